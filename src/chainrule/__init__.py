@@ -1,0 +1,57 @@
+"""chainrule: a deep-learning framework on NumPy built around reverse-mode autodiff.
+
+``import chainrule as torch`` runs PyTorch-style code: the names, defaults, shapes and error
+types follow torch's.
+"""
+
+from __future__ import annotations
+
+from . import _dtype
+from ._backend import device
+from ._dtype import (
+    bool, double, dtype, float, float16, float32, float64, get_default_dtype, half, int, int8,
+    int16, int32, int64, long, promote_types, set_default_dtype, short, uint8,
+)
+from .tensor import Size, Tensor
+from .autograd.grad_mode import (
+    enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
+    set_grad_enabled,
+)
+from .ops import activation, conv, creation, elementwise, index, linalg, loss, pool, random, reduce, shape
+from . import _methods
+
+_OP_MODULES = [creation, elementwise, reduce, shape, index, random, linalg, activation, conv, pool, loss]
+_methods.bind_all(_OP_MODULES)
+
+from .ops.creation import *  # noqa: E402,F401,F403
+from .ops.elementwise import *  # noqa: E402,F401,F403
+from .ops.reduce import *  # noqa: E402,F401,F403
+from .ops.shape import *  # noqa: E402,F401,F403
+from .ops.random import *  # noqa: E402,F401,F403
+from .ops.index import *  # noqa: E402,F401,F403
+from .ops.linalg import *  # noqa: E402,F401,F403
+from .ops.activation import *  # noqa: E402,F401,F403
+from .ops.conv import *  # noqa: E402,F401,F403
+from .ops.pool import *  # noqa: E402,F401,F403
+from .ops.loss import *  # noqa: E402,F401,F403
+from . import autograd  # noqa: E402
+
+
+def result_type(tensor1, tensor2) -> dtype:
+    """torch.result_type of two tensors or numbers."""
+    return _dtype.result_type(tensor1, tensor2)
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input: Tensor) -> bool:
+    return input.is_floating_point()
+
+
+def numel(input: Tensor) -> int:
+    return input.numel()
+
+
+__version__ = "0.1.0"

@@ -1,0 +1,166 @@
+"""Bind the op functions onto Tensor as methods, Python operators and in-place variants.
+
+Each op module lists its public functions in ``__all__``; those become ``chainrule.<name>`` and
+``Tensor.<name>``. A module's ``__tensor_methods__`` maps extra method names to its functions,
+and ``__not_methods__`` lists functions that are not methods (creation functions, say).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .autograd.grad_mode import state as _grad_state
+from .ops import elementwise as ew
+from .tensor import Tensor
+
+
+def bind_module(module) -> None:
+    skip = set(getattr(module, "__not_methods__", ()))
+    for name in module.__all__:
+        if name not in skip and not hasattr(Tensor, name):
+            setattr(Tensor, name, getattr(module, name))
+    for method, function in getattr(module, "__tensor_methods__", {}).items():
+        setattr(Tensor, method, getattr(module, function))
+
+
+def _reflected(fn):
+    def method(self, other):
+        return fn(other, self)
+
+    method.__name__ = f"__r{fn.__name__}__"
+    return method
+
+
+def _matmul(a, b):
+    from .ops.linalg import matmul
+
+    return matmul(a, b)
+
+
+def _bind_operators() -> None:
+    operators = {
+        "add": ew.add, "sub": ew.sub, "mul": ew.mul, "truediv": ew.div, "floordiv": ew.floor_divide,
+        "mod": ew.remainder, "pow": ew.pow, "matmul": _matmul, "and": ew.bitwise_and,
+        "or": ew.bitwise_or, "xor": ew.bitwise_xor,
+    }
+    for name, fn in operators.items():
+        setattr(Tensor, f"__{name}__", lambda self, other, fn=fn: fn(self, other))
+        setattr(Tensor, f"__r{name}__", _reflected(fn))
+        setattr(Tensor, f"__i{name}__", lambda self, other, fn=fn: _inplace(self, fn, other))
+    for name, fn in {"eq": ew.eq, "ne": ew.ne, "lt": ew.lt, "le": ew.le, "gt": ew.gt, "ge": ew.ge}.items():
+        setattr(Tensor, f"__{name}__", lambda self, other, fn=fn: fn(self, other) if _is_operand(other) else NotImplemented)
+    Tensor.__neg__ = ew.neg
+    Tensor.__pos__ = lambda self: self
+    Tensor.__abs__ = ew.abs
+    Tensor.__invert__ = lambda self: ew.logical_not(self) if self._data.dtype == np.bool_ else ew.bitwise_not(self)
+    Tensor.div = Tensor.divide = ew.div
+    Tensor.multiply = ew.mul
+    Tensor.subtract = ew.sub
+    Tensor.true_divide = ew.div
+
+
+def _is_operand(x) -> bool:
+    return isinstance(x, (Tensor, int, float, bool, np.number, np.bool_))
+
+
+def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
+    """Run ``fn(self, ...)`` out of place, then write the result into ``self``.
+
+    Raises before anything changes: on a leaf that requires grad (outside no_grad), when the
+    result would need a different shape, or a dtype ``self`` cannot hold.
+    """
+    recording = _grad_state.enabled
+    if recording and self.grad_fn is None and self._requires_grad:
+        raise RuntimeError(
+            "a leaf Variable that requires grad is being used in an in-place operation."
+        )
+    result = fn(self, *args, **kwargs)
+    if result._data.shape != self._data.shape:
+        raise RuntimeError(
+            f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(result.shape)}"
+        )
+    if result.dtype._category > self.dtype._category:
+        raise RuntimeError(
+            f"result type {result.dtype.name.capitalize()} can't be cast to the desired output type "
+            f"{self.dtype.name.capitalize()}"
+        )
+    if recording and result.grad_fn is not None and self._base is not None and self._base._requires_grad:
+        raise RuntimeError(
+            "chainrule does not support in-place ops on a view of a tensor that requires grad; "
+            "use the out-of-place form (y = y + 1) or write through the base tensor"
+        )
+    if not self._data.flags.writeable:
+        raise RuntimeError(
+            "unsupported operation: more than one element of the written-to tensor refers to a "
+            "single memory location. Please clone() the tensor before performing the operation."
+        )
+    self._data[...] = result._data
+    self._version_box[0] += 1
+    if recording and result.grad_fn is not None:
+        self.grad_fn = result.grad_fn
+        self._output_nr = result._output_nr
+        self._requires_grad = True
+    return self
+
+
+def _make_inplace(fn):
+    def method(self, *args, **kwargs):
+        return _inplace(self, fn, *args, **kwargs)
+
+    method.__name__ = fn.__name__ + "_"
+    return method
+
+
+_INPLACE = ["add", "sub", "mul", "div", "pow", "neg", "abs", "exp", "log", "log1p", "expm1",
+            "sqrt", "rsqrt", "sin", "cos", "tan", "tanh", "sigmoid", "clamp", "clip", "clamp_min",
+            "clamp_max", "sign", "floor", "ceil", "round", "trunc", "frac", "reciprocal", "square",
+            "remainder", "fmod", "lerp", "addcmul", "addcdiv", "erf", "atan2", "maximum", "minimum",
+            "relu", "masked_fill", "index_fill", "scatter", "scatter_add", "index_add",
+            "floor_divide", "true_divide", "multiply", "subtract", "divide", "nan_to_num",
+            "where", "tril", "triu", "t", "transpose", "squeeze", "unsqueeze", "index_copy",
+            "logical_not", "logical_and", "logical_or", "bitwise_and", "bitwise_or"]
+
+
+def _fill(self: Tensor, value) -> Tensor:
+    value = value.item() if isinstance(value, Tensor) else value
+    return _inplace(self, lambda t: ew._as_operand(value, t.dtype).expand(tuple(t.shape)))
+
+
+def _zero(self: Tensor) -> Tensor:
+    return _fill(self, 0)
+
+
+def _copy(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
+    from .ops.shape import clone, expand
+
+    if not isinstance(src, Tensor):
+        raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
+
+    def copied(t):
+        # the result depends on src only: self's old value receives no gradient
+        return clone(expand(ew._cast(src, t.dtype), tuple(t.shape)))
+
+    return _inplace(self, copied)
+
+
+def bind_all(modules) -> None:
+    for module in modules:
+        bind_module(module)
+    _bind_operators()
+    for name in _INPLACE:
+        fn = getattr(Tensor, name, None)
+        if fn is not None and not hasattr(Tensor, name + "_"):
+            setattr(Tensor, name + "_", _make_inplace(fn))
+    Tensor.fill_ = _fill
+    Tensor.zero_ = _zero
+    Tensor.copy_ = _copy
+    Tensor.T = property(lambda self: self.permute(*reversed(range(self.ndim))))
+    Tensor.mT = property(lambda self: self.transpose(-2, -1))
+    Tensor.H = Tensor.T
+    Tensor.is_complex = lambda self: False
+    Tensor.type_as = lambda self, other: self.to(other.dtype)
+    Tensor.new = lambda self, *args: Tensor(*args, dtype=self.dtype) if args else Tensor._make(np.empty((0,), self._data.dtype))
+    Tensor.get_device = lambda self: -1 if self.device.type == "cpu" else (self.device.index or 0)
+    Tensor.is_shared = lambda self: False
+    Tensor.pin_memory = lambda self: self
+    Tensor.share_memory_ = lambda self: self

@@ -1,0 +1,380 @@
+"""The backward engine: one iterative walk of the graph in reverse topological order.
+
+For each node, gradients arriving from every consumer are summed first (fan-out), then the
+node's rule maps them to one gradient per input. The engine — not the rules — reduces a
+broadcast gradient back to its input's shape (``sum_to_shape``), casts it to the input's dtype,
+and reports a rule that returns a gradient of the wrong shape, naming the node.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from . import function as _function
+from .function import AccumulateGrad, _anomaly
+from .grad_mode import state as _grad_state
+
+__all__ = ["backward", "grad", "run_backward"]
+
+
+def _tensor_cls():
+    return _function._Tensor
+
+
+def _as_tuple(x):
+    if x is None:
+        return ()
+    if isinstance(x, (tuple, list)):
+        return tuple(x)
+    return (x,)
+
+
+def _root_grads(outputs, grad_outputs, create_graph: bool):
+    """Seed gradients: ones for scalar outputs, the user's ``gradient`` otherwise."""
+    Tensor = _tensor_cls()
+    grads = []
+    for i, out in enumerate(outputs):
+        g = grad_outputs[i] if i < len(grad_outputs) else None
+        if g is None:
+            if out._data.size != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs (output {i} has shape "
+                    f"{tuple(out.shape)}); pass gradient= with that shape"
+                )
+            g = Tensor._make(np.ones_like(out._data))
+        elif not isinstance(g, Tensor):
+            g = Tensor._make(np.asarray(g, dtype=out._data.dtype))
+        if g._data.shape != out._data.shape:
+            raise RuntimeError(
+                f"Mismatch in shape: grad_output[{i}] has a shape of {tuple(g.shape)} and "
+                f"output[{i}] has a shape of {tuple(out.shape)}."
+            )
+        if not create_graph and g._requires_grad:
+            g = g.detach()
+        grads.append(g)
+    return grads
+
+
+def _topological_order(roots):
+    """Nodes reachable from ``roots``, every consumer before the nodes it feeds (iterative DFS)."""
+    order = []
+    visited = set()
+    for root in roots:
+        if root is None or id(root) in visited:
+            continue
+        visited.add(id(root))
+        stack = [(root, iter(root.next_functions))]
+        while stack:
+            node, children = stack[-1]
+            for child, _ in children:
+                if child is not None and id(child) not in visited:
+                    visited.add(id(child))
+                    stack.append((child, iter(child.next_functions)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    order.reverse()
+    return order
+
+
+def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
+                 allow_unused=False, accumulate=True):
+    """Shared by ``backward`` and ``grad``.
+
+    With ``accumulate`` (``backward``), leaf gradients go into ``.grad`` (only ``inputs``' if
+    given); otherwise (``grad``) the gradients for ``inputs`` are returned and no ``.grad`` changes.
+    """
+    Tensor = _tensor_cls()
+    outputs = _as_tuple(outputs)
+    grad_outputs = _as_tuple(grad_outputs)
+    if retain_graph is None:
+        retain_graph = create_graph
+    for i, out in enumerate(outputs):
+        if not isinstance(out, Tensor):
+            raise TypeError(f"backward: output {i} is a {type(out).__name__}, expected a Tensor")
+        if not out._requires_grad:
+            raise RuntimeError(
+                f"element {i} of tensors does not require grad and does not have a grad_fn"
+            )
+    seeds = _root_grads(outputs, grad_outputs, create_graph)
+    inputs = _as_tuple(inputs)
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"inputs[{i}] is a {type(t).__name__}, expected a Tensor")
+        if not t._requires_grad:
+            raise RuntimeError(f"One of the differentiated Tensors (inputs[{i}]) does not require grad")
+
+    # Where each requested input's gradient is captured: at its leaf's AccumulateGrad node, or
+    # at the (grad_fn, output_nr) slot of a non-leaf before that node's rule runs.
+    targets = {}
+    for i, t in enumerate(inputs):
+        key = (id(t._get_accumulator()), 0) if t.grad_fn is None else (id(t.grad_fn), t._output_nr)
+        targets.setdefault(key, []).append(i)
+    captured = [None] * len(inputs)
+
+    buffers = {}
+    roots = []
+    for out, g in zip(outputs, seeds):
+        node = out.grad_fn if out.grad_fn is not None else out._get_accumulator()
+        _add_to_buffer(buffers, node, out._output_nr if out.grad_fn is not None else 0, g,
+                       create_graph)
+        roots.append(node)
+
+    order = _topological_order(roots)
+    needed = _needed_nodes(order, targets) if inputs else None
+
+    previous = _grad_state.enabled
+    _grad_state.enabled = create_graph
+    try:
+        for node in order:
+            if needed is not None and id(node) not in needed:
+                continue
+            grads = buffers.pop(id(node), None)
+            if grads is None:
+                continue
+            grads = _call_pre_hooks(node, grads[1])
+            is_leaf_sink = type(node) is AccumulateGrad
+            if targets:
+                for output_nr in range(len(grads)):
+                    for index in targets.get((id(node), output_nr), ()):
+                        if not accumulate:
+                            captured[index] = grads[output_nr]
+                        elif not is_leaf_sink:
+                            _accumulate(inputs[index], grads[output_nr], create_graph)
+            if is_leaf_sink:
+                if accumulate and (not inputs or (id(node), 0) in targets):
+                    _accumulate(node.variable, grads[0], create_graph)
+                continue
+            if needed is not None and not any(
+                child is not None and id(child) in needed for child, _ in node.next_functions
+            ):
+                continue
+            grad_inputs = _call_rule(node, grads, retain_graph)
+            for (child, child_nr), g in zip(node.next_functions, grad_inputs):
+                if child is not None and g is not None:
+                    _add_to_buffer(buffers, child, child_nr, g, create_graph)
+    finally:
+        _grad_state.enabled = previous
+
+    if accumulate:
+        return None
+    for i, g in enumerate(captured):
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"One of the differentiated Tensors (inputs[{i}]) appears to not have been used in "
+                "the graph. Set allow_unused=True if this is the desired behavior."
+            )
+    return tuple(captured)
+
+
+def _needed_nodes(order, targets):
+    """Nodes on some path from the outputs to a requested input (others need not run)."""
+    target_nodes = {key[0] for key in targets}
+    needed = set()
+    for node in reversed(order):
+        if id(node) in target_nodes or any(
+            child is not None and id(child) in needed for child, _ in node.next_functions
+        ):
+            needed.add(id(node))
+    return needed
+
+
+def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
+    entry = buffers.get(id(node))
+    if entry is None:
+        slots = [None] * node._num_outputs
+        slots[output_nr] = grad
+        buffers[id(node)] = (node, slots)  # the node is kept alive while its gradients wait
+        return
+    slots = entry[1]
+    previous = slots[output_nr]
+    if previous is None:
+        slots[output_nr] = grad
+    elif create_graph:
+        slots[output_nr] = previous + grad
+    else:
+        # fan-out: a fresh array, never in place — a rule may hand the same tensor to two inputs
+        slots[output_nr] = type(grad)._make(previous._data + grad._data)
+
+
+def _call_pre_hooks(node, grads):
+    """Tensor hooks (and retain_grad) for the tensors this node produced, then node pre-hooks."""
+    if type(node) is AccumulateGrad:
+        hooks = node.variable._hooks
+        if hooks:
+            g = grads[0]
+            for hook in list(hooks):
+                result = hook(g)
+                if result is not None:
+                    g = result
+            grads = [g]
+    else:
+        if node._tensor_hooks:
+            for output_nr, hooks in node._tensor_hooks.items():
+                g = grads[output_nr]
+                if g is None:
+                    continue
+                for hook in list(hooks):
+                    result = hook(g)
+                    if result is not None:
+                        g = result
+                grads[output_nr] = g
+        if node._retained:
+            for output_nr, ref in node._retained.items():
+                tensor = ref()
+                g = grads[output_nr]
+                if tensor is not None and g is not None:
+                    _accumulate(tensor, g, _grad_state.enabled)
+    if node._pre_hooks:
+        for hook in list(node._pre_hooks):
+            result = hook(tuple(grads))
+            if result is not None:
+                grads = list(result)
+    return grads
+
+
+def _call_rule(node, grads, retain_graph):
+    Tensor = _tensor_cls()
+    if any(g is None for g in grads):
+        # materialise missing output gradients as zeros (torch's materialize_grads default)
+        grads = [
+            g if g is not None else Tensor._make(np.zeros(_output_shape(node, i), dtype=_output_dtype(node, i)))
+            for i, g in enumerate(grads)
+        ]
+    try:
+        result = node.apply_backward(tuple(grads))
+    except Exception as exc:
+        if _anomaly.enabled and node._traceback:
+            raise RuntimeError(
+                f"Error in {node.name()} while running backward: {exc}\nThe forward call that "
+                "created this node:\n" + "".join(node._traceback[-4:])
+            ) from exc
+        raise
+    if not retain_graph and node._saved:
+        node._saved = ()
+        node._freed = True
+    if type(result) is not tuple:
+        result = (result,)
+    n_inputs = len(node.next_functions)
+    if len(result) != n_inputs:
+        if len(result) > n_inputs and all(r is None for r in result[n_inputs:]):
+            result = result[:n_inputs]
+        else:
+            raise RuntimeError(
+                f"function {node.name()} returned an incorrect number of gradients "
+                f"(expected {n_inputs}, got {len(result)})"
+            )
+    fixed = []
+    for i, (g, meta) in enumerate(zip(result, node._input_meta)):
+        if g is None or meta is None or node.next_functions[i][0] is None:
+            fixed.append(None)
+            continue
+        if not isinstance(g, Tensor):
+            g = Tensor._make(np.asarray(g))
+        shape, dtype = meta
+        if g._data.shape != shape:
+            g = _reduce_to_shape(node, i, g, shape)
+        if g._data.dtype != dtype:
+            g = g.to(dtype=_np_to_dtype(dtype)) if _grad_state.enabled else Tensor._make(g._data.astype(dtype))
+        if _anomaly.enabled:
+            _check_finite(node, i, g)
+        fixed.append(g)
+    if node._post_hooks:
+        for hook in list(node._post_hooks):
+            hook(tuple(fixed), tuple(grads))
+    return fixed
+
+
+def _reduce_to_shape(node, index, grad, shape):
+    from ..ops.reduce import sum_to_shape
+
+    if not _broadcastable_to(shape, grad._data.shape):
+        raise RuntimeError(
+            f"{node.name()} returned a gradient of shape {tuple(grad.shape)} for input {index} of "
+            f"shape {tuple(shape)}; the shapes are not broadcast-compatible"
+        )
+    return sum_to_shape(grad, shape)
+
+
+def _broadcastable_to(shape, target) -> bool:
+    if len(shape) > len(target):
+        return False
+    for s, t in zip(reversed(shape), reversed(target)):
+        if s != 1 and s != t:
+            return False
+    return True
+
+
+def _output_shape(node, i):
+    return node._output_meta[i][0]
+
+
+def _output_dtype(node, i):
+    return node._output_meta[i][1]
+
+
+def _np_to_dtype(np_dtype):
+    from .._dtype import from_numpy_dtype
+
+    return from_numpy_dtype(np_dtype)
+
+
+def _check_finite(node, index, grad):
+    if not np.all(np.isfinite(grad._data)):
+        where = ""
+        if node._traceback:
+            where = "\nThe forward call that created it:\n" + "".join(node._traceback[-4:])
+        raise RuntimeError(
+            f"Function '{node.name()}' returned nan or inf values in its {index}th output.{where}"
+        )
+
+
+def _accumulate(variable, grad, create_graph):
+    """Add ``grad`` into ``variable.grad``: steal the array when nothing else holds it."""
+    Tensor = _tensor_cls()
+    current = variable._grad
+    if current is None:
+        if create_graph:
+            variable._grad = grad
+            return
+        array = grad._data
+        # Stealing is safe only if no other tensor or view shares this array: references are the
+        # tensor's slot, the local name and getrefcount's argument.
+        if array.base is not None or sys.getrefcount(array) > 3 or not array.flags.writeable:
+            array = array.copy()
+        variable._grad = Tensor._make(array)
+    elif create_graph or current._requires_grad:
+        variable._grad = current + grad
+    else:
+        np.add(current._data, grad._data, out=current._data)
+        current._version_box[0] += 1
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """torch.autograd.backward: accumulate gradients of ``tensors`` into the leaves' ``.grad``."""
+    if inputs is not None:
+        inputs = _as_tuple(inputs)
+        if len(inputs) == 0:
+            raise RuntimeError("backward: 'inputs' argument to backward() cannot be empty.")
+    run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs=inputs, accumulate=True)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """torch.autograd.grad: the gradients of ``outputs`` w.r.t. ``inputs``; ``.grad`` is untouched."""
+    if is_grads_batched:
+        raise NotImplementedError("chainrule.autograd.grad: is_grads_batched is not supported")
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    result = run_backward(outputs, grad_outputs, retain_graph, create_graph,
+                          inputs=_as_tuple(inputs), allow_unused=allow_unused, accumulate=False)
+    if materialize_grads:
+        Tensor = _tensor_cls()
+        result = tuple(
+            g if g is not None else Tensor._make(np.zeros_like(t._data))
+            for g, t in zip(result, _as_tuple(inputs))
+        )
+    return result

@@ -1,0 +1,431 @@
+"""Function (the user-facing op definition) and Node (its recorded instance in the graph).
+
+Every differentiable op — built in or written by a user — is a ``Function`` subclass with a
+``forward`` and a ``backward`` side by side. Calling ``Fn.apply(...)`` runs ``forward`` and, when
+grad mode is on and an input requires grad, records a ``Node`` — the ``ctx`` that forward saw,
+which also is the output's ``grad_fn``. Its class is named like torch's (``MulBackward0``,
+``MyFnBackward``) and it exposes ``next_functions`` as ``(node, output_nr)`` pairs.
+
+Two flavours share this one mechanism:
+
+* user subclasses (torch semantics): ``forward(ctx, *args)`` receives Tensors, runs with grad
+  mode off and returns Tensors;
+* built-in ops (``_array_forward = True``): ``forward(ctx, *arrays, **params)`` works on raw
+  arrays, which keeps the per-op cost low. Arrays passed to ``ctx.save_for_backward`` that are
+  an input's or the output's are saved as that Tensor, so a rule can differentiate through them.
+
+Either way ``backward(ctx, *grad_outputs)`` receives Tensors and returns one gradient (or None)
+per forward input, written with chainrule ops so that ``create_graph=True`` records it too.
+"""
+
+from __future__ import annotations
+
+from .grad_mode import state as _grad_state
+
+__all__ = ["Function", "Node", "AccumulateGrad", "once_differentiable"]
+
+# set by chainrule.tensor once Tensor exists (the two modules need each other)
+_Tensor = None
+
+
+class Node:
+    """A recorded op in the backward graph (torch's ``grad_fn``)."""
+
+    __slots__ = ("next_functions", "needs_input_grad", "_input_meta", "_saved", "_saved_versions",
+                 "_freed", "_num_outputs", "_tensor_hooks", "_retained", "_pre_hooks",
+                 "_post_hooks", "_non_differentiable", "_traceback", "_metadata", "_output_meta", "__dict__",
+                 "__weakref__")
+
+    _forward_cls = None
+
+    def __init__(self) -> None:
+        self._saved = ()
+        self._freed = False
+        self._tensor_hooks = None
+        self._retained = None
+        self._pre_hooks = None
+        self._post_hooks = None
+        self._non_differentiable = None
+        self._traceback = None
+        self._metadata = None
+        self._output_meta = None
+
+    @property
+    def metadata(self) -> dict:
+        """A dict for users' annotations, as torch's ``grad_fn.metadata``."""
+        if self._metadata is None:
+            self._metadata = {}
+        return self._metadata
+
+    # -- the ctx API that forward uses -------------------------------------------------
+    def save_for_backward(self, *tensors) -> None:
+        self._saved = tensors
+
+    def mark_non_differentiable(self, *tensors) -> None:
+        self._non_differentiable = tensors
+
+    def mark_dirty(self, *tensors) -> None:
+        """Accepted for torch compatibility; chainrule bumps versions in its in-place ops."""
+
+    def set_materialize_grads(self, value: bool) -> None:
+        self.__dict__["_materialize"] = bool(value)
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self._freed:
+            raise RuntimeError(
+                f"{self.name()}: trying to backward through the graph a second time (or directly "
+                "access saved tensors after they have already been freed). Saved intermediate "
+                "values of the graph are freed when you call .backward() or autograd.grad(). "
+                "Specify retain_graph=True if you need to backward through the graph a second "
+                "time or if you need to access saved tensors after calling backward."
+            )
+        versions = self._saved_versions
+        if versions is not None:
+            for tensor, version in zip(self._saved, versions):
+                if tensor is not None and version is not None and tensor._version_box[0] != version:
+                    raise RuntimeError(
+                        "one of the variables needed for gradient computation has been modified "
+                        f"by an inplace operation: [{tensor.dtype.name} tensor of shape "
+                        f"{tuple(tensor.shape)}], which is saved by {self.name()}, is at version "
+                        f"{tensor._version_box[0]}; expected version {version} instead. Hint: replace "
+                        "the in-place operation with an out-of-place one (e.g. x = x * 2 instead "
+                        "of x *= 2)."
+                    )
+        return self._saved
+
+    # -- graph introspection ---------------------------------------------------------
+    @classmethod
+    def name(cls) -> str:
+        return cls.__name__
+
+    def register_hook(self, fn):
+        """Post-hook: ``fn(grad_inputs, grad_outputs)`` after this node's backward runs."""
+        if self._post_hooks is None:
+            self._post_hooks = []
+        self._post_hooks.append(fn)
+        return _RemovableHandle(self._post_hooks, fn)
+
+    def register_prehook(self, fn):
+        """Pre-hook: ``fn(grad_outputs)`` before backward; may return replacement grads."""
+        if self._pre_hooks is None:
+            self._pre_hooks = []
+        self._pre_hooks.append(fn)
+        return _RemovableHandle(self._pre_hooks, fn)
+
+    def _register_tensor_hook(self, output_nr: int, fn):
+        if self._tensor_hooks is None:
+            self._tensor_hooks = {}
+        hooks = self._tensor_hooks.setdefault(output_nr, [])
+        hooks.append(fn)
+        return _RemovableHandle(hooks, fn)
+
+    def apply_backward(self, grad_outputs: tuple) -> tuple:
+        """Run this node's rule; subclasses for built-in nodes override nothing else."""
+        return self._forward_cls.backward(self, *grad_outputs)
+
+    def __call__(self, *grad_outputs):
+        return self.apply_backward(grad_outputs)
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {hex(id(self))}>"
+
+
+class AccumulateGrad(Node):
+    """The sink node of a leaf tensor: adds the arriving gradient to ``variable.grad``."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable) -> None:
+        Node.__init__(self)
+        self.variable = variable
+        self.next_functions = ()
+        self.needs_input_grad = ()
+        self._input_meta = ()
+        self._saved_versions = None
+        self._num_outputs = 1
+
+
+class _RemovableHandle:
+    __slots__ = ("_hooks", "_fn")
+
+    def __init__(self, hooks: list, fn) -> None:
+        self._hooks = hooks
+        self._fn = fn
+
+    def remove(self) -> None:
+        try:
+            self._hooks.remove(self._fn)
+        except ValueError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+class _NoInputNeedsGrad:
+    """``needs_input_grad`` of an unrecorded op: False at every index."""
+
+    def __getitem__(self, index) -> bool:
+        return False
+
+    def __iter__(self):
+        return iter(())
+
+    def __bool__(self) -> bool:
+        return False
+
+
+class _NullCtx:
+    """Stands in for a Node when nothing is recorded: saving is free and nothing is kept."""
+
+    needs_input_grad = _NoInputNeedsGrad()
+    recording = False
+
+    def save_for_backward(self, *tensors) -> None:
+        pass
+
+    def mark_non_differentiable(self, *tensors) -> None:
+        pass
+
+    def mark_dirty(self, *tensors) -> None:
+        pass
+
+    def set_materialize_grads(self, value) -> None:
+        pass
+
+
+_NULL_CTX = _NullCtx()
+
+
+def _edge(tensor):
+    """The (node, output_nr) edge through which a gradient reaches ``tensor``."""
+    fn = tensor.grad_fn
+    if fn is not None:
+        return (fn, tensor._output_nr)
+    if tensor._requires_grad:
+        return (tensor._get_accumulator(), 0)
+    return (None, 0)
+
+
+class FunctionMeta(type):
+    """Creates, for each Function subclass, the Node class its graph nodes are instances of."""
+
+    def __init__(cls, name, bases, namespace) -> None:
+        super().__init__(name, bases, namespace)
+        node_name = namespace.get("node_name") or (
+            name + ("Backward0" if namespace.get("_array_forward") else "Backward")
+        )
+        cls._node_cls = type(node_name, (Node,), {"__slots__": (), "_forward_cls": cls,
+                                                  "__module__": cls.__module__})
+
+
+class Function(metaclass=FunctionMeta):
+    """Base class for differentiable operations; subclass it exactly as ``torch.autograd.Function``.
+
+    >>> class Square(Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x):
+    ...         ctx.save_for_backward(x)
+    ...         return x * x
+    ...     @staticmethod
+    ...     def backward(ctx, grad):
+    ...         (x,) = ctx.saved_tensors
+    ...         return 2 * x * grad
+    """
+
+    _array_forward = False
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("You must implement the forward function for custom autograd.Function.")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError("You must implement the backward function for custom autograd.Function.")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        return None
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        if cls._array_forward:
+            return _apply_array_op(cls, args, kwargs)
+        return _apply_user_function(cls, args, kwargs)
+
+
+def _make_node(cls, inputs) -> Node:
+    node = cls._node_cls()
+    node.next_functions = tuple(_edge(t) if t is not None else (None, 0) for t in inputs)
+    node.needs_input_grad = tuple(t is not None and t._requires_grad for t in inputs)
+    node._input_meta = tuple((t._data.shape, t._data.dtype) if t is not None else None for t in inputs)
+    node._num_outputs = 1
+    node._saved_versions = None
+    if _anomaly.enabled:
+        import traceback
+
+        node._traceback = traceback.format_stack()[:-3]
+    return node
+
+
+class _Anomaly:
+    __slots__ = ("enabled",)
+
+    def __init__(self) -> None:
+        self.enabled = False
+
+
+_anomaly = _Anomaly()
+
+
+def _apply_array_op(cls, inputs, params):
+    """Hot path for built-in ops: forward on arrays, record a node only if a gradient can flow."""
+    Tensor = _Tensor
+    record = _grad_state.enabled
+    if record:
+        for t in inputs:
+            if t._requires_grad:
+                break
+        else:
+            record = False
+    if not record:
+        out = cls.forward(_NULL_CTX, *[t._data for t in inputs], **params)
+        if type(out) is tuple:
+            return tuple(Tensor._make(o) for o in out)
+        return Tensor._make(out)
+
+    node = _make_node(cls, inputs)
+    arrays = [t._data for t in inputs]
+    out = cls.forward(node, *arrays, **params)
+    non_diff = node._non_differentiable
+    if type(out) is tuple:
+        node._num_outputs = len(out)
+        node._output_meta = tuple((o.shape, o.dtype) for o in out)
+        outputs = tuple(
+            Tensor._make(o) if non_diff is not None and any(o is n for n in non_diff)
+            else Tensor._make(o, node, i)
+            for i, o in enumerate(out)
+        )
+    else:
+        outputs = Tensor._make(out, node, 0)
+    saved = node._saved
+    if saved:
+        node._saved = _resolve_saved(saved, arrays, inputs, out, outputs)
+        node._saved_versions = tuple(t._version_box[0] if t is not None else None for t in node._saved)
+    return outputs
+
+
+def _resolve_saved(saved, arrays, inputs, out, outputs):
+    """Map arrays forward saved back to the input/output Tensors they came from."""
+    Tensor = _Tensor
+    resolved = []
+    out_list = out if type(out) is tuple else (out,)
+    outputs_list = outputs if type(outputs) is tuple else (outputs,)
+    for s in saved:
+        if s is None:
+            resolved.append(None)
+            continue
+        for a, t in zip(arrays, inputs):
+            if s is a:
+                resolved.append(t)
+                break
+        else:
+            for o, t in zip(out_list, outputs_list):
+                if s is o:
+                    resolved.append(t)
+                    break
+            else:
+                resolved.append(s if isinstance(s, Tensor) else Tensor._make(s))
+    return tuple(resolved)
+
+
+def _apply_user_function(cls, args, kwargs):
+    """torch semantics for user Functions: forward gets Tensors, under no_grad."""
+    Tensor = _Tensor
+    tensor_args = [a if isinstance(a, Tensor) else None for a in args]
+    record = _grad_state.enabled and any(t is not None and t._requires_grad for t in tensor_args)
+    node = _make_node(cls, tensor_args) if record else _UserNullCtx(tensor_args)
+    previous = _grad_state.enabled
+    _grad_state.enabled = False
+    try:
+        out = cls.forward(node, *args, **kwargs)
+        if not _is_default_setup(cls):
+            cls.setup_context(node, args, out)
+    finally:
+        _grad_state.enabled = previous
+    if not record:
+        return out
+    is_tuple = isinstance(out, tuple)
+    out_list = out if is_tuple else (out,)
+    node._num_outputs = len(out_list)
+    node._output_meta = tuple((o._data.shape, o._data.dtype) if isinstance(o, Tensor) else ((), None)
+                              for o in out_list)
+    non_diff = node._non_differentiable or ()
+    results = []
+    for i, o in enumerate(out_list):
+        if not isinstance(o, Tensor):
+            results.append(o)
+            continue
+        if any(o is n for n in non_diff):
+            results.append(o)
+            continue
+        if any(o is a for a in args):
+            # forward returned an input unchanged: give the output its own identity (torch does too)
+            o = Tensor._make(o._data)
+        o._requires_grad = True
+        o.grad_fn = node
+        o._output_nr = i
+        results.append(o)
+    saved = node._saved
+    if saved:
+        node._saved_versions = tuple(t._version_box[0] if isinstance(t, Tensor) else None for t in saved)
+        node._saved = tuple(saved)
+    return tuple(results) if is_tuple else results[0]
+
+
+def _is_default_setup(cls) -> bool:
+    return cls.setup_context is Function.setup_context
+
+
+class _UserNullCtx:
+    """The ctx a user Function's forward sees when nothing is recorded (attributes allowed)."""
+
+    def __init__(self, tensor_args) -> None:
+        self.needs_input_grad = tuple(False for _ in tensor_args)
+        self._saved = ()
+
+    def save_for_backward(self, *tensors) -> None:
+        self._saved = tensors
+
+    @property
+    def saved_tensors(self):
+        return self._saved
+
+    def mark_non_differentiable(self, *tensors) -> None:
+        pass
+
+    def mark_dirty(self, *tensors) -> None:
+        pass
+
+    def set_materialize_grads(self, value) -> None:
+        pass
+
+
+def once_differentiable(backward):
+    """Decorator for a backward that is not itself differentiable: runs it with grad mode off."""
+    import functools
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grads):
+        previous = _grad_state.enabled
+        _grad_state.enabled = False
+        try:
+            return backward(ctx, *grads)
+        finally:
+            _grad_state.enabled = previous
+
+    return wrapper

@@ -1,0 +1,200 @@
+"""gradcheck / gradgradcheck: compare autograd's gradients with central finite differences.
+
+The numerical Jacobian perturbs one input element at a time by ±eps (so use float64); the
+analytical one comes from one vector-Jacobian product per output element. ``fast_mode=True``
+instead compares ⟨u, J v⟩ (finite differences along a random v) with ⟨Jᵀu, v⟩ (one backward)
+for random u, v: O(1) evaluations, for large inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .engine import grad as _grad
+from .grad_mode import enable_grad, no_grad
+
+__all__ = ["gradcheck", "gradgradcheck", "GradcheckError"]
+
+
+class GradcheckError(RuntimeError):
+    """Raised by gradcheck when analytical and numerical gradients disagree."""
+
+
+def _as_tuple(x):
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def _differentiable_outputs(func, inputs):
+    from ..tensor import Tensor
+
+    return [o for o in _as_tuple(func(*inputs)) if isinstance(o, Tensor) and o._requires_grad]
+
+
+def _evaluate(func, inputs):
+    from ..tensor import Tensor
+
+    with no_grad():
+        outs = _as_tuple(func(*inputs))
+    # aligned with the tensor outputs; None for the ones that cannot be differentiated
+    return [o._data.astype(np.float64).copy() if o._data.dtype.kind == "f" else None
+            for o in outs if isinstance(o, Tensor)]
+
+
+def _numerical_jacobians(func, inputs, index, eps):
+    """d(every float output)/d(inputs[index]) by central differences: one (n_out, n_in) per output."""
+    x = inputs[index]._data
+    flat_positions = list(np.ndindex(x.shape)) if x.ndim else [()]
+    columns = []
+    for position in flat_positions:
+        original = x[position].copy()
+        x[position] = original + eps
+        plus = _evaluate(func, inputs)
+        x[position] = original - eps
+        minus = _evaluate(func, inputs)
+        x[position] = original
+        columns.append([(p - m).ravel() / (2 * eps) if p is not None else None for p, m in zip(plus, minus)])
+    n_outputs = len(_evaluate(func, inputs))
+    jacobians = []
+    for o in range(n_outputs):
+        if columns and columns[0][o] is not None:
+            jacobians.append(np.stack([c[o] for c in columns], axis=1))
+        else:
+            jacobians.append(None)
+    return jacobians
+
+
+def _analytical_jacobian(func, inputs, output_index, input_index):
+    from ..tensor import Tensor
+
+    outputs = _differentiable_outputs(func, inputs)
+    out = outputs[output_index]
+    x = inputs[input_index]
+    rows = []
+    for k in range(out._data.size):
+        seed = np.zeros(out._data.size, dtype=out._data.dtype)
+        seed[k] = 1.0
+        (g,) = _grad(out, x, grad_outputs=Tensor._make(seed.reshape(out._data.shape)),
+                     retain_graph=True, allow_unused=True)
+        rows.append(np.zeros(x._data.size) if g is None else g._data.astype(np.float64).ravel())
+    return np.stack(rows, axis=0) if rows else np.zeros((0, x._data.size))
+
+
+def _fail(message: str, raise_exception: bool) -> bool:
+    if raise_exception:
+        raise GradcheckError(message)
+    return False
+
+
+def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+              raise_exception: bool = True, nondet_tol: float = 0.0, check_undefined_grad: bool = True,
+              check_grad_dtypes: bool = False, check_batched_grad: bool = False,
+              check_backward_ad: bool = True, fast_mode: bool = False, masked=None) -> bool:
+    """torch.autograd.gradcheck: True if autograd's gradients match finite differences.
+
+    On a mismatch raises GradcheckError (or returns False with ``raise_exception=False``),
+    naming the input and output, the worst element and both values there.
+    """
+    from ..tensor import Tensor
+
+    inputs = _as_tuple(inputs)
+    diff_indices = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t._requires_grad]
+    if not diff_indices:
+        raise ValueError("gradcheck expects at least one input tensor to require gradient, but none of the them have requires_grad=True.")
+    for i in diff_indices:
+        if inputs[i]._data.dtype != np.float64:
+            import warnings
+
+            warnings.warn(
+                f"Input #{i} requires gradient and is not a double precision floating point. "
+                "This check will likely fail if all the inputs are not of double precision floating point.",
+                UserWarning, stacklevel=2,
+            )
+    if fast_mode:
+        return _fast_gradcheck(func, inputs, diff_indices, eps, atol, rtol, raise_exception)
+    outputs = _differentiable_outputs(func, inputs)
+    for i in diff_indices:
+        numerical = _numerical_jacobians(func, inputs, i, eps)
+        tensor_outputs = [o for o in _as_tuple(func(*inputs)) if isinstance(o, Tensor)]
+        numerical = [n for n, o in zip(numerical, tensor_outputs) if o._requires_grad]
+        for o in range(len(outputs)):
+            analytical = _analytical_jacobian(func, inputs, o, i)
+            expected = numerical[o] if numerical[o] is not None else np.zeros_like(analytical)
+            if analytical.shape != expected.shape:
+                return _fail(f"Jacobian shape mismatch for output {o} with respect to input {i}: "
+                             f"analytical {analytical.shape}, numerical {expected.shape}", raise_exception)
+            error = np.abs(analytical - expected) - (atol + rtol * np.abs(expected))
+            if error.size and (np.nanmax(error) > 0 or np.isnan(analytical).any() != np.isnan(expected).any()):
+                worst = np.unravel_index(np.nanargmax(np.abs(analytical - expected)), error.shape)
+                in_pos = np.unravel_index(worst[1], inputs[i].shape) if inputs[i].ndim else ()
+                out_pos = np.unravel_index(worst[0], outputs[o].shape) if outputs[o].ndim else ()
+                return _fail(
+                    f"Jacobian mismatch for output {o} with respect to input {i} "
+                    f"(shape {tuple(inputs[i].shape)}): worst at output element {tuple(map(int, out_pos))}, "
+                    f"input element {tuple(map(int, in_pos))}: analytical {analytical[worst]:.10g} vs "
+                    f"numerical {expected[worst]:.10g}.\nnumerical:{expected}\nanalytical:{analytical}",
+                    raise_exception,
+                )
+    return True
+
+
+def _fast_gradcheck(func, inputs, diff_indices, eps, atol, rtol, raise_exception):
+    from ..tensor import Tensor
+
+    rng = np.random.default_rng(0)
+    outputs = _differentiable_outputs(func, inputs)
+    us = [rng.standard_normal(o._data.shape) for o in outputs]
+    for i in diff_indices:
+        x = inputs[i]._data
+        v = rng.standard_normal(x.shape)
+        original = x.copy()
+        x += eps * v
+        plus = _evaluate(func, inputs)
+        x[...] = original - eps * v
+        minus = _evaluate(func, inputs)
+        x[...] = original
+        plus = [p for p in plus if p is not None]
+        minus = [m for m in minus if m is not None]
+        for o, u in enumerate(us):
+            jv = (plus[o] - minus[o]) / (2 * eps)
+            numerical = float(np.sum(u * jv))
+            (g,) = _grad(outputs[o], inputs[i], grad_outputs=Tensor._make(u.astype(outputs[o]._data.dtype)),
+                         retain_graph=True, allow_unused=True)
+            analytical = 0.0 if g is None else float(np.sum(g._data * v))
+            if not abs(analytical - numerical) <= atol + rtol * abs(numerical):
+                return _fail(
+                    f"fast gradcheck: <u, J v> mismatch for output {o} with respect to input {i}: "
+                    f"analytical {analytical:.10g} vs numerical {numerical:.10g}", raise_exception)
+    return True
+
+
+def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: float = 1e-5,
+                  rtol: float = 1e-3, gen_non_contig_grad_outputs: bool = False,
+                  raise_exception: bool = True, nondet_tol: float = 0.0,
+                  check_undefined_grad: bool = True, check_grad_dtypes: bool = False,
+                  check_batched_grad: bool = False, fast_mode: bool = False, masked=None) -> bool:
+    """torch.autograd.gradgradcheck: gradcheck of the first gradient (second derivatives)."""
+    from ..tensor import Tensor
+
+    inputs = _as_tuple(inputs)
+    outputs = _differentiable_outputs(func, inputs)
+    if grad_outputs is None:
+        rng = np.random.default_rng(0)
+        grad_outputs = tuple(
+            Tensor._make(rng.standard_normal(o._data.shape).astype(o._data.dtype)).requires_grad_()
+            for o in outputs
+        )
+    grad_outputs = _as_tuple(grad_outputs)
+    diff_indices = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t._requires_grad]
+    n_inputs = len(inputs)
+
+    def first_gradient(*args):
+        xs, gs = args[:n_inputs], args[n_inputs:]
+        # finite differences evaluate this under no_grad; the inner gradient still needs a graph
+        with enable_grad():
+            outs = _differentiable_outputs(func, xs)
+            grads = _grad(outs, [xs[i] for i in diff_indices], grad_outputs=list(gs),
+                          create_graph=True, allow_unused=True)
+        return tuple(g for g in grads if g is not None)
+
+    return gradcheck(first_gradient, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol,
+                     raise_exception=raise_exception, fast_mode=fast_mode)

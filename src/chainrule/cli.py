@@ -1,0 +1,73 @@
+"""The ``chainrule`` command: ``train | eval | explain | gradcheck | bench``.
+
+Each subcommand lives in ``chainrule/commands/<name>.py`` with ``add_arguments(parser)`` and
+``run(args) -> int``; this module only dispatches. Bad input exits with status 2 and one line
+on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "train": "train a model on a bundled dataset",
+    "eval": "evaluate a checkpoint: test accuracy and confusion matrix",
+    "explain": "show the forward values and the step-by-step backward pass of an expression",
+    "gradcheck": "check an expression's gradients against finite differences",
+    "bench": "benchmark chainrule against PyTorch CPU",
+}
+
+
+class CommandError(Exception):
+    """Bad user input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="chainrule", description="chainrule: autograd on NumPy, PyTorch's API.")
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}", parser_class=_Parser)
+    sub.required = True
+    for name, help_text in COMMANDS.items():
+        module = _load(name)
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if module is not None:
+            module.add_arguments(p)
+    return parser
+
+
+def _load(name: str):
+    try:
+        return importlib.import_module(f"chainrule.commands.{name.replace('-', '_')}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"chainrule.commands.{name}":
+            return None
+        raise
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module = _load(args.command)
+    if module is None:
+        print(f"chainrule {args.command}: not available in this build", file=sys.stderr)
+        return 2
+    try:
+        return int(module.run(args) or 0)
+    except CommandError as exc:
+        print(f"chainrule {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""activation ops (being written in this session)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,239 @@
+"""Tensor creation: tensor, as_tensor, from_numpy, zeros/ones/full/empty, ranges, random tensors.
+
+Float data defaults to float32 (``get_default_dtype``), Python ints to int64, bools to bool —
+torch's inference rules. ``requires_grad=True`` is only accepted for floating dtypes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+
+import numpy as np
+
+from .. import _dtype
+from .._backend import device as _device
+from .._backend import module_for_device
+from ..tensor import Tensor
+
+__all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "full", "empty",
+           "zeros_like", "ones_like", "full_like", "empty_like", "arange", "linspace", "logspace",
+           "eye", "scalar_tensor", "new_tensor", "new_zeros", "new_ones", "new_full", "new_empty"]
+
+
+def _infer_dtype(data) -> _dtype.dtype:
+    """torch's inference: any float -> default float, else any int -> int64, else bool."""
+    if isinstance(data, np.ndarray):
+        return _dtype.from_numpy_dtype(data.dtype)
+    kinds = set()
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Tensor):
+            kinds.add(item.dtype)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, (builtins.bool, np.bool_)):
+            kinds.add("b")
+        elif isinstance(item, (builtins.int, np.integer)):
+            kinds.add("i")
+        elif isinstance(item, (builtins.float, np.floating)):
+            kinds.add("f")
+        elif isinstance(item, np.ndarray):
+            kinds.add(_dtype.from_numpy_dtype(item.dtype))
+        else:
+            raise TypeError(f"tensor(): could not infer dtype of {type(item).__name__}")
+    tensor_dtypes = [k for k in kinds if isinstance(k, _dtype.dtype)]
+    if "f" in kinds or builtins.any(d.is_floating_point for d in tensor_dtypes):
+        floats = [d for d in tensor_dtypes if d.is_floating_point]
+        return floats[0] if floats and "f" not in kinds else _dtype.get_default_dtype()
+    if "i" in kinds:
+        return _dtype.int64
+    if tensor_dtypes:
+        return tensor_dtypes[0]
+    if "b" in kinds:
+        return _dtype.bool
+    return _dtype.get_default_dtype()
+
+
+def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
+    """Convert Python data / arrays / Tensors to an array of the requested or inferred dtype."""
+    if isinstance(data, Tensor):
+        array = data._data
+        if dtype is not None:
+            array = array.astype(_dtype.to_dtype(dtype).np, copy=copy)
+        elif copy:
+            array = array.copy()
+    else:
+        target = _dtype.to_dtype(dtype) if dtype is not None else _infer_dtype(data)
+        if isinstance(data, (list, tuple)) and _contains_tensor(data):
+            data = _unwrap_nested(data)
+        array = np.array(data, dtype=target.np, copy=copy) if copy else np.asarray(data, dtype=target.np)
+    if device is not None and _device(device).type != "cpu":
+        array = module_for_device(device).asarray(array)
+    return array
+
+
+def _contains_tensor(data) -> builtins.bool:
+    return builtins.any(isinstance(x, Tensor) or (isinstance(x, (list, tuple)) and _contains_tensor(x)) for x in data)
+
+
+def _unwrap_nested(data):
+    if isinstance(data, Tensor):
+        return data._data
+    if isinstance(data, (list, tuple)):
+        return [_unwrap_nested(x) for x in data]
+    return data
+
+
+def _finish(array, requires_grad: builtins.bool) -> Tensor:
+    t = Tensor._make(array)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def tensor(data, *, dtype=None, device=None, requires_grad: builtins.bool = False, pin_memory=False) -> Tensor:
+    """torch.tensor: always copies ``data``; infers float32 / int64 / bool."""
+    return _finish(_to_array(data, dtype, copy=True, device=device), requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """torch.as_tensor: shares memory with a NumPy array or Tensor when no conversion is needed."""
+    if isinstance(data, Tensor) and (dtype is None or _dtype.to_dtype(dtype) is data.dtype) and (
+        device is None or _device(device) == data.device
+    ):
+        return data
+    if isinstance(data, np.ndarray) and dtype is None:
+        return Tensor._make(data) if data.dtype in _dtype._BY_NP else Tensor._make(_to_array(data, None, copy=False))
+    return Tensor._make(_to_array(data, dtype, copy=False, device=device))
+
+
+asarray = as_tensor
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """torch.from_numpy: a tensor sharing memory with ``array`` (no copy, dtype kept)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+    _dtype.from_numpy_dtype(array.dtype)
+    return Tensor._make(array)
+
+
+def _shape_args(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    shape = tuple(builtins.int(s) for s in size)
+    if builtins.any(s < 0 for s in shape):
+        raise RuntimeError(f"Trying to create tensor with negative dimension: {list(shape)}")
+    return shape
+
+
+def _xp(device):
+    return np if device is None else module_for_device(device)
+
+
+def _dt(dtype, default=None):
+    if dtype is None:
+        return (default or _dtype.get_default_dtype()).np
+    return _dtype.to_dtype(dtype).np
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+    return _finish(_xp(device).zeros(_shape_args(size), dtype=_dt(dtype)), requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+    return _finish(_xp(device).ones(_shape_args(size), dtype=_dt(dtype)), requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return _finish(_xp(device).empty(_shape_args(size), dtype=_dt(dtype)), requires_grad)
+
+
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if dtype is None:
+        dtype = _dtype.scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
+    return _finish(_xp(device).full(_shape_args((size,)), fill_value, dtype=_dt(dtype)), requires_grad)
+
+
+def scalar_tensor(value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _finish(_xp(device).asarray(value, dtype=_dt(dtype)), requires_grad)
+
+
+def _like(fn, t: Tensor, dtype, device, requires_grad, *extra):
+    dt = t.dtype if dtype is None else dtype
+    dev = t.device if device is None else device
+    return fn(*extra, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def zeros_like(input: Tensor, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return _like(zeros, input, dtype, device, requires_grad, tuple(input.shape))
+
+
+def ones_like(input: Tensor, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return _like(ones, input, dtype, device, requires_grad, tuple(input.shape))
+
+
+def empty_like(input: Tensor, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return _like(empty, input, dtype, device, requires_grad, tuple(input.shape))
+
+
+def full_like(input: Tensor, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return _like(full, input, dtype, device, requires_grad, tuple(input.shape), fill_value)
+
+
+def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """torch.arange: int64 for integer arguments, the default float dtype otherwise."""
+    if end is None:
+        start, end = 0, start
+    values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    if step == 0:
+        raise RuntimeError("arange: step must be nonzero")
+    if dtype is None:
+        is_int = builtins.all(isinstance(v, (builtins.int, np.integer)) and not isinstance(v, builtins.bool) for v in values)
+        dtype = _dtype.int64 if is_int else _dtype.get_default_dtype()
+    start, end, step = values
+    # compute the length as torch does (ceil((end - start) / step)) to avoid float surprises
+    n = builtins.max(0, math.ceil((end - start) / step))
+    array = (start + np.arange(n, dtype=np.int64 if _dtype.to_dtype(dtype).np.kind in "iu" else np.float64) * step)
+    return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
+
+
+def linspace(start, end, steps: builtins.int, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if steps < 0:
+        raise RuntimeError("linspace: number of steps must be non-negative")
+    array = np.linspace(builtins.float(start), builtins.float(end), builtins.int(steps))
+    return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
+
+
+def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dtype=None, device=None,
+             requires_grad=False) -> Tensor:
+    array = np.logspace(builtins.float(start), builtins.float(end), builtins.int(steps), base=base)
+    return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
+
+
+def eye(n: builtins.int, m: builtins.int | None = None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _finish(_xp(device).eye(n, m, dtype=_dt(dtype)), requires_grad)
+
+
+# --- Tensor.new_* : same dtype and device as self unless given ----------------------------
+def new_tensor(self: Tensor, data, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return tensor(data, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+
+def new_zeros(self: Tensor, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return zeros(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+
+def new_ones(self: Tensor, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return ones(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+
+def new_empty(self: Tensor, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return empty(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+
+def new_full(self: Tensor, size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                requires_grad=requires_grad)

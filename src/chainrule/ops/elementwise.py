@@ -1,0 +1,786 @@
+"""Elementwise arithmetic and math: each op's forward on arrays beside its derivative rule.
+
+Rules are written with chainrule ops on Tensors, so ``create_graph=True`` differentiates them
+again. They never mention broadcasting: the engine sums each gradient back to its input's shape.
+Binary ops follow torch's type promotion (``_dtype.result_type``); float-only math on integer
+tensors computes in the default float dtype, as torch does.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from .. import _dtype
+from ..autograd.function import Function
+from ..tensor import Tensor
+from ._special import erf as _erf_array
+
+__all__ = [
+    "add", "sub", "rsub", "mul", "div", "true_divide", "floor_divide", "remainder", "fmod", "pow",
+    "neg", "negative", "abs", "absolute", "exp", "exp2", "log", "log1p", "expm1", "log2", "log10",
+    "sqrt", "rsqrt", "square", "reciprocal", "sin", "cos", "tan", "asin", "acos", "atan", "sinh",
+    "cosh", "tanh", "sigmoid", "erf", "atan2", "maximum", "minimum", "fmax", "fmin", "where",
+    "clamp", "clip", "clamp_min", "clamp_max", "sign", "floor", "ceil", "round", "trunc", "frac",
+    "eq", "ne", "lt", "le", "gt", "ge", "equal", "allclose", "isclose", "isnan", "isinf", "isfinite",
+    "logical_and", "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or",
+    "bitwise_xor", "bitwise_not", "lerp", "addcmul", "addcdiv", "xlogy", "hypot", "nan_to_num",
+    "signbit", "logaddexp",
+]
+
+
+# ---------------------------------------------------------------- operands and promotion
+def _as_operand(x, dtype: _dtype.dtype) -> Tensor:
+    """A Python number as a 0-d tensor of ``dtype`` (never requires grad)."""
+    return Tensor._make(np.asarray(x, dtype=dtype.np))
+
+
+def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
+    """Differentiable dtype conversion (torch's ToCopyBackward0)."""
+    if t._data.dtype == dtype.np:
+        return t
+    if not t._requires_grad:
+        return Tensor._make(t._data.astype(dtype.np))
+    return ToCopy.apply(t, dtype=dtype.np)
+
+
+class ToCopy(Function):
+    _array_forward = True
+    node_name = "ToCopyBackward0"
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad  # the engine casts the gradient back to the input's dtype
+
+
+class ToDevice(Function):
+    _array_forward = True
+    node_name = "ToCopyBackward0"
+
+    @staticmethod
+    def forward(ctx, x, device):
+        from .._backend import device_of, to_device
+
+        ctx.source = device_of(x)
+        return to_device(x, device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _to_device(grad, ctx.source)
+
+
+def _to_device(t: Tensor, device) -> Tensor:
+    return ToDevice.apply(t, device=device)
+
+
+def _pair(a, b):
+    """Two Tensors of torch's promoted dtype from any mix of Tensors and Python numbers."""
+    a_is_tensor = isinstance(a, Tensor)
+    b_is_tensor = isinstance(b, Tensor)
+    if a_is_tensor and b_is_tensor:
+        if a._data.dtype == b._data.dtype:
+            return a, b
+        dtype = _dtype.result_type(a, b)
+        return _cast(a, dtype), _cast(b, dtype)
+    if a_is_tensor:
+        if not isinstance(b, (builtins.int, builtins.float, builtins.bool, np.number, np.bool_)):
+            raise TypeError(f"unsupported operand type: Tensor and {type(b).__name__}")
+        dtype = _dtype.result_type(a, b)
+        return _cast(a, dtype), _as_operand(b, dtype)
+    if b_is_tensor:
+        if not isinstance(a, (builtins.int, builtins.float, builtins.bool, np.number, np.bool_)):
+            raise TypeError(f"unsupported operand type: {type(a).__name__} and Tensor")
+        dtype = _dtype.result_type(a, b)
+        return _as_operand(a, dtype), _cast(b, dtype)
+    raise TypeError("expected at least one Tensor operand")
+
+
+def _float_pair(a, b):
+    """Like ``_pair`` but integer results are computed in the default float dtype (true division)."""
+    a, b = _pair(a, b)
+    if a._data.dtype.kind not in "fc":
+        dtype = _dtype.get_default_dtype()
+        a, b = _cast(a, dtype), _cast(b, dtype)
+    return a, b
+
+
+def _float_input(x: Tensor) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"expected a Tensor, got {type(x).__name__}")
+    if x._data.dtype.kind != "f":
+        return _cast(x, _dtype.get_default_dtype())
+    return x
+
+
+# ---------------------------------------------------------------- arithmetic
+class Add(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(a + b) = da + db
+        return grad, grad
+
+
+class Sub(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(a - b) = da - db
+        return grad, -grad if ctx.needs_input_grad[1] else None
+
+
+class Mul(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        # save only what the other input's gradient needs, so `x.mul_(2)` keeps working
+        ctx.save_for_backward(b if ctx.needs_input_grad[0] else None,
+                              a if ctx.needs_input_grad[1] else None)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(a * b) = b da + a db
+        b, a = ctx.saved_tensors
+        return (grad * b if b is not None else None), (grad * a if a is not None else None)
+
+
+class Div(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(a / b) = da / b - a db / b^2
+        a, b = ctx.saved_tensors
+        grad_a = grad / b if ctx.needs_input_grad[0] else None
+        grad_b = -grad * a / (b * b) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class Neg(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+class Pow(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, exponent):
+        y = np.power(x, exponent)
+        ctx.save_for_backward(x, exponent, y if ctx.needs_input_grad[1] else None)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, exponent, y = ctx.saved_tensors
+        grad_x = grad_e = None
+        if ctx.needs_input_grad[0]:
+            # d(x^e)/dx = e x^(e-1); torch defines it as 0 where e == 0 (even at x == 0)
+            grad_x = where(exponent == 0, 0.0, grad * exponent * x ** (exponent - 1))
+        if ctx.needs_input_grad[1]:
+            # d(x^e)/de = x^e log x, taken as 0 where x == 0 and e >= 0
+            grad_e = where((x == 0) & (exponent >= 0), 0.0, grad * y * log(x))
+        return grad_x, grad_e
+
+
+class PowScalar(Function):
+    """x ** c for a Python number c: the common case, with a cheaper rule and node."""
+
+    _array_forward = True
+    node_name = "PowBackward0"
+
+    @staticmethod
+    def forward(ctx, x, exponent):
+        ctx.save_for_backward(x)
+        ctx.exponent = exponent
+        if exponent == 2:
+            return x * x
+        return np.power(x, x.dtype.type(exponent)) if x.dtype.kind == "f" else np.power(x, exponent)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        e = ctx.exponent
+        if e == 0:
+            return zeros_like_tensor(grad)
+        if e == 1:
+            return grad
+        if e == 2:
+            return grad * (2.0 * x)
+        return grad * (e * x ** (e - 1))
+
+
+class RPowScalar(Function):
+    """c ** x for a Python number c."""
+
+    _array_forward = True
+    node_name = "PowBackward1"
+
+    @staticmethod
+    def forward(ctx, x, base):
+        y = np.power(x.dtype.type(base), x)
+        ctx.save_for_backward(y)
+        ctx.base = base
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(c^x) = c^x log(c) dx
+        (y,) = ctx.saved_tensors
+        return grad * y * float(np.log(ctx.base)) if ctx.base > 0 else grad * y * float("nan")
+
+
+def zeros_like_tensor(t: Tensor) -> Tensor:
+    return Tensor._make(np.zeros_like(t._data))
+
+
+def add(input, other, *, alpha=1, out=None) -> Tensor:
+    """torch.add: ``input + alpha * other`` with broadcasting and type promotion."""
+    if alpha != 1:
+        other = mul(other, alpha)
+    a, b = _pair(input, other)
+    return Add.apply(a, b)
+
+
+def sub(input, other, *, alpha=1, out=None) -> Tensor:
+    if isinstance(input, Tensor) and input._data.dtype == np.bool_ and isinstance(other, Tensor) \
+            and other._data.dtype == np.bool_:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if alpha != 1:
+        other = mul(other, alpha)
+    a, b = _pair(input, other)
+    return Sub.apply(a, b)
+
+
+def rsub(input, other, *, alpha=1) -> Tensor:
+    """torch.rsub: ``other - alpha * input``."""
+    return sub(other, input, alpha=alpha)
+
+
+def mul(input, other, *, out=None) -> Tensor:
+    a, b = _pair(input, other)
+    return Mul.apply(a, b)
+
+
+def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
+    """torch.div: true division (ints give floats); rounding_mode 'trunc' or 'floor' rounds."""
+    if rounding_mode is None:
+        a, b = _float_pair(input, other)
+        return Div.apply(a, b)
+    if rounding_mode not in ("trunc", "floor"):
+        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
+    a, b = _pair(input, other)
+    if a._data.dtype.kind in "iub":
+        if rounding_mode == "floor":
+            return Tensor._make(np.floor_divide(a._data, b._data))
+        quotient = np.abs(a._data) // np.abs(b._data)
+        return Tensor._make(np.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype))
+    rounded = np.floor(a._data / b._data) if rounding_mode == "floor" else np.trunc(a._data / b._data)
+    return Tensor._make(rounded)  # piecewise constant: torch gives no gradient path either
+
+
+true_divide = div
+
+
+def floor_divide(input, other) -> Tensor:
+    return div(input, other, rounding_mode="floor")
+
+
+class Remainder(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.mod(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # a mod b = a - floor(a / b) * b
+        a, b = ctx.saved_tensors
+        grad_b = -grad * div(a, b, rounding_mode="floor") if ctx.needs_input_grad[1] else None
+        return grad, grad_b
+
+
+class Fmod(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.fmod(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # fmod(a, b) = a - trunc(a / b) * b
+        a, b = ctx.saved_tensors
+        grad_b = -grad * div(a, b, rounding_mode="trunc") if ctx.needs_input_grad[1] else None
+        return grad, grad_b
+
+
+def remainder(input, other) -> Tensor:
+    a, b = _pair(input, other)
+    if a._data.dtype.kind in "iub":
+        return Tensor._make(np.mod(a._data, b._data))
+    return Remainder.apply(a, b)
+
+
+def fmod(input, other) -> Tensor:
+    a, b = _pair(input, other)
+    if a._data.dtype.kind in "iub":
+        return Tensor._make(np.fmod(a._data, b._data))
+    return Fmod.apply(a, b)
+
+
+def pow(input, exponent) -> Tensor:
+    """torch.pow: tensor ** tensor, tensor ** number or number ** tensor."""
+    if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
+        if input._data.dtype.kind in "iub" and isinstance(exponent, (builtins.float, np.floating)):
+            input = _cast(input, _dtype.get_default_dtype())
+        if input._data.dtype.kind in "iu" and exponent < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        return PowScalar.apply(input, exponent=exponent)
+    if not isinstance(input, Tensor):
+        if isinstance(exponent, Tensor) and exponent._data.dtype.kind == "f":
+            return RPowScalar.apply(exponent, base=input)
+    a, b = _pair(input, exponent)
+    return Pow.apply(a, b)
+
+
+def neg(input: Tensor) -> Tensor:
+    if input._data.dtype == np.bool_:
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. "
+                           "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
+    return Neg.apply(input)
+
+
+negative = neg
+
+
+# ---------------------------------------------------------------- unary math, one line each
+def _unary(name: str, forward, derivative, saves: str = "input", float_only: bool = True,
+           torch_name: str | None = None):
+    """Declare a unary op: ``forward`` on arrays and ``derivative(grad, x, y)`` in Tensor ops.
+
+    ``saves`` names what the rule reads: "input" (x), "output" (y), "both" or "none".
+    """
+
+    def fwd(ctx, x):
+        y = forward(x)
+        if saves == "input":
+            ctx.save_for_backward(x)
+        elif saves == "output":
+            ctx.save_for_backward(y)
+        elif saves == "both":
+            ctx.save_for_backward(x, y)
+        return y
+
+    def bwd(ctx, grad):
+        saved = ctx.saved_tensors
+        x = saved[0] if saves in ("input", "both") else None
+        y = saved[-1] if saves in ("output", "both") else None
+        return derivative(grad, x, y)
+
+    cls = type(Function)(name, (Function,), {
+        "_array_forward": True, "forward": staticmethod(fwd), "backward": staticmethod(bwd),
+        "__module__": __name__, "__doc__": f"Elementwise {torch_name or name.lower()}.",
+    })
+
+    if float_only:
+        def op(input: Tensor, *, out=None) -> Tensor:
+            return cls.apply(_float_input(input))
+    else:
+        def op(input: Tensor, *, out=None) -> Tensor:
+            return cls.apply(input)
+
+    op.__name__ = op.__qualname__ = torch_name or name.lower()
+    op.__doc__ = f"torch.{op.__name__}, elementwise, with its gradient."
+    op.function = cls
+    return op
+
+
+def _zero_grad(grad, x, y):
+    return zeros_like_tensor(grad)
+
+
+exp = _unary("Exp", np.exp, lambda g, x, y: g * y, saves="output")
+exp2 = _unary("Exp2", np.exp2, lambda g, x, y: g * y * float(np.log(2.0)), saves="output")
+expm1 = _unary("Expm1", np.expm1, lambda g, x, y: g * (y + 1), saves="output")
+log = _unary("Log", np.log, lambda g, x, y: g / x)
+log1p = _unary("Log1p", np.log1p, lambda g, x, y: g / (x + 1))
+log2 = _unary("Log2", np.log2, lambda g, x, y: g / (x * float(np.log(2.0))))
+log10 = _unary("Log10", np.log10, lambda g, x, y: g / (x * float(np.log(10.0))))
+sqrt = _unary("Sqrt", np.sqrt, lambda g, x, y: g / (2 * y), saves="output")
+# rsqrt = x^(-1/2): d = -1/2 x^(-3/2) = -y^3 / 2
+rsqrt = _unary("Rsqrt", lambda x: 1 / np.sqrt(x), lambda g, x, y: g * (-0.5) * y * y * y, saves="output")
+square = _unary("Square", np.square, lambda g, x, y: g * (2 * x), float_only=False)
+reciprocal = _unary("Reciprocal", np.reciprocal, lambda g, x, y: -g * y * y, saves="output")
+sin = _unary("Sin", np.sin, lambda g, x, y: g * cos(x))
+cos = _unary("Cos", np.cos, lambda g, x, y: -g * sin(x))
+tan = _unary("Tan", np.tan, lambda g, x, y: g * (1 + y * y), saves="output")
+asin = _unary("Asin", np.arcsin, lambda g, x, y: g * rsqrt(1 - x * x))
+acos = _unary("Acos", np.arccos, lambda g, x, y: -g * rsqrt(1 - x * x))
+atan = _unary("Atan", np.arctan, lambda g, x, y: g / (1 + x * x))
+sinh = _unary("Sinh", np.sinh, lambda g, x, y: g * cosh(x))
+cosh = _unary("Cosh", np.cosh, lambda g, x, y: g * sinh(x))
+tanh = _unary("Tanh", np.tanh, lambda g, x, y: g * (1 - y * y), saves="output")
+# erf' = 2/sqrt(pi) exp(-x^2)
+erf = _unary("Erf", _erf_array, lambda g, x, y: g * (2.0 / np.sqrt(np.pi)) * exp(-(x * x)))
+
+
+def _sigmoid_array(x):
+    # exp of a non-positive number only: no overflow for large |x|
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), saves="output")
+
+# piecewise-constant ops: zero gradient everywhere, as torch defines
+sign = _unary("Sign", np.sign, _zero_grad, saves="none", float_only=False)
+floor = _unary("Floor", np.floor, _zero_grad, saves="none", float_only=False)
+ceil = _unary("Ceil", np.ceil, _zero_grad, saves="none", float_only=False)
+trunc = _unary("Trunc", np.trunc, _zero_grad, saves="none", float_only=False)
+frac = _unary("Frac", lambda x: x - np.trunc(x), lambda g, x, y: g, saves="none")
+_round = _unary("Round", np.round, _zero_grad, saves="none", float_only=False)
+
+
+def round(input: Tensor, *, decimals: builtins.int = 0) -> Tensor:
+    """torch.round: half to even, like torch; ``decimals`` rounds to that many places."""
+    if decimals == 0:
+        return _round(input)
+    return Tensor._make(np.round(input._data, decimals))
+
+
+class Abs(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # |x|' = sign(x), and abs'(0) = 0 as in torch
+        (x,) = ctx.saved_tensors
+        return grad * sign(x)
+
+
+def abs(input: Tensor, *, out=None) -> Tensor:
+    return Abs.apply(input)
+
+
+absolute = abs
+
+
+# ---------------------------------------------------------------- binary, selection
+class Maximum(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.maximum(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # the larger input gets the gradient; ties split it evenly (torch's rule)
+        a, b = ctx.saved_tensors
+        share = where(a == b, grad * 0.5, grad)
+        grad_a = where(a < b, 0.0, share) if ctx.needs_input_grad[0] else None
+        grad_b = where(a > b, 0.0, share) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class Minimum(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.minimum(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        share = where(a == b, grad * 0.5, grad)
+        grad_a = where(a > b, 0.0, share) if ctx.needs_input_grad[0] else None
+        grad_b = where(a < b, 0.0, share) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+def maximum(input: Tensor, other: Tensor) -> Tensor:
+    _require_tensor_pair("maximum", input, other)
+    a, b = _pair(input, other)
+    return Maximum.apply(a, b)
+
+
+def minimum(input: Tensor, other: Tensor) -> Tensor:
+    _require_tensor_pair("minimum", input, other)
+    a, b = _pair(input, other)
+    return Minimum.apply(a, b)
+
+
+def fmax(input: Tensor, other: Tensor) -> Tensor:
+    """Like maximum but a NaN loses to a number."""
+    a, b = _pair(input, other)
+    return where(isnan(b) | (a >= b), a, b)
+
+
+def fmin(input: Tensor, other: Tensor) -> Tensor:
+    a, b = _pair(input, other)
+    return where(isnan(b) | (a <= b), a, b)
+
+
+def _require_tensor_pair(op: str, a, b) -> None:
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError(f"{op}(): argument 'other' must be Tensor, not {type(b).__name__ if isinstance(a, Tensor) else type(a).__name__}")
+
+
+class Where(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, condition, a, b):
+        ctx.save_for_backward(condition)
+        return np.where(condition, a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # the gradient goes to whichever input was selected
+        (condition,) = ctx.saved_tensors
+        zero = zeros_like_tensor(grad)
+        return (None,
+                where(condition, grad, zero) if ctx.needs_input_grad[1] else None,
+                where(condition, zero, grad) if ctx.needs_input_grad[2] else None)
+
+
+def where(condition: Tensor, input=None, other=None) -> Tensor:
+    """torch.where(condition, input, other); ``where(condition)`` returns nonzero indices."""
+    if input is None and other is None:
+        from .index import nonzero
+
+        return nonzero(condition, as_tuple=True)
+    if not isinstance(condition, Tensor):
+        condition = Tensor._make(np.asarray(condition))
+    if condition._data.dtype != np.bool_:
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {condition.dtype.name}")
+    a, b = _pair(input, other)
+    return Where.apply(condition, a, b)
+
+
+class Clamp(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, min, max):
+        ctx.save_for_backward(x)
+        ctx.bounds = (min, max)
+        return np.clip(x, min, max).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # the gradient passes where x is inside [min, max], bounds included (torch's rule)
+        (x,) = ctx.saved_tensors
+        low, high = ctx.bounds
+        inside = None
+        if low is not None:
+            inside = x >= low
+        if high is not None:
+            inside = (x <= high) if inside is None else inside & (x <= high)
+        return where(inside, grad, 0.0)
+
+
+def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
+    """torch.clamp with number or tensor bounds; at least one bound is required."""
+    if min is None and max is None:
+        raise RuntimeError("clamp: At least one of 'min' or 'max' must not be None")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = input
+        if min is not None:
+            out = _clamp_bound(out, min, "min")
+        if max is not None:
+            out = _clamp_bound(out, max, "max")
+        return out
+    if input._data.dtype.kind in "iu" and any(isinstance(v, builtins.float) for v in (min, max)):
+        input = _cast(input, _dtype.get_default_dtype())
+    return Clamp.apply(input, min=min, max=max)
+
+
+def _clamp_bound(x: Tensor, bound, which: str) -> Tensor:
+    # where the bound is active the gradient goes to the bound, else (ties included) to x
+    active = x < bound if which == "min" else x > bound
+    return where(active, bound, x)
+
+
+clip = clamp
+
+
+def clamp_min(input: Tensor, min) -> Tensor:
+    return clamp(input, min=min)
+
+
+def clamp_max(input: Tensor, max) -> Tensor:
+    return clamp(input, max=max)
+
+
+class Atan2(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.arctan2(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d atan2(a, b) = (b da - a db) / (a^2 + b^2)
+        a, b = ctx.saved_tensors
+        denominator = a * a + b * b
+        return grad * b / denominator, -grad * a / denominator
+
+
+def atan2(input: Tensor, other: Tensor) -> Tensor:
+    a, b = _float_pair(input, other)
+    return Atan2.apply(a, b)
+
+
+def hypot(input: Tensor, other: Tensor) -> Tensor:
+    return sqrt(input * input + other * other)
+
+
+def logaddexp(input: Tensor, other: Tensor) -> Tensor:
+    m = maximum(input, other).detach()
+    return m + log(exp(input - m) + exp(other - m))
+
+
+def xlogy(input, other) -> Tensor:
+    """x * log(y), defined as 0 where x == 0 (and y is not NaN)."""
+    x, y = _float_pair(input, other)
+    return where(x == 0, 0.0, x * log(y))
+
+
+def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
+    return input + weight * (end - input)
+
+
+def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
+    return input + value * tensor1 * tensor2
+
+
+def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
+    return input + value * tensor1 / tensor2
+
+
+def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=None) -> Tensor:
+    finite = isfinite(input)
+    replaced = Tensor._make(np.nan_to_num(input._data, nan=nan, posinf=posinf, neginf=neginf))
+    return where(finite, input, replaced)
+
+
+# ---------------------------------------------------------------- comparisons and logic (no grad)
+def _compare(ufunc):
+    def op(input, other) -> Tensor:
+        a, b = _pair(input, other)
+        return Tensor._make(ufunc(a._data, b._data))
+
+    op.__name__ = ufunc.__name__
+    return op
+
+
+eq = _compare(np.equal)
+ne = _compare(np.not_equal)
+lt = _compare(np.less)
+le = _compare(np.less_equal)
+gt = _compare(np.greater)
+ge = _compare(np.greater_equal)
+logical_and = _compare(np.logical_and)
+logical_or = _compare(np.logical_or)
+logical_xor = _compare(np.logical_xor)
+
+
+def _bitwise(ufunc, symbol: str):
+    def op(input, other) -> Tensor:
+        a, b = _pair(input, other)
+        if a._data.dtype.kind == "f":
+            raise TypeError(f"'{symbol}' (bitwise) is only defined for integer and bool tensors, got {a.dtype}")
+        return Tensor._make(ufunc(a._data, b._data))
+
+    op.__name__ = ufunc.__name__
+    return op
+
+
+bitwise_and = _bitwise(np.bitwise_and, "&")
+bitwise_or = _bitwise(np.bitwise_or, "|")
+bitwise_xor = _bitwise(np.bitwise_xor, "^")
+
+
+def bitwise_not(input: Tensor) -> Tensor:
+    if input._data.dtype.kind == "f":
+        raise TypeError(f"'~' (bitwise_not) is only defined for integer and bool tensors, got {input.dtype}")
+    return Tensor._make(np.invert(input._data))
+
+
+def logical_not(input: Tensor) -> Tensor:
+    return Tensor._make(np.logical_not(input._data))
+
+
+def isnan(input: Tensor) -> Tensor:
+    return Tensor._make(np.isnan(input._data))
+
+
+def isinf(input: Tensor) -> Tensor:
+    return Tensor._make(np.isinf(input._data))
+
+
+def isfinite(input: Tensor) -> Tensor:
+    return Tensor._make(np.isfinite(input._data))
+
+
+def signbit(input: Tensor) -> Tensor:
+    return Tensor._make(np.signbit(input._data))
+
+
+def equal(input: Tensor, other: Tensor) -> builtins.bool:
+    """torch.equal: same shape and the same values."""
+    return input.shape == other.shape and builtins.bool(np.array_equal(input._data, other._data))
+
+
+def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
+    a, b = _pair(input, other)
+    return Tensor._make(np.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def allclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> builtins.bool:
+    return builtins.bool(isclose(input, other, rtol, atol, equal_nan)._data.all())

@@ -1,0 +1,194 @@
+"""Random tensors and the Generator behind them (NumPy's PCG64, seeded by ``manual_seed``).
+
+Streams differ from torch's, so seeded runs are reproducible within chainrule, not bit-equal
+to torch's; tests compare against torch by copying data, never by sharing seeds.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from .. import _dtype
+from ..tensor import Tensor
+from .creation import _dt, _finish, _shape_args, _xp
+
+__all__ = ["Generator", "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
+           "default_generator", "rand", "randn", "randint", "randperm", "rand_like", "randn_like",
+           "randint_like", "normal", "bernoulli", "multinomial", "uniform_", "normal_",
+           "bernoulli_", "random_", "exponential_"]
+__not_methods__ = {"Generator", "manual_seed", "seed", "initial_seed", "get_rng_state",
+                   "set_rng_state", "default_generator", "rand", "randn", "randint", "randperm",
+                   "rand_like", "randn_like", "randint_like"}
+
+
+class Generator:
+    """torch.Generator: an independent random stream; ``manual_seed`` returns the generator."""
+
+    def __init__(self, device="cpu") -> None:
+        self._seed = 67280421310721
+        self._rng = np.random.default_rng(self._seed)
+
+    def manual_seed(self, seed: int) -> Generator:
+        self._seed = int(seed)
+        self._rng = np.random.default_rng(self._seed)
+        return self
+
+    def seed(self) -> int:
+        self._seed = int(np.random.SeedSequence().entropy % (2**63))
+        self._rng = np.random.default_rng(self._seed)
+        return self._seed
+
+    def initial_seed(self) -> int:
+        return self._seed
+
+    def get_state(self) -> Tensor:
+        import json
+
+        state = json.dumps(self._rng.bit_generator.state).encode()
+        return Tensor._make(np.frombuffer(state, dtype=np.uint8).copy())
+
+    def set_state(self, state: Tensor) -> Generator:
+        import json
+
+        self._rng.bit_generator.state = json.loads(bytes(state._data.astype(np.uint8)).decode())
+        return self
+
+
+default_generator = Generator()
+
+
+def _rng(generator) -> np.random.Generator:
+    return (generator or default_generator)._rng
+
+
+def manual_seed(seed: int) -> Generator:
+    """Seed the default generator (and so every random op that is not given a generator)."""
+    return default_generator.manual_seed(seed)
+
+
+def seed() -> int:
+    return default_generator.seed()
+
+
+def initial_seed() -> int:
+    return default_generator.initial_seed()
+
+
+def get_rng_state() -> Tensor:
+    return default_generator.get_state()
+
+
+def set_rng_state(state: Tensor) -> None:
+    default_generator.set_state(state)
+
+
+def _float_dtype(dtype):
+    dt = _dt(dtype)
+    if dt.kind != "f":
+        raise RuntimeError(f"expected a floating-point dtype for a continuous distribution, got {dtype}")
+    return dt
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Uniform on [0, 1)."""
+    dt = _float_dtype(dtype)
+    array = _rng(generator).random(_shape_args(size), dtype=np.float64).astype(dt)
+    return _finish(_xp(device).asarray(array), requires_grad)
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Standard normal."""
+    dt = _float_dtype(dtype)
+    array = _rng(generator).standard_normal(_shape_args(size)).astype(dt)
+    return _finish(_xp(device).asarray(array), requires_grad)
+
+
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Integers uniform on [low, high); ``randint(high, size)`` is accepted too. int64 by default."""
+    if size is None:
+        if high is None or not isinstance(high, (tuple, list)):
+            raise TypeError("randint() missing required argument 'size'")
+        low, high, size = 0, low, high
+    elif high is None:
+        low, high = 0, low
+    if high <= low:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+    array = _rng(generator).integers(low, high, size=tuple(size)).astype(_dt(dtype, _dtype.int64))
+    return _finish(_xp(device).asarray(array), requires_grad)
+
+
+def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    array = _rng(generator).permutation(n).astype(_dt(dtype, _dtype.int64))
+    return _finish(_xp(device).asarray(array), requires_grad)
+
+
+def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
+    return rand(tuple(input.shape), generator=generator, dtype=dtype or input.dtype,
+                device=device or input.device, requires_grad=requires_grad)
+
+
+def randn_like(input: Tensor, *, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
+    return randn(tuple(input.shape), generator=generator, dtype=dtype or input.dtype,
+                 device=device or input.device, requires_grad=requires_grad)
+
+
+def randint_like(input: Tensor, low, high=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype, device=device)
+
+
+def normal(mean, std=1.0, size=None, *, generator=None) -> Tensor:
+    """Samples with the given mean(s) and std(s); tensors broadcast, as torch.normal."""
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        m = mean._data if isinstance(mean, Tensor) else mean
+        s = std._data if isinstance(std, Tensor) else std
+        shape = np.broadcast_shapes(np.shape(m), np.shape(s))
+        dt = (mean if isinstance(mean, Tensor) else std)._data.dtype
+        return Tensor._make((m + s * _rng(generator).standard_normal(shape)).astype(dt))
+    return Tensor._make((mean + std * _rng(generator).standard_normal(tuple(size))).astype(_dt(None)))
+
+
+def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
+    probs = input._data if p is None else np.full(input._data.shape, p)
+    return Tensor._make((_rng(generator).random(input._data.shape) < probs).astype(input._data.dtype))
+
+
+def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
+    probs = np.atleast_2d(input._data.astype(np.float64))
+    rng = _rng(generator)
+    rows = []
+    for p in probs:
+        p = p / p.sum()
+        rows.append(rng.choice(len(p), size=num_samples, replace=replacement, p=p))
+    out = np.array(rows, dtype=np.int64)
+    return Tensor._make(out if input._data.ndim == 2 else out[0])
+
+
+# ---- in-place samplers, used by nn.init (always under no_grad, so no graph is involved)
+def _fill_inplace(self: Tensor, values: np.ndarray) -> Tensor:
+    self._data[...] = values.astype(self._data.dtype, copy=False)
+    self._version_box[0] += 1
+    return self
+
+
+def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, *, generator=None) -> Tensor:
+    return _fill_inplace(self, _rng(generator).uniform(a, b, self._data.shape))
+
+
+def normal_(self: Tensor, mean: builtins.float = 0.0, std: builtins.float = 1.0, *, generator=None) -> Tensor:
+    return _fill_inplace(self, mean + std * _rng(generator).standard_normal(self._data.shape))
+
+
+def bernoulli_(self: Tensor, p: builtins.float = 0.5, *, generator=None) -> Tensor:
+    return _fill_inplace(self, _rng(generator).random(self._data.shape) < p)
+
+
+def random_(self: Tensor, low: int = 0, high=None, *, generator=None) -> Tensor:
+    if high is None:
+        low, high = 0, low if low else 2**24
+    return _fill_inplace(self, _rng(generator).integers(low, high, self._data.shape))
+
+
+def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
+    return _fill_inplace(self, _rng(generator).exponential(1.0 / lambd, self._data.shape))

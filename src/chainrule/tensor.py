@@ -1,0 +1,475 @@
+"""Tensor: an array plus what autograd needs — requires_grad, grad, grad_fn and a version counter.
+
+Methods for ops (``x.exp()``, ``x + y``, ``x.sum(dim)``...) are bound onto the class in
+``chainrule/_methods.py`` from the op modules, so each op is defined once, as a function.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from . import _dtype
+from ._backend import device as _device
+from ._backend import device_of, to_device
+from .autograd import function as _function_module
+from .autograd.function import AccumulateGrad
+from .autograd.grad_mode import state as _grad_state
+
+__all__ = ["Tensor"]
+
+
+class Tensor:
+    """A multi-dimensional array that can record the operations applied to it.
+
+    Mirrors ``torch.Tensor``: float32 by default, ``requires_grad`` opts in to recording,
+    ``backward()`` fills ``.grad`` of the leaves. ``numpy()`` and ``from_numpy`` share memory.
+    """
+
+    __slots__ = ("_data", "_requires_grad", "grad_fn", "_output_nr", "_grad", "_version_box",
+                 "_hooks", "_accumulator", "_retains_grad", "_base", "_name", "__weakref__")
+
+    # make ndarray <op> Tensor defer to Tensor's reflected operators
+    __array_priority__ = 1000
+
+    def __init__(self, data=None, *, requires_grad: bool = False, dtype=None) -> None:
+        from .ops.creation import _to_array
+
+        array = _to_array([] if data is None else data, dtype if dtype is not None else _dtype.get_default_dtype())
+        self._init(array, requires_grad)
+
+    def _init(self, array, requires_grad: bool = False, grad_fn=None, output_nr: int = 0) -> None:
+        self._data = array
+        self._requires_grad = requires_grad or grad_fn is not None
+        self.grad_fn = grad_fn
+        self._output_nr = output_nr
+        self._grad = None
+        self._version_box = [0]
+        self._hooks = None
+        self._accumulator = None
+        self._retains_grad = False
+        self._base = None
+        self._name = None
+
+    @classmethod
+    def _make(cls, array, grad_fn=None, output_nr: int = 0) -> Tensor:
+        """Wrap an array without copying or checks (the ops' fast constructor)."""
+        if type(array) is not np.ndarray and isinstance(array, np.generic):
+            array = np.asarray(array)  # NumPy reductions and 0-d math return scalars
+        t = object.__new__(cls)
+        t._data = array
+        t._requires_grad = grad_fn is not None
+        t.grad_fn = grad_fn
+        t._output_nr = output_nr
+        t._grad = None
+        t._version_box = [0]
+        t._hooks = None
+        t._accumulator = None
+        t._retains_grad = False
+        t._base = None
+        t._name = None
+        return t
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    def shape(self) -> Size:
+        return Size(self._data.shape)
+
+    def size(self, dim: int | None = None):
+        if dim is None:
+            return Size(self._data.shape)
+        return self._data.shape[_wrap_dim(dim, self._data.ndim, "size")]
+
+    @property
+    def dtype(self) -> _dtype.dtype:
+        return _dtype._BY_NP[self._data.dtype]
+
+    @property
+    def device(self) -> _device:
+        return device_of(self._data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    ndimension = dim
+
+    def numel(self) -> int:
+        return self._data.size
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self._data.itemsize
+
+    def stride(self, dim: int | None = None):
+        strides = tuple(s // self._data.itemsize for s in self._data.strides)
+        return strides if dim is None else strides[_wrap_dim(dim, self._data.ndim, "stride")]
+
+    def is_contiguous(self) -> bool:
+        return bool(self._data.flags.c_contiguous)
+
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
+
+    def data_ptr(self) -> int:
+        return self._data.__array_interface__["data"][0] if isinstance(self._data, np.ndarray) else 0
+
+    @property
+    def _version(self) -> int:
+        return self._version_box[0]
+
+    def _bump_version(self) -> None:
+        self._version_box[0] += 1
+
+    # ------------------------------------------------------------------ autograd state
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self._set_requires_grad(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        self._set_requires_grad(requires_grad)
+        return self
+
+    def _set_requires_grad(self, value: bool) -> None:
+        value = bool(value)
+        if self.grad_fn is not None:
+            if not value:
+                raise RuntimeError(
+                    "you can only change requires_grad flags of leaf variables. If you want to use "
+                    "a computed variable in a subgraph that doesn't require differentiation use "
+                    "var_no_grad = var.detach()."
+                )
+            return
+        if value and self._data.dtype.kind != "f":
+            raise RuntimeError(
+                f"only Tensors of floating point dtype can require gradients (got {self.dtype})"
+            )
+        self._requires_grad = value
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def grad(self) -> Tensor | None:
+        if self._grad is None and self.grad_fn is not None and not self._retains_grad:
+            import warnings
+
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
+                ".grad attribute won't be populated during autograd.backward(). If you indeed want "
+                "the .grad field to be populated for a non-leaf Tensor, use .retain_grad() on it.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
+            if value.shape != self.shape:
+                raise RuntimeError(f"assigned grad has data of a different size: got {tuple(value.shape)}, expected {tuple(self.shape)}")
+            if value.dtype is not self.dtype:
+                raise RuntimeError(f"assigned grad has data of a different type: got {value.dtype}, expected {self.dtype}")
+        self._grad = value
+
+    @grad.deleter
+    def grad(self) -> None:
+        self._grad = None
+
+    @property
+    def name(self) -> str | None:
+        """An optional label (parameters get theirs from modules) used by graph drawings."""
+        return self._name
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self._name = value
+
+    def _get_accumulator(self) -> AccumulateGrad:
+        acc = self._accumulator() if self._accumulator is not None else None
+        if acc is None:
+            acc = AccumulateGrad(self)
+            self._accumulator = weakref.ref(acc)
+        return acc
+
+    def retain_grad(self) -> None:
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is None or self._retains_grad:
+            return
+        self._retains_grad = True
+        fn = self.grad_fn
+        if fn._retained is None:
+            fn._retained = {}
+        fn._retained[self._output_nr] = weakref.ref(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces it."""
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            return self.grad_fn._register_tensor_hook(self._output_nr, hook)
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        from .autograd.function import _RemovableHandle
+
+        return _RemovableHandle(self._hooks, hook)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
+        """Accumulate d(self)/d(leaf) into each leaf's ``.grad``; see ``chainrule.autograd.backward``."""
+        from .autograd.engine import backward
+
+        backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+    def detach(self) -> Tensor:
+        """A tensor sharing data (and version counter) with this one, outside the graph."""
+        t = Tensor._make(self._data)
+        t._version_box = self._version_box
+        return t
+
+    def detach_(self) -> Tensor:
+        if self._base is not None and self._base._requires_grad:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    @property
+    def data(self) -> Tensor:
+        return Tensor._make(self._data)
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data must be a Tensor, got {type(value).__name__}")
+        self._data = value._data
+
+    # ------------------------------------------------------------------ conversion
+    def item(self):
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"a Tensor with {self._data.size} elements cannot be converted to Scalar"
+            )
+        return self._data.reshape(()).item() if isinstance(self._data, np.ndarray) else self._data.item()
+
+    def tolist(self):
+        return _host(self._data).tolist()
+
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        if self._requires_grad and not force:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
+            )
+        if not isinstance(self._data, np.ndarray):
+            if not force:
+                raise TypeError(
+                    "can't convert cuda tensor to numpy. Use Tensor.cpu() to copy the tensor to host memory first."
+                )
+            return _host(self._data)
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        if self._requires_grad:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
+            )
+        array = _host(self._data)
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+    def __dlpack__(self, *args, **kwargs):
+        return self._data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self._data.__dlpack_device__()
+
+    def to(self, *args, **kwargs) -> Tensor:
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)``; ``copy=False``."""
+        dtype = kwargs.pop("dtype", None)
+        dev = kwargs.pop("device", None)
+        copy = kwargs.pop("copy", False)
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype, dev = a.dtype, a.device
+            elif isinstance(a, (_dtype.dtype, type)) or (isinstance(a, str) and a in _dtype._BY_NAME):
+                dtype = _dtype.to_dtype(a)
+            elif isinstance(a, (str, _device)):
+                dev = _device(a)
+            else:
+                raise TypeError(f"to() received an invalid argument {a!r}")
+        out = self
+        if dev is not None and _device(dev) != self.device:
+            from .ops.elementwise import _to_device
+
+            out = _to_device(out, _device(dev))
+        if dtype is not None and _dtype.to_dtype(dtype) is not out.dtype:
+            from .ops.elementwise import _cast
+
+            out = _cast(out, _dtype.to_dtype(dtype))
+        if copy and out is self:
+            out = self.clone()
+        return out
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"chainrule.{_TYPE_NAMES[self.dtype.name]}"
+        return self.to(dtype)
+
+    def float(self) -> Tensor:
+        return self.to(_dtype.float32)
+
+    def double(self) -> Tensor:
+        return self.to(_dtype.float64)
+
+    def half(self) -> Tensor:
+        return self.to(_dtype.float16)
+
+    def long(self) -> Tensor:
+        return self.to(_dtype.int64)
+
+    def int(self) -> Tensor:
+        return self.to(_dtype.int32)
+
+    def short(self) -> Tensor:
+        return self.to(_dtype.int16)
+
+    def bool(self) -> Tensor:
+        return self.to(_dtype.bool)
+
+    def byte(self) -> Tensor:
+        return self.to(_dtype.uint8)
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> Tensor:
+        return self.to("cuda" if device is None else _device("cuda", device) if isinstance(device, int) else device)
+
+    # ------------------------------------------------------------------ python protocol
+    def __len__(self) -> int:
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(self.unbind(0))
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"Boolean value of Tensor with {self._data.size} values is ambiguous"
+            )
+        return bool(self._data.reshape(()))
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __complex__(self) -> complex:
+        return complex(self.item())
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        from ._format import format_tensor
+
+        return format_tensor(self)
+
+    def __format__(self, spec: str) -> str:
+        if self._data.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    def __reduce_ex__(self, protocol):
+        return (_rebuild, (_host(self._data), self._requires_grad))
+
+    def __deepcopy__(self, memo):
+        if self.grad_fn is not None:
+            raise RuntimeError(
+                "Only Tensors created explicitly by the user (graph leaves) support the deepcopy protocol"
+            )
+        t = Tensor._make(self._data.copy())
+        t._requires_grad = self._requires_grad
+        if self._grad is not None:
+            t._grad = Tensor._make(self._grad._data.copy())
+        t._name = self._name
+        memo[id(self)] = t
+        return t
+
+
+def _rebuild(array, requires_grad):
+    t = Tensor._make(array)
+    t._requires_grad = requires_grad
+    return t
+
+
+def _host(array) -> np.ndarray:
+    return array if isinstance(array, np.ndarray) else to_device(array, _device("cpu"))
+
+
+_TYPE_NAMES = {"float16": "HalfTensor", "float32": "FloatTensor", "float64": "DoubleTensor",
+               "uint8": "ByteTensor", "int8": "CharTensor", "int16": "ShortTensor",
+               "int32": "IntTensor", "int64": "LongTensor", "bool": "BoolTensor"}
+
+
+class Size(tuple):
+    """torch.Size: a tuple of ints with torch's repr and ``numel()``."""
+
+    def __repr__(self) -> str:
+        return f"chainrule.Size({list(self)})"
+
+    def numel(self) -> int:
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __getitem__(self, item):
+        out = tuple.__getitem__(self, item)
+        return Size(out) if isinstance(item, slice) else out
+
+
+def _wrap_dim(dim: int, ndim: int, op: str = "") -> int:
+    """Normalise a possibly negative dim, raising torch's IndexError when out of range."""
+    rank = max(ndim, 1)
+    if not -rank <= dim < rank:
+        raise IndexError(
+            f"{op + ': ' if op else ''}Dimension out of range (expected to be in range of "
+            f"[{-rank}, {rank - 1}], but got {dim})"
+        )
+    return dim + rank if dim < 0 else dim
+
+
+_function_module._Tensor = Tensor

@@ -1,0 +1,166 @@
+"""The op-test harness: one lambda, run on chainrule and on torch, compared both ways.
+
+An ``OpCase`` names an op, a function ``fn(lib, *tensors)`` written once against the shared
+torch/chainrule API, and sample inputs as NumPy arrays. ``check_case`` then
+
+1. runs ``fn`` on chainrule and (if installed) torch, in float32, with the same inputs, and
+   compares the outputs (values, shape, dtype) and every input's gradient for a random
+   cotangent;
+2. runs chainrule's ``gradcheck`` in float64 (central differences);
+3. runs ``gradgradcheck`` when the case says the op is twice differentiable.
+
+Sample helpers build the awkward inputs every op must handle: broadcast pairs, 0-d, zero-size,
+non-contiguous views (``noncontig``) and negative dims.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pytest
+
+import chainrule
+
+try:
+    import torch
+except ImportError:  # torch is the oracle only; chainrule's own checks still run
+    torch = None
+
+requires_torch = pytest.mark.skipif(torch is None, reason="PyTorch (the test oracle) is not installed")
+
+
+@dataclasses.dataclass
+class OpCase:
+    """One op on one set of sample inputs."""
+
+    name: str
+    fn: Callable
+    inputs: Sequence  # NumPy arrays (float inputs are differentiated) or other constants
+    grad: Sequence[bool] | None = None  # which inputs require grad (default: every float array)
+    gradcheck: bool = True
+    gradgradcheck: bool = True
+    atol: float = 1e-5
+    rtol: float = 1e-4
+    check_dtype: bool = True
+
+    @property
+    def id(self) -> str:
+        shapes = ",".join(str(tuple(a.shape)) if isinstance(a, np.ndarray) else repr(a) for a in self.inputs)
+        return f"{self.name}[{shapes}]"
+
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def randn(*shape, seed: int = 0, low_gap: float = 0.0) -> np.ndarray:
+    """Standard normal float64 samples; ``low_gap`` pushes values away from 0 (for kinks)."""
+    x = rng(seed).standard_normal(shape)
+    if low_gap:
+        x = np.where(np.abs(x) < low_gap, np.sign(x + 1e-12) * (low_gap + np.abs(x)), x)
+    return x
+
+
+def positive(*shape, seed: int = 0) -> np.ndarray:
+    return rng(seed).uniform(0.5, 2.0, shape)
+
+
+def distinct(*shape, seed: int = 0) -> np.ndarray:
+    """Values with no ties and gaps of at least 0.01 (max, sort and pooling need tie-free input)."""
+    n = int(np.prod(shape)) if shape else 1
+    values = rng(seed).permutation(n).astype(np.float64) * 0.1 - n * 0.05
+    return values.reshape(shape)
+
+
+def noncontig(array: np.ndarray) -> np.ndarray:
+    """The same values laid out non-contiguously (a transposed copy viewed back)."""
+    if array.ndim < 2:
+        wide = np.empty((array.size * 2,) if array.ndim else (2,), dtype=array.dtype)
+        view = wide[::2] if array.ndim else wide[0]
+        view[...] = array
+        return view
+    return np.ascontiguousarray(array.swapaxes(0, -1)).swapaxes(0, -1)
+
+
+def _wants_grad(case: OpCase, i: int, x) -> bool:
+    if case.grad is not None:
+        return bool(case.grad[i])
+    return isinstance(x, np.ndarray) and x.dtype.kind == "f"
+
+
+def _make(lib, case: OpCase, dtype_name: str):
+    tensors = []
+    for i, x in enumerate(case.inputs):
+        if isinstance(x, np.ndarray):
+            array = x.astype(dtype_name) if x.dtype.kind == "f" else x.copy()
+            if not array.flags.c_contiguous and array.ndim >= 1:
+                array = noncontig(array)
+            t = lib.from_numpy(array) if lib is not chainrule else chainrule.from_numpy(array)
+            if _wants_grad(case, i, x):
+                t.requires_grad_(True)
+            tensors.append(t)
+        else:
+            tensors.append(x)
+    return tensors
+
+
+def _as_list(out):
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def _numpy(t) -> np.ndarray:
+    return t.detach().numpy() if hasattr(t, "detach") else np.asarray(t)
+
+
+def compare_with_torch(case: OpCase) -> None:
+    """Forward values and gradients of chainrule vs torch on identical float32 inputs."""
+    if torch is None:
+        pytest.skip("PyTorch (the test oracle) is not installed")
+    ours_in = _make(chainrule, case, "float32")
+    theirs_in = _make(torch, case, "float32")
+    ours = _as_list(case.fn(chainrule, *ours_in))
+    theirs = _as_list(case.fn(torch, *theirs_in))
+    assert len(ours) == len(theirs), f"{case.id}: {len(ours)} outputs vs torch's {len(theirs)}"
+    for k, (o, t) in enumerate(zip(ours, theirs)):
+        assert tuple(o.shape) == tuple(t.shape), f"{case.id} output {k}: shape {tuple(o.shape)} vs torch {tuple(t.shape)}"
+        if case.check_dtype:
+            assert str(o.dtype).split(".")[-1] == str(t.dtype).split(".")[-1], f"{case.id} output {k}: dtype {o.dtype} vs torch {t.dtype}"
+        np.testing.assert_allclose(_numpy(o), _numpy(t), rtol=case.rtol, atol=case.atol,
+                                   err_msg=f"{case.id} output {k} forward")
+    diff = [(o, t) for o, t in zip(ours, theirs) if t.requires_grad]
+    assert len(diff) == sum(o.requires_grad for o in ours), f"{case.id}: requires_grad of outputs differs from torch"
+    if not diff:
+        return
+    cotangents = [rng(7 + k).standard_normal(tuple(t.shape)).astype(np.float32) for k, (_, t) in enumerate(diff)]
+    chainrule.autograd.backward([o for o, _ in diff], [chainrule.tensor(c) for c in cotangents])
+    torch.autograd.backward([t for _, t in diff], [torch.tensor(c) for c in cotangents])
+    for i, (a, b) in enumerate(zip(ours_in, theirs_in)):
+        if getattr(b, "requires_grad", False):
+            if b.grad is None:
+                assert a.grad is None or not np.any(_numpy(a.grad)), f"{case.id}: input {i} got a gradient, torch's is None"
+                continue
+            assert a.grad is not None, f"{case.id}: input {i} has no gradient, torch's is {b.grad}"
+            assert tuple(a.grad.shape) == tuple(b.grad.shape), f"{case.id}: grad {i} shape {tuple(a.grad.shape)} vs {tuple(b.grad.shape)}"
+            np.testing.assert_allclose(_numpy(a.grad), _numpy(b.grad), rtol=case.rtol * 10, atol=case.atol * 10,
+                                       err_msg=f"{case.id} gradient of input {i}")
+
+
+def check_gradients(case: OpCase) -> None:
+    """chainrule's gradcheck (and gradgradcheck) in float64."""
+    inputs = _make(chainrule, case, "float64")
+    if not any(getattr(t, "requires_grad", False) for t in inputs):
+        return
+
+    def fn(*xs):
+        return case.fn(chainrule, *xs)
+
+    if case.gradcheck:
+        assert chainrule.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3)
+    if case.gradgradcheck:
+        assert chainrule.autograd.gradgradcheck(fn, inputs, eps=1e-6, atol=1e-4, rtol=1e-3)
+
+
+def parametrize(cases: Sequence[OpCase]):
+    return pytest.mark.parametrize("case", list(cases), ids=[c.id for c in cases])
