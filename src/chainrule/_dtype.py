@@ -74,7 +74,7 @@ def to_dtype(value) -> dtype:
             return _BY_NAME[value]
         raise TypeError(f"unknown dtype name {value!r}")
     if value is builtins.float:
-        return _default_float
+        return float64  # torch maps the Python type float to float64, not the default dtype
     if value is builtins.int:
         return int64
     if value is builtins.bool:

@@ -37,6 +37,36 @@ def _matmul(a, b):
     return matmul(a, b)
 
 
+def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
+    """A Python operator with a fast path for the common float cases.
+
+    A float tensor with a Python number, or two float tensors of one dtype, skip promotion;
+    when nothing is recorded (no_grad, and every plain backward() rule) the result is one ufunc
+    call. NumPy keeps the tensor's dtype for Python numbers (NEP 50), as torch does.
+    Everything else goes through the general op ``fn``.
+    """
+    state = _grad_state
+    constant = ew._constant
+    make = Tensor._make
+
+    def method(self, other):
+        data = self._data
+        if data.dtype.kind == "f":
+            kind = type(other)
+            if kind is float or kind is int:
+                if self._requires_grad and state.enabled:
+                    c = constant(other, data.dtype)
+                    return function_cls.apply(c, self) if reflected else function_cls.apply(self, c)
+                return make(ufunc(other, data) if reflected else ufunc(data, other))
+            if isinstance(other, Tensor) and other._data.dtype == data.dtype and not reflected:
+                if not (state.enabled and (self._requires_grad or other._requires_grad)):
+                    return make(ufunc(data, other._data))
+                return function_cls.apply(self, other)
+        return fn(other, self) if reflected else fn(self, other)
+
+    return method
+
+
 def _bind_operators() -> None:
     operators = {
         "add": ew.add, "sub": ew.sub, "mul": ew.mul, "truediv": ew.div, "floordiv": ew.floor_divide,
@@ -49,6 +79,10 @@ def _bind_operators() -> None:
         setattr(Tensor, f"__i{name}__", lambda self, other, fn=fn: _inplace(self, fn, other))
     for name, fn in {"eq": ew.eq, "ne": ew.ne, "lt": ew.lt, "le": ew.le, "gt": ew.gt, "ge": ew.ge}.items():
         setattr(Tensor, f"__{name}__", lambda self, other, fn=fn: fn(self, other) if _is_operand(other) else NotImplemented)
+    for name, fn, cls, ufunc in (("add", ew.add, ew.Add, np.add), ("sub", ew.sub, ew.Sub, np.subtract),
+                                 ("mul", ew.mul, ew.Mul, np.multiply), ("truediv", ew.div, ew.Div, np.true_divide)):
+        setattr(Tensor, f"__{name}__", _arithmetic(fn, cls, ufunc))
+        setattr(Tensor, f"__r{name}__", _arithmetic(fn, cls, ufunc, reflected=True))
     Tensor.__neg__ = ew.neg
     Tensor.__pos__ = lambda self: self
     Tensor.__abs__ = ew.abs
@@ -81,8 +115,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         )
     if result.dtype._category > self.dtype._category:
         raise RuntimeError(
-            f"result type {result.dtype.name.capitalize()} can't be cast to the desired output type "
-            f"{self.dtype.name.capitalize()}"
+            f"result type {_TORCH_TYPE_NAMES[result.dtype.name]} can't be cast to the desired output "
+            f"type {_TORCH_TYPE_NAMES[self.dtype.name]}"
         )
     if recording and result.grad_fn is not None and self._base is not None and self._base._requires_grad:
         raise RuntimeError(
@@ -94,6 +128,9 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
             "unsupported operation: more than one element of the written-to tensor refers to a "
             "single memory location. Please clone() the tensor before performing the operation."
         )
+    node = result.grad_fn if recording else None
+    if node is not None and node._saved and any(s is self for s in node._saved):
+        _save_original(node, self)
     self._data[...] = result._data
     self._version_box[0] += 1
     if recording and result.grad_fn is not None:
@@ -103,12 +140,45 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     return self
 
 
+# the scalar-type names torch's messages use
+_TORCH_TYPE_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "uint8": "Byte",
+                     "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool"}
+
+
+def _save_original(node, self: Tensor) -> None:
+    """The rule of an in-place op saved ``self``, which is about to be overwritten: give it a
+    copy of the old value that keeps self's place in the graph (torch clones here too)."""
+    original = Tensor._make(self._data.copy(), self.grad_fn, self._output_nr)
+    original._requires_grad = self._requires_grad
+    node._saved_versions = tuple(0 if s is self else v for s, v in zip(node._saved, node._saved_versions))
+    node._saved = tuple(original if s is self else s for s in node._saved)
+
+
 def _make_inplace(fn):
     def method(self, *args, **kwargs):
         return _inplace(self, fn, *args, **kwargs)
 
     method.__name__ = fn.__name__ + "_"
     return method
+
+
+def _make_inplace_view(fn):
+    """``t_``, ``transpose_``, ``squeeze_``, ``unsqueeze_``: change self's shape, not its values;
+    self becomes the (recorded) view, sharing memory as before."""
+    def method(self, *args, **kwargs):
+        result = fn(self, *args, **kwargs)
+        self._data = result._data
+        if result.grad_fn is not None:
+            self.grad_fn = result.grad_fn
+            self._output_nr = result._output_nr
+            self._requires_grad = True
+        return self
+
+    method.__name__ = fn.__name__ + "_"
+    return method
+
+
+_INPLACE_VIEWS = ["t", "transpose", "squeeze", "unsqueeze"]
 
 
 _INPLACE = ["add", "sub", "mul", "div", "pow", "neg", "abs", "exp", "log", "log1p", "expm1",
@@ -143,6 +213,14 @@ def _copy(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
     return _inplace(self, copied)
 
 
+def _matrix_transpose(self: Tensor) -> Tensor:
+    if self._data.ndim < 2:
+        raise RuntimeError(
+            f"tensor.mT is only supported on matrices or batches of matrices. Got {self._data.ndim}-D tensor."
+        )
+    return self.transpose(-2, -1)
+
+
 def bind_all(modules) -> None:
     for module in modules:
         bind_module(module)
@@ -150,12 +228,12 @@ def bind_all(modules) -> None:
     for name in _INPLACE:
         fn = getattr(Tensor, name, None)
         if fn is not None and not hasattr(Tensor, name + "_"):
-            setattr(Tensor, name + "_", _make_inplace(fn))
+            setattr(Tensor, name + "_", _make_inplace_view(fn) if name in _INPLACE_VIEWS else _make_inplace(fn))
     Tensor.fill_ = _fill
     Tensor.zero_ = _zero
     Tensor.copy_ = _copy
     Tensor.T = property(lambda self: self.permute(*reversed(range(self.ndim))))
-    Tensor.mT = property(lambda self: self.transpose(-2, -1))
+    Tensor.mT = property(_matrix_transpose)
     Tensor.H = Tensor.T
     Tensor.is_complex = lambda self: False
     Tensor.type_as = lambda self, other: self.to(other.dtype)

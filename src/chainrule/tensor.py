@@ -15,7 +15,6 @@ from ._backend import device as _device
 from ._backend import device_of, to_device
 from .autograd import function as _function_module
 from .autograd.function import AccumulateGrad
-from .autograd.grad_mode import state as _grad_state
 
 __all__ = ["Tensor"]
 
@@ -33,10 +32,18 @@ class Tensor:
     # make ndarray <op> Tensor defer to Tensor's reflected operators
     __array_priority__ = 1000
 
-    def __init__(self, data=None, *, requires_grad: bool = False, dtype=None) -> None:
+    def __init__(self, *args, requires_grad: bool = False, dtype=None) -> None:
+        """``Tensor(data)`` copies data as the default float dtype; ``Tensor(2, 3)`` and
+        ``Tensor(Size)`` make a zero-filled tensor of that shape (torch's is uninitialised)."""
         from .ops.creation import _to_array
 
-        array = _to_array([] if data is None else data, dtype if dtype is not None else _dtype.get_default_dtype())
+        dt = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
+        if len(args) == 1 and not isinstance(args[0], (Size, int)) or not args:
+            array = _to_array([] if not args else args[0], dt)
+        elif all(isinstance(a, int) and not isinstance(a, bool) for a in (args[0] if isinstance(args[0], Size) else args)):
+            array = np.zeros(tuple(args[0]) if isinstance(args[0], Size) else args, dtype=dt.np)
+        else:
+            raise TypeError(f"Tensor(): expected data or sizes, got {args!r}")
         self._init(array, requires_grad)
 
     def _init(self, array, requires_grad: bool = False, grad_fn=None, output_nr: int = 0) -> None:
@@ -182,10 +189,16 @@ class Tensor:
         if value is not None:
             if not isinstance(value, Tensor):
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
-            if value.shape != self.shape:
-                raise RuntimeError(f"assigned grad has data of a different size: got {tuple(value.shape)}, expected {tuple(self.shape)}")
+            if value._data.shape != self._data.shape:
+                raise RuntimeError(
+                    f"attempting to assign a gradient of size '{list(value.shape)}' to a tensor of size "
+                    f"'{list(self.shape)}'. Please ensure that the gradient and the tensor are the same size"
+                )
             if value.dtype is not self.dtype:
-                raise RuntimeError(f"assigned grad has data of a different type: got {value.dtype}, expected {self.dtype}")
+                raise RuntimeError(
+                    f"attempting to assign a gradient with dtype '{value.dtype.name}' to a tensor with "
+                    f"dtype '{self.dtype.name}'. The gradient must match the tensor's dtype."
+                )
         self._grad = value
 
     @grad.deleter
@@ -298,6 +311,8 @@ class Tensor:
         return array if dtype is None else array.astype(dtype, copy=False)
 
     def __dlpack__(self, *args, **kwargs):
+        if self._requires_grad:
+            raise BufferError("Can't export tensors that require gradient, use tensor.detach()")
         return self._data.__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self):
@@ -309,6 +324,7 @@ class Tensor:
         dev = kwargs.pop("device", None)
         copy = kwargs.pop("copy", False)
         kwargs.pop("non_blocking", None)
+        kwargs.pop("memory_format", None)  # NumPy arrays have no channels-last layout to choose
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
         for a in args:
@@ -381,10 +397,15 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self._data.size != 1:
-            raise RuntimeError(
-                f"Boolean value of Tensor with {self._data.size} values is ambiguous"
-            )
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self._data.reshape(()))
+
+    def __contains__(self, element) -> bool:
+        if not isinstance(element, (Tensor, int, float, bool, np.number, np.bool_)):
+            raise RuntimeError(
+                f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a {type(element)}."
+            )
+        return bool(np.any(self._data == (element._data if isinstance(element, Tensor) else element)))
 
     def __float__(self) -> float:
         return float(self.item())

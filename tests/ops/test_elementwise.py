@@ -110,3 +110,41 @@ def test_comparisons_give_bool_without_grad(op):
     assert out.dtype is cr.bool and not out.requires_grad
     expected = getattr(np.array([1.0, 2.0, 3.0]), op)(2.0)
     assert out.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("op", ["__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+                                "__truediv__", "__rtruediv__"])
+@pytest.mark.parametrize("scalar", [0.5, -3, 0.0, -0.0])
+def test_operator_fast_path_matches_torch(op, scalar, grad):
+    """Python-number operands take a fast path (cached constants, no promotion): same values,
+    same dtype and the same gradient as torch, including the sign of a zero operand."""
+    import chainrule as cr
+
+    torch = pytest.importorskip("torch")
+    data = np.array([1.5, -2.0, 0.25], dtype=np.float32)
+    ours = cr.tensor(data, requires_grad=grad)
+    theirs = torch.tensor(data, requires_grad=grad)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = getattr(ours, op)(scalar)
+    b = getattr(theirs, op)(scalar)
+    assert a.dtype is cr.float32 and a.requires_grad == b.requires_grad
+    np.testing.assert_array_equal(np.signbit(a.detach().numpy()), np.signbit(b.detach().numpy()))
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy())
+    if grad:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a.sum().backward()
+        b.sum().backward()
+        np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy())
+
+
+def test_same_dtype_tensor_fast_path_broadcasts_and_records():
+    import chainrule as cr
+
+    a = cr.ones(2, 3)
+    b = cr.arange(3.0)
+    assert (a * b).tolist() == [[0.0, 1.0, 2.0]] * 2
+    w = cr.ones(3, requires_grad=True)
+    (a * w).sum().backward()
+    assert w.grad.tolist() == [2.0, 2.0, 2.0]
+    assert (a * w).grad_fn.name() == "MulBackward0"

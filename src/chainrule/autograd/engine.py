@@ -100,6 +100,9 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                 f"element {i} of tensors does not require grad and does not have a grad_fn"
             )
     seeds = _root_grads(outputs, grad_outputs, create_graph)
+    # gradients user code can see (the caller's `gradient=`, what hooks received, retained
+    # .grad): a leaf's .grad must never share memory with them, so they are copied, not stolen
+    exposed = {id(g) for g in grad_outputs if g is not None}
     inputs = _as_tuple(inputs)
     for i, t in enumerate(inputs):
         if not isinstance(t, Tensor):
@@ -124,6 +127,10 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
         roots.append(node)
 
     order = _topological_order(roots)
+    for node in order:
+        # a freed graph or a saved tensor changed in place raises here, before any .grad changes
+        if node._freed or node._saved_versions is not None:
+            node.saved_tensors  # noqa: B018 - the property raises torch's error
     needed = _needed_nodes(order, targets) if inputs else None
 
     previous = _grad_state.enabled
@@ -135,7 +142,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
             grads = buffers.pop(id(node), None)
             if grads is None:
                 continue
-            grads = _call_pre_hooks(node, grads[1])
+            grads = _call_pre_hooks(node, grads[1], exposed)
             is_leaf_sink = type(node) is AccumulateGrad
             if targets:
                 for output_nr in range(len(grads)):
@@ -143,16 +150,16 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                         if not accumulate:
                             captured[index] = grads[output_nr]
                         elif not is_leaf_sink:
-                            _accumulate(inputs[index], grads[output_nr], create_graph)
+                            _accumulate(inputs[index], grads[output_nr], create_graph, exposed)
             if is_leaf_sink:
                 if accumulate and (not inputs or (id(node), 0) in targets):
-                    _accumulate(node.variable, grads[0], create_graph)
+                    _accumulate(node.variable, grads[0], create_graph, exposed)
                 continue
             if needed is not None and not any(
                 child is not None and id(child) in needed for child, _ in node.next_functions
             ):
                 continue
-            grad_inputs = _call_rule(node, grads, retain_graph)
+            grad_inputs = _call_rule(node, grads, retain_graph, exposed)
             for (child, child_nr), g in zip(node.next_functions, grad_inputs):
                 if child is not None and g is not None:
                     _add_to_buffer(buffers, child, child_nr, g, create_graph)
@@ -200,13 +207,14 @@ def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
         slots[output_nr] = type(grad)._make(previous._data + grad._data)
 
 
-def _call_pre_hooks(node, grads):
+def _call_pre_hooks(node, grads, exposed):
     """Tensor hooks (and retain_grad) for the tensors this node produced, then node pre-hooks."""
     if type(node) is AccumulateGrad:
         hooks = node.variable._hooks
         if hooks:
             g = grads[0]
             for hook in list(hooks):
+                exposed.add(id(g))
                 result = hook(g)
                 if result is not None:
                     g = result
@@ -218,6 +226,7 @@ def _call_pre_hooks(node, grads):
                 if g is None:
                     continue
                 for hook in list(hooks):
+                    exposed.add(id(g))
                     result = hook(g)
                     if result is not None:
                         g = result
@@ -227,16 +236,20 @@ def _call_pre_hooks(node, grads):
                 tensor = ref()
                 g = grads[output_nr]
                 if tensor is not None and g is not None:
-                    _accumulate(tensor, g, _grad_state.enabled)
+                    # a non-leaf's retained grad accumulates out of place, as torch's does
+                    current = tensor._grad
+                    exposed.add(id(g))
+                    tensor._grad = g if current is None else current + g
     if node._pre_hooks:
         for hook in list(node._pre_hooks):
+            exposed.update(id(g) for g in grads)
             result = hook(tuple(grads))
             if result is not None:
                 grads = list(result)
     return grads
 
 
-def _call_rule(node, grads, retain_graph):
+def _call_rule(node, grads, retain_graph, exposed=None):
     Tensor = _tensor_cls()
     if any(g is None for g in grads):
         # materialise missing output gradients as zeros (torch's materialize_grads default)
@@ -283,6 +296,8 @@ def _call_rule(node, grads, retain_graph):
             _check_finite(node, i, g)
         fixed.append(g)
     if node._post_hooks:
+        if exposed is not None:
+            exposed.update(id(g) for g in fixed)
         for hook in list(node._post_hooks):
             hook(tuple(fixed), tuple(grads))
     return fixed
@@ -332,7 +347,7 @@ def _check_finite(node, index, grad):
         )
 
 
-def _accumulate(variable, grad, create_graph):
+def _accumulate(variable, grad, create_graph, exposed=()):
     """Add ``grad`` into ``variable.grad``: steal the array when nothing else holds it."""
     Tensor = _tensor_cls()
     current = variable._grad
@@ -341,9 +356,10 @@ def _accumulate(variable, grad, create_graph):
             variable._grad = grad
             return
         array = grad._data
-        # Stealing is safe only if no other tensor or view shares this array: references are the
-        # tensor's slot, the local name and getrefcount's argument.
-        if array.base is not None or sys.getrefcount(array) > 3 or not array.flags.writeable:
+        # Stealing is safe only if no other tensor or view shares this array (its references:
+        # the tensor's slot, the local name, getrefcount's argument) and user code never saw it.
+        if (array.base is not None or sys.getrefcount(array) > 3 or not array.flags.writeable
+                or id(grad) in exposed):
             array = array.copy()
         variable._grad = Tensor._make(array)
     elif create_graph or current._requires_grad:
@@ -353,22 +369,34 @@ def _accumulate(variable, grad, create_graph):
         current._version_box[0] += 1
 
 
-def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
-    """torch.autograd.backward: accumulate gradients of ``tensors`` into the leaves' ``.grad``."""
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,
+             inputs=None):
+    """torch.autograd.backward: accumulate gradients of ``tensors`` into the leaves' ``.grad``.
+
+    ``grad_variables`` is torch's deprecated name for ``grad_tensors``."""
+    if grad_variables is not None:
+        if grad_tensors is not None:
+            raise RuntimeError("'grad_tensors' and 'grad_variables' (deprecated) arguments both passed "
+                               "to backward(). Please only use 'grad_tensors'.")
+        grad_tensors = grad_variables
     if inputs is not None:
         inputs = _as_tuple(inputs)
         if len(inputs) == 0:
-            raise RuntimeError("backward: 'inputs' argument to backward() cannot be empty.")
+            raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
     run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs=inputs, accumulate=True)
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
          allow_unused=None, is_grads_batched=False, materialize_grads=False):
-    """torch.autograd.grad: the gradients of ``outputs`` w.r.t. ``inputs``; ``.grad`` is untouched."""
+    """torch.autograd.grad: the gradients of ``outputs`` w.r.t. ``inputs``; ``.grad`` is untouched.
+
+    ``only_inputs`` is accepted for torch's positional order (torch ignores it too)."""
     if is_grads_batched:
         raise NotImplementedError("chainrule.autograd.grad: is_grads_batched is not supported")
     if allow_unused is None:
         allow_unused = materialize_grads
+    if not _as_tuple(inputs):
+        raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     result = run_backward(outputs, grad_outputs, retain_graph, create_graph,
                           inputs=_as_tuple(inputs), allow_unused=allow_unused, accumulate=False)
     if materialize_grads:

@@ -258,18 +258,53 @@ class Function(metaclass=FunctionMeta):
         return _apply_user_function(cls, args, kwargs)
 
 
+_NO_EDGE = (None, 0)
+
+
 def _make_node(cls, inputs) -> Node:
     node = cls._node_cls()
-    node.next_functions = tuple(_edge(t) if t is not None else (None, 0) for t in inputs)
-    node.needs_input_grad = tuple(t is not None and t._requires_grad for t in inputs)
-    node._input_meta = tuple((t._data.shape, t._data.dtype) if t is not None else None for t in inputs)
+    edges = []
+    needs = []
+    meta = []
+    # one pass over the inputs: this runs for every recorded op
+    for t in inputs:
+        if t is None:
+            edges.append(_NO_EDGE)
+            needs.append(False)
+            meta.append(None)
+            continue
+        fn = t.grad_fn
+        if fn is not None:
+            edges.append((fn, t._output_nr))
+            needs.append(True)
+        elif t._requires_grad:
+            edges.append((t._get_accumulator(), 0))
+            needs.append(True)
+        else:
+            edges.append(_NO_EDGE)
+            needs.append(False)
+        data = t._data
+        meta.append((data.shape, data.dtype))
+    node.next_functions = tuple(edges)
+    node.needs_input_grad = tuple(needs)
+    node._input_meta = tuple(meta)
     node._num_outputs = 1
     node._saved_versions = None
     if _anomaly.enabled:
-        import traceback
-
-        node._traceback = traceback.format_stack()[:-3]
+        node._traceback = _user_stack()
     return node
+
+
+def _user_stack() -> list:
+    """The forward call stack, minus chainrule's own trailing frames: it ends at the user's line."""
+    import os
+    import traceback
+
+    frames = traceback.extract_stack()
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    while len(frames) > 1 and frames[-1].filename.startswith(package):
+        frames.pop()
+    return traceback.format_list(frames)
 
 
 class _Anomaly:
@@ -292,14 +327,14 @@ def _apply_array_op(cls, inputs, params):
                 break
         else:
             record = False
+    arrays = [t._data for t in inputs]
     if not record:
-        out = cls.forward(_NULL_CTX, *[t._data for t in inputs], **params)
+        out = cls.forward(_NULL_CTX, *arrays, **params)
         if type(out) is tuple:
             return tuple(Tensor._make(o) for o in out)
         return Tensor._make(out)
 
     node = _make_node(cls, inputs)
-    arrays = [t._data for t in inputs]
     out = cls.forward(node, *arrays, **params)
     non_diff = node._non_differentiable
     if type(out) is tuple:

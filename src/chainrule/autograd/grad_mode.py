@@ -1,19 +1,24 @@
 """Grad-mode switches: no_grad, enable_grad, set_grad_enabled, inference_mode.
 
-Each works as a context manager and as a decorator, like torch's. The flag is a plain
-module attribute read on every op, so checking it costs one attribute lookup.
+Each works as a context manager and as a decorator, like torch's: ``@no_grad()`` and bare
+``@no_grad`` both work, decorated generator functions run each step under the mode, and
+``@set_grad_enabled(False)`` does not leave grad mode changed after decoration. The flag is a
+thread-local attribute read on every op, so checking it costs one attribute lookup.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import threading
 
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
            "is_inference_mode_enabled"]
 
 
-class _GradState:
-    __slots__ = ("enabled", "inference")
+class _GradState(threading.local):
+    """Per-thread, as torch's: a no_grad block in one thread (a data-loading worker, say) never
+    switches recording off in another. Each thread starts with grad mode on."""
 
     def __init__(self) -> None:
         self.enabled = True
@@ -31,23 +36,68 @@ def is_inference_mode_enabled() -> bool:
     return state.inference
 
 
+def _wrap_generator(make_context, func):
+    """Run every step of the generator ``func`` returns under a fresh context (torch does too)."""
+
+    @functools.wraps(func)
+    def generator(*args, **kwargs):
+        gen = func(*args, **kwargs)
+        try:
+            with make_context():
+                response = gen.send(None)
+            while True:
+                try:
+                    request = yield response
+                except GeneratorExit:
+                    with make_context():
+                        gen.close()
+                    raise
+                except BaseException as exc:
+                    with make_context():
+                        response = gen.throw(exc)
+                else:
+                    with make_context():
+                        response = gen.send(request)
+        except StopIteration as stop:
+            return stop.value
+
+    return generator
+
+
 class _GradModeContext:
-    """Base: sets the flag on enter, restores the previous value on exit; also a decorator."""
+    """Base: sets the flag on enter, restores the previous value on exit; also a decorator.
+
+    Each decorated call enters a fresh copy (``_clone``), so recursion and threads that share
+    one decorator never overwrite each other's saved state.
+    """
 
     _target = True
+
+    def __new__(cls, *args, **kwargs):
+        # bare decorator: ``@no_grad`` passes the function itself as the only argument
+        if cls._accepts_bare and len(args) == 1 and not kwargs and callable(args[0]) \
+                and not isinstance(args[0], bool):
+            return cls()(args[0])
+        return super().__new__(cls)
+
+    _accepts_bare = False
 
     def __enter__(self):
         self._previous = state.enabled
         state.enabled = self._target
-        return self
+        return None
 
     def __exit__(self, *exc) -> None:
         state.enabled = self._previous
 
     def __call__(self, func):
+        make_context = self._clone
+        if inspect.isgeneratorfunction(func):
+            return _wrap_generator(make_context, func)
+
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            with self._clone():
+            with make_context():
                 return func(*args, **kwargs)
 
         return wrapper
@@ -60,16 +110,27 @@ class no_grad(_GradModeContext):
     """Disable gradient recording: ops inside produce tensors with no grad_fn."""
 
     _target = False
+    _accepts_bare = True
+
+    def __init__(self, func=None) -> None:
+        pass
 
 
 class enable_grad(_GradModeContext):
     """Re-enable gradient recording inside a no_grad block."""
 
     _target = True
+    _accepts_bare = True
+
+    def __init__(self, func=None) -> None:
+        pass
 
 
 class set_grad_enabled(_GradModeContext):
-    """Set grad mode to ``mode``; takes effect at construction, like torch's."""
+    """Set grad mode to ``mode``; takes effect at construction, so it also works as a plain call.
+
+    As a decorator the mode is restored right away and applied only while the function runs.
+    """
 
     def __init__(self, mode: bool) -> None:
         self._previous = state.enabled
@@ -77,10 +138,18 @@ class set_grad_enabled(_GradModeContext):
         state.enabled = self._target
 
     def __enter__(self):
-        return self
+        state.enabled = self._target
+        return None
+
+    def __call__(self, func):
+        state.enabled = self._previous
+        return super().__call__(func)
 
     def _clone(self):
         return _SetGradContext(self._target)
+
+    def __repr__(self) -> str:
+        return f"chainrule.autograd.grad_mode.set_grad_enabled(mode={self._target})"
 
 
 class _SetGradContext(_GradModeContext):
@@ -89,11 +158,15 @@ class _SetGradContext(_GradModeContext):
 
 
 class inference_mode(_GradModeContext):
-    """Like no_grad (chainrule has no separate inference tensors); ``mode=False`` is a no-op."""
+    """Like no_grad (chainrule has no separate inference tensors); ``mode=False`` is a no-op.
+
+    ``inference_mode(True)``, ``inference_mode()`` and bare ``@inference_mode`` all work.
+    """
+
+    _accepts_bare = True
 
     def __init__(self, mode: bool = True) -> None:
         self._mode = bool(mode)
-        self._target = not mode if mode else None
 
     def __enter__(self):
         self._previous = state.enabled
@@ -101,7 +174,7 @@ class inference_mode(_GradModeContext):
         if self._mode:
             state.enabled = False
             state.inference = True
-        return self
+        return None
 
     def __exit__(self, *exc) -> None:
         state.enabled = self._previous

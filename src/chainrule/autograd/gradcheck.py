@@ -88,6 +88,7 @@ def _fail(message: str, raise_exception: bool) -> bool:
 def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               raise_exception: bool = True, nondet_tol: float = 0.0, check_undefined_grad: bool = True,
               check_grad_dtypes: bool = False, check_batched_grad: bool = False,
+              check_batched_forward_grad: bool = False, check_forward_ad: bool = False,
               check_backward_ad: bool = True, fast_mode: bool = False, masked=None) -> bool:
     """torch.autograd.gradcheck: True if autograd's gradients match finite differences.
 
@@ -96,6 +97,9 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     """
     from ..tensor import Tensor
 
+    if check_forward_ad or check_batched_forward_grad or check_batched_grad:
+        raise NotImplementedError("gradcheck: chainrule has no forward-mode AD or batched gradients; "
+                                  "use check_forward_ad=False, check_batched_grad=False")
     inputs = _as_tuple(inputs)
     diff_indices = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t._requires_grad]
     if not diff_indices:
@@ -171,7 +175,8 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
                   rtol: float = 1e-3, gen_non_contig_grad_outputs: bool = False,
                   raise_exception: bool = True, nondet_tol: float = 0.0,
                   check_undefined_grad: bool = True, check_grad_dtypes: bool = False,
-                  check_batched_grad: bool = False, fast_mode: bool = False, masked=None) -> bool:
+                  check_batched_grad: bool = False, check_fwd_over_rev: bool = False,
+                  check_rev_over_rev: bool = True, fast_mode: bool = False, masked: bool = False) -> bool:
     """torch.autograd.gradgradcheck: gradcheck of the first gradient (second derivatives)."""
     from ..tensor import Tensor
 

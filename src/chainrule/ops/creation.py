@@ -22,38 +22,66 @@ __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "ful
 
 
 def _infer_dtype(data) -> _dtype.dtype:
-    """torch's inference: any float -> default float, else any int -> int64, else bool."""
+    """torch's inference: promote over the items, where a Python float is the default float,
+    a Python int int64, a bool bool, and NumPy scalars/arrays and Tensors keep their dtype."""
     if isinstance(data, np.ndarray):
         return _dtype.from_numpy_dtype(data.dtype)
-    kinds = set()
+    fast = _infer_python_scalars(data)
+    if fast is not None:
+        return fast
+    result = None
     stack = [data]
     while stack:
         item = stack.pop()
-        if isinstance(item, Tensor):
-            kinds.add(item.dtype)
-        elif isinstance(item, (list, tuple)):
+        if isinstance(item, (list, tuple)):
             stack.extend(item)
-        elif isinstance(item, (builtins.bool, np.bool_)):
-            kinds.add("b")
-        elif isinstance(item, (builtins.int, np.integer)):
-            kinds.add("i")
-        elif isinstance(item, (builtins.float, np.floating)):
-            kinds.add("f")
-        elif isinstance(item, np.ndarray):
-            kinds.add(_dtype.from_numpy_dtype(item.dtype))
+            continue
+        if isinstance(item, Tensor):
+            kind = item.dtype
+        elif isinstance(item, (np.ndarray, np.generic)):
+            kind = _dtype.from_numpy_dtype(item.dtype)
+        elif isinstance(item, builtins.bool):
+            kind = _dtype.bool
+        elif isinstance(item, builtins.int):
+            kind = _dtype.int64
+        elif isinstance(item, builtins.float):
+            kind = _dtype.get_default_dtype()
         else:
-            raise TypeError(f"tensor(): could not infer dtype of {type(item).__name__}")
-    tensor_dtypes = [k for k in kinds if isinstance(k, _dtype.dtype)]
-    if "f" in kinds or builtins.any(d.is_floating_point for d in tensor_dtypes):
-        floats = [d for d in tensor_dtypes if d.is_floating_point]
-        return floats[0] if floats and "f" not in kinds else _dtype.get_default_dtype()
-    if "i" in kinds:
-        return _dtype.int64
-    if tensor_dtypes:
-        return tensor_dtypes[0]
-    if "b" in kinds:
-        return _dtype.bool
-    return _dtype.get_default_dtype()
+            raise TypeError(f"new(): invalid data type '{type(item).__name__}'")
+        if kind is not result:
+            result = kind if result is None else _dtype.promote_types(result, kind)
+    return _dtype.get_default_dtype() if result is None else result
+
+
+def _infer_python_scalars(data) -> _dtype.dtype | None:
+    """Fast path for (nested) lists of plain Python numbers: the element types in one C-level
+    pass; None when anything else (NumPy scalars, Tensors, ragged lists) needs the full walk."""
+    try:
+        items = np.array(data, dtype=object).ravel()
+    except (ValueError, TypeError):
+        return None
+    types = set(map(type, items))
+    if not types <= {builtins.float, builtins.int, builtins.bool}:
+        return None
+    if builtins.float in types or not types:
+        return _dtype.get_default_dtype()
+    return _dtype.int64 if builtins.int in types else _dtype.bool
+
+
+def _check_ragged(data, depth: int = 0) -> None:
+    """Raise torch's ValueError for nested sequences of unequal lengths."""
+    if not isinstance(data, (list, tuple)) or not data:
+        return
+    first = data[0]
+    expected = len(first) if isinstance(first, (list, tuple)) else None
+    for item in data:
+        length = len(item) if isinstance(item, (list, tuple)) else None
+        if length != expected:
+            if expected is None or length is None:
+                raise TypeError("not a sequence" if expected is not None else
+                                f"expected a number at dim {depth + 1}, got a sequence")
+            raise ValueError(f"expected sequence of length {expected} at dim {depth + 1} (got {length})")
+        _check_ragged(item, depth + 1)
 
 
 def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
@@ -68,7 +96,13 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
         target = _dtype.to_dtype(dtype) if dtype is not None else _infer_dtype(data)
         if isinstance(data, (list, tuple)) and _contains_tensor(data):
             data = _unwrap_nested(data)
-        array = np.array(data, dtype=target.np, copy=copy) if copy else np.asarray(data, dtype=target.np)
+        try:
+            array = np.array(data, dtype=target.np, copy=copy) if copy else np.asarray(data, dtype=target.np)
+        except ValueError:
+            _check_ragged(data)
+            raise
+        except OverflowError:
+            raise RuntimeError(f"value cannot be converted to type {target.name} without overflow") from None
     if device is not None and _device(device).type != "cpu":
         array = module_for_device(device).asarray(array)
     return array
@@ -89,7 +123,9 @@ def _unwrap_nested(data):
 def _finish(array, requires_grad: builtins.bool) -> Tensor:
     t = Tensor._make(array)
     if requires_grad:
-        t.requires_grad_(True)
+        if array.dtype.kind != "f":
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
+        t._requires_grad = True
     return t
 
 
@@ -120,12 +156,18 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor._make(array)
 
 
+def _sizes(sizes: tuple, size) -> tuple:
+    """The size given as varargs (``zeros(2, 3)``, ``zeros((2, 3))``) or as ``size=``."""
+    return sizes if size is None else (size,)
+
+
 def _shape_args(size) -> tuple:
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     shape = tuple(builtins.int(s) for s in size)
-    if builtins.any(s < 0 for s in shape):
-        raise RuntimeError(f"Trying to create tensor with negative dimension: {list(shape)}")
+    for s in shape:
+        if s < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(shape)}")
     return shape
 
 
@@ -139,16 +181,16 @@ def _dt(dtype, default=None):
     return _dtype.to_dtype(dtype).np
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
-    return _finish(_xp(device).zeros(_shape_args(size), dtype=_dt(dtype)), requires_grad)
+def zeros(*sizes, size=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+    return _finish(_xp(device).zeros(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
-    return _finish(_xp(device).ones(_shape_args(size), dtype=_dt(dtype)), requires_grad)
+def ones(*sizes, size=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+    return _finish(_xp(device).ones(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return _finish(_xp(device).empty(_shape_args(size), dtype=_dt(dtype)), requires_grad)
+def empty(*sizes, size=None, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return _finish(_xp(device).empty(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -189,11 +231,13 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
         start, end = 0, start
     values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
     if step == 0:
-        raise RuntimeError("arange: step must be nonzero")
+        raise RuntimeError("step must be nonzero")
     if dtype is None:
         is_int = builtins.all(isinstance(v, (builtins.int, np.integer)) and not isinstance(v, builtins.bool) for v in values)
         dtype = _dtype.int64 if is_int else _dtype.get_default_dtype()
     start, end, step = values
+    if (end - start) * step < 0:
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     # compute the length as torch does (ceil((end - start) / step)) to avoid float surprises
     n = builtins.max(0, math.ceil((end - start) / step))
     array = (start + np.arange(n, dtype=np.int64 if _dtype.to_dtype(dtype).np.kind in "iu" else np.float64) * step)
@@ -202,7 +246,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
 
 def linspace(start, end, steps: builtins.int, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     if steps < 0:
-        raise RuntimeError("linspace: number of steps must be non-negative")
+        raise RuntimeError("number of steps must be non-negative")
     array = np.linspace(builtins.float(start), builtins.float(end), builtins.int(steps))
     return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
 
@@ -214,6 +258,8 @@ def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dt
 
 
 def eye(n: builtins.int, m: builtins.int | None = None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if n < 0 or (m is not None and m < 0):
+        raise RuntimeError(f"{'n' if n < 0 else 'm'} must be greater or equal to 0, got {n if n < 0 else m}")
     return _finish(_xp(device).eye(n, m, dtype=_dt(dtype)), requires_grad)
 
 
@@ -222,16 +268,16 @@ def new_tensor(self: Tensor, data, *, dtype=None, device=None, requires_grad=Fal
     return tensor(data, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
 
 
-def new_zeros(self: Tensor, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return zeros(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+def new_zeros(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return zeros(*_sizes(sizes, size), dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
 
 
-def new_ones(self: Tensor, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return ones(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+def new_ones(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return ones(*_sizes(sizes, size), dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
 
 
-def new_empty(self: Tensor, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return empty(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+def new_empty(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return empty(*_sizes(sizes, size), dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
 
 
 def new_full(self: Tensor, size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:

@@ -36,6 +36,26 @@ def _as_operand(x, dtype: _dtype.dtype) -> Tensor:
     return Tensor._make(np.asarray(x, dtype=dtype.np))
 
 
+_CONSTANTS: dict = {}
+
+
+def _constant(x, np_dtype) -> Tensor:
+    """A cached 0-d tensor for a Python number used as an operand of a recorded op.
+
+    Saves allocating one per ``x * 0.9`` in a training loop. Only ops read these; zero is never
+    cached because 0.0 and -0.0 compare equal but multiply differently.
+    """
+    key = (x, np_dtype)
+    t = _CONSTANTS.get(key) if x else None
+    if t is None:
+        t = Tensor._make(np.asarray(x, dtype=np_dtype))
+        if x:
+            if len(_CONSTANTS) > 4096:
+                _CONSTANTS.clear()
+            _CONSTANTS[key] = t
+    return t
+
+
 def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
     """Differentiable dtype conversion (torch's ToCopyBackward0)."""
     if t._data.dtype == dtype.np:
@@ -272,14 +292,24 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
 
 
 def sub(input, other, *, alpha=1, out=None) -> Tensor:
-    if isinstance(input, Tensor) and input._data.dtype == np.bool_ and isinstance(other, Tensor) \
-            and other._data.dtype == np.bool_:
+    input_is_bool, other_is_bool = _is_bool(input), _is_bool(other)
+    if input_is_bool and other_is_bool:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                            "Use the `^` or `logical_xor()` operator instead.")
+    if input_is_bool or other_is_bool:
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                           "If you are trying to invert a mask, use the `~` or `logical_not()` "
+                           "operator instead.")
     if alpha != 1:
         other = mul(other, alpha)
     a, b = _pair(input, other)
     return Sub.apply(a, b)
+
+
+def _is_bool(x) -> builtins.bool:
+    if isinstance(x, Tensor):
+        return x._data.dtype == np.bool_
+    return isinstance(x, (builtins.bool, np.bool_))
 
 
 def rsub(input, other, *, alpha=1) -> Tensor:
@@ -633,8 +663,10 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
         if max is not None:
             out = _clamp_bound(out, max, "max")
         return out
-    if input._data.dtype.kind in "iu" and any(isinstance(v, builtins.float) for v in (min, max)):
-        input = _cast(input, _dtype.get_default_dtype())
+    if input._data.dtype.kind != "f":
+        # number bounds take part in type promotion (an int tensor clamped at 2.5 becomes float)
+        dtype = _dtype.result_type(input, *[v for v in (min, max) if v is not None])
+        input = _cast(input, dtype)
     return Clamp.apply(input, min=min, max=max)
 
 
@@ -696,11 +728,15 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
 
 
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
-    return input + value * tensor1 * tensor2
+    """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
+    product = tensor1 * tensor2
+    return input + (product if value == 1 else value * product)
 
 
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
-    return input + value * tensor1 / tensor2
+    """torch.addcdiv: input + value * tensor1 / tensor2."""
+    quotient = tensor1 / tensor2
+    return input + (quotient if value == 1 else value * quotient)
 
 
 def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=None) -> Tensor:

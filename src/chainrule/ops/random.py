@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _dtype
 from ..tensor import Tensor
-from .creation import _dt, _finish, _shape_args, _xp
+from .creation import _dt, _finish, _shape_args, _sizes, _xp
 
 __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
            "default_generator", "rand", "randn", "randint", "randperm", "rand_like", "randn_like",
@@ -84,24 +84,26 @@ def set_rng_state(state: Tensor) -> None:
     default_generator.set_state(state)
 
 
-def _float_dtype(dtype):
+def _float_dtype(dtype, op: str):
     dt = _dt(dtype)
     if dt.kind != "f":
-        raise RuntimeError(f"expected a floating-point dtype for a continuous distribution, got {dtype}")
+        # torch's error type and wording for a continuous distribution of an integer dtype
+        raise NotImplementedError(f'"{op}" not implemented for \'{_dtype.to_dtype(dtype).name}\' '
+                                  "(rand and randn need a floating-point dtype)")
     return dt
 
 
-def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def rand(*sizes, size=None, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform on [0, 1)."""
-    dt = _float_dtype(dtype)
-    array = _rng(generator).random(_shape_args(size), dtype=np.float64).astype(dt)
+    dt = _float_dtype(dtype, "rand")
+    array = _rng(generator).random(_shape_args(_sizes(sizes, size)), dtype=np.float64).astype(dt)
     return _finish(_xp(device).asarray(array), requires_grad)
 
 
-def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randn(*sizes, size=None, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal."""
-    dt = _float_dtype(dtype)
-    array = _rng(generator).standard_normal(_shape_args(size)).astype(dt)
+    dt = _float_dtype(dtype, "randn")
+    array = _rng(generator).standard_normal(_shape_args(_sizes(sizes, size))).astype(dt)
     return _finish(_xp(device).asarray(array), requires_grad)
 
 
