@@ -1,5 +1,970 @@
-"""linalg ops (being written in this session)."""
+"""Linear algebra: matmul in all its cases, mm/bmm/mv/dot, einsum with a general rule, and the
+products, sums and diagonals built on them.
+
+Matrix products call ``np.matmul`` on the arrays as they are (views, no copies) and their rules
+are matmuls of transposed views. ``einsum``'s rule is again an einsum: the gradient of operand k
+contracts the output gradient with every other operand, so it serves any equation, twice.
+``chainrule.linalg.vector_norm`` / ``matrix_norm`` / ``norm`` live here too (as in torch.linalg).
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import collections
+import string
+
+import numpy as np
+
+from .. import _dtype
+from ..autograd.function import Function
+from ..tensor import Tensor, _wrap_dim
+
+__all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum", "tensordot",
+           "addmm", "addmv", "baddbmm", "addbmm", "addr", "trace", "diag", "diagonal", "kron", "inverse",
+           "det", "slogdet", "logdet", "cross", "cdist", "matrix_power", "chain_matmul"]
+__not_methods__ = {"einsum", "tensordot", "cdist", "chain_matmul"}
+
+_C_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
+                 "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
+                 "bool": "bool"}
+
+
+def _as_array(x) -> np.ndarray:
+    return x if type(x) is np.ndarray else np.asarray(x)
+
+
+# ---------------------------------------------------------------- matmul family
+class Matmul(Function):
+    _array_forward = True
+    node_name = "MatmulBackward0"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        # save only what the other input's gradient needs
+        ctx.save_for_backward(b if ctx.needs_input_grad[0] else None, a if ctx.needs_input_grad[1] else None)
+        ctx.ndims = (a.ndim, b.ndim)
+        return _as_array(np.matmul(_blas_ready(a), _blas_ready(b)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(A B) = dA B + A dB: grad_A = G B^T, grad_B = A^T G (1-D operands as a row / a column)
+        b, a = ctx.saved_tensors
+        a_ndim, b_ndim = ctx.ndims
+        grad_a = grad_b = None
+        if a_ndim == 1 and b_ndim == 1:
+            return (grad * b if b is not None else None), (grad * a if a is not None else None)
+        if b_ndim == 1:
+            g = grad.unsqueeze(-1)
+            if b is not None:
+                grad_a = _mat(g, b.unsqueeze(0))
+            if a is not None:
+                grad_b = _mat(a.mT, g).squeeze(-1)
+                if a_ndim > 2:
+                    grad_b = grad_b.reshape(-1, grad_b.shape[-1]).sum(0)
+            return grad_a, grad_b
+        if a_ndim == 1:
+            g = grad.unsqueeze(-2)
+            if b is not None:
+                grad_a = _mat(g, b.mT).squeeze(-2)
+                if b_ndim > 2:
+                    grad_a = grad_a.reshape(-1, grad_a.shape[-1]).sum(0)
+            if a is not None:
+                grad_b = _mat(a.unsqueeze(-1), g)
+            return grad_a, grad_b
+        if b is not None:
+            grad_a = _mat(grad, b.mT)
+        if a is not None:
+            if b_ndim == 2 and a_ndim > 2:
+                # a weight shared over a batch: one big matmul instead of a batch summed afterwards
+                m, p = a._data.shape[-1], grad._data.shape[-1]
+                grad_b = _mat(a.reshape(-1, m).mT, grad.reshape(-1, p))
+            else:
+                grad_b = _mat(a.mT, grad)
+        return grad_a, grad_b
+
+
+class Mm(Matmul):
+    node_name = "MmBackward0"
+
+
+class Bmm(Matmul):
+    node_name = "BmmBackward0"
+
+
+class Mv(Matmul):
+    node_name = "MvBackward0"
+
+
+class Dot(Matmul):
+    node_name = "DotBackward0"
+
+
+def _blas_ready(x: np.ndarray) -> np.ndarray:
+    """``x`` itself when BLAS can read it (row- or column-major in its last two dims), else a copy.
+
+    np.matmul silently falls back to a slow loop for other layouts -- e.g. the stride-0
+    gradients that ``sum().backward()`` expands -- which is 10-50x slower than copying first.
+    """
+    item = x.itemsize
+    if x.ndim == 1:
+        return x if x.strides[0] == item or x.shape[0] <= 1 else np.ascontiguousarray(x)
+    if x.ndim == 0:
+        return x
+    (s0, s1), (n, m) = x.strides[-2:], x.shape[-2:]
+    if (s1 == item or m <= 1) and s0 >= m * item or (s0 == item or n <= 1) and s1 >= n * item:
+        return x
+    return np.ascontiguousarray(x)
+
+
+_NODE_BY_NDIM = {(2, 2): Mm, (3, 3): Bmm, (2, 1): Mv, (1, 1): Dot}
+
+
+def _mat(a: Tensor, b: Tensor) -> Tensor:
+    """matmul without argument checks (for rules, whose shapes are right by construction)."""
+    return _NODE_BY_NDIM.get((a._data.ndim, b._data.ndim), Matmul).apply(a, b)
+
+
+def _check_tensor(op: str, name: str, x) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}(): argument '{name}' (position {1 if name in ('input', 'self') else 2}) must be "
+                        f"Tensor, not {type(x).__name__}")
+
+
+def _check_same_dtype(a: Tensor, b: Tensor) -> None:
+    if a._data.dtype != b._data.dtype:
+        raise RuntimeError(
+            f"expected m1 and m2 to have the same dtype, but got: {_C_TYPE_NAMES.get(a.dtype.name, a.dtype.name)} "
+            f"!= {_C_TYPE_NAMES.get(b.dtype.name, b.dtype.name)}"
+        )
+
+
+def _inconsistent(n: int, m: int) -> RuntimeError:
+    return RuntimeError(f"inconsistent tensor size, expected tensor [{n}] and src [{m}] to have the same "
+                        f"number of elements, but got {n} and {m} elements respectively")
+
+
+def _mat_shapes(a: tuple, b: tuple) -> RuntimeError:
+    return RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({a[0]}x{a[1]} and {b[0]}x{b[1]})")
+
+
+def matmul(input: Tensor, other: Tensor) -> Tensor:
+    """torch.matmul: dot (1-D·1-D), matrix-vector, vector-matrix (the added dim is removed again),
+    matrix product, and batched products broadcasting the batch dims."""
+    _check_tensor("matmul", "input", input)
+    _check_tensor("matmul", "other", other)
+    a, b = input._data, other._data
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.ndim}D and {b.ndim}D")
+    _check_same_dtype(input, other)
+    k_a = a.shape[-1]
+    k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if k_a != k_b:
+        if a.ndim == 1 and b.ndim == 1:
+            raise _inconsistent(a.shape[0], b.shape[0])
+        if b.ndim == 1 and a.ndim == 2:
+            raise RuntimeError(f"size mismatch, got input ({a.shape[0]}), mat ({a.shape[0]}x{a.shape[1]}), "
+                               f"vec ({b.shape[0]})")
+        if a.ndim <= 2 and b.ndim <= 2:
+            raise _mat_shapes((1,) + a.shape if a.ndim == 1 else a.shape, b.shape)
+        # torch folds a batch against a plain matrix/vector into one mm/mv; report its shapes
+        if b.ndim <= 2:
+            rows = int(np.prod(a.shape[:-1]))
+            if b.ndim == 1:
+                raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{k_a}), vec ({k_b})")
+            raise _mat_shapes((rows, k_a), b.shape)
+        if a.ndim <= 2:  # folded as (b^T a^T)^T
+            rows = int(np.prod(b.shape[:-2])) * b.shape[-1]
+            if a.ndim == 1:
+                raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{k_b}), vec ({k_a})")
+            raise _mat_shapes((rows, k_b), (a.shape[1], a.shape[0]))
+        batch = _broadcast_batch(a.shape[:-2] if a.ndim > 1 else (), b.shape[:-2] if b.ndim > 1 else ())
+        n_batch = int(np.prod(batch)) if batch else 1
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{n_batch}, {k_a}] "
+                           f"but got: [{n_batch}, {k_b}].")
+    if a.ndim > 2 or b.ndim > 2:
+        _broadcast_batch(a.shape[:-2], b.shape[:-2])
+    return _NODE_BY_NDIM.get((a.ndim, b.ndim), Matmul).apply(input, other)
+
+
+def _broadcast_batch(a: tuple, b: tuple) -> tuple:
+    """Broadcast two batch shapes, with torch's error when they do not match."""
+    n = max(len(a), len(b))
+    a1, b1 = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    for i in reversed(range(n)):  # torch reports the last mismatching dim
+        x, y = a1[i], b1[i]
+        if x != y and x != 1 and y != 1:
+            raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b ({y}) at "
+                               f"non-singleton dimension {i}")
+    return tuple(x if y == 1 else y for x, y in zip(a1, b1))
+
+
+def mm(input: Tensor, mat2: Tensor) -> Tensor:
+    """torch.mm: (n, m) @ (m, p) -> (n, p); no broadcasting."""
+    _check_tensor("mm", "input", input)
+    _check_tensor("mm", "mat2", mat2)
+    if input._data.ndim != 2:
+        raise RuntimeError("self must be a matrix")
+    if mat2._data.ndim != 2:
+        raise RuntimeError("mat2 must be a matrix")
+    _check_same_dtype(input, mat2)
+    if input._data.shape[1] != mat2._data.shape[0]:
+        raise _mat_shapes(input._data.shape, mat2._data.shape)
+    return Mm.apply(input, mat2)
+
+
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+    """torch.bmm: (b, n, m) @ (b, m, p) -> (b, n, p); no broadcasting."""
+    _check_tensor("bmm", "input", input)
+    _check_tensor("bmm", "mat2", mat2)
+    if input._data.ndim != 3:
+        raise RuntimeError("batch1 must be a 3D tensor")
+    if mat2._data.ndim != 3:
+        raise RuntimeError("batch2 must be a 3D tensor")
+    _check_same_dtype(input, mat2)
+    (b, _, m), (b2, m2, _) = input._data.shape, mat2._data.shape
+    if (b, m) != (b2, m2):
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{b}, {m}] "
+                           f"but got: [{b2}, {m2}].")
+    return Bmm.apply(input, mat2)
+
+
+def mv(input: Tensor, vec: Tensor) -> Tensor:
+    """torch.mv: (n, m) @ (m,) -> (n,)."""
+    _check_tensor("mv", "input", input)
+    _check_tensor("mv", "vec", vec)
+    a, v = input._data, vec._data
+    if a.ndim != 2 or v.ndim != 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got 1, {a.ndim}, {v.ndim}")
+    _check_same_dtype(input, vec)
+    if a.shape[1] != v.shape[0]:
+        raise RuntimeError(f"size mismatch, got input ({a.shape[0]}), mat ({a.shape[0]}x{a.shape[1]}), vec ({v.shape[0]})")
+    return Mv.apply(input, vec)
+
+
+def dot(input: Tensor, tensor: Tensor) -> Tensor:
+    """torch.dot: the inner product of two 1-D tensors of the same size (a 0-d result)."""
+    _check_tensor("dot", "input", input)
+    _check_tensor("dot", "tensor", tensor)
+    a, b = input._data, tensor._data
+    if a.ndim != 1 or b.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                           f"{input.dtype.name.capitalize()} and {tensor.dtype.name.capitalize()}")
+    if a.shape[0] != b.shape[0]:
+        raise _inconsistent(a.shape[0], b.shape[0])
+    return Dot.apply(input, tensor)
+
+
+def vdot(input: Tensor, other: Tensor) -> Tensor:
+    """torch.vdot: ``dot`` with the first argument conjugated (the same for real tensors)."""
+    return dot(input, other)
+
+
+def outer(input: Tensor, vec2: Tensor) -> Tensor:
+    """torch.outer: ``input[i] * vec2[j]`` for 1-D tensors, shape (n, m)."""
+    from .elementwise import mul
+
+    if input._data.ndim != 1 or vec2._data.ndim != 1:
+        raise RuntimeError(f"outer: Expected 1-D argument self, but got {input._data.ndim}-D"
+                           if input._data.ndim != 1 else
+                           f"outer: Expected 1-D argument vec2, but got {vec2._data.ndim}-D")
+    return mul(input.unsqueeze(1), vec2.unsqueeze(0))
+
+
+ger = outer
+
+
+def inner(input: Tensor, other: Tensor) -> Tensor:
+    """torch.inner: contraction over the last dims (a product when either is 0-d)."""
+    from .elementwise import mul
+
+    if input._data.ndim == 0 or other._data.ndim == 0:
+        return mul(input, other)
+    if input._data.shape[-1] != other._data.shape[-1]:
+        raise RuntimeError(f"inner() the last dimension must match on both input tensors but got shapes "
+                           f"{list(input._data.shape)} and {list(other._data.shape)}")
+    return tensordot(input, other, dims=([-1], [-1]))
+
+
+def kron(input: Tensor, other: Tensor) -> Tensor:
+    """torch.kron: the Kronecker product; shapes are right-aligned and multiplied."""
+    from .elementwise import mul
+
+    n = max(input._data.ndim, other._data.ndim)
+    a_shape = (1,) * (n - input._data.ndim) + input._data.shape
+    b_shape = (1,) * (n - other._data.ndim) + other._data.shape
+    # interleave: a as (a0, 1, a1, 1, ...) times b as (1, b0, 1, b1, ...), then merge the pairs
+    a = input.reshape(tuple(s for d in a_shape for s in (d, 1)))
+    b = other.reshape(tuple(s for d in b_shape for s in (1, d)))
+    return mul(a, b).reshape(tuple(x * y for x, y in zip(a_shape, b_shape)))
+
+
+# ---------------------------------------------------------------- fused multiply-adds
+def _scaled_add(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
+    from .elementwise import add, mul, where
+
+    if alpha != 1:
+        product = mul(product, alpha)
+    if beta == 0:
+        # torch ignores input's values (NaN and inf included) but still gives it a zero gradient
+        input = where(Tensor._make(np.zeros((), dtype=bool)), input, 0.0)
+    elif beta != 1:
+        input = mul(input, beta)
+    return add(input, product)
+
+
+def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """torch.addmm: ``beta * input + alpha * (mat1 @ mat2)``."""
+    return _scaled_add(input, mm(mat1, mat2), beta, alpha)
+
+
+def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """torch.addmv: ``beta * input + alpha * (mat @ vec)``."""
+    return _scaled_add(input, mv(mat, vec), beta, alpha)
+
+
+def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """torch.baddbmm: ``beta * input + alpha * bmm(batch1, batch2)``."""
+    return _scaled_add(input, bmm(batch1, batch2), beta, alpha)
+
+
+def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """torch.addbmm: ``beta * input + alpha * sum_b batch1[b] @ batch2[b]``."""
+    b, n, m = batch1._data.shape
+    if batch2._data.ndim != 3 or batch2._data.shape[:2] != (b, m):
+        bmm(batch1, batch2)  # raises torch's message
+    # sum_b A_b B_b = [A_0 .. A_{b-1}] (n, b*m) @ [B_0; ..; B_{b-1}] (b*m, p)
+    left = batch1.permute(1, 0, 2).reshape(n, b * m)
+    right = batch2.reshape(b * m, batch2._data.shape[2])
+    return _scaled_add(input, mm(left, right), beta, alpha)
+
+
+def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """torch.addr: ``beta * input + alpha * outer(vec1, vec2)``."""
+    return _scaled_add(input, outer(vec1, vec2), beta, alpha)
+
+
+# ---------------------------------------------------------------- einsum
+_LETTERS = string.ascii_letters
+
+
+def _parse_einsum(equation: str, shapes: list) -> tuple:
+    """Split ``equation`` into operand subscripts and an explicit output (torch's checks).
+
+    Subscripts are lists of single letters and "..." tokens. Without "->" the output is the
+    ellipsis (if any) followed by the letters used exactly once, in alphabetical order.
+    """
+    eq = equation.replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) > len(shapes):
+        raise RuntimeError("einsum(): fewer operands were provided than specified in the equation")
+    if len(terms) < len(shapes):
+        raise RuntimeError("einsum(): more operands were provided than specified in the equation")
+
+    def tokens(term: str, where: str) -> list:
+        if term.count("...") > 1 or term.replace("...", "").count(".") > 0:
+            raise RuntimeError(f"einsum(): found '.' for {where} that is not part of any ellipsis")
+        result = []
+        rest = term
+        while rest:
+            if rest.startswith("..."):
+                result.append("...")
+                rest = rest[3:]
+                continue
+            if rest[0] not in _LETTERS:
+                raise RuntimeError(f"einsum(): invalid subscript given at index {eq.index(rest[0])} in the "
+                                   f"equation string, subscripts must be in [a-zA-Z]")
+            result.append(rest[0])
+            rest = rest[1:]
+        return result
+
+    subs = [tokens(term, f"operand {i}") for i, term in enumerate(terms)]
+    sizes: dict = {}
+    for i, (sub, shape) in enumerate(zip(subs, shapes)):
+        letters = [c for c in sub if c != "..."]
+        if "..." in sub:
+            if len(letters) > len(shape):
+                raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(letters)}) is more "
+                                   f"than the number of dimensions ({len(shape)}) for operand {i}")
+        elif len(letters) != len(shape):
+            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(letters)}) does not "
+                               f"match the number of dimensions ({len(shape)}) for operand {i} and no ellipsis "
+                               "was given")
+        ell = len(shape) - len(letters)
+        position = 0
+        for c in sub:
+            if c == "...":
+                position += ell
+                continue
+            size = shape[position]
+            position += 1
+            seen = sizes.get(c)
+            if seen is not None and seen != size and seen != 1 and size != 1:
+                raise RuntimeError(f"einsum(): subscript {c} has size {size} for operand {i} which does not "
+                                   f"broadcast with previously seen size {seen}")
+            sizes[c] = size if seen is None or seen == 1 else seen
+    has_ellipsis = any("..." in sub for sub in subs)
+    if arrow:
+        output = tokens(out, "output")
+        for c in output:
+            if c != "..." and c not in sizes:
+                raise RuntimeError(f"einsum(): output subscript {c} does not appear in the equation for any input operand")
+            if output.count(c) > 1:
+                raise RuntimeError(f"einsum(): output subscript {c} appears more than once in the output")
+        if "..." in output and not has_ellipsis:
+            output.remove("...")
+    else:
+        counts: dict = {}
+        for sub in subs:
+            for c in sub:
+                if c != "...":
+                    counts[c] = counts.get(c, 0) + 1
+        output = (["..."] if has_ellipsis else []) + sorted(c for c, k in counts.items() if k == 1)
+    return subs, output
+
+
+def _join(subs) -> str:
+    return ",".join("".join(s) for s in subs)
+
+
+class Einsum(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, *operands, subs, output):
+        ctx.save_for_backward(*operands)
+        ctx.subs = subs
+        ctx.output = output
+        equation = _join(subs) + "->" + "".join(output)
+        # optimize=True contracts pairwise through BLAS (tensordot) in a good order
+        return _as_array(np.einsum(equation, *operands, optimize=len(operands) > 1))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # grad of operand k: the output gradient contracted with every other operand, then spread
+        # over the letters only operand k had (broadcast) and its repeated letters (a diagonal)
+        operands = ctx.saved_tensors
+        return tuple(_einsum_operand_grad(grad, operands, ctx.subs, ctx.output, k)
+                     if ctx.needs_input_grad[k] else None for k in range(len(operands)))
+
+
+def _einsum_operand_grad(grad: Tensor, operands, subs, output, k: int) -> Tensor:
+    target = subs[k]
+    x = operands[k]
+    other_subs = [output] + [s for j, s in enumerate(subs) if j != k]
+    others = [grad] + [t for j, t in enumerate(operands) if j != k]
+    elsewhere = {c for s in other_subs for c in s}
+    unique = list(dict.fromkeys(target))
+    kept = [c for c in unique if c in elsewhere]
+    g = einsum(_join(other_subs) + "->" + "".join(kept), *others)
+    if "..." in kept:
+        g = _reduce_ellipsis(g, kept, x, target)
+    if kept == target:
+        return g
+    # spread: einsum of g with ones over the missing letters and identities for repeated ones
+    shape = x._data.shape
+    letter_size = _letter_sizes(target, shape)
+    used = {c for s in subs for c in s} | set(output)
+    fresh = (c for c in _LETTERS if c not in used)
+    factors, factor_subs = [g], [kept]
+    missing = [c for c in unique if c not in kept]
+    if missing:
+        ones_shape = tuple(s for c in missing for s in (letter_size[c] if c == "..." else (letter_size[c],)))
+        factors.append(Tensor._make(np.ones(ones_shape, dtype=grad._data.dtype)))
+        factor_subs.append(missing)
+    result_sub = []
+    seen: set = set()
+    for c in target:
+        if c in seen and c != "...":
+            new = next(fresh)
+            n = letter_size[c]
+            factors.append(Tensor._make(np.eye(n, dtype=grad._data.dtype)))
+            factor_subs.append([c, new])
+            result_sub.append(new)
+        else:
+            result_sub.append(c)
+            seen.add(c)
+    return einsum(_join(factor_subs) + "->" + "".join(result_sub), *factors)
+
+
+def _letter_sizes(sub, shape) -> dict:
+    ell = len(shape) - len([c for c in sub if c != "..."])
+    sizes, position = {}, 0
+    for c in sub:
+        if c == "...":
+            sizes[c] = tuple(shape[position:position + ell])
+            position += ell
+        else:
+            sizes[c] = shape[position]
+            position += 1
+    return sizes
+
+
+def _reduce_ellipsis(g: Tensor, kept: list, x: Tensor, target: list) -> Tensor:
+    """Sum a gradient's broadcast ellipsis dims down to operand ``x``'s own ellipsis dims."""
+    from .reduce import sum
+
+    start = kept.index("...")
+    own = _letter_sizes(target, x._data.shape)["..."]
+    n_ell = g._data.ndim - (len(kept) - 1)
+    extra = n_ell - len(own)
+    if extra:
+        g = sum(g, tuple(range(start, start + extra)))
+    ones = tuple(start + i for i, s in enumerate(own) if s == 1 and g._data.shape[start + i] != 1)
+    if ones:
+        g = sum(g, ones, keepdim=True)
+    return g
+
+
+def _sublist_equation(args: tuple) -> tuple:
+    """torch's sublist form ``einsum(a, [0, 1], b, [1, 2], [0, 2])`` as (equation, operands)."""
+
+    def letters(sublist) -> str:
+        out = []
+        for s in sublist:
+            if s is Ellipsis:
+                out.append("...")
+            elif isinstance(s, int) and 0 <= s < len(_LETTERS):
+                out.append(_LETTERS[s])
+            else:
+                raise RuntimeError(f"einsum(): expected subscript to be within the range [0, 52), but got {s}")
+        return "".join(out)
+
+    operands = args[0::2]
+    terms = [letters(sub) for sub in args[1::2]]
+    if len(args) % 2:  # an odd count: the last sublist is the output
+        operands = operands[:-1]
+        return ",".join(terms) + "->" + letters(args[-1]), operands
+    return ",".join(terms), operands
+
+
+def einsum(equation, *operands) -> Tensor:
+    """torch.einsum: any equation NumPy accepts (ellipsis, implicit output, repeated subscripts,
+    size-1 broadcasting); operands may also be passed as one list, or in torch's sublist form
+    ``einsum(a, [0, 1], b, [1, 2], [0, 2])``."""
+    if isinstance(equation, Tensor):
+        equation, operands = _sublist_equation((equation,) + operands)
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    for i, t in enumerate(operands):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"einsum(): operand {i} must be a Tensor, not {type(t).__name__}")
+    if not operands:
+        raise RuntimeError("einsum(): must provide at least one operand")
+    subs, output = _parse_einsum(equation, [t._data.shape for t in operands])
+    dtypes = {t._data.dtype for t in operands}
+    if len(dtypes) > 1:
+        dtype = operands[0].dtype
+        for t in operands[1:]:
+            dtype = _dtype.promote_types(dtype, t.dtype)
+        from .elementwise import _cast
+
+        operands = tuple(_cast(t, dtype) for t in operands)
+    return Einsum.apply(*operands, subs=subs, output=output)
+
+
+def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
+    """torch.tensordot: contract ``dims`` (an int: a's last and b's first dims; or two lists)."""
+    if isinstance(dims, Tensor):
+        dims = dims.tolist()
+    if isinstance(dims, int):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
+        if dims > a._data.ndim or dims > b._data.ndim:
+            raise RuntimeError(f"tensordot expects dims < ndim_a or ndim_b, but got dims={dims}")
+        dims_a = list(range(a._data.ndim - dims, a._data.ndim))
+        dims_b = list(range(dims))
+    else:
+        dims_a, dims_b = ([d] if isinstance(d, int) else list(d) for d in dims)
+        if len(dims_a) != len(dims_b):
+            raise RuntimeError("both dimension lists should have same length")
+        dims_a = [_wrap_dim(d, a._data.ndim, "tensordot") for d in dims_a]
+        dims_b = [_wrap_dim(d, b._data.ndim, "tensordot") for d in dims_b]
+    for da, db in zip(dims_a, dims_b):
+        if a._data.shape[da] != b._data.shape[db]:
+            raise RuntimeError(f"contracted dimensions need to match, but first has size {a._data.shape[da]} "
+                               f"in dim {da} and second has size {b._data.shape[db]} in dim {db}")
+    letters = iter(_LETTERS)
+    sub_a = [next(letters) for _ in range(a._data.ndim)]
+    sub_b = [next(letters) for _ in range(b._data.ndim)]
+    for da, db in zip(dims_a, dims_b):
+        sub_b[db] = sub_a[da]
+    out = [c for i, c in enumerate(sub_a) if i not in dims_a] + [c for i, c in enumerate(sub_b) if i not in dims_b]
+    return einsum("".join(sub_a) + "," + "".join(sub_b) + "->" + "".join(out), a, b)
+
+
+# ---------------------------------------------------------------- trace and diagonals
+class Trace(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape = x.shape
+        return _as_array(np.trace(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d trace(X) = sum_i dX_ii: the gradient is grad times the identity
+        return grad * Tensor._make(np.eye(*ctx.shape, dtype=grad._data.dtype))
+
+
+def trace(input: Tensor) -> Tensor:
+    """torch.trace: the sum of a matrix's main diagonal."""
+    if input._data.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input._data.ndim}")
+    if input._data.dtype.kind in "biu":
+        return Tensor._make(np.asarray(np.trace(input._data), dtype=np.int64))
+    return Trace.apply(input)
+
+
+def _diagonal_index(shape: tuple, offset: int, dim1: int, dim2: int):
+    n = max(0, min(shape[dim1] + min(offset, 0), shape[dim2] - max(offset, 0)))
+    i = np.arange(n)
+    return i - min(offset, 0), i + max(offset, 0)
+
+
+class Diagonal(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, offset, dim1, dim2):
+        ctx.params = (x.shape, offset, dim1, dim2)
+        return np.diagonal(x, offset, dim1, dim2).copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return DiagonalScatter.apply(grad, shape=ctx.params[0], offset=ctx.params[1], dim1=ctx.params[2],
+                                     dim2=ctx.params[3])
+
+
+class DiagonalScatter(Function):
+    """zeros(shape) with ``grad`` written on a diagonal: the adjoint of ``diagonal``."""
+
+    _array_forward = True
+    node_name = "DiagonalBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, grad, shape, offset, dim1, dim2):
+        ctx.params = (offset, dim1, dim2)
+        out = np.zeros(shape, dtype=grad.dtype)
+        rows, cols = _diagonal_index(shape, offset, dim1, dim2)
+        np.moveaxis(out, (dim1, dim2), (-2, -1))[..., rows, cols] = grad
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        offset, dim1, dim2 = ctx.params
+        return Diagonal.apply(grad, offset=offset, dim1=dim1, dim2=dim2)
+
+
+def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """torch.diagonal: the ``offset`` diagonal of the (dim1, dim2) planes, as the last dim."""
+    ndim = input._data.ndim
+    d1, d2 = _wrap_dim(dim1, ndim, "diagonal"), _wrap_dim(dim2, ndim, "diagonal")
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    return Diagonal.apply(input, offset=offset, dim1=d1, dim2=d2)
+
+
+def diag(input: Tensor, diagonal: int = 0) -> Tensor:
+    """torch.diag: a 1-D tensor becomes a square matrix with it on the ``diagonal``-th diagonal;
+    a 2-D tensor gives back that diagonal."""
+    ndim = input._data.ndim
+    if ndim == 2:
+        return Diagonal.apply(input, offset=diagonal, dim1=0, dim2=1)
+    if ndim != 1:
+        raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {ndim}D")
+    n = input._data.shape[0] + abs(diagonal)
+    return DiagonalScatter.apply(input, shape=(n, n), offset=diagonal, dim1=0, dim2=1)
+
+
+# ---------------------------------------------------------------- torch.linalg names
+def vector_norm(x: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """torch.linalg.vector_norm: the ``ord``-norm of ``x`` over ``dim`` (all dims by default)."""
+    from .reduce import _vector_norm
+
+    return _vector_norm(x, ord, dim, keepdim, dtype, "linalg.vector_norm")
+
+
+def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None) -> Tensor:
+    """torch.linalg.matrix_norm for ord 'fro', 1, -1, inf, -inf (max/min column or row abs sums)."""
+    from .elementwise import abs as _abs
+    from .reduce import amax, amin
+    from .reduce import sum as _sum
+
+    if not isinstance(dim, (tuple, list)) or len(dim) != 2:
+        raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {dim}")
+    d0, d1 = (_wrap_dim(d, A._data.ndim, "linalg.matrix_norm") for d in dim)
+    if ord == "fro":
+        return vector_norm(A, 2, (d0, d1), keepdim, dtype=dtype)
+    if ord not in (1, -1, float("inf"), float("-inf")):
+        raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
+    # ord 1: max over columns of the column abs sums; inf: max over rows of the row abs sums
+    summed, other = (d0, d1) if abs(ord) == 1 else (d1, d0)
+    sums = _sum(_abs(A), summed, keepdim=True)
+    out = (amax if ord > 0 else amin)(sums, other, keepdim=True)
+    return out if keepdim else out.squeeze((d0, d1))
+
+
+def norm(A: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """torch.linalg.norm: a vector norm (1-D input or an int dim) or a matrix norm (2-D / 2 dims)."""
+    if isinstance(dim, int) or (dim is None and A._data.ndim == 1 and not isinstance(ord, str)) or \
+            (dim is None and ord is None):
+        return vector_norm(A, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
+    return matrix_norm(A, "fro" if ord is None else ord, (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
+
+
+# ---------------------------------------------------------------- inverse, determinants, solve
+def _check_square(A: Tensor, op: str) -> None:
+    shape = A._data.shape
+    if A._data.ndim < 2:
+        raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
+    if shape[-1] != shape[-2]:
+        raise RuntimeError(f"{op}: A must be batches of square matrices, but they are {shape[-2]} by "
+                           f"{shape[-1]} matrices")
+    if A._data.dtype.kind != "f":
+        raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
+                           f"{A.dtype.name.capitalize()}")
+
+
+def _singular(op: str) -> RuntimeError:
+    return RuntimeError(f"{op}: The diagonal element is zero, the inversion could not be completed "
+                        "because the input matrix is singular.")
+
+
+class Inverse(Function):
+    _array_forward = True
+    node_name = "LinalgInvExBackward0"
+
+    @staticmethod
+    def forward(ctx, A):
+        try:
+            out = np.linalg.inv(A)
+        except np.linalg.LinAlgError:
+            raise _singular("linalg.inv") from None
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(A^-1) = -A^-1 dA A^-1, so grad_A = -Y^T G Y^T with Y = A^-1
+        (y,) = ctx.saved_tensors
+        y_t = y.mT
+        return -_mat(_mat(y_t, grad), y_t)
+
+
+def inv(A: Tensor) -> Tensor:
+    """torch.linalg.inv: the inverse of a (batch of) square matrix; singular input raises."""
+    _check_square(A, "linalg.inv")
+    return Inverse.apply(A)
+
+
+def inverse(input: Tensor) -> Tensor:
+    """torch.inverse (the same as torch.linalg.inv)."""
+    return inv(input)
+
+
+class Det(Function):
+    _array_forward = True
+    node_name = "LinalgDetBackward0"
+
+    @staticmethod
+    def forward(ctx, A):
+        out = _as_array(np.linalg.det(A))
+        ctx.save_for_backward(A, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d det(A) = det(A) tr(A^-1 dA), so grad_A = grad det(A) A^-T (A must be invertible)
+        A, out = ctx.saved_tensors
+        scale = (grad * out).unsqueeze(-1).unsqueeze(-1)
+        return scale * inv(A).mT
+
+
+def det(A: Tensor) -> Tensor:
+    """torch.det / torch.linalg.det. The gradient needs an invertible matrix (chainrule does not
+    implement torch's SVD-based gradient at singular matrices)."""
+    _check_square(A, "linalg.det")
+    return Det.apply(A)
+
+
+class Slogdet(Function):
+    _array_forward = True
+    node_name = "LinalgSlogdetBackward0"
+
+    @staticmethod
+    def forward(ctx, A):
+        sign, logabsdet = np.linalg.slogdet(A)
+        sign, logabsdet = _as_array(sign).astype(A.dtype, copy=False), _as_array(logabsdet).astype(A.dtype, copy=False)
+        ctx.save_for_backward(A)
+        return sign, logabsdet  # sign is piecewise constant: its gradient is ignored, as in torch
+
+    @staticmethod
+    def backward(ctx, grad_sign, grad_logabsdet):
+        # d log|det A| = tr(A^-1 dA): grad_A = g A^-T
+        (A,) = ctx.saved_tensors
+        return grad_logabsdet.unsqueeze(-1).unsqueeze(-1) * inv(A).mT
+
+
+def slogdet(A: Tensor):
+    """torch.linalg.slogdet: ``(sign, logabsdet)`` of the determinant, without overflow."""
+    _check_square(A, "linalg.slogdet")
+    sign, logabsdet = Slogdet.apply(A)
+    return collections.namedtuple("slogdet", ["sign", "logabsdet"])(sign, logabsdet)
+
+
+def logdet(input: Tensor) -> Tensor:
+    """torch.logdet: ``log(det(A))`` (NaN for a negative determinant, -inf for a singular matrix)."""
+    from .elementwise import where
+
+    sign, logabsdet = slogdet(input)
+    return where(Tensor._make(sign._data < 0), float("nan"), logabsdet)
+
+
+class Solve(Function):
+    _array_forward = True
+    node_name = "LinalgSolveExBackward0"
+
+    @staticmethod
+    def forward(ctx, A, B):
+        try:
+            out = np.linalg.solve(A, B)
+        except np.linalg.LinAlgError:
+            raise RuntimeError("torch.linalg.solve: The solver failed because the input matrix is "
+                               "singular.") from None
+        ctx.save_for_backward(A, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # X = A^-1 B: grad_B = A^-T G, grad_A = -grad_B X^T
+        A, x = ctx.saved_tensors
+        grad_b = Solve.apply(A.mT, grad)
+        grad_a = -_mat(grad_b, x.mT) if ctx.needs_input_grad[0] else None
+        return grad_a, grad_b
+
+
+def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
+    """torch.linalg.solve: X with ``A X = B`` (``X A = B`` when ``left=False``); B may be a
+    (batch of) vector(s) of A's size, and batch dims broadcast."""
+    _check_square(A, "linalg.solve")
+    if not left:  # X A = B  <=>  A^T X^T = B^T
+        return solve(A.mT, B.mT).mT
+    a, b = A._data, B._data
+    vector = b.ndim == 1 or (b.ndim == a.ndim - 1 and b.shape == a.shape[:-1])
+    rows = b.shape[-1] if vector else b.shape[-2]
+    if rows != a.shape[-1]:
+        raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation AX = B "
+                           f"({a.shape[-2]}x{a.shape[-1]} and {b.shape[-2] if b.ndim > 1 and not vector else b.shape[-1]}x"
+                           f"{b.shape[-1] if not vector else 1})")
+    if vector:
+        return Solve.apply(A, B.unsqueeze(-1)).squeeze(-1)
+    return Solve.apply(A, B)
+
+
+# ---------------------------------------------------------------- cross products and distances
+def _cross(input: Tensor, other: Tensor, dim: int, op: str) -> Tensor:
+    from .elementwise import mul, sub
+    from .shape import broadcast_tensors, roll
+
+    a, b = broadcast_tensors(input, other)
+    d = _wrap_dim(dim, a._data.ndim, op)
+    if a._data.shape[d] != 3:
+        raise RuntimeError(f"{op}: input.size({dim}) must be 3, but got {a._data.shape[d]}")
+    # (a x b)_i = a_{i+1} b_{i+2} - a_{i+2} b_{i+1}, indices mod 3: cyclic shifts along dim
+    return sub(mul(roll(a, -1, d), roll(b, -2, d)), mul(roll(a, -2, d), roll(b, -1, d)))
+
+
+def cross(input: Tensor, other: Tensor, dim=None) -> Tensor:
+    """torch.cross: the 3-vector cross product along ``dim`` (default: the first dim of size 3);
+    inputs of the same number of dims broadcast."""
+    if input._data.ndim != other._data.ndim:
+        raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
+    if dim is None:
+        sizes = np.broadcast_shapes(input._data.shape, other._data.shape)
+        dim = next((i for i, n in enumerate(sizes) if n == 3), None)
+        if dim is None:
+            raise RuntimeError("no dimension of size 3 in input")
+    return _cross(input, other, dim, "linalg.cross")
+
+
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
+    """torch.cdist: p-norm distances between the rows of x1 (..., P, M) and x2 (..., R, M),
+    shape (..., P, R). The gradient at a zero distance is 0, as in torch."""
+    from .reduce import _vector_norm
+
+    if x1._data.ndim < 2 or x2._data.ndim < 2:
+        raise RuntimeError(f"cdist only supports at least 2D tensors, X{1 if x1._data.ndim < 2 else 2} got: "
+                           f"{min(x1._data.ndim, x2._data.ndim)}D")
+    if x1._data.shape[-1] != x2._data.shape[-1]:
+        raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: {x1._data.shape[-1]} "
+                           f"X2: {x2._data.shape[-1]}")
+    if p < 0:
+        raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
+    # every pair's difference (..., P, R, M), then its norm over M
+    diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
+    return _vector_norm(diff, p, (-1,), False, None, "cdist")
+
+
+# ---------------------------------------------------------------- products of several matrices
+def matrix_power(input: Tensor, n: int) -> Tensor:
+    """torch.matrix_power / torch.linalg.matrix_power: A^n by repeated squaring (n < 0 inverts,
+    n = 0 gives identities)."""
+    from .elementwise import where
+
+    A = input
+    if A._data.ndim < 2 or A._data.shape[-1] != A._data.shape[-2]:
+        raise RuntimeError(f"linalg.matrix_power: A must be batches of square matrices, but they are "
+                           f"{A._data.shape[-2] if A._data.ndim > 1 else 1} by {A._data.shape[-1] if A._data.ndim else 1} "
+                           "matrices")
+    if n == 0:
+        # identities that still depend on A (zero gradient), as torch's result does
+        eye = Tensor._make(np.eye(A._data.shape[-1], dtype=A._data.dtype))
+        return where(Tensor._make(np.zeros((), dtype=bool)), A, eye)
+    if n < 0:
+        A, n = inv(A), -n
+    result = None
+    square = A
+    while n:
+        if n & 1:
+            result = square if result is None else _mat(result, square)
+        n >>= 1
+        if n:
+            square = _mat(square, square)
+    return result
+
+
+def multi_dot(tensors) -> Tensor:
+    """torch.linalg.multi_dot: the product of a chain of matrices (the first may be a row vector
+    and the last a column vector: their added dims are removed), multiplied left to right."""
+    tensors = list(tensors)
+    if len(tensors) < 2:
+        raise RuntimeError(f"multi_dot(): expected at least 2 tensors but got {len(tensors)}")
+    for i, t in enumerate(tensors):
+        ndim = t._data.ndim
+        allowed = (1, 2) if i in (0, len(tensors) - 1) else (2,)
+        if ndim not in allowed:
+            position = "first" if i == 0 else "last" if i == len(tensors) - 1 else None
+            raise RuntimeError(f"multi_dot(): the {position} tensor must be 1D or 2D but got {ndim}D"
+                               if position else f"multi_dot(): tensor {i} must be 2D but got {ndim}D")
+    out = tensors[0]
+    for t in tensors[1:]:
+        out = matmul(out, t)
+    return out
+
+
+def chain_matmul(*matrices) -> Tensor:
+    """torch.chain_matmul (deprecated in torch): ``multi_dot`` of 2-D matrices."""
+    if len(matrices) == 1:
+        return matrices[0]
+    return multi_dot(matrices)
+
+
+def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
+    """torch.linalg.vecdot: ``sum(x * y, dim)`` with broadcasting."""
+    from .elementwise import mul
+    from .reduce import sum as _sum
+
+    return _sum(mul(x, y), dim)

@@ -1,18 +1,31 @@
-"""Reductions: sum (and the engine's sum_to_shape), mean; more reductions live beside them.
+"""Reductions: sum (and the engine's sum_to_shape), mean, prod, var/std, max/min, logsumexp,
+softmax, cumulative ops, norms, sorting and order statistics.
 
 ``dim`` accepts an int, a tuple of ints or None (all dims), negative dims included; ``keepdim``
 keeps reduced dims as size 1. Gradients expand back over the reduced dims.
+
+Tie policy (torch's): the full ``max()``/``min()``, ``amax``/``amin``, ``median()`` and the
+inf-norm split the gradient evenly among tied elements; ``max(dim)``/``min(dim)``, ``sort``,
+``topk``, ``median(dim)``, ``kthvalue`` and ``mode`` route it to the returned index only.
 """
 
 from __future__ import annotations
+
+import builtins
+import collections
+import warnings
 
 import numpy as np
 
 from .. import _dtype
 from ..autograd.function import Function
+from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor, _wrap_dim
 
-__all__ = ["sum", "mean", "sum_to_shape"]
+__all__ = ["sum", "mean", "sum_to_shape", "prod", "var", "std", "var_mean", "std_mean", "max", "min",
+           "amax", "amin", "argmax", "argmin", "logsumexp", "softmax", "log_softmax", "cumsum",
+           "cumprod", "norm", "all", "any", "count_nonzero", "sort", "argsort", "topk", "median",
+           "kthvalue", "mode", "nansum", "nanmean", "aminmax", "cummax", "cummin", "dist"]
 
 
 def _dims(dim, ndim: int, op: str) -> tuple:
@@ -115,3 +128,914 @@ def sum_to_shape(input: Tensor, shape) -> Tensor:
     if input._data.shape == shape:
         return input
     return SumToSize.apply(input, shape=shape)
+
+
+# ---------------------------------------------------------------- helpers for the reductions below
+def _as_array(x) -> np.ndarray:
+    """NumPy reductions return scalars for 0-d results: keep every result an ndarray."""
+    return x if type(x) is np.ndarray else np.asarray(x)
+
+
+def _keep(t: Tensor, shape: tuple, dims: tuple, keepdim: bool) -> Tensor:
+    """A reduced tensor with its reduced dims reinserted as size 1 (broadcasts against the input)."""
+    if keepdim or not dims:
+        return t
+    return t.reshape(tuple(1 if i in dims else s for i, s in enumerate(shape)))
+
+
+def _float_dtype_input(input: Tensor, dtype) -> Tensor:
+    """Cast to ``dtype`` if given, else integer/bool inputs to the default float dtype (torch's rule)."""
+    from .elementwise import _cast
+
+    if dtype is not None:
+        return _cast(input, _dtype.to_dtype(dtype))
+    if input._data.dtype.kind != "f":
+        return _cast(input, _dtype.get_default_dtype())
+    return input
+
+
+def _check_nonempty(x: np.ndarray, dims: tuple, op: str) -> None:
+    for d in dims:
+        if x.shape[d] == 0:
+            raise IndexError(f"{op}(): Expected reduction dim {d} to have non-zero size.")
+
+
+def _single_dim(dim, ndim: int, op: str) -> int:
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"{op}(): argument 'dim' must be int, not {type(dim).__name__}")
+    return _wrap_dim(int(dim), ndim, op)
+
+
+def _return_type(name: str):
+    cls = collections.namedtuple(name, ["values", "indices"])
+    cls.__module__ = "chainrule.return_types"
+    return cls
+
+
+_RETURN_TYPES = {name: _return_type(name) for name in
+                 ("max", "min", "sort", "topk", "median", "kthvalue", "mode", "cummax",
+                                                     "cummin")}
+
+
+# ---------------------------------------------------------------- prod
+class Prod(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim, dtype):
+        out = _as_array(np.prod(x, axis=dims, keepdims=keepdim, dtype=dtype))
+        ctx.save_for_backward(x, out)
+        ctx.dims = dims
+        ctx.keepdim = keepdim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d prod = sum_i (prod_{k != i} x_k) dx_i; without zeros prod_{k != i} x_k = out / x_i
+        x, out = ctx.saved_tensors
+        shape, dims = x._data.shape, ctx.dims
+        grad = _keep(grad, shape, dims, ctx.keepdim)
+        if not np.any(x._data == 0):
+            return grad * _keep(out, shape, dims, ctx.keepdim) / x
+        return grad * _prod_of_others(x, dims)
+
+
+def _prod_of_others(x: Tensor, dims: tuple) -> Tensor:
+    """prod_{k != i} x_k over ``dims`` for every i, exact when x has zeros."""
+    if not _grad_state.enabled:
+        # first order: only the slices holding exactly one zero have nonzero entries there
+        a = x._data
+        is_zero = a == 0
+        zeros = np.sum(is_zero, axis=dims, keepdims=True)
+        nonzero_prod = np.prod(np.where(is_zero, 1, a), axis=dims, keepdims=True)
+        others = np.where(zeros == 0, np.prod(a, axis=dims, keepdims=True) / np.where(is_zero, 1, a),
+                          np.where((zeros == 1) & is_zero, nonzero_prod, 0))
+        return Tensor._make(others.astype(a.dtype, copy=False))
+    # differentiable (create_graph): move the reduced dims last, flatten them to n, and take the
+    # product of an n x n matrix whose diagonal is replaced by ones -- O(n^2), only with zeros
+    from .elementwise import where
+
+    ndim = x._data.ndim
+    rest = tuple(d for d in range(ndim) if d not in dims)
+    moved = x.permute(*(rest + dims)) if ndim else x
+    rest_shape = tuple(x._data.shape[d] for d in rest)
+    n = int(np.prod([x._data.shape[d] for d in dims])) if dims else 1
+    flat = moved.reshape(rest_shape + (n,))
+    square = flat.unsqueeze(-2).expand(*rest_shape, n, n)
+    others = prod(where(Tensor._make(np.eye(n, dtype=bool)), 1.0, square), -1)
+    others = others.reshape(rest_shape + tuple(x._data.shape[d] for d in dims))
+    inverse = np.argsort(rest + dims)
+    return others.permute(*inverse) if ndim else others.reshape(())
+
+
+def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """torch.prod over all elements or one dim; the gradient is exact with zeros in the input."""
+    np_dtype = _dtype.to_dtype(dtype).np if dtype is not None else (
+        np.int64 if input._data.dtype.kind in "biu" else None)
+    if dim is not None:
+        d = _single_dim(dim, input._data.ndim, "prod")
+        dims = (d,) if input._data.ndim else ()
+    else:
+        dims = tuple(range(input._data.ndim))
+        keepdim = False
+    return Prod.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype)
+
+
+# ---------------------------------------------------------------- var, std
+class Var(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, dims, correction, keepdim):
+        ctx.save_for_backward(x)
+        ctx.dims = dims
+        ctx.keepdim = keepdim
+        n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
+        ctx.dof = builtins.max(0, n - correction)  # torch divides by max(0, N - correction)
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's "mean of empty slice"
+            out = np.var(x, axis=dims, ddof=correction, keepdims=keepdim) if n - correction > 0 else \
+                np.sum((x - np.mean(x, axis=dims, keepdims=True)) ** 2, axis=dims, keepdims=keepdim) / x.dtype.type(ctx.dof)
+        return _as_array(out).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d var = 2 (x - mean) / (n - correction) dx
+        (x,) = ctx.saved_tensors
+        dims = ctx.dims
+        centered = x - mean(x, dims, keepdim=True)
+        return _keep(grad, x._data.shape, dims, ctx.keepdim) * centered * (2.0 / ctx.dof if ctx.dof else float("inf"))
+
+
+def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):
+    if isinstance(dim, bool):  # legacy var(input, unbiased)
+        dim, unbiased = None, dim
+    if unbiased is not None and correction is not None:
+        raise RuntimeError(f"{op}: can't specify both unbiased and correction")
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"{op}(): std and var only support floating point and complex dtypes")
+    if isinstance(dim, (list, tuple)) and len(dim) == 0:
+        dim = None
+    dims = _dims(dim, input._data.ndim, op)
+    n = int(np.prod([input._data.shape[d] for d in dims])) if dims else 1
+    if n - correction <= 0:
+        warnings.warn(f"{op}(): degrees of freedom is <= 0. Correction should be strictly less than the "
+                      "reduction factor (input numel divided by output numel).", UserWarning, stacklevel=3)
+    return dims, correction, keepdim
+
+
+def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
+    """torch.var: ``sum((x - mean)^2) / (N - correction)``; ``unbiased=False`` means correction 0."""
+    dims, correction, keepdim = _var_args("var", input, dim, unbiased, keepdim, correction)
+    return Var.apply(input, dims=dims, correction=correction, keepdim=keepdim)
+
+
+def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
+    """torch.std: the square root of ``var`` (same ``correction`` / ``unbiased`` arguments)."""
+    from .elementwise import sqrt
+
+    return sqrt(var(input, dim, unbiased, keepdim, correction=correction))
+
+
+def var_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    """torch.var_mean: the tuple ``(var, mean)`` over the same dims."""
+    dims, correction, keepdim = _var_args("var_mean", input, dim, unbiased, keepdim, correction)
+    return (Var.apply(input, dims=dims, correction=correction, keepdim=keepdim),
+            Mean.apply(input, dims=dims, keepdim=keepdim))
+
+
+def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    """torch.std_mean: the tuple ``(std, mean)`` over the same dims."""
+    from .elementwise import sqrt
+
+    v, m = var_mean(input, dim, unbiased, keepdim, correction=correction)
+    return sqrt(v), m
+
+
+# ---------------------------------------------------------------- max, min and friends
+class Amax(Function):
+    """amax/amin (and the full max()/min()): ties share the gradient evenly, as in torch."""
+
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim, largest):
+        out = _as_array((np.max if largest else np.min)(x, axis=dims, keepdims=keepdim))
+        ctx.save_for_backward(x, out)
+        ctx.dims = dims
+        ctx.keepdim = keepdim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # the gradient goes to the elements equal to the extremum, split evenly among them
+        x, out = ctx.saved_tensors
+        shape, dims = x._data.shape, ctx.dims
+        return _split_among_equal(grad, x, _keep(out, shape, dims, ctx.keepdim),
+                                  _keep(grad, shape, dims, ctx.keepdim), dims)
+
+
+def _split_among_equal(grad: Tensor, x: Tensor, value: Tensor, kept_grad: Tensor, dims: tuple) -> Tensor:
+    from .elementwise import where
+
+    mask = x._data == value._data
+    count = np.sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype) if dims else None
+    share = kept_grad / Tensor._make(count) if count is not None else kept_grad
+    return where(Tensor._make(mask), share, 0.0)
+
+
+class AmaxAll(Amax):
+    node_name = "MaxBackward1"
+
+
+class AminAll(Amax):
+    node_name = "MinBackward1"
+
+
+class Amin(Amax):
+    node_name = "AminBackward0"
+
+
+class Gather(Function):
+    """Values picked along ``dim`` at ``index`` (unique per slice); the gradient goes back there."""
+
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, index, dim, keepdim):
+        ctx.index = index
+        ctx.dim = dim
+        ctx.keepdim = keepdim
+        ctx.shape = x.shape
+        out = np.take_along_axis(x, index, axis=dim)
+        return out if keepdim else out.squeeze(dim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if not ctx.keepdim:
+            grad = grad.unsqueeze(ctx.dim)
+        return ScatterAlong.apply(grad, index=ctx.index, dim=ctx.dim, shape=ctx.shape)
+
+
+class ScatterAlong(Function):
+    """zeros(shape) with ``grad`` written at ``index`` along ``dim``: Gather's adjoint."""
+
+    _array_forward = True
+    node_name = "GatherBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, grad, index, dim, shape):
+        ctx.index = index
+        ctx.dim = dim
+        out = np.zeros(shape, dtype=grad.dtype)
+        np.put_along_axis(out, index, grad, axis=dim)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Gather.apply(grad, index=ctx.index, dim=ctx.dim, keepdim=True)
+
+
+class ScatterAddAlong(ScatterAlong):
+    """Like ScatterAlong, but indices may repeat along ``dim``: their gradients are summed."""
+
+    node_name = "GatherBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, grad, index, dim, shape):
+        ctx.index = index
+        ctx.dim = dim
+        out = np.zeros(shape, dtype=grad.dtype)
+        full = tuple(index if d == dim else np.arange(n).reshape((-1,) + (1,) * (len(shape) - d - 1))
+                     for d, n in enumerate(shape))
+        np.add.at(out, full, grad)
+        return out
+
+
+class CumExtremum(Gather):
+    """cummax/cummin values: an index may repeat along ``dim``, so the gradient is summed there."""
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ScatterAddAlong.apply(grad, index=ctx.index, dim=ctx.dim, shape=ctx.shape)
+
+
+class Cummax(CumExtremum):
+    node_name = "CummaxBackward0"
+
+
+class Cummin(CumExtremum):
+    node_name = "CumminBackward0"
+
+
+class MaxDim(Gather):
+    node_name = "MaxBackward0"
+
+
+class MinDim(Gather):
+    node_name = "MinBackward0"
+
+
+class SortValues(Gather):
+    node_name = "SortBackward0"
+
+
+class TopkValues(Gather):
+    node_name = "TopkBackward0"
+
+
+class MedianDim(Gather):
+    node_name = "MedianBackward1"
+
+
+class KthvalueValues(Gather):
+    node_name = "KthvalueBackward0"
+
+
+class ModeValues(Gather):
+    node_name = "ModeBackward0"
+
+
+def _select_along(cls, input: Tensor, index: np.ndarray, dim: int, keepdim: bool, name: str):
+    """(values, indices) of ``input`` at ``index`` (keepdim-shaped) along ``dim``, torch-style."""
+    if input._data.ndim == 0:
+        values = cls.apply(input.reshape(1), index=index.reshape(1), dim=0, keepdim=True).reshape(())
+        return _RETURN_TYPES[name](values, Tensor._make(np.zeros((), np.int64)))
+    values = cls.apply(input, index=index, dim=dim, keepdim=keepdim)
+    indices = index if keepdim else index.squeeze(dim)
+    return _RETURN_TYPES[name](values, Tensor._make(indices.astype(np.int64, copy=False)))
+
+
+def _max_min(op: str, input: Tensor, dim, keepdim: bool, largest: bool):
+    from .elementwise import maximum, minimum
+
+    if isinstance(dim, Tensor):  # torch.max(a, b) is maximum
+        return maximum(input, dim) if largest else minimum(input, dim)
+    x = input._data
+    if dim is None:
+        if x.size == 0:
+            raise RuntimeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0. "
+                               "Specify the reduction dim with the 'dim' argument.")
+        return (AmaxAll if largest else AminAll).apply(input, dims=tuple(range(x.ndim)), keepdim=False, largest=largest)
+    d = _single_dim(dim, x.ndim, op)
+    if x.ndim == 0:
+        return _select_along(MaxDim if largest else MinDim, input, np.zeros((), np.int64), 0, keepdim, op)
+    _check_nonempty(x, (d,), op)
+    index = (np.argmax if largest else np.argmin)(x, axis=d, keepdims=True)
+    return _select_along(MaxDim if largest else MinDim, input, index, d, keepdim, op)
+
+
+def max(input: Tensor, dim=None, keepdim: bool = False):
+    """torch.max: ``max()`` returns the largest value (ties share the gradient evenly);
+    ``max(dim)`` returns ``(values, indices)`` with the first maximal index, which alone gets
+    the gradient; ``max(a, b)`` is ``maximum``."""
+    return _max_min("max", input, dim, keepdim, True)
+
+
+def min(input: Tensor, dim=None, keepdim: bool = False):
+    """torch.min: like ``max`` (ties share the full reduction's gradient; ``min(dim)`` routes it
+    to the returned first index)."""
+    return _max_min("min", input, dim, keepdim, False)
+
+
+def _amax_amin(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
+    x = input._data
+    if dim == () or dim == []:
+        if x.size == 0:
+            raise RuntimeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0. "
+                               "Specify the reduction dim with the 'dim' argument.")
+        dim = None
+    dims = _dims(dim, x.ndim, op)
+    _check_nonempty(x, dims, op)
+    return (Amax if largest else Amin).apply(input, dims=dims, keepdim=keepdim, largest=largest)
+
+
+def amax(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+    """torch.amax over ``dim`` (all dims by default); ties split the gradient evenly, as in torch."""
+    return _amax_amin("amax", input, dim, keepdim, True)
+
+
+def amin(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+    """torch.amin over ``dim`` (all dims by default); ties split the gradient evenly, as in torch."""
+    return _amax_amin("amin", input, dim, keepdim, False)
+
+
+def _arg_extremum(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
+    x = input._data
+    find = np.argmax if largest else np.argmin
+    if dim is None:
+        if x.size == 0:
+            raise IndexError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0.")
+        index = find(x.reshape(-1))
+        return Tensor._make(np.asarray(index, dtype=np.int64).reshape((1,) * x.ndim if keepdim else ()))
+    d = _single_dim(dim, x.ndim, op)
+    if x.ndim == 0:
+        return Tensor._make(np.zeros((), np.int64))
+    _check_nonempty(x, (d,), op)
+    return Tensor._make(find(x, axis=d, keepdims=keepdim).astype(np.int64, copy=False))
+
+
+def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """torch.argmax: the index of the first maximal value (flattened when ``dim`` is None)."""
+    return _arg_extremum("argmax", input, dim, keepdim, True)
+
+
+def argmin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """torch.argmin: the index of the first minimal value (flattened when ``dim`` is None)."""
+    return _arg_extremum("argmin", input, dim, keepdim, False)
+
+
+# ---------------------------------------------------------------- logsumexp, softmax
+def _logsumexp_array(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
+    # shift by the max so exp never overflows; an infinite max is not shifted by
+    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf) if x.size else np.zeros(
+        tuple(1 if i in (axis if isinstance(axis, tuple) else (axis,)) else s for i, s in enumerate(x.shape)), x.dtype)
+    m = np.where(np.isfinite(m), m, 0).astype(x.dtype, copy=False)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return _as_array(out if keepdims else np.squeeze(out, axis=axis))
+
+
+class Logsumexp(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        out = _logsumexp_array(x, dims, keepdim)
+        ctx.save_for_backward(x, out)
+        ctx.dims = dims
+        ctx.keepdim = keepdim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d logsumexp = softmax(x) dx = exp(x - out) dx
+        from .elementwise import exp
+
+        x, out = ctx.saved_tensors
+        shape, dims = x._data.shape, ctx.dims
+        return _keep(grad, shape, dims, ctx.keepdim) * exp(x - _keep(out, shape, dims, ctx.keepdim))
+
+
+def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
+    """torch.logsumexp: ``log(sum(exp(x)))`` over ``dim``, computed without overflow."""
+    input = _float_dtype_input(input, None)
+    return Logsumexp.apply(input, dims=_dims(dim, input._data.ndim, "logsumexp"), keepdim=keepdim)
+
+
+class Softmax(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        # subtracting the max keeps exp in range: huge logits give no inf/NaN
+        e = x - np.max(x, axis=dim, keepdims=True) if x.size else x.copy()
+        np.exp(e, out=e)
+        e /= np.sum(e, axis=dim, keepdims=True)
+        ctx.save_for_backward(e)
+        ctx.dim = dim
+        return e
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d softmax = y * (g - sum(g * y))
+        (y,) = ctx.saved_tensors
+        if not _grad_state.enabled:  # plain backward: one fused NumPy expression
+            g, ya = grad._data, y._data
+            return Tensor._make(ya * (g - np.sum(g * ya, axis=ctx.dim, keepdims=True)))
+        return y * (grad - sum(grad * y, ctx.dim, keepdim=True))
+
+
+class LogSoftmax(Function):
+    """Fused for stability: ``x - logsumexp(x)`` in the forward, ``g - softmax * sum(g)`` back."""
+
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        out = x - np.max(x, axis=dim, keepdims=True) if x.size else x.copy()
+        out -= np.log(np.sum(np.exp(out), axis=dim, keepdims=True))
+        ctx.save_for_backward(out)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d log_softmax = g - exp(y) * sum(g)
+        from .elementwise import exp
+
+        (y,) = ctx.saved_tensors
+        if not _grad_state.enabled:
+            g = grad._data
+            return Tensor._make(g - np.exp(y._data) * np.sum(g, axis=ctx.dim, keepdims=True))
+        return grad - exp(y) * sum(grad, ctx.dim, keepdim=True)
+
+
+def _softmax_dim(op: str, input: Tensor, dim) -> int:
+    ndim = input._data.ndim
+    if dim is None:
+        warnings.warn(f"Implicit dimension choice for {op} has been deprecated. Change the call to "
+                      "include dim=X as an argument.", UserWarning, stacklevel=3)
+        dim = 0 if ndim in (0, 1, 3) else 1
+    return _single_dim(dim, ndim, op)
+
+
+def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
+    """torch.softmax along ``dim`` (computed in ``dtype`` if given), stable for huge logits."""
+    d = _softmax_dim("softmax", input, dim)
+    input = _float_dtype_input(input, dtype)
+    if input._data.ndim == 0:
+        return Softmax.apply(input.reshape(1), dim=0).reshape(())
+    return Softmax.apply(input, dim=d)
+
+
+def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
+    """torch.log_softmax along ``dim`` (fused and stable; computed in ``dtype`` if given)."""
+    d = _softmax_dim("log_softmax", input, dim)
+    input = _float_dtype_input(input, dtype)
+    if input._data.ndim == 0:
+        return LogSoftmax.apply(input.reshape(1), dim=0).reshape(())
+    return LogSoftmax.apply(input, dim=d)
+
+
+# ---------------------------------------------------------------- cumulative ops
+class Cumsum(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, dim, dtype):
+        ctx.dim = dim
+        return np.cumsum(x, axis=dim, dtype=dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # y_j = sum_{i <= j} x_i, so dx_i = sum_{j >= i} g_j: a reversed cumulative sum
+        return ReverseCumsum.apply(grad, dim=ctx.dim)
+
+
+class ReverseCumsum(Function):
+    """``sum_{j >= i} g_j`` along ``dim``: the adjoint of cumsum."""
+
+    _array_forward = True
+    node_name = "CumsumBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, grad, dim):
+        ctx.dim = dim
+        return np.flip(np.cumsum(np.flip(grad, dim), axis=dim), dim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Cumsum.apply(grad, dim=ctx.dim, dtype=None)
+
+
+def _cum_dtype(input: Tensor, dtype):
+    if dtype is not None:
+        return _dtype.to_dtype(dtype).np
+    return np.int64 if input._data.dtype.kind in "biu" else None
+
+
+def cumsum(input: Tensor, dim: int, *, dtype=None) -> Tensor:
+    """torch.cumsum along ``dim``; integer and bool inputs accumulate in int64 as in torch."""
+    d = _single_dim(dim, input._data.ndim, "cumsum")
+    np_dtype = _cum_dtype(input, dtype)
+    if input._data.ndim == 0:
+        return Cumsum.apply(input.reshape(1), dim=0, dtype=np_dtype).reshape(())
+    return Cumsum.apply(input, dim=d, dtype=np_dtype)
+
+
+class Cumprod(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, dim, dtype):
+        out = np.cumprod(x, axis=dim, dtype=dtype)
+        ctx.save_for_backward(x, out)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # dx_i = sum_{j >= i} g_j prod_{k <= j, k != i} x_k; without zeros that is revcumsum(g y)_i / x_i
+        x, y = ctx.saved_tensors
+        dim = ctx.dim
+        if not np.any(x._data == 0):
+            return ReverseCumsum.apply(grad * y, dim=dim) / x
+        # with zeros: row i of an n x n matrix holds x with x_i replaced by 1; its cumprod at
+        # column j is prod_{k <= j, k != i} x_k, kept for j >= i (O(n^2), only when x has zeros)
+        from .elementwise import where
+
+        n = x._data.shape[dim]
+        moved = x.movedim(dim, -1)
+        square = moved.unsqueeze(-2).expand(*moved.shape[:-1], n, n)
+        products = cumprod(where(Tensor._make(np.eye(n, dtype=bool)), 1.0, square), -1)
+        upper = Tensor._make(np.triu(np.ones((n, n), dtype=x._data.dtype)))
+        g = grad.movedim(dim, -1).unsqueeze(-2)
+        return sum(products * g * upper, -1).movedim(-1, dim)
+
+
+def cumprod(input: Tensor, dim: int, *, dtype=None) -> Tensor:
+    """torch.cumprod along ``dim``; the gradient is exact with zeros in the input."""
+    d = _single_dim(dim, input._data.ndim, "cumprod")
+    np_dtype = _cum_dtype(input, dtype)
+    if input._data.ndim == 0:
+        return Cumprod.apply(input.reshape(1), dim=0, dtype=np_dtype).reshape(())
+    return Cumprod.apply(input, dim=d, dtype=np_dtype)
+
+
+# ---------------------------------------------------------------- norms
+class Norm(Function):
+    _array_forward = True
+    node_name = "LinalgVectorNormBackward0"
+
+    @staticmethod
+    def forward(ctx, x, ord, dims, keepdim):
+        a = np.abs(x)
+        if ord == 2:
+            out = np.sqrt(np.sum(a * a, axis=dims, keepdims=keepdim))
+        elif ord == 1:
+            out = np.sum(a, axis=dims, keepdims=keepdim)
+        elif ord == np.inf:
+            out = np.max(a, axis=dims, keepdims=keepdim, initial=0)
+        elif ord == -np.inf:
+            out = np.min(a, axis=dims, keepdims=keepdim)
+        elif ord == 0:
+            out = np.sum(a != 0, axis=dims, keepdims=keepdim, dtype=x.dtype)
+        else:
+            with np.errstate(divide="ignore"):
+                out = np.sum(a ** ord, axis=dims, keepdims=keepdim) ** (1.0 / ord)
+        out = _as_array(out).astype(x.dtype, copy=False)
+        ctx.save_for_backward(x, out)
+        ctx.ord = ord
+        ctx.dims = dims
+        ctx.keepdim = keepdim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        from .elementwise import abs, sign, where
+
+        x, out = ctx.saved_tensors
+        shape, dims, ord = x._data.shape, ctx.dims, ctx.ord
+        grad = _keep(grad, shape, dims, ctx.keepdim)
+        norm = _keep(out, shape, dims, ctx.keepdim)
+        if ord == 0:
+            return grad * 0.0 * x
+        if ord == 1:
+            # d |x|_1 = sign(x) dx
+            return grad * sign(x)
+        if ord in (np.inf, -np.inf):
+            # d max|x| = sign(x) at the maximal |x| (ties share evenly, as in torch)
+            return sign(x) * _split_among_equal(grad, abs(x), norm, grad, dims)
+        safe = where(Tensor._make(norm._data == 0), 1.0, norm)
+        if ord == 2:
+            # d |x|_2 = x / |x|_2 dx, taken as 0 at x = 0 (torch's choice)
+            return x * (grad / safe)
+        # d |x|_p = sign(x) |x|^(p-1) / |x|_p^(p-1) dx
+        return grad * sign(x) * abs(x) ** (ord - 1) / safe ** (ord - 1)
+
+
+def _vector_norm(input: Tensor, ord, dim, keepdim: bool, dtype, op: str) -> Tensor:
+    input = _float_dtype_input(input, dtype)
+    if isinstance(ord, str):
+        raise RuntimeError(f"{op}: ord must be a number for vector norms, got '{ord}'")
+    ord = float(ord)
+    x = input._data
+    dims = _dims(dim, x.ndim, op)
+    if ord < 0 or ord == np.inf:  # min/max-like norms have no value on empty input
+        ord_name = "inf" if ord == np.inf else "-inf" if ord == -np.inf else ord
+        if dim is None and x.size == 0:
+            raise RuntimeError(f"{op} cannot compute the {ord_name} norm on an empty tensor because the "
+                               "operation does not have an identity")
+        for d in dims:
+            if x.shape[d] == 0:
+                raise RuntimeError(f"{op} cannot compute the {ord_name} norm on the dimension {d} because "
+                                   "this dimension is empty and the operation does not have an identity")
+    return Norm.apply(input, ord=ord, dims=dims, keepdim=keepdim)
+
+
+def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+    """torch.norm: the vector p-norm over ``dim`` (all elements by default); 'fro' is the 2-norm.
+
+    ``p`` may be any number, ``inf``/``-inf`` (ties share the gradient evenly) or 'fro'; the
+    gradient of the 2-norm at the zero vector is 0, as in torch. 'nuc' is not supported.
+    """
+    if p == "fro" or p is None:
+        p = 2
+    elif isinstance(p, str):
+        raise RuntimeError(f"norm: the '{p}' norm is not supported by chainrule")
+    if isinstance(dim, int):
+        dim = (dim,)
+    return _vector_norm(input, p, dim, keepdim, dtype, "linalg.vector_norm")
+
+
+# ---------------------------------------------------------------- logical reductions, counting
+def _bool_reduce(fn, op: str, input: Tensor, dim, keepdim: bool) -> Tensor:
+    x = input._data
+    dims = _dims(dim, x.ndim, op)
+    return Tensor._make(_as_array(fn(x, axis=dims, keepdims=keepdim if dim is not None else False)))
+
+
+def all(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """torch.all: True where every element over ``dim`` is nonzero (bool result)."""
+    return _bool_reduce(np.all, "all", input, dim, keepdim)
+
+
+def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """torch.any: True where some element over ``dim`` is nonzero (bool result)."""
+    return _bool_reduce(np.any, "any", input, dim, keepdim)
+
+
+def count_nonzero(input: Tensor, dim=None) -> Tensor:
+    """torch.count_nonzero over ``dim`` (int64)."""
+    x = input._data
+    dims = _dims(dim, x.ndim, "count_nonzero")
+    return Tensor._make(_as_array(np.sum(x != 0, axis=dims, dtype=np.int64)))
+
+
+# ---------------------------------------------------------------- sorting and order statistics
+def _argsort(x: np.ndarray, dim: int, descending: bool) -> np.ndarray:
+    """Stable argsort; descending keeps equal elements in their original order, as torch's stable sort."""
+    if not descending:
+        return np.argsort(x, axis=dim, kind="stable")
+    if x.dtype == np.bool_:
+        x = x.astype(np.int8)
+    if x.dtype.kind == "u":
+        x = x.astype(np.int64)
+    return np.argsort(-x, axis=dim, kind="stable")
+
+
+def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False):
+    """torch.sort: ``(values, indices)``; the gradient of values goes back through indices."""
+    x = input._data
+    d = _single_dim(dim, x.ndim, "sort")
+    if x.ndim == 0:
+        return _select_along(SortValues, input, np.zeros((), np.int64), 0, True, "sort")
+    return _select_along(SortValues, input, _argsort(x, d, descending), d, True, "sort")
+
+
+def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+    """torch.argsort: the indices that sort ``input`` along ``dim``."""
+    x = input._data
+    d = _single_dim(dim, x.ndim, "argsort")
+    if x.ndim == 0:
+        return Tensor._make(np.zeros((), np.int64))
+    return Tensor._make(_argsort(x, d, descending).astype(np.int64, copy=False))
+
+
+def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+    """torch.topk: the ``k`` largest (or smallest) values along ``dim`` and their indices."""
+    x = input._data
+    d = _single_dim(dim, x.ndim, "topk")
+    size = x.shape[d] if x.ndim else 1
+    if not 0 <= k <= size:
+        raise RuntimeError("selected index k out of range")
+    if x.ndim == 0:
+        return _select_along(TopkValues, input, np.zeros((), np.int64), 0, True, "topk")
+    index = np.take(_argsort(x, d, largest), np.arange(k), axis=d)
+    return _select_along(TopkValues, input, index, d, True, "topk")
+
+
+def _kth_index(x: np.ndarray, d: int, k: int) -> np.ndarray:
+    return np.take(np.argsort(x, axis=d, kind="stable"), [k], axis=d)
+
+
+def median(input: Tensor, dim=None, keepdim: bool = False):
+    """torch.median: the lower of the two middle values. ``median()`` splits the gradient evenly
+    among elements equal to it (torch's rule); ``median(dim)`` returns ``(values, indices)`` and
+    routes the gradient to the returned index."""
+    x = input._data
+    if dim is None:
+        if x.size == 0:  # NaN, or the type's minimum for integers, as torch
+            return Tensor._make(np.asarray(np.nan if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+                                           if x.dtype.kind in "iu" else False, dtype=x.dtype))
+        flat = input.reshape(-1)
+        index = _kth_index(flat._data, 0, (x.size - 1) // 2)
+        value = MedianAll.apply(flat, index=index)
+        return value
+    d = _single_dim(dim, x.ndim, "median")
+    if x.ndim == 0:
+        return _select_along(MedianDim, input, np.zeros((), np.int64), 0, keepdim, "median")
+    _check_nonempty(x, (d,), "median")
+    return _select_along(MedianDim, input, _kth_index(x, d, (x.shape[d] - 1) // 2), d, keepdim, "median")
+
+
+class MedianAll(Function):
+    """median() of a flat tensor; ties share the gradient evenly, as in torch."""
+
+    _array_forward = True
+    node_name = "MedianBackward0"
+
+    @staticmethod
+    def forward(ctx, flat, index):
+        out = flat[index].reshape(())
+        ctx.save_for_backward(flat, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        flat, out = ctx.saved_tensors
+        return _split_among_equal(grad, flat, out, grad, (0,))
+
+
+def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
+    """torch.kthvalue: the k-th smallest value (1-based) along ``dim`` and its index."""
+    x = input._data
+    d = _single_dim(dim, x.ndim, "kthvalue")
+    size = x.shape[d] if x.ndim else 1
+    if x.ndim:
+        _check_nonempty(x, (d,), "kthvalue")
+    if not 1 <= k <= size:
+        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {dim}")
+    if x.ndim == 0:
+        return _select_along(KthvalueValues, input, np.zeros((), np.int64), 0, keepdim, "kthvalue")
+    return _select_along(KthvalueValues, input, _kth_index(x, d, k - 1), d, keepdim, "kthvalue")
+
+
+def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
+    """torch.mode: the most frequent value along ``dim`` (the smallest among equally frequent
+    ones) and the index of its last occurrence."""
+    x = input._data
+    d = _single_dim(dim, x.ndim, "mode")
+    if x.ndim == 0:
+        return _select_along(ModeValues, input, np.zeros((), np.int64), 0, keepdim, "mode")
+    _check_nonempty(x, (d,), "mode")
+    moved = np.moveaxis(x, d, -1)
+    order = np.argsort(moved, axis=-1, kind="stable")
+    s = np.take_along_axis(moved, order, -1)
+    n = s.shape[-1]
+    # run lengths of equal values in each sorted row: the longest run's value is the mode
+    starts = np.concatenate([np.ones(s.shape[:-1] + (1,), bool), s[..., 1:] != s[..., :-1]], -1)
+    positions = np.arange(n)
+    start_pos = np.maximum.accumulate(np.where(starts, positions, 0), axis=-1)
+    length = positions - start_pos + 1  # running length at each position; the run's last is its length
+    ends = np.concatenate([starts[..., 1:], np.ones(s.shape[:-1] + (1,), bool)], -1)
+    best = np.argmax(np.where(ends, length, 0), axis=-1)[..., None]  # first longest run = smallest value
+    # torch returns the last occurrence's index: the largest original index within that run
+    value = np.take_along_axis(s, best, -1)
+    index = np.max(np.where(moved == value, np.arange(n), -1), axis=-1, keepdims=True)
+    return _select_along(ModeValues, input, np.moveaxis(index, -1, d), d, keepdim, "mode")
+
+
+# ---------------------------------------------------------------- NaN-aware sums, aminmax, running extrema
+def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """torch.nansum: ``sum`` treating NaN as zero (NaN positions get no gradient)."""
+    from .elementwise import where
+
+    if input._data.dtype.kind == "f":
+        input = where(Tensor._make(np.isnan(input._data)), 0.0, input)
+    return sum(input, dim, keepdim, dtype=dtype)
+
+
+def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """torch.nanmean: the mean of the non-NaN elements over ``dim``."""
+    if input._data.dtype.kind != "f" and dtype is None:
+        raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got "
+                           f"{input.dtype.name.capitalize()}")
+    dims = _dims(dim, input._data.ndim, "nanmean")
+    count = np.sum(~np.isnan(input._data), axis=dims, keepdims=keepdim)
+    total = nansum(input, dim, keepdim, dtype=dtype)
+    return total / Tensor._make(np.asarray(count, dtype=total._data.dtype))
+
+
+def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
+    """torch.aminmax: ``(min, max)`` over ``dim`` (all elements by default); ties split evenly."""
+    result = collections.namedtuple("aminmax", ["min", "max"])
+    if dim is None:
+        if keepdim:
+            return result(amin(input, (), keepdim=True), amax(input, (), keepdim=True))
+        return result(amin(input), amax(input))
+    return result(amin(input, dim, keepdim), amax(input, dim, keepdim))
+
+
+def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
+    x = input._data
+    d = _single_dim(dim, x.ndim, op)
+    if x.ndim == 0:
+        return _select_along(cls, input, np.zeros((), np.int64), 0, True, op)
+    values = (np.maximum if largest else np.minimum).accumulate(x, axis=d)
+    # torch moves the index to each element equal to the running extremum (ties: the latest) or NaN
+    update = (x == values) | (np.isnan(x) if x.dtype.kind == "f" else False)
+    positions = np.arange(x.shape[d]).reshape((-1,) + (1,) * (x.ndim - d - 1))
+    index = np.maximum.accumulate(np.where(update, positions, 0), axis=d)
+    return _select_along(cls, input, index, d, True, op)
+
+
+def cummax(input: Tensor, dim: int):
+    """torch.cummax: running maximum along ``dim`` and its index (ties: the latest); an element
+    gets the gradient of every position whose maximum it is."""
+    return _cum_extremum("cummax", Cummax, input, dim, True)
+
+
+def cummin(input: Tensor, dim: int):
+    """torch.cummin: running minimum along ``dim`` and its index (ties: the latest)."""
+    return _cum_extremum("cummin", Cummin, input, dim, False)
+
+
+def dist(input: Tensor, other: Tensor, p=2) -> Tensor:
+    """torch.dist: the p-norm of ``input - other`` (broadcast)."""
+    from .elementwise import sub
+
+    return norm(sub(input, other), p)
