@@ -1,5 +1,537 @@
-"""activation ops (being written in this session)."""
+"""Activation functions (torch.nn.functional semantics), each forward beside its derivative rule.
+
+Edge policy, as torch: relu'(0) = 0, leaky_relu'(0) = negative_slope, hardtanh/relu6 pass no
+gradient at their bounds, elu'(0) = alpha, shrink ops pass none on [-lambd, lambd]. Piecewise
+rules multiply the gradient by one mask; smooth rules are written in chainrule ops on the saved
+input, so ``create_graph=True`` differentiates them again.
+
+Names torch also has at top level (``torch.relu``, ``torch.selu``...) are in ``__all__``; every
+function here is re-exported by ``chainrule.nn.functional``.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import math
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..autograd.grad_mode import state as _grad_state
+from ..tensor import Tensor, _wrap_dim
+from .elementwise import _float_input, erf, exp, sigmoid, tanh, where
+
+__all__ = ["relu", "selu", "celu", "prelu", "rrelu", "hardshrink", "threshold"]
+__not_methods__ = {"selu", "celu", "rrelu", "threshold"}
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _mask_mul(grad: Tensor, mask: np.ndarray) -> Tensor:
+    """``grad * mask`` for a constant boolean mask: one NumPy multiply unless grad is recorded."""
+    if grad._requires_grad:
+        return grad * Tensor._make(mask)
+    return Tensor._make(grad._data * mask)
+
+
+def _scaled_mask(grad: Tensor, factor: np.ndarray) -> Tensor:
+    """``grad * factor`` for a constant array factor (a piecewise-constant derivative)."""
+    if grad._requires_grad:
+        return grad * Tensor._make(factor)
+    return Tensor._make(grad._data * factor)
+
+
+def _run_inplace(input: Tensor, fn, *args, **kwargs) -> Tensor:
+    from .._methods import _inplace
+
+    return _inplace(input, fn, *args, **kwargs)
+
+
+# ---------------------------------------------------------------- piecewise-linear
+class Relu(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.maximum(x, 0, dtype=x.dtype) if x.dtype != np.bool_ else x.copy()
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        # relu'(x) = 1 where x > 0 else 0 (0 at x = 0, as torch)
+        (y,) = ctx.saved_tensors
+        return _mask_mul(grad, y._data > 0)
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    """torch.relu / F.relu: max(x, 0); relu'(0) = 0."""
+    if inplace:
+        return _run_inplace(input, relu)
+    return Relu.apply(input)
+
+
+class LeakyRelu(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, negative_slope):
+        ctx.save_for_backward(x)
+        ctx.negative_slope = negative_slope
+        return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d = 1 where x > 0 else negative_slope (negative_slope at x = 0, as torch)
+        (x,) = ctx.saved_tensors
+        arr = x._data
+        factor = np.where(arr > 0, arr.dtype.type(1), arr.dtype.type(ctx.negative_slope))
+        return _scaled_mask(grad, factor)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """F.leaky_relu: x if x > 0 else negative_slope * x."""
+    if inplace:
+        return _run_inplace(input, leaky_relu, negative_slope)
+    return LeakyRelu.apply(_float_input(input), negative_slope=float(negative_slope))
+
+
+class Hardtanh(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, min_val, max_val):
+        ctx.save_for_backward(x)
+        ctx.bounds = (min_val, max_val)
+        return np.clip(x, min_val, max_val).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d = 1 strictly inside (min_val, max_val), 0 elsewhere (bounds included, as torch)
+        (x,) = ctx.saved_tensors
+        low, high = ctx.bounds
+        arr = x._data
+        return _mask_mul(grad, (arr > low) & (arr < high))
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """F.hardtanh: clamp(x, min_val, max_val) with no gradient at the bounds."""
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    if inplace:
+        return _run_inplace(input, hardtanh, min_val, max_val)
+    return Hardtanh.apply(_float_input(input), min_val=min_val, max_val=max_val)
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """F.relu6: min(max(x, 0), 6) (torch computes it as hardtanh(x, 0, 6))."""
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+class Threshold(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, threshold, value):
+        ctx.save_for_backward(x)
+        ctx.threshold = threshold
+        return np.where(x > threshold, x, x.dtype.type(value))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d = 1 where x > threshold else 0
+        (x,) = ctx.saved_tensors
+        return _mask_mul(grad, x._data > ctx.threshold)
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """F.threshold / torch.threshold: x if x > threshold else value."""
+    if inplace:
+        return _run_inplace(input, lambda t: Threshold.apply(t, threshold=threshold, value=value))
+    return Threshold.apply(input, threshold=threshold, value=value)
+
+
+def _check_lambd(lambd: float, input: Tensor) -> None:
+    if lambd < 0:
+        raise RuntimeError(
+            f"lambda must be in range [0, 3.40282e+38] for input dtype "
+            f"{input.dtype.name.capitalize()}, but found {lambd:g}"
+        )
+
+
+class Hardshrink(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, lambd):
+        keep = (x < -lambd) | (x > lambd)
+        ctx.save_for_backward(keep)
+        return np.where(keep, x, x.dtype.type(0))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d = 1 where |x| > lambd else 0
+        (keep,) = ctx.saved_tensors
+        return _mask_mul(grad, keep._data)
+
+
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """torch.hardshrink: x where |x| > lambd else 0."""
+    input = _float_input(input)
+    _check_lambd(lambd, input)
+    return Hardshrink.apply(input, lambd=lambd)
+
+
+class Softshrink(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, lambd):
+        keep = (x < -lambd) | (x > lambd)
+        ctx.save_for_backward(keep)
+        lam = x.dtype.type(lambd)
+        return np.where(x > lambd, x - lam, np.where(x < -lambd, x + lam, x.dtype.type(0)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d = 1 where |x| > lambd else 0
+        (keep,) = ctx.saved_tensors
+        return _mask_mul(grad, keep._data)
+
+
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """F.softshrink: x - lambd above lambd, x + lambd below -lambd, 0 in between."""
+    input = _float_input(input)
+    _check_lambd(lambd, input)
+    return Softshrink.apply(input, lambd=lambd)
+
+
+class Prelu(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, weight):
+        ctx.save_for_backward(x, weight)
+        return np.where(x > 0, x, weight * x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d/dx = 1 where x > 0 else w;  d/dw = x where x <= 0 else 0
+        x, weight = ctx.saved_tensors
+        positive = Tensor._make(x._data > 0)
+        grad_x = where(positive, grad, grad * weight) if ctx.needs_input_grad[0] else None
+        grad_w = where(positive, 0.0, grad * x) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_w
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """torch.prelu: x if x > 0 else weight * x, one weight per channel (dim 1) or one shared."""
+    n = weight._data.size
+    channels = input._data.shape[1] if input._data.ndim >= 2 else 1
+    if n != 1 and n != channels:
+        raise RuntimeError(
+            f"Mismatch of parameter numbers and input channel size. Found parameter numbers = {n} "
+            f"and channel size = {channels}."
+        )
+    if weight._data.ndim > 1:
+        raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: ndim = {weight._data.ndim}")
+    if n == 1:
+        w = weight.reshape(())
+    else:
+        w = weight.reshape((channels,) + (1,) * (input._data.ndim - 2))
+    return Prelu.apply(input, w)
+
+
+def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
+          inplace: bool = False) -> Tensor:
+    """torch.rrelu: leaky relu with a slope drawn from U(lower, upper) per element when
+    training, and the fixed slope (lower + upper) / 2 in eval mode."""
+    if not training:
+        return leaky_relu(input, (lower + upper) / 2, inplace)
+    from .random import _rng
+
+    x = _float_input(input)
+    slopes = _rng(None).uniform(lower, upper, x._data.shape).astype(x._data.dtype)
+    slopes = np.where(x._data >= 0, x._data.dtype.type(1), slopes)
+    if inplace:
+        return _run_inplace(input, lambda t: t * Tensor._make(slopes))
+    return x * Tensor._make(slopes)
+
+
+# ---------------------------------------------------------------- exponential family
+class Elu(Function):
+    """scale * x for x > 0, scale * alpha * (exp(input_scale * x) - 1) otherwise (elu, selu, celu)."""
+
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, alpha, scale, input_scale):
+        ctx.save_for_backward(x)
+        ctx.params = (alpha, scale, input_scale)
+        t = x.dtype.type
+        negative = t(scale * alpha) * np.expm1(np.minimum(x, 0) * t(input_scale))
+        return np.where(x > 0, x * t(scale), negative)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d = scale for x > 0, scale * alpha * input_scale * exp(input_scale * x) for x <= 0
+        (x,) = ctx.saved_tensors
+        alpha, scale, input_scale = ctx.params
+        positive = Tensor._make(x._data > 0)
+        inner = where(positive, 0.0, x)
+        negative = grad * (scale * alpha * input_scale) * exp(inner * input_scale)
+        return where(positive, grad * scale, negative)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """F.elu: x if x > 0 else alpha * (exp(x) - 1)."""
+    if inplace:
+        return _run_inplace(input, elu, alpha)
+    return Elu.apply(_float_input(input), alpha=float(alpha), scale=1.0, input_scale=1.0)
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """torch.selu: scale * elu(x, alpha) with the self-normalising constants."""
+    if inplace:
+        return _run_inplace(input, selu)
+    return Elu.apply(_float_input(input), alpha=_SELU_ALPHA, scale=_SELU_SCALE, input_scale=1.0)
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """torch.celu: max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError")
+    if inplace:
+        return _run_inplace(input, celu, alpha)
+    return Elu.apply(_float_input(input), alpha=float(alpha), scale=1.0, input_scale=1.0 / alpha)
+
+
+# ---------------------------------------------------------------- smooth gates
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_TANH_K = math.sqrt(2.0 / math.pi)
+_TANH_C = 0.044715
+
+
+class Gelu(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, approximate):
+        from ._special import erf as erf_array
+
+        ctx.save_for_backward(x)
+        ctx.approximate = approximate
+        t = x.dtype.type
+        if approximate == "tanh":
+            inner = t(_TANH_K) * (x + t(_TANH_C) * x * x * x)
+            return t(0.5) * x * (t(1) + np.tanh(inner))
+        # erf on at least 1-D (NumPy turns 0-d arithmetic into scalars)
+        cdf = t(0.5) * (t(1) + erf_array(np.atleast_1d(x * t(_SQRT_HALF))).reshape(x.shape))
+        ctx.cdf = cdf  # reused by a plain (non-recording) backward
+        return x * cdf
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        if ctx.approximate == "tanh":
+            # y = x/2 (1 + tanh u), u = k (x + c x^3): dy = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) k (1 + 3c x^2)
+            x2 = x * x
+            th = tanh((x + _TANH_C * x2 * x) * _TANH_K)
+            return grad * (0.5 * (1 + th) + 0.5 * x * (1 - th * th) * (_TANH_K * (1 + 3 * _TANH_C * x2)))
+        # y = x Phi(x): dy = Phi(x) + x phi(x)
+        if not _grad_state.enabled:  # plain backward: one NumPy pass with the forward's Phi
+            arr = x._data
+            pdf = np.exp(arr * arr * arr.dtype.type(-0.5)) * arr.dtype.type(_INV_SQRT_2PI)
+            return Tensor._make(grad._data * (ctx.cdf + arr * pdf))
+        cdf = 0.5 * (1 + erf(x * _SQRT_HALF))
+        pdf = exp(x * x * -0.5) * _INV_SQRT_2PI
+        return grad * (cdf + x * pdf)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """F.gelu: x * Phi(x) (exact, via erf) or its tanh approximation."""
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError("approximate argument must be either none or tanh.")
+    return Gelu.apply(_float_input(input), approximate=approximate)
+
+
+class Silu(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x):
+        from .elementwise import _sigmoid_array
+
+        ctx.save_for_backward(x)
+        s = _sigmoid_array(x)
+        ctx.sig = s  # reused by a plain (non-recording) backward
+        return x * s
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(x s(x)) = s (1 + x (1 - s))
+        (x,) = ctx.saved_tensors
+        if not _grad_state.enabled:
+            s = ctx.sig
+            return Tensor._make(grad._data * (s * (1 + x._data * (1 - s))))
+        s = sigmoid(x)
+        return grad * (s * (1 + x * (1 - s)))
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """F.silu (swish): x * sigmoid(x)."""
+    if inplace:
+        return _run_inplace(input, silu)
+    return Silu.apply(_float_input(input))
+
+
+def _softplus_array(z: np.ndarray) -> np.ndarray:
+    # log(1 + e^z) without overflow: max(z, 0) + log1p(e^-|z|)
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+class Mish(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * np.tanh(_softplus_array(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(x tanh(sp(x))) = tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2)
+        (x,) = ctx.saved_tensors
+        th = tanh(softplus(x))
+        return grad * (th + x * sigmoid(x) * (1 - th * th))
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """F.mish: x * tanh(softplus(x))."""
+    if inplace:
+        return _run_inplace(input, mish)
+    return Mish.apply(_float_input(input))
+
+
+class Softplus(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, beta, threshold):
+        ctx.save_for_backward(x)
+        ctx.params = (beta, threshold)
+        t = x.dtype.type
+        z = x * t(beta)
+        return np.where(z > threshold, x, _softplus_array(z) / t(beta))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d = sigmoid(beta x), or 1 where beta x > threshold (the linear regime)
+        (x,) = ctx.saved_tensors
+        beta, threshold = ctx.params
+        linear = Tensor._make(x._data * x._data.dtype.type(beta) > threshold)
+        return where(linear, grad, grad * sigmoid(x * beta))
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """F.softplus: log(1 + exp(beta x)) / beta, x itself where beta x > threshold."""
+    return Softplus.apply(_float_input(input), beta=beta, threshold=threshold)
+
+
+class LogSigmoid(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        # log s(x) = -softplus(-x) = min(x, 0) - log1p(e^-|x|): stable both ways
+        return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d log s(x) = 1 - s(x) = s(-x)
+        (x,) = ctx.saved_tensors
+        return grad * sigmoid(-x)
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """F.logsigmoid: log(sigmoid(x)), computed stably for large |x|."""
+    return LogSigmoid.apply(_float_input(input))
+
+
+class Hardsigmoid(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        t = x.dtype.type
+        return np.clip(x / t(6) + t(0.5), 0, 1).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d = 1/6 strictly inside (-3, 3), else 0
+        (x,) = ctx.saved_tensors
+        arr = x._data
+        factor = np.where((arr > -3) & (arr < 3), arr.dtype.type(1 / 6), arr.dtype.type(0))
+        return _scaled_mask(grad, factor)
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """F.hardsigmoid: relu6(x + 3) / 6."""
+    if inplace:
+        return _run_inplace(input, hardsigmoid)
+    return Hardsigmoid.apply(_float_input(input))
+
+
+class Hardswish(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        t = x.dtype.type
+        return x * np.clip(x + t(3), 0, 6).astype(x.dtype, copy=False) / t(6)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d = 0 for x <= -3, x/3 + 1/2 for -3 < x < 3, 1 for x >= 3 (torch's boundaries)
+        (x,) = ctx.saved_tensors
+        arr = x._data
+        low = Tensor._make(arr <= -3)
+        high = Tensor._make(arr >= 3)
+        middle = grad * (x / 3 + 0.5)
+        return where(low, 0.0, where(high, grad, middle))
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """F.hardswish: x * relu6(x + 3) / 6."""
+    if inplace:
+        return _run_inplace(input, hardswish)
+    return Hardswish.apply(_float_input(input))
+
+
+# ---------------------------------------------------------------- compositions (as torch)
+def softsign(input: Tensor) -> Tensor:
+    """F.softsign: x / (1 + |x|) (a composition, as in torch)."""
+    input = _float_input(input)
+    return input / (input.abs() + 1)
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    """F.tanhshrink: x - tanh(x) (a composition, as in torch)."""
+    input = _float_input(input)
+    return input - tanh(input)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """F.glu: a * sigmoid(b) where a, b are the two halves of ``input`` along ``dim``."""
+    if input._data.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    d = _wrap_dim(dim, input._data.ndim, "glu")
+    size = input._data.shape[d]
+    if size % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {size}")
+    a, b = input.split(size // 2, d)
+    return a * sigmoid(b)

@@ -10,9 +10,12 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.grad_mode import state as _grad_state
-from ..tensor import Tensor
+from ..tensor import Tensor, _wrap_dim
 
-__all__ = ["getitem", "setitem"]
+__all__ = ["getitem", "setitem", "gather", "scatter", "scatter_add", "scatter_reduce",
+           "index_select", "index_add", "index_fill", "index_copy", "masked_fill", "masked_select",
+           "masked_scatter", "take", "take_along_dim", "nonzero", "argwhere"]
+__not_methods__ = {"getitem", "setitem"}
 __tensor_methods__ = {"__getitem__": "getitem", "__setitem__": "setitem"}
 
 
@@ -24,6 +27,14 @@ def _convert_key(key):
 
 
 def _convert_key_item(k):
+    if isinstance(k, slice):
+        if k.step is not None:
+            step = int(k.step)
+            if step == 0:
+                raise ValueError("slice step cannot be zero")
+            if step < 0:
+                raise ValueError("step must be greater than zero")
+        return k
     if isinstance(k, Tensor):
         if k._data.dtype.kind == "f":
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
@@ -47,20 +58,49 @@ def _is_basic(key) -> bool:
                for k in items)
 
 
+def _scatter_mode(key, basic: bool) -> str:
+    """How the read's adjoint writes back: a plain assignment where the indexed elements are
+    distinct (basic indexing, boolean masks), grouped row sums for one integer vector, else add.at."""
+    if basic:
+        return "assign"
+    items = key if isinstance(key, tuple) else (key,)
+    arrays = [k for k in items if isinstance(k, np.ndarray)]
+    if all(a.dtype == np.bool_ for a in arrays):
+        return "assign"
+    if len(items) == 1 and arrays[0].ndim == 1:
+        return "rows"
+    return "add"
+
+
+def _add_rows(out: np.ndarray, index: np.ndarray, src: np.ndarray) -> None:
+    """``out[index[j]] += src[j]`` along axis 0 with repeated indices summed (sort + reduceat,
+    vectorised; no np.add.at)."""
+    if index.size == 0:
+        return
+    index = np.where(index < 0, index + out.shape[0], index)
+    order = np.argsort(index, kind="stable")
+    ordered = index[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    if starts.size == index.size:  # all distinct: a fancy-index add is exact
+        out[index] += src
+        return
+    out[ordered[starts]] += np.add.reduceat(src[order], starts, axis=0)
+
+
 class Index(Function):
     _array_forward = True
     node_name = "IndexBackward0"
 
     @staticmethod
-    def forward(ctx, x, key, basic):
+    def forward(ctx, x, key, mode):
         ctx.key = key
         ctx.shape = x.shape
-        ctx.basic = basic
+        ctx.mode = mode
         return x[key]
 
     @staticmethod
     def backward(ctx, grad):
-        return IndexScatter.apply(grad, key=ctx.key, shape=ctx.shape, basic=ctx.basic)
+        return IndexScatter.apply(grad, key=ctx.key, shape=ctx.shape, mode=ctx.mode)
 
 
 class IndexScatter(Function):
@@ -70,26 +110,28 @@ class IndexScatter(Function):
     node_name = "IndexBackwardBackward0"
 
     @staticmethod
-    def forward(ctx, grad, key, shape, basic):
+    def forward(ctx, grad, key, shape, mode):
         ctx.key = key
-        ctx.basic = basic
+        ctx.mode = mode
         out = np.zeros(shape, dtype=grad.dtype)
-        if basic:
+        if mode == "assign":
             out[key] = grad
+        elif mode == "rows":
+            _add_rows(out, key[0] if isinstance(key, tuple) else key, grad)
         else:
             np.add.at(out, key, grad)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        return Index.apply(grad, key=ctx.key, basic=ctx.basic)
+        return Index.apply(grad, key=ctx.key, mode=ctx.mode)
 
 
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
     key = _convert_key(key)
     basic = _is_basic(key)
-    out = Index.apply(input, key=key, basic=basic)
+    out = Index.apply(input, key=key, mode=_scatter_mode(key, basic))
     if basic:
         out._version_box = input._version_box
         out._base = input if input._base is None else input._base
@@ -155,3 +197,695 @@ def setitem(input: Tensor, key, value) -> None:
     input.grad_fn = out.grad_fn
     input._output_nr = 0
     input._requires_grad = True
+
+
+# ---------------------------------------------------------------- index checks
+def _index_array(index, op: str, vector: bool = False) -> np.ndarray:
+    """The integer array inside an index tensor, with torch's dtype (and vector) checks."""
+    if not isinstance(index, Tensor):
+        raise TypeError(f"{op}(): argument 'index' must be Tensor, not {type(index).__name__}")
+    array = index._data
+    if array.dtype not in (np.int64, np.int32):
+        raise RuntimeError(f"{op}(): Expected dtype int32 or int64 for index")
+    if vector:
+        if array.ndim > 1:
+            raise IndexError(f"{op}(): Index is supposed to be a vector")
+        array = array.reshape(-1)
+    return array
+
+
+def _check_range(index: np.ndarray, size: int, dim: int, op: str, negative: bool = False) -> None:
+    if index.size == 0:
+        return
+    low, high = int(index.min()), int(index.max())
+    if high >= size or low < (-size if negative else 0):
+        bad = high if high >= size else low
+        if op in ("index_select", "index_add", "index_copy", "index_fill"):
+            raise IndexError(f"{op}(): index {bad} is out of bounds for dimension {dim} with size {size}")
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {size}")
+
+
+def _dim_index(index: np.ndarray, dim: int) -> tuple:
+    """The advanced-index tuple that addresses ``out[..., index[i, j, ...], ...]`` along ``dim``:
+    ``index`` itself at ``dim``, broadcast aranges elsewhere."""
+    ndim = index.ndim
+    return tuple(
+        index if k == dim else np.arange(n).reshape((n,) + (1,) * (ndim - k - 1))
+        for k, n in enumerate(index.shape)
+    )
+
+
+def _check_gather_shapes(op: str, input: Tensor, index: np.ndarray, dim: int, src: Tensor | None = None) -> None:
+    ndim = input._data.ndim
+    if index.ndim != ndim and not (max(index.ndim, ndim) <= 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    if src is not None and src._data.ndim != max(index.ndim, 0) and not (max(index.ndim, src._data.ndim) <= 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
+    for k in range(index.ndim):
+        if k != dim and index.shape[k] > input._data.shape[k]:
+            raise RuntimeError(
+                f"Size does not match at dimension {k} expected index {list(index.shape)} to be no "
+                f"larger than self {list(input._data.shape)} apart from dimension {dim}")
+        if src is not None and index.shape[k] > src._data.shape[k]:
+            raise RuntimeError(
+                f"Size does not match at dimension {k} expected index {list(index.shape)} to be no "
+                f"larger than src {list(src._data.shape)}")
+
+
+def _as_1d(array: np.ndarray) -> np.ndarray:
+    return array.reshape(1) if array.ndim == 0 else array
+
+
+def _prefix(array: np.ndarray, shape: tuple) -> np.ndarray:
+    """The leading ``shape`` block of ``array`` (gather/scatter may use a smaller index)."""
+    if array.shape == shape:
+        return array
+    return array[tuple(slice(0, n) for n in shape)]
+
+
+# ---------------------------------------------------------------- gather / scatter
+class Gather(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, index, dim):
+        ctx.index = index
+        ctx.dim = dim
+        ctx.shape = x.shape
+        x1, i1 = _as_1d(x), _as_1d(index)
+        out = x1[_dim_index(i1, dim)] if i1.size else np.zeros(i1.shape, dtype=x.dtype)
+        return out.reshape(index.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # each read element gets the gradient of every output that read it (repeats summed)
+        return ScatterAddInto.apply(grad, index=ctx.index, dim=ctx.dim, shape=ctx.shape)
+
+
+class ScatterAddInto(Function):
+    """zeros(shape) with ``src`` added at ``index`` along ``dim``: gather's adjoint."""
+
+    _array_forward = True
+    node_name = "GatherBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, src, index, dim, shape):
+        ctx.index = index
+        ctx.dim = dim
+        out = np.zeros(shape, dtype=src.dtype)
+        _scatter_add_array(out, index, dim, src)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Gather.apply(grad, index=ctx.index, dim=ctx.dim)
+
+
+def _scatter_add_array(out: np.ndarray, index: np.ndarray, dim: int, src: np.ndarray) -> None:
+    """``out[..., index, ...] += src`` along ``dim`` in place, repeated indices summed."""
+    if index.size == 0:
+        return
+    index = _as_1d(index)
+    src = _prefix(_as_1d(src), index.shape)
+    target = _as_1d(out)
+    key = _dim_index(index, dim)
+    if target.dtype.kind == "f":
+        # flat positions, then one bincount: vectorised, faster than np.add.at
+        strides = np.cumprod((target.shape[1:] + (1,))[::-1])[::-1]
+        flat = np.zeros(index.shape, dtype=np.intp)
+        for k, stride in zip(key, strides):
+            flat += k * stride
+        summed = np.bincount(flat.ravel(), weights=src.ravel(), minlength=target.size)
+        target += summed.reshape(target.shape).astype(target.dtype, copy=False)
+    else:
+        np.add.at(target, key, src)
+
+
+def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False) -> Tensor:
+    """torch.gather: ``out[i][j] = input[index[i][j]][j]`` (for dim 0); ``index`` may be smaller
+    than ``input`` in the other dims. The gradient scatter-adds back (repeats summed)."""
+    array = _index_array(index, "gather")
+    d = _wrap_dim(dim, input._data.ndim, "gather")
+    _check_gather_shapes("gather", input, array, d)
+    _check_range(array, _as_1d(input._data).shape[d], d, "gather")
+    return Gather.apply(input, index=array, dim=d)
+
+
+class ScatterAdd(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, src, index, dim):
+        ctx.index = index
+        ctx.dim = dim
+        ctx.src_shape = src.shape
+        out = x.copy()
+        _scatter_add_array(out, index, dim, src)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d/dx = identity; d/dsrc[j] = grad at the slot src[j] was added to
+        grad_src = None
+        if ctx.needs_input_grad[1]:
+            grad_src = _pad_to(Gather.apply(grad, index=ctx.index, dim=ctx.dim), ctx.src_shape)
+        return grad, grad_src
+
+
+def _pad_to(t: Tensor, shape: tuple) -> Tensor:
+    """Zero-pad ``t`` at the end of each dim up to ``shape`` (the unused tail of a larger src)."""
+    if tuple(t._data.shape) == tuple(shape):
+        return t
+    from .shape import ConstantPad
+
+    if t._data.ndim == 0:
+        return t
+    widths = tuple((0, n - m) for n, m in zip(shape, t._data.shape))
+    return ConstantPad.apply(t, widths=widths, value=0)
+
+
+def _scatter_src(input: Tensor, src: Tensor, op: str) -> Tensor:
+    if not isinstance(src, Tensor):
+        raise TypeError(f"{op}(): argument 'src' must be Tensor, not {type(src).__name__}")
+    if src._data.dtype != input._data.dtype:
+        raise RuntimeError(f"{op}(): Expected self.dtype to be equal to src.dtype")
+    return src
+
+
+def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
+    """torch.scatter_add: a copy of ``input`` with ``src[i][j]`` added at ``index[i][j]`` along
+    ``dim`` (repeated indices accumulate)."""
+    array = _index_array(index, "scatter_add")
+    src = _scatter_src(input, src, "scatter_add")
+    d = _wrap_dim(dim, input._data.ndim, "scatter_add")
+    _check_gather_shapes("scatter_add", input, array, d, src)
+    _check_range(array, _as_1d(input._data).shape[d], d, "scatter_add")
+    return ScatterAdd.apply(input, src, index=array, dim=d)
+
+
+class Scatter(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, src, index, dim):
+        ctx.index = index
+        ctx.dim = dim
+        ctx.src_shape = src.shape
+        out = x.copy()
+        if index.size:
+            target = _as_1d(out)
+            target[_dim_index(_as_1d(index), dim)] = _prefix(_as_1d(src), _as_1d(index).shape)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # overwritten slots pass nothing to x; each src element gets its slot's gradient
+        grad_x = grad_src = None
+        if ctx.needs_input_grad[0]:
+            grad_x = ScatterValue.apply(grad, index=ctx.index, dim=ctx.dim, value=0)
+        if ctx.needs_input_grad[1]:
+            grad_src = _pad_to(Gather.apply(grad, index=ctx.index, dim=ctx.dim), ctx.src_shape)
+        return grad_x, grad_src
+
+
+class ScatterValue(Function):
+    _array_forward = True
+    node_name = "ScatterBackward1"
+
+    @staticmethod
+    def forward(ctx, x, index, dim, value):
+        ctx.index = index
+        ctx.dim = dim
+        out = x.copy()
+        if index.size:
+            _as_1d(out)[_dim_index(_as_1d(index), dim)] = value
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ScatterValue.apply(grad, index=ctx.index, dim=ctx.dim, value=0)
+
+
+class _ScatterMultiply(Function):
+    """scatter(reduce='multiply'): forward only; torch has no derivative for it either."""
+
+    _array_forward = True
+    node_name = "ScatterBackward0"
+
+    @staticmethod
+    def forward(ctx, x, src, index, dim):
+        out = x.copy()
+        if index.size:
+            np.multiply.at(_as_1d(out), _dim_index(_as_1d(index), dim),
+                           _prefix(_as_1d(src), _as_1d(index).shape))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("derivative for aten::scatter is not implemented")
+
+
+def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, reduce=None) -> Tensor:
+    """torch.scatter: a copy of ``input`` with ``src[i][j]`` (or the number ``value``) written at
+    ``index[i][j]`` along ``dim``. ``reduce='add'|'multiply'`` accumulates instead (no gradient,
+    as in torch)."""
+    if src is None and value is None:
+        raise TypeError("scatter() missing required argument 'src' or 'value'")
+    if src is not None and not isinstance(src, Tensor):
+        src, value = None, src
+    array = _index_array(index, "scatter")
+    d = _wrap_dim(dim, input._data.ndim, "scatter")
+    if src is not None:
+        _scatter_src(input, src, "scatter")
+    _check_gather_shapes("scatter", input, array, d, src)
+    _check_range(array, _as_1d(input._data).shape[d], d, "scatter")
+    if reduce is not None:
+        if reduce not in ("add", "multiply"):
+            raise RuntimeError("reduce argument must be either add or multiply.")
+        if src is None:
+            from .elementwise import _as_operand
+
+            src = _as_operand(value, input.dtype).expand(tuple(index.shape))
+        return _ScatterMultiply.apply(input, src, index=array, dim=d) if reduce == "multiply" \
+            else ScatterAdd.apply(input, src, index=array, dim=d)
+    if src is None:
+        return ScatterValue.apply(input, index=array, dim=d, value=value)
+    return Scatter.apply(input, src, index=array, dim=d)
+
+
+_REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
+
+
+def _touched(shape: tuple, index: np.ndarray, dim: int) -> np.ndarray:
+    """Boolean mask of the slots of a ``shape`` tensor that ``index`` addresses along ``dim``."""
+    mask = np.zeros(shape, dtype=bool)
+    if index.size:
+        _as_1d(mask)[_dim_index(_as_1d(index), dim)] = True
+    return mask
+
+
+class ScatterReduce(Function):
+    """scatter_reduce with prod / amax / amin (sum and mean are compositions of ScatterAdd)."""
+
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, src, index, dim, reduce, include_self):
+        ufunc = {"prod": np.multiply, "amax": np.maximum, "amin": np.minimum}[reduce]
+        out = x.copy()
+        touched = _touched(x.shape, index, dim)
+        if not include_self:
+            if reduce == "prod":
+                out[touched] = 1
+            elif x.dtype.kind == "f":
+                out[touched] = -np.inf if reduce == "amax" else np.inf
+            else:
+                info = np.iinfo(x.dtype)
+                out[touched] = info.min if reduce == "amax" else info.max
+        if index.size:
+            ufunc.at(_as_1d(out), _dim_index(_as_1d(index), dim), _prefix(_as_1d(src), _as_1d(index).shape))
+        ctx.save_for_backward(x, src, out)
+        ctx.params = (index, dim, reduce, include_self, touched)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        from .elementwise import where
+
+        x, src, out = ctx.saved_tensors
+        index, dim, reduce, include_self, touched = ctx.params
+        src_used = src if src._data.shape == index.shape else src[tuple(slice(0, n) for n in index.shape)]
+        touched_t = Tensor._make(touched)
+        if reduce == "prod":
+            # d out / d v = out / v for each factor v (factors assumed nonzero, as torch's formula)
+            grad_x = where(touched_t, grad * out / x, grad) if include_self else where(touched_t, 0.0, grad)
+            grad_src = Gather.apply(grad * out, index=index, dim=dim) / src_used
+            return grad_x, _pad_to(grad_src, src._data.shape)
+        # amax / amin: the gradient is shared evenly among every value equal to the result
+        self_hit = x._data == out._data
+        if not include_self:
+            self_hit &= ~touched
+        src_hit = Gather.apply(out, index=index, dim=dim)._data == src_used._data
+        count = self_hit.astype(grad._data.dtype)
+        _scatter_add_array(count, index, dim, src_hit.astype(grad._data.dtype))
+        shared = grad / Tensor._make(count)
+        grad_x = where(Tensor._make(self_hit), shared, 0.0)
+        grad_src = where(Tensor._make(src_hit), Gather.apply(shared, index=index, dim=dim), 0.0)
+        return grad_x, _pad_to(grad_src, src._data.shape)
+
+
+def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: str, *,
+                   include_self: bool = True) -> Tensor:
+    """torch.scatter_reduce: reduce ``src`` into ``input`` at ``index`` along ``dim`` with
+    sum / prod / mean / amax / amin; ``include_self`` counts input's own value in the reduction.
+    amax/amin share the gradient evenly among ties, as torch."""
+    from .elementwise import where
+
+    if reduce not in _REDUCTIONS:
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    array = _index_array(index, "scatter_reduce")
+    src = _scatter_src(input, src, "scatter_reduce")
+    d = _wrap_dim(dim, input._data.ndim, "scatter_reduce")
+    _check_gather_shapes("scatter_reduce", input, array, d, src)
+    _check_range(array, _as_1d(input._data).shape[d], d, "scatter_reduce")
+    if reduce not in ("sum", "mean"):
+        return ScatterReduce.apply(input, src, index=array, dim=d, reduce=reduce, include_self=include_self)
+    touched = _touched(input._data.shape, array, d)
+    base = input if include_self else where(Tensor._make(touched), 0.0, input)
+    total = ScatterAdd.apply(base, src, index=array, dim=d)
+    if reduce == "sum":
+        return total
+    counts = np.full(input._data.shape, 1 if include_self else 0, dtype=input._data.dtype)
+    _scatter_add_array(counts, array, d, np.ones(array.shape, dtype=counts.dtype))
+    counts = np.maximum(counts, 1)
+    if input._data.dtype.kind != "f":
+        return Tensor._make(total._data // counts)
+    return total / Tensor._make(counts)
+
+
+# ---------------------------------------------------------------- index_* along one dim
+def _moved(array: np.ndarray, dim: int) -> np.ndarray:
+    return np.moveaxis(_as_1d(array), dim, 0)
+
+
+class IndexSelect(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, index, dim):
+        ctx.index = index
+        ctx.dim = dim
+        ctx.shape = x.shape
+        return np.take(x, index, axis=dim) if x.ndim else x[index]
+
+    @staticmethod
+    def backward(ctx, grad):
+        # rows read k times get k gradients summed
+        return IndexAddInto.apply(grad, index=ctx.index, dim=ctx.dim, shape=ctx.shape)
+
+
+class IndexAddInto(Function):
+    """zeros(shape) with the slabs of ``src`` added at ``index`` along ``dim``."""
+
+    _array_forward = True
+    node_name = "IndexSelectBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, src, index, dim, shape):
+        ctx.index = index
+        ctx.dim = dim
+        out = np.zeros(shape, dtype=src.dtype)
+        _add_rows(_moved(out, dim), index, _moved(src, dim))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return IndexSelect.apply(grad, index=ctx.index, dim=ctx.dim)
+
+
+def _index_dim(input: Tensor, dim: int, index: Tensor, op: str) -> tuple:
+    array = _index_array(index, op, vector=True)
+    d = _wrap_dim(dim, input._data.ndim, op)
+    size = _as_1d(input._data).shape[d]
+    if array.size and (int(array.max()) >= size or int(array.min()) < -size):
+        if op == "index_select":
+            _index_select_range_error(array, size, d)
+        bad = int(array.max()) if int(array.max()) >= size else int(array.min())
+        raise IndexError(f"{op}(): index {bad} is out of bounds for dimension {d} with size {size}")
+    return array, d
+
+
+def _index_select_range_error(array: np.ndarray, size: int, dim: int) -> None:
+    # torch's two kernels word it differently (dim 0 vs the others); negative indices are errors
+    if dim == 0:
+        raise IndexError("index out of range in self")
+    bad = int(array.max()) if int(array.max()) >= size else int(array.min())
+    raise RuntimeError(f"INDICES element is out of DATA bounds, id={bad} axis_dim={size}")
+
+
+def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
+    """torch.index_select: the slabs ``index`` (a vector) of ``input`` along ``dim``, a copy."""
+    array, d = _index_dim(input, dim, index, "index_select")
+    if array.size and int(array.min()) < 0:
+        _index_select_range_error(array, input._data.shape[d] if input._data.ndim else 1, d)
+    return IndexSelect.apply(input, index=array, dim=d)
+
+
+def _check_source(op: str, input: Tensor, source: Tensor, index: np.ndarray, dim: int) -> None:
+    if not isinstance(source, Tensor):
+        raise TypeError(f"{op}(): argument 'source' must be Tensor, not {type(source).__name__}")
+    src_shape = _as_1d(source._data).shape
+    in_shape = _as_1d(input._data).shape
+    if len(src_shape) != len(in_shape) or any(a != b for k, (a, b) in enumerate(zip(in_shape, src_shape)) if k != dim):
+        if op == "index_copy_":
+            raise RuntimeError(
+                f"index_copy_(): Source/destination tensor must have same slice shapes. Destination "
+                f"slice shape: {list(in_shape[:dim] + in_shape[dim + 1:])} at dimension {dim} and source "
+                f"slice shape: {list(src_shape[:dim] + src_shape[dim + 1:])} at dimension {dim}.")
+        raise RuntimeError(
+            f"source tensor shape must match self tensor shape, excluding the specified dimension. "
+            f"Got self.shape = {list(input._data.shape)} source.shape = {list(source._data.shape)}")
+    if src_shape[dim] != index.size:
+        if op == "index_copy_":
+            raise IndexError(f"index_copy_(): Number of indices ({index.size}) should be equal to "
+                             f"source.size(dim) ({src_shape[dim]})")
+        raise RuntimeError(f"index_add_(): Number of indices ({index.size}) should be equal to "
+                           f"source.size(dim): ({src_shape[dim]}), for dim: {dim}")
+
+
+class IndexAdd(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, source, index, dim, alpha):
+        ctx.index = index
+        ctx.dim = dim
+        ctx.alpha = alpha
+        out = x.copy()
+        src = _moved(source, dim)
+        _add_rows(_moved(out, dim), index, src if alpha == 1 else src * src.dtype.type(alpha))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d/dx = identity; d/dsource = alpha * the gradient of the slabs it was added to
+        grad_source = None
+        if ctx.needs_input_grad[1]:
+            grad_source = IndexSelect.apply(grad, index=ctx.index, dim=ctx.dim)
+            if ctx.alpha != 1:
+                grad_source = grad_source * ctx.alpha
+        return grad, grad_source
+
+
+def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
+    """torch.index_add: a copy of ``input`` with ``alpha * source`` slabs added at ``index``
+    along ``dim`` (repeated indices accumulate)."""
+    array, d = _index_dim(input, dim, index, "index_add")
+    _check_source("index_add_", input, source, array, d)
+    source = _same_dtype(source, input)
+    return IndexAdd.apply(input, source, index=array, dim=d, alpha=alpha)
+
+
+def _same_dtype(t: Tensor, like: Tensor) -> Tensor:
+    from .elementwise import _cast
+
+    return _cast(t, like.dtype) if t._data.dtype != like._data.dtype else t
+
+
+class IndexFill(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, index, dim, value):
+        ctx.index = index
+        ctx.dim = dim
+        out = x.copy()
+        _moved(out, dim)[index] = value
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # filled slabs pass no gradient back to x
+        return IndexFill.apply(grad, index=ctx.index, dim=ctx.dim, value=0)
+
+
+def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
+    """torch.index_fill: a copy of ``input`` with the slabs ``index`` along ``dim`` set to ``value``
+    (a number, or a 0-d tensor, which then receives the filled slots' gradient)."""
+    array, d = _index_dim(input, dim, index, "index_fill")
+    if isinstance(value, Tensor):
+        if value._data.ndim != 0:
+            raise IndexError(f"index_fill_ only supports a 0-dimensional value tensor, but got tensor "
+                             f"with {value._data.ndim} dimension(s).")
+        if value._requires_grad:
+            from .elementwise import where
+
+            mask = np.zeros(input._data.shape, dtype=bool)
+            _moved(mask, d)[array] = True
+            return where(Tensor._make(mask), _same_dtype(value, input), input)
+        value = value.item()
+    return IndexFill.apply(input, index=array, dim=d, value=value)
+
+
+class IndexCopy(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, source, index, dim):
+        ctx.index = index
+        ctx.dim = dim
+        out = x.copy()
+        _moved(out, dim)[index] = _moved(source, dim)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # copied-over slabs pass nothing to x; source gets the gradient of its slabs
+        grad_x = grad_source = None
+        if ctx.needs_input_grad[0]:
+            grad_x = IndexFill.apply(grad, index=ctx.index, dim=ctx.dim, value=0)
+        if ctx.needs_input_grad[1]:
+            grad_source = IndexSelect.apply(grad, index=ctx.index, dim=ctx.dim)
+        return grad_x, grad_source
+
+
+def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
+    """torch.index_copy: a copy of ``input`` with slab ``i`` of ``source`` written at ``index[i]``
+    along ``dim``."""
+    array, d = _index_dim(input, dim, index, "index_copy")
+    _check_source("index_copy_", input, source, array, d)
+    return IndexCopy.apply(input, _same_dtype(source, input), index=array, dim=d)
+
+
+# ---------------------------------------------------------------- masks
+def _check_mask(mask, op: str) -> None:
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"{op}(): argument 'mask' must be Tensor, not {type(mask).__name__}")
+    if mask._data.dtype != np.bool_:
+        if op == "masked_fill":
+            raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {mask.dtype.name}")
+        raise RuntimeError(f"{op}: expected BoolTensor for mask")
+
+
+def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
+    """torch.masked_fill: ``value`` where ``mask`` (broadcast) is True, ``input`` elsewhere.
+    A 0-d tensor ``value`` that requires grad receives the sum of the filled slots' gradient."""
+    from .elementwise import Where, _as_operand
+
+    _check_mask(mask, "masked_fill")
+    if isinstance(value, Tensor):
+        if value._data.ndim != 0:
+            raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
+                               f"with {value._data.ndim} dimension(s).")
+        value = _same_dtype(value, input)
+    else:
+        value = _as_operand(value, input.dtype)
+    return Where.apply(mask, value, input)
+
+
+def masked_select(input: Tensor, mask: Tensor) -> Tensor:
+    """torch.masked_select: the 1-D tensor of ``input``'s elements where ``mask`` (broadcast) is True."""
+    from .shape import broadcast_tensors
+
+    _check_mask(mask, "masked_select")
+    if input._data.shape != mask._data.shape:
+        input, mask = broadcast_tensors(input, mask)
+    return getitem(input, mask)
+
+
+class MaskedScatter(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, source, mask):
+        ctx.mask = mask
+        ctx.source_shape = source.shape
+        out = x.copy()
+        out[mask] = source.reshape(-1)[: int(np.count_nonzero(mask))]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # masked slots pass nothing to x; source element k gets the k-th masked slot's gradient
+        mask = Tensor._make(ctx.mask)
+        grad_x = grad_source = None
+        if ctx.needs_input_grad[0]:
+            from .elementwise import where
+
+            grad_x = where(mask, 0.0, grad)
+        if ctx.needs_input_grad[1]:
+            picked = getitem(grad, ctx.mask)
+            size = int(np.prod(ctx.source_shape))
+            grad_source = _pad_to(picked, (size,)).reshape(ctx.source_shape)
+        return grad_x, grad_source
+
+
+def masked_scatter(input: Tensor, mask: Tensor, source: Tensor) -> Tensor:
+    """torch.masked_scatter: ``input`` with the masked slots filled, in order, from ``source``."""
+    _check_mask(mask, "masked_scatter")
+    shape = np.broadcast_shapes(input._data.shape, mask._data.shape)
+    if input._data.shape != shape:
+        input = input.expand(shape)
+    mask_array = np.broadcast_to(mask._data, shape)
+    if int(np.count_nonzero(mask_array)) > source._data.size:
+        raise RuntimeError("Number of elements of source < number of ones in mask")
+    return MaskedScatter.apply(input, _same_dtype(source, input), mask=mask_array)
+
+
+# ---------------------------------------------------------------- flat indexing, nonzero
+def take(input: Tensor, index: Tensor) -> Tensor:
+    """torch.take: ``input`` read as 1-D at ``index`` (negative indices count from the end);
+    the result has ``index``'s shape."""
+    array = _index_array(index, "take")
+    n = input._data.size
+    if array.size and (int(array.max()) >= n or int(array.min()) < -n):
+        bad = int(array.max()) if int(array.max()) >= n else int(array.min())
+        raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
+    return getitem(input.reshape(-1), array)
+
+
+def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:
+    """torch.take_along_dim: gather along ``dim`` after broadcasting ``input`` and ``indices`` in
+    every other dim; without ``dim``, take from the flattened input."""
+    if dim is None:
+        return gather(input.reshape(-1), 0, indices.reshape(-1))
+    if input._data.ndim != indices._data.ndim:
+        raise RuntimeError(f"torch.take_along_dim(): input and indices should have the same number of "
+                           f"dimensions, but got {input._data.ndim} dimensions for input, and "
+                           f"{indices._data.ndim} dimensions for indices")
+    d = _wrap_dim(dim, input._data.ndim, "take_along_dim")
+    in_shape, idx_shape = list(input._data.shape), list(indices._data.shape)
+    in_shape[d] = idx_shape[d] = 1
+    try:
+        common = list(np.broadcast_shapes(tuple(in_shape), tuple(idx_shape)))
+    except ValueError:
+        for k, (a, b) in enumerate(zip(in_shape, idx_shape)):
+            if a != b and 1 not in (a, b):
+                raise RuntimeError(f"The size of tensor a ({a}) must match the size of tensor b ({b}) "
+                                   f"at non-singleton dimension {k}") from None
+        raise
+    target_in = common.copy()
+    target_in[d] = input._data.shape[d]
+    target_idx = common.copy()
+    target_idx[d] = indices._data.shape[d]
+    if tuple(target_in) != input._data.shape:
+        input = input.expand(tuple(target_in))
+    if tuple(target_idx) != indices._data.shape:
+        indices = indices.expand(tuple(target_idx))
+    return gather(input, d, indices)
+
+
+def nonzero(input: Tensor, *, as_tuple: bool = False):
+    """torch.nonzero: the (n, ndim) int64 indices of nonzero elements, or ``as_tuple`` one 1-D
+    index tensor per dim (a 0-d input counts as 1-D)."""
+    array = input._data
+    if as_tuple:
+        return tuple(Tensor._make(i.astype(np.int64, copy=False)) for i in np.nonzero(np.atleast_1d(array)))
+    if array.ndim == 0:
+        return Tensor._make(np.zeros((int(bool(array)), 0), dtype=np.int64))
+    return Tensor._make(np.argwhere(array).astype(np.int64, copy=False))
+
+
+def argwhere(input: Tensor) -> Tensor:
+    """torch.argwhere: ``nonzero(input)``."""
+    return nonzero(input)

@@ -15,13 +15,19 @@ __all__ = ["reshape", "view", "view_as", "reshape_as", "expand", "expand_as", "b
            "transpose", "swapaxes", "swapdims", "permute", "t", "squeeze", "unsqueeze", "flatten",
            "unflatten", "movedim", "broadcast_tensors", "broadcast_shapes", "atleast_1d",
            "atleast_2d", "ravel", "clone", "contiguous", "cat", "concat", "concatenate", "stack",
-           "unbind", "split", "chunk"]
-__not_methods__ = {"cat", "concat", "concatenate", "stack", "broadcast_tensors", "broadcast_shapes"}
+           "unbind", "split", "chunk", "tile", "flip", "fliplr", "flipud", "roll", "tril", "triu",
+           "narrow", "select", "hstack", "vstack", "dstack", "column_stack", "atleast_3d",
+           "tensor_split", "hsplit", "vsplit", "pad"]
+__not_methods__ = {"cat", "concat", "concatenate", "stack", "broadcast_tensors", "broadcast_shapes",
+                   "hstack", "vstack", "dstack", "column_stack", "pad"}
+# Tensor-only methods (torch has no torch.repeat; torch.unfold is nn.functional's im2col)
+__tensor_methods__ = {"repeat": "repeat", "unfold": "unfold"}
 
 
 def _mark_view(out: Tensor, base: Tensor) -> Tensor:
     """Make ``out`` share ``base``'s version counter when it shares its memory."""
-    if np.shares_memory(out._data, base._data) if out._data.size else False:
+    # a reshape either views its input or copies it, so the cheap bounds test is exact here
+    if np.may_share_memory(out._data, base._data) if out._data.size else False:
         out._version_box = base._version_box
         out._base = base if base._base is None else base._base
     return out
@@ -281,9 +287,18 @@ def t(input: Tensor) -> Tensor:
 
 
 def movedim(input: Tensor, source, destination) -> Tensor:
+    """torch.movedim: move dims ``source`` to positions ``destination``; the rest keep their order."""
     ndim = input._data.ndim
     source = [source] if isinstance(source, int) else list(source)
     destination = [destination] if isinstance(destination, int) else list(destination)
+    if len(source) != len(destination):
+        raise RuntimeError(
+            f"movedim: Invalid source or destination dims: source ({source} dims) should contain "
+            f"the same number of dims as destination ({destination} dims)")
+    for name, dims in (("source", source), ("destination", destination)):
+        wrapped = [_wrap_dim(d, ndim, "movedim") for d in dims]
+        if len(set(wrapped)) != len(wrapped):
+            raise RuntimeError(f"movedim: repeated dim in `{name}` ({dims})")
     order = [d for d in range(ndim) if d not in [_wrap_dim(s, ndim) for s in source]]
     for dest, src in sorted(zip([_wrap_dim(d, ndim) for d in destination], [_wrap_dim(s, ndim) for s in source])):
         order.insert(dest, src)
@@ -362,14 +377,16 @@ def _tensor_list(tensors, op: str) -> list:
     if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
         raise TypeError(f"{op}(): argument 'tensors' must be tuple of Tensors, not {type(tensors).__name__}")
     if len(tensors) == 0:
-        raise RuntimeError(f"{op}(): expected a non-empty list of Tensors")
+        if op == "cat":
+            raise ValueError("torch.cat(): expected a non-empty list of Tensors")
+        raise RuntimeError(f"{op} expects a non-empty TensorList")
     return list(tensors)
 
 
 def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
     """torch.cat: join along an existing dim; all other dims must match; dtypes promote."""
-    from .elementwise import _cast
     from .._dtype import result_type
+    from .elementwise import _cast
 
     tensors = _tensor_list(tensors, "cat")
     # torch skips legacy empty 1-D tensors of shape (0,) when joining
@@ -448,3 +465,462 @@ def unbind(input: Tensor, dim: int = 0) -> tuple:
     """torch.unbind: the slices along ``dim``, each without that dim."""
     d = _wrap_dim(dim, input._data.ndim, "unbind")
     return tuple(input[(slice(None),) * d + (i,)] for i in range(input._data.shape[d]))
+
+
+def atleast_3d(input: Tensor) -> Tensor:
+    """torch.atleast_3d: 0-d -> (1, 1, 1), (n,) -> (1, n, 1), (m, n) -> (m, n, 1)."""
+    shape = input._data.shape
+    if len(shape) >= 3:
+        return input
+    return reshape(input, {0: (1, 1, 1), 1: (1,) + shape + (1,), 2: shape + (1,)}[len(shape)])
+
+
+# ---------------------------------------------------------------- copies: repeat, flip, roll, tril
+class Repeat(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, repeats):
+        padded = (1,) * (len(repeats) - x.ndim) + x.shape
+        ctx.input_shape = x.shape
+        ctx.padded = padded
+        ctx.repeats = repeats
+        return np.tile(x.reshape(padded), repeats)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # each input element appears once per tile: view the gradient as (r0, s0, r1, s1, ...)
+        # and sum over the tile axes
+        interleaved = tuple(n for pair in zip(ctx.repeats, ctx.padded) for n in pair)
+        summed = grad.reshape(interleaved).sum(tuple(range(0, len(interleaved), 2)))
+        return summed.reshape(ctx.input_shape)
+
+
+def repeat(input: Tensor, *sizes) -> Tensor:
+    """torch.Tensor.repeat: tile the tensor ``sizes[i]`` times along dim i (new leading dims allowed)."""
+    sizes = _shape_arg(sizes)
+    if len(sizes) < input._data.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
+                           "dimensions of tensor")
+    if any(s < 0 for s in sizes):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(sizes)}: {list(sizes)}")
+    return Repeat.apply(input, repeats=sizes)
+
+
+def tile(input: Tensor, dims) -> Tensor:
+    """torch.tile: like repeat, but fewer ``dims`` than the tensor's are padded with leading 1s."""
+    dims = (dims,) if isinstance(dims, int) else tuple(int(d) for d in dims)
+    dims = (1,) * (input._data.ndim - len(dims)) + dims
+    return repeat(input, dims)
+
+
+def _unique_dims(dims, ndim: int, op: str) -> tuple:
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    wrapped = tuple(_wrap_dim(d, ndim, op) for d in dims)
+    for d in wrapped:
+        if wrapped.count(d) > 1:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+    return wrapped
+
+
+class Flip(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        return np.flip(x, dims).copy() if dims else x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        # a permutation of the elements: flip the gradient back
+        return flip(grad, ctx.dims)
+
+
+def flip(input: Tensor, dims) -> Tensor:
+    """torch.flip: reverse the order along ``dims`` (a copy, as in torch)."""
+    return Flip.apply(input, dims=_unique_dims(dims, input._data.ndim, "flip"))
+
+
+def fliplr(input: Tensor) -> Tensor:
+    """torch.fliplr: flip dim 1 of a tensor with at least 2 dims."""
+    if input._data.ndim < 2:
+        raise RuntimeError("Input must be >= 2-d.")
+    return flip(input, (1,))
+
+
+def flipud(input: Tensor) -> Tensor:
+    """torch.flipud: flip dim 0 of a tensor with at least 1 dim."""
+    if input._data.ndim < 1:
+        raise RuntimeError("Input must be >= 1-d.")
+    return flip(input, (0,))
+
+
+class Roll(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, shifts, dims):
+        ctx.shifts = shifts
+        ctx.dims = dims
+        return np.roll(x, shifts, axis=dims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # roll back by the opposite shifts
+        shifts = -ctx.shifts if isinstance(ctx.shifts, int) else tuple(-s for s in ctx.shifts)
+        return Roll.apply(grad, shifts=shifts, dims=ctx.dims)
+
+
+def roll(input: Tensor, shifts, dims=None) -> Tensor:
+    """torch.roll: shift elements cyclically along ``dims``; without dims, over the flattened tensor."""
+    shifts = (int(shifts),) if isinstance(shifts, (int, np.integer)) else tuple(int(s) for s in shifts)
+    if dims is None:
+        if len(shifts) != 1:
+            raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
+        return Roll.apply(input, shifts=shifts[0], dims=None)
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
+    dims = tuple(_wrap_dim(d, input._data.ndim, "roll") for d in dims)
+    return Roll.apply(input, shifts=shifts, dims=dims)
+
+
+class Tril(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, diagonal, upper):
+        ctx.diagonal = diagonal
+        ctx.upper = upper
+        return np.triu(x, diagonal) if upper else np.tril(x, diagonal)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # the kept triangle passes its gradient, the zeroed one gets none
+        return Tril.apply(grad, diagonal=ctx.diagonal, upper=ctx.upper)
+
+
+class Triu(Tril):
+    pass
+
+
+def tril(input: Tensor, diagonal: int = 0) -> Tensor:
+    """torch.tril: keep the lower triangle (on and below ``diagonal``) of the last two dims."""
+    if input._data.ndim < 2:
+        raise RuntimeError("tril: input tensor must have at least 2 dimensions")
+    return Tril.apply(input, diagonal=int(diagonal), upper=False)
+
+
+def triu(input: Tensor, diagonal: int = 0) -> Tensor:
+    """torch.triu: keep the upper triangle (on and above ``diagonal``) of the last two dims."""
+    if input._data.ndim < 2:
+        raise RuntimeError("triu: input tensor must have at least 2 dimensions")
+    return Triu.apply(input, diagonal=int(diagonal), upper=True)
+
+
+# ---------------------------------------------------------------- views: narrow, select, unfold
+def narrow(input: Tensor, dim: int, start, length: int) -> Tensor:
+    """torch.narrow: the view ``input[..., start:start + length, ...]`` along ``dim``."""
+    if input._data.ndim == 0:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
+    d = _wrap_dim(dim, input._data.ndim, "narrow")
+    size = input._data.shape[d]
+    start = int(start)
+    if length < 0:
+        raise RuntimeError("narrow(): length must be non-negative.")
+    if not -size <= start <= size:
+        raise IndexError(f"start out of range (expected to be in range of [{-size}, {size}], but got {start})")
+    if start < 0:
+        start += size
+    if start + length > size:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
+    return input[(slice(None),) * d + (slice(start, start + length),)]
+
+
+def select(input: Tensor, dim: int, index: int) -> Tensor:
+    """torch.select: the view ``input[..., index, ...]`` along ``dim`` (that dim removed)."""
+    if input._data.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = _wrap_dim(dim, input._data.ndim, "select")
+    size = input._data.shape[d]
+    index = int(index)
+    if not -size <= index < size:
+        raise IndexError(f"select(): index {index} out of range for tensor of size "
+                         f"{list(input._data.shape)} at dimension {d}")
+    return input[(slice(None),) * d + (index,)]
+
+
+class Unfold(Function):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, dim, size, step):
+        ctx.input_shape = x.shape
+        ctx.params = (dim, size, step)
+        count = (x.shape[dim] - size) // step + 1
+        shape = x.shape[:dim] + (count,) + x.shape[dim + 1:] + (size,)
+        strides = x.strides[:dim] + (x.strides[dim] * step,) + x.strides[dim + 1:] + (x.strides[dim],)
+        # overlapping windows alias memory: read-only, so in-place writes raise as in torch
+        writeable = x.flags.writeable and step >= size
+        return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=writeable)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return UnfoldBackward.apply(grad, shape=ctx.input_shape, params=ctx.params)
+
+
+class UnfoldBackward(Function):
+    """The adjoint of unfold: window k's gradient adds into the strided slice it read (overlaps sum)."""
+
+    _array_forward = True
+    node_name = "UnfoldBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, grad, shape, params):
+        dim, size, step = params
+        ctx.params = params
+        out = np.zeros(shape, dtype=grad.dtype)
+        count = grad.shape[dim]
+        lead = (slice(None),) * dim
+        # one vectorised add per window offset (size of them), never one per element
+        for k in range(size):
+            out[lead + (slice(k, k + (count - 1) * step + 1, step),)] += grad[..., k]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        dim, size, step = ctx.params
+        return Unfold.apply(grad, dim=dim, size=size, step=step)
+
+
+def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
+    """torch.Tensor.unfold: a view of all windows of ``size`` along ``dimension``, ``step`` apart,
+    as a new last dim. The gradient sums back over overlapping windows."""
+    if input._data.ndim == 0:
+        input = reshape(input, 1)
+    d = _wrap_dim(dimension, input._data.ndim, "unfold")
+    length = input._data.shape[d]
+    if size > length:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {length} but size is {size}")
+    if size < 0:
+        raise RuntimeError(f"size is {size} but must be >= 0")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    return _share(Unfold.apply(input, dim=d, size=int(size), step=int(step)), input)
+
+
+# ---------------------------------------------------------------- joining and splitting
+def hstack(tensors) -> Tensor:
+    """torch.hstack: cat along dim 1, or dim 0 for 1-D tensors (0-d ones become 1-D)."""
+    tensors = [atleast_1d(t) for t in _tensor_list(tensors, "hstack")]
+    return cat(tensors, 0 if tensors[0]._data.ndim == 1 else 1)
+
+
+def vstack(tensors) -> Tensor:
+    """torch.vstack: cat along dim 0 after making every tensor at least 2-D."""
+    return cat([atleast_2d(t) for t in _tensor_list(tensors, "vstack")], 0)
+
+
+def dstack(tensors) -> Tensor:
+    """torch.dstack: cat along dim 2 after making every tensor at least 3-D."""
+    return cat([atleast_3d(t) for t in _tensor_list(tensors, "dstack")], 2)
+
+
+def column_stack(tensors) -> Tensor:
+    """torch.column_stack: 0-d and 1-D tensors become columns, then cat along dim 1."""
+    tensors = _tensor_list(tensors, "column_stack")
+    return cat([reshape(t, (t._data.size, 1)) if t._data.ndim <= 1 else t for t in tensors], 1)
+
+
+def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
+    """torch.tensor_split: ``n`` near-equal views (the first ``size % n`` one longer), or views
+    cut at the given indices."""
+    if input._data.ndim == 0:
+        raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
+    d = _wrap_dim(dim, input._data.ndim, "tensor_split")
+    length = input._data.shape[d]
+    if isinstance(indices_or_sections, Tensor):
+        indices_or_sections = (int(indices_or_sections.item()) if indices_or_sections._data.ndim == 0
+                               else indices_or_sections.tolist())
+    if isinstance(indices_or_sections, (int, np.integer)):
+        sections = int(indices_or_sections)
+        if sections <= 0:
+            raise RuntimeError(f"number of sections must be larger than 0, got {sections}")
+        size, extra = divmod(length, sections)
+        bounds = np.cumsum([0] + [size + 1] * extra + [size] * (sections - extra)).tolist()
+    else:
+        bounds = [0] + [int(i) for i in indices_or_sections] + [length]
+    lead = (slice(None),) * d
+    return tuple(input[lead + (slice(start, max(start, stop)),)]
+                 for start, stop in zip(bounds[:-1], bounds[1:]))
+
+
+def hsplit(input: Tensor, indices_or_sections) -> tuple:
+    """torch.hsplit: tensor_split along dim 1 (dim 0 for 1-D); sections must divide evenly."""
+    dim = 0 if input._data.ndim == 1 else 1
+    return _even_split(input, indices_or_sections, dim, "hsplit")
+
+
+def vsplit(input: Tensor, indices_or_sections) -> tuple:
+    """torch.vsplit: tensor_split along dim 0 of a tensor with at least 2 dims."""
+    if input._data.ndim < 2:
+        raise RuntimeError(f"torch.vsplit requires a tensor with at least 2 dimension, but got a tensor "
+                           f"with {input._data.ndim} dimensions!")
+    return _even_split(input, indices_or_sections, 0, "vsplit")
+
+
+def _even_split(input: Tensor, indices_or_sections, dim: int, op: str) -> tuple:
+    if input._data.ndim == 0:
+        raise RuntimeError(f"torch.{op} requires a tensor with at least 1 dimension, but got a tensor with 0 dimensions!")
+    if isinstance(indices_or_sections, int) and input._data.shape[dim] % indices_or_sections:
+        raise RuntimeError(
+            f"torch.{op} attempted to split along dimension {dim}, but the size of the dimension "
+            f"{input._data.shape[dim]} is not divisible by the split_size {indices_or_sections}!")
+    return tensor_split(input, indices_or_sections, dim)
+
+
+# ---------------------------------------------------------------- padding
+class ConstantPad(Function):
+    _array_forward = True
+    node_name = "ConstantPadNdBackward0"
+
+    @staticmethod
+    def forward(ctx, x, widths, value):
+        # widths: one (before, after) pair per dim, first dim first; negative entries crop
+        ctx.widths = widths
+        out_shape = tuple(n + a + b for n, (a, b) in zip(x.shape, widths))
+        out = np.full(out_shape, value, dtype=x.dtype)
+        src = tuple(slice(max(-a, 0), n - max(-b, 0)) for n, (a, b) in zip(x.shape, widths))
+        dst = tuple(slice(max(a, 0), m - max(b, 0)) for m, (a, b) in zip(out_shape, widths))
+        out[dst] = x[src]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # the adjoint of padding is cropping (and of cropping, zero-padding): pad by the negation
+        return ConstantPad.apply(grad, widths=tuple((-a, -b) for a, b in ctx.widths), value=0)
+
+
+_PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
+    """torch.nn.functional.pad: ``pad`` = (left, right, top, bottom, ...) for the last dim first.
+
+    ``constant`` fills with ``value`` (negative pads crop); ``reflect`` mirrors without repeating
+    the edge (pads must be smaller than the dim), ``replicate`` repeats the edge, ``circular``
+    wraps around. The non-constant modes pad the last 1-3 dims of a batched (or unbatched) input.
+    """
+    pad = tuple(int(p) for p in pad)
+    ndim = input._data.ndim
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    if len(pad) // 2 > ndim:
+        raise RuntimeError(f"Padding length should be less than or equal to two times the input "
+                           f"dimension but got padding length {len(pad)} and input of dimension {ndim}")
+    if mode not in _PAD_MODES:
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    k = len(pad) // 2
+    shape = input._data.shape
+    pairs = [(pad[2 * i], pad[2 * i + 1]) for i in range(k)]  # pairs[i] pads dim ndim - 1 - i
+    for i, (a, b) in enumerate(pairs):
+        d = ndim - 1 - i
+        if shape[d] + a + b < 0:
+            raise RuntimeError(
+                f"The input size {shape[d]}, plus negative padding {a} and {b} resulted in a negative "
+                f"output size, which is invalid. Check dimension {d} of your input.")
+    if mode == "constant":
+        widths = tuple([(0, 0)] * (ndim - k) + pairs[::-1])
+        return ConstantPad.apply(input, widths=widths, value=0 if value is None else value)
+    if value is not None and value != 0:
+        raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
+    if k not in (1, 2, 3) or ndim not in (k + 1, k + 2):
+        raise NotImplementedError(
+            f"Padding size {len(pad)} is not supported for {ndim}D input tensor.\n"
+            "Supported combinations for non-constant padding:\n"
+            "  - 2D or 3D input: padding size = 2 (pads last dimension)\n"
+            "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
+            "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
+    x = input
+    widths = [(0, 0)] * ndim
+    for i, (a, b) in enumerate(pairs):
+        d = ndim - 1 - i
+        if a < 0 or b < 0:  # negative pads crop first
+            start = max(-a, 0)
+            x = narrow(x, d, start, x._data.shape[d] - start - max(-b, 0))
+        widths[d] = (max(a, 0), max(b, 0))
+    for d, (a, b) in enumerate(widths):
+        n = x._data.shape[d]
+        if mode == "reflect" and (a >= n or b >= n) and (a or b):
+            raise RuntimeError(
+                f"Argument #4: Padding size should be less than the corresponding input dimension, "
+                f"but got: padding ({a}, {b}) at dimension {d} of input {list(shape)}")
+        if mode == "circular" and (a > n or b > n):
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+        if mode == "replicate" and n == 0 and (a or b):
+            raise RuntimeError(f"Expected input's non-padded dimension {d} to have size > 0, but got 0")
+    if not any(a or b for a, b in widths):
+        return x if x is not input else Clone.apply(input)
+    return ModePad.apply(x, widths=tuple(widths), mode=mode)
+
+
+_NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+class ModePad(Function):
+    """reflect / replicate / circular padding: one np.pad pass forward; the adjoint folds the
+    padded borders back onto the slices they copied (vectorised slice adds, per padded dim)."""
+
+    _array_forward = True
+    node_name = "PadBackward0"
+
+    @staticmethod
+    def forward(ctx, x, widths, mode):
+        ctx.widths = widths
+        ctx.mode = mode
+        return np.pad(x, widths, mode=_NUMPY_PAD_MODE[mode])
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ModePadAdjoint.apply(grad, widths=ctx.widths, mode=ctx.mode)
+
+
+class ModePadAdjoint(Function):
+    _array_forward = True
+    node_name = "PadBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, grad, widths, mode):
+        ctx.widths = widths
+        ctx.mode = mode
+        out = grad
+        for d, (a, b) in enumerate(widths):
+            if a or b:
+                out = _fold_dim(out, d, a, b, mode)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # the adjoint of the adjoint is the padding itself
+        return ModePad.apply(grad, widths=ctx.widths, mode=ctx.mode)
+
+
+def _fold_dim(g: np.ndarray, d: int, a: int, b: int, mode: str) -> np.ndarray:
+    """Sum the padded borders of ``g`` along dim ``d`` back into the core they were copied from."""
+    g = np.moveaxis(g, d, 0)
+    n = g.shape[0] - a - b
+    core = g[a:a + n].copy()
+    left, right = g[:a], g[a + n:]
+    if mode == "reflect":
+        # out[j] = in[a - j] (j < a); out[a + n + k] = in[n - 2 - k]
+        core[1:a + 1] += left[::-1]
+        core[n - 1 - b:n - 1] += right[::-1]
+    elif mode == "replicate":
+        core[0] += left.sum(axis=0)
+        core[n - 1] += right.sum(axis=0)
+    else:
+        # circular: out[j] = in[n - a + j]; out[a + n + k] = in[k]
+        core[n - a:] += left
+        core[:b] += right
+    return np.moveaxis(core, 0, d)

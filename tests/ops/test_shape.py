@@ -1,0 +1,319 @@
+"""Shape ops: views, joins, splits, copies (repeat, flip, roll, tril), unfold and pad, checked
+against torch (forward, gradients), by gradcheck/gradgradcheck, for views sharing memory and
+version counters, and for torch's errors."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+from .harness import OpCase, check_gradients, compare_with_torch, noncontig, parametrize, randn
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # the oracle is optional
+    torch = F = None
+
+A = randn(2, 3, 4)
+M = randn(4, 5, seed=1)
+V = randn(6, seed=2)
+S = randn(seed=3)
+E = randn(0, 3, seed=4)
+
+
+def _pad(lib, *args, **kwargs):
+    return (F.pad if lib is torch else chainrule.pad)(*args, **kwargs)
+
+
+VIEWS = [
+    ("reshape", lambda lib, x: x.reshape(4, -1), A),
+    ("reshape_tuple", lambda lib, x: lib.reshape(x, (3, 8)), A),
+    ("reshape_noncontig", lambda lib, x: x.reshape(-1), noncontig(A)),
+    ("view", lambda lib, x: x.view(6, 4), A),
+    ("view_0d", lambda lib, x: x.view(1, 1), S),
+    ("view_as", lambda lib, x: x.view_as(x.reshape(4, 6)), A),
+    ("expand", lambda lib, x: x.reshape(3, 1, 2).expand(3, 4, 2), V),
+    ("expand_new_dims", lambda lib, x: x.expand(2, 3, -1), V),
+    ("expand_0d", lambda lib, x: x.expand(3, 2), S),
+    ("broadcast_to", lambda lib, x: lib.broadcast_to(x, (2, 6)), V),
+    ("transpose", lambda lib, x: x.transpose(0, -1), A),
+    ("swapaxes", lambda lib, x: lib.swapaxes(x, 1, 2), A),
+    ("permute", lambda lib, x: x.permute(2, 0, 1), A),
+    ("permute_neg", lambda lib, x: x.permute(-1, -3, -2), noncontig(A)),
+    ("t", lambda lib, x: x.t(), M),
+    ("T", lambda lib, x: x.T, M),
+    ("mT", lambda lib, x: x.mT, A),
+    ("squeeze", lambda lib, x: x.reshape(1, 6, 1).squeeze(), V),
+    ("squeeze_dim", lambda lib, x: x.reshape(1, 6, 1).squeeze(-1), V),
+    ("squeeze_tuple", lambda lib, x: x.reshape(1, 6, 1).squeeze((0, 2)), V),
+    ("squeeze_nonone", lambda lib, x: x.squeeze(1), A),
+    ("unsqueeze", lambda lib, x: x.unsqueeze(-1), A),
+    ("unsqueeze_0d", lambda lib, x: x.unsqueeze(0), S),
+    ("flatten", lambda lib, x: x.flatten(), A),
+    ("flatten_range", lambda lib, x: x.flatten(1, -1), A),
+    ("flatten_0d", lambda lib, x: x.flatten(), S),
+    ("unflatten", lambda lib, x: x.unflatten(-1, (2, 2)), A),
+    ("unflatten_infer", lambda lib, x: x.unflatten(1, (-1, 3)), randn(2, 6)),
+    ("movedim", lambda lib, x: lib.movedim(x, 0, -1), A),
+    ("movedim_multi", lambda lib, x: lib.movedim(x, (0, 1), (2, 0)), A),
+    ("ravel", lambda lib, x: x.ravel(), noncontig(A)),
+    ("atleast_2d", lambda lib, x: lib.atleast_2d(x), V),
+    ("atleast_3d", lambda lib, x: lib.atleast_3d(x), M),
+    ("atleast_3d_1d", lambda lib, x: lib.atleast_3d(x), V),
+    ("narrow", lambda lib, x: x.narrow(1, 1, 2), A),
+    ("narrow_neg_start", lambda lib, x: lib.narrow(x, -1, -3, 2), A),
+    ("select", lambda lib, x: x.select(1, -1), A),
+    ("select_fn", lambda lib, x: lib.select(x, 0, 1), A),
+    ("unfold", lambda lib, x: x.unfold(0, 2, 1), V),
+    ("unfold_step", lambda lib, x: x.unfold(-1, 2, 2), A),
+    ("unfold_overlap", lambda lib, x: x.unfold(1, 3, 1), M),
+    ("unfold_gap", lambda lib, x: x.unfold(1, 2, 3), M),
+    ("unfold_noncontig", lambda lib, x: x.unfold(0, 2, 1), noncontig(M)),
+    ("clone", lambda lib, x: x.clone(), A),
+    ("contiguous", lambda lib, x: x.t().contiguous(), M),
+]
+
+COPIES = [
+    ("repeat", lambda lib, x: x.repeat(2, 1, 3), A),
+    ("repeat_new_dims", lambda lib, x: x.repeat(2, 3, 1), M),
+    ("repeat_0d", lambda lib, x: x.repeat(3), S),
+    ("repeat_zero", lambda lib, x: x.repeat(0, 2), M),
+    ("tile", lambda lib, x: lib.tile(x, (2,)), M),
+    ("tile_more", lambda lib, x: x.tile((2, 1, 2)), M),
+    ("flip", lambda lib, x: lib.flip(x, (0, 2)), A),
+    ("flip_neg", lambda lib, x: x.flip(-1), noncontig(M)),
+    ("flip_none", lambda lib, x: lib.flip(x, ()), M),
+    ("fliplr", lambda lib, x: lib.fliplr(x), M),
+    ("flipud", lambda lib, x: lib.flipud(x), V),
+    ("roll", lambda lib, x: lib.roll(x, 2, 1), A),
+    ("roll_multi", lambda lib, x: x.roll((1, -2), (0, -1)), A),
+    ("roll_flat", lambda lib, x: lib.roll(x, 5), A),
+    ("tril", lambda lib, x: lib.tril(x), M),
+    ("tril_diag", lambda lib, x: x.tril(-1), A),
+    ("triu", lambda lib, x: lib.triu(x, 1), M),
+    ("triu_batched", lambda lib, x: x.triu(), A),
+]
+
+JOINS = [
+    ("cat", lambda lib, a, b: lib.cat([a, b], 0), [M, randn(2, 5, seed=5)]),
+    ("cat_neg", lambda lib, a, b: lib.cat((a, b), -1), [M, randn(4, 2, seed=5)]),
+    ("cat_empty", lambda lib, a, b: lib.cat([a, b]), [E, randn(2, 3, seed=5)]),
+    ("concat", lambda lib, a, b: lib.concat([a, b], 1), [M, noncontig(randn(4, 3, seed=5))]),
+    ("stack", lambda lib, a, b: lib.stack([a, b]), [M, randn(4, 5, seed=5)]),
+    ("stack_neg", lambda lib, a, b: lib.stack([a, b], -1), [M, randn(4, 5, seed=5)]),
+    ("stack_0d", lambda lib, a, b: lib.stack([a, b]), [S, randn(seed=6)]),
+    ("hstack", lambda lib, a, b: lib.hstack([a, b]), [M, randn(4, 2, seed=5)]),
+    ("hstack_1d", lambda lib, a, b: lib.hstack([a, b]), [V, randn(2, seed=5)]),
+    ("vstack", lambda lib, a, b: lib.vstack([a, b]), [randn(5, seed=6), M]),
+    ("dstack", lambda lib, a, b: lib.dstack([a, b]), [M, randn(4, 5, seed=5)]),
+    ("column_stack", lambda lib, a, b: lib.column_stack([a, b]), [randn(4, seed=6), M]),
+]
+
+SPLITS = [
+    ("split", lambda lib, x: x.split(2, 1), A),
+    ("split_uneven", lambda lib, x: lib.split(x, 4, -1), M),
+    ("split_sizes", lambda lib, x: x.split([1, 3, 1], 1), M),
+    ("chunk", lambda lib, x: x.chunk(3, -1), M),
+    ("chunk_more", lambda lib, x: lib.chunk(x, 4), V),
+    ("unbind", lambda lib, x: x.unbind(1), A),
+    ("unbind_fn", lambda lib, x: lib.unbind(x), M),
+    ("tensor_split", lambda lib, x: lib.tensor_split(x, 4, 1), M),
+    ("tensor_split_idx", lambda lib, x: x.tensor_split([1, 4, 9], dim=1), M),
+    ("hsplit", lambda lib, x: lib.hsplit(x, [1, 3]), M),
+    ("vsplit", lambda lib, x: lib.vsplit(x, 2), M),
+]
+
+IMG = randn(2, 3, 4, 5, seed=8)
+PADS = [
+    ("pad_constant", lambda lib, x: _pad(lib, x, (1, 2)), A),
+    ("pad_constant_2d", lambda lib, x: _pad(lib, x, (1, 0, 2, 1), value=1.5), A),
+    ("pad_constant_all", lambda lib, x: _pad(lib, x, (1, 1, 0, 2, 3, 0)), A),
+    ("pad_crop", lambda lib, x: _pad(lib, x, (-1, 2, 1, -1)), A),
+    ("pad_crop_only", lambda lib, x: _pad(lib, x, (-1, -2)), A),
+    ("pad_constant_0", lambda lib, x: _pad(lib, x, (0, 0)), M),
+    ("pad_noncontig", lambda lib, x: _pad(lib, x, (2, 1)), noncontig(M)),
+    ("pad_reflect_1d", lambda lib, x: _pad(lib, x, (2, 3), mode="reflect"), A),
+    ("pad_reflect_2d", lambda lib, x: _pad(lib, x, (1, 2, 2, 1), mode="reflect"), IMG),
+    ("pad_reflect_unbatched", lambda lib, x: _pad(lib, x, (1, 1, 2, 0), mode="reflect"), A),
+    ("pad_reflect_crop", lambda lib, x: _pad(lib, x, (-1, 2), mode="reflect"), A),
+    ("pad_replicate_1d", lambda lib, x: _pad(lib, x, (3, 1), mode="replicate"), A),
+    ("pad_replicate_2d", lambda lib, x: _pad(lib, x, (2, 0, 1, 3), mode="replicate"), IMG),
+    ("pad_replicate_3d", lambda lib, x: _pad(lib, x, (1, 1, 1, 0, 0, 2), mode="replicate"), IMG),
+    ("pad_circular_1d", lambda lib, x: _pad(lib, x, (2, 4), mode="circular"), A),
+    ("pad_circular_2d", lambda lib, x: _pad(lib, x, (1, 2, 3, 1), mode="circular"), IMG),
+    ("pad_circular_3d", lambda lib, x: _pad(lib, x, (1, 0, 0, 1, 1, 1), mode="circular"), IMG),
+]
+
+CASES = [OpCase(name, fn, [x]) for name, fn, x in VIEWS + COPIES + SPLITS + PADS]
+CASES += [OpCase(name, fn, inputs) for name, fn, inputs in JOINS]
+CASES += [
+    OpCase("cat_dtypes", lambda lib, a, b: lib.cat([a, b.double()], 1), [M, randn(4, 1, seed=5)], check_dtype=True),
+    OpCase("zero_size_flip", lambda lib, x: x.flip(0).repeat(2, 1), [E]),
+    OpCase("zero_size_pad", lambda lib, x: _pad(lib, x, (1, 1)), [E]),
+]
+
+
+@parametrize(CASES)
+def test_matches_torch(case):
+    compare_with_torch(case)
+
+
+@parametrize(CASES)
+def test_gradcheck(case):
+    check_gradients(case)
+
+
+# ---------------------------------------------------------------- views share memory and version
+VIEW_FNS = [
+    ("view", lambda x: x.view(4, 6)),
+    ("reshape", lambda x: x.reshape(-1)),
+    ("transpose", lambda x: x.transpose(0, 1)),
+    ("permute", lambda x: x.permute(2, 1, 0)),
+    ("squeeze", lambda x: x.unsqueeze(0).squeeze(0)),
+    ("unsqueeze", lambda x: x.unsqueeze(1)),
+    ("flatten", lambda x: x.flatten(1)),
+    ("unflatten", lambda x: x.unflatten(2, (2, 2))),
+    ("expand", lambda x: x[:1].expand(3, 3, 4)),
+    ("narrow", lambda x: x.narrow(2, 1, 2)),
+    ("select", lambda x: x.select(1, 2)),
+    ("split", lambda x: x.split(1)[1]),
+    ("chunk", lambda x: x.chunk(3, 2)[0]),
+    ("unbind", lambda x: x.unbind(2)[3]),
+    ("tensor_split", lambda x: x.tensor_split(2, 1)[1]),
+    ("movedim", lambda x: x.movedim(0, 2)),
+    ("unfold", lambda x: x.unfold(2, 2, 2)),
+    ("getitem", lambda x: x[1, :, ::2]),
+]
+
+
+@pytest.mark.parametrize("fn", [f for _, f in VIEW_FNS], ids=[n for n, _ in VIEW_FNS])
+def test_views_share_memory_and_version(fn):
+    x = chainrule.arange(24.0).reshape(2, 3, 4).clone()
+    v = fn(x)
+    assert np.shares_memory(v.numpy(), x.numpy())
+    before = v._version
+    x.add_(1)
+    assert v._version == before + 1
+    if torch is not None:
+        tx = torch.arange(24.0).reshape(2, 3, 4).clone()
+        tv = fn(tx)
+        np.testing.assert_array_equal(v.numpy(), tv.numpy() + 1)
+
+
+def test_writing_through_view_bumps_base_version():
+    x = chainrule.zeros(3, 4)
+    row = x.select(0, 1)
+    row.fill_(2.0)
+    assert x._version == 1 and x.tolist()[1] == [2.0] * 4
+
+
+def test_view_refuses_incompatible_strides():
+    x = chainrule.arange(12.0).reshape(3, 4).t()
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        x.view(12)
+    if torch is not None:
+        with pytest.raises(RuntimeError):
+            torch.arange(12.0).reshape(3, 4).t().view(12)
+    assert x.reshape(12).tolist() == torch.arange(12.0).reshape(3, 4).t().reshape(12).tolist()
+
+
+def test_copies_do_not_alias():
+    x = chainrule.arange(6.0).reshape(2, 3)
+    for y in (x.flip(0), x.repeat(1, 1), x.roll(1, 1), x.tril(), chainrule.pad(x, (0, 0))):
+        assert not np.shares_memory(y.numpy(), x.numpy())
+
+
+def test_overlapping_unfold_is_read_only():
+    x = chainrule.arange(6.0)
+    windows = x.unfold(0, 3, 1)
+    with pytest.raises(RuntimeError, match="single memory location"):
+        windows.add_(1)
+    y = chainrule.arange(6.0)
+    y.unfold(0, 2, 2).mul_(2)
+    assert y.tolist() == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+
+
+def test_unfold_gradient_sums_overlaps():
+    x = chainrule.ones(5, requires_grad=True)
+    x.unfold(0, 3, 1).sum().backward()
+    assert x.grad.tolist() == [1.0, 2.0, 3.0, 2.0, 1.0]
+
+
+def test_grad_fn_names():
+    x = chainrule.ones(3, 4, requires_grad=True)
+    assert type(x.view(12).grad_fn).__name__ == "ViewBackward0"
+    assert type(x.flip(0).grad_fn).__name__ == "FlipBackward0"
+    assert type(x.repeat(2, 1).grad_fn).__name__ == "RepeatBackward0"
+    assert type(x.unfold(1, 2, 1).grad_fn).__name__ == "UnfoldBackward0"
+    assert type(chainrule.pad(x, (1, 1)).grad_fn).__name__ == "ConstantPadNdBackward0"
+
+
+def test_pad_is_not_a_method_and_unfold_repeat_are():
+    assert not hasattr(chainrule.Tensor, "pad")
+    assert hasattr(chainrule.Tensor, "repeat") and hasattr(chainrule.Tensor, "unfold")
+    assert not hasattr(chainrule, "repeat")
+
+
+def test_tril_inplace():
+    x = chainrule.ones(3, 3)
+    x.tril_()
+    assert x.tolist() == [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
+
+
+# ---------------------------------------------------------------- errors (type and message like torch's)
+ERRORS = [
+    ("view_bad_size", lambda lib: lib.ones(2, 3).view(4), RuntimeError, "invalid for input of size 6"),
+    ("reshape_two_infer", lambda lib: lib.ones(2, 3).reshape(-1, -1), RuntimeError, "only one dimension can be inferred"),
+    ("expand_bad", lambda lib: lib.ones(2, 3).expand(4, 3), RuntimeError, "must match the existing size"),
+    ("expand_fewer", lambda lib: lib.ones(2, 3).expand(3), RuntimeError, "must be greater or equal"),
+    ("permute_len", lambda lib: lib.ones(2, 3).permute(0), RuntimeError, "number of dimensions"),
+    ("permute_dup", lambda lib: lib.ones(2, 3).permute(0, 0), RuntimeError, "duplicate dims"),
+    ("transpose_dim", lambda lib: lib.ones(2, 3).transpose(0, 2), IndexError, "Dimension out of range"),
+    ("t_3d", lambda lib: lib.ones(2, 3, 4).t(), RuntimeError, "expects a tensor with <= 2 dimensions"),
+    ("unsqueeze_dim", lambda lib: lib.ones(2, 3).unsqueeze(4), IndexError, "Dimension out of range"),
+    ("squeeze_dim", lambda lib: lib.ones(2, 3).squeeze(-3), IndexError, "Dimension out of range"),
+    ("flatten_order", lambda lib: lib.ones(2, 3, 4).flatten(2, 1), RuntimeError, "start_dim cannot come after end_dim"),
+    ("unflatten_sizes", lambda lib: lib.ones(2, 6).unflatten(1, (4, 2)), RuntimeError, "don't multiply up"),
+    ("movedim_dup", lambda lib: lib.movedim(lib.ones(2, 3, 4), (0, 0), (1, 2)), RuntimeError, "movedim"),
+    ("movedim_len", lambda lib: lib.movedim(lib.ones(2, 3, 4), (0, 1), (1,)), RuntimeError, "movedim"),
+    ("cat_ndim", lambda lib: lib.cat([lib.ones(2, 3), lib.ones(3)]), RuntimeError, "same number of dimensions"),
+    ("cat_sizes", lambda lib: lib.cat([lib.ones(2, 3), lib.ones(2, 4)]), RuntimeError, "Sizes of tensors must match"),
+    ("cat_0d", lambda lib: lib.cat([lib.tensor(1.0), lib.tensor(2.0)]), RuntimeError, "zero-dimensional tensor"),
+    ("cat_empty_list", lambda lib: lib.cat([]), ValueError, "non-empty list"),
+    ("stack_empty_list", lambda lib: lib.stack([]), RuntimeError, "stack expects a non-empty TensorList"),
+    ("cat_tensor", lambda lib: lib.cat(lib.ones(2)), TypeError, "must be tuple of Tensors"),
+    ("stack_shapes", lambda lib: lib.stack([lib.ones(2, 3), lib.ones(3, 2)]), RuntimeError, "stack expects each tensor to be equal size"),
+    ("split_sizes", lambda lib: lib.ones(5).split([2, 2]), RuntimeError, "split_with_sizes expects split_sizes to sum exactly to 5"),
+    ("chunk_zero", lambda lib: lib.ones(5).chunk(0), RuntimeError, "chunk expects `chunks` to be greater than 0"),
+    ("repeat_fewer", lambda lib: lib.ones(2, 3).repeat(2), RuntimeError, "Number of dimensions of repeat dims"),
+    ("flip_dup", lambda lib: lib.flip(lib.ones(2, 3), (0, -2)), RuntimeError, "appears multiple times"),
+    ("fliplr_1d", lambda lib: lib.fliplr(lib.ones(3)), RuntimeError, "Input must be >= 2-d"),
+    ("flipud_0d", lambda lib: lib.flipud(lib.tensor(1.0)), RuntimeError, "Input must be >= 1-d"),
+    ("roll_align", lambda lib: lib.roll(lib.ones(2, 3), (1, 2), (0,)), RuntimeError, "shifts and dimensions must align"),
+    ("tril_1d", lambda lib: lib.tril(lib.ones(3)), RuntimeError, "tril: input tensor must have at least 2 dimensions"),
+    ("triu_1d", lambda lib: lib.triu(lib.ones(3)), RuntimeError, "triu: input tensor must have at least 2 dimensions"),
+    ("narrow_start", lambda lib: lib.ones(2, 3).narrow(1, 4, 1), IndexError, "start out of range"),
+    ("narrow_length", lambda lib: lib.ones(2, 3).narrow(1, 1, 3), RuntimeError, r"start \(1\) \+ length \(3\) exceeds"),
+    ("select_index", lambda lib: lib.ones(2, 3).select(1, 3), IndexError, "select\\(\\): index 3 out of range"),
+    ("unfold_size", lambda lib: lib.ones(2, 3).unfold(1, 4, 1), RuntimeError, "maximum size for tensor at dimension 1 is 3"),
+    ("unfold_step", lambda lib: lib.ones(2, 3).unfold(1, 2, 0), RuntimeError, "step is 0 but must be > 0"),
+    ("tensor_split_zero", lambda lib: lib.tensor_split(lib.ones(3), 0), RuntimeError, "number of sections must be larger than 0"),
+    ("pad_odd", lambda lib: _pad(lib, lib.ones(2, 3), (1, 1, 1)), RuntimeError, "Padding length must be divisible by 2"),
+    ("pad_too_long", lambda lib: _pad(lib, lib.ones(2, 3), (1,) * 6), RuntimeError, "less than or equal to two times"),
+    ("pad_negative_size", lambda lib: _pad(lib, lib.ones(2, 3), (-2, -2)), RuntimeError, "negative"),
+    ("pad_mode", lambda lib: _pad(lib, lib.ones(2, 3), (1, 1), mode="wrap"), NotImplementedError, "Unrecognised padding mode wrap"),
+    ("pad_reflect_size", lambda lib: _pad(lib, lib.ones(1, 2, 3), (3, 3), mode="reflect"), RuntimeError, "Padding size should be less than the corresponding input dimension"),
+    ("pad_reflect_dims", lambda lib: _pad(lib, lib.ones(3), (1, 1), mode="reflect"), NotImplementedError, "Padding size 2 is not supported for 1D input"),
+    ("pad_reflect_value", lambda lib: _pad(lib, lib.ones(1, 3), (1, 1), mode="reflect", value=2.0), RuntimeError, "doesn't take in value argument"),
+    ("pad_circular_wrap", lambda lib: _pad(lib, lib.ones(1, 2, 3), (4, 1), mode="circular"), RuntimeError, "wrapping around more than once"),
+]
+
+
+@pytest.mark.parametrize("fn,exc,match", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
+def test_errors_like_torch(fn, exc, match):
+    with pytest.raises(exc, match=match):
+        fn(chainrule)
+    if torch is not None:
+        with pytest.raises(exc):
+            fn(torch)
