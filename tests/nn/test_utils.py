@@ -1,0 +1,86 @@
+"""nn.utils: gradient clipping and parameter vectors, compared with torch."""
+
+import math
+
+import numpy as np
+import pytest
+
+import chainrule
+import chainrule.nn as nn
+from chainrule.nn.utils import clip_grad_norm_, clip_grad_value_, parameters_to_vector, vector_to_parameters
+
+torch = pytest.importorskip("torch")
+
+
+def grads_pair(scale=1.0):
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s).astype(np.float32) * scale for s in [(3, 4), (4,), (2, 2, 2)]]
+    ours, theirs = [], []
+    for a in arrays:
+        p = nn.Parameter(chainrule.zeros(*a.shape))
+        p.grad = chainrule.tensor(a.copy())
+        q = torch.nn.Parameter(torch.zeros(*a.shape))
+        q.grad = torch.tensor(a.copy())
+        ours.append(p)
+        theirs.append(q)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 100.0])
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3, math.inf, "inf"])
+def test_clip_grad_norm_matches_torch(max_norm, norm_type):
+    ours, theirs = grads_pair()
+    total_o = clip_grad_norm_(ours, max_norm, norm_type=float(norm_type))
+    total_t = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type=float(norm_type))
+    assert isinstance(total_o, chainrule.Tensor) and total_o.dtype is chainrule.float32
+    assert total_o.item() == pytest.approx(total_t.item(), rel=1e-5)
+    for p, q in zip(ours, theirs):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_clip_grad_norm_single_tensor_none_grads_and_nonfinite():
+    p = nn.Parameter(chainrule.zeros(2))
+    p.grad = chainrule.tensor([3.0, 4.0])
+    assert clip_grad_norm_(p, 1.0).item() == pytest.approx(5.0)
+    assert np.allclose(p.grad.numpy(), [0.6, 0.8], atol=1e-5)
+    assert clip_grad_norm_([nn.Parameter(chainrule.zeros(2))], 1.0).item() == 0.0
+    p.grad = chainrule.tensor([float("inf"), 1.0])
+    with pytest.raises(RuntimeError, match="non-finite"):
+        clip_grad_norm_(p, 1.0, error_if_nonfinite=True)
+    q = torch.nn.Parameter(torch.zeros(2))
+    q.grad = torch.tensor([float("inf"), 1.0])
+    with pytest.raises(RuntimeError, match="non-finite"):
+        torch.nn.utils.clip_grad_norm_(q, 1.0, error_if_nonfinite=True)
+
+
+def test_clip_grad_norm_on_model_after_backward():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    model(chainrule.randn(16, 4)).pow(2).sum().mul(100).backward()
+    total = clip_grad_norm_(model.parameters(), 1.0)
+    after = math.sqrt(sum(float((p.grad * p.grad).sum()) for p in model.parameters()))
+    assert total.item() > 1.0 and after == pytest.approx(1.0, rel=1e-4)
+
+
+def test_clip_grad_value_matches_torch():
+    ours, theirs = grads_pair(scale=3.0)
+    clip_grad_value_(ours, 1.5)
+    torch.nn.utils.clip_grad_value_(theirs, 1.5)
+    for p, q in zip(ours, theirs):
+        assert np.array_equal(p.grad.numpy(), q.grad.numpy())
+
+
+def test_parameters_to_vector_and_back():
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))
+    vec = parameters_to_vector(model.parameters())
+    assert vec.shape == (11,)
+    expected = np.concatenate([p.detach().numpy().ravel() for p in model.parameters()])
+    assert np.array_equal(vec.detach().numpy(), expected)
+    vec.sum().backward()  # differentiable, as torch's
+    assert np.all(model[0].weight.grad.numpy() == 1)
+    new = chainrule.arange(11, dtype=chainrule.float32)
+    vector_to_parameters(new, model.parameters())
+    assert model[0].weight.tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    assert model[1].bias.tolist() == [10.0]
+    assert all(isinstance(p, nn.Parameter) for p in model.parameters())
+    with pytest.raises(TypeError, match="expected torch.Tensor"):
+        vector_to_parameters([1.0], model.parameters())
