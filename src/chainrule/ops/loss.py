@@ -1,5 +1,562 @@
-"""loss ops (being written in this session)."""
+"""Loss functions (torch.nn.functional names and signatures).
+
+Most losses are compositions of elementwise ops and reductions. Two families get fused rules:
+
+* ``cross_entropy`` / ``nll_loss`` (speed and stability): log-softmax and the weighted,
+  label-smoothed NLL run in one forward on arrays; the input gradient is
+  ``scale * (rowsum(A) * softmax(x) - A)`` for the per-class coefficients ``A``.
+* ``binary_cross_entropy_with_logits`` uses a stable ``log_sigmoid`` (``-logaddexp(0, -x)``),
+  so logits of 1e4 give neither overflow nor NaN.
+
+Every rule is written with chainrule ops, so ``create_graph=True`` differentiates it again.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import numpy as np
+
+from ..autograd.function import Function
+from ..autograd.grad_mode import state as _grad_state
+from ..tensor import Tensor
+from . import elementwise as ew
+from .reduce import sum as _sum
+
+__all__ = [
+    "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "cross_entropy", "nll_loss",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div", "poisson_nll_loss",
+    "cosine_embedding_loss", "margin_ranking_loss", "soft_margin_loss", "hinge_embedding_loss",
+]
+__not_methods__ = set(__all__)
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _check_reduction(reduction: str, allowed=_REDUCTIONS) -> None:
+    if reduction not in allowed:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    _check_reduction(reduction)
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _as_tensor(x, like: Tensor) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    return Tensor._make(np.asarray(x, dtype=like._data.dtype))
+
+
+def _float(x: Tensor, op: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}(): argument 'input' must be Tensor, not {type(x).__name__}")
+    return ew._float_input(x)
+
+
+# ---------------------------------------------------------------- regression losses
+def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+             reduction: str = "mean", weight=None) -> Tensor:
+    """F.mse_loss: ``(input - target)**2``, reduced."""
+    _check_reduction(reduction)
+    diff = input - target
+    loss = diff * diff
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+            reduction: str = "mean", weight=None) -> Tensor:
+    """F.l1_loss: ``|input - target|``, reduced (the gradient at 0 is 0, as torch)."""
+    _check_reduction(reduction)
+    loss = ew.abs(input - target)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """F.smooth_l1_loss: ``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta``."""
+    _check_reduction(reduction)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    z = ew.abs(input - target)
+    if beta == 0:
+        return _reduce(z, reduction)
+    loss = ew.where(z < beta, (0.5 / beta) * z * z, z - 0.5 * beta)
+    return _reduce(loss, reduction)
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
+               weight=None) -> Tensor:
+    """F.huber_loss: ``0.5 d**2`` where ``|d| <= delta``, else ``delta (|d| - 0.5 delta)``."""
+    _check_reduction(reduction)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    z = ew.abs(input - target)
+    loss = ew.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+# ---------------------------------------------------------------- softmax helpers
+def _softmax_array(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+def _log_softmax_array(x: np.ndarray, axis: int) -> np.ndarray:
+    shifted = x - x.max(axis=axis, keepdims=True)
+    shifted -= np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    return shifted
+
+
+class _Softmax(Function):
+    """softmax along ``dim`` (the differentiable softmax inside the fused cross-entropy rules)."""
+
+    _array_forward = True
+    node_name = "SoftmaxBackward0"
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        y = _softmax_array(x, dim)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        # dy = y * (dg - sum(dg * y))
+        (y,) = ctx.saved_tensors
+        return y * (grad - _sum(grad * y, ctx.dim, keepdim=True))
+
+
+class _LogSoftmax(Function):
+    _array_forward = True
+    node_name = "LogSoftmaxBackward0"
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.save_for_backward(x)
+        ctx.dim = dim
+        return _log_softmax_array(x, dim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d log_softmax = dg - softmax(x) * sum(dg)
+        (x,) = ctx.saved_tensors
+        return grad - _Softmax.apply(x, dim=ctx.dim) * _sum(grad, ctx.dim, keepdim=True)
+
+
+class _LogSigmoid(Function):
+    """log(sigmoid(x)) = -logaddexp(0, -x): finite for any x."""
+
+    _array_forward = True
+    node_name = "LogSigmoidBackward0"
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return -np.logaddexp(x.dtype.type(0), -x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d log(sigmoid(x)) = sigmoid(-x) dx
+        (x,) = ctx.saved_tensors
+        return grad * ew.sigmoid(-x)
+
+
+# ---------------------------------------------------------------- nll / cross entropy
+def _class_layout(input: Tensor, target: Tensor, op: str):
+    """Validate shapes of an (N, C, d...) / (C,) input and index target (torch's messages)."""
+    shape, tshape = input._data.shape, target._data.shape
+    if input._data.ndim == 0:
+        raise ValueError(f"Expected 1 or more dimensions (got {input._data.ndim})")
+    if target._data.dtype.kind not in "iub" or target._data.dtype == np.bool_:
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype_name(target)}")
+    if input._data.ndim == 1:
+        if target._data.ndim != 0:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        return
+    if input._data.ndim == 2:
+        if target._data.ndim != 1:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        if tshape[0] != shape[0]:
+            raise ValueError(f"Expected input batch_size ({shape[0]}) to match target batch_size ({tshape[0]}).")
+        return
+    if target._data.ndim != input._data.ndim - 1:
+        raise RuntimeError("only batches of spatial targets supported (3D tensors) but got "
+                           f"targets of dimension: {target._data.ndim}")
+    if tshape[0] != shape[0]:
+        raise ValueError(f"Expected input batch_size ({shape[0]}) to match target batch_size ({tshape[0]}).")
+    expected = (shape[0],) + shape[2:]
+    if tshape != expected:
+        raise RuntimeError(f"Expected target size {list(expected)}, got {list(tshape)}")
+
+
+def _dtype_name(t: Tensor) -> str:
+    names = {"float32": "Float", "float64": "Double", "float16": "Half", "int32": "Int", "bool": "Bool"}
+    name = str(t.dtype).split(".")[-1]
+    return names.get(name, name.capitalize())
+
+
+def _rows(x: np.ndarray) -> np.ndarray:
+    """(N, C, d...) -> (M, C) with the class dim last; (C,) -> (1, C)."""
+    if x.ndim == 1:
+        return x.reshape(1, -1)
+    if x.ndim == 2:
+        return x
+    return np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+
+
+def _unrows(g: np.ndarray, shape: tuple) -> np.ndarray:
+    if len(shape) <= 2:
+        return g.reshape(shape)
+    moved = (shape[0],) + shape[2:] + (shape[1],)
+    return np.moveaxis(g.reshape(moved), -1, 1)
+
+
+def _class_weights(weight, C: int, dtype) -> np.ndarray | None:
+    if weight is None:
+        return None
+    w = weight._data if isinstance(weight, Tensor) else np.asarray(weight)
+    if w.ndim != 1 or w.shape[0] != C:
+        raise RuntimeError(f"weight tensor should be defined either for all {C} classes or no classes but got "
+                           f"weight tensor of shape: {list(w.shape)}")
+    return w.astype(dtype, copy=False)
+
+
+def _masked(valid, values: np.ndarray) -> np.ndarray:
+    return values if valid is None else np.where(valid, values, 0)
+
+
+class _IndexClassLoss(Function):
+    """Fused (log-softmax +) weighted, label-smoothed NLL with class-index targets.
+
+    Per row i: ``loss_i = -sum_c A_ic logp_ic`` with
+    ``A_ic = valid_i ((1 - eps) w_{t_i} [c == t_i] + eps / C w_c)``; 'mean' divides by
+    ``sum_i valid_i w_{t_i}``. With ``log_softmax=False`` the input already is ``logp`` (nll_loss).
+    The input gradient is ``g_i (rowsum(A)_i softmax(x)_ic - A_ic)`` (``-g_i A_ic`` for nll_loss).
+    """
+
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, target, weight, ignore_index, reduction, label_smoothing, log_softmax):
+        C = x.shape[1] if x.ndim > 1 else x.shape[0]
+        dtype = x.dtype
+        rows = _rows(x)
+        t = target.reshape(-1)
+        lo, hi = (int(t.min()), int(t.max())) if t.size else (0, -1)
+        valid = None  # None: every target counts (the common case, no mask arrays)
+        if t.size and not (0 <= lo and hi < C and not lo <= ignore_index <= hi):
+            valid = t != ignore_index
+            bad = (t < 0) | (t >= C)
+            bad &= valid
+            if bad.any():
+                raise IndexError(f"Target {int(t[np.argmax(bad)])} is out of bounds.")
+        all_valid = valid is None
+        safe = t if all_valid else np.where(valid, t, 0)
+        arange = np.arange(rows.shape[0])
+        if weight is not None:
+            w_row = weight[safe]
+            if not all_valid:
+                w_row = w_row * valid
+        else:
+            w_row = np.ones(t.shape, dtype) if all_valid else valid.astype(dtype)
+        eps = label_smoothing
+        wc_sum = float(weight.sum()) if weight is not None else float(C)
+        probs = None
+        if rows.size:
+            if log_softmax:
+                shifted = rows - rows.max(axis=1, keepdims=True)
+                picked = shifted[arange, safe]
+                if eps:
+                    summed = shifted @ weight if weight is not None else shifted.sum(axis=1)
+                e = np.exp(shifted, out=shifted)
+                s = e.sum(axis=1)
+                lse = np.log(s)
+                picked = picked - lse
+                if eps:
+                    summed = summed - lse * dtype.type(wc_sum)
+                if ctx.needs_input_grad[0]:
+                    e /= s[:, None]
+                    probs = e
+            else:
+                picked = rows[arange, safe]
+                if eps:
+                    summed = rows @ weight if weight is not None else rows.sum(axis=1)
+            loss = w_row * picked
+            loss *= -(1.0 - eps)
+            if eps:
+                loss -= _masked(valid, summed) * dtype.type(eps / C)
+        else:
+            loss = np.zeros(t.shape, dtype)
+        loss = loss.astype(dtype, copy=False)
+        if reduction == "none":
+            out = loss.reshape(target.shape)
+            denom = None
+        elif reduction == "sum":
+            out = np.asarray(loss.sum(dtype=dtype))
+            denom = dtype.type(1)
+        else:
+            denom = w_row.sum(dtype=dtype)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = np.asarray(loss.sum(dtype=dtype) / denom, dtype=dtype)
+        if ctx.needs_input_grad[0]:
+            ctx.x_shape = x.shape
+            ctx.reduction = reduction
+            ctx.denom = denom
+            ctx.log_softmax = log_softmax
+            ctx.eps, ctx.weight, ctx.wc_sum = eps, weight, wc_sum
+            ctx.rows_shape = rows.shape
+            ctx.safe, ctx.valid, ctx.w_row = safe, valid, w_row
+            ctx.probs = probs  # for the grad-mode-off fast path
+            if log_softmax:
+                ctx.save_for_backward(x)
+        return out
+
+    @staticmethod
+    def _coefficients(ctx, g_row):
+        """``g_i A_ic`` (M, C) and the row sums ``g_i rowsum(A)_i`` (M,)."""
+        M, C = ctx.rows_shape
+        eps = ctx.eps
+        A = np.zeros((M, C), ctx.w_row.dtype)
+        picked = ctx.w_row * g_row * (1.0 - eps)
+        if M:
+            A[np.arange(M), ctx.safe] = picked
+        rowsum = picked
+        if eps:
+            smooth = _masked(ctx.valid, g_row) * (eps / C)
+            wc = ctx.weight if ctx.weight is not None else np.ones(C, A.dtype)
+            A += smooth[:, None] * wc
+            rowsum = rowsum + smooth * ctx.wc_sum
+        return A, rowsum
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape = ctx.x_shape
+        M, C = ctx.rows_shape
+        dtype = grad._data.dtype
+        if ctx.reduction == "none":
+            g_row = grad._data.reshape(-1)
+        else:
+            g_row = np.full(M, grad._data / ctx.denom, dtype)
+        if not _grad_state.enabled:
+            if ctx.log_softmax and M:
+                eps = ctx.eps
+                picked = ctx.w_row * g_row
+                rowsum = picked if not eps else (1.0 - eps) * picked + _masked(ctx.valid, g_row) * (eps * ctx.wc_sum / C)
+                coef = ctx.probs * rowsum[:, None].astype(dtype, copy=False)
+                coef[np.arange(M), ctx.safe] -= (1.0 - eps) * picked
+                if eps:
+                    wc = ctx.weight if ctx.weight is not None else np.ones(C, dtype)
+                    coef -= (_masked(ctx.valid, g_row) * (eps / C))[:, None] * wc
+            else:
+                coef = -_IndexClassLoss._coefficients(ctx, g_row)[0]
+            return Tensor._make(_unrows(coef, shape).astype(dtype, copy=False)), None
+        # differentiable path (create_graph=True): gradient = g * (rowsum(A) softmax(x) - A)
+        ones = np.ones(M, dtype)
+        A, rowsum = _IndexClassLoss._coefficients(ctx, ones)
+        A_full = Tensor._make(_unrows(A, shape).astype(dtype, copy=False))
+        if ctx.reduction == "none":
+            g_t = grad.unsqueeze(1) if len(shape) > 1 else grad
+        else:
+            g_t = grad / ctx.denom
+        if not ctx.log_softmax:
+            return -(g_t * A_full), None
+        (x,) = ctx.saved_tensors
+        class_dim = 1 if len(shape) > 1 else 0
+        rowsum_full = Tensor._make(_unrows(np.repeat(rowsum[:, None], C, axis=1), shape).astype(dtype, copy=False))
+        return g_t * (rowsum_full * _Softmax.apply(x, dim=class_dim) - A_full), None
+
+
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
+             ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
+    """F.nll_loss on log-probabilities (N, C, d...) or (C,) with class-index targets."""
+    _check_reduction(reduction)
+    input = _float(input, "nll_loss")
+    _class_layout(input, target, "nll_loss")
+    C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
+    w = _class_weights(weight, C, input._data.dtype)
+    return _NllLoss.apply(input, target, weight=w, ignore_index=ignore_index, reduction=reduction,
+                          label_smoothing=0.0, log_softmax=False)
+
+
+class _NllLoss(_IndexClassLoss):
+    node_name = "NllLossBackward0"
+
+
+class _CrossEntropyIndex(_IndexClassLoss):
+    node_name = "CrossEntropyLossBackward0"
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
+                  ignore_index: int = -100, reduce=None, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """F.cross_entropy: log-softmax over dim 1 (dim 0 for a (C,) input) then NLL.
+
+    ``target`` holds class indices (shape (N, d...) or ()) or, with the input's shape and a float
+    dtype, class probabilities. ``weight`` rescales classes; 'mean' with class indices is
+    ``sum(w_i l_i) / sum(w_i)`` over non-ignored elements.
+    """
+    _check_reduction(reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    input = _float(input, "cross_entropy")
+    if input._data.ndim == 0:
+        raise ValueError("Expected 1 or more dimensions (got 0)")
+    C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
+    w = _class_weights(weight, C, input._data.dtype)
+    if target._data.dtype.kind == "f" and target._data.shape == input._data.shape:
+        return _probability_cross_entropy(input, target, w, reduction, label_smoothing)
+    if target._data.dtype.kind == "f":
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype_name(target)}")
+    _class_layout(input, target, "cross_entropy")
+    return _CrossEntropyIndex.apply(input, target, weight=w, ignore_index=ignore_index, reduction=reduction,
+                                    label_smoothing=float(label_smoothing), log_softmax=True)
+
+
+def _probability_cross_entropy(input, target, w, reduction, label_smoothing):
+    """Class-probability targets: ``-sum_c w_c t'_c logp_c`` with ``t' = (1-eps) t + eps/C``."""
+    class_dim = 1 if input._data.ndim > 1 else 0
+    C = input._data.shape[class_dim]
+    logp = _LogSoftmax.apply(input, dim=class_dim)
+    if target._data.dtype != input._data.dtype:
+        target = ew._cast(target, input.dtype)
+    if label_smoothing:
+        target = target * (1.0 - label_smoothing) + label_smoothing / C
+    terms = logp * target
+    if w is not None:
+        wshape = [1] * input._data.ndim
+        wshape[class_dim] = C
+        terms = terms * Tensor._make(w.reshape(wshape))
+    loss = -_sum(terms, class_dim)
+    if reduction == "mean":
+        n = max(input._data.size // C, 1) if input._data.size else 0
+        return loss.sum() / n if n else loss.sum() / 0.0
+    return _reduce(loss, reduction)
+
+
+# ---------------------------------------------------------------- binary losses
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
+                         reduce=None, reduction: str = "mean") -> Tensor:
+    """F.binary_cross_entropy on probabilities; each log is clamped to >= -100 as in torch."""
+    _check_reduction(reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Using a target size ({_size(target)}) that is different to the input size "
+                         f"({_size(input)}) is deprecated. Please ensure they have the same size.")
+    data = input._data
+    if data.size and (np.any(data < 0) or np.any(data > 1) or np.isnan(data).any()):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    log_p = ew.clamp(ew.log(input), min=-100.0)
+    log_q = ew.clamp(ew.log(1 - input), min=-100.0)
+    loss = -(target * log_p + (1 - target) * log_q)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def _size(t: Tensor) -> str:
+    return f"torch.Size({list(t.shape)})"
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                     size_average=None, reduce=None, reduction: str = "mean",
+                                     pos_weight: Tensor | None = None) -> Tensor:
+    """F.binary_cross_entropy_with_logits: ``-(p t log s(x) + (1 - t) log(1 - s(x)))`` stably."""
+    _check_reduction(reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Target size ({_size(target)}) must be the same as input size ({_size(input)})")
+    input = _float(input, "binary_cross_entropy_with_logits")
+    # log(1 - sigmoid(x)) = log sigmoid(x) - x
+    log_sig = _LogSigmoid.apply(input)
+    if pos_weight is not None:
+        log_weight = (pos_weight - 1) * target + 1
+        loss = (1 - target) * input - log_weight * log_sig
+    else:
+        loss = (1 - target) * input - log_sig
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+# ---------------------------------------------------------------- divergences and others
+def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """F.kl_div with ``input`` = log-probabilities: ``target (log target - input)``, 0 where target is 0."""
+    _check_reduction(reduction, _REDUCTIONS + ("batchmean",))
+    if log_target:
+        loss = ew.exp(target) * (target - input)
+    else:
+        loss = ew.xlogy(target, target) - target * input
+    if reduction == "batchmean":
+        if input.dim() == 0:
+            return loss.sum()
+        return loss.sum() / input.shape[0]
+    return _reduce(loss, reduction)
+
+
+def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
+                     size_average=None, eps: float = 1e-8, reduce=None, reduction: str = "mean") -> Tensor:
+    """F.poisson_nll_loss (Stirling term added where target > 1 when ``full``)."""
+    _check_reduction(reduction)
+    if log_input:
+        loss = ew.exp(input) - target * input
+    else:
+        loss = input - target * ew.log(input + eps)
+    if full:
+        t = target._data
+        safe = np.where(t > 1, t, 2).astype(t.dtype)
+        stirling = np.where(t > 1, safe * np.log(safe) - safe + 0.5 * np.log(2 * np.pi * safe), 0)
+        loss = loss + Tensor._make(stirling.astype(loss._data.dtype))
+    return _reduce(loss, reduction)
+
+
+def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
+                        size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """F.margin_ranking_loss: ``max(0, -y (x1 - x2) + margin)``."""
+    _check_reduction(reduction)
+    loss = ew.clamp_min(-target * (input1 - input2) + margin, 0.0)
+    return _reduce(loss, reduction)
+
+
+def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                     reduction: str = "mean") -> Tensor:
+    """F.soft_margin_loss: ``log(1 + exp(-y x))``, computed stably."""
+    _check_reduction(reduction)
+    loss = -_LogSigmoid.apply(target * input)
+    return _reduce(loss, reduction)
+
+
+def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, size_average=None,
+                         reduce=None, reduction: str = "mean") -> Tensor:
+    """F.hinge_embedding_loss: x where y == 1, max(0, margin - x) where y == -1."""
+    _check_reduction(reduction)
+    zero = ew.zeros_like_tensor(input)
+    pos = ew.where(target == 1, input, zero)
+    neg = ew.where(target == -1, ew.clamp_min(margin - input, 0.0), zero)
+    return _reduce(pos + neg, reduction)
+
+
+def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
+                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """F.cosine_embedding_loss: 1 - cos where y == 1, max(0, cos - margin) where y == -1."""
+    _check_reduction(reduction)
+    eps = 1e-12
+    dim = input1.dim() - 1
+    prod = _sum(input1 * input2, dim)
+    mag1 = _sum(input1 * input1, dim) + eps
+    mag2 = _sum(input2 * input2, dim) + eps
+    cos = prod / ew.sqrt(mag1 * mag2)
+    zero = ew.zeros_like_tensor(cos)
+    pos = ew.where(target == 1, 1 - cos, zero)
+    neg = ew.where(target == -1, ew.clamp_min(cos - margin, 0.0), zero)
+    return _reduce(pos + neg, reduction)

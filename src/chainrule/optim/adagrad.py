@@ -1,0 +1,54 @@
+"""Adagrad (torch.optim.Adagrad)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
+
+__all__ = ["Adagrad"]
+
+
+class Adagrad(Optimizer):
+    """torch.optim.Adagrad: ``sum += g^2``; step ``lr / (1 + (t - 1) lr_decay) * g / (sqrt(sum) + eps)``."""
+
+    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
+                 initial_accumulator_value: float = 0, eps: float = 1e-10, foreach=None, *,
+                 maximize: bool = False, differentiable: bool = False, fused=None) -> None:
+        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
+        _check(0.0 <= lr_decay, f"Invalid lr_decay value: {lr_decay}")
+        _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        _check(0.0 <= initial_accumulator_value,
+               f"Invalid initial_accumulator_value value: {initial_accumulator_value}")
+        _check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, foreach=foreach,
+                        maximize=maximize, differentiable=differentiable, fused=fused)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
+                state["sum"] = Tensor._make(np.full_like(p._data, group["initial_accumulator_value"]))
+
+    def _step_group(self, group: dict) -> None:
+        lr, lr_decay, eps, weight_decay = group["lr"], group["lr_decay"], group["eps"], group["weight_decay"]
+        for p in _params_with_grad(group):
+            w = p._data
+            g = p.grad._data
+            if group["maximize"]:
+                g = -g
+            state = self.state[p]
+            if "sum" not in state:  # a parameter added with add_param_group
+                state["sum"] = Tensor._make(np.full_like(w, group["initial_accumulator_value"]))
+            step = _step_tensor(state)
+            if weight_decay != 0:
+                g = g + weight_decay * w
+            clr = lr / (1 + (step - 1) * lr_decay)
+            state_sum = state["sum"]._data
+            state_sum += g * g
+            std = np.sqrt(state_sum)
+            std += eps
+            w -= clr * (g / std)
+            p._bump_version()

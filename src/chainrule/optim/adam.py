@@ -1,0 +1,84 @@
+"""Adam and AdamW (torch.optim.Adam / AdamW), with amsgrad and maximize."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
+
+__all__ = ["Adam", "AdamW"]
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam: bias-corrected first and second moments; L2 weight decay added to the gradient."""
+
+    _decoupled = False
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False, *, foreach=None, maximize: bool = False,
+                 capturable: bool = False, differentiable: bool = False, fused=None,
+                 decoupled_weight_decay: bool = False) -> None:
+        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
+        _check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        _check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
+        _check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
+        _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize, foreach=foreach, capturable=capturable,
+                        differentiable=differentiable, fused=fused,
+                        decoupled_weight_decay=decoupled_weight_decay or self._decoupled)
+        super().__init__(params, defaults)
+
+    def _step_group(self, group: dict) -> None:
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
+        decoupled = group.get("decoupled_weight_decay", self._decoupled)
+        for p in _params_with_grad(group):
+            w = p._data
+            g = p.grad._data
+            if maximize:
+                g = -g
+            state = self.state[p]
+            if "exp_avg" not in state:
+                state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
+                state["exp_avg"] = Tensor._make(np.zeros_like(w))
+                state["exp_avg_sq"] = Tensor._make(np.zeros_like(w))
+                if amsgrad:
+                    state["max_exp_avg_sq"] = Tensor._make(np.zeros_like(w))
+            step = _step_tensor(state)
+            if weight_decay != 0:
+                if decoupled:
+                    w *= 1 - lr * weight_decay
+                else:
+                    g = g + weight_decay * w
+            exp_avg, exp_avg_sq = state["exp_avg"]._data, state["exp_avg_sq"]._data
+            # m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2
+            exp_avg += (1 - beta1) * (g - exp_avg)
+            exp_avg_sq *= beta2
+            exp_avg_sq += (1 - beta2) * (g * g)
+            bias_correction1 = 1 - beta1 ** step
+            bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+            if amsgrad:
+                max_sq = state["max_exp_avg_sq"]._data
+                np.maximum(max_sq, exp_avg_sq, out=max_sq)
+                denom = np.sqrt(max_sq)
+            else:
+                denom = np.sqrt(exp_avg_sq)
+            denom /= bias_correction2_sqrt
+            denom += eps
+            w -= (lr / bias_correction1) * (exp_avg / denom)
+            p._bump_version()
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW: Adam with decoupled weight decay ``w -= lr * weight_decay * w``."""
+
+    _decoupled = True
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
+                 foreach=None, capturable: bool = False, differentiable: bool = False, fused=None) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         foreach=foreach, maximize=maximize, capturable=capturable,
+                         differentiable=differentiable, fused=fused, decoupled_weight_decay=True)

@@ -1,0 +1,198 @@
+"""Optimizer: parameter groups, per-parameter state and torch-format state dicts.
+
+Updates run on the parameters' arrays in place (NumPy in-place ops, no graph), and bump each
+parameter's version counter like torch's in-place ops.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from ..autograd.grad_mode import enable_grad
+from ..tensor import Tensor
+
+__all__ = ["Optimizer", "required"]
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "<required parameter>"
+
+
+required = _Required()
+
+
+class _ParamState(dict):
+    """``optimizer.state``: a dict keyed by parameter (Tensors hash by identity)."""
+
+    def __missing__(self, key):
+        value = self[key] = {}
+        return value
+
+
+class Optimizer:
+    """Base class of all optimizers (torch.optim.Optimizer).
+
+    ``params`` is an iterable of Tensors or of dicts with a ``'params'`` entry and per-group
+    options that override ``defaults``.
+    """
+
+    def __init__(self, params, defaults: dict) -> None:
+        self.defaults = defaults
+        self.state: dict = _ParamState()
+        self.param_groups: list[dict] = []
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            f"but got {type(params).__name__}")
+        param_groups = list(params)
+        if len(param_groups) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(param_groups[0], dict):
+            param_groups = [{"params": param_groups}]
+        for group in param_groups:
+            self.add_param_group(group)
+
+    def __repr__(self) -> str:
+        lines = [self.__class__.__name__ + " ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(group):
+                if key != "params":
+                    lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters (with its own options) to ``param_groups``."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            param_group["params"] = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering "
+                            "of tensors in sets will change between runs. Please use a list instead.")
+        else:
+            param_group["params"] = list(params)
+        for param in param_group["params"]:
+            if not isinstance(param, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(param).__name__}")
+            if not param.is_leaf:
+                raise ValueError("can't optimize a non-leaf Tensor")
+        for name, default in self.defaults.items():
+            if default is required and name not in param_group:
+                raise ValueError(f"parameter group didn't specify a value of required optimization parameter {name}")
+            param_group.setdefault(name, default)
+        seen = {id(p) for group in self.param_groups for p in group["params"]}
+        if any(id(p) in seen for p in param_group["params"]):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset every parameter's gradient: to None (default) or to zeros in place."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad._data[...] = 0
+
+    def step(self, closure: Callable | None = None):
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._step_group(group)
+        return loss
+
+    def _step_group(self, group: dict) -> None:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- state dicts
+    def state_dict(self) -> dict:
+        """``{'state': {index: {...}}, 'param_groups': [{..., 'params': [indices]}]}`` as torch."""
+        index = {}
+        groups = []
+        start = 0
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            for offset, p in enumerate(group["params"]):
+                index.setdefault(id(p), start + offset)
+            packed["params"] = [index[id(p)] for p in group["params"]]
+            start += len(packed["params"])
+            groups.append(packed)
+        state = {index[id(p)]: s for p, s in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Load a dict from ``state_dict()``; state tensors are copied and cast to each parameter's dtype."""
+        state_dict = _copy_state(state_dict)
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        for group, saved in zip(self.param_groups, saved_groups):
+            if len(group["params"]) != len(saved["params"]):
+                raise ValueError("loaded state dict contains a parameter group that doesn't match the size of "
+                                 "optimizer's group")
+        id_map = {}
+        for group, saved in zip(self.param_groups, saved_groups):
+            for p, i in zip(group["params"], saved["params"]):
+                id_map[i] = p
+        state = _ParamState()
+        for key, value in state_dict["state"].items():
+            if key in id_map:
+                p = id_map[key]
+                state[p] = {k: _cast_state(k, v, p) for k, v in value.items()}
+        self.state = state
+        for group, saved in zip(self.param_groups, saved_groups):
+            params = group["params"]
+            group.clear()
+            group.update({k: v for k, v in saved.items() if k != "params"})
+            group["params"] = params
+
+
+def _copy_state(value):
+    if isinstance(value, Tensor):
+        return Tensor._make(np.array(value._data, copy=True))
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor from torch's state_dict
+        return Tensor._make(np.array(value.detach().numpy(), copy=True))
+    if isinstance(value, dict):
+        return {k: _copy_state(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_state(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_copy_state(v) for v in value)
+    return copy.copy(value)
+
+
+def _cast_state(key: str, value, param: Tensor):
+    if key != "step" and isinstance(value, Tensor) and value._data.dtype.kind == "f":
+        if value._data.dtype != param._data.dtype:
+            return Tensor._make(value._data.astype(param._data.dtype))
+    return value
+
+
+def _params_with_grad(group: dict) -> Iterable[Tensor]:
+    for p in group["params"]:
+        if p.grad is not None:
+            yield p
+
+
+def _step_tensor(state: dict) -> float:
+    """Increment the state's 0-d float32 ``step`` tensor (torch keeps it as a tensor) and return it."""
+    step = state.get("step")
+    if step is None:
+        step = state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
+    step._data[...] += 1
+    return float(step._data)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)

@@ -1,0 +1,66 @@
+"""RMSprop (torch.optim.RMSprop), optionally centered and with momentum."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
+
+__all__ = ["RMSprop"]
+
+
+class RMSprop(Optimizer):
+    """torch.optim.RMSprop: ``v = alpha v + (1 - alpha) g^2``; step ``g / (sqrt(v [- mean^2]) + eps)``."""
+
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0, momentum: float = 0, centered: bool = False,
+                 capturable: bool = False, foreach=None, maximize: bool = False,
+                 differentiable: bool = False) -> None:
+        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
+        _check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        _check(0.0 <= momentum, f"Invalid momentum value: {momentum}")
+        _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        _check(0.0 <= alpha, f"Invalid alpha value: {alpha}")
+        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+                        weight_decay=weight_decay, capturable=capturable, foreach=foreach,
+                        maximize=maximize, differentiable=differentiable)
+        super().__init__(params, defaults)
+
+    def _step_group(self, group: dict) -> None:
+        lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+        weight_decay, momentum, centered = group["weight_decay"], group["momentum"], group["centered"]
+        for p in _params_with_grad(group):
+            w = p._data
+            g = p.grad._data
+            if group["maximize"]:
+                g = -g
+            state = self.state[p]
+            if "square_avg" not in state:
+                state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
+                state["square_avg"] = Tensor._make(np.zeros_like(w))
+                if momentum > 0:
+                    state["momentum_buffer"] = Tensor._make(np.zeros_like(w))
+                if centered:
+                    state["grad_avg"] = Tensor._make(np.zeros_like(w))
+            _step_tensor(state)
+            if weight_decay != 0:
+                g = g + weight_decay * w
+            square_avg = state["square_avg"]._data
+            square_avg *= alpha
+            square_avg += (1 - alpha) * (g * g)
+            if centered:
+                grad_avg = state["grad_avg"]._data
+                grad_avg += (1 - alpha) * (g - grad_avg)
+                avg = np.sqrt(square_avg - grad_avg * grad_avg)
+            else:
+                avg = np.sqrt(square_avg)
+            avg += eps
+            if momentum > 0:
+                buf = state["momentum_buffer"]._data
+                buf *= momentum
+                buf += g / avg
+                w -= lr * buf
+            else:
+                w -= lr * (g / avg)
+            p._bump_version()
