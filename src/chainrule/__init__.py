@@ -37,6 +37,22 @@ from .ops.loss import *  # noqa: E402,F401,F403
 from . import autograd  # noqa: E402
 
 
+class memory_format:
+    """torch.memory_format: accepted wherever torch takes ``memory_format=``; NumPy arrays are
+    always laid out as the op makes them, so the choice has no effect."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"chainrule.{self._name}"
+
+
+contiguous_format = memory_format("contiguous_format")
+preserve_format = memory_format("preserve_format")
+channels_last = memory_format("channels_last")
+
+
 def result_type(tensor1, tensor2) -> dtype:
     """torch.result_type of two tensors or numbers."""
     return _dtype.result_type(tensor1, tensor2)
@@ -55,3 +71,10 @@ def numel(input: Tensor) -> int:
 
 
 __version__ = "0.1.0"
+
+# subpackages torch exposes as attributes after `import torch`
+from . import nn  # noqa: E402
+from . import optim  # noqa: E402
+from . import utils  # noqa: E402
+from . import viz  # noqa: E402
+from .serialization import load, save  # noqa: E402
