@@ -218,15 +218,18 @@ def _reset_peak() -> None:
 
 
 def memory_child(library: str, name: str, steps: int) -> dict:
-    """Run inside a child process: peak RSS growth during ``steps`` of a workload."""
+    """Run inside a child process: peak RSS growth during ``steps`` of a workload.
+
+    The baseline is taken right after importing the library, so the growth counts the model,
+    the data and everything the steps allocate — including memory an allocator keeps cached.
+    """
     if library == "torch":
         lib = _load_torch()
     else:
         import chainrule as lib
-    step = globals()[name](lib)
-    step()
     baseline = _rss_kib()
     _reset_peak()
+    step = globals()[name](lib)
     rss = []
     for i in range(steps):
         step()
