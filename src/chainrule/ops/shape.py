@@ -602,7 +602,7 @@ class Tril(Function):
 
 
 class Triu(Tril):
-    pass
+    """Tril's rule under its own class, so the node is named TriuBackward0 as in torch."""
 
 
 def tril(input: Tensor, diagonal: int = 0) -> Tensor:
