@@ -525,3 +525,11 @@ def test_safety_errors_leave_every_grad_unchanged(lib):
         z.backward()
     if lib is chainrule:
         assert w.grad is None
+
+
+def test_inherited_builtin_ops_keep_torch_node_suffix():
+    import chainrule as cr
+
+    x = cr.ones(3, 3, requires_grad=True)
+    assert x.triu().grad_fn.name() == "TriuBackward0"
+    assert x.tril().grad_fn.name() == "TrilBackward0"

@@ -217,7 +217,7 @@ class FunctionMeta(type):
     def __init__(cls, name, bases, namespace) -> None:
         super().__init__(name, bases, namespace)
         node_name = namespace.get("node_name") or (
-            name + ("Backward0" if namespace.get("_array_forward") else "Backward")
+            name + ("Backward0" if getattr(cls, "_array_forward", False) else "Backward")
         )
         cls._node_cls = type(node_name, (Node,), {"__slots__": (), "_forward_cls": cls,
                                                   "__module__": cls.__module__})
