@@ -169,3 +169,22 @@ def test_gradcheck_pass_and_fail(capsys):
 def test_gradcheck_bad_input(capsys):
     code, _, err = _run(capsys, "gradcheck", "x +* y", "--at", "x=1", "y=1")
     assert code == 2 and err.startswith("chainrule gradcheck: error: syntax error")
+
+
+def test_module_entry_points_report_bad_input_in_one_line():
+    import subprocess
+    import sys
+
+    for module in ("chainrule", "chainrule.cli"):
+        proc = subprocess.run([sys.executable, "-m", module, "explain", "x +", "--at", "x=1"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2, (module, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_truncated_expression_points_past_its_end(capsys):
+    from chainrule.cli import main
+
+    assert main(["explain", "x +", "--at", "x=1"]) == 2
+    assert "x +»«" in capsys.readouterr().err

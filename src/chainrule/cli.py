@@ -70,4 +70,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run as `python -m chainrule.cli`: this file is then __main__, a second copy of the module;
+    # dispatch through the real chainrule.cli so CommandError is the class commands raise
+    from chainrule.cli import main as _main
+
+    sys.exit(_main())

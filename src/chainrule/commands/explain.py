@@ -145,7 +145,8 @@ class Expression:
         try:
             tree = ast.parse(text.strip(), mode="eval").body
         except SyntaxError as exc:
-            column = exc.offset or 0
+            # Python gives no offset when the input ends too early: point past its end
+            column = exc.offset or len(text.strip()) + 1
             raise CommandError(f"syntax error at column {column}: {exc.msg}: {_pointed(text.strip(), column - 1, column)}") from None
         expression = cls(text.strip(), tree)
         expression._check(tree, set(names))
