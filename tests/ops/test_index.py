@@ -247,3 +247,14 @@ def test_errors_like_torch(fn, exc, match):
     if torch is not None:
         with pytest.raises(exc):
             fn(torch)
+
+
+@pytest.mark.parametrize("key", [0, (slice(1, None),), (0, slice(None, None, 2)), (Ellipsis, 2), (None,), ([0, 1],)],
+                         ids=["int", "slice", "int-slice", "ellipsis-int", "none", "list"])
+def test_read_node_names_match_torch(key):
+    import chainrule as cr
+
+    torch = pytest.importorskip("torch")
+    ours = cr.ones(3, 4, requires_grad=True)[key].grad_fn.name()
+    theirs = torch.ones(3, 4, requires_grad=True)[key].grad_fn.name()
+    assert ours == theirs

@@ -127,11 +127,40 @@ class IndexScatter(Function):
         return Index.apply(grad, key=ctx.key, mode=ctx.mode)
 
 
+class Select(Index):
+    """A basic read whose last step picks an index (``x[0]``, ``x[..., 2]``)."""
+
+    node_name = "SelectBackward0"
+
+
+class Slice(Index):
+    """A basic read whose last step slices (``x[1:]``, ``x[0, ::2]``)."""
+
+    node_name = "SliceBackward0"
+
+
+class Unsqueeze(Index):
+    """A basic read that only inserts new axes (``x[None]``)."""
+
+    node_name = "UnsqueezeBackward0"
+
+
+def _basic_read(key) -> type[Index]:
+    """torch records one node per indexing step; we record one, named after the last step."""
+    items = key if isinstance(key, tuple) else (key,)
+    steps = [k for k in items if k is not Ellipsis]
+    last = next((k for k in reversed(steps) if k is not None), None)
+    if last is None:
+        return Unsqueeze if steps else Slice
+    return Slice if isinstance(last, slice) else Select
+
+
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
     key = _convert_key(key)
     basic = _is_basic(key)
-    out = Index.apply(input, key=key, mode=_scatter_mode(key, basic))
+    read = _basic_read(key) if basic else Index
+    out = read.apply(input, key=key, mode=_scatter_mode(key, basic))
     if basic:
         out._version_box = input._version_box
         out._base = input if input._base is None else input._base
