@@ -141,6 +141,9 @@ RULES: dict[str, tuple[str, str, str | None]] = {
     "ConstantPadNdBackward0": ("pad", "crops the padding off the gradient", None),
     # indexing
     "IndexBackward0": ("index", "scatters the gradient into zeros at the indexed positions", None),
+    "SelectBackward0": ("select", "places the gradient at the picked index, zeros elsewhere", None),
+    "SliceBackward0": ("slice", "places the gradient in the sliced window, zeros elsewhere", None),
+    "UnsqueezeBackward0": ("unsqueeze", "drops the inserted size-1 axes from the gradient", None),
     "IndexPutBackward0": ("index_put", "the overwritten positions get no gradient; the values get "
                           "the gradient there", None),
     "IndexSelectBackward0": ("index_select", "adds the gradient into zeros at the selected indices", None),
