@@ -533,3 +533,22 @@ def test_inherited_builtin_ops_keep_torch_node_suffix():
     x = cr.ones(3, 3, requires_grad=True)
     assert x.triu().grad_fn.name() == "TriuBackward0"
     assert x.tril().grad_fn.name() == "TrilBackward0"
+
+
+def test_grad_ignores_modified_saved_tensors_on_branches_it_does_not_run():
+    """torch checks saved tensors only in nodes that execute; so does chainrule."""
+    import chainrule as cr
+
+    torch = pytest.importorskip("torch")
+    for lib in (cr, torch):
+        a = lib.tensor([1.0, 2.0], requires_grad=True)
+        b = lib.tensor([3.0, 4.0], requires_grad=True)
+        h = b * 1.0
+        unrelated = h.exp()  # saves its output
+        out = (a * 2).sum() + unrelated.sum()
+        with lib.no_grad():
+            unrelated.mul_(2)  # invalidates ExpBackward0's saved output
+        (g,) = lib.autograd.grad(out, a, retain_graph=True)
+        assert g.tolist() == [2.0, 2.0]
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            lib.autograd.grad(out, b)

@@ -127,11 +127,12 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
         roots.append(node)
 
     order = _topological_order(roots)
-    for node in order:
-        # a freed graph or a saved tensor changed in place raises here, before any .grad changes
-        if node._freed or node._saved_versions is not None:
-            node.saved_tensors  # noqa: B018 - the property raises torch's error
     needed = _needed_nodes(order, targets) if inputs else None
+    for node in order:
+        # a freed graph or a saved tensor changed in place raises here, before any .grad
+        # changes — for the nodes that will run, as torch checks only those
+        if (node._freed or node._saved_versions is not None) and (needed is None or id(node) in needed):
+            node.saved_tensors  # noqa: B018 - the property raises torch's error
 
     previous = _grad_state.enabled
     _grad_state.enabled = create_graph
