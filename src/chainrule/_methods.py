@@ -118,11 +118,16 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
             f"result type {_TORCH_TYPE_NAMES[result.dtype.name]} can't be cast to the desired output "
             f"type {_TORCH_TYPE_NAMES[self.dtype.name]}"
         )
+    view_key = None
     if recording and result.grad_fn is not None and self._base is not None and self._base._requires_grad:
-        raise RuntimeError(
-            "chainrule does not support in-place ops on a view of a tensor that requires grad; "
-            "use the out-of-place form (y = y + 1) or write through the base tensor"
-        )
+        # torch rewrites the base (CopySlices); we can for views taken by indexing the base
+        view_key = getattr(self.grad_fn, "root_key", None) if self.grad_fn is not None else None
+        if view_key is None:
+            raise RuntimeError(
+                "chainrule supports in-place ops on a view of a tensor that requires grad only for "
+                "views made by indexing that tensor (x[0].mul_(2), x[:, 1] += 1); use the "
+                "out-of-place form (y = y + 1) for views made by view/transpose/expand"
+            )
     if not self._data.flags.writeable:
         raise RuntimeError(
             "unsupported operation: more than one element of the written-to tensor refers to a "
@@ -131,6 +136,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     node = result.grad_fn if recording else None
     if node is not None and node._saved and any(s is self for s in node._saved):
         _save_original(node, self)
+    if view_key is not None:
+        return _write_through_base(self, result, view_key)
     self._data[...] = result._data
     self._version_box[0] += 1
     if recording and result.grad_fn is not None:
@@ -138,6 +145,20 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         self._output_nr = result._output_nr
         self._requires_grad = True
     return self
+
+
+def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
+    """In-place on ``view = base[key]``: record ``base[key] = result`` on the base (so every
+    later use of the base sees the change in its graph), then make the view ``base[key]`` again."""
+    from .ops.index import getitem, setitem
+
+    base = view._base
+    setitem(base, key, result)  # writes through the shared memory and bumps the shared version
+    fresh = getitem(base, key)
+    view.grad_fn = fresh.grad_fn
+    view._output_nr = 0
+    view._requires_grad = True
+    return view
 
 
 # the scalar-type names torch's messages use

@@ -161,6 +161,8 @@ def getitem(input: Tensor, key) -> Tensor:
     basic = _is_basic(key)
     read = _basic_read(key) if basic else Index
     out = read.apply(input, key=key, mode=_scatter_mode(key, basic))
+    if basic and out.grad_fn is not None and input._base is None:
+        out.grad_fn.root_key = key  # lets an in-place op on this view write through input
     if basic:
         out._version_box = input._version_box
         out._base = input if input._base is None else input._base
