@@ -182,8 +182,8 @@ def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     return Hardshrink.apply(input, lambd=lambd)
 
 
-class Softshrink(Function):
-    _array_forward = True
+class Softshrink(Hardshrink):
+    """Same mask and rule as Hardshrink (slope 1 outside [-lambd, lambd]); shifted values."""
 
     @staticmethod
     def forward(ctx, x, lambd):
@@ -191,12 +191,6 @@ class Softshrink(Function):
         ctx.save_for_backward(keep)
         lam = x.dtype.type(lambd)
         return np.where(x > lambd, x - lam, np.where(x < -lambd, x + lam, x.dtype.type(0)))
-
-    @staticmethod
-    def backward(ctx, grad):
-        # d = 1 where |x| > lambd else 0
-        (keep,) = ctx.saved_tensors
-        return _mask_mul(grad, keep._data)
 
 
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:

@@ -691,19 +691,21 @@ class ReverseCumsum(Function):
         return Cumsum.apply(grad, dim=ctx.dim, dtype=None)
 
 
-def _cum_dtype(input: Tensor, dtype):
+def _cumulative(op: str, function_cls, input: Tensor, dim: int, dtype) -> Tensor:
+    """Shared by cumsum/cumprod: dim checked, ints and bools accumulate in int64, 0-d kept 0-d."""
+    d = _single_dim(dim, input._data.ndim, op)
     if dtype is not None:
-        return _dtype.to_dtype(dtype).np
-    return np.int64 if input._data.dtype.kind in "biu" else None
+        np_dtype = _dtype.to_dtype(dtype).np
+    else:
+        np_dtype = np.int64 if input._data.dtype.kind in "biu" else None
+    if input._data.ndim == 0:
+        return function_cls.apply(input.reshape(1), dim=0, dtype=np_dtype).reshape(())
+    return function_cls.apply(input, dim=d, dtype=np_dtype)
 
 
 def cumsum(input: Tensor, dim: int, *, dtype=None) -> Tensor:
     """torch.cumsum along ``dim``; integer and bool inputs accumulate in int64 as in torch."""
-    d = _single_dim(dim, input._data.ndim, "cumsum")
-    np_dtype = _cum_dtype(input, dtype)
-    if input._data.ndim == 0:
-        return Cumsum.apply(input.reshape(1), dim=0, dtype=np_dtype).reshape(())
-    return Cumsum.apply(input, dim=d, dtype=np_dtype)
+    return _cumulative("cumsum", Cumsum, input, dim, dtype)
 
 
 class Cumprod(Function):
@@ -738,11 +740,7 @@ class Cumprod(Function):
 
 def cumprod(input: Tensor, dim: int, *, dtype=None) -> Tensor:
     """torch.cumprod along ``dim``; the gradient is exact with zeros in the input."""
-    d = _single_dim(dim, input._data.ndim, "cumprod")
-    np_dtype = _cum_dtype(input, dtype)
-    if input._data.ndim == 0:
-        return Cumprod.apply(input.reshape(1), dim=0, dtype=np_dtype).reshape(())
-    return Cumprod.apply(input, dim=d, dtype=np_dtype)
+    return _cumulative("cumprod", Cumprod, input, dim, dtype)
 
 
 # ---------------------------------------------------------------- norms
