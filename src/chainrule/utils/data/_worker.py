@@ -128,9 +128,9 @@ class _MapFetcher:
     def __init__(self, dataset, auto_collation: bool, collate_fn, drop_last: bool) -> None:
         self.dataset, self.auto_collation, self.collate_fn = dataset, auto_collation, collate_fn
         from .collate import default_collate
+        from .dataset import _fancy_index_batcher
 
-        # TensorDataset (and a Subset of one) build the default collation with one fancy index
-        self.get_batch = getattr(dataset, "_get_batch", None) if collate_fn is default_collate else None
+        self.get_batch = _fancy_index_batcher(dataset) if collate_fn is default_collate else None
 
     def fetch(self, index):
         if not self.auto_collation:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from . import _worker
 from .collate import default_collate, default_convert
-from .dataset import Dataset, IterableDataset
+from .dataset import Dataset, IterableDataset, _fancy_index_batcher
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
 __all__ = ["DataLoader", "default_collate", "default_convert"]
@@ -148,9 +148,9 @@ class DataLoader:
 
     @property
     def _fast(self) -> bool:
-        """Whether batches are built by one fancy index per tensor (TensorDataset._get_batch)."""
+        """Whether batches are built by one fancy index per tensor (see _fancy_index_batcher)."""
         return (self.collate_fn is default_collate and isinstance(self.batch_sampler, BatchSampler)
-                and hasattr(self.dataset, "_get_batch"))
+                and _fancy_index_batcher(self.dataset) is not None)
 
     @property
     def multiprocessing_context(self):

@@ -129,12 +129,23 @@ class Subset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getattr__(self, name):
-        # only offer the batch fast path when the wrapped dataset has it
-        if name == "_get_batch" and hasattr(self.__dict__.get("dataset"), "_get_batch"):
-            positions = np.asarray(self.indices, dtype=np.int64)
-            return lambda indices: self.dataset._get_batch(positions[indices])
-        raise AttributeError(name)
+
+
+def _fancy_index_batcher(dataset):
+    """A function from a batch's indices (an int64 array) to what default_collate would make of
+    those samples, built by one fancy index per tensor; or None when per-sample code must run.
+
+    Only a TensorDataset, or a Subset of one, qualifies, and only when no subclass has replaced
+    ``__getitem__`` / ``__getitems__`` (an augmenting subclass must see every sample)."""
+    kind = type(dataset)
+    if kind.__getitem__ is TensorDataset.__getitem__ and not hasattr(kind, "__getitems__"):
+        return dataset._get_batch
+    if kind.__getitem__ is Subset.__getitem__ and kind.__getitems__ is Subset.__getitems__:
+        inner = _fancy_index_batcher(dataset.dataset)
+        if inner is not None:
+            positions = np.asarray(getattr(dataset.indices, "_data", dataset.indices), dtype=np.int64)
+            return lambda indices: inner(positions[indices])
+    return None
 
 
 class ConcatDataset(Dataset):

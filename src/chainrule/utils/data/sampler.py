@@ -142,7 +142,7 @@ class WeightedRandomSampler(Sampler):
 
     With replacement the draws stream in chunks (inverse-CDF sampling: a zero weight is never
     drawn); without replacement at most ``len(weights)`` are drawn, all at once, and once the
-    positive weights are used up the zero-weight indices follow in order, as torch's do. Invalid weights
+    positive weights are used up the zero-weight indices follow, as in torch. Invalid weights
     raise torch.multinomial's RuntimeError when the epoch starts, as in torch.
     """
 
@@ -175,7 +175,7 @@ class WeightedRandomSampler(Sampler):
         if not self.replacement:
             # exponential race, as torch.multinomial: index i finishes at E_i / w_i; the first
             # num_samples finishers are a weighted draw without replacement, and zero weights
-            # (never finishing) come last in index order, as torch returns them
+            # (never finishing) come last, as in torch (which leaves their order unspecified)
             with np.errstate(divide="ignore"):
                 finish = rng.exponential(size=len(self.weights)) / self.weights
             yield np.argsort(finish, kind="stable")[:self.num_samples].astype(np.int64)
