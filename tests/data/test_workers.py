@@ -3,8 +3,13 @@ seeding and sharding, errors and dead workers reported, no process left behind."
 
 import multiprocessing
 import os
+import pathlib
 import pickle
 import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import pytest
 import torch
@@ -207,6 +212,37 @@ def test_an_exception_in_the_training_loop_leaves_no_worker_behind():
     with pytest.raises(ArithmeticError):
         train()
     assert len(seen) == 2 and all(_gone(pid) for pid in seen)
+
+
+def _exited(pid):
+    """Gone, or a zombie waiting for a reaper that is not ours to be (init, after reparenting)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_workers_exit_when_the_main_process_is_killed():
+    script = textwrap.dedent("""
+        import os, signal
+        from chainrule.utils.data import DataLoader
+        from tests.data.workers_helpers import Pids
+        iterator = iter(DataLoader(Pids(), batch_size=None, num_workers=2, persistent_workers=True))
+        print(*(w.pid for w in iterator._workers), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    root = pathlib.Path(__file__).parents[2]
+    source = pathlib.Path(chainrule.__file__).parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(source), str(root)])}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=50, env=env)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    pids = [int(pid) for pid in result.stdout.split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 8  # workers look for their parent once a second
+    while not all(_exited(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_exited(pid) for pid in pids)
 
 
 def test_persistent_workers_survive_epochs_and_restart_cleanly():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copyreg
 import io
-import os
+import multiprocessing
 import pickle
 import queue
 import random
@@ -202,8 +202,10 @@ def _worker_loop(iterable: bool, dataset, index_queue, result_queue, done_event,
         except Exception:
             init_error = ExceptionWrapper(where)  # reported as the answer to the first task
         iteration_end = False
-        parent = os.getppid()
-        while os.getppid() == parent:  # reparented: the main process is gone, so stop
+        # the main process can die without telling us (SIGKILL): then stop. Its sentinel, unlike
+        # comparing getppid() against a value read here, cannot miss a death before this line
+        parent = multiprocessing.parent_process()
+        while parent.is_alive():
             try:
                 task = index_queue.get(timeout=_PARENT_CHECK_INTERVAL)
             except queue.Empty:
