@@ -387,12 +387,11 @@ class _MultiProcessingIterator:
             if reader in ready:
                 return pickle.loads(self._result_queue.get())
             if ready:
-                self._raise_for_dead_workers()
+                self._raise_for_dead_workers([w for w in self._workers if w.sentinel in ready])
 
-    def _raise_for_dead_workers(self) -> None:
-        dead = [w for w, active in zip(self._workers, self._workers_status) if active and w.exitcode is not None]
-        if not dead:
-            return
+    def _raise_for_dead_workers(self, dead: list) -> None:
+        for worker in dead:
+            worker.join()  # its sentinel fires as it exits; join collects the exit code
         worker = dead[0]
         if worker.exitcode < 0:
             message = f"DataLoader worker (pid {worker.pid}) is killed by signal: {signal.strsignal(-worker.exitcode)}. "
