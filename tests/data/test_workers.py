@@ -274,7 +274,7 @@ def test_prefetch_factor_bounds_the_batches_in_flight():
 
 
 def test_out_of_order_delivery_still_delivers_every_batch():
-    loader = DataLoader(helpers.Misbehaves(12, at=0, how="sleep", delay=0.3), batch_size=None, num_workers=2,
+    loader = DataLoader(helpers.Misbehaves(12, at=0, how="sleep", delay=1.0), batch_size=None, num_workers=2,
                         in_order=False)
     got = [int(b) for b in loader]
     assert sorted(got) == list(range(12)) and got[0] != 0
