@@ -161,7 +161,7 @@ def test_fast_path_equals_the_per_item_path():
     x, y = _tensors(chainrule, 23)
     fast = DataLoader(TensorDataset(x, y), batch_size=5, shuffle=True,
                       generator=chainrule.Generator().manual_seed(3))
-    slow = DataLoader(TensorDataset(x, y), batch_size=5, shuffle=True, collate_fn=default_collate,
+    slow = DataLoader(TensorDataset(x, y), batch_size=5, shuffle=True, collate_fn=lambda b: default_collate(b),
                       generator=chainrule.Generator().manual_seed(3))
     assert fast._fast and not slow._fast
     for a, b in zip(fast, slow):

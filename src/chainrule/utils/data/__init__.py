@@ -1,7 +1,18 @@
 """Datasets, samplers and the DataLoader, with torch.utils.data's names and semantics."""
 
-from .dataloader import DataLoader, default_collate, default_convert
-from .dataset import ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split
+from ._worker import get_worker_info
+from .collate import default_collate, default_convert
+from .dataloader import DataLoader
+from .dataset import (
+    ChainDataset,
+    ConcatDataset,
+    Dataset,
+    IterableDataset,
+    StackDataset,
+    Subset,
+    TensorDataset,
+    random_split,
+)
 from .sampler import (
     BatchSampler,
     RandomSampler,
@@ -11,6 +22,6 @@ from .sampler import (
     WeightedRandomSampler,
 )
 
-__all__ = ["DataLoader", "default_collate", "default_convert", "Dataset", "IterableDataset",
-           "TensorDataset", "Subset", "ConcatDataset", "random_split", "Sampler", "SequentialSampler",
-           "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler"]
+__all__ = ["DataLoader", "default_collate", "default_convert", "get_worker_info", "Dataset", "IterableDataset",
+           "TensorDataset", "StackDataset", "Subset", "ConcatDataset", "ChainDataset", "random_split", "Sampler",
+           "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler"]

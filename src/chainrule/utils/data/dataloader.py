@@ -1,121 +1,79 @@
 """DataLoader: batches of samples from a dataset, with torch.utils.data.DataLoader's arguments.
 
-Data is loaded in the calling process (``num_workers`` is accepted for compatibility). A
-TensorDataset (or a Subset of one) with the default collate is batched by fancy-indexing each
+``num_workers=0`` loads in the calling process. ``num_workers=N`` starts N worker processes
+(multiprocessing, any start method); each holds its own copy of the dataset, is sent batches of
+indices round-robin, and sends back collated batches, which come out in sampler order. The
+protocol is torch's, so the same programs behave the same: prefetching ``prefetch_factor``
+batches per worker, per-worker seeds, ``get_worker_info()`` for sharding iterable datasets,
+persistent workers across epochs, and worker errors re-raised here naming the worker.
+
+A TensorDataset (or a Subset of one) with the default collate is batched by fancy-indexing each
 tensor with the whole batch's indices: no Python loop over samples.
 """
 
 from __future__ import annotations
 
-import collections.abc
-import numbers
+import atexit
+import itertools
+import multiprocessing
+import multiprocessing.connection
+import multiprocessing.context
+import os
+import pickle
+import signal
+import time
+import warnings
 from collections.abc import Callable
 
-import numpy as np
-
-from ... import _dtype
-from ...tensor import Tensor
-from .dataset import Dataset, IterableDataset
+from . import _worker
+from .collate import default_collate, default_convert
+from .dataset import Dataset, IterableDataset, _fancy_index_batcher
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
 __all__ = ["DataLoader", "default_collate", "default_convert"]
 
+# seconds workers get to finish their current batch and exit once told to, before being terminated
+_WORKER_EXIT_GRACE = 5.0
 
-def _from_numpy(array: np.ndarray) -> Tensor:
-    if array.dtype.kind in "SUO":
-        raise TypeError(
-            f"default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found {array.dtype}")
-    _dtype.from_numpy_dtype(array.dtype)  # TypeError for dtypes chainrule does not have
-    return Tensor._make(np.ascontiguousarray(array))
+_python_exiting = False
 
 
-def default_convert(data):
-    """Turn NumPy arrays (also inside dicts, lists and tuples) into tensors; leave the rest alone."""
-    if isinstance(data, Tensor):
-        return data
-    if isinstance(data, (np.ndarray, np.generic)) and data.dtype.kind not in "SUO":
-        return _from_numpy(np.asarray(data))
-    if isinstance(data, collections.abc.Mapping):
-        return type(data)({key: default_convert(data[key]) for key in data}) if isinstance(data, dict) \
-            else {key: default_convert(data[key]) for key in data}
-    if isinstance(data, tuple) and hasattr(data, "_fields"):
-        return type(data)(*(default_convert(d) for d in data))
-    if isinstance(data, tuple):
-        return [default_convert(d) for d in data]
-    if isinstance(data, collections.abc.Sequence) and not isinstance(data, (str, bytes)):
-        return [default_convert(d) for d in data]
-    return data
+def _note_python_exit() -> None:
+    # at interpreter exit multiprocessing itself terminates the (daemonic) workers; iterators
+    # collected during teardown must not try to talk to them
+    global _python_exiting
+    _python_exiting = True
 
 
-def _stack(tensors: list) -> Tensor:
-    if any(t.requires_grad for t in tensors):
-        from ...ops.shape import stack
-
-        return stack(tensors, 0)
-    shape = tensors[0]._data.shape
-    for i, t in enumerate(tensors):
-        if t._data.shape != shape:
-            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(shape)} at entry 0 "
-                               f"and {list(t._data.shape)} at entry {i}")
-    dtypes = {t._data.dtype for t in tensors}
-    if len(dtypes) > 1:
-        from ...ops.shape import stack
-
-        return stack(tensors, 0)
-    return Tensor._make(np.stack([t._data for t in tensors]))
-
-
-def default_collate(batch):
-    """Merge a list of samples into a batch, as torch's default_collate: tensors and NumPy arrays
-    are stacked along a new first dim; Python floats become a float64 tensor, ints int64, bools
-    bool; strings stay a list; dicts, (named)tuples and lists are collated field by field."""
-    elem = batch[0]
-    if isinstance(elem, Tensor):
-        return _stack(batch)
-    if isinstance(elem, np.ndarray):
-        if elem.dtype.kind in "SUO":
-            raise TypeError(f"default_collate: batch must contain tensors, numpy arrays, numbers, dicts or "
-                            f"lists; found {elem.dtype}")
-        return _stack([_from_numpy(np.asarray(b)) for b in batch])
-    if isinstance(elem, np.generic):
-        return _from_numpy(np.asarray(batch))
-    if isinstance(elem, bool):
-        return Tensor._make(np.asarray(batch, dtype=np.bool_))
-    if isinstance(elem, float):
-        return Tensor._make(np.asarray(batch, dtype=np.float64))
-    if isinstance(elem, int):
-        return Tensor._make(np.asarray(batch, dtype=np.int64))
-    if isinstance(elem, numbers.Number):
-        return Tensor._make(np.asarray(batch, dtype=np.float64))
-    if isinstance(elem, (str, bytes)):
-        return batch
-    if isinstance(elem, collections.abc.Mapping):
-        collated = {key: default_collate([d[key] for d in batch]) for key in elem}
-        if isinstance(elem, dict) and type(elem) is not dict:
-            try:
-                return type(elem)(collated)
-            except TypeError:
-                return collated
-        return collated
-    if isinstance(elem, tuple) and hasattr(elem, "_fields"):
-        return type(elem)(*(default_collate(samples) for samples in zip(*batch)))
-    if isinstance(elem, collections.abc.Sequence):
-        size = len(elem)
-        if any(len(sample) != size for sample in batch):
-            raise RuntimeError("each element in list of batch should be of equal size")
-        return [default_collate(samples) for samples in zip(*batch)]
-    raise TypeError(f"default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; "
-                    f"found {type(elem)}")
+atexit.register(_note_python_exit)
 
 
 class DataLoader:
-    """Iterate over ``dataset`` in batches.
+    """Iterate over ``dataset`` in batches, as torch.utils.data.DataLoader.
 
     ``batch_size=None`` turns batching off (samples come one at a time, NumPy arrays converted).
     ``shuffle=True`` draws a new order each epoch from ``generator`` (or from the default
     generator, so ``manual_seed`` makes it reproducible). ``sampler`` / ``batch_sampler`` replace
-    the default index order / batching; ``drop_last`` drops a final short batch.
+    the default index order / batching; ``drop_last`` drops a final short batch; ``collate_fn``
+    merges a list of samples into a batch (default: ``default_collate``).
+
+    ``num_workers > 0`` loads in that many worker processes, started with
+    ``multiprocessing_context`` (a start method name such as ``"fork"`` or ``"spawn"``, or a
+    context; default: multiprocessing's default). With spawn or forkserver the dataset,
+    ``collate_fn`` and ``worker_init_fn`` must be picklable. Each worker seeds ``random``,
+    NumPy's global stream and chainrule's default generator with ``base_seed + worker_id``
+    (``base_seed`` drawn from ``generator`` per iterator), then calls ``worker_init_fn(worker_id)``.
+    ``prefetch_factor`` (default 2) batches per worker are requested ahead; ``timeout`` > 0 bounds
+    the wait for one batch (RuntimeError past it); ``persistent_workers`` keeps the workers (and
+    their dataset copies) alive from one epoch to the next; ``in_order=False`` yields batches as
+    they arrive. An exception in a worker is re-raised here with its type, the worker id and the
+    original traceback; a worker that dies (e.g. killed by a signal) raises RuntimeError.
+
+    ``pin_memory`` and ``pin_memory_device`` are accepted and do nothing: chainrule loads into
+    ordinary host memory, and there is no pinned-memory transfer to speed up.
     """
+
+    _initialized = False
 
     def __init__(self, dataset: Dataset, batch_size: int | None = 1, shuffle: bool | None = None,
                  sampler: Sampler | None = None, batch_sampler: Sampler | None = None, num_workers: int = 0,
@@ -128,6 +86,15 @@ class DataLoader:
                              "multiprocessing.")
         if timeout < 0:
             raise ValueError("timeout option should be non-negative")
+        if num_workers == 0 and prefetch_factor is not None:
+            raise ValueError("prefetch_factor option could only be specified in multiprocessing.let num_workers "
+                             "> 0 to enable multiprocessing, otherwise set prefetch_factor to None.")
+        if num_workers > 0 and prefetch_factor is None:
+            prefetch_factor = 2
+        elif prefetch_factor is not None and prefetch_factor < 0:
+            raise ValueError("prefetch_factor option should be non-negative")
+        if persistent_workers and num_workers == 0:
+            raise ValueError("persistent_workers option needs num_workers > 0")
         self._iterable = isinstance(dataset, IterableDataset)
         if self._iterable:
             if shuffle not in (None, False):
@@ -164,16 +131,63 @@ class DataLoader:
         self.sampler = sampler
         self.batch_sampler = batch_sampler
         self.num_workers = num_workers
+        self.multiprocessing_context = multiprocessing_context
         self.pin_memory = pin_memory
+        self.pin_memory_device = pin_memory_device
         self.timeout = timeout
         self.worker_init_fn = worker_init_fn
         self.generator = generator
         self.prefetch_factor = prefetch_factor
         self.persistent_workers = persistent_workers
+        self.in_order = in_order
         self._auto_collation = batch_sampler is not None or (self._iterable and batch_size is not None)
         self.collate_fn = collate_fn or (default_collate if self._auto_collation else default_convert)
-        self._fast = (collate_fn is None and batch_sampler is not None and hasattr(dataset, "_get_batch")
-                      and isinstance(batch_sampler, BatchSampler))
+        self._iterator = None
+        self._warn_if_more_workers_than_cpus()
+        self._initialized = True
+
+    @property
+    def _fast(self) -> bool:
+        """Whether batches are built by one fancy index per tensor (see _fancy_index_batcher)."""
+        return (self.collate_fn is default_collate and isinstance(self.batch_sampler, BatchSampler)
+                and _fancy_index_batcher(self.dataset) is not None)
+
+    @property
+    def multiprocessing_context(self):
+        return self._multiprocessing_context
+
+    @multiprocessing_context.setter
+    def multiprocessing_context(self, context) -> None:
+        if context is not None:
+            if self.num_workers == 0:
+                raise ValueError("multiprocessing_context can only be used with multi-process loading "
+                                 f"(num_workers > 0), but got num_workers={self.num_workers}")
+            if isinstance(context, str):
+                methods = multiprocessing.get_all_start_methods()
+                if context not in methods:
+                    raise ValueError(f"multiprocessing_context option should specify a valid start method in "
+                                     f"{methods!r}, but got multiprocessing_context={context!r}")
+                context = multiprocessing.get_context(context)
+            if not isinstance(context, multiprocessing.context.BaseContext):
+                raise TypeError("multiprocessing_context option should be a valid context object or a string "
+                                f"specifying the start method, but got multiprocessing_context={context}")
+        object.__setattr__(self, "_multiprocessing_context", context)
+
+    def __setattr__(self, name, value) -> None:
+        # the samplers and workers were built from these: changing one later would be silently ignored
+        if self._initialized and name in ("batch_size", "batch_sampler", "sampler", "drop_last", "dataset",
+                                          "persistent_workers"):
+            raise ValueError(f"{name} attribute should not be set after {type(self).__name__} is initialized")
+        super().__setattr__(name, value)
+
+    def _warn_if_more_workers_than_cpus(self) -> None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if self.num_workers > (cpus or 1):
+            warnings.warn(f"This DataLoader will create {self.num_workers} worker processes in total. Our "
+                          f"suggested max number of worker in current system is {cpus}, which is smaller than "
+                          "what this DataLoader is going to create. Please be aware that excessive worker "
+                          "creation might get DataLoader running slow or even freeze, lower the worker number "
+                          "to avoid potential slowness/freeze if necessary.", stacklevel=3)
 
     def __len__(self) -> int:
         if self._iterable:
@@ -185,25 +199,233 @@ class DataLoader:
             return len(self.batch_sampler)
         return len(self.sampler)
 
-    def __iter__(self):
+    def _index_stream(self):
+        """One epoch of tasks: a batch of indices (an int64 array on the fast path, a list
+        otherwise) or one index per task; for an iterable dataset, the batch size every time."""
         if self._iterable:
-            return self._iter_iterable()
+            return itertools.repeat(self.batch_size)
         if self._fast:
-            return (self.dataset._get_batch(idx) for idx in self.batch_sampler._index_batches())
-        if self.batch_sampler is not None:
-            return (self.collate_fn([self.dataset[i] for i in batch]) for batch in self.batch_sampler)
-        return (self.collate_fn(self.dataset[i]) for i in self.sampler)
+            return self.batch_sampler._index_batches()
+        return iter(self.batch_sampler if self.batch_sampler is not None else self.sampler)
 
-    def _iter_iterable(self):
-        if self.batch_size is None:
-            for sample in self.dataset:
-                yield self.collate_fn(sample)
+    def __iter__(self):
+        if self.num_workers == 0:
+            return _SingleProcessIterator(self)
+        if not self.persistent_workers:
+            return _MultiProcessingIterator(self)
+        if self._iterator is None or self._iterator._shutdown:
+            self._iterator = _MultiProcessingIterator(self)
+        else:
+            self._iterator._reset(self)
+        return self._iterator
+
+
+def _draw_base_seed(loader: DataLoader) -> int:
+    """The workers' base seed, drawn by every iterator, with or without workers, as torch does:
+    so the generator advances alike and a shuffled order does not depend on ``num_workers``."""
+    from ...ops.random import default_generator
+
+    return int((loader.generator or default_generator)._rng.integers(2**63))
+
+
+class _SingleProcessIterator:
+    def __init__(self, loader: DataLoader) -> None:
+        if loader.timeout != 0:
+            # torch's rule: nothing to time out on without workers
+            raise AssertionError(f"DataLoader timeout applies to worker processes: timeout={loader.timeout} "
+                                 "needs num_workers > 0")
+        _draw_base_seed(loader)
+        self._indices = loader._index_stream()
+        self._fetcher = _worker._make_fetcher(loader._iterable, loader.dataset, loader._auto_collation,
+                                              loader.collate_fn, loader.drop_last)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self._fetcher.fetch(next(self._indices))
+
+
+class _MultiProcessingIterator:
+    """Workers, their queues, and the bookkeeping that returns their batches in order.
+
+    Tasks are numbered as sent (``_send_idx``) and returned in that order (``_rcvd_idx``);
+    batches that arrive early wait in ``_task_info[task_idx] = (worker_id, batch)``. Each task
+    goes to the next active worker in turn, so an IterableDataset sharded by worker id comes out
+    interleaved worker 0, 1, ..., 0, 1, ... exactly as in torch.
+    """
+
+    _shutdown = True  # until workers exist, there is nothing to shut down
+
+    def __init__(self, loader: DataLoader) -> None:
+        self._num_workers = loader.num_workers
+        # None when num_workers was raised after construction: torch's default then
+        self._prefetch_factor = 2 if loader.prefetch_factor is None else loader.prefetch_factor
+        self._timeout = loader.timeout
+        self._in_order = loader.in_order
+        self._persistent_workers = loader.persistent_workers
+        if self._prefetch_factor <= 0:
+            raise ValueError(f"prefetch_factor must be positive to load with workers, got {self._prefetch_factor}")
+        context = loader.multiprocessing_context or multiprocessing.get_context()
+        base_seed = _draw_base_seed(loader)
+        self._result_queue = context.Queue()
+        self._done_event = context.Event()
+        self._index_queues, self._workers = [], []
+        self._shutdown = False
+        try:
+            for worker_id in range(self._num_workers):
+                index_queue = context.Queue()
+                index_queue.cancel_join_thread()  # a dead worker must not block this process's exit
+                worker = context.Process(
+                    target=_worker._worker_loop, daemon=True,
+                    args=(loader._iterable, loader.dataset, index_queue, self._result_queue, self._done_event,
+                          loader._auto_collation, loader.collate_fn, loader.drop_last, base_seed,
+                          loader.worker_init_fn, worker_id, self._num_workers))
+                worker.start()
+                self._index_queues.append(index_queue)
+                self._workers.append(worker)
+            self._reset(loader, first_epoch=True)
+        except BaseException:
+            self._shutdown_workers()
+            raise
+
+    def _reset(self, loader: DataLoader, first_epoch: bool = False) -> None:
+        """Start an epoch: a fresh index stream, every worker active, the pipeline filled."""
+        self._indices = loader._index_stream()
+        self._send_idx = 0
+        self._rcvd_idx = 0
+        self._task_info = {}
+        self._workers_status = [True] * self._num_workers
+        self._workers_num_tasks = [0] * self._num_workers
+        self._worker_cycle = itertools.cycle(range(self._num_workers))
+        if not first_epoch:
+            # persistent workers: each restarts its dataset iterator and echoes the request; what
+            # it sends before the echo belongs to an abandoned epoch and is dropped
+            for index_queue in self._index_queues:
+                index_queue.put(_worker._ResumeIteration())
+            waiting = self._num_workers
+            while waiting:
+                task_idx, _ = self._receive()
+                waiting -= isinstance(task_idx, _worker._ResumeIteration)
+        for _ in range(self._prefetch_factor * self._num_workers):
+            self._try_put_index()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        while True:
+            # skip tasks that will never be answered: sent to a worker whose stream has ended
+            while self._rcvd_idx < self._send_idx:
+                info = self._task_info.get(self._rcvd_idx)
+                if info is not None and (len(info) == 2 or self._workers_status[info[0]]):
+                    break
+                self._task_info.pop(self._rcvd_idx, None)
+                self._rcvd_idx += 1
+            else:
+                if not self._persistent_workers:
+                    self._shutdown_workers()
+                raise StopIteration
+            if len(self._task_info[self._rcvd_idx]) == 2:
+                worker_id, data = self._task_info.pop(self._rcvd_idx)
+                self._rcvd_idx += 1
+                return self._process(data, worker_id)
+            task_idx, data = self._receive()
+            if isinstance(data, _worker._IterableDatasetStopIteration):
+                self._workers_status[data.worker_id] = False
+                if not self._persistent_workers:
+                    self._index_queues[data.worker_id].put(None)  # nothing left for it to do
+                self._try_put_index()
+                continue
+            if task_idx == self._rcvd_idx:
+                self._rcvd_idx += 1
+            elif self._in_order:
+                self._task_info[task_idx] += (data,)  # early: wait for the tasks before it
+                continue
+            worker_id = self._task_info.pop(task_idx)[0]
+            return self._process(data, worker_id)
+
+    def _try_put_index(self) -> None:
+        """Send the next task to the next active worker (in order; or, with in_order=False, to
+        one with fewer than its share of outstanding tasks)."""
+        max_tasks = self._prefetch_factor * self._num_workers
+        for _ in range(self._num_workers):
+            worker_id = next(self._worker_cycle)
+            if self._workers_status[worker_id] and (
+                    self._in_order or self._workers_num_tasks[worker_id] < max_tasks // sum(self._workers_status)):
+                break
+        else:
             return
-        batch = []
-        for sample in self.dataset:
-            batch.append(sample)
-            if len(batch) == self.batch_size:
-                yield self.collate_fn(batch)
-                batch = []
-        if batch and not self.drop_last:
-            yield self.collate_fn(batch)
+        try:
+            index = next(self._indices)
+        except StopIteration:
+            return
+        self._index_queues[worker_id].put((self._send_idx, index))
+        self._task_info[self._send_idx] = (worker_id,)
+        self._workers_num_tasks[worker_id] += 1
+        self._send_idx += 1
+
+    def _process(self, data, worker_id: int):
+        self._workers_num_tasks[worker_id] -= 1
+        self._try_put_index()
+        if isinstance(data, _worker.ExceptionWrapper):
+            data.reraise()
+        return data
+
+    def _receive(self):
+        """The next ``(task_idx, data)`` any worker sends; RuntimeError past ``timeout`` or as soon
+        as an active worker has died (its sentinel wakes the wait, no polling)."""
+        deadline = time.monotonic() + self._timeout if self._timeout > 0 else None
+        # mp.Queue has no public waitable handle; its pipe's read end is the one to wait on
+        reader = self._result_queue._reader
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise RuntimeError(f"DataLoader timed out after {self._timeout} seconds")
+            sentinels = [w.sentinel for w, active in zip(self._workers, self._workers_status) if active]
+            ready = multiprocessing.connection.wait([reader, *sentinels], remaining)
+            if reader in ready:
+                return pickle.loads(self._result_queue.get())
+            if ready:
+                self._raise_for_dead_workers([w for w in self._workers if w.sentinel in ready])
+
+    def _raise_for_dead_workers(self, dead: list) -> None:
+        for worker in dead:
+            worker.join()  # its sentinel fires as it exits; join collects the exit code
+        worker = dead[0]
+        if worker.exitcode < 0:
+            message = f"DataLoader worker (pid {worker.pid}) is killed by signal: {signal.strsignal(-worker.exitcode)}. "
+        elif worker.exitcode > 0:
+            message = (f"DataLoader worker (pid {worker.pid}) exited unexpectedly with exit code "
+                       f"{worker.exitcode}. Details are lost due to multiprocessing. Rerunning with "
+                       "num_workers=0 may give better error trace.")
+        else:
+            message = f"DataLoader worker (pid(s) {', '.join(str(w.pid) for w in dead)}) exited unexpectedly"
+        self._shutdown_workers()
+        raise RuntimeError(message)
+
+    def _shutdown_workers(self) -> None:
+        """Tell every worker to stop, give them a grace period, terminate the rest, close queues."""
+        if self._shutdown:
+            return
+        self._shutdown = True
+        try:
+            self._done_event.set()
+            for index_queue in self._index_queues:
+                index_queue.put(None)
+            deadline = time.monotonic() + _WORKER_EXIT_GRACE
+            for worker in self._workers:
+                worker.join(max(0.0, deadline - time.monotonic()))
+        finally:
+            for worker in self._workers:
+                if worker.is_alive():  # still inside the dataset after the grace period
+                    worker.terminate()
+                    worker.join()
+            for q in (*self._index_queues, self._result_queue):
+                q.cancel_join_thread()
+                q.close()
+            self._workers_status = [False] * len(self._workers)
+
+    def __del__(self) -> None:
+        if not _python_exiting:
+            self._shutdown_workers()

@@ -12,7 +12,8 @@ import numpy as np
 
 from ...tensor import Tensor
 
-__all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "random_split"]
+__all__ = ["Dataset", "IterableDataset", "TensorDataset", "StackDataset", "Subset", "ConcatDataset",
+           "ChainDataset", "random_split"]
 
 
 class Dataset:
@@ -31,8 +32,8 @@ class IterableDataset(Dataset):
     def __iter__(self):
         raise NotImplementedError("Subclasses of IterableDataset should implement __iter__.")
 
-    def __add__(self, other):
-        raise TypeError("IterableDataset does not support concatenation with '+'")
+    def __add__(self, other: Dataset) -> ChainDataset:
+        return ChainDataset([self, other])
 
 
 class TensorDataset(Dataset):
@@ -59,27 +60,92 @@ class TensorDataset(Dataset):
                 for t in self.tensors]
 
 
+class StackDataset(Dataset):
+    """Samples of several equally long datasets side by side: ``StackDataset(a, b)[i]`` is
+    ``(a[i], b[i])``; ``StackDataset(x=a, y=b)[i]`` is ``{"x": a[i], "y": b[i]}``."""
+
+    def __init__(self, *args: Dataset, **kwargs: Dataset) -> None:
+        if args and kwargs:
+            raise ValueError("Supported either ``tuple``- (via ``args``) or``dict``- (via ``kwargs``) like "
+                             "input/output, but both types are given.")
+        if not args and not kwargs:
+            raise ValueError("At least one dataset should be passed")
+        datasets = list(args or kwargs.values())
+        self._length = len(datasets[0])
+        if any(len(dataset) != self._length for dataset in datasets):
+            raise ValueError("Size mismatch between datasets")
+        self.datasets = args or kwargs
+
+    def __getitem__(self, index):
+        if isinstance(self.datasets, dict):
+            return {key: dataset[index] for key, dataset in self.datasets.items()}
+        return tuple(dataset[index] for dataset in self.datasets)
+
+    def __getitems__(self, indices: list) -> list:
+        """A batch's samples, asking each stacked dataset for the whole batch when it can."""
+        named = isinstance(self.datasets, dict)
+        columns = {}
+        for key, dataset in (self.datasets.items() if named else enumerate(self.datasets)):
+            if callable(getattr(dataset, "__getitems__", None)):
+                column = dataset.__getitems__(indices)
+                if len(column) != len(indices):
+                    raise ValueError(f"Nested dataset's output size mismatch. Expected {len(indices)}, "
+                                     f"got {len(column)}")
+            else:
+                column = [dataset[index] for index in indices]
+            columns[key] = column
+        if named:
+            return [{key: column[row] for key, column in columns.items()} for row in range(len(indices))]
+        return [tuple(column[row] for column in columns.values()) for row in range(len(indices))]
+
+    def __len__(self) -> int:
+        return self._length
+
+
 class Subset(Dataset):
     """The samples of ``dataset`` at ``indices``, in that order."""
 
     def __init__(self, dataset: Dataset, indices: Sequence[int]) -> None:
         self.dataset = dataset
         self.indices = indices
+        if type(self).__getitem__ is not Subset.__getitem__ and type(self).__getitems__ is Subset.__getitems__:
+            # the DataLoader fetches batches through __getitems__, which would bypass the override
+            raise NotImplementedError(
+                f"{type(self).__name__} overrides __getitem__ but not __getitems__. When subclassing Subset "
+                "and overriding __getitem__, you must also override __getitems__ to ensure DataLoader works "
+                "correctly with your custom logic. A simple implementation:\n\n"
+                "def __getitems__(self, indices):\n    return [self.__getitem__(idx) for idx in indices]")
 
     def __getitem__(self, idx):
         if isinstance(idx, list):
             return self.dataset[[self.indices[i] for i in idx]]
         return self.dataset[self.indices[idx]]
 
+    def __getitems__(self, indices: list) -> list:
+        if callable(getattr(self.dataset, "__getitems__", None)):
+            return self.dataset.__getitems__([self.indices[i] for i in indices])
+        return [self.dataset[self.indices[i]] for i in indices]
+
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getattr__(self, name):
-        # only offer the batch fast path when the wrapped dataset has it
-        if name == "_get_batch" and hasattr(self.__dict__.get("dataset"), "_get_batch"):
-            positions = np.asarray(self.indices, dtype=np.int64)
-            return lambda indices: self.dataset._get_batch(positions[indices])
-        raise AttributeError(name)
+
+
+def _fancy_index_batcher(dataset):
+    """A function from a batch's indices (an int64 array) to what default_collate would make of
+    those samples, built by one fancy index per tensor; or None when per-sample code must run.
+
+    Only a TensorDataset, or a Subset of one, qualifies, and only when no subclass has replaced
+    ``__getitem__`` / ``__getitems__`` (an augmenting subclass must see every sample)."""
+    kind = type(dataset)
+    if kind.__getitem__ is TensorDataset.__getitem__ and not hasattr(kind, "__getitems__"):
+        return dataset._get_batch
+    if kind.__getitem__ is Subset.__getitem__ and kind.__getitems__ is Subset.__getitems__:
+        inner = _fancy_index_batcher(dataset.dataset)
+        if inner is not None:
+            positions = np.asarray(getattr(dataset.indices, "_data", dataset.indices), dtype=np.int64)
+            return lambda indices: inner(positions[indices])
+    return None
 
 
 class ConcatDataset(Dataset):
@@ -105,6 +171,27 @@ class ConcatDataset(Dataset):
         which = bisect.bisect_right(self.cumulative_sizes, idx)
         offset = idx if which == 0 else idx - self.cumulative_sizes[which - 1]
         return self.datasets[which][offset]
+
+
+class ChainDataset(IterableDataset):
+    """Several iterable datasets one after another, chained on the fly."""
+
+    def __init__(self, datasets) -> None:
+        self.datasets = datasets
+
+    def __iter__(self):
+        for dataset in self.datasets:
+            if not isinstance(dataset, IterableDataset):
+                raise AssertionError("ChainDataset only supports IterableDataset")
+            yield from dataset
+
+    def __len__(self) -> int:
+        total = 0
+        for dataset in self.datasets:
+            if not isinstance(dataset, IterableDataset):
+                raise AssertionError("ChainDataset only supports IterableDataset")
+            total += len(dataset)
+        return total
 
 
 def random_split(dataset: Dataset, lengths: Sequence, generator=None) -> list[Subset]:

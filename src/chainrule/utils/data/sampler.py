@@ -1,17 +1,28 @@
 """Samplers: which dataset indices a DataLoader visits, and in which order (torch.utils.data.sampler).
 
-Index samplers also expose ``_indices()``, the whole epoch's order as one int64 array, so the
-DataLoader can cut batches with array slicing instead of a Python loop over indices.
+Every sampler is lazy, as torch's are: indices are drawn a chunk at a time while the epoch is
+consumed, so ``RandomSampler(data, replacement=True, num_samples=10**10)`` costs one chunk of
+memory, not 75 GiB. Memory is bounded by the chunk size, or by ``len(data)`` where a whole
+permutation is the point (sampling without replacement draws one permutation per pass, as torch).
+
+The chainrule samplers also expose ``_index_chunks()``, the epoch's order as a stream of int64
+arrays, so BatchSampler and the DataLoader can cut batches with array slicing instead of a Python
+loop over indices.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sized
 
 import numpy as np
 
 __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
            "WeightedRandomSampler", "BatchSampler"]
+
+# indices drawn per NumPy call: large enough that the Python overhead per chunk vanishes, small
+# enough that a huge num_samples never allocates more than ~32 KiB of indices at a time
+_CHUNK = 4096
 
 
 def _epoch_rng(generator) -> np.random.Generator:
@@ -22,6 +33,17 @@ def _epoch_rng(generator) -> np.random.Generator:
     from ...ops.random import default_generator
 
     return np.random.default_rng(int(default_generator._rng.integers(2**63)))
+
+
+def _as_int_list(chunks: Iterable[np.ndarray]) -> Iterator[int]:
+    """Python ints from a stream of index arrays, converted a bounded slice at a time."""
+    for chunk in chunks:
+        for start in range(0, len(chunk), _CHUNK):
+            yield from chunk[start:start + _CHUNK].tolist()
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 class Sampler:
@@ -40,8 +62,10 @@ class SequentialSampler(Sampler):
     def __init__(self, data_source: Sized) -> None:
         self.data_source = data_source
 
-    def _indices(self) -> np.ndarray:
-        return np.arange(len(self.data_source), dtype=np.int64)
+    def _index_chunks(self) -> Iterator[np.ndarray]:
+        n = len(self.data_source)
+        for start in range(0, n, _CHUNK):
+            yield np.arange(start, min(start + _CHUNK, n), dtype=np.int64)
 
     def __iter__(self) -> Iterator[int]:
         return iter(range(len(self.data_source)))
@@ -51,7 +75,12 @@ class SequentialSampler(Sampler):
 
 
 class RandomSampler(Sampler):
-    """A random permutation per epoch (or ``num_samples`` draws with replacement)."""
+    """A random permutation per epoch; or ``num_samples`` indices, as repeated permutations
+    (``replacement=False``) or as independent uniform draws (``replacement=True``).
+
+    The order comes from ``generator`` (advancing it), or from a fresh stream seeded from the
+    default generator at the start of each epoch, as torch.utils.data.RandomSampler.
+    """
 
     def __init__(self, data_source: Sized, replacement: bool = False, num_samples: int | None = None,
                  generator=None) -> None:
@@ -61,7 +90,7 @@ class RandomSampler(Sampler):
         self.replacement = replacement
         self._num_samples = num_samples
         self.generator = generator
-        if isinstance(self.num_samples, bool) or not isinstance(self.num_samples, int) or self.num_samples <= 0:
+        if not _is_positive_int(self.num_samples):
             raise ValueError(
                 f"num_samples should be a positive integer value, but got num_samples={self.num_samples}")
 
@@ -69,18 +98,20 @@ class RandomSampler(Sampler):
     def num_samples(self) -> int:
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
-    def _indices(self) -> np.ndarray:
-        n, rng = len(self.data_source), _epoch_rng(self.generator)
+    def _index_chunks(self) -> Iterator[np.ndarray]:
+        n, total, rng = len(self.data_source), self.num_samples, _epoch_rng(self.generator)
         if self.replacement:
-            return rng.integers(0, n, size=self.num_samples, dtype=np.int64)
-        whole, rest = divmod(self.num_samples, n)
-        parts = [rng.permutation(n) for _ in range(whole)]
+            for start in range(0, total, _CHUNK):
+                yield rng.integers(0, n, size=min(_CHUNK, total - start), dtype=np.int64)
+            return
+        whole_passes, rest = divmod(total, n)
+        for _ in range(whole_passes):
+            yield rng.permutation(n).astype(np.int64, copy=False)
         if rest:
-            parts.append(rng.permutation(n)[:rest])
-        return np.concatenate(parts).astype(np.int64, copy=False)
+            yield rng.permutation(n)[:rest].astype(np.int64, copy=False)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._indices().tolist())
+        return _as_int_list(self._index_chunks())
 
     def __len__(self) -> int:
         return self.num_samples
@@ -93,22 +124,30 @@ class SubsetRandomSampler(Sampler):
         self.indices = indices
         self.generator = generator
 
-    def _indices(self) -> np.ndarray:
+    def _index_chunks(self) -> Iterator[np.ndarray]:
         order = _epoch_rng(self.generator).permutation(len(self.indices))
-        return np.asarray(self.indices, dtype=np.int64)[order]
+        indices = np.asarray(getattr(self.indices, "_data", self.indices), dtype=np.int64)
+        for start in range(0, len(order), _CHUNK):
+            yield indices[order[start:start + _CHUNK]]
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._indices().tolist())
+        return _as_int_list(self._index_chunks())
 
     def __len__(self) -> int:
         return len(self.indices)
 
 
 class WeightedRandomSampler(Sampler):
-    """``num_samples`` indices drawn with probabilities proportional to ``weights``."""
+    """``num_samples`` indices drawn with probabilities proportional to ``weights``.
+
+    With replacement the draws stream in chunks (inverse-CDF sampling: a zero weight is never
+    drawn); without replacement at most ``len(weights)`` are drawn, all at once, and once the
+    positive weights are used up the zero-weight indices follow, as in torch. Invalid weights
+    raise torch.multinomial's RuntimeError when the epoch starts, as in torch.
+    """
 
     def __init__(self, weights, num_samples: int, replacement: bool = True, generator=None) -> None:
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
+        if not _is_positive_int(num_samples):
             raise ValueError(f"num_samples should be a positive integer value, but got num_samples={num_samples}")
         if not isinstance(replacement, bool):
             raise ValueError(f"replacement should be a boolean value, but got replacement={replacement}")
@@ -120,13 +159,36 @@ class WeightedRandomSampler(Sampler):
         self.replacement = replacement
         self.generator = generator
 
-    def _indices(self) -> np.ndarray:
-        p = self.weights / self.weights.sum()
-        return _epoch_rng(self.generator).choice(len(p), size=self.num_samples, replace=self.replacement,
-                                                 p=p).astype(np.int64)
+    def _check_weights(self) -> None:
+        # torch.multinomial's checks and wording, so the same mistakes fail the same way
+        weights = self.weights
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+        if weights.sum() <= 0:
+            raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+        if not self.replacement and self.num_samples > len(weights):
+            raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+
+    def _index_chunks(self) -> Iterator[np.ndarray]:
+        self._check_weights()
+        rng = _epoch_rng(self.generator)
+        if not self.replacement:
+            # exponential race, as torch.multinomial: index i finishes at E_i / w_i; the first
+            # num_samples finishers are a weighted draw without replacement, and zero weights
+            # (never finishing) come last, as in torch (which leaves their order unspecified)
+            with np.errstate(divide="ignore"):
+                finish = rng.exponential(size=len(self.weights)) / self.weights
+            yield np.argsort(finish, kind="stable")[:self.num_samples].astype(np.int64)
+            return
+        cdf = np.cumsum(self.weights)
+        cdf /= cdf[-1]
+        for start in range(0, self.num_samples, _CHUNK):
+            uniform = rng.random(min(_CHUNK, self.num_samples - start))
+            # side="right": u lands in [cdf[i-1], cdf[i]), an empty interval for a zero weight
+            yield np.searchsorted(cdf, uniform, side="right").astype(np.int64)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._indices().tolist())
+        return _as_int_list(self._index_chunks())
 
     def __len__(self) -> int:
         return self.num_samples
@@ -134,10 +196,10 @@ class WeightedRandomSampler(Sampler):
 
 class BatchSampler(Sampler):
     """Groups another sampler's indices into lists of ``batch_size`` (the last may be short
-    unless ``drop_last``)."""
+    unless ``drop_last``). Lazy: one batch is built at a time."""
 
     def __init__(self, sampler: Sampler | Iterable[int], batch_size: int, drop_last: bool) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        if not _is_positive_int(batch_size):
             raise ValueError(f"batch_size should be a positive integer value, but got batch_size={batch_size}")
         if not isinstance(drop_last, bool):
             raise ValueError(f"drop_last should be a boolean value, but got drop_last={drop_last}")
@@ -146,28 +208,31 @@ class BatchSampler(Sampler):
         self.drop_last = drop_last
 
     def _index_batches(self) -> Iterator[np.ndarray]:
-        """Batches as int64 arrays, cut from the sampler's whole order at once when it has one."""
-        if not hasattr(self.sampler, "_indices"):
+        """Batches as int64 arrays, cut from the sampler's chunks when it streams them."""
+        if not hasattr(self.sampler, "_index_chunks"):
             for batch in self:
                 yield np.asarray(batch, dtype=np.int64)
             return
-        order = self.sampler._indices()
-        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
-        for start in range(0, stop, self.batch_size):
-            yield order[start:start + self.batch_size]
+        leftover = np.empty(0, dtype=np.int64)
+        for chunk in self.sampler._index_chunks():
+            if len(leftover):
+                chunk = np.concatenate([leftover, chunk])
+            whole = len(chunk) - len(chunk) % self.batch_size
+            for start in range(0, whole, self.batch_size):
+                yield chunk[start:start + self.batch_size]
+            leftover = chunk[whole:]
+        if len(leftover) and not self.drop_last:
+            yield leftover
 
     def __iter__(self) -> Iterator[list]:
-        if hasattr(self.sampler, "_indices"):
+        if hasattr(self.sampler, "_index_chunks"):
             for batch in self._index_batches():
                 yield batch.tolist()
             return
-        batch = []
-        for index in self.sampler:
-            batch.append(index)
-            if len(batch) == self.batch_size:
-                yield batch
-                batch = []
-        if batch and not self.drop_last:
+        indices = iter(self.sampler)
+        while batch := list(itertools.islice(indices, self.batch_size)):
+            if len(batch) < self.batch_size and self.drop_last:
+                return
             yield batch
 
     def __len__(self) -> int:
