@@ -47,6 +47,12 @@ def raises(kind, fn, message: str) -> None:
 
 # ---------------------------------------------------------------------- collectives vs NumPy
 def collectives(rank: int, size: int) -> None:
+    import os
+
+    launcher = {name: os.environ.get(name) for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
+    check(launcher == {"RANK": str(rank), "WORLD_SIZE": str(size), "LOCAL_RANK": str(rank),
+                       "LOCAL_WORLD_SIZE": str(size)}, f"torchrun's variables: {launcher}")
+    check("MASTER_ADDR" in os.environ and "MASTER_PORT" in os.environ, "MASTER_ADDR and MASTER_PORT are set")
     everyone = {dtype: [data(r, dtype=dtype) for r in range(size)] for dtype in (np.float32, np.float64, np.int64)}
     references = {
         dist.ReduceOp.SUM: lambda xs: np.sum(xs, axis=0),

@@ -36,7 +36,7 @@ def find_mpiexec() -> str:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _is_open_mpi(mpiexec: str) -> bool:
     try:
         version = subprocess.run([mpiexec, "--version"], capture_output=True, text=True, timeout=30).stdout
