@@ -62,7 +62,7 @@ def test_ddp_equals_single_process(how, nprocs):
 
 @pytest.mark.parametrize("scenario, expected", [
     ("fail", "rank 1 failed with ValueError: boom on purpose"),
-    ("partial", "rank 0: all_reduce timed out after 3 s"),
+    ("partial", "rank 0 failed with all_reduce timed out after 3 s"),
     ("mismatch", "DDP expects the same model on all ranks, but rank"),
     ("unused_without_flag", "Parameters which did not receive grad for rank"),
 ])

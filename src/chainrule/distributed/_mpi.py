@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import traceback
 
@@ -63,36 +64,47 @@ def export_torchrun_environment() -> None:
         os.environ.setdefault("MASTER_PORT", "29500")
 
 
-def wait(request, what: str, timeout: float) -> None:
-    """Complete an MPI request, or raise RuntimeError after ``timeout`` seconds.
+class Watchdog:
+    """Ends the job when a collective outlives its timeout.
 
-    MPI's blocking calls have no deadline, so collectives are issued non-blocking and polled:
-    a collective that some rank never calls (or a rank stuck elsewhere) becomes an error that
-    names the op instead of a hang. Polling with ``Test`` also drives MPI's progress engine, as a
-    blocking wait would; after a short spin we yield the core, which matters when ranks
-    outnumber cores.
+    MPI's waits have no deadline, and polling ``Test`` from Python instead costs up to twice
+    the time of a small all-reduce, so the calling thread blocks in ``MPI_Wait`` (mpi4py lets
+    go of the GIL there) while this thread watches the clock. A collective that some rank never
+    calls, or a rank stuck elsewhere, then ends the whole job with an error naming the rank and
+    the op (``MPI_Abort``, as torch's NCCL watchdog tears a job down) instead of hanging.
     """
-    if request.Test():
-        return
-    deadline = time.monotonic() + timeout
-    polls = 0
-    while not request.Test():
-        polls += 1
-        if polls & 255 == 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"{what} timed out after {timeout:g} s: some rank did not reach the same "
-                    "collective (a collective called on only some ranks, or a rank that failed or "
-                    "is still computing); raise the timeout= of init_process_group if it is slow"
-                )
-            if polls > 4096:
-                os.sched_yield()
 
+    # how often the watchdog looks at the clock: the tear-down comes at most this late
+    PERIOD = 0.2
 
-def test_all(requests) -> None:
-    """Nudge outstanding requests forward (MPI progresses only inside MPI calls)."""
-    for request in requests:
-        request.Test()
+    def __init__(self, MPI, rank: int) -> None:
+        self.MPI = MPI
+        self.rank = rank
+        # (deadline, what, timeout) while a wait is in progress; a plain attribute, so arming
+        # it costs the waiting thread no lock and no wake-up of this one
+        self._armed = None
+        threading.Thread(target=self._watch, name="chainrule-collective-watchdog", daemon=True).start()
+
+    def wait(self, request, what: str, timeout: float) -> None:
+        """Complete an MPI request, or abort the job after ``timeout`` seconds."""
+        if request.Test():
+            return
+        self._armed = (time.monotonic() + timeout, what, timeout)
+        try:
+            request.Wait()
+        finally:
+            self._armed = None
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.PERIOD)
+            armed = self._armed
+            if armed is not None and time.monotonic() > armed[0]:
+                _, what, timeout = armed
+                abort_job(self.MPI, self.rank, "",
+                          f"{what} timed out after {timeout:g} s: some rank did not reach the same collective "
+                          "(a collective called on only some ranks, or a rank that failed or is still "
+                          "computing); raise init_process_group's timeout= if it is just slow")
 
 
 class AbortOnError:

@@ -83,7 +83,7 @@ class Work:
     def wait(self, timeout: datetime.timedelta | float | None = None) -> bool:
         if not self._done:
             seconds = self._pg.timeout if timeout is None else _seconds(timeout)
-            _mpi.wait(self._request, f"rank {_world_rank()}: {self._what}", seconds)
+            _State.watchdog.wait(self._request, self._what, seconds)
             self._done = True
             if self._finish is not None:
                 self._finish()
@@ -106,6 +106,7 @@ class _State:
     MPI = None
     world: ProcessGroup | None = None
     abort_on_error: _mpi.AbortOnError | None = None
+    watchdog: _mpi.Watchdog | None = None
 
 
 # ------------------------------------------------------------------------------ set-up
@@ -176,6 +177,8 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
                        ("MASTER_PORT", 29500)):
         os.environ.setdefault(key, str(value))
     node.Free()
+    if _State.watchdog is None:
+        _State.watchdog = _mpi.Watchdog(MPI, mpi_rank)
     _State.abort_on_error = _mpi.AbortOnError(MPI, mpi_rank)
     _State.abort_on_error.install()
 
@@ -395,12 +398,12 @@ def all_gather_object(object_list: list, obj, group: ProcessGroup | None = None)
                          f"size) entries, got {_describe(object_list)}")
     payload = np.frombuffer(pickle.dumps(obj), np.uint8)
     sizes = np.empty(pg.size(), np.int64)
-    _mpi.wait(pg.comm.Iallgather(np.array([payload.size], np.int64), sizes),
-              f"rank {_world_rank()}: all_gather_object", pg.timeout)
+    _State.watchdog.wait(pg.comm.Iallgather(np.array([payload.size], np.int64), sizes),
+              "all_gather_object", pg.timeout)
     received = np.empty(int(sizes.sum()), np.uint8)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     request = pg.comm.Iallgatherv(payload, [received, (sizes, offsets), _State.MPI.BYTE])
-    _mpi.wait(request, f"rank {_world_rank()}: all_gather_object", pg.timeout)
+    _State.watchdog.wait(request, "all_gather_object", pg.timeout)
     for i, (start, size) in enumerate(zip(offsets, sizes)):
         object_list[i] = pickle.loads(received[start:start + size].tobytes())
     return None
@@ -416,13 +419,13 @@ def broadcast_object_list(object_list: list, src: int = 0, group: ProcessGroup |
     root = _group_rank(pg, src, group_src, "broadcast_object_list", "src")
     if not isinstance(object_list, list):
         raise ValueError(f"broadcast_object_list: object_list must be a list, got {_describe(object_list)}")
-    what = f"rank {_world_rank()}: broadcast_object_list"
+    what = "broadcast_object_list"
     payload = np.frombuffer(pickle.dumps(object_list), np.uint8) if pg.rank() == root else None
     size = np.array([payload.size if payload is not None else 0], np.int64)
-    _mpi.wait(pg.comm.Ibcast(size, root=root), what, pg.timeout)
+    _State.watchdog.wait(pg.comm.Ibcast(size, root=root), what, pg.timeout)
     if payload is None:
         payload = np.empty(int(size[0]), np.uint8)
-    _mpi.wait(pg.comm.Ibcast(payload, root=root), what, pg.timeout)
+    _State.watchdog.wait(pg.comm.Ibcast(payload, root=root), what, pg.timeout)
     if pg.rank() != root:
         received = pickle.loads(payload.tobytes())
         if len(received) != len(object_list):
@@ -462,10 +465,6 @@ def _pg(group, what: str) -> ProcessGroup | None:
     if not isinstance(group, ProcessGroup):
         raise TypeError(f"{what}: group must be a ProcessGroup from new_group(), got {type(group).__name__}")
     return group
-
-
-def _world_rank() -> int:
-    return _State.world.rank() if _State.world is not None else -1
 
 
 def _group_rank(pg: ProcessGroup, global_rank: int, group_rank: int | None, what: str, name: str) -> int:
