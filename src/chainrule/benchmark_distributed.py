@@ -44,6 +44,29 @@ def _model(lib, name: str):
     return model, lib.from_numpy(_data(64, 1, 28, 28)), lib.from_numpy(_labels(64))
 
 
+def _time_steps(dist, step, reps: int) -> float:
+    """Seconds for ``reps`` calls of ``step`` on every rank, after 3 warm-up calls."""
+    for _ in range(3):
+        step()
+    dist.barrier()
+    started = time.perf_counter()
+    for _ in range(reps):
+        step()
+    dist.barrier()
+    return time.perf_counter() - started
+
+
+def _train_step(lib, model, x, y):
+    optimizer = lib.optim.SGD(model.parameters(), lr=0.01)
+
+    def step():
+        optimizer.zero_grad()
+        lib.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    return step
+
+
 def _throughput(reps: int) -> dict:
     import chainrule as lib
     import chainrule.distributed as dist
@@ -55,54 +78,33 @@ def _throughput(reps: int) -> dict:
         model, x, y = _model(lib, name)
         if size > 1:
             model = DistributedDataParallel(model)
-        optimizer = lib.optim.SGD(model.parameters(), lr=0.01)
-
-        def step():
-            optimizer.zero_grad()
-            lib.nn.functional.cross_entropy(model(x), y).backward()
-            optimizer.step()
-
-        for _ in range(3):
-            step()
-        dist.barrier()
-        started = time.perf_counter()
-        for _ in range(reps):
-            step()
-        dist.barrier()
-        elapsed = time.perf_counter() - started
+        elapsed = _time_steps(dist, _train_step(lib, model, x, y), reps)
         results[name] = size * len(y) * reps / elapsed
     return results
 
 
 def _bandwidth(reps: int) -> dict:
+    from mpi4py import MPI
+
     import chainrule as lib
     import chainrule.distributed as dist
-    from mpi4py import MPI
 
     comm = MPI.COMM_WORLD.Dup()
     results = {}
     for megabytes in SIZES_MB:
         tensor = lib.ones(megabytes * 1024 * 1024 // 4)
-        buffer = tensor.numpy()  # the same memory
-
-        def ours():
-            dist.all_reduce(tensor)
-
-        def theirs():
-            comm.Allreduce(MPI.IN_PLACE, buffer)
-
-        times = {"chainrule": [], "mpi4py": []}
+        contenders = {"chainrule": lambda t=tensor: dist.all_reduce(t),
+                      "mpi4py": lambda buffer=tensor.numpy(): comm.Allreduce(MPI.IN_PLACE, buffer)}  # same memory
+        times = {label: [] for label in contenders}
         count = max(5, min(reps, 256 // megabytes))
         for i in range(count + 1):
-            order = (("chainrule", ours), ("mpi4py", theirs)) if i % 2 else (("mpi4py", theirs), ("chainrule", ours))
-            for label, fn in order:
+            for label in sorted(contenders, reverse=bool(i % 2)):
                 comm.Barrier()
                 started = time.perf_counter()
-                fn()
+                contenders[label]()
                 if i:  # the first round warms up
                     times[label].append(time.perf_counter() - started)
-        median = {label: statistics.median(values) for label, values in times.items()}
-        results[megabytes] = median
+        results[megabytes] = {label: statistics.median(values) for label, values in times.items()}
     comm.Free()
     return results
 

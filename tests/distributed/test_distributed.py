@@ -72,3 +72,12 @@ def test_a_failing_rank_ends_the_job(scenario, expected):
     assert result.returncode != 0
     assert expected in result.stderr, result.stderr
     assert "PASS" not in result.stdout
+
+
+def test_bench_distributed_times_both_libraries_on_the_same_buffers():
+    from chainrule.benchmark_distributed import SIZES_MB, _job
+
+    measured = _job("allreduce", 2, 1)
+    assert sorted(int(size) for size in measured) == list(SIZES_MB)
+    for times in measured.values():
+        assert times["chainrule"] > 0 and times["mpi4py"] > 0
