@@ -76,6 +76,10 @@ class DistributedDataParallel(Module):
         if not named:
             raise RuntimeError("DistributedDataParallel is not needed when a module doesn't have any "
                                "parameter that requires a gradient.")
+        on_gpu = [name for name, p in named if type(p._data) is not np.ndarray]
+        if on_gpu:
+            raise RuntimeError(f"DistributedDataParallel: parameter {on_gpu[0]} is on a CUDA device; DDP here "
+                               "reduces CPU gradients over MPI (NCCL through CuPy is not built yet)")
         self._parameter_names = [name for name, _ in named]
         self._parameters_list = [p for _, p in named]
         self._world_size = dist.get_world_size(self.process_group)
