@@ -3,6 +3,7 @@ the post-accumulate-grad hook DDP is built on, errors before init, and the launc
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -125,3 +126,25 @@ def test_mpi_import_error_names_the_extra(monkeypatch):
 def test_sampler_indices_are_int64_arrays_for_the_fast_loader_path():
     indices = DistributedSampler(range(9), num_replicas=2, rank=0, shuffle=True)._indices()
     assert indices.dtype == np.int64 and len(indices) == 5
+
+
+def test_launcher_variables_become_torchruns(monkeypatch):
+    from chainrule.distributed import _mpi
+
+    launcher = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "PMI_",
+                "MPI_LOCAL", "OMPI_", "PMIX_", "SLURM_")
+    # a private copy of the environment: what the function exports must not leak into other tests
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if not k.startswith(launcher)})
+    # a Slurm batch script (no srun step): one plain process, nothing exported
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    _mpi.export_torchrun_environment()
+    assert "RANK" not in os.environ and "WORLD_SIZE" not in os.environ
+    # Open MPI's mpirun
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "5")
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "8")
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1")
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "4")
+    _mpi.export_torchrun_environment()
+    assert [os.environ[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")] == ["5", "8", "1", "4"]
+    assert os.environ["MASTER_PORT"] == "29500"

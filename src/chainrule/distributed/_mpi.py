@@ -48,10 +48,15 @@ def export_torchrun_environment() -> None:
     launcher's own variables, so a torchrun script reading ``os.environ["LOCAL_RANK"]`` before
     ``init_process_group`` also runs under plain ``mpiexec`` or ``srun``. Values already set
     (by torchrun or our launcher) win."""
+    # Slurm sets SLURM_PROCID in a batch script too, where one plain process runs: trust it
+    # only inside an srun job step, whose step id is a number
+    in_srun_step = os.environ.get("SLURM_STEP_ID", "").isdigit()
     for name, sources in _LAUNCHER_VARIABLES.items():
         if name in os.environ:
             continue
         for source in sources:
+            if source.startswith("SLURM_") and not in_srun_step:
+                continue
             value = os.environ.get(source, "")
             if value.isdigit():
                 os.environ[name] = value
