@@ -47,11 +47,14 @@ def _is_open_mpi(mpiexec: str) -> bool:
 
 def mpiexec_command(nprocs: int, mpiexec: str | None = None) -> list[str]:
     """The mpiexec prefix for ``nprocs`` local processes; more processes than cores is allowed
-    (MPICH allows it as is; Open MPI needs --oversubscribe)."""
+    (MPICH allows it as is; Open MPI needs --oversubscribe, and --allow-run-as-root in the root
+    containers CI machines often are)."""
     mpiexec = mpiexec or find_mpiexec()
     command = [mpiexec, "-n", str(nprocs)]
     if _is_open_mpi(mpiexec):
         command.append("--oversubscribe")
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            command.append("--allow-run-as-root")
     return command
 
 
