@@ -25,9 +25,12 @@ SRC = os.path.abspath(os.path.join(HERE, "..", "..", "src"))
 TIME_LIMIT = 120  # seconds: a job that hangs fails here
 
 
-def run_job(how: str, nprocs: int, scenario: str) -> subprocess.CompletedProcess:
+def run_job(how: str, nprocs: int, scenario: str, debug: bool = False) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env.pop("TORCH_DISTRIBUTED_DEBUG", None)
+    if debug:
+        env["TORCH_DISTRIBUTED_DEBUG"] = "DETAIL"
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
         env.pop(name, None)
     command = {
@@ -44,9 +47,10 @@ def passed_ranks(result: subprocess.CompletedProcess) -> set[int]:
     return {int(rank) for rank in re.findall(r"PASS rank (\d+)", result.stdout)}
 
 
-@pytest.mark.parametrize("how, nprocs", [("launcher", 2), ("cli", 4)])
-def test_collectives_match_numpy(how, nprocs):
-    result = run_job(how, nprocs, "collectives")
+@pytest.mark.parametrize("how, nprocs, debug", [("launcher", 2, False), ("cli", 4, True)])
+def test_collectives_match_numpy(how, nprocs, debug):
+    # debug: TORCH_DISTRIBUTED_DEBUG=DETAIL's cross-rank checks must not object to correct calls
+    result = run_job(how, nprocs, "collectives", debug)
     assert result.returncode == 0, result.stdout + result.stderr
     assert passed_ranks(result) == set(range(nprocs)), result.stdout
 
@@ -65,12 +69,16 @@ def test_ddp_equals_single_process(how, nprocs):
     ("partial", "rank 0 failed with all_reduce timed out after 3 s"),
     ("mismatch", "DDP expects the same model on all ranks, but rank"),
     ("unused_without_flag", "Parameters which did not receive grad for rank"),
+    # either rank may report first: both sides are named
+    ("different_collectives", ("Detected mismatch between collectives on ranks", "all_reduce on a tensor of "
+                               "shape (3,) (float32)", "broadcast on a tensor of shape (4,) (float64)")),
 ])
 def test_a_failing_rank_ends_the_job(scenario, expected):
     # subprocess.run's timeout is the bound: without the tear-down these jobs would hang
-    result = run_job("launcher", 2, scenario)
+    result = run_job("launcher", 2, scenario, debug=scenario == "different_collectives")
     assert result.returncode != 0
-    assert expected in result.stderr, result.stderr
+    for text in (expected,) if isinstance(expected, str) else expected:
+        assert text in result.stderr, result.stderr
     assert "PASS" not in result.stdout
 
 

@@ -258,6 +258,14 @@ def partial(rank: int, size: int) -> None:
         time.sleep(60)
 
 
+def different_collectives(rank: int, size: int) -> None:
+    dist.all_reduce(torch.ones(2, 3))
+    if rank == 0:
+        dist.all_reduce(torch.ones(3))
+    else:
+        dist.broadcast(torch.ones(4, dtype=torch.float64), src=0)
+
+
 def mismatch(rank: int, size: int) -> None:
     torch.manual_seed(0)
     width = 5 if rank == 1 else 4
@@ -271,7 +279,7 @@ def main() -> None:
     dist.init_process_group("gloo" if SCENARIO == "collectives" else None, timeout=timeout)
     rank, size = dist.get_rank(), dist.get_world_size()
     {"collectives": collectives, "ddp": ddp, "fail": fail, "partial": partial, "mismatch": mismatch,
-     "unused_without_flag": unused_without_flag}[SCENARIO](rank, size)
+     "different_collectives": different_collectives, "unused_without_flag": unused_without_flag}[SCENARIO](rank, size)
     print(f"PASS rank {rank}: {checks} checks", flush=True)
     dist.destroy_process_group()
 

@@ -97,6 +97,10 @@ class Watchdog:
         self._armed = (time.monotonic() + timeout, what, timeout)
         try:
             request.Wait()
+        except self.MPI.Exception as exc:
+            raise RuntimeError(f"{what} failed in MPI: {exc.Get_error_string().splitlines()[0]} (do all ranks "
+                               "call the same collectives with tensors of the same shape and dtype? "
+                               "TORCH_DISTRIBUTED_DEBUG=DETAIL checks that)") from exc
         finally:
             self._armed = None
 

@@ -257,6 +257,7 @@ def barrier(group: ProcessGroup | None = None, async_op: bool = False, device_id
     pg = _pg(group, "barrier")
     if pg is None:
         return None
+    _check_same_call(pg, "barrier", None)
     return _issue(pg.comm.Ibarrier(), "barrier", pg, None, async_op)
 
 
@@ -266,6 +267,7 @@ def all_reduce(tensor, op: ReduceOp = ReduceOp.SUM, group: ProcessGroup | None =
     if pg is None:
         return None
     buffer, write_back = _buffer(tensor, "all_reduce", "tensor")
+    _check_same_call(pg, "all_reduce", buffer)
     mpi_op = _mpi_op(op, buffer.dtype, "all_reduce")
     request = pg.comm.Iallreduce(_State.MPI.IN_PLACE, buffer, op=mpi_op)
     tensor._bump_version()
@@ -280,6 +282,7 @@ def reduce(tensor, dst: int = 0, op: ReduceOp = ReduceOp.SUM, group: ProcessGrou
         return None
     root = _group_rank(pg, dst, group_dst, "reduce", "dst")
     buffer, write_back = _buffer(tensor, "reduce", "tensor")
+    _check_same_call(pg, "reduce", buffer)
     mpi_op = _mpi_op(op, buffer.dtype, "reduce")
     MPI = _State.MPI
     if pg.rank() == root:
@@ -299,6 +302,7 @@ def broadcast(tensor, src: int = 0, group: ProcessGroup | None = None, async_op:
         return None
     root = _group_rank(pg, src, group_src, "broadcast", "src")
     buffer, write_back = _buffer(tensor, "broadcast", "tensor")
+    _check_same_call(pg, "broadcast", buffer)
     request = pg.comm.Ibcast(buffer, root=root)
     if pg.rank() != root:
         tensor._bump_version()
@@ -311,6 +315,7 @@ def all_gather(tensor_list: list, tensor, group: ProcessGroup | None = None, asy
     if pg is None:
         return None
     buffer, _ = _buffer(tensor, "all_gather", "tensor")
+    _check_same_call(pg, "all_gather", buffer)
     _check_list(tensor_list, pg.size(), tensor, "all_gather", "tensor_list")
     gathered = np.empty((pg.size(),) + buffer.shape, buffer.dtype)
     request = pg.comm.Iallgather(buffer, gathered)
@@ -327,6 +332,7 @@ def all_gather_into_tensor(output_tensor, input_tensor, group: ProcessGroup | No
     what = "all_gather_into_tensor"
     send, _ = _buffer(input_tensor, what, "input_tensor")
     receive, write_back = _buffer(output_tensor, what, "output_tensor")
+    _check_same_call(pg, what, send)
     _check_chunks(receive, send, pg.size(), what, "output_tensor", "input_tensor")
     request = pg.comm.Iallgather(send, receive)
     output_tensor._bump_version()
@@ -342,6 +348,7 @@ def reduce_scatter_tensor(output, input, op: ReduceOp = ReduceOp.SUM, group: Pro
     what = "reduce_scatter_tensor"
     send, _ = _buffer(input, what, "input")
     receive, write_back = _buffer(output, what, "output")
+    _check_same_call(pg, what, send)
     _check_chunks(send, receive, pg.size(), what, "input", "output")
     mpi_op = _mpi_op(op, send.dtype, what)
     request = pg.comm.Ireduce_scatter_block(send, receive, op=mpi_op)
@@ -357,6 +364,7 @@ def gather(tensor, gather_list: list | None = None, dst: int = 0, group: Process
         return None
     root = _group_rank(pg, dst, group_dst, "gather", "dst")
     buffer, _ = _buffer(tensor, "gather", "tensor")
+    _check_same_call(pg, "gather", buffer)
     if pg.rank() == root:
         _check_list(gather_list, pg.size(), tensor, "gather", "gather_list")
         gathered = np.empty((pg.size(),) + buffer.shape, buffer.dtype)
@@ -375,6 +383,7 @@ def scatter(tensor, scatter_list: list | None = None, src: int = 0, group: Proce
         return None
     root = _group_rank(pg, src, group_src, "scatter", "src")
     buffer, write_back = _buffer(tensor, "scatter", "tensor")
+    _check_same_call(pg, "scatter", buffer)
     if pg.rank() == root:
         _check_list(scatter_list, pg.size(), tensor, "scatter", "scatter_list")
         send = np.stack([np.asarray(t._data) for t in scatter_list])
@@ -476,6 +485,40 @@ def _group_rank(pg: ProcessGroup, global_rank: int, group_rank: int | None, what
     if global_rank not in pg.ranks:
         raise ValueError(f"{what}: {name}={global_rank} is not a rank of the group (global ranks {pg.ranks})")
     return pg.ranks.index(global_rank)
+
+
+_CHECKED_OPS = ("all_reduce", "reduce", "broadcast", "all_gather", "all_gather_into_tensor",
+                "reduce_scatter_tensor", "gather", "scatter", "barrier")
+_MAX_DIMS = 8
+
+
+def _check_same_call(pg: ProcessGroup, what: str, array: np.ndarray | None) -> None:
+    """With TORCH_DISTRIBUTED_DEBUG=DETAIL, as in torch, the ranks first compare which collective
+    they are in and their tensor's shape and dtype: a mismatch (which MPI may not notice, e.g.
+    all_reduce of 3 elements against 4) becomes an error naming both sides. One small
+    all-gather per collective."""
+    if os.environ.get("TORCH_DISTRIBUTED_DEBUG", "").upper() != "DETAIL":
+        return
+    shape = array.shape[:_MAX_DIMS] if array is not None else ()
+    mine = np.full(3 + _MAX_DIMS, -1, np.int64)
+    mine[:3] = (_CHECKED_OPS.index(what), array.dtype.num if array is not None else -1, len(shape))
+    mine[3:3 + len(shape)] = shape
+    everyone = np.empty((pg.size(), mine.size), np.int64)
+    _State.watchdog.wait(pg.comm.Iallgather(mine, everyone), f"{what} (TORCH_DISTRIBUTED_DEBUG check)",
+                         pg.timeout)
+    other = next((r for r in range(pg.size()) if not np.array_equal(everyone[r], mine)), None)
+    if other is not None:
+        raise RuntimeError(f"Detected mismatch between collectives on ranks. Rank {pg.ranks[pg.rank()]} is "
+                           f"running {_describe_call(mine)}, but rank {pg.ranks[other]} is running "
+                           f"{_describe_call(everyone[other])}")
+
+
+def _describe_call(fingerprint: np.ndarray) -> str:
+    op, dtype_num, ndim = (int(v) for v in fingerprint[:3])
+    if dtype_num < 0:
+        return _CHECKED_OPS[op]
+    dtype = next(np.dtype(t).name for t in np.sctypeDict.values() if np.dtype(t).num == dtype_num)
+    return f"{_CHECKED_OPS[op]} on a tensor of shape {tuple(int(d) for d in fingerprint[3:3 + ndim])} ({dtype})"
 
 
 def _buffer(tensor, what: str, name: str):
