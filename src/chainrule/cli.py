@@ -1,4 +1,4 @@
-"""The ``chainrule`` command: ``train | eval | explain | gradcheck | bench``.
+"""The ``chainrule`` command: ``train | eval | explain | gradcheck | bench | run``.
 
 Each subcommand lives in ``chainrule/commands/<name>.py`` with ``add_arguments(parser)`` and
 ``run(args) -> int``; this module only dispatches. Bad input exits with status 2 and one line
@@ -17,6 +17,7 @@ COMMANDS = {
     "explain": "show the forward values and the step-by-step backward pass of an expression",
     "gradcheck": "check an expression's gradients against finite differences",
     "bench": "benchmark chainrule against PyTorch CPU",
+    "run": "start a script on N processes through MPI, as torchrun does",
 }
 
 

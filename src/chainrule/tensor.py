@@ -27,7 +27,8 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_requires_grad", "grad_fn", "_output_nr", "_grad", "_version_box",
-                 "_hooks", "_accumulator", "_retains_grad", "_base", "_name", "__weakref__")
+                 "_hooks", "_post_accumulate_grad_hooks", "_accumulator", "_retains_grad", "_base", "_name",
+                 "__weakref__")
 
     # make ndarray <op> Tensor defer to Tensor's reflected operators
     __array_priority__ = 1000
@@ -54,6 +55,7 @@ class Tensor:
         self._grad = None
         self._version_box = [0]
         self._hooks = None
+        self._post_accumulate_grad_hooks = None
         self._accumulator = None
         self._retains_grad = False
         self._base = None
@@ -72,6 +74,7 @@ class Tensor:
         t._grad = None
         t._version_box = [0]
         t._hooks = None
+        t._post_accumulate_grad_hooks = None
         t._accumulator = None
         t._retains_grad = False
         t._base = None
@@ -248,6 +251,20 @@ class Tensor:
         from .autograd.function import _RemovableHandle
 
         return _RemovableHandle(self._hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` after backward has accumulated into this leaf's ``.grad``
+        (torch's post-accumulate-grad hook; DistributedDataParallel starts its all-reduces here)."""
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if self._post_accumulate_grad_hooks is None:
+            self._post_accumulate_grad_hooks = []
+        self._post_accumulate_grad_hooks.append(hook)
+        from .autograd.function import _RemovableHandle
+
+        return _RemovableHandle(self._post_accumulate_grad_hooks, hook)
 
     def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
         """Accumulate d(self)/d(leaf) into each leaf's ``.grad``; see ``chainrule.autograd.backward``."""

@@ -155,6 +155,8 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
             if is_leaf_sink:
                 if accumulate and (not inputs or (id(node), 0) in targets):
                     _accumulate(node.variable, grads[0], create_graph, exposed)
+                    for hook in list(node.variable._post_accumulate_grad_hooks or ()):
+                        hook(node.variable)
                 continue
             if needed is not None and not any(
                 child is not None and id(child) in needed for child, _ in node.next_functions

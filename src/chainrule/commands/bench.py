@@ -13,6 +13,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions per library")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel throughput on 1 and 2 MPI processes and all-reduce bandwidth")
 
 
 def run(args) -> int:
@@ -31,6 +33,13 @@ def run(args) -> int:
             argv.append("--no-memory")
         if args.json:
             argv += ["--json", args.json]
+        if args.distributed:
+            argv.append("--distributed")
         return subprocess.call([sys.executable, "-m", "chainrule", "bench", *argv], env=env)
+    if args.distributed:
+        from .. import benchmark_distributed
+
+        benchmark_distributed.main(args.reps, out=args.json)
+        return 0
     benchmark.main(args.workloads or None, args.reps, memory=not args.no_memory, out=args.json)
     return 0

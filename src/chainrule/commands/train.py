@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training examples")
     parser.add_argument("--watch-grads", action="store_true",
                         help="print per-layer gradient norms each epoch; flag vanishing/exploding layers")
+    parser.add_argument("--nprocs", type=int, default=1,
+                        help="train data-parallel on N processes through MPI (default: 1)")
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -170,7 +172,8 @@ def plot_curves(path: str, rows: list[dict], title: str) -> bool:
 def _check_args(args) -> None:
     from ..cli import CommandError
 
-    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--limit", args.limit)):
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--limit", args.limit),
+                        ("--nprocs", getattr(args, "nprocs", 1))):
         if value is not None and value < 1:
             raise CommandError(f"{flag} must be a positive integer, got {value}")
     if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
@@ -184,6 +187,10 @@ def run(args) -> int:
     from .. import models
     from ..cli import CommandError
 
+    if args.nprocs != 1 or os.environ.get("CHAINRULE_TRAIN_WORKER") == "1":
+        from .train_distributed import run as run_distributed
+
+        return run_distributed(args)
     _check_args(args)
     epochs = args.epochs or DEFAULTS[args.dataset][0]
     batch_size = args.batch_size or DEFAULTS[args.dataset][1]

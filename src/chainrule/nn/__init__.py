@@ -1,6 +1,6 @@
 """chainrule.nn: Module, Parameter, the layers, ``functional``, ``init`` and ``utils``."""
 
-from . import functional, init, utils  # noqa: F401
+from . import functional, init, parallel, utils  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from .modules.loss import *  # noqa: F401,F403
 from .modules.module import Module  # noqa: F401

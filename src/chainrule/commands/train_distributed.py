@@ -1,0 +1,161 @@
+"""``chainrule train --nprocs N``: the same training, data-parallel on N MPI processes.
+
+The parent process re-launches ``chainrule train`` (same arguments) on N ranks through
+``mpiexec``. Every rank draws the same shuffled global batches as the one-process run (same
+seed, same sampler) and trains on its contiguous share of each; DistributedDataParallel
+averages the gradients. Each rank's loss is its share's *sum* scaled by N / global batch size,
+so the average over ranks is exactly the global batch's mean, even for a ragged last batch:
+N processes follow the one-process run's trajectory (up to float rounding) and reach the same
+accuracy. Rank 0 logs, evaluates and writes the outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+
+WORKER_VARIABLE = "CHAINRULE_TRAIN_WORKER"
+
+
+def run(args) -> int:
+    if os.environ.get(WORKER_VARIABLE) == "1":
+        return _run_rank(args)
+    return _launch(args)
+
+
+def _launch(args) -> int:
+    from ..cli import CommandError
+    from ..distributed.run import launch
+    from .train import _check_args
+
+    _check_args(args)
+    environment = dict(os.environ, **{WORKER_VARIABLE: "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    try:
+        return launch(args.nprocs, ["chainrule.cli", "train", *_argv(args)], module=True, env=environment)
+    except FileNotFoundError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _argv(args) -> list[str]:
+    """The command line that gives ``args`` back (so the ranks see exactly the user's options)."""
+    from .train import add_arguments
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    argv = []
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or value == action.default:
+            continue
+        flag = max(action.option_strings, key=len)
+        if isinstance(action, argparse._StoreTrueAction):
+            argv.append(flag)
+        elif isinstance(value, (list, tuple)):
+            argv += [flag, *map(str, value)]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def _run_rank(args) -> int:
+    import chainrule
+    import chainrule.distributed as dist
+    from chainrule.nn import functional as F
+    from chainrule.nn.parallel import DistributedDataParallel
+
+    from .. import models
+    from ..cli import CommandError
+    from ..utils.data import DataLoader, TensorDataset
+    from .train import (
+        DEFAULTS,
+        GradientWatch,
+        _check_args,
+        _default_lr,
+        evaluate,
+        load_dataset,
+        make_optimizer,
+        plot_curves,
+        write_metrics,
+    )
+
+    _check_args(args)
+    dist.init_process_group()
+    rank, size = dist.get_rank(), dist.get_world_size()
+    lead = rank == 0
+    epochs = args.epochs or DEFAULTS[args.dataset][0]
+    batch_size = args.batch_size or DEFAULTS[args.dataset][1]
+    lr = args.lr or _default_lr(args.dataset, args.optimizer)
+    out = args.out or os.path.join("runs", f"{args.dataset}-{args.model}")
+    if lead:
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as exc:
+            raise CommandError(f"can't create output directory {out!r}: {exc.strerror}") from None
+
+    split = load_dataset(args.dataset)
+    x_train, y_train = split.x_train, split.y_train
+    if args.limit is not None:
+        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
+    chainrule.manual_seed(args.seed)
+    model = models.build(args.model, split.input_shape, split.num_classes)
+    ddp = DistributedDataParallel(model)
+    optimizer = make_optimizer(args.optimizer, ddp.parameters(), lr)
+    watch = GradientWatch(model) if args.watch_grads and lead else None
+    if lead:
+        n_params = sum(p.numel() for p in model.parameters())
+        print(f"training {args.model} ({n_params:,} parameters) on {args.dataset} with {size} processes: "
+              f"{len(y_train)} train / {len(split.y_test)} test examples, {epochs} epochs, global batch "
+              f"{batch_size}, {args.optimizer} lr {lr:g}", flush=True)
+
+    # the one-process run's batches, in its order: every rank cuts its share from each
+    loader = DataLoader(TensorDataset(x_train, y_train), batch_size=batch_size, shuffle=True,
+                        generator=chainrule.Generator().manual_seed(args.seed))
+    rows, started = [], time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        for xb, yb in loader:
+            n = len(yb)
+            start, stop = n * rank // size, n * (rank + 1) // size
+            # a rank whose share is empty still joins the all-reduce, with a zero gradient
+            share = slice(start, stop) if stop > start else slice(0, 1)
+            weight = size / n if stop > start else 0.0
+            loss = F.cross_entropy(ddp(xb[share]), yb[share], reduction="sum") * weight
+            optimizer.zero_grad()
+            loss.backward()
+            if watch is not None:
+                watch.record()
+            optimizer.step()
+            value = float(loss)
+            if not math.isfinite(value):
+                raise CommandError(f"the loss became {value} on rank {rank} in epoch {epoch}: lower --lr (now {lr:g})")
+        if lead:
+            train_loss, train_acc, _ = evaluate(model, x_train, y_train)
+            test_loss, test_acc, _ = evaluate(model, split.x_test, split.y_test)
+            elapsed = time.perf_counter() - started
+            rows.append({"epoch": epoch, "train_loss": round(train_loss, 6), "train_acc": round(train_acc, 6),
+                         "test_loss": round(test_loss, 6), "test_acc": round(test_acc, 6),
+                         "seconds": round(elapsed, 3)})
+            print(f"epoch {epoch:>3}/{epochs}  train loss {train_loss:.4f} acc {train_acc:6.2%}  "
+                  f"test loss {test_loss:.4f} acc {test_acc:6.2%}  ({elapsed:.1f}s)", flush=True)
+            if watch is not None:
+                print("\n".join(watch.report()), flush=True)
+                watch.reset()
+
+    if lead:
+        write_metrics(os.path.join(out, "metrics.csv"), rows)
+        plot_curves(os.path.join(out, "curves.png"), rows, f"{args.model} on {args.dataset} ({size} processes)")
+        settings = {"dataset": args.dataset, "model": args.model, "epochs": epochs, "batch_size": batch_size,
+                    "lr": lr, "optimizer": args.optimizer, "seed": args.seed, "limit": args.limit,
+                    "nprocs": size}
+        chainrule.save({"state_dict": model.state_dict(), "dataset": args.dataset, "model": args.model,
+                        "input_shape": list(split.input_shape), "num_classes": split.num_classes,
+                        "args": settings, "test_acc": rows[-1]["test_acc"]},
+                       os.path.join(out, "model.safetensors"))
+        print(f"test accuracy {rows[-1]['test_acc']:.2%}; wrote metrics.csv, curves.png and model.safetensors "
+              f"to {out}", flush=True)
+    dist.barrier()
+    dist.destroy_process_group()
+    return 0
+

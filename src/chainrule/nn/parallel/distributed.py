@@ -1,0 +1,298 @@
+"""torch.nn.parallel.DistributedDataParallel: data parallelism by averaging gradients over ranks.
+
+At construction the ranks check that their models have the same parameters and take rank 0's
+values (parameters and buffers), so ranks seeded differently start equal. During backward each
+parameter's post-accumulate-grad hook copies its gradient into a flat bucket (~``bucket_cap_mb``,
+parameters in reverse registration order, roughly the order backward produces them); a full
+bucket starts a non-blocking all-reduce at once, while backward goes on with the rest of the
+graph. When the last bucket has started, all are completed and averaged back into ``.grad``.
+Buckets start in index order on every rank, whatever order their gradients arrive in, because
+MPI requires every rank to issue collectives on a communicator in the same order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+
+import numpy as np
+
+from ... import distributed as dist
+from ...autograd.grad_mode import is_grad_enabled
+from ...tensor import Tensor
+from ..modules.module import Module
+
+# torch's defaults: 25 MiB buckets; unless bucket_cap_mb is given, the first one (the last
+# layers' gradients) is 1 MiB so that communication starts early
+DEFAULT_BUCKET_CAP_MB = 25
+FIRST_BUCKET_BYTES = 1024 * 1024
+
+
+class _Bucket:
+    __slots__ = ("params", "offsets", "flat", "tensor", "pending", "work")
+
+    def __init__(self, params: list, dtype: np.dtype) -> None:
+        self.params = params
+        sizes = [p._data.size for p in params]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        self.flat = np.zeros(self.offsets[-1], dtype)
+        self.tensor = Tensor._make(self.flat)  # the collectives take Tensors; this one shares flat
+        self.pending = len(params)
+        self.work = None
+
+
+class DistributedDataParallel(Module):
+    """Wrap ``module`` so that backward averages its gradients over the process group's ranks.
+
+    ``bucket_cap_mb`` sizes the buckets (default 25); ``find_unused_parameters`` handles models
+    whose forward leaves some parameters out of the loss; ``no_sync()`` skips the averaging for
+    gradient accumulation; ``broadcast_buffers`` re-sends rank 0's buffers before each forward.
+    ``device_ids``/``output_device``/``gradient_as_bucket_view``/``static_graph`` are accepted for
+    torch's signature and change nothing here (gradients are always copied back into ``.grad``).
+    ``state_dict()`` keys carry the ``module.`` prefix, as torch's do; use ``ddp.module`` for the
+    unwrapped model's.
+    """
+
+    def __init__(self, module: Module, device_ids=None, output_device=None, dim: int = 0,
+                 broadcast_buffers: bool = True, process_group=None, bucket_cap_mb: float | None = None,
+                 find_unused_parameters: bool = False, check_reduction: bool = False,
+                 gradient_as_bucket_view: bool = False, static_graph: bool = False, **kwargs) -> None:
+        super().__init__()
+        if not isinstance(module, Module):
+            raise TypeError(f"DistributedDataParallel: module must be an nn.Module, got {type(module).__name__}")
+        self.module = module
+        self.process_group = process_group if process_group is not None else dist.group.WORLD
+        if self.process_group is None:
+            raise ValueError("Default process group has not been initialized, please make sure to call "
+                             "init_process_group.")
+        self.broadcast_buffers = broadcast_buffers
+        self.find_unused_parameters = find_unused_parameters
+        self.require_backward_grad_sync = True
+        self.require_forward_param_sync = True
+        self.bucket_bytes_cap = int((DEFAULT_BUCKET_CAP_MB if bucket_cap_mb is None else bucket_cap_mb) * 1024 * 1024)
+        self._first_bucket_bytes = FIRST_BUCKET_BYTES if bucket_cap_mb is None else self.bucket_bytes_cap
+        named = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+        if not named:
+            raise RuntimeError("DistributedDataParallel is not needed when a module doesn't have any "
+                               "parameter that requires a gradient.")
+        on_gpu = [name for name, p in named if type(p._data) is not np.ndarray]
+        if on_gpu:
+            raise RuntimeError(f"DistributedDataParallel: parameter {on_gpu[0]} is on a CUDA device; DDP here "
+                               "reduces CPU gradients over MPI (NCCL through CuPy is not built yet)")
+        self._parameter_names = [name for name, _ in named]
+        self._parameters_list = [p for _, p in named]
+        self._world_size = dist.get_world_size(self.process_group)
+        self._verify_same_model(module)
+        self._broadcast_state([t for _, t in module.named_parameters()] + [b for _, b in module.named_buffers()])
+        self._buckets, self._slot = self._build_buckets()
+        self._handles = [p.register_post_accumulate_grad_hook(self._on_grad_ready)
+                         for p in self._parameters_list]
+        self._syncing = False
+        self._unused: tuple[int, ...] = ()
+        self._ready: set[int] = set()
+        self._next_bucket = 0
+
+    # ------------------------------------------------------------------ the forward pass
+    def forward(self, *inputs, **kwargs):
+        if self._ready and self._syncing:
+            self._raise_unfinished_reduction()
+        if self.broadcast_buffers and self.require_forward_param_sync:
+            buffers = [b for _, b in self.module.named_buffers()]
+            if buffers:
+                self._broadcast_state(buffers)
+        self._syncing = is_grad_enabled() and self.require_backward_grad_sync
+        self._reset_iteration()
+        output = self.module(*inputs, **kwargs)
+        self._unused = self._find_unused(output) if self._syncing and self.find_unused_parameters else ()
+        return output
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Inside, backward accumulates local gradients without communicating; the first
+        backward after it averages everything accumulated (torch's gradient accumulation)."""
+        previous = self.require_backward_grad_sync
+        self.require_backward_grad_sync = False
+        try:
+            yield
+        finally:
+            self.require_backward_grad_sync = previous
+
+    # ------------------------------------------------------------------ backward: the hooks
+    def _on_grad_ready(self, param) -> None:
+        if not self._syncing:
+            return
+        index = self._index_of[id(param)]
+        if not self._ready and self._unused:
+            for unused in self._unused:
+                self._mark_ready(unused, None)
+        self._mark_ready(index, param.grad._data)
+        for bucket in self._buckets[:self._next_bucket]:
+            if bucket.work is not None:
+                bucket.work._test()  # MPI progresses only inside MPI calls
+        if self._next_bucket == len(self._buckets):
+            self._finish_reduction()
+
+    def _mark_ready(self, index: int, grad) -> None:
+        if index in self._ready:
+            raise RuntimeError(
+                f"Expected to mark a variable ready only once. Parameter {self._parameter_names[index]} "
+                "received its gradient twice in one iteration (a second backward through the same "
+                "forward, or a parameter shared across reentrant calls); call forward again first."
+            )
+        self._ready.add(index)
+        bucket_index, position = self._slot[index]
+        bucket = self._buckets[bucket_index]
+        start, stop = bucket.offsets[position], bucket.offsets[position + 1]
+        if grad is None:
+            bucket.flat[start:stop] = 0
+        else:
+            bucket.flat[start:stop] = grad.reshape(-1)
+        bucket.pending -= 1
+        # start buckets in index order only: every rank must issue its collectives alike
+        while self._next_bucket < len(self._buckets) and self._buckets[self._next_bucket].pending == 0:
+            ready = self._buckets[self._next_bucket]
+            ready.work = dist.all_reduce(ready.tensor, group=self.process_group, async_op=True)
+            self._next_bucket += 1
+
+    def _finish_reduction(self) -> None:
+        used = None
+        if self.find_unused_parameters:
+            # a parameter unused here may be used on another rank: it then gets the average
+            used = np.ones(len(self._parameters_list), np.int32)
+            used[list(self._unused)] = 0
+            dist.all_reduce(Tensor._make(used), group=self.process_group)
+        for bucket_index, bucket in enumerate(self._buckets):
+            bucket.work.wait()
+            bucket.flat /= self._world_size
+            for position, param in enumerate(bucket.params):
+                index = self._bucket_members[bucket_index][position]
+                if used is not None and not used[index]:
+                    continue  # unused on every rank: .grad stays as it was, as in torch
+                start, stop = bucket.offsets[position], bucket.offsets[position + 1]
+                averaged = bucket.flat[start:stop].reshape(param._data.shape)
+                if param._grad is None:
+                    param._grad = Tensor._make(averaged.copy())
+                else:
+                    np.copyto(param._grad._data, averaged)
+                    param._grad._bump_version()
+        self._syncing = False
+        self._reset_iteration()
+
+    def _reset_iteration(self) -> None:
+        self._ready = set()
+        self._next_bucket = 0
+        for bucket in self._buckets:
+            bucket.pending = len(bucket.params)
+            bucket.work = None
+
+    def _raise_unfinished_reduction(self) -> None:
+        missing = [self._parameter_names[i] for i in range(len(self._parameters_list)) if i not in self._ready]
+        raise RuntimeError(
+            "Expected to have finished reduction in the prior iteration before starting a new one. This "
+            "error indicates that your module has parameters that were not used in producing loss. You "
+            "can enable unused parameter detection by passing the keyword argument "
+            "`find_unused_parameters=True` to `torch.nn.parallel.DistributedDataParallel`, and by making "
+            "sure all `forward` function outputs participate in calculating loss. Parameters which did "
+            f"not receive grad for rank {dist.get_rank()}: {', '.join(missing)}"
+        )
+
+    def _find_unused(self, output) -> tuple[int, ...]:
+        """Parameters the autograd graph of ``output`` does not reach (walked from its grad_fns)."""
+        seen, reached, stack = set(), set(), [t.grad_fn for t in _tensors_in(output) if t.grad_fn is not None]
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            variable = getattr(node, "variable", None)
+            if variable is not None:
+                reached.add(id(variable))
+            stack.extend(child for child, _ in node.next_functions if child is not None)
+        return tuple(i for i, p in enumerate(self._parameters_list) if id(p) not in reached)
+
+    # ------------------------------------------------------------------ construction
+    def _build_buckets(self):
+        """Buckets of one dtype each, filled from the last parameter backwards."""
+        self._index_of = {id(p): i for i, p in enumerate(self._parameters_list)}
+        buckets, members, slot = [], [], {}
+        open_by_dtype: dict = {}  # dtype -> [indices, bytes, cap] of the bucket being filled
+        for index in reversed(range(len(self._parameters_list))):
+            data = self._parameters_list[index]._data
+            current = open_by_dtype.get(data.dtype)
+            if current is None or (current[1] and current[1] + data.nbytes > current[2]):
+                cap = self._first_bucket_bytes if not members else self.bucket_bytes_cap
+                current = open_by_dtype[data.dtype] = [[], 0, cap]
+                members.append(current[0])
+            current[0].append(index)
+            current[1] += data.nbytes
+        for bucket_index, indices in enumerate(members):
+            params = [self._parameters_list[i] for i in indices]
+            buckets.append(_Bucket(params, params[0]._data.dtype))
+            for position, index in enumerate(indices):
+                slot[index] = (bucket_index, position)
+        self._bucket_members = members
+        return buckets, slot
+
+    def _verify_same_model(self, module: Module) -> None:
+        """Fail on every rank, naming the difference, when ranks built different models."""
+        signature = [[name, list(p.shape), str(p.dtype)] for name, p in module.named_parameters()]
+        signature += [[name, list(b.shape), str(b.dtype)] for name, b in module.named_buffers()]
+        text = json.dumps(signature)
+        digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little", signed=True)
+        digests = Tensor._make(np.empty(self._world_size, np.int64))
+        dist.all_gather_into_tensor(digests, Tensor._make(np.array([digest], np.int64)), group=self.process_group)
+        if len(set(digests._data.tolist())) == 1:
+            return
+        # the rare bad case: exchange the signatures (as JSON text, never pickled) to name it
+        theirs = [json.loads(t) for t in _all_gather_text(text, self.process_group, self._world_size)]
+        rank = dist.get_rank(self.process_group)
+        for other, entries in enumerate(theirs):
+            if entries != signature:
+                if len(entries) != len(signature):
+                    detail = f"rank {rank} has {len(signature)} parameters and buffers, rank {other} has {len(entries)}"
+                else:
+                    mine, different = next((a, b) for a, b in zip(signature, entries) if a != b)
+                    detail = (f"rank {rank} has {mine[0]} of shape {tuple(mine[1])} ({mine[2]}), rank {other} "
+                              f"has {different[0]} of shape {tuple(different[1])} ({different[2]})")
+                raise RuntimeError(f"DistributedDataParallel: DDP expects the same model on all ranks, but "
+                                   f"{detail}")
+
+    def _broadcast_state(self, tensors: list) -> None:
+        """Overwrite ``tensors`` with rank 0's, one broadcast per dtype (packed flat)."""
+        by_dtype: dict = {}
+        for t in tensors:
+            by_dtype.setdefault(t._data.dtype, []).append(t)
+        for dtype, group in by_dtype.items():
+            flat = np.concatenate([np.asarray(t._data, dtype).reshape(-1) for t in group])
+            dist.broadcast(Tensor._make(flat), src=dist.get_global_rank(self.process_group, 0),
+                           group=self.process_group)
+            start = 0
+            for t in group:
+                np.copyto(t._data, flat[start:start + t._data.size].reshape(t._data.shape))
+                t._bump_version()
+                start += t._data.size
+
+
+def _tensors_in(value):
+    if isinstance(value, Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors_in(item)
+
+
+def _all_gather_text(text: str, group, size: int) -> list[str]:
+    data = np.frombuffer(text.encode(), np.uint8)
+    lengths = Tensor._make(np.empty(size, np.int64))
+    dist.all_gather_into_tensor(lengths, Tensor._make(np.array([data.size], np.int64)), group=group)
+    longest = int(lengths._data.max())
+    padded = np.zeros(longest, np.uint8)
+    padded[:data.size] = data
+    gathered = Tensor._make(np.empty(size * longest, np.uint8))
+    dist.all_gather_into_tensor(gathered, Tensor._make(padded), group=group)
+    rows = gathered._data.reshape(size, longest)
+    return [rows[i, :lengths._data[i]].tobytes().decode() for i in range(size)]
