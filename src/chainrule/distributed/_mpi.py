@@ -147,4 +147,7 @@ def abort_job(MPI, rank: int, details: str, summary: str) -> None:
     sys.stderr.write(f"chainrule.distributed: rank {rank} failed with {summary}; aborting the job\n")
     sys.stderr.flush()
     sys.stdout.flush()
+    # MPI_Abort kills the launcher's output forwarders too; on a loaded machine they may not
+    # yet have passed on the lines above, and the job would end without saying why
+    time.sleep(1.0)
     MPI.COMM_WORLD.Abort(1)
