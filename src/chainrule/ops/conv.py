@@ -232,7 +232,8 @@ class Convolution(Function):
         y = _conv(x, w, geo, cols)
         if bias:
             y += bias[0].reshape((-1,) + (1,) * len(geo.kernel))
-        return y
+        # the GEMM leaves channels last; torch's output is contiguous NC*S (x.view(n, -1) works)
+        return np.ascontiguousarray(y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -262,7 +263,7 @@ class ConvInput(Function):
         out = _conv_input(grad, w, geo, c)
         if bias:
             out = out + bias[0].reshape((-1,) + (1,) * len(geo.kernel))
-        return out
+        return np.ascontiguousarray(out)  # torch's layout, whatever the GEMM left
 
     @staticmethod
     def backward(ctx, u):
@@ -290,7 +291,7 @@ class ConvWeight(Function):
         ctx.geo = geo
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None,
                               grad if ctx.needs_input_grad[0] else None)
-        return _conv_weight(x, grad, geo, w_shape, cols)
+        return np.ascontiguousarray(_conv_weight(x, grad, geo, w_shape, cols))
 
     @staticmethod
     def backward(ctx, v):
@@ -546,7 +547,7 @@ class Col2Im(Function):
     def forward(ctx, cols, geo):
         if ctx.needs_input_grad[0]:
             ctx.geo = geo
-        return _col2im_nchw(cols, geo)
+        return np.ascontiguousarray(_col2im_nchw(cols, geo))  # a crop of the padded sum
 
     @staticmethod
     def backward(ctx, grad):
