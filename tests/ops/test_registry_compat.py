@@ -11,8 +11,6 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-import pytest
-
 import chainrule
 
 from . import harness
@@ -36,8 +34,38 @@ def _registry() -> list[OpCase]:
 
 REGISTRY = _registry()
 
-# Deliberate differences, each with its reason. Keys are OpCase names.
-NODE_NAME_ALLOWED: dict[str, str] = {}
+# Deliberate differences, each with its reason: OpCase name prefix -> why.
+_FOLDED = "torch's node is named after its internal folding (view/unsafe_view/bmm/permute); ours after the op"
+NODE_NAME_ALLOWED: dict[str, str] = {
+    "matmul": _FOLDED,
+    "multi_dot": _FOLDED,
+    "chain_matmul": _FOLDED,
+    "matrix_power": _FOLDED,
+    "einsum": _FOLDED,
+    "tensordot": _FOLDED,
+    "inner": _FOLDED,
+    "rdiv": "torch computes number / x as reciprocal(x) * number (MulBackward0); ours divides in one node",
+    "pad_circular": "torch pads circularly with slice copies (CopySlices), which has no op name to match",
+    "avg_pool1d": "torch runs 1-d pooling as unsqueeze, 2-d pool, squeeze (SqueezeBackward1); ours pools 1-d directly",
+    "max_pool1d": "as avg_pool1d",
+    "adaptive_avg_pool1d": "as avg_pool1d",
+    "adaptive_max_pool1d": "as avg_pool1d",
+    "max_unpool1d": "as avg_pool1d",
+    "max_pool2d_unbatched": "torch's kernel takes unbatched input; ours adds a batch dim and squeezes it off",
+    "avg_pool2d_unbatched": "as max_pool2d_unbatched",
+    "adaptive_max_pool2d_unbatched": "as max_pool2d_unbatched",
+    "unfold_unbatched": "as max_pool2d_unbatched",
+}
+# torch's einsum returns whatever layout its internal permute/bmm plan leaves; ours is always
+# contiguous (which only ever lets more .view() calls succeed)
+CONTIGUITY_ALLOWED: dict[str, str] = {
+    "einsum": "layout of torch's einsum follows its internal plan",
+    "solve_batch_vector": "torch leaves a batch of solved vectors in LAPACK's column layout",
+}
+
+
+def _allowed(table: dict, name: str) -> bool:
+    return any(name.startswith(prefix) for prefix in table)
 
 
 def _run_both(case: OpCase):
@@ -54,11 +82,11 @@ def test_output_metadata_matches_torch(case):
     for k, (o, t) in enumerate(zip(ours, theirs)):
         if not hasattr(t, "is_contiguous"):
             continue
-        assert o.is_contiguous() == t.is_contiguous(), (
+        assert o.is_contiguous() == t.is_contiguous() or _allowed(CONTIGUITY_ALLOWED, case.name), (
             f"{case.id} output {k}: is_contiguous() {o.is_contiguous()} vs torch {t.is_contiguous()} "
             f"(strides {o.stride()} vs {t.stride()})")
         assert str(o.dtype).split(".")[-1] == str(t.dtype).split(".")[-1], f"{case.id} output {k}: dtype"
-        if t.grad_fn is not None and case.name not in NODE_NAME_ALLOWED:
+        if t.grad_fn is not None and not _allowed(NODE_NAME_ALLOWED, case.name):
             ours_name = o.grad_fn.name() if o.grad_fn is not None else None
             assert ours_name == t.grad_fn.name(), f"{case.id} output {k}: grad_fn {ours_name} vs torch {t.grad_fn.name()}"
 

@@ -205,7 +205,11 @@ def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
         slots[output_nr] = previous + grad
     else:
         # fan-out: a fresh array, never in place — a rule may hand the same tensor to two inputs
-        slots[output_nr] = type(grad)._make(previous._data + grad._data)
+        quiet = _function.numpy_errstate.set(_function.QUIET)  # inf + -inf is NaN, silently
+        try:
+            slots[output_nr] = type(grad)._make(previous._data + grad._data)
+        finally:
+            _function.numpy_errstate.reset(quiet)
 
 
 def _call_pre_hooks(node, grads, exposed):
@@ -258,6 +262,9 @@ def _call_rule(node, grads, retain_graph, exposed=None):
             g if g is not None else Tensor._make(np.zeros(_output_shape(node, i), dtype=_output_dtype(node, i)))
             for i, g in enumerate(grads)
         ]
+    # built-in rules run with NumPy's warnings off, as their forwards do; user Functions' don't
+    quiet = _function.numpy_errstate.set(_function.QUIET) if node._forward_cls is not None \
+        and node._forward_cls._array_forward else None
     try:
         result = node.apply_backward(tuple(grads))
     except Exception as exc:
@@ -267,6 +274,9 @@ def _call_rule(node, grads, retain_graph, exposed=None):
                 "created this node:\n" + "".join(node._traceback[-4:])
             ) from exc
         raise
+    finally:
+        if quiet is not None:
+            _function.numpy_errstate.reset(quiet)
     if not retain_graph and node._saved:
         node._saved = ()
         node._freed = True
@@ -366,7 +376,11 @@ def _accumulate(variable, grad, create_graph, exposed=()):
     elif create_graph or current._requires_grad:
         variable._grad = current + grad
     else:
-        np.add(current._data, grad._data, out=current._data)
+        quiet = _function.numpy_errstate.set(_function.QUIET)
+        try:
+            np.add(current._data, grad._data, out=current._data)
+        finally:
+            _function.numpy_errstate.reset(quiet)
         current._version_box[0] += 1
 
 

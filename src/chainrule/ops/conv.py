@@ -29,7 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..autograd.function import Function
-from ..tensor import Tensor
+from ..tensor import Tensor, _check_tensor
 
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -352,6 +352,8 @@ def _dtype_name(t: Tensor) -> str:
 
 
 def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opname: str) -> Tensor:
+    _check_tensor(weight, opname, "weight", 2)
+    _check_tensor(bias, opname, "bias", 3, optional=True)
     input, unbatched = _batched(input, d, opname)
     if weight.ndim != d + 2:
         raise RuntimeError("weight should have at least three dimensions" if weight.ndim < 3 else
@@ -428,6 +430,8 @@ def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
 
 def _conv_transposend(input, weight, bias, stride, padding, output_padding, groups, dilation, d: int,
                       opname: str) -> Tensor:
+    _check_tensor(weight, opname, "weight", 2)
+    _check_tensor(bias, opname, "bias", 3, optional=True)
     input, unbatched = _batched(input, d, opname)
     if weight.ndim != d + 2:
         raise RuntimeError(f"Expected {d + 2}-dimensional weight for {d + 2}-dimensional input "
