@@ -546,6 +546,7 @@ def honours_out(fn):
         result = fn(*args, **kwargs)
         return result if out is None else write_out(result, out, fn.__name__)
 
+    with_out.honours_out = True
     return with_out
 
 

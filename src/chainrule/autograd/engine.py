@@ -80,8 +80,23 @@ def _topological_order(roots):
     return order
 
 
+_callers_errstate = []  # the NumPy error state of each (nested) backward call's caller
+
+
 def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                  allow_unused=False, accumulate=True):
+    """The walk, with NumPy's floating-point warnings off throughout (torch is silent about
+    inf and NaN in gradients): one switch per backward call rather than one per node."""
+    _callers_errstate.append(_function.numpy_errstate.get())
+    quiet = _function.numpy_errstate.set(_function.QUIET)
+    try:
+        return _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, allow_unused, accumulate)
+    finally:
+        _function.numpy_errstate.reset(quiet)
+        _callers_errstate.pop()
+
+
+def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, allow_unused, accumulate):
     """Shared by ``backward`` and ``grad``.
 
     With ``accumulate`` (``backward``), leaf gradients go into ``.grad`` (only ``inputs``' if
@@ -205,11 +220,7 @@ def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
         slots[output_nr] = previous + grad
     else:
         # fan-out: a fresh array, never in place — a rule may hand the same tensor to two inputs
-        quiet = _function.numpy_errstate.set(_function.QUIET)  # inf + -inf is NaN, silently
-        try:
-            slots[output_nr] = type(grad)._make(previous._data + grad._data)
-        finally:
-            _function.numpy_errstate.reset(quiet)
+        slots[output_nr] = type(grad)._make(previous._data + grad._data)
 
 
 def _call_pre_hooks(node, grads, exposed):
@@ -262,9 +273,10 @@ def _call_rule(node, grads, retain_graph, exposed=None):
             g if g is not None else Tensor._make(np.zeros(_output_shape(node, i), dtype=_output_dtype(node, i)))
             for i, g in enumerate(grads)
         ]
-    # built-in rules run with NumPy's warnings off, as their forwards do; user Functions' don't
-    quiet = _function.numpy_errstate.set(_function.QUIET) if node._forward_cls is not None \
-        and node._forward_cls._array_forward else None
+    # the walk runs with NumPy's warnings off (see run_backward); a user Function's backward is
+    # user code and gets the caller's NumPy error state back
+    user_state = _function.numpy_errstate.set(_callers_errstate[-1]) if node._forward_cls is not None \
+        and not node._forward_cls._array_forward else None
     try:
         result = node.apply_backward(tuple(grads))
     except Exception as exc:
@@ -275,8 +287,8 @@ def _call_rule(node, grads, retain_graph, exposed=None):
             ) from exc
         raise
     finally:
-        if quiet is not None:
-            _function.numpy_errstate.reset(quiet)
+        if user_state is not None:
+            _function.numpy_errstate.reset(user_state)
     if not retain_graph and node._saved:
         node._saved = ()
         node._freed = True
@@ -376,11 +388,7 @@ def _accumulate(variable, grad, create_graph, exposed=()):
     elif create_graph or current._requires_grad:
         variable._grad = current + grad
     else:
-        quiet = _function.numpy_errstate.set(_function.QUIET)
-        try:
-            np.add(current._data, grad._data, out=current._data)
-        finally:
-            _function.numpy_errstate.reset(quiet)
+        np.add(current._data, grad._data, out=current._data)
         current._version_box[0] += 1
 
 

@@ -36,8 +36,12 @@ try:
 except ImportError:  # NumPy 1.x: the same through np.errstate
     class _ErrstateVar:
         @staticmethod
-        def set(_):
-            token = np.errstate(all="ignore")
+        def get() -> dict:
+            return np.geterr()
+
+        @staticmethod
+        def set(state):
+            token = np.errstate(**(state or {"all": "ignore"}))
             token.__enter__()
             return token
 

@@ -193,6 +193,9 @@ def ones(*sizes, size=None, dtype=None, device=None, requires_grad=False, out=No
     return result if out is None else write_out(result, out, "ones")
 
 
+zeros.honours_out = ones.honours_out = True
+
+
 def empty(*sizes, size=None, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
     return _finish(_xp(device).empty(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
 

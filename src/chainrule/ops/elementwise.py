@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _dtype
 from ..autograd.function import Function, broadcast_error, name_node
-from ..tensor import Tensor, honours_out
+from ..tensor import Tensor, honours_out, write_out
 from ._special import erf as _erf_array
 
 __all__ = [
@@ -346,7 +346,8 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
             return Tensor._make(np.floor_divide(a._data, b._data))
         quotient = np.abs(a._data) // np.abs(b._data)
         return Tensor._make(np.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype))
-    rounded = np.floor(a._data / b._data) if rounding_mode == "floor" else np.trunc(a._data / b._data)
+    with np.errstate(all="ignore"):  # x / 0 is ±inf (or NaN) silently, as in torch
+        rounded = np.floor(a._data / b._data) if rounding_mode == "floor" else np.trunc(a._data / b._data)
     return Tensor._make(rounded)  # piecewise constant: torch gives no gradient path either
 
 
@@ -458,16 +459,20 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
         "node_name": node_name,
     })
 
+    op_name = torch_name or name.lower()
+    # out= handled inline rather than by honours_out: these are the hottest calls there are
     if float_only:
         def op(input: Tensor, *, out=None) -> Tensor:
-            return cls.apply(_float_input(input))
+            result = cls.apply(_float_input(input))
+            return result if out is None else write_out(result, out, op_name)
     else:
         def op(input: Tensor, *, out=None) -> Tensor:
-            return cls.apply(input)
+            result = cls.apply(input)
+            return result if out is None else write_out(result, out, op_name)
 
-    op.__name__ = op.__qualname__ = torch_name or name.lower()
+    op.__name__ = op.__qualname__ = op_name
     op.__doc__ = f"torch.{op.__name__}, elementwise, with its gradient."
-    op = honours_out(op)
+    op.honours_out = True
     op.function = cls
     return op
 

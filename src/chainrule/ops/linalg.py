@@ -9,12 +9,11 @@ contracts the output gradient with every other operand, so it serves any equatio
 
 from __future__ import annotations
 
-import collections
 import string
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, return_types
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
 
@@ -822,7 +821,7 @@ def slogdet(A: Tensor):
     """torch.linalg.slogdet: ``(sign, logabsdet)`` of the determinant, without overflow."""
     _check_square(A, "linalg.slogdet")
     sign, logabsdet = Slogdet.apply(A)
-    return collections.namedtuple("slogdet", ["sign", "logabsdet"])(sign, logabsdet)
+    return return_types.slogdet(sign, logabsdet)
 
 
 def logdet(input: Tensor) -> Tensor:

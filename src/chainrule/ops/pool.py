@@ -147,7 +147,7 @@ def _window_gather(x: np.ndarray, which: np.ndarray, geo: _PoolGeometry) -> np.n
 
 class MaxPool(Function):
     _array_forward = True
-    node_name = "MaxPoolWithIndicesBackward0"
+    node_name = "MaxPool2DWithIndicesBackward0"  # torch's name; 1-d and 3-d subclasses below
 
     @staticmethod
     def forward(ctx, x, geo, return_indices):
@@ -241,7 +241,7 @@ def _window_spread(grad: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
 
 class AvgPool(Function):
     _array_forward = True
-    node_name = "AvgPoolBackward0"
+    node_name = "AvgPool2DBackward0"  # torch's name; 1-d and 3-d subclasses below
 
     @staticmethod
     def forward(ctx, x, geo, divisor):
@@ -271,10 +271,12 @@ class AvgPoolAdjoint(Function):
         return AvgPool.apply(grad, geo=ctx.geo, divisor=ctx.divisor)
 
 
-# torch names the node after the pool's dimension (MaxPool2DWithIndicesBackward0); one class each
+# torch names the node after the pool's dimension (MaxPool2DWithIndicesBackward0)
 _MAX_POOL = {d: type(MaxPool)(f"MaxPool{d}D", (MaxPool,), {"node_name": f"MaxPool{d}DWithIndicesBackward0"})
-             for d in (1, 2, 3)}
-_AVG_POOL = {d: type(AvgPool)(f"AvgPool{d}D", (AvgPool,), {"node_name": f"AvgPool{d}DBackward0"}) for d in (1, 2, 3)}
+             for d in (1, 3)}
+_MAX_POOL[2] = MaxPool
+_AVG_POOL = {d: type(AvgPool)(f"AvgPool{d}D", (AvgPool,), {"node_name": f"AvgPool{d}DBackward0"}) for d in (1, 3)}
+_AVG_POOL[2] = AvgPool
 
 
 # ---------------------------------------------------------------- flat-index scatter / gather
