@@ -357,8 +357,8 @@ def _apply_array_op(cls, inputs, params):
         else:
             record = False
     arrays = [t._data for t in inputs]
-    quiet = numpy_errstate.set(QUIET)
     if not record:
+        quiet = numpy_errstate.set(QUIET)
         try:
             out = cls.forward(_NULL_CTX, *arrays, **params)
         except ValueError as error:
@@ -370,6 +370,7 @@ def _apply_array_op(cls, inputs, params):
         return Tensor._make(out)
 
     node = _make_node(cls, inputs)
+    quiet = numpy_errstate.set(QUIET)
     try:
         out = cls.forward(node, *arrays, **params)
     except ValueError as error:
