@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .autograd.function import QUIET, broadcast_error, name_node, numpy_errstate
 from .autograd.grad_mode import state as _grad_state
 from .ops import elementwise as ew
 from .tensor import Tensor
@@ -57,10 +58,20 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
                 if self._requires_grad and state.enabled:
                     c = constant(other, data.dtype)
                     return function_cls.apply(c, self) if reflected else function_cls.apply(self, c)
-                return make(ufunc(other, data) if reflected else ufunc(data, other))
+                quiet = numpy_errstate.set(QUIET)  # silent on x / 0 and overflow, as torch
+                try:
+                    return make(ufunc(other, data) if reflected else ufunc(data, other))
+                finally:
+                    numpy_errstate.reset(quiet)
             if isinstance(other, Tensor) and other._data.dtype == data.dtype and not reflected:
                 if not (state.enabled and (self._requires_grad or other._requires_grad)):
-                    return make(ufunc(data, other._data))
+                    quiet = numpy_errstate.set(QUIET)
+                    try:
+                        return make(ufunc(data, other._data))
+                    except ValueError as error:
+                        raise broadcast_error(error, (data, other._data)) from None
+                    finally:
+                        numpy_errstate.reset(quiet)
                 return function_cls.apply(self, other)
         return fn(other, self) if reflected else fn(self, other)
 
@@ -83,6 +94,9 @@ def _bind_operators() -> None:
                                  ("mul", ew.mul, ew.Mul, np.multiply), ("truediv", ew.div, ew.Div, np.true_divide)):
         setattr(Tensor, f"__{name}__", _arithmetic(fn, cls, ufunc))
         setattr(Tensor, f"__r{name}__", _arithmetic(fn, cls, ufunc, reflected=True))
+    Tensor.__rsub__ = _arithmetic(_rsub, ew.RSub, np.subtract, reflected=True)
+    # the method's receiver is the value taken where the condition holds: x.where(c, y) = where(c, x, y)
+    Tensor.where = lambda self, condition, other: ew.where(condition, self, other)
     Tensor.__neg__ = ew.neg
     Tensor.__pos__ = lambda self: self
     Tensor.__abs__ = ew.abs
@@ -91,6 +105,10 @@ def _bind_operators() -> None:
     Tensor.multiply = ew.mul
     Tensor.subtract = ew.sub
     Tensor.true_divide = ew.div
+
+
+def _rsub(number, tensor):
+    return name_node(ew.sub(number, tensor), "RsubBackward1")  # torch records number - tensor as rsub
 
 
 def _is_operand(x) -> bool:

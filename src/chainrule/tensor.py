@@ -6,6 +6,7 @@ Methods for ops (``x.exp()``, ``x + y``, ``x.sum(dim)``...) are bound onto the c
 
 from __future__ import annotations
 
+import operator
 import weakref
 
 import numpy as np
@@ -425,9 +426,13 @@ class Tensor:
         return bool(np.any(self._data == (element._data if isinstance(element, Tensor) else element)))
 
     def __float__(self) -> float:
+        if self._data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return float(self.item())
 
     def __int__(self) -> int:
+        if self._data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return int(self.item())
 
     def __index__(self) -> int:
@@ -501,6 +506,8 @@ class Size(tuple):
 
 def _wrap_dim(dim: int, ndim: int, op: str = "") -> int:
     """Normalise a possibly negative dim, raising torch's IndexError when out of range."""
+    if type(dim) is not int:
+        dim = _dim_index(dim, op)
     rank = max(ndim, 1)
     if not -rank <= dim < rank:
         raise IndexError(
@@ -508,6 +515,79 @@ def _wrap_dim(dim: int, ndim: int, op: str = "") -> int:
             f"[{-rank}, {rank - 1}], but got {dim})"
         )
     return dim + rank if dim < 0 else dim
+
+
+def _dim_index(dim, op: str) -> int:
+    """An integer dim from any integer type; floats (and other types) raise torch's TypeError."""
+    try:
+        return operator.index(dim)
+    except TypeError:
+        raise TypeError(f"{op or 'dim'}(): argument 'dim' must be int, not {type(dim).__name__}") from None
+
+
+def write_out(result: Tensor, out, op: str) -> Tensor:
+    """torch's ``out=``: ``result`` written into ``out``, which is resized to the result's shape
+    (with torch's warning when it held elements) and returned. Raises before writing when a
+    gradient would be needed (torch refuses out= under autograd) or the dtype can't hold it."""
+    from .autograd.grad_mode import state
+
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{op}(): argument 'out' must be Tensor, not {type(out).__name__}")
+    if state.enabled and (result._requires_grad or out._requires_grad):
+        raise RuntimeError(f"{op}(): functions with out=... arguments don't support automatic differentiation, "
+                           "but one of the arguments requires grad.")
+    if result.dtype._category > out.dtype._category:
+        raise RuntimeError(f"result type {_TYPE_NAMES[result.dtype.name][:-6]} can't be cast to the desired output "
+                           f"type {_TYPE_NAMES[out.dtype.name][:-6]}")
+    if out._data.shape != result._data.shape:
+        if out._data.size:
+            import warnings
+
+            warnings.warn(f"An output with one or more elements was resized since it had shape {list(out.shape)}, "
+                          f"which does not match the required output shape {list(result.shape)}. This behavior is "
+                          "deprecated, and in a future PyTorch release outputs will not be resized unless they have "
+                          "zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, to zero "
+                          "elements with t.resize_(0).", UserWarning, stacklevel=3)
+        out._data = np.empty_like(out._data, shape=result._data.shape)
+    out._data[...] = result._data
+    out._version_box[0] += 1
+    return out
+
+
+def honours_out(fn):
+    """Give ``fn`` torch's keyword ``out=`` (see ``write_out``); ``fn`` itself ignores it."""
+    import functools
+
+    @functools.wraps(fn)
+    def with_out(*args, out=None, **kwargs):
+        result = fn(*args, **kwargs)
+        return result if out is None else write_out(result, out, fn.__name__)
+
+    with_out.honours_out = True
+    return with_out
+
+
+def _check_tensor(value, op: str, name: str, position: int, optional: bool = False) -> None:
+    """torch's TypeError for a non-Tensor where a Tensor argument is expected (a list as a weight)."""
+    if not isinstance(value, Tensor) and not (optional and value is None):
+        raise TypeError(f"{op}(): argument '{name}' (position {position}) must be Tensor, not {type(value).__name__}")
+
+
+def _int_sequence(values, op: str, name: str = "size") -> tuple:
+    """Sizes given as varargs (``view(2, 3)``) or one sequence (``view((2, 3))``), as ints.
+
+    torch refuses a float size rather than truncating it (``view(2.5, -1)`` is a TypeError).
+    """
+    if len(values) == 1 and isinstance(values[0], (tuple, list)):
+        values = tuple(values[0])
+    out = []
+    for i, v in enumerate(values):
+        try:
+            out.append(operator.index(v))
+        except TypeError:
+            raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, but found element of type "
+                            f"{type(v).__name__} at pos {i}") from None
+    return tuple(out)
 
 
 _function_module._Tensor = Tensor

@@ -80,8 +80,23 @@ def _topological_order(roots):
     return order
 
 
+_callers_errstate = []  # the NumPy error state of each (nested) backward call's caller
+
+
 def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                  allow_unused=False, accumulate=True):
+    """The walk, with NumPy's floating-point warnings off throughout (torch is silent about
+    inf and NaN in gradients): one switch per backward call rather than one per node."""
+    _callers_errstate.append(_function.numpy_errstate.get())
+    quiet = _function.numpy_errstate.set(_function.QUIET)
+    try:
+        return _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, allow_unused, accumulate)
+    finally:
+        _function.numpy_errstate.reset(quiet)
+        _callers_errstate.pop()
+
+
+def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, allow_unused, accumulate):
     """Shared by ``backward`` and ``grad``.
 
     With ``accumulate`` (``backward``), leaf gradients go into ``.grad`` (only ``inputs``' if
@@ -260,6 +275,10 @@ def _call_rule(node, grads, retain_graph, exposed=None):
             g if g is not None else Tensor._make(np.zeros(_output_shape(node, i), dtype=_output_dtype(node, i)))
             for i, g in enumerate(grads)
         ]
+    # the walk runs with NumPy's warnings off (see run_backward); a user Function's backward is
+    # user code and gets the caller's NumPy error state back
+    user_state = _function.numpy_errstate.set(_callers_errstate[-1]) if node._forward_cls is not None \
+        and not node._forward_cls._array_forward else None
     try:
         result = node.apply_backward(tuple(grads))
     except Exception as exc:
@@ -269,6 +288,9 @@ def _call_rule(node, grads, retain_graph, exposed=None):
                 "created this node:\n" + "".join(node._traceback[-4:])
             ) from exc
         raise
+    finally:
+        if user_state is not None:
+            _function.numpy_errstate.reset(user_state)
     if not retain_graph and node._saved:
         node._saved = ()
         node._freed = True

@@ -20,7 +20,36 @@ per forward input, written with chainrule ops so that ``create_graph=True`` reco
 
 from __future__ import annotations
 
+import numpy as np
+
 from .grad_mode import state as _grad_state
+
+# torch is silent about IEEE results (x / 0, log(0), overflow to inf); NumPy warns. Built-in ops
+# run with NumPy's warnings off, and only while they run: the user's own NumPy error state is
+# never changed. NumPy >= 2 keeps that state in a context variable, and setting it directly costs
+# a fraction of entering np.errstate (which does the same plus argument handling) on every op.
+try:
+    from numpy._core._ufunc_config import _extobj_contextvar as numpy_errstate
+    from numpy._core._ufunc_config import _make_extobj
+
+    QUIET = _make_extobj(all="ignore")
+except ImportError:  # NumPy 1.x: the same through np.errstate
+    class _ErrstateVar:
+        @staticmethod
+        def get() -> dict:
+            return np.geterr()
+
+        @staticmethod
+        def set(state):
+            token = np.errstate(**(state or {"all": "ignore"}))
+            token.__enter__()
+            return token
+
+        @staticmethod
+        def reset(token) -> None:
+            token.__exit__(None, None, None)
+
+    numpy_errstate, QUIET = _ErrstateVar(), None
 
 __all__ = ["Function", "Node", "AccumulateGrad", "once_differentiable"]
 
@@ -329,13 +358,25 @@ def _apply_array_op(cls, inputs, params):
             record = False
     arrays = [t._data for t in inputs]
     if not record:
-        out = cls.forward(_NULL_CTX, *arrays, **params)
+        quiet = numpy_errstate.set(QUIET)
+        try:
+            out = cls.forward(_NULL_CTX, *arrays, **params)
+        except ValueError as error:
+            raise broadcast_error(error, arrays) from None
+        finally:
+            numpy_errstate.reset(quiet)
         if type(out) is tuple:
             return tuple(Tensor._make(o) for o in out)
         return Tensor._make(out)
 
     node = _make_node(cls, inputs)
-    out = cls.forward(node, *arrays, **params)
+    quiet = numpy_errstate.set(QUIET)
+    try:
+        out = cls.forward(node, *arrays, **params)
+    except ValueError as error:
+        raise broadcast_error(error, arrays) from None
+    finally:
+        numpy_errstate.reset(quiet)
     non_diff = node._non_differentiable
     if type(out) is tuple:
         node._num_outputs = len(out)
@@ -352,6 +393,24 @@ def _apply_array_op(cls, inputs, params):
         node._saved = _resolve_saved(saved, arrays, inputs, out, outputs)
         node._saved_versions = tuple(t._version_box[0] if t is not None else None for t in node._saved)
     return outputs
+
+
+def broadcast_error(error: ValueError, arrays) -> Exception:
+    """NumPy's broadcast ValueError as torch's RuntimeError naming the mismatched sizes; any
+    other ValueError is returned unchanged (to be re-raised)."""
+    if "broadcast" not in str(error):
+        return error
+    shapes = [a.shape for a in arrays if hasattr(a, "shape")]
+    ndim = max(len(s) for s in shapes)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    # torch compares the sizes from the last dim backwards and names the first clash
+    for dim in range(ndim - 1, -1, -1):
+        sizes = [s[dim] for s in padded if s[dim] != 1]
+        if len(set(sizes)) > 1:
+            a, b = sizes[0], next(n for n in sizes if n != sizes[0])
+            return RuntimeError(f"The size of tensor a ({a}) must match the size of tensor b ({b}) at "
+                                f"non-singleton dimension {dim}")
+    return error
 
 
 def _resolve_saved(saved, arrays, inputs, out, outputs):
@@ -420,6 +479,34 @@ def _apply_user_function(cls, args, kwargs):
         node._saved_versions = tuple(t._version_box[0] if isinstance(t, Tensor) else None for t in saved)
         node._saved = tuple(saved)
     return tuple(results) if is_tuple else results[0]
+
+
+_RENAMED_NODES: dict = {}
+
+
+def name_node(output, name: str):
+    """Give ``output.grad_fn`` torch's node name for the composite op that produced it.
+
+    A composite op (``addmm`` = ``mm`` + ``add``, ``stack`` = ``unsqueeze`` + ``cat``) records
+    the nodes of its parts; torch records one node named after the op, and users read that name
+    (``type(y.grad_fn).__name__``, graph drawings). The node keeps its rule and edges; only its
+    class is swapped for a same-layout subclass carrying torch's name. Outputs without a node
+    (nothing required grad) are returned unchanged; so are tuples, element by element.
+    """
+    if type(output) is tuple:
+        for o in output:
+            name_node(o, name)
+        return output
+    fn = output.grad_fn
+    if fn is None or type(fn).__name__ == name:
+        return output
+    cls = type(fn)
+    renamed = _RENAMED_NODES.get((cls, name))
+    if renamed is None:
+        renamed = _RENAMED_NODES[(cls, name)] = type(name, (cls,), {"__slots__": (),
+                                                                    "__module__": cls.__module__})
+    fn.__class__ = renamed
+    return output
 
 
 def _is_default_setup(cls) -> bool:

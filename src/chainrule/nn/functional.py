@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .. import _dtype
-from ..autograd.function import Function
+from ..autograd.function import Function, name_node
 from ..autograd.grad_mode import state as _grad_state
 from ..ops import random as _random
 from ..ops.activation import *  # noqa: F401,F403
@@ -50,7 +50,7 @@ from ..ops.pool import *  # noqa: F401,F403
 from ..ops.reduce import log_softmax as _log_softmax
 from ..ops.reduce import softmax as _softmax
 from ..ops.shape import pad  # noqa: F401
-from ..tensor import Tensor, _wrap_dim
+from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out
 
 
 def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
@@ -108,6 +108,12 @@ class Linear(Function):
         return grad_x, grad_w, grad_b
 
 
+class LinearNoBias(Linear):
+    """y = x Wᵀ: torch records a bias-free linear as a plain matrix product."""
+
+    node_name = "MmBackward0"
+
+
 _SCALAR_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
                  "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 
@@ -118,6 +124,9 @@ def _scalar_name(t: Tensor) -> str:
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """F.linear: ``input @ weight.T + bias`` for input (*, in_features), weight (out, in)."""
+    _check_tensor(input, "linear", "input", 1)
+    _check_tensor(weight, "linear", "weight", 2)
+    _check_tensor(bias, "linear", "bias", 3, optional=True)
     if input.ndim == 0 or weight.ndim not in (1, 2) or input.shape[-1] != weight.shape[-1]:
         rows = math.prod(input.shape[:-1]) if input.ndim else 1
         cols = input.shape[-1] if input.ndim else 1
@@ -133,9 +142,12 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if weight.ndim == 1:
         out = (input * weight).sum(-1)
         return out + bias if bias is not None else out
-    if bias is None:
-        return Linear.apply(input, weight)
-    return Linear.apply(input, weight, bias)
+    out = LinearNoBias.apply(input, weight) if bias is None else Linear.apply(input, weight, bias)
+    if input.ndim == 2:
+        return out
+    # torch folds other ranks into one matrix product and views the result back: name as torch's
+    return name_node(out, "ViewBackward0" if bias is not None else
+                     "SqueezeBackward4" if input.ndim == 1 else "UnsafeViewBackward0")
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -694,6 +706,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 
 
 # ---------------------------------------------------------------- distances
+@honours_out
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None) -> Tensor:
     """F.normalize: x / max(‖x‖_p, eps) along ``dim``."""
     denom = input.norm(p, dim, keepdim=True).clamp_min(eps).expand_as(input)

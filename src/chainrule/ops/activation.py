@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..autograd.function import Function
+from ..autograd.function import Function, name_node
 from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import _float_input, erf, exp, sigmoid, tanh, where
@@ -202,6 +202,7 @@ def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
 
 class Prelu(Function):
     _array_forward = True
+    node_name = "PreluKernelBackward0"
 
     @staticmethod
     def forward(ctx, x, weight):
@@ -241,7 +242,8 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
     """torch.rrelu: leaky relu with a slope drawn from U(lower, upper) per element when
     training, and the fixed slope (lower + upper) / 2 in eval mode."""
     if not training:
-        return leaky_relu(input, (lower + upper) / 2, inplace)
+        out = leaky_relu(input, (lower + upper) / 2, inplace)
+        return out if inplace else name_node(out, "RreluWithNoiseBackward0")
     from .random import _rng
 
     x = _float_input(input)
@@ -291,13 +293,17 @@ def selu(input: Tensor, inplace: bool = False) -> Tensor:
     return Elu.apply(_float_input(input), alpha=_SELU_ALPHA, scale=_SELU_SCALE, input_scale=1.0)
 
 
+class Celu(Elu):
+    """celu is elu with input_scale = 1 / alpha; torch records it under its own name."""
+
+
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """torch.celu: max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError")
     if inplace:
         return _run_inplace(input, celu, alpha)
-    return Elu.apply(_float_input(input), alpha=float(alpha), scale=1.0, input_scale=1.0 / alpha)
+    return Celu.apply(_float_input(input), alpha=float(alpha), scale=1.0, input_scale=1.0 / alpha)
 
 
 # ---------------------------------------------------------------- smooth gates
@@ -528,4 +534,4 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
     if size % 2:
         raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {size}")
     a, b = input.split(size // 2, d)
-    return a * sigmoid(b)
+    return name_node(a * sigmoid(b), "GluBackward0")

@@ -29,7 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..autograd.function import Function
-from ..tensor import Tensor
+from ..tensor import Tensor, _check_tensor
 
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -232,7 +232,8 @@ class Convolution(Function):
         y = _conv(x, w, geo, cols)
         if bias:
             y += bias[0].reshape((-1,) + (1,) * len(geo.kernel))
-        return y
+        # the GEMM leaves channels last; torch's output is contiguous NC*S (x.view(n, -1) works)
+        return np.ascontiguousarray(y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -262,7 +263,7 @@ class ConvInput(Function):
         out = _conv_input(grad, w, geo, c)
         if bias:
             out = out + bias[0].reshape((-1,) + (1,) * len(geo.kernel))
-        return out
+        return np.ascontiguousarray(out)  # torch's layout, whatever the GEMM left
 
     @staticmethod
     def backward(ctx, u):
@@ -290,7 +291,7 @@ class ConvWeight(Function):
         ctx.geo = geo
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None,
                               grad if ctx.needs_input_grad[0] else None)
-        return _conv_weight(x, grad, geo, w_shape, cols)
+        return np.ascontiguousarray(_conv_weight(x, grad, geo, w_shape, cols))
 
     @staticmethod
     def backward(ctx, v):
@@ -351,6 +352,8 @@ def _dtype_name(t: Tensor) -> str:
 
 
 def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opname: str) -> Tensor:
+    _check_tensor(weight, opname, "weight", 2)
+    _check_tensor(bias, opname, "bias", 3, optional=True)
     input, unbatched = _batched(input, d, opname)
     if weight.ndim != d + 2:
         raise RuntimeError("weight should have at least three dimensions" if weight.ndim < 3 else
@@ -427,6 +430,8 @@ def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
 
 def _conv_transposend(input, weight, bias, stride, padding, output_padding, groups, dilation, d: int,
                       opname: str) -> Tensor:
+    _check_tensor(weight, opname, "weight", 2)
+    _check_tensor(bias, opname, "bias", 3, optional=True)
     input, unbatched = _batched(input, d, opname)
     if weight.ndim != d + 2:
         raise RuntimeError(f"Expected {d + 2}-dimensional weight for {d + 2}-dimensional input "
@@ -546,7 +551,7 @@ class Col2Im(Function):
     def forward(ctx, cols, geo):
         if ctx.needs_input_grad[0]:
             ctx.geo = geo
-        return _col2im_nchw(cols, geo)
+        return np.ascontiguousarray(_col2im_nchw(cols, geo))  # a crop of the padded sum
 
     @staticmethod
     def backward(ctx, grad):

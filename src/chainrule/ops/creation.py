@@ -14,7 +14,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import device as _device
 from .._backend import module_for_device
-from ..tensor import Tensor
+from ..tensor import Tensor, _int_sequence, write_out
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "full", "empty",
            "zeros_like", "ones_like", "full_like", "empty_like", "arange", "linspace", "logspace",
@@ -162,9 +162,7 @@ def _sizes(sizes: tuple, size) -> tuple:
 
 
 def _shape_args(size) -> tuple:
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = tuple(size[0])
-    shape = tuple(builtins.int(s) for s in size)
+    shape = _int_sequence(size, "empty")  # torch names the creation op it routes through
     for s in shape:
         if s < 0:
             raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(shape)}")
@@ -182,11 +180,20 @@ def _dt(dtype, default=None):
 
 
 def zeros(*sizes, size=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
-    return _finish(_xp(device).zeros(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
+    if out is not None and dtype is None:
+        dtype = out.dtype  # torch fills out in its own dtype
+    result = _finish(_xp(device).zeros(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
+    return result if out is None else write_out(result, out, "zeros")
 
 
 def ones(*sizes, size=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
-    return _finish(_xp(device).ones(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
+    if out is not None and dtype is None:
+        dtype = out.dtype
+    result = _finish(_xp(device).ones(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
+    return result if out is None else write_out(result, out, "ones")
+
+
+zeros.honours_out = ones.honours_out = True
 
 
 def empty(*sizes, size=None, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:

@@ -13,8 +13,8 @@ import builtins
 import numpy as np
 
 from .. import _dtype
-from ..autograd.function import Function
-from ..tensor import Tensor
+from ..autograd.function import Function, broadcast_error, name_node
+from ..tensor import Tensor, honours_out, write_out
 from ._special import erf as _erf_array
 
 __all__ = [
@@ -164,6 +164,12 @@ class Sub(Function):
         return grad, -grad if ctx.needs_input_grad[1] else None
 
 
+class RSub(Sub):
+    """``number - tensor`` (the reflected operator): torch records it as rsub."""
+
+    node_name = "RsubBackward1"
+
+
 class Mul(Function):
     _array_forward = True
 
@@ -212,6 +218,7 @@ class Neg(Function):
 
 class Pow(Function):
     _array_forward = True
+    node_name = "PowBackward1"  # torch's pow(Tensor, Tensor) overload
 
     @staticmethod
     def forward(ctx, x, exponent):
@@ -263,7 +270,7 @@ class RPowScalar(Function):
     """c ** x for a Python number c."""
 
     _array_forward = True
-    node_name = "PowBackward1"
+    node_name = "PowBackward2"  # torch's pow(Scalar, Tensor) overload
 
     @staticmethod
     def forward(ctx, x, base):
@@ -283,6 +290,7 @@ def zeros_like_tensor(t: Tensor) -> Tensor:
     return Tensor._make(np.zeros_like(t._data))
 
 
+@honours_out
 def add(input, other, *, alpha=1, out=None) -> Tensor:
     """torch.add: ``input + alpha * other`` with broadcasting and type promotion."""
     if alpha != 1:
@@ -291,6 +299,7 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
     return Add.apply(a, b)
 
 
+@honours_out
 def sub(input, other, *, alpha=1, out=None) -> Tensor:
     input_is_bool, other_is_bool = _is_bool(input), _is_bool(other)
     if input_is_bool and other_is_bool:
@@ -317,11 +326,13 @@ def rsub(input, other, *, alpha=1) -> Tensor:
     return sub(other, input, alpha=alpha)
 
 
+@honours_out
 def mul(input, other, *, out=None) -> Tensor:
     a, b = _pair(input, other)
     return Mul.apply(a, b)
 
 
+@honours_out
 def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     """torch.div: true division (ints give floats); rounding_mode 'trunc' or 'floor' rounds."""
     if rounding_mode is None:
@@ -335,7 +346,8 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
             return Tensor._make(np.floor_divide(a._data, b._data))
         quotient = np.abs(a._data) // np.abs(b._data)
         return Tensor._make(np.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype))
-    rounded = np.floor(a._data / b._data) if rounding_mode == "floor" else np.trunc(a._data / b._data)
+    with np.errstate(all="ignore"):  # x / 0 is ±inf (or NaN) silently, as in torch
+        rounded = np.floor(a._data / b._data) if rounding_mode == "floor" else np.trunc(a._data / b._data)
     return Tensor._make(rounded)  # piecewise constant: torch gives no gradient path either
 
 
@@ -419,7 +431,7 @@ negative = neg
 
 # ---------------------------------------------------------------- unary math, one line each
 def _unary(name: str, forward, derivative, saves: str = "input", float_only: bool = True,
-           torch_name: str | None = None):
+           torch_name: str | None = None, node_name: str | None = None):
     """Declare a unary op: ``forward`` on arrays and ``derivative(grad, x, y)`` in Tensor ops.
 
     ``saves`` names what the rule reads: "input" (x), "output" (y), "both" or "none".
@@ -444,17 +456,23 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     cls = type(Function)(name, (Function,), {
         "_array_forward": True, "forward": staticmethod(fwd), "backward": staticmethod(bwd),
         "__module__": __name__, "__doc__": f"Elementwise {torch_name or name.lower()}.",
+        "node_name": node_name,
     })
 
+    op_name = torch_name or name.lower()
+    # out= handled inline rather than by honours_out: these are the hottest calls there are
     if float_only:
         def op(input: Tensor, *, out=None) -> Tensor:
-            return cls.apply(_float_input(input))
+            result = cls.apply(_float_input(input))
+            return result if out is None else write_out(result, out, op_name)
     else:
         def op(input: Tensor, *, out=None) -> Tensor:
-            return cls.apply(input)
+            result = cls.apply(input)
+            return result if out is None else write_out(result, out, op_name)
 
-    op.__name__ = op.__qualname__ = torch_name or name.lower()
+    op.__name__ = op.__qualname__ = op_name
     op.__doc__ = f"torch.{op.__name__}, elementwise, with its gradient."
+    op.honours_out = True
     op.function = cls
     return op
 
@@ -467,13 +485,14 @@ exp = _unary("Exp", np.exp, lambda g, x, y: g * y, saves="output")
 exp2 = _unary("Exp2", np.exp2, lambda g, x, y: g * y * float(np.log(2.0)), saves="output")
 expm1 = _unary("Expm1", np.expm1, lambda g, x, y: g * (y + 1), saves="output")
 log = _unary("Log", np.log, lambda g, x, y: g / x)
-log1p = _unary("Log1p", np.log1p, lambda g, x, y: g / (x + 1))
+log1p = _unary("Log1p", np.log1p, lambda g, x, y: g / (x + 1), node_name="Log1PBackward0")
 log2 = _unary("Log2", np.log2, lambda g, x, y: g / (x * float(np.log(2.0))))
 log10 = _unary("Log10", np.log10, lambda g, x, y: g / (x * float(np.log(10.0))))
 sqrt = _unary("Sqrt", np.sqrt, lambda g, x, y: g / (2 * y), saves="output")
 # rsqrt = x^(-1/2): d = -1/2 x^(-3/2) = -y^3 / 2
 rsqrt = _unary("Rsqrt", lambda x: 1 / np.sqrt(x), lambda g, x, y: g * (-0.5) * y * y * y, saves="output")
-square = _unary("Square", np.square, lambda g, x, y: g * (2 * x), float_only=False)
+square = _unary("Square", np.square, lambda g, x, y: g * (2 * x), float_only=False,
+                node_name="PowBackward0")  # torch's square is pow(x, 2)
 reciprocal = _unary("Reciprocal", np.reciprocal, lambda g, x, y: -g * y * y, saves="output")
 sin = _unary("Sin", np.sin, lambda g, x, y: g * cos(x))
 cos = _unary("Cos", np.cos, lambda g, x, y: -g * sin(x))
@@ -527,6 +546,7 @@ class Abs(Function):
         return grad * sign(x)
 
 
+@honours_out
 def abs(input: Tensor, *, out=None) -> Tensor:
     return Abs.apply(input)
 
@@ -632,6 +652,7 @@ def where(condition: Tensor, input=None, other=None) -> Tensor:
 
 class Clamp(Function):
     _array_forward = True
+    node_name = "ClampBackward1"  # torch's clamp(Scalar, Scalar) overload
 
     @staticmethod
     def forward(ctx, x, min, max):
@@ -652,6 +673,7 @@ class Clamp(Function):
         return where(inside, grad, 0.0)
 
 
+@honours_out
 def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
     """torch.clamp with number or tensor bounds; at least one bound is required."""
     if min is None and max is None:
@@ -662,7 +684,7 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
             out = _clamp_bound(out, min, "min")
         if max is not None:
             out = _clamp_bound(out, max, "max")
-        return out
+        return name_node(out, "ClampBackward0") if out is not input else out
     if input._data.dtype.kind != "f":
         # number bounds take part in type promotion (an int tensor clamped at 2.5 becomes float)
         dtype = _dtype.result_type(input, *[v for v in (min, max) if v is not None])
@@ -720,23 +742,23 @@ def logaddexp(input: Tensor, other: Tensor) -> Tensor:
 def xlogy(input, other) -> Tensor:
     """x * log(y), defined as 0 where x == 0 (and y is not NaN)."""
     x, y = _float_pair(input, other)
-    return where(x == 0, 0.0, x * log(y))
+    return name_node(where(x == 0, 0.0, x * log(y)), "XlogyBackward0")
 
 
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
-    return input + weight * (end - input)
+    return name_node(input + weight * (end - input), "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0")
 
 
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
     product = tensor1 * tensor2
-    return input + (product if value == 1 else value * product)
+    return name_node(input + (product if value == 1 else value * product), "AddcmulBackward0")
 
 
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcdiv: input + value * tensor1 / tensor2."""
     quotient = tensor1 / tensor2
-    return input + (quotient if value == 1 else value * quotient)
+    return name_node(input + (quotient if value == 1 else value * quotient), "AddcdivBackward0")
 
 
 def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=None) -> Tensor:
@@ -749,7 +771,10 @@ def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=Non
 def _compare(ufunc):
     def op(input, other) -> Tensor:
         a, b = _pair(input, other)
-        return Tensor._make(ufunc(a._data, b._data))
+        try:
+            return Tensor._make(ufunc(a._data, b._data))
+        except ValueError as error:
+            raise broadcast_error(error, (a._data, b._data)) from None
 
     op.__name__ = ufunc.__name__
     return op
@@ -771,7 +796,10 @@ def _bitwise(ufunc, symbol: str):
         a, b = _pair(input, other)
         if a._data.dtype.kind == "f":
             raise TypeError(f"'{symbol}' (bitwise) is only defined for integer and bool tensors, got {a.dtype}")
-        return Tensor._make(ufunc(a._data, b._data))
+        try:
+            return Tensor._make(ufunc(a._data, b._data))
+        except ValueError as error:
+            raise broadcast_error(error, (a._data, b._data)) from None
 
     op.__name__ = ufunc.__name__
     return op

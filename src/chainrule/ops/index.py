@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.function import Function
+from ..autograd.function import Function, name_node
 from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor, _wrap_dim
 
@@ -38,6 +38,8 @@ def _convert_key_item(k):
     if isinstance(k, Tensor):
         if k._data.dtype.kind == "f":
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        if k._data.ndim == 0 and k._data.dtype.kind in "iu":
+            return int(k._data)  # torch reads a 0-d integer tensor as an integer: a select
         return k._data
     if isinstance(k, list):
         return _convert_list(k)
@@ -96,7 +98,11 @@ class Index(Function):
         ctx.key = key
         ctx.shape = x.shape
         ctx.mode = mode
-        return x[key]
+        out = x[key]
+        if not out.flags.c_contiguous and not np.may_share_memory(out, x):
+            # an advanced read is a copy: torch's is contiguous whatever order NumPy chose
+            out = np.ascontiguousarray(out)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
@@ -155,9 +161,43 @@ def _basic_read(key) -> type[Index]:
     return Slice if isinstance(last, slice) else Select
 
 
+def _integers_first(key):
+    """Split a key mixing integers with index arrays into (integers only, the rest), or None.
+
+    torch applies integers as basic indexing (selects) before the advanced indices, so they never
+    take part in NumPy's rule that moves non-adjacent advanced dims to the front:
+    ``x[..., None, -1, 1:3, idx]`` keeps idx's dims where torch puts them.
+    """
+    items = key if isinstance(key, tuple) else (key,)
+    if not any(isinstance(k, np.ndarray) for k in items):
+        return None
+    if not any(isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)) for k in items):
+        return None
+    selects, rest = [], []
+    for k in items:
+        if isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
+            selects.append(k)
+        elif isinstance(k, np.ndarray) and k.dtype == np.bool_:
+            selects.extend([slice(None)] * k.ndim)  # the dims the mask consumes
+            rest.append(k)
+        elif k is None:
+            selects.append(None)  # the new axis is made in the first step; the second keeps it
+            rest.append(slice(None))
+        elif k is Ellipsis:
+            selects.append(Ellipsis)
+            rest.append(Ellipsis)
+        else:
+            selects.append(slice(None))
+            rest.append(k)
+    return tuple(selects), tuple(rest)
+
+
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
     key = _convert_key(key)
+    split = _integers_first(key)
+    if split is not None:
+        return getitem(getitem(input, split[0]), split[1])
     basic = _is_basic(key)
     read = _basic_read(key) if basic else Index
     out = read.apply(input, key=key, mode=_scatter_mode(key, basic))
@@ -200,6 +240,12 @@ def setitem(input: Tensor, key, value) -> None:
     from .elementwise import _as_operand, _cast
 
     key = _convert_key(key)
+    split = _integers_first(key)
+    if split is not None:
+        # address the written elements in torch's order (integers first, see getitem): index
+        # arrays of the flat positions a read would return, in the shape it would have
+        positions = np.arange(input._data.size).reshape(input._data.shape)[split[0]][split[1]]
+        key = np.unravel_index(positions, input._data.shape)
     if not isinstance(value, Tensor):
         value = _as_operand(value, input.dtype)
     elif value._data.dtype != input._data.dtype:
@@ -585,13 +631,13 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
     base = input if include_self else where(Tensor._make(touched), 0.0, input)
     total = ScatterAdd.apply(base, src, index=array, dim=d)
     if reduce == "sum":
-        return total
+        return name_node(total, "ScatterReduceBackward0")  # torch's one node for the reduction
     counts = np.full(input._data.shape, 1 if include_self else 0, dtype=input._data.dtype)
     _scatter_add_array(counts, array, d, np.ones(array.shape, dtype=counts.dtype))
     counts = np.maximum(counts, 1)
     if input._data.dtype.kind != "f":
         return Tensor._make(total._data // counts)
-    return total / Tensor._make(counts)
+    return name_node(total / Tensor._make(counts), "ScatterReduceBackward0")
 
 
 # ---------------------------------------------------------------- index_* along one dim
@@ -753,7 +799,7 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
 
             mask = np.zeros(input._data.shape, dtype=bool)
             _moved(mask, d)[array] = True
-            return where(Tensor._make(mask), _same_dtype(value, input), input)
+            return name_node(where(Tensor._make(mask), _same_dtype(value, input), input), "IndexFillBackward1")
         value = value.item()
     return IndexFill.apply(input, index=array, dim=d, value=value)
 
@@ -804,6 +850,7 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
     from .elementwise import Where, _as_operand
 
     _check_mask(mask, "masked_fill")
+    node_name = "MaskedFillBackward1" if isinstance(value, Tensor) else "MaskedFillBackward0"
     if isinstance(value, Tensor):
         if value._data.ndim != 0:
             raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
@@ -811,7 +858,7 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
         value = _same_dtype(value, input)
     else:
         value = _as_operand(value, input.dtype)
-    return Where.apply(mask, value, input)
+    return name_node(Where.apply(mask, value, input), node_name)
 
 
 def masked_select(input: Tensor, mask: Tensor) -> Tensor:
@@ -821,7 +868,7 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     _check_mask(mask, "masked_select")
     if input._data.shape != mask._data.shape:
         input, mask = broadcast_tensors(input, mask)
-    return getitem(input, mask)
+    return name_node(getitem(input, mask), "MaskedSelectBackward0")
 
 
 class MaskedScatter(Function):
@@ -872,7 +919,7 @@ def take(input: Tensor, index: Tensor) -> Tensor:
     if array.size and (int(array.max()) >= n or int(array.min()) < -n):
         bad = int(array.max()) if int(array.max()) >= n else int(array.min())
         raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
-    return getitem(input.reshape(-1), array)
+    return name_node(getitem(input.reshape(-1), array), "TakeBackward0")
 
 
 def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:

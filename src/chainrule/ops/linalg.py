@@ -9,13 +9,12 @@ contracts the output gradient with every other operand, so it serves any equatio
 
 from __future__ import annotations
 
-import collections
 import string
 
 import numpy as np
 
-from .. import _dtype
-from ..autograd.function import Function
+from .. import _dtype, return_types
+from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum", "tensordot",
@@ -257,7 +256,7 @@ def dot(input: Tensor, tensor: Tensor) -> Tensor:
 
 def vdot(input: Tensor, other: Tensor) -> Tensor:
     """torch.vdot: ``dot`` with the first argument conjugated (the same for real tensors)."""
-    return dot(input, other)
+    return name_node(dot(input, other), "VdotBackward0")
 
 
 def outer(input: Tensor, vec2: Tensor) -> Tensor:
@@ -296,7 +295,7 @@ def kron(input: Tensor, other: Tensor) -> Tensor:
     # interleave: a as (a0, 1, a1, 1, ...) times b as (1, b0, 1, b1, ...), then merge the pairs
     a = input.reshape(tuple(s for d in a_shape for s in (d, 1)))
     b = other.reshape(tuple(s for d in b_shape for s in (1, d)))
-    return mul(a, b).reshape(tuple(x * y for x, y in zip(a_shape, b_shape)))
+    return name_node(mul(a, b).reshape(tuple(x * y for x, y in zip(a_shape, b_shape))), "UnsafeViewBackward0")
 
 
 # ---------------------------------------------------------------- fused multiply-adds
@@ -315,17 +314,17 @@ def _scaled_add(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
 
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.addmm: ``beta * input + alpha * (mat1 @ mat2)``."""
-    return _scaled_add(input, mm(mat1, mat2), beta, alpha)
+    return name_node(_scaled_add(input, mm(mat1, mat2), beta, alpha), "AddmmBackward0")
 
 
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.addmv: ``beta * input + alpha * (mat @ vec)``."""
-    return _scaled_add(input, mv(mat, vec), beta, alpha)
+    return name_node(_scaled_add(input, mv(mat, vec), beta, alpha), "AddmvBackward0")
 
 
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.baddbmm: ``beta * input + alpha * bmm(batch1, batch2)``."""
-    return _scaled_add(input, bmm(batch1, batch2), beta, alpha)
+    return name_node(_scaled_add(input, bmm(batch1, batch2), beta, alpha), "BaddbmmBackward0")
 
 
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
@@ -336,12 +335,12 @@ def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) ->
     # sum_b A_b B_b = [A_0 .. A_{b-1}] (n, b*m) @ [B_0; ..; B_{b-1}] (b*m, p)
     left = batch1.permute(1, 0, 2).reshape(n, b * m)
     right = batch2.reshape(b * m, batch2._data.shape[2])
-    return _scaled_add(input, mm(left, right), beta, alpha)
+    return name_node(_scaled_add(input, mm(left, right), beta, alpha), "AddbmmBackward0")
 
 
 def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.addr: ``beta * input + alpha * outer(vec1, vec2)``."""
-    return _scaled_add(input, outer(vec1, vec2), beta, alpha)
+    return name_node(_scaled_add(input, outer(vec1, vec2), beta, alpha), "AddrBackward0")
 
 
 # ---------------------------------------------------------------- einsum
@@ -437,8 +436,9 @@ class Einsum(Function):
         ctx.subs = subs
         ctx.output = output
         equation = _join(subs) + "->" + "".join(output)
-        # optimize=True contracts pairwise through BLAS (tensordot) in a good order
-        return _as_array(np.einsum(equation, *operands, optimize=len(operands) > 1))
+        # optimize=True contracts pairwise through BLAS (tensordot) in a good order; the
+        # result may come back transposed, torch's is contiguous
+        return np.asarray(np.einsum(equation, *operands, optimize=len(operands) > 1), order="C")
 
     @staticmethod
     def backward(ctx, grad):
@@ -630,7 +630,10 @@ class Diagonal(Function):
     @staticmethod
     def forward(ctx, x, offset, dim1, dim2):
         ctx.params = (x.shape, offset, dim1, dim2)
-        return np.diagonal(x, offset, dim1, dim2).copy()
+        view = np.diagonal(x, offset, dim1, dim2)
+        if x.flags.writeable:
+            view.flags.writeable = True  # torch's diagonal is a view that writes through
+        return view
 
     @staticmethod
     def backward(ctx, grad):
@@ -664,19 +667,19 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
     d1, d2 = _wrap_dim(dim1, ndim, "diagonal"), _wrap_dim(dim2, ndim, "diagonal")
     if d1 == d2:
         raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
-    return Diagonal.apply(input, offset=offset, dim1=d1, dim2=d2)
+    return Diagonal.apply(input, offset=offset, dim1=d1, dim2=d2)._share(input)
 
 
 def diag(input: Tensor, diagonal: int = 0) -> Tensor:
     """torch.diag: a 1-D tensor becomes a square matrix with it on the ``diagonal``-th diagonal;
     a 2-D tensor gives back that diagonal."""
     ndim = input._data.ndim
-    if ndim == 2:
-        return Diagonal.apply(input, offset=diagonal, dim1=0, dim2=1)
+    if ndim == 2:  # a copy, unlike diagonal(): torch records it under this name
+        return name_node(Diagonal.apply(input, offset=diagonal, dim1=0, dim2=1).clone(), "DiagonalBackward0_copy")
     if ndim != 1:
         raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {ndim}D")
     n = input._data.shape[0] + abs(diagonal)
-    return DiagonalScatter.apply(input, shape=(n, n), offset=diagonal, dim1=0, dim2=1)
+    return name_node(DiagonalScatter.apply(input, shape=(n, n), offset=diagonal, dim1=0, dim2=1), "DiagEmbedBackward0")
 
 
 # ---------------------------------------------------------------- torch.linalg names
@@ -704,7 +707,7 @@ def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dt
     summed, other = (d0, d1) if abs(ord) == 1 else (d1, d0)
     sums = _sum(_abs(A), summed, keepdim=True)
     out = (amax if ord > 0 else amin)(sums, other, keepdim=True)
-    return out if keepdim else out.squeeze((d0, d1))
+    return out if keepdim else name_node(out.squeeze((d0, d1)), "AmaxBackward0" if ord > 0 else "AminBackward0")
 
 
 def norm(A: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
@@ -740,7 +743,7 @@ class Inverse(Function):
     @staticmethod
     def forward(ctx, A):
         try:
-            out = np.linalg.inv(A)
+            out = _column_major(np.linalg.inv(A))
         except np.linalg.LinAlgError:
             raise _singular("linalg.inv") from None
         ctx.save_for_backward(out)
@@ -752,6 +755,12 @@ class Inverse(Function):
         (y,) = ctx.saved_tensors
         y_t = y.mT
         return -_mat(_mat(y_t, grad), y_t)
+
+
+def _column_major(matrices: np.ndarray) -> np.ndarray:
+    """The same values with each matrix stored column by column: LAPACK's layout, which torch's
+    inv and solve return (their outputs are not contiguous; ``.mT`` of them is)."""
+    return np.ascontiguousarray(matrices.swapaxes(-1, -2)).swapaxes(-1, -2)
 
 
 def inv(A: Tensor) -> Tensor:
@@ -812,7 +821,7 @@ def slogdet(A: Tensor):
     """torch.linalg.slogdet: ``(sign, logabsdet)`` of the determinant, without overflow."""
     _check_square(A, "linalg.slogdet")
     sign, logabsdet = Slogdet.apply(A)
-    return collections.namedtuple("slogdet", ["sign", "logabsdet"])(sign, logabsdet)
+    return return_types.slogdet(sign, logabsdet)
 
 
 def logdet(input: Tensor) -> Tensor:
@@ -830,7 +839,7 @@ class Solve(Function):
     @staticmethod
     def forward(ctx, A, B):
         try:
-            out = np.linalg.solve(A, B)
+            out = _column_major(np.linalg.solve(A, B))
         except np.linalg.LinAlgError:
             raise RuntimeError("torch.linalg.solve: The solver failed because the input matrix is "
                                "singular.") from None
@@ -851,7 +860,7 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
     (batch of) vector(s) of A's size, and batch dims broadcast."""
     _check_square(A, "linalg.solve")
     if not left:  # X A = B  <=>  A^T X^T = B^T
-        return solve(A.mT, B.mT).mT
+        return name_node(solve(A.mT, B.mT).mT, "LinalgSolveExBackward0")
     a, b = A._data, B._data
     vector = b.ndim == 1 or (b.ndim == a.ndim - 1 and b.shape == a.shape[:-1])
     rows = b.shape[-1] if vector else b.shape[-2]
@@ -860,7 +869,7 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
                            f"({a.shape[-2]}x{a.shape[-1]} and {b.shape[-2] if b.ndim > 1 and not vector else b.shape[-1]}x"
                            f"{b.shape[-1] if not vector else 1})")
     if vector:
-        return Solve.apply(A, B.unsqueeze(-1)).squeeze(-1)
+        return name_node(Solve.apply(A, B.unsqueeze(-1)).squeeze(-1), "LinalgSolveExBackward0")
     return Solve.apply(A, B)
 
 
@@ -874,7 +883,8 @@ def _cross(input: Tensor, other: Tensor, dim: int, op: str) -> Tensor:
     if a._data.shape[d] != 3:
         raise RuntimeError(f"{op}: input.size({dim}) must be 3, but got {a._data.shape[d]}")
     # (a x b)_i = a_{i+1} b_{i+2} - a_{i+2} b_{i+1}, indices mod 3: cyclic shifts along dim
-    return sub(mul(roll(a, -1, d), roll(b, -2, d)), mul(roll(a, -2, d), roll(b, -1, d)))
+    return name_node(sub(mul(roll(a, -1, d), roll(b, -2, d)), mul(roll(a, -2, d), roll(b, -1, d))),
+                     "LinalgCrossBackward0")
 
 
 def cross(input: Tensor, other: Tensor, dim=None) -> Tensor:
@@ -905,7 +915,7 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
         raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
     # every pair's difference (..., P, R, M), then its norm over M
     diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
-    return _vector_norm(diff, p, (-1,), False, None, "cdist")
+    return name_node(_vector_norm(diff, p, (-1,), False, None, "cdist"), "CdistBackward0")
 
 
 # ---------------------------------------------------------------- products of several matrices

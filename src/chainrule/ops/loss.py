@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.function import Function
+from ..autograd.function import Function, name_node
 from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor
 from . import elementwise as ew
+from .reduce import log_softmax as _log_softmax
 from .reduce import sum as _sum
 
 __all__ = [
@@ -66,7 +67,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     loss = diff * diff
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss, reduction)
+    return name_node(_reduce(loss, reduction), "MseLossBackward0")  # torch's node for the whole loss
 
 
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
@@ -89,7 +90,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     if beta == 0:
         return _reduce(z, reduction)
     loss = ew.where(z < beta, (0.5 / beta) * z * z, z - 0.5 * beta)
-    return _reduce(loss, reduction)
+    return name_node(_reduce(loss, reduction), "SmoothL1LossBackward0")
 
 
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
@@ -102,7 +103,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     loss = ew.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta))
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss, reduction)
+    return name_node(_reduce(loss, reduction), "HuberLossBackward0")
 
 
 # ---------------------------------------------------------------- softmax helpers
@@ -394,10 +395,6 @@ class _NllLoss(_IndexClassLoss):
     node_name = "NllLossBackward0"
 
 
-class _CrossEntropyIndex(_IndexClassLoss):
-    node_name = "CrossEntropyLossBackward0"
-
-
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
                   ignore_index: int = -100, reduce=None, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
@@ -420,8 +417,11 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     if target._data.dtype.kind == "f":
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype_name(target)}")
     _class_layout(input, target, "cross_entropy")
-    return _CrossEntropyIndex.apply(input, target, weight=w, ignore_index=ignore_index, reduction=reduction,
-                                    label_smoothing=float(label_smoothing), log_softmax=True)
+    # two nodes, as torch records them (NllLossBackward0 over LogSoftmaxBackward0), so graphs
+    # walked by user code look the same
+    logp = _log_softmax(input, 1 if input._data.ndim > 1 else 0)
+    return _NllLoss.apply(logp, target, weight=w, ignore_index=ignore_index, reduction=reduction,
+                          label_smoothing=float(label_smoothing), log_softmax=False)
 
 
 def _probability_cross_entropy(input, target, w, reduction, label_smoothing):
@@ -461,7 +461,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     loss = -(target * log_p + (1 - target) * log_q)
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss, reduction)
+    return name_node(_reduce(loss, reduction), "BinaryCrossEntropyBackward0")
 
 
 def _size(t: Tensor) -> str:
@@ -485,7 +485,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
         loss = (1 - target) * input - log_sig
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss, reduction)
+    return name_node(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0")
 
 
 # ---------------------------------------------------------------- divergences and others
@@ -533,7 +533,7 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     """F.soft_margin_loss: ``log(1 + exp(-y x))``, computed stably."""
     _check_reduction(reduction)
     loss = -_LogSigmoid.apply(target * input)
-    return _reduce(loss, reduction)
+    return name_node(_reduce(loss, reduction), "SoftMarginLossBackward0")
 
 
 def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, size_average=None,

@@ -92,7 +92,7 @@ def _max_pool(x: np.ndarray, geo: _PoolGeometry):
     """Max and the kernel-offset index (0..K-1, first maximum) of every window."""
     xp = _pad(x, geo, _lowest(x.dtype))
     views = [_offset_view(xp, geo, offset) for offset in np.ndindex(*geo.kernel)]
-    best = np.array(views[0])
+    best = np.array(views[0], order="C")  # torch's output is contiguous whatever the input's strides
     for view in views[1:]:
         np.maximum(best, view, out=best)  # NaN propagates, as in torch
     # the first offset holding the maximum: walk the offsets backwards, the earliest write wins
@@ -147,7 +147,7 @@ def _window_gather(x: np.ndarray, which: np.ndarray, geo: _PoolGeometry) -> np.n
 
 class MaxPool(Function):
     _array_forward = True
-    node_name = "MaxPoolWithIndicesBackward0"
+    node_name = "MaxPool2DWithIndicesBackward0"  # torch's name; 1-d and 3-d subclasses below
 
     @staticmethod
     def forward(ctx, x, geo, return_indices):
@@ -219,7 +219,7 @@ def _window_sum(x: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
     """Sum over each window: K strided slice adds (measured ~15× faster than reshape-and-sum)."""
     xp = _pad(x, geo, 0)
     offsets = list(np.ndindex(*geo.kernel))
-    out = np.array(_offset_view(xp, geo, offsets[0]))
+    out = np.array(_offset_view(xp, geo, offsets[0]), order="C")  # contiguous, as torch's output
     for offset in offsets[1:]:
         out += _offset_view(xp, geo, offset)
     return out
@@ -236,12 +236,12 @@ def _window_spread(grad: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
             target += grad
         else:
             target[...] = grad
-    return _crop(out, geo)
+    return np.ascontiguousarray(_crop(out, geo))
 
 
 class AvgPool(Function):
     _array_forward = True
-    node_name = "AvgPoolBackward0"
+    node_name = "AvgPool2DBackward0"  # torch's name; 1-d and 3-d subclasses below
 
     @staticmethod
     def forward(ctx, x, geo, divisor):
@@ -269,6 +269,14 @@ class AvgPoolAdjoint(Function):
     def backward(ctx, grad):
         # (Aᵀ)ᵀ = A
         return AvgPool.apply(grad, geo=ctx.geo, divisor=ctx.divisor)
+
+
+# torch names the node after the pool's dimension (MaxPool2DWithIndicesBackward0)
+_MAX_POOL = {d: type(MaxPool)(f"MaxPool{d}D", (MaxPool,), {"node_name": f"MaxPool{d}DWithIndicesBackward0"})
+             for d in (1, 3)}
+_MAX_POOL[2] = MaxPool
+_AVG_POOL = {d: type(AvgPool)(f"AvgPool{d}D", (AvgPool,), {"node_name": f"AvgPool{d}DBackward0"}) for d in (1, 3)}
+_AVG_POOL[2] = AvgPool
 
 
 # ---------------------------------------------------------------- flat-index scatter / gather
@@ -378,7 +386,7 @@ def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_m
 def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, d, opname):
     x, unbatched = _batched(input, d, opname)
     geo = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, d, opname)
-    out = MaxPool.apply(x, geo=geo, return_indices=bool(return_indices))
+    out = _MAX_POOL[d].apply(x, geo=geo, return_indices=bool(return_indices))
     if unbatched:
         return tuple(o.squeeze(0) for o in out) if return_indices else out.squeeze(0)
     return out
@@ -410,7 +418,7 @@ def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pa
     if x._data.dtype.kind != "f":
         raise RuntimeError(f"\"{opname}\" not implemented for '{x._data.dtype.name}'")
     divisor = _divisor(geo, count_include_pad, divisor_override, x._data.dtype)
-    out = AvgPool.apply(x, geo=geo, divisor=divisor)
+    out = _AVG_POOL[d].apply(x, geo=geo, divisor=divisor)
     return out.squeeze(0) if unbatched else out
 
 

@@ -12,13 +12,12 @@ inf-norm split the gradient evenly among tied elements; ``max(dim)``/``min(dim)`
 from __future__ import annotations
 
 import builtins
-import collections
 import warnings
 
 import numpy as np
 
-from .. import _dtype
-from ..autograd.function import Function
+from .. import _dtype, return_types
+from ..autograd.function import Function, name_node
 from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor, _wrap_dim
 
@@ -58,7 +57,8 @@ class Sum(Function):
         ctx.shape = x.shape
         ctx.dims = dims
         ctx.keepdim = keepdim
-        return np.sum(x, axis=dims, keepdims=keepdim, dtype=dtype)
+        # C order whatever the input's strides: torch's reductions return contiguous tensors
+        return np.asarray(np.sum(x, axis=dims, keepdims=keepdim, dtype=dtype), order="C")
 
     @staticmethod
     def backward(ctx, grad):
@@ -70,7 +70,12 @@ def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor
     """torch.sum; bool and integer inputs sum to int64 as in torch."""
     np_dtype = _dtype.to_dtype(dtype).np if dtype is not None else (
         np.int64 if input._data.dtype.kind in "biu" else None)
-    return Sum.apply(input, dims=_dims(dim, input._data.ndim, "sum"), keepdim=keepdim, dtype=np_dtype)
+    return (Sum if dim is None else SumDim).apply(input, dims=_dims(dim, input._data.ndim, "sum"), keepdim=keepdim,
+                                                  dtype=np_dtype)
+
+
+class SumDim(Sum):
+    node_name = "SumBackward1"  # torch's sum(dim) overload
 
 
 class Mean(Function):
@@ -82,7 +87,7 @@ class Mean(Function):
         ctx.dims = dims
         ctx.keepdim = keepdim
         ctx.count = int(np.prod([x.shape[d] for d in dims])) if dims else 1
-        return np.mean(x, axis=dims, keepdims=keepdim)
+        return np.asarray(np.mean(x, axis=dims, keepdims=keepdim), order="C")  # as Sum
 
     @staticmethod
     def backward(ctx, grad):
@@ -99,7 +104,12 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
             f"mean(): could not infer output dtype. Input dtype must be either a floating point or "
             f"complex dtype. Got: {input.dtype.name.capitalize()}"
         )
-    return Mean.apply(input, dims=_dims(dim, input._data.ndim, "mean"), keepdim=keepdim)
+    return (Mean if dim is None else MeanDim).apply(input, dims=_dims(dim, input._data.ndim, "mean"),
+                                                    keepdim=keepdim)
+
+
+class MeanDim(Mean):
+    node_name = "MeanBackward1"  # torch's mean(dim) overload
 
 
 class SumToSize(Function):
@@ -166,13 +176,7 @@ def _single_dim(dim, ndim: int, op: str) -> int:
     return _wrap_dim(int(dim), ndim, op)
 
 
-def _return_type(name: str):
-    cls = collections.namedtuple(name, ["values", "indices"])
-    cls.__module__ = "chainrule.return_types"
-    return cls
-
-
-_RETURN_TYPES = {name: _return_type(name) for name in
+_RETURN_TYPES = {name: getattr(return_types, name) for name in
                  ("max", "min", "sort", "topk", "median", "kthvalue", "mode", "cummax",
                                                      "cummin")}
 
@@ -238,7 +242,11 @@ def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     else:
         dims = tuple(range(input._data.ndim))
         keepdim = False
-    return Prod.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype)
+    return (Prod if dim is None else ProdDim).apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype)
+
+
+class ProdDim(Prod):
+    node_name = "ProdBackward1"  # torch's prod(dim) overload
 
 
 # ---------------------------------------------------------------- var, std
@@ -296,14 +304,15 @@ def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correc
     """torch.std: the square root of ``var`` (same ``correction`` / ``unbiased`` arguments)."""
     from .elementwise import sqrt
 
-    return sqrt(var(input, dim, unbiased, keepdim, correction=correction))
+    return name_node(sqrt(var(input, dim, unbiased, keepdim, correction=correction)), "StdBackward0")
 
 
 def var_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
     """torch.var_mean: the tuple ``(var, mean)`` over the same dims."""
     dims, correction, keepdim = _var_args("var_mean", input, dim, unbiased, keepdim, correction)
-    return (Var.apply(input, dims=dims, correction=correction, keepdim=keepdim),
-            Mean.apply(input, dims=dims, keepdim=keepdim))
+    # torch records one node with two outputs; ours are two, both named as torch's
+    return name_node((Var.apply(input, dims=dims, correction=correction, keepdim=keepdim),
+                      Mean.apply(input, dims=dims, keepdim=keepdim)), "VarMeanBackward0")
 
 
 def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
@@ -311,7 +320,7 @@ def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, c
     from .elementwise import sqrt
 
     v, m = var_mean(input, dim, unbiased, keepdim, correction=correction)
-    return sqrt(v), m
+    return name_node((sqrt(v), m), "StdMeanBackward0")
 
 
 # ---------------------------------------------------------------- max, min and friends
@@ -462,7 +471,7 @@ def _select_along(cls, input: Tensor, index: np.ndarray, dim: int, keepdim: bool
     """(values, indices) of ``input`` at ``index`` (keepdim-shaped) along ``dim``, torch-style."""
     if input._data.ndim == 0:
         values = cls.apply(input.reshape(1), index=index.reshape(1), dim=0, keepdim=True).reshape(())
-        return _RETURN_TYPES[name](values, Tensor._make(np.zeros((), np.int64)))
+        return _RETURN_TYPES[name](name_node(values, cls._node_cls.__name__), Tensor._make(np.zeros((), np.int64)))
     values = cls.apply(input, index=index, dim=dim, keepdim=keepdim)
     indices = index if keepdim else index.squeeze(dim)
     return _RETURN_TYPES[name](values, Tensor._make(indices.astype(np.int64, copy=False)))
@@ -591,6 +600,7 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
         # subtracting the max keeps exp in range: huge logits give no inf/NaN
+        x = np.asarray(x, order="C")  # torch's softmax output is contiguous whatever the input's strides
         e = x - np.max(x, axis=dim, keepdims=True) if x.size else x.copy()
         np.exp(e, out=e)
         e /= np.sum(e, axis=dim, keepdims=True)
@@ -615,6 +625,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, x, dim):
+        x = np.asarray(x, order="C")  # as Softmax
         out = x - np.max(x, axis=dim, keepdims=True) if x.size else x.copy()
         out -= np.log(np.sum(np.exp(out), axis=dim, keepdims=True))
         ctx.save_for_backward(out)
@@ -647,7 +658,7 @@ def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     d = _softmax_dim("softmax", input, dim)
     input = _float_dtype_input(input, dtype)
     if input._data.ndim == 0:
-        return Softmax.apply(input.reshape(1), dim=0).reshape(())
+        return name_node(Softmax.apply(input.reshape(1), dim=0).reshape(()), "SoftmaxBackward0")
     return Softmax.apply(input, dim=d)
 
 
@@ -656,7 +667,7 @@ def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     d = _softmax_dim("log_softmax", input, dim)
     input = _float_dtype_input(input, dtype)
     if input._data.ndim == 0:
-        return LogSoftmax.apply(input.reshape(1), dim=0).reshape(())
+        return name_node(LogSoftmax.apply(input.reshape(1), dim=0).reshape(()), "LogSoftmaxBackward0")
     return LogSoftmax.apply(input, dim=d)
 
 
@@ -667,7 +678,7 @@ class Cumsum(Function):
     @staticmethod
     def forward(ctx, x, dim, dtype):
         ctx.dim = dim
-        return np.cumsum(x, axis=dim, dtype=dtype)
+        return np.cumsum(np.asarray(x, order="C"), axis=dim, dtype=dtype)  # contiguous, as torch's
 
     @staticmethod
     def backward(ctx, grad):
@@ -699,7 +710,8 @@ def _cumulative(op: str, function_cls, input: Tensor, dim: int, dtype) -> Tensor
     else:
         np_dtype = np.int64 if input._data.dtype.kind in "biu" else None
     if input._data.ndim == 0:
-        return function_cls.apply(input.reshape(1), dim=0, dtype=np_dtype).reshape(())
+        out = function_cls.apply(input.reshape(1), dim=0, dtype=np_dtype).reshape(())
+        return name_node(out, function_cls._node_cls.__name__)
     return function_cls.apply(input, dim=d, dtype=np_dtype)
 
 
@@ -713,7 +725,7 @@ class Cumprod(Function):
 
     @staticmethod
     def forward(ctx, x, dim, dtype):
-        out = np.cumprod(x, axis=dim, dtype=dtype)
+        out = np.cumprod(np.asarray(x, order="C"), axis=dim, dtype=dtype)  # contiguous, as torch's
         ctx.save_for_backward(x, out)
         ctx.dim = dim
         return out
@@ -865,13 +877,18 @@ def _argsort(x: np.ndarray, dim: int, descending: bool) -> np.ndarray:
     return np.argsort(-x, axis=dim, kind="stable")
 
 
-def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False):
+def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | None = None):
     """torch.sort: ``(values, indices)``; the gradient of values goes back through indices."""
     x = input._data
     d = _single_dim(dim, x.ndim, "sort")
     if x.ndim == 0:
         return _select_along(SortValues, input, np.zeros((), np.int64), 0, True, "sort")
-    return _select_along(SortValues, input, _argsort(x, d, descending), d, True, "sort")
+    return _select_along(SortValues if stable is None else SortStableValues, input, _argsort(x, d, descending), d,
+                         True, "sort")
+
+
+class SortStableValues(SortValues):
+    node_name = "SortBackward1"  # torch's sort(stable=...) overload
 
 
 def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
@@ -984,7 +1001,7 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
 
     if input._data.dtype.kind == "f":
         input = where(Tensor._make(np.isnan(input._data)), 0.0, input)
-    return sum(input, dim, keepdim, dtype=dtype)
+    return name_node(sum(input, dim, keepdim, dtype=dtype), "NansumBackward0")
 
 
 def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
@@ -1000,12 +1017,12 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Te
 
 def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
     """torch.aminmax: ``(min, max)`` over ``dim`` (all elements by default); ties split evenly."""
-    result = collections.namedtuple("aminmax", ["min", "max"])
     if dim is None:
-        if keepdim:
-            return result(amin(input, (), keepdim=True), amax(input, (), keepdim=True))
-        return result(amin(input), amax(input))
-    return result(amin(input, dim, keepdim), amax(input, dim, keepdim))
+        pair = (amin(input, (), keepdim=True), amax(input, (), keepdim=True)) if keepdim else (amin(input), amax(input))
+    else:
+        pair = (amin(input, dim, keepdim), amax(input, dim, keepdim))
+    # torch records one node with both outputs; ours are two, named as torch's
+    return return_types.aminmax(*name_node(pair, "AminmaxBackward0"))
 
 
 def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
@@ -1036,4 +1053,4 @@ def dist(input: Tensor, other: Tensor, p=2) -> Tensor:
     """torch.dist: the p-norm of ``input - other`` (broadcast)."""
     from .elementwise import sub
 
-    return norm(sub(input, other), p)
+    return name_node(norm(sub(input, other), p), "DistBackward0")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.function import Function
-from ..tensor import Tensor, _wrap_dim
+from ..autograd.function import Function, name_node
+from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
 from .reduce import sum_to_shape
 
 __all__ = ["reshape", "view", "view_as", "reshape_as", "expand", "expand_as", "broadcast_to",
@@ -33,13 +33,8 @@ def _mark_view(out: Tensor, base: Tensor) -> Tensor:
     return out
 
 
-def _shape_arg(shape) -> tuple:
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    try:
-        return tuple(int(s) for s in shape)
-    except TypeError:
-        raise TypeError(f"shape must be a sequence of ints, got {shape!r}") from None
+def _shape_arg(shape, op: str) -> tuple:
+    return _int_sequence(shape, op)
 
 
 def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
@@ -81,8 +76,10 @@ class UnsafeView(Reshape):
 
 def reshape(input: Tensor, *shape) -> Tensor:
     """torch.reshape: a view when the strides allow it, a copy otherwise."""
-    shape = _infer_shape(_shape_arg(shape), input._data.size, "reshape")
+    shape = _infer_shape(_shape_arg(shape, "reshape"), input._data.size, "reshape")
     out = Reshape.apply(input, shape=shape)
+    if out._data.size and not np.may_share_memory(out._data, input._data):
+        return name_node(out, "UnsafeViewBackward0")  # torch's reshape copied: clone + _unsafe_view
     return _mark_view(out, input)
 
 
@@ -90,7 +87,7 @@ def view(input: Tensor, *shape) -> Tensor:
     """torch.Tensor.view: never copies; raises if the strides cannot express the new shape."""
     if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int)) and hasattr(shape[0], "np"):
         raise NotImplementedError("view(dtype) is not supported; use .to(dtype)")
-    shape = _infer_shape(_shape_arg(shape), input._data.size, "view")
+    shape = _infer_shape(_shape_arg(shape, "view"), input._data.size, "view")
     probe = input._data.view()
     try:
         probe.shape = shape
@@ -124,7 +121,7 @@ def reshape_as(input: Tensor, other: Tensor) -> Tensor:
 
 
 def ravel(input: Tensor) -> Tensor:
-    return reshape(input, -1)
+    return name_node(reshape(input, -1), "ViewBackward0")  # torch: contiguous() then view(-1)
 
 
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
@@ -170,7 +167,7 @@ class Expand(Function):
 
 def expand(input: Tensor, *sizes) -> Tensor:
     """torch.Tensor.expand: -1 keeps a dim; new leading dims may be added. Returns a view."""
-    sizes = _shape_arg(sizes)
+    sizes = _shape_arg(sizes, "expand")
     shape = input._data.shape
     if len(sizes) < len(shape):
         raise RuntimeError(
@@ -252,7 +249,7 @@ class Transpose(Function):
 
 
 def permute(input: Tensor, *dims) -> Tensor:
-    dims = _shape_arg(dims)
+    dims = _int_sequence(dims, "permute", "dims")
     ndim = input._data.ndim
     if len(dims) != ndim:
         raise RuntimeError(
@@ -283,7 +280,7 @@ def t(input: Tensor) -> Tensor:
     """torch.t: transpose of a <= 2-D tensor."""
     if input._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D")
-    return transpose(input, 0, 1) if input._data.ndim == 2 else input
+    return name_node(transpose(input, 0, 1), "TBackward0") if input._data.ndim == 2 else input
 
 
 def movedim(input: Tensor, source, destination) -> Tensor:
@@ -311,17 +308,20 @@ def squeeze(input: Tensor, dim=None) -> Tensor:
     if dim is None:
         dims = tuple(i for i, s in enumerate(shape) if s == 1)
     else:
-        dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
         dims = tuple(_wrap_dim(d, len(shape), "squeeze") for d in dims) if shape else ()
         dims = tuple(d for d in dims if shape[d] == 1)
-    return reshape(input, tuple(s for i, s in enumerate(shape) if i not in dims))
+    # torch's overloads: squeeze() / squeeze(int) / squeeze(tuple)
+    overload = 0 if dim is None else 1 if isinstance(dim, int) else 2
+    return name_node(reshape(input, tuple(s for i, s in enumerate(shape) if i not in dims)),
+                     f"SqueezeBackward{overload}")
 
 
 def unsqueeze(input: Tensor, dim: int) -> Tensor:
     ndim = input._data.ndim
     d = _wrap_dim(dim, ndim + 1, "unsqueeze")
     shape = input._data.shape
-    return reshape(input, shape[:d] + (1,) + shape[d:])
+    return name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0")
 
 
 def atleast_1d(input: Tensor) -> Tensor:
@@ -331,7 +331,8 @@ def atleast_1d(input: Tensor) -> Tensor:
 def atleast_2d(input: Tensor) -> Tensor:
     if input._data.ndim >= 2:
         return input
-    return reshape(input, (1,) + input._data.shape if input._data.ndim else (1, 1))
+    return name_node(reshape(input, (1,) + input._data.shape if input._data.ndim else (1, 1)),
+                     "UnsqueezeBackward0" if input._data.ndim else "ViewBackward0")
 
 
 class Clone(Function):
@@ -362,15 +363,20 @@ class Cat(Function):
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, *arrays, dim):
+    def forward(ctx, *arrays, dim, skipped=()):
         ctx.dim = dim
-        ctx.sizes = [a.shape[dim] for a in arrays]
-        return np.concatenate(arrays, axis=dim)
+        ctx.skipped = skipped
+        joined = [a for i, a in enumerate(arrays) if i not in skipped]
+        ctx.sizes = [a.shape[dim] for a in joined]
+        return np.concatenate(joined, axis=dim)
 
     @staticmethod
     def backward(ctx, grad):
-        # each input gets back its own slab of the gradient
-        return tuple(split(grad, ctx.sizes, ctx.dim))
+        # each input gets back its own slab of the gradient; a skipped legacy empty (0,) input
+        # gets an empty gradient, as in torch (its .grad is set, not left None)
+        slabs = iter(split(grad, ctx.sizes, ctx.dim))
+        return tuple(Tensor._make(np.zeros((0,), grad._data.dtype)) if i in ctx.skipped else next(slabs)
+                     for i in range(len(ctx.sizes) + len(ctx.skipped)))
 
 
 def _tensor_list(tensors, op: str) -> list:
@@ -383,14 +389,18 @@ def _tensor_list(tensors, op: str) -> list:
     return list(tensors)
 
 
+@honours_out
 def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
     """torch.cat: join along an existing dim; all other dims must match; dtypes promote."""
     from .._dtype import result_type
     from .elementwise import _cast
 
-    tensors = _tensor_list(tensors, "cat")
-    # torch skips legacy empty 1-D tensors of shape (0,) when joining
-    tensors = [t for t in tensors if not (t._data.ndim == 1 and t._data.shape[0] == 0)] or tensors[:1]
+    every = _tensor_list(tensors, "cat")
+    # torch skips legacy empty 1-D tensors of shape (0,) when joining (they still get a gradient)
+    skipped = tuple(i for i, t in enumerate(every) if t._data.ndim == 1 and t._data.shape[0] == 0)
+    if len(skipped) == len(every):
+        skipped = skipped[1:]
+    tensors = [t for i, t in enumerate(every) if i not in skipped]
     ref = tensors[0]
     if ref._data.ndim == 0:
         raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")
@@ -405,13 +415,13 @@ def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
                     f"Sizes of tensors must match except in dimension {d}. Expected size {a} but got "
                     f"size {b} for tensor number {i} in the list.")
     dtype = result_type(*tensors)
-    tensors = [_cast(t, dtype) for t in tensors]
-    return Cat.apply(*tensors, dim=d)
+    return Cat.apply(*[_cast(t, dtype) for t in every], dim=d, skipped=skipped)
 
 
 concat = concatenate = cat
 
 
+@honours_out
 def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
     """torch.stack: join along a new dim; all shapes must be equal."""
     tensors = _tensor_list(tensors, "stack")
@@ -422,7 +432,7 @@ def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
                 f"stack expects each tensor to be equal size, but got {list(shape)} at entry 0 and "
                 f"{list(t._data.shape)} at entry {i}")
     d = _wrap_dim(dim, len(shape) + 1, "stack")
-    return cat([unsqueeze(t, d) for t in tensors], d)
+    return name_node(cat([unsqueeze(t, d) for t in tensors], d), "StackBackward0")
 
 
 def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
@@ -446,7 +456,9 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
         key = (slice(None),) * d + (slice(start, start + size),)
         pieces.append(tensor[key])
         start += size
-    return tuple(pieces)
+    # torch records one Split node for all pieces; ours are slices, named as torch's
+    return name_node(tuple(pieces), "SplitBackward0" if isinstance(split_size_or_sections, int)
+                     else "SplitWithSizesBackward0")
 
 
 def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
@@ -464,7 +476,8 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
 def unbind(input: Tensor, dim: int = 0) -> tuple:
     """torch.unbind: the slices along ``dim``, each without that dim."""
     d = _wrap_dim(dim, input._data.ndim, "unbind")
-    return tuple(input[(slice(None),) * d + (i,)] for i in range(input._data.shape[d]))
+    return name_node(tuple(input[(slice(None),) * d + (i,)] for i in range(input._data.shape[d])),
+                     "UnbindBackward0")
 
 
 def atleast_3d(input: Tensor) -> Tensor:
@@ -472,7 +485,8 @@ def atleast_3d(input: Tensor) -> Tensor:
     shape = input._data.shape
     if len(shape) >= 3:
         return input
-    return reshape(input, {0: (1, 1, 1), 1: (1,) + shape + (1,), 2: shape + (1,)}[len(shape)])
+    out = reshape(input, {0: (1, 1, 1), 1: (1,) + shape + (1,), 2: shape + (1,)}[len(shape)])
+    return name_node(out, "UnsqueezeBackward0" if shape else "ViewBackward0")
 
 
 # ---------------------------------------------------------------- copies: repeat, flip, roll, tril
@@ -498,7 +512,7 @@ class Repeat(Function):
 
 def repeat(input: Tensor, *sizes) -> Tensor:
     """torch.Tensor.repeat: tile the tensor ``sizes[i]`` times along dim i (new leading dims allowed)."""
-    sizes = _shape_arg(sizes)
+    sizes = _shape_arg(sizes, "repeat")
     if len(sizes) < input._data.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
                            "dimensions of tensor")
@@ -529,7 +543,8 @@ class Flip(Function):
     @staticmethod
     def forward(ctx, x, dims):
         ctx.dims = dims
-        return np.flip(x, dims).copy() if dims else x.copy()
+        # order="K" keeps the input's layout, as torch's flip does for non-contiguous inputs
+        return np.flip(x, dims).copy(order="K") if dims else x.copy(order="K")
 
     @staticmethod
     def backward(ctx, grad):
@@ -862,7 +877,10 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
             raise RuntimeError(f"Expected input's non-padded dimension {d} to have size > 0, but got 0")
     if not any(a or b for a, b in widths):
         return x if x is not input else Clone.apply(input)
-    return ModePad.apply(x, widths=tuple(widths), mode=mode)
+    out = ModePad.apply(x, widths=tuple(widths), mode=mode)
+    if mode == "circular":
+        return out  # torch pads circularly by slice copies (CopySlices); no node name to match
+    return name_node(out, f"{'Reflection' if mode == 'reflect' else 'Replication'}Pad{k}DBackward0")
 
 
 _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -898,7 +916,7 @@ class ModePadAdjoint(Function):
         for d, (a, b) in enumerate(widths):
             if a or b:
                 out = _fold_dim(out, d, a, b, mode)
-        return out
+        return np.ascontiguousarray(out)  # _fold_dim works on moved axes
 
     @staticmethod
     def backward(ctx, grad):

@@ -38,12 +38,11 @@ RULES: dict[str, tuple[str, str, str | None]] = {
     "Exp2Backward0": ("exp2", "∂/∂a = 2^a·log 2", "exp2({0})"),
     "Expm1Backward0": ("expm1", "∂/∂a = exp(a)", "expm1({0})"),
     "LogBackward0": ("log", "∂/∂a = 1/a", "log({0})"),
-    "Log1pBackward0": ("log1p", "∂/∂a = 1/(1 + a)", "log1p({0})"),
+    "Log1PBackward0": ("log1p", "∂/∂a = 1/(1 + a)", "log1p({0})"),
     "Log2Backward0": ("log2", "∂/∂a = 1/(a·log 2)", "log2({0})"),
     "Log10Backward0": ("log10", "∂/∂a = 1/(a·log 10)", "log10({0})"),
     "SqrtBackward0": ("sqrt", "∂/∂a = 1/(2·sqrt(a))", "sqrt({0})"),
     "RsqrtBackward0": ("rsqrt", "∂/∂a = -a^(-3/2)/2", "rsqrt({0})"),
-    "SquareBackward0": ("square", "∂/∂a = 2a", "square({0})"),
     "ReciprocalBackward0": ("reciprocal", "∂/∂a = -1/a²", "1 / {0}"),
     "AbsBackward0": ("abs", "∂/∂a = sign(a) (0 at a = 0)", "abs({0})"),
     "SinBackward0": ("sin", "∂/∂a = cos(a)", "sin({0})"),
@@ -78,13 +77,13 @@ RULES: dict[str, tuple[str, str, str | None]] = {
     "MishBackward0": ("mish", "∂/∂a = tanh(softplus(a)) + a·σ(a)·(1 - tanh²(softplus(a)))", None),
     "HardsigmoidBackward0": ("hardsigmoid", "∂/∂a = 1/6 inside (-3, 3), 0 outside", None),
     "HardswishBackward0": ("hardswish", "∂/∂a = (2a + 3)/6 inside (-3, 3); 0 below, 1 above", None),
-    "PreluBackward0": ("prelu", "∂/∂a = 1 or the slope w; ∂/∂w = a where a < 0", None),
+    "PreluKernelBackward0": ("prelu", "∂/∂a = 1 or the slope w; ∂/∂w = a where a < 0", None),
     # routing: the gradient goes to the input that won
     "MaximumBackward0": ("max", "routes the gradient to the larger input (split evenly on a tie)",
                          "max({0}, {1})"),
     "MinimumBackward0": ("min", "routes the gradient to the smaller input (split evenly on a tie)",
                          "min({0}, {1})"),
-    "ClampBackward0": ("clamp", "passes the gradient where a is inside the bounds, 0 outside",
+    "ClampBackward1": ("clamp", "passes the gradient where a is inside the bounds, 0 outside",
                        "clamp({0})"),
     "WhereBackward0": ("where", "routes the gradient to the branch the condition chose", None),
     "MaxBackward0": ("max", "routes the gradient to the largest element (split evenly among ties)",
@@ -154,9 +153,9 @@ RULES: dict[str, tuple[str, str, str | None]] = {
     # convolution, pooling, normalisation, losses
     "ConvolutionBackward0": ("conv", "∂L/∂X = full convolution of G with the 180°-rotated filter, "
                              "∂L/∂F = X ⋆ G (cross-correlation), ∂L/∂b = Σ G", None),
-    "MaxPoolWithIndicesBackward0": ("max_pool", "routes each window's gradient to its maximum "
+    "MaxPool2DWithIndicesBackward0": ("max_pool", "routes each window's gradient to its maximum "
                                     "(the first one on a tie)", None),
-    "AvgPoolBackward0": ("avg_pool", "spreads each window's gradient evenly: 1/(window size) each", None),
+    "AvgPool2DBackward0": ("avg_pool", "spreads each window's gradient evenly: 1/(window size) each", None),
     "AdaptiveAvgPool2DBackward0": ("adaptive_avg_pool", "spreads each cell's gradient evenly over "
                                    "its window", None),
     "AdaptiveMaxPool2DBackward0": ("adaptive_max_pool", "routes each cell's gradient to its maximum", None),
@@ -169,8 +168,6 @@ RULES: dict[str, tuple[str, str, str | None]] = {
     "SoftmaxBackward0": ("softmax", "∂/∂a = s ∘ (g - ⟨g, s⟩) with s the saved output", "softmax({0})"),
     "LogSoftmaxBackward0": ("log_softmax", "∂/∂a = g - softmax(a)·Σg", "log_softmax({0})"),
     "NllLossBackward0": ("nll_loss", "-1/N at each target's position, 0 elsewhere", None),
-    "CrossEntropyLossBackward0": ("cross_entropy", "∂/∂logits = (softmax(logits) - onehot(target))/N",
-                                  None),
 }
 
 _MAX_INLINE = 12

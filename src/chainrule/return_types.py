@@ -1,0 +1,39 @@
+"""Named result tuples of the ops that return several tensors, as ``torch.return_types``.
+
+``x.max(dim=1)`` returns ``chainrule.return_types.max(values=..., indices=...)``: a tuple (so it
+unpacks and indexes) whose fields are also attributes, printed the way torch prints its own.
+"""
+
+from __future__ import annotations
+
+import collections
+
+__all__ = ["max", "min", "sort", "topk", "kthvalue", "mode", "median", "nanmedian", "cummax", "cummin",
+           "aminmax", "slogdet"]
+
+
+def _repr(self) -> str:
+    fields = ",\n".join(f"{name}={value!r}" for name, value in zip(self._fields, self))
+    return f"{__name__}.{type(self).__name__}(\n{fields})"
+
+
+def _structseq(name: str, fields: tuple):
+    cls = type(name, (collections.namedtuple(name, fields),), {"__slots__": (), "__repr__": _repr,
+                                                                 "__module__": __name__})
+    cls.__qualname__ = name
+    return cls
+
+
+_VALUES_INDICES = ("values", "indices")
+max = _structseq("max", _VALUES_INDICES)
+min = _structseq("min", _VALUES_INDICES)
+sort = _structseq("sort", _VALUES_INDICES)
+topk = _structseq("topk", _VALUES_INDICES)
+kthvalue = _structseq("kthvalue", _VALUES_INDICES)
+mode = _structseq("mode", _VALUES_INDICES)
+median = _structseq("median", _VALUES_INDICES)
+nanmedian = _structseq("nanmedian", _VALUES_INDICES)
+cummax = _structseq("cummax", _VALUES_INDICES)
+cummin = _structseq("cummin", _VALUES_INDICES)
+aminmax = _structseq("aminmax", ("min", "max"))
+slogdet = _structseq("slogdet", ("sign", "logabsdet"))
