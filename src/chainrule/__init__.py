@@ -87,7 +87,7 @@ import math as _math  # noqa: E402
 
 import numpy as _np  # noqa: E402
 
-from . import accelerator, amp, backends, cuda, distributions, fft, jit, special, testing  # noqa: E402
+from . import accelerator, amp, backends, cuda, distributions, fft, jit, onnx, special, testing  # noqa: E402
 from ._config import (  # noqa: E402
     are_deterministic_algorithms_enabled, compile, get_float32_matmul_precision,
     get_num_interop_threads, get_num_threads, is_deterministic_algorithms_warn_only_enabled,
