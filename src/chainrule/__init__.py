@@ -122,7 +122,7 @@ class finfo:
         self.max = _builtins.float(limits.max)
         self.min = _builtins.float(limits.min)
         self.tiny = self.smallest_normal = _builtins.float(limits.smallest_normal)
-        self.resolution = _builtins.float(limits.resolution)
+        self.resolution = 10.0 ** -limits.precision  # exactly 10^-digits, as torch reports it
 
     def __repr__(self) -> str:
         return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "

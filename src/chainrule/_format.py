@@ -202,6 +202,9 @@ def format_tensor(t) -> str:
     else:
         if array.dtype == np.float16:
             array = array.astype(np.float32)
+        if not PRINT_OPTS.edgeitems:
+            # with no edge items shown, torch states the size instead
+            suffixes.append(f"size={tuple(array.shape)}")
         summarize = array.size > PRINT_OPTS.threshold
         formatter = _Formatter(_summarized(array) if summarize else array)
         body = _array_str(array, indent, summarize, formatter)
