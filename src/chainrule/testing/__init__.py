@@ -37,15 +37,23 @@ def _compare_tensors(actual, expected, rtol, atol, equal_nan, check_device, chec
     rtol, atol = _tolerances(np.promote_types(a.dtype, b.dtype), rtol, atol)
     if a.dtype == np.bool_:
         a, b = a.astype(np.int64), b.astype(np.int64)
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    close = np.isclose(a64, b64, rtol=rtol, atol=atol, equal_nan=equal_nan)
+    close = np.isclose(a.astype(np.float64), b.astype(np.float64), rtol=rtol, atol=atol, equal_nan=equal_nan)
     if close.all():
         return
     exact = rtol == 0 and atol == 0
     mismatched = int((~close).sum())
-    abs_diff = np.abs(a64 - b64)
+    # the differences are reported in the inputs' own dtype, as torch computes them (so a float32
+    # 0.2 prints as 0.20000000298023224); integer differences are exact, their ratios float32
+    common = np.promote_types(a.dtype, b.dtype)
+    with np.errstate(all="ignore"):
+        if common.kind == "f":
+            abs_diff = np.abs(a.astype(common) - b.astype(common))
+            rel_diff = abs_diff / np.abs(b.astype(common))
+        else:
+            abs_diff = np.abs(a.astype(np.int64) - b.astype(np.int64))
+            rel_diff = abs_diff.astype(np.float32) / np.abs(b.astype(np.float32))
+    abs_diff, rel_diff = np.asarray(abs_diff), np.asarray(rel_diff)  # 0-d results come back as scalars
     abs_diff[close] = 0
-    rel_diff = abs_diff / np.abs(b64)
     rel_diff[close] = 0
     abs_at = np.unravel_index(int(np.nanargmax(abs_diff)), a.shape) if a.ndim else ()
     rel_at = np.unravel_index(int(np.nanargmax(rel_diff)), a.shape) if a.ndim else ()
