@@ -110,9 +110,8 @@ e = _math.e
 class finfo:
     """torch.finfo(dtype): machine limits of a floating dtype (the default dtype if omitted)."""
 
-    # this module binds float/int to chainrule dtypes, hence _builtins.float below
-
     def __init__(self, type=None) -> None:
+        # in this module float and int are chainrule dtypes, hence _builtins.float and _builtins.int
         self.dtype = _dtype.to_dtype(type) if type is not None else get_default_dtype()
         if not self.dtype.is_floating_point:
             raise TypeError(f"finfo: expected a floating point dtype, got {self.dtype!r}")
