@@ -87,7 +87,9 @@ import math as _math  # noqa: E402
 
 import numpy as _np  # noqa: E402
 
-from . import accelerator, amp, backends, cuda, distributions, fft, jit, onnx, special, testing  # noqa: E402
+from . import accelerator, amp, backends, cuda, distributions, fft, hub, jit, onnx, special, testing  # noqa: E402
+# torch.utils.checkpoint is reachable right after `import torch`; importing it binds utils.checkpoint
+from .utils import checkpoint as _checkpoint  # noqa: E402,F401
 from ._config import (  # noqa: E402
     are_deterministic_algorithms_enabled, compile, get_float32_matmul_precision,
     get_num_interop_threads, get_num_threads, is_deterministic_algorithms_warn_only_enabled,
@@ -100,6 +102,32 @@ from .amp import autocast  # noqa: E402
 # ``from .ops import linalg`` above bound the op module itself; torch.linalg is the namespace
 # module (the same functions, plus NotImplementedError for the decompositions not yet written)
 linalg = _importlib.import_module(".linalg", __name__)
+
+def is_anomaly_enabled() -> bool:
+    return autograd.anomaly.is_anomaly_enabled()
+
+
+def set_anomaly_enabled(enabled: bool, check_nan: bool = True) -> None:
+    """torch.set_anomaly_enabled: switch anomaly detection (autograd.set_detect_anomaly) on or off."""
+    autograd.set_detect_anomaly(enabled, check_nan)
+
+
+def is_complex(input: Tensor) -> bool:
+    """False: chainrule has no complex dtypes."""
+    return input.dtype.is_complex
+
+
+def get_default_device() -> device:
+    return device("cpu")
+
+
+def set_default_device(device_to_use) -> None:
+    """Only the CPU is accepted: chainrule's creation functions do not read a default device, so
+    another one would be silently ignored; pass ``device=`` to each or move with ``.to()``."""
+    if device_to_use is not None and device(device_to_use).type != "cpu":
+        raise NotImplementedError(f"set_default_device({str(device_to_use)!r}): chainrule's default device is "
+                                  "always the CPU; pass device= to creation functions or move tensors with .to()")
+
 
 inf = _math.inf
 nan = _math.nan

@@ -287,3 +287,39 @@ def test_grad_scaler_matches_torch_on_cpu_including_overflow_skip():
     disabled = chainrule.amp.GradScaler("cpu", enabled=False)
     loss = chainrule.tensor(2.0)
     assert disabled.scale(loss) is loss and disabled.get_scale() == 1.0
+
+
+def test_checkpoint_gives_the_gradients_of_the_plain_computation():
+    layer = chainrule.nn.Sequential(chainrule.nn.Linear(3, 4), chainrule.nn.Tanh(), chainrule.nn.Linear(4, 2))
+    x = chainrule.randn(5, 3, requires_grad=True)
+    grads = []
+    for run in (lambda: layer(x),
+                lambda: chainrule.utils.checkpoint.checkpoint(layer, x, use_reentrant=False),
+                lambda: chainrule.utils.checkpoint.checkpoint_sequential(layer, 2, x, use_reentrant=False)):
+        layer.zero_grad()
+        x.grad = None
+        run().pow(2).sum().backward()
+        grads.append([x.grad.numpy().copy()] + [p.grad.numpy().copy() for p in layer.parameters()])
+    for other in grads[1:]:
+        for a, b in zip(grads[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_hub_anomaly_default_device_is_complex(monkeypatch):
+    monkeypatch.setattr(chainrule.hub, "_hub_dir", None)  # restored after the test
+    assert chainrule.hub.get_dir().endswith("hub")
+    chainrule.hub.set_dir("/tmp/chainrule-hub")
+    assert chainrule.hub.get_dir() == "/tmp/chainrule-hub"
+    with pytest.raises(NotImplementedError, match="safetensors"):
+        chainrule.hub.load("pytorch/vision", "resnet18")
+    assert chainrule.is_anomaly_enabled() is torch.is_anomaly_enabled() is False
+    chainrule.set_anomaly_enabled(True)
+    try:
+        assert chainrule.is_anomaly_enabled() is True
+    finally:
+        chainrule.set_anomaly_enabled(False)
+    assert chainrule.get_default_device() == chainrule.device("cpu") and str(torch.get_default_device()) == "cpu"
+    chainrule.set_default_device("cpu")
+    with pytest.raises(NotImplementedError, match="default device"):
+        chainrule.set_default_device("cuda")
+    assert chainrule.is_complex(chainrule.zeros(2)) is torch.is_complex(torch.zeros(2)) is False
