@@ -144,3 +144,21 @@ def test_repr_and_shapes():
     assert repr(chainrule.distributions.Normal(0.0, 1.0)) == repr(torch.distributions.Normal(0.0, 1.0))
     categorical = chainrule.distributions.Categorical(logits=chainrule.tensor(LOGITS))
     assert categorical.param_shape == (2, 3) and tuple(categorical.batch_shape) == (2,)
+
+
+def test_independent_matches_torch():
+    def make(L, loc=LOC, scale=SCALE):
+        base = L.distributions.Normal(L.tensor(np.stack([loc, loc * 2])), L.tensor(np.stack([scale, scale + 1])))
+        return L.distributions.Independent(base, 1)
+
+    for lib in (chainrule, torch):
+        dist = make(lib)
+        assert (tuple(dist.batch_shape), tuple(dist.event_shape)) == ((2,), (3,))
+        assert tuple(dist.sample((4,)).shape) == (4, 2, 3) and dist.has_rsample
+    values = np.stack([VALUE, -VALUE])
+    for compute in (lambda L: make(L).log_prob(L.tensor(values)), lambda L: make(L).entropy(),
+                    lambda L: L.distributions.kl_divergence(make(L), make(L, loc=LOC + 1, scale=SCALE * 2))):
+        np.testing.assert_allclose(compute(chainrule).numpy(), compute(torch).numpy(), rtol=2e-6)
+    assert repr(make(chainrule)).startswith("Independent(Normal(loc: ")
+    with pytest.raises(ValueError, match="reinterpreted_batch_ndims <= len"):
+        chainrule.distributions.Independent(chainrule.distributions.Normal(chainrule.zeros(3), 1.0), 2)

@@ -30,6 +30,7 @@ def kl_divergence(p, q) -> Tensor:
 def _register_closed_forms() -> None:
     from .bernoulli import Bernoulli
     from .categorical import Categorical
+    from .independent import Independent
     from .normal import Normal
     from .uniform import Uniform
 
@@ -52,6 +53,13 @@ def _register_closed_forms() -> None:
         # p log(p/q) + (1-p) log((1-p)/(1-q)) in logits, stable: softplus(-l) = -log sigmoid(l)
         return (p.probs * (softplus(-q.logits) - softplus(-p.logits))
                 + (1 - p.probs) * (softplus(q.logits) - softplus(p.logits)))
+
+    @register_kl(Independent, Independent)
+    def _kl_independent_independent(p, q):
+        if p.reinterpreted_batch_ndims != q.reinterpreted_batch_ndims:
+            raise NotImplementedError("KL between Independent distributions with different "
+                                      "reinterpreted_batch_ndims is not implemented")
+        return p._sum_rightmost(kl_divergence(p.base_dist, q.base_dist))
 
     @register_kl(Uniform, Uniform)
     def _kl_uniform_uniform(p, q):
