@@ -1,4 +1,5 @@
-"""nn.utils: gradient clipping, flat parameter vectors, sequence padding (``rnn``), ``skip_init``."""
+"""nn.utils: gradient clipping, flat parameter vectors, sequence padding (``rnn``), weight norm,
+``skip_init``."""
 
 from . import rnn  # noqa: F401
 from .clip_grad import (  # noqa: F401
@@ -9,6 +10,7 @@ from .clip_grad import (  # noqa: F401
     get_total_norm,
 )
 from .convert_parameters import parameters_to_vector, vector_to_parameters  # noqa: F401
+from .weight_norm import remove_weight_norm, weight_norm  # noqa: F401
 
 
 def skip_init(module_cls, *args, **kwargs):
