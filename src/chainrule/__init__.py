@@ -78,3 +78,95 @@ from . import optim  # noqa: E402
 from . import utils  # noqa: E402
 from . import viz  # noqa: E402
 from .serialization import load, save  # noqa: E402
+
+
+# ---- what scripts ask before they start: devices, backends, threads, printing, determinism
+import importlib as _importlib  # noqa: E402
+import builtins as _builtins  # noqa: E402
+import math as _math  # noqa: E402
+
+import numpy as _np  # noqa: E402
+
+from . import accelerator, amp, backends, cuda, distributions, fft, hub, jit, onnx, special, testing  # noqa: E402
+# torch.utils.checkpoint is reachable right after `import torch`; importing it binds utils.checkpoint
+from .utils import checkpoint as _checkpoint  # noqa: E402,F401
+from ._config import (  # noqa: E402
+    are_deterministic_algorithms_enabled, compile, get_float32_matmul_precision,
+    get_num_interop_threads, get_num_threads, is_deterministic_algorithms_warn_only_enabled,
+    set_float32_matmul_precision, set_num_interop_threads, set_num_threads,
+    use_deterministic_algorithms,
+)
+from ._format import get_printoptions, set_printoptions  # noqa: E402
+from .amp import autocast  # noqa: E402
+
+# ``from .ops import linalg`` above bound the op module itself; torch.linalg is the namespace
+# module (the same functions, plus NotImplementedError for the decompositions not yet written)
+linalg = _importlib.import_module(".linalg", __name__)
+
+def is_anomaly_enabled() -> bool:
+    return autograd.anomaly.is_anomaly_enabled()
+
+
+def set_anomaly_enabled(enabled: bool, check_nan: bool = True) -> None:
+    """torch.set_anomaly_enabled: switch anomaly detection (autograd.set_detect_anomaly) on or off."""
+    autograd.set_detect_anomaly(enabled, check_nan)
+
+
+def is_complex(input: Tensor) -> bool:
+    """False: chainrule has no complex dtypes."""
+    return input.dtype.is_complex
+
+
+def get_default_device() -> device:
+    return device("cpu")
+
+
+def set_default_device(device_to_use) -> None:
+    """Only the CPU is accepted: chainrule's creation functions do not read a default device, so
+    another one would be silently ignored; pass ``device=`` to each or move with ``.to()``."""
+    if device_to_use is not None and device(device_to_use).type != "cpu":
+        raise NotImplementedError(f"set_default_device({str(device_to_use)!r}): chainrule's default device is "
+                                  "always the CPU; pass device= to creation functions or move tensors with .to()")
+
+
+inf = _math.inf
+nan = _math.nan
+pi = _math.pi
+e = _math.e
+
+
+class finfo:
+    """torch.finfo(dtype): machine limits of a floating dtype (the default dtype if omitted)."""
+
+    def __init__(self, type=None) -> None:
+        # in this module float and int are chainrule dtypes, hence _builtins.float and _builtins.int
+        self.dtype = _dtype.to_dtype(type) if type is not None else get_default_dtype()
+        if not self.dtype.is_floating_point:
+            raise TypeError(f"finfo: expected a floating point dtype, got {self.dtype!r}")
+        limits = _np.finfo(self.dtype.np)
+        self.bits = limits.bits
+        self.eps = _builtins.float(limits.eps)
+        self.max = _builtins.float(limits.max)
+        self.min = _builtins.float(limits.min)
+        self.tiny = self.smallest_normal = _builtins.float(limits.smallest_normal)
+        self.resolution = 10.0 ** -limits.precision  # exactly 10^-digits, as torch reports it
+
+    def __repr__(self) -> str:
+        return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "
+                f"smallest_normal={self.smallest_normal:g}, tiny={self.tiny:g}, dtype={self.dtype.name})")
+
+
+class iinfo:
+    """torch.iinfo(dtype): the range of an integer dtype."""
+
+    def __init__(self, type) -> None:
+        self.dtype = _dtype.to_dtype(type)
+        if self.dtype.is_floating_point:
+            raise TypeError(f"iinfo: expected an integer dtype, got {self.dtype!r}")
+        limits = _np.iinfo(self.dtype.np)
+        self.bits = limits.bits
+        self.max = _builtins.int(limits.max)
+        self.min = _builtins.int(limits.min)
+
+    def __repr__(self) -> str:
+        return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype.name})"

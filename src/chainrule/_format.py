@@ -2,21 +2,74 @@
 
 Follows torch's ``_tensor_str``: one formatter per tensor chooses integer, fixed (4 decimals) or
 scientific notation from the nonzero finite values, and every element is right-aligned to the
-widest one. Tensors over 1000 elements are summarised with ``...`` (3 items at each edge).
+widest one. Tensors over ``threshold`` (1000) elements are summarised with ``...`` (``edgeitems``,
+3, at each edge). ``set_printoptions`` changes these as torch's does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 
 from . import _dtype
 
-PRECISION = 4
-THRESHOLD = 1000
-EDGEITEMS = 3
-LINEWIDTH = 80
+__all__ = ["set_printoptions", "get_printoptions", "printoptions"]
+
+
+class _PrintOptions:
+    """The options every repr reads (torch's ``PRINT_OPTS``); ``sci_mode=None`` means automatic."""
+
+    precision = 4
+    threshold: float = 1000
+    edgeitems = 3
+    linewidth = 80
+    sci_mode = None
+
+
+PRINT_OPTS = _PrintOptions()
+_PROFILES = {
+    "default": {"precision": 4, "threshold": 1000, "edgeitems": 3, "linewidth": 80},
+    "short": {"precision": 2, "threshold": 1000, "edgeitems": 2, "linewidth": 80},
+    "full": {"precision": 4, "threshold": math.inf, "edgeitems": 3, "linewidth": 80},
+}
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None,
+                     sci_mode=None) -> None:
+    """torch.set_printoptions: a ``profile`` ('default', 'short', 'full') first, then each option
+    given; ``sci_mode`` is always set (None restores the automatic choice), as in torch."""
+    if profile is not None:
+        if profile not in _PROFILES:
+            # torch silently ignores an unknown profile; a typo deserves an error
+            raise ValueError(f"set_printoptions(): profile must be one of {sorted(_PROFILES)}, got {profile!r}")
+        for name, value in _PROFILES[profile].items():
+            setattr(PRINT_OPTS, name, value)
+    for name, value in (("precision", precision), ("threshold", threshold), ("edgeitems", edgeitems),
+                        ("linewidth", linewidth)):
+        if value is not None:
+            setattr(PRINT_OPTS, name, value)
+    PRINT_OPTS.sci_mode = sci_mode
+
+
+def get_printoptions() -> dict:
+    """The current print options as a dict (torch._tensor_str.get_printoptions)."""
+    return {name: getattr(PRINT_OPTS, name)
+            for name in ("precision", "threshold", "edgeitems", "linewidth", "sci_mode")}
+
+
+@contextlib.contextmanager
+def printoptions(**kwargs):
+    """Set print options inside a ``with`` block and restore the previous ones after it."""
+    saved = get_printoptions()
+    set_printoptions(**kwargs)
+    try:
+        yield
+    finally:
+        set_printoptions(**saved)
+
+
 _NAME_EXTRA = len("chainrule.") - len("torch.")
 
 
@@ -40,38 +93,45 @@ class _Formatter:
         magnitudes = np.abs(nonzero_finite)
         smallest, largest = float(magnitudes.min()), float(magnitudes.max())
         self.int_mode = bool(np.all(nonzero_finite == np.ceil(nonzero_finite)))
+        if PRINT_OPTS.sci_mode is None:
+            self.sci_mode = largest / smallest > 1000.0 or largest > 1.0e8 or smallest < 1.0e-4
+        else:
+            self.sci_mode = bool(PRINT_OPTS.sci_mode)
+        precision = PRINT_OPTS.precision
         if self.int_mode:
-            self.sci_mode = largest / smallest > 1000.0 or largest > 1.0e8
-            fmt = f"{{:.{PRECISION}e}}" if self.sci_mode else "{:.0f}"
+            fmt = f"{{:.{precision}e}}" if self.sci_mode else "{:.0f}"
             extra = 0 if self.sci_mode else 1  # the trailing "." of integer-valued floats
         else:
-            self.sci_mode = largest / smallest > 1000.0 or largest > 1.0e8 or smallest < 1.0e-4
-            fmt = f"{{:.{PRECISION}e}}" if self.sci_mode else f"{{:.{PRECISION}f}}"
+            fmt = f"{{:.{precision}e}}" if self.sci_mode else f"{{:.{precision}f}}"
             extra = 0
         for value in nonzero_finite.tolist():
             self.max_width = max(self.max_width, len(fmt.format(value)) + extra)
 
     def format(self, value) -> str:
         if self.floating:
+            precision = PRINT_OPTS.precision
             if self.sci_mode:
-                text = f"{value:{self.max_width}.{PRECISION}e}"
+                text = f"{value:{self.max_width}.{precision}e}"
             elif self.int_mode:
                 text = f"{value:.0f}"
                 if not (math.isinf(value) or math.isnan(value)):
                     text += "."
             else:
-                text = f"{value:.{PRECISION}f}"
+                text = f"{value:.{precision}f}"
         else:
             text = f"{value}"
         return (self.max_width - len(text)) * " " + text
 
 
 def _summarized(array: np.ndarray) -> np.ndarray:
-    """The values that will be shown: EDGEITEMS at each end of every long dimension."""
+    """The values that will be shown: ``edgeitems`` at each end of every long dimension."""
+    edgeitems = PRINT_OPTS.edgeitems
     if array.ndim == 0:
         return array
-    if array.shape[0] > 2 * EDGEITEMS:
-        rows = list(range(EDGEITEMS)) + list(range(len(array) - EDGEITEMS, len(array)))
+    if array.ndim > 1 and not edgeitems:
+        return array[(slice(0, 0),) * array.ndim]
+    if array.shape[0] > 2 * edgeitems:
+        rows = list(range(edgeitems)) + list(range(len(array) - edgeitems, len(array)))
     else:
         rows = range(len(array))
     if array.ndim == 1:
@@ -80,11 +140,14 @@ def _summarized(array: np.ndarray) -> np.ndarray:
 
 
 def _vector_str(array, indent: int, summarize: bool, formatter: _Formatter) -> str:
+    edgeitems = PRINT_OPTS.edgeitems
     element_length = formatter.max_width + 2
-    per_line = max(1, (LINEWIDTH - indent) // element_length)
-    if summarize and array.shape[0] > 2 * EDGEITEMS:
-        data = ([formatter.format(v) for v in array[:EDGEITEMS].tolist()] + [" ..."]
-                + [formatter.format(v) for v in array[-EDGEITEMS:].tolist()])
+    per_line = max(1, (PRINT_OPTS.linewidth - indent) // element_length)
+    if summarize and not edgeitems:
+        data = ["..."]
+    elif summarize and array.shape[0] > 2 * edgeitems:
+        data = ([formatter.format(v) for v in array[:edgeitems].tolist()] + [" ..."]
+                + [formatter.format(v) for v in array[-edgeitems:].tolist()])
     else:
         data = [formatter.format(v) for v in array.tolist()]
     lines = [", ".join(data[i:i + per_line]) for i in range(0, len(data), per_line)]
@@ -96,11 +159,11 @@ def _array_str(array, indent: int, summarize: bool, formatter: _Formatter) -> st
         return formatter.format(array.item())
     if array.ndim == 1:
         return _vector_str(array, indent, summarize, formatter)
-    n = array.shape[0]
-    if summarize and n > 2 * EDGEITEMS:
-        slices = ([_array_str(array[i], indent + 1, summarize, formatter) for i in range(EDGEITEMS)]
+    n, edgeitems = array.shape[0], PRINT_OPTS.edgeitems
+    if summarize and n > 2 * edgeitems:
+        slices = ([_array_str(array[i], indent + 1, summarize, formatter) for i in range(edgeitems)]
                   + ["..."]
-                  + [_array_str(array[i], indent + 1, summarize, formatter) for i in range(n - EDGEITEMS, n)])
+                  + [_array_str(array[i], indent + 1, summarize, formatter) for i in range(n - edgeitems, n)])
     else:
         slices = [_array_str(array[i], indent + 1, summarize, formatter) for i in range(n)]
     return "[" + ("," + "\n" * (array.ndim - 1) + " " * (indent + 1)).join(slices) + "]"
@@ -112,7 +175,7 @@ def _add_suffixes(text: str, suffixes: list, indent: int) -> str:
     for suffix in suffixes:
         # wrap where torch wraps: measure "dtype=chainrule.x" as torch's "dtype=torch.x"
         width = len(suffix) - _NAME_EXTRA * suffix.count("chainrule.")
-        if last_line_len + width + 2 > LINEWIDTH:
+        if last_line_len + width + 2 > PRINT_OPTS.linewidth:
             parts.append(",\n" + " " * indent + suffix)
             last_line_len = indent + width
         else:
@@ -139,7 +202,10 @@ def format_tensor(t) -> str:
     else:
         if array.dtype == np.float16:
             array = array.astype(np.float32)
-        summarize = array.size > THRESHOLD
+        if not PRINT_OPTS.edgeitems:
+            # with no edge items shown, torch states the size instead
+            suffixes.append(f"size={tuple(array.shape)}")
+        summarize = array.size > PRINT_OPTS.threshold
         formatter = _Formatter(_summarized(array) if summarize else array)
         body = _array_str(array, indent, summarize, formatter)
         if dtype not in (_dtype.get_default_dtype(), _dtype.int64, _dtype.bool):

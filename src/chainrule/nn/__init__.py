@@ -1,8 +1,15 @@
 """chainrule.nn: Module, Parameter, the layers, ``functional``, ``init`` and ``utils``."""
 
-from . import functional, init, parallel, utils  # noqa: F401
+import importlib as _importlib
+
+from . import functional, init, parallel, parameter  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from .modules.loss import *  # noqa: F401,F403
 from .modules.module import Module  # noqa: F401
 from .modules.rnn import *  # noqa: F401,F403
 from .parameter import Buffer, Parameter  # noqa: F401
+
+# ``nn.modules`` has a private helper submodule named ``utils`` that the star import binds here
+# as ``nn.utils``; ``from . import utils`` would then keep that one, so the public
+# ``nn.utils`` (clip_grad_norm_, ...) is loaded and bound explicitly, as torch exposes it.
+utils = _importlib.import_module(".utils", __name__)

@@ -31,7 +31,15 @@ class Generator:
         self._rng = np.random.default_rng(self._seed)
 
     def manual_seed(self, seed: int) -> Generator:
-        self._seed = int(seed)
+        """Seed this generator with any 64-bit integer; a negative seed is taken modulo 2**64,
+        so ``manual_seed(-1)`` and ``manual_seed(2**64 - 1)`` give the same stream, as in torch."""
+        if not isinstance(seed, (builtins.int, np.integer)):
+            raise RuntimeError(f"manual_seed expected a long, but got {type(seed).__name__}")
+        seed = builtins.int(seed)
+        if not -(2**63) <= seed < 2**64:
+            raise ValueError(f"manual_seed: seed {seed} does not fit in 64 bits "
+                             "(expected -2**63 <= seed < 2**64); Overflow when unpacking long long")
+        self._seed = seed % 2**64
         self._rng = np.random.default_rng(self._seed)
         return self
 
@@ -63,9 +71,10 @@ def _rng(generator) -> np.random.Generator:
     return (generator or default_generator)._rng
 
 
-def manual_seed(seed: int) -> Generator:
-    """Seed the default generator (and so every random op that is not given a generator)."""
-    return default_generator.manual_seed(seed)
+def manual_seed(seed) -> Generator:
+    """Seed the default generator (and so every random op that is not given a generator).
+    Like torch.manual_seed, anything ``int()`` accepts is converted first (1.5 -> 1, "3" -> 3)."""
+    return default_generator.manual_seed(builtins.int(seed))
 
 
 def seed() -> int:

@@ -287,6 +287,10 @@ class RNNBase(Module):
     def all_weights(self) -> list:
         return [getattr(self, name) for name in self._flat_weights_names]
 
+    def flatten_parameters(self) -> None:
+        """torch packs the weights into one cuDNN buffer here; chainrule reads each weight where
+        it is, so there is nothing to pack (torch does nothing on the CPU either)."""
+
     def _layer_weights(self, layer: int, direction: int) -> tuple:
         suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
         if self.bias:

@@ -1,0 +1,104 @@
+"""Process-wide settings torch keeps at the top level: BLAS threads, determinism, matmul
+precision, and ``compile``.
+
+Threads: chainrule's parallelism is NumPy's BLAS, so ``set_num_threads`` limits the BLAS pools
+through threadpoolctl (``pip install "chainrule[threads]"``). Without threadpoolctl the call
+warns that it cannot take effect and changes nothing. There is no inter-op pool: the inter-op
+setting is recorded and returned, and controls nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+__all__ = ["set_num_threads", "get_num_threads", "set_num_interop_threads", "get_num_interop_threads",
+           "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
+           "is_deterministic_algorithms_warn_only_enabled", "set_float32_matmul_precision",
+           "get_float32_matmul_precision", "compile"]
+
+_THREADS_MISSING = ("chainrule.set_num_threads needs threadpoolctl to limit NumPy's BLAS threads: "
+                    'pip install "chainrule[threads]"')
+_blas_limits = None  # the threadpoolctl limiter in force; kept alive so the limit holds
+_interop_threads = os.cpu_count() or 1
+_deterministic = {"mode": False, "warn_only": False}
+_matmul_precision = "highest"
+
+
+def _check_positive(value, op: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise RuntimeError(f"{op} expects a positive integer, got {value!r}")
+    return value
+
+
+def set_num_threads(num_threads: int) -> None:
+    """Limit the BLAS thread pools NumPy uses (torch.set_num_threads)."""
+    global _blas_limits
+    _check_positive(num_threads, "set_num_threads")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        warnings.warn(_THREADS_MISSING + "; the thread count is unchanged", stacklevel=2)
+        return
+    _blas_limits = threadpool_limits(limits=num_threads, user_api="blas")
+
+
+def get_num_threads() -> int:
+    """Threads of NumPy's BLAS pool (the largest if several are loaded); without threadpoolctl,
+    the CPU count, which is what OpenBLAS and MKL start with."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return os.cpu_count() or 1
+    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    return max(counts) if counts else 1
+
+
+def set_num_interop_threads(num_threads: int) -> None:
+    """Recorded for ``get_num_interop_threads``; chainrule has no inter-op thread pool."""
+    global _interop_threads
+    _interop_threads = _check_positive(num_threads, "set_num_interop_threads")
+
+
+def get_num_interop_threads() -> int:
+    return _interop_threads
+
+
+def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
+    """Recorded; every chainrule kernel is already deterministic (NumPy's CPU BLAS gives the
+    same bits run to run for the same thread count), so there is nothing to switch."""
+    _deterministic["mode"] = bool(mode)
+    _deterministic["warn_only"] = bool(warn_only)
+
+
+def are_deterministic_algorithms_enabled() -> bool:
+    return _deterministic["mode"]
+
+
+def is_deterministic_algorithms_warn_only_enabled() -> bool:
+    return _deterministic["warn_only"]
+
+
+def set_float32_matmul_precision(precision: str) -> None:
+    """Recorded: 'highest', 'high' or 'medium'. chainrule's float32 matmuls are always computed
+    in float32 ('highest'); the lower settings would allow TF32/bfloat16, which it has no path for."""
+    global _matmul_precision
+    if precision not in ("highest", "high", "medium"):
+        raise ValueError(f"set_float32_matmul_precision: expected 'highest', 'high' or 'medium', got {precision!r}")
+    _matmul_precision = precision
+
+
+def get_float32_matmul_precision() -> str:
+    return _matmul_precision
+
+
+def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="inductor", mode=None,
+            options=None, disable: bool = False):
+    """torch.compile: returns ``model`` (a Module or function) unchanged — chainrule has no
+    compiler, so the result runs eagerly with the same numbers. Without ``model`` it returns a
+    decorator, as ``@torch.compile(mode=...)`` needs."""
+    if model is None:
+        return lambda fn: fn
+    if not callable(model):
+        raise RuntimeError(f"compile: expected a Module or a callable, got {type(model).__name__}")
+    return model

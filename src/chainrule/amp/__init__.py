@@ -1,0 +1,192 @@
+"""chainrule.amp: torch.amp's ``autocast`` and ``GradScaler``.
+
+chainrule computes in the dtypes it is given: it has no mixed-precision autocast. An autocast
+region that would change nothing (``enabled=False``, or ``dtype=float32``) is accepted; one that
+asks for float16/bfloat16 raises NotImplementedError instead of silently running in float32.
+As in torch, ``autocast('cuda')`` on a machine without a GPU warns and disables itself.
+
+``GradScaler`` is torch's dynamic loss scaling, complete: scale, unscale_, skip a step whose
+gradients overflowed, grow/back off the scale.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+from ..autograd.grad_mode import no_grad
+
+__all__ = ["autocast", "GradScaler", "is_autocast_available"]
+
+_DEFAULT_DTYPES = {"cpu": "bfloat16", "cuda": "float16"}
+
+
+def is_autocast_available(device_type: str) -> bool:
+    """Whether autocast can run for ``device_type``: never in chainrule (see the module doc)."""
+    return False
+
+
+def _dtype_name(dtype) -> str:
+    # matched by name, so chainrule.float32 and a NumPy dtype both count as float32
+    return getattr(dtype, "name", None) or str(dtype).rpartition(".")[2]
+
+
+class autocast:
+    """torch.autocast(device_type, dtype=None, enabled=True, cache_enabled=None), as a context
+    manager or a decorator. Runs only when it changes nothing; see the module doc."""
+
+    def __init__(self, device_type: str, dtype=None, enabled: bool = True, cache_enabled=None) -> None:
+        if not isinstance(device_type, str):
+            raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+        if device_type not in _DEFAULT_DTYPES:
+            raise RuntimeError(f"autocast: unsupported device_type {device_type!r}; expected 'cpu' or 'cuda'")
+        self.device_type = device_type
+        self.fast_dtype = dtype
+        self._enabled = bool(enabled)
+        if self._enabled and device_type == "cuda":
+            from .. import cuda
+
+            if not cuda.is_available():
+                # torch's behaviour on a machine without a GPU: warn, then run as if disabled
+                warnings.warn("CUDA is not available. Disabling autocast.", stacklevel=2)
+                self._enabled = False
+        dtype_name = _DEFAULT_DTYPES[device_type] if dtype is None else _dtype_name(dtype)
+        if self._enabled and dtype_name != "float32":
+            raise NotImplementedError(
+                f"autocast(device_type={device_type!r}, dtype={dtype_name}): chainrule has no "
+                "mixed-precision autocast; run in float32 (autocast(..., enabled=False)) or cast the "
+                "model and inputs explicitly with .to(dtype)")
+
+    def __enter__(self) -> autocast:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        return None
+
+    def __call__(self, func):
+        @functools.wraps(func)
+        def run_in_autocast(*args, **kwargs):
+            with self:
+                return func(*args, **kwargs)
+
+        return run_in_autocast
+
+
+class GradScaler:
+    """torch.amp.GradScaler: multiply the loss by ``scale`` before backward, divide the gradients
+    by it before the step, skip steps whose gradients hold inf/NaN and shrink the scale then, and
+    grow it after ``growth_interval`` clean steps. ``enabled=False`` passes everything through.
+    For device 'cuda' without a GPU it warns and disables itself, as torch does."""
+
+    def __init__(self, device: str = "cuda", init_scale: float = 2.0**16, growth_factor: float = 2.0,
+                 backoff_factor: float = 0.5, growth_interval: int = 2000, enabled: bool = True) -> None:
+        if enabled and device == "cuda":
+            from .. import cuda
+
+            if not cuda.is_available():
+                warnings.warn("GradScaler is enabled, but CUDA is not available.  Disabling.", stacklevel=2)
+                enabled = False
+        if growth_factor <= 1.0:
+            raise ValueError(f"GradScaler: growth_factor should be > 1, got {growth_factor}")
+        if not 0.0 < backoff_factor < 1.0:
+            raise ValueError(f"GradScaler: backoff_factor should be in (0, 1), got {backoff_factor}")
+        self._device = device
+        self._enabled = enabled
+        self._scale = float(init_scale)
+        self._growth_factor = float(growth_factor)
+        self._backoff_factor = float(backoff_factor)
+        self._growth_interval = int(growth_interval)
+        self._growth_tracker = 0
+        self._per_optimizer = {}  # id(optimizer) -> {"unscaled": bool, "found_inf": bool}
+
+    def is_enabled(self) -> bool:
+        return self._enabled
+
+    def get_scale(self) -> float:
+        return self._scale if self._enabled else 1.0
+
+    def scale(self, outputs):
+        """``outputs * scale`` for a tensor or a (nested) list/tuple of tensors."""
+        if not self._enabled:
+            return outputs
+        if isinstance(outputs, (list, tuple)):
+            return type(outputs)(self.scale(output) for output in outputs)
+        return outputs * self._scale
+
+    def unscale_(self, optimizer) -> None:
+        """Divide ``optimizer``'s gradients by the scale, once per step, noting any inf/NaN."""
+        if not self._enabled:
+            return
+        state = self._per_optimizer.setdefault(id(optimizer), {"unscaled": False, "found_inf": False})
+        if state["unscaled"]:
+            raise RuntimeError("unscale_() has already been called on this optimizer since the last update().")
+        from ..ops.elementwise import isfinite
+
+        found_inf = False
+        with no_grad():
+            for group in optimizer.param_groups:
+                for param in group["params"]:
+                    if param.grad is None:
+                        continue
+                    param.grad.mul_(1.0 / self._scale)
+                    found_inf = found_inf or not bool(isfinite(param.grad).all())
+        state.update(unscaled=True, found_inf=found_inf)
+
+    def step(self, optimizer, *args, **kwargs):
+        """Unscale (if not done yet) and run ``optimizer.step`` unless a gradient overflowed."""
+        if not self._enabled:
+            return optimizer.step(*args, **kwargs)
+        if "closure" in kwargs:
+            raise RuntimeError("Closure use is not currently supported if GradScaler is enabled.")
+        state = self._per_optimizer.get(id(optimizer))
+        if state is None or not state["unscaled"]:
+            self.unscale_(optimizer)
+            state = self._per_optimizer[id(optimizer)]
+        if state["found_inf"]:
+            return None
+        return optimizer.step(*args, **kwargs)
+
+    def update(self, new_scale=None) -> None:
+        """Back off after an overflow, grow after ``growth_interval`` clean steps (or set ``new_scale``)."""
+        if not self._enabled:
+            return
+        if new_scale is not None:
+            self._scale = float(new_scale.item() if hasattr(new_scale, "item") else new_scale)
+        elif any(state["found_inf"] for state in self._per_optimizer.values()):
+            self._scale *= self._backoff_factor
+            self._growth_tracker = 0
+        else:
+            self._growth_tracker += 1
+            if self._growth_tracker == self._growth_interval:
+                self._scale *= self._growth_factor
+                self._growth_tracker = 0
+        self._per_optimizer = {}
+
+    def get_growth_factor(self) -> float:
+        return self._growth_factor
+
+    def get_backoff_factor(self) -> float:
+        return self._backoff_factor
+
+    def get_growth_interval(self) -> int:
+        return self._growth_interval
+
+    def state_dict(self) -> dict:
+        if not self._enabled:
+            return {}
+        return {"scale": self._scale, "growth_factor": self._growth_factor,
+                "backoff_factor": self._backoff_factor, "growth_interval": self._growth_interval,
+                "_growth_tracker": self._growth_tracker}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if not self._enabled:
+            return
+        if len(state_dict) == 0:
+            raise RuntimeError("The source state dict is empty, possibly because it was saved "
+                               "from a disabled instance of GradScaler.")
+        self._scale = float(state_dict["scale"])
+        self._growth_factor = float(state_dict["growth_factor"])
+        self._backoff_factor = float(state_dict["backoff_factor"])
+        self._growth_interval = int(state_dict["growth_interval"])
+        self._growth_tracker = int(state_dict["_growth_tracker"])
+

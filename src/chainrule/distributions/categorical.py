@@ -1,0 +1,83 @@
+"""Categorical(probs | logits): one of K classes along the last dim; not reparameterisable."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _dtype
+from ..ops.elementwise import log
+from ..ops.random import multinomial
+from ..ops.reduce import logsumexp, softmax
+from ..tensor import Tensor
+from .distribution import Constraint, Distribution, real, simplex
+
+__all__ = ["Categorical"]
+
+
+class Categorical(Distribution):
+    """torch.distributions.Categorical(probs=None, logits=None, validate_args=None): exactly one,
+    over the last dim (probs are normalised to sum to 1, logits to log-probabilities)."""
+
+    arg_constraints = {"probs": simplex, "logits": real}
+
+    def __init__(self, probs=None, logits=None, validate_args=None) -> None:
+        if (probs is None) == (logits is None):
+            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        given = probs if probs is not None else logits
+        if not isinstance(given, Tensor) or given.dim() < 1:
+            raise ValueError("`probs` or `logits` parameter must be at least one-dimensional.")
+        if probs is not None:
+            self.probs = probs / probs.sum(-1, keepdim=True)
+        else:
+            self.logits = logits - logsumexp(logits, -1, keepdim=True)
+        self._num_events = given.shape[-1]
+        super().__init__(given.shape[:-1], validate_args=validate_args)
+
+    def __getattr__(self, name: str):
+        if name == "probs":
+            self.probs = softmax(self.__dict__["logits"], -1)
+            return self.probs
+        if name == "logits":
+            # torch clamps probs to [eps, 1 - eps] first, so a zero probability has a finite logit
+            probs = self.__dict__["probs"]
+            eps = float(np.finfo(probs._data.dtype).eps)
+            self.logits = log(probs.clamp(eps, 1 - eps))
+            return self.logits
+        raise AttributeError(f"'Categorical' object has no attribute '{name}'")
+
+    @property
+    def param_shape(self) -> tuple:
+        return tuple(self.batch_shape) + (self._num_events,)
+
+    @property
+    def support(self) -> Constraint:
+        upper = self._num_events - 1
+        return Constraint(f"IntegerInterval(lower_bound=0, upper_bound={upper})",
+                          lambda a: (a >= 0) & (a <= upper) & (a == np.floor(a)))
+
+    @property
+    def mean(self) -> Tensor:
+        return Tensor._make(np.full(tuple(self.batch_shape), np.nan, dtype=self.probs._data.dtype))
+
+    @property
+    def mode(self) -> Tensor:
+        return self.probs.argmax(-1)
+
+    def sample(self, sample_shape=()) -> Tensor:
+        """Class indices (int64) of shape ``sample_shape + batch_shape``."""
+        sample_shape = tuple(sample_shape)
+        count = int(np.prod(sample_shape, dtype=np.int64))
+        flat_probs = self.probs.detach().reshape(-1, self._num_events)
+        drawn = multinomial(flat_probs, count, True)  # (batch, count)
+        return drawn.t().reshape(sample_shape + tuple(self.batch_shape))
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        value = value.to(_dtype.int64).unsqueeze(-1)
+        shape = np.broadcast_shapes(tuple(value.shape), tuple(self.logits.shape[:-1]) + (1,))
+        value = value.expand(shape)
+        logits = self.logits.expand(shape[:-1] + (self._num_events,))
+        return logits.gather(-1, value).squeeze(-1)
+
+    def entropy(self) -> Tensor:
+        return -(self.logits * self.probs).sum(-1)

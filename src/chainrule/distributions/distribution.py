@@ -1,0 +1,123 @@
+"""Distribution: shapes, argument/support validation and the sampling entry points."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _dtype
+from ..autograd.grad_mode import no_grad
+from ..tensor import Size, Tensor
+
+__all__ = ["Distribution", "Constraint", "broadcast_all"]
+
+
+class Constraint:
+    """A named test on values, e.g. ``GreaterThan(lower_bound=0.0)``; ``check`` returns a
+    boolean array saying which elements satisfy it."""
+
+    def __init__(self, description: str, check) -> None:
+        self.description = description
+        self.check = check
+
+    def __repr__(self) -> str:
+        return self.description
+
+
+real = Constraint("Real()", lambda a: a == a)
+positive = Constraint("GreaterThan(lower_bound=0.0)", lambda a: a > 0)
+unit_interval = Constraint("Interval(lower_bound=0.0, upper_bound=1.0)", lambda a: (a >= 0) & (a <= 1))
+boolean = Constraint("Boolean()", lambda a: (a == 0) | (a == 1))
+simplex = Constraint("Simplex()", lambda a: np.all(a >= 0, axis=-1)
+                     & (np.abs(a.sum(-1) - 1) < 1e-6 * a.shape[-1] ** 0.5 + 1e-6 if a.ndim else True))
+
+
+def broadcast_all(*values) -> list:
+    """Tensors broadcast to one shape; Python numbers become tensors of the tensors' dtype (the
+    default dtype if none is a tensor), as torch.distributions.utils.broadcast_all."""
+    from ..ops.shape import broadcast_tensors
+
+    dtype = next((v.dtype for v in values if isinstance(v, Tensor)), _dtype.get_default_dtype())
+    tensors = [v if isinstance(v, Tensor) else Tensor._make(np.asarray(v, dtype=dtype.np)) for v in values]
+    return list(broadcast_tensors(*tensors))
+
+
+def _describe(value) -> str:
+    return str(value.item()) if value.dim() == 0 else repr(value.shape)
+
+
+class Distribution:
+    """Base class (torch.distributions.Distribution): ``batch_shape``, ``event_shape``,
+    ``sample`` (no gradient) and ``rsample`` (differentiable, where the family allows it)."""
+
+    has_rsample = False
+    arg_constraints: dict = {}
+    support: Constraint = real
+    _validate_default = True
+
+    def __init__(self, batch_shape=(), event_shape=(), validate_args=None) -> None:
+        self._batch_shape = Size(batch_shape)
+        self._event_shape = Size(event_shape)
+        self._validate_args = self._validate_default if validate_args is None else bool(validate_args)
+        if self._validate_args:
+            for name, constraint in self.arg_constraints.items():
+                if name not in self.__dict__:
+                    continue  # a parameter given the other way (probs vs logits)
+                value = getattr(self, name)
+                if not np.all(constraint.check(value._data)):
+                    raise ValueError(
+                        f"Expected parameter {name} (Tensor of shape {tuple(value.shape)}) of distribution "
+                        f"{self!r} to satisfy the constraint {constraint!r}, but found invalid values:\n{value}")
+
+    @staticmethod
+    def set_default_validate_args(value: bool) -> None:
+        Distribution._validate_default = bool(value)
+
+    @property
+    def batch_shape(self) -> Size:
+        return self._batch_shape
+
+    @property
+    def event_shape(self) -> Size:
+        return self._event_shape
+
+    def _extended_shape(self, sample_shape=()) -> tuple:
+        return tuple(sample_shape) + tuple(self._batch_shape) + tuple(self._event_shape)
+
+    def sample(self, sample_shape=()) -> Tensor:
+        """A sample of shape ``sample_shape + batch_shape + event_shape``, outside the graph."""
+        with no_grad():
+            return self.rsample(sample_shape)
+
+    def rsample(self, sample_shape=()) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no reparameterised sampler (rsample); "
+                                  "use sample() together with log_prob for a score-function estimator")
+
+    def sample_n(self, n: int) -> Tensor:
+        return self.sample((n,))
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}.log_prob is not implemented")
+
+    def entropy(self) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}.entropy is not implemented")
+
+    def perplexity(self) -> Tensor:
+        return self.entropy().exp()
+
+    @property
+    def stddev(self) -> Tensor:
+        return self.variance.sqrt()
+
+    def _validate_sample(self, value: Tensor) -> None:
+        if not self._validate_args:
+            return
+        if not isinstance(value, Tensor):
+            raise ValueError("The value argument to log_prob must be a Tensor")
+        if not np.all(self.support.check(value._data)):
+            raise ValueError(
+                f"Expected value argument (Tensor of shape {tuple(value.shape)}) to be within the support "
+                f"({self.support!r}) of the distribution {self!r}, but found invalid values:\n{value}")
+
+    def __repr__(self) -> str:
+        shown = [name for name in self.arg_constraints if name in self.__dict__]
+        return f"{type(self).__name__}(" + ", ".join(f"{n}: {_describe(self.__dict__[n])}" for n in shown) + ")"

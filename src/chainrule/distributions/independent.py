@@ -1,0 +1,67 @@
+"""Independent(base, n): the base distribution's rightmost ``n`` batch dims read as event dims,
+so ``log_prob`` and ``entropy`` sum over them (a diagonal Gaussian policy in RL is
+``Independent(Normal(mu, sigma), 1)``)."""
+
+from __future__ import annotations
+
+from ..tensor import Tensor
+from .distribution import Distribution
+
+__all__ = ["Independent"]
+
+
+class Independent(Distribution):
+    """torch.distributions.Independent(base_distribution, reinterpreted_batch_ndims)."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, base_distribution: Distribution, reinterpreted_batch_ndims: int, validate_args=None) -> None:
+        batch_shape = tuple(base_distribution.batch_shape)
+        if reinterpreted_batch_ndims > len(batch_shape):
+            raise ValueError("Expected reinterpreted_batch_ndims <= len(base_distribution.batch_shape), "
+                             f"actual {reinterpreted_batch_ndims} vs {len(batch_shape)}")
+        split = len(batch_shape) - reinterpreted_batch_ndims
+        self.base_dist = base_distribution
+        self.reinterpreted_batch_ndims = reinterpreted_batch_ndims
+        super().__init__(batch_shape[:split], batch_shape[split:] + tuple(base_distribution.event_shape),
+                         validate_args=False)
+
+    @property
+    def has_rsample(self) -> bool:
+        return self.base_dist.has_rsample
+
+    @property
+    def support(self):
+        return self.base_dist.support
+
+    @property
+    def mean(self) -> Tensor:
+        return self.base_dist.mean
+
+    @property
+    def mode(self) -> Tensor:
+        return self.base_dist.mode
+
+    @property
+    def variance(self) -> Tensor:
+        return self.base_dist.variance
+
+    def _sum_rightmost(self, value: Tensor) -> Tensor:
+        if self.reinterpreted_batch_ndims == 0:
+            return value
+        return value.sum(tuple(range(-self.reinterpreted_batch_ndims, 0)))
+
+    def sample(self, sample_shape=()) -> Tensor:
+        return self.base_dist.sample(sample_shape)
+
+    def rsample(self, sample_shape=()) -> Tensor:
+        return self.base_dist.rsample(sample_shape)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        return self._sum_rightmost(self.base_dist.log_prob(value))
+
+    def entropy(self) -> Tensor:
+        return self._sum_rightmost(self.base_dist.entropy())
+
+    def __repr__(self) -> str:
+        return f"Independent({self.base_dist!r}, {self.reinterpreted_batch_ndims})"

@@ -1,0 +1,56 @@
+"""Normal(loc, scale): the Gaussian, reparameterisable (rsample = loc + scale * eps)."""
+
+from __future__ import annotations
+
+import math
+
+from ..ops.elementwise import erf, log
+from ..ops.random import randn
+from ..tensor import Tensor
+from .distribution import Distribution, broadcast_all, positive, real
+
+__all__ = ["Normal"]
+
+
+class Normal(Distribution):
+    """torch.distributions.Normal(loc, scale, validate_args=None)."""
+
+    arg_constraints = {"loc": real, "scale": positive}
+    support = real
+    has_rsample = True
+
+    def __init__(self, loc, scale, validate_args=None) -> None:
+        self.loc, self.scale = broadcast_all(loc, scale)
+        super().__init__(self.loc.shape, validate_args=validate_args)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc
+
+    @property
+    def mode(self) -> Tensor:
+        return self.loc
+
+    @property
+    def stddev(self) -> Tensor:
+        return self.scale
+
+    @property
+    def variance(self) -> Tensor:
+        return self.scale**2
+
+    def rsample(self, sample_shape=()) -> Tensor:
+        eps = randn(self._extended_shape(sample_shape), dtype=self.loc.dtype)
+        return self.loc + eps * self.scale
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        # log N(x; mu, sigma) = -(x - mu)^2 / (2 sigma^2) - log sigma - log sqrt(2 pi)
+        self._validate_sample(value)
+        return -((value - self.loc) ** 2) / (2 * self.variance) - log(self.scale) - math.log(math.sqrt(2 * math.pi))
+
+    def cdf(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        return 0.5 * (1 + erf((value - self.loc) * self.scale.reciprocal() / math.sqrt(2)))
+
+    def entropy(self) -> Tensor:
+        return 0.5 + 0.5 * math.log(2 * math.pi) + log(self.scale)

@@ -1,0 +1,64 @@
+"""Uniform(low, high): uniform on [low, high), reparameterisable (rsample = low + u (high - low))."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..ops.elementwise import log, where
+from ..ops.random import rand
+from ..tensor import Tensor
+from .distribution import Constraint, Distribution, broadcast_all, real
+
+__all__ = ["Uniform"]
+
+
+class Uniform(Distribution):
+    """torch.distributions.Uniform(low, high, validate_args=None); needs low < high."""
+
+    arg_constraints = {"low": real, "high": real}
+    has_rsample = True
+
+    def __init__(self, low, high, validate_args=None) -> None:
+        self.low, self.high = broadcast_all(low, high)
+        super().__init__(self.low.shape, validate_args=validate_args)
+        if self._validate_args and not np.all(self.low._data < self.high._data):
+            raise ValueError(f"Expected parameter low (Tensor of shape {tuple(self.low.shape)}) of distribution "
+                             f"{self!r} to satisfy the constraint LessThan(upper_bound=high), but found "
+                             f"invalid values:\n{self.low}")
+
+    @property
+    def support(self) -> Constraint:
+        low, high = self.low._data, self.high._data
+        return Constraint(f"Interval(lower_bound={_show(self.low)}, upper_bound={_show(self.high)})",
+                          lambda a: (a >= low) & (a <= high))
+
+    @property
+    def mean(self) -> Tensor:
+        return (self.high + self.low) / 2
+
+    @property
+    def variance(self) -> Tensor:
+        return (self.high - self.low) ** 2 / 12
+
+    def rsample(self, sample_shape=()) -> Tensor:
+        u = rand(self._extended_shape(sample_shape), dtype=self.low.dtype)
+        return self.low + u * (self.high - self.low)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        # log(1 / (high - low)) inside [low, high), -inf outside (reachable without validation)
+        self._validate_sample(value)
+        inside = (self.low <= value) & (value < self.high)
+        return where(inside, -log(self.high - self.low), -math.inf)
+
+    def cdf(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        return ((value - self.low) / (self.high - self.low)).clamp(0, 1)
+
+    def entropy(self) -> Tensor:
+        return log(self.high - self.low)
+
+
+def _show(value: Tensor) -> str:
+    return str(value.item()) if value.dim() == 0 else str(value)

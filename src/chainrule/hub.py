@@ -1,0 +1,51 @@
+"""chainrule.hub: torch.hub's directory settings; loading raises NotImplementedError.
+
+Hub entries are torch modules and pickled checkpoints fetched from the network; chainrule never
+unpickles (see serialization.py) and cannot run hubconf code written against torch's C++ ops, so
+``load``/``list``/``help``/``load_state_dict_from_url`` say so instead of being absent. Convert
+weights to safetensors and load them with ``chainrule.load``.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["get_dir", "set_dir", "load", "list", "help", "load_state_dict_from_url", "download_url_to_file"]
+
+_hub_dir = None
+_NOT_SUPPORTED = ("chainrule.hub.{} is not supported: hub models are torch modules and pickled "
+                  "checkpoints; save the weights as safetensors and load them with chainrule.load")
+
+
+def get_dir() -> str:
+    """``$TORCH_HOME/hub`` (``~/.cache/torch/hub`` by default), or what ``set_dir`` set."""
+    if _hub_dir is not None:
+        return _hub_dir
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch")
+    return os.path.join(os.path.expanduser(torch_home), "hub")
+
+
+def set_dir(d) -> None:
+    global _hub_dir
+    _hub_dir = os.path.expanduser(os.fspath(d))
+
+
+def load(repo_or_dir, model, *args, **kwargs):
+    raise NotImplementedError(_NOT_SUPPORTED.format("load"))
+
+
+def list(github, force_reload: bool = False, **kwargs):  # noqa: A001 - torch.hub's name
+    raise NotImplementedError(_NOT_SUPPORTED.format("list"))
+
+
+def help(github, model, force_reload: bool = False, **kwargs):  # noqa: A001 - torch.hub's name
+    raise NotImplementedError(_NOT_SUPPORTED.format("help"))
+
+
+def load_state_dict_from_url(url, model_dir=None, map_location=None, progress: bool = True, **kwargs):
+    raise NotImplementedError(_NOT_SUPPORTED.format("load_state_dict_from_url"))
+
+
+def download_url_to_file(url, dst, hash_prefix=None, progress: bool = True):
+    raise NotImplementedError(_NOT_SUPPORTED.format("download_url_to_file"))

@@ -1,0 +1,61 @@
+"""chainrule.jit: torch.jit's decorators and queries, without a compiler.
+
+``script`` and ``trace`` return their argument unchanged (the model runs eagerly with the same
+numbers); ``ignore``/``unused``/``export`` are pass-through decorators; ``is_scripting`` and
+``is_tracing`` are False. A TorchScript file cannot be written or read: ``save`` and ``load``
+raise NotImplementedError pointing at ``chainrule.save`` (state dicts).
+"""
+
+from __future__ import annotations
+
+__all__ = ["script", "trace", "ignore", "unused", "export", "is_scripting", "is_tracing", "save", "load",
+           "Final"]
+
+_NO_TORCHSCRIPT = ("chainrule.jit.{}: chainrule has no TorchScript format; save the state dict "
+                   "with chainrule.save(model.state_dict(), path) instead")
+
+
+def script(obj, optimize=None, _frames_up: int = 0, _rcb=None, example_inputs=None):
+    """Returns ``obj`` unchanged: it runs eagerly."""
+    return obj
+
+
+def trace(func, example_inputs=None, *args, **kwargs):
+    """Returns ``func`` unchanged (no graph is recorded): it runs eagerly on any input."""
+    return func
+
+
+def ignore(drop=False, **kwargs):
+    """Usable as ``@ignore`` and ``@ignore(drop=True)``."""
+    return drop if callable(drop) else (lambda fn: fn)
+
+
+def unused(fn):
+    return fn
+
+
+def export(fn):
+    return fn
+
+
+def is_scripting() -> bool:
+    return False
+
+
+def is_tracing() -> bool:
+    return False
+
+
+def save(m, f, _extra_files=None) -> None:
+    raise NotImplementedError(_NO_TORCHSCRIPT.format("save"))
+
+
+def load(f, map_location=None, _extra_files=None):
+    raise NotImplementedError(_NO_TORCHSCRIPT.format("load"))
+
+
+class Final:
+    """``typing.Final`` stand-in used in annotations like ``x: jit.Final[int]``."""
+
+    def __class_getitem__(cls, item):
+        return item

@@ -1,0 +1,49 @@
+"""chainrule.linalg: torch.linalg's namespace.
+
+The functions live with the other linear-algebra ops in ``ops/linalg.py`` (norm, vector_norm,
+matrix_norm, inv, det, slogdet, solve, cross, matrix_power, multi_dot, ...); this module
+exposes them under torch.linalg's names. torch.linalg functions chainrule does not have yet
+(the decompositions and their gradients) raise NotImplementedError naming the function.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from .ops import linalg as _ops_linalg
+
+_NOT_IMPLEMENTED = {
+    "cholesky", "cholesky_ex", "cond", "eig", "eigh", "eigvals", "eigvalsh", "householder_product",
+    "inv_ex", "ldl_factor", "ldl_factor_ex", "ldl_solve", "lstsq", "lu", "lu_factor", "lu_factor_ex",
+    "lu_solve", "matrix_exp", "matrix_rank", "pinv", "qr", "solve_ex", "solve_triangular", "svd",
+    "svdvals", "tensorinv", "tensorsolve", "vander",
+}
+
+
+class LinAlgError(RuntimeError):
+    """torch.linalg.LinAlgError: a RuntimeError for singular or non-positive-definite input."""
+
+
+def _public_function(name: str):
+    """The public function ``name`` defined in ops/linalg.py, or None (helpers and imports are not
+    part of torch.linalg)."""
+    obj = getattr(_ops_linalg, name, None)
+    if name.startswith("_") or not inspect.isfunction(obj) or obj.__module__ != _ops_linalg.__name__:
+        return None
+    return obj
+
+
+def __getattr__(name: str):
+    # looked up at call time, so functions added to ops/linalg.py appear here without an edit
+    function = _public_function(name)
+    if function is not None:
+        return function
+    if name in _NOT_IMPLEMENTED:
+        raise NotImplementedError(f"chainrule.linalg.{name} is not implemented yet (no forward with a "
+                                  "derivative rule for it); torch.linalg.norm/inv/det/slogdet/solve "
+                                  "and friends are available")
+    raise AttributeError(f"module 'chainrule.linalg' has no attribute '{name}'")
+
+
+def __dir__() -> list:
+    return sorted({name for name in dir(_ops_linalg) if _public_function(name)} | {"LinAlgError"})

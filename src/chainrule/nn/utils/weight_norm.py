@@ -1,0 +1,74 @@
+"""nn.utils.weight_norm / remove_weight_norm: w = g * v / ||v|| (Salimans & Kingma, 2016).
+
+The weight is split into a magnitude ``<name>_g`` and a direction ``<name>_v`` (both Parameters);
+a forward pre-hook recomputes ``<name>`` from them before every call, so gradients reach g and v
+through ordinary differentiable ops. This is torch's original (hook-based) API.
+"""
+
+from __future__ import annotations
+
+from ...autograd.grad_mode import no_grad
+from ...tensor import Tensor
+from ..parameter import Parameter
+
+__all__ = ["weight_norm", "remove_weight_norm"]
+
+
+def _norm_except_dim(v: Tensor, dim) -> Tensor:
+    """The 2-norm of ``v`` over every dim but ``dim`` (kept as size-1 dims); the whole norm, as a
+    0-d tensor, when ``dim`` is None or -1 (torch's legacy meaning of -1 here, not the last dim)."""
+    if dim is None or dim == -1:
+        return (v * v).sum().sqrt()
+    dim = dim % v.dim()
+    others = tuple(d for d in range(v.dim()) if d != dim)
+    return (v * v).sum(others, keepdim=True).sqrt() if others else v.abs()
+
+
+class _WeightNorm:
+    def __init__(self, name: str, dim) -> None:
+        self.name = name
+        self.dim = dim
+
+    def compute_weight(self, module) -> Tensor:
+        g = getattr(module, self.name + "_g")
+        v = getattr(module, self.name + "_v")
+        return v * (g / _norm_except_dim(v, self.dim))
+
+    def __call__(self, module, inputs) -> None:
+        setattr(module, self.name, self.compute_weight(module))
+
+
+def weight_norm(module, name: str = "weight", dim=0):
+    """Reparameterise ``module.<name>`` as ``g * v / ||v||`` with the norm taken over all dims but
+    ``dim`` (over everything when ``dim`` is None or -1); returns the module, as torch's."""
+    for hook in module._forward_pre_hooks.values():
+        if isinstance(hook, _WeightNorm) and hook.name == name:
+            raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter {name}")
+    weight = getattr(module, name)
+    if not isinstance(weight, Parameter):
+        raise TypeError(f"weight_norm: module.{name} must be a Parameter, got {type(weight).__name__}")
+    norm = _WeightNorm(name, dim)
+    with no_grad():
+        g = Parameter(_norm_except_dim(weight, dim).clone())
+        v = Parameter(weight.detach().clone())
+    del module._parameters[name]
+    module.register_parameter(name + "_g", g)
+    module.register_parameter(name + "_v", v)
+    setattr(module, name, norm.compute_weight(module))
+    module.register_forward_pre_hook(norm)
+    return module
+
+
+def remove_weight_norm(module, name: str = "weight"):
+    """Fold ``g`` and ``v`` back into one Parameter ``module.<name>`` and drop the hook."""
+    for key, hook in list(module._forward_pre_hooks.items()):
+        if isinstance(hook, _WeightNorm) and hook.name == name:
+            with no_grad():
+                weight = hook.compute_weight(module).detach().clone()
+            del module._forward_pre_hooks[key]
+            del module._parameters[name + "_g"]
+            del module._parameters[name + "_v"]
+            module.__dict__.pop(name, None)
+            setattr(module, name, Parameter(weight))
+            return module
+    raise ValueError(f"weight_norm of '{name}' not found in {module}")

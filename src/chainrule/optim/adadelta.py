@@ -1,0 +1,49 @@
+"""Adadelta (torch.optim.Adadelta): a step sized by the ratio of running RMS of past updates to
+running RMS of gradients, so no learning-rate tuning is needed (lr scales it, default 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
+
+__all__ = ["Adadelta"]
+
+
+class Adadelta(Optimizer):
+    """torch.optim.Adadelta(params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, maximize=False)."""
+
+    def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0,
+                 foreach=None, *, capturable: bool = False, maximize: bool = False,
+                 differentiable: bool = False) -> None:
+        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
+        _check(0.0 <= rho <= 1.0, f"Invalid rho value: {rho}")
+        _check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                        capturable=capturable, foreach=foreach, differentiable=differentiable)
+        super().__init__(params, defaults)
+
+    def _step_group(self, group: dict) -> None:
+        lr, rho, eps, weight_decay = group["lr"], group["rho"], group["eps"], group["weight_decay"]
+        for p in _params_with_grad(group):
+            w = p._data
+            g = -p.grad._data if group["maximize"] else p.grad._data
+            state = self.state[p]
+            if "square_avg" not in state:
+                state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
+                state["square_avg"] = Tensor._make(np.zeros_like(w))
+                state["acc_delta"] = Tensor._make(np.zeros_like(w))
+            _step_tensor(state)
+            if weight_decay != 0:
+                g = g + weight_decay * w
+            square_avg, acc_delta = state["square_avg"]._data, state["acc_delta"]._data
+            # E[g^2] = rho E[g^2] + (1 - rho) g^2; delta = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g
+            square_avg *= rho
+            square_avg += (1 - rho) * (g * g)
+            delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * g
+            acc_delta *= rho
+            acc_delta += (1 - rho) * (delta * delta)
+            w -= lr * delta
+            p._bump_version()

@@ -1,0 +1,46 @@
+"""Adamax (torch.optim.Adamax): Adam with the infinity norm in place of the second moment."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
+
+__all__ = ["Adamax"]
+
+
+class Adamax(Optimizer):
+    """torch.optim.Adamax(params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)."""
+
+    def __init__(self, params, lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, foreach=None, *, maximize: bool = False, differentiable: bool = False,
+                 capturable: bool = False) -> None:
+        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
+        _check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        _check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
+        _check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
+        _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach,
+                        maximize=maximize, differentiable=differentiable, capturable=capturable)
+        super().__init__(params, defaults)
+
+    def _step_group(self, group: dict) -> None:
+        lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        for p in _params_with_grad(group):
+            w = p._data
+            g = -p.grad._data if group["maximize"] else p.grad._data
+            state = self.state[p]
+            if "exp_avg" not in state:
+                state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
+                state["exp_avg"] = Tensor._make(np.zeros_like(w))
+                state["exp_inf"] = Tensor._make(np.zeros_like(w))
+            step = _step_tensor(state)
+            if weight_decay != 0:
+                g = g + weight_decay * w
+            exp_avg, exp_inf = state["exp_avg"]._data, state["exp_inf"]._data
+            # m = lerp(m, g, 1 - beta1); u = max(beta2 u, |g| + eps)
+            exp_avg += (1 - beta1) * (g - exp_avg)
+            np.maximum(exp_inf * beta2, np.abs(g) + eps, out=exp_inf)
+            w -= (lr / (1 - beta1**step)) * (exp_avg / exp_inf)
+            p._bump_version()

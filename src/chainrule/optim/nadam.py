@@ -1,0 +1,64 @@
+"""NAdam (torch.optim.NAdam): Adam with Nesterov momentum and a warming momentum schedule."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
+
+__all__ = ["NAdam"]
+
+
+class NAdam(Optimizer):
+    """torch.optim.NAdam(params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+    momentum_decay=4e-3, decoupled_weight_decay=False)."""
+
+    def __init__(self, params, lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False,
+                 *, foreach=None, maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False) -> None:
+        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
+        _check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        _check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
+        _check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
+        _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        _check(0.0 <= momentum_decay, f"Invalid momentum_decay value: {momentum_decay}")
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, foreach=foreach,
+                        capturable=capturable, differentiable=differentiable)
+        super().__init__(params, defaults)
+
+    def _step_group(self, group: dict) -> None:
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, momentum_decay = group["weight_decay"], group["momentum_decay"]
+        for p in _params_with_grad(group):
+            w = p._data
+            g = -p.grad._data if group["maximize"] else p.grad._data
+            state = self.state[p]
+            if "exp_avg" not in state:
+                state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
+                # a float32 0-d tensor in torch, so the product rounds in float32 there too
+                state["mu_product"] = Tensor._make(np.ones((), dtype=np.float32))
+                state["exp_avg"] = Tensor._make(np.zeros_like(w))
+                state["exp_avg_sq"] = Tensor._make(np.zeros_like(w))
+            step = _step_tensor(state)
+            if weight_decay != 0:
+                if group["decoupled_weight_decay"]:
+                    w *= 1 - lr * weight_decay
+                else:
+                    g = g + weight_decay * w
+            # momentum schedule mu_t = beta1 (1 - 0.96^(t psi) / 2), and its next value
+            mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
+            mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
+            mu_product = state["mu_product"]._data
+            mu_product *= mu
+            exp_avg, exp_avg_sq = state["exp_avg"]._data, state["exp_avg_sq"]._data
+            exp_avg += (1 - beta1) * (g - exp_avg)
+            exp_avg_sq *= beta2
+            exp_avg_sq += (1 - beta2) * (g * g)
+            denom = np.sqrt(exp_avg_sq / (1 - beta2**step)) + eps
+            # the gradient's share and the (Nesterov) momentum's share of the step
+            w -= (lr * (1.0 - mu) / (1.0 - float(mu_product))) * (g / denom)
+            w -= (lr * mu_next / (1.0 - float(mu_product) * mu_next)) * (exp_avg / denom)
+            p._bump_version()

@@ -1,0 +1,65 @@
+"""RAdam (torch.optim.RAdam): Adam whose adaptive step is switched on, and rectified, only once
+the variance of the adaptive learning rate is tractable (SMA length rho_t > 5)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
+
+__all__ = ["RAdam"]
+
+
+class RAdam(Optimizer):
+    """torch.optim.RAdam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+    decoupled_weight_decay=False)."""
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, decoupled_weight_decay: bool = False, *, foreach=None,
+                 maximize: bool = False, capturable: bool = False, differentiable: bool = False) -> None:
+        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
+        _check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        _check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
+        _check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
+        _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, foreach=foreach,
+                        capturable=capturable, differentiable=differentiable)
+        super().__init__(params, defaults)
+
+    def _step_group(self, group: dict) -> None:
+        lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        for p in _params_with_grad(group):
+            w = p._data
+            g = -p.grad._data if group["maximize"] else p.grad._data
+            state = self.state[p]
+            if "exp_avg" not in state:
+                state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
+                state["exp_avg"] = Tensor._make(np.zeros_like(w))
+                state["exp_avg_sq"] = Tensor._make(np.zeros_like(w))
+            step = _step_tensor(state)
+            if weight_decay != 0:
+                if group["decoupled_weight_decay"]:
+                    w *= 1 - lr * weight_decay
+                else:
+                    g = g + weight_decay * w
+            exp_avg, exp_avg_sq = state["exp_avg"]._data, state["exp_avg_sq"]._data
+            exp_avg += (1 - beta1) * (g - exp_avg)
+            exp_avg_sq *= beta2
+            exp_avg_sq += (1 - beta2) * (g * g)
+            bias_correction1 = 1 - beta1**step
+            bias_correction2 = 1 - beta2**step
+            corrected_exp_avg = exp_avg / bias_correction1
+            # length of the approximated simple moving average, and its limit
+            rho_inf = 2 / (1 - beta2) - 1
+            rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
+            if rho_t > 5.0:
+                rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+                adaptive_lr = math.sqrt(bias_correction2) / (np.sqrt(exp_avg_sq) + eps)
+                w -= corrected_exp_avg * lr * adaptive_lr * rect
+            else:
+                w -= corrected_exp_avg * lr
+            p._bump_version()

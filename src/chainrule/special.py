@@ -1,0 +1,80 @@
+"""chainrule.special: torch.special's functions that compose from chainrule's differentiable ops.
+
+Each is a composition, so its gradient (and double gradient) comes from the ops it uses. The
+gamma/Bessel/polynomial families need special-function kernels chainrule does not have; asking
+for one raises NotImplementedError naming it (see ``_NOT_IMPLEMENTED``).
+"""
+
+from __future__ import annotations
+
+import math
+
+# exp2, expm1, log1p, logsumexp, softmax, log_softmax and xlogy are torch.special names as they are
+from .ops.elementwise import erf, exp2, expm1, log, log1p, sigmoid, sin, where, xlogy  # noqa: F401
+from .ops.reduce import log_softmax, logsumexp, softmax  # noqa: F401
+from .tensor import Tensor
+
+__all__ = ["expit", "logit", "erf", "erfc", "exp2", "expm1", "log1p", "logsumexp", "softmax",
+           "log_softmax", "xlogy", "xlog1py", "entr", "sinc", "ndtr", "round"]
+
+_NOT_IMPLEMENTED = {
+    "gammaln", "digamma", "psi", "polygamma", "multigammaln", "gammainc", "gammaincc", "zeta",
+    "erfinv", "erfcx", "ndtri", "log_ndtr", "i0", "i0e", "i1", "i1e", "bessel_j0", "bessel_j1",
+    "bessel_y0", "bessel_y1", "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0",
+    "modified_bessel_k1", "scaled_modified_bessel_k0", "scaled_modified_bessel_k1",
+    "spherical_bessel_j0", "airy_ai", "chebyshev_polynomial_t", "chebyshev_polynomial_u",
+    "chebyshev_polynomial_v", "chebyshev_polynomial_w", "shifted_chebyshev_polynomial_t",
+    "shifted_chebyshev_polynomial_u", "shifted_chebyshev_polynomial_v",
+    "shifted_chebyshev_polynomial_w", "hermite_polynomial_h", "hermite_polynomial_he",
+    "laguerre_polynomial_l", "legendre_polynomial_p",
+}
+
+
+def __getattr__(name: str):
+    if name in _NOT_IMPLEMENTED:
+        raise NotImplementedError(f"chainrule.special.{name} is not implemented: it needs a "
+                                  "special-function kernel with its derivative, which chainrule lacks")
+    raise AttributeError(f"module 'chainrule.special' has no attribute '{name}'")
+
+
+def expit(input: Tensor) -> Tensor:
+    """The logistic sigmoid 1 / (1 + exp(-x))."""
+    return sigmoid(input)
+
+
+def logit(input: Tensor, eps=None) -> Tensor:
+    """log(p / (1 - p)), with p clamped to [eps, 1 - eps] when ``eps`` is given."""
+    p = input if eps is None else input.clamp(eps, 1 - eps)
+    return log(p) - log1p(-p)
+
+
+def erfc(input: Tensor) -> Tensor:
+    return 1 - erf(input)
+
+
+def xlog1py(input, other) -> Tensor:
+    """x * log1p(y), 0 where x == 0 (even when log1p(y) is infinite)."""
+    return where(input == 0, input * 0, input * log1p(other))
+
+
+def entr(input: Tensor) -> Tensor:
+    """-x log x for x > 0, 0 at x = 0, -inf for x < 0 (torch.special.entr)."""
+    # 0 - xlogy, not -xlogy: entr(0) is +0.0 in torch, not -0.0
+    return where(input < 0, input * 0 - math.inf, 0 - xlogy(input, input))
+
+
+def sinc(input: Tensor) -> Tensor:
+    """sin(pi x) / (pi x), 1 at x = 0."""
+    zero = input == 0
+    safe = where(zero, input * 0 + 1, input)
+    return where(zero, input * 0 + 1, sin(math.pi * safe) / (math.pi * safe))
+
+
+def ndtr(input: Tensor) -> Tensor:
+    """The standard normal CDF, (1 + erf(x / sqrt 2)) / 2."""
+    return 0.5 * (1 + erf(input * (1 / math.sqrt(2))))
+
+
+def round(input: Tensor, decimals: int = 0) -> Tensor:
+    return input.round(decimals=decimals) if decimals else input.round()
+

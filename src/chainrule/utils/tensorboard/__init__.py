@@ -1,0 +1,16 @@
+"""chainrule.utils.tensorboard: ``SummaryWriter`` writing TensorBoard event files, as
+torch.utils.tensorboard does, through the ``tensorboard`` package (``pip install
+"chainrule[tensorboard]"``).
+"""
+
+from __future__ import annotations
+
+try:
+    import tensorboard  # noqa: F401
+except ImportError as error:
+    raise ImportError('chainrule.utils.tensorboard needs the tensorboard package: '
+                      'pip install "chainrule[tensorboard]"') from error
+
+from .writer import SummaryWriter  # noqa: E402
+
+__all__ = ["SummaryWriter"]

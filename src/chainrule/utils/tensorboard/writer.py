@@ -1,0 +1,160 @@
+"""SummaryWriter: scalars, grouped scalars, histograms and text as TensorBoard event records."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from datetime import datetime
+
+import numpy as np
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary, SummaryMetadata
+from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboard.plugins.text.plugin_data_pb2 import TextPluginData
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+__all__ = ["SummaryWriter"]
+
+
+def _to_numpy(value) -> np.ndarray:
+    """A Tensor (chainrule's, or anything with .detach().cpu().numpy()), array or number as an array."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _scalar(value) -> float:
+    array = _to_numpy(value)
+    if array.size != 1:
+        raise ValueError(f"add_scalar: expected a scalar value, got an array of shape {array.shape}")
+    return float(array.reshape(()))
+
+
+def _tensorflow_bins() -> np.ndarray:
+    """The bucket edges TensorFlow's histograms use (torch's bins='tensorflow'): +-1e-12 growing
+    by 10% up to 1e20, and 0."""
+    positive = []
+    edge = 1e-12
+    while edge < 1e20:
+        positive.append(edge)
+        edge *= 1.1
+    return np.array([-e for e in reversed(positive)] + [0.0] + positive)
+
+
+def _histogram(values: np.ndarray, bins, max_bins) -> HistogramProto:
+    """np.histogram's counts, trimmed to the non-empty range, as TensorBoard's right-edge buckets."""
+    values = values.reshape(-1).astype(np.float64)
+    if values.size == 0:
+        raise ValueError("add_histogram: the input has no element.")
+    if isinstance(bins, str) and bins == "tensorflow":
+        bins = _tensorflow_bins()
+    counts, limits = np.histogram(values, bins=bins)
+    if max_bins is not None and len(counts) > max_bins:
+        # merge neighbouring bins so that at most max_bins remain
+        group = -(-len(counts) // max_bins)
+        counts = np.pad(counts, (0, (-len(counts)) % group)).reshape(-1, group).sum(axis=1)
+        limits = np.append(limits[:-1:group], limits[-1])
+    nonzero = np.flatnonzero(counts)
+    start, end = (int(nonzero[0]), int(nonzero[-1]) + 1) if nonzero.size else (0, len(counts))
+    # TensorBoard buckets carry only their right edge: keep one empty bucket on the left so the
+    # leftmost edge is recorded too
+    counts = counts[start - 1:end] if start > 0 else np.concatenate([[0], counts[:end]])
+    limits = limits[start:end + 1]
+    return HistogramProto(min=float(values.min()), max=float(values.max()), num=int(values.size),
+                          sum=float(values.sum()), sum_squares=float(values.dot(values)),
+                          bucket_limit=limits.tolist(), bucket=counts.tolist())
+
+
+class SummaryWriter:
+    """torch.utils.tensorboard.SummaryWriter(log_dir=None, comment='', purge_step=None,
+    max_queue=10, flush_secs=120, filename_suffix='').
+
+    ``log_dir`` defaults to ``runs/<Mon>DD_HH-MM-SS_<hostname><comment>`` as torch's. Records are
+    queued and written by a background thread every ``flush_secs`` or on ``flush()``/``close()``.
+    """
+
+    def __init__(self, log_dir: str | None = None, comment: str = "", purge_step=None, max_queue: int = 10,
+                 flush_secs: int = 120, filename_suffix: str = "") -> None:
+        if not log_dir:
+            stamp = datetime.now().strftime("%b%d_%H-%M-%S")
+            log_dir = os.path.join("runs", f"{stamp}_{socket.gethostname()}{comment}")
+        self.log_dir = str(log_dir)
+        self._max_queue = max_queue
+        self._flush_secs = flush_secs
+        self._filename_suffix = filename_suffix
+        self._writer = EventFileWriter(self.log_dir, max_queue, flush_secs, filename_suffix)
+        self._scalar_writers: dict = {}  # add_scalars' one writer per sub-run, as torch
+        if purge_step is not None:
+            # a restarted run drops the events at and after purge_step from TensorBoard's view
+            self._writer.add_event(Event(step=purge_step, file_version="brain.Event:2"))
+            self._writer.add_event(Event(step=purge_step, session_log={"status": 1}))
+
+    def get_logdir(self) -> str:
+        return self.log_dir
+
+    def _add_summary(self, summary: Summary, global_step, walltime, writer=None) -> None:
+        event = Event(summary=summary, wall_time=time.time() if walltime is None else float(walltime))
+        if global_step is not None:
+            event.step = int(global_step)
+        (writer or self._writer).add_event(event)
+
+    def add_scalar(self, tag: str, scalar_value, global_step=None, walltime=None, new_style: bool = False,
+                   double_precision: bool = False) -> None:
+        """One point of the curve ``tag``."""
+        value = _scalar(scalar_value)
+        if new_style:
+            tensor = (TensorProto(dtype="DT_DOUBLE", double_val=[value]) if double_precision
+                      else TensorProto(dtype="DT_FLOAT", float_val=[value]))
+            metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))
+            summary = Summary(value=[Summary.Value(tag=tag, tensor=tensor, metadata=metadata)])
+        else:
+            summary = Summary(value=[Summary.Value(tag=tag, simple_value=value)])
+        self._add_summary(summary, global_step, walltime)
+
+    def add_scalars(self, main_tag: str, tag_scalar_dict: dict, global_step=None, walltime=None) -> None:
+        """Several curves in one chart: each ``tag`` goes to the run ``log_dir/main_tag_tag``
+        under the tag ``main_tag``, as torch writes them."""
+        walltime = time.time() if walltime is None else walltime
+        for tag, value in tag_scalar_dict.items():
+            run_dir = os.path.join(self.log_dir, f"{main_tag.replace('/', '_')}_{tag}")
+            writer = self._scalar_writers.get(run_dir)
+            if writer is None:
+                writer = self._scalar_writers[run_dir] = EventFileWriter(
+                    run_dir, self._max_queue, self._flush_secs, self._filename_suffix)
+            summary = Summary(value=[Summary.Value(tag=main_tag, simple_value=_scalar(value))])
+            self._add_summary(summary, global_step, walltime, writer)
+
+    def add_histogram(self, tag: str, values, global_step=None, bins="tensorflow", walltime=None,
+                      max_bins=None) -> None:
+        """The distribution of ``values``; ``bins`` is 'tensorflow' (torch's default) or anything
+        np.histogram accepts ('auto', a count, edges)."""
+        histogram = _histogram(_to_numpy(values), bins, max_bins)
+        self._add_summary(Summary(value=[Summary.Value(tag=tag, histo=histogram)]), global_step, walltime)
+
+    def add_text(self, tag: str, text_string: str, global_step=None, walltime=None) -> None:
+        """Markdown text, shown by TensorBoard's text plugin under ``tag/text_summary``."""
+        metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(
+            plugin_name="text", content=TextPluginData(version=0).SerializeToString()))
+        tensor = TensorProto(dtype="DT_STRING", string_val=[text_string.encode("utf-8")],
+                             tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=1)]))
+        summary = Summary(value=[Summary.Value(tag=tag + "/text_summary", metadata=metadata, tensor=tensor)])
+        self._add_summary(summary, global_step, walltime)
+
+    def flush(self) -> None:
+        self._writer.flush()
+        for writer in self._scalar_writers.values():
+            writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+        for writer in self._scalar_writers.values():
+            writer.close()
+        self._scalar_writers = {}
+
+    def __enter__(self) -> SummaryWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
