@@ -150,7 +150,7 @@ def _check_entry(key: str, entry, fail) -> tuple[np.dtype, list, int, int]:
 def parse(buffer, name: str) -> tuple[dict, dict]:
     """The arrays (views of ``buffer``) and the string metadata of a safetensors file."""
     def fail(problem):
-        return RuntimeError(f"chainrule.load: {name!r} is not a valid checkpoint: {problem}")
+        return RuntimeError(f"chainrule.load: {name!r} is not a valid checkpoint: {' '.join(problem.split())}")
 
     if len(buffer) < 8:
         raise RuntimeError(f"chainrule.load: {name!r} is not a checkpoint: {len(buffer)} bytes is too short "
@@ -199,7 +199,7 @@ def rebuild(arrays: dict, metadata: dict, name: str, to_tensor):
     """The object ``save`` flattened: its stored structure with the arrays put back, each used
     once; a safetensors file from another tool is a flat dict of tensors."""
     def fail(problem):
-        return RuntimeError(f"chainrule.load: {name!r} is not a valid checkpoint: {problem}")
+        return RuntimeError(f"chainrule.load: {name!r} is not a valid checkpoint: {' '.join(problem.split())}")
 
     if FORMAT_KEY not in metadata:
         return {key: to_tensor(array) for key, array in arrays.items()}

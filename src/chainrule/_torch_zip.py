@@ -391,7 +391,8 @@ def load(buffer, name: str, weights_only: bool, extra_globals: dict, place):
     """The object in a PyTorch-format zip checkpoint; RuntimeError for a malformed file,
     ``pickle.UnpicklingError`` when weights-only loading refuses a global."""
     def fail(problem):
-        return RuntimeError(f"chainrule.load: {name!r} is not a valid PyTorch checkpoint: {problem}")
+        # one line, whatever the file put into the problem's text
+        return RuntimeError(f"chainrule.load: {name!r} is not a valid PyTorch checkpoint: {' '.join(problem.split())}")
 
     try:
         archive = _Archive(buffer, name)
