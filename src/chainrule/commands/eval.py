@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 
 import numpy as np
 
@@ -26,7 +27,7 @@ def load_checkpoint(path: str) -> dict:
         raise CommandError(f"no checkpoint at {path!r}")
     try:
         checkpoint = chainrule.load(path)
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
         raise CommandError(str(exc)) from None
     needed = ("state_dict", "model", "dataset", "input_shape", "num_classes")
     if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in needed):
