@@ -40,7 +40,8 @@ def test_an_interrupted_run_resumes_bit_identically(tmp_path, capsys, monkeypatc
 
     monkeypatch.setattr(train, "_progress", interrupt_in_epoch_3)
     code, _, err = _run(capsys, "train", *FAST, "--epochs", "3", "--out", str(tmp_path / "cut"))
-    assert code == 130 and "--resume" in err and "Traceback" not in err
+    assert code == 130 and "Traceback" not in err
+    assert err.strip() == f"interrupted: the last finished epoch is saved; continue with 'chainrule train --resume {tmp_path / 'cut'}'"
     assert not (tmp_path / "cut" / "model.safetensors").exists()
     assert chainrule.load(tmp_path / "cut" / "checkpoint.safetensors")["epoch"] == 2
     monkeypatch.setattr(train, "_progress", real_progress)
@@ -106,6 +107,14 @@ def test_a_failed_run_leaves_no_empty_directory(tmp_path, capsys, monkeypatch):
 def test_resume_without_a_checkpoint_is_one_line(tmp_path, capsys):
     code, _, err = _run(capsys, "train", "--resume", str(tmp_path))
     assert code == 2 and "nothing to resume" in err and err.count("\n") == 1
+
+
+def test_resume_checks_the_settings_it_reads(tmp_path, capsys):
+    chainrule.save({"settings": {"dataset": "digits", "model": "__import__('os')", "optimizer": "adam", "seed": 0,
+                                 "limit": None, "batch_size": 32, "lr": 0.01, "epochs": 2},
+                    "epoch": 1, "model": {}, "optimizer": {}, "rows": []}, tmp_path / "checkpoint.safetensors")
+    code, _, err = _run(capsys, "train", "--resume", str(tmp_path))
+    assert code == 2 and "unknown model" in err and err.count("\n") == 1
 
 
 def test_limit_takes_a_stratified_subset():

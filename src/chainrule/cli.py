@@ -65,8 +65,8 @@ def main(argv=None) -> int:
     except CommandError as exc:
         print(f"chainrule {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print("interrupted" + (f": {_one_line(exc)}" if str(exc) else ""), file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the command line promises one line, not a traceback
         if args.debug:

@@ -238,6 +238,8 @@ def _check_args(args) -> None:
             raise CommandError(f"{flag} must be a positive integer, got {value}")
     if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
         raise CommandError(f"--lr must be a positive number, got {args.lr}")
+    if args.seed < 0:
+        raise CommandError(f"--seed must be a non-negative integer, got {args.seed}")
 
 
 def run(args) -> int:
@@ -252,6 +254,7 @@ def run(args) -> int:
                 setattr(args, key, settings[key])
         except KeyError as exc:
             raise CommandError(f"the checkpoint in {args.resume!r} lacks the setting {exc}") from None
+        _check_resumed_settings(args)
         out = args.resume
     else:
         out = choose_out(args.out, args.dataset, args.model, args.overwrite)
@@ -266,14 +269,33 @@ def run(args) -> int:
         return _train(args, split, out, resume)
     except KeyboardInterrupt:
         if os.path.exists(os.path.join(out, CHECKPOINT)):
-            print(f"interrupted: the last finished epoch is saved; continue with "
-                  f"'chainrule train --resume {out}'", file=sys.stderr)
+            # the command line prints this as its one "interrupted" line
+            raise KeyboardInterrupt(f"the last finished epoch is saved; continue with "
+                                    f"'chainrule train --resume {out}'") from None
         raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         if created and os.path.isdir(out) and not os.listdir(out):
             os.rmdir(out)  # a run that failed before writing anything leaves nothing behind
+
+
+def _check_resumed_settings(args) -> None:
+    """The settings a resumed checkpoint brings are input like the command line's, checked alike."""
+    from .. import models
+    from ..cli import CommandError
+
+    choices = {"dataset": DATASETS, "model": models.NAMES, "optimizer": OPTIMIZERS}
+    for key, allowed in choices.items():
+        if getattr(args, key) not in allowed:
+            raise CommandError(f"the checkpoint in {args.resume!r} has an unknown {key} {getattr(args, key)!r}")
+    for key in ("seed", "batch_size", "epochs", "limit"):
+        value = getattr(args, key)
+        if value is not None and type(value) is not int:
+            raise CommandError(f"the checkpoint in {args.resume!r} has a non-integer {key} {value!r}")
+    if args.lr is not None and type(args.lr) is not float:
+        raise CommandError(f"the checkpoint in {args.resume!r} has a non-numeric lr {args.lr!r}")
+    _check_args(args)
 
 
 def _main_thread() -> bool:
