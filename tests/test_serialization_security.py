@@ -152,6 +152,24 @@ def test_malicious_torch_pickle_fails_without_side_effects(tmp_path):
     assert not os.path.exists(target)
 
 
+def test_a_pickled_torch_module_is_named_not_imported():
+    import subprocess
+    import sys
+
+    buffer = _torch_bytes(torch.nn.Linear(2, 3))
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        chainrule.load(io.BytesIO(buffer.getvalue()))
+    with pytest.raises(RuntimeError, match="pickles the PyTorch object torch.nn.modules.linear.Linear.*state_dict"):
+        chainrule.load(io.BytesIO(buffer.getvalue()), weights_only=False)
+    script = ("import io, sys, chainrule\n"
+              "data = sys.stdin.buffer.read()\n"
+              "try:\n    chainrule.load(io.BytesIO(data), weights_only=False)\nexcept RuntimeError:\n    pass\n"
+              "print('torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script], input=buffer.getvalue(), capture_output=True,
+                            cwd=os.path.dirname(__file__), timeout=120)
+    assert result.stdout.strip() == b"False", result.stderr
+
+
 def _zip_with_pickle(data: bytes) -> io.BytesIO:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:

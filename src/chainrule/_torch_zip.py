@@ -379,8 +379,12 @@ class _TrustedUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         key = f"{module}.{name}"
-        if key.startswith("torch.") and key in self.allowed:
+        if key in self.allowed and (module == "torch" or module.startswith("torch.")):
             return self.allowed[key]
+        if module == "torch" or module.startswith("torch."):
+            # importing torch here would break chainrule's promise never to import it
+            raise _invalid(f"it pickles the PyTorch object {key}, which chainrule can't rebuild; save the "
+                           "model's state_dict() in PyTorch and load that instead")
         return super().find_class(module, name)
 
     def persistent_load(self, pid):
