@@ -293,6 +293,7 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
 
     def __init__(self, file, storage, extra_globals: dict) -> None:
         super().__init__(file, encoding="utf-8")
+        self.size = file.end - file.start
         self.storage = storage
         self.allowed = _allowed_globals()
         self.extra = extra_globals
@@ -362,7 +363,17 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
             return
         raise refusal(f"BUILD of {type(inst).__name__} is not allowed")
 
+    def load_bytearray8(self):
+        # pickle's own version allocates the claimed length before reading: found by the fuzzer
+        (length,) = struct.unpack("<Q", self.read(8))
+        if length > self.size:
+            raise _invalid(f"BYTEARRAY8 claims {length} bytes in a pickle of {self.size}")
+        data = bytearray(length)
+        self.readinto(data)
+        self.append(data)
+
     dispatch[pickle.REDUCE[0]] = load_reduce
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
     dispatch[pickle.BUILD[0]] = load_build

@@ -192,6 +192,8 @@ def test_huge_claims_allocate_nothing():
         text = json.dumps({"a": {"dtype": "F64", "shape": shape, "data_offsets": [0, 8]}}).encode()
         claims.append(struct.pack("<Q", len(text)) + text + b"\0" * 8)
     claims.append(_rezip(_zip_seed(), lambda pkl: pkl.replace(b"K\x05\x85", b"J\x00\x00\x00\x40\x85")))
+    # BYTEARRAY8 of 2**60 bytes: the pure-Python unpickler would allocate it before reading
+    claims.append(_rezip(_zip_seed(), lambda pkl: b"\x80\x05\x96" + struct.pack("<Q", 2**60) + b"ab."))
     for data in claims:
         outcome, peak = _load_one(data, measure=True)
         assert outcome == "error" and peak <= 8 * len(data) + 512 * 1024, (outcome, peak)
