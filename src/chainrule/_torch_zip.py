@@ -502,12 +502,11 @@ class _Pickler(pickle.Pickler):
             array = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
             if array.dtype.newbyteorder("=") not in _BY_DTYPE:
                 raise pickle.PicklingError(f"chainrule.save: can't store a tensor of dtype {array.dtype}")
-            storage = Storage(array.reshape(-1))
-            stride = tuple(s // array.itemsize for s in array.strides) if array.size else (0,) * array.ndim
             if isinstance(obj, Parameter):
                 return (_rebuild_parameter, (Tensor._make(array), bool(obj.requires_grad), OrderedDict()))
-            return (_rebuild_tensor_v2, (storage, 0, tuple(array.shape), stride, bool(obj.requires_grad),
-                                         OrderedDict()))
+            stride = tuple(s // array.itemsize for s in array.strides) if array.size else (0,) * array.ndim
+            return (_rebuild_tensor_v2, (Storage(array.reshape(-1)), 0, tuple(array.shape), stride,
+                                         bool(obj.requires_grad), OrderedDict()))
         return NotImplemented
 
 
