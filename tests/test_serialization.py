@@ -124,12 +124,39 @@ def test_a_crash_mid_save_keeps_the_old_file(tmp_path, monkeypatch):
     _assert_tensor(chainrule.load(path)["w"], chainrule.ones(4))
 
 
-def test_unsupported_objects_raise_before_writing(tmp_path):
-    path = tmp_path / "bad.safetensors"
-    with pytest.raises(TypeError, match=r"can't save an object of type object at the top level\['x'\]"):
-        chainrule.save({"x": object()}, path)
-    with pytest.raises(TypeError, match="dict keys must be str or int"):
-        chainrule.save({(1, 2): chainrule.ones(1)}, path)
+def test_objects_safetensors_cannot_hold_are_pickled(tmp_path):
+    path = tmp_path / "obj.pt"
+    chainrule.save({(1, 2): chainrule.ones(1), "n": 3}, path)
+    got = chainrule.load(path)  # tensors, tuples and dicts: weights-only loading allows them
+    _assert_tensor(got[(1, 2)], chainrule.ones(1))
+    assert got["n"] == 3
+
+
+def test_a_whole_module_loads_only_with_weights_only_false(tmp_path):
+    import pickle
+
+    model = chainrule.nn.Sequential(chainrule.nn.Linear(3, 2), chainrule.nn.ReLU())
+    chainrule.save(model, tmp_path / "model.pt")
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed.*Unsupported global: GLOBAL "
+                       "chainrule.nn.modules.container.Sequential"):
+        chainrule.load(tmp_path / "model.pt")
+    got = chainrule.load(tmp_path / "model.pt", weights_only=False)
+    assert type(got) is chainrule.nn.Sequential
+    assert isinstance(got[0].weight, chainrule.nn.Parameter) and got[0].weight.requires_grad
+    _assert_tensor(got[0].weight.detach(), model[0].weight.detach())
+    x = chainrule.randn(4, 3)
+    np.testing.assert_array_equal(_np(got(x)), _np(model(x)))
+    with chainrule.serialization.safe_globals([chainrule.nn.Sequential, chainrule.nn.Linear, chainrule.nn.ReLU]):
+        allowed = chainrule.load(tmp_path / "model.pt")  # the user vouched for these classes
+    assert type(allowed) is chainrule.nn.Sequential
+    np.testing.assert_array_equal(_np(allowed(x)), _np(model(x)))
+    assert chainrule.serialization.get_safe_globals() == []
+
+
+def test_unpicklable_objects_raise_before_writing(tmp_path):
+    path = tmp_path / "bad.pt"
+    with pytest.raises((TypeError, AttributeError, Exception), match="lambda|pickle"):
+        chainrule.save({"f": lambda: 0}, path)
     assert not path.exists() and os.listdir(tmp_path) == []
 
 

@@ -2,7 +2,7 @@
 
 Each subcommand lives in ``chainrule/commands/<name>.py`` with ``add_arguments(parser)`` and
 ``run(args) -> int``; this module only dispatches. Bad input exits with status 2 and one line
-on stderr, never a traceback.
+on stderr, any other failure with status 1 and one line; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chainrule", description="chainrule: autograd on NumPy, PyTorch's API.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}", parser_class=_Parser)
     sub.required = True
     for name, help_text in COMMANDS.items():
@@ -63,11 +64,23 @@ def main(argv=None) -> int:
     try:
         return int(module.run(args) or 0)
     except CommandError as exc:
-        print(f"chainrule {args.command}: error: {exc}", file=sys.stderr)
+        print(f"chainrule {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print("interrupted" + (f": {_one_line(exc)}" if str(exc) else ""), file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the command line promises one line, not a traceback
+        if args.debug:
+            raise
+        print(f"chainrule {args.command}: error: {type(exc).__name__}: {_one_line(exc)} (--debug shows the "
+              "traceback)", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc, limit: int = 500) -> str:
+    """An error as one line of bounded length, however much input it quotes."""
+    message = " ".join(str(exc).split())
+    return message if len(message) <= limit else message[:limit] + "..."
 
 
 if __name__ == "__main__":

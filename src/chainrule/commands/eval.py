@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 
 import numpy as np
 
@@ -26,13 +27,44 @@ def load_checkpoint(path: str) -> dict:
         raise CommandError(f"no checkpoint at {path!r}")
     try:
         checkpoint = chainrule.load(path)
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
         raise CommandError(str(exc)) from None
     needed = ("state_dict", "model", "dataset", "input_shape", "num_classes")
     if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in needed):
         raise CommandError(f"{path!r} is not a checkpoint written by 'chainrule train' "
                            f"(it needs the keys {', '.join(needed)})")
+    _check_fields(checkpoint, path)
     return checkpoint
+
+
+MAX_CLASSES = 10_000
+
+
+def _check_fields(checkpoint: dict, path: str) -> None:
+    """Every stored setting is checked before a model is built from it: the file is untrusted,
+    and a stored ``num_classes = 10**12`` would otherwise ask for terabytes."""
+    from .. import models
+    from ..cli import CommandError
+    from ..tensor import Tensor
+
+    def bad(key, expected):
+        value = " ".join(repr(checkpoint[key]).split())
+        raise CommandError(f"{path!r} has a bad {key!r}: expected {expected}, got {value[:80]}")
+
+    if checkpoint["model"] not in models.NAMES:
+        bad("model", f"one of {', '.join(models.NAMES)}")
+    if checkpoint["dataset"] not in DATASETS:
+        bad("dataset", f"one of {', '.join(DATASETS)}")
+    shape = checkpoint["input_shape"]
+    if not isinstance(shape, list) or not 1 <= len(shape) <= 3 or not all(
+            type(n) is int and 1 <= n <= 4096 for n in shape):
+        bad("input_shape", "a list of 1 to 3 sizes")
+    classes = checkpoint["num_classes"]
+    if type(classes) is not int or not 1 <= classes <= MAX_CLASSES:
+        bad("num_classes", f"an integer from 1 to {MAX_CLASSES}")
+    state = checkpoint["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
+        bad("state_dict", "a dict of tensors")
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:

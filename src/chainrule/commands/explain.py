@@ -6,12 +6,21 @@ functions. Nothing is ever passed to ``eval``. ``--at`` values are numbers, (nes
 constructor calls: ``randn(3, 4)``, ``rand``, ``zeros``, ``ones``, ``eye``, ``arange``,
 ``tensor([...])`` (seeded with ``--seed``). Bad input raises :class:`chainrule.cli.CommandError`:
 one line naming the offending part and its column.
+
+Any string may arrive here, so every resource is bounded before it is spent: the expression's
+length and nesting depth, the size of numeric literals, the elements of every ``--at`` value and
+of every intermediate result (checked from the operands' shapes before the op runs), the
+Jacobian's size, and the run time. Arithmetic on plain numbers is done in float64, so
+``9**9**9`` is ``inf`` at once instead of a Python integer that takes hours.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import signal
+import threading
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +43,13 @@ _DEFAULT_KWARGS = {"softmax": {"dim": -1}, "log_softmax": {"dim": -1}}
 CONSTRUCTORS = ("randn", "rand", "zeros", "ones", "eye", "arange", "tensor")
 
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@"}
+
+MAX_EXPRESSION_CHARS = 2000
+MAX_VALUE_CHARS = 100_000  # one --at value: a literal list of some thousands of numbers
+MAX_DEPTH = 64  # nesting of the expression tree and of --at lists
+MAX_ELEMENTS = 10**6  # of any --at value, intermediate result or Jacobian
+MAX_SECONDS = 60
+MAX_QUOTED = 60  # characters of user input quoted around an error's position
 
 
 def add_arguments(parser) -> None:
@@ -61,40 +77,88 @@ def split_bindings(tokens: list[str]) -> list[tuple[str, str]]:
         elif bindings:
             bindings[-1][1] += " " + token
         else:
-            raise CommandError(f"--at expects NAME=VALUE, got {token!r}")
+            raise CommandError(f"--at expects NAME=VALUE, got {_clip(token)!r}")
         depth = sum(bindings[-1][1].count(c) for c in "([") - sum(bindings[-1][1].count(c) for c in ")]")
     names = [name for name, _ in bindings]
-    for name in names:
+    for name in set(names):
         if names.count(name) > 1:
-            raise CommandError(f"--at binds {name!r} twice")
+            raise CommandError(f"--at binds {_clip(name)!r} twice")
+    for name, value in bindings:
+        if len(value) > MAX_VALUE_CHARS:
+            raise CommandError(f"--at {name}=...: the value is {len(value)} characters long (at most "
+                               f"{MAX_VALUE_CHARS})")
     return [(name, value.strip()) for name, value in bindings]
+
+
+def _parse(text: str, where: str):
+    """``ast.parse(text, mode="eval").body``, with the parser's own limits reported as input errors."""
+    try:
+        with warnings.catch_warnings():  # "invalid decimal literal" and friends: the error line says enough
+            warnings.simplefilter("ignore")
+            return ast.parse(text, mode="eval").body
+    except SyntaxError:
+        raise
+    except (RecursionError, MemoryError, ValueError) as exc:  # too deep for the parser, or a huge int
+        raise CommandError(f"{where} is too deeply nested or holds a number that is too long "
+                           f"({_one_line(exc)[:80]})") from None
+
+
+def _check_depth(node, where: str) -> None:
+    """Reject trees deeper than MAX_DEPTH, walking iteratively (the checks after it recurse)."""
+    stack = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise CommandError(f"{where} nests more than {MAX_DEPTH} levels deep")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(current))
+
+
+def _number(value, where: str):
+    """A numeric literal, as a float when it is too large to be an exact integer."""
+    if isinstance(value, int) and abs(value) > 2**53:
+        try:
+            return float(value)
+        except OverflowError:
+            raise CommandError(f"the number {str(value)[:20]}... in {where} is too large") from None
+    return value
+
+
+def _count(shape: tuple, where: str) -> tuple:
+    """``shape`` if its element count is within MAX_ELEMENTS, else CommandError."""
+    total = 1
+    for n in shape:
+        total *= max(int(n), 0)
+    if total > MAX_ELEMENTS:
+        raise CommandError(f"{where} would have {total:,} elements (at most {MAX_ELEMENTS:,})")
+    return shape
 
 
 def _literal(node, text: str):
     """A number or a (nested) list of numbers from an ast node, else CommandError."""
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return node.value
+        return _number(node.value, text)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         value = _literal(node.operand, text)
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, (ast.List, ast.Tuple)):
         return [_literal(e, text) for e in node.elts]
     raise CommandError(f"expected a number or a list of numbers at column {node.col_offset + 1} "
-                       f"of {text!r}, got {_describe(node)}")
+                       f"of {_clip(text)!r}, got {_describe(node)}")
 
 
 def parse_value(name: str, text: str, generator, dtype):
     """One --at value -> a chainrule Tensor of ``dtype`` (requires grad)."""
     import chainrule
 
-    where = f"--at {name}={text}"
+    where = f"--at {name}={_clip(text)}"
     try:
-        node = ast.parse(text, mode="eval").body
+        node = _parse(text, repr(where))
     except SyntaxError as exc:
         raise CommandError(f"syntax error in {where!r} at column {exc.offset or 0}: {exc.msg}") from None
+    _check_depth(node, repr(where))
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in CONSTRUCTORS:
-            raise CommandError(f"unknown constructor in {where!r}: {ast.unparse(node.func)!r}; "
+            raise CommandError(f"unknown constructor in {where!r}: {_clip(ast.unparse(node.func))!r}; "
                                f"use one of {', '.join(CONSTRUCTORS)}")
         if node.keywords:
             raise CommandError(f"keyword arguments are not supported in {where!r}")
@@ -106,21 +170,27 @@ def parse_value(name: str, text: str, generator, dtype):
                     raise CommandError(f"tensor() takes one list in {where!r}")
                 array = np.asarray(args[0], dtype=np.float64)
             elif fn in ("randn", "rand"):
-                shape = tuple(int(a) for a in args)
+                shape = _count(tuple(int(a) for a in args), repr(where))
                 array = generator.standard_normal(shape) if fn == "randn" else generator.random(shape)
             elif fn in ("zeros", "ones"):
-                array = (np.zeros if fn == "zeros" else np.ones)(tuple(int(a) for a in args))
+                array = (np.zeros if fn == "zeros" else np.ones)(_count(tuple(int(a) for a in args), repr(where)))
             elif fn == "eye":
-                array = np.eye(*[int(a) for a in args])
+                sizes = [int(a) for a in args]
+                _count((sizes[0], sizes[-1]) if sizes else (), repr(where))
+                array = np.eye(*sizes)
             else:
+                if not 1 <= len(args) <= 3 or (len(args) == 3 and args[2] == 0):
+                    raise CommandError(f"arange() takes 1 to 3 numbers and a non-zero step in {where!r}")
+                start, stop, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
+                _count((np.ceil((stop - start) / step),), repr(where))
                 array = np.arange(*args, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError, IndexError) as exc:
             raise CommandError(f"bad arguments in {where!r}: {_one_line(exc)}") from None
     else:
         value = _literal(node, where)
         try:
             array = np.asarray(value, dtype=np.float64)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise CommandError(f"ragged list in {where!r}: {_one_line(exc)}") from None
     t = chainrule.tensor(array, dtype=dtype, requires_grad=True)
     t.name = name
@@ -128,6 +198,8 @@ def parse_value(name: str, text: str, generator, dtype):
 
 
 def make_inputs(tokens: list[str], seed: int, dtype) -> dict:
+    if seed < 0:
+        raise CommandError(f"--seed must be a non-negative integer, got {seed}")
     generator = np.random.default_rng(seed)
     return {name: parse_value(name, text, generator, dtype) for name, text in split_bindings(tokens)}
 
@@ -142,12 +214,15 @@ class Expression:
 
     @classmethod
     def parse(cls, text: str, names) -> Expression:
+        if len(text) > MAX_EXPRESSION_CHARS:
+            raise CommandError(f"the expression is {len(text)} characters long (at most {MAX_EXPRESSION_CHARS})")
         try:
-            tree = ast.parse(text.strip(), mode="eval").body
+            tree = _parse(text.strip(), "the expression")
         except SyntaxError as exc:
             # Python gives no offset when the input ends too early: point past its end
             column = exc.offset or len(text.strip()) + 1
             raise CommandError(f"syntax error at column {column}: {exc.msg}: {_pointed(text.strip(), column - 1, column)}") from None
+        _check_depth(tree, "the expression")
         expression = cls(text.strip(), tree)
         expression._check(tree, set(names))
         return expression
@@ -160,15 +235,24 @@ class Expression:
         end = node.end_col_offset if node.end_col_offset is not None else start + 1
         raise CommandError(f"{message} at column {start + 1}: {_pointed(self.text, start, end)}")
 
+    def _fail_size(self, node, count: int):
+        self._fail(node, f"{_clip(self.segment(node))!r} would have {count:,} elements (at most {MAX_ELEMENTS:,})")
+
     def _check(self, node, names: set) -> None:
         """Reject anything outside the whitelist before evaluating anything."""
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-                self._fail(node, f"only numbers are allowed as constants, not {node.value!r}")
+                self._fail(node, f"only numbers are allowed as constants, not {_clip(repr(node.value))}")
+            if isinstance(node.value, int) and abs(node.value) > 2**53:
+                try:
+                    float(node.value)
+                except OverflowError:
+                    self._fail(node, "this number is too large")
         elif isinstance(node, ast.Name):
             if node.id not in names:
-                bound = ", ".join(sorted(names)) or "nothing"
-                self._fail(node, f"unknown name {node.id!r} (bind it with --at {node.id}=...; bound: {bound})")
+                bound = _clip(", ".join(sorted(names)) or "nothing")
+                name = _clip(node.id)
+                self._fail(node, f"unknown name {name!r} (bind it with --at {name}=...; bound: {bound})")
         elif isinstance(node, ast.BinOp):
             if type(node.op) not in _BINARY:
                 self._fail(node, f"operator {type(node.op).__name__} is not allowed (use + - * / ** @)")
@@ -182,7 +266,7 @@ class Expression:
             if not isinstance(node.func, ast.Name):
                 self._fail(node.func, f"only plain function calls are allowed, not {_describe(node.func)}")
             if node.func.id not in FUNCTIONS:
-                self._fail(node.func, f"function {node.func.id!r} is not allowed (allowed: "
+                self._fail(node.func, f"function {_clip(node.func.id)!r} is not allowed (allowed: "
                            f"{', '.join(sorted(FUNCTIONS))})")
             if not node.args:
                 self._fail(node, f"{node.func.id}() needs at least one argument")
@@ -212,14 +296,19 @@ class Expression:
         if self._replace is not None and node is self._replace[0]:
             return self._replace[1]
         if isinstance(node, ast.Constant):
-            return node.value
+            return _number(node.value, "the expression")
         if isinstance(node, ast.Name):
             return values[node.id]
         try:
             if isinstance(node, ast.BinOp):
                 a = self._eval(node.left, values, record)
                 b = self._eval(node.right, values, record)
-                result = _apply_binary(type(node.op), a, b)
+                if not isinstance(a, chainrule.Tensor) and not isinstance(b, chainrule.Tensor):
+                    # plain numbers in float64: 9**9**9 and 1e308**2 are inf, not hours or OverflowError
+                    result = float(_apply_binary(type(node.op), np.float64(a), np.float64(b)))
+                else:
+                    _check_size(node, type(node.op), (a, b), self)
+                    result = _apply_binary(type(node.op), a, b)
             elif isinstance(node, ast.UnaryOp):
                 a = self._eval(node.operand, values, record)
                 result = -a if isinstance(node.op, ast.USub) else a
@@ -236,14 +325,41 @@ class Expression:
                 if fn is None:
                     self._fail(node.func, f"function {name!r} is not available in this build")
                 args = [a if isinstance(a, chainrule.Tensor) else chainrule.tensor(a) for a in args]
+                _check_size(node, target, args, self)
                 result = fn(*args, **kwargs)
-        except CommandError:
+        except (CommandError, _OutOfTime):
             raise
-        except (RuntimeError, ValueError, TypeError, IndexError, ZeroDivisionError) as exc:
-            self._fail(node, f"cannot compute {self.segment(node)!r}: {_one_line(exc)}")
+        except Exception as exc:  # noqa: BLE001 - any failure of an op on user input is that input's error
+            self._fail(node, f"cannot compute {_clip(self.segment(node))!r}: {_one_line(exc)[:200]}")
         if record is not None:
             record(node, result)
         return result
+
+
+def _shape(value) -> tuple:
+    return tuple(value.shape) if hasattr(value, "shape") else ()
+
+
+def _check_size(node, op, args, expression: Expression) -> None:
+    """Refuse an op whose result would exceed MAX_ELEMENTS, from its operands' shapes, before it
+    allocates anything (outer(x, x) of a 10**5-vector would ask for 40 GB)."""
+    shapes = [_shape(a) for a in args]
+    count = None
+    if op in ("outer",) and len(shapes) == 2:
+        count = int(np.prod(shapes[0])) * int(np.prod(shapes[1]))
+    elif op in (ast.MatMult, "matmul", "mm", "mv", "dot") and len(shapes) == 2:
+        a, b = shapes
+        rows = int(np.prod(a[:-1])) if len(a) > 1 else 1
+        cols = b[-1] if len(b) > 1 else 1
+        batch = int(np.prod(b[:-2])) if len(b) > 2 else 1
+        count = rows * cols * batch
+    elif len(shapes) >= 2:
+        try:
+            count = int(np.prod(np.broadcast_shapes(*shapes), dtype=object))
+        except ValueError:
+            return  # incompatible shapes: the op itself reports them
+    if count is not None and count > MAX_ELEMENTS:
+        expression._fail_size(node, count)
 
 
 def _apply_binary(op, a, b):
@@ -271,12 +387,22 @@ def _describe(node) -> str:
 
 
 def _pointed(text: str, start: int, end: int) -> str:
-    """``text`` with the offending part marked: ``(x + »q«) * y``."""
+    """``text`` with the offending part marked: ``(x + »q«) * y``; a long text is cut to a window
+    around the mark so an error never repeats a whole pasted input."""
     start = max(0, min(start, len(text)))
     end = max(start, min(end, len(text)))
-    if start == end:
-        return f"{text[:start]}»«{text[start:]}"
-    return f"{text[:start]}»{text[start:end]}«{text[end:]}"
+    before, part, after = text[:start], text[start:end], text[end:]
+    if len(before) > MAX_QUOTED:
+        before = "..." + before[-MAX_QUOTED:]
+    if len(part) > MAX_QUOTED:
+        part = part[:MAX_QUOTED // 2] + "..." + part[-MAX_QUOTED // 2:]
+    if len(after) > MAX_QUOTED:
+        after = after[:MAX_QUOTED] + "..."
+    return f"{before}»{part}«{after}" if part else f"{before}»«{after}"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 2 * MAX_QUOTED else text[:MAX_QUOTED] + "..." + text[-MAX_QUOTED // 2:]
 
 
 def _one_line(exc) -> str:
@@ -297,10 +423,33 @@ def evaluate_with_intermediates(expression: Expression, values: dict):
 
 
 # ------------------------------------------------------------------ the command
+class _OutOfTime(Exception):
+    pass
+
+
+def _out_of_time(signum, frame):
+    raise _OutOfTime
+
+
+def time_limit(function, *args):
+    """``function(*args)``, stopped with a CommandError after MAX_SECONDS (main thread, POSIX)."""
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        return function(*args)
+    previous = signal.signal(signal.SIGALRM, _out_of_time)
+    signal.alarm(MAX_SECONDS)
+    try:
+        return function(*args)
+    except _OutOfTime:
+        raise CommandError(f"gave up after {MAX_SECONDS} s: the expression is too expensive") from None
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def run(args) -> int:
     # inf/nan values are shown in the trace; numpy's warnings about them would only add noise
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return _run(args)
+        return time_limit(_run, args)
 
 
 def _run(args) -> int:
@@ -318,7 +467,11 @@ def _run(args) -> int:
             raise CommandError(f"--graph {args.graph}: {_one_line(exc)}") from None
     output, steps = evaluate_with_intermediates(expression, values)
     if not isinstance(output, chainrule.Tensor) or not output.requires_grad:
-        raise CommandError(f"{expression.text!r} does not depend on any --at value; nothing to differentiate")
+        raise CommandError(f"{_clip(expression.text)!r} does not depend on any --at value; nothing to differentiate")
+    if args.jacobian:
+        entries = int(output.numel()) * sum(int(v.numel()) for v in values.values())
+        if entries > MAX_ELEMENTS:
+            raise CommandError(f"--jacobian would have {entries:,} entries (at most {MAX_ELEMENTS:,})")
 
     print("forward:")
     for name, t in values.items():
@@ -391,6 +544,12 @@ def _print_jacobians(expression: Expression, values: dict, output, trace) -> Non
         arg_node = node.args[0]
         arg_value = expression.evaluate(values, node=arg_node)
         if not isinstance(arg_value, chainrule.Tensor):
+            continue
+        result = expression.evaluate(values, node=node)
+        entries = int(result.numel()) * int(arg_value.numel())
+        if entries > MAX_ELEMENTS:
+            print(f"local Jacobian of {_clip(expression.segment(node))} w.r.t. {_clip(expression.segment(arg_node))}: "
+                  f"{entries:,} entries, too many to compute (at most {MAX_ELEMENTS:,})")
             continue
 
         def g(a, node=node, arg_node=arg_node):

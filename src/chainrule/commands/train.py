@@ -1,7 +1,12 @@
 """``chainrule train``: train a model from the zoo on a bundled dataset, log and checkpoint it.
 
 With no arguments it trains a small CNN on scikit-learn's digits (≥ 97% test accuracy in a few
-seconds). Writes ``metrics.csv``, ``curves.png`` and ``model.safetensors`` into ``--out``.
+seconds). Writes ``metrics.csv``, ``curves.png`` and ``model.safetensors`` into ``--out``, and
+after every epoch a resumable ``checkpoint.safetensors`` (weights, optimizer, epoch, RNG and
+shuffling state), so an interrupted run continues bit-identically with ``--resume DIR``. A run
+never overwrites another: the default directory is versioned (``runs/digits-cnn-2``), an explicit
+``--out`` that holds a run needs ``--overwrite``, and a run that fails before its first epoch
+removes the directory it created.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import argparse
 import csv
 import math
 import os
+import signal
 import sys
 import time
 
@@ -32,7 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="optimizer (default: adam)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--out", default=None, help="output directory (default: runs/<dataset>-<model>)")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N training examples")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="use a stratified random subset of N training examples (every class in proportion)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    parser.add_argument("--resume", metavar="DIR", default=None,
+                        help="continue the interrupted run in DIR from its last finished epoch")
     parser.add_argument("--watch-grads", action="store_true",
                         help="print per-layer gradient norms each epoch; flag vanishing/exploding layers")
     parser.add_argument("--nprocs", type=int, default=1,
@@ -168,6 +178,59 @@ def plot_curves(path: str, rows: list[dict], title: str) -> bool:
     return True
 
 
+# ------------------------------------------------------------------------------ run directories
+RUN_FILES = ("metrics.csv", "curves.png", "model.safetensors", "checkpoint.safetensors")
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def _holds_run(directory: str) -> bool:
+    return any(os.path.exists(os.path.join(directory, name)) for name in RUN_FILES)
+
+
+def choose_out(requested: str | None, dataset: str, model: str, overwrite: bool) -> str:
+    """The run directory: the default is versioned past existing runs; an explicit one that holds
+    a run is refused unless ``overwrite``."""
+    from ..cli import CommandError
+
+    if requested is None:
+        base = os.path.join("runs", f"{dataset}-{model}")
+        out, n = base, 1
+        while _holds_run(out) and not overwrite:
+            n += 1
+            out = f"{base}-{n}"
+        return out
+    if _holds_run(requested) and not overwrite:
+        raise CommandError(f"{requested!r} already holds a run: pass --overwrite to replace it, --resume "
+                           f"{requested} to continue it, or choose another --out")
+    return requested
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the last finished epoch's checkpoint is kept."""
+
+
+def _raise_interrupt(signum, frame):
+    raise _Terminated
+
+
+def load_resume_state(directory: str) -> dict:
+    """The checkpoint an interrupted run left in ``directory``; anything else is a CommandError."""
+    from .. import load
+    from ..cli import CommandError
+
+    path = os.path.join(directory, CHECKPOINT)
+    if not os.path.isfile(path):
+        raise CommandError(f"nothing to resume in {directory!r}: it has no {CHECKPOINT}")
+    try:
+        state = load(path)
+    except (OSError, RuntimeError) as exc:
+        raise CommandError(str(exc)) from None
+    needed = {"settings": dict, "epoch": int, "model": dict, "optimizer": dict, "rows": list}
+    if not isinstance(state, dict) or any(not isinstance(state.get(k), t) for k, t in needed.items()):
+        raise CommandError(f"{path!r} is not a resumable checkpoint written by 'chainrule train'")
+    return state
+
+
 # ------------------------------------------------------------------------------ the command
 def _check_args(args) -> None:
     from ..cli import CommandError
@@ -178,48 +241,137 @@ def _check_args(args) -> None:
             raise CommandError(f"{flag} must be a positive integer, got {value}")
     if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
         raise CommandError(f"--lr must be a positive number, got {args.lr}")
+    if args.seed < 0:
+        raise CommandError(f"--seed must be a non-negative integer, got {args.seed}")
 
 
 def run(args) -> int:
+    from ..cli import CommandError
+
+    _check_args(args)
+    if args.nprocs != 1 or os.environ.get("CHAINRULE_TRAIN_WORKER") == "1":
+        if args.resume:
+            raise CommandError("--resume continues one-process runs only; drop --nprocs to resume")
+        from .train_distributed import run as run_distributed
+
+        return run_distributed(args)
+    resume = load_resume_state(args.resume) if args.resume else None
+    if resume is not None:
+        settings = resume["settings"]
+        try:
+            for key in ("dataset", "model", "optimizer", "seed", "limit", "batch_size", "lr", "epochs"):
+                setattr(args, key, settings[key])
+        except KeyError as exc:
+            raise CommandError(f"the checkpoint in {args.resume!r} lacks the setting {exc}") from None
+        _check_resumed_settings(args)
+        out = args.resume
+    else:
+        out = choose_out(args.out, args.dataset, args.model, args.overwrite)
+    split = load_dataset(args.dataset)
+    created = not os.path.isdir(out)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"can't create output directory {out!r}: {exc.strerror}") from None
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
+    try:
+        return _train(args, split, out, resume)
+    except KeyboardInterrupt:
+        if os.path.exists(os.path.join(out, CHECKPOINT)):
+            # the command line prints this as its one "interrupted" line
+            raise KeyboardInterrupt(f"the last finished epoch is saved; continue with "
+                                    f"'chainrule train --resume {out}'") from None
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        if created and os.path.isdir(out) and not os.listdir(out):
+            os.rmdir(out)  # a run that failed before writing anything leaves nothing behind
+
+
+def _check_resumed_settings(args) -> None:
+    """The settings a resumed checkpoint brings are input like the command line's, checked alike."""
+    from .. import models
+    from ..cli import CommandError
+
+    choices = {"dataset": DATASETS, "model": models.NAMES, "optimizer": OPTIMIZERS}
+    for key, allowed in choices.items():
+        if getattr(args, key) not in allowed:
+            raise CommandError(f"the checkpoint in {args.resume!r} has an unknown {key} {getattr(args, key)!r}")
+    for key in ("seed", "batch_size", "epochs", "limit"):
+        value = getattr(args, key)
+        if value is not None and type(value) is not int:
+            raise CommandError(f"the checkpoint in {args.resume!r} has a non-integer {key} {value!r}")
+    if args.lr is not None and type(args.lr) is not float:
+        raise CommandError(f"the checkpoint in {args.resume!r} has a non-numeric lr {args.lr!r}")
+    _check_args(args)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def select_subset(y: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """Indices of a stratified random subset of ``limit`` examples: each class in proportion to
+    its share (largest remainders), shuffled together. The training sets are stored sorted by
+    class, so their first N would hold only a class or two."""
+    if limit >= len(y):
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    labels, counts = np.unique(y, return_counts=True)
+    quota = counts * limit / len(y)
+    take = np.floor(quota).astype(np.int64)
+    extra = np.argsort(-(quota - take), kind="stable")[:limit - int(take.sum())]
+    take[extra] += 1
+    chosen = [rng.permutation(np.flatnonzero(y == label))[:n] for label, n in zip(labels, take)]
+    return rng.permutation(np.concatenate(chosen))
+
+
+def _train(args, split, out: str, resume) -> int:
     import chainrule
     from chainrule.nn import functional as F
 
     from .. import models
     from ..cli import CommandError
 
-    if args.nprocs != 1 or os.environ.get("CHAINRULE_TRAIN_WORKER") == "1":
-        from .train_distributed import run as run_distributed
-
-        return run_distributed(args)
-    _check_args(args)
     epochs = args.epochs or DEFAULTS[args.dataset][0]
     batch_size = args.batch_size or DEFAULTS[args.dataset][1]
     lr = args.lr or _default_lr(args.dataset, args.optimizer)
-    out = args.out or os.path.join("runs", f"{args.dataset}-{args.model}")
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as exc:
-        raise CommandError(f"can't create output directory {out!r}: {exc.strerror}") from None
-
-    split = load_dataset(args.dataset)
     x_train, y_train = split.x_train, split.y_train
     if args.limit is not None:
-        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
+        keep = chainrule.from_numpy(select_subset(y_train._data, args.limit, args.seed))
+        x_train, y_train = x_train[keep], y_train[keep]
     chainrule.manual_seed(args.seed)
     model = models.build(args.model, split.input_shape, split.num_classes)
     optimizer = make_optimizer(args.optimizer, model.parameters(), lr)
     watch = GradientWatch(model) if args.watch_grads else None
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"training {args.model} ({n_params:,} parameters) on {args.dataset}: {len(y_train)} train / "
-          f"{len(split.y_test)} test examples, {epochs} epochs, batch {batch_size}, {args.optimizer} lr {lr:g}")
+    settings = {"dataset": args.dataset, "model": args.model, "epochs": epochs, "batch_size": batch_size,
+                "lr": lr, "optimizer": args.optimizer, "seed": args.seed, "limit": args.limit}
 
     from ..utils.data import DataLoader, TensorDataset
 
+    generator = chainrule.Generator().manual_seed(args.seed)
     # TensorDataset batches are fancy-indexed whole: no per-example Python loop
-    loader = DataLoader(TensorDataset(x_train, y_train), batch_size=batch_size, shuffle=True,
-                        generator=chainrule.Generator().manual_seed(args.seed))
-    rows, started = [], time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    loader = DataLoader(TensorDataset(x_train, y_train), batch_size=batch_size, shuffle=True, generator=generator)
+    rows, first = [], 1
+    if resume is not None:
+        try:
+            model.load_state_dict(resume["model"])
+            optimizer.load_state_dict(resume["optimizer"])
+            chainrule.set_rng_state(resume["rng_state"])
+            generator.set_state(resume["loader_rng_state"])
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise CommandError(f"can't resume from {args.resume!r}: {str(exc).splitlines()[0]}") from None
+        rows, first = list(resume["rows"]), resume["epoch"] + 1
+        print(f"resuming {args.model} on {args.dataset} after epoch {resume['epoch']}/{epochs}")
+    else:
+        print(f"training {args.model} ({n_params:,} parameters) on {args.dataset}: {len(y_train)} train / "
+              f"{len(split.y_test)} test examples, {epochs} epochs, batch {batch_size}, {args.optimizer} lr {lr:g}")
+    started = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
+    for epoch in range(first, epochs + 1):
         model.train()
         running, seen = 0.0, 0
         bar = _progress(loader, len(loader), f"epoch {epoch}/{epochs}")
@@ -248,11 +400,14 @@ def run(args) -> int:
         if watch is not None:
             print("\n".join(watch.report()), flush=True)
             watch.reset()
+        # everything the next epoch depends on, so a resumed run computes the same bits
+        chainrule.save({"settings": settings, "epoch": epoch, "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(), "rng_state": chainrule.get_rng_state(),
+                        "loader_rng_state": generator.get_state(), "rows": rows},
+                       os.path.join(out, CHECKPOINT))
 
     write_metrics(os.path.join(out, "metrics.csv"), rows)
     plot_curves(os.path.join(out, "curves.png"), rows, f"{args.model} on {args.dataset}")
-    settings = {"dataset": args.dataset, "model": args.model, "epochs": epochs, "batch_size": batch_size,
-                "lr": lr, "optimizer": args.optimizer, "seed": args.seed, "limit": args.limit}
     chainrule.save({"state_dict": model.state_dict(), "dataset": args.dataset, "model": args.model,
                     "input_shape": list(split.input_shape), "num_classes": split.num_classes,
                     "args": settings, "test_acc": rows[-1]["test_acc"]},

@@ -28,9 +28,13 @@ def run(args) -> int:
 def _launch(args) -> int:
     from ..cli import CommandError
     from ..distributed.run import launch
-    from .train import _check_args
+    from .train import _check_args, choose_out
 
     _check_args(args)
+    # the parent picks the run directory once (versioned, or refused without --overwrite), so
+    # the ranks, which each parse the same command line, agree on it
+    args.out = choose_out(args.out, args.dataset, args.model, args.overwrite)
+    args.overwrite = True
     environment = dict(os.environ, **{WORKER_VARIABLE: "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
     try:
         return launch(args.nprocs, ["chainrule.cli", "train", *_argv(args)], module=True, env=environment)
@@ -77,6 +81,7 @@ def _run_rank(args) -> int:
         load_dataset,
         make_optimizer,
         plot_curves,
+        select_subset,
         write_metrics,
     )
 
@@ -97,7 +102,8 @@ def _run_rank(args) -> int:
     split = load_dataset(args.dataset)
     x_train, y_train = split.x_train, split.y_train
     if args.limit is not None:
-        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
+        subset = select_subset(y_train, args.limit, args.seed)
+        x_train, y_train = x_train[subset], y_train[subset]
     chainrule.manual_seed(args.seed)
     model = models.build(args.model, split.input_shape, split.num_classes)
     ddp = DistributedDataParallel(model)

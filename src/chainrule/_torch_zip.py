@@ -1,0 +1,525 @@
+"""PyTorch's zip checkpoint format, read without PyTorch, and written for whole objects.
+
+``torch.save`` writes a zip archive: ``<name>/data.pkl`` is a pickle of the object in which every
+tensor is ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)`` and every
+storage a persistent id ``('storage', torch.FloatStorage, key, location, numel)`` whose bytes are
+the stored (uncompressed) member ``<name>/data/<key>``.
+
+Reading with ``weights_only=True`` (the default, as in torch) never imports or calls anything
+outside a fixed allowlist: the pickle runs on a pure-Python unpickler whose GLOBAL lookup, REDUCE,
+NEWOBJ and BUILD opcodes accept only tensor and parameter rebuilds, storage types, dtypes,
+``OrderedDict``, ``set``/``frozenset``, ``torch.Size``/``torch.device`` (as tuple and str) and what
+the user allowed with ``add_safe_globals`` — the idea behind torch's ``weights_only=True``. Any
+other global raises ``pickle.UnpicklingError("Weights only load failed ...")`` before anything
+is called. Storages are views of the file's buffer (checked against their CRC), and every
+tensor's size, stride and offset are checked to lie inside its storage, so tensors cost no
+memory of their own.
+
+``weights_only=False`` is the user's explicit opt-in to ordinary unpickling, which runs whatever
+code the file names: only for files from a trusted source. ``chainrule.save`` writes this format
+for objects safetensors can't hold (a whole Module), so reading them back needs that opt-in.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import zipfile
+import zlib
+from collections import OrderedDict
+
+import numpy as np
+
+from .tensor import Tensor
+
+MAX_DIMS = 64
+MAX_MEMBERS = 1 << 16
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # torch < 1.6's pickled magic number
+
+
+def is_zip(buffer) -> bool:
+    return bytes(buffer[:4]) == b"PK\x03\x04"
+
+
+def is_legacy_torch(buffer) -> bool:
+    return bytes(buffer[:len(_LEGACY_MAGIC)]) == _LEGACY_MAGIC
+
+
+# ------------------------------------------------------------------------ the allowlisted globals
+class StorageType:
+    """What ``torch.FloatStorage`` and friends stand for: the element type of a storage."""
+
+    __slots__ = ("name", "dtype")
+
+    def __init__(self, name: str, dtype) -> None:
+        self.name, self.dtype = name, np.dtype(dtype)
+
+    def __reduce__(self):
+        return self.name  # pickled as the global of this module with that name
+
+    def __repr__(self) -> str:
+        return f"torch.{self.name}"
+
+
+FloatStorage = StorageType("FloatStorage", np.float32)
+DoubleStorage = StorageType("DoubleStorage", np.float64)
+HalfStorage = StorageType("HalfStorage", np.float16)
+# chainrule has no bfloat16: its values are widened exactly to float32 on load
+BFloat16Storage = StorageType("BFloat16Storage", np.uint16)
+ByteStorage = StorageType("ByteStorage", np.uint8)
+CharStorage = StorageType("CharStorage", np.int8)
+ShortStorage = StorageType("ShortStorage", np.int16)
+IntStorage = StorageType("IntStorage", np.int32)
+LongStorage = StorageType("LongStorage", np.int64)
+BoolStorage = StorageType("BoolStorage", np.bool_)
+_STORAGE_TYPES = {s.name: s for s in (FloatStorage, DoubleStorage, HalfStorage, BFloat16Storage, ByteStorage,
+                                      CharStorage, ShortStorage, IntStorage, LongStorage, BoolStorage)}
+_BY_DTYPE = {s.dtype: s for s in _STORAGE_TYPES.values() if s is not BFloat16Storage}
+
+
+class Storage:
+    """A storage's elements: a 1-d view of the file's bytes. Pickles can't set its state."""
+
+    __slots__ = ("array", "bfloat16")
+
+    def __init__(self, array: np.ndarray, bfloat16: bool = False) -> None:
+        self.array, self.bfloat16 = array, bfloat16
+
+    def __setstate__(self, state):
+        raise pickle.UnpicklingError("a storage has no state to set")
+
+
+def _invalid(problem: str) -> pickle.UnpicklingError:
+    return _Malformed(problem)
+
+
+class _Malformed(pickle.UnpicklingError):
+    """A structurally wrong checkpoint (reported as RuntimeError), not a refused global."""
+
+
+def _empty(value) -> bool:
+    """None or an empty dict: hooks and attributes that weights-only loading would have to run."""
+    return value is None or (type(value) in (dict, OrderedDict) and not value)
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
+                       metadata=None):
+    """torch._utils._rebuild_tensor_v2: a tensor viewing ``storage``, every number checked."""
+    if not isinstance(storage, Storage):
+        raise _invalid(f"a tensor's storage is a {type(storage).__name__}")
+    ints = (size, stride) if isinstance(size, tuple) and isinstance(stride, tuple) else None
+    if (ints is None or len(size) != len(stride) or len(size) > MAX_DIMS
+            or not all(type(n) is int and n >= 0 for n in (*size, *stride, storage_offset))):
+        raise _invalid(f"a tensor has a bad size {str(size)[:80]}, stride {str(stride)[:80]} or offset "
+                       f"{str(storage_offset)[:40]}")
+    if type(requires_grad) is not bool or not _empty(backward_hooks) or not _empty(metadata):
+        raise _invalid("a tensor has backward hooks or metadata, which weights-only loading does not run")
+    count = len(storage.array)
+    last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if 0 not in size and (last >= count or storage_offset >= count):
+        raise _invalid(f"a tensor of size {size} and stride {stride} at offset {storage_offset} reaches past "
+                       f"its storage of {count} elements")
+    base = storage.array
+    itemsize = base.dtype.itemsize
+    if 0 in size:
+        array = np.empty(size, dtype=base.dtype)
+    else:
+        array = np.lib.stride_tricks.as_strided(base[storage_offset:], shape=size,
+                                                strides=tuple(s * itemsize for s in stride))
+    if storage.bfloat16:  # exact: a bfloat16 is the top half of a float32
+        array = (array.astype(np.uint32) << 16).view(np.float32)
+    t = Tensor._make(array)
+    if requires_grad:
+        if array.dtype.kind != "f":
+            raise _invalid(f"a tensor of dtype {array.dtype} requires grad")
+        t._requires_grad = True
+    return t
+
+
+def _rebuild_parameter(data, requires_grad, backward_hooks=None):
+    from .nn.parameter import Parameter
+
+    if not isinstance(data, Tensor) or type(requires_grad) is not bool or not _empty(backward_hooks):
+        raise _invalid("a parameter is not a tensor with a requires_grad flag and no hooks")
+    return Parameter(data, requires_grad)
+
+
+def _rebuild_parameter_with_state(data, requires_grad, backward_hooks, state):
+    if not _empty(state):
+        raise _invalid("a parameter carries Python attributes, which weights-only loading does not set")
+    return _rebuild_parameter(data, requires_grad, backward_hooks)
+
+
+def _encode(text, encoding="latin1"):
+    # protocol 2 pickles bytes as _codecs.encode(str, 'latin1'); no other codec is let through
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise _invalid("_codecs.encode is only allowed with a str and 'latin1'")
+    return text.encode("latin1")
+
+
+def _size(values=()):
+    if not isinstance(values, (tuple, list)) or not all(type(v) is int for v in values):
+        raise _invalid("torch.Size holds something other than ints")
+    return tuple(values)
+
+
+def _device(kind, index=None):
+    if not isinstance(kind, str) or len(kind) > 32 or (index is not None and type(index) is not int):
+        raise _invalid("torch.device is not a device name")
+    return kind if index is None else f"{kind}:{index}"
+
+
+def _dtypes() -> dict:
+    from . import _dtype
+
+    return {f"torch.{d.name}": d for d in _dtype._ALL}
+
+
+_CALLABLES = {
+    "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
+    "torch._utils._rebuild_parameter": _rebuild_parameter,
+    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter_with_state,
+    "collections.OrderedDict": OrderedDict,
+    "torch.Size": _size,
+    "torch.device": _device,
+    "_codecs.encode": _encode,
+    "builtins.set": set, "__builtin__.set": set,
+    "builtins.frozenset": frozenset, "__builtin__.frozenset": frozenset,
+    "builtins.complex": complex, "__builtin__.complex": complex,
+    # what chainrule.save itself writes for tensors and parameters
+    f"{__name__}._rebuild_tensor_v2": _rebuild_tensor_v2,
+    f"{__name__}._rebuild_parameter": _rebuild_parameter,
+}
+_CLASSES = (OrderedDict, set, frozenset, complex)
+
+
+def _allowed_globals() -> dict:
+    allowed = dict(_CALLABLES)
+    allowed.update({f"torch.{name}": s for name, s in _STORAGE_TYPES.items()})
+    allowed.update({f"{__name__}.{name}": s for name, s in _STORAGE_TYPES.items()})
+    allowed.update(_dtypes())
+    return allowed
+
+
+def refusal(detail: str) -> pickle.UnpicklingError:
+    """torch's wording when weights_only=True meets something it won't unpickle."""
+    return pickle.UnpicklingError(
+        "Weights only load failed. This file can still be loaded, to do so you have two options, do those "
+        "steps only if you trust the source of the checkpoint. (1) Re-running `chainrule.load` with "
+        "`weights_only` set to `False` will likely succeed, but it can result in arbitrary code execution. "
+        "(2) Alternatively, to load with `weights_only=True` please check the recommended steps in the "
+        "following error message. WeightsUnpickler error: " + detail)
+
+
+# ------------------------------------------------------------------------ reading
+class _View(io.RawIOBase):
+    """A seekable read-only file over ``buffer[start:end]`` that copies only what is read."""
+
+    def __init__(self, buffer, start: int = 0, end: int | None = None) -> None:
+        self.buffer, self.start = buffer, start
+        self.end = len(buffer) if end is None else end
+        self.position = start
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (self.start, self.position, self.end)[whence]
+        self.position = max(self.start, base + offset)
+        return self.position - self.start
+
+    def tell(self) -> int:
+        return self.position - self.start
+
+    def read(self, n: int = -1) -> bytes:
+        end = self.end if n is None or n < 0 else min(self.end, self.position + n)
+        data = bytes(self.buffer[self.position:end]) if end > self.position else b""
+        self.position = max(self.position, end)
+        return data
+
+    def readline(self, limit: int = -1) -> bytes:
+        end = self.end if limit is None or limit < 0 else min(self.end, self.position + limit)
+        newline = self.buffer.find(b"\n", self.position, end)
+        return self.read((newline + 1 if newline >= 0 else end) - self.position)
+
+
+class _Archive:
+    """The members of a zip checkpoint as views of its buffer (stored members only)."""
+
+    def __init__(self, buffer, name: str) -> None:
+        self.buffer, self.name = buffer, name
+        self.zip = zipfile.ZipFile(_View(buffer))
+        infos = self.zip.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise _invalid(f"it has {len(infos)} members (at most {MAX_MEMBERS})")
+        self.members = {info.filename: info for info in infos}
+        pickles = [n for n in self.members if n.endswith("/data.pkl") and n.count("/") == 1]
+        if len(pickles) != 1:
+            raise _invalid("it is a zip file without exactly one <name>/data.pkl: not a PyTorch checkpoint")
+        self.prefix = pickles[0][:-len("data.pkl")]
+
+    def member(self, relative: str) -> memoryview:
+        begin, end = self.member_range(relative)
+        return memoryview(self.buffer)[begin:end]
+
+    def member_range(self, relative: str) -> tuple[int, int]:
+        info = self.members.get(self.prefix + relative)
+        if info is None:
+            raise _invalid(f"it has no member {self.prefix + relative!r}")
+        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+            raise _invalid(f"member {info.filename!r} is compressed; torch.save stores members uncompressed")
+        at = info.header_offset
+        local = bytes(self.buffer[at:at + 30])
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            raise _invalid(f"member {info.filename!r} has no local header")
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        begin = at + 30 + name_length + extra_length
+        end = begin + info.file_size
+        if end > len(self.buffer):
+            raise _invalid(f"member {info.filename!r} ends past the end of the file (truncated)")
+        if zlib.crc32(memoryview(self.buffer)[begin:end]) != info.CRC:
+            raise _invalid(f"member {info.filename!r} fails its CRC check (corrupted)")
+        return begin, end
+
+
+class _WeightsOnlyUnpickler(pickle._Unpickler):
+    """A pure-Python unpickler whose every route to a callable goes through the allowlist."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file, storage, extra_globals: dict) -> None:
+        super().__init__(file, encoding="utf-8")
+        self.size = file.end - file.start
+        self.storage = storage
+        self.allowed = _allowed_globals()
+        self.extra = extra_globals
+        self.callables = {id(v) for v in (*_CALLABLES.values(), *extra_globals.values())}
+        self.classes = {id(c) for c in (*_CLASSES, *(v for v in extra_globals.values() if isinstance(v, type)))}
+
+    def find_class(self, module, name):
+        key = f"{module}.{name}"
+        if key in self.allowed:
+            return self.allowed[key]
+        if key in self.extra:
+            return self.extra[key]
+        raise refusal(f"Unsupported global: GLOBAL {key[:200]} was not an allowed global by default. "
+                      f"Please use `chainrule.serialization.add_safe_globals([{name[:100]}])` or the "
+                      f"`chainrule.serialization.safe_globals([{name[:100]}])` context manager to allowlist "
+                      "this global if you trust this class/function.")
+
+    def persistent_load(self, pid):
+        return self.storage(pid)
+
+    def _check_callable(self, func, opcode: str) -> None:
+        if id(func) not in self.callables:
+            raise refusal(f"{opcode} of {type(func).__name__} {str(func)[:80]} is not allowed")
+
+    def load_reduce(self):
+        args = self.stack.pop()
+        func = self.stack[-1]
+        self._check_callable(func, "REDUCE")
+        if not isinstance(args, tuple):
+            raise _invalid("REDUCE arguments are not a tuple")
+        self.stack[-1] = func(*args)
+
+    def _new(self, cls, args, kwargs=None):
+        if id(cls) not in self.classes:
+            raise refusal(f"NEWOBJ of {str(cls)[:80]} is not allowed")
+        if not isinstance(args, tuple) or not isinstance(kwargs or {}, dict):
+            raise _invalid("NEWOBJ arguments are not a tuple")
+        return cls.__new__(cls, *args, **(kwargs or {}))
+
+    def load_newobj(self):
+        args = self.stack.pop()
+        self.stack[-1] = self._new(self.stack[-1], args)
+
+    def load_newobj_ex(self):
+        kwargs = self.stack.pop()
+        args = self.stack.pop()
+        self.stack[-1] = self._new(self.stack[-1], args, kwargs)
+
+    def _instantiate(self, klass, args):
+        self._check_callable(klass, "INST/OBJ")
+        self.append(klass(*args))
+
+    def load_build(self):
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        # torch sets attributes only on allowlisted types (a state dict's _metadata on OrderedDict)
+        if type(inst) is OrderedDict or (type(inst) in self.extra.values() and hasattr(inst, "__dict__")):
+            if isinstance(state, tuple) and len(state) == 2 and state[1] is None:
+                state = state[0]
+            if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+                raise _invalid(f"BUILD state for {type(inst).__name__} is not a dict of attributes")
+            setstate = getattr(inst, "__setstate__", None)
+            if type(inst) is not OrderedDict and setstate is not None and callable(setstate):
+                setstate(state)
+            else:
+                inst.__dict__.update(state)
+            return
+        raise refusal(f"BUILD of {type(inst).__name__} is not allowed")
+
+    def load_bytearray8(self):
+        # pickle's own version allocates the claimed length before reading: found by the fuzzer
+        (length,) = struct.unpack("<Q", self.read(8))
+        if length > self.size:
+            raise _invalid(f"BYTEARRAY8 claims {length} bytes in a pickle of {self.size}")
+        data = bytearray(length)
+        self.readinto(data)
+        self.append(data)
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+class _TrustedUnpickler(pickle.Unpickler):
+    """weights_only=False: ordinary unpickling (runs code), with torch's tensor globals mapped to
+    chainrule so a torch file loads without torch installed."""
+
+    def __init__(self, file, storage) -> None:
+        super().__init__(file, encoding="utf-8")
+        self.storage = storage
+        self.allowed = _allowed_globals()
+
+    def find_class(self, module, name):
+        key = f"{module}.{name}"
+        if key in self.allowed and (module == "torch" or module.startswith("torch.")):
+            return self.allowed[key]
+        if module == "torch" or module.startswith("torch."):
+            # importing torch here would break chainrule's promise never to import it
+            raise _invalid(f"it pickles the PyTorch object {key}, which chainrule can't rebuild; save the "
+                           "model's state_dict() in PyTorch and load that instead")
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid):
+        return self.storage(pid)
+
+
+def load(buffer, name: str, weights_only: bool, extra_globals: dict, place):
+    """The object in a PyTorch-format zip checkpoint; RuntimeError for a malformed file,
+    ``pickle.UnpicklingError`` when weights-only loading refuses a global."""
+    def fail(problem):
+        # one line, whatever the file put into the problem's text
+        return RuntimeError(f"chainrule.load: {name!r} is not a valid PyTorch checkpoint: {' '.join(problem.split())}")
+
+    try:
+        archive = _Archive(buffer, name)
+        byteorder = bytes(archive.member("byteorder")) if archive.prefix + "byteorder" in archive.members else b"little"
+        if byteorder not in (b"little", b"big"):
+            raise _invalid(f"its byteorder is {byteorder[:20]!r}")
+        storages: dict = {}
+
+        def storage(pid):
+            if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
+                    and isinstance(pid[1], StorageType) and isinstance(pid[2], str) and pid[2].isalnum()
+                    and isinstance(pid[3], str) and type(pid[4]) is int and pid[4] >= 0):
+                raise _invalid(f"a persistent id is not a storage: {str(pid)[:100]}")
+            kind, key, numel = pid[1], pid[2], pid[4]
+            if key in storages:
+                if storages[key][0] is not kind:
+                    raise _invalid(f"storage {key!r} is used with two element types")
+                return storages[key][1]
+            data = archive.member(f"data/{key}")
+            if len(data) != numel * kind.dtype.itemsize:
+                raise _invalid(f"storage {key!r} should hold {numel} elements of {kind!r} but has "
+                               f"{len(data)} bytes")
+            array = np.frombuffer(data, dtype=kind.dtype.newbyteorder("<" if byteorder == b"little" else ">"))
+            if not array.dtype.isnative:
+                array = array.astype(array.dtype.newbyteorder("="))
+            storages[key] = (kind, Storage(array, bfloat16=kind is BFloat16Storage))
+            return storages[key][1]
+
+        data_pkl = _View(buffer, *archive.member_range("data.pkl"))
+        if weights_only:
+            result = _WeightsOnlyUnpickler(data_pkl, storage, extra_globals).load()
+        else:
+            result = _TrustedUnpickler(data_pkl, storage).load()
+    except _Malformed as exc:
+        raise fail(str(exc)) from None
+    except pickle.UnpicklingError as exc:
+        if str(exc).startswith("Weights only load failed"):
+            raise
+        raise fail(f"its pickle is garbled ({' '.join(str(exc).split())[:200]})") from None
+    except RecursionError:
+        raise fail("its pickle nests too deeply") from None
+    except MemoryError:
+        raise
+    except Exception as exc:
+        if not weights_only and not isinstance(exc, (zipfile.BadZipFile, EOFError)):
+            raise  # with weights_only=False the file's own classes may raise anything
+        # a corrupt archive or pickle surfaces as whatever zipfile or an opcode trips over
+        raise fail(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+    return _place_all(result, place)
+
+
+def _place_all(obj, place, depth: int = 0):
+    """``obj`` with every tensor moved by ``place`` (map_location); containers rebuilt as they are."""
+    if place is None:
+        return obj
+    if isinstance(obj, Tensor):
+        return place(obj)
+    if depth > 1000:
+        return obj
+    if isinstance(obj, dict):
+        for key in list(obj):
+            obj[key] = _place_all(obj[key], place, depth + 1)
+        return obj
+    if isinstance(obj, list):
+        obj[:] = [_place_all(v, place, depth + 1) for v in obj]
+        return obj
+    if isinstance(obj, tuple):
+        return type(obj)(_place_all(v, place, depth + 1) for v in obj) if type(obj) is tuple else obj
+    return obj
+
+
+# ------------------------------------------------------------------------ writing
+class _Pickler(pickle.Pickler):
+    """Pickles tensors as torch does: a rebuild call over a storage written as its own member."""
+
+    def __init__(self, file, storages: list) -> None:
+        super().__init__(file, protocol=2)
+        self.storages = storages
+
+    def persistent_id(self, obj):
+        if isinstance(obj, Storage):
+            key = str(len(self.storages))
+            self.storages.append(obj.array)
+            return ("storage", _BY_DTYPE[obj.array.dtype], key, "cpu", obj.array.size)
+        return None
+
+    def reducer_override(self, obj):
+        from .nn.parameter import Parameter
+
+        if isinstance(obj, Tensor):
+            array = obj._data.get() if hasattr(obj._data, "get") else obj._data
+            array = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
+            if array.dtype.newbyteorder("=") not in _BY_DTYPE:
+                raise pickle.PicklingError(f"chainrule.save: can't store a tensor of dtype {array.dtype}")
+            if isinstance(obj, Parameter):
+                return (_rebuild_parameter, (Tensor._make(array), bool(obj.requires_grad), OrderedDict()))
+            stride = tuple(s // array.itemsize for s in array.strides) if array.size else (0,) * array.ndim
+            return (_rebuild_tensor_v2, (Storage(array.reshape(-1)), 0, tuple(array.shape), stride,
+                                         bool(obj.requires_grad), OrderedDict()))
+        return NotImplemented
+
+
+def dumps(obj) -> bytes:
+    """``obj`` as a PyTorch-layout zip archive (data.pkl plus one member per tensor)."""
+    storages: list = []
+    pickled = io.BytesIO()
+    _Pickler(pickled, storages).dump(obj)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", pickled.getvalue())
+        archive.writestr("archive/byteorder", "little")
+        for key, array in enumerate(storages):
+            archive.writestr(f"archive/data/{key}", array.tobytes())
+        archive.writestr("archive/version", "3\n")
+    return out.getvalue()
