@@ -102,8 +102,8 @@ def _run_rank(args) -> int:
     split = load_dataset(args.dataset)
     x_train, y_train = split.x_train, split.y_train
     if args.limit is not None:
-        subset = select_subset(y_train, args.limit, args.seed)
-        x_train, y_train = x_train[subset], y_train[subset]
+        keep = chainrule.from_numpy(select_subset(y_train._data, args.limit, args.seed))
+        x_train, y_train = x_train[keep], y_train[keep]
     chainrule.manual_seed(args.seed)
     model = models.build(args.model, split.input_shape, split.num_classes)
     ddp = DistributedDataParallel(model)
