@@ -1,0 +1,97 @@
+"""Learn each program's tolerance from torch's own run-to-run spread; write expected.json.
+
+Runs every program (or those named) on real torch with seeds 0..K-1 and records, per program:
+the final values per seed, and for every ``FINAL`` key its mean, standard deviation, min, max
+and the band ``[low, high]`` a run must land in (see README.md for the rule), plus the printed
+line shapes, which must not depend on the seed.
+
+    python tests/programs/calibrate.py [--seeds 5] [program ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+if __package__:
+    from .run import program_names, run_program
+else:  # run as a script
+    from run import program_names, run_program
+
+EXPECTED_PATH = Path(__file__).resolve().parent / "expected.json"
+# the band is mean +- max(SPREAD_FACTOR * std, the farthest seed from the mean, a floor)
+SPREAD_FACTOR = 3.0
+RELATIVE_FLOOR = 0.05
+ABSOLUTE_FLOOR = 0.01
+
+
+def tolerance(values: list[float]) -> tuple[float, float]:
+    """(mean, half-width of the band) for one key's values over the seeds."""
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    farthest = max(abs(value - mean) for value in values)
+    floor = RELATIVE_FLOOR * abs(mean) + ABSOLUTE_FLOOR
+    return mean, max(SPREAD_FACTOR * std, farthest, floor)
+
+
+def calibrate(program: str, seeds: int) -> dict:
+    results = [run_program(program, "torch", seed) for seed in range(seeds)]
+    for result in results:
+        if result.returncode != 0 or result.final is None:
+            raise RuntimeError(result.describe_failure())
+    shapes = results[0].shapes
+    for result in results[1:]:
+        if result.shapes != shapes:
+            raise RuntimeError(f"{program}: printed line shapes differ between seed 0 and seed {result.seed}; "
+                               "a program must print the same lines whatever the seed")
+    keys = list(results[0].final)
+    final = {}
+    for key in keys:
+        values = [result.final[key] for result in results]
+        mean, half_width = tolerance(values)
+        final[key] = {
+            "values": values,
+            "mean": mean,
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values),
+            "max": max(values),
+            "tolerance": half_width,
+            "low": mean - half_width,
+            "high": mean + half_width,
+        }
+    return {
+        "seeds": seeds,
+        "torch_seconds": [round(result.seconds, 2) for result in results],
+        "final": final,
+        "line_shapes": shapes,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("programs", nargs="*", help="program names (default: all)")
+    parser.add_argument("--seeds", type=int, default=5)
+    args = parser.parse_args(argv)
+    import torch  # noqa: F401  (fail early, with torch's own message, when the oracle is missing)
+
+    expected = json.loads(EXPECTED_PATH.read_text()) if EXPECTED_PATH.exists() else {}
+    failures = []
+    for program in args.programs or program_names():
+        try:
+            expected[program] = calibrate(program, args.seeds)
+        except RuntimeError as error:
+            print(f"{program}: NOT CALIBRATED\n{error}", file=sys.stderr, flush=True)
+            failures.append(program)
+            continue
+        bands = ", ".join(f"{key} in [{entry['low']:.4g}, {entry['high']:.4g}]"
+                          for key, entry in expected[program]["final"].items())
+        print(f"{program}: {bands}", flush=True)
+        EXPECTED_PATH.write_text(json.dumps(dict(sorted(expected.items())), indent=1) + "\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
