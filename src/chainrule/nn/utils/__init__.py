@@ -1,5 +1,6 @@
-"""nn.utils: gradient clipping and flat parameter vectors."""
+"""nn.utils: gradient clipping, flat parameter vectors and packed sequences (``rnn``)."""
 
+from . import rnn  # noqa: F401
 from .clip_grad import (  # noqa: F401
     clip_grad_norm,
     clip_grad_norm_,
