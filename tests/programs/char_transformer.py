@@ -108,7 +108,7 @@ class GPT(nn.Module):
             if pn.endswith("c_proj.weight"):
                 torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
         n_params = sum(p.numel() for p in self.transformer.parameters())
-        print("number of parameters: %.2fM" % (n_params / 1e6,))
+        print("number of parameters: %.2fM" % (n_params / 1e6,))  # noqa: UP031  (minGPT's own line)
 
     def _init_weights(self, module):
         if isinstance(module, nn.Linear):
@@ -128,7 +128,7 @@ class GPT(nn.Module):
         blacklist_weight_modules = (torch.nn.LayerNorm, torch.nn.Embedding)
         for mn, m in self.named_modules():
             for pn, _p in m.named_parameters():
-                fpn = "%s.%s" % (mn, pn) if mn else pn
+                fpn = "%s.%s" % (mn, pn) if mn else pn  # noqa: UP031
                 if pn.endswith("bias"):
                     no_decay.add(fpn)
                 elif pn.endswith("weight") and isinstance(m, whitelist_weight_modules):
@@ -214,11 +214,12 @@ with torch.no_grad():
     _, eval_loss = model(torch.stack(xs), torch.stack(ys))
 
 context = "the "
-x = torch.tensor([train_dataset.stoi[s] for s in context], dtype=torch.long)[None, ...]
-y = model.generate(x, 40, temperature=1.0, do_sample=True, top_k=5)[0]
-completion = "".join(train_dataset.itos[int(i)] for i in y)
+x = torch.tensor([train_dataset.stoi[s] for s in context], dtype=torch.long)[None, ...].repeat(8, 1)
+y = model.generate(x, 40, temperature=1.0, do_sample=True, top_k=5)
+completions = ["".join(train_dataset.itos[int(i)] for i in row) for row in y]
 known_words = set(text.split())
-sampled_words = completion.split()
+sampled_words = [w for completion in completions for w in completion.split()[:-1]]  # the last may be cut
 word_hit_rate = sum(w in known_words for w in sampled_words) / max(len(sampled_words), 1)
-print(f"sample length {len(completion)}, tokens in vocabulary: {all(c in train_dataset.stoi for c in completion)}")
+print(f"{len(completions)} samples of length {len(completions[0])}, "
+      f"tokens in vocabulary: {all(c in train_dataset.stoi for c in ''.join(completions))}")
 print(f"FINAL loss={eval_loss.item():.4f} word_hit_rate={word_hit_rate:.3f}")

@@ -1,0 +1,73 @@
+"""The compatibility corpus: each program in tests/programs/ runs once on real torch and once with
+``import torch`` answered by chainrule, and both runs must print the same lines (numbers aside)
+as torch did in calibration and end with every ``FINAL`` value inside the band learned from
+torch's run-to-run spread (expected.json, written by calibrate.py; the rule is in README.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from .run import Result, program_names, run_program
+
+if importlib.util.find_spec("torch") is None:
+    pytest.skip("the program corpus needs real torch as its oracle: pip install torch",
+                allow_module_level=True)
+
+EXPECTED = json.loads((Path(__file__).resolve().parent / "expected.json").read_text())
+PROGRAMS = program_names()
+
+# The one place a program is allowed to fail on chainrule: name -> what breaks. Each entry is a
+# piece being built elsewhere; delete the entry when it lands (a passing entry shows as XPASS).
+KNOWN_FAILING: dict[str, str] = {}
+
+
+def check_against_calibration(result: Result) -> None:
+    assert result.returncode == 0, result.describe_failure()
+    expected = EXPECTED[result.program]
+    expected_shapes, shapes = expected["line_shapes"], result.shapes
+    for number, (want, got) in enumerate(zip(expected_shapes, shapes), start=1):
+        assert got == want, (f"{result.program} on {result.backend}: printed line {number} differs in shape "
+                             f"from torch's\n  torch:  {want}\n  {result.backend}: {got}")
+    assert len(shapes) == len(expected_shapes), (
+        f"{result.program} on {result.backend}: printed {len(shapes)} lines, torch printed {len(expected_shapes)}")
+    assert result.final is not None and set(result.final) == set(expected["final"]), (
+        f"{result.program} on {result.backend}: FINAL keys {result.final} differ from torch's {list(expected['final'])}")
+    outside = {key: value for key, value in result.final.items()
+               if not expected["final"][key]["low"] <= value <= expected["final"][key]["high"]}
+    assert not outside, "\n".join(
+        f"{result.program} on {result.backend}: {key}={value:.6g} outside the band "
+        f"[{expected['final'][key]['low']:.6g}, {expected['final'][key]['high']:.6g}] "
+        f"(torch over {expected['seeds']} seeds: {expected['final'][key]['values']})"
+        for key, value in outside.items())
+
+
+def test_every_program_is_calibrated():
+    assert sorted(EXPECTED) == PROGRAMS, "run tests/programs/calibrate.py for new or renamed programs"
+
+
+def test_known_failing_lists_only_programs():
+    assert set(KNOWN_FAILING) <= set(PROGRAMS)
+
+
+def test_line_shapes_hide_numbers_only():
+    result = Result("p", "torch", 0, 0, "epoch 3 loss 0.25 acc 1e-3\nFINAL loss=-2.5E+02\n", "", 0.0)
+    assert result.shapes == ["epoch # loss # acc #", "FINAL loss=#"]
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_program_on_torch(program):
+    check_against_calibration(run_program(program, "torch"))
+
+
+@pytest.mark.parametrize("program", [
+    pytest.param(program, marks=pytest.mark.xfail(reason=KNOWN_FAILING[program], strict=False))
+    if program in KNOWN_FAILING else program
+    for program in PROGRAMS
+])
+def test_program_on_chainrule(program):
+    check_against_calibration(run_program(program, "chainrule"))
