@@ -3,7 +3,7 @@
 Runs every program (or those named) on real torch with seeds 0..K-1 and records, per program:
 the final values per seed, and for every ``FINAL`` key its mean, standard deviation, min, max
 and the band ``[low, high]`` a run must land in (see README.md for the rule), plus the printed
-line shapes, which must not depend on the seed.
+line shapes, which must not depend on the seed, and the integers every seed printed alike.
 
     python tests/programs/calibrate.py [--seeds 5] [program ...]
 """
@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 if __package__:
-    from .run import program_names, run_program
+    from .run import is_integer_text, line_numbers, program_names, run_program
 else:  # run as a script
-    from run import program_names, run_program
+    from run import is_integer_text, line_numbers, program_names, run_program
 
 EXPECTED_PATH = Path(__file__).resolve().parent / "expected.json"
 # the band is mean +- max(SPREAD_FACTOR * std, the farthest seed from the mean, a floor)
@@ -47,6 +47,14 @@ def calibrate(program: str, seeds: int) -> dict:
         if result.shapes != shapes:
             raise RuntimeError(f"{program}: printed line shapes differ between seed 0 and seed {result.seed}; "
                                "a program must print the same lines whatever the seed")
+    # an integer every seed printed the same (an epoch, a count, a length) must be printed as is
+    fixed_integers = []
+    for lines in zip(*(result.stdout.splitlines() for result in results)):
+        numbers_per_seed = [line_numbers(line) for line in lines]
+        fixed_integers.append([
+            numbers[0] if is_integer_text(numbers[0]) and len(set(numbers)) == 1 else None
+            for numbers in zip(*numbers_per_seed)
+        ])
     keys = list(results[0].final)
     final = {}
     for key in keys:
@@ -67,6 +75,7 @@ def calibrate(program: str, seeds: int) -> dict:
         "torch_seconds": [round(result.seconds, 2) for result in results],
         "final": final,
         "line_shapes": shapes,
+        "fixed_integers": fixed_integers,
     }
 
 

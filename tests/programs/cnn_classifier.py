@@ -61,9 +61,9 @@ class Net(nn.Module):
 
 
 model = Net().to(device)
-optimizer = optim.Adam(model.parameters(), lr=3e-3)
-scheduler = optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
-train_loader = DataLoader(train_set, batch_size=64, shuffle=True)
+optimizer = optim.Adam(model.parameters(), lr=5e-3)
+scheduler = optim.lr_scheduler.StepLR(optimizer, step_size=4, gamma=0.5)
+train_loader = DataLoader(train_set, batch_size=32, shuffle=True)
 test_loader = DataLoader(test_set, batch_size=128)
 
 
@@ -82,7 +82,7 @@ def test():
     return test_loss, correct / len(test_loader.dataset)
 
 
-for epoch in range(1, 7):
+for epoch in range(1, 9):
     model.train()
     for batch_idx, (data, target) in enumerate(train_loader):
         data, target = data.to(device), target.to(device)
@@ -90,7 +90,7 @@ for epoch in range(1, 7):
         loss = F.cross_entropy(model(data), target)
         loss.backward()
         optimizer.step()
-        if batch_idx % 4 == 0:
+        if batch_idx % 8 == 0:
             print(f"Train Epoch: {epoch} [{batch_idx * len(data)}/{len(train_loader.dataset)}]\tLoss: {loss.item():.6f}")
     scheduler.step()
     test_loss, accuracy = test()

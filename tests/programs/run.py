@@ -44,6 +44,15 @@ def line_shape(line: str) -> str:
     return _NUMBER.sub("#", line.rstrip())
 
 
+def line_numbers(line: str) -> list[str]:
+    """The numbers printed on a line, as printed."""
+    return _NUMBER.findall(line.rstrip())
+
+
+def is_integer_text(number: str) -> bool:
+    return number.lstrip("+-").isdigit()
+
+
 def parse_final(stdout: str) -> dict[str, float] | None:
     """The ``key=value`` pairs of the last ``FINAL`` line, or None when there is none."""
     final_lines = [line for line in stdout.splitlines() if line.startswith("FINAL ")]

@@ -1,6 +1,7 @@
 """The compatibility corpus: each program in tests/programs/ runs once on real torch and once with
 ``import torch`` answered by chainrule, and both runs must print the same lines (numbers aside)
-as torch did in calibration and end with every ``FINAL`` value inside the band learned from
+as torch did in calibration, with the same integers wherever torch printed the same integer for
+every seed (epochs, counts, lengths), and end with every ``FINAL`` value inside the band learned from
 torch's run-to-run spread (expected.json, written by calibrate.py; the rule is in README.md).
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .run import Result, program_names, run_program
+from .run import Result, line_numbers, program_names, run_program
 
 if importlib.util.find_spec("torch") is None:
     pytest.skip("the program corpus needs real torch as its oracle: pip install torch",
@@ -23,7 +24,15 @@ PROGRAMS = program_names()
 
 # The one place a program is allowed to fail on chainrule: name -> what breaks. Each entry is a
 # piece being built elsewhere; delete the entry when it lands (a passing entry shows as XPASS).
-KNOWN_FAILING: dict[str, str] = {}
+KNOWN_FAILING: dict[str, str] = {
+    "char_transformer": "RandomSampler(replacement=True, num_samples=int(1e10)) allocates 75 GiB (samplers not lazy); "
+                        "torch.nn.utils.clip_grad_norm_ by attribute: nn.utils resolves to nn.modules.utils",
+    "cnn_classifier": "torch.cuda is missing (AttributeError); x.view(x.size(0), -1) after conv2d/max_pool2d raises "
+                      "'view size is not compatible' (non-contiguous output)",
+    "gradient_penalty": "torch.pi is missing (AttributeError)",
+    "lbfgs_curve_fit": "torch.optim.LBFGS is missing (AttributeError)",
+    "transformer_classifier": "torch.nn.utils.clip_grad_norm_ by attribute: nn.utils resolves to nn.modules.utils",
+}
 
 
 def check_against_calibration(result: Result) -> None:
@@ -33,6 +42,11 @@ def check_against_calibration(result: Result) -> None:
     for number, (want, got) in enumerate(zip(expected_shapes, shapes), start=1):
         assert got == want, (f"{result.program} on {result.backend}: printed line {number} differs in shape "
                              f"from torch's\n  torch:  {want}\n  {result.backend}: {got}")
+    for number, (line, fixed) in enumerate(zip(result.stdout.splitlines(), expected["fixed_integers"]), start=1):
+        for printed, want in zip(line_numbers(line), fixed):
+            assert want is None or printed == want, (
+                f"{result.program} on {result.backend}: printed line {number} has {printed} where torch, "
+                f"for every seed, printed {want}\n  {line}")
     assert len(shapes) == len(expected_shapes), (
         f"{result.program} on {result.backend}: printed {len(shapes)} lines, torch printed {len(expected_shapes)}")
     assert result.final is not None and set(result.final) == set(expected["final"]), (
