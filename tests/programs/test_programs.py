@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from .run import Result, line_numbers, program_names, run_program
+from .run import Result, line_numbers, program_environment, program_names, run_program
 
 if importlib.util.find_spec("torch") is None:
     pytest.skip("the program corpus needs real torch as its oracle: pip install torch",
                 allow_module_level=True)
 
-EXPECTED = json.loads((Path(__file__).resolve().parent / "expected.json").read_text())
+EXPECTED_PATH = Path(__file__).resolve().parent / "expected.json"
+EXPECTED = json.loads(EXPECTED_PATH.read_text()) if EXPECTED_PATH.exists() else {}
 PROGRAMS = program_names()
 
 # The one place a program is allowed to fail on chainrule: name -> what breaks. Each entry is a
@@ -37,6 +40,7 @@ KNOWN_FAILING: dict[str, str] = {
 
 def check_against_calibration(result: Result) -> None:
     assert result.returncode == 0, result.describe_failure()
+    assert result.program in EXPECTED, f"{result.program} is not calibrated: run tests/programs/calibrate.py"
     expected = EXPECTED[result.program]
     expected_shapes, shapes = expected["line_shapes"], result.shapes
     for number, (want, got) in enumerate(zip(expected_shapes, shapes), start=1):
@@ -71,6 +75,33 @@ def test_known_failing_lists_only_programs():
 def test_line_shapes_hide_numbers_only():
     result = Result("p", "torch", 0, 0, "epoch 3 loss 0.25 acc 1e-3\nFINAL loss=-2.5E+02\n", "", 0.0)
     assert result.shapes == ["epoch # loss # acc #", "FINAL loss=#"]
+
+
+ALIAS_CHECK = """
+import multiprocessing
+import torch, torch.nn.functional as F
+from torch.utils.data import DataLoader
+import chainrule, chainrule.nn.functional
+
+def child_module_name():
+    import torch
+    return torch.__name__
+
+if __name__ == "__main__":
+    assert torch is chainrule and F is chainrule.nn.functional, (torch, F)
+    assert DataLoader.__module__.startswith("chainrule.") and F.__spec__.name == "chainrule.nn.functional"
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        print(pool.apply(child_module_name))
+"""
+
+
+def test_alias_answers_torch_with_chainrule_in_spawned_processes_too(tmp_path):
+    script = tmp_path / "alias_check.py"
+    script.write_text(ALIAS_CHECK)
+    completed = subprocess.run([sys.executable, str(script)], env=program_environment("chainrule", 0),
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "chainrule"
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
