@@ -61,6 +61,7 @@ class Net(nn.Module):
 
 
 model = Net().to(device)
+print(model)
 optimizer = optim.Adam(model.parameters(), lr=5e-3)
 scheduler = optim.lr_scheduler.StepLR(optimizer, step_size=4, gamma=0.5)
 train_loader = DataLoader(train_set, batch_size=32, shuffle=True)

@@ -51,5 +51,7 @@ for epoch in range(1, 9):
     scheduler.step(val_loss)
     print(f"epoch {epoch} train mse {loss.item():.5f} val mse {val_loss:.5f} lr {optimizer.param_groups[0]['lr']:.5f}")
 
-print(f"output shape {tuple(model(val_images[:2]).shape)}")
+with torch.no_grad():
+    reconstruction = model(val_images[:2])
+print("reconstruction:", reconstruction.shape, reconstruction.dtype)
 print(f"FINAL loss={val_loss:.5f}")

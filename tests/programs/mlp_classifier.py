@@ -45,6 +45,7 @@ class MLP(nn.Module):
 
 
 model = MLP()
+print(model)
 criterion = nn.CrossEntropyLoss()
 optimizer = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
 train_loader = DataLoader(TensorDataset(x_train, y_train), batch_size=32, shuffle=True)
