@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -22,19 +23,24 @@ else:  # run as a script
     from run import is_integer_text, line_numbers, program_names, run_program
 
 EXPECTED_PATH = Path(__file__).resolve().parent / "expected.json"
-# the band is mean +- max(SPREAD_FACTOR * std, the farthest seed from the mean, a floor)
-SPREAD_FACTOR = 3.0
+# The band is a 99% prediction interval for one more run, from K seeds:
+#     mean +- t(0.995, K - 1) * std * sqrt(1 + 1/K),
+# widened to the farthest seed and to a floor (for values every seed printed alike).
+# Student's t quantiles t(0.995, df) for df = 1..10; beyond 10 seeds the last one is used.
+T_995 = [63.657, 9.925, 5.841, 4.604, 4.032, 3.707, 3.499, 3.355, 3.250, 3.169]
 RELATIVE_FLOOR = 0.05
 ABSOLUTE_FLOOR = 0.01
 
 
-def tolerance(values: list[float]) -> tuple[float, float]:
-    """(mean, half-width of the band) for one key's values over the seeds."""
+def band(values: list[float]) -> dict:
+    """Statistics of one FINAL key over the seeds and the band ``[low, high]`` a run must land in."""
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
+    spread = T_995[min(len(values), len(T_995) + 1) - 2] * std * math.sqrt(1 + 1 / len(values)) if std else 0.0
     farthest = max(abs(value - mean) for value in values)
-    floor = RELATIVE_FLOOR * abs(mean) + ABSOLUTE_FLOOR
-    return mean, max(SPREAD_FACTOR * std, farthest, floor)
+    half_width = max(spread, farthest, RELATIVE_FLOOR * abs(mean) + ABSOLUTE_FLOOR)
+    return {"values": values, "mean": mean, "std": std, "min": min(values), "max": max(values),
+            "tolerance": half_width, "low": mean - half_width, "high": mean + half_width}
 
 
 def calibrate(program: str, seeds: int) -> dict:
@@ -56,20 +62,7 @@ def calibrate(program: str, seeds: int) -> dict:
             for numbers in zip(*numbers_per_seed)
         ])
     keys = list(results[0].final)
-    final = {}
-    for key in keys:
-        values = [result.final[key] for result in results]
-        mean, half_width = tolerance(values)
-        final[key] = {
-            "values": values,
-            "mean": mean,
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values),
-            "max": max(values),
-            "tolerance": half_width,
-            "low": mean - half_width,
-            "high": mean + half_width,
-        }
+    final = {key: band([result.final[key] for result in results]) for key in keys}
     return {
         "seeds": seeds,
         "torch_seconds": [round(result.seconds, 2) for result in results],
@@ -85,7 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--output", type=Path, default=EXPECTED_PATH,
                         help="where to write (default: expected.json); existing entries are kept")
+    parser.add_argument("--rebands", action="store_true",
+                        help="recompute the bands of existing entries from their stored values; runs nothing")
     args = parser.parse_args(argv)
+    if args.rebands:
+        expected = json.loads(args.output.read_text())
+        for entry in expected.values():
+            entry["final"] = {key: band(stats["values"]) for key, stats in entry["final"].items()}
+        args.output.write_text(json.dumps(expected, indent=1) + "\n")
+        return 0
     import torch  # noqa: F401  (fail early, with torch's own message, when the oracle is missing)
 
     expected = json.loads(args.output.read_text()) if args.output.exists() else {}
