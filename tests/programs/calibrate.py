@@ -43,29 +43,36 @@ def band(values: list[float]) -> dict:
             "tolerance": half_width, "low": mean - half_width, "high": mean + half_width}
 
 
-def calibrate(program: str, seeds: int) -> dict:
-    results = [run_program(program, "torch", seed) for seed in range(seeds)]
+def calibrate(program: str, seeds: int, previous: dict | None = None) -> dict:
+    """Run the program on torch for seeds 0..seeds-1; with ``previous`` (an entry calibrated on
+    fewer seeds), run only the missing seeds and merge."""
+    first_seed = previous["seeds"] if previous else 0
+    results = [run_program(program, "torch", seed) for seed in range(first_seed, seeds)]
     for result in results:
         if result.returncode != 0 or result.final is None:
             raise RuntimeError(result.describe_failure())
-    shapes = results[0].shapes
-    for result in results[1:]:
+    shapes = previous["line_shapes"] if previous else results[0].shapes
+    for result in results:
         if result.shapes != shapes:
             raise RuntimeError(f"{program}: printed line shapes differ between seed 0 and seed {result.seed}; "
                                "a program must print the same lines whatever the seed")
     # an integer every seed printed the same (an epoch, a count, a length) must be printed as is
+    per_line = zip(*(result.stdout.splitlines() for result in results))
     fixed_integers = []
-    for lines in zip(*(result.stdout.splitlines() for result in results)):
-        numbers_per_seed = [line_numbers(line) for line in lines]
+    for number, lines in enumerate(per_line):
+        numbers_per_run = [line_numbers(line) for line in lines]
+        if previous:
+            numbers_per_run.append(previous["fixed_integers"][number])
         fixed_integers.append([
-            numbers[0] if is_integer_text(numbers[0]) and len(set(numbers)) == 1 else None
-            for numbers in zip(*numbers_per_seed)
+            numbers[0] if numbers[0] is not None and is_integer_text(numbers[0]) and len(set(numbers)) == 1
+            else None
+            for numbers in zip(*numbers_per_run)
         ])
-    keys = list(results[0].final)
-    final = {key: band([result.final[key] for result in results]) for key in keys}
+    earlier = {key: stats["values"] for key, stats in previous["final"].items()} if previous else {}
+    final = {key: band(earlier.get(key, []) + [result.final[key] for result in results]) for key in results[0].final}
     return {
         "seeds": seeds,
-        "torch_seconds": [round(result.seconds, 2) for result in results],
+        "torch_seconds": (previous["torch_seconds"] if previous else []) + [round(r.seconds, 2) for r in results],
         "final": final,
         "line_shapes": shapes,
         "fixed_integers": fixed_integers,
@@ -78,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--output", type=Path, default=EXPECTED_PATH,
                         help="where to write (default: expected.json); existing entries are kept")
+    parser.add_argument("--add-seeds", action="store_true",
+                        help="keep existing entries' seeds and run only the missing ones up to --seeds")
     parser.add_argument("--rebands", action="store_true",
                         help="recompute the bands of existing entries from their stored values; runs nothing")
     args = parser.parse_args(argv)
@@ -93,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     failures = []
     for program in args.programs or program_names():
         try:
-            expected[program] = calibrate(program, args.seeds)
+            previous = expected.get(program) if args.add_seeds else None
+            if previous and previous["seeds"] >= args.seeds:
+                continue
+            expected[program] = calibrate(program, args.seeds, previous)
         except RuntimeError as error:
             print(f"{program}: NOT CALIBRATED\n{error}", file=sys.stderr, flush=True)
             failures.append(program)

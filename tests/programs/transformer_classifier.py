@@ -57,7 +57,7 @@ optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
 warmup_steps = 20
 scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup_steps))
 
-for epoch in range(1, 5):
+for epoch in range(1, 7):
     model.train()
     permutation = torch.randperm(len(x_train))
     for start in range(0, len(x_train), 64):
