@@ -24,6 +24,7 @@ from ...ops.shape import cat, stack
 from ...tensor import Tensor
 from .. import init
 from ..parameter import Parameter
+from ..utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from .module import Module
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
@@ -44,12 +45,15 @@ class _RecurrentLayer(Function):
 
     Inputs: x (T, B, I), w_ih (G H, I), w_hh (G H, H), b_ih, b_hh (G H), h0 (B, H) [, c0 (B, H)].
     Outputs: the hidden states (T, B, H), h_n (B, H) [, c_n (B, H)].
+    With ``lengths`` (B,) (a packed batch), sequence b runs only for t < lengths[b]: elsewhere its
+    state passes through unchanged and its output is 0, so h_n is the state at its own last step
+    in either direction.
     """
 
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, *, mode, reverse):
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, *, mode, reverse, lengths=None):
         T, B = x.shape[0], x.shape[1]
         H = w_hh.shape[1]
         dtype = x.dtype
@@ -80,7 +84,9 @@ class _RecurrentLayer(Function):
                 h_new *= z
                 h_new += n
                 r_all[t], z_all[t], n_all[t], ghn_all[t] = r, z, n, ghn
+                _hold_ended(t, lengths, (h_new, h))
                 out[t] = h_new
+                _hold_ended(t, lengths, (out[t], 0))
                 h = h_new
             saved = dict(r=r_all, z=z_all, n=n_all, ghn=ghn_all)
             results = (out, h.copy())
@@ -103,7 +109,9 @@ class _RecurrentLayer(Function):
                 h_new = hs[k + 1]
                 np.multiply(o, np.tanh(c_new), out=h_new)
                 gates_all[t] = gates
+                _hold_ended(t, lengths, (h_new, h), (c_new, c))
                 out[t] = h_new
+                _hold_ended(t, lengths, (out[t], 0))
                 h, c = h_new, c_new
             saved = dict(gates=gates_all, cs=cs)
             results = (out, h.copy(), c.copy())
@@ -118,12 +126,14 @@ class _RecurrentLayer(Function):
                     np.maximum(a, 0, out=h_new)
                 else:
                     np.tanh(a, out=h_new)
+                _hold_ended(t, lengths, (h_new, h))
                 out[t] = h_new
+                _hold_ended(t, lengths, (out[t], 0))
                 h = h_new
             results = (out, h.copy())
         if getattr(ctx, "recording", True) is False:  # nothing recorded: keep nothing
             return results
-        ctx.mode, ctx.reverse = mode, reverse
+        ctx.mode, ctx.reverse, ctx.lengths = mode, reverse, lengths
         ctx.arrays = (x, w_ih, w_hh, hs)
         ctx.saved = saved
         return results
@@ -151,6 +161,11 @@ class _RecurrentLayer(Function):
         for t in steps:
             k = k_of[t]
             h_index[t] = k
+            # rows whose sequence has ended at t: their state passed through, their output was 0
+            ended = None if ctx.lengths is None else t >= ctx.lengths
+            dh_through = dh.copy() if ended is not None and ended.any() else None
+            if mode == "LSTM" and dh_through is not None:
+                dc_through = dc.copy()
             dh += dout[t]
             if mode == "GRU":
                 r, z, n, ghn = s["r"][t], s["z"][t], s["n"][t], s["ghn"][t]
@@ -166,6 +181,7 @@ class _RecurrentLayer(Function):
                 dgh[t, :, :H] = dar
                 dgh[t, :, H:2 * H] = daz
                 dgh[t, :, 2 * H:] = dan * r
+                _hold_ended(t, ctx.lengths, (dgi[t], 0), (dgh[t], 0))
                 dh = dh * z + dgh[t] @ w_hh
             elif mode == "LSTM":
                 gates = gates_all[t]
@@ -177,8 +193,11 @@ class _RecurrentLayer(Function):
                 d[:, H:2 * H] = dc * cs[k] * f * (1 - f)
                 d[:, 2 * H:3 * H] = dc * i * (1 - gg * gg)
                 d[:, 3 * H:] = dh * tc * o * (1 - o)
+                _hold_ended(t, ctx.lengths, (d, 0))
                 dc = dc * f
                 dh = d @ w_hh
+                if dh_through is not None:
+                    dc[ended] = dc_through[ended]
             else:
                 h_new = hs[k + 1]
                 da = dgh[t]
@@ -186,7 +205,10 @@ class _RecurrentLayer(Function):
                     np.multiply(dh, h_new > 0, out=da)
                 else:
                     np.multiply(dh, 1 - h_new * h_new, out=da)
+                _hold_ended(t, ctx.lengths, (da, 0))
                 dh = da @ w_hh
+            if dh_through is not None:
+                dh[ended] = dh_through[ended]
         h_prev_all = hs[h_index] if T else hs[:0]
         dgi2 = dgi.reshape(T * B, G)
         dgh2 = dgh.reshape(T * B, G)
@@ -200,6 +222,17 @@ class _RecurrentLayer(Function):
         if mode == "LSTM":
             return dx, dw_ih, dw_hh, db_ih, db_hh, dh0, (Tensor._make(dc) if need[6] else None)
         return dx, dw_ih, dw_hh, db_ih, db_hh, dh0
+
+
+def _hold_ended(t: int, lengths, *pairs) -> None:
+    """For each (target, source) pair, copy source into target's rows of the sequences that have
+    ended by step t (``t >= lengths``); nothing when the batch is not packed."""
+    if lengths is None:
+        return
+    ended = t >= lengths
+    if ended.any():
+        for target, source in pairs:
+            target[ended] = source[ended] if isinstance(source, np.ndarray) else source
 
 
 class _RNN(_RecurrentLayer):
@@ -221,13 +254,13 @@ def _zeros(shape, like: Tensor) -> Tensor:
     return Tensor._make(np.zeros(shape, dtype=like._data.dtype))
 
 
-def _run_layer(mode, x, weights, h0, c0, reverse):
+def _run_layer(mode, x, weights, h0, c0, reverse, lengths=None):
     w_ih, w_hh, b_ih, b_hh = weights
     if b_ih is None:
         b_ih = _zeros(w_ih.shape[0], w_ih)
         b_hh = _zeros(w_hh.shape[0], w_hh)
     args = (x, w_ih, w_hh, b_ih, b_hh, h0) + ((c0,) if mode == "LSTM" else ())
-    return _LAYER_FN[mode].apply(*args, mode=mode, reverse=reverse)
+    return _LAYER_FN[mode].apply(*args, mode=mode, reverse=reverse, lengths=lengths)
 
 
 def _factory(device, dtype) -> dict:
@@ -313,6 +346,23 @@ class RNNBase(Module):
         return s
 
     def forward(self, input: Tensor, hx=None):
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
+        return self._forward_padded(input, hx)
+
+    def _forward_packed(self, input: PackedSequence, hx):
+        """A packed batch runs padded, in the caller's batch order, each sequence for its own
+        length; the output is packed with the input's batch sizes and permutation."""
+        padded, lengths = pad_packed_sequence(input)
+        was_batch_first, self.batch_first = self.batch_first, False
+        try:
+            output, hidden = self._forward_padded(padded, hx, lengths=np.asarray(lengths._data))
+        finally:
+            self.batch_first = was_batch_first
+        data = pack_padded_sequence(output, lengths, enforce_sorted=input.unsorted_indices is None).data
+        return PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices), hidden
+
+    def _forward_padded(self, input: Tensor, hx=None, lengths=None):
         is_lstm = self.mode == "LSTM"
         if input.dim() not in (2, 3):
             raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead")
@@ -350,7 +400,7 @@ class RNNBase(Module):
             for direction in range(num_directions):
                 idx = layer * num_directions + direction
                 results = _run_layer(self.mode, x, self._layer_weights(layer, direction), h0[idx],
-                                     c0[idx] if is_lstm else None, reverse=direction == 1)
+                                     c0[idx] if is_lstm else None, reverse=direction == 1, lengths=lengths)
                 outputs.append(results[0])
                 h_n.append(results[1])
                 if is_lstm:

@@ -1,4 +1,4 @@
-"""nn.utils: gradient clipping, flat parameter vectors, sequence padding (``rnn``), weight norm,
+"""nn.utils: gradient clipping, flat parameter vectors, packed sequences (``rnn``), weight norm,
 ``skip_init``."""
 
 from . import rnn  # noqa: F401

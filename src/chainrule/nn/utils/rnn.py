@@ -1,57 +1,165 @@
-"""nn.utils.rnn: padding variable-length sequences into one batch (torch.nn.utils.rnn).
+"""nn.utils.rnn: variable-length batches for recurrent layers, as torch.nn.utils.rnn.
 
-``pad_sequence``/``unpad_sequence`` are compositions of ``pad``, ``stack`` and slicing, so
-gradients flow back to every sequence. Packed sequences need the recurrent layers to skip the
-padding, which chainrule's RNN/LSTM/GRU do not do yet: the packing functions raise
-NotImplementedError naming themselves, instead of being absent.
+A ``PackedSequence`` holds the time steps of a batch of sequences sorted by decreasing length,
+concatenated step by step: ``data[offset_t : offset_t + batch_sizes[t]]`` are the sequences still
+running at step t. Packing and unpacking are one differentiable gather each, so gradients flow
+back to the padded tensors; padding positions receive none.
 """
 
 from __future__ import annotations
 
-from ...ops.shape import stack
+from typing import NamedTuple
+
+import numpy as np
+
+from ...ops.creation import full, tensor
+from ...ops.shape import cat, stack
 from ...tensor import Tensor
-from ..functional import pad
 
-__all__ = ["pad_sequence", "unpad_sequence"]
-
-_PACKING = {"PackedSequence", "pack_padded_sequence", "pad_packed_sequence", "pack_sequence", "unpack_sequence"}
+__all__ = ["PackedSequence", "pack_padded_sequence", "pad_packed_sequence", "pad_sequence", "unpad_sequence",
+           "pack_sequence", "unpack_sequence"]
 
 
-def __getattr__(name: str):
-    if name in _PACKING:
-        raise NotImplementedError(f"chainrule.nn.utils.rnn.{name} is not implemented: chainrule's recurrent "
-                                  "layers do not take packed sequences yet; pad with pad_sequence and mask "
-                                  "the padded steps instead")
-    raise AttributeError(f"module 'chainrule.nn.utils.rnn' has no attribute '{name}'")
+class PackedSequence(NamedTuple):
+    """torch.nn.utils.rnn.PackedSequence: ``data`` (sum of lengths, *), ``batch_sizes`` (max length,)
+    int64, and the permutation from the caller's batch order to decreasing length
+    (``sorted_indices``) and back (``unsorted_indices``), both None when the batch came sorted."""
+
+    data: Tensor
+    batch_sizes: Tensor
+    sorted_indices: Tensor | None = None
+    unsorted_indices: Tensor | None = None
+
+
+def _lengths_array(lengths) -> np.ndarray:
+    if isinstance(lengths, Tensor):
+        if lengths.dim() != 1:
+            raise RuntimeError(f"pack_padded_sequence: 'lengths' must be 1-D, got {lengths.dim()}-D")
+        return np.asarray(lengths._data, dtype=np.int64)
+    return np.asarray(list(lengths), dtype=np.int64)
+
+
+def _sorted_positions(sequence: PackedSequence) -> np.ndarray:
+    """For each batch entry in the caller's order, its position in the length-sorted batch."""
+    batch_size = int(sequence.batch_sizes._data[0]) if sequence.batch_sizes.numel() else 0
+    if sequence.unsorted_indices is None:
+        return np.arange(batch_size)
+    return np.asarray(sequence.unsorted_indices._data, dtype=np.int64)
+
+
+def _packed_rows(batch_sizes: np.ndarray, positions: np.ndarray, total_length: int) -> np.ndarray:
+    """(total_length, batch) row numbers into packed data, -1 where a sequence has ended."""
+    offsets = np.concatenate([[0], np.cumsum(batch_sizes)[:-1]]).astype(np.int64)
+    rows = np.full((total_length, len(positions)), -1, dtype=np.int64)
+    steps = len(batch_sizes)
+    running = positions[None, :] < batch_sizes[:, None]  # (steps, batch)
+    rows[:steps] = np.where(running, offsets[:, None] + positions[None, :], -1)
+    return rows
+
+
+def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
+                         enforce_sorted: bool = True) -> PackedSequence:
+    """torch.nn.utils.rnn.pack_padded_sequence: ``input`` (T, B, *) or (B, T, *) with
+    ``batch_first``, ``lengths`` (B,) a list or CPU int64 tensor. With ``enforce_sorted=False``
+    the batch may come in any order; it is sorted here and the permutation recorded."""
+    lengths_np = _lengths_array(lengths)
+    batch_dim = 0 if batch_first else 1
+    if len(lengths_np) != input.shape[batch_dim]:
+        raise RuntimeError(f"pack_padded_sequence: expected {input.shape[batch_dim]} lengths for a batch of "
+                           f"{input.shape[batch_dim]} sequences, got {len(lengths_np)}")
+    if len(lengths_np) and lengths_np.min() <= 0:
+        raise RuntimeError("Length of all samples has to be greater than 0, but found an element in 'lengths' "
+                           "that is <= 0")
+    if enforce_sorted:
+        if np.any(np.diff(lengths_np) > 0):
+            raise RuntimeError("`lengths` array must be sorted in decreasing order when `enforce_sorted` is True. "
+                               "You can pass `enforce_sorted=False` to pack_padded_sequence and/or pack_sequence "
+                               "to sidestep this requirement if you do not need ONNX exportability.")
+        order = np.arange(len(lengths_np))
+        sorted_indices = unsorted_indices = None
+    else:
+        order = np.argsort(-lengths_np, kind="stable")
+        sorted_indices = tensor(order, dtype="int64")
+        unsorted_indices = tensor(np.argsort(order), dtype="int64")
+    steps = int(lengths_np.max()) if len(lengths_np) else 0
+    if steps > input.shape[1 - batch_dim]:
+        raise RuntimeError(f"pack_padded_sequence: a length of {steps} exceeds the padded length "
+                           f"{input.shape[1 - batch_dim]}")
+    sorted_lengths = lengths_np[order]
+    batch_sizes = (sorted_lengths[None, :] > np.arange(steps)[:, None]).sum(1)
+    # step-major order of (time, sequence) pairs that are not padding
+    time_index = np.repeat(np.arange(steps), batch_sizes)
+    batch_index = order[np.concatenate([np.arange(n) for n in batch_sizes])] if steps else np.zeros(0, np.int64)
+    if batch_first:
+        data = input[tensor(batch_index), tensor(time_index)]
+    else:
+        data = input[tensor(time_index), tensor(batch_index)]
+    return PackedSequence(data, tensor(batch_sizes, dtype="int64"), sorted_indices, unsorted_indices)
+
+
+def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, padding_value: float = 0.0,
+                        total_length: int | None = None) -> tuple[Tensor, Tensor]:
+    """torch.nn.utils.rnn.pad_packed_sequence: the inverse of pack_padded_sequence. Returns the
+    padded tensor (T, B, *) or (B, T, *) in the caller's batch order and the lengths (B,) int64."""
+    batch_sizes = np.asarray(sequence.batch_sizes._data, dtype=np.int64)
+    steps = len(batch_sizes)
+    if total_length is None:
+        total_length = steps
+    elif total_length < steps:
+        raise ValueError("Expected total_length to be at least the length of the longest sequence in input, "
+                         f"but got total_length={total_length} and max sequence length being {steps}")
+    positions = _sorted_positions(sequence)
+    rows = _packed_rows(batch_sizes, positions, total_length)
+    data = sequence.data
+    filler = full((1, *data.shape[1:]), padding_value, dtype=data.dtype)
+    # one gather from data with a padding row appended: differentiable back to data
+    extended = cat([data, filler], 0)
+    rows[rows < 0] = data.shape[0]
+    padded = extended[tensor(rows.T if batch_first else rows)]
+    sorted_lengths = (batch_sizes[None, :] > np.arange(len(positions))[:, None]).sum(1)
+    return padded, tensor(sorted_lengths[positions], dtype="int64")
 
 
 def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.0,
                  padding_side: str = "right") -> Tensor:
-    """Stack tensors of shape (L_i, *) into (L_max, B, *) — (B, L_max, *) with ``batch_first`` —
-    filling with ``padding_value`` on the ``padding_side`` ('right' or 'left')."""
-    if padding_side not in ("right", "left"):
-        raise ValueError(f"Expected padding_side to be one of left or right, but got {padding_side}.")
-    sequences = list(sequences.unbind(0)) if isinstance(sequences, Tensor) else list(sequences)
+    """torch.nn.utils.rnn.pad_sequence: stack tensors of shapes (L_i, *) into (max L, B, *), or
+    (B, max L, *) with ``batch_first``, filling with ``padding_value`` on ``padding_side``."""
+    if padding_side not in ("left", "right"):
+        raise RuntimeError(f"Expected padding_side to be one of left or right, but got {padding_side}.")
+    sequences = list(sequences)
     if not sequences:
         raise RuntimeError("received an empty list of sequences")
     trailing = tuple(sequences[0].shape[1:])
-    for i, sequence in enumerate(sequences):
-        if tuple(sequence.shape[1:]) != trailing:
-            raise RuntimeError(f"pad_sequence: every sequence must have the trailing shape {trailing} of the "
-                               f"first, but sequence {i} has shape {tuple(sequence.shape)}")
-    longest = max(sequence.shape[0] for sequence in sequences)
+    for s in sequences[1:]:
+        for dim, (a, b) in enumerate(zip(trailing, tuple(s.shape[1:])), start=1):
+            if a != b:
+                raise RuntimeError(f"The size of tensor a ({a}) must match the size of tensor b ({b}) at "
+                                   f"non-singleton dimension {dim}")
+    max_length = max(s.shape[0] for s in sequences)
     padded = []
-    for sequence in sequences:
-        missing = longest - sequence.shape[0]
-        # F.pad lists (begin, end) pairs from the last dim backwards; only dim 0 is padded
-        widths = [0, 0] * len(trailing) + ([0, missing] if padding_side == "right" else [missing, 0])
-        padded.append(pad(sequence, widths, value=padding_value) if missing else sequence)
-    return stack(padded, 1 if not batch_first else 0)
+    for s in sequences:
+        missing = max_length - s.shape[0]
+        if missing:
+            filler = full((missing, *s.shape[1:]), padding_value, dtype=s.dtype)
+            s = cat([s, filler] if padding_side == "right" else [filler, s], 0)
+        padded.append(s)
+    return stack(padded, 0 if batch_first else 1)
 
 
-def unpad_sequence(padded_sequences: Tensor, lengths, batch_first: bool = False) -> list:
-    """The inverse of ``pad_sequence`` (right padding): the first ``lengths[i]`` steps of each."""
+def unpad_sequence(padded_sequences: Tensor, lengths, batch_first: bool = False) -> list[Tensor]:
+    """torch.nn.utils.rnn.unpad_sequence: the list of unpadded sequences (L_i, *)."""
     if not batch_first:
         padded_sequences = padded_sequences.transpose(0, 1)
-    lengths = lengths.tolist() if isinstance(lengths, Tensor) else list(lengths)
-    return [padded_sequences[i, :int(length)] for i, length in enumerate(lengths)]
+    return [padded_sequences[i, :int(length)] for i, length in enumerate(_lengths_array(lengths))]
+
+
+def pack_sequence(sequences, enforce_sorted: bool = True) -> PackedSequence:
+    """torch.nn.utils.rnn.pack_sequence: pad_sequence then pack_padded_sequence."""
+    lengths = [s.shape[0] for s in sequences]
+    return pack_padded_sequence(pad_sequence(sequences), lengths, enforce_sorted=enforce_sorted)
+
+
+def unpack_sequence(packed_sequences: PackedSequence) -> list[Tensor]:
+    """torch.nn.utils.rnn.unpack_sequence: the list of sequences, in the caller's order."""
+    padded, lengths = pad_packed_sequence(packed_sequences, batch_first=True)
+    return unpad_sequence(padded, lengths, batch_first=True)

@@ -1,0 +1,53 @@
+"""``import torch`` answered by chainrule, for running the corpus programs unchanged.
+
+This directory goes first on PYTHONPATH of a program's process (and so of every process it
+starts, DataLoader workers included). Importing it replaces itself in ``sys.modules`` with
+``chainrule`` and installs a meta-path finder that answers ``torch.X`` with the already-imported
+``chainrule.X``: one module object under two names, so ``torch.nn.Module is chainrule.nn.Module``
+and no chainrule module is ever executed twice.
+"""
+
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+
+import chainrule
+
+_PREFIX = "torch"
+
+
+class _ChainruleAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds ``torch.X`` as ``chainrule.X``; ``torch.X`` that chainrule lacks is not found."""
+
+    def __init__(self) -> None:
+        self._original_specs = {}
+
+    def find_spec(self, fullname, path=None, target=None):
+        if not fullname.startswith(_PREFIX + "."):
+            return None
+        target_name = "chainrule" + fullname[len(_PREFIX):]
+        try:
+            if importlib.util.find_spec(target_name) is None:
+                return None
+        except ModuleNotFoundError:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        module = importlib.import_module("chainrule" + spec.name[len(_PREFIX):])
+        self._original_specs[spec.name] = module.__spec__
+        return module
+
+    def exec_module(self, module) -> None:
+        # importlib stamped the alias spec on the shared module; chainrule's own spec goes back
+        # so that chainrule's relative imports and reloads keep seeing their real package.
+        for alias_name, original_spec in list(self._original_specs.items()):
+            if module.__spec__ is not None and module.__spec__.name == alias_name:
+                module.__spec__ = original_spec
+                del self._original_specs[alias_name]
+
+
+if not any(isinstance(finder, _ChainruleAlias) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _ChainruleAlias())
+sys.modules[_PREFIX] = chainrule
