@@ -36,17 +36,7 @@ PROGRAMS = program_names()
 
 # The one place a program is allowed to fail on chainrule: name -> what breaks (mostly pieces
 # being built on other branches). Delete an entry when its fix lands; a passing entry shows as XPASS.
-KNOWN_FAILING: dict[str, str] = {
-    "char_transformer": "RandomSampler(replacement=True, num_samples=int(1e10)) allocates 75 GiB (samplers not lazy); "
-                        "torch.nn.utils.clip_grad_norm_ by attribute: nn.utils resolves to nn.modules.utils",
-    "cnn_classifier": "torch.cuda is missing (AttributeError); x.view(x.size(0), -1) after conv2d/max_pool2d raises "
-                      "'view size is not compatible' (non-contiguous output)",
-    "conv_autoencoder": "print(t.shape, t.dtype) shows chainrule.Size([2, 1, 16, 16]) chainrule.float32 where torch "
-                        "shows torch.Size([2, 1, 16, 16]) torch.float32",
-    "gradient_penalty": "torch.pi is missing (AttributeError)",
-    "lbfgs_curve_fit": "torch.optim.LBFGS is missing (AttributeError)",
-    "transformer_classifier": "torch.nn.utils.clip_grad_norm_ by attribute: nn.utils resolves to nn.modules.utils",
-}
+KNOWN_FAILING: dict[str, str] = {}
 
 
 def check_against_calibration(result: Result) -> None:
@@ -88,6 +78,11 @@ def test_known_failing_lists_only_programs():
 def test_line_shapes_hide_numbers_only():
     result = Result("p", "torch", 0, 0, "epoch 3 loss 0.25 acc 1e-3\nFINAL loss=-2.5E+02\n", "", 0.0)
     assert result.shapes == ["epoch # loss # acc #", "FINAL loss=#"]
+
+
+def test_line_shapes_read_the_package_name_as_torch():
+    result = Result("p", "chainrule", 0, 0, "chainrule.Size([2, 3]) chainrule.float32\n", "", 0.0)
+    assert result.shapes == ["torch.Size([#, #]) torch.float#"]
 
 
 ALIAS_CHECK = """
