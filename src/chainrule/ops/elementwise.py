@@ -331,6 +331,7 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
     a, b = _pair(input, other)
     if a._data.dtype.kind in "iub":
+        _check_integer_divisor(b)
         if rounding_mode == "floor":
             return Tensor._make(np.floor_divide(a._data, b._data))
         quotient = np.abs(a._data) // np.abs(b._data)
@@ -378,9 +379,16 @@ class Fmod(Function):
         return grad, grad_b
 
 
+def _check_integer_divisor(divisor: Tensor) -> None:
+    """Integer division by zero has no value; torch raises where NumPy would return 0 and warn."""
+    if divisor._data.dtype.kind in "iu" and not np.all(divisor._data):
+        raise RuntimeError("ZeroDivisionError")
+
+
 def remainder(input, other) -> Tensor:
     a, b = _pair(input, other)
     if a._data.dtype.kind in "iub":
+        _check_integer_divisor(b)
         return Tensor._make(np.mod(a._data, b._data))
     return Remainder.apply(a, b)
 
@@ -388,6 +396,7 @@ def remainder(input, other) -> Tensor:
 def fmod(input, other) -> Tensor:
     a, b = _pair(input, other)
     if a._data.dtype.kind in "iub":
+        _check_integer_divisor(b)
         return Tensor._make(np.fmod(a._data, b._data))
     return Fmod.apply(a, b)
 
@@ -697,10 +706,12 @@ class Atan2(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # d atan2(a, b) = (b da - a db) / (a^2 + b^2)
+        # d atan2(a, b) = (b da - a db) / (a^2 + b^2); where a^2 + b^2 is 0 (the origin, or
+        # squares that underflow) torch takes the reciprocal as 0, so the gradient is 0, not NaN
         a, b = ctx.saved_tensors
-        denominator = a * a + b * b
-        return grad * b / denominator, -grad * a / denominator
+        reciprocal = 1 / (a * a + b * b)
+        reciprocal = where(Tensor._make(np.isinf(reciprocal._data)), 0.0, reciprocal)
+        return grad * b * reciprocal, -grad * a * reciprocal
 
 
 def atan2(input: Tensor, other: Tensor) -> Tensor:
