@@ -264,7 +264,8 @@ class Var(Function):
         x = ctx.saved_tensors[0]
         dims = ctx.dims
         centered = x - mean(x, dims, keepdim=True)
-        return _keep(grad, x._data.shape, dims, ctx.keepdim) * centered * (2.0 / ctx.dof if ctx.dof else float("inf"))
+        # scale before multiplying by the centered values, so huge inputs do not overflow first (as torch)
+        return _keep(grad, x._data.shape, dims, ctx.keepdim) * (2.0 / ctx.dof if ctx.dof else float("inf")) * centered
 
 
 def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):
@@ -351,23 +352,28 @@ class Amax(Function):
         # the gradient goes to the elements equal to the extremum, split evenly among them
         x, out = ctx.saved_tensors
         shape, dims = x._data.shape, ctx.dims
-        return _split_among_equal(grad, x, _keep(out, shape, dims, ctx.keepdim),
-                                  _keep(grad, shape, dims, ctx.keepdim), dims, ctx._forward_cls.nan_is_equal)
+        value, kept_grad = _keep(out, shape, dims, ctx.keepdim), _keep(grad, shape, dims, ctx.keepdim)
+        if ctx._forward_cls.nan_is_equal:
+            return _split_among_equal(grad, x, value, kept_grad, dims, nan_is_equal=True)
+        # amax/amin: torch's mask * (grad / count), so a NaN extremum matches nothing and its
+        # slice's gradient is 0 * (grad / 0) = NaN; max()/min()/median() give it to the NaNs
+        mask = x._data == value._data
+        count = np.sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype)
+        return kept_grad / Tensor._make(count) * Tensor._make(mask.astype(grad._data.dtype))
 
-    # amax/amin compare with ==, so a NaN extremum matches nothing and its gradient is
-    # 0 * (grad / 0) = NaN, as torch's amax_backward; max()/min()/median() give it to the NaNs
     nan_is_equal = False
 
 
 def _split_among_equal(grad: Tensor, x: Tensor, value: Tensor, kept_grad: Tensor, dims: tuple,
                        nan_is_equal: bool = False) -> Tensor:
+    from .elementwise import where
+
     mask = x._data == value._data
     if nan_is_equal and x._data.dtype.kind == "f":
         mask |= np.isnan(x._data) & np.isnan(value._data)
     count = np.sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype) if dims else None
     share = kept_grad / Tensor._make(count) if count is not None else kept_grad
-    # a product, not a select: a count of 0 gives NaN exactly where torch's mask * (grad / count) does
-    return share * Tensor._make(mask.astype(grad._data.dtype))
+    return where(Tensor._make(mask), share, 0.0)
 
 
 class AmaxAll(Amax):
