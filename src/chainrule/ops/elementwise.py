@@ -286,7 +286,7 @@ def zeros_like_tensor(t: Tensor) -> Tensor:
 def add(input, other, *, alpha=1, out=None) -> Tensor:
     """torch.add: ``input + alpha * other`` with broadcasting and type promotion."""
     if alpha != 1:
-        other = mul(other, alpha)
+        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     a, b = _pair(input, other)
     return Add.apply(a, b)
 
@@ -301,7 +301,7 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
                            "If you are trying to invert a mask, use the `~` or `logical_not()` "
                            "operator instead.")
     if alpha != 1:
-        other = mul(other, alpha)
+        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     a, b = _pair(input, other)
     return Sub.apply(a, b)
 
@@ -733,7 +733,15 @@ class Atan2(Function):
         return grad * b * reciprocal, -grad * a * reciprocal
 
 
+def _require_tensors(op: str, input, other) -> None:
+    """atan2 and hypot take no Python numbers (torch's signature is Tensor, Tensor)."""
+    for position, (name, x) in enumerate((("input", input), ("other", other)), start=1):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{op}(): argument '{name}' (position {position}) must be Tensor, not {type(x).__name__}")
+
+
 def atan2(input: Tensor, other: Tensor) -> Tensor:
+    _require_tensors("atan2", input, other)
     a, b = _float_pair(input, other)
     return Atan2.apply(a, b)
 
@@ -757,6 +765,7 @@ class Hypot(Function):
 
 
 def hypot(input: Tensor, other: Tensor) -> Tensor:
+    _require_tensors("hypot", input, other)
     a, b = _float_pair(input, other)
     return Hypot.apply(a, b)
 

@@ -39,7 +39,8 @@ def _dims(dim, ndim: int, op: str) -> tuple:
         if len(set(dims)) != len(dims):
             raise RuntimeError(f"{op}: dim {list(dim)} appears multiple times in the list of dims")
         return dims if ndim else ()
-    return (_wrap_dim(dim, ndim, op),) if ndim else ()
+    wrapped = _wrap_dim(dim, ndim, op)  # checked on 0-d tensors too, which take -1 and 0
+    return (wrapped,) if ndim else ()
 
 
 def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool) -> Tensor:

@@ -130,6 +130,8 @@ def ravel(input: Tensor) -> Tensor:
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     ndim = input._data.ndim
     if ndim == 0:
+        _wrap_dim(start_dim, ndim, "flatten")  # a 0-d tensor takes dims -1 and 0 only
+        _wrap_dim(end_dim, ndim, "flatten")
         return reshape(input, 1)
     start = _wrap_dim(start_dim, ndim, "flatten")
     end = _wrap_dim(end_dim, ndim, "flatten")
@@ -433,7 +435,8 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
         size = split_size_or_sections
         if size <= 0 and length:
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {length}")
-        sizes = [size] * (length // size) + ([length % size] if length % size else []) if size else [0]
+        # an empty dim still splits into one empty piece, as torch
+        sizes = ([size] * (length // size) + ([length % size] if length % size else [])) or [0] if size else [0]
     else:
         sizes = [int(s) for s in split_size_or_sections]
         if sum(sizes) != length:
@@ -539,7 +542,8 @@ class Flip(Function):
 
 def flip(input: Tensor, dims) -> Tensor:
     """torch.flip: reverse the order along ``dims`` (a copy, as in torch)."""
-    return Flip.apply(input, dims=_unique_dims(dims, input._data.ndim, "flip"))
+    dims = _unique_dims(dims, input._data.ndim, "flip")
+    return Flip.apply(input, dims=dims if input._data.ndim else ())
 
 
 def fliplr(input: Tensor) -> Tensor:
