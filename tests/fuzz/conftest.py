@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, settings
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
-settings.register_profile("chainrule-fuzz-ci", max_examples=30, derandomize=True, database=None,
+settings.register_profile("chainrule-fuzz-ci", max_examples=25, derandomize=True, database=None,
                           deadline=None, suppress_health_check=_QUIET, print_blob=True)
 settings.register_profile("chainrule-fuzz-long", max_examples=1500, derandomize=False, database=None,
                           deadline=None, suppress_health_check=_QUIET, print_blob=True)

@@ -253,6 +253,7 @@ class Var(Function):
         ctx.keepdim = keepdim
         n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
         ctx.dof = builtins.max(0, n - correction)  # torch divides by max(0, N - correction)
+        ctx.n_minus_correction = n - correction  # ...but its gradient by N - correction itself
         with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's "mean of empty slice"
             out = np.var(x, axis=dims, ddof=correction, keepdims=keepdim) if n - correction > 0 else \
@@ -266,7 +267,8 @@ class Var(Function):
         dims = ctx.dims
         centered = x - mean(x, dims, keepdim=True)
         # scale before multiplying by the centered values, so huge inputs do not overflow first (as torch)
-        return _keep(grad, x._data.shape, dims, ctx.keepdim) * (2.0 / ctx.dof if ctx.dof else float("inf")) * centered
+        scale = 2.0 / ctx.n_minus_correction if ctx.n_minus_correction else float("inf")
+        return _keep(grad, x._data.shape, dims, ctx.keepdim) * scale * centered
 
 
 def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):

@@ -314,8 +314,8 @@ def squeeze(input: Tensor, dim=None) -> Tensor:
         dims = tuple(i for i, s in enumerate(shape) if s == 1)
     else:
         dims = (dim,) if isinstance(dim, int) else tuple(dim)
-        dims = tuple(_wrap_dim(d, len(shape), "squeeze") for d in dims) if shape else ()
-        dims = tuple(d for d in dims if shape[d] == 1)
+        dims = tuple(_wrap_dim(d, len(shape), "squeeze") for d in dims)  # 0-d takes -1 and 0
+        dims = tuple(d for d in dims if shape and shape[d] == 1)
     return reshape(input, tuple(s for i, s in enumerate(shape) if i not in dims))
 
 
