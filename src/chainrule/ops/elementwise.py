@@ -337,7 +337,7 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
         quotient = np.abs(a._data) // np.abs(b._data)
         return Tensor._make(np.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype))
     rounded = _floor_divide_float(a._data, b._data) if rounding_mode == "floor" else np.trunc(a._data / b._data)
-    return Tensor._make(rounded)
+    return Tensor._make(rounded)  # piecewise constant: torch gives no gradient path either
 
 
 def _floor_divide_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -349,7 +349,7 @@ def _floor_divide_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         div = np.where((mod != 0) & ((b < 0) != (mod < 0)), div - 1, div)
         floored = np.floor(div)
         floored = np.where(div - floored > 0.5, floored + 1, floored)
-        return np.where(b == 0, a / b, np.where(div != 0, floored, np.copysign(np.zeros_like(div), a / b)))  # piecewise constant: torch gives no gradient path either
+        return np.where(b == 0, a / b, np.where(div != 0, floored, np.copysign(np.zeros_like(div), a / b)))
 
 
 true_divide = div
