@@ -349,7 +349,10 @@ class _IndexClassLoss(Function):
         if ctx.reduction == "none":
             g_row = grad._data.reshape(-1)
         else:
-            g_row = np.full(M, grad._data / ctx.denom, dtype)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g_row = np.full(M, grad._data / ctx.denom, dtype)
+            # ignored elements get no gradient, even when all are ignored and 'mean' divides by 0
+            g_row = _masked(ctx.valid, g_row)
         if not _grad_state.enabled:
             if ctx.log_softmax and M:
                 eps = ctx.eps

@@ -855,12 +855,14 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
     ``p`` may be any number, ``inf``/``-inf`` (ties share the gradient evenly) or 'fro'; the
     gradient of the 2-norm at the zero vector is 0, as in torch. 'nuc' is not supported.
     """
+    if isinstance(dim, int):
+        dim = (dim,)
     if p == "fro" or p is None:
+        if dim is not None and len(dim) > 2:  # torch takes 'fro' over a tuple of dims as a matrix norm
+            raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {' '.join(str(d) for d in dim)}")
         p = 2
     elif isinstance(p, str):
         raise RuntimeError(f"norm: the '{p}' norm is not supported by chainrule")
-    if isinstance(dim, int):
-        dim = (dim,)
     return _vector_norm(input, p, dim, keepdim, dtype, "linalg.vector_norm")
 
 
