@@ -16,6 +16,8 @@ def erf(x: np.ndarray) -> np.ndarray:
     no cancellation); |x| >= 3: erfc from its continued fraction, evaluated bottom-up.
     """
     x = np.asarray(x)
+    if x.ndim == 0:  # NumPy ufuncs turn 0-d arrays into scalars, which the masked writes below need
+        return erf(x.reshape(1)).reshape(())
     dtype = x.dtype if x.dtype.kind == "f" else np.float64
     if dtype != np.float64:
         return _erf_single(x).astype(dtype, copy=False)

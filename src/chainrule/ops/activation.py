@@ -59,9 +59,9 @@ class Relu(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # relu'(x) = 1 where x > 0 else 0 (0 at x = 0, as torch)
+        # relu'(x) = 0 where x <= 0 else 1 (0 at x = 0, and NaN passes the gradient, as torch)
         (y,) = ctx.saved_tensors
-        return _mask_mul(grad, y._data > 0)
+        return _mask_mul(grad, ~(y._data <= 0))
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -166,7 +166,7 @@ class Hardshrink(Function):
     def forward(ctx, x, lambd):
         keep = (x < -lambd) | (x > lambd)
         ctx.save_for_backward(keep)
-        return np.where(keep, x, x.dtype.type(0))
+        return np.where(keep | np.isnan(x), x, x.dtype.type(0))  # NaN propagates; its gradient is 0
 
     @staticmethod
     def backward(ctx, grad):
@@ -190,7 +190,7 @@ class Softshrink(Hardshrink):
         keep = (x < -lambd) | (x > lambd)
         ctx.save_for_backward(keep)
         lam = x.dtype.type(lambd)
-        return np.where(x > lambd, x - lam, np.where(x < -lambd, x + lam, x.dtype.type(0)))
+        return np.where(x > lambd, x - lam, np.where(x < -lambd, x + lam, x * 0))  # x * 0 keeps NaN
 
 
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:

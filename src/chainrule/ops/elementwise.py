@@ -197,10 +197,10 @@ class Div(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # d(a / b) = da / b - a db / b^2
+        # d(a / b) = da / b - (a / b) / b db  (torch's order: b * b would overflow first)
         a, b = ctx.saved_tensors
         grad_a = grad / b if ctx.needs_input_grad[0] else None
-        grad_b = -grad * a / (b * b) if ctx.needs_input_grad[1] else None
+        grad_b = -grad * ((a / b) / b) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
@@ -294,7 +294,7 @@ def zeros_like_tensor(t: Tensor) -> Tensor:
 def add(input, other, *, alpha=1, out=None) -> Tensor:
     """torch.add: ``input + alpha * other`` with broadcasting and type promotion."""
     if alpha != 1:
-        other = mul(other, alpha)
+        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     a, b = _pair(input, other)
     return Add.apply(a, b)
 
@@ -310,7 +310,7 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
                            "If you are trying to invert a mask, use the `~` or `logical_not()` "
                            "operator instead.")
     if alpha != 1:
-        other = mul(other, alpha)
+        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     a, b = _pair(input, other)
     return Sub.apply(a, b)
 
@@ -342,13 +342,26 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
     a, b = _pair(input, other)
     if a._data.dtype.kind in "iub":
+        _check_integer_divisor(b)
         if rounding_mode == "floor":
             return Tensor._make(np.floor_divide(a._data, b._data))
         quotient = np.abs(a._data) // np.abs(b._data)
         return Tensor._make(np.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype))
     with np.errstate(all="ignore"):  # x / 0 is ±inf (or NaN) silently, as in torch
-        rounded = np.floor(a._data / b._data) if rounding_mode == "floor" else np.trunc(a._data / b._data)
+        rounded = _floor_divide_float(a._data, b._data) if rounding_mode == "floor" else np.trunc(a._data / b._data)
     return Tensor._make(rounded)  # piecewise constant: torch gives no gradient path either
+
+
+def _floor_divide_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """torch's (and Python's) floating floor division: from fmod, not floor(a / b), so a quotient
+    that rounds to -0 floors to -1, inf // 1 is NaN, and x // 0 is x / 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mod = np.fmod(a, b)
+        div = (a - mod) / b
+        div = np.where((mod != 0) & ((b < 0) != (mod < 0)), div - 1, div)
+        floored = np.floor(div)
+        floored = np.where(div - floored > 0.5, floored + 1, floored)
+        return np.where(b == 0, a / b, np.where(div != 0, floored, np.copysign(np.zeros_like(div), a / b)))
 
 
 true_divide = div
@@ -390,9 +403,16 @@ class Fmod(Function):
         return grad, grad_b
 
 
+def _check_integer_divisor(divisor: Tensor) -> None:
+    """Integer division by zero has no value; torch raises where NumPy would return 0 and warn."""
+    if divisor._data.dtype.kind in "iu" and not np.all(divisor._data):
+        raise RuntimeError("ZeroDivisionError")
+
+
 def remainder(input, other) -> Tensor:
     a, b = _pair(input, other)
     if a._data.dtype.kind in "iub":
+        _check_integer_divisor(b)
         return Tensor._make(np.mod(a._data, b._data))
     return Remainder.apply(a, b)
 
@@ -400,6 +420,7 @@ def remainder(input, other) -> Tensor:
 def fmod(input, other) -> Tensor:
     a, b = _pair(input, other)
     if a._data.dtype.kind in "iub":
+        _check_integer_divisor(b)
         return Tensor._make(np.fmod(a._data, b._data))
     return Fmod.apply(a, b)
 
@@ -516,7 +537,14 @@ def _sigmoid_array(x):
 sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), saves="output")
 
 # piecewise-constant ops: zero gradient everywhere, as torch defines
-sign = _unary("Sign", np.sign, _zero_grad, saves="none", float_only=False)
+def _sign_array(x: np.ndarray) -> np.ndarray:
+    y = np.sign(x)
+    if y.dtype.kind == "f":
+        y = np.where(np.isnan(y), y.dtype.type(0), y)  # torch's sign(NaN) is 0 (so abs'(NaN) is 0 too)
+    return y
+
+
+sign = _unary("Sign", _sign_array, _zero_grad, saves="none", float_only=False)
 floor = _unary("Floor", np.floor, _zero_grad, saves="none", float_only=False)
 ceil = _unary("Ceil", np.ceil, _zero_grad, saves="none", float_only=False)
 trunc = _unary("Trunc", np.trunc, _zero_grad, saves="none", float_only=False)
@@ -719,30 +747,62 @@ class Atan2(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # d atan2(a, b) = (b da - a db) / (a^2 + b^2)
+        # d atan2(a, b) = (b da - a db) / (a^2 + b^2); where a^2 + b^2 is 0 (the origin, or
+        # squares that underflow) torch takes the reciprocal as 0, so the gradient is 0, not NaN
         a, b = ctx.saved_tensors
-        denominator = a * a + b * b
-        return grad * b / denominator, -grad * a / denominator
+        reciprocal = 1 / (a * a + b * b)
+        reciprocal = where(Tensor._make(np.isinf(reciprocal._data)), 0.0, reciprocal)
+        return grad * b * reciprocal, -grad * a * reciprocal
+
+
+def _require_tensors(op: str, input, other) -> None:
+    """atan2 and hypot take no Python numbers (torch's signature is Tensor, Tensor)."""
+    for position, (name, x) in enumerate((("input", input), ("other", other)), start=1):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{op}(): argument '{name}' (position {position}) must be Tensor, not {type(x).__name__}")
 
 
 def atan2(input: Tensor, other: Tensor) -> Tensor:
+    _require_tensors("atan2", input, other)
     a, b = _float_pair(input, other)
     return Atan2.apply(a, b)
 
 
+class Hypot(Function):
+    """sqrt(a^2 + b^2) without the squares' overflow or underflow (np.hypot, as torch's)."""
+
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        out = np.hypot(a, b)
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d hypot = (a da + b db) / hypot
+        a, b, out = ctx.saved_tensors
+        return grad * a / out, grad * b / out
+
+
 def hypot(input: Tensor, other: Tensor) -> Tensor:
-    return sqrt(input * input + other * other)
+    _require_tensors("hypot", input, other)
+    a, b = _float_pair(input, other)
+    return Hypot.apply(a, b)
 
 
 def logaddexp(input: Tensor, other: Tensor) -> Tensor:
     m = maximum(input, other).detach()
+    # shift by the larger input, except an infinite one (inf - inf would be NaN; the sum is that inf)
+    m = where(Tensor._make(np.isinf(m._data)), 0.0, m)
     return m + log(exp(input - m) + exp(other - m))
 
 
 def xlogy(input, other) -> Tensor:
-    """x * log(y), defined as 0 where x == 0 (and y is not NaN)."""
+    """x * log(y), defined as 0 where x == 0 and y is not NaN."""
     x, y = _float_pair(input, other)
-    return name_node(where(x == 0, 0.0, x * log(y)), "XlogyBackward0")
+    return name_node(where((x == 0) & ~isnan(y), 0.0, x * log(y)), "XlogyBackward0")
 
 
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:

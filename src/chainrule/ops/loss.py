@@ -180,7 +180,7 @@ def _class_layout(input: Tensor, target: Tensor, op: str):
     shape, tshape = input._data.shape, target._data.shape
     if input._data.ndim == 0:
         raise ValueError(f"Expected 1 or more dimensions (got {input._data.ndim})")
-    if target._data.dtype.kind not in "iub" or target._data.dtype == np.bool_:
+    if target._data.dtype not in (np.int64, np.uint8):  # torch takes no other index dtype
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype_name(target)}")
     if input._data.ndim == 1:
         if target._data.ndim != 0:
@@ -203,7 +203,8 @@ def _class_layout(input: Tensor, target: Tensor, op: str):
 
 
 def _dtype_name(t: Tensor) -> str:
-    names = {"float32": "Float", "float64": "Double", "float16": "Half", "int32": "Int", "bool": "Bool"}
+    names = {"float32": "Float", "float64": "Double", "float16": "Half", "int32": "Int", "bool": "Bool",
+             "int16": "Short", "int8": "Char"}
     name = str(t.dtype).split(".")[-1]
     return names.get(name, name.capitalize())
 
@@ -349,7 +350,10 @@ class _IndexClassLoss(Function):
         if ctx.reduction == "none":
             g_row = grad._data.reshape(-1)
         else:
-            g_row = np.full(M, grad._data / ctx.denom, dtype)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g_row = np.full(M, grad._data / ctx.denom, dtype)
+            # ignored elements get no gradient, even when all are ignored and 'mean' divides by 0
+            g_row = _masked(ctx.valid, g_row)
         if not _grad_state.enabled:
             if ctx.log_softmax and M:
                 eps = ctx.eps
@@ -456,12 +460,38 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     data = input._data
     if data.size and (np.any(data < 0) or np.any(data > 1) or np.isnan(data).any()):
         raise RuntimeError("all elements of input should be between 0 and 1")
-    log_p = ew.clamp(ew.log(input), min=-100.0)
-    log_q = ew.clamp(ew.log(1 - input), min=-100.0)
-    loss = -(target * log_p + (1 - target) * log_q)
+    loss = _BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         loss = loss * weight
     return name_node(_reduce(loss, reduction), "BinaryCrossEntropyBackward0")
+
+
+class _BinaryCrossEntropy(Function):
+    """Elementwise ``-(t log p + (1 - t) log(1 - p))``, fused because torch clamps twice: each log
+    at -100 in the forward, and ``p (1 - p)`` at 1e-12 in the input gradient, so p = 0 or 1
+    gives a large finite gradient instead of the composition's NaN."""
+
+    _array_forward = True
+    node_name = "BinaryCrossEntropyBackward0"
+
+    @staticmethod
+    def forward(ctx, p, t):
+        ctx.save_for_backward(p, t)
+        with np.errstate(divide="ignore"):
+            log_p = np.maximum(np.log(p), -100.0)
+            log_q = np.maximum(np.log1p(-p), -100.0)
+        return (-(t * log_p + (1 - t) * log_q)).astype(p.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d/dp = (p - t) / max(p (1 - p), 1e-12);  d/dt = log(1 - p) - log(p), unclamped as torch's
+        p, t = ctx.saved_tensors
+        grad_p = grad_t = None
+        if ctx.needs_input_grad[0]:
+            grad_p = grad * (p - t) / ew.clamp(p * (1 - p), min=1e-12)
+        if ctx.needs_input_grad[1]:
+            grad_t = grad * (ew.log1p(-p) - ew.log(p))
+        return grad_p, grad_t
 
 
 def _size(t: Tensor) -> str:

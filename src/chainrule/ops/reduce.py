@@ -38,7 +38,8 @@ def _dims(dim, ndim: int, op: str) -> tuple:
         if len(set(dims)) != len(dims):
             raise RuntimeError(f"{op}: dim {list(dim)} appears multiple times in the list of dims")
         return dims if ndim else ()
-    return (_wrap_dim(dim, ndim, op),) if ndim else ()
+    wrapped = _wrap_dim(dim, ndim, op)  # checked on 0-d tensors too, which take -1 and 0
+    return (wrapped,) if ndim else ()
 
 
 def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool) -> Tensor:
@@ -260,6 +261,7 @@ class Var(Function):
         ctx.keepdim = keepdim
         n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
         ctx.dof = builtins.max(0, n - correction)  # torch divides by max(0, N - correction)
+        ctx.n_minus_correction = n - correction  # ...but its gradient by N - correction itself
         with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's "mean of empty slice"
             out = np.var(x, axis=dims, ddof=correction, keepdims=keepdim) if n - correction > 0 else \
@@ -269,10 +271,12 @@ class Var(Function):
     @staticmethod
     def backward(ctx, grad):
         # d var = 2 (x - mean) / (n - correction) dx
-        (x,) = ctx.saved_tensors
+        x = ctx.saved_tensors[0]
         dims = ctx.dims
         centered = x - mean(x, dims, keepdim=True)
-        return _keep(grad, x._data.shape, dims, ctx.keepdim) * centered * (2.0 / ctx.dof if ctx.dof else float("inf"))
+        # scale before multiplying by the centered values, so huge inputs do not overflow first (as torch)
+        scale = 2.0 / ctx.n_minus_correction if ctx.n_minus_correction else float("inf")
+        return _keep(grad, x._data.shape, dims, ctx.keepdim) * scale * centered
 
 
 def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):
@@ -300,11 +304,30 @@ def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correc
     return Var.apply(input, dims=dims, correction=correction, keepdim=keepdim)
 
 
+class Std(Var):
+    """sqrt(var) fused, because torch's rule masks the gradient where std is 0 (a constant
+    slice): 0 there, where sqrt's 1 / (2 std) times var's zero centered values would be NaN."""
+
+    @staticmethod
+    def forward(ctx, x, dims, correction, keepdim):
+        out = np.sqrt(Var.forward(ctx, x, dims, correction, keepdim))
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d std = d var / (2 std), taken as 0 where std is 0
+        from .elementwise import where
+
+        out = ctx.saved_tensors[1]
+        scaled = where(Tensor._make(out._data == 0), 0.0, grad / (2 * out))
+        return Var.backward(ctx, scaled)
+
+
 def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
     """torch.std: the square root of ``var`` (same ``correction`` / ``unbiased`` arguments)."""
-    from .elementwise import sqrt
-
-    return name_node(sqrt(var(input, dim, unbiased, keepdim, correction=correction)), "StdBackward0")
+    dims, correction, keepdim = _var_args("std", input, dim, unbiased, keepdim, correction)
+    return Std.apply(input, dims=dims, correction=correction, keepdim=keepdim)
 
 
 def var_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
@@ -317,10 +340,9 @@ def var_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, c
 
 def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
     """torch.std_mean: the tuple ``(std, mean)`` over the same dims."""
-    from .elementwise import sqrt
-
-    v, m = var_mean(input, dim, unbiased, keepdim, correction=correction)
-    return name_node((sqrt(v), m), "StdMeanBackward0")
+    dims, correction, keepdim = _var_args("std_mean", input, dim, unbiased, keepdim, correction)
+    return name_node((Std.apply(input, dims=dims, correction=correction, keepdim=keepdim),
+                      Mean.apply(input, dims=dims, keepdim=keepdim)), "StdMeanBackward0")
 
 
 # ---------------------------------------------------------------- max, min and friends
@@ -342,14 +364,25 @@ class Amax(Function):
         # the gradient goes to the elements equal to the extremum, split evenly among them
         x, out = ctx.saved_tensors
         shape, dims = x._data.shape, ctx.dims
-        return _split_among_equal(grad, x, _keep(out, shape, dims, ctx.keepdim),
-                                  _keep(grad, shape, dims, ctx.keepdim), dims)
+        value, kept_grad = _keep(out, shape, dims, ctx.keepdim), _keep(grad, shape, dims, ctx.keepdim)
+        if ctx._forward_cls.nan_is_equal:
+            return _split_among_equal(grad, x, value, kept_grad, dims, nan_is_equal=True)
+        # amax/amin: torch's mask * (grad / count), so a NaN extremum matches nothing and its
+        # slice's gradient is 0 * (grad / 0) = NaN; max()/min()/median() give it to the NaNs
+        mask = x._data == value._data
+        count = np.sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype)
+        return kept_grad / Tensor._make(count) * Tensor._make(mask.astype(grad._data.dtype))
+
+    nan_is_equal = False
 
 
-def _split_among_equal(grad: Tensor, x: Tensor, value: Tensor, kept_grad: Tensor, dims: tuple) -> Tensor:
+def _split_among_equal(grad: Tensor, x: Tensor, value: Tensor, kept_grad: Tensor, dims: tuple,
+                       nan_is_equal: bool = False) -> Tensor:
     from .elementwise import where
 
     mask = x._data == value._data
+    if nan_is_equal and x._data.dtype.kind == "f":
+        mask |= np.isnan(x._data) & np.isnan(value._data)
     count = np.sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype) if dims else None
     share = kept_grad / Tensor._make(count) if count is not None else kept_grad
     return where(Tensor._make(mask), share, 0.0)
@@ -357,10 +390,12 @@ def _split_among_equal(grad: Tensor, x: Tensor, value: Tensor, kept_grad: Tensor
 
 class AmaxAll(Amax):
     node_name = "MaxBackward1"
+    nan_is_equal = True
 
 
 class AminAll(Amax):
     node_name = "MinBackward1"
+    nan_is_equal = True
 
 
 class Amin(Amax):
@@ -832,12 +867,14 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
     ``p`` may be any number, ``inf``/``-inf`` (ties share the gradient evenly) or 'fro'; the
     gradient of the 2-norm at the zero vector is 0, as in torch. 'nuc' is not supported.
     """
+    if isinstance(dim, int):
+        dim = (dim,)
     if p == "fro" or p is None:
+        if dim is not None and len(dim) > 2:  # torch takes 'fro' over a tuple of dims as a matrix norm
+            raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {' '.join(str(d) for d in dim)}")
         p = 2
     elif isinstance(p, str):
         raise RuntimeError(f"norm: the '{p}' norm is not supported by chainrule")
-    if isinstance(dim, int):
-        dim = (dim,)
     return _vector_norm(input, p, dim, keepdim, dtype, "linalg.vector_norm")
 
 
@@ -874,7 +911,12 @@ def _argsort(x: np.ndarray, dim: int, descending: bool) -> np.ndarray:
         x = x.astype(np.int8)
     if x.dtype.kind == "u":
         x = x.astype(np.int64)
-    return np.argsort(-x, axis=dim, kind="stable")
+    order = np.argsort(-x, axis=dim, kind="stable")
+    if x.dtype.kind == "f" and np.isnan(x).any():
+        # -NaN is NaN and sorts last; torch orders NaN as the largest value, so move NaNs first
+        nan_last = ~np.isnan(np.take_along_axis(x, order, axis=dim))
+        order = np.take_along_axis(order, np.argsort(nan_last, axis=dim, kind="stable"), axis=dim)
+    return order
 
 
 def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | None = None):
@@ -917,6 +959,16 @@ def _kth_index(x: np.ndarray, d: int, k: int) -> np.ndarray:
     return np.take(np.argsort(x, axis=d, kind="stable"), [k], axis=d)
 
 
+def _median_index(x: np.ndarray, d: int) -> np.ndarray:
+    """The lower middle element's index along ``d``; torch's median is NaN (the first one) when
+    the slice holds a NaN, unlike kthvalue, which orders NaN as the largest value."""
+    index = _kth_index(x, d, (x.shape[d] - 1) // 2)
+    if x.dtype.kind == "f":
+        nan = np.isnan(x)
+        index = np.where(nan.any(axis=d, keepdims=True), np.argmax(nan, axis=d, keepdims=True), index)
+    return index
+
+
 def median(input: Tensor, dim=None, keepdim: bool = False):
     """torch.median: the lower of the two middle values. ``median()`` splits the gradient evenly
     among elements equal to it (torch's rule); ``median(dim)`` returns ``(values, indices)`` and
@@ -927,14 +979,14 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
             return Tensor._make(np.asarray(np.nan if x.dtype.kind == "f" else np.iinfo(x.dtype).min
                                            if x.dtype.kind in "iu" else False, dtype=x.dtype))
         flat = input.reshape(-1)
-        index = _kth_index(flat._data, 0, (x.size - 1) // 2)
+        index = _median_index(flat._data, 0)
         value = MedianAll.apply(flat, index=index)
         return value
     d = _single_dim(dim, x.ndim, "median")
     if x.ndim == 0:
         return _select_along(MedianDim, input, np.zeros((), np.int64), 0, keepdim, "median")
     _check_nonempty(x, (d,), "median")
-    return _select_along(MedianDim, input, _kth_index(x, d, (x.shape[d] - 1) // 2), d, keepdim, "median")
+    return _select_along(MedianDim, input, _median_index(x, d), d, keepdim, "median")
 
 
 class MedianAll(Function):
@@ -952,7 +1004,7 @@ class MedianAll(Function):
     @staticmethod
     def backward(ctx, grad):
         flat, out = ctx.saved_tensors
-        return _split_among_equal(grad, flat, out, grad, (0,))
+        return _split_among_equal(grad, flat, out, grad, (0,), nan_is_equal=True)
 
 
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):

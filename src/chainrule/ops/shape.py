@@ -127,6 +127,8 @@ def ravel(input: Tensor) -> Tensor:
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     ndim = input._data.ndim
     if ndim == 0:
+        _wrap_dim(start_dim, ndim, "flatten")  # a 0-d tensor takes dims -1 and 0 only
+        _wrap_dim(end_dim, ndim, "flatten")
         return reshape(input, 1)
     start = _wrap_dim(start_dim, ndim, "flatten")
     end = _wrap_dim(end_dim, ndim, "flatten")
@@ -308,9 +310,9 @@ def squeeze(input: Tensor, dim=None) -> Tensor:
     if dim is None:
         dims = tuple(i for i, s in enumerate(shape) if s == 1)
     else:
-        dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
-        dims = tuple(_wrap_dim(d, len(shape), "squeeze") for d in dims) if shape else ()
-        dims = tuple(d for d in dims if shape[d] == 1)
+        dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        dims = tuple(_wrap_dim(d, len(shape), "squeeze") for d in dims)  # 0-d takes -1 and 0
+        dims = tuple(d for d in dims if shape and shape[d] == 1)
     # torch's overloads: squeeze() / squeeze(int) / squeeze(tuple)
     overload = 0 if dim is None else 1 if isinstance(dim, int) else 2
     return name_node(reshape(input, tuple(s for i, s in enumerate(shape) if i not in dims)),
@@ -443,7 +445,8 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
         size = split_size_or_sections
         if size <= 0 and length:
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {length}")
-        sizes = [size] * (length // size) + ([length % size] if length % size else []) if size else [0]
+        # an empty dim still splits into one empty piece, as torch
+        sizes = ([size] * (length // size) + ([length % size] if length % size else [])) or [0] if size else [0]
     else:
         sizes = [int(s) for s in split_size_or_sections]
         if sum(sizes) != length:
@@ -554,7 +557,8 @@ class Flip(Function):
 
 def flip(input: Tensor, dims) -> Tensor:
     """torch.flip: reverse the order along ``dims`` (a copy, as in torch)."""
-    return Flip.apply(input, dims=_unique_dims(dims, input._data.ndim, "flip"))
+    dims = _unique_dims(dims, input._data.ndim, "flip")
+    return Flip.apply(input, dims=dims if input._data.ndim else ())
 
 
 def fliplr(input: Tensor) -> Tensor:
