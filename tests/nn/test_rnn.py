@@ -183,9 +183,13 @@ def test_gradcheck_float64(name):
     assert chainrule.autograd.gradcheck(fn, [x, weights[0], weights[-1]], eps=1e-6, atol=1e-5, rtol=1e-3)
 
 
-def test_create_graph_through_rnn_raises():
+def test_create_graph_through_rnn_records_the_gradient():
+    # issue 11: the recurrent backward is differentiable (it used to raise here)
     gru = chainrule.nn.GRU(2, 3)
-    x = chainrule.zeros(4, 1, 2, requires_grad=True)
+    x = chainrule.ones(4, 1, 2, requires_grad=True)
     out, _ = gru(x)
-    with pytest.raises(RuntimeError, match="not differentiable"):
-        chainrule.autograd.grad(out.sum(), x, create_graph=True)
+    (grad_x,) = chainrule.autograd.grad(out.sum(), x, create_graph=True)
+    assert type(grad_x.grad_fn).__name__ == "GruBackwardBackward0"
+    (grad_x_plain,) = chainrule.autograd.grad(gru(x)[0].sum(), x)
+    assert grad_x_plain.grad_fn is None
+    np.testing.assert_allclose(grad_x.detach().numpy(), grad_x_plain.numpy(), rtol=1e-6)

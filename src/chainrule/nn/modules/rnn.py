@@ -1,13 +1,10 @@
 """Recurrent layers: RNN (tanh/relu), LSTM, GRU and their single-step cells, torch's layout.
 
-Each (layer, direction) runs as one fused op: the input projections of all time steps are one
-GEMM up front, then a loop over time does the recurrent GEMM and the gate math on arrays. The
-backward is backpropagation through time on arrays (the same GEMM layout), so a training step
-records one node per layer and direction. That backward is not itself differentiable
-(``create_graph=True`` through an RNN raises), unlike torch's CPU RNNs.
-
-Gate orders follow torch: LSTM (i, f, g, o); GRU (r, z, n) with
-``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))`` and ``h' = (1 - z) n + z h``.
+The modules hold torch's parameters and handle the arguments (batch_first, unbatched input,
+initial states, stacked layers, bidirectional, dropout between layers, packed sequences); each
+(layer, direction) runs as one op, ``ops.rnn.recurrent_layer`` — see that module for the fused
+forward, the BPTT backward and its (differentiable) second-order rule. A cell is that op over
+one time step.
 """
 
 from __future__ import annotations
@@ -17,9 +14,8 @@ import math
 import numpy as np
 
 from ... import _dtype
-from ...autograd.function import Function
-from ...autograd.grad_mode import state as _grad_state
 from ...ops.creation import empty
+from ...ops.rnn import recurrent_layer
 from ...ops.shape import cat, stack
 from ...tensor import Tensor
 from .. import init
@@ -32,235 +28,8 @@ __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell"
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # 0.5 (1 + tanh(x / 2)): no overflow for large |x|
-    out = np.tanh(x * x.dtype.type(0.5))
-    out += 1
-    out *= 0.5
-    return out
-
-
-class _RecurrentLayer(Function):
-    """One layer in one direction over the whole sequence.
-
-    Inputs: x (T, B, I), w_ih (G H, I), w_hh (G H, H), b_ih, b_hh (G H), h0 (B, H) [, c0 (B, H)].
-    Outputs: the hidden states (T, B, H), h_n (B, H) [, c_n (B, H)].
-    With ``lengths`` (B,) (a packed batch), sequence b runs only for t < lengths[b]: elsewhere its
-    state passes through unchanged and its output is 0, so h_n is the state at its own last step
-    in either direction.
-    """
-
-    _array_forward = True
-
-    @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, *, mode, reverse, lengths=None):
-        T, B = x.shape[0], x.shape[1]
-        H = w_hh.shape[1]
-        dtype = x.dtype
-        gi = (x.reshape(T * B, -1) @ w_ih.T).reshape(T, B, -1)
-        gi += b_ih
-        w_hh_t = w_hh.T
-        out = np.empty((T, B, H), dtype)
-        hs = np.empty((T + 1, B, H), dtype)  # hs[k] is the state before step k of the walk
-        h = hs[0]
-        h[...] = h0
-        steps = range(T - 1, -1, -1) if reverse else range(T)
-        saved = {}
-        if mode == "GRU":
-            r_all = np.empty((T, B, H), dtype)
-            z_all = np.empty((T, B, H), dtype)
-            n_all = np.empty((T, B, H), dtype)
-            ghn_all = np.empty((T, B, H), dtype)
-            for k, t in enumerate(steps):
-                gh = h @ w_hh_t
-                gh += b_hh
-                g = gi[t]
-                r = _sigmoid(g[:, :H] + gh[:, :H])
-                z = _sigmoid(g[:, H:2 * H] + gh[:, H:2 * H])
-                ghn = gh[:, 2 * H:]
-                n = np.tanh(g[:, 2 * H:] + r * ghn)
-                h_new = hs[k + 1]
-                np.subtract(h, n, out=h_new)
-                h_new *= z
-                h_new += n
-                r_all[t], z_all[t], n_all[t], ghn_all[t] = r, z, n, ghn
-                _hold_ended(t, lengths, (h_new, h))
-                out[t] = h_new
-                _hold_ended(t, lengths, (out[t], 0))
-                h = h_new
-            saved = dict(r=r_all, z=z_all, n=n_all, ghn=ghn_all)
-            results = (out, h.copy())
-        elif mode == "LSTM":
-            gates_all = np.empty((T, B, 4 * H), dtype)
-            cs = np.empty((T + 1, B, H), dtype)
-            c = cs[0]
-            c[...] = c0
-            for k, t in enumerate(steps):
-                gates = h @ w_hh_t
-                gates += gi[t]
-                gates += b_hh
-                gates[:, :2 * H] = _sigmoid(gates[:, :2 * H])
-                gates[:, 2 * H:3 * H] = np.tanh(gates[:, 2 * H:3 * H])
-                gates[:, 3 * H:] = _sigmoid(gates[:, 3 * H:])
-                i, f, gg, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
-                c_new = cs[k + 1]
-                np.multiply(f, c, out=c_new)
-                c_new += i * gg
-                h_new = hs[k + 1]
-                np.multiply(o, np.tanh(c_new), out=h_new)
-                gates_all[t] = gates
-                _hold_ended(t, lengths, (h_new, h), (c_new, c))
-                out[t] = h_new
-                _hold_ended(t, lengths, (out[t], 0))
-                h, c = h_new, c_new
-            saved = dict(gates=gates_all, cs=cs)
-            results = (out, h.copy(), c.copy())
-        else:
-            relu = mode == "RNN_RELU"
-            for k, t in enumerate(steps):
-                a = h @ w_hh_t
-                a += gi[t]
-                a += b_hh
-                h_new = hs[k + 1]
-                if relu:
-                    np.maximum(a, 0, out=h_new)
-                else:
-                    np.tanh(a, out=h_new)
-                _hold_ended(t, lengths, (h_new, h))
-                out[t] = h_new
-                _hold_ended(t, lengths, (out[t], 0))
-                h = h_new
-            results = (out, h.copy())
-        if getattr(ctx, "recording", True) is False:  # nothing recorded: keep nothing
-            return results
-        ctx.mode, ctx.reverse, ctx.lengths = mode, reverse, lengths
-        ctx.arrays = (x, w_ih, w_hh, hs)
-        ctx.saved = saved
-        return results
-
-    @staticmethod
-    def backward(ctx, grad_out, grad_hn, grad_cn=None):
-        if _grad_state.enabled:
-            raise RuntimeError(f"{ctx.name()}: the fused recurrent backward is not differentiable "
-                               "(create_graph=True through an RNN layer is not supported)")
-        x, w_ih, w_hh, hs = ctx.arrays
-        mode, s = ctx.mode, ctx.saved
-        T, B = x.shape[0], x.shape[1]
-        H = w_hh.shape[1]
-        dout = grad_out._data
-        dh = np.array(grad_hn._data, dtype=x.dtype, copy=True)
-        steps = range(T) if ctx.reverse else range(T - 1, -1, -1)
-        G = w_hh.shape[0]
-        dgh = np.empty((T, B, G), x.dtype)  # gradient of the recurrent pre-activations
-        dgi = dgh if mode != "GRU" else np.empty((T, B, G), x.dtype)
-        h_index = np.empty(T, dtype=np.int64)  # which hs[k] fed time step t
-        k_of = {t: k for k, t in enumerate(range(T - 1, -1, -1) if ctx.reverse else range(T))}
-        if mode == "LSTM":
-            dc = np.array(grad_cn._data, dtype=x.dtype, copy=True)
-            gates_all, cs = s["gates"], s["cs"]
-        for t in steps:
-            k = k_of[t]
-            h_index[t] = k
-            # rows whose sequence has ended at t: their state passed through, their output was 0
-            ended = None if ctx.lengths is None else t >= ctx.lengths
-            dh_through = dh.copy() if ended is not None and ended.any() else None
-            if mode == "LSTM" and dh_through is not None:
-                dc_through = dc.copy()
-            dh += dout[t]
-            if mode == "GRU":
-                r, z, n, ghn = s["r"][t], s["z"][t], s["n"][t], s["ghn"][t]
-                h_prev = hs[k]
-                dn = dh * (1 - z)
-                dz = dh * (h_prev - n)
-                dan = dn * (1 - n * n)
-                dar = dan * ghn * r * (1 - r)
-                daz = dz * z * (1 - z)
-                dgi[t, :, :H] = dar
-                dgi[t, :, H:2 * H] = daz
-                dgi[t, :, 2 * H:] = dan
-                dgh[t, :, :H] = dar
-                dgh[t, :, H:2 * H] = daz
-                dgh[t, :, 2 * H:] = dan * r
-                _hold_ended(t, ctx.lengths, (dgi[t], 0), (dgh[t], 0))
-                dh = dh * z + dgh[t] @ w_hh
-            elif mode == "LSTM":
-                gates = gates_all[t]
-                i, f, gg, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
-                tc = np.tanh(cs[k + 1])
-                dc += dh * o * (1 - tc * tc)
-                d = dgh[t]
-                d[:, :H] = dc * gg * i * (1 - i)
-                d[:, H:2 * H] = dc * cs[k] * f * (1 - f)
-                d[:, 2 * H:3 * H] = dc * i * (1 - gg * gg)
-                d[:, 3 * H:] = dh * tc * o * (1 - o)
-                _hold_ended(t, ctx.lengths, (d, 0))
-                dc = dc * f
-                dh = d @ w_hh
-                if dh_through is not None:
-                    dc[ended] = dc_through[ended]
-            else:
-                h_new = hs[k + 1]
-                da = dgh[t]
-                if mode == "RNN_RELU":
-                    np.multiply(dh, h_new > 0, out=da)
-                else:
-                    np.multiply(dh, 1 - h_new * h_new, out=da)
-                _hold_ended(t, ctx.lengths, (da, 0))
-                dh = da @ w_hh
-            if dh_through is not None:
-                dh[ended] = dh_through[ended]
-        h_prev_all = hs[h_index] if T else hs[:0]
-        dgi2 = dgi.reshape(T * B, G)
-        dgh2 = dgh.reshape(T * B, G)
-        need = ctx.needs_input_grad
-        dx = Tensor._make((dgi2 @ w_ih).reshape(x.shape)) if need[0] else None
-        dw_ih = Tensor._make(dgi2.T @ x.reshape(T * B, -1)) if need[1] else None
-        dw_hh = Tensor._make(dgh2.T @ h_prev_all.reshape(T * B, H)) if need[2] else None
-        db_ih = Tensor._make(dgi2.sum(0)) if need[3] else None
-        db_hh = Tensor._make(dgh2.sum(0)) if need[4] else None
-        dh0 = Tensor._make(dh) if need[5] else None
-        if mode == "LSTM":
-            return dx, dw_ih, dw_hh, db_ih, db_hh, dh0, (Tensor._make(dc) if need[6] else None)
-        return dx, dw_ih, dw_hh, db_ih, db_hh, dh0
-
-
-def _hold_ended(t: int, lengths, *pairs) -> None:
-    """For each (target, source) pair, copy source into target's rows of the sequences that have
-    ended by step t (``t >= lengths``); nothing when the batch is not packed."""
-    if lengths is None:
-        return
-    ended = t >= lengths
-    if ended.any():
-        for target, source in pairs:
-            target[ended] = source[ended] if isinstance(source, np.ndarray) else source
-
-
-class _RNN(_RecurrentLayer):
-    node_name = "RnnBackward0"
-
-
-class _LSTM(_RecurrentLayer):
-    node_name = "LstmBackward0"
-
-
-class _GRU(_RecurrentLayer):
-    node_name = "GruBackward0"
-
-
-_LAYER_FN = {"RNN_TANH": _RNN, "RNN_RELU": _RNN, "LSTM": _LSTM, "GRU": _GRU}
-
-
 def _zeros(shape, like: Tensor) -> Tensor:
     return Tensor._make(np.zeros(shape, dtype=like._data.dtype))
-
-
-def _run_layer(mode, x, weights, h0, c0, reverse, lengths=None):
-    w_ih, w_hh, b_ih, b_hh = weights
-    if b_ih is None:
-        b_ih = _zeros(w_ih.shape[0], w_ih)
-        b_hh = _zeros(w_hh.shape[0], w_hh)
-    args = (x, w_ih, w_hh, b_ih, b_hh, h0) + ((c0,) if mode == "LSTM" else ())
-    return _LAYER_FN[mode].apply(*args, mode=mode, reverse=reverse, lengths=lengths)
 
 
 def _factory(device, dtype) -> dict:
@@ -399,8 +168,9 @@ class RNNBase(Module):
             outputs = []
             for direction in range(num_directions):
                 idx = layer * num_directions + direction
-                results = _run_layer(self.mode, x, self._layer_weights(layer, direction), h0[idx],
-                                     c0[idx] if is_lstm else None, reverse=direction == 1, lengths=lengths)
+                results = recurrent_layer(self.mode, x, *self._layer_weights(layer, direction), h0[idx],
+                                          c0[idx] if is_lstm else None, reverse=direction == 1,
+                                          lengths=lengths)
                 outputs.append(results[0])
                 h_n.append(results[1])
                 if is_lstm:
@@ -508,8 +278,8 @@ class RNNCellBase(Module):
             if not batched:
                 h0 = h0.unsqueeze(0)
                 c0 = c0.unsqueeze(0) if c0 is not None else None
-        weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        results = _run_layer(self._mode, input.unsqueeze(0), weights, h0, c0, reverse=False)
+        results = recurrent_layer(self._mode, input.unsqueeze(0), self.weight_ih, self.weight_hh, self.bias_ih,
+                                  self.bias_hh, h0, c0)
         h = results[1] if batched else results[1].squeeze(0)
         if is_lstm:
             return h, (results[2] if batched else results[2].squeeze(0))

@@ -1,0 +1,398 @@
+"""Recurrent layers as ops: one (layer, direction) of RNN (tanh/relu), LSTM or GRU over a sequence.
+
+Three pieces, each the derivative of the one before:
+
+* ``RecurrentLayer``: the forward on arrays. The input projections of all time steps are one
+  GEMM up front, then a loop over time does the recurrent GEMM and the gate math in place. A
+  training step records one node per layer and direction (``GruBackward0``, ...).
+* ``RecurrentLayerBackward``: its backward — backpropagation through time on arrays, in the same
+  GEMM layout — as an array-level Function of (output gradients, layer inputs). Under plain
+  ``backward()`` nothing requires grad, so it runs unrecorded: one fused BPTT and no graph.
+* the second-order rule (``RecurrentLayerBackward.backward``), derived rather than written: it
+  re-runs the layer step by step as a composition of differentiable Tensor ops (``_layer_steps``:
+  matmul, sigmoid, tanh, mul, ...), takes that composition's vector-Jacobian product with
+  ``create_graph=True`` and differentiates it once more. The recomputation costs a Python loop of
+  small ops per time step, paid only when something differentiates a gradient; each layer input
+  enters the recomputation through a fresh view, so the second-order gradients are themselves
+  recorded under ``create_graph`` and every higher order works as well.
+
+Why not a hand-written second-order BPTT: LSTM and GRU have dozens of second-order terms (each
+gate's curvature times every pair of inputs); deriving them from the composition keeps one
+first-order implementation (the fast array BPTT) and one forward formula per cell that a test
+checks against the array forward. Why not run the composition for the first order too: a
+per-step Tensor graph costs several times the fused BPTT that ``gru_step`` measures.
+
+Gate orders follow torch: LSTM (i, f, g, o); GRU (r, z, n) with
+``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))`` and ``h' = (1 - z) n + z h``.
+With ``lengths`` (B,) (a packed batch), sequence b runs only for t < lengths[b]: elsewhere its
+state passes through unchanged and its output is 0, so h_n is the state at its own last step in
+either direction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.engine import grad as _grad
+from ..autograd.function import Function
+from ..autograd.grad_mode import enable_grad
+from ..autograd.grad_mode import state as _grad_state
+from ..tensor import Tensor
+from .activation import relu
+from .elementwise import sigmoid, tanh, where
+from .shape import stack, view_as
+
+__all__ = ["recurrent_layer"]
+__not_methods__ = set(__all__)
+
+MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # 0.5 (1 + tanh(x / 2)): no overflow for large |x|
+    out = np.tanh(x * x.dtype.type(0.5))
+    out += 1
+    out *= 0.5
+    return out
+
+
+def _hold_ended(t: int, lengths, *pairs) -> None:
+    """For each (target, source) pair, copy source into target's rows of the sequences that have
+    ended by step t (``t >= lengths``); nothing when the batch is not packed."""
+    if lengths is None:
+        return
+    ended = t >= lengths
+    if ended.any():
+        for target, source in pairs:
+            target[ended] = source[ended] if isinstance(source, np.ndarray) else source
+
+
+def _time_steps(length: int, reverse: bool) -> range:
+    return range(length - 1, -1, -1) if reverse else range(length)
+
+
+# ---------------------------------------------------------------- forward
+class RecurrentLayer(Function):
+    """One layer in one direction over the whole sequence.
+
+    Inputs: x (T, B, I), w_ih (G H, I), w_hh (G H, H), b_ih, b_hh (G H), h0 (B, H) [, c0 (B, H)].
+    Outputs: the hidden states (T, B, H), h_n (B, H) [, c_n (B, H)].
+    """
+
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, *, mode, reverse, lengths=None):
+        T, B = x.shape[0], x.shape[1]
+        H = w_hh.shape[1]
+        dtype = x.dtype
+        gi = (x.reshape(T * B, -1) @ w_ih.T).reshape(T, B, -1)
+        gi += b_ih
+        w_hh_t = w_hh.T
+        out = np.empty((T, B, H), dtype)
+        hs = np.empty((T + 1, B, H), dtype)  # hs[k] is the state before step k of the walk
+        h = hs[0]
+        h[...] = h0
+        steps = _time_steps(T, reverse)
+        saved = {}
+        if mode == "GRU":
+            r_all = np.empty((T, B, H), dtype)
+            z_all = np.empty((T, B, H), dtype)
+            n_all = np.empty((T, B, H), dtype)
+            ghn_all = np.empty((T, B, H), dtype)
+            for k, t in enumerate(steps):
+                gh = h @ w_hh_t
+                gh += b_hh
+                g = gi[t]
+                r = _sigmoid(g[:, :H] + gh[:, :H])
+                z = _sigmoid(g[:, H:2 * H] + gh[:, H:2 * H])
+                ghn = gh[:, 2 * H:]
+                n = np.tanh(g[:, 2 * H:] + r * ghn)
+                h_new = hs[k + 1]
+                np.subtract(h, n, out=h_new)
+                h_new *= z
+                h_new += n
+                r_all[t], z_all[t], n_all[t], ghn_all[t] = r, z, n, ghn
+                _hold_ended(t, lengths, (h_new, h))
+                out[t] = h_new
+                _hold_ended(t, lengths, (out[t], 0))
+                h = h_new
+            saved = dict(r=r_all, z=z_all, n=n_all, ghn=ghn_all)
+            results = (out, h.copy())
+        elif mode == "LSTM":
+            gates_all = np.empty((T, B, 4 * H), dtype)
+            cs = np.empty((T + 1, B, H), dtype)
+            c = cs[0]
+            c[...] = c0
+            for k, t in enumerate(steps):
+                gates = h @ w_hh_t
+                gates += gi[t]
+                gates += b_hh
+                gates[:, :2 * H] = _sigmoid(gates[:, :2 * H])
+                gates[:, 2 * H:3 * H] = np.tanh(gates[:, 2 * H:3 * H])
+                gates[:, 3 * H:] = _sigmoid(gates[:, 3 * H:])
+                i, f, gg, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+                c_new = cs[k + 1]
+                np.multiply(f, c, out=c_new)
+                c_new += i * gg
+                h_new = hs[k + 1]
+                np.multiply(o, np.tanh(c_new), out=h_new)
+                gates_all[t] = gates
+                _hold_ended(t, lengths, (h_new, h), (c_new, c))
+                out[t] = h_new
+                _hold_ended(t, lengths, (out[t], 0))
+                h, c = h_new, c_new
+            saved = dict(gates=gates_all, cs=cs)
+            results = (out, h.copy(), c.copy())
+        else:
+            relu_mode = mode == "RNN_RELU"
+            for k, t in enumerate(steps):
+                a = h @ w_hh_t
+                a += gi[t]
+                a += b_hh
+                h_new = hs[k + 1]
+                if relu_mode:
+                    np.maximum(a, 0, out=h_new)
+                else:
+                    np.tanh(a, out=h_new)
+                _hold_ended(t, lengths, (h_new, h))
+                out[t] = h_new
+                _hold_ended(t, lengths, (out[t], 0))
+                h = h_new
+            results = (out, h.copy())
+        if getattr(ctx, "recording", True) is False:  # nothing recorded: keep nothing
+            return results
+        ctx.mode, ctx.reverse, ctx.lengths = mode, reverse, lengths
+        ctx.intermediates = dict(saved, hs=hs)
+        ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, h0, *(() if c0 is None else (c0,)))
+        return results
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_hn, grad_cn=None):
+        layer_inputs = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        output_grads = (grad_out, grad_hn) + ((grad_cn,) if ctx.mode == "LSTM" else ())
+        grads = _BACKWARD_FN[ctx.mode].apply(*output_grads, *layer_inputs, mode=ctx.mode, reverse=ctx.reverse,
+                                            lengths=ctx.lengths, intermediates=ctx.intermediates,
+                                            needs=needs)
+        remaining = iter(grads)
+        return tuple(next(remaining) if need else None for need in needs)
+
+
+# ---------------------------------------------------------------- first-order backward
+class RecurrentLayerBackward(Function):
+    """BPTT: (output gradients, layer inputs) -> the gradients of the layer inputs in ``needs``.
+
+    Inputs: grad_out (T, B, H), grad_hn (B, H) [, grad_cn (B, H)], then the layer's inputs.
+    Returns one array per True entry of ``needs`` (the layer's ``needs_input_grad``), in order.
+    """
+
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, *arrays, mode, reverse, lengths, intermediates, needs):
+        n_grads = 3 if mode == "LSTM" else 2
+        dout, grad_hn = arrays[0], arrays[1]
+        x, w_ih, w_hh = arrays[n_grads:n_grads + 3]
+        hs, s = intermediates["hs"], intermediates
+        T, B = x.shape[0], x.shape[1]
+        H = w_hh.shape[1]
+        G = w_hh.shape[0]
+        dh = np.array(grad_hn, dtype=x.dtype, copy=True)
+        dgh = np.empty((T, B, G), x.dtype)  # gradient of the recurrent pre-activations
+        dgi = dgh if mode != "GRU" else np.empty((T, B, G), x.dtype)
+        k_of = {t: k for k, t in enumerate(_time_steps(T, reverse))}
+        h_index = np.empty(T, dtype=np.int64)  # which hs[k] fed time step t
+        if mode == "LSTM":
+            dc = np.array(arrays[2], dtype=x.dtype, copy=True)
+            gates_all, cs = s["gates"], s["cs"]
+        for t in _time_steps(T, not reverse):
+            k = k_of[t]
+            h_index[t] = k
+            # rows whose sequence has ended at t: their state passed through, their output was 0
+            ended = None if lengths is None else t >= lengths
+            dh_through = dh.copy() if ended is not None and ended.any() else None
+            if mode == "LSTM" and dh_through is not None:
+                dc_through = dc.copy()
+            dh += dout[t]
+            if mode == "GRU":
+                r, z, n, ghn = s["r"][t], s["z"][t], s["n"][t], s["ghn"][t]
+                h_prev = hs[k]
+                # h' = n + z (h - n): dn = dh (1 - z), dz = dh (h - n), dh_direct = dh z
+                dn = dh * (1 - z)
+                dz = dh * (h_prev - n)
+                dan = dn * (1 - n * n)
+                dar = dan * ghn * r * (1 - r)
+                daz = dz * z * (1 - z)
+                dgi[t, :, :H] = dar
+                dgi[t, :, H:2 * H] = daz
+                dgi[t, :, 2 * H:] = dan
+                dgh[t, :, :H] = dar
+                dgh[t, :, H:2 * H] = daz
+                dgh[t, :, 2 * H:] = dan * r
+                _hold_ended(t, lengths, (dgi[t], 0), (dgh[t], 0))
+                dh = dh * z + dgh[t] @ w_hh
+            elif mode == "LSTM":
+                gates = gates_all[t]
+                i, f, gg, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+                # c' = f c + i g, h' = o tanh(c')
+                tc = np.tanh(cs[k + 1])
+                dc += dh * o * (1 - tc * tc)
+                d = dgh[t]
+                d[:, :H] = dc * gg * i * (1 - i)
+                d[:, H:2 * H] = dc * cs[k] * f * (1 - f)
+                d[:, 2 * H:3 * H] = dc * i * (1 - gg * gg)
+                d[:, 3 * H:] = dh * tc * o * (1 - o)
+                _hold_ended(t, lengths, (d, 0))
+                dc = dc * f
+                dh = d @ w_hh
+                if dh_through is not None:
+                    dc[ended] = dc_through[ended]
+            else:
+                h_new = hs[k + 1]
+                da = dgh[t]
+                if mode == "RNN_RELU":
+                    np.multiply(dh, h_new > 0, out=da)
+                else:
+                    np.multiply(dh, 1 - h_new * h_new, out=da)
+                _hold_ended(t, lengths, (da, 0))
+                dh = da @ w_hh
+            if dh_through is not None:
+                dh[ended] = dh_through[ended]
+        h_prev_all = hs[h_index] if T else hs[:0]
+        dgi2 = dgi.reshape(T * B, G)
+        dgh2 = dgh.reshape(T * B, G)
+        grads = []
+        if needs[0]:
+            grads.append((dgi2 @ w_ih).reshape(x.shape))
+        if needs[1]:
+            grads.append(dgi2.T @ x.reshape(T * B, -1))
+        if needs[2]:
+            grads.append(dgh2.T @ h_prev_all.reshape(T * B, H))
+        if needs[3]:
+            grads.append(dgi2.sum(0))
+        if needs[4]:
+            grads.append(dgh2.sum(0))
+        if needs[5]:
+            grads.append(dh)
+        if mode == "LSTM" and needs[6]:
+            grads.append(dc)
+        if getattr(ctx, "recording", True) is not False:
+            ctx.mode, ctx.reverse, ctx.lengths, ctx.layer_needs = mode, reverse, lengths, needs
+            ctx.save_for_backward(*arrays)
+        return tuple(grads)
+
+    @staticmethod
+    def backward(ctx, *grad_grads):
+        # the vector-Jacobian product of (u, p) -> J(p)ᵀ u, from the layer's Tensor-op composition
+        saved = ctx.saved_tensors
+        n_grads = 3 if ctx.mode == "LSTM" else 2
+        create_graph = _grad_state.enabled
+        with enable_grad():
+            variables = [_fresh_variable(t) for t in saved]
+            output_grads, layer_inputs = variables[:n_grads], variables[n_grads:]
+            outputs = _layer_steps(ctx.mode, *layer_inputs, reverse=ctx.reverse, lengths=ctx.lengths)
+            wrt = [p for p, need in zip(layer_inputs, ctx.layer_needs) if need]
+            first = _grad(outputs, wrt, output_grads, create_graph=True, allow_unused=True)
+            pairs = [(f, v) for f, v in zip(first, grad_grads) if f is not None and f.requires_grad]
+            targets = [t for t, need in zip(variables, ctx.needs_input_grad) if need]
+            if pairs:
+                second = _grad([f for f, _ in pairs], targets, [v for _, v in pairs],
+                               create_graph=create_graph, allow_unused=True)
+            else:
+                second = (None,) * len(targets)
+        remaining = iter(second)
+        return tuple(next(remaining) if need else None for need in ctx.needs_input_grad)
+
+
+def _fresh_variable(t: Tensor) -> Tensor:
+    """A tensor with t's value whose gradient the engine captures at its own node: a view (so
+    gradients taken with respect to it flow on into t's graph under create_graph), or a new leaf
+    for a tensor no gradient reaches."""
+    if t.requires_grad:
+        return view_as(t, t)
+    return t.detach().requires_grad_(True)
+
+
+def _layer_steps(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, *, reverse, lengths):
+    """The same layer as ``RecurrentLayer.forward``, composed of differentiable Tensor ops, one
+    time step at a time: the function the second-order rule differentiates twice."""
+    T = x.shape[0]
+    H = w_hh.shape[1]
+    gi = x @ w_ih.transpose(0, 1) + b_ih
+    w_hh_t = w_hh.transpose(0, 1)
+    h, c = h0, c0
+    outs = [None] * T
+    for t in _time_steps(T, reverse):
+        gh = h @ w_hh_t + b_hh
+        g = gi[t]
+        c_new = None
+        if mode == "GRU":
+            r = sigmoid(g[:, :H] + gh[:, :H])
+            z = sigmoid(g[:, H:2 * H] + gh[:, H:2 * H])
+            n = tanh(g[:, 2 * H:] + r * gh[:, 2 * H:])
+            h_new = n + z * (h - n)
+        elif mode == "LSTM":
+            a = g + gh
+            c_new = sigmoid(a[:, H:2 * H]) * c + sigmoid(a[:, :H]) * tanh(a[:, 2 * H:3 * H])
+            h_new = sigmoid(a[:, 3 * H:]) * tanh(c_new)
+        else:
+            h_new = tanh(g + gh) if mode == "RNN_TANH" else relu(g + gh)
+        out = h_new
+        if lengths is not None:
+            running = Tensor._make((t < lengths)[:, None])
+            h_new = where(running, h_new, h)
+            out = where(running, out, 0.0)
+            if c_new is not None:
+                c_new = where(running, c_new, c)
+        outs[t] = out
+        h, c = h_new, c_new
+    output = stack(outs, 0) if T else x.new_zeros((0, x.shape[1], H))
+    return (output, h, c) if mode == "LSTM" else (output, h)
+
+
+# torch's CPU kernels record the layer as a composition (its node names are StackBackward0,
+# MkldnnRnnLayerBackward0); chainrule's one fused node per layer is named after the cell
+class _RNN(RecurrentLayer):
+    node_name = "RnnBackward0"
+
+
+class _LSTM(RecurrentLayer):
+    node_name = "LstmBackward0"
+
+
+class _GRU(RecurrentLayer):
+    node_name = "GruBackward0"
+
+
+class _RNNBackward(RecurrentLayerBackward):
+    node_name = "RnnBackwardBackward0"
+
+
+class _LSTMBackward(RecurrentLayerBackward):
+    node_name = "LstmBackwardBackward0"
+
+
+class _GRUBackward(RecurrentLayerBackward):
+    node_name = "GruBackwardBackward0"
+
+
+_LAYER_FN = {"RNN_TANH": _RNN, "RNN_RELU": _RNN, "LSTM": _LSTM, "GRU": _GRU}
+_BACKWARD_FN = {"RNN_TANH": _RNNBackward, "RNN_RELU": _RNNBackward, "LSTM": _LSTMBackward, "GRU": _GRUBackward}
+
+
+def recurrent_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
+                    h0: Tensor, c0: Tensor | None = None, *, reverse: bool = False, lengths=None) -> tuple:
+    """One layer of ``mode`` ("RNN_TANH", "RNN_RELU", "LSTM", "GRU") in one direction.
+
+    x (T, B, I), w_ih (G H, I), w_hh (G H, H), b_ih, b_hh (G H) or None, h0 (B, H), c0 (B, H) for
+    LSTM; ``lengths`` (B,) NumPy ints for a packed batch. Returns (output (T, B, H), h_n[, c_n]):
+    one direction of torch's ``_VF.rnn_tanh`` / ``lstm`` / ``gru``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"recurrent_layer: unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if b_ih is None:
+        b_ih = Tensor._make(np.zeros(w_ih.shape[0], dtype=w_ih._data.dtype))
+        b_hh = Tensor._make(np.zeros(w_hh.shape[0], dtype=w_hh._data.dtype))
+    args = (x, w_ih, w_hh, b_ih, b_hh, h0) + ((c0,) if mode == "LSTM" else ())
+    return _LAYER_FN[mode].apply(*args, mode=mode, reverse=reverse, lengths=lengths)
