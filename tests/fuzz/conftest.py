@@ -1,7 +1,7 @@
 """Hypothesis profiles for the differential fuzz test.
 
 * ``ci`` (default): derandomized (the same cases on every run), no example database, a fixed
-  number of cases per op — a few thousand in all, a few minutes on one core;
+  number of cases per op — about three thousand in all, about a minute on one core;
 * ``long``: ``CHAINRULE_FUZZ=long pytest tests/fuzz`` — random, 60x the cases (1500 per op), for hunting.
 """
 
