@@ -504,6 +504,24 @@ class Size(tuple):
         return Size(out) if isinstance(item, slice) else out
 
 
+def preserve_layout(array, like):
+    """``array`` (shaped as ``like``) laid out as torch's ``empty_like(like)`` would be: in ``like``'s
+    stride order when ``like`` is non-overlapping and dense (a transposed input gives a transposed
+    output), C-contiguous otherwise (a strided slice gives a contiguous output)."""
+    sizes, strides = like.shape, like.strides
+    order = sorted((i for i in range(like.ndim) if sizes[i] != 1), key=lambda i: -abs(strides[i]))
+    expected = like.itemsize
+    for i in reversed(order):
+        if strides[i] != expected:
+            return np.asarray(array, order="C")
+        expected *= sizes[i]
+    if like.size == 0 or order == sorted(order):
+        return np.asarray(array, order="C")
+    order += [i for i in range(like.ndim) if sizes[i] == 1]
+    inverse = np.argsort(order)
+    return np.ascontiguousarray(array.transpose(order)).transpose(inverse)
+
+
 def _wrap_dim(dim: int, ndim: int, op: str = "") -> int:
     """Normalise a possibly negative dim, raising torch's IndexError when out of range."""
     if type(dim) is not int:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import importlib.util
+import sys
 import warnings
 from collections.abc import Callable
 
@@ -196,7 +198,7 @@ TOLERANCE_SCALE = {"layer_norm": 10.0, "batch_norm": 50.0}
 
 
 def _allowed(op: str, check: str) -> bool:
-    return (op, check) in ALLOWED or ("*", check) in ALLOWED
+    return (op, check) in ALLOWED
 
 
 def _check(op: str, check: str, ok: bool, message: str) -> None:
@@ -681,7 +683,10 @@ def _(draw):
 def _(draw):
     shape = (draw(st.integers(2, 4)), draw(st.integers(1, 3))) + draw(st.sampled_from([(), (3,), (2, 2)]))
     dtype = draw(st.sampled_from(FLOATS))
-    return [draw(args(shape, dtype)), draw(args(shape[1:2], dtype)), draw(args(shape[1:2], dtype))], {}
+    # a contiguous weight: torch 2.13's CPU batch-norm backward reads a strided weight as if it
+    # were contiguous, so its input gradient is wrong there (chainrule's matches float64 math)
+    weight = Arg(draw(arrays(shape[1:2], dtype)))
+    return [draw(args(shape, dtype)), weight, draw(args(shape[1:2], dtype))], {}
 
 
 @op("cosine_similarity", lambda lib, a, b, dim: lib.nn.functional.cosine_similarity(a, b, dim))
@@ -708,27 +713,35 @@ def _(draw):
             draw(args((cout, cin // groups) + kernel, dtype)), bias], params
 
 
-@op("max_pool", lambda lib, x, nd, **k: getattr(lib.nn.functional, f"max_pool{nd}d")(x, **k))
-def _(draw):
-    nd = draw(st.sampled_from([1, 2]))
-    kernel = draw(st.integers(1, 3))
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + tuple(draw(st.integers(1, 6)) for _ in range(nd))
-    params = {"nd": nd, "kernel_size": kernel, "stride": draw(st.sampled_from([None, 1, 2])),
-              "padding": draw(st.integers(0, 2)), "ceil_mode": draw(st.booleans())}
-    # distinct values: the max is unique, so the gradient's route is defined
-    x = draw(args(shape))
-    x.array = np.random.default_rng(0).permutation(x.array.size).reshape(shape).astype(x.array.dtype) * 0.1
-    return [x], params
+def _max_pool_case(nd: int):
+    def case(draw):
+        kernel = draw(st.integers(1, 3))
+        shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + tuple(draw(st.integers(1, 6)) for _ in range(nd))
+        params = {"kernel_size": kernel, "stride": draw(st.sampled_from([None, 1, 2])),
+                  "padding": draw(st.integers(0, 2)), "ceil_mode": draw(st.booleans())}
+        # distinct values: the max is unique, so the gradient's route is defined
+        x = draw(args(shape))
+        x.array = np.random.default_rng(0).permutation(x.array.size).reshape(shape).astype(x.array.dtype) * 0.1
+        return [x], params
+    return case
 
 
-@op("avg_pool", lambda lib, x, nd, **k: getattr(lib.nn.functional, f"avg_pool{nd}d")(x, **k))
-def _(draw):
-    nd = draw(st.sampled_from([1, 2]))
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + tuple(draw(st.integers(1, 6)) for _ in range(nd))
-    params = {"nd": nd, "kernel_size": draw(st.integers(1, 3)), "stride": draw(st.sampled_from([None, 1, 2])),
-              "padding": draw(st.integers(0, 1)), "ceil_mode": draw(st.booleans()),
-              "count_include_pad": draw(st.booleans())}
-    return [draw(args(shape))], params
+def _avg_pool_case(nd: int):
+    def case(draw):
+        shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + tuple(draw(st.integers(1, 6)) for _ in range(nd))
+        params = {"kernel_size": draw(st.integers(1, 3)), "stride": draw(st.sampled_from([None, 1, 2])),
+                  "padding": draw(st.integers(0, 1)), "ceil_mode": draw(st.booleans()),
+                  "count_include_pad": draw(st.booleans())}
+        return [draw(args(shape))], params
+    return case
+
+
+# 1-d and 2-d pooling are separate entries, so that an allowed difference names one of them
+for _nd in (1, 2):
+    OPS.append(Fuzz(f"max_pool{_nd}d", lambda lib, x, _nd=_nd, **k: getattr(lib.nn.functional, f"max_pool{_nd}d")(x, **k),
+                    _max_pool_case(_nd)))
+    OPS.append(Fuzz(f"avg_pool{_nd}d", lambda lib, x, _nd=_nd, **k: getattr(lib.nn.functional, f"avg_pool{_nd}d")(x, **k),
+                    _avg_pool_case(_nd)))
 
 
 @op("adaptive_avg_pool2d", lambda lib, x, size: lib.nn.functional.adaptive_avg_pool2d(x, size))
@@ -737,31 +750,38 @@ def _(draw):
     return [draw(args(shape))], {"size": (draw(st.integers(1, 4)), draw(st.integers(1, 4)))}
 
 
-@op("pad", lambda lib, x, pad, mode: lib.nn.functional.pad(x, pad, mode=mode))
-def _(draw):
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(2, 5)), draw(st.integers(2, 5)))
-    pad = tuple(draw(st.integers(0, 1)) for _ in range(draw(st.sampled_from([2, 4]))))
-    return [draw(args(shape))], {"pad": pad, "mode": draw(st.sampled_from(["constant", "reflect", "replicate",
-                                                                         "circular"]))}
+def _pad_case(modes: list):
+    def case(draw):
+        shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(2, 5)), draw(st.integers(2, 5)))
+        pad = tuple(draw(st.integers(0, 1)) for _ in range(draw(st.sampled_from([2, 4]))))
+        return [draw(args(shape))], {"pad": pad, "mode": draw(st.sampled_from(modes))}
+    return case
+
+
+# circular padding is its own entry, so that its allowed difference names it alone
+OPS.append(Fuzz("pad", lambda lib, x, pad, mode: lib.nn.functional.pad(x, pad, mode=mode),
+                _pad_case(["constant", "reflect", "replicate"])))
+OPS.append(Fuzz("pad_circular", lambda lib, x, pad, mode: lib.nn.functional.pad(x, pad, mode=mode),
+                _pad_case(["circular"])))
 
 
 # ---------------------------------------------------------------- deliberate differences
-# (op, check) -> why chainrule differs from torch there ("*": every op). Checks: "grad_fn",
-# "contiguity", "broadcast_error" (the exception class when shapes do not broadcast),
-# "error_class", "empty_grad" (an empty input's gradient is None, not an empty tensor), "raises".
-# Node names, output layouts and torch's RuntimeError for shapes that do not broadcast are owned by
-# branch ``ops``, which fixes them: drop the three wildcard entries once it is merged (the fuzz
-# runs of this branch saw grad_fn differences in about 40 ops of the table and contiguity
-# differences in about 20; in the layout ones it depends on the drawn input layout).
-_OWNED_BY_OPS = "owned and fixed on branch ops; drop after merging it"
+# (op, check) -> why chainrule differs from torch there; one op and one check per entry, no
+# wildcards. Checks: "grad_fn", "contiguity", "broadcast_error" (the exception class when shapes do
+# not broadcast), "error_class", "empty_grad" (an empty input's gradient is None, not an empty
+# tensor), "raises". The reasons are those of the op registry's test (tests/ops/test_registry_compat.py).
+_FOLDED = "torch's node is named after its internal folding (view/unsafe_view/bmm/permute); ours after the op"
+_POOL_1D = "torch runs 1-d pooling as unsqueeze, 2-d pool, squeeze (SqueezeBackward1); ours pools 1-d directly"
 ALLOWED: dict[tuple[str, str], str] = {
-    ("*", "grad_fn"): _OWNED_BY_OPS,
-    ("*", "contiguity"): _OWNED_BY_OPS,
-    ("*", "broadcast_error"): _OWNED_BY_OPS,
-    ("cat", "empty_grad"): "cat drops empty inputs from the graph; " + _OWNED_BY_OPS,
-    ("cat", "raises"): "torch's cat skips legacy empty 1-d tensors (shape (0,)) at any dim; " + _OWNED_BY_OPS,
-    ("getitem", "raises"): "x[[]] (an empty list index) raises IndexError, torch returns an empty tensor; "
-                           "indexing is " + _OWNED_BY_OPS,
+    ("matmul", "grad_fn"): _FOLDED,
+    ("einsum", "grad_fn"): _FOLDED,
+    ("einsum", "contiguity"): "the layout of torch's einsum follows its internal permute/bmm plan; ours is contiguous",
+    ("max_pool1d", "grad_fn"): _POOL_1D,
+    ("avg_pool1d", "grad_fn"): _POOL_1D,
+    ("pad_circular", "grad_fn"): "torch pads circularly with slice copies (CopySlices), which has no op name to match",
+    # not deliberate: a known gap of every binary elementwise op, reported to be fixed in one place
+    ("remainder", "contiguity"): "operands of different layouts (one transposed): torch's TensorIterator "
+                                 "follows the first operand's layout, NumPy's ufuncs fall back to C order",
 }
 
 
@@ -774,10 +794,58 @@ def test_matches_torch(fuzz, data):
     compare(fuzz.name, fuzz.fn, inputs, params, upstream_seed=data.draw(st.integers(0, 1000), label="upstream"))
 
 
+# cases the fuzzer found, kept as fixed regressions: (op, inputs, params)
+_RNG = np.random.default_rng(0)
+FOUND = [
+    ("matmul", [Arg(np.zeros((1, 0, 4)), "strided"), Arg(np.zeros((4, 0)))], {}),  # backward reshaped (-1, 0)
+    ("cat", [Arg(np.zeros(0)), Arg(np.zeros(0))], {"dim": -2}),  # only legacy empties: dim is not checked
+    ("getitem", [Arg(_RNG.standard_normal((4, 3)))], {"index": []}),  # an empty integer index
+    ("getitem", [Arg(_RNG.standard_normal((4, 3)))], {"index": (slice(None), None)}),  # UnsqueezeBackward0
+    ("transpose", [Arg(np.array(1.5))], {"d0": 0, "d1": -1}),  # 0-d: still a TransposeBackward0
+    ("flatten", [Arg(_RNG.standard_normal((2, 3)))], {"start": 1, "end": 1}),  # the input itself
+    ("reshape", [Arg(_RNG.standard_normal((3, 4)), "strided")], {"shape": (-1,)}),  # ReshapeAliasBackward0
+    ("linear", [Arg(_RNG.standard_normal(2)), Arg(_RNG.standard_normal((3, 2))),
+                Arg(_RNG.standard_normal(3), "strided")], {}),  # non-contiguous bias: AddBackward0
+    ("cross_entropy", [Arg(_RNG.standard_normal((2, 3, 2))), np.array([[0, 2], [1, 1]])],
+     {"reduction": "none", "label_smoothing": 0.0}),  # 3-d input: viewed back from nll_loss2d
+    ("sort", [Arg(_RNG.standard_normal((2, 3, 4)), "transposed")], {"dim": 1}),  # transposed values
+    ("amax", [Arg(_RNG.standard_normal((2, 3, 4)), "transposed")], {"dim": 0}),  # contiguous reduction
+]
+
+
+@pytest.mark.parametrize("name, inputs, params", FOUND, ids=[f"{name}-{i}" for i, (name, _, _) in enumerate(FOUND)])
+def test_found_cases(name, inputs, params):
+    compare(name, {f.name: f.fn for f in OPS}[name], inputs, params)
+
+
 def test_table_has_no_duplicate_names():
     names = [f.name for f in OPS]
     assert len(names) == len(set(names))
 
 
 def test_allowed_entries_name_table_ops():
-    assert {name for name, _ in ALLOWED} <= {f.name for f in OPS} | {"*"}
+    assert {name for name, _ in ALLOWED} <= {f.name for f in OPS}
+
+
+def test_ci_draws_ignore_loaded_modules(tmp_path, monkeypatch):
+    """The CI profile draws the same cases whatever local modules are loaded (see conftest.py):
+    a module full of integer constants, loaded between two runs, changes nothing."""
+    def draws() -> list:
+        seen = []
+
+        @settings(settings.get_profile("chainrule-fuzz-ci"), max_examples=100)
+        @given(st.integers(-10 ** 6, 10 ** 6))
+        def record(x):
+            seen.append(x)
+
+        record()
+        return seen
+
+    before = draws()
+    source = tmp_path / "fuzz_constants_probe.py"
+    source.write_text("VALUES = [" + ", ".join(str(7919 * i) for i in range(1, 500)) + "]\n")
+    spec = importlib.util.spec_from_file_location("fuzz_constants_probe", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    assert draws() == before

@@ -145,9 +145,12 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     out = LinearNoBias.apply(input, weight) if bias is None else Linear.apply(input, weight, bias)
     if input.ndim == 2:
         return out
-    # torch folds other ranks into one matrix product and views the result back: name as torch's
-    return name_node(out, "ViewBackward0" if bias is not None else
-                     "SqueezeBackward4" if input.ndim == 1 else "UnsafeViewBackward0")
+    if bias is None:
+        # torch folds other ranks into one matrix product and views the result back: name as torch's
+        return name_node(out, "SqueezeBackward4" if input.ndim == 1 else "UnsafeViewBackward0")
+    # with a bias, torch folds contiguous input and bias likewise (a view last); otherwise it goes
+    # through matmul and adds the bias after it
+    return name_node(out, "ViewBackward0" if input.is_contiguous() and bias.is_contiguous() else "AddBackward0")
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -183,7 +186,7 @@ class Normalize(Function):
     @staticmethod
     def forward(ctx, x, dims, eps, stats=None):
         mean = x.mean(axis=dims, keepdims=True)
-        out = x - mean
+        out = np.subtract(x, mean, order="C")  # torch's norms write contiguous outputs, whatever x's layout
         var = np.mean(np.square(out), axis=dims, keepdims=True)
         invstd = 1.0 / np.sqrt(var + eps)
         out *= invstd  # in place: the centred copy becomes x̂
@@ -350,7 +353,7 @@ class LayerNorm(Function):
     @staticmethod
     def forward(ctx, x, w, b, dims, eps):
         d = w.size
-        x2 = x.reshape(-1, d)
+        x2 = np.ascontiguousarray(x.reshape(-1, d))  # contiguous rows: torch's output is contiguous
         row_mean = np.full(d, 1.0 / d, dtype=x.dtype)
         xhat = x2 - (x2 @ row_mean)[:, None]
         var = np.einsum("ij,ij->i", xhat, xhat) / d

@@ -445,8 +445,9 @@ class LogSigmoid(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        # log s(x) = -softplus(-x) = min(x, 0) - log1p(e^-|x|): stable both ways
-        return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+        # log s(x) = -softplus(-x) = min(x, 0) - log1p(e^-|x|): stable both ways; C order whatever
+        # the input's layout, as torch's log_sigmoid_forward writes a fresh contiguous output
+        return np.subtract(np.minimum(x, 0), np.log1p(np.exp(-np.abs(x))), order="C")
 
     @staticmethod
     def backward(ctx, grad):

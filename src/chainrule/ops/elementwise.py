@@ -414,7 +414,9 @@ def remainder(input, other) -> Tensor:
     if a._data.dtype.kind in "iub":
         _check_integer_divisor(b)
         return Tensor._make(np.mod(a._data, b._data))
-    return Remainder.apply(a, b)
+    out = Remainder.apply(a, b)
+    # torch's Tensor-Tensor overload records RemainderBackward1, its Tensor-Scalar one RemainderBackward0
+    return name_node(out, "RemainderBackward1") if isinstance(other, Tensor) else out
 
 
 def fmod(input, other) -> Tensor:

@@ -11,6 +11,7 @@ import numpy as np
 from ..autograd.function import Function, name_node
 from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor, _wrap_dim
+from .elementwise import Where
 
 __all__ = ["getitem", "setitem", "gather", "scatter", "scatter_add", "scatter_reduce",
            "index_select", "index_add", "index_fill", "index_copy", "masked_fill", "masked_select",
@@ -48,6 +49,8 @@ def _convert_key_item(k):
 
 def _convert_list(k: list):
     array = np.asarray([x._data if isinstance(x, Tensor) else x for x in k])
+    if array.size == 0:
+        return array.astype(np.int64)  # NumPy makes [] float; torch reads it as an empty integer index
     if array.dtype.kind == "f":
         raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
     return array
@@ -151,14 +154,36 @@ class Unsqueeze(Index):
     node_name = "UnsqueezeBackward0"
 
 
-def _basic_read(key) -> type[Index]:
-    """torch records one node per indexing step; we record one, named after the last step."""
-    items = key if isinstance(key, tuple) else (key,)
-    steps = [k for k in items if k is not Ellipsis]
-    last = next((k for k in reversed(steps) if k is not None), None)
-    if last is None:
-        return Unsqueeze if steps else Slice
-    return Slice if isinstance(last, slice) else Select
+class Alias(Index):
+    """A basic read that changes nothing (``x[...]``, ``x[:, :]``)."""
+
+    node_name = "AliasBackward0"
+
+
+def _basic_read(key, shape: tuple) -> type[Index]:
+    """torch applies a basic index one step at a time, recording a node per step; we record one,
+    named after torch's last step. A lone slice is always a step (``x[:]`` is a SliceBackward0),
+    but within a tuple torch skips slices that keep a whole dim, and a key left with no step at
+    all makes an alias: ``x[:, None]`` is an UnsqueezeBackward0, ``x[:, 0:n]`` an AliasBackward0."""
+    if not isinstance(key, tuple):
+        if key is Ellipsis:
+            return Alias
+        return Unsqueeze if key is None else Slice if isinstance(key, slice) else Select
+    consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
+    dim, last = 0, Alias
+    for k in key:
+        if k is Ellipsis:
+            dim += len(shape) - consumed
+        elif k is None:
+            last = Unsqueeze
+        else:
+            size = shape[dim] if dim < len(shape) else 0  # too many indices: NumPy raises below
+            if not isinstance(k, slice):
+                last = Select
+            elif not (k.start in (None, 0) and k.step in (None, 1) and (k.stop is None or k.stop >= size)):
+                last = Slice
+            dim += 1
+    return last
 
 
 def _integers_first(key):
@@ -199,7 +224,7 @@ def getitem(input: Tensor, key) -> Tensor:
     if split is not None:
         return getitem(getitem(input, split[0]), split[1])
     basic = _is_basic(key)
-    read = _basic_read(key) if basic else Index
+    read = _basic_read(key, input._data.shape) if basic else Index
     out = read.apply(input, key=key, mode=_scatter_mode(key, basic))
     if basic and out.grad_fn is not None and input._base is None:
         out.grad_fn.root_key = key  # lets an in-place op on this view write through input
@@ -844,10 +869,19 @@ def _check_mask(mask, op: str) -> None:
         raise RuntimeError(f"{op}: expected BoolTensor for mask")
 
 
+class MaskedFill(Where):
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, condition, a, b):
+        # torch fills a contiguous clone of the input, whatever the input's layout
+        return np.asarray(Where.forward(ctx, condition, a, b), order="C")
+
+
 def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
     """torch.masked_fill: ``value`` where ``mask`` (broadcast) is True, ``input`` elsewhere.
     A 0-d tensor ``value`` that requires grad receives the sum of the filled slots' gradient."""
-    from .elementwise import Where, _as_operand
+    from .elementwise import _as_operand
 
     _check_mask(mask, "masked_fill")
     node_name = "MaskedFillBackward1" if isinstance(value, Tensor) else "MaskedFillBackward0"
@@ -858,7 +892,7 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
         value = _same_dtype(value, input)
     else:
         value = _as_operand(value, input.dtype)
-    return name_node(Where.apply(mask, value, input), node_name)
+    return name_node(MaskedFill.apply(mask, value, input), node_name)
 
 
 def masked_select(input: Tensor, mask: Tensor) -> Tensor:

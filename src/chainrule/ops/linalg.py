@@ -9,6 +9,7 @@ contracts the output gradient with every other operand, so it serves any equatio
 
 from __future__ import annotations
 
+import math
 import string
 
 import numpy as np
@@ -58,14 +59,14 @@ class Matmul(Function):
             if a is not None:
                 grad_b = _mat(a.mT, g).squeeze(-1)
                 if a_ndim > 2:
-                    grad_b = grad_b.reshape(-1, grad_b.shape[-1]).sum(0)
+                    grad_b = _as_rows(grad_b).sum(0)
             return grad_a, grad_b
         if a_ndim == 1:
             g = grad.unsqueeze(-2)
             if b is not None:
                 grad_a = _mat(g, b.mT).squeeze(-2)
                 if b_ndim > 2:
-                    grad_a = grad_a.reshape(-1, grad_a.shape[-1]).sum(0)
+                    grad_a = _as_rows(grad_a).sum(0)
             if a is not None:
                 grad_b = _mat(a.unsqueeze(-1), g)
             return grad_a, grad_b
@@ -74,11 +75,16 @@ class Matmul(Function):
         if a is not None:
             if b_ndim == 2 and a_ndim > 2:
                 # a weight shared over a batch: one big matmul instead of a batch summed afterwards
-                m, p = a._data.shape[-1], grad._data.shape[-1]
-                grad_b = _mat(a.reshape(-1, m).mT, grad.reshape(-1, p))
+                grad_b = _mat(_as_rows(a).mT, _as_rows(grad))
             else:
                 grad_b = _mat(a.mT, grad)
         return grad_a, grad_b
+
+
+def _as_rows(t: Tensor) -> Tensor:
+    """``t`` as a (rows, last dim) matrix; the row count is explicit, as -1 is ambiguous when empty."""
+    shape = t._data.shape
+    return t.reshape(math.prod(shape[:-1]), shape[-1])
 
 
 class Mm(Matmul):

@@ -391,12 +391,21 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     _class_layout(input, target, "nll_loss")
     C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
     w = _class_weights(weight, C, input._data.dtype)
-    return _NllLoss.apply(input, target, weight=w, ignore_index=ignore_index, reduction=reduction,
+    loss = _NllLoss.apply(input, target, weight=w, ignore_index=ignore_index, reduction=reduction,
                           label_smoothing=0.0, log_softmax=False)
+    return name_node(loss, _nll_node_name(input._data.ndim, reduction))
 
 
 class _NllLoss(_IndexClassLoss):
     node_name = "NllLossBackward0"
+
+
+def _nll_node_name(ndim: int, reduction: str) -> str:
+    """torch's node for nll_loss of an ``ndim``-d input: nll_loss up to 2-d, nll_loss2d for 4-d;
+    other ranks are viewed as 4-d for nll_loss2d, and an unreduced loss is viewed back."""
+    if ndim <= 2:
+        return "NllLossBackward0"
+    return "ViewBackward0" if ndim != 4 and reduction == "none" else "NllLoss2DBackward0"
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
@@ -424,8 +433,10 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     # two nodes, as torch records them (NllLossBackward0 over LogSoftmaxBackward0), so graphs
     # walked by user code look the same
     logp = _log_softmax(input, 1 if input._data.ndim > 1 else 0)
-    return _NllLoss.apply(logp, target, weight=w, ignore_index=ignore_index, reduction=reduction,
+    loss = _NllLoss.apply(logp, target, weight=w, ignore_index=ignore_index, reduction=reduction,
                           label_smoothing=float(label_smoothing), log_softmax=False)
+    # with label smoothing torch adds the smoothing term to the nll loss in a last node
+    return name_node(loss, "AddBackward0" if label_smoothing else _nll_node_name(input._data.ndim, reduction))
 
 
 def _probability_cross_entropy(input, target, w, reduction, label_smoothing):

@@ -19,7 +19,7 @@ import numpy as np
 from .. import _dtype, return_types
 from ..autograd.function import Function, name_node
 from ..autograd.grad_mode import state as _grad_state
-from ..tensor import Tensor, _wrap_dim
+from ..tensor import Tensor, _wrap_dim, preserve_layout
 
 __all__ = ["sum", "mean", "sum_to_shape", "prod", "var", "std", "var_mean", "std_mean", "max", "min",
            "amax", "amin", "argmax", "argmin", "logsumexp", "softmax", "log_softmax", "cumsum",
@@ -143,8 +143,9 @@ def sum_to_shape(input: Tensor, shape) -> Tensor:
 
 # ---------------------------------------------------------------- helpers for the reductions below
 def _as_array(x) -> np.ndarray:
-    """NumPy reductions return scalars for 0-d results: keep every result an ndarray."""
-    return x if type(x) is np.ndarray else np.asarray(x)
+    """A reduction's result as a C-ordered ndarray: NumPy returns scalars for 0-d results, and
+    keeps a transposed input's order where torch's reductions return contiguous tensors."""
+    return np.asarray(x, order="C")
 
 
 def _keep(t: Tensor, shape: tuple, dims: tuple, keepdim: bool) -> Tensor:
@@ -484,6 +485,11 @@ class MinDim(Gather):
 
 class SortValues(Gather):
     node_name = "SortBackward0"
+
+    @staticmethod
+    def forward(ctx, x, index, dim, keepdim):
+        # torch's sort writes into empty_like(input): a transposed input gives transposed values
+        return preserve_layout(Gather.forward(ctx, x, index, dim, keepdim), x)
 
 
 class TopkValues(Gather):
@@ -925,8 +931,8 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | 
     d = _single_dim(dim, x.ndim, "sort")
     if x.ndim == 0:
         return _select_along(SortValues, input, np.zeros((), np.int64), 0, True, "sort")
-    return _select_along(SortValues if stable is None else SortStableValues, input, _argsort(x, d, descending), d,
-                         True, "sort")
+    order = preserve_layout(_argsort(x, d, descending), x)  # torch's indices share the values' layout
+    return _select_along(SortValues if stable is None else SortStableValues, input, order, d, True, "sort")
 
 
 class SortStableValues(SortValues):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function, name_node
-from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
+from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out, preserve_layout
 from .reduce import sum_to_shape
 
 __all__ = ["reshape", "view", "view_as", "reshape_as", "expand", "expand_as", "broadcast_to",
@@ -80,6 +80,8 @@ def reshape(input: Tensor, *shape) -> Tensor:
     out = Reshape.apply(input, shape=shape)
     if out._data.size and not np.may_share_memory(out._data, input._data):
         return name_node(out, "UnsafeViewBackward0")  # torch's reshape copied: clone + _unsafe_view
+    if not input._data.flags.c_contiguous:
+        name_node(out, "ReshapeAliasBackward0")  # torch views a non-contiguous input with _reshape_alias
     return _mark_view(out, input)
 
 
@@ -134,6 +136,8 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     end = _wrap_dim(end_dim, ndim, "flatten")
     if start > end:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    if start == end:
+        return input  # nothing to flatten: torch returns the input itself, with no node
     shape = input._data.shape
     new_shape = shape[:start] + (int(np.prod(shape[start:end + 1])),) + shape[end + 1:]
     return reshape(input, new_shape)
@@ -243,7 +247,7 @@ class Transpose(Function):
     @staticmethod
     def forward(ctx, x, dim0, dim1):
         ctx.swap = (dim0, dim1)
-        return np.swapaxes(x, dim0, dim1)
+        return np.swapaxes(x, dim0, dim1) if x.ndim else x.view()
 
     @staticmethod
     def backward(ctx, grad):
@@ -267,10 +271,7 @@ def permute(input: Tensor, *dims) -> Tensor:
 
 def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     ndim = input._data.ndim
-    if ndim == 0:
-        _wrap_dim(dim0, 0, "transpose")
-        _wrap_dim(dim1, 0, "transpose")
-        return input
+    # a 0-d tensor takes dims -1 and 0 and still gets a (trivial) view node, as in torch
     d0, d1 = _wrap_dim(dim0, ndim, "transpose"), _wrap_dim(dim1, ndim, "transpose")
     return _share(Transpose.apply(input, dim0=d0, dim1=d1), input)
 
@@ -282,7 +283,7 @@ def t(input: Tensor) -> Tensor:
     """torch.t: transpose of a <= 2-D tensor."""
     if input._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D")
-    return name_node(transpose(input, 0, 1), "TBackward0") if input._data.ndim == 2 else input
+    return name_node(transpose(input, 0, -1), "TBackward0")  # a view node even for 0-d and 1-d, as torch
 
 
 def movedim(input: Tensor, source, destination) -> Tensor:
@@ -370,7 +371,8 @@ class Cat(Function):
         ctx.skipped = skipped
         joined = [a for i, a in enumerate(arrays) if i not in skipped]
         ctx.sizes = [a.shape[dim] for a in joined]
-        return np.concatenate(joined, axis=dim)
+        # C order whatever the inputs' layouts (NumPy follows theirs): torch's cat output is contiguous
+        return np.asarray(np.concatenate(joined, axis=dim), order="C")
 
     @staticmethod
     def backward(ctx, grad):
@@ -400,13 +402,15 @@ def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
     every = _tensor_list(tensors, "cat")
     # torch skips legacy empty 1-D tensors of shape (0,) when joining (they still get a gradient)
     skipped = tuple(i for i, t in enumerate(every) if t._data.ndim == 1 and t._data.shape[0] == 0)
-    if len(skipped) == len(every):
+    all_skipped = len(skipped) == len(every)
+    if all_skipped:
         skipped = skipped[1:]
     tensors = [t for i, t in enumerate(every) if i not in skipped]
     ref = tensors[0]
     if ref._data.ndim == 0:
         raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")
-    d = _wrap_dim(dim, ref._data.ndim, "cat")
+    # with nothing but legacy empties torch joins them without looking at dim
+    d = 0 if all_skipped else _wrap_dim(dim, ref._data.ndim, "cat")
     for i, t in enumerate(tensors):
         if t._data.ndim != ref._data.ndim:
             raise RuntimeError(
@@ -582,7 +586,7 @@ class Roll(Function):
     def forward(ctx, x, shifts, dims):
         ctx.shifts = shifts
         ctx.dims = dims
-        return np.roll(x, shifts, axis=dims)
+        return np.asarray(np.roll(x, shifts, axis=dims), order="C")  # torch's roll output is contiguous
 
     @staticmethod
     def backward(ctx, grad):
@@ -612,7 +616,8 @@ class Tril(Function):
     def forward(ctx, x, diagonal, upper):
         ctx.diagonal = diagonal
         ctx.upper = upper
-        return np.triu(x, diagonal) if upper else np.tril(x, diagonal)
+        out = np.triu(x, diagonal) if upper else np.tril(x, diagonal)
+        return np.asarray(out, order="C")  # torch's tril/triu output is contiguous
 
     @staticmethod
     def backward(ctx, grad):
@@ -654,7 +659,8 @@ def narrow(input: Tensor, dim: int, start, length: int) -> Tensor:
         start += size
     if start + length > size:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
-    return input[(slice(None),) * d + (slice(start, start + length),)]
+    # always a SliceBackward0 in torch, even when the slice keeps the whole dim
+    return name_node(input[(slice(None),) * d + (slice(start, start + length),)], "SliceBackward0")
 
 
 def select(input: Tensor, dim: int, index: int) -> Tensor:
@@ -809,6 +815,8 @@ class ConstantPad(Function):
         # widths: one (before, after) pair per dim, first dim first; negative entries crop
         ctx.widths = widths
         out_shape = tuple(n + a + b for n, (a, b) in zip(x.shape, widths))
+        if out_shape == x.shape and not any(a or b for a, b in widths):
+            return preserve_layout(x.copy(), x)  # torch clones: a transposed input stays transposed
         out = np.full(out_shape, value, dtype=x.dtype)
         src = tuple(slice(max(-a, 0), n - max(-b, 0)) for n, (a, b) in zip(x.shape, widths))
         dst = tuple(slice(max(a, 0), m - max(b, 0)) for m, (a, b) in zip(out_shape, widths))
@@ -879,7 +887,7 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
             raise RuntimeError("Padding value causes wrapping around more than once.")
         if mode == "replicate" and n == 0 and (a or b):
             raise RuntimeError(f"Expected input's non-padded dimension {d} to have size > 0, but got 0")
-    if not any(a or b for a, b in widths):
+    if mode == "circular" and not any(a or b for a, b in widths):
         return x if x is not input else Clone.apply(input)
     out = ModePad.apply(x, widths=tuple(widths), mode=mode)
     if mode == "circular":
@@ -901,7 +909,8 @@ class ModePad(Function):
     def forward(ctx, x, widths, mode):
         ctx.widths = widths
         ctx.mode = mode
-        return np.pad(x, widths, mode=_NUMPY_PAD_MODE[mode])
+        # C order: np.pad follows the input's layout, torch's padding kernels write contiguous outputs
+        return np.asarray(np.pad(x, widths, mode=_NUMPY_PAD_MODE[mode]), order="C")
 
     @staticmethod
     def backward(ctx, grad):
