@@ -183,6 +183,34 @@ RUN_FILES = ("metrics.csv", "curves.png", "model.safetensors", "checkpoint.safet
 CHECKPOINT = "checkpoint.safetensors"
 
 
+def report_epoch(model, x_train, y_train, split, epoch: int, epochs: int, started: float, watch) -> dict:
+    """Evaluate after an epoch, print its line (and the gradient watch's report), return its row."""
+    train_loss, train_acc, _ = evaluate(model, x_train, y_train)
+    test_loss, test_acc, _ = evaluate(model, split.x_test, split.y_test)
+    elapsed = time.perf_counter() - started
+    print(f"epoch {epoch:>3}/{epochs}  train loss {train_loss:.4f} acc {train_acc:6.2%}  "
+          f"test loss {test_loss:.4f} acc {test_acc:6.2%}  ({elapsed:.1f}s)", flush=True)
+    if watch is not None:
+        print("\n".join(watch.report()), flush=True)
+        watch.reset()
+    return {"epoch": epoch, "train_loss": round(train_loss, 6), "train_acc": round(train_acc, 6),
+            "test_loss": round(test_loss, 6), "test_acc": round(test_acc, 6), "seconds": round(elapsed, 3)}
+
+
+def write_run(out: str, rows: list[dict], model, split, args, settings: dict, title: str) -> None:
+    """The finished run's files: metrics.csv, curves.png and the model checkpoint."""
+    import chainrule
+
+    write_metrics(os.path.join(out, "metrics.csv"), rows)
+    plot_curves(os.path.join(out, "curves.png"), rows, title)
+    chainrule.save({"state_dict": model.state_dict(), "dataset": args.dataset, "model": args.model,
+                    "input_shape": list(split.input_shape), "num_classes": split.num_classes,
+                    "args": settings, "test_acc": rows[-1]["test_acc"]},
+                   os.path.join(out, "model.safetensors"))
+    print(f"test accuracy {rows[-1]['test_acc']:.2%}; wrote metrics.csv, curves.png and model.safetensors "
+          f"to {out}", flush=True)
+
+
 def _holds_run(directory: str) -> bool:
     return any(os.path.exists(os.path.join(directory, name)) for name in RUN_FILES)
 
@@ -389,29 +417,12 @@ def _train(args, split, out: str, resume) -> int:
             seen += len(yb)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{running / seen:.4f}")
-        train_loss, train_acc, _ = evaluate(model, x_train, y_train)
-        test_loss, test_acc, _ = evaluate(model, split.x_test, split.y_test)
-        elapsed = time.perf_counter() - started
-        rows.append({"epoch": epoch, "train_loss": round(train_loss, 6), "train_acc": round(train_acc, 6),
-                     "test_loss": round(test_loss, 6), "test_acc": round(test_acc, 6),
-                     "seconds": round(elapsed, 3)})
-        print(f"epoch {epoch:>3}/{epochs}  train loss {train_loss:.4f} acc {train_acc:6.2%}  "
-              f"test loss {test_loss:.4f} acc {test_acc:6.2%}  ({elapsed:.1f}s)", flush=True)
-        if watch is not None:
-            print("\n".join(watch.report()), flush=True)
-            watch.reset()
+        rows.append(report_epoch(model, x_train, y_train, split, epoch, epochs, started, watch))
         # everything the next epoch depends on, so a resumed run computes the same bits
         chainrule.save({"settings": settings, "epoch": epoch, "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(), "rng_state": chainrule.get_rng_state(),
                         "loader_rng_state": generator.get_state(), "rows": rows},
                        os.path.join(out, CHECKPOINT))
 
-    write_metrics(os.path.join(out, "metrics.csv"), rows)
-    plot_curves(os.path.join(out, "curves.png"), rows, f"{args.model} on {args.dataset}")
-    chainrule.save({"state_dict": model.state_dict(), "dataset": args.dataset, "model": args.model,
-                    "input_shape": list(split.input_shape), "num_classes": split.num_classes,
-                    "args": settings, "test_acc": rows[-1]["test_acc"]},
-                   os.path.join(out, "model.safetensors"))
-    print(f"test accuracy {rows[-1]['test_acc']:.2%}; wrote metrics.csv, curves.png and model.safetensors "
-          f"to {out}")
+    write_run(out, rows, model, split, args, settings, f"{args.model} on {args.dataset}")
     return 0

@@ -77,12 +77,11 @@ def _run_rank(args) -> int:
         GradientWatch,
         _check_args,
         _default_lr,
-        evaluate,
         load_dataset,
         make_optimizer,
-        plot_curves,
+        report_epoch,
         select_subset,
-        write_metrics,
+        write_run,
     )
 
     _check_args(args)
@@ -137,30 +136,13 @@ def _run_rank(args) -> int:
             if not math.isfinite(value):
                 raise CommandError(f"the loss became {value} on rank {rank} in epoch {epoch}: lower --lr (now {lr:g})")
         if lead:
-            train_loss, train_acc, _ = evaluate(model, x_train, y_train)
-            test_loss, test_acc, _ = evaluate(model, split.x_test, split.y_test)
-            elapsed = time.perf_counter() - started
-            rows.append({"epoch": epoch, "train_loss": round(train_loss, 6), "train_acc": round(train_acc, 6),
-                         "test_loss": round(test_loss, 6), "test_acc": round(test_acc, 6),
-                         "seconds": round(elapsed, 3)})
-            print(f"epoch {epoch:>3}/{epochs}  train loss {train_loss:.4f} acc {train_acc:6.2%}  "
-                  f"test loss {test_loss:.4f} acc {test_acc:6.2%}  ({elapsed:.1f}s)", flush=True)
-            if watch is not None:
-                print("\n".join(watch.report()), flush=True)
-                watch.reset()
+            rows.append(report_epoch(model, x_train, y_train, split, epoch, epochs, started, watch))
 
     if lead:
-        write_metrics(os.path.join(out, "metrics.csv"), rows)
-        plot_curves(os.path.join(out, "curves.png"), rows, f"{args.model} on {args.dataset} ({size} processes)")
         settings = {"dataset": args.dataset, "model": args.model, "epochs": epochs, "batch_size": batch_size,
                     "lr": lr, "optimizer": args.optimizer, "seed": args.seed, "limit": args.limit,
                     "nprocs": size}
-        chainrule.save({"state_dict": model.state_dict(), "dataset": args.dataset, "model": args.model,
-                        "input_shape": list(split.input_shape), "num_classes": split.num_classes,
-                        "args": settings, "test_acc": rows[-1]["test_acc"]},
-                       os.path.join(out, "model.safetensors"))
-        print(f"test accuracy {rows[-1]['test_acc']:.2%}; wrote metrics.csv, curves.png and model.safetensors "
-              f"to {out}", flush=True)
+        write_run(out, rows, model, split, args, settings, f"{args.model} on {args.dataset} ({size} processes)")
     dist.barrier()
     dist.destroy_process_group()
     return 0
