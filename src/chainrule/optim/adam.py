@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
+from .optimizer import Optimizer, _check_adam_args, _params_with_grad, _step_tensor, _zero_state
 
 __all__ = ["Adam", "AdamW"]
 
@@ -19,11 +19,7 @@ class Adam(Optimizer):
                  weight_decay: float = 0, amsgrad: bool = False, *, foreach=None, maximize: bool = False,
                  capturable: bool = False, differentiable: bool = False, fused=None,
                  decoupled_weight_decay: bool = False) -> None:
-        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
-        _check(0.0 <= eps, f"Invalid epsilon value: {eps}")
-        _check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
-        _check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
-        _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        _check_adam_args(lr, eps, betas, weight_decay)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach, capturable=capturable,
                         differentiable=differentiable, fused=fused,
@@ -41,9 +37,7 @@ class Adam(Optimizer):
                 g = -g
             state = self.state[p]
             if "exp_avg" not in state:
-                state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
-                state["exp_avg"] = Tensor._make(np.zeros_like(w))
-                state["exp_avg_sq"] = Tensor._make(np.zeros_like(w))
+                _zero_state(state, w, "exp_avg", "exp_avg_sq")
                 if amsgrad:
                     state["max_exp_avg_sq"] = Tensor._make(np.zeros_like(w))
             step = _step_tensor(state)

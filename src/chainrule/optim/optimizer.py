@@ -193,6 +193,25 @@ def _step_tensor(state: dict) -> float:
     return float(step._data)
 
 
+def _zero_state(state: dict, w, *names: str) -> None:
+    """On a parameter's first step: a 0-d float32 ``step`` and zero buffers ``names`` shaped like ``w``
+    (``names[0]`` present means the state is already set up)."""
+    if names[0] in state:
+        return
+    state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
+    for name in names:
+        state[name] = Tensor._make(np.zeros_like(w))
+
+
+def _check_adam_args(lr: float, eps: float, betas: tuple, weight_decay: float) -> None:
+    """The argument checks the Adam family shares, with torch's messages."""
+    _check(0.0 <= lr, f"Invalid learning rate: {lr}")
+    _check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+    _check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
+    _check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
+    _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
