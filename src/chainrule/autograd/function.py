@@ -346,6 +346,17 @@ class _Anomaly:
 _anomaly = _Anomaly()
 
 
+def _quiet_forward(cls, ctx, arrays: list, params: dict):
+    """Run a built-in op's array forward with NumPy's warnings off (torch is silent on x / 0),
+    turning NumPy's broadcast ValueError into torch's RuntimeError."""
+    quiet = numpy_errstate.set(QUIET)
+    try:
+        return cls.forward(ctx, *arrays, **params)
+    except ValueError as error:
+        raise broadcast_error(error, arrays) from None
+    finally:
+        numpy_errstate.reset(quiet)
+
 def _apply_array_op(cls, inputs, params):
     """Hot path for built-in ops: forward on arrays, record a node only if a gradient can flow."""
     Tensor = _Tensor
@@ -358,25 +369,13 @@ def _apply_array_op(cls, inputs, params):
             record = False
     arrays = [t._data for t in inputs]
     if not record:
-        quiet = numpy_errstate.set(QUIET)
-        try:
-            out = cls.forward(_NULL_CTX, *arrays, **params)
-        except ValueError as error:
-            raise broadcast_error(error, arrays) from None
-        finally:
-            numpy_errstate.reset(quiet)
+        out = _quiet_forward(cls, _NULL_CTX, arrays, params)
         if type(out) is tuple:
             return tuple(Tensor._make(o) for o in out)
         return Tensor._make(out)
 
     node = _make_node(cls, inputs)
-    quiet = numpy_errstate.set(QUIET)
-    try:
-        out = cls.forward(node, *arrays, **params)
-    except ValueError as error:
-        raise broadcast_error(error, arrays) from None
-    finally:
-        numpy_errstate.reset(quiet)
+    out = _quiet_forward(cls, node, arrays, params)
     non_diff = node._non_differentiable
     if type(out) is tuple:
         node._num_outputs = len(out)
