@@ -36,8 +36,30 @@ def bind_module(module) -> None:
         setattr(Tensor, method, getattr(module, function))
 
 
+def _operator(fn):
+    def method(self, other) -> Tensor:
+        return fn(self, other)
+
+    return method
+
+
+def _inplace_operator(fn):
+    def method(self, other) -> Tensor:
+        return _inplace(self, fn, other)
+
+    return method
+
+
+def _comparison(fn):
+    def method(self, other) -> Tensor:
+        # NotImplemented lets Python try the other operand's method (and == fall back to identity)
+        return fn(self, other) if _is_operand(other) else NotImplemented
+
+    return method
+
+
 def _reflected(fn):
-    def method(self, other):
+    def method(self, other) -> Tensor:
         return fn(other, self)
 
     method.__name__ = f"__r{fn.__name__}__"
@@ -56,7 +78,7 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
     constant = ew._constant
     make = Tensor._make
 
-    def method(self, other):
+    def method(self, other) -> Tensor:
         data = self._data
         if data.dtype.kind == "f":
             kind = type(other)
@@ -91,11 +113,11 @@ def _bind_operators() -> None:
         "or": ew.bitwise_or, "xor": ew.bitwise_xor,
     }
     for name, fn in operators.items():
-        setattr(Tensor, f"__{name}__", lambda self, other, fn=fn: fn(self, other))
+        setattr(Tensor, f"__{name}__", _operator(fn))
         setattr(Tensor, f"__r{name}__", _reflected(fn))
-        setattr(Tensor, f"__i{name}__", lambda self, other, fn=fn: _inplace(self, fn, other))
+        setattr(Tensor, f"__i{name}__", _inplace_operator(fn))
     for name, fn in {"eq": ew.eq, "ne": ew.ne, "lt": ew.lt, "le": ew.le, "gt": ew.gt, "ge": ew.ge}.items():
-        setattr(Tensor, f"__{name}__", lambda self, other, fn=fn: fn(self, other) if _is_operand(other) else NotImplemented)
+        setattr(Tensor, f"__{name}__", _comparison(fn))
     for name, fn, cls, ufunc in (("add", ew.add, ew.Add, np.add), ("sub", ew.sub, ew.Sub, np.subtract),
                                  ("mul", ew.mul, ew.Mul, np.multiply), ("truediv", ew.div, ew.Div, np.true_divide)):
         setattr(Tensor, f"__{name}__", _arithmetic(fn, cls, ufunc))
@@ -202,6 +224,7 @@ def _make_inplace(fn):
         return _inplace(self, fn, *args, **kwargs)
 
     method.__name__ = fn.__name__ + "_"
+    method.__wrapped__ = fn  # inspect.signature (and the stub) show fn's parameters
     return method
 
 
@@ -218,6 +241,7 @@ def _make_inplace_view(fn):
         return self
 
     method.__name__ = fn.__name__ + "_"
+    method.__wrapped__ = fn
     return method
 
 
@@ -262,6 +286,10 @@ def _matrix_transpose(self: Tensor) -> Tensor:
     return self.transpose(-2, -1)
 
 
+def _reversed_dims(self: Tensor) -> Tensor:
+    return self.permute(*reversed(range(self.ndim)))
+
+
 def bind_all(modules) -> None:
     """Bind ``modules``' functions (and the operators, in-place variants and the rest) onto Tensor."""
     # autograd makes Tensors (Function outputs, the engine's seeds) but sits below tensor.py
@@ -281,7 +309,7 @@ def bind_all(modules) -> None:
     Tensor.fill_ = _fill
     Tensor.zero_ = _zero
     Tensor.copy_ = _copy
-    Tensor.T = property(lambda self: self.permute(*reversed(range(self.ndim))))
+    Tensor.T = property(_reversed_dims)
     Tensor.mT = property(_matrix_transpose)
     Tensor.H = Tensor.T
     Tensor.is_complex = lambda self: False
