@@ -73,3 +73,36 @@ def test_the_stub_is_declared_package_data():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     package_data = config["tool"]["setuptools"]["package-data"]["chainrule"]
     assert "*.pyi" in package_data
+
+
+def test_every_name_in_an_annotation_is_defined_or_imported_by_the_stub():
+    import builtins
+
+    tree = ast.parse(STUB.read_text(encoding="utf-8"))
+    defined = {node.name for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    annotations = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            annotations.append(node.annotation)
+        elif isinstance(node, (ast.FunctionDef, ast.AnnAssign)):
+            annotations.append(node.returns if isinstance(node, ast.FunctionDef) else node.annotation)
+    unknown = {name.id for annotation in annotations if annotation is not None
+               for name in ast.walk(annotation) if isinstance(name, ast.Name)
+               and name.id not in defined and not hasattr(builtins, name.id)}
+    assert not unknown, f"tensor.pyi annotations name what it does not import: {sorted(unknown)}"
+
+
+def test_no_annotation_in_tensor_names_one_of_its_own_methods(stub_classes):
+    # inside `class Tensor`, `-> float` would mean the method Tensor.float: write builtins.float
+    tensor = stub_classes["Tensor"]
+    own = _names(tensor) - {"Tensor"}
+    shadowed = set()
+    for node in ast.walk(tensor):
+        annotation = node.annotation if isinstance(node, (ast.arg, ast.AnnAssign)) else (
+            node.returns if isinstance(node, ast.FunctionDef) else None)
+        if annotation is not None:
+            shadowed |= {n.id for n in ast.walk(annotation) if isinstance(n, ast.Name) and n.id in own}
+    assert not shadowed, f"annotations in class Tensor that name its own methods: {sorted(shadowed)}"
