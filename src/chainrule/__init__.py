@@ -77,6 +77,9 @@ from . import nn  # noqa: E402
 from . import optim  # noqa: E402
 from . import utils  # noqa: E402
 from . import viz  # noqa: E402
+
+# the explainer is viz's, reachable from autograd too; attached here so autograd never imports viz
+autograd.explain = viz.explain
 from .serialization import load, save  # noqa: E402
 
 

@@ -1,7 +1,10 @@
 """Tensor: an array plus what autograd needs — requires_grad, grad, grad_fn and a version counter.
 
 Methods for ops (``x.exp()``, ``x + y``, ``x.sum(dim)``...) are bound onto the class in
-``chainrule/_methods.py`` from the op modules, so each op is defined once, as a function.
+``chainrule/_methods.py`` from the op modules, so each op is defined once, as a function. This
+module sits below the ops and imports none of them: where a method here needs one (``Tensor(data)``
+converts data, ``to()`` casts), it calls a private method that ``_methods.py`` binds
+(``_to_array``, ``_cast``, ``_to_device``). ``tensor.pyi`` lists every method for IDEs.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import numpy as np
 from . import _dtype
 from ._backend import device as _device
 from ._backend import device_of, to_device
-from .autograd import function as _function_module
 from .autograd.function import AccumulateGrad
 
 __all__ = ["Tensor"]
@@ -37,11 +39,9 @@ class Tensor:
     def __init__(self, *args, requires_grad: bool = False, dtype=None) -> None:
         """``Tensor(data)`` copies data as the default float dtype; ``Tensor(2, 3)`` and
         ``Tensor(Size)`` make a zero-filled tensor of that shape (torch's is uninitialised)."""
-        from .ops.creation import _to_array
-
         dt = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
         if len(args) == 1 and not isinstance(args[0], (Size, int)) or not args:
-            array = _to_array([] if not args else args[0], dt)
+            array = self._to_array([] if not args else args[0], dt)
         elif all(isinstance(a, int) and not isinstance(a, bool) for a in (args[0] if isinstance(args[0], Size) else args)):
             array = np.zeros(tuple(args[0]) if isinstance(args[0], Size) else args, dtype=dt.np)
         else:
@@ -356,13 +356,9 @@ class Tensor:
                 raise TypeError(f"to() received an invalid argument {a!r}")
         out = self
         if dev is not None and _device(dev) != self.device:
-            from .ops.elementwise import _to_device
-
-            out = _to_device(out, _device(dev))
+            out = out._to_device(_device(dev))
         if dtype is not None and _dtype.to_dtype(dtype) is not out.dtype:
-            from .ops.elementwise import _cast
-
-            out = _cast(out, _dtype.to_dtype(dtype))
+            out = out._cast(_dtype.to_dtype(dtype))
         if copy and out is self:
             out = self.clone()
         return out
@@ -606,6 +602,3 @@ def _int_sequence(values, op: str, name: str = "size") -> tuple:
             raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, but found element of type "
                             f"{type(v).__name__} at pos {i}") from None
     return tuple(out)
-
-
-_function_module._Tensor = Tensor

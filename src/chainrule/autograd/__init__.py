@@ -9,5 +9,5 @@ from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 
 __all__ = ["Function", "Node", "backward", "grad", "gradcheck", "gradgradcheck", "GradcheckError",
            "functional", "no_grad", "enable_grad", "set_grad_enabled", "inference_mode",
-           "is_grad_enabled", "detect_anomaly", "set_detect_anomaly", "once_differentiable", "explain"]
-from ..viz.explain import explain  # noqa: E402
+           "is_grad_enabled", "detect_anomaly", "set_detect_anomaly", "once_differentiable"]
+# chainrule.autograd.explain is attached by chainrule/__init__.py: viz sits above autograd

@@ -9,14 +9,19 @@ and reports a rule that returns a gradient of the wrong shape, naming the node.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._backend import array_module
 from . import function as _function
-from .function import AccumulateGrad, _anomaly
+from .function import AccumulateGrad, Function, _anomaly
 from .grad_mode import state as _grad_state
 
-__all__ = ["backward", "grad", "run_backward"]
+if TYPE_CHECKING:
+    from ..tensor import Tensor
+
+__all__ = ["backward", "grad", "run_backward", "sum_to_shape"]
 
 
 def _tensor_cls():
@@ -329,14 +334,47 @@ def _call_rule(node, grads, retain_graph, exposed=None):
 
 
 def _reduce_to_shape(node, index, grad, shape):
-    from ..ops.reduce import sum_to_shape
-
     if not _broadcastable_to(shape, grad._data.shape):
         raise RuntimeError(
             f"{node.name()} returned a gradient of shape {tuple(grad.shape)} for input {index} of "
             f"shape {tuple(shape)}; the shapes are not broadcast-compatible"
         )
     return sum_to_shape(grad, shape)
+
+
+class SumToSize(Function):
+    """Sum a broadcast gradient back to the shape it was broadcast from.
+
+    The engine's own op (it undoes broadcasting for every rule), so it lives here rather than
+    in ``ops``: autograd sits below the ops and imports none of them.
+    """
+
+    label = "sum_to_size"
+    rule = "expands the gradient back over the summed dims"
+    formula = None
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        lead = x.ndim - len(shape)
+        dims = tuple(range(lead)) + tuple(
+            lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1
+        )
+        out = array_module(x).sum(x, axis=dims, keepdims=True) if dims else x
+        return out.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.expand(ctx.shape)
+
+
+def sum_to_shape(input: Tensor, shape) -> Tensor:
+    """Reduce ``input`` by summation to ``shape``, which it must be broadcastable from."""
+    shape = tuple(shape)
+    if input._data.shape == shape:
+        return input
+    return SumToSize.apply(input, shape=shape)
 
 
 def _broadcastable_to(shape, target) -> bool:

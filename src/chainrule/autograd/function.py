@@ -53,7 +53,7 @@ except ImportError:  # NumPy 1.x: the same through np.errstate
 
 __all__ = ["Function", "Node", "AccumulateGrad", "once_differentiable"]
 
-# set by chainrule.tensor once Tensor exists (the two modules need each other)
+# the Tensor class, set by chainrule._methods: autograd sits below tensor.py and does not import it
 _Tensor = None
 
 

@@ -25,13 +25,13 @@ def _as_tuple(x):
 
 
 def _differentiable_outputs(func, inputs):
-    from ..tensor import Tensor
+    from .function import _Tensor as Tensor
 
     return [o for o in _as_tuple(func(*inputs)) if isinstance(o, Tensor) and o._requires_grad]
 
 
 def _evaluate(func, inputs):
-    from ..tensor import Tensor
+    from .function import _Tensor as Tensor
 
     with no_grad():
         outs = _as_tuple(func(*inputs))
@@ -64,7 +64,7 @@ def _numerical_jacobians(func, inputs, index, eps):
 
 
 def _analytical_jacobian(func, inputs, output_index, input_index):
-    from ..tensor import Tensor
+    from .function import _Tensor as Tensor
 
     outputs = _differentiable_outputs(func, inputs)
     out = outputs[output_index]
@@ -95,7 +95,7 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     On a mismatch raises GradcheckError (or returns False with ``raise_exception=False``),
     naming the input and output, the worst element and both values there.
     """
-    from ..tensor import Tensor
+    from .function import _Tensor as Tensor
 
     if check_forward_ad or check_batched_forward_grad or check_batched_grad:
         raise NotImplementedError("gradcheck: chainrule has no forward-mode AD or batched gradients; "
@@ -142,7 +142,7 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
 
 
 def _fast_gradcheck(func, inputs, diff_indices, eps, atol, rtol, raise_exception):
-    from ..tensor import Tensor
+    from .function import _Tensor as Tensor
 
     rng = np.random.default_rng(0)
     outputs = _differentiable_outputs(func, inputs)
@@ -178,7 +178,7 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
                   check_batched_grad: bool = False, check_fwd_over_rev: bool = False,
                   check_rev_over_rev: bool = True, fast_mode: bool = False, masked: bool = False) -> bool:
     """torch.autograd.gradgradcheck: gradcheck of the first gradient (second derivatives)."""
-    from ..tensor import Tensor
+    from .function import _Tensor as Tensor
 
     inputs = _as_tuple(inputs)
     outputs = _differentiable_outputs(func, inputs)

@@ -669,9 +669,7 @@ class Where(Function):
 def where(condition: Tensor, input=None, other=None) -> Tensor:
     """torch.where(condition, input, other); ``where(condition)`` returns nonzero indices."""
     if input is None and other is None:
-        from .index import nonzero
-
-        return nonzero(condition, as_tuple=True)
+        return condition.nonzero(as_tuple=True)
     if not isinstance(condition, Tensor):
         condition = Tensor._make(np.asarray(condition))
     if condition._data.dtype != np.bool_:

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype, return_types
+from ..autograd.engine import sum_to_shape  # re-exported: chainrule.sum_to_shape, Tensor.sum_to_shape
 from ..autograd.function import Function, name_node
 from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor, _wrap_dim, preserve_layout
@@ -111,34 +112,6 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
 
 class MeanDim(Mean):
     node_name = "MeanBackward1"  # torch's mean(dim) overload
-
-
-class SumToSize(Function):
-    """Sum a broadcast gradient back to the shape it was broadcast from (the engine uses this)."""
-
-    _array_forward = True
-
-    @staticmethod
-    def forward(ctx, x, shape):
-        ctx.shape = x.shape
-        lead = x.ndim - len(shape)
-        dims = tuple(range(lead)) + tuple(
-            lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1
-        )
-        out = np.sum(x, axis=dims, keepdims=True) if dims else x
-        return out.reshape(shape)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad.expand(ctx.shape)
-
-
-def sum_to_shape(input: Tensor, shape) -> Tensor:
-    """Reduce ``input`` by summation to ``shape``, which it must be broadcastable from."""
-    shape = tuple(shape)
-    if input._data.shape == shape:
-        return input
-    return SumToSize.apply(input, shape=shape)
 
 
 # ---------------------------------------------------------------- helpers for the reductions below

@@ -111,9 +111,6 @@ def _share(self: Tensor, base: Tensor) -> Tensor:
     return self
 
 
-Tensor._share = _share
-
-
 def view_as(input: Tensor, other: Tensor) -> Tensor:
     return view(input, tuple(other.shape))
 
