@@ -36,6 +36,9 @@ def _as_array(x) -> np.ndarray:
 class Matmul(Function):
     _array_forward = True
     node_name = "MatmulBackward0"
+    label = "matmul"
+    rule = "∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G (summed over broadcast batch dims)"
+    formula = "{0} @ {1}"
 
     @staticmethod
     def forward(ctx, a, b):
@@ -89,18 +92,30 @@ def _as_rows(t: Tensor) -> Tensor:
 
 class Mm(Matmul):
     node_name = "MmBackward0"
+    label = "matmul"
+    rule = "∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G"
+    formula = "{0} @ {1}"
 
 
 class Bmm(Matmul):
     node_name = "BmmBackward0"
+    label = "bmm"
+    rule = "per batch: ∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G"
+    formula = "bmm({0}, {1})"
 
 
 class Mv(Matmul):
     node_name = "MvBackward0"
+    label = "matmul"
+    rule = "∂/∂A = g xᵀ (outer product), ∂/∂x = Aᵀ g"
+    formula = "{0} @ {1}"
 
 
 class Dot(Matmul):
     node_name = "DotBackward0"
+    label = "dot"
+    rule = "∂/∂a = g·b, ∂/∂b = g·a"
+    formula = "{0} @ {1}"
 
 
 def _blas_ready(x: np.ndarray) -> np.ndarray:
@@ -434,6 +449,8 @@ def _join(subs) -> str:
 
 
 class Einsum(Function):
+    label = "einsum"
+    rule = "each operand gets an einsum of the gradient with the others"
     _array_forward = True
 
     @staticmethod
@@ -602,6 +619,9 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
 
 # ---------------------------------------------------------------- trace and diagonals
 class Trace(Function):
+    label = "trace"
+    rule = "puts the gradient on the diagonal"
+    formula = "trace({0})"
     _array_forward = True
 
     @staticmethod
@@ -631,6 +651,8 @@ def _diagonal_index(shape: tuple, offset: int, dim1: int, dim2: int):
 
 
 class Diagonal(Function):
+    label = "diagonal"
+    rule = "puts the gradient back on the diagonal, zeros elsewhere"
     _array_forward = True
 
     @staticmethod
@@ -652,6 +674,8 @@ class DiagonalScatter(Function):
 
     _array_forward = True
     node_name = "DiagonalBackwardBackward0"
+    label = "diagonal_backward"
+    rule = "reads the gradient's diagonal back (diagonal's backward, recorded as an op under create_graph)"
 
     @staticmethod
     def forward(ctx, grad, shape, offset, dim1, dim2):
@@ -745,6 +769,9 @@ def _singular(op: str) -> RuntimeError:
 class Inverse(Function):
     _array_forward = True
     node_name = "LinalgInvExBackward0"
+    label = "inv"
+    rule = "∂/∂A = -A⁻ᵀ G A⁻ᵀ"
+    formula = "inv({0})"
 
     @staticmethod
     def forward(ctx, A):
@@ -783,6 +810,9 @@ def inverse(input: Tensor) -> Tensor:
 class Det(Function):
     _array_forward = True
     node_name = "LinalgDetBackward0"
+    label = "det"
+    rule = "∂/∂A = g·det(A)·A⁻ᵀ"
+    formula = "det({0})"
 
     @staticmethod
     def forward(ctx, A):
@@ -808,6 +838,8 @@ def det(A: Tensor) -> Tensor:
 class Slogdet(Function):
     _array_forward = True
     node_name = "LinalgSlogdetBackward0"
+    label = "slogdet"
+    rule = "∂/∂A = g·A⁻ᵀ through log|det A|; the sign gets no gradient"
 
     @staticmethod
     def forward(ctx, A):
@@ -841,6 +873,8 @@ def logdet(input: Tensor) -> Tensor:
 class Solve(Function):
     _array_forward = True
     node_name = "LinalgSolveExBackward0"
+    label = "solve"
+    rule = "X = A⁻¹B: ∂/∂B = A⁻ᵀ G, ∂/∂A = -(∂/∂B) Xᵀ"
 
     @staticmethod
     def forward(ctx, A, B):

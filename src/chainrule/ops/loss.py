@@ -124,6 +124,9 @@ class _Softmax(Function):
 
     _array_forward = True
     node_name = "SoftmaxBackward0"
+    label = "softmax"
+    rule = "∂/∂a = s ∘ (g - ⟨g, s⟩) with s the saved output"
+    formula = "softmax({0})"
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -142,6 +145,9 @@ class _Softmax(Function):
 class _LogSoftmax(Function):
     _array_forward = True
     node_name = "LogSoftmaxBackward0"
+    label = "log_softmax"
+    rule = "∂/∂a = g - softmax(a)·Σg"
+    formula = "log_softmax({0})"
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -161,6 +167,9 @@ class _LogSigmoid(Function):
 
     _array_forward = True
     node_name = "LogSigmoidBackward0"
+    label = "logsigmoid"
+    rule = "∂/∂a = 1 - σ(a)"
+    formula = "logsigmoid({0})"
 
     @staticmethod
     def forward(ctx, x):
@@ -248,6 +257,9 @@ class _IndexClassLoss(Function):
     The input gradient is ``g_i (rowsum(A)_i softmax(x)_ic - A_ic)`` (``-g_i A_ic`` for nll_loss).
     """
 
+    label = "cross_entropy"
+    rule = ("log_softmax and NLL fused: ∂/∂x = g·(softmax(x) - onehot(t)) per row, with class weights and "
+            "label smoothing folded into the target row")
     _array_forward = True
 
     @staticmethod
@@ -398,6 +410,8 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
 
 class _NllLoss(_IndexClassLoss):
     node_name = "NllLossBackward0"
+    label = "nll_loss"
+    rule = "-w_t at each row's target class (divided by the summed weights Σw_t for 'mean'), 0 elsewhere"
 
 
 def _nll_node_name(ndim: int, reduction: str) -> str:
@@ -484,6 +498,8 @@ class _BinaryCrossEntropy(Function):
 
     _array_forward = True
     node_name = "BinaryCrossEntropyBackward0"
+    label = "binary_cross_entropy"
+    rule = "∂/∂p = (p - t)/max(p(1 - p), 1e-12), ∂/∂t = log(1 - p) - log p"
 
     @staticmethod
     def forward(ctx, p, t):
