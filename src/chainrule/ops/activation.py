@@ -260,7 +260,7 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
     training, and the fixed slope (lower + upper) / 2 in eval mode."""
     if not training:
         out = leaky_relu(input, (lower + upper) / 2, inplace)
-        return out if inplace else name_node(out, "RreluWithNoiseBackward0")
+        return out if inplace else name_node(out, "RreluWithNoiseBackward0", label="rrelu")
     from .random import _rng
 
     x = _float_input(input)
@@ -576,4 +576,5 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
     if size % 2:
         raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {size}")
     a, b = input.split(size // 2, d)
-    return name_node(a * sigmoid(b), "GluBackward0")
+    return name_node(a * sigmoid(b), "GluBackward0", label="glu",
+                     rule="a·σ(b) for the halves a, b; this last step, the product: ∂/∂a = σ(b), ∂/∂σ(b) = a")

@@ -801,7 +801,7 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
             out = _clamp_bound(out, min, "min")
         if max is not None:
             out = _clamp_bound(out, max, "max")
-        return name_node(out, "ClampBackward0") if out is not input else out
+        return name_node(out, "ClampBackward0", label="clamp") if out is not input else out
     if input._data.dtype.kind != "f":
         # number bounds take part in type promotion (an int tensor clamped at 2.5 becomes float)
         dtype = _dtype.result_type(input, *[v for v in (min, max) if v is not None])
@@ -897,23 +897,31 @@ def logaddexp(input: Tensor, other: Tensor) -> Tensor:
 def xlogy(input, other) -> Tensor:
     """x * log(y), defined as 0 where x == 0 and y is not NaN."""
     x, y = _float_pair(input, other)
-    return name_node(where((x == 0) & ~isnan(y), 0.0, x * log(y)), "XlogyBackward0")
+    return name_node(where((x == 0) & ~isnan(y), 0.0, x * log(y)), "XlogyBackward0", label="xlogy",
+                     rule="routes the gradient to x·log y where x ≠ 0 (the result is 0 where x = 0)")
+
+
+# the explainer's text for composite ops whose renamed last node is their final sum
+_LAST_SUM_RULE = "%s, its last step the sum: copies the gradient to both terms"
 
 
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
-    return name_node(input + weight * (end - input), "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0")
+    return name_node(input + weight * (end - input), "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0",
+                     label="lerp", rule=_LAST_SUM_RULE % "input + weight·(end - input)")
 
 
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
     product = tensor1 * tensor2
-    return name_node(input + (product if value == 1 else value * product), "AddcmulBackward0")
+    return name_node(input + (product if value == 1 else value * product), "AddcmulBackward0", label="addcmul",
+                     rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2")
 
 
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcdiv: input + value * tensor1 / tensor2."""
     quotient = tensor1 / tensor2
-    return name_node(input + (quotient if value == 1 else value * quotient), "AddcdivBackward0")
+    return name_node(input + (quotient if value == 1 else value * quotient), "AddcdivBackward0", label="addcdiv",
+                     rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2")
 
 
 def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=None) -> Tensor:

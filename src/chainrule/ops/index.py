@@ -686,13 +686,14 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
     base = input if include_self else where(Tensor._make(touched), 0.0, input)
     total = ScatterAdd.apply(base, src, index=array, dim=d)
     if reduce == "sum":
-        return name_node(total, "ScatterReduceBackward0")  # torch's one node for the reduction
+        return name_node(total, "ScatterReduceBackward0", label="scatter_reduce")  # torch's one node for the reduction
     counts = np.full(input._data.shape, 1 if include_self else 0, dtype=input._data.dtype)
     _scatter_add_array(counts, array, d, np.ones(array.shape, dtype=counts.dtype))
     counts = np.maximum(counts, 1)
     if input._data.dtype.kind != "f":
         return Tensor._make(total._data // counts)
-    return name_node(total / Tensor._make(counts), "ScatterReduceBackward0")
+    return name_node(total / Tensor._make(counts), "ScatterReduceBackward0", label="scatter_reduce",
+                     rule="reduce='mean', its last step: divides the gradient by each position's count")
 
 
 # ---------------------------------------------------------------- index_* along one dim
@@ -863,7 +864,8 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
 
             mask = np.zeros(input._data.shape, dtype=bool)
             _moved(mask, d)[array] = True
-            return name_node(where(Tensor._make(mask), _same_dtype(value, input), input), "IndexFillBackward1")
+            return name_node(where(Tensor._make(mask), _same_dtype(value, input), input), "IndexFillBackward1",
+                             label="index_fill")
         value = value.item()
     return IndexFill.apply(input, index=array, dim=d, value=value)
 
@@ -946,7 +948,7 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     _check_mask(mask, "masked_select")
     if input._data.shape != mask._data.shape:
         input, mask = broadcast_tensors(input, mask)
-    return name_node(getitem(input, mask), "MaskedSelectBackward0")
+    return name_node(getitem(input, mask), "MaskedSelectBackward0", label="masked_select")
 
 
 class MaskedScatter(Function):
@@ -1000,7 +1002,7 @@ def take(input: Tensor, index: Tensor) -> Tensor:
     if array.size and (int(array.max()) >= n or int(array.min()) < -n):
         bad = int(array.max()) if int(array.max()) >= n else int(array.min())
         raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
-    return name_node(getitem(input.reshape(-1), array), "TakeBackward0")
+    return name_node(getitem(input.reshape(-1), array), "TakeBackward0", label="take")
 
 
 def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:

@@ -576,11 +576,16 @@ class ModeValues(Gather):
     rule = "routes the gradient to the chosen element"
 
 
+# what a 0-d input's renamed last node (a reshape back from the 1-element tensor) explains
+_ZERO_D_RULE = "0-d input: reshapes the gradient back onto the 1-element tensor the op ran on (the step below)"
+
+
 def _select_along(cls, input: Tensor, index: np.ndarray, dim: int, keepdim: bool, name: str):
     """(values, indices) of ``input`` at ``index`` (keepdim-shaped) along ``dim``, torch-style."""
     if input._data.ndim == 0:
         values = cls.apply(input.reshape(1), index=index.reshape(1), dim=0, keepdim=True).reshape(())
-        return _RETURN_TYPES[name](name_node(values, cls._node_cls.__name__), Tensor._make(np.zeros((), np.int64)))
+        return _RETURN_TYPES[name](name_node(values, cls._node_cls.__name__, label=cls.label, rule=_ZERO_D_RULE),
+                                   Tensor._make(np.zeros((), np.int64)))
     values = cls.apply(input, index=index, dim=dim, keepdim=keepdim)
     indices = index if keepdim else index.squeeze(dim)
     return _RETURN_TYPES[name](values, Tensor._make(indices.astype(np.int64, copy=False)))
@@ -776,7 +781,8 @@ def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     d = _softmax_dim("softmax", input, dim)
     input = _float_dtype_input(input, dtype)
     if input._data.ndim == 0:
-        return name_node(Softmax.apply(input.reshape(1), dim=0).reshape(()), "SoftmaxBackward0")
+        return name_node(Softmax.apply(input.reshape(1), dim=0).reshape(()), "SoftmaxBackward0", label="softmax",
+                         rule=_ZERO_D_RULE)
     return Softmax.apply(input, dim=d)
 
 
@@ -785,7 +791,8 @@ def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     d = _softmax_dim("log_softmax", input, dim)
     input = _float_dtype_input(input, dtype)
     if input._data.ndim == 0:
-        return name_node(LogSoftmax.apply(input.reshape(1), dim=0).reshape(()), "LogSoftmaxBackward0")
+        return name_node(LogSoftmax.apply(input.reshape(1), dim=0).reshape(()), "LogSoftmaxBackward0",
+                         label="log_softmax", rule=_ZERO_D_RULE)
     return LogSoftmax.apply(input, dim=d)
 
 
@@ -834,7 +841,7 @@ def _cumulative(op: str, function_cls, input: Tensor, dim: int, dtype) -> Tensor
         np_dtype = np.int64 if input._data.dtype.kind in "biu" else None
     if input._data.ndim == 0:
         out = function_cls.apply(input.reshape(1), dim=0, dtype=np_dtype).reshape(())
-        return name_node(out, function_cls._node_cls.__name__)
+        return name_node(out, function_cls._node_cls.__name__, label=function_cls.label, rule=_ZERO_D_RULE)
     return function_cls.apply(input, dim=d, dtype=np_dtype)
 
 
@@ -1149,7 +1156,8 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
 
     if input._data.dtype.kind == "f":
         input = where(Tensor._make(np.isnan(input._data)), 0.0, input)
-    return name_node(sum(input, dim, keepdim, dtype=dtype), "NansumBackward0")
+    return name_node(sum(input, dim, keepdim, dtype=dtype), "NansumBackward0", label="nansum",
+                     rule="copies the gradient to every element; the NaNs, zeroed by the step below, get 0 there")
 
 
 def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
@@ -1170,7 +1178,7 @@ def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
     else:
         pair = (amin(input, dim, keepdim), amax(input, dim, keepdim))
     # torch records one node with both outputs; ours are two, named as torch's
-    return return_types.aminmax(*name_node(pair, "AminmaxBackward0"))
+    return return_types.aminmax(*name_node(pair, "AminmaxBackward0", label="aminmax"))
 
 
 def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
@@ -1201,4 +1209,4 @@ def dist(input: Tensor, other: Tensor, p=2) -> Tensor:
     """torch.dist: the p-norm of ``input - other`` (broadcast)."""
     from .elementwise import sub
 
-    return name_node(norm(sub(input, other), p), "DistBackward0")
+    return name_node(norm(sub(input, other), p), "DistBackward0", label="dist")

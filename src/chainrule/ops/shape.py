@@ -335,7 +335,7 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
     ndim = input._data.ndim
     d = _wrap_dim(dim, ndim + 1, "unsqueeze")
     shape = input._data.shape
-    return name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0")
+    return name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze")
 
 
 def atleast_1d(input: Tensor) -> Tensor:
@@ -453,7 +453,7 @@ def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
                 f"stack expects each tensor to be equal size, but got {list(shape)} at entry 0 and "
                 f"{list(t._data.shape)} at entry {i}")
     d = _wrap_dim(dim, len(shape) + 1, "stack")
-    return name_node(cat([unsqueeze(t, d) for t in tensors], d), "StackBackward0")
+    return name_node(cat([unsqueeze(t, d) for t in tensors], d), "StackBackward0", label="stack")
 
 
 def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
