@@ -182,8 +182,9 @@ def explain(output, inputs=None, print_trace: bool = True, *, names=None) -> Tra
     ``inputs``: the tensors to differentiate with respect to (a tensor, a list, or a ``{name:
     tensor}`` dict); by default every leaf that requires grad. ``names``: ``{label: tensor}`` for
     any tensor of the graph (leaves, intermediates, the output); otherwise ``Tensor.name``, an
-    expression built from the op table, or ``t<k>``. No ``.grad`` is touched and the graph is
-    retained. Returns the :class:`Trace` (printed first when ``print_trace``).
+    expression built from each node's ``formula``, or ``t<k>``. Each step's local rule is its
+    node's ``label`` and ``rule``, which the op's Function class carries. No ``.grad`` is touched
+    and the graph is retained. Returns the :class:`Trace` (printed first when ``print_trace``).
     """
     from ..autograd.engine import _topological_order
     from ..autograd.engine import grad as autograd_grad
