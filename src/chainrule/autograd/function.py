@@ -517,7 +517,7 @@ def name_node(output, name: str, *, label: str | None = None, rule: str | None =
             name_node(o, name, label=label, rule=rule, formula=formula)
         return output
     fn = output.grad_fn
-    if fn is None or (type(fn).__name__ == name and label is None and rule is None):
+    if fn is None or (type(fn).__name__ == name and label is None and rule is None and formula is None):
         return output
     cls = type(fn)
     key = (cls, name, label, rule, formula)

@@ -258,8 +258,8 @@ class _IndexClassLoss(Function):
     """
 
     label = "cross_entropy"
-    rule = ("log_softmax and NLL fused: ∂/∂x = g·(softmax(x) - onehot(t)) per row, with class weights and "
-            "label smoothing folded into the target row")
+    rule = ("log_softmax and NLL fused: ∂/∂x = g·(ΣA·softmax(x) - A) per row, A the target row (onehot(t) "
+            "times its class weight, label smoothing mixed in): softmax(x) - onehot(t) for plain targets")
     _array_forward = True
 
     @staticmethod
