@@ -66,6 +66,10 @@ class Node:
                  "__weakref__")
 
     _forward_cls = None
+    # what the explainer prints for this node, set from its Function's class attributes
+    label = None
+    rule = None
+    formula = None
 
     def __init__(self) -> None:
         self._saved = ()
@@ -164,6 +168,8 @@ class AccumulateGrad(Node):
     """The sink node of a leaf tensor: adds the arriving gradient to ``variable.grad``."""
 
     __slots__ = ("variable",)
+    label = "accumulate"
+    rule = "adds the arriving gradient to the leaf's .grad"
 
     def __init__(self, variable) -> None:
         Node.__init__(self)
@@ -248,8 +254,14 @@ class FunctionMeta(type):
         node_name = namespace.get("node_name") or (
             name + ("Backward0" if getattr(cls, "_array_forward", False) else "Backward")
         )
+        label, rule, formula = getattr(cls, "label", None), getattr(cls, "rule", None), getattr(cls, "formula", None)
+        if rule is None and not cls.__module__.startswith("chainrule."):
+            # a user's Function: the explainer still says whose rule runs
+            label = label or name
+            rule = f"custom rule ({node_name} runs the backward written by the user)"
         cls._node_cls = type(node_name, (Node,), {"__slots__": (), "_forward_cls": cls,
-                                                  "__module__": cls.__module__})
+                                                  "__module__": cls.__module__, "label": label,
+                                                  "rule": rule, "formula": formula})
 
 
 class Function(metaclass=FunctionMeta):
@@ -267,6 +279,11 @@ class Function(metaclass=FunctionMeta):
     """
 
     _array_forward = False
+    # the explainer's text for this op's node: a short op name, the one-line local rule, and an
+    # optional expression template ({0}, {1} the inputs' labels, {attr} an attribute kept on ctx)
+    label: str | None = None
+    rule: str | None = None
+    formula: str | None = None
 
     @staticmethod
     def forward(ctx, *args, **kwargs):
@@ -483,27 +500,32 @@ def _apply_user_function(cls, args, kwargs):
 _RENAMED_NODES: dict = {}
 
 
-def name_node(output, name: str):
+def name_node(output, name: str, *, label: str | None = None, rule: str | None = None,
+              formula: str | None = None):
     """Give ``output.grad_fn`` torch's node name for the composite op that produced it.
 
     A composite op (``addmm`` = ``mm`` + ``add``, ``stack`` = ``unsqueeze`` + ``cat``) records
     the nodes of its parts; torch records one node named after the op, and users read that name
     (``type(y.grad_fn).__name__``, graph drawings). The node keeps its rule and edges; only its
-    class is swapped for a same-layout subclass carrying torch's name. Outputs without a node
-    (nothing required grad) are returned unchanged; so are tuples, element by element.
+    class is swapped for a same-layout subclass carrying torch's name. ``label``, ``rule`` and
+    ``formula`` replace the explainer's text inherited from the last part, where the composite
+    op's own words say more truthfully what the node does. Outputs without a node (nothing
+    required grad) are returned unchanged; so are tuples, element by element.
     """
     if type(output) is tuple:
         for o in output:
-            name_node(o, name)
+            name_node(o, name, label=label, rule=rule, formula=formula)
         return output
     fn = output.grad_fn
-    if fn is None or type(fn).__name__ == name:
+    if fn is None or (type(fn).__name__ == name and label is None and rule is None and formula is None):
         return output
     cls = type(fn)
-    renamed = _RENAMED_NODES.get((cls, name))
+    key = (cls, name, label, rule, formula)
+    renamed = _RENAMED_NODES.get(key)
     if renamed is None:
-        renamed = _RENAMED_NODES[(cls, name)] = type(name, (cls,), {"__slots__": (),
-                                                                    "__module__": cls.__module__})
+        text = {k: v for k, v in (("label", label), ("rule", rule), ("formula", formula)) if v is not None}
+        renamed = _RENAMED_NODES[key] = type(name, (cls,), {"__slots__": (), "__module__": cls.__module__,
+                                                            **text})
     fn.__class__ = renamed
     return output
 

@@ -73,6 +73,9 @@ class Linear(Function):
 
     _array_forward = True
     node_name = "AddmmBackward0"
+    label = "linear"
+    rule = "y = x Wᵀ + b: ∂/∂x = G W, ∂/∂W = Gᵀ x, ∂/∂b = G summed over the batch"
+    formula = "linear({0}, {1}, {2})"
 
     @staticmethod
     def forward(ctx, x, w, b=None):
@@ -112,6 +115,9 @@ class LinearNoBias(Linear):
     """y = x Wᵀ: torch records a bias-free linear as a plain matrix product."""
 
     node_name = "MmBackward0"
+    label = "linear"
+    rule = "y = x Wᵀ: ∂/∂x = G W, ∂/∂W = Gᵀ x"
+    formula = "linear({0}, {1})"
 
 
 _SCALAR_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
@@ -182,6 +188,8 @@ class Normalize(Function):
 
     _array_forward = True
     node_name = "NativeBatchNormBackward0"
+    label = "normalize"
+    rule = "x̂ = (x - mean)/σ: ∂/∂x = (1/σ)·(g - mean(g) - x̂·mean(g·x̂)) over the normalised dims"
 
     @staticmethod
     def forward(ctx, x, dims, eps, stats=None):
@@ -227,6 +235,8 @@ class Normalize(Function):
 
 class LayerNormalize(Normalize):
     node_name = "NativeLayerNormBackward0"
+    label = "layer_norm"
+    rule = "x̂ over the trailing dims: ∂/∂x = (1/σ)·(g - mean(g) - x̂·mean(g·x̂)) per row"
 
 
 class GroupNormalize(Function):
@@ -234,6 +244,8 @@ class GroupNormalize(Function):
 
     _array_forward = True
     node_name = "NativeGroupNormBackward0"
+    label = "group_norm"
+    rule = "x̂ per sample and group of channels: ∂/∂x = (1/σ)·(g - mean(g) - x̂·mean(g·x̂)) over each group"
 
     @staticmethod
     def forward(ctx, x, groups, eps):
@@ -281,6 +293,8 @@ class BatchNorm(Function):
 
     _array_forward = True
     node_name = "NativeBatchNormBackward0"
+    label = "batch_norm"
+    rule = "∂/∂x = (γ/σ)·(g - mean(g) - x̂·mean(g·x̂)); ∂/∂γ = Σ g·x̂, ∂/∂β = Σ g"
 
     @staticmethod
     def forward(ctx, x, w, b, dims, eps, stats):
@@ -349,6 +363,9 @@ class LayerNorm(Function):
 
     _array_forward = True
     node_name = "NativeLayerNormBackward0"
+    label = "layer_norm"
+    rule = ("y = x̂·w + b over the trailing dims: ∂/∂x = (1/σ)·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)) with ĝ = "
+            "g·w; ∂/∂w = Σ g·x̂, ∂/∂b = Σ g")
 
     @staticmethod
     def forward(ctx, x, w, b, dims, eps):
@@ -534,6 +551,8 @@ class Dropout(Function):
 
     _array_forward = True
     node_name = "NativeDropoutBackward0"
+    label = "dropout"
+    rule = "passes the gradient through the kept units, scaled by 1/(1 - p); dropped units get 0"
 
     @staticmethod
     def forward(ctx, x, mask):
@@ -618,6 +637,8 @@ def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace
 class Embedding(Function):
     """out = W[idx] (a row gather); the weight gradient scatter-adds rows of the output gradient."""
 
+    label = "embedding"
+    rule = "adds each row's gradient into the rows that were looked up"
     _array_forward = True
 
     @staticmethod
@@ -637,6 +658,9 @@ class Embedding(Function):
 class EmbeddingDenseBackward(Function):
     """Scatter-add of gradient rows by index (sorted + reduceat: no np.add.at on the hot path)."""
 
+    label = "embedding_backward"
+    rule = ("reads the gradient back at the looked-up rows (embedding's backward, recorded as an op under "
+            "create_graph)")
     _array_forward = True
 
     @staticmethod

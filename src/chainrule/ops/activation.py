@@ -49,6 +49,9 @@ def _run_inplace(input: Tensor, fn, *args, **kwargs) -> Tensor:
 
 # ---------------------------------------------------------------- piecewise-linear
 class Relu(Function):
+    label = "relu"
+    rule = "passes the gradient where a > 0, blocks it elsewhere (relu'(0) = 0)"
+    formula = "relu({0})"
     _array_forward = True
 
     @staticmethod
@@ -72,6 +75,9 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 class LeakyRelu(Function):
+    label = "leaky_relu"
+    rule = "passes the gradient where a > 0, scales it by the slope elsewhere"
+    formula = "leaky_relu({0})"
     _array_forward = True
 
     @staticmethod
@@ -97,6 +103,8 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
 
 
 class Hardtanh(Function):
+    label = "hardtanh"
+    rule = "passes the gradient inside (min, max), 0 outside"
     _array_forward = True
 
     @staticmethod
@@ -129,6 +137,8 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 class Threshold(Function):
+    label = "threshold"
+    rule = "passes the gradient where a > threshold, 0 elsewhere"
     _array_forward = True
 
     @staticmethod
@@ -160,6 +170,8 @@ def _check_lambd(lambd: float, input: Tensor) -> None:
 
 
 class Hardshrink(Function):
+    label = "hardshrink"
+    rule = "passes the gradient where |a| > λ, 0 elsewhere"
     _array_forward = True
 
     @staticmethod
@@ -185,6 +197,9 @@ def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
 class Softshrink(Hardshrink):
     """Same mask and rule as Hardshrink (slope 1 outside [-lambd, lambd]); shifted values."""
 
+    label = "softshrink"
+    rule = "passes the gradient where |a| > λ, 0 elsewhere"
+
     @staticmethod
     def forward(ctx, x, lambd):
         keep = (x < -lambd) | (x > lambd)
@@ -203,6 +218,8 @@ def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
 class Prelu(Function):
     _array_forward = True
     node_name = "PreluKernelBackward0"
+    label = "prelu"
+    rule = "∂/∂a = 1 where a > 0, the slope w elsewhere; ∂/∂w = a where a ≤ 0, 0 elsewhere"
 
     @staticmethod
     def forward(ctx, x, weight):
@@ -243,7 +260,7 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
     training, and the fixed slope (lower + upper) / 2 in eval mode."""
     if not training:
         out = leaky_relu(input, (lower + upper) / 2, inplace)
-        return out if inplace else name_node(out, "RreluWithNoiseBackward0")
+        return out if inplace else name_node(out, "RreluWithNoiseBackward0", label="rrelu")
     from .random import _rng
 
     x = _float_input(input)
@@ -258,6 +275,9 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
 class Elu(Function):
     """scale * x for x > 0, scale * alpha * (exp(input_scale * x) - 1) otherwise (elu, selu, celu)."""
 
+    label = "elu"
+    rule = ("∂/∂a = s for a > 0, s·α·k·exp(k·a) otherwise (scale s and input scale k: 1 for elu, selu's "
+            "constants for selu)")
     _array_forward = True
 
     @staticmethod
@@ -296,6 +316,9 @@ def selu(input: Tensor, inplace: bool = False) -> Tensor:
 class Celu(Elu):
     """celu is elu with input_scale = 1 / alpha; torch records it under its own name."""
 
+    label = "celu"
+    rule = "∂/∂a = 1 for a > 0, exp(a/α) otherwise"
+
 
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """torch.celu: max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
@@ -314,6 +337,10 @@ _TANH_C = 0.044715
 
 
 class Gelu(Function):
+    label = "gelu"
+    rule = ("∂/∂a = Φ(a) + a·φ(a) (with approximate='tanh', the derivative of a/2·(1 + tanh(√(2/π)(a + "
+            "0.044715a³))))")
+    formula = "gelu({0})"
     _array_forward = True
 
     @staticmethod
@@ -357,6 +384,9 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 
 class Silu(Function):
+    label = "silu"
+    rule = "∂/∂a = σ(a)·(1 + a·(1 - σ(a)))"
+    formula = "silu({0})"
     _array_forward = True
 
     @staticmethod
@@ -392,6 +422,8 @@ def _softplus_array(z: np.ndarray) -> np.ndarray:
 
 
 class Mish(Function):
+    label = "mish"
+    rule = "∂/∂a = tanh(softplus(a)) + a·σ(a)·(1 - tanh²(softplus(a)))"
     _array_forward = True
 
     @staticmethod
@@ -415,6 +447,8 @@ def mish(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 class Softplus(Function):
+    label = "softplus"
+    rule = "∂/∂a = σ(β·a); 1 where β·a > threshold (the linear regime)"
     _array_forward = True
 
     @staticmethod
@@ -440,6 +474,9 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 
 
 class LogSigmoid(Function):
+    label = "logsigmoid"
+    rule = "∂/∂a = 1 - σ(a)"
+    formula = "logsigmoid({0})"
     _array_forward = True
 
     @staticmethod
@@ -462,6 +499,8 @@ def logsigmoid(input: Tensor) -> Tensor:
 
 
 class Hardsigmoid(Function):
+    label = "hardsigmoid"
+    rule = "∂/∂a = 1/6 inside (-3, 3), 0 outside"
     _array_forward = True
 
     @staticmethod
@@ -487,6 +526,8 @@ def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 class Hardswish(Function):
+    label = "hardswish"
+    rule = "∂/∂a = (2a + 3)/6 inside (-3, 3); 0 below, 1 above"
     _array_forward = True
 
     @staticmethod
@@ -535,4 +576,5 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
     if size % 2:
         raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {size}")
     a, b = input.split(size // 2, d)
-    return name_node(a * sigmoid(b), "GluBackward0")
+    return name_node(a * sigmoid(b), "GluBackward0", label="glu",
+                     rule="a·σ(b) for the halves a, b; this last step, the product: ∂/∂a = σ(b), ∂/∂σ(b) = a")

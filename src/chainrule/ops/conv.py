@@ -219,6 +219,9 @@ class Convolution(Function):
 
     _array_forward = True
     node_name = "ConvolutionBackward0"
+    label = "conv"
+    rule = ("∂L/∂X = full convolution of G with the 180°-rotated filter, ∂L/∂F = X ⋆ G "
+            "(cross-correlation), ∂L/∂b = Σ G")
 
     @staticmethod
     def forward(ctx, x, w, *bias, geo):
@@ -254,6 +257,9 @@ class ConvInput(Function):
 
     _array_forward = True
     node_name = "ConvolutionBackward0"
+    label = "conv_transpose"
+    rule = ("the adjoint of conv (also the input gradient of conv): ∂L/∂G = conv(U, F), ∂L/∂F = U ⋆ G "
+            "(cross-correlation), ∂L/∂b = Σ U")
 
     @staticmethod
     def forward(ctx, grad, w, *bias, geo, c):
@@ -285,6 +291,9 @@ class ConvWeight(Function):
 
     _array_forward = True
     node_name = "ConvolutionBackwardBackward0"
+    label = "conv_weight"
+    rule = ("the filter gradient X ⋆ G: ∂/∂X = conv_transpose(G, V), ∂/∂G = conv(X, V) (conv's backward, "
+            "recorded as an op under create_graph)")
 
     @staticmethod
     def forward(ctx, x, grad, geo, w_shape, cols):
@@ -530,6 +539,8 @@ def _col2im_nchw(cols: np.ndarray, geo: _Geometry) -> np.ndarray:
 
 
 class Im2Col(Function):
+    label = "unfold"
+    rule = "adds the columns' gradients back into the overlapping patches (fold, the adjoint of unfold)"
     _array_forward = True
 
     @staticmethod
@@ -545,6 +556,8 @@ class Im2Col(Function):
 
 
 class Col2Im(Function):
+    label = "fold"
+    rule = "cuts the gradient back into patches (unfold, the adjoint of fold)"
     _array_forward = True
 
     @staticmethod

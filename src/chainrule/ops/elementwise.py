@@ -68,6 +68,8 @@ def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
 class ToCopy(Function):
     _array_forward = True
     node_name = "ToCopyBackward0"
+    label = "to"
+    rule = "passes the gradient through, cast to the input's dtype"
 
     @staticmethod
     def forward(ctx, x, dtype):
@@ -81,6 +83,8 @@ class ToCopy(Function):
 class ToDevice(Function):
     _array_forward = True
     node_name = "ToCopyBackward0"
+    label = "to"
+    rule = "passes the gradient through, moved back to the input's device"
 
     @staticmethod
     def forward(ctx, x, device):
@@ -139,6 +143,9 @@ def _float_input(x: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------- arithmetic
 class Add(Function):
+    label = "+"
+    rule = "copies the gradient to both inputs (∂/∂a = 1, ∂/∂b = 1)"
+    formula = "{0} + {1}"
     _array_forward = True
 
     @staticmethod
@@ -152,6 +159,9 @@ class Add(Function):
 
 
 class Sub(Function):
+    label = "-"
+    rule = "copies the gradient to a and its negative to b (∂/∂a = 1, ∂/∂b = -1)"
+    formula = "{0} - {1}"
     _array_forward = True
 
     @staticmethod
@@ -168,9 +178,16 @@ class RSub(Sub):
     """``number - tensor`` (the reflected operator): torch records it as rsub."""
 
     node_name = "RsubBackward1"
+    label = "rsub"
+    rule = ("number - tensor: copies the gradient to the number a and its negative to the tensor b (∂/∂a "
+            "= 1, ∂/∂b = -1)")
+    formula = "{0} - {1}"
 
 
 class Mul(Function):
+    label = "mul"
+    rule = "∂/∂a = b, ∂/∂b = a (each input gets the gradient times the other)"
+    formula = "{0} * {1}"
     _array_forward = True
 
     @staticmethod
@@ -188,6 +205,9 @@ class Mul(Function):
 
 
 class Div(Function):
+    label = "div"
+    rule = "∂/∂a = 1/b, ∂/∂b = -a/b²"
+    formula = "{0} / {1}"
     _array_forward = True
 
     @staticmethod
@@ -205,6 +225,9 @@ class Div(Function):
 
 
 class Neg(Function):
+    label = "neg"
+    rule = "flips the sign of the gradient (∂/∂a = -1)"
+    formula = "-{0}"
     _array_forward = True
 
     @staticmethod
@@ -219,6 +242,9 @@ class Neg(Function):
 class Pow(Function):
     _array_forward = True
     node_name = "PowBackward1"  # torch's pow(Tensor, Tensor) overload
+    label = "pow"
+    rule = "∂/∂a = b·a^(b-1), ∂/∂b = a^b·log a"
+    formula = "{0} ** {1}"
 
     @staticmethod
     def forward(ctx, x, exponent):
@@ -244,6 +270,9 @@ class PowScalar(Function):
 
     _array_forward = True
     node_name = "PowBackward0"
+    label = "pow"
+    rule = "∂/∂a = c·a^(c-1) for the constant exponent c"
+    formula = "{0} ** {exponent}"
 
     @staticmethod
     def forward(ctx, x, exponent):
@@ -271,6 +300,9 @@ class RPowScalar(Function):
 
     _array_forward = True
     node_name = "PowBackward2"  # torch's pow(Scalar, Tensor) overload
+    label = "pow"
+    rule = "∂/∂a = c^a·log c for the constant base c"
+    formula = "{base} ** {0}"
 
     @staticmethod
     def forward(ctx, x, base):
@@ -372,6 +404,9 @@ def floor_divide(input, other) -> Tensor:
 
 
 class Remainder(Function):
+    label = "remainder"
+    rule = "∂/∂a = 1, ∂/∂b = -floor(a/b)"
+    formula = "{0} % {1}"
     _array_forward = True
 
     @staticmethod
@@ -388,6 +423,9 @@ class Remainder(Function):
 
 
 class Fmod(Function):
+    label = "fmod"
+    rule = "∂/∂a = 1, ∂/∂b = -trunc(a/b)"
+    formula = "fmod({0}, {1})"
     _array_forward = True
 
     @staticmethod
@@ -476,10 +514,11 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
         y = saved[-1] if saves in ("output", "both") else None
         return derivative(grad, x, y)
 
+    label, rule, formula = _UNARY_RULES.get(name, (None, None, None))  # tests/test_explain_rules.py checks each
     cls = type(Function)(name, (Function,), {
         "_array_forward": True, "forward": staticmethod(fwd), "backward": staticmethod(bwd),
         "__module__": __name__, "__doc__": f"Elementwise {torch_name or name.lower()}.",
-        "node_name": node_name,
+        "node_name": node_name, "label": label, "rule": rule, "formula": formula,
     })
 
     op_name = torch_name or name.lower()
@@ -502,6 +541,40 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
 
 def _zero_grad(grad, x, y):
     return zeros_like_tensor(grad)
+
+
+# the explainer's text for each op declared with _unary below: (label, rule, formula); the
+# derivative itself is the lambda in the declaration
+_UNARY_RULES = {
+    "Exp": ("exp", "∂/∂a = exp(a) (the saved output itself)", "exp({0})"),
+    "Exp2": ("exp2", "∂/∂a = 2^a·log 2", "exp2({0})"),
+    "Expm1": ("expm1", "∂/∂a = exp(a)", "expm1({0})"),
+    "Log": ("log", "∂/∂a = 1/a", "log({0})"),
+    "Log1p": ("log1p", "∂/∂a = 1/(1 + a)", "log1p({0})"),
+    "Log2": ("log2", "∂/∂a = 1/(a·log 2)", "log2({0})"),
+    "Log10": ("log10", "∂/∂a = 1/(a·log 10)", "log10({0})"),
+    "Sqrt": ("sqrt", "∂/∂a = 1/(2·sqrt(a))", "sqrt({0})"),
+    "Rsqrt": ("rsqrt", "∂/∂a = -a^(-3/2)/2", "rsqrt({0})"),
+    "Square": ("square", "∂/∂a = 2a", "{0} ** 2"),
+    "Reciprocal": ("reciprocal", "∂/∂a = -1/a²", "1 / {0}"),
+    "Sin": ("sin", "∂/∂a = cos(a)", "sin({0})"),
+    "Cos": ("cos", "∂/∂a = -sin(a)", "cos({0})"),
+    "Tan": ("tan", "∂/∂a = 1 + tan²(a)", "tan({0})"),
+    "Asin": ("asin", "∂/∂a = 1/sqrt(1 - a²)", "asin({0})"),
+    "Acos": ("acos", "∂/∂a = -1/sqrt(1 - a²)", "acos({0})"),
+    "Atan": ("atan", "∂/∂a = 1/(1 + a²)", "atan({0})"),
+    "Sinh": ("sinh", "∂/∂a = cosh(a)", "sinh({0})"),
+    "Cosh": ("cosh", "∂/∂a = sinh(a)", "cosh({0})"),
+    "Tanh": ("tanh", "∂/∂a = 1 - tanh(a)² (from the saved output)", "tanh({0})"),
+    "Erf": ("erf", "∂/∂a = 2/sqrt(π)·exp(-a²)", "erf({0})"),
+    "Sigmoid": ("sigmoid", "∂/∂a = σ(a)·(1 - σ(a)) (from the saved output)", "sigmoid({0})"),
+    "Sign": ("sign", "zero gradient (piecewise constant)", "sign({0})"),
+    "Floor": ("floor", "zero gradient (piecewise constant)", "floor({0})"),
+    "Ceil": ("ceil", "zero gradient (piecewise constant)", "ceil({0})"),
+    "Trunc": ("trunc", "zero gradient (piecewise constant)", "trunc({0})"),
+    "Frac": ("frac", "passes the gradient through (∂/∂a = 1)", "frac({0})"),
+    "Round": ("round", "zero gradient (piecewise constant)", "round({0})"),
+}
 
 
 exp = _unary("Exp", np.exp, lambda g, x, y: g * y, saves="output")
@@ -562,6 +635,9 @@ def round(input: Tensor, *, decimals: builtins.int = 0) -> Tensor:
 
 
 class Abs(Function):
+    label = "abs"
+    rule = "∂/∂a = sign(a) (0 at a = 0)"
+    formula = "abs({0})"
     _array_forward = True
 
     @staticmethod
@@ -586,6 +662,9 @@ absolute = abs
 
 # ---------------------------------------------------------------- binary, selection
 class Maximum(Function):
+    label = "max"
+    rule = "routes the gradient to the larger input (split evenly on a tie)"
+    formula = "max({0}, {1})"
     _array_forward = True
 
     @staticmethod
@@ -604,6 +683,9 @@ class Maximum(Function):
 
 
 class Minimum(Function):
+    label = "min"
+    rule = "routes the gradient to the smaller input (split evenly on a tie)"
+    formula = "min({0}, {1})"
     _array_forward = True
 
     @staticmethod
@@ -649,6 +731,8 @@ def _require_tensor_pair(op: str, a, b) -> None:
 
 
 class Where(Function):
+    label = "where"
+    rule = "routes the gradient to the branch the condition chose"
     _array_forward = True
 
     @staticmethod
@@ -681,6 +765,9 @@ def where(condition: Tensor, input=None, other=None) -> Tensor:
 class Clamp(Function):
     _array_forward = True
     node_name = "ClampBackward1"  # torch's clamp(Scalar, Scalar) overload
+    label = "clamp"
+    rule = "passes the gradient where a is inside the bounds (bounds included), 0 outside"
+    formula = "clamp({0})"
 
     @staticmethod
     def forward(ctx, x, min, max):
@@ -712,7 +799,7 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
             out = _clamp_bound(out, min, "min")
         if max is not None:
             out = _clamp_bound(out, max, "max")
-        return name_node(out, "ClampBackward0") if out is not input else out
+        return name_node(out, "ClampBackward0", label="clamp") if out is not input else out
     if input._data.dtype.kind != "f":
         # number bounds take part in type promotion (an int tensor clamped at 2.5 becomes float)
         dtype = _dtype.result_type(input, *[v for v in (min, max) if v is not None])
@@ -738,6 +825,9 @@ def clamp_max(input: Tensor, max) -> Tensor:
 
 
 class Atan2(Function):
+    label = "atan2"
+    rule = "∂/∂a = b/(a² + b²), ∂/∂b = -a/(a² + b²)"
+    formula = "atan2({0}, {1})"
     _array_forward = True
 
     @staticmethod
@@ -771,6 +861,9 @@ def atan2(input: Tensor, other: Tensor) -> Tensor:
 class Hypot(Function):
     """sqrt(a^2 + b^2) without the squares' overflow or underflow (np.hypot, as torch's)."""
 
+    label = "hypot"
+    rule = "∂/∂a = a/hypot(a, b), ∂/∂b = b/hypot(a, b)"
+    formula = "hypot({0}, {1})"
     _array_forward = True
 
     @staticmethod
@@ -802,23 +895,31 @@ def logaddexp(input: Tensor, other: Tensor) -> Tensor:
 def xlogy(input, other) -> Tensor:
     """x * log(y), defined as 0 where x == 0 and y is not NaN."""
     x, y = _float_pair(input, other)
-    return name_node(where((x == 0) & ~isnan(y), 0.0, x * log(y)), "XlogyBackward0")
+    return name_node(where((x == 0) & ~isnan(y), 0.0, x * log(y)), "XlogyBackward0", label="xlogy",
+                     rule="routes the gradient to x·log y where x ≠ 0 (the result is 0 where x = 0)")
+
+
+# the explainer's text for composite ops whose renamed last node is their final sum
+_LAST_SUM_RULE = "%s, its last step the sum: copies the gradient to both terms"
 
 
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
-    return name_node(input + weight * (end - input), "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0")
+    return name_node(input + weight * (end - input), "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0",
+                     label="lerp", rule=_LAST_SUM_RULE % "input + weight·(end - input)")
 
 
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
     product = tensor1 * tensor2
-    return name_node(input + (product if value == 1 else value * product), "AddcmulBackward0")
+    return name_node(input + (product if value == 1 else value * product), "AddcmulBackward0", label="addcmul",
+                     rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2")
 
 
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcdiv: input + value * tensor1 / tensor2."""
     quotient = tensor1 / tensor2
-    return name_node(input + (quotient if value == 1 else value * quotient), "AddcdivBackward0")
+    return name_node(input + (quotient if value == 1 else value * quotient), "AddcdivBackward0", label="addcdiv",
+                     rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2")
 
 
 def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=None) -> Tensor:

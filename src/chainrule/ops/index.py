@@ -95,6 +95,8 @@ def _add_rows(out: np.ndarray, index: np.ndarray, src: np.ndarray) -> None:
 class Index(Function):
     _array_forward = True
     node_name = "IndexBackward0"
+    label = "index"
+    rule = "scatters the gradient into zeros at the indexed positions (repeated indices summed)"
 
     @staticmethod
     def forward(ctx, x, key, mode):
@@ -117,6 +119,9 @@ class IndexScatter(Function):
 
     _array_forward = True
     node_name = "IndexBackwardBackward0"
+    label = "index_backward"
+    rule = ("reads the gradient back at the indexed positions (index's backward, recorded as an op under "
+            "create_graph)")
 
     @staticmethod
     def forward(ctx, grad, key, shape, mode):
@@ -140,24 +145,32 @@ class Select(Index):
     """A basic read whose last step picks an index (``x[0]``, ``x[..., 2]``)."""
 
     node_name = "SelectBackward0"
+    label = "select"
+    rule = "places the gradient at the picked index, zeros elsewhere"
 
 
 class Slice(Index):
     """A basic read whose last step slices (``x[1:]``, ``x[0, ::2]``)."""
 
     node_name = "SliceBackward0"
+    label = "slice"
+    rule = "places the gradient in the sliced window, zeros elsewhere"
 
 
 class Unsqueeze(Index):
     """A basic read that only inserts new axes (``x[None]``)."""
 
     node_name = "UnsqueezeBackward0"
+    label = "unsqueeze"
+    rule = "drops the inserted size-1 axes from the gradient"
 
 
 class Alias(Index):
     """A basic read that changes nothing (``x[...]``, ``x[:, :]``)."""
 
     node_name = "AliasBackward0"
+    label = "alias"
+    rule = "passes the gradient through unchanged (a read of every element)"
 
 
 def _basic_read(key, shape: tuple) -> type[Index]:
@@ -239,6 +252,8 @@ class IndexPut(Function):
 
     _array_forward = True
     node_name = "IndexPutBackward0"
+    label = "index_put"
+    rule = "the overwritten positions get no gradient; the values get the gradient there"
 
     @staticmethod
     def forward(ctx, x, value, key):
@@ -367,6 +382,8 @@ def _prefix(array: np.ndarray, shape: tuple) -> np.ndarray:
 
 # ---------------------------------------------------------------- gather / scatter
 class Gather(Function):
+    label = "gather"
+    rule = "scatter-adds the gradient back to the gathered positions"
     _array_forward = True
 
     @staticmethod
@@ -389,6 +406,8 @@ class ScatterAddInto(Function):
 
     _array_forward = True
     node_name = "GatherBackwardBackward0"
+    label = "gather_backward"
+    rule = "gathers the gradient at the same index (gather's backward, recorded as an op under create_graph)"
 
     @staticmethod
     def forward(ctx, src, index, dim, shape):
@@ -434,6 +453,8 @@ def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False)
 
 
 class ScatterAdd(Function):
+    label = "scatter_add"
+    rule = "∂/∂self = G, ∂/∂src = G gathered at the index"
     _array_forward = True
 
     @staticmethod
@@ -486,6 +507,8 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
 
 
 class Scatter(Function):
+    label = "scatter"
+    rule = "the overwritten positions pass no gradient to self; each src element gets its position's gradient"
     _array_forward = True
 
     @staticmethod
@@ -513,6 +536,8 @@ class Scatter(Function):
 class ScatterValue(Function):
     _array_forward = True
     node_name = "ScatterBackward1"
+    label = "scatter"
+    rule = "the overwritten positions get no gradient; the rest passes through"
 
     @staticmethod
     def forward(ctx, x, index, dim, value):
@@ -533,6 +558,8 @@ class _ScatterMultiply(Function):
 
     _array_forward = True
     node_name = "ScatterBackward0"
+    label = "scatter"
+    rule = "scatter(reduce='multiply') has no derivative (as in torch): its backward raises"
 
     @staticmethod
     def forward(ctx, x, src, index, dim):
@@ -589,6 +616,9 @@ def _touched(shape: tuple, index: np.ndarray, dim: int) -> np.ndarray:
 class ScatterReduce(Function):
     """scatter_reduce with prod / amax / amin (sum and mean are compositions of ScatterAdd)."""
 
+    label = "scatter_reduce"
+    rule = ("prod: each factor v gets G·out/v; amax/amin: the gradient is split evenly among the values "
+            "equal to the result")
     _array_forward = True
 
     @staticmethod
@@ -656,13 +686,14 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
     base = input if include_self else where(Tensor._make(touched), 0.0, input)
     total = ScatterAdd.apply(base, src, index=array, dim=d)
     if reduce == "sum":
-        return name_node(total, "ScatterReduceBackward0")  # torch's one node for the reduction
+        return name_node(total, "ScatterReduceBackward0", label="scatter_reduce")  # torch's one node for the reduction
     counts = np.full(input._data.shape, 1 if include_self else 0, dtype=input._data.dtype)
     _scatter_add_array(counts, array, d, np.ones(array.shape, dtype=counts.dtype))
     counts = np.maximum(counts, 1)
     if input._data.dtype.kind != "f":
         return Tensor._make(total._data // counts)
-    return name_node(total / Tensor._make(counts), "ScatterReduceBackward0")
+    return name_node(total / Tensor._make(counts), "ScatterReduceBackward0", label="scatter_reduce",
+                     rule="reduce='mean', its last step: divides the gradient by each position's count")
 
 
 # ---------------------------------------------------------------- index_* along one dim
@@ -671,6 +702,8 @@ def _moved(array: np.ndarray, dim: int) -> np.ndarray:
 
 
 class IndexSelect(Function):
+    label = "index_select"
+    rule = "adds the gradient into zeros at the selected indices"
     _array_forward = True
 
     @staticmethod
@@ -691,6 +724,9 @@ class IndexAddInto(Function):
 
     _array_forward = True
     node_name = "IndexSelectBackwardBackward0"
+    label = "index_select_backward"
+    rule = ("selects the gradient's slabs at the same indices (index_select's backward, recorded as an op "
+            "under create_graph)")
 
     @staticmethod
     def forward(ctx, src, index, dim, shape):
@@ -756,6 +792,8 @@ def _check_source(op: str, input: Tensor, source: Tensor, index: np.ndarray, dim
 
 
 class IndexAdd(Function):
+    label = "index_add"
+    rule = "∂/∂self = G; ∂/∂source = α·G read at the slabs it was added to"
     _array_forward = True
 
     @staticmethod
@@ -795,6 +833,8 @@ def _same_dtype(t: Tensor, like: Tensor) -> Tensor:
 
 
 class IndexFill(Function):
+    label = "index_fill"
+    rule = "the filled slabs get no gradient; the rest passes through"
     _array_forward = True
 
     @staticmethod
@@ -824,12 +864,15 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
 
             mask = np.zeros(input._data.shape, dtype=bool)
             _moved(mask, d)[array] = True
-            return name_node(where(Tensor._make(mask), _same_dtype(value, input), input), "IndexFillBackward1")
+            return name_node(where(Tensor._make(mask), _same_dtype(value, input), input), "IndexFillBackward1",
+                             label="index_fill")
         value = value.item()
     return IndexFill.apply(input, index=array, dim=d, value=value)
 
 
 class IndexCopy(Function):
+    label = "index_copy"
+    rule = "the copied-over slabs pass no gradient to self; source gets the gradient of its slabs"
     _array_forward = True
 
     @staticmethod
@@ -870,6 +913,9 @@ def _check_mask(mask, op: str) -> None:
 
 
 class MaskedFill(Where):
+    label = "masked_fill"
+    rule = ("passes the gradient where the mask is False; the fill value gets the sum over the masked "
+            "positions")
     _array_forward = True
 
     @staticmethod
@@ -902,10 +948,13 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     _check_mask(mask, "masked_select")
     if input._data.shape != mask._data.shape:
         input, mask = broadcast_tensors(input, mask)
-    return name_node(getitem(input, mask), "MaskedSelectBackward0")
+    return name_node(getitem(input, mask), "MaskedSelectBackward0", label="masked_select")
 
 
 class MaskedScatter(Function):
+    label = "masked_scatter"
+    rule = ("the masked positions pass no gradient to self; source element k gets the k-th masked "
+            "position's gradient")
     _array_forward = True
 
     @staticmethod
@@ -953,7 +1002,7 @@ def take(input: Tensor, index: Tensor) -> Tensor:
     if array.size and (int(array.max()) >= n or int(array.min()) < -n):
         bad = int(array.max()) if int(array.max()) >= n else int(array.min())
         raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
-    return name_node(getitem(input.reshape(-1), array), "TakeBackward0")
+    return name_node(getitem(input.reshape(-1), array), "TakeBackward0", label="take")
 
 
 def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:

@@ -36,6 +36,9 @@ def _as_array(x) -> np.ndarray:
 class Matmul(Function):
     _array_forward = True
     node_name = "MatmulBackward0"
+    label = "matmul"
+    rule = "∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G (summed over broadcast batch dims)"
+    formula = "{0} @ {1}"
 
     @staticmethod
     def forward(ctx, a, b):
@@ -89,18 +92,30 @@ def _as_rows(t: Tensor) -> Tensor:
 
 class Mm(Matmul):
     node_name = "MmBackward0"
+    label = "matmul"
+    rule = "∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G"
+    formula = "{0} @ {1}"
 
 
 class Bmm(Matmul):
     node_name = "BmmBackward0"
+    label = "bmm"
+    rule = "per batch: ∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G"
+    formula = "bmm({0}, {1})"
 
 
 class Mv(Matmul):
     node_name = "MvBackward0"
+    label = "matmul"
+    rule = "∂/∂A = g xᵀ (outer product), ∂/∂x = Aᵀ g"
+    formula = "{0} @ {1}"
 
 
 class Dot(Matmul):
     node_name = "DotBackward0"
+    label = "dot"
+    rule = "∂/∂a = g·b, ∂/∂b = g·a"
+    formula = "{0} @ {1}"
 
 
 def _blas_ready(x: np.ndarray) -> np.ndarray:
@@ -262,7 +277,7 @@ def dot(input: Tensor, tensor: Tensor) -> Tensor:
 
 def vdot(input: Tensor, other: Tensor) -> Tensor:
     """torch.vdot: ``dot`` with the first argument conjugated (the same for real tensors)."""
-    return name_node(dot(input, other), "VdotBackward0")
+    return name_node(dot(input, other), "VdotBackward0", label="vdot")
 
 
 def outer(input: Tensor, vec2: Tensor) -> Tensor:
@@ -301,10 +316,16 @@ def kron(input: Tensor, other: Tensor) -> Tensor:
     # interleave: a as (a0, 1, a1, 1, ...) times b as (1, b0, 1, b1, ...), then merge the pairs
     a = input.reshape(tuple(s for d in a_shape for s in (d, 1)))
     b = other.reshape(tuple(s for d in b_shape for s in (1, d)))
-    return name_node(mul(a, b).reshape(tuple(x * y for x, y in zip(a_shape, b_shape))), "UnsafeViewBackward0")
+    return name_node(mul(a, b).reshape(tuple(x * y for x, y in zip(a_shape, b_shape))), "UnsafeViewBackward0",
+                     label="kron")
 
 
 # ---------------------------------------------------------------- fused multiply-adds
+# the explainer's text for the add* ops, whose renamed last node is _scaled_add's sum
+_SCALED_ADD_RULE = ("β·input + α·(%s), its last step the sum: copies the gradient to both terms "
+                    "(the scalings by β and α are the steps below)")
+
+
 def _scaled_add(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
     from .elementwise import add, mul, where
 
@@ -320,17 +341,20 @@ def _scaled_add(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
 
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.addmm: ``beta * input + alpha * (mat1 @ mat2)``."""
-    return name_node(_scaled_add(input, mm(mat1, mat2), beta, alpha), "AddmmBackward0")
+    return name_node(_scaled_add(input, mm(mat1, mat2), beta, alpha), "AddmmBackward0", label="addmm",
+                     rule=_SCALED_ADD_RULE % "mat1 @ mat2")
 
 
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.addmv: ``beta * input + alpha * (mat @ vec)``."""
-    return name_node(_scaled_add(input, mv(mat, vec), beta, alpha), "AddmvBackward0")
+    return name_node(_scaled_add(input, mv(mat, vec), beta, alpha), "AddmvBackward0", label="addmv",
+                     rule=_SCALED_ADD_RULE % "mat @ vec")
 
 
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.baddbmm: ``beta * input + alpha * bmm(batch1, batch2)``."""
-    return name_node(_scaled_add(input, bmm(batch1, batch2), beta, alpha), "BaddbmmBackward0")
+    return name_node(_scaled_add(input, bmm(batch1, batch2), beta, alpha), "BaddbmmBackward0", label="baddbmm",
+                     rule=_SCALED_ADD_RULE % "bmm(batch1, batch2)")
 
 
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
@@ -341,12 +365,14 @@ def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) ->
     # sum_b A_b B_b = [A_0 .. A_{b-1}] (n, b*m) @ [B_0; ..; B_{b-1}] (b*m, p)
     left = batch1.permute(1, 0, 2).reshape(n, b * m)
     right = batch2.reshape(b * m, batch2._data.shape[2])
-    return name_node(_scaled_add(input, mm(left, right), beta, alpha), "AddbmmBackward0")
+    return name_node(_scaled_add(input, mm(left, right), beta, alpha), "AddbmmBackward0", label="addbmm",
+                     rule=_SCALED_ADD_RULE % "Σ_b batch1_b @ batch2_b")
 
 
 def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.addr: ``beta * input + alpha * outer(vec1, vec2)``."""
-    return name_node(_scaled_add(input, outer(vec1, vec2), beta, alpha), "AddrBackward0")
+    return name_node(_scaled_add(input, outer(vec1, vec2), beta, alpha), "AddrBackward0", label="addr",
+                     rule=_SCALED_ADD_RULE % "outer(vec1, vec2)")
 
 
 # ---------------------------------------------------------------- einsum
@@ -434,6 +460,8 @@ def _join(subs) -> str:
 
 
 class Einsum(Function):
+    label = "einsum"
+    rule = "each operand gets an einsum of the gradient with the others"
     _array_forward = True
 
     @staticmethod
@@ -602,6 +630,9 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
 
 # ---------------------------------------------------------------- trace and diagonals
 class Trace(Function):
+    label = "trace"
+    rule = "puts the gradient on the diagonal"
+    formula = "trace({0})"
     _array_forward = True
 
     @staticmethod
@@ -631,6 +662,8 @@ def _diagonal_index(shape: tuple, offset: int, dim1: int, dim2: int):
 
 
 class Diagonal(Function):
+    label = "diagonal"
+    rule = "puts the gradient back on the diagonal, zeros elsewhere"
     _array_forward = True
 
     @staticmethod
@@ -652,6 +685,8 @@ class DiagonalScatter(Function):
 
     _array_forward = True
     node_name = "DiagonalBackwardBackward0"
+    label = "diagonal_backward"
+    rule = "reads the gradient's diagonal back (diagonal's backward, recorded as an op under create_graph)"
 
     @staticmethod
     def forward(ctx, grad, shape, offset, dim1, dim2):
@@ -681,11 +716,13 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
     a 2-D tensor gives back that diagonal."""
     ndim = input._data.ndim
     if ndim == 2:  # a copy, unlike diagonal(): torch records it under this name
-        return name_node(Diagonal.apply(input, offset=diagonal, dim1=0, dim2=1).clone(), "DiagonalBackward0_copy")
+        return name_node(Diagonal.apply(input, offset=diagonal, dim1=0, dim2=1).clone(), "DiagonalBackward0_copy",
+                         label="diag")
     if ndim != 1:
         raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {ndim}D")
     n = input._data.shape[0] + abs(diagonal)
-    return name_node(DiagonalScatter.apply(input, shape=(n, n), offset=diagonal, dim1=0, dim2=1), "DiagEmbedBackward0")
+    return name_node(DiagonalScatter.apply(input, shape=(n, n), offset=diagonal, dim1=0, dim2=1), "DiagEmbedBackward0",
+                     label="diag", rule="puts the vector on a diagonal: the vector's gradient is the gradient's diagonal")
 
 
 # ---------------------------------------------------------------- torch.linalg names
@@ -745,6 +782,9 @@ def _singular(op: str) -> RuntimeError:
 class Inverse(Function):
     _array_forward = True
     node_name = "LinalgInvExBackward0"
+    label = "inv"
+    rule = "∂/∂A = -A⁻ᵀ G A⁻ᵀ"
+    formula = "inv({0})"
 
     @staticmethod
     def forward(ctx, A):
@@ -783,6 +823,9 @@ def inverse(input: Tensor) -> Tensor:
 class Det(Function):
     _array_forward = True
     node_name = "LinalgDetBackward0"
+    label = "det"
+    rule = "∂/∂A = g·det(A)·A⁻ᵀ"
+    formula = "det({0})"
 
     @staticmethod
     def forward(ctx, A):
@@ -808,6 +851,8 @@ def det(A: Tensor) -> Tensor:
 class Slogdet(Function):
     _array_forward = True
     node_name = "LinalgSlogdetBackward0"
+    label = "slogdet"
+    rule = "∂/∂A = g·A⁻ᵀ through log|det A|; the sign gets no gradient"
 
     @staticmethod
     def forward(ctx, A):
@@ -841,6 +886,8 @@ def logdet(input: Tensor) -> Tensor:
 class Solve(Function):
     _array_forward = True
     node_name = "LinalgSolveExBackward0"
+    label = "solve"
+    rule = "X = A⁻¹B: ∂/∂B = A⁻ᵀ G, ∂/∂A = -(∂/∂B) Xᵀ"
 
     @staticmethod
     def forward(ctx, A, B):
@@ -921,7 +968,7 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
         raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
     # every pair's difference (..., P, R, M), then its norm over M
     diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
-    return name_node(_vector_norm(diff, p, (-1,), False, None, "cdist"), "CdistBackward0")
+    return name_node(_vector_norm(diff, p, (-1,), False, None, "cdist"), "CdistBackward0", label="cdist")
 
 
 # ---------------------------------------------------------------- products of several matrices

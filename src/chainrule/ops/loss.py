@@ -67,7 +67,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     loss = diff * diff
     if weight is not None:
         loss = loss * weight
-    return name_node(_reduce(loss, reduction), "MseLossBackward0")  # torch's node for the whole loss
+    return name_node(_reduce(loss, reduction), "MseLossBackward0", label="mse_loss")  # torch's node for the whole loss
 
 
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
@@ -90,7 +90,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     if beta == 0:
         return _reduce(z, reduction)
     loss = ew.where(z < beta, (0.5 / beta) * z * z, z - 0.5 * beta)
-    return name_node(_reduce(loss, reduction), "SmoothL1LossBackward0")
+    return name_node(_reduce(loss, reduction), "SmoothL1LossBackward0", label="smooth_l1_loss")
 
 
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
@@ -103,7 +103,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     loss = ew.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta))
     if weight is not None:
         loss = loss * weight
-    return name_node(_reduce(loss, reduction), "HuberLossBackward0")
+    return name_node(_reduce(loss, reduction), "HuberLossBackward0", label="huber_loss")
 
 
 # ---------------------------------------------------------------- softmax helpers
@@ -124,6 +124,9 @@ class _Softmax(Function):
 
     _array_forward = True
     node_name = "SoftmaxBackward0"
+    label = "softmax"
+    rule = "∂/∂a = s ∘ (g - ⟨g, s⟩) with s the saved output"
+    formula = "softmax({0})"
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -142,6 +145,9 @@ class _Softmax(Function):
 class _LogSoftmax(Function):
     _array_forward = True
     node_name = "LogSoftmaxBackward0"
+    label = "log_softmax"
+    rule = "∂/∂a = g - softmax(a)·Σg"
+    formula = "log_softmax({0})"
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -161,6 +167,9 @@ class _LogSigmoid(Function):
 
     _array_forward = True
     node_name = "LogSigmoidBackward0"
+    label = "logsigmoid"
+    rule = "∂/∂a = 1 - σ(a)"
+    formula = "logsigmoid({0})"
 
     @staticmethod
     def forward(ctx, x):
@@ -248,6 +257,9 @@ class _IndexClassLoss(Function):
     The input gradient is ``g_i (rowsum(A)_i softmax(x)_ic - A_ic)`` (``-g_i A_ic`` for nll_loss).
     """
 
+    label = "cross_entropy"
+    rule = ("log_softmax and NLL fused: ∂/∂x = g·(ΣA·softmax(x) - A) per row, A the target row (onehot(t) "
+            "times its class weight, label smoothing mixed in): softmax(x) - onehot(t) for plain targets")
     _array_forward = True
 
     @staticmethod
@@ -398,6 +410,8 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
 
 class _NllLoss(_IndexClassLoss):
     node_name = "NllLossBackward0"
+    label = "nll_loss"
+    rule = "-w_t at each row's target class (divided by the summed weights Σw_t for 'mean'), 0 elsewhere"
 
 
 def _nll_node_name(ndim: int, reduction: str) -> str:
@@ -406,6 +420,11 @@ def _nll_node_name(ndim: int, reduction: str) -> str:
     if ndim <= 2:
         return "NllLossBackward0"
     return "ViewBackward0" if ndim != 4 and reduction == "none" else "NllLoss2DBackward0"
+
+
+# cross_entropy with label smoothing: the fused NLL node (torch names its last node AddBackward0)
+_SMOOTHED_NLL_RULE = ("NLL of the log-probabilities with label smoothing ε: ∂/∂logp_c = -((1 - ε)·w_t·[c = t] "
+                      "+ ε·w_c/C) per row (divided by Σw_t for 'mean')")
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
@@ -436,7 +455,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     loss = _NllLoss.apply(logp, target, weight=w, ignore_index=ignore_index, reduction=reduction,
                           label_smoothing=float(label_smoothing), log_softmax=False)
     # with label smoothing torch adds the smoothing term to the nll loss in a last node
-    return name_node(loss, "AddBackward0" if label_smoothing else _nll_node_name(input._data.ndim, reduction))
+    if label_smoothing:
+        return name_node(loss, "AddBackward0", label="cross_entropy", rule=_SMOOTHED_NLL_RULE)
+    return name_node(loss, _nll_node_name(input._data.ndim, reduction))
 
 
 def _probability_cross_entropy(input, target, w, reduction, label_smoothing):
@@ -474,7 +495,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     loss = _BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         loss = loss * weight
-    return name_node(_reduce(loss, reduction), "BinaryCrossEntropyBackward0")
+    return name_node(_reduce(loss, reduction), "BinaryCrossEntropyBackward0", label="binary_cross_entropy")
 
 
 class _BinaryCrossEntropy(Function):
@@ -484,6 +505,8 @@ class _BinaryCrossEntropy(Function):
 
     _array_forward = True
     node_name = "BinaryCrossEntropyBackward0"
+    label = "binary_cross_entropy"
+    rule = "∂/∂p = (p - t)/max(p(1 - p), 1e-12), ∂/∂t = log(1 - p) - log p"
 
     @staticmethod
     def forward(ctx, p, t):
@@ -526,7 +549,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
         loss = (1 - target) * input - log_sig
     if weight is not None:
         loss = loss * weight
-    return name_node(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0")
+    return name_node(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0",
+                     label="binary_cross_entropy_with_logits")
 
 
 # ---------------------------------------------------------------- divergences and others
@@ -574,7 +598,7 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     """F.soft_margin_loss: ``log(1 + exp(-y x))``, computed stably."""
     _check_reduction(reduction)
     loss = -_LogSigmoid.apply(target * input)
-    return name_node(_reduce(loss, reduction), "SoftMarginLossBackward0")
+    return name_node(_reduce(loss, reduction), "SoftMarginLossBackward0", label="soft_margin_loss")
 
 
 def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, size_average=None,

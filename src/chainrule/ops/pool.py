@@ -148,6 +148,8 @@ def _window_gather(x: np.ndarray, which: np.ndarray, geo: _PoolGeometry) -> np.n
 class MaxPool(Function):
     _array_forward = True
     node_name = "MaxPool2DWithIndicesBackward0"  # torch's name; 1-d and 3-d subclasses below
+    label = "max_pool"
+    rule = "routes each window's gradient to its maximum (the first one on a tie)"
 
     @staticmethod
     def forward(ctx, x, geo, return_indices):
@@ -169,6 +171,9 @@ class MaxPool(Function):
 class WindowScatter(Function):
     _array_forward = True
     node_name = "MaxPoolWithIndicesBackwardBackward0"
+    label = "max_pool_backward"
+    rule = ("reads the gradient back at each window's maximum (max_pool's backward, recorded as an op "
+            "under create_graph)")
 
     @staticmethod
     def forward(ctx, grad, which, geo):
@@ -183,6 +188,8 @@ class WindowScatter(Function):
 
 
 class WindowGather(Function):
+    label = "window_gather"
+    rule = "scatters the gradient back to the positions it read in each window (max_pool double backward)"
     _array_forward = True
 
     @staticmethod
@@ -242,6 +249,9 @@ def _window_spread(grad: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
 class AvgPool(Function):
     _array_forward = True
     node_name = "AvgPool2DBackward0"  # torch's name; 1-d and 3-d subclasses below
+    label = "avg_pool"
+    rule = ("spreads each window's gradient evenly over it: 1/divisor each (the window size unless "
+            "padding is excluded or the divisor overridden)")
 
     @staticmethod
     def forward(ctx, x, geo, divisor):
@@ -258,6 +268,9 @@ class AvgPool(Function):
 class AvgPoolAdjoint(Function):
     _array_forward = True
     node_name = "AvgPoolBackwardBackward0"
+    label = "avg_pool_backward"
+    rule = ("average-pools the gradient over the same windows (avg_pool's backward, recorded as an op "
+            "under create_graph)")
 
     @staticmethod
     def forward(ctx, grad, geo, divisor):
@@ -299,6 +312,8 @@ def _flat_gather(x: np.ndarray, indices: np.ndarray) -> np.ndarray:
 class FlatScatter(Function):
     _array_forward = True
     node_name = "MaxUnpool2DBackward0"
+    label = "max_unpool"
+    rule = "reads the gradient back at the positions the values were written to"
 
     @staticmethod
     def forward(ctx, values, indices, plane_shape, assign=False):
@@ -321,6 +336,8 @@ class FlatScatter(Function):
 class FlatGather(Function):
     _array_forward = True
     node_name = "AdaptiveMaxPool2DBackward0"
+    label = "adaptive_max_pool"
+    rule = "routes each cell's gradient to its maximum"
 
     @staticmethod
     def forward(ctx, x, indices):
@@ -503,6 +520,9 @@ class SeparableLinear(Function):
 
     _array_forward = True
     node_name = "AdaptiveAvgPool2DBackward0"
+    label = "adaptive_avg_pool"
+    rule = ("a linear map M per spatial dim: ∂/∂x = Mᵀ G, spreading each cell's gradient evenly over its "
+            "window")
 
     @staticmethod
     def forward(ctx, x, matrices, transpose):

@@ -52,6 +52,9 @@ def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool) -> Tens
 
 
 class Sum(Function):
+    label = "sum"
+    rule = "copies the gradient to every element (∂/∂aᵢ = 1)"
+    formula = "sum({0})"
     _array_forward = True
 
     @staticmethod
@@ -78,9 +81,15 @@ def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor
 
 class SumDim(Sum):
     node_name = "SumBackward1"  # torch's sum(dim) overload
+    label = "sum"
+    rule = "copies the gradient to every element along the summed dims (∂/∂aᵢ = 1)"
+    formula = "sum({0})"
 
 
 class Mean(Function):
+    label = "mean"
+    rule = "shares the gradient equally: ∂/∂aᵢ = 1/n"
+    formula = "mean({0})"
     _array_forward = True
 
     @staticmethod
@@ -112,6 +121,9 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
 
 class MeanDim(Mean):
     node_name = "MeanBackward1"  # torch's mean(dim) overload
+    label = "mean"
+    rule = "shares the gradient equally along the reduced dims: ∂/∂aᵢ = 1/n, n their size"
+    formula = "mean({0})"
 
 
 # ---------------------------------------------------------------- helpers for the reductions below
@@ -158,6 +170,9 @@ _RETURN_TYPES = {name: getattr(return_types, name) for name in
 
 # ---------------------------------------------------------------- prod
 class Prod(Function):
+    label = "prod"
+    rule = "∂/∂aᵢ = the product of the other elements"
+    formula = "prod({0})"
     _array_forward = True
 
     @staticmethod
@@ -222,10 +237,16 @@ def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
 
 class ProdDim(Prod):
     node_name = "ProdBackward1"  # torch's prod(dim) overload
+    label = "prod"
+    rule = "∂/∂aᵢ = the product of the other elements along the dim"
+    formula = "prod({0})"
 
 
 # ---------------------------------------------------------------- var, std
 class Var(Function):
+    label = "var"
+    rule = "∂/∂aᵢ = 2(aᵢ - mean)/(n - correction)"
+    formula = "var({0})"
     _array_forward = True
 
     @staticmethod
@@ -282,6 +303,10 @@ class Std(Var):
     """sqrt(var) fused, because torch's rule masks the gradient where std is 0 (a constant
     slice): 0 there, where sqrt's 1 / (2 std) times var's zero centered values would be NaN."""
 
+    label = "std"
+    rule = "∂/∂aᵢ = (aᵢ - mean)/((n - correction)·std), 0 where std = 0"
+    formula = "std({0})"
+
     @staticmethod
     def forward(ctx, x, dims, correction, keepdim):
         out = np.sqrt(Var.forward(ctx, x, dims, correction, keepdim))
@@ -323,6 +348,9 @@ def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, c
 class Amax(Function):
     """amax/amin (and the full max()/min()): ties share the gradient evenly, as in torch."""
 
+    label = "amax"
+    rule = "routes the gradient to the largest elements (split evenly among ties)"
+    formula = "amax({0})"
     _array_forward = True
 
     @staticmethod
@@ -364,21 +392,32 @@ def _split_among_equal(grad: Tensor, x: Tensor, value: Tensor, kept_grad: Tensor
 
 class AmaxAll(Amax):
     node_name = "MaxBackward1"
+    label = "max"
+    rule = "routes the gradient to the largest element (split evenly among ties)"
+    formula = "max({0})"
     nan_is_equal = True
 
 
 class AminAll(Amax):
     node_name = "MinBackward1"
+    label = "min"
+    rule = "routes the gradient to the smallest element (split evenly among ties)"
+    formula = "min({0})"
     nan_is_equal = True
 
 
 class Amin(Amax):
     node_name = "AminBackward0"
+    label = "amin"
+    rule = "routes the gradient to the smallest elements (split evenly among ties)"
+    formula = "amin({0})"
 
 
 class Gather(Function):
     """Values picked along ``dim`` at ``index`` (unique per slice); the gradient goes back there."""
 
+    label = "gather"
+    rule = "writes the gradient back at the positions that were picked along the dim, zeros elsewhere"
     _array_forward = True
 
     @staticmethod
@@ -402,6 +441,8 @@ class ScatterAlong(Function):
 
     _array_forward = True
     node_name = "GatherBackwardBackward0"
+    label = "gather_backward"
+    rule = "gathers the gradient at the same index (gather's backward, recorded as an op under create_graph)"
 
     @staticmethod
     def forward(ctx, grad, index, dim, shape):
@@ -420,6 +461,8 @@ class ScatterAddAlong(ScatterAlong):
     """Like ScatterAlong, but indices may repeat along ``dim``: their gradients are summed."""
 
     node_name = "GatherBackwardBackward0"
+    label = "gather_backward"
+    rule = "gathers the gradient at the same index (gather's backward, recorded as an op under create_graph)"
 
     @staticmethod
     def forward(ctx, grad, index, dim, shape):
@@ -435,6 +478,9 @@ class ScatterAddAlong(ScatterAlong):
 class CumExtremum(Gather):
     """cummax/cummin values: an index may repeat along ``dim``, so the gradient is summed there."""
 
+    label = "cumulative extremum"
+    rule = "adds each gradient into the position of the running extremum it copied (repeats summed)"
+
     @staticmethod
     def backward(ctx, grad):
         return ScatterAddAlong.apply(grad, index=ctx.index, dim=ctx.dim, shape=ctx.shape)
@@ -442,22 +488,34 @@ class CumExtremum(Gather):
 
 class Cummax(CumExtremum):
     node_name = "CummaxBackward0"
+    label = "cummax"
+    rule = "adds each gradient into the position of the running maximum it copied (repeats summed)"
 
 
 class Cummin(CumExtremum):
     node_name = "CumminBackward0"
+    label = "cummin"
+    rule = "adds each gradient into the position of the running minimum it copied (repeats summed)"
 
 
 class MaxDim(Gather):
     node_name = "MaxBackward0"
+    label = "max"
+    rule = "routes the gradient to the largest element along the dim (the returned index)"
+    formula = "max({0})"
 
 
 class MinDim(Gather):
     node_name = "MinBackward0"
+    label = "min"
+    rule = "routes the gradient to the smallest element along the dim (the returned index)"
+    formula = "min({0})"
 
 
 class SortValues(Gather):
     node_name = "SortBackward0"
+    label = "sort"
+    rule = "scatters the gradient back to the elements' original positions"
 
     @staticmethod
     def forward(ctx, x, index, dim, keepdim):
@@ -467,25 +525,38 @@ class SortValues(Gather):
 
 class TopkValues(Gather):
     node_name = "TopkBackward0"
+    label = "topk"
+    rule = "scatters the gradient to the k chosen positions, 0 elsewhere"
 
 
 class MedianDim(Gather):
     node_name = "MedianBackward1"
+    label = "median"
+    rule = "routes the gradient to the median element along the dim"
 
 
 class KthvalueValues(Gather):
     node_name = "KthvalueBackward0"
+    label = "kthvalue"
+    rule = "routes the gradient to the k-th smallest element"
 
 
 class ModeValues(Gather):
     node_name = "ModeBackward0"
+    label = "mode"
+    rule = "routes the gradient to the chosen element"
+
+
+# what a 0-d input's renamed last node (a reshape back from the 1-element tensor) explains
+_ZERO_D_RULE = "0-d input: reshapes the gradient back onto the 1-element tensor the op ran on (the step below)"
 
 
 def _select_along(cls, input: Tensor, index: np.ndarray, dim: int, keepdim: bool, name: str):
     """(values, indices) of ``input`` at ``index`` (keepdim-shaped) along ``dim``, torch-style."""
     if input._data.ndim == 0:
         values = cls.apply(input.reshape(1), index=index.reshape(1), dim=0, keepdim=True).reshape(())
-        return _RETURN_TYPES[name](name_node(values, cls._node_cls.__name__), Tensor._make(np.zeros((), np.int64)))
+        return _RETURN_TYPES[name](name_node(values, cls._node_cls.__name__, label=cls.label, rule=_ZERO_D_RULE),
+                                   Tensor._make(np.zeros((), np.int64)))
     values = cls.apply(input, index=index, dim=dim, keepdim=keepdim)
     indices = index if keepdim else index.squeeze(dim)
     return _RETURN_TYPES[name](values, Tensor._make(indices.astype(np.int64, copy=False)))
@@ -582,6 +653,9 @@ def _logsumexp_array(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
 
 
 class Logsumexp(Function):
+    label = "logsumexp"
+    rule = "∂/∂a = softmax(a)"
+    formula = "logsumexp({0})"
     _array_forward = True
 
     @staticmethod
@@ -609,6 +683,9 @@ def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
 
 
 class Softmax(Function):
+    label = "softmax"
+    rule = "∂/∂a = s ∘ (g - ⟨g, s⟩) with s the saved output"
+    formula = "softmax({0})"
     _array_forward = True
 
     @staticmethod
@@ -635,6 +712,9 @@ class Softmax(Function):
 class LogSoftmax(Function):
     """Fused for stability: ``x - logsumexp(x)`` in the forward, ``g - softmax * sum(g)`` back."""
 
+    label = "log_softmax"
+    rule = "∂/∂a = g - softmax(a)·Σg"
+    formula = "log_softmax({0})"
     _array_forward = True
 
     @staticmethod
@@ -672,7 +752,8 @@ def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     d = _softmax_dim("softmax", input, dim)
     input = _float_dtype_input(input, dtype)
     if input._data.ndim == 0:
-        return name_node(Softmax.apply(input.reshape(1), dim=0).reshape(()), "SoftmaxBackward0")
+        return name_node(Softmax.apply(input.reshape(1), dim=0).reshape(()), "SoftmaxBackward0", label="softmax",
+                         rule=_ZERO_D_RULE)
     return Softmax.apply(input, dim=d)
 
 
@@ -681,12 +762,16 @@ def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     d = _softmax_dim("log_softmax", input, dim)
     input = _float_dtype_input(input, dtype)
     if input._data.ndim == 0:
-        return name_node(LogSoftmax.apply(input.reshape(1), dim=0).reshape(()), "LogSoftmaxBackward0")
+        return name_node(LogSoftmax.apply(input.reshape(1), dim=0).reshape(()), "LogSoftmaxBackward0",
+                         label="log_softmax", rule=_ZERO_D_RULE)
     return LogSoftmax.apply(input, dim=d)
 
 
 # ---------------------------------------------------------------- cumulative ops
 class Cumsum(Function):
+    label = "cumsum"
+    rule = "reverse cumulative sum of the gradient"
+    formula = "cumsum({0})"
     _array_forward = True
 
     @staticmethod
@@ -705,6 +790,8 @@ class ReverseCumsum(Function):
 
     _array_forward = True
     node_name = "CumsumBackwardBackward0"
+    label = "cumsum_backward"
+    rule = "cumulative sum of the gradient (cumsum's backward, recorded as an op under create_graph)"
 
     @staticmethod
     def forward(ctx, grad, dim):
@@ -725,7 +812,7 @@ def _cumulative(op: str, function_cls, input: Tensor, dim: int, dtype) -> Tensor
         np_dtype = np.int64 if input._data.dtype.kind in "biu" else None
     if input._data.ndim == 0:
         out = function_cls.apply(input.reshape(1), dim=0, dtype=np_dtype).reshape(())
-        return name_node(out, function_cls._node_cls.__name__)
+        return name_node(out, function_cls._node_cls.__name__, label=function_cls.label, rule=_ZERO_D_RULE)
     return function_cls.apply(input, dim=d, dtype=np_dtype)
 
 
@@ -735,6 +822,9 @@ def cumsum(input: Tensor, dim: int, *, dtype=None) -> Tensor:
 
 
 class Cumprod(Function):
+    label = "cumprod"
+    rule = "∂/∂aᵢ = Σ_{j≥i} g_j·prod_j/aᵢ"
+    formula = "cumprod({0})"
     _array_forward = True
 
     @staticmethod
@@ -773,6 +863,9 @@ def cumprod(input: Tensor, dim: int, *, dtype=None) -> Tensor:
 class Norm(Function):
     _array_forward = True
     node_name = "LinalgVectorNormBackward0"
+    label = "norm"
+    rule = "∂/∂a = a/‖a‖ for the 2-norm (0 at a = 0); sign(a)·|a|^(p-1)/‖a‖^(p-1) for a p-norm"
+    formula = "norm({0})"
 
     @staticmethod
     def forward(ctx, x, ord, dims, keepdim):
@@ -973,6 +1066,8 @@ class MedianAll(Function):
 
     _array_forward = True
     node_name = "MedianBackward0"
+    label = "median"
+    rule = "routes the gradient to the median element (split evenly among ties)"
 
     @staticmethod
     def forward(ctx, flat, index):
@@ -1032,7 +1127,8 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
 
     if input._data.dtype.kind == "f":
         input = where(Tensor._make(np.isnan(input._data)), 0.0, input)
-    return name_node(sum(input, dim, keepdim, dtype=dtype), "NansumBackward0")
+    return name_node(sum(input, dim, keepdim, dtype=dtype), "NansumBackward0", label="nansum",
+                     rule="copies the gradient to every element; the NaNs, zeroed by the step below, get 0 there")
 
 
 def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
@@ -1053,7 +1149,7 @@ def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
     else:
         pair = (amin(input, dim, keepdim), amax(input, dim, keepdim))
     # torch records one node with both outputs; ours are two, named as torch's
-    return return_types.aminmax(*name_node(pair, "AminmaxBackward0"))
+    return return_types.aminmax(*name_node(pair, "AminmaxBackward0", label="aminmax"))
 
 
 def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
@@ -1084,4 +1180,4 @@ def dist(input: Tensor, other: Tensor, p=2) -> Tensor:
     """torch.dist: the p-norm of ``input - other`` (broadcast)."""
     from .elementwise import sub
 
-    return name_node(norm(sub(input, other), p), "DistBackward0")
+    return name_node(norm(sub(input, other), p), "DistBackward0", label="dist")

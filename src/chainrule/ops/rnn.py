@@ -79,6 +79,9 @@ class RecurrentLayer(Function):
     Outputs: the hidden states (T, B, H), h_n (B, H) [, c_n (B, H)].
     """
 
+    label = "recurrent_layer"
+    rule = ("backpropagation through time: the cell's chain rule step by step, last step first; the "
+            "weights' gradients summed over the steps")
     _array_forward = True
 
     @staticmethod
@@ -187,6 +190,9 @@ class RecurrentLayerBackward(Function):
     Returns one array per True entry of ``needs`` (the layer's ``needs_input_grad``), in order.
     """
 
+    label = "recurrent_layer_backward"
+    rule = ("differentiates the pass through time via the layer's Tensor-op composition (the recurrent "
+            "layer's backward, recorded as an op under create_graph)")
     _array_forward = True
 
     @staticmethod
@@ -355,26 +361,44 @@ def _layer_steps(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, *, reverse, lengt
 # MkldnnRnnLayerBackward0); chainrule's one fused node per layer is named after the cell
 class _RNN(RecurrentLayer):
     node_name = "RnnBackward0"
+    label = "rnn"
+    rule = ("backpropagation through time for h' = tanh(W_ih x + b_ih + W_hh h + b_hh) (or relu): last "
+            "step first, the weights' gradients summed over the steps")
 
 
 class _LSTM(RecurrentLayer):
     node_name = "LstmBackward0"
+    label = "lstm"
+    rule = ("backpropagation through time for c' = f∘c + i∘g, h' = o∘tanh(c'): last step first, through "
+            "the gates to x, h, c and the weights (summed over the steps)")
 
 
 class _GRU(RecurrentLayer):
     node_name = "GruBackward0"
+    label = "gru"
+    rule = ("backpropagation through time for h' = n + z∘(h - n) with the reset gate r inside n: last "
+            "step first, through the gates to x, h and the weights (summed over the steps)")
 
 
 class _RNNBackward(RecurrentLayerBackward):
     node_name = "RnnBackwardBackward0"
+    label = "rnn_backward"
+    rule = ("differentiates the pass through time via the layer's Tensor-op composition (rnn's backward, "
+            "recorded as an op under create_graph)")
 
 
 class _LSTMBackward(RecurrentLayerBackward):
     node_name = "LstmBackwardBackward0"
+    label = "lstm_backward"
+    rule = ("differentiates the pass through time via the layer's Tensor-op composition (lstm's backward, "
+            "recorded as an op under create_graph)")
 
 
 class _GRUBackward(RecurrentLayerBackward):
     node_name = "GruBackwardBackward0"
+    label = "gru_backward"
+    rule = ("differentiates the pass through time via the layer's Tensor-op composition (gru's backward, "
+            "recorded as an op under create_graph)")
 
 
 _LAYER_FN = {"RNN_TANH": _RNN, "RNN_RELU": _RNN, "LSTM": _LSTM, "GRU": _GRU}

@@ -59,6 +59,8 @@ def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
 class Reshape(Function):
     _array_forward = True
     node_name = "ViewBackward0"
+    label = "view"
+    rule = "reshapes the gradient back to the input's shape"
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -72,6 +74,8 @@ class Reshape(Function):
 
 class UnsafeView(Reshape):
     node_name = "UnsafeViewBackward0"
+    label = "view"
+    rule = "reshapes the gradient back to the input's shape"
 
 
 def reshape(input: Tensor, *shape) -> Tensor:
@@ -155,6 +159,8 @@ def unflatten(input: Tensor, dim: int, sizes) -> Tensor:
 
 
 class Expand(Function):
+    label = "expand"
+    rule = "sums the gradient over the broadcast dims"
     _array_forward = True
 
     @staticmethod
@@ -226,6 +232,8 @@ def broadcast_tensors(*tensors) -> tuple:
 
 
 class Permute(Function):
+    label = "permute"
+    rule = "applies the inverse permutation to the gradient"
     _array_forward = True
 
     @staticmethod
@@ -239,6 +247,9 @@ class Permute(Function):
 
 
 class Transpose(Function):
+    label = "transpose"
+    rule = "transposes the gradient back"
+    formula = "{0}ᵀ"
     _array_forward = True
 
     @staticmethod
@@ -321,7 +332,7 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
     ndim = input._data.ndim
     d = _wrap_dim(dim, ndim + 1, "unsqueeze")
     shape = input._data.shape
-    return name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0")
+    return name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze")
 
 
 def atleast_1d(input: Tensor) -> Tensor:
@@ -336,6 +347,8 @@ def atleast_2d(input: Tensor) -> Tensor:
 
 
 class Clone(Function):
+    label = "clone"
+    rule = "passes the gradient through unchanged"
     _array_forward = True
 
     @staticmethod
@@ -360,6 +373,8 @@ def contiguous(input: Tensor, memory_format=None) -> Tensor:
 
 
 class Cat(Function):
+    label = "cat"
+    rule = "slices the gradient back into the pieces"
     _array_forward = True
 
     @staticmethod
@@ -435,7 +450,7 @@ def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
                 f"stack expects each tensor to be equal size, but got {list(shape)} at entry 0 and "
                 f"{list(t._data.shape)} at entry {i}")
     d = _wrap_dim(dim, len(shape) + 1, "stack")
-    return name_node(cat([unsqueeze(t, d) for t in tensors], d), "StackBackward0")
+    return name_node(cat([unsqueeze(t, d) for t in tensors], d), "StackBackward0", label="stack")
 
 
 def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
@@ -495,6 +510,8 @@ def atleast_3d(input: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------- copies: repeat, flip, roll, tril
 class Repeat(Function):
+    label = "repeat"
+    rule = "sums the gradient over the repeated copies"
     _array_forward = True
 
     @staticmethod
@@ -542,6 +559,8 @@ def _unique_dims(dims, ndim: int, op: str) -> tuple:
 
 
 class Flip(Function):
+    label = "flip"
+    rule = "flips the gradient back"
     _array_forward = True
 
     @staticmethod
@@ -577,6 +596,8 @@ def flipud(input: Tensor) -> Tensor:
 
 
 class Roll(Function):
+    label = "roll"
+    rule = "rolls the gradient back"
     _array_forward = True
 
     @staticmethod
@@ -607,6 +628,8 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:
 
 
 class Tril(Function):
+    label = "tril"
+    rule = "keeps the gradient's lower triangle"
     _array_forward = True
 
     @staticmethod
@@ -624,6 +647,9 @@ class Tril(Function):
 
 class Triu(Tril):
     """Tril's rule under its own class, so the node is named TriuBackward0 as in torch."""
+
+    label = "triu"
+    rule = "keeps the gradient's upper triangle"
 
 
 def tril(input: Tensor, diagonal: int = 0) -> Tensor:
@@ -674,6 +700,8 @@ def select(input: Tensor, dim: int, index: int) -> Tensor:
 
 
 class Unfold(Function):
+    label = "unfold"
+    rule = "adds each window's gradient back into the slice it read (overlaps summed)"
     _array_forward = True
 
     @staticmethod
@@ -697,6 +725,9 @@ class UnfoldBackward(Function):
 
     _array_forward = True
     node_name = "UnfoldBackwardBackward0"
+    label = "unfold_backward"
+    rule = ("unfolds the gradient into the same windows (unfold's backward, recorded as an op under "
+            "create_graph)")
 
     @staticmethod
     def forward(ctx, grad, shape, params):
@@ -806,6 +837,8 @@ def _even_split(input: Tensor, indices_or_sections, dim: int, op: str) -> tuple:
 class ConstantPad(Function):
     _array_forward = True
     node_name = "ConstantPadNdBackward0"
+    label = "pad"
+    rule = "crops the padding off the gradient (and zero-pads where the input was cropped)"
 
     @staticmethod
     def forward(ctx, x, widths, value):
@@ -901,6 +934,9 @@ class ModePad(Function):
 
     _array_forward = True
     node_name = "PadBackward0"
+    label = "pad"
+    rule = ("reflect/replicate/circular padding: adds each padded border's gradient back onto the cells "
+            "it copied, then crops")
 
     @staticmethod
     def forward(ctx, x, widths, mode):
@@ -917,6 +953,8 @@ class ModePad(Function):
 class ModePadAdjoint(Function):
     _array_forward = True
     node_name = "PadBackwardBackward0"
+    label = "pad_backward"
+    rule = "pads the gradient the same way (pad's backward, recorded as an op under create_graph)"
 
     @staticmethod
     def forward(ctx, grad, widths, mode):

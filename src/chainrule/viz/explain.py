@@ -10,165 +10,42 @@ per receiving slot, so a value used twice shows how its gradient adds up ("y rec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 __all__ = ["explain", "Trace", "Step", "RULES", "format_value"]
 
-# node name -> (short op name, the local rule in words and symbols, expression template)
-# Templates use {0}, {1}, ... for the inputs' labels and {name} for attributes the op kept on
-# its node (``ctx.exponent``); ops without a template print as name(a, b).
-RULES: dict[str, tuple[str, str, str | None]] = {
-    # arithmetic
-    "AddBackward0": ("+", "copies the gradient to both inputs (∂/∂a = 1, ∂/∂b = 1)", "{0} + {1}"),
-    "SubBackward0": ("-", "copies the gradient to a and its negative to b (∂/∂a = 1, ∂/∂b = -1)",
-                     "{0} - {1}"),
-    "MulBackward0": ("mul", "∂/∂a = b, ∂/∂b = a (each input gets the gradient times the other)",
-                     "{0} * {1}"),
-    "DivBackward0": ("div", "∂/∂a = 1/b, ∂/∂b = -a/b²", "{0} / {1}"),
-    "NegBackward0": ("neg", "flips the sign of the gradient (∂/∂a = -1)", "-{0}"),
-    "PowBackward0": ("pow", "∂/∂a = c·a^(c-1) for the constant exponent c", "{0} ** {exponent}"),
-    "PowBackward1": ("pow", "∂/∂a = b·a^(b-1), ∂/∂b = a^b·log a", None),
-    "RemainderBackward0": ("remainder", "∂/∂a = 1, ∂/∂b = -floor(a/b)", "{0} % {1}"),
-    "FmodBackward0": ("fmod", "∂/∂a = 1, ∂/∂b = -trunc(a/b)", None),
-    "Atan2Backward0": ("atan2", "∂/∂a = b/(a² + b²), ∂/∂b = -a/(a² + b²)", None),
-    # elementwise functions: each output depends on its own input only (diagonal Jacobian)
-    "ExpBackward0": ("exp", "∂/∂a = exp(a) (the saved output itself)", "exp({0})"),
-    "Exp2Backward0": ("exp2", "∂/∂a = 2^a·log 2", "exp2({0})"),
-    "Expm1Backward0": ("expm1", "∂/∂a = exp(a)", "expm1({0})"),
-    "LogBackward0": ("log", "∂/∂a = 1/a", "log({0})"),
-    "Log1PBackward0": ("log1p", "∂/∂a = 1/(1 + a)", "log1p({0})"),
-    "Log2Backward0": ("log2", "∂/∂a = 1/(a·log 2)", "log2({0})"),
-    "Log10Backward0": ("log10", "∂/∂a = 1/(a·log 10)", "log10({0})"),
-    "SqrtBackward0": ("sqrt", "∂/∂a = 1/(2·sqrt(a))", "sqrt({0})"),
-    "RsqrtBackward0": ("rsqrt", "∂/∂a = -a^(-3/2)/2", "rsqrt({0})"),
-    "ReciprocalBackward0": ("reciprocal", "∂/∂a = -1/a²", "1 / {0}"),
-    "AbsBackward0": ("abs", "∂/∂a = sign(a) (0 at a = 0)", "abs({0})"),
-    "SinBackward0": ("sin", "∂/∂a = cos(a)", "sin({0})"),
-    "CosBackward0": ("cos", "∂/∂a = -sin(a)", "cos({0})"),
-    "TanBackward0": ("tan", "∂/∂a = 1 + tan²(a)", "tan({0})"),
-    "AsinBackward0": ("asin", "∂/∂a = 1/sqrt(1 - a²)", "asin({0})"),
-    "AcosBackward0": ("acos", "∂/∂a = -1/sqrt(1 - a²)", "acos({0})"),
-    "AtanBackward0": ("atan", "∂/∂a = 1/(1 + a²)", "atan({0})"),
-    "SinhBackward0": ("sinh", "∂/∂a = cosh(a)", "sinh({0})"),
-    "CoshBackward0": ("cosh", "∂/∂a = sinh(a)", "cosh({0})"),
-    "TanhBackward0": ("tanh", "∂/∂a = 1 - tanh(a)² (from the saved output)", "tanh({0})"),
-    "SigmoidBackward0": ("sigmoid", "∂/∂a = σ(a)·(1 - σ(a)) (from the saved output)", "sigmoid({0})"),
-    "LogSigmoidBackward0": ("logsigmoid", "∂/∂a = 1 - σ(a)", "logsigmoid({0})"),
-    "ErfBackward0": ("erf", "∂/∂a = 2/sqrt(π)·exp(-a²)", "erf({0})"),
-    "SignBackward0": ("sign", "zero gradient (piecewise constant)", "sign({0})"),
-    "FloorBackward0": ("floor", "zero gradient (piecewise constant)", "floor({0})"),
-    "CeilBackward0": ("ceil", "zero gradient (piecewise constant)", "ceil({0})"),
-    "RoundBackward0": ("round", "zero gradient (piecewise constant)", "round({0})"),
-    "TruncBackward0": ("trunc", "zero gradient (piecewise constant)", "trunc({0})"),
-    "FracBackward0": ("frac", "passes the gradient through (∂/∂a = 1)", "frac({0})"),
-    # activations
-    "ReluBackward0": ("relu", "passes the gradient where a > 0, blocks it elsewhere (relu'(0) = 0)",
-                      "relu({0})"),
-    "LeakyReluBackward0": ("leaky_relu", "passes the gradient where a > 0, scales it by the slope "
-                           "elsewhere", "leaky_relu({0})"),
-    "ThresholdBackward0": ("threshold", "passes the gradient where a > threshold, 0 elsewhere", None),
-    "HardtanhBackward0": ("hardtanh", "passes the gradient inside (min, max), 0 outside", None),
-    "EluBackward0": ("elu", "∂/∂a = 1 for a > 0, α·exp(a) otherwise", None),
-    "GeluBackward0": ("gelu", "∂/∂a = Φ(a) + a·φ(a)", "gelu({0})"),
-    "SiluBackward0": ("silu", "∂/∂a = σ(a)·(1 + a·(1 - σ(a)))", "silu({0})"),
-    "SoftplusBackward0": ("softplus", "∂/∂a = σ(β·a)", None),
-    "MishBackward0": ("mish", "∂/∂a = tanh(softplus(a)) + a·σ(a)·(1 - tanh²(softplus(a)))", None),
-    "HardsigmoidBackward0": ("hardsigmoid", "∂/∂a = 1/6 inside (-3, 3), 0 outside", None),
-    "HardswishBackward0": ("hardswish", "∂/∂a = (2a + 3)/6 inside (-3, 3); 0 below, 1 above", None),
-    "PreluKernelBackward0": ("prelu", "∂/∂a = 1 or the slope w; ∂/∂w = a where a < 0", None),
-    # routing: the gradient goes to the input that won
-    "MaximumBackward0": ("max", "routes the gradient to the larger input (split evenly on a tie)",
-                         "max({0}, {1})"),
-    "MinimumBackward0": ("min", "routes the gradient to the smaller input (split evenly on a tie)",
-                         "min({0}, {1})"),
-    "ClampBackward1": ("clamp", "passes the gradient where a is inside the bounds, 0 outside",
-                       "clamp({0})"),
-    "WhereBackward0": ("where", "routes the gradient to the branch the condition chose", None),
-    "MaxBackward0": ("max", "routes the gradient to the largest element (split evenly among ties)",
-                     "max({0})"),
-    "MaxBackward1": ("max", "routes the gradient to the largest element along the dim", "max({0})"),
-    "MinBackward0": ("min", "routes the gradient to the smallest element (split evenly among ties)",
-                     "min({0})"),
-    "MinBackward1": ("min", "routes the gradient to the smallest element along the dim", "min({0})"),
-    "AmaxBackward0": ("amax", "routes the gradient to the largest elements (split evenly among ties)",
-                      "amax({0})"),
-    "AminBackward0": ("amin", "routes the gradient to the smallest elements (split evenly among ties)",
-                      "amin({0})"),
-    "SortBackward0": ("sort", "scatters the gradient back to the elements' original positions", None),
-    "TopkBackward0": ("topk", "scatters the gradient to the k chosen positions, 0 elsewhere", None),
-    "KthvalueBackward0": ("kthvalue", "routes the gradient to the k-th smallest element", None),
-    "MedianBackward0": ("median", "routes the gradient to the median element", None),
-    "MedianBackward1": ("median", "routes the gradient to the median element along the dim", None),
-    "ModeBackward0": ("mode", "routes the gradient to the chosen element", None),
-    # reductions
-    "SumBackward0": ("sum", "copies the gradient to every element (∂/∂aᵢ = 1)", "sum({0})"),
-    "SumToSizeBackward0": ("sum_to_size", "expands the gradient back over the summed dims", None),
-    "MeanBackward0": ("mean", "shares the gradient equally: ∂/∂aᵢ = 1/n", "mean({0})"),
-    "ProdBackward0": ("prod", "∂/∂aᵢ = the product of the other elements", "prod({0})"),
-    "VarBackward0": ("var", "∂/∂aᵢ = 2(aᵢ - mean)/(n - correction)", "var({0})"),
-    "LogsumexpBackward0": ("logsumexp", "∂/∂a = softmax(a)", "logsumexp({0})"),
-    "CumsumBackward0": ("cumsum", "reverse cumulative sum of the gradient", "cumsum({0})"),
-    "CumprodBackward0": ("cumprod", "∂/∂aᵢ = Σ_{j≥i} g_j·prod_j/aᵢ", "cumprod({0})"),
-    "LinalgVectorNormBackward0": ("norm", "∂/∂a = a / ‖a‖ (for the 2-norm)", "norm({0})"),
-    "TraceBackward0": ("trace", "puts the gradient on the diagonal", "trace({0})"),
-    # linear algebra
-    "MmBackward0": ("matmul", "∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G", "{0} @ {1}"),
-    "MvBackward0": ("matmul", "∂/∂A = g xᵀ (outer product), ∂/∂x = Aᵀ g", "{0} @ {1}"),
-    "DotBackward0": ("dot", "∂/∂a = g·b, ∂/∂b = g·a", "{0} @ {1}"),
-    "MatmulBackward0": ("matmul", "∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G (summed over broadcast batch dims)",
-                        "{0} @ {1}"),
-    "BmmBackward0": ("bmm", "per batch: ∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G", "bmm({0}, {1})"),
-    "AddmmBackward0": ("linear", "y = x Wᵀ + b: ∂/∂x = G W, ∂/∂W = Gᵀ x, ∂/∂b = G summed over the batch",
-                       "linear({0}, {1}, {2})"),
-    "EinsumBackward0": ("einsum", "each operand gets an einsum of the gradient with the others", None),
-    "DiagonalBackward0": ("diagonal", "puts the gradient back on the diagonal, zeros elsewhere", None),
-    "TrilBackward0": ("tril", "keeps the gradient's lower triangle", None),
-    # shapes: the gradient is moved back, never changed
-    "ViewBackward0": ("view", "reshapes the gradient back to the input's shape", None),
-    "UnsafeViewBackward0": ("view", "reshapes the gradient back to the input's shape", None),
-    "ExpandBackward0": ("expand", "sums the gradient over the broadcast dims", None),
-    "TransposeBackward0": ("transpose", "transposes the gradient back", "{0}ᵀ"),
-    "PermuteBackward0": ("permute", "applies the inverse permutation to the gradient", None),
-    "CloneBackward0": ("clone", "passes the gradient through unchanged", None),
-    "ToCopyBackward0": ("to", "passes the gradient through, cast to the input's dtype", None),
-    "CatBackward0": ("cat", "slices the gradient back into the pieces", None),
-    "FlipBackward0": ("flip", "flips the gradient back", None),
-    "RollBackward0": ("roll", "rolls the gradient back", None),
-    "RepeatBackward0": ("repeat", "sums the gradient over the repeated copies", None),
-    "ConstantPadNdBackward0": ("pad", "crops the padding off the gradient", None),
-    # indexing
-    "IndexBackward0": ("index", "scatters the gradient into zeros at the indexed positions", None),
-    "SelectBackward0": ("select", "places the gradient at the picked index, zeros elsewhere", None),
-    "SliceBackward0": ("slice", "places the gradient in the sliced window, zeros elsewhere", None),
-    "UnsqueezeBackward0": ("unsqueeze", "drops the inserted size-1 axes from the gradient", None),
-    "IndexPutBackward0": ("index_put", "the overwritten positions get no gradient; the values get "
-                          "the gradient there", None),
-    "IndexSelectBackward0": ("index_select", "adds the gradient into zeros at the selected indices", None),
-    "GatherBackward0": ("gather", "scatter-adds the gradient back to the gathered positions", None),
-    "ScatterBackward0": ("scatter", "the overwritten positions get no gradient", None),
-    "ScatterAddBackward0": ("scatter_add", "∂/∂self = G, ∂/∂src = G gathered at the index", None),
-    "EmbeddingBackward0": ("embedding", "adds each row's gradient into the rows that were looked up", None),
-    # convolution, pooling, normalisation, losses
-    "ConvolutionBackward0": ("conv", "∂L/∂X = full convolution of G with the 180°-rotated filter, "
-                             "∂L/∂F = X ⋆ G (cross-correlation), ∂L/∂b = Σ G", None),
-    "MaxPool2DWithIndicesBackward0": ("max_pool", "routes each window's gradient to its maximum "
-                                    "(the first one on a tie)", None),
-    "AvgPool2DBackward0": ("avg_pool", "spreads each window's gradient evenly: 1/(window size) each", None),
-    "AdaptiveAvgPool2DBackward0": ("adaptive_avg_pool", "spreads each cell's gradient evenly over "
-                                   "its window", None),
-    "AdaptiveMaxPool2DBackward0": ("adaptive_max_pool", "routes each cell's gradient to its maximum", None),
-    "Im2ColBackward0": ("unfold", "adds the columns' gradients back into the overlapping patches", None),
-    "Col2ImBackward0": ("fold", "cuts the gradient back into patches", None),
-    "NativeBatchNormBackward0": ("batch_norm", "∂/∂x = (γ/σ)·(g - mean(g) - x̂·mean(g·x̂)); "
-                                 "∂/∂γ = Σ g·x̂, ∂/∂β = Σ g", None),
-    "NativeDropoutBackward0": ("dropout", "passes the gradient through the kept units, scaled by "
-                               "1/(1 - p)", None),
-    "SoftmaxBackward0": ("softmax", "∂/∂a = s ∘ (g - ⟨g, s⟩) with s the saved output", "softmax({0})"),
-    "LogSoftmaxBackward0": ("log_softmax", "∂/∂a = g - softmax(a)·Σg", "log_softmax({0})"),
-    "NllLossBackward0": ("nll_loss", "-1/N at each target's position, 0 elsewhere", None),
-}
+
+class _RuleTable(Mapping):
+    """Node name -> (label, rule, formula) for chainrule's built-in ops, read from their Function
+    classes (the text lives beside each op's forward and backward); a read-only view."""
+
+    def _entries(self) -> dict:
+        from ..autograd.function import Function
+
+        entries: dict[str, tuple] = {}
+        pending = list(Function.__subclasses__())
+        while pending:
+            cls = pending.pop()
+            pending.extend(cls.__subclasses__())
+            node = cls._node_cls
+            if cls.__module__.startswith("chainrule.") and node.rule is not None:
+                entries.setdefault(node.__name__, (node.label, node.rule, node.formula))
+        return entries
+
+    def __getitem__(self, node_name: str) -> tuple:
+        return self._entries()[node_name]
+
+    def __iter__(self):
+        return iter(self._entries())
+
+    def __len__(self) -> int:
+        return len(self._entries())
+
+
+RULES: Mapping[str, tuple[str, str, str | None]] = _RuleTable()
 
 _MAX_INLINE = 12
 _MAX_LABEL = 32
@@ -305,8 +182,9 @@ def explain(output, inputs=None, print_trace: bool = True, *, names=None) -> Tra
     ``inputs``: the tensors to differentiate with respect to (a tensor, a list, or a ``{name:
     tensor}`` dict); by default every leaf that requires grad. ``names``: ``{label: tensor}`` for
     any tensor of the graph (leaves, intermediates, the output); otherwise ``Tensor.name``, an
-    expression built from the op table, or ``t<k>``. No ``.grad`` is touched and the graph is
-    retained. Returns the :class:`Trace` (printed first when ``print_trace``).
+    expression built from each node's ``formula``, or ``t<k>``. Each step's local rule is its
+    node's ``label`` and ``rule``, which the op's Function class carries. No ``.grad`` is touched
+    and the graph is retained. Returns the :class:`Trace` (printed first when ``print_trace``).
     """
     from ..autograd.engine import _topological_order
     from ..autograd.engine import grad as autograd_grad
@@ -368,7 +246,7 @@ def explain(output, inputs=None, print_trace: bool = True, *, names=None) -> Tra
     def expression(fn) -> str:
         if id(fn) in expr_of:
             return expr_of[id(fn)]
-        template = RULES.get(fn.name(), (None, None, None))[2]
+        template = type(fn).formula
         infix = template is not None and template[0] in "{-1"
         args = []
         for child, nr in fn.next_functions:
@@ -380,7 +258,7 @@ def explain(output, inputs=None, print_trace: bool = True, *, names=None) -> Tra
         except (IndexError, KeyError):
             text = None
         if text is None:
-            base = fn.name().replace("Backward0", "").replace("Backward1", "").lower()
+            base = type(fn).label or fn.name().replace("Backward0", "").replace("Backward1", "").lower()
             text = f"{base}({', '.join(args)})"
         expr_of[id(fn)] = text
         return text
@@ -406,7 +284,7 @@ def explain(output, inputs=None, print_trace: bool = True, *, names=None) -> Tra
                     incoming.insert(0, (None, g))
                 step = Step(len(steps) + 1, kind, label(fn, nr), fn.name(),
                             None if kind == "leaf" else expression(fn), incoming, g,
-                            _rule_text(fn.name()) if kind == "op" else None)
+                            _rule_text(fn) if kind == "op" else None)
                 steps.append(step)
                 step_of[id(fn)] = step
             return None
@@ -465,8 +343,9 @@ def _fresh(counter: dict, prefix: str) -> str:
     return f"{prefix}{counter[prefix]}"
 
 
-def _rule_text(node_name: str) -> str:
-    entry = RULES.get(node_name)
-    if entry is None:
-        return f"{node_name} (no description; its backward rule runs as written)"
-    return f"{entry[0]}: {entry[1]}"
+def _rule_text(fn) -> str:
+    """The node's own words (its Function's ``label`` and ``rule``), or say that it has none."""
+    node = type(fn)
+    if node.rule is None:
+        return f"{fn.name()} (no description; its backward rule runs as written)"
+    return f"{node.label or fn.name()}: {node.rule}"

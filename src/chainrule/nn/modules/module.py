@@ -721,6 +721,8 @@ class _BackwardHookState:
 class _HookInputs(Function):
     _array_forward = True
     node_name = "BackwardHookFunctionBackward"
+    label = "backward_hook"
+    rule = "hands the module's input gradients to its full backward hooks, which may replace them"
 
     @staticmethod
     def forward(ctx, *arrays, state):
@@ -740,6 +742,8 @@ class _HookInputs(Function):
 class _HookOutputs(Function):
     _array_forward = True
     node_name = "BackwardHookFunctionBackward"
+    label = "backward_hook"
+    rule = "records the module's output gradients for its full backward hooks and passes them on unchanged"
 
     @staticmethod
     def forward(ctx, *arrays, state):
