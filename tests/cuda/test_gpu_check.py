@@ -1,0 +1,71 @@
+"""scripts/gpu_check.py, the prepared GPU check, in its dry-run mode on the CPU (CI has no GPU):
+every section runs and reports, and a failing device or section is reported, never raised."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.py"
+
+
+@pytest.fixture(scope="module")
+def gpu_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dry_run_runs_every_section_and_writes_the_summary(gpu_check, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OUT", str(tmp_path))
+    assert gpu_check.main(["--dry-run", "--limit", "12", "--reps", "1"]) == 0
+    text = (tmp_path / "gpu_check.txt").read_text()
+    assert text == capsys.readouterr().out
+    assert "SECTION FAILED" not in text and "FAIL " not in text
+    for title in ("== environment", "== registry", "== training step", "== host transfers", "== fused kernels",
+                  "== benchmarks"):
+        assert title in text
+    assert "passed 12, failed 0" in text
+    assert "11 of 11 within" in text
+    for model in ("MLP", "CNN", "GRU", "LSTM", "Transformer"):
+        assert f"{model}: 0 host transfers in one step" in text
+    assert "| transformer_step |" in text
+    results = (tmp_path / "gpu_check.json").read_text()
+    assert '"passed": 12' in results
+
+
+def test_a_device_that_fails_is_counted_case_by_case(gpu_check, capsys):
+    # without a GPU, device='cuda' fails in every case: each failure is reported, the script goes on
+    gpu_check.main(["--dry-run", "--device", "cuda", "--limit", "3", "--sections", "registry,models"])
+    text = capsys.readouterr().out
+    assert "passed 0, failed 3" in text and text.count("   FAIL ") == 3 + 5
+    assert "done in" in text
+
+
+def test_a_section_that_raises_is_reported_and_the_rest_still_run(gpu_check, monkeypatch, capsys):
+    def broken(report, options):
+        raise KeyError("missing piece")
+
+    monkeypatch.setitem(gpu_check.SECTIONS, "environment", broken)
+    gpu_check.main(["--dry-run", "--limit", "2", "--sections", "environment,registry"])
+    text = capsys.readouterr().out
+    assert "SECTION FAILED: KeyError: 'missing piece'" in text and "passed 2, failed 0" in text
+
+
+def test_host_transfer_counter_sees_conversions_of_the_watched_array_type(gpu_check):
+    counter = gpu_check.HostTransferCounter(np.ndarray)
+    watched, other = np.ones(3), [1.0]
+
+    def step():
+        watched.tolist()
+        watched[:1].item()
+        other.copy()
+        return "result"
+
+    assert counter.run(step) == "result"
+    assert [call.split(" at ")[0] for call in counter.calls] == ["tolist", "item"]
+    assert __file__ in counter.calls[0]
+    assert sys.getprofile() is None
