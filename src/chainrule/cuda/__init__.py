@@ -28,7 +28,8 @@ __all__ = ["is_available", "is_initialized", "init", "device_count", "current_de
            "get_device_capability", "is_bf16_supported", "get_arch_list", "amp"]
 
 _NO_GPU = ("chainrule.cuda: no CUDA GPU is available (CuPy is not installed or sees no device; "
-           "install it with pip install 'chainrule[cuda]' on a machine with an NVIDIA GPU)")
+           "install it with pip install 'chainrule[cuda13]' (or [cuda12], see docs/gpu.md) on a machine with an "
+           "NVIDIA GPU)")
 
 
 def _cupy():
