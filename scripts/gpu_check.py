@@ -17,8 +17,11 @@ fallback) on sys.path itself. It prints a short summary, section by section, and
 
 Each section catches its own exceptions and reports them; the script as a whole does not stop
 until every section has run. With ``--dry-run`` the device is the CPU (or ``--device``), the
-benchmark shapes are small, the registry is cut to ``--limit`` cases, and the kernel section
-compares the references with themselves: it exercises the harness, not a GPU.
+benchmark runs small shapes on the CPU, the registry is cut to ``--limit`` cases, and the kernel
+section compares the references with themselves: it exercises the harness, not a GPU.
+``--standin`` runs device='cuda' on the seam's NumPy-backed stand-in for CuPy
+(``chainrule._backend.use_standin_cuda``), which refuses implicit host conversions and counts
+every host transfer: ``--dry-run --standin --device cuda`` is the GPU code path without a GPU.
 """
 
 from __future__ import annotations
@@ -37,9 +40,12 @@ for path in (ROOT / "src", ROOT):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
+import contextlib  # noqa: E402
+
 import numpy as np  # noqa: E402
 
 import chainrule  # noqa: E402
+from chainrule import _backend  # noqa: E402
 from chainrule.ops import _cuda_kernels as kernels  # noqa: E402
 
 FAILURES_SHOWN = 12
@@ -373,22 +379,45 @@ class HostTransferCounter:
             sys.setprofile(previous)
 
 
+def _device_module(device: str):
+    """The array module behind ``device``: CuPy or the seam's stand-in for 'cuda', else None."""
+    if not device.startswith("cuda"):
+        return None
+    cuda_module = getattr(_backend, "cuda_module", None)
+    return cuda_module() if cuda_module is not None else _cupy()
+
+
 def host_transfers(report: Report, options) -> None:
-    cp = _cupy()
-    array_type = cp.ndarray if cp is not None and options.device.startswith("cuda") else np.ndarray
+    xp = _device_module(options.device)
+    array_type = xp.ndarray if xp is not None else np.ndarray
+    # the stand-in counts every copy itself, implicit conversions included
+    standin_count = getattr(xp, "transfers", None)
     method = "sys.monitoring CALL" if hasattr(sys, "monitoring") else "sys.setprofile c_call (method calls only)"
-    report.line(f"   counting conversions of {array_type.__module__}.{array_type.__name__} to the host ({method})")
+    report.line(f"   counting conversions of {array_type.__module__}.{array_type.__name__} to the host ({method}"
+                f"{'; and the stand-in counter' if standin_count else ''})")
     counts = {}
     for name, (build, shape, optimizer_name) in _models(chainrule.nn).items():
         counter = HostTransferCounter(array_type)
+        standin_counts = []
+
+        def counted_step(step, counter=counter, standin_counts=standin_counts):
+            start = standin_count() if standin_count else 0
+            loss = counter.run(step)
+            if standin_count:
+                standin_counts.append(standin_count() - start)
+            return loss
+
         try:
-            training_step(build, shape, optimizer_name, options.device, step_hook=counter.run)
+            training_step(build, shape, optimizer_name, options.device, step_hook=counted_step)
         except Exception as exc:
             counts[name] = {"error": _error(exc)}
             report.line(f"   FAIL {name}: {_error(exc)}")
             continue
         counts[name] = {"transfers": len(counter.calls), "where": counter.calls[:20]}
         where = f" (first: {counter.calls[0]})" if counter.calls else ""
+        if standin_counts:
+            counts[name]["standin_transfers"] = standin_counts[0]
+            where += f"; the stand-in counted {standin_counts[0]}"
         report.line(f"   {name}: {len(counter.calls)} host transfers in one step{where}")
     report.results["host_transfers"] = counts
 
@@ -473,7 +502,9 @@ def benchmarks(report: Report, options) -> None:
     report.line("   " + benchmark_cuda.gpu_description())
     size = "small" if options.dry_run else "full"
     reps = options.reps or (2 if options.dry_run else None)
-    results = benchmark_cuda.run_cuda_benchmarks(device=options.device, size=size, reps=reps,
+    # a dry run times the CPU: torch has no stand-in, and the stand-in has no CUDA events
+    device = "cpu" if options.dry_run else options.device
+    results = benchmark_cuda.run_cuda_benchmarks(device=device, size=size, reps=reps,
                                                  warmup=1 if options.dry_run else benchmark_cuda.WARMUP)
     report.results["benchmarks"] = results
     for line in benchmark_cuda.format_table(results).splitlines():
@@ -487,6 +518,8 @@ SECTIONS = {"environment": environment, "registry": registry, "models": models,
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dry-run", action="store_true", help="the code path on the CPU: small, quick, no GPU")
+    parser.add_argument("--standin", action="store_true",
+                        help="device='cuda' on the seam's NumPy-backed CuPy stand-in (use with --dry-run)")
     parser.add_argument("--device", default=None, help="the device checked against cpu (default cuda; cpu in a dry run)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many registry cases (dry run: 40)")
     parser.add_argument("--registry-seconds", type=float, default=150.0, help="time budget of the registry section")
@@ -500,17 +533,30 @@ def parse_args(argv=None):
     return options
 
 
+def _standin(options, report: Report):
+    """The seam's stand-in as the 'cuda' module for the run, when asked for and there."""
+    use_standin = getattr(_backend, "use_standin_cuda", None)
+    if not options.standin:
+        return contextlib.nullcontext()
+    if use_standin is None:
+        report.line("   --standin: this chainrule's seam has no use_standin_cuda; running without it")
+        return contextlib.nullcontext()
+    return use_standin()
+
+
 def main(argv=None) -> int:
     options = parse_args(argv)
     report = Report()
     started = time.perf_counter()
-    report.line(f"chainrule GPU check ({'dry run, ' if options.dry_run else ''}device {options.device})")
+    report.line(f"chainrule GPU check ({'dry run, ' if options.dry_run else ''}"
+                f"{'stand-in, ' if options.standin else ''}device {options.device})")
     titles = {"environment": "environment", "registry": "registry: device against cpu",
               "models": "training step of each model type: device against cpu",
               "transfers": "host transfers in one training step", "kernels": "fused kernels against references",
               "bench": "benchmarks: chainrule against torch"}
-    for name in options.sections.split(","):
-        report.section(titles[name], SECTIONS[name], options)
+    with _standin(options, report):
+        for name in options.sections.split(","):
+            report.section(titles[name], SECTIONS[name], options)
     report.line(f"done in {time.perf_counter() - started:.0f} s")
     out = os.environ.get("OUT")
     if out:

@@ -423,7 +423,9 @@ def _adam_kernel(amsgrad: bool):
     if key not in _elementwise:
         if amsgrad:
             outputs = "T param, T exp_avg, T exp_avg_sq, T max_exp_avg_sq"
-            denominator = ("max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq);"
+            # NaN-propagating maximum, as np.maximum in the CPU step
+            denominator = ("max_exp_avg_sq = (exp_avg_sq > max_exp_avg_sq || exp_avg_sq != exp_avg_sq)"
+                           " ? exp_avg_sq : max_exp_avg_sq;"
                            "T denom = sqrt(max_exp_avg_sq) / (T)bias_correction2_sqrt + (T)eps;")
         else:
             outputs = "T param, T exp_avg, T exp_avg_sq"
