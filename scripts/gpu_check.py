@@ -33,6 +33,8 @@ import platform
 import sys
 import time
 import traceback
+import warnings
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,8 +172,8 @@ def run_case(case, device: str) -> tuple[list, list]:
         if not isinstance(x, np.ndarray):
             tensors.append(x)
             continue
-        array = x.astype(np.float32) if x.dtype.kind == "f" else x.copy()
-        t = chainrule.from_numpy(np.ascontiguousarray(array)).to(device)
+        array = np.array(x, dtype=np.float32 if x.dtype.kind == "f" else x.dtype, order="C")  # keeps 0-d
+        t = chainrule.from_numpy(array).to(device)
         if _wants_grad(case, i, x):
             t.requires_grad_(True)
             leaves.append(t)
@@ -217,12 +219,16 @@ def registry(report: Report, options) -> None:
             report.line(f"   stopped at the {options.registry_seconds:.0f} s budget after {ran} cases")
             break
         try:
-            cpu_out, cpu_grads = run_case(case, "cpu")
+            with warnings.catch_warnings():  # the registry's edge cases warn by design (empty var, ...)
+                warnings.simplefilter("ignore")
+                cpu_out, cpu_grads = run_case(case, "cpu")
         except Exception as exc:  # the CPU path itself fails: not a device problem, but say so
             failures.append((_case_id(case), "on the CPU already: " + _error(exc)))
             continue
         try:
-            out, grads = run_case(case, options.device)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out, grads = run_case(case, options.device)
             _compare(case, out, cpu_out, "output")
             _compare(case, grads, cpu_grads, "gradient of input")
             passed += 1
@@ -231,10 +237,19 @@ def registry(report: Report, options) -> None:
     report.results["registry"] = {"source": source, "cases": len(cases), "passed": passed,
                                   "failed": len(failures), "failures": failures}
     report.line(f"   passed {passed}, failed {len(failures)}")
-    for name, error in failures[:FAILURES_SHOWN]:
-        report.line(f"   FAIL {name}: {error}")
-    if len(failures) > FAILURES_SHOWN:
-        report.line(f"   ... and {len(failures) - FAILURES_SHOWN} more (all in gpu_check.json)")
+    # grouped by error, the first case of each named, so a few lines say where the GPU path breaks
+    by_error: dict[str, list] = {}
+    for name, error in failures:
+        by_error.setdefault(error, []).append(name)
+    ranked = sorted(by_error.items(), key=lambda item: -len(item[1]))
+    for error, names in ranked[:FAILURES_SHOWN]:
+        report.line(f"   FAIL {len(names):4d} × {error[:160]}  (first: {names[0]})")
+    if len(ranked) > FAILURES_SHOWN:
+        report.line(f"   ... and {len(ranked) - FAILURES_SHOWN} more distinct errors (all in gpu_check.json)")
+    if failures:
+        families = Counter(name.split("[")[0].split("_")[0] for name, _ in failures)  # conv2d_s2_p1 -> conv2d
+        listed = ", ".join(f"{family} {count}" for family, count in sorted(families.items())[:50])
+        report.line(f"   failing cases by op family: {listed}{' ...' if len(families) > 50 else ''}")
 
 
 # ---- 3. a training step of each model type ----

@@ -41,7 +41,8 @@ def test_a_device_that_fails_is_counted_case_by_case(gpu_check, capsys):
     # without a GPU, device='cuda' fails in every case: each failure is reported, the script goes on
     gpu_check.main(["--dry-run", "--device", "cuda", "--limit", "3", "--sections", "registry,models"])
     text = capsys.readouterr().out
-    assert "passed 0, failed 3" in text and text.count("   FAIL ") == 3 + 5
+    assert "passed 0, failed 3" in text and "FAIL    3 × RuntimeError: device='cuda' needs CuPy" in text
+    assert text.count("   FAIL ") == 1 + 5  # the registry's failures grouped by error, then each model
     assert "done in" in text
 
 
@@ -69,3 +70,16 @@ def test_host_transfer_counter_sees_conversions_of_the_watched_array_type(gpu_ch
     assert [call.split(" at ")[0] for call in counter.calls] == ["tolist", "item"]
     assert __file__ in counter.calls[0]
     assert sys.getprofile() is None
+
+
+def test_standin_runs_the_cuda_path_on_the_cpu(gpu_check, capsys):
+    from chainrule import _backend
+
+    if not hasattr(_backend, "use_standin_cuda"):
+        pytest.skip("this seam has no CuPy stand-in")
+    gpu_check.main(["--dry-run", "--standin", "--device", "cuda", "--limit", "5",
+                    "--sections", "environment,registry,transfers"])
+    text = capsys.readouterr().out
+    assert "gpu: chainrule stand-in" in text and "5 cases from" in text and "on cuda against cpu" in text
+    assert "MLP: 0 host transfers in one step; the stand-in counted" in text
+    assert not _backend.cuda_module() or "standin" not in _backend.cuda_module().__name__  # switched back off
