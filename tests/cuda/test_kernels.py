@@ -1,5 +1,6 @@
-"""The fused CuPy kernels' NumPy references against chainrule's CPU ops (always), and the kernels
-against their references (only where CuPy sees a GPU)."""
+"""The fused CuPy kernels' NumPy references against chainrule's CPU ops, and the kernels against
+their references: on a GPU where CuPy sees one, and always with the kernels' CUDA C compiled for
+the CPU (``emulated_cupy``), so a logic error in a kernel fails in CI too."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import chainrule
 import chainrule.nn.functional as F
 from chainrule.ops import _cuda_kernels as kernels
 
-requires_gpu = pytest.mark.skipif(not chainrule.cuda.is_available(), reason="needs CuPy and a CUDA GPU")
+from . import emulated_cupy
 
 rng = np.random.default_rng(0)
 
@@ -107,19 +108,35 @@ def test_kernels_refuse_arrays_that_are_not_on_the_gpu():
         kernels.adam_step([x], [x], [x], [x], [1], lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8)
 
 
-# ---- on a GPU: each kernel against its reference ----
+# ---- each kernel against its reference: on a GPU, and emulated on the CPU ----
 
-def _cupy():
-    import cupy
+@pytest.fixture(params=["gpu", "emulated"], scope="module")
+def cupy_module(request, tmp_path_factory):
+    """CuPy on a GPU; or the kernels' CUDA C compiled for the CPU (``emulated_cupy``)."""
+    if request.param == "gpu":
+        if not chainrule.cuda.is_available():
+            pytest.skip("needs CuPy and a CUDA GPU")
+        import cupy
 
-    return cupy
+        yield cupy
+        return
+    if emulated_cupy.COMPILER is None:
+        pytest.skip("the emulation needs a C++ compiler (g++)")
+    emulated = emulated_cupy.EmulatedCupy(tmp_path_factory.mktemp("kernels"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "_cupy", lambda: emulated)
+        patch.setattr(kernels, "_modules", {})
+        patch.setattr(kernels, "_elementwise", {})
+        # three warps per block instead of up to 32: OS threads are slow at barriers, and three
+        # still exercise the strided row loops, the cross-warp reduction and a partial last step
+        patch.setattr(kernels, "_block_size", lambda cols: 96)
+        yield emulated
 
 
-@requires_gpu
 @pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
 @pytest.mark.parametrize("shape, dim", [((7, 1000), -1), ((2, 3, 5), 1), ((4, 2500), -1), ((), 0)])
-def test_softmax_kernels_match_references(shape, dim, dtype, tol):
-    cp = _cupy()
+def test_softmax_kernels_match_references(cupy_module, shape, dim, dtype, tol):
+    cp = cupy_module
     x = (rng.standard_normal(shape) * 5).astype(dtype)
     np.testing.assert_allclose(cp.asnumpy(kernels.softmax(cp.asarray(x), dim)), kernels.softmax_reference(x, dim),
                                rtol=tol, atol=tol)
@@ -127,11 +144,10 @@ def test_softmax_kernels_match_references(shape, dim, dtype, tol):
                                kernels.log_softmax_reference(x, dim), rtol=tol, atol=tol)
 
 
-@requires_gpu
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("classes", [10, 1000])
-def test_cross_entropy_kernels_match_references(reduction, classes):
-    cp = _cupy()
+def test_cross_entropy_kernels_match_references(cupy_module, reduction, classes):
+    cp = cupy_module
     logits = (rng.standard_normal((64, classes)) * 3).astype(np.float32)
     target = rng.integers(0, classes, 64)
     target[::7] = -100
@@ -146,11 +162,10 @@ def test_cross_entropy_kernels_match_references(reduction, classes):
         grad_loss, logits, target, ref_lse, reduction=reduction), rtol=1e-5, atol=1e-7)
 
 
-@requires_gpu
 @pytest.mark.parametrize("affine", [True, False])
 @pytest.mark.parametrize("shape, normalized_ndim", [((32, 512), 1), ((4, 3, 8), 2), ((5, 3000), 1)])
-def test_layer_norm_kernels_match_references(shape, normalized_ndim, affine):
-    cp = _cupy()
+def test_layer_norm_kernels_match_references(cupy_module, shape, normalized_ndim, affine):
+    cp = cupy_module
     x = (rng.standard_normal(shape) * 2 + 1).astype(np.float32)
     normalized = shape[len(shape) - normalized_ndim:]
     weight = rng.standard_normal(normalized).astype(np.float32) if affine else None
@@ -169,10 +184,9 @@ def test_layer_norm_kernels_match_references(shape, normalized_ndim, affine):
             np.testing.assert_allclose(cp.asnumpy(g), w, rtol=1e-4, atol=1e-4)
 
 
-@requires_gpu
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
-def test_gelu_kernels_match_references(approximate):
-    cp = _cupy()
+def test_gelu_kernels_match_references(cupy_module, approximate):
+    cp = cupy_module
     x = np.linspace(-8, 8, 1001).astype(np.float32)
     grad = np.cos(x).astype(np.float32)
     np.testing.assert_allclose(cp.asnumpy(kernels.gelu(cp.asarray(x), approximate)),
@@ -181,10 +195,9 @@ def test_gelu_kernels_match_references(approximate):
                                kernels.gelu_backward_reference(grad, x, approximate), rtol=1e-5, atol=1e-6)
 
 
-@requires_gpu
 @pytest.mark.parametrize("amsgrad, decoupled, maximize", [(False, False, False), (True, True, True)])
-def test_adam_kernel_matches_reference(amsgrad, decoupled, maximize):
-    cp = _cupy()
+def test_adam_kernel_matches_reference(cupy_module, amsgrad, decoupled, maximize):
+    cp = cupy_module
     shapes = [(64, 32), (32,), (1,)]
     ref = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     moments = [[np.zeros_like(w) for w in ref] for _ in range(3)]

@@ -45,7 +45,7 @@ _NAN = {"float": "__int_as_float(0x7fc00000)", "double": "__longlong_as_double(0
 # the block (warp shuffles, then one warp over the per-warp partials) and give every thread the
 # result. The leading __syncthreads keeps a call from overwriting ``shared`` while threads still
 # read the previous call's result from it.
-_ROW_KERNELS = r"""
+ROW_KERNELS = r"""
 typedef CTYPE T;
 #define NEG_INF NEG_INF_VALUE
 #define NAN_T NAN_VALUE
@@ -195,13 +195,17 @@ def _check(op: str, *arrays) -> None:
             raise TypeError(f"_cuda_kernels.{op}: expected CuPy float32 or float64 arrays, got {kind} of dtype {dtype}")
 
 
+def row_kernel_source(dtype) -> str:
+    """The CUDA source of the row kernels for ``dtype`` (float32 or float64)."""
+    ctype = _FLOAT_TYPES[np.dtype(dtype)]
+    return ROW_KERNELS.replace("CTYPE", ctype).replace("NEG_INF_VALUE", _NEG_INF[ctype]).replace("NAN_VALUE", _NAN[ctype])
+
+
 def _row_function(dtype, name: str):
     """The compiled ``name`` kernel for ``dtype`` (compiled once per dtype, then cached by CuPy)."""
     ctype = _FLOAT_TYPES[np.dtype(dtype)]
     if ctype not in _modules:
-        code = (_ROW_KERNELS.replace("CTYPE", ctype).replace("NEG_INF_VALUE", _NEG_INF[ctype])
-                .replace("NAN_VALUE", _NAN[ctype]))
-        _modules[ctype] = _cupy().RawModule(code=code)
+        _modules[ctype] = _cupy().RawModule(code=row_kernel_source(dtype))
     return _modules[ctype].get_function(name)
 
 
@@ -278,18 +282,15 @@ def _reduce_loss(losses, target, ignore_index: int, reduction: str):
     raise ValueError(f"_cuda_kernels.cross_entropy: {reduction} is not a valid value for reduction")
 
 
-def _cross_entropy_backward_kernel():
-    # d loss_i / d x_ij = softmax(x_i)_j - [j == t_i], scaled by row i's upstream gradient
-    if "cross_entropy_backward" not in _elementwise:
-        _elementwise["cross_entropy_backward"] = _cupy().ElementwiseKernel(
-            "T x, raw T lse, raw S target, raw T grad_row, int64 cols, int64 ignore_index", "T grad_x",
-            """
-            long long row = i / cols, col = i % cols;
-            long long t = target[row];
-            T scale = t == ignore_index ? (T)0 : grad_row[row];
-            grad_x = scale * (exp(x - lse[row]) - (col == t ? (T)1 : (T)0));
-            """, "chainrule_cross_entropy_backward")
-    return _elementwise["cross_entropy_backward"]
+# d loss_i / d x_ij = softmax(x_i)_j - [j == t_i], scaled by row i's upstream gradient
+_CROSS_ENTROPY_BACKWARD = (
+    "T x, raw T lse, raw S target, raw T grad_row, int64 cols, int64 ignore_index", "T grad_x",
+    """
+    long long row = i / cols, col = i % cols;
+    long long t = target[row];
+    T scale = t == ignore_index ? (T)0 : grad_row[row];
+    grad_x = scale * (exp(x - lse[row]) - (col == t ? (T)1 : (T)0));
+    """)
 
 
 def cross_entropy_backward(grad_loss, logits, target, lse, ignore_index: int = -100, reduction: str = "mean"):
@@ -306,7 +307,7 @@ def cross_entropy_backward(grad_loss, logits, target, lse, ignore_index: int = -
     grad_row = cp.ascontiguousarray(cp.broadcast_to(grad_loss, (rows,)), dtype=x.dtype)
     grad_x = cp.empty_like(x)
     if x.size:
-        _cross_entropy_backward_kernel()(x, lse, target, grad_row, cols, ignore_index, grad_x)
+        _elementwise_kernel("cross_entropy_backward")(x, lse, target, grad_row, cols, ignore_index, grad_x)
     return grad_x
 
 
@@ -373,15 +374,6 @@ _GELU_CODE = {
 }
 
 
-def _gelu_kernel(direction: str, approximate: str):
-    key = ("gelu", direction, approximate)
-    if key not in _elementwise:
-        inputs = "T x" if direction == "forward" else "T grad, T x"
-        _elementwise[key] = _cupy().ElementwiseKernel(
-            inputs, "T y", _GELU_CODE[direction, approximate], f"chainrule_gelu_{direction}_{approximate}")
-    return _elementwise[key]
-
-
 def _check_approximate(op: str, approximate: str) -> None:
     if approximate not in ("none", "tanh"):
         raise ValueError(f"_cuda_kernels.{op}: approximate must be 'none' or 'tanh', got {approximate!r}")
@@ -391,14 +383,14 @@ def gelu(x, approximate: str = "none"):
     """F.gelu(x, approximate) in one elementwise launch."""
     _check("gelu", x)
     _check_approximate("gelu", approximate)
-    return _gelu_kernel("forward", approximate)(x)
+    return _elementwise_kernel(f"gelu_forward_{approximate}")(x)
 
 
 def gelu_backward(grad, x, approximate: str = "none"):
     """grad * gelu'(x) in one elementwise launch."""
     _check("gelu_backward", grad, x)
     _check_approximate("gelu_backward", approximate)
-    return _gelu_kernel("backward", approximate)(grad, x)
+    return _elementwise_kernel(f"gelu_backward_{approximate}")(grad, x)
 
 
 # torch.optim.Adam/AdamW's update, written as chainrule's CPU step writes it (optim/adam.py):
@@ -418,22 +410,28 @@ _ADAM_SCALARS = ("T grad, float64 lr, float64 beta1, float64 beta2, float64 eps,
                  "float64 bias_correction1, float64 bias_correction2_sqrt, int32 decoupled, int32 maximize")
 
 
-def _adam_kernel(amsgrad: bool):
-    key = ("adam", amsgrad)
-    if key not in _elementwise:
-        if amsgrad:
-            outputs = "T param, T exp_avg, T exp_avg_sq, T max_exp_avg_sq"
-            # NaN-propagating maximum, as np.maximum in the CPU step
-            denominator = ("max_exp_avg_sq = (exp_avg_sq > max_exp_avg_sq || exp_avg_sq != exp_avg_sq)"
-                           " ? exp_avg_sq : max_exp_avg_sq;"
-                           "T denom = sqrt(max_exp_avg_sq) / (T)bias_correction2_sqrt + (T)eps;")
-        else:
-            outputs = "T param, T exp_avg, T exp_avg_sq"
-            denominator = "T denom = sqrt(exp_avg_sq) / (T)bias_correction2_sqrt + (T)eps;"
-        _elementwise[key] = _cupy().ElementwiseKernel(
-            _ADAM_SCALARS, outputs, _ADAM_CODE.replace("DENOMINATOR", denominator),
-            f"chainrule_adam_step{'_amsgrad' if amsgrad else ''}")
-    return _elementwise[key]
+_AMSGRAD_DENOMINATOR = (
+    # NaN-propagating maximum, as np.maximum in the CPU step
+    "max_exp_avg_sq = (exp_avg_sq > max_exp_avg_sq || exp_avg_sq != exp_avg_sq) ? exp_avg_sq : max_exp_avg_sq;"
+    "T denom = sqrt(max_exp_avg_sq) / (T)bias_correction2_sqrt + (T)eps;")
+_ADAM_DENOMINATOR = "T denom = sqrt(exp_avg_sq) / (T)bias_correction2_sqrt + (T)eps;"
+
+# every ElementwiseKernel: name -> (in_params, out_params, operation), compiled on first use
+ELEMENTWISE = {
+    "cross_entropy_backward": _CROSS_ENTROPY_BACKWARD,
+    **{f"gelu_{direction}_{approximate}": ("T x" if direction == "forward" else "T grad, T x", "T y", code)
+       for (direction, approximate), code in _GELU_CODE.items()},
+    "adam_step": (_ADAM_SCALARS, "T param, T exp_avg, T exp_avg_sq",
+                  _ADAM_CODE.replace("DENOMINATOR", _ADAM_DENOMINATOR)),
+    "adam_step_amsgrad": (_ADAM_SCALARS, "T param, T exp_avg, T exp_avg_sq, T max_exp_avg_sq",
+                          _ADAM_CODE.replace("DENOMINATOR", _AMSGRAD_DENOMINATOR)),
+}
+
+
+def _elementwise_kernel(name: str):
+    if name not in _elementwise:
+        _elementwise[name] = _cupy().ElementwiseKernel(*ELEMENTWISE[name], f"chainrule_{name}")
+    return _elementwise[name]
 
 
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr: float, beta1: float, beta2: float, eps: float,
@@ -444,7 +442,7 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr: float, beta1: 
     amsgrad = max_exp_avg_sqs is not None
     groups = [params, grads, exp_avgs, exp_avg_sqs] + ([max_exp_avg_sqs] if amsgrad else [])
     _check("adam_step", *(a for group in groups for a in group))  # all of them, before any is updated
-    kernel = _adam_kernel(amsgrad)
+    kernel = _elementwise_kernel("adam_step_amsgrad" if amsgrad else "adam_step")
     for k, (param, grad, exp_avg, exp_avg_sq, step) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, steps)):
         extra = (max_exp_avg_sqs[k],) if amsgrad else ()
         bias_correction1 = 1 - beta1 ** step
