@@ -137,7 +137,8 @@ def registry_cases(limit: int | None) -> tuple[list, str]:
 
         cases, source = list(REGISTRY), "tests.ops.test_registry_compat.REGISTRY"
     else:
-        cases = [case for entry in op_db for case in (entry.samples() if hasattr(entry, "samples") else [entry])]
+        cases = [case for entry in op_db
+                 for case in (entry.sample_cases() if hasattr(entry, "sample_cases") else entry.samples())]
         source = "chainrule.testing.opinfo.op_db"
     return (cases[:limit] if limit else cases), source
 
