@@ -347,7 +347,9 @@ class HostTransferCounter:
     def __init__(self, array_type) -> None:
         self.array_type = array_type
         self.calls: list[str] = []
-        self.converters = {float, int, bool, complex, np.asarray, np.array, np.asanyarray}
+        self.converters = {float, int, bool, complex}
+        if array_type is not np.ndarray:  # numpy.asarray of a NumPy array copies nothing
+            self.converters |= {np.asarray, np.array, np.asanyarray}
 
     def _converts(self, func, arg0) -> bool:
         if isinstance(arg0, self.array_type):

@@ -2,6 +2,7 @@
 every section runs and reports, and a failing device or section is reported, never raised."""
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -31,7 +32,8 @@ def test_dry_run_runs_every_section_and_writes_the_summary(gpu_check, tmp_path, 
     assert "passed 12, failed 0" in text
     assert "11 of 11 within" in text
     for model in ("MLP", "CNN", "GRU", "LSTM", "Transformer"):
-        assert f"{model}: 0 host transfers in one step" in text
+        # on the CPU every array is a host array, so the count itself means nothing here
+        assert re.search(rf"{model}: \d+ host transfers in one step", text)
     assert "| transformer_step |" in text
     results = (tmp_path / "gpu_check.json").read_text()
     assert '"passed": 12' in results
@@ -64,10 +66,12 @@ def test_host_transfer_counter_sees_conversions_of_the_watched_array_type(gpu_ch
         watched.tolist()
         watched[:1].item()
         other.copy()
+        float(watched[:1].reshape(()))  # seen through sys.monitoring (Python >= 3.12) only
         return "result"
 
     assert counter.run(step) == "result"
-    assert [call.split(" at ")[0] for call in counter.calls] == ["tolist", "item"]
+    expected = ["tolist", "item"] + (["float"] if hasattr(sys, "monitoring") else [])
+    assert [call.split(" at ")[0] for call in counter.calls] == expected
     assert __file__ in counter.calls[0]
     assert sys.getprofile() is None
 
