@@ -127,14 +127,14 @@ class device:
 
 
 def _index_without_runtime(device) -> int:
-    """``_index`` for a device given at construction time, before any GPU is asked: 'cuda' alone
-    means the current device, looked up when it is entered."""
+    """``_index`` for a device given at construction time, before any GPU is asked: 'cuda' without
+    an index means the current device, so entering it changes nothing (-1)."""
     if isinstance(device, int):
         return device
     dev = _device(device)
     if dev.type != "cuda":
         raise ValueError(f"Expected a cuda device, but got: {dev}")
-    return dev.index if dev.index is not None else _index(None)
+    return dev.index if dev.index is not None else -1
 
 
 def synchronize(device=None) -> None:
