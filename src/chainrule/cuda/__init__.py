@@ -4,7 +4,8 @@ Without CuPy or a GPU every answer is the one a CPU-only torch build gives: ``is
 is False, ``device_count()`` is 0, seeding and the memory counters quietly work (0 bytes), and
 calls that need a device raise ``AssertionError`` as torch's ``_lazy_init`` does.
 
-With a GPU the answers come from CuPy's runtime and memory pool. chainrule draws random tensors
+With a GPU the answers come from CuPy's runtime and memory pool (the peak counters from the
+tracking allocator in ``cuda/memory.py``). chainrule draws random tensors
 for ``device='cuda'`` from the default (host) generator and copies them over, so the CUDA seeding
 functions seed that generator there; on a machine without a GPU they do nothing, as in torch.
 """
@@ -13,23 +14,43 @@ from __future__ import annotations
 
 import types
 
-from .._backend import _cupy, cuda_available
+from .. import _backend
+from .._backend import cuda_available
 from .._backend import device as _device
 from . import amp  # noqa: F401
+from .memory import PeakTracker
 
-__all__ = ["is_available", "is_initialized", "init", "device_count", "current_device", "set_device",
-           "synchronize", "manual_seed", "manual_seed_all", "seed", "seed_all", "memory_allocated",
-           "max_memory_allocated", "memory_reserved", "max_memory_reserved", "reset_peak_memory_stats",
-           "empty_cache", "Event", "get_device_name", "get_device_properties", "get_device_capability",
-           "is_bf16_supported", "get_arch_list", "amp"]
+__all__ = ["is_available", "is_initialized", "init", "device_count", "current_device", "set_device", "device",
+           "synchronize", "manual_seed", "manual_seed_all", "seed", "seed_all", "initial_seed",
+           "memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved",
+           "reset_peak_memory_stats", "memory_stats", "mem_get_info", "empty_cache", "Event", "Stream",
+           "current_stream", "default_stream", "stream", "get_device_name", "get_device_properties",
+           "get_device_capability", "is_bf16_supported", "get_arch_list", "amp"]
 
 _NO_GPU = ("chainrule.cuda: no CUDA GPU is available (CuPy is not installed or sees no device; "
-           "install it with pip install 'chainrule[cuda]' on a machine with an NVIDIA GPU)")
+           "install it with pip install 'chainrule[cuda13]' (or [cuda12], see docs/gpu.md) on a machine with an "
+           "NVIDIA GPU)")
+
+
+def _cupy():
+    """The CUDA array module from the seam (``_backend.cuda_module``: CuPy, or the CPU stand-in in
+    test mode), or CuPy itself on a seam that does not offer it yet."""
+    cuda_module = getattr(_backend, "cuda_module", None)
+    return cuda_module() if cuda_module is not None else _backend._cupy()
+
+
+# torch counts the peak from the first allocation; CuPy keeps no peak, so chainrule counts it
+# from the moment the first chainrule.cuda call finds a GPU (usually ``is_available()``)
+_peak = PeakTracker()
 
 
 def _runtime():
     """CuPy when it is installed and sees at least one GPU, else None."""
-    return _cupy() if cuda_available() else None
+    if not cuda_available():
+        return None
+    cp = _cupy()
+    _peak.install(cp)
+    return cp
 
 
 def _require_gpu():
@@ -54,7 +75,7 @@ def _index(device) -> int:
 
 def is_available() -> bool:
     """True when CuPy is installed and sees a GPU."""
-    return cuda_available()
+    return _runtime() is not None
 
 
 def is_initialized() -> bool:
@@ -80,6 +101,40 @@ def set_device(device) -> None:
         return
     cp = _require_gpu()
     cp.cuda.runtime.setDevice(_index(device))
+
+
+class device:
+    """torch.cuda.device: a context manager that makes ``device`` current and restores the previous
+    one on exit. ``None`` or a negative index does nothing, as in torch."""
+
+    def __init__(self, device) -> None:
+        self.index = -1 if device is None else _index_without_runtime(device)
+        self.previous = -1
+
+    def __enter__(self):
+        if self.index < 0:
+            return self
+        cp = _runtime()
+        if cp is None:
+            raise RuntimeError("chainrule.cuda.device needs a CUDA GPU; " + _NO_GPU)
+        self.previous = int(cp.cuda.runtime.getDevice())
+        cp.cuda.runtime.setDevice(self.index)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.index >= 0 and self.previous >= 0:
+            _cupy().cuda.runtime.setDevice(self.previous)
+
+
+def _index_without_runtime(device) -> int:
+    """``_index`` for a device given at construction time, before any GPU is asked: 'cuda' without
+    an index means the current device, so entering it changes nothing (-1)."""
+    if isinstance(device, int):
+        return device
+    dev = _device(device)
+    if dev.type != "cuda":
+        raise ValueError(f"Expected a cuda device, but got: {dev}")
+    return dev.index if dev.index is not None else -1
 
 
 def synchronize(device=None) -> None:
@@ -108,6 +163,14 @@ def seed() -> None:
 seed_all = seed
 
 
+def initial_seed() -> int:
+    """The seed of the generator ``device='cuda'`` tensors are drawn from; needs a GPU, as in torch."""
+    _require_gpu()
+    from ..ops.random import initial_seed as _default_generator_seed
+
+    return _default_generator_seed()
+
+
 def _memory_pool():
     cp = _runtime()
     return None if cp is None else cp.get_default_memory_pool()
@@ -126,19 +189,47 @@ def memory_reserved(device=None) -> int:
 
 
 def max_memory_allocated(device=None) -> int:
-    """An upper bound on the peak of ``memory_allocated``: CuPy's pool records no peak, but it
-    keeps every block it ever held until ``empty_cache``, so the bytes it holds bound the peak
-    since the last ``empty_cache``. 0 without a GPU."""
-    return memory_reserved(device)
+    """The peak of ``memory_allocated`` since the tracker was installed or last reset (see
+    ``cuda/memory.py``). Where CuPy's allocator cannot be wrapped, the pool's held bytes, an upper
+    bound: the pool keeps every block it ever held until ``empty_cache``. 0 without a GPU."""
+    pool = _memory_pool()
+    if pool is None:
+        return 0
+    return _peak.peak_allocated(pool) if _peak.installed else int(pool.total_bytes())
 
 
-max_memory_reserved = memory_reserved
+def max_memory_reserved(device=None) -> int:
+    """The peak of ``memory_reserved``, counted as ``max_memory_allocated`` is; 0 without a GPU."""
+    pool = _memory_pool()
+    if pool is None:
+        return 0
+    return _peak.peak_reserved(pool) if _peak.installed else int(pool.total_bytes())
 
 
 def reset_peak_memory_stats(device=None) -> None:
-    """The peak is bounded by the pool's held bytes (see ``max_memory_allocated``), so nothing
-    needs resetting; without a GPU there are no statistics, as on torch's CPU build."""
+    """Start the peak counters again from the present usage. Needs a GPU (torch's CPU build has no
+    statistics to reset)."""
     _require_gpu()
+    _peak.reset(_memory_pool())
+
+
+def memory_stats(device=None) -> dict:
+    """The counters torch's ``memory_stats`` names most often (allocated/reserved bytes, current
+    and peak); an empty dict without a GPU, as on torch's CPU build."""
+    if _runtime() is None:
+        return {}
+    return {"allocated_bytes.all.current": memory_allocated(device),
+            "allocated_bytes.all.peak": max_memory_allocated(device),
+            "reserved_bytes.all.current": memory_reserved(device),
+            "reserved_bytes.all.peak": max_memory_reserved(device)}
+
+
+def mem_get_info(device=None) -> tuple:
+    """(free, total) bytes of the device, from the driver."""
+    cp = _require_gpu()
+    with cp.cuda.Device(_index(device)):
+        free, total = cp.cuda.runtime.memGetInfo()
+    return int(free), int(total)
 
 
 def empty_cache() -> None:
@@ -169,7 +260,8 @@ def get_device_capability(device=None) -> tuple:
 
 
 def is_bf16_supported(including_emulation: bool = True) -> bool:
-    """False: chainrule has no bfloat16 dtype on any device."""
+    """False: chainrule has no bfloat16 dtype on any device (CuPy 14's bfloat16 needs ml_dtypes,
+    and chainrule's dtype table has no entry for it)."""
     return False
 
 
@@ -188,8 +280,8 @@ class Event:
         self._event = cp.cuda.Event(block=blocking, disable_timing=not enable_timing,
                                     interprocess=interprocess)
 
-    def record(self, stream=None) -> None:
-        self._event.record(stream)
+    def record(self, stream: Stream | None = None) -> None:
+        self._event.record(None if stream is None else stream._stream)
 
     def synchronize(self) -> None:
         self._event.synchronize()
@@ -199,3 +291,74 @@ class Event:
 
     def elapsed_time(self, end_event: Event) -> float:
         return float(_cupy().cuda.get_elapsed_time(self._event, end_event._event))
+
+
+class Stream:
+    """torch.cuda.Stream over ``cupy.cuda.Stream``: ``synchronize``, ``query``, ``wait_event``,
+    ``wait_stream``, ``record_event``, and ``with stream:`` (or ``chainrule.cuda.stream(s)``) to
+    queue work on it. Needs a GPU, as torch's does. ``priority`` is accepted and ignored."""
+
+    def __init__(self, device=None, priority: int = 0, *, _cupy_stream=None) -> None:
+        cp = _runtime()
+        if cp is None:
+            raise RuntimeError("chainrule.cuda.Stream needs a CUDA GPU; " + _NO_GPU)
+        if _cupy_stream is None:
+            with cp.cuda.Device(_index(device)):
+                _cupy_stream = cp.cuda.Stream(non_blocking=True)
+        self._stream = _cupy_stream
+
+    def synchronize(self) -> None:
+        self._stream.synchronize()
+
+    def query(self) -> bool:
+        return bool(self._stream.done)
+
+    def wait_event(self, event: Event) -> None:
+        self._stream.wait_event(event._event)
+
+    def wait_stream(self, stream: Stream) -> None:
+        self._stream.wait_event(stream._stream.record())
+
+    def record_event(self, event: Event | None = None) -> Event:
+        event = event if event is not None else Event()
+        event.record(self)
+        return event
+
+    def __enter__(self) -> Stream:
+        self._stream.__enter__()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stream.__exit__(*exc_info)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Stream) and self._stream.ptr == other._stream.ptr
+
+    def __hash__(self) -> int:
+        return hash(self._stream.ptr)
+
+
+def current_stream(device=None) -> Stream:
+    """The stream CuPy queues work on now (the null stream unless a ``with stream`` is active)."""
+    return Stream(_cupy_stream=_require_gpu().cuda.get_current_stream())
+
+
+def default_stream(device=None) -> Stream:
+    """The device's null stream."""
+    return Stream(_cupy_stream=_require_gpu().cuda.Stream.null)
+
+
+class stream:
+    """torch.cuda.stream(s): queue work on ``s`` inside the block; ``None`` does nothing."""
+
+    def __init__(self, s: Stream | None) -> None:
+        self.stream = s
+
+    def __enter__(self) -> Stream | None:
+        if self.stream is not None:
+            self.stream.__enter__()
+        return self.stream
+
+    def __exit__(self, *exc_info) -> None:
+        if self.stream is not None:
+            self.stream.__exit__(*exc_info)

@@ -1,0 +1,588 @@
+"""The one prepared check of chainrule's GPU path, for a machine with an NVIDIA GPU and CuPy.
+
+    python scripts/gpu_check.py            # on the GPU machine, from the repository root
+    python scripts/gpu_check.py --dry-run  # anywhere: the same code path on the CPU, small and quick
+
+It needs no installation: it puts the repository's ``src`` (and the root, for the test registry's
+fallback) on sys.path itself. It prints a short summary, section by section, and writes it to
+``$OUT/gpu_check.txt`` (with the full results in ``$OUT/gpu_check.json``) when ``$OUT`` is set:
+
+1. environment: Python, NumPy, CuPy and CUDA versions, the GPU, torch;
+2. every op case of the registry on the device against the CPU, forward and gradients;
+3. one training step of each model type (MLP, CNN, GRU, LSTM, transformer) on the device against
+   the CPU: the loss and every parameter after the optimiser's step;
+4. host transfers during one training step (the method is described in that section's docstring);
+5. the fused CuPy kernels against their NumPy references;
+6. the benchmark table (chainrule against torch CUDA, issue 12's workloads).
+
+Each section catches its own exceptions and reports them; the script as a whole does not stop
+until every section has run. With ``--dry-run`` the device is the CPU (or ``--device``), the
+benchmark runs small shapes on the CPU, the registry is cut to ``--limit`` cases, and the kernel
+section compares the references with themselves: it exercises the harness, not a GPU.
+``--standin`` runs device='cuda' on the seam's NumPy-backed stand-in for CuPy
+(``chainrule._backend.use_standin_cuda``), which refuses implicit host conversions and counts
+every host transfer: ``--dry-run --standin --device cuda`` is the GPU code path without a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+import warnings
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+for path in (ROOT / "src", ROOT):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import contextlib  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import chainrule  # noqa: E402
+from chainrule import _backend  # noqa: E402
+from chainrule.ops import _cuda_kernels as kernels  # noqa: E402
+
+FAILURES_SHOWN = 12
+
+
+class Report:
+    """The printed summary, line by line, and the full results for the JSON file."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.results: dict = {}
+
+    def line(self, text: str = "") -> None:
+        print(text, flush=True)
+        self.lines.append(text)
+
+    def section(self, title: str, run, *args) -> None:
+        """Run one section; an exception ends the section, reported, never the script."""
+        self.line(f"== {title}")
+        start = time.perf_counter()
+        try:
+            run(self, *args)
+        except Exception as exc:
+            self.line(f"   SECTION FAILED: {_error(exc)}")
+            for frame in traceback.format_tb(exc.__traceback__)[-3:]:
+                self.line("   " + frame.strip().splitlines()[0])
+            self.results.setdefault("section_failures", []).append({"section": title, "error": _error(exc)})
+        self.line(f"   ({time.perf_counter() - start:.1f} s)")
+
+
+def _error(exc: BaseException) -> str:
+    message = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {message[0] if message else ''}"[:300]
+
+
+def _cupy():
+    try:
+        import cupy
+    except ImportError:
+        return None
+    return cupy
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+# ---- 1. environment ----
+
+def environment(report: Report, options) -> None:
+    env = {"python": platform.python_version(), "numpy": np.__version__, "device": options.device,
+           "dry_run": options.dry_run}
+    cp = _cupy()
+    if cp is not None:
+        env["cupy"] = cp.__version__
+        try:
+            env["cuda_runtime"] = cp.cuda.runtime.runtimeGetVersion()
+            env["cuda_driver"] = cp.cuda.runtime.driverGetVersion()
+        except Exception as exc:
+            env["cuda_error"] = _error(exc)
+    env["chainrule_cuda_available"] = chainrule.cuda.is_available()
+    if env["chainrule_cuda_available"]:
+        props = chainrule.cuda.get_device_properties(0)
+        env["gpu"] = f"{props.name}, {props.total_memory / 2**30:.0f} GiB, sm_{props.major}{props.minor}"
+        env["gpu_count"] = chainrule.cuda.device_count()
+    torch = _torch()
+    if torch is not None:
+        env["torch"] = torch.__version__
+        env["torch_cuda"] = torch.cuda.is_available() and torch.cuda.get_device_name(0)
+    report.results["environment"] = env
+    for key, value in env.items():
+        report.line(f"   {key}: {value}")
+
+
+# ---- 2. the registry, device against CPU ----
+
+def registry_cases(limit: int | None) -> tuple[list, str]:
+    """The op cases: the OpInfo registry when present, else the test suite's registry."""
+    try:
+        from chainrule.testing.opinfo import op_db
+    except ImportError:
+        from tests.ops.test_registry_compat import REGISTRY
+
+        cases, source = list(REGISTRY), "tests.ops.test_registry_compat.REGISTRY"
+    else:
+        cases = [case for entry in op_db
+                 for case in (entry.sample_cases() if hasattr(entry, "sample_cases") else entry.samples())]
+        source = "chainrule.testing.opinfo.op_db"
+    return (cases[:limit] if limit else cases), source
+
+
+def _case_id(case) -> str:
+    return getattr(case, "id", None) or getattr(case, "name", repr(case))
+
+
+def _wants_grad(case, i: int, x) -> bool:
+    grad = getattr(case, "grad", None)
+    if grad is not None:
+        return bool(grad[i])
+    return isinstance(x, np.ndarray) and x.dtype.kind == "f"
+
+
+def _as_list(out) -> list:
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def _host(value) -> np.ndarray:
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def run_case(case, device: str) -> tuple[list, list]:
+    """Forward outputs and input gradients (as NumPy arrays) of one case on ``device``, in
+    float32; the gradient is that of Σ_k ⟨out_k, w_k⟩ for fixed random w_k."""
+    chainrule.manual_seed(0)
+    tensors, leaves = [], []
+    for i, x in enumerate(case.inputs):
+        if not isinstance(x, np.ndarray):
+            tensors.append(x)
+            continue
+        array = np.array(x, dtype=np.float32 if x.dtype.kind == "f" else x.dtype, order="C")  # keeps 0-d
+        t = chainrule.from_numpy(array).to(device)
+        if _wants_grad(case, i, x):
+            t.requires_grad_(True)
+            leaves.append(t)
+        tensors.append(t)
+    outputs = _as_list(case.fn(chainrule, *tensors))
+    total = None
+    for k, out in enumerate(outputs):
+        if getattr(out, "requires_grad", False) and out.dtype.is_floating_point:
+            weight = np.random.default_rng(k).standard_normal(tuple(out.shape)).astype(np.float32)
+            term = (out * chainrule.from_numpy(weight).to(device)).sum()
+            total = term if total is None else total + term
+    if total is not None:
+        total.backward()
+    grads = [None if leaf.grad is None else _host(leaf.grad) for leaf in leaves]
+    return [_host(out) for out in outputs], grads
+
+
+def _compare(case, ours: list, reference: list, what: str) -> None:
+    if len(ours) != len(reference):
+        raise AssertionError(f"{what}: {len(ours)} values on the device, {len(reference)} on the CPU")
+    rtol, atol = max(getattr(case, "rtol", 1e-4), 1e-4), max(getattr(case, "atol", 1e-5), 1e-5)
+    for k, (o, r) in enumerate(zip(ours, reference)):
+        if (o is None) != (r is None):
+            raise AssertionError(f"{what} {k}: {'None' if o is None else 'a value'} on the device, "
+                                 f"{'None' if r is None else 'a value'} on the CPU")
+        if o is None:
+            continue
+        if o.shape != r.shape or o.dtype != r.dtype:
+            raise AssertionError(f"{what} {k}: {o.dtype}{o.shape} on the device, {r.dtype}{r.shape} on the CPU")
+        if o.dtype.kind in "fc":
+            np.testing.assert_allclose(o, r, rtol=rtol, atol=atol, equal_nan=True, err_msg=f"{what} {k}")
+        else:
+            np.testing.assert_array_equal(o, r, err_msg=f"{what} {k}")
+
+
+def registry(report: Report, options) -> None:
+    cases, source = registry_cases(options.limit)
+    report.line(f"   {len(cases)} cases from {source}, on {options.device} against cpu")
+    passed, failures = 0, []
+    deadline = time.perf_counter() + options.registry_seconds
+    for ran, case in enumerate(cases):
+        if time.perf_counter() > deadline:
+            report.line(f"   stopped at the {options.registry_seconds:.0f} s budget after {ran} cases")
+            break
+        try:
+            with warnings.catch_warnings():  # the registry's edge cases warn by design (empty var, ...)
+                warnings.simplefilter("ignore")
+                cpu_out, cpu_grads = run_case(case, "cpu")
+        except Exception as exc:  # the CPU path itself fails: not a device problem, but say so
+            failures.append((_case_id(case), "on the CPU already: " + _error(exc)))
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out, grads = run_case(case, options.device)
+            _compare(case, out, cpu_out, "output")
+            _compare(case, grads, cpu_grads, "gradient of input")
+            passed += 1
+        except Exception as exc:
+            failures.append((_case_id(case), _error(exc)))
+    report.results["registry"] = {"source": source, "cases": len(cases), "passed": passed,
+                                  "failed": len(failures), "failures": failures}
+    report.line(f"   passed {passed}, failed {len(failures)}")
+    # grouped by error, the first case of each named, so a few lines say where the GPU path breaks
+    by_error: dict[str, list] = {}
+    for name, error in failures:
+        by_error.setdefault(error, []).append(name)
+    ranked = sorted(by_error.items(), key=lambda item: -len(item[1]))
+    for error, names in ranked[:FAILURES_SHOWN]:
+        report.line(f"   FAIL {len(names):4d} × {error[:160]}  (first: {names[0]})")
+    if len(ranked) > FAILURES_SHOWN:
+        report.line(f"   ... and {len(ranked) - FAILURES_SHOWN} more distinct errors (all in gpu_check.json)")
+    if failures:
+        families = Counter(name.split("[")[0].split("_")[0] for name, _ in failures)  # conv2d_s2_p1 -> conv2d
+        listed = ", ".join(f"{family} {count}" for family, count in sorted(families.items())[:50])
+        report.line(f"   failing cases by op family: {listed}{' ...' if len(families) > 50 else ''}")
+
+
+# ---- 3. a training step of each model type ----
+
+def _models(nn):
+    """name -> (build, input shape, optimiser name): small models, one of each family."""
+
+    class Recurrent(nn.Module):
+        def __init__(self, cell) -> None:
+            super().__init__()
+            self.rnn = cell(8, 16, batch_first=True)
+            self.head = nn.Linear(16, 10)
+
+        def forward(self, x):
+            out, _ = self.rnn(x)
+            return self.head(out[:, -1])
+
+    class Transformer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.0, batch_first=True)
+            self.head = nn.Linear(16, 10)
+
+        def forward(self, x):
+            return self.head(self.encoder(x).mean(1))
+
+    return {
+        "MLP": (lambda: nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 10)), (8, 20), "SGD"),
+        "CNN": (lambda: nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                                      nn.Linear(8 * 8 * 8, 10)), (4, 1, 16, 16), "SGD"),
+        "GRU": (lambda: Recurrent(nn.GRU), (4, 5, 8), "Adam"),
+        "LSTM": (lambda: Recurrent(nn.LSTM), (4, 5, 8), "Adam"),
+        "Transformer": (Transformer, (4, 6, 16), "AdamW"),
+    }
+
+
+def training_step(build, shape, optimizer_name: str, device: str, step_hook=None) -> tuple[float, dict]:
+    """One step of cross-entropy training on ``device``; returns the loss and the parameters after
+    the step. ``step_hook`` (if given) wraps the step, e.g. to count host transfers in it."""
+    chainrule.manual_seed(0)
+    model = build().to(device)
+    rng = np.random.default_rng(0)
+    x = chainrule.from_numpy(rng.standard_normal(shape).astype(np.float32)).to(device)
+    y = chainrule.from_numpy(rng.integers(0, 10, shape[0])).to(device)
+    optimizer = getattr(chainrule.optim, optimizer_name)(model.parameters(), lr=0.01)
+
+    def step():
+        optimizer.zero_grad()
+        loss = chainrule.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    loss = step_hook(step) if step_hook is not None else step()
+    return float(loss.item()), {name: _host(p) for name, p in model.named_parameters()}
+
+
+def models(report: Report, options) -> None:
+    outcome = {}
+    for name, (build, shape, optimizer_name) in _models(chainrule.nn).items():
+        try:
+            cpu_loss, cpu_params = training_step(build, shape, optimizer_name, "cpu")
+            loss, params = training_step(build, shape, optimizer_name, options.device)
+            worst = max(float(np.max(np.abs(params[k] - cpu_params[k]))) for k in cpu_params)
+            ok = abs(loss - cpu_loss) <= 1e-4 * max(1.0, abs(cpu_loss)) and worst <= 1e-4
+            outcome[name] = {"ok": ok, "loss": loss, "cpu_loss": cpu_loss, "max_param_diff": worst}
+            report.line(f"   {'ok  ' if ok else 'FAIL'} {name} ({optimizer_name}): loss {loss:.6f} vs cpu "
+                        f"{cpu_loss:.6f}, parameters differ by at most {worst:.2e}")
+        except Exception as exc:
+            outcome[name] = {"ok": False, "error": _error(exc)}
+            report.line(f"   FAIL {name}: {_error(exc)}")
+    report.results["models"] = outcome
+
+
+# ---- 4. host transfers in a training step ----
+
+class HostTransferCounter:
+    """Counts the calls that copy an array of ``array_type`` (cupy.ndarray on a GPU) to the host
+    while active.
+
+    CuPy has no hook for its device-to-host copies (``ndarray.get``, ``item``, ``tolist``,
+    ``__float__``... are C methods of an extension type, and cannot be wrapped). So the counter
+    watches calls from Python code instead: on Python ≥ 3.12 through ``sys.monitoring``'s CALL
+    event, which sees every call with its callable and first argument, counting ``float/int/
+    bool/complex(a)``, ``numpy.asarray/array(a)``, ``cupy.asnumpy(a)`` and ``a.get/item/tolist()``
+    for an array ``a`` of that type; on older Pythons through ``sys.setprofile``'s C-call events
+    (method calls only). What neither sees is a conversion CPython makes without a call in
+    Python code (``if a:``, ``range(a)``, ``f"{a}"``); the CPU stand-in array of the test suite,
+    which refuses every implicit conversion, covers those in CI.
+    """
+
+    CONVERTERS_BY_NAME = {"get", "item", "tolist", "asnumpy", "__float__", "__int__", "__bool__", "__array__"}
+
+    def __init__(self, array_type) -> None:
+        self.array_type = array_type
+        self.calls: list[str] = []
+        self.converters = {float, int, bool, complex}
+        if array_type is not np.ndarray:  # numpy.asarray of a NumPy array copies nothing
+            self.converters |= {np.asarray, np.array, np.asanyarray}
+
+    def _converts(self, func, arg0) -> bool:
+        if isinstance(arg0, self.array_type):
+            return func in self.converters or getattr(func, "__name__", None) in self.CONVERTERS_BY_NAME
+        owner = getattr(func, "__self__", None)
+        return isinstance(owner, self.array_type) and getattr(func, "__name__", None) in self.CONVERTERS_BY_NAME
+
+    def _record(self, func) -> None:
+        frame = sys._getframe(2)  # the monitored code that made the call (under on_call/on_event)
+        self.calls.append(f"{getattr(func, '__name__', func)} at {frame.f_code.co_filename}:{frame.f_lineno}")
+
+    def run(self, step):
+        monitoring = getattr(sys, "monitoring", None)
+        if monitoring is not None:
+            return self._run_monitored(monitoring, step)
+        return self._run_profiled(step)
+
+    def _run_monitored(self, monitoring, step):
+        tool = monitoring.PROFILER_ID
+        monitoring.use_tool_id(tool, "chainrule gpu_check")
+
+        def on_call(code, offset, func, arg0):
+            if self._converts(func, arg0):
+                self._record(func)
+
+        try:
+            monitoring.register_callback(tool, monitoring.events.CALL, on_call)
+            monitoring.set_events(tool, monitoring.events.CALL)
+            return step()
+        finally:
+            monitoring.set_events(tool, 0)
+            monitoring.register_callback(tool, monitoring.events.CALL, None)
+            monitoring.free_tool_id(tool)
+
+    def _run_profiled(self, step):
+        def on_event(frame, event, arg):
+            if event == "c_call" and self._converts(arg, None):
+                self._record(arg)
+
+        previous = sys.getprofile()
+        sys.setprofile(on_event)
+        try:
+            return step()
+        finally:
+            sys.setprofile(previous)
+
+
+def _device_module(device: str):
+    """The array module behind ``device``: CuPy or the seam's stand-in for 'cuda', else None."""
+    if not device.startswith("cuda"):
+        return None
+    cuda_module = getattr(_backend, "cuda_module", None)
+    return cuda_module() if cuda_module is not None else _cupy()
+
+
+def host_transfers(report: Report, options) -> None:
+    xp = _device_module(options.device)
+    array_type = xp.ndarray if xp is not None else np.ndarray
+    # the stand-in counts every copy itself, implicit conversions included
+    standin_count = getattr(xp, "transfers", None)
+    method = "sys.monitoring CALL" if hasattr(sys, "monitoring") else "sys.setprofile c_call (method calls only)"
+    report.line(f"   counting conversions of {array_type.__module__}.{array_type.__name__} to the host ({method}"
+                f"{'; and the stand-in counter' if standin_count else ''})")
+    counts = {}
+    for name, (build, shape, optimizer_name) in _models(chainrule.nn).items():
+        counter = HostTransferCounter(array_type)
+        standin_counts = []
+
+        def counted_step(step, counter=counter, standin_counts=standin_counts):
+            start = standin_count() if standin_count else 0
+            loss = counter.run(step)
+            if standin_count:
+                standin_counts.append(standin_count() - start)
+            return loss
+
+        try:
+            training_step(build, shape, optimizer_name, options.device, step_hook=counted_step)
+        except Exception as exc:
+            counts[name] = {"error": _error(exc)}
+            report.line(f"   FAIL {name}: {_error(exc)}")
+            continue
+        counts[name] = {"transfers": len(counter.calls), "where": counter.calls[:20]}
+        where = f" (first: {counter.calls[0]})" if counter.calls else ""
+        if standin_counts:
+            counts[name]["standin_transfers"] = standin_counts[0]
+            where += f"; the stand-in counted {standin_counts[0]}"
+        report.line(f"   {name}: {len(counter.calls)} host transfers in one step{where}")
+    report.results["host_transfers"] = counts
+
+
+# ---- 5. fused kernels against their references ----
+
+class _ReferencesAsKernels:
+    """The references under the kernels' names, for the dry run's harness check."""
+
+    def __getattr__(self, name):
+        return getattr(kernels, name + "_reference")
+
+
+def _kernel_checks(impl, xp, asnumpy) -> dict:
+    """Max relative error of each kernel against its reference on fixed inputs."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((256, 1000)) * 4).astype(np.float32)
+    target = rng.integers(0, 1000, 256)
+    target[::9] = -100
+    w, b = rng.standard_normal(1000).astype(np.float32), rng.standard_normal(1000).astype(np.float32)
+    grad = rng.standard_normal(x.shape).astype(np.float32)
+
+    def err(got, want) -> float:
+        got, want = asnumpy(got), np.asarray(want)
+        return float(np.max(np.abs(got - want)) / max(1.0, float(np.max(np.abs(want)))))
+
+    gx = xp.asarray(x)
+    errors = {"softmax": err(impl.softmax(gx, -1), kernels.softmax_reference(x, -1)),
+              "log_softmax": err(impl.log_softmax(gx, -1), kernels.log_softmax_reference(x, -1))}
+    loss, lse = impl.cross_entropy(gx, xp.asarray(target))
+    ref_loss, ref_lse = kernels.cross_entropy_reference(x, target)
+    errors["cross_entropy"] = max(err(loss, ref_loss), err(lse, ref_lse))
+    errors["cross_entropy_backward"] = err(
+        impl.cross_entropy_backward(xp.asarray(np.float32(1.0)), gx, xp.asarray(target), lse),
+        kernels.cross_entropy_backward_reference(np.float32(1.0), x, target, ref_lse))
+    y, mean, rstd = impl.layer_norm(gx, 1, xp.asarray(w), xp.asarray(b))
+    ref = kernels.layer_norm_reference(x, 1, w, b)
+    errors["layer_norm"] = max(err(got, want) for got, want in zip((y, mean, rstd), ref))
+    got = impl.layer_norm_backward(xp.asarray(grad), gx, mean, rstd, xp.asarray(w), True)
+    want = kernels.layer_norm_backward_reference(grad, x, ref[1], ref[2], w, True)
+    errors["layer_norm_backward"] = max(err(g, r) for g, r in zip(got, want))
+    for approximate in ("none", "tanh"):
+        errors[f"gelu_{approximate}"] = err(impl.gelu(gx, approximate), kernels.gelu_reference(x, approximate))
+        errors[f"gelu_backward_{approximate}"] = err(impl.gelu_backward(xp.asarray(grad), gx, approximate),
+                                                     kernels.gelu_backward_reference(grad, x, approximate))
+    params = [x[:4].copy(), w.copy()]
+    moments = [[np.zeros_like(p) for p in params] for _ in range(3)]
+    on_device = [xp.asarray(p) for p in params]
+    device_moments = [[xp.zeros_like(p) for p in on_device] for _ in range(3)]
+    adam = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, decoupled=True)
+    for step in (1, 2, 3):
+        grads = [rng.standard_normal(p.shape).astype(np.float32) for p in params]
+        kernels.adam_step_reference(params, grads, moments[0], moments[1], [step] * 2,
+                                    max_exp_avg_sqs=moments[2], **adam)
+        impl.adam_step(on_device, [xp.asarray(g) for g in grads], device_moments[0], device_moments[1], [step] * 2,
+                       max_exp_avg_sqs=device_moments[2], **adam)
+    errors["adam_step"] = max(err(got, want) for got, want in zip(on_device, params))
+    return errors
+
+
+def fused_kernels(report: Report, options) -> None:
+    cp = _cupy()
+    if cp is not None and chainrule.cuda.is_available() and not options.dry_run:
+        impl, xp, asnumpy, label = kernels, cp, cp.asnumpy, "CuPy kernels"
+    else:
+        impl, xp, asnumpy, label = _ReferencesAsKernels(), np, np.asarray, "references against themselves (no GPU)"
+    errors = _kernel_checks(impl, xp, asnumpy)
+    tolerance = 1e-4
+    report.results["kernels"] = {"compared": label, "max_relative_error": errors}
+    bad = {name: e for name, e in errors.items() if not e <= tolerance}
+    report.line(f"   {label}: {len(errors) - len(bad)} of {len(errors)} within {tolerance:g}; "
+                f"worst {max(errors, key=errors.get)} {max(errors.values()):.1e}")
+    for name, e in bad.items():
+        report.line(f"   FAIL {name}: max relative error {e:.2e}")
+
+
+# ---- 6. benchmarks ----
+
+def benchmarks(report: Report, options) -> None:
+    from chainrule import benchmark_cuda
+
+    report.line("   " + benchmark_cuda.gpu_description())
+    size = "small" if options.dry_run else "full"
+    reps = options.reps or (2 if options.dry_run else None)
+    # a dry run times the CPU: torch has no stand-in, and the stand-in has no CUDA events
+    device = "cpu" if options.dry_run else options.device
+    results = benchmark_cuda.run_cuda_benchmarks(device=device, size=size, reps=reps,
+                                                 warmup=1 if options.dry_run else benchmark_cuda.WARMUP)
+    report.results["benchmarks"] = results
+    for line in benchmark_cuda.format_table(results).splitlines():
+        report.line("   " + line)
+
+
+SECTIONS = {"environment": environment, "registry": registry, "models": models,
+            "transfers": host_transfers, "kernels": fused_kernels, "bench": benchmarks}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dry-run", action="store_true", help="the code path on the CPU: small, quick, no GPU")
+    parser.add_argument("--standin", action="store_true",
+                        help="device='cuda' on the seam's NumPy-backed CuPy stand-in (use with --dry-run)")
+    parser.add_argument("--device", default=None, help="the device checked against cpu (default cuda; cpu in a dry run)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many registry cases (dry run: 40)")
+    parser.add_argument("--registry-seconds", type=float, default=150.0, help="time budget of the registry section")
+    parser.add_argument("--reps", type=int, default=None, help="timed steps per benchmark workload")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of " + ",".join(SECTIONS))
+    options = parser.parse_args(argv)
+    if options.device is None:
+        options.device = "cpu" if options.dry_run else "cuda"
+    if options.dry_run and options.limit is None:
+        options.limit = 40
+    return options
+
+
+def _standin(options, report: Report):
+    """The seam's stand-in as the 'cuda' module for the run, when asked for and there."""
+    use_standin = getattr(_backend, "use_standin_cuda", None)
+    if not options.standin:
+        return contextlib.nullcontext()
+    if use_standin is None:
+        report.line("   --standin: this chainrule's seam has no use_standin_cuda; running without it")
+        return contextlib.nullcontext()
+    return use_standin()
+
+
+def main(argv=None) -> int:
+    options = parse_args(argv)
+    report = Report()
+    started = time.perf_counter()
+    report.line(f"chainrule GPU check ({'dry run, ' if options.dry_run else ''}"
+                f"{'stand-in, ' if options.standin else ''}device {options.device})")
+    titles = {"environment": "environment", "registry": "registry: device against cpu",
+              "models": "training step of each model type: device against cpu",
+              "transfers": "host transfers in one training step", "kernels": "fused kernels against references",
+              "bench": "benchmarks: chainrule against torch"}
+    with _standin(options, report):
+        for name in options.sections.split(","):
+            report.section(titles[name], SECTIONS[name], options)
+    report.line(f"done in {time.perf_counter() - started:.0f} s")
+    out = os.environ.get("OUT")
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "gpu_check.txt").write_text("\n".join(report.lines) + "\n")
+        (Path(out) / "gpu_check.json").write_text(json.dumps(report.results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

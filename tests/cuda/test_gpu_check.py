@@ -1,0 +1,89 @@
+"""scripts/gpu_check.py, the prepared GPU check, in its dry-run mode on the CPU (CI has no GPU):
+every section runs and reports, and a failing device or section is reported, never raised."""
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.py"
+
+
+@pytest.fixture(scope="module")
+def gpu_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dry_run_runs_every_section_and_writes_the_summary(gpu_check, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OUT", str(tmp_path))
+    assert gpu_check.main(["--dry-run", "--limit", "12", "--reps", "1"]) == 0
+    text = (tmp_path / "gpu_check.txt").read_text()
+    assert text == capsys.readouterr().out
+    assert "SECTION FAILED" not in text and "FAIL " not in text
+    for title in ("== environment", "== registry", "== training step", "== host transfers", "== fused kernels",
+                  "== benchmarks"):
+        assert title in text
+    assert "passed 12, failed 0" in text
+    assert "11 of 11 within" in text
+    for model in ("MLP", "CNN", "GRU", "LSTM", "Transformer"):
+        # on the CPU every array is a host array, so the count itself means nothing here
+        assert re.search(rf"{model}: \d+ host transfers in one step", text)
+    assert "| transformer_step |" in text
+    results = (tmp_path / "gpu_check.json").read_text()
+    assert '"passed": 12' in results
+
+
+def test_a_device_that_fails_is_counted_case_by_case(gpu_check, capsys):
+    # without a GPU, device='cuda' fails in every case: each failure is reported, the script goes on
+    gpu_check.main(["--dry-run", "--device", "cuda", "--limit", "3", "--sections", "registry,models"])
+    text = capsys.readouterr().out
+    assert "passed 0, failed 3" in text and "FAIL    3 × RuntimeError: device='cuda' needs CuPy" in text
+    assert text.count("   FAIL ") == 1 + 5  # the registry's failures grouped by error, then each model
+    assert "done in" in text
+
+
+def test_a_section_that_raises_is_reported_and_the_rest_still_run(gpu_check, monkeypatch, capsys):
+    def broken(report, options):
+        raise KeyError("missing piece")
+
+    monkeypatch.setitem(gpu_check.SECTIONS, "environment", broken)
+    gpu_check.main(["--dry-run", "--limit", "2", "--sections", "environment,registry"])
+    text = capsys.readouterr().out
+    assert "SECTION FAILED: KeyError: 'missing piece'" in text and "passed 2, failed 0" in text
+
+
+def test_host_transfer_counter_sees_conversions_of_the_watched_array_type(gpu_check):
+    counter = gpu_check.HostTransferCounter(np.ndarray)
+    watched, other = np.ones(3), [1.0]
+
+    def step():
+        watched.tolist()
+        watched[:1].item()
+        other.copy()
+        float(watched[:1].reshape(()))  # seen through sys.monitoring (Python >= 3.12) only
+        return "result"
+
+    assert counter.run(step) == "result"
+    expected = ["tolist", "item"] + (["float"] if hasattr(sys, "monitoring") else [])
+    assert [call.split(" at ")[0] for call in counter.calls] == expected
+    assert __file__ in counter.calls[0]
+    assert sys.getprofile() is None
+
+
+def test_standin_runs_the_cuda_path_on_the_cpu(gpu_check, capsys):
+    from chainrule import _backend
+
+    if not hasattr(_backend, "use_standin_cuda"):
+        pytest.skip("this seam has no CuPy stand-in")
+    gpu_check.main(["--dry-run", "--standin", "--device", "cuda", "--limit", "5",
+                    "--sections", "environment,registry,transfers"])
+    text = capsys.readouterr().out
+    assert "gpu: chainrule stand-in" in text and "5 cases from" in text and "on cuda against cpu" in text
+    assert "MLP: 0 host transfers in one step; the stand-in counted" in text
+    assert not _backend.cuda_module() or "standin" not in _backend.cuda_module().__name__  # switched back off
