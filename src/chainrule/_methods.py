@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .autograd.function import QUIET, broadcast_error, name_node, numpy_errstate
+from .autograd.grad_mode import is_grad_enabled
 from .autograd.grad_mode import state as _grad_state
 from .ops import elementwise as ew
 from .tensor import Tensor
@@ -121,7 +122,7 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     Raises before anything changes: on a leaf that requires grad (outside no_grad), when the
     result would need a different shape, or a dtype ``self`` cannot hold.
     """
-    recording = _grad_state.enabled
+    recording = is_grad_enabled()
     if recording and self.grad_fn is None and self._requires_grad:
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."
