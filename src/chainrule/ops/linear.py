@@ -54,7 +54,7 @@ class LinearBackward(Function):
     """(G W, Gᵀ x, Σ G) over the rows of G: Linear's gradients, those ``needs`` asks for."""
 
     _array_forward = True
-    node_name = "LinearBackwardBackward0"
+    node_name = "MmBackward0"  # torch computes x's gradient G W as one matrix product
     label = "linear_backward"
     rule = "∂/∂G = Ūₓ W + x Ū_Wᵀ + Ū_b, ∂/∂x = G Ū_W, ∂/∂W = Ūₓᵀ G"
     formula = None

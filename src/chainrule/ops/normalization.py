@@ -57,46 +57,6 @@ def _spread(outputs, needs) -> tuple:
 
 
 # ---------------------------------------------------------------- x̂ alone
-class Normalize(Function):
-    """x̂ = (x - mean) / sqrt(var + eps) over ``dims`` (biased var), the core of every *_norm.
-
-    ``stats`` receives the mean and biased variance so batch_norm can update its running
-    estimates without recomputing.
-    """
-
-    _array_forward = True
-    node_name = "NativeBatchNormBackward0"
-    label = "batch_norm"
-    rule = "∂/∂x = (1/σ)·(g - mean(g) - x̂·mean(g·x̂))"
-    formula = None
-
-    @staticmethod
-    def forward(ctx, x, dims, eps, stats=None):
-        xp = array_module(x)
-        mean = x.mean(axis=dims, keepdims=True)
-        out = xp.subtract(x, mean, order="C")  # torch's norms write contiguous outputs, whatever x's layout
-        var = xp.mean(xp.square(out), axis=dims, keepdims=True)
-        invstd = 1.0 / xp.sqrt(var + eps)
-        out *= invstd  # in place: the centred copy becomes x̂
-        if stats is not None:
-            stats["mean"] = mean
-            stats["var"] = var
-        if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
-            ctx.dims, ctx.eps, ctx.invstd = dims, eps, invstd
-        ctx.save_for_backward(x, out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, xhat = ctx.saved_tensors
-        return NormalizeBackward.apply(grad, x, xhat=xhat._data, invstd=ctx.invstd, dims=ctx.dims, eps=ctx.eps)
-
-
-class LayerNormalize(Normalize):
-    node_name = "NativeLayerNormBackward0"
-    label = "layer_norm"
-
-
 class NormalizeBackward(Function):
     """dx = invstd · (g - mean(g) - x̂ · mean(g x̂)) over ``dims``: Normalize's gradient."""
 
@@ -128,6 +88,54 @@ class NormalizeBackward(Function):
         dims, eps = ctx.dims, ctx.eps
         return differentiate_rule(lambda g, x_: _normalize_grad(g, x_, dims, eps), (grad, x),
                                   ctx.needs_input_grad, (grad_grad,))
+
+
+class LayerNormalizeBackward(NormalizeBackward):
+    node_name = "NativeLayerNormBackwardBackward0"
+    label = "layer_norm_backward"
+
+
+class Normalize(Function):
+    """x̂ = (x - mean) / sqrt(var + eps) over ``dims`` (biased var), the core of every *_norm.
+
+    ``stats`` receives the mean and biased variance so batch_norm can update its running
+    estimates without recomputing.
+    """
+
+    _array_forward = True
+    node_name = "NativeBatchNormBackward0"
+    label = "batch_norm"
+    rule = "∂/∂x = (1/σ)·(g - mean(g) - x̂·mean(g·x̂))"
+    formula = None
+    gradient = NormalizeBackward  # the Function that computes this op's gradient
+
+    @staticmethod
+    def forward(ctx, x, dims, eps, stats=None):
+        xp = array_module(x)
+        mean = x.mean(axis=dims, keepdims=True)
+        out = xp.subtract(x, mean, order="C")  # torch's norms write contiguous outputs, whatever x's layout
+        var = xp.mean(xp.square(out), axis=dims, keepdims=True)
+        invstd = 1.0 / xp.sqrt(var + eps)
+        out *= invstd  # in place: the centred copy becomes x̂
+        if stats is not None:
+            stats["mean"] = mean
+            stats["var"] = var
+        if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
+            ctx.dims, ctx.eps, ctx.invstd = dims, eps, invstd
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, xhat = ctx.saved_tensors
+        return ctx._forward_cls.gradient.apply(grad, x, xhat=xhat._data, invstd=ctx.invstd, dims=ctx.dims,
+                                               eps=ctx.eps)
+
+
+class LayerNormalize(Normalize):
+    node_name = "NativeLayerNormBackward0"
+    label = "layer_norm"
+    gradient = LayerNormalizeBackward
 
 
 class GroupNormalize(Function):
