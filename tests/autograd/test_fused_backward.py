@@ -210,3 +210,46 @@ def test_nn_defines_no_functions():
     pattern = re.compile(r"^class \w+\((\w+\.)?Function\)", re.MULTILINE)
     defining = [str(p.relative_to(SRC)) for p in (SRC / "nn").rglob("*.py") if pattern.search(p.read_text())]
     assert defining == []
+
+
+_TOP_LEVEL_CALLS = {
+    "batch_norm_train": lambda lib, x, w: lib.batch_norm(x, w, w, None, None, True, 0.1, 1e-5, False),
+    "batch_norm_eval": lambda lib, x, w: lib.batch_norm(x, w, None, lib.tensor(_RUNNING[0]), lib.tensor(_RUNNING[1]),
+                                                        False, 0.1, 1e-5, True),
+    "instance_norm": lambda lib, x, w: lib.instance_norm(x, w, w, None, None, True, 0.1, 1e-5, False),
+    "layer_norm": lambda lib, x, w: lib.layer_norm(x, (3, 5), None, None, 1e-3, True),
+    "group_norm": lambda lib, x, w: lib.group_norm(x, 3, w, w, 1e-5, True),
+    "embedding_padding": lambda lib, x, w: lib.embedding(x[0], lib.tensor(np.array([[1, 2], [0, 1]])), 1),
+    "embedding_no_padding": lambda lib, x, w: lib.embedding(x[0], lib.tensor(np.array([[1, 2], [0, 1]]))),
+    "dropout_eval": lambda lib, x, w: lib.dropout(x, 0.3, False),
+    "alpha_dropout_eval": lambda lib, x, w: lib.alpha_dropout(x, 0.3, False),
+    "feature_dropout_p0": lambda lib, x, w: lib.feature_dropout(x, 0.0, True),
+}
+
+
+@pytest.mark.parametrize("name", list(_TOP_LEVEL_CALLS))
+def test_top_level_spellings_match_torch(name):
+    # torch.batch_norm & co take ATen's argument order, not torch.nn.functional's
+    if torch is None:
+        pytest.skip("torch is not installed")
+    results = []
+    for lib in (chainrule, torch):
+        x = lib.tensor(_array(60, 4, 3, 5), requires_grad=True)
+        w = lib.tensor(_array(61, 3), requires_grad=True)
+        out = _TOP_LEVEL_CALLS[name](lib, x, w)
+        out.backward(lib.tensor(_array(62, *out.shape)))
+        results.append([out.detach().numpy(), x.grad.numpy(), None if w.grad is None else w.grad.numpy()])
+    for ours, theirs in zip(*results):
+        if theirs is None:
+            assert ours is None
+            continue
+        np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=1e-9)
+
+
+def test_feature_dropout_drops_whole_channels():
+    chainrule.manual_seed(0)
+    out = chainrule.feature_dropout(chainrule.ones(6, 4, 5), 0.5, True).numpy()
+    per_channel = out.reshape(24, 5)
+    assert set(np.unique(per_channel)) <= {0.0, 2.0}
+    assert (per_channel == per_channel[:, :1]).all()
+    assert 0 < (per_channel[:, 0] == 0).sum() < 24

@@ -13,7 +13,7 @@ from ..autograd.function import Function
 from ..tensor import Tensor
 from . import random as _random
 
-__all__ = ["dropout", "alpha_dropout", "dropout1d", "dropout2d", "dropout3d"]
+__all__ = ["dropout", "alpha_dropout", "feature_dropout", "dropout1d", "dropout2d", "dropout3d"]
 __not_methods__ = set(__all__)
 
 
@@ -83,6 +83,11 @@ def _feature_dropout(input: Tensor, p: float, training: bool, inplace: bool, bat
     lead = 2 if input.ndim == batched_ndim else 1
     mask_shape = shape[:lead] + (1,) * (len(shape) - lead)
     return _apply_dropout(input, _dropout_mask(input, p, mask_shape), inplace)
+
+
+def feature_dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """torch.feature_dropout: one draw per (sample, channel) of an (N, C, *) input."""
+    return _feature_dropout(input, p, training, inplace, input.ndim)
 
 
 def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
