@@ -320,7 +320,7 @@ class _IndexClassLoss(Function):
             ctx.eps, ctx.weight, ctx.wc_sum = eps, weight, wc_sum
             ctx.rows_shape = rows.shape
             ctx.safe, ctx.valid, ctx.w_row = safe, valid, w_row
-            ctx.probs = probs  # for the grad-mode-off fast path
+            ctx.probs = probs  # the input gradient reuses the forward's softmax
             if log_softmax:
                 ctx.save_for_backward(x)
         return out
