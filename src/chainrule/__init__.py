@@ -34,6 +34,7 @@ from .ops.activation import *  # noqa: E402,F401,F403
 from .ops.conv import *  # noqa: E402,F401,F403
 from .ops.pool import *  # noqa: E402,F401,F403
 from .ops.loss import *  # noqa: E402,F401,F403
+from .ops.nn_toplevel import *  # noqa: E402,F401,F403
 from . import autograd  # noqa: E402
 
 

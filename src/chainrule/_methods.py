@@ -18,6 +18,7 @@ import numpy as np
 
 from .autograd import function as _function
 from .autograd.function import QUIET, broadcast_error, name_node, numpy_errstate
+from .autograd.grad_mode import is_grad_enabled
 from .autograd.grad_mode import state as _grad_state
 from .ops import creation
 from .ops import elementwise as ew
@@ -149,7 +150,7 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     Raises before anything changes: on a leaf that requires grad (outside no_grad), when the
     result would need a different shape, or a dtype ``self`` cannot hold.
     """
-    recording = _grad_state.enabled
+    recording = is_grad_enabled()
     if recording and self.grad_fn is None and self._requires_grad:
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."

@@ -572,3 +572,12 @@ def once_differentiable(backward):
             _grad_state.enabled = previous
 
     return wrapper
+
+
+def is_recording(*tensors) -> bool:
+    """Whether an op on ``tensors`` would be recorded now: grad mode is on and one of them
+    (None entries skipped) requires grad. Code outside autograd/ asks this (never the grad mode
+    itself) when it must choose before any Function runs, e.g. a plain in-place write or a node."""
+    if not _grad_state.enabled:
+        return False
+    return any(t is not None and t._requires_grad for t in tensors)

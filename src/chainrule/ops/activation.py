@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 
+from .._backend import array_module
 from ..autograd.function import Function, name_node
-from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import _float_input, erf, exp, sigmoid, tanh, where
 
@@ -355,7 +355,8 @@ class Gelu(Function):
             return t(0.5) * x * (t(1) + np.tanh(inner))
         # erf on at least 1-D (NumPy turns 0-d arithmetic into scalars)
         cdf = t(0.5) * (t(1) + erf_array(np.atleast_1d(x * t(_SQRT_HALF))).reshape(x.shape))
-        ctx.cdf = cdf  # reused by a plain (non-recording) backward
+        if any(ctx.needs_input_grad):  # reused by the backward; nothing kept on the no-grad ctx
+            ctx.cdf = cdf
         return x * cdf
 
     @staticmethod
@@ -366,14 +367,34 @@ class Gelu(Function):
             x2 = x * x
             th = tanh((x + _TANH_C * x2 * x) * _TANH_K)
             return grad * (0.5 * (1 + th) + 0.5 * x * (1 - th * th) * (_TANH_K * (1 + 3 * _TANH_C * x2)))
-        # y = x Phi(x): dy = Phi(x) + x phi(x)
-        if not _grad_state.enabled:  # plain backward: one NumPy pass with the forward's Phi
-            arr = x._data
-            pdf = np.exp(arr * arr * arr.dtype.type(-0.5)) * arr.dtype.type(_INV_SQRT_2PI)
-            return Tensor._make(grad._data * (ctx.cdf + arr * pdf))
-        cdf = 0.5 * (1 + erf(x * _SQRT_HALF))
-        pdf = exp(x * x * -0.5) * _INV_SQRT_2PI
+        return GeluBackward.apply(grad, x, cdf=ctx.cdf)
+
+
+class GeluBackward(Function):
+    """z = g · (Phi(x) + x phi(x)): exact gelu's gradient, with the forward's Phi."""
+
+    _array_forward = True
+    label = "gelu_backward"
+    rule = "∂/∂g = u·(Φ(x) + x·φ(x)), ∂/∂x = u·g·φ(x)·(2 - x²)"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, grad, x, cdf):
+        ctx.save_for_backward(grad, x)
+        # y = x Phi(x): dy = Phi(x) + x phi(x), one pass with the forward's Phi
+        xp = array_module(x)
+        pdf = xp.exp(x * x * x.dtype.type(-0.5)) * x.dtype.type(_INV_SQRT_2PI)
         return grad * (cdf + x * pdf)
+
+    @staticmethod
+    def backward(ctx, u):
+        # d/dx (Phi + x phi) = phi + phi + x phi' = phi (2 - x^2)
+        grad, x = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        pdf = exp(x * x * -0.5) * _INV_SQRT_2PI
+        grad_g = u * (0.5 * (1 + erf(x * _SQRT_HALF)) + x * pdf) if needs[0] else None
+        grad_x = u * grad * pdf * (2 - x * x) if needs[1] else None
+        return grad_g, grad_x
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -395,18 +416,39 @@ class Silu(Function):
 
         ctx.save_for_backward(x)
         s = _sigmoid_array(x)
-        ctx.sig = s  # reused by a plain (non-recording) backward
+        if any(ctx.needs_input_grad):  # reused by the backward; nothing kept on the no-grad ctx
+            ctx.sig = s
         return x * s
 
     @staticmethod
     def backward(ctx, grad):
-        # d(x s(x)) = s (1 + x (1 - s))
         (x,) = ctx.saved_tensors
-        if not _grad_state.enabled:
-            s = ctx.sig
-            return Tensor._make(grad._data * (s * (1 + x._data * (1 - s))))
+        return SiluBackward.apply(grad, x, sig=ctx.sig)
+
+
+class SiluBackward(Function):
+    """z = g · s (1 + x (1 - s)) with s = sigmoid(x): silu's gradient, with the forward's s."""
+
+    _array_forward = True
+    label = "silu_backward"
+    rule = "∂/∂g = u·σ(x)·(1 + x·(1 - σ(x))), ∂/∂x = u·g·σ(x)·(1 - σ(x))·(2 + x·(1 - 2σ(x)))"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, grad, x, sig):
+        ctx.save_for_backward(grad, x)
+        # d(x s(x)) = s (1 + x (1 - s))
+        return grad * (sig * (1 + x * (1 - sig)))
+
+    @staticmethod
+    def backward(ctx, u):
+        # d/dx [s (1 + x (1 - s))] = s (1 - s) (2 + x (1 - 2 s))
+        grad, x = ctx.saved_tensors
+        needs = ctx.needs_input_grad
         s = sigmoid(x)
-        return grad * (s * (1 + x * (1 - s)))
+        grad_g = u * (s * (1 + x * (1 - s))) if needs[0] else None
+        grad_x = u * grad * (s * (1 - s) * (2 + x * (1 - 2 * s))) if needs[1] else None
+        return grad_g, grad_x
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:

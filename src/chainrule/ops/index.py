@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.function import Function, name_node
-from ..autograd.grad_mode import state as _grad_state
+from ..autograd.function import Function, is_recording, name_node
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import Where
 
@@ -290,7 +289,7 @@ def setitem(input: Tensor, key, value) -> None:
         value = _as_operand(value, input.dtype)
     elif value._data.dtype != input._data.dtype:
         value = _cast(value, input.dtype)
-    recording = _grad_state.enabled and (input._requires_grad or value._requires_grad)
+    recording = is_recording(input, value)
     if recording and input.grad_fn is None and input._requires_grad:
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."

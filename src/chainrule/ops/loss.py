@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function, name_node
-from ..autograd.grad_mode import state as _grad_state
+from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import elementwise as ew
 from .reduce import log_softmax as _log_softmax
@@ -332,7 +332,7 @@ class _IndexClassLoss(Function):
             ctx.eps, ctx.weight, ctx.wc_sum = eps, weight, wc_sum
             ctx.rows_shape = rows.shape
             ctx.safe, ctx.valid, ctx.w_row = safe, valid, w_row
-            ctx.probs = probs  # for the grad-mode-off fast path
+            ctx.probs = probs  # the input gradient reuses the forward's softmax
             if log_softmax:
                 ctx.save_for_backward(x)
         return out
@@ -356,30 +356,41 @@ class _IndexClassLoss(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        return _IndexClassLossBackward.apply(grad, *ctx.saved_tensors, loss=ctx), None
+
+    @staticmethod
+    def _input_grad_array(ctx, grad):
+        """The input gradient on the arrays, from the forward's softmax: ``grad`` is the loss's
+        gradient array, ``ctx`` the loss node."""
+        shape = ctx.x_shape
+        M, C = ctx.rows_shape
+        dtype = grad.dtype
+        if ctx.reduction == "none":
+            g_row = grad.reshape(-1)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g_row = np.full(M, grad / ctx.denom, dtype)
+            # ignored elements get no gradient, even when all are ignored and 'mean' divides by 0
+            g_row = _masked(ctx.valid, g_row)
+        if ctx.log_softmax and M:
+            eps = ctx.eps
+            picked = ctx.w_row * g_row
+            rowsum = picked if not eps else (1.0 - eps) * picked + _masked(ctx.valid, g_row) * (eps * ctx.wc_sum / C)
+            coef = ctx.probs * rowsum[:, None].astype(dtype, copy=False)
+            coef[np.arange(M), ctx.safe] -= (1.0 - eps) * picked
+            if eps:
+                wc = ctx.weight if ctx.weight is not None else np.ones(C, dtype)
+                coef -= (_masked(ctx.valid, g_row) * (eps / C))[:, None] * wc
+        else:
+            coef = -_IndexClassLoss._coefficients(ctx, g_row)[0]
+        return _unrows(coef, shape).astype(dtype, copy=False)
+
+    @staticmethod
+    def _input_grad(ctx, grad: Tensor, x: Tensor | None = None) -> Tensor:
+        """The same input gradient in differentiable Tensor ops: g * (rowsum(A) softmax(x) - A)."""
         shape = ctx.x_shape
         M, C = ctx.rows_shape
         dtype = grad._data.dtype
-        if ctx.reduction == "none":
-            g_row = grad._data.reshape(-1)
-        else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                g_row = np.full(M, grad._data / ctx.denom, dtype)
-            # ignored elements get no gradient, even when all are ignored and 'mean' divides by 0
-            g_row = _masked(ctx.valid, g_row)
-        if not _grad_state.enabled:
-            if ctx.log_softmax and M:
-                eps = ctx.eps
-                picked = ctx.w_row * g_row
-                rowsum = picked if not eps else (1.0 - eps) * picked + _masked(ctx.valid, g_row) * (eps * ctx.wc_sum / C)
-                coef = ctx.probs * rowsum[:, None].astype(dtype, copy=False)
-                coef[np.arange(M), ctx.safe] -= (1.0 - eps) * picked
-                if eps:
-                    wc = ctx.weight if ctx.weight is not None else np.ones(C, dtype)
-                    coef -= (_masked(ctx.valid, g_row) * (eps / C))[:, None] * wc
-            else:
-                coef = -_IndexClassLoss._coefficients(ctx, g_row)[0]
-            return Tensor._make(_unrows(coef, shape).astype(dtype, copy=False)), None
-        # differentiable path (create_graph=True): gradient = g * (rowsum(A) softmax(x) - A)
         ones = np.ones(M, dtype)
         A, rowsum = _IndexClassLoss._coefficients(ctx, ones)
         A_full = Tensor._make(_unrows(A, shape).astype(dtype, copy=False))
@@ -388,11 +399,33 @@ class _IndexClassLoss(Function):
         else:
             g_t = grad / ctx.denom
         if not ctx.log_softmax:
-            return -(g_t * A_full), None
-        (x,) = ctx.saved_tensors
+            return -(g_t * A_full)
         class_dim = 1 if len(shape) > 1 else 0
         rowsum_full = Tensor._make(_unrows(np.repeat(rowsum[:, None], C, axis=1), shape).astype(dtype, copy=False))
-        return g_t * (rowsum_full * _Softmax.apply(x, dim=class_dim) - A_full), None
+        return g_t * (rowsum_full * _Softmax.apply(x, dim=class_dim) - A_full)
+
+
+class _IndexClassLossBackward(Function):
+    """The input gradient of the fused (log-softmax +) NLL loss; ``loss`` is the loss's node."""
+
+    _array_forward = True
+    node_name = "NllLossBackwardBackward0"
+    label = "nll_loss_backward"
+    rule = "differentiates g·(rowsum(A)·softmax(x) - A) with respect to g and x"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, grad, *x, loss):
+        if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
+            ctx.loss = loss
+        ctx.save_for_backward(grad, *x)
+        return _IndexClassLoss._input_grad_array(loss, grad)
+
+    @staticmethod
+    def backward(ctx, grad_grad):
+        loss = ctx.loss
+        return differentiate_rule(lambda g, *x: _IndexClassLoss._input_grad(loss, g, *x), ctx.saved_tensors,
+                                  ctx.needs_input_grad, (grad_grad,))
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,

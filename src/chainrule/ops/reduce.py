@@ -17,9 +17,9 @@ import warnings
 import numpy as np
 
 from .. import _dtype, return_types
+from .._backend import array_module
 from ..autograd.engine import sum_to_shape  # re-exported: chainrule.sum_to_shape, Tensor.sum_to_shape
 from ..autograd.function import Function, name_node
-from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor, _wrap_dim, preserve_layout
 
 __all__ = ["sum", "mean", "sum_to_shape", "prod", "var", "std", "var_mean", "std_mean", "max", "min",
@@ -196,30 +196,52 @@ class Prod(Function):
 
 def _prod_of_others(x: Tensor, dims: tuple) -> Tensor:
     """prod_{k != i} x_k over ``dims`` for every i, exact when x has zeros."""
-    if not _grad_state.enabled:
-        # first order: only the slices holding exactly one zero have nonzero entries there
-        a = x._data
-        is_zero = a == 0
-        zeros = np.sum(is_zero, axis=dims, keepdims=True)
-        nonzero_prod = np.prod(np.where(is_zero, 1, a), axis=dims, keepdims=True)
-        others = np.where(zeros == 0, np.prod(a, axis=dims, keepdims=True) / np.where(is_zero, 1, a),
-                          np.where((zeros == 1) & is_zero, nonzero_prod, 0))
-        return Tensor._make(others.astype(a.dtype, copy=False))
-    # differentiable (create_graph): move the reduced dims last, flatten them to n, and take the
-    # product of an n x n matrix whose diagonal is replaced by ones -- O(n^2), only with zeros
-    from .elementwise import where
+    return ProdOfOthers.apply(x, dims=dims)
 
-    ndim = x._data.ndim
-    rest = tuple(d for d in range(ndim) if d not in dims)
-    moved = x.permute(*(rest + dims)) if ndim else x
-    rest_shape = tuple(x._data.shape[d] for d in rest)
-    n = int(np.prod([x._data.shape[d] for d in dims])) if dims else 1
-    flat = moved.reshape(rest_shape + (n,))
-    square = flat.unsqueeze(-2).expand(*rest_shape, n, n)
-    others = prod(where(Tensor._make(np.eye(n, dtype=bool)), 1.0, square), -1)
-    others = others.reshape(rest_shape + tuple(x._data.shape[d] for d in dims))
-    inverse = np.argsort(rest + dims)
-    return others.permute(*inverse) if ndim else others.reshape(())
+
+class ProdOfOthers(Function):
+    """prod_{k != i} x_k over ``dims`` for every i: prod's gradient factor when x has zeros."""
+
+    _array_forward = True
+    label = "prod_of_others"
+    rule = "∂/∂x_k = Σ_{i≠k} u_i · prod_{j∉{i,k}} x_j"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        ctx.save_for_backward(x)
+        xp = array_module(x)
+        # only the slices holding exactly one zero have nonzero entries there
+        is_zero = x == 0
+        zeros = xp.sum(is_zero, axis=dims, keepdims=True)
+        nonzero_prod = xp.prod(xp.where(is_zero, 1, x), axis=dims, keepdims=True)
+        others = xp.where(zeros == 0, xp.prod(x, axis=dims, keepdims=True) / xp.where(is_zero, 1, x),
+                          xp.where((zeros == 1) & is_zero, nonzero_prod, 0))
+        return others.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, u):
+        # with the reduced dims moved last and flattened to n: row i of an n x n matrix holding x
+        # with x_i replaced by 1 has, as its own products of others, prod_{j∉{i,k}} x_j at k != i
+        from .elementwise import where
+
+        (x,) = ctx.saved_tensors
+        dims = ctx.dims
+        ndim = x._data.ndim
+        if not ndim:
+            return None  # a 0-d x has no others: the product is the constant 1
+        rest = tuple(d for d in range(ndim) if d not in dims)
+        rest_shape = tuple(x._data.shape[d] for d in rest)
+        dims_shape = tuple(x._data.shape[d] for d in dims)
+        n = int(np.prod(dims_shape)) if dims else 1
+        flat = x.permute(*(rest + dims)).reshape(rest_shape + (n,))
+        flat_u = u.permute(*(rest + dims)).reshape(rest_shape + (n, 1))
+        eye = Tensor._make(array_module(x._data).eye(n, dtype=bool))
+        rows = where(eye, 1.0, flat.unsqueeze(-2).expand(*rest_shape, n, n))
+        pairs = where(eye, 0.0, ProdOfOthers.apply(rows, dims=(len(rest_shape) + 1,)))
+        grad = sum(flat_u * pairs, -2).reshape(rest_shape + dims_shape)
+        return grad.permute(*np.argsort(rest + dims))
 
 
 def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
@@ -701,12 +723,37 @@ class Softmax(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # d softmax = y * (g - sum(g * y))
         (y,) = ctx.saved_tensors
-        if not _grad_state.enabled:  # plain backward: one fused NumPy expression
-            g, ya = grad._data, y._data
-            return Tensor._make(ya * (g - np.sum(g * ya, axis=ctx.dim, keepdims=True)))
-        return y * (grad - sum(grad * y, ctx.dim, keepdim=True))
+        return SoftmaxBackward.apply(grad, y, dim=ctx.dim)
+
+
+class SoftmaxBackward(Function):
+    """z = y * (g - sum(g * y)) along ``dim``: softmax's gradient, y its output."""
+
+    _array_forward = True
+    node_name = "SoftmaxBackwardDataBackward0"
+    label = "softmax_backward"
+    rule = "∂/∂g = y ∘ (u - ⟨u, y⟩), ∂/∂y = u ∘ (g - ⟨g, y⟩) - g·⟨u, y⟩"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, grad, y, dim):
+        ctx.dim = dim
+        ctx.save_for_backward(grad, y)
+        # one fused expression on the arrays
+        return y * (grad - array_module(grad).sum(grad * y, axis=dim, keepdims=True))
+
+    @staticmethod
+    def backward(ctx, u):
+        # z is bilinear in (g, y): ∂z/∂g is softmax's own Jacobian (so ḡ = SoftmaxBackward(u, y))
+        grad, y = ctx.saved_tensors
+        dim = ctx.dim
+        needs = ctx.needs_input_grad
+        grad_g = SoftmaxBackward.apply(u, y, dim=dim) if needs[0] else None
+        grad_y = None
+        if needs[1]:
+            grad_y = u * (grad - sum(grad * y, dim, keepdim=True)) - grad * sum(u * y, dim, keepdim=True)
+        return grad_g, grad_y
 
 
 class LogSoftmax(Function):
@@ -728,14 +775,37 @@ class LogSoftmax(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # d log_softmax = g - exp(y) * sum(g)
+        (y,) = ctx.saved_tensors
+        return LogSoftmaxBackward.apply(grad, y, dim=ctx.dim)
+
+
+class LogSoftmaxBackward(Function):
+    """z = g - exp(y) * sum(g) along ``dim``: log_softmax's gradient, y its output."""
+
+    _array_forward = True
+    node_name = "LogSoftmaxBackwardDataBackward0"
+    label = "log_softmax_backward"
+    rule = "∂/∂g = u - Σ(u ∘ exp(y)), ∂/∂y = -u ∘ exp(y)·Σg"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, grad, y, dim):
+        ctx.dim = dim
+        ctx.save_for_backward(grad, y)
+        xp = array_module(grad)
+        return grad - xp.exp(y) * xp.sum(grad, axis=dim, keepdims=True)
+
+    @staticmethod
+    def backward(ctx, u):
         from .elementwise import exp
 
-        (y,) = ctx.saved_tensors
-        if not _grad_state.enabled:
-            g = grad._data
-            return Tensor._make(g - np.exp(y._data) * np.sum(g, axis=ctx.dim, keepdims=True))
-        return grad - exp(y) * sum(grad, ctx.dim, keepdim=True)
+        grad, y = ctx.saved_tensors
+        dim = ctx.dim
+        needs = ctx.needs_input_grad
+        softmax_y = exp(y)
+        grad_g = u - sum(u * softmax_y, dim, keepdim=True) if needs[0] else None
+        grad_y = -(u * softmax_y) * sum(grad, dim, keepdim=True) if needs[1] else None
+        return grad_g, grad_y
 
 
 def _softmax_dim(op: str, input: Tensor, dim) -> int:

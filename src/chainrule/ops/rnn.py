@@ -35,8 +35,7 @@ import numpy as np
 
 from ..autograd.engine import grad as _grad
 from ..autograd.function import Function
-from ..autograd.grad_mode import enable_grad
-from ..autograd.grad_mode import state as _grad_state
+from ..autograd.grad_mode import enable_grad, is_grad_enabled
 from ..tensor import Tensor
 from .activation import relu
 from .elementwise import sigmoid, tanh, where
@@ -293,7 +292,7 @@ class RecurrentLayerBackward(Function):
         # the vector-Jacobian product of (u, p) -> J(p)ᵀ u, from the layer's Tensor-op composition
         saved = ctx.saved_tensors
         n_grads = 3 if ctx.mode == "LSTM" else 2
-        create_graph = _grad_state.enabled
+        create_graph = is_grad_enabled()  # this rule is itself being recorded (a third order)
         with enable_grad():
             variables = [_fresh_variable(t) for t in saved]
             output_grads, layer_inputs = variables[:n_grads], variables[n_grads:]

@@ -13,8 +13,9 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from ... import _dtype
-from ...autograd.function import Function
+from ...autograd.function import is_recording
 from ...autograd.grad_mode import no_grad
+from ...autograd.hooks import BackwardHookFunction
 from ...tensor import Tensor
 from ..parameter import Buffer, Parameter
 
@@ -657,15 +658,11 @@ class _BackwardHookState:
         tensors = [(i, a) for i, a in enumerate(args) if isinstance(a, Tensor)]
         self.n_inputs = len(tensors)
         wanted = [(i, a) for i, a in tensors if a.requires_grad]
-        if not wanted:
-            return args
-        from ...autograd.grad_mode import state as grad_state
-
-        if not grad_state.enabled:
+        if not is_recording(*[a for _, a in wanted]):
             return args
         self.has_input_node = True
         self.input_positions = [k for k, (i, _) in enumerate(tensors) if tensors[k][1].requires_grad]
-        wrapped = _HookInputs.apply(*[a for _, a in wanted], state=self)
+        wrapped = BackwardHookFunction.apply(*[a for _, a in wanted], on_backward=self.received_grad_inputs)
         wrapped = wrapped if isinstance(wrapped, tuple) else (wrapped,)
         args = list(args)
         for (i, _), w in zip(wanted, wrapped):
@@ -679,7 +676,7 @@ class _BackwardHookState:
             return output
         self.n_outputs = len(outs)
         self.output_positions = positions
-        wrapped = _HookOutputs.apply(*[outs[k] for k in positions], state=self)
+        wrapped = BackwardHookFunction.apply(*[outs[k] for k in positions], on_backward=self.received_grad_outputs)
         wrapped = wrapped if isinstance(wrapped, tuple) else (wrapped,)
         outs = list(outs)
         for k, w in zip(positions, wrapped):
@@ -704,6 +701,13 @@ class _BackwardHookState:
             self.call_hooks(tuple(None for _ in range(self.n_inputs)))
         return tuple(grad_output[k] for k in self.output_positions)
 
+    def received_grad_inputs(self, grads: tuple) -> tuple:
+        full = [None] * self.n_inputs
+        for k, g in zip(self.input_positions, grads):
+            full[k] = g
+        grad_input = self.call_hooks(tuple(full))
+        return tuple(grad_input[k] for k in self.input_positions)
+
     def call_hooks(self, grad_input: tuple):
         for hook in list(self.module._backward_hooks.values()):
             result = hook(self.module, grad_input, self.grad_outputs)
@@ -716,41 +720,3 @@ class _BackwardHookState:
                     )
                 grad_input = result
         return grad_input
-
-
-class _HookInputs(Function):
-    _array_forward = True
-    node_name = "BackwardHookFunctionBackward"
-    label = "backward_hook"
-    rule = "hands the module's input gradients to its full backward hooks, which may replace them"
-
-    @staticmethod
-    def forward(ctx, *arrays, state):
-        ctx.state = state
-        return arrays if len(arrays) > 1 else arrays[0]
-
-    @staticmethod
-    def backward(ctx, *grads):
-        state = ctx.state
-        full = [None] * state.n_inputs
-        for k, g in zip(state.input_positions, grads):
-            full[k] = g
-        grad_input = state.call_hooks(tuple(full))
-        return tuple(grad_input[k] for k in state.input_positions)
-
-
-class _HookOutputs(Function):
-    _array_forward = True
-    node_name = "BackwardHookFunctionBackward"
-    label = "backward_hook"
-    rule = "records the module's output gradients for its full backward hooks and passes them on unchanged"
-
-    @staticmethod
-    def forward(ctx, *arrays, state):
-        ctx.state = state
-        return arrays if len(arrays) > 1 else arrays[0]
-
-    @staticmethod
-    def backward(ctx, *grads):
-        result = ctx.state.received_grad_outputs(grads)
-        return result if len(result) > 1 else result[0]

@@ -1,0 +1,116 @@
+"""Dropout: inverted dropout and its feature-map and alpha variants (torch.nn.functional's).
+
+The keep-mask is drawn once in the forward and kept on the node; the backward multiplies by the
+same scaled mask, which is dropout again, so every order of derivative is one node.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _dtype
+from ..autograd.function import Function
+from ..tensor import Tensor
+from . import random as _random
+
+__all__ = ["dropout", "alpha_dropout", "feature_dropout", "dropout1d", "dropout2d", "dropout3d"]
+__not_methods__ = set(__all__)
+
+
+class Dropout(Function):
+    """y = x · m / (1 - p) for a Bernoulli(1 - p) keep-mask m (inverted dropout)."""
+
+    _array_forward = True
+    node_name = "NativeDropoutBackward0"
+    label = "dropout"
+    rule = "passes the gradient through the kept units, scaled by 1/(1 - p)"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, x, mask):
+        if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
+            ctx.mask = mask
+        return x * mask
+
+    @staticmethod
+    def backward(ctx, grad):
+        # dy/dx = m / (1 - p): the same constant scaled mask, so the backward is dropout again
+        return DropoutBackward.apply(grad, mask=ctx.mask)
+
+
+class DropoutBackward(Dropout):
+    """g · m / (1 - p): Dropout's gradient, itself a dropout with the same mask."""
+
+    node_name = "NativeDropoutBackwardBackward0"
+    label = "dropout_backward"
+
+
+def _check_p(p: float) -> None:
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+def _dropout_mask(x: Tensor, p: float, shape: tuple) -> np.ndarray:
+    dtype = x._data.dtype if x._data.dtype.kind == "f" else np.dtype(_dtype.get_default_dtype().np)
+    if p == 1.0:
+        return np.zeros(shape, dtype=dtype)
+    keep = _random._rng(None).random(shape, dtype=np.float64 if dtype == np.float64 else np.float32) >= p
+    return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
+
+
+def _apply_dropout(input: Tensor, mask: np.ndarray, inplace: bool) -> Tensor:
+    if inplace:
+        from .._methods import _inplace
+
+        return _inplace(input, lambda t: Dropout.apply(t, mask=mask))
+    return Dropout.apply(input, mask=mask)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """F.dropout: zero each element with probability p in training and scale the rest by 1/(1-p)."""
+    _check_p(p)
+    if not training or p == 0.0:
+        return input
+    return _apply_dropout(input, _dropout_mask(input, p, tuple(input.shape)), inplace)
+
+
+def _feature_dropout(input: Tensor, p: float, training: bool, inplace: bool, batched_ndim: int) -> Tensor:
+    _check_p(p)
+    if not training or p == 0.0:
+        return input
+    shape = tuple(input.shape)
+    # one draw per (sample, channel), shared by the whole feature map; unbatched input has no N
+    lead = 2 if input.ndim == batched_ndim else 1
+    mask_shape = shape[:lead] + (1,) * (len(shape) - lead)
+    return _apply_dropout(input, _dropout_mask(input, p, mask_shape), inplace)
+
+
+def feature_dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """torch.feature_dropout: one draw per (sample, channel) of an (N, C, *) input."""
+    return _feature_dropout(input, p, training, inplace, input.ndim)
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    return _feature_dropout(input, p, training, inplace, 3)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    return _feature_dropout(input, p, training, inplace, 4)
+
+
+def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    return _feature_dropout(input, p, training, inplace, 5)
+
+
+def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace: bool = False) -> Tensor:
+    """F.alpha_dropout: dropout that keeps SELU's self-normalising mean and variance."""
+    _check_p(p)
+    if not training or p == 0.0:
+        return input
+    alpha = 1.7580993408473766  # SELU's scale · alpha; dropped units land on -alpha before the affine map
+    dtype = input._data.dtype
+    keep = (_random._rng(None).random(tuple(input.shape)) >= p).astype(dtype)
+    a = ((1 - p) * (1 + p * alpha ** 2)) ** -0.5
+    # y = a·(x·m + (-alpha)(1 - m)) + alpha·a·p keeps mean 0 and variance 1 (torch's formula)
+    shift = ((keep - 1) * alpha * a + alpha * a * p).astype(dtype)
+    return input * Tensor._make((keep * a).astype(dtype)) + Tensor._make(shift)

@@ -1,0 +1,97 @@
+"""Embedding: a row gather from a weight matrix, and its scatter-add gradient.
+
+The gather and the scatter-add are each other's adjoints, so each is the other's backward and
+every order of derivative stays one node.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..tensor import Tensor
+
+__all__ = ["embedding"]
+__not_methods__ = set(__all__)
+
+
+class Embedding(Function):
+    """out = W[idx] (a row gather); the weight gradient scatter-adds rows of the output gradient."""
+
+    _array_forward = True
+    label = "embedding"
+    rule = "adds each row's gradient into the rows that were looked up"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, weight, indices, padding_idx):
+        ctx.indices = indices
+        ctx.num_rows = weight.shape[0]
+        ctx.padding_idx = padding_idx
+        return weight[indices]
+
+    @staticmethod
+    def backward(ctx, grad):
+        # dW[r] = Σ_{i: idx_i = r} g_i (rows at padding_idx get none)
+        return EmbeddingDenseBackward.apply(grad, indices=ctx.indices, num_rows=ctx.num_rows,
+                                            padding_idx=ctx.padding_idx)
+
+
+class EmbeddingDenseBackward(Function):
+    """Scatter-add of gradient rows by index (sorted + reduceat: no np.add.at on the hot path)."""
+
+    _array_forward = True
+    label = "embedding_backward"
+    rule = "gathers the rows of the gradient's gradient at the looked-up indices"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, grad, indices, num_rows, padding_idx):
+        ctx.indices = indices
+        ctx.padding_idx = padding_idx
+        d = grad.shape[-1]
+        flat_idx = indices.reshape(-1)
+        flat_grad = grad.reshape(-1, d)
+        out = np.zeros((num_rows, d), dtype=grad.dtype)
+        if flat_idx.size:
+            order = np.argsort(flat_idx, kind="stable")
+            sorted_idx = flat_idx[order]
+            starts = np.flatnonzero(np.r_[True, sorted_idx[1:] != sorted_idx[:-1]])
+            out[sorted_idx[starts]] = np.add.reduceat(flat_grad[order], starts, axis=0)
+        if padding_idx is not None:
+            out[padding_idx] = 0
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # the adjoint of a scatter-add is the gather
+        mask = None
+        if ctx.padding_idx is not None:
+            mask = Tensor._make((ctx.indices != ctx.padding_idx)[..., None].astype(grad._data.dtype))
+        out = Embedding.apply(grad, indices=ctx.indices, padding_idx=None)
+        return out * mask if mask is not None else out
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
+              norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """F.embedding: rows of ``weight`` (num_embeddings, dim) picked by the integer ``input``."""
+    if input._data.dtype.kind not in "iu":
+        raise RuntimeError(
+            "Expected tensor for argument #1 'indices' to have one of the following scalar types: "
+            f"Long, Int; but got {input.dtype} instead (while checking arguments for embedding)"
+        )
+    num_rows = weight.shape[0]
+    indices = input._data
+    if indices.size and (indices.min() < 0 or indices.max() >= num_rows):
+        raise IndexError("index out of range in self")
+    if padding_idx is not None:
+        if padding_idx < 0:
+            padding_idx += num_rows
+        if not 0 <= padding_idx < num_rows:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+    if max_norm is not None:
+        rows = np.unique(indices)
+        norms = np.linalg.norm(weight._data[rows], ord=norm_type, axis=1, keepdims=True)
+        scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+        weight._data[rows] *= scale.astype(weight._data.dtype)
+    return Embedding.apply(weight, indices=indices, padding_idx=padding_idx)

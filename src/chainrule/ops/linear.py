@@ -1,0 +1,138 @@
+"""The linear layer's op: y = x Wᵀ + b in one node, as torch's addmm.
+
+Fused: one GEMM forward; the backward is one array-level ``LinearBackward`` Function (two GEMMs
+and a row sum, nothing recorded) whose own backward is the second-order rule in Tensor ops.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..autograd.function import Function, name_node
+from ..tensor import Tensor, _check_tensor
+
+__all__ = ["linear"]
+__not_methods__ = set(__all__)
+
+
+class Linear(Function):
+    """y = x Wᵀ + b in one node (fused: one GEMM forward, two backward)."""
+
+    _array_forward = True
+    node_name = "AddmmBackward0"
+    label = "linear"
+    rule = "y = x Wᵀ + b: ∂/∂x = G W, ∂/∂W = Gᵀ x, ∂/∂b = G summed over the batch"
+    formula = "linear({0}, {1}, {2})"
+
+    @staticmethod
+    def forward(ctx, x, w, b=None):
+        ctx.save_for_backward(x, w)
+        out = x @ w.T
+        if b is not None:
+            out += b
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        needs = tuple(ctx.needs_input_grad) + (False,) * (3 - len(ctx.needs_input_grad))
+        grads = LinearBackward.apply(grad, x, w, needs=needs)
+        remaining = iter(grads)
+        return tuple(next(remaining) if need else None for need in needs[:len(ctx.needs_input_grad)])
+
+
+class LinearNoBias(Linear):
+    """y = x Wᵀ: torch records a bias-free linear as a plain matrix product."""
+
+    node_name = "MmBackward0"
+    label = "matmul"
+    rule = "∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G"
+    formula = "{0} @ {1}"
+
+
+class LinearBackward(Function):
+    """(G W, Gᵀ x, Σ G) over the rows of G: Linear's gradients, those ``needs`` asks for."""
+
+    _array_forward = True
+    node_name = "MmBackward0"  # torch computes x's gradient G W as one matrix product
+    label = "linear_backward"
+    rule = "∂/∂G = Ūₓ W + x Ū_Wᵀ + Ū_b, ∂/∂x = G Ū_W, ∂/∂W = Ūₓᵀ G"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, grad, x, w, needs):
+        if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
+            ctx.needs = needs
+        ctx.save_for_backward(grad, x, w)
+        grad_rows = grad.reshape(-1, grad.shape[-1])
+        grads = []
+        if needs[0]:
+            grads.append(grad @ w)
+        if needs[1]:
+            grads.append(grad_rows.T @ x.reshape(-1, x.shape[-1]))
+        if needs[2]:
+            grads.append(grad_rows.sum(0))
+        return tuple(grads)
+
+    @staticmethod
+    def backward(ctx, *grad_grads):
+        # gx = G W, gW = Gᵀ x, gb = Σ G are bilinear: each input's gradient pairs the other with Ū
+        grad, x, w = ctx.saved_tensors
+        remaining = iter(grad_grads)
+        u_x, u_w, u_b = (next(remaining) if need else None for need in ctx.needs)
+        needs = ctx.needs_input_grad
+        rows_g = grad.reshape(-1, grad.shape[-1])
+        grad_g = grad_x = grad_w = None
+        if needs[0]:
+            parts = []
+            if u_x is not None:
+                parts.append(u_x @ w.t())
+            if u_w is not None:
+                parts.append(x @ u_w.t())
+            if u_b is not None:
+                parts.append(u_b.expand(*grad.shape))
+            grad_g = sum(parts[1:], parts[0]) if parts else None
+        if needs[1] and u_w is not None:
+            grad_x = grad @ u_w
+        if needs[2] and u_x is not None:
+            grad_w = rows_g.t() @ u_x.reshape(-1, u_x.shape[-1])
+        return grad_g, grad_x, grad_w
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """F.linear: ``input @ weight.T + bias`` for input (*, in_features), weight (out, in)."""
+    _check_tensor(input, "linear", "input", 1)
+    _check_tensor(weight, "linear", "weight", 2)
+    _check_tensor(bias, "linear", "bias", 3, optional=True)
+    if input.ndim == 0 or weight.ndim not in (1, 2) or input.shape[-1] != weight.shape[-1]:
+        rows = math.prod(input.shape[:-1]) if input.ndim else 1
+        cols = input.shape[-1] if input.ndim else 1
+        raise RuntimeError(
+            f"mat1 and mat2 shapes cannot be multiplied ({rows}x{cols} and "
+            f"{'x'.join(str(s) for s in reversed(tuple(weight.shape)))})"
+        )
+    if input.dtype is not weight.dtype or (bias is not None and bias.dtype is not weight.dtype):
+        other = bias if input.dtype is weight.dtype else input
+        raise RuntimeError(
+            f"mat1 and mat2 must have the same dtype, but got {_scalar_name(other)} and {_scalar_name(weight)}"
+        )
+    if weight.ndim == 1:
+        out = (input * weight).sum(-1)
+        return out + bias if bias is not None else out
+    out = LinearNoBias.apply(input, weight) if bias is None else Linear.apply(input, weight, bias)
+    if input.ndim == 2:
+        return out
+    if bias is None:
+        # torch folds other ranks into one matrix product and views the result back: name as torch's
+        return name_node(out, "SqueezeBackward4" if input.ndim == 1 else "UnsafeViewBackward0")
+    # with a bias, torch folds contiguous input and bias likewise (a view last); otherwise it goes
+    # through matmul and adds the bias after it
+    return name_node(out, "ViewBackward0" if input.is_contiguous() and bias.is_contiguous() else "AddBackward0")
+
+
+_SCALAR_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
+                 "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+def _scalar_name(t: Tensor) -> str:
+    return _SCALAR_NAMES.get(t.dtype.name, t.dtype.name)

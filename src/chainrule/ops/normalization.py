@@ -1,0 +1,483 @@
+"""Normalisation ops: batch, layer, group and instance norm.
+
+Every norm is x̂ = (x - mean) / sqrt(var + eps) over some dims (biased var), then an optional
+affine map. They are fused for speed — one node instead of the seven of the composition, and
+batch and layer norm fused with their affine map (the CNN and transformer hot paths). Each fused
+op's backward is one array-level ``*Backward`` Function: its forward is the fast NumPy gradient,
+its own backward (create_graph) differentiates the same gradient written in Tensor ops.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import _dtype
+from .._backend import array_module
+from ..autograd.function import Function
+from ..autograd.second_order import differentiate_rule
+from ..tensor import Tensor
+
+__all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
+__not_methods__ = set(__all__)
+
+
+# ---------------------------------------------------------------- the gradients, in Tensor ops
+def _normalize_grad(grad: Tensor, x: Tensor, dims: tuple, eps: float) -> Tensor:
+    """dx of x̂ = (x - mean) / sqrt(var + eps) over ``dims``, recomputing x̂ from x."""
+    xc = x - x.mean(dims, keepdim=True)
+    invstd = ((xc * xc).mean(dims, keepdim=True) + eps).rsqrt()
+    xh = xc * invstd
+    # dx = invstd · (g - mean(g) - x̂ · mean(g x̂))
+    return invstd * (grad - grad.mean(dims, keepdim=True) - xh * (grad * xh).mean(dims, keepdim=True))
+
+
+def _affine_norm_grads(grad: Tensor, x: Tensor, w: Tensor, dims: tuple, eps: float, w_view: tuple,
+                       param_dims: tuple):
+    """(dx, dw, db) of y = x̂ · w + b; w is viewed as ``w_view`` to broadcast, and its gradients
+    are summed over ``param_dims``."""
+    xc = x - x.mean(dims, keepdim=True)
+    xh = xc * ((xc * xc).mean(dims, keepdim=True) + eps).rsqrt()
+    # dx is x̂'s gradient with ĝ = g·w ; dw = Σ g x̂ ; db = Σ g
+    grad_x = _normalize_grad(grad * w.reshape(w_view), x, dims, eps)
+    grad_w, grad_b = grad * xh, grad
+    if param_dims:
+        grad_w, grad_b = grad_w.sum(param_dims), grad_b.sum(param_dims)
+    return grad_x, grad_w.reshape(tuple(w.shape)), grad_b.reshape(tuple(w.shape))
+
+
+def _needed(grads: tuple, needs) -> tuple:
+    """The gradients a fused backward computes: those of the inputs that need one."""
+    return tuple(g for g, need in zip(grads, needs) if need)
+
+
+def _spread(outputs, needs) -> tuple:
+    """A fused backward's outputs back in input order, None for the inputs that need none."""
+    remaining = iter(outputs if isinstance(outputs, tuple) else (outputs,))
+    return tuple(next(remaining) if need else None for need in needs)
+
+
+# ---------------------------------------------------------------- x̂ alone
+class NormalizeBackward(Function):
+    """dx = invstd · (g - mean(g) - x̂ · mean(g x̂)) over ``dims``: Normalize's gradient."""
+
+    _array_forward = True
+    node_name = "NativeBatchNormBackwardBackward0"
+    label = "batch_norm_backward"
+    rule = "differentiates ∂/∂x = (1/σ)·(g - mean(g) - x̂·mean(g·x̂)) with respect to g and x"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, grad, x, xhat, invstd, dims, eps):
+        if any(ctx.needs_input_grad):
+            ctx.dims, ctx.eps = dims, eps
+        ctx.save_for_backward(grad, x)
+        xp = array_module(grad)
+        mean_g = grad.mean(axis=dims, keepdims=True)
+        out = grad * xhat
+        mean_gx = out.mean(axis=dims, keepdims=True)
+        # dx = invstd · (g - mean(g) - x̂ · mean(g x̂)), in one buffer
+        xp.multiply(xhat, mean_gx, out=out)
+        xp.subtract(grad, out, out=out)
+        out -= mean_g
+        out *= invstd
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_grad):
+        grad, x = ctx.saved_tensors
+        dims, eps = ctx.dims, ctx.eps
+        return differentiate_rule(lambda g, x_: _normalize_grad(g, x_, dims, eps), (grad, x),
+                                  ctx.needs_input_grad, (grad_grad,))
+
+
+class LayerNormalizeBackward(NormalizeBackward):
+    node_name = "NativeLayerNormBackwardBackward0"
+    label = "layer_norm_backward"
+
+
+class Normalize(Function):
+    """x̂ = (x - mean) / sqrt(var + eps) over ``dims`` (biased var), the core of every *_norm.
+
+    ``stats`` receives the mean and biased variance so batch_norm can update its running
+    estimates without recomputing.
+    """
+
+    _array_forward = True
+    node_name = "NativeBatchNormBackward0"
+    label = "batch_norm"
+    rule = "∂/∂x = (1/σ)·(g - mean(g) - x̂·mean(g·x̂))"
+    formula = None
+    gradient = NormalizeBackward  # the Function that computes this op's gradient
+
+    @staticmethod
+    def forward(ctx, x, dims, eps, stats=None):
+        xp = array_module(x)
+        mean = x.mean(axis=dims, keepdims=True)
+        out = xp.subtract(x, mean, order="C")  # torch's norms write contiguous outputs, whatever x's layout
+        var = xp.mean(xp.square(out), axis=dims, keepdims=True)
+        invstd = 1.0 / xp.sqrt(var + eps)
+        out *= invstd  # in place: the centred copy becomes x̂
+        if stats is not None:
+            stats["mean"] = mean
+            stats["var"] = var
+        if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
+            ctx.dims, ctx.eps, ctx.invstd = dims, eps, invstd
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, xhat = ctx.saved_tensors
+        return ctx._forward_cls.gradient.apply(grad, x, xhat=xhat._data, invstd=ctx.invstd, dims=ctx.dims,
+                                               eps=ctx.eps)
+
+
+class LayerNormalize(Normalize):
+    node_name = "NativeLayerNormBackward0"
+    label = "layer_norm"
+    gradient = LayerNormalizeBackward
+
+
+class GroupNormalize(Function):
+    """x̂ of group norm: (N, C, *) normalised per sample over groups of C/groups channels."""
+
+    _array_forward = True
+    node_name = "NativeGroupNormBackward0"
+    label = "group_norm"
+    rule = "per sample and group: ∂/∂x = (1/σ)·(g - mean(g) - x̂·mean(g·x̂))"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, x, groups, eps):
+        xp = array_module(x)
+        x3 = x.reshape(x.shape[0], groups, -1)
+        xhat = x3 - x3.mean(axis=2, keepdims=True)
+        invstd = 1.0 / xp.sqrt(xp.mean(xp.square(xhat), axis=2, keepdims=True) + eps)
+        xhat *= invstd
+        if any(ctx.needs_input_grad):
+            ctx.xhat, ctx.invstd, ctx.eps = xhat, invstd, eps
+        ctx.save_for_backward(x)
+        return xhat.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return GroupNormalizeBackward.apply(grad, x, xhat=ctx.xhat, invstd=ctx.invstd, eps=ctx.eps)
+
+
+class GroupNormalizeBackward(Function):
+    """dx = invstd · (g - mean(g) - x̂ · mean(g x̂)) per (sample, group): GroupNormalize's gradient."""
+
+    _array_forward = True
+    node_name = "NativeGroupNormBackwardBackward0"
+    label = "group_norm_backward"
+    rule = "differentiates the group norm gradient with respect to g and x"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, grad, x, xhat, invstd, eps):
+        if any(ctx.needs_input_grad):
+            ctx.groups_shape, ctx.eps = xhat.shape, eps
+        ctx.save_for_backward(grad, x)
+        xp = array_module(grad)
+        g = grad.reshape(xhat.shape)
+        buf = g * xhat
+        mean_gx = buf.mean(axis=2, keepdims=True)
+        xp.multiply(xhat, mean_gx, out=buf)
+        xp.subtract(g, buf, out=buf)
+        buf -= g.mean(axis=2, keepdims=True)
+        buf *= invstd
+        return buf.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad_grad):
+        grad, x = ctx.saved_tensors
+        shape3, eps = ctx.groups_shape, ctx.eps
+
+        def rule(g, x_):
+            return _normalize_grad(g.reshape(shape3), x_.reshape(shape3), (2,), eps).reshape(tuple(x_.shape))
+
+        return differentiate_rule(rule, (grad, x), ctx.needs_input_grad, (grad_grad,))
+
+
+# ---------------------------------------------------------------- x̂ with its affine map
+class BatchNorm(Function):
+    """Training-mode batch norm with its affine map in one node: y = x̂ · w + b, x̂ over ``dims``.
+
+    Fused because it is the hot path of CNN training: one output buffer forward and one backward
+    (the separate normalise, multiply and add nodes cost three full-size passes more).
+    """
+
+    _array_forward = True
+    node_name = "NativeBatchNormBackward0"
+    label = "batch_norm"
+    rule = "∂/∂x = (γ/σ)·(g - mean(g) - x̂·mean(g·x̂)); ∂/∂γ = Σ g·x̂, ∂/∂β = Σ g"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, x, w, b, dims, eps, stats):
+        xp = array_module(x)
+        # work on a contiguous (N, C, L) view: reductions along L are fast, pairwise-summed ones
+        n, c = x.shape[0], x.shape[1]
+        x3 = xp.ascontiguousarray(x).reshape(n, c, -1)
+        count = n * x3.shape[2]
+        mean = x3.sum(axis=2).sum(axis=0) / count
+        xhat = x3 - mean[:, None]
+        var = xp.einsum("ncl,ncl->nc", xhat, xhat).sum(axis=0) / count
+        invstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+        xhat *= invstd[:, None]
+        shape = (1, c) + (1,) * (x.ndim - 2)
+        stats["mean"] = mean.reshape(shape)
+        stats["var"] = var.reshape(shape)
+        out = xhat * w[:, None]
+        out += b[:, None]
+        if any(ctx.needs_input_grad):
+            ctx.xhat, ctx.invstd, ctx.dims, ctx.eps = xhat, invstd, dims, eps
+        ctx.save_for_backward(x, w)
+        return out.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        grads = BatchNormBackward.apply(grad, x, w, xhat=ctx.xhat, invstd=ctx.invstd, dims=ctx.dims,
+                                        eps=ctx.eps, needs=tuple(needs))
+        return _spread(grads, needs)
+
+
+class BatchNormBackward(Function):
+    """(dx, dw, db) of training-mode batch norm, those of them ``needs`` asks for."""
+
+    _array_forward = True
+    node_name = "NativeBatchNormBackwardBackward0"
+    label = "batch_norm_backward"
+    rule = "differentiates batch norm's (∂/∂x, ∂/∂γ, ∂/∂β) with respect to g, x and γ"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, grad, x, w, xhat, invstd, dims, eps, needs):
+        if any(ctx.needs_input_grad):
+            ctx.dims, ctx.eps, ctx.needs = dims, eps, needs
+        ctx.save_for_backward(grad, x, w)
+        xp = array_module(grad)
+        # NumPy on the saved (N, C, L) arrays, one full-size buffer
+        g = xp.ascontiguousarray(grad).reshape(xhat.shape)
+        count = xhat.shape[0] * xhat.shape[2]
+        grad_w = xp.einsum("ncl,ncl->nc", g, xhat).sum(axis=0)
+        grad_b = g.sum(axis=2).sum(axis=0)
+        grad_x = None
+        if needs[0]:
+            # dx = invstd · w · (g - mean(g) - x̂ · mean(g x̂))
+            buf = xhat * (grad_w / count)[:, None]
+            xp.subtract(g, buf, out=buf)
+            buf -= (grad_b / count)[:, None]
+            buf *= (invstd * w)[:, None]
+            grad_x = buf.reshape(x.shape)
+        return _needed((grad_x, grad_w, grad_b), needs)
+
+    @staticmethod
+    def backward(ctx, *grad_grads):
+        grad, x, w = ctx.saved_tensors
+        dims, eps = ctx.dims, ctx.eps
+        w_view = (1, -1) + (1,) * (x.ndim - 2)
+        return differentiate_rule(lambda g, x_, w_: _affine_norm_grads(g, x_, w_, dims, eps, w_view, dims),
+                                  (grad, x, w), ctx.needs_input_grad, _spread(grad_grads, ctx.needs))
+
+
+class LayerNorm(Function):
+    """Layer norm with its affine map in one node: y = x̂ · w + b, x̂ and w over the trailing dims.
+
+    Fused for the same reason as BatchNorm (transformer and MLP hot path); works on the (rows, D)
+    view, with the row reductions as einsum/GEMV calls that need no temporary arrays.
+    """
+
+    _array_forward = True
+    node_name = "NativeLayerNormBackward0"
+    label = "layer_norm"
+    rule = "per row: ∂/∂x = (1/σ)·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)) with ĝ = g·γ; ∂/∂γ = Σ g·x̂, ∂/∂β = Σ g"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, x, w, b, dims, eps):
+        xp = array_module(x)
+        d = w.size
+        x2 = xp.ascontiguousarray(x.reshape(-1, d))  # contiguous rows: torch's output is contiguous
+        row_mean = xp.full(d, 1.0 / d, dtype=x.dtype)
+        xhat = x2 - (x2 @ row_mean)[:, None]
+        var = xp.einsum("ij,ij->i", xhat, xhat) / d
+        invstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)[:, None]
+        xhat *= invstd
+        out = xhat * w.reshape(d)
+        out += b.reshape(d)
+        if any(ctx.needs_input_grad):
+            ctx.xhat, ctx.invstd, ctx.dims, ctx.eps = xhat, invstd, dims, eps
+        ctx.save_for_backward(x, w)
+        return out.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        grads = LayerNormBackward.apply(grad, x, w, xhat=ctx.xhat, invstd=ctx.invstd, dims=ctx.dims,
+                                        eps=ctx.eps, needs=tuple(needs))
+        return _spread(grads, needs)
+
+
+class LayerNormBackward(Function):
+    """(dx, dw, db) of layer norm with its affine map, those of them ``needs`` asks for."""
+
+    _array_forward = True
+    node_name = "NativeLayerNormBackwardBackward0"
+    label = "layer_norm_backward"
+    rule = "differentiates layer norm's (∂/∂x, ∂/∂γ, ∂/∂β) with respect to g, x and γ"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, grad, x, w, xhat, invstd, dims, eps, needs):
+        if any(ctx.needs_input_grad):
+            ctx.dims, ctx.eps, ctx.needs = dims, eps, needs
+        ctx.save_for_backward(grad, x, w)
+        xp = array_module(grad)
+        # NumPy on the (rows, D) arrays
+        d = xhat.shape[1]
+        g = grad.reshape(-1, d)
+        grad_w = xp.einsum("ij,ij->j", g, xhat).reshape(w.shape) if needs[1] else None
+        grad_b = g.sum(0).reshape(w.shape) if needs[2] else None
+        grad_x = None
+        if needs[0]:
+            # dx = invstd · (ĝ - mean(ĝ) - x̂ · mean(ĝ x̂)) with ĝ = g·w, per row
+            g_hat = g * w.reshape(d)
+            mean_gx = xp.einsum("ij,ij->i", g_hat, xhat) / d
+            mean_g = g_hat @ xp.full(d, 1.0 / d, dtype=g_hat.dtype)
+            buf = xhat * mean_gx[:, None].astype(xhat.dtype, copy=False)
+            xp.subtract(g_hat, buf, out=buf)
+            buf -= mean_g[:, None]
+            buf *= invstd
+            grad_x = buf.reshape(x.shape)
+        return _needed((grad_x, grad_w, grad_b), needs)
+
+    @staticmethod
+    def backward(ctx, *grad_grads):
+        grad, x, w = ctx.saved_tensors
+        dims, eps = ctx.dims, ctx.eps
+        leading = tuple(range(x.ndim - len(dims)))
+        return differentiate_rule(
+            lambda g, x_, w_: _affine_norm_grads(g, x_, w_, dims, eps, tuple(w_.shape), leading),
+            (grad, x, w), ctx.needs_input_grad, _spread(grad_grads, ctx.needs))
+
+
+# ---------------------------------------------------------------- public functions
+def _affine(x: Tensor, weight, bias, shape: tuple) -> Tensor:
+    if weight is not None:
+        x = x * weight.reshape(shape)
+    if bias is not None:
+        x = x + bias.reshape(shape)
+    return x
+
+
+def _float(x: Tensor) -> Tensor:
+    return x if x._data.dtype.kind == "f" else x.to(_dtype.get_default_dtype())
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """F.batch_norm over (N, C, *): per-channel statistics; updates the running ones in training."""
+    if input.ndim < 2:
+        raise ValueError(f"Expected 2D or higher input to batch_norm (got {input.ndim}D input)")
+    c = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != (c,):
+            raise RuntimeError(
+                f"batch_norm: expected {name} to have shape [{c}] for input of shape "
+                f"{list(input.shape)}, but got {list(t.shape)}"
+            )
+    shape = (1, c) + (1,) * (input.ndim - 2)
+    dims = (0,) + tuple(range(2, input.ndim))
+    if training:
+        count = input.numel() // c if c else 0
+        if count <= 1:
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got input size {list(input.shape)}"
+            )
+        stats: dict = {}
+        x = _float(input)
+        if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
+            out = BatchNorm.apply(x, weight, bias, dims=dims, eps=eps, stats=stats)
+        else:
+            out = _affine(Normalize.apply(x, dims=dims, eps=eps, stats=stats), weight, bias, shape)
+        if running_mean is not None:
+            running_mean._data *= 1 - momentum
+            running_mean._data += momentum * stats["mean"].reshape(c).astype(running_mean._data.dtype)
+            running_mean._version_box[0] += 1
+        if running_var is not None:
+            unbiased = stats["var"].reshape(c) * (count / (count - 1))
+            running_var._data *= 1 - momentum
+            running_var._data += momentum * unbiased.astype(running_var._data.dtype)
+            running_var._version_box[0] += 1
+        return out
+    if running_mean is None or running_var is None:
+        raise RuntimeError("batch_norm: running_mean and running_var must be defined in evaluation mode")
+    # eval: y = (x - μ) · w / sqrt(σ² + eps) + b, with constant statistics folded into one scale
+    xp = array_module(running_var._data)
+    scale = Tensor._make((1.0 / xp.sqrt(running_var._data + eps)).astype(input._data.dtype))
+    if weight is not None:
+        scale = scale * weight
+    shift = -Tensor._make(running_mean._data.astype(input._data.dtype)) * scale
+    if bias is not None:
+        shift = shift + bias
+    return input * scale.reshape(shape) + shift.reshape(shape)
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """F.layer_norm: normalise over the trailing ``normalized_shape`` dims."""
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(normalized_shape)
+    if k == 0 or tuple(input.shape[input.ndim - k:]) != normalized_shape or input.ndim < k:
+        raise RuntimeError(
+            f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
+            f"[*, {', '.join(str(s) for s in normalized_shape)}], but got input of size{list(input.shape)}"
+        )
+    dims = tuple(range(input.ndim - k, input.ndim))
+    x = _float(input)
+    if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
+        return LayerNorm.apply(x, weight, bias, dims=dims, eps=eps)
+    return _affine(LayerNormalize.apply(x, dims=dims, eps=eps), weight, bias, normalized_shape)
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """F.group_norm over (N, C, *): statistics per sample and group of C/num_groups channels."""
+    if input.ndim < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")
+    c = input.shape[1]
+    if c % num_groups:
+        raise RuntimeError(
+            f"Expected number of channels in input to be divisible by num_groups, but got input of "
+            f"shape {list(input.shape)} and num_groups={num_groups}"
+        )
+    out = GroupNormalize.apply(_float(input), groups=num_groups, eps=eps)
+    return _affine(out, weight, bias, (1, c) + (1,) * (input.ndim - 2))
+
+
+def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,
+                  weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """F.instance_norm over (N, C, *): statistics per sample and channel."""
+    c = input.shape[1]
+    shape = (1, c) + (1,) * (input.ndim - 2)
+    if not use_input_stats:
+        return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+    dims = tuple(range(2, input.ndim))
+    stats: dict = {}
+    out = Normalize.apply(_float(input), dims=dims, eps=eps, stats=stats)
+    count = math.prod(input.shape[2:])
+    if running_mean is not None:
+        running_mean._data *= 1 - momentum
+        running_mean._data += momentum * stats["mean"].reshape(-1, c).mean(0).astype(running_mean._data.dtype)
+    if running_var is not None:
+        unbiased = stats["var"].reshape(-1, c).mean(0) * (count / max(count - 1, 1))
+        running_var._data *= 1 - momentum
+        running_var._data += momentum * unbiased.astype(running_var._data.dtype)
+    return _affine(out, weight, bias, shape)
