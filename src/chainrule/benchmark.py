@@ -194,14 +194,14 @@ def lstm_lm_step(lib):
 SCALAR_CHAIN_NODES = 100_000
 
 
-def scalar_chain(lib):
+def scalar_chain(lib, nodes: int = SCALAR_CHAIN_NODES):
     """A chain of 100,000 scalar ops (y = y·0.999 + 0.001, repeated) from one leaf, then backward:
     nothing but graph building and the engine's walk."""
     x = lib.tensor(1.0, requires_grad=True)
 
     def step():
         y = x
-        for _ in range(SCALAR_CHAIN_NODES // 2):
+        for _ in range(nodes // 2):
             y = y * 0.999 + 0.001
         x.grad = None
         y.backward()
