@@ -1,11 +1,12 @@
 """Convolution's speed paths give the simple path's numbers and torch's (values and gradients).
 
-``ops/conv.py`` picks among equivalent computations by shape and memory layout: the forward runs
-per-sample GEMMs straight into (N, O, *out) when the output has many positions, else one GEMM
-and a layout view; the input and filter gradients read an (N, O, *out)-contiguous gradient in
-place, else go through channels-last. The op matrix in test_conv.py uses small spatial shapes, so
-this file drives every branch on both sides of its threshold and compares them with each other
-(float64, tight) and with torch (float32 values and gradients). No timings are asserted.
+``ops/conv.py`` picks among equivalent computations by the gradient's memory layout: the input
+and filter gradients read an (N, O, *out)-contiguous gradient in place with one GEMM per sample
+(the kernel offsets stacked into one matrix), and otherwise go through the channels-last
+columns. The op matrix in test_conv.py uses small spatial shapes and whatever layout its ops hand
+back; this file drives both branches on larger, strided, dilated, grouped shapes, compares them
+with each other (float64, tight) and with torch (float32 values and gradients). No timings are
+asserted.
 """
 
 import numpy as np
@@ -16,8 +17,8 @@ from chainrule.ops import conv
 
 torch = pytest.importorskip("torch")
 
-# (name, d, x shape, w shape, keyword arguments): output positions per sample ≥ 256 in each, so
-# the per-sample forward runs by default
+# (name, d, x shape, w shape, keyword arguments): output rows at least C/groups long, so a
+# contiguous gradient takes the per-sample input-gradient path
 CASES = [
     ("2d_3x3_p1", 2, (3, 4, 16, 16), (6, 4, 3, 3), dict(padding=1)),
     ("2d_groups2_stride2", 2, (2, 4, 34, 33), (6, 2, 3, 3), dict(stride=2, groups=2)),
@@ -48,21 +49,16 @@ def _run(lib, d, x, w, kwargs, grad_out, grad_layout):
     return y.detach().numpy(), x.grad.numpy(), w.grad.numpy()
 
 
-def _both_forward_paths(monkeypatch, d, x, w, kwargs, grad_out, grad_layout):
-    fast = _run(chainrule, d, x, w, kwargs, grad_out, grad_layout)
-    monkeypatch.setattr(conv, "_PER_SAMPLE_FORWARD_MIN_POSITIONS", 10 ** 9)  # one GEMM for all
-    simple = _run(chainrule, d, x, w, kwargs, grad_out, grad_layout)
-    return fast, simple
+def _output_shape(d, x, w, kwargs):
+    return tuple(getattr(torch.nn.functional, f"conv{d}d")(torch.tensor(x), torch.tensor(w), **kwargs).shape)
 
 
-@pytest.mark.parametrize("grad_layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("name,d,x_shape,w_shape,kwargs", CASES, ids=[c[0] for c in CASES])
-def test_fast_paths_match_the_simple_path_in_float64(monkeypatch, name, d, x_shape, w_shape, kwargs,
-                                                     grad_layout):
+def test_per_sample_gradients_match_the_channels_last_path_in_float64(name, d, x_shape, w_shape, kwargs):
     x, w = _rand(x_shape, 0), _rand(w_shape, 1)
-    out_shape = torch.nn.functional.__dict__[f"conv{d}d"](torch.tensor(x), torch.tensor(w), **kwargs).shape
-    grad_out = _rand(tuple(out_shape), 2)
-    fast, simple = _both_forward_paths(monkeypatch, d, x, w, kwargs, grad_out, grad_layout)
+    grad_out = _rand(_output_shape(d, x, w, kwargs), 2)
+    fast = _run(chainrule, d, x, w, kwargs, grad_out, "contiguous")
+    simple = _run(chainrule, d, x, w, kwargs, grad_out, "channels_last")
     for a, b in zip(fast, simple):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
@@ -71,8 +67,7 @@ def test_fast_paths_match_the_simple_path_in_float64(monkeypatch, name, d, x_sha
 @pytest.mark.parametrize("name,d,x_shape,w_shape,kwargs", CASES, ids=[c[0] for c in CASES])
 def test_fast_paths_match_torch_in_float32(name, d, x_shape, w_shape, kwargs, grad_layout):
     x, w = _rand(x_shape, 0).astype(np.float32), _rand(w_shape, 1).astype(np.float32)
-    out_shape = torch.nn.functional.__dict__[f"conv{d}d"](torch.tensor(x), torch.tensor(w), **kwargs).shape
-    grad_out = _rand(tuple(out_shape), 2).astype(np.float32)
+    grad_out = _rand(_output_shape(d, x, w, kwargs), 2).astype(np.float32)
     ours = _run(chainrule, d, x, w, kwargs, grad_out, grad_layout)
     theirs = _run(torch, d, x, w, kwargs, grad_out, grad_layout)
     for what, a, b in zip(("output", "input grad", "weight grad"), ours, theirs):
@@ -80,17 +75,23 @@ def test_fast_paths_match_torch_in_float32(name, d, x_shape, w_shape, kwargs, gr
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=what)
 
 
-def test_per_sample_forward_returns_torch_layout():
-    x = chainrule.randn(2, 3, 16, 16)
-    w = chainrule.randn(5, 3, 3, 3)
-    y = chainrule.nn.functional.conv2d(x, w, padding=1)
-    assert y.shape == (2, 5, 16, 16) and y.is_contiguous()
-    assert y.view(2, -1).shape == (2, 5 * 256)
+def test_the_gradient_paths_pick_by_layout(monkeypatch):
+    # the comparisons above mean something only if the two layouts take different branches
+    calls = []
+    original = conv._conv_input_nchw
+    monkeypatch.setattr(conv, "_conv_input_nchw", lambda *a: calls.append(1) or original(*a))
+    _, d, x_shape, w_shape, kwargs = CASES[0]
+    x, w = _rand(x_shape, 0), _rand(w_shape, 1)
+    grad_out = _rand(_output_shape(d, x, w, kwargs), 2)
+    _run(chainrule, d, x, w, kwargs, grad_out, "channels_last")
+    assert not calls
+    _run(chainrule, d, x, w, kwargs, grad_out, "contiguous")
+    assert calls
 
 
-def test_double_backward_through_the_per_sample_forward():
-    # ConvInput.backward and ConvWeight.backward call the forward map: its fast path must be
-    # differentiable like the simple one
+def test_double_backward_through_the_per_sample_input_gradient():
+    # ConvInput and ConvWeight are differentiated in turn under create_graph: the per-sample
+    # path must be differentiable like the channels-last one
     x64, w64 = _rand((2, 2, 16, 16), 3), _rand((3, 2, 3, 3), 4)
 
     def second_order(lib):

@@ -28,7 +28,6 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .._backend import array_module
 from ..autograd.function import Function
 from ..tensor import Tensor, _check_tensor
 
@@ -129,28 +128,12 @@ def _from_gemm(out: np.ndarray, n: int, spatial: tuple) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the three array maps
-# Output positions per sample from which the forward runs one GEMM per sample (and group),
-# W (O/g, K·C/g) @ colsₙᵀ, writing (N, O, *out) directly: for long enough rows the per-sample
-# GEMMs run as fast as one big one, and torch's layout then costs no transpose copy (32→64 3×3
-# on 32×32: 46 ms instead of 57 ms single-threaded). Below it one GEMM over all samples wins.
-_PER_SAMPLE_FORWARD_MIN_POSITIONS = 256
-
-
 def _conv(x: np.ndarray, w: np.ndarray, geo: _Geometry, cols: np.ndarray | None = None) -> np.ndarray:
     """y = C(x, w): (N, C, *S) ⋆ (O, C/g, *K) → (N, O, *out)."""
     if cols is None:
         cols = _columns(x, geo)
-    n = x.shape[0]
-    positions = math.prod(geo.out_shape)
-    w_matrix = _weight_matrix(w, geo.groups)  # (g, K·C/g, O/g)
-    xp = array_module(cols)
-    if n > 1 and positions >= _PER_SAMPLE_FORWARD_MIN_POSITIONS:
-        g = geo.groups
-        per_sample = cols.reshape(g, n, positions, cols.shape[-1]).transpose(1, 0, 3, 2)  # (N, g, K·C/g, L)
-        out = xp.matmul(w_matrix.transpose(0, 2, 1), per_sample)  # (N, g, O/g, L): (N, O, L) memory
-        return out.reshape(n, w.shape[0], *geo.out_shape)
-    out = xp.matmul(cols, w_matrix)
-    return _from_gemm(out, n, geo.out_shape)
+    out = np.matmul(cols, _weight_matrix(w, geo.groups))
+    return _from_gemm(out, x.shape[0], geo.out_shape)
 
 
 def _conv_weight(x: np.ndarray, grad: np.ndarray, geo: _Geometry, w_shape: tuple,
