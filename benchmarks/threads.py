@@ -48,6 +48,9 @@ for epoch in range(int(sys.argv[2])):
 """
 
 
+CONDITIONS = ("as it is", "one busy process")
+
+
 def _run(argv: list[str], threads) -> float:
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CHAINRULE_NUM_THREADS")}
@@ -62,6 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
     thread_counts = [*sorted({1, cpus}), "default"]
@@ -74,7 +78,7 @@ def main() -> None:
     }
     times: dict = {}
     load_before = os.getloadavg()[0]
-    for condition in ("as it is", "one busy process"):
+    for condition in args.conditions:
         busy = None
         if condition != "as it is":
             busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -94,7 +98,7 @@ def main() -> None:
     header = "| condition | runner | " + " | ".join(f"threads {t}" for t in thread_counts) + " |"
     print(header)
     print("|" + "---|" * (2 + len(thread_counts)))
-    for condition in ("as it is", "one busy process"):
+    for condition in args.conditions:
         for name in runners:
             cells = " | ".join(f"{statistics.median(times[(condition, name, t)]):.2f}" for t in thread_counts)
             print(f"| {condition} | {name} | {cells} |")
