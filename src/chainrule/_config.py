@@ -5,6 +5,12 @@ Threads: chainrule's parallelism is NumPy's BLAS, so ``set_num_threads`` limits 
 through threadpoolctl (``pip install "chainrule[threads]"``). Without threadpoolctl the call
 warns that it cannot take effect and changes nothing. There is no inter-op pool: the inter-op
 setting is recorded and returned, and controls nothing.
+
+The default thread count is fitted to the cores other processes leave idle, once, at import
+(``fit_threads_to_idle_cores``): OpenBLAS splits every GEMM statically between its threads and
+spins while it waits for the slowest, so a thread that shares its core with a busy process stalls
+all of them (docs/performance.md measures it). A count set by the user — ``set_num_threads``,
+``CHAINRULE_NUM_THREADS`` or the BLAS/OpenMP variables — always wins.
 """
 
 from __future__ import annotations
@@ -52,6 +58,47 @@ def get_num_threads() -> int:
         return os.cpu_count() or 1
     counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
     return max(counts) if counts else 1
+
+
+# a user's thread setting, in the environment, that the default must not override
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def idle_cores(cpus: int, load: float) -> int:
+    """The cores a machine with ``cpus`` cores and a 1-minute load average of ``load`` (runnable
+    processes, ours not yet among them) leaves free; at least one."""
+    return max(1, min(cpus, cpus - int(load + 0.5)))
+
+
+def fit_threads_to_idle_cores() -> int | None:
+    """Limit the BLAS pools to the idle cores when other processes keep some busy; returns the
+    limit set, or None when it left the count alone (a quiet machine, a user's own setting,
+    no load average or no threadpoolctl). ``CHAINRULE_NUM_THREADS=n`` sets n threads instead."""
+    global _blas_limits
+    requested = os.environ.get("CHAINRULE_NUM_THREADS")
+    if requested:
+        try:
+            threads = int(requested)
+        except ValueError:
+            raise RuntimeError(f"CHAINRULE_NUM_THREADS must be a positive integer, got {requested!r}") from None
+        set_num_threads(_check_positive(threads, "CHAINRULE_NUM_THREADS"))
+        return threads
+    if _blas_limits is not None or any(name in os.environ for name in _THREAD_VARIABLES):
+        return None
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform
+        return None
+    cpus = os.cpu_count() or 1
+    threads = idle_cores(cpus, load)
+    if threads >= cpus:
+        return None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None  # nothing to act with; only an explicit set_num_threads call warns
+    _blas_limits = threadpool_limits(limits=threads, user_api="blas")
+    return threads
 
 
 def set_num_interop_threads(num_threads: int) -> None:
@@ -102,3 +149,6 @@ def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="induc
     if not callable(model):
         raise RuntimeError(f"compile: expected a Module or a callable, got {type(model).__name__}")
     return model
+
+
+fit_threads_to_idle_cores()

@@ -3,28 +3,36 @@
 from __future__ import annotations
 
 import os
+import sys
 
 
 def add_arguments(parser) -> None:
-    from ..benchmark import WORKLOADS
+    from .. import benchmark
 
-    parser.add_argument("workloads", nargs="*", choices=WORKLOADS + [[]], default=None,
-                        metavar="WORKLOAD", help=f"any of {', '.join(WORKLOADS)} (default: all)")
+    parser.add_argument("workloads", nargs="*", choices=benchmark.WORKLOADS + [[]], default=None,
+                        metavar="WORKLOAD", help=f"any of {', '.join(benchmark.WORKLOADS)} (default: all)")
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions per library")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
+    parser.add_argument("--record", nargs="?", const=benchmark.RESULTS_PATH, default=None, metavar="PATH",
+                        help="append the run to PATH (default benchmarks/results.json) under this machine's key "
+                             "and compare with the previous run on the same machine")
+    parser.add_argument("--note", default=None, help="a note stored with the recorded run (e.g. 'quiet machine')")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="run chainrule's BLAS and torch on this many threads (default: as they start)")
     parser.add_argument("--distributed", action="store_true",
                         help="data-parallel throughput on 1 and 2 MPI processes and all-reduce bandwidth")
 
 
 def run(args) -> int:
     import subprocess
-    import sys
 
     from .. import benchmark
 
     if "OPENBLAS_CORETYPE" in os.environ:
         # OpenBLAS reads this once, when NumPy loads: measure in a fresh process without it
+        print(f"WARNING: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} forces one OpenBLAS kernel; "
+              "measuring in a fresh process without it", file=sys.stderr, flush=True)
         env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
         argv = list(args.workloads or [])
         if args.reps is not None:
@@ -33,6 +41,12 @@ def run(args) -> int:
             argv.append("--no-memory")
         if args.json:
             argv += ["--json", args.json]
+        if args.record:
+            argv += ["--record", args.record]
+        if args.note:
+            argv += ["--note", args.note]
+        if args.threads is not None:
+            argv += ["--threads", str(args.threads)]
         if args.distributed:
             argv.append("--distributed")
         return subprocess.call([sys.executable, "-m", "chainrule", "bench", *argv], env=env)
@@ -41,5 +55,8 @@ def run(args) -> int:
 
         benchmark_distributed.main(args.reps, out=args.json)
         return 0
-    benchmark.main(args.workloads or None, args.reps, memory=not args.no_memory, out=args.json)
+    if args.threads is not None:
+        benchmark.set_threads(args.threads)
+    benchmark.main(args.workloads or None, args.reps, memory=not args.no_memory, out=args.json,
+                   record_to=args.record, note=args.note)
     return 0
