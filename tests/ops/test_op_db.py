@@ -1,38 +1,41 @@
-"""Every op case in the test registry, run on chainrule and torch: node names, contiguity, dtypes.
+"""Generic tests over the op registry (``chainrule.testing.opinfo.op_db``): every sample of every entry
+is run on chainrule and torch (forward values, shapes, dtypes and gradients), through float64
+gradcheck/gradgradcheck, and checked for torch's output metadata (node name, contiguity, dtype).
 
-The registry is every ``OpCase`` defined at module level in ``tests/ops/test_*.py``. For each
-output, ``grad_fn.name()`` must equal torch's (where torch records one), ``is_contiguous()`` must
-equal torch's (internal layouts never leak: ``out.view(n, -1)`` works wherever it works in torch),
-and the dtype must match.
+Hand-written tests of one op's special behaviour stay in ``test_<family>.py``.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+import warnings
+
+import pytest
 
 import chainrule
+from chainrule.testing import opinfo
 
 from . import harness
-from .harness import OpCase, _as_list, _make, requires_torch, torch
+from .harness import OpCase, _as_list, _make, check_gradients, compare_with_torch, requires_torch, torch
+
+# torch.chain_matmul (one of the samples) warns that it is deprecated
+pytestmark = pytest.mark.filterwarnings("ignore:torch.chain_matmul is deprecated:UserWarning")
+
+SAMPLES: list[OpCase] = [case for entry in opinfo.op_db for case in entry.sample_cases()]
+GRADCHECKED: list[OpCase] = [case for case in SAMPLES if case.gradcheck]
 
 
-def _registry() -> list[OpCase]:
-    package = importlib.import_module(__package__)
-    cases: dict[str, OpCase] = {}
-    for info in pkgutil.iter_modules(package.__path__):
-        if not info.name.startswith("test_") or info.name == "test_registry_compat":
-            continue
-        module = importlib.import_module(f"{__package__}.{info.name}")
-        for value in vars(module).values():
-            if isinstance(value, list):
-                for case in value:
-                    if isinstance(case, OpCase):
-                        cases.setdefault(f"{info.name}:{case.id}", case)
-    return [cases[k] for k in sorted(cases)]
+@harness.parametrize(SAMPLES)
+def test_matches_torch(case):
+    # NaN inputs, huge logits and empty reductions make torch warn; the values are what is compared
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compare_with_torch(case)
 
 
-REGISTRY = _registry()
+@harness.parametrize(GRADCHECKED)
+def test_gradcheck(case):
+    check_gradients(case)
+
 
 # Deliberate differences, each with its reason: OpCase name prefix -> why.
 _FOLDED = "torch's node is named after its internal folding (view/unsafe_view/bmm/permute); ours after the op"
@@ -76,9 +79,11 @@ def _run_both(case: OpCase):
 
 
 @requires_torch
-@harness.parametrize(REGISTRY)
+@harness.parametrize(SAMPLES)
 def test_output_metadata_matches_torch(case):
-    ours, theirs = _run_both(case)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = _run_both(case)
     for k, (o, t) in enumerate(zip(ours, theirs)):
         if not hasattr(t, "is_contiguous"):
             continue
@@ -92,4 +97,32 @@ def test_output_metadata_matches_torch(case):
 
 
 def test_registry_is_populated():
-    assert len(REGISTRY) > 300
+    assert len(SAMPLES) > 900
+
+
+@pytest.mark.parametrize("family", opinfo.FAMILIES, ids=lambda f: f.__name__.rsplit(".", 1)[-1])
+def test_every_case_of_a_family_table_belongs_to_exactly_one_entry(family):
+    """A case a pattern no longer matches would silently stop being tested."""
+    table = getattr(family, "_cases", None)
+    if table is None:
+        pytest.skip("the family's entries build their own samples")
+    claims = {id(case): 0 for case in table()}
+    for entry in family.op_db:
+        for case in entry.samples():
+            if id(case) in claims:
+                claims[id(case)] += 1
+    wrong = [case.id for case in table() if claims[id(case)] != 1]
+    assert not wrong, f"cases claimed by no entry or by several: {wrong}"
+
+
+def test_entries_are_unique_and_well_formed():
+    names = [entry.name for entry in opinfo.op_db]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    for family in opinfo.FAMILIES:
+        for entry in family.op_db:
+            assert entry.samples(), f"{entry.name} has no samples"
+            assert entry.family == family.__name__.rsplit(".", 1)[-1], f"{entry.name}: family {entry.family!r}"
+    assert opinfo.lookup("add").name == "add"
+    assert opinfo.lookup("__add__").name == "add"
+    with pytest.raises(KeyError, match="no OpInfo entry"):
+        opinfo.lookup("no_such_op")
