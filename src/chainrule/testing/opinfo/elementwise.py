@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import OpCase, OpInfo, cached, noncontig, positive, randn, rng, select
+from . import ALIAS_GRADGRAD, OpCase, OpInfo, cached, noncontig, positive, randn, rng, select
 
 
 @cached
@@ -244,9 +244,10 @@ def _floor_divide() -> list[OpCase]:
 def _clamp_bound(name: str) -> OpInfo:
     def samples() -> list[OpCase]:
         x = randn(3, 4, seed=17, low_gap=0.1) + 0.05  # no sample on the bound 0.05
-        return [OpCase(name, lambda lib, x: getattr(lib, name)(x, 0.05), [x]),
-                OpCase(f"{name}_tensor_bound", lambda lib, x, b: getattr(x, name)(b), [x, randn(4, seed=18, low_gap=0.1)]),
-                OpCase(f"{name}_", lambda lib, x: getattr(x * 1.0, f"{name}_")(0.05), [x])]
+        # named *_fn: the clamp entry's cases "clamp_min"/"clamp_max" are clamp(min=)/clamp(max=)
+        return [OpCase(f"{name}_fn", lambda lib, x: getattr(lib, name)(x, 0.05), [x]),
+                OpCase(f"{name}_fn_tensor_bound", lambda lib, x, b: getattr(x, name)(b), [x, randn(4, seed=18, low_gap=0.1)]),
+                OpCase(f"{name}_fn_", lambda lib, x: getattr(x * 1.0, f"{name}_")(0.05), [x])]
 
     return OpInfo(name, "elementwise", samples, methods=(name, f"{name}_"))
 
@@ -298,7 +299,7 @@ op_db += [
         methods=("nan_to_num", "nan_to_num_")),
     _clamp_bound("clamp_min"),
     _clamp_bound("clamp_max"),
-    # +x is x itself, as in torch: finite differences through an alias of the input measure nothing
-    OpInfo("Tensor.__pos__", "elementwise", lambda: [OpCase("pos", lambda lib, x: +x, [randn(3, 4)], gradcheck=False)],
+    OpInfo("Tensor.__pos__", "elementwise", lambda: [
+        OpCase("pos", lambda lib, x: +x, [randn(3, 4)], gradgradcheck=ALIAS_GRADGRAD)],
            methods=("__pos__",)),
 ]
