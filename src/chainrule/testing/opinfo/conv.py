@@ -13,7 +13,6 @@ def _cases() -> list[OpCase]:
     def F(lib):
         return lib.nn.functional if lib.__name__ == "torch" else lib
 
-
     def conv_case(name, d, x_shape, w_shape, bias, **kwargs):
         seed = len(name)
         inputs = [randn(*x_shape, seed=seed), randn(*w_shape, seed=seed + 1) * 0.5]
@@ -25,13 +24,11 @@ def _cases() -> list[OpCase]:
 
         return OpCase(name, fn, inputs)
 
-
     # ---------------------------------------------------------------- the 2-d matrix
     STRIDES = [1, 2, (2, 1)]
     PADDINGS = [0, 1, (1, 2), "same", "valid"]
     DILATIONS = [1, (2, 1)]
     GROUPS = [1, 2, 4]  # 4 = depthwise on 4 input channels (channel multiplier 2)
-
 
     def matrix_2d(x_shape, out_channels):
         cases = []
@@ -44,7 +41,6 @@ def _cases() -> list[OpCase]:
                 x_shape, (out_channels, 4 // groups, 3, 2), bias,
                 stride=stride, padding=padding, dilation=dilation, groups=groups))
         return cases
-
 
     MATRIX_2D = matrix_2d((2, 4, 7, 8), 8)
 
@@ -80,7 +76,6 @@ def _cases() -> list[OpCase]:
                grad=[True, False]),
     ]
 
-
     def transpose_case(name, d, x_shape, w_shape, bias, **kwargs):
         seed = len(name) + 3
         inputs = [randn(*x_shape, seed=seed), randn(*w_shape, seed=seed + 1) * 0.5]
@@ -91,7 +86,6 @@ def _cases() -> list[OpCase]:
             return getattr(F(lib), f"conv_transpose{d}d")(x, w, b, **kwargs)
 
         return OpCase(name, fn, inputs)
-
 
     TRANSPOSE = [
         transpose_case("convT2d", 2, (2, 4, 5, 4), (4, 3, 3, 3), True),
@@ -122,7 +116,7 @@ def _cases() -> list[OpCase]:
 
 
 def _entry(name: str, *patterns: str, **kwargs) -> OpInfo:
-    return OpInfo(name, 'conv', select(_cases, *(patterns or (name,))), **kwargs)
+    return OpInfo(name, "conv", select(_cases, *(patterns or (name,))), **kwargs)
 
 
 op_db: list[OpInfo] = [
@@ -132,6 +126,6 @@ op_db: list[OpInfo] = [
     _entry("conv_transpose2d", "convT2d", "convT2d_stride_pad_outpad", "convT2d_groups_dil", "convT2d_asym_pad"),
     _entry("conv_transpose1d", "convT1d", "convT1d_unbatched"),
     _entry("conv_transpose3d", "convT3d"),
-    _entry("unfold", "unfold", "unfold_unbatched", methods=("unfold",)),
+    _entry("unfold", "unfold", "unfold_unbatched"),  # im2col; Tensor.unfold is a shape op
     _entry("fold", "fold", "fold_unfold"),
 ]

@@ -83,7 +83,43 @@ def _cases() -> list[OpCase]:
 
     CASES = [OpCase(f"{name}", fn, [a, b]) for name, fn in BINARY for a, b in PAIRS]
     CASES += [OpCase(name, fn, [x]) for name, fn, x in UNARY]
-    return CASES
+    return CASES + _inplace_cases()
+
+
+def _inplace_cases() -> list[OpCase]:
+    """Each in-place method on a copy of the input (``x * 1.0``: autograd refuses in-place writes
+    into a leaf that requires grad), so the write is recorded and differentiated."""
+    unary = {"neg_": randn(3, 4), "abs_": randn(3, 4, low_gap=0.1), "exp_": randn(3, 4), "expm1_": randn(3, 4),
+             "log_": positive(3, 4), "log1p_": positive(3, 4), "sqrt_": positive(3, 4), "rsqrt_": positive(3, 4),
+             "square_": randn(3, 4), "reciprocal_": positive(3, 4), "sin_": randn(3, 4), "cos_": randn(3, 4),
+             "tan_": randn(3, 4) * 0.5, "tanh_": randn(3, 4), "sigmoid_": randn(3, 4), "erf_": randn(3, 4),
+             "frac_": randn(3, 4) + 0.05}
+    # piecewise-constant results: added to x so the gradient is 1 away from the jumps
+    stepped = {"sign_": randn(3, 4, low_gap=0.1), "floor_": randn(3, 4), "ceil_": randn(3, 4),
+               "round_": randn(3, 4), "trunc_": randn(3, 4)}
+    cases = [OpCase(m, lambda lib, x, m=m: getattr(x * 1.0, m)(), [x]) for m, x in unary.items()]
+    cases += [OpCase(m, lambda lib, x, m=m: getattr(x * 1.0, m)() + x, [x]) for m, x in stepped.items()]
+    a, b, p = randn(3, 4, seed=21), randn(4, seed=22, low_gap=0.3), positive(3, 4, seed=23)
+    binary = {"add_": [a, b], "sub_": [a, b], "subtract_": [a, b], "mul_": [a, b], "multiply_": [a, b],
+              "div_": [a, b], "divide_": [a, b], "true_divide_": [a, b], "atan2_": [a, b], "pow_": [p, b]}
+    cases += [OpCase(m, lambda lib, x, y, m=m: getattr(x * 1.0, m)(y), inputs) for m, inputs in binary.items()]
+    cases += [
+        OpCase("add_alpha_", lambda lib, x, y: (x * 1.0).add_(y, alpha=-1.5), [a, b]),
+        OpCase("pow_scalar_", lambda lib, x: (x * 1.0).pow_(3), [a]),
+        OpCase("remainder_", lambda lib, x: (x * 1.0).remainder_(0.7), [a + 0.01]),
+        OpCase("fmod_", lambda lib, x: (x * 1.0).fmod_(0.7), [a + 0.01]),
+        OpCase("clamp_", lambda lib, x: (x * 1.0).clamp_(-0.5, 0.5), [randn(3, 4, seed=24, low_gap=0.1)]),
+        OpCase("clip_", lambda lib, x: (x * 1.0).clip_(max=0.2), [randn(3, 4, seed=25, low_gap=0.1) + 0.05]),
+        OpCase("lerp_", lambda lib, x, y: (x * 1.0).lerp_(y, 0.3), [a, b]),
+        OpCase("addcmul_", lambda lib, x, y, z: (x * 1.0).addcmul_(y, z, value=0.5), [a, b, p]),
+        OpCase("addcdiv_", lambda lib, x, y, z: (x * 1.0).addcdiv_(y, z, value=0.5), [a, b, p]),
+    ]
+    augmented = {"iadd": "__iadd__", "isub": "__isub__", "imul": "__imul__", "itruediv": "__itruediv__",
+                 "ipow": "__ipow__", "imod": "__imod__"}  # x += y and friends
+    divisors = {"imod": np.full(4, 0.7)}  # x % y jumps where x is a multiple of y: keep y away from x
+    cases += [OpCase(name, lambda lib, x, y, op=op: getattr(x * 1.0, op)(y), [p, divisors.get(name, b)])
+              for name, op in augmented.items()]
+    return cases
 
 
 def _entry(name: str, *patterns: str, **kwargs) -> OpInfo:
@@ -91,53 +127,53 @@ def _entry(name: str, *patterns: str, **kwargs) -> OpInfo:
 
 
 op_db: list[OpInfo] = [
-    _entry("add", "add", "add_alpha", methods=("add", "add_", "__add__", "__radd__", "__iadd__")),
-    _entry("sub", "sub", "sub_alpha", methods=("sub", "sub_", "__sub__", "__isub__", "subtract", "subtract_")),
-    _entry("mul", methods=("mul", "mul_", "__mul__", "__rmul__", "__imul__", "multiply", "multiply_")),
-    _entry("div", "div", "rdiv", methods=("div", "div_", "__truediv__", "__rtruediv__", "__itruediv__", "divide", "divide_", "true_divide", "true_divide_"), aliases=("true_divide",)),
+    _entry("add", "add", "add_alpha", "add_", "add_alpha_", "iadd", methods=("add", "add_", "__add__", "__radd__", "__iadd__")),
+    _entry("sub", "sub", "sub_alpha", "sub_", "subtract_", "isub", methods=("sub", "sub_", "__sub__", "__isub__", "subtract", "subtract_")),
+    _entry("mul", "mul", "mul_", "multiply_", "imul", methods=("mul", "mul_", "__mul__", "__rmul__", "__imul__", "multiply", "multiply_")),
+    _entry("div", "div", "rdiv", "div_", "divide_", "true_divide_", "itruediv", methods=("div", "div_", "__truediv__", "__rtruediv__", "__itruediv__", "divide", "divide_", "true_divide", "true_divide_"), aliases=("true_divide",)),
     _entry("maximum", methods=("maximum",)),
     _entry("minimum", methods=("minimum",)),
-    _entry("atan2", methods=("atan2", "atan2_")),
-    _entry("neg", methods=("neg", "neg_", "__neg__", "negative"), aliases=("negative",)),
-    _entry("abs", methods=("abs", "abs_", "__abs__", "absolute"), aliases=("absolute",)),
-    _entry("exp", "exp", "unary_0d", methods=("exp", "exp_")),
+    _entry("atan2", "atan2", "atan2_", methods=("atan2", "atan2_")),
+    _entry("neg", "neg", "neg_", methods=("neg", "neg_", "__neg__", "negative"), aliases=("negative",)),
+    _entry("abs", "abs", "abs_", methods=("abs", "abs_", "__abs__", "absolute"), aliases=("absolute",)),
+    _entry("exp", "exp", "unary_0d", "exp_", methods=("exp", "exp_")),
     _entry("exp2", methods=("exp2",)),
-    _entry("expm1", methods=("expm1", "expm1_")),
-    _entry("log", methods=("log", "log_")),
-    _entry("log1p", methods=("log1p", "log1p_")),
+    _entry("expm1", "expm1", "expm1_", methods=("expm1", "expm1_")),
+    _entry("log", "log", "log_", methods=("log", "log_")),
+    _entry("log1p", "log1p", "log1p_", methods=("log1p", "log1p_")),
     _entry("log2", methods=("log2",)),
     _entry("log10", methods=("log10",)),
-    _entry("sqrt", methods=("sqrt", "sqrt_")),
-    _entry("rsqrt", methods=("rsqrt", "rsqrt_")),
-    _entry("square", methods=("square", "square_")),
-    _entry("reciprocal", methods=("reciprocal", "reciprocal_")),
-    _entry("sin", "sin", "unary_noncontig", methods=("sin", "sin_")),
-    _entry("cos", methods=("cos", "cos_")),
-    _entry("tan", methods=("tan", "tan_")),
+    _entry("sqrt", "sqrt", "sqrt_", methods=("sqrt", "sqrt_")),
+    _entry("rsqrt", "rsqrt", "rsqrt_", methods=("rsqrt", "rsqrt_")),
+    _entry("square", "square", "square_", methods=("square", "square_")),
+    _entry("reciprocal", "reciprocal", "reciprocal_", methods=("reciprocal", "reciprocal_")),
+    _entry("sin", "sin", "unary_noncontig", "sin_", methods=("sin", "sin_")),
+    _entry("cos", "cos", "cos_", methods=("cos", "cos_")),
+    _entry("tan", "tan", "tan_", methods=("tan", "tan_")),
     _entry("asin", methods=("asin",)),
     _entry("acos", methods=("acos",)),
     _entry("atan", methods=("atan",)),
     _entry("sinh", methods=("sinh",)),
     _entry("cosh", methods=("cosh",)),
-    _entry("tanh", "tanh", "unary_empty", methods=("tanh", "tanh_")),
-    _entry("sigmoid", methods=("sigmoid", "sigmoid_")),
-    _entry("erf", methods=("erf", "erf_")),
-    _entry("pow", "pow_*", "rpow", methods=("pow", "pow_", "__pow__", "__rpow__", "__ipow__")),
-    _entry("clamp", "clamp", "clamp_min", "clamp_max", methods=("clamp", "clamp_", "clip", "clip_"), aliases=("clip",)),
-    _entry("sign", methods=("sign", "sign_")),
-    _entry("floor", methods=("floor", "floor_")),
-    _entry("ceil", methods=("ceil", "ceil_")),
-    _entry("round", methods=("round", "round_")),
-    _entry("trunc", methods=("trunc", "trunc_")),
-    _entry("frac", methods=("frac", "frac_")),
-    _entry("remainder", methods=("remainder", "remainder_", "__mod__", "__rmod__", "__imod__")),
-    _entry("fmod", methods=("fmod", "fmod_")),
+    _entry("tanh", "tanh", "unary_empty", "tanh_", methods=("tanh", "tanh_")),
+    _entry("sigmoid", "sigmoid", "sigmoid_", methods=("sigmoid", "sigmoid_")),
+    _entry("erf", "erf", "erf_", methods=("erf", "erf_")),
+    _entry("pow", "pow_*", "rpow", "ipow", methods=("pow", "pow_", "__pow__", "__rpow__", "__ipow__")),
+    _entry("clamp", "clamp", "clamp_min", "clamp_max", "clamp_", "clip_", methods=("clamp", "clamp_", "clip", "clip_"), aliases=("clip",)),
+    _entry("sign", "sign", "sign_", methods=("sign", "sign_")),
+    _entry("floor", "floor", "floor_", methods=("floor", "floor_")),
+    _entry("ceil", "ceil", "ceil_", methods=("ceil", "ceil_")),
+    _entry("round", "round", "round_", methods=("round", "round_")),
+    _entry("trunc", "trunc", "trunc_", methods=("trunc", "trunc_")),
+    _entry("frac", "frac", "frac_", methods=("frac", "frac_")),
+    _entry("remainder", "remainder", "remainder_", "imod", methods=("remainder", "remainder_", "__mod__", "__rmod__", "__imod__")),
+    _entry("fmod", "fmod", "fmod_", methods=("fmod", "fmod_")),
     _entry("rsub", methods=("__rsub__",)),
     _entry("where", methods=("where",)),
     _entry("xlogy", methods=("xlogy",)),
-    _entry("lerp", methods=("lerp", "lerp_")),
-    _entry("addcmul", methods=("addcmul", "addcmul_")),
-    _entry("addcdiv", methods=("addcdiv", "addcdiv_")),
+    _entry("lerp", "lerp", "lerp_", methods=("lerp", "lerp_")),
+    _entry("addcmul", "addcmul", "addcmul_", methods=("addcmul", "addcmul_")),
+    _entry("addcdiv", "addcdiv", "addcdiv_", methods=("addcdiv", "addcdiv_")),
 ]
 
 

@@ -13,10 +13,8 @@ def _cases() -> list[OpCase]:
     M = randn(4, 5, seed=1)
     V = randn(6, seed=2)
 
-
     def _t(lib, values, dtype="int64"):
         return lib.tensor(values, dtype=getattr(lib, dtype))
-
 
     READS = [
         ("int", lambda lib, x: x[1], A),
@@ -95,33 +93,46 @@ def _cases() -> list[OpCase]:
         y[y > 1.5] = -1.0
         return y
 
-
     SETITEM = [
         OpCase("setitem_tensor_value", _write, [M, randn(3, seed=10)]),
         OpCase("setitem_broadcast_value", lambda lib, x, v: _write(lib, x, v), [M, randn(1, seed=11)]),
         OpCase("setitem_only_value", lambda lib, x, v: _write(lib, x.detach(), v), [M, randn(3, seed=10)], grad=[False, True]),
     ]
-    return CASES + SETITEM
+    return CASES + SETITEM + _inplace_cases(_t, M)
+
+
+def _inplace_cases(_t, M) -> list[OpCase]:
+    """The in-place index methods, writing into a copy of the input (autograd refuses them on a leaf)."""
+    mask = np.array([[True, False, True, False, True]])
+    index = [[0, 1, 2, 0, 1], [3, 3, 1, 1, 0]]
+    return [
+        OpCase("index_fill_", lambda lib, x: (x * 1.0).index_fill_(1, _t(lib, [0, 3]), -1.5), [M]),
+        OpCase("masked_fill_", lambda lib, x: (x * 1.0).masked_fill_(lib.tensor(mask), 0.5), [M]),
+        OpCase("scatter_", lambda lib, x, s: (x * 1.0).scatter_(0, _t(lib, index), s), [M, randn(2, 5, seed=32)]),
+        OpCase("scatter_add_", lambda lib, x, s: (x * 1.0).scatter_add_(0, _t(lib, index), s), [M, randn(2, 5, seed=33)]),
+        OpCase("index_add_", lambda lib, x, s: (x * 1.0).index_add_(1, _t(lib, [0, 4, 0]), s), [M, randn(4, 3, seed=34)]),
+        OpCase("index_copy_", lambda lib, x, s: (x * 1.0).index_copy_(1, _t(lib, [3, 0]), s), [M, randn(4, 2, seed=35)]),
+    ]
 
 
 def _entry(name: str, *patterns: str, **kwargs) -> OpInfo:
-    return OpInfo(name, 'index', select(_cases, *(patterns or (name,))), **kwargs)
+    return OpInfo(name, "index", select(_cases, *(patterns or (name,))), **kwargs)
 
 
 op_db: list[OpInfo] = [
     _entry("getitem", "getitem_*", methods=("__getitem__",)),
     _entry("gather", "gather", "gather_*", methods=("gather",)),
     _entry("index_select", "index_select", "index_select_0d", "index_select_neg_dim", methods=("index_select",)),
-    _entry("index_fill", "index_fill", "index_fill_neg", "index_fill_tensor_value", methods=("index_fill", "index_fill_")),
-    _entry("masked_fill", "masked_fill", "masked_fill_broadcast", "masked_fill_tensor_value", methods=("masked_fill", "masked_fill_")),
+    _entry("index_fill", "index_fill", "index_fill_neg", "index_fill_tensor_value", "index_fill_", methods=("index_fill", "index_fill_")),
+    _entry("masked_fill", "masked_fill", "masked_fill_broadcast", "masked_fill_tensor_value", "masked_fill_", methods=("masked_fill", "masked_fill_")),
     _entry("masked_select", "masked_select", "masked_select_bcast", methods=("masked_select",)),
     _entry("take", methods=("take",)),
     _entry("take_along_dim", "take_along_dim", "take_along_dim_bcast", "take_along_dim_flat", methods=("take_along_dim",)),
-    _entry("scatter", "scatter_value", "scatter", "scatter_big_src", methods=("scatter", "scatter_")),
-    _entry("scatter_add", "scatter_add", "scatter_add_repeat", methods=("scatter_add", "scatter_add_")),
+    _entry("scatter", "scatter_value", "scatter", "scatter_big_src", "scatter_", methods=("scatter", "scatter_")),
+    _entry("scatter_add", "scatter_add", "scatter_add_repeat", "scatter_add_", methods=("scatter_add", "scatter_add_")),
     _entry("scatter_reduce", "scatter_reduce_*", methods=("scatter_reduce",)),
-    _entry("index_add", "index_add", "index_add_alpha", methods=("index_add", "index_add_")),
-    _entry("index_copy", methods=("index_copy", "index_copy_")),
+    _entry("index_add", "index_add", "index_add_alpha", "index_add_", methods=("index_add", "index_add_")),
+    _entry("index_copy", "index_copy", "index_copy_", methods=("index_copy", "index_copy_")),
     _entry("masked_scatter", methods=("masked_scatter",)),
     _entry("setitem", "setitem_tensor_value", "setitem_broadcast_value", "setitem_only_value", methods=("__setitem__",)),
 ]

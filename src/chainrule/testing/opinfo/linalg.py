@@ -138,7 +138,7 @@ def _cases() -> list[OpCase]:
 
 
 def _entry(name: str, *patterns: str, **kwargs) -> OpInfo:
-    return OpInfo(name, 'linalg', select(_cases, *(patterns or (name,))), **kwargs)
+    return OpInfo(name, "linalg", select(_cases, *(patterns or (name,))), **kwargs)
 
 
 op_db: list[OpInfo] = [

@@ -13,28 +13,23 @@ def _cases() -> list[OpCase]:
     def F(lib):
         return lib.nn.functional if lib.__name__ == "torch" else lib
 
-
     def pool_case(name, op, x, gradgradcheck=True, **kwargs):
         def fn(lib, t):
             return getattr(F(lib), op)(t, **kwargs)
 
         return OpCase(name, fn, [x], gradgradcheck=gradgradcheck)
 
-
     X1 = distinct(2, 3, 13, seed=1)  # tie-free: the max is unique in every window
-
 
     def max_2d(x):
         return [pool_case(f"max_pool2d_k{k}_s{s}_p{p}_d{d}_c{int(c)}".replace(" ", ""), "max_pool2d", x, kernel_size=k,
                           stride=s, padding=p, dilation=d, ceil_mode=c, return_indices=True)
                 for k, s, p, d, c in itertools.product([2, (3, 2)], [None, 1, (2, 3)], [0, 1], [1, (2, 1)], [False, True])]
 
-
     def avg_2d(x):
         return [pool_case(f"avg_pool2d_k{k}_s{s}_p{p}_c{int(c)}_i{int(i)}".replace(" ", ""), "avg_pool2d", x,
                           kernel_size=k, stride=s, padding=p, ceil_mode=c, count_include_pad=i)
                 for k, s, p, c, i in itertools.product([2, (3, 2)], [None, 1, (2, 3)], [0, 1], [False, True], [True, False])]
-
 
     MAX_2D = max_2d(distinct(2, 3, 9, 11))
 
@@ -103,7 +98,7 @@ def _cases() -> list[OpCase]:
 
 
 def _entry(name: str, *patterns: str, **kwargs) -> OpInfo:
-    return OpInfo(name, 'pool', select(_cases, *(patterns or (name,))), **kwargs)
+    return OpInfo(name, "pool", select(_cases, *(patterns or (name,))), **kwargs)
 
 
 op_db: list[OpInfo] = [

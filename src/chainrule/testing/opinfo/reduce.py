@@ -198,7 +198,7 @@ def _cases() -> list[OpCase]:
 
 
 def _entry(name: str, *patterns: str, **kwargs) -> OpInfo:
-    return OpInfo(name, 'reduce', select(_cases, *(patterns or (name,))), **kwargs)
+    return OpInfo(name, "reduce", select(_cases, *(patterns or (name,))), **kwargs)
 
 
 op_db: list[OpInfo] = [

@@ -13,10 +13,8 @@ def _cases() -> list[OpCase]:
     S = randn(seed=3)
     E = randn(0, 3, seed=4)
 
-
     def _pad(lib, *args, **kwargs):
         return (lib.nn.functional.pad if lib.__name__ == "torch" else lib.pad)(*args, **kwargs)
-
 
     VIEWS = [
         ("reshape", lambda lib, x: x.reshape(4, -1), A),
@@ -144,11 +142,24 @@ def _cases() -> list[OpCase]:
         OpCase("zero_size_flip", lambda lib, x: x.flip(0).repeat(2, 1), [E]),
         OpCase("zero_size_pad", lambda lib, x: _pad(lib, x, (1, 1)), [E]),
     ]
-    return CASES
+    return CASES + _inplace_cases()
+
+
+def _inplace_cases() -> list[OpCase]:
+    """The in-place shape methods, on a copy of the input (autograd refuses them on a leaf)."""
+    a, m = randn(2, 3, 4, seed=30), randn(4, 5, seed=31)
+    return [
+        OpCase("transpose_", lambda lib, x: (x * 1.0).transpose_(0, 2), [a]),
+        OpCase("t_", lambda lib, x: (x * 1.0).t_(), [m]),
+        OpCase("squeeze_", lambda lib, x: (x * 1.0).reshape(2, 1, 12).squeeze_(1), [a]),
+        OpCase("unsqueeze_", lambda lib, x: (x * 1.0).unsqueeze_(-1), [m]),
+        OpCase("tril_", lambda lib, x: (x * 1.0).tril_(1), [m]),
+        OpCase("triu_", lambda lib, x: (x * 1.0).triu_(-1), [a]),
+    ]
 
 
 def _entry(name: str, *patterns: str, **kwargs) -> OpInfo:
-    return OpInfo(name, 'shape', select(_cases, *(patterns or (name,))), **kwargs)
+    return OpInfo(name, "shape", select(_cases, *(patterns or (name,))), **kwargs)
 
 
 op_db: list[OpInfo] = [
@@ -157,14 +168,14 @@ op_db: list[OpInfo] = [
     _entry("view_as", methods=("view_as",)),
     _entry("expand", "expand", "expand_new_dims", "expand_0d", methods=("expand",)),
     _entry("broadcast_to", methods=("broadcast_to",)),
-    _entry("transpose", methods=("transpose", "transpose_")),
+    _entry("transpose", "transpose", "transpose_", methods=("transpose", "transpose_")),
     _entry("swapaxes", methods=("swapaxes", "swapdims"), aliases=("swapdims",)),
     _entry("permute", "permute", "permute_neg", methods=("permute",)),
-    _entry("t", methods=("t", "t_")),
+    _entry("t", "t", "t_", methods=("t", "t_")),
     _entry("Tensor.T", "T", methods=("T",)),
     _entry("Tensor.mT", "mT", methods=("mT",)),
     _entry("squeeze", "squeeze", "squeeze_*", methods=("squeeze", "squeeze_")),
-    _entry("unsqueeze", "unsqueeze", "unsqueeze_0d", methods=("unsqueeze", "unsqueeze_")),
+    _entry("unsqueeze", "unsqueeze", "unsqueeze_0d", "unsqueeze_", methods=("unsqueeze", "unsqueeze_")),
     _entry("flatten", "flatten", "flatten_range", "flatten_0d", methods=("flatten",)),
     _entry("unflatten", "unflatten", "unflatten_infer", methods=("unflatten",)),
     _entry("movedim", "movedim", "movedim_multi", methods=("movedim",)),
@@ -182,8 +193,8 @@ op_db: list[OpInfo] = [
     _entry("fliplr", methods=("fliplr",)),
     _entry("flipud", methods=("flipud",)),
     _entry("roll", "roll", "roll_multi", "roll_flat", methods=("roll",)),
-    _entry("tril", "tril", "tril_diag", methods=("tril", "tril_")),
-    _entry("triu", "triu", "triu_batched", methods=("triu", "triu_")),
+    _entry("tril", "tril", "tril_diag", "tril_", methods=("tril", "tril_")),
+    _entry("triu", "triu", "triu_batched", "triu_", methods=("triu", "triu_")),
     _entry("split", "split", "split_uneven", "split_sizes", methods=("split",)),
     _entry("chunk", "chunk", "chunk_more", methods=("chunk",)),
     _entry("unbind", "unbind", "unbind_fn", methods=("unbind",)),
