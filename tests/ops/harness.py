@@ -1,7 +1,8 @@
 """The op-test harness: one lambda, run on chainrule and on torch, compared both ways.
 
-An ``OpCase`` names an op, a function ``fn(lib, *tensors)`` written once against the shared
-torch/chainrule API, and sample inputs as NumPy arrays. ``check_case`` then
+An ``OpCase`` (defined with the op registry, ``chainrule.testing.opinfo``) names an op, a function
+``fn(lib, *tensors)`` written once against the shared torch/chainrule API, and sample inputs as
+NumPy arrays. This module holds the checks that need torch, the oracle; the registry never imports it:
 
 1. runs ``fn`` on chainrule and (if installed) torch, in float32, with the same inputs, and
    compares the outputs (values, shape, dtype) and every input's gradient for a random
@@ -9,19 +10,19 @@ torch/chainrule API, and sample inputs as NumPy arrays. ``check_case`` then
 2. runs chainrule's ``gradcheck`` in float64 (central differences);
 3. runs ``gradgradcheck`` when the case says the op is twice differentiable.
 
-Sample helpers build the awkward inputs every op must handle: broadcast pairs, 0-d, zero-size,
-non-contiguous views (``noncontig``) and negative dims.
+The sample helpers (``randn``, ``positive``, ``distinct``, ``noncontig``) live in the registry and are
+re-exported here for the hand-written tests.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
 import chainrule
+from chainrule.testing.opinfo import OpCase, distinct, noncontig, positive, randn, rng  # noqa: F401  (re-exported)
 
 try:
     import torch
@@ -29,59 +30,6 @@ except ImportError:  # torch is the oracle only; chainrule's own checks still ru
     torch = None
 
 requires_torch = pytest.mark.skipif(torch is None, reason="PyTorch (the test oracle) is not installed")
-
-
-@dataclasses.dataclass
-class OpCase:
-    """One op on one set of sample inputs."""
-
-    name: str
-    fn: Callable
-    inputs: Sequence  # NumPy arrays (float inputs are differentiated) or other constants
-    grad: Sequence[bool] | None = None  # which inputs require grad (default: every float array)
-    gradcheck: bool = True
-    gradgradcheck: bool = True
-    atol: float = 1e-5
-    rtol: float = 1e-4
-    check_dtype: bool = True
-
-    @property
-    def id(self) -> str:
-        shapes = ",".join(str(tuple(a.shape)) if isinstance(a, np.ndarray) else repr(a) for a in self.inputs)
-        return f"{self.name}[{shapes}]"
-
-
-def rng(seed: int = 0) -> np.random.Generator:
-    return np.random.default_rng(seed)
-
-
-def randn(*shape, seed: int = 0, low_gap: float = 0.0) -> np.ndarray:
-    """Standard normal float64 samples; ``low_gap`` pushes values away from 0 (for kinks)."""
-    x = rng(seed).standard_normal(shape)
-    if low_gap:
-        x = np.where(np.abs(x) < low_gap, np.sign(x + 1e-12) * (low_gap + np.abs(x)), x)
-    return x
-
-
-def positive(*shape, seed: int = 0) -> np.ndarray:
-    return rng(seed).uniform(0.5, 2.0, shape)
-
-
-def distinct(*shape, seed: int = 0) -> np.ndarray:
-    """Values with no ties and gaps of at least 0.01 (max, sort and pooling need tie-free input)."""
-    n = int(np.prod(shape)) if shape else 1
-    values = rng(seed).permutation(n).astype(np.float64) * 0.1 - n * 0.05
-    return values.reshape(shape)
-
-
-def noncontig(array: np.ndarray) -> np.ndarray:
-    """The same values laid out non-contiguously (a transposed copy viewed back)."""
-    if array.ndim < 2:
-        wide = np.empty((array.size * 2,) if array.ndim else (2,), dtype=array.dtype)
-        view = wide[::2] if array.ndim else wide[0]
-        view[...] = array
-        return view
-    return np.ascontiguousarray(array.swapaxes(0, -1)).swapaxes(0, -1)
 
 
 def _wants_grad(case: OpCase, i: int, x) -> bool:

@@ -1,5 +1,9 @@
 """Activations: forward and gradient vs torch.nn.functional, gradcheck and gradgradcheck in float64,
-edge policy at the kinks, and error cases."""
+edge policy at the kinks, and error cases.
+
+The sample-table cases (torch agreement, gradcheck, gradgradcheck) are registry entries in
+``chainrule/testing/opinfo/activation.py``, run by ``test_op_db.py``; the tests here are the hand-written ones.
+"""
 
 import numpy as np
 import pytest
@@ -8,12 +12,6 @@ import chainrule
 import chainrule.ops.activation as A
 
 from .harness import (
-    OpCase,
-    check_gradients,
-    compare_with_torch,
-    noncontig,
-    parametrize,
-    randn,
     requires_torch,
 )
 
@@ -28,67 +26,6 @@ def _f(lib, name):
     """torch.nn.functional.<name> for torch, chainrule.ops.activation.<name> for chainrule."""
     return getattr(A if lib is chainrule else F, name)
 
-
-X = randn(3, 5, seed=1, low_gap=0.1) * 2  # no sample near the kinks at 0
-WIDE = randn(4, 6, seed=2) * 4
-SHRINK = randn(3, 5, seed=3, low_gap=0.6)  # away from +-0.5
-SHIFTED = randn(3, 5, seed=4, low_gap=0.2) * 4 + 0.05  # hard* kinks at +-3
-HT = randn(3, 5, seed=5, low_gap=0.1) * 0.8  # hardtanh bounds at +-1
-
-ACTIVATIONS = [
-    ("relu", lambda lib, x: _f(lib, "relu")(x), X),
-    ("relu_top", lambda lib, x: lib.relu(x), X),
-    ("relu_method", lambda lib, x: x.relu(), noncontig(X)),
-    ("relu6", lambda lib, x: _f(lib, "relu6")(x * 3), X),
-    ("leaky_relu", lambda lib, x: _f(lib, "leaky_relu")(x), X),
-    ("leaky_relu_slope", lambda lib, x: _f(lib, "leaky_relu")(x, 0.2), X),
-    ("elu", lambda lib, x: _f(lib, "elu")(x), X),
-    ("elu_alpha", lambda lib, x: _f(lib, "elu")(x, alpha=0.5), X),
-    ("selu", lambda lib, x: lib.selu(x), X),
-    ("celu", lambda lib, x: lib.celu(x, alpha=1.5), X),
-    ("gelu", lambda lib, x: _f(lib, "gelu")(x), WIDE),
-    ("gelu_tanh", lambda lib, x: _f(lib, "gelu")(x, approximate="tanh"), WIDE),
-    ("silu", lambda lib, x: _f(lib, "silu")(x), WIDE),
-    ("mish", lambda lib, x: _f(lib, "mish")(x), WIDE),
-    ("softplus", lambda lib, x: _f(lib, "softplus")(x), WIDE),
-    ("softplus_beta", lambda lib, x: _f(lib, "softplus")(x, beta=2.0, threshold=5.0), X),
-    ("softsign", lambda lib, x: _f(lib, "softsign")(x), X),
-    ("hardtanh", lambda lib, x: _f(lib, "hardtanh")(x), HT),
-    ("hardtanh_bounds", lambda lib, x: _f(lib, "hardtanh")(x, -0.5, 2.0), X * 0.7 + 0.03),
-    ("hardsigmoid", lambda lib, x: _f(lib, "hardsigmoid")(x), SHIFTED),
-    ("hardswish", lambda lib, x: _f(lib, "hardswish")(x), SHIFTED),
-    ("logsigmoid", lambda lib, x: _f(lib, "logsigmoid")(x), WIDE),
-    ("tanhshrink", lambda lib, x: _f(lib, "tanhshrink")(x), X),
-    ("softshrink", lambda lib, x: _f(lib, "softshrink")(x), SHRINK),
-    ("softshrink_lambd", lambda lib, x: _f(lib, "softshrink")(x, 1.0), SHRINK * 2),
-    ("hardshrink", lambda lib, x: lib.hardshrink(x), SHRINK),
-    ("hardshrink_method", lambda lib, x: x.hardshrink(0.3), SHRINK),
-    ("threshold", lambda lib, x: lib.threshold(x, 0.1, -2.0), X),
-    ("glu", lambda lib, x: _f(lib, "glu")(x, 0), randn(4, 3)),
-    ("glu_last", lambda lib, x: _f(lib, "glu")(x), randn(3, 6)),
-    ("relu_0d", lambda lib, x: _f(lib, "relu")(x), np.array(1.3)),
-    ("gelu_0d", lambda lib, x: _f(lib, "gelu")(x), np.array(-0.7)),
-    ("silu_empty", lambda lib, x: _f(lib, "silu")(x), randn(0, 3)),
-    ("elu_empty", lambda lib, x: _f(lib, "elu")(x), randn(2, 0)),
-    ("rrelu_eval", lambda lib, x: lib.rrelu(x), X),
-]
-
-CASES = [OpCase(name, fn, [x]) for name, fn, x in ACTIVATIONS]
-CASES += [
-    OpCase("prelu_shared", lambda lib, x, w: lib.prelu(x, w), [X, np.array([0.25])]),
-    OpCase("prelu_channels", lambda lib, x, w: lib.prelu(x, w), [randn(2, 3, 4, low_gap=0.1), np.array([0.1, -0.3, 0.5])]),
-    OpCase("prelu_1d", lambda lib, x, w: F.prelu(x, w) if lib is torch else A.prelu(x, w), [randn(5, low_gap=0.1), np.array([0.2])]),
-]
-
-
-@parametrize(CASES)
-def test_matches_torch(case):
-    compare_with_torch(case)
-
-
-@parametrize(CASES)
-def test_gradcheck(case):
-    check_gradients(case)
 
 
 # torch's values of the derivative at the kinks themselves

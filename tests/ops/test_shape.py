@@ -1,13 +1,15 @@
 """Shape ops: views, joins, splits, copies (repeat, flip, roll, tril), unfold and pad, checked
 against torch (forward, gradients), by gradcheck/gradgradcheck, for views sharing memory and
-version counters, and for torch's errors."""
+version counters, and for torch's errors.
+
+The sample-table cases (torch agreement, gradcheck, gradgradcheck) are registry entries in
+``chainrule/testing/opinfo/shape.py``, run by ``test_op_db.py``; the tests here are the hand-written ones.
+"""
 
 import numpy as np
 import pytest
 
 import chainrule
-
-from .harness import OpCase, check_gradients, compare_with_torch, noncontig, parametrize, randn
 
 try:
     import torch
@@ -15,153 +17,9 @@ try:
 except ImportError:  # the oracle is optional
     torch = F = None
 
-A = randn(2, 3, 4)
-M = randn(4, 5, seed=1)
-V = randn(6, seed=2)
-S = randn(seed=3)
-E = randn(0, 3, seed=4)
-
 
 def _pad(lib, *args, **kwargs):
     return (F.pad if lib is torch else chainrule.pad)(*args, **kwargs)
-
-
-VIEWS = [
-    ("reshape", lambda lib, x: x.reshape(4, -1), A),
-    ("reshape_tuple", lambda lib, x: lib.reshape(x, (3, 8)), A),
-    ("reshape_noncontig", lambda lib, x: x.reshape(-1), noncontig(A)),
-    ("view", lambda lib, x: x.view(6, 4), A),
-    ("view_0d", lambda lib, x: x.view(1, 1), S),
-    ("view_as", lambda lib, x: x.view_as(x.reshape(4, 6)), A),
-    ("expand", lambda lib, x: x.reshape(3, 1, 2).expand(3, 4, 2), V),
-    ("expand_new_dims", lambda lib, x: x.expand(2, 3, -1), V),
-    ("expand_0d", lambda lib, x: x.expand(3, 2), S),
-    ("broadcast_to", lambda lib, x: lib.broadcast_to(x, (2, 6)), V),
-    ("transpose", lambda lib, x: x.transpose(0, -1), A),
-    ("swapaxes", lambda lib, x: lib.swapaxes(x, 1, 2), A),
-    ("permute", lambda lib, x: x.permute(2, 0, 1), A),
-    ("permute_neg", lambda lib, x: x.permute(-1, -3, -2), noncontig(A)),
-    ("t", lambda lib, x: x.t(), M),
-    ("T", lambda lib, x: x.T, M),
-    ("mT", lambda lib, x: x.mT, A),
-    ("squeeze", lambda lib, x: x.reshape(1, 6, 1).squeeze(), V),
-    ("squeeze_dim", lambda lib, x: x.reshape(1, 6, 1).squeeze(-1), V),
-    ("squeeze_tuple", lambda lib, x: x.reshape(1, 6, 1).squeeze((0, 2)), V),
-    ("squeeze_nonone", lambda lib, x: x.squeeze(1), A),
-    ("unsqueeze", lambda lib, x: x.unsqueeze(-1), A),
-    ("unsqueeze_0d", lambda lib, x: x.unsqueeze(0), S),
-    ("flatten", lambda lib, x: x.flatten(), A),
-    ("flatten_range", lambda lib, x: x.flatten(1, -1), A),
-    ("flatten_0d", lambda lib, x: x.flatten(), S),
-    ("unflatten", lambda lib, x: x.unflatten(-1, (2, 2)), A),
-    ("unflatten_infer", lambda lib, x: x.unflatten(1, (-1, 3)), randn(2, 6)),
-    ("movedim", lambda lib, x: lib.movedim(x, 0, -1), A),
-    ("movedim_multi", lambda lib, x: lib.movedim(x, (0, 1), (2, 0)), A),
-    ("ravel", lambda lib, x: x.ravel(), noncontig(A)),
-    ("atleast_2d", lambda lib, x: lib.atleast_2d(x), V),
-    ("atleast_3d", lambda lib, x: lib.atleast_3d(x), M),
-    ("atleast_3d_1d", lambda lib, x: lib.atleast_3d(x), V),
-    ("narrow", lambda lib, x: x.narrow(1, 1, 2), A),
-    ("narrow_neg_start", lambda lib, x: lib.narrow(x, -1, -3, 2), A),
-    ("select", lambda lib, x: x.select(1, -1), A),
-    ("select_fn", lambda lib, x: lib.select(x, 0, 1), A),
-    ("unfold", lambda lib, x: x.unfold(0, 2, 1), V),
-    ("unfold_step", lambda lib, x: x.unfold(-1, 2, 2), A),
-    ("unfold_overlap", lambda lib, x: x.unfold(1, 3, 1), M),
-    ("unfold_gap", lambda lib, x: x.unfold(1, 2, 3), M),
-    ("unfold_noncontig", lambda lib, x: x.unfold(0, 2, 1), noncontig(M)),
-    ("clone", lambda lib, x: x.clone(), A),
-    ("contiguous", lambda lib, x: x.t().contiguous(), M),
-]
-
-COPIES = [
-    ("repeat", lambda lib, x: x.repeat(2, 1, 3), A),
-    ("repeat_new_dims", lambda lib, x: x.repeat(2, 3, 1), M),
-    ("repeat_0d", lambda lib, x: x.repeat(3), S),
-    ("repeat_zero", lambda lib, x: x.repeat(0, 2), M),
-    ("tile", lambda lib, x: lib.tile(x, (2,)), M),
-    ("tile_more", lambda lib, x: x.tile((2, 1, 2)), M),
-    ("flip", lambda lib, x: lib.flip(x, (0, 2)), A),
-    ("flip_neg", lambda lib, x: x.flip(-1), noncontig(M)),
-    ("flip_none", lambda lib, x: lib.flip(x, ()), M),
-    ("fliplr", lambda lib, x: lib.fliplr(x), M),
-    ("flipud", lambda lib, x: lib.flipud(x), V),
-    ("roll", lambda lib, x: lib.roll(x, 2, 1), A),
-    ("roll_multi", lambda lib, x: x.roll((1, -2), (0, -1)), A),
-    ("roll_flat", lambda lib, x: lib.roll(x, 5), A),
-    ("tril", lambda lib, x: lib.tril(x), M),
-    ("tril_diag", lambda lib, x: x.tril(-1), A),
-    ("triu", lambda lib, x: lib.triu(x, 1), M),
-    ("triu_batched", lambda lib, x: x.triu(), A),
-]
-
-JOINS = [
-    ("cat", lambda lib, a, b: lib.cat([a, b], 0), [M, randn(2, 5, seed=5)]),
-    ("cat_neg", lambda lib, a, b: lib.cat((a, b), -1), [M, randn(4, 2, seed=5)]),
-    ("cat_empty", lambda lib, a, b: lib.cat([a, b]), [E, randn(2, 3, seed=5)]),
-    ("concat", lambda lib, a, b: lib.concat([a, b], 1), [M, noncontig(randn(4, 3, seed=5))]),
-    ("stack", lambda lib, a, b: lib.stack([a, b]), [M, randn(4, 5, seed=5)]),
-    ("stack_neg", lambda lib, a, b: lib.stack([a, b], -1), [M, randn(4, 5, seed=5)]),
-    ("stack_0d", lambda lib, a, b: lib.stack([a, b]), [S, randn(seed=6)]),
-    ("hstack", lambda lib, a, b: lib.hstack([a, b]), [M, randn(4, 2, seed=5)]),
-    ("hstack_1d", lambda lib, a, b: lib.hstack([a, b]), [V, randn(2, seed=5)]),
-    ("vstack", lambda lib, a, b: lib.vstack([a, b]), [randn(5, seed=6), M]),
-    ("dstack", lambda lib, a, b: lib.dstack([a, b]), [M, randn(4, 5, seed=5)]),
-    ("column_stack", lambda lib, a, b: lib.column_stack([a, b]), [randn(4, seed=6), M]),
-]
-
-SPLITS = [
-    ("split", lambda lib, x: x.split(2, 1), A),
-    ("split_uneven", lambda lib, x: lib.split(x, 4, -1), M),
-    ("split_sizes", lambda lib, x: x.split([1, 3, 1], 1), M),
-    ("chunk", lambda lib, x: x.chunk(3, -1), M),
-    ("chunk_more", lambda lib, x: lib.chunk(x, 4), V),
-    ("unbind", lambda lib, x: x.unbind(1), A),
-    ("unbind_fn", lambda lib, x: lib.unbind(x), M),
-    ("tensor_split", lambda lib, x: lib.tensor_split(x, 4, 1), M),
-    ("tensor_split_idx", lambda lib, x: x.tensor_split([1, 4, 9], dim=1), M),
-    ("hsplit", lambda lib, x: lib.hsplit(x, [1, 3]), M),
-    ("vsplit", lambda lib, x: lib.vsplit(x, 2), M),
-]
-
-IMG = randn(2, 3, 4, 5, seed=8)
-PADS = [
-    ("pad_constant", lambda lib, x: _pad(lib, x, (1, 2)), A),
-    ("pad_constant_2d", lambda lib, x: _pad(lib, x, (1, 0, 2, 1), value=1.5), A),
-    ("pad_constant_all", lambda lib, x: _pad(lib, x, (1, 1, 0, 2, 3, 0)), A),
-    ("pad_crop", lambda lib, x: _pad(lib, x, (-1, 2, 1, -1)), A),
-    ("pad_crop_only", lambda lib, x: _pad(lib, x, (-1, -2)), A),
-    ("pad_constant_0", lambda lib, x: _pad(lib, x, (0, 0)), M),
-    ("pad_noncontig", lambda lib, x: _pad(lib, x, (2, 1)), noncontig(M)),
-    ("pad_reflect_1d", lambda lib, x: _pad(lib, x, (2, 3), mode="reflect"), A),
-    ("pad_reflect_2d", lambda lib, x: _pad(lib, x, (1, 2, 2, 1), mode="reflect"), IMG),
-    ("pad_reflect_unbatched", lambda lib, x: _pad(lib, x, (1, 1, 2, 0), mode="reflect"), A),
-    ("pad_reflect_crop", lambda lib, x: _pad(lib, x, (-1, 2), mode="reflect"), A),
-    ("pad_replicate_1d", lambda lib, x: _pad(lib, x, (3, 1), mode="replicate"), A),
-    ("pad_replicate_2d", lambda lib, x: _pad(lib, x, (2, 0, 1, 3), mode="replicate"), IMG),
-    ("pad_replicate_3d", lambda lib, x: _pad(lib, x, (1, 1, 1, 0, 0, 2), mode="replicate"), IMG),
-    ("pad_circular_1d", lambda lib, x: _pad(lib, x, (2, 4), mode="circular"), A),
-    ("pad_circular_2d", lambda lib, x: _pad(lib, x, (1, 2, 3, 1), mode="circular"), IMG),
-    ("pad_circular_3d", lambda lib, x: _pad(lib, x, (1, 0, 0, 1, 1, 1), mode="circular"), IMG),
-]
-
-CASES = [OpCase(name, fn, [x]) for name, fn, x in VIEWS + COPIES + SPLITS + PADS]
-CASES += [OpCase(name, fn, inputs) for name, fn, inputs in JOINS]
-CASES += [
-    OpCase("cat_dtypes", lambda lib, a, b: lib.cat([a, b.double()], 1), [M, randn(4, 1, seed=5)], check_dtype=True),
-    OpCase("zero_size_flip", lambda lib, x: x.flip(0).repeat(2, 1), [E]),
-    OpCase("zero_size_pad", lambda lib, x: _pad(lib, x, (1, 1)), [E]),
-]
-
-
-@parametrize(CASES)
-def test_matches_torch(case):
-    compare_with_torch(case)
-
-
-@parametrize(CASES)
-def test_gradcheck(case):
-    check_gradients(case)
 
 
 # ---------------------------------------------------------------- views share memory and version

@@ -1,0 +1,183 @@
+"""Every public op has an entry in the op registry (``chainrule.testing.opinfo.op_db``).
+
+"Public" is every callable in the top-level ``chainrule`` namespace, ``chainrule.nn.functional``,
+``chainrule.linalg``, ``chainrule.special`` and ``chainrule.fft``, and every public method, property
+and operator of ``Tensor``. A function counts as covered when an entry's name or alias resolves to
+the same object (``chainrule.conv2d`` is ``chainrule.nn.functional.conv2d``: one entry serves
+both); a Tensor attribute when an entry lists it in ``methods``. What is not an op (sizes, devices,
+conversions, random state, printing, ...) is named in ``NOT_OPS`` below, each group with its reason.
+Adding a public op without an entry, or an entry for a name that no longer exists, fails here.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import chainrule
+from chainrule.testing import opinfo
+
+NAMESPACES = {
+    "": chainrule,
+    "nn.functional.": chainrule.nn.functional,
+    "linalg.": chainrule.linalg,
+    "special.": chainrule.special,
+    "fft.": chainrule.fft,
+}
+
+
+def _group(reason: str, *names: str) -> dict[str, str]:
+    return dict.fromkeys(names, reason)
+
+
+# Public names that are not ops: qualified as "name" (top level), "nn.functional.name", ...,
+# or "Tensor.name" for Tensor attributes. One group per reason; no wildcards.
+NOT_OPS: dict[str, str] = {
+    **_group(
+        "creation from data: copies or wraps given values, nothing to compute",
+        "tensor", "as_tensor", "asarray", "from_numpy", "scalar_tensor", "new_tensor",
+        "Tensor.new_tensor", "Tensor.new",
+    ),
+    **_group(
+        "random sampling: chainrule's generator is not torch's, so no value can be compared with torch's; "
+        "the draws need distribution-level tests (tests/test_creation.py has some), not registry samples",
+        "rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",
+        "bernoulli", "multinomial", "bernoulli_", "normal_", "uniform_", "exponential_", "random_",
+        "Tensor.bernoulli", "Tensor.bernoulli_", "Tensor.multinomial", "Tensor.normal_", "Tensor.uniform_",
+        "Tensor.exponential_", "Tensor.random_", "Tensor.normal",
+    ),
+    **_group(
+        "random-number state and global settings: no tensor computed",
+        "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
+        "set_default_dtype", "get_default_dtype", "set_default_device", "get_default_device",
+        "set_printoptions", "get_printoptions", "set_num_threads", "get_num_threads",
+        "set_num_interop_threads", "get_num_interop_threads", "set_float32_matmul_precision",
+        "get_float32_matmul_precision", "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
+        "is_deterministic_algorithms_warn_only_enabled", "set_anomaly_enabled", "is_anomaly_enabled",
+        "is_grad_enabled", "is_inference_mode_enabled", "compile",
+    ),
+    **_group(
+        "type and dtype queries: answer about a tensor or dtype, compute no tensor",
+        "is_tensor", "is_floating_point", "is_complex", "promote_types", "result_type", "broadcast_shapes",
+        "numel", "Tensor.is_floating_point", "Tensor.is_complex", "Tensor.is_contiguous", "Tensor.is_leaf",
+        "Tensor.is_cuda", "Tensor.is_shared", "Tensor.numel", "Tensor.nelement", "Tensor.dim", "Tensor.ndim",
+        "Tensor.ndimension", "Tensor.size", "Tensor.shape", "Tensor.stride", "Tensor.dtype", "Tensor.device",
+        "Tensor.get_device", "Tensor.element_size", "Tensor.data_ptr", "Tensor.name", "Tensor.__len__",
+        "Tensor.__hash__", "Tensor.__module__", "Tensor.__slots__", "Tensor.__weakref__",
+        "Tensor.__array_priority__", "Tensor.__dlpack_device__",
+    ),
+    **_group(
+        "serialization: files, not tensors", "save", "load",
+    ),
+    **_group(
+        "conversion to Python or NumPy values, or between devices/dtypes (casts are checked in tests/test_dtype.py)",
+        "Tensor.item", "Tensor.tolist", "Tensor.numpy", "Tensor.__array__", "Tensor.__bool__",
+        "Tensor.__float__", "Tensor.__int__", "Tensor.__index__", "Tensor.__complex__", "Tensor.__dlpack__",
+        "Tensor.__iter__", "Tensor.__contains__", "Tensor.__deepcopy__", "Tensor.to", "Tensor.type",
+        "Tensor.type_as", "Tensor.cpu", "Tensor.cuda", "Tensor.pin_memory", "Tensor.share_memory_",
+        "Tensor.float", "Tensor.double", "Tensor.half", "Tensor.int", "Tensor.long", "Tensor.short",
+        "Tensor.bool", "Tensor.byte",
+    ),
+    **_group(
+        "autograd bookkeeping: graph and gradient state, tested in tests/autograd",
+        "Tensor.backward", "Tensor.grad", "Tensor.grad_fn", "Tensor.requires_grad", "Tensor.requires_grad_",
+        "Tensor.retain_grad", "Tensor.retains_grad", "Tensor.register_hook",
+        "Tensor.register_post_accumulate_grad_hook", "Tensor.detach", "Tensor.detach_", "Tensor.data",
+    ),
+    **_group(
+        "comparisons of whole tensors answering a Python bool: no tensor computed",
+        "equal", "allclose", "Tensor.equal", "Tensor.allclose",
+    ),
+    **_group(
+        "internal helpers that leak into the nn.functional namespace (not torch names; reported)",
+        "nn.functional.honours_out", "nn.functional.name_node",
+    ),
+    **_group(
+        "torch.Tensor has no such method: bound onto chainrule's Tensor with the module functions (reported)",
+        "Tensor.arange", "Tensor.as_tensor", "Tensor.asarray", "Tensor.empty", "Tensor.empty_like", "Tensor.eye",
+        "Tensor.from_numpy", "Tensor.full", "Tensor.full_like", "Tensor.linspace", "Tensor.logspace",
+        "Tensor.ones", "Tensor.ones_like", "Tensor.scalar_tensor", "Tensor.tensor", "Tensor.zeros",
+        "Tensor.zeros_like", "Tensor.rsub", "Tensor.std_mean", "Tensor.var_mean", "Tensor.sum_to_shape",
+        "Tensor.atleast_1d", "Tensor.atleast_2d", "Tensor.atleast_3d", "Tensor.maximum_", "Tensor.minimum_",
+        "Tensor.where_",
+    ),
+}
+
+
+def _public_functions() -> dict[str, object]:
+    found = {}
+    for prefix, module in NAMESPACES.items():
+        names = getattr(module, "__all__", None) or [n for n in dir(module) if not n.startswith("_")]
+        for name in names:
+            value = getattr(module, name)
+            if inspect.ismodule(value) or inspect.isclass(value) or not callable(value):
+                continue
+            if getattr(value, "__module__", "chainrule").split(".")[0] != "chainrule":
+                continue  # a third-party name imported into the module (e.g. numpy's), not ours
+            found[prefix + name] = value
+    return found
+
+
+def _tensor_attributes() -> list[str]:
+    own = set()
+    for cls in chainrule.Tensor.__mro__[:-1]:
+        own.update(vars(cls))
+    return sorted(n for n in dir(chainrule.Tensor)
+                  if not n.startswith("_") or (n.startswith("__") and n.endswith("__") and n in own
+                                                and n not in _PYTHON_PLUMBING))
+
+
+# object-model plumbing every class has; not part of the tensor API
+_PYTHON_PLUMBING = {"__init__", "__new__", "__repr__", "__str__", "__format__", "__doc__", "__dict__",
+                    "__reduce__", "__reduce_ex__", "__getstate__", "__setstate__", "__copy__",
+                    "__init_subclass__", "__class_getitem__", "__annotations__", "__firstlineno__",
+                    "__static_attributes__", "__getattr__", "__dir__", "__sizeof__"}
+
+
+def _resolve(qualified: str):
+    target = chainrule
+    for part in qualified.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def _covered():
+    objects, methods = set(), set()
+    for entry in opinfo.op_db:
+        for name in (entry.name, *entry.aliases):
+            objects.add(id(_resolve(name)))
+        methods.update(entry.methods)
+    return objects, methods
+
+
+def test_every_public_function_has_an_entry():
+    objects, _ = _covered()
+    missing = [name for name, value in _public_functions().items()
+               if id(value) not in objects and name not in NOT_OPS]
+    assert not missing, f"public functions with no OpInfo entry (add one, or a NOT_OPS line with its reason): {missing}"
+
+
+def test_every_tensor_method_has_an_entry():
+    _, methods = _covered()
+    missing = [name for name in _tensor_attributes() if name not in methods and f"Tensor.{name}" not in NOT_OPS]
+    assert not missing, f"Tensor methods with no OpInfo entry (list them in an entry's methods): {missing}"
+
+
+def test_entries_name_real_things():
+    for entry in opinfo.op_db:
+        for name in (entry.name, *entry.aliases):
+            assert callable(_resolve(name)) or name.startswith("Tensor."), f"{entry.name}: {name} is not callable"
+        for method in entry.methods:
+            assert hasattr(chainrule.Tensor, method), f"{entry.name}: Tensor has no {method}"
+
+
+def test_not_ops_lists_only_names_that_exist_and_have_no_entry():
+    functions = _public_functions()
+    attributes = set(_tensor_attributes())
+    objects, methods = _covered()
+    for name in NOT_OPS:
+        if name.startswith("Tensor."):
+            assert name[len("Tensor."):] in attributes, f"NOT_OPS names {name}, which Tensor does not have"
+            assert name[len("Tensor."):] not in methods, f"{name} has an entry and is listed in NOT_OPS"
+        else:
+            assert name in functions, f"NOT_OPS names {name}, which is not a public function"
+            assert id(functions[name]) not in objects, f"{name} has an entry and is listed in NOT_OPS"
