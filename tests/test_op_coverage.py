@@ -89,7 +89,7 @@ NOT_OPS: dict[str, str] = {
     ),
     **_group(
         "internal helpers that leak into the nn.functional namespace (not torch names; reported)",
-        "nn.functional.honours_out", "nn.functional.name_node",
+        "nn.functional.honours_out",
     ),
     **_group(
         "torch.Tensor has no such method: bound onto chainrule's Tensor with the module functions (reported)",

@@ -73,6 +73,8 @@ NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "batch_norm_eval": _COMPOSED,
     "group_norm": _COMPOSED,
     "instance_norm": "torch runs instance norm as batch norm over a reshaped view (ViewBackward0)",
+    "aten_group_norm": _COMPOSED,
+    "aten_instance_norm": "as instance_norm",
     "bilinear": _COMPOSED,
     "interpolate": _COMPOSED,
     "upsample": _COMPOSED,

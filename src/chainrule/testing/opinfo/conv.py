@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-from . import OpCase, OpInfo, cached, noncontig, randn, select, thin_gradchecks
+from .core import OpCase, OpInfo, cached, noncontig, randn, select, thin_gradchecks
 
 
 @cached

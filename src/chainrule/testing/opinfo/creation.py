@@ -7,7 +7,7 @@ the sample checks. Creation from data (``tensor``, ``as_tensor``, ...) and rando
 
 from __future__ import annotations
 
-from . import OpCase, OpInfo, noncontig, randn
+from .core import OpCase, OpInfo, noncontig, randn
 
 
 def _constant(name: str, *cases: OpCase, methods: tuple[str, ...] = ()) -> OpInfo:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ALIAS_GRADGRAD, OpCase, OpInfo, cached, noncontig, positive, randn, rng, select
+from .core import ALIAS_GRADGRAD, OpCase, OpInfo, cached, noncontig, positive, randn, rng, select
 
 
 @cached

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import OpCase, OpInfo, cached, noncontig, randn, select
+from .core import OpCase, OpInfo, cached, noncontig, randn, select
 
 
 @cached

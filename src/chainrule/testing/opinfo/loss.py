@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import OpCase, OpInfo, positive, randn, rng
+from .core import OpCase, OpInfo, positive, randn, rng
 
 
 def _labels(n: int, classes: int, seed: int = 0) -> np.ndarray:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ALIAS_GRADGRAD, OpCase, OpInfo, randn, rng
+from .core import ALIAS_GRADGRAD, OpCase, OpInfo, randn, rng
 
 
 def _F(lib):
@@ -123,5 +123,23 @@ op_db: list[OpInfo] = [
         OpCase("multi_head_attention_forward", _multi_head_attention,
                [randn(2, 1, 4), randn(3, 1, 4, seed=1), randn(3, 1, 4, seed=2), randn(12, 4, seed=3) * 0.5,
                 randn(12, seed=4), randn(4, 4, seed=5) * 0.5, randn(4, seed=6)], gradgradcheck=False),
+    ]),
+    # torch's top-level ATen forms (the weight first for embedding; dropout's train flag is positional)
+    OpInfo("embedding", "nn_functional", lambda: [
+        OpCase("aten_embedding", lambda lib, w, i: lib.embedding(w, lib.tensor(i)), [randn(5, 4), _indices(2, 3, high=5)]),
+        OpCase("aten_embedding_padding_idx", lambda lib, w, i: lib.embedding(w, lib.tensor(i), 1),
+               [randn(5, 4), _indices(2, 3, high=5, seed=1)]),
+    ]),
+    OpInfo("dropout", "nn_functional", lambda: [
+        OpCase("aten_dropout_eval", lambda lib, x: lib.dropout(x, 0.5, False), [randn(3, 4)],
+               gradgradcheck=ALIAS_GRADGRAD),
+    ]),
+    OpInfo("alpha_dropout", "nn_functional", lambda: [
+        OpCase("aten_alpha_dropout_eval", lambda lib, x: lib.alpha_dropout(x, 0.5, False), [randn(3, 4)],
+               gradgradcheck=ALIAS_GRADGRAD),
+    ]),
+    OpInfo("feature_dropout", "nn_functional", lambda: [
+        OpCase("aten_feature_dropout_eval", lambda lib, x: lib.feature_dropout(x, 0.5, False), [randn(2, 3, 4)],
+               gradgradcheck=ALIAS_GRADGRAD),
     ]),
 ]

@@ -3,7 +3,7 @@ public nn.functional names, so the entries hold wherever the Functions live."""
 
 from __future__ import annotations
 
-from . import OpCase, OpInfo, positive, randn
+from .core import OpCase, OpInfo, positive, randn
 
 
 def _F(lib):
@@ -61,5 +61,24 @@ op_db: list[OpInfo] = [
     _norm("normalize", lambda: [
         OpCase("normalize", lambda lib, x: _F(lib).normalize(x), [randn(3, 4)]),
         OpCase("normalize_p1_dim0", lambda lib, x: _F(lib).normalize(x, p=1.0, dim=0), [randn(3, 4, low_gap=0.1)]),
+    ]),
+    # torch's top-level ATen forms: the affine parameters before the running statistics
+    OpInfo("batch_norm", "normalization", lambda: [
+        OpCase("aten_batch_norm", lambda lib, x, w, b, m, v: lib.batch_norm(x, w, b, m, v, True, 0.1, 1e-5, False),
+               [randn(4, 3, 5), randn(3, seed=3), randn(3, seed=4), randn(3, seed=1), positive(3, seed=2)],
+               grad=[True, True, True, False, False]),
+    ]),
+    OpInfo("instance_norm", "normalization", lambda: [
+        OpCase("aten_instance_norm", lambda lib, x, w, b: lib.instance_norm(x, w, b, None, None, True, 0.1, 1e-5,
+                                                                             False),
+               [randn(2, 3, 4, 5), randn(3, seed=1), randn(3, seed=2)]),
+    ]),
+    OpInfo("layer_norm", "normalization", lambda: [
+        OpCase("aten_layer_norm", lambda lib, x, w, b: lib.layer_norm(x, (4,), w, b, 1e-5),
+               [randn(2, 3, 4), randn(4, seed=1), randn(4, seed=2)]),
+    ]),
+    OpInfo("group_norm", "normalization", lambda: [
+        OpCase("aten_group_norm", lambda lib, x, w, b: lib.group_norm(x, 2, w, b, 1e-5),
+               [randn(2, 4, 3, 2), randn(4, seed=1), randn(4, seed=2)]),
     ]),
 ]

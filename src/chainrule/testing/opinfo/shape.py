@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import ALIAS_GRADGRAD, OpCase, OpInfo, cached, noncontig, randn, select
+from .core import ALIAS_GRADGRAD, OpCase, OpInfo, cached, noncontig, randn, select
 
 
 @cached

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import OpCase, OpInfo, positive, randn, rng
+from .core import OpCase, OpInfo, positive, randn, rng
 
 
 def _special(name: str, *cases: OpCase, **kwargs) -> OpInfo:
