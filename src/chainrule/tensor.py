@@ -312,20 +312,18 @@ class Tensor:
             raise RuntimeError(
                 "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
             )
-        if not isinstance(self._data, np.ndarray):
+        if type(self._data) is not np.ndarray:
             if not force:
                 raise TypeError(
-                    "can't convert cuda tensor to numpy. Use Tensor.cpu() to copy the tensor to host memory first."
+                    f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to copy "
+                    "the tensor to host memory first."
                 )
             return _host(self._data)
         return self._data
 
     def __array__(self, dtype=None, copy=None):
-        if self._requires_grad:
-            raise RuntimeError(
-                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
-            )
-        array = _host(self._data)
+        # torch's __array__ is numpy(): a cuda tensor never converts implicitly
+        array = self.numpy()
         return array if dtype is None else array.astype(dtype, copy=False)
 
     def __dlpack__(self, *args, **kwargs):
@@ -423,7 +421,7 @@ class Tensor:
             raise RuntimeError(
                 f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a {type(element)}."
             )
-        return bool(np.any(self._data == (element._data if isinstance(element, Tensor) else element)))
+        return bool((self._data == (element._data if isinstance(element, Tensor) else element)).any())
 
     def __float__(self) -> float:
         if self._data.size != 1:
@@ -456,7 +454,7 @@ class Tensor:
         return object.__format__(self, spec)
 
     def __reduce_ex__(self, protocol):
-        return (_rebuild, (_host(self._data), self._requires_grad))
+        return (_rebuild, (_host(self._data), self._requires_grad, str(self.device)))
 
     def __deepcopy__(self, memo):
         if self.grad_fn is not None:
@@ -472,8 +470,8 @@ class Tensor:
         return t
 
 
-def _rebuild(array, requires_grad):
-    t = Tensor._make(array)
+def _rebuild(array, requires_grad, device="cpu"):
+    t = Tensor._make(array if device == "cpu" else to_device(array, _device(device)))
     t._requires_grad = requires_grad
     return t
 

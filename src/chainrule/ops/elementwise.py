@@ -12,6 +12,7 @@ import builtins
 
 import numpy as np
 
+from .._backend import array_module
 from .. import _dtype
 from ..autograd.function import Function, broadcast_error, name_node
 from ..tensor import Tensor, honours_out, write_out
@@ -33,7 +34,8 @@ __all__ = [
 # ---------------------------------------------------------------- operands and promotion
 def _as_operand(x, dtype: _dtype.dtype) -> Tensor:
     """A Python number as a 0-d tensor of ``dtype`` (never requires grad)."""
-    return Tensor._make(np.asarray(x, dtype=dtype.np))
+    xp = array_module(x)
+    return Tensor._make(xp.asarray(x, dtype=dtype.np))
 
 
 _CONSTANTS: dict = {}
@@ -45,10 +47,11 @@ def _constant(x, np_dtype) -> Tensor:
     Saves allocating one per ``x * 0.9`` in a training loop. Only ops read these; zero is never
     cached because 0.0 and -0.0 compare equal but multiply differently.
     """
+    xp = array_module(x)
     key = (x, np_dtype)
     t = _CONSTANTS.get(key) if x else None
     if t is None:
-        t = Tensor._make(np.asarray(x, dtype=np_dtype))
+        t = Tensor._make(xp.asarray(x, dtype=np_dtype))
         if x:
             if len(_CONSTANTS) > 4096:
                 _CONSTANTS.clear()
@@ -222,7 +225,8 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, x, exponent):
-        y = np.power(x, exponent)
+        xp = array_module(x)
+        y = xp.power(x, exponent)
         ctx.save_for_backward(x, exponent, y if ctx.needs_input_grad[1] else None)
         return y
 
@@ -247,11 +251,12 @@ class PowScalar(Function):
 
     @staticmethod
     def forward(ctx, x, exponent):
+        xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.exponent = exponent
         if exponent == 2:
             return x * x
-        return np.power(x, x.dtype.type(exponent)) if x.dtype.kind == "f" else np.power(x, exponent)
+        return xp.power(x, x.dtype.type(exponent)) if x.dtype.kind == "f" else xp.power(x, exponent)
 
     @staticmethod
     def backward(ctx, grad):
@@ -274,7 +279,8 @@ class RPowScalar(Function):
 
     @staticmethod
     def forward(ctx, x, base):
-        y = np.power(x.dtype.type(base), x)
+        xp = array_module(x)
+        y = xp.power(x.dtype.type(base), x)
         ctx.save_for_backward(y)
         ctx.base = base
         return y
@@ -282,12 +288,14 @@ class RPowScalar(Function):
     @staticmethod
     def backward(ctx, grad):
         # d(c^x) = c^x log(c) dx
+        xp = array_module(grad)
         (y,) = ctx.saved_tensors
-        return grad * y * float(np.log(ctx.base)) if ctx.base > 0 else grad * y * float("nan")
+        return grad * y * float(xp.log(ctx.base)) if ctx.base > 0 else grad * y * float("nan")
 
 
 def zeros_like_tensor(t: Tensor) -> Tensor:
-    return Tensor._make(np.zeros_like(t._data))
+    xp = array_module(t)
+    return Tensor._make(xp.zeros_like(t._data))
 
 
 @honours_out
@@ -335,6 +343,7 @@ def mul(input, other, *, out=None) -> Tensor:
 @honours_out
 def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     """torch.div: true division (ints give floats); rounding_mode 'trunc' or 'floor' rounds."""
+    xp = array_module(input)
     if rounding_mode is None:
         a, b = _float_pair(input, other)
         return Div.apply(a, b)
@@ -344,24 +353,25 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     if a._data.dtype.kind in "iub":
         _check_integer_divisor(b)
         if rounding_mode == "floor":
-            return Tensor._make(np.floor_divide(a._data, b._data))
-        quotient = np.abs(a._data) // np.abs(b._data)
-        return Tensor._make(np.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype))
+            return Tensor._make(xp.floor_divide(a._data, b._data))
+        quotient = xp.abs(a._data) // xp.abs(b._data)
+        return Tensor._make(xp.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype))
     with np.errstate(all="ignore"):  # x / 0 is ±inf (or NaN) silently, as in torch
-        rounded = _floor_divide_float(a._data, b._data) if rounding_mode == "floor" else np.trunc(a._data / b._data)
+        rounded = _floor_divide_float(a._data, b._data) if rounding_mode == "floor" else xp.trunc(a._data / b._data)
     return Tensor._make(rounded)  # piecewise constant: torch gives no gradient path either
 
 
 def _floor_divide_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """torch's (and Python's) floating floor division: from fmod, not floor(a / b), so a quotient
     that rounds to -0 floors to -1, inf // 1 is NaN, and x // 0 is x / 0."""
+    xp = array_module(a)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mod = np.fmod(a, b)
+        mod = xp.fmod(a, b)
         div = (a - mod) / b
-        div = np.where((mod != 0) & ((b < 0) != (mod < 0)), div - 1, div)
-        floored = np.floor(div)
-        floored = np.where(div - floored > 0.5, floored + 1, floored)
-        return np.where(b == 0, a / b, np.where(div != 0, floored, np.copysign(np.zeros_like(div), a / b)))
+        div = xp.where((mod != 0) & ((b < 0) != (mod < 0)), div - 1, div)
+        floored = xp.floor(div)
+        floored = xp.where(div - floored > 0.5, floored + 1, floored)
+        return xp.where(b == 0, a / b, xp.where(div != 0, floored, xp.copysign(xp.zeros_like(div), a / b)))
 
 
 true_divide = div
@@ -376,8 +386,9 @@ class Remainder(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return np.mod(a, b)
+        return xp.mod(a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -392,8 +403,9 @@ class Fmod(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return np.fmod(a, b)
+        return xp.fmod(a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -405,25 +417,28 @@ class Fmod(Function):
 
 def _check_integer_divisor(divisor: Tensor) -> None:
     """Integer division by zero has no value; torch raises where NumPy would return 0 and warn."""
-    if divisor._data.dtype.kind in "iu" and not np.all(divisor._data):
+    xp = array_module(divisor)
+    if divisor._data.dtype.kind in "iu" and not xp.all(divisor._data):
         raise RuntimeError("ZeroDivisionError")
 
 
 def remainder(input, other) -> Tensor:
+    xp = array_module(input)
     a, b = _pair(input, other)
     if a._data.dtype.kind in "iub":
         _check_integer_divisor(b)
-        return Tensor._make(np.mod(a._data, b._data))
+        return Tensor._make(xp.mod(a._data, b._data))
     out = Remainder.apply(a, b)
     # torch's Tensor-Tensor overload records RemainderBackward1, its Tensor-Scalar one RemainderBackward0
     return name_node(out, "RemainderBackward1") if isinstance(other, Tensor) else out
 
 
 def fmod(input, other) -> Tensor:
+    xp = array_module(input)
     a, b = _pair(input, other)
     if a._data.dtype.kind in "iub":
         _check_integer_divisor(b)
-        return Tensor._make(np.fmod(a._data, b._data))
+        return Tensor._make(xp.fmod(a._data, b._data))
     return Fmod.apply(a, b)
 
 
@@ -532,17 +547,19 @@ erf = _unary("Erf", _erf_array, lambda g, x, y: g * (2.0 / np.sqrt(np.pi)) * exp
 
 def _sigmoid_array(x):
     # exp of a non-positive number only: no overflow for large |x|
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    xp = array_module(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), saves="output")
 
 # piecewise-constant ops: zero gradient everywhere, as torch defines
 def _sign_array(x: np.ndarray) -> np.ndarray:
-    y = np.sign(x)
+    xp = array_module(x)
+    y = xp.sign(x)
     if y.dtype.kind == "f":
-        y = np.where(np.isnan(y), y.dtype.type(0), y)  # torch's sign(NaN) is 0 (so abs'(NaN) is 0 too)
+        y = xp.where(xp.isnan(y), y.dtype.type(0), y)  # torch's sign(NaN) is 0 (so abs'(NaN) is 0 too)
     return y
 
 
@@ -556,9 +573,10 @@ _round = _unary("Round", np.round, _zero_grad, saves="none", float_only=False)
 
 def round(input: Tensor, *, decimals: builtins.int = 0) -> Tensor:
     """torch.round: half to even, like torch; ``decimals`` rounds to that many places."""
+    xp = array_module(input)
     if decimals == 0:
         return _round(input)
-    return Tensor._make(np.round(input._data, decimals))
+    return Tensor._make(xp.round(input._data, decimals))
 
 
 class Abs(Function):
@@ -566,8 +584,9 @@ class Abs(Function):
 
     @staticmethod
     def forward(ctx, x):
+        xp = array_module(x)
         ctx.save_for_backward(x)
-        return np.abs(x)
+        return xp.abs(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -590,8 +609,9 @@ class Maximum(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return np.maximum(a, b)
+        return xp.maximum(a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -608,8 +628,9 @@ class Minimum(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return np.minimum(a, b)
+        return xp.minimum(a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -653,8 +674,9 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx, condition, a, b):
+        xp = array_module(condition)
         ctx.save_for_backward(condition)
-        return np.where(condition, a, b)
+        return xp.where(condition, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -668,12 +690,13 @@ class Where(Function):
 
 def where(condition: Tensor, input=None, other=None) -> Tensor:
     """torch.where(condition, input, other); ``where(condition)`` returns nonzero indices."""
+    xp = array_module(condition)
     if input is None and other is None:
         from .index import nonzero
 
         return nonzero(condition, as_tuple=True)
     if not isinstance(condition, Tensor):
-        condition = Tensor._make(np.asarray(condition))
+        condition = Tensor._make(xp.asarray(condition))
     if condition._data.dtype != np.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {condition.dtype.name}")
     a, b = _pair(input, other)
@@ -686,9 +709,10 @@ class Clamp(Function):
 
     @staticmethod
     def forward(ctx, x, min, max):
+        xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.bounds = (min, max)
-        return np.clip(x, min, max).astype(x.dtype, copy=False)
+        return xp.clip(x, min, max).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -744,16 +768,18 @@ class Atan2(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return np.arctan2(a, b)
+        return xp.arctan2(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         # d atan2(a, b) = (b da - a db) / (a^2 + b^2); where a^2 + b^2 is 0 (the origin, or
         # squares that underflow) torch takes the reciprocal as 0, so the gradient is 0, not NaN
+        xp = array_module(grad)
         a, b = ctx.saved_tensors
         reciprocal = 1 / (a * a + b * b)
-        reciprocal = where(Tensor._make(np.isinf(reciprocal._data)), 0.0, reciprocal)
+        reciprocal = where(Tensor._make(xp.isinf(reciprocal._data)), 0.0, reciprocal)
         return grad * b * reciprocal, -grad * a * reciprocal
 
 
@@ -777,7 +803,8 @@ class Hypot(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        out = np.hypot(a, b)
+        xp = array_module(a)
+        out = xp.hypot(a, b)
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -795,9 +822,10 @@ def hypot(input: Tensor, other: Tensor) -> Tensor:
 
 
 def logaddexp(input: Tensor, other: Tensor) -> Tensor:
+    xp = array_module(input)
     m = maximum(input, other).detach()
     # shift by the larger input, except an infinite one (inf - inf would be NaN; the sum is that inf)
-    m = where(Tensor._make(np.isinf(m._data)), 0.0, m)
+    m = where(Tensor._make(xp.isinf(m._data)), 0.0, m)
     return m + log(exp(input - m) + exp(other - m))
 
 
@@ -824,8 +852,9 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
 
 
 def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=None) -> Tensor:
+    xp = array_module(input)
     finite = isfinite(input)
-    replaced = Tensor._make(np.nan_to_num(input._data, nan=nan, posinf=posinf, neginf=neginf))
+    replaced = Tensor._make(xp.nan_to_num(input._data, nan=nan, posinf=posinf, neginf=neginf))
     return where(finite, input, replaced)
 
 
@@ -873,39 +902,47 @@ bitwise_xor = _bitwise(np.bitwise_xor, "^")
 
 
 def bitwise_not(input: Tensor) -> Tensor:
+    xp = array_module(input)
     if input._data.dtype.kind == "f":
         raise TypeError(f"'~' (bitwise_not) is only defined for integer and bool tensors, got {input.dtype}")
-    return Tensor._make(np.invert(input._data))
+    return Tensor._make(xp.invert(input._data))
 
 
 def logical_not(input: Tensor) -> Tensor:
-    return Tensor._make(np.logical_not(input._data))
+    xp = array_module(input)
+    return Tensor._make(xp.logical_not(input._data))
 
 
 def isnan(input: Tensor) -> Tensor:
-    return Tensor._make(np.isnan(input._data))
+    xp = array_module(input)
+    return Tensor._make(xp.isnan(input._data))
 
 
 def isinf(input: Tensor) -> Tensor:
-    return Tensor._make(np.isinf(input._data))
+    xp = array_module(input)
+    return Tensor._make(xp.isinf(input._data))
 
 
 def isfinite(input: Tensor) -> Tensor:
-    return Tensor._make(np.isfinite(input._data))
+    xp = array_module(input)
+    return Tensor._make(xp.isfinite(input._data))
 
 
 def signbit(input: Tensor) -> Tensor:
-    return Tensor._make(np.signbit(input._data))
+    xp = array_module(input)
+    return Tensor._make(xp.signbit(input._data))
 
 
 def equal(input: Tensor, other: Tensor) -> builtins.bool:
     """torch.equal: same shape and the same values."""
-    return input.shape == other.shape and builtins.bool(np.array_equal(input._data, other._data))
+    xp = array_module(input)
+    return input.shape == other.shape and builtins.bool(xp.array_equal(input._data, other._data))
 
 
 def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
+    xp = array_module(input)
     a, b = _pair(input, other)
-    return Tensor._make(np.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    return Tensor._make(xp.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def allclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> builtins.bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out, preserve_layout
 from .reduce import sum_to_shape
@@ -26,8 +27,9 @@ __tensor_methods__ = {"repeat": "repeat", "unfold": "unfold"}
 
 def _mark_view(out: Tensor, base: Tensor) -> Tensor:
     """Make ``out`` share ``base``'s version counter when it shares its memory."""
+    xp = array_module(out)
     # a reshape either views its input or copies it, so the cheap bounds test is exact here
-    if np.may_share_memory(out._data, base._data) if out._data.size else False:
+    if xp.may_share_memory(out._data, base._data) if out._data.size else False:
         out._version_box = base._version_box
         out._base = base if base._base is None else base._base
     return out
@@ -76,9 +78,10 @@ class UnsafeView(Reshape):
 
 def reshape(input: Tensor, *shape) -> Tensor:
     """torch.reshape: a view when the strides allow it, a copy otherwise."""
+    xp = array_module(input)
     shape = _infer_shape(_shape_arg(shape, "reshape"), input._data.size, "reshape")
     out = Reshape.apply(input, shape=shape)
-    if out._data.size and not np.may_share_memory(out._data, input._data):
+    if out._data.size and not xp.may_share_memory(out._data, input._data):
         return name_node(out, "UnsafeViewBackward0")  # torch's reshape copied: clone + _unsafe_view
     if not input._data.flags.c_contiguous:
         name_node(out, "ReshapeAliasBackward0")  # torch views a non-contiguous input with _reshape_alias
@@ -162,8 +165,9 @@ class Expand(Function):
 
     @staticmethod
     def forward(ctx, x, shape):
+        xp = array_module(x)
         ctx.input_shape = x.shape
-        return np.broadcast_to(x, shape)
+        return xp.broadcast_to(x, shape)
 
     @staticmethod
     def backward(ctx, grad):
@@ -233,12 +237,14 @@ class Permute(Function):
 
     @staticmethod
     def forward(ctx, x, dims):
+        xp = array_module(x)
         ctx.dims = dims
-        return np.transpose(x, dims)
+        return xp.transpose(x, dims)
 
     @staticmethod
     def backward(ctx, grad):
-        return permute(grad, tuple(np.argsort(ctx.dims)))
+        xp = array_module(grad)
+        return permute(grad, tuple(xp.argsort(ctx.dims)))
 
 
 class Transpose(Function):
@@ -246,8 +252,9 @@ class Transpose(Function):
 
     @staticmethod
     def forward(ctx, x, dim0, dim1):
+        xp = array_module(x)
         ctx.swap = (dim0, dim1)
-        return np.swapaxes(x, dim0, dim1) if x.ndim else x.view()
+        return xp.swapaxes(x, dim0, dim1) if x.ndim else x.view()
 
     @staticmethod
     def backward(ctx, grad):
@@ -367,19 +374,21 @@ class Cat(Function):
 
     @staticmethod
     def forward(ctx, *arrays, dim, skipped=()):
+        xp = array_module(*arrays)
         ctx.dim = dim
         ctx.skipped = skipped
         joined = [a for i, a in enumerate(arrays) if i not in skipped]
         ctx.sizes = [a.shape[dim] for a in joined]
         # C order whatever the inputs' layouts (NumPy follows theirs): torch's cat output is contiguous
-        return np.asarray(np.concatenate(joined, axis=dim), order="C")
+        return xp.asarray(xp.concatenate(joined, axis=dim), order="C")
 
     @staticmethod
     def backward(ctx, grad):
         # each input gets back its own slab of the gradient; a skipped legacy empty (0,) input
         # gets an empty gradient, as in torch (its .grad is set, not left None)
+        xp = array_module(grad)
         slabs = iter(split(grad, ctx.sizes, ctx.dim))
-        return tuple(Tensor._make(np.zeros((0,), grad._data.dtype)) if i in ctx.skipped else next(slabs)
+        return tuple(Tensor._make(xp.zeros((0,), grad._data.dtype)) if i in ctx.skipped else next(slabs)
                      for i in range(len(ctx.sizes) + len(ctx.skipped)))
 
 
@@ -502,11 +511,12 @@ class Repeat(Function):
 
     @staticmethod
     def forward(ctx, x, repeats):
+        xp = array_module(x)
         padded = (1,) * (len(repeats) - x.ndim) + x.shape
         ctx.input_shape = x.shape
         ctx.padded = padded
         ctx.repeats = repeats
-        return np.tile(x.reshape(padded), repeats)
+        return xp.tile(x.reshape(padded), repeats)
 
     @staticmethod
     def backward(ctx, grad):
@@ -549,9 +559,10 @@ class Flip(Function):
 
     @staticmethod
     def forward(ctx, x, dims):
+        xp = array_module(x)
         ctx.dims = dims
         # order="K" keeps the input's layout, as torch's flip does for non-contiguous inputs
-        return np.flip(x, dims).copy(order="K") if dims else x.copy(order="K")
+        return xp.flip(x, dims).copy(order="K") if dims else x.copy(order="K")
 
     @staticmethod
     def backward(ctx, grad):
@@ -584,9 +595,10 @@ class Roll(Function):
 
     @staticmethod
     def forward(ctx, x, shifts, dims):
+        xp = array_module(x)
         ctx.shifts = shifts
         ctx.dims = dims
-        return np.asarray(np.roll(x, shifts, axis=dims), order="C")  # torch's roll output is contiguous
+        return xp.asarray(xp.roll(x, shifts, axis=dims), order="C")  # torch's roll output is contiguous
 
     @staticmethod
     def backward(ctx, grad):
@@ -614,10 +626,11 @@ class Tril(Function):
 
     @staticmethod
     def forward(ctx, x, diagonal, upper):
+        xp = array_module(x)
         ctx.diagonal = diagonal
         ctx.upper = upper
-        out = np.triu(x, diagonal) if upper else np.tril(x, diagonal)
-        return np.asarray(out, order="C")  # torch's tril/triu output is contiguous
+        out = xp.triu(x, diagonal) if upper else xp.tril(x, diagonal)
+        return xp.asarray(out, order="C")  # torch's tril/triu output is contiguous
 
     @staticmethod
     def backward(ctx, grad):
@@ -681,6 +694,7 @@ class Unfold(Function):
 
     @staticmethod
     def forward(ctx, x, dim, size, step):
+        xp = array_module(x)
         ctx.input_shape = x.shape
         ctx.params = (dim, size, step)
         count = (x.shape[dim] - size) // step + 1
@@ -688,7 +702,7 @@ class Unfold(Function):
         strides = x.strides[:dim] + (x.strides[dim] * step,) + x.strides[dim + 1:] + (x.strides[dim],)
         # overlapping windows alias memory: read-only, so in-place writes raise as in torch
         writeable = x.flags.writeable and step >= size
-        return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=writeable)
+        return xp.lib.stride_tricks.as_strided(x, shape, strides, writeable=writeable)
 
     @staticmethod
     def backward(ctx, grad):
@@ -703,9 +717,10 @@ class UnfoldBackward(Function):
 
     @staticmethod
     def forward(ctx, grad, shape, params):
+        xp = array_module(grad)
         dim, size, step = params
         ctx.params = params
-        out = np.zeros(shape, dtype=grad.dtype)
+        out = xp.zeros(shape, dtype=grad.dtype)
         count = grad.shape[dim]
         lead = (slice(None),) * dim
         # one vectorised add per window offset (size of them), never one per element
@@ -761,6 +776,7 @@ def column_stack(tensors) -> Tensor:
 def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
     """torch.tensor_split: ``n`` near-equal views (the first ``size % n`` one longer), or views
     cut at the given indices."""
+    xp = array_module(input)
     if input._data.ndim == 0:
         raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
     d = _wrap_dim(dim, input._data.ndim, "tensor_split")
@@ -773,7 +789,7 @@ def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
         if sections <= 0:
             raise RuntimeError(f"number of sections must be larger than 0, got {sections}")
         size, extra = divmod(length, sections)
-        bounds = np.cumsum([0] + [size + 1] * extra + [size] * (sections - extra)).tolist()
+        bounds = xp.cumsum([0] + [size + 1] * extra + [size] * (sections - extra)).tolist()
     else:
         bounds = [0] + [int(i) for i in indices_or_sections] + [length]
     lead = (slice(None),) * d
@@ -813,11 +829,12 @@ class ConstantPad(Function):
     @staticmethod
     def forward(ctx, x, widths, value):
         # widths: one (before, after) pair per dim, first dim first; negative entries crop
+        xp = array_module(x)
         ctx.widths = widths
         out_shape = tuple(n + a + b for n, (a, b) in zip(x.shape, widths))
         if out_shape == x.shape and not any(a or b for a, b in widths):
             return preserve_layout(x.copy(), x)  # torch clones: a transposed input stays transposed
-        out = np.full(out_shape, value, dtype=x.dtype)
+        out = xp.full(out_shape, value, dtype=x.dtype)
         src = tuple(slice(max(-a, 0), n - max(-b, 0)) for n, (a, b) in zip(x.shape, widths))
         dst = tuple(slice(max(a, 0), m - max(b, 0)) for m, (a, b) in zip(out_shape, widths))
         out[dst] = x[src]
@@ -907,10 +924,11 @@ class ModePad(Function):
 
     @staticmethod
     def forward(ctx, x, widths, mode):
+        xp = array_module(x)
         ctx.widths = widths
         ctx.mode = mode
         # C order: np.pad follows the input's layout, torch's padding kernels write contiguous outputs
-        return np.asarray(np.pad(x, widths, mode=_NUMPY_PAD_MODE[mode]), order="C")
+        return xp.asarray(xp.pad(x, widths, mode=_NUMPY_PAD_MODE[mode]), order="C")
 
     @staticmethod
     def backward(ctx, grad):
@@ -923,13 +941,14 @@ class ModePadAdjoint(Function):
 
     @staticmethod
     def forward(ctx, grad, widths, mode):
+        xp = array_module(grad)
         ctx.widths = widths
         ctx.mode = mode
         out = grad
         for d, (a, b) in enumerate(widths):
             if a or b:
                 out = _fold_dim(out, d, a, b, mode)
-        return np.ascontiguousarray(out)  # _fold_dim works on moved axes
+        return xp.ascontiguousarray(out)  # _fold_dim works on moved axes
 
     @staticmethod
     def backward(ctx, grad):
@@ -939,7 +958,8 @@ class ModePadAdjoint(Function):
 
 def _fold_dim(g: np.ndarray, d: int, a: int, b: int, mode: str) -> np.ndarray:
     """Sum the padded borders of ``g`` along dim ``d`` back into the core they were copied from."""
-    g = np.moveaxis(g, d, 0)
+    xp = array_module(g)
+    g = xp.moveaxis(g, d, 0)
     n = g.shape[0] - a - b
     core = g[a:a + n].copy()
     left, right = g[:a], g[a + n:]
@@ -954,4 +974,4 @@ def _fold_dim(g: np.ndarray, d: int, a: int, b: int, mode: str) -> np.ndarray:
         # circular: out[j] = in[n - a + j]; out[a + n + k] = in[k]
         core[n - a:] += left
         core[:b] += right
-    return np.moveaxis(core, 0, d)
+    return xp.moveaxis(core, 0, d)
