@@ -113,6 +113,18 @@ class device:
 CPU = device("cpu")
 
 
+class _DefaultDevice:
+    """Where creation functions put a tensor when they are given no device= (torch.set_default_device)."""
+
+    __slots__ = ("device",)
+
+    def __init__(self) -> None:
+        self.device = None  # None: the CPU, with no lookup on the creation fast path
+
+
+default_device = _DefaultDevice()
+
+
 def cuda_available() -> bool:
     cp = cuda_module()
     if cp is None:
@@ -136,6 +148,19 @@ def array_module(*arrays):
         if cp is not None and isinstance(getattr(array, "_data", array), cp.ndarray):  # an array or a Tensor
             return cp
     return np
+
+
+def is_array(value) -> bool:
+    """A NumPy or device array (not a scalar, list or Tensor)."""
+    if isinstance(value, _ndarray):
+        return True
+    cp = cuda_module()
+    return cp is not None and isinstance(value, cp.ndarray)
+
+
+def writeable(array) -> bool:
+    """NumPy's read-only flag (set on overlapping strided views); CuPy arrays have none."""
+    return array.flags.writeable if type(array) is _ndarray else True
 
 
 def module_for_device(dev) -> object:
@@ -205,4 +230,4 @@ def to_device(array, dev: device):
         return cp.asnumpy(array) if cp is not None and isinstance(array, cp.ndarray) else np.asarray(array)
     if isinstance(array, xp.ndarray):
         return array
-    return xp.asarray(np.ascontiguousarray(array))
+    return xp.asarray(np.asarray(array, order="C"))

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _dtype
 from ._backend import device as _device
-from ._backend import device_of, to_device
+from ._backend import array_module, device_of, to_device
 from .autograd import function as _function_module
 from .autograd.function import AccumulateGrad
 
@@ -506,18 +506,19 @@ def preserve_layout(array, like):
     """``array`` (shaped as ``like``) laid out as torch's ``empty_like(like)`` would be: in ``like``'s
     stride order when ``like`` is non-overlapping and dense (a transposed input gives a transposed
     output), C-contiguous otherwise (a strided slice gives a contiguous output)."""
+    xp = array_module(array)
     sizes, strides = like.shape, like.strides
     order = sorted((i for i in range(like.ndim) if sizes[i] != 1), key=lambda i: -abs(strides[i]))
     expected = like.itemsize
     for i in reversed(order):
         if strides[i] != expected:
-            return np.asarray(array, order="C")
+            return xp.asarray(array, order="C")
         expected *= sizes[i]
     if like.size == 0 or order == sorted(order):
-        return np.asarray(array, order="C")
+        return xp.asarray(array, order="C")
     order += [i for i in range(like.ndim) if sizes[i] == 1]
-    inverse = np.argsort(order)
-    return np.ascontiguousarray(array.transpose(order)).transpose(inverse)
+    inverse = sorted(range(len(order)), key=order.__getitem__)
+    return xp.ascontiguousarray(array.transpose(order)).transpose(inverse)
 
 
 def _wrap_dim(dim: int, ndim: int, op: str = "") -> int:

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+from .._backend import writeable
 from . import function as _function
 from .function import AccumulateGrad, _anomaly
 from .grad_mode import state as _grad_state
@@ -383,7 +384,7 @@ def _accumulate(variable, grad, create_graph, exposed=()):
         array = grad._data
         # Stealing is safe only if no other tensor or view shares this array (its references:
         # the tensor's slot, the local name, getrefcount's argument) and user code never saw it.
-        if (array.base is not None or sys.getrefcount(array) > 3 or not array.flags.writeable
+        if (array.base is not None or sys.getrefcount(array) > 3 or not writeable(array)
                 or id(grad) in exposed):
             array = array.copy()
         variable._grad = Tensor._make(array)

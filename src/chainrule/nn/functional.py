@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .. import _dtype
+from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..autograd.grad_mode import state as _grad_state
 from ..ops import random as _random
@@ -554,10 +555,11 @@ def _check_p(p: float) -> None:
 
 
 def _dropout_mask(x: Tensor, p: float, shape: tuple) -> np.ndarray:
+    xp = array_module(x)
     dtype = x._data.dtype if x._data.dtype.kind == "f" else np.dtype(_dtype.get_default_dtype().np)
     if p == 1.0:
-        return np.zeros(shape, dtype=dtype)
-    keep = _random._rng(None).random(shape, dtype=np.float64 if dtype == np.float64 else np.float32) >= p
+        return xp.zeros(shape, dtype=dtype)
+    keep = _random._rng(None, xp).random(shape, dtype=np.float64 if dtype == np.float64 else np.float32) >= p
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
 
 

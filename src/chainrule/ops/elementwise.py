@@ -12,7 +12,7 @@ import builtins
 
 import numpy as np
 
-from .._backend import array_module
+from .._backend import array_module, on_one_device
 from .. import _dtype
 from ..autograd.function import Function, broadcast_error, name_node
 from ..tensor import Tensor, honours_out, write_out
@@ -32,10 +32,11 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- operands and promotion
-def _as_operand(x, dtype: _dtype.dtype) -> Tensor:
-    """A Python number as a 0-d tensor of ``dtype`` (never requires grad)."""
-    xp = array_module(x)
-    return Tensor._make(xp.asarray(x, dtype=dtype.np))
+def _as_operand(x, dtype: _dtype.dtype, like: Tensor | None = None) -> Tensor:
+    """A Python number as a 0-d tensor of ``dtype`` on ``like``'s device (never requires grad)."""
+    if like is None or type(like._data) is np.ndarray:
+        return Tensor._make(np.asarray(x, dtype=dtype.np))
+    return Tensor._make(array_module(like).full((), x, dtype=dtype.np))  # a fill, not a host copy
 
 
 _CONSTANTS: dict = {}
@@ -114,12 +115,12 @@ def _pair(a, b):
         if not isinstance(b, (builtins.int, builtins.float, builtins.bool, np.number, np.bool_)):
             raise TypeError(f"unsupported operand type: Tensor and {type(b).__name__}")
         dtype = _dtype.result_type(a, b)
-        return _cast(a, dtype), _as_operand(b, dtype)
+        return _cast(a, dtype), _as_operand(b, dtype, a)
     if b_is_tensor:
         if not isinstance(a, (builtins.int, builtins.float, builtins.bool, np.number, np.bool_)):
             raise TypeError(f"unsupported operand type: {type(a).__name__} and Tensor")
         dtype = _dtype.result_type(a, b)
-        return _as_operand(a, dtype), _cast(b, dtype)
+        return _as_operand(a, dtype, b), _cast(b, dtype)
     raise TypeError("expected at least one Tensor operand")
 
 
@@ -862,10 +863,13 @@ def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=Non
 def _compare(ufunc):
     def op(input, other) -> Tensor:
         a, b = _pair(input, other)
+        x, y = a._data, b._data
+        if type(x) is not type(y):  # a device array meets a CPU one: the same check as every op's
+            x, y = on_one_device([x, y], ufunc.__name__)
         try:
-            return Tensor._make(ufunc(a._data, b._data))
+            return Tensor._make(ufunc(x, y))
         except ValueError as error:
-            raise broadcast_error(error, (a._data, b._data)) from None
+            raise broadcast_error(error, (x, y)) from None
 
     op.__name__ = ufunc.__name__
     return op

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import array_module
+from .._backend import array_module, is_array, writeable
 from ..autograd.function import Function, name_node
 from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor, _wrap_dim
@@ -21,11 +21,19 @@ __not_methods__ = {"getitem", "setitem"}
 __tensor_methods__ = {"__getitem__": "getitem", "__setitem__": "setitem"}
 
 
-def _convert_key(key):
-    """Tensors and lists inside an index become arrays; everything else passes to NumPy."""
+def _convert_key(key, xp=np):
+    """Tensors and lists inside an index become arrays; everything else passes to NumPy.
+
+    Index arrays go to the indexed tensor's device: torch accepts CPU index tensors (and lists)
+    for a CUDA tensor, and copies them over, as CuPy does with a list.
+    """
     if isinstance(key, tuple):
-        return tuple(_convert_key_item(k) for k in key)
-    return _convert_key_item(key)
+        key = tuple(_convert_key_item(k) for k in key)
+        if xp is not np:
+            key = tuple(xp.asarray(k) if type(k) is np.ndarray else k for k in key)
+        return key
+    key = _convert_key_item(key)
+    return xp.asarray(key) if xp is not np and type(key) is np.ndarray else key
 
 
 def _convert_key_item(k):
@@ -71,7 +79,7 @@ def _scatter_mode(key, basic: bool) -> str:
     if basic:
         return "assign"
     items = key if isinstance(key, tuple) else (key,)
-    arrays = [k for k in items if isinstance(k, np.ndarray)]
+    arrays = [k for k in items if is_array(k)]
     if all(a.dtype == np.bool_ for a in arrays):
         return "assign"
     if len(items) == 1 and arrays[0].ndim == 1:
@@ -199,7 +207,7 @@ def _integers_first(key):
     ``x[..., None, -1, 1:3, idx]`` keeps idx's dims where torch puts them.
     """
     items = key if isinstance(key, tuple) else (key,)
-    if not any(isinstance(k, np.ndarray) for k in items):
+    if not any(is_array(k) for k in items):
         return None
     if not any(isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)) for k in items):
         return None
@@ -207,7 +215,7 @@ def _integers_first(key):
     for k in items:
         if isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
             selects.append(k)
-        elif isinstance(k, np.ndarray) and k.dtype == np.bool_:
+        elif is_array(k) and k.dtype == np.bool_:
             selects.extend([slice(None)] * k.ndim)  # the dims the mask consumes
             rest.append(k)
         elif k is None:
@@ -224,7 +232,7 @@ def _integers_first(key):
 
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
-    key = _convert_key(key)
+    key = _convert_key(key, array_module(input))
     split = _integers_first(key)
     if split is not None:
         return getitem(getitem(input, split[0]), split[1])
@@ -271,7 +279,7 @@ def setitem(input: Tensor, key, value) -> None:
     xp = array_module(input)
     from .elementwise import _as_operand, _cast
 
-    key = _convert_key(key)
+    key = _convert_key(key, xp)
     split = _integers_first(key)
     if split is not None:
         # address the written elements in torch's order (integers first, see getitem): index
@@ -279,7 +287,7 @@ def setitem(input: Tensor, key, value) -> None:
         positions = xp.arange(input._data.size).reshape(input._data.shape)[split[0]][split[1]]
         key = xp.unravel_index(positions, input._data.shape)
     if not isinstance(value, Tensor):
-        value = _as_operand(value, input.dtype)
+        value = _as_operand(value, input.dtype, input)
     elif value._data.dtype != input._data.dtype:
         value = _cast(value, input.dtype)
     recording = _grad_state.enabled and (input._requires_grad or value._requires_grad)
@@ -292,7 +300,7 @@ def setitem(input: Tensor, key, value) -> None:
             "chainrule does not support in-place writes into a view of a tensor that requires "
             "grad; write into the base tensor (x[i, j] = v) or use out-of-place ops"
         )
-    if not input._data.flags.writeable:
+    if not writeable(input._data):
         raise RuntimeError(
             "unsupported operation: more than one element of the written-to tensor refers to a "
             "single memory location. Please clone() the tensor before performing the operation."
@@ -579,7 +587,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
         if src is None:
             from .elementwise import _as_operand
 
-            src = _as_operand(value, input.dtype).expand(tuple(index.shape))
+            src = _as_operand(value, input.dtype, input).expand(tuple(index.shape))
         return _ScatterMultiply.apply(input, src, index=array, dim=d) if reduce == "multiply" \
             else ScatterAdd.apply(input, src, index=array, dim=d)
     if src is None:
@@ -911,7 +919,7 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
                                f"with {value._data.ndim} dimension(s).")
         value = _same_dtype(value, input)
     else:
-        value = _as_operand(value, input.dtype)
+        value = _as_operand(value, input.dtype, input)
     return name_node(MaskedFill.apply(mask, value, input), node_name)
 
 

@@ -648,7 +648,7 @@ class Diagonal(Function):
         xp = array_module(x)
         ctx.params = (x.shape, offset, dim1, dim2)
         view = xp.diagonal(x, offset, dim1, dim2)
-        if x.flags.writeable:
+        if xp is np and x.flags.writeable:
             view.flags.writeable = True  # torch's diagonal is a view that writes through
         return view
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import array_module
+from .._backend import array_module, is_array
 from ..autograd.engine import grad as _grad
 from ..autograd.function import Function
 from ..autograd.grad_mode import enable_grad
@@ -66,7 +66,7 @@ def _hold_ended(t: int, lengths, *pairs) -> None:
     ended = t >= lengths
     if ended.any():
         for target, source in pairs:
-            target[ended] = source[ended] if isinstance(source, np.ndarray) else source
+            target[ended] = source[ended] if is_array(source) else source
 
 
 def _time_steps(length: int, reverse: bool) -> range:

@@ -243,8 +243,8 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        xp = array_module(grad)
-        return permute(grad, tuple(xp.argsort(ctx.dims)))
+        dims = ctx.dims
+        return permute(grad, tuple(sorted(range(len(dims)), key=dims.__getitem__)))
 
 
 class Transpose(Function):
@@ -701,6 +701,8 @@ class Unfold(Function):
         shape = x.shape[:dim] + (count,) + x.shape[dim + 1:] + (size,)
         strides = x.strides[:dim] + (x.strides[dim] * step,) + x.strides[dim + 1:] + (x.strides[dim],)
         # overlapping windows alias memory: read-only, so in-place writes raise as in torch
+        if xp is not np:  # CuPy has no read-only arrays
+            return xp.lib.stride_tricks.as_strided(x, shape, strides)
         writeable = x.flags.writeable and step >= size
         return xp.lib.stride_tricks.as_strided(x, shape, strides, writeable=writeable)
 

@@ -72,6 +72,8 @@ def _wrap(value):
         return ndarray(numpy.asarray(value))
     if type(value) is tuple or type(value) is list:
         return type(value)(_wrap(v) for v in value)
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # linalg's named results
+        return type(value)(*(_wrap(v) for v in value))
     return value
 
 
@@ -176,14 +178,22 @@ class ndarray:
         return format(self._array, spec)
 
     # -- metadata (no copies) -------------------------------------------------------------
-    shape = property(lambda self: self._array.shape)
+    @property
+    def shape(self) -> tuple:
+        return self._array.shape
+
+    @shape.setter
+    def shape(self, value) -> None:
+        # a reshape that never copies; AttributeError when the strides cannot express it (as CuPy)
+        self._array.shape = value
+
     dtype = property(lambda self: self._array.dtype)
     ndim = property(lambda self: self._array.ndim)
     size = property(lambda self: self._array.size)
     strides = property(lambda self: self._array.strides)
     itemsize = property(lambda self: self._array.itemsize)
     nbytes = property(lambda self: self._array.nbytes)
-    flags = property(lambda self: self._array.flags)
+    flags = property(lambda self: _Flags(self._array.flags))
     T = property(lambda self: ndarray(self._array.T))
     mT = property(lambda self: ndarray(self._array.mT))
     device = property(lambda self: _DEVICE)
@@ -277,6 +287,21 @@ for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
     setattr(ndarray, f"__{_name}__", _binary(f"__{_name}__"))
 for _name in ("neg", "pos", "abs", "invert"):
     setattr(ndarray, f"__{_name}__", (lambda n: lambda self: _wrap(getattr(self._array, n)()))(f"__{_name}__"))
+
+
+class _Flags:
+    """CuPy's flags: contiguity and ownership only (no ``writeable``: CuPy has no read-only arrays)."""
+
+    __slots__ = ("c_contiguous", "f_contiguous", "owndata")
+
+    def __init__(self, flags) -> None:
+        self.c_contiguous = flags.c_contiguous
+        self.f_contiguous = flags.f_contiguous
+        self.owndata = flags.owndata
+
+    def __getitem__(self, name: str) -> bool:
+        return {"C_CONTIGUOUS": self.c_contiguous, "F_CONTIGUOUS": self.f_contiguous,
+                "OWNDATA": self.owndata}[name]
 
 
 class _MemoryPointer:
@@ -400,6 +425,11 @@ def _like(name: str):
     return like
 
 
+def _as_strided(x, shape=None, strides=None):
+    """``cupy.lib.stride_tricks.as_strided``: CuPy's takes no ``writeable``."""
+    return ndarray(numpy.lib.stride_tricks.as_strided(_unwrap(x), shape, strides))
+
+
 class _Generator:
     """``cupy.random.Generator``: draws land on the device."""
 
@@ -503,6 +533,10 @@ def _build_module() -> _Namespace:
     for name in ("zeros_like", "ones_like", "empty_like", "full_like"):
         setattr(xp, name, _like(name))
     xp.random = _RandomNamespace("chainrule.testing.standin.random", numpy.random)
+    xp.lib = types.ModuleType("chainrule.testing.standin.lib")
+    xp.lib.stride_tricks = types.ModuleType("chainrule.testing.standin.lib.stride_tricks")
+    xp.lib.stride_tricks.as_strided = _as_strided
+    xp.lib.stride_tricks.sliding_window_view = _function(numpy.lib.stride_tricks.sliding_window_view)
     xp.linalg = _Namespace("chainrule.testing.standin.linalg", numpy.linalg)
     xp.fft = _Namespace("chainrule.testing.standin.fft", numpy.fft)
     xp.cuda = _cuda
