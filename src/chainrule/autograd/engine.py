@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from .._backend import writeable
+from .._backend import array_module, writeable
 from . import function as _function
 from .function import AccumulateGrad, _anomaly
 from .grad_mode import state as _grad_state
@@ -271,9 +271,11 @@ def _call_pre_hooks(node, grads, exposed):
 def _call_rule(node, grads, retain_graph, exposed=None):
     Tensor = _tensor_cls()
     if any(g is None for g in grads):
-        # materialise missing output gradients as zeros (torch's materialize_grads default)
+        # materialise missing output gradients as zeros (torch's materialize_grads default), on
+        # the device of the gradients that did arrive
+        xp = array_module(*(g._data for g in grads if g is not None))
         grads = [
-            g if g is not None else Tensor._make(np.zeros(_output_shape(node, i), dtype=_output_dtype(node, i)))
+            g if g is not None else Tensor._make(xp.zeros(_output_shape(node, i), dtype=_output_dtype(node, i)))
             for i, g in enumerate(grads)
         ]
     # the walk runs with NumPy's warnings off (see run_backward); a user Function's backward is
@@ -428,7 +430,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if materialize_grads:
         Tensor = _tensor_cls()
         result = tuple(
-            g if g is not None else Tensor._make(np.zeros_like(t._data))
+            g if g is not None else Tensor._make(array_module(t).zeros_like(t._data))
             for g, t in zip(result, _as_tuple(inputs))
         )
     return result
