@@ -12,8 +12,8 @@ import weakref
 import numpy as np
 
 from . import _dtype
-from ._backend import device as _device
 from ._backend import array_module, device_of, to_device
+from ._backend import device as _device
 from .autograd import function as _function_module
 from .autograd.function import AccumulateGrad
 

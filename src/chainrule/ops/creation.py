@@ -12,8 +12,8 @@ import math
 import numpy as np
 
 from .. import _dtype
-from .._backend import device as _device
 from .._backend import default_device, module_for_device
+from .._backend import device as _device
 from ..tensor import Tensor, _int_sequence, write_out
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "full", "empty",

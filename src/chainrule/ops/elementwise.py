@@ -12,8 +12,8 @@ import builtins
 
 import numpy as np
 
-from .._backend import array_module, on_one_device
 from .. import _dtype
+from .._backend import array_module, on_one_device
 from ..autograd.function import Function, broadcast_error, name_node
 from ..tensor import Tensor, honours_out, write_out
 from ._special import erf as _erf_array

@@ -14,8 +14,8 @@ import string
 
 import numpy as np
 
-from .._backend import array_module
 from .. import _dtype, return_types
+from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
 

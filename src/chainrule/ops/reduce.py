@@ -16,8 +16,8 @@ import warnings
 
 import numpy as np
 
-from .._backend import array_module
 from .. import _dtype, return_types
+from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor, _wrap_dim, preserve_layout
