@@ -22,14 +22,20 @@ import types
 
 import numpy
 
-__all__ = ["ndarray", "module", "transfers", "reset_transfers", "asnumpy", "get_array_module"]
+__all__ = ["ndarray", "module", "transfers", "reset_transfers", "on_transfer", "asnumpy", "get_array_module"]
 
 
 class _TransferCounter:
-    __slots__ = ("count",)
+    __slots__ = ("count", "hook")
 
     def __init__(self) -> None:
         self.count = 0
+        self.hook = None
+
+    def add(self) -> None:
+        self.count += 1
+        if self.hook is not None:
+            self.hook()
 
 
 _counter = _TransferCounter()
@@ -42,6 +48,11 @@ def transfers() -> int:
 
 def reset_transfers() -> None:
     _counter.count = 0
+
+
+def on_transfer(hook) -> None:
+    """Call ``hook()`` at every counted copy (``traceback.print_stack`` finds who made it); None stops."""
+    _counter.hook = hook
 
 
 def _unsupported(value) -> TypeError:
@@ -138,43 +149,43 @@ class ndarray:
 
     # -- explicit copies to the host (counted) ------------------------------------------
     def get(self, stream=None, order="C", out=None) -> numpy.ndarray:
-        _counter.count += 1
+        _counter.add()
         return numpy.array(self._array, order=order)
 
     def item(self, *args):
-        _counter.count += 1
+        _counter.add()
         return self._array.item(*args)
 
     def tolist(self):
-        _counter.count += 1
+        _counter.add()
         return self._array.tolist()
 
     def __float__(self) -> float:
-        _counter.count += 1
+        _counter.add()
         return float(self._array)
 
     def __int__(self) -> int:
-        _counter.count += 1
+        _counter.add()
         return int(self._array)
 
     def __complex__(self) -> complex:
-        _counter.count += 1
+        _counter.add()
         return complex(self._array)
 
     def __bool__(self) -> bool:
-        _counter.count += 1
+        _counter.add()
         return bool(self._array)
 
     def __repr__(self) -> str:
-        _counter.count += 1
+        _counter.add()
         return repr(self._array)
 
     def __str__(self) -> str:
-        _counter.count += 1
+        _counter.add()
         return str(self._array)
 
     def __format__(self, spec: str) -> str:
-        _counter.count += 1
+        _counter.add()
         return format(self._array, spec)
 
     # -- metadata (no copies) -------------------------------------------------------------
@@ -383,7 +394,7 @@ class _Namespace(types.ModuleType):
 
 def _host_copy(value, dtype=None):
     """``asarray``/``array`` of host data: a counted host-to-device copy."""
-    _counter.count += 1
+    _counter.add()
     return ndarray(numpy.array(value, dtype=dtype))
 
 
@@ -398,7 +409,7 @@ def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocki
     if type(obj) is ndarray:
         out = numpy.array(obj._array, dtype=dtype, copy=copy, order=order, ndmin=ndmin)
         return ndarray(out)
-    _counter.count += 1
+    _counter.add()
     return ndarray(numpy.array(obj, dtype=dtype, order=order, ndmin=ndmin))
 
 
