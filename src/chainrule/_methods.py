@@ -248,6 +248,9 @@ def _copy(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
     if not isinstance(src, Tensor):
         raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
 
+    if type(src._data) is not type(self._data):
+        src = src.to(self.device)  # torch's copy_ copies across devices (differentiably)
+
     def copied(t):
         # the result depends on src only: self's old value receives no gradient
         return clone(expand(ew._cast(src, t.dtype), tuple(t.shape)))
