@@ -48,11 +48,12 @@ def _constant(x, np_dtype) -> Tensor:
     Saves allocating one per ``x * 0.9`` in a training loop. Only ops read these; zero is never
     cached because 0.0 and -0.0 compare equal but multiply differently.
     """
-    xp = array_module(x)
     key = (x, np_dtype)
     t = _CONSTANTS.get(key) if x else None
     if t is None:
-        t = Tensor._make(xp.asarray(x, dtype=np_dtype))
+        # a CPU scalar: with a device tensor, the op's device check makes it a device fill (as
+        # torch passes CPU scalars to CUDA kernels)
+        t = Tensor._make(np.asarray(x, dtype=np_dtype))
         if x:
             if len(_CONSTANTS) > 4096:
                 _CONSTANTS.clear()
@@ -344,13 +345,13 @@ def mul(input, other, *, out=None) -> Tensor:
 @honours_out
 def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     """torch.div: true division (ints give floats); rounding_mode 'trunc' or 'floor' rounds."""
-    xp = array_module(input)
     if rounding_mode is None:
         a, b = _float_pair(input, other)
         return Div.apply(a, b)
     if rounding_mode not in ("trunc", "floor"):
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
     a, b = _pair(input, other)
+    xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
         _check_integer_divisor(b)
         if rounding_mode == "floor":
@@ -424,8 +425,8 @@ def _check_integer_divisor(divisor: Tensor) -> None:
 
 
 def remainder(input, other) -> Tensor:
-    xp = array_module(input)
     a, b = _pair(input, other)
+    xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
         _check_integer_divisor(b)
         return Tensor._make(xp.mod(a._data, b._data))
@@ -435,8 +436,8 @@ def remainder(input, other) -> Tensor:
 
 
 def fmod(input, other) -> Tensor:
-    xp = array_module(input)
     a, b = _pair(input, other)
+    xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
         _check_integer_divisor(b)
         return Tensor._make(xp.fmod(a._data, b._data))
@@ -944,8 +945,8 @@ def equal(input: Tensor, other: Tensor) -> builtins.bool:
 
 
 def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
-    xp = array_module(input)
     a, b = _pair(input, other)
+    xp = array_module(a, b)
     return Tensor._make(xp.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 

@@ -48,10 +48,9 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 
 def _as_tensor(x, like: Tensor) -> Tensor:
-    xp = array_module(x)
     if isinstance(x, Tensor):
         return x
-    return Tensor._make(xp.asarray(x, dtype=like._data.dtype))
+    return Tensor._make(array_module(like).asarray(x, dtype=like._data.dtype))  # on like's device
 
 
 def _float(x: Tensor, op: str) -> Tensor:
