@@ -96,7 +96,7 @@ def _add_rows(out: np.ndarray, index: np.ndarray, src: np.ndarray) -> None:
     index = xp.where(index < 0, index + out.shape[0], index)
     order = xp.argsort(index, kind="stable")
     ordered = index[order]
-    starts = xp.flatnonzero(xp.concatenate(([True], ordered[1:] != ordered[:-1])))
+    starts = xp.flatnonzero(xp.concatenate((xp.ones(1, dtype=bool), ordered[1:] != ordered[:-1])))
     if starts.size == index.size:  # all distinct: a fancy-index add is exact
         out[index] += src
         return
@@ -432,7 +432,7 @@ def _scatter_add_array(out: np.ndarray, index: np.ndarray, dim: int, src: np.nda
     key = _dim_index(index, dim)
     if target.dtype.kind == "f":
         # flat positions, then one bincount: vectorised, faster than np.add.at
-        strides = xp.cumprod((target.shape[1:] + (1,))[::-1])[::-1]
+        strides = [int(s) for s in np.cumprod((target.shape[1:] + (1,))[::-1])[::-1]]  # host: shape math
         flat = xp.zeros(index.shape, dtype=np.intp)
         for k, stride in zip(key, strides):
             flat += k * stride

@@ -778,7 +778,6 @@ def column_stack(tensors) -> Tensor:
 def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
     """torch.tensor_split: ``n`` near-equal views (the first ``size % n`` one longer), or views
     cut at the given indices."""
-    xp = array_module(input)
     if input._data.ndim == 0:
         raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
     d = _wrap_dim(dim, input._data.ndim, "tensor_split")
@@ -791,7 +790,7 @@ def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
         if sections <= 0:
             raise RuntimeError(f"number of sections must be larger than 0, got {sections}")
         size, extra = divmod(length, sections)
-        bounds = xp.cumsum([0] + [size + 1] * extra + [size] * (sections - extra)).tolist()
+        bounds = np.cumsum([0] + [size + 1] * extra + [size] * (sections - extra)).tolist()
     else:
         bounds = [0] + [int(i) for i in indices_or_sections] + [length]
     lead = (slice(None),) * d

@@ -363,11 +363,31 @@ class ufunc:
         return f"<ufunc '{self.__name__}'>"
 
 
-def _function(fn):
+# functions whose first argument is host data (a shape, a dtype, Python numbers), as in CuPy
+_HOST_FIRST = frozenset({"zeros", "ones", "empty", "full", "eye", "identity", "arange", "linspace", "logspace",
+                         "array", "asarray", "tri", "indices", "fromfunction", "result_type", "can_cast",
+                         "promote_types", "dtype", "broadcast_shapes", "iinfo", "finfo", "isscalar", "ndim",
+                         "shape", "size", "ndindex", "einsum", "einsum_path", "mgrid", "ogrid", "frombuffer"})
+
+
+def _check_sequence(name: str, value) -> None:
+    """CuPy takes no Python list or tuple where it wants an array (``cupy.sum([1, 2])`` fails); a
+    sequence of device arrays (``concatenate((a, b))``) is fine."""
+    if (type(value) is list or type(value) is tuple) and name not in _HOST_FIRST:
+        for item in value:
+            if type(item) is not ndarray:
+                raise _unsupported(item if isinstance(item, numpy.ndarray) else value)
+
+
+def _function(fn, host_first: bool = False):
+    name = getattr(fn, "__name__", "function")
+
     def device_function(*args, **kwargs):
+        if args and not host_first:
+            _check_sequence(name, args[0])
         return _call(fn, args, kwargs)
 
-    device_function.__name__ = getattr(fn, "__name__", "function")
+    device_function.__name__ = name
     device_function.__doc__ = getattr(fn, "__doc__", None)
     return device_function
 
@@ -448,7 +468,7 @@ class _Generator:
         self._generator = numpy_generator
 
     def __getattr__(self, name: str):
-        return _function(getattr(self._generator, name))
+        return _function(getattr(self._generator, name), host_first=True)  # draws take a size first
 
 
 class _RandomNamespace(_Namespace):
