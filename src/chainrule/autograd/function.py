@@ -373,7 +373,7 @@ def _apply_array_op(cls, inputs, params):
     arrays = [t._data for t in inputs]
     for array in arrays:
         if type(array) is not _ndarray:  # a device array: check every input is on its device
-            arrays = on_one_device(arrays, cls._node_cls.__name__)
+            arrays = on_one_device(arrays, getattr(cls, "label", None) or cls.__name__)
             break
     if not record:
         out = _quiet_forward(cls, _NULL_CTX, arrays, params)
