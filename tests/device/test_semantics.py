@@ -134,3 +134,13 @@ def test_without_cuda_the_error_names_cupy():
         pytest.skip("a GPU is here")
     with pytest.raises(RuntimeError, match="CuPy"):
         chainrule.zeros(2, device="cuda")
+
+
+def test_random_draws_are_made_on_the_device(cuda):
+    mean = chainrule.zeros(1000, device="cuda")
+    samples = [chainrule.normal(mean, 1.0), chainrule.bernoulli(chainrule.full((1000,), 0.5, device="cuda")),
+               nn.functional.dropout(chainrule.ones(1000, device="cuda"), 0.5), chainrule.rand(1000, device="cuda"),
+               chainrule.empty(1000, device="cuda").uniform_()]
+    assert cuda.transfers() == 0  # no host draw copied over
+    assert all(s.is_cuda for s in samples)
+    assert 0.3 < float((samples[2] == 0).float().mean()) < 0.7  # dropout drops about half

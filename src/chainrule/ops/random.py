@@ -170,9 +170,9 @@ def normal(mean, std=1.0, size=None, *, generator=None) -> Tensor:
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
         m = mean._data if isinstance(mean, Tensor) else mean
         s = std._data if isinstance(std, Tensor) else std
-        shape = np.broadcast_shapes(np.shape(m), np.shape(s))
+        shape = np.broadcast_shapes(getattr(m, "shape", ()), getattr(s, "shape", ()))
         dt = (mean if isinstance(mean, Tensor) else std)._data.dtype
-        return Tensor._make((m + s * _rng(generator).standard_normal(shape)).astype(dt))
+        return Tensor._make((m + s * _rng(generator, array_module(m, s)).standard_normal(shape)).astype(dt))
     return Tensor._make((mean + std * _rng(generator).standard_normal(tuple(size))).astype(_dt(None)))
 
 
