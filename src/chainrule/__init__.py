@@ -6,7 +6,7 @@ types follow torch's.
 
 from __future__ import annotations
 
-from . import _dtype
+from . import _backend, _dtype
 from ._backend import device
 from ._dtype import (
     bool, double, dtype, float, float16, float32, float64, get_default_dtype, half, int, int8,
@@ -122,15 +122,20 @@ def is_complex(input: Tensor) -> bool:
 
 
 def get_default_device() -> device:
-    return device("cpu")
+    return _backend.default_device.device or device("cpu")
 
 
 def set_default_device(device_to_use) -> None:
-    """Only the CPU is accepted: chainrule's creation functions do not read a default device, so
-    another one would be silently ignored; pass ``device=`` to each or move with ``.to()``."""
-    if device_to_use is not None and device(device_to_use).type != "cpu":
-        raise NotImplementedError(f"set_default_device({str(device_to_use)!r}): chainrule's default device is "
-                                  "always the CPU; pass device= to creation functions or move tensors with .to()")
+    """torch.set_default_device: where creation functions (tensor, zeros, randn, arange, ...) put
+    tensors given no ``device=``; ``None`` or 'cpu' restores the CPU."""
+    chosen = None if device_to_use is None else device(device_to_use)
+    if chosen is not None and chosen.type == "cpu":
+        chosen = None
+    if chosen is not None:
+        _backend.module_for_device(chosen)  # CuPy and a GPU are there, or a clear error now
+        if chosen.index is None:
+            chosen = device(chosen.type, 0)
+    _backend.default_device.device = chosen
 
 
 inf = _math.inf

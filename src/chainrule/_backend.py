@@ -1,23 +1,78 @@
-"""Which array module runs the math: NumPy on the CPU, CuPy for device='cuda' when installed.
+"""The array-module seam: which module runs the math — NumPy on the CPU, CuPy for device='cuda'.
 
-Ops are written with ``numpy`` functions and ufuncs; those dispatch to CuPy arrays through
-NumPy's ``__array_function__``/``__array_ufunc__`` protocols, so one code path serves both.
-Only array *creation* needs the module chosen explicitly, which ``array_module`` does.
+An op body never names ``numpy`` for math on a tensor's data: it asks ``xp = array_module(x)``
+and calls ``xp.exp(x)``, ``xp.zeros(shape, dtype=...)``, so one code path serves both devices.
+NumPy's dispatch protocols do *not* carry CuPy arrays through ``np.`` calls: creation
+(``np.zeros``), ``np.asarray``, NumPy 0-d constants and many functions either convert
+implicitly (which CuPy refuses) or hand CuPy a host array (which it rejects). Hence the seam.
+
+Chainer's ``get_array_module`` is the precedent. ``array_api_compat.array_namespace`` does the
+same job, but chainrule's runtime dependency is NumPy alone and the ops use NumPy/CuPy names
+beyond the array API (``np.add.at``, ``lib.stride_tricks``, ``einsum`` paths), so the seam is
+these few functions instead.
+
+CI has no GPU: ``use_standin_cuda()`` (or ``CHAINRULE_STANDIN_CUDA=1``) makes a NumPy-backed
+stand-in that refuses implicit host conversion (``chainrule.testing.standin``) the 'cuda'
+module, so the GPU code path runs, and fails where CuPy would, on the CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import numpy as np
 
-__all__ = ["device", "array_module", "cuda_available"]
+__all__ = ["device", "array_module", "cuda_module", "cuda_available", "device_of", "to_device",
+           "module_for_device", "use_standin_cuda"]
+
+_ndarray = np.ndarray
+_generic = np.generic
 
 
-def _cupy():
+class _GpuModule:
+    """The 'cuda' array module, resolved once: CuPy, the stand-in, or None."""
+
+    __slots__ = ("module", "resolved", "standin")
+
+    def __init__(self) -> None:
+        self.module = None
+        self.resolved = False
+        self.standin = os.environ.get("CHAINRULE_STANDIN_CUDA", "") not in ("", "0")
+
+
+_gpu = _GpuModule()
+
+
+def cuda_module():
+    """cupy (or the CPU stand-in while it is switched on), or None when neither is there."""
+    if not _gpu.resolved:
+        if _gpu.standin:
+            from .testing.standin import module as standin
+            _gpu.module = standin
+        else:
+            try:
+                import cupy
+            except ImportError:
+                cupy = None
+            _gpu.module = cupy
+        _gpu.resolved = True
+    return _gpu.module
+
+
+# the name chainrule.cuda and backends.cuda import
+_cupy = cuda_module
+
+
+@contextlib.contextmanager
+def use_standin_cuda():
+    """Run device='cuda' on the NumPy-backed stand-in (for tests on machines with no GPU)."""
+    saved = (_gpu.module, _gpu.resolved, _gpu.standin)
+    _gpu.standin, _gpu.resolved = True, False
     try:
-        import cupy
-    except ImportError:
-        return None
-    return cupy
+        yield cuda_module()
+    finally:
+        _gpu.module, _gpu.resolved, _gpu.standin = saved
 
 
 class device:
@@ -58,8 +113,20 @@ class device:
 CPU = device("cpu")
 
 
+class _DefaultDevice:
+    """Where creation functions put a tensor when they are given no device= (torch.set_default_device)."""
+
+    __slots__ = ("device",)
+
+    def __init__(self) -> None:
+        self.device = None  # None: the CPU, with no lookup on the creation fast path
+
+
+default_device = _DefaultDevice()
+
+
 def cuda_available() -> bool:
-    cp = _cupy()
+    cp = cuda_module()
     if cp is None:
         return False
     try:
@@ -68,21 +135,39 @@ def cuda_available() -> bool:
         return False
 
 
-def array_module(array):
-    """numpy for NumPy arrays, cupy for CuPy arrays."""
-    if type(array) is np.ndarray or isinstance(array, np.generic):
-        return np
-    cp = _cupy()
-    if cp is not None and isinstance(array, cp.ndarray):
-        return cp
+def array_module(*arrays):
+    """The module that runs math on these arrays: numpy, cupy or the stand-in.
+
+    NumPy arrays and scalars, Python numbers and None say nothing; the first device array decides.
+    """
+    for array in arrays:
+        kind = type(array)
+        if kind is _ndarray or kind is float or kind is int or array is None or isinstance(array, _generic):
+            continue
+        cp = cuda_module()
+        if cp is not None and isinstance(getattr(array, "_data", array), cp.ndarray):  # an array or a Tensor
+            return cp
     return np
+
+
+def is_array(value) -> bool:
+    """A NumPy or device array (not a scalar, list or Tensor)."""
+    if isinstance(value, _ndarray):
+        return True
+    cp = cuda_module()
+    return cp is not None and isinstance(value, cp.ndarray)
+
+
+def writeable(array) -> bool:
+    """NumPy's read-only flag (set on overlapping strided views); CuPy arrays have none."""
+    return array.flags.writeable if type(array) is _ndarray else True
 
 
 def module_for_device(dev) -> object:
     dev = device(dev) if not isinstance(dev, device) else dev
     if dev.type == "cpu":
         return np
-    cp = _cupy()
+    cp = cuda_module()
     if cp is None:
         raise RuntimeError("device='cuda' needs CuPy: install it with pip install 'chainrule[cuda]'")
     if not cuda_available():
@@ -90,17 +175,59 @@ def module_for_device(dev) -> object:
     return cp
 
 
+CUDA0 = device("cuda", 0)
+
+
 def device_of(array) -> device:
-    if type(array) is np.ndarray:
+    if type(array) is _ndarray:
         return CPU
-    cp = _cupy()
+    cp = cuda_module()
     if cp is not None and isinstance(array, cp.ndarray):
-        return device("cuda", array.device.id)
+        index = array.device.id
+        return CUDA0 if index == 0 else device("cuda", index)
     return CPU
 
 
+def mixed_device_error(first: device, second: device, op: str) -> RuntimeError:
+    return RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
+                        f"{first} and {second}! (when checking the arguments of {op})")
+
+
+def on_one_device(arrays: list, op: str) -> list:
+    """The arrays of one op application, all on one device, or torch's RuntimeError naming both.
+
+    Called only when some array is not a NumPy array (the CPU path never gets here). As in torch,
+    a 0-d CPU tensor mixes with device tensors: it joins them as a device scalar, made by a fill
+    on the device rather than a host-to-device copy.
+    """
+    xp = array_module(*arrays)
+    if xp is np:
+        return arrays
+    first = None
+    for array in arrays:
+        if isinstance(array, xp.ndarray):
+            if first is None:
+                first = array.device.id
+            elif array.device.id != first:
+                raise mixed_device_error(device("cuda", first), device("cuda", array.device.id), op)
+    moved = list(arrays)
+    for i, array in enumerate(arrays):
+        if isinstance(array, xp.ndarray):
+            continue
+        if getattr(array, "ndim", 0) != 0:
+            raise mixed_device_error(device("cuda", first), CPU, op)
+        moved[i] = xp.full((), array[()], dtype=array.dtype)
+    return moved
+
+
 def to_device(array, dev: device):
+    """A copy of ``array`` on ``dev`` (the array itself when it is already there)."""
     xp = module_for_device(dev)
     if xp is np:
-        return array.get() if not isinstance(array, np.ndarray) and hasattr(array, "get") else array
-    return xp.asarray(array)
+        if type(array) is _ndarray:
+            return array
+        cp = cuda_module()
+        return cp.asnumpy(array) if cp is not None and isinstance(array, cp.ndarray) else np.asarray(array)
+    if isinstance(array, xp.ndarray):
+        return array
+    return xp.asarray(np.asarray(array, order="C"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._backend import writeable
 from .autograd import function as _function
 from .autograd.function import QUIET, broadcast_error, name_node, numpy_errstate
 from .autograd.grad_mode import is_grad_enabled
@@ -92,7 +93,9 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
                     return make(ufunc(other, data) if reflected else ufunc(data, other))
                 finally:
                     numpy_errstate.reset(quiet)
-            if isinstance(other, Tensor) and other._data.dtype == data.dtype and not reflected:
+            # (arrays of one type: a device tensor meeting a CPU one goes through the op's device check)
+            if isinstance(other, Tensor) and other._data.dtype == data.dtype and not reflected \
+                    and type(other._data) is type(data):
                 if not (state.enabled and (self._requires_grad or other._requires_grad)):
                     quiet = numpy_errstate.set(QUIET)
                     try:
@@ -175,7 +178,7 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
                 "views made by indexing that tensor (x[0].mul_(2), x[:, 1] += 1); use the "
                 "out-of-place form (y = y + 1) for views made by view/transpose/expand"
             )
-    if not self._data.flags.writeable:
+    if not writeable(self._data):
         raise RuntimeError(
             "unsupported operation: more than one element of the written-to tensor refers to a "
             "single memory location. Please clone() the tensor before performing the operation."
@@ -261,7 +264,7 @@ _INPLACE = ["add", "sub", "mul", "div", "pow", "neg", "abs", "exp", "log", "log1
 
 def _fill(self: Tensor, value) -> Tensor:
     value = value.item() if isinstance(value, Tensor) else value
-    return _inplace(self, lambda t: ew._as_operand(value, t.dtype).expand(tuple(t.shape)))
+    return _inplace(self, lambda t: ew._as_operand(value, t.dtype, t).expand(tuple(t.shape)))
 
 
 def _zero(self: Tensor) -> Tensor:
@@ -271,6 +274,9 @@ def _zero(self: Tensor) -> Tensor:
 def _copy(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
     if not isinstance(src, Tensor):
         raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
+
+    if type(src._data) is not type(self._data):
+        src = src.to(self.device)  # torch's copy_ copies across devices (differentiably)
 
     def copied(t):
         # the result depends on src only: self's old value receives no gradient

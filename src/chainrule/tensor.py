@@ -15,8 +15,8 @@ import weakref
 import numpy as np
 
 from . import _dtype
+from ._backend import array_module, device_of, to_device
 from ._backend import device as _device
-from ._backend import device_of, to_device
 from .autograd.function import AccumulateGrad
 
 __all__ = ["Tensor"]
@@ -312,20 +312,18 @@ class Tensor:
             raise RuntimeError(
                 "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
             )
-        if not isinstance(self._data, np.ndarray):
+        if type(self._data) is not np.ndarray:
             if not force:
                 raise TypeError(
-                    "can't convert cuda tensor to numpy. Use Tensor.cpu() to copy the tensor to host memory first."
+                    f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to copy "
+                    "the tensor to host memory first."
                 )
             return _host(self._data)
         return self._data
 
     def __array__(self, dtype=None, copy=None):
-        if self._requires_grad:
-            raise RuntimeError(
-                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
-            )
-        array = _host(self._data)
+        # torch's __array__ is numpy(): a cuda tensor never converts implicitly
+        array = self.numpy()
         return array if dtype is None else array.astype(dtype, copy=False)
 
     def __dlpack__(self, *args, **kwargs):
@@ -419,7 +417,7 @@ class Tensor:
             raise RuntimeError(
                 f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a {type(element)}."
             )
-        return bool(np.any(self._data == (element._data if isinstance(element, Tensor) else element)))
+        return bool((self._data == (element._data if isinstance(element, Tensor) else element)).any())
 
     def __float__(self) -> float:
         if self._data.size != 1:
@@ -452,7 +450,7 @@ class Tensor:
         return object.__format__(self, spec)
 
     def __reduce_ex__(self, protocol):
-        return (_rebuild, (_host(self._data), self._requires_grad))
+        return (_rebuild, (_host(self._data), self._requires_grad, str(self.device)))
 
     def __deepcopy__(self, memo):
         if self.grad_fn is not None:
@@ -468,8 +466,8 @@ class Tensor:
         return t
 
 
-def _rebuild(array, requires_grad):
-    t = Tensor._make(array)
+def _rebuild(array, requires_grad, device="cpu"):
+    t = Tensor._make(array if device == "cpu" else to_device(array, _device(device)))
     t._requires_grad = requires_grad
     return t
 
@@ -504,18 +502,19 @@ def preserve_layout(array, like):
     """``array`` (shaped as ``like``) laid out as torch's ``empty_like(like)`` would be: in ``like``'s
     stride order when ``like`` is non-overlapping and dense (a transposed input gives a transposed
     output), C-contiguous otherwise (a strided slice gives a contiguous output)."""
+    xp = array_module(array)
     sizes, strides = like.shape, like.strides
     order = sorted((i for i in range(like.ndim) if sizes[i] != 1), key=lambda i: -abs(strides[i]))
     expected = like.itemsize
     for i in reversed(order):
         if strides[i] != expected:
-            return np.asarray(array, order="C")
+            return xp.asarray(array, order="C")
         expected *= sizes[i]
     if like.size == 0 or order == sorted(order):
-        return np.asarray(array, order="C")
+        return xp.asarray(array, order="C")
     order += [i for i in range(like.ndim) if sizes[i] == 1]
-    inverse = np.argsort(order)
-    return np.ascontiguousarray(array.transpose(order)).transpose(inverse)
+    inverse = sorted(range(len(order)), key=order.__getitem__)
+    return xp.ascontiguousarray(array.transpose(order)).transpose(inverse)
 
 
 def _wrap_dim(dim: int, ndim: int, op: str = "") -> int:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._backend import array_module
+from .._backend import array_module, writeable
 from . import function as _function
 from .function import AccumulateGrad, Function, _anomaly
 from .grad_mode import state as _grad_state
@@ -275,9 +275,11 @@ def _call_pre_hooks(node, grads, exposed):
 def _call_rule(node, grads, retain_graph, exposed=None):
     Tensor = _tensor_cls()
     if any(g is None for g in grads):
-        # materialise missing output gradients as zeros (torch's materialize_grads default)
+        # materialise missing output gradients as zeros (torch's materialize_grads default), on
+        # the device of the gradients that did arrive
+        xp = array_module(*(g._data for g in grads if g is not None))
         grads = [
-            g if g is not None else Tensor._make(np.zeros(_output_shape(node, i), dtype=_output_dtype(node, i)))
+            g if g is not None else Tensor._make(xp.zeros(_output_shape(node, i), dtype=_output_dtype(node, i)))
             for i, g in enumerate(grads)
         ]
     # the walk runs with NumPy's warnings off (see run_backward); a user Function's backward is
@@ -421,7 +423,7 @@ def _accumulate(variable, grad, create_graph, exposed=()):
         array = grad._data
         # Stealing is safe only if no other tensor or view shares this array (its references:
         # the tensor's slot, the local name, getrefcount's argument) and user code never saw it.
-        if (array.base is not None or sys.getrefcount(array) > 3 or not array.flags.writeable
+        if (array.base is not None or sys.getrefcount(array) > 3 or not writeable(array)
                 or id(grad) in exposed):
             array = array.copy()
         variable._grad = Tensor._make(array)
@@ -465,7 +467,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if materialize_grads:
         Tensor = _tensor_cls()
         result = tuple(
-            g if g is not None else Tensor._make(np.zeros_like(t._data))
+            g if g is not None else Tensor._make(array_module(t).zeros_like(t._data))
             for g, t in zip(result, _as_tuple(inputs))
         )
     return result

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import on_one_device
 from .grad_mode import state as _grad_state
+
+_ndarray = np.ndarray
 
 # torch is silent about IEEE results (x / 0, log(0), overflow to inf); NumPy warns. Built-in ops
 # run with NumPy's warnings off, and only while they run: the user's own NumPy error state is
@@ -385,6 +388,10 @@ def _apply_array_op(cls, inputs, params):
         else:
             record = False
     arrays = [t._data for t in inputs]
+    for array in arrays:
+        if type(array) is not _ndarray:  # a device array: check every input is on its device
+            arrays = on_one_device(arrays, getattr(cls, "label", None) or cls.__name__)
+            break
     if not record:
         out = _quiet_forward(cls, _NULL_CTX, arrays, params)
         if type(out) is tuple:

@@ -56,7 +56,8 @@ class Relu(Function):
 
     @staticmethod
     def forward(ctx, x):
-        y = np.maximum(x, 0, dtype=x.dtype) if x.dtype != np.bool_ else x.copy()
+        xp = array_module(x)
+        y = xp.maximum(x, 0, dtype=x.dtype) if x.dtype != np.bool_ else x.copy()
         ctx.save_for_backward(y)
         return y
 
@@ -82,16 +83,18 @@ class LeakyRelu(Function):
 
     @staticmethod
     def forward(ctx, x, negative_slope):
+        xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.negative_slope = negative_slope
-        return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+        return xp.where(x > 0, x, x * x.dtype.type(negative_slope))
 
     @staticmethod
     def backward(ctx, grad):
         # d = 1 where x > 0 else negative_slope (negative_slope at x = 0, as torch)
+        xp = array_module(grad)
         (x,) = ctx.saved_tensors
         arr = x._data
-        factor = np.where(arr > 0, arr.dtype.type(1), arr.dtype.type(ctx.negative_slope))
+        factor = xp.where(arr > 0, arr.dtype.type(1), arr.dtype.type(ctx.negative_slope))
         return _scaled_mask(grad, factor)
 
 
@@ -109,9 +112,10 @@ class Hardtanh(Function):
 
     @staticmethod
     def forward(ctx, x, min_val, max_val):
+        xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.bounds = (min_val, max_val)
-        return np.clip(x, min_val, max_val).astype(x.dtype, copy=False)
+        return xp.clip(x, min_val, max_val).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -143,9 +147,10 @@ class Threshold(Function):
 
     @staticmethod
     def forward(ctx, x, threshold, value):
+        xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.threshold = threshold
-        return np.where(x > threshold, x, x.dtype.type(value))
+        return xp.where(x > threshold, x, x.dtype.type(value))
 
     @staticmethod
     def backward(ctx, grad):
@@ -176,9 +181,10 @@ class Hardshrink(Function):
 
     @staticmethod
     def forward(ctx, x, lambd):
+        xp = array_module(x)
         keep = (x < -lambd) | (x > lambd)
         ctx.save_for_backward(keep)
-        return np.where(keep | np.isnan(x), x, x.dtype.type(0))  # NaN propagates; its gradient is 0
+        return xp.where(keep | xp.isnan(x), x, x.dtype.type(0))  # NaN propagates; its gradient is 0
 
     @staticmethod
     def backward(ctx, grad):
@@ -202,10 +208,11 @@ class Softshrink(Hardshrink):
 
     @staticmethod
     def forward(ctx, x, lambd):
+        xp = array_module(x)
         keep = (x < -lambd) | (x > lambd)
         ctx.save_for_backward(keep)
         lam = x.dtype.type(lambd)
-        return np.where(x > lambd, x - lam, np.where(x < -lambd, x + lam, x * 0))  # x * 0 keeps NaN
+        return xp.where(x > lambd, x - lam, xp.where(x < -lambd, x + lam, x * 0))  # x * 0 keeps NaN
 
 
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
@@ -223,8 +230,9 @@ class Prelu(Function):
 
     @staticmethod
     def forward(ctx, x, weight):
+        xp = array_module(x)
         ctx.save_for_backward(x, weight)
-        return np.where(x > 0, x, weight * x)
+        return xp.where(x > 0, x, weight * x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -258,6 +266,7 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
           inplace: bool = False) -> Tensor:
     """torch.rrelu: leaky relu with a slope drawn from U(lower, upper) per element when
     training, and the fixed slope (lower + upper) / 2 in eval mode."""
+    xp = array_module(input)
     if not training:
         out = leaky_relu(input, (lower + upper) / 2, inplace)
         return out if inplace else name_node(out, "RreluWithNoiseBackward0", label="rrelu")
@@ -265,7 +274,7 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
 
     x = _float_input(input)
     slopes = _rng(None).uniform(lower, upper, x._data.shape).astype(x._data.dtype)
-    slopes = np.where(x._data >= 0, x._data.dtype.type(1), slopes)
+    slopes = xp.where(x._data >= 0, x._data.dtype.type(1), slopes)
     if inplace:
         return _run_inplace(input, lambda t: t * Tensor._make(slopes))
     return x * Tensor._make(slopes)
@@ -282,11 +291,12 @@ class Elu(Function):
 
     @staticmethod
     def forward(ctx, x, alpha, scale, input_scale):
+        xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.params = (alpha, scale, input_scale)
         t = x.dtype.type
-        negative = t(scale * alpha) * np.expm1(np.minimum(x, 0) * t(input_scale))
-        return np.where(x > 0, x * t(scale), negative)
+        negative = t(scale * alpha) * xp.expm1(xp.minimum(x, 0) * t(input_scale))
+        return xp.where(x > 0, x * t(scale), negative)
 
     @staticmethod
     def backward(ctx, grad):
@@ -345,6 +355,7 @@ class Gelu(Function):
 
     @staticmethod
     def forward(ctx, x, approximate):
+        xp = array_module(x)
         from ._special import erf as erf_array
 
         ctx.save_for_backward(x)
@@ -352,9 +363,9 @@ class Gelu(Function):
         t = x.dtype.type
         if approximate == "tanh":
             inner = t(_TANH_K) * (x + t(_TANH_C) * x * x * x)
-            return t(0.5) * x * (t(1) + np.tanh(inner))
+            return t(0.5) * x * (t(1) + xp.tanh(inner))
         # erf on at least 1-D (NumPy turns 0-d arithmetic into scalars)
-        cdf = t(0.5) * (t(1) + erf_array(np.atleast_1d(x * t(_SQRT_HALF))).reshape(x.shape))
+        cdf = t(0.5) * (t(1) + erf_array(xp.atleast_1d(x * t(_SQRT_HALF))).reshape(x.shape))
         if any(ctx.needs_input_grad):  # reused by the backward; nothing kept on the no-grad ctx
             ctx.cdf = cdf
         return x * cdf
@@ -460,7 +471,8 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:
 
 def _softplus_array(z: np.ndarray) -> np.ndarray:
     # log(1 + e^z) without overflow: max(z, 0) + log1p(e^-|z|)
-    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+    xp = array_module(z)
+    return xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))
 
 
 class Mish(Function):
@@ -470,8 +482,9 @@ class Mish(Function):
 
     @staticmethod
     def forward(ctx, x):
+        xp = array_module(x)
         ctx.save_for_backward(x)
-        return x * np.tanh(_softplus_array(x))
+        return x * xp.tanh(_softplus_array(x))
 
     @staticmethod
     def backward(ctx, grad):
@@ -495,11 +508,12 @@ class Softplus(Function):
 
     @staticmethod
     def forward(ctx, x, beta, threshold):
+        xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.params = (beta, threshold)
         t = x.dtype.type
         z = x * t(beta)
-        return np.where(z > threshold, x, _softplus_array(z) / t(beta))
+        return xp.where(z > threshold, x, _softplus_array(z) / t(beta))
 
     @staticmethod
     def backward(ctx, grad):
@@ -523,10 +537,11 @@ class LogSigmoid(Function):
 
     @staticmethod
     def forward(ctx, x):
+        xp = array_module(x)
         ctx.save_for_backward(x)
         # log s(x) = -softplus(-x) = min(x, 0) - log1p(e^-|x|): stable both ways; C order whatever
         # the input's layout, as torch's log_sigmoid_forward writes a fresh contiguous output
-        return np.subtract(np.minimum(x, 0), np.log1p(np.exp(-np.abs(x))), order="C")
+        return xp.subtract(xp.minimum(x, 0), xp.log1p(xp.exp(-xp.abs(x))), order="C")
 
     @staticmethod
     def backward(ctx, grad):
@@ -547,16 +562,18 @@ class Hardsigmoid(Function):
 
     @staticmethod
     def forward(ctx, x):
+        xp = array_module(x)
         ctx.save_for_backward(x)
         t = x.dtype.type
-        return np.clip(x / t(6) + t(0.5), 0, 1).astype(x.dtype, copy=False)
+        return xp.clip(x / t(6) + t(0.5), 0, 1).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
         # d = 1/6 strictly inside (-3, 3), else 0
+        xp = array_module(grad)
         (x,) = ctx.saved_tensors
         arr = x._data
-        factor = np.where((arr > -3) & (arr < 3), arr.dtype.type(1 / 6), arr.dtype.type(0))
+        factor = xp.where((arr > -3) & (arr < 3), arr.dtype.type(1 / 6), arr.dtype.type(0))
         return _scaled_mask(grad, factor)
 
 
@@ -574,9 +591,10 @@ class Hardswish(Function):
 
     @staticmethod
     def forward(ctx, x):
+        xp = array_module(x)
         ctx.save_for_backward(x)
         t = x.dtype.type
-        return x * np.clip(x + t(3), 0, 6).astype(x.dtype, copy=False) / t(6)
+        return x * xp.clip(x + t(3), 0, 6).astype(x.dtype, copy=False) / t(6)
 
     @staticmethod
     def backward(ctx, grad):

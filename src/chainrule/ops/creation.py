@@ -12,8 +12,8 @@ import math
 import numpy as np
 
 from .. import _dtype
+from .._backend import default_device, module_for_device
 from .._backend import device as _device
-from .._backend import module_for_device
 from ..tensor import Tensor, _int_sequence, write_out
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "full", "empty",
@@ -103,6 +103,8 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
             raise
         except OverflowError:
             raise RuntimeError(f"value cannot be converted to type {target.name} without overflow") from None
+    if device is None:
+        device = default_device.device
     if device is not None and _device(device).type != "cpu":
         array = module_for_device(device).asarray(array)
     return array
@@ -170,6 +172,9 @@ def _shape_args(size) -> tuple:
 
 
 def _xp(device):
+    """The array module that creates on ``device`` (the default device when None)."""
+    if device is None:
+        device = default_device.device
     return np if device is None else module_for_device(device)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype
+from .._backend import array_module
 from ..autograd.function import Function
 from ..tensor import Tensor
 from . import random as _random
@@ -51,10 +52,11 @@ def _check_p(p: float) -> None:
 
 
 def _dropout_mask(x: Tensor, p: float, shape: tuple) -> np.ndarray:
+    xp = array_module(x)
     dtype = x._data.dtype if x._data.dtype.kind == "f" else np.dtype(_dtype.get_default_dtype().np)
     if p == 1.0:
-        return np.zeros(shape, dtype=dtype)
-    keep = _random._rng(None).random(shape, dtype=np.float64 if dtype == np.float64 else np.float32) >= p
+        return xp.zeros(shape, dtype=dtype)
+    keep = _random._rng(None, xp).random(shape, dtype=np.float64 if dtype == np.float64 else np.float32) >= p
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
 
 
@@ -109,7 +111,7 @@ def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace
         return input
     alpha = 1.7580993408473766  # SELU's scale · alpha; dropped units land on -alpha before the affine map
     dtype = input._data.dtype
-    keep = (_random._rng(None).random(tuple(input.shape)) >= p).astype(dtype)
+    keep = (_random._rng(None, array_module(input)).random(tuple(input.shape)) >= p).astype(dtype)
     a = ((1 - p) * (1 + p * alpha ** 2)) ** -0.5
     # y = a·(x·m + (-alpha)(1 - m)) + alpha·a·p keeps mean 0 and variance 1 (torch's formula)
     shift = ((keep - 1) * alpha * a + alpha * a * p).astype(dtype)

@@ -13,6 +13,7 @@ import builtins
 import numpy as np
 
 from .. import _dtype
+from .._backend import array_module, on_one_device
 from ..autograd.function import Function, broadcast_error, name_node
 from ..tensor import Tensor, honours_out, write_out
 from ._special import erf as _erf_array
@@ -31,9 +32,11 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- operands and promotion
-def _as_operand(x, dtype: _dtype.dtype) -> Tensor:
-    """A Python number as a 0-d tensor of ``dtype`` (never requires grad)."""
-    return Tensor._make(np.asarray(x, dtype=dtype.np))
+def _as_operand(x, dtype: _dtype.dtype, like: Tensor | None = None) -> Tensor:
+    """A Python number as a 0-d tensor of ``dtype`` on ``like``'s device (never requires grad)."""
+    if like is None or type(like._data) is np.ndarray:
+        return Tensor._make(np.asarray(x, dtype=dtype.np))
+    return Tensor._make(array_module(like).full((), x, dtype=dtype.np))  # a fill, not a host copy
 
 
 _CONSTANTS: dict = {}
@@ -48,6 +51,8 @@ def _constant(x, np_dtype) -> Tensor:
     key = (x, np_dtype)
     t = _CONSTANTS.get(key) if x else None
     if t is None:
+        # a CPU scalar: with a device tensor, the op's device check makes it a device fill (as
+        # torch passes CPU scalars to CUDA kernels)
         t = Tensor._make(np.asarray(x, dtype=np_dtype))
         if x:
             if len(_CONSTANTS) > 4096:
@@ -115,12 +120,12 @@ def _pair(a, b):
         if not isinstance(b, (builtins.int, builtins.float, builtins.bool, np.number, np.bool_)):
             raise TypeError(f"unsupported operand type: Tensor and {type(b).__name__}")
         dtype = _dtype.result_type(a, b)
-        return _cast(a, dtype), _as_operand(b, dtype)
+        return _cast(a, dtype), _as_operand(b, dtype, a)
     if b_is_tensor:
         if not isinstance(a, (builtins.int, builtins.float, builtins.bool, np.number, np.bool_)):
             raise TypeError(f"unsupported operand type: {type(a).__name__} and Tensor")
         dtype = _dtype.result_type(a, b)
-        return _as_operand(a, dtype), _cast(b, dtype)
+        return _as_operand(a, dtype, b), _cast(b, dtype)
     raise TypeError("expected at least one Tensor operand")
 
 
@@ -248,7 +253,8 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, x, exponent):
-        y = np.power(x, exponent)
+        xp = array_module(x)
+        y = xp.power(x, exponent)
         ctx.save_for_backward(x, exponent, y if ctx.needs_input_grad[1] else None)
         return y
 
@@ -276,11 +282,12 @@ class PowScalar(Function):
 
     @staticmethod
     def forward(ctx, x, exponent):
+        xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.exponent = exponent
         if exponent == 2:
             return x * x
-        return np.power(x, x.dtype.type(exponent)) if x.dtype.kind == "f" else np.power(x, exponent)
+        return xp.power(x, x.dtype.type(exponent)) if x.dtype.kind == "f" else xp.power(x, exponent)
 
     @staticmethod
     def backward(ctx, grad):
@@ -306,7 +313,8 @@ class RPowScalar(Function):
 
     @staticmethod
     def forward(ctx, x, base):
-        y = np.power(x.dtype.type(base), x)
+        xp = array_module(x)
+        y = xp.power(x.dtype.type(base), x)
         ctx.save_for_backward(y)
         ctx.base = base
         return y
@@ -314,12 +322,14 @@ class RPowScalar(Function):
     @staticmethod
     def backward(ctx, grad):
         # d(c^x) = c^x log(c) dx
+        xp = array_module(grad)
         (y,) = ctx.saved_tensors
-        return grad * y * float(np.log(ctx.base)) if ctx.base > 0 else grad * y * float("nan")
+        return grad * y * float(xp.log(ctx.base)) if ctx.base > 0 else grad * y * float("nan")
 
 
 def zeros_like_tensor(t: Tensor) -> Tensor:
-    return Tensor._make(np.zeros_like(t._data))
+    xp = array_module(t)
+    return Tensor._make(xp.zeros_like(t._data))
 
 
 @honours_out
@@ -373,27 +383,29 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     if rounding_mode not in ("trunc", "floor"):
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
     a, b = _pair(input, other)
+    xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
         _check_integer_divisor(b)
         if rounding_mode == "floor":
-            return Tensor._make(np.floor_divide(a._data, b._data))
-        quotient = np.abs(a._data) // np.abs(b._data)
-        return Tensor._make(np.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype))
+            return Tensor._make(xp.floor_divide(a._data, b._data))
+        quotient = xp.abs(a._data) // xp.abs(b._data)
+        return Tensor._make(xp.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype))
     with np.errstate(all="ignore"):  # x / 0 is ±inf (or NaN) silently, as in torch
-        rounded = _floor_divide_float(a._data, b._data) if rounding_mode == "floor" else np.trunc(a._data / b._data)
+        rounded = _floor_divide_float(a._data, b._data) if rounding_mode == "floor" else xp.trunc(a._data / b._data)
     return Tensor._make(rounded)  # piecewise constant: torch gives no gradient path either
 
 
 def _floor_divide_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """torch's (and Python's) floating floor division: from fmod, not floor(a / b), so a quotient
     that rounds to -0 floors to -1, inf // 1 is NaN, and x // 0 is x / 0."""
+    xp = array_module(a)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mod = np.fmod(a, b)
+        mod = xp.fmod(a, b)
         div = (a - mod) / b
-        div = np.where((mod != 0) & ((b < 0) != (mod < 0)), div - 1, div)
-        floored = np.floor(div)
-        floored = np.where(div - floored > 0.5, floored + 1, floored)
-        return np.where(b == 0, a / b, np.where(div != 0, floored, np.copysign(np.zeros_like(div), a / b)))
+        div = xp.where((mod != 0) & ((b < 0) != (mod < 0)), div - 1, div)
+        floored = xp.floor(div)
+        floored = xp.where(div - floored > 0.5, floored + 1, floored)
+        return xp.where(b == 0, a / b, xp.where(div != 0, floored, xp.copysign(xp.zeros_like(div), a / b)))
 
 
 true_divide = div
@@ -411,8 +423,9 @@ class Remainder(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return np.mod(a, b)
+        return xp.mod(a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -430,8 +443,9 @@ class Fmod(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return np.fmod(a, b)
+        return xp.fmod(a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -443,15 +457,17 @@ class Fmod(Function):
 
 def _check_integer_divisor(divisor: Tensor) -> None:
     """Integer division by zero has no value; torch raises where NumPy would return 0 and warn."""
-    if divisor._data.dtype.kind in "iu" and not np.all(divisor._data):
+    xp = array_module(divisor)
+    if divisor._data.dtype.kind in "iu" and not xp.all(divisor._data):
         raise RuntimeError("ZeroDivisionError")
 
 
 def remainder(input, other) -> Tensor:
     a, b = _pair(input, other)
+    xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
         _check_integer_divisor(b)
-        return Tensor._make(np.mod(a._data, b._data))
+        return Tensor._make(xp.mod(a._data, b._data))
     out = Remainder.apply(a, b)
     # torch's Tensor-Tensor overload records RemainderBackward1, its Tensor-Scalar one RemainderBackward0
     return name_node(out, "RemainderBackward1") if isinstance(other, Tensor) else out
@@ -459,9 +475,10 @@ def remainder(input, other) -> Tensor:
 
 def fmod(input, other) -> Tensor:
     a, b = _pair(input, other)
+    xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
         _check_integer_divisor(b)
-        return Tensor._make(np.fmod(a._data, b._data))
+        return Tensor._make(xp.fmod(a._data, b._data))
     return Fmod.apply(a, b)
 
 
@@ -605,17 +622,19 @@ erf = _unary("Erf", _erf_array, lambda g, x, y: g * (2.0 / np.sqrt(np.pi)) * exp
 
 def _sigmoid_array(x):
     # exp of a non-positive number only: no overflow for large |x|
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    xp = array_module(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), saves="output")
 
 # piecewise-constant ops: zero gradient everywhere, as torch defines
 def _sign_array(x: np.ndarray) -> np.ndarray:
-    y = np.sign(x)
+    xp = array_module(x)
+    y = xp.sign(x)
     if y.dtype.kind == "f":
-        y = np.where(np.isnan(y), y.dtype.type(0), y)  # torch's sign(NaN) is 0 (so abs'(NaN) is 0 too)
+        y = xp.where(xp.isnan(y), y.dtype.type(0), y)  # torch's sign(NaN) is 0 (so abs'(NaN) is 0 too)
     return y
 
 
@@ -629,9 +648,10 @@ _round = _unary("Round", np.round, _zero_grad, saves="none", float_only=False)
 
 def round(input: Tensor, *, decimals: builtins.int = 0) -> Tensor:
     """torch.round: half to even, like torch; ``decimals`` rounds to that many places."""
+    xp = array_module(input)
     if decimals == 0:
         return _round(input)
-    return Tensor._make(np.round(input._data, decimals))
+    return Tensor._make(xp.round(input._data, decimals))
 
 
 class Abs(Function):
@@ -642,8 +662,9 @@ class Abs(Function):
 
     @staticmethod
     def forward(ctx, x):
+        xp = array_module(x)
         ctx.save_for_backward(x)
-        return np.abs(x)
+        return xp.abs(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -669,8 +690,9 @@ class Maximum(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return np.maximum(a, b)
+        return xp.maximum(a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -690,8 +712,9 @@ class Minimum(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return np.minimum(a, b)
+        return xp.minimum(a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -737,8 +760,9 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx, condition, a, b):
+        xp = array_module(condition)
         ctx.save_for_backward(condition)
-        return np.where(condition, a, b)
+        return xp.where(condition, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -752,10 +776,11 @@ class Where(Function):
 
 def where(condition: Tensor, input=None, other=None) -> Tensor:
     """torch.where(condition, input, other); ``where(condition)`` returns nonzero indices."""
+    xp = array_module(condition)
     if input is None and other is None:
         return condition.nonzero(as_tuple=True)
     if not isinstance(condition, Tensor):
-        condition = Tensor._make(np.asarray(condition))
+        condition = Tensor._make(xp.asarray(condition))
     if condition._data.dtype != np.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {condition.dtype.name}")
     a, b = _pair(input, other)
@@ -771,9 +796,10 @@ class Clamp(Function):
 
     @staticmethod
     def forward(ctx, x, min, max):
+        xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.bounds = (min, max)
-        return np.clip(x, min, max).astype(x.dtype, copy=False)
+        return xp.clip(x, min, max).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -832,16 +858,18 @@ class Atan2(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return np.arctan2(a, b)
+        return xp.arctan2(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         # d atan2(a, b) = (b da - a db) / (a^2 + b^2); where a^2 + b^2 is 0 (the origin, or
         # squares that underflow) torch takes the reciprocal as 0, so the gradient is 0, not NaN
+        xp = array_module(grad)
         a, b = ctx.saved_tensors
         reciprocal = 1 / (a * a + b * b)
-        reciprocal = where(Tensor._make(np.isinf(reciprocal._data)), 0.0, reciprocal)
+        reciprocal = where(Tensor._make(xp.isinf(reciprocal._data)), 0.0, reciprocal)
         return grad * b * reciprocal, -grad * a * reciprocal
 
 
@@ -868,7 +896,8 @@ class Hypot(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        out = np.hypot(a, b)
+        xp = array_module(a)
+        out = xp.hypot(a, b)
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -886,9 +915,10 @@ def hypot(input: Tensor, other: Tensor) -> Tensor:
 
 
 def logaddexp(input: Tensor, other: Tensor) -> Tensor:
+    xp = array_module(input)
     m = maximum(input, other).detach()
     # shift by the larger input, except an infinite one (inf - inf would be NaN; the sum is that inf)
-    m = where(Tensor._make(np.isinf(m._data)), 0.0, m)
+    m = where(Tensor._make(xp.isinf(m._data)), 0.0, m)
     return m + log(exp(input - m) + exp(other - m))
 
 
@@ -923,8 +953,9 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
 
 
 def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=None) -> Tensor:
+    xp = array_module(input)
     finite = isfinite(input)
-    replaced = Tensor._make(np.nan_to_num(input._data, nan=nan, posinf=posinf, neginf=neginf))
+    replaced = Tensor._make(xp.nan_to_num(input._data, nan=nan, posinf=posinf, neginf=neginf))
     return where(finite, input, replaced)
 
 
@@ -932,10 +963,13 @@ def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=Non
 def _compare(ufunc):
     def op(input, other) -> Tensor:
         a, b = _pair(input, other)
+        x, y = a._data, b._data
+        if type(x) is not type(y):  # a device array meets a CPU one: the same check as every op's
+            x, y = on_one_device([x, y], ufunc.__name__)
         try:
-            return Tensor._make(ufunc(a._data, b._data))
+            return Tensor._make(ufunc(x, y))
         except ValueError as error:
-            raise broadcast_error(error, (a._data, b._data)) from None
+            raise broadcast_error(error, (x, y)) from None
 
     op.__name__ = ufunc.__name__
     return op
@@ -972,39 +1006,47 @@ bitwise_xor = _bitwise(np.bitwise_xor, "^")
 
 
 def bitwise_not(input: Tensor) -> Tensor:
+    xp = array_module(input)
     if input._data.dtype.kind == "f":
         raise TypeError(f"'~' (bitwise_not) is only defined for integer and bool tensors, got {input.dtype}")
-    return Tensor._make(np.invert(input._data))
+    return Tensor._make(xp.invert(input._data))
 
 
 def logical_not(input: Tensor) -> Tensor:
-    return Tensor._make(np.logical_not(input._data))
+    xp = array_module(input)
+    return Tensor._make(xp.logical_not(input._data))
 
 
 def isnan(input: Tensor) -> Tensor:
-    return Tensor._make(np.isnan(input._data))
+    xp = array_module(input)
+    return Tensor._make(xp.isnan(input._data))
 
 
 def isinf(input: Tensor) -> Tensor:
-    return Tensor._make(np.isinf(input._data))
+    xp = array_module(input)
+    return Tensor._make(xp.isinf(input._data))
 
 
 def isfinite(input: Tensor) -> Tensor:
-    return Tensor._make(np.isfinite(input._data))
+    xp = array_module(input)
+    return Tensor._make(xp.isfinite(input._data))
 
 
 def signbit(input: Tensor) -> Tensor:
-    return Tensor._make(np.signbit(input._data))
+    xp = array_module(input)
+    return Tensor._make(xp.signbit(input._data))
 
 
 def equal(input: Tensor, other: Tensor) -> builtins.bool:
     """torch.equal: same shape and the same values."""
-    return input.shape == other.shape and builtins.bool(np.array_equal(input._data, other._data))
+    xp = array_module(input)
+    return input.shape == other.shape and builtins.bool(xp.array_equal(input._data, other._data))
 
 
 def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
     a, b = _pair(input, other)
-    return Tensor._make(np.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    xp = array_module(a, b)
+    return Tensor._make(xp.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def allclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> builtins.bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import array_module
 from ..autograd.function import Function
 from ..tensor import Tensor
 
@@ -52,8 +53,11 @@ class EmbeddingDenseBackward(Function):
         d = grad.shape[-1]
         flat_idx = indices.reshape(-1)
         flat_grad = grad.reshape(-1, d)
-        out = np.zeros((num_rows, d), dtype=grad.dtype)
-        if flat_idx.size:
+        xp = array_module(grad)
+        out = xp.zeros((num_rows, d), dtype=grad.dtype)
+        if flat_idx.size and xp is not np:
+            xp.add.at(out, flat_idx, flat_grad)  # the device's atomic scatter-add
+        elif flat_idx.size:
             order = np.argsort(flat_idx, kind="stable")
             sorted_idx = flat_idx[order]
             starts = np.flatnonzero(np.r_[True, sorted_idx[1:] != sorted_idx[:-1]])
@@ -82,7 +86,8 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
         )
     num_rows = weight.shape[0]
     indices = input._data
-    if indices.size and (indices.min() < 0 or indices.max() >= num_rows):
+    # on a device the check would wait for the GPU twice per lookup; torch asserts there instead
+    if indices.size and isinstance(indices, np.ndarray) and (indices.min() < 0 or indices.max() >= num_rows):
         raise IndexError("index out of range in self")
     if padding_idx is not None:
         if padding_idx < 0:
@@ -90,8 +95,9 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
         if not 0 <= padding_idx < num_rows:
             raise AssertionError("Padding_idx must be within num_embeddings")
     if max_norm is not None:
-        rows = np.unique(indices)
-        norms = np.linalg.norm(weight._data[rows], ord=norm_type, axis=1, keepdims=True)
-        scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+        xp = array_module(weight)
+        rows = xp.unique(indices)
+        norms = xp.linalg.norm(weight._data[rows], ord=norm_type, axis=1, keepdims=True)
+        scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
         weight._data[rows] *= scale.astype(weight._data.dtype)
     return Embedding.apply(weight, indices=indices, padding_idx=padding_idx)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import array_module, is_array, writeable
 from ..autograd.function import Function, is_recording, name_node
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import Where
@@ -19,11 +20,19 @@ __not_methods__ = {"getitem", "setitem"}
 __tensor_methods__ = {"__getitem__": "getitem", "__setitem__": "setitem"}
 
 
-def _convert_key(key):
-    """Tensors and lists inside an index become arrays; everything else passes to NumPy."""
+def _convert_key(key, xp=np):
+    """Tensors and lists inside an index become arrays; everything else passes to NumPy.
+
+    Index arrays go to the indexed tensor's device: torch accepts CPU index tensors (and lists)
+    for a CUDA tensor, and copies them over, as CuPy does with a list.
+    """
     if isinstance(key, tuple):
-        return tuple(_convert_key_item(k) for k in key)
-    return _convert_key_item(key)
+        key = tuple(_convert_key_item(k) for k in key)
+        if xp is not np:
+            key = tuple(xp.asarray(k) if type(k) is np.ndarray else k for k in key)
+        return key
+    key = _convert_key_item(key)
+    return xp.asarray(key) if xp is not np and type(key) is np.ndarray else key
 
 
 def _convert_key_item(k):
@@ -47,7 +56,8 @@ def _convert_key_item(k):
 
 
 def _convert_list(k: list):
-    array = np.asarray([x._data if isinstance(x, Tensor) else x for x in k])
+    # a list index is host data (CuPy copies it to the device too, in the indexing op)
+    array = np.asarray([x.item() if isinstance(x, Tensor) else x for x in k])
     if array.size == 0:
         return array.astype(np.int64)  # NumPy makes [] float; torch reads it as an empty integer index
     if array.dtype.kind == "f":
@@ -68,7 +78,7 @@ def _scatter_mode(key, basic: bool) -> str:
     if basic:
         return "assign"
     items = key if isinstance(key, tuple) else (key,)
-    arrays = [k for k in items if isinstance(k, np.ndarray)]
+    arrays = [k for k in items if is_array(k)]
     if all(a.dtype == np.bool_ for a in arrays):
         return "assign"
     if len(items) == 1 and arrays[0].ndim == 1:
@@ -79,16 +89,17 @@ def _scatter_mode(key, basic: bool) -> str:
 def _add_rows(out: np.ndarray, index: np.ndarray, src: np.ndarray) -> None:
     """``out[index[j]] += src[j]`` along axis 0 with repeated indices summed (sort + reduceat,
     vectorised; no np.add.at)."""
+    xp = array_module(out)
     if index.size == 0:
         return
-    index = np.where(index < 0, index + out.shape[0], index)
-    order = np.argsort(index, kind="stable")
+    index = xp.where(index < 0, index + out.shape[0], index)
+    order = xp.argsort(index, kind="stable")
     ordered = index[order]
-    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    starts = xp.flatnonzero(xp.concatenate((xp.ones(1, dtype=bool), ordered[1:] != ordered[:-1])))
     if starts.size == index.size:  # all distinct: a fancy-index add is exact
         out[index] += src
         return
-    out[ordered[starts]] += np.add.reduceat(src[order], starts, axis=0)
+    out[ordered[starts]] += xp.add.reduceat(src[order], starts, axis=0)
 
 
 class Index(Function):
@@ -99,13 +110,14 @@ class Index(Function):
 
     @staticmethod
     def forward(ctx, x, key, mode):
+        xp = array_module(x)
         ctx.key = key
         ctx.shape = x.shape
         ctx.mode = mode
         out = x[key]
-        if not out.flags.c_contiguous and not np.may_share_memory(out, x):
+        if not out.flags.c_contiguous and not xp.may_share_memory(out, x):
             # an advanced read is a copy: torch's is contiguous whatever order NumPy chose
-            out = np.ascontiguousarray(out)
+            out = xp.ascontiguousarray(out)
         return out
 
     @staticmethod
@@ -124,15 +136,16 @@ class IndexScatter(Function):
 
     @staticmethod
     def forward(ctx, grad, key, shape, mode):
+        xp = array_module(grad)
         ctx.key = key
         ctx.mode = mode
-        out = np.zeros(shape, dtype=grad.dtype)
+        out = xp.zeros(shape, dtype=grad.dtype)
         if mode == "assign":
             out[key] = grad
         elif mode == "rows":
             _add_rows(out, key[0] if isinstance(key, tuple) else key, grad)
         else:
-            np.add.at(out, key, grad)
+            xp.add.at(out, key, grad)
         return out
 
     @staticmethod
@@ -206,7 +219,7 @@ def _integers_first(key):
     ``x[..., None, -1, 1:3, idx]`` keeps idx's dims where torch puts them.
     """
     items = key if isinstance(key, tuple) else (key,)
-    if not any(isinstance(k, np.ndarray) for k in items):
+    if not any(is_array(k) for k in items):
         return None
     if not any(isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)) for k in items):
         return None
@@ -214,7 +227,7 @@ def _integers_first(key):
     for k in items:
         if isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
             selects.append(k)
-        elif isinstance(k, np.ndarray) and k.dtype == np.bool_:
+        elif is_array(k) and k.dtype == np.bool_:
             selects.extend([slice(None)] * k.ndim)  # the dims the mask consumes
             rest.append(k)
         elif k is None:
@@ -231,7 +244,7 @@ def _integers_first(key):
 
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
-    key = _convert_key(key)
+    key = _convert_key(key, array_module(input))
     split = _integers_first(key)
     if split is not None:
         return getitem(getitem(input, split[0]), split[1])
@@ -263,10 +276,11 @@ class IndexPut(Function):
     @staticmethod
     def backward(ctx, grad):
         # overwritten elements get no gradient; the value gets what flowed to its slots
+        xp = array_module(grad)
         key = ctx.key
         grad_x = grad_value = None
         if ctx.needs_input_grad[0]:
-            kept = np.ones(grad.shape, dtype=grad._data.dtype)
+            kept = xp.ones(grad.shape, dtype=grad._data.dtype)
             kept[key] = 0
             grad_x = grad * Tensor._make(kept)
         if ctx.needs_input_grad[1]:
@@ -276,17 +290,18 @@ class IndexPut(Function):
 
 def setitem(input: Tensor, key, value) -> None:
     """``input[key] = value``: in place; recorded when ``input`` or ``value`` requires grad."""
+    xp = array_module(input)
     from .elementwise import _as_operand, _cast
 
-    key = _convert_key(key)
+    key = _convert_key(key, xp)
     split = _integers_first(key)
     if split is not None:
         # address the written elements in torch's order (integers first, see getitem): index
         # arrays of the flat positions a read would return, in the shape it would have
-        positions = np.arange(input._data.size).reshape(input._data.shape)[split[0]][split[1]]
-        key = np.unravel_index(positions, input._data.shape)
+        positions = xp.arange(input._data.size).reshape(input._data.shape)[split[0]][split[1]]
+        key = xp.unravel_index(positions, input._data.shape)
     if not isinstance(value, Tensor):
-        value = _as_operand(value, input.dtype)
+        value = _as_operand(value, input.dtype, input)
     elif value._data.dtype != input._data.dtype:
         value = _cast(value, input.dtype)
     recording = is_recording(input, value)
@@ -299,7 +314,7 @@ def setitem(input: Tensor, key, value) -> None:
             "chainrule does not support in-place writes into a view of a tensor that requires "
             "grad; write into the base tensor (x[i, j] = v) or use out-of-place ops"
         )
-    if not input._data.flags.writeable:
+    if not writeable(input._data):
         raise RuntimeError(
             "unsupported operation: more than one element of the written-to tensor refers to a "
             "single memory location. Please clone() the tensor before performing the operation."
@@ -344,9 +359,10 @@ def _check_range(index: np.ndarray, size: int, dim: int, op: str, negative: bool
 def _dim_index(index: np.ndarray, dim: int) -> tuple:
     """The advanced-index tuple that addresses ``out[..., index[i, j, ...], ...]`` along ``dim``:
     ``index`` itself at ``dim``, broadcast aranges elsewhere."""
+    xp = array_module(index)
     ndim = index.ndim
     return tuple(
-        index if k == dim else np.arange(n).reshape((n,) + (1,) * (ndim - k - 1))
+        index if k == dim else xp.arange(n).reshape((n,) + (1,) * (ndim - k - 1))
         for k, n in enumerate(index.shape)
     )
 
@@ -387,11 +403,12 @@ class Gather(Function):
 
     @staticmethod
     def forward(ctx, x, index, dim):
+        xp = array_module(x)
         ctx.index = index
         ctx.dim = dim
         ctx.shape = x.shape
         x1, i1 = _as_1d(x), _as_1d(index)
-        out = x1[_dim_index(i1, dim)] if i1.size else np.zeros(i1.shape, dtype=x.dtype)
+        out = x1[_dim_index(i1, dim)] if i1.size else xp.zeros(i1.shape, dtype=x.dtype)
         return out.reshape(index.shape)
 
     @staticmethod
@@ -410,9 +427,10 @@ class ScatterAddInto(Function):
 
     @staticmethod
     def forward(ctx, src, index, dim, shape):
+        xp = array_module(src)
         ctx.index = index
         ctx.dim = dim
-        out = np.zeros(shape, dtype=src.dtype)
+        out = xp.zeros(shape, dtype=src.dtype)
         _scatter_add_array(out, index, dim, src)
         return out
 
@@ -423,6 +441,7 @@ class ScatterAddInto(Function):
 
 def _scatter_add_array(out: np.ndarray, index: np.ndarray, dim: int, src: np.ndarray) -> None:
     """``out[..., index, ...] += src`` along ``dim`` in place, repeated indices summed."""
+    xp = array_module(out)
     if index.size == 0:
         return
     index = _as_1d(index)
@@ -431,14 +450,14 @@ def _scatter_add_array(out: np.ndarray, index: np.ndarray, dim: int, src: np.nda
     key = _dim_index(index, dim)
     if target.dtype.kind == "f":
         # flat positions, then one bincount: vectorised, faster than np.add.at
-        strides = np.cumprod((target.shape[1:] + (1,))[::-1])[::-1]
-        flat = np.zeros(index.shape, dtype=np.intp)
+        strides = [int(s) for s in np.cumprod((target.shape[1:] + (1,))[::-1])[::-1]]  # host: shape math
+        flat = xp.zeros(index.shape, dtype=np.intp)
         for k, stride in zip(key, strides):
             flat += k * stride
-        summed = np.bincount(flat.ravel(), weights=src.ravel(), minlength=target.size)
+        summed = xp.bincount(flat.ravel(), weights=src.ravel(), minlength=target.size)
         target += summed.reshape(target.shape).astype(target.dtype, copy=False)
     else:
-        np.add.at(target, key, src)
+        xp.add.at(target, key, src)
 
 
 def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False) -> Tensor:
@@ -562,9 +581,10 @@ class _ScatterMultiply(Function):
 
     @staticmethod
     def forward(ctx, x, src, index, dim):
+        xp = array_module(x)
         out = x.copy()
         if index.size:
-            np.multiply.at(_as_1d(out), _dim_index(_as_1d(index), dim),
+            xp.multiply.at(_as_1d(out), _dim_index(_as_1d(index), dim),
                            _prefix(_as_1d(src), _as_1d(index).shape))
         return out
 
@@ -593,7 +613,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
         if src is None:
             from .elementwise import _as_operand
 
-            src = _as_operand(value, input.dtype).expand(tuple(index.shape))
+            src = _as_operand(value, input.dtype, input).expand(tuple(index.shape))
         return _ScatterMultiply.apply(input, src, index=array, dim=d) if reduce == "multiply" \
             else ScatterAdd.apply(input, src, index=array, dim=d)
     if src is None:
@@ -606,7 +626,8 @@ _REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
 
 def _touched(shape: tuple, index: np.ndarray, dim: int) -> np.ndarray:
     """Boolean mask of the slots of a ``shape`` tensor that ``index`` addresses along ``dim``."""
-    mask = np.zeros(shape, dtype=bool)
+    xp = array_module(index)
+    mask = xp.zeros(shape, dtype=bool)
     if index.size:
         _as_1d(mask)[_dim_index(_as_1d(index), dim)] = True
     return mask
@@ -622,7 +643,8 @@ class ScatterReduce(Function):
 
     @staticmethod
     def forward(ctx, x, src, index, dim, reduce, include_self):
-        ufunc = {"prod": np.multiply, "amax": np.maximum, "amin": np.minimum}[reduce]
+        xp = array_module(x)
+        ufunc = {"prod": xp.multiply, "amax": xp.maximum, "amin": xp.minimum}[reduce]
         out = x.copy()
         touched = _touched(x.shape, index, dim)
         if not include_self:
@@ -670,6 +692,7 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
     """torch.scatter_reduce: reduce ``src`` into ``input`` at ``index`` along ``dim`` with
     sum / prod / mean / amax / amin; ``include_self`` counts input's own value in the reduction.
     amax/amin share the gradient evenly among ties, as torch."""
+    xp = array_module(input)
     from .elementwise import where
 
     if reduce not in _REDUCTIONS:
@@ -686,9 +709,9 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
     total = ScatterAdd.apply(base, src, index=array, dim=d)
     if reduce == "sum":
         return name_node(total, "ScatterReduceBackward0", label="scatter_reduce")  # torch's one node for the reduction
-    counts = np.full(input._data.shape, 1 if include_self else 0, dtype=input._data.dtype)
-    _scatter_add_array(counts, array, d, np.ones(array.shape, dtype=counts.dtype))
-    counts = np.maximum(counts, 1)
+    counts = xp.full(input._data.shape, 1 if include_self else 0, dtype=input._data.dtype)
+    _scatter_add_array(counts, array, d, xp.ones(array.shape, dtype=counts.dtype))
+    counts = xp.maximum(counts, 1)
     if input._data.dtype.kind != "f":
         return Tensor._make(total._data // counts)
     return name_node(total / Tensor._make(counts), "ScatterReduceBackward0", label="scatter_reduce",
@@ -697,7 +720,8 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
 
 # ---------------------------------------------------------------- index_* along one dim
 def _moved(array: np.ndarray, dim: int) -> np.ndarray:
-    return np.moveaxis(_as_1d(array), dim, 0)
+    xp = array_module(array)
+    return xp.moveaxis(_as_1d(array), dim, 0)
 
 
 class IndexSelect(Function):
@@ -707,10 +731,11 @@ class IndexSelect(Function):
 
     @staticmethod
     def forward(ctx, x, index, dim):
+        xp = array_module(x)
         ctx.index = index
         ctx.dim = dim
         ctx.shape = x.shape
-        return np.take(x, index, axis=dim) if x.ndim else x[index]
+        return xp.take(x, index, axis=dim) if x.ndim else x[index]
 
     @staticmethod
     def backward(ctx, grad):
@@ -729,9 +754,10 @@ class IndexAddInto(Function):
 
     @staticmethod
     def forward(ctx, src, index, dim, shape):
+        xp = array_module(src)
         ctx.index = index
         ctx.dim = dim
-        out = np.zeros(shape, dtype=src.dtype)
+        out = xp.zeros(shape, dtype=src.dtype)
         _add_rows(_moved(out, dim), index, _moved(src, dim))
         return out
 
@@ -853,6 +879,7 @@ class IndexFill(Function):
 def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
     """torch.index_fill: a copy of ``input`` with the slabs ``index`` along ``dim`` set to ``value``
     (a number, or a 0-d tensor, which then receives the filled slots' gradient)."""
+    xp = array_module(input)
     array, d = _index_dim(input, dim, index, "index_fill")
     if isinstance(value, Tensor):
         if value._data.ndim != 0:
@@ -861,7 +888,7 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
         if value._requires_grad:
             from .elementwise import where
 
-            mask = np.zeros(input._data.shape, dtype=bool)
+            mask = xp.zeros(input._data.shape, dtype=bool)
             _moved(mask, d)[array] = True
             return name_node(where(Tensor._make(mask), _same_dtype(value, input), input), "IndexFillBackward1",
                              label="index_fill")
@@ -920,7 +947,8 @@ class MaskedFill(Where):
     @staticmethod
     def forward(ctx, condition, a, b):
         # torch fills a contiguous clone of the input, whatever the input's layout
-        return np.asarray(Where.forward(ctx, condition, a, b), order="C")
+        xp = array_module(condition)
+        return xp.asarray(Where.forward(ctx, condition, a, b), order="C")
 
 
 def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
@@ -936,7 +964,7 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
                                f"with {value._data.ndim} dimension(s).")
         value = _same_dtype(value, input)
     else:
-        value = _as_operand(value, input.dtype)
+        value = _as_operand(value, input.dtype, input)
     return name_node(MaskedFill.apply(mask, value, input), node_name)
 
 
@@ -958,10 +986,11 @@ class MaskedScatter(Function):
 
     @staticmethod
     def forward(ctx, x, source, mask):
+        xp = array_module(x)
         ctx.mask = mask
         ctx.source_shape = source.shape
         out = x.copy()
-        out[mask] = source.reshape(-1)[: int(np.count_nonzero(mask))]
+        out[mask] = source.reshape(-1)[: int(xp.count_nonzero(mask))]
         return out
 
     @staticmethod
@@ -982,12 +1011,13 @@ class MaskedScatter(Function):
 
 def masked_scatter(input: Tensor, mask: Tensor, source: Tensor) -> Tensor:
     """torch.masked_scatter: ``input`` with the masked slots filled, in order, from ``source``."""
+    xp = array_module(input)
     _check_mask(mask, "masked_scatter")
     shape = np.broadcast_shapes(input._data.shape, mask._data.shape)
     if input._data.shape != shape:
         input = input.expand(shape)
-    mask_array = np.broadcast_to(mask._data, shape)
-    if int(np.count_nonzero(mask_array)) > source._data.size:
+    mask_array = xp.broadcast_to(mask._data, shape)
+    if int(xp.count_nonzero(mask_array)) > source._data.size:
         raise RuntimeError("Number of elements of source < number of ones in mask")
     return MaskedScatter.apply(input, _same_dtype(source, input), mask=mask_array)
 
@@ -1038,12 +1068,13 @@ def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:
 def nonzero(input: Tensor, *, as_tuple: bool = False):
     """torch.nonzero: the (n, ndim) int64 indices of nonzero elements, or ``as_tuple`` one 1-D
     index tensor per dim (a 0-d input counts as 1-D)."""
+    xp = array_module(input)
     array = input._data
     if as_tuple:
-        return tuple(Tensor._make(i.astype(np.int64, copy=False)) for i in np.nonzero(np.atleast_1d(array)))
+        return tuple(Tensor._make(i.astype(np.int64, copy=False)) for i in xp.nonzero(xp.atleast_1d(array)))
     if array.ndim == 0:
-        return Tensor._make(np.zeros((int(bool(array)), 0), dtype=np.int64))
-    return Tensor._make(np.argwhere(array).astype(np.int64, copy=False))
+        return Tensor._make(xp.zeros((int(bool(array)), 0), dtype=np.int64))
+    return Tensor._make(xp.argwhere(array).astype(np.int64, copy=False))
 
 
 def argwhere(input: Tensor) -> Tensor:

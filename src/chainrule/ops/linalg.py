@@ -15,6 +15,7 @@ import string
 import numpy as np
 
 from .. import _dtype, return_types
+from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
 
@@ -29,7 +30,8 @@ _C_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half"
 
 
 def _as_array(x) -> np.ndarray:
-    return x if type(x) is np.ndarray else np.asarray(x)
+    xp = array_module(x)
+    return x if type(x) is np.ndarray else xp.asarray(x)
 
 
 # ---------------------------------------------------------------- matmul family
@@ -43,9 +45,10 @@ class Matmul(Function):
     @staticmethod
     def forward(ctx, a, b):
         # save only what the other input's gradient needs
+        xp = array_module(a)
         ctx.save_for_backward(b if ctx.needs_input_grad[0] else None, a if ctx.needs_input_grad[1] else None)
         ctx.ndims = (a.ndim, b.ndim)
-        return _as_array(np.matmul(_blas_ready(a), _blas_ready(b)))
+        return _as_array(xp.matmul(_blas_ready(a), _blas_ready(b)))
 
     @staticmethod
     def backward(ctx, grad):
@@ -124,15 +127,16 @@ def _blas_ready(x: np.ndarray) -> np.ndarray:
     np.matmul silently falls back to a slow loop for other layouts -- e.g. the stride-0
     gradients that ``sum().backward()`` expands -- which is 10-50x slower than copying first.
     """
+    xp = array_module(x)
     item = x.itemsize
     if x.ndim == 1:
-        return x if x.strides[0] == item or x.shape[0] <= 1 else np.ascontiguousarray(x)
+        return x if x.strides[0] == item or x.shape[0] <= 1 else xp.ascontiguousarray(x)
     if x.ndim == 0:
         return x
     (s0, s1), (n, m) = x.strides[-2:], x.shape[-2:]
     if (s1 == item or m <= 1) and s0 >= m * item or (s0 == item or n <= 1) and s1 >= n * item:
         return x
-    return np.ascontiguousarray(x)
+    return xp.ascontiguousarray(x)
 
 
 _NODE_BY_NDIM = {(2, 2): Mm, (3, 3): Bmm, (2, 1): Mv, (1, 1): Dot}
@@ -327,13 +331,14 @@ _SCALED_ADD_RULE = ("β·input + α·(%s), its last step the sum: copies the gra
 
 
 def _scaled_add(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
+    xp = array_module(input)
     from .elementwise import add, mul, where
 
     if alpha != 1:
         product = mul(product, alpha)
     if beta == 0:
         # torch ignores input's values (NaN and inf included) but still gives it a zero gradient
-        input = where(Tensor._make(np.zeros((), dtype=bool)), input, 0.0)
+        input = where(Tensor._make(xp.zeros((), dtype=bool)), input, 0.0)
     elif beta != 1:
         input = mul(input, beta)
     return add(input, product)
@@ -466,13 +471,14 @@ class Einsum(Function):
 
     @staticmethod
     def forward(ctx, *operands, subs, output):
+        xp = array_module(*operands)
         ctx.save_for_backward(*operands)
         ctx.subs = subs
         ctx.output = output
         equation = _join(subs) + "->" + "".join(output)
         # optimize=True contracts pairwise through BLAS (tensordot) in a good order; the
         # result may come back transposed, torch's is contiguous
-        return np.asarray(np.einsum(equation, *operands, optimize=len(operands) > 1), order="C")
+        return xp.asarray(xp.einsum(equation, *operands, optimize=len(operands) > 1), order="C")
 
     @staticmethod
     def backward(ctx, grad):
@@ -484,6 +490,7 @@ class Einsum(Function):
 
 
 def _einsum_operand_grad(grad: Tensor, operands, subs, output, k: int) -> Tensor:
+    xp = array_module(grad)
     target = subs[k]
     x = operands[k]
     other_subs = [output] + [s for j, s in enumerate(subs) if j != k]
@@ -505,7 +512,7 @@ def _einsum_operand_grad(grad: Tensor, operands, subs, output, k: int) -> Tensor
     missing = [c for c in unique if c not in kept]
     if missing:
         ones_shape = tuple(s for c in missing for s in (letter_size[c] if c == "..." else (letter_size[c],)))
-        factors.append(Tensor._make(np.ones(ones_shape, dtype=grad._data.dtype)))
+        factors.append(Tensor._make(xp.ones(ones_shape, dtype=grad._data.dtype)))
         factor_subs.append(missing)
     result_sub = []
     seen: set = set()
@@ -513,7 +520,7 @@ def _einsum_operand_grad(grad: Tensor, operands, subs, output, k: int) -> Tensor
         if c in seen and c != "...":
             new = next(fresh)
             n = letter_size[c]
-            factors.append(Tensor._make(np.eye(n, dtype=grad._data.dtype)))
+            factors.append(Tensor._make(xp.eye(n, dtype=grad._data.dtype)))
             factor_subs.append([c, new])
             result_sub.append(new)
         else:
@@ -637,27 +644,30 @@ class Trace(Function):
 
     @staticmethod
     def forward(ctx, x):
+        xp = array_module(x)
         ctx.shape = x.shape
-        return _as_array(np.trace(x))
+        return _as_array(xp.trace(x))
 
     @staticmethod
     def backward(ctx, grad):
         # d trace(X) = sum_i dX_ii: the gradient is grad times the identity
-        return grad * Tensor._make(np.eye(*ctx.shape, dtype=grad._data.dtype))
+        xp = array_module(grad)
+        return grad * Tensor._make(xp.eye(*ctx.shape, dtype=grad._data.dtype))
 
 
 def trace(input: Tensor) -> Tensor:
     """torch.trace: the sum of a matrix's main diagonal."""
+    xp = array_module(input)
     if input._data.ndim != 2:
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input._data.ndim}")
     if input._data.dtype.kind in "biu":
-        return Tensor._make(np.asarray(np.trace(input._data), dtype=np.int64))
+        return Tensor._make(xp.asarray(xp.trace(input._data), dtype=np.int64))
     return Trace.apply(input)
 
 
-def _diagonal_index(shape: tuple, offset: int, dim1: int, dim2: int):
+def _diagonal_index(xp, shape: tuple, offset: int, dim1: int, dim2: int):
     n = max(0, min(shape[dim1] + min(offset, 0), shape[dim2] - max(offset, 0)))
-    i = np.arange(n)
+    i = xp.arange(n)
     return i - min(offset, 0), i + max(offset, 0)
 
 
@@ -668,9 +678,10 @@ class Diagonal(Function):
 
     @staticmethod
     def forward(ctx, x, offset, dim1, dim2):
+        xp = array_module(x)
         ctx.params = (x.shape, offset, dim1, dim2)
-        view = np.diagonal(x, offset, dim1, dim2)
-        if x.flags.writeable:
+        view = xp.diagonal(x, offset, dim1, dim2)
+        if xp is np and x.flags.writeable:
             view.flags.writeable = True  # torch's diagonal is a view that writes through
         return view
 
@@ -690,10 +701,11 @@ class DiagonalScatter(Function):
 
     @staticmethod
     def forward(ctx, grad, shape, offset, dim1, dim2):
+        xp = array_module(grad)
         ctx.params = (offset, dim1, dim2)
-        out = np.zeros(shape, dtype=grad.dtype)
-        rows, cols = _diagonal_index(shape, offset, dim1, dim2)
-        np.moveaxis(out, (dim1, dim2), (-2, -1))[..., rows, cols] = grad
+        out = xp.zeros(shape, dtype=grad.dtype)
+        rows, cols = _diagonal_index(xp, shape, offset, dim1, dim2)
+        xp.moveaxis(out, (dim1, dim2), (-2, -1))[..., rows, cols] = grad
         return out
 
     @staticmethod
@@ -788,9 +800,10 @@ class Inverse(Function):
 
     @staticmethod
     def forward(ctx, A):
+        xp = array_module(A)
         try:
-            out = _column_major(np.linalg.inv(A))
-        except np.linalg.LinAlgError:
+            out = _column_major(xp.linalg.inv(A))
+        except xp.linalg.LinAlgError:
             raise _singular("linalg.inv") from None
         ctx.save_for_backward(out)
         return out
@@ -806,7 +819,8 @@ class Inverse(Function):
 def _column_major(matrices: np.ndarray) -> np.ndarray:
     """The same values with each matrix stored column by column: LAPACK's layout, which torch's
     inv and solve return (their outputs are not contiguous; ``.mT`` of them is)."""
-    return np.ascontiguousarray(matrices.swapaxes(-1, -2)).swapaxes(-1, -2)
+    xp = array_module(matrices)
+    return xp.ascontiguousarray(matrices.swapaxes(-1, -2)).swapaxes(-1, -2)
 
 
 def inv(A: Tensor) -> Tensor:
@@ -829,7 +843,8 @@ class Det(Function):
 
     @staticmethod
     def forward(ctx, A):
-        out = _as_array(np.linalg.det(A))
+        xp = array_module(A)
+        out = _as_array(xp.linalg.det(A))
         ctx.save_for_backward(A, out)
         return out
 
@@ -856,7 +871,8 @@ class Slogdet(Function):
 
     @staticmethod
     def forward(ctx, A):
-        sign, logabsdet = np.linalg.slogdet(A)
+        xp = array_module(A)
+        sign, logabsdet = xp.linalg.slogdet(A)
         sign, logabsdet = _as_array(sign).astype(A.dtype, copy=False), _as_array(logabsdet).astype(A.dtype, copy=False)
         ctx.save_for_backward(A)
         return sign, logabsdet  # sign is piecewise constant: its gradient is ignored, as in torch
@@ -891,9 +907,10 @@ class Solve(Function):
 
     @staticmethod
     def forward(ctx, A, B):
+        xp = array_module(A)
         try:
-            out = _column_major(np.linalg.solve(A, B))
-        except np.linalg.LinAlgError:
+            out = _column_major(xp.linalg.solve(A, B))
+        except xp.linalg.LinAlgError:
             raise RuntimeError("torch.linalg.solve: The solver failed because the input matrix is "
                                "singular.") from None
         ctx.save_for_backward(A, out)
@@ -975,6 +992,7 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
 def matrix_power(input: Tensor, n: int) -> Tensor:
     """torch.matrix_power / torch.linalg.matrix_power: A^n by repeated squaring (n < 0 inverts,
     n = 0 gives identities)."""
+    xp = array_module(input)
     from .elementwise import where
 
     A = input
@@ -984,8 +1002,8 @@ def matrix_power(input: Tensor, n: int) -> Tensor:
                            "matrices")
     if n == 0:
         # identities that still depend on A (zero gradient), as torch's result does
-        eye = Tensor._make(np.eye(A._data.shape[-1], dtype=A._data.dtype))
-        return where(Tensor._make(np.zeros((), dtype=bool)), A, eye)
+        eye = Tensor._make(xp.eye(A._data.shape[-1], dtype=A._data.dtype))
+        return where(Tensor._make(xp.zeros((), dtype=bool)), A, eye)
     if n < 0:
         A, n = inv(A), -n
     result = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
@@ -49,7 +50,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 def _as_tensor(x, like: Tensor) -> Tensor:
     if isinstance(x, Tensor):
         return x
-    return Tensor._make(np.asarray(x, dtype=like._data.dtype))
+    return Tensor._make(array_module(like).asarray(x, dtype=like._data.dtype))  # on like's device
 
 
 def _float(x: Tensor, op: str) -> Tensor:
@@ -108,14 +109,16 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
 
 # ---------------------------------------------------------------- softmax helpers
 def _softmax_array(x: np.ndarray, axis: int) -> np.ndarray:
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    xp = array_module(x)
+    e = xp.exp(x - x.max(axis=axis, keepdims=True))
     e /= e.sum(axis=axis, keepdims=True)
     return e
 
 
 def _log_softmax_array(x: np.ndarray, axis: int) -> np.ndarray:
+    xp = array_module(x)
     shifted = x - x.max(axis=axis, keepdims=True)
-    shifted -= np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    shifted -= xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
     return shifted
 
 
@@ -173,8 +176,9 @@ class _LogSigmoid(Function):
 
     @staticmethod
     def forward(ctx, x):
+        xp = array_module(x)
         ctx.save_for_backward(x)
-        return -np.logaddexp(x.dtype.type(0), -x)
+        return -xp.logaddexp(x.dtype.type(0), -x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -220,24 +224,27 @@ def _dtype_name(t: Tensor) -> str:
 
 def _rows(x: np.ndarray) -> np.ndarray:
     """(N, C, d...) -> (M, C) with the class dim last; (C,) -> (1, C)."""
+    xp = array_module(x)
     if x.ndim == 1:
         return x.reshape(1, -1)
     if x.ndim == 2:
         return x
-    return np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+    return xp.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
 
 
 def _unrows(g: np.ndarray, shape: tuple) -> np.ndarray:
+    xp = array_module(g)
     if len(shape) <= 2:
         return g.reshape(shape)
     moved = (shape[0],) + shape[2:] + (shape[1],)
-    return np.moveaxis(g.reshape(moved), -1, 1)
+    return xp.moveaxis(g.reshape(moved), -1, 1)
 
 
 def _class_weights(weight, C: int, dtype) -> np.ndarray | None:
+    xp = array_module(weight)
     if weight is None:
         return None
-    w = weight._data if isinstance(weight, Tensor) else np.asarray(weight)
+    w = weight._data if isinstance(weight, Tensor) else xp.asarray(weight)
     if w.ndim != 1 or w.shape[0] != C:
         raise RuntimeError(f"weight tensor should be defined either for all {C} classes or no classes but got "
                            f"weight tensor of shape: {list(w.shape)}")
@@ -245,7 +252,8 @@ def _class_weights(weight, C: int, dtype) -> np.ndarray | None:
 
 
 def _masked(valid, values: np.ndarray) -> np.ndarray:
-    return values if valid is None else np.where(valid, values, 0)
+    xp = array_module(valid)
+    return values if valid is None else xp.where(valid, values, 0)
 
 
 class _IndexClassLoss(Function):
@@ -264,27 +272,34 @@ class _IndexClassLoss(Function):
 
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index, reduction, label_smoothing, log_softmax):
+        xp = array_module(x)
         C = x.shape[1] if x.ndim > 1 else x.shape[0]
         dtype = x.dtype
         rows = _rows(x)
         t = target.reshape(-1)
-        lo, hi = (int(t.min()), int(t.max())) if t.size else (0, -1)
         valid = None  # None: every target counts (the common case, no mask arrays)
-        if t.size and not (0 <= lo and hi < C and not lo <= ignore_index <= hi):
+        if xp is not np:
+            # the bounds check would make the host wait for the device on every call; torch's CUDA
+            # kernel asserts on the device instead. Targets are masked against ignore_index.
+            lo, hi = 0, -1
+            valid = t != ignore_index
+        else:
+            lo, hi = (int(t.min()), int(t.max())) if t.size else (0, -1)
+        if xp is np and t.size and not (0 <= lo and hi < C and not lo <= ignore_index <= hi):
             valid = t != ignore_index
             bad = (t < 0) | (t >= C)
             bad &= valid
             if bad.any():
-                raise IndexError(f"Target {int(t[np.argmax(bad)])} is out of bounds.")
+                raise IndexError(f"Target {int(t[xp.argmax(bad)])} is out of bounds.")
         all_valid = valid is None
-        safe = t if all_valid else np.where(valid, t, 0)
-        arange = np.arange(rows.shape[0])
+        safe = t if all_valid else xp.where(valid, t, 0)
+        arange = xp.arange(rows.shape[0])
         if weight is not None:
             w_row = weight[safe]
             if not all_valid:
                 w_row = w_row * valid
         else:
-            w_row = np.ones(t.shape, dtype) if all_valid else valid.astype(dtype)
+            w_row = xp.ones(t.shape, dtype) if all_valid else valid.astype(dtype)
         eps = label_smoothing
         wc_sum = float(weight.sum()) if weight is not None else float(C)
         probs = None
@@ -294,9 +309,9 @@ class _IndexClassLoss(Function):
                 picked = shifted[arange, safe]
                 if eps:
                     summed = shifted @ weight if weight is not None else shifted.sum(axis=1)
-                e = np.exp(shifted, out=shifted)
+                e = xp.exp(shifted, out=shifted)
                 s = e.sum(axis=1)
-                lse = np.log(s)
+                lse = xp.log(s)
                 picked = picked - lse
                 if eps:
                     summed = summed - lse * dtype.type(wc_sum)
@@ -312,18 +327,18 @@ class _IndexClassLoss(Function):
             if eps:
                 loss -= _masked(valid, summed) * dtype.type(eps / C)
         else:
-            loss = np.zeros(t.shape, dtype)
+            loss = xp.zeros(t.shape, dtype)
         loss = loss.astype(dtype, copy=False)
         if reduction == "none":
             out = loss.reshape(target.shape)
             denom = None
         elif reduction == "sum":
-            out = np.asarray(loss.sum(dtype=dtype))
+            out = xp.asarray(loss.sum(dtype=dtype))
             denom = dtype.type(1)
         else:
             denom = w_row.sum(dtype=dtype)
             with np.errstate(invalid="ignore", divide="ignore"):
-                out = np.asarray(loss.sum(dtype=dtype) / denom, dtype=dtype)
+                out = xp.asarray(loss.sum(dtype=dtype) / denom, dtype=dtype)
         if ctx.needs_input_grad[0]:
             ctx.x_shape = x.shape
             ctx.reduction = reduction
@@ -340,16 +355,17 @@ class _IndexClassLoss(Function):
     @staticmethod
     def _coefficients(ctx, g_row):
         """``g_i A_ic`` (M, C) and the row sums ``g_i rowsum(A)_i`` (M,)."""
+        xp = array_module(g_row)
         M, C = ctx.rows_shape
         eps = ctx.eps
-        A = np.zeros((M, C), ctx.w_row.dtype)
+        A = xp.zeros((M, C), ctx.w_row.dtype)
         picked = ctx.w_row * g_row * (1.0 - eps)
         if M:
-            A[np.arange(M), ctx.safe] = picked
+            A[xp.arange(M), ctx.safe] = picked
         rowsum = picked
         if eps:
             smooth = _masked(ctx.valid, g_row) * (eps / C)
-            wc = ctx.weight if ctx.weight is not None else np.ones(C, A.dtype)
+            wc = ctx.weight if ctx.weight is not None else xp.ones(C, A.dtype)
             A += smooth[:, None] * wc
             rowsum = rowsum + smooth * ctx.wc_sum
         return A, rowsum
@@ -365,11 +381,12 @@ class _IndexClassLoss(Function):
         shape = ctx.x_shape
         M, C = ctx.rows_shape
         dtype = grad.dtype
+        xp = array_module(grad)
         if ctx.reduction == "none":
             g_row = grad.reshape(-1)
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
-                g_row = np.full(M, grad / ctx.denom, dtype)
+                g_row = xp.full(M, grad / ctx.denom, dtype)
             # ignored elements get no gradient, even when all are ignored and 'mean' divides by 0
             g_row = _masked(ctx.valid, g_row)
         if ctx.log_softmax and M:
@@ -377,9 +394,9 @@ class _IndexClassLoss(Function):
             picked = ctx.w_row * g_row
             rowsum = picked if not eps else (1.0 - eps) * picked + _masked(ctx.valid, g_row) * (eps * ctx.wc_sum / C)
             coef = ctx.probs * rowsum[:, None].astype(dtype, copy=False)
-            coef[np.arange(M), ctx.safe] -= (1.0 - eps) * picked
+            coef[xp.arange(M), ctx.safe] -= (1.0 - eps) * picked
             if eps:
-                wc = ctx.weight if ctx.weight is not None else np.ones(C, dtype)
+                wc = ctx.weight if ctx.weight is not None else xp.ones(C, dtype)
                 coef -= (_masked(ctx.valid, g_row) * (eps / C))[:, None] * wc
         else:
             coef = -_IndexClassLoss._coefficients(ctx, g_row)[0]
@@ -391,7 +408,8 @@ class _IndexClassLoss(Function):
         shape = ctx.x_shape
         M, C = ctx.rows_shape
         dtype = grad._data.dtype
-        ones = np.ones(M, dtype)
+        xp = array_module(grad)
+        ones = xp.ones(M, dtype)
         A, rowsum = _IndexClassLoss._coefficients(ctx, ones)
         A_full = Tensor._make(_unrows(A, shape).astype(dtype, copy=False))
         if ctx.reduction == "none":
@@ -401,7 +419,7 @@ class _IndexClassLoss(Function):
         if not ctx.log_softmax:
             return -(g_t * A_full)
         class_dim = 1 if len(shape) > 1 else 0
-        rowsum_full = Tensor._make(_unrows(np.repeat(rowsum[:, None], C, axis=1), shape).astype(dtype, copy=False))
+        rowsum_full = Tensor._make(_unrows(xp.repeat(rowsum[:, None], C, axis=1), shape).astype(dtype, copy=False))
         return g_t * (rowsum_full * _Softmax.apply(x, dim=class_dim) - A_full)
 
 
@@ -518,12 +536,13 @@ def _probability_cross_entropy(input, target, w, reduction, label_smoothing):
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
                          reduce=None, reduction: str = "mean") -> Tensor:
     """F.binary_cross_entropy on probabilities; each log is clamped to >= -100 as in torch."""
+    xp = array_module(input)
     _check_reduction(reduction)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Using a target size ({_size(target)}) that is different to the input size "
                          f"({_size(input)}) is deprecated. Please ensure they have the same size.")
     data = input._data
-    if data.size and (np.any(data < 0) or np.any(data > 1) or np.isnan(data).any()):
+    if data.size and (xp.any(data < 0) or xp.any(data > 1) or xp.isnan(data).any()):
         raise RuntimeError("all elements of input should be between 0 and 1")
     loss = _BinaryCrossEntropy.apply(input, target)
     if weight is not None:
@@ -543,10 +562,11 @@ class _BinaryCrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, p, t):
+        xp = array_module(p)
         ctx.save_for_backward(p, t)
         with np.errstate(divide="ignore"):
-            log_p = np.maximum(np.log(p), -100.0)
-            log_q = np.maximum(np.log1p(-p), -100.0)
+            log_p = xp.maximum(xp.log(p), -100.0)
+            log_q = xp.maximum(xp.log1p(-p), -100.0)
         return (-(t * log_p + (1 - t) * log_q)).astype(p.dtype, copy=False)
 
     @staticmethod
@@ -605,6 +625,7 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
 def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
                      size_average=None, eps: float = 1e-8, reduce=None, reduction: str = "mean") -> Tensor:
     """F.poisson_nll_loss (Stirling term added where target > 1 when ``full``)."""
+    xp = array_module(input)
     _check_reduction(reduction)
     if log_input:
         loss = ew.exp(input) - target * input
@@ -612,8 +633,8 @@ def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full
         loss = input - target * ew.log(input + eps)
     if full:
         t = target._data
-        safe = np.where(t > 1, t, 2).astype(t.dtype)
-        stirling = np.where(t > 1, safe * np.log(safe) - safe + 0.5 * np.log(2 * np.pi * safe), 0)
+        safe = xp.where(t > 1, t, 2).astype(t.dtype)
+        stirling = xp.where(t > 1, safe * xp.log(safe) - safe + 0.5 * xp.log(2 * np.pi * safe), 0)
         loss = loss + Tensor._make(stirling.astype(loss._data.dtype))
     return _reduce(loss, reduction)
 

@@ -11,6 +11,7 @@ import builtins
 import numpy as np
 
 from .. import _dtype
+from .._backend import array_module
 from ..tensor import Tensor
 from .creation import _dt, _finish, _shape_args, _sizes, _xp
 
@@ -29,6 +30,7 @@ class Generator:
     def __init__(self, device="cpu") -> None:
         self._seed = 67280421310721
         self._rng = np.random.default_rng(self._seed)
+        self._device_rngs = {}
 
     def manual_seed(self, seed: int) -> Generator:
         """Seed this generator with any 64-bit integer; a negative seed is taken modulo 2**64,
@@ -41,11 +43,13 @@ class Generator:
                              "(expected -2**63 <= seed < 2**64); Overflow when unpacking long long")
         self._seed = seed % 2**64
         self._rng = np.random.default_rng(self._seed)
+        self._device_rngs = {}
         return self
 
     def seed(self) -> int:
         self._seed = int(np.random.SeedSequence().entropy % (2**63))
         self._rng = np.random.default_rng(self._seed)
+        self._device_rngs = {}
         return self._seed
 
     def initial_seed(self) -> int:
@@ -67,8 +71,17 @@ class Generator:
 default_generator = Generator()
 
 
-def _rng(generator) -> np.random.Generator:
-    return (generator or default_generator)._rng
+def _rng(generator, xp=np) -> np.random.Generator:
+    """The generator's stream on ``xp``'s device: draws for a device tensor are made there (no
+    host-to-device copy), from a stream seeded like the host one but not equal to it (as torch's
+    CUDA and CPU streams differ)."""
+    generator = generator or default_generator
+    if xp is np:
+        return generator._rng
+    rng = generator._device_rngs.get(xp)
+    if rng is None:
+        rng = generator._device_rngs[xp] = xp.random.default_rng(generator._seed)
+    return rng
 
 
 def manual_seed(seed) -> Generator:
@@ -105,15 +118,17 @@ def _float_dtype(dtype, op: str):
 def rand(*sizes, size=None, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform on [0, 1)."""
     dt = _float_dtype(dtype, "rand")
-    array = _rng(generator).random(_shape_args(_sizes(sizes, size)), dtype=np.float64).astype(dt)
-    return _finish(_xp(device).asarray(array), requires_grad)
+    xp = _xp(device)
+    array = _rng(generator, xp).random(_shape_args(_sizes(sizes, size)), dtype=np.float64).astype(dt)
+    return _finish(array, requires_grad)
 
 
 def randn(*sizes, size=None, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal."""
     dt = _float_dtype(dtype, "randn")
-    array = _rng(generator).standard_normal(_shape_args(_sizes(sizes, size))).astype(dt)
-    return _finish(_xp(device).asarray(array), requires_grad)
+    xp = _xp(device)
+    array = _rng(generator, xp).standard_normal(_shape_args(_sizes(sizes, size))).astype(dt)
+    return _finish(array, requires_grad)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -126,8 +141,9 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
         low, high = 0, low
     if high <= low:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
-    array = _rng(generator).integers(low, high, size=tuple(size)).astype(_dt(dtype, _dtype.int64))
-    return _finish(_xp(device).asarray(array), requires_grad)
+    xp = _xp(device)
+    array = _rng(generator, xp).integers(low, high, size=tuple(size)).astype(_dt(dtype, _dtype.int64))
+    return _finish(array, requires_grad)
 
 
 def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -154,15 +170,16 @@ def normal(mean, std=1.0, size=None, *, generator=None) -> Tensor:
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
         m = mean._data if isinstance(mean, Tensor) else mean
         s = std._data if isinstance(std, Tensor) else std
-        shape = np.broadcast_shapes(np.shape(m), np.shape(s))
+        shape = np.broadcast_shapes(getattr(m, "shape", ()), getattr(s, "shape", ()))
         dt = (mean if isinstance(mean, Tensor) else std)._data.dtype
-        return Tensor._make((m + s * _rng(generator).standard_normal(shape)).astype(dt))
+        return Tensor._make((m + s * _rng(generator, array_module(m, s)).standard_normal(shape)).astype(dt))
     return Tensor._make((mean + std * _rng(generator).standard_normal(tuple(size))).astype(_dt(None)))
 
 
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
-    probs = input._data if p is None else np.full(input._data.shape, p)
-    return Tensor._make((_rng(generator).random(input._data.shape) < probs).astype(input._data.dtype))
+    xp = array_module(input)
+    probs = input._data if p is None else p
+    return Tensor._make((_rng(generator, xp).random(input._data.shape) < probs).astype(input._data.dtype))
 
 
 def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
@@ -184,22 +201,22 @@ def _fill_inplace(self: Tensor, values: np.ndarray) -> Tensor:
 
 
 def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, *, generator=None) -> Tensor:
-    return _fill_inplace(self, _rng(generator).uniform(a, b, self._data.shape))
+    return _fill_inplace(self, _rng(generator, array_module(self)).uniform(a, b, self._data.shape))
 
 
 def normal_(self: Tensor, mean: builtins.float = 0.0, std: builtins.float = 1.0, *, generator=None) -> Tensor:
-    return _fill_inplace(self, mean + std * _rng(generator).standard_normal(self._data.shape))
+    return _fill_inplace(self, mean + std * _rng(generator, array_module(self)).standard_normal(self._data.shape))
 
 
 def bernoulli_(self: Tensor, p: builtins.float = 0.5, *, generator=None) -> Tensor:
-    return _fill_inplace(self, _rng(generator).random(self._data.shape) < p)
+    return _fill_inplace(self, _rng(generator, array_module(self)).random(self._data.shape) < p)
 
 
 def random_(self: Tensor, low: int = 0, high=None, *, generator=None) -> Tensor:
     if high is None:
         low, high = 0, low if low else 2**24
-    return _fill_inplace(self, _rng(generator).integers(low, high, self._data.shape))
+    return _fill_inplace(self, _rng(generator, array_module(self)).integers(low, high, self._data.shape))
 
 
 def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
-    return _fill_inplace(self, _rng(generator).exponential(1.0 / lambd, self._data.shape))
+    return _fill_inplace(self, _rng(generator, array_module(self)).exponential(1.0 / lambd, self._data.shape))

@@ -59,11 +59,12 @@ class Sum(Function):
 
     @staticmethod
     def forward(ctx, x, dims, keepdim, dtype):
+        xp = array_module(x)
         ctx.shape = x.shape
         ctx.dims = dims
         ctx.keepdim = keepdim
         # C order whatever the input's strides: torch's reductions return contiguous tensors
-        return np.asarray(np.sum(x, axis=dims, keepdims=keepdim, dtype=dtype), order="C")
+        return xp.asarray(xp.sum(x, axis=dims, keepdims=keepdim, dtype=dtype), order="C")
 
     @staticmethod
     def backward(ctx, grad):
@@ -94,11 +95,12 @@ class Mean(Function):
 
     @staticmethod
     def forward(ctx, x, dims, keepdim):
+        xp = array_module(x)
         ctx.shape = x.shape
         ctx.dims = dims
         ctx.keepdim = keepdim
         ctx.count = int(np.prod([x.shape[d] for d in dims])) if dims else 1
-        return np.asarray(np.mean(x, axis=dims, keepdims=keepdim), order="C")  # as Sum
+        return xp.asarray(xp.mean(x, axis=dims, keepdims=keepdim), order="C")  # as Sum
 
     @staticmethod
     def backward(ctx, grad):
@@ -130,7 +132,8 @@ class MeanDim(Mean):
 def _as_array(x) -> np.ndarray:
     """A reduction's result as a C-ordered ndarray: NumPy returns scalars for 0-d results, and
     keeps a transposed input's order where torch's reductions return contiguous tensors."""
-    return np.asarray(x, order="C")
+    xp = array_module(x)
+    return xp.asarray(x, order="C")
 
 
 def _keep(t: Tensor, shape: tuple, dims: tuple, keepdim: bool) -> Tensor:
@@ -177,7 +180,8 @@ class Prod(Function):
 
     @staticmethod
     def forward(ctx, x, dims, keepdim, dtype):
-        out = _as_array(np.prod(x, axis=dims, keepdims=keepdim, dtype=dtype))
+        xp = array_module(x)
+        out = _as_array(xp.prod(x, axis=dims, keepdims=keepdim, dtype=dtype))
         ctx.save_for_backward(x, out)
         ctx.dims = dims
         ctx.keepdim = keepdim
@@ -186,10 +190,11 @@ class Prod(Function):
     @staticmethod
     def backward(ctx, grad):
         # d prod = sum_i (prod_{k != i} x_k) dx_i; without zeros prod_{k != i} x_k = out / x_i
+        xp = array_module(grad)
         x, out = ctx.saved_tensors
         shape, dims = x._data.shape, ctx.dims
         grad = _keep(grad, shape, dims, ctx.keepdim)
-        if not np.any(x._data == 0):
+        if not xp.any(x._data == 0):
             return grad * _keep(out, shape, dims, ctx.keepdim) / x
         return grad * _prod_of_others(x, dims)
 
@@ -273,6 +278,7 @@ class Var(Function):
 
     @staticmethod
     def forward(ctx, x, dims, correction, keepdim):
+        xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.dims = dims
         ctx.keepdim = keepdim
@@ -281,8 +287,8 @@ class Var(Function):
         ctx.n_minus_correction = n - correction  # ...but its gradient by N - correction itself
         with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's "mean of empty slice"
-            out = np.var(x, axis=dims, ddof=correction, keepdims=keepdim) if n - correction > 0 else \
-                np.sum((x - np.mean(x, axis=dims, keepdims=True)) ** 2, axis=dims, keepdims=keepdim) / x.dtype.type(ctx.dof)
+            out = xp.var(x, axis=dims, ddof=correction, keepdims=keepdim) if n - correction > 0 else \
+                xp.sum((x - xp.mean(x, axis=dims, keepdims=True)) ** 2, axis=dims, keepdims=keepdim) / x.dtype.type(ctx.dof)
         return _as_array(out).astype(x.dtype, copy=False)
 
     @staticmethod
@@ -331,7 +337,8 @@ class Std(Var):
 
     @staticmethod
     def forward(ctx, x, dims, correction, keepdim):
-        out = np.sqrt(Var.forward(ctx, x, dims, correction, keepdim))
+        xp = array_module(x)
+        out = xp.sqrt(Var.forward(ctx, x, dims, correction, keepdim))
         ctx.save_for_backward(x, out)
         return out
 
@@ -377,7 +384,8 @@ class Amax(Function):
 
     @staticmethod
     def forward(ctx, x, dims, keepdim, largest):
-        out = _as_array((np.max if largest else np.min)(x, axis=dims, keepdims=keepdim))
+        xp = array_module(x)
+        out = _as_array((xp.max if largest else xp.min)(x, axis=dims, keepdims=keepdim))
         ctx.save_for_backward(x, out)
         ctx.dims = dims
         ctx.keepdim = keepdim
@@ -386,6 +394,7 @@ class Amax(Function):
     @staticmethod
     def backward(ctx, grad):
         # the gradient goes to the elements equal to the extremum, split evenly among them
+        xp = array_module(grad)
         x, out = ctx.saved_tensors
         shape, dims = x._data.shape, ctx.dims
         value, kept_grad = _keep(out, shape, dims, ctx.keepdim), _keep(grad, shape, dims, ctx.keepdim)
@@ -394,7 +403,7 @@ class Amax(Function):
         # amax/amin: torch's mask * (grad / count), so a NaN extremum matches nothing and its
         # slice's gradient is 0 * (grad / 0) = NaN; max()/min()/median() give it to the NaNs
         mask = x._data == value._data
-        count = np.sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype)
+        count = xp.sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype)
         return kept_grad / Tensor._make(count) * Tensor._make(mask.astype(grad._data.dtype))
 
     nan_is_equal = False
@@ -402,12 +411,13 @@ class Amax(Function):
 
 def _split_among_equal(grad: Tensor, x: Tensor, value: Tensor, kept_grad: Tensor, dims: tuple,
                        nan_is_equal: bool = False) -> Tensor:
+    xp = array_module(grad)
     from .elementwise import where
 
     mask = x._data == value._data
     if nan_is_equal and x._data.dtype.kind == "f":
-        mask |= np.isnan(x._data) & np.isnan(value._data)
-    count = np.sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype) if dims else None
+        mask |= xp.isnan(x._data) & xp.isnan(value._data)
+    count = xp.sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype) if dims else None
     share = kept_grad / Tensor._make(count) if count is not None else kept_grad
     return where(Tensor._make(mask), share, 0.0)
 
@@ -444,11 +454,12 @@ class Gather(Function):
 
     @staticmethod
     def forward(ctx, x, index, dim, keepdim):
+        xp = array_module(x)
         ctx.index = index
         ctx.dim = dim
         ctx.keepdim = keepdim
         ctx.shape = x.shape
-        out = np.take_along_axis(x, index, axis=dim)
+        out = xp.take_along_axis(x, index, axis=dim)
         return out if keepdim else out.squeeze(dim)
 
     @staticmethod
@@ -468,10 +479,11 @@ class ScatterAlong(Function):
 
     @staticmethod
     def forward(ctx, grad, index, dim, shape):
+        xp = array_module(grad)
         ctx.index = index
         ctx.dim = dim
-        out = np.zeros(shape, dtype=grad.dtype)
-        np.put_along_axis(out, index, grad, axis=dim)
+        out = xp.zeros(shape, dtype=grad.dtype)
+        xp.put_along_axis(out, index, grad, axis=dim)
         return out
 
     @staticmethod
@@ -488,12 +500,13 @@ class ScatterAddAlong(ScatterAlong):
 
     @staticmethod
     def forward(ctx, grad, index, dim, shape):
+        xp = array_module(grad)
         ctx.index = index
         ctx.dim = dim
-        out = np.zeros(shape, dtype=grad.dtype)
-        full = tuple(index if d == dim else np.arange(n).reshape((-1,) + (1,) * (len(shape) - d - 1))
+        out = xp.zeros(shape, dtype=grad.dtype)
+        full = tuple(index if d == dim else xp.arange(n).reshape((-1,) + (1,) * (len(shape) - d - 1))
                      for d, n in enumerate(shape))
-        np.add.at(out, full, grad)
+        xp.add.at(out, full, grad)
         return out
 
 
@@ -575,16 +588,18 @@ _ZERO_D_RULE = "0-d input: reshapes the gradient back onto the 1-element tensor 
 
 def _select_along(cls, input: Tensor, index: np.ndarray, dim: int, keepdim: bool, name: str):
     """(values, indices) of ``input`` at ``index`` (keepdim-shaped) along ``dim``, torch-style."""
+    xp = array_module(input)
     if input._data.ndim == 0:
         values = cls.apply(input.reshape(1), index=index.reshape(1), dim=0, keepdim=True).reshape(())
         return _RETURN_TYPES[name](name_node(values, cls._node_cls.__name__, label=cls.label, rule=_ZERO_D_RULE),
-                                   Tensor._make(np.zeros((), np.int64)))
+                                   Tensor._make(xp.zeros((), np.int64)))
     values = cls.apply(input, index=index, dim=dim, keepdim=keepdim)
     indices = index if keepdim else index.squeeze(dim)
     return _RETURN_TYPES[name](values, Tensor._make(indices.astype(np.int64, copy=False)))
 
 
 def _max_min(op: str, input: Tensor, dim, keepdim: bool, largest: bool):
+    xp = array_module(input)
     from .elementwise import maximum, minimum
 
     if isinstance(dim, Tensor):  # torch.max(a, b) is maximum
@@ -597,9 +612,9 @@ def _max_min(op: str, input: Tensor, dim, keepdim: bool, largest: bool):
         return (AmaxAll if largest else AminAll).apply(input, dims=tuple(range(x.ndim)), keepdim=False, largest=largest)
     d = _single_dim(dim, x.ndim, op)
     if x.ndim == 0:
-        return _select_along(MaxDim if largest else MinDim, input, np.zeros((), np.int64), 0, keepdim, op)
+        return _select_along(MaxDim if largest else MinDim, input, xp.zeros((), np.int64), 0, keepdim, op)
     _check_nonempty(x, (d,), op)
-    index = (np.argmax if largest else np.argmin)(x, axis=d, keepdims=True)
+    index = (xp.argmax if largest else xp.argmin)(x, axis=d, keepdims=True)
     return _select_along(MaxDim if largest else MinDim, input, index, d, keepdim, op)
 
 
@@ -639,16 +654,17 @@ def amin(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:
 
 
 def _arg_extremum(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
+    xp = array_module(input)
     x = input._data
-    find = np.argmax if largest else np.argmin
+    find = xp.argmax if largest else xp.argmin
     if dim is None:
         if x.size == 0:
             raise IndexError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0.")
         index = find(x.reshape(-1))
-        return Tensor._make(np.asarray(index, dtype=np.int64).reshape((1,) * x.ndim if keepdim else ()))
+        return Tensor._make(xp.asarray(index, dtype=np.int64).reshape((1,) * x.ndim if keepdim else ()))
     d = _single_dim(dim, x.ndim, op)
     if x.ndim == 0:
-        return Tensor._make(np.zeros((), np.int64))
+        return Tensor._make(xp.zeros((), np.int64))
     _check_nonempty(x, (d,), op)
     return Tensor._make(find(x, axis=d, keepdims=keepdim).astype(np.int64, copy=False))
 
@@ -666,12 +682,13 @@ def argmin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 # ---------------------------------------------------------------- logsumexp, softmax
 def _logsumexp_array(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     # shift by the max so exp never overflows; an infinite max is not shifted by
-    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf) if x.size else np.zeros(
+    xp = array_module(x)
+    m = xp.max(x, axis=axis, keepdims=True, initial=-np.inf) if x.size else xp.zeros(
         tuple(1 if i in (axis if isinstance(axis, tuple) else (axis,)) else s for i, s in enumerate(x.shape)), x.dtype)
-    m = np.where(np.isfinite(m), m, 0).astype(x.dtype, copy=False)
+    m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
     with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
-    return _as_array(out if keepdims else np.squeeze(out, axis=axis))
+        out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    return _as_array(out if keepdims else xp.squeeze(out, axis=axis))
 
 
 class Logsumexp(Function):
@@ -713,10 +730,11 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
         # subtracting the max keeps exp in range: huge logits give no inf/NaN
-        x = np.asarray(x, order="C")  # torch's softmax output is contiguous whatever the input's strides
-        e = x - np.max(x, axis=dim, keepdims=True) if x.size else x.copy()
-        np.exp(e, out=e)
-        e /= np.sum(e, axis=dim, keepdims=True)
+        xp = array_module(x)
+        x = xp.asarray(x, order="C")  # torch's softmax output is contiguous whatever the input's strides
+        e = x - xp.max(x, axis=dim, keepdims=True) if x.size else x.copy()
+        xp.exp(e, out=e)
+        e /= xp.sum(e, axis=dim, keepdims=True)
         ctx.save_for_backward(e)
         ctx.dim = dim
         return e
@@ -766,9 +784,10 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, x, dim):
-        x = np.asarray(x, order="C")  # as Softmax
-        out = x - np.max(x, axis=dim, keepdims=True) if x.size else x.copy()
-        out -= np.log(np.sum(np.exp(out), axis=dim, keepdims=True))
+        xp = array_module(x)
+        x = xp.asarray(x, order="C")  # as Softmax
+        out = x - xp.max(x, axis=dim, keepdims=True) if x.size else x.copy()
+        out -= xp.log(xp.sum(xp.exp(out), axis=dim, keepdims=True))
         ctx.save_for_backward(out)
         ctx.dim = dim
         return out
@@ -846,8 +865,9 @@ class Cumsum(Function):
 
     @staticmethod
     def forward(ctx, x, dim, dtype):
+        xp = array_module(x)
         ctx.dim = dim
-        return np.cumsum(np.asarray(x, order="C"), axis=dim, dtype=dtype)  # contiguous, as torch's
+        return xp.cumsum(xp.asarray(x, order="C"), axis=dim, dtype=dtype)  # contiguous, as torch's
 
     @staticmethod
     def backward(ctx, grad):
@@ -865,8 +885,9 @@ class ReverseCumsum(Function):
 
     @staticmethod
     def forward(ctx, grad, dim):
+        xp = array_module(grad)
         ctx.dim = dim
-        return np.flip(np.cumsum(np.flip(grad, dim), axis=dim), dim)
+        return xp.flip(xp.cumsum(xp.flip(grad, dim), axis=dim), dim)
 
     @staticmethod
     def backward(ctx, grad):
@@ -899,7 +920,8 @@ class Cumprod(Function):
 
     @staticmethod
     def forward(ctx, x, dim, dtype):
-        out = np.cumprod(np.asarray(x, order="C"), axis=dim, dtype=dtype)  # contiguous, as torch's
+        xp = array_module(x)
+        out = xp.cumprod(xp.asarray(x, order="C"), axis=dim, dtype=dtype)  # contiguous, as torch's
         ctx.save_for_backward(x, out)
         ctx.dim = dim
         return out
@@ -907,9 +929,10 @@ class Cumprod(Function):
     @staticmethod
     def backward(ctx, grad):
         # dx_i = sum_{j >= i} g_j prod_{k <= j, k != i} x_k; without zeros that is revcumsum(g y)_i / x_i
+        xp = array_module(grad)
         x, y = ctx.saved_tensors
         dim = ctx.dim
-        if not np.any(x._data == 0):
+        if not xp.any(x._data == 0):
             return ReverseCumsum.apply(grad * y, dim=dim) / x
         # with zeros: row i of an n x n matrix holds x with x_i replaced by 1; its cumprod at
         # column j is prod_{k <= j, k != i} x_k, kept for j >= i (O(n^2), only when x has zeros)
@@ -918,8 +941,8 @@ class Cumprod(Function):
         n = x._data.shape[dim]
         moved = x.movedim(dim, -1)
         square = moved.unsqueeze(-2).expand(*moved.shape[:-1], n, n)
-        products = cumprod(where(Tensor._make(np.eye(n, dtype=bool)), 1.0, square), -1)
-        upper = Tensor._make(np.triu(np.ones((n, n), dtype=x._data.dtype)))
+        products = cumprod(where(Tensor._make(xp.eye(n, dtype=bool)), 1.0, square), -1)
+        upper = Tensor._make(xp.triu(xp.ones((n, n), dtype=x._data.dtype)))
         g = grad.movedim(dim, -1).unsqueeze(-2)
         return sum(products * g * upper, -1).movedim(-1, dim)
 
@@ -939,20 +962,21 @@ class Norm(Function):
 
     @staticmethod
     def forward(ctx, x, ord, dims, keepdim):
-        a = np.abs(x)
+        xp = array_module(x)
+        a = xp.abs(x)
         if ord == 2:
-            out = np.sqrt(np.sum(a * a, axis=dims, keepdims=keepdim))
+            out = xp.sqrt(xp.sum(a * a, axis=dims, keepdims=keepdim))
         elif ord == 1:
-            out = np.sum(a, axis=dims, keepdims=keepdim)
+            out = xp.sum(a, axis=dims, keepdims=keepdim)
         elif ord == np.inf:
-            out = np.max(a, axis=dims, keepdims=keepdim, initial=0)
+            out = xp.max(a, axis=dims, keepdims=keepdim, initial=0)
         elif ord == -np.inf:
-            out = np.min(a, axis=dims, keepdims=keepdim)
+            out = xp.min(a, axis=dims, keepdims=keepdim)
         elif ord == 0:
-            out = np.sum(a != 0, axis=dims, keepdims=keepdim, dtype=x.dtype)
+            out = xp.sum(a != 0, axis=dims, keepdims=keepdim, dtype=x.dtype)
         else:
             with np.errstate(divide="ignore"):
-                out = np.sum(a ** ord, axis=dims, keepdims=keepdim) ** (1.0 / ord)
+                out = xp.sum(a ** ord, axis=dims, keepdims=keepdim) ** (1.0 / ord)
         out = _as_array(out).astype(x.dtype, copy=False)
         ctx.save_for_backward(x, out)
         ctx.ord = ord
@@ -1029,44 +1053,49 @@ def _bool_reduce(fn, op: str, input: Tensor, dim, keepdim: bool) -> Tensor:
 
 def all(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """torch.all: True where every element over ``dim`` is nonzero (bool result)."""
-    return _bool_reduce(np.all, "all", input, dim, keepdim)
+    xp = array_module(input)
+    return _bool_reduce(xp.all, "all", input, dim, keepdim)
 
 
 def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """torch.any: True where some element over ``dim`` is nonzero (bool result)."""
-    return _bool_reduce(np.any, "any", input, dim, keepdim)
+    xp = array_module(input)
+    return _bool_reduce(xp.any, "any", input, dim, keepdim)
 
 
 def count_nonzero(input: Tensor, dim=None) -> Tensor:
     """torch.count_nonzero over ``dim`` (int64)."""
+    xp = array_module(input)
     x = input._data
     dims = _dims(dim, x.ndim, "count_nonzero")
-    return Tensor._make(_as_array(np.sum(x != 0, axis=dims, dtype=np.int64)))
+    return Tensor._make(_as_array(xp.sum(x != 0, axis=dims, dtype=np.int64)))
 
 
 # ---------------------------------------------------------------- sorting and order statistics
 def _argsort(x: np.ndarray, dim: int, descending: bool) -> np.ndarray:
     """Stable argsort; descending keeps equal elements in their original order, as torch's stable sort."""
+    xp = array_module(x)
     if not descending:
-        return np.argsort(x, axis=dim, kind="stable")
+        return xp.argsort(x, axis=dim, kind="stable")
     if x.dtype == np.bool_:
         x = x.astype(np.int8)
     if x.dtype.kind == "u":
         x = x.astype(np.int64)
-    order = np.argsort(-x, axis=dim, kind="stable")
-    if x.dtype.kind == "f" and np.isnan(x).any():
+    order = xp.argsort(-x, axis=dim, kind="stable")
+    if x.dtype.kind == "f" and xp.isnan(x).any():
         # -NaN is NaN and sorts last; torch orders NaN as the largest value, so move NaNs first
-        nan_last = ~np.isnan(np.take_along_axis(x, order, axis=dim))
-        order = np.take_along_axis(order, np.argsort(nan_last, axis=dim, kind="stable"), axis=dim)
+        nan_last = ~xp.isnan(xp.take_along_axis(x, order, axis=dim))
+        order = xp.take_along_axis(order, xp.argsort(nan_last, axis=dim, kind="stable"), axis=dim)
     return order
 
 
 def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | None = None):
     """torch.sort: ``(values, indices)``; the gradient of values goes back through indices."""
+    xp = array_module(input)
     x = input._data
     d = _single_dim(dim, x.ndim, "sort")
     if x.ndim == 0:
-        return _select_along(SortValues, input, np.zeros((), np.int64), 0, True, "sort")
+        return _select_along(SortValues, input, xp.zeros((), np.int64), 0, True, "sort")
     order = preserve_layout(_argsort(x, d, descending), x)  # torch's indices share the values' layout
     return _select_along(SortValues if stable is None else SortStableValues, input, order, d, True, "sort")
 
@@ -1077,37 +1106,41 @@ class SortStableValues(SortValues):
 
 def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
     """torch.argsort: the indices that sort ``input`` along ``dim``."""
+    xp = array_module(input)
     x = input._data
     d = _single_dim(dim, x.ndim, "argsort")
     if x.ndim == 0:
-        return Tensor._make(np.zeros((), np.int64))
+        return Tensor._make(xp.zeros((), np.int64))
     return Tensor._make(_argsort(x, d, descending).astype(np.int64, copy=False))
 
 
 def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
     """torch.topk: the ``k`` largest (or smallest) values along ``dim`` and their indices."""
+    xp = array_module(input)
     x = input._data
     d = _single_dim(dim, x.ndim, "topk")
     size = x.shape[d] if x.ndim else 1
     if not 0 <= k <= size:
         raise RuntimeError("selected index k out of range")
     if x.ndim == 0:
-        return _select_along(TopkValues, input, np.zeros((), np.int64), 0, True, "topk")
-    index = np.take(_argsort(x, d, largest), np.arange(k), axis=d)
+        return _select_along(TopkValues, input, xp.zeros((), np.int64), 0, True, "topk")
+    index = xp.take(_argsort(x, d, largest), xp.arange(k), axis=d)
     return _select_along(TopkValues, input, index, d, True, "topk")
 
 
 def _kth_index(x: np.ndarray, d: int, k: int) -> np.ndarray:
-    return np.take(np.argsort(x, axis=d, kind="stable"), [k], axis=d)
+    xp = array_module(x)
+    return xp.take(xp.argsort(x, axis=d, kind="stable"), [k], axis=d)
 
 
 def _median_index(x: np.ndarray, d: int) -> np.ndarray:
     """The lower middle element's index along ``d``; torch's median is NaN (the first one) when
     the slice holds a NaN, unlike kthvalue, which orders NaN as the largest value."""
+    xp = array_module(x)
     index = _kth_index(x, d, (x.shape[d] - 1) // 2)
     if x.dtype.kind == "f":
-        nan = np.isnan(x)
-        index = np.where(nan.any(axis=d, keepdims=True), np.argmax(nan, axis=d, keepdims=True), index)
+        nan = xp.isnan(x)
+        index = xp.where(nan.any(axis=d, keepdims=True), xp.argmax(nan, axis=d, keepdims=True), index)
     return index
 
 
@@ -1115,10 +1148,11 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
     """torch.median: the lower of the two middle values. ``median()`` splits the gradient evenly
     among elements equal to it (torch's rule); ``median(dim)`` returns ``(values, indices)`` and
     routes the gradient to the returned index."""
+    xp = array_module(input)
     x = input._data
     if dim is None:
         if x.size == 0:  # NaN, or the type's minimum for integers, as torch
-            return Tensor._make(np.asarray(np.nan if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+            return Tensor._make(xp.asarray(np.nan if x.dtype.kind == "f" else np.iinfo(x.dtype).min
                                            if x.dtype.kind in "iu" else False, dtype=x.dtype))
         flat = input.reshape(-1)
         index = _median_index(flat._data, 0)
@@ -1126,7 +1160,7 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
         return value
     d = _single_dim(dim, x.ndim, "median")
     if x.ndim == 0:
-        return _select_along(MedianDim, input, np.zeros((), np.int64), 0, keepdim, "median")
+        return _select_along(MedianDim, input, xp.zeros((), np.int64), 0, keepdim, "median")
     _check_nonempty(x, (d,), "median")
     return _select_along(MedianDim, input, _median_index(x, d), d, keepdim, "median")
 
@@ -1153,6 +1187,7 @@ class MedianAll(Function):
 
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     """torch.kthvalue: the k-th smallest value (1-based) along ``dim`` and its index."""
+    xp = array_module(input)
     x = input._data
     d = _single_dim(dim, x.ndim, "kthvalue")
     size = x.shape[d] if x.ndim else 1
@@ -1161,55 +1196,58 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     if not 1 <= k <= size:
         raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {dim}")
     if x.ndim == 0:
-        return _select_along(KthvalueValues, input, np.zeros((), np.int64), 0, keepdim, "kthvalue")
+        return _select_along(KthvalueValues, input, xp.zeros((), np.int64), 0, keepdim, "kthvalue")
     return _select_along(KthvalueValues, input, _kth_index(x, d, k - 1), d, keepdim, "kthvalue")
 
 
 def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     """torch.mode: the most frequent value along ``dim`` (the smallest among equally frequent
     ones) and the index of its last occurrence."""
+    xp = array_module(input)
     x = input._data
     d = _single_dim(dim, x.ndim, "mode")
     if x.ndim == 0:
-        return _select_along(ModeValues, input, np.zeros((), np.int64), 0, keepdim, "mode")
+        return _select_along(ModeValues, input, xp.zeros((), np.int64), 0, keepdim, "mode")
     _check_nonempty(x, (d,), "mode")
-    moved = np.moveaxis(x, d, -1)
-    order = np.argsort(moved, axis=-1, kind="stable")
-    s = np.take_along_axis(moved, order, -1)
+    moved = xp.moveaxis(x, d, -1)
+    order = xp.argsort(moved, axis=-1, kind="stable")
+    s = xp.take_along_axis(moved, order, -1)
     n = s.shape[-1]
     # run lengths of equal values in each sorted row: the longest run's value is the mode
-    starts = np.concatenate([np.ones(s.shape[:-1] + (1,), bool), s[..., 1:] != s[..., :-1]], -1)
-    positions = np.arange(n)
-    start_pos = np.maximum.accumulate(np.where(starts, positions, 0), axis=-1)
+    starts = xp.concatenate([xp.ones(s.shape[:-1] + (1,), bool), s[..., 1:] != s[..., :-1]], -1)
+    positions = xp.arange(n)
+    start_pos = xp.maximum.accumulate(xp.where(starts, positions, 0), axis=-1)
     length = positions - start_pos + 1  # running length at each position; the run's last is its length
-    ends = np.concatenate([starts[..., 1:], np.ones(s.shape[:-1] + (1,), bool)], -1)
-    best = np.argmax(np.where(ends, length, 0), axis=-1)[..., None]  # first longest run = smallest value
+    ends = xp.concatenate([starts[..., 1:], xp.ones(s.shape[:-1] + (1,), bool)], -1)
+    best = xp.argmax(xp.where(ends, length, 0), axis=-1)[..., None]  # first longest run = smallest value
     # torch returns the last occurrence's index: the largest original index within that run
-    value = np.take_along_axis(s, best, -1)
-    index = np.max(np.where(moved == value, np.arange(n), -1), axis=-1, keepdims=True)
-    return _select_along(ModeValues, input, np.moveaxis(index, -1, d), d, keepdim, "mode")
+    value = xp.take_along_axis(s, best, -1)
+    index = xp.max(xp.where(moved == value, xp.arange(n), -1), axis=-1, keepdims=True)
+    return _select_along(ModeValues, input, xp.moveaxis(index, -1, d), d, keepdim, "mode")
 
 
 # ---------------------------------------------------------------- NaN-aware sums, aminmax, running extrema
 def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.nansum: ``sum`` treating NaN as zero (NaN positions get no gradient)."""
+    xp = array_module(input)
     from .elementwise import where
 
     if input._data.dtype.kind == "f":
-        input = where(Tensor._make(np.isnan(input._data)), 0.0, input)
+        input = where(Tensor._make(xp.isnan(input._data)), 0.0, input)
     return name_node(sum(input, dim, keepdim, dtype=dtype), "NansumBackward0", label="nansum",
                      rule="copies the gradient to every element; the NaNs, zeroed by the step below, get 0 there")
 
 
 def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.nanmean: the mean of the non-NaN elements over ``dim``."""
+    xp = array_module(input)
     if input._data.dtype.kind != "f" and dtype is None:
         raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got "
                            f"{input.dtype.name.capitalize()}")
     dims = _dims(dim, input._data.ndim, "nanmean")
-    count = np.sum(~np.isnan(input._data), axis=dims, keepdims=keepdim)
+    count = xp.sum(~xp.isnan(input._data), axis=dims, keepdims=keepdim)
     total = nansum(input, dim, keepdim, dtype=dtype)
-    return total / Tensor._make(np.asarray(count, dtype=total._data.dtype))
+    return total / Tensor._make(xp.asarray(count, dtype=total._data.dtype))
 
 
 def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
@@ -1223,15 +1261,16 @@ def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
 
 
 def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
+    xp = array_module(input)
     x = input._data
     d = _single_dim(dim, x.ndim, op)
     if x.ndim == 0:
-        return _select_along(cls, input, np.zeros((), np.int64), 0, True, op)
-    values = (np.maximum if largest else np.minimum).accumulate(x, axis=d)
+        return _select_along(cls, input, xp.zeros((), np.int64), 0, True, op)
+    values = (xp.maximum if largest else xp.minimum).accumulate(x, axis=d)
     # torch moves the index to each element equal to the running extremum (ties: the latest) or NaN
-    update = (x == values) | (np.isnan(x) if x.dtype.kind == "f" else False)
-    positions = np.arange(x.shape[d]).reshape((-1,) + (1,) * (x.ndim - d - 1))
-    index = np.maximum.accumulate(np.where(update, positions, 0), axis=d)
+    update = (x == values) | (xp.isnan(x) if x.dtype.kind == "f" else False)
+    positions = xp.arange(x.shape[d]).reshape((-1,) + (1,) * (x.ndim - d - 1))
+    index = xp.maximum.accumulate(xp.where(update, positions, 0), axis=d)
     return _select_along(cls, input, index, d, True, op)
 
 

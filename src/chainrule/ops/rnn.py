@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import array_module, is_array
 from ..autograd.engine import grad as _grad
 from ..autograd.function import Function
 from ..autograd.grad_mode import enable_grad, is_grad_enabled
@@ -49,7 +50,8 @@ MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     # 0.5 (1 + tanh(x / 2)): no overflow for large |x|
-    out = np.tanh(x * x.dtype.type(0.5))
+    xp = array_module(x)
+    out = xp.tanh(x * x.dtype.type(0.5))
     out += 1
     out *= 0.5
     return out
@@ -63,7 +65,7 @@ def _hold_ended(t: int, lengths, *pairs) -> None:
     ended = t >= lengths
     if ended.any():
         for target, source in pairs:
-            target[ended] = source[ended] if isinstance(source, np.ndarray) else source
+            target[ended] = source[ended] if is_array(source) else source
 
 
 def _time_steps(length: int, reverse: bool) -> range:
@@ -85,23 +87,24 @@ class RecurrentLayer(Function):
 
     @staticmethod
     def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, *, mode, reverse, lengths=None):
+        xp = array_module(x)
         T, B = x.shape[0], x.shape[1]
         H = w_hh.shape[1]
         dtype = x.dtype
         gi = (x.reshape(T * B, -1) @ w_ih.T).reshape(T, B, -1)
         gi += b_ih
         w_hh_t = w_hh.T
-        out = np.empty((T, B, H), dtype)
-        hs = np.empty((T + 1, B, H), dtype)  # hs[k] is the state before step k of the walk
+        out = xp.empty((T, B, H), dtype)
+        hs = xp.empty((T + 1, B, H), dtype)  # hs[k] is the state before step k of the walk
         h = hs[0]
         h[...] = h0
         steps = _time_steps(T, reverse)
         saved = {}
         if mode == "GRU":
-            r_all = np.empty((T, B, H), dtype)
-            z_all = np.empty((T, B, H), dtype)
-            n_all = np.empty((T, B, H), dtype)
-            ghn_all = np.empty((T, B, H), dtype)
+            r_all = xp.empty((T, B, H), dtype)
+            z_all = xp.empty((T, B, H), dtype)
+            n_all = xp.empty((T, B, H), dtype)
+            ghn_all = xp.empty((T, B, H), dtype)
             for k, t in enumerate(steps):
                 gh = h @ w_hh_t
                 gh += b_hh
@@ -109,9 +112,9 @@ class RecurrentLayer(Function):
                 r = _sigmoid(g[:, :H] + gh[:, :H])
                 z = _sigmoid(g[:, H:2 * H] + gh[:, H:2 * H])
                 ghn = gh[:, 2 * H:]
-                n = np.tanh(g[:, 2 * H:] + r * ghn)
+                n = xp.tanh(g[:, 2 * H:] + r * ghn)
                 h_new = hs[k + 1]
-                np.subtract(h, n, out=h_new)
+                xp.subtract(h, n, out=h_new)
                 h_new *= z
                 h_new += n
                 r_all[t], z_all[t], n_all[t], ghn_all[t] = r, z, n, ghn
@@ -122,8 +125,8 @@ class RecurrentLayer(Function):
             saved = dict(r=r_all, z=z_all, n=n_all, ghn=ghn_all)
             results = (out, h.copy())
         elif mode == "LSTM":
-            gates_all = np.empty((T, B, 4 * H), dtype)
-            cs = np.empty((T + 1, B, H), dtype)
+            gates_all = xp.empty((T, B, 4 * H), dtype)
+            cs = xp.empty((T + 1, B, H), dtype)
             c = cs[0]
             c[...] = c0
             for k, t in enumerate(steps):
@@ -131,14 +134,14 @@ class RecurrentLayer(Function):
                 gates += gi[t]
                 gates += b_hh
                 gates[:, :2 * H] = _sigmoid(gates[:, :2 * H])
-                gates[:, 2 * H:3 * H] = np.tanh(gates[:, 2 * H:3 * H])
+                gates[:, 2 * H:3 * H] = xp.tanh(gates[:, 2 * H:3 * H])
                 gates[:, 3 * H:] = _sigmoid(gates[:, 3 * H:])
                 i, f, gg, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
                 c_new = cs[k + 1]
-                np.multiply(f, c, out=c_new)
+                xp.multiply(f, c, out=c_new)
                 c_new += i * gg
                 h_new = hs[k + 1]
-                np.multiply(o, np.tanh(c_new), out=h_new)
+                xp.multiply(o, xp.tanh(c_new), out=h_new)
                 gates_all[t] = gates
                 _hold_ended(t, lengths, (h_new, h), (c_new, c))
                 out[t] = h_new
@@ -154,9 +157,9 @@ class RecurrentLayer(Function):
                 a += b_hh
                 h_new = hs[k + 1]
                 if relu_mode:
-                    np.maximum(a, 0, out=h_new)
+                    xp.maximum(a, 0, out=h_new)
                 else:
-                    np.tanh(a, out=h_new)
+                    xp.tanh(a, out=h_new)
                 _hold_ended(t, lengths, (h_new, h))
                 out[t] = h_new
                 _hold_ended(t, lengths, (out[t], 0))
@@ -196,6 +199,7 @@ class RecurrentLayerBackward(Function):
 
     @staticmethod
     def forward(ctx, *arrays, mode, reverse, lengths, intermediates, needs):
+        xp = array_module(*arrays)
         n_grads = 3 if mode == "LSTM" else 2
         dout, grad_hn = arrays[0], arrays[1]
         x, w_ih, w_hh = arrays[n_grads:n_grads + 3]
@@ -203,13 +207,13 @@ class RecurrentLayerBackward(Function):
         T, B = x.shape[0], x.shape[1]
         H = w_hh.shape[1]
         G = w_hh.shape[0]
-        dh = np.array(grad_hn, dtype=x.dtype, copy=True)
-        dgh = np.empty((T, B, G), x.dtype)  # gradient of the recurrent pre-activations
-        dgi = dgh if mode != "GRU" else np.empty((T, B, G), x.dtype)
+        dh = xp.array(grad_hn, dtype=x.dtype, copy=True)
+        dgh = xp.empty((T, B, G), x.dtype)  # gradient of the recurrent pre-activations
+        dgi = dgh if mode != "GRU" else xp.empty((T, B, G), x.dtype)
         k_of = {t: k for k, t in enumerate(_time_steps(T, reverse))}
-        h_index = np.empty(T, dtype=np.int64)  # which hs[k] fed time step t
+        h_index = xp.empty(T, dtype=np.int64)  # which hs[k] fed time step t
         if mode == "LSTM":
-            dc = np.array(arrays[2], dtype=x.dtype, copy=True)
+            dc = xp.array(arrays[2], dtype=x.dtype, copy=True)
             gates_all, cs = s["gates"], s["cs"]
         for t in _time_steps(T, not reverse):
             k = k_of[t]
@@ -241,7 +245,7 @@ class RecurrentLayerBackward(Function):
                 gates = gates_all[t]
                 i, f, gg, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
                 # c' = f c + i g, h' = o tanh(c')
-                tc = np.tanh(cs[k + 1])
+                tc = xp.tanh(cs[k + 1])
                 dc += dh * o * (1 - tc * tc)
                 d = dgh[t]
                 d[:, :H] = dc * gg * i * (1 - i)
@@ -257,9 +261,9 @@ class RecurrentLayerBackward(Function):
                 h_new = hs[k + 1]
                 da = dgh[t]
                 if mode == "RNN_RELU":
-                    np.multiply(dh, h_new > 0, out=da)
+                    xp.multiply(dh, h_new > 0, out=da)
                 else:
-                    np.multiply(dh, 1 - h_new * h_new, out=da)
+                    xp.multiply(dh, 1 - h_new * h_new, out=da)
                 _hold_ended(t, lengths, (da, 0))
                 dh = da @ w_hh
             if dh_through is not None:
@@ -412,10 +416,11 @@ def recurrent_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tens
     LSTM; ``lengths`` (B,) NumPy ints for a packed batch. Returns (output (T, B, H), h_n[, c_n]):
     one direction of torch's ``_VF.rnn_tanh`` / ``lstm`` / ``gru``.
     """
+    xp = array_module(x)
     if mode not in MODES:
         raise ValueError(f"recurrent_layer: unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     if b_ih is None:
-        b_ih = Tensor._make(np.zeros(w_ih.shape[0], dtype=w_ih._data.dtype))
-        b_hh = Tensor._make(np.zeros(w_hh.shape[0], dtype=w_hh._data.dtype))
+        b_ih = Tensor._make(xp.zeros(w_ih.shape[0], dtype=w_ih._data.dtype))
+        b_hh = Tensor._make(xp.zeros(w_hh.shape[0], dtype=w_hh._data.dtype))
     args = (x, w_ih, w_hh, b_ih, b_hh, h0) + ((c0,) if mode == "LSTM" else ())
     return _LAYER_FN[mode].apply(*args, mode=mode, reverse=reverse, lengths=lengths)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out, preserve_layout
 from .reduce import sum_to_shape
@@ -26,8 +27,9 @@ __tensor_methods__ = {"repeat": "repeat", "unfold": "unfold"}
 
 def _mark_view(out: Tensor, base: Tensor) -> Tensor:
     """Make ``out`` share ``base``'s version counter when it shares its memory."""
+    xp = array_module(out)
     # a reshape either views its input or copies it, so the cheap bounds test is exact here
-    if np.may_share_memory(out._data, base._data) if out._data.size else False:
+    if xp.may_share_memory(out._data, base._data) if out._data.size else False:
         out._version_box = base._version_box
         out._base = base if base._base is None else base._base
     return out
@@ -80,9 +82,10 @@ class UnsafeView(Reshape):
 
 def reshape(input: Tensor, *shape) -> Tensor:
     """torch.reshape: a view when the strides allow it, a copy otherwise."""
+    xp = array_module(input)
     shape = _infer_shape(_shape_arg(shape, "reshape"), input._data.size, "reshape")
     out = Reshape.apply(input, shape=shape)
-    if out._data.size and not np.may_share_memory(out._data, input._data):
+    if out._data.size and not xp.may_share_memory(out._data, input._data):
         return name_node(out, "UnsafeViewBackward0")  # torch's reshape copied: clone + _unsafe_view
     if not input._data.flags.c_contiguous:
         name_node(out, "ReshapeAliasBackward0")  # torch views a non-contiguous input with _reshape_alias
@@ -165,8 +168,9 @@ class Expand(Function):
 
     @staticmethod
     def forward(ctx, x, shape):
+        xp = array_module(x)
         ctx.input_shape = x.shape
-        return np.broadcast_to(x, shape)
+        return xp.broadcast_to(x, shape)
 
     @staticmethod
     def backward(ctx, grad):
@@ -238,12 +242,14 @@ class Permute(Function):
 
     @staticmethod
     def forward(ctx, x, dims):
+        xp = array_module(x)
         ctx.dims = dims
-        return np.transpose(x, dims)
+        return xp.transpose(x, dims)
 
     @staticmethod
     def backward(ctx, grad):
-        return permute(grad, tuple(np.argsort(ctx.dims)))
+        dims = ctx.dims
+        return permute(grad, tuple(sorted(range(len(dims)), key=dims.__getitem__)))
 
 
 class Transpose(Function):
@@ -254,8 +260,9 @@ class Transpose(Function):
 
     @staticmethod
     def forward(ctx, x, dim0, dim1):
+        xp = array_module(x)
         ctx.swap = (dim0, dim1)
-        return np.swapaxes(x, dim0, dim1) if x.ndim else x.view()
+        return xp.swapaxes(x, dim0, dim1) if x.ndim else x.view()
 
     @staticmethod
     def backward(ctx, grad):
@@ -379,19 +386,21 @@ class Cat(Function):
 
     @staticmethod
     def forward(ctx, *arrays, dim, skipped=()):
+        xp = array_module(*arrays)
         ctx.dim = dim
         ctx.skipped = skipped
         joined = [a for i, a in enumerate(arrays) if i not in skipped]
         ctx.sizes = [a.shape[dim] for a in joined]
         # C order whatever the inputs' layouts (NumPy follows theirs): torch's cat output is contiguous
-        return np.asarray(np.concatenate(joined, axis=dim), order="C")
+        return xp.asarray(xp.concatenate(joined, axis=dim), order="C")
 
     @staticmethod
     def backward(ctx, grad):
         # each input gets back its own slab of the gradient; a skipped legacy empty (0,) input
         # gets an empty gradient, as in torch (its .grad is set, not left None)
+        xp = array_module(grad)
         slabs = iter(split(grad, ctx.sizes, ctx.dim))
-        return tuple(Tensor._make(np.zeros((0,), grad._data.dtype)) if i in ctx.skipped else next(slabs)
+        return tuple(Tensor._make(xp.zeros((0,), grad._data.dtype)) if i in ctx.skipped else next(slabs)
                      for i in range(len(ctx.sizes) + len(ctx.skipped)))
 
 
@@ -516,11 +525,12 @@ class Repeat(Function):
 
     @staticmethod
     def forward(ctx, x, repeats):
+        xp = array_module(x)
         padded = (1,) * (len(repeats) - x.ndim) + x.shape
         ctx.input_shape = x.shape
         ctx.padded = padded
         ctx.repeats = repeats
-        return np.tile(x.reshape(padded), repeats)
+        return xp.tile(x.reshape(padded), repeats)
 
     @staticmethod
     def backward(ctx, grad):
@@ -565,9 +575,10 @@ class Flip(Function):
 
     @staticmethod
     def forward(ctx, x, dims):
+        xp = array_module(x)
         ctx.dims = dims
         # order="K" keeps the input's layout, as torch's flip does for non-contiguous inputs
-        return np.flip(x, dims).copy(order="K") if dims else x.copy(order="K")
+        return xp.flip(x, dims).copy(order="K") if dims else x.copy(order="K")
 
     @staticmethod
     def backward(ctx, grad):
@@ -602,9 +613,10 @@ class Roll(Function):
 
     @staticmethod
     def forward(ctx, x, shifts, dims):
+        xp = array_module(x)
         ctx.shifts = shifts
         ctx.dims = dims
-        return np.asarray(np.roll(x, shifts, axis=dims), order="C")  # torch's roll output is contiguous
+        return xp.asarray(xp.roll(x, shifts, axis=dims), order="C")  # torch's roll output is contiguous
 
     @staticmethod
     def backward(ctx, grad):
@@ -634,10 +646,11 @@ class Tril(Function):
 
     @staticmethod
     def forward(ctx, x, diagonal, upper):
+        xp = array_module(x)
         ctx.diagonal = diagonal
         ctx.upper = upper
-        out = np.triu(x, diagonal) if upper else np.tril(x, diagonal)
-        return np.asarray(out, order="C")  # torch's tril/triu output is contiguous
+        out = xp.triu(x, diagonal) if upper else xp.tril(x, diagonal)
+        return xp.asarray(out, order="C")  # torch's tril/triu output is contiguous
 
     @staticmethod
     def backward(ctx, grad):
@@ -706,14 +719,17 @@ class Unfold(Function):
 
     @staticmethod
     def forward(ctx, x, dim, size, step):
+        xp = array_module(x)
         ctx.input_shape = x.shape
         ctx.params = (dim, size, step)
         count = (x.shape[dim] - size) // step + 1
         shape = x.shape[:dim] + (count,) + x.shape[dim + 1:] + (size,)
         strides = x.strides[:dim] + (x.strides[dim] * step,) + x.strides[dim + 1:] + (x.strides[dim],)
         # overlapping windows alias memory: read-only, so in-place writes raise as in torch
+        if xp is not np:  # CuPy has no read-only arrays
+            return xp.lib.stride_tricks.as_strided(x, shape, strides)
         writeable = x.flags.writeable and step >= size
-        return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=writeable)
+        return xp.lib.stride_tricks.as_strided(x, shape, strides, writeable=writeable)
 
     @staticmethod
     def backward(ctx, grad):
@@ -731,9 +747,10 @@ class UnfoldBackward(Function):
 
     @staticmethod
     def forward(ctx, grad, shape, params):
+        xp = array_module(grad)
         dim, size, step = params
         ctx.params = params
-        out = np.zeros(shape, dtype=grad.dtype)
+        out = xp.zeros(shape, dtype=grad.dtype)
         count = grad.shape[dim]
         lead = (slice(None),) * dim
         # one vectorised add per window offset (size of them), never one per element
@@ -843,11 +860,12 @@ class ConstantPad(Function):
     @staticmethod
     def forward(ctx, x, widths, value):
         # widths: one (before, after) pair per dim, first dim first; negative entries crop
+        xp = array_module(x)
         ctx.widths = widths
         out_shape = tuple(n + a + b for n, (a, b) in zip(x.shape, widths))
         if out_shape == x.shape and not any(a or b for a, b in widths):
             return preserve_layout(x.copy(), x)  # torch clones: a transposed input stays transposed
-        out = np.full(out_shape, value, dtype=x.dtype)
+        out = xp.full(out_shape, value, dtype=x.dtype)
         src = tuple(slice(max(-a, 0), n - max(-b, 0)) for n, (a, b) in zip(x.shape, widths))
         dst = tuple(slice(max(a, 0), m - max(b, 0)) for m, (a, b) in zip(out_shape, widths))
         out[dst] = x[src]
@@ -940,10 +958,11 @@ class ModePad(Function):
 
     @staticmethod
     def forward(ctx, x, widths, mode):
+        xp = array_module(x)
         ctx.widths = widths
         ctx.mode = mode
         # C order: np.pad follows the input's layout, torch's padding kernels write contiguous outputs
-        return np.asarray(np.pad(x, widths, mode=_NUMPY_PAD_MODE[mode]), order="C")
+        return xp.asarray(xp.pad(x, widths, mode=_NUMPY_PAD_MODE[mode]), order="C")
 
     @staticmethod
     def backward(ctx, grad):
@@ -958,13 +977,14 @@ class ModePadAdjoint(Function):
 
     @staticmethod
     def forward(ctx, grad, widths, mode):
+        xp = array_module(grad)
         ctx.widths = widths
         ctx.mode = mode
         out = grad
         for d, (a, b) in enumerate(widths):
             if a or b:
                 out = _fold_dim(out, d, a, b, mode)
-        return np.ascontiguousarray(out)  # _fold_dim works on moved axes
+        return xp.ascontiguousarray(out)  # _fold_dim works on moved axes
 
     @staticmethod
     def backward(ctx, grad):
@@ -974,7 +994,8 @@ class ModePadAdjoint(Function):
 
 def _fold_dim(g: np.ndarray, d: int, a: int, b: int, mode: str) -> np.ndarray:
     """Sum the padded borders of ``g`` along dim ``d`` back into the core they were copied from."""
-    g = np.moveaxis(g, d, 0)
+    xp = array_module(g)
+    g = xp.moveaxis(g, d, 0)
     n = g.shape[0] - a - b
     core = g[a:a + n].copy()
     left, right = g[:a], g[a + n:]
@@ -989,4 +1010,4 @@ def _fold_dim(g: np.ndarray, d: int, a: int, b: int, mode: str) -> np.ndarray:
         # circular: out[j] = in[n - a + j]; out[a + n + k] = in[k]
         core[n - a:] += left
         core[:b] += right
-    return np.moveaxis(core, 0, d)
+    return xp.moveaxis(core, 0, d)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import array_module
 from ..tensor import Tensor
 from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
 
@@ -29,12 +30,13 @@ class Adadelta(Optimizer):
         lr, rho, eps, weight_decay = group["lr"], group["rho"], group["eps"], group["weight_decay"]
         for p in _params_with_grad(group):
             w = p._data
+            xp = array_module(w)
             g = -p.grad._data if group["maximize"] else p.grad._data
             state = self.state[p]
             if "square_avg" not in state:
                 state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
-                state["square_avg"] = Tensor._make(np.zeros_like(w))
-                state["acc_delta"] = Tensor._make(np.zeros_like(w))
+                state["square_avg"] = Tensor._make(xp.zeros_like(w))
+                state["acc_delta"] = Tensor._make(xp.zeros_like(w))
             _step_tensor(state)
             if weight_decay != 0:
                 g = g + weight_decay * w
@@ -42,7 +44,7 @@ class Adadelta(Optimizer):
             # E[g^2] = rho E[g^2] + (1 - rho) g^2; delta = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g
             square_avg *= rho
             square_avg += (1 - rho) * (g * g)
-            delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * g
+            delta = xp.sqrt(acc_delta + eps) / xp.sqrt(square_avg + eps) * g
             acc_delta *= rho
             acc_delta += (1 - rho) * (delta * delta)
             w -= lr * delta

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import array_module
 from ..tensor import Tensor
 from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
 
@@ -30,25 +31,26 @@ class Adagrad(Optimizer):
             for p in group["params"]:
                 state = self.state[p]
                 state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
-                state["sum"] = Tensor._make(np.full_like(p._data, group["initial_accumulator_value"]))
+                state["sum"] = Tensor._make(array_module(p).full_like(p._data, group["initial_accumulator_value"]))
 
     def _step_group(self, group: dict) -> None:
         lr, lr_decay, eps, weight_decay = group["lr"], group["lr_decay"], group["eps"], group["weight_decay"]
         for p in _params_with_grad(group):
             w = p._data
+            xp = array_module(w)
             g = p.grad._data
             if group["maximize"]:
                 g = -g
             state = self.state[p]
             if "sum" not in state:  # a parameter added with add_param_group
-                state["sum"] = Tensor._make(np.full_like(w, group["initial_accumulator_value"]))
+                state["sum"] = Tensor._make(xp.full_like(w, group["initial_accumulator_value"]))
             step = _step_tensor(state)
             if weight_decay != 0:
                 g = g + weight_decay * w
             clr = lr / (1 + (step - 1) * lr_decay)
             state_sum = state["sum"]._data
             state_sum += g * g
-            std = np.sqrt(state_sum)
+            std = xp.sqrt(state_sum)
             std += eps
             w -= clr * (g / std)
             p._bump_version()

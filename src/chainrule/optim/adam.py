@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from .._backend import array_module
 from ..tensor import Tensor
 from .optimizer import Optimizer, _check_adam_args, _params_with_grad, _step_tensor, _zero_state
 
@@ -32,6 +31,7 @@ class Adam(Optimizer):
         decoupled = group.get("decoupled_weight_decay", self._decoupled)
         for p in _params_with_grad(group):
             w = p._data
+            xp = array_module(w)
             g = p.grad._data
             if maximize:
                 g = -g
@@ -39,7 +39,7 @@ class Adam(Optimizer):
             if "exp_avg" not in state:
                 _zero_state(state, w, "exp_avg", "exp_avg_sq")
                 if amsgrad:
-                    state["max_exp_avg_sq"] = Tensor._make(np.zeros_like(w))
+                    state["max_exp_avg_sq"] = Tensor._make(xp.zeros_like(w))
             step = _step_tensor(state)
             if weight_decay != 0:
                 if decoupled:
@@ -55,10 +55,10 @@ class Adam(Optimizer):
             bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
             if amsgrad:
                 max_sq = state["max_exp_avg_sq"]._data
-                np.maximum(max_sq, exp_avg_sq, out=max_sq)
-                denom = np.sqrt(max_sq)
+                xp.maximum(max_sq, exp_avg_sq, out=max_sq)
+                denom = xp.sqrt(max_sq)
             else:
-                denom = np.sqrt(exp_avg_sq)
+                denom = xp.sqrt(exp_avg_sq)
             denom /= bias_correction2_sqrt
             denom += eps
             w -= (lr / bias_correction1) * (exp_avg / denom)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from .._backend import array_module
 from .optimizer import Optimizer, _check_adam_args, _params_with_grad, _step_tensor, _zero_state
 
 __all__ = ["Adamax"]
@@ -24,6 +23,7 @@ class Adamax(Optimizer):
         lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         for p in _params_with_grad(group):
             w = p._data
+            xp = array_module(w)
             g = -p.grad._data if group["maximize"] else p.grad._data
             state = self.state[p]
             _zero_state(state, w, "exp_avg", "exp_inf")
@@ -33,6 +33,6 @@ class Adamax(Optimizer):
             exp_avg, exp_inf = state["exp_avg"]._data, state["exp_inf"]._data
             # m = lerp(m, g, 1 - beta1); u = max(beta2 u, |g| + eps)
             exp_avg += (1 - beta1) * (g - exp_avg)
-            np.maximum(exp_inf * beta2, np.abs(g) + eps, out=exp_inf)
+            xp.maximum(exp_inf * beta2, xp.abs(g) + eps, out=exp_inf)
             w -= (lr / (1 - beta1**step)) * (exp_avg / exp_inf)
             p._bump_version()

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .._backend import array_module
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..tensor import Tensor
 from .optimizer import Optimizer, _check
@@ -143,7 +144,8 @@ class LBFGS(Optimizer):
 
     # ---- the parameters as one flat vector
     def _flat_grad(self) -> np.ndarray:
-        return np.concatenate([np.zeros(p._data.size, p._data.dtype) if p.grad is None
+        xp = array_module(self._params[0])
+        return xp.concatenate([xp.zeros(p._data.size, p._data.dtype) if p.grad is None
                                else p.grad._data.reshape(-1) for p in self._params])
 
     def _add_to_params(self, step: float, direction: np.ndarray) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import array_module
 from ..tensor import Tensor
 from .optimizer import Optimizer, _check, _check_adam_args, _params_with_grad, _step_tensor
 
@@ -30,14 +31,15 @@ class NAdam(Optimizer):
         weight_decay, momentum_decay = group["weight_decay"], group["momentum_decay"]
         for p in _params_with_grad(group):
             w = p._data
+            xp = array_module(w)
             g = -p.grad._data if group["maximize"] else p.grad._data
             state = self.state[p]
             if "exp_avg" not in state:
                 state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
                 # a float32 0-d tensor in torch, so the product rounds in float32 there too
                 state["mu_product"] = Tensor._make(np.ones((), dtype=np.float32))
-                state["exp_avg"] = Tensor._make(np.zeros_like(w))
-                state["exp_avg_sq"] = Tensor._make(np.zeros_like(w))
+                state["exp_avg"] = Tensor._make(xp.zeros_like(w))
+                state["exp_avg_sq"] = Tensor._make(xp.zeros_like(w))
             step = _step_tensor(state)
             if weight_decay != 0:
                 if group["decoupled_weight_decay"]:
@@ -53,7 +55,7 @@ class NAdam(Optimizer):
             exp_avg += (1 - beta1) * (g - exp_avg)
             exp_avg_sq *= beta2
             exp_avg_sq += (1 - beta2) * (g * g)
-            denom = np.sqrt(exp_avg_sq / (1 - beta2**step)) + eps
+            denom = xp.sqrt(exp_avg_sq / (1 - beta2**step)) + eps
             # the gradient's share and the (Nesterov) momentum's share of the step
             w -= (lr * (1.0 - mu) / (1.0 - float(mu_product))) * (g / denom)
             w -= (lr * mu_next / (1.0 - float(mu_product) * mu_next)) * (exp_avg / denom)

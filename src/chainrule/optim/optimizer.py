@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from .._backend import array_module, to_device
 from ..autograd.grad_mode import enable_grad
 from ..tensor import Tensor
 
@@ -159,7 +160,7 @@ class Optimizer:
 
 def _copy_state(value):
     if isinstance(value, Tensor):
-        return Tensor._make(np.array(value._data, copy=True))
+        return Tensor._make(value._data.copy())
     if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor from torch's state_dict
         return Tensor._make(np.array(value.detach().numpy(), copy=True))
     if isinstance(value, dict):
@@ -172,9 +173,12 @@ def _copy_state(value):
 
 
 def _cast_state(key: str, value, param: Tensor):
+    """Loaded state joins its parameter's dtype and device, as in torch (``step`` stays as it is)."""
     if key != "step" and isinstance(value, Tensor) and value._data.dtype.kind == "f":
         if value._data.dtype != param._data.dtype:
-            return Tensor._make(value._data.astype(param._data.dtype))
+            value = Tensor._make(value._data.astype(param._data.dtype))
+        if type(value._data) is not type(param._data):
+            value = Tensor._make(to_device(value._data, param.device))
     return value
 
 
@@ -198,9 +202,10 @@ def _zero_state(state: dict, w, *names: str) -> None:
     (``names[0]`` present means the state is already set up)."""
     if names[0] in state:
         return
-    state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
+    state["step"] = Tensor._make(np.zeros((), dtype=np.float32))  # on the CPU, as torch's
+    xp = array_module(w)
     for name in names:
-        state[name] = Tensor._make(np.zeros_like(w))
+        state[name] = Tensor._make(xp.zeros_like(w))  # on the parameter's device
 
 
 def _check_adam_args(lr: float, eps: float, betas: tuple, weight_decay: float) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
+from .._backend import array_module
 from .optimizer import Optimizer, _check_adam_args, _params_with_grad, _step_tensor, _zero_state
 
 __all__ = ["RAdam"]
@@ -29,6 +28,7 @@ class RAdam(Optimizer):
         lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         for p in _params_with_grad(group):
             w = p._data
+            xp = array_module(w)
             g = -p.grad._data if group["maximize"] else p.grad._data
             state = self.state[p]
             _zero_state(state, w, "exp_avg", "exp_avg_sq")
@@ -50,7 +50,7 @@ class RAdam(Optimizer):
             rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
             if rho_t > 5.0:
                 rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-                adaptive_lr = math.sqrt(bias_correction2) / (np.sqrt(exp_avg_sq) + eps)
+                adaptive_lr = math.sqrt(bias_correction2) / (xp.sqrt(exp_avg_sq) + eps)
                 w -= corrected_exp_avg * lr * adaptive_lr * rect
             else:
                 w -= corrected_exp_avg * lr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import array_module
 from ..tensor import Tensor
 from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
 
@@ -32,17 +33,18 @@ class RMSprop(Optimizer):
         weight_decay, momentum, centered = group["weight_decay"], group["momentum"], group["centered"]
         for p in _params_with_grad(group):
             w = p._data
+            xp = array_module(w)
             g = p.grad._data
             if group["maximize"]:
                 g = -g
             state = self.state[p]
             if "square_avg" not in state:
                 state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
-                state["square_avg"] = Tensor._make(np.zeros_like(w))
+                state["square_avg"] = Tensor._make(xp.zeros_like(w))
                 if momentum > 0:
-                    state["momentum_buffer"] = Tensor._make(np.zeros_like(w))
+                    state["momentum_buffer"] = Tensor._make(xp.zeros_like(w))
                 if centered:
-                    state["grad_avg"] = Tensor._make(np.zeros_like(w))
+                    state["grad_avg"] = Tensor._make(xp.zeros_like(w))
             _step_tensor(state)
             if weight_decay != 0:
                 g = g + weight_decay * w
@@ -52,9 +54,9 @@ class RMSprop(Optimizer):
             if centered:
                 grad_avg = state["grad_avg"]._data
                 grad_avg += (1 - alpha) * (g - grad_avg)
-                avg = np.sqrt(square_avg - grad_avg * grad_avg)
+                avg = xp.sqrt(square_avg - grad_avg * grad_avg)
             else:
-                avg = np.sqrt(square_avg)
+                avg = xp.sqrt(square_avg)
             avg += eps
             if momentum > 0:
                 buf = state["momentum_buffer"]._data

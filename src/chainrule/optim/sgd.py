@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from .._backend import array_module
 from ..tensor import Tensor
 from .optimizer import Optimizer, _check, _params_with_grad
 
@@ -31,6 +30,7 @@ class SGD(Optimizer):
         weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
         for p in _params_with_grad(group):
             w = p._data
+            xp = array_module(w)
             g = p.grad._data
             if maximize:
                 g = -g
@@ -40,7 +40,7 @@ class SGD(Optimizer):
                 state = self.state[p]
                 buf = state.get("momentum_buffer")
                 if buf is None:
-                    buf = state["momentum_buffer"] = Tensor._make(np.array(g, dtype=w.dtype, copy=True))
+                    buf = state["momentum_buffer"] = Tensor._make(xp.array(g, dtype=w.dtype, copy=True))
                 else:
                     b = buf._data
                     b *= momentum

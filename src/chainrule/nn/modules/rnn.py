@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from ... import _dtype
+from ..._backend import array_module
 from ...ops.creation import empty
 from ...ops.rnn import recurrent_layer
 from ...ops.shape import cat, stack
@@ -29,7 +30,7 @@ _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
 def _zeros(shape, like: Tensor) -> Tensor:
-    return Tensor._make(np.zeros(shape, dtype=like._data.dtype))
+    return Tensor._make(array_module(like).zeros(shape, dtype=like._data.dtype))  # on like's device
 
 
 def _factory(device, dtype) -> dict:

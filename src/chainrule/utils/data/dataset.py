@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..._backend import device_of, to_device
 from ...tensor import Tensor
 
 __all__ = ["Dataset", "IterableDataset", "TensorDataset", "StackDataset", "Subset", "ConcatDataset",
@@ -56,8 +57,13 @@ class TensorDataset(Dataset):
 
     def _get_batch(self, indices: np.ndarray) -> list:
         """A whole batch by one fancy index per tensor: what default_collate would build."""
-        return [Tensor._make(t._data[indices]) if not t.requires_grad else t[Tensor._make(indices)]
-                for t in self.tensors]
+        return [Tensor._make(t._data[_index_on(indices, t._data)]) if not t.requires_grad
+                else t[Tensor._make(indices)] for t in self.tensors]
+
+
+def _index_on(indices: np.ndarray, data):
+    """The batch's host indices on ``data``'s device (a dataset can live on the GPU)."""
+    return indices if type(data) is np.ndarray else to_device(indices, device_of(data))
 
 
 class StackDataset(Dataset):
