@@ -98,3 +98,22 @@ def test_the_node_is_named_and_explained(toy, capsys):
     np.testing.assert_allclose(g.detach().numpy(), np.tanh(x.detach().numpy()), rtol=1e-6)
     (gg,) = chainrule.autograd.grad(g.sum(), x)  # the rule is differentiable: d²/dx² = 1 - tanh²
     np.testing.assert_allclose(gg.numpy(), 1 - np.tanh(x.detach().numpy()) ** 2, rtol=1e-5, atol=1e-7)
+
+
+def test_the_new_op_runs_on_the_device_without_host_copies(toy):
+    """Its forward asked the seam for ``xp``, so it runs on 'cuda' (the CuPy stand-in here)."""
+    from chainrule._backend import use_standin_cuda
+    from chainrule.testing import standin
+
+    values = np.array([-30.0, -0.5, 0.0, 2.0, 40.0], dtype=np.float32)
+    x_cpu = chainrule.tensor(values, requires_grad=True)
+    (g_cpu,) = chainrule.autograd.grad(x_cpu.logcosh().sum(), x_cpu)
+    with use_standin_cuda():
+        x = chainrule.tensor(values, device="cuda", requires_grad=True)
+        standin.reset_transfers()
+        y = x.logcosh()
+        (g,) = chainrule.autograd.grad(y.sum(), x)
+        assert standin.transfers() == 0, "the op or its rule copied between host and device"
+        assert y.device.type == "cuda" and g.device.type == "cuda"
+        np.testing.assert_allclose(y.detach().cpu().numpy(), x_cpu.logcosh().detach().numpy(), rtol=1e-6)
+        np.testing.assert_allclose(g.cpu().numpy(), g_cpu.numpy(), rtol=1e-6)
