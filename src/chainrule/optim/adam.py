@@ -35,9 +35,6 @@ class Adam(Optimizer):
         for p in _params_with_grad(group):
             w = p._data
             xp = array_module(w)
-            g = p.grad._data
-            if maximize:
-                g = -g
             state = self.state[p]
             if "exp_avg" not in state:
                 _zero_state(state, w, "exp_avg", "exp_avg_sq")
@@ -47,6 +44,7 @@ class Adam(Optimizer):
             if xp is not np and _cuda_kernels.available(w):  # CuPy: one fused launch updates w, m, v (, max v)
                 _fused_adam_step(p, state, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, amsgrad)
                 continue
+            g = -p.grad._data if maximize else p.grad._data
             if weight_decay != 0:
                 if decoupled:
                     w *= 1 - lr * weight_decay
