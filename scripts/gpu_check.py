@@ -16,7 +16,7 @@ fallback) on sys.path itself. It prints a short summary, section by section, and
 6. the benchmark table (chainrule against torch CUDA, issue 12's workloads).
 
 Each section catches its own exceptions and reports them; the script as a whole does not stop
-until every section has run. With ``--dry-run`` the device is the CPU (or ``--device``), the
+until every section has run. With ``--dry-run`` the device is the CPU (or ``--device``; 'cuda' with ``--standin``), the
 benchmark runs small shapes on the CPU, the registry is cut to ``--limit`` cases, and the kernel
 section compares the references with themselves: it exercises the harness, not a GPU.
 ``--standin`` runs device='cuda' on the seam's NumPy-backed stand-in for CuPy
@@ -538,14 +538,15 @@ def parse_args(argv=None):
     parser.add_argument("--dry-run", action="store_true", help="the code path on the CPU: small, quick, no GPU")
     parser.add_argument("--standin", action="store_true",
                         help="device='cuda' on the seam's NumPy-backed CuPy stand-in (use with --dry-run)")
-    parser.add_argument("--device", default=None, help="the device checked against cpu (default cuda; cpu in a dry run)")
+    parser.add_argument("--device", default=None, help="the device checked against cpu (default cuda; cpu in a dry run "
+                        "without --standin)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many registry cases (dry run: 40)")
     parser.add_argument("--registry-seconds", type=float, default=150.0, help="time budget of the registry section")
     parser.add_argument("--reps", type=int, default=None, help="timed steps per benchmark workload")
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of " + ",".join(SECTIONS))
     options = parser.parse_args(argv)
-    if options.device is None:
-        options.device = "cpu" if options.dry_run else "cuda"
+    if options.device is None:  # the stand-in is there to run 'cuda': a dry run with it checks that
+        options.device = "cpu" if options.dry_run and not options.standin else "cuda"
     if options.dry_run and options.limit is None:
         options.limit = 40
     return options

@@ -22,6 +22,8 @@ def add_arguments(parser) -> None:
                         help="run chainrule's BLAS and torch on this many threads (default: as they start)")
     parser.add_argument("--distributed", action="store_true",
                         help="data-parallel throughput on 1 and 2 MPI processes and all-reduce bandwidth")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: issue 12's GPU workloads against torch on the GPU (needs CuPy and a CUDA GPU)")
 
 
 def run(args) -> int:
@@ -29,6 +31,8 @@ def run(args) -> int:
 
     from .. import benchmark
 
+    if args.device == "cuda":
+        return _run_cuda(args)
     if "OPENBLAS_CORETYPE" in os.environ:
         # OpenBLAS reads this once, when NumPy loads: measure in a fresh process without it
         print(f"WARNING: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} forces one OpenBLAS kernel; "
@@ -59,4 +63,26 @@ def run(args) -> int:
         benchmark.set_threads(args.threads)
     benchmark.main(args.workloads or None, args.reps, memory=not args.no_memory, out=args.json,
                    record_to=args.record, note=args.note)
+    return 0
+
+
+def _run_cuda(args) -> int:
+    """``--device cuda``: chainrule.benchmark_cuda's workloads, its table, and --json if asked."""
+    import json
+
+    from .. import _backend, benchmark_cuda
+    from ..cli import CommandError
+
+    if not _backend.cuda_available():
+        raise CommandError('--device cuda needs CuPy and a CUDA GPU, and found none; install CuPy for the '
+                           'driver\'s CUDA with pip install "chainrule[cuda12]" or "chainrule[cuda13]"')
+    unknown = [w for w in args.workloads or [] if w not in benchmark_cuda.WORKLOADS]
+    if unknown:
+        raise CommandError(f"--device cuda runs {', '.join(benchmark_cuda.WORKLOADS)}; not {', '.join(unknown)}")
+    print(benchmark_cuda.gpu_description(), flush=True)
+    results = benchmark_cuda.run_cuda_benchmarks(args.workloads or None, args.reps)
+    print(benchmark_cuda.format(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
     return 0

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 
+from .._backend import array_module
 from ..autograd.grad_mode import no_grad
 from ..ops import random as _random
 from ..tensor import Tensor
@@ -39,7 +40,20 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
     raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
 
 
-def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
+def _rng(tensor: Tensor, generator):
+    """The generator's stream on the tensor's device: the draws are made where the tensor lives."""
+    return _random._rng(generator, array_module(tensor))
+
+
+def _uniform(tensor: Tensor, a: float, b: float, shape: tuple, generator):
+    xp = array_module(tensor)
+    if xp is np:
+        return _random._rng(generator).uniform(a, b, shape)
+    # a + (b - a)·U[0, 1) is NumPy's uniform; CuPy's Generator is sure to have random()
+    return a + (b - a) * _random._rng(generator, xp).random(shape)
+
+
+def _fill(tensor: Tensor, values) -> Tensor:
     with no_grad():
         tensor._data[...] = values.astype(tensor._data.dtype, copy=False)
         tensor._version_box[0] += 1
@@ -47,11 +61,11 @@ def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
-    return _fill(tensor, _random._rng(generator).uniform(a, b, tensor._data.shape))
+    return _fill(tensor, _uniform(tensor, a, b, tensor._data.shape, generator))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
-    return _fill(tensor, mean + std * _random._rng(generator).standard_normal(tensor._data.shape))
+    return _fill(tensor, mean + std * _rng(tensor, generator).standard_normal(tensor._data.shape))
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
@@ -60,20 +74,21 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
     if mean < a - 2 * std or mean > b + 2 * std:
         warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
                       "The distribution of values may be incorrect.", stacklevel=2)
-    rng = _random._rng(generator)
+    xp = array_module(tensor)
+    rng = _rng(tensor, generator)
     values = mean + std * rng.standard_normal(tensor._data.shape)
     outside = (values < a) | (values > b)
     for _ in range(1000):  # each round redraws only the rejected samples
-        count = int(outside.sum())
+        count = int(outside.sum())  # on a device, one small read-back per round
         if not count:
             break
         values[outside] = mean + std * rng.standard_normal(count)
         outside = (values < a) | (values > b)
-    return _fill(tensor, np.clip(values, a, b))
+    return _fill(tensor, xp.clip(values, a, b))
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
-    return _fill(tensor, np.full(tensor._data.shape, val))
+    return _fill(tensor, array_module(tensor).full(tensor._data.shape, val))
 
 
 def ones_(tensor: Tensor) -> Tensor:
@@ -87,7 +102,7 @@ def zeros_(tensor: Tensor) -> Tensor:
 def eye_(tensor: Tensor) -> Tensor:
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
-    return _fill(tensor, np.eye(*tensor._data.shape))
+    return _fill(tensor, array_module(tensor).eye(*tensor._data.shape))
 
 
 def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
@@ -99,7 +114,7 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
         raise ValueError("dim 0 must be divisible by groups")
     out_per_group = sizes[0] // groups
     min_dim = min(out_per_group, sizes[1])
-    values = np.zeros(tensor._data.shape)
+    values = array_module(tensor).zeros(tensor._data.shape)
     centre = tuple(s // 2 for s in sizes[2:])
     for g in range(groups):
         for d in range(min_dim):
@@ -160,11 +175,12 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
         return tensor
     rows = tensor.shape[0]
     cols = tensor.numel() // rows
-    flat = _random._rng(generator).standard_normal((rows, cols))
+    xp = array_module(tensor)
+    flat = _rng(tensor, generator).standard_normal((rows, cols))
     if rows < cols:
         flat = flat.T
-    q, r = np.linalg.qr(flat)
-    q = q * np.sign(np.diag(r))
+    q, r = xp.linalg.qr(flat)
+    q = q * xp.sign(xp.diag(r))
     if rows < cols:
         q = q.T
     return _fill(tensor, gain * q.reshape(tensor._data.shape))
@@ -174,11 +190,15 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) 
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
     rows, cols = tensor.shape
-    rng = _random._rng(generator)
+    xp = array_module(tensor)
+    rng = _rng(tensor, generator)
     values = std * rng.standard_normal((rows, cols))
     num_zeros = int(math.ceil(sparsity * rows))
     for col in range(cols):
-        values[rng.permutation(rows)[:num_zeros], col] = 0
+        # the rows to zero: NumPy's permutation on the CPU; on a device the order of random keys
+        # (CuPy's Generator has no permutation)
+        order = rng.permutation(rows) if xp is np else xp.argsort(rng.random(rows))
+        values[order[:num_zeros], col] = 0
     return _fill(tensor, values)
 
 

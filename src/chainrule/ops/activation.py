@@ -18,6 +18,7 @@ import numpy as np
 from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
+from . import _cuda_kernels
 from .elementwise import _float_input, erf, exp, sigmoid, tanh, where
 
 __all__ = ["relu", "selu", "celu", "prelu", "rrelu", "hardshrink", "threshold"]
@@ -360,6 +361,9 @@ class Gelu(Function):
 
         ctx.save_for_backward(x)
         ctx.approximate = approximate
+        if xp is not np and _cuda_kernels.available(x):
+            ctx.cdf = None  # CuPy: one fused launch; GeluBackward's fused kernel recomputes Φ
+            return _cuda_kernels.gelu(x, approximate)
         t = x.dtype.type
         if approximate == "tanh":
             inner = t(_TANH_K) * (x + t(_TANH_C) * x * x * x)
@@ -392,6 +396,8 @@ class GeluBackward(Function):
     @staticmethod
     def forward(ctx, grad, x, cdf):
         ctx.save_for_backward(grad, x)
+        if cdf is None:  # the fused CuPy forward kept no Phi
+            return _cuda_kernels.gelu_backward(grad, x)
         # y = x Phi(x): dy = Phi(x) + x phi(x), one pass with the forward's Phi
         xp = array_module(x)
         pdf = xp.exp(x * x * x.dtype.type(-0.5)) * x.dtype.type(_INV_SQRT_2PI)

@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
+from .._backend import array_module
 from ..autograd.function import Function
 from ..tensor import Tensor, _check_tensor
 
@@ -66,14 +66,28 @@ class _Geometry:
         return tuple(n + lo + hi for n, lo, hi in zip(self.in_shape, self.pad_lo, self.pad_hi))
 
 
+def _windows(x, shape: tuple, strides: tuple):
+    """A read-only strided view of ``x`` (the im2col windows), on x's device.
+
+    ``as_strided`` rather than ``sliding_window_view``: CuPy's ``lib.stride_tricks`` has only
+    ``as_strided`` (which takes no ``writeable``), and the dilated, strided windows need the
+    explicit strides anyway.
+    """
+    xp = array_module(x)
+    if xp is np:
+        return np.lib.stride_tricks.as_strided(x, shape=shape, strides=strides, writeable=False)
+    return xp.lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
+
+
 def _to_channels_last_padded(x: np.ndarray, geo: _Geometry) -> np.ndarray:
     """(N, C, *S) → zero-padded (N, *S_padded, C), contiguous: one copy does transpose and pad."""
+    xp = array_module(x)
     d = len(geo.kernel)
     perm = (0, *range(2, d + 2), 1)
     x_cl = x.transpose(perm)
     if not any(geo.pad_lo) and not any(geo.pad_hi):
-        return np.ascontiguousarray(x_cl)
-    out = np.zeros((x.shape[0], *geo.padded_shape, x.shape[1]), dtype=x.dtype)
+        return xp.ascontiguousarray(x_cl)
+    out = xp.zeros((x.shape[0], *geo.padded_shape, x.shape[1]), dtype=x.dtype)
     interior = (slice(None),) + tuple(slice(lo, lo + n) for lo, n in zip(geo.pad_lo, geo.in_shape))
     out[interior] = x_cl
     return out
@@ -89,16 +103,15 @@ def _columns(x: np.ndarray, geo: _Geometry) -> np.ndarray:
     item = x_cl.itemsize
     spatial_strides = strides[1:-1]
     # view (g, N, *out, *kernel, C/g) over the padded channels-last input
-    view = as_strided(
+    view = _windows(
         x_cl,
         shape=(g, n, *geo.out_shape, *geo.kernel, cg),
         strides=(cg * item, strides[0],
                  *(st * s for st, s in zip(spatial_strides, geo.stride)),
                  *(st * dl for st, dl in zip(spatial_strides, geo.dilation)), item),
-        writeable=False,
     )
     length = n * math.prod(geo.out_shape)
-    return np.ascontiguousarray(view).reshape(g, length, math.prod(geo.kernel) * cg)
+    return array_module(x_cl).ascontiguousarray(view).reshape(g, length, math.prod(geo.kernel) * cg)
 
 
 def _weight_matrix(w: np.ndarray, g: int) -> np.ndarray:
@@ -132,13 +145,14 @@ def _conv(x: np.ndarray, w: np.ndarray, geo: _Geometry, cols: np.ndarray | None 
     """y = C(x, w): (N, C, *S) ⋆ (O, C/g, *K) → (N, O, *out)."""
     if cols is None:
         cols = _columns(x, geo)
-    out = np.matmul(cols, _weight_matrix(w, geo.groups))
+    out = array_module(x).matmul(cols, _weight_matrix(w, geo.groups))
     return _from_gemm(out, x.shape[0], geo.out_shape)
 
 
 def _conv_weight(x: np.ndarray, grad: np.ndarray, geo: _Geometry, w_shape: tuple,
                  cols: np.ndarray | None = None) -> np.ndarray:
     """w̄ = C_w(x, g): correlation of the input with the output gradient, shape (O, C/g, *K)."""
+    xp = array_module(grad)
     if cols is None:
         cols = _columns(x, geo)
     g = geo.groups
@@ -149,12 +163,12 @@ def _conv_weight(x: np.ndarray, grad: np.ndarray, geo: _Geometry, w_shape: tuple
         # per sample and group reads it in place instead of transposing it to channels-last
         # first (32→64 3×3: 16 ms instead of 23 ms single-threaded)
         per_sample = grad.reshape(n, g, o // g, -1).transpose(1, 0, 2, 3)  # (g, N, O/g, L)
-        out = np.matmul(per_sample, cols.reshape(g, n, -1, cols.shape[-1])).sum(axis=1)
+        out = xp.matmul(per_sample, cols.reshape(g, n, -1, cols.shape[-1])).sum(axis=1)
     else:
-        out = np.matmul(_grad_matrix(grad, g).transpose(0, 2, 1), cols)  # (g, O/g, K·C/g)
+        out = xp.matmul(_grad_matrix(grad, g).transpose(0, 2, 1), cols)  # (g, O/g, K·C/g)
     d = len(geo.kernel)
     out = out.reshape(o, *geo.kernel, cg)
-    return np.ascontiguousarray(out.transpose(0, d + 1, *range(1, d + 1)))
+    return xp.ascontiguousarray(out.transpose(0, d + 1, *range(1, d + 1)))
 
 
 def _conv_input(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) -> np.ndarray:
@@ -169,14 +183,15 @@ def _conv_input(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) -> np.n
         # long output rows: per-sample GEMMs read it in place (measured faster for the 32→64 3×3
         # and 1→16 5×5 convs; channels-last wins when rows are shorter than C/g, e.g. 16→32 on 10×10)
         return _conv_input_nchw(grad, w, geo, c)
+    xp = array_module(grad)
     # one GEMM per kernel offset (batched): dcols[g, k] = G_g (N·L, O/g) @ W_gk (O/g, C/g), so
     # that each offset's slab is contiguous for the col2im adds below (measured 1.5-1.7× faster
     # than slicing a single (N·L, K·C) GEMM result, and faster than the transposed-conv-as-conv)
-    w_k = np.ascontiguousarray(w.reshape(g, o // g, cg, kernel_size).transpose(0, 3, 1, 2))  # (g, K, O/g, C/g)
-    dcols = np.matmul(_grad_matrix(grad, g)[:, None], w_k)  # (g, K, N·L, C/g)
+    w_k = xp.ascontiguousarray(w.reshape(g, o // g, cg, kernel_size).transpose(0, 3, 1, 2))  # (g, K, O/g, C/g)
+    dcols = xp.matmul(_grad_matrix(grad, g)[:, None], w_k)  # (g, K, N·L, C/g)
     dcols = dcols.reshape(g, kernel_size, n, *geo.out_shape, cg)
     # col2im: one strided slice add per kernel offset, into a padded channels-last buffer
-    out = np.zeros((n, *geo.padded_shape, g, cg), dtype=dcols.dtype)
+    out = xp.zeros((n, *geo.padded_shape, g, cg), dtype=dcols.dtype)
     src_perm = (1, *range(2, d + 2), 0, d + 2)  # (g, N, *out, C/g) → (N, *out, g, C/g)
     for k, offset in enumerate(np.ndindex(*geo.kernel)):
         region = (slice(None),) + tuple(
@@ -195,13 +210,14 @@ def _conv_input_nchw(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) ->
     n = grad.shape[0]
     o, cg = w.shape[0], w.shape[1]
     kernel_size = math.prod(geo.kernel)
+    xp = array_module(grad)
     # the K offsets stacked into one (K·C/g, O/g) matrix: one GEMM per sample and group rather
     # than K thin ones (32→64 3×3: 40 ms instead of 48 ms single-threaded), same memory layout
-    w_k = np.ascontiguousarray(w.reshape(g, o // g, cg, kernel_size).transpose(0, 3, 2, 1))  # (g, K, C/g, O/g)
+    w_k = xp.ascontiguousarray(w.reshape(g, o // g, cg, kernel_size).transpose(0, 3, 2, 1))  # (g, K, C/g, O/g)
     per_sample = grad.reshape(n, g, o // g, -1)  # (N, g, O/g, L)
-    dcols = np.matmul(w_k.reshape(g, kernel_size * cg, o // g), per_sample)  # (N, g, K·C/g, L)
+    dcols = xp.matmul(w_k.reshape(g, kernel_size * cg, o // g), per_sample)  # (N, g, K·C/g, L)
     dcols = dcols.reshape(n, g, kernel_size, cg, *geo.out_shape)
-    out = np.zeros((n, g, cg, *geo.padded_shape), dtype=dcols.dtype)
+    out = xp.zeros((n, g, cg, *geo.padded_shape), dtype=dcols.dtype)
     for k, offset in enumerate(np.ndindex(*geo.kernel)):
         region = (slice(None),) * 3 + tuple(
             slice(i * dl, i * dl + s * (m - 1) + 1, s)
@@ -238,7 +254,7 @@ class Convolution(Function):
         if bias:
             y += bias[0].reshape((-1,) + (1,) * len(geo.kernel))
         # the GEMM leaves channels last; torch's output is contiguous NC*S (x.view(n, -1) works)
-        return np.ascontiguousarray(y)
+        return array_module(y).ascontiguousarray(y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -271,7 +287,7 @@ class ConvInput(Function):
         out = _conv_input(grad, w, geo, c)
         if bias:
             out = out + bias[0].reshape((-1,) + (1,) * len(geo.kernel))
-        return np.ascontiguousarray(out)  # torch's layout, whatever the GEMM left
+        return array_module(out).ascontiguousarray(out)  # torch's layout, whatever the GEMM left
 
     @staticmethod
     def backward(ctx, u):
@@ -302,7 +318,7 @@ class ConvWeight(Function):
         ctx.geo = geo
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None,
                               grad if ctx.needs_input_grad[0] else None)
-        return np.ascontiguousarray(_conv_weight(x, grad, geo, w_shape, cols))
+        return _conv_weight(x, grad, geo, w_shape, cols)  # already contiguous
 
     @staticmethod
     def backward(ctx, v):
@@ -515,14 +531,15 @@ def conv_transpose3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
 # ---------------------------------------------------------------- unfold / fold (im2col, col2im)
 def _im2col_nchw(x: np.ndarray, geo: _Geometry) -> np.ndarray:
     """(N, C, *S) → (N, C·K, L) in torch's F.unfold order (channel, then kernel offsets)."""
+    xp = array_module(x)
     n, c = x.shape[:2]
     if any(geo.pad_lo) or any(geo.pad_hi):
-        x = np.pad(x, ((0, 0), (0, 0), *zip(geo.pad_lo, geo.pad_hi)))
+        x = xp.pad(x, ((0, 0), (0, 0), *zip(geo.pad_lo, geo.pad_hi)))
     spatial = x.strides[2:]
-    view = as_strided(x, shape=(n, c, *geo.kernel, *geo.out_shape),
-                      strides=(*x.strides[:2], *(st * dl for st, dl in zip(spatial, geo.dilation)),
-                               *(st * s for st, s in zip(spatial, geo.stride))), writeable=False)
-    return np.ascontiguousarray(view).reshape(n, c * math.prod(geo.kernel), math.prod(geo.out_shape))
+    view = _windows(x, shape=(n, c, *geo.kernel, *geo.out_shape),
+                    strides=(*x.strides[:2], *(st * dl for st, dl in zip(spatial, geo.dilation)),
+                             *(st * s for st, s in zip(spatial, geo.stride))))
+    return xp.ascontiguousarray(view).reshape(n, c * math.prod(geo.kernel), math.prod(geo.out_shape))
 
 
 def _col2im_nchw(cols: np.ndarray, geo: _Geometry) -> np.ndarray:
@@ -530,7 +547,7 @@ def _col2im_nchw(cols: np.ndarray, geo: _Geometry) -> np.ndarray:
     n = cols.shape[0]
     c = cols.shape[1] // math.prod(geo.kernel)
     cols = cols.reshape(n, c, *geo.kernel, *geo.out_shape)
-    out = np.zeros((n, c, *geo.padded_shape), dtype=cols.dtype)
+    out = array_module(cols).zeros((n, c, *geo.padded_shape), dtype=cols.dtype)
     for offset in np.ndindex(*geo.kernel):
         region = (slice(None), slice(None)) + tuple(
             slice(k * dl, k * dl + s * (m - 1) + 1, s)
@@ -566,7 +583,8 @@ class Col2Im(Function):
     def forward(ctx, cols, geo):
         if ctx.needs_input_grad[0]:
             ctx.geo = geo
-        return np.ascontiguousarray(_col2im_nchw(cols, geo))  # a crop of the padded sum
+        out = _col2im_nchw(cols, geo)
+        return array_module(out).ascontiguousarray(out)  # a crop of the padded sum
 
     @staticmethod
     def backward(ctx, grad):

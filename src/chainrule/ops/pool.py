@@ -102,7 +102,8 @@ def _max_pool(x: np.ndarray, geo: _PoolGeometry):
     which = xp.full(best.shape, len(views) - 1, dtype=np.int8 if len(views) < 128 else np.int64)
     for i in range(len(views) - 2, -1, -1):
         xp.copyto(which, i, where=views[i] == best)
-    if x.dtype.kind == "f" and xp.isnan(best).any():
+    # on a device the NaN walk runs unconditionally: testing for NaN first would sync to the host
+    if x.dtype.kind == "f" and (xp is not np or xp.isnan(best).any()):
         for i in range(len(views) - 1, -1, -1):
             xp.copyto(which, i, where=xp.isnan(views[i]))
     return best, which

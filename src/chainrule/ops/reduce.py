@@ -21,6 +21,7 @@ from .._backend import array_module
 from ..autograd.engine import sum_to_shape  # re-exported: chainrule.sum_to_shape, Tensor.sum_to_shape
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim, preserve_layout
+from . import _cuda_kernels
 
 __all__ = ["sum", "mean", "sum_to_shape", "prod", "var", "std", "var_mean", "std_mean", "max", "min",
            "amax", "amin", "argmax", "argmin", "logsumexp", "softmax", "log_softmax", "cumsum",
@@ -729,12 +730,15 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, x, dim):
-        # subtracting the max keeps exp in range: huge logits give no inf/NaN
         xp = array_module(x)
-        x = xp.asarray(x, order="C")  # torch's softmax output is contiguous whatever the input's strides
-        e = x - xp.max(x, axis=dim, keepdims=True) if x.size else x.copy()
-        xp.exp(e, out=e)
-        e /= xp.sum(e, axis=dim, keepdims=True)
+        if xp is not np and dim in (-1, x.ndim - 1) and _cuda_kernels.available(x):
+            e = _cuda_kernels.softmax(x, dim)  # CuPy: one fused launch instead of five passes
+        else:
+            # subtracting the max keeps exp in range: huge logits give no inf/NaN
+            x = xp.asarray(x, order="C")  # torch's softmax output is contiguous whatever the input's strides
+            e = x - xp.max(x, axis=dim, keepdims=True) if x.size else x.copy()
+            xp.exp(e, out=e)
+            e /= xp.sum(e, axis=dim, keepdims=True)
         ctx.save_for_backward(e)
         ctx.dim = dim
         return e
@@ -785,9 +789,12 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
         xp = array_module(x)
-        x = xp.asarray(x, order="C")  # as Softmax
-        out = x - xp.max(x, axis=dim, keepdims=True) if x.size else x.copy()
-        out -= xp.log(xp.sum(xp.exp(out), axis=dim, keepdims=True))
+        if xp is not np and dim in (-1, x.ndim - 1) and _cuda_kernels.available(x):
+            out = _cuda_kernels.log_softmax(x, dim)  # CuPy: one fused launch
+        else:
+            x = xp.asarray(x, order="C")  # as Softmax
+            out = x - xp.max(x, axis=dim, keepdims=True) if x.size else x.copy()
+            out -= xp.log(xp.sum(xp.exp(out), axis=dim, keepdims=True))
         ctx.save_for_backward(out)
         ctx.dim = dim
         return out

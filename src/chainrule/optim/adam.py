@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .._backend import array_module
+from ..ops import _cuda_kernels
 from ..tensor import Tensor
 from .optimizer import Optimizer, _check_adam_args, _params_with_grad, _step_tensor, _zero_state
 
@@ -32,15 +35,16 @@ class Adam(Optimizer):
         for p in _params_with_grad(group):
             w = p._data
             xp = array_module(w)
-            g = p.grad._data
-            if maximize:
-                g = -g
             state = self.state[p]
             if "exp_avg" not in state:
                 _zero_state(state, w, "exp_avg", "exp_avg_sq")
                 if amsgrad:
                     state["max_exp_avg_sq"] = Tensor._make(xp.zeros_like(w))
             step = _step_tensor(state)
+            if xp is not np and _cuda_kernels.available(w):  # CuPy: one fused launch updates w, m, v (, max v)
+                _fused_adam_step(p, state, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, amsgrad)
+                continue
+            g = -p.grad._data if maximize else p.grad._data
             if weight_decay != 0:
                 if decoupled:
                     w *= 1 - lr * weight_decay
@@ -63,6 +67,14 @@ class Adam(Optimizer):
             denom += eps
             w -= (lr / bias_correction1) * (exp_avg / denom)
             p._bump_version()
+
+
+def _fused_adam_step(p, state, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, amsgrad) -> None:
+    _cuda_kernels.adam_step([p._data], [p.grad._data], [state["exp_avg"]._data], [state["exp_avg_sq"]._data],
+                            [step], lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                            decoupled=decoupled, maximize=maximize,
+                            max_exp_avg_sqs=[state["max_exp_avg_sq"]._data] if amsgrad else None)
+    p._bump_version()
 
 
 class AdamW(Adam):

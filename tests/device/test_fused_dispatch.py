@@ -1,0 +1,137 @@
+"""The ops call the fused CuPy kernels (ops/_cuda_kernels.py) when the array module is CuPy.
+
+CI has no GPU and the kernels compile CUDA C, so here the stand-in plays CuPy: ``available`` is
+patched to accept stand-in arrays and each kernel is replaced by a fake that records the call and
+runs the kernel's NumPy reference. The tests check that each dispatch is taken, that its result is
+wired into the op as the CPU path's is (forward, gradient, optimizer state), and that the
+stand-in alone (``available`` unpatched: not CuPy) takes the composed path.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import chainrule
+from chainrule import nn
+from chainrule.nn import functional as F
+from chainrule.ops import _cuda_kernels
+from chainrule.testing import standin
+
+KERNELS = ("softmax", "log_softmax", "layer_norm", "gelu", "gelu_backward", "adam_step")
+
+
+def _host(value):
+    if isinstance(value, standin.ndarray):
+        return value.get()
+    if isinstance(value, list):
+        return [_host(v) for v in value]
+    return value
+
+
+def _device(value):
+    if isinstance(value, np.ndarray):
+        return standin.module.asarray(value)
+    if isinstance(value, tuple):
+        return tuple(_device(v) for v in value)
+    return value
+
+
+def _fake(name: str, calls: list):
+    reference = getattr(_cuda_kernels, f"{name}_reference")
+
+    def kernel(*args, **kwargs):
+        calls.append(name)
+        host_args = [_host(a) for a in args]
+        host_kwargs = {k: _host(v) for k, v in kwargs.items()}
+        out = reference(*host_args, **host_kwargs)
+        if name == "adam_step":  # in place: write the updated host copies back to the device arrays
+            lists = [*args[:4]] + ([kwargs["max_exp_avg_sqs"]] if kwargs.get("max_exp_avg_sqs") else [])
+            host_lists = [*host_args[:4]] + ([host_kwargs["max_exp_avg_sqs"]] if lists[4:] else [])
+            for arrays, host_arrays in zip(lists, host_lists):
+                for array, host_array in zip(arrays, host_arrays):
+                    array[...] = standin.module.asarray(host_array)
+        return _device(out)
+
+    return kernel
+
+
+@pytest.fixture
+def fused(cuda, monkeypatch):
+    """The stand-in as CuPy for the kernels: the names of the fake kernels called, in order."""
+    calls: list = []
+    monkeypatch.setattr(_cuda_kernels, "available",
+                        lambda x: isinstance(x, standin.ndarray) and x.dtype in (np.float32, np.float64))
+    for name in KERNELS:
+        monkeypatch.setattr(_cuda_kernels, name, _fake(name, calls))
+    return calls
+
+
+def _both(fn, *arrays):
+    """fn's output and its inputs' gradients on the CPU and on 'cuda', as host arrays."""
+    results = []
+    for device in ("cpu", "cuda"):
+        inputs = [chainrule.tensor(a, device=device, requires_grad=True) for a in arrays]
+        out = fn(*inputs)
+        out.backward(chainrule.tensor(np.linspace(-1, 1, out.numel(), dtype=np.float32).reshape(tuple(out.shape)),
+                                      device=device))
+        results.append([out.detach().cpu().numpy()] + [t.grad.cpu().numpy() for t in inputs])
+    return results
+
+
+X = np.random.default_rng(0).standard_normal((3, 4, 5)).astype(np.float32)
+
+OPS = {
+    "softmax": (lambda x: chainrule.softmax(x, dim=-1), ["softmax"]),
+    "log_softmax": (lambda x: F.log_softmax(x, dim=2), ["log_softmax"]),
+    "layer_norm": (lambda x: F.layer_norm(x, (4, 5)), ["layer_norm"]),
+    "gelu": (F.gelu, ["gelu", "gelu_backward"]),
+    "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), ["gelu"]),
+}
+
+
+@pytest.mark.parametrize("op", OPS, ids=OPS.keys())
+def test_op_calls_its_fused_kernel(fused, op):
+    fn, expected_calls = OPS[op]
+    cpu, device = _both(fn, X)
+    assert fused == expected_calls
+    for c, d in zip(cpu, device):
+        np.testing.assert_allclose(d, c, rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_over_an_inner_dim_takes_the_composed_path(fused):
+    chainrule.softmax(chainrule.tensor(X, device="cuda"), dim=1)
+    assert fused == []
+
+
+def test_the_standin_alone_takes_the_composed_path(cuda):
+    x = chainrule.tensor(X, device="cuda", requires_grad=True)
+    for fn, _ in OPS.values():
+        fn(x).sum().backward()  # the real kernels would raise TypeError on stand-in arrays
+    assert x.grad.device.type == "cuda"
+
+
+@pytest.mark.parametrize("optimizer", [
+    lambda ps: chainrule.optim.Adam(ps, lr=0.01, weight_decay=0.1),
+    lambda ps: chainrule.optim.AdamW(ps, lr=0.01, amsgrad=True),
+    lambda ps: chainrule.optim.Adam(ps, lr=0.01, maximize=True),
+], ids=["adam_l2", "adamw_amsgrad", "adam_maximize"])
+def test_adam_step_calls_the_fused_kernel(fused, optimizer):
+    chainrule.manual_seed(0)
+    model = nn.Linear(5, 3)
+    on_device = copy.deepcopy(model).to("cuda")
+    cpu_opt, device_opt = optimizer(model.parameters()), optimizer(on_device.parameters())
+    x = chainrule.tensor(X.reshape(-1, 5)[:6])
+    for _ in range(2):
+        for m, opt, inp in ((model, cpu_opt, x), (on_device, device_opt, x.to("cuda"))):
+            opt.zero_grad()
+            m(inp).square().mean().backward()
+            opt.step()
+    assert fused.count("adam_step") == 4  # two parameters, two steps, one launch each
+    for p, q in zip(model.parameters(), on_device.parameters()):
+        np.testing.assert_allclose(q.detach().cpu().numpy(), p.detach().numpy(), rtol=1e-5, atol=1e-7)
+    for p, q in zip(model.parameters(), on_device.parameters()):
+        for key, value in cpu_opt.state[p].items():
+            np.testing.assert_allclose(device_opt.state[q][key].cpu().numpy(), value.numpy(), rtol=1e-5, atol=1e-7)
