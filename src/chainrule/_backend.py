@@ -48,7 +48,7 @@ def cuda_module():
     """cupy (or the CPU stand-in while it is switched on), or None when neither is there."""
     if not _gpu.resolved:
         if _gpu.standin:
-            from .testing.standin import module as standin
+            from ._standin import module as standin
             _gpu.module = standin
         else:
             try:
