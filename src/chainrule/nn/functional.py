@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from .._backend import array_module
 from ..ops.activation import *  # noqa: F401,F403
 from ..ops.activation import (  # noqa: F401
     celu,
@@ -109,7 +110,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         num_classes = int(indices.max()) + 1
     elif indices.size and indices.max() >= num_classes:
         raise RuntimeError("Class values must be smaller than num_classes.")
-    out = (indices[..., None] == np.arange(num_classes)).astype(np.int64)
+    out = (indices[..., None] == array_module(indices).arange(num_classes)).astype(np.int64)
     return Tensor._make(out)
 
 
@@ -243,18 +244,19 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
 _INTERP_DIMS = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
 
 
-def _source_index(out_size: int, in_size: int, scale, align_corners: bool, mode: str):
-    """Source coordinates of each output position, as torch's upsample kernels compute them."""
-    i = np.arange(out_size, dtype=np.float64)
+def _source_index(out_size: int, in_size: int, scale, align_corners: bool, mode: str, xp=np):
+    """Source coordinates of each output position, as torch's upsample kernels compute them
+    (made on the input's device, ``xp``: a training step copies nothing from the host)."""
+    i = xp.arange(out_size, dtype=np.float64)
     if mode in ("nearest", "nearest-exact"):
         ratio = in_size / out_size if scale is None else 1.0 / scale
         offset = 0.5 if mode == "nearest-exact" else 0.0
-        return np.minimum(np.floor((i + offset) * ratio).astype(np.int64), in_size - 1)
+        return xp.minimum(xp.floor((i + offset) * ratio).astype(np.int64), in_size - 1)
     if align_corners:
         ratio = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
         return i * ratio
     ratio = in_size / out_size if scale is None else 1.0 / scale
-    return np.maximum((i + 0.5) * ratio - 0.5, 0.0)
+    return xp.maximum((i + 0.5) * ratio - 0.5, 0.0)
 
 
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners: bool | None = None,
@@ -288,15 +290,16 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input with "
                          f"spatial dimensions of {list(in_sizes)} and output size of {list(out_sizes)}.")
     out = input
+    xp = array_module(input)
     for k in range(d):
         axis = 2 + k
         lead = (slice(None),) * axis
-        src = _source_index(out_sizes[k], in_sizes[k], scales[k], bool(align_corners), mode)
+        src = _source_index(out_sizes[k], in_sizes[k], scales[k], bool(align_corners), mode, xp)
         if mode in ("nearest", "nearest-exact"):
             out = out[lead + (Tensor._make(src),)]
             continue
-        lo = np.minimum(np.floor(src).astype(np.int64), in_sizes[k] - 1)
-        hi = np.minimum(lo + 1, in_sizes[k] - 1)
+        lo = xp.minimum(xp.floor(src).astype(np.int64), in_sizes[k] - 1)
+        hi = xp.minimum(lo + 1, in_sizes[k] - 1)
         frac = (src - lo).astype(input._data.dtype).reshape((-1,) + (1,) * (d - 1 - k))
         w_hi = Tensor._make(frac)
         w_lo = Tensor._make((1 - frac).astype(input._data.dtype))
@@ -329,7 +332,7 @@ def _mask_to_additive(mask: Tensor, dtype, true_means_masked: bool) -> Tensor:
     """A boolean mask as 0 / -inf (which positions are masked depends on the API), a float one as is."""
     if mask._data.dtype == np.bool_:
         blocked = mask._data if true_means_masked else ~mask._data
-        return Tensor._make(np.where(blocked, -np.inf, 0.0).astype(dtype))
+        return Tensor._make(array_module(blocked).where(blocked, -np.inf, 0.0).astype(dtype))
     return mask
 
 
@@ -347,8 +350,9 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if is_causal:
         if attn_mask is not None:
             raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True")
-        causal = np.triu(np.ones((length, source), dtype=bool), 1)
-        scores = scores + Tensor._make(np.where(causal, -np.inf, 0.0).astype(dtype))
+        xp = array_module(scores)
+        causal = xp.triu(xp.ones((length, source), dtype=bool), 1)
+        scores = scores + Tensor._make(xp.where(causal, -np.inf, 0.0).astype(dtype))
     if attn_mask is not None:
         scores = scores + _mask_to_additive(attn_mask, dtype, true_means_masked=False)
     weights = _softmax(scores, -1)
@@ -394,7 +398,8 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
     dtype = q._data.dtype
     mask = None
     if is_causal and attn_mask is None:
-        attn_mask = Tensor._make(np.triu(np.ones((tgt_len, src_len), dtype=bool), 1))
+        xp = array_module(q)
+        attn_mask = Tensor._make(xp.triu(xp.ones((tgt_len, src_len), dtype=bool), 1))
     if attn_mask is not None:
         mask = _mask_to_additive(attn_mask, dtype, true_means_masked=True)
         if mask.dim() == 2:
