@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                    "chainrule.testing", "chainrule.onnx", "chainrule.hub", "chainrule.jit",
                    "chainrule.models")),
     ("tools", ("chainrule.viz", "chainrule.commands", "chainrule.cli", "chainrule.benchmark",
-               "chainrule.benchmark_distributed", "chainrule.__main__")),
+               "chainrule.benchmark_distributed", "chainrule.benchmark_cuda", "chainrule.__main__")),
     # the package itself wires the layers together (binds methods, attaches namespaces)
     ("wiring", ("chainrule",)),
 ]
