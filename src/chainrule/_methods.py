@@ -259,7 +259,8 @@ _INPLACE = ["add", "sub", "mul", "div", "pow", "neg", "abs", "exp", "log", "log1
             "relu", "masked_fill", "index_fill", "scatter", "scatter_add", "index_add",
             "floor_divide", "true_divide", "multiply", "subtract", "divide", "nan_to_num",
             "where", "tril", "triu", "t", "transpose", "squeeze", "unsqueeze", "index_copy",
-            "logical_not", "logical_and", "logical_or", "bitwise_and", "bitwise_or"]
+            "logical_not", "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or",
+            "bitwise_xor"]
 
 
 def _overwrite(t: Tensor, value: Tensor) -> Tensor:
