@@ -88,10 +88,6 @@ NOT_OPS: dict[str, str] = {
         "equal", "allclose", "Tensor.equal", "Tensor.allclose",
     ),
     **_group(
-        "internal helpers that leak into the nn.functional namespace (not torch names; reported)",
-        "nn.functional.honours_out",
-    ),
-    **_group(
         "torch.Tensor has no such method: bound onto chainrule's Tensor with the module functions (reported)",
         "Tensor.arange", "Tensor.as_tensor", "Tensor.asarray", "Tensor.empty", "Tensor.empty_like", "Tensor.eye",
         "Tensor.from_numpy", "Tensor.full", "Tensor.full_like", "Tensor.linspace", "Tensor.logspace",
