@@ -255,10 +255,10 @@ _INPLACE_VIEWS = ["t", "transpose", "squeeze", "unsqueeze"]
 _INPLACE = ["add", "sub", "mul", "div", "pow", "neg", "abs", "exp", "log", "log1p", "expm1",
             "sqrt", "rsqrt", "sin", "cos", "tan", "tanh", "sigmoid", "clamp", "clip", "clamp_min",
             "clamp_max", "sign", "floor", "ceil", "round", "trunc", "frac", "reciprocal", "square",
-            "remainder", "fmod", "lerp", "addcmul", "addcdiv", "erf", "atan2", "maximum", "minimum",
+            "remainder", "fmod", "lerp", "addcmul", "addcdiv", "erf", "atan2",
             "relu", "masked_fill", "index_fill", "scatter", "scatter_add", "index_add",
             "floor_divide", "true_divide", "multiply", "subtract", "divide", "nan_to_num",
-            "where", "tril", "triu", "t", "transpose", "squeeze", "unsqueeze", "index_copy",
+            "tril", "triu", "t", "transpose", "squeeze", "unsqueeze", "index_copy",
             "logical_not", "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or",
             "bitwise_xor"]
 
