@@ -52,3 +52,17 @@ def test_fill_with_a_tensor_needs_a_zero_dim_value_like_torch():
     for lib in (chainrule, torch):
         with pytest.raises(RuntimeError, match="fill_ only supports 0-dimension value tensor"):
             lib.zeros(3).fill_(lib.ones(1))
+
+
+@pytest.mark.parametrize("write", ["fill", "zero", "copy"])
+def test_writing_into_an_indexed_view_zeroes_the_gradient_there_like_torch(write):
+    def grads(lib):
+        x = lib.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+        y = x * 2
+        view = y[:, 1]
+        {"fill": lambda: view.fill_(5.0), "zero": lambda: view.zero_(),
+         "copy": lambda: view.copy_(lib.tensor([7.0, 8.0]))}[write]()
+        (y * lib.tensor([[1.0, 2.0], [3.0, 4.0]])).sum().backward()
+        return y.tolist(), x.grad.tolist()
+
+    assert grads(chainrule) == grads(torch)
