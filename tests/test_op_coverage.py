@@ -87,19 +87,6 @@ NOT_OPS: dict[str, str] = {
         "comparisons of whole tensors answering a Python bool: no tensor computed",
         "equal", "allclose", "Tensor.equal", "Tensor.allclose",
     ),
-    **_group(
-        "internal helpers that leak into the nn.functional namespace (not torch names; reported)",
-        "nn.functional.honours_out",
-    ),
-    **_group(
-        "torch.Tensor has no such method: bound onto chainrule's Tensor with the module functions (reported)",
-        "Tensor.arange", "Tensor.as_tensor", "Tensor.asarray", "Tensor.empty", "Tensor.empty_like", "Tensor.eye",
-        "Tensor.from_numpy", "Tensor.full", "Tensor.full_like", "Tensor.linspace", "Tensor.logspace",
-        "Tensor.ones", "Tensor.ones_like", "Tensor.scalar_tensor", "Tensor.tensor", "Tensor.zeros",
-        "Tensor.zeros_like", "Tensor.rsub", "Tensor.std_mean", "Tensor.var_mean", "Tensor.sum_to_shape",
-        "Tensor.atleast_1d", "Tensor.atleast_2d", "Tensor.atleast_3d", "Tensor.maximum_", "Tensor.minimum_",
-        "Tensor.where_",
-    ),
 }
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._backend import writeable
+from ._backend import array_module, writeable
 from .autograd import function as _function
 from .autograd.function import QUIET, broadcast_error, name_node, numpy_errstate
 from .autograd.grad_mode import is_grad_enabled
@@ -255,20 +255,46 @@ _INPLACE_VIEWS = ["t", "transpose", "squeeze", "unsqueeze"]
 _INPLACE = ["add", "sub", "mul", "div", "pow", "neg", "abs", "exp", "log", "log1p", "expm1",
             "sqrt", "rsqrt", "sin", "cos", "tan", "tanh", "sigmoid", "clamp", "clip", "clamp_min",
             "clamp_max", "sign", "floor", "ceil", "round", "trunc", "frac", "reciprocal", "square",
-            "remainder", "fmod", "lerp", "addcmul", "addcdiv", "erf", "atan2", "maximum", "minimum",
+            "remainder", "fmod", "lerp", "addcmul", "addcdiv", "erf", "atan2",
             "relu", "masked_fill", "index_fill", "scatter", "scatter_add", "index_add",
             "floor_divide", "true_divide", "multiply", "subtract", "divide", "nan_to_num",
-            "where", "tril", "triu", "t", "transpose", "squeeze", "unsqueeze", "index_copy",
-            "logical_not", "logical_and", "logical_or", "bitwise_and", "bitwise_or"]
+            "tril", "triu", "t", "transpose", "squeeze", "unsqueeze", "index_copy",
+            "logical_not", "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or",
+            "bitwise_xor"]
+
+
+def _overwrite(t: Tensor, value: Tensor) -> Tensor:
+    """``value`` broadcast to ``t``'s shape, recorded as a function of both: ``t``'s old value
+    gets a zero gradient and ``value`` the gradient summed to its shape (torch's Fill/Copy rules).
+    A where() whose condition is never true routes the gradients so, with no arithmetic on ``t``
+    (0 * t would turn an inf into NaN)."""
+    never = Tensor._make(array_module(t).zeros((), dtype=np.bool_))
+    return ew.where(never, t, value)
+
+
+_OVERWRITE_RULE = "the overwritten values get a zero gradient; the written value the gradient summed to its shape"
 
 
 def _fill(self: Tensor, value) -> Tensor:
-    value = value.item() if isinstance(value, Tensor) else value
-    return _inplace(self, lambda t: ew._as_operand(value, t.dtype, t).expand(tuple(t.shape)))
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError(
+                f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions."
+            )
+        if type(value._data) is not type(self._data):
+            value = value.to(self.device)
+        name, operand = "FillBackward3", ew._cast(value, self.dtype)
+    else:
+        name, operand = "FillBackward2", ew._as_operand(value, self.dtype, self)
+    return _inplace(self, lambda t: name_node(_overwrite(t, operand), name, label="fill_", rule=_OVERWRITE_RULE,
+                                              formula="fill_({0}, {1})"))
 
 
 def _zero(self: Tensor) -> Tensor:
-    return _fill(self, 0)
+    zero = ew._as_operand(0, self.dtype, self)
+    return _inplace(self, lambda t: name_node(_overwrite(t, zero), "ZeroBackward0", label="zero_",
+                                              rule="the overwritten values get a zero gradient",
+                                              formula="zero_({0})"))
 
 
 def _copy(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
@@ -277,12 +303,9 @@ def _copy(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
 
     if type(src._data) is not type(self._data):
         src = src.to(self.device)  # torch's copy_ copies across devices (differentiably)
-
-    def copied(t):
-        # the result depends on src only: self's old value receives no gradient
-        return _shape.clone(_shape.expand(ew._cast(src, t.dtype), tuple(t.shape)))
-
-    return _inplace(self, copied)
+    src = ew._cast(src, self.dtype)  # differentiable: src's gradient comes back in src's dtype
+    return _inplace(self, lambda t: name_node(_overwrite(t, src), "torch::autograd::CopyBackwards", label="copy_",
+                                              rule=_OVERWRITE_RULE, formula="copy_({0}, {1})"))
 
 
 def _matrix_transpose(self: Tensor) -> Tensor:

@@ -552,3 +552,17 @@ def test_grad_ignores_modified_saved_tensors_on_branches_it_does_not_run():
         assert g.tolist() == [2.0, 2.0]
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             lib.autograd.grad(out, b)
+
+
+def test_grad_of_an_unconnected_leaf_is_none_not_the_other_leafs_seed():
+    """Leaves' AccumulateGrad nodes are held weakly; a freed one's id once matched another's,
+    so grad(g, x) returned g's seed as x's gradient (and gradgradcheck failed on identity ops)."""
+    def grads(lib):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        g = lib.tensor([3.0, 4.0], requires_grad=True)
+        return [lib.autograd.grad(g, x, grad_outputs=lib.ones(2), allow_unused=True) for _ in range(3)]
+
+    assert both(grads) == ([[None]] * 3, [[None]] * 3)
+    ours = chainrule.tensor([1.0, 2.0], dtype=chainrule.float64, requires_grad=True)
+    assert chainrule.autograd.gradgradcheck(lambda t: t, (ours,))
+    assert chainrule.autograd.gradgradcheck(lambda t: +t, (ours,))

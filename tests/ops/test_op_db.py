@@ -103,7 +103,6 @@ NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "unsqueeze_": _OVERLOAD,
     "H": "ours transposes with a permute (PermuteBackward0), torch with TransposeBackward0",
     "sum_to_shape": "torch's sum_to_size ends in a view (ViewBackward0); ours is one SumToSize node",
-    "copy_": "torch's copy_ records CopyBackwards; ours a clone of the source (CloneBackward0)",
 }
 # torch's einsum returns whatever layout its internal permute/bmm plan leaves; ours is always
 # contiguous (which only ever lets more .view() calls succeed)

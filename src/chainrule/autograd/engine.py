@@ -133,8 +133,16 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     # Where each requested input's gradient is captured: at its leaf's AccumulateGrad node, or
     # at the (grad_fn, output_nr) slot of a non-leaf before that node's rule runs.
     targets = {}
+    # a leaf's AccumulateGrad is held only weakly by its tensor: keep the ones keyed here alive
+    # for the walk, or a freed one's id can be reused by another leaf's (grad(g, x) would
+    # then return g's seed as x's gradient)
+    accumulators = []
     for i, t in enumerate(inputs):
-        key = (id(t._get_accumulator()), 0) if t.grad_fn is None else (id(t.grad_fn), t._output_nr)
+        if t.grad_fn is None:
+            accumulators.append(t._get_accumulator())
+            key = (id(accumulators[-1]), 0)
+        else:
+            key = (id(t.grad_fn), t._output_nr)
         targets.setdefault(key, []).append(i)
     captured = [None] * len(inputs)
 

@@ -13,9 +13,8 @@ import math
 
 import numpy as np
 
-from .._backend import array_module
-from ..ops.activation import *  # noqa: F401,F403
-from ..ops.activation import (  # noqa: F401
+from .._backend import array_module as _array_module
+from ..ops.activation import (
     celu,
     elu,
     gelu,
@@ -40,18 +39,75 @@ from ..ops.activation import (  # noqa: F401
     threshold,
 )
 from ..ops.activation import threshold as _threshold
-from ..ops.conv import *  # noqa: F401,F403
-from ..ops.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d  # noqa: F401
-from ..ops.elementwise import sigmoid, tanh  # noqa: F401
-from ..ops.embedding import embedding  # noqa: F401
-from ..ops.linear import linear  # noqa: F401
-from ..ops.loss import *  # noqa: F401,F403
-from ..ops.normalization import batch_norm, group_norm, instance_norm, layer_norm  # noqa: F401
-from ..ops.pool import *  # noqa: F401,F403
+from ..ops.conv import (
+    conv1d,
+    conv2d,
+    conv3d,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+    fold,
+    unfold,
+)
+from ..ops.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d
+from ..ops.elementwise import sigmoid, tanh
+from ..ops.embedding import embedding
+from ..ops.linear import linear
+from ..ops.loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cosine_embedding_loss,
+    cross_entropy,
+    hinge_embedding_loss,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    margin_ranking_loss,
+    mse_loss,
+    nll_loss,
+    poisson_nll_loss,
+    smooth_l1_loss,
+    soft_margin_loss,
+)
+from ..ops.normalization import batch_norm, group_norm, instance_norm, layer_norm
+from ..ops.pool import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    avg_pool3d,
+    max_pool1d,
+    max_pool2d,
+    max_pool3d,
+    max_unpool1d,
+    max_unpool2d,
+)
 from ..ops.reduce import log_softmax as _log_softmax
 from ..ops.reduce import softmax as _softmax
-from ..ops.shape import pad  # noqa: F401
-from ..tensor import Tensor, _wrap_dim, honours_out
+from ..ops.shape import pad
+from ..tensor import Tensor, _wrap_dim
+from ..tensor import honours_out as _honours_out
+
+# torch.nn.functional's names, and only those: the modules this one is built from are not part of it
+__all__ = [
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+    "alpha_dropout", "avg_pool1d", "avg_pool2d", "avg_pool3d", "batch_norm", "bilinear",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "celu", "celu_", "channel_shuffle", "conv1d",
+    "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "cosine_embedding_loss",
+    "cosine_similarity", "cross_entropy", "dropout", "dropout1d", "dropout2d", "dropout3d", "elu", "elu_",
+    "embedding", "fold", "gelu", "glu", "group_norm", "hardshrink", "hardsigmoid", "hardswish", "hardtanh",
+    "hardtanh_", "hinge_embedding_loss", "huber_loss", "instance_norm", "interpolate", "kl_div", "l1_loss",
+    "layer_norm", "leaky_relu", "leaky_relu_", "linear", "local_response_norm", "log_softmax", "logsigmoid",
+    "lp_pool1d", "lp_pool2d", "margin_ranking_loss", "max_pool1d", "max_pool2d", "max_pool3d", "max_unpool1d",
+    "max_unpool2d", "mish", "mse_loss", "multi_head_attention_forward", "nll_loss", "normalize", "one_hot",
+    "pad", "pairwise_distance", "pdist", "pixel_shuffle", "pixel_unshuffle", "poisson_nll_loss", "prelu",
+    "relu", "relu6", "relu_", "rms_norm", "rrelu", "scaled_dot_product_attention", "selu", "selu_", "sigmoid",
+    "silu", "smooth_l1_loss", "soft_margin_loss", "softmax", "softmin", "softplus", "softshrink", "softsign",
+    "tanh", "tanhshrink", "threshold", "threshold_", "unfold", "upsample", "upsample_bilinear",
+    "upsample_nearest",
+]
 
 
 def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
@@ -110,12 +166,12 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         num_classes = int(indices.max()) + 1
     elif indices.size and indices.max() >= num_classes:
         raise RuntimeError("Class values must be smaller than num_classes.")
-    out = (indices[..., None] == array_module(indices).arange(num_classes)).astype(np.int64)
+    out = (indices[..., None] == _array_module(indices).arange(num_classes)).astype(np.int64)
     return Tensor._make(out)
 
 
 # ---------------------------------------------------------------- distances
-@honours_out
+@_honours_out
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None) -> Tensor:
     """F.normalize: x / max(‖x‖_p, eps) along ``dim``."""
     denom = input.norm(p, dim, keepdim=True).clamp_min(eps).expand_as(input)
@@ -290,7 +346,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input with "
                          f"spatial dimensions of {list(in_sizes)} and output size of {list(out_sizes)}.")
     out = input
-    xp = array_module(input)
+    xp = _array_module(input)
     for k in range(d):
         axis = 2 + k
         lead = (slice(None),) * axis
@@ -332,7 +388,7 @@ def _mask_to_additive(mask: Tensor, dtype, true_means_masked: bool) -> Tensor:
     """A boolean mask as 0 / -inf (which positions are masked depends on the API), a float one as is."""
     if mask._data.dtype == np.bool_:
         blocked = mask._data if true_means_masked else ~mask._data
-        return Tensor._make(array_module(blocked).where(blocked, -np.inf, 0.0).astype(dtype))
+        return Tensor._make(_array_module(blocked).where(blocked, -np.inf, 0.0).astype(dtype))
     return mask
 
 
@@ -350,7 +406,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if is_causal:
         if attn_mask is not None:
             raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True")
-        xp = array_module(scores)
+        xp = _array_module(scores)
         causal = xp.triu(xp.ones((length, source), dtype=bool), 1)
         scores = scores + Tensor._make(xp.where(causal, -np.inf, 0.0).astype(dtype))
     if attn_mask is not None:
@@ -398,7 +454,7 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
     dtype = q._data.dtype
     mask = None
     if is_causal and attn_mask is None:
-        xp = array_module(q)
+        xp = _array_module(q)
         attn_mask = Tensor._make(xp.triu(xp.ones((tgt_len, src_len), dtype=bool), 1))
     if attn_mask is not None:
         mask = _mask_to_additive(attn_mask, dtype, true_means_masked=True)

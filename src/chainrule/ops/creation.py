@@ -19,6 +19,8 @@ from ..tensor import Tensor, _int_sequence, write_out
 __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "full", "empty",
            "zeros_like", "ones_like", "full_like", "empty_like", "arange", "linspace", "logspace",
            "eye", "scalar_tensor", "new_tensor", "new_zeros", "new_ones", "new_full", "new_empty"]
+# only the new_* functions are Tensor methods in torch; the rest make a tensor from nothing
+__not_methods__ = {name for name in __all__ if not name.startswith("new_")}
 
 
 def _infer_dtype(data) -> _dtype.dtype:

@@ -29,6 +29,7 @@ __all__ = [
     "bitwise_xor", "bitwise_not", "lerp", "addcmul", "addcdiv", "xlogy", "hypot", "nan_to_num",
     "signbit", "logaddexp",
 ]
+__not_methods__ = {"rsub"}  # torch.Tensor has no rsub method (only __rsub__)
 
 
 # ---------------------------------------------------------------- operands and promotion

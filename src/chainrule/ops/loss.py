@@ -17,6 +17,7 @@ import numpy as np
 
 from .._backend import array_module
 from ..autograd.function import Function, name_node
+from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import elementwise as ew
@@ -454,6 +455,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     _class_layout(input, target, "nll_loss")
     C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
     w = _class_weights(weight, C, input._data.dtype)
+    _check_weight_not_differentiated(weight)
     loss = _NllLoss.apply(input, target, weight=w, ignore_index=ignore_index, reduction=reduction,
                           label_smoothing=0.0, log_softmax=False)
     return name_node(loss, _nll_node_name(input._data.ndim, reduction))
@@ -496,9 +498,10 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
     w = _class_weights(weight, C, input._data.dtype)
     if target._data.dtype.kind == "f" and target._data.shape == input._data.shape:
-        return _probability_cross_entropy(input, target, w, reduction, label_smoothing)
+        return _probability_cross_entropy(input, target, weight, reduction, label_smoothing)
     if target._data.dtype.kind == "f":
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype_name(target)}")
+    _check_weight_not_differentiated(weight)
     _class_layout(input, target, "cross_entropy")
     # two nodes, as torch records them (NllLossBackward0 over LogSoftmaxBackward0), so graphs
     # walked by user code look the same
@@ -511,8 +514,17 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     return name_node(loss, _nll_node_name(input._data.ndim, reduction))
 
 
-def _probability_cross_entropy(input, target, w, reduction, label_smoothing):
-    """Class-probability targets: ``-sum_c w_c t'_c logp_c`` with ``t' = (1-eps) t + eps/C``."""
+def _check_weight_not_differentiated(weight) -> None:
+    """torch has no gradient for the class weights of the class-index NLL; it refuses rather
+    than return a wrong (zero) one."""
+    if isinstance(weight, Tensor) and weight._requires_grad and is_grad_enabled():
+        raise RuntimeError("The function 'nll_loss_forward' is not differentiable with respect to argument "
+                           "'weight'. This input cannot have requires_grad True.")
+
+
+def _probability_cross_entropy(input, target, weight, reduction, label_smoothing):
+    """Class-probability targets: ``-sum_c w_c t'_c logp_c`` with ``t' = (1-eps) t + eps/C``
+    (differentiable in the weight too, as torch's)."""
     class_dim = 1 if input._data.ndim > 1 else 0
     C = input._data.shape[class_dim]
     logp = _LogSoftmax.apply(input, dim=class_dim)
@@ -521,10 +533,12 @@ def _probability_cross_entropy(input, target, w, reduction, label_smoothing):
     if label_smoothing:
         target = target * (1.0 - label_smoothing) + label_smoothing / C
     terms = logp * target
-    if w is not None:
+    if weight is not None:
+        if not isinstance(weight, Tensor):
+            weight = Tensor._make(array_module(input).asarray(weight))
         wshape = [1] * input._data.ndim
         wshape[class_dim] = C
-        terms = terms * Tensor._make(w.reshape(wshape))
+        terms = terms * ew._cast(weight, input.dtype).reshape(wshape)
     loss = -_sum(terms, class_dim)
     if reduction == "mean":
         n = max(input._data.size // C, 1) if input._data.size else 0
@@ -625,17 +639,16 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
 def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
                      size_average=None, eps: float = 1e-8, reduce=None, reduction: str = "mean") -> Tensor:
     """F.poisson_nll_loss (Stirling term added where target > 1 when ``full``)."""
-    xp = array_module(input)
     _check_reduction(reduction)
     if log_input:
         loss = ew.exp(input) - target * input
     else:
         loss = input - target * ew.log(input + eps)
     if full:
-        t = target._data
-        safe = xp.where(t > 1, t, 2).astype(t.dtype)
-        stirling = xp.where(t > 1, safe * xp.log(safe) - safe + 0.5 * xp.log(2 * np.pi * safe), 0)
-        loss = loss + Tensor._make(stirling.astype(loss._data.dtype))
+        # differentiable in the target, and written as torch writes it: a target of 0 gets a NaN
+        # gradient there too (0 * log 0 in the masked-out branch)
+        stirling = target * ew.log(target) - target + 0.5 * ew.log(2 * np.pi * target)
+        loss = loss + ew.where(target <= 1, ew.zeros_like_tensor(stirling), stirling)
     return _reduce(loss, reduction)
 
 

@@ -27,6 +27,7 @@ __all__ = ["sum", "mean", "sum_to_shape", "prod", "var", "std", "var_mean", "std
            "amax", "amin", "argmax", "argmin", "logsumexp", "softmax", "log_softmax", "cumsum",
            "cumprod", "norm", "all", "any", "count_nonzero", "sort", "argsort", "topk", "median",
            "kthvalue", "mode", "nansum", "nanmean", "aminmax", "cummax", "cummin", "dist"]
+__not_methods__ = {"sum_to_shape", "var_mean", "std_mean"}  # torch.Tensor has none of them
 
 
 def _dims(dim, ndim: int, op: str) -> tuple:

@@ -20,7 +20,7 @@ __all__ = ["reshape", "view", "view_as", "reshape_as", "expand", "expand_as", "b
            "narrow", "select", "hstack", "vstack", "dstack", "column_stack", "atleast_3d",
            "tensor_split", "hsplit", "vsplit", "pad"]
 __not_methods__ = {"cat", "concat", "concatenate", "stack", "broadcast_tensors", "broadcast_shapes",
-                   "hstack", "vstack", "dstack", "column_stack", "pad"}
+                   "hstack", "vstack", "dstack", "column_stack", "pad", "atleast_1d", "atleast_2d", "atleast_3d"}
 # Tensor-only methods (torch has no torch.repeat; torch.unfold is nn.functional's im2col)
 __tensor_methods__ = {"repeat": "repeat", "unfold": "unfold"}
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["OpCase", "OpInfo", "select", "randn", "positive", "distinct", "noncontig", "rng", "ALIAS_GRADGRAD",
+__all__ = ["OpCase", "OpInfo", "select", "randn", "positive", "distinct", "noncontig", "rng",
            "thin_gradchecks", "cached"]
 
 
@@ -103,12 +103,6 @@ def noncontig(array: np.ndarray) -> np.ndarray:
         view[...] = array
         return view
     return np.ascontiguousarray(array.swapaxes(0, -1)).swapaxes(0, -1)
-
-
-# chainrule's gradgradcheck reads a zero Jacobian when an op's backward hands grad_output on as the
-# same object (identity-like ops: x itself, +x, dropout switched off); torch's passes. Samples of such
-# ops set gradgradcheck=ALIAS_GRADGRAD until that is fixed (reported).
-ALIAS_GRADGRAD = False
 
 
 def thin_gradchecks(cases: list[OpCase], step: int | None = None) -> list[OpCase]:
