@@ -63,11 +63,21 @@ _Tensor = None
 class Node:
     """A recorded op in the backward graph (torch's ``grad_fn``)."""
 
+    # Slots for what every recorded op sets; the rarely set attributes (hooks, anomaly traceback,
+    # several outputs) are class-level defaults instead, so a node is built with few stores
+    # (``_make_node`` bypasses ``__init__``), and one that sets them gets its ``__dict__``.
     __slots__ = ("next_functions", "needs_input_grad", "_input_meta", "_saved", "_saved_versions",
-                 "_freed", "_num_outputs", "_tensor_hooks", "_retained", "_pre_hooks",
-                 "_post_hooks", "_non_differentiable", "_traceback", "_metadata", "_output_meta", "__dict__",
-                 "__weakref__")
+                 "_freed", "__dict__", "__weakref__")
 
+    _num_outputs = 1
+    _tensor_hooks = None
+    _retained = None
+    _pre_hooks = None
+    _post_hooks = None
+    _non_differentiable = None
+    _traceback = None
+    _metadata = None
+    _output_meta = None
     _forward_cls = None
     # what the explainer prints for this node, set from its Function's class attributes
     label = None
@@ -77,14 +87,6 @@ class Node:
     def __init__(self) -> None:
         self._saved = ()
         self._freed = False
-        self._tensor_hooks = None
-        self._retained = None
-        self._pre_hooks = None
-        self._post_hooks = None
-        self._non_differentiable = None
-        self._traceback = None
-        self._metadata = None
-        self._output_meta = None
 
     @property
     def metadata(self) -> dict:
@@ -181,7 +183,6 @@ class AccumulateGrad(Node):
         self.needs_input_grad = ()
         self._input_meta = ()
         self._saved_versions = None
-        self._num_outputs = 1
 
 
 class _RemovableHandle:
@@ -311,37 +312,63 @@ _NO_EDGE = (None, 0)
 
 
 def _make_node(cls, inputs) -> Node:
-    node = cls._node_cls()
+    """The node of a recorded op: its edges, which inputs need a gradient, and their metadata.
+
+    This runs for every recorded op, and in a long graph each allocated container also costs
+    the cyclic garbage collector a visit, so the tuples are built directly (no lists), the
+    common ``needs_input_grad`` values are shared constants, and ``__init__`` is bypassed.
+    """
+    node = _new_node(cls._node_cls)
+    node._saved = ()
+    node._freed = False
+    node._saved_versions = None
+    if len(inputs) == 2:
+        a, b = inputs
+        if a is not None and b is not None:
+            edge_a, need_a = _edge_and_need(a)
+            edge_b, need_b = _edge_and_need(b)
+            node.next_functions = (edge_a, edge_b)
+            node.needs_input_grad = _NEEDS_TWO[need_a][need_b]
+            data_a, data_b = a._data, b._data
+            node._input_meta = ((data_a.shape, data_a.dtype), (data_b.shape, data_b.dtype))
+            if _anomaly.enabled:
+                node._traceback = _user_stack()
+            return node
     edges = []
     needs = []
     meta = []
-    # one pass over the inputs: this runs for every recorded op
     for t in inputs:
         if t is None:
             edges.append(_NO_EDGE)
             needs.append(False)
             meta.append(None)
             continue
-        fn = t.grad_fn
-        if fn is not None:
-            edges.append((fn, t._output_nr))
-            needs.append(True)
-        elif t._requires_grad:
-            edges.append((t._get_accumulator(), 0))
-            needs.append(True)
-        else:
-            edges.append(_NO_EDGE)
-            needs.append(False)
+        edge, need = _edge_and_need(t)
+        edges.append(edge)
+        needs.append(need)
         data = t._data
         meta.append((data.shape, data.dtype))
     node.next_functions = tuple(edges)
-    node.needs_input_grad = tuple(needs)
+    node.needs_input_grad = (True,) if needs == [True] else tuple(needs)
     node._input_meta = tuple(meta)
-    node._num_outputs = 1
-    node._saved_versions = None
     if _anomaly.enabled:
         node._traceback = _user_stack()
     return node
+
+
+_new_node = object.__new__
+_NEEDS_TWO = {False: {False: (False, False), True: (False, True)},
+              True: {False: (True, False), True: (True, True)}}
+
+
+def _edge_and_need(t):
+    """The (node, output_nr) edge through which a gradient reaches ``t``, and whether it needs one."""
+    fn = t.grad_fn
+    if fn is not None:
+        return (fn, t._output_nr), True
+    if t._requires_grad:
+        return (t._get_accumulator(), 0), True
+    return _NO_EDGE, False
 
 
 def _user_stack() -> list:
@@ -377,16 +404,16 @@ def _quiet_forward(cls, ctx, arrays: list, params: dict):
     finally:
         numpy_errstate.reset(quiet)
 
+
 def _apply_array_op(cls, inputs, params):
     """Hot path for built-in ops: forward on arrays, record a node only if a gradient can flow."""
-    Tensor = _Tensor
-    record = _grad_state.enabled
-    if record:
+    make = _Tensor._make
+    record = False
+    if _grad_state.enabled:
         for t in inputs:
             if t._requires_grad:
+                record = True
                 break
-        else:
-            record = False
     arrays = [t._data for t in inputs]
     for array in arrays:
         if type(array) is not _ndarray:  # a device array: check every input is on its device
@@ -395,26 +422,31 @@ def _apply_array_op(cls, inputs, params):
     if not record:
         out = _quiet_forward(cls, _NULL_CTX, arrays, params)
         if type(out) is tuple:
-            return tuple(Tensor._make(o) for o in out)
-        return Tensor._make(out)
+            return tuple(make(o) for o in out)
+        return make(out)
 
     node = _make_node(cls, inputs)
     out = _quiet_forward(cls, node, arrays, params)
-    non_diff = node._non_differentiable
     if type(out) is tuple:
+        non_diff = node._non_differentiable
         node._num_outputs = len(out)
         node._output_meta = tuple((o.shape, o.dtype) for o in out)
         outputs = tuple(
-            Tensor._make(o) if non_diff is not None and any(o is n for n in non_diff)
-            else Tensor._make(o, node, i)
+            make(o) if non_diff is not None and any(o is n for n in non_diff)
+            else make(o, node, i)
             for i, o in enumerate(out)
         )
     else:
-        outputs = Tensor._make(out, node, 0)
+        outputs = make(out, node, 0)
     saved = node._saved
     if saved:
-        node._saved = _resolve_saved(saved, arrays, inputs, out, outputs)
-        node._saved_versions = tuple(t._version_box[0] if t is not None else None for t in node._saved)
+        saved = node._saved = _resolve_saved(saved, arrays, inputs, out, outputs)
+        if len(saved) == 2:  # the common binary op, without a generator
+            a, b = saved
+            node._saved_versions = (a._version_box[0] if a is not None else None,
+                                    b._version_box[0] if b is not None else None)
+        else:
+            node._saved_versions = tuple(t._version_box[0] if t is not None else None for t in saved)
     return outputs
 
 
