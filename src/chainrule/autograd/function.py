@@ -329,8 +329,7 @@ def _make_node(cls, inputs) -> Node:
             edge_b, need_b = _edge_and_need(b)
             node.next_functions = (edge_a, edge_b)
             node.needs_input_grad = _NEEDS_TWO[need_a][need_b]
-            data_a, data_b = a._data, b._data
-            node._input_meta = ((data_a.shape, data_a.dtype), (data_b.shape, data_b.dtype))
+            node._input_meta = (_meta_of(a._data), _meta_of(b._data))
             if _anomaly.enabled:
                 node._traceback = _user_stack()
             return node
@@ -346,8 +345,7 @@ def _make_node(cls, inputs) -> Node:
         edge, need = _edge_and_need(t)
         edges.append(edge)
         needs.append(need)
-        data = t._data
-        meta.append((data.shape, data.dtype))
+        meta.append(_meta_of(t._data))
     node.next_functions = tuple(edges)
     node.needs_input_grad = (True,) if needs == [True] else tuple(needs)
     node._input_meta = tuple(meta)
@@ -357,8 +355,24 @@ def _make_node(cls, inputs) -> Node:
 
 
 _new_node = object.__new__
+_COMMON_VERSIONS = {v: v for v in ((0,), (None,), (0, 0), (0, None), (None, 0), (0, 0, 0))}
 _NEEDS_TWO = {False: {False: (False, False), True: (False, True)},
               True: {False: (True, False), True: (True, True)}}
+
+
+def _meta_of(array) -> tuple:
+    """``(shape, dtype)`` of an input, one shared tuple per distinct value: a graph holds one per
+    recorded input, and shared ones are not new objects for the garbage collector to visit."""
+    meta = (array.shape, array.dtype)
+    shared = _SHARED_META.get(meta)
+    if shared is None:
+        if len(_SHARED_META) > 4096:  # bounded, like the operand constants
+            _SHARED_META.clear()
+        _SHARED_META[meta] = shared = meta
+    return shared
+
+
+_SHARED_META: dict = {}
 
 
 def _edge_and_need(t):
@@ -443,10 +457,12 @@ def _apply_array_op(cls, inputs, params):
         saved = node._saved = _resolve_saved(saved, arrays, inputs, out, outputs)
         if len(saved) == 2:  # the common binary op, without a generator
             a, b = saved
-            node._saved_versions = (a._version_box[0] if a is not None else None,
-                                    b._version_box[0] if b is not None else None)
+            versions = (a._version_box[0] if a is not None else None,
+                        b._version_box[0] if b is not None else None)
         else:
-            node._saved_versions = tuple(t._version_box[0] if t is not None else None for t in saved)
+            versions = tuple(t._version_box[0] if t is not None else None for t in saved)
+        # mostly all zeros: one shared tuple then, not one more object per node
+        node._saved_versions = _COMMON_VERSIONS.get(versions, versions)
     return outputs
 
 
