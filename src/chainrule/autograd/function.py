@@ -407,18 +407,6 @@ class _Anomaly:
 _anomaly = _Anomaly()
 
 
-def _quiet_forward(cls, ctx, arrays: list, params: dict):
-    """Run a built-in op's array forward with NumPy's warnings off (torch is silent on x / 0),
-    turning NumPy's broadcast ValueError into torch's RuntimeError."""
-    quiet = numpy_errstate.set(QUIET)
-    try:
-        return cls.forward(ctx, *arrays, **params)
-    except ValueError as error:
-        raise broadcast_error(error, arrays) from None
-    finally:
-        numpy_errstate.reset(quiet)
-
-
 def _apply_array_op(cls, inputs, params):
     """Hot path for built-in ops: forward on arrays, record a node only if a gradient can flow."""
     make = _Tensor._make
@@ -433,14 +421,22 @@ def _apply_array_op(cls, inputs, params):
         if type(array) is not _ndarray:  # a device array: check every input is on its device
             arrays = on_one_device(arrays, getattr(cls, "label", None) or cls.__name__)
             break
+    ctx = _make_node(cls, inputs) if record else _NULL_CTX
+    # forward runs with NumPy's warnings off (torch is silent on x / 0), and NumPy's broadcast
+    # ValueError becomes torch's RuntimeError
+    quiet = numpy_errstate.set(QUIET)
+    try:
+        out = cls.forward(ctx, *arrays, **params)
+    except ValueError as error:
+        raise broadcast_error(error, arrays) from None
+    finally:
+        numpy_errstate.reset(quiet)
     if not record:
-        out = _quiet_forward(cls, _NULL_CTX, arrays, params)
         if type(out) is tuple:
             return tuple(make(o) for o in out)
         return make(out)
 
-    node = _make_node(cls, inputs)
-    out = _quiet_forward(cls, node, arrays, params)
+    node = ctx
     if type(out) is tuple:
         non_diff = node._non_differentiable
         node._num_outputs = len(out)
