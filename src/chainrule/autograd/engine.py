@@ -63,26 +63,46 @@ def _root_grads(outputs, grad_outputs, create_graph: bool):
 
 
 def _topological_order(roots):
-    """Nodes reachable from ``roots``, every consumer before the nodes it feeds (iterative DFS)."""
+    """Nodes reachable from ``roots``, every consumer before the nodes it feeds (iterative DFS).
+
+    Nodes hash by identity, so the visited set holds them directly (no ``id()`` per edge); a
+    node with one input — most of a long chain — is descended into without an iterator.
+    """
     order = []
     visited = set()
+    add = visited.add
     for root in roots:
-        if root is None or id(root) in visited:
+        if root is None or root in visited:
             continue
-        visited.add(id(root))
+        add(root)
         stack = [(root, iter(root.next_functions))]
+        push = stack.append
         while stack:
             node, children = stack[-1]
             for child, _ in children:
-                if child is not None and id(child) not in visited:
-                    visited.add(id(child))
-                    stack.append((child, iter(child.next_functions)))
+                if child is not None and child not in visited:
+                    add(child)
+                    # walk down a run of single-input nodes in a loop, no stack entry each
+                    while True:
+                        edges = child.next_functions
+                        if len(edges) != 1:
+                            break
+                        grandchild = edges[0][0]
+                        if grandchild is None or grandchild in visited:
+                            break
+                        push((child, _DONE))
+                        add(grandchild)
+                        child = grandchild
+                    push((child, iter(child.next_functions)))
                     break
             else:
                 stack.pop()
                 order.append(node)
     order.reverse()
     return order
+
+
+_DONE = iter(())  # an exhausted iterator: a node whose only child has already been descended into
 
 
 _callers_errstate = []  # the NumPy error state of each (nested) backward call's caller
@@ -171,8 +191,11 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             grads = buffers.pop(id(node), None)
             if grads is None:
                 continue
-            grads = _call_pre_hooks(node, grads[1], exposed)
             is_leaf_sink = type(node) is AccumulateGrad
+            if is_leaf_sink or node._tensor_hooks or node._retained or node._pre_hooks:
+                grads = _call_pre_hooks(node, grads[1], exposed)
+            else:
+                grads = grads[1]
             if targets:
                 for output_nr in range(len(grads)):
                     for index in targets.get((id(node), output_nr), ()):
@@ -282,20 +305,16 @@ def _call_pre_hooks(node, grads, exposed):
 
 def _call_rule(node, grads, retain_graph, exposed=None):
     Tensor = _tensor_cls()
-    if any(g is None for g in grads):
-        # materialise missing output gradients as zeros (torch's materialize_grads default), on
-        # the device of the gradients that did arrive
-        xp = array_module(*(g._data for g in grads if g is not None))
-        grads = [
-            g if g is not None else Tensor._make(xp.zeros(_output_shape(node, i), dtype=_output_dtype(node, i)))
-            for i, g in enumerate(grads)
-        ]
+    for g in grads:
+        if g is None:
+            grads = _materialize_grads(node, grads)
+            break
     # the walk runs with NumPy's warnings off (see run_backward); a user Function's backward is
     # user code and gets the caller's NumPy error state back
-    user_state = _function.numpy_errstate.set(_callers_errstate[-1]) if node._forward_cls is not None \
-        and not node._forward_cls._array_forward else None
+    forward_cls = node._forward_cls
+    user_state = None if forward_cls._array_forward else _function.numpy_errstate.set(_callers_errstate[-1])
     try:
-        result = node.apply_backward(tuple(grads))
+        result = forward_cls.backward(node, *grads)
     except Exception as exc:
         if _anomaly.enabled and node._traceback:
             raise RuntimeError(
@@ -311,7 +330,8 @@ def _call_rule(node, grads, retain_graph, exposed=None):
         node._freed = True
     if type(result) is not tuple:
         result = (result,)
-    n_inputs = len(node.next_functions)
+    edges = node.next_functions
+    n_inputs = len(edges)
     if len(result) != n_inputs:
         if len(result) > n_inputs and all(r is None for r in result[n_inputs:]):
             result = result[:n_inputs]
@@ -321,18 +341,20 @@ def _call_rule(node, grads, retain_graph, exposed=None):
                 f"(expected {n_inputs}, got {len(result)})"
             )
     fixed = []
-    for i, (g, meta) in enumerate(zip(result, node._input_meta)):
-        if g is None or meta is None or node.next_functions[i][0] is None:
+    anomaly = _anomaly.enabled
+    for i, g in enumerate(result):
+        meta = node._input_meta[i]
+        if g is None or meta is None or edges[i][0] is None:
             fixed.append(None)
             continue
-        if not isinstance(g, Tensor):
+        if type(g) is not Tensor and not isinstance(g, Tensor):
             g = Tensor._make(np.asarray(g))
         shape, dtype = meta
         if g._data.shape != shape:
             g = _reduce_to_shape(node, i, g, shape)
         if g._data.dtype != dtype:
             g = g.to(dtype=_np_to_dtype(dtype)) if _grad_state.enabled else Tensor._make(g._data.astype(dtype))
-        if _anomaly.enabled:
+        if anomaly:
             _check_finite(node, i, g)
         fixed.append(g)
     if node._post_hooks:
@@ -341,6 +363,17 @@ def _call_rule(node, grads, retain_graph, exposed=None):
         for hook in list(node._post_hooks):
             hook(tuple(fixed), tuple(grads))
     return fixed
+
+
+def _materialize_grads(node, grads):
+    """Missing output gradients as zeros (torch's materialize_grads default), on the device of
+    the gradients that did arrive."""
+    Tensor = _tensor_cls()
+    xp = array_module(*(g._data for g in grads if g is not None))
+    return [
+        g if g is not None else Tensor._make(xp.zeros(_output_shape(node, i), dtype=_output_dtype(node, i)))
+        for i, g in enumerate(grads)
+    ]
 
 
 def _reduce_to_shape(node, index, grad, shape):

@@ -63,11 +63,21 @@ _Tensor = None
 class Node:
     """A recorded op in the backward graph (torch's ``grad_fn``)."""
 
+    # Slots for what every recorded op sets; the rarely set attributes (hooks, anomaly traceback,
+    # several outputs) are class-level defaults instead, so a node is built with few stores
+    # (``_make_node`` bypasses ``__init__``), and one that sets them gets its ``__dict__``.
     __slots__ = ("next_functions", "needs_input_grad", "_input_meta", "_saved", "_saved_versions",
-                 "_freed", "_num_outputs", "_tensor_hooks", "_retained", "_pre_hooks",
-                 "_post_hooks", "_non_differentiable", "_traceback", "_metadata", "_output_meta", "__dict__",
-                 "__weakref__")
+                 "_freed", "__dict__", "__weakref__")
 
+    _num_outputs = 1
+    _tensor_hooks = None
+    _retained = None
+    _pre_hooks = None
+    _post_hooks = None
+    _non_differentiable = None
+    _traceback = None
+    _metadata = None
+    _output_meta = None
     _forward_cls = None
     # what the explainer prints for this node, set from its Function's class attributes
     label = None
@@ -77,14 +87,6 @@ class Node:
     def __init__(self) -> None:
         self._saved = ()
         self._freed = False
-        self._tensor_hooks = None
-        self._retained = None
-        self._pre_hooks = None
-        self._post_hooks = None
-        self._non_differentiable = None
-        self._traceback = None
-        self._metadata = None
-        self._output_meta = None
 
     @property
     def metadata(self) -> dict:
@@ -181,7 +183,6 @@ class AccumulateGrad(Node):
         self.needs_input_grad = ()
         self._input_meta = ()
         self._saved_versions = None
-        self._num_outputs = 1
 
 
 class _RemovableHandle:
@@ -262,6 +263,9 @@ class FunctionMeta(type):
             # a user's Function: the explainer still says whose rule runs
             label = label or name
             rule = f"custom rule ({node_name} runs the backward written by the user)"
+        if "apply" not in namespace and "Function" in globals():
+            # a built-in op's apply goes straight to the array hot path (one call less per op)
+            cls.apply = _ARRAY_APPLY if cls._array_forward else Function.__dict__["apply"]
         cls._node_cls = type(node_name, (Node,), {"__slots__": (), "_forward_cls": cls,
                                                   "__module__": cls.__module__, "label": label,
                                                   "rule": rule, "formula": formula})
@@ -303,7 +307,7 @@ class Function(metaclass=FunctionMeta):
     @classmethod
     def apply(cls, *args, **kwargs):
         if cls._array_forward:
-            return _apply_array_op(cls, args, kwargs)
+            return _apply_array_op(cls, *args, **kwargs)
         return _apply_user_function(cls, args, kwargs)
 
 
@@ -311,37 +315,77 @@ _NO_EDGE = (None, 0)
 
 
 def _make_node(cls, inputs) -> Node:
-    node = cls._node_cls()
+    """The node of a recorded op: its edges, which inputs need a gradient, and their metadata.
+
+    This runs for every recorded op, and in a long graph each allocated container also costs
+    the cyclic garbage collector a visit, so the tuples are built directly (no lists), the
+    common ``needs_input_grad`` values are shared constants, and ``__init__`` is bypassed.
+    """
+    node = _new_node(cls._node_cls)
+    node._saved = ()
+    node._freed = False
+    node._saved_versions = None
+    if len(inputs) == 2:
+        a, b = inputs
+        if a is not None and b is not None:
+            edge_a, need_a = _edge_and_need(a)
+            edge_b, need_b = _edge_and_need(b)
+            node.next_functions = (edge_a, edge_b)
+            node.needs_input_grad = _NEEDS_TWO[need_a][need_b]
+            node._input_meta = (_meta_of(a._data), _meta_of(b._data))
+            if _anomaly.enabled:
+                node._traceback = _user_stack()
+            return node
     edges = []
     needs = []
     meta = []
-    # one pass over the inputs: this runs for every recorded op
     for t in inputs:
         if t is None:
             edges.append(_NO_EDGE)
             needs.append(False)
             meta.append(None)
             continue
-        fn = t.grad_fn
-        if fn is not None:
-            edges.append((fn, t._output_nr))
-            needs.append(True)
-        elif t._requires_grad:
-            edges.append((t._get_accumulator(), 0))
-            needs.append(True)
-        else:
-            edges.append(_NO_EDGE)
-            needs.append(False)
-        data = t._data
-        meta.append((data.shape, data.dtype))
+        edge, need = _edge_and_need(t)
+        edges.append(edge)
+        needs.append(need)
+        meta.append(_meta_of(t._data))
     node.next_functions = tuple(edges)
-    node.needs_input_grad = tuple(needs)
+    node.needs_input_grad = (True,) if needs == [True] else tuple(needs)
     node._input_meta = tuple(meta)
-    node._num_outputs = 1
-    node._saved_versions = None
     if _anomaly.enabled:
         node._traceback = _user_stack()
     return node
+
+
+_new_node = object.__new__
+_COMMON_VERSIONS = {v: v for v in ((0,), (None,), (0, 0), (0, None), (None, 0), (0, 0, 0))}
+_NEEDS_TWO = {False: {False: (False, False), True: (False, True)},
+              True: {False: (True, False), True: (True, True)}}
+
+
+def _meta_of(array) -> tuple:
+    """``(shape, dtype)`` of an input, one shared tuple per distinct value: a graph holds one per
+    recorded input, and shared ones are not new objects for the garbage collector to visit."""
+    meta = (array.shape, array.dtype)
+    shared = _SHARED_META.get(meta)
+    if shared is None:
+        if len(_SHARED_META) > 4096:  # bounded, like the operand constants
+            _SHARED_META.clear()
+        _SHARED_META[meta] = shared = meta
+    return shared
+
+
+_SHARED_META: dict = {}
+
+
+def _edge_and_need(t):
+    """The (node, output_nr) edge through which a gradient reaches ``t``, and whether it needs one."""
+    fn = t.grad_fn
+    if fn is not None:
+        return (fn, t._output_nr), True
+    if t._requires_grad:
+        return (t._get_accumulator(), 0), True
+    return _NO_EDGE, False
 
 
 def _user_stack() -> list:
@@ -366,56 +410,62 @@ class _Anomaly:
 _anomaly = _Anomaly()
 
 
-def _quiet_forward(cls, ctx, arrays: list, params: dict):
-    """Run a built-in op's array forward with NumPy's warnings off (torch is silent on x / 0),
-    turning NumPy's broadcast ValueError into torch's RuntimeError."""
-    quiet = numpy_errstate.set(QUIET)
-    try:
-        return cls.forward(ctx, *arrays, **params)
-    except ValueError as error:
-        raise broadcast_error(error, arrays) from None
-    finally:
-        numpy_errstate.reset(quiet)
-
-def _apply_array_op(cls, inputs, params):
+def _apply_array_op(cls, *inputs, **params):
     """Hot path for built-in ops: forward on arrays, record a node only if a gradient can flow."""
-    Tensor = _Tensor
-    record = _grad_state.enabled
-    if record:
+    make = _Tensor._make
+    record = False
+    if _grad_state.enabled:
         for t in inputs:
             if t._requires_grad:
+                record = True
                 break
-        else:
-            record = False
     arrays = [t._data for t in inputs]
     for array in arrays:
         if type(array) is not _ndarray:  # a device array: check every input is on its device
             arrays = on_one_device(arrays, getattr(cls, "label", None) or cls.__name__)
             break
+    ctx = _make_node(cls, inputs) if record else _NULL_CTX
+    # forward runs with NumPy's warnings off (torch is silent on x / 0), and NumPy's broadcast
+    # ValueError becomes torch's RuntimeError
+    quiet = numpy_errstate.set(QUIET)
+    try:
+        out = cls.forward(ctx, *arrays, **params)
+    except ValueError as error:
+        raise broadcast_error(error, arrays) from None
+    finally:
+        numpy_errstate.reset(quiet)
     if not record:
-        out = _quiet_forward(cls, _NULL_CTX, arrays, params)
         if type(out) is tuple:
-            return tuple(Tensor._make(o) for o in out)
-        return Tensor._make(out)
+            return tuple(make(o) for o in out)
+        return make(out)
 
-    node = _make_node(cls, inputs)
-    out = _quiet_forward(cls, node, arrays, params)
-    non_diff = node._non_differentiable
+    node = ctx
     if type(out) is tuple:
+        non_diff = node._non_differentiable
         node._num_outputs = len(out)
         node._output_meta = tuple((o.shape, o.dtype) for o in out)
         outputs = tuple(
-            Tensor._make(o) if non_diff is not None and any(o is n for n in non_diff)
-            else Tensor._make(o, node, i)
+            make(o) if non_diff is not None and any(o is n for n in non_diff)
+            else make(o, node, i)
             for i, o in enumerate(out)
         )
     else:
-        outputs = Tensor._make(out, node, 0)
+        outputs = make(out, node, 0)
     saved = node._saved
     if saved:
-        node._saved = _resolve_saved(saved, arrays, inputs, out, outputs)
-        node._saved_versions = tuple(t._version_box[0] if t is not None else None for t in node._saved)
+        saved = node._saved = _resolve_saved(saved, arrays, inputs, out, outputs)
+        if len(saved) == 2:  # the common binary op, without a generator
+            a, b = saved
+            versions = (a._version_box[0] if a is not None else None,
+                        b._version_box[0] if b is not None else None)
+        else:
+            versions = tuple(t._version_box[0] if t is not None else None for t in saved)
+        # mostly all zeros: one shared tuple then, not one more object per node
+        node._saved_versions = _COMMON_VERSIONS.get(versions, versions)
     return outputs
+
+
+_ARRAY_APPLY = classmethod(_apply_array_op)
 
 
 def broadcast_error(error: ValueError, arrays) -> Exception:
