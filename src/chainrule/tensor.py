@@ -17,7 +17,7 @@ import numpy as np
 from . import _dtype
 from ._backend import array_module, device_of, to_device
 from ._backend import device as _device
-from .autograd.function import AccumulateGrad
+from .autograd.function import AccumulateGrad, is_recording
 
 __all__ = ["Tensor"]
 
@@ -542,11 +542,9 @@ def write_out(result: Tensor, out, op: str) -> Tensor:
     """torch's ``out=``: ``result`` written into ``out``, which is resized to the result's shape
     (with torch's warning when it held elements) and returned. Raises before writing when a
     gradient would be needed (torch refuses out= under autograd) or the dtype can't hold it."""
-    from .autograd.grad_mode import state
-
     if not isinstance(out, Tensor):
         raise TypeError(f"{op}(): argument 'out' must be Tensor, not {type(out).__name__}")
-    if state.enabled and (result._requires_grad or out._requires_grad):
+    if is_recording(result, out):
         raise RuntimeError(f"{op}(): functions with out=... arguments don't support automatic differentiation, "
                            "but one of the arguments requires grad.")
     if result.dtype._category > out.dtype._category:
