@@ -11,6 +11,7 @@ import numpy as np
 from .._backend import array_module
 from ..autograd.function import Function
 from ..tensor import Tensor
+from .index import _add_rows
 
 __all__ = ["embedding"]
 __not_methods__ = set(__all__)
@@ -39,7 +40,7 @@ class Embedding(Function):
 
 
 class EmbeddingDenseBackward(Function):
-    """Scatter-add of gradient rows by index (sorted + reduceat: no np.add.at on the hot path)."""
+    """Scatter-add of gradient rows by index (indexing's grouped row sums, ``_add_rows``)."""
 
     _array_forward = True
     label = "embedding_backward"
@@ -53,15 +54,8 @@ class EmbeddingDenseBackward(Function):
         d = grad.shape[-1]
         flat_idx = indices.reshape(-1)
         flat_grad = grad.reshape(-1, d)
-        xp = array_module(grad)
-        out = xp.zeros((num_rows, d), dtype=grad.dtype)
-        if flat_idx.size and xp is not np:
-            xp.add.at(out, flat_idx, flat_grad)  # the device's atomic scatter-add
-        elif flat_idx.size:
-            order = np.argsort(flat_idx, kind="stable")
-            sorted_idx = flat_idx[order]
-            starts = np.flatnonzero(np.r_[True, sorted_idx[1:] != sorted_idx[:-1]])
-            out[sorted_idx[starts]] = np.add.reduceat(flat_grad[order], starts, axis=0)
+        out = array_module(grad).zeros((num_rows, d), dtype=grad.dtype)
+        _add_rows(out, flat_idx, flat_grad)
         if padding_idx is not None:
             out[padding_idx] = 0
         return out
