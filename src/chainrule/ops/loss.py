@@ -21,6 +21,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import elementwise as ew
+from .reduce import LogSoftmax, Softmax
 from .reduce import log_softmax as _log_softmax
 from .reduce import sum as _sum
 
@@ -106,64 +107,6 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     if weight is not None:
         loss = loss * weight
     return name_node(_reduce(loss, reduction), "HuberLossBackward0", label="huber_loss")
-
-
-# ---------------------------------------------------------------- softmax helpers
-def _softmax_array(x: np.ndarray, axis: int) -> np.ndarray:
-    xp = array_module(x)
-    e = xp.exp(x - x.max(axis=axis, keepdims=True))
-    e /= e.sum(axis=axis, keepdims=True)
-    return e
-
-
-def _log_softmax_array(x: np.ndarray, axis: int) -> np.ndarray:
-    xp = array_module(x)
-    shifted = x - x.max(axis=axis, keepdims=True)
-    shifted -= xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
-    return shifted
-
-
-class _Softmax(Function):
-    """softmax along ``dim`` (the differentiable softmax inside the fused cross-entropy rules)."""
-
-    _array_forward = True
-    node_name = "SoftmaxBackward0"
-    label = "softmax"
-    rule = "∂/∂a = s ∘ (g - ⟨g, s⟩) with s the saved output"
-    formula = "softmax({0})"
-
-    @staticmethod
-    def forward(ctx, x, dim):
-        y = _softmax_array(x, dim)
-        ctx.save_for_backward(y)
-        ctx.dim = dim
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        # dy = y * (dg - sum(dg * y))
-        (y,) = ctx.saved_tensors
-        return y * (grad - _sum(grad * y, ctx.dim, keepdim=True))
-
-
-class _LogSoftmax(Function):
-    _array_forward = True
-    node_name = "LogSoftmaxBackward0"
-    label = "log_softmax"
-    rule = "∂/∂a = g - softmax(a)·Σg"
-    formula = "log_softmax({0})"
-
-    @staticmethod
-    def forward(ctx, x, dim):
-        ctx.save_for_backward(x)
-        ctx.dim = dim
-        return _log_softmax_array(x, dim)
-
-    @staticmethod
-    def backward(ctx, grad):
-        # d log_softmax = dg - softmax(x) * sum(dg)
-        (x,) = ctx.saved_tensors
-        return grad - _Softmax.apply(x, dim=ctx.dim) * _sum(grad, ctx.dim, keepdim=True)
 
 
 class _LogSigmoid(Function):
@@ -421,7 +364,7 @@ class _IndexClassLoss(Function):
             return -(g_t * A_full)
         class_dim = 1 if len(shape) > 1 else 0
         rowsum_full = Tensor._make(_unrows(xp.repeat(rowsum[:, None], C, axis=1), shape).astype(dtype, copy=False))
-        return g_t * (rowsum_full * _Softmax.apply(x, dim=class_dim) - A_full)
+        return g_t * (rowsum_full * Softmax.apply(x, dim=class_dim) - A_full)
 
 
 class _IndexClassLossBackward(Function):
@@ -527,7 +470,7 @@ def _probability_cross_entropy(input, target, weight, reduction, label_smoothing
     (differentiable in the weight too, as torch's)."""
     class_dim = 1 if input._data.ndim > 1 else 0
     C = input._data.shape[class_dim]
-    logp = _LogSoftmax.apply(input, dim=class_dim)
+    logp = LogSoftmax.apply(input, dim=class_dim)
     if target._data.dtype != input._data.dtype:
         target = ew._cast(target, input.dtype)
     if label_smoothing:
