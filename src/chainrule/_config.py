@@ -26,6 +26,7 @@ __all__ = ["set_num_threads", "get_num_threads", "set_num_interop_threads", "get
 _THREADS_MISSING = ("chainrule.set_num_threads needs threadpoolctl to limit NumPy's BLAS threads: "
                     'pip install "chainrule[threads]"')
 _blas_limits = None  # the threadpoolctl limiter in force; kept alive so the limit holds
+_thread_budget = None  # get_num_threads() as last set or seen, for the hot paths that split work
 _interop_threads = os.cpu_count() or 1
 _deterministic = {"mode": False, "warn_only": False}
 _matmul_precision = "highest"
@@ -47,6 +48,20 @@ def set_num_threads(num_threads: int) -> None:
         warnings.warn(_THREADS_MISSING + "; the thread count is unchanged", stacklevel=2)
         return
     _blas_limits = threadpool_limits(limits=num_threads, user_api="blas")
+    _set_thread_budget(num_threads)
+
+
+def _set_thread_budget(threads: int | None) -> None:
+    global _thread_budget
+    _thread_budget = threads
+
+
+def thread_budget() -> int:
+    """The thread count chainrule's own parallel NumPy work may use: the BLAS pool's size,
+    remembered (asking threadpoolctl each time costs about a millisecond)."""
+    if _thread_budget is None:
+        _set_thread_budget(get_num_threads())
+    return _thread_budget
 
 
 def get_num_threads() -> int:
@@ -98,6 +113,7 @@ def fit_threads_to_idle_cores() -> int | None:
     except ImportError:
         return None  # nothing to act with; only an explicit set_num_threads call warns
     _blas_limits = threadpool_limits(limits=threads, user_api="blas")
+    _set_thread_budget(threads)
     return threads
 
 
