@@ -61,6 +61,25 @@ CASES = {
                                                       final_div_factor=100.0)),
     "onecycle_no_momentum": (_sgd, lambda s, o: s.OneCycleLR(o, max_lr=0.2, total_steps=STEPS,
                                                              cycle_momentum=False)),
+    "polynomial": (_sgd, lambda s, o: s.PolynomialLR(o, total_iters=15, power=2.0)),
+    "polynomial_linear": (_sgd, lambda s, o: s.PolynomialLR(o)),
+    "warm_restarts": (_sgd, lambda s, o: s.CosineAnnealingWarmRestarts(o, T_0=5, eta_min=0.001)),
+    "warm_restarts_mult": (_sgd, lambda s, o: s.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2)),
+    "cyclic_triangular": (_sgd, lambda s, o: s.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=4)),
+    "cyclic_triangular2": (_sgd, lambda s, o: s.CyclicLR(o, base_lr=[0.01, 0.02], max_lr=0.1, step_size_up=3,
+                                                         step_size_down=5, mode="triangular2")),
+    "cyclic_exp_range_adam": (lambda o, p: o.Adam(p, lr=0.1),
+                              lambda s, o: s.CyclicLR(o, base_lr=0.001, max_lr=0.01, step_size_up=6,
+                                                      mode="exp_range", gamma=0.97)),
+    "cyclic_custom_fn": (_sgd, lambda s, o: s.CyclicLR(o, 0.01, 0.1, step_size_up=4, cycle_momentum=False,
+                                                       scale_fn=lambda x: 0.5 ** x, scale_mode="iterations")),
+    "sequential_warmup_cosine": (_sgd, lambda s, o: s.SequentialLR(
+        o, [s.LinearLR(o, start_factor=0.1, total_iters=5), s.CosineAnnealingLR(o, T_max=30)], milestones=[5])),
+    "sequential_three": (_sgd, lambda s, o: s.SequentialLR(
+        o, [s.ConstantLR(o, factor=0.5, total_iters=4), s.ExponentialLR(o, gamma=0.9),
+            s.StepLR(o, step_size=4, gamma=0.5)], milestones=[6, 20])),
+    "chained": (_sgd, lambda s, o: s.ChainedScheduler(
+        [s.ConstantLR(o, factor=0.5, total_iters=4), s.ExponentialLR(o, gamma=0.9)])),
 }
 
 
@@ -117,3 +136,85 @@ def test_scheduler_errors_match_torch():
         one.step()
         with pytest.raises(ValueError, match="Tried to step 3 times"):
             one.step()
+
+
+CLOSED_FORM = {
+    "step": lambda s, o: s.StepLR(o, step_size=3, gamma=0.5),
+    "multistep": lambda s, o: s.MultiStepLR(o, milestones=[2, 5, 5], gamma=0.3),
+    "exponential": lambda s, o: s.ExponentialLR(o, gamma=0.9),
+    "linear": lambda s, o: s.LinearLR(o, start_factor=0.2, total_iters=6),
+    "constant": lambda s, o: s.ConstantLR(o, factor=0.5, total_iters=4),
+    "polynomial": lambda s, o: s.PolynomialLR(o, total_iters=8, power=1.5),
+    "cosine": lambda s, o: s.CosineAnnealingLR(o, T_max=9),
+    "warm_restarts_fractional": lambda s, o: s.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=2),
+}
+
+
+@pytest.mark.parametrize("name", list(CLOSED_FORM))
+def test_step_with_an_epoch_uses_the_closed_form_as_torch(name):
+    """``step(epoch)`` jumps to an epoch (fractional, for warm restarts stepped per batch)."""
+    epochs = [3, 0, 7, 7, 2, 11, 1.5, 4.25, 6.75, 13.5] if "fractional" in name else [3, 0, 7, 7, 2, 11, 1, 5]
+    results = []
+    for lib, opt_mod, sched_mod in ((chainrule, optim, lr_scheduler),
+                                    (torch, torch.optim, torch.optim.lr_scheduler)):
+        opt = opt_mod.SGD([lib.zeros(2, requires_grad=True)], lr=0.1)
+        sched = CLOSED_FORM[name](sched_mod, opt)
+        lrs = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for epoch in epochs:
+                sched.step(epoch)
+                lrs.append(sched.get_last_lr()[0])
+        results.append(lrs)
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-12)
+
+
+def test_sequential_state_dict_round_trip_resumes_the_schedule():
+    def build(opt):
+        return lr_scheduler.SequentialLR(opt, [lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=3),
+                                               lr_scheduler.CosineAnnealingLR(opt, T_max=10)], milestones=[3])
+
+    opt = optim.SGD([chainrule.zeros(1, requires_grad=True)], lr=0.1)
+    sched = build(opt)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    state = sched.state_dict()
+    assert isinstance(state["_schedulers"], list) and len(state["_schedulers"]) == 2
+    expected = []
+    for _ in range(4):
+        opt.step()
+        sched.step()
+        expected.append(sched.get_last_lr())
+    opt2 = optim.SGD([chainrule.zeros(1, requires_grad=True)], lr=0.1)
+    resumed = build(opt2)
+    resumed.load_state_dict(state)
+    opt2.param_groups[0]["lr"] = state["_last_lr"][0]
+    got = []
+    for _ in range(4):
+        opt2.step()
+        resumed.step()
+        got.append(resumed.get_last_lr())
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_composite_and_cyclic_errors_match_torch():
+    for lib, opt_mod, sched_mod in ((chainrule, optim, lr_scheduler),
+                                    (torch, torch.optim, torch.optim.lr_scheduler)):
+        p = lib.zeros(1, requires_grad=True)
+        opt, other = opt_mod.SGD([p], lr=0.1, momentum=0.9), opt_mod.SGD([p], lr=0.1)
+        with pytest.raises(ValueError, match="number of milestone points"):
+            sched_mod.SequentialLR(opt, [sched_mod.ExponentialLR(opt, 0.9)], milestones=[3])
+        with pytest.raises(ValueError, match="same optimizer"):
+            sched_mod.SequentialLR(opt, [sched_mod.ExponentialLR(opt, 0.9), sched_mod.ExponentialLR(other, 0.9)],
+                                   milestones=[3])
+        with pytest.raises(ValueError, match="ReduceLROnPlateau"):
+            sched_mod.ChainedScheduler([sched_mod.ReduceLROnPlateau(opt)])
+        with pytest.raises(ValueError, match="Expected positive integer T_0"):
+            sched_mod.CosineAnnealingWarmRestarts(opt, T_0=0)
+        with pytest.raises(ValueError, match="Expected integer T_mult >= 1"):
+            sched_mod.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=0)
+        with pytest.raises(ValueError, match="must support momentum"):
+            sched_mod.CyclicLR(opt_mod.Adagrad([p], lr=0.1), 0.01, 0.1)
+        with pytest.raises(ValueError, match="mode is invalid"):
+            sched_mod.CyclicLR(opt, 0.01, 0.1, mode="sawtooth")
