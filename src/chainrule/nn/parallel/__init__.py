@@ -1,5 +1,6 @@
-"""torch.nn.parallel: DistributedDataParallel (on chainrule.distributed, i.e. MPI)."""
+"""torch.nn.parallel: DistributedDataParallel (on chainrule.distributed, i.e. MPI) and DataParallel."""
 
+from .data_parallel import DataParallel
 from .distributed import DistributedDataParallel
 
-__all__ = ["DistributedDataParallel"]
+__all__ = ["DataParallel", "DistributedDataParallel"]
