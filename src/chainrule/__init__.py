@@ -71,7 +71,7 @@ def numel(input: Tensor) -> int:
     return input.numel()
 
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 # subpackages torch exposes as attributes after `import torch`
 from . import nn  # noqa: E402
@@ -92,6 +92,7 @@ import math as _math  # noqa: E402
 import numpy as _np  # noqa: E402
 
 from . import accelerator, amp, backends, cuda, distributions, fft, hub, jit, onnx, special, testing  # noqa: E402
+from . import multiprocessing, version  # noqa: E402
 # torch.utils.checkpoint is reachable right after `import torch`; importing it binds utils.checkpoint
 from .utils import checkpoint as _checkpoint  # noqa: E402,F401
 from ._config import (  # noqa: E402

@@ -1,0 +1,66 @@
+"""torch.multiprocessing's spawn and torch.version, as scripts use them."""
+
+import os
+
+import pytest
+
+import chainrule
+import chainrule.multiprocessing as mp
+
+
+def _write_rank(rank, directory, scale):
+    with open(os.path.join(directory, f"rank{rank}.txt"), "w") as f:
+        f.write(str(float(chainrule.tensor([rank * scale]).sum())))
+
+
+def _fail_on_one(rank):
+    if rank == 1:
+        raise ValueError("rank one is broken")
+
+
+def _exit_with_three(rank):
+    os._exit(3)
+
+
+def test_spawn_runs_fn_with_each_rank_and_the_args(tmp_path):
+    assert mp.spawn(_write_rank, args=(str(tmp_path), 2.5), nprocs=3) is None
+    assert sorted(p.read_text() for p in tmp_path.iterdir()) == ["0.0", "2.5", "5.0"]
+
+
+def test_spawn_raises_the_childs_error_in_the_parent():
+    with pytest.raises(mp.ProcessRaisedException, match="rank one is broken") as info:
+        mp.spawn(_fail_on_one, nprocs=2)
+    assert info.value.error_index == 1
+    assert "Process 1 terminated with the following error" in str(info.value)
+
+
+def test_spawn_reports_an_exit_code():
+    with pytest.raises(mp.ProcessExitedException, match="terminated with exit code 3") as info:
+        mp.spawn(_exit_with_three, nprocs=1)
+    assert info.value.exit_code == 3
+
+
+def test_spawn_without_join_returns_the_context(tmp_path):
+    context = mp.spawn(_write_rank, args=(str(tmp_path), 1.0), nprocs=2, join=False)
+    assert len(context.pids()) == 2
+    while not context.join():
+        pass
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_multiprocessing_reexports_the_standard_module_and_sharing_strategies():
+    import multiprocessing
+
+    assert mp.Process is multiprocessing.Process and mp.get_context is multiprocessing.get_context
+    assert mp.get_sharing_strategy() in mp.get_all_sharing_strategies()
+    mp.set_sharing_strategy("file_system")
+    assert mp.get_sharing_strategy() == "file_system"
+    mp.set_sharing_strategy("file_descriptor")
+    assert chainrule.multiprocessing is mp
+
+
+def test_version_answers_as_a_cpu_only_torch_without_a_gpu():
+    assert chainrule.version.__version__ == chainrule.__version__
+    if not chainrule.cuda.is_available():
+        assert chainrule.version.cuda is None
+    assert chainrule.version.hip is None
