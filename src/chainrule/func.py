@@ -1,0 +1,435 @@
+"""torch.func: function transforms — ``grad``, ``vjp``, ``jvp``, ``jacrev``/``jacfwd``,
+``hessian``, ``vmap`` — and ``functional_call``, for code that treats a model as a function of
+its parameters (per-sample gradients, ensembles, meta-learning).
+
+They are built on the same reverse-mode engine as ``autograd.grad``; there is no second
+machinery, which keeps every transform as exact as the ops' own rules:
+
+- ``grad(f)(x)`` runs ``f`` on a fresh alias of ``x`` and asks the engine for d f / d x. When
+  ``x`` itself requires grad (an outer ``grad``, or a parameter) the result keeps its graph, so
+  transforms nest: ``grad(grad(f))`` is the second derivative.
+- ``jvp`` is forward mode by the double-vjp identity (autograd.functional does the same).
+- ``jacfwd`` computes the same Jacobian as ``jacrev``, by reverse mode.
+- ``vmap`` runs ``f`` once per slice along the mapped dimension and stacks the results: the
+  values and gradients torch's batching rules give, in a Python loop instead of one batched
+  kernel. ``randomness`` is accepted; each slice draws its own random numbers ("different").
+
+Arguments and results may be nested tuples, lists and dicts of tensors (pytrees), as in torch:
+``grad(loss)(params_dict, x)`` returns a dict of gradients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from .autograd import engine as _engine
+from .autograd.grad_mode import enable_grad
+from .ops.shape import stack as _stack
+from .tensor import Tensor
+
+__all__ = ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "vmap", "functional_call",
+           "stack_module_state"]
+
+
+# ---------------------------------------------------------------- pytrees
+
+def _flatten(tree):
+    """(leaves, rebuild): the tensors and other leaves of nested tuples/lists/dicts, and a
+    function that builds the same structure from new leaves."""
+    if isinstance(tree, (tuple, list)):
+        parts = [_flatten(item) for item in tree]
+        kind = type(tree)
+
+        def rebuild(leaves, parts=parts, kind=kind):
+            out, at = [], 0
+            for sub_leaves, sub_rebuild in parts:
+                out.append(sub_rebuild(leaves[at:at + len(sub_leaves)]))
+                at += len(sub_leaves)
+            return kind(out) if kind in (tuple, list) else kind(*out)
+
+        return [leaf for sub_leaves, _ in parts for leaf in sub_leaves], rebuild
+    if isinstance(tree, dict):
+        keys = list(tree)
+        leaves, rebuild_values = _flatten([tree[key] for key in keys])
+        return leaves, lambda new, keys=keys: dict(zip(keys, rebuild_values(new)))
+    return [tree], lambda new: new[0]
+
+
+def _argnums_tuple(argnums, count: int, where: str) -> tuple:
+    numbers = argnums if isinstance(argnums, tuple) else (argnums,)
+    for number in numbers:
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise RuntimeError(f"{where}: argnums must be int or Tuple[int, ...], got: {type(number)}")
+        if not -count <= number < count:
+            raise RuntimeError(f"{where}: Got argnums={number}, but only {count} positional inputs")
+    return tuple(number % count for number in numbers)
+
+
+def _alias(x):
+    """A tensor to differentiate with respect to: connected to ``x``'s graph when ``x`` requires
+    grad (so an outer transform sees through), else a fresh leaf."""
+    if not isinstance(x, Tensor):
+        return x
+    return x.view_as(x) if x.requires_grad else x.detach().requires_grad_(True)
+
+
+def _keeps_graph(leaves) -> bool:
+    return any(isinstance(x, Tensor) and x.requires_grad for x in leaves)
+
+
+def _grads(outputs, inputs, cotangents, create_graph: bool):
+    """d outputs / d inputs contracted with the cotangents; zeros where an input is unused."""
+    tensors = [x for x in inputs if isinstance(x, Tensor)]
+    pairs = [(out, None if cotangents is None else co)
+             for out, co in zip(outputs, cotangents if cotangents is not None else outputs) if out.requires_grad]
+    if tensors and pairs:  # an output that does not require grad does not depend on any input
+        found = _engine.grad([out for out, _ in pairs], tensors,
+                             None if cotangents is None else [co for _, co in pairs],
+                             retain_graph=True, create_graph=create_graph, allow_unused=True)
+    else:
+        found = [None] * len(tensors)
+    found = iter(found)
+    result = []
+    for x in inputs:
+        if not isinstance(x, Tensor):
+            result.append(None)
+            continue
+        g = next(found)
+        g = x.new_zeros(x.shape) if g is None else g
+        result.append(g if create_graph else g.detach())
+    return result
+
+
+def _split_aux(result, has_aux: bool, where: str):
+    if not has_aux:
+        return result, None
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise RuntimeError(f"{where}: output of function with has_aux=True must be a tuple (output, aux), "
+                           f"got {type(result).__name__}")
+    return result
+
+
+# ---------------------------------------------------------------- grad, vjp, jvp
+
+def grad_and_value(func, argnums=0, has_aux: bool = False):
+    """Like ``grad``, returning ``(gradient, value)``; with ``has_aux``, ``(gradient, (value, aux))``."""
+
+    def wrapper(*args, **kwargs):
+        numbers = _argnums_tuple(argnums, len(args), "grad_and_value(f)(*args)")
+        with enable_grad():
+            flat_args = {}
+            keeps_any = False
+            args = list(args)
+            for number in numbers:
+                leaves, rebuild = _flatten(args[number])
+                keeps = _keeps_graph(leaves)
+                keeps_any = keeps_any or keeps
+                aliases = [_alias(leaf) for leaf in leaves]
+                flat_args[number] = (aliases, rebuild, keeps)
+                args[number] = rebuild(aliases)
+            output, aux = _split_aux(func(*args, **kwargs), has_aux, "grad_and_value(f)(*args)")
+            if not isinstance(output, Tensor):
+                raise RuntimeError("grad_and_value(f)(*args): Expected f(*args) to return a Tensor, got "
+                                   f"{type(output)}")
+            if output.dim() != 0:
+                raise RuntimeError("grad_and_value(f)(*args): Expected f(*args) to return a scalar Tensor, got "
+                                   f"tensor with {output.dim()} dims. Maybe you wanted to use the vjp or jacrev "
+                                   "APIs instead?")
+            gradients = []
+            for number in numbers:
+                aliases, rebuild, keeps = flat_args[number]
+                gradients.append(rebuild(_grads([output], aliases, None, create_graph=keeps)))
+        gradient = tuple(gradients) if isinstance(argnums, tuple) else gradients[0]
+        value = output if keeps_any else output.detach()
+        if has_aux:
+            return gradient, (value, aux)
+        return gradient, value
+
+    return wrapper
+
+
+def grad(func, argnums=0, has_aux: bool = False):
+    """The gradient of a scalar function with respect to its ``argnums`` argument(s):
+    ``grad(f)(x)`` has ``x``'s structure and shapes. With ``has_aux`` ``f`` returns
+    ``(output, aux)`` and ``grad`` returns ``(gradient, aux)``."""
+    both = grad_and_value(func, argnums, has_aux)
+
+    def wrapper(*args, **kwargs):
+        gradient, value = both(*args, **kwargs)
+        return (gradient, value[1]) if has_aux else gradient
+
+    return wrapper
+
+
+def vjp(func, *primals, has_aux: bool = False):
+    """``(func(*primals), vjp_fn)``: ``vjp_fn(cotangents)`` returns the vector-Jacobian
+    product with respect to each primal, as a tuple. With ``has_aux`` a third element, aux."""
+    with enable_grad():
+        flat = [_flatten(primal) for primal in primals]
+        aliases = [[_alias(leaf) for leaf in leaves] for leaves, _ in flat]
+        keeps = _keeps_graph([leaf for leaves, _ in flat for leaf in leaves])
+        output, aux = _split_aux(func(*[rebuild(a) for a, (_, rebuild) in zip(aliases, flat)]), has_aux, "vjp(f, ...)")
+    out_leaves, out_rebuild = _flatten(output)
+
+    def vjp_fn(cotangents, retain_graph: bool = True, create_graph: bool | None = None):
+        co_leaves, _ = _flatten(cotangents)
+        if len(co_leaves) != len(out_leaves):
+            raise RuntimeError(f"Expected pytree structure of cotangents to be the same as pytree structure of "
+                               f"outputs to the function: {len(co_leaves)} cotangents for {len(out_leaves)} outputs")
+        for co, out in zip(co_leaves, out_leaves):
+            if tuple(co.shape) != tuple(out.shape):
+                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {tuple(co.shape)} and output[0] "
+                                   f"has a shape of {tuple(out.shape)}.")
+        graph = (keeps or _keeps_graph(co_leaves)) if create_graph is None else create_graph
+        with enable_grad():
+            all_aliases = [leaf for group in aliases for leaf in group]
+            found = _grads(out_leaves, all_aliases, co_leaves, create_graph=graph)
+        result, at = [], 0
+        for group, (_, rebuild) in zip(aliases, flat):
+            result.append(rebuild(found[at:at + len(group)]))
+            at += len(group)
+        return tuple(result)
+
+    shown = out_rebuild([leaf if keeps else leaf.detach() for leaf in out_leaves])
+    return (shown, vjp_fn, aux) if has_aux else (shown, vjp_fn)
+
+
+def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False):
+    """``(func(*primals), J·tangents)``: the Jacobian-vector product (forward mode), computed
+    as the derivative of the vjp with respect to its cotangent."""
+    if not isinstance(primals, tuple) or not isinstance(tangents, tuple):
+        raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to be tuples")
+    if len(primals) != len(tangents):
+        raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to have the same python "
+                           f"structure, got {len(primals)} primals and {len(tangents)} tangents")
+    keeps = _keeps_graph([leaf for primal in primals for leaf in _flatten(primal)[0]])
+    with enable_grad():
+        result = vjp(func, *primals, has_aux=has_aux)
+        output, vjp_fn = result[0], result[1]
+        out_leaves, out_rebuild = _flatten(output)
+        dummies = [leaf.detach().new_zeros(leaf.shape).requires_grad_(True) for leaf in out_leaves]
+        pulled = vjp_fn(out_rebuild(dummies), create_graph=True)
+        pulled_leaves = [leaf for group in pulled for leaf in _flatten(group)[0]]
+        tangent_leaves = [leaf for tangent in tangents for leaf in _flatten(tangent)[0]]
+        pairs = [(p, t) for p, t in zip(pulled_leaves, tangent_leaves) if p.requires_grad]
+        if pairs:
+            pushed = _grads([p for p, _ in pairs], dummies, [t for _, t in pairs], create_graph=keeps)
+        else:
+            pushed = [d.detach() for d in dummies]
+    tangent_out = out_rebuild(pushed)
+    return (output, tangent_out, result[2]) if has_aux else (output, tangent_out)
+
+
+# ---------------------------------------------------------------- Jacobians
+
+def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _preallocate_and_copy: bool = False):
+    """The Jacobian of ``func`` with respect to its ``argnums`` argument(s), one reverse pass per
+    output element: shape ``output.shape + input.shape``."""
+
+    def wrapper(*args):
+        numbers = _argnums_tuple(argnums, len(args), "jacrev(f)(*args)")
+        with enable_grad():
+            args = list(args)
+            flat = {}
+            keeps = False
+            for number in numbers:
+                leaves, rebuild = _flatten(args[number])
+                keeps = keeps or _keeps_graph(leaves)
+                aliases = [_alias(leaf) for leaf in leaves]
+                flat[number] = (aliases, rebuild)
+                args[number] = rebuild(aliases)
+            output, aux = _split_aux(func(*args), has_aux, "jacrev(f)(*args)")
+            out_leaves, out_rebuild = _flatten(output)
+            per_output = []
+            for out in out_leaves:
+                rows = out.reshape(-1)
+                per_arg = []
+                for number in numbers:
+                    aliases, rebuild = flat[number]
+                    blocks = []
+                    for alias in aliases:
+                        lines = [_grads([rows[k]], [alias], None, create_graph=keeps)[0] for k in range(rows.shape[0])]
+                        block = (_stack(lines) if lines else alias.new_zeros((0,) + tuple(alias.shape)))
+                        blocks.append(block.reshape(tuple(out.shape) + tuple(alias.shape)))
+                    per_arg.append(rebuild(blocks))
+                per_output.append(tuple(per_arg) if isinstance(argnums, tuple) else per_arg[0])
+        jacobian = out_rebuild(per_output)
+        return (jacobian, aux) if has_aux else jacobian
+
+    return wrapper
+
+
+def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error"):
+    """The Jacobian, as ``jacrev`` computes it (same values; reverse mode underneath)."""
+    return jacrev(func, argnums, has_aux=has_aux)
+
+
+def hessian(func, argnums=0):
+    """Second derivatives: ``jacfwd(jacrev(func))``, shape ``input.shape + input.shape`` for a
+    scalar function of one tensor."""
+    return jacfwd(jacrev(func, argnums), argnums)
+
+
+# ---------------------------------------------------------------- vmap
+
+def _dims_for(in_dims, args) -> list:
+    if isinstance(in_dims, int) or in_dims is None:
+        return [in_dims] * len(args)
+    if not isinstance(in_dims, tuple):
+        raise ValueError(f"vmap: in_dims must be an int, None or a tuple, got {type(in_dims).__name__}")
+    if len(in_dims) != len(args):
+        raise ValueError(f"vmap: in_dims is not compatible with the structure of `inputs`. in_dims has structure "
+                         f"of length {len(in_dims)} but inputs has length {len(args)}")
+    return list(in_dims)
+
+
+def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=None):
+    """Map ``func`` over a dimension of its inputs (``in_dims``: one int/None, or one per
+    argument, possibly nested like the argument) and stack the results along ``out_dims``."""
+    if randomness not in ("error", "different", "same"):
+        raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or 'same'. "
+                           f"Got {randomness}")
+
+    def wrapper(*args, **kwargs):
+        mapped = []  # (argument index, leaves, rebuild, per-leaf dim)
+        size = None
+        sizes = []
+        for index, (arg, dims) in enumerate(zip(args, _dims_for(in_dims, args))):
+            leaves, rebuild = _flatten(arg)
+            dim_leaves = _flatten(dims)[0] if isinstance(dims, (tuple, list, dict)) else [dims] * len(leaves)
+            if len(dim_leaves) != len(leaves):
+                raise ValueError(f"vmap: in_dims is not compatible with the structure of argument {index}")
+            for leaf, dim in zip(leaves, dim_leaves):
+                if dim is None:
+                    continue
+                if not isinstance(leaf, Tensor):
+                    raise ValueError(f"vmap: Got in_dim={dim} for an input but the input is of type "
+                                     f"{type(leaf)}. We cannot vmap over non-Tensor arguments")
+                if not -leaf.dim() <= dim < max(leaf.dim(), 1) or leaf.dim() == 0:
+                    raise ValueError(f"vmap: Got in_dim={dim} for some input, but that input is a Tensor of "
+                                     f"dimensionality {leaf.dim()} so expected in_dim to satisfy "
+                                     f"-{leaf.dim()} <= in_dim < {leaf.dim()}.")
+                sizes.append(leaf.shape[dim])
+            mapped.append((leaves, rebuild, dim_leaves))
+        if not sizes:
+            raise ValueError("vmap: Expected at least one Tensor to vmap over")
+        if len(set(sizes)) != 1:
+            raise ValueError(f"vmap: Expected all tensors to have the same size in the mapped dimension, got "
+                             f"sizes {sizes} for the mapped dimension")
+        size = sizes[0]
+        results = []
+        for i in range(size):
+            sliced = [rebuild([leaf if dim is None else leaf.select(dim, i) for leaf, dim in zip(leaves, dims)])
+                      for leaves, rebuild, dims in mapped]
+            results.append(func(*sliced, **kwargs))
+        return _stack_results(func, results, out_dims)
+
+    return wrapper
+
+
+def _stack_results(func, results, out_dims):
+    flat = [_flatten(result) for result in results]
+    leaves_per_slice = [leaves for leaves, _ in flat]
+    rebuild = flat[0][1]
+    count = len(leaves_per_slice[0])
+    dims = _flatten(out_dims)[0] if isinstance(out_dims, (tuple, list, dict)) else [out_dims] * count
+    if len(dims) != count:
+        raise ValueError(f"vmap: out_dims is not compatible with the structure of `outputs`: {len(dims)} out_dims "
+                         f"for {count} outputs")
+    name = getattr(func, "__name__", repr(func))
+    stacked = []
+    for position, dim in enumerate(dims):
+        column = [leaves[position] for leaves in leaves_per_slice]
+        if dim is None:
+            stacked.append(column[0])
+            continue
+        if not all(isinstance(x, Tensor) for x in column):
+            raise ValueError(f"vmap({name}, ...): `{name}` must only return Tensors, got type {type(column[0])}. "
+                             "Did you mean to set out_dims= to None for output?")
+        stacked.append(_stack(column, dim=dim))
+    return rebuild(stacked)
+
+
+# ---------------------------------------------------------------- modules as functions
+
+def _owner(module, dotted: str):
+    *path, leaf = dotted.split(".")
+    for part in path:
+        module = getattr(module, part)
+    return module, leaf
+
+
+@contextlib.contextmanager
+def _reparametrized(module, values: dict, tie_weights: bool, strict: bool):
+    named = list(module.named_parameters(remove_duplicate=False)) + list(module.named_buffers(remove_duplicate=False))
+    known = {name for name, _ in named}
+    if strict:
+        missing = sorted(known - set(values))
+        unexpected = sorted(set(values) - known)
+        if missing or unexpected:
+            lines = [f"Error(s) in reparametrizing for {type(module).__name__}:"]
+            if unexpected:
+                lines.append("\tUnexpected key(s): " + ", ".join(repr(k) for k in unexpected) + ".")
+            if missing:
+                lines.append("\tMissing key(s): " + ", ".join(repr(k) for k in missing) + ".")
+            raise RuntimeError("\n".join(lines))
+    replacement = dict((name, values[name]) for name in known if name in values)
+    if tie_weights:
+        # a weight shared under two names takes the value given for either name
+        by_identity = {id(tensor): values[name] for name, tensor in named if name in values}
+        for name, tensor in named:
+            if name not in replacement and id(tensor) in by_identity:
+                replacement[name] = by_identity[id(tensor)]
+    saved = []
+    try:
+        for name, value in replacement.items():
+            owner, leaf = _owner(module, name)
+            table = owner._parameters if leaf in owner._parameters else owner._buffers
+            saved.append((table, leaf, table[leaf]))
+            table[leaf] = value
+        yield
+    finally:
+        for table, leaf, original in reversed(saved):
+            table[leaf] = original
+
+
+def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, *, tie_weights: bool = True,
+                    strict: bool = False):
+    """Call ``module`` with some of its parameters and buffers replaced by the given tensors
+    (one dict, or a tuple of dicts, keyed by ``named_parameters`` names); the module is left as
+    it was. Gradients flow to the given tensors, not to the module's own parameters."""
+    if isinstance(parameter_and_buffer_dicts, dict):
+        values = dict(parameter_and_buffer_dicts)
+    else:
+        values = {}
+        for mapping in parameter_and_buffer_dicts:
+            overlap = set(values) & set(mapping)
+            if overlap:
+                raise ValueError(f"{sorted(overlap)} appeared in multiple dictionaries; behavior of "
+                                 "functional call is ambiguous")
+            values.update(mapping)
+    if args is None:
+        args = ()
+    elif not isinstance(args, tuple):
+        args = (args,)
+    with _reparametrized(module, values, tie_weights, strict):
+        return module(*args, **(kwargs or {}))
+
+
+def stack_module_state(models) -> tuple:
+    """``(params, buffers)``: each parameter and buffer of identically built ``models`` stacked
+    along a new first dimension, for ``vmap(functional_call)`` over an ensemble. The stacked
+    parameters are new leaves (requiring grad when the originals did)."""
+    models = list(models)
+    if not models:
+        raise RuntimeError("stack_module_state: Expected at least one model, got 0.")
+    if len({m.training for m in models}) != 1:
+        raise RuntimeError("stack_module_state: Expected all models to have the same training/eval mode.")
+    if len({type(m) for m in models}) != 1:
+        raise RuntimeError("stack_module_state: Expected all models to be of the same class.")
+    params = {}
+    for name, _ in models[0].named_parameters():
+        parts = [dict(m.named_parameters())[name] for m in models]
+        params[name] = _stack([p.detach() for p in parts]).requires_grad_(all(p.requires_grad for p in parts))
+    buffers = {name: _stack([dict(m.named_buffers())[name] for m in models]) for name, _ in models[0].named_buffers()}
+    return params, buffers
