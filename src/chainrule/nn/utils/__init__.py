@@ -1,5 +1,7 @@
-"""nn.utils: gradient clipping, flat parameter vectors, packed sequences (``rnn``), weight norm,
-``skip_init``."""
+"""nn.utils: gradient clipping, flat parameter vectors, packed sequences (``rnn``), weight and
+spectral norm (hook-based, and as ``parametrizations`` on ``parametrize``), ``skip_init``."""
+
+import importlib as _importlib
 
 from . import rnn  # noqa: F401
 from .clip_grad import (  # noqa: F401
@@ -18,3 +20,20 @@ def skip_init(module_cls, *args, **kwargs):
     initialisation by building on the meta device; chainrule has no meta device, so the module is
     initialised as usual — callers re-initialise it themselves either way."""
     return module_cls(*args, **kwargs)
+
+
+# These build on nn.modules, whose rnn module imports nn.utils.rnn (so this package): loading
+# them on first use keeps the import graph one-way.
+_LAZY = {"parametrize": ("parametrize", None), "parametrizations": ("parametrizations", None),
+         "spectral_norm": ("spectral_norm", "spectral_norm"),
+         "remove_spectral_norm": ("spectral_norm", "remove_spectral_norm")}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'chainrule.nn.utils' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = _importlib.import_module(f".{module_name}", __name__)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
