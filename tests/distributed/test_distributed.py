@@ -55,6 +55,13 @@ def test_collectives_match_numpy(how, nprocs, debug):
     assert passed_ranks(result) == set(range(nprocs)), result.stdout
 
 
+@pytest.mark.parametrize("nprocs", [2, 3])
+def test_sync_batchnorm_equals_one_batchnorm_over_the_global_batch(nprocs):
+    result = run_job("launcher", nprocs, "sync_bn")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert passed_ranks(result) == set(range(nprocs)), result.stdout
+
+
 @pytest.mark.parametrize("how, nprocs", [("mpiexec", 2), ("launcher", 4)])
 def test_ddp_equals_single_process(how, nprocs):
     result = run_job(how, nprocs, "ddp")

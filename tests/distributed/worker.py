@@ -238,6 +238,58 @@ def ddp(rank: int, size: int) -> None:
     check(len(DDP(make_model(0), bucket_cap_mb=0.0005)._buckets) > 2, "a small cap makes several buckets")
 
 
+def make_bn_model(seed: int):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                               torch.nn.Flatten(), torch.nn.Linear(4 * 3 * 3, 2))
+
+
+def sync_bn(rank: int, size: int) -> None:
+    """SyncBatchNorm under DDP equals one BatchNorm over the global batch: outputs, gradients
+    (DDP averages the per-rank means of equal-sized slices) and running statistics, over
+    three SGD steps; and distributed.nn.all_reduce's gradient is the all-reduced gradient."""
+    import chainrule.distributed.nn as dist_nn
+
+    per_rank = 3
+    rng = np.random.default_rng(7)
+    steps = [(rng.standard_normal((per_rank * size, 3, 5, 5)).astype(np.float32) * 2 + 1) for _ in range(3)]
+    single = make_bn_model(0)
+    single_opt = torch.optim.SGD(single.parameters(), lr=0.05)
+    synced = DDP(torch.nn.SyncBatchNorm.convert_sync_batchnorm(make_bn_model(0)))
+    check(isinstance(synced.module[1], torch.nn.SyncBatchNorm), "convert_sync_batchnorm replaced BatchNorm2d")
+    synced_opt = torch.optim.SGD(synced.parameters(), lr=0.05)
+    for x in steps:
+        single_opt.zero_grad()
+        whole = single(torch.from_numpy(x))
+        (whole ** 2).mean().backward()
+        synced_opt.zero_grad()
+        mine = synced(torch.from_numpy(x[rank * per_rank:(rank + 1) * per_rank]))
+        (mine ** 2).mean().backward()
+        close(mine.detach(), whole.detach().numpy()[rank * per_rank:(rank + 1) * per_rank], "SyncBatchNorm output",
+              1e-5)
+        for (name, p), q in zip(synced.module.named_parameters(), single.parameters()):
+            close(p.grad, q.grad.numpy(), f"SyncBatchNorm gradient of {name}", 1e-5)
+        single_opt.step()
+        synced_opt.step()
+    bn, reference = synced.module[1], single[1]
+    close(bn.running_mean, reference.running_mean.numpy(), "running_mean", 1e-5)
+    close(bn.running_var, reference.running_var.numpy(), "running_var", 1e-5)
+    check(int(bn.num_batches_tracked) == 3, "num_batches_tracked counts the steps")
+    synced.eval()
+    single.eval()
+    close(synced(torch.from_numpy(steps[0][:2])).detach(), single(torch.from_numpy(steps[0][:2])).detach().numpy(),
+          "eval mode uses the running statistics", 1e-5)
+
+    x = torch.tensor([float(rank + 1), 2.0 * rank], requires_grad=True)
+    total = dist_nn.all_reduce(x)
+    close(total.detach(), [sum(r + 1.0 for r in range(size)), sum(2.0 * r for r in range(size))], "all_reduce value")
+    (total * (rank + 1)).sum().backward()
+    expected = float(sum(r + 1 for r in range(size)))
+    close(x.grad, [expected, expected], "all_reduce's gradient is the sum of every rank's upstream gradient")
+    mean = dist_nn.all_reduce(x, op=dist.ReduceOp.AVG)
+    close(mean.detach(), total.detach().numpy() / size, "all_reduce AVG")
+
+
 def unused_without_flag(rank: int, size: int) -> None:
     model = DDP(make_model(0, unused_branch=True))
     forward_loss(model, *batches(1, 4)[0]).backward()
@@ -279,7 +331,8 @@ def main() -> None:
     dist.init_process_group("gloo" if SCENARIO == "collectives" else None, timeout=timeout)
     rank, size = dist.get_rank(), dist.get_world_size()
     {"collectives": collectives, "ddp": ddp, "fail": fail, "partial": partial, "mismatch": mismatch,
-     "different_collectives": different_collectives, "unused_without_flag": unused_without_flag}[SCENARIO](rank, size)
+     "different_collectives": different_collectives, "unused_without_flag": unused_without_flag,
+     "sync_bn": sync_bn}[SCENARIO](rank, size)
     print(f"PASS rank {rank}: {checks} checks", flush=True)
     dist.destroy_process_group()
 
