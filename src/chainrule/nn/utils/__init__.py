@@ -24,7 +24,7 @@ def skip_init(module_cls, *args, **kwargs):
 
 # These build on nn.modules, whose rnn module imports nn.utils.rnn (so this package): loading
 # them on first use keeps the import graph one-way.
-_LAZY = {"parametrize": ("parametrize", None), "parametrizations": ("parametrizations", None),
+_LAZY = {"parametrize": ("parametrize", None), "parametrizations": ("parametrizations", None), "prune": ("prune", None),
          "spectral_norm": ("spectral_norm", "spectral_norm"),
          "remove_spectral_norm": ("spectral_norm", "remove_spectral_norm")}
 
