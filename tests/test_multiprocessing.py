@@ -23,25 +23,26 @@ def _exit_with_three(rank):
 
 
 def test_spawn_runs_fn_with_each_rank_and_the_args(tmp_path):
-    assert mp.spawn(_write_rank, args=(str(tmp_path), 2.5), nprocs=3) is None
+    # fork keeps these API tests quick; the spawn start method is covered by the sharing tests below
+    assert mp.spawn(_write_rank, args=(str(tmp_path), 2.5), nprocs=3, start_method="fork") is None
     assert sorted(p.read_text() for p in tmp_path.iterdir()) == ["0.0", "2.5", "5.0"]
 
 
 def test_spawn_raises_the_childs_error_in_the_parent():
     with pytest.raises(mp.ProcessRaisedException, match="rank one is broken") as info:
-        mp.spawn(_fail_on_one, nprocs=2)
+        mp.spawn(_fail_on_one, nprocs=2, start_method="fork")
     assert info.value.error_index == 1
     assert "Process 1 terminated with the following error" in str(info.value)
 
 
 def test_spawn_reports_an_exit_code():
     with pytest.raises(mp.ProcessExitedException, match="terminated with exit code 3") as info:
-        mp.spawn(_exit_with_three, nprocs=1)
+        mp.spawn(_exit_with_three, nprocs=1, start_method="fork")
     assert info.value.exit_code == 3
 
 
 def test_spawn_without_join_returns_the_context(tmp_path):
-    context = mp.spawn(_write_rank, args=(str(tmp_path), 1.0), nprocs=2, join=False)
+    context = mp.spawn(_write_rank, args=(str(tmp_path), 1.0), nprocs=2, join=False, start_method="fork")
     assert len(context.pids()) == 2
     while not context.join():
         pass
@@ -64,3 +65,43 @@ def test_version_answers_as_a_cpu_only_torch_without_a_gpu():
     if not chainrule.cuda.is_available():
         assert chainrule.version.cuda is None
     assert chainrule.version.hip is None
+
+
+def _hogwild_worker(rank, model, steps):
+    optimizer = chainrule.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(chainrule.ones(1, 3)).sum().backward()  # d/dbias = 1: each step lowers the shared bias by 0.5
+        optimizer.step()
+
+
+def _add_rank(rank, tensor, queue):
+    tensor.add_(rank + 1)
+    queue.put(chainrule.full((2,), float(rank)))
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "fork"])
+def test_hogwild_processes_train_the_same_shared_weights(start_method):
+    model = chainrule.nn.Linear(3, 1)
+    with chainrule.no_grad():
+        model.bias.fill_(0.0)
+    assert model.share_memory() is model
+    assert all(p.is_shared() for p in model.parameters())
+    mp.spawn(_hogwild_worker, args=(model, 4), nprocs=2, start_method=start_method)
+    # every step of both processes landed on the parent's bias, none on a copy
+    assert model.bias.item() == pytest.approx(-0.5 * 4 * 2)
+
+
+def test_a_shared_tensor_travels_by_name_and_others_by_value():
+    context = mp.get_context("spawn")
+    shared = chainrule.zeros(2).share_memory_()
+    queue = context.SimpleQueue()
+    workers = [context.Process(target=_add_rank, args=(rank, shared, queue)) for rank in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+        assert worker.exitcode == 0
+    assert shared.tolist() == [3.0, 3.0]
+    received = sorted(queue.get().tolist() for _ in range(2))
+    assert received == [[0.0, 0.0], [1.0, 1.0]] and not chainrule.zeros(1).is_shared()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _shared
 from ._backend import array_module, writeable
 from .autograd import function as _function
 from .autograd.function import QUIET, broadcast_error, name_node, numpy_errstate
@@ -320,6 +321,17 @@ def _reversed_dims(self: Tensor) -> Tensor:
     return self.permute(*reversed(range(self.ndim)))
 
 
+def _is_shared(self) -> bool:
+    return _shared.location(self._data) is not None
+
+
+def _share_memory_(self):
+    """Move the data into shared memory (a no-op for CUDA tensors and for shared ones), as torch."""
+    if isinstance(self._data, np.ndarray) and not _is_shared(self):
+        self._data = _shared.to_shared(self._data)
+    return self
+
+
 def bind_all(modules) -> None:
     """Bind ``modules``' functions (and the operators, in-place variants and the rest) onto Tensor."""
     # autograd makes Tensors (Function outputs, the engine's seeds) but sits below tensor.py
@@ -346,6 +358,6 @@ def bind_all(modules) -> None:
     Tensor.type_as = lambda self, other: self.to(other.dtype)
     Tensor.new = lambda self, *args: Tensor(*args, dtype=self.dtype) if args else Tensor._make(np.empty((0,), self._data.dtype))
     Tensor.get_device = lambda self: -1 if self.device.type == "cpu" else (self.device.index or 0)
-    Tensor.is_shared = lambda self: False
+    Tensor.is_shared = _is_shared
     Tensor.pin_memory = lambda self: self
-    Tensor.share_memory_ = lambda self: self
+    Tensor.share_memory_ = _share_memory_

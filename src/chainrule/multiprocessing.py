@@ -1,9 +1,11 @@
 """torch.multiprocessing: Python's multiprocessing, plus torch's ``spawn`` — start ``nprocs``
 processes running ``fn(rank, *args)`` and raise in the parent when one of them fails.
 
-chainrule tensors pickle by value (NumPy arrays), so queues and process arguments carry copies;
-there is no shared-memory tensor storage, and the sharing-strategy calls only record their
-setting.
+As in torch, a tensor in shared memory (``share_memory_()``, ``Module.share_memory()``) that is
+sent to another process — a Process argument, a Queue item — travels as the name of its
+shared segment, so both processes update the same numbers; other tensors travel as copies.
+The sharing-strategy calls only record their setting (segments are always named POSIX shared
+memory).
 """
 
 from __future__ import annotations
@@ -14,6 +16,12 @@ import signal as _signal
 import sys as _sys
 import traceback as _traceback
 from multiprocessing import *  # noqa: F401,F403  (torch.multiprocessing re-exports it all)
+from multiprocessing.reduction import ForkingPickler as _ForkingPickler
+
+from . import _shared
+from .nn.parameter import Buffer as _Buffer
+from .nn.parameter import Parameter as _Parameter
+from .tensor import Tensor as _Tensor
 
 __all__ = [*_mp.__all__, "spawn", "start_processes", "ProcessContext", "ProcessException",
            "ProcessRaisedException", "ProcessExitedException", "set_sharing_strategy", "get_sharing_strategy",
@@ -146,3 +154,28 @@ def spawn(fn, args: tuple = (), nprocs: int = 1, join: bool = True, daemon: bool
           start_method: str = "spawn"):
     """torch.multiprocessing.spawn: ``start_processes`` with the spawn start method."""
     return start_processes(fn, args, nprocs, join, daemon, start_method)
+
+
+def _rebuild_shared_tensor(kind, name: str, offset: int, shape: tuple, dtype: str, strides: tuple,
+                           requires_grad: bool):
+    array = _shared.attach(name, offset, shape, dtype, strides)
+    if kind is _Parameter:
+        return _Parameter(_Tensor._make(array), requires_grad)
+    tensor = _Tensor._make(array)
+    if kind is _Buffer:
+        tensor = _Buffer(tensor)
+    return tensor.requires_grad_(requires_grad) if requires_grad else tensor
+
+
+def _reduce_tensor(tensor):
+    where = _shared.location(tensor._data)
+    if where is None:
+        return tensor.__reduce_ex__(4)
+    name, offset = where
+    array = tensor._data
+    return _rebuild_shared_tensor, (type(tensor), name, offset, array.shape, array.dtype.str, array.strides,
+                                    tensor.requires_grad)
+
+
+for _kind in (_Tensor, _Parameter, _Buffer):
+    _ForkingPickler.register(_kind, _reduce_tensor)

@@ -450,6 +450,11 @@ class Module:
         fn(self)
         return self
 
+    def share_memory(self) -> Module:
+        """Move every parameter and buffer into shared memory (Tensor.share_memory_), so that
+        processes started afterwards train the same weights (Hogwild)."""
+        return self._apply(lambda t: t.share_memory_())
+
     def _apply(self, fn) -> Module:
         """Apply ``fn`` to every parameter and buffer, in place (parameters keep their identity)."""
         for module in self.children():
