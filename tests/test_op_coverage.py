@@ -69,6 +69,12 @@ NOT_OPS: dict[str, str] = {
         "serialization: files, not tensors", "save", "load",
     ),
     **_group(
+        "sparse COO layout: format conversions and the sparse product, tested against torch in "
+        "tests/test_sparse.py (the values are stored densely, so every registry op already covers them)",
+        "sparse_coo_tensor", "spmm", "Tensor.is_sparse", "Tensor.layout", "Tensor.to_dense", "Tensor.to_sparse",
+        "Tensor.to_sparse_coo",
+    ),
+    **_group(
         "conversion to Python or NumPy values, or between devices/dtypes (casts are checked in tests/test_dtype.py)",
         "Tensor.item", "Tensor.tolist", "Tensor.numpy", "Tensor.__array__", "Tensor.__bool__",
         "Tensor.__float__", "Tensor.__int__", "Tensor.__index__", "Tensor.__complex__", "Tensor.__dlpack__",

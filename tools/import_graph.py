@@ -22,10 +22,11 @@ PACKAGE = "chainrule"
 # matching prefix decides (so "chainrule.tensor" is matched before the catch-all ones)
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("chainrule._dtype", "chainrule._backend", "chainrule._standin", "chainrule._config",
-              "chainrule._parallel", "chainrule._shared", "chainrule.return_types")),
+              "chainrule._parallel", "chainrule._shared", "chainrule._layout", "chainrule.return_types")),
     ("autograd", ("chainrule.autograd",)),
     ("tensor", ("chainrule.tensor", "chainrule._format")),
-    ("ops", ("chainrule.ops", "chainrule._methods", "chainrule.linalg", "chainrule.fft", "chainrule.special")),
+    ("ops", ("chainrule.ops", "chainrule._methods", "chainrule.linalg", "chainrule.fft", "chainrule.special",
+             "chainrule.sparse")),
     # DistributedDataParallel (nn.parallel) all-reduces through chainrule.distributed
     ("nn", ("chainrule.nn", "chainrule.distributed", "chainrule.distributions", "chainrule.amp",
             "chainrule.cuda", "chainrule.backends", "chainrule.accelerator")),

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _shared
+from . import _layout, _shared
+from . import sparse as _sparse
 from ._backend import array_module, writeable
 from .autograd import function as _function
 from .autograd.function import QUIET, broadcast_error, name_node, numpy_errstate
@@ -358,6 +359,11 @@ def bind_all(modules) -> None:
     Tensor.type_as = lambda self, other: self.to(other.dtype)
     Tensor.new = lambda self, *args: Tensor(*args, dtype=self.dtype) if args else Tensor._make(np.empty((0,), self._data.dtype))
     Tensor.get_device = lambda self: -1 if self.device.type == "cpu" else (self.device.index or 0)
+    Tensor.layout = property(lambda self: _layout.strided)
+    Tensor.is_sparse = False
+    Tensor.to_sparse = _sparse.to_sparse
+    Tensor.to_sparse_coo = lambda self: _sparse.to_sparse(self)
+    Tensor.to_dense = lambda self, dtype=None, *, masked_grad=None: self if dtype is None else self.to(dtype)
     Tensor.is_shared = _is_shared
     Tensor.pin_memory = lambda self: self
     Tensor.share_memory_ = _share_memory_

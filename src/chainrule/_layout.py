@@ -1,0 +1,29 @@
+"""torch.layout: how a tensor's elements are stored (``x.layout``; ``layout=`` arguments)."""
+
+from __future__ import annotations
+
+__all__ = ["layout", "strided", "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc", "jagged"]
+
+
+class layout:
+    """A storage layout; compared by identity, printed as ``chainrule.<name>``."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"chainrule.{self._name}"
+
+    def __reduce__(self):
+        return self._name  # unpickles to the module attribute of that name: the same object
+
+
+strided = layout("strided")
+sparse_coo = layout("sparse_coo")
+sparse_csr = layout("sparse_csr")
+sparse_csc = layout("sparse_csc")
+sparse_bsr = layout("sparse_bsr")
+sparse_bsc = layout("sparse_bsc")
+jagged = layout("jagged")

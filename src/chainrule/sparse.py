@@ -1,0 +1,223 @@
+"""Sparse COO tensors (torch.sparse_coo_tensor, Tensor.to_sparse, torch.sparse): enough for the
+graph networks people write by hand (GCN, GAT), whose adjacency matrices are sparse.
+
+chainrule stores a sparse tensor's values densely as well: its indices and values are kept as
+given (``indices()``, ``values()``, ``coalesce()``, ``_nnz()`` and the repr are torch's), and
+its array is the dense matrix they describe. Every op therefore runs on it as on a dense tensor
+and gives torch's numbers: ``sparse @ dense``, ``torch.spmm``, ``torch.sparse.mm`` and
+``dense + sparse`` return dense tensors, as in torch. Where torch keeps the result sparse
+(``sparse * 2``, ``torch.sum(sparse, dim)``, ``sparse + sparse``) chainrule returns it dense —
+the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
+larger than ``MAX_DENSE_ELEMENTS`` is refused with a message rather than exhausting memory.
+Gradients flow through the dense operands of a product; a sparse tensor itself cannot require
+grad.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._backend import array_module
+from ._layout import sparse_coo
+from .ops.creation import _to_array
+from .ops.linalg import matmul as _matmul
+from .tensor import Tensor
+
+__all__ = ["mm", "sum", "spmm", "sparse_coo_tensor", "SparseCOOTensor", "MAX_DENSE_ELEMENTS"]
+
+# 2**28 float32 elements is 1 GiB of dense backing
+MAX_DENSE_ELEMENTS = 1 << 28
+
+_NO_GRAD = ("chainrule: a sparse tensor cannot require grad (its values are stored densely and "
+            "differentiated as such): keep the sparse operand constant and let the gradient flow to the "
+            "dense one, or use .to_dense()")
+
+
+class SparseCOOTensor(Tensor):
+    """A tensor in the sparse COO layout: ``sparse_dim`` index rows, one column per stored
+    entry, and the entries' values (which may have dense trailing dims)."""
+
+    @classmethod
+    def _from_parts(cls, indices, values, size: tuple, coalesced: bool) -> SparseCOOTensor:
+        elements = math.prod(size)
+        if elements > MAX_DENSE_ELEMENTS:
+            raise RuntimeError(f"sparse_coo_tensor: chainrule stores sparse tensors densely, and size {tuple(size)} "
+                               f"has {elements:,} elements (at most {MAX_DENSE_ELEMENTS:,})")
+        xp = array_module(values)
+        dense = xp.zeros(tuple(size), dtype=values.dtype)
+        if indices.shape[1]:
+            xp.add.at(dense, tuple(indices), values)  # repeated indices add up, as coalescing does
+        tensor = object.__new__(cls)
+        tensor._init(dense)
+        tensor._coo = (indices, values, coalesced)
+        return tensor
+
+    # --------------------------------------------------------------- what makes it sparse
+    @property
+    def layout(self):
+        return sparse_coo
+
+    @property
+    def is_sparse(self) -> bool:
+        return True
+
+    def sparse_dim(self) -> int:
+        return self._coo[0].shape[0]
+
+    def dense_dim(self) -> int:
+        return self.dim() - self.sparse_dim()
+
+    def _nnz(self) -> int:
+        return self._coo[0].shape[1]
+
+    def is_coalesced(self) -> bool:
+        return self._coo[2]
+
+    def _indices(self) -> Tensor:
+        return Tensor._make(self._coo[0])
+
+    def _values(self) -> Tensor:
+        return Tensor._make(self._coo[1])
+
+    def indices(self) -> Tensor:
+        if not self._coo[2]:
+            raise RuntimeError("Cannot get indices on an uncoalesced tensor, please call .coalesce() first")
+        return self._indices()
+
+    def values(self) -> Tensor:
+        if not self._coo[2]:
+            raise RuntimeError("Cannot get values on an uncoalesced tensor, please call .coalesce() first")
+        return self._values()
+
+    def coalesce(self) -> SparseCOOTensor:
+        """Sorted, unique indices; the values of repeated indices summed."""
+        if self._coo[2]:
+            return self
+        indices, values, _ = self._coo
+        xp = array_module(values)
+        if indices.shape[1] == 0:
+            return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), True)
+        flat = xp.ravel_multi_index(tuple(indices), tuple(self.shape[:indices.shape[0]]))
+        order = xp.argsort(flat, kind="stable")
+        flat = flat[order]
+        starts = xp.concatenate([xp.asarray([0]), xp.nonzero(xp.diff(flat))[0] + 1])
+        summed = xp.add.reduceat(values[order], starts, axis=0)
+        return SparseCOOTensor._from_parts(indices[:, order][:, starts], summed, tuple(self.shape), True)
+
+    def to_dense(self, dtype=None, *, masked_grad=None) -> Tensor:
+        dense = Tensor._make(self._data.copy())
+        return dense if dtype is None else dense.to(dtype)
+
+    def to_sparse(self, *args, **kwargs) -> SparseCOOTensor:
+        return self
+
+    def to(self, *args, **kwargs):
+        indices, values, coalesced = self._coo
+        moved = Tensor._make(values).to(*args, **kwargs)
+        if moved._data is values:
+            return self
+        moved_indices = Tensor._make(indices).to(moved.device)._data
+        return SparseCOOTensor._from_parts(moved_indices, moved._data, tuple(self.shape), coalesced)
+
+    def requires_grad_(self, requires_grad: bool = True):
+        if requires_grad:
+            raise RuntimeError(_NO_GRAD)
+        return self
+
+    def __repr__(self) -> str:
+        indices, values, _ = self._coo
+        # torch's layout: each part's continuation lines line up under its first line
+        index_text = repr(Tensor._make(indices)).replace("\n", "\n" + " " * len("tensor(indices="))
+        value_text = repr(Tensor._make(values)).replace("\n", "\n" + " " * len("       values="))
+        device = "" if self.device.type == "cpu" else f", device='{self.device}'"
+        return (f"tensor(indices={index_text},\n       values={value_text},\n"
+                f"       size={tuple(self.shape)}, nnz={indices.shape[1]}{device}, layout={sparse_coo})")
+
+
+def _index_array(indices):
+    array = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
+    xp = array_module(array)
+    if array.ndim != 2:
+        raise RuntimeError(f"sparse_coo_tensor: indices must be sparse_dim x nnz, but got: {list(array.shape)}")
+    if array.dtype.kind not in "iu":
+        raise RuntimeError(f"sparse_coo_tensor: indices must be an int64 tensor, got {array.dtype}")
+    return xp.asarray(array, dtype=np.int64)
+
+
+def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pin_memory: bool = False,
+                      requires_grad: bool = False, check_invariants=None, is_coalesced=None) -> SparseCOOTensor:
+    """A sparse COO tensor with entries ``values`` at ``indices`` (sparse_dim × nnz); ``size``
+    defaults to one past the largest index in each sparse dim."""
+    if requires_grad:
+        raise RuntimeError(_NO_GRAD)
+    index = _index_array(indices)
+    value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
+    if dtype is not None or device is not None:
+        value = value.to(device=device, dtype=dtype)
+    value_array = value._data
+    if value_array.ndim == 0:
+        raise RuntimeError("sparse_coo_tensor: values must have at least one dim (nnz)")
+    if index.shape[1] != value_array.shape[0]:
+        raise RuntimeError(f"indices and values must have same nnz, but got nnz from indices: {index.shape[1]}, "
+                           f"nnz from values: {value_array.shape[0]}")
+    xp = array_module(value_array)
+    index = xp.asarray(index)
+    sparse_dims = index.shape[0]
+    if size is None:
+        bounds = tuple(int(b) + 1 for b in index.max(axis=1)) if index.shape[1] else (0,) * sparse_dims
+        size = bounds + tuple(value_array.shape[1:])
+    size = tuple(int(s) for s in size)
+    if len(size) != sparse_dims + value_array.ndim - 1:
+        raise RuntimeError(f"'len(size) == sparse_dim + dense_dim' is not satisfied: len(size) = {len(size)}, "
+                           f"sparse_dim = {sparse_dims}, dense_dim = {value_array.ndim - 1}")
+    if index.shape[1]:
+        lowest, highest = index.min(axis=1), index.max(axis=1)
+        for dim in range(sparse_dims):
+            if int(lowest[dim]) < 0:
+                raise RuntimeError(f"found negative index {int(lowest[dim])} for dim {dim}")
+            if int(highest[dim]) >= size[dim]:
+                raise RuntimeError(f"size is inconsistent with indices: for dim {dim}, size is {size[dim]} but found "
+                                   f"index {int(highest[dim])}")
+    if tuple(value_array.shape[1:]) != size[sparse_dims:]:
+        raise RuntimeError(f"values has incorrect size, expected {[index.shape[1], *size[sparse_dims:]]}, got "
+                           f"{list(value_array.shape)}")
+    return SparseCOOTensor._from_parts(index, value_array, size, bool(is_coalesced))
+
+
+def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=None, dense_dim=None):
+    """Tensor.to_sparse: the COO form of a dense tensor (coalesced: sorted unique indices)."""
+    if layout not in (None, sparse_coo):
+        raise NotImplementedError(f"to_sparse: only the sparse_coo layout is supported, got {layout}")
+    if self.requires_grad:
+        raise RuntimeError(_NO_GRAD)
+    sparse_dim = self.dim() if sparse_dim is None else sparse_dim
+    if not 0 < sparse_dim <= self.dim():
+        raise RuntimeError(f"to_sparse: sparse_dim must be in [1, {self.dim()}], got {sparse_dim}")
+    xp = array_module(self._data)
+    data = self._data
+    present = data != 0
+    if sparse_dim < self.dim():
+        present = present.any(axis=tuple(range(sparse_dim, self.dim())))
+    index = xp.stack(xp.nonzero(present)).astype(np.int64) if present.ndim else xp.zeros((0, 1), np.int64)
+    values = data[tuple(index)] if index.shape[1] or sparse_dim else data.reshape((0,) + data.shape[sparse_dim:])
+    return SparseCOOTensor._from_parts(index, xp.ascontiguousarray(values), tuple(self.shape), True)
+
+
+def mm(sparse: Tensor, dense: Tensor) -> Tensor:
+    """torch.sparse.mm: sparse (n × m) @ dense (m × p), a dense result."""
+    return _matmul(sparse, dense)
+
+
+def spmm(sparse: Tensor, dense: Tensor) -> Tensor:
+    """torch.spmm: the same product as torch.sparse.mm."""
+    return _matmul(sparse, dense)
+
+
+def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.sparse.sum's name)
+    """torch.sparse.sum: the sum of the entries (over ``dim``), as a dense tensor."""
+    dense = Tensor._make(input._data)
+    result = dense.sum() if dim is None else dense.sum(dim)
+    return result if dtype is None else result.to(dtype)
+
