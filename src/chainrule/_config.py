@@ -93,11 +93,14 @@ def fit_threads_to_idle_cores() -> int | None:
     requested = os.environ.get("CHAINRULE_NUM_THREADS")
     if requested:
         try:
-            threads = int(requested)
-        except ValueError:
-            raise RuntimeError(f"CHAINRULE_NUM_THREADS must be a positive integer, got {requested!r}") from None
-        set_num_threads(_check_positive(threads, "CHAINRULE_NUM_THREADS"))
-        return threads
+            threads = _check_positive(int(requested), "CHAINRULE_NUM_THREADS")
+        except (ValueError, RuntimeError):
+            # a typo in the environment must not stop `import chainrule`: say so, and fit as usual
+            warnings.warn(f"CHAINRULE_NUM_THREADS must be a positive integer, got {requested!r}; ignoring it",
+                          RuntimeWarning, stacklevel=2)
+        else:
+            set_num_threads(threads)
+            return threads
     if _blas_limits is not None or any(name in os.environ for name in _THREAD_VARIABLES):
         return None
     try:
