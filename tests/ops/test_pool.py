@@ -93,3 +93,35 @@ def test_pool_wrong_rank(op, x):
     kwargs = {"output_size": 2} if op.startswith("adaptive") else {"kernel_size": 2}
     with pytest.raises(RuntimeError):
         getattr(chainrule, op)(chainrule.randn(*x), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                    dict(kernel_size=(3, 2), stride=1, dilation=(1, 2), ceil_mode=True)])
+def test_max_pool_split_over_threads_is_bit_identical(kwargs, monkeypatch):
+    # max pool and its backward run over the batch in pieces on the thread budget (CPU): one
+    # piece or three must give the same values, indices and gradients, ties and NaN included
+    from chainrule import _config, _parallel
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 4, size=(5, 3, 11, 10)).astype(np.float32)  # many ties
+    x[1, 2, 3, 4] = np.nan
+    out_shape = tuple(F(chainrule).max_pool2d(chainrule.tensor(x), **kwargs).shape)
+    grad = rng.standard_normal(out_shape).astype(np.float32)
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS_PER_PIECE", 1)
+    results = []
+    for budget in (1, 3):
+        monkeypatch.setattr(_config, "thread_budget", lambda budget=budget: budget)
+        t = chainrule.tensor(x, requires_grad=True)
+        y, indices = F(chainrule).max_pool2d(t, return_indices=True, **kwargs)
+        y.backward(chainrule.tensor(grad))
+        results.append((y.detach().numpy(), indices.numpy(), t.grad.numpy()))
+    for one_piece, three_pieces in zip(*results):
+        np.testing.assert_array_equal(one_piece, three_pieces)
+    if torch is not None:
+        t = torch.tensor(x, requires_grad=True)
+        y, indices = torch.nn.functional.max_pool2d(t, return_indices=True, **kwargs)
+        y.backward(torch.tensor(grad))
+        np.testing.assert_array_equal(results[1][0], y.detach().numpy())
+        np.testing.assert_array_equal(results[1][1], indices.numpy())
+        # overlapping windows add in another order than torch's
+        np.testing.assert_allclose(results[1][2], t.grad.numpy(), rtol=1e-6, atol=1e-6)

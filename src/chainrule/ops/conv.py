@@ -8,17 +8,25 @@ written with them and double backward comes for free):
 * ``_conv_weight(x, g)``   its adjoint in w (filter gradient)    w̄ = C_w(x, g)
 
 Internally the maps run channels-last: the padded input is laid out (N, *spatial, C) so that the
-im2col gather copies contiguous channel runs, the columns are (groups, N·L, K·C/groups) and the
-contraction is one batched GEMM. The output of the GEMM is (N, *out, O); it is returned as an
-(N, O, *out) view of that memory (no transpose copy), which the next conv reads for free.
-The forward's columns are kept on the node for the filter gradient (im2col costs about as much
-as a GEMM), so a conv whose weight needs a gradient holds K× its input until the graph is freed.
+im2col gather copies contiguous channel runs, the columns are (groups, N·L, K·C/groups), built a
+few samples at a time, and the contraction is one batched GEMM per chunk. The output of the GEMM
+is (N, *out, O); it is returned as an (N, O, *out) view of that memory. With few channels per
+group and long output rows the channels are short runs, and the columns are gathered
+channels-first instead, (groups, C/g·K, N·L), along the output rows (``_channels_first_columns``).
+The node keeps only the input, not the forward's columns (K× the input): the filter gradient
+rebuilds them a few samples at a time, which costs an im2col but keeps the peak low
+(32→64 3×3 bench conv, forward and backward: 34 MiB instead of 85, against torch's 55).
 The input gradient is one GEMM per kernel offset (batched) and one strided slice add per offset
-(col2im without ``np.add.at``); gradients that arrive (N, O, *out)-contiguous are read in place
-by per-sample GEMMs where that measured faster (see ``_conv_input``, ``_conv_weight``).
+(col2im without ``np.add.at``); gradients that are not channels-last (from pools, elementwise
+ops, a sum's broadcast) are read (N, O, *out)-contiguous by per-sample GEMMs where that measured
+faster (see ``_conv_input``, ``_conv_weight``). On the CPU the copies around the GEMMs (the pad,
+the gather, the col2im adds, the layout copies) are cut over the batch on the thread budget
+(``_parallel.over_rows``): NumPy runs them on one core while the GEMMs use all of them.
 Measured alternatives that lost: Caffe-style NCHW im2col (6× slower gather), one (N·L, K·C)
-GEMM sliced per offset (1.5× slower adds), transposed-conv-as-conv for stride 1, and splitting
-the copies over threads (OpenBLAS threads already occupy the cores).
+GEMM sliced per offset (1.5× slower adds), transposed-conv-as-conv for stride 1, and Winograd
+F(2×2, 3×3) for the 32→64 3×3 conv (its 16 GEMMs have K = C = 32 and ran at half the direct
+GEMM's speed, so 2.25× fewer multiplications gave a slower forward: 135 ms against 97 ms
+single-threaded on the loaded machine, and its transforms cost as much as the im2col).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import math
 import numpy as np
 
 from .._backend import array_module
+from .._parallel import over_rows
 from ..autograd.function import Function
 from ..tensor import Tensor, _check_tensor
 
@@ -79,6 +88,30 @@ def _windows(x, shape: tuple, strides: tuple):
     return xp.lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
 
 
+def _assign(dst, src, axis: int = 0) -> None:
+    """``dst[...] = src`` (same shapes). NumPy copies run on one core but release the GIL, so on
+    the CPU the copy is cut along ``axis`` (the batch) into pieces that run on the thread budget;
+    each element is copied once either way, so the result is the same."""
+    if array_module(dst) is not np:
+        dst[...] = src
+        return
+    lead = (slice(None),) * axis
+
+    def copy_rows(start: int, stop: int) -> None:
+        dst[lead + (slice(start, stop),)] = src[lead + (slice(start, stop),)]
+
+    over_rows(copy_rows, dst.shape[axis], dst.size)
+
+
+def _contiguous(a):
+    """``ascontiguousarray`` with the copy on the thread budget (see ``_assign``)."""
+    if a.flags.c_contiguous or array_module(a) is not np:
+        return array_module(a).ascontiguousarray(a)
+    out = np.empty(a.shape, dtype=a.dtype)
+    _assign(out, a)
+    return out
+
+
 def _to_channels_last_padded(x: np.ndarray, geo: _Geometry) -> np.ndarray:
     """(N, C, *S) → zero-padded (N, *S_padded, C), contiguous: one copy does transpose and pad."""
     xp = array_module(x)
@@ -86,11 +119,22 @@ def _to_channels_last_padded(x: np.ndarray, geo: _Geometry) -> np.ndarray:
     perm = (0, *range(2, d + 2), 1)
     x_cl = x.transpose(perm)
     if not any(geo.pad_lo) and not any(geo.pad_hi):
-        return xp.ascontiguousarray(x_cl)
+        return _contiguous(x_cl)
     out = xp.zeros((x.shape[0], *geo.padded_shape, x.shape[1]), dtype=x.dtype)
     interior = (slice(None),) + tuple(slice(lo, lo + n) for lo, n in zip(geo.pad_lo, geo.in_shape))
-    out[interior] = x_cl
+    _assign(out[interior], x_cl)
     return out
+
+
+def _channels_first_columns(c: int, geo: _Geometry) -> bool:
+    """Whether im2col gathers clearly longer contiguous runs from the (N, C, *S) input than from
+    its channels-last copy: the gather costs per run, so with few channels per group and long
+    output rows the channels-first columns win (1→16 5×5 on (64, 1, 28, 28): runs of 28 against 5,
+    0.8 ms instead of 7); the channels-last ones keep the measured-faster cases (32→64 3×3 on
+    32×32: runs of 96 against 32; 16→32 5×5 on 14×14: 80 against 10)."""
+    run_channels_last = (c // geo.groups) * (geo.kernel[-1] if geo.dilation[-1] == 1 else 1)
+    run_channels_first = geo.out_shape[-1] if geo.stride[-1] == 1 else 1
+    return run_channels_first > 2 * run_channels_last
 
 
 def _columns(x: np.ndarray, geo: _Geometry) -> np.ndarray:
@@ -110,8 +154,36 @@ def _columns(x: np.ndarray, geo: _Geometry) -> np.ndarray:
                  *(st * s for st, s in zip(spatial_strides, geo.stride)),
                  *(st * dl for st, dl in zip(spatial_strides, geo.dilation)), item),
     )
-    length = n * math.prod(geo.out_shape)
-    return array_module(x_cl).ascontiguousarray(view).reshape(g, length, math.prod(geo.kernel) * cg)
+    cols = array_module(x_cl).empty(view.shape, dtype=x.dtype)
+    _assign(cols, view, axis=1)  # the gather: as long as the GEMM when single-threaded
+    return cols.reshape(g, n * math.prod(geo.out_shape), math.prod(geo.kernel) * cg)
+
+
+def _columns_channels_first(x: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """im2col transposed: (groups, C/g·K, N·L) contiguous, each column in w's (C/g, *K) order;
+    the gather copies runs along the output's last axis."""
+    xp = array_module(x)
+    n, c = x.shape[0], x.shape[1]
+    g = geo.groups
+    cg = c // g
+    if any(geo.pad_lo) or any(geo.pad_hi):
+        padded = xp.zeros((n, c, *geo.padded_shape), dtype=x.dtype)
+        _assign(padded[(slice(None), slice(None)) + tuple(slice(lo, lo + m) for lo, m in zip(geo.pad_lo, geo.in_shape))], x)
+    else:
+        padded = x
+    strides = padded.strides
+    spatial_strides = strides[2:]
+    # view (g, C/g, *kernel, N, *out) over the padded input
+    view = _windows(
+        padded,
+        shape=(g, cg, *geo.kernel, n, *geo.out_shape),
+        strides=(cg * strides[1], strides[1],
+                 *(st * dl for st, dl in zip(spatial_strides, geo.dilation)), strides[0],
+                 *(st * s for st, s in zip(spatial_strides, geo.stride))),
+    )
+    cols = xp.empty(view.shape, dtype=x.dtype)
+    _assign(cols, view, axis=2 + len(geo.kernel))  # cut over the batch axis
+    return cols.reshape(g, cg * math.prod(geo.kernel), n * math.prod(geo.out_shape))
 
 
 def _weight_matrix(w: np.ndarray, g: int) -> np.ndarray:
@@ -140,35 +212,116 @@ def _from_gemm(out: np.ndarray, n: int, spatial: tuple) -> np.ndarray:
     return out.transpose(0, d + 1, *range(1, d + 1))
 
 
+# The column-sized arrays (K× the input: 36 MiB for the 32→64 3×3 bench conv) are built a few
+# samples at a time, about this many bytes each: the forward's and the filter gradient's columns
+# (rebuilt there rather than kept on the node), and the input gradient's GEMM result, added back
+# chunk by chunk. Chunks this size keep the GEMMs long and the extra memory small; one-sample
+# chunks were faster on one thread (0.8×) but 3× slower on two threads beside a busy process
+# (every GEMM synchronises the BLAS pool).
+_COLUMN_CHUNK_BYTES = 8 << 20
+
+
+def _sample_chunk(channels: int, window_positions: int, itemsize: int) -> int:
+    """How many samples make about ``_COLUMN_CHUNK_BYTES`` of columns (channels × K·L each)."""
+    return max(1, _COLUMN_CHUNK_BYTES // max(channels * window_positions * itemsize, 1))
+
+
 # ---------------------------------------------------------------- the three array maps
-def _conv(x: np.ndarray, w: np.ndarray, geo: _Geometry, cols: np.ndarray | None = None) -> np.ndarray:
+def _conv(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
     """y = C(x, w): (N, C, *S) ⋆ (O, C/g, *K) → (N, O, *out)."""
-    if cols is None:
-        cols = _columns(x, geo)
-    out = array_module(x).matmul(cols, _weight_matrix(w, geo.groups))
-    return _from_gemm(out, x.shape[0], geo.out_shape)
+    xp = array_module(x)
+    n = x.shape[0]
+    g = geo.groups
+    o = w.shape[0]
+    length = math.prod(geo.out_shape)
+    dtype = xp.result_type(x, w)
+    # the columns a few samples at a time (see _COLUMN_CHUNK_BYTES): the peak holds one chunk of
+    # them, not K× the input, and the GEMM reads columns that are still in cache (32→64 3×3 on
+    # one thread: 0.9× the time of one whole-batch GEMM; the same on two)
+    chunk = _sample_chunk(x.shape[1], math.prod(geo.kernel) * length, x.itemsize)
+    if _channels_first_columns(x.shape[1], geo):
+        # W (g, O/g, C/g·K) @ columns (g, C/g·K, B·L), both contiguous (NumPy's matmul ran the
+        # transposed operands of these shapes 4-6× slower)
+        out = xp.empty((g, o // g, n * length), dtype=dtype)
+        w_matrix = w.reshape(g, o // g, -1)
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            xp.matmul(w_matrix, _columns_channels_first(x[start:stop], geo),
+                      out=out[:, :, start * length:stop * length])
+        d = len(geo.kernel)
+        out = out.reshape(g, o // g, n, *geo.out_shape).transpose(2, 0, 1, *range(3, d + 3))
+        return out.reshape(n, o, *geo.out_shape)  # a view: g and O/g stay adjacent
+    w_matrix = _weight_matrix(w, g)
+    out = xp.empty((g, n * length, w_matrix.shape[-1]), dtype=dtype)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        xp.matmul(_columns(x[start:stop], geo), w_matrix, out=out[:, start * length:stop * length])
+    return _from_gemm(out, n, geo.out_shape)
 
 
-def _conv_weight(x: np.ndarray, grad: np.ndarray, geo: _Geometry, w_shape: tuple,
-                 cols: np.ndarray | None = None) -> np.ndarray:
+def _is_channels_last(a) -> bool:
+    """Whether ``a`` (N, C, *S) has (N, *S, C)-contiguous memory (what the forward GEMM leaves)."""
+    return a.transpose(0, *range(2, a.ndim), 1).flags.c_contiguous
+
+
+def _conv_weight(x: np.ndarray, grad: np.ndarray, geo: _Geometry, w_shape: tuple) -> np.ndarray:
     """w̄ = C_w(x, g): correlation of the input with the output gradient, shape (O, C/g, *K)."""
     xp = array_module(grad)
-    if cols is None:
-        cols = _columns(x, geo)
     g = geo.groups
     o, cg = w_shape[0], w_shape[1]
     n = grad.shape[0]
-    if grad.flags.c_contiguous and n > 1:
-        # an (N, O, *out)-contiguous gradient (what pools and elementwise ops hand back): one GEMM
-        # per sample and group reads it in place instead of transposing it to channels-last
-        # first (32→64 3×3: 16 ms instead of 23 ms single-threaded)
-        per_sample = grad.reshape(n, g, o // g, -1).transpose(1, 0, 2, 3)  # (g, N, O/g, L)
-        out = xp.matmul(per_sample, cols.reshape(g, n, -1, cols.shape[-1])).sum(axis=1)
-    else:
-        out = xp.matmul(_grad_matrix(grad, g).transpose(0, 2, 1), cols)  # (g, O/g, K·C/g)
+    kernel_size = math.prod(geo.kernel)
+    chunk = _sample_chunk(x.shape[1], kernel_size * math.prod(geo.out_shape), x.itemsize)
+    if _channels_first_columns(x.shape[1], geo):
+        # columns (g, C/g·K, B·L) @ G (g, B·L, O/g): both contiguous, the result in w's order
+        out = xp.zeros((g, cg * kernel_size, o // g), dtype=xp.result_type(x, grad))  # zero when N = 0
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            out += xp.matmul(_columns_channels_first(x[start:stop], geo), _grad_matrix(grad[start:stop], g))
+        return xp.ascontiguousarray(out.transpose(0, 2, 1)).reshape(o, cg, *geo.kernel)
+    per_sample = n > 1 and not _is_channels_last(grad)
+    if per_sample:
+        # one GEMM per sample and group reads an (N, O, *out)-contiguous gradient (what pools and
+        # elementwise ops hand back) in place instead of transposing it to channels-last first
+        # (32→64 3×3: 16 ms instead of 23 ms single-threaded); other layouts are copied to it
+        grad = _contiguous(grad)
+    out = xp.zeros((g, o // g, kernel_size * cg), dtype=xp.result_type(x, grad))  # zero when N = 0
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        cols = _columns(x[start:stop], geo)  # (g, B·L, K·C/g)
+        if per_sample:
+            grad_rows = grad[start:stop].reshape(stop - start, g, o // g, -1).transpose(1, 0, 2, 3)
+            part = xp.matmul(grad_rows, cols.reshape(g, stop - start, -1, cols.shape[-1])).sum(axis=1)
+        else:
+            part = xp.matmul(_grad_matrix(grad[start:stop], g).transpose(0, 2, 1), cols)
+        out += part
     d = len(geo.kernel)
     out = out.reshape(o, *geo.kernel, cg)
     return xp.ascontiguousarray(out.transpose(0, d + 1, *range(1, d + 1)))
+
+
+def _offset_regions(geo: _Geometry, leading: int) -> list:
+    """For each kernel offset, the strided slice of the padded input its output positions read
+    (after ``leading`` whole axes): col2im adds each offset's slab there."""
+    return [(slice(None),) * leading + tuple(
+        slice(i * dl, i * dl + s * (m - 1) + 1, s)
+        for i, dl, s, m in zip(offset, geo.dilation, geo.stride, geo.out_shape))
+        for offset in np.ndindex(*geo.kernel)]
+
+
+def _add_slabs(out, slabs: list, regions: list) -> None:
+    """col2im: ``out[region_k] += slabs[k]`` for each kernel offset k, the batch first in both.
+    On the CPU the batch is cut into pieces on the thread budget (single-threaded NumPy adds,
+    GIL released); each piece adds the offsets in the same order, so the sums are the same."""
+    def add_rows(start: int, stop: int) -> None:
+        rows = slice(start, stop)
+        for slab, region in zip(slabs, regions):
+            out[rows][region] += slab[rows]
+
+    if array_module(out) is np:
+        over_rows(add_rows, out.shape[0], slabs[0].size * len(slabs))
+    else:
+        add_rows(0, out.shape[0])
 
 
 def _conv_input(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) -> np.ndarray:
@@ -178,11 +331,12 @@ def _conv_input(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) -> np.n
     d = len(geo.kernel)
     o, cg = w.shape[0], w.shape[1]
     kernel_size = math.prod(geo.kernel)
-    if grad.flags.c_contiguous and n > 1 and geo.out_shape[-1] >= cg:
-        # an (N, O, *out)-contiguous gradient (what pools and elementwise ops hand back) with
-        # long output rows: per-sample GEMMs read it in place (measured faster for the 32→64 3×3
-        # and 1→16 5×5 convs; channels-last wins when rows are shorter than C/g, e.g. 16→32 on 10×10)
-        return _conv_input_nchw(grad, w, geo, c)
+    if n > 1 and geo.out_shape[-1] >= cg and not _is_channels_last(grad):
+        # long output rows and a gradient that is not channels-last (an (N, O, *out)-contiguous
+        # one from a pool or an elementwise op is read in place; a broadcast one from a sum is
+        # copied to it): per-sample GEMMs (measured faster for the 32→64 3×3 and 1→16 5×5 convs;
+        # channels-last wins when rows are shorter than C/g, e.g. 16→32 on 10×10)
+        return _conv_input_nchw(_contiguous(grad), w, geo, c)
     xp = array_module(grad)
     # one GEMM per kernel offset (batched): dcols[g, k] = G_g (N·L, O/g) @ W_gk (O/g, C/g), so
     # that each offset's slab is contiguous for the col2im adds below (measured 1.5-1.7× faster
@@ -193,11 +347,7 @@ def _conv_input(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) -> np.n
     # col2im: one strided slice add per kernel offset, into a padded channels-last buffer
     out = xp.zeros((n, *geo.padded_shape, g, cg), dtype=dcols.dtype)
     src_perm = (1, *range(2, d + 2), 0, d + 2)  # (g, N, *out, C/g) → (N, *out, g, C/g)
-    for k, offset in enumerate(np.ndindex(*geo.kernel)):
-        region = (slice(None),) + tuple(
-            slice(i * dl, i * dl + s * (m - 1) + 1, s)
-            for i, dl, s, m in zip(offset, geo.dilation, geo.stride, geo.out_shape))
-        out[region] += dcols[:, k].transpose(src_perm)
+    _add_slabs(out, [dcols[:, k].transpose(src_perm) for k in range(kernel_size)], _offset_regions(geo, 1))
     out = out.reshape(n, *geo.padded_shape, c)
     interior = (slice(None),) + tuple(slice(lo, lo + m) for lo, m in zip(geo.pad_lo, geo.in_shape))
     return out[interior].transpose(0, d + 1, *range(1, d + 1))
@@ -214,15 +364,17 @@ def _conv_input_nchw(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) ->
     # the K offsets stacked into one (K·C/g, O/g) matrix: one GEMM per sample and group rather
     # than K thin ones (32→64 3×3: 40 ms instead of 48 ms single-threaded), same memory layout
     w_k = xp.ascontiguousarray(w.reshape(g, o // g, cg, kernel_size).transpose(0, 3, 2, 1))  # (g, K, C/g, O/g)
-    per_sample = grad.reshape(n, g, o // g, -1)  # (N, g, O/g, L)
-    dcols = xp.matmul(w_k.reshape(g, kernel_size * cg, o // g), per_sample)  # (N, g, K·C/g, L)
-    dcols = dcols.reshape(n, g, kernel_size, cg, *geo.out_shape)
-    out = xp.zeros((n, g, cg, *geo.padded_shape), dtype=dcols.dtype)
-    for k, offset in enumerate(np.ndindex(*geo.kernel)):
-        region = (slice(None),) * 3 + tuple(
-            slice(i * dl, i * dl + s * (m - 1) + 1, s)
-            for i, dl, s, m in zip(offset, geo.dilation, geo.stride, geo.out_shape))
-        out[region] += dcols[:, :, k]
+    w_k = w_k.reshape(g, kernel_size * cg, o // g)
+    out = xp.zeros((n, g, cg, *geo.padded_shape), dtype=xp.result_type(grad, w))
+    regions = _offset_regions(geo, 3)
+    # a few samples at a time, so the (B, g, K·C/g, L) GEMM result stays small (K× the input
+    # for the whole batch)
+    chunk = _sample_chunk(c, kernel_size * math.prod(geo.out_shape), out.itemsize)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        per_sample = grad[start:stop].reshape(stop - start, g, o // g, -1)  # (B, g, O/g, L)
+        dcols = xp.matmul(w_k, per_sample).reshape(stop - start, g, kernel_size, cg, *geo.out_shape)
+        _add_slabs(out[start:stop], [dcols[:, :, k] for k in range(kernel_size)], regions)
     out = out.reshape(n, c, *geo.padded_shape)
     return out[(slice(None), slice(None)) + tuple(slice(lo, lo + m) for lo, m in zip(geo.pad_lo, geo.in_shape))]
 
@@ -244,17 +396,14 @@ class Convolution(Function):
     @staticmethod
     def forward(ctx, x, w, *bias, geo):
         if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
-            ctx.geo, ctx.cols = geo, None
-        cols = _columns(x, geo)
-        if ctx.needs_input_grad[1]:
-            ctx.cols = cols  # reused by the filter gradient: im2col costs as much as a GEMM
+            ctx.geo = geo
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None,
                               w if ctx.needs_input_grad[0] else None)
-        y = _conv(x, w, geo, cols)
+        y = _conv(x, w, geo)
         if bias:
             y += bias[0].reshape((-1,) + (1,) * len(geo.kernel))
-        # the GEMM leaves channels last; torch's output is contiguous NC*S (x.view(n, -1) works)
-        return array_module(y).ascontiguousarray(y)
+        # the GEMM leaves another layout; torch's output is contiguous NC*S (x.view(n, -1) works)
+        return _contiguous(y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -263,7 +412,7 @@ class Convolution(Function):
         needs = ctx.needs_input_grad
         geo = ctx.geo
         grad_x = ConvInput.apply(grad, w, geo=geo, c=ctx.in_channels) if needs[0] else None
-        grad_w = ConvWeight.apply(x, grad, geo=geo, w_shape=ctx.w_shape, cols=ctx.cols) if needs[1] else None
+        grad_w = ConvWeight.apply(x, grad, geo=geo, w_shape=ctx.w_shape) if needs[1] else None
         grads = (grad_x, grad_w)
         if len(needs) == 3:
             grads += (_bias_grad(grad) if needs[2] else None,)
@@ -287,7 +436,7 @@ class ConvInput(Function):
         out = _conv_input(grad, w, geo, c)
         if bias:
             out = out + bias[0].reshape((-1,) + (1,) * len(geo.kernel))
-        return array_module(out).ascontiguousarray(out)  # torch's layout, whatever the GEMM left
+        return _contiguous(out)  # torch's layout, whatever the GEMM left
 
     @staticmethod
     def backward(ctx, u):
@@ -296,8 +445,7 @@ class ConvInput(Function):
         needs = ctx.needs_input_grad
         geo = ctx.geo
         grad_g = Convolution.apply(u, w, geo=geo) if needs[0] else None
-        grad_w = ConvWeight.apply(u, g, geo=geo, w_shape=tuple(ctx._input_meta[1][0]), cols=None) \
-            if needs[1] else None
+        grad_w = ConvWeight.apply(u, g, geo=geo, w_shape=tuple(ctx._input_meta[1][0])) if needs[1] else None
         grads = (grad_g, grad_w)
         if len(needs) == 3:
             grads += (_bias_grad(u) if needs[2] else None,)
@@ -314,11 +462,11 @@ class ConvWeight(Function):
             "recorded as an op under create_graph)")
 
     @staticmethod
-    def forward(ctx, x, grad, geo, w_shape, cols):
+    def forward(ctx, x, grad, geo, w_shape):
         ctx.geo = geo
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None,
                               grad if ctx.needs_input_grad[0] else None)
-        return _conv_weight(x, grad, geo, w_shape, cols)  # already contiguous
+        return _conv_weight(x, grad, geo, w_shape)  # already contiguous
 
     @staticmethod
     def backward(ctx, v):

@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from .._backend import array_module
+from .._parallel import over_rows
 from ..autograd.function import Function
 from ..tensor import Tensor
 
@@ -90,23 +91,46 @@ def _lowest(dtype):
 
 
 # ---------------------------------------------------------------- max pool
+def _over_leading_rows(work, rows: int, elements: int, xp) -> None:
+    """``work(start, stop)`` over the leading (batch) axis: on the CPU in pieces on the thread
+    budget (NumPy's elementwise passes run on one core, GIL released); each row goes through the
+    same passes either way, so the result is the same."""
+    if xp is np:
+        over_rows(work, rows, elements)
+    else:
+        work(0, rows)
+
+
 def _max_pool(x: np.ndarray, geo: _PoolGeometry):
     """Max and the kernel-offset index (0..K-1, first maximum) of every window."""
     xp = array_module(x)
+    lead = x.shape[: x.ndim - len(geo.kernel)]
+    kernel_size = math.prod(geo.kernel)
+    best = xp.empty(lead + geo.out_shape, dtype=x.dtype)  # contiguous, as torch's output is
+    which = xp.empty(best.shape, dtype=np.int8 if kernel_size < 128 else np.int64)
+
+    def pool_rows(start: int, stop: int) -> None:
+        _max_pool_into(x[start:stop], geo, best[start:stop], which[start:stop])
+
+    _over_leading_rows(pool_rows, best.shape[0], best.size * kernel_size, xp)
+    return best, which
+
+
+def _max_pool_into(x: np.ndarray, geo: _PoolGeometry, best: np.ndarray, which: np.ndarray) -> None:
+    xp = array_module(x)
     padded = _pad(x, geo, _lowest(x.dtype))
     views = [_offset_view(padded, geo, offset) for offset in np.ndindex(*geo.kernel)]
-    best = xp.array(views[0], order="C")  # torch's output is contiguous whatever the input's strides
+    best[...] = views[0]
     for view in views[1:]:
         xp.maximum(best, view, out=best)  # NaN propagates, as in torch
     # the first offset holding the maximum: walk the offsets backwards, the earliest write wins
-    which = xp.full(best.shape, len(views) - 1, dtype=np.int8 if len(views) < 128 else np.int64)
+    which[...] = len(views) - 1
     for i in range(len(views) - 2, -1, -1):
         xp.copyto(which, i, where=views[i] == best)
     # on a device the NaN walk runs unconditionally: testing for NaN first would sync to the host
     if x.dtype.kind == "f" and (xp is not np or xp.isnan(best).any()):
         for i in range(len(views) - 1, -1, -1):
             xp.copyto(which, i, where=xp.isnan(views[i]))
-    return best, which
 
 
 def _flat_indices(which: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
@@ -133,12 +157,18 @@ def _window_scatter(grad: np.ndarray, which: np.ndarray, geo: _PoolGeometry) -> 
     out = xp.zeros(lead + geo.padded_shape(), dtype=grad.dtype)
     overlap = not geo.non_overlapping()
     zero = xp.zeros((), dtype=grad.dtype)
-    for i, offset in enumerate(np.ndindex(*geo.kernel)):
-        target = _offset_view(out, geo, offset)
-        if overlap:
-            target += xp.where(which == i, grad, zero)
-        else:
-            xp.copyto(target, grad, where=which == i)
+    offsets = list(np.ndindex(*geo.kernel))
+
+    def scatter_rows(start: int, stop: int) -> None:
+        rows, grad_rows, which_rows = out[start:stop], grad[start:stop], which[start:stop]
+        for i, offset in enumerate(offsets):
+            target = _offset_view(rows, geo, offset)
+            if overlap:
+                target += xp.where(which_rows == i, grad_rows, zero)
+            else:
+                xp.copyto(target, grad_rows, where=which_rows == i)
+
+    _over_leading_rows(scatter_rows, out.shape[0], grad.size * len(offsets), xp)
     return _crop(out, geo)
 
 
