@@ -20,7 +20,8 @@ from chainrule.nn import functional as F
 from chainrule.ops import _cuda_kernels
 from chainrule.testing import standin
 
-KERNELS = ("softmax", "log_softmax", "layer_norm", "gelu", "gelu_backward", "adam_step")
+KERNELS = ("softmax", "log_softmax", "cross_entropy", "cross_entropy_backward", "layer_norm", "layer_norm_backward",
+           "gelu", "gelu_backward", "adam_step")
 
 
 def _host(value):
@@ -32,7 +33,7 @@ def _host(value):
 
 
 def _device(value):
-    if isinstance(value, np.ndarray):
+    if isinstance(value, (np.ndarray, np.generic)):
         return standin.module.asarray(value)
     if isinstance(value, tuple):
         return tuple(_device(v) for v in value)
@@ -82,23 +83,67 @@ def _both(fn, *arrays):
 
 
 X = np.random.default_rng(0).standard_normal((3, 4, 5)).astype(np.float32)
+W, B = np.linspace(0.5, 1.5, 20, dtype=np.float32).reshape(4, 5), np.linspace(-1, 1, 20, dtype=np.float32).reshape(4, 5)
+TARGET = np.array([0, 4, 2, -100, 1, 3, 3, 0, 4, -100, 2, 1])
 
+
+def _cross_entropy(reduction: str):
+    def fn(x):
+        target = chainrule.tensor(TARGET, device=x.device)
+        return F.cross_entropy(x.reshape(12, 5), target, reduction=reduction)
+
+    return fn
+
+
+# op -> (function of leaf tensors, the kernels it calls forward and backward, the leaves' values)
 OPS = {
-    "softmax": (lambda x: chainrule.softmax(x, dim=-1), ["softmax"]),
-    "log_softmax": (lambda x: F.log_softmax(x, dim=2), ["log_softmax"]),
-    "layer_norm": (lambda x: F.layer_norm(x, (4, 5)), ["layer_norm"]),
-    "gelu": (F.gelu, ["gelu", "gelu_backward"]),
-    "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), ["gelu"]),
+    "softmax": (lambda x: chainrule.softmax(x, dim=-1), ["softmax"], (X,)),
+    "log_softmax": (lambda x: F.log_softmax(x, dim=2), ["log_softmax"], (X,)),
+    "layer_norm": (lambda x: F.layer_norm(x, (4, 5)), ["layer_norm", "layer_norm_backward"], (X,)),
+    "layer_norm_affine": (lambda x, w, b: F.layer_norm(x, (4, 5), w, b), ["layer_norm", "layer_norm_backward"],
+                          (X, W, B)),
+    "cross_entropy_mean": (_cross_entropy("mean"), ["cross_entropy", "cross_entropy_backward"], (X,)),
+    "cross_entropy_sum": (_cross_entropy("sum"), ["cross_entropy", "cross_entropy_backward"], (X,)),
+    "cross_entropy_none": (_cross_entropy("none"), ["cross_entropy", "cross_entropy_backward"], (X,)),
+    "gelu": (F.gelu, ["gelu", "gelu_backward"], (X,)),
+    "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), ["gelu"], (X,)),
 }
 
 
 @pytest.mark.parametrize("op", OPS, ids=OPS.keys())
 def test_op_calls_its_fused_kernel(fused, op):
-    fn, expected_calls = OPS[op]
-    cpu, device = _both(fn, X)
+    fn, expected_calls, arrays = OPS[op]
+    cpu, device = _both(fn, *arrays)
     assert fused == expected_calls
     for c, d in zip(cpu, device):
         np.testing.assert_allclose(d, c, rtol=1e-5, atol=1e-6)
+
+
+def test_cross_entropy_takes_the_composed_path_where_the_kernel_has_no_case(fused):
+    x = chainrule.tensor(X.reshape(12, 5), device="cuda", requires_grad=True)
+    target = chainrule.tensor(TARGET, device="cuda")
+    F.cross_entropy(x, target, label_smoothing=0.1).backward()
+    F.cross_entropy(x, target, weight=chainrule.ones(5, device="cuda")).backward()
+    F.cross_entropy(x.reshape(3, 4, 5).transpose(1, 2), target.reshape(3, 4).clamp(min=0)).backward()
+    assert "cross_entropy" not in fused and "cross_entropy_backward" not in fused
+
+
+@pytest.mark.parametrize("op", ["cross_entropy_mean", "cross_entropy_none", "layer_norm", "layer_norm_affine"])
+def test_fused_gradients_differentiate_again(fused, op):
+    """create_graph through a kernel's backward: the second order comes from the Tensor-op rule."""
+    fn, _, arrays = OPS[op]
+    results = []
+    for device in ("cpu", "cuda"):
+        inputs = [chainrule.tensor(a, device=device, requires_grad=True) for a in arrays]
+        out = fn(*inputs)
+        u = chainrule.tensor(np.linspace(-1, 1, out.numel(), dtype=np.float32).reshape(tuple(out.shape)),
+                             device=device)
+        grads = chainrule.autograd.grad(out, inputs, u, create_graph=True)
+        second = chainrule.autograd.grad(sum((g * g.detach().cos()).sum() for g in grads), inputs, allow_unused=True)
+        results.append([g.detach().cpu().numpy() for g in grads + second if g is not None])
+    assert "cross_entropy_backward" in fused or "layer_norm_backward" in fused
+    for c, d in zip(*results):
+        np.testing.assert_allclose(d, c, rtol=1e-4, atol=1e-5)
 
 
 def test_softmax_over_an_inner_dim_takes_the_composed_path(fused):
@@ -107,10 +152,10 @@ def test_softmax_over_an_inner_dim_takes_the_composed_path(fused):
 
 
 def test_the_standin_alone_takes_the_composed_path(cuda):
-    x = chainrule.tensor(X, device="cuda", requires_grad=True)
-    for fn, _ in OPS.values():
-        fn(x).sum().backward()  # the real kernels would raise TypeError on stand-in arrays
-    assert x.grad.device.type == "cuda"
+    for fn, _, arrays in OPS.values():
+        inputs = [chainrule.tensor(a, device="cuda", requires_grad=True) for a in arrays]
+        fn(*inputs).sum().backward()  # the real kernels would raise TypeError on stand-in arrays
+        assert all(t.grad.device.type == "cuda" for t in inputs)
 
 
 @pytest.mark.parametrize("optimizer", [
