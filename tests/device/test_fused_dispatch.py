@@ -21,7 +21,7 @@ from chainrule.ops import _cuda_kernels
 from chainrule.testing import standin
 
 KERNELS = ("softmax", "log_softmax", "cross_entropy", "cross_entropy_backward", "layer_norm", "layer_norm_backward",
-           "gelu", "gelu_backward", "adam_step")
+           "gelu", "gelu_backward", "adam_step", "adam_multi_tensor_step")
 
 
 def _host(value):
@@ -48,7 +48,7 @@ def _fake(name: str, calls: list):
         host_args = [_host(a) for a in args]
         host_kwargs = {k: _host(v) for k, v in kwargs.items()}
         out = reference(*host_args, **host_kwargs)
-        if name == "adam_step":  # in place: write the updated host copies back to the device arrays
+        if name.startswith("adam"):  # in place: write the updated host copies back to the device arrays
             lists = [*args[:4]] + ([kwargs["max_exp_avg_sqs"]] if kwargs.get("max_exp_avg_sqs") else [])
             host_lists = [*host_args[:4]] + ([host_kwargs["max_exp_avg_sqs"]] if lists[4:] else [])
             for arrays, host_arrays in zip(lists, host_lists):
@@ -158,12 +158,15 @@ def test_the_standin_alone_takes_the_composed_path(cuda):
         assert all(t.grad.device.type == "cuda" for t in inputs)
 
 
-@pytest.mark.parametrize("optimizer", [
-    lambda ps: chainrule.optim.Adam(ps, lr=0.01, weight_decay=0.1),
-    lambda ps: chainrule.optim.AdamW(ps, lr=0.01, amsgrad=True),
-    lambda ps: chainrule.optim.Adam(ps, lr=0.01, maximize=True),
-], ids=["adam_l2", "adamw_amsgrad", "adam_maximize"])
-def test_adam_step_calls_the_fused_kernel(fused, optimizer):
+@pytest.mark.parametrize("optimizer, kernel, calls", [
+    (lambda ps: chainrule.optim.Adam(ps, lr=0.01, weight_decay=0.1), "adam_multi_tensor_step", 2),
+    (lambda ps: chainrule.optim.AdamW(ps, lr=0.01, amsgrad=True, fused=True), "adam_multi_tensor_step", 2),
+    (lambda ps: chainrule.optim.Adam(ps, lr=0.01, maximize=True, foreach=False), "adam_step", 2),
+], ids=["adam_l2", "adamw_amsgrad_fused", "adam_maximize_for_loop"])
+def test_adam_step_calls_the_fused_kernel(fused, optimizer, kernel, calls):
+    """One call per step over the whole group: the multi-tensor kernel (one launch, torch's
+    foreach/fused default on CUDA), or with foreach=False ``adam_step`` (one launch per parameter,
+    torch's for-loop implementation)."""
     chainrule.manual_seed(0)
     model = nn.Linear(5, 3)
     on_device = copy.deepcopy(model).to("cuda")
@@ -174,9 +177,19 @@ def test_adam_step_calls_the_fused_kernel(fused, optimizer):
             opt.zero_grad()
             m(inp).square().mean().backward()
             opt.step()
-    assert fused.count("adam_step") == 4  # two parameters, two steps, one launch each
+    assert fused == [kernel] * calls  # two steps
     for p, q in zip(model.parameters(), on_device.parameters()):
         np.testing.assert_allclose(q.detach().cpu().numpy(), p.detach().numpy(), rtol=1e-5, atol=1e-7)
+        assert q._version == p._version  # the in-place update is seen by autograd's version check
     for p, q in zip(model.parameters(), on_device.parameters()):
         for key, value in cpu_opt.state[p].items():
             np.testing.assert_allclose(device_opt.state[q][key].cpu().numpy(), value.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "SGD"])
+def test_fused_and_foreach_flags_are_checked_as_torch_checks_them(name):
+    params = [nn.Parameter(chainrule.zeros(3))]
+    with pytest.raises(RuntimeError, match="`fused` and `foreach` cannot be `True` together."):
+        getattr(chainrule.optim, name)(params, lr=0.1, fused=True, foreach=True)
+    with pytest.raises(RuntimeError, match="`fused` does not support `differentiable`"):
+        getattr(chainrule.optim, name)(params, lr=0.1, fused=True, differentiable=True)
