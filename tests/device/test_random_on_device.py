@@ -70,3 +70,10 @@ def test_multinomial_argument_errors_are_torchs(cuda, device, args):
 def test_multinomial_refuses_integer_weights_as_torch(cuda):
     with pytest.raises(RuntimeError, match="multinomial only supports floating-point dtypes for input, got: Long"):
         chainrule.multinomial(chainrule.ones(3, dtype=chainrule.int64, device="cuda"), 1)
+
+
+def test_rrelu_draws_its_slopes_on_the_device(cuda):
+    x = chainrule.tensor(np.linspace(-2, 2, 40, dtype=np.float32), device="cuda")
+    out = _draw_without_transfers(cuda, lambda: chainrule.nn.functional.rrelu(x, 0.1, 0.3, training=True))
+    ratios = out[:20] / np.linspace(-2, 2, 40, dtype=np.float32)[:20]
+    assert ((ratios >= 0.1) & (ratios <= 0.3)).all() and np.array_equal(out[20:], x.cpu().numpy()[20:])
