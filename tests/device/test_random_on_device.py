@@ -77,3 +77,9 @@ def test_rrelu_draws_its_slopes_on_the_device(cuda):
     out = _draw_without_transfers(cuda, lambda: chainrule.nn.functional.rrelu(x, 0.1, 0.3, training=True))
     ratios = out[:20] / np.linspace(-2, 2, 40, dtype=np.float32)[:20]
     assert ((ratios >= 0.1) & (ratios <= 0.3)).all() and np.array_equal(out[20:], x.cpu().numpy()[20:])
+
+
+def test_normal_with_a_size_draws_on_the_device(cuda):
+    out = _draw_without_transfers(cuda, lambda: chainrule.normal(2.0, 0.5, (20000,), device="cuda"))
+    assert out.dtype == np.float32 and abs(out.mean() - 2.0) < 0.02 and abs(out.std() - 0.5) < 0.02
+    assert chainrule.normal(0.0, 1.0, (3,), dtype=chainrule.float64).dtype == chainrule.float64

@@ -172,15 +172,18 @@ def randint_like(input: Tensor, low, high=None, *, dtype=None, device=None, requ
     return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype, device=device)
 
 
-def normal(mean, std=1.0, size=None, *, generator=None) -> Tensor:
-    """Samples with the given mean(s) and std(s); tensors broadcast, as torch.normal."""
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Samples with the given mean(s) and std(s); tensors broadcast, as torch.normal. With float
+    mean and std, ``size`` samples drawn on ``device`` (in ``dtype``)."""
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
         m = mean._data if isinstance(mean, Tensor) else mean
         s = std._data if isinstance(std, Tensor) else std
         shape = np.broadcast_shapes(getattr(m, "shape", ()), getattr(s, "shape", ()))
         dt = (mean if isinstance(mean, Tensor) else std)._data.dtype
         return Tensor._make((m + s * _rng(generator, array_module(m, s)).standard_normal(shape)).astype(dt))
-    return Tensor._make((mean + std * _rng(generator).standard_normal(tuple(size))).astype(_dt(None)))
+    xp = _xp(device)
+    array = (mean + std * _rng(generator, xp).standard_normal(tuple(size))).astype(_float_dtype(dtype, "normal"))
+    return _finish(array, requires_grad)
 
 
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
