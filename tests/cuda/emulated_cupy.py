@@ -1,6 +1,6 @@
 """Just enough of CuPy to run chainrule's fused kernels on the CPU, for CI, which has no GPU.
 
-The CUDA C of the kernels (``_cuda_kernels.row_kernel_source`` and ``ELEMENTWISE``) is compiled
+The CUDA C of the kernels (``_cuda_kernels.row_kernel_source``, ``multi_tensor_source`` and ``ELEMENTWISE``) is compiled
 with the host C++ compiler against a small emulation of the CUDA execution model: every thread of
 a block is a fiber (``ucontext``) on one OS thread, ``__syncthreads`` is a barrier over the block,
 ``__shfl_down_sync`` an exchange through a buffer behind a barrier over the warp, ``__shared__``
@@ -116,18 +116,26 @@ template <typename F> void launch(unsigned grid, unsigned block, F body) {
 }
 """
 
-_LAUNCHERS = r"""
+# one launcher per kernel, compiled with the sources that define it
+_LAUNCHERS = {
+    "softmax_rows": r"""
 extern "C" void launch_softmax_rows(unsigned grid, unsigned block, const T* x, T* y, long long cols, int log_output) {
     launch(grid, block, [&] { softmax_rows(x, y, cols, log_output); });
 }
+""",
+    "cross_entropy_rows": r"""
 extern "C" void launch_cross_entropy_rows(unsigned grid, unsigned block, const T* x, const long long* target, T* loss,
                                           T* lse, long long cols, long long ignore_index) {
     launch(grid, block, [&] { cross_entropy_rows(x, target, loss, lse, cols, ignore_index); });
 }
+""",
+    "layer_norm_rows": r"""
 extern "C" void launch_layer_norm_rows(unsigned grid, unsigned block, const T* x, const T* weight, const T* bias, T* y,
                                        T* mean, T* rstd, long long cols, double eps, int has_weight, int has_bias) {
     launch(grid, block, [&] { layer_norm_rows(x, weight, bias, y, mean, rstd, cols, eps, has_weight, has_bias); });
 }
+""",
+    "adam_multi_tensor": r"""
 extern "C" void launch_adam_multi_tensor(unsigned grid, unsigned block, const long long* table, int tensors,
                                          long long total, double lr, double beta1, double beta2, double eps,
                                          double weight_decay, double bias_correction1, double bias_correction2_sqrt,
@@ -135,6 +143,8 @@ extern "C" void launch_adam_multi_tensor(unsigned grid, unsigned block, const lo
     launch(grid, block, [&] { adam_multi_tensor(table, tensors, total, lr, beta1, beta2, eps, weight_decay,
                                                 bias_correction1, bias_correction2_sqrt, decoupled, maximize); });
 }
+""",
+    "adam_multi_tensor_amsgrad": r"""
 extern "C" void launch_adam_multi_tensor_amsgrad(unsigned grid, unsigned block, const long long* table, int tensors,
                                                  long long total, double lr, double beta1, double beta2, double eps,
                                                  double weight_decay, double bias_correction1,
@@ -142,11 +152,14 @@ extern "C" void launch_adam_multi_tensor_amsgrad(unsigned grid, unsigned block, 
     launch(grid, block, [&] { adam_multi_tensor_amsgrad(table, tensors, total, lr, beta1, beta2, eps, weight_decay,
                                                         bias_correction1, bias_correction2_sqrt, decoupled, maximize); });
 }
+""",
+    "layer_norm_backward_rows": r"""
 extern "C" void launch_layer_norm_backward_rows(unsigned grid, unsigned block, const T* grad, const T* x, const T* mean,
                                                 const T* rstd, const T* weight, T* grad_x, long long cols, int has_weight) {
     launch(grid, block, [&] { layer_norm_backward_rows(grad, x, mean, rstd, weight, grad_x, cols, has_weight); });
 }
-"""
+""",
+}
 
 _SCALAR_TYPES = {"float64": ("double", ctypes.c_double), "float32": ("float", ctypes.c_float),
                  "int32": ("int", ctypes.c_int), "int64": ("long long", ctypes.c_longlong),
@@ -204,7 +217,8 @@ class EmulatedCupy(types.ModuleType):
     def library(self, row_source: str):
         """The row kernels of ``row_source`` and every ElementwiseKernel, compiled for one dtype."""
         ctype = "double" if "typedef double T;" in row_source else "float"
-        source = "\n".join([_RUNTIME, row_source, _LAUNCHERS] +
+        launchers = [text for name, text in _LAUNCHERS.items() if f"void {name}(" in row_source]
+        source = "\n".join([_RUNTIME, row_source, *launchers] +
                            [_elementwise_wrapper(name, spec) for name, spec in kernels.ELEMENTWISE.items()])
         key = hashlib.sha256(source.encode()).hexdigest()[:16]
         if key not in self.libraries:

@@ -196,18 +196,24 @@ def _check(op: str, *arrays) -> None:
 
 
 def row_kernel_source(dtype) -> str:
-    """The CUDA source of the row kernels and the multi-tensor Adam for ``dtype`` (float32 or float64)."""
+    """The CUDA source of the row kernels for ``dtype`` (float32 or float64)."""
     ctype = _FLOAT_TYPES[np.dtype(dtype)]
-    source = ROW_KERNELS + MULTI_TENSOR_ADAM
-    return source.replace("CTYPE", ctype).replace("NEG_INF_VALUE", _NEG_INF[ctype]).replace("NAN_VALUE", _NAN[ctype])
+    return ROW_KERNELS.replace("CTYPE", ctype).replace("NEG_INF_VALUE", _NEG_INF[ctype]).replace("NAN_VALUE", _NAN[ctype])
 
 
-def _row_function(dtype, name: str):
-    """The compiled ``name`` kernel for ``dtype`` (compiled once per dtype, then cached by CuPy)."""
-    ctype = _FLOAT_TYPES[np.dtype(dtype)]
-    if ctype not in _modules:
-        _modules[ctype] = _cupy().RawModule(code=row_kernel_source(dtype))
-    return _modules[ctype].get_function(name)
+def multi_tensor_source(dtype) -> str:
+    """The CUDA source of the multi-tensor Adam kernels for ``dtype`` (float32 or float64)."""
+    return f"typedef {_FLOAT_TYPES[np.dtype(dtype)]} T;\n" + MULTI_TENSOR_ADAM
+
+
+def _row_function(dtype, name: str, source=row_kernel_source):
+    """The compiled ``name`` kernel of ``source`` for ``dtype`` (compiled once per source and
+    dtype, then cached by CuPy; a module of its own per source, so one that fails to compile
+    leaves the others working)."""
+    key = (source.__name__, _FLOAT_TYPES[np.dtype(dtype)])
+    if key not in _modules:
+        _modules[key] = _cupy().RawModule(code=source(dtype))
+    return _modules[key].get_function(name)
 
 
 def _block_size(cols: int) -> int:
@@ -524,7 +530,7 @@ def adam_multi_tensor_step(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr: f
         offsets = np.concatenate(([0], np.cumsum(sizes))).tolist()
         table = cp.asarray(np.array(addresses + offsets, dtype=np.int64))  # a few hundred bytes to the device
         blocks, threads = _grid(total)
-        _row_function(dtype, "adam_multi_tensor_amsgrad" if amsgrad else "adam_multi_tensor")(
+        _row_function(dtype, "adam_multi_tensor_amsgrad" if amsgrad else "adam_multi_tensor", multi_tensor_source)(
             (blocks,), (threads,),
             (table, np.int32(len(ks)), np.int64(total), np.float64(lr), np.float64(beta1), np.float64(beta2),
              np.float64(eps), np.float64(weight_decay), np.float64(1 - beta1 ** step),
