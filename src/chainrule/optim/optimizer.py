@@ -229,4 +229,3 @@ def _check_fused_flags(fused, foreach, differentiable) -> None:
         raise RuntimeError("`fused` does not support `differentiable`")
     if fused and foreach:
         raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
-
