@@ -12,8 +12,12 @@ fallback) on sys.path itself. It prints a short summary, section by section, and
 3. one training step of each model type (MLP, CNN, GRU, LSTM, transformer) on the device against
    the CPU: the loss and every parameter after the optimiser's step;
 4. host transfers during one training step (the method is described in that section's docstring);
-5. the fused CuPy kernels against their NumPy references;
-6. the benchmark table (chainrule against torch CUDA, issue 12's workloads).
+5. the fused CuPy kernels against their NumPy references (the multi-tensor Adam too);
+6. issue 12's later parts: the fused cross-entropy and layer-norm dispatch against the CPU, the
+   multi-tensor Adam against one launch per parameter, randperm/multinomial drawn on the device
+   with no host transfer, ``load``'s map_location, a float16 autocast step with GradScaler, and
+   ``chainrule train --device cuda --nprocs 2`` (when mpi4py and scikit-learn are there);
+7. the benchmark table (chainrule against torch CUDA, issue 12's workloads).
 
 Each section catches its own exceptions and reports them; the script as a whole does not stop
 until every section has run. With ``--dry-run`` the device is the CPU (or ``--device``; 'cuda' with ``--standin``), the
@@ -493,6 +497,17 @@ def _kernel_checks(impl, xp, asnumpy) -> dict:
         impl.adam_step(on_device, [xp.asarray(g) for g in grads], device_moments[0], device_moments[1], [step] * 2,
                        max_exp_avg_sqs=device_moments[2], **adam)
     errors["adam_step"] = max(err(got, want) for got, want in zip(on_device, params))
+    # the multi-tensor Adam: one launch over tensors of several sizes, an empty one too
+    params = [x[:4].copy(), w.copy(), x[0, :1].copy(), np.zeros(0, np.float32)]
+    moments = [[np.zeros_like(p) for p in params] for _ in range(2)]
+    on_device = [xp.asarray(p) for p in params]
+    device_moments = [[xp.zeros_like(p) for p in on_device] for _ in range(2)]
+    for step in (1, 2, 3):
+        grads = [rng.standard_normal(p.shape).astype(np.float32) for p in params]
+        kernels.adam_step_reference(params, grads, moments[0], moments[1], [step] * 4, **adam)
+        impl.adam_multi_tensor_step(on_device, [xp.asarray(g) for g in grads], device_moments[0], device_moments[1],
+                                    [step] * 4, **adam)
+    errors["adam_multi_tensor_step"] = max(err(got, want) for got, want in zip(on_device[:3], params[:3]))
     return errors
 
 
@@ -512,7 +527,149 @@ def fused_kernels(report: Report, options) -> None:
         report.line(f"   FAIL {name}: max relative error {e:.2e}")
 
 
-# ---- 6. benchmarks ----
+# ---- 6. issue 12's later parts ----
+
+def _check(report: Report, outcome: dict, name: str, check) -> None:
+    """Run one check: it returns a short detail, or raises (AssertionError: a wrong result)."""
+    try:
+        detail = check()
+        outcome[name] = {"ok": True, "detail": detail}
+        report.line(f"   ok   {name}: {detail}")
+    except Exception as exc:
+        outcome[name] = {"ok": False, "error": _error(exc)}
+        report.line(f"   FAIL {name}: {_error(exc)}")
+
+
+def _transfers_during(device: str, fn):
+    """fn()'s result and the host copies of device arrays it made (as section 4 counts them)."""
+    xp = _device_module(device)
+    counter = HostTransferCounter(xp.ndarray if xp is not None else np.ndarray)
+    standin_count = getattr(xp, "transfers", None)
+    start = standin_count() if standin_count else 0
+    out = counter.run(fn)
+    return out, max(len(counter.calls), (standin_count() - start) if standin_count else 0)
+
+
+def later_parts(report: Report, options) -> None:
+    """The fused cross-entropy and layer-norm dispatch, the multi-tensor Adam, random draws on the
+    device, load's map_location, float16 autocast, and train --device --nprocs."""
+    device = options.device
+    F = chainrule.nn.functional
+    rng = np.random.default_rng(0)
+    outcome: dict = {}
+
+    def fused_losses():
+        x = rng.standard_normal((64, 100)).astype(np.float32)
+        target = rng.integers(0, 100, 64)
+        target[::5] = -100
+        results = []
+        for dev in ("cpu", device):
+            logits = chainrule.tensor(x, device=dev, requires_grad=True)
+            norm = chainrule.nn.LayerNorm(100).to(dev)
+            loss = F.cross_entropy(norm(logits), chainrule.tensor(target, device=dev))
+            loss.backward()
+            results.append((loss.item(), _host(logits.grad), type(loss.grad_fn).__name__))
+        (cpu_loss, cpu_grad, _), (loss, grad, node) = results
+        diff = float(np.max(np.abs(grad - cpu_grad)))
+        assert abs(loss - cpu_loss) <= 1e-5 * max(1.0, abs(cpu_loss)) and diff <= 1e-5, (loss, cpu_loss, diff)
+        return f"layer_norm + cross_entropy: loss {loss:.6f} vs cpu {cpu_loss:.6f}, gradient within {diff:.1e} ({node})"
+
+    def multi_tensor_adam():
+        states = []
+        inputs = rng.standard_normal((16, 32)).astype(np.float32)
+        for foreach in (None, False):
+            chainrule.manual_seed(0)
+            model = chainrule.nn.Sequential(chainrule.nn.Linear(32, 64), chainrule.nn.ReLU(),
+                                            chainrule.nn.Linear(64, 10)).to(device)
+            optimizer = chainrule.optim.AdamW(model.parameters(), lr=0.01, foreach=foreach)
+            x = chainrule.tensor(inputs, device=device)
+            for _ in range(3):
+                optimizer.zero_grad()
+                model(x).square().mean().backward()
+                optimizer.step()
+            states.append([_host(p) for p in model.parameters()])
+        diff = max(float(np.max(np.abs(a - b))) for a, b in zip(*states))
+        assert diff <= 1e-6, diff
+        return f"one launch per step (foreach default) equals one per parameter (foreach=False) within {diff:.1e}"
+
+    def random_on_device():
+        chainrule.cuda.manual_seed(0)
+        weights = chainrule.tensor([[1.0, 0.0, 3.0]], device=device)
+        (perm, draws), copies = _transfers_during(device, lambda: (
+            chainrule.randperm(10000, device=device), chainrule.multinomial(weights, 30000, replacement=True)))
+        assert sorted(_host(perm).tolist()) == list(range(10000))
+        frequencies = np.bincount(_host(draws)[0], minlength=3) / 30000
+        assert np.allclose(frequencies, [0.25, 0.0, 0.75], atol=0.02), frequencies
+        assert copies == 0, f"{copies} host transfers"
+        return f"randperm a permutation, multinomial frequencies {np.round(frequencies, 3).tolist()}, 0 host transfers"
+
+    def map_location():
+        import io
+
+        buffer = io.BytesIO()
+        chainrule.save({"w": chainrule.arange(4.0, device=device)}, buffer)
+        restored = chainrule.load(io.BytesIO(buffer.getvalue()))["w"]
+        on_cpu = chainrule.load(io.BytesIO(buffer.getvalue()), map_location="cpu")["w"]
+        mapped = chainrule.load(io.BytesIO(buffer.getvalue()), map_location={str(restored.device): "cpu"})["w"]
+        assert restored.device.type == "cuda" and on_cpu.device.type == "cpu" and mapped.device.type == "cpu"
+        assert _host(restored).tolist() == on_cpu.tolist() == [0.0, 1.0, 2.0, 3.0]
+        return f"restored on {restored.device}; map_location 'cpu' and a dict give the CPU"
+
+    def autocast_step():
+        chainrule.manual_seed(0)
+        model = chainrule.nn.Sequential(chainrule.nn.Linear(64, 128), chainrule.nn.ReLU(),
+                                        chainrule.nn.Linear(128, 10)).to(device)
+        x = chainrule.tensor(rng.standard_normal((32, 64)).astype(np.float32), device=device)
+        y = chainrule.tensor(rng.integers(0, 10, 32), device=device)
+        with chainrule.no_grad():
+            full = F.cross_entropy(model(x), y).item()
+        scaler = chainrule.amp.GradScaler("cuda")
+        optimizer = chainrule.optim.SGD(model.parameters(), lr=0.1)
+        with chainrule.autocast("cuda", dtype=chainrule.float16):
+            hidden = model[0](x)
+            loss = F.cross_entropy(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        assert hidden.dtype == chainrule.float16 and loss.dtype == chainrule.float32, (hidden.dtype, loss.dtype)
+        assert all(p.grad.dtype == chainrule.float32 for p in model.parameters())
+        assert abs(loss.item() - full) <= 1e-2 * max(1.0, abs(full)), (loss.item(), full)
+        return f"linear in float16, loss in float32 ({loss.item():.4f} vs {full:.4f} in float32), float32 gradients"
+
+    def train_nprocs():
+        import importlib.util
+        import tempfile
+
+        if options.dry_run:
+            return "skipped in a dry run (two MPI ranks take ~20 s; tests/device/test_train_nprocs_device.py runs them)"
+        if importlib.util.find_spec("mpi4py") is None or importlib.util.find_spec("sklearn") is None:
+            return "skipped: needs mpi4py and scikit-learn"
+        from chainrule.cli import main as cli
+
+        saved = os.environ.get("CHAINRULE_STANDIN_CUDA")
+        if options.standin:
+            os.environ["CHAINRULE_STANDIN_CUDA"] = "1"  # the ranks' 'cuda' is the stand-in too
+        with tempfile.TemporaryDirectory() as out, contextlib.ExitStack() as restore:
+            restore.callback(lambda: os.environ.pop("CHAINRULE_STANDIN_CUDA", None) if saved is None
+                             else os.environ.__setitem__("CHAINRULE_STANDIN_CUDA", saved))
+            code = cli(["train", "--model", "mlp", "--limit", "200", "--epochs", "1", "--device", device,
+                        "--nprocs", "2", "--out", out])
+            assert code == 0, f"exit status {code}"
+            state = chainrule.load(Path(out) / "model.safetensors")["state_dict"]
+        return f"2 ranks trained on {device}; the checkpoint's tensors load back on {next(iter(state.values())).device}"
+
+    checks = {"fused cross-entropy and layer norm": fused_losses, "multi-tensor Adam": multi_tensor_adam,
+              "randperm and multinomial on the device": random_on_device, "load map_location": map_location,
+              "autocast float16 step": autocast_step, "train --nprocs 2 on the device": train_nprocs}
+    if not device.startswith("cuda"):
+        checks = {k: v for k, v in checks.items() if k in ("fused cross-entropy and layer norm", "multi-tensor Adam")}
+        report.line(f"   device {device}: the device-only checks are skipped")
+    for name, check in checks.items():
+        _check(report, outcome, name, check)
+    report.results["later_parts"] = outcome
+
+
+# ---- 7. benchmarks ----
 
 def benchmarks(report: Report, options) -> None:
     from chainrule import benchmark_cuda
@@ -530,7 +687,7 @@ def benchmarks(report: Report, options) -> None:
 
 
 SECTIONS = {"environment": environment, "registry": registry, "models": models,
-            "transfers": host_transfers, "kernels": fused_kernels, "bench": benchmarks}
+            "transfers": host_transfers, "kernels": fused_kernels, "later": later_parts, "bench": benchmarks}
 
 
 def parse_args(argv=None):
@@ -572,6 +729,7 @@ def main(argv=None) -> int:
     titles = {"environment": "environment", "registry": "registry: device against cpu",
               "models": "training step of each model type: device against cpu",
               "transfers": "host transfers in one training step", "kernels": "fused kernels against references",
+              "later": "fused dispatch, multi-tensor Adam, device random, map_location, autocast, train --nprocs",
               "bench": "benchmarks: chainrule against torch"}
     with _standin(options, report):
         for name in options.sections.split(","):

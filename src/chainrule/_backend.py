@@ -193,6 +193,28 @@ def mixed_device_error(first: device, second: device, op: str) -> RuntimeError:
                         f"{first} and {second}! (when checking the arguments of {op})")
 
 
+class _AutocastHook:
+    """``cast(arrays, op)`` while a CUDA autocast region is active (set by ``chainrule.amp``), else None.
+
+    Every op on device arrays passes through ``on_one_device``, so this is the one place where
+    CUDA autocast changes an op's input dtypes, by the op's label (torch's autocast is a dispatch
+    key, the same idea); CPU arrays never reach it, and CUDA autocast leaves CPU tensors alone."""
+
+    __slots__ = ("cast",)
+
+    def __init__(self) -> None:
+        self.cast = None
+
+
+autocast_hook = _AutocastHook()
+
+
+def autocast_unifies(array) -> bool:
+    """Inside a CUDA autocast region, for a device array: the seam casts a float16-list op's float
+    inputs to float16, so the op's front end skips its same-dtype check (torch casts first)."""
+    return autocast_hook.cast is not None and type(array) is not _ndarray
+
+
 def on_one_device(arrays: list, op: str) -> list:
     """The arrays of one op application, all on one device, or torch's RuntimeError naming both.
 
@@ -217,6 +239,8 @@ def on_one_device(arrays: list, op: str) -> list:
         if getattr(array, "ndim", 0) != 0:
             raise mixed_device_error(device("cuda", first), CPU, op)
         moved[i] = xp.full((), array[()], dtype=array.dtype)
+    if autocast_hook.cast is not None:
+        moved = autocast_hook.cast(moved, op)
     return moved
 
 

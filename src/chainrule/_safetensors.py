@@ -54,7 +54,12 @@ def _flatten(obj, path: str, tensors: dict, where: str):
             n += 1
             name = f"{path or 'tensor'}#{n}"
         tensors[name] = array
-        return {"tensor": name} if isinstance(obj, Tensor) else {"ndarray": name}
+        if not isinstance(obj, Tensor):
+            return {"ndarray": name}
+        where_from = str(obj.device)
+        # a CPU tensor's entry stays as before; a device tensor's records where it was, as torch's
+        # checkpoints do, so load() can put it back there or map_location can move it
+        return {"tensor": name} if where_from == "cpu" else {"tensor": name, "device": where_from}
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return {"value": obj}
     if isinstance(obj, (np.integer, np.floating, np.bool_)):
@@ -202,7 +207,7 @@ def rebuild(arrays: dict, metadata: dict, name: str, to_tensor):
         return RuntimeError(f"chainrule.load: {name!r} is not a valid checkpoint: {' '.join(problem.split())}")
 
     if FORMAT_KEY not in metadata:
-        return {key: to_tensor(array) for key, array in arrays.items()}
+        return {key: to_tensor(array, "cpu") for key, array in arrays.items()}
     stored = _json(metadata[FORMAT_KEY], "the structure stored in its metadata", fail)
     if not isinstance(stored, dict) or "structure" not in stored:
         raise fail("the structure stored in its metadata is garbled")
@@ -217,9 +222,13 @@ def _rebuild(spec, arrays: dict, used: set, to_tensor, fail, depth: int):
     if depth > MAX_NESTING:
         raise fail(f"the stored structure nests more than {MAX_NESTING} deep")
     if not isinstance(spec, dict) or not (
-            (len(spec) == 1 and next(iter(spec)) in _KINDS) or set(spec) == {"dict", "ordered"}):
+            (len(spec) == 1 and next(iter(spec)) in _KINDS) or set(spec) in ({"dict", "ordered"},
+                                                                              {"tensor", "device"})):
         raise fail(f"the stored structure has an unknown entry {str(spec)[:100]}")
     kind, value = next(iter(spec.items())) if "dict" not in spec else ("dict", spec["dict"])
+    location = spec.get("device", "cpu")
+    if not _is_location(location):
+        raise fail(f"the stored structure names an unknown device {str(location)[:100]!r}")
     ordered = spec.get("ordered", False)
     if kind in ("tensor", "ndarray"):
         if not isinstance(value, str) or value not in arrays:
@@ -227,7 +236,7 @@ def _rebuild(spec, arrays: dict, used: set, to_tensor, fail, depth: int):
         if value in used:
             raise fail(f"its structure uses tensor {value!r} twice")
         used.add(value)
-        return to_tensor(arrays[value]) if kind == "tensor" else arrays[value]
+        return to_tensor(arrays[value], location) if kind == "tensor" else arrays[value]
     if kind == "value":
         if value is not None and not isinstance(value, (bool, int, float, str)):
             raise fail(f"the stored structure has a value of type {type(value).__name__}")
@@ -253,3 +262,11 @@ def _rebuild(spec, arrays: dict, used: set, to_tensor, fail, depth: int):
                        f"{str(item)[:100]}")
         out[item[0]] = _rebuild(item[1], arrays, used, to_tensor, fail, depth + 1)
     return out
+
+
+def _is_location(location) -> bool:
+    """'cpu', 'cuda' or 'cuda:N': a device a tensor can have been saved from."""
+    if not isinstance(location, str):
+        return False
+    kind, colon, index = location.partition(":")
+    return location == "cpu" or (kind == "cuda" and (not colon or (index.isdigit() and index.isascii())))

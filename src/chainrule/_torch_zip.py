@@ -79,12 +79,14 @@ _BY_DTYPE = {s.dtype: s for s in _STORAGE_TYPES.values() if s is not BFloat16Sto
 
 
 class Storage:
-    """A storage's elements: a 1-d view of the file's bytes. Pickles can't set its state."""
+    """A storage's elements: a 1-d view of the file's bytes, and the device it was saved from
+    ('cpu', 'cuda:0'; a loaded tensor's arrays are listed in ``views`` for map_location to place).
+    Pickles can't set its state."""
 
-    __slots__ = ("array", "bfloat16")
+    __slots__ = ("array", "bfloat16", "location", "views")
 
-    def __init__(self, array: np.ndarray, bfloat16: bool = False) -> None:
-        self.array, self.bfloat16 = array, bfloat16
+    def __init__(self, array: np.ndarray, bfloat16: bool = False, location: str = "cpu") -> None:
+        self.array, self.bfloat16, self.location, self.views = array, bfloat16, location, []
 
     def __setstate__(self, state):
         raise pickle.UnpicklingError("a storage has no state to set")
@@ -130,6 +132,7 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     if storage.bfloat16:  # exact: a bfloat16 is the top half of a float32
         array = (array.astype(np.uint32) << 16).view(np.float32)
     t = Tensor._make(array)
+    storage.views.append(array)
     if requires_grad:
         if array.dtype.kind != "f":
             raise _invalid(f"a tensor of dtype {array.dtype} requires grad")
@@ -433,7 +436,7 @@ def load(buffer, name: str, weights_only: bool, extra_globals: dict, place):
             array = np.frombuffer(data, dtype=kind.dtype.newbyteorder("<" if byteorder == b"little" else ">"))
             if not array.dtype.isnative:
                 array = array.astype(array.dtype.newbyteorder("="))
-            storages[key] = (kind, Storage(array, bfloat16=kind is BFloat16Storage))
+            storages[key] = (kind, Storage(array, bfloat16=kind is BFloat16Storage, location=pid[3]))
             return storages[key][1]
 
         data_pkl = _View(buffer, *archive.member_range("data.pkl"))
@@ -456,7 +459,8 @@ def load(buffer, name: str, weights_only: bool, extra_globals: dict, place):
             raise  # with weights_only=False the file's own classes may raise anything
         # a corrupt archive or pickle surfaces as whatever zipfile or an opcode trips over
         raise fail(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
-    return _place_all(result, place)
+    locations = {id(array): s.location for _, s in storages.values() for array in s.views}
+    return _place_all(result, lambda t: place(t, locations.get(id(t._data), "cpu")))
 
 
 def _place_all(obj, place, depth: int = 0):
@@ -491,7 +495,7 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, Storage):
             key = str(len(self.storages))
             self.storages.append(obj.array)
-            return ("storage", _BY_DTYPE[obj.array.dtype], key, "cpu", obj.array.size)
+            return ("storage", _BY_DTYPE[obj.array.dtype], key, obj.location, obj.array.size)
         return None
 
     def reducer_override(self, obj):
@@ -503,10 +507,12 @@ class _Pickler(pickle.Pickler):
             if array.dtype.newbyteorder("=") not in _BY_DTYPE:
                 raise pickle.PicklingError(f"chainrule.save: can't store a tensor of dtype {array.dtype}")
             if isinstance(obj, Parameter):
-                return (_rebuild_parameter, (Tensor._make(array), bool(obj.requires_grad), OrderedDict()))
+                # its data pickles through this method again, as a tensor on the parameter's device
+                return (_rebuild_parameter, (obj.detach(), bool(obj.requires_grad), OrderedDict()))
             stride = tuple(s // array.itemsize for s in array.strides) if array.size else (0,) * array.ndim
-            return (_rebuild_tensor_v2, (Storage(array.reshape(-1)), 0, tuple(array.shape), stride,
-                                         bool(obj.requires_grad), OrderedDict()))
+            storage = Storage(array.reshape(-1), location=str(obj.device))
+            return (_rebuild_tensor_v2, (storage, 0, tuple(array.shape), stride, bool(obj.requires_grad),
+                                         OrderedDict()))
         return NotImplemented
 
 

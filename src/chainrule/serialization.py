@@ -155,15 +155,49 @@ def _read_bytes(f) -> tuple[bytearray, str]:
     return (buffer[:got] if got != size else buffer), path
 
 
+def _restore(t: Tensor, location: str) -> Tensor:
+    """``t`` on the device it was saved from (torch's default_restore_location)."""
+    if location == "cpu":
+        return t
+    from . import cuda
+    from ._backend import device
+
+    try:
+        target = device(location)
+    except (RuntimeError, ValueError):
+        target = None
+    if target is None or target.type != "cuda":
+        raise RuntimeError(f"chainrule.load: a tensor was saved on device {location!r}, which chainrule does not "
+                           "have; use chainrule.load with map_location='cpu' to map it to the CPU")
+    if not cuda.is_available():
+        raise RuntimeError("Attempting to deserialize object on a CUDA device but chainrule.cuda.is_available() is "
+                           "False. If you are running on a CPU-only machine, please use chainrule.load with "
+                           "map_location=torch.device('cpu') to map your storages to the CPU.")
+    if (target.index or 0) >= cuda.device_count():
+        raise RuntimeError(f"Attempting to deserialize object on CUDA device {target.index} but "
+                           f"chainrule.cuda.device_count() is {cuda.device_count()}. Please use chainrule.load with "
+                           "map_location to map your storages to an existing device.")
+    return t.to(target)
+
+
 def _placer(map_location):
-    """A function that puts a loaded tensor on the device ``map_location`` asks for."""
-    if callable(map_location) and not isinstance(map_location, (str, dict)):
-        return lambda t: map_location(t, "cpu")
+    """``place(tensor, location)``: where a loaded tensor goes, given the device it was saved from
+    ('cpu', 'cuda:0'), as torch.load's ``map_location`` says: None restores each tensor to its
+    own device; a device (str or torch.device) takes them all there; a dict maps saved locations to
+    devices (others are restored); a function ``(tensor, location)`` returns the tensor to use, or
+    None to restore it. (torch's function gets a storage; chainrule's gets the tensor, on the CPU.)"""
+    if map_location is None:
+        return _restore
     if isinstance(map_location, dict):
-        map_location = map_location.get("cpu", "cpu")
-    if map_location is None or str(map_location) == "cpu":
-        return None
-    return lambda t: t.to(map_location)
+        return lambda t, location: _restore(t, str(map_location.get(location, location)))
+    if callable(map_location) and not isinstance(map_location, str):
+        def place(t, location):
+            out = map_location(t, location)
+            return _restore(t, location) if out is None else out
+
+        return place
+    target = str(map_location)
+    return lambda t, location: _restore(t, target)
 
 
 def load(f, map_location=None, pickle_module=None, *, weights_only: bool | None = None, mmap=None,
@@ -173,8 +207,8 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool | None 
     Reads chainrule's safetensors files (any safetensors file gives a flat dict of tensors) and
     PyTorch zip checkpoints. ``weights_only`` (default True, as in torch) restricts unpickling to
     tensors and containers; ``False`` unpickles anything and so runs code the file names — only
-    for trusted files. ``map_location`` ("cpu", a device, a dict or a function) places the
-    tensors. Raises RuntimeError naming the file for a truncated, garbled or foreign file, and
+    for trusted files. ``map_location`` ("cpu", a device, a dict or a function, see ``_placer``)
+    places the tensors; without it each goes back to the device it was saved from. Raises RuntimeError naming the file for a truncated, garbled or foreign file, and
     ``pickle.UnpicklingError`` when weights-only loading refuses a global.
     """
     weights_only = True if weights_only is None else bool(weights_only)
@@ -188,6 +222,5 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool | None 
                            "or _use_new_zipfile_serialization=False), which chainrule does not read: re-save "
                            "it with a current torch.save")
     arrays, metadata = _safetensors.parse(buffer, name)
-    to_tensor = Tensor._make if place is None else (lambda a: place(Tensor._make(a)))
-    return _safetensors.rebuild(arrays, metadata, name, to_tensor)
+    return _safetensors.rebuild(arrays, metadata, name, lambda array, location: place(Tensor._make(array), location))
 

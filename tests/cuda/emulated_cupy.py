@@ -1,6 +1,6 @@
 """Just enough of CuPy to run chainrule's fused kernels on the CPU, for CI, which has no GPU.
 
-The CUDA C of the kernels (``_cuda_kernels.row_kernel_source`` and ``ELEMENTWISE``) is compiled
+The CUDA C of the kernels (``_cuda_kernels.row_kernel_source``, ``multi_tensor_source`` and ``ELEMENTWISE``) is compiled
 with the host C++ compiler against a small emulation of the CUDA execution model: every thread of
 a block is a fiber (``ucontext``) on one OS thread, ``__syncthreads`` is a barrier over the block,
 ``__shfl_down_sync`` an exchange through a buffer behind a barrier over the warp, ``__shared__``
@@ -43,7 +43,7 @@ static std::vector<char> fiber_done;
 static ucontext_t scheduler;
 static unsigned current = 0;
 static std::function<void()> kernel_body;
-static dim3_ blockIdx, blockDim;
+static dim3_ blockIdx, blockDim, gridDim;
 #define threadIdx (fiber_thread_index[current])
 
 static void yield_fiber() { swapcontext(&fibers[current], &scheduler); }
@@ -89,6 +89,7 @@ static void fiber_entry() {
 template <typename F> void launch(unsigned grid, unsigned block, F body) {
     kernel_body = body;
     blockDim.x = block;
+    gridDim.x = grid;
     fiber_thread_index.assign(block, dim3_());
     fibers.assign(block, ucontext_t());
     fiber_stacks.assign(block, std::vector<char>(1 << 16));
@@ -115,23 +116,50 @@ template <typename F> void launch(unsigned grid, unsigned block, F body) {
 }
 """
 
-_LAUNCHERS = r"""
+# one launcher per kernel, compiled with the sources that define it
+_LAUNCHERS = {
+    "softmax_rows": r"""
 extern "C" void launch_softmax_rows(unsigned grid, unsigned block, const T* x, T* y, long long cols, int log_output) {
     launch(grid, block, [&] { softmax_rows(x, y, cols, log_output); });
 }
+""",
+    "cross_entropy_rows": r"""
 extern "C" void launch_cross_entropy_rows(unsigned grid, unsigned block, const T* x, const long long* target, T* loss,
                                           T* lse, long long cols, long long ignore_index) {
     launch(grid, block, [&] { cross_entropy_rows(x, target, loss, lse, cols, ignore_index); });
 }
+""",
+    "layer_norm_rows": r"""
 extern "C" void launch_layer_norm_rows(unsigned grid, unsigned block, const T* x, const T* weight, const T* bias, T* y,
                                        T* mean, T* rstd, long long cols, double eps, int has_weight, int has_bias) {
     launch(grid, block, [&] { layer_norm_rows(x, weight, bias, y, mean, rstd, cols, eps, has_weight, has_bias); });
 }
+""",
+    "adam_multi_tensor": r"""
+extern "C" void launch_adam_multi_tensor(unsigned grid, unsigned block, const long long* table, int tensors,
+                                         long long total, double lr, double beta1, double beta2, double eps,
+                                         double weight_decay, double bias_correction1, double bias_correction2_sqrt,
+                                         int decoupled, int maximize) {
+    launch(grid, block, [&] { adam_multi_tensor(table, tensors, total, lr, beta1, beta2, eps, weight_decay,
+                                                bias_correction1, bias_correction2_sqrt, decoupled, maximize); });
+}
+""",
+    "adam_multi_tensor_amsgrad": r"""
+extern "C" void launch_adam_multi_tensor_amsgrad(unsigned grid, unsigned block, const long long* table, int tensors,
+                                                 long long total, double lr, double beta1, double beta2, double eps,
+                                                 double weight_decay, double bias_correction1,
+                                                 double bias_correction2_sqrt, int decoupled, int maximize) {
+    launch(grid, block, [&] { adam_multi_tensor_amsgrad(table, tensors, total, lr, beta1, beta2, eps, weight_decay,
+                                                        bias_correction1, bias_correction2_sqrt, decoupled, maximize); });
+}
+""",
+    "layer_norm_backward_rows": r"""
 extern "C" void launch_layer_norm_backward_rows(unsigned grid, unsigned block, const T* grad, const T* x, const T* mean,
                                                 const T* rstd, const T* weight, T* grad_x, long long cols, int has_weight) {
     launch(grid, block, [&] { layer_norm_backward_rows(grad, x, mean, rstd, weight, grad_x, cols, has_weight); });
 }
-"""
+""",
+}
 
 _SCALAR_TYPES = {"float64": ("double", ctypes.c_double), "float32": ("float", ctypes.c_float),
                  "int32": ("int", ctypes.c_int), "int64": ("long long", ctypes.c_longlong),
@@ -177,13 +205,20 @@ class EmulatedCupy(types.ModuleType):
         self.ndarray = np.ndarray
         self.asnumpy = np.asarray
 
+    @staticmethod
+    def asarray(a, dtype=None):
+        """A copy, as a host-to-device transfer makes one: a test's host array and its "device"
+        copy must not be one object, or a kernel updating in place would update the expected values too."""
+        return np.array(a, dtype=dtype)
+
     def __getattr__(self, name):
         return getattr(np, name)
 
     def library(self, row_source: str):
         """The row kernels of ``row_source`` and every ElementwiseKernel, compiled for one dtype."""
         ctype = "double" if "typedef double T;" in row_source else "float"
-        source = "\n".join([_RUNTIME, row_source, _LAUNCHERS] +
+        launchers = [text for name, text in _LAUNCHERS.items() if f"void {name}(" in row_source]
+        source = "\n".join([_RUNTIME, row_source, *launchers] +
                            [_elementwise_wrapper(name, spec) for name, spec in kernels.ELEMENTWISE.items()])
         key = hashlib.sha256(source.encode()).hexdigest()[:16]
         if key not in self.libraries:
@@ -237,12 +272,19 @@ class _ElementwiseFunction:
             outputs = [np.empty(shape, dtype) for _ in self.outputs]
         library = self.cupy.library(kernels.row_kernel_source(dtype))
         c_args = [ctypes.c_longlong(int(np.prod(shape)))]
+        write_back = []  # CuPy indexes strided arrays itself; the C loop gets contiguous copies
         for (raw, type_name, _), value in zip(self.inputs + self.outputs, inputs + outputs):
             if type_name in _SCALAR_TYPES:
                 c_args.append(_SCALAR_TYPES[type_name][1](value))
             else:
                 array = value if raw else np.broadcast_to(value, shape)
+                if not array.flags.c_contiguous and not raw:
+                    array = np.ascontiguousarray(array)
+                    write_back.append((value, array))
                 assert array.flags.c_contiguous and array.dtype == (np.int64 if type_name == "S" else dtype)
                 c_args.append(ctypes.c_void_p(array.ctypes.data))
         getattr(library, f"elementwise_{self.name}")(*c_args)
+        for value, array in write_back:
+            if value.flags.writeable and value.shape == shape:
+                value[...] = array
         return outputs[0] if len(outputs) == 1 else tuple(outputs)

@@ -27,10 +27,11 @@ def test_dry_run_runs_every_section_and_writes_the_summary(gpu_check, tmp_path, 
     assert text == capsys.readouterr().out
     assert "SECTION FAILED" not in text and "FAIL " not in text
     for title in ("== environment", "== registry", "== training step", "== host transfers", "== fused kernels",
-                  "== benchmarks"):
+                  "== fused dispatch", "== benchmarks"):
         assert title in text
     assert "passed 12, failed 0" in text
-    assert "11 of 11 within" in text
+    assert "12 of 12 within" in text
+    assert "device cpu: the device-only checks are skipped" in text
     for model in ("MLP", "CNN", "GRU", "LSTM", "Transformer"):
         # on the CPU every array is a host array, so the count itself means nothing here
         assert re.search(rf"{model}: \d+ host transfers in one step", text)
@@ -87,3 +88,12 @@ def test_standin_runs_the_cuda_path_on_the_cpu(gpu_check, capsys):
     assert "gpu: chainrule stand-in" in text and "5 cases from" in text and "on cuda against cpu" in text
     assert "MLP: 0 host transfers in one step; the stand-in counted" in text
     assert not _backend.cuda_module() or "standin" not in _backend.cuda_module().__name__  # switched back off
+
+
+def test_standin_runs_the_later_parts_on_the_cuda_path(gpu_check, capsys):
+    gpu_check.main(["--dry-run", "--standin", "--sections", "later"])
+    text = capsys.readouterr().out
+    for check in ("fused cross-entropy and layer norm", "multi-tensor Adam", "randperm and multinomial on the device",
+                  "load map_location", "autocast float16 step", "train --nprocs 2 on the device"):
+        assert f"   ok   {check}: " in text
+    assert "FAIL" not in text and "0 host transfers" in text

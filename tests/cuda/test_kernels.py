@@ -130,6 +130,9 @@ def cupy_module(request, tmp_path_factory):
         # three warps per block instead of up to 32: OS threads are slow at barriers, and three
         # still exercise the strided row loops, the cross-warp reduction and a partial last step
         patch.setattr(kernels, "_block_size", lambda cols: 96)
+        patch.setattr(kernels, "_address", lambda array: array.ctypes.data)
+        # few blocks, so the multi-tensor kernel's grid-stride loop takes several turns
+        patch.setattr(kernels, "_grid", lambda total: (min(-(-total // 96), 3), 96))
         yield emulated
 
 
@@ -211,4 +214,29 @@ def test_adam_kernel_matches_reference(cupy_module, amsgrad, decoupled, maximize
         kernels.adam_step(gpu, [cp.asarray(g) for g in grads], gpu_moments[0], gpu_moments[1], [step] * 3,
                           max_exp_avg_sqs=gpu_moments[2] if amsgrad else None, **options)
     for got, want in zip(gpu, ref):
+        np.testing.assert_allclose(cp.asnumpy(got), want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("amsgrad, decoupled, maximize", [(False, False, False), (True, True, True)])
+def test_multi_tensor_adam_matches_reference(cupy_module, amsgrad, decoupled, maximize):
+    """One launch over a group: tensors of many sizes (an empty one too), a strided gradient, a
+    parameter that joined later (another step count) and a strided parameter (its own launch)."""
+    cp = cupy_module
+    shapes = [(64, 32), (32,), (1,), (0,), (7, 5), (3, 4)]
+    ref = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    moments = [[np.zeros_like(w) for w in ref] for _ in range(3)]
+    gpu = [cp.asarray(w) for w in ref]
+    gpu[5] = cp.asarray(np.asfortranarray(ref[5]))  # not C-contiguous: updated by the per-parameter kernel
+    gpu_moments = [[cp.zeros_like(w) for w in gpu] for _ in range(3)]
+    options = dict(lr=0.01, beta1=0.8, beta2=0.9, eps=1e-6, weight_decay=0.1, decoupled=decoupled, maximize=maximize)
+    for step in range(1, 4):
+        steps = [step] * 4 + [step + 2, step]
+        grads = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+        kernels.adam_step_reference(ref, grads, moments[0], moments[1], steps,
+                                    max_exp_avg_sqs=moments[2] if amsgrad else None, **options)
+        gpu_grads = [cp.asarray(g) for g in grads]
+        gpu_grads[4] = cp.asarray(np.asfortranarray(grads[4]))
+        kernels.adam_multi_tensor_step(gpu, gpu_grads, gpu_moments[0], gpu_moments[1], steps,
+                                       max_exp_avg_sqs=gpu_moments[2] if amsgrad else None, **options)
+    for got, want in zip(gpu + gpu_moments[0] + gpu_moments[1], ref + moments[0] + moments[1]):
         np.testing.assert_allclose(cp.asnumpy(got), want, rtol=1e-6, atol=1e-7)

@@ -98,10 +98,11 @@ def test_state_dict_and_save_of_cuda_tensors(cuda, tmp_path):
     assert all(t.is_cuda for t in state.values())
     path = tmp_path / "layer.safetensors"
     chainrule.save(state, path)
-    loaded = chainrule.load(path)
-    np.testing.assert_array_equal(loaded["weight"].numpy(), layer.weight.detach().cpu().numpy())
+    loaded = chainrule.load(path)  # back on the device they were saved from, as torch
+    assert all(t.is_cuda for t in loaded.values())
+    np.testing.assert_array_equal(loaded["weight"].cpu().numpy(), layer.weight.detach().cpu().numpy())
     fresh = nn.Linear(3, 2).to("cuda")
-    fresh.load_state_dict(loaded)  # CPU tensors copied into CUDA parameters
+    fresh.load_state_dict(chainrule.load(path, map_location="cpu"))  # CPU tensors copied into CUDA parameters
     assert fresh.weight.is_cuda and fresh.weight.tolist() == layer.weight.tolist()
     buffer = io.BytesIO()
     chainrule.save({"x": chainrule.arange(3.0, device="cuda")}, buffer)

@@ -1,9 +1,19 @@
 """chainrule.amp: torch.amp's ``autocast`` and ``GradScaler``.
 
-chainrule computes in the dtypes it is given: it has no mixed-precision autocast. An autocast
-region that would change nothing (``enabled=False``, or ``dtype=float32``) is accepted; one that
-asks for float16/bfloat16 raises NotImplementedError instead of silently running in float32.
-As in torch, ``autocast('cuda')`` on a machine without a GPU warns and disables itself.
+``autocast('cuda')`` (float16, torch's CUDA default) is torch's mixed precision on the GPU: inside
+the region, the ops on torch's float16 list (linear, matmul, bmm, conv, the recurrent layers)
+cast their float32 CUDA inputs to float16, the ops on its float32 list (softmax, log_softmax,
+layer and group norm, the losses, sum, prod, exp, log, pow, ...) cast float16 inputs up to
+float32, and every other op runs in its inputs' dtype (mixed float16/float32 inputs promote to
+float32, as torch's promotion does). float64 and CPU tensors are never cast. Gradients flow back
+in each leaf's own dtype. The casting happens in one place, keyed by the op's label: the device
+seam every CUDA op passes through (``_backend.on_one_device``).
+
+Not built: bfloat16 (chainrule has no bfloat16 dtype; CuPy 14 has only minimal bfloat16 support
+through ``ml_dtypes``), CPU autocast (torch's CPU default is bfloat16), and the cache of casted
+weights (each op casts its weight again). Those raise NotImplementedError rather than silently
+running in float32. As in torch, ``autocast('cuda')`` on a machine without a GPU warns and
+disables itself.
 
 ``GradScaler`` is torch's dynamic loss scaling, complete: scale, unscale_, skip a step whose
 gradients overflowed, grow/back off the scale.
@@ -14,16 +24,65 @@ from __future__ import annotations
 import functools
 import warnings
 
+import numpy as np
+
+from .. import _backend
 from ..autograd.grad_mode import no_grad
 
-__all__ = ["autocast", "GradScaler", "is_autocast_available"]
+__all__ = ["autocast", "GradScaler", "is_autocast_available", "is_autocast_enabled", "get_autocast_dtype"]
 
 _DEFAULT_DTYPES = {"cpu": "bfloat16", "cuda": "float16"}
 
+# torch's CUDA autocast op lists (torch.amp docs, "CUDA Ops that can autocast to float16" and
+# "... to float32"), as the labels of chainrule's ops
+LOWER_PRECISION_OPS = frozenset({"linear", "matmul", "bmm", "conv", "conv_transpose", "prelu", "rnn", "gru", "lstm",
+                                 "recurrent_layer"})
+FLOAT32_OPS = frozenset({"acos", "asin", "cosh", "sinh", "tan", "exp", "expm1", "log", "log10", "log1p", "log2",
+                         "pow", "square", "reciprocal", "rsqrt", "softplus", "softmax", "log_softmax", "logsumexp",
+                         "layer_norm", "group_norm", "norm", "sum", "prod", "cumsum", "cumprod", "cross_entropy",
+                         "nll_loss"})
+# torch refuses these under autocast: their float16 result is unsafe
+_BANNED_OPS = {"binary_cross_entropy": (
+    "torch.nn.functional.binary_cross_entropy and torch.nn.BCELoss are unsafe to autocast.\n"
+    "Many models use a sigmoid layer right before the binary cross entropy layer.\n"
+    "In this case, combine the two layers using torch.nn.functional.binary_cross_entropy_with_logits\n"
+    "or torch.nn.BCEWithLogitsLoss.  binary_cross_entropy_with_logits and BCEWithLogits are\n"
+    "safe to autocast.")}
+
+_FLOAT16, _FLOAT32 = np.dtype(np.float16), np.dtype(np.float32)
+
+
+def _cast_for_float16(arrays: list, op: str) -> list:
+    """The hook the device seam calls inside ``autocast('cuda', dtype=float16)``."""
+    if op in LOWER_PRECISION_OPS:
+        source, target = _FLOAT32, _FLOAT16
+    elif op in FLOAT32_OPS:
+        source, target = _FLOAT16, _FLOAT32
+    elif op in _BANNED_OPS:
+        raise RuntimeError(_BANNED_OPS[op])
+    else:
+        return arrays
+    return [a.astype(target) if getattr(a, "dtype", None) == source else a for a in arrays]
+
 
 def is_autocast_available(device_type: str) -> bool:
-    """Whether autocast can run for ``device_type``: never in chainrule (see the module doc)."""
-    return False
+    """Whether autocast can run for ``device_type``: 'cuda' (float16); not the CPU (see the module doc)."""
+    return device_type == "cuda"
+
+
+def is_autocast_enabled(device_type: str = "cuda") -> bool:
+    """torch.is_autocast_enabled: whether an autocast region for ``device_type`` is active here."""
+    return device_type == "cuda" and _backend.autocast_hook.cast is not None
+
+
+def get_autocast_dtype(device_type: str = "cuda"):
+    """torch.get_autocast_dtype: the dtype autocast casts to for ``device_type`` (float16 on CUDA)."""
+    from .. import _dtype
+
+    if device_type != "cuda":
+        raise NotImplementedError(f"get_autocast_dtype({device_type!r}): chainrule has autocast on 'cuda' only "
+                                  "(torch's CPU autocast dtype is bfloat16, which chainrule does not have)")
+    return _dtype.float16
 
 
 def _dtype_name(dtype) -> str:
@@ -33,7 +92,8 @@ def _dtype_name(dtype) -> str:
 
 class autocast:
     """torch.autocast(device_type, dtype=None, enabled=True, cache_enabled=None), as a context
-    manager or a decorator. Runs only when it changes nothing; see the module doc."""
+    manager or a decorator: float16 mixed precision on CUDA (see the module doc). Regions nest;
+    ``enabled=False`` inside one turns it off until it exits, as in torch."""
 
     def __init__(self, device_type: str, dtype=None, enabled: bool = True, cache_enabled=None) -> None:
         if not isinstance(device_type, str):
@@ -51,16 +111,31 @@ class autocast:
                 warnings.warn("CUDA is not available. Disabling autocast.", stacklevel=2)
                 self._enabled = False
         dtype_name = _DEFAULT_DTYPES[device_type] if dtype is None else _dtype_name(dtype)
-        if self._enabled and dtype_name != "float32":
+        self._cast = None  # what the region installs: None runs every op in its inputs' dtypes
+        if not self._enabled or dtype_name == "float32":
+            return
+        if device_type == "cuda" and dtype_name == "float16":
+            self._cast = _cast_for_float16
+        elif device_type == "cuda":
+            raise NotImplementedError(
+                f"autocast(device_type='cuda', dtype={dtype_name}): chainrule's CUDA autocast casts to float16 "
+                "only; it has no bfloat16 dtype (CuPy 14 has only minimal bfloat16 support, through ml_dtypes). "
+                "Use autocast('cuda', dtype=float16), or run in float32")
+        else:
             raise NotImplementedError(
                 f"autocast(device_type={device_type!r}, dtype={dtype_name}): chainrule has no "
-                "mixed-precision autocast; run in float32 (autocast(..., enabled=False)) or cast the "
-                "model and inputs explicitly with .to(dtype)")
+                "mixed-precision autocast on the CPU; run in float32 (autocast(..., enabled=False)) or cast "
+                "the model and inputs explicitly with .to(dtype)")
 
     def __enter__(self) -> autocast:
+        # a region of the other device type leaves this one's state alone; CPU regions change nothing
+        self._previous = _backend.autocast_hook.cast
+        if self.device_type == "cuda":
+            _backend.autocast_hook.cast = self._cast
         return self
 
     def __exit__(self, *exc_info) -> None:
+        _backend.autocast_hook.cast = self._previous
         return None
 
     def __call__(self, func):

@@ -26,7 +26,7 @@ def load_checkpoint(path: str) -> dict:
     if not os.path.isfile(path):
         raise CommandError(f"no checkpoint at {path!r}")
     try:
-        checkpoint = chainrule.load(path)
+        checkpoint = chainrule.load(path, map_location="cpu")  # trained on any device, evaluated on the CPU
     except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
         raise CommandError(str(exc)) from None
     needed = ("state_dict", "model", "dataset", "input_shape", "num_classes")

@@ -254,7 +254,7 @@ def load_resume_state(directory: str) -> dict:
     if not os.path.isfile(path):
         raise CommandError(f"nothing to resume in {directory!r}: it has no {CHECKPOINT}")
     try:
-        state = load(path)
+        state = load(path, map_location="cpu")  # load_state_dict copies it onto the run's device
     except (OSError, RuntimeError) as exc:
         raise CommandError(str(exc)) from None
     needed = {"settings": dict, "epoch": int, "model": dict, "optimizer": dict, "rows": list}

@@ -28,9 +28,10 @@ def run(args) -> int:
 def _launch(args) -> int:
     from ..cli import CommandError
     from ..distributed.run import launch
-    from .train import _check_args, choose_out
+    from .train import _check_args, _device, choose_out
 
     _check_args(args)
+    _device(args.device)  # a missing GPU or CuPy stops here, once, not on every rank
     # the parent picks the run directory once (versioned, or refused without --overwrite), so
     # the ranks, which each parse the same command line, agree on it
     args.out = choose_out(args.out, args.dataset, args.model, args.overwrite)
@@ -77,6 +78,7 @@ def _run_rank(args) -> int:
         GradientWatch,
         _check_args,
         _default_lr,
+        _device,
         load_dataset,
         make_optimizer,
         report_epoch,
@@ -103,14 +105,28 @@ def _run_rank(args) -> int:
     if args.limit is not None:
         keep = chainrule.from_numpy(select_subset(y_train._data, args.limit, args.seed))
         x_train, y_train = x_train[keep], y_train[keep]
+    device = rank_device(_device(args.device), rank)
+    x_train, y_train = x_train.to(device), y_train.to(device)
     chainrule.manual_seed(args.seed)
-    model = models.build(args.model, split.input_shape, split.num_classes)
-    ddp = DistributedDataParallel(model)
+    model = models.build(args.model, split.input_shape, split.num_classes).to(device)
+    if device.type == "cpu":
+        ddp = DistributedDataParallel(model)
+    else:
+        # DistributedDataParallel reduces CPU gradients only (MPI; NCCL through CuPy is not built):
+        # on GPUs the ranks start from rank 0's weights and average their gradients after each
+        # backward in one all-reduce of the flattened gradients, staged through the host
+        with chainrule.no_grad():
+            for p in model.parameters():
+                host = p.detach().cpu().clone()
+                dist.broadcast(host, src=0)
+                p.copy_(host.to(device))
+        ddp = model
     optimizer = make_optimizer(args.optimizer, ddp.parameters(), lr)
     watch = GradientWatch(model) if args.watch_grads and lead else None
     if lead:
         n_params = sum(p.numel() for p in model.parameters())
-        print(f"training {args.model} ({n_params:,} parameters) on {args.dataset} with {size} processes: "
+        where = "" if device.type == "cpu" else f" on {args.device} (rank r on cuda:r % {_device_count()})"
+        print(f"training {args.model} ({n_params:,} parameters) on {args.dataset} with {size} processes{where}: "
               f"{len(y_train)} train / {len(split.y_test)} test examples, {epochs} epochs, global batch "
               f"{batch_size}, {args.optimizer} lr {lr:g}", flush=True)
 
@@ -129,6 +145,8 @@ def _run_rank(args) -> int:
             loss = F.cross_entropy(ddp(xb[share]), yb[share], reduction="sum") * weight
             optimizer.zero_grad()
             loss.backward()
+            if ddp is model:
+                _average_gradients(dist, list(model.parameters()))
             if watch is not None:
                 watch.record()
             optimizer.step()
@@ -147,3 +165,38 @@ def _run_rank(args) -> int:
     dist.destroy_process_group()
     return 0
 
+
+
+def _device_count() -> int:
+    import chainrule
+
+    return chainrule.cuda.device_count()
+
+
+def rank_device(device, rank: int):
+    """Where ``rank`` trains: the CPU; with ``--device cuda``, one GPU per rank (``cuda:rank %
+    device_count``, so ranks share GPUs round-robin when there are fewer); ``--device cuda:K`` pins
+    every rank to GPU K. The device is made current, so the rank's arrays are allocated there."""
+    import chainrule
+
+    if device.type == "cpu":
+        return device
+    index = device.index if device.index is not None else rank % _device_count()
+    if index != chainrule.cuda.current_device():
+        chainrule.cuda.set_device(index)
+    return chainrule.device("cuda", index)
+
+
+def _average_gradients(dist, params: list) -> None:
+    """Every parameter's gradient replaced by its mean over the ranks, in one all-reduce."""
+    import chainrule
+
+    grads = [p.grad for p in params if p.grad is not None]
+    with chainrule.no_grad():
+        host = chainrule.cat([g.reshape(-1) for g in grads]).cpu()  # MPI reads and writes host memory
+        dist.all_reduce(host, op=dist.ReduceOp.AVG)
+        flat = host.to(grads[0].device)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()

@@ -31,10 +31,10 @@ def _cupy():
     return cupy
 
 __all__ = ["available", "softmax", "log_softmax", "cross_entropy", "cross_entropy_backward", "layer_norm",
-           "layer_norm_backward", "gelu", "gelu_backward", "adam_step",
+           "layer_norm_backward", "gelu", "gelu_backward", "adam_step", "adam_multi_tensor_step",
            "softmax_reference", "log_softmax_reference", "cross_entropy_reference",
            "cross_entropy_backward_reference", "layer_norm_reference", "layer_norm_backward_reference",
-           "gelu_reference", "gelu_backward_reference", "adam_step_reference"]
+           "gelu_reference", "gelu_backward_reference", "adam_step_reference", "adam_multi_tensor_step_reference"]
 
 _FLOAT_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 # bit patterns of -inf and NaN, so the source needs no <cmath> under NVRTC
@@ -201,12 +201,19 @@ def row_kernel_source(dtype) -> str:
     return ROW_KERNELS.replace("CTYPE", ctype).replace("NEG_INF_VALUE", _NEG_INF[ctype]).replace("NAN_VALUE", _NAN[ctype])
 
 
-def _row_function(dtype, name: str):
-    """The compiled ``name`` kernel for ``dtype`` (compiled once per dtype, then cached by CuPy)."""
-    ctype = _FLOAT_TYPES[np.dtype(dtype)]
-    if ctype not in _modules:
-        _modules[ctype] = _cupy().RawModule(code=row_kernel_source(dtype))
-    return _modules[ctype].get_function(name)
+def multi_tensor_source(dtype) -> str:
+    """The CUDA source of the multi-tensor Adam kernels for ``dtype`` (float32 or float64)."""
+    return f"typedef {_FLOAT_TYPES[np.dtype(dtype)]} T;\n" + MULTI_TENSOR_ADAM
+
+
+def _row_function(dtype, name: str, source=row_kernel_source):
+    """The compiled ``name`` kernel of ``source`` for ``dtype`` (compiled once per source and
+    dtype, then cached by CuPy; a module of its own per source, so one that fails to compile
+    leaves the others working)."""
+    key = (source.__name__, _FLOAT_TYPES[np.dtype(dtype)])
+    if key not in _modules:
+        _modules[key] = _cupy().RawModule(code=source(dtype))
+    return _modules[key].get_function(name)
 
 
 def _block_size(cols: int) -> int:
@@ -416,6 +423,38 @@ _AMSGRAD_DENOMINATOR = (
     "T denom = sqrt(max_exp_avg_sq) / (T)bias_correction2_sqrt + (T)eps;")
 _ADAM_DENOMINATOR = "T denom = sqrt(exp_avg_sq) / (T)bias_correction2_sqrt + (T)eps;"
 
+# Adam/AdamW over every parameter of a group in one launch (a multi-tensor apply, as torch's
+# foreach/fused Adam on CUDA): ``table`` holds one column of ``tensors`` device addresses per array
+# kind (param, grad, exp_avg, exp_avg_sq[, max_exp_avg_sq]), then the ``tensors + 1`` offsets of each
+# tensor's first element in the group's concatenation. A thread finds its tensor by binary search
+# over the offsets; the update itself is _ADAM_CODE, the per-parameter kernel's.
+_MULTI_TENSOR_ADAM_KERNEL = r"""
+extern "C" __global__ void NAME(const long long* table, int tensors, long long total, double lr,
+                                double beta1, double beta2, double eps, double weight_decay,
+                                double bias_correction1, double bias_correction2_sqrt, int decoupled, int maximize) {
+    const long long* offsets = table + COLUMNS * (long long)tensors;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (long long)blockDim.x * gridDim.x) {
+        int lo = 0, hi = tensors - 1;  // the last tensor whose first element is at or before i
+        while (lo < hi) { int mid = (lo + hi + 1) >> 1; if (offsets[mid] <= i) lo = mid; else hi = mid - 1; }
+        long long j = i - offsets[lo];
+        T& param = ((T*)table[lo])[j];
+        const T grad = ((const T*)table[tensors + lo])[j];
+        T& exp_avg = ((T*)table[2 * tensors + lo])[j];
+        T& exp_avg_sq = ((T*)table[3 * tensors + lo])[j];
+        MAX_BINDING
+        BODY
+    }
+}
+"""
+MULTI_TENSOR_ADAM = "".join(
+    _MULTI_TENSOR_ADAM_KERNEL.replace("NAME", name).replace("COLUMNS", str(columns)).replace("MAX_BINDING", binding)
+    .replace("BODY", _ADAM_CODE.replace("DENOMINATOR", denominator).strip().replace("\n", "\n        "))
+    for name, columns, binding, denominator in (
+        ("adam_multi_tensor", 4, "", _ADAM_DENOMINATOR),
+        ("adam_multi_tensor_amsgrad", 5, "T& max_exp_avg_sq = ((T*)table[4 * tensors + lo])[j];",
+         _AMSGRAD_DENOMINATOR)))
+
 # every ElementwiseKernel: name -> (in_params, out_params, operation), compiled on first use
 ELEMENTWISE = {
     "cross_entropy_backward": _CROSS_ENTROPY_BACKWARD,
@@ -449,6 +488,58 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr: float, beta1: 
         bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
         kernel(grad, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2_sqrt,
                int(decoupled), int(maximize), param, exp_avg, exp_avg_sq, *extra)
+
+
+def _address(array) -> int:
+    """The device address of a CuPy array's first element."""
+    return array.data.ptr
+
+
+def _grid(total: int) -> tuple:
+    """(blocks, threads) for a grid-stride loop over ``total`` elements."""
+    threads = 256
+    return min(-(-total // threads), 4096), threads
+
+
+def adam_multi_tensor_step(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr: float, beta1: float, beta2: float,
+                           eps: float, weight_decay: float = 0.0, decoupled: bool = False, maximize: bool = False,
+                           max_exp_avg_sqs=None) -> None:
+    """``adam_step`` over a whole parameter group in one launch: one per distinct (dtype, step
+    count) among the parameters, so one in the usual group. Parameters or states that are not
+    C-contiguous (the kernel addresses elements by offset) take ``adam_step``'s launch each."""
+    amsgrad = max_exp_avg_sqs is not None
+    columns = [params, grads, exp_avgs, exp_avg_sqs] + ([max_exp_avg_sqs] if amsgrad else [])
+    _check("adam_multi_tensor_step", *(a for column in columns for a in column))  # before any is updated
+    cp = _cupy()
+    batches: dict = {}
+    single = []
+    for k, param in enumerate(params):
+        in_place = [column[k] for column in columns if column is not grads]
+        if all(a.flags.c_contiguous and a.dtype == param.dtype for a in in_place):
+            batches.setdefault((param.dtype, steps[k]), []).append(k)
+        else:
+            single.append(k)
+    for (dtype, step), ks in batches.items():
+        sizes = [params[k].size for k in ks]
+        total = sum(sizes)
+        if not total:
+            continue
+        # the grads are only read: a strided or other-dtype one is copied, the rest are used in place
+        grads_here = {k: cp.ascontiguousarray(grads[k], dtype=dtype) for k in ks}
+        addresses = [_address(grads_here[k] if column is grads else column[k]) for column in columns for k in ks]
+        offsets = np.concatenate(([0], np.cumsum(sizes))).tolist()
+        table = cp.asarray(np.array(addresses + offsets, dtype=np.int64))  # a few hundred bytes to the device
+        blocks, threads = _grid(total)
+        _row_function(dtype, "adam_multi_tensor_amsgrad" if amsgrad else "adam_multi_tensor", multi_tensor_source)(
+            (blocks,), (threads,),
+            (table, np.int32(len(ks)), np.int64(total), np.float64(lr), np.float64(beta1), np.float64(beta2),
+             np.float64(eps), np.float64(weight_decay), np.float64(1 - beta1 ** step),
+             np.float64((1 - beta2 ** step) ** 0.5), np.int32(decoupled), np.int32(maximize)))
+    if single:
+        adam_step(*([column[k] for k in single] for column in (params, grads, exp_avgs, exp_avg_sqs)),
+                  [steps[k] for k in single], lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                  decoupled=decoupled, maximize=maximize,
+                  max_exp_avg_sqs=[max_exp_avg_sqs[k] for k in single] if amsgrad else None)
 
 
 # ---- NumPy references: the math each kernel does, on the CPU ----
@@ -557,3 +648,7 @@ def adam_step_reference(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr: floa
         denom /= (1 - beta2 ** step) ** 0.5
         denom += eps
         w -= (lr / (1 - beta1 ** step)) * (exp_avg / denom)
+
+
+# one launch or one per parameter: the same math
+adam_multi_tensor_step_reference = adam_step_reference

@@ -274,7 +274,7 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
     from .random import _rng
 
     x = _float_input(input)
-    slopes = _rng(None).uniform(lower, upper, x._data.shape).astype(x._data.dtype)
+    slopes = _rng(None, xp).uniform(lower, upper, x._data.shape).astype(x._data.dtype)  # on x's device
     slopes = xp.where(x._data >= 0, x._data.dtype.type(1), slopes)
     if inplace:
         return _run_inplace(input, lambda t: t * Tensor._make(slopes))

@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from .._backend import array_module
+from .._backend import array_module, autocast_unifies
 from .._parallel import over_rows
 from ..autograd.function import Function
 from ..tensor import Tensor, _check_tensor
@@ -517,7 +517,7 @@ def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None) -> None:
     if input._data.dtype.kind != "f":
         raise RuntimeError(f"\"slow_conv2d_cpu\" not implemented for '{_dtype_name(input)}'")
     for other in (weight, bias):
-        if other is not None and other._data.dtype != input._data.dtype:
+        if other is not None and other._data.dtype != input._data.dtype and not autocast_unifies(input._data):
             raise RuntimeError(f"expected scalar type {_dtype_name(input)} but found {_dtype_name(other)}")
 
 

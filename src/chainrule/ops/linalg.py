@@ -15,7 +15,7 @@ import string
 import numpy as np
 
 from .. import _dtype, return_types
-from .._backend import array_module
+from .._backend import array_module, autocast_unifies
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
 
@@ -154,7 +154,7 @@ def _check_tensor(op: str, name: str, x) -> None:
 
 
 def _check_same_dtype(a: Tensor, b: Tensor) -> None:
-    if a._data.dtype != b._data.dtype:
+    if a._data.dtype != b._data.dtype and not autocast_unifies(a._data):
         raise RuntimeError(
             f"expected m1 and m2 to have the same dtype, but got: {_C_TYPE_NAMES.get(a.dtype.name, a.dtype.name)} "
             f"!= {_C_TYPE_NAMES.get(b.dtype.name, b.dtype.name)}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from .._backend import autocast_unifies
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _check_tensor
 
@@ -111,7 +112,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"mat1 and mat2 shapes cannot be multiplied ({rows}x{cols} and "
             f"{'x'.join(str(s) for s in reversed(tuple(weight.shape)))})"
         )
-    if input.dtype is not weight.dtype or (bias is not None and bias.dtype is not weight.dtype):
+    if (input.dtype is not weight.dtype or (bias is not None and bias.dtype is not weight.dtype)) \
+            and not autocast_unifies(input._data):
         other = bias if input.dtype is weight.dtype else input
         raise RuntimeError(
             f"mat1 and mat2 must have the same dtype, but got {_scalar_name(other)} and {_scalar_name(weight)}"

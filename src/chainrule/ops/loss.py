@@ -20,6 +20,7 @@ from ..autograd.function import Function, name_node
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
+from . import _cuda_kernels
 from . import elementwise as ew
 from .reduce import LogSoftmax, Softmax
 from .reduce import log_softmax as _log_softmax
@@ -446,6 +447,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype_name(target)}")
     _check_weight_not_differentiated(weight)
     _class_layout(input, target, "cross_entropy")
+    if (w is None and not label_smoothing and input._data.ndim == 2 and array_module(input._data) is not np
+            and _cuda_kernels.available(input._data)):
+        return _FusedCrossEntropy.apply(input, target, ignore_index=ignore_index, reduction=reduction)
     # two nodes, as torch records them (NllLossBackward0 over LogSoftmaxBackward0), so graphs
     # walked by user code look the same
     logp = _log_softmax(input, 1 if input._data.ndim > 1 else 0)
@@ -487,6 +491,72 @@ def _probability_cross_entropy(input, target, weight, reduction, label_smoothing
         n = max(input._data.size // C, 1) if input._data.size else 0
         return loss.sum() / n if n else loss.sum() / 0.0
     return _reduce(loss, reduction)
+
+
+class _FusedCrossEntropy(Function):
+    """cross_entropy of (N, C) logits and class indices on CuPy, without class weights or label
+    smoothing (the common case): the loss is one fused kernel launch, its gradient another
+    (ops/_cuda_kernels.py), instead of log_softmax's and nll_loss's passes over (N, C). One node,
+    named as torch's last one; the CPU and the stand-in compose log_softmax and nll_loss."""
+
+    _array_forward = True
+    node_name = "NllLossBackward0"
+    label = "cross_entropy"
+    rule = ("log_softmax and NLL fused in one kernel: ∂/∂x = g·(softmax(x) - onehot(t)) per row, 0 for ignored "
+            "rows (divided by the count of non-ignored rows for 'mean')")
+    formula = None
+
+    @staticmethod
+    def forward(ctx, x, target, ignore_index, reduction):
+        loss, lse = _cuda_kernels.cross_entropy(x, target, ignore_index, reduction)
+        if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
+            ctx.target, ctx.lse, ctx.ignore_index, ctx.reduction = target, lse, ignore_index, reduction
+        ctx.save_for_backward(x)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return _FusedCrossEntropyBackward.apply(grad, x, loss=ctx), None
+
+
+class _FusedCrossEntropyBackward(Function):
+    """The fused cross-entropy's input gradient, one kernel launch; ``loss`` is the loss's node."""
+
+    _array_forward = True
+    node_name = "NllLossBackwardBackward0"
+    label = "cross_entropy_backward"
+    rule = "differentiates g·(softmax(x) - onehot(t)) with respect to g and x"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, grad, x, loss):
+        if any(ctx.needs_input_grad):
+            ctx.loss = loss
+        ctx.save_for_backward(grad, x)
+        return _cuda_kernels.cross_entropy_backward(grad, x, loss.target, loss.lse, loss.ignore_index,
+                                                    loss.reduction)
+
+    @staticmethod
+    def backward(ctx, grad_grad):
+        loss = ctx.loss
+        return differentiate_rule(lambda g, x: _fused_cross_entropy_grad(loss, g, x), ctx.saved_tensors,
+                                  ctx.needs_input_grad, (grad_grad,))
+
+
+def _fused_cross_entropy_grad(loss, grad: Tensor, x: Tensor) -> Tensor:
+    """The fused cross-entropy's input gradient in differentiable Tensor ops (for create_graph)."""
+    xp = array_module(x._data)
+    dtype = x._data.dtype
+    target = loss.target.astype(xp.int64, copy=False)
+    keep = target != loss.ignore_index
+    onehot = (xp.arange(x._data.shape[1]) == target[:, None]).astype(dtype)
+    scale = Tensor._make(keep.astype(dtype)[:, None])
+    if loss.reduction == "none":
+        grad = grad.unsqueeze(1)
+    elif loss.reduction == "mean":
+        grad = grad / Tensor._make(keep.sum().astype(dtype))
+    return grad * scale * (Softmax.apply(x, dim=1) - Tensor._make(onehot))
 
 
 # ---------------------------------------------------------------- binary losses

@@ -97,6 +97,16 @@ class LayerNormalizeBackward(NormalizeBackward):
     node_name = "NativeLayerNormBackwardBackward0"
     label = "layer_norm_backward"
 
+    @staticmethod
+    def forward(ctx, grad, x, xhat, invstd, dims, eps, mean=None):
+        if mean is None or not _cuda_kernels.available(grad):
+            return NormalizeBackward.forward(ctx, grad, x, xhat, invstd, dims, eps)
+        # CuPy (the forward ran the kernel and kept the row means): dx of every row in one launch
+        if any(ctx.needs_input_grad):
+            ctx.dims, ctx.eps = dims, eps
+        ctx.save_for_backward(grad, x)
+        return _cuda_kernels.layer_norm_backward(grad, x, mean, invstd.reshape(mean.shape))[0]
+
 
 class Normalize(Function):
     """x̂ = (x - mean) / sqrt(var + eps) over ``dims`` (biased var), the core of every *_norm.
@@ -145,11 +155,18 @@ class LayerNormalize(Normalize):
         if array_module(x) is np or not _cuda_kernels.available(x):
             return Normalize.forward(ctx, x, dims, eps, stats)
         # CuPy: x̂ and 1/σ of every row in one fused launch (dims are the trailing ones)
-        out, _, rstd = _cuda_kernels.layer_norm(x, len(dims), eps=eps)
+        out, mean, rstd = _cuda_kernels.layer_norm(x, len(dims), eps=eps)
         if any(ctx.needs_input_grad):
             ctx.dims, ctx.eps, ctx.invstd = dims, eps, rstd.reshape(rstd.shape + (1,) * len(dims))
+            ctx.mean = mean  # the backward kernel's input
         ctx.save_for_backward(x, out)
         return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, xhat = ctx.saved_tensors
+        return LayerNormalizeBackward.apply(grad, x, xhat=xhat._data, invstd=ctx.invstd, dims=ctx.dims, eps=ctx.eps,
+                                            mean=getattr(ctx, "mean", None))
 
 
 class GroupNormalize(Function):
@@ -314,6 +331,13 @@ class LayerNorm(Function):
     @staticmethod
     def forward(ctx, x, w, b, dims, eps):
         xp = array_module(x)
+        if xp is not np and _cuda_kernels.available(x):
+            # CuPy: y, the row means and 1/σ in one fused launch; the backward kernel takes x, mean, 1/σ
+            out, mean, invstd = _cuda_kernels.layer_norm(x, len(dims), w, b, eps=eps)
+            if any(ctx.needs_input_grad):
+                ctx.xhat, ctx.invstd, ctx.dims, ctx.eps, ctx.mean = None, invstd, dims, eps, mean
+            ctx.save_for_backward(x, w)
+            return out
         d = w.size
         x2 = xp.ascontiguousarray(x.reshape(-1, d))  # contiguous rows: torch's output is contiguous
         row_mean = xp.full(d, 1.0 / d, dtype=x.dtype)
@@ -333,7 +357,7 @@ class LayerNorm(Function):
         x, w = ctx.saved_tensors
         needs = ctx.needs_input_grad
         grads = LayerNormBackward.apply(grad, x, w, xhat=ctx.xhat, invstd=ctx.invstd, dims=ctx.dims,
-                                        eps=ctx.eps, needs=tuple(needs))
+                                        eps=ctx.eps, needs=tuple(needs), mean=getattr(ctx, "mean", None))
         return _spread(grads, needs)
 
 
@@ -347,10 +371,14 @@ class LayerNormBackward(Function):
     formula = None
 
     @staticmethod
-    def forward(ctx, grad, x, w, xhat, invstd, dims, eps, needs):
+    def forward(ctx, grad, x, w, xhat, invstd, dims, eps, needs, mean=None):
         if any(ctx.needs_input_grad):
             ctx.dims, ctx.eps, ctx.needs = dims, eps, needs
         ctx.save_for_backward(grad, x, w)
+        if mean is not None:
+            # CuPy (the forward ran the kernel): dx in one launch per row, dw and db as column sums
+            grad_x, grad_w, grad_b = _cuda_kernels.layer_norm_backward(grad, x, mean, invstd, w, bias_defined=needs[2])
+            return _needed((grad_x, grad_w, grad_b), needs)
         xp = array_module(grad)
         # NumPy on the (rows, D) arrays
         d = xhat.shape[1]

@@ -147,8 +147,15 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
 
 
 def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    array = _rng(generator).permutation(n).astype(_dt(dtype, _dtype.int64))
-    return _finish(_xp(device).asarray(array), requires_grad)
+    """A random permutation of 0..n-1, drawn on ``device``'s generator stream."""
+    xp = _xp(device)
+    if xp is np:
+        array = _rng(generator).permutation(n)
+    else:
+        # on the device, with no host copy: the order that sorts n uniform keys (CuPy's Generator
+        # has no permutation; torch's CUDA randperm sorts random keys too)
+        array = xp.argsort(_rng(generator, xp).random(n), kind="stable")
+    return _finish(array.astype(_dt(dtype, _dtype.int64)), requires_grad)
 
 
 def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
@@ -165,15 +172,18 @@ def randint_like(input: Tensor, low, high=None, *, dtype=None, device=None, requ
     return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype, device=device)
 
 
-def normal(mean, std=1.0, size=None, *, generator=None) -> Tensor:
-    """Samples with the given mean(s) and std(s); tensors broadcast, as torch.normal."""
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Samples with the given mean(s) and std(s); tensors broadcast, as torch.normal. With float
+    mean and std, ``size`` samples drawn on ``device`` (in ``dtype``)."""
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
         m = mean._data if isinstance(mean, Tensor) else mean
         s = std._data if isinstance(std, Tensor) else std
         shape = np.broadcast_shapes(getattr(m, "shape", ()), getattr(s, "shape", ()))
         dt = (mean if isinstance(mean, Tensor) else std)._data.dtype
         return Tensor._make((m + s * _rng(generator, array_module(m, s)).standard_normal(shape)).astype(dt))
-    return Tensor._make((mean + std * _rng(generator).standard_normal(tuple(size))).astype(_dt(None)))
+    xp = _xp(device)
+    array = (mean + std * _rng(generator, xp).standard_normal(tuple(size))).astype(_float_dtype(dtype, "normal"))
+    return _finish(array, requires_grad)
 
 
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
@@ -183,7 +193,20 @@ def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
 
 
 def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
-    probs = np.atleast_2d(input._data.astype(np.float64))
+    """torch.multinomial: ``num_samples`` category indices per row of (unnormalised) weights."""
+    data = input._data
+    if data.dtype.kind != "f":
+        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: {_dtype_name(data)}")
+    if data.ndim not in (1, 2):
+        raise RuntimeError("prob_dist must be 1 or 2 dim")
+    if num_samples <= 0:
+        raise RuntimeError("cannot sample n_sample <= 0 samples")
+    if not replacement and num_samples > data.shape[-1]:
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+    xp = array_module(data)
+    if xp is not np:
+        return Tensor._make(_multinomial_on_device(xp, data, num_samples, replacement, _rng(generator, xp)))
+    probs = np.atleast_2d(data.astype(np.float64))
     rng = _rng(generator)
     rows = []
     for p in probs:
@@ -191,6 +214,37 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
         rows.append(rng.choice(len(p), size=num_samples, replace=replacement, p=p))
     out = np.array(rows, dtype=np.int64)
     return Tensor._make(out if input._data.ndim == 2 else out[0])
+
+
+def _dtype_name(array) -> str:
+    return _dtype.to_dtype(array.dtype).name.capitalize().replace("Int64", "Long").replace("Int32", "Int")
+
+
+def _multinomial_on_device(xp, data, num_samples: int, replacement: bool, rng):
+    """multinomial drawn on the device, every row at once, with no host copy. The weights are
+    not checked for negatives, NaN or a zero sum (that would make the host wait for the device;
+    torch's CUDA kernel asserts on the device instead)."""
+    probs = data.astype(xp.float64).reshape(-1, data.shape[-1])
+    rows, classes = probs.shape
+    if replacement:
+        # inverse CDF: the first category whose cumulative weight exceeds u; the CDF is divided by
+        # its own last entry so it ends at exactly 1 > u, and a zero-weight category never wins
+        cdf = xp.cumsum(probs, axis=1)
+        cdf /= cdf[:, -1:]
+        u = rng.random((rows, num_samples))
+        # one searchsorted over all rows: row r's CDF and draws shifted into [r, r + 1]
+        shift = xp.arange(rows, dtype=xp.float64)[:, None]
+        flat = xp.searchsorted((cdf + shift).reshape(-1), (u + shift).reshape(-1), side="right")
+        out = flat.reshape(rows, num_samples) - xp.arange(rows)[:, None] * classes
+    else:
+        # exponential races: category c finishes at E_c / p_c with E_c ~ Exp(1); the first
+        # num_samples finishers are a draw without replacement (torch's CUDA kernel does the same)
+        races = -xp.log1p(-rng.random((rows, classes)))
+        with np.errstate(divide="ignore"):
+            races /= probs
+        out = xp.argsort(races, axis=1, kind="stable")[:, :num_samples]
+    out = out.astype(xp.int64)
+    return out if data.ndim == 2 else out[0]
 
 
 # ---- in-place samplers, used by nn.init (always under no_grad, so no graph is involved)

@@ -7,7 +7,14 @@ import numpy as np
 from .._backend import array_module
 from ..ops import _cuda_kernels
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check_adam_args, _params_with_grad, _step_tensor, _zero_state
+from .optimizer import (
+    Optimizer,
+    _check_adam_args,
+    _check_fused_flags,
+    _params_with_grad,
+    _step_tensor,
+    _zero_state,
+)
 
 __all__ = ["Adam", "AdamW"]
 
@@ -26,12 +33,14 @@ class Adam(Optimizer):
                         maximize=maximize, foreach=foreach, capturable=capturable,
                         differentiable=differentiable, fused=fused,
                         decoupled_weight_decay=decoupled_weight_decay or self._decoupled)
+        _check_fused_flags(fused, foreach, differentiable)
         super().__init__(params, defaults)
 
     def _step_group(self, group: dict) -> None:
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
         decoupled = group.get("decoupled_weight_decay", self._decoupled)
+        on_gpu = []  # (param, state, step) of the parameters the fused CuPy kernels update
         for p in _params_with_grad(group):
             w = p._data
             xp = array_module(w)
@@ -41,8 +50,8 @@ class Adam(Optimizer):
                 if amsgrad:
                     state["max_exp_avg_sq"] = Tensor._make(xp.zeros_like(w))
             step = _step_tensor(state)
-            if xp is not np and _cuda_kernels.available(w):  # CuPy: one fused launch updates w, m, v (, max v)
-                _fused_adam_step(p, state, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, amsgrad)
+            if xp is not np and _cuda_kernels.available(w):
+                on_gpu.append((p, state, step))
                 continue
             g = -p.grad._data if maximize else p.grad._data
             if weight_decay != 0:
@@ -67,14 +76,19 @@ class Adam(Optimizer):
             denom += eps
             w -= (lr / bias_correction1) * (exp_avg / denom)
             p._bump_version()
-
-
-def _fused_adam_step(p, state, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, amsgrad) -> None:
-    _cuda_kernels.adam_step([p._data], [p.grad._data], [state["exp_avg"]._data], [state["exp_avg_sq"]._data],
-                            [step], lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                            decoupled=decoupled, maximize=maximize,
-                            max_exp_avg_sqs=[state["max_exp_avg_sq"]._data] if amsgrad else None)
-    p._bump_version()
+        if on_gpu:
+            # CuPy: fused kernels update w, m, v (, max v) together. torch's foreach/fused Adam is
+            # one multi-tensor launch over the group (the default on CUDA); foreach=False asks for
+            # its for-loop, one launch per parameter. Same update either way.
+            kernel = _cuda_kernels.adam_step if group.get("foreach") is False and not group.get("fused") \
+                else _cuda_kernels.adam_multi_tensor_step
+            params, states, steps = zip(*on_gpu)
+            kernel([p._data for p in params], [p.grad._data for p in params], [s["exp_avg"]._data for s in states],
+                   [s["exp_avg_sq"]._data for s in states], list(steps), lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                   weight_decay=weight_decay, decoupled=decoupled, maximize=maximize,
+                   max_exp_avg_sqs=[s["max_exp_avg_sq"]._data for s in states] if amsgrad else None)
+            for p in params:
+                p._bump_version()
 
 
 class AdamW(Adam):

@@ -220,3 +220,12 @@ def _check_adam_args(lr: float, eps: float, betas: tuple, weight_decay: float) -
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
+
+
+def _check_fused_flags(fused, foreach, differentiable) -> None:
+    """torch's checks of the implementation flags (fused=True itself runs everywhere: the fused
+    CuPy kernels on the GPU, the NumPy step on the CPU)."""
+    if fused and differentiable:
+        raise RuntimeError("`fused` does not support `differentiable`")
+    if fused and foreach:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")

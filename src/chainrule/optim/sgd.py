@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .._backend import array_module
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check, _params_with_grad
+from .optimizer import Optimizer, _check, _check_fused_flags, _params_with_grad
 
 __all__ = ["SGD"]
 
@@ -23,6 +23,7 @@ class SGD(Optimizer):
                         differentiable=differentiable, fused=fused)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        _check_fused_flags(fused, foreach, differentiable)
         super().__init__(params, defaults)
 
     def _step_group(self, group: dict) -> None:
