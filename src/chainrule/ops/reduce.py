@@ -814,10 +814,11 @@ class LogSoftmax(Function):
 
 
 # The CPU softmax paths work through blocks of rows of about this many elements, so that a
-# block's arrays stay in the core's cache between the passes over it (max, subtract, exp, sum,
-# log), and split the rows over the thread budget. Every row is computed by the same sequence of
-# NumPy calls as in one whole-array pass, so the log-softmax is bit-identical to it.
-_SOFTMAX_BLOCK_ELEMENTS = 1 << 14
+# block's arrays (three of 128 KiB) stay in the core's cache between the passes over it (max,
+# subtract, exp, sum, log), and split the rows over the thread budget. Every row is computed by
+# the same sequence of NumPy calls as in one whole-array pass, so the log-softmax is
+# bit-identical to it.
+_SOFTMAX_BLOCK_ELEMENTS = 1 << 15
 
 
 def _over_row_blocks(work, rows: int, cols: int) -> None:
@@ -844,10 +845,10 @@ def _log_softmax_last_dim(x: np.ndarray, keep_softmax: bool):
 
     def block(start, stop):
         xb, ob = x_rows[start:stop], out_rows[start:stop]
-        np.subtract(xb, xb.max(axis=1, keepdims=True), out=ob)  # exp stays in range
+        np.subtract(xb, np.maximum.reduce(xb, axis=1, keepdims=True), out=ob)  # exp stays in range
         eb = softmax_rows[start:stop] if keep_softmax else np.empty_like(ob)
         np.exp(ob, out=eb)
-        sums = eb.sum(axis=1, keepdims=True)
+        sums = np.add.reduce(eb, axis=1, keepdims=True)
         ob -= np.log(sums)
         if keep_softmax:
             eb /= sums
@@ -866,7 +867,7 @@ def _log_softmax_backward_last_dim(grad: np.ndarray, softmax: np.ndarray) -> np.
 
     def block(start, stop):
         gb, ob = grad_rows[start:stop], out_rows[start:stop]
-        np.multiply(softmax_rows[start:stop], gb.sum(axis=1, keepdims=True), out=ob)
+        np.multiply(softmax_rows[start:stop], np.add.reduce(gb, axis=1, keepdims=True), out=ob)
         np.subtract(gb, ob, out=ob)
 
     _over_row_blocks(block, softmax_rows.shape[0], cols)
