@@ -16,6 +16,7 @@ import chainrule
 from chainrule import _config, _parallel
 from chainrule.ops import linear as linear_ops
 from chainrule.ops import reduce as reduce_ops
+from chainrule.ops import rnn as rnn_ops
 
 torch = pytest.importorskip("torch")
 
@@ -245,6 +246,46 @@ def test_cross_entropy_passes_gradcheck_in_float64(name, kwargs):
 
     assert chainrule.autograd.gradcheck(fn, [x])
     assert chainrule.autograd.gradgradcheck(fn, [x])
+
+
+# ---------------------------------------------------------------- LSTM layer
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths", [None, np.array([5, 2, 6, 1])])
+def test_lstm_fused_bptt_matches_autograd_through_the_step_composition(reverse, lengths):
+    # the array BPTT (one tanh for all gates, the local derivatives precomputed over the whole
+    # sequence) against the plain per-step Tensor ops, every output and every input's gradient
+    T, B, I, H = 6, 4, 3, 5
+    shapes = ((T, B, I), (4 * H, I), (4 * H, H), (4 * H,), (4 * H,), (B, H), (B, H))
+    arrays = [_rand(shape, seed, np.float64) for seed, shape in enumerate(shapes)]
+    upstream = [_rand(shape, 10 + seed, np.float64) for seed, shape in enumerate(((T, B, H), (B, H), (B, H)))]
+
+    def run(layer):
+        inputs = [chainrule.tensor(a, requires_grad=True) for a in arrays]
+        outputs = layer(*inputs)
+        chainrule.autograd.backward(outputs, [chainrule.tensor(u) for u in upstream])
+        return [o.detach().numpy() for o in outputs], [t.grad.numpy() for t in inputs]
+
+    fused = run(lambda *a: rnn_ops.recurrent_layer("LSTM", *a, reverse=reverse, lengths=lengths))
+    steps = run(lambda *a: rnn_ops._layer_steps("LSTM", *a, reverse=reverse, lengths=lengths))
+    for a, b in zip(fused[0] + fused[1], steps[0] + steps[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_lstm_matches_torch_in_float32_bidirectional_two_layers():
+    theirs = torch.nn.LSTM(8, 16, num_layers=2, bidirectional=True)
+    ours = chainrule.nn.LSTM(8, 16, num_layers=2, bidirectional=True)
+    for name, p in theirs.named_parameters():
+        getattr(ours, name)._data[...] = p.detach().numpy()
+    x = _rand((12, 5, 8), 0)
+
+    def run(lib, module):
+        xt = lib.tensor(x, requires_grad=True)
+        out, (h_n, c_n) = module(xt)
+        (out.pow(2).sum() + h_n.sum() + 2 * c_n.sum()).backward()
+        return [out.detach().numpy(), xt.grad.numpy()] + [p.grad.numpy() for _, p in module.named_parameters()]
+
+    for a, b in zip(run(chainrule, ours), run(torch, theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 # ---------------------------------------------------------------- the whole language-model step
