@@ -327,10 +327,10 @@ class RecurrentLayerBackward(Function):
 
 def _lstm_factors(saved: dict, reverse: bool, H: int):
     """The LSTM's local derivatives at every step, indexed by time, as whole-sequence arrays (a
-    few large operations instead of many small ones inside the loop over time):
-    ∂c'/∂h' through tanh (o (1 - tanh²c')), the i, f, g pre-activations' gradients per unit of
-    ∂c' (g i (1 - i), c f (1 - f), i (1 - g²)) stacked as (T, B, 3, H), the o pre-activation's
-    per unit of ∂h' (tanh(c') o (1 - o)), and the forget gate f that carries ∂c back a step."""
+    few large operations instead of many small ones inside the loop over time): ∂h'/∂c' =
+    o (1 - tanh²c'), which carries ∂h' into ∂c'; the i, f, g pre-activations' gradients per unit
+    of ∂c' (g i (1 - i), c f (1 - f), i (1 - g²)) stacked as (T, B, 3, H); the o pre-activation's
+    per unit of ∂h' (tanh(c') o (1 - o)); and the forget gate f, which carries ∂c back a step."""
     gates, tanh_cs = saved["gates"], saved["tanh_cs"]
     xp = array_module(gates)
     T, B = gates.shape[0], gates.shape[1]
