@@ -2,18 +2,60 @@
 
 Fused: one GEMM forward; the backward is one array-level ``LinearBackward`` Function (two GEMMs
 and a row sum, nothing recorded) whose own backward is the second-order rule in Tensor ops.
+
+Inputs of any rank run as one (rows, features) matrix, as torch folds them: NumPy's matmul of a
+3-d array by a matrix runs one small GEMM per leading index (35 GEMMs of 20 rows for an LSTM
+language model's decoder), 2.5x slower than the one GEMM of 700 rows. On the CPU the whole-array
+passes beside the GEMMs (the bias add, the bias gradient's column sums) are split over the thread
+budget; each element is computed as in one piece, so the result does not depend on the split.
 """
 
 from __future__ import annotations
 
 import math
 
-from .._backend import autocast_unifies
+import numpy as np
+
+from .._backend import array_module, autocast_unifies
+from .._parallel import over_rows
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _check_tensor
 
 __all__ = ["linear"]
 __not_methods__ = set(__all__)
+
+
+def _as_rows(a):
+    """``a`` (..., n) as one (rows, n) matrix (a (n,) vector as one row): a view when the
+    leading dims fold, else a copy."""
+    return a if a.ndim == 2 else a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
+
+
+def _add_bias(out, b) -> None:
+    """out (rows, n) += b (n,) in place, over row pieces on the CPU."""
+    if array_module(out) is not np:
+        out += b
+        return
+
+    def add(start, stop):
+        out[start:stop] += b
+
+    over_rows(add, out.shape[0], out.size)
+
+
+def _column_sums(g):
+    """g (rows, n) summed over its rows; on the CPU over column pieces (each column's sum is
+    the same sequence of adds in any piece)."""
+    xp = array_module(g)
+    if xp is not np:
+        return g.sum(0)
+    sums = xp.empty(g.shape[1], g.dtype)
+
+    def column_sum(start, stop):
+        g[:, start:stop].sum(0, out=sums[start:stop])
+
+    over_rows(column_sum, g.shape[1], g.size)
+    return sums
 
 
 class Linear(Function):
@@ -28,10 +70,10 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, w, b=None):
         ctx.save_for_backward(x, w)
-        out = x @ w.T
+        out = _as_rows(x) @ w.T
         if b is not None:
-            out += b
-        return out
+            _add_bias(out, b)
+        return out.reshape(x.shape[:-1] + (w.shape[0],))
 
     @staticmethod
     def backward(ctx, grad):
@@ -65,14 +107,14 @@ class LinearBackward(Function):
         if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
             ctx.needs = needs
         ctx.save_for_backward(grad, x, w)
-        grad_rows = grad.reshape(-1, grad.shape[-1])
+        grad_rows = _as_rows(grad)
         grads = []
         if needs[0]:
-            grads.append(grad @ w)
+            grads.append((grad_rows @ w).reshape(x.shape))
         if needs[1]:
-            grads.append(grad_rows.T @ x.reshape(-1, x.shape[-1]))
+            grads.append(grad_rows.T @ _as_rows(x))
         if needs[2]:
-            grads.append(grad_rows.sum(0))
+            grads.append(_column_sums(grad_rows))
         return tuple(grads)
 
     @staticmethod

@@ -344,7 +344,8 @@ class _IndexClassLoss(Function):
                 wc = ctx.weight if ctx.weight is not None else xp.ones(C, dtype)
                 coef -= (_masked(ctx.valid, g_row) * (eps / C))[:, None] * wc
         else:
-            coef = -_IndexClassLoss._coefficients(ctx, g_row)[0]
+            # A is linear in g: A(-g) is -A(g) without a negating pass over the (M, C) array
+            coef = _IndexClassLoss._coefficients(ctx, -g_row)[0]
         return _unrows(coef, shape).astype(dtype, copy=False)
 
     @staticmethod

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import _dtype, return_types
 from .._backend import array_module
+from .._parallel import over_rows
 from ..autograd.engine import sum_to_shape  # re-exported: chainrule.sum_to_shape, Tensor.sum_to_shape
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim, preserve_layout
@@ -792,6 +793,12 @@ class LogSoftmax(Function):
         xp = array_module(x)
         if xp is not np and dim in (-1, x.ndim - 1) and _cuda_kernels.available(x):
             out = _cuda_kernels.log_softmax(x, dim)  # CuPy: one fused launch
+        elif xp is np and dim in (-1, x.ndim - 1) and x.size:
+            # the CPU's exp is the costly pass: the softmax it yields is kept for the backward
+            # (one array more) instead of being recomputed there as exp(out)
+            out, softmax = _log_softmax_last_dim(x, keep_softmax=ctx.needs_input_grad[0])
+            if softmax is not None:
+                ctx.softmax = softmax
         else:
             x = xp.asarray(x, order="C")  # as Softmax
             out = x - xp.max(x, axis=dim, keepdims=True) if x.size else x.copy()
@@ -803,7 +810,68 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return LogSoftmaxBackward.apply(grad, y, dim=ctx.dim)
+        return LogSoftmaxBackward.apply(grad, y, dim=ctx.dim, softmax=getattr(ctx, "softmax", None))
+
+
+# The CPU softmax paths work through blocks of rows of about this many elements, so that a
+# block's arrays (three of 128 KiB) stay in the core's cache between the passes over it (max,
+# subtract, exp, sum, log), and split the rows over the thread budget. Every row is computed by
+# the same sequence of NumPy calls as in one whole-array pass, so the log-softmax is
+# bit-identical to it.
+_SOFTMAX_BLOCK_ELEMENTS = 1 << 15
+
+
+def _over_row_blocks(work, rows: int, cols: int) -> None:
+    """``work(start, stop)`` over blocks of rows of ``_SOFTMAX_BLOCK_ELEMENTS``, the blocks split
+    over the thread budget."""
+    step = builtins.max(1, _SOFTMAX_BLOCK_ELEMENTS // builtins.max(cols, 1))
+
+    def piece(start, stop):
+        for first in range(start, stop, step):
+            work(first, builtins.min(first + step, stop))
+
+    over_rows(piece, rows, rows * cols)
+
+
+def _log_softmax_last_dim(x: np.ndarray, keep_softmax: bool):
+    """log_softmax of a NumPy array along its last dim, and (with ``keep_softmax``) the softmax,
+    both C-contiguous; else (out, None)."""
+    cols = x.shape[-1]
+    x_rows = np.ascontiguousarray(x).reshape(-1, cols)
+    out = np.empty(x.shape, x.dtype)
+    out_rows = out.reshape(-1, cols)
+    softmax = np.empty(x.shape, x.dtype) if keep_softmax else None
+    softmax_rows = softmax.reshape(-1, cols) if keep_softmax else None
+
+    def block(start, stop):
+        xb, ob = x_rows[start:stop], out_rows[start:stop]
+        np.subtract(xb, np.maximum.reduce(xb, axis=1, keepdims=True), out=ob)  # exp stays in range
+        eb = softmax_rows[start:stop] if keep_softmax else np.empty_like(ob)
+        np.exp(ob, out=eb)
+        sums = np.add.reduce(eb, axis=1, keepdims=True)
+        ob -= np.log(sums)
+        if keep_softmax:
+            eb /= sums
+
+    _over_row_blocks(block, x_rows.shape[0], cols)
+    return out, softmax
+
+
+def _log_softmax_backward_last_dim(grad: np.ndarray, softmax: np.ndarray) -> np.ndarray:
+    """g - softmax * sum(g) along the last dim on NumPy arrays, one cached block at a time."""
+    cols = softmax.shape[-1]
+    grad_rows = grad.reshape(-1, cols)
+    softmax_rows = softmax.reshape(-1, cols)
+    out = np.empty(softmax.shape, softmax.dtype)
+    out_rows = out.reshape(-1, cols)
+
+    def block(start, stop):
+        gb, ob = grad_rows[start:stop], out_rows[start:stop]
+        np.multiply(softmax_rows[start:stop], np.add.reduce(gb, axis=1, keepdims=True), out=ob)
+        np.subtract(gb, ob, out=ob)
+
+    _over_row_blocks(block, softmax_rows.shape[0], cols)
+    return out
 
 
 class LogSoftmaxBackward(Function):
@@ -816,10 +884,12 @@ class LogSoftmaxBackward(Function):
     formula = None
 
     @staticmethod
-    def forward(ctx, grad, y, dim):
+    def forward(ctx, grad, y, dim, softmax=None):
         ctx.dim = dim
         ctx.save_for_backward(grad, y)
         xp = array_module(grad)
+        if softmax is not None and xp is np:  # exp(y), kept by LogSoftmax's CPU path
+            return _log_softmax_backward_last_dim(grad, softmax)
         return grad - xp.exp(y) * xp.sum(grad, axis=dim, keepdims=True)
 
     @staticmethod

@@ -125,29 +125,42 @@ class RecurrentLayer(Function):
             saved = dict(r=r_all, z=z_all, n=n_all, ghn=ghn_all)
             results = (out, h.copy())
         elif mode == "LSTM":
+            # sigmoid(a) = (1 + tanh(a / 2)) / 2: with the i, f, o columns of the weights and
+            # biases halved up front (exact in binary), one tanh per step serves all four gates
+            half = xp.full(4 * H, 0.5, dtype)
+            half[2 * H:3 * H] = 1
+            w_hh_half = w_hh_t * half
+            gi *= half
+            gi += b_hh * half
             gates_all = xp.empty((T, B, 4 * H), dtype)
+            tanh_cs = xp.empty((T, B, H), dtype)  # tanh(c') of each step, for the backward
             cs = xp.empty((T + 1, B, H), dtype)
             c = cs[0]
             c[...] = c0
+            input_gate = xp.empty((B, H), dtype)
             for k, t in enumerate(steps):
-                gates = h @ w_hh_t
+                gates = gates_all[t]
+                xp.matmul(h, w_hh_half, out=gates)
                 gates += gi[t]
-                gates += b_hh
-                gates[:, :2 * H] = _sigmoid(gates[:, :2 * H])
-                gates[:, 2 * H:3 * H] = xp.tanh(gates[:, 2 * H:3 * H])
-                gates[:, 3 * H:] = _sigmoid(gates[:, 3 * H:])
+                xp.tanh(gates, out=gates)
+                for sigmoid_gates in (gates[:, :2 * H], gates[:, 3 * H:]):
+                    sigmoid_gates += 1
+                    sigmoid_gates *= 0.5
                 i, f, gg, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
                 c_new = cs[k + 1]
                 xp.multiply(f, c, out=c_new)
-                c_new += i * gg
+                xp.multiply(i, gg, out=input_gate)
+                c_new += input_gate
                 h_new = hs[k + 1]
-                xp.multiply(o, xp.tanh(c_new), out=h_new)
-                gates_all[t] = gates
+                xp.multiply(o, xp.tanh(c_new, out=tanh_cs[t]), out=h_new)
                 _hold_ended(t, lengths, (h_new, h), (c_new, c))
-                out[t] = h_new
-                _hold_ended(t, lengths, (out[t], 0))
                 h, c = h_new, c_new
-            saved = dict(gates=gates_all, cs=cs)
+            # the outputs are the states after each step, in time order (0 where a packed
+            # sequence has ended): one copy, not one per step
+            out[...] = hs[1:] if not reverse else hs[:0:-1]
+            for t in range(T) if lengths is not None else ():
+                _hold_ended(t, lengths, (out[t], 0))
+            saved = dict(gates=gates_all, cs=cs, tanh_cs=tanh_cs)
             results = (out, h.copy(), c.copy())
         else:
             relu_mode = mode == "RNN_RELU"
@@ -214,7 +227,9 @@ class RecurrentLayerBackward(Function):
         h_index = xp.empty(T, dtype=np.int64)  # which hs[k] fed time step t
         if mode == "LSTM":
             dc = xp.array(arrays[2], dtype=x.dtype, copy=True)
-            gates_all, cs = s["gates"], s["cs"]
+            dh_direct, c_factors, o_factor, forget = _lstm_factors(s, reverse, H)
+            dgh4 = dgh.reshape(T, B, 4, H)
+            dc_from_h = xp.empty((B, H), x.dtype)
         for t in _time_steps(T, not reverse):
             k = k_of[t]
             h_index[t] = k
@@ -242,19 +257,15 @@ class RecurrentLayerBackward(Function):
                 _hold_ended(t, lengths, (dgi[t], 0), (dgh[t], 0))
                 dh = dh * z + dgh[t] @ w_hh
             elif mode == "LSTM":
-                gates = gates_all[t]
-                i, f, gg, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
-                # c' = f c + i g, h' = o tanh(c')
-                tc = xp.tanh(cs[k + 1])
-                dc += dh * o * (1 - tc * tc)
-                d = dgh[t]
-                d[:, :H] = dc * gg * i * (1 - i)
-                d[:, H:2 * H] = dc * cs[k] * f * (1 - f)
-                d[:, 2 * H:3 * H] = dc * i * (1 - gg * gg)
-                d[:, 3 * H:] = dh * tc * o * (1 - o)
-                _hold_ended(t, lengths, (d, 0))
-                dc = dc * f
-                dh = d @ w_hh
+                # c' = f c + i g, h' = o tanh(c'): the per-step factors come from _lstm_factors
+                xp.multiply(dh, dh_direct[t], out=dc_from_h)
+                dc += dc_from_h
+                d = dgh4[t]
+                xp.multiply(dc[:, None, :], c_factors[t], out=d[:, :3])
+                xp.multiply(dh, o_factor[t], out=d[:, 3])
+                _hold_ended(t, lengths, (dgh[t], 0))
+                dc *= forget[t]
+                dh = dgh[t] @ w_hh
                 if dh_through is not None:
                     dc[ended] = dc_through[ended]
             else:
@@ -312,6 +323,28 @@ class RecurrentLayerBackward(Function):
                 second = (None,) * len(targets)
         remaining = iter(second)
         return tuple(next(remaining) if need else None for need in ctx.needs_input_grad)
+
+
+def _lstm_factors(saved: dict, reverse: bool, H: int):
+    """The LSTM's local derivatives at every step, indexed by time, as whole-sequence arrays (a
+    few large operations instead of many small ones inside the loop over time): ∂h'/∂c' =
+    o (1 - tanh²c'), which carries ∂h' into ∂c'; the i, f, g pre-activations' gradients per unit
+    of ∂c' (g i (1 - i), c f (1 - f), i (1 - g²)) stacked as (T, B, 3, H); the o pre-activation's
+    per unit of ∂h' (tanh(c') o (1 - o)); and the forget gate f, which carries ∂c back a step."""
+    gates, tanh_cs = saved["gates"], saved["tanh_cs"]
+    xp = array_module(gates)
+    T, B = gates.shape[0], gates.shape[1]
+    gates4 = gates.reshape(T, B, 4, H)
+    i, f, gg, o = gates4[:, :, 0], gates4[:, :, 1], gates4[:, :, 2], gates4[:, :, 3]
+    cs = saved["cs"]
+    c_prev = cs[:T] if not reverse else cs[:T][::-1]  # the state each time step started from
+    dh_direct = o * (1 - tanh_cs * tanh_cs)
+    c_factors = xp.empty((T, B, 3, H), gates.dtype)
+    xp.multiply(gg * i, 1 - i, out=c_factors[:, :, 0])
+    xp.multiply(c_prev * f, 1 - f, out=c_factors[:, :, 1])
+    xp.multiply(i, 1 - gg * gg, out=c_factors[:, :, 2])
+    o_factor = tanh_cs * o * (1 - o)
+    return dh_direct, c_factors, o_factor, f
 
 
 def _fresh_variable(t: Tensor) -> Tensor:
