@@ -78,7 +78,10 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
     """
     state = _grad_state
     constant = ew._constant
+    constants = ew._CONSTANTS
     make = Tensor._make
+    apply = _function._apply_array_op  # what function_cls.apply is, without binding a method
+    quiet_now = numpy_errstate.get
 
     def method(self, other) -> Tensor:
         data = self._data
@@ -86,8 +89,13 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
             kind = type(other)
             if kind is float or kind is int:
                 if self._requires_grad and state.enabled:
-                    c = constant(other, data.dtype)
-                    return function_cls.apply(c, self) if reflected else function_cls.apply(self, c)
+                    # _constant's cache, looked up here first: one call less per recorded op
+                    c = constants.get((other, data.dtype)) if other else None
+                    if c is None:
+                        c = constant(other, data.dtype)
+                    return apply(function_cls, c, self) if reflected else apply(function_cls, self, c)
+                if quiet_now() is QUIET:  # already silent (a rule inside backward): no switch
+                    return make(ufunc(other, data) if reflected else ufunc(data, other))
                 quiet = numpy_errstate.set(QUIET)  # silent on x / 0 and overflow, as torch
                 try:
                     return make(ufunc(other, data) if reflected else ufunc(data, other))
@@ -97,6 +105,11 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
             if isinstance(other, Tensor) and other._data.dtype == data.dtype and not reflected \
                     and type(other._data) is type(data):
                 if not (state.enabled and (self._requires_grad or other._requires_grad)):
+                    if quiet_now() is QUIET:
+                        try:
+                            return make(ufunc(data, other._data))
+                        except ValueError as error:
+                            raise broadcast_error(error, (data, other._data)) from None
                     quiet = numpy_errstate.set(QUIET)
                     try:
                         return make(ufunc(data, other._data))
@@ -104,7 +117,7 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
                         raise broadcast_error(error, (data, other._data)) from None
                     finally:
                         numpy_errstate.reset(quiet)
-                return function_cls.apply(self, other)
+                return apply(function_cls, self, other)
         return fn(other, self) if reflected else fn(self, other)
 
     return method
