@@ -29,7 +29,7 @@ class Tensor:
     ``backward()`` fills ``.grad`` of the leaves. ``numpy()`` and ``from_numpy`` share memory.
     """
 
-    __slots__ = ("_data", "_requires_grad", "grad_fn", "_output_nr", "_grad", "_version_box",
+    __slots__ = ("_data", "_requires_grad", "grad_fn", "_output_nr", "_grad", "_vbox",
                  "_hooks", "_post_accumulate_grad_hooks", "_accumulator", "_retains_grad", "_base", "_name",
                  "__weakref__")
 
@@ -54,7 +54,7 @@ class Tensor:
         self.grad_fn = grad_fn
         self._output_nr = output_nr
         self._grad = None
-        self._version_box = [0]
+        self._vbox = None
         self._hooks = None
         self._post_accumulate_grad_hooks = None
         self._accumulator = None
@@ -73,7 +73,7 @@ class Tensor:
         t.grad_fn = grad_fn
         t._output_nr = output_nr
         t._grad = None
-        t._version_box = [0]
+        t._vbox = None  # no version counter object until one is needed (see _version_box)
         t._hooks = None
         t._post_accumulate_grad_hooks = None
         t._accumulator = None
@@ -135,8 +135,26 @@ class Tensor:
         return self._data.__array_interface__["data"][0] if isinstance(self._data, np.ndarray) else 0
 
     @property
+    def _version_box(self) -> list:
+        """The version counter: a one-element list, shared with the views of this tensor.
+
+        Made on first use: most tensors (an op's output, a gradient) are never written in
+        place nor viewed, and a list per tensor is one more object for the cyclic garbage
+        collector to visit in a long graph. Until then ``_vbox`` is None and the version 0;
+        the hot paths read ``_vbox`` directly."""
+        box = self._vbox
+        if box is None:
+            box = self._vbox = [0]
+        return box
+
+    @_version_box.setter
+    def _version_box(self, box: list) -> None:
+        self._vbox = box
+
+    @property
     def _version(self) -> int:
-        return self._version_box[0]
+        box = self._vbox
+        return 0 if box is None else box[0]
 
     def _bump_version(self) -> None:
         self._version_box[0] += 1

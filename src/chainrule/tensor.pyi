@@ -43,6 +43,10 @@ class Tensor:
     def is_floating_point(self) -> builtins.bool: ...
     def data_ptr(self) -> builtins.int: ...
     @property
+    def _version_box(self) -> list: ...
+    @_version_box.setter
+    def _version_box(self, value) -> None: ...
+    @property
     def _version(self) -> builtins.int: ...
     def _bump_version(self) -> None: ...
     @property
@@ -117,7 +121,7 @@ class Tensor:
     _post_accumulate_grad_hooks: Any
     _requires_grad: Any
     _retains_grad: Any
-    _version_box: Any
+    _vbox: Any
     grad_fn: Any
 
     # bound by chainrule._methods from chainrule._methods

@@ -420,7 +420,9 @@ def _fixed_gradient(node, i: int, g, meta: tuple):
 def _versions_match(saved: tuple, versions: tuple) -> bool:
     """Whether every saved tensor is still at the version it was saved at."""
     for tensor, version in zip(saved, versions):
-        if tensor is not None and version is not None and tensor._version_box[0] != version:
+        # (a tensor without a version counter object, _vbox None, is at version 0)
+        if tensor is not None and version is not None and (
+                0 if tensor._vbox is None else tensor._vbox[0]) != version:
             return False
     return True
 

@@ -121,12 +121,12 @@ class Node:
         versions = self._saved_versions
         if versions is not None:
             for tensor, version in zip(self._saved, versions):
-                if tensor is not None and version is not None and tensor._version_box[0] != version:
+                if tensor is not None and version is not None and tensor._version != version:
                     raise RuntimeError(
                         "one of the variables needed for gradient computation has been modified "
                         f"by an inplace operation: [{tensor.dtype.name} tensor of shape "
                         f"{tuple(tensor.shape)}], which is saved by {self.name()}, is at version "
-                        f"{tensor._version_box[0]}; expected version {version} instead. Hint: replace "
+                        f"{tensor._version}; expected version {version} instead. Hint: replace "
                         "the in-place operation with an out-of-place one (e.g. x = x * 2 instead "
                         "of x *= 2)."
                     )
@@ -527,15 +527,16 @@ def _apply_array_op(cls, *inputs, **params):
                                    else _resolve_saved(saved, arrays, inputs, out, outputs))
         else:
             saved = node._saved = _resolve_saved(saved, arrays, inputs, out, outputs)
+        # (a tensor without a version counter object, _vbox None, is at version 0)
         if len(saved) == 2:  # the common binary op, without a generator
             t0, t1 = saved
-            versions = (t0._version_box[0] if t0 is not None else None,
-                        t1._version_box[0] if t1 is not None else None)
+            versions = (None if t0 is None else 0 if t0._vbox is None else t0._vbox[0],
+                        None if t1 is None else 0 if t1._vbox is None else t1._vbox[0])
         elif len(saved) == 1:
             t0 = saved[0]
-            versions = (t0._version_box[0] if t0 is not None else None,)
+            versions = (None if t0 is None else 0 if t0._vbox is None else t0._vbox[0],)
         else:
-            versions = tuple(t._version_box[0] if t is not None else None for t in saved)
+            versions = tuple(None if t is None else t._version for t in saved)
         # mostly all zeros: one shared tuple then, not one more object per node
         node._saved_versions = _COMMON_VERSIONS.get(versions, versions)
     return outputs
@@ -625,7 +626,7 @@ def _apply_user_function(cls, args, kwargs):
         results.append(o)
     saved = node._saved
     if saved:
-        node._saved_versions = tuple(t._version_box[0] if isinstance(t, Tensor) else None for t in saved)
+        node._saved_versions = tuple(t._version if isinstance(t, Tensor) else None for t in saved)
         node._saved = tuple(saved)
     return tuple(results) if is_tuple else results[0]
 
