@@ -21,6 +21,8 @@ from .autograd.function import AccumulateGrad, is_recording
 
 __all__ = ["Tensor"]
 
+_ndarray = np.ndarray
+
 
 class Tensor:
     """A multi-dimensional array that can record the operations applied to it.
@@ -65,7 +67,7 @@ class Tensor:
     @classmethod
     def _make(cls, array, grad_fn=None, output_nr: int = 0) -> Tensor:
         """Wrap an array without copying or checks (the ops' fast constructor)."""
-        if type(array) is not np.ndarray and isinstance(array, np.generic):
+        if type(array) is not _ndarray and isinstance(array, np.generic):
             array = np.asarray(array)  # NumPy reductions and 0-d math return scalars
         t = object.__new__(cls)
         t._data = array
@@ -252,6 +254,7 @@ class Tensor:
         fn = self.grad_fn
         if fn._retained is None:
             fn._retained = {}
+            fn._hooked = True  # the engine's walk runs this node's retained-grad step
         fn._retained[self._output_nr] = weakref.ref(self)
 
     @property

@@ -201,10 +201,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             if grads is None:
                 continue
             is_leaf_sink = type(node) is AccumulateGrad
-            if is_leaf_sink or node._tensor_hooks or node._retained or node._pre_hooks:
-                grads = _call_pre_hooks(node, grads[1], exposed)
-            else:
-                grads = grads[1]
+            if is_leaf_sink or node._hooked:
+                grads = _call_pre_hooks(node, grads, exposed)
             if targets:
                 for output_nr in range(len(grads)):
                     for index in targets.get((id(node), output_nr), ()):
@@ -224,7 +222,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 continue
             forward_cls = node._forward_cls
             if (len(grads) != 1 or grads[0] is None or not forward_cls._array_forward
-                    or node._post_hooks is not None or _anomaly.enabled):
+                    or node._hooked or _anomaly.enabled):
                 grad_inputs = _call_rule(node, grads, retain_graph, exposed)
                 for (child, child_nr), g in zip(node.next_functions, grad_inputs):
                     if child is not None and g is not None:
@@ -254,9 +252,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                     continue
                 if type(g) is not Tensor or g._data.shape != meta[0] or g._data.dtype != meta[1]:
                     g = _fixed_gradient(node, i, g, meta)
-                entry = buffers.get(id(child))
-                if entry is None and child._num_outputs == 1:
-                    buffers[id(child)] = (child, [g])  # the node is kept alive while its gradient waits
+                if child._num_outputs == 1 and id(child) not in buffers:
+                    buffers[id(child)] = [g]
                 else:
                     _add_to_buffer(buffers, child, child_nr, g, create_graph)
     finally:
@@ -286,13 +283,14 @@ def _needed_nodes(order, targets):
 
 
 def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
-    entry = buffers.get(id(node))
-    if entry is None:
+    """Add a gradient for ``node``'s output ``output_nr`` to the ones waiting for it; the
+    buffers are keyed by node id, and the walk's order list keeps every node alive meanwhile."""
+    slots = buffers.get(id(node))
+    if slots is None:
         slots = [None] * node._num_outputs
         slots[output_nr] = grad
-        buffers[id(node)] = (node, slots)  # the node is kept alive while its gradients wait
+        buffers[id(node)] = slots
         return
-    slots = entry[1]
     previous = slots[output_nr]
     if previous is None:
         slots[output_nr] = grad

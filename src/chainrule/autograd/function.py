@@ -70,6 +70,9 @@ class Node:
                  "_freed", "__dict__", "__weakref__")
 
     _num_outputs = 1
+    # set on a node given any hook or a retained output: the engine's walk then takes the
+    # general path for it, and tests this one flag instead of four attributes per node
+    _hooked = False
     _tensor_hooks = None
     _retained = None
     _pre_hooks = None
@@ -121,7 +124,8 @@ class Node:
         versions = self._saved_versions
         if versions is not None:
             for tensor, version in zip(self._saved, versions):
-                if tensor is not None and version is not None and tensor._version != version:
+                if tensor is not None and version is not None and (
+                        0 if tensor._vbox is None else tensor._vbox[0]) != version:
                     raise RuntimeError(
                         "one of the variables needed for gradient computation has been modified "
                         f"by an inplace operation: [{tensor.dtype.name} tensor of shape "
@@ -141,6 +145,7 @@ class Node:
         """Post-hook: ``fn(grad_inputs, grad_outputs)`` after this node's backward runs."""
         if self._post_hooks is None:
             self._post_hooks = []
+            self._hooked = True
         self._post_hooks.append(fn)
         return _RemovableHandle(self._post_hooks, fn)
 
@@ -148,12 +153,14 @@ class Node:
         """Pre-hook: ``fn(grad_outputs)`` before backward; may return replacement grads."""
         if self._pre_hooks is None:
             self._pre_hooks = []
+            self._hooked = True
         self._pre_hooks.append(fn)
         return _RemovableHandle(self._pre_hooks, fn)
 
     def _register_tensor_hook(self, output_nr: int, fn):
         if self._tensor_hooks is None:
             self._tensor_hooks = {}
+            self._hooked = True
         hooks = self._tensor_hooks.setdefault(output_nr, [])
         hooks.append(fn)
         return _RemovableHandle(hooks, fn)
