@@ -232,3 +232,22 @@ def test_backward_stays_silent_on_inf_and_restores_the_callers_numpy_error_state
         assert np.geterr()["divide"] == "raise"
     assert np.isinf(x.grad.numpy()[0])
     assert np.geterr()["divide"] == "warn"
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_unrecorded_arithmetic_with_numbers_matches_numpy_and_torch_bit_for_bit(dtype):
+    # the unrecorded path passes a number as its cached 0-d array of the tensor's dtype
+    values = np.array([0.1, -2.5, 3.3, 1e4, 0.0], dtype=dtype)
+    x, t = cr.from_numpy(values.copy()), torch.from_numpy(values.copy())
+    for number in (0.9, 3, -1e-3, 1e300, 7):
+        for fn in (lambda a, n: a * n, lambda a, n: n * a, lambda a, n: a + n, lambda a, n: n - a,
+                   lambda a, n: a - n, lambda a, n: a / n, lambda a, n: n / a):
+            with np.errstate(all="raise"):  # silent, as torch: 1e300 overflows the dtype, n / 0
+                ours = fn(x, number).numpy()
+            with np.errstate(all="ignore"):
+                expected = fn(values, number)  # NumPy with the Python number itself (NEP 50)
+            assert ours.dtype == expected.dtype == fn(t, number).numpy().dtype
+            np.testing.assert_array_equal(ours, expected)
+    with cr.no_grad():
+        w = cr.tensor([1.0, 2.0], requires_grad=True)
+        np.testing.assert_array_equal((w * 0.9).numpy(), np.float32([1.0, 2.0]) * 0.9)
