@@ -31,9 +31,17 @@ class Tensor:
     ``backward()`` fills ``.grad`` of the leaves. ``numpy()`` and ``from_numpy`` share memory.
     """
 
-    __slots__ = ("_data", "_requires_grad", "grad_fn", "_output_nr", "_grad", "_vbox",
-                 "_hooks", "_post_accumulate_grad_hooks", "_accumulator", "_retains_grad", "_base", "_name",
-                 "__weakref__")
+    # Slots for what every tensor sets; what few tensors set (hooks, a leaf's accumulator, a
+    # retained grad, a parameter's name) are class-level defaults instead, so the ops' fast
+    # constructor ``_make`` stores 7 attributes rather than 12, and a tensor that sets one gets
+    # its ``__dict__`` (which also lets users set attributes on tensors, as torch does).
+    __slots__ = ("_data", "_requires_grad", "grad_fn", "_output_nr", "_grad", "_vbox", "_base",
+                 "__dict__", "__weakref__")
+    _hooks = None
+    _post_accumulate_grad_hooks = None
+    _accumulator = None
+    _retains_grad = False
+    _name = None
 
     # make ndarray <op> Tensor defer to Tensor's reflected operators
     __array_priority__ = 1000
@@ -57,12 +65,7 @@ class Tensor:
         self._output_nr = output_nr
         self._grad = None
         self._vbox = None
-        self._hooks = None
-        self._post_accumulate_grad_hooks = None
-        self._accumulator = None
-        self._retains_grad = False
         self._base = None
-        self._name = None
 
     @classmethod
     def _make(cls, array, grad_fn=None, output_nr: int = 0) -> Tensor:
@@ -76,12 +79,7 @@ class Tensor:
         t._output_nr = output_nr
         t._grad = None
         t._vbox = None  # no version counter object until one is needed (see _version_box)
-        t._hooks = None
-        t._post_accumulate_grad_hooks = None
-        t._accumulator = None
-        t._retains_grad = False
         t._base = None
-        t._name = None
         return t
 
     # ------------------------------------------------------------------ metadata

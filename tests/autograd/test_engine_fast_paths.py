@@ -251,3 +251,24 @@ def test_unrecorded_arithmetic_with_numbers_matches_numpy_and_torch_bit_for_bit(
     with cr.no_grad():
         w = cr.tensor([1.0, 2.0], requires_grad=True)
         np.testing.assert_array_equal((w * 0.9).numpy(), np.float32([1.0, 2.0]) * 0.9)
+
+
+def test_rarely_set_tensor_state_is_per_tensor_and_users_may_set_attributes_as_in_torch():
+    a, b = cr.tensor([1.0, 2.0], requires_grad=True), cr.tensor([3.0], requires_grad=True)
+    assert vars(a) == {}
+    out = a * 2.0
+    assert vars(out) == {}  # an op's output stores slots only
+    assert set(vars(a)) == {"_accumulator"}  # a leaf used in a recorded op keeps its sink
+    calls = []
+    a.register_hook(lambda g: calls.append("a"))
+    a.register_post_accumulate_grad_hook(lambda t: calls.append("a post"))
+    assert b._hooks is None and b._post_accumulate_grad_hooks is None  # class defaults
+    h = a * 1.0
+    h.retain_grad()
+    assert h.retains_grad and not (a * 1.0).retains_grad
+    (h.sum() + b.sum()).backward()
+    assert calls == ["a", "a post"] and b.grad is not None and h.grad is not None
+    for lib in (cr, torch):
+        t = lib.ones(2)
+        t.note = "mine"  # torch tensors take arbitrary attributes
+        assert t.note == "mine"
