@@ -348,6 +348,7 @@ def bind_all(modules) -> None:
     """Bind ``modules``' functions (and the operators, in-place variants and the rest) onto Tensor."""
     # autograd makes Tensors (Function outputs, the engine's seeds) but sits below tensor.py
     _function._Tensor = Tensor
+    _function._make_tensor = Tensor._make
     # what tensor.py's own methods need from the ops: Tensor(data), to(), views sharing a version
     Tensor._to_array = staticmethod(creation._to_array)
     Tensor._cast = ew._cast

@@ -58,6 +58,7 @@ __all__ = ["Function", "Node", "AccumulateGrad", "once_differentiable"]
 
 # the Tensor class, set by chainrule._methods: autograd sits below tensor.py and does not import it
 _Tensor = None
+_make_tensor = None  # its fast constructor, Tensor._make, bound once (not per op)
 
 
 class Node:
@@ -460,7 +461,7 @@ def _apply_array_op(cls, *inputs, **params):
 
     One- and two-input ops (nearly all) take unrolled steps, without a loop or a comprehension.
     """
-    make = _Tensor._make
+    make = _make_tensor
     n = len(inputs)
     if n == 2:
         a, b = inputs
