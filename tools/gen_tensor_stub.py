@@ -221,6 +221,8 @@ def _attribute(name: str, value, annotations: _Annotations, in_class: bool) -> l
         return ["    @classmethod", f"    def {name}{signature.replace('(self', '(cls', 1)}: ..."]
     if callable(value):
         return [f"    def {name}{_signature(value, annotations, as_method=True, in_class=in_class)}: ..."]
+    if value is None:  # a class-level default whose real type a None cannot tell
+        return [f"    {name}: Any"]
     return [f"    {name}: {annotations.name_for(type(value), in_class) or 'Any'}"]
 
 

@@ -80,25 +80,49 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
     """
     state = _grad_state
     constant = ew._constant
+    constants = ew._CONSTANTS
     make = Tensor._make
+    apply = _function._apply_array_op  # what function_cls.apply is, without binding a method
+    quiet_now = numpy_errstate.get
+    ndarray = np.ndarray
 
     def method(self, other) -> Tensor:
         data = self._data
         if data.dtype.kind == "f":
             kind = type(other)
             if kind is float or kind is int:
+                # _constant's cache, looked up here first: one call less per op
+                c = constants.get((other, data.dtype)) if other else None
                 if self._requires_grad and state.enabled:
-                    c = constant(other, data.dtype)
-                    return function_cls.apply(c, self) if reflected else function_cls.apply(self, c)
+                    if c is None:
+                        c = constant(other, data.dtype)
+                    return apply(function_cls, c, self) if reflected else apply(function_cls, self, c)
+                # Unrecorded, on the CPU, the number is passed as its cached 0-d array of the
+                # tensor's dtype: the same operand (NEP 50 casts a Python number to the array's
+                # dtype), which NumPy takes about twice as fast as a Python scalar on small arrays.
+                cpu = type(data) is ndarray
+                if quiet_now() is QUIET:  # already silent (a rule inside backward): no switch
+                    if c is None and other and cpu:
+                        c = constant(other, data.dtype)
+                    operand = c._data if c is not None and cpu else other
+                    return make(ufunc(operand, data) if reflected else ufunc(data, operand))
                 quiet = numpy_errstate.set(QUIET)  # silent on x / 0 and overflow, as torch
                 try:
-                    return make(ufunc(other, data) if reflected else ufunc(data, other))
+                    if c is None and other and cpu:
+                        c = constant(other, data.dtype)  # (a cast that overflows is silent too)
+                    operand = c._data if c is not None and cpu else other
+                    return make(ufunc(operand, data) if reflected else ufunc(data, operand))
                 finally:
                     numpy_errstate.reset(quiet)
             # (arrays of one type: a device tensor meeting a CPU one goes through the op's device check)
             if isinstance(other, Tensor) and other._data.dtype == data.dtype and not reflected \
                     and type(other._data) is type(data):
                 if not (state.enabled and (self._requires_grad or other._requires_grad)):
+                    if quiet_now() is QUIET:
+                        try:
+                            return make(ufunc(data, other._data))
+                        except ValueError as error:
+                            raise broadcast_error(error, (data, other._data)) from None
                     quiet = numpy_errstate.set(QUIET)
                     try:
                         return make(ufunc(data, other._data))
@@ -106,7 +130,7 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
                         raise broadcast_error(error, (data, other._data)) from None
                     finally:
                         numpy_errstate.reset(quiet)
-                return function_cls.apply(self, other)
+                return apply(function_cls, self, other)
         return fn(other, self) if reflected else fn(self, other)
 
     return method
@@ -337,6 +361,7 @@ def bind_all(modules) -> None:
     """Bind ``modules``' functions (and the operators, in-place variants and the rest) onto Tensor."""
     # autograd makes Tensors (Function outputs, the engine's seeds) but sits below tensor.py
     _function._Tensor = Tensor
+    _function._make_tensor = Tensor._make
     # what tensor.py's own methods need from the ops: Tensor(data), to(), views sharing a version
     Tensor._to_array = staticmethod(creation._to_array)
     Tensor._cast = ew._cast

@@ -21,6 +21,8 @@ from .autograd.function import AccumulateGrad, is_recording
 
 __all__ = ["Tensor"]
 
+_ndarray = np.ndarray
+
 
 class Tensor:
     """A multi-dimensional array that can record the operations applied to it.
@@ -29,9 +31,17 @@ class Tensor:
     ``backward()`` fills ``.grad`` of the leaves. ``numpy()`` and ``from_numpy`` share memory.
     """
 
-    __slots__ = ("_data", "_requires_grad", "grad_fn", "_output_nr", "_grad", "_version_box",
-                 "_hooks", "_post_accumulate_grad_hooks", "_accumulator", "_retains_grad", "_base", "_name",
-                 "__weakref__")
+    # Slots for what every tensor sets; what few tensors set (hooks, a leaf's accumulator, a
+    # retained grad, a parameter's name) are class-level defaults instead, so the ops' fast
+    # constructor ``_make`` stores 7 attributes rather than 12, and a tensor that sets one gets
+    # its ``__dict__`` (which also lets users set attributes on tensors, as torch does).
+    __slots__ = ("_data", "_requires_grad", "grad_fn", "_output_nr", "_grad", "_vbox", "_base",
+                 "__dict__", "__weakref__")
+    _hooks = None
+    _post_accumulate_grad_hooks = None
+    _accumulator = None
+    _retains_grad = False
+    _name = None
 
     # make ndarray <op> Tensor defer to Tensor's reflected operators
     __array_priority__ = 1000
@@ -54,18 +64,13 @@ class Tensor:
         self.grad_fn = grad_fn
         self._output_nr = output_nr
         self._grad = None
-        self._version_box = [0]
-        self._hooks = None
-        self._post_accumulate_grad_hooks = None
-        self._accumulator = None
-        self._retains_grad = False
+        self._vbox = None
         self._base = None
-        self._name = None
 
     @classmethod
     def _make(cls, array, grad_fn=None, output_nr: int = 0) -> Tensor:
         """Wrap an array without copying or checks (the ops' fast constructor)."""
-        if type(array) is not np.ndarray and isinstance(array, np.generic):
+        if type(array) is not _ndarray and isinstance(array, np.generic):
             array = np.asarray(array)  # NumPy reductions and 0-d math return scalars
         t = object.__new__(cls)
         t._data = array
@@ -73,13 +78,8 @@ class Tensor:
         t.grad_fn = grad_fn
         t._output_nr = output_nr
         t._grad = None
-        t._version_box = [0]
-        t._hooks = None
-        t._post_accumulate_grad_hooks = None
-        t._accumulator = None
-        t._retains_grad = False
+        t._vbox = None  # no version counter object until one is needed (see _version_box)
         t._base = None
-        t._name = None
         return t
 
     # ------------------------------------------------------------------ metadata
@@ -135,8 +135,26 @@ class Tensor:
         return self._data.__array_interface__["data"][0] if isinstance(self._data, np.ndarray) else 0
 
     @property
+    def _version_box(self) -> list:
+        """The version counter: a one-element list, shared with the views of this tensor.
+
+        Made on first use: most tensors (an op's output, a gradient) are never written in
+        place nor viewed, and a list per tensor is one more object for the cyclic garbage
+        collector to visit in a long graph. Until then ``_vbox`` is None and the version 0;
+        the hot paths read ``_vbox`` directly."""
+        box = self._vbox
+        if box is None:
+            box = self._vbox = [0]
+        return box
+
+    @_version_box.setter
+    def _version_box(self, box: list) -> None:
+        self._vbox = box
+
+    @property
     def _version(self) -> int:
-        return self._version_box[0]
+        box = self._vbox
+        return 0 if box is None else box[0]
 
     def _bump_version(self) -> None:
         self._version_box[0] += 1
@@ -234,6 +252,7 @@ class Tensor:
         fn = self.grad_fn
         if fn._retained is None:
             fn._retained = {}
+            fn._hooked = True  # the engine's walk runs this node's retained-grad step
         fn._retained[self._output_nr] = weakref.ref(self)
 
     @property

@@ -17,6 +17,11 @@ __all__ = ["Tensor"]
 
 
 class Tensor:
+    _hooks: Any
+    _post_accumulate_grad_hooks: Any
+    _accumulator: Any
+    _retains_grad: builtins.bool
+    _name: Any
     __array_priority__: builtins.int
     def __init__(self, *args, requires_grad: builtins.bool = False, dtype=None) -> None: ...
     def _init(self, array, requires_grad: builtins.bool = False, grad_fn=None, output_nr: builtins.int = 0) -> None: ...
@@ -42,6 +47,10 @@ class Tensor:
     def is_contiguous(self) -> builtins.bool: ...
     def is_floating_point(self) -> builtins.bool: ...
     def data_ptr(self) -> builtins.int: ...
+    @property
+    def _version_box(self) -> list: ...
+    @_version_box.setter
+    def _version_box(self, value) -> None: ...
     @property
     def _version(self) -> builtins.int: ...
     def _bump_version(self) -> None: ...
@@ -107,17 +116,12 @@ class Tensor:
     def __format__(self, spec: str) -> str: ...
     def __reduce_ex__(self, protocol): ...
     def __deepcopy__(self, memo): ...
-    _accumulator: Any
     _base: Any
     _data: Any
     _grad: Any
-    _hooks: Any
-    _name: Any
     _output_nr: Any
-    _post_accumulate_grad_hooks: Any
     _requires_grad: Any
-    _retains_grad: Any
-    _version_box: Any
+    _vbox: Any
     grad_fn: Any
     is_sparse: builtins.bool
 

@@ -66,7 +66,8 @@ def _topological_order(roots):
     """Nodes reachable from ``roots``, every consumer before the nodes it feeds (iterative DFS).
 
     Nodes hash by identity, so the visited set holds them directly (no ``id()`` per edge); a
-    node with one input — most of a long chain — is descended into without an iterator.
+    node with one input (or one edge besides constants) — most of a long chain — is descended
+    into without an iterator.
     """
     order = []
     visited = set()
@@ -85,9 +86,14 @@ def _topological_order(roots):
                     # walk down a run of single-input nodes in a loop, no stack entry each
                     while True:
                         edges = child.next_functions
-                        if len(edges) != 1:
+                        if len(edges) == 1:
+                            grandchild = edges[0][0]
+                        elif len(edges) == 2 and edges[1][0] is None:  # x * constant
+                            grandchild = edges[0][0]
+                        elif len(edges) == 2 and edges[0][0] is None:  # constant * x
+                            grandchild = edges[1][0]
+                        else:
                             break
-                        grandchild = edges[0][0]
                         if grandchild is None or grandchild in visited:
                             break
                         push((child, _DONE))
@@ -178,9 +184,12 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     needed = _needed_nodes(order, targets) if inputs else None
     for node in order:
         # a freed graph or a saved tensor changed in place raises here, before any .grad
-        # changes — for the nodes that will run, as torch checks only those
-        if (node._freed or node._saved_versions is not None) and (needed is None or id(node) in needed):
-            node.saved_tensors  # noqa: B018 - the property raises torch's error
+        # changes — for the nodes that will run, as torch checks only those; the versions are
+        # compared inline, and only a node that fails asks the property for torch's error
+        versions = node._saved_versions
+        if node._freed or versions is not None and not _versions_match(node._saved, versions):
+            if needed is None or id(node) in needed:
+                node.saved_tensors  # noqa: B018 - the property raises torch's error
 
     previous = _grad_state.enabled
     _grad_state.enabled = create_graph
@@ -192,10 +201,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             if grads is None:
                 continue
             is_leaf_sink = type(node) is AccumulateGrad
-            if is_leaf_sink or node._tensor_hooks or node._retained or node._pre_hooks:
-                grads = _call_pre_hooks(node, grads[1], exposed)
-            else:
-                grads = grads[1]
+            if is_leaf_sink or node._hooked:
+                grads = _call_pre_hooks(node, grads, exposed)
             if targets:
                 for output_nr in range(len(grads)):
                     for index in targets.get((id(node), output_nr), ()):
@@ -213,9 +220,41 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 child is not None and id(child) in needed for child, _ in node.next_functions
             ):
                 continue
-            grad_inputs = _call_rule(node, grads, retain_graph, exposed)
-            for (child, child_nr), g in zip(node.next_functions, grad_inputs):
-                if child is not None and g is not None:
+            forward_cls = node._forward_cls
+            if (len(grads) != 1 or grads[0] is None or not forward_cls._array_forward
+                    or node._hooked or _anomaly.enabled):
+                grad_inputs = _call_rule(node, grads, retain_graph, exposed)
+                for (child, child_nr), g in zip(node.next_functions, grad_inputs):
+                    if child is not None and g is not None:
+                        _add_to_buffer(buffers, child, child_nr, g, create_graph)
+                continue
+            # the common node — a built-in op, one output, no hooks — without _call_rule: the
+            # same steps inline, and a gradient of its input's exact shape and dtype goes
+            # straight into the child's buffer (anything else through _fixed_gradient)
+            result = forward_cls.backward(node, grads[0])
+            if not retain_graph and node._saved:
+                node._saved = ()
+                node._freed = True
+            if type(result) is not tuple:
+                result = (result,)
+            edges = node.next_functions
+            if len(result) != len(edges):
+                result = _checked_count(node, result)
+            metas = node._input_meta
+            for i, g in enumerate(result):
+                if g is None:
+                    continue
+                child, child_nr = edges[i]
+                if child is None:
+                    continue
+                meta = metas[i]
+                if meta is None:
+                    continue
+                if type(g) is not Tensor or g._data.shape != meta[0] or g._data.dtype != meta[1]:
+                    g = _fixed_gradient(node, i, g, meta)
+                if child._num_outputs == 1 and id(child) not in buffers:
+                    buffers[id(child)] = [g]
+                else:
                     _add_to_buffer(buffers, child, child_nr, g, create_graph)
     finally:
         _grad_state.enabled = previous
@@ -244,13 +283,14 @@ def _needed_nodes(order, targets):
 
 
 def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
-    entry = buffers.get(id(node))
-    if entry is None:
+    """Add a gradient for ``node``'s output ``output_nr`` to the ones waiting for it; the
+    buffers are keyed by node id, and the walk's order list keeps every node alive meanwhile."""
+    slots = buffers.get(id(node))
+    if slots is None:
         slots = [None] * node._num_outputs
         slots[output_nr] = grad
-        buffers[id(node)] = (node, slots)  # the node is kept alive while its gradients wait
+        buffers[id(node)] = slots
         return
-    slots = entry[1]
     previous = slots[output_nr]
     if previous is None:
         slots[output_nr] = grad
@@ -304,7 +344,6 @@ def _call_pre_hooks(node, grads, exposed):
 
 
 def _call_rule(node, grads, retain_graph, exposed=None):
-    Tensor = _tensor_cls()
     for g in grads:
         if g is None:
             grads = _materialize_grads(node, grads)
@@ -331,38 +370,59 @@ def _call_rule(node, grads, retain_graph, exposed=None):
     if type(result) is not tuple:
         result = (result,)
     edges = node.next_functions
-    n_inputs = len(edges)
-    if len(result) != n_inputs:
-        if len(result) > n_inputs and all(r is None for r in result[n_inputs:]):
-            result = result[:n_inputs]
-        else:
-            raise RuntimeError(
-                f"function {node.name()} returned an incorrect number of gradients "
-                f"(expected {n_inputs}, got {len(result)})"
-            )
+    if len(result) != len(edges):
+        result = _checked_count(node, result)
     fixed = []
-    anomaly = _anomaly.enabled
     for i, g in enumerate(result):
         meta = node._input_meta[i]
         if g is None or meta is None or edges[i][0] is None:
             fixed.append(None)
             continue
-        if type(g) is not Tensor and not isinstance(g, Tensor):
-            g = Tensor._make(np.asarray(g))
-        shape, dtype = meta
-        if g._data.shape != shape:
-            g = _reduce_to_shape(node, i, g, shape)
-        if g._data.dtype != dtype:
-            g = g.to(dtype=_np_to_dtype(dtype)) if _grad_state.enabled else Tensor._make(g._data.astype(dtype))
-        if anomaly:
-            _check_finite(node, i, g)
-        fixed.append(g)
+        fixed.append(_fixed_gradient(node, i, g, meta))
     if node._post_hooks:
         if exposed is not None:
             exposed.update(id(g) for g in fixed)
         for hook in list(node._post_hooks):
             hook(tuple(fixed), tuple(grads))
     return fixed
+
+
+def _checked_count(node, result: tuple) -> tuple:
+    """A rule's gradients, one per input: trailing Nones beyond the inputs are dropped, any
+    other count raises, naming the node."""
+    n_inputs = len(node.next_functions)
+    if len(result) > n_inputs and all(r is None for r in result[n_inputs:]):
+        return result[:n_inputs]
+    raise RuntimeError(
+        f"function {node.name()} returned an incorrect number of gradients "
+        f"(expected {n_inputs}, got {len(result)})"
+    )
+
+
+def _fixed_gradient(node, i: int, g, meta: tuple):
+    """Input ``i``'s gradient as a Tensor of the input's shape (a broadcast one summed back)
+    and dtype; under anomaly mode, checked to be finite."""
+    Tensor = _tensor_cls()
+    if type(g) is not Tensor and not isinstance(g, Tensor):
+        g = Tensor._make(np.asarray(g))
+    shape, dtype = meta
+    if g._data.shape != shape:
+        g = _reduce_to_shape(node, i, g, shape)
+    if g._data.dtype != dtype:
+        g = g.to(dtype=_np_to_dtype(dtype)) if _grad_state.enabled else Tensor._make(g._data.astype(dtype))
+    if _anomaly.enabled:
+        _check_finite(node, i, g)
+    return g
+
+
+def _versions_match(saved: tuple, versions: tuple) -> bool:
+    """Whether every saved tensor is still at the version it was saved at."""
+    for tensor, version in zip(saved, versions):
+        # (a tensor without a version counter object, _vbox None, is at version 0)
+        if tensor is not None and version is not None and (
+                0 if tensor._vbox is None else tensor._vbox[0]) != version:
+            return False
+    return True
 
 
 def _materialize_grads(node, grads):

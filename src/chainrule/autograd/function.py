@@ -58,6 +58,7 @@ __all__ = ["Function", "Node", "AccumulateGrad", "once_differentiable"]
 
 # the Tensor class, set by chainrule._methods: autograd sits below tensor.py and does not import it
 _Tensor = None
+_make_tensor = None  # its fast constructor, Tensor._make, bound once (not per op)
 
 
 class Node:
@@ -70,6 +71,9 @@ class Node:
                  "_freed", "__dict__", "__weakref__")
 
     _num_outputs = 1
+    # set on a node given any hook or a retained output: the engine's walk then takes the
+    # general path for it, and tests this one flag instead of four attributes per node
+    _hooked = False
     _tensor_hooks = None
     _retained = None
     _pre_hooks = None
@@ -121,12 +125,13 @@ class Node:
         versions = self._saved_versions
         if versions is not None:
             for tensor, version in zip(self._saved, versions):
-                if tensor is not None and version is not None and tensor._version_box[0] != version:
+                if tensor is not None and version is not None and (
+                        0 if tensor._vbox is None else tensor._vbox[0]) != version:
                     raise RuntimeError(
                         "one of the variables needed for gradient computation has been modified "
                         f"by an inplace operation: [{tensor.dtype.name} tensor of shape "
                         f"{tuple(tensor.shape)}], which is saved by {self.name()}, is at version "
-                        f"{tensor._version_box[0]}; expected version {version} instead. Hint: replace "
+                        f"{tensor._version}; expected version {version} instead. Hint: replace "
                         "the in-place operation with an out-of-place one (e.g. x = x * 2 instead "
                         "of x *= 2)."
                     )
@@ -141,6 +146,7 @@ class Node:
         """Post-hook: ``fn(grad_inputs, grad_outputs)`` after this node's backward runs."""
         if self._post_hooks is None:
             self._post_hooks = []
+            self._hooked = True
         self._post_hooks.append(fn)
         return _RemovableHandle(self._post_hooks, fn)
 
@@ -148,12 +154,14 @@ class Node:
         """Pre-hook: ``fn(grad_outputs)`` before backward; may return replacement grads."""
         if self._pre_hooks is None:
             self._pre_hooks = []
+            self._hooked = True
         self._pre_hooks.append(fn)
         return _RemovableHandle(self._pre_hooks, fn)
 
     def _register_tensor_hook(self, output_nr: int, fn):
         if self._tensor_hooks is None:
             self._tensor_hooks = {}
+            self._hooked = True
         hooks = self._tensor_hooks.setdefault(output_nr, [])
         hooks.append(fn)
         return _RemovableHandle(hooks, fn)
@@ -319,20 +327,54 @@ def _make_node(cls, inputs) -> Node:
 
     This runs for every recorded op, and in a long graph each allocated container also costs
     the cyclic garbage collector a visit, so the tuples are built directly (no lists), the
-    common ``needs_input_grad`` values are shared constants, and ``__init__`` is bypassed.
+    common ``needs_input_grad`` values are shared constants, and ``__init__`` is bypassed. The
+    one- and two-input cases (nearly every op) look up each edge and metadata inline: each
+    Python call removed here is removed from every recorded op.
     """
     node = _new_node(cls._node_cls)
     node._saved = ()
     node._freed = False
     node._saved_versions = None
-    if len(inputs) == 2:
+    n = len(inputs)
+    if n == 2:
         a, b = inputs
         if a is not None and b is not None:
-            edge_a, need_a = _edge_and_need(a)
-            edge_b, need_b = _edge_and_need(b)
+            fn = a.grad_fn
+            if fn is not None:
+                edge_a, need_a = (fn, a._output_nr), True
+            elif a._requires_grad:
+                edge_a, need_a = (a._get_accumulator(), 0), True
+            else:
+                edge_a, need_a = _NO_EDGE, False
+            fn = b.grad_fn
+            if fn is not None:
+                edge_b, need_b = (fn, b._output_nr), True
+            elif b._requires_grad:
+                edge_b, need_b = (b._get_accumulator(), 0), True
+            else:
+                edge_b, need_b = _NO_EDGE, False
             node.next_functions = (edge_a, edge_b)
             node.needs_input_grad = _NEEDS_TWO[need_a][need_b]
-            node._input_meta = (_meta_of(a._data), _meta_of(b._data))
+            array = a._data
+            meta_a = (array.shape, array.dtype)
+            meta_a = _SHARED_META.get(meta_a) or _share_meta(meta_a)
+            array = b._data
+            meta_b = (array.shape, array.dtype)
+            meta_b = _SHARED_META.get(meta_b) or _share_meta(meta_b)
+            node._input_meta = (meta_a, meta_b)
+            if _anomaly.enabled:
+                node._traceback = _user_stack()
+            return node
+    elif n == 1:
+        (a,) = inputs
+        if a is not None:
+            fn = a.grad_fn
+            # a one-input op records only when its input requires grad: the edge always exists
+            node.next_functions = ((fn, a._output_nr) if fn is not None else (a._get_accumulator(), 0),)
+            node.needs_input_grad = _NEEDS_ONE
+            array = a._data
+            meta_a = (array.shape, array.dtype)
+            node._input_meta = (_SHARED_META.get(meta_a) or _share_meta(meta_a),)
             if _anomaly.enabled:
                 node._traceback = _user_stack()
             return node
@@ -350,7 +392,7 @@ def _make_node(cls, inputs) -> Node:
         needs.append(need)
         meta.append(_meta_of(t._data))
     node.next_functions = tuple(edges)
-    node.needs_input_grad = (True,) if needs == [True] else tuple(needs)
+    node.needs_input_grad = _NEEDS_ONE if needs == [True] else tuple(needs)
     node._input_meta = tuple(meta)
     if _anomaly.enabled:
         node._traceback = _user_stack()
@@ -361,18 +403,22 @@ _new_node = object.__new__
 _COMMON_VERSIONS = {v: v for v in ((0,), (None,), (0, 0), (0, None), (None, 0), (0, 0, 0))}
 _NEEDS_TWO = {False: {False: (False, False), True: (False, True)},
               True: {False: (True, False), True: (True, True)}}
+_NEEDS_ONE = (True,)
 
 
 def _meta_of(array) -> tuple:
     """``(shape, dtype)`` of an input, one shared tuple per distinct value: a graph holds one per
     recorded input, and shared ones are not new objects for the garbage collector to visit."""
     meta = (array.shape, array.dtype)
-    shared = _SHARED_META.get(meta)
-    if shared is None:
-        if len(_SHARED_META) > 4096:  # bounded, like the operand constants
-            _SHARED_META.clear()
-        _SHARED_META[meta] = shared = meta
-    return shared
+    return _SHARED_META.get(meta) or _share_meta(meta)
+
+
+def _share_meta(meta: tuple) -> tuple:
+    """Remember ``meta`` as the shared tuple for its value (a miss of ``_SHARED_META``)."""
+    if len(_SHARED_META) > 4096:  # bounded, like the operand constants
+        _SHARED_META.clear()
+    _SHARED_META[meta] = meta
+    return meta
 
 
 _SHARED_META: dict = {}
@@ -411,19 +457,36 @@ _anomaly = _Anomaly()
 
 
 def _apply_array_op(cls, *inputs, **params):
-    """Hot path for built-in ops: forward on arrays, record a node only if a gradient can flow."""
-    make = _Tensor._make
-    record = False
-    if _grad_state.enabled:
-        for t in inputs:
-            if t._requires_grad:
-                record = True
+    """Hot path for built-in ops: forward on arrays, record a node only if a gradient can flow.
+
+    One- and two-input ops (nearly all) take unrolled steps, without a loop or a comprehension.
+    """
+    make = _make_tensor
+    n = len(inputs)
+    if n == 2:
+        a, b = inputs
+        arrays = [a._data, b._data]
+        record = _grad_state.enabled and (a._requires_grad or b._requires_grad)
+        on_cpu = type(arrays[0]) is _ndarray and type(arrays[1]) is _ndarray
+    elif n == 1:
+        arrays = [inputs[0]._data]
+        record = _grad_state.enabled and inputs[0]._requires_grad
+        on_cpu = type(arrays[0]) is _ndarray
+    else:
+        record = False
+        if _grad_state.enabled:
+            for t in inputs:
+                if t._requires_grad:
+                    record = True
+                    break
+        arrays = [t._data for t in inputs]
+        on_cpu = True
+        for array in arrays:
+            if type(array) is not _ndarray:
+                on_cpu = False
                 break
-    arrays = [t._data for t in inputs]
-    for array in arrays:
-        if type(array) is not _ndarray:  # a device array: check every input is on its device
-            arrays = on_one_device(arrays, getattr(cls, "label", None) or cls.__name__)
-            break
+    if not on_cpu:  # a device array: check every input is on its device
+        arrays = on_one_device(arrays, getattr(cls, "label", None) or cls.__name__)
     ctx = _make_node(cls, inputs) if record else _NULL_CTX
     # forward runs with NumPy's warnings off (torch is silent on x / 0), and NumPy's broadcast
     # ValueError becomes torch's RuntimeError
@@ -453,13 +516,35 @@ def _apply_array_op(cls, *inputs, **params):
         outputs = make(out, node, 0)
     saved = node._saved
     if saved:
-        saved = node._saved = _resolve_saved(saved, arrays, inputs, out, outputs)
-        if len(saved) == 2:  # the common binary op, without a generator
-            a, b = saved
-            versions = (a._version_box[0] if a is not None else None,
-                        b._version_box[0] if b is not None else None)
+        if n <= 2 and type(out) is not tuple:
+            # the common case, inline: each saved array is an input's (the first match) or the output
+            resolved = []
+            for s in saved:
+                if s is None:
+                    resolved.append(None)
+                elif s is arrays[0]:
+                    resolved.append(inputs[0])
+                elif n == 2 and s is arrays[1]:
+                    resolved.append(inputs[1])
+                elif s is out:
+                    resolved.append(outputs)
+                else:  # a fresh array: the general path wraps it
+                    resolved = None
+                    break
+            saved = node._saved = (tuple(resolved) if resolved is not None
+                                   else _resolve_saved(saved, arrays, inputs, out, outputs))
         else:
-            versions = tuple(t._version_box[0] if t is not None else None for t in saved)
+            saved = node._saved = _resolve_saved(saved, arrays, inputs, out, outputs)
+        # (a tensor without a version counter object, _vbox None, is at version 0)
+        if len(saved) == 2:  # the common binary op, without a generator
+            t0, t1 = saved
+            versions = (None if t0 is None else 0 if t0._vbox is None else t0._vbox[0],
+                        None if t1 is None else 0 if t1._vbox is None else t1._vbox[0])
+        elif len(saved) == 1:
+            t0 = saved[0]
+            versions = (None if t0 is None else 0 if t0._vbox is None else t0._vbox[0],)
+        else:
+            versions = tuple(None if t is None else t._version for t in saved)
         # mostly all zeros: one shared tuple then, not one more object per node
         node._saved_versions = _COMMON_VERSIONS.get(versions, versions)
     return outputs
@@ -549,7 +634,7 @@ def _apply_user_function(cls, args, kwargs):
         results.append(o)
     saved = node._saved
     if saved:
-        node._saved_versions = tuple(t._version_box[0] if isinstance(t, Tensor) else None for t in saved)
+        node._saved_versions = tuple(t._version if isinstance(t, Tensor) else None for t in saved)
         node._saved = tuple(saved)
     return tuple(results) if is_tuple else results[0]
 

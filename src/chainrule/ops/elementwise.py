@@ -516,21 +516,37 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     ``saves`` names what the rule reads: "input" (x), "output" (y), "both" or "none".
     """
 
-    def fwd(ctx, x):
-        y = forward(x)
-        if saves == "input":
+    # one forward/backward pair per choice of `saves`, so the hot call tests no strings
+    if saves == "input":
+        def fwd(ctx, x):
             ctx.save_for_backward(x)
-        elif saves == "output":
-            ctx.save_for_backward(y)
-        elif saves == "both":
-            ctx.save_for_backward(x, y)
-        return y
+            return forward(x)
 
-    def bwd(ctx, grad):
-        saved = ctx.saved_tensors
-        x = saved[0] if saves in ("input", "both") else None
-        y = saved[-1] if saves in ("output", "both") else None
-        return derivative(grad, x, y)
+        def bwd(ctx, grad):
+            return derivative(grad, ctx.saved_tensors[0], None)
+    elif saves == "output":
+        def fwd(ctx, x):
+            y = forward(x)
+            ctx.save_for_backward(y)
+            return y
+
+        def bwd(ctx, grad):
+            return derivative(grad, None, ctx.saved_tensors[0])
+    elif saves == "both":
+        def fwd(ctx, x):
+            y = forward(x)
+            ctx.save_for_backward(x, y)
+            return y
+
+        def bwd(ctx, grad):
+            x, y = ctx.saved_tensors
+            return derivative(grad, x, y)
+    else:
+        def fwd(ctx, x):
+            return forward(x)
+
+        def bwd(ctx, grad):
+            return derivative(grad, None, None)
 
     label, rule, formula = _UNARY_RULES.get(name, (None, None, None))  # tests/test_explain_rules.py checks each
     cls = type(Function)(name, (Function,), {
@@ -543,7 +559,9 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     # out= handled inline rather than by honours_out: these are the hottest calls there are
     if float_only:
         def op(input: Tensor, *, out=None) -> Tensor:
-            result = cls.apply(_float_input(input))
+            if type(input) is not Tensor or input._data.dtype.kind != "f":
+                input = _float_input(input)  # checks the type; casts an integer tensor
+            result = cls.apply(input)
             return result if out is None else write_out(result, out, op_name)
     else:
         def op(input: Tensor, *, out=None) -> Tensor:
