@@ -18,6 +18,7 @@ Run with ``chainrule bench`` or ``python benchmarks/run.py``.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -252,13 +253,22 @@ def run_workload(name: str, reps: int, warmup: int = 3, gemm_gflops: float | Non
     if torch is not None:
         libs["torch"] = torch
     steps = {label: build(lib) for label, lib in libs.items()}
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    times = {label: [] for label in steps}
-    for _ in range(reps):
-        for label, step in steps.items():  # interleaved: A B A B ...
-            times[label].append(_time(step))
+    # Both libraries live in this one process, and torch brings ~150k Python objects that every
+    # full garbage collection would walk during chainrule's graph-heavy steps (a cost no
+    # chainrule program pays). Freezing what exists now keeps the collector to the objects the
+    # steps themselves make, for both libraries alike.
+    gc.collect()
+    gc.freeze()
+    try:
+        for step in steps.values():
+            for _ in range(warmup):
+                step()
+        times = {label: [] for label in steps}
+        for _ in range(reps):
+            for label, step in steps.items():  # interleaved: A B A B ...
+                times[label].append(_time(step))
+    finally:
+        gc.unfreeze()
     result = {"workload": name, "reps": reps}
     for label, ts in times.items():
         result[f"{label}_ms"] = statistics.median(ts) * 1e3
