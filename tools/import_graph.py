@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("ops", ("chainrule.ops", "chainrule._methods", "chainrule.linalg", "chainrule.fft", "chainrule.special")),
     # DistributedDataParallel (nn.parallel) all-reduces through chainrule.distributed
     ("nn", ("chainrule.nn", "chainrule.distributed", "chainrule.distributions", "chainrule.amp",
-            "chainrule.cuda", "chainrule.backends", "chainrule.accelerator")),
+            "chainrule.cuda", "chainrule.backends", "chainrule.accelerator", "chainrule._legacy_types")),
     ("libraries", ("chainrule.optim", "chainrule.utils", "chainrule.datasets",
                    "chainrule.serialization", "chainrule._safetensors", "chainrule._torch_zip",
                    "chainrule.testing", "chainrule.onnx", "chainrule.hub", "chainrule.jit",

@@ -180,3 +180,28 @@ class iinfo:
 
     def __repr__(self) -> str:
         return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype.name})"
+
+
+# ---- torch's legacy tensor types (FloatTensor, ..., torch.cuda.FloatTensor) and autograd.Variable
+from . import _legacy_types  # noqa: E402
+
+globals().update(_legacy_types.cpu_types)
+for _name, _legacy in _legacy_types.cuda_types.items():
+    setattr(cuda, _name, _legacy)
+autograd.Variable = _legacy_types.Variable
+
+
+def set_default_tensor_type(t) -> None:
+    """torch.set_default_tensor_type (deprecated in torch 2.1): the default floating dtype, and for a
+    CUDA type the default device, from a legacy type (chainrule.DoubleTensor) or its name."""
+    import warnings
+
+    warnings.warn("torch.set_default_tensor_type() is deprecated as of PyTorch 2.1, please use "
+                  "torch.set_default_dtype() and torch.set_default_device() as alternatives.", UserWarning,
+                  stacklevel=2)
+    legacy = _legacy_types.resolve(t)
+    if not legacy.dtype.is_floating_point:
+        raise TypeError(f"set_default_tensor_type: only floating-point types are supported as the default "
+                        f"type, got {legacy!r}")
+    set_default_device("cuda" if legacy.is_cuda else None)
+    set_default_dtype(legacy.dtype)
