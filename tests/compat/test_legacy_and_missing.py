@@ -157,3 +157,63 @@ def test_legacy_script_runs_unchanged():
     assert ours[0][:2] == theirs[0][:2] and ours[3] == theirs[3]
     for a, b in zip(ours[:3], theirs[:3]):
         np.testing.assert_allclose(a[2], b[2], rtol=1e-6)
+
+
+DTYPES = ["float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool"]
+
+
+def test_can_cast_matches_torch_on_every_pair():
+    for lib in LIBS:
+        with pytest.raises(TypeError):
+            lib.can_cast(1.0, lib.int64)
+    ours = [chainrule.can_cast(getattr(chainrule, a), getattr(chainrule, b)) for a in DTYPES for b in DTYPES]
+    assert ours == [torch.can_cast(getattr(torch, a), getattr(torch, b)) for a in DTYPES for b in DTYPES]
+
+
+BUCKETING_ERRORS = {
+    "side and right opposite": lambda l: l.searchsorted(l.tensor([1.0, 2.0]), l.tensor([1.5]), right=True, side="left"),
+    "bad side": lambda l: l.searchsorted(l.tensor([1.0, 2.0]), l.tensor([1.5]), side="middle"),
+    "0-d boundaries": lambda l: l.searchsorted(l.tensor(1.0), l.tensor([1.5])),
+    "leading dims differ": lambda l: l.searchsorted(l.zeros(2, 2), l.zeros(3, 1)),
+    "bucketize 2-d boundaries": lambda l: l.bucketize(l.zeros(3), l.zeros(2, 2)),
+    "bincount negative": lambda l: l.bincount(l.tensor([-1, 1])),
+    "bincount float": lambda l: l.bincount(l.tensor([1.0])),
+    "bincount bool": lambda l: l.bincount(l.tensor([True])),
+    "bincount 2-d": lambda l: l.bincount(l.tensor([[1, 1]])),
+    "bincount minlength": lambda l: l.bincount(l.tensor([1]), minlength=-1),
+    "bincount weights length": lambda l: l.bincount(l.tensor([1, 1]), weights=l.tensor([1.0])),
+    "histc integer": lambda l: l.histc(l.tensor([1, 2]), bins=3),
+    "histc no bins": lambda l: l.histc(l.tensor([1.0, 2.0]), bins=0),
+    "histc max below min": lambda l: l.histc(l.tensor([1.0, 2.0]), bins=3, min=3, max=1),
+    "histc nan range": lambda l: l.histc(l.tensor([1.0, float("nan")]), bins=3),
+    "histc infinite range": lambda l: l.histc(l.tensor([1.0, float("inf")]), bins=3),
+}
+
+
+@pytest.mark.parametrize("name", list(BUCKETING_ERRORS))
+def test_bucketing_errors_match_torch(name):
+    kinds = []
+    for lib in LIBS:
+        with pytest.raises(Exception) as info:
+            BUCKETING_ERRORS[name](lib)
+        kinds.append(info.type)
+    assert kinds[0] is kinds[1], kinds
+
+
+def test_searchsorted_batched_matches_torch_on_many_ties():
+    """The batched path (one stable merge per row) against torch on rows full of repeats."""
+    generator = np.random.default_rng(0)
+    seq = np.sort(generator.integers(0, 6, (4, 3, 40)), axis=-1).astype(np.float64)
+    values = generator.integers(-1, 7, (4, 3, 25)).astype(np.float64)
+    for side in ("left", "right"):
+        ours = chainrule.searchsorted(chainrule.tensor(seq), chainrule.tensor(values), side=side)
+        theirs = torch.searchsorted(torch.tensor(seq), torch.tensor(values), side=side)
+        assert ours.tolist() == theirs.tolist()
+
+
+def test_histc_output_needs_no_grad_and_out_is_written():
+    x = chainrule.randn(20, requires_grad=True)
+    assert not chainrule.histc(x, bins=4).requires_grad
+    out = chainrule.empty(0, dtype=chainrule.int64)
+    chainrule.searchsorted(chainrule.tensor([1.0, 2.0]), chainrule.tensor([1.5, 3.0]), out=out)
+    assert out.tolist() == [1, 2]
