@@ -43,7 +43,7 @@ NOT_OPS: dict[str, str] = {
         "rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",
         "bernoulli", "multinomial", "bernoulli_", "normal_", "uniform_", "exponential_", "random_",
         "Tensor.bernoulli", "Tensor.bernoulli_", "Tensor.multinomial", "Tensor.normal_", "Tensor.uniform_",
-        "Tensor.exponential_", "Tensor.random_", "Tensor.normal",
+        "Tensor.exponential_", "Tensor.random_", "Tensor.normal", "nn.functional.gumbel_softmax",
     ),
     **_group(
         "random-number state and global settings: no tensor computed",

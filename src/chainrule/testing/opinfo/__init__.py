@@ -51,12 +51,15 @@ from . import (
     normalization,
     pool,
     reduce,
+    sampling,
     shape,
     special,
+    triplet,
 )
 
 FAMILIES = (elementwise, reduce, shape, index, linalg, activation, pool, conv, creation, loss,
-            normalization, nn_functional, special, bucketing)
+            normalization, nn_functional, special, bucketing,
+            sampling, triplet)
 
 op_db: list[OpInfo] = [entry for family in FAMILIES for entry in family.op_db]
 
