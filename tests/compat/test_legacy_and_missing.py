@@ -7,8 +7,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torch.nn.attention as torch_attention
 
 import chainrule
+import chainrule.nn.attention as attention
 
 LIBS = (chainrule, torch)
 TYPE_NAMES = ["FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor", "ShortTensor",
@@ -217,3 +219,182 @@ def test_histc_output_needs_no_grad_and_out_is_written():
     out = chainrule.empty(0, dtype=chainrule.int64)
     chainrule.searchsorted(chainrule.tensor([1.0, 2.0]), chainrule.tensor([1.5, 3.0]), out=out)
     assert out.tolist() == [1, 2]
+
+
+SAMPLING_ERRORS = {
+    "bad mode": lambda l: l.nn.functional.grid_sample(l.zeros(1, 1, 2, 2), l.zeros(1, 2, 2, 2), mode="area",
+                                                      align_corners=False),
+    "bad padding": lambda l: l.nn.functional.grid_sample(l.zeros(1, 1, 2, 2), l.zeros(1, 2, 2, 2),
+                                                         padding_mode="wrap", align_corners=False),
+    "grid last dim": lambda l: l.nn.functional.grid_sample(l.zeros(1, 1, 2, 2), l.zeros(1, 2, 2, 3),
+                                                           align_corners=False),
+    "grid batch": lambda l: l.nn.functional.grid_sample(l.zeros(2, 1, 2, 2), l.zeros(1, 2, 2, 2),
+                                                        align_corners=False),
+    "grid rank": lambda l: l.nn.functional.grid_sample(l.zeros(1, 1, 2, 2), l.zeros(1, 2, 2, 2, 2),
+                                                       align_corners=False),
+    "3-d input": lambda l: l.nn.functional.grid_sample(l.zeros(1, 2, 2), l.zeros(1, 2, 2), align_corners=False),
+    "dtype mismatch": lambda l: l.nn.functional.grid_sample(l.zeros(1, 1, 2, 2), l.zeros(1, 2, 2, 2,
+                                                                                         dtype=l.float64),
+                                                            align_corners=False),
+    "theta shape": lambda l: l.nn.functional.affine_grid(l.zeros(1, 3, 3), (1, 1, 2, 2), align_corners=False),
+    "theta 3-d for 2-d size": lambda l: l.nn.functional.affine_grid(l.zeros(1, 3, 4), (1, 1, 2, 2),
+                                                                    align_corners=False),
+    "integer theta": lambda l: l.nn.functional.affine_grid(l.zeros(1, 2, 3, dtype=l.long), (1, 1, 2, 2),
+                                                           align_corners=False),
+    "size rank": lambda l: l.nn.functional.affine_grid(l.zeros(1, 2, 3), (1, 1, 2), align_corners=False),
+    "zero size": lambda l: l.nn.functional.affine_grid(l.zeros(1, 2, 3), (1, 1, 0, 2), align_corners=False),
+    "triplet ranks": lambda l: l.nn.functional.triplet_margin_loss(l.zeros(2, 3), l.zeros(3), l.zeros(2, 3)),
+    "triplet distance margin": lambda l: l.nn.functional.triplet_margin_with_distance_loss(
+        l.zeros(2, 3), l.zeros(2, 3), l.zeros(2, 3), margin=0.0),
+    "triplet module margin": lambda l: l.nn.TripletMarginLoss(margin=-1.0),
+    "triplet reduction": lambda l: l.nn.functional.triplet_margin_loss(l.zeros(2, 3), l.zeros(2, 3), l.zeros(2, 3),
+                                                                       reduction="avg"),
+    "sdpa_kernel string": lambda l: l.nn.attention.sdpa_kernel("math").__enter__(),
+    "sdpa_kernel tuple": lambda l: l.nn.attention.sdpa_kernel((l.nn.attention.SDPBackend.MATH,)).__enter__(),
+}
+
+
+@pytest.mark.parametrize("name", list(SAMPLING_ERRORS))
+def test_sampling_loss_and_attention_errors_match_torch(name):
+    kinds = []
+    for lib in LIBS:
+        with pytest.raises(Exception) as info:
+            SAMPLING_ERRORS[name](lib)
+        kinds.append(info.type)
+    assert kinds[0] is kinds[1], kinds
+
+
+def test_align_corners_default_warns_as_torch():
+    for lib in LIBS:
+        with pytest.warns(UserWarning, match="align_corners=False"):
+            grid = lib.nn.functional.affine_grid(lib.eye(2, 3).unsqueeze(0), (1, 1, 2, 2))
+        with pytest.warns(UserWarning, match="align_corners=False"):
+            lib.nn.functional.grid_sample(lib.ones(1, 1, 2, 2), grid)
+
+
+def test_spatial_transformer_step_matches_torch():
+    """The spatial-transformer tutorial's sampling step: theta from a linear layer, affine_grid, then
+    grid_sample; the output and the gradients of the image, theta's layer and the grid match torch."""
+    generator = np.random.default_rng(0)
+    image = generator.standard_normal((3, 2, 7, 6)).astype(np.float32)
+    weight = (generator.standard_normal((6, 5)) * 0.1).astype(np.float32)
+    features = generator.standard_normal((3, 5)).astype(np.float32)
+    bias = np.array([1, 0, 0, 0, 1, 0], np.float32)
+    results = []
+    for lib in LIBS:
+        x = lib.tensor(image, requires_grad=True)
+        w = lib.tensor(weight, requires_grad=True)
+        theta = lib.nn.functional.linear(lib.tensor(features), w, lib.tensor(bias)).view(-1, 2, 3)
+        grid = lib.nn.functional.affine_grid(theta, list(x.size()), align_corners=False)
+        grid.retain_grad()
+        out = lib.nn.functional.grid_sample(x, grid, align_corners=False)
+        (out * out).sum().backward()
+        results.append([t.detach().numpy() for t in (out, x.grad, w.grad, grid.grad)])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_nearest_grid_gets_a_zero_gradient_like_torch():
+    grads = []
+    for lib in LIBS:
+        grid = lib.tensor(np.random.default_rng(1).uniform(-1, 1, (1, 2, 3, 2)).astype(np.float32), requires_grad=True)
+        lib.nn.functional.grid_sample(lib.ones(1, 1, 3, 3), grid, mode="nearest", align_corners=True).sum().backward()
+        grads.append(grid.grad.numpy())
+    assert np.array_equal(grads[0], grads[1]) and not grads[0].any()
+
+
+def test_gumbel_softmax_is_softmax_of_perturbed_logits_and_hard_is_straight_through():
+    F = chainrule.nn.functional
+    logits = chainrule.tensor(np.random.default_rng(2).standard_normal((4, 5)).astype(np.float32), requires_grad=True)
+    chainrule.manual_seed(7)
+    soft = F.gumbel_softmax(logits, tau=0.5, dim=0)
+    chainrule.manual_seed(7)
+    gumbels = -chainrule.empty(4, 5).exponential_().log()
+    np.testing.assert_allclose(soft.detach().numpy(), ((logits + gumbels) / 0.5).softmax(0).detach().numpy(),
+                               rtol=1e-6)
+    assert np.allclose(soft.detach().sum(0).numpy(), 1.0)
+    chainrule.manual_seed(7)
+    hard = F.gumbel_softmax(logits, tau=0.5, hard=True, dim=0)
+    assert sorted(hard.detach().numpy().ravel().tolist()) == [0.0] * 15 + [1.0] * 5
+    assert hard.detach().argmax(0).tolist() == soft.detach().argmax(0).tolist()
+    weights = chainrule.tensor(np.arange(20, dtype=np.float32).reshape(4, 5))
+    soft_grad = chainrule.autograd.grad((soft * weights).sum(), logits)[0]
+    hard_grad = chainrule.autograd.grad((hard * weights).sum(), logits)[0]
+    np.testing.assert_allclose(hard_grad.numpy(), soft_grad.numpy(), rtol=1e-6)  # straight-through
+    with pytest.warns(UserWarning, match="eps"):
+        F.gumbel_softmax(logits, eps=1e-5)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"margin": 0.5, "p": 1.0, "swap": True, "reduction": "sum"},
+                                    {"reduction": "none", "eps": 1e-3}, {"size_average": False}])
+def test_triplet_margin_loss_module_matches_torch(kwargs):
+    arrays = [np.random.default_rng(s).standard_normal((5, 3)).astype(np.float32) for s in range(3)]
+    results = []
+    for lib in LIBS:
+        inputs = [lib.tensor(a, requires_grad=True) for a in arrays]
+        loss = lib.nn.TripletMarginLoss(**kwargs)(*inputs)
+        loss.sum().backward()
+        results.append([loss.detach().numpy()] + [t.grad.numpy() for t in inputs])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_triplet_margin_with_distance_loss_module_matches_torch():
+    arrays = [np.random.default_rng(s).standard_normal((4, 3)).astype(np.float32) for s in range(3)]
+    results = []
+    for lib in LIBS:
+        inputs = [lib.tensor(a, requires_grad=True) for a in arrays]
+        module = lib.nn.TripletMarginWithDistanceLoss(
+            distance_function=lambda a, b: (a - b).abs().sum(-1), margin=2.0, swap=True)
+        loss = module(*inputs)
+        loss.backward()
+        results.append([loss.detach().numpy()] + [t.grad.numpy() for t in inputs])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_fork_rng_restores_the_streams():
+    for lib in LIBS:
+        lib.manual_seed(3)
+        before = lib.rand(3)
+        with lib.random.fork_rng():
+            inside = lib.rand(3)
+        after = lib.rand(3)
+        lib.manual_seed(3)
+        assert lib.equal(lib.rand(3), before) and lib.equal(after, inside)
+        with lib.random.fork_rng(enabled=False):
+            lib.rand(2)
+        assert not lib.equal(lib.rand(3), after)
+        state = lib.get_rng_state()
+        with pytest.raises(ZeroDivisionError), lib.random.fork_rng(devices=[]):
+            lib.rand(5)
+            raise ZeroDivisionError  # an error in the block still restores the stream
+        assert lib.equal(lib.get_rng_state(), state)
+
+
+def test_fork_rng_restores_the_stand_in_device_stream():
+    from chainrule import _backend
+
+    runs = []
+    with _backend.use_standin_cuda():
+        for fork in (False, True):
+            chainrule.manual_seed(4)
+            first = chainrule.rand(4, device="cuda")
+            if fork:
+                with chainrule.random.fork_rng():
+                    chainrule.rand(4, device="cuda")
+            runs.append((first.cpu(), chainrule.rand(4, device="cuda").cpu()))
+    # the draws after the block are those of a run without it
+    assert all(chainrule.equal(a, b) for a, b in zip(*runs))
+
+
+def test_sdpa_kernel_accepts_torch_arguments_and_changes_nothing():
+    assert {m.name: m.value for m in attention.SDPBackend} == {
+        m.name: m.value for m in torch_attention.SDPBackend.__members__.values()}
+    q = chainrule.tensor(np.random.default_rng(0).standard_normal((1, 2, 3, 4)).astype(np.float32))
+    plain = chainrule.nn.functional.scaled_dot_product_attention(q, q, q)
+    for backends in (attention.SDPBackend.MATH, [attention.SDPBackend.FLASH_ATTENTION, attention.SDPBackend.MATH],
+                     []):
+        with attention.sdpa_kernel(backends, set_priority=True) as answer:
+            assert answer == {}
+            assert chainrule.equal(chainrule.nn.functional.scaled_dot_product_attention(q, q, q), plain)
