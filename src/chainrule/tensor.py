@@ -378,7 +378,10 @@ class Tensor:
         """torch's legacy type API: no argument gives the type's name as torch spells it
         ('torch.FloatTensor', 'torch.cuda.LongTensor', which old scripts compare against);
         a dtype, such a name or a legacy type (chainrule.LongTensor) casts, returning self
-        when nothing changes."""
+        when nothing changes. ``async`` is the old spelling of ``non_blocking``, as in torch."""
+        non_blocking = kwargs.pop("async", non_blocking)
+        if kwargs:
+            raise TypeError(f"type() got unexpected keyword arguments {sorted(kwargs)}")
         if dtype is None:
             return f"torch.{'cuda.' if self.is_cuda else ''}{_TYPE_NAMES[self.dtype.name]}"
         if isinstance(dtype, str) or isinstance(getattr(dtype, "dtype", None), _dtype.dtype):

@@ -398,3 +398,18 @@ def test_sdpa_kernel_accepts_torch_arguments_and_changes_nothing():
         with attention.sdpa_kernel(backends, set_priority=True) as answer:
             assert answer == {}
             assert chainrule.equal(chainrule.nn.functional.scaled_dot_product_attention(q, q, q), plain)
+
+
+def test_legacy_cuda_types_on_the_stand_in_device():
+    from chainrule import _backend
+
+    with _backend.use_standin_cuda():
+        x = chainrule.ones(2, device="cuda")
+        assert x.type() == "torch.cuda.FloatTensor"
+        assert isinstance(x, chainrule.cuda.FloatTensor) and not isinstance(x, chainrule.FloatTensor)
+        moved = chainrule.tensor([1.5, 2.5]).type("torch.cuda.LongTensor")
+        assert (moved.device.type, moved.dtype, moved.cpu().tolist()) == ("cuda", chainrule.int64, [1, 2])
+        assert x.type(chainrule.DoubleTensor).device.type == "cpu"
+        made = chainrule.cuda.FloatTensor([1, 2])
+        assert made.device.type == "cuda" and made.type() == "torch.cuda.FloatTensor"
+        assert chainrule.cuda.LongTensor(2, 3).shape == (2, 3)
