@@ -232,6 +232,8 @@ SAMPLING_ERRORS = {
                                                         align_corners=False),
     "grid rank": lambda l: l.nn.functional.grid_sample(l.zeros(1, 1, 2, 2), l.zeros(1, 2, 2, 2, 2),
                                                        align_corners=False),
+    "bicubic 5-d": lambda l: l.nn.functional.grid_sample(l.zeros(1, 1, 2, 2, 2), l.zeros(1, 1, 1, 1, 3),
+                                                         mode="bicubic", align_corners=False),
     "3-d input": lambda l: l.nn.functional.grid_sample(l.zeros(1, 2, 2), l.zeros(1, 2, 2), align_corners=False),
     "dtype mismatch": lambda l: l.nn.functional.grid_sample(l.zeros(1, 1, 2, 2), l.zeros(1, 2, 2, 2,
                                                                                          dtype=l.float64),

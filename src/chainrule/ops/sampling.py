@@ -92,15 +92,32 @@ def _reflect(x: Tensor, twice_low: int, twice_high: int) -> Tensor:
     return where(even, extra + low, span - extra + low)
 
 
-def _source_coordinate(coord: Tensor, size: int, padding_mode: str, align_corners: bool) -> Tensor:
+def _unnormalize(coord: Tensor, size: int, align_corners: bool) -> Tensor:
     """A grid coordinate in [-1, 1] as a (fractional) pixel index along an axis of ``size``."""
-    x = (coord + 1) / 2 * (size - 1) if align_corners else ((coord + 1) * size - 1) / 2
+    return (coord + 1) / 2 * (size - 1) if align_corners else ((coord + 1) * size - 1) / 2
+
+
+def _pad_coordinate(x: Tensor, size: int, padding_mode: str, align_corners: bool) -> Tensor:
+    """A pixel index moved inside the axis as ``padding_mode`` says ('zeros' leaves it: reads outside are 0)."""
     if padding_mode == "border":
         x = x.clamp(0, size - 1)
     elif padding_mode == "reflection":
         x = _reflect(x, 0, 2 * (size - 1)) if align_corners else _reflect(x, -1, 2 * size - 1)
         x = x.clamp(0, size - 1)
     return x
+
+
+def _cubic_coefficients(t: Tensor) -> list[Tensor]:
+    """The four weights of the taps at -1, 0, 1, 2 from the fraction ``t`` (Keys' cubic, A = -0.75, as torch)."""
+    a = -0.75
+
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
 
 
 def _check_grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str) -> None:
@@ -130,18 +147,18 @@ def _check_grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str
     if any(s == 0 for s in input.shape[2:]):
         raise RuntimeError(f"grid_sampler(): expected input to have non-empty spatial dimensions, but input has "
                            f"sizes {list(input.shape)} with dimension {2 + list(input.shape[2:]).index(0)} being empty")
-    if mode == "bicubic":
-        raise NotImplementedError("grid_sample(): mode='bicubic' is not implemented in chainrule; "
-                                  "use 'bilinear' or 'nearest'")
+    if mode == "bicubic" and input.ndim != 4:
+        raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
 
 
 def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mode: str = "zeros",
                 align_corners=None) -> Tensor:
     """torch.nn.functional.grid_sample: ``input`` (N, C, H, W) read at the normalised positions of
     ``grid`` (N, Ho, Wo, 2) — x, y in [-1, 1], x along W — giving (N, C, Ho, Wo); likewise 5-D with
-    (x, y, z). mode 'bilinear' (trilinear for 5-D) or 'nearest' (ties to even, as torch's nearbyint);
+    (x, y, z). mode 'bilinear' (trilinear for 5-D), 'nearest' (ties to even, as torch's nearbyint) or
+    'bicubic' (4-D only, Keys' cubic with A = -0.75 over 4 x 4 taps);
     positions outside read zeros, the border, or the reflected image (``padding_mode``).
-    Differentiable in ``input`` and, for 'bilinear', in ``grid``.
+    Differentiable in ``input`` and, for 'bilinear' and 'bicubic', in ``grid``.
     """
     _check_grid_sample(input, grid, mode, padding_mode)
     align = _align(align_corners, "grid_sample")
@@ -150,8 +167,10 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
     points = int(np.prod(out_shape, dtype=np.int64))
     spatial = len(sizes)
     # coordinate k of the grid addresses input dimension -1 - k (x is the last, width)
-    coords = [_source_coordinate(grid[..., spatial - 1 - d].reshape(batch, points), sizes[d], padding_mode, align)
+    coords = [_unnormalize(grid[..., spatial - 1 - d].reshape(batch, points), sizes[d], align)
               for d in range(spatial)]
+    if mode != "bicubic":  # bicubic pads each tap instead (below)
+        coords = [_pad_coordinate(c, sizes[d], padding_mode, align) for d, c in enumerate(coords)]
     flat = input.reshape(batch, channels, -1)
     strides = [int(np.prod(sizes[d + 1:], dtype=np.int64)) for d in range(spatial)]
     xp = array_module(input._data)
@@ -173,6 +192,17 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         # (adds exactly 0, even where a coordinate is infinite), so grid.grad is a zero tensor
         nothing = Tensor._make(xp.zeros((batch, points), dtype=bool))
         out = out + sum(where(nothing, c, 0.0).sum() for c in coords)
+    elif mode == "bicubic":
+        low = [xp.floor(c._data) for c in coords]
+        weights = [_cubic_coefficients(c - Tensor._make(f)) for c, f in zip(coords, low)]
+        out = None
+        for taps in itertools.product(range(4), repeat=spatial):
+            # each tap's integer position, moved inside by the padding mode (a constant of the grid)
+            positions = [_pad_coordinate(Tensor._make(f + (tap - 1)), sizes[d], padding_mode, align)._data
+                         for d, (f, tap) in enumerate(zip(low, taps))]
+            weight = weights[0][taps[0]] * weights[1][taps[1]]
+            term = read(positions) * weight.unsqueeze(1)
+            out = term if out is None else out + term
     else:
         low = [xp.floor(c._data) for c in coords]
         fractions = [c - Tensor._make(f) for c, f in zip(coords, low)]

@@ -1,5 +1,5 @@
-"""affine_grid and grid_sample: every mode x padding mode x align_corners, 2-D and 3-D, differentiated
-in the input and the grid (theta for affine_grid)."""
+"""affine_grid and grid_sample: bilinear and nearest in every padding mode x align_corners, 2-D and 3-D,
+bicubic (2-D only) in each padding mode; differentiated in the input and the grid (theta for affine_grid)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,11 @@ def _grid_sample_cases() -> list[OpCase]:
                             grad=grad, gradgradcheck=twice))
         cases.append(OpCase(f"grid_sample_3d_{tag}", fn, [randn(1, 1, 2, 3, 3, seed=2), _grid(1, 2, 1, 2, 3, seed=3)],
                             grad=grad, gradgradcheck=twice and padding == "zeros" and not align))
+    for padding, align in (("zeros", False), ("border", True), ("reflection", False)):
+        cases.append(OpCase(f"grid_sample_bicubic_{padding}{'_align' if align else ''}",
+                            lambda lib, x, g, padding=padding, align=align: _F(lib).grid_sample(
+                                x, g, mode="bicubic", padding_mode=padding, align_corners=align),
+                            [randn(1, 2, 4, 3, seed=6), _grid(1, 2, 3, 2, seed=7)], gradgradcheck=padding == "zeros"))
     cases.append(OpCase("grid_sample_default", lambda lib, x, g: _F(lib).grid_sample(x, g, align_corners=False),
                         [randn(1, 1, 5, 5, seed=4), _grid(1, 4, 4, 2, seed=5)], gradgradcheck=False))
     return cases
