@@ -216,5 +216,6 @@ def set_default_tensor_type(t) -> None:
     if not legacy.dtype.is_floating_point:
         raise TypeError(f"set_default_tensor_type: only floating-point types are supported as the default "
                         f"type, got {legacy!r}")
+    _legacy_types.check_available(legacy)
     set_default_device("cuda" if legacy.is_cuda else None)
     set_default_dtype(legacy.dtype)

@@ -18,13 +18,21 @@ from . import _dtype
 from .ops import creation
 from .tensor import _TYPE_NAMES, Size, Tensor, legacy_type_of
 
-__all__ = ["tensortype", "Variable", "resolve", "cpu_types", "cuda_types"]
+__all__ = ["tensortype", "Variable", "resolve", "check_available", "cpu_types", "cuda_types"]
 
 
 def _cuda_available() -> bool:
     from . import cuda  # the nn layer: imported when a CUDA type is built, not when chainrule loads
 
     return cuda.is_available()
+
+
+def check_available(legacy) -> None:
+    """torch's error for a CUDA type where there is no GPU: a TypeError naming the type."""
+    if legacy.is_cuda and not _cuda_available():
+        raise TypeError(f"type {legacy.__module__}.{legacy.__qualname__} not available: no CUDA device "
+                        "(chainrule's GPU path needs CuPy and a GPU: see docs/gpu.md, e.g. "
+                        "pip install \"chainrule[cuda13]\")")
 
 
 class tensortype(type):
@@ -44,10 +52,7 @@ class tensortype(type):
         """``FloatTensor()`` (empty), ``FloatTensor(3, 4)`` or ``FloatTensor(Size)`` (uninitialised),
         ``FloatTensor(data)`` (a copy as this dtype), ``FloatTensor(tensor)`` (an alias of a
         tensor of this dtype), as torch's legacy constructor."""
-        if cls.is_cuda and not _cuda_available():
-            # torch's error on a build without CUDA: the type, not a device error
-            raise TypeError(f"type {cls.__module__}.{cls.__qualname__} not available: no CUDA device "
-                            "(chainrule's GPU path needs CuPy and a GPU: pip install \"chainrule[cuda13]\")")
+        check_available(cls)
         on = "cuda" if cls.is_cuda else (device or "cpu")
         name = cls.__qualname__
         if not args:
@@ -57,7 +62,7 @@ class tensortype(type):
             if source.dtype is not cls.dtype:
                 raise TypeError(f"{name}(): expected a tensor of dtype {cls.dtype!r}, got {source.dtype!r}; "
                                 f"convert it first with .to({cls.dtype!r})")
-            return source.detach()  # torch returns an alias: the same memory, no history
+            return source.view_as(source)  # torch returns an alias: the same memory, and its history
         if len(args) == 1 and isinstance(args[0], Size) or all(
                 isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in args):
             sizes = [int(s) for s in (args[0] if isinstance(args[0], Size) else args)]

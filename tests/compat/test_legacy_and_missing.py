@@ -66,6 +66,8 @@ LEGACY_CASES = {
                                     (l.FloatTensor, "torch.FloatTensor", l.float32)],
     "alias": lambda l: (lambda a: (l.FloatTensor(a) is a, l.FloatTensor(a).data_ptr() == a.data_ptr()))(
         l.tensor([1.5])),
+    "alias keeps history": lambda l: (lambda b: (b.requires_grad, b.is_leaf))(
+        l.FloatTensor(l.ones(2, requires_grad=True))),
     "Variable": lambda l: (lambda x: (lambda v: (v is x, v.requires_grad, v.is_leaf, v.grad_fn is None,
                                                  v.data_ptr() == x.data_ptr()))(l.autograd.Variable(x)))(
         l.ones(2, requires_grad=True) * 2),
@@ -118,6 +120,9 @@ def test_cuda_types_raise_torch_type_error_without_a_gpu(name):
     for lib in LIBS:
         with pytest.raises(TypeError, match=f"cuda.{name}"):
             getattr(lib.cuda, name)([1])
+        with pytest.raises(TypeError, match=f"cuda.{name}"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lib.set_default_tensor_type(getattr(lib.cuda, name))
         with pytest.raises(TypeError):
             getattr(lib.cuda, name)(2, 3)
 
