@@ -18,7 +18,7 @@ def _cosine_distance(lib):
 
 
 op_db: list[OpInfo] = [
-    OpInfo("nn.functional.triplet_margin_loss", "loss", lambda: [
+    OpInfo("nn.functional.triplet_margin_loss", "triplet", lambda: [
         OpCase("triplet_margin_loss", lambda lib, a, p, n: _F(lib).triplet_margin_loss(a, p, n), _triplets(4, 3)),
         OpCase("triplet_margin_loss_p1_swap_sum", lambda lib, a, p, n: _F(lib).triplet_margin_loss(
             a, p, n, margin=2.0, p=1, swap=True, reduction="sum"), _triplets(5, 3)),
@@ -27,7 +27,7 @@ op_db: list[OpInfo] = [
         OpCase("triplet_margin_loss_unbatched", lambda lib, a, p, n: _F(lib).triplet_margin_loss(a, p, n),
                _triplets(4)),
     ]),
-    OpInfo("nn.functional.triplet_margin_with_distance_loss", "loss", lambda: [
+    OpInfo("nn.functional.triplet_margin_with_distance_loss", "triplet", lambda: [
         OpCase("triplet_margin_with_distance_loss", lambda lib, a, p, n: _F(lib).triplet_margin_with_distance_loss(
             a, p, n), _triplets(4, 3)),
         OpCase("triplet_margin_with_distance_loss_cosine_swap", lambda lib, a, p, n:
