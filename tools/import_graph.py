@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
              "chainrule.sparse")),
     # DistributedDataParallel (nn.parallel) all-reduces through chainrule.distributed
     ("nn", ("chainrule.nn", "chainrule.distributed", "chainrule.distributions", "chainrule.amp",
-            "chainrule.cuda", "chainrule.backends", "chainrule.accelerator")),
+            "chainrule.cuda", "chainrule.backends", "chainrule.accelerator", "chainrule._legacy_types")),
     ("libraries", ("chainrule.optim", "chainrule.utils", "chainrule.datasets",
                    "chainrule.serialization", "chainrule._safetensors", "chainrule._torch_zip",
                    "chainrule.testing", "chainrule.onnx", "chainrule.hub", "chainrule.jit",

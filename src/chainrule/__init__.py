@@ -17,10 +17,10 @@ from .autograd.grad_mode import (
     enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
     set_grad_enabled,
 )
-from .ops import activation, conv, creation, elementwise, index, linalg, loss, pool, random, reduce, shape
+from .ops import activation, bucketing, conv, creation, elementwise, index, linalg, loss, pool, random, reduce, shape
 from . import _methods
 
-_OP_MODULES = [creation, elementwise, reduce, shape, index, random, linalg, activation, conv, pool, loss]
+_OP_MODULES = [creation, elementwise, reduce, shape, index, random, linalg, activation, conv, pool, loss, bucketing]
 _methods.bind_all(_OP_MODULES)
 
 from .ops.creation import *  # noqa: E402,F401,F403
@@ -35,6 +35,7 @@ from .ops.conv import *  # noqa: E402,F401,F403
 from .ops.pool import *  # noqa: E402,F401,F403
 from .ops.loss import *  # noqa: E402,F401,F403
 from .ops.nn_toplevel import *  # noqa: E402,F401,F403
+from .ops.bucketing import *  # noqa: E402,F401,F403
 from . import autograd  # noqa: E402
 
 
@@ -57,6 +58,18 @@ channels_last = memory_format("channels_last")
 def result_type(tensor1, tensor2) -> dtype:
     """torch.result_type of two tensors or numbers."""
     return _dtype.result_type(tensor1, tensor2)
+
+
+def can_cast(from_: dtype, to: dtype) -> bool:
+    """torch.can_cast: whether torch's casting rules allow ``from_`` to ``to``; they refuse only
+    floating to integral and anything but bool to bool."""
+    for position, (name, value) in enumerate((("from_", from_), ("to", to)), start=1):
+        if not isinstance(value, dtype):
+            raise TypeError(f"can_cast(): argument '{name}' (position {position}) must be chainrule.dtype, "
+                            f"not {type(value).__name__}")
+    if from_.is_floating_point and not to.is_floating_point:
+        return False
+    return not (to is bool and from_ is not bool)
 
 
 def is_tensor(obj) -> bool:
@@ -182,3 +195,29 @@ class iinfo:
 
     def __repr__(self) -> str:
         return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype.name})"
+
+
+# ---- torch's legacy tensor types (FloatTensor, ..., torch.cuda.FloatTensor) and autograd.Variable
+from . import _legacy_types  # noqa: E402
+
+globals().update(_legacy_types.cpu_types)
+for _name, _legacy in _legacy_types.cuda_types.items():
+    setattr(cuda, _name, _legacy)
+autograd.Variable = _legacy_types.Variable
+
+
+def set_default_tensor_type(t) -> None:
+    """torch.set_default_tensor_type (deprecated in torch 2.1): the default floating dtype, and for a
+    CUDA type the default device, from a legacy type (chainrule.DoubleTensor) or its name."""
+    import warnings
+
+    warnings.warn("torch.set_default_tensor_type() is deprecated as of PyTorch 2.1, please use "
+                  "torch.set_default_dtype() and torch.set_default_device() as alternatives.", UserWarning,
+                  stacklevel=2)
+    legacy = _legacy_types.resolve(t)
+    if not legacy.dtype.is_floating_point:
+        raise TypeError(f"set_default_tensor_type: only floating-point types are supported as the default "
+                        f"type, got {legacy!r}")
+    _legacy_types.check_available(legacy)
+    set_default_device("cuda" if legacy.is_cuda else None)
+    set_default_dtype(legacy.dtype)

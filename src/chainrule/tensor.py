@@ -121,6 +121,19 @@ class Tensor:
     def element_size(self) -> int:
         return self._data.itemsize
 
+    @property
+    def itemsize(self) -> int:
+        return self._data.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the elements (numel * itemsize), as torch's: a view counts its own elements."""
+        return self._data.size * self._data.itemsize
+
+    def is_pinned(self, device=None) -> bool:
+        """False: chainrule never allocates page-locked host memory (pin_memory() returns self)."""
+        return False
+
     def stride(self, dim: int | None = None):
         strides = tuple(s // self._data.itemsize for s in self._data.strides)
         return strides if dim is None else strides[_wrap_dim(dim, self._data.ndim, "stride")]
@@ -380,10 +393,20 @@ class Tensor:
             out = self.clone()
         return out
 
-    def type(self, dtype=None):
+    def type(self, dtype=None, non_blocking: bool = False, **kwargs):
+        """torch's legacy type API: no argument gives the type's name as torch spells it
+        ('torch.FloatTensor', 'torch.cuda.LongTensor', which old scripts compare against);
+        a dtype, such a name or a legacy type (chainrule.LongTensor) casts, returning self
+        when nothing changes. ``async`` is the old spelling of ``non_blocking``, as in torch."""
+        non_blocking = kwargs.pop("async", non_blocking)
+        if kwargs:
+            raise TypeError(f"type() got unexpected keyword arguments {sorted(kwargs)}")
         if dtype is None:
-            return f"chainrule.{_TYPE_NAMES[self.dtype.name]}"
-        return self.to(dtype)
+            return f"torch.{'cuda.' if self.is_cuda else ''}{_TYPE_NAMES[self.dtype.name]}"
+        if isinstance(dtype, str) or isinstance(getattr(dtype, "dtype", None), _dtype.dtype):
+            target, on_cuda = legacy_type_of(dtype)
+            return self.to("cuda" if on_cuda else "cpu", target, non_blocking=non_blocking)
+        return self.to(dtype, non_blocking=non_blocking)
 
     def float(self) -> Tensor:
         return self.to(_dtype.float32)
@@ -498,6 +521,17 @@ def _host(array) -> np.ndarray:
 _TYPE_NAMES = {"float16": "HalfTensor", "float32": "FloatTensor", "float64": "DoubleTensor",
                "uint8": "ByteTensor", "int8": "CharTensor", "int16": "ShortTensor",
                "int32": "IntTensor", "int64": "LongTensor", "bool": "BoolTensor"}
+
+
+def legacy_type_of(name_or_type) -> tuple[_dtype.dtype, bool]:
+    """(dtype, on CUDA) of a legacy type (chainrule.FloatTensor) or its name ('torch.cuda.LongTensor')."""
+    if not isinstance(name_or_type, str):
+        return name_or_type.dtype, name_or_type.is_cuda
+    prefix, _, name = name_or_type.rpartition(".")
+    dtype_names = {type_name: dtype_name for dtype_name, type_name in _TYPE_NAMES.items()}
+    if prefix not in ("torch", "torch.cuda", "chainrule", "chainrule.cuda") or name not in dtype_names:
+        raise ValueError(f"invalid type: {name_or_type!r} (expected a name like 'torch.FloatTensor')")
+    return _dtype._BY_NAME[dtype_names[name]], prefix.endswith("cuda")
 
 
 class Size(tuple):

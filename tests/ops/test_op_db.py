@@ -102,6 +102,9 @@ NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "squeeze_": _OVERLOAD,
     "unsqueeze_": _OVERLOAD,
     "H": "ours transposes with a permute (PermuteBackward0), torch with TransposeBackward0",
+    "grid_sample": _COMPOSED,
+    "affine_grid": _COMPOSED,
+    "triplet_margin": _COMPOSED,
     "sum_to_shape": "torch's sum_to_size ends in a view (ViewBackward0); ours is one SumToSize node",
 }
 # torch's einsum returns whatever layout its internal permute/bmm plan leaves; ours is always

@@ -86,6 +86,7 @@ from ..ops.pool import (
 )
 from ..ops.reduce import log_softmax as _log_softmax
 from ..ops.reduce import softmax as _softmax
+from ..ops.sampling import affine_grid, grid_sample
 from ..ops.shape import pad
 from ..tensor import Tensor, _wrap_dim
 from ..tensor import honours_out as _honours_out
@@ -106,7 +107,8 @@ __all__ = [
     "relu", "relu6", "relu_", "rms_norm", "rrelu", "scaled_dot_product_attention", "selu", "selu_", "sigmoid",
     "silu", "smooth_l1_loss", "soft_margin_loss", "softmax", "softmin", "softplus", "softshrink", "softsign",
     "tanh", "tanhshrink", "threshold", "threshold_", "unfold", "upsample", "upsample_bilinear",
-    "upsample_nearest",
+    "upsample_nearest", "affine_grid", "grid_sample", "gumbel_softmax", "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
 ]
 
 
@@ -482,3 +484,69 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
     if unbatched:
         weights = weights.squeeze(0)
     return out, weights
+
+
+def gumbel_softmax(logits: Tensor, tau: float = 1, hard: bool = False, eps: float = 1e-10, dim: int = -1) -> Tensor:
+    """F.gumbel_softmax: softmax((logits + g) / tau) along ``dim`` with g = -log(E), E ~ Exp(1) drawn
+    from chainrule's generator. ``hard=True`` returns the one-hot of its argmax with the soft sample's
+    gradient (straight-through: y_hard - y_soft.detach() + y_soft)."""
+    if eps != 1e-10:
+        import warnings
+
+        warnings.warn("`eps` parameter is deprecated and has no effect.", UserWarning, stacklevel=2)
+    gumbels = -logits.detach().new_empty(logits.shape).exponential_().log()
+    y_soft = _softmax((logits + gumbels) / tau, dim)
+    if not hard:
+        return y_soft
+    index = y_soft.detach().argmax(dim, keepdim=True)
+    y_hard = y_soft.detach().new_zeros(y_soft.shape).scatter_(dim, index, 1.0)
+    return y_hard - y_soft.detach() + y_soft
+
+
+def _triplet_reduction(name: str, anchor: Tensor, positive: Tensor, negative: Tensor, size_average, reduce,
+                       reduction: str) -> str:
+    if not anchor.ndim == positive.ndim == negative.ndim:
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have the same number of "
+                           f"dimensions, but got: anchor {anchor.ndim}D, positive {positive.ndim}D, and negative "
+                           f"{negative.ndim}D inputs")
+    if size_average is not None or reduce is not None:
+        # torch's mapping of the deprecated flags, kept in one place
+        from .modules.loss import _legacy_reduction
+
+        reduction = _legacy_reduction(size_average, reduce, reduction)
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{name}: {reduction} is not a valid value for reduction")
+    return reduction
+
+
+def _triplet_loss(d_pos: Tensor, d_neg: Tensor, margin: float, reduction: str) -> Tensor:
+    loss = (margin + d_pos - d_neg).clamp_min(0)
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2,
+                        eps: float = 1e-6, swap: bool = False, size_average=None, reduce=None,
+                        reduction: str = "mean") -> Tensor:
+    """F.triplet_margin_loss: max(d(a, p) - d(a, n) + margin, 0) with d the p-norm pairwise distance;
+    ``swap`` uses min(d(a, n), d(p, n)) as the negative distance (Balntas et al.)."""
+    reduction = _triplet_reduction("triplet_margin_loss", anchor, positive, negative, size_average, reduce,
+                                   reduction)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_neg = d_neg.minimum(pairwise_distance(positive, negative, p, eps))
+    return _triplet_loss(pairwise_distance(anchor, positive, p, eps), d_neg, margin, reduction)
+
+
+def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative: Tensor, *,
+                                      distance_function=None, margin: float = 1.0, swap: bool = False,
+                                      reduction: str = "mean") -> Tensor:
+    """F.triplet_margin_with_distance_loss: the triplet loss with any distance (default pairwise_distance)."""
+    if margin <= 0:
+        raise ValueError(f"TripletMarginWithDistanceLoss: expected margin to be greater than 0, got {margin} instead")
+    reduction = _triplet_reduction("triplet_margin_with_distance_loss", anchor, positive, negative, None, None,
+                                   reduction)
+    distance = distance_function if distance_function is not None else pairwise_distance
+    d_neg = distance(anchor, negative)
+    if swap:
+        d_neg = d_neg.minimum(distance(positive, negative))
+    return _triplet_loss(distance(anchor, positive), d_neg, margin, reduction)

@@ -274,3 +274,31 @@ def random_(self: Tensor, low: int = 0, high=None, *, generator=None) -> Tensor:
 
 def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
     return _fill_inplace(self, _rng(generator, array_module(self)).exponential(1.0 / lambd, self._data.shape))
+
+
+
+def _fork_rng(enabled: builtins.bool):
+    if not enabled:
+        yield
+        return
+    generator = default_generator
+    cpu_state = generator.get_state()
+    # device streams (CuPy's generators) have no portable state to copy: the block gets fresh ones
+    # (lazily seeded as after manual_seed), and the untouched originals are put back afterwards
+    device_streams, generator._device_rngs = generator._device_rngs, {}
+    try:
+        yield
+    finally:
+        generator.set_state(cpu_state)
+        generator._device_rngs = device_streams
+
+
+def fork_rng(devices=None, enabled: builtins.bool = True, _caller: str = "fork_rng", _devices_kw: str = "devices",
+             device_type=None):
+    """torch.random.fork_rng: a context manager whose block's draws leave the random streams where
+    they were: the CPU stream's state is saved and restored; the device streams of the default
+    generator are set aside and the block draws from fresh ones. ``devices`` is accepted for
+    torch's signature (every device stream is forked); ``enabled=False`` forks nothing."""
+    import contextlib
+
+    return contextlib.contextmanager(_fork_rng)(enabled)

@@ -357,6 +357,8 @@ class ParameterDict(Module):
         for k, p in self.items():
             size = "x".join(str(s) for s in p.size())
             kind = "Parameter" if isinstance(p, Parameter) else "Tensor"
-            lines.append(f"  ({k}): {kind} containing: [{p.type()} of size {size}]")
+            # type() spells torch's name (old scripts compare it); a repr names chainrule, as every repr here
+            type_name = p.type().replace("torch.", "chainrule.", 1)
+            lines.append(f"  ({k}): {kind} containing: [{type_name} of size {size}]")
         return "\n".join(lines)
 

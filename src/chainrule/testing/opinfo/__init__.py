@@ -40,6 +40,7 @@ __all__ = ["OpCase", "OpInfo", "op_db", "lookup", "select", "randn", "positive",
 
 from . import (
     activation,
+    bucketing,
     conv,
     creation,
     elementwise,
@@ -50,12 +51,14 @@ from . import (
     normalization,
     pool,
     reduce,
+    sampling,
     shape,
     special,
+    triplet,
 )
 
 FAMILIES = (elementwise, reduce, shape, index, linalg, activation, pool, conv, creation, loss,
-            normalization, nn_functional, special)
+            normalization, nn_functional, special, bucketing, sampling, triplet)
 
 op_db: list[OpInfo] = [entry for family in FAMILIES for entry in family.op_db]
 

@@ -1,0 +1,121 @@
+"""torch's legacy tensor types: ``FloatTensor`` and its siblings, ``autograd.Variable`` and
+the type names ``set_default_tensor_type`` takes, as older scripts use them.
+
+In torch, ``torch.FloatTensor`` is not a subclass of ``torch.Tensor`` (every tensor is a plain
+``Tensor``): it is an object of the metaclass ``torch.tensortype`` that names a (dtype, device) pair.
+Calling it builds a tensor of that pair, and ``isinstance(x, torch.FloatTensor)`` asks whether
+``x`` has that dtype and device. The classes here do the same through ``tensortype`` below.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+
+from . import _dtype
+from .ops import creation
+from .tensor import _TYPE_NAMES, Size, Tensor, legacy_type_of
+
+__all__ = ["tensortype", "Variable", "resolve", "check_available", "cpu_types", "cuda_types"]
+
+
+def _cuda_available() -> bool:
+    from . import cuda  # the nn layer: imported when a CUDA type is built, not when chainrule loads
+
+    return cuda.is_available()
+
+
+def check_available(legacy) -> None:
+    """torch's error for a CUDA type where there is no GPU: a TypeError naming the type."""
+    if legacy.is_cuda and not _cuda_available():
+        raise TypeError(f"type {legacy.__module__}.{legacy.__qualname__} not available: no CUDA device "
+                        "(chainrule's GPU path needs CuPy and a GPU: see docs/gpu.md, e.g. "
+                        "pip install \"chainrule[cuda13]\")")
+
+
+class tensortype(type):
+    """The metaclass of the legacy types: a (dtype, device) pair that builds and recognises tensors."""
+
+    dtype: _dtype.dtype
+    is_cuda: bool
+    is_sparse = False
+
+    def __instancecheck__(cls, instance) -> bool:
+        return isinstance(instance, Tensor) and instance.dtype is cls.dtype and instance.is_cuda == cls.is_cuda
+
+    def __repr__(cls) -> str:
+        return f"<class '{cls.__module__}.{cls.__qualname__}'>"
+
+    def __call__(cls, *args, device=None) -> Tensor:
+        """``FloatTensor()`` (empty), ``FloatTensor(3, 4)`` or ``FloatTensor(Size)`` (uninitialised),
+        ``FloatTensor(data)`` (a copy as this dtype), ``FloatTensor(tensor)`` (an alias of a
+        tensor of this dtype), as torch's legacy constructor."""
+        check_available(cls)
+        on = "cuda" if cls.is_cuda else (device or "cpu")
+        name = cls.__qualname__
+        if not args:
+            return creation.empty(0, dtype=cls.dtype, device=on)
+        if len(args) == 1 and isinstance(args[0], Tensor):
+            source = args[0]
+            if source.dtype is not cls.dtype:
+                raise TypeError(f"{name}(): expected a tensor of dtype {cls.dtype!r}, got {source.dtype!r}; "
+                                f"convert it first with .to({cls.dtype!r})")
+            return source.view_as(source)  # torch returns an alias: the same memory, and its history
+        if len(args) == 1 and isinstance(args[0], Size) or all(
+                isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in args):
+            sizes = [int(s) for s in (args[0] if isinstance(args[0], Size) else args)]
+            if any(s < 0 for s in sizes):
+                raise RuntimeError(f"Trying to create tensor with negative dimension {min(sizes)}: {sizes}")
+            return creation.empty(*sizes, dtype=cls.dtype, device=on)
+        if len(args) > 1:
+            raise TypeError(f"{name}(): sizes must be ints, got {args!r}")
+        data = args[0]
+        if isinstance(data, str):
+            raise TypeError(f"{name}(): invalid data type 'str'")
+        if not isinstance(data, (list, tuple, np.ndarray)):
+            raise TypeError(f"{name}(): data must be a sequence (got {type(data).__name__})")
+        return creation.tensor(data, dtype=cls.dtype, device=on)
+
+
+def _legacy_type(name: str, dtype: _dtype.dtype, cuda: bool) -> tensortype:
+    module = "chainrule.cuda" if cuda else "chainrule"
+    return tensortype(name, (), {"dtype": dtype, "is_cuda": cuda, "__module__": module, "__qualname__": name,
+                                 "__doc__": f"{module}.{name}: tensors of dtype {dtype!r} on the "
+                                            f"{'GPU' if cuda else 'CPU'} (torch's legacy type)"})
+
+
+_BY_NAME = {name: _dtype._BY_NAME[dtype_name] for dtype_name, name in _TYPE_NAMES.items()}
+cpu_types = {name: _legacy_type(name, dtype, cuda=False) for name, dtype in _BY_NAME.items()}
+cuda_types = {name: _legacy_type(name, dtype, cuda=True) for name, dtype in _BY_NAME.items()}
+
+
+def resolve(t) -> tensortype:
+    """A legacy type from itself or its name ('torch.DoubleTensor', 'torch.cuda.FloatTensor')."""
+    if isinstance(t, tensortype):
+        return t
+    if not isinstance(t, str):
+        raise TypeError(f"invalid type object: expected a legacy tensor type such as chainrule.FloatTensor "
+                        f"or its name, got {t!r}")
+    dtype, on_cuda = legacy_type_of(t)
+    return (cuda_types if on_cuda else cpu_types)[_TYPE_NAMES[dtype.name]]
+
+
+class _VariableMeta(type):
+    def __instancecheck__(cls, instance) -> bool:
+        return isinstance(instance, Tensor)
+
+    def __call__(cls, data, requires_grad: bool = False, volatile: bool = False) -> Tensor:
+        if not isinstance(data, Tensor):
+            raise TypeError(f"Variable data has to be a tensor, but got {type(data).__name__}")
+        if volatile:
+            warnings.warn("volatile was removed and now has no effect. Use `with torch.no_grad():` instead.",
+                          UserWarning, stacklevel=2)
+        # torch's Variable(t) is a new leaf sharing t's memory, with no history
+        return data.detach().requires_grad_(requires_grad)
+
+
+class Variable(metaclass=_VariableMeta):
+    """torch.autograd.Variable (deprecated): ``Variable(t, requires_grad=...)`` returns a Tensor,
+    a leaf sharing ``t``'s memory; every Tensor is an instance of it."""

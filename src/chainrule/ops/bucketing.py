@@ -1,0 +1,166 @@
+"""Bucketing and counting: searchsorted, bucketize, bincount, histc.
+
+Their outputs are indices and counts, which have no gradient in torch (the result of ``histc``
+on a tensor that requires grad does not require grad either), so these are functions on arrays
+with no ``Function`` node.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._backend import array_module
+from ..tensor import Tensor, honours_out
+
+__all__ = ["searchsorted", "bucketize", "bincount", "histc"]
+__not_methods__ = {"searchsorted", "bucketize"}  # torch.Tensor has neither as a method
+
+
+def _side(right: bool, side: str | None) -> str:
+    if side is None:
+        return "right" if right else "left"
+    if side not in ("left", "right"):
+        raise RuntimeError(f"torch.searchsorted(): side can only be 'left' or 'right' but got {side}")
+    if right and side == "left":
+        raise RuntimeError("torch.searchsorted(): side and right can't be set to opposites, got side of left "
+                           "while right was True")
+    return side
+
+
+def _values_array(values, like, op: str):
+    """``values`` as an array on ``like``'s module: a tensor's data, or a Python number as 0-d."""
+    if isinstance(values, Tensor):
+        return values._data
+    if isinstance(values, numbers.Number):
+        return array_module(like).asarray(values)
+    raise TypeError(f"{op}(): argument 'input' must be Tensor or Number, not {type(values).__name__}")
+
+
+def _rows_searchsorted(seq, values, side: str):
+    """searchsorted of each row of ``values`` in the same row of ``seq`` (both (rows, n)), vectorised.
+
+    Merging a row's values into its sequence with one stable sort places each value after the
+    sequence entries it follows; its merged position minus its rank among the values is the count
+    of entries before it. Ties follow the order of concatenation: values first for side='left'
+    (equal entries come after them), entries first for side='right'.
+    """
+    xp = array_module(seq)
+    n, k = seq.shape[-1], values.shape[-1]
+    merged = xp.concatenate([values, seq] if side == "left" else [seq, values], axis=-1)
+    order = xp.argsort(merged, axis=-1, kind="stable")
+    position = xp.empty_like(order)
+    xp.put_along_axis(position, order, xp.broadcast_to(xp.arange(n + k), order.shape), axis=-1)
+    value_position = position[:, :k] if side == "left" else position[:, n:]
+    rank = xp.empty_like(value_position)
+    value_order = xp.argsort(values, axis=-1, kind="stable")
+    xp.put_along_axis(rank, value_order, xp.broadcast_to(xp.arange(k), value_order.shape), axis=-1)
+    return value_position - rank
+
+
+def _searchsorted_array(seq, values, side: str, sorter):
+    xp = array_module(seq)
+    common = xp.result_type(seq.dtype, values.dtype)
+    seq, values = seq.astype(common, copy=False), values.astype(common, copy=False)
+    if seq.ndim == 1:
+        return xp.searchsorted(seq, values, side=side, sorter=sorter)
+    if sorter is not None:
+        seq = xp.take_along_axis(seq, sorter, axis=-1)
+    rows = int(np.prod(seq.shape[:-1]))
+    found = _rows_searchsorted(seq.reshape(rows, seq.shape[-1]), values.reshape(rows, values.shape[-1]), side)
+    return found.reshape(values.shape)
+
+
+@honours_out
+def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False, right: bool = False,
+                 side: str | None = None, sorter: Tensor | None = None) -> Tensor:
+    """torch.searchsorted: for each value, the index at which inserting it into the last dimension of
+    ``sorted_sequence`` keeps it sorted; the first such index (side='left') or the last ('right').
+
+    ``sorted_sequence`` is 1-D (shared by every value) or (*B, n) with ``input`` of shape (*B, k);
+    ``sorter`` holds the indices that sort an unsorted sequence along its last dimension.
+    """
+    side = _side(right, side)
+    seq = sorted_sequence._data
+    values = _values_array(input, seq, "searchsorted")
+    if seq.ndim == 0:
+        raise RuntimeError("torch.searchsorted(): boundaries tensor should have positive dimension, but got 0 "
+                           "dimension")
+    if seq.ndim > 1 and (values.ndim != seq.ndim or values.shape[:-1] != seq.shape[:-1]):
+        raise RuntimeError("torch.searchsorted(): boundaries tensor should be 1 dimension or the first N-1 "
+                           "dimensions of boundaries tensor and input value tensor must match, but we got "
+                           f"boundaries tensor {list(seq.shape)} and input value tensor {list(values.shape)}")
+    order = None
+    if sorter is not None:
+        order = sorter._data
+        if order.shape != seq.shape or order.dtype.kind not in "iu":
+            raise RuntimeError("torch.searchsorted(): sorter must be an integer tensor of the boundaries' shape "
+                               f"{list(seq.shape)}, got {list(order.shape)} of dtype {sorter.dtype!r}")
+    found = _searchsorted_array(seq, values, side, order)
+    return Tensor._make(found.astype(np.int32 if out_int32 else np.int64, copy=False))
+
+
+@honours_out
+def bucketize(input, boundaries: Tensor, *, out_int32: bool = False, right: bool = False) -> Tensor:
+    """torch.bucketize: the bucket of each value among 1-D sorted ``boundaries``: i with
+    boundaries[i-1] < x <= boundaries[i] (right=False), or boundaries[i-1] <= x < boundaries[i] (right=True)."""
+    if boundaries.ndim != 1:
+        raise RuntimeError(f"boundaries tensor must be 1 dimension, but got dim({boundaries.ndim})")
+    values = _values_array(input, boundaries._data, "bucketize")
+    found = _searchsorted_array(boundaries._data, values, "right" if right else "left", None)
+    return Tensor._make(found.astype(np.int32 if out_int32 else np.int64, copy=False))
+
+
+def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -> Tensor:
+    """torch.bincount: occurrences of each non-negative integer of a 1-D tensor (length at least
+    ``minlength``); with ``weights``, their sums, as float64 unless the weights are floating."""
+    x = input._data
+    if x.dtype.kind not in "iu":
+        raise NotImplementedError(f'"bincount_cpu" not implemented for \'{input.dtype.name}\': '
+                                  "bincount counts integers")
+    if minlength < 0:
+        raise RuntimeError("minlength should be >= 0")
+    xp = array_module(x)
+    if x.ndim != 1 or (x.size and bool(xp.min(x) < 0)):
+        raise RuntimeError(f"bincount only supports 1-d non-negative integral inputs, got shape {list(x.shape)}")
+    if weights is None:
+        return Tensor._make(xp.bincount(x, minlength=minlength).astype(np.int64, copy=False))
+    w = weights._data
+    if w.shape != x.shape:
+        raise RuntimeError(f"weights should be 1-d and have the same length as input, got {list(w.shape)} for "
+                           f"input {list(x.shape)}")
+    dtype = w.dtype if w.dtype.kind == "f" and w.dtype != np.float16 else np.float64
+    return Tensor._make(xp.bincount(x, weights=w.astype(np.float64, copy=False), minlength=minlength)
+                        .astype(dtype, copy=False))
+
+
+@honours_out
+def histc(input: Tensor, bins: int = 100, min: float = 0, max: float = 0) -> Tensor:
+    """torch.histc: counts of the elements in ``bins`` equal-width bins over [min, max] (the data's
+    range when both are 0; widened by 1 each side when empty), in the input's dtype. Elements
+    outside the range are ignored; the maximum falls in the last bin."""
+    x = input._data
+    if x.dtype.kind != "f":
+        raise NotImplementedError(f'"histogram_cpu" not implemented for \'{input.dtype.name}\': '
+                                  "histc takes a floating tensor")
+    if bins <= 0:
+        raise RuntimeError(f"torch.histogram(): bins must be > 0, but got {bins} for dimension 0")
+    xp = array_module(x)
+    flat = x.reshape(-1)
+    low, high = float(min), float(max)
+    if low == high and flat.size:
+        low, high = float(xp.min(flat)), float(xp.max(flat))
+    if low == high:
+        low, high = low - 1, high + 1
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise RuntimeError(f"torch.histc: range of [{low}, {high}] is not finite")
+    if low > high:
+        raise RuntimeError(f"torch.histc: max must be larger than min, got min={min} and max={max}")
+    # torch's linear-interpolation bin, computed in the input's dtype from edges in that dtype
+    left, right = x.dtype.type(low), x.dtype.type(high)
+    inside = flat[(flat >= left) & (flat <= right)]
+    position = ((inside - left) * x.dtype.type(bins) / (right - left)).astype(np.int64)
+    position = xp.minimum(position, bins - 1)
+    counts = xp.bincount(position, minlength=bins)
+    return Tensor._make(counts.astype(x.dtype, copy=False))

@@ -1,0 +1,217 @@
+"""Spatial sampling: affine_grid and grid_sample (the spatial-transformer pair), for 2-D and 3-D.
+
+Both are compositions of differentiable primitives (matmul; arithmetic, gather and where), so the
+gradient with respect to the input, the grid and theta, and every higher derivative, comes from
+the primitives' rules with no hand-written rule to keep in step. The only non-differentiable
+pieces are the integer corner indices and the in-bounds masks, which are piecewise constant in
+the grid (torch's gradient treats them the same way).
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+
+from .._backend import array_module
+from ..tensor import Tensor
+from .creation import linspace
+from .elementwise import where
+from .linalg import matmul
+from .shape import stack
+
+__all__ = ["affine_grid", "grid_sample"]
+__not_methods__ = set(__all__)
+
+_ALIGN_WARNING = ("Default {op} behavior has changed to align_corners=False since 1.3.0. Please specify "
+                  "align_corners=True if the old behavior is desired. See the documentation of {op} for details.")
+
+
+def _align(align_corners, op: str) -> bool:
+    if align_corners is None:
+        warnings.warn(_ALIGN_WARNING.format(op=op), UserWarning, stacklevel=3)
+        return False
+    return bool(align_corners)
+
+
+# ---------------------------------------------------------------- affine_grid
+def _base_coordinates(steps: int, align_corners: bool, like: Tensor) -> Tensor:
+    """Pixel centres (align_corners=False) or corners (True) of one axis, in [-1, 1]."""
+    if steps <= 1:
+        return linspace(0.0, 0.0, 1, dtype=like.dtype, device=like.device)
+    coords = linspace(-1.0, 1.0, steps, dtype=like.dtype, device=like.device)
+    return coords if align_corners else coords * ((steps - 1) / steps)
+
+
+def affine_grid(theta: Tensor, size, align_corners=None) -> Tensor:
+    """torch.nn.functional.affine_grid: the sampling grid of a batch of affine maps.
+
+    ``theta`` (N, 2, 3) and ``size`` (N, C, H, W) give a grid (N, H, W, 2); ``theta`` (N, 3, 4) and
+    ``size`` (N, C, D, H, W) give (N, D, H, W, 3). Each grid point is theta @ (x, y[, z], 1) for the
+    normalised output coordinates, x along the last dimension.
+    """
+    align = _align(align_corners, "affine_grid")
+    size = tuple(int(s) for s in size)
+    if not theta.is_floating_point():
+        raise ValueError(f"Expected theta to have floating point type, but got {theta.dtype}")
+    if len(size) not in (4, 5):
+        raise NotImplementedError(f"affine_grid only supports 4D and 5D sizes, for 2D and 3D affine transforms, "
+                                  f"respectively. Got size {list(size)}.")
+    spatial = len(size) - 2
+    if theta.ndim != 3 or tuple(theta.shape[1:]) != (spatial, spatial + 1):
+        raise ValueError(f"Expected a batch of {spatial}D affine matrices of shape Nx{spatial}x{spatial + 1} for "
+                         f"size {list(size)}. Got {list(theta.shape)}.")
+    if min(size[2:]) <= 0:
+        raise ValueError(f"Expected non-zero, positive output size. Got {list(size)}")
+    if align and min(size[2:]) == 1:
+        warnings.warn("Since version 1.3.0, affine_grid behavior has changed for unit-size grids when "
+                      "align_corners=True. This is not an intended use case of affine_grid. See the documentation "
+                      "of affine_grid for details.", UserWarning, stacklevel=2)
+    if theta.shape[0] != size[0]:
+        raise ValueError(f"affine_grid: theta holds {theta.shape[0]} matrices but size asks for a batch of {size[0]}")
+    # (x, y[, z], 1) per output point, x varying fastest: the axes reversed, then a column of ones
+    axes = [_base_coordinates(steps, align, theta) for steps in reversed(size[2:])]
+    mesh = [a.reshape(*[-1 if i == spatial - 1 - k else 1 for i in range(spatial)]).expand(*size[2:])
+            for k, a in enumerate(axes)]
+    base = stack([*mesh, mesh[0].new_ones(size[2:])], dim=-1).reshape(1, -1, spatial + 1)
+    grid = matmul(base, theta.transpose(1, 2))  # (N, points, spatial)
+    return grid.reshape(size[0], *size[2:], spatial)
+
+
+# ---------------------------------------------------------------- grid_sample
+def _reflect(x: Tensor, twice_low: int, twice_high: int) -> Tensor:
+    """Reflect coordinates into [twice_low / 2, twice_high / 2] as often as needed (torch's rule)."""
+    if twice_low == twice_high:
+        return x * 0
+    low, span = twice_low / 2, (twice_high - twice_low) / 2
+    distance = (x - low).abs()
+    flips = (distance.detach() / span).floor()
+    extra = distance - flips * span
+    even = (flips.remainder(2) == 0)
+    return where(even, extra + low, span - extra + low)
+
+
+def _unnormalize(coord: Tensor, size: int, align_corners: bool) -> Tensor:
+    """A grid coordinate in [-1, 1] as a (fractional) pixel index along an axis of ``size``."""
+    return (coord + 1) / 2 * (size - 1) if align_corners else ((coord + 1) * size - 1) / 2
+
+
+def _pad_coordinate(x: Tensor, size: int, padding_mode: str, align_corners: bool) -> Tensor:
+    """A pixel index moved inside the axis as ``padding_mode`` says ('zeros' leaves it: reads outside are 0)."""
+    if padding_mode == "border":
+        x = x.clamp(0, size - 1)
+    elif padding_mode == "reflection":
+        x = _reflect(x, 0, 2 * (size - 1)) if align_corners else _reflect(x, -1, 2 * size - 1)
+        x = x.clamp(0, size - 1)
+    return x
+
+
+def _cubic_coefficients(t: Tensor) -> list[Tensor]:
+    """The four weights of the taps at -1, 0, 1, 2 from the fraction ``t`` (Keys' cubic, A = -0.75, as torch)."""
+    a = -0.75
+
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+def _check_grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str) -> None:
+    if mode not in ("bilinear", "nearest", "bicubic"):
+        raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or 'bicubic', "
+                         f"but got: '{mode}'")
+    if padding_mode not in ("zeros", "border", "reflection"):
+        raise ValueError(f"nn.functional.grid_sample(): expected padding_mode to be 'zeros', 'border', or "
+                         f"'reflection', but got: '{padding_mode}'")
+    if input.ndim not in (4, 5):
+        raise RuntimeError(f"grid_sampler(): expected 4D or 5D input and grid with same number of dimensions, "
+                           f"but got input with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")
+    if grid.ndim != input.ndim:
+        raise RuntimeError(f"grid_sampler(): expected grid to have same number of dimensions as input, but got "
+                           f"input with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")
+    if grid.shape[0] != input.shape[0]:
+        raise RuntimeError(f"grid_sampler(): expected grid and input to have same batch size, but got input with "
+                           f"sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")
+    if grid.shape[-1] != input.ndim - 2:
+        raise RuntimeError(f"grid_sampler(): expected grid to have size {input.ndim - 2} in last dimension, but got "
+                           f"grid with sizes {list(grid.shape)}")
+    if input.dtype is not grid.dtype:
+        raise RuntimeError(f"grid_sampler(): expected input and grid to have same dtype, but input has "
+                           f"{input.dtype} and grid has {grid.dtype}")
+    if not input.is_floating_point():
+        raise RuntimeError(f"grid_sampler(): expected a floating input, got {input.dtype}")
+    if any(s == 0 for s in input.shape[2:]):
+        raise RuntimeError(f"grid_sampler(): expected input to have non-empty spatial dimensions, but input has "
+                           f"sizes {list(input.shape)} with dimension {2 + list(input.shape[2:]).index(0)} being empty")
+    if mode == "bicubic" and input.ndim != 4:
+        raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
+
+
+def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mode: str = "zeros",
+                align_corners=None) -> Tensor:
+    """torch.nn.functional.grid_sample: ``input`` (N, C, H, W) read at the normalised positions of
+    ``grid`` (N, Ho, Wo, 2) — x, y in [-1, 1], x along W — giving (N, C, Ho, Wo); likewise 5-D with
+    (x, y, z). mode 'bilinear' (trilinear for 5-D), 'nearest' (ties to even, as torch's nearbyint) or
+    'bicubic' (4-D only, Keys' cubic with A = -0.75 over 4 x 4 taps);
+    positions outside read zeros, the border, or the reflected image (``padding_mode``).
+    Differentiable in ``input`` and, for 'bilinear' and 'bicubic', in ``grid``.
+    """
+    _check_grid_sample(input, grid, mode, padding_mode)
+    align = _align(align_corners, "grid_sample")
+    batch, channels, *sizes = input.shape
+    out_shape = tuple(grid.shape[1:-1])
+    points = int(np.prod(out_shape, dtype=np.int64))
+    spatial = len(sizes)
+    # coordinate k of the grid addresses input dimension -1 - k (x is the last, width)
+    coords = [_unnormalize(grid[..., spatial - 1 - d].reshape(batch, points), sizes[d], align)
+              for d in range(spatial)]
+    if mode != "bicubic":  # bicubic pads each tap instead (below)
+        coords = [_pad_coordinate(c, sizes[d], padding_mode, align) for d, c in enumerate(coords)]
+    flat = input.reshape(batch, channels, -1)
+    strides = [int(np.prod(sizes[d + 1:], dtype=np.int64)) for d in range(spatial)]
+    xp = array_module(input._data)
+
+    def read(corner_index: list) -> Tensor:
+        """input at integer positions (one (N, points) array per dimension), zero outside it."""
+        inside = xp.ones((batch, points), dtype=bool)
+        flat_index = xp.zeros((batch, points), dtype=np.int64)
+        for d, position in enumerate(corner_index):
+            inside &= (position >= 0) & (position < sizes[d])
+            flat_index += xp.clip(position, 0, sizes[d] - 1).astype(np.int64) * strides[d]
+        index = Tensor._make(flat_index).unsqueeze(1).expand(batch, channels, points)
+        values = flat.gather(2, index)
+        return values * Tensor._make(inside.astype(input._data.dtype)).unsqueeze(1)
+
+    if mode == "nearest":
+        out = read([xp.rint(c._data) for c in coords])  # rint rounds half to even, as nearbyint
+        # the grid's gradient is zero, as torch's: connect it through a where that selects nothing
+        # (adds exactly 0, even where a coordinate is infinite), so grid.grad is a zero tensor
+        nothing = Tensor._make(xp.zeros((batch, points), dtype=bool))
+        out = out + sum(where(nothing, c, 0.0).sum() for c in coords)
+    elif mode == "bicubic":
+        low = [xp.floor(c._data) for c in coords]
+        weights = [_cubic_coefficients(c - Tensor._make(f)) for c, f in zip(coords, low)]
+        out = None
+        for taps in itertools.product(range(4), repeat=spatial):
+            # each tap's integer position, moved inside by the padding mode (a constant of the grid)
+            positions = [_pad_coordinate(Tensor._make(f + (tap - 1)), sizes[d], padding_mode, align)._data
+                         for d, (f, tap) in enumerate(zip(low, taps))]
+            weight = weights[0][taps[0]] * weights[1][taps[1]]
+            term = read(positions) * weight.unsqueeze(1)
+            out = term if out is None else out + term
+    else:
+        low = [xp.floor(c._data) for c in coords]
+        fractions = [c - Tensor._make(f) for c, f in zip(coords, low)]
+        out = None
+        for corner in itertools.product((0, 1), repeat=spatial):
+            weight = None
+            for d, high in enumerate(corner):
+                factor = fractions[d] if high else 1 - fractions[d]
+                weight = factor if weight is None else weight * factor
+            term = read([f + high for f, high in zip(low, corner)]) * weight.unsqueeze(1)
+            out = term if out is None else out + term
+    return out.reshape(batch, channels, *out_shape)
