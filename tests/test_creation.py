@@ -199,3 +199,16 @@ def test_random_distributions_are_plausible():
     assert abs(n.mean().item()) < 0.03 and abs(n.std().item() - 1) < 0.03
     assert set(i.tolist()) == {-2, -1, 0, 1, 2}
     assert sorted(chainrule.randperm(50).tolist()) == list(range(50))
+
+
+def test_creation_functions_take_torchs_layout_argument():
+    import chainrule
+
+    for make in (lambda **kw: chainrule.zeros(2, 3, **kw), lambda **kw: chainrule.ones(2, **kw),
+                 lambda **kw: chainrule.empty(2, **kw), lambda **kw: chainrule.full((2,), 1.0, **kw),
+                 lambda **kw: chainrule.arange(3, **kw), lambda **kw: chainrule.eye(2, **kw),
+                 lambda **kw: chainrule.linspace(0, 1, 3, **kw), lambda **kw: chainrule.rand(2, **kw),
+                 lambda **kw: chainrule.randn(2, **kw), lambda **kw: chainrule.zeros_like(chainrule.ones(2), **kw)):
+        assert make(layout=chainrule.strided).layout is chainrule.strided
+        with pytest.raises(NotImplementedError, match="only layout=chainrule.strided"):
+            make(layout=chainrule.sparse_coo)

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _layout
 from .._backend import default_device, module_for_device
 from .._backend import device as _device
 from ..tensor import Tensor, _int_sequence, write_out
@@ -180,20 +180,31 @@ def _xp(device):
     return np if device is None else module_for_device(device)
 
 
+def _strided_only(layout, op: str) -> None:
+    """torch's creation functions take ``layout=``; chainrule creates strided tensors only."""
+    if layout is not None and layout is not _layout.strided:
+        raise NotImplementedError(f"{op}: only layout=chainrule.strided is supported here, got {layout}; build "
+                                  "sparse tensors with sparse_coo_tensor or Tensor.to_sparse")
+
+
 def _dt(dtype, default=None):
     if dtype is None:
         return (default or _dtype.get_default_dtype()).np
     return _dtype.to_dtype(dtype).np
 
 
-def zeros(*sizes, size=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+def zeros(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=False, out=None,
+          pin_memory=False) -> Tensor:
+    _strided_only(layout, "zeros")
     if out is not None and dtype is None:
         dtype = out.dtype  # torch fills out in its own dtype
     result = _finish(_xp(device).zeros(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
     return result if out is None else write_out(result, out, "zeros")
 
 
-def ones(*sizes, size=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+def ones(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=False, out=None,
+         pin_memory=False) -> Tensor:
+    _strided_only(layout, "ones")
     if out is not None and dtype is None:
         dtype = out.dtype
     result = _finish(_xp(device).ones(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
@@ -203,11 +214,14 @@ def ones(*sizes, size=None, dtype=None, device=None, requires_grad=False, out=No
 zeros.honours_out = ones.honours_out = True
 
 
-def empty(*sizes, size=None, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+def empty(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None,
+          pin_memory=False) -> Tensor:
+    _strided_only(layout, "empty")
     return _finish(_xp(device).empty(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
 
 
-def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+def full(size, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
+    _strided_only(layout, "full")
     if dtype is None:
         dtype = _dtype.scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
     return _finish(_xp(device).full(_shape_args((size,)), fill_value, dtype=_dt(dtype)), requires_grad)
@@ -223,24 +237,33 @@ def _like(fn, t: Tensor, dtype, device, requires_grad, *extra):
     return fn(*extra, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
-def zeros_like(input: Tensor, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+def zeros_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
+               memory_format=None) -> Tensor:
+    _strided_only(layout, "zeros_like")
     return _like(zeros, input, dtype, device, requires_grad, tuple(input.shape))
 
 
-def ones_like(input: Tensor, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+def ones_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None) -> Tensor:
+    _strided_only(layout, "ones_like")
     return _like(ones, input, dtype, device, requires_grad, tuple(input.shape))
 
 
-def empty_like(input: Tensor, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+def empty_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
+               memory_format=None) -> Tensor:
+    _strided_only(layout, "empty_like")
     return _like(empty, input, dtype, device, requires_grad, tuple(input.shape))
 
 
-def full_like(input: Tensor, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None) -> Tensor:
+    _strided_only(layout, "full_like")
     return _like(full, input, dtype, device, requires_grad, tuple(input.shape), fill_value)
 
 
-def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+def arange(start, end=None, step=1, *, dtype=None, layout=None, device=None, requires_grad=False) -> Tensor:
     """torch.arange: int64 for integer arguments, the default float dtype otherwise."""
+    _strided_only(layout, "arange")
     if end is None:
         start, end = 0, start
     values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
@@ -258,7 +281,9 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
 
 
-def linspace(start, end, steps: builtins.int, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device=None,
+             requires_grad=False) -> Tensor:
+    _strided_only(layout, "linspace")
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
     array = np.linspace(builtins.float(start), builtins.float(end), builtins.int(steps))
@@ -271,7 +296,9 @@ def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dt
     return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
 
 
-def eye(n: builtins.int, m: builtins.int | None = None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+def eye(n: builtins.int, m: builtins.int | None = None, *, dtype=None, layout=None, device=None,
+        requires_grad=False) -> Tensor:
+    _strided_only(layout, "eye")
     if n < 0 or (m is not None and m < 0):
         raise RuntimeError(f"{'n' if n < 0 else 'm'} must be greater or equal to 0, got {n if n < 0 else m}")
     return _finish(_xp(device).eye(n, m, dtype=_dt(dtype)), requires_grad)

@@ -13,7 +13,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module
 from ..tensor import Tensor
-from .creation import _dt, _finish, _shape_args, _sizes, _xp
+from .creation import _dt, _finish, _shape_args, _sizes, _strided_only, _xp
 
 __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
            "default_generator", "rand", "randn", "randint", "randperm", "rand_like", "randn_like",
@@ -115,16 +115,20 @@ def _float_dtype(dtype, op: str):
     return dt
 
 
-def rand(*sizes, size=None, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def rand(*sizes, size=None, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
+         pin_memory=False) -> Tensor:
     """Uniform on [0, 1)."""
+    _strided_only(layout, "rand")
     dt = _float_dtype(dtype, "rand")
     xp = _xp(device)
     array = _rng(generator, xp).random(_shape_args(_sizes(sizes, size)), dtype=np.float64).astype(dt)
     return _finish(array, requires_grad)
 
 
-def randn(*sizes, size=None, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randn(*sizes, size=None, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
+          pin_memory=False) -> Tensor:
     """Standard normal."""
+    _strided_only(layout, "randn")
     dt = _float_dtype(dtype, "randn")
     xp = _xp(device)
     array = _rng(generator, xp).standard_normal(_shape_args(_sizes(sizes, size))).astype(dt)
