@@ -75,7 +75,8 @@ def jacobian(func, inputs, create_graph: bool = False, strict: bool = False, vec
         for out in outputs:
             rows = [[] for _ in xs]
             flat = out.reshape(-1)
-            for k in range(flat.shape[0]):
+            # an output that does not depend on the inputs has a zero Jacobian (torch's, strict=False)
+            for k in range(flat.shape[0] if flat.requires_grad else 0):
                 gs = grad(flat[k], xs, retain_graph=True, create_graph=create_graph, allow_unused=True)
                 for j, g in enumerate(_zeros_for_none(gs, xs)):
                     rows[j].append(g)
