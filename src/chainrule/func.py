@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 
 from .autograd import engine as _engine
+from .autograd import functional as _functional
 from .autograd.grad_mode import enable_grad
 from .ops.shape import stack as _stack
 from .tensor import Tensor
@@ -80,8 +81,8 @@ def _keeps_graph(leaves) -> bool:
 def _grads(outputs, inputs, cotangents, create_graph: bool):
     """d outputs / d inputs contracted with the cotangents; zeros where an input is unused."""
     tensors = [x for x in inputs if isinstance(x, Tensor)]
-    pairs = [(out, None if cotangents is None else co)
-             for out, co in zip(outputs, cotangents if cotangents is not None else outputs) if out.requires_grad]
+    paired = cotangents if cotangents is not None else [None] * len(outputs)
+    pairs = [(out, co) for out, co in zip(outputs, paired) if out.requires_grad]
     if tensors and pairs:  # an output that does not require grad does not depend on any input
         found = _engine.grad([out for out, _ in pairs], tensors,
                              None if cotangents is None else [co for _, co in pairs],
@@ -135,10 +136,15 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
                 raise RuntimeError("grad_and_value(f)(*args): Expected f(*args) to return a scalar Tensor, got "
                                    f"tensor with {output.dim()} dims. Maybe you wanted to use the vjp or jacrev "
                                    "APIs instead?")
-            gradients = []
+            # one backward pass for every differentiated argument
+            everything = [leaf for number in numbers for leaf in flat_args[number][0]]
+            found = _grads([output], everything, None, create_graph=keeps_any)
+            gradients, at = [], 0
             for number in numbers:
                 aliases, rebuild, keeps = flat_args[number]
-                gradients.append(rebuild(_grads([output], aliases, None, create_graph=keeps)))
+                mine = found[at:at + len(aliases)]
+                gradients.append(rebuild(mine if keeps else [g if g is None else g.detach() for g in mine]))
+                at += len(aliases)
         gradient = tuple(gradients) if isinstance(argnums, tuple) else gradients[0]
         value = output if keeps_any else output.detach()
         if has_aux:
@@ -224,37 +230,37 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
 
 def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _preallocate_and_copy: bool = False):
     """The Jacobian of ``func`` with respect to its ``argnums`` argument(s), one reverse pass per
-    output element: shape ``output.shape + input.shape``."""
+    output element (autograd.functional.jacobian over the arguments' leaves): shape
+    ``output.shape + input.shape``."""
 
     def wrapper(*args):
         numbers = _argnums_tuple(argnums, len(args), "jacrev(f)(*args)")
-        with enable_grad():
-            args = list(args)
-            flat = {}
-            keeps = False
-            for number in numbers:
-                leaves, rebuild = _flatten(args[number])
-                keeps = keeps or _keeps_graph(leaves)
-                aliases = [_alias(leaf) for leaf in leaves]
-                flat[number] = (aliases, rebuild)
-                args[number] = rebuild(aliases)
-            output, aux = _split_aux(func(*args), has_aux, "jacrev(f)(*args)")
-            out_leaves, out_rebuild = _flatten(output)
-            per_output = []
-            for out in out_leaves:
-                rows = out.reshape(-1)
-                per_arg = []
-                for number in numbers:
-                    aliases, rebuild = flat[number]
-                    blocks = []
-                    for alias in aliases:
-                        lines = [_grads([rows[k]], [alias], None, create_graph=keeps)[0] for k in range(rows.shape[0])]
-                        block = (_stack(lines) if lines else alias.new_zeros((0,) + tuple(alias.shape)))
-                        blocks.append(block.reshape(tuple(out.shape) + tuple(alias.shape)))
-                    per_arg.append(rebuild(blocks))
-                per_output.append(tuple(per_arg) if isinstance(argnums, tuple) else per_arg[0])
-        jacobian = out_rebuild(per_output)
-        return (jacobian, aux) if has_aux else jacobian
+        groups, leaves = [], []  # (argument number, how many leaves, rebuild) and all the leaves
+        for number in numbers:
+            arg_leaves, rebuild = _flatten(args[number])
+            groups.append((number, len(arg_leaves), rebuild))
+            leaves.extend(arg_leaves)
+        found = {}
+
+        def of_leaves(*new_leaves):
+            call_args, at = list(args), 0
+            for number, count, rebuild in groups:
+                call_args[number] = rebuild(list(new_leaves[at:at + count]))
+                at += count
+            output, found["aux"] = _split_aux(func(*call_args), has_aux, "jacrev(f)(*args)")
+            out_leaves, found["rebuild"] = _flatten(output)
+            return tuple(out_leaves)
+
+        blocks = _functional.jacobian(of_leaves, tuple(leaves), create_graph=_keeps_graph(leaves))
+        per_output = []
+        for row in blocks:  # one tuple per output leaf, one block per input leaf
+            per_arg, at = [], 0
+            for _, count, rebuild in groups:
+                per_arg.append(rebuild(list(row[at:at + count])))
+                at += count
+            per_output.append(tuple(per_arg) if isinstance(argnums, tuple) else per_arg[0])
+        jacobian = found["rebuild"](per_output)
+        return (jacobian, found["aux"]) if has_aux else jacobian
 
     return wrapper
 

@@ -238,3 +238,13 @@ def test_errors_match_torch():
         linear = lib.nn.Linear(3, 2)
         with pytest.raises(RuntimeError, match="Missing key\\(s\\): 'bias'"):
             func.functional_call(linear, {"weight": lib.zeros(2, 3)}, (lib.ones(1, 3),), strict=True)
+
+
+def test_jacobian_of_an_output_that_ignores_the_input_is_zero_as_torch():
+    x, tx = _pair(3, seed=18)
+    ours = chainrule.autograd.functional.jacobian(lambda v: chainrule.ones(2, dtype=chainrule.float64), x)
+    theirs = torch.autograd.functional.jacobian(lambda v: torch.ones(2, dtype=torch.float64), tx)
+    _close(ours, theirs)
+    both = cfunc.jacrev(lambda a, b: (a.sin(), b * 0 + 1), argnums=(0, 1))(x, x[:2].clone())
+    tboth = tfunc.jacrev(lambda a, b: (a.sin(), b * 0 + 1), argnums=(0, 1))(tx, tx[:2].clone())
+    _close(both, tboth)
