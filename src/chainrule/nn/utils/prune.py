@@ -228,8 +228,8 @@ class Identity(BasePruningMethod):
         return super().apply(module, name)
 
 
-class RandomUnstructured(BasePruningMethod):
-    """Prunes ``amount`` entries (a count, or a fraction) chosen at random."""
+class _Unstructured(BasePruningMethod):
+    """Prunes ``amount`` entries (a count, or a fraction): the first ones in ``_order``."""
 
     PRUNING_TYPE = "unstructured"
 
@@ -237,44 +237,42 @@ class RandomUnstructured(BasePruningMethod):
         _validate_amount_init(amount)
         self.amount = amount
 
+    @abstractmethod
+    def _order(self, t: Tensor, xp):
+        """The flat indices of ``t`` in the order they are pruned."""
+
     def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
         count = _count_to_prune(self.amount, t.numel())
         mask = default_mask._data.copy()
         if count:
-            xp = array_module(t._data)
-            draws = _random._rng(None, xp).random(t._data.size)
-            mask.reshape(-1)[xp.argsort(-draws, kind="stable")[:count]] = 0
+            mask.reshape(-1)[self._order(t, array_module(t._data))[:count]] = 0
         return Tensor._make(mask)
+
+
+class RandomUnstructured(_Unstructured):
+    """Prunes ``amount`` entries (a count, or a fraction) chosen at random."""
+
+    def _order(self, t: Tensor, xp):
+        return xp.argsort(-_random._rng(None, xp).random(t._data.size), kind="stable")
 
     @classmethod
     def apply(cls, module, name: str, amount):
         return super().apply(module, name, amount=amount)
 
 
-class L1Unstructured(BasePruningMethod):
+class L1Unstructured(_Unstructured):
     """Prunes the ``amount`` entries of smallest absolute value."""
 
-    PRUNING_TYPE = "unstructured"
-
-    def __init__(self, amount) -> None:
-        _validate_amount_init(amount)
-        self.amount = amount
-
-    def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
-        count = _count_to_prune(self.amount, t.numel())
-        mask = default_mask._data.copy()
-        if count:
-            xp = array_module(t._data)
-            mask.reshape(-1)[xp.argsort(xp.abs(t._data).reshape(-1), kind="stable")[:count]] = 0
-        return Tensor._make(mask)
+    def _order(self, t: Tensor, xp):
+        return xp.argsort(xp.abs(t._data).reshape(-1), kind="stable")
 
     @classmethod
     def apply(cls, module, name: str, amount, importance_scores=None):
         return super().apply(module, name, amount=amount, importance_scores=importance_scores)
 
 
-class RandomStructured(BasePruningMethod):
-    """Prunes ``amount`` whole channels along ``dim``, chosen at random."""
+class _Structured(BasePruningMethod):
+    """Prunes ``amount`` whole channels along ``dim``: all but those ``_kept`` chooses."""
 
     PRUNING_TYPE = "structured"
 
@@ -283,53 +281,52 @@ class RandomStructured(BasePruningMethod):
         self.amount = amount
         self.dim = dim
 
+    @abstractmethod
+    def _kept(self, t: Tensor, dim: int, count: int, xp):
+        """The channels to keep (indices or a boolean selection) when ``count`` are pruned."""
+
     def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
         _check_structured(t, self.dim)
-        channels = t.shape[self.dim]
-        count = _count_to_prune(self.amount, channels)
+        count = _count_to_prune(self.amount, t.shape[self.dim])
         if not count:
             return default_mask
         xp = array_module(t._data)
+        dim = self.dim % t.dim()
+        mask = xp.zeros_like(t._data)
+        mask[_channel_slice(t.dim(), dim, self._kept(t, dim, count, xp))] = 1
+        return Tensor._make(mask * default_mask._data.astype(mask.dtype))
+
+
+class RandomStructured(_Structured):
+    """Prunes ``amount`` whole channels along ``dim``, chosen at random."""
+
+    def _kept(self, t: Tensor, dim: int, count: int, xp):
+        channels = t.shape[dim]
         order = xp.argsort(-_random._rng(None, xp).random(channels), kind="stable")
         keep = xp.ones(channels, dtype=bool)
         keep[order[:count]] = False
-        mask = xp.zeros_like(t._data)
-        mask[_channel_slice(t.dim(), self.dim, keep)] = 1
-        return Tensor._make(mask * default_mask._data.astype(mask.dtype))
+        return keep
 
     @classmethod
     def apply(cls, module, name: str, amount, dim: int = -1):
         return super().apply(module, name, amount=amount, dim=dim)
 
 
-class LnStructured(BasePruningMethod):
+class LnStructured(_Structured):
     """Prunes the ``amount`` channels along ``dim`` with the smallest L``n`` norm."""
 
-    PRUNING_TYPE = "structured"
-
     def __init__(self, amount, n, dim: int = -1) -> None:
-        _validate_amount_init(amount)
-        self.amount = amount
+        super().__init__(amount, dim)
         self.n = n
-        self.dim = dim
 
-    def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
-        _check_structured(t, self.dim)
-        channels = t.shape[self.dim]
-        count = _count_to_prune(self.amount, channels)
-        if not count:
-            return default_mask
-        xp = array_module(t._data)
-        dim = self.dim % t.dim()
+    def _kept(self, t: Tensor, dim: int, count: int, xp):
         if self.n == "nuc":
             raise ValueError("ln_structured: the nuclear norm of a channel is not supported; use a number or 'fro'")
+        channels = t.shape[dim]
         # torch.norm over every dim but ``dim`` is the vector norm of each channel's entries
         values = xp.moveaxis(t._data, dim, 0).reshape(channels, -1).astype(np.float64)
         norms = xp.linalg.norm(values, ord=2 if self.n == "fro" else self.n, axis=1)
-        keep_indices = xp.argsort(-norms, kind="stable")[:channels - count]
-        mask = xp.zeros_like(t._data)
-        mask[_channel_slice(t.dim(), dim, keep_indices)] = 1
-        return Tensor._make(mask * default_mask._data.astype(mask.dtype))
+        return xp.argsort(-norms, kind="stable")[:channels - count]
 
     @classmethod
     def apply(cls, module, name: str, amount, n, dim, importance_scores=None):
