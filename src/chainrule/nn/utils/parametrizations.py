@@ -20,6 +20,13 @@ from .weight_norm import _norm_except_dim
 __all__ = ["weight_norm", "spectral_norm"]
 
 
+def weight_as_matrix(weight, dim: int):
+    """``weight`` as the matrix whose spectral norm is taken: ``dim`` first, the rest flattened."""
+    if dim != 0:
+        weight = weight.permute(dim, *(d for d in range(weight.dim()) if d != dim))
+    return weight.reshape(weight.shape[0], -1)
+
+
 class _WeightNorm(Module):
     def __init__(self, dim: int | None = 0) -> None:
         super().__init__()
@@ -60,9 +67,7 @@ class _SpectralNorm(Module):
             self._power_method(matrix, 15)  # start from a converged estimate
 
     def _as_matrix(self, weight: Tensor) -> Tensor:
-        if self.dim != 0:
-            weight = weight.permute(self.dim, *(d for d in range(weight.dim()) if d != self.dim))
-        return weight.flatten(1)
+        return weight_as_matrix(weight, self.dim)
 
     def _power_method(self, matrix: Tensor, iterations: int) -> None:
         with no_grad():

@@ -14,6 +14,7 @@ from ...ops import linalg as _linalg
 from .. import functional as F
 from ..modules.conv import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from ..parameter import Parameter
+from .parametrizations import weight_as_matrix
 
 __all__ = ["spectral_norm", "remove_spectral_norm"]
 
@@ -29,9 +30,7 @@ class _SpectralNormHook:
         self.eps = eps
 
     def as_matrix(self, weight):
-        if self.dim != 0:
-            weight = weight.permute(self.dim, *(d for d in range(weight.dim()) if d != self.dim))
-        return weight.reshape(weight.shape[0], -1)
+        return weight_as_matrix(weight, self.dim)
 
     def compute_weight(self, module, do_power_iteration: bool):
         weight = getattr(module, self.name + "_orig")
