@@ -200,8 +200,8 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
     present = data != 0
     if sparse_dim < self.dim():
         present = present.any(axis=tuple(range(sparse_dim, self.dim())))
-    index = xp.stack(xp.nonzero(present)).astype(np.int64) if present.ndim else xp.zeros((0, 1), np.int64)
-    values = data[tuple(index)] if index.shape[1] or sparse_dim else data.reshape((0,) + data.shape[sparse_dim:])
+    index = xp.stack(xp.nonzero(present)).astype(np.int64)  # sparse_dim >= 1, so present has a dim
+    values = data[tuple(index)]
     return SparseCOOTensor._from_parts(index, xp.ascontiguousarray(values), tuple(self.shape), True)
 
 
