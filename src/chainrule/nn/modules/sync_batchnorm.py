@@ -67,11 +67,8 @@ class SyncBatchNorm(_BatchNorm):
         return out
 
     def _update_running_stats(self, mean: Tensor, var: Tensor, total: float) -> None:
+        momentum = self._momentum_for_this_batch()
         with no_grad():
-            self.num_batches_tracked.add_(1)
-            momentum = self.momentum
-            if momentum is None:  # cumulative moving average
-                momentum = 1.0 / float(self.num_batches_tracked.item())
             unbiased = var * (total / max(total - 1.0, 1.0))
             self.running_mean.mul_(1 - momentum).add_(mean.detach() * momentum)
             self.running_var.mul_(1 - momentum).add_(unbiased.detach() * momentum)
