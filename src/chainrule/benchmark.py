@@ -134,7 +134,11 @@ OVERHEAD_OPS = 200
 
 def op_overhead(lib):
     """200 chained small elementwise ops (mul, add, tanh) on 16 elements, then backward."""
-    x = lib.from_numpy(_data(16)).requires_grad_(True)
+    return chained_ops_step(lib.from_numpy(_data(16)).requires_grad_(True))
+
+
+def chained_ops_step(x):
+    """The op_overhead step on leaf ``x`` (any library, any device): OVERHEAD_OPS small ops."""
 
     def step():
         y = x

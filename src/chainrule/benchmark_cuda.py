@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from .benchmark import OVERHEAD_OPS, chained_ops_step
+
 __all__ = ["WORKLOADS", "TARGETS", "MEMORY_TARGET", "DEFAULT_REPS", "run_cuda_benchmarks", "format_table",
            "format", "gpu_description"]
 
@@ -28,7 +30,6 @@ TARGETS = {"mlp_step": 1.3, "conv2d": 2.0, "transformer_step": 2.0, "op_overhead
 MEMORY_TARGET = 1.5
 DEFAULT_REPS = {"mlp_step": 20, "conv2d": 20, "transformer_step": 10, "op_overhead": 50}
 WARMUP = 3
-OVERHEAD_OPS = 200
 
 SIZES = {
     "full": {"mlp": (4096, 4096, 4), "conv": (64, 64, 56, 56, 64), "transformer": (32, 256, 512, 8)},
@@ -100,16 +101,7 @@ def transformer_step(lib, device: str, size: str):
 
 def op_overhead(lib, device: str, size: str):
     """200 chained small elementwise ops (mul, add, tanh) on 16 elements, then backward."""
-    x = _on(lib, _randn(16), device).requires_grad_(True)
-
-    def step():
-        y = x
-        for _ in range(OVERHEAD_OPS // 3):
-            y = (y * 0.9 + 0.1).tanh()
-        x.grad = None
-        y.sum().backward()
-
-    return step, 0
+    return chained_ops_step(_on(lib, _randn(16), device).requires_grad_(True)), 0
 
 
 def _load_torch():
