@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-from multiprocessing import resource_tracker, shared_memory
 
 import numpy as np
 
@@ -41,6 +40,8 @@ def _address(segment) -> int:
 
 def to_shared(array: np.ndarray) -> np.ndarray:
     """A copy of ``array`` in a new shared-memory segment (C-contiguous)."""
+    from multiprocessing import shared_memory  # on first use: most programs share nothing
+
     segment = shared_memory.SharedMemory(create=True, size=max(array.nbytes, 1))
     _segments[segment.name] = (segment, _address(segment), segment.size)
     _created.append(segment.name)
@@ -62,6 +63,8 @@ def location(array) -> tuple[str, int] | None:
 
 def attach(name: str, offset: int, shape: tuple, dtype: str, strides: tuple) -> np.ndarray:
     """The array another process put in segment ``name``."""
+    from multiprocessing import resource_tracker, shared_memory
+
     if name in _segments:
         segment = _segments[name][0]
     else:
