@@ -83,6 +83,8 @@ class Node:
     _metadata = None
     _output_meta = None
     _forward_cls = None
+    # the positions in _saved of this node's own outputs (see _saved_output), or None
+    _saved_outputs = None
     # what the explainer prints for this node, set from its Function's class attributes
     label = None
     rule = None
@@ -135,6 +137,9 @@ class Node:
                         "the in-place operation with an out-of-place one (e.g. x = x * 2 instead "
                         "of x *= 2)."
                     )
+        if self._saved_outputs is not None and _grad_state.enabled:
+            # create_graph: the rule's ops record, so each saved output needs its place in the graph
+            return _with_grad_fn(self._saved, self._saved_outputs, self)
         return self._saved
 
     # -- graph introspection ---------------------------------------------------------
@@ -519,6 +524,7 @@ def _apply_array_op(cls, *inputs, **params):
         if n <= 2 and type(out) is not tuple:
             # the common case, inline: each saved array is an input's (the first match) or the output
             resolved = []
+            output_positions = None
             for s in saved:
                 if s is None:
                     resolved.append(None)
@@ -527,14 +533,20 @@ def _apply_array_op(cls, *inputs, **params):
                 elif n == 2 and s is arrays[1]:
                     resolved.append(inputs[1])
                 elif s is out:
-                    resolved.append(outputs)
+                    output_positions = (output_positions or ()) + (len(resolved),)
+                    resolved.append(_saved_output(outputs))
                 else:  # a fresh array: the general path wraps it
                     resolved = None
                     break
-            saved = node._saved = (tuple(resolved) if resolved is not None
-                                   else _resolve_saved(saved, arrays, inputs, out, outputs))
+            if resolved is not None:
+                saved = node._saved = tuple(resolved)
+                node._saved_outputs = output_positions
+            else:
+                saved = node._saved, node._saved_outputs = _resolve_saved(saved, arrays, inputs, out, outputs)
+                saved = node._saved
         else:
-            saved = node._saved = _resolve_saved(saved, arrays, inputs, out, outputs)
+            node._saved, node._saved_outputs = _resolve_saved(saved, arrays, inputs, out, outputs)
+            saved = node._saved
         # (a tensor without a version counter object, _vbox None, is at version 0)
         if len(saved) == 2:  # the common binary op, without a generator
             t0, t1 = saved
@@ -572,9 +584,11 @@ def broadcast_error(error: ValueError, arrays) -> Exception:
 
 
 def _resolve_saved(saved, arrays, inputs, out, outputs):
-    """Map arrays forward saved back to the input/output Tensors they came from."""
+    """Map arrays forward saved back to the input/output Tensors they came from (outputs as
+    ``_saved_output`` keeps them); returns them and the outputs' positions among them (or None)."""
     Tensor = _Tensor
     resolved = []
+    output_positions = []
     out_list = out if type(out) is tuple else (out,)
     outputs_list = outputs if type(outputs) is tuple else (outputs,)
     for s in saved:
@@ -588,11 +602,39 @@ def _resolve_saved(saved, arrays, inputs, out, outputs):
         else:
             for o, t in zip(out_list, outputs_list):
                 if s is o:
-                    resolved.append(t)
+                    output_positions.append(len(resolved))
+                    resolved.append(_saved_output(t))
                     break
             else:
                 resolved.append(s if isinstance(s, Tensor) else Tensor._make(s))
-    return tuple(resolved)
+    return tuple(resolved), tuple(output_positions) or None
+
+
+def _saved_output(output):
+    """What a node keeps of an output its rule reads (tanh's, exp's, softmax's): the output's
+    data and version counter, without its grad_fn. Keeping the output itself would make a cycle
+    (output -> node -> output), and a graph dropped without a backward pass, a forward outside
+    no_grad say, would then wait for the cyclic garbage collector, its arrays with it, instead of
+    being freed at once. torch's SavedVariable drops the grad_fn for the same reason."""
+    box = output._vbox
+    if box is None:  # one counter for both, so writing the output in place is still caught
+        box = output._vbox = [0]
+    saved = _Tensor._make(output._data)
+    saved._vbox = box
+    saved._output_nr = output._output_nr
+    return saved
+
+
+def _with_grad_fn(saved: tuple, positions: tuple, node) -> tuple:
+    """``saved`` with each output at ``positions`` given back its place in the graph: ``node``,
+    which is alive (its rule is running), as torch's SavedVariable unpacks an output."""
+    unpacked = list(saved)
+    for i in positions:
+        kept = saved[i]
+        output = _Tensor._make(kept._data, node, kept._output_nr)
+        output._vbox = kept._vbox
+        unpacked[i] = output
+    return tuple(unpacked)
 
 
 def _apply_user_function(cls, args, kwargs):
@@ -634,6 +676,10 @@ def _apply_user_function(cls, args, kwargs):
         results.append(o)
     saved = node._saved
     if saved:
+        positions = tuple(i for i, t in enumerate(saved) if isinstance(t, Tensor) and t.grad_fn is node)
+        if positions:
+            saved = tuple(_saved_output(t) if i in positions else t for i, t in enumerate(saved))
+            node._saved_outputs = positions
         node._saved_versions = tuple(t._version if isinstance(t, Tensor) else None for t in saved)
         node._saved = tuple(saved)
     return tuple(results) if is_tuple else results[0]
