@@ -40,8 +40,9 @@ from . import autograd  # noqa: E402
 
 
 class memory_format:
-    """torch.memory_format: accepted wherever torch takes ``memory_format=``; NumPy arrays are
-    always laid out as the op makes them, so the choice has no effect."""
+    """torch.memory_format: accepted wherever torch takes ``memory_format=``. ``contiguous``,
+    ``clone``, ``Tensor.to`` and ``Module.to`` lay tensors out channels-last when asked (the same
+    (N, C, H, W) shape over (N, H, W, C) memory, as torch); other ops make C-contiguous outputs."""
 
     def __init__(self, name: str) -> None:
         self._name = name
@@ -53,6 +54,7 @@ class memory_format:
 contiguous_format = memory_format("contiguous_format")
 preserve_format = memory_format("preserve_format")
 channels_last = memory_format("channels_last")
+channels_last_3d = memory_format("channels_last_3d")
 
 
 def result_type(tensor1, tensor2) -> dtype:

@@ -138,7 +138,11 @@ class Tensor:
         strides = tuple(s // self._data.itemsize for s in self._data.strides)
         return strides if dim is None else strides[_wrap_dim(dim, self._data.ndim, "stride")]
 
-    def is_contiguous(self) -> bool:
+    def is_contiguous(self, memory_format=None) -> bool:
+        rank = {"channels_last": 4, "channels_last_3d": 5}.get(getattr(memory_format, "_name", None))
+        if rank is not None:  # laid out (N, ..., C) in memory; torch answers False for another rank
+            moved = array_module(self._data).moveaxis(self._data, 1, -1) if self._data.ndim == rank else None
+            return moved is not None and bool(moved.flags.c_contiguous)
         return bool(self._data.flags.c_contiguous)
 
     def is_floating_point(self) -> bool:
@@ -372,7 +376,7 @@ class Tensor:
         dev = kwargs.pop("device", None)
         copy = kwargs.pop("copy", False)
         kwargs.pop("non_blocking", None)
-        kwargs.pop("memory_format", None)  # NumPy arrays have no channels-last layout to choose
+        memory_format = kwargs.pop("memory_format", None)
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
         for a in args:
@@ -389,6 +393,8 @@ class Tensor:
             out = out._to_device(_device(dev))
         if dtype is not None and _dtype.to_dtype(dtype) is not out.dtype:
             out = out._cast(_dtype.to_dtype(dtype))
+        if memory_format is not None and getattr(memory_format, "_name", None) != "preserve_format":
+            out = out.contiguous(memory_format=memory_format)
         if copy and out is self:
             out = self.clone()
         return out

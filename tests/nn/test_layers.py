@@ -438,6 +438,12 @@ def test_interpolate_errors():
         F.interpolate(x, size=2, align_corners=True)
     with pytest.raises(NotImplementedError, match="linear mode needs 3D input"):
         F.interpolate(x, size=2, mode="linear")
+    with pytest.raises(ValueError, match="align_corners option can only be set"):
+        F.interpolate(x, size=2, mode="area", align_corners=False)
+    # antialiased downsampling widens the filter: refused rather than silently different
+    with pytest.raises(NotImplementedError, match="antialias=True when downsampling"):
+        F.interpolate(x, size=2, mode="bilinear", antialias=True)
+    assert tuple(F.interpolate(x, size=8, mode="bilinear", antialias=True).shape) == (1, 1, 8, 8)
 
 
 def test_max_unpool_round_trip_matches_torch():

@@ -619,9 +619,14 @@ def _saved_output(output):
     box = output._vbox
     if box is None:  # one counter for both, so writing the output in place is still caught
         box = output._vbox = [0]
-    saved = _Tensor._make(output._data)
-    saved._vbox = box
+    saved = _new_node(_Tensor)  # Tensor._make's fields, without its checks: this runs per recorded op
+    saved._data = output._data
+    saved._requires_grad = False
+    saved.grad_fn = None
     saved._output_nr = output._output_nr
+    saved._grad = None
+    saved._vbox = box
+    saved._base = None
     return saved
 
 

@@ -314,24 +314,44 @@ def _source_index(out_size: int, in_size: int, scale, align_corners: bool, mode:
         ratio = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
         return i * ratio
     ratio = in_size / out_size if scale is None else 1.0 / scale
+    if mode == "bicubic":  # torch clamps the cubic taps' indices instead of the coordinate
+        return (i + 0.5) * ratio - 0.5
     return xp.maximum((i + 0.5) * ratio - 0.5, 0.0)
+
+
+# Keys' cubic convolution kernel with A = -0.75, as torch's upsample_bicubic2d and grid_sample
+_CUBIC_A = -0.75
+
+
+def _cubic_weights(t, xp):
+    """The four tap weights for taps at floor(x) - 1 .. floor(x) + 2, where t = x - floor(x)."""
+    a = _CUBIC_A
+
+    def near(d):  # |d| <= 1
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d):  # 1 < |d| < 2
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
 
 
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners: bool | None = None,
                 recompute_scale_factor: bool | None = None, antialias: bool = False) -> Tensor:
-    """F.interpolate for modes nearest, nearest-exact, linear, bilinear, trilinear (separable, one dim at a time)."""
+    """F.interpolate for modes nearest, nearest-exact, linear, bilinear, bicubic, trilinear (separable, one dim
+    at a time) and area (adaptive average pooling)."""
     d = input.ndim - 2
     if d < 1:
         raise ValueError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for the "
                          f"modes: nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact "
                          f"(got {mode})")
-    if mode not in ("nearest", "nearest-exact", "linear", "bilinear", "trilinear"):
+    if mode not in ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"):
         raise NotImplementedError(f"interpolate: mode {mode!r} is not supported by chainrule")
     if mode in _INTERP_DIMS and _INTERP_DIMS[mode] != d:
         raise NotImplementedError(
             f"Got {input.ndim}D input, but {mode} mode needs {_INTERP_DIMS[mode] + 2}D input"
         )
-    if mode in ("nearest", "nearest-exact") and align_corners is not None:
+    if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
         raise ValueError("align_corners option can only be set with the interpolating modes: "
                          "linear | bilinear | bicubic | trilinear")
     if (size is None) == (scale_factor is None):
@@ -347,6 +367,13 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if len(out_sizes) != d:
         raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input with "
                          f"spatial dimensions of {list(in_sizes)} and output size of {list(out_sizes)}.")
+    if antialias and any(o < i for o, i in zip(out_sizes, in_sizes)):
+        # downsampling with antialias widens the filter; giving the plain result would differ silently
+        raise NotImplementedError("interpolate: antialias=True when downsampling is not supported by chainrule")
+    if mode == "area":  # torch's 'area' is adaptive average pooling to the output size
+        from ..ops import pool
+
+        return getattr(pool, f"adaptive_avg_pool{d}d")(input, out_sizes)
     out = input
     xp = _array_module(input)
     for k in range(d):
@@ -355,6 +382,16 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         src = _source_index(out_sizes[k], in_sizes[k], scales[k], bool(align_corners), mode, xp)
         if mode in ("nearest", "nearest-exact"):
             out = out[lead + (Tensor._make(src),)]
+            continue
+        if mode == "bicubic":
+            base = xp.floor(src)
+            t = (src - base).reshape((-1,) + (1,) * (d - 1 - k))
+            base = base.astype(np.int64)
+            taps = [Tensor._make(xp.clip(base + j, 0, in_sizes[k] - 1)) for j in (-1, 0, 1, 2)]
+            weights = [Tensor._make(w.astype(input._data.dtype)) for w in _cubic_weights(t, xp)]
+            # out = Σ_j x[clamp(floor(s) - 1 + j)] · w_j(s - floor(s)) along this axis
+            picked = [out[lead + (tap,)] * w for tap, w in zip(taps, weights)]
+            out = picked[0] + picked[1] + picked[2] + picked[3]
             continue
         lo = xp.minimum(xp.floor(src).astype(np.int64), in_sizes[k] - 1)
         hi = xp.minimum(lo + 1, in_sizes[k] - 1)

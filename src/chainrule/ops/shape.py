@@ -359,7 +359,11 @@ class Clone(Function):
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, x):
+    def forward(ctx, x, channels_last: bool = False):
+        if channels_last:
+            # channels-last: the same (N, C, ...) shape over memory laid out (N, ..., C), as torch's
+            xp = array_module(x)
+            return xp.moveaxis(xp.ascontiguousarray(xp.moveaxis(x, 1, -1)), -1, 1)
         return x.copy()
 
     @staticmethod
@@ -367,13 +371,42 @@ class Clone(Function):
         return grad
 
 
+# torch.channels_last is for 4-d tensors, torch.channels_last_3d for 5-d
+_CHANNELS_LAST_RANK = {"channels_last": 4, "channels_last_3d": 5}
+
+
+def _channels_last_rank(op: str, input: Tensor, memory_format) -> int | None:
+    """The rank ``memory_format`` asks for when it is a channels-last format (else None), after
+    checking ``input`` has it, as torch does."""
+    rank = _CHANNELS_LAST_RANK.get(getattr(memory_format, "_name", None))
+    if rank is not None and input._data.ndim != rank:
+        raise RuntimeError(f"{op}: required rank {rank} tensor to use {memory_format._name} format, "
+                           f"got a tensor of rank {input._data.ndim}")
+    return rank
+
+
+def is_channels_last(array) -> bool:
+    """Whether ``array`` (N, C, ...) is laid out channels-last in memory: (N, ..., C) C-contiguous."""
+    return array.ndim >= 3 and array_module(array).moveaxis(array, 1, -1).flags.c_contiguous
+
+
 def clone(input: Tensor, *, memory_format=None) -> Tensor:
-    """A copy that stays in the graph (gradient passes through unchanged)."""
+    """A copy that stays in the graph (gradient passes through unchanged); channels-last when
+    ``memory_format`` asks for it, or when it preserves (the default) the layout of a channels-last input."""
+    if _channels_last_rank("clone", input, memory_format) or (
+            getattr(memory_format, "_name", "preserve_format") == "preserve_format" and input._data.ndim in (4, 5)
+            and not input._data.flags.c_contiguous and is_channels_last(input._data)):
+        return Clone.apply(input, channels_last=True)
     return Clone.apply(input)
 
 
 def contiguous(input: Tensor, memory_format=None) -> Tensor:
-    """``input`` itself when C-contiguous, else a contiguous copy in the graph."""
+    """``input`` itself when already laid out as ``memory_format`` asks (C-contiguous by default,
+    or channels-last), else a copy in that layout, in the graph."""
+    if _channels_last_rank("contiguous", input, memory_format):
+        if is_channels_last(input._data):
+            return input
+        return Clone.apply(input, channels_last=True)
     if input._data.flags.c_contiguous:
         return input
     return Clone.apply(input)

@@ -482,6 +482,7 @@ class Module:
         dtype = kwargs.pop("dtype", None)
         device = kwargs.pop("device", None)
         kwargs.pop("non_blocking", None)
+        memory_format = kwargs.pop("memory_format", None)
         if kwargs:
             raise TypeError(f"to() received an invalid combination of arguments: {sorted(kwargs)}")
         for a in args:
@@ -504,6 +505,9 @@ class Module:
                 out = out.to(device)
             if dtype is not None and out.is_floating_point():
                 out = out.to(dtype)
+            if memory_format is not None and out.dim() in (4, 5) and (out.dim() == 4) == (
+                    getattr(memory_format, "_name", None) == "channels_last"):
+                out = out.contiguous(memory_format=memory_format)  # torch converts the 4-d (5-d) tensors only
             return out
 
         return self._apply(convert)

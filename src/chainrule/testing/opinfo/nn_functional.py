@@ -73,6 +73,15 @@ op_db: list[OpInfo] = [
         OpCase("interpolate_bilinear_corners", lambda lib, x: _F(lib).interpolate(
             x, scale_factor=2, mode="bilinear", align_corners=True), [randn(1, 2, 3, 3)]),
         OpCase("interpolate_linear", lambda lib, x: _F(lib).interpolate(x, size=7, mode="linear"), [randn(2, 3, 4)]),
+        OpCase("interpolate_bicubic", lambda lib, x: _F(lib).interpolate(x, size=(7, 3), mode="bicubic"),
+               [randn(2, 2, 4, 5)]),
+        OpCase("interpolate_bicubic_corners", lambda lib, x: _F(lib).interpolate(
+            x, scale_factor=(1.5, 2.3), mode="bicubic", align_corners=True), [randn(1, 2, 4, 3)]),
+        OpCase("interpolate_bicubic_down", lambda lib, x: _F(lib).interpolate(x, scale_factor=0.5, mode="bicubic"),
+               [randn(1, 1, 6, 5)]),
+        OpCase("interpolate_area", lambda lib, x: _F(lib).interpolate(x, size=(2, 3), mode="area"), [randn(1, 2, 5, 7)]),
+        OpCase("interpolate_area_1d", lambda lib, x: _F(lib).interpolate(x, scale_factor=0.5, mode="area"),
+               [randn(2, 3, 6)]),
     ]),
     _functional("upsample", lambda: [
         OpCase("upsample", lambda lib, x: _F(lib).upsample(x, scale_factor=2), [randn(1, 2, 3, 3)]),
