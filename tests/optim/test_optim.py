@@ -184,3 +184,30 @@ def test_add_param_group_and_repr():
     opt.add_param_group({"params": q, "lr": 0.5})
     assert opt.param_groups[1]["lr"] == 0.5 and opt.param_groups[1]["betas"] == (0.9, 0.999)
     assert "Parameter Group 1" in repr(opt)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(etas=(0.3, 1.5), step_sizes=(1e-4, 0.2)), dict(maximize=True),
+                                dict(lr=0.1)], ids=str)
+def test_rprop(kw):
+    _compare(lambda o, p: o.Rprop(p, **kw), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(t0=5, lambd=0.01), dict(weight_decay=0.1, alpha=0.5),
+                                dict(maximize=True, t0=3)], ids=str)
+def test_asgd(kw):
+    _compare(lambda o, p: o.ASGD(p, lr=0.05, **kw), rtol=1e-4, atol=1e-5)
+
+
+def test_asgd_keeps_the_average_of_the_iterates_in_its_state():
+    _, ours = _trajectory(chainrule, lambda o, p: o.ASGD(p, lr=0.05, t0=5))
+    _, theirs = _trajectory(torch, lambda o, p: o.ASGD(p, lr=0.05, t0=5))
+    for p_ours, p_theirs in zip(ours.param_groups[0]["params"], theirs.param_groups[0]["params"]):
+        for key in ("ax", "eta", "mu", "step"):
+            np.testing.assert_allclose(np.asarray(ours.state[p_ours][key].numpy()),
+                                       theirs.state[p_theirs][key].numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(weight_decay=0.1), dict(d=2.0, beta2_decay=-0.5),
+                                dict(eps=(1e-8, 1e-2), maximize=True)], ids=str)
+def test_adafactor(kw):
+    _compare(lambda o, p: o.Adafactor(p, lr=0.05, **kw), rtol=1e-4, atol=1e-5)

@@ -29,7 +29,8 @@ import numpy as np
 from .. import _backend
 from ..autograd.grad_mode import no_grad
 
-__all__ = ["autocast", "GradScaler", "is_autocast_available", "is_autocast_enabled", "get_autocast_dtype"]
+__all__ = ["autocast", "GradScaler", "is_autocast_available", "is_autocast_enabled", "get_autocast_dtype",
+           "custom_fwd", "custom_bwd"]
 
 _DEFAULT_DTYPES = {"cpu": "bfloat16", "cuda": "float16"}
 
@@ -265,3 +266,54 @@ class GradScaler:
         self._growth_interval = int(state_dict["growth_interval"])
         self._growth_tracker = int(state_dict["_growth_tracker"])
 
+
+
+def custom_fwd(fwd=None, *, device_type: str, cast_inputs=None):
+    """torch.amp.custom_fwd: decorate a custom Function's ``forward``. Inside an autocast region
+    with ``cast_inputs`` set, the forward runs with autocast off and its floating-point tensor
+    inputs cast to ``cast_inputs``; otherwise it runs under the caller's autocast state, which
+    ``custom_bwd`` then restores for the backward."""
+    if not isinstance(device_type, str):
+        raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+    if fwd is None:
+        return functools.partial(custom_fwd, device_type=device_type, cast_inputs=cast_inputs)
+
+    @functools.wraps(fwd)
+    def decorate_fwd(ctx, *args, **kwargs):
+        enabled = is_autocast_enabled(device_type)
+        ctx._fwd_used_autocast = enabled
+        if cast_inputs is None or not enabled:
+            return fwd(ctx, *args, **kwargs)
+        with autocast(device_type, enabled=False):
+            return fwd(ctx, *_cast_floating(args, cast_inputs), **_cast_floating(kwargs, cast_inputs))
+
+    return decorate_fwd
+
+
+def custom_bwd(bwd=None, *, device_type: str):
+    """torch.amp.custom_bwd: decorate a custom Function's ``backward`` so it runs with the autocast
+    state its forward ran with (the backward pass itself runs outside any autocast region)."""
+    if not isinstance(device_type, str):
+        raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+    if bwd is None:
+        return functools.partial(custom_bwd, device_type=device_type)
+
+    @functools.wraps(bwd)
+    def decorate_bwd(ctx, *args, **kwargs):
+        with autocast(device_type, enabled=getattr(ctx, "_fwd_used_autocast", False)):
+            return bwd(ctx, *args, **kwargs)
+
+    return decorate_bwd
+
+
+def _cast_floating(value, dtype):
+    """``value`` with its floating-point tensors (also inside lists, tuples and dicts) cast to ``dtype``."""
+    from ..tensor import Tensor
+
+    if isinstance(value, Tensor):
+        return value.to(dtype) if value.is_floating_point() else value
+    if isinstance(value, dict):
+        return {k: _cast_floating(v, dtype) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast_floating(v, dtype) for v in value)
+    return value

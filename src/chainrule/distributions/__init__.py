@@ -1,19 +1,59 @@
 """chainrule.distributions: the distributions VAE and RL scripts use, after torch.distributions.
 
-Normal, Uniform, Bernoulli and Categorical (and Independent over any of them) with ``sample``/``rsample``/``log_prob``/``entropy``
-and ``kl_divergence`` for matching pairs. Everything is composed from chainrule's
+Continuous (Normal, Uniform, Exponential, Laplace, Cauchy, Gumbel, LogNormal, HalfNormal,
+HalfCauchy), discrete (Bernoulli, Categorical, OneHotCategorical, Geometric, Poisson, Binomial,
+Multinomial), relaxed (RelaxedBernoulli, RelaxedOneHotCategorical), Independent,
+MixtureSameFamily and TransformedDistribution with the transforms and constraints modules, with
+``sample``/``rsample``/``log_prob``/``entropy``/``cdf`` and ``kl_divergence`` for matching pairs. Everything is composed from chainrule's
 differentiable ops, so ``rsample`` (the reparameterisation trick) and ``log_prob`` carry
 gradients to the parameters. Arguments and values are validated as torch does by default
 (``validate_args``), raising its ValueError wording.
 """
 
+from . import constraints, transforms
 from .bernoulli import Bernoulli
 from .categorical import Categorical
+from .constraint_registry import biject_to, transform_to
+from .discrete import (
+    Binomial,
+    Geometric,
+    Multinomial,
+    OneHotCategorical,
+    OneHotCategoricalStraightThrough,
+    Poisson,
+)
 from .distribution import Distribution
+from .exponential import Cauchy, Exponential, Laplace
 from .independent import Independent
 from .kl import kl_divergence, register_kl
+from .mixture_same_family import MixtureSameFamily
 from .normal import Normal
+from .relaxed import ExpRelaxedCategorical, LogitRelaxedBernoulli, RelaxedBernoulli, RelaxedOneHotCategorical
+from .transformed_distribution import TransformedDistribution
+from .transformed_families import Gumbel, HalfCauchy, HalfNormal, LogNormal
+from .transforms import (
+    AbsTransform,
+    AffineTransform,
+    ComposeTransform,
+    ExpTransform,
+    IndependentTransform,
+    PowerTransform,
+    ReshapeTransform,
+    SigmoidTransform,
+    SoftmaxTransform,
+    SoftplusTransform,
+    StickBreakingTransform,
+    TanhTransform,
+    Transform,
+    identity_transform,
+)
 from .uniform import Uniform
 
 __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "Independent", "kl_divergence",
-           "register_kl"]
+           "register_kl", "constraints", "transforms", "biject_to", "transform_to", "Binomial", "Geometric",
+           "Multinomial", "OneHotCategorical", "OneHotCategoricalStraightThrough", "Poisson", "Cauchy",
+           "Exponential", "Laplace", "MixtureSameFamily", "ExpRelaxedCategorical", "LogitRelaxedBernoulli",
+           "RelaxedBernoulli", "RelaxedOneHotCategorical", "TransformedDistribution", "Gumbel", "HalfCauchy",
+           "HalfNormal", "LogNormal", "AbsTransform", "AffineTransform", "ComposeTransform", "ExpTransform",
+           "IndependentTransform", "PowerTransform", "ReshapeTransform", "SigmoidTransform", "SoftmaxTransform",
+           "SoftplusTransform", "StickBreakingTransform", "TanhTransform", "Transform", "identity_transform"]

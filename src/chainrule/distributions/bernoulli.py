@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..autograd.grad_mode import enable_grad
 from ..nn.functional import binary_cross_entropy_with_logits
 from ..ops.elementwise import log, log1p, sigmoid
 from ..ops.random import rand
@@ -36,6 +37,12 @@ class Bernoulli(Distribution):
         super().__init__(shape, validate_args=validate_args)
 
     def __getattr__(self, name: str):
+        # computed with grad enabled, as torch's lazy_property: a first use inside no_grad (say,
+        # by sample()) must not cache a value cut off from the parameters' graph
+        with enable_grad():
+            return self._lazy_parameter(name)
+
+    def _lazy_parameter(self, name: str):
         # the parameter not given is derived on first use and cached, as torch's lazy_property
         if name == "probs":
             self.probs = sigmoid(self.__dict__["logits"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype
+from ..autograd.grad_mode import enable_grad
 from ..ops.elementwise import log
 from ..ops.random import multinomial
 from ..ops.reduce import logsumexp, softmax
@@ -34,6 +35,12 @@ class Categorical(Distribution):
         super().__init__(given.shape[:-1], validate_args=validate_args)
 
     def __getattr__(self, name: str):
+        # computed with grad enabled, as torch's lazy_property: a first use inside no_grad (say,
+        # by sample()) must not cache a value cut off from the parameters' graph
+        with enable_grad():
+            return self._lazy_parameter(name)
+
+    def _lazy_parameter(self, name: str):
         if name == "probs":
             self.probs = softmax(self.__dict__["logits"], -1)
             return self.probs

@@ -7,28 +7,9 @@ import numpy as np
 from .. import _dtype
 from ..autograd.grad_mode import no_grad
 from ..tensor import Size, Tensor
+from .constraints import Constraint, boolean, positive, real, simplex, unit_interval  # noqa: F401 (re-exported)
 
 __all__ = ["Distribution", "Constraint", "broadcast_all"]
-
-
-class Constraint:
-    """A named test on values, e.g. ``GreaterThan(lower_bound=0.0)``; ``check`` returns a
-    boolean array saying which elements satisfy it."""
-
-    def __init__(self, description: str, check) -> None:
-        self.description = description
-        self.check = check
-
-    def __repr__(self) -> str:
-        return self.description
-
-
-real = Constraint("Real()", lambda a: a == a)
-positive = Constraint("GreaterThan(lower_bound=0.0)", lambda a: a > 0)
-unit_interval = Constraint("Interval(lower_bound=0.0, upper_bound=1.0)", lambda a: (a >= 0) & (a <= 1))
-boolean = Constraint("Boolean()", lambda a: (a == 0) | (a == 1))
-simplex = Constraint("Simplex()", lambda a: np.all(a >= 0, axis=-1)
-                     & (np.abs(a.sum(-1) - 1) < 1e-6 * a.shape[-1] ** 0.5 + 1e-6 if a.ndim else True))
 
 
 def broadcast_all(*values) -> list:
@@ -100,6 +81,24 @@ class Distribution:
 
     def entropy(self) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__}.entropy is not implemented")
+
+    def cdf(self, value: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}.cdf is not implemented")
+
+    def icdf(self, value: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}.icdf is not implemented")
+
+    @property
+    def mean(self) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not implement mean")
+
+    @property
+    def mode(self) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not implement mode")
+
+    @property
+    def variance(self) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not implement variance")
 
     def perplexity(self) -> Tensor:
         return self.entropy().exp()

@@ -20,11 +20,13 @@ def register_kl(type_p: type, type_q: type):
 
 
 def kl_divergence(p, q) -> Tensor:
-    """KL(p || q), batched over the distributions' batch shape."""
-    for (type_p, type_q), rule in _KL_RULES.items():
-        if isinstance(p, type_p) and isinstance(q, type_q):
-            return rule(p, q)
-    raise NotImplementedError(f"No KL(p || q) is implemented for p = {type(p).__name__}, q = {type(q).__name__}")
+    """KL(p || q), batched over the distributions' batch shape. Of the registered rules whose
+    types p and q are instances of, the most specific (nearest in both MROs) is used, as torch's."""
+    matches = [((type(p).__mro__.index(type_p), type(q).__mro__.index(type_q)), rule)
+               for (type_p, type_q), rule in _KL_RULES.items() if isinstance(p, type_p) and isinstance(q, type_q)]
+    if not matches:
+        raise NotImplementedError(f"No KL(p || q) is implemented for p = {type(p).__name__}, q = {type(q).__name__}")
+    return min(matches, key=lambda match: match[0])[1](p, q)
 
 
 def _register_closed_forms() -> None:
@@ -60,6 +62,46 @@ def _register_closed_forms() -> None:
             raise NotImplementedError("KL between Independent distributions with different "
                                       "reinterpreted_batch_ndims is not implemented")
         return p._sum_rightmost(kl_divergence(p.base_dist, q.base_dist))
+
+    from .discrete import Geometric, OneHotCategorical, Poisson
+    from .exponential import Cauchy, Exponential, Laplace
+    from .transformed_distribution import TransformedDistribution
+
+    @register_kl(Exponential, Exponential)
+    def _kl_exponential_exponential(p, q):
+        rate_ratio = q.rate / p.rate
+        return -log(rate_ratio) + rate_ratio - 1
+
+    @register_kl(Laplace, Laplace)
+    def _kl_laplace_laplace(p, q):
+        scale_ratio = p.scale / q.scale
+        loc_abs_diff = (p.loc - q.loc).abs()
+        return -log(scale_ratio) + loc_abs_diff / q.scale + scale_ratio * (-loc_abs_diff / p.scale).exp() - 1
+
+    @register_kl(Cauchy, Cauchy)
+    def _kl_cauchy_cauchy(p, q):
+        # (Chyzak & Nielsen, 2019)
+        return log(((p.scale + q.scale) ** 2 + (p.loc - q.loc) ** 2) / (4 * p.scale * q.scale))
+
+    @register_kl(Poisson, Poisson)
+    def _kl_poisson_poisson(p, q):
+        return p.rate * (log(p.rate) - log(q.rate)) - (p.rate - q.rate)
+
+    @register_kl(Geometric, Geometric)
+    def _kl_geometric_geometric(p, q):
+        return -p.entropy() - (-q.probs).log1p() / p.probs - q.logits
+
+    @register_kl(OneHotCategorical, OneHotCategorical)
+    def _kl_onehotcategorical_onehotcategorical(p, q):
+        return kl_divergence(p._categorical, q._categorical)
+
+    @register_kl(TransformedDistribution, TransformedDistribution)
+    def _kl_transformed_transformed(p, q):
+        # the same bijection applied to both leaves the divergence unchanged
+        if p.transforms != q.transforms or p.event_shape != q.event_shape:
+            raise NotImplementedError(f"No KL(p || q) is implemented for p = {type(p).__name__}, "
+                                      f"q = {type(q).__name__} with different transforms")
+        return kl_divergence(p.base_dist, q.base_dist)
 
     @register_kl(Uniform, Uniform)
     def _kl_uniform_uniform(p, q):

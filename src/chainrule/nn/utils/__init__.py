@@ -1,5 +1,6 @@
 """nn.utils: gradient clipping, flat parameter vectors, packed sequences (``rnn``), weight and
-spectral norm (hook-based, and as ``parametrizations`` on ``parametrize``), ``skip_init``."""
+spectral norm (hook-based, and as ``parametrizations`` on ``parametrize``), ``skip_init``,
+conv/linear + BatchNorm ``fusion``, weight ``memory_format`` conversion and ``stateless.functional_call``."""
 
 import importlib as _importlib
 
@@ -12,6 +13,7 @@ from .clip_grad import (  # noqa: F401
     get_total_norm,
 )
 from .convert_parameters import parameters_to_vector, vector_to_parameters  # noqa: F401
+from .fusion import fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, fuse_linear_bn_weights  # noqa: F401
 from .weight_norm import remove_weight_norm, weight_norm  # noqa: F401
 
 
@@ -26,7 +28,10 @@ def skip_init(module_cls, *args, **kwargs):
 # them on first use keeps the import graph one-way.
 _LAZY = {"parametrize": ("parametrize", None), "parametrizations": ("parametrizations", None), "prune": ("prune", None),
          "spectral_norm": ("spectral_norm", "spectral_norm"),
-         "remove_spectral_norm": ("spectral_norm", "remove_spectral_norm")}
+         "remove_spectral_norm": ("spectral_norm", "remove_spectral_norm"),
+         "fusion": ("fusion", None), "memory_format": ("memory_format", None), "stateless": ("stateless", None),
+         "convert_conv2d_weight_memory_format": ("memory_format", "convert_conv2d_weight_memory_format"),
+         "convert_conv3d_weight_memory_format": ("memory_format", "convert_conv3d_weight_memory_format")}
 
 
 def __getattr__(name: str):

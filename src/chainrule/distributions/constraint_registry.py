@@ -1,0 +1,94 @@
+"""biject_to(constraint) and transform_to(constraint): a transform from unconstrained reals onto
+a constraint's set, as torch.distributions.constraint_registry (for optimising constrained
+parameters: ``x = transform_to(constraints.positive)(unconstrained)``)."""
+
+from __future__ import annotations
+
+from . import constraints
+from .transforms import (
+    AffineTransform,
+    ComposeTransform,
+    ExpTransform,
+    IndependentTransform,
+    SigmoidTransform,
+    SoftmaxTransform,
+    StickBreakingTransform,
+    identity_transform,
+)
+
+__all__ = ["ConstraintRegistry", "biject_to", "transform_to"]
+
+
+class ConstraintRegistry:
+    """Constraint type -> factory(constraint) -> Transform."""
+
+    def __init__(self) -> None:
+        self._registry: dict = {}
+
+    def register(self, constraint, factory=None):
+        if factory is None:
+            return lambda factory: self.register(constraint, factory)
+        if isinstance(constraint, constraints.Constraint):
+            constraint = type(constraint)
+        self._registry[constraint] = factory
+        return factory
+
+    def __call__(self, constraint):
+        try:
+            factory = self._registry[type(constraint)]
+        except KeyError:
+            raise NotImplementedError(f"Cannot transform {type(constraint).__name__} constraints") from None
+        return factory(constraint)
+
+
+biject_to = ConstraintRegistry()
+transform_to = ConstraintRegistry()
+
+
+def _real(constraint):
+    return identity_transform
+
+
+def _independent_bijection(constraint):
+    return IndependentTransform(biject_to(constraint.base_constraint), constraint.reinterpreted_batch_ndims)
+
+
+def _independent_transform(constraint):
+    return IndependentTransform(transform_to(constraint.base_constraint), constraint.reinterpreted_batch_ndims)
+
+
+def _positive(constraint):
+    return ExpTransform()
+
+
+def _greater_than(constraint):
+    return ComposeTransform([ExpTransform(), AffineTransform(constraint.lower_bound, 1)])
+
+
+def _less_than(constraint):
+    return ComposeTransform([ExpTransform(), AffineTransform(constraint.upper_bound, -1)])
+
+
+def _interval(constraint):
+    lower, upper = constraint.lower_bound, constraint.upper_bound
+    if isinstance(lower, (int, float)) and isinstance(upper, (int, float)) and (lower, upper) == (0, 1):
+        return SigmoidTransform()
+    return ComposeTransform([SigmoidTransform(), AffineTransform(lower, upper - lower)])
+
+
+for _registry in (biject_to, transform_to):
+    _registry.register(constraints._Real, _real)
+    _registry.register(constraints._GreaterThan, lambda c: _positive(c) if _is_zero(c.lower_bound) else _greater_than(c))
+    _registry.register(constraints._GreaterThanEq,
+                       lambda c: _positive(c) if _is_zero(c.lower_bound) else _greater_than(c))
+    _registry.register(constraints._LessThan, _less_than)
+    _registry.register(constraints._Interval, _interval)
+    _registry.register(constraints._HalfOpenInterval, _interval)
+biject_to.register(constraints._IndependentConstraint, _independent_bijection)
+transform_to.register(constraints._IndependentConstraint, _independent_transform)
+biject_to.register(constraints._Simplex, lambda c: StickBreakingTransform())
+transform_to.register(constraints._Simplex, lambda c: SoftmaxTransform())
+
+
+def _is_zero(bound) -> bool:
+    return isinstance(bound, (int, float)) and bound == 0

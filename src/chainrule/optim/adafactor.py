@@ -1,0 +1,66 @@
+"""Adafactor (torch.optim.Adafactor): Adam-like steps whose second moment of a matrix is kept
+factored, as one row and one column statistic (memory O(m + n) instead of O(m·n))."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._backend import array_module
+from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
+
+__all__ = ["Adafactor"]
+
+
+class Adafactor(Optimizer):
+    """torch.optim.Adafactor(params, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0)."""
+
+    def __init__(self, params, lr: float = 1e-2, beta2_decay: float = -0.8, eps: tuple = (None, 1e-3),
+                 d: float = 1.0, weight_decay: float = 0.0, *, foreach=None, maximize: bool = False) -> None:
+        _check(0.0 <= lr, f"Learning rate should be >= 0 but is: {lr}")
+        _check(beta2_decay <= 0.0, f"beta2_decay should be <= 0 but is: {beta2_decay}")
+        _check(eps[0] is None or 0.0 <= eps[0], f"epsilon1 should be >= 0 but is: {eps[0]}")
+        _check(0.0 <= eps[1], f"epsilon2 should be >= 0 but is: {eps[1]}")
+        _check(1.0 <= d, f"Clipping threshold d should be >= 1 but is: {d}")
+        _check(0.0 <= weight_decay, f"weight_decay should be >= 0 but is: {weight_decay}")
+        defaults = dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay, foreach=foreach,
+                        maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _step_group(self, group: dict) -> None:
+        lr, beta2_decay, d, weight_decay = group["lr"], group["beta2_decay"], group["d"], group["weight_decay"]
+        eps1, eps2 = group["eps"]
+        for p in _params_with_grad(group):
+            w = p._data
+            xp = array_module(w)
+            g = -p.grad._data if group["maximize"] else p.grad._data
+            state = self.state[p]
+            if "step" not in state:
+                if g.ndim > 1:
+                    state["row_var"] = p.new_zeros(tuple(g.shape[:-1]) + (1,))
+                    state["col_var"] = p.new_zeros(tuple(g.shape[:-2]) + (1, g.shape[-1]))
+                else:
+                    state["variance"] = p.new_zeros(tuple(g.shape))
+            step = _step_tensor(state)
+            floor = float(np.finfo(w.dtype).eps) if eps1 is None else eps1
+            one_minus_beta2 = step ** beta2_decay
+            rho = min(lr, 1 / math.sqrt(step))
+            # the step is relative to the parameter's RMS, at least eps2
+            alpha = max(eps2, float(xp.linalg.norm(w.ravel())) / math.sqrt(max(w.size, 1))) * rho
+            if weight_decay != 0:
+                w *= 1 - lr * weight_decay
+            if g.ndim > 1:
+                row_var, col_var = state["row_var"]._data, state["col_var"]._data
+                row_var += one_minus_beta2 * ((g * g).mean(-1, keepdims=True) - row_var)
+                col_var += one_minus_beta2 * ((g * g).mean(-2, keepdims=True) - col_var)
+                # V ≈ R C / mean(R): the rank-one factorisation of the second moment
+                var_estimate = (row_var @ col_var) / xp.maximum(row_var.mean(-2, keepdims=True), floor)
+            else:
+                variance = state["variance"]._data
+                variance += one_minus_beta2 * (g * g - variance)
+                var_estimate = variance.copy()
+            update = g / xp.sqrt(xp.maximum(var_estimate, floor * floor))
+            denom = max(1.0, float(xp.linalg.norm(update.ravel())) / (math.sqrt(max(update.size, 1)) * d))
+            w -= (alpha / denom) * update.astype(w.dtype)
+            p._bump_version()

@@ -1,0 +1,52 @@
+"""ASGD (torch.optim.ASGD): SGD with a decaying step size and, after ``t0`` steps, a running
+average ``ax`` of the iterates (Polyak-Ruppert averaging)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import array_module
+from ..tensor import Tensor
+from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
+
+__all__ = ["ASGD"]
+
+
+class ASGD(Optimizer):
+    """torch.optim.ASGD(params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0)."""
+
+    def __init__(self, params, lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75, t0: float = 1e6,
+                 weight_decay: float = 0, foreach=None, maximize: bool = False, differentiable: bool = False,
+                 capturable: bool = False) -> None:
+        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
+        _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, foreach=foreach,
+                        maximize=maximize, differentiable=differentiable, capturable=capturable)
+        super().__init__(params, defaults)
+
+    def _step_group(self, group: dict) -> None:
+        lr, lambd, alpha, t0 = group["lr"], group["lambd"], group["alpha"], group["t0"]
+        for p in _params_with_grad(group):
+            w = p._data
+            xp = array_module(w)
+            g = -p.grad._data if group["maximize"] else p.grad._data
+            state = self.state[p]
+            if "ax" not in state:
+                # eta and mu as 0-d float32 tensors on the CPU, as torch keeps them
+                state["eta"] = Tensor._make(np.array(lr, dtype=np.float32))
+                state["mu"] = Tensor._make(np.ones((), dtype=np.float32))
+                state["ax"] = Tensor._make(xp.zeros_like(w))
+            step = _step_tensor(state)
+            if group["weight_decay"] != 0:
+                g = g + group["weight_decay"] * w
+            eta = float(state["eta"]._data)
+            w *= 1 - lambd * eta
+            w -= eta * g
+            ax, mu = state["ax"]._data, float(state["mu"]._data)
+            if mu != 1:
+                ax += (w - ax) * mu
+            else:
+                ax[...] = w
+            state["eta"]._data[...] = lr / ((1 + lambd * lr * step) ** alpha)
+            state["mu"]._data[...] = 1 / max(1, step - t0)
+            p._bump_version()

@@ -1,0 +1,44 @@
+"""Rprop (torch.optim.Rprop): per-element step sizes grown while the gradient keeps its sign and
+shrunk when it flips; only the gradient's sign moves the parameter."""
+
+from __future__ import annotations
+
+from .._backend import array_module
+from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
+
+__all__ = ["Rprop"]
+
+
+class Rprop(Optimizer):
+    """torch.optim.Rprop(params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50))."""
+
+    def __init__(self, params, lr: float = 1e-2, etas: tuple = (0.5, 1.2), step_sizes: tuple = (1e-6, 50), *,
+                 capturable: bool = False, foreach=None, maximize: bool = False, differentiable: bool = False) -> None:
+        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
+        _check(0.0 < etas[0] < 1.0 < etas[1], f"Invalid eta values: {etas[0]}, {etas[1]}")
+        defaults = dict(lr=lr, etas=etas, step_sizes=step_sizes, foreach=foreach, maximize=maximize,
+                        differentiable=differentiable, capturable=capturable)
+        super().__init__(params, defaults)
+
+    def _step_group(self, group: dict) -> None:
+        eta_minus, eta_plus = group["etas"]
+        step_size_min, step_size_max = group["step_sizes"]
+        for p in _params_with_grad(group):
+            w = p._data
+            xp = array_module(w)
+            g = -p.grad._data if group["maximize"] else p.grad._data
+            state = self.state[p]
+            if "prev" not in state:
+                state["prev"] = p.new_zeros(tuple(p.shape))
+                state["step_size"] = p.new_full(tuple(p.shape), group["lr"])
+            _step_tensor(state)
+            prev, step_size = state["prev"]._data, state["step_size"]._data
+            # same sign as last step: grow the step; flipped: shrink it and skip this element once
+            agreement = xp.sign(g * prev)
+            factor = xp.where(agreement > 0, eta_plus, xp.where(agreement < 0, eta_minus, 1.0)).astype(w.dtype)
+            step_size *= factor
+            xp.clip(step_size, step_size_min, step_size_max, out=step_size)
+            g = xp.where(agreement < 0, 0, g).astype(w.dtype)
+            w -= xp.sign(g) * step_size
+            prev[...] = g
+            p._bump_version()
