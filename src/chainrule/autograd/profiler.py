@@ -28,6 +28,10 @@ from .profiler_util import EventList, FunctionEvent
 
 __all__ = ["profile", "record_function", "emit_nvtx", "EventList", "FunctionEvent"]
 
+# callables(recording: bool) run when a recorder starts (True) and stops (False): the layers above
+# register here what they switch for profiling (the Tensor operators' unrecorded fast paths)
+recording_switches: list = []
+
 _ndarray_type = None  # numpy.ndarray, bound at the first recorder (keeps this module import light)
 
 
@@ -121,11 +125,15 @@ class Recorder:
                                "starting a new one (profilers do not nest)")
         self._recording = True
         _function.active_profiler = self
+        for switch in recording_switches:
+            switch(True)
 
     def stop(self) -> EventList:
         """Stop recording (ranges still open end now) and return the events, parents first."""
         if _function.active_profiler is self:
             _function.active_profiler = None
+            for switch in recording_switches:
+                switch(False)
         self._recording = False
         now = self._now_us()
         for event in self.events:
@@ -388,12 +396,6 @@ class profile:
     def key_averages(self, group_by_input_shape: bool = False, group_by_stack_n: int = 0,
                      group_by_overload_name: bool = False) -> EventList:
         self._check_finished()
-        if group_by_input_shape and not self.record_shapes:
-            raise RuntimeError("key_averages(group_by_input_shape=True) needs the profiler's "
-                               "record_shapes=True: no input shapes were recorded")
-        if group_by_stack_n > 0 and not self.with_stack:
-            raise RuntimeError("key_averages(group_by_stack_n=...) needs the profiler's "
-                               "with_stack=True: no call sites were recorded")
         return self.function_events.key_averages(group_by_input_shape, group_by_stack_n)
 
     key_averages.__doc__ = EventList.key_averages.__doc__

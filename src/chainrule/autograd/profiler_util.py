@@ -234,8 +234,14 @@ class EventList(list):
     def export_chrome_trace(self, path) -> None:
         """Write the events as a Chrome trace (chrome://tracing, Perfetto): one complete ("X")
         event per range, on its thread's row. Written to a temporary file in the same folder and
-        renamed over ``path``, so a reader never sees half a trace."""
-        write_atomically(path, json.dumps(chrome_trace(self)))
+        renamed over ``path``, so a reader never sees half a trace; gzip-compressed when ``path``
+        ends in ``.gz``."""
+        data = json.dumps(chrome_trace(self)).encode()
+        if os.fspath(path).endswith(".gz"):
+            import gzip
+
+            data = gzip.compress(data)
+        write_atomically(path, data)
 
     def export_stacks(self, path, metric: str = "self_cpu_time_total") -> None:
         """Write ``frame;frame;...;op value`` lines (flamegraph.pl's input), one per event that
@@ -248,7 +254,7 @@ class EventList(list):
             if event.stack:
                 frames = ";".join(reversed(event.stack))
                 lines.append(f"{frames};{event.name} {int(getattr(event, metric))}\n")
-        write_atomically(path, "".join(lines))
+        write_atomically(path, "".join(lines).encode())
 
 
 def chrome_trace(events) -> dict:
@@ -275,14 +281,14 @@ def chrome_trace(events) -> dict:
     return {"schemaVersion": 1, "displayTimeUnit": "ms", "traceEvents": trace}
 
 
-def write_atomically(path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in its folder and a rename."""
+def write_atomically(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in its folder and a rename."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     handle, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)

@@ -66,7 +66,8 @@ def schedule(*, wait: int, warmup: int, active: int, repeat: int = 0, skip_first
     for name, value, least in (("wait", wait, 0), ("warmup", warmup, 0), ("active", active, 1),
                                ("repeat", repeat, 0), ("skip_first", skip_first, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise ValueError(f"schedule: {name} must be an int >= {least}, got {value!r} "
+            # torch raises AssertionError for these, and scripts may catch that type
+            raise AssertionError(f"schedule: {name} must be an int >= {least}, got {value!r} "
                              f"(wait={wait}, warmup={warmup}, active={active}, repeat={repeat}, "
                              f"skip_first={skip_first})")
     if warmup == 0:
@@ -75,7 +76,7 @@ def schedule(*, wait: int, warmup: int, active: int, repeat: int = 0, skip_first
 
     def action_at(step: int) -> ProfilerAction:
         if step < 0:
-            raise ValueError(f"schedule: step must be non-negative, got {step}")
+            raise AssertionError(f"schedule: step must be non-negative, got {step}")
         if step < skip_first:
             return ProfilerAction.NONE
         step -= skip_first
@@ -216,12 +217,6 @@ class profile:
 
     def key_averages(self, group_by_input_shape: bool = False, group_by_stack_n: int = 0,
                      group_by_overload_name: bool = False) -> EventList:
-        if group_by_input_shape and not self.record_shapes:
-            raise RuntimeError("key_averages(group_by_input_shape=True) needs record_shapes=True: "
-                               "no input shapes were recorded")
-        if group_by_stack_n > 0 and not self.with_stack:
-            raise RuntimeError("key_averages(group_by_stack_n=...) needs with_stack=True: "
-                               "no call sites were recorded")
         return self.events().key_averages(group_by_input_shape, group_by_stack_n)
 
     key_averages.__doc__ = EventList.key_averages.__doc__
