@@ -14,9 +14,7 @@ negative.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 
 __all__ = ["FunctionEvent", "FunctionEventAvg", "EventList"]
 
@@ -236,6 +234,8 @@ class EventList(list):
         event per range, on its thread's row. Written to a temporary file in the same folder and
         renamed over ``path``, so a reader never sees half a trace; gzip-compressed when ``path``
         ends in ``.gz``."""
+        import json  # (imported here, on the first export: not on import chainrule)
+
         data = json.dumps(chrome_trace(self)).encode()
         if os.fspath(path).endswith(".gz"):
             import gzip
@@ -283,6 +283,8 @@ def chrome_trace(events) -> dict:
 
 def write_atomically(path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in its folder and a rename."""
+    import tempfile
+
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     handle, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=folder)
