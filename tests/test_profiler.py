@@ -218,8 +218,10 @@ def _columns(table: str) -> list:
     return [title.strip() for title in header.strip().split("  ") if title.strip()]
 
 
-@pytest.mark.parametrize("options", [dict(), dict(record_shapes=True, profile_memory=True)])
-def test_table_has_torchs_columns(options):
+@pytest.mark.parametrize("options, group_by_input_shape", [
+    (dict(), False), (dict(record_shapes=True, profile_memory=True), False),
+    (dict(record_shapes=True, profile_memory=True), True)])
+def test_table_has_torchs_columns(options, group_by_input_shape):
     tables = {}
     for lib in (torch, chainrule):
         with warnings.catch_warnings():
@@ -228,7 +230,7 @@ def test_table_has_torchs_columns(options):
                 a = lib.ones(3, 4, requires_grad=True)
                 (a * 2).sum().backward()
         tables[lib.__name__] = prof.key_averages(
-            group_by_input_shape=options.get("record_shapes", False)).table(sort_by="cpu_time_total")
+            group_by_input_shape=group_by_input_shape).table(sort_by="cpu_time_total")
     assert _columns(tables["chainrule"]) == _columns(tables["torch"])
     lines = tables["chainrule"].splitlines()
     assert lines[0] == lines[2] == lines[-2] and set(lines[0]) == {"-", " "}
@@ -301,6 +303,8 @@ def test_with_stack_records_the_users_call_site(tmp_path):
         chainrule.ones(2).exp()
     exp = next(e for e in prof.events() if e.name == "aten::exp")
     assert exp.stack and "test_profiler.py" in exp.stack[0] and "chainrule/" not in exp.stack[0]
+    assert "Source Location" not in prof.key_averages().table()
+    assert "Source Location" in prof.key_averages(group_by_stack_n=2).table()
     prof.export_stacks(str(tmp_path / "stacks.txt"))
     assert "aten::exp" in (tmp_path / "stacks.txt").read_text()
 

@@ -198,8 +198,9 @@ class EventList(list):
             if row is None:
                 row = rows[key] = FunctionEventAvg()
                 row.key = name
-                row.input_shapes = event.input_shapes
-                row.stack = event.stack
+                # a row shows shapes and call sites only when they are part of its key (as torch's)
+                row.input_shapes = event.input_shapes if group_by_input_shape else ""
+                row.stack = event.stack[:group_by_stack_n]
                 row.cpu_parent = event.cpu_parent
                 row.is_user_annotation = event.is_user_annotation
             row.add(event)
