@@ -66,7 +66,7 @@ def test_training_loop_records_what_torch_records(schedule_args):
         keys = _keys(prof)
         seen[lib.__name__] = (ready, {k: v for k, v in keys.items()
                                       if k.startswith(EVALUATE) or k.startswith("step")
-                                      or k in ("forward", "ProfilerStep*")})
+                                      or k.startswith("Optimizer.") or k in ("forward", "ProfilerStep*")})
     torch_ready, torch_keys = seen["torch"]
     # torch's linear records weight.t() as its own node; chainrule's Linear node reads the weight directly
     del torch_keys[EVALUATE + "TBackward0"]
@@ -75,6 +75,7 @@ def test_training_loop_records_what_torch_records(schedule_args):
     # the backward nodes evaluated (names and counts), the user's ranges and the steps recorded
     assert keys == torch_keys
     assert keys[EVALUATE + "AddmmBackward0"] == 2 * sum(1 for k in keys if k.startswith("step"))
+    assert keys["Optimizer.step#SGD.step"] == keys["Optimizer.zero_grad#SGD.zero_grad"] == keys["forward"]
 
 
 def test_forward_ops_are_named_like_torchs_dispatcher_ops():
