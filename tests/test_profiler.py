@@ -78,6 +78,29 @@ def test_training_loop_records_what_torch_records(schedule_args):
     assert keys["Optimizer.step#SGD.step"] == keys["Optimizer.zero_grad#SGD.zero_grad"] == keys["forward"]
 
 
+def test_cnn_step_evaluates_the_nodes_torch_evaluates():
+    seen = {}
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        nn = lib.nn
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Flatten(), nn.Linear(4 * 4 * 4, 10))
+        optimizer = lib.optim.Adam(model.parameters(), lr=1e-3)
+        x = lib.tensor(np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with _profile(lib) as prof:
+                loss = lib.nn.functional.cross_entropy(model(x), lib.tensor([1, 3]))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        seen[lib.__name__] = {k: v for k, v in _keys(prof).items()
+                              if k.startswith(EVALUATE) or k.startswith("Optimizer.")}
+    del seen["torch"][EVALUATE + "TBackward0"]  # torch's linear records weight.t() as a node
+    assert seen["chainrule"] == seen["torch"]
+    assert seen["chainrule"][EVALUATE + "ConvolutionBackward0"] == 1
+
+
 def test_forward_ops_are_named_like_torchs_dispatcher_ops():
     with _profile(chainrule) as prof:
         a = chainrule.randn(3, 4, requires_grad=True)
