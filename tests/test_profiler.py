@@ -322,6 +322,25 @@ def test_tensorboard_trace_handler_writes_one_trace_per_cycle(tmp_path):
     assert any(e["name"] == "aten::exp" for e in json.loads(gzip.decompress(gz_file.read_bytes()))["traceEvents"])
 
 
+def test_exports_to_bad_paths_fail_and_leave_nothing_behind(tmp_path):
+    with _profile(chainrule) as prof:
+        chainrule.ones(2).exp()
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(RuntimeError, match="can't create directory"):
+        chainrule.profiler.tensorboard_trace_handler(str(tmp_path / "taken"))(prof)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(IsADirectoryError):
+        prof.export_chrome_trace(str(tmp_path / "folder"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "taken"]
+    assert list((tmp_path / "folder").iterdir()) == []
+    with _profile(chainrule) as prof:
+        with chainrule.profiler.record_function('quote " backslash \\ newline \n'):
+            pass
+    prof.export_chrome_trace(str(tmp_path / "odd.json"))
+    names = [e["name"] for e in json.loads((tmp_path / "odd.json").read_text())["traceEvents"]]
+    assert 'quote " backslash \\ newline \n' in names
+
+
 def test_with_stack_records_the_users_call_site(tmp_path):
     with _profile(chainrule, with_stack=True) as prof:
         chainrule.ones(2).exp()
