@@ -7,6 +7,7 @@ parameter's version counter like torch's in-place ops.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -17,6 +18,19 @@ from ..autograd.profiler import record_function
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
+
+
+def _profiled(method):
+    """``method`` as a profiler range named as torch names it (``Optimizer.step#SGD.step``): the
+    in-place updates inside are no ops of their own, so without it their time has no row."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with record_function(f"Optimizer.{name}#{type(self).__name__}.{name}"):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class _Required:
@@ -93,28 +107,27 @@ class Optimizer:
             raise ValueError("some parameters appear in more than one parameter group")
         self.param_groups.append(param_group)
 
+    @_profiled
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every parameter's gradient: to None (default) or to zeros in place."""
-        # a named range in a profile (torch's name): the in-place work inside is no op of its own
-        with record_function(f"Optimizer.zero_grad#{type(self).__name__}.zero_grad"):
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    if set_to_none:
-                        p.grad = None
-                    else:
-                        p.grad._data[...] = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad._data[...] = 0
 
+    @_profiled
     def step(self, closure: Callable | None = None):
-        with record_function(f"Optimizer.step#{type(self).__name__}.step"):
-            loss = None
-            if closure is not None:
-                with enable_grad():
-                    loss = closure()
-            for group in self.param_groups:
-                self._step_group(group)
-            return loss
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._step_group(group)
+        return loss
 
     def _step_group(self, group: dict) -> None:
         raise NotImplementedError
