@@ -33,9 +33,10 @@ class FunctionEvent:
     __slots__ = ("id", "name", "thread", "start_us", "end_us", "input_shapes", "stack",
                  "cpu_parent", "cpu_children", "cpu_memory_usage", "self_cpu_memory_usage",
                  "device_memory_usage", "self_device_memory_usage", "device_time_total",
-                 "self_device_time_total", "is_user_annotation", "sequence_nr")
+                 "self_device_time_total", "is_user_annotation")
 
     count = 1
+    sequence_nr = -1  # torch's forward/backward pairing number; chainrule's events carry none
     is_async = False
     is_remote = False
     is_legacy = False
@@ -63,7 +64,6 @@ class FunctionEvent:
         self.device_time_total = 0.0
         self.self_device_time_total = 0.0
         self.is_user_annotation = is_user_annotation
-        self.sequence_nr = -1
 
     @property
     def key(self) -> str:
@@ -185,7 +185,8 @@ class EventList(list):
     def key_averages(self, group_by_input_shape: bool = False, group_by_stack_n: int = 0,
                      group_by_overload_name: bool = False) -> EventList:
         """One ``FunctionEventAvg`` per name (and per input shapes / the ``group_by_stack_n``
-        innermost call-site frames when asked), in order of first appearance."""
+        innermost call-site frames when asked), in order of first appearance.
+        ``group_by_overload_name`` is accepted: chainrule's ops have no overloads."""
         rows: dict = {}
         for event in self:
             name = event.key
@@ -269,8 +270,6 @@ def chrome_trace(events) -> dict:
         args = {"External id": event.id}
         if event.input_shapes:
             args["Input Dims"] = event.input_shapes
-        if event.sequence_nr >= 0:
-            args["Sequence number"] = event.sequence_nr
         if event.cpu_memory_usage:
             args["Allocated bytes"] = event.cpu_memory_usage
         if event.stack:
