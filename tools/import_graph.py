@@ -33,7 +33,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("libraries", ("chainrule.optim", "chainrule.utils", "chainrule.datasets",
                    "chainrule.serialization", "chainrule._safetensors", "chainrule._torch_zip",
                    "chainrule.testing", "chainrule.onnx", "chainrule.hub", "chainrule.jit",
-                   "chainrule.models", "chainrule.func", "chainrule.multiprocessing", "chainrule.version")),
+                   "chainrule.models", "chainrule.func", "chainrule.multiprocessing", "chainrule.version",
+                   "chainrule.profiler")),
     ("tools", ("chainrule.viz", "chainrule.commands", "chainrule.cli", "chainrule.benchmark",
                "chainrule.benchmark_distributed", "chainrule.benchmark_cuda", "chainrule.__main__")),
     # the package itself wires the layers together (binds methods, attaches namespaces)

@@ -108,6 +108,7 @@ import numpy as _np  # noqa: E402
 
 from . import accelerator, amp, backends, cuda, distributions, fft, hub, jit, onnx, special, testing  # noqa: E402
 from . import func, multiprocessing, sparse, version  # noqa: E402
+from . import profiler  # noqa: E402
 from ._layout import layout, sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr, strided  # noqa: E402,F401
 from .sparse import sparse_coo_tensor, spmm  # noqa: E402,F401
 # torch.utils.checkpoint is reachable right after `import torch`; importing it binds utils.checkpoint

@@ -20,6 +20,7 @@ from . import _layout, _shared
 from . import sparse as _sparse
 from ._backend import array_module, writeable
 from .autograd import function as _function
+from .autograd import profiler as _profiler
 from .autograd.function import QUIET, broadcast_error, name_node, numpy_errstate
 from .autograd.grad_mode import is_grad_enabled
 from .autograd.grad_mode import state as _grad_state
@@ -152,7 +153,12 @@ def _bind_operators() -> None:
                                  ("mul", ew.mul, ew.Mul, np.multiply), ("truediv", ew.div, ew.Div, np.true_divide)):
         setattr(Tensor, f"__{name}__", _arithmetic(fn, cls, ufunc))
         setattr(Tensor, f"__r{name}__", _arithmetic(fn, cls, ufunc, reflected=True))
+        _GENERAL_OPERATORS[f"__{name}__"] = _operator(fn)
+        _GENERAL_OPERATORS[f"__r{name}__"] = _reflected(fn)
     Tensor.__rsub__ = _arithmetic(_rsub, ew.RSub, np.subtract, reflected=True)
+    _GENERAL_OPERATORS["__rsub__"] = _reflected(_rsub)
+    _FAST_OPERATORS.update((name, Tensor.__dict__[name]) for name in _GENERAL_OPERATORS)
+    _profiler.recording_switches.append(_operators_for_profiling)
     # the method's receiver is the value taken where the condition holds: x.where(c, y) = where(c, x, y)
     Tensor.where = lambda self, condition, other: ew.where(condition, self, other)
     Tensor.__neg__ = ew.neg
@@ -163,6 +169,17 @@ def _bind_operators() -> None:
     Tensor.multiply = ew.mul
     Tensor.subtract = ew.sub
     Tensor.true_divide = ew.div
+
+
+_GENERAL_OPERATORS: dict = {}
+_FAST_OPERATORS: dict = {}
+
+
+def _operators_for_profiling(recording: bool) -> None:
+    """While a profiler records, + - * / take the general ops, each call a Function the profiler
+    times, instead of their unrecorded one-ufunc fast path; the fast path is back when it stops."""
+    for name, general in _GENERAL_OPERATORS.items():
+        setattr(Tensor, name, general if recording else _FAST_OPERATORS[name])
 
 
 def _rsub(number, tensor):

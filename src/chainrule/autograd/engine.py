@@ -193,6 +193,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
 
     previous = _grad_state.enabled
     _grad_state.enabled = create_graph
+    # a recording profiler times each node's evaluation as one range (the ops its rule runs nest inside)
+    profiler = _function.active_profiler
+    node_range = None
     try:
         for node in order:
             if needed is not None and id(node) not in needed:
@@ -200,6 +203,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             grads = buffers.pop(id(node), None)
             if grads is None:
                 continue
+            if profiler is not None:
+                node_range = profiler.evaluate_function(node, node_range)
             is_leaf_sink = type(node) is AccumulateGrad
             if is_leaf_sink or node._hooked:
                 grads = _call_pre_hooks(node, grads, exposed)
@@ -258,6 +263,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                     _add_to_buffer(buffers, child, child_nr, g, create_graph)
     finally:
         _grad_state.enabled = previous
+        if node_range is not None:
+            profiler.end(node_range)
 
     if accumulate:
         return None

@@ -60,6 +60,12 @@ __all__ = ["Function", "Node", "AccumulateGrad", "once_differentiable"]
 _Tensor = None
 _make_tensor = None  # its fast constructor, Tensor._make, bound once (not per op)
 
+# the recorder of the profiler now recording (set by autograd.profiler), else None: the one check
+# the op hot path pays for profiling. It hands each apply to the recorder, which times it and
+# calls apply again, answering that inner call with RUN_UNRECORDED (run on, unrecorded).
+active_profiler = None
+RUN_UNRECORDED = object()
+
 
 class Node:
     """A recorded op in the backward graph (torch's ``grad_fn``)."""
@@ -466,6 +472,10 @@ def _apply_array_op(cls, *inputs, **params):
 
     One- and two-input ops (nearly all) take unrolled steps, without a loop or a comprehension.
     """
+    if active_profiler is not None:
+        out = active_profiler.record_op(cls, inputs, params)
+        if out is not RUN_UNRECORDED:
+            return out
     make = _make_tensor
     n = len(inputs)
     if n == 2:
@@ -644,6 +654,10 @@ def _with_grad_fn(saved: tuple, positions: tuple, node) -> tuple:
 
 def _apply_user_function(cls, args, kwargs):
     """torch semantics for user Functions: forward gets Tensors, under no_grad."""
+    if active_profiler is not None:
+        out = active_profiler.record_op(cls, args, kwargs, user_function=True)
+        if out is not RUN_UNRECORDED:
+            return out
     Tensor = _Tensor
     tensor_args = [a if isinstance(a, Tensor) else None for a in args]
     record = _grad_state.enabled and any(t is not None and t._requires_grad for t in tensor_args)

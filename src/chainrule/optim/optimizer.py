@@ -7,15 +7,30 @@ parameter's version counter like torch's in-place ops.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from .._backend import array_module, to_device
 from ..autograd.grad_mode import enable_grad
+from ..autograd.profiler import record_function
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
+
+
+def _profiled(method):
+    """``method`` as a profiler range named as torch names it (``Optimizer.step#SGD.step``): the
+    in-place updates inside are no ops of their own, so without it their time has no row."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with record_function(f"Optimizer.{name}#{type(self).__name__}.{name}"):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class _Required:
@@ -92,6 +107,7 @@ class Optimizer:
             raise ValueError("some parameters appear in more than one parameter group")
         self.param_groups.append(param_group)
 
+    @_profiled
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every parameter's gradient: to None (default) or to zeros in place."""
         for group in self.param_groups:
@@ -103,6 +119,7 @@ class Optimizer:
                 else:
                     p.grad._data[...] = 0
 
+    @_profiled
     def step(self, closure: Callable | None = None):
         loss = None
         if closure is not None:
