@@ -17,6 +17,7 @@ import pickle
 
 import numpy as np
 
+from .. import _backend
 from . import _mpi
 
 # torch's default_pg_timeout
@@ -386,7 +387,7 @@ def scatter(tensor, scatter_list: list | None = None, src: int = 0, group: Proce
     _check_same_call(pg, "scatter", buffer)
     if pg.rank() == root:
         _check_list(scatter_list, pg.size(), tensor, "scatter", "scatter_list")
-        send = np.stack([np.asarray(t._data) for t in scatter_list])
+        send = np.stack([_to_host(t._data) for t in scatter_list])
     elif scatter_list:
         raise ValueError("Argument ``scatter_list`` must NOT be specified on non-source ranks.")
     else:
@@ -523,7 +524,10 @@ def _describe_call(fingerprint: np.ndarray) -> str:
 
 def _buffer(tensor, what: str, name: str):
     """The NumPy array MPI reads and writes, and what copies it back into ``tensor`` afterwards
-    (nothing for a contiguous CPU tensor: MPI works in its memory)."""
+    (nothing for a contiguous CPU tensor: MPI works in its memory). MPI here is not CUDA-aware,
+    so a CUDA tensor is staged through host memory, as torch's gloo backend does for CUDA
+    tensors: one copy to the host now, one back onto the tensor's device (into its own memory,
+    so the collective stays in place) when the collective completes."""
     from ..tensor import Tensor
 
     if not isinstance(tensor, Tensor):
@@ -531,21 +535,19 @@ def _buffer(tensor, what: str, name: str):
     data = tensor._data
     if type(data) is np.ndarray and data.flags.c_contiguous and data.flags.writeable:
         return data, None
-    host = np.ascontiguousarray(data.get() if hasattr(data, "get") else np.asarray(data))
+    host = np.ascontiguousarray(_to_host(data))
     if host is data:
         host = host.copy()
 
     def write_back() -> None:
-        data[...] = host if type(data) is np.ndarray else _to_device(host)
+        data[...] = host if type(data) is np.ndarray else _backend.to_device(host, _backend.device_of(data))
 
     return host, write_back
 
 
-def _to_device(host: np.ndarray):
-    """A host array on the GPU, for a CUDA tensor's write-back (MPI staged it through the host)."""
-    import cupy
-
-    return cupy.asarray(host)
+def _to_host(data) -> np.ndarray:
+    """A tensor's array in host memory (a device array is copied through the array-module seam)."""
+    return data if type(data) is np.ndarray else _backend.to_device(data, _backend.CPU)
 
 
 def _finisher(buffer: np.ndarray, op: ReduceOp, size: int, write_back):
@@ -565,7 +567,7 @@ def _finisher(buffer: np.ndarray, op: ReduceOp, size: int, write_back):
 def _scatter_into(tensor_list: list, gathered: np.ndarray):
     def finish() -> None:
         for t, row in zip(tensor_list, gathered):
-            t._data[...] = row if type(t._data) is np.ndarray else _to_device(row)
+            t._data[...] = row if type(t._data) is np.ndarray else _backend.to_device(row, _backend.device_of(t._data))
             t._bump_version()
 
     return finish
