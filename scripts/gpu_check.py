@@ -278,7 +278,11 @@ def _models(nn):
     class Transformer(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.encoder = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.0, batch_first=True)
+            # bias=False: the key projection's bias has a zero gradient in exact arithmetic (softmax
+            # ignores a shift shared by a row's scores), so AdamW turns its rounding noise into a full
+            # lr-sized step whose sign differs between devices (1e-3 apart after one step)
+            self.encoder = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.0, batch_first=True,
+                                                      bias=False)
             self.head = nn.Linear(16, 10)
 
         def forward(self, x):
