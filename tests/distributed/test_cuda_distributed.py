@@ -56,3 +56,10 @@ def test_ddp_on_cuda_equals_one_process_on_the_whole_batch():
     assert passed_ranks(result) == {0, 1}, result.stdout
     differences = [float(d) for d in re.findall(r"single process\| = (\d\.\d+e[+-]\d+)", result.stdout)]
     assert len(differences) == 5 * 2 and max(differences) < 1e-5
+
+
+@pytest.mark.parametrize("nprocs", [2, 3])
+def test_send_and_recv_on_cpu_and_cuda_tensors(nprocs):
+    result = run_on_standin_gpus(nprocs, "point_to_point")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert passed_ranks(result) == set(range(nprocs)), result.stdout

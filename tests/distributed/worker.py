@@ -227,6 +227,50 @@ def cuda_collectives(rank: int, size: int) -> None:
     dist.barrier()
 
 
+def point_to_point(rank: int, size: int) -> None:
+    """send/recv and isend/irecv around a ring, on CPU tensors and on (stand-in) CUDA tensors:
+    each rank receives its left neighbour's values, in place, on the tensor's device."""
+    right, left = (rank + 1) % size, (rank - 1) % size
+    for device in ("cpu", "cuda"):
+        mine = torch.from_numpy(data(rank)).to(device)
+        received = torch.zeros(3, 4, device=device)
+        memory = received._data
+        # even ranks send first, odd ranks receive first: blocking calls that cannot deadlock
+        if rank % 2 == 0:
+            dist.send(mine, dst=right)
+            sender = dist.recv(received, src=left)
+        else:
+            sender = dist.recv(received, src=left)
+            dist.send(mine, dst=right)
+        check(sender == left and received._data is memory and received.device.type == device,
+              f"recv on {device}: from rank {sender}, in place")
+        close(received.cpu(), data(left), f"send/recv around the ring on {device}")
+
+        incoming = torch.zeros(4, 3, device=device).t()  # a non-contiguous view receives through a copy
+        work_in = dist.irecv(incoming, group_src=left, tag=7)
+        work_out = dist.isend(mine, dst=right, tag=7)
+        work_out.wait()
+        work_in.wait()
+        close(incoming.cpu(), data(left), f"isend/irecv with a tag into a transposed view on {device}")
+
+        if rank == 0:
+            senders = set()
+            for _ in range(size - 1):
+                anyone = torch.zeros(2, device=device)
+                sender = dist.recv(anyone)  # from any rank: the sender is returned
+                close(anyone.cpu(), np.full(2, float(sender), np.float32), f"recv from any rank on {device}")
+                senders.add(sender)
+            check(senders == set(range(1, size)), f"recv from any rank names each sender: {senders}")
+        else:
+            dist.send(torch.full((2,), float(rank), device=device), dst=0)
+        dist.barrier()
+    raises(ValueError, lambda: dist.send(torch.zeros(2), dst=rank), "send to oneself")
+    raises(ValueError, lambda: dist.recv(torch.zeros(2), src=right, group_src=0), "both src and group_src")
+    raises(ValueError, lambda: dist.isend(torch.zeros(2), dst=right, tag=-1), "a negative tag")
+    raises(ValueError, lambda: dist.isend(torch.zeros(2)), "no destination")
+    dist.barrier()
+
+
 # ---------------------------------------------------------------------- DDP vs one process
 class WithUnusedBranch(torch.nn.Module):
     def __init__(self, body) -> None:
@@ -456,7 +500,8 @@ def main() -> None:
     rank, size = dist.get_rank(), dist.get_world_size()
     {"collectives": collectives, "ddp": ddp, "fail": fail, "partial": partial, "mismatch": mismatch,
      "different_collectives": different_collectives, "unused_without_flag": unused_without_flag,
-     "sync_bn": sync_bn, "ddp_cuda": ddp_cuda, "cuda_collectives": cuda_collectives}[SCENARIO](rank, size)
+     "sync_bn": sync_bn, "ddp_cuda": ddp_cuda, "cuda_collectives": cuda_collectives,
+     "point_to_point": point_to_point}[SCENARIO](rank, size)
     print(f"PASS rank {rank}: {checks} checks", flush=True)
     dist.destroy_process_group()
 
