@@ -63,3 +63,9 @@ def test_send_and_recv_on_cpu_and_cuda_tensors(nprocs):
     result = run_on_standin_gpus(nprocs, "point_to_point")
     assert result.returncode == 0, result.stdout + result.stderr
     assert passed_ranks(result) == set(range(nprocs)), result.stdout
+
+
+def test_sync_batchnorm_on_cuda_equals_one_batchnorm_over_the_global_batch():
+    result = run_on_standin_gpus(2, "sync_bn_cuda")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert passed_ranks(result) == {0, 1}, result.stdout

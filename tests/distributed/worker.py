@@ -412,7 +412,7 @@ def make_bn_model(seed: int):
                                torch.nn.Flatten(), torch.nn.Linear(4 * 3 * 3, 2))
 
 
-def sync_bn(rank: int, size: int) -> None:
+def sync_bn(rank: int, size: int, device: str = "cpu") -> None:
     """SyncBatchNorm under DDP equals one BatchNorm over the global batch: outputs, gradients
     (DDP averages the per-rank means of equal-sized slices) and running statistics, over
     three SGD steps; and distributed.nn.all_reduce's gradient is the all-reduced gradient."""
@@ -421,32 +421,36 @@ def sync_bn(rank: int, size: int) -> None:
     per_rank = 3
     rng = np.random.default_rng(7)
     steps = [(rng.standard_normal((per_rank * size, 3, 5, 5)).astype(np.float32) * 2 + 1) for _ in range(3)]
-    single = make_bn_model(0)
+    single = make_bn_model(0).to(device)
     single_opt = torch.optim.SGD(single.parameters(), lr=0.05)
-    synced = DDP(torch.nn.SyncBatchNorm.convert_sync_batchnorm(make_bn_model(0)))
+    synced = DDP(torch.nn.SyncBatchNorm.convert_sync_batchnorm(make_bn_model(0)).to(device))
     check(isinstance(synced.module[1], torch.nn.SyncBatchNorm), "convert_sync_batchnorm replaced BatchNorm2d")
     synced_opt = torch.optim.SGD(synced.parameters(), lr=0.05)
     for x in steps:
         single_opt.zero_grad()
-        whole = single(torch.from_numpy(x))
+        whole = single(torch.from_numpy(x).to(device))
         (whole ** 2).mean().backward()
         synced_opt.zero_grad()
-        mine = synced(torch.from_numpy(x[rank * per_rank:(rank + 1) * per_rank]))
+        mine = synced(torch.from_numpy(x[rank * per_rank:(rank + 1) * per_rank]).to(device))
         (mine ** 2).mean().backward()
-        close(mine.detach(), whole.detach().numpy()[rank * per_rank:(rank + 1) * per_rank], "SyncBatchNorm output",
+        close(mine.detach().cpu(), whole.detach().cpu().numpy()[rank * per_rank:(rank + 1) * per_rank],
+              "SyncBatchNorm output",
               1e-5)
         for (name, p), q in zip(synced.module.named_parameters(), single.parameters()):
-            close(p.grad, q.grad.numpy(), f"SyncBatchNorm gradient of {name}", 1e-5)
+            close(p.grad.cpu(), q.grad.cpu().numpy(), f"SyncBatchNorm gradient of {name}", 1e-5)
         single_opt.step()
         synced_opt.step()
     bn, reference = synced.module[1], single[1]
-    close(bn.running_mean, reference.running_mean.numpy(), "running_mean", 1e-5)
-    close(bn.running_var, reference.running_var.numpy(), "running_var", 1e-5)
+    close(bn.running_mean.cpu(), reference.running_mean.cpu().numpy(), "running_mean", 1e-5)
+    close(bn.running_var.cpu(), reference.running_var.cpu().numpy(), "running_var", 1e-5)
     check(int(bn.num_batches_tracked) == 3, "num_batches_tracked counts the steps")
     synced.eval()
     single.eval()
-    close(synced(torch.from_numpy(steps[0][:2])).detach(), single(torch.from_numpy(steps[0][:2])).detach().numpy(),
-          "eval mode uses the running statistics", 1e-5)
+    close(synced(torch.from_numpy(steps[0][:2]).to(device)).detach().cpu(),
+          single(torch.from_numpy(steps[0][:2]).to(device)).detach().cpu().numpy(), "eval mode uses the running statistics",
+          1e-5)
+    if device != "cpu":
+        return
 
     x = torch.tensor([float(rank + 1), 2.0 * rank], requires_grad=True)
     total = dist_nn.all_reduce(x)
@@ -501,7 +505,8 @@ def main() -> None:
     {"collectives": collectives, "ddp": ddp, "fail": fail, "partial": partial, "mismatch": mismatch,
      "different_collectives": different_collectives, "unused_without_flag": unused_without_flag,
      "sync_bn": sync_bn, "ddp_cuda": ddp_cuda, "cuda_collectives": cuda_collectives,
-     "point_to_point": point_to_point}[SCENARIO](rank, size)
+     "point_to_point": point_to_point, "sync_bn_cuda": lambda rank, size: sync_bn(rank, size, "cuda")}[SCENARIO](
+        rank, size)
     print(f"PASS rank {rank}: {checks} checks", flush=True)
     dist.destroy_process_group()
 
