@@ -1,9 +1,10 @@
-"""torch.distributed's process groups and collectives, on MPI (mpi4py).
+"""torch.distributed's process groups, collectives and point-to-point sends, on MPI (mpi4py).
 
 Every collective is issued as MPI's non-blocking variant and completed by a ``Work`` handle:
 ``async_op=True`` returns the handle, otherwise we wait at once. Tensors are passed to MPI
 through the buffer protocol: a contiguous tensor is reduced, broadcast or gathered in place in
-its own memory; only a non-contiguous view goes through a contiguous copy that is written back.
+its own memory; only a non-contiguous view goes through a contiguous copy that is written back,
+and a CUDA tensor through a host copy (MPI here is not CUDA-aware; see ``_buffer``).
 Arbitrary Python objects travel only through the explicit ``*_object*`` functions, which pickle
 on send and unpickle on receive as torch's do.
 """
