@@ -17,7 +17,10 @@ fallback) on sys.path itself. It prints a short summary, section by section, and
    multi-tensor Adam against one launch per parameter, randperm/multinomial drawn on the device
    with no host transfer, ``load``'s map_location, a float16 autocast step with GradScaler, and
    ``chainrule train --device cuda --nprocs 2`` (when mpi4py and scikit-learn are there);
-7. the benchmark table (chainrule against torch CUDA, issue 12's workloads).
+7. collectives on cuda tensors in an MPI world of size 1 (this process), a DDP step of a module
+   on the GPU against the same step without DDP and on the CPU (both need mpi4py), and the CUDA
+   random streams (cuda.manual_seed repeats device draws and leaves the CPU stream alone, ...);
+8. the benchmark table (chainrule against torch CUDA, issue 12's workloads).
 
 Each section catches its own exceptions and reports them; the script as a whole does not stop
 until every section has run. With ``--dry-run`` the device is the CPU (or ``--device``; 'cuda' with ``--standin``), the
@@ -275,7 +278,11 @@ def _models(nn):
     class Transformer(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.encoder = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.0, batch_first=True)
+            # bias=False: the key projection's bias has a zero gradient in exact arithmetic (softmax
+            # ignores a shift shared by a row's scores), so AdamW turns its rounding noise into a full
+            # lr-sized step whose sign differs between devices (1e-3 apart after one step)
+            self.encoder = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.0, batch_first=True,
+                                                      bias=False)
             self.head = nn.Linear(16, 10)
 
         def forward(self, x):
@@ -669,7 +676,145 @@ def later_parts(report: Report, options) -> None:
     report.results["later_parts"] = outcome
 
 
-# ---- 7. benchmarks ----
+# ---- 7. distributed and CUDA random streams ----
+
+def distributed_and_random(report: Report, options) -> None:
+    """Collectives of an MPI world of size 1 (this process: MPI's singleton start) on a cuda
+    tensor, staged through the host and written back in place; a DDP step of a module on the GPU
+    (device_ids=[0]) against the same step without DDP and on the CPU; and the CUDA generators:
+    cuda.manual_seed repeats device draws and leaves the CPU stream alone, manual_seed seeds both,
+    get/set_rng_state replays, a Generator(device='cuda') is its own stream, fork_rng is transparent,
+    and no draw copies to the host."""
+    import importlib.util
+
+    device = options.device
+    outcome: dict = {}
+    if not device.startswith("cuda"):
+        report.line(f"   device {device}: these checks need a cuda device (or --standin); skipped")
+        report.results["distributed_and_random"] = outcome
+        return
+    F = chainrule.nn.functional
+
+    x = chainrule.ones(64, 32, device=device)
+    weights = chainrule.tensor([1.0, 2.0, 3.0, 4.0], device=device)
+
+    def device_draws():
+        return [chainrule.rand(100, device=device), chainrule.randn(10, 10, device=device),
+                chainrule.randint(0, 1000, (50,), device=device), chainrule.randperm(200, device=device),
+                chainrule.multinomial(weights, 3), chainrule.empty(40, device=device).normal_(),
+                chainrule.empty(40, device=device).uniform_(-1, 1), chainrule.bernoulli(x * 0.5),
+                F.dropout(x, 0.5, training=True)]
+
+    def host(draws):
+        return [_host(d) for d in draws]
+
+    def same(a, b) -> bool:
+        return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+    def cuda_random_streams():
+        chainrule.manual_seed(0)
+        cpu_reference = [_host(chainrule.rand(5)) for _ in range(2)]
+        chainrule.manual_seed(0)
+        runs, cpu, copies = [], [], 0
+        for _ in range(2):
+            cpu.append(_host(chainrule.rand(5)))
+            chainrule.cuda.manual_seed(1234)
+            draws, made = _transfers_during(device, device_draws)
+            copies += made
+            runs.append(host(draws))
+        assert same(*runs), "cuda.manual_seed did not repeat the device draws"
+        assert same(cpu, cpu_reference), "cuda.manual_seed moved the CPU stream"
+        assert copies == 0, f"{copies} host transfers while drawing"
+        chainrule.manual_seed(1234)
+        assert same(host(device_draws()), runs[0]), "manual_seed did not seed the device generator"
+        state = chainrule.cuda.get_rng_state()
+        first = host(device_draws())
+        chainrule.cuda.set_rng_state(state)
+        assert same(host(device_draws()), first), "set_rng_state did not replay the draws"
+        generator = chainrule.Generator(device=device).manual_seed(1234)
+        chainrule.cuda.manual_seed(1234)
+        mine = _host(chainrule.randn(1000, device=device, generator=generator))
+        assert np.array_equal(mine, _host(chainrule.randn(1000, device=device))), "Generator(device='cuda')"
+        chainrule.cuda.manual_seed(5)
+        device_draws()
+        with chainrule.random.fork_rng(devices=[0]):
+            device_draws()
+        after_fork = host(device_draws())
+        chainrule.cuda.manual_seed(5)
+        device_draws()
+        assert same(host(device_draws()), after_fork), "fork_rng changed the device stream"
+        values = np.concatenate([a.ravel().astype(np.float64) for a in runs[0][:2]])
+        return (f"repeatable, CPU stream untouched, 0 host transfers; rand mean {values[:100].mean():.3f}, "
+                f"randn std {values[100:].std():.3f}; get/set_rng_state, Generator(device='cuda'), fork_rng ok")
+
+    _check(report, outcome, "CUDA random streams", cuda_random_streams)
+    if importlib.util.find_spec("mpi4py") is None:
+        report.line("   skipped the collectives and DDP: they need mpi4py (pip install 'chainrule[mpi]')")
+        report.results["distributed_and_random"] = outcome
+        return
+    import chainrule.distributed as dist
+    from chainrule.nn.parallel import DistributedDataParallel
+
+    started_here = not dist.is_initialized()
+    if started_here:
+        dist.init_process_group("gloo")  # a world of size 1: this process, no launcher
+
+    def collectives():
+        rng = np.random.default_rng(3)
+        values = rng.standard_normal((64, 33)).astype(np.float32)
+        for op, expected in ((dist.ReduceOp.SUM, values), (dist.ReduceOp.AVG, values), (dist.ReduceOp.MAX, values)):
+            t = chainrule.tensor(values, device=device)
+            memory = t._data
+            dist.all_reduce(t, op=op)
+            assert t._data is memory and t.device.type == "cuda", f"all_reduce {op} did not stay in place"
+            assert np.allclose(_host(t), expected), f"all_reduce {op}"
+        t = chainrule.tensor(values, device=device)
+        dist.broadcast(t.t(), src=0)
+        out = chainrule.zeros(64, 33, device=device)
+        dist.all_gather_into_tensor(out, chainrule.tensor(values, device=device))
+        scattered = chainrule.zeros(64, 33, device=device)
+        dist.reduce_scatter_tensor(scattered, chainrule.tensor(values, device=device))
+        gathered = [chainrule.zeros(64, 33, device=device)]
+        work = dist.all_gather(gathered, chainrule.tensor(values, device=device), async_op=True)
+        work.wait()
+        for result in (t, out, scattered, gathered[0]):
+            assert result.device.type == "cuda" and np.array_equal(_host(result), values)
+        return (f"world size {dist.get_world_size()}: all_reduce SUM/AVG/MAX in place, broadcast of a view, "
+                "all_gather(_into_tensor), reduce_scatter_tensor on cuda tensors")
+
+    def ddp_step():
+        rng = np.random.default_rng(4)
+        x, y = rng.standard_normal((32, 20)).astype(np.float32), rng.integers(0, 10, 32)
+        results = {}
+        for name, dev, wrap in (("ddp", device, True), ("plain", device, False), ("cpu", "cpu", False)):
+            chainrule.manual_seed(0)
+            model = chainrule.nn.Sequential(chainrule.nn.Linear(20, 64), chainrule.nn.ReLU(),
+                                            chainrule.nn.Linear(64, 10)).to(dev)
+            if wrap:
+                model = DistributedDataParallel(model, device_ids=[0], bucket_cap_mb=0.001)
+                assert len(model._buckets) > 1, "expected several buckets"
+            optimizer = chainrule.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+            for _ in range(2):
+                optimizer.zero_grad()
+                F.cross_entropy(model(chainrule.tensor(x, device=dev)), chainrule.tensor(y, device=dev)).backward()
+                optimizer.step()
+            results[name] = [_host(p) for p in model.parameters()]
+        same_device = max(float(np.max(np.abs(a - b))) for a, b in zip(results["ddp"], results["plain"]))
+        against_cpu = max(float(np.max(np.abs(a - b))) for a, b in zip(results["ddp"], results["cpu"]))
+        assert same_device <= 1e-6 and against_cpu <= 1e-4, (same_device, against_cpu)
+        return (f"2 SGD steps, several buckets: equal to the step without DDP within {same_device:.1e}, "
+                f"to the CPU within {against_cpu:.1e}")
+
+    try:
+        _check(report, outcome, "collectives on cuda tensors", collectives)
+        _check(report, outcome, "DDP step on cuda", ddp_step)
+    finally:
+        if started_here:
+            dist.destroy_process_group()
+    report.results["distributed_and_random"] = outcome
+
+
+# ---- 8. benchmarks ----
 
 def benchmarks(report: Report, options) -> None:
     from chainrule import benchmark_cuda
@@ -687,7 +832,8 @@ def benchmarks(report: Report, options) -> None:
 
 
 SECTIONS = {"environment": environment, "registry": registry, "models": models,
-            "transfers": host_transfers, "kernels": fused_kernels, "later": later_parts, "bench": benchmarks}
+            "transfers": host_transfers, "kernels": fused_kernels, "later": later_parts,
+            "distributed": distributed_and_random, "bench": benchmarks}
 
 
 def parse_args(argv=None):
@@ -730,6 +876,7 @@ def main(argv=None) -> int:
               "models": "training step of each model type: device against cpu",
               "transfers": "host transfers in one training step", "kernels": "fused kernels against references",
               "later": "fused dispatch, multi-tensor Adam, device random, map_location, autocast, train --nprocs",
+              "distributed": "collectives and DDP on cuda (an MPI world of size 1), CUDA random streams",
               "bench": "benchmarks: chainrule against torch"}
     with _standin(options, report):
         for name in options.sections.split(","):

@@ -97,3 +97,16 @@ def test_standin_runs_the_later_parts_on_the_cuda_path(gpu_check, capsys):
                   "load map_location", "autocast float16 step", "train --nprocs 2 on the device"):
         assert f"   ok   {check}: " in text
     assert "FAIL" not in text and "0 host transfers" in text
+
+
+def test_standin_runs_collectives_ddp_and_cuda_random_streams():
+    # its own process: section 7 starts MPI (a world of size 1), which must not outlive the check
+    import subprocess
+
+    pytest.importorskip("mpi4py", reason='the collectives need mpi4py: pip install "chainrule[mpi]"')
+    result = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--standin", "--sections", "distributed"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for check in ("CUDA random streams", "collectives on cuda tensors", "DDP step on cuda"):
+        assert f"   ok   {check}: " in result.stdout, result.stdout
+    assert "FAIL" not in result.stdout and "0 host transfers" in result.stdout

@@ -5,9 +5,10 @@ is False, ``device_count()`` is 0, seeding and the memory counters quietly work 
 calls that need a device raise ``AssertionError`` as torch's ``_lazy_init`` does.
 
 With a GPU the answers come from CuPy's runtime and memory pool (the peak counters from the
-tracking allocator in ``cuda/memory.py``). chainrule draws random tensors
-for ``device='cuda'`` from the default (host) generator and copies them over, so the CUDA seeding
-functions seed that generator there; on a machine without a GPU they do nothing, as in torch.
+tracking allocator in ``cuda/memory.py``). Random tensors for ``device='cuda'`` are drawn on the
+device from that device's own generator (``ops/random.py``), so the CUDA seeding functions seed
+those generators and leave the CPU stream alone, as torch's do; on a machine without a GPU they
+do nothing, as in torch.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import types
 from .. import _backend
 from .._backend import cuda_available
 from .._backend import device as _device
+from ..ops import random as _random
 from . import amp  # noqa: F401
 from .memory import PeakTracker
 
 __all__ = ["is_available", "is_initialized", "init", "device_count", "current_device", "set_device", "device",
-           "synchronize", "manual_seed", "manual_seed_all", "seed", "seed_all", "initial_seed",
+           "synchronize", "manual_seed", "manual_seed_all", "seed", "seed_all", "initial_seed", "get_rng_state",
+           "get_rng_state_all", "set_rng_state", "set_rng_state_all", "default_generators",
            "memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved",
            "reset_peak_memory_stats", "memory_stats", "mem_get_info", "empty_cache", "Event", "Stream",
            "current_stream", "default_stream", "stream", "get_device_name", "get_device_properties",
@@ -144,31 +147,64 @@ def synchronize(device=None) -> None:
 
 
 def manual_seed(seed: int) -> None:
+    """Seed the current device's generator only (the CPU stream is unchanged), as torch's does;
+    nothing without a GPU."""
+    seed = int(seed)
     if _runtime() is not None:
-        from ..ops.random import manual_seed as _seed_default_generator
-
-        _seed_default_generator(seed)
+        _random.cuda_default_generator(current_device()).manual_seed(seed)
 
 
-manual_seed_all = manual_seed
+def manual_seed_all(seed: int) -> None:
+    """Seed every device's generator (the CPU stream is unchanged)."""
+    _random.cuda_manual_seed_all(int(seed))
 
 
 def seed() -> None:
+    """Seed the current device's generator from the operating system's entropy."""
     if _runtime() is not None:
-        from ..ops.random import seed as _reseed_default_generator
-
-        _reseed_default_generator()
+        _random.cuda_default_generator(current_device()).seed()
 
 
-seed_all = seed
+def seed_all() -> None:
+    """Seed every device's generator with one seed from the operating system's entropy."""
+    if _runtime() is not None:
+        _random.cuda_manual_seed_all(_random.Generator().seed())
 
 
 def initial_seed() -> int:
-    """The seed of the generator ``device='cuda'`` tensors are drawn from; needs a GPU, as in torch."""
+    """The seed of the current device's generator; needs a GPU, as in torch."""
     _require_gpu()
-    from ..ops.random import initial_seed as _default_generator_seed
+    return _random.cuda_default_generator(current_device()).initial_seed()
 
-    return _default_generator_seed()
+
+def get_rng_state(device="cuda"):
+    """The state of ``device``'s generator as a CPU uint8 tensor (torch's 16 bytes: seed and
+    offset); needs a GPU, as in torch."""
+    _require_gpu()
+    return _random.cuda_default_generator(_index(device)).get_state()
+
+
+def set_rng_state(new_state, device="cuda") -> None:
+    """Restore ``device``'s generator from ``get_rng_state``; nothing without a GPU (torch queues
+    it for a CUDA initialisation that never comes)."""
+    if _runtime() is not None:
+        _random.cuda_default_generator(_index(device)).set_state(new_state)
+
+
+def get_rng_state_all() -> list:
+    return [get_rng_state(index) for index in range(device_count())]
+
+
+def set_rng_state_all(new_states) -> None:
+    for index, state in enumerate(new_states):
+        set_rng_state(state, index)
+
+
+def __getattr__(name: str):
+    # torch.cuda.default_generators: one per device, () without a GPU
+    if name == "default_generators":
+        return tuple(_random.cuda_default_generator(index) for index in range(device_count()))
+    raise AttributeError(f"module 'chainrule.cuda' has no attribute {name!r}")
 
 
 def _memory_pool():

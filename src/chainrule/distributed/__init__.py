@@ -31,16 +31,20 @@ from .distributed_c10d import (
     get_world_size,
     group,
     init_process_group,
+    irecv,
     is_available,
     is_gloo_available,
     is_initialized,
     is_mpi_available,
     is_nccl_available,
     is_torchelastic_launched,
+    isend,
     new_group,
+    recv,
     reduce,
     reduce_scatter_tensor,
     scatter,
+    send,
 )
 
 # a torchrun script may read LOCAL_RANK right after `import torch.distributed`, before
@@ -51,6 +55,6 @@ __all__ = ["BACKENDS", "DEFAULT_TIMEOUT", "GroupMember", "ProcessGroup", "Reduce
            "all_gather_into_tensor", "all_gather_object", "all_reduce", "barrier", "broadcast",
            "broadcast_object_list", "destroy_process_group", "gather", "get_backend", "get_global_rank",
            "get_group_rank", "get_process_group_ranks", "get_rank", "get_world_size", "group",
-           "init_process_group", "is_available", "is_gloo_available", "is_initialized", "is_mpi_available",
-           "is_nccl_available", "is_torchelastic_launched", "new_group", "reduce", "reduce_scatter_tensor",
-           "scatter"]
+           "init_process_group", "irecv", "is_available", "is_gloo_available", "is_initialized", "is_mpi_available",
+           "is_nccl_available", "is_torchelastic_launched", "isend", "new_group", "recv", "reduce",
+           "reduce_scatter_tensor", "scatter", "send"]

@@ -90,13 +90,14 @@ class Watchdog:
         self._armed = None
         threading.Thread(target=self._watch, name="chainrule-collective-watchdog", daemon=True).start()
 
-    def wait(self, request, what: str, timeout: float) -> None:
-        """Complete an MPI request, or abort the job after ``timeout`` seconds."""
-        if request.Test():
+    def wait(self, request, what: str, timeout: float, status=None) -> None:
+        """Complete an MPI request (filling ``status``, an ``MPI.Status``, when given: a receive's
+        sender), or abort the job after ``timeout`` seconds."""
+        if request.Test(status):
             return
         self._armed = (time.monotonic() + timeout, what, timeout)
         try:
-            request.Wait()
+            request.Wait(status)
         except self.MPI.Exception as exc:
             raise RuntimeError(f"{what} failed in MPI: {exc.Get_error_string().splitlines()[0]} (do all ranks "
                                "call the same collectives with tensors of the same shape and dtype? "

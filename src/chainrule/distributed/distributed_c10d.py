@@ -1,9 +1,10 @@
-"""torch.distributed's process groups and collectives, on MPI (mpi4py).
+"""torch.distributed's process groups, collectives and point-to-point sends, on MPI (mpi4py).
 
 Every collective is issued as MPI's non-blocking variant and completed by a ``Work`` handle:
 ``async_op=True`` returns the handle, otherwise we wait at once. Tensors are passed to MPI
 through the buffer protocol: a contiguous tensor is reduced, broadcast or gathered in place in
-its own memory; only a non-contiguous view goes through a contiguous copy that is written back.
+its own memory; only a non-contiguous view goes through a contiguous copy that is written back,
+and a CUDA tensor through a host copy (MPI here is not CUDA-aware; see ``_buffer``).
 Arbitrary Python objects travel only through the explicit ``*_object*`` functions, which pickle
 on send and unpickle on receive as torch's do.
 """
@@ -17,6 +18,7 @@ import pickle
 
 import numpy as np
 
+from .. import _backend
 from . import _mpi
 
 # torch's default_pg_timeout
@@ -73,17 +75,18 @@ class Work:
     """The handle of a collective: ``wait()`` completes it (or raises after the group's timeout),
     then finishes the op on our side (AVG's division, copying into gathered lists)."""
 
-    def __init__(self, request, what: str, pg: ProcessGroup, finish=None) -> None:
+    def __init__(self, request, what: str, pg: ProcessGroup, finish=None, status=None) -> None:
         self._request = request
         self._what = what
         self._pg = pg
         self._finish = finish
+        self._status = status  # an MPI.Status for a receive: who sent it
         self._done = False
 
     def wait(self, timeout: datetime.timedelta | float | None = None) -> bool:
         if not self._done:
             seconds = self._pg.timeout if timeout is None else _seconds(timeout)
-            _State.watchdog.wait(self._request, self._what, seconds)
+            _State.watchdog.wait(self._request, self._what, seconds, self._status)
             self._done = True
             if self._finish is not None:
                 self._finish()
@@ -96,6 +99,13 @@ class Work:
 
     def is_success(self) -> bool:
         return self._done
+
+    def _source_rank(self) -> int:
+        """A completed receive's sender, as a rank of the group (torch's ``Work._source_rank``)."""
+        if self._status is None:
+            raise RuntimeError(f"_source_rank: {self._what} is not a receive")
+        self.wait()
+        return self._status.Get_source()
 
     def _test(self) -> None:
         if not self._done:
@@ -386,7 +396,7 @@ def scatter(tensor, scatter_list: list | None = None, src: int = 0, group: Proce
     _check_same_call(pg, "scatter", buffer)
     if pg.rank() == root:
         _check_list(scatter_list, pg.size(), tensor, "scatter", "scatter_list")
-        send = np.stack([np.asarray(t._data) for t in scatter_list])
+        send = np.stack([_to_host(t._data) for t in scatter_list])
     elif scatter_list:
         raise ValueError("Argument ``scatter_list`` must NOT be specified on non-source ranks.")
     else:
@@ -394,6 +404,67 @@ def scatter(tensor, scatter_list: list | None = None, src: int = 0, group: Proce
     request = pg.comm.Iscatter(send, buffer, root=root)
     tensor._bump_version()
     return _issue(request, "scatter", pg, write_back, async_op)
+
+
+# ------------------------------------------------------------------------------ point-to-point
+def isend(tensor, dst: int | None = None, group: ProcessGroup | None = None, tag: int = 0,
+          group_dst: int | None = None):
+    """Start sending ``tensor`` to rank ``dst`` (a global rank; ``group_dst`` a group rank); the
+    returned ``Work``'s ``wait()`` completes it. Do not change the tensor before then."""
+    pg = _pg(group, "isend")
+    if pg is None:
+        return None
+    peer = _peer(pg, dst, group_dst, "isend", "dst")
+    _check_tag(tag, "isend")
+    buffer, _ = _buffer(tensor, "isend", "tensor")
+    # a staged copy (CUDA or non-contiguous tensor) stays alive with the request (mpi4py keeps it)
+    return Work(pg.comm.Isend(buffer, dest=peer, tag=tag), f"send to rank {pg.ranks[peer]}", pg)
+
+
+def irecv(tensor, src: int | None = None, group: ProcessGroup | None = None, tag: int = 0,
+          group_src: int | None = None):
+    """Start receiving into ``tensor`` from rank ``src`` (any rank when ``src`` and ``group_src``
+    are None); the returned ``Work``'s ``wait()`` completes it, in the tensor's own memory (a CUDA
+    tensor's data is written back onto its device then)."""
+    pg = _pg(group, "irecv")
+    if pg is None:
+        return None
+    anyone = src is None and group_src is None
+    peer = _State.MPI.ANY_SOURCE if anyone else _peer(pg, src, group_src, "irecv", "src")
+    _check_tag(tag, "irecv")
+    buffer, write_back = _buffer(tensor, "irecv", "tensor")
+    request = pg.comm.Irecv(buffer, source=peer, tag=tag)
+    tensor._bump_version()
+    what = "recv from any rank" if anyone else f"recv from rank {pg.ranks[peer]}"
+    return Work(request, what, pg, write_back, status=_State.MPI.Status())
+
+
+def send(tensor, dst: int | None = None, group: ProcessGroup | None = None, tag: int = 0,
+         group_dst: int | None = None) -> None:
+    """Send ``tensor`` to rank ``dst``, which receives it with ``recv``/``irecv``; not to oneself."""
+    pg = _pg(group, "send")
+    if pg is not None and _peer(pg, dst, group_dst, "send", "dst") == pg.rank():
+        raise ValueError("Invalid destination rank: destination rank should not be the same as the rank of the "
+                         "current process.")
+    work = isend(tensor, dst, group, tag, group_dst)
+    if work is not None:
+        work.wait()
+
+
+def recv(tensor, src: int | None = None, group: ProcessGroup | None = None, tag: int = 0,
+         group_src: int | None = None) -> int:
+    """Receive into ``tensor`` from rank ``src`` (any rank when None); returns the sender's global
+    rank, or -1 on a rank outside ``group``."""
+    pg = _pg(group, "recv")
+    if pg is not None and (src is not None or group_src is not None) and \
+            _peer(pg, src, group_src, "recv", "src") == pg.rank():
+        raise ValueError("Invalid source rank: source rank should not be the same as the rank of the current "
+                         "process.")
+    work = irecv(tensor, src, group, tag, group_src)
+    if work is None:
+        return -1
+    work.wait()
+    return pg.ranks[work._source_rank()]
 
 
 def all_gather_object(object_list: list, obj, group: ProcessGroup | None = None) -> None:
@@ -487,6 +558,21 @@ def _group_rank(pg: ProcessGroup, global_rank: int, group_rank: int | None, what
     return pg.ranks.index(global_rank)
 
 
+def _peer(pg: ProcessGroup, global_rank: int | None, group_rank: int | None, what: str, name: str) -> int:
+    """The group rank of a point-to-point peer, given as exactly one of a global or a group rank."""
+    if global_rank is not None and group_rank is not None:
+        raise ValueError(f"{what}: Can't specify both group_{name} and {name}")
+    if global_rank is None and group_rank is None:
+        raise ValueError(f"{what}: Must specify {name} (a global rank) or group_{name}")
+    return _group_rank(pg, global_rank, group_rank, what, name)
+
+
+def _check_tag(tag, what: str) -> None:
+    # MPI's tags are non-negative and at most MPI_TAG_UB (at least 32767 by the standard)
+    if not isinstance(tag, (int, np.integer)) or isinstance(tag, bool) or not 0 <= tag <= 32767:
+        raise ValueError(f"{what}: tag must be an integer in [0, 32767] (MPI's guaranteed range), got {tag!r}")
+
+
 _CHECKED_OPS = ("all_reduce", "reduce", "broadcast", "all_gather", "all_gather_into_tensor",
                 "reduce_scatter_tensor", "gather", "scatter", "barrier")
 _MAX_DIMS = 8
@@ -523,7 +609,10 @@ def _describe_call(fingerprint: np.ndarray) -> str:
 
 def _buffer(tensor, what: str, name: str):
     """The NumPy array MPI reads and writes, and what copies it back into ``tensor`` afterwards
-    (nothing for a contiguous CPU tensor: MPI works in its memory)."""
+    (nothing for a contiguous CPU tensor: MPI works in its memory). MPI here is not CUDA-aware,
+    so a CUDA tensor is staged through host memory, as torch's gloo backend does for CUDA
+    tensors: one copy to the host now, one back onto the tensor's device (into its own memory,
+    so the collective stays in place) when the collective completes."""
     from ..tensor import Tensor
 
     if not isinstance(tensor, Tensor):
@@ -531,21 +620,19 @@ def _buffer(tensor, what: str, name: str):
     data = tensor._data
     if type(data) is np.ndarray and data.flags.c_contiguous and data.flags.writeable:
         return data, None
-    host = np.ascontiguousarray(data.get() if hasattr(data, "get") else np.asarray(data))
+    host = np.ascontiguousarray(_to_host(data))
     if host is data:
         host = host.copy()
 
     def write_back() -> None:
-        data[...] = host if type(data) is np.ndarray else _to_device(host)
+        data[...] = host if type(data) is np.ndarray else _backend.to_device(host, _backend.device_of(data))
 
     return host, write_back
 
 
-def _to_device(host: np.ndarray):
-    """A host array on the GPU, for a CUDA tensor's write-back (MPI staged it through the host)."""
-    import cupy
-
-    return cupy.asarray(host)
+def _to_host(data) -> np.ndarray:
+    """A tensor's array in host memory (a device array is copied through the array-module seam)."""
+    return data if type(data) is np.ndarray else _backend.to_device(data, _backend.CPU)
 
 
 def _finisher(buffer: np.ndarray, op: ReduceOp, size: int, write_back):
@@ -565,7 +652,7 @@ def _finisher(buffer: np.ndarray, op: ReduceOp, size: int, write_back):
 def _scatter_into(tensor_list: list, gathered: np.ndarray):
     def finish() -> None:
         for t, row in zip(tensor_list, gathered):
-            t._data[...] = row if type(t._data) is np.ndarray else _to_device(row)
+            t._data[...] = row if type(t._data) is np.ndarray else _backend.to_device(row, _backend.device_of(t._data))
             t._bump_version()
 
     return finish

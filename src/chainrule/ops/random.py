@@ -1,4 +1,11 @@
-"""Random tensors and the Generator behind them (NumPy's PCG64, seeded by ``manual_seed``).
+"""Random tensors and the Generators behind them: one on the CPU (NumPy's PCG64) and one per
+CUDA device (the device's array module: ``cupy.random`` on CuPy, the stand-in's on the stand-in).
+
+As in torch, ``manual_seed`` seeds the CPU generator and every CUDA generator;
+``cuda.manual_seed`` seeds only the current device's, so it never moves the CPU stream. A CUDA
+generator's state is torch's (seed, offset) pair: ``offset`` counts the draws handed out since
+seeding, and a device stream is started from ``(seed, offset)`` whenever the state is set or
+read, so a state read before some draws replays them after ``set_state``.
 
 Streams differ from torch's, so seeded runs are reproducible within chainrule, not bit-equal
 to torch's; tests compare against torch by copying data, never by sharing seeds.
@@ -7,11 +14,13 @@ to torch's; tests compare against torch by copying data, never by sharing seeds.
 from __future__ import annotations
 
 import builtins
+import contextlib
 
 import numpy as np
 
 from .. import _dtype
-from .._backend import array_module
+from .._backend import array_module, cuda_available, cuda_module
+from .._backend import device as _device
 from ..tensor import Tensor
 from .creation import _dt, _finish, _shape_args, _sizes, _strided_only, _xp
 
@@ -23,75 +32,187 @@ __not_methods__ = {"Generator", "manual_seed", "seed", "initial_seed", "get_rng_
                    "set_rng_state", "default_generator", "rand", "randn", "randint", "randperm",
                    "rand_like", "randn_like", "randint_like"}
 
+# torch's default seed, for the CPU generator and each CUDA generator until one is seeded
+DEFAULT_SEED = 67280421310721
+_CUDA_STATE_BYTES = 16  # torch's CUDA generator state: seed and offset, two little-endian uint64
+
 
 class Generator:
-    """torch.Generator: an independent random stream; ``manual_seed`` returns the generator."""
+    """torch.Generator: an independent random stream on ``device`` ('cpu', or 'cuda'/'cuda:i'
+    for a CUDA device's: its draws are made on that device, with no host copy).
+    ``manual_seed`` returns the generator."""
 
     def __init__(self, device="cpu") -> None:
-        self._seed = 67280421310721
-        self._rng = np.random.default_rng(self._seed)
-        self._device_rngs = {}
+        self.device = _generator_device(device)
+        self._seed = DEFAULT_SEED
+        if self.device.type == "cpu":
+            self._rng = np.random.default_rng(self._seed)
+        else:
+            self._offset = 0  # draws handed out since the device stream's (seed, offset) start
+            self._stream = None  # (array module, its generator) once a draw has started one
 
     def manual_seed(self, seed: int) -> Generator:
         """Seed this generator with any 64-bit integer; a negative seed is taken modulo 2**64,
         so ``manual_seed(-1)`` and ``manual_seed(2**64 - 1)`` give the same stream, as in torch."""
-        if not isinstance(seed, (builtins.int, np.integer)):
-            raise RuntimeError(f"manual_seed expected a long, but got {type(seed).__name__}")
-        seed = builtins.int(seed)
-        if not -(2**63) <= seed < 2**64:
-            raise ValueError(f"manual_seed: seed {seed} does not fit in 64 bits "
-                             "(expected -2**63 <= seed < 2**64); Overflow when unpacking long long")
-        self._seed = seed % 2**64
-        self._rng = np.random.default_rng(self._seed)
-        self._device_rngs = {}
+        self._restart(_checked_seed(seed), 0)
         return self
 
     def seed(self) -> int:
-        self._seed = int(np.random.SeedSequence().entropy % (2**63))
-        self._rng = np.random.default_rng(self._seed)
-        self._device_rngs = {}
+        """Seed from the operating system's entropy; returns the seed."""
+        self._restart(int(np.random.SeedSequence().entropy % (2**63)), 0)
         return self._seed
 
     def initial_seed(self) -> int:
         return self._seed
 
     def get_state(self) -> Tensor:
-        import json
+        """The state as a CPU uint8 tensor (torch's ByteTensor), for ``set_state``."""
+        if self.device.type == "cpu":
+            import json
 
-        state = json.dumps(self._rng.bit_generator.state).encode()
-        return Tensor._make(np.frombuffer(state, dtype=np.uint8).copy())
+            state = json.dumps(self._rng.bit_generator.state).encode()
+            return Tensor._make(np.frombuffer(state, dtype=np.uint8).copy())
+        # the next draw starts a device stream at exactly this (seed, offset), so that restoring
+        # this state replays it (a live device stream's position cannot be read back)
+        self._stream = None
+        return Tensor._make(np.array([self._seed, self._offset], "<u8").view(np.uint8))
 
     def set_state(self, state: Tensor) -> Generator:
-        import json
+        if not isinstance(state, Tensor) or state._data.dtype != np.uint8 or type(state._data) is not np.ndarray:
+            raise TypeError(f"RNG state must be a torch.ByteTensor (a CPU uint8 tensor from get_state()), got "
+                            f"{_describe_state(state)}")
+        raw = state._data.reshape(-1)
+        if self.device.type == "cpu":
+            import json
 
-        self._rng.bit_generator.state = json.loads(bytes(state._data.astype(np.uint8)).decode())
+            try:
+                decoded = json.loads(raw.tobytes().decode())
+                np.random.default_rng().bit_generator.state = decoded  # validated on a scratch stream first
+            except (ValueError, TypeError, KeyError) as error:
+                raise RuntimeError(f"set_state: these {raw.size} bytes are not a CPU generator state from "
+                                   f"get_state() ({error})") from None
+            self._rng.bit_generator.state = decoded
+            return self
+        if raw.size != _CUDA_STATE_BYTES:
+            raise RuntimeError(f"RNG state is wrong size: a CUDA generator's state is {_CUDA_STATE_BYTES} bytes "
+                               f"(seed and offset), got {raw.size}")
+        seed, offset = (builtins.int(v) for v in np.ascontiguousarray(raw).view("<u8"))
+        self._restart(seed, offset)
         return self
+
+    def _restart(self, seed: int, offset: int) -> None:
+        self._seed = seed
+        if self.device.type == "cpu":
+            self._rng = np.random.default_rng(seed)
+        else:
+            self._offset, self._stream = offset, None
+
+    def _device_stream(self, xp):
+        """The device stream draws are made from (``xp.random``'s generator), started at (seed,
+        offset) when there is none; each call is one draw and advances the offset."""
+        stream = self._stream
+        if stream is None or stream[0] is not xp:
+            stream = self._stream = (xp, xp.random.default_rng([self._seed, self._offset]))
+        self._offset += 1
+        return stream[1]
+
+    def __repr__(self) -> str:
+        return f"<chainrule.Generator object on {self.device}>"
+
+
+def _checked_seed(seed) -> int:
+    """A seed as the unsigned 64-bit integer torch keeps, or torch's error for one it refuses."""
+    if not isinstance(seed, (builtins.int, np.integer)):
+        raise RuntimeError(f"manual_seed expected a long, but got {type(seed).__name__}")
+    seed = builtins.int(seed)
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError(f"manual_seed: seed {seed} does not fit in 64 bits "
+                         "(expected -2**63 <= seed < 2**64); Overflow when unpacking long long")
+    return seed % 2**64
+
+
+def _generator_device(device) -> _device:
+    dev = _device(device)
+    if dev.type == "cpu":
+        return dev
+    if not cuda_available():
+        raise RuntimeError(f"Generator(device={str(dev)!r}) needs a CUDA GPU: CuPy is not installed or sees no "
+                           "device (install it with pip install 'chainrule[cuda13]', see docs/gpu.md)")
+    return dev if dev.index is not None else _device("cuda", _current_cuda_index())
+
+
+def _describe_state(state) -> str:
+    if isinstance(state, Tensor):
+        return f"a {state.dtype} tensor on {state.device}"
+    return type(state).__name__
+
+
+def _current_cuda_index() -> int:
+    return builtins.int(cuda_module().cuda.runtime.getDevice())
 
 
 default_generator = Generator()
 
 
-def _rng(generator, xp=np) -> np.random.Generator:
-    """The generator's stream on ``xp``'s device: draws for a device tensor are made there (no
-    host-to-device copy), from a stream seeded like the host one but not equal to it (as torch's
-    CUDA and CPU streams differ)."""
-    generator = generator or default_generator
+class _CudaGenerators:
+    """The default generator of each CUDA device (torch.cuda.default_generators), made on first
+    use and seeded with the last seed given to every device (``manual_seed``/``manual_seed_all``),
+    as torch's lazily initialised CUDA generators are."""
+
+    by_index: dict = {}
+    seed_for_new = DEFAULT_SEED
+
+
+def cuda_default_generator(index: int | None = None) -> Generator:
+    """The default generator of CUDA device ``index`` (the current device when None)."""
+    index = _current_cuda_index() if index is None else index
+    generator = _CudaGenerators.by_index.get(index)
+    if generator is None:
+        generator = _CudaGenerators.by_index[index] = Generator(f"cuda:{index}")
+        generator.manual_seed(_CudaGenerators.seed_for_new)
+    return generator
+
+
+def cuda_manual_seed_all(seed: int) -> None:
+    """Seed every CUDA device's default generator, including those not made yet."""
+    seed = _checked_seed(builtins.int(seed))
+    _CudaGenerators.seed_for_new = seed
+    for generator in _CudaGenerators.by_index.values():
+        generator.manual_seed(seed)
+
+
+def _rng(generator, xp=np):
+    """The stream a draw on ``xp``'s device comes from: the CPU generator's for NumPy, else a
+    CUDA generator's device stream (the current device's default generator unless one is given).
+    A generator of the other device type is refused, as torch refuses it."""
     if xp is np:
+        if generator is None:
+            return default_generator._rng
+        if generator.device.type != "cpu":
+            raise RuntimeError(f"Expected a 'cpu' device type for generator but found '{generator.device.type}'")
         return generator._rng
-    rng = generator._device_rngs.get(xp)
-    if rng is None:
-        rng = generator._device_rngs[xp] = xp.random.default_rng(generator._seed)
-    return rng
+    if generator is None:
+        generator = cuda_default_generator(builtins.int(xp.cuda.runtime.getDevice()))
+    elif generator.device.type != "cuda":
+        raise RuntimeError(f"Expected a 'cuda' device type for generator but found '{generator.device.type}'")
+    return generator._device_stream(xp)
 
 
 def manual_seed(seed) -> Generator:
-    """Seed the default generator (and so every random op that is not given a generator).
-    Like torch.manual_seed, anything ``int()`` accepts is converted first (1.5 -> 1, "3" -> 3)."""
-    return default_generator.manual_seed(builtins.int(seed))
+    """Seed the CPU generator and every CUDA device's (and so every random op that is not given
+    a generator), as torch.manual_seed. Anything ``int()`` accepts is converted first (1.5 -> 1,
+    "3" -> 3)."""
+    generator = default_generator.manual_seed(builtins.int(seed))
+    cuda_manual_seed_all(generator.initial_seed())
+    return generator
 
 
 def seed() -> int:
-    return default_generator.seed()
+    """Seed the CPU generator from the operating system's entropy, and every CUDA device's with
+    the same seed (torch.seed); returns it."""
+    new_seed = default_generator.seed()
+    cuda_manual_seed_all(new_seed)
+    return new_seed
 
 
 def initial_seed() -> int:
@@ -281,28 +402,40 @@ def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -
 
 
 
-def _fork_rng(enabled: builtins.bool):
-    if not enabled:
+@contextlib.contextmanager
+def fork_rng(devices=None, enabled: builtins.bool = True, _caller: str = "fork_rng", _devices_kw: str = "devices",
+             device_type=None):
+    """torch.random.fork_rng: draws inside the block leave the random streams as they were: the
+    CPU generator's and the default generators of the CUDA devices in ``devices`` (every device
+    when None) are put back afterwards, even when the block raises. A forked device stream is set
+    aside whole and the block draws from a fresh one started at the same (seed, offset), so the
+    draws after the block are those of a run without it. ``enabled=False`` forks nothing."""
+    if not enabled or device_type == "meta":
         yield
         return
-    generator = default_generator
-    cpu_state = generator.get_state()
-    # device streams (CuPy's generators) have no portable state to copy: the block gets fresh ones
-    # (lazily seeded as after manual_seed), and the untouched originals are put back afterwards
-    device_streams, generator._device_rngs = generator._device_rngs, {}
+    if devices is None:
+        devices = range(_cuda_device_count())
+    generators = [cuda_default_generator(_device_index(d)) for d in devices]
+    cpu_state = default_generator.get_state()
+    saved = [(g._seed, g._offset, g._stream) for g in generators]
+    for generator in generators:
+        generator._stream = None
     try:
         yield
     finally:
-        generator.set_state(cpu_state)
-        generator._device_rngs = device_streams
+        default_generator.set_state(cpu_state)
+        for generator, (seed_, offset, stream) in zip(generators, saved):
+            generator._seed, generator._offset, generator._stream = seed_, offset, stream
 
 
-def fork_rng(devices=None, enabled: builtins.bool = True, _caller: str = "fork_rng", _devices_kw: str = "devices",
-             device_type=None):
-    """torch.random.fork_rng: a context manager whose block's draws leave the random streams where
-    they were: the CPU stream's state is saved and restored; the device streams of the default
-    generator are set aside and the block draws from fresh ones. ``devices`` is accepted for
-    torch's signature (every device stream is forked); ``enabled=False`` forks nothing."""
-    import contextlib
+def _cuda_device_count() -> int:
+    return builtins.int(cuda_module().cuda.runtime.getDeviceCount()) if cuda_available() else 0
 
-    return contextlib.contextmanager(_fork_rng)(enabled)
+
+def _device_index(device) -> int:
+    if isinstance(device, (builtins.int, np.integer)):
+        return builtins.int(device)
+    dev = _device(device)
+    if dev.type != "cuda":
+        raise ValueError(f"fork_rng: devices must be CUDA device indices, got {dev}")
+    return dev.index if dev.index is not None else _current_cuda_index()

@@ -51,7 +51,7 @@ class SyncBatchNorm(_BatchNorm):
         dims = [0, *range(2, input.dim())]
         shape = [1, self.num_features] + [1] * (input.dim() - 2)
         over_ranks = _sum_over_ranks(self.process_group)
-        count = _tensor([input.numel() // self.num_features], dtype=input.dtype)
+        count = _tensor([input.numel() // self.num_features], dtype=input.dtype, device=input.device)
         sums = AllReduceSum.apply(cat([input.sum(dims), count]), sum_over_ranks=over_ranks)
         total = float(sums[-1].item())
         mean = sums[:-1] / total

@@ -19,6 +19,8 @@ import json
 import numpy as np
 
 from ... import distributed as dist
+from ..._backend import array_module, device_of
+from ..._backend import device as _device
 from ...autograd.grad_mode import is_grad_enabled
 from ...tensor import Tensor
 from ..modules.module import Module
@@ -36,7 +38,8 @@ class _Bucket:
         self.params = params
         sizes = [p._data.size for p in params]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-        self.flat = np.zeros(self.offsets[-1], dtype)
+        # on the parameters' device: gradients are copied in and averages copied out there
+        self.flat = array_module(params[0]._data).zeros(self.offsets[-1], dtype)
         self.tensor = Tensor._make(self.flat)  # the collectives take Tensors; this one shares flat
         self.pending = len(params)
         self.work = None
@@ -48,8 +51,12 @@ class DistributedDataParallel(Module):
     ``bucket_cap_mb`` sizes the buckets (default 25); ``find_unused_parameters`` handles models
     whose forward leaves some parameters out of the loss; ``no_sync()`` skips the averaging for
     gradient accumulation; ``broadcast_buffers`` re-sends rank 0's buffers before each forward.
-    ``device_ids``/``output_device``/``gradient_as_bucket_view``/``static_graph`` are accepted for
-    torch's signature and change nothing here (gradients are always copied back into ``.grad``).
+    The module may live on the CPU or on CUDA devices, as in torch: for a module on one GPU,
+    ``device_ids=[i]`` (or None) names that GPU and forward moves its tensor inputs there;
+    ``output_device`` is recorded as in torch (which, for one device, moves nothing to it). MPI is
+    not CUDA-aware, so CUDA buckets are staged through the host (see ``distributed_c10d``).
+    ``gradient_as_bucket_view``/``static_graph`` are accepted for torch's signature and change
+    nothing here (gradients are always copied back into ``.grad``).
     ``state_dict()`` keys carry the ``module.`` prefix, as torch's do; use ``ddp.module`` for the
     unwrapped model's.
     """
@@ -76,10 +83,8 @@ class DistributedDataParallel(Module):
         if not named:
             raise RuntimeError("DistributedDataParallel is not needed when a module doesn't have any "
                                "parameter that requires a gradient.")
-        on_gpu = [name for name, p in named if type(p._data) is not np.ndarray]
-        if on_gpu:
-            raise RuntimeError(f"DistributedDataParallel: parameter {on_gpu[0]} is on a CUDA device; DDP here "
-                               "reduces CPU gradients over MPI (NCCL through CuPy is not built yet)")
+        self.device_ids, self.output_device = _check_devices(module, device_ids, output_device)
+        self.device = next(module.parameters()).device
         self._parameter_names = [name for name, _ in named]
         self._parameters_list = [p for _, p in named]
         self._world_size = dist.get_world_size(self.process_group)
@@ -103,6 +108,8 @@ class DistributedDataParallel(Module):
                 self._broadcast_state(buffers)
         self._syncing = is_grad_enabled() and self.require_backward_grad_sync
         self._reset_iteration()
+        if self.device_ids:
+            inputs, kwargs = _moved(inputs, self.device), _moved(kwargs, self.device)
         output = self.module(*inputs, **kwargs)
         self._unused = self._find_unused(output) if self._syncing and self.find_unused_parameters else ()
         return output
@@ -174,7 +181,7 @@ class DistributedDataParallel(Module):
                 if param._grad is None:
                     param._grad = Tensor._make(averaged.copy())
                 else:
-                    np.copyto(param._grad._data, averaged)
+                    param._grad._data[...] = averaged
                     param._grad._bump_version()
         self._syncing = False
         self._reset_iteration()
@@ -213,16 +220,17 @@ class DistributedDataParallel(Module):
 
     # ------------------------------------------------------------------ construction
     def _build_buckets(self):
-        """Buckets of one dtype each, filled from the last parameter backwards."""
+        """Buckets of one dtype and device each, filled from the last parameter backwards."""
         self._index_of = {id(p): i for i, p in enumerate(self._parameters_list)}
         buckets, members, slot = [], [], {}
-        open_by_dtype: dict = {}  # dtype -> [indices, bytes, cap] of the bucket being filled
+        open_by_kind: dict = {}  # (dtype, device) -> [indices, bytes, cap] of the bucket being filled
         for index in reversed(range(len(self._parameters_list))):
             data = self._parameters_list[index]._data
-            current = open_by_dtype.get(data.dtype)
+            kind = (data.dtype, device_of(data))
+            current = open_by_kind.get(kind)
             if current is None or (current[1] and current[1] + data.nbytes > current[2]):
                 cap = self._first_bucket_bytes if not members else self.bucket_bytes_cap
-                current = open_by_dtype[data.dtype] = [[], 0, cap]
+                current = open_by_kind[kind] = [[], 0, cap]
                 members.append(current[0])
             current[0].append(index)
             current[1] += data.nbytes
@@ -259,19 +267,70 @@ class DistributedDataParallel(Module):
                                    f"{detail}")
 
     def _broadcast_state(self, tensors: list) -> None:
-        """Overwrite ``tensors`` with rank 0's, one broadcast per dtype (packed flat)."""
-        by_dtype: dict = {}
+        """Overwrite ``tensors`` with rank 0's, one broadcast per dtype and device (packed flat on
+        that device)."""
+        by_kind: dict = {}
         for t in tensors:
-            by_dtype.setdefault(t._data.dtype, []).append(t)
-        for dtype, group in by_dtype.items():
-            flat = np.concatenate([np.asarray(t._data, dtype).reshape(-1) for t in group])
+            by_kind.setdefault((t._data.dtype, device_of(t._data)), []).append(t)
+        for group in by_kind.values():
+            flat = array_module(group[0]._data).concatenate([t._data.reshape(-1) for t in group])
             dist.broadcast(Tensor._make(flat), src=dist.get_global_rank(self.process_group, 0),
                            group=self.process_group)
             start = 0
             for t in group:
-                np.copyto(t._data, flat[start:start + t._data.size].reshape(t._data.shape))
+                t._data[...] = flat[start:start + t._data.size].reshape(t._data.shape)
                 t._bump_version()
                 start += t._data.size
+
+
+def _check_devices(module: Module, device_ids, output_device):
+    """torch's rules for where the module lives: every parameter on one device type; for a module
+    on one GPU, ``device_ids`` None or that one GPU; for a CPU or multi-device module, neither
+    ``device_ids`` nor ``output_device``. Returns (device_ids, output_device) as torch keeps them."""
+    if device_ids is not None and len(device_ids) > 1:
+        raise ValueError("device_ids can only be None or contain a single element.")
+    devices = {p.device for p in module.parameters()}
+    types = {d.type for d in devices}
+    if len(types) != 1:
+        raise ValueError("DistributedDataParallel's input module must be on the same type of devices, but input "
+                         f"module parameters locate in {types}.")
+    if not device_ids or types == {"cpu"} or len(devices) > 1:
+        if device_ids or output_device:
+            raise ValueError("DistributedDataParallel device_ids and output_device arguments only work with "
+                             "single-device/multiple-device GPU modules or CPU modules, but got device_ids "
+                             f"{device_ids}, output_device {output_device}, and module parameters {devices}.")
+        return None, None
+    (module_device,) = devices
+    ids = [_device_index(d, module_device) for d in device_ids]
+    if ids[0] != module_device.index:
+        # torch fails at the first forward (inputs moved to device_ids[0] meet parameters elsewhere)
+        raise RuntimeError(f"DistributedDataParallel: device_ids {list(device_ids)} names cuda:{ids[0]} but the "
+                           f"module's parameters are on {module_device}; pass device_ids=[{module_device.index}] "
+                           f"or move the module there first with .to('cuda:{ids[0]}')")
+    return ids, _device_index(device_ids[0] if output_device is None else output_device, module_device)
+
+
+def _device_index(value, module_device) -> int:
+    """torch's ``_get_device_index``: an int, 'cuda:1' or a device; 'cuda' means the module's GPU."""
+    if isinstance(value, int):
+        return value
+    dev = _device(value)
+    if dev.type != "cuda":
+        raise ValueError(f"DistributedDataParallel: expected a CUDA device in device_ids/output_device, got {dev}")
+    return dev.index if dev.index is not None else module_device.index
+
+
+def _moved(value, device):
+    """``value`` with every tensor in it (through tuples, lists and dicts) moved to ``device``."""
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
+        return type(value)(*(_moved(item, device) for item in value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_moved(item, device) for item in value)
+    if isinstance(value, dict):
+        return {key: _moved(item, device) for key, item in value.items()}
+    return value
 
 
 def _tensors_in(value):
