@@ -56,3 +56,21 @@ def test_nested_containers_nan_and_custom_message():
         chainrule.testing.assert_close(chainrule.tensor([1.0]), 1.0)
     with pytest.raises(ValueError, match="Both 'rtol' and 'atol'"):
         chainrule.testing.assert_close(chainrule.tensor(1.0), chainrule.tensor(1.0), rtol=0.1)
+
+
+def test_make_tensor_shapes_dtypes_ranges_and_layouts_as_torch():
+    from chainrule.testing import make_tensor
+
+    for dtype_name in ("float32", "float64", "int64", "int32", "uint8", "bool"):
+        ours = make_tensor(3, 4, dtype=getattr(chainrule, dtype_name))
+        theirs = torch.testing.make_tensor(3, 4, dtype=getattr(torch, dtype_name), device="cpu")
+        assert tuple(ours.shape) == tuple(theirs.shape) and ours.dtype.name == str(theirs.dtype).split(".")[1]
+    values = make_tensor((200,), dtype=chainrule.float32, low=-1.0, high=2.0).numpy()
+    assert values.min() >= -1.0 and values.max() < 2.0
+    ints = make_tensor(500, dtype=chainrule.int64).numpy()
+    assert ints.min() >= -9 and ints.max() <= 9
+    assert (make_tensor(500, dtype=chainrule.uint8, exclude_zero=True).numpy() != 0).all()
+    t = make_tensor(2, 3, dtype=chainrule.float32, noncontiguous=True, requires_grad=True)
+    assert not t.is_contiguous() and t.requires_grad and t.is_leaf
+    with pytest.raises(ValueError, match="`low` must be less than or equal to `high`"):
+        make_tensor(2, dtype=chainrule.float32, low=2, high=1)

@@ -7,7 +7,7 @@ import collections.abc
 
 import numpy as np
 
-__all__ = ["assert_close", "assert_allclose"]
+__all__ = ["assert_close", "assert_allclose", "make_tensor"]
 
 # torch's defaults (rtol, atol) per dtype; integer and bool dtypes compare exactly
 _TOLERANCES = {np.dtype(np.float16): (1e-3, 1e-5), np.dtype(np.float32): (1.3e-6, 1e-5),
@@ -122,3 +122,49 @@ def assert_allclose(actual, expected, rtol=None, atol=None, equal_nan: bool = Tr
     """The deprecated torch.testing.assert_allclose: assert_close without the dtype check."""
     assert_close(actual, expected, rtol=rtol, atol=atol, equal_nan=equal_nan, check_dtype=False,
                  msg=msg or None)
+
+
+def make_tensor(*shape, dtype, device=None, low=None, high=None, requires_grad: bool = False,
+                noncontiguous: bool = False, exclude_zero: bool = False, memory_format=None):
+    """torch.testing.make_tensor: a tensor of ``shape`` with values drawn uniformly from [low, high)
+    (floats default to [-9, 9), integers to [-9, 10), uint8 to [0, 10)), from chainrule's default
+    generator. ``exclude_zero`` replaces zeros with the dtype's smallest step, ``noncontiguous`` lays
+    the values out with a stride of two in the last dim."""
+    from .. import _dtype
+    from ..ops.random import _rng
+    from ..tensor import Tensor
+
+    if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
+        shape = tuple(shape[0])
+    shape = tuple(int(s) for s in shape)
+    dtype = _dtype.to_dtype(dtype)
+    np_dtype = dtype.np
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"`low` must be less than or equal to `high`, but got {low} > {high}")
+    rng = _rng(None)
+    if np_dtype == np.bool_:
+        values = rng.integers(0, 2, size=shape).astype(np.bool_)
+    elif np_dtype.kind in "iu":
+        lowest = 0 if np_dtype.kind == "u" else -9
+        lo = builtins.max(lowest if low is None else int(np.ceil(low)), np.iinfo(np_dtype).min)
+        hi = builtins.min(10 if high is None else int(np.ceil(high)), np.iinfo(np_dtype).max)
+        values = rng.integers(lo, builtins.max(hi, lo + 1), size=shape).astype(np_dtype)
+    else:
+        lo = -9.0 if low is None else float(low)
+        hi = 9.0 if high is None else float(high)
+        values = rng.uniform(lo, hi, size=shape).astype(np_dtype)
+    if exclude_zero:
+        step = 1 if np_dtype.kind in "iub" else np.finfo(np_dtype).tiny
+        values = np.where(values == 0, np.asarray(step, dtype=np_dtype), values)
+    if noncontiguous and values.size > 1:
+        wide = np.empty(shape[:-1] + (shape[-1] * 2,), dtype=np_dtype)
+        wide[..., ::2] = values
+        values = wide[..., ::2]
+    result = Tensor._make(values)
+    if memory_format is not None:
+        result = result.contiguous(memory_format=memory_format)
+    if device is not None:
+        result = result.to(device)
+    if requires_grad:
+        result.requires_grad_(True)
+    return result
