@@ -252,6 +252,11 @@ def to_device(array, dev: device):
             return array
         cp = cuda_module()
         return cp.asnumpy(array) if cp is not None and isinstance(array, cp.ndarray) else np.asarray(array)
+    index = dev.index if dev.index is not None else int(xp.cuda.runtime.getDevice())
     if isinstance(array, xp.ndarray):
-        return array
-    return xp.asarray(np.asarray(array, order="C"))
+        if array.device.id == index:
+            return array
+        with xp.cuda.Device(index):  # another GPU's array: a peer copy onto the asked one
+            return xp.array(array, copy=True)
+    with xp.cuda.Device(index):  # made on the GPU the device names, not the current one
+        return xp.asarray(np.asarray(array, order="C"))

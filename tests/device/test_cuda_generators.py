@@ -220,3 +220,11 @@ def test_a_bad_cpu_state_is_refused_as_torch_refuses_it(bad, error):
         with pytest.raises(error):
             lib.set_rng_state(bad(lib))
         assert lib.equal(lib.get_rng_state(), state)
+
+
+def test_a_cuda_generator_in_a_shuffling_dataloader_gets_torchs_error(cuda):
+    from chainrule.utils.data import DataLoader, TensorDataset
+
+    loader = DataLoader(TensorDataset(chainrule.arange(4.0)), shuffle=True, generator=chainrule.Generator("cuda"))
+    with pytest.raises(RuntimeError, match="Expected a 'cpu' device type for generator but found 'cuda'"):
+        list(loader)

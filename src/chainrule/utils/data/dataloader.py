@@ -223,9 +223,9 @@ class DataLoader:
 def _draw_base_seed(loader: DataLoader) -> int:
     """The workers' base seed, drawn by every iterator, with or without workers, as torch does:
     so the generator advances alike and a shuffled order does not depend on ``num_workers``."""
-    from ...ops.random import default_generator
+    from ...ops.random import _rng, default_generator
 
-    return int((loader.generator or default_generator)._rng.integers(2**63))
+    return int(_rng(loader.generator or default_generator).integers(2**63))
 
 
 class _SingleProcessIterator:

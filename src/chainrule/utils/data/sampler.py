@@ -28,9 +28,10 @@ _CHUNK = 4096
 def _epoch_rng(generator) -> np.random.Generator:
     """The NumPy stream for one epoch: the given Generator's, or a fresh one seeded from the
     default generator (as torch does, so ``manual_seed`` makes shuffling reproducible)."""
+    from ...ops.random import _rng, default_generator
+
     if generator is not None:
-        return generator._rng
-    from ...ops.random import default_generator
+        return _rng(generator)  # a CUDA generator is refused with torch's error
 
     return np.random.default_rng(int(default_generator._rng.integers(2**63)))
 
