@@ -101,36 +101,118 @@ def _over_leading_rows(work, rows: int, elements: int, xp) -> None:
         work(0, rows)
 
 
-def _max_pool(x: np.ndarray, geo: _PoolGeometry):
-    """Max and the kernel-offset index (0..K-1, first maximum) of every window."""
+def _max_pool(x: np.ndarray, geo: _PoolGeometry, with_offsets: bool = True):
+    """Max of every window and, if ``with_offsets``, the kernel-offset index (0..K-1) torch's
+    indices point at; else None in its place."""
     xp = array_module(x)
     lead = x.shape[: x.ndim - len(geo.kernel)]
     kernel_size = math.prod(geo.kernel)
     best = xp.empty(lead + geo.out_shape, dtype=x.dtype)  # contiguous, as torch's output is
-    which = xp.empty(best.shape, dtype=np.int8 if kernel_size < 128 else np.int64)
+    which = xp.empty(best.shape, dtype=np.int8 if kernel_size < 128 else np.int64) if with_offsets else None
 
     def pool_rows(start: int, stop: int) -> None:
-        _max_pool_into(x[start:stop], geo, best[start:stop], which[start:stop])
+        _max_pool_into(x[start:stop], geo, best[start:stop], None if which is None else which[start:stop])
 
     _over_leading_rows(pool_rows, best.shape[0], best.size * kernel_size, xp)
     return best, which
 
 
-def _max_pool_into(x: np.ndarray, geo: _PoolGeometry, best: np.ndarray, which: np.ndarray) -> None:
+def _inside_input(geo: _PoolGeometry, offset: tuple, xp):
+    """Which windows hold the input (not padding) at this kernel offset: a mask broadcastable to
+    the output plane, or None when every window does."""
+    inside = None
+    d = len(geo.kernel)
+    for i, (n, s, p, dl, m, k) in enumerate(zip(geo.in_shape, geo.stride, geo.padding, geo.dilation,
+                                                geo.out_shape, offset)):
+        position = xp.arange(m) * s - p + k * dl
+        along = ((position >= 0) & (position < n)).reshape((-1,) + (1,) * (d - 1 - i))
+        inside = along if inside is None else inside & along
+    return inside
+
+
+def _max_pool_into(x: np.ndarray, geo: _PoolGeometry, best: np.ndarray, which) -> None:
     xp = array_module(x)
     padded = _pad(x, geo, _lowest(x.dtype))
-    views = [_offset_view(padded, geo, offset) for offset in np.ndindex(*geo.kernel)]
+    offsets = list(np.ndindex(*geo.kernel))
+    views = [_offset_view(padded, geo, offset) for offset in offsets]
     best[...] = views[0]
     for view in views[1:]:
         xp.maximum(best, view, out=best)  # NaN propagates, as in torch
-    # the first offset holding the maximum: walk the offsets backwards, the earliest write wins
+    if which is None:
+        return
+    # torch's index is the first maximum among the window's input elements: padding ties with a
+    # window of -inf (or the integer minimum) and must not win, so padded offsets are masked
+    padded_geometry = any(geo.padding) or any(geo.pad_hi)
+    # walk the offsets backwards, the earliest write wins
     which[...] = len(views) - 1
     for i in range(len(views) - 2, -1, -1):
-        xp.copyto(which, i, where=views[i] == best)
-    # on a device the NaN walk runs unconditionally: testing for NaN first would sync to the host
+        at_max = views[i] == best
+        if padded_geometry:
+            at_max &= _inside_input(geo, offsets[i], xp)
+        xp.copyto(which, i, where=at_max)
+    # torch takes every NaN it meets (``val > max || isnan(val)``), so the LAST NaN of a window
+    # wins: walk forwards. On a device the walk runs unconditionally: testing for NaN first
+    # would sync to the host. Padding is never NaN.
     if x.dtype.kind == "f" and (xp is not np or xp.isnan(best).any()):
-        for i in range(len(views) - 1, -1, -1):
-            xp.copyto(which, i, where=xp.isnan(views[i]))
+        for i, view in enumerate(views):
+            xp.copyto(which, i, where=xp.isnan(view))
+
+
+def _disjoint_pairs(geo: _PoolGeometry) -> bool:
+    """MaxPool2d(2) / MaxPool1d(2) with no padding, dilation or ceil-mode overhang: every window
+    is a 2 (×2) tile of the input, which ``_pairs_scatter`` handles in a few contiguous passes."""
+    return (len(geo.kernel) <= 2 and all(k == 2 for k in geo.kernel) and all(s == 2 for s in geo.stride)
+            and all(dl == 1 for dl in geo.dilation) and not any(geo.padding) and not any(geo.pad_hi))
+
+
+def _keep_one(left: np.ndarray, right: np.ndarray, last: bool) -> None:
+    """Per 2 (×2) tile, keep only the first (or ``last``) True of the masks of its left and right
+    columns, in place; rows are the second-to-last axis of a 2-d pool, tiles in raster order."""
+    xp = array_module(left)
+    if last:
+        xp.greater(left, right, out=left)  # left & ~right
+    else:
+        xp.greater(right, left, out=right)
+    if left.ndim - 2 < 2:
+        return
+    # the row that wins a tie between the tile's two rows, and the one that yields
+    wins, yields = (slice(1, None, 2), slice(0, None, 2)) if last else (slice(0, None, 2), slice(1, None, 2))
+    taken = (left | right)[..., wins, :]
+    for mask in (left, right):
+        xp.greater(mask[..., yields, :], taken, out=mask[..., yields, :])
+
+
+def _pairs_scatter(grad: np.ndarray, x: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """max pool's backward on 2 (×2) tiles: each window's gradient to its first maximum (its last
+    NaN), found by comparing the input with the window's max, in the same passes as the scatter."""
+    xp = array_module(x)
+    tiled = tuple(slice(0, 2 * m) for m in best.shape[2:])
+    # floor mode drops an odd last row/column: it gets no gradient
+    cropped = any(2 * m != n for m, n in zip(best.shape[2:], x.shape[2:]))
+    out = (xp.zeros if cropped else xp.empty)(x.shape, dtype=grad.dtype)
+    bits = np.dtype(f"i{grad.dtype.itemsize}")
+
+    def scatter_rows(start: int, stop: int) -> None:
+        rows_x, rows_out = x[start:stop][(Ellipsis, *tiled)], out[start:stop][(Ellipsis, *tiled)]
+        rows_best, rows_grad = best[start:stop], grad[start:stop]
+        if best.ndim == 4:  # each window's max and gradient beside both of its rows
+            rows_best, rows_grad = xp.repeat(rows_best, 2, axis=-2), xp.repeat(rows_grad, 2, axis=-2)
+        left, right = rows_x[..., 0::2] == rows_best, rows_x[..., 1::2] == rows_best
+        _keep_one(left, right, last=False)
+        if x.dtype.kind == "f" and (xp is not np or xp.isnan(rows_best).any()):
+            # NaN windows: none of them equals the max; torch's index is the window's last NaN
+            nan_left, nan_right = xp.isnan(rows_x[..., 0::2]), xp.isnan(rows_x[..., 1::2])
+            _keep_one(nan_left, nan_right, last=True)
+            left |= nan_left
+            right |= nan_right
+        # gradient AND (0 or all ones), bitwise: a masked copy (np.where) of such random masks
+        # runs ~10x slower on mispredicted branches, and a product would make 0 * inf NaN
+        grad_bits = rows_grad.view(bits)
+        for column, chosen in ((0, left), (1, right)):
+            xp.bitwise_and(grad_bits, xp.negative(chosen.view(np.int8)), out=rows_out.view(bits)[..., column::2])
+
+    _over_leading_rows(scatter_rows, x.shape[0], x.size, xp)
+    return out
 
 
 def _flat_indices(which: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
@@ -190,9 +272,14 @@ class MaxPool(Function):
 
     @staticmethod
     def forward(ctx, x, geo, return_indices):
-        y, which = _max_pool(x, geo)
+        # 2 (×2) tiles without indices keep only the max: their backward finds each window's
+        # maximum again by comparing the saved input with it, in the passes that scatter
+        pairs = not return_indices and _disjoint_pairs(geo)
+        y, which = _max_pool(x, geo, with_offsets=not pairs)
         if ctx.needs_input_grad[0]:  # keep nothing on the shared no-grad ctx
             ctx.geo, ctx.which = geo, which
+            if pairs:
+                ctx.save_for_backward(x, y)  # as torch does: an in-place change of x is caught
         if return_indices:
             indices = _flat_indices(which, geo)
             ctx.mark_non_differentiable(indices)
@@ -202,7 +289,30 @@ class MaxPool(Function):
     @staticmethod
     def backward(ctx, grad, *unused):
         # y = x[argmax window]  ⇒  x̄ = ḡ routed to the first maximum of each window
+        if ctx.which is None:
+            x, y = ctx.saved_tensors
+            return PairsScatter.apply(grad, x=x._data, best=y._data, geo=ctx.geo)
         return WindowScatter.apply(grad, which=ctx.which, geo=ctx.geo)
+
+
+class PairsScatter(Function):
+    _array_forward = True
+    node_name = "MaxPoolWithIndicesBackwardBackward0"
+    label = "max_pool_backward"
+    rule = ("sends each 2 (×2) window's gradient to its first maximum, found by comparing the input "
+            "with the window's max (max_pool's backward, recorded as an op under create_graph)")
+
+    @staticmethod
+    def forward(ctx, grad, x, best, geo):
+        if ctx.needs_input_grad[0]:
+            ctx.x, ctx.geo = x, geo
+        return _pairs_scatter(grad, x, best)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # the adjoint of a scatter is the gather at the same positions (found the forward's way)
+        _, which = _max_pool(ctx.x, ctx.geo)
+        return WindowGather.apply(grad, which=which, geo=ctx.geo)
 
 
 class WindowScatter(Function):
