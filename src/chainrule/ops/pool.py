@@ -143,19 +143,31 @@ def _max_pool_into(x: np.ndarray, geo: _PoolGeometry, best: np.ndarray, which) -
     # torch's index is the first maximum among the window's input elements: padding ties with a
     # window of -inf (or the integer minimum) and must not win, so padded offsets are masked
     padded_geometry = any(geo.padding) or any(geo.pad_hi)
-    # walk the offsets backwards, the earliest write wins
+    # walk the offsets backwards, the earliest write wins; ``which -= (which - i) * hit`` sets i
+    # where hit without a branch (np.copyto(where=) on such random masks runs ~20x slower)
     which[...] = len(views) - 1
     for i in range(len(views) - 2, -1, -1):
         at_max = views[i] == best
         if padded_geometry:
             at_max &= _inside_input(geo, offsets[i], xp)
-        xp.copyto(which, i, where=at_max)
+        which -= (which - i) * at_max
     # torch takes every NaN it meets (``val > max || isnan(val)``), so the LAST NaN of a window
     # wins: walk forwards. On a device the walk runs unconditionally: testing for NaN first
     # would sync to the host. Padding is never NaN.
     if x.dtype.kind == "f" and (xp is not np or xp.isnan(best).any()):
         for i, view in enumerate(views):
-            xp.copyto(which, i, where=xp.isnan(view))
+            which -= (which - i) * xp.isnan(view)
+
+
+def _kept_bits(values: np.ndarray, mask: np.ndarray, out=None) -> np.ndarray:
+    """The bits of ``values`` where ``mask``, else of +0: a bitwise AND with 0 or all ones, as
+    integers of the values' width (``out``, if given, is written through the same view). Branch-free:
+    a masked copy (np.copyto, np.where) of a random mask — ties, ReLU zeros — runs 10-20x slower on
+    mispredicted branches, and a product would turn 0 * inf into NaN."""
+    xp = array_module(values)
+    bits = np.dtype(f"i{values.dtype.itemsize}")
+    return xp.bitwise_and(values.view(bits), xp.negative(mask.view(np.int8)),
+                          out=None if out is None else out.view(bits))
 
 
 def _disjoint_pairs(geo: _PoolGeometry) -> bool:
@@ -190,7 +202,6 @@ def _pairs_scatter(grad: np.ndarray, x: np.ndarray, best: np.ndarray) -> np.ndar
     # floor mode drops an odd last row/column: it gets no gradient
     cropped = any(2 * m != n for m, n in zip(best.shape[2:], x.shape[2:]))
     out = (xp.zeros if cropped else xp.empty)(x.shape, dtype=grad.dtype)
-    bits = np.dtype(f"i{grad.dtype.itemsize}")
 
     def scatter_rows(start: int, stop: int) -> None:
         rows_x, rows_out = x[start:stop][(Ellipsis, *tiled)], out[start:stop][(Ellipsis, *tiled)]
@@ -205,11 +216,8 @@ def _pairs_scatter(grad: np.ndarray, x: np.ndarray, best: np.ndarray) -> np.ndar
             _keep_one(nan_left, nan_right, last=True)
             left |= nan_left
             right |= nan_right
-        # gradient AND (0 or all ones), bitwise: a masked copy (np.where) of such random masks
-        # runs ~10x slower on mispredicted branches, and a product would make 0 * inf NaN
-        grad_bits = rows_grad.view(bits)
         for column, chosen in ((0, left), (1, right)):
-            xp.bitwise_and(grad_bits, xp.negative(chosen.view(np.int8)), out=rows_out.view(bits)[..., column::2])
+            _kept_bits(rows_grad, chosen, out=rows_out[..., column::2])
 
     _over_leading_rows(scatter_rows, x.shape[0], x.size, xp)
     return out
@@ -238,7 +246,6 @@ def _window_scatter(grad: np.ndarray, which: np.ndarray, geo: _PoolGeometry) -> 
     lead = grad.shape[: grad.ndim - len(geo.kernel)]
     out = xp.zeros(lead + geo.padded_shape(), dtype=grad.dtype)
     overlap = not geo.non_overlapping()
-    zero = xp.zeros((), dtype=grad.dtype)
     offsets = list(np.ndindex(*geo.kernel))
 
     def scatter_rows(start: int, stop: int) -> None:
@@ -246,9 +253,9 @@ def _window_scatter(grad: np.ndarray, which: np.ndarray, geo: _PoolGeometry) -> 
         for i, offset in enumerate(offsets):
             target = _offset_view(rows, geo, offset)
             if overlap:
-                target += xp.where(which_rows == i, grad_rows, zero)
-            else:
-                xp.copyto(target, grad_rows, where=which_rows == i)
+                target += _kept_bits(grad_rows, which_rows == i).view(grad.dtype)
+            else:  # each input element lies in one window at most: written once, never added
+                _kept_bits(grad_rows, which_rows == i, out=target)
 
     _over_leading_rows(scatter_rows, out.shape[0], grad.size * len(offsets), xp)
     return _crop(out, geo)
@@ -259,8 +266,10 @@ def _window_gather(x: np.ndarray, which: np.ndarray, geo: _PoolGeometry) -> np.n
     xp = array_module(x)
     padded = _pad(x, geo, 0)
     out = xp.zeros(which.shape, dtype=x.dtype)
+    out_bits = out.view(np.dtype(f"i{x.dtype.itemsize}"))
     for i, offset in enumerate(np.ndindex(*geo.kernel)):
-        xp.copyto(out, _offset_view(padded, geo, offset), where=which == i)
+        # one offset per window is chosen: OR-ing the kept bits puts its value there exactly
+        xp.bitwise_or(out_bits, _kept_bits(_offset_view(padded, geo, offset), which == i), out=out_bits)
     return out
 
 
