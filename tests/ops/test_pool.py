@@ -191,8 +191,10 @@ def test_max_pool_last_nan_and_padded_minus_inf_windows_as_torch():
         (np.full((1, 1, 5, 5), -inf), dict(kernel_size=2, ceil_mode=True)),
         (np.full((1, 1, 5, 5), -inf), dict(kernel_size=3, stride=2, padding=1, dilation=1)),
     ]
+    cases += [(np.array([[[[1.0, nan, 3.0], [nan, 2.0, 0.0], [nan, 0.0, 0.0]]]]), dict(output_size=1)),
+              (np.array([[[1.0, nan, 3.0, nan, 2.0, 0.0, nan]]]), dict(output_size=3))]
     for x, kwargs in cases:
-        op = "max_pool1d" if x.ndim == 3 else "max_pool2d"
+        op = ("adaptive_" if "output_size" in kwargs else "") + ("max_pool1d" if x.ndim == 3 else "max_pool2d")
         for return_indices in (False, True):
             results = []
             for lib in (chainrule, torch):

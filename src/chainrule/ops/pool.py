@@ -3,8 +3,10 @@
 Windows are strided views of the padded input, never copies: a pool visits its K kernel offsets
 one vectorised slice at a time (K passes over the output, no Python loop over pixels).
 
-* max pool keeps, per window, the *first* maximum (torch's rule; NaN wins, as in torch), routes
-  the gradient there, and reports torch's indices: the flat index into each input plane.
+* max pool keeps, per window, the *first* maximum (torch's rule; NaN wins, and of several NaNs
+  the last, as in torch), routes the gradient there, and reports torch's indices: the flat index
+  into each input plane. MaxPool2d(2) / MaxPool1d(2) without indices keep only the max and find
+  the maximum again in the backward, comparing the saved input with it (as torch keeps the input).
 * avg pool is linear: its backward is its adjoint (the gradient spread over each window), and
   the adjoint's backward is the pool again, so double backward is exact.
 * adaptive pools use torch's windows ``[floor(i·L/out), ceil((i+1)·L/out))``; adaptive avg pool
@@ -12,8 +14,9 @@ one vectorised slice at a time (K passes over the output, no Python loop over pi
   transposes), global pooling is a mean; adaptive max pool gathers the windows once and keeps
   flat indices (its backward is one ``np.bincount`` scatter-add, max_unpool a scatter).
 
-Tie/edge policy: max pool routes the whole gradient to the first maximum of a window, matching
-torch; ``-inf`` padding never wins (torch requires ``padding <= kernel_size / 2``).
+Tie/edge policy: max pool routes the whole gradient to the first maximum of a window (the last
+NaN if it holds NaN), matching torch; padding never wins, not even a window of ``-inf`` (torch's
+index is then the window's first input element; torch requires ``padding <= kernel_size / 2``).
 """
 
 from __future__ import annotations
@@ -730,6 +733,11 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
     perm = (0, 1, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2))
     windows = windows.transpose(perm).reshape(data.shape[:2] + tuple(sizes) + (-1,))
     which = windows.argmax(axis=-1) if windows.shape[-1] else xp.zeros(windows.shape[:-1], dtype=np.int64)
+    # argmax takes a window's first NaN; torch's kernel (``val > max || isnan(val)``) its last
+    if windows.dtype.kind == "f" and windows.size and (xp is not np or xp.isnan(windows).any()):
+        nan = xp.isnan(windows)
+        last_nan = windows.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1)
+        which = xp.where(nan.any(axis=-1), last_nan, which)
     flat = xp.zeros(which.shape, dtype=np.int64)
     rest = which
     plane_stride = 1
