@@ -104,9 +104,9 @@ def _over_leading_rows(work, rows: int, elements: int, xp) -> None:
         work(0, rows)
 
 
-def _max_pool(x: np.ndarray, geo: _PoolGeometry, with_offsets: bool = True):
-    """Max of every window and, if ``with_offsets``, the kernel-offset index (0..K-1) torch's
-    indices point at; else None in its place."""
+def _max_pool(x: np.ndarray, geo: _PoolGeometry, with_offsets: bool):
+    """Max of every window and, if ``with_offsets``, the kernel offset (0..K-1) of its first
+    maximum, which torch's indices point at; else None in its place."""
     xp = array_module(x)
     lead = x.shape[: x.ndim - len(geo.kernel)]
     kernel_size = math.prod(geo.kernel)
@@ -114,15 +114,30 @@ def _max_pool(x: np.ndarray, geo: _PoolGeometry, with_offsets: bool = True):
     which = xp.empty(best.shape, dtype=np.int8 if kernel_size < 128 else np.int64) if with_offsets else None
 
     def pool_rows(start: int, stop: int) -> None:
-        _max_pool_into(x[start:stop], geo, best[start:stop], None if which is None else which[start:stop])
-
+        views = _offset_views(x[start:stop], geo)
+        rows_best = best[start:stop]
+        rows_best[...] = views[0]
+        for view in views[1:]:
+            xp.maximum(rows_best, view, out=rows_best)  # NaN propagates, as in torch
+        if which is not None:
+            rows_which = which[start:stop]
+            rows_which[...] = 0
+            for i, hit in enumerate(_first_max_hits(views, rows_best, geo)):
+                if i:
+                    rows_which += hit * which.dtype.type(i)  # one hit per window: the sum is its offset
     _over_leading_rows(pool_rows, best.shape[0], best.size * kernel_size, xp)
     return best, which
 
 
+def _offset_views(x: np.ndarray, geo: _PoolGeometry) -> list:
+    """The window views of x padded with the lowest value, one per kernel offset, in raster order."""
+    padded = _pad(x, geo, _lowest(x.dtype))
+    return [_offset_view(padded, geo, offset) for offset in np.ndindex(*geo.kernel)]
+
+
 def _inside_input(geo: _PoolGeometry, offset: tuple, xp):
     """Which windows hold the input (not padding) at this kernel offset: a mask broadcastable to
-    the output plane, or None when every window does."""
+    the output plane."""
     inside = None
     d = len(geo.kernel)
     for i, (n, s, p, dl, m, k) in enumerate(zip(geo.in_shape, geo.stride, geo.padding, geo.dilation,
@@ -133,33 +148,37 @@ def _inside_input(geo: _PoolGeometry, offset: tuple, xp):
     return inside
 
 
-def _max_pool_into(x: np.ndarray, geo: _PoolGeometry, best: np.ndarray, which) -> None:
-    xp = array_module(x)
-    padded = _pad(x, geo, _lowest(x.dtype))
-    offsets = list(np.ndindex(*geo.kernel))
-    views = [_offset_view(padded, geo, offset) for offset in offsets]
-    best[...] = views[0]
-    for view in views[1:]:
-        xp.maximum(best, view, out=best)  # NaN propagates, as in torch
-    if which is None:
-        return
-    # torch's index is the first maximum among the window's input elements: padding ties with a
-    # window of -inf (or the integer minimum) and must not win, so padded offsets are masked
-    padded_geometry = any(geo.padding) or any(geo.pad_hi)
-    # walk the offsets backwards, the earliest write wins; ``which -= (which - i) * hit`` sets i
-    # where hit without a branch (np.copyto(where=) on such random masks runs ~20x slower)
-    which[...] = len(views) - 1
-    for i in range(len(views) - 2, -1, -1):
-        at_max = views[i] == best
-        if padded_geometry:
-            at_max &= _inside_input(geo, offsets[i], xp)
-        which -= (which - i) * at_max
-    # torch takes every NaN it meets (``val > max || isnan(val)``), so the LAST NaN of a window
-    # wins: walk forwards. On a device the walk runs unconditionally: testing for NaN first
-    # would sync to the host. Padding is never NaN.
-    if x.dtype.kind == "f" and (xp is not np or xp.isnan(best).any()):
-        for i, view in enumerate(views):
-            which -= (which - i) * xp.isnan(view)
+def _only_first(masks: list, last: bool = False) -> None:
+    """In place: wherever several of ``masks`` are True, keep only the first (or ``last``) one."""
+    xp = array_module(masks[0])
+    order = masks[::-1] if last else masks
+    taken = order[0]
+    for i, mask in enumerate(order[1:]):
+        xp.greater(mask, taken, out=mask)  # mask & ~taken
+        if i < len(order) - 2:  # the union so far; a fresh array, the masks are the result
+            taken = taken | mask if i == 0 else xp.bitwise_or(taken, mask, out=taken)
+
+
+def _first_max_hits(views: list, best: np.ndarray, geo: _PoolGeometry) -> list:
+    """Per kernel offset, the windows whose first maximum lies there: torch's rule, one place for
+    the indices (forward) and the gradient (backward). Each window is hit exactly once."""
+    xp = array_module(best)
+    hits = [view == best for view in views]
+    if any(geo.padding) or any(geo.pad_hi):
+        # padding ties with a window of -inf (or the integer minimum) and must not win: torch's
+        # index is then the window's first input element
+        for hit, offset in zip(hits, np.ndindex(*geo.kernel)):
+            hit &= _inside_input(geo, offset, xp)
+    _only_first(hits)
+    # NaN windows equal nothing; torch takes every NaN it meets (``val > max || isnan(val)``), so
+    # its index is the window's LAST NaN. On a device this runs unconditionally: testing for NaN
+    # first would sync to the host. Padding is never NaN.
+    if best.dtype.kind == "f" and (xp is not np or xp.isnan(best).any()):
+        nans = [xp.isnan(view) for view in views]
+        _only_first(nans, last=True)
+        for hit, nan in zip(hits, nans):
+            hit |= nan
+    return hits
 
 
 def _kept_bits(values: np.ndarray, mask: np.ndarray, out=None) -> np.ndarray:
@@ -173,57 +192,35 @@ def _kept_bits(values: np.ndarray, mask: np.ndarray, out=None) -> np.ndarray:
                           out=None if out is None else out.view(bits))
 
 
-def _disjoint_pairs(geo: _PoolGeometry) -> bool:
-    """MaxPool2d(2) / MaxPool1d(2) with no padding, dilation or ceil-mode overhang: every window
-    is a 2 (×2) tile of the input, which ``_pairs_scatter`` handles in a few contiguous passes."""
-    return (len(geo.kernel) <= 2 and all(k == 2 for k in geo.kernel) and all(s == 2 for s in geo.stride)
-            and all(dl == 1 for dl in geo.dilation) and not any(geo.padding) and not any(geo.pad_hi))
+def _tiles_input(geo: _PoolGeometry) -> bool:
+    """Windows side by side, no gaps or overlaps, covering the input exactly (MaxPool2d(2) on even
+    sizes): every input element is written once by a scatter."""
+    return all(dl * (k - 1) + 1 == s and m * s == n and p == 0
+               for n, k, s, p, dl, m in zip(geo.in_shape, geo.kernel, geo.stride, geo.padding, geo.dilation,
+                                            geo.out_shape))
 
 
-def _keep_one(left: np.ndarray, right: np.ndarray, last: bool) -> None:
-    """Per 2 (×2) tile, keep only the first (or ``last``) True of the masks of its left and right
-    columns, in place; rows are the second-to-last axis of a 2-d pool, tiles in raster order."""
-    xp = array_module(left)
-    if last:
-        xp.greater(left, right, out=left)  # left & ~right
-    else:
-        xp.greater(right, left, out=right)
-    if left.ndim - 2 < 2:
-        return
-    # the row that wins a tie between the tile's two rows, and the one that yields
-    wins, yields = (slice(1, None, 2), slice(0, None, 2)) if last else (slice(0, None, 2), slice(1, None, 2))
-    taken = (left | right)[..., wins, :]
-    for mask in (left, right):
-        xp.greater(mask[..., yields, :], taken, out=mask[..., yields, :])
-
-
-def _pairs_scatter(grad: np.ndarray, x: np.ndarray, best: np.ndarray) -> np.ndarray:
-    """max pool's backward on 2 (×2) tiles: each window's gradient to its first maximum (its last
-    NaN), found by comparing the input with the window's max, in the same passes as the scatter."""
+def _first_max_scatter(grad: np.ndarray, x: np.ndarray, best: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
+    """max pool's backward from its input and output, as torch's uses its input: each window's
+    gradient to its first maximum, found again by comparing each kernel offset with the max."""
     xp = array_module(x)
-    tiled = tuple(slice(0, 2 * m) for m in best.shape[2:])
-    # floor mode drops an odd last row/column: it gets no gradient
-    cropped = any(2 * m != n for m, n in zip(best.shape[2:], x.shape[2:]))
-    out = (xp.zeros if cropped else xp.empty)(x.shape, dtype=grad.dtype)
+    lead = grad.shape[: grad.ndim - len(geo.kernel)]
+    out = (xp.empty if _tiles_input(geo) else xp.zeros)(lead + geo.padded_shape(), dtype=grad.dtype)
+    overlap = not geo.non_overlapping()
+    offsets = list(np.ndindex(*geo.kernel))
 
     def scatter_rows(start: int, stop: int) -> None:
-        rows_x, rows_out = x[start:stop][(Ellipsis, *tiled)], out[start:stop][(Ellipsis, *tiled)]
-        rows_best, rows_grad = best[start:stop], grad[start:stop]
-        if best.ndim == 4:  # each window's max and gradient beside both of its rows
-            rows_best, rows_grad = xp.repeat(rows_best, 2, axis=-2), xp.repeat(rows_grad, 2, axis=-2)
-        left, right = rows_x[..., 0::2] == rows_best, rows_x[..., 1::2] == rows_best
-        _keep_one(left, right, last=False)
-        if x.dtype.kind == "f" and (xp is not np or xp.isnan(rows_best).any()):
-            # NaN windows: none of them equals the max; torch's index is the window's last NaN
-            nan_left, nan_right = xp.isnan(rows_x[..., 0::2]), xp.isnan(rows_x[..., 1::2])
-            _keep_one(nan_left, nan_right, last=True)
-            left |= nan_left
-            right |= nan_right
-        for column, chosen in ((0, left), (1, right)):
-            _kept_bits(rows_grad, chosen, out=rows_out[..., column::2])
+        rows_out, rows_grad = out[start:stop], grad[start:stop]
+        hits = _first_max_hits(_offset_views(x[start:stop], geo), best[start:stop], geo)
+        for offset, hit in zip(offsets, hits):
+            target = _offset_view(rows_out, geo, offset)
+            if overlap:
+                target += _kept_bits(rows_grad, hit).view(grad.dtype)
+            else:  # each input element lies in one window at most: written once, never added
+                _kept_bits(rows_grad, hit, out=target)
 
-    _over_leading_rows(scatter_rows, x.shape[0], x.size, xp)
-    return out
+    _over_leading_rows(scatter_rows, out.shape[0], grad.size * len(offsets), xp)
+    return _crop(out, geo)
 
 
 def _flat_indices(which: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
@@ -284,13 +281,12 @@ class MaxPool(Function):
 
     @staticmethod
     def forward(ctx, x, geo, return_indices):
-        # 2 (×2) tiles without indices keep only the max: their backward finds each window's
-        # maximum again by comparing the saved input with it, in the passes that scatter
-        pairs = not return_indices and _disjoint_pairs(geo)
-        y, which = _max_pool(x, geo, with_offsets=not pairs)
+        # only indices need the offsets of the maxima: the backward finds them again from the
+        # input and the output, as torch's does (so inference and training skip that work)
+        y, which = _max_pool(x, geo, with_offsets=return_indices)
         if ctx.needs_input_grad[0]:  # keep nothing on the shared no-grad ctx
             ctx.geo, ctx.which = geo, which
-            if pairs:
+            if which is None:
                 ctx.save_for_backward(x, y)  # as torch does: an in-place change of x is caught
         if return_indices:
             indices = _flat_indices(which, geo)
@@ -303,27 +299,27 @@ class MaxPool(Function):
         # y = x[argmax window]  ⇒  x̄ = ḡ routed to the first maximum of each window
         if ctx.which is None:
             x, y = ctx.saved_tensors
-            return PairsScatter.apply(grad, x=x._data, best=y._data, geo=ctx.geo)
+            return FirstMaxScatter.apply(grad, x=x._data, best=y._data, geo=ctx.geo)
         return WindowScatter.apply(grad, which=ctx.which, geo=ctx.geo)
 
 
-class PairsScatter(Function):
+class FirstMaxScatter(Function):
     _array_forward = True
     node_name = "MaxPoolWithIndicesBackwardBackward0"
     label = "max_pool_backward"
-    rule = ("sends each 2 (×2) window's gradient to its first maximum, found by comparing the input "
-            "with the window's max (max_pool's backward, recorded as an op under create_graph)")
+    rule = ("sends each window's gradient to its first maximum, found by comparing the input with the "
+            "window's max (max_pool's backward, recorded as an op under create_graph)")
 
     @staticmethod
     def forward(ctx, grad, x, best, geo):
         if ctx.needs_input_grad[0]:
             ctx.x, ctx.geo = x, geo
-        return _pairs_scatter(grad, x, best)
+        return _first_max_scatter(grad, x, best, geo)
 
     @staticmethod
     def backward(ctx, grad):
         # the adjoint of a scatter is the gather at the same positions (found the forward's way)
-        _, which = _max_pool(ctx.x, ctx.geo)
+        _, which = _max_pool(ctx.x, ctx.geo, with_offsets=True)
         return WindowGather.apply(grad, which=which, geo=ctx.geo)
 
 
