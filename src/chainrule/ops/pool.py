@@ -5,8 +5,8 @@ one vectorised slice at a time (K passes over the output, no Python loop over pi
 
 * max pool keeps, per window, the *first* maximum (torch's rule; NaN wins, and of several NaNs
   the last, as in torch), routes the gradient there, and reports torch's indices: the flat index
-  into each input plane. MaxPool2d(2) / MaxPool1d(2) without indices keep only the max and find
-  the maximum again in the backward, comparing the saved input with it (as torch keeps the input).
+  into each input plane. Without indices the forward keeps only the max, and the backward finds
+  each window's maximum again by comparing the saved input with it (torch keeps the input too).
 * avg pool is linear: its backward is its adjoint (the gradient spread over each window), and
   the adjoint's backward is the pool again, so double backward is exact.
 * adaptive pools use torch's windows ``[floor(i·L/out), ceil((i+1)·L/out))``; adaptive avg pool
