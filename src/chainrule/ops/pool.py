@@ -3,8 +3,10 @@
 Windows are strided views of the padded input, never copies: a pool visits its K kernel offsets
 one vectorised slice at a time (K passes over the output, no Python loop over pixels).
 
-* max pool keeps, per window, the *first* maximum (torch's rule; NaN wins, as in torch), routes
-  the gradient there, and reports torch's indices: the flat index into each input plane.
+* max pool keeps, per window, the *first* maximum (torch's rule; NaN wins, and of several NaNs
+  the last, as in torch), routes the gradient there, and reports torch's indices: the flat index
+  into each input plane. Without indices the forward keeps only the max, and the backward finds
+  each window's maximum again by comparing the saved input with it (torch keeps the input too).
 * avg pool is linear: its backward is its adjoint (the gradient spread over each window), and
   the adjoint's backward is the pool again, so double backward is exact.
 * adaptive pools use torch's windows ``[floor(i·L/out), ceil((i+1)·L/out))``; adaptive avg pool
@@ -12,8 +14,9 @@ one vectorised slice at a time (K passes over the output, no Python loop over pi
   transposes), global pooling is a mean; adaptive max pool gathers the windows once and keeps
   flat indices (its backward is one ``np.bincount`` scatter-add, max_unpool a scatter).
 
-Tie/edge policy: max pool routes the whole gradient to the first maximum of a window, matching
-torch; ``-inf`` padding never wins (torch requires ``padding <= kernel_size / 2``).
+Tie/edge policy: max pool routes the whole gradient to the first maximum of a window (the last
+NaN if it holds NaN), matching torch; padding never wins, not even a window of ``-inf`` (torch's
+index is then the window's first input element; torch requires ``padding <= kernel_size / 2``).
 """
 
 from __future__ import annotations
@@ -101,36 +104,123 @@ def _over_leading_rows(work, rows: int, elements: int, xp) -> None:
         work(0, rows)
 
 
-def _max_pool(x: np.ndarray, geo: _PoolGeometry):
-    """Max and the kernel-offset index (0..K-1, first maximum) of every window."""
+def _max_pool(x: np.ndarray, geo: _PoolGeometry, with_offsets: bool):
+    """Max of every window and, if ``with_offsets``, the kernel offset (0..K-1) of its first
+    maximum, which torch's indices point at; else None in its place."""
     xp = array_module(x)
     lead = x.shape[: x.ndim - len(geo.kernel)]
     kernel_size = math.prod(geo.kernel)
     best = xp.empty(lead + geo.out_shape, dtype=x.dtype)  # contiguous, as torch's output is
-    which = xp.empty(best.shape, dtype=np.int8 if kernel_size < 128 else np.int64)
+    which = xp.empty(best.shape, dtype=np.int8 if kernel_size < 128 else np.int64) if with_offsets else None
 
     def pool_rows(start: int, stop: int) -> None:
-        _max_pool_into(x[start:stop], geo, best[start:stop], which[start:stop])
-
+        views = _offset_views(x[start:stop], geo)
+        rows_best = best[start:stop]
+        rows_best[...] = views[0]
+        for view in views[1:]:
+            xp.maximum(rows_best, view, out=rows_best)  # NaN propagates, as in torch
+        if which is not None:
+            rows_which = which[start:stop]
+            rows_which[...] = 0
+            for i, hit in enumerate(_first_max_hits(views, rows_best, geo)):
+                if i:
+                    rows_which += hit * which.dtype.type(i)  # one hit per window: the sum is its offset
     _over_leading_rows(pool_rows, best.shape[0], best.size * kernel_size, xp)
     return best, which
 
 
-def _max_pool_into(x: np.ndarray, geo: _PoolGeometry, best: np.ndarray, which: np.ndarray) -> None:
-    xp = array_module(x)
+def _offset_views(x: np.ndarray, geo: _PoolGeometry) -> list:
+    """The window views of x padded with the lowest value, one per kernel offset, in raster order."""
     padded = _pad(x, geo, _lowest(x.dtype))
-    views = [_offset_view(padded, geo, offset) for offset in np.ndindex(*geo.kernel)]
-    best[...] = views[0]
-    for view in views[1:]:
-        xp.maximum(best, view, out=best)  # NaN propagates, as in torch
-    # the first offset holding the maximum: walk the offsets backwards, the earliest write wins
-    which[...] = len(views) - 1
-    for i in range(len(views) - 2, -1, -1):
-        xp.copyto(which, i, where=views[i] == best)
-    # on a device the NaN walk runs unconditionally: testing for NaN first would sync to the host
-    if x.dtype.kind == "f" and (xp is not np or xp.isnan(best).any()):
-        for i in range(len(views) - 1, -1, -1):
-            xp.copyto(which, i, where=xp.isnan(views[i]))
+    return [_offset_view(padded, geo, offset) for offset in np.ndindex(*geo.kernel)]
+
+
+def _inside_input(geo: _PoolGeometry, offset: tuple, xp):
+    """Which windows hold the input (not padding) at this kernel offset: a mask broadcastable to
+    the output plane."""
+    inside = None
+    d = len(geo.kernel)
+    for i, (n, s, p, dl, m, k) in enumerate(zip(geo.in_shape, geo.stride, geo.padding, geo.dilation,
+                                                geo.out_shape, offset)):
+        position = xp.arange(m) * s - p + k * dl
+        along = ((position >= 0) & (position < n)).reshape((-1,) + (1,) * (d - 1 - i))
+        inside = along if inside is None else inside & along
+    return inside
+
+
+def _only_first(masks: list, last: bool = False) -> None:
+    """In place: wherever several of ``masks`` are True, keep only the first (or ``last``) one."""
+    xp = array_module(masks[0])
+    order = masks[::-1] if last else masks
+    taken = order[0]
+    for i, mask in enumerate(order[1:]):
+        xp.greater(mask, taken, out=mask)  # mask & ~taken
+        if i < len(order) - 2:  # the union so far; a fresh array, the masks are the result
+            taken = taken | mask if i == 0 else xp.bitwise_or(taken, mask, out=taken)
+
+
+def _first_max_hits(views: list, best: np.ndarray, geo: _PoolGeometry) -> list:
+    """Per kernel offset, the windows whose first maximum lies there: torch's rule, one place for
+    the indices (forward) and the gradient (backward). Each window is hit exactly once."""
+    xp = array_module(best)
+    hits = [view == best for view in views]
+    if any(geo.padding) or any(geo.pad_hi):
+        # padding ties with a window of -inf (or the integer minimum) and must not win: torch's
+        # index is then the window's first input element
+        for hit, offset in zip(hits, np.ndindex(*geo.kernel)):
+            hit &= _inside_input(geo, offset, xp)
+    _only_first(hits)
+    # NaN windows equal nothing; torch takes every NaN it meets (``val > max || isnan(val)``), so
+    # its index is the window's LAST NaN. On a device this runs unconditionally: testing for NaN
+    # first would sync to the host. Padding is never NaN.
+    if best.dtype.kind == "f" and (xp is not np or xp.isnan(best).any()):
+        nans = [xp.isnan(view) for view in views]
+        _only_first(nans, last=True)
+        for hit, nan in zip(hits, nans):
+            hit |= nan
+    return hits
+
+
+def _kept_bits(values: np.ndarray, mask: np.ndarray, out=None) -> np.ndarray:
+    """The bits of ``values`` where ``mask``, else of +0: a bitwise AND with 0 or all ones, as
+    integers of the values' width (``out``, if given, is written through the same view). Branch-free:
+    a masked copy (np.copyto, np.where) of a random mask — ties, ReLU zeros — runs 10-20x slower on
+    mispredicted branches, and a product would turn 0 * inf into NaN."""
+    xp = array_module(values)
+    bits = np.dtype(f"i{values.dtype.itemsize}")
+    return xp.bitwise_and(values.view(bits), xp.negative(mask.view(np.int8)),
+                          out=None if out is None else out.view(bits))
+
+
+def _tiles_input(geo: _PoolGeometry) -> bool:
+    """Windows side by side, no gaps or overlaps, covering the input exactly (MaxPool2d(2) on even
+    sizes): every input element is written once by a scatter."""
+    return all(dl * (k - 1) + 1 == s and m * s == n and p == 0
+               for n, k, s, p, dl, m in zip(geo.in_shape, geo.kernel, geo.stride, geo.padding, geo.dilation,
+                                            geo.out_shape))
+
+
+def _first_max_scatter(grad: np.ndarray, x: np.ndarray, best: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
+    """max pool's backward from its input and output, as torch's uses its input: each window's
+    gradient to its first maximum, found again by comparing each kernel offset with the max."""
+    xp = array_module(x)
+    lead = grad.shape[: grad.ndim - len(geo.kernel)]
+    out = (xp.empty if _tiles_input(geo) else xp.zeros)(lead + geo.padded_shape(), dtype=grad.dtype)
+    overlap = not geo.non_overlapping()
+    offsets = list(np.ndindex(*geo.kernel))
+
+    def scatter_rows(start: int, stop: int) -> None:
+        rows_out, rows_grad = out[start:stop], grad[start:stop]
+        hits = _first_max_hits(_offset_views(x[start:stop], geo), best[start:stop], geo)
+        for offset, hit in zip(offsets, hits):
+            target = _offset_view(rows_out, geo, offset)
+            if overlap:
+                target += _kept_bits(rows_grad, hit).view(grad.dtype)
+            else:  # each input element lies in one window at most: written once, never added
+                _kept_bits(rows_grad, hit, out=target)
+
+    _over_leading_rows(scatter_rows, out.shape[0], grad.size * len(offsets), xp)
+    return _crop(out, geo)
 
 
 def _flat_indices(which: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
@@ -156,7 +246,6 @@ def _window_scatter(grad: np.ndarray, which: np.ndarray, geo: _PoolGeometry) -> 
     lead = grad.shape[: grad.ndim - len(geo.kernel)]
     out = xp.zeros(lead + geo.padded_shape(), dtype=grad.dtype)
     overlap = not geo.non_overlapping()
-    zero = xp.zeros((), dtype=grad.dtype)
     offsets = list(np.ndindex(*geo.kernel))
 
     def scatter_rows(start: int, stop: int) -> None:
@@ -164,9 +253,9 @@ def _window_scatter(grad: np.ndarray, which: np.ndarray, geo: _PoolGeometry) -> 
         for i, offset in enumerate(offsets):
             target = _offset_view(rows, geo, offset)
             if overlap:
-                target += xp.where(which_rows == i, grad_rows, zero)
-            else:
-                xp.copyto(target, grad_rows, where=which_rows == i)
+                target += _kept_bits(grad_rows, which_rows == i).view(grad.dtype)
+            else:  # each input element lies in one window at most: written once, never added
+                _kept_bits(grad_rows, which_rows == i, out=target)
 
     _over_leading_rows(scatter_rows, out.shape[0], grad.size * len(offsets), xp)
     return _crop(out, geo)
@@ -177,8 +266,10 @@ def _window_gather(x: np.ndarray, which: np.ndarray, geo: _PoolGeometry) -> np.n
     xp = array_module(x)
     padded = _pad(x, geo, 0)
     out = xp.zeros(which.shape, dtype=x.dtype)
+    out_bits = out.view(np.dtype(f"i{x.dtype.itemsize}"))
     for i, offset in enumerate(np.ndindex(*geo.kernel)):
-        xp.copyto(out, _offset_view(padded, geo, offset), where=which == i)
+        # one offset per window is chosen: OR-ing the kept bits puts its value there exactly
+        xp.bitwise_or(out_bits, _kept_bits(_offset_view(padded, geo, offset), which == i), out=out_bits)
     return out
 
 
@@ -190,9 +281,13 @@ class MaxPool(Function):
 
     @staticmethod
     def forward(ctx, x, geo, return_indices):
-        y, which = _max_pool(x, geo)
+        # only indices need the offsets of the maxima: the backward finds them again from the
+        # input and the output, as torch's does (so inference and training skip that work)
+        y, which = _max_pool(x, geo, with_offsets=return_indices)
         if ctx.needs_input_grad[0]:  # keep nothing on the shared no-grad ctx
             ctx.geo, ctx.which = geo, which
+            if which is None:
+                ctx.save_for_backward(x, y)  # as torch does: an in-place change of x is caught
         if return_indices:
             indices = _flat_indices(which, geo)
             ctx.mark_non_differentiable(indices)
@@ -202,7 +297,30 @@ class MaxPool(Function):
     @staticmethod
     def backward(ctx, grad, *unused):
         # y = x[argmax window]  ⇒  x̄ = ḡ routed to the first maximum of each window
+        if ctx.which is None:
+            x, y = ctx.saved_tensors
+            return FirstMaxScatter.apply(grad, x=x._data, best=y._data, geo=ctx.geo)
         return WindowScatter.apply(grad, which=ctx.which, geo=ctx.geo)
+
+
+class FirstMaxScatter(Function):
+    _array_forward = True
+    node_name = "MaxPoolWithIndicesBackwardBackward0"
+    label = "max_pool_backward"
+    rule = ("sends each window's gradient to its first maximum, found by comparing the input with the "
+            "window's max (max_pool's backward, recorded as an op under create_graph)")
+
+    @staticmethod
+    def forward(ctx, grad, x, best, geo):
+        if ctx.needs_input_grad[0]:
+            ctx.x, ctx.geo = x, geo
+        return _first_max_scatter(grad, x, best, geo)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # the adjoint of a scatter is the gather at the same positions (found the forward's way)
+        _, which = _max_pool(ctx.x, ctx.geo, with_offsets=True)
+        return WindowGather.apply(grad, which=which, geo=ctx.geo)
 
 
 class WindowScatter(Function):
@@ -611,6 +729,11 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
     perm = (0, 1, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2))
     windows = windows.transpose(perm).reshape(data.shape[:2] + tuple(sizes) + (-1,))
     which = windows.argmax(axis=-1) if windows.shape[-1] else xp.zeros(windows.shape[:-1], dtype=np.int64)
+    # argmax takes a window's first NaN; torch's kernel (``val > max || isnan(val)``) its last
+    if windows.dtype.kind == "f" and windows.size and (xp is not np or xp.isnan(windows).any()):
+        nan = xp.isnan(windows)
+        last_nan = windows.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1)
+        which = xp.where(nan.any(axis=-1), last_nan, which)
     flat = xp.zeros(which.shape, dtype=np.int64)
     rest = which
     plane_stride = 1
