@@ -170,4 +170,11 @@ op_db += [
         methods=("fill_",)),
     OpInfo("Tensor.zero_", "index", lambda: [OpCase("zero_", _write_into_copy("zero_"), [randn(3, 4)])],
            methods=("zero_",)),
+    # the filled diagonal's gradient is zero; wrap restarts a tall matrix's diagonal below its end
+    OpInfo("Tensor.fill_diagonal_", "index", lambda: [
+        OpCase("fill_diagonal_", _write_into_copy("fill_diagonal_", -2.0), [randn(4, 4)]),
+        OpCase("fill_diagonal_wide", _write_into_copy("fill_diagonal_", 1.5), [randn(3, 5)]),
+        OpCase("fill_diagonal_tall_wrap", _write_into_copy("fill_diagonal_", 0.5, True), [randn(7, 3)]),
+        OpCase("fill_diagonal_cube", _write_into_copy("fill_diagonal_", 3.0), [randn(3, 3, 3)])],
+        methods=("fill_diagonal_",)),
 ]
