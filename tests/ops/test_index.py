@@ -178,3 +178,36 @@ def test_fill_diagonal_values_and_dtypes_match_torch():
         theirs = torch.zeros(shape, dtype=getattr(torch, dtype)).fill_diagonal_(torch_value, wrap=wrap)
         assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+@pytest.mark.skipif(torch is None, reason="needs torch as the oracle")
+@pytest.mark.parametrize("make, exc", [
+    (lambda lib: lib.repeat_interleave(lib.ones(3), lib.tensor([1, 2])), RuntimeError),
+    (lambda lib: lib.repeat_interleave(lib.ones(3), -1), RuntimeError),
+    (lambda lib: lib.repeat_interleave(lib.ones(3), lib.tensor([1, -1, 1])), RuntimeError),
+    (lambda lib: lib.repeat_interleave(lib.ones(3), lib.tensor([[1, 2, 3]])), RuntimeError),
+    (lambda lib: lib.repeat_interleave(lib.ones(3), lib.tensor([1.0, 2.0, 3.0])), RuntimeError),
+    (lambda lib: lib.repeat_interleave(lib.ones(3), 2, dim=3), IndexError),
+    (lambda lib: lib.repeat_interleave(lib.tensor(1.0), 2, dim=0), IndexError),
+    (lambda lib: lib.repeat_interleave(lib.ones(3), "2"), TypeError),
+    (lambda lib: lib.repeat_interleave(lib.tensor([1.0, 2.0])), RuntimeError),
+])
+def test_repeat_interleave_rejects_what_torch_rejects(make, exc):
+    for lib in (chainrule, torch):
+        with pytest.raises(exc):
+            make(lib)
+
+
+def test_repeat_interleave_counts_form_and_gradient_match_torch():
+    if torch is None:
+        pytest.skip("needs torch as the oracle")
+    # the batch-index idiom of graph and detection code: which sample each row belongs to
+    np.testing.assert_array_equal(chainrule.repeat_interleave(chainrule.tensor([2, 0, 3])).numpy(),
+                                  torch.repeat_interleave(torch.tensor([2, 0, 3])).numpy())
+    grads = []
+    for lib in (chainrule, torch):
+        x = lib.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+        out = x.repeat_interleave(lib.tensor([3, 1]), dim=0, output_size=4)
+        (out * lib.arange(12.0).reshape(4, 3)).sum().backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_array_equal(*grads)
