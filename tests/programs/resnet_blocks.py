@@ -30,7 +30,7 @@ def make_images(n):
     waves = np.sin(0.9 * (np.cos(angles)[:, None, None] * xs + np.sin(angles)[:, None, None] * ys)
                    + phases[:, None, None])
     colours = rng.uniform(0.5, 1.5, size=(n, 3, 1, 1))
-    images = (colours * waves[:, None] + 1.6 * rng.randn(n, 3, 12, 12)).astype(np.float32)
+    images = (colours * waves[:, None] + 1.3 * rng.randn(n, 3, 12, 12)).astype(np.float32)
     return torch.from_numpy(images), torch.from_numpy(labels).long()
 
 
@@ -114,7 +114,7 @@ n_params = sum(p.numel() for p in net.parameters() if p.requires_grad)
 print(f"parameters: {n_params}")
 criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
 optimizer = optim.SGD(net.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
-scheduler = optim.lr_scheduler.MultiStepLR(optimizer, milestones=[3, 5], gamma=0.1)
+scheduler = optim.lr_scheduler.MultiStepLR(optimizer, milestones=[4, 5], gamma=0.1)
 train_loader = DataLoader(train_set, batch_size=32, shuffle=True)
 test_loader = DataLoader(test_set, batch_size=128, shuffle=False)
 
@@ -152,7 +152,7 @@ for epoch in range(6):
     scheduler.step()
     test_loss, test_acc = evaluate()
     print(f"Epoch {epoch}: train loss {train_loss / len(train_loader):.3f} | train acc {correct / total:.3f} "
-          f"({correct}/{total}) | test loss {test_loss:.3f} acc {test_acc:.3f} | lr {scheduler.get_last_lr()[0]:.4f}")
+          f"on {total} | test loss {test_loss:.3f} acc {test_acc:.3f} | lr {scheduler.get_last_lr()[0]:.4f}")
 
 running_var = net.layer2[0].downsample[1].running_var
 print(f"downsample BN running_var mean {running_var.mean().item():.4f}, "
