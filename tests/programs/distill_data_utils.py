@@ -1,7 +1,8 @@
 """Knowledge distillation of a sequence classifier, fed through torch.utils.data's building blocks.
 
 Data: a map-style ``Dataset`` of variable-length token sequences, ``Subset`` and
-``ConcatDataset`` to build an imbalanced training set, ``WeightedRandomSampler`` (with a seeded
+``ConcatDataset`` to build an imbalanced training set, ``torch.unique(return_counts=True)`` class
+counts, ``WeightedRandomSampler`` (with a seeded
 ``Generator``) to rebalance it, a ``collate_fn`` that pads with ``pad_sequence(batch_first=True)``
 and returns lengths, ``BatchSampler``/``SequentialSampler`` for evaluation. Model: ``nn.Embedding
 (padding_idx=0)``, masked mean pooling. Distillation (Hinton et al.): ``nn.KLDivLoss(reduction=
@@ -67,10 +68,11 @@ by_class = [np.flatnonzero(full.labels == c) for c in range(CLASSES)]
 parts = [Subset(full, by_class[0].tolist()), Subset(full, by_class[1][: len(by_class[1]) // 5].tolist()),
          Subset(full, by_class[2][: len(by_class[2]) // 5].tolist())]
 train_set = ConcatDataset(parts)
-train_labels = np.array([label for _, label in train_set])
-class_counts = np.bincount(train_labels, minlength=CLASSES)
-print(f"training set: {len(train_set)} examples from {len(parts)} parts, class counts {class_counts.tolist()}")
-sample_weights = torch.as_tensor(1.0 / class_counts[train_labels], dtype=torch.double)
+train_labels = torch.tensor([label for _, label in train_set])
+classes, class_counts = torch.unique(train_labels, return_counts=True)
+print(f"training set: {len(train_set)} examples from {len(parts)} parts, classes {classes.tolist()}, "
+      f"class counts {class_counts.tolist()}")
+sample_weights = (1.0 / class_counts.double())[train_labels]
 generator = torch.Generator().manual_seed(seed)
 sampler = WeightedRandomSampler(sample_weights, num_samples=len(train_set), replacement=True, generator=generator)
 train_loader = DataLoader(train_set, batch_size=32, sampler=sampler, collate_fn=collate_batch)
