@@ -333,6 +333,30 @@ def _fill(self: Tensor, value) -> Tensor:
                                               formula="fill_({0}, {1})"))
 
 
+def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
+    """Tensor.fill_diagonal_: ``fill_value`` at every ``[i, i, ..., i]``; a tall matrix with
+    ``wrap=True`` starts the diagonal again one row below where it ended (NumPy's fill_diagonal rule,
+    which is torch's)."""
+    if isinstance(fill_value, Tensor) and fill_value._data.ndim == 0:
+        fill_value = fill_value.item()  # torch reads a 0-d tensor as its Number (no gradient flows to it)
+    if not isinstance(fill_value, (bool, int, float, np.number, np.bool_)):
+        raise TypeError(f"fill_diagonal_(): argument 'fill_value' (position 1) must be Number, "
+                        f"not {type(fill_value).__name__}")
+    if self._data.ndim < 2:
+        raise RuntimeError(f"fill_diagonal_: dimensions must larger than 1, got a {self._data.ndim}-D tensor")
+    if self._data.ndim > 2 and len(set(self._data.shape)) > 1:
+        raise RuntimeError(f"fill_diagonal_: all dimensions of input must be of equal length, got shape "
+                           f"{list(self.shape)}")
+    # the mask is index bookkeeping, made on the host and moved to self's array module
+    mask = np.zeros(self._data.shape, dtype=np.bool_)
+    np.fill_diagonal(mask, True, wrap=bool(wrap))
+    mask = Tensor._make(array_module(self).asarray(mask))
+    operand = ew._as_operand(fill_value, self.dtype, self)
+    return _inplace(self, lambda t: name_node(ew.where(mask, operand, t), "torch::autograd::CopySlices", label="fill_diagonal_",
+                                              rule="the filled diagonal gets a zero gradient; the rest passes "
+                                                   "through", formula="fill_diagonal_({0})"))
+
+
 def _zero(self: Tensor) -> Tensor:
     zero = ew._as_operand(0, self.dtype, self)
     return _inplace(self, lambda t: name_node(_overwrite(t, zero), "ZeroBackward0", label="zero_",
@@ -392,6 +416,7 @@ def bind_all(modules) -> None:
         if fn is not None and not hasattr(Tensor, name + "_"):
             setattr(Tensor, name + "_", _make_inplace_view(fn) if name in _INPLACE_VIEWS else _make_inplace(fn))
     Tensor.fill_ = _fill
+    Tensor.fill_diagonal_ = _fill_diagonal
     Tensor.zero_ = _zero
     Tensor.copy_ = _copy
     Tensor.T = property(_reversed_dims)

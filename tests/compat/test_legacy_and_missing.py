@@ -194,6 +194,8 @@ BUCKETING_ERRORS = {
     "histc max below min": lambda l: l.histc(l.tensor([1.0, 2.0]), bins=3, min=3, max=1),
     "histc nan range": lambda l: l.histc(l.tensor([1.0, float("nan")]), bins=3),
     "histc infinite range": lambda l: l.histc(l.tensor([1.0, float("inf")]), bins=3),
+    "unique dim out of range": lambda l: l.unique(l.tensor([1, 2]), dim=3),
+    "unique of a list": lambda l: l.unique([1, 2, 2]),
 }
 
 
@@ -224,6 +226,17 @@ def test_histc_output_needs_no_grad_and_out_is_written():
     out = chainrule.empty(0, dtype=chainrule.int64)
     chainrule.searchsorted(chainrule.tensor([1.0, 2.0]), chainrule.tensor([1.5, 3.0]), out=out)
     assert out.tolist() == [1, 2]
+
+
+def test_unique_keeps_nans_apart_and_inverse_rebuilds_the_input_like_torch():
+    # class-weight and label-remapping code: classes, inverse, counts = labels.unique(...)
+    x = [[3.0, float("nan"), 1.0], [3.0, float("nan"), -0.0]]
+    for lib in LIBS:
+        values, inverse, counts = lib.unique(lib.tensor(x), return_inverse=True, return_counts=True)
+        assert inverse.shape == (2, 3) and inverse.dtype == lib.int64
+        np.testing.assert_array_equal(values[inverse].numpy(), np.array(x))
+        assert counts.tolist() == [1, 1, 2, 1, 1]
+    assert not chainrule.unique(chainrule.randn(4, requires_grad=True)).requires_grad
 
 
 SAMPLING_ERRORS = {

@@ -243,6 +243,23 @@ def test_to_double_float_keeps_parameter_identity():
         m.to(chainrule.int64)
 
 
+def test_to_memory_format_channels_last_keeps_the_model_working_and_rejects_other_types():
+    # UNet/ResNet training scripts call model.to(memory_format=torch.channels_last)
+    x = np.random.RandomState(0).randn(2, 3, 5, 5).astype(np.float32)
+    outputs = []
+    for lib in (chainrule, torch):
+        lib.manual_seed(0)
+        m = lib.nn.Conv2d(3, 4, 3)
+        m.weight.data = lib.ones(4, 3, 3, 3) / 27
+        m.bias.data = lib.arange(4.0)
+        w = m.weight
+        assert m.to(memory_format=lib.channels_last) is m and m.weight is w
+        outputs.append(m(lib.from_numpy(x)).detach().numpy())
+        with pytest.raises(TypeError, match="memory_format"):
+            m.to(memory_format="channels_last")
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)
+
+
 def test_forward_hooks_match_torch():
     for lib in (chainrule, torch):
         m = lib.nn.Linear(3, 2)

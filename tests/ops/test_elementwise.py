@@ -65,3 +65,20 @@ def test_same_dtype_tensor_fast_path_broadcasts_and_records():
     (a * w).sum().backward()
     assert w.grad.tolist() == [2.0, 2.0, 2.0]
     assert (a * w).grad_fn.name() == "MulBackward0"
+
+
+def test_where_with_two_numbers_takes_their_promoted_dtype_like_torch():
+    """``torch.where(mask, 1.0, 0.0)``: the numbers' promoted dtype, the mask's shape; anything
+    else than numbers and tensors is a TypeError, as in torch."""
+    import chainrule as cr
+
+    torch = pytest.importorskip("torch")
+    mask = [[True, False, True], [False, False, True]]
+    for a, b in [(1.0, 0.0), (1, 0), (1, 0.5), (True, False), (np.float32(2.5), -1)]:
+        ours, theirs = cr.where(cr.tensor(mask), a, b), torch.where(torch.tensor(mask), a, b)
+        assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1], (a, b)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    for a, b in [("1", 0), (None, 1.0), ([1.0], 0.0)]:
+        for lib in (cr, torch):
+            with pytest.raises(TypeError):
+                lib.where(lib.tensor(mask), a, b)

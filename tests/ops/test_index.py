@@ -145,3 +145,69 @@ def test_read_node_names_match_torch(key):
     ours = cr.ones(3, 4, requires_grad=True)[key].grad_fn.name()
     theirs = torch.ones(3, 4, requires_grad=True)[key].grad_fn.name()
     assert ours == theirs
+
+
+@pytest.mark.skipif(torch is None, reason="needs torch as the oracle")
+@pytest.mark.parametrize("make, exc, match", [
+    (lambda lib: lib.zeros(3).fill_diagonal_(1.0), RuntimeError, "dimensions must larger than 1"),
+    (lambda lib: lib.zeros(2, 3, 4).fill_diagonal_(1.0), RuntimeError, "all dimensions of input must be of equal"),
+    (lambda lib: lib.zeros(3, 3).fill_diagonal_(lib.tensor([2.0])), TypeError, "must be Number, not Tensor"),
+    (lambda lib: lib.zeros(3, 3).fill_diagonal_("1"), TypeError, "must be Number, not str"),
+    (lambda lib: lib.zeros(3, 3, requires_grad=True).fill_diagonal_(1.0), RuntimeError, "leaf Variable"),
+])
+def test_fill_diagonal_errors_like_torch_and_leaves_the_tensor_unchanged(make, exc, match):
+    # word2vec/contrastive scripts mask self-similarity with sim.fill_diagonal_(-inf) before topk
+    for lib in (chainrule, torch):
+        with pytest.raises(exc, match=match):
+            make(lib)
+    x = chainrule.ones(2, 3, 4)
+    with pytest.raises(RuntimeError):
+        x.fill_diagonal_(0.0)
+    assert x._version == 0 and bool((x == 1).all())
+
+
+def test_fill_diagonal_values_and_dtypes_match_torch():
+    if torch is None:
+        pytest.skip("needs torch as the oracle")
+    for shape, value, wrap, dtype in [((7, 3), 5, True, "float32"), ((7, 3), 5, False, "float64"),
+                                      ((3, 5), 2.7, True, "int64"), ((2, 2), 1, False, "bool"),
+                                      ((4, 4), float("-inf"), False, "float32"), ((3, 3), "0-d", False, "float32")]:
+        value = chainrule.tensor(-1.5) if value == "0-d" else value
+        ours = chainrule.zeros(shape, dtype=getattr(chainrule, dtype)).fill_diagonal_(value, wrap=wrap)
+        torch_value = torch.tensor(value.item()) if isinstance(value, chainrule.Tensor) else value
+        theirs = torch.zeros(shape, dtype=getattr(torch, dtype)).fill_diagonal_(torch_value, wrap=wrap)
+        assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+@pytest.mark.skipif(torch is None, reason="needs torch as the oracle")
+@pytest.mark.parametrize("make, exc", [
+    (lambda lib: lib.repeat_interleave(lib.ones(3), lib.tensor([1, 2])), RuntimeError),
+    (lambda lib: lib.repeat_interleave(lib.ones(3), -1), RuntimeError),
+    (lambda lib: lib.repeat_interleave(lib.ones(3), lib.tensor([1, -1, 1])), RuntimeError),
+    (lambda lib: lib.repeat_interleave(lib.ones(3), lib.tensor([[1, 2, 3]])), RuntimeError),
+    (lambda lib: lib.repeat_interleave(lib.ones(3), lib.tensor([1.0, 2.0, 3.0])), RuntimeError),
+    (lambda lib: lib.repeat_interleave(lib.ones(3), 2, dim=3), IndexError),
+    (lambda lib: lib.repeat_interleave(lib.tensor(1.0), 2, dim=0), IndexError),
+    (lambda lib: lib.repeat_interleave(lib.ones(3), "2"), TypeError),
+    (lambda lib: lib.repeat_interleave(lib.tensor([1.0, 2.0])), RuntimeError),
+])
+def test_repeat_interleave_rejects_what_torch_rejects(make, exc):
+    for lib in (chainrule, torch):
+        with pytest.raises(exc):
+            make(lib)
+
+
+def test_repeat_interleave_counts_form_and_gradient_match_torch():
+    if torch is None:
+        pytest.skip("needs torch as the oracle")
+    # the batch-index idiom of graph and detection code: which sample each row belongs to
+    np.testing.assert_array_equal(chainrule.repeat_interleave(chainrule.tensor([2, 0, 3])).numpy(),
+                                  torch.repeat_interleave(torch.tensor([2, 0, 3])).numpy())
+    grads = []
+    for lib in (chainrule, torch):
+        x = lib.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+        out = x.repeat_interleave(lib.tensor([3, 1]), dim=0, output_size=4)
+        (out * lib.arange(12.0).reshape(4, 3)).sum().backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_array_equal(*grads)

@@ -175,3 +175,22 @@ def test_errors_like_torch(fn, exc, match):
     if torch is not None:
         with pytest.raises(exc):
             fn(torch)
+
+
+@pytest.mark.skipif(torch is None, reason="needs torch as the oracle")
+def test_meshgrid_shapes_warning_and_errors_match_torch():
+    # MAE/ViT 2-D sin-cos position embeddings and YOLO grids build their coordinates with meshgrid
+    for lib in (chainrule, torch):
+        a, b = lib.arange(3.0), lib.arange(2.0)
+        assert [tuple(g.shape) for g in lib.meshgrid(a, b, indexing="xy")] == [(2, 3), (2, 3)]
+        assert [tuple(g.shape) for g in lib.meshgrid([a, b, a], indexing="ij")] == [(3, 2, 3)] * 3
+        with pytest.warns(UserWarning, match="indexing argument"):
+            lib.meshgrid(a, b)
+        for args, kwargs in [((lib.ones(2, 2), a), {"indexing": "ij"}), ((a, lib.arange(2)), {"indexing": "ij"}),
+                             ((a, b), {"indexing": "yx"}), ((), {"indexing": "ij"})]:
+            with pytest.raises(RuntimeError):
+                lib.meshgrid(*args, **kwargs)
+    gx, gy = chainrule.meshgrid(chainrule.arange(3.0), chainrule.arange(2.0), indexing="xy")
+    tx, ty = torch.meshgrid(torch.arange(3.0), torch.arange(2.0), indexing="xy")
+    np.testing.assert_array_equal(gx.numpy(), tx.numpy())
+    np.testing.assert_array_equal(gy.numpy(), ty.numpy())

@@ -808,6 +808,15 @@ def where(condition: Tensor, input=None, other=None) -> Tensor:
         condition = Tensor._make(xp.asarray(condition))
     if condition._data.dtype != np.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {condition.dtype.name}")
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        # torch.where(mask, 1.0, 0.0): two numbers take their promoted dtype (float -> the default
+        # float, int -> int64, bool -> bool) and the condition's device
+        numbers = (builtins.int, builtins.float, builtins.bool, np.number, np.bool_)
+        if not isinstance(input, numbers) or not isinstance(other, numbers):
+            raise TypeError(f"where(): expected Tensors or numbers as input and other, got "
+                            f"{type(input).__name__} and {type(other).__name__}")
+        dtype = _dtype.result_type(input, other)
+        return Where.apply(condition, _as_operand(input, dtype, condition), _as_operand(other, dtype, condition))
     a, b = _pair(input, other)
     return Where.apply(condition, a, b)
 

@@ -66,9 +66,25 @@ def _histc_cases() -> list[OpCase]:
     ]
 
 
+def _unique_cases() -> list[OpCase]:
+    labels = rng(1).integers(0, 5, (4, 6))
+    rows = np.array([[1, 2], [1, 2], [0, 5], [1, 2], [0, 4]])
+    return [
+        OpCase("unique", lambda lib, x: lib.unique(x), [labels]),
+        OpCase("unique_inverse_counts", lambda lib, x: lib.unique(x, return_inverse=True, return_counts=True),
+               [labels]),
+        OpCase("unique_float_method", lambda lib, x: x.unique(sorted=True, return_counts=True),
+               [np.round(randn(12), 0)], grad=[False]),
+        OpCase("unique_dim", lambda lib, x: lib.unique(x, dim=0, return_inverse=True, return_counts=True), [rows]),
+        OpCase("unique_neg_dim", lambda lib, x: lib.unique(x, dim=-1), [rows.T]),
+        OpCase("unique_empty", lambda lib, x: lib.unique(x, return_counts=True), [np.zeros(0, np.int64)]),
+    ]
+
+
 op_db: list[OpInfo] = [
     OpInfo("searchsorted", "bucketing", _searchsorted_cases, supports_autograd=False),
     OpInfo("bucketize", "bucketing", _bucketize_cases, supports_autograd=False),
     OpInfo("bincount", "bucketing", _bincount_cases, methods=("bincount",), supports_autograd=False),
     OpInfo("histc", "bucketing", _histc_cases, methods=("histc",), supports_autograd=False),
+    OpInfo("unique", "bucketing", _unique_cases, methods=("unique",), supports_autograd=False),
 ]

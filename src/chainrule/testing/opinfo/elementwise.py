@@ -78,6 +78,9 @@ def _cases() -> list[OpCase]:
         ("unary_empty", lambda lib, x: x.tanh(), randn(0, 3)),
         ("unary_noncontig", lambda lib, x: x.sin(), noncontig(randn(3, 4))),
         ("where", lambda lib, x: lib.where(x > 0, x * 2, x.exp()), randn(3, 4, low_gap=0.1)),
+        # two numbers: their promoted dtype (a float pair -> the default float, an int pair -> int64)
+        ("where_scalars", lambda lib, x: x * lib.where(x > 0, 1.0, -0.5), randn(3, 4, low_gap=0.1)),
+        ("where_int_scalars", lambda lib, x: lib.where(x > 0, 2, 0) + x, randn(3, 4, low_gap=0.1)),
         ("xlogy", lambda lib, x: lib.xlogy(x, x + 3), positive(3, 4)),
         ("lerp", lambda lib, x: lib.lerp(x, x * x, 0.3), randn(3, 4)),
         ("addcmul", lambda lib, x: lib.addcmul(x, x, x.exp(), value=0.5), randn(3, 4)),
@@ -175,7 +178,7 @@ op_db: list[OpInfo] = [
     _entry("remainder", "remainder", "remainder_", "imod", methods=("remainder", "remainder_", "__mod__", "__rmod__", "__imod__")),
     _entry("fmod", "fmod", "fmod_", methods=("fmod", "fmod_")),
     _entry("rsub", methods=("__rsub__",)),
-    _entry("where", methods=("where",)),
+    _entry("where", "where", "where_scalars", "where_int_scalars", methods=("where",)),
     _entry("xlogy", methods=("xlogy",)),
     _entry("lerp", "lerp", "lerp_", methods=("lerp", "lerp_")),
     _entry("addcmul", "addcmul", "addcmul_", methods=("addcmul", "addcmul_")),

@@ -48,6 +48,11 @@ def _cases() -> list[OpCase]:
         ("gather_1d", lambda lib, x: x.gather(0, _t(lib, [5, 5, 0])), V),
         ("index_select", lambda lib, x: lib.index_select(x, 1, _t(lib, [4, 0, 4, 2])), M),
         ("index_select_0d", lambda lib, x: x.index_select(0, _t(lib, 2)), M),
+        ("repeat_interleave", lambda lib, x: lib.repeat_interleave(x, 2), M),
+        ("repeat_interleave_dim", lambda lib, x: x.repeat_interleave(3, dim=-1), noncontig(A)),
+        ("repeat_interleave_counts", lambda lib, x: x.repeat_interleave(_t(lib, [2, 0, 1, 3]), dim=0), M),
+        ("repeat_interleave_one_count", lambda lib, x: lib.repeat_interleave(x, _t(lib, [2]), dim=1), M),
+        ("repeat_interleave_0d", lambda lib, x: x.repeat_interleave(2), randn()),
         ("index_select_neg_dim", lambda lib, x: x.index_select(-1, _t(lib, [1, 1])), noncontig(A)),
         ("index_fill", lambda lib, x: x.index_fill(1, _t(lib, [0, 3]), -1.5), M),
         ("index_fill_neg", lambda lib, x: lib.index_fill(x, -1, _t(lib, [-1]), 2.0), A),
@@ -123,6 +128,7 @@ op_db: list[OpInfo] = [
     _entry("getitem", "getitem_*", methods=("__getitem__",)),
     _entry("gather", "gather", "gather_*", methods=("gather",)),
     _entry("index_select", "index_select", "index_select_0d", "index_select_neg_dim", methods=("index_select",)),
+    _entry("repeat_interleave", "repeat_interleave*", methods=("repeat_interleave",)),
     _entry("index_fill", "index_fill", "index_fill_neg", "index_fill_tensor_value", "index_fill_", methods=("index_fill", "index_fill_")),
     _entry("masked_fill", "masked_fill", "masked_fill_broadcast", "masked_fill_tensor_value", "masked_fill_", methods=("masked_fill", "masked_fill_")),
     _entry("masked_select", "masked_select", "masked_select_bcast", methods=("masked_select",)),
@@ -170,4 +176,11 @@ op_db += [
         methods=("fill_",)),
     OpInfo("Tensor.zero_", "index", lambda: [OpCase("zero_", _write_into_copy("zero_"), [randn(3, 4)])],
            methods=("zero_",)),
+    # the filled diagonal's gradient is zero; wrap restarts a tall matrix's diagonal below its end
+    OpInfo("Tensor.fill_diagonal_", "index", lambda: [
+        OpCase("fill_diagonal_", _write_into_copy("fill_diagonal_", -2.0), [randn(4, 4)]),
+        OpCase("fill_diagonal_wide", _write_into_copy("fill_diagonal_", 1.5), [randn(3, 5)]),
+        OpCase("fill_diagonal_tall_wrap", _write_into_copy("fill_diagonal_", 0.5, True), [randn(7, 3)]),
+        OpCase("fill_diagonal_cube", _write_into_copy("fill_diagonal_", 3.0), [randn(3, 3, 3)])],
+        methods=("fill_diagonal_",)),
 ]
