@@ -490,8 +490,6 @@ class Module:
         if memory_format is not None and not isinstance(memory_format, memory_format_type):
             raise TypeError(f"Module.to(): memory_format must be a torch.memory_format such as "
                             f"torch.channels_last, got {type(memory_format).__name__}")
-        # memory_format=torch.channels_last is accepted and changes nothing: NumPy arrays have no
-        # channels-last layout to choose (as in Tensor.to)
         for a in args:
             if isinstance(a, Tensor):
                 dtype, device = a.dtype, a.device
