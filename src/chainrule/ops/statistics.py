@@ -85,28 +85,31 @@ def _quantile(op: str, input: Tensor, q, dim, keepdim: bool, interpolation: str,
         rank = xp.ceil(rank)
     elif interpolation == "nearest":
         rank = xp.round(rank)  # half to even, as torch's round
-    # a slice of nothing but NaN (nanquantile) or holding any NaN (quantile) takes its last
-    # sorted entry, a NaN, as torch does (so the gradient reaches that NaN, as torch's)
+    # a slice holding any NaN (quantile) takes its last sorted entry, a NaN; one of nothing but NaN
+    # (nanquantile) its first: both as torch, so the gradient reaches the same NaN as torch's
     undefined = (count == 0) if ignore_nan else nan.any(axis=-1, keepdims=True)
-    rank = xp.where(undefined, n - 1, rank)
+    rank = xp.where(undefined, 0 if ignore_nan else n - 1, rank)
     low = xp.clip(xp.floor(rank), 0, n - 1).astype(np.int64)
-    high = xp.clip(xp.ceil(rank), 0, n - 1).astype(np.int64)
-    if interpolation == "midpoint":
-        weight = _constant(xp.full(rank.shape, 0.5, x.dtype))
-    elif interpolation == "linear":
-        weight = where(_constant(xp.broadcast_to(undefined, rank.shape)), 0.0,
-                       rank_tensor - _constant(xp.floor(rank).astype(x.dtype)))
+    below = ordered.gather(-1, _constant(low))
+    if interpolation in ("lower", "higher", "nearest"):
+        out = below  # the rank is a whole number: no interpolation
     else:
-        weight = _constant(xp.zeros(rank.shape, x.dtype))
-    below, above = ordered.gather(-1, _constant(low)), ordered.gather(-1, _constant(high))
-    out = below + weight * (above - below)
+        high = xp.clip(xp.ceil(rank), 0, n - 1).astype(np.int64)
+        if interpolation == "midpoint":
+            weight = _constant(xp.full(rank.shape, 0.5, x.dtype))
+        else:  # linear: the weight is a function of q (unless the slice is undefined)
+            weight = where(_constant(xp.broadcast_to(undefined, rank.shape)), 0.0,
+                           rank_tensor - _constant(xp.floor(rank).astype(x.dtype)))
+        above = ordered.gather(-1, _constant(high))
+        out = below + weight * (above - below)
     out = out.movedim(-1, 0)  # (Q, ...): torch puts the quantiles first
     if keepdim:
         kept = [1] * x.ndim if dim is None else list(x.shape or (1,))
         if dim is not None:
             kept[d] = 1
         out = out.reshape(out._data.shape[:1] + tuple(kept)) if x.ndim else out.reshape(out._data.shape[:1])
-    return out.squeeze(0) if scalar_q else out
+    # torch's last step is a squeeze (a no-op for a 1-d q), and users see its node's name
+    return name_node(out.squeeze(0) if scalar_q else out.squeeze(()), "SqueezeBackward4", label=op)
 
 
 def quantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
@@ -276,7 +279,8 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
         c = c / norm
     else:
         c = c / _constant(xp.asarray(norm, dtype=c._data.dtype))
-    return c.squeeze() if input._data.ndim < 2 else c
+    # torch squeezes the result (one variable gives a 0-d tensor), and records it even when a no-op
+    return name_node(c.squeeze(), "SqueezeBackward0", label="cov")
 
 
 def corrcoef(input: Tensor) -> Tensor:
@@ -312,20 +316,26 @@ class Logcumsumexp(Function):
     def forward(ctx, x, dim):
         xp = array_module(x)
         ctx.dim = dim
-        out = xp.logaddexp.accumulate(x, axis=dim) if x.size else x.copy()
-        ctx.save_for_backward(x, _constant(out))
+        # C order whatever the input's layout, as torch's output
+        out = xp.ascontiguousarray(xp.logaddexp.accumulate(x, axis=dim)) if x.size and x.ndim else x.copy()
+        ctx.save_for_backward(x, out)  # the output array itself: saved as the output Tensor
         return out
 
     @staticmethod
     def backward(ctx, grad):
         x, out = ctx.saved_tensors
         d = ctx.dim
+        if x._data.ndim == 0:  # log(exp(a)) = a
+            return grad
         # grad_i = Σ_{j≥i} g_j exp(a_i - out_j), kept in log space: the positive and negative parts
-        # of g each as exp(a_i + reverse_logcumsumexp(log|g_j| - out_j))
+        # of g each as exp(a_i + reverse_logcumsumexp(log|g_j| - out_j)). Where a part is empty its
+        # log is the dtype's lowest finite value, not -inf (as torch): -inf would give inf - inf
+        # = NaN in the gradient of this rule (create_graph), while exp(lowest + a) is exactly 0.
+        # The inner where keeps log's own gradient finite at g = 0.
+        lowest = float(array_module(grad).finfo(grad._data.dtype).min)
         positive, negative = grad > 0, grad < 0
-        one = 1.0
-        log_positive = where(positive, where(positive, grad, one).log(), float("-inf"))
-        log_negative = where(negative, where(negative, -grad, one).log(), float("-inf"))
+        log_positive = where(positive, where(positive, grad, 1.0).log(), lowest)
+        log_negative = where(negative, where(negative, -grad, 1.0).log(), lowest)
         up = (x + _reverse_logcumsumexp(log_positive - out, d)).exp()
         down = (x + _reverse_logcumsumexp(log_negative - out, d)).exp()
         return up - down
@@ -337,8 +347,6 @@ def logcumsumexp(input: Tensor, dim: int) -> Tensor:
     if input._data.dtype.kind != "f":
         raise NotImplementedError(f"\"logcumsumexp_out_cpu\" not implemented for '{input.dtype.name.capitalize()}'")
     d = _single_dim(dim, input._data.ndim, "logcumsumexp")
-    if input._data.ndim == 0:
-        return Logcumsumexp.apply(input.reshape(1), dim=0).reshape(())
     return Logcumsumexp.apply(input, dim=d)
 
 

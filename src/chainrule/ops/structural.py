@@ -25,7 +25,7 @@ from ..tensor import Tensor, _wrap_dim
 from . import creation
 from .elementwise import _cast, ne, sub
 from .index import index_select
-from .shape import cat, clone, expand, flip, movedim, narrow, reshape, stack, transpose
+from .shape import cat, clone, contiguous, expand, flip, movedim, narrow, reshape, stack, transpose
 
 __all__ = ["unique", "unique_consecutive", "repeat_interleave", "meshgrid", "cartesian_prod", "combinations",
            "tril_indices", "triu_indices", "block_diag", "rot90", "diff", "isin", "diag_embed", "diagflat",
@@ -146,7 +146,7 @@ def _repeats_array(repeats, size: int, op: str = "repeat_interleave"):
     return counts
 
 
-def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *, output_size: int | None = None):
+def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *, output_size: int | None = None) -> Tensor:
     """torch.repeat_interleave: repeat each element (or each slice along ``dim``) ``repeats`` times
     in place, unlike ``repeat``, which tiles the whole tensor. ``repeats`` is an int or a tensor of
     one count per slice; ``dim=None`` works on the flattened input. With only a tensor of counts,
@@ -163,16 +163,15 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *, ou
         if input._data.ndim == 0:
             input = reshape(input, (1,))
     size = input._data.shape[d]
-    if isinstance(repeats, Tensor) and repeats._data.ndim == 0:
-        repeats = int(repeats.item())
     if isinstance(repeats, numbers.Integral) and not isinstance(repeats, bool):
         if repeats < 0:
             raise RuntimeError("Repeats must be non-negative")
         # each slice gets a new axis after it, expanded ``repeats`` times, then merged: torch's
-        # own composition (a view of an expand), so its node is torch's ViewBackward0
+        # own composition (a view of an expand), so its node is torch's ViewBackward0. The copy
+        # comes first: a merge NumPy could do as a view (size-1 dims) would leave zero strides
         shape = input._data.shape
         spread = expand(input.unsqueeze(d + 1), *shape[:d + 1], int(repeats), *shape[d + 1:])
-        out = reshape(spread, (*shape[:d], size * int(repeats), *shape[d + 1:]))
+        out = reshape(contiguous(spread), (*shape[:d], size * int(repeats), *shape[d + 1:]))
         result = name_node(out, "ViewBackward0", label="repeat_interleave")
     elif isinstance(repeats, Tensor):
         counts = _repeats_array(repeats, size)
@@ -223,7 +222,8 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple:
     for i, t in enumerate(tensors):
         shape = [1] * len(tensors)
         shape[i] = sizes[i]
-        grids.append(expand(reshape(t, tuple(shape)), *sizes))
+        # (named even where the expand was a no-op, as torch records one there too)
+        grids.append(name_node(expand(reshape(t, tuple(shape)), *sizes), "ExpandBackward0"))
     if swap:
         grids[0], grids[1] = grids[1], grids[0]
     return tuple(grids)
@@ -255,8 +255,6 @@ def combinations(input: Tensor, r: int = 2, with_replacement: bool = False) -> T
         return Tensor._make(xp.zeros((0,), input._data.dtype))
     pick = itertools.combinations_with_replacement if with_replacement else itertools.combinations
     rows = np.array(list(pick(range(input._data.shape[0]), r)), dtype=np.int64).reshape(-1, r)
-    if rows.shape[0] == 0:
-        return Tensor._make(xp.zeros((0, r), input._data.dtype))
     return stack([index_select(input, 0, _index_tensor(xp.asarray(rows[:, k]))) for k in range(r)], 1)
 
 
@@ -411,6 +409,8 @@ def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None
     if n < 0:
         raise RuntimeError(f"order must be non-negative but got {n}")
     d = _wrap_dim(dim, input._data.ndim, "diff")
+    if n == 0:  # torch returns a copy, recorded as its copy node
+        return name_node(clone(input), "torch::autograd::CopyBackwards", label="diff")
     parts = [p for p in (prepend, input, append) if p is not None]
     for p in parts:
         if p._data.ndim != input._data.ndim:
