@@ -1,5 +1,5 @@
 """Statistics ops: quantile, nanquantile, nanmedian, histogram, cov, corrcoef, logcumsumexp,
-trapezoid, trapz, cumulative_trapezoid, renorm.
+trapezoid, trapz, cumulative_trapezoid, gradient, renorm.
 
 Most are compositions of differentiable primitives (sort, gather, sums, products), which gives
 their exact derivatives; ``logcumsumexp`` is one Function because its forward must be computed
@@ -20,11 +20,12 @@ from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import _cast, where
 from .reduce import MedianAll, _single_dim
+from .shape import cat
 from .structural import diff
 
 __all__ = ["quantile", "nanquantile", "nanmedian", "histogram", "cov", "corrcoef", "logcumsumexp", "trapezoid",
-           "trapz", "cumulative_trapezoid", "renorm"]
-__not_methods__ = {"trapezoid", "trapz", "cumulative_trapezoid"}
+           "trapz", "cumulative_trapezoid", "gradient", "renorm"]
+__not_methods__ = {"trapezoid", "trapz", "cumulative_trapezoid", "gradient"}
 
 _INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
 
@@ -400,6 +401,88 @@ def cumulative_trapezoid(y: Tensor, x=None, *, dx=None, dim: int = -1) -> Tensor
     """torch.cumulative_trapezoid: the running trapezoidal integral along ``dim`` (one element
     fewer than ``y`` there)."""
     return _trapezoid("cumulative_trapezoid", y, x, dx, dim, cumulative=True)
+
+
+# ---------------------------------------------------------------- gradient
+def _along(t: Tensor, d: int, ndim: int) -> Tensor:
+    """A 1-d tensor of per-position coefficients shaped to broadcast along dim ``d``."""
+    return t.reshape((-1,) + (1,) * (ndim - d - 1))
+
+
+def _gradient_uniform(f: Tensor, d: int, h: float, edge_order: int) -> Tensor:
+    n = f._data.shape[d]
+    interior = (f.narrow(d, 2, n - 2) - f.narrow(d, 0, n - 2)) / (2 * h)
+    if edge_order == 1:
+        first = (f.narrow(d, 1, 1) - f.narrow(d, 0, 1)) / h
+        last = (f.narrow(d, n - 1, 1) - f.narrow(d, n - 2, 1)) / h
+    else:  # second-order one-sided differences
+        first = (f.narrow(d, 0, 1) * -1.5 + f.narrow(d, 1, 1) * 2.0 - f.narrow(d, 2, 1) * 0.5) / h
+        last = (f.narrow(d, n - 3, 1) * 0.5 - f.narrow(d, n - 2, 1) * 2.0 + f.narrow(d, n - 1, 1) * 1.5) / h
+    return cat([first, interior, last], d)
+
+
+def _gradient_coordinates(f: Tensor, d: int, x: Tensor, edge_order: int) -> Tensor:
+    """numpy.gradient's second-order accurate differences for samples at coordinates ``x``."""
+    n, ndim = f._data.shape[d], f._data.ndim
+    step = diff(x)
+    left, right = step[:-1], step[1:]
+    a = -right / (left * (left + right))
+    b = (right - left) / (left * right)
+    c = left / (right * (left + right))
+    interior = (_along(a, d, ndim) * f.narrow(d, 0, n - 2) + _along(b, d, ndim) * f.narrow(d, 1, n - 2)
+                + _along(c, d, ndim) * f.narrow(d, 2, n - 2))
+    if edge_order == 1:
+        first = (f.narrow(d, 1, 1) - f.narrow(d, 0, 1)) / step[0]
+        last = (f.narrow(d, n - 1, 1) - f.narrow(d, n - 2, 1)) / step[-1]
+    else:
+        h1, h2 = step[0], step[1]
+        first = (f.narrow(d, 0, 1) * (-(2 * h1 + h2) / (h1 * (h1 + h2))) + f.narrow(d, 1, 1) * ((h1 + h2) / (h1 * h2))
+                 + f.narrow(d, 2, 1) * (-h1 / (h2 * (h1 + h2))))
+        h1, h2 = step[-2], step[-1]
+        last = (f.narrow(d, n - 3, 1) * (h2 / (h1 * (h1 + h2))) + f.narrow(d, n - 2, 1) * (-(h2 + h1) / (h1 * h2))
+                + f.narrow(d, n - 1, 1) * ((2 * h2 + h1) / (h2 * (h1 + h2))))
+    return cat([first, interior, last], d)
+
+
+def gradient(input: Tensor, *, spacing=1, dim=None, edge_order: int = 1) -> tuple:
+    """torch.gradient: the derivative of the sampled function along each of ``dim`` (every dim by
+    default) by central differences inside and one-sided ones of order ``edge_order`` (1 or 2) at
+    the ends, as numpy.gradient. ``spacing`` is one sample distance, one per dim, or one 1-d
+    tensor of coordinates per dim. Returns one tensor per dim."""
+    _check_tensor(input, "gradient")
+    if edge_order not in (1, 2):
+        raise RuntimeError("torch.gradient only supports edge_order=1 and edge_order=2.")
+    ndim = input._data.ndim
+    dims = list(range(ndim)) if dim is None else [dim] if isinstance(dim, int) else list(dim)
+    dims = [_wrap_dim(d, ndim, "gradient") for d in dims]
+    if isinstance(spacing, (list, tuple)):
+        if len(spacing) != len(dims):
+            raise RuntimeError(
+                f"torch.gradient expected spacing to be unspecified, a scalar, or a list of length equal to "
+                f"'self.dim() = {ndim}', since dim argument was not given, but got a list of length {len(spacing)}"
+                if dim is None else
+                f"torch.gradient expected spacing to be unspecified, a scalar or it's spacing and dim arguments to "
+                f"have the same length, but got a spacing argument of length {len(spacing)} and a dim argument of "
+                f"length {len(dims)}.")
+        spacings = list(spacing)
+    else:
+        spacings = [spacing] * len(dims)
+    for d in dims:
+        if input._data.shape[d] < edge_order + 1:
+            raise RuntimeError("torch.gradient expected each dimension size to be at least edge_order+1")
+    f = input if input._data.dtype.kind == "f" else _cast(input, _dtype.get_default_dtype())
+    out = []
+    for d, h in zip(dims, spacings):
+        if isinstance(h, Tensor) and h._data.ndim == 1:
+            if h._data.shape[0] != f._data.shape[d]:
+                raise RuntimeError(f"torch.gradient expected each tensor to be on the same device and each "
+                                   f"coordinate tensor to have {f._data.shape[d]} elements along dim {d}, but got "
+                                   f"{h._data.shape[0]}")
+            out.append(_gradient_coordinates(f, d, h if h._data.dtype == f._data.dtype else _cast(h, f.dtype),
+                                             edge_order))
+        else:
+            out.append(_gradient_uniform(f, d, float(h.item() if isinstance(h, Tensor) else h), edge_order))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- renorm

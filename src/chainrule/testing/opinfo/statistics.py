@@ -1,5 +1,5 @@
 """quantile, nanquantile, nanmedian, histogram, cov, corrcoef, logcumsumexp, trapezoid, trapz,
-cumulative_trapezoid, renorm and the window functions, compared with torch and gradchecked."""
+cumulative_trapezoid, gradient, renorm and the window functions, compared with torch and gradchecked."""
 
 from __future__ import annotations
 
@@ -149,6 +149,21 @@ def _cumulative_trapezoid_cases() -> list[OpCase]:
     ]
 
 
+def _gradient_cases() -> list[OpCase]:
+    f = randn(4, 5)
+    coordinates = np.cumsum(positive(5))
+    return [
+        OpCase("gradient", lambda lib, f: lib.gradient(f), [f]),
+        OpCase("gradient_spacing_dim", lambda lib, f: lib.gradient(f, spacing=0.5, dim=1), [f]),
+        OpCase("gradient_edge_order2", lambda lib, f: lib.gradient(f, spacing=[2.0, 0.5], edge_order=2), [f]),
+        OpCase("gradient_coordinates", lambda lib, f, x: lib.gradient(f, spacing=[x], dim=-1), [f, coordinates]),
+        OpCase("gradient_coordinates_edge_order2", lambda lib, f, x: lib.gradient(f, spacing=(x,), dim=[1],
+                                                                                  edge_order=2), [f, coordinates]),
+        OpCase("gradient_ints", lambda lib, f: lib.gradient(f), [np.array([[1, 2, 4, 8], [3, 5, 6, 9]])]),
+        OpCase("gradient_noncontig", lambda lib, f: lib.gradient(f, dim=0), [noncontig(randn(3, 4))]),
+    ]
+
+
 def _renorm_cases() -> list[OpCase]:
     x = randn(3, 4) * 2
     return [
@@ -191,6 +206,7 @@ op_db: list[OpInfo] = [
     OpInfo("trapezoid", "statistics", _trapezoid_cases),
     OpInfo("trapz", "statistics", _trapz_cases),
     OpInfo("cumulative_trapezoid", "statistics", _cumulative_trapezoid_cases),
+    OpInfo("gradient", "statistics", _gradient_cases),
     OpInfo("renorm", "statistics", _renorm_cases, methods=("renorm",)),
     *[_window_entry(name) for name in _WINDOW_NAMES],
 ]
