@@ -19,6 +19,7 @@ from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import _cast, where
+from .linear import _scalar_name
 from .reduce import MedianAll, _single_dim
 from .shape import cat
 from .structural import diff
@@ -182,7 +183,7 @@ def histogram(input: Tensor, bins=100, *, range=None, weight: Tensor | None = No
     xp = array_module(input)
     x = input._data
     if x.dtype.kind != "f":
-        raise NotImplementedError(f"\"histogramdd\" not implemented for '{input.dtype.name.capitalize()}'")
+        raise NotImplementedError(f"\"histogramdd\" not implemented for '{_scalar_name(input)}'")
     if isinstance(bins, Tensor):
         if bins._data.ndim != 1:
             raise RuntimeError(f"torch.histogram(): bins tensor should have one dimension, but got "
@@ -346,7 +347,7 @@ def logcumsumexp(input: Tensor, dim: int) -> Tensor:
     """torch.logcumsumexp: ``log(cumsum(exp(x)))`` along ``dim``, computed without overflow."""
     _check_tensor(input, "logcumsumexp")
     if input._data.dtype.kind != "f":
-        raise NotImplementedError(f"\"logcumsumexp_out_cpu\" not implemented for '{input.dtype.name.capitalize()}'")
+        raise NotImplementedError(f"\"logcumsumexp_out_cpu\" not implemented for '{_scalar_name(input)}'")
     d = _single_dim(dim, input._data.ndim, "logcumsumexp")
     return Logcumsumexp.apply(input, dim=d)
 

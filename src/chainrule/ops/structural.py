@@ -25,6 +25,7 @@ from ..tensor import Tensor, _wrap_dim
 from . import creation
 from .elementwise import _cast, ne, sub
 from .index import index_select
+from .linear import _SCALAR_NAMES, _scalar_name
 from .shape import cat, clone, contiguous, expand, flip, movedim, narrow, reshape, stack, transpose
 
 __all__ = ["unique", "unique_consecutive", "repeat_interleave", "meshgrid", "cartesian_prod", "combinations",
@@ -50,7 +51,8 @@ def _index_tensor(array) -> Tensor:
 # ---------------------------------------------------------------- unique
 def _unique_flat(x, return_inverse: bool, return_counts: bool):
     xp = array_module(x)
-    values, inverse, counts = xp.unique(x.reshape(-1), return_inverse=True, return_counts=True)
+    # each NaN is a value of its own, as in torch (NaN != NaN)
+    values, inverse, counts = xp.unique(x.reshape(-1), return_inverse=True, return_counts=True, equal_nan=False)
     return values, inverse.reshape(x.shape), counts
 
 
@@ -58,7 +60,7 @@ def _unique_along(x, dim: int):
     """Unique slices along ``dim``, sorted lexicographically, with each slice's group and the counts."""
     xp = array_module(x)
     moved = xp.moveaxis(x, dim, 0)
-    rows = moved.reshape(moved.shape[0], -1)
+    rows = moved.reshape(moved.shape[0], int(np.prod(moved.shape[1:])))  # (-1 fails on size 0)
     if rows.shape[0] == 0:
         return x, xp.zeros(0, np.int64), xp.zeros(0, np.int64)
     # lexsort's last key is the primary one: the first column decides first
@@ -95,6 +97,8 @@ def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, ret
         values, inverse, counts = _unique_flat(x, return_inverse, return_counts)
     else:
         d = _wrap_dim(dim, x.ndim, "unique")
+        if any(size == 0 for k, size in enumerate(x.shape) if k != d):
+            raise RuntimeError("There are 0 sized dimensions, and they aren't selected, so unique cannot be applied")
         values, inverse, counts = _unique_along(x if x.ndim else x.reshape(1), d)
     return _unique_result(values, inverse, counts, return_inverse, return_counts)
 
@@ -113,7 +117,7 @@ def unique_consecutive(input: Tensor, return_inverse: bool = False, return_count
     else:
         d = _wrap_dim(dim, x.ndim, "unique_consecutive")
         moved = xp.moveaxis(x if x.ndim else x.reshape(1), d, 0)
-        rows = moved.reshape(moved.shape[0], -1)
+        rows = moved.reshape(moved.shape[0], int(np.prod(moved.shape[1:])))  # (-1 fails on size 0)
     n = rows.shape[0]
     starts = xp.ones(n, bool)
     if n > 1:
@@ -132,7 +136,7 @@ def unique_consecutive(input: Tensor, return_inverse: bool = False, return_count
 def _repeats_array(repeats, size: int, op: str = "repeat_interleave"):
     """``repeats`` as a host int64 array of ``size`` entries (a one-element tensor is broadcast)."""
     if repeats._data.dtype.kind not in "iu":
-        raise NotImplementedError(f'"{op}_cpu" not implemented for \'{repeats.dtype.name.capitalize()}\'')
+        raise NotImplementedError(f'"{op}_cpu" not implemented for \'{_scalar_name(repeats)}\'')
     if repeats._data.ndim > 1:
         raise RuntimeError("repeats must be 0-dim or 1-dim tensor")
     counts = repeats.numpy().reshape(-1).astype(np.int64)  # sizes decide the output's shape: host values
@@ -211,7 +215,8 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple:
         raise RuntimeError(f'torch.meshgrid: indexing must be one of "xy" or "ij", but received: {indexing}')
     for t in tensors:
         if t._data.ndim > 1:
-            raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got: {t}")
+            raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got: a tensor of "
+                               f"shape {tuple(t._data.shape)}")
         if t.dtype != tensors[0].dtype or t.device != tensors[0].device:
             raise RuntimeError("torch.meshgrid: expects all tensors to have the same dtype and device")
     swap = indexing == "xy" and len(tensors) >= 2
@@ -265,7 +270,7 @@ def _triangle_indices(op: str, which, row: int, col: int, offset: int, dtype, de
         raise RuntimeError(f"col must be non-negative, got{col}")
     dtype = _dtype.int64 if dtype is None else _dtype.to_dtype(dtype)
     if dtype not in (_dtype.int64, _dtype.int32):
-        raise RuntimeError(f'"{op}" not implemented for \'{dtype.name.capitalize()}\'')
+        raise RuntimeError(f'"{op}" not implemented for \'{_SCALAR_NAMES.get(dtype.name, dtype.name)}\'')
     rows, cols = which(row, offset, col)
     xp = creation._xp(device)
     return Tensor._make(xp.asarray(np.stack([rows, cols]).reshape(2, -1).astype(dtype.np)))
