@@ -237,7 +237,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
                                f"{fweights._data.ndim} dimensions")
         if fweights._data.dtype.kind not in "iu":
             raise RuntimeError(f"cov(): expected fweights to have integral dtype but got fweights with "
-                               f"{fweights.dtype.name.capitalize()} dtype")
+                               f"{_scalar_name(fweights)} dtype")
         if fweights._data.size != observations:
             raise RuntimeError(f"cov(): expected fweights to have the same numel as there are observations in "
                                f"the input but got {fweights._data.size} != {observations}")
@@ -250,7 +250,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
                                f"{aweights._data.ndim} dimensions")
         if aweights._data.dtype.kind != "f":
             raise RuntimeError(f"cov(): expected aweights to have floating point dtype but got aweights with "
-                               f"{aweights.dtype.name.capitalize()} dtype")
+                               f"{_scalar_name(aweights)} dtype")
         if aweights._data.size != observations:
             raise RuntimeError(f"cov(): expected aweights to have the same numel as there are observations in "
                                f"the input but got {aweights._data.size} != {observations}")
@@ -492,7 +492,7 @@ def renorm(input: Tensor, p, dim: int, maxnorm) -> Tensor:
     norm ``maxnorm`` (times 1/(1 + 1e-7/norm), as torch); the others unchanged."""
     _check_tensor(input, "renorm")
     if input._data.dtype.kind != "f":
-        raise RuntimeError(f"renorm(): expected a floating point input, got {input.dtype.name.capitalize()}")
+        raise RuntimeError(f"renorm(): expected a floating point input, got {_scalar_name(input)}")
     if p <= 0:
         raise RuntimeError("renorm: non-positive-norm not supported")
     if maxnorm < 0:
