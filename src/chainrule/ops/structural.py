@@ -139,7 +139,8 @@ def _repeats_array(repeats, size: int, op: str = "repeat_interleave"):
         raise NotImplementedError(f'"{op}_cpu" not implemented for \'{_scalar_name(repeats)}\'')
     if repeats._data.ndim > 1:
         raise RuntimeError("repeats must be 0-dim or 1-dim tensor")
-    counts = repeats.numpy().reshape(-1).astype(np.int64)  # sizes decide the output's shape: host values
+    # the counts decide the output's shape, so they are read on the host (a device sync, as in torch)
+    counts = repeats.cpu().numpy().reshape(-1).astype(np.int64)
     if counts.size == 1 and size != 1:
         counts = np.broadcast_to(counts, (size,))
     if counts.size != size:
