@@ -146,3 +146,14 @@ def test_program_signal_processing():
         return [windowed, slope, area, running, clipped, signal.grad, weight.grad, *windows]
 
     _compare(program, rtol=1e-4, atol=1e-5)
+
+
+def test_cov_without_degrees_of_freedom_warns_like_torch():
+    # one observation with Bessel's correction: torch warns and returns NaN rather than raising
+    with pytest.warns(UserWarning, match="degrees of freedom is <= 0"):
+        result = chainrule.cov(chainrule.ones(2, 1))
+    assert np.isnan(result.numpy()).all() and tuple(result.shape) == (2, 2)
+
+
+def test_histogram_of_nothing_spans_the_unit_range():
+    _compare(lambda lib: list(lib.histogram(lib.zeros(0), 2)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -174,8 +175,7 @@ def nanmedian(input: Tensor, dim=None, keepdim: bool = False):
 
 
 # ---------------------------------------------------------------- histogram
-def histogram(input: Tensor, bins=100, *, range=None, weight: Tensor | None = None, density: bool = False,
-              out=None):
+def histogram(input: Tensor, bins=100, *, range=None, weight: Tensor | None = None, density: bool = False):
     """torch.histogram: counts (or weight sums, or a density) of ``input``'s values in ``bins``
     equal-width bins over ``range`` (the data's min and max by default), or in the bins between
     the edges of a 1-d tensor; returns ``(hist, bin_edges)`` of input's float dtype."""
@@ -198,8 +198,8 @@ def histogram(input: Tensor, bins=100, *, range=None, weight: Tensor | None = No
                 raise RuntimeError(f"torch.histogram(): min should not exceed max, but got min {low} max {high}")
         elif x.size:
             low, high = float(x.min()), float(x.max())
-        else:
-            low, high = 0.0, 0.0
+        else:  # nothing to span: the unit range, as torch and NumPy
+            low, high = 0.0, 1.0
         if low == high:  # a constant input: one unit-wide range around it, as NumPy
             low, high = low - 0.5, high + 0.5
         edges = xp.linspace(low, high, bins + 1).astype(x.dtype)
@@ -270,10 +270,10 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
             norm = weight_sum - correction
         else:
             norm = weight_sum - correction * (w * aweights).sum() / weight_sum
-    if isinstance(norm, Tensor):
-        norm = norm.clamp(min=0)
-    else:
-        norm = max(norm, 0.0)
+    if bool(norm <= 0):
+        warnings.warn("cov(): degrees of freedom is <= 0. Correction should be strictly less than the number of "
+                      "observations.", UserWarning, stacklevel=2)
+    norm = norm.clamp(min=0) if isinstance(norm, Tensor) else max(norm, 0.0)
     centred = x - average
     weighted = centred if w is None else centred * w
     c = weighted.matmul(centred.t())

@@ -264,7 +264,8 @@ def combinations(input: Tensor, r: int = 2, with_replacement: bool = False) -> T
     return stack([index_select(input, 0, _index_tensor(xp.asarray(rows[:, k]))) for k in range(r)], 1)
 
 
-def _triangle_indices(op: str, which, row: int, col: int, offset: int, dtype, device) -> Tensor:
+def _triangle_indices(op: str, which, row: int, col: int, offset: int, dtype, device, layout) -> Tensor:
+    creation._strided_only(layout, op)
     if row < 0:
         raise RuntimeError(f"row must be non-negative, got{row}")
     if col < 0:
@@ -280,12 +281,12 @@ def _triangle_indices(op: str, which, row: int, col: int, offset: int, dtype, de
 def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None) -> Tensor:
     """torch.tril_indices: the (2, N) row and column indices of the lower triangle of a row x col
     matrix, on and below diagonal ``offset``, in row-major order."""
-    return _triangle_indices("tril_indices", np.tril_indices, row, col, offset, dtype, device)
+    return _triangle_indices("tril_indices", np.tril_indices, row, col, offset, dtype, device, layout)
 
 
 def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None) -> Tensor:
     """torch.triu_indices: as ``tril_indices``, for the upper triangle, on and above ``offset``."""
-    return _triangle_indices("triu_indices", np.triu_indices, row, col, offset, dtype, device)
+    return _triangle_indices("triu_indices", np.triu_indices, row, col, offset, dtype, device, layout)
 
 
 # ---------------------------------------------------------------- block_diag, diag_embed
