@@ -49,7 +49,7 @@ def _index_tensor(array) -> Tensor:
 
 
 # ---------------------------------------------------------------- unique
-def _unique_flat(x, return_inverse: bool, return_counts: bool):
+def _unique_flat(x):
     xp = array_module(x)
     # each NaN is a value of its own, as in torch (NaN != NaN)
     values, inverse, counts = xp.unique(x.reshape(-1), return_inverse=True, return_counts=True, equal_nan=False)
@@ -94,7 +94,7 @@ def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, ret
     _check_tensor(input, "unique")
     x = input._data
     if dim is None:
-        values, inverse, counts = _unique_flat(x, return_inverse, return_counts)
+        values, inverse, counts = _unique_flat(x)
     else:
         d = _wrap_dim(dim, x.ndim, "unique")
         if any(size == 0 for k, size in enumerate(x.shape) if k != d):
