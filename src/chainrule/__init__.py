@@ -224,3 +224,17 @@ def set_default_tensor_type(t) -> None:
     _legacy_types.check_available(legacy)
     set_default_device("cuda" if legacy.is_cuda else None)
     set_default_dtype(legacy.dtype)
+
+
+# --- opsA: structural/statistics ---
+from .ops import statistics as _statistics, structural as _structural, windows as _windows  # noqa: E402
+
+for _module in (_structural, _statistics, _windows):
+    _methods.bind_module(_module)
+from .ops.structural import *  # noqa: E402,F401,F403
+from .ops.statistics import *  # noqa: E402,F401,F403
+from .ops.windows import *  # noqa: E402,F401,F403
+# torch's top-level spellings of these nn.functional ops are the same functions
+from .nn.functional import (  # noqa: E402,F401
+    bilinear, channel_shuffle, cosine_similarity, pairwise_distance, pdist, pixel_shuffle, pixel_unshuffle,
+)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 
 __all__ = ["max", "min", "sort", "topk", "kthvalue", "mode", "median", "nanmedian", "cummax", "cummin",
-           "aminmax", "slogdet"]
+           "aminmax", "slogdet", "histogram"]
 
 
 def _repr(self) -> str:
@@ -37,3 +37,4 @@ cummax = _structseq("cummax", _VALUES_INDICES)
 cummin = _structseq("cummin", _VALUES_INDICES)
 aminmax = _structseq("aminmax", ("min", "max"))
 slogdet = _structseq("slogdet", ("sign", "logabsdet"))
+histogram = _structseq("histogram", ("hist", "bin_edges"))

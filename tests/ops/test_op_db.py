@@ -106,6 +106,10 @@ NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "affine_grid": _COMPOSED,
     "triplet_margin": _COMPOSED,
     "sum_to_shape": "torch's sum_to_size ends in a view (ViewBackward0); ours is one SumToSize node",
+    # --- opsA: structural/statistics ---
+    "trapezoid": "torch ends in a multiply or divide by a Python number (MulBackward1/DivBackward1); ours in a sum",
+    "trapz": "as trapezoid",
+    "cumulative_trapezoid_x": "as trapezoid",
 }
 # torch's einsum returns whatever layout its internal permute/bmm plan leaves; ours is always
 # contiguous (which only ever lets more .view() calls succeed)

@@ -54,11 +54,14 @@ from . import (
     sampling,
     shape,
     special,
+    statistics,  # opsA
+    structural,  # opsA
     triplet,
 )
 
 FAMILIES = (elementwise, reduce, shape, index, linalg, activation, pool, conv, creation, loss,
             normalization, nn_functional, special, bucketing, sampling, triplet)
+FAMILIES += (structural, statistics)  # --- opsA: structural/statistics ---
 
 op_db: list[OpInfo] = [entry for family in FAMILIES for entry in family.op_db]
 

@@ -1,0 +1,509 @@
+"""Statistics ops: quantile, nanquantile, nanmedian, histogram, cov, corrcoef, logcumsumexp,
+trapezoid, trapz, cumulative_trapezoid, gradient, renorm.
+
+Most are compositions of differentiable primitives (sort, gather, sums, products), which gives
+their exact derivatives; ``logcumsumexp`` is one Function because its forward must be computed
+stably (a running log-add-exp) and its backward must be too. ``histogram`` counts, so it has
+no gradient.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from .. import _dtype, return_types
+from .._backend import array_module
+from ..autograd.function import Function, name_node
+from ..tensor import Tensor, _wrap_dim
+from .elementwise import _cast, where
+from .linear import _scalar_name
+from .reduce import MedianAll, _single_dim
+from .shape import cat
+from .structural import diff
+
+__all__ = ["quantile", "nanquantile", "nanmedian", "histogram", "cov", "corrcoef", "logcumsumexp", "trapezoid",
+           "trapz", "cumulative_trapezoid", "gradient", "renorm"]
+__not_methods__ = {"trapezoid", "trapz", "cumulative_trapezoid", "gradient"}
+
+_INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
+
+
+def _check_tensor(value, op: str, argument: str = "input") -> None:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}(): argument '{argument}' (position 1) must be Tensor, not {type(value).__name__}")
+
+
+def _constant(array) -> Tensor:
+    return Tensor._make(array)
+
+
+# ---------------------------------------------------------------- quantile, nanquantile
+def _quantile(op: str, input: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_nan: bool) -> Tensor:
+    _check_tensor(input, op)
+    xp = array_module(input)
+    x = input._data
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"{op}() input tensor must be either float or double dtype")
+    if x.size == 0:
+        raise RuntimeError(f"{op}() input tensor must be non-empty")
+    if interpolation not in _INTERPOLATIONS:
+        raise RuntimeError(f"{op}() interpolation must be one of linear, lower, higher, midpoint or nearest, "
+                           f"but got {interpolation}")
+    if isinstance(q, Tensor):
+        if q._data.ndim > 1:
+            raise RuntimeError(f"{op}() q must be a scalar or 1D tensor")
+        if q.dtype != input.dtype:
+            raise RuntimeError(f"{op}() q tensor must be same dtype as the input tensor")
+        scalar_q, q_tensor = q._data.ndim == 0, q.reshape(-1)
+    elif isinstance(q, numbers.Real) and not isinstance(q, bool):
+        scalar_q, q_tensor = True, _constant(xp.asarray([q], dtype=x.dtype))
+    else:
+        raise TypeError(f"{op}(): argument 'q' must be float or Tensor, not {type(q).__name__}")
+    qs = q_tensor._data
+    if bool(((qs < 0) | (qs > 1)).any()):
+        bad = float(qs[(qs < 0) | (qs > 1)][0])
+        raise RuntimeError(f"{op}() q must be in the range [0, 1] but got {bad:g}" if scalar_q else
+                           f"{op}() q values must be in the range [0, 1]")
+    if dim is None:
+        values, d = input.reshape(-1), 0
+    else:
+        d = _single_dim(dim, x.ndim, op)
+        values = input.reshape(1) if x.ndim == 0 else input
+    # sorted along the last dim; NaN sorts last, so the first `count` entries are the numbers
+    ordered = values.sort(dim=d).values.movedim(d, -1)
+    s = ordered._data
+    n = s.shape[-1]
+    nan = xp.isnan(s)
+    count = (n - nan.sum(axis=-1, keepdims=True)) if ignore_nan else xp.full(s.shape[:-1] + (1,), n)
+    # the fractional position in each slice (..., Q), a function of q: torch differentiates q too
+    rank_tensor = q_tensor * _constant((count - 1).astype(x.dtype))
+    rank = rank_tensor._data
+    if interpolation == "lower":
+        rank = xp.floor(rank)
+    elif interpolation == "higher":
+        rank = xp.ceil(rank)
+    elif interpolation == "nearest":
+        rank = xp.round(rank)  # half to even, as torch's round
+    # a slice holding any NaN (quantile) takes its last sorted entry, a NaN; one of nothing but NaN
+    # (nanquantile) its first: both as torch, so the gradient reaches the same NaN as torch's
+    undefined = (count == 0) if ignore_nan else nan.any(axis=-1, keepdims=True)
+    rank = xp.where(undefined, 0 if ignore_nan else n - 1, rank)
+    low = xp.clip(xp.floor(rank), 0, n - 1).astype(np.int64)
+    below = ordered.gather(-1, _constant(low))
+    if interpolation in ("lower", "higher", "nearest"):
+        out = below  # the rank is a whole number: no interpolation
+    else:
+        high = xp.clip(xp.ceil(rank), 0, n - 1).astype(np.int64)
+        if interpolation == "midpoint":
+            weight = _constant(xp.full(rank.shape, 0.5, x.dtype))
+        else:  # linear: the weight is a function of q (unless the slice is undefined)
+            weight = where(_constant(xp.broadcast_to(undefined, rank.shape)), 0.0,
+                           rank_tensor - _constant(xp.floor(rank).astype(x.dtype)))
+        above = ordered.gather(-1, _constant(high))
+        out = below + weight * (above - below)
+    out = out.movedim(-1, 0)  # (Q, ...): torch puts the quantiles first
+    if keepdim:
+        kept = [1] * x.ndim if dim is None else list(x.shape or (1,))
+        if dim is not None:
+            kept[d] = 1
+        out = out.reshape(out._data.shape[:1] + tuple(kept)) if x.ndim else out.reshape(out._data.shape[:1])
+    # torch's last step is a squeeze (a no-op for a 1-d q), and users see its node's name
+    return name_node(out.squeeze(0) if scalar_q else out.squeeze(()), "SqueezeBackward4", label=op)
+
+
+def quantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
+             interpolation: str = "linear") -> Tensor:
+    """torch.quantile: the ``q``-th quantiles (a float or a 1-d tensor in [0, 1]) along ``dim``
+    (of all elements by default), between the two nearest sorted values by ``interpolation``
+    (linear, lower, higher, midpoint, nearest). A 1-d ``q`` adds a leading dim of its size; a
+    slice holding NaN gives NaN."""
+    return _quantile("quantile", input, q, dim, keepdim, interpolation, ignore_nan=False)
+
+
+def nanquantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
+                interpolation: str = "linear") -> Tensor:
+    """torch.nanquantile: ``quantile`` ignoring NaN (a slice of only NaN gives NaN)."""
+    return _quantile("nanquantile", input, q, dim, keepdim, interpolation, ignore_nan=True)
+
+
+# ---------------------------------------------------------------- nanmedian
+class NanmedianAll(MedianAll):
+    """nanmedian() of a flat tensor; ties share the gradient evenly, as in torch."""
+
+    node_name = "NanmedianBackward0"
+    label = "nanmedian"
+    rule = "routes the gradient to the median of the non-NaN elements (split evenly among ties)"
+
+
+def _nanmedian_index(x, axis: int):
+    """The lower middle non-NaN element's index along ``axis`` (NaN sorts last; an all-NaN slice
+    gives its first NaN)."""
+    xp = array_module(x)
+    order = xp.argsort(x, axis=axis, kind="stable")
+    count = x.shape[axis] - xp.isnan(x).sum(axis=axis, keepdims=True)
+    position = xp.maximum((count - 1) // 2, 0)
+    return xp.take_along_axis(order, position, axis=axis)
+
+
+def nanmedian(input: Tensor, dim=None, keepdim: bool = False):
+    """torch.nanmedian: ``median`` of the non-NaN elements. Without ``dim`` a 0-d tensor (the
+    gradient split evenly among equal elements); with ``dim`` ``(values, indices)``, the gradient
+    routed to the returned index."""
+    _check_tensor(input, "nanmedian")
+    xp = array_module(input)
+    x = input._data
+    if dim is None:
+        if x.size == 0:
+            return _constant(xp.asarray(np.nan, dtype=x.dtype))
+        flat = input.reshape(-1)
+        return NanmedianAll.apply(flat, index=_nanmedian_index(flat._data, 0))
+    d = _single_dim(dim, x.ndim, "nanmedian")
+    values = input.reshape(1) if x.ndim == 0 else input
+    if values._data.shape[d] == 0:
+        raise IndexError(f"median(): Expected reduction dim {d} to have non-zero size.")
+    index = _nanmedian_index(values._data, d) if x.dtype.kind == "f" else \
+        xp.take(xp.argsort(values._data, axis=d, kind="stable"), [(values._data.shape[d] - 1) // 2], axis=d)
+    out = values.gather(d, _constant(index))
+    if not keepdim or x.ndim == 0:
+        out, index = out.squeeze(d), index.squeeze(d)
+    return return_types.nanmedian(name_node(out, "NanmedianBackward1", label="nanmedian"),
+                                  _constant(index.astype(np.int64)))
+
+
+# ---------------------------------------------------------------- histogram
+def histogram(input: Tensor, bins=100, *, range=None, weight: Tensor | None = None, density: bool = False):
+    """torch.histogram: counts (or weight sums, or a density) of ``input``'s values in ``bins``
+    equal-width bins over ``range`` (the data's min and max by default), or in the bins between
+    the edges of a 1-d tensor; returns ``(hist, bin_edges)`` of input's float dtype."""
+    _check_tensor(input, "histogram")
+    xp = array_module(input)
+    x = input._data
+    if x.dtype.kind != "f":
+        raise NotImplementedError(f"\"histogramdd\" not implemented for '{_scalar_name(input)}'")
+    if isinstance(bins, Tensor):
+        if bins._data.ndim != 1:
+            raise RuntimeError(f"torch.histogram(): bins tensor should have one dimension, but got "
+                               f"{bins._data.ndim} dimensions")
+        edges = bins._data.astype(x.dtype)
+    elif isinstance(bins, numbers.Integral) and not isinstance(bins, bool):
+        if bins <= 0:
+            raise RuntimeError(f"torch.histogram(): bins must be > 0, but got {bins} for dimension 0")
+        if range is not None:
+            low, high = float(range[0]), float(range[1])
+            if low > high:
+                raise RuntimeError(f"torch.histogram(): min should not exceed max, but got min {low} max {high}")
+        elif x.size:
+            low, high = float(x.min()), float(x.max())
+        else:  # nothing to span: the unit range, as torch and NumPy
+            low, high = 0.0, 1.0
+        if low == high:  # a constant input: one unit-wide range around it, as NumPy
+            low, high = low - 0.5, high + 0.5
+        edges = xp.linspace(low, high, bins + 1).astype(x.dtype)
+    else:
+        raise TypeError(f"histogram(): argument 'bins' must be int or Tensor, not {type(bins).__name__}")
+    weights = None
+    if weight is not None:
+        if tuple(weight._data.shape) != tuple(x.shape):
+            raise RuntimeError("torch.histogram(): if weight tensor is provided it should have the same shape "
+                               "as the input tensor")
+        weights = weight._data.reshape(-1)
+    hist, _ = xp.histogram(x.reshape(-1), bins=edges.astype(np.float64), weights=weights, density=density)
+    return return_types.histogram(_constant(hist.astype(x.dtype)), _constant(edges))
+
+
+# ---------------------------------------------------------------- cov, corrcoef
+def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
+        aweights: Tensor | None = None) -> Tensor:
+    """torch.cov: the covariance matrix of the variables in ``input``'s rows (observations in
+    columns; a 1-d input is one variable), with ``correction`` (1: Bessel's), integer frequency
+    weights and float observation weights per column, as numpy.cov."""
+    _check_tensor(input, "cov")
+    if input._data.ndim > 2:
+        raise RuntimeError(f"cov(): expected input to have two or fewer dimensions but got an input with "
+                           f"{input._data.ndim} dimensions")
+    xp = array_module(input)
+    x = input.reshape(1, -1) if input._data.ndim < 2 else input
+    if x._data.dtype.kind != "f":
+        x = _cast(x, _dtype.get_default_dtype())
+    observations = x._data.shape[1]
+    w = None
+    if fweights is not None:
+        if fweights._data.ndim > 1:
+            raise RuntimeError(f"cov(): expected fweights to have one or fewer dimensions but got fweights with "
+                               f"{fweights._data.ndim} dimensions")
+        if fweights._data.dtype.kind not in "iu":
+            raise RuntimeError(f"cov(): expected fweights to have integral dtype but got fweights with "
+                               f"{_scalar_name(fweights)} dtype")
+        if fweights._data.size != observations:
+            raise RuntimeError(f"cov(): expected fweights to have the same numel as there are observations in "
+                               f"the input but got {fweights._data.size} != {observations}")
+        if bool((fweights._data < 0).any()):
+            raise RuntimeError(f"cov(): fweights cannot be negative but got {int(fweights._data.min())}")
+        w = _cast(fweights, x.dtype)
+    if aweights is not None:
+        if aweights._data.ndim > 1:
+            raise RuntimeError(f"cov(): expected aweights to have one or fewer dimensions but got aweights with "
+                               f"{aweights._data.ndim} dimensions")
+        if aweights._data.dtype.kind != "f":
+            raise RuntimeError(f"cov(): expected aweights to have floating point dtype but got aweights with "
+                               f"{_scalar_name(aweights)} dtype")
+        if aweights._data.size != observations:
+            raise RuntimeError(f"cov(): expected aweights to have the same numel as there are observations in "
+                               f"the input but got {aweights._data.size} != {observations}")
+        if bool((aweights._data < 0).any()):
+            raise RuntimeError(f"cov(): aweights cannot be negative but got {float(aweights._data.min()):g}")
+        w = aweights if w is None else w * aweights
+    if w is None:
+        average = x.mean(1, keepdim=True)
+        weight_sum = float(observations)
+        norm = weight_sum - correction
+    else:
+        weight_sum = w.sum()
+        average = (x * w).sum(1, keepdim=True) / weight_sum
+        if correction == 0:
+            norm = weight_sum
+        elif aweights is None:
+            norm = weight_sum - correction
+        else:
+            norm = weight_sum - correction * (w * aweights).sum() / weight_sum
+    if bool(norm <= 0):
+        warnings.warn("cov(): degrees of freedom is <= 0. Correction should be strictly less than the number of "
+                      "observations.", UserWarning, stacklevel=2)
+    norm = norm.clamp(min=0) if isinstance(norm, Tensor) else max(norm, 0.0)
+    centred = x - average
+    weighted = centred if w is None else centred * w
+    c = weighted.matmul(centred.t())
+    if isinstance(norm, Tensor):
+        c = c / norm
+    else:
+        c = c / _constant(xp.asarray(norm, dtype=c._data.dtype))
+    # torch squeezes the result (one variable gives a 0-d tensor), and records it even when a no-op
+    return name_node(c.squeeze(), "SqueezeBackward0", label="cov")
+
+
+def corrcoef(input: Tensor) -> Tensor:
+    """torch.corrcoef: Pearson correlation coefficients of the variables in ``input``'s rows,
+    ``cov[i, j] / sqrt(cov[i, i] cov[j, j])``, clipped to [-1, 1]."""
+    _check_tensor(input, "corrcoef")
+    if input._data.ndim > 2:
+        raise RuntimeError(f"corrcoef(): expected input to have two or fewer dimensions but got an input with "
+                           f"{input._data.ndim} dimensions")
+    c = cov(input)
+    if c._data.ndim == 0:
+        return c / c
+    stddev = c.diagonal().sqrt()
+    c = c / stddev.unsqueeze(1)
+    c = c / stddev.unsqueeze(0)
+    return c.clamp(-1, 1)
+
+
+# ---------------------------------------------------------------- logcumsumexp
+def _reverse_logcumsumexp(x: Tensor, dim: int) -> Tensor:
+    return logcumsumexp(x.flip([dim]), dim).flip([dim])
+
+
+class Logcumsumexp(Function):
+    # fused: the forward is a running log-add-exp (no overflow), and so must its backward be
+    _array_forward = True
+    node_name = "LogcumsumexpBackward0"
+    label = "logcumsumexp"
+    rule = "∂out_j/∂a_i = exp(a_i - out_j) for i ≤ j"
+    formula = "logcumsumexp({0})"
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        xp = array_module(x)
+        ctx.dim = dim
+        # C order whatever the input's layout, as torch's output
+        out = xp.ascontiguousarray(xp.logaddexp.accumulate(x, axis=dim)) if x.size and x.ndim else x.copy()
+        ctx.save_for_backward(x, out)  # the output array itself: saved as the output Tensor
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        d = ctx.dim
+        if x._data.ndim == 0:  # log(exp(a)) = a
+            return grad
+        # grad_i = Σ_{j≥i} g_j exp(a_i - out_j), kept in log space: the positive and negative parts
+        # of g each as exp(a_i + reverse_logcumsumexp(log|g_j| - out_j)). Where a part is empty its
+        # log is the dtype's lowest finite value, not -inf (as torch): -inf would give inf - inf
+        # = NaN in the gradient of this rule (create_graph), while exp(lowest + a) is exactly 0.
+        # The inner where keeps log's own gradient finite at g = 0.
+        lowest = float(array_module(grad).finfo(grad._data.dtype).min)
+        positive, negative = grad > 0, grad < 0
+        log_positive = where(positive, where(positive, grad, 1.0).log(), lowest)
+        log_negative = where(negative, where(negative, -grad, 1.0).log(), lowest)
+        up = (x + _reverse_logcumsumexp(log_positive - out, d)).exp()
+        down = (x + _reverse_logcumsumexp(log_negative - out, d)).exp()
+        return up - down
+
+
+def logcumsumexp(input: Tensor, dim: int) -> Tensor:
+    """torch.logcumsumexp: ``log(cumsum(exp(x)))`` along ``dim``, computed without overflow."""
+    _check_tensor(input, "logcumsumexp")
+    if input._data.dtype.kind != "f":
+        raise NotImplementedError(f"\"logcumsumexp_out_cpu\" not implemented for '{_scalar_name(input)}'")
+    d = _single_dim(dim, input._data.ndim, "logcumsumexp")
+    return Logcumsumexp.apply(input, dim=d)
+
+
+# ---------------------------------------------------------------- trapezoid
+def _spacing(y: Tensor, x: Tensor | None, dx, d: int, op: str):
+    """The sample spacing along ``d``: a number, or a tensor broadcastable against ``y``'s differences."""
+    if x is None:
+        return 1.0 if dx is None else dx
+    if x._data.ndim == 1:
+        if x._data.shape[0] != y._data.shape[d]:
+            raise RuntimeError(f"{op}: There must be one `x` value for each sample point")
+        step = diff(x)
+        return step.reshape((-1,) + (1,) * (y._data.ndim - d - 1))
+    return diff(x, dim=d)
+
+
+def _trapezoid(op: str, y: Tensor, x, dx, dim: int, cumulative: bool) -> Tensor:
+    _check_tensor(y, op, "y")
+    if y._data.ndim == 0:
+        raise IndexError(f"{op}: Dimension out of range (expected to be in range of [-1, 0], but got {dim})")
+    d = _wrap_dim(dim, y._data.ndim, op)
+    if x is not None and dx is not None:
+        raise TypeError(f"{op}() received both x and dx: pass one")
+    if isinstance(x, numbers.Number):
+        x, dx = None, x
+    if y._data.dtype.kind != "f":
+        y = _cast(y, _dtype.get_default_dtype())
+    n = y._data.shape[d]
+    spacing = _spacing(y, x, dx, d, op)
+    if n == 0:
+        shape = list(y._data.shape)
+        shape[d] = 0 if cumulative else 1
+        return (y.sum(d, keepdim=True) * 0).reshape(tuple(shape)).squeeze(d) if not cumulative else y
+    average = (y.narrow(d, 1, n - 1) + y.narrow(d, 0, n - 1)) * 0.5
+    area = average * spacing
+    return area.cumsum(d) if cumulative else area.sum(d)
+
+
+def trapezoid(y: Tensor, x=None, *, dx=None, dim: int = -1) -> Tensor:
+    """torch.trapezoid: the trapezoidal rule along ``dim``, with samples at ``x`` (a 1-d tensor
+    along ``dim`` or one of ``y``'s shape) or spaced ``dx`` apart (1 by default)."""
+    return _trapezoid("trapezoid", y, x, dx, dim, cumulative=False)
+
+
+def trapz(y: Tensor, x=None, *, dx=None, dim: int = -1) -> Tensor:
+    """torch.trapz: the older name of ``trapezoid``."""
+    return _trapezoid("trapz", y, x, dx, dim, cumulative=False)
+
+
+def cumulative_trapezoid(y: Tensor, x=None, *, dx=None, dim: int = -1) -> Tensor:
+    """torch.cumulative_trapezoid: the running trapezoidal integral along ``dim`` (one element
+    fewer than ``y`` there)."""
+    return _trapezoid("cumulative_trapezoid", y, x, dx, dim, cumulative=True)
+
+
+# ---------------------------------------------------------------- gradient
+def _along(t: Tensor, d: int, ndim: int) -> Tensor:
+    """A 1-d tensor of per-position coefficients shaped to broadcast along dim ``d``."""
+    return t.reshape((-1,) + (1,) * (ndim - d - 1))
+
+
+def _gradient_uniform(f: Tensor, d: int, h: float, edge_order: int) -> Tensor:
+    n = f._data.shape[d]
+    interior = (f.narrow(d, 2, n - 2) - f.narrow(d, 0, n - 2)) / (2 * h)
+    if edge_order == 1:
+        first = (f.narrow(d, 1, 1) - f.narrow(d, 0, 1)) / h
+        last = (f.narrow(d, n - 1, 1) - f.narrow(d, n - 2, 1)) / h
+    else:  # second-order one-sided differences
+        first = (f.narrow(d, 0, 1) * -1.5 + f.narrow(d, 1, 1) * 2.0 - f.narrow(d, 2, 1) * 0.5) / h
+        last = (f.narrow(d, n - 3, 1) * 0.5 - f.narrow(d, n - 2, 1) * 2.0 + f.narrow(d, n - 1, 1) * 1.5) / h
+    return cat([first, interior, last], d)
+
+
+def _gradient_coordinates(f: Tensor, d: int, x: Tensor, edge_order: int) -> Tensor:
+    """numpy.gradient's second-order accurate differences for samples at coordinates ``x``."""
+    n, ndim = f._data.shape[d], f._data.ndim
+    step = diff(x)
+    left, right = step[:-1], step[1:]
+    a = -right / (left * (left + right))
+    b = (right - left) / (left * right)
+    c = left / (right * (left + right))
+    interior = (_along(a, d, ndim) * f.narrow(d, 0, n - 2) + _along(b, d, ndim) * f.narrow(d, 1, n - 2)
+                + _along(c, d, ndim) * f.narrow(d, 2, n - 2))
+    if edge_order == 1:
+        first = (f.narrow(d, 1, 1) - f.narrow(d, 0, 1)) / step[0]
+        last = (f.narrow(d, n - 1, 1) - f.narrow(d, n - 2, 1)) / step[-1]
+    else:
+        h1, h2 = step[0], step[1]
+        first = (f.narrow(d, 0, 1) * (-(2 * h1 + h2) / (h1 * (h1 + h2))) + f.narrow(d, 1, 1) * ((h1 + h2) / (h1 * h2))
+                 + f.narrow(d, 2, 1) * (-h1 / (h2 * (h1 + h2))))
+        h1, h2 = step[-2], step[-1]
+        last = (f.narrow(d, n - 3, 1) * (h2 / (h1 * (h1 + h2))) + f.narrow(d, n - 2, 1) * (-(h2 + h1) / (h1 * h2))
+                + f.narrow(d, n - 1, 1) * ((2 * h2 + h1) / (h2 * (h1 + h2))))
+    return cat([first, interior, last], d)
+
+
+def gradient(input: Tensor, *, spacing=1, dim=None, edge_order: int = 1) -> tuple:
+    """torch.gradient: the derivative of the sampled function along each of ``dim`` (every dim by
+    default) by central differences inside and one-sided ones of order ``edge_order`` (1 or 2) at
+    the ends, as numpy.gradient. ``spacing`` is one sample distance, one per dim, or one 1-d
+    tensor of coordinates per dim. Returns one tensor per dim."""
+    _check_tensor(input, "gradient")
+    if edge_order not in (1, 2):
+        raise RuntimeError("torch.gradient only supports edge_order=1 and edge_order=2.")
+    ndim = input._data.ndim
+    dims = list(range(ndim)) if dim is None else [dim] if isinstance(dim, int) else list(dim)
+    dims = [_wrap_dim(d, ndim, "gradient") for d in dims]
+    if isinstance(spacing, (list, tuple)):
+        if len(spacing) != len(dims):
+            raise RuntimeError(
+                f"torch.gradient expected spacing to be unspecified, a scalar, or a list of length equal to "
+                f"'self.dim() = {ndim}', since dim argument was not given, but got a list of length {len(spacing)}"
+                if dim is None else
+                f"torch.gradient expected spacing to be unspecified, a scalar or it's spacing and dim arguments to "
+                f"have the same length, but got a spacing argument of length {len(spacing)} and a dim argument of "
+                f"length {len(dims)}.")
+        spacings = list(spacing)
+    else:
+        spacings = [spacing] * len(dims)
+    for d in dims:
+        if input._data.shape[d] < edge_order + 1:
+            raise RuntimeError("torch.gradient expected each dimension size to be at least edge_order+1")
+    f = input if input._data.dtype.kind == "f" else _cast(input, _dtype.get_default_dtype())
+    out = []
+    for d, h in zip(dims, spacings):
+        if isinstance(h, Tensor) and h._data.ndim == 1:
+            if h._data.shape[0] != f._data.shape[d]:
+                raise RuntimeError(f"torch.gradient expected each tensor to be on the same device and each "
+                                   f"coordinate tensor to have {f._data.shape[d]} elements along dim {d}, but got "
+                                   f"{h._data.shape[0]}")
+            out.append(_gradient_coordinates(f, d, h if h._data.dtype == f._data.dtype else _cast(h, f.dtype),
+                                             edge_order))
+        else:
+            out.append(_gradient_uniform(f, d, float(h.item() if isinstance(h, Tensor) else h), edge_order))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- renorm
+def renorm(input: Tensor, p, dim: int, maxnorm) -> Tensor:
+    """torch.renorm: every slice along ``dim`` whose ``p``-norm exceeds ``maxnorm`` scaled down to
+    norm ``maxnorm`` (times 1/(1 + 1e-7/norm), as torch); the others unchanged."""
+    _check_tensor(input, "renorm")
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"renorm(): expected a floating point input, got {_scalar_name(input)}")
+    if p <= 0:
+        raise RuntimeError("renorm: non-positive-norm not supported")
+    if maxnorm < 0:
+        raise RuntimeError(f"renorm: expected maxnorm to be >= 0 but got {maxnorm:g}")
+    ndim = input._data.ndim
+    if ndim <= 1:
+        raise RuntimeError(f"renorm: input needs at least 2 dimensions, got {ndim} dimensions")
+    d = _single_dim(dim, ndim, "renorm")
+    others = tuple(k for k in range(ndim) if k != d)
+    norms = input.norm(p, others, keepdim=True) if not math.isinf(p) else input.abs().amax(others, keepdim=True)
+    factor = where(norms > maxnorm, maxnorm / (norms + 1e-7), 1.0)
+    return name_node(input * factor, "RenormBackward0", label="renorm",
+                     rule="∂/∂a = the scale factor, and through the norm for the scaled slices")
+

@@ -1,0 +1,450 @@
+"""Structural ops: rearranging, repeating, combining and comparing elements.
+
+unique, unique_consecutive, repeat_interleave, meshgrid, cartesian_prod, combinations,
+tril_indices, triu_indices, block_diag, rot90, diff, isin, diag_embed, diagflat, moveaxis.
+
+Most are compositions of differentiable primitives (index_select, expand, flip, transpose, cat,
+sub), which is exact and records torch's node names through ``name_node``. ``block_diag`` and
+``diag_embed`` are one Function each: torch records one node for them, and their adjoints are
+plain slices. The outputs of unique, isin and the index functions are values, counts or indices
+and carry no gradient.
+"""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+import warnings
+
+import numpy as np
+
+from .. import _dtype
+from .._backend import array_module
+from ..autograd.function import Function, name_node
+from ..tensor import Tensor, _wrap_dim
+from . import creation
+from .elementwise import _cast, ne, sub
+from .index import index_select
+from .linear import _SCALAR_NAMES, _scalar_name
+from .shape import cat, clone, contiguous, expand, flip, movedim, narrow, reshape, stack, transpose
+
+__all__ = ["unique", "unique_consecutive", "repeat_interleave", "meshgrid", "cartesian_prod", "combinations",
+           "tril_indices", "triu_indices", "block_diag", "rot90", "diff", "isin", "diag_embed", "diagflat",
+           "moveaxis"]
+__not_methods__ = {"meshgrid", "cartesian_prod", "combinations", "tril_indices", "triu_indices", "block_diag",
+                   "isin"}
+
+# torch.moveaxis is torch.movedim under NumPy's name
+moveaxis = movedim
+
+
+def _check_tensor(value, op: str, argument: str = "input") -> None:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}(): argument '{argument}' (position 1) must be Tensor, not {type(value).__name__}")
+
+
+def _index_tensor(array) -> Tensor:
+    xp = array_module(array)
+    return Tensor._make(xp.asarray(array, dtype=np.int64))
+
+
+# ---------------------------------------------------------------- unique
+def _unique_flat(x):
+    xp = array_module(x)
+    # each NaN is a value of its own, as in torch (NaN != NaN)
+    values, inverse, counts = xp.unique(x.reshape(-1), return_inverse=True, return_counts=True, equal_nan=False)
+    return values, inverse.reshape(x.shape), counts
+
+
+def _unique_along(x, dim: int):
+    """Unique slices along ``dim``, sorted lexicographically, with each slice's group and the counts."""
+    xp = array_module(x)
+    moved = xp.moveaxis(x, dim, 0)
+    rows = moved.reshape(moved.shape[0], int(np.prod(moved.shape[1:])))  # (-1 fails on size 0)
+    if rows.shape[0] == 0:
+        return x, xp.zeros(0, np.int64), xp.zeros(0, np.int64)
+    # lexsort's last key is the primary one: the first column decides first
+    order = xp.lexsort(rows.T[::-1]) if rows.shape[1] else xp.arange(rows.shape[0])
+    ordered = rows[order]
+    starts = xp.ones(rows.shape[0], bool)
+    starts[1:] = xp.any(ordered[1:] != ordered[:-1], axis=1)
+    group = xp.cumsum(starts) - 1
+    inverse = xp.empty_like(group)
+    inverse[order] = group
+    first = xp.nonzero(starts)[0]
+    counts = xp.diff(xp.concatenate([first, xp.asarray([rows.shape[0]])]))
+    return xp.moveaxis(moved[order[first]], 0, dim), inverse, counts
+
+
+def _unique_result(values, inverse, counts, return_inverse: bool, return_counts: bool):
+    out = [Tensor._make(values)]
+    if return_inverse:
+        out.append(_index_tensor(inverse))
+    if return_counts:
+        out.append(_index_tensor(counts))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False,
+           dim: int | None = None):
+    """torch.unique: the distinct values (or slices along ``dim``) in ascending order, optionally with
+    each element's index into them (``return_inverse``, int64, input's shape or (size(dim),)) and
+    how often each occurs (``return_counts``). Like torch on the CPU, the result is sorted even
+    when ``sorted=False``. The values carry no gradient."""
+    _check_tensor(input, "unique")
+    x = input._data
+    if dim is None:
+        values, inverse, counts = _unique_flat(x)
+    else:
+        d = _wrap_dim(dim, x.ndim, "unique")
+        if any(size == 0 for k, size in enumerate(x.shape) if k != d):
+            raise RuntimeError("There are 0 sized dimensions, and they aren't selected, so unique cannot be applied")
+        values, inverse, counts = _unique_along(x if x.ndim else x.reshape(1), d)
+    return _unique_result(values, inverse, counts, return_inverse, return_counts)
+
+
+def unique_consecutive(input: Tensor, return_inverse: bool = False, return_counts: bool = False,
+                       dim: int | None = None):
+    """torch.unique_consecutive: drops every element (or slice along ``dim``) equal to the one before
+    it, keeping the order; ``return_inverse`` and ``return_counts`` as in ``unique``."""
+    _check_tensor(input, "unique_consecutive")
+    xp = array_module(input)
+    x = input._data
+    if dim is None:
+        flat = x.reshape(-1)
+        moved, rows = flat, flat.reshape(-1, 1)
+        d = None
+    else:
+        d = _wrap_dim(dim, x.ndim, "unique_consecutive")
+        moved = xp.moveaxis(x if x.ndim else x.reshape(1), d, 0)
+        rows = moved.reshape(moved.shape[0], int(np.prod(moved.shape[1:])))  # (-1 fails on size 0)
+    n = rows.shape[0]
+    starts = xp.ones(n, bool)
+    if n > 1:
+        starts[1:] = xp.any(rows[1:] != rows[:-1], axis=1)
+    first = xp.nonzero(starts)[0]
+    counts = xp.diff(xp.concatenate([first, xp.asarray([n])])) if n else xp.zeros(0, np.int64)
+    inverse = xp.cumsum(starts) - 1
+    if d is None:
+        values, inverse = moved[first], inverse.reshape(x.shape)
+    else:
+        values = xp.moveaxis(moved[first], 0, d)
+    return _unique_result(values, inverse, counts, return_inverse, return_counts)
+
+
+# ---------------------------------------------------------------- repeat_interleave
+def _repeats_array(repeats, size: int, op: str = "repeat_interleave"):
+    """``repeats`` as a host int64 array of ``size`` entries (a one-element tensor is broadcast)."""
+    if repeats._data.dtype.kind not in "iu":
+        raise NotImplementedError(f'"{op}_cpu" not implemented for \'{_scalar_name(repeats)}\'')
+    if repeats._data.ndim > 1:
+        raise RuntimeError("repeats must be 0-dim or 1-dim tensor")
+    # the counts decide the output's shape, so they are read on the host (a device sync, as in torch)
+    counts = repeats.cpu().numpy().reshape(-1).astype(np.int64)
+    if counts.size == 1 and size != 1:
+        counts = np.broadcast_to(counts, (size,))
+    if counts.size != size:
+        raise RuntimeError(f"repeats must have the same size as input along dim, but got repeats.size(0) = "
+                           f"{counts.size} and input.size(0) = {size}")
+    if (counts < 0).any():
+        raise RuntimeError("repeats can not be negative")
+    return counts
+
+
+def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *, output_size: int | None = None) -> Tensor:
+    """torch.repeat_interleave: repeat each element (or each slice along ``dim``) ``repeats`` times
+    in place, unlike ``repeat``, which tiles the whole tensor. ``repeats`` is an int or a tensor of
+    one count per slice; ``dim=None`` works on the flattened input. With only a tensor of counts,
+    ``repeat_interleave(counts)`` is the index pattern ``[0]*counts[0] + [1]*counts[1] + ...``."""
+    _check_tensor(input, "repeat_interleave")
+    if repeats is None:
+        counts = _repeats_array(input, input._data.reshape(-1).shape[0])
+        index = np.repeat(np.arange(counts.size), counts)
+        return _index_tensor(array_module(input).asarray(index))
+    if dim is None:
+        input, d = reshape(input, (-1,)), 0
+    else:
+        d = _wrap_dim(dim, input._data.ndim, "repeat_interleave")
+        if input._data.ndim == 0:
+            input = reshape(input, (1,))
+    size = input._data.shape[d]
+    if isinstance(repeats, numbers.Integral) and not isinstance(repeats, bool):
+        if repeats < 0:
+            raise RuntimeError("Repeats must be non-negative")
+        # each slice gets a new axis after it, expanded ``repeats`` times, then merged: torch's
+        # own composition (a view of an expand), so its node is torch's ViewBackward0. The copy
+        # comes first: a merge NumPy could do as a view (size-1 dims) would leave zero strides
+        shape = input._data.shape
+        spread = expand(input.unsqueeze(d + 1), *shape[:d + 1], int(repeats), *shape[d + 1:])
+        out = reshape(contiguous(spread), (*shape[:d], size * int(repeats), *shape[d + 1:]))
+        result = name_node(out, "ViewBackward0", label="repeat_interleave")
+    elif isinstance(repeats, Tensor):
+        counts = _repeats_array(repeats, size)
+        index = array_module(input).asarray(np.repeat(np.arange(size), counts))
+        result = index_select(input, d, _index_tensor(index))
+    else:
+        raise TypeError(f"repeat_interleave(): argument 'repeats' must be int or Tensor, not "
+                        f"{type(repeats).__name__}")
+    if output_size is not None and output_size != result._data.shape[d]:
+        raise RuntimeError(f"repeat_interleave(): output_size {output_size} does not match the repeated size "
+                           f"{result._data.shape[d]}")
+    return result
+
+
+# ---------------------------------------------------------------- grids and combinations
+def _tensor_args(tensors, op: str) -> list:
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if not tensors:
+        raise RuntimeError(f"{op} expects a non-empty TensorList")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}(): expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
+    return list(tensors)
+
+
+def meshgrid(*tensors, indexing: str | None = None) -> tuple:
+    """torch.meshgrid: N 0-d/1-d tensors -> N tensors of shape (len(t0), ..., len(tN-1)), the i-th
+    varying along dim i ('ij', the default) or with the first two dims swapped ('xy', NumPy's
+    default). Each output is an expanded view of its input."""
+    tensors = _tensor_args(tensors, "meshgrid")
+    if indexing is None:
+        warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass the indexing "
+                      "argument.", UserWarning, stacklevel=2)
+        indexing = "ij"
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f'torch.meshgrid: indexing must be one of "xy" or "ij", but received: {indexing}')
+    for t in tensors:
+        if t._data.ndim > 1:
+            raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got: a tensor of "
+                               f"shape {tuple(t._data.shape)}")
+        if t.dtype != tensors[0].dtype or t.device != tensors[0].device:
+            raise RuntimeError("torch.meshgrid: expects all tensors to have the same dtype and device")
+    swap = indexing == "xy" and len(tensors) >= 2
+    if swap:  # 'xy' is 'ij' with the first two inputs swapped, and so their outputs
+        tensors[0], tensors[1] = tensors[1], tensors[0]
+    sizes = [t._data.size for t in tensors]
+    grids = []
+    for i, t in enumerate(tensors):
+        shape = [1] * len(tensors)
+        shape[i] = sizes[i]
+        # (named even where the expand was a no-op, as torch records one there too)
+        grids.append(name_node(expand(reshape(t, tuple(shape)), *sizes), "ExpandBackward0"))
+    if swap:
+        grids[0], grids[1] = grids[1], grids[0]
+    return tuple(grids)
+
+
+def cartesian_prod(*tensors) -> Tensor:
+    """torch.cartesian_prod: every combination of one element from each 1-d tensor, as rows of a
+    (prod(len), N) tensor in lexicographic order (itertools.product); one tensor is returned as is."""
+    tensors = _tensor_args(tensors, "cartesian_prod")
+    for t in tensors:
+        if t._data.ndim != 1:
+            raise RuntimeError(f"Expect a 1D vector, but got shape {list(t._data.shape)}")
+    if len(tensors) == 1:
+        return tensors[0]
+    grids = meshgrid(*tensors, indexing="ij")
+    return stack([reshape(g, (-1,)) for g in grids], 1)
+
+
+def combinations(input: Tensor, r: int = 2, with_replacement: bool = False) -> Tensor:
+    """torch.combinations: the length-``r`` combinations of a 1-d tensor's elements as rows of an
+    (n_combinations, r) tensor, in itertools.combinations (or combinations_with_replacement) order."""
+    _check_tensor(input, "combinations")
+    if input._data.ndim != 1:
+        raise RuntimeError(f"Expect a 1D vector, but got shape {list(input._data.shape)}")
+    if r < 0:
+        raise RuntimeError(f"Expect a non-negative number, but got {r}")
+    xp = array_module(input)
+    if r == 0:
+        return Tensor._make(xp.zeros((0,), input._data.dtype))
+    pick = itertools.combinations_with_replacement if with_replacement else itertools.combinations
+    rows = np.array(list(pick(range(input._data.shape[0]), r)), dtype=np.int64).reshape(-1, r)
+    return stack([index_select(input, 0, _index_tensor(xp.asarray(rows[:, k]))) for k in range(r)], 1)
+
+
+def _triangle_indices(op: str, which, row: int, col: int, offset: int, dtype, device, layout) -> Tensor:
+    creation._strided_only(layout, op)
+    if row < 0:
+        raise RuntimeError(f"row must be non-negative, got{row}")
+    if col < 0:
+        raise RuntimeError(f"col must be non-negative, got{col}")
+    dtype = _dtype.int64 if dtype is None else _dtype.to_dtype(dtype)
+    if dtype not in (_dtype.int64, _dtype.int32):
+        raise RuntimeError(f'"{op}" not implemented for \'{_SCALAR_NAMES.get(dtype.name, dtype.name)}\'')
+    rows, cols = which(row, offset, col)
+    xp = creation._xp(device)
+    return Tensor._make(xp.asarray(np.stack([rows, cols]).reshape(2, -1).astype(dtype.np)))
+
+
+def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None) -> Tensor:
+    """torch.tril_indices: the (2, N) row and column indices of the lower triangle of a row x col
+    matrix, on and below diagonal ``offset``, in row-major order."""
+    return _triangle_indices("tril_indices", np.tril_indices, row, col, offset, dtype, device, layout)
+
+
+def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None) -> Tensor:
+    """torch.triu_indices: as ``tril_indices``, for the upper triangle, on and above ``offset``."""
+    return _triangle_indices("triu_indices", np.triu_indices, row, col, offset, dtype, device, layout)
+
+
+# ---------------------------------------------------------------- block_diag, diag_embed
+class BlockDiag(Function):
+    _array_forward = True
+    node_name = "BlockDiagBackward0"
+    label = "block_diag"
+    rule = "∂/∂blockᵢ = the gradient's i-th diagonal block"
+    formula = "block_diag({0}, ...)"
+
+    @staticmethod
+    def forward(ctx, *blocks):
+        xp = array_module(*blocks)
+        ctx.shapes = [b.shape for b in blocks]
+        rows, cols = sum(s[0] for s in ctx.shapes), sum(s[1] for s in ctx.shapes)
+        out = xp.zeros((rows, cols), dtype=blocks[0].dtype)
+        r = c = 0
+        for b in blocks:
+            out[r:r + b.shape[0], c:c + b.shape[1]] = b
+            r, c = r + b.shape[0], c + b.shape[1]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        pieces, r, c = [], 0, 0
+        for rows, cols in ctx.shapes:
+            pieces.append(grad[r:r + rows, c:c + cols])
+            r, c = r + rows, c + cols
+        return tuple(pieces)
+
+
+def block_diag(*tensors) -> Tensor:
+    """torch.block_diag: the tensors (0-d, 1-d as one row, or 2-d) placed along the diagonal of
+    one 2-d tensor, zeros elsewhere; dtypes promote."""
+    blocks = []
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"block_diag(): expected Tensor as element {i} in argument 0, but got "
+                            f"{type(t).__name__}")
+        if t._data.ndim > 2:
+            raise RuntimeError(f"torch.block_diag: Input tensors must have 2 or fewer dimensions. Input {i} has "
+                               f"{t._data.ndim} dimensions")
+        blocks.append(reshape(t, (1, -1)) if t._data.ndim < 2 else t)
+    if not blocks:
+        return Tensor._make(np.zeros((1, 0), _dtype.get_default_dtype().np))
+    dtype = _dtype.result_type(*blocks)
+    return BlockDiag.apply(*[_cast(b, dtype) for b in blocks])
+
+
+class DiagEmbed(Function):
+    _array_forward = True
+    node_name = "DiagEmbedBackward0"
+    label = "diag_embed"
+    rule = "∂/∂a = the gradient's diagonal (offset, dim1, dim2)"
+    formula = "diag_embed({0})"
+
+    @staticmethod
+    def forward(ctx, x, offset, dim1, dim2):
+        xp = array_module(x)
+        ctx.offset, ctx.dim1, ctx.dim2 = offset, dim1, dim2
+        n = x.shape[-1] + abs(offset)
+        batch = x.shape[:-1]
+        out = xp.zeros(batch + (n, n), dtype=x.dtype)
+        k = xp.arange(x.shape[-1])
+        rows, cols = (k, k + offset) if offset >= 0 else (k - offset, k)
+        out[..., rows, cols] = x
+        # the square's two dims were built last; move them to dim1 and dim2 of the output
+        return xp.ascontiguousarray(xp.moveaxis(out, (-2, -1), (dim1, dim2)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.diagonal(ctx.offset, ctx.dim1, ctx.dim2)
+
+
+def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+    """torch.diag_embed: each last-dim vector of ``input`` placed on diagonal ``offset`` of the
+    square over output dims ``dim1`` and ``dim2`` (output rank = input rank + 1), zeros elsewhere."""
+    _check_tensor(input, "diag_embed")
+    rank = input._data.ndim + 1
+    d1, d2 = _wrap_dim(dim1, rank, "diag_embed"), _wrap_dim(dim2, rank, "diag_embed")
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    if input._data.ndim == 0:
+        input = reshape(input, (1,))
+    return DiagEmbed.apply(input, offset=offset, dim1=d1, dim2=d2)
+
+
+def diagflat(input: Tensor, offset: int = 0) -> Tensor:
+    """torch.diagflat: the flattened input on diagonal ``offset`` of a 2-d square."""
+    _check_tensor(input, "diagflat")
+    return diag_embed(reshape(input, (-1,)), offset)
+
+
+# ---------------------------------------------------------------- rot90, diff, isin
+def rot90(input: Tensor, k: int = 1, dims=(0, 1)) -> Tensor:
+    """torch.rot90: rotate by 90° ``k`` times in the plane of ``dims``, from the first dim's
+    direction towards the second's (NumPy's rot90)."""
+    _check_tensor(input, "rot90")
+    dims = list(dims)
+    if len(dims) != 2:
+        raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
+    ndim = input._data.ndim
+    if ndim < 2:
+        raise RuntimeError(f"expected total dims >= 2, but got total dims = {ndim}")
+    d0, d1 = _wrap_dim(dims[0], ndim, "rot90"), _wrap_dim(dims[1], ndim, "rot90")
+    if d0 == d1:
+        raise RuntimeError(f"expected rotation dims to be different, but got dim0 = {d0} and dim1 = {d1}")
+    k %= 4
+    if k == 1:
+        out = transpose(flip(input, [d1]), d0, d1)
+    elif k == 2:
+        out = flip(input, [d0, d1])
+    elif k == 3:
+        out = transpose(flip(input, [d0]), d0, d1)
+    else:
+        out = clone(input)
+    return name_node(out, "Rot90Backward0", label="rot90", rule="rotates the gradient back by -k quarter turns")
+
+
+def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None,
+         append: Tensor | None = None) -> Tensor:
+    """torch.diff: the ``n``-th forward difference ``out[i] = x[i+1] - x[i]`` along ``dim``, after
+    joining ``prepend`` and ``append`` to ``input`` there; for bool tensors, ``x[i+1] != x[i]``."""
+    _check_tensor(input, "diff")
+    if input._data.ndim == 0:
+        raise RuntimeError("diff expects input to be at least one-dimensional")
+    if n < 0:
+        raise RuntimeError(f"order must be non-negative but got {n}")
+    d = _wrap_dim(dim, input._data.ndim, "diff")
+    if n == 0:  # torch returns a copy, recorded as its copy node
+        return name_node(clone(input), "torch::autograd::CopyBackwards", label="diff")
+    parts = [p for p in (prepend, input, append) if p is not None]
+    for p in parts:
+        if p._data.ndim != input._data.ndim:
+            raise RuntimeError(f"diff expects prepend or append to be the same dimension as input, but got "
+                               f"{p._data.ndim} and {input._data.ndim}")
+    x = cat(parts, d) if len(parts) > 1 else input
+    for _ in range(n):
+        length = x._data.shape[d]
+        if length == 0:
+            break
+        later, earlier = narrow(x, d, 1, length - 1), narrow(x, d, 0, length - 1)
+        x = ne(later, earlier) if x._data.dtype == np.bool_ else sub(later, earlier)
+    return x
+
+
+def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool = False) -> Tensor:
+    """torch.isin: a bool tensor of ``elements``' shape, True where the element occurs in
+    ``test_elements`` (False with ``invert=True``). Either argument may be a Python number."""
+    if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
+        raise TypeError(f"isin() received an invalid combination of arguments - got "
+                        f"({type(elements).__name__}, {type(test_elements).__name__}), but expected at least "
+                        f"one Tensor")
+    for value, name in ((elements, "elements"), (test_elements, "test_elements")):
+        if not isinstance(value, (Tensor, numbers.Number)):
+            raise TypeError(f"isin(): argument '{name}' must be Tensor or Number, not {type(value).__name__}")
+    like = elements if isinstance(elements, Tensor) else test_elements
+    xp = array_module(like)
+    a = elements._data if isinstance(elements, Tensor) else xp.asarray(elements)
+    b = test_elements._data if isinstance(test_elements, Tensor) else xp.asarray(test_elements)
+    return Tensor._make(xp.isin(a, b, assume_unique=assume_unique, invert=invert))

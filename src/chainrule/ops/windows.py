@@ -1,0 +1,78 @@
+"""Window functions for spectral analysis: hann, hamming, blackman, bartlett and kaiser windows.
+
+They are creation functions: values computed from a length, no input tensor and no gradient.
+Each is the symmetric window of length N (``periodic=False``), or the first N points of the
+symmetric window of length N + 1 (``periodic=True``, the default, for use with an FFT), as torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _dtype
+from ..tensor import Tensor
+from . import creation
+
+__all__ = ["hann_window", "hamming_window", "blackman_window", "bartlett_window", "kaiser_window"]
+__not_methods__ = set(__all__)
+
+
+def _window(op: str, window_length: int, periodic: bool, dtype, layout, device, requires_grad: bool,
+            formula) -> Tensor:
+    creation._strided_only(layout, op)
+    if window_length < 0:
+        raise RuntimeError(f"{op} requires non-negative window_length, got window_length={window_length}")
+    dtype = _dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype)
+    if not dtype.is_floating_point:
+        raise RuntimeError(f"{op} expects floating point dtypes, got: {dtype}")
+    if window_length <= 1:
+        values = np.ones(window_length)
+    else:
+        n = window_length + 1 if periodic else window_length
+        # the symmetric window of n points, evaluated in float64 on the host like linspace
+        values = formula(np.arange(n, dtype=np.float64), n)[:window_length]
+    array = creation._xp(device).asarray(values.astype(dtype.np))
+    return creation._finish(array, requires_grad)
+
+
+def _cosine_sum(*coefficients):
+    def formula(k, n):
+        phase = 2 * np.pi * k / (n - 1)
+        return sum(((-1) ** i) * a * np.cos(i * phase) for i, a in enumerate(coefficients))
+
+    return formula
+
+
+def hann_window(window_length: int, periodic: bool = True, *, dtype=None, layout=None, device=None,
+                requires_grad: bool = False) -> Tensor:
+    """torch.hann_window: 0.5 - 0.5 cos(2πk/(N-1))."""
+    return _window("hann_window", window_length, periodic, dtype, layout, device, requires_grad, _cosine_sum(0.5, 0.5))
+
+
+def hamming_window(window_length: int, periodic: bool = True, alpha: float = 0.54, beta: float = 0.46, *,
+                   dtype=None, layout=None, device=None, requires_grad: bool = False) -> Tensor:
+    """torch.hamming_window: alpha - beta cos(2πk/(N-1))."""
+    return _window("hamming_window", window_length, periodic, dtype, layout, device, requires_grad,
+                   _cosine_sum(alpha, beta))
+
+
+def blackman_window(window_length: int, periodic: bool = True, *, dtype=None, layout=None, device=None,
+                    requires_grad: bool = False) -> Tensor:
+    """torch.blackman_window: 0.42 - 0.5 cos(2πk/(N-1)) + 0.08 cos(4πk/(N-1))."""
+    return _window("blackman_window", window_length, periodic, dtype, layout, device, requires_grad,
+                   _cosine_sum(0.42, 0.5, 0.08))
+
+
+def bartlett_window(window_length: int, periodic: bool = True, *, dtype=None, layout=None, device=None,
+                    requires_grad: bool = False) -> Tensor:
+    """torch.bartlett_window: the triangle 1 - |2k/(N-1) - 1|."""
+    return _window("bartlett_window", window_length, periodic, dtype, layout, device, requires_grad,
+                   lambda k, n: 1 - np.abs(2 * k / (n - 1) - 1))
+
+
+def kaiser_window(window_length: int, periodic: bool = True, beta: float = 12.0, *, dtype=None, layout=None,
+                  device=None, requires_grad: bool = False) -> Tensor:
+    """torch.kaiser_window: I0(beta sqrt(1 - (2k/(N-1) - 1)²)) / I0(beta), I0 the modified Bessel
+    function of order 0."""
+    return _window("kaiser_window", window_length, periodic, dtype, layout, device, requires_grad,
+                   lambda k, n: np.i0(beta * np.sqrt(np.clip(1 - (2 * k / (n - 1) - 1) ** 2, 0, None))) / np.i0(beta))
