@@ -1,4 +1,4 @@
-"""Bucketing and counting: searchsorted, bucketize, bincount, histc, unique.
+"""Bucketing and counting: searchsorted, bucketize, bincount, histc.
 
 Their outputs are indices and counts, which have no gradient in torch (the result of ``histc``
 on a tensor that requires grad does not require grad either), so these are functions on arrays
@@ -14,7 +14,7 @@ import numpy as np
 from .._backend import array_module
 from ..tensor import Tensor, honours_out
 
-__all__ = ["searchsorted", "bucketize", "bincount", "histc", "unique"]
+__all__ = ["searchsorted", "bucketize", "bincount", "histc"]
 __not_methods__ = {"searchsorted", "bucketize"}  # torch.Tensor has neither as a method
 
 
@@ -165,32 +165,3 @@ def histc(input: Tensor, bins: int = 100, min: float = 0, max: float = 0) -> Ten
     counts = xp.bincount(position, minlength=bins)
     return Tensor._make(counts.astype(x.dtype, copy=False))
 
-
-def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False,
-           dim: int | None = None):
-    """torch.unique: the distinct elements (or, with ``dim``, the distinct slices along ``dim``) in
-    ascending order, plus on request the inverse (where each element's value sits in the result,
-    shaped as the input, or one per slice) and the counts. Always sorted, which ``sorted=False``
-    allows in torch too. NaNs are never equal, so each one is its own value, as in torch. The
-    result has no gradient (torch's unique has no derivative either)."""
-    from ..tensor import _wrap_dim
-
-    if not isinstance(input, Tensor):
-        raise TypeError(f"unique(): argument 'input' must be Tensor, not {type(input).__name__}")
-    x = input._data
-    xp = array_module(x)
-    if dim is None:
-        values, inverse, counts = xp.unique(x.reshape(-1), return_inverse=True, return_counts=True,
-                                            equal_nan=False)
-        inverse = inverse.reshape(x.shape)
-    else:
-        d = _wrap_dim(dim, x.ndim, "unique")
-        values, inverse, counts = xp.unique(x, return_inverse=True, return_counts=True, axis=d)
-        inverse = inverse.reshape(-1)
-    out = Tensor._make(values.astype(x.dtype, copy=False))
-    extras = []
-    if return_inverse:
-        extras.append(Tensor._make(inverse.astype(np.int64, copy=False)))
-    if return_counts:
-        extras.append(Tensor._make(counts.astype(np.int64, copy=False)))
-    return (out, *extras) if extras else out

@@ -15,7 +15,7 @@ from .elementwise import Where
 
 __all__ = ["getitem", "setitem", "gather", "scatter", "scatter_add", "scatter_reduce",
            "index_select", "index_add", "index_fill", "index_copy", "masked_fill", "masked_select",
-           "masked_scatter", "take", "take_along_dim", "nonzero", "argwhere", "repeat_interleave"]
+           "masked_scatter", "take", "take_along_dim", "nonzero", "argwhere"]
 __not_methods__ = {"getitem", "setitem"}
 __tensor_methods__ = {"__getitem__": "getitem", "__setitem__": "setitem"}
 
@@ -792,65 +792,6 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     if array.size and int(array.min()) < 0:
         _index_select_range_error(array, input._data.shape[d] if input._data.ndim else 1, d)
     return IndexSelect.apply(input, index=array, dim=d)
-
-
-def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *, output_size: int | None = None) -> Tensor:
-    """torch.repeat_interleave: each element (each slab along ``dim``; of the flattened input when
-    ``dim`` is None) repeated ``repeats`` times in place: an int, or a tensor of one count per slab.
-    ``repeat_interleave(counts)`` alone gives the indices ``k`` repeated ``counts[k]`` times."""
-    from .shape import reshape
-
-    if repeats is None:  # the single-tensor form: input holds the counts
-        counts = _repeat_counts(input, None)
-        xp = array_module(input)
-        return Tensor._make(xp.repeat(xp.arange(counts.size, dtype=np.int64), counts))
-    if not isinstance(input, Tensor):
-        raise TypeError(f"repeat_interleave(): argument 'input' must be Tensor, not {type(input).__name__}")
-    if dim is None:
-        input, d = reshape(input, (-1,)), 0
-    elif input._data.ndim == 0:  # torch too: a 0-d input repeats only with dim=None
-        raise IndexError(f"repeat_interleave: Dimension out of range (a 0-d input has no dim {dim}; pass dim=None)")
-    else:
-        d = _wrap_dim(dim, input._data.ndim, "repeat_interleave")
-    size = input._data.shape[d]
-    xp = array_module(input)
-    if isinstance(repeats, Tensor):
-        counts = _repeat_counts(repeats, size if repeats._data.size != 1 else None)
-        node_name = "IndexSelectBackward0"
-    else:
-        if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)):
-            raise TypeError(f"repeat_interleave(): argument 'repeats' must be int or Tensor, not "
-                            f"{type(repeats).__name__}")
-        if repeats < 0:
-            raise RuntimeError(f"repeat_interleave: Repeats must be non-negative, got {repeats}")
-        counts = xp.asarray([int(repeats)])
-        node_name = "ViewBackward0"  # torch expands and reshapes for one count; same values, its name
-    counts = xp.broadcast_to(xp.asarray(counts), (size,))  # one count serves every slab
-    total = int(counts.sum())
-    if output_size is not None and output_size != total:
-        raise RuntimeError(f"repeat_interleave: output_size={output_size} does not match the {total} "
-                           f"elements the repeats give along dim {d}")
-    index = xp.repeat(xp.arange(size, dtype=np.int64), counts)
-    return name_node(IndexSelect.apply(input, index=index, dim=d), node_name, label="repeat_interleave")
-
-
-def _repeat_counts(repeats: Tensor, size: int | None):
-    """The counts inside a ``repeats`` tensor, checked as torch checks them: integer, 0-D or 1-D,
-    non-negative and (for a vector, when ``size`` is given) one per slab."""
-    if not isinstance(repeats, Tensor):
-        raise TypeError(f"repeat_interleave(): argument 'repeats' must be Tensor, not {type(repeats).__name__}")
-    counts = repeats._data
-    if counts.dtype not in (np.int64, np.int32):
-        raise RuntimeError(f"repeat_interleave: repeats must be an int32 or int64 tensor, got {repeats.dtype.name}")
-    if counts.ndim > 1:
-        raise RuntimeError(f"repeats must be 0-dim or 1-dim tensor, got shape {list(repeats.shape)}")
-    counts = counts.reshape(-1)
-    if counts.size and int(counts.min()) < 0:
-        raise RuntimeError("repeat_interleave: repeats can not be negative")
-    if size is not None and counts.size != size:
-        raise RuntimeError(f"repeats must have the same size as input along dim, but got repeats.size(0) = "
-                           f"{counts.size} and input.size = {size}")
-    return counts
 
 
 def _check_source(op: str, input: Tensor, source: Tensor, index: np.ndarray, dim: int) -> None:

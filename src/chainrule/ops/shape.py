@@ -18,8 +18,8 @@ __all__ = ["reshape", "view", "view_as", "reshape_as", "expand", "expand_as", "b
            "atleast_2d", "ravel", "clone", "contiguous", "cat", "concat", "concatenate", "stack",
            "unbind", "split", "chunk", "tile", "flip", "fliplr", "flipud", "roll", "tril", "triu",
            "narrow", "select", "hstack", "vstack", "dstack", "column_stack", "atleast_3d",
-           "tensor_split", "hsplit", "vsplit", "pad", "meshgrid"]
-__not_methods__ = {"cat", "concat", "concatenate", "stack", "broadcast_tensors", "broadcast_shapes", "meshgrid",
+           "tensor_split", "hsplit", "vsplit", "pad"]
+__not_methods__ = {"cat", "concat", "concatenate", "stack", "broadcast_tensors", "broadcast_shapes",
                    "hstack", "vstack", "dstack", "column_stack", "pad", "atleast_1d", "atleast_2d", "atleast_3d"}
 # Tensor-only methods (torch has no torch.repeat; torch.unfold is nn.functional's im2col)
 __tensor_methods__ = {"repeat": "repeat", "unfold": "unfold"}
@@ -233,48 +233,6 @@ def broadcast_tensors(*tensors) -> tuple:
         tensors = tuple(tensors[0])
     shape = broadcast_shapes(*[t.shape for t in tensors])
     return tuple(expand(t, shape) for t in tensors)
-
-
-def meshgrid(*tensors, indexing: str | None = None) -> tuple:
-    """torch.meshgrid: one view per 0-D/1-D input, each expanded to the grid's shape. ``"ij"``
-    (matrix) indexing gives shape ``(len(t0), len(t1), ...)``; ``"xy"`` (Cartesian) swaps the
-    first two axes; no ``indexing`` means ``"ij"`` with torch's warning that it will be required."""
-    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
-        tensors = tuple(tensors[0])
-    if not tensors:
-        raise RuntimeError("meshgrid expects a non-empty TensorList")
-    for t in tensors:
-        if not isinstance(t, Tensor):
-            raise TypeError(f"meshgrid(): expected Tensors, got {type(t).__name__}")
-        if t._data.ndim > 1:
-            raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got a "
-                               f"{t._data.ndim}-D tensor of shape {list(t.shape)}")
-    if len({t.dtype for t in tensors}) > 1:
-        raise RuntimeError(f"meshgrid expects all tensors to have the same dtype, got "
-                           f"{[t.dtype.name for t in tensors]}")
-    if indexing is None:
-        import warnings
-
-        warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass the indexing argument.",
-                      UserWarning, stacklevel=2)
-        indexing = "ij"
-    if indexing not in ("ij", "xy"):
-        raise RuntimeError(f'torch.meshgrid: indexing must be one of "xy" or "ij", but received: {indexing}')
-    sizes = [t._data.size for t in tensors]
-    axes = list(range(len(tensors)))
-    if indexing == "xy" and len(tensors) >= 2:
-        axes[0], axes[1] = 1, 0  # input k varies along output axis axes[k]
-    shape = [0] * len(tensors)
-    for k, axis in enumerate(axes):
-        shape[axis] = sizes[k]
-    grids = []
-    for k, t in enumerate(tensors):
-        along = [1] * len(tensors)
-        along[axes[k]] = sizes[k]
-        column = reshape(t, tuple(along))
-        # torch records an expand for every grid, even one that already has the grid's shape
-        grids.append(_share(Expand.apply(column, shape=tuple(shape)), column))
-    return tuple(grids)
 
 
 class Permute(Function):

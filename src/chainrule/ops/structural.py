@@ -165,8 +165,8 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *, ou
         input, d = reshape(input, (-1,)), 0
     else:
         d = _wrap_dim(dim, input._data.ndim, "repeat_interleave")
-        if input._data.ndim == 0:
-            input = reshape(input, (1,))
+        if input._data.ndim == 0:  # torch repeats a 0-d input only with dim=None
+            raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
     size = input._data.shape[d]
     if isinstance(repeats, numbers.Integral) and not isinstance(repeats, bool):
         if repeats < 0:

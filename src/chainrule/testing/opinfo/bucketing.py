@@ -66,7 +66,8 @@ def _histc_cases() -> list[OpCase]:
     ]
 
 
-def _unique_cases() -> list[OpCase]:
+def unique_cases() -> list[OpCase]:
+    """More torch.unique cases, run under structural's entry (the op lives in ops/structural.py)."""
     labels = rng(1).integers(0, 5, (4, 6))
     rows = np.array([[1, 2], [1, 2], [0, 5], [1, 2], [0, 4]])
     return [
@@ -86,5 +87,4 @@ op_db: list[OpInfo] = [
     OpInfo("bucketize", "bucketing", _bucketize_cases, supports_autograd=False),
     OpInfo("bincount", "bucketing", _bincount_cases, methods=("bincount",), supports_autograd=False),
     OpInfo("histc", "bucketing", _histc_cases, methods=("histc",), supports_autograd=False),
-    OpInfo("unique", "bucketing", _unique_cases, methods=("unique",), supports_autograd=False),
 ]

@@ -226,11 +226,4 @@ op_db += [
         OpCase("atleast_1d", lambda lib, x: lib.atleast_1d(x), [randn()]),
         OpCase("atleast_1d_2d", lambda lib, x: lib.atleast_1d(x), [randn(2, 3)])]),
     OpInfo("Tensor.H", "shape", lambda: [OpCase("H", lambda lib, x: x.H, [randn(3, 4)])], methods=("H",)),
-    # each input a view expanded over the grid; its gradient sums over the other axes
-    OpInfo("meshgrid", "shape", lambda: [
-        OpCase("meshgrid_ij", lambda lib, a, b, c: tuple(lib.meshgrid(a, b, c, indexing="ij")),
-               [randn(3), randn(2, seed=1), randn(4, seed=2)]),
-        OpCase("meshgrid_xy", lambda lib, a, b: tuple(lib.meshgrid([a, b], indexing="xy")),
-               [randn(3), randn(2, seed=1)]),
-        OpCase("meshgrid_0d", lambda lib, a, b: tuple(lib.meshgrid(a, b, indexing="xy")), [randn(), randn(3, seed=1)])]),
 ]

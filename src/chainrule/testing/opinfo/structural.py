@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import bucketing
 from .core import OpCase, OpInfo, noncontig, randn, rng, select
 
 INTS = rng(0).integers(0, 4, (4, 5))  # small values: many repeats
@@ -192,7 +193,8 @@ def _moveaxis_cases() -> list[OpCase]:
 
 
 op_db: list[OpInfo] = [
-    OpInfo("unique", "structural", _unique_cases, methods=("unique",), supports_autograd=False),
+    OpInfo("unique", "structural", lambda: _unique_cases() + bucketing.unique_cases(), methods=("unique",),
+           supports_autograd=False),
     OpInfo("unique_consecutive", "structural", _unique_consecutive_cases, methods=("unique_consecutive",),
            supports_autograd=False),
     OpInfo("repeat_interleave", "structural", _repeat_interleave_cases, methods=("repeat_interleave",)),
