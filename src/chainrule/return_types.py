@@ -9,7 +9,8 @@ from __future__ import annotations
 import collections
 
 __all__ = ["max", "min", "sort", "topk", "kthvalue", "mode", "median", "nanmedian", "cummax", "cummin",
-           "aminmax", "slogdet"]
+           "aminmax", "slogdet", "linalg_cholesky_ex", "linalg_qr", "qr", "linalg_eigh", "linalg_svd", "svd",
+           "linalg_lstsq"]
 
 
 def _repr(self) -> str:
@@ -37,3 +38,10 @@ cummax = _structseq("cummax", _VALUES_INDICES)
 cummin = _structseq("cummin", _VALUES_INDICES)
 aminmax = _structseq("aminmax", ("min", "max"))
 slogdet = _structseq("slogdet", ("sign", "logabsdet"))
+linalg_cholesky_ex = _structseq("linalg_cholesky_ex", ("L", "info"))
+linalg_qr = _structseq("linalg_qr", ("Q", "R"))
+qr = _structseq("qr", ("Q", "R"))
+linalg_eigh = _structseq("linalg_eigh", ("eigenvalues", "eigenvectors"))
+linalg_svd = _structseq("linalg_svd", ("U", "S", "Vh"))
+svd = _structseq("svd", ("U", "S", "V"))
+linalg_lstsq = _structseq("linalg_lstsq", ("solution", "residuals", "rank", "singular_values"))

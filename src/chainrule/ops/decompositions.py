@@ -1,0 +1,780 @@
+"""Matrix decompositions and what is built on them: cholesky, triangular solves, qr, eigh, svd,
+pinv, lstsq, matrix_rank, cond, matrix_exp, vander.
+
+Forwards run on the array module's LAPACK (``xp.linalg``) and return torch's layouts (LAPACK's
+column-major factors). Each rule is torch's (tools/autograd/derivatives.yaml and
+FunctionsManual.cpp) written with chainrule ops, so ``create_graph=True`` records it and second
+derivatives come for free. Real dtypes only: chainrule has no complex tensors.
+
+torch's top-level names (``torch.cholesky``, ``torch.qr``, ``torch.svd``, ...) are in ``__all__``;
+the ``linalg_*`` functions are exposed by ``chainrule.linalg`` under torch.linalg's names.
+"""
+
+from __future__ import annotations
+
+import builtins
+import warnings
+
+import numpy as np
+
+from .. import return_types
+from .._backend import array_module
+from ..autograd.function import Function, name_node
+from ..tensor import Tensor
+from .linalg import _check_square, _column_major, _mat, matmul
+
+__all__ = ["cholesky", "cholesky_solve", "cholesky_inverse", "qr", "svd", "pinverse", "matrix_exp"]
+
+
+def _linalg_error(message: str) -> Exception:
+    from ..linalg import LinAlgError  # the namespace module defines torch.linalg.LinAlgError
+
+    return LinAlgError(message)
+
+
+def _const(array) -> Tensor:
+    return Tensor._make(array)
+
+
+def _eye_like(x: Tensor, n: int) -> Tensor:
+    xp = array_module(x._data)
+    return _const(xp.eye(n, dtype=x._data.dtype))
+
+
+def _diag_embed(v: Tensor) -> Tensor:
+    """(..., k) -> (..., k, k) with v on the diagonal (differentiable: a product with the identity)."""
+    return v.unsqueeze(-1) * _eye_like(v, v._data.shape[-1])
+
+
+def _check_float(A: Tensor, op: str) -> None:
+    if not isinstance(A, Tensor):
+        raise TypeError(f"{op}(): argument 'A' must be Tensor, not {type(A).__name__}")
+    if A._data.ndim < 2:
+        raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
+    if A._data.dtype.kind != "f":
+        raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
+                           f"{A.dtype.name.capitalize()}")
+
+
+def _check_same_dtype(op: str, A: Tensor, B: Tensor, a_name: str = "A", b_name: str = "B") -> None:
+    if A._data.dtype != B._data.dtype:
+        raise RuntimeError(f"{op}: Expected {b_name} and {a_name} to have the same dtype, but found "
+                           f"{b_name} of type {B.dtype.name.capitalize()} and {a_name} of type "
+                           f"{A.dtype.name.capitalize()} instead.")
+
+
+def _copy_out(result, out):
+    """torch's ``out=``: the result written into the given tensor(s), which are returned."""
+    if out is None:
+        return result
+    if isinstance(result, tuple):
+        for target, value in zip(out, result):
+            target.copy_(value.detach()) if target.shape == value.shape else target.set_(value.detach())
+        return out
+    out.resize_(result.shape) if out.shape != result.shape else None
+    out.copy_(result.detach())
+    return out
+
+
+# ---------------------------------------------------------------- triangular solves
+def _solve_triangular_array(xp, A, B, upper: bool, left: bool, unitriangular: bool):
+    """X with op(A) X = B (left) or X op(A) = B, reading only A's triangle (and ones on its
+    diagonal when unitriangular); batch dims broadcast."""
+    tri = xp.triu(A) if upper else xp.tril(A)
+    if unitriangular:
+        n = A.shape[-1]
+        tri = tri * (1 - xp.eye(n, dtype=A.dtype)) + xp.eye(n, dtype=A.dtype)
+    if left:
+        return xp.linalg.solve(tri, B)
+    return xp.linalg.solve(tri.swapaxes(-1, -2), B.swapaxes(-1, -2)).swapaxes(-1, -2)
+
+
+def _triangle(x: Tensor, upper: bool, strict: bool) -> Tensor:
+    offset = (1 if upper else -1) if strict else 0
+    return x.triu(offset) if upper else x.tril(offset)
+
+
+class SolveTriangular(Function):
+    _array_forward = True
+    node_name = "LinalgSolveTriangularBackward0"
+    label = "solve_triangular"
+    rule = "X = A⁻¹B: ∂/∂B = A⁻ᵀ G, ∂/∂A = -tri((∂/∂B) Xᵀ) (X = BA⁻¹: ∂/∂B = G A⁻ᵀ, ∂/∂A = -tri(Xᵀ ∂/∂B))"
+    formula = "solve_triangular({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, A, B, upper, left, unitriangular):
+        xp = array_module(A)
+        out = _column_major(_solve_triangular_array(xp, A, B, upper, left, unitriangular))
+        ctx.options = (upper, left, unitriangular)
+        ctx.save_for_backward(A, out if ctx.needs_input_grad[0] else None)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        A, x = ctx.saved_tensors
+        upper, left, unitriangular = ctx.options
+        # the transposed system has the other triangle
+        grad_b = SolveTriangular.apply(A.mT, grad, upper=not upper, left=left, unitriangular=unitriangular)
+        grad_a = None
+        if ctx.needs_input_grad[0]:
+            # only A's triangle was read (without its diagonal when unitriangular)
+            product = _mat(grad_b, x.mT) if left else _mat(x.mT, grad_b)
+            grad_a = -_triangle(product, upper, unitriangular)
+        return grad_a, (grad_b if ctx.needs_input_grad[1] else None)
+
+
+def linalg_solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True, unitriangular: bool = False,
+                            out=None) -> Tensor:
+    """torch.linalg.solve_triangular: X with ``A X = B`` (``X A = B`` when ``left=False``) for a
+    triangular A (its other triangle is not read); A (..., n, n), B (..., n, k) or (..., k, n),
+    batch dims broadcast."""
+    _check_square(A, "linalg.solve_triangular")
+    if not isinstance(B, Tensor) or B._data.ndim < 2:
+        raise RuntimeError("linalg.solve_triangular: The input tensor B must have at least 2 dimensions.")
+    _check_same_dtype("linalg.solve_triangular", A, B)
+    n, (rows, cols) = A._data.shape[-1], B._data.shape[-2:]
+    if (rows if left else cols) != n:
+        equation = "AX = B" if left else "XA = B"
+        raise RuntimeError(f"linalg.solve_triangular: Incompatible shapes of A and B for the equation {equation} "
+                           f"({n}x{n} and {rows}x{cols})")
+    result = SolveTriangular.apply(A, B, upper=bool(upper), left=bool(left), unitriangular=bool(unitriangular))
+    return _copy_out(result, out)
+
+
+# ---------------------------------------------------------------- cholesky
+def _first_failing_order(xp, matrix) -> int:
+    """The order k of the first leading minor that is not positive-definite (what LAPACK's potrf
+    reports). A principal submatrix of a PD matrix is PD, so failure is monotone in k: bisect."""
+    low, high = 1, matrix.shape[-1]
+    while low < high:
+        middle = (low + high) // 2
+        if _factor(xp, matrix[:middle, :middle]) is None:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def _factor(xp, matrix):
+    """The lower Cholesky factor reading ``matrix``'s lower triangle, or None if not PD."""
+    lower = xp.tril(matrix)
+    symmetric = lower + xp.tril(matrix, -1).swapaxes(-1, -2)
+    try:
+        factor = xp.linalg.cholesky(symmetric)
+    except xp.linalg.LinAlgError:
+        return None
+    # CuPy does not raise by default: its failed factor is NaN where the input is finite
+    if xp is not np and bool(xp.isnan(factor).any()) and not bool(xp.isnan(matrix).any()):
+        return None
+    return factor
+
+
+def _cholesky_with_info(xp, A):
+    """(L, info) for a batch: info[i] = 0, or the order of the failing minor of matrix i, whose
+    factor then holds the leading PD block's factor (torch leaves LAPACK's partial result there)."""
+    batch = A.shape[:-2]
+    factor = _factor(xp, A)
+    info = np.zeros(batch, dtype=np.int32)
+    if factor is not None:
+        return factor, info
+    flat = A.reshape((-1,) + A.shape[-2:])
+    factors = xp.zeros_like(flat)
+    flat_info = info.reshape(-1)
+    for i in range(flat.shape[0]):
+        one = _factor(xp, flat[i])
+        if one is None:
+            k = flat_info[i] = _first_failing_order(xp, flat[i])
+            if k > 1:
+                factors[i, :k - 1, :k - 1] = _factor(xp, flat[i, :k - 1, :k - 1])
+        else:
+            factors[i] = one
+    return factors.reshape(A.shape), info
+
+
+class Cholesky(Function):
+    _array_forward = True
+    node_name = "LinalgCholeskyExBackward0"
+    label = "cholesky"
+    rule = "∂/∂A = L⁻ᵀ Φ(Lᵀ G) L⁻¹, Φ symmetrises the lower triangle and halves the diagonal"
+    formula = "cholesky({0})"
+
+    @staticmethod
+    def forward(ctx, A, upper, raise_errors, op):
+        xp = array_module(A)
+        # upper=True reads A's upper triangle: the lower factor of Aᵀ, transposed
+        factor, info = _cholesky_with_info(xp, A.swapaxes(-1, -2) if upper else A)
+        if raise_errors and info.any():
+            failing = np.flatnonzero(info)[0]
+            where = f"(Batch element {failing}): " if A.ndim > 2 else ""
+            raise _linalg_error(
+                f"{op}: {where}The factorization could not be completed because the input is not positive-definite "
+                f"(the leading minor of order {info.reshape(-1)[failing]} is not positive-definite).")
+        out = _column_major(factor.swapaxes(-1, -2) if upper else factor)
+        info = xp.asarray(info)
+        ctx.upper = upper
+        ctx.save_for_backward(out)
+        ctx.mark_non_differentiable(info)
+        return out, info
+
+    @staticmethod
+    def backward(ctx, grad, grad_info):
+        (factor,) = ctx.saved_tensors
+        lower, grad_lower = (factor.mT, grad.mT) if ctx.upper else (factor, grad)
+        # tril(Lᵀ G) sees only G's lower triangle; symmetrise it, halving the diagonal
+        phi = _mat(lower.mT, grad_lower).tril()
+        phi = 0.5 * (phi + phi.tril(-1).mT)
+        grad_a = linalg_solve_triangular(lower.mT, phi, upper=True, left=True)
+        return linalg_solve_triangular(lower, grad_a, upper=False, left=False)
+
+
+def linalg_cholesky_ex(A: Tensor, *, upper: bool = False, check_errors: bool = False, out=None):
+    """torch.linalg.cholesky_ex: ``(L, info)``; info (int32, batch shape) is 0 where the factor
+    exists and the order of the first leading minor that is not positive-definite elsewhere."""
+    _check_square(A, "linalg.cholesky")
+    L, info = Cholesky.apply(A, upper=bool(upper), raise_errors=bool(check_errors), op="linalg.cholesky")
+    return _copy_out(return_types.linalg_cholesky_ex(L, info), out)
+
+
+def linalg_cholesky(A: Tensor, *, upper: bool = False, out=None) -> Tensor:
+    """torch.linalg.cholesky: L (..., n, n) lower triangular with ``A = L Lᵀ`` (U = Lᵀ with
+    upper=True), reading only A's lower (upper) triangle; raises torch.linalg.LinAlgError when A
+    is not positive-definite."""
+    _check_square(A, "linalg.cholesky")
+    return _copy_out(Cholesky.apply(A, upper=bool(upper), raise_errors=True, op="linalg.cholesky")[0], out)
+
+
+def cholesky(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
+    """torch.cholesky (deprecated in torch for torch.linalg.cholesky, and warns once as torch does)."""
+    warnings.warn("torch.cholesky is deprecated in favor of torch.linalg.cholesky and will be removed in a "
+                  "future PyTorch release.", UserWarning, stacklevel=2)
+    _check_square(input, "linalg.cholesky")
+    result = name_node(Cholesky.apply(input, upper=bool(upper), raise_errors=True, op="cholesky")[0],
+                       "CholeskyBackward0")
+    return _copy_out(result, out)
+
+
+class CholeskySolve(Function):
+    _array_forward = True
+    node_name = "CholeskySolveBackward0"
+    label = "cholesky_solve"
+    rule = "X = (LLᵀ)⁻¹B: ∂/∂B = (LLᵀ)⁻¹G, ∂/∂L = -(∂B Xᵀ + X ∂Bᵀ) L"
+    formula = "cholesky_solve({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, B, L, upper):
+        xp = array_module(B)
+        # A = Uᵀ U or L Lᵀ: two triangular solves
+        first = _solve_triangular_array(xp, L.swapaxes(-1, -2), B, not upper, True, False) if upper else \
+            _solve_triangular_array(xp, L, B, False, True, False)
+        out = _solve_triangular_array(xp, L, first, True, True, False) if upper else \
+            _solve_triangular_array(xp, L.swapaxes(-1, -2), first, True, True, False)
+        out = _column_major(out)
+        ctx.upper = upper
+        ctx.save_for_backward(L, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # torch's rule: L is treated as a full matrix with A = L Lᵀ (or Uᵀ U)
+        L, x = ctx.saved_tensors
+        grad_b = CholeskySolve.apply(grad, L, upper=ctx.upper)
+        grad_l = None
+        if ctx.needs_input_grad[1]:
+            common = _mat(grad_b, x.mT)
+            common = common + common.mT
+            grad_l = -_mat(L, common) if ctx.upper else -_mat(common, L)
+        return (grad_b if ctx.needs_input_grad[0] else None), grad_l
+
+
+def cholesky_solve(input: Tensor, input2: Tensor, upper: bool = False, *, out=None) -> Tensor:
+    """torch.cholesky_solve: X with ``A X = B`` given A's Cholesky factor (``input2``, lower, or
+    upper with upper=True); B (..., n, k), batch dims broadcast."""
+    B, L = input, input2
+    _check_square(L, "cholesky_solve")
+    if B._data.ndim < 2:
+        raise RuntimeError(f"b should have at least 2 dimensions, but has {B._data.ndim} dimensions instead")
+    _check_same_dtype("cholesky_solve", L, B, "A", "self")
+    if B._data.shape[-2] != L._data.shape[-1]:
+        raise RuntimeError(f"Incompatible matrix sizes for cholesky_solve: each A matrix is {L._data.shape[-1]} by "
+                           f"{L._data.shape[-1]} but each b matrix is {B._data.shape[-2]} by {B._data.shape[-1]}")
+    return _copy_out(CholeskySolve.apply(B, L, upper=bool(upper)), out)
+
+
+class CholeskyInverse(Function):
+    _array_forward = True
+    node_name = "CholeskyInverseBackward0"
+    label = "cholesky_inverse"
+    rule = "Y = (LLᵀ)⁻¹: ∂/∂L = -Y (G + Gᵀ) Y L"
+    formula = "cholesky_inverse({0})"
+
+    @staticmethod
+    def forward(ctx, L, upper):
+        xp = array_module(L)
+        identity = xp.broadcast_to(xp.eye(L.shape[-1], dtype=L.dtype), L.shape)
+        ctx.upper = upper
+        out = CholeskySolve.forward(ctx, identity, L, upper)
+        ctx.save_for_backward(L, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        L, inverse = ctx.saved_tensors
+        common = _mat(_mat(inverse, grad + grad.mT), inverse)
+        return -_mat(L, common) if ctx.upper else -_mat(common, L)
+
+
+def cholesky_inverse(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
+    """torch.cholesky_inverse: ``A⁻¹`` from A's Cholesky factor (lower, or upper with upper=True)."""
+    _check_square(input, "cholesky_inverse")
+    return _copy_out(CholeskyInverse.apply(input, upper=bool(upper)), out)
+
+
+# ---------------------------------------------------------------- qr
+def _qr_square_backward(Q: Tensor, R: Tensor, grad_q: Tensor, grad_r: Tensor) -> Tensor:
+    # A = QR with R square: M = R Gᵣᵀ - G_Qᵀ Q, ∂/∂A = (G_Q + Q copyltu(M)) R⁻ᵀ
+    m = _mat(R, grad_r.mT) - _mat(grad_q.mT, Q)
+    copyltu = m.tril() + m.tril(-1).mT
+    b = grad_q + _mat(Q, copyltu)
+    return linalg_solve_triangular(R.mT, b, upper=False, left=False)
+
+
+class Qr(Function):
+    _array_forward = True
+    node_name = "LinalgQrBackward0"
+    label = "qr"
+    rule = "∂/∂A = (G_Q + Q copyltu(R Gᵣᵀ - G_Qᵀ Q)) R⁻ᵀ (wide A: split A = [X|Y], R = [U|V])"
+    formula = "qr({0})"
+
+    @staticmethod
+    def forward(ctx, A, mode):
+        xp = array_module(A)
+        m, n = A.shape[-2:]
+        if mode == "r":
+            R = xp.linalg.qr(A, mode="r")
+            Q = xp.zeros((0,), dtype=A.dtype)
+        else:
+            Q, R = xp.linalg.qr(A, mode=mode)
+            if 0 in A.shape[:-2] or min(m, n) == 0:  # LAPACK is not called: build the shapes
+                k = m if mode == "complete" else min(m, n)
+                Q = xp.broadcast_to(xp.eye(m, k, dtype=A.dtype), A.shape[:-2] + (m, k)).copy()
+                R = xp.zeros(A.shape[:-2] + (k, n), dtype=A.dtype)
+        Q, R = (Q if mode == "r" else _column_major(Q)), _column_major(R.astype(A.dtype, copy=False))
+        ctx.mode = mode
+        ctx.save_for_backward(A, Q, R)
+        return Q.astype(A.dtype, copy=False), R
+
+    @staticmethod
+    def backward(ctx, grad_q, grad_r):
+        A, Q, R = ctx.saved_tensors
+        m, n = A.shape[-2:]
+        if ctx.mode == "r":
+            raise RuntimeError("The derivative of linalg.qr depends on Q, which is not computed when mode='r'. "
+                               "Please use linalg.qr(A, mode='reduced') if you are going to differentiate "
+                               "through linalg.qr.")
+        if ctx.mode == "complete" and m > n:
+            raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")
+        if m >= n:
+            return _qr_square_backward(Q, R, grad_q, grad_r)
+        # A = [X | Y] with X = Q U square: Y = Q V passes G_V to Y and Y G_Vᵀ to Q
+        from .shape import cat
+
+        U, grad_u, grad_v = R[..., :, :m], grad_r[..., :, :m], grad_r[..., :, m:]
+        Y = A[..., :, m:]
+        grad_x = _qr_square_backward(Q, U, grad_q + _mat(Y, grad_v.mT), grad_u)
+        return cat([grad_x, _mat(Q, grad_v)], -1)
+
+
+def linalg_qr(A: Tensor, mode: str = "reduced", *, out=None):
+    """torch.linalg.qr: ``(Q, R)`` with A = QR; mode 'reduced' (Q (..., m, k), R (..., k, n),
+    k = min(m, n)), 'complete' (Q square) or 'r' (R only; Q is an empty tensor)."""
+    _check_float(A, "linalg.qr")
+    if mode not in ("reduced", "complete", "r"):
+        raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), "
+                           "'r', or 'complete'")
+    Q, R = Qr.apply(A, mode=mode)
+    return _copy_out(return_types.linalg_qr(Q, R), out)
+
+
+def qr(input: Tensor, some: bool = True, *, out=None):
+    """torch.qr (deprecated in torch): linalg.qr with mode 'reduced' (some=True) or 'complete'."""
+    Q, R = linalg_qr(input, "reduced" if some else "complete")
+    return _copy_out(return_types.qr(Q, R), out)
+
+
+# ---------------------------------------------------------------- eigh
+class Eigh(Function):
+    _array_forward = True
+    node_name = "LinalgEighBackward0"
+    label = "eigh"
+    rule = "∂/∂A = V (diag(G_λ) + skew(Vᵀ G_V) / (λⱼ - λᵢ)) Vᵀ"
+    formula = "eigh({0})"
+
+    @staticmethod
+    def forward(ctx, A, UPLO):
+        xp = array_module(A)
+        values, vectors = xp.linalg.eigh(A, UPLO=UPLO)
+        values, vectors = values.astype(A.dtype, copy=False), _column_major(vectors.astype(A.dtype, copy=False))
+        ctx.save_for_backward(values, vectors)
+        return values, vectors
+
+    @staticmethod
+    def backward(ctx, grad_values, grad_vectors):
+        values, vectors = ctx.saved_tensors
+        # project Vᵀ G_V onto the skew-symmetric matrices (the tangent space of the orthogonal group)
+        vtgv = _mat(vectors.mT, grad_vectors)
+        vtgv = 0.5 * (vtgv - vtgv.mT)
+        n = values.shape[-1]
+        gaps = values.unsqueeze(-2) - values.unsqueeze(-1) + _eye_like(values, n)  # λⱼ - λᵢ, 1 on the diagonal
+        inner = vtgv / gaps + _diag_embed(grad_values)
+        return _mat(_mat(vectors, inner), vectors.mT)
+
+
+def linalg_eigh(A: Tensor, UPLO: str = "L", *, out=None):
+    """torch.linalg.eigh: ``(eigenvalues, eigenvectors)`` of a symmetric matrix, eigenvalues
+    ascending, reading A's lower (UPLO='L') or upper ('U') triangle. Eigenvectors are defined up
+    to sign: a loss must not depend on it."""
+    _check_square(A, "linalg.eigh")
+    if UPLO not in ("L", "U"):
+        raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
+    values, vectors = Eigh.apply(A, UPLO=UPLO)
+    return _copy_out(return_types.linalg_eigh(values, vectors), out)
+
+
+def linalg_eigvalsh(A: Tensor, UPLO: str = "L", *, out=None) -> Tensor:
+    """torch.linalg.eigvalsh: the eigenvalues of a symmetric matrix, ascending."""
+    _check_square(A, "linalg.eigvalsh")
+    if UPLO not in ("L", "U"):
+        raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
+    return _copy_out(Eigh.apply(A, UPLO=UPLO)[0], out)
+
+
+# ---------------------------------------------------------------- svd
+class Svd(Function):
+    _array_forward = True
+    node_name = "LinalgSvdBackward0"
+    label = "svd"
+    rule = "∂/∂A = U (diag(G_S) + (skew(Uᵀ G_U) S + S skew(Vᵀ G_V)) / (Sⱼ² - Sᵢ²)) Vᵀ (+ the parts outside U's and V's span)"
+    formula = "svd({0})"
+
+    @staticmethod
+    def forward(ctx, A, full_matrices):
+        xp = array_module(A)
+        m, n = A.shape[-2:]
+        if A.size == 0:  # LAPACK is not called for empty matrices
+            k = min(m, n)
+            rows, cols = (m, n) if full_matrices else (k, k)
+            U = xp.broadcast_to(xp.eye(m, rows, dtype=A.dtype), A.shape[:-2] + (m, rows)).copy()
+            Vh = xp.broadcast_to(xp.eye(cols, n, dtype=A.dtype), A.shape[:-2] + (cols, n)).copy()
+            S = xp.zeros(A.shape[:-2] + (k,), dtype=A.dtype)
+        else:
+            U, S, Vh = xp.linalg.svd(A, full_matrices=full_matrices)
+        U, S, Vh = (_column_major(U.astype(A.dtype, copy=False)), S.astype(A.dtype, copy=False),
+                    _column_major(Vh.astype(A.dtype, copy=False)))
+        ctx.full_matrices = full_matrices
+        ctx.save_for_backward(U, S, Vh)
+        return U, S, Vh
+
+    @staticmethod
+    def backward(ctx, grad_u, grad_s, grad_vh):
+        U, S, Vh = ctx.saved_tensors
+        m, n = U.shape[-2], Vh.shape[-1]
+        k = S.shape[-1]
+        if ctx.full_matrices:  # only the first k singular vectors enter the rule
+            U, grad_u, Vh, grad_vh = U[..., :, :k], grad_u[..., :, :k], Vh[..., :k, :], grad_vh[..., :k, :]
+        squares = S * S
+        gaps = squares.unsqueeze(-2) - squares.unsqueeze(-1) + _eye_like(S, k)  # Sⱼ² - Sᵢ², 1 on the diagonal
+        utgu = _mat(U.mT, grad_u)
+        vtgv = _mat(Vh, grad_vh.mT)
+        inner = ((utgu - utgu.mT) * S.unsqueeze(-2) + S.unsqueeze(-1) * (vtgv - vtgv.mT)) / gaps
+        inner = inner + _diag_embed(grad_s)
+        if m > n:
+            # the part of G_U outside U's span: (I - UUᵀ) G_U S⁻¹
+            grad_u_over_s = grad_u / S.unsqueeze(-2)
+            grad_a = _mat(U, inner) + grad_u_over_s - _mat(U, _mat(U.mT, grad_u_over_s))
+            return _mat(grad_a, Vh)
+        if m < n:
+            s_inv_grad_vh = grad_vh / S.unsqueeze(-1)
+            grad_a = _mat(inner, Vh) + s_inv_grad_vh - _mat(_mat(s_inv_grad_vh, Vh.mT), Vh)
+            return _mat(U, grad_a)
+        return _mat(_mat(U, inner), Vh)
+
+
+def linalg_svd(A: Tensor, full_matrices: bool = True, *, driver=None, out=None):
+    """torch.linalg.svd: ``(U, S, Vh)`` with A = U diag(S) Vh, S descending; U (..., m, m) and
+    Vh (..., n, n) with full_matrices (the default), else (..., m, k) and (..., k, n). Singular
+    vectors are defined up to sign: a loss must not depend on it."""
+    _check_float(A, "linalg.svd")
+    U, S, Vh = Svd.apply(A, full_matrices=bool(full_matrices))
+    return _copy_out(return_types.linalg_svd(U, S, Vh), out)
+
+
+def linalg_svdvals(A: Tensor, *, driver=None, out=None) -> Tensor:
+    """torch.linalg.svdvals: the singular values (..., min(m, n)), descending."""
+    _check_float(A, "linalg.svdvals")
+    return _copy_out(Svd.apply(A, full_matrices=False)[1], out)
+
+
+def svd(input: Tensor, some: bool = True, compute_uv: bool = True, *, out=None):
+    """torch.svd: ``(U, S, V)`` (V, not Vh) with reduced U and V when ``some``; with
+    compute_uv=False, U and V are zero-filled (m, m) and (n, n) matrices, as in torch."""
+    _check_float(input, "linalg.svd")
+    if not compute_uv:
+        xp = array_module(input._data)
+        m, n = input._data.shape[-2:]
+        batch = input._data.shape[:-2]
+        S = linalg_svdvals(input)
+        result = (_const(xp.zeros(batch + (m, m), dtype=input._data.dtype)), S,
+                  _const(xp.zeros(batch + (n, n), dtype=input._data.dtype)))
+    else:
+        U, S, Vh = Svd.apply(input, full_matrices=not some)
+        result = (U, S, Vh.mT)
+    return _copy_out(return_types.svd(*result), out)
+
+
+# ---------------------------------------------------------------- pinv, lstsq, rank, cond
+def _tolerance_array(xp, value, dtype):
+    if value is None:
+        return None
+    return (value._data if isinstance(value, Tensor) else xp.asarray(value)).astype(dtype, copy=False)
+
+
+def _cutoff(xp, S, m: int, n: int, atol, rtol, dtype):
+    """torch's threshold max(atol, rtol·σ₁) on singular values (batch shape + (1,)); rtol defaults
+    to eps·max(m, n) when neither is given, and to 0 when only atol is."""
+    atol_arr = _tolerance_array(xp, atol, dtype)
+    rtol_arr = _tolerance_array(xp, rtol, dtype)
+    if rtol_arr is None:
+        rtol_arr = xp.asarray(0.0 if atol_arr is not None else np.finfo(dtype).eps * builtins.max(m, n), dtype=dtype)
+    if atol_arr is None:
+        atol_arr = xp.asarray(0.0, dtype=dtype)
+    largest = S[..., :1] if S.shape[-1] else xp.zeros(S.shape[:-1] + (1,), dtype=dtype)
+    return xp.maximum(atol_arr[..., None] if atol_arr.ndim else atol_arr,
+                      (rtol_arr[..., None] if rtol_arr.ndim else rtol_arr) * largest)
+
+
+class Pinv(Function):
+    _array_forward = True
+    node_name = "LinalgPinvBackward0"
+    label = "pinv"
+    rule = "∂/∂A = -(A⁺ Gᵀ A⁺)ᵀ + (I - AA⁺)ᵀ G A⁺ A⁺ᵀ ... (the Golub-Pereyra derivative, as torch)"
+    formula = "pinv({0})"
+
+    @staticmethod
+    def forward(ctx, A, atol, rtol, hermitian):
+        xp = array_module(A)
+        m, n = A.shape[-2:]
+        if A.size == 0:
+            out = xp.zeros(A.shape[:-2] + (n, m), dtype=A.dtype)
+        elif hermitian:
+            values, vectors = xp.linalg.eigh(A)
+            magnitudes = xp.abs(values)
+            order = xp.flip(xp.argsort(magnitudes, axis=-1), -1)
+            tolerance = _cutoff(xp, xp.take_along_axis(magnitudes, order, -1), m, n, atol, rtol, A.dtype)
+            inverted = xp.where(magnitudes > tolerance, 1 / xp.where(values == 0, 1, values), 0).astype(A.dtype)
+            out = xp.matmul(vectors * inverted[..., None, :], vectors.swapaxes(-1, -2))
+        else:
+            U, S, Vh = xp.linalg.svd(A, full_matrices=False)
+            tolerance = _cutoff(xp, S, m, n, atol, rtol, A.dtype)
+            inverted = xp.where(S > tolerance, 1 / xp.where(S == 0, 1, S), 0).astype(A.dtype)
+            out = xp.matmul(Vh.swapaxes(-1, -2) * inverted[..., None, :], U.swapaxes(-1, -2))
+        out = xp.ascontiguousarray(out.astype(A.dtype, copy=False))
+        ctx.save_for_backward(A, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        A, pinv_a = ctx.saved_tensors
+        m, n = A.shape[-2:]
+        pinv_t, grad_t = pinv_a.mT, grad.mT
+        # torch's pinv_backward, arranged to multiply the smallest matrices
+        if m <= n:
+            K = _mat(grad_t, pinv_a)
+            k_pinv_t = _mat(K, pinv_t)
+            return (-_mat(pinv_a, K).mT + k_pinv_t - _mat(_mat(A, pinv_a), k_pinv_t)
+                    + _mat(_mat(pinv_t, pinv_a), grad_t - _mat(K, A)))
+        K = _mat(pinv_a, grad_t)
+        pinv_t_k = _mat(pinv_t, K)
+        return (-_mat(K, pinv_a).mT + _mat(_mat(grad_t - _mat(A, K), pinv_a), pinv_t) + pinv_t_k
+                - _mat(_mat(pinv_t_k, pinv_a), A))
+
+
+def linalg_pinv(A: Tensor, rcond=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
+    """torch.linalg.pinv: the Moore-Penrose pseudoinverse (..., n, m); singular values at most
+    max(atol, rtol·σ₁) count as zero (rtol defaults to eps·max(m, n)); ``rcond`` is torch's old
+    name for rtol; hermitian=True uses an eigendecomposition of the (symmetric) input."""
+    _check_float(A, "linalg.pinv")
+    if rcond is not None:
+        if rtol is not None:
+            raise RuntimeError("linalg.pinv: rcond and rtol cannot both be given (rcond is rtol's old name)")
+        rtol = rcond
+    if hermitian:
+        _check_square(A, "linalg.pinv")
+    return _copy_out(Pinv.apply(A, atol=atol, rtol=rtol, hermitian=bool(hermitian)), out)
+
+
+def pinverse(input: Tensor, rcond: float = 1e-15) -> Tensor:
+    """torch.pinverse: linalg.pinv with ``rtol=rcond`` (default 1e-15)."""
+    return linalg_pinv(input, rtol=rcond)
+
+
+_LSTSQ_DRIVERS = ("gels", "gelsy", "gelsd", "gelss")
+
+
+def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
+    """torch.linalg.lstsq on CPU: the minimum-norm least-squares solution of ``A X = B`` (A
+    (..., m, n), B (..., m, k), batch dims broadcast) with torch's extra outputs for each driver:
+    residuals ‖AX - B‖² per column (when m > n, every A has full rank and the driver is not
+    'gelsy'), rank (not for 'gels'), singular_values ('gelsd', 'gelss'); the rest are empty.
+    The gradient is torch's: through pinv(A) B."""
+    _check_float(A, "linalg.lstsq")
+    if not isinstance(B, Tensor):
+        raise TypeError(f"linalg.lstsq(): argument 'B' must be Tensor, not {type(B).__name__}")
+    driver = "gelsy" if driver is None else driver
+    if driver not in _LSTSQ_DRIVERS:
+        raise RuntimeError(f"torch.linalg.lstsq: parameter `driver` should be one of (gels, gelsy, gelsd, gelss)")
+    _check_same_dtype("torch.linalg.lstsq", A, B, "self", "b")
+    vector = B._data.ndim == A._data.ndim - 1
+    rhs = B.unsqueeze(-1) if vector else B
+    m, n = A._data.shape[-2:]
+    if rhs._data.ndim < 2 or rhs._data.shape[-2] != m:
+        raise RuntimeError(f"torch.linalg.lstsq: input.size(-2) should match other.size(-2)")
+    xp = array_module(A._data)
+    dtype = A._data.dtype
+    rtol = np.finfo(dtype).eps * builtins.max(m, n) if rcond is None or rcond < 0 else rcond
+    pinv_a = linalg_pinv(A, rtol=rtol)
+    solution = _mat(pinv_a, rhs) if rhs._data.ndim == 2 and pinv_a._data.ndim == 2 else matmul(pinv_a, rhs)
+    solution = name_node(solution.squeeze(-1) if vector else solution, "LinalgLstsqBackward0")
+    S = xp.linalg.svd(A._data, compute_uv=False) if A._data.size else xp.zeros(A._data.shape[:-2] + (0,), dtype=dtype)
+    tolerance = _cutoff(xp, S, m, n, None, rtol, dtype)
+    rank = (S > tolerance).sum(-1).astype(np.int64)
+    empty = _const(xp.zeros((0,), dtype=dtype))
+    residuals = empty
+    if driver != "gelsy" and m > n and bool((rank == n).all()):
+        residuals = ((matmul(A, solution.unsqueeze(-1) if vector else solution) - rhs) ** 2).sum(-2)
+        residuals = residuals.squeeze(-1) if vector else residuals
+    return return_types.linalg_lstsq(
+        solution, residuals,
+        _const(rank) if driver != "gels" else _const(xp.zeros((0,), dtype=np.int64)),
+        _const(S) if driver in ("gelsd", "gelss") else empty)
+
+
+def linalg_matrix_rank(A: Tensor, tol=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
+    """torch.linalg.matrix_rank: the number of singular values above max(atol, rtol·σ₁) (int64,
+    batch shape); ``tol`` is torch's old name for atol."""
+    _check_float(A, "linalg.matrix_rank")
+    if tol is not None:
+        atol = tol
+    xp = array_module(A._data)
+    m, n = A._data.shape[-2:]
+    a = A._data
+    if a.size == 0:
+        S = xp.zeros(a.shape[:-2] + (0,), dtype=a.dtype)
+    elif hermitian:
+        S = xp.flip(xp.sort(xp.abs(xp.linalg.eigvalsh(a)), axis=-1), -1)
+    else:
+        S = xp.linalg.svd(a, compute_uv=False)
+    rank = (S > _cutoff(xp, S, m, n, atol, rtol, a.dtype)).sum(-1).astype(np.int64)
+    return _copy_out(_const(xp.asarray(rank)), out)
+
+
+def linalg_cond(A: Tensor, p=None, *, out=None) -> Tensor:
+    """torch.linalg.cond: σ₁/σₙ for p None/2 (σₙ/σ₁ for -2), else ‖A‖ₚ‖A⁻¹‖ₚ (square A) for
+    'fro', 'nuc', inf, -inf, 1, -1."""
+    from .linalg import inv, matrix_norm
+
+    _check_float(A, "linalg.cond")
+    if p is None or p in (2, -2):
+        S = linalg_svdvals(A)
+        ratio = S[..., 0] / S[..., -1] if p != -2 else S[..., -1] / S[..., 0]
+        # torch takes the first and last values through a keepdim reduction, then squeezes
+        return _copy_out(name_node(ratio, "SqueezeBackward1"), out)
+    _check_square(A, "linalg.cond")
+    return _copy_out(matrix_norm(A, p) * matrix_norm(inv(A), p), out)
+
+
+# ---------------------------------------------------------------- matrix exponential
+# Padé [13/13] coefficients and its scaling threshold θ₁₃ (Higham 2005, "The scaling and squaring
+# method for the matrix exponential revisited")
+_PADE_13 = (64764752532480000.0, 32382376266240000.0, 7771770303897600.0, 1187353796428800.0,
+            129060195264000.0, 10559470521600.0, 670442572800.0, 33522128640.0, 1323241920.0,
+            40840800.0, 960960.0, 16380.0, 182.0, 1.0)
+_THETA_13 = 5.371920351148152
+
+
+def _expm_array(xp, A):
+    """exp(A) for a batch by scaling and squaring with Padé [13/13]; each matrix is scaled by its
+    own 2^-s and squared s times."""
+    n = A.shape[-1]
+    if A.size == 0:
+        return A.copy()
+    norms = xp.abs(A).sum(-2).max(-1)  # 1-norms
+    exponents = xp.maximum(0, xp.ceil(xp.log2(xp.maximum(norms, 1e-300) / _THETA_13))).astype(np.int64)
+    X = A / (2.0 ** exponents)[..., None, None].astype(A.dtype)
+    b = _PADE_13
+    identity = xp.eye(n, dtype=A.dtype)
+    X2 = X @ X
+    X4 = X2 @ X2
+    X6 = X4 @ X2
+    U = X @ (X6 @ (b[13] * X6 + b[11] * X4 + b[9] * X2) + b[7] * X6 + b[5] * X4 + b[3] * X2 + b[1] * identity)
+    V = X6 @ (b[12] * X6 + b[10] * X4 + b[8] * X2) + b[6] * X6 + b[4] * X4 + b[2] * X2 + b[0] * identity
+    result = xp.linalg.solve(V - U, V + U)
+    for step in range(int(exponents.max()) if exponents.size else 0):
+        squared = result @ result
+        result = xp.where((exponents > step)[..., None, None], squared, result)
+    return result.astype(A.dtype, copy=False)
+
+
+class MatrixExp(Function):
+    _array_forward = True
+    node_name = "LinalgMatrixExpBackward0"
+    label = "matrix_exp"
+    rule = "∂/∂A = the upper-right block of exp([[Aᵀ, G], [0, Aᵀ]]) (the Fréchet derivative at Aᵀ)"
+    formula = "matrix_exp({0})"
+
+    @staticmethod
+    def forward(ctx, A):
+        ctx.save_for_backward(A)
+        return xp_contiguous(_expm_array(array_module(A), A))
+
+    @staticmethod
+    def backward(ctx, grad):
+        from .shape import cat
+
+        (A,) = ctx.saved_tensors
+        n = A.shape[-1]
+        top = cat([A.mT, grad], -1)
+        bottom = cat([grad * 0, A.mT], -1)
+        return MatrixExp.apply(cat([top, bottom], -2))[..., :n, n:]
+
+
+def xp_contiguous(array):
+    return array_module(array).ascontiguousarray(array)
+
+
+def matrix_exp(A: Tensor) -> Tensor:
+    """torch.matrix_exp / torch.linalg.matrix_exp: the matrix exponential of a (batch of) square
+    matrix, by scaling and squaring with a Padé approximant."""
+    _check_square(A, "linalg.matrix_exp")
+    return MatrixExp.apply(A)
+
+
+def linalg_vander(x: Tensor, *, N: int | None = None) -> Tensor:
+    """torch.linalg.vander: (..., n, N) with columns x⁰, x¹, ..., x^(N-1) (N defaults to n)."""
+    from .creation import ones_like
+    from .reduce import cumprod
+    from .shape import cat
+
+    if x._data.ndim < 1:
+        raise RuntimeError("linalg.vander: x must have at least one dimension.")
+    N = x._data.shape[-1] if N is None else N
+    if N < 1:
+        raise RuntimeError(f"N must be greater than 1.")
+    if x._data.dtype.kind == "b":
+        x = x.long()
+    ones = ones_like(x).unsqueeze(-1)
+    if N == 1:
+        return ones
+    # torch's construction: [1, cumprod of x repeated N-1 times]
+    powers = cumprod(x.unsqueeze(-1).expand(*x._data.shape, N - 1), -1)
+    return cat([ones, powers], -1)
+
