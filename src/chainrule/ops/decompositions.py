@@ -523,8 +523,9 @@ def svd(input: Tensor, some: bool = True, compute_uv: bool = True, *, out=None):
         m, n = input._data.shape[-2:]
         batch = input._data.shape[:-2]
         S = linalg_svdvals(input)
+        # (torch's V is the transpose of a column-major Vh, U is row-major)
         result = (_const(xp.zeros(batch + (m, m), dtype=input._data.dtype)), S,
-                  _const(xp.zeros(batch + (n, n), dtype=input._data.dtype)))
+                  _const(_column_major(xp.zeros(batch + (n, n), dtype=input._data.dtype))))
     else:
         U, S, Vh = Svd.apply(input, full_matrices=not some)
         result = (U, S, Vh.mT)
@@ -584,18 +585,22 @@ class Pinv(Function):
     @staticmethod
     def backward(ctx, grad):
         A, pinv_a = ctx.saved_tensors
-        m, n = A.shape[-2:]
-        pinv_t, grad_t = pinv_a.mT, grad.mT
-        # torch's pinv_backward, arranged to multiply the smallest matrices
-        if m <= n:
-            K = _mat(grad_t, pinv_a)
-            k_pinv_t = _mat(K, pinv_t)
-            return (-_mat(pinv_a, K).mT + k_pinv_t - _mat(_mat(A, pinv_a), k_pinv_t)
-                    + _mat(_mat(pinv_t, pinv_a), grad_t - _mat(K, A)))
-        K = _mat(pinv_a, grad_t)
-        pinv_t_k = _mat(pinv_t, K)
-        return (-_mat(K, pinv_a).mT + _mat(_mat(grad_t - _mat(A, K), pinv_a), pinv_t) + pinv_t_k
-                - _mat(_mat(pinv_t_k, pinv_a), A))
+        return _pinv_backward(grad, pinv_a, A)
+
+
+def _pinv_backward(grad: Tensor, pinv_a: Tensor, A: Tensor) -> Tensor:
+    """torch's pinv_backward, arranged to multiply the smallest matrices."""
+    m, n = A.shape[-2:]
+    pinv_t, grad_t = pinv_a.mT, grad.mT
+    if m <= n:
+        K = _mat(grad_t, pinv_a)
+        k_pinv_t = _mat(K, pinv_t)
+        return (-_mat(pinv_a, K).mT + k_pinv_t - _mat(_mat(A, pinv_a), k_pinv_t)
+                + _mat(_mat(pinv_t, pinv_a), grad_t - _mat(K, A)))
+    K = _mat(pinv_a, grad_t)
+    pinv_t_k = _mat(pinv_t, K)
+    return (-_mat(K, pinv_a).mT + _mat(_mat(grad_t - _mat(A, K), pinv_a), pinv_t) + pinv_t_k
+            - _mat(_mat(pinv_t_k, pinv_a), A))
 
 
 def linalg_pinv(A: Tensor, rcond=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
@@ -620,12 +625,38 @@ def pinverse(input: Tensor, rcond: float = 1e-15) -> Tensor:
 _LSTSQ_DRIVERS = ("gels", "gelsy", "gelsd", "gelss")
 
 
+class Lstsq(Function):
+    _array_forward = True
+    node_name = "LinalgLstsqBackward0"
+    label = "lstsq"
+    rule = "X = A⁺B: ∂/∂A = pinv's rule applied to G Bᵀ, ∂/∂B = A⁺ᵀ G"
+    formula = "lstsq({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, A, B, rtol):
+        xp = array_module(A)
+        pinv_a = Pinv.forward(ctx, A, None, rtol, False)
+        ctx.rtol = rtol
+        ctx.save_for_backward(A, B)
+        # LAPACK's solution is column-major, as torch returns it
+        return _column_major(xp.matmul(pinv_a, B))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # torch recomputes pinv(A) in the rule (so it is differentiable again under create_graph)
+        A, B = ctx.saved_tensors
+        pinv_a = Pinv.apply(A, atol=None, rtol=ctx.rtol, hermitian=False)
+        grad_a = _pinv_backward(matmul(grad, B.mT), pinv_a, A) if ctx.needs_input_grad[0] else None
+        grad_b = matmul(pinv_a.mT, grad) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
 def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
     """torch.linalg.lstsq on CPU: the minimum-norm least-squares solution of ``A X = B`` (A
     (..., m, n), B (..., m, k), batch dims broadcast) with torch's extra outputs for each driver:
     residuals ‖AX - B‖² per column (when m > n, every A has full rank and the driver is not
     'gelsy'), rank (not for 'gels'), singular_values ('gelsd', 'gelss'); the rest are empty.
-    The gradient is torch's: through pinv(A) B."""
+    The gradient is torch's: through pinv(A) B (the residuals pass none back)."""
     _check_float(A, "linalg.lstsq")
     if not isinstance(B, Tensor):
         raise TypeError(f"linalg.lstsq(): argument 'B' must be Tensor, not {type(B).__name__}")
@@ -641,17 +672,18 @@ def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
     xp = array_module(A._data)
     dtype = A._data.dtype
     rtol = np.finfo(dtype).eps * builtins.max(m, n) if rcond is None or rcond < 0 else rcond
-    pinv_a = linalg_pinv(A, rtol=rtol)
-    solution = _mat(pinv_a, rhs) if rhs._data.ndim == 2 and pinv_a._data.ndim == 2 else matmul(pinv_a, rhs)
-    solution = name_node(solution.squeeze(-1) if vector else solution, "LinalgLstsqBackward0")
+    solution = Lstsq.apply(A, rhs, rtol=rtol)
+    if vector:
+        solution = name_node(solution.squeeze(-1), "LinalgLstsqBackward0")
     S = xp.linalg.svd(A._data, compute_uv=False) if A._data.size else xp.zeros(A._data.shape[:-2] + (0,), dtype=dtype)
     tolerance = _cutoff(xp, S, m, n, None, rtol, dtype)
     rank = (S > tolerance).sum(-1).astype(np.int64)
     empty = _const(xp.zeros((0,), dtype=dtype))
     residuals = empty
     if driver != "gelsy" and m > n and bool((rank == n).all()):
-        residuals = ((matmul(A, solution.unsqueeze(-1) if vector else solution) - rhs) ** 2).sum(-2)
-        residuals = residuals.squeeze(-1) if vector else residuals
+        # torch's rule differentiates the solution only: its residuals pass no gradient back
+        fitted = xp.matmul(A._data, solution._data[..., None] if vector else solution._data)
+        residuals = _const(((fitted - rhs._data) ** 2).sum(-2))
     return return_types.linalg_lstsq(
         solution, residuals,
         _const(rank) if driver != "gels" else _const(xp.zeros((0,), dtype=np.int64)),
