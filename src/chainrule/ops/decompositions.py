@@ -21,7 +21,7 @@ from .. import return_types
 from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor
-from .linalg import _check_square, _column_major, _mat, matmul
+from .linalg import _INTEGRAL_SCALAR_NAMES, _check_square, _column_major, _mat, matmul
 
 __all__ = ["cholesky", "cholesky_solve", "cholesky_inverse", "qr", "svd", "pinverse", "matrix_exp"]
 
@@ -53,7 +53,7 @@ def _check_float(A: Tensor, op: str) -> None:
         raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
     if A._data.dtype.kind != "f":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
-                           f"{A.dtype.name.capitalize()}")
+                           f"{_INTEGRAL_SCALAR_NAMES.get(A.dtype.name, A.dtype.name)}")
 
 
 def _check_same_dtype(op: str, A: Tensor, B: Tensor, a_name: str = "A", b_name: str = "B") -> None:
@@ -210,7 +210,8 @@ class Cholesky(Function):
                 f"{op}: {where}The factorization could not be completed because the input is not positive-definite "
                 f"(the leading minor of order {info.reshape(-1)[failing]} is not positive-definite).")
         out = _column_major(factor.swapaxes(-1, -2) if upper else factor)
-        info = xp.asarray(info)
+        # (built on the device without a copy from the host when every factor exists)
+        info = xp.asarray(info) if info.any() else xp.zeros(info.shape, dtype=info.dtype)
         ctx.upper = upper
         ctx.save_for_backward(out)
         ctx.mark_non_differentiable(info)
@@ -231,7 +232,7 @@ def linalg_cholesky_ex(A: Tensor, *, upper: bool = False, check_errors: bool = F
     """torch.linalg.cholesky_ex: ``(L, info)``; info (int32, batch shape) is 0 where the factor
     exists and the order of the first leading minor that is not positive-definite elsewhere."""
     _check_square(A, "linalg.cholesky")
-    L, info = Cholesky.apply(A, upper=bool(upper), raise_errors=bool(check_errors), op="linalg.cholesky")
+    L, info = Cholesky.apply(A, upper=bool(upper), raise_errors=bool(check_errors), op="linalg.cholesky_ex")
     return _copy_out(return_types.linalg_cholesky_ex(L, info), out)
 
 
@@ -607,7 +608,12 @@ def linalg_pinv(A: Tensor, rcond=None, hermitian: bool = False, *, atol=None, rt
     """torch.linalg.pinv: the Moore-Penrose pseudoinverse (..., n, m); singular values at most
     max(atol, rtol·σ₁) count as zero (rtol defaults to eps·max(m, n)); ``rcond`` is torch's old
     name for rtol; hermitian=True uses an eigendecomposition of the (symmetric) input."""
-    _check_float(A, "linalg.pinv")
+    if not isinstance(A, Tensor) or A._data.ndim < 2 or A._data.dtype.kind != "f":
+        scalar_names = {"float32": "Float", "float64": "Double", "float16": "Half", **_INTEGRAL_SCALAR_NAMES}
+        described = (f"{scalar_names.get(A.dtype.name, A.dtype.name)}{{{list(A.shape)}}}" if isinstance(A, Tensor)
+                     else type(A).__name__)
+        raise RuntimeError(f"linalg.pinv({described}): expected a tensor with 2 or more dimensions of float, double, "
+                           "cfloat or cdouble types")
     if rcond is not None:
         if rtol is not None:
             raise RuntimeError("linalg.pinv: rcond and rtol cannot both be given (rcond is rtol's old name)")
@@ -662,13 +668,13 @@ def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
         raise TypeError(f"linalg.lstsq(): argument 'B' must be Tensor, not {type(B).__name__}")
     driver = "gelsy" if driver is None else driver
     if driver not in _LSTSQ_DRIVERS:
-        raise RuntimeError(f"torch.linalg.lstsq: parameter `driver` should be one of (gels, gelsy, gelsd, gelss)")
+        raise RuntimeError("torch.linalg.lstsq: parameter `driver` should be one of (gels, gelsy, gelsd, gelss)")
     _check_same_dtype("torch.linalg.lstsq", A, B, "self", "b")
     vector = B._data.ndim == A._data.ndim - 1
     rhs = B.unsqueeze(-1) if vector else B
     m, n = A._data.shape[-2:]
     if rhs._data.ndim < 2 or rhs._data.shape[-2] != m:
-        raise RuntimeError(f"torch.linalg.lstsq: input.size(-2) should match other.size(-2)")
+        raise RuntimeError("torch.linalg.lstsq: input.size(-2) should match other.size(-2)")
     xp = array_module(A._data)
     dtype = A._data.dtype
     rtol = np.finfo(dtype).eps * builtins.max(m, n) if rcond is None or rcond < 0 else rcond
@@ -796,11 +802,9 @@ def linalg_vander(x: Tensor, *, N: int | None = None) -> Tensor:
     from .reduce import cumprod
     from .shape import cat
 
-    if x._data.ndim < 1:
-        raise RuntimeError("linalg.vander: x must have at least one dimension.")
-    N = x._data.shape[-1] if N is None else N
-    if N < 1:
-        raise RuntimeError(f"N must be greater than 1.")
+    N = (x._data.shape[-1] if x._data.ndim else 0) if N is None else N
+    if N < 1 or x._data.ndim < 1:  # torch's message for both
+        raise RuntimeError("N must be greater than 1.")
     if x._data.dtype.kind == "b":
         x = x.long()
     ones = ones_like(x).unsqueeze(-1)
