@@ -20,7 +20,7 @@ import numpy as np
 from .. import return_types
 from .._backend import array_module
 from ..autograd.function import Function, name_node
-from ..tensor import Tensor
+from ..tensor import Tensor, write_out
 from .linalg import _INTEGRAL_SCALAR_NAMES, _check_square, _column_major, _mat, matmul
 
 __all__ = ["cholesky", "cholesky_solve", "cholesky_inverse", "qr", "svd", "pinverse", "matrix_exp"]
@@ -63,17 +63,17 @@ def _check_same_dtype(op: str, A: Tensor, B: Tensor, a_name: str = "A", b_name: 
                            f"{A.dtype.name.capitalize()} instead.")
 
 
-def _copy_out(result, out):
-    """torch's ``out=``: the result written into the given tensor(s), which are returned."""
+def _copy_out(result, out, op: str):
+    """torch's ``out=`` (``write_out``) for one result or a tuple of them; returns ``out``."""
     if out is None:
         return result
     if isinstance(result, tuple):
+        if not isinstance(out, (tuple, list)) or len(out) != len(result):
+            raise TypeError(f"{op}(): argument 'out' must be a tuple of {len(result)} Tensors")
         for target, value in zip(out, result):
-            target.copy_(value.detach()) if target.shape == value.shape else target.set_(value.detach())
-        return out
-    out.resize_(result.shape) if out.shape != result.shape else None
-    out.copy_(result.detach())
-    return out
+            write_out(value, target, op)
+        return type(result)(*out)
+    return write_out(result, out, op)
 
 
 # ---------------------------------------------------------------- triangular solves
@@ -138,7 +138,7 @@ def linalg_solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = T
         raise RuntimeError(f"linalg.solve_triangular: Incompatible shapes of A and B for the equation {equation} "
                            f"({n}x{n} and {rows}x{cols})")
     result = SolveTriangular.apply(A, B, upper=bool(upper), left=bool(left), unitriangular=bool(unitriangular))
-    return _copy_out(result, out)
+    return _copy_out(result, out, "linalg.solve_triangular")
 
 
 # ---------------------------------------------------------------- cholesky
@@ -233,7 +233,7 @@ def linalg_cholesky_ex(A: Tensor, *, upper: bool = False, check_errors: bool = F
     exists and the order of the first leading minor that is not positive-definite elsewhere."""
     _check_square(A, "linalg.cholesky")
     L, info = Cholesky.apply(A, upper=bool(upper), raise_errors=bool(check_errors), op="linalg.cholesky_ex")
-    return _copy_out(return_types.linalg_cholesky_ex(L, info), out)
+    return _copy_out(return_types.linalg_cholesky_ex(L, info), out, "linalg.cholesky_ex")
 
 
 def linalg_cholesky(A: Tensor, *, upper: bool = False, out=None) -> Tensor:
@@ -241,7 +241,7 @@ def linalg_cholesky(A: Tensor, *, upper: bool = False, out=None) -> Tensor:
     upper=True), reading only A's lower (upper) triangle; raises torch.linalg.LinAlgError when A
     is not positive-definite."""
     _check_square(A, "linalg.cholesky")
-    return _copy_out(Cholesky.apply(A, upper=bool(upper), raise_errors=True, op="linalg.cholesky")[0], out)
+    return _copy_out(Cholesky.apply(A, upper=bool(upper), raise_errors=True, op="linalg.cholesky")[0], out, "linalg.cholesky")
 
 
 def cholesky(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
@@ -251,7 +251,7 @@ def cholesky(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
     _check_square(input, "linalg.cholesky")
     result = name_node(Cholesky.apply(input, upper=bool(upper), raise_errors=True, op="cholesky")[0],
                        "CholeskyBackward0")
-    return _copy_out(result, out)
+    return _copy_out(result, out, "cholesky")
 
 
 class CholeskySolve(Function):
@@ -298,7 +298,7 @@ def cholesky_solve(input: Tensor, input2: Tensor, upper: bool = False, *, out=No
     if B._data.shape[-2] != L._data.shape[-1]:
         raise RuntimeError(f"Incompatible matrix sizes for cholesky_solve: each A matrix is {L._data.shape[-1]} by "
                            f"{L._data.shape[-1]} but each b matrix is {B._data.shape[-2]} by {B._data.shape[-1]}")
-    return _copy_out(CholeskySolve.apply(B, L, upper=bool(upper)), out)
+    return _copy_out(CholeskySolve.apply(B, L, upper=bool(upper)), out, "cholesky_solve")
 
 
 class CholeskyInverse(Function):
@@ -327,7 +327,7 @@ class CholeskyInverse(Function):
 def cholesky_inverse(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
     """torch.cholesky_inverse: ``A⁻¹`` from A's Cholesky factor (lower, or upper with upper=True)."""
     _check_square(input, "cholesky_inverse")
-    return _copy_out(CholeskyInverse.apply(input, upper=bool(upper)), out)
+    return _copy_out(CholeskyInverse.apply(input, upper=bool(upper)), out, "cholesky_inverse")
 
 
 # ---------------------------------------------------------------- qr
@@ -350,19 +350,20 @@ class Qr(Function):
     def forward(ctx, A, mode):
         xp = array_module(A)
         m, n = A.shape[-2:]
-        if mode == "r":
-            R = xp.linalg.qr(A, mode="r")
-            Q = xp.zeros((0,), dtype=A.dtype)
+        k = m if mode == "complete" else min(m, n)
+        if A.size == 0:  # LAPACK is not called: the factors of no matrices, or of empty ones
+            Q = xp.broadcast_to(xp.eye(m, k, dtype=A.dtype), A.shape[:-2] + (m, k)).copy()
+            R = xp.zeros(A.shape[:-2] + (k, n), dtype=A.dtype)
+        elif mode == "r":
+            R, Q = xp.linalg.qr(A, mode="r"), None
         else:
             Q, R = xp.linalg.qr(A, mode=mode)
-            if 0 in A.shape[:-2] or min(m, n) == 0:  # LAPACK is not called: build the shapes
-                k = m if mode == "complete" else min(m, n)
-                Q = xp.broadcast_to(xp.eye(m, k, dtype=A.dtype), A.shape[:-2] + (m, k)).copy()
-                R = xp.zeros(A.shape[:-2] + (k, n), dtype=A.dtype)
-        Q, R = (Q if mode == "r" else _column_major(Q)), _column_major(R.astype(A.dtype, copy=False))
+        # mode 'r' returns an empty Q, as torch does
+        Q = xp.zeros((0,), dtype=A.dtype) if mode == "r" else _column_major(Q.astype(A.dtype, copy=False))
+        R = _column_major(R.astype(A.dtype, copy=False))
         ctx.mode = mode
         ctx.save_for_backward(A, Q, R)
-        return Q.astype(A.dtype, copy=False), R
+        return Q, R
 
     @staticmethod
     def backward(ctx, grad_q, grad_r):
@@ -393,13 +394,13 @@ def linalg_qr(A: Tensor, mode: str = "reduced", *, out=None):
         raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), "
                            "'r', or 'complete'")
     Q, R = Qr.apply(A, mode=mode)
-    return _copy_out(return_types.linalg_qr(Q, R), out)
+    return _copy_out(return_types.linalg_qr(Q, R), out, "linalg.qr")
 
 
 def qr(input: Tensor, some: bool = True, *, out=None):
     """torch.qr (deprecated in torch): linalg.qr with mode 'reduced' (some=True) or 'complete'."""
     Q, R = linalg_qr(input, "reduced" if some else "complete")
-    return _copy_out(return_types.qr(Q, R), out)
+    return _copy_out(return_types.qr(Q, R), out, "qr")
 
 
 # ---------------------------------------------------------------- eigh
@@ -438,7 +439,7 @@ def linalg_eigh(A: Tensor, UPLO: str = "L", *, out=None):
     if UPLO not in ("L", "U"):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
     values, vectors = Eigh.apply(A, UPLO=UPLO)
-    return _copy_out(return_types.linalg_eigh(values, vectors), out)
+    return _copy_out(return_types.linalg_eigh(values, vectors), out, "linalg.eigh")
 
 
 def linalg_eigvalsh(A: Tensor, UPLO: str = "L", *, out=None) -> Tensor:
@@ -446,7 +447,7 @@ def linalg_eigvalsh(A: Tensor, UPLO: str = "L", *, out=None) -> Tensor:
     _check_square(A, "linalg.eigvalsh")
     if UPLO not in ("L", "U"):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
-    return _copy_out(Eigh.apply(A, UPLO=UPLO)[0], out)
+    return _copy_out(Eigh.apply(A, UPLO=UPLO)[0], out, "linalg.eigvalsh")
 
 
 # ---------------------------------------------------------------- svd
@@ -506,13 +507,13 @@ def linalg_svd(A: Tensor, full_matrices: bool = True, *, driver=None, out=None):
     vectors are defined up to sign: a loss must not depend on it."""
     _check_float(A, "linalg.svd")
     U, S, Vh = Svd.apply(A, full_matrices=bool(full_matrices))
-    return _copy_out(return_types.linalg_svd(U, S, Vh), out)
+    return _copy_out(return_types.linalg_svd(U, S, Vh), out, "linalg.svd")
 
 
 def linalg_svdvals(A: Tensor, *, driver=None, out=None) -> Tensor:
     """torch.linalg.svdvals: the singular values (..., min(m, n)), descending."""
     _check_float(A, "linalg.svdvals")
-    return _copy_out(Svd.apply(A, full_matrices=False)[1], out)
+    return _copy_out(Svd.apply(A, full_matrices=False)[1], out, "linalg.svdvals")
 
 
 def svd(input: Tensor, some: bool = True, compute_uv: bool = True, *, out=None):
@@ -530,7 +531,7 @@ def svd(input: Tensor, some: bool = True, compute_uv: bool = True, *, out=None):
     else:
         U, S, Vh = Svd.apply(input, full_matrices=not some)
         result = (U, S, Vh.mT)
-    return _copy_out(return_types.svd(*result), out)
+    return _copy_out(return_types.svd(*result), out, "svd")
 
 
 # ---------------------------------------------------------------- pinv, lstsq, rank, cond
@@ -558,7 +559,7 @@ class Pinv(Function):
     _array_forward = True
     node_name = "LinalgPinvBackward0"
     label = "pinv"
-    rule = "∂/∂A = -(A⁺ Gᵀ A⁺)ᵀ + (I - AA⁺)ᵀ G A⁺ A⁺ᵀ ... (the Golub-Pereyra derivative, as torch)"
+    rule = "∂/∂A = -A⁺ᵀ G A⁺ᵀ + (I - AA⁺) Gᵀ A⁺A⁺ᵀ + A⁺ᵀA⁺ Gᵀ (I - A⁺A) (Golub and Pereyra)"
     formula = "pinv({0})"
 
     @staticmethod
@@ -620,7 +621,7 @@ def linalg_pinv(A: Tensor, rcond=None, hermitian: bool = False, *, atol=None, rt
         rtol = rcond
     if hermitian:
         _check_square(A, "linalg.pinv")
-    return _copy_out(Pinv.apply(A, atol=atol, rtol=rtol, hermitian=bool(hermitian)), out)
+    return _copy_out(Pinv.apply(A, atol=atol, rtol=rtol, hermitian=bool(hermitian)), out, "linalg.pinv")
 
 
 def pinverse(input: Tensor, rcond: float = 1e-15) -> Tensor:
@@ -712,7 +713,7 @@ def linalg_matrix_rank(A: Tensor, tol=None, hermitian: bool = False, *, atol=Non
     else:
         S = xp.linalg.svd(a, compute_uv=False)
     rank = (S > _cutoff(xp, S, m, n, atol, rtol, a.dtype)).sum(-1).astype(np.int64)
-    return _copy_out(_const(xp.asarray(rank)), out)
+    return _copy_out(_const(xp.asarray(rank)), out, "linalg.matrix_rank")
 
 
 def linalg_cond(A: Tensor, p=None, *, out=None) -> Tensor:
@@ -725,9 +726,9 @@ def linalg_cond(A: Tensor, p=None, *, out=None) -> Tensor:
         S = linalg_svdvals(A)
         ratio = S[..., 0] / S[..., -1] if p != -2 else S[..., -1] / S[..., 0]
         # torch takes the first and last values through a keepdim reduction, then squeezes
-        return _copy_out(name_node(ratio, "SqueezeBackward1"), out)
+        return _copy_out(name_node(ratio, "SqueezeBackward1"), out, "linalg.cond")
     _check_square(A, "linalg.cond")
-    return _copy_out(matrix_norm(A, p) * matrix_norm(inv(A), p), out)
+    return _copy_out(matrix_norm(A, p) * matrix_norm(inv(A), p), out, "linalg.cond")
 
 
 # ---------------------------------------------------------------- matrix exponential
@@ -772,7 +773,8 @@ class MatrixExp(Function):
     @staticmethod
     def forward(ctx, A):
         ctx.save_for_backward(A)
-        return xp_contiguous(_expm_array(array_module(A), A))
+        xp = array_module(A)
+        return xp.ascontiguousarray(_expm_array(xp, A))
 
     @staticmethod
     def backward(ctx, grad):
@@ -783,10 +785,6 @@ class MatrixExp(Function):
         top = cat([A.mT, grad], -1)
         bottom = cat([grad * 0, A.mT], -1)
         return MatrixExp.apply(cat([top, bottom], -2))[..., :n, n:]
-
-
-def xp_contiguous(array):
-    return array_module(array).ascontiguousarray(array)
 
 
 def matrix_exp(A: Tensor) -> Tensor:
