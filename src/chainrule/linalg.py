@@ -15,8 +15,8 @@ from .ops import decompositions as _decompositions
 from .ops import linalg as _ops_linalg
 
 _NOT_IMPLEMENTED = {
-    "eig", "eigvals", "householder_product", "inv_ex", "ldl_factor", "ldl_factor_ex", "ldl_solve", "lu",
-    "lu_factor", "lu_factor_ex", "lu_solve", "solve_ex", "tensorinv", "tensorsolve",
+    "eig", "eigvals", "householder_product", "inv_ex", "ldl_factor", "ldl_factor_ex", "ldl_solve", "solve_ex",
+    "tensorinv", "tensorsolve",
 }
 
 # torch.linalg name -> its function in ops/decompositions.py (whose top-level namesakes, torch.svd,

@@ -179,6 +179,38 @@ def test_lstsq_vector_right_hand_side_and_rank_deficient_matrix():
     assert ours[1] == 2
 
 
+def _lu_program(lib, A, rhs):
+    """Factor once, solve for several right-hand sides (both sides, transposed), differentiate."""
+    A = A.clone().requires_grad_(True)
+    rhs = rhs.clone().requires_grad_(True)
+    LU, pivots = lib.linalg.lu_factor(A)
+    X = lib.linalg.lu_solve(LU, pivots, rhs)
+    Y = lib.linalg.lu_solve(LU, pivots, rhs.mT, left=False)
+    Z = lib.linalg.lu_solve(LU, pivots, rhs, adjoint=True)
+    P, L, U = lib.linalg.lu(A)
+    loss = (X ** 2).sum() + (Y * rhs.mT).sum() + Z.sum() + (L * U.mT).sum()
+    loss.backward()
+    LU_ex, pivots_ex, info = lib.linalg.lu_factor_ex(A.detach())
+    return X, Y, Z, P, L, U, A.grad, rhs.grad, pivots, pivots_ex, info, (P @ L @ U).detach()
+
+
+def test_lu_solve_program_matches_torch():
+    rng = np.random.default_rng(6)
+    A = rng.standard_normal((3, 4, 4)) + 2 * np.eye(4)
+    ours, theirs = _both(_lu_program, A, rng.standard_normal((3, 4, 2)))
+    _assert_same(ours, theirs, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(ours[-1], A, atol=1e-12)
+    assert ours[8].dtype == np.int32 and ours[10].dtype == np.int32
+
+
+def test_lu_factor_ex_of_singular_matrices_reports_info_as_torch():
+    singular = np.array([[[1.0, 2.0], [2.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]])
+    ours, theirs = _both(lambda lib, a: tuple(lib.linalg.lu_factor_ex(a)), singular)
+    _assert_same(ours, theirs)
+    for o, t in zip(ours, theirs):
+        assert o.dtype == t.dtype
+
+
 # ---------------------------------------------------------------- errors
 def _error_of(lib, program):
     with pytest.raises(Exception) as caught:
@@ -231,10 +263,18 @@ def test_cholesky_of_a_non_positive_definite_matrix_raises_linalg_error_as_torch
     lambda lib: lib.linalg.qr(lib.ones(3)),
     lambda lib: lib.linalg.pinv(lib.ones(3)),
     lambda lib: lib.linalg.vander(lib.tensor(1.0)),
+    lambda lib: lib.linalg.lu_factor(lib.zeros(2, 2)),
+    lambda lib: lib.linalg.lu_factor(lib.tensor([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 2.0], [2.0, 4.0]]])),
+    lambda lib: lib.linalg.lu_factor_ex(lib.tensor([[1.0, 2.0], [2.0, 4.0]]), check_errors=True),
+    lambda lib: lib.linalg.lu_factor(lib.eye(3), pivot=False),
+    lambda lib: lib.linalg.lu_factor(lib.ones(3)),
+    lambda lib: lib.linalg.lu_solve(*lib.linalg.lu_factor(lib.eye(3)), lib.ones(4, 2)),
 ], ids=["cholesky_not_square", "cholesky_1d", "cholesky_int", "eigh_not_square", "solve_triangular_rows",
         "solve_triangular_right_cols", "qr_mode", "matrix_exp_not_square", "cholesky_ex_not_square",
         "cholesky_solve_1d", "cholesky_solve_rows", "cholesky_inverse_not_square", "solve_triangular_1d",
-        "eigh_uplo", "lstsq_rows", "lstsq_driver", "svd_1d", "qr_1d", "pinv_1d", "vander_0d"])
+        "eigh_uplo", "lstsq_rows", "lstsq_driver", "svd_1d", "qr_1d", "pinv_1d", "vander_0d", "lu_factor_singular",
+        "lu_factor_singular_batch", "lu_factor_ex_check_errors", "lu_factor_no_pivot", "lu_factor_1d",
+        "lu_solve_rows"])
 def test_bad_input_raises_as_torch(program):
     _same_error(program)
 
@@ -250,8 +290,8 @@ def test_qr_backward_where_torch_has_none_raises_as_torch(mode, shape):
 
 
 def test_linalg_functions_still_missing_say_so():
-    with pytest.raises(NotImplementedError, match="chainrule.linalg.lu_factor is not implemented"):
-        chainrule.linalg.lu_factor()
+    with pytest.raises(NotImplementedError, match="chainrule.linalg.eig is not implemented"):
+        chainrule.linalg.eig()
     assert "cholesky" in dir(chainrule.linalg) and "matrix_exp" in dir(chainrule.linalg)
 
 

@@ -1,4 +1,4 @@
-"""Matrix decompositions and what is built on them: cholesky, triangular solves, qr, eigh, svd,
+"""Matrix decompositions and what is built on them: cholesky, triangular solves, qr, eigh, svd, lu,
 pinv, lstsq, matrix_rank, cond, matrix_exp, vander.
 
 Forwards run on the array module's LAPACK (``xp.linalg``) and return torch's layouts (LAPACK's
@@ -729,6 +729,207 @@ def linalg_cond(A: Tensor, p=None, *, out=None) -> Tensor:
         return _copy_out(name_node(ratio, "SqueezeBackward1"), out, "linalg.cond")
     _check_square(A, "linalg.cond")
     return _copy_out(matrix_norm(A, p) * matrix_norm(inv(A), p), out, "linalg.cond")
+
+
+# ---------------------------------------------------------------- lu
+def _lu_array(xp, A):
+    """LAPACK getrf's partial pivoting for a batch: (LU packed, pivots (1-based, int32), info).
+
+    Column j takes the row of largest magnitude (the first, on ties) at or below the diagonal; a
+    zero pivot leaves its column unscaled and sets info to its 1-based index (the first such).
+    The k = min(m, n) steps are vectorised over the batch.
+    """
+    m, n = A.shape[-2:]
+    k = min(m, n)
+    flat = A.reshape((-1, m, n)).astype(A.dtype, copy=True)
+    count = flat.shape[0]
+    rows = xp.arange(count)
+    pivots = xp.zeros((count, k), dtype=np.int32)
+    info = xp.zeros(count, dtype=np.int32)
+    for j in range(k):
+        p = xp.argmax(xp.abs(flat[:, j:, j]), axis=-1) + j
+        pivots[:, j] = (p + 1).astype(np.int32)
+        row_j, row_p = flat[rows, j].copy(), flat[rows, p].copy()
+        flat[rows, p] = row_j
+        flat[rows, j] = row_p
+        pivot = flat[:, j, j]
+        zero = pivot == 0
+        info = xp.where(zero & (info == 0), j + 1, info).astype(np.int32)
+        scale = xp.where(zero, 1, pivot)[:, None]
+        flat[:, j + 1:, j] = flat[:, j + 1:, j] / scale
+        flat[:, j + 1:, j + 1:] -= flat[:, j + 1:, j:j + 1] * flat[:, j:j + 1, j + 1:]
+    batch = A.shape[:-2]
+    return flat.reshape(A.shape), pivots.reshape(batch + (k,)), info.reshape(batch)
+
+
+def _permutation_array(xp, pivots, m: int, dtype):
+    """P (..., m, m) with A = P L U, from getrf's sequence of row swaps."""
+    batch = pivots.shape[:-1]
+    order = xp.broadcast_to(xp.arange(m), batch + (m,)).reshape(-1, m).copy()
+    rows = xp.arange(order.shape[0])
+    flat_pivots = pivots.reshape(-1, pivots.shape[-1]) - 1
+    for j in range(flat_pivots.shape[-1]):
+        p = flat_pivots[:, j]
+        at_j, at_p = order[rows, j].copy(), order[rows, p].copy()
+        order[rows, j], order[rows, p] = at_p, at_j
+    # row i of PᵀA is row order[i] of A, so P[order[i], i] = 1
+    eye = xp.eye(m, dtype=dtype)
+    return eye[order].swapaxes(-1, -2).reshape(batch + (m, m))
+
+
+def _unpack_lu(LU: Tensor, m: int, n: int):
+    """L (..., m, k) unit lower and U (..., k, n) upper from LAPACK's packed factors (differentiable)."""
+    k = min(m, n)
+    L = LU[..., :, :k].tril(-1) + _const(array_module(LU._data).eye(m, k, dtype=LU._data.dtype))
+    return L, LU[..., :k, :].triu()
+
+
+def _lu_backward(P: Tensor, L: Tensor, U: Tensor, grad_l: Tensor, grad_u: Tensor) -> Tensor:
+    """torch's linalg_lu_backward: A = P L U with unit-lower L and upper U."""
+    from .shape import cat
+
+    m, n = L.shape[-2], U.shape[-1]
+    k = min(m, n)
+    if m <= n:
+        # wide (and square): ∂A₁ = P L⁻ᵀ [tril(Lᵀ G_L - triu(G_U) Uᵀ, -1) U₁⁻ᵀ + triu(G_U₁)], ∂A₂ = P L⁻ᵀ G_U₂
+        grad = (_mat(L.mT, grad_l) - _mat(grad_u.triu(), U.mT)).tril(-1)
+        grad = linalg_solve_triangular(U[..., :, :k].mT, grad, upper=False, left=False)
+        grad = cat([grad + grad_u[..., :, :k].triu(), grad_u[..., :, k:]], -1)
+        grad = linalg_solve_triangular(L.mT, grad, upper=True, left=True, unitriangular=True)
+    else:
+        # tall: ∂A₁ = P [L₁⁻ᵀ triu(G_U Uᵀ - Lᵀ tril(G_L, -1)) + tril(G_L₁, -1)] U⁻ᵀ, ∂A₂ = P G_L₂ U⁻ᵀ
+        grad = (_mat(grad_u, U.mT) - _mat(L.mT, grad_l.tril(-1))).triu()
+        grad = linalg_solve_triangular(L[..., :k, :].mT, grad, upper=True, left=True, unitriangular=True)
+        grad = cat([grad + grad_l[..., :k, :].tril(-1), grad_l[..., k:, :]], -2)
+        grad = linalg_solve_triangular(U.mT, grad, upper=False, left=False)
+    return _mat(P, grad)
+
+
+def _zero_pivot_error(op: str, info, batched: bool) -> RuntimeError:
+    flat = info.reshape(-1)
+    failing = int(np.flatnonzero(flat)[0]) if not hasattr(flat, "get") else int(np.flatnonzero(flat.get())[0])
+    k = int(flat[failing])
+    where = f"(Batch element {failing}): " if batched else ""
+    return RuntimeError(f"{op}: {where}U[{k},{k}] is zero and using it on lu_solve would result in a division by zero. "
+                        "If you still want to perform the factorization, consider calling linalg.lu(A, pivot) or "
+                        "linalg.lu_factor_ex(A, pivot)")
+
+
+class LuFactor(Function):
+    _array_forward = True
+    node_name = "LinalgLuFactorExBackward0"
+    label = "lu_factor"
+    rule = "LU = tril(L, -1) + U: L's and U's gradients from the packed one, then lu's rule"
+    formula = "lu_factor({0})"
+
+    @staticmethod
+    def forward(ctx, A, raise_op):
+        xp = array_module(A)
+        LU, pivots, info = _lu_array(xp, A)
+        if raise_op and bool(info.any()):
+            raise _zero_pivot_error(raise_op, info, A.ndim > 2)
+        LU = _column_major(LU)
+        ctx.pivots = pivots
+        ctx.save_for_backward(LU)
+        ctx.mark_non_differentiable(pivots, info)
+        return LU, pivots, info
+
+    @staticmethod
+    def backward(ctx, grad, grad_pivots, grad_info):
+        (LU,) = ctx.saved_tensors
+        m, n = LU.shape[-2:]
+        L, U = _unpack_lu(LU, m, n)
+        k = min(m, n)
+        P = _const(_permutation_array(array_module(LU._data), ctx.pivots, m, LU._data.dtype))
+        return _lu_backward(P, L, U, grad[..., :, :k].tril(-1), grad[..., :k, :].triu())
+
+
+def _check_lu_input(A: Tensor, op: str, pivot: bool) -> None:
+    if not isinstance(A, Tensor) or A._data.ndim < 2:
+        got = list(A.shape) if isinstance(A, Tensor) else type(A).__name__
+        raise RuntimeError(f"torch.lu_factor: Expected tensor with 2 or more dimensions. Got size: {got} instead")
+    _check_float(A, op)
+    if not pivot:
+        raise RuntimeError(f"{op}: LU without pivoting is not implemented on the CPU")
+
+
+def linalg_lu_factor_ex(A: Tensor, *, pivot: bool = True, check_errors: bool = False, out=None):
+    """torch.linalg.lu_factor_ex: ``(LU, pivots, info)``, LAPACK's packed factors of A = P L U
+    (L unit lower, U upper), the 1-based row swaps (int32, (..., min(m, n))) and info (int32):
+    0, or the 1-based index of U's first zero diagonal entry."""
+    _check_lu_input(A, "linalg.lu_factor_ex", pivot)
+    LU, pivots, info = LuFactor.apply(A, raise_op="torch.linalg.lu_factor_ex" if check_errors else None)
+    return _copy_out(return_types.linalg_lu_factor_ex(LU, pivots, info), out, "linalg.lu_factor_ex")
+
+
+def linalg_lu_factor(A: Tensor, *, pivot: bool = True, out=None):
+    """torch.linalg.lu_factor: ``(LU, pivots)`` as lu_factor_ex; a zero on U's diagonal raises."""
+    _check_lu_input(A, "linalg.lu_factor", pivot)
+    LU, pivots, _ = LuFactor.apply(A, raise_op="torch.linalg.lu_factor")
+    return _copy_out(return_types.linalg_lu_factor(LU, pivots), out, "linalg.lu_factor")
+
+
+class Lu(Function):
+    _array_forward = True
+    node_name = "LinalgLuBackward0"
+    label = "lu"
+    rule = "A = PLU: ∂/∂A = P L⁻ᵀ (tril(Lᵀ G_L, -1) + triu(G_U Uᵀ)) U⁻ᵀ (square; wide and tall split)"
+    formula = "lu({0})"
+
+    @staticmethod
+    def forward(ctx, A):
+        xp = array_module(A)
+        m, n = A.shape[-2:]
+        k = min(m, n)
+        LU, pivots, _ = _lu_array(xp, A)
+        P = xp.ascontiguousarray(_permutation_array(xp, pivots, m, A.dtype))
+        L = xp.tril(LU[..., :, :k], -1) + xp.eye(m, k, dtype=A.dtype)
+        U = xp.ascontiguousarray(xp.triu(LU[..., :k, :]))
+        ctx.save_for_backward(P, L, U)
+        ctx.mark_non_differentiable(P)
+        return P, L, U
+
+    @staticmethod
+    def backward(ctx, grad_p, grad_l, grad_u):
+        P, L, U = ctx.saved_tensors
+        return _lu_backward(P, L, U, grad_l, grad_u)
+
+
+def linalg_lu(A: Tensor, *, pivot: bool = True, out=None):
+    """torch.linalg.lu: ``(P, L, U)`` with A = P L U, P a permutation (..., m, m), L unit lower
+    (..., m, k), U upper (..., k, n), k = min(m, n)."""
+    _check_lu_input(A, "linalg.lu", pivot)
+    P, L, U = Lu.apply(A)
+    return _copy_out(return_types.linalg_lu(P, L, U), out, "linalg.lu")
+
+
+def linalg_lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True, adjoint: bool = False,
+                    out=None) -> Tensor:
+    """torch.linalg.lu_solve: X with ``A X = B`` (``X A = B`` when left=False; Aᵀ for adjoint)
+    from lu_factor's ``(LU, pivots)``; composed of triangular solves, so its gradient reaches
+    LU through L's and U's triangles."""
+    _check_square(LU, "linalg.lu_solve")
+    if B._data.ndim < 2:
+        raise RuntimeError("linalg.lu_solve: The input tensor B must have at least 2 dimensions.")
+    n, (rows, cols) = LU._data.shape[-1], B._data.shape[-2:]
+    if (rows if left else cols) != n:
+        equation = "AX = B" if left else "XA = B"
+        raise RuntimeError(f"linalg.lu_solve: Incompatible shapes of A and B for the equation {equation} "
+                           f"({n}x{n} and {rows}x{cols})")
+    xp = array_module(LU._data)
+    L, U = _unpack_lu(LU, n, n)
+    P = _const(_permutation_array(xp, pivots._data, n, LU._data.dtype))
+    if not left:  # X A = B  <=>  Aᵀ Xᵀ = Bᵀ
+        return _copy_out(name_node(linalg_lu_solve(LU, pivots, B.mT, adjoint=not adjoint).mT,
+                                   "LinalgLuSolveBackward0"), out, "linalg.lu_solve")
+    if adjoint:  # Aᵀ X = B with Aᵀ = Uᵀ Lᵀ Pᵀ: X = P L⁻ᵀ U⁻ᵀ B
+        y = linalg_solve_triangular(U.mT, B, upper=False)
+        X = matmul(P, linalg_solve_triangular(L.mT, y, upper=True, unitriangular=True))
+        X = X.mT.contiguous().mT  # LAPACK's column-major layout, which torch returns
+    else:  # X = U⁻¹ L⁻¹ Pᵀ B
+        y = linalg_solve_triangular(L, matmul(P.mT, B), upper=False, unitriangular=True)
+        X = linalg_solve_triangular(U, y, upper=True)
+    return _copy_out(name_node(X, "LinalgLuSolveBackward0"), out, "linalg.lu_solve")
 
 
 # ---------------------------------------------------------------- matrix exponential

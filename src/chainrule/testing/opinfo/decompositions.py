@@ -1,5 +1,5 @@
 """Decompositions (chainrule/ops/decompositions.py): cholesky, triangular solves, qr, eigh, svd,
-pinv, lstsq, matrix_rank, cond, matrix_exp, vander.
+pinv, lstsq, matrix_rank, cond, lu, matrix_exp, vander.
 
 A factorization reads one triangle of its input (cholesky, eigh) while torch's gradient is
 symmetric, so the finite-difference checks differentiate through a symmetric input built inside
@@ -124,6 +124,24 @@ def _cases() -> list[OpCase]:
         OpCase("linalg_cond", lambda lib, a: lib.linalg.cond(a), [randn(2, 3, 3) + 3 * np.eye(3)]),
         OpCase("linalg_cond_minus2", lambda lib, a: lib.linalg.cond(a, -2), [randn(3, 4, seed=1)]),
     ]
+    WELL = randn(2, 3, 3, seed=7) + 2 * np.eye(3)
+    CASES += [
+        OpCase("linalg_lu_factor", lambda lib, a: tuple(lib.linalg.lu_factor(a)), [WELL]),
+        OpCase("linalg_lu_factor_tall", lambda lib, a: tuple(lib.linalg.lu_factor(a)), [randn(4, 3, seed=1)]),
+        OpCase("linalg_lu_factor_wide", lambda lib, a: tuple(lib.linalg.lu_factor(a)), [randn(2, 3, 5, seed=2)]),
+        OpCase("linalg_lu_factor_empty_batch", lambda lib, a: tuple(lib.linalg.lu_factor(a)), [randn(0, 3, 3)]),
+        OpCase("linalg_lu_factor_ex", lambda lib, a: tuple(lib.linalg.lu_factor_ex(a)), [WELL]),
+        OpCase("linalg_lu", lambda lib, a: tuple(lib.linalg.lu(a)), [WELL]),
+        OpCase("linalg_lu_tall", lambda lib, a: tuple(lib.linalg.lu(a)), [randn(2, 5, 3, seed=3)]),
+        OpCase("linalg_lu_wide", lambda lib, a: tuple(lib.linalg.lu(a)), [randn(3, 4, seed=4)]),
+        OpCase("linalg_lu_solve", lambda lib, a, b: lib.linalg.lu_solve(*lib.linalg.lu_factor(a), b),
+               [WELL, randn(2, 3, 2, seed=5)]),
+        OpCase("linalg_lu_solve_adjoint", lambda lib, a, b: lib.linalg.lu_solve(*lib.linalg.lu_factor(a), b, adjoint=True),
+               [WELL, randn(3, 4, seed=5)]),
+        OpCase("linalg_lu_solve_right",
+               lambda lib, a, b: lib.linalg.lu_solve(*lib.linalg.lu_factor(a), b, left=False, adjoint=True),
+               [WELL[0], randn(2, 2, 3, seed=6)]),
+    ]
     CASES += [
         OpCase("linalg_matrix_exp", lambda lib, a: lib.linalg.matrix_exp(a), [randn(3, 3)]),
         OpCase("linalg_matrix_exp_scaled", lambda lib, a: lib.linalg.matrix_exp(a), [4 * randn(2, 4, 4, seed=1)],
@@ -161,6 +179,11 @@ op_db: list[OpInfo] = [
     _entry("linalg.lstsq", "linalg_lstsq*"),
     _entry("linalg.matrix_rank", "linalg_matrix_rank*", supports_autograd=False),
     _entry("linalg.cond", "linalg_cond*"),
+    _entry("linalg.lu_factor", "linalg_lu_factor", "linalg_lu_factor_tall", "linalg_lu_factor_wide",
+           "linalg_lu_factor_empty_batch"),
+    _entry("linalg.lu_factor_ex"),
+    _entry("linalg.lu", "linalg_lu", "linalg_lu_tall", "linalg_lu_wide"),
+    _entry("linalg.lu_solve", "linalg_lu_solve*"),
     _entry("linalg.matrix_exp", "linalg_matrix_exp*"),
     _entry("matrix_exp", "matrix_exp", "matrix_exp_method", methods=("matrix_exp",)),
     _entry("linalg.vander", "linalg_vander*"),
