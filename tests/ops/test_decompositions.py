@@ -263,6 +263,8 @@ def test_cholesky_of_a_non_positive_definite_matrix_raises_linalg_error_as_torch
     lambda lib: lib.linalg.qr(lib.ones(3)),
     lambda lib: lib.linalg.pinv(lib.ones(3)),
     lambda lib: lib.linalg.vander(lib.tensor(1.0)),
+    lambda lib: lib.cholesky_solve(lib.ones(3, 2), lib.eye(3, dtype=lib.float64)),
+    lambda lib: lib.linalg.lstsq(lib.eye(3), lib.ones(3, 2, dtype=lib.float64)),
     lambda lib: lib.linalg.lu_factor(lib.zeros(2, 2)),
     lambda lib: lib.linalg.lu_factor(lib.tensor([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 2.0], [2.0, 4.0]]])),
     lambda lib: lib.linalg.lu_factor_ex(lib.tensor([[1.0, 2.0], [2.0, 4.0]]), check_errors=True),
@@ -272,7 +274,8 @@ def test_cholesky_of_a_non_positive_definite_matrix_raises_linalg_error_as_torch
 ], ids=["cholesky_not_square", "cholesky_1d", "cholesky_int", "eigh_not_square", "solve_triangular_rows",
         "solve_triangular_right_cols", "qr_mode", "matrix_exp_not_square", "cholesky_ex_not_square",
         "cholesky_solve_1d", "cholesky_solve_rows", "cholesky_inverse_not_square", "solve_triangular_1d",
-        "eigh_uplo", "lstsq_rows", "lstsq_driver", "svd_1d", "qr_1d", "pinv_1d", "vander_0d", "lu_factor_singular",
+        "eigh_uplo", "lstsq_rows", "lstsq_driver", "svd_1d", "qr_1d", "pinv_1d", "vander_0d", "cholesky_solve_dtypes",
+        "lstsq_dtypes", "lu_factor_singular",
         "lu_factor_singular_batch", "lu_factor_ex_check_errors", "lu_factor_no_pivot", "lu_factor_1d",
         "lu_solve_rows"])
 def test_bad_input_raises_as_torch(program):

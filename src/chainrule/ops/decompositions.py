@@ -12,7 +12,6 @@ the ``linalg_*`` functions are exposed by ``chainrule.linalg`` under torch.linal
 
 from __future__ import annotations
 
-import builtins
 import warnings
 
 import numpy as np
@@ -56,11 +55,19 @@ def _check_float(A: Tensor, op: str) -> None:
                            f"{_INTEGRAL_SCALAR_NAMES.get(A.dtype.name, A.dtype.name)}")
 
 
-def _check_same_dtype(op: str, A: Tensor, B: Tensor, a_name: str = "A", b_name: str = "B") -> None:
+_SCALAR_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", **_INTEGRAL_SCALAR_NAMES}
+
+
+def _scalar_name(t: Tensor) -> str:
+    """torch's ScalarType name of a tensor's dtype, as its messages print it."""
+    return _SCALAR_NAMES.get(t.dtype.name, t.dtype.name)
+
+
+def _check_same_dtype(op_prefix: str, A: Tensor, B: Tensor) -> None:
+    """torch's message for linalg.solve_triangular's and cholesky_solve's B and A of two dtypes."""
     if A._data.dtype != B._data.dtype:
-        raise RuntimeError(f"{op}: Expected {b_name} and {a_name} to have the same dtype, but found "
-                           f"{b_name} of type {B.dtype.name.capitalize()} and {a_name} of type "
-                           f"{A.dtype.name.capitalize()} instead.")
+        raise RuntimeError(f"{op_prefix}Expected b and A to have the same dtype, but found b of type "
+                           f"{_scalar_name(B)} and A of type {_scalar_name(A)} instead.")
 
 
 def _copy_out(result, out, op: str):
@@ -131,7 +138,7 @@ def linalg_solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = T
     _check_square(A, "linalg.solve_triangular")
     if not isinstance(B, Tensor) or B._data.ndim < 2:
         raise RuntimeError("linalg.solve_triangular: The input tensor B must have at least 2 dimensions.")
-    _check_same_dtype("linalg.solve_triangular", A, B)
+    _check_same_dtype("linalg.solve_triangular: ", A, B)
     n, (rows, cols) = A._data.shape[-1], B._data.shape[-2:]
     if (rows if left else cols) != n:
         equation = "AX = B" if left else "XA = B"
@@ -294,7 +301,7 @@ def cholesky_solve(input: Tensor, input2: Tensor, upper: bool = False, *, out=No
     _check_square(L, "cholesky_solve")
     if B._data.ndim < 2:
         raise RuntimeError(f"b should have at least 2 dimensions, but has {B._data.ndim} dimensions instead")
-    _check_same_dtype("cholesky_solve", L, B, "A", "self")
+    _check_same_dtype("", L, B)
     if B._data.shape[-2] != L._data.shape[-1]:
         raise RuntimeError(f"Incompatible matrix sizes for cholesky_solve: each A matrix is {L._data.shape[-1]} by "
                            f"{L._data.shape[-1]} but each b matrix is {B._data.shape[-2]} by {B._data.shape[-1]}")
@@ -547,7 +554,7 @@ def _cutoff(xp, S, m: int, n: int, atol, rtol, dtype):
     atol_arr = _tolerance_array(xp, atol, dtype)
     rtol_arr = _tolerance_array(xp, rtol, dtype)
     if rtol_arr is None:
-        rtol_arr = xp.asarray(0.0 if atol_arr is not None else np.finfo(dtype).eps * builtins.max(m, n), dtype=dtype)
+        rtol_arr = xp.asarray(0.0 if atol_arr is not None else np.finfo(dtype).eps * max(m, n), dtype=dtype)
     if atol_arr is None:
         atol_arr = xp.asarray(0.0, dtype=dtype)
     largest = S[..., :1] if S.shape[-1] else xp.zeros(S.shape[:-1] + (1,), dtype=dtype)
@@ -610,9 +617,7 @@ def linalg_pinv(A: Tensor, rcond=None, hermitian: bool = False, *, atol=None, rt
     max(atol, rtol·σ₁) count as zero (rtol defaults to eps·max(m, n)); ``rcond`` is torch's old
     name for rtol; hermitian=True uses an eigendecomposition of the (symmetric) input."""
     if not isinstance(A, Tensor) or A._data.ndim < 2 or A._data.dtype.kind != "f":
-        scalar_names = {"float32": "Float", "float64": "Double", "float16": "Half", **_INTEGRAL_SCALAR_NAMES}
-        described = (f"{scalar_names.get(A.dtype.name, A.dtype.name)}{{{list(A.shape)}}}" if isinstance(A, Tensor)
-                     else type(A).__name__)
+        described = f"{_scalar_name(A)}{{{list(A.shape)}}}" if isinstance(A, Tensor) else type(A).__name__
         raise RuntimeError(f"linalg.pinv({described}): expected a tensor with 2 or more dimensions of float, double, "
                            "cfloat or cdouble types")
     if rcond is not None:
@@ -670,7 +675,9 @@ def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
     driver = "gelsy" if driver is None else driver
     if driver not in _LSTSQ_DRIVERS:
         raise RuntimeError("torch.linalg.lstsq: parameter `driver` should be one of (gels, gelsy, gelsd, gelss)")
-    _check_same_dtype("torch.linalg.lstsq", A, B, "self", "b")
+    if A._data.dtype != B._data.dtype:
+        raise RuntimeError(f"torch.linalg.lstsq: Expected input and other to have the same dtype, but got input's "
+                           f"dtype {_scalar_name(A)} and other's dtype {_scalar_name(B)}")
     vector = B._data.ndim == A._data.ndim - 1
     rhs = B.unsqueeze(-1) if vector else B
     m, n = A._data.shape[-2:]
@@ -678,7 +685,7 @@ def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
         raise RuntimeError("torch.linalg.lstsq: input.size(-2) should match other.size(-2)")
     xp = array_module(A._data)
     dtype = A._data.dtype
-    rtol = np.finfo(dtype).eps * builtins.max(m, n) if rcond is None or rcond < 0 else rcond
+    rtol = np.finfo(dtype).eps * max(m, n) if rcond is None or rcond < 0 else rcond
     solution = Lstsq.apply(A, rhs, rtol=rtol)
     if vector:
         solution = name_node(solution.squeeze(-1), "LinalgLstsqBackward0")
