@@ -240,6 +240,8 @@ def test_cholesky_of_a_non_positive_definite_matrix_raises_linalg_error_as_torch
     assert ours[1].dtype == np.int32
     error = _same_error(lambda lib: lib.linalg.cholesky_ex(lib.tensor(batch), check_errors=True))
     assert isinstance(error, chainrule.linalg.LinAlgError)
+    _same_error(lambda lib: lib.linalg.cholesky(lib.tensor([[1.0, 0.0], [0.0, float("nan")]])))  # order 2
+    _same_error(lambda lib: lib.cholesky(lib.tensor([[1.0, 2.0], [5.0, 1.0]]), upper=True))  # reads the upper triangle
 
 
 @pytest.mark.parametrize("program", [

@@ -170,8 +170,9 @@ def _factor(xp, matrix):
         factor = xp.linalg.cholesky(symmetric)
     except xp.linalg.LinAlgError:
         return None
-    # CuPy does not raise by default: its failed factor is NaN where the input is finite
-    if xp is not np and bool(xp.isnan(factor).any()) and not bool(xp.isnan(matrix).any()):
+    # LAPACK stops at a NaN pivot (torch reports it as not positive-definite), NumPy returns the
+    # NaNs, and CuPy does not raise by default: its failed factor is NaN
+    if bool(xp.isnan(factor).any()):
         return None
     return factor
 
