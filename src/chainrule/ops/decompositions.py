@@ -1021,3 +1021,12 @@ def linalg_vander(x: Tensor, *, N: int | None = None) -> Tensor:
     powers = cumprod(x.unsqueeze(-1).expand(*x._data.shape, N - 1), -1)
     return cat([ones, powers], -1)
 
+
+
+# these write their out= themselves, through _copy_out (tests/ops/test_torch_compat.py checks the mark)
+for _writes_out in (linalg_solve_triangular, linalg_cholesky_ex, linalg_cholesky, cholesky, cholesky_solve,
+                    cholesky_inverse, linalg_qr, qr, linalg_eigh, linalg_eigvalsh, linalg_svd, linalg_svdvals, svd,
+                    linalg_pinv, linalg_matrix_rank, linalg_cond, linalg_lu_factor_ex, linalg_lu_factor, linalg_lu,
+                    linalg_lu_solve):
+    _writes_out.honours_out = True
+del _writes_out
