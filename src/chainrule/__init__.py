@@ -18,9 +18,11 @@ from .autograd.grad_mode import (
     set_grad_enabled,
 )
 from .ops import activation, bucketing, conv, creation, elementwise, index, linalg, loss, pool, random, reduce, shape
+from .ops import decompositions
 from . import _methods
 
-_OP_MODULES = [creation, elementwise, reduce, shape, index, random, linalg, activation, conv, pool, loss, bucketing]
+_OP_MODULES = [creation, elementwise, reduce, shape, index, random, linalg, activation, conv, pool, loss, bucketing,
+               decompositions]
 _methods.bind_all(_OP_MODULES)
 
 from .ops.creation import *  # noqa: E402,F401,F403
@@ -30,6 +32,7 @@ from .ops.shape import *  # noqa: E402,F401,F403
 from .ops.random import *  # noqa: E402,F401,F403
 from .ops.index import *  # noqa: E402,F401,F403
 from .ops.linalg import *  # noqa: E402,F401,F403
+from .ops.decompositions import *  # noqa: E402,F401,F403
 from .ops.activation import *  # noqa: E402,F401,F403
 from .ops.conv import *  # noqa: E402,F401,F403
 from .ops.pool import *  # noqa: E402,F401,F403

@@ -1,23 +1,30 @@
 """chainrule.linalg: torch.linalg's namespace.
 
 The functions live with the other linear-algebra ops in ``ops/linalg.py`` (norm, vector_norm,
-matrix_norm, inv, det, slogdet, solve, cross, matrix_power, multi_dot, ...); this module
-exposes them under torch.linalg's names. torch.linalg functions chainrule does not have yet
-(the decompositions and their gradients) raise NotImplementedError naming the function.
+matrix_norm, inv, det, slogdet, solve, cross, matrix_power, multi_dot, ...) and, for the
+decompositions, in ``ops/decompositions.py`` (its ``linalg_<name>`` functions, and
+``matrix_exp``); this module exposes them under torch.linalg's names. torch.linalg functions
+chainrule does not have yet raise NotImplementedError naming the function.
 """
 
 from __future__ import annotations
 
 import inspect
 
+from .ops import decompositions as _decompositions
 from .ops import linalg as _ops_linalg
 
 _NOT_IMPLEMENTED = {
-    "cholesky", "cholesky_ex", "cond", "eig", "eigh", "eigvals", "eigvalsh", "householder_product",
-    "inv_ex", "ldl_factor", "ldl_factor_ex", "ldl_solve", "lstsq", "lu", "lu_factor", "lu_factor_ex",
-    "lu_solve", "matrix_exp", "matrix_rank", "pinv", "qr", "solve_ex", "solve_triangular", "svd",
-    "svdvals", "tensorinv", "tensorsolve", "vander",
+    "eig", "eigvals", "householder_product", "inv_ex", "ldl_factor", "ldl_factor_ex", "ldl_solve", "solve_ex",
+    "tensorinv", "tensorsolve",
 }
+
+# torch.linalg name -> its function in ops/decompositions.py (whose top-level namesakes, torch.svd,
+# torch.qr and torch.cholesky, have other signatures)
+_DECOMPOSITIONS = {
+    name.removeprefix("linalg_"): getattr(_decompositions, name)
+    for name in dir(_decompositions) if name.startswith("linalg_")
+} | {"matrix_exp": _decompositions.matrix_exp}
 
 
 class LinAlgError(RuntimeError):
@@ -35,7 +42,7 @@ def _public_function(name: str):
 
 def __getattr__(name: str):
     # looked up at call time, so functions added to ops/linalg.py appear here without an edit
-    function = _public_function(name)
+    function = _public_function(name) or _DECOMPOSITIONS.get(name)
     if function is not None:
         return function
     if name in _NOT_IMPLEMENTED:
@@ -46,4 +53,5 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list:
-    return sorted({name for name in dir(_ops_linalg) if _public_function(name)} | {"LinAlgError"})
+    return sorted({name for name in dir(_ops_linalg) if _public_function(name)} | set(_DECOMPOSITIONS)
+                  | {"LinAlgError"})

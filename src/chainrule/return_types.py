@@ -9,7 +9,8 @@ from __future__ import annotations
 import collections
 
 __all__ = ["max", "min", "sort", "topk", "kthvalue", "mode", "median", "nanmedian", "cummax", "cummin",
-           "aminmax", "slogdet", "histogram"]
+           "aminmax", "slogdet", "histogram", "linalg_cholesky_ex", "linalg_qr", "qr", "linalg_eigh", "linalg_svd",
+           "svd", "linalg_lstsq", "linalg_lu_factor", "linalg_lu_factor_ex", "linalg_lu"]
 
 
 def _repr(self) -> str:
@@ -38,3 +39,13 @@ cummin = _structseq("cummin", _VALUES_INDICES)
 aminmax = _structseq("aminmax", ("min", "max"))
 slogdet = _structseq("slogdet", ("sign", "logabsdet"))
 histogram = _structseq("histogram", ("hist", "bin_edges"))
+linalg_cholesky_ex = _structseq("linalg_cholesky_ex", ("L", "info"))
+linalg_qr = _structseq("linalg_qr", ("Q", "R"))
+qr = _structseq("qr", ("Q", "R"))
+linalg_eigh = _structseq("linalg_eigh", ("eigenvalues", "eigenvectors"))
+linalg_svd = _structseq("linalg_svd", ("U", "S", "Vh"))
+svd = _structseq("svd", ("U", "S", "V"))
+linalg_lstsq = _structseq("linalg_lstsq", ("solution", "residuals", "rank", "singular_values"))
+linalg_lu_factor = _structseq("linalg_lu_factor", ("LU", "pivots"))
+linalg_lu_factor_ex = _structseq("linalg_lu_factor_ex", ("LU", "pivots", "info"))
+linalg_lu = _structseq("linalg_lu", ("P", "L", "U"))

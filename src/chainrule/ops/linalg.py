@@ -783,7 +783,12 @@ def _check_square(A: Tensor, op: str) -> None:
                            f"{shape[-1]} matrices")
     if A._data.dtype.kind != "f":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
-                           f"{A.dtype.name.capitalize()}")
+                           f"{_INTEGRAL_SCALAR_NAMES.get(A.dtype.name, A.dtype.name)}")
+
+
+# torch's ScalarType names in its messages
+_INTEGRAL_SCALAR_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+                          "bool": "Bool"}
 
 
 def _singular(op: str) -> RuntimeError:

@@ -43,6 +43,7 @@ from . import (
     bucketing,
     conv,
     creation,
+    decompositions,
     elementwise,
     index,
     linalg,
@@ -60,7 +61,7 @@ from . import (
 )
 
 FAMILIES = (elementwise, reduce, shape, index, linalg, activation, pool, conv, creation, loss,
-            normalization, nn_functional, special, bucketing, sampling, triplet)
+            normalization, nn_functional, special, bucketing, sampling, triplet, decompositions)
 FAMILIES += (structural, statistics)  # --- opsA: structural/statistics ---
 
 op_db: list[OpInfo] = [entry for family in FAMILIES for entry in family.op_db]

@@ -1,0 +1,1032 @@
+"""Matrix decompositions and what is built on them: cholesky, triangular solves, qr, eigh, svd, lu,
+pinv, lstsq, matrix_rank, cond, matrix_exp, vander.
+
+Forwards run on the array module's LAPACK (``xp.linalg``) and return torch's layouts (LAPACK's
+column-major factors). Each rule is torch's (tools/autograd/derivatives.yaml and
+FunctionsManual.cpp) written with chainrule ops, so ``create_graph=True`` records it and second
+derivatives come for free. Real dtypes only: chainrule has no complex tensors.
+
+torch's top-level names (``torch.cholesky``, ``torch.qr``, ``torch.svd``, ...) are in ``__all__``;
+the ``linalg_*`` functions are exposed by ``chainrule.linalg`` under torch.linalg's names.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .. import return_types
+from .._backend import array_module
+from ..autograd.function import Function, name_node
+from ..tensor import Tensor, write_out
+from .linalg import _INTEGRAL_SCALAR_NAMES, _check_square, _column_major, _mat, matmul
+
+__all__ = ["cholesky", "cholesky_solve", "cholesky_inverse", "qr", "svd", "pinverse", "matrix_exp"]
+
+
+def _linalg_error(message: str) -> Exception:
+    from ..linalg import LinAlgError  # the namespace module defines torch.linalg.LinAlgError
+
+    return LinAlgError(message)
+
+
+def _const(array) -> Tensor:
+    return Tensor._make(array)
+
+
+def _eye_like(x: Tensor, n: int) -> Tensor:
+    xp = array_module(x._data)
+    return _const(xp.eye(n, dtype=x._data.dtype))
+
+
+def _diag_embed(v: Tensor) -> Tensor:
+    """(..., k) -> (..., k, k) with v on the diagonal (differentiable: a product with the identity)."""
+    return v.unsqueeze(-1) * _eye_like(v, v._data.shape[-1])
+
+
+def _check_float(A: Tensor, op: str) -> None:
+    if not isinstance(A, Tensor):
+        raise TypeError(f"{op}(): argument 'A' must be Tensor, not {type(A).__name__}")
+    if A._data.ndim < 2:
+        raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
+    if A._data.dtype.kind != "f":
+        raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
+                           f"{_INTEGRAL_SCALAR_NAMES.get(A.dtype.name, A.dtype.name)}")
+
+
+_SCALAR_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", **_INTEGRAL_SCALAR_NAMES}
+
+
+def _scalar_name(t: Tensor) -> str:
+    """torch's ScalarType name of a tensor's dtype, as its messages print it."""
+    return _SCALAR_NAMES.get(t.dtype.name, t.dtype.name)
+
+
+def _check_same_dtype(op_prefix: str, A: Tensor, B: Tensor) -> None:
+    """torch's message for linalg.solve_triangular's and cholesky_solve's B and A of two dtypes."""
+    if A._data.dtype != B._data.dtype:
+        raise RuntimeError(f"{op_prefix}Expected b and A to have the same dtype, but found b of type "
+                           f"{_scalar_name(B)} and A of type {_scalar_name(A)} instead.")
+
+
+def _copy_out(result, out, op: str):
+    """torch's ``out=`` (``write_out``) for one result or a tuple of them; returns ``out``."""
+    if out is None:
+        return result
+    if isinstance(result, tuple):
+        if not isinstance(out, (tuple, list)) or len(out) != len(result):
+            raise TypeError(f"{op}(): argument 'out' must be a tuple of {len(result)} Tensors")
+        for target, value in zip(out, result):
+            write_out(value, target, op)
+        return type(result)(*out)
+    return write_out(result, out, op)
+
+
+# ---------------------------------------------------------------- triangular solves
+def _solve_triangular_array(xp, A, B, upper: bool, left: bool, unitriangular: bool):
+    """X with op(A) X = B (left) or X op(A) = B, reading only A's triangle (and ones on its
+    diagonal when unitriangular); batch dims broadcast."""
+    tri = xp.triu(A) if upper else xp.tril(A)
+    if unitriangular:
+        n = A.shape[-1]
+        tri = tri * (1 - xp.eye(n, dtype=A.dtype)) + xp.eye(n, dtype=A.dtype)
+    if left:
+        return xp.linalg.solve(tri, B)
+    return xp.linalg.solve(tri.swapaxes(-1, -2), B.swapaxes(-1, -2)).swapaxes(-1, -2)
+
+
+def _triangle(x: Tensor, upper: bool, strict: bool) -> Tensor:
+    offset = (1 if upper else -1) if strict else 0
+    return x.triu(offset) if upper else x.tril(offset)
+
+
+class SolveTriangular(Function):
+    _array_forward = True
+    node_name = "LinalgSolveTriangularBackward0"
+    label = "solve_triangular"
+    rule = "X = A⁻¹B: ∂/∂B = A⁻ᵀ G, ∂/∂A = -tri((∂/∂B) Xᵀ) (X = BA⁻¹: ∂/∂B = G A⁻ᵀ, ∂/∂A = -tri(Xᵀ ∂/∂B))"
+    formula = "solve_triangular({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, A, B, upper, left, unitriangular):
+        xp = array_module(A)
+        out = _column_major(_solve_triangular_array(xp, A, B, upper, left, unitriangular))
+        ctx.options = (upper, left, unitriangular)
+        ctx.save_for_backward(A, out if ctx.needs_input_grad[0] else None)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        A, x = ctx.saved_tensors
+        upper, left, unitriangular = ctx.options
+        # the transposed system has the other triangle
+        grad_b = SolveTriangular.apply(A.mT, grad, upper=not upper, left=left, unitriangular=unitriangular)
+        grad_a = None
+        if ctx.needs_input_grad[0]:
+            # only A's triangle was read (without its diagonal when unitriangular)
+            product = _mat(grad_b, x.mT) if left else _mat(x.mT, grad_b)
+            grad_a = -_triangle(product, upper, unitriangular)
+        return grad_a, (grad_b if ctx.needs_input_grad[1] else None)
+
+
+def linalg_solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True, unitriangular: bool = False,
+                            out=None) -> Tensor:
+    """torch.linalg.solve_triangular: X with ``A X = B`` (``X A = B`` when ``left=False``) for a
+    triangular A (its other triangle is not read); A (..., n, n), B (..., n, k) or (..., k, n),
+    batch dims broadcast."""
+    _check_square(A, "linalg.solve_triangular")
+    if not isinstance(B, Tensor) or B._data.ndim < 2:
+        raise RuntimeError("linalg.solve_triangular: The input tensor B must have at least 2 dimensions.")
+    _check_same_dtype("linalg.solve_triangular: ", A, B)
+    n, (rows, cols) = A._data.shape[-1], B._data.shape[-2:]
+    if (rows if left else cols) != n:
+        equation = "AX = B" if left else "XA = B"
+        raise RuntimeError(f"linalg.solve_triangular: Incompatible shapes of A and B for the equation {equation} "
+                           f"({n}x{n} and {rows}x{cols})")
+    result = SolveTriangular.apply(A, B, upper=bool(upper), left=bool(left), unitriangular=bool(unitriangular))
+    return _copy_out(result, out, "linalg.solve_triangular")
+
+
+# ---------------------------------------------------------------- cholesky
+def _first_failing_order(xp, matrix) -> int:
+    """The order k of the first leading minor that is not positive-definite (what LAPACK's potrf
+    reports). A principal submatrix of a PD matrix is PD, so failure is monotone in k: bisect."""
+    low, high = 1, matrix.shape[-1]
+    while low < high:
+        middle = (low + high) // 2
+        if _factor(xp, matrix[:middle, :middle]) is None:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def _factor(xp, matrix):
+    """The lower Cholesky factor reading ``matrix``'s lower triangle, or None if not PD."""
+    lower = xp.tril(matrix)
+    symmetric = lower + xp.tril(matrix, -1).swapaxes(-1, -2)
+    try:
+        factor = xp.linalg.cholesky(symmetric)
+    except xp.linalg.LinAlgError:
+        return None
+    # LAPACK stops at a NaN pivot (torch reports it as not positive-definite), NumPy returns the
+    # NaNs, and CuPy does not raise by default: its failed factor is NaN
+    if bool(xp.isnan(factor).any()):
+        return None
+    return factor
+
+
+def _cholesky_with_info(xp, A):
+    """(L, info) for a batch: info[i] = 0, or the order of the failing minor of matrix i, whose
+    factor then holds the leading PD block's factor (torch leaves LAPACK's partial result there)."""
+    batch = A.shape[:-2]
+    factor = _factor(xp, A)
+    info = np.zeros(batch, dtype=np.int32)
+    if factor is not None:
+        return factor, info
+    flat = A.reshape((-1,) + A.shape[-2:])
+    factors = xp.zeros_like(flat)
+    flat_info = info.reshape(-1)
+    for i in range(flat.shape[0]):
+        one = _factor(xp, flat[i])
+        if one is None:
+            k = flat_info[i] = _first_failing_order(xp, flat[i])
+            if k > 1:
+                factors[i, :k - 1, :k - 1] = _factor(xp, flat[i, :k - 1, :k - 1])
+        else:
+            factors[i] = one
+    return factors.reshape(A.shape), info
+
+
+class Cholesky(Function):
+    _array_forward = True
+    node_name = "LinalgCholeskyExBackward0"
+    label = "cholesky"
+    rule = "∂/∂A = L⁻ᵀ Φ(Lᵀ G) L⁻¹, Φ symmetrises the lower triangle and halves the diagonal"
+    formula = "cholesky({0})"
+
+    @staticmethod
+    def forward(ctx, A, upper, raise_errors, op):
+        xp = array_module(A)
+        # upper=True reads A's upper triangle: the lower factor of Aᵀ, transposed
+        factor, info = _cholesky_with_info(xp, A.swapaxes(-1, -2) if upper else A)
+        if raise_errors and info.any():
+            failing = np.flatnonzero(info)[0]
+            where = f"(Batch element {failing}): " if A.ndim > 2 else ""
+            raise _linalg_error(
+                f"{op}: {where}The factorization could not be completed because the input is not positive-definite "
+                f"(the leading minor of order {info.reshape(-1)[failing]} is not positive-definite).")
+        out = _column_major(factor.swapaxes(-1, -2) if upper else factor)
+        # (built on the device without a copy from the host when every factor exists)
+        info = xp.asarray(info) if info.any() else xp.zeros(info.shape, dtype=info.dtype)
+        ctx.upper = upper
+        ctx.save_for_backward(out)
+        ctx.mark_non_differentiable(info)
+        return out, info
+
+    @staticmethod
+    def backward(ctx, grad, grad_info):
+        (factor,) = ctx.saved_tensors
+        lower, grad_lower = (factor.mT, grad.mT) if ctx.upper else (factor, grad)
+        # tril(Lᵀ G) sees only G's lower triangle; symmetrise it, halving the diagonal
+        phi = _mat(lower.mT, grad_lower).tril()
+        phi = 0.5 * (phi + phi.tril(-1).mT)
+        grad_a = linalg_solve_triangular(lower.mT, phi, upper=True, left=True)
+        return linalg_solve_triangular(lower, grad_a, upper=False, left=False)
+
+
+def linalg_cholesky_ex(A: Tensor, *, upper: bool = False, check_errors: bool = False, out=None):
+    """torch.linalg.cholesky_ex: ``(L, info)``; info (int32, batch shape) is 0 where the factor
+    exists and the order of the first leading minor that is not positive-definite elsewhere."""
+    _check_square(A, "linalg.cholesky")
+    L, info = Cholesky.apply(A, upper=bool(upper), raise_errors=bool(check_errors), op="linalg.cholesky_ex")
+    return _copy_out(return_types.linalg_cholesky_ex(L, info), out, "linalg.cholesky_ex")
+
+
+def linalg_cholesky(A: Tensor, *, upper: bool = False, out=None) -> Tensor:
+    """torch.linalg.cholesky: L (..., n, n) lower triangular with ``A = L Lᵀ`` (U = Lᵀ with
+    upper=True), reading only A's lower (upper) triangle; raises torch.linalg.LinAlgError when A
+    is not positive-definite."""
+    _check_square(A, "linalg.cholesky")
+    return _copy_out(Cholesky.apply(A, upper=bool(upper), raise_errors=True, op="linalg.cholesky")[0], out, "linalg.cholesky")
+
+
+def cholesky(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
+    """torch.cholesky (deprecated in torch for torch.linalg.cholesky, and warns once as torch does)."""
+    warnings.warn("torch.cholesky is deprecated in favor of torch.linalg.cholesky and will be removed in a "
+                  "future PyTorch release.", UserWarning, stacklevel=2)
+    _check_square(input, "linalg.cholesky")
+    result = name_node(Cholesky.apply(input, upper=bool(upper), raise_errors=True, op="cholesky")[0],
+                       "CholeskyBackward0")
+    return _copy_out(result, out, "cholesky")
+
+
+class CholeskySolve(Function):
+    _array_forward = True
+    node_name = "CholeskySolveBackward0"
+    label = "cholesky_solve"
+    rule = "X = (LLᵀ)⁻¹B: ∂/∂B = (LLᵀ)⁻¹G, ∂/∂L = -(∂B Xᵀ + X ∂Bᵀ) L"
+    formula = "cholesky_solve({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, B, L, upper):
+        xp = array_module(B)
+        # A = Uᵀ U or L Lᵀ: two triangular solves
+        first = _solve_triangular_array(xp, L.swapaxes(-1, -2), B, not upper, True, False) if upper else \
+            _solve_triangular_array(xp, L, B, False, True, False)
+        out = _solve_triangular_array(xp, L, first, True, True, False) if upper else \
+            _solve_triangular_array(xp, L.swapaxes(-1, -2), first, True, True, False)
+        out = _column_major(out)
+        ctx.upper = upper
+        ctx.save_for_backward(L, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # torch's rule: L is treated as a full matrix with A = L Lᵀ (or Uᵀ U)
+        L, x = ctx.saved_tensors
+        grad_b = CholeskySolve.apply(grad, L, upper=ctx.upper)
+        grad_l = None
+        if ctx.needs_input_grad[1]:
+            common = _mat(grad_b, x.mT)
+            common = common + common.mT
+            grad_l = -_mat(L, common) if ctx.upper else -_mat(common, L)
+        return (grad_b if ctx.needs_input_grad[0] else None), grad_l
+
+
+def cholesky_solve(input: Tensor, input2: Tensor, upper: bool = False, *, out=None) -> Tensor:
+    """torch.cholesky_solve: X with ``A X = B`` given A's Cholesky factor (``input2``, lower, or
+    upper with upper=True); B (..., n, k), batch dims broadcast."""
+    B, L = input, input2
+    _check_square(L, "cholesky_solve")
+    if B._data.ndim < 2:
+        raise RuntimeError(f"b should have at least 2 dimensions, but has {B._data.ndim} dimensions instead")
+    _check_same_dtype("", L, B)
+    if B._data.shape[-2] != L._data.shape[-1]:
+        raise RuntimeError(f"Incompatible matrix sizes for cholesky_solve: each A matrix is {L._data.shape[-1]} by "
+                           f"{L._data.shape[-1]} but each b matrix is {B._data.shape[-2]} by {B._data.shape[-1]}")
+    return _copy_out(CholeskySolve.apply(B, L, upper=bool(upper)), out, "cholesky_solve")
+
+
+class CholeskyInverse(Function):
+    _array_forward = True
+    node_name = "CholeskyInverseBackward0"
+    label = "cholesky_inverse"
+    rule = "Y = (LLᵀ)⁻¹: ∂/∂L = -Y (G + Gᵀ) Y L"
+    formula = "cholesky_inverse({0})"
+
+    @staticmethod
+    def forward(ctx, L, upper):
+        xp = array_module(L)
+        identity = xp.broadcast_to(xp.eye(L.shape[-1], dtype=L.dtype), L.shape)
+        ctx.upper = upper
+        out = CholeskySolve.forward(ctx, identity, L, upper)
+        ctx.save_for_backward(L, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        L, inverse = ctx.saved_tensors
+        common = _mat(_mat(inverse, grad + grad.mT), inverse)
+        return -_mat(L, common) if ctx.upper else -_mat(common, L)
+
+
+def cholesky_inverse(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
+    """torch.cholesky_inverse: ``A⁻¹`` from A's Cholesky factor (lower, or upper with upper=True)."""
+    _check_square(input, "cholesky_inverse")
+    return _copy_out(CholeskyInverse.apply(input, upper=bool(upper)), out, "cholesky_inverse")
+
+
+# ---------------------------------------------------------------- qr
+def _qr_square_backward(Q: Tensor, R: Tensor, grad_q: Tensor, grad_r: Tensor) -> Tensor:
+    # A = QR with R square: M = R Gᵣᵀ - G_Qᵀ Q, ∂/∂A = (G_Q + Q copyltu(M)) R⁻ᵀ
+    m = _mat(R, grad_r.mT) - _mat(grad_q.mT, Q)
+    copyltu = m.tril() + m.tril(-1).mT
+    b = grad_q + _mat(Q, copyltu)
+    return linalg_solve_triangular(R.mT, b, upper=False, left=False)
+
+
+class Qr(Function):
+    _array_forward = True
+    node_name = "LinalgQrBackward0"
+    label = "qr"
+    rule = "∂/∂A = (G_Q + Q copyltu(R Gᵣᵀ - G_Qᵀ Q)) R⁻ᵀ (wide A: split A = [X|Y], R = [U|V])"
+    formula = "qr({0})"
+
+    @staticmethod
+    def forward(ctx, A, mode):
+        xp = array_module(A)
+        m, n = A.shape[-2:]
+        k = m if mode == "complete" else min(m, n)
+        if A.size == 0:  # LAPACK is not called: the factors of no matrices, or of empty ones
+            Q = xp.broadcast_to(xp.eye(m, k, dtype=A.dtype), A.shape[:-2] + (m, k)).copy()
+            R = xp.zeros(A.shape[:-2] + (k, n), dtype=A.dtype)
+        elif mode == "r":
+            R, Q = xp.linalg.qr(A, mode="r"), None
+        else:
+            Q, R = xp.linalg.qr(A, mode=mode)
+        # mode 'r' returns an empty Q, as torch does
+        Q = xp.zeros((0,), dtype=A.dtype) if mode == "r" else _column_major(Q.astype(A.dtype, copy=False))
+        R = _column_major(R.astype(A.dtype, copy=False))
+        ctx.mode = mode
+        ctx.save_for_backward(A, Q, R)
+        return Q, R
+
+    @staticmethod
+    def backward(ctx, grad_q, grad_r):
+        A, Q, R = ctx.saved_tensors
+        m, n = A.shape[-2:]
+        if ctx.mode == "r":
+            raise RuntimeError("The derivative of linalg.qr depends on Q, which is not computed when mode='r'. "
+                               "Please use linalg.qr(A, mode='reduced') if you are going to differentiate "
+                               "through linalg.qr.")
+        if ctx.mode == "complete" and m > n:
+            raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")
+        if m >= n:
+            return _qr_square_backward(Q, R, grad_q, grad_r)
+        # A = [X | Y] with X = Q U square: Y = Q V passes G_V to Y and Y G_Vᵀ to Q
+        from .shape import cat
+
+        U, grad_u, grad_v = R[..., :, :m], grad_r[..., :, :m], grad_r[..., :, m:]
+        Y = A[..., :, m:]
+        grad_x = _qr_square_backward(Q, U, grad_q + _mat(Y, grad_v.mT), grad_u)
+        return cat([grad_x, _mat(Q, grad_v)], -1)
+
+
+def linalg_qr(A: Tensor, mode: str = "reduced", *, out=None):
+    """torch.linalg.qr: ``(Q, R)`` with A = QR; mode 'reduced' (Q (..., m, k), R (..., k, n),
+    k = min(m, n)), 'complete' (Q square) or 'r' (R only; Q is an empty tensor)."""
+    _check_float(A, "linalg.qr")
+    if mode not in ("reduced", "complete", "r"):
+        raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), "
+                           "'r', or 'complete'")
+    Q, R = Qr.apply(A, mode=mode)
+    return _copy_out(return_types.linalg_qr(Q, R), out, "linalg.qr")
+
+
+def qr(input: Tensor, some: bool = True, *, out=None):
+    """torch.qr (deprecated in torch): linalg.qr with mode 'reduced' (some=True) or 'complete'."""
+    Q, R = linalg_qr(input, "reduced" if some else "complete")
+    return _copy_out(return_types.qr(Q, R), out, "qr")
+
+
+# ---------------------------------------------------------------- eigh
+class Eigh(Function):
+    _array_forward = True
+    node_name = "LinalgEighBackward0"
+    label = "eigh"
+    rule = "∂/∂A = V (diag(G_λ) + skew(Vᵀ G_V) / (λⱼ - λᵢ)) Vᵀ"
+    formula = "eigh({0})"
+
+    @staticmethod
+    def forward(ctx, A, UPLO):
+        xp = array_module(A)
+        values, vectors = xp.linalg.eigh(A, UPLO=UPLO)
+        values, vectors = values.astype(A.dtype, copy=False), _column_major(vectors.astype(A.dtype, copy=False))
+        ctx.save_for_backward(values, vectors)
+        return values, vectors
+
+    @staticmethod
+    def backward(ctx, grad_values, grad_vectors):
+        values, vectors = ctx.saved_tensors
+        # project Vᵀ G_V onto the skew-symmetric matrices (the tangent space of the orthogonal group)
+        vtgv = _mat(vectors.mT, grad_vectors)
+        vtgv = 0.5 * (vtgv - vtgv.mT)
+        n = values.shape[-1]
+        gaps = values.unsqueeze(-2) - values.unsqueeze(-1) + _eye_like(values, n)  # λⱼ - λᵢ, 1 on the diagonal
+        inner = vtgv / gaps + _diag_embed(grad_values)
+        return _mat(_mat(vectors, inner), vectors.mT)
+
+
+def linalg_eigh(A: Tensor, UPLO: str = "L", *, out=None):
+    """torch.linalg.eigh: ``(eigenvalues, eigenvectors)`` of a symmetric matrix, eigenvalues
+    ascending, reading A's lower (UPLO='L') or upper ('U') triangle. Eigenvectors are defined up
+    to sign: a loss must not depend on it."""
+    _check_square(A, "linalg.eigh")
+    if UPLO not in ("L", "U"):
+        raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
+    values, vectors = Eigh.apply(A, UPLO=UPLO)
+    return _copy_out(return_types.linalg_eigh(values, vectors), out, "linalg.eigh")
+
+
+def linalg_eigvalsh(A: Tensor, UPLO: str = "L", *, out=None) -> Tensor:
+    """torch.linalg.eigvalsh: the eigenvalues of a symmetric matrix, ascending."""
+    _check_square(A, "linalg.eigvalsh")
+    if UPLO not in ("L", "U"):
+        raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
+    return _copy_out(Eigh.apply(A, UPLO=UPLO)[0], out, "linalg.eigvalsh")
+
+
+# ---------------------------------------------------------------- svd
+class Svd(Function):
+    _array_forward = True
+    node_name = "LinalgSvdBackward0"
+    label = "svd"
+    rule = "∂/∂A = U (diag(G_S) + (skew(Uᵀ G_U) S + S skew(Vᵀ G_V)) / (Sⱼ² - Sᵢ²)) Vᵀ (+ the parts outside U's and V's span)"
+    formula = "svd({0})"
+
+    @staticmethod
+    def forward(ctx, A, full_matrices):
+        xp = array_module(A)
+        m, n = A.shape[-2:]
+        if A.size == 0:  # LAPACK is not called for empty matrices
+            k = min(m, n)
+            rows, cols = (m, n) if full_matrices else (k, k)
+            U = xp.broadcast_to(xp.eye(m, rows, dtype=A.dtype), A.shape[:-2] + (m, rows)).copy()
+            Vh = xp.broadcast_to(xp.eye(cols, n, dtype=A.dtype), A.shape[:-2] + (cols, n)).copy()
+            S = xp.zeros(A.shape[:-2] + (k,), dtype=A.dtype)
+        else:
+            U, S, Vh = xp.linalg.svd(A, full_matrices=full_matrices)
+        U, S, Vh = (_column_major(U.astype(A.dtype, copy=False)), S.astype(A.dtype, copy=False),
+                    _column_major(Vh.astype(A.dtype, copy=False)))
+        ctx.full_matrices = full_matrices
+        ctx.save_for_backward(U, S, Vh)
+        return U, S, Vh
+
+    @staticmethod
+    def backward(ctx, grad_u, grad_s, grad_vh):
+        U, S, Vh = ctx.saved_tensors
+        m, n = U.shape[-2], Vh.shape[-1]
+        k = S.shape[-1]
+        if ctx.full_matrices:  # only the first k singular vectors enter the rule
+            U, grad_u, Vh, grad_vh = U[..., :, :k], grad_u[..., :, :k], Vh[..., :k, :], grad_vh[..., :k, :]
+        squares = S * S
+        gaps = squares.unsqueeze(-2) - squares.unsqueeze(-1) + _eye_like(S, k)  # Sⱼ² - Sᵢ², 1 on the diagonal
+        utgu = _mat(U.mT, grad_u)
+        vtgv = _mat(Vh, grad_vh.mT)
+        inner = ((utgu - utgu.mT) * S.unsqueeze(-2) + S.unsqueeze(-1) * (vtgv - vtgv.mT)) / gaps
+        inner = inner + _diag_embed(grad_s)
+        if m > n:
+            # the part of G_U outside U's span: (I - UUᵀ) G_U S⁻¹
+            grad_u_over_s = grad_u / S.unsqueeze(-2)
+            grad_a = _mat(U, inner) + grad_u_over_s - _mat(U, _mat(U.mT, grad_u_over_s))
+            return _mat(grad_a, Vh)
+        if m < n:
+            s_inv_grad_vh = grad_vh / S.unsqueeze(-1)
+            grad_a = _mat(inner, Vh) + s_inv_grad_vh - _mat(_mat(s_inv_grad_vh, Vh.mT), Vh)
+            return _mat(U, grad_a)
+        return _mat(_mat(U, inner), Vh)
+
+
+def linalg_svd(A: Tensor, full_matrices: bool = True, *, driver=None, out=None):
+    """torch.linalg.svd: ``(U, S, Vh)`` with A = U diag(S) Vh, S descending; U (..., m, m) and
+    Vh (..., n, n) with full_matrices (the default), else (..., m, k) and (..., k, n). Singular
+    vectors are defined up to sign: a loss must not depend on it."""
+    _check_float(A, "linalg.svd")
+    U, S, Vh = Svd.apply(A, full_matrices=bool(full_matrices))
+    return _copy_out(return_types.linalg_svd(U, S, Vh), out, "linalg.svd")
+
+
+def linalg_svdvals(A: Tensor, *, driver=None, out=None) -> Tensor:
+    """torch.linalg.svdvals: the singular values (..., min(m, n)), descending."""
+    _check_float(A, "linalg.svdvals")
+    return _copy_out(Svd.apply(A, full_matrices=False)[1], out, "linalg.svdvals")
+
+
+def svd(input: Tensor, some: bool = True, compute_uv: bool = True, *, out=None):
+    """torch.svd: ``(U, S, V)`` (V, not Vh) with reduced U and V when ``some``; with
+    compute_uv=False, U and V are zero-filled (m, m) and (n, n) matrices, as in torch."""
+    _check_float(input, "linalg.svd")
+    if not compute_uv:
+        xp = array_module(input._data)
+        m, n = input._data.shape[-2:]
+        batch = input._data.shape[:-2]
+        S = linalg_svdvals(input)
+        # (torch's V is the transpose of a column-major Vh, U is row-major)
+        result = (_const(xp.zeros(batch + (m, m), dtype=input._data.dtype)), S,
+                  _const(_column_major(xp.zeros(batch + (n, n), dtype=input._data.dtype))))
+    else:
+        U, S, Vh = Svd.apply(input, full_matrices=not some)
+        result = (U, S, Vh.mT)
+    return _copy_out(return_types.svd(*result), out, "svd")
+
+
+# ---------------------------------------------------------------- pinv, lstsq, rank, cond
+def _tolerance_array(xp, value, dtype):
+    if value is None:
+        return None
+    return (value._data if isinstance(value, Tensor) else xp.asarray(value)).astype(dtype, copy=False)
+
+
+def _cutoff(xp, S, m: int, n: int, atol, rtol, dtype):
+    """torch's threshold max(atol, rtol·σ₁) on singular values (batch shape + (1,)); rtol defaults
+    to eps·max(m, n) when neither is given, and to 0 when only atol is."""
+    atol_arr = _tolerance_array(xp, atol, dtype)
+    rtol_arr = _tolerance_array(xp, rtol, dtype)
+    if rtol_arr is None:
+        rtol_arr = xp.asarray(0.0 if atol_arr is not None else np.finfo(dtype).eps * max(m, n), dtype=dtype)
+    if atol_arr is None:
+        atol_arr = xp.asarray(0.0, dtype=dtype)
+    largest = S[..., :1] if S.shape[-1] else xp.zeros(S.shape[:-1] + (1,), dtype=dtype)
+    return xp.maximum(atol_arr[..., None] if atol_arr.ndim else atol_arr,
+                      (rtol_arr[..., None] if rtol_arr.ndim else rtol_arr) * largest)
+
+
+class Pinv(Function):
+    _array_forward = True
+    node_name = "LinalgPinvBackward0"
+    label = "pinv"
+    rule = "∂/∂A = -A⁺ᵀ G A⁺ᵀ + (I - AA⁺) Gᵀ A⁺A⁺ᵀ + A⁺ᵀA⁺ Gᵀ (I - A⁺A) (Golub and Pereyra)"
+    formula = "pinv({0})"
+
+    @staticmethod
+    def forward(ctx, A, atol, rtol, hermitian):
+        xp = array_module(A)
+        m, n = A.shape[-2:]
+        if A.size == 0:
+            out = xp.zeros(A.shape[:-2] + (n, m), dtype=A.dtype)
+        elif hermitian:
+            values, vectors = xp.linalg.eigh(A)
+            magnitudes = xp.abs(values)
+            order = xp.flip(xp.argsort(magnitudes, axis=-1), -1)
+            tolerance = _cutoff(xp, xp.take_along_axis(magnitudes, order, -1), m, n, atol, rtol, A.dtype)
+            inverted = xp.where(magnitudes > tolerance, 1 / xp.where(values == 0, 1, values), 0).astype(A.dtype)
+            out = xp.matmul(vectors * inverted[..., None, :], vectors.swapaxes(-1, -2))
+        else:
+            U, S, Vh = xp.linalg.svd(A, full_matrices=False)
+            tolerance = _cutoff(xp, S, m, n, atol, rtol, A.dtype)
+            inverted = xp.where(S > tolerance, 1 / xp.where(S == 0, 1, S), 0).astype(A.dtype)
+            out = xp.matmul(Vh.swapaxes(-1, -2) * inverted[..., None, :], U.swapaxes(-1, -2))
+        out = xp.ascontiguousarray(out.astype(A.dtype, copy=False))
+        ctx.save_for_backward(A, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        A, pinv_a = ctx.saved_tensors
+        return _pinv_backward(grad, pinv_a, A)
+
+
+def _pinv_backward(grad: Tensor, pinv_a: Tensor, A: Tensor) -> Tensor:
+    """torch's pinv_backward, arranged to multiply the smallest matrices."""
+    m, n = A.shape[-2:]
+    pinv_t, grad_t = pinv_a.mT, grad.mT
+    if m <= n:
+        K = _mat(grad_t, pinv_a)
+        k_pinv_t = _mat(K, pinv_t)
+        return (-_mat(pinv_a, K).mT + k_pinv_t - _mat(_mat(A, pinv_a), k_pinv_t)
+                + _mat(_mat(pinv_t, pinv_a), grad_t - _mat(K, A)))
+    K = _mat(pinv_a, grad_t)
+    pinv_t_k = _mat(pinv_t, K)
+    return (-_mat(K, pinv_a).mT + _mat(_mat(grad_t - _mat(A, K), pinv_a), pinv_t) + pinv_t_k
+            - _mat(_mat(pinv_t_k, pinv_a), A))
+
+
+def linalg_pinv(A: Tensor, rcond=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
+    """torch.linalg.pinv: the Moore-Penrose pseudoinverse (..., n, m); singular values at most
+    max(atol, rtol·σ₁) count as zero (rtol defaults to eps·max(m, n)); ``rcond`` is torch's old
+    name for rtol; hermitian=True uses an eigendecomposition of the (symmetric) input."""
+    if not isinstance(A, Tensor) or A._data.ndim < 2 or A._data.dtype.kind != "f":
+        described = f"{_scalar_name(A)}{{{list(A.shape)}}}" if isinstance(A, Tensor) else type(A).__name__
+        raise RuntimeError(f"linalg.pinv({described}): expected a tensor with 2 or more dimensions of float, double, "
+                           "cfloat or cdouble types")
+    if rcond is not None:
+        if rtol is not None:
+            raise RuntimeError("linalg.pinv: rcond and rtol cannot both be given (rcond is rtol's old name)")
+        rtol = rcond
+    if hermitian:
+        _check_square(A, "linalg.pinv")
+    return _copy_out(Pinv.apply(A, atol=atol, rtol=rtol, hermitian=bool(hermitian)), out, "linalg.pinv")
+
+
+def pinverse(input: Tensor, rcond: float = 1e-15) -> Tensor:
+    """torch.pinverse: linalg.pinv with ``rtol=rcond`` (default 1e-15)."""
+    return linalg_pinv(input, rtol=rcond)
+
+
+_LSTSQ_DRIVERS = ("gels", "gelsy", "gelsd", "gelss")
+
+
+class Lstsq(Function):
+    _array_forward = True
+    node_name = "LinalgLstsqBackward0"
+    label = "lstsq"
+    rule = "X = A⁺B: ∂/∂A = pinv's rule applied to G Bᵀ, ∂/∂B = A⁺ᵀ G"
+    formula = "lstsq({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, A, B, rtol):
+        xp = array_module(A)
+        pinv_a = Pinv.forward(ctx, A, None, rtol, False)
+        ctx.rtol = rtol
+        ctx.save_for_backward(A, B)
+        # LAPACK's solution is column-major, as torch returns it
+        return _column_major(xp.matmul(pinv_a, B))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # torch recomputes pinv(A) in the rule (so it is differentiable again under create_graph)
+        A, B = ctx.saved_tensors
+        pinv_a = Pinv.apply(A, atol=None, rtol=ctx.rtol, hermitian=False)
+        grad_a = _pinv_backward(matmul(grad, B.mT), pinv_a, A) if ctx.needs_input_grad[0] else None
+        grad_b = matmul(pinv_a.mT, grad) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
+    """torch.linalg.lstsq on CPU: the minimum-norm least-squares solution of ``A X = B`` (A
+    (..., m, n), B (..., m, k), batch dims broadcast) with torch's extra outputs for each driver:
+    residuals ‖AX - B‖² per column (when m > n, every A has full rank and the driver is not
+    'gelsy'), rank (not for 'gels'), singular_values ('gelsd', 'gelss'); the rest are empty.
+    The gradient is torch's: through pinv(A) B (the residuals pass none back)."""
+    _check_float(A, "linalg.lstsq")
+    if not isinstance(B, Tensor):
+        raise TypeError(f"linalg.lstsq(): argument 'B' must be Tensor, not {type(B).__name__}")
+    driver = "gelsy" if driver is None else driver
+    if driver not in _LSTSQ_DRIVERS:
+        raise RuntimeError("torch.linalg.lstsq: parameter `driver` should be one of (gels, gelsy, gelsd, gelss)")
+    if A._data.dtype != B._data.dtype:
+        raise RuntimeError(f"torch.linalg.lstsq: Expected input and other to have the same dtype, but got input's "
+                           f"dtype {_scalar_name(A)} and other's dtype {_scalar_name(B)}")
+    vector = B._data.ndim == A._data.ndim - 1
+    rhs = B.unsqueeze(-1) if vector else B
+    m, n = A._data.shape[-2:]
+    if rhs._data.ndim < 2 or rhs._data.shape[-2] != m:
+        raise RuntimeError("torch.linalg.lstsq: input.size(-2) should match other.size(-2)")
+    xp = array_module(A._data)
+    dtype = A._data.dtype
+    rtol = np.finfo(dtype).eps * max(m, n) if rcond is None or rcond < 0 else rcond
+    solution = Lstsq.apply(A, rhs, rtol=rtol)
+    if vector:
+        solution = name_node(solution.squeeze(-1), "LinalgLstsqBackward0")
+    S = xp.linalg.svd(A._data, compute_uv=False) if A._data.size else xp.zeros(A._data.shape[:-2] + (0,), dtype=dtype)
+    tolerance = _cutoff(xp, S, m, n, None, rtol, dtype)
+    rank = (S > tolerance).sum(-1).astype(np.int64)
+    empty = _const(xp.zeros((0,), dtype=dtype))
+    residuals = empty
+    if driver != "gelsy" and m > n and bool((rank == n).all()):
+        # torch's rule differentiates the solution only: its residuals pass no gradient back
+        fitted = xp.matmul(A._data, solution._data[..., None] if vector else solution._data)
+        residuals = _const(((fitted - rhs._data) ** 2).sum(-2))
+    return return_types.linalg_lstsq(
+        solution, residuals,
+        _const(rank) if driver != "gels" else _const(xp.zeros((0,), dtype=np.int64)),
+        _const(S) if driver in ("gelsd", "gelss") else empty)
+
+
+def linalg_matrix_rank(A: Tensor, tol=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
+    """torch.linalg.matrix_rank: the number of singular values above max(atol, rtol·σ₁) (int64,
+    batch shape); ``tol`` is torch's old name for atol."""
+    _check_float(A, "linalg.matrix_rank")
+    if tol is not None:
+        atol = tol
+    xp = array_module(A._data)
+    m, n = A._data.shape[-2:]
+    a = A._data
+    if a.size == 0:
+        S = xp.zeros(a.shape[:-2] + (0,), dtype=a.dtype)
+    elif hermitian:
+        S = xp.flip(xp.sort(xp.abs(xp.linalg.eigvalsh(a)), axis=-1), -1)
+    else:
+        S = xp.linalg.svd(a, compute_uv=False)
+    rank = (S > _cutoff(xp, S, m, n, atol, rtol, a.dtype)).sum(-1).astype(np.int64)
+    return _copy_out(_const(xp.asarray(rank)), out, "linalg.matrix_rank")
+
+
+def linalg_cond(A: Tensor, p=None, *, out=None) -> Tensor:
+    """torch.linalg.cond: σ₁/σₙ for p None/2 (σₙ/σ₁ for -2), else ‖A‖ₚ‖A⁻¹‖ₚ (square A) for
+    'fro', 'nuc', inf, -inf, 1, -1."""
+    from .linalg import inv, matrix_norm
+
+    _check_float(A, "linalg.cond")
+    if p is None or p in (2, -2):
+        S = linalg_svdvals(A)
+        ratio = S[..., 0] / S[..., -1] if p != -2 else S[..., -1] / S[..., 0]
+        # torch takes the first and last values through a keepdim reduction, then squeezes
+        return _copy_out(name_node(ratio, "SqueezeBackward1"), out, "linalg.cond")
+    _check_square(A, "linalg.cond")
+    return _copy_out(matrix_norm(A, p) * matrix_norm(inv(A), p), out, "linalg.cond")
+
+
+# ---------------------------------------------------------------- lu
+def _lu_array(xp, A):
+    """LAPACK getrf's partial pivoting for a batch: (LU packed, pivots (1-based, int32), info).
+
+    Column j takes the row of largest magnitude (the first, on ties) at or below the diagonal; a
+    zero pivot leaves its column unscaled and sets info to its 1-based index (the first such).
+    The k = min(m, n) steps are vectorised over the batch.
+    """
+    m, n = A.shape[-2:]
+    k = min(m, n)
+    flat = A.reshape((-1, m, n)).astype(A.dtype, copy=True)
+    count = flat.shape[0]
+    rows = xp.arange(count)
+    pivots = xp.zeros((count, k), dtype=np.int32)
+    info = xp.zeros(count, dtype=np.int32)
+    for j in range(k):
+        p = xp.argmax(xp.abs(flat[:, j:, j]), axis=-1) + j
+        pivots[:, j] = (p + 1).astype(np.int32)
+        row_j, row_p = flat[rows, j].copy(), flat[rows, p].copy()
+        flat[rows, p] = row_j
+        flat[rows, j] = row_p
+        pivot = flat[:, j, j]
+        zero = pivot == 0
+        info = xp.where(zero & (info == 0), j + 1, info).astype(np.int32)
+        scale = xp.where(zero, 1, pivot)[:, None]
+        flat[:, j + 1:, j] = flat[:, j + 1:, j] / scale
+        flat[:, j + 1:, j + 1:] -= flat[:, j + 1:, j:j + 1] * flat[:, j:j + 1, j + 1:]
+    batch = A.shape[:-2]
+    return flat.reshape(A.shape), pivots.reshape(batch + (k,)), info.reshape(batch)
+
+
+def _permutation_array(xp, pivots, m: int, dtype):
+    """P (..., m, m) with A = P L U, from getrf's sequence of row swaps."""
+    batch = pivots.shape[:-1]
+    order = xp.broadcast_to(xp.arange(m), batch + (m,)).reshape(-1, m).copy()
+    rows = xp.arange(order.shape[0])
+    flat_pivots = pivots.reshape(-1, pivots.shape[-1]) - 1
+    for j in range(flat_pivots.shape[-1]):
+        p = flat_pivots[:, j]
+        at_j, at_p = order[rows, j].copy(), order[rows, p].copy()
+        order[rows, j], order[rows, p] = at_p, at_j
+    # row i of PᵀA is row order[i] of A, so P[order[i], i] = 1
+    eye = xp.eye(m, dtype=dtype)
+    return eye[order].swapaxes(-1, -2).reshape(batch + (m, m))
+
+
+def _unpack_lu(LU: Tensor, m: int, n: int):
+    """L (..., m, k) unit lower and U (..., k, n) upper from LAPACK's packed factors (differentiable)."""
+    k = min(m, n)
+    L = LU[..., :, :k].tril(-1) + _const(array_module(LU._data).eye(m, k, dtype=LU._data.dtype))
+    return L, LU[..., :k, :].triu()
+
+
+def _lu_backward(P: Tensor, L: Tensor, U: Tensor, grad_l: Tensor, grad_u: Tensor) -> Tensor:
+    """torch's linalg_lu_backward: A = P L U with unit-lower L and upper U."""
+    from .shape import cat
+
+    m, n = L.shape[-2], U.shape[-1]
+    k = min(m, n)
+    if m <= n:
+        # wide (and square): ∂A₁ = P L⁻ᵀ [tril(Lᵀ G_L - triu(G_U) Uᵀ, -1) U₁⁻ᵀ + triu(G_U₁)], ∂A₂ = P L⁻ᵀ G_U₂
+        grad = (_mat(L.mT, grad_l) - _mat(grad_u.triu(), U.mT)).tril(-1)
+        grad = linalg_solve_triangular(U[..., :, :k].mT, grad, upper=False, left=False)
+        grad = cat([grad + grad_u[..., :, :k].triu(), grad_u[..., :, k:]], -1)
+        grad = linalg_solve_triangular(L.mT, grad, upper=True, left=True, unitriangular=True)
+    else:
+        # tall: ∂A₁ = P [L₁⁻ᵀ triu(G_U Uᵀ - Lᵀ tril(G_L, -1)) + tril(G_L₁, -1)] U⁻ᵀ, ∂A₂ = P G_L₂ U⁻ᵀ
+        grad = (_mat(grad_u, U.mT) - _mat(L.mT, grad_l.tril(-1))).triu()
+        grad = linalg_solve_triangular(L[..., :k, :].mT, grad, upper=True, left=True, unitriangular=True)
+        grad = cat([grad + grad_l[..., :k, :].tril(-1), grad_l[..., k:, :]], -2)
+        grad = linalg_solve_triangular(U.mT, grad, upper=False, left=False)
+    return _mat(P, grad)
+
+
+def _zero_pivot_error(op: str, info, batched: bool) -> RuntimeError:
+    flat = info.reshape(-1)
+    failing = int(np.flatnonzero(flat)[0]) if not hasattr(flat, "get") else int(np.flatnonzero(flat.get())[0])
+    k = int(flat[failing])
+    where = f"(Batch element {failing}): " if batched else ""
+    return RuntimeError(f"{op}: {where}U[{k},{k}] is zero and using it on lu_solve would result in a division by zero. "
+                        "If you still want to perform the factorization, consider calling linalg.lu(A, pivot) or "
+                        "linalg.lu_factor_ex(A, pivot)")
+
+
+class LuFactor(Function):
+    _array_forward = True
+    node_name = "LinalgLuFactorExBackward0"
+    label = "lu_factor"
+    rule = "LU = tril(L, -1) + U: L's and U's gradients from the packed one, then lu's rule"
+    formula = "lu_factor({0})"
+
+    @staticmethod
+    def forward(ctx, A, raise_op):
+        xp = array_module(A)
+        LU, pivots, info = _lu_array(xp, A)
+        if raise_op and bool(info.any()):
+            raise _zero_pivot_error(raise_op, info, A.ndim > 2)
+        LU = _column_major(LU)
+        ctx.pivots = pivots
+        ctx.save_for_backward(LU)
+        ctx.mark_non_differentiable(pivots, info)
+        return LU, pivots, info
+
+    @staticmethod
+    def backward(ctx, grad, grad_pivots, grad_info):
+        (LU,) = ctx.saved_tensors
+        m, n = LU.shape[-2:]
+        L, U = _unpack_lu(LU, m, n)
+        k = min(m, n)
+        P = _const(_permutation_array(array_module(LU._data), ctx.pivots, m, LU._data.dtype))
+        return _lu_backward(P, L, U, grad[..., :, :k].tril(-1), grad[..., :k, :].triu())
+
+
+def _check_lu_input(A: Tensor, op: str, pivot: bool) -> None:
+    if not isinstance(A, Tensor) or A._data.ndim < 2:
+        got = list(A.shape) if isinstance(A, Tensor) else type(A).__name__
+        raise RuntimeError(f"torch.lu_factor: Expected tensor with 2 or more dimensions. Got size: {got} instead")
+    _check_float(A, op)
+    if not pivot:
+        raise RuntimeError(f"{op}: LU without pivoting is not implemented on the CPU")
+
+
+def linalg_lu_factor_ex(A: Tensor, *, pivot: bool = True, check_errors: bool = False, out=None):
+    """torch.linalg.lu_factor_ex: ``(LU, pivots, info)``, LAPACK's packed factors of A = P L U
+    (L unit lower, U upper), the 1-based row swaps (int32, (..., min(m, n))) and info (int32):
+    0, or the 1-based index of U's first zero diagonal entry."""
+    _check_lu_input(A, "linalg.lu_factor_ex", pivot)
+    LU, pivots, info = LuFactor.apply(A, raise_op="torch.linalg.lu_factor_ex" if check_errors else None)
+    return _copy_out(return_types.linalg_lu_factor_ex(LU, pivots, info), out, "linalg.lu_factor_ex")
+
+
+def linalg_lu_factor(A: Tensor, *, pivot: bool = True, out=None):
+    """torch.linalg.lu_factor: ``(LU, pivots)`` as lu_factor_ex; a zero on U's diagonal raises."""
+    _check_lu_input(A, "linalg.lu_factor", pivot)
+    LU, pivots, _ = LuFactor.apply(A, raise_op="torch.linalg.lu_factor")
+    return _copy_out(return_types.linalg_lu_factor(LU, pivots), out, "linalg.lu_factor")
+
+
+class Lu(Function):
+    _array_forward = True
+    node_name = "LinalgLuBackward0"
+    label = "lu"
+    rule = "A = PLU: ∂/∂A = P L⁻ᵀ (tril(Lᵀ G_L, -1) + triu(G_U Uᵀ)) U⁻ᵀ (square; wide and tall split)"
+    formula = "lu({0})"
+
+    @staticmethod
+    def forward(ctx, A):
+        xp = array_module(A)
+        m, n = A.shape[-2:]
+        k = min(m, n)
+        LU, pivots, _ = _lu_array(xp, A)
+        P = xp.ascontiguousarray(_permutation_array(xp, pivots, m, A.dtype))
+        L = xp.tril(LU[..., :, :k], -1) + xp.eye(m, k, dtype=A.dtype)
+        U = xp.ascontiguousarray(xp.triu(LU[..., :k, :]))
+        ctx.save_for_backward(P, L, U)
+        ctx.mark_non_differentiable(P)
+        return P, L, U
+
+    @staticmethod
+    def backward(ctx, grad_p, grad_l, grad_u):
+        P, L, U = ctx.saved_tensors
+        return _lu_backward(P, L, U, grad_l, grad_u)
+
+
+def linalg_lu(A: Tensor, *, pivot: bool = True, out=None):
+    """torch.linalg.lu: ``(P, L, U)`` with A = P L U, P a permutation (..., m, m), L unit lower
+    (..., m, k), U upper (..., k, n), k = min(m, n)."""
+    _check_lu_input(A, "linalg.lu", pivot)
+    P, L, U = Lu.apply(A)
+    return _copy_out(return_types.linalg_lu(P, L, U), out, "linalg.lu")
+
+
+def linalg_lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True, adjoint: bool = False,
+                    out=None) -> Tensor:
+    """torch.linalg.lu_solve: X with ``A X = B`` (``X A = B`` when left=False; Aᵀ for adjoint)
+    from lu_factor's ``(LU, pivots)``; composed of triangular solves, so its gradient reaches
+    LU through L's and U's triangles."""
+    _check_square(LU, "linalg.lu_solve")
+    if B._data.ndim < 2:
+        raise RuntimeError("linalg.lu_solve: The input tensor B must have at least 2 dimensions.")
+    n, (rows, cols) = LU._data.shape[-1], B._data.shape[-2:]
+    if (rows if left else cols) != n:
+        equation = "AX = B" if left else "XA = B"
+        raise RuntimeError(f"linalg.lu_solve: Incompatible shapes of A and B for the equation {equation} "
+                           f"({n}x{n} and {rows}x{cols})")
+    xp = array_module(LU._data)
+    L, U = _unpack_lu(LU, n, n)
+    P = _const(_permutation_array(xp, pivots._data, n, LU._data.dtype))
+    if not left:  # X A = B  <=>  Aᵀ Xᵀ = Bᵀ
+        return _copy_out(name_node(linalg_lu_solve(LU, pivots, B.mT, adjoint=not adjoint).mT,
+                                   "LinalgLuSolveBackward0"), out, "linalg.lu_solve")
+    if adjoint:  # Aᵀ X = B with Aᵀ = Uᵀ Lᵀ Pᵀ: X = P L⁻ᵀ U⁻ᵀ B
+        y = linalg_solve_triangular(U.mT, B, upper=False)
+        X = matmul(P, linalg_solve_triangular(L.mT, y, upper=True, unitriangular=True))
+        X = X.mT.contiguous().mT  # LAPACK's column-major layout, which torch returns
+    else:  # X = U⁻¹ L⁻¹ Pᵀ B
+        y = linalg_solve_triangular(L, matmul(P.mT, B), upper=False, unitriangular=True)
+        X = linalg_solve_triangular(U, y, upper=True)
+    return _copy_out(name_node(X, "LinalgLuSolveBackward0"), out, "linalg.lu_solve")
+
+
+# ---------------------------------------------------------------- matrix exponential
+# Padé [13/13] coefficients and its scaling threshold θ₁₃ (Higham 2005, "The scaling and squaring
+# method for the matrix exponential revisited")
+_PADE_13 = (64764752532480000.0, 32382376266240000.0, 7771770303897600.0, 1187353796428800.0,
+            129060195264000.0, 10559470521600.0, 670442572800.0, 33522128640.0, 1323241920.0,
+            40840800.0, 960960.0, 16380.0, 182.0, 1.0)
+_THETA_13 = 5.371920351148152
+
+
+def _expm_array(xp, A):
+    """exp(A) for a batch by scaling and squaring with Padé [13/13]; each matrix is scaled by its
+    own 2^-s and squared s times."""
+    n = A.shape[-1]
+    if A.size == 0:
+        return A.copy()
+    norms = xp.abs(A).sum(-2).max(-1)  # 1-norms
+    exponents = xp.maximum(0, xp.ceil(xp.log2(xp.maximum(norms, 1e-300) / _THETA_13))).astype(np.int64)
+    X = A / (2.0 ** exponents)[..., None, None].astype(A.dtype)
+    b = _PADE_13
+    identity = xp.eye(n, dtype=A.dtype)
+    X2 = X @ X
+    X4 = X2 @ X2
+    X6 = X4 @ X2
+    U = X @ (X6 @ (b[13] * X6 + b[11] * X4 + b[9] * X2) + b[7] * X6 + b[5] * X4 + b[3] * X2 + b[1] * identity)
+    V = X6 @ (b[12] * X6 + b[10] * X4 + b[8] * X2) + b[6] * X6 + b[4] * X4 + b[2] * X2 + b[0] * identity
+    result = xp.linalg.solve(V - U, V + U)
+    for step in range(int(exponents.max()) if exponents.size else 0):
+        squared = result @ result
+        result = xp.where((exponents > step)[..., None, None], squared, result)
+    return result.astype(A.dtype, copy=False)
+
+
+class MatrixExp(Function):
+    _array_forward = True
+    node_name = "LinalgMatrixExpBackward0"
+    label = "matrix_exp"
+    rule = "∂/∂A = the upper-right block of exp([[Aᵀ, G], [0, Aᵀ]]) (the Fréchet derivative at Aᵀ)"
+    formula = "matrix_exp({0})"
+
+    @staticmethod
+    def forward(ctx, A):
+        ctx.save_for_backward(A)
+        xp = array_module(A)
+        return xp.ascontiguousarray(_expm_array(xp, A))
+
+    @staticmethod
+    def backward(ctx, grad):
+        from .shape import cat
+
+        (A,) = ctx.saved_tensors
+        n = A.shape[-1]
+        top = cat([A.mT, grad], -1)
+        bottom = cat([grad * 0, A.mT], -1)
+        return MatrixExp.apply(cat([top, bottom], -2))[..., :n, n:]
+
+
+def matrix_exp(A: Tensor) -> Tensor:
+    """torch.matrix_exp / torch.linalg.matrix_exp: the matrix exponential of a (batch of) square
+    matrix, by scaling and squaring with a Padé approximant."""
+    _check_square(A, "linalg.matrix_exp")
+    return MatrixExp.apply(A)
+
+
+def linalg_vander(x: Tensor, *, N: int | None = None) -> Tensor:
+    """torch.linalg.vander: (..., n, N) with columns x⁰, x¹, ..., x^(N-1) (N defaults to n)."""
+    from .creation import ones_like
+    from .reduce import cumprod
+    from .shape import cat
+
+    N = (x._data.shape[-1] if x._data.ndim else 0) if N is None else N
+    if N < 1 or x._data.ndim < 1:  # torch's message for both
+        raise RuntimeError("N must be greater than 1.")
+    if x._data.dtype.kind == "b":
+        x = x.long()
+    ones = ones_like(x).unsqueeze(-1)
+    if N == 1:
+        return ones
+    # torch's construction: [1, cumprod of x repeated N-1 times]
+    powers = cumprod(x.unsqueeze(-1).expand(*x._data.shape, N - 1), -1)
+    return cat([ones, powers], -1)
+
+
+
+# these write their out= themselves, through _copy_out (tests/ops/test_torch_compat.py checks the mark)
+for _writes_out in (linalg_solve_triangular, linalg_cholesky_ex, linalg_cholesky, cholesky, cholesky_solve,
+                    cholesky_inverse, linalg_qr, qr, linalg_eigh, linalg_eigvalsh, linalg_svd, linalg_svdvals, svd,
+                    linalg_pinv, linalg_matrix_rank, linalg_cond, linalg_lu_factor_ex, linalg_lu_factor, linalg_lu,
+                    linalg_lu_solve):
+    _writes_out.honours_out = True
+del _writes_out

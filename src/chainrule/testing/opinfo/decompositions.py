@@ -1,0 +1,192 @@
+"""Decompositions (chainrule/ops/decompositions.py): cholesky, triangular solves, qr, eigh, svd,
+pinv, lstsq, matrix_rank, cond, lu, matrix_exp, vander.
+
+A factorization reads one triangle of its input (cholesky, eigh) while torch's gradient is
+symmetric, so the finite-difference checks differentiate through a symmetric input built inside
+the sample (``a @ a.mT + 3 I`` or ``a + a.mT``); a "raw" case of each compares torch's symmetric
+gradient directly, without gradcheck. Eigen- and singular vectors are defined up to sign, so the
+samples return sign-free functions of them (squares, reconstructions).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .core import OpCase, OpInfo, cached, randn, select
+
+
+def _spd(lib, a):
+    """A symmetric positive-definite matrix that depends smoothly on every entry of ``a``."""
+    return a @ a.mT + 3 * lib.eye(a.shape[-1], dtype=a.dtype)
+
+
+def _sym(a):
+    return a + a.mT
+
+
+def _square_free(lib, U, S, Vh):
+    """Sign-free functions of an SVD: U diag(S) Vh, S, and the squared singular vectors. (The
+    reconstruction is scaled so that its node is a product's in both libraries: the node of a
+    batched matmul is named after torch's internal folding.)"""
+    k = S.shape[-1]
+    U, Vh = U[..., :, :k], Vh[..., :k, :]
+    return ((U * S.unsqueeze(-2)) @ Vh) * 2, S, U * U, Vh * Vh
+
+
+@cached
+def _cases() -> list[OpCase]:
+    SPD = randn(3, 3) @ randn(3, 3).T + 3 * np.eye(3)
+    TRI = randn(2, 3, 3, seed=1) + 3 * np.eye(3)  # well conditioned in either triangle
+    CASES = [
+        OpCase("linalg_cholesky", lambda lib, a: lib.linalg.cholesky(_spd(lib, a)), [randn(3, 3)]),
+        OpCase("linalg_cholesky_batch_upper", lambda lib, a: lib.linalg.cholesky(_spd(lib, a), upper=True),
+               [randn(2, 3, 3, seed=1)]),
+        OpCase("linalg_cholesky_empty_batch", lambda lib, a: lib.linalg.cholesky(_spd(lib, a)), [randn(0, 3, 3)]),
+        OpCase("linalg_cholesky_raw", lambda lib, a: lib.linalg.cholesky(a), [SPD], gradcheck=False),
+        OpCase("linalg_cholesky_ex", lambda lib, a: tuple(lib.linalg.cholesky_ex(_spd(lib, a))), [randn(2, 3, 3)]),
+        OpCase("cholesky", lambda lib, a: lib.cholesky(_spd(lib, a)), [randn(3, 3)]),
+        OpCase("cholesky_method_upper", lambda lib, a: _spd(lib, a).cholesky(upper=True), [randn(3, 3, seed=2)]),
+        OpCase("cholesky_solve", lambda lib, b, a: lib.cholesky_solve(b, lib.linalg.cholesky(_spd(lib, a))),
+               [randn(3, 2), randn(3, 3, seed=1)]),
+        OpCase("cholesky_solve_upper_broadcast",
+               lambda lib, b, a: b.cholesky_solve(lib.linalg.cholesky(_spd(lib, a), upper=True), upper=True),
+               [randn(2, 3, 2), randn(3, 3, seed=1)]),
+        OpCase("cholesky_solve_raw", lambda lib, b, L: lib.cholesky_solve(b, L),
+               [randn(2, 3, 2), np.linalg.cholesky(SPD)], gradcheck=False),
+        OpCase("cholesky_inverse", lambda lib, a: lib.cholesky_inverse(lib.linalg.cholesky(_spd(lib, a))),
+               [randn(2, 3, 3)]),
+        OpCase("cholesky_inverse_upper",
+               lambda lib, a: lib.linalg.cholesky(_spd(lib, a), upper=True).cholesky_inverse(upper=True),
+               [randn(3, 3)]),
+        OpCase("solve_triangular_lower", lambda lib, a, b: lib.linalg.solve_triangular(a, b, upper=False),
+               [TRI, randn(2, 3, 2, seed=2)]),
+        OpCase("solve_triangular_upper_unit",
+               lambda lib, a, b: lib.linalg.solve_triangular(a, b, upper=True, unitriangular=True),
+               [TRI, randn(2, 3, 4, seed=2)]),
+        OpCase("solve_triangular_right", lambda lib, a, b: lib.linalg.solve_triangular(a, b, upper=True, left=False),
+               [TRI, randn(2, 4, 3, seed=2)]),
+        OpCase("solve_triangular_broadcast", lambda lib, a, b: lib.linalg.solve_triangular(a, b, upper=False),
+               [TRI[0], randn(2, 3, 2, seed=2)]),
+        OpCase("solve_triangular_empty_batch", lambda lib, a, b: lib.linalg.solve_triangular(a, b, upper=True),
+               [randn(0, 3, 3) + 3 * np.eye(3), randn(0, 3, 2, seed=2)]),
+    ]
+    CASES += [
+        OpCase("linalg_qr_tall", lambda lib, a: tuple(lib.linalg.qr(a)), [randn(2, 4, 3)]),
+        OpCase("linalg_qr_square", lambda lib, a: tuple(lib.linalg.qr(a)), [randn(3, 3, seed=1)]),
+        OpCase("linalg_qr_wide", lambda lib, a: tuple(lib.linalg.qr(a)), [randn(2, 3, 5, seed=2)]),
+        OpCase("linalg_qr_complete_wide", lambda lib, a: tuple(lib.linalg.qr(a, mode="complete")), [randn(3, 4, seed=3)]),
+        OpCase("linalg_qr_r", lambda lib, a: lib.linalg.qr(a, mode="r")[1], [randn(4, 3)], grad=[False]),
+        OpCase("linalg_qr_empty_batch", lambda lib, a: tuple(lib.linalg.qr(a)), [randn(0, 4, 3)]),
+        OpCase("qr", lambda lib, a: tuple(lib.qr(a)), [randn(4, 3, seed=4)]),
+        OpCase("qr_method_complete", lambda lib, a: tuple(a.qr(some=False)), [randn(3, 3, seed=5)]),
+    ]
+    CASES += [
+        OpCase("linalg_eigh", lambda lib, a: (lambda w, v: (w, v * v))(*lib.linalg.eigh(_sym(a))), [randn(2, 3, 3)]),
+        OpCase("linalg_eigh_upper", lambda lib, a: (lambda w, v: (w, v * v))(*lib.linalg.eigh(_sym(a), UPLO="U")),
+               [randn(4, 4, seed=1)]),
+        OpCase("linalg_eigh_raw", lambda lib, a: (lambda w, v: (w, v * v))(*lib.linalg.eigh(a)), [SPD],
+               gradcheck=False),
+        OpCase("linalg_eigh_empty_batch", lambda lib, a: (lambda w, v: (w, v * v))(*lib.linalg.eigh(_sym(a))),
+               [randn(0, 3, 3)]),
+        OpCase("linalg_eigvalsh", lambda lib, a: lib.linalg.eigvalsh(_sym(a)), [randn(2, 3, 3, seed=2)]),
+        OpCase("linalg_eigvalsh_upper_raw", lambda lib, a: lib.linalg.eigvalsh(a, UPLO="U"), [SPD], gradcheck=False),
+    ]
+    CASES += [
+        OpCase("linalg_svd_tall", lambda lib, a: _square_free(lib, *lib.linalg.svd(a, full_matrices=False)),
+               [randn(2, 4, 3)]),
+        OpCase("linalg_svd_wide", lambda lib, a: _square_free(lib, *lib.linalg.svd(a, full_matrices=False)),
+               [randn(3, 5, seed=1)]),
+        OpCase("linalg_svd_full", lambda lib, a: _square_free(lib, *lib.linalg.svd(a)), [randn(2, 4, 3, seed=2)],
+               gradgradcheck=False),  # the same second-order path as linalg_svd_tall, at twice the cost
+        OpCase("linalg_svd_empty_batch", lambda lib, a: _square_free(lib, *lib.linalg.svd(a, full_matrices=False)),
+               [randn(0, 3, 2)]),
+        OpCase("linalg_svdvals", lambda lib, a: lib.linalg.svdvals(a), [randn(2, 3, 4, seed=3)]),
+        OpCase("svd", lambda lib, a: (lambda u, s, v: _square_free(lib, u, s, v.mT))(*lib.svd(a)), [randn(4, 3, seed=4)]),
+        OpCase("svd_method_full", lambda lib, a: (lambda u, s, v: _square_free(lib, u, s, v.mT))(*a.svd(some=False)),
+               [randn(2, 3, 4, seed=5)], gradgradcheck=False),
+        OpCase("svd_no_uv", lambda lib, a: tuple(lib.svd(a, compute_uv=False)), [randn(3, 2, seed=6)]),
+    ]
+    CASES += [
+        OpCase("linalg_pinv_tall", lambda lib, a: lib.linalg.pinv(a), [randn(2, 4, 3)]),
+        OpCase("linalg_pinv_wide", lambda lib, a: lib.linalg.pinv(a), [randn(3, 5, seed=1)]),
+        OpCase("linalg_pinv_hermitian", lambda lib, a: lib.linalg.pinv(_sym(a), hermitian=True), [randn(3, 3, seed=2)]),
+        OpCase("linalg_pinv_atol", lambda lib, a: lib.linalg.pinv(a, atol=1e-3), [randn(4, 3, seed=3)]),
+        OpCase("pinverse", lambda lib, a: lib.pinverse(a), [randn(3, 4, seed=4)]),
+        OpCase("pinverse_method", lambda lib, a: a.pinverse(), [randn(2, 3, 3, seed=5)]),
+        OpCase("linalg_lstsq", lambda lib, a, b: tuple(lib.linalg.lstsq(a, b))[:3:2], [randn(2, 5, 3), randn(2, 5, 2, seed=1)]),
+        OpCase("linalg_lstsq_gelsd", lambda lib, a, b: tuple(lib.linalg.lstsq(a, b, driver="gelsd")),
+               [randn(5, 3, seed=2), randn(5, 2, seed=3)], grad=[False, False]),
+        OpCase("linalg_lstsq_gelsd_grad", lambda lib, a, b: lib.linalg.lstsq(a, b, driver="gelsd").solution,
+               [randn(3, 4, seed=2), randn(3, 2, seed=3)]),
+        OpCase("linalg_matrix_rank", lambda lib, a: lib.linalg.matrix_rank(a), [randn(2, 4, 3)]),
+        OpCase("linalg_matrix_rank_deficient", lambda lib, a: lib.linalg.matrix_rank(a @ a.mT), [randn(2, 4, 2)]),
+        OpCase("linalg_matrix_rank_hermitian_atol",
+               lambda lib, a: lib.linalg.matrix_rank(_sym(a), hermitian=True, atol=1.0), [randn(4, 4, seed=1)]),
+        OpCase("linalg_cond", lambda lib, a: lib.linalg.cond(a), [randn(2, 3, 3) + 3 * np.eye(3)]),
+        OpCase("linalg_cond_minus2", lambda lib, a: lib.linalg.cond(a, -2), [randn(3, 4, seed=1)]),
+    ]
+    WELL = randn(2, 3, 3, seed=7) + 2 * np.eye(3)
+    CASES += [
+        OpCase("linalg_lu_factor", lambda lib, a: tuple(lib.linalg.lu_factor(a)), [WELL]),
+        OpCase("linalg_lu_factor_tall", lambda lib, a: tuple(lib.linalg.lu_factor(a)), [randn(4, 3, seed=1)]),
+        OpCase("linalg_lu_factor_wide", lambda lib, a: tuple(lib.linalg.lu_factor(a)), [randn(2, 3, 5, seed=2)]),
+        OpCase("linalg_lu_factor_empty_batch", lambda lib, a: tuple(lib.linalg.lu_factor(a)), [randn(0, 3, 3)]),
+        OpCase("linalg_lu_factor_ex", lambda lib, a: tuple(lib.linalg.lu_factor_ex(a)), [WELL]),
+        OpCase("linalg_lu", lambda lib, a: tuple(lib.linalg.lu(a)), [WELL]),
+        OpCase("linalg_lu_tall", lambda lib, a: tuple(lib.linalg.lu(a)), [randn(2, 5, 3, seed=3)]),
+        OpCase("linalg_lu_wide", lambda lib, a: tuple(lib.linalg.lu(a)), [randn(3, 4, seed=4)]),
+        OpCase("linalg_lu_solve", lambda lib, a, b: lib.linalg.lu_solve(*lib.linalg.lu_factor(a), b),
+               [WELL, randn(2, 3, 2, seed=5)]),
+        # (the second derivatives of lu_solve's triangular solves are checked once, in linalg_lu_solve)
+        OpCase("linalg_lu_solve_adjoint", lambda lib, a, b: lib.linalg.lu_solve(*lib.linalg.lu_factor(a), b, adjoint=True),
+               [WELL, randn(3, 4, seed=5)], gradgradcheck=False),
+        OpCase("linalg_lu_solve_right",
+               lambda lib, a, b: lib.linalg.lu_solve(*lib.linalg.lu_factor(a), b, left=False, adjoint=True),
+               [WELL[0], randn(2, 2, 3, seed=6)], gradgradcheck=False),
+    ]
+    CASES += [
+        OpCase("linalg_matrix_exp", lambda lib, a: lib.linalg.matrix_exp(a), [randn(3, 3)]),
+        OpCase("linalg_matrix_exp_scaled", lambda lib, a: lib.linalg.matrix_exp(a), [4 * randn(2, 4, 4, seed=1)],
+               rtol=1e-3),
+        OpCase("linalg_matrix_exp_empty_batch", lambda lib, a: lib.linalg.matrix_exp(a), [randn(0, 3, 3)]),
+        OpCase("matrix_exp", lambda lib, a: lib.matrix_exp(a), [randn(2, 2, 2, seed=2)]),
+        OpCase("matrix_exp_method", lambda lib, a: a.matrix_exp(), [randn(3, 3, seed=3)]),
+        OpCase("linalg_vander", lambda lib, x: lib.linalg.vander(x), [randn(2, 3)]),
+        OpCase("linalg_vander_N", lambda lib, x: lib.linalg.vander(x, N=5), [randn(4, seed=1)]),
+    ]
+    return CASES
+
+
+def _entry(name: str, *patterns: str, **kwargs) -> OpInfo:
+    return OpInfo(name, "decompositions", select(_cases, *(patterns or (name.replace(".", "_"),))), **kwargs)
+
+
+op_db: list[OpInfo] = [
+    _entry("linalg.cholesky", "linalg_cholesky", "linalg_cholesky_batch_upper", "linalg_cholesky_empty_batch",
+           "linalg_cholesky_raw"),
+    _entry("linalg.cholesky_ex"),
+    _entry("cholesky", "cholesky", "cholesky_method_upper", methods=("cholesky",)),
+    _entry("cholesky_solve", "cholesky_solve*", methods=("cholesky_solve",)),
+    _entry("cholesky_inverse", "cholesky_inverse*", methods=("cholesky_inverse",)),
+    _entry("linalg.solve_triangular", "solve_triangular_*"),
+    _entry("linalg.qr", "linalg_qr_*"),
+    _entry("qr", "qr", "qr_method_complete", methods=("qr",)),
+    _entry("linalg.eigh", "linalg_eigh*"),
+    _entry("linalg.eigvalsh", "linalg_eigvalsh*"),
+    _entry("linalg.svd", "linalg_svd_*"),
+    _entry("linalg.svdvals"),
+    _entry("svd", "svd", "svd_method_full", "svd_no_uv", methods=("svd",)),
+    _entry("linalg.pinv", "linalg_pinv_*"),
+    _entry("pinverse", "pinverse*", methods=("pinverse",)),
+    _entry("linalg.lstsq", "linalg_lstsq*"),
+    _entry("linalg.matrix_rank", "linalg_matrix_rank*", supports_autograd=False),
+    _entry("linalg.cond", "linalg_cond*"),
+    _entry("linalg.lu_factor", "linalg_lu_factor", "linalg_lu_factor_tall", "linalg_lu_factor_wide",
+           "linalg_lu_factor_empty_batch"),
+    _entry("linalg.lu_factor_ex"),
+    _entry("linalg.lu", "linalg_lu", "linalg_lu_tall", "linalg_lu_wide"),
+    _entry("linalg.lu_solve", "linalg_lu_solve*"),
+    _entry("linalg.matrix_exp", "linalg_matrix_exp*"),
+    _entry("matrix_exp", "matrix_exp", "matrix_exp_method", methods=("matrix_exp",)),
+    _entry("linalg.vander", "linalg_vander*"),
+]
