@@ -150,7 +150,7 @@ def test_uninitialised_parameter_as_torch():
     assert tuple(c_param.size()) == tuple(t_param.size()) == (0,)
     assert isinstance(c_param, cr.nn.Parameter) and c_param.requires_grad
     with pytest.raises(RuntimeError, match="Can't access the shape of an uninitialized parameter"):
-        c_param.shape
+        _ = c_param.shape
     copied = copy.deepcopy(cr.nn.LazyLinear(3))
     assert copied.has_uninitialized_params()
     assert copied(cr.ones(2, 5)).shape == (2, 3)
