@@ -52,6 +52,7 @@ from ..ops.conv import (
 from ..ops.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d
 from ..ops.elementwise import sigmoid, tanh
 from ..ops.embedding import embedding
+from ..ops.embedding_bag import embedding_bag
 from ..ops.linear import linear
 from ..ops.loss import (
     binary_cross_entropy,
@@ -108,7 +109,7 @@ __all__ = [
     "silu", "smooth_l1_loss", "soft_margin_loss", "softmax", "softmin", "softplus", "softshrink", "softsign",
     "tanh", "tanhshrink", "threshold", "threshold_", "unfold", "upsample", "upsample_bilinear",
     "upsample_nearest", "affine_grid", "grid_sample", "gumbel_softmax", "triplet_margin_loss",
-    "triplet_margin_with_distance_loss",
+    "triplet_margin_with_distance_loss", "embedding_bag",
 ]
 
 

@@ -48,6 +48,7 @@ from . import (
     linalg,
     loss,
     nn_functional,
+    nn_missing,
     normalization,
     pool,
     reduce,
@@ -58,7 +59,7 @@ from . import (
 )
 
 FAMILIES = (elementwise, reduce, shape, index, linalg, activation, pool, conv, creation, loss,
-            normalization, nn_functional, special, bucketing, sampling, triplet)
+            normalization, nn_functional, special, bucketing, sampling, triplet, nn_missing)
 
 op_db: list[OpInfo] = [entry for family in FAMILIES for entry in family.op_db]
 

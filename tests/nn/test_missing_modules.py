@@ -1,0 +1,193 @@
+"""The nn modules and functions that were missing (EmbeddingBag, the margin and Gaussian losses, CTC,
+3-d adaptive pools, ...), each run on torch and on chainrule and compared: values, gradients, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+import chainrule as cr
+
+
+def _run(lib, fn, arrays, grad):
+    """fn(lib, *tensors) with float arrays made differentiable where ``grad`` says; (outputs, grads)."""
+    tensors = [lib.tensor(a, requires_grad=g) for a, g in zip(arrays, grad)]
+    out = fn(lib, *tensors)
+    outs = out if isinstance(out, tuple) else (out,)
+    wanted = [t for t, g in zip(tensors, grad) if g]
+    grads = []
+    if wanted and outs[0].requires_grad:
+        weights = np.random.default_rng(7).standard_normal(tuple(outs[0].shape))
+        loss = (outs[0] * lib.tensor(weights, dtype=outs[0].dtype)).sum()
+        grads = lib.autograd.grad(loss, wanted, allow_unused=True)
+    return [o.detach().numpy() for o in outs], [g.numpy() if g is not None else None for g in grads]
+
+
+def compare(fn, arrays, grad=None, rtol=1e-5, atol=1e-6, gradcheck=True):
+    """Forward and gradients on chainrule equal torch's; float64 gradcheck of chainrule's rule."""
+    grad = grad if grad is not None else [a.dtype.kind == "f" for a in arrays]
+    ours, our_grads = _run(cr, fn, arrays, grad)
+    theirs, their_grads = _run(torch, fn, arrays, grad)
+    for a, b in zip(ours, theirs):
+        assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+    assert len(our_grads) == len(their_grads)
+    for a, b in zip(our_grads, their_grads):
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+    if gradcheck and any(grad):
+        inputs = [cr.tensor(a.astype(np.float64) if a.dtype.kind == "f" else a, requires_grad=g)
+                  for a, g in zip(arrays, grad)]
+        assert cr.autograd.gradcheck(lambda *t: fn(cr, *t), inputs, eps=1e-6, atol=1e-5)
+    return ours
+
+
+def raises_as_torch(fn, exc, match):
+    """The same error type, and message, on both libraries."""
+    for lib in (torch, cr):
+        with pytest.raises(exc, match=match):
+            fn(lib)
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+# ---------------------------------------------------------------------------------------------- EmbeddingBag
+WEIGHT = _rng(0).standard_normal((10, 3))
+BAG_CASES = {
+    # name: (indices, offsets or None, keyword arguments)
+    "2d_mean": (np.array([[1, 2, 4], [4, 3, 9]]), None, {}),
+    "2d_sum_padding": (np.array([[1, 2, 2], [0, 2, 9]]), None, {"mode": "sum", "padding_idx": 2}),
+    "offsets_sum_empty_bag": (np.array([1, 2, 4, 5, 4, 3, 2, 9]), np.array([0, 4, 4, 6]), {"mode": "sum"}),
+    "offsets_mean_padding": (np.array([1, 2, 4, 5, 4, 3, 2, 9]), np.array([0, 3, 5]),
+                             {"mode": "mean", "padding_idx": 4}),
+    "all_padding_bag_mean": (np.array([4, 4, 1, 2]), np.array([0, 2]), {"padding_idx": -6}),
+    "max": (np.array([1, 2, 4, 5, 4, 3, 2, 9]), np.array([0, 3, 3, 5]), {"mode": "max"}),
+    "max_padding_2d": (np.array([[1, 2, 7], [7, 7, 7], [0, 9, 7]]), None, {"mode": "max", "padding_idx": 7}),
+    "include_last_offset": (np.array([1, 2, 4, 5, 4, 3, 2, 9]), np.array([0, 2, 5, 8]),
+                            {"mode": "sum", "include_last_offset": True}),
+    "include_last_offset_mean": (np.array([1, 2, 4, 5, 4, 3]), np.array([0, 2, 2, 6]),
+                                 {"include_last_offset": True}),
+    "all_empty_max": (np.array([], dtype=np.int64), np.array([0, 0]), {"mode": "max"}),
+    "empty_input_mean": (np.array([], dtype=np.int64), np.array([0, 0, 0]), {}),
+    "int32": (np.array([1, 2, 4, 5], dtype=np.int32), np.array([0, 1], dtype=np.int32), {"mode": "sum"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAG_CASES))
+def test_embedding_bag_matches_torch(case):
+    indices, offsets, kwargs = BAG_CASES[case]
+
+    def fn(lib, weight):
+        return lib.nn.functional.embedding_bag(lib.tensor(indices), weight,
+                                               None if offsets is None else lib.tensor(offsets), **kwargs)
+
+    compare(fn, [WEIGHT], gradcheck=kwargs.get("mode") != "max")
+
+
+def test_embedding_bag_max_gradcheck_on_tie_free_rows():
+    weight = (np.arange(30.0).reshape(10, 3) * 0.37) % 1.9  # no two looked-up rows tie in a column
+    indices, offsets = np.array([1, 2, 4, 5, 4, 3, 2, 9]), np.array([0, 3, 3, 5])
+    compare(lambda lib, w: lib.nn.functional.embedding_bag(lib.tensor(indices), w, lib.tensor(offsets), mode="max"),
+            [weight])
+
+
+def test_embedding_bag_per_sample_weights():
+    indices, offsets = np.array([1, 2, 4, 5, 4, 3, 2, 9]), np.array([0, 3, 3, 5])
+    psw = _rng(3).standard_normal(8)
+    for padding_idx in (None, 4):
+        compare(lambda lib, w, p, pad=padding_idx: lib.nn.functional.embedding_bag(
+            lib.tensor(indices), w, lib.tensor(offsets), mode="sum", per_sample_weights=p, padding_idx=pad),
+            [WEIGHT, psw])
+
+
+def test_embedding_bag_scale_grad_by_freq_divides_by_each_index_count():
+    # torch's embedding_bag CPU kernel scales by the count at the wrong position (indices [1, 1, 1, 5, 4, 1]
+    # in bags [0, 2) give rows 4 and 5 a factor 1/4); the oracle is F.embedding's scale_grad_by_freq summed
+    # into the bags, which is what the option documents
+    indices, offsets = np.array([1, 1, 1, 5, 4, 1, 3, 5]), np.array([0, 2, 7])
+
+    def reference(lib, weight):
+        rows = torch.nn.functional.embedding(torch.tensor(indices), weight, scale_grad_by_freq=True)
+        return torch.zeros(3, 3, dtype=weight.dtype).index_add(0, torch.tensor([0, 0, 1, 1, 1, 1, 1, 2]), rows)
+
+    def ours(lib, weight):
+        return lib.nn.functional.embedding_bag(lib.tensor(indices), weight, lib.tensor(offsets), mode="sum",
+                                               scale_grad_by_freq=True)
+
+    expected = _run(torch, reference, [WEIGHT], [True])
+    got = _run(cr, ours, [WEIGHT], [True])
+    np.testing.assert_allclose(got[0][0], expected[0][0], rtol=1e-12)
+    np.testing.assert_allclose(got[1][0], expected[1][0], rtol=1e-12)
+
+
+def test_embedding_bag_max_norm_renormalises_the_looked_up_rows():
+    indices, offsets = np.array([1, 2, 4, 5]), np.array([0, 2])
+    results = []
+    for lib in (torch, cr):
+        weight = lib.tensor(WEIGHT * 3)
+        out = lib.nn.functional.embedding_bag(lib.tensor(indices), weight, lib.tensor(offsets), max_norm=1.0)
+        results.append((out.numpy(), weight.numpy()))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-6)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-6)
+
+
+def test_embedding_bag_records_torchs_node():
+    for lib in (torch, cr):
+        weight = lib.tensor(WEIGHT, requires_grad=True)
+        for mode in ("sum", "mean", "max"):
+            out = lib.nn.functional.embedding_bag(lib.tensor([[1, 2]]), weight, mode=mode)
+            assert type(out.grad_fn).__name__ == "EmbeddingBagBackward0"
+
+
+def test_embedding_bag_module_trains_as_torch():
+    results = []
+    for lib in (torch, cr):
+        bag = lib.nn.EmbeddingBag.from_pretrained(lib.tensor(WEIGHT, dtype=lib.float32), freeze=False,
+                                                  mode="sum", padding_idx=0)
+        model = lib.nn.Sequential()
+        head = lib.nn.Linear(3, 2)
+        with lib.no_grad():
+            head.weight.copy_(lib.tensor([[0.1, -0.2, 0.3], [0.4, 0.5, -0.6]]))
+            head.bias.zero_()
+        opt = lib.optim.SGD(list(bag.parameters()) + list(head.parameters()), lr=0.1)
+        for step in range(3):
+            text = lib.tensor(np.array([1, 2, 0, 4, 5, 6, 7, 0, 9]) if step % 2 else np.array([3, 3, 8, 0]))
+            offsets = lib.tensor(np.array([0, 2, 5]) if step % 2 else np.array([0, 1]))
+            opt.zero_grad()
+            loss = lib.nn.functional.cross_entropy(head(bag(text, offsets)), lib.tensor([1, 0, 1][:len(offsets)]))
+            loss.backward()
+            opt.step()
+        results.append((bag.weight.detach().numpy(), head.weight.detach().numpy(), repr(bag), len(model)))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-5, atol=1e-6)
+    assert results[1][2] == results[0][2]
+    assert repr(cr.nn.EmbeddingBag(10, 3, max_norm=1.0, scale_grad_by_freq=True, padding_idx=-2)) == \
+        repr(torch.nn.EmbeddingBag(10, 3, max_norm=1.0, scale_grad_by_freq=True, padding_idx=-2))
+    module = cr.nn.EmbeddingBag(10, 3, padding_idx=2)
+    assert module.weight.shape == (10, 3) and (module.weight.detach().numpy()[2] == 0).all()
+
+
+def test_embedding_bag_errors_as_torch():
+    def bag(lib, indices, offsets=None, **kwargs):
+        return lib.nn.functional.embedding_bag(lib.tensor(indices), lib.tensor(WEIGHT),
+                                               None if offsets is None else lib.tensor(offsets), **kwargs)
+
+    raises_as_torch(lambda lib: bag(lib, [[1, 2]], [0]), ValueError, "if input is 2D, then offsets has to be None")
+    raises_as_torch(lambda lib: bag(lib, [1, 2]), ValueError, "offsets has to be a 1D Tensor but got None")
+    raises_as_torch(lambda lib: bag(lib, [1, 2], [[0]]), ValueError, "offsets has to be a 1D Tensor")
+    raises_as_torch(lambda lib: bag(lib, [1, 2, 3], [0, 1], mode="mean", per_sample_weights=lib.ones(3)),
+                    NotImplementedError, "per_sample_weights is only supported for mode='sum'")
+    raises_as_torch(lambda lib: bag(lib, [1, 2, 3], [0, 1], mode="sum", per_sample_weights=lib.ones(2)),
+                    ValueError, "must have the same shape as the input")
+    raises_as_torch(lambda lib: bag(lib, [1, 2, 3], [1, 2]), RuntimeError, "offsets\\[0\\] has to be 0")
+    raises_as_torch(lambda lib: bag(lib, [1, 2, 3], [0, 2, 5]), RuntimeError,
+                    "offsets\\[-1\\] can not be greater than input's length 3")
+    raises_as_torch(lambda lib: bag(lib, [1, 2, 3], [0, 1], mode="foo"), ValueError,
+                    "mode has to be one of sum, mean or max")
+    # torch's wording depends on the kernel it picks (float32 or float64); both name the bad value
+    raises_as_torch(lambda lib: bag(lib, [1, 2, 13], [0, 1]), RuntimeError, "takes value 13|found idx to be 13")
+    raises_as_torch(lambda lib: bag(lib, [1.0, 2.0], [0]), RuntimeError, "'indices' to have one of the following")
+    raises_as_torch(lambda lib: bag(lib, [1, 2], [0], padding_idx=12), RuntimeError,
+                    "padding_idx must be within the number of embeddings, -10 through 9, but got 12")
