@@ -191,3 +191,90 @@ def test_embedding_bag_errors_as_torch():
     raises_as_torch(lambda lib: bag(lib, [1.0, 2.0], [0]), RuntimeError, "'indices' to have one of the following")
     raises_as_torch(lambda lib: bag(lib, [1, 2], [0], padding_idx=12), RuntimeError,
                     "padding_idx must be within the number of embeddings, -10 through 9, but got 12")
+
+
+# ---------------------------------------------------------------------------------------------- losses
+X = _rng(1).standard_normal((4, 5))
+LABELS = np.array([0, 3, 4, 3])
+MULTILABEL = np.array([[3, 0, -1, 1, 2], [0, 1, 2, 3, 4], [-1, 2, 0, 0, 0], [4, 4, 1, -1, 0]])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("full", [False, True])
+def test_gaussian_nll_loss(reduction, full):
+    target, var = _rng(2).standard_normal((4, 5)), _rng(3).uniform(0.1, 2.0, (4, 5))
+    compare(lambda lib, x, t, v: lib.nn.functional.gaussian_nll_loss(x, t, v, full=full, reduction=reduction),
+            [X, target, var])
+    # homoscedastic: one variance per sample, given as (N,) or (N, 1); a shared dim of size 1
+    compare(lambda lib, x, t, v: lib.nn.functional.gaussian_nll_loss(x, t, v, reduction=reduction),
+            [X, target, var[:, 0]])
+    compare(lambda lib, x, t, v: lib.nn.GaussianNLLLoss(full=full, reduction=reduction)(x, t, v),
+            [X, target, var[:1, :]])
+
+
+def test_gaussian_nll_loss_clamps_the_variance_but_passes_its_gradient():
+    target = _rng(2).standard_normal((4, 5))
+    var = _rng(3).uniform(0.1, 2.0, (4, 5))
+    var[0, :3] = [0.0, 1e-9, 1e-7]  # below eps
+    compare(lambda lib, x, t, v: lib.nn.functional.gaussian_nll_loss(x, t, v, eps=1e-6), [X, target, var],
+            rtol=1e-5, gradcheck=False)
+    compare(lambda lib, x, t: lib.nn.functional.gaussian_nll_loss(x, t, 0.5), [X, target])
+
+
+def test_gaussian_nll_loss_errors_as_torch():
+    def loss(lib, var, **kwargs):
+        return lib.nn.functional.gaussian_nll_loss(lib.tensor(X), lib.tensor(X), var(lib), **kwargs)
+
+    raises_as_torch(lambda lib: loss(lib, lambda lib: -lib.ones(4, 5)), ValueError, "var has negative entry")
+    raises_as_torch(lambda lib: loss(lib, lambda lib: -1.0), ValueError, "var has negative entry")
+    raises_as_torch(lambda lib: loss(lib, lambda lib: lib.ones(2, 5)), ValueError, "var is of incorrect size")
+    raises_as_torch(lambda lib: loss(lib, lambda lib: lib.ones(4, 5), reduction="foo"), ValueError,
+                    "foo is not valid")
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_multi_margin_loss(reduction):
+    weight = _rng(4).uniform(0.5, 2.0, 5)
+    for p, margin in ((1, 1.0), (2, 0.7)):
+        compare(lambda lib, x, p=p, margin=margin: lib.nn.functional.multi_margin_loss(
+            x, lib.tensor(LABELS), p=p, margin=margin, reduction=reduction), [X])
+        compare(lambda lib, x, w, p=p, margin=margin: lib.nn.MultiMarginLoss(p, margin, w, reduction=reduction)(
+            x, lib.tensor(LABELS)), [X, weight], grad=[True, False])
+    for target in (np.array(2), np.array([2])):  # one sample: the loss has the target's shape
+        compare(lambda lib, x, t=target: lib.nn.functional.multi_margin_loss(x, lib.tensor(t), reduction=reduction),
+                [X[0]])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_multilabel_margin_losses(reduction):
+    compare(lambda lib, x: lib.nn.MultiLabelMarginLoss(reduction=reduction)(x, lib.tensor(MULTILABEL)), [X])
+    compare(lambda lib, x: lib.nn.functional.multilabel_margin_loss(x, lib.tensor(MULTILABEL[0]),
+                                                                    reduction=reduction), [X[0]])
+    soft_target = (_rng(5).random((4, 5)) > 0.5).astype(np.float64)
+    weight = _rng(6).uniform(0.5, 2.0, 5)
+    compare(lambda lib, x, t: lib.nn.functional.multilabel_soft_margin_loss(x, t, reduction=reduction),
+            [X, soft_target])
+    compare(lambda lib, x, w: lib.nn.MultiLabelSoftMarginLoss(w, reduction=reduction)(x, lib.tensor(soft_target)),
+            [X, weight])
+
+
+def test_margin_loss_errors_as_torch():
+    F = lambda lib: lib.nn.functional  # noqa: E731
+    raises_as_torch(lambda lib: F(lib).multi_margin_loss(lib.tensor(X), lib.tensor([1, 2])), RuntimeError,
+                    r"multi_margin_loss: target tensor should be 1-D with size equal to the number of input "
+                    r"samples \(batch size\). Expected target size \[4\], but got \[2\]")
+    raises_as_torch(lambda lib: F(lib).multi_margin_loss(lib.tensor(X), lib.tensor([1, 2, 3, 7])), RuntimeError,
+                    "target out of range")
+    raises_as_torch(lambda lib: F(lib).multi_margin_loss(lib.tensor(X), lib.tensor(LABELS), p=3), ValueError,
+                    "only p == 1 and p == 2 supported")
+    raises_as_torch(lambda lib: lib.nn.MultiMarginLoss(weight=lib.ones(2, 2)), ValueError,
+                    "MultiMarginLoss: expected weight to be None or 1D tensor, got 2D instead")
+    raises_as_torch(lambda lib: F(lib).multi_margin_loss(lib.tensor(X), lib.tensor(LABELS), reduction="foo"),
+                    ValueError, "foo is not a valid value for reduction")
+    raises_as_torch(lambda lib: F(lib).multilabel_margin_loss(lib.tensor(X), lib.tensor([1, 2, 3])), RuntimeError,
+                    r"inconsistent target size: \[3\] for input of size: \[4, 5\]")
+    raises_as_torch(lambda lib: F(lib).multilabel_margin_loss(lib.tensor(X), lib.tensor(MULTILABEL + 5)),
+                    RuntimeError, "argument #2 'target' is out of range")
+    with pytest.warns(FutureWarning, match="`NLLLoss2d` has been deprecated"):
+        module = cr.nn.NLLLoss2d()
+    assert isinstance(module, cr.nn.NLLLoss)

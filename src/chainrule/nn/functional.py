@@ -70,6 +70,12 @@ from ..ops.loss import (
     smooth_l1_loss,
     soft_margin_loss,
 )
+from ..ops.margin_loss import (
+    gaussian_nll_loss,
+    multi_margin_loss,
+    multilabel_margin_loss,
+    multilabel_soft_margin_loss,
+)
 from ..ops.normalization import batch_norm, group_norm, instance_norm, layer_norm
 from ..ops.pool import (
     adaptive_avg_pool1d,
@@ -109,7 +115,8 @@ __all__ = [
     "silu", "smooth_l1_loss", "soft_margin_loss", "softmax", "softmin", "softplus", "softshrink", "softsign",
     "tanh", "tanhshrink", "threshold", "threshold_", "unfold", "upsample", "upsample_bilinear",
     "upsample_nearest", "affine_grid", "grid_sample", "gumbel_softmax", "triplet_margin_loss",
-    "triplet_margin_with_distance_loss", "embedding_bag",
+    "triplet_margin_with_distance_loss", "embedding_bag", "gaussian_nll_loss", "multi_margin_loss",
+    "multilabel_margin_loss", "multilabel_soft_margin_loss",
 ]
 
 

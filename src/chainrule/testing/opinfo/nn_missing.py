@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import OpCase, OpInfo, distinct, randn
+from .core import OpCase, OpInfo, distinct, positive, randn
 
 
 def _F(lib):
@@ -24,6 +24,24 @@ def _bag(indices, offsets=None, **kwargs):
 
 
 _WORDS = np.array([1, 2, 4, 5, 4, 3, 2, 9])
+_LABELS = np.array([0, 3, 4, 3])
+_MULTILABEL = np.array([[3, 0, -1, 1, 2], [0, 1, 2, 3, 4], [-1, 2, 0, 0, 0], [4, 4, 1, -1, 0]])
+
+
+def _gaussian(**kwargs):
+    return lambda lib, x, t, v: _F(lib).gaussian_nll_loss(x, t, v, **kwargs)
+
+
+def _multi_margin(labels, **kwargs):
+    return lambda lib, x, *w: _F(lib).multi_margin_loss(x, lib.tensor(labels), weight=w[0] if w else None, **kwargs)
+
+
+def _multilabel(labels, **kwargs):
+    return lambda lib, x: _F(lib).multilabel_margin_loss(x, lib.tensor(labels), **kwargs)
+
+
+def _soft_targets(*shape):
+    return (np.random.default_rng(5).random(shape) > 0.5).astype(np.float64)
 
 op_db: list[OpInfo] = [
     OpInfo("nn.functional.embedding_bag", "embedding_bag", lambda: [
@@ -35,5 +53,29 @@ op_db: list[OpInfo] = [
                [randn(10, 3), randn(8, seed=1)]),
         OpCase("embedding_bag_include_last_offset", _bag(_WORDS, np.array([0, 2, 5, 8]), mode="sum",
                                                          include_last_offset=True), [randn(10, 3)]),
+    ]),
+    OpInfo("nn.functional.gaussian_nll_loss", "margin_loss", lambda: [
+        OpCase("gaussian_nll_loss", _gaussian(), [randn(4, 5), randn(4, 5, seed=1), positive(4, 5, seed=2)]),
+        OpCase("gaussian_nll_loss_full_sum", _gaussian(full=True, reduction="sum"),
+               [randn(4, 5), randn(4, 5, seed=1), positive(4, 5, seed=2)]),
+        OpCase("gaussian_nll_loss_homoscedastic_none", _gaussian(reduction="none"),
+               [randn(4, 5), randn(4, 5, seed=1), positive(4, seed=2)]),
+    ]),
+    OpInfo("nn.functional.multi_margin_loss", "margin_loss", lambda: [
+        OpCase("multi_margin_loss", _multi_margin(_LABELS), [randn(4, 5)]),
+        OpCase("multi_margin_loss_p2_weight_sum", _multi_margin(_LABELS, p=2, margin=0.7, reduction="sum"),
+               [randn(4, 5), positive(5, seed=1)], grad=[True, False]),
+        OpCase("multi_margin_loss_unbatched_none", _multi_margin(np.array(2), reduction="none"), [randn(5)]),
+    ]),
+    OpInfo("nn.functional.multilabel_margin_loss", "margin_loss", lambda: [
+        OpCase("multilabel_margin_loss", _multilabel(_MULTILABEL), [randn(4, 5)]),
+        OpCase("multilabel_margin_loss_none", _multilabel(_MULTILABEL, reduction="none"), [randn(4, 5)]),
+        OpCase("multilabel_margin_loss_unbatched", _multilabel(_MULTILABEL[3]), [randn(5)]),
+    ]),
+    OpInfo("nn.functional.multilabel_soft_margin_loss", "margin_loss", lambda: [
+        OpCase("multilabel_soft_margin_loss", lambda lib, x, t: _F(lib).multilabel_soft_margin_loss(x, t),
+               [randn(4, 5), _soft_targets(4, 5)]),
+        OpCase("multilabel_soft_margin_loss_weight_none", lambda lib, x, t, w: _F(lib).multilabel_soft_margin_loss(
+            x, t, weight=w, reduction="none"), [randn(4, 5), _soft_targets(4, 5), positive(5, seed=1)]),
     ]),
 ]
