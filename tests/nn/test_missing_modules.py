@@ -278,3 +278,108 @@ def test_margin_loss_errors_as_torch():
     with pytest.warns(FutureWarning, match="`NLLLoss2d` has been deprecated"):
         module = cr.nn.NLLLoss2d()
     assert isinstance(module, cr.nn.NLLLoss)
+
+
+# ---------------------------------------------------------------------------------------------- CTC
+LOGITS = _rng(8).standard_normal((7, 3, 5))
+CTC_CASES = {
+    # name: (padded or concatenated targets, input lengths, target lengths, keyword arguments)
+    "padded_repeats": (np.array([[1, 2, 2], [3, 1, 9], [4, 0, 0]]), [7, 6, 5], [3, 2, 1], {}),
+    "concatenated": (np.array([1, 2, 2, 3, 1, 4]), [7, 6, 5], [3, 2, 1], {}),
+    "blank_last_sum": (np.array([[1, 0, 0], [3, 3, 3], [2, 1, -1]]), [7, 7, 4], [3, 3, 2],
+                       {"blank": 4, "reduction": "sum"}),
+    "empty_target_none": (np.array([[1, 2], [0, 0], [3, 3]]), [7, 3, 6], [2, 0, 2], {"reduction": "none"}),
+    "tensor_lengths": (np.array([[1, 2, 2], [3, 1, 1], [4, 4, 4]]), np.array([7, 6, 7]), np.array([3, 3, 2]),
+                       {"reduction": "none"}),
+}
+
+
+def _ctc(targets, input_lengths, target_lengths, kwargs, module=False):
+    def fn(lib, logits):
+        lengths = [lib.tensor(v) if isinstance(v, np.ndarray) else v for v in (input_lengths, target_lengths)]
+        log_probs = logits.log_softmax(-1)
+        if module:
+            return lib.nn.CTCLoss(**kwargs)(log_probs, lib.tensor(targets), *lengths)
+        return lib.nn.functional.ctc_loss(log_probs, lib.tensor(targets), *lengths, **kwargs)
+    return fn
+
+
+@pytest.mark.parametrize("case", sorted(CTC_CASES))
+def test_ctc_loss_matches_torch(case):
+    targets, input_lengths, target_lengths, kwargs = CTC_CASES[case]
+    # through log_softmax, as CTC is used: torch's CTC gradient is the logits' one (see ops/ctc.py), and
+    # this composition is what gradcheck can verify by finite differences
+    compare(_ctc(targets, input_lengths, target_lengths, kwargs), [LOGITS], rtol=1e-6, atol=1e-9)
+    compare(_ctc(targets, input_lengths, target_lengths, kwargs, module=True), [LOGITS[:, :, :].astype(np.float32)],
+            rtol=1e-4, atol=1e-5, gradcheck=False)
+
+
+def test_ctc_loss_gradient_with_respect_to_log_probs_is_torchs():
+    targets, input_lengths, target_lengths, kwargs = CTC_CASES["padded_repeats"]
+    log_probs = torch.tensor(LOGITS).log_softmax(-1).numpy()
+    compare(lambda lib, lp: lib.nn.functional.ctc_loss(lp, lib.tensor(targets), input_lengths, target_lengths,
+                                                       reduction="none"), [log_probs], gradcheck=False)
+
+
+def test_ctc_loss_impossible_alignment_and_zero_infinity():
+    # sample 0 needs 4 steps (labels 2, 2 need a blank between them) but has 3: its loss is infinite
+    targets, input_lengths, target_lengths = np.array([[1, 2, 2], [3, 1, 0]]), [3, 6], [3, 2]
+    logits = LOGITS[:, :2]
+    for reduction in ("none", "mean"):
+        ours = compare(_ctc(targets, input_lengths, target_lengths, {"reduction": reduction, "zero_infinity": True}),
+                       [logits])
+        assert np.isfinite(ours[0]).all()
+    for lib in (torch, cr):
+        loss = lib.nn.functional.ctc_loss(lib.tensor(logits).log_softmax(-1), lib.tensor(targets), input_lengths,
+                                          target_lengths, reduction="none")
+        assert np.isinf(loss.numpy()[0]) and np.isfinite(loss.numpy()[1])
+
+
+def test_ctc_loss_unbatched_and_training_step():
+    targets = np.array([1, 2, 2])
+    compare(lambda lib, x: lib.nn.functional.ctc_loss(x.log_softmax(-1), lib.tensor(targets), lib.tensor(7),
+                                                      lib.tensor(3), reduction="none"), [LOGITS[:, 0]])
+    compare(lambda lib, x: lib.nn.functional.ctc_loss(x.log_softmax(-1), lib.tensor(targets), [7], [3]),
+            [LOGITS[:, 0]])
+    # a whole step: a linear head on features, CTC, SGD; weights equal after three steps
+    features = _rng(9).standard_normal((7, 3, 4)).astype(np.float32)
+    results = []
+    for lib in (torch, cr):
+        head = lib.nn.Linear(4, 5)
+        with lib.no_grad():
+            head.weight.copy_(lib.tensor(_rng(10).standard_normal((5, 4)).astype(np.float32)))
+            head.bias.zero_()
+        opt = lib.optim.SGD(head.parameters(), lr=0.1)
+        criterion = lib.nn.CTCLoss(zero_infinity=True)
+        for _ in range(3):
+            opt.zero_grad()
+            loss = criterion(head(lib.tensor(features)).log_softmax(2), lib.tensor([[1, 2, 2], [3, 1, 0], [4, 4, 0]]),
+                             lib.tensor([7, 6, 2]), lib.tensor([3, 2, 2]))
+            loss.backward()
+            opt.step()
+        results.append(head.weight.detach().numpy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-6)
+
+
+def test_ctc_loss_errors_as_torch():
+    def loss(lib, targets=((1, 2), (3, 3)), input_lengths=(6, 6), target_lengths=(2, 2), **kwargs):
+        log_probs = lib.tensor(LOGITS[:6, :2]).log_softmax(2)
+        return lib.nn.functional.ctc_loss(log_probs, lib.tensor(np.array(targets)), list(input_lengths),
+                                          list(target_lengths), **kwargs)
+
+    raises_as_torch(lambda lib: loss(lib, input_lengths=(7, 6)), RuntimeError,
+                    "Expected input_lengths to have value at most 6, but got value 7")
+    raises_as_torch(lambda lib: loss(lib, input_lengths=(-1, 6)), RuntimeError,
+                    "Expected input_lengths to have value at least 0, but got value -1")
+    raises_as_torch(lambda lib: loss(lib, target_lengths=(-1, 2)), RuntimeError,
+                    "Expected target_lengths to have value at least 0, but got value -1")
+    raises_as_torch(lambda lib: loss(lib, target_lengths=(2, 3)), RuntimeError,
+                    "Expected tensor to have size at least 3 at dimension 1, but got size 2 for argument #2 'targets'")
+    raises_as_torch(lambda lib: loss(lib, targets=(1, 2, 3)), RuntimeError,
+                    "Expected tensor to have size 4 at dimension 0, but got size 3 for argument #2 'targets'")
+    raises_as_torch(lambda lib: loss(lib, target_lengths=(2,)), RuntimeError,
+                    "target_lengths must be of size batch_size")
+    raises_as_torch(lambda lib: loss(lib, input_lengths=(6, 6, 6)), RuntimeError,
+                    "input_lengths must be of size batch_size")
+    raises_as_torch(lambda lib: loss(lib, blank=5), RuntimeError, "blank must be in label range")
+    raises_as_torch(lambda lib: loss(lib, reduction="foo"), ValueError, "foo is not a valid value for reduction")

@@ -49,6 +49,7 @@ from ..ops.conv import (
     fold,
     unfold,
 )
+from ..ops.ctc import ctc_loss
 from ..ops.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d
 from ..ops.elementwise import sigmoid, tanh
 from ..ops.embedding import embedding
@@ -116,7 +117,7 @@ __all__ = [
     "tanh", "tanhshrink", "threshold", "threshold_", "unfold", "upsample", "upsample_bilinear",
     "upsample_nearest", "affine_grid", "grid_sample", "gumbel_softmax", "triplet_margin_loss",
     "triplet_margin_with_distance_loss", "embedding_bag", "gaussian_nll_loss", "multi_margin_loss",
-    "multilabel_margin_loss", "multilabel_soft_margin_loss",
+    "multilabel_margin_loss", "multilabel_soft_margin_loss", "ctc_loss",
 ]
 
 

@@ -40,6 +40,12 @@ def _multilabel(labels, **kwargs):
     return lambda lib, x: _F(lib).multilabel_margin_loss(x, lib.tensor(labels), **kwargs)
 
 
+def _ctc(targets, input_lengths, target_lengths, **kwargs):
+    # through log_softmax: torch's CTC gradient is the logits' (ops/ctc.py), which gradcheck can verify
+    return lambda lib, logits: _F(lib).ctc_loss(logits.log_softmax(-1), lib.tensor(targets), input_lengths,
+                                                target_lengths, **kwargs)
+
+
 def _soft_targets(*shape):
     return (np.random.default_rng(5).random(shape) > 0.5).astype(np.float64)
 
@@ -78,4 +84,13 @@ op_db: list[OpInfo] = [
         OpCase("multilabel_soft_margin_loss_weight_none", lambda lib, x, t, w: _F(lib).multilabel_soft_margin_loss(
             x, t, weight=w, reduction="none"), [randn(4, 5), _soft_targets(4, 5), positive(5, seed=1)]),
     ]),
+    # torch's CTC backward is not differentiable again; neither is chainrule's
+    OpInfo("nn.functional.ctc_loss", "ctc", lambda: [
+        OpCase("ctc_loss", _ctc(np.array([[1, 2, 2], [3, 1, 0], [4, 0, 0]]), [6, 5, 4], [3, 2, 1]),
+               [randn(6, 3, 5)]),
+        OpCase("ctc_loss_concatenated_sum", _ctc(np.array([1, 2, 2, 3, 1, 4]), [6, 5, 4], [3, 2, 1], reduction="sum"),
+               [randn(6, 3, 5)]),
+        OpCase("ctc_loss_blank_none", _ctc(np.array([[1, 0], [3, 3]]), [5, 6], [2, 2], blank=4, reduction="none"),
+               [randn(6, 2, 5)]),
+    ], supports_gradgrad=False),
 ]
