@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import warnings
 
-from ...ops import ctc
+from ...ops import ctc, margin_loss
 from ...ops import loss as F
-from ...ops import margin_loss
 from ...tensor import Tensor
 from .module import Module
 
