@@ -383,3 +383,76 @@ def test_ctc_loss_errors_as_torch():
                     "input_lengths must be of size batch_size")
     raises_as_torch(lambda lib: loss(lib, blank=5), RuntimeError, "blank must be in label range")
     raises_as_torch(lambda lib: loss(lib, reduction="foo"), ValueError, "foo is not a valid value for reduction")
+
+
+# ---------------------------------------------------------------------------------------------- pools and the rest
+VOLUME = _rng(11).permutation(2 * 2 * 5 * 7 * 6).reshape(2, 2, 5, 7, 6) * 0.1  # tie-free
+
+
+@pytest.mark.parametrize("output_size", [2, (3, None, 4), 1, (5, 7, 6), (1, 3, 2)])
+def test_adaptive_pools_3d(output_size):
+    compare(lambda lib, x: lib.nn.functional.adaptive_avg_pool3d(x, output_size), [VOLUME])
+    compare(lambda lib, x: lib.nn.AdaptiveMaxPool3d(output_size, return_indices=True)(x), [VOLUME])
+    compare(lambda lib, x: lib.nn.AdaptiveAvgPool3d(output_size)(x), [VOLUME[0]])  # unbatched
+    compare(lambda lib, x: lib.nn.functional.adaptive_max_pool3d_with_indices(x, output_size), [VOLUME[0]])
+    for lib in (torch, cr):
+        x = lib.tensor(VOLUME, requires_grad=True)
+        names = [type(lib.nn.functional.adaptive_avg_pool3d(x, output_size).grad_fn).__name__,
+                 type(lib.nn.functional.adaptive_max_pool3d(x, output_size).grad_fn).__name__]
+        if lib is torch:
+            torch_names = names
+    assert names == torch_names
+
+
+def test_adaptive_pool_3d_errors_as_torch():
+    raises_as_torch(lambda lib: lib.nn.functional.adaptive_avg_pool3d(lib.ones(2, 3, 4), 2), RuntimeError,
+                    "Expected 4D or 5D tensor|adaptive_avg_pool3d")
+    raises_as_torch(lambda lib: lib.nn.functional.adaptive_max_pool3d(lib.ones(1, 2, 0, 3, 3), 2), RuntimeError,
+                    "non-zero size for non-batch dimensions")
+
+
+def test_with_indices_aliases_return_the_indices():
+    image = VOLUME[:, :, 0]
+    for name, args, x in (("max_pool1d_with_indices", (3, 2), image[:, :, 0]),
+                          ("max_pool2d_with_indices", (3, 2, 1), image),
+                          ("max_pool3d_with_indices", (2,), VOLUME),
+                          ("adaptive_max_pool1d_with_indices", (4,), image[:, :, 0]),
+                          ("adaptive_max_pool2d_with_indices", ((3, 2),), image)):
+        outs = compare(lambda lib, t, name=name, args=args: getattr(lib.nn.functional, name)(t, *args), [x])
+        assert len(outs) == 2 and outs[1].dtype == np.int64
+
+
+def test_rrelu_in_place():
+    x = _rng(12).standard_normal(6)
+    results = []
+    for lib in (torch, cr):
+        t = lib.tensor(x)
+        out = lib.nn.functional.rrelu_(t)
+        assert out is t
+        results.append(t.numpy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-7)
+    t = cr.tensor(x)
+    cr.nn.functional.rrelu_(t, 0.1, 0.3, training=True)
+    slopes = t.numpy()[x < 0] / x[x < 0]
+    assert ((slopes >= 0.1) & (slopes <= 0.3)).all() and (t.numpy()[x >= 0] == x[x >= 0]).all()
+
+
+def test_feature_alpha_dropout():
+    x = _rng(13).standard_normal((8, 6, 3, 3))
+    for lib in (torch, cr):
+        module = lib.nn.FeatureAlphaDropout(0.3)
+        assert repr(module) == "FeatureAlphaDropout(p=0.3, inplace=False)"
+        module.eval()
+        np.testing.assert_array_equal(module(lib.tensor(x)).numpy(), x)
+        np.testing.assert_array_equal(lib.nn.functional.feature_alpha_dropout(lib.tensor(x), 0.3).numpy(), x)
+    # training: each channel is either kept, a·x + α·a·p, or dropped to the constant -α·a + α·a·p (torch's map)
+    p, alpha = 0.3, 1.7580993408473766
+    a = ((1 - p) * (1 + p * alpha ** 2)) ** -0.5
+    cr.manual_seed(0)
+    x_t = cr.tensor(x, requires_grad=True)
+    out = cr.nn.functional.feature_alpha_dropout(x_t, p, training=True)
+    kept = np.isclose(out.detach().numpy(), a * x + alpha * a * p).all(axis=(2, 3))
+    dropped = np.isclose(out.detach().numpy(), -alpha * a + alpha * a * p).all(axis=(2, 3))
+    assert (kept | dropped).all() and kept.any() and dropped.any()
+    out.sum().backward()
+    np.testing.assert_allclose(x_t.grad.numpy(), np.broadcast_to((kept * a)[:, :, None, None], x.shape))

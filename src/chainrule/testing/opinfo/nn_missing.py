@@ -46,6 +46,10 @@ def _ctc(targets, input_lengths, target_lengths, **kwargs):
                                                 target_lengths, **kwargs)
 
 
+def _indices_of(name: str, *args):
+    return lambda lib, x: getattr(_F(lib), name)(x, *args)
+
+
 def _soft_targets(*shape):
     return (np.random.default_rng(5).random(shape) > 0.5).astype(np.float64)
 
@@ -93,4 +97,41 @@ op_db: list[OpInfo] = [
         OpCase("ctc_loss_blank_none", _ctc(np.array([[1, 0], [3, 3]]), [5, 6], [2, 2], blank=4, reduction="none"),
                [randn(6, 2, 5)]),
     ], supports_gradgrad=False),
+    OpInfo("nn.functional.adaptive_avg_pool3d", "adaptive_pool3d", lambda: [
+        OpCase("adaptive_avg_pool3d", lambda lib, x: _F(lib).adaptive_avg_pool3d(x, (2, None, 3)), [randn(2, 2, 3, 4, 5)]),
+        OpCase("adaptive_avg_pool3d_unbatched_global", lambda lib, x: _F(lib).adaptive_avg_pool3d(x, 1),
+               [randn(2, 3, 4, 5)]),
+    ]),
+    OpInfo("nn.functional.adaptive_max_pool3d", "adaptive_pool3d", lambda: [
+        OpCase("adaptive_max_pool3d", lambda lib, x: _F(lib).adaptive_max_pool3d(x, (2, 3, 2), return_indices=True),
+               [distinct(2, 2, 3, 5, 4)]),
+    ]),
+    OpInfo("nn.functional.adaptive_max_pool3d_with_indices", "adaptive_pool3d", lambda: [
+        OpCase("adaptive_max_pool3d_with_indices", _indices_of("adaptive_max_pool3d_with_indices", 2),
+               [distinct(2, 3, 5, 4)]),
+    ]),
+    OpInfo("nn.functional.adaptive_max_pool1d_with_indices", "pool", lambda: [
+        OpCase("adaptive_max_pool1d_with_indices", _indices_of("adaptive_max_pool1d_with_indices", 3),
+               [distinct(2, 3, 7)]),
+    ]),
+    OpInfo("nn.functional.adaptive_max_pool2d_with_indices", "pool", lambda: [
+        OpCase("adaptive_max_pool2d_with_indices", _indices_of("adaptive_max_pool2d_with_indices", (3, 2)),
+               [distinct(2, 3, 7, 5)]),
+    ]),
+    OpInfo("nn.functional.max_pool1d_with_indices", "pool", lambda: [
+        OpCase("max_pool1d_with_indices", _indices_of("max_pool1d_with_indices", 3, 2), [distinct(2, 3, 7)]),
+    ]),
+    OpInfo("nn.functional.max_pool2d_with_indices", "pool", lambda: [
+        OpCase("max_pool2d_with_indices", _indices_of("max_pool2d_with_indices", 3, 2, 1), [distinct(2, 3, 7, 5)]),
+    ]),
+    OpInfo("nn.functional.max_pool3d_with_indices", "pool", lambda: [
+        OpCase("max_pool3d_with_indices", _indices_of("max_pool3d_with_indices", 2), [distinct(1, 2, 4, 4, 5)]),
+    ]),
+    # eval mode, the fixed slope (lower + upper) / 2; written into a copy of the input, as activation.py's _inplace
+    OpInfo("nn.functional.rrelu_", "activation", lambda: [
+        OpCase("rrelu_", lambda lib, x: _F(lib).rrelu_(x * 1.0, 0.1, 0.3), [randn(3, 5, seed=6, low_gap=0.1)]),
+    ]),
+    OpInfo("nn.functional.feature_alpha_dropout", "dropout", lambda: [
+        OpCase("feature_alpha_dropout_eval", lambda lib, x: _F(lib).feature_alpha_dropout(x, 0.3), [randn(2, 3, 4)]),
+    ]),
 ]
