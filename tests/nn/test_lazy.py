@@ -180,3 +180,22 @@ def test_lazy_errors_as_torch():
 
     with pytest.raises(RuntimeError, match="module Half has not been fully initialized"):
         Half()(cr.ones(2))
+
+
+def test_lazy_modules_moved_before_their_first_forward_keep_uninitialised_buffers():
+    from chainrule._backend import use_standin_cuda
+
+    model = cr.nn.Sequential(cr.nn.LazyConv2d(3, 3), cr.nn.LazyBatchNorm2d(), cr.nn.Flatten(), cr.nn.LazyLinear(2))
+    model.double()
+    assert type(model[1].running_mean) is cr.nn.parameter.UninitializedBuffer
+    assert model(cr.ones(2, 1, 5, 5, dtype=cr.float64)).dtype == cr.float64
+    assert model[1].running_mean.dtype == cr.float64 and type(model[1].running_mean) is cr.Tensor
+    with use_standin_cuda():
+        model = cr.nn.Sequential(cr.nn.LazyConv2d(3, 3), cr.nn.LazyBatchNorm2d(), cr.nn.Flatten(),
+                                 cr.nn.LazyLinear(2)).to("cuda")
+        assert type(model[1].running_var) is cr.nn.parameter.UninitializedBuffer
+        out = model(cr.randn(2, 1, 5, 5).to("cuda"))
+        out.sum().backward()
+        assert out.device.type == "cuda"
+        assert all(t.device.type == "cuda" for t in model.state_dict().values())
+        assert model[3].weight.shape == (2, 27) and model[3].weight.grad.device.type == "cuda"

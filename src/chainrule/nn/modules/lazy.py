@@ -69,6 +69,18 @@ class LazyModuleMixin:
         if module.cls_to_become is not None:
             module.__class__ = module.cls_to_become
 
+    def _apply(self, fn):
+        lazy_buffers = {name: buffer for name, buffer in self._buffers.items() if is_lazy(buffer)}
+        super()._apply(fn)
+        # Module._apply stores fn's result for a buffer, a plain tensor (``.to(device)``'s): an uninitialised
+        # buffer must stay one, on its new device and dtype, as torch's does
+        for name, old in lazy_buffers.items():
+            new = self._buffers[name]
+            if not is_lazy(new):
+                new.__class__ = type(old)
+                new.persistent = old.persistent
+        return self
+
     def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
         if args:  # torch's deprecated positional order: (destination, prefix, keep_vars)
             destination = args[0]
