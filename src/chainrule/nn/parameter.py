@@ -102,6 +102,7 @@ class UninitializedTensorMixin:
         return f"<{type(self).__name__}>"
 
     def __reduce_ex__(self, protocol):
+        # the state of an uninitialised tensor is its class, dtype and grad flag; it unpickles on the default device
         return (type(self), (self._requires_grad, None, _dtype._BY_NP[self._data.dtype]))
 
 
@@ -125,7 +126,7 @@ class UninitializedParameter(UninitializedTensorMixin, Parameter):
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        copy = type(self)(self._requires_grad, None, _dtype._BY_NP[self._data.dtype])
+        copy = type(self)(self._requires_grad, self.device, _dtype._BY_NP[self._data.dtype])
         memo[id(self)] = copy
         return copy
 
@@ -147,6 +148,6 @@ class UninitializedBuffer(UninitializedTensorMixin, Tensor):
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        copy = type(self)(self._requires_grad, None, _dtype._BY_NP[self._data.dtype], self.persistent)
+        copy = type(self)(self._requires_grad, self.device, _dtype._BY_NP[self._data.dtype], self.persistent)
         memo[id(self)] = copy
         return copy
