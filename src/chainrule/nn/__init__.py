@@ -8,7 +8,7 @@ from .modules.loss import *  # noqa: F401,F403
 from .modules.module import Module  # noqa: F401
 from .modules.rnn import *  # noqa: F401,F403
 from .parallel import DataParallel  # noqa: F401
-from .parameter import Buffer, Parameter  # noqa: F401
+from .parameter import Buffer, Parameter, UninitializedBuffer, UninitializedParameter  # noqa: F401
 
 # ``nn.modules`` has a private helper submodule named ``utils`` that the star import binds here
 # as ``nn.utils``; ``from . import utils`` would then keep that one, so the public

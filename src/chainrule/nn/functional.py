@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .._backend import array_module as _array_module
+from ..autograd.function import name_node as _name_node
 from ..ops.activation import (
     celu,
     elu,
@@ -39,6 +40,7 @@ from ..ops.activation import (
     threshold,
 )
 from ..ops.activation import threshold as _threshold
+from ..ops.adaptive_pool3d import adaptive_avg_pool3d, adaptive_max_pool3d
 from ..ops.conv import (
     conv1d,
     conv2d,
@@ -49,9 +51,11 @@ from ..ops.conv import (
     fold,
     unfold,
 )
-from ..ops.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d
+from ..ops.ctc import ctc_loss
+from ..ops.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
 from ..ops.elementwise import sigmoid, tanh
 from ..ops.embedding import embedding
+from ..ops.embedding_bag import embedding_bag
 from ..ops.linear import linear
 from ..ops.loss import (
     binary_cross_entropy,
@@ -68,6 +72,12 @@ from ..ops.loss import (
     poisson_nll_loss,
     smooth_l1_loss,
     soft_margin_loss,
+)
+from ..ops.margin_loss import (
+    gaussian_nll_loss,
+    multi_margin_loss,
+    multilabel_margin_loss,
+    multilabel_soft_margin_loss,
 )
 from ..ops.normalization import batch_norm, group_norm, instance_norm, layer_norm
 from ..ops.pool import (
@@ -108,7 +118,11 @@ __all__ = [
     "silu", "smooth_l1_loss", "soft_margin_loss", "softmax", "softmin", "softplus", "softshrink", "softsign",
     "tanh", "tanhshrink", "threshold", "threshold_", "unfold", "upsample", "upsample_bilinear",
     "upsample_nearest", "affine_grid", "grid_sample", "gumbel_softmax", "triplet_margin_loss",
-    "triplet_margin_with_distance_loss",
+    "triplet_margin_with_distance_loss", "embedding_bag", "gaussian_nll_loss", "multi_margin_loss",
+    "multilabel_margin_loss", "multilabel_soft_margin_loss", "ctc_loss", "adaptive_avg_pool3d",
+    "adaptive_max_pool3d", "feature_alpha_dropout", "rrelu_", "max_pool1d_with_indices", "max_pool2d_with_indices",
+    "max_pool3d_with_indices", "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
+    "adaptive_max_pool3d_with_indices",
 ]
 
 
@@ -244,6 +258,39 @@ def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
 
 def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
     return celu(input, alpha, inplace=True)
+
+
+def rrelu_(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False) -> Tensor:
+    # torch records the in-place rrelu as one node, in both modes
+    return _name_node(rrelu(input, lower, upper, training, inplace=True), "RreluWithNoiseBackward1", label="rrelu")
+
+
+# torch's *_with_indices: the pools with their indices, always (return_indices is accepted and ignored)
+def max_pool1d_with_indices(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+                            return_indices: bool = False) -> tuple[Tensor, Tensor]:
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+
+
+def max_pool2d_with_indices(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+                            return_indices: bool = False) -> tuple[Tensor, Tensor]:
+    return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+
+
+def max_pool3d_with_indices(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+                            return_indices: bool = False) -> tuple[Tensor, Tensor]:
+    return max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+
+
+def adaptive_max_pool1d_with_indices(input: Tensor, output_size, return_indices: bool = False) -> tuple[Tensor, Tensor]:
+    return adaptive_max_pool1d(input, output_size, return_indices=True)
+
+
+def adaptive_max_pool2d_with_indices(input: Tensor, output_size, return_indices: bool = False) -> tuple[Tensor, Tensor]:
+    return adaptive_max_pool2d(input, output_size, return_indices=True)
+
+
+def adaptive_max_pool3d_with_indices(input: Tensor, output_size, return_indices: bool = False) -> tuple[Tensor, Tensor]:
+    return adaptive_max_pool3d(input, output_size, return_indices=True)
 
 
 def selu_(input: Tensor) -> Tensor:

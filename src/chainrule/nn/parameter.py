@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import Tensor
+from .. import _dtype
+from .._backend import array_module, module_for_device
+from ..ops.creation import empty
+from ..tensor import Size, Tensor
 
-__all__ = ["Parameter", "Buffer"]
+__all__ = ["Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"]
 
 
 class Parameter(Tensor):
@@ -63,3 +66,88 @@ class Buffer(Tensor):
 
     def __init__(self, data: Tensor, *, persistent: bool = True) -> None:
         pass
+
+
+class UninitializedTensorMixin:
+    """A parameter or buffer whose shape is not known yet (a Lazy module's, before its first forward).
+
+    It holds an empty array of its dtype on its device; ``materialize(shape)`` gives it storage of
+    that shape and turns it, in place and keeping its identity (so an optimizer built on it sees the
+    materialised tensor), into ``cls_to_become``. Its shape cannot be read until then, as in torch.
+    """
+
+    cls_to_become: type = Tensor
+
+    def materialize(self, shape, device=None, dtype=None) -> None:
+        """Give the tensor uninitialised storage of ``shape`` and make it a ``cls_to_become``."""
+        xp = array_module(self._data) if device is None else module_for_device(device)
+        np_dtype = self._data.dtype if dtype is None else _dtype.to_dtype(dtype).np
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        self._data = xp.empty(shape, dtype=np_dtype)
+        self.__class__ = self.cls_to_become
+
+    @property
+    def shape(self):
+        raise RuntimeError(
+            "Can't access the shape of an uninitialized parameter or buffer. This error usually happens in "
+            "`load_state_dict` when trying to load an uninitialized parameter into an initialized one. Call "
+            "`forward` to initialize the parameters before accessing their attributes."
+        )
+
+    def size(self, dim: int | None = None):
+        # torch lets size() through (an uninitialised tensor reports torch.Size([0]))
+        return Size((0,)) if dim is None else (0,)[dim]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+    def __reduce_ex__(self, protocol):
+        # the state of an uninitialised tensor is its class, dtype and grad flag; it unpickles on the default device
+        return (type(self), (self._requires_grad, None, _dtype._BY_NP[self._data.dtype]))
+
+
+def _empty_storage(device, dtype):
+    # the default dtype and device apply, as for any factory-made tensor
+    return empty(0, dtype=dtype, device=device)._data
+
+
+class UninitializedParameter(UninitializedTensorMixin, Parameter):
+    """``nn.parameter.UninitializedParameter``: a Parameter whose shape a Lazy module infers on its first forward."""
+
+    cls_to_become = Parameter
+
+    def __new__(cls, requires_grad: bool = True, device=None, dtype=None):
+        param = Parameter.__new__(cls, Tensor._make(_empty_storage(device, dtype)), requires_grad)
+        return param
+
+    def __init__(self, requires_grad: bool = True, device=None, dtype=None) -> None:
+        pass
+
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        copy = type(self)(self._requires_grad, self.device, _dtype._BY_NP[self._data.dtype])
+        memo[id(self)] = copy
+        return copy
+
+
+class UninitializedBuffer(UninitializedTensorMixin, Tensor):
+    """``nn.parameter.UninitializedBuffer``: a buffer whose shape a Lazy module infers on its first forward."""
+
+    cls_to_become = Tensor
+
+    def __new__(cls, requires_grad: bool = False, device=None, dtype=None, persistent: bool = True):
+        buffer = object.__new__(cls)
+        buffer._init(_empty_storage(device, dtype), requires_grad)
+        buffer.persistent = persistent
+        return buffer
+
+    def __init__(self, requires_grad: bool = False, device=None, dtype=None, persistent: bool = True) -> None:
+        pass
+
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        copy = type(self)(self._requires_grad, self.device, _dtype._BY_NP[self._data.dtype], self.persistent)
+        memo[id(self)] = copy
+        return copy

@@ -14,7 +14,8 @@ from ..autograd.function import Function
 from ..tensor import Tensor
 from . import random as _random
 
-__all__ = ["dropout", "alpha_dropout", "feature_dropout", "dropout1d", "dropout2d", "dropout3d"]
+__all__ = ["dropout", "alpha_dropout", "feature_alpha_dropout", "feature_dropout", "dropout1d", "dropout2d",
+           "dropout3d"]
 __not_methods__ = set(__all__)
 
 
@@ -106,12 +107,21 @@ def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
 
 def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace: bool = False) -> Tensor:
     """F.alpha_dropout: dropout that keeps SELU's self-normalising mean and variance."""
+    return _alpha_dropout(input, p, training, tuple(input.shape))
+
+
+def feature_alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace: bool = False) -> Tensor:
+    """F.feature_alpha_dropout: alpha dropout of whole channels (dims 0 and 1 of (N, C, ...) each get a draw)."""
+    return _alpha_dropout(input, p, training, tuple(input.shape[:2]) + (1,) * (input.dim() - 2))
+
+
+def _alpha_dropout(input: Tensor, p: float, training: bool, mask_shape: tuple) -> Tensor:
     _check_p(p)
     if not training or p == 0.0:
         return input
     alpha = 1.7580993408473766  # SELU's scale · alpha; dropped units land on -alpha before the affine map
     dtype = input._data.dtype
-    keep = (_random._rng(None, array_module(input)).random(tuple(input.shape)) >= p).astype(dtype)
+    keep = (_random._rng(None, array_module(input)).random(mask_shape) >= p).astype(dtype)
     a = ((1 - p) * (1 + p * alpha ** 2)) ** -0.5
     # y = a·(x·m + (-alpha)(1 - m)) + alpha·a·p keeps mean 0 and variance 1 (torch's formula)
     shift = ((keep - 1) * alpha * a + alpha * a * p).astype(dtype)

@@ -1,4 +1,4 @@
-"""Linear layers: Identity, Linear, Bilinear, LazyLinear-free; torch's default initialisation."""
+"""Linear layers: Identity, Linear, Bilinear (LazyLinear is in lazy.py); torch's default initialisation."""
 
 from __future__ import annotations
 

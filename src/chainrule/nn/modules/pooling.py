@@ -8,7 +8,7 @@ from .module import Module
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "LPPool1d",
-           "LPPool2d"]
+           "LPPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool3d"]
 
 
 def _single(value) -> tuple:
@@ -159,3 +159,11 @@ class LPPool1d(_LPPool):
 
 class LPPool2d(_LPPool):
     _fn_name = "lp_pool2d"
+
+
+class AdaptiveAvgPool3d(_AdaptivePool):
+    _fn_name = "adaptive_avg_pool3d"
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPool):
+    _fn_name = "adaptive_max_pool3d"

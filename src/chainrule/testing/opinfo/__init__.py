@@ -49,20 +49,21 @@ from . import (
     linalg,
     loss,
     nn_functional,
+    nn_missing,
     normalization,
     pool,
     reduce,
     sampling,
     shape,
     special,
-    statistics,  # opsA
-    structural,  # opsA
+    statistics,
+    structural,
     triplet,
 )
 
 FAMILIES = (elementwise, reduce, shape, index, linalg, activation, pool, conv, creation, loss,
-            normalization, nn_functional, special, bucketing, sampling, triplet, decompositions)
-FAMILIES += (structural, statistics)  # --- opsA: structural/statistics ---
+            normalization, nn_functional, special, bucketing, sampling, triplet, decompositions, nn_missing,
+            structural, statistics)
 
 op_db: list[OpInfo] = [entry for family in FAMILIES for entry in family.op_db]
 

@@ -1,0 +1,180 @@
+"""embedding_bag: sums, means or maxima of bags of embedding rows, without the (N, L, D) lookup.
+
+Composed from chainrule ops, each exact and differentiable (so double backward and the stand-in
+device come free): the looked-up rows are one ``embedding`` gather (its gradient is the
+scatter-add), ``sum``/``mean`` scale each row by its coefficient (the per-sample weight, 1/bag
+size, or 0 at ``padding_idx``) and ``index_add`` it into its bag; ``max`` lays the bags out as a
+(bags, longest bag, D) gather padded with -inf and takes the maximum over each bag, whose gradient
+goes to the first maximal row as torch's does. The node is named torch's ``EmbeddingBagBackward0``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import array_module
+from ..autograd.function import Function, name_node
+from ..tensor import Tensor
+from . import creation
+from .elementwise import where
+from .embedding import embedding
+from .shape import cat
+
+__all__ = ["embedding_bag"]
+__not_methods__ = set(__all__)
+
+_MODES = ("sum", "mean", "max")
+
+
+class ScaleGradient(Function):
+    """Identity forward; the gradient is multiplied by a constant per row (``scale_grad_by_freq``)."""
+
+    _array_forward = True
+    label = "scale_grad"
+    rule = "∂/∂a = scale (the forward is the identity)"
+    formula = "{0}"
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * Tensor._make(ctx.scale)
+
+
+def _bags(input: Tensor, offsets: Tensor | None, include_last_offset: bool):
+    """The flat indices, each one's bag (-1: after the last offset, in no bag) and the bag count."""
+    xp = array_module(input._data)
+    if input.dim() == 2:
+        if offsets is not None:
+            raise ValueError(
+                "if input is 2D, then offsets has to be None, as input is treated is a mini-batch of fixed "
+                f"length sequences. However, found offsets of type {type(offsets)}"
+            )
+        num_bags, length = input.shape
+        indices = input._data.reshape(-1)
+        return indices, xp.repeat(xp.arange(num_bags), length), num_bags
+    if input.dim() != 1:
+        raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension {input.dim()}")
+    if offsets is None or offsets.dim() != 1:
+        raise ValueError("offsets has to be a 1D Tensor" + ("" if offsets is not None else " but got None"))
+    if offsets._data.dtype.kind not in "iu":
+        raise RuntimeError(
+            "Expected tensor for argument #2 'offsets' to have one of the following scalar types: Long, Int; "
+            f"but got {offsets.dtype} instead (while checking arguments for embedding_bag)"
+        )
+    starts = offsets._data
+    length = input.shape[0]
+    if isinstance(starts, np.ndarray) and starts.size:  # on a device the checks would wait for the GPU
+        if starts[0] != 0:
+            raise RuntimeError(
+                "offsets[0] has to be 0, i.e., the first sequence in the mini-batch has to start from "
+                f"position 0. However, got {int(starts[0])}"
+            )
+        if starts[-1] > length:
+            raise RuntimeError(
+                f"offsets[-1] can not be greater than input's length {length} but got offsets[-1] of {int(starts[-1])}"
+            )
+        if (np.diff(starts) < 0).any():
+            raise RuntimeError(f"embedding_bag: offsets must be non-decreasing, got {starts.tolist()}")
+    num_bags = starts.shape[0] - 1 if include_last_offset else starts.shape[0]
+    positions = xp.arange(length)
+    bag = xp.searchsorted(starts, positions, side="right") - 1
+    if include_last_offset and starts.size:
+        # the last offset ends the last bag (CSR); torch documents it equal to the input's length, and
+        # its float32 kernel leaves out what lies beyond it (its float64 one does not)
+        bag = xp.where(positions >= starts[-1], -1, bag)
+    return input._data, bag, max(num_bags, 0)
+
+
+def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, max_norm: float | None = None,
+                  norm_type: float = 2, scale_grad_by_freq: bool = False, mode: str = "mean", sparse: bool = False,
+                  per_sample_weights: Tensor | None = None, include_last_offset: bool = False,
+                  padding_idx: int | None = None) -> Tensor:
+    """F.embedding_bag: (bags, D) reductions of the ``weight`` rows that ``input`` picks, bag by bag.
+
+    ``input`` is (B, L) (B bags of L indices) or 1-d with ``offsets`` giving each bag's start
+    (``include_last_offset``: one more, the end of the last bag). ``mode`` is ``sum``, ``mean`` or
+    ``max``; ``per_sample_weights`` (``sum`` only) scales each row; indices equal to
+    ``padding_idx`` are left out of their bag (and of its size); an empty bag gives zeros.
+    """
+    if mode not in _MODES:
+        raise ValueError("mode has to be one of sum, mean or max")
+    if input._data.dtype.kind not in "iu":
+        raise RuntimeError(
+            "Expected tensor for argument #1 'indices' to have one of the following scalar types: "
+            f"Long, Int; but got {input.dtype} instead (while checking arguments for embedding_bag)"
+        )
+    if per_sample_weights is not None:
+        if mode != "sum":
+            raise NotImplementedError(
+                "embedding_bag: per_sample_weights was not None. per_sample_weights is only supported for "
+                f"mode='sum' (got mode='{mode}'). Please open a feature request on GitHub."
+            )
+        if tuple(per_sample_weights.shape) != tuple(input.shape):
+            raise ValueError(
+                f"embedding_bag: If per_sample_weights ({per_sample_weights.shape}) is not None, then it must "
+                f"have the same shape as the input ({input.shape})"
+            )
+    num_rows, dim = weight.shape
+    if padding_idx is not None:
+        if not -num_rows <= padding_idx < num_rows:
+            raise RuntimeError(
+                f"padding_idx must be within the number of embeddings, -{num_rows} through {num_rows - 1}, "
+                f"but got {padding_idx}"
+            )
+        padding_idx %= num_rows
+    indices, bag, num_bags = _bags(input, offsets, include_last_offset)
+    xp = array_module(weight._data)
+    if isinstance(indices, np.ndarray) and indices.size:
+        bad = np.flatnonzero((indices < 0) | (indices >= num_rows))
+        if bad.size:
+            raise RuntimeError(
+                f"Index {int(bad[0])} of input takes value {int(indices[bad[0]])} which is not in the valid "
+                f"range [0, {num_rows})"
+            )
+    kept = bag >= 0
+    if padding_idx is not None:
+        kept = kept & (indices != padding_idx)
+    rows = embedding(Tensor._make(indices), weight, None, max_norm, norm_type)
+    if scale_grad_by_freq and indices.size:
+        _, inverse, counts = xp.unique(indices, return_inverse=True, return_counts=True)
+        rows = ScaleGradient.apply(rows, scale=(1.0 / counts[inverse.reshape(-1)])[:, None].astype(rows._data.dtype))
+    bag_size = xp.zeros(num_bags, dtype=np.int64)
+    if num_bags:
+        bag_size += xp.bincount(bag[kept], minlength=num_bags)[:num_bags]
+    if mode == "max":
+        out = _bag_max(rows, bag, kept, bag_size, num_bags, dim)
+    else:
+        coefficient = kept.astype(weight._data.dtype)
+        if mode == "mean":
+            coefficient = coefficient / xp.maximum(bag_size, 1)[xp.maximum(bag, 0)].astype(coefficient.dtype)
+        scaled = rows * Tensor._make(coefficient[:, None])
+        if per_sample_weights is not None:
+            scaled = scaled * per_sample_weights.reshape(-1, 1)
+        out = creation.zeros((num_bags, dim), dtype=weight.dtype, device=weight.device)
+        out = out.index_add(0, Tensor._make(xp.where(kept, bag, 0)), scaled)
+    return name_node(out, "EmbeddingBagBackward0")
+
+
+def _bag_max(rows: Tensor, bag, kept, bag_size, num_bags: int, dim: int) -> Tensor:
+    """Each bag's elementwise maximum row (zeros for an empty bag), as a gather padded with -inf."""
+    xp = array_module(rows._data)
+    longest = int(bag_size.max()) if num_bags else 0
+    if longest == 0:  # every bag empty: zeros, still recorded against the weight (with a zero gradient)
+        nothing = Tensor._make(xp.zeros(0, dtype=np.int64))
+        return creation.zeros((num_bags, dim), dtype=rows.dtype, device=rows.device).index_add(0, nothing, rows[:0])
+    members = xp.flatnonzero(kept)
+    member_bag = bag[members]
+    first = xp.concatenate((xp.zeros(1, dtype=np.int64), xp.cumsum(bag_size)[:-1]))
+    slot = xp.arange(members.size) - first[member_bag]
+    # row N of the extended rows is the -inf filler of the short bags
+    layout = xp.full((num_bags, longest), rows.shape[0], dtype=np.int64)
+    layout[member_bag, slot] = members
+    filler = creation.full((1, dim), -np.inf, dtype=rows.dtype, device=rows.device)
+    padded = cat([rows, filler])[Tensor._make(layout)]
+    maxima = padded.max(dim=1).values
+    empty = Tensor._make((bag_size == 0)[:, None])
+    return where(empty, creation.zeros((), dtype=rows.dtype, device=rows.device), maxima)

@@ -1,0 +1,134 @@
+"""The Gaussian negative log-likelihood and the multi-class / multi-label margin losses.
+
+Compositions of elementwise ops, gathers and reductions (each exact, so the gradients, double
+backward and the device come with them); the two losses torch runs as one kernel record torch's
+node name for the whole loss (``MultiMarginLossBackward0``, ``MultilabelMarginLossBackward0``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._backend import array_module
+from ..autograd.function import name_node
+from ..tensor import Tensor
+from . import elementwise as ew
+from .loss import _check_reduction as _check_loss_reduction
+from .loss import _LogSigmoid, _reduce
+
+__all__ = ["gaussian_nll_loss", "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss"]
+__not_methods__ = set(__all__)
+
+
+def _check_reduction(reduction: str) -> None:
+    # torch's Python-written losses word the error so; its kernels as loss._check_reduction
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(reduction + " is not valid")
+
+
+def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor | float, full: bool = False, eps: float = 1e-6,
+                      reduction: str = "mean") -> Tensor:
+    """F.gaussian_nll_loss: ``0.5 (log var + (input - target)² / var)`` (+ ``0.5 log 2π`` if ``full``).
+
+    ``var`` has input's shape, or one dim fewer, or a single mismatched dim of size 1 (one variance
+    shared along it); it is clamped to ``eps`` for the value, while its gradient passes unclamped, as
+    torch's ``clamp_`` under ``no_grad`` does.
+    """
+    if isinstance(var, float):
+        if var < 0:
+            raise ValueError("var has negative entry/entries")
+        var = ew.zeros_like_tensor(input) + var
+    elif bool((var._data < 0).any()):
+        raise ValueError("var has negative entry/entries")
+    if tuple(var.shape) != tuple(input.shape):
+        if tuple(input.shape[:-1]) == tuple(var.shape):
+            var = var.unsqueeze(-1)
+        elif not (input.dim() == var.dim()
+                  and sum(v for i, v in zip(input.shape, var.shape) if i != v) == 1):
+            raise ValueError("var is of incorrect size")
+    _check_reduction(reduction)
+    # clamped for the value only: the correction is a constant, so the gradient is var's own
+    var = var + (ew.clamp_min(var, eps) - var).detach()
+    loss = 0.5 * (var.log() + (input - target) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction)
+
+
+def _class_targets(input: Tensor, target: Tensor):
+    """(input as (N, C), target as (N,)) after torch's shape checks."""
+    samples = input.shape[0] if input.dim() == 2 else 1
+    if input.dim() > 2 or target.dim() > 1 or target.numel() != samples:
+        raise RuntimeError(
+            "multi_margin_loss: target tensor should be 1-D with size equal to the number of input samples "
+            f"(batch size). Expected target size [{samples}], but got {list(target.shape)}. Input has shape "
+            f"{list(input.shape)}."
+        )
+    return input.reshape(samples, -1), target.reshape(-1)
+
+
+def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0, weight: Tensor | None = None,
+                      size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """F.multi_margin_loss: per sample, ``Σ_{j≠y} w_y max(0, margin - x_y + x_j)^p / C`` (p is 1 or 2)."""
+    if p not in (1, 2):
+        raise ValueError("only p == 1 and p == 2 supported")
+    if weight is not None and weight.dim() != 1:
+        raise ValueError("weight must be one-dimensional")
+    _check_loss_reduction(reduction)
+    x, y = _class_targets(input, target)
+    classes = x.shape[1]
+    xp = array_module(x._data)
+    labels = y._data.astype(np.int64)
+    if isinstance(labels, np.ndarray) and labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise RuntimeError("target out of range")
+    picked = x.gather(1, Tensor._make(labels[:, None]))
+    hinge = ew.clamp_min(margin - picked + x, 0.0)
+    if p == 2:
+        hinge = hinge * hinge
+    if weight is not None:
+        hinge = hinge * weight[Tensor._make(labels)].unsqueeze(1)
+    others = Tensor._make((xp.arange(classes)[None, :] != labels[:, None]).astype(x._data.dtype))
+    loss = (hinge * others).sum(1) / classes
+    if input.dim() < 2:  # one sample: its loss has the target's shape, () or (1,)
+        loss = loss.reshape(tuple(target.shape))
+    return name_node(_reduce(loss, reduction), "MultiMarginLossBackward0", label="multi_margin_loss")
+
+
+def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                           reduction: str = "mean") -> Tensor:
+    """F.multilabel_margin_loss: per sample, ``Σ_{j ∈ targets} Σ_{k ∉ targets} max(0, 1 - (x_j - x_k)) / C``.
+
+    A row of ``target`` lists the sample's classes and ends at its first -1 (a repeated class counts
+    each time it is listed, as in torch's kernel).
+    """
+    _check_loss_reduction(reduction)
+    if tuple(target.shape) != tuple(input.shape) or input.dim() > 2:
+        raise RuntimeError(f"inconsistent target size: {list(target.shape)} for input of size: {list(input.shape)}")
+    unbatched = input.dim() < 2
+    x = input.reshape(1, -1) if unbatched else input
+    labels = target._data.reshape(x.shape).astype(np.int64)
+    classes = x.shape[1]
+    xp = array_module(x._data)
+    if isinstance(labels, np.ndarray) and labels.size and (labels.min() < -1 or labels.max() >= classes):
+        raise RuntimeError("argument #2 'target' is out of range")
+    listed = xp.cumprod(labels != -1, axis=1).astype(bool)  # entries before the first -1
+    times_listed = ((labels[:, :, None] == xp.arange(classes)) & listed[:, :, None]).sum(1)
+    dtype = x._data.dtype
+    pairs = times_listed[:, :, None].astype(dtype) * (times_listed == 0)[:, None, :].astype(dtype)
+    hinge = ew.clamp_min(1.0 - (x.unsqueeze(2) - x.unsqueeze(1)), 0.0)
+    loss = (hinge * Tensor._make(pairs)).sum((1, 2)) / classes
+    loss = loss.reshape(()) if unbatched and reduction == "none" else loss
+    return name_node(_reduce(loss, reduction), "MultilabelMarginLossBackward0", label="multilabel_margin_loss")
+
+
+def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
+                                reduce=None, reduction: str = "mean") -> Tensor:
+    """F.multilabel_soft_margin_loss: per sample, the mean over classes of the binary logistic loss."""
+    loss = -(target * _LogSigmoid.apply(input) + (1 - target) * _LogSigmoid.apply(-input))
+    if weight is not None:
+        loss = loss * weight
+    loss = loss.sum(input.dim() - 1) / input.shape[-1]
+    _check_reduction(reduction)
+    return _reduce(loss, reduction)
