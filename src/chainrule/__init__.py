@@ -221,3 +221,19 @@ def set_default_tensor_type(t) -> None:
     _legacy_types.check_available(legacy)
     set_default_device("cuda" if legacy.is_cuda else None)
     set_default_dtype(legacy.dtype)
+
+
+# --- opsB: special/aliases/in-place ---
+from .ops import special_functions as _special_functions  # noqa: E402
+
+_methods.bind_module(_special_functions)
+_methods.bind_inplace_variants()
+from .ops.special_functions import *  # noqa: E402,F401,F403
+
+for _alias, _name in _methods.ALIASES.items():
+    if _name in globals():
+        globals().setdefault(_alias, globals()[_name])
+for _name in _methods.TOP_LEVEL_INPLACE:
+    globals().setdefault(_name + "_", getattr(Tensor, _name + "_"))
+multiply, divide, subtract = mul, div, sub  # noqa: F405
+del _alias, _name

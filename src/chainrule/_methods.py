@@ -392,3 +392,42 @@ def bind_all(modules) -> None:
     Tensor.is_shared = _is_shared
     Tensor.pin_memory = lambda self: self
     Tensor.share_memory_ = _share_memory_
+
+
+# --- opsB: special/aliases/in-place ---
+# torch's other names for ops chainrule has (each the same function object, so one OpInfo entry
+# covers both); the Tensor-only ones are bound as methods only
+ALIASES = {"arccos": "acos", "arcsin": "asin", "arctan": "atan", "arctan2": "atan2", "arccosh": "acosh",
+           "arcsinh": "asinh", "arctanh": "atanh", "greater": "gt", "greater_equal": "ge", "less": "lt",
+           "less_equal": "le", "not_equal": "ne", "fix": "trunc"}
+
+# in-place variants bound by bind_inplace_variants: Tensor.<name>_ (and chainrule.<name>_ for TOP_LEVEL_INPLACE)
+MORE_INPLACE = ["acos", "asin", "atan", "acosh", "asinh", "atanh", "cosh", "sinh", "erfc", "exp2", "log10",
+                "log2", "eq", "ne", "lt", "le", "gt", "ge", "addmm", "addbmm", "baddbmm", "addmv", "addr",
+                "cumsum", "cumprod", "hypot", "xlogy", "logit", "sinc", "heaviside", "gcd", "lcm", "copysign",
+                "nextafter", "ldexp", "float_power", "deg2rad", "rad2deg", "sgn", "digamma", "lgamma", "erfinv",
+                "i0", "polygamma", "mvlgamma", "igamma", "igammac", "negative", "absolute", "fix", "arccos",
+                "arcsin", "arctan", "arctan2", "arccosh", "arcsinh", "arctanh", "greater", "greater_equal",
+                "less", "less_equal", "not_equal", "fmax", "fmin", "maximum", "minimum", "logaddexp"]
+MORE_INPLACE_VIEWS = ["swapaxes", "swapdims"]
+
+# torch's top-level in-place functions: torch.abs_(x) is x.abs_()
+TOP_LEVEL_INPLACE = ["abs", "acos", "asin", "atan", "acosh", "asinh", "atanh", "arccos", "arcsin", "arctan",
+                     "arccosh", "arcsinh", "arctanh", "ceil", "clamp", "clamp_max", "clamp_min", "clip", "cos",
+                     "cosh", "erf", "erfc", "exp", "exp2", "expm1", "floor", "frac", "log", "log10", "log1p",
+                     "log2", "neg", "negative", "reciprocal", "relu", "round", "rsqrt", "sigmoid", "sin", "sinh",
+                     "sqrt", "square", "tan", "tanh", "trunc", "fix", "addmv", "xlogy", "logit", "sinc", "gcd",
+                     "lcm", "ldexp", "deg2rad", "rad2deg", "i0", "nan_to_num"]
+
+
+def bind_inplace_variants() -> None:
+    """The aliases and the in-place variants above, bound after every op module's methods."""
+    for alias, name in ALIASES.items():
+        if not hasattr(Tensor, alias):
+            setattr(Tensor, alias, getattr(Tensor, name))
+    for name in MORE_INPLACE:
+        if not hasattr(Tensor, name + "_"):
+            setattr(Tensor, name + "_", _make_inplace(getattr(Tensor, name)))
+    for name in MORE_INPLACE_VIEWS:
+        if not hasattr(Tensor, name + "_"):
+            setattr(Tensor, name + "_", _make_inplace_view(getattr(Tensor, name)))

@@ -37,3 +37,6 @@ cummax = _structseq("cummax", _VALUES_INDICES)
 cummin = _structseq("cummin", _VALUES_INDICES)
 aminmax = _structseq("aminmax", ("min", "max"))
 slogdet = _structseq("slogdet", ("sign", "logabsdet"))
+
+# --- opsB: special/aliases/in-place ---
+frexp = _structseq("frexp", ("mantissa", "exponent"))
