@@ -408,7 +408,7 @@ MORE_INPLACE = ["acos", "asin", "atan", "acosh", "asinh", "atanh", "cosh", "sinh
                 "nextafter", "ldexp", "float_power", "deg2rad", "rad2deg", "sgn", "digamma", "lgamma", "erfinv",
                 "i0", "polygamma", "mvlgamma", "igamma", "igammac", "negative", "absolute", "fix", "arccos",
                 "arcsin", "arctan", "arctan2", "arccosh", "arcsinh", "arctanh", "greater", "greater_equal",
-                "less", "less_equal", "not_equal", "fmax", "fmin", "maximum", "minimum", "logaddexp"]
+                "less", "less_equal", "not_equal"]
 MORE_INPLACE_VIEWS = ["swapaxes", "swapdims"]
 
 # torch's top-level in-place functions: torch.abs_(x) is x.abs_()
@@ -420,6 +420,21 @@ TOP_LEVEL_INPLACE = ["abs", "acos", "asin", "atan", "acosh", "asinh", "atanh", "
                      "lcm", "ldexp", "deg2rad", "rad2deg", "i0", "nan_to_num"]
 
 
+def _make_inplace_from_copy(fn):
+    """An in-place variant for ops composed of several nodes (xlogy, ldexp, addmm, ...): an inner
+    node may save self, which ``_inplace``'s write would change under it (only the last node's
+    saved self is protected there), so the op reads a recorded copy of self instead."""
+    def on_copy(t, *args, **kwargs):
+        return fn(t.clone() if t._requires_grad and is_grad_enabled() else t, *args, **kwargs)
+
+    def method(self, *args, **kwargs):
+        return _inplace(self, on_copy, *args, **kwargs)
+
+    method.__name__ = fn.__name__ + "_"
+    method.__wrapped__ = fn
+    return method
+
+
 def bind_inplace_variants() -> None:
     """The aliases and the in-place variants above, bound after every op module's methods."""
     for alias, name in ALIASES.items():
@@ -427,7 +442,7 @@ def bind_inplace_variants() -> None:
             setattr(Tensor, alias, getattr(Tensor, name))
     for name in MORE_INPLACE:
         if not hasattr(Tensor, name + "_"):
-            setattr(Tensor, name + "_", _make_inplace(getattr(Tensor, name)))
+            setattr(Tensor, name + "_", _make_inplace_from_copy(getattr(Tensor, name)))
     for name in MORE_INPLACE_VIEWS:
         if not hasattr(Tensor, name + "_"):
             setattr(Tensor, name + "_", _make_inplace_view(getattr(Tensor, name)))

@@ -36,7 +36,7 @@ _LGAMMA = np.frompyfunc(_lgamma_scalar, 1, 1)
 
 def lgamma(x: np.ndarray) -> np.ndarray:
     """log|Γ(x)|: libm's lgamma (math.lgamma) elementwise; +inf at the poles and at ±inf."""
-    return _LGAMMA(_f64(x)).astype(np.float64)
+    return np.asarray(_LGAMMA(_f64(x)), dtype=object).astype(np.float64)  # (a 0-d input gives a Python float)
 
 
 # ---------------------------------------------------------------- digamma, trigamma, zeta

@@ -72,6 +72,7 @@ class _Unary:
 
     _array_forward = True
     op = cupy_name = None
+    any_device = False  # True: ``kernel`` uses the array's own module, so it runs on a device as is
 
     @classmethod
     def kernel(cls, x):
@@ -83,7 +84,7 @@ class _Unary:
 
     @classmethod
     def forward(cls, ctx, x):
-        y = on_device(cls.op, cls.cupy_name, cls.kernel, x)
+        y = cls.kernel(x) if cls.any_device else on_device(cls.op, cls.cupy_name, cls.kernel, x)
         ctx.save_for_backward(x, y)
         return y
 
@@ -397,7 +398,7 @@ def logit(input: Tensor, eps: float | None = None) -> Tensor:
 # ---------------------------------------------------------------- more of torch's elementwise math
 class Acosh(_Unary, Function):
     op, label, rule, formula = "acosh", "acosh", "∂/∂a = 1/sqrt(a² - 1)", "acosh({0})"
-    kernel = staticmethod(np.arccosh)
+    kernel, any_device = staticmethod(lambda x: array_module(x).arccosh(x)), True
 
     @staticmethod
     def derivative(grad, x, y):
@@ -406,7 +407,7 @@ class Acosh(_Unary, Function):
 
 class Asinh(_Unary, Function):
     op, label, rule, formula = "asinh", "asinh", "∂/∂a = 1/sqrt(a² + 1)", "asinh({0})"
-    kernel = staticmethod(np.arcsinh)
+    kernel, any_device = staticmethod(lambda x: array_module(x).arcsinh(x)), True
 
     @staticmethod
     def derivative(grad, x, y):
@@ -415,7 +416,7 @@ class Asinh(_Unary, Function):
 
 class Atanh(_Unary, Function):
     op, label, rule, formula = "atanh", "atanh", "∂/∂a = 1/(1 - a²)", "atanh({0})"
-    kernel = staticmethod(np.arctanh)
+    kernel, any_device = staticmethod(lambda x: array_module(x).arctanh(x)), True
 
     @staticmethod
     def derivative(grad, x, y):
@@ -441,12 +442,7 @@ def _sinc_array(x):
 
 class Sinc(_Unary, Function):
     op, label, rule, formula = "sinc", "sinc", "∂/∂a = (πa·cos(πa) - sin(πa))/(πa²) (0 at a = 0)", "sinc({0})"
-    kernel = staticmethod(_sinc_array)
-
-    @staticmethod
-    def forward(ctx, x):  # a device-ready kernel: no NumPy-only detour
-        ctx.save_for_backward(x)
-        return _sinc_array(x)
+    kernel, any_device = staticmethod(_sinc_array), True
 
     @staticmethod
     def derivative(grad, x, y):
@@ -565,8 +561,11 @@ def frexp(input: Tensor, *, out=None):
     if input._data.dtype.kind != "f":
         raise RuntimeError("torch.frexp() only supports floating-point dtypes")
     xp = array_module(input._data)
-    mantissa, exponent = xp.frexp(input._data)
-    result = return_types.frexp(Tensor._make(mantissa), Tensor._make(exponent.astype(np.int32)))
+    exponent = xp.frexp(input._data)[1]
+    # the mantissa as input·2^-exponent, so its gradient is grad·2^-exponent (torch's FrexpBackward0)
+    scale = Tensor._make(xp.ldexp(xp.ones_like(input._data), -exponent))
+    mantissa = name_node(mul(input, scale), "FrexpBackward0", label="frexp", rule="∂mantissa/∂a = 2^-exponent")
+    result = return_types.frexp(mantissa, Tensor._make(exponent.astype(np.int32)))
     if out is not None:
         return return_types.frexp(*(write_out(value, target, "frexp") for value, target in zip(result, out)))
     return result
@@ -574,7 +573,10 @@ def frexp(input: Tensor, *, out=None):
 
 def ldexp(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.ldexp: input·2^other (torch computes it as that product)."""
-    result = mul(input, pow(2.0, _cast(other, _dtype.get_default_dtype()) if other._data.dtype.kind != "f" else other))
+    # (torch's gradient for an integer ``other`` is grad·pow(2, other) in integers: 0 wherever other < 0;
+    # chainrule's is the true 2^other there)
+    power = pow(2.0, _cast(other, _dtype.get_default_dtype()) if other._data.dtype.kind != "f" else other)
+    result = name_node(mul(input, power), "LdexpBackward0", label="ldexp", rule="∂/∂a = 2^b, ∂/∂b = a·2^b·log 2")
     return result if out is None else write_out(result, out, "ldexp")
 
 
@@ -588,13 +590,15 @@ def float_power(input, exponent, *, out=None) -> Tensor:
 
 def deg2rad(input: Tensor, *, out=None) -> Tensor:
     """torch.deg2rad: input·π/180 (recorded as that product, as torch)."""
-    result = mul(_float_input(input), math.pi / 180)
+    result = name_node(mul(_float_input(input), math.pi / 180), "Deg2RadBackward0", label="deg2rad",
+                       rule="∂/∂a = π/180")
     return result if out is None else write_out(result, out, "deg2rad")
 
 
 def rad2deg(input: Tensor, *, out=None) -> Tensor:
     """torch.rad2deg: input·180/π (recorded as that product, as torch)."""
-    result = mul(_float_input(input), 180 / math.pi)
+    result = name_node(mul(_float_input(input), 180 / math.pi), "Rad2DegBackward0", label="rad2deg",
+                       rule="∂/∂a = 180/π")
     return result if out is None else write_out(result, out, "rad2deg")
 
 

@@ -54,11 +54,12 @@ from . import (
     sampling,
     shape,
     special,
+    special_functions,
     triplet,
 )
 
 FAMILIES = (elementwise, reduce, shape, index, linalg, activation, pool, conv, creation, loss,
-            normalization, nn_functional, special, bucketing, sampling, triplet)
+            normalization, nn_functional, special, bucketing, sampling, triplet, special_functions)
 
 op_db: list[OpInfo] = [entry for family in FAMILIES for entry in family.op_db]
 
