@@ -228,6 +228,7 @@ from .ops import special_functions as _special_functions  # noqa: E402
 
 _methods.bind_module(_special_functions)
 _methods.bind_inplace_variants()
+_methods.bind_tensor_misc()
 from .ops.special_functions import *  # noqa: E402,F401,F403
 
 for _alias, _name in _methods.ALIASES.items():
@@ -236,4 +237,5 @@ for _alias, _name in _methods.ALIASES.items():
 for _name in _methods.TOP_LEVEL_INPLACE:
     globals().setdefault(_name + "_", getattr(Tensor, _name + "_"))
 multiply, divide, subtract = mul, div, sub  # noqa: F405
+adjoint, index_put, index_put_, put = Tensor.adjoint, Tensor.index_put, Tensor.index_put_, Tensor.put
 del _alias, _name

@@ -142,7 +142,7 @@ op_db: list[OpInfo] = [
            methods=("ldexp", "ldexp_"), aliases=("ldexp_",)),
     _entry("frexp",
            OpCase("frexp", lambda lib, x: lib.frexp(x), [randn(3, 4) * 100]),
-           OpCase("frexp_method", lambda lib, x: x.frexp(), [np.array([0.1, 1.0, -3.0, 0.125])]),
+           OpCase("frexp_method", lambda lib, x: x.frexp(), [np.array([0.1, 1.3, -3.0, 0.2])]),  # off the powers of 2
            methods=("frexp",)),
     _entry("heaviside",
            OpCase("heaviside", lambda lib, x, v: lib.heaviside(x, v), [np.array([-1.5, 0.0, 2.0, 0.0]), np.array([0.5])],
@@ -226,4 +226,46 @@ op_db += [
     # (torch names the in-place transpose node TransposeBackward1)
     _inplace("swapaxes_", randn(3, 4), args=(0, 1), then_times_one=True),
     _inplace("swapdims_", randn(2, 3, 4), args=(0, 2), then_times_one=True),
+]
+
+# ---- Tensor misc: index_put/put, sum_to_size, fill_diagonal_, masked_scatter_, scatter_reduce_, mH/adjoint
+_ROWS = np.array([0, 2, 0])
+_COLS = np.array([1, 3, 1])
+op_db += [
+    _entry("index_put",
+           OpCase("index_put", lambda lib, x, v, i, j: lib.index_put(x, (i, j), v), [randn(3, 4), randn(2, seed=1), _ROWS[:2], _COLS[:2]]),
+           OpCase("index_put_accumulate", lambda lib, x, v, i, j: x.index_put((i, j), v, accumulate=True),
+                  [randn(3, 4), randn(3, seed=1), _ROWS, _COLS]),
+           OpCase("index_put_mask", lambda lib, x, v, m: x.index_put((m,), v), [randn(3, 4), randn(1, seed=2), np.array([True, False, True])]),
+           # (* 1: torch records the in-place form as IndexPutBackward0 too, but through CopySlices on views)
+           OpCase("index_put_inplace", lambda lib, x, v, i: (x * 1).index_put_((i,), v) * 1, [randn(3, 4), randn(4, seed=3), np.array([1])]),
+           methods=("index_put", "index_put_"), aliases=("index_put_",)),
+    _entry("put",
+           OpCase("put", lambda lib, x, i, v: lib.put(x, i, v), [randn(3, 4), np.array([0, -1, 5]), randn(3, seed=1)]),
+           OpCase("put_accumulate", lambda lib, x, i, v: x.put(i, v, accumulate=True), [randn(3, 4), np.array([[0, 5], [0, 11]]), randn(2, 2, seed=2)]),
+           OpCase("put_inplace", lambda lib, x, i, v: (x * 1).put_(i, v), [randn(2, 3), np.array([4, 1]), randn(2, seed=3)]),
+           methods=("put", "put_")),
+    _entry("Tensor.sum_to_size",
+           OpCase("sum_to_size", lambda lib, x: x.sum_to_size(1, 4), [randn(3, 4)]),
+           OpCase("sum_to_size_leading", lambda lib, x: x.sum_to_size((3, 1)), [randn(2, 3, 4)]),
+           OpCase("sum_to_size_same", lambda lib, x: x.sum_to_size(3, 4) * 1, [randn(3, 4)]),
+           methods=("sum_to_size",)),
+    _entry("Tensor.fill_diagonal_",
+           # (* 1: torch records the write as CopySlices)
+           OpCase("fill_diagonal_", lambda lib, x: (x * 1).fill_diagonal_(0.5) * 1, [randn(3, 4)]),
+           OpCase("fill_diagonal_wrap", lambda lib, x: (x * 1).fill_diagonal_(-2.0, wrap=True) * 1, [randn(7, 3)]),
+           OpCase("fill_diagonal_cube", lambda lib, x: (x * 1).fill_diagonal_(1.0) * 1, [randn(2, 2, 2)]),
+           methods=("fill_diagonal_",)),
+    _entry("Tensor.masked_scatter_",
+           OpCase("masked_scatter_", lambda lib, x, m, s: (x * 1).masked_scatter_(m, s),
+                  [randn(3, 4), np.array([True, False, True, False]), randn(12, seed=1)]),
+           methods=("masked_scatter_",)),
+    _entry("Tensor.scatter_reduce_",
+           OpCase("scatter_reduce_", lambda lib, x, i, s: (x * 1).scatter_reduce_(1, i, s, "sum"),
+                  [randn(2, 4), np.array([[0, 1, 0], [3, 3, 2]]), randn(2, 3, seed=1)]),
+           methods=("scatter_reduce_",)),
+    _entry("adjoint",
+           OpCase("adjoint", lambda lib, x: lib.adjoint(x), [randn(3, 4)]),
+           OpCase("mH", lambda lib, x: x.mH + x.adjoint(), [randn(2, 3, 3)]),
+           methods=("adjoint", "mH")),
 ]
