@@ -164,3 +164,5 @@ def test_inplace_refuses_a_leaf_that_requires_grad_and_a_wider_result():
         ints = lib.tensor([1, 2])
         with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
             ints.digamma_()
+        with pytest.raises(RuntimeError, match="float_power_ has dtype Float but .* requires dtype Double"):
+            lib.ones(2).float_power_(2)

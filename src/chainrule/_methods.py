@@ -446,6 +446,15 @@ def bind_inplace_variants() -> None:
     for name in MORE_INPLACE_VIEWS:
         if not hasattr(Tensor, name + "_"):
             setattr(Tensor, name + "_", _make_inplace_view(getattr(Tensor, name)))
+    Tensor.float_power_ = _float_power_inplace
+
+
+def _float_power_inplace(self: Tensor, exponent) -> Tensor:
+    # float_power computes in float64; torch refuses to narrow that into another dtype in place
+    if self.dtype.name != "float64":
+        raise RuntimeError(f"the base given to float_power_ has dtype {_TORCH_TYPE_NAMES[self.dtype.name]} but the "
+                           "operation's result requires dtype Double")
+    return _make_inplace_from_copy(Tensor.float_power)(self, exponent)
 
 
 # --- opsB: Tensor misc (queries, index_put/put, sum_to_size, fill_diagonal_, resize_, random fills) ---
