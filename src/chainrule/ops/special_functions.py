@@ -43,9 +43,10 @@ __not_methods__ = {"polygamma"}
 __tensor_methods__ = {"polygamma": "_polygamma_method"}
 
 
-def on_device(op: str, cupy_name: str | None, kernel, *arrays):
+def on_device(op: str, cupy_name: str | None, kernel, *arrays, cupy_args=()):
     """``kernel(*arrays)`` on the CPU, in the first array's dtype; on a device, the same function
-    from ``cupyx.scipy.special`` (named ``cupy_name``) or a NotImplementedError naming the op."""
+    from ``cupyx.scipy.special`` (``cupy_name(*cupy_args, *arrays)``) or a NotImplementedError
+    naming the op and the device."""
     xp = array_module(*arrays)
     dtype = arrays[0].dtype
     if xp is np:
@@ -60,9 +61,9 @@ def on_device(op: str, cupy_name: str | None, kernel, *arrays):
     if function is None:
         raise NotImplementedError(
             f"{op} is not implemented on {device_of(arrays[0])}: chainrule's kernel is NumPy-only and "
-            f"cupyx.scipy.special {'is not available' if cupy_name else 'has no such function'}; "
+            f"{'cupyx.scipy.special is not available' if cupy_name else 'cupyx.scipy.special has no equivalent'}; "
             f"move the tensor to the CPU (.cpu()) for {op}")
-    return function(*arrays).astype(dtype, copy=False)
+    return function(*cupy_args, *arrays).astype(dtype, copy=False)
 
 
 class _Unary:
@@ -230,8 +231,9 @@ class Polygamma(Function):
     def forward(ctx, x, n):
         ctx.n = n
         ctx.save_for_backward(x)
-        return on_device("polygamma", "polygamma" if n >= 2 else ("digamma" if n == 0 else None),
-                         lambda a: kernels.polygamma(n, a), x)
+        if n == 0:
+            return on_device("polygamma", "digamma", kernels.digamma, x)
+        return on_device("polygamma", "polygamma", lambda a: kernels.polygamma(n, a), x, cupy_args=(n,))
 
     @staticmethod
     def backward(ctx, grad):
