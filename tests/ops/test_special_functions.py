@@ -259,16 +259,29 @@ def test_special_namespace_aliases_are_the_same_functions():
         special.bessel_j0  # noqa: B018 (the attribute access is what raises)
 
 
-def test_kernels_refuse_a_device_without_cupyx():
+def test_kernels_run_on_a_device_without_cupyx_through_a_host_copy():
     from chainrule._backend import use_standin_cuda
+    from chainrule.testing import standin
 
+    values = np.array([0.5, 1.5, 7.25])
     with use_standin_cuda():
-        x = chainrule.tensor([0.5, 1.5]).to("cuda")
-        with pytest.raises(NotImplementedError, match=r"lgamma is not implemented on cuda"):
-            chainrule.lgamma(x)
-        # ops written with the array module run there
-        np.testing.assert_allclose(chainrule.sinc(x).cpu().numpy(), np.sinc([0.5, 1.5]), rtol=1e-6)
-        np.testing.assert_allclose(chainrule.acosh(x + 1).cpu().numpy(), np.arccosh([1.5, 2.5]), rtol=1e-6)
+        x = chainrule.tensor(values).to("cuda").requires_grad_()
+        standin.reset_transfers()
+        y = chainrule.lgamma(x) + chainrule.special.i1e(x) + chainrule.polygamma(2, x)
+        assert standin.transfers() > 0  # the NumPy kernels ran on host copies (the stand-in has no cupyx)
+        assert y.device.type == "cuda"
+        y.sum().backward()
+        # ops written with the array module run there with no copy
+        standin.reset_transfers()
+        z = chainrule.sinc(x) + chainrule.acosh(x + 1)
+        assert standin.transfers() == 0
+        ours, grad, ours_z = (t.detach().cpu().numpy() for t in (y, x.grad, z))
+    expected = torch.tensor(values, requires_grad=True)
+    theirs = torch.lgamma(expected) + torch.special.i1e(expected) + torch.polygamma(2, expected)
+    theirs.sum().backward()
+    np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(grad, expected.grad.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(ours_z, np.sinc(values) + np.arccosh(values + 1), rtol=1e-6)
 
 
 # ---------------------------------------------------------------- a whole program, on both libraries

@@ -59,10 +59,14 @@ def on_device(op: str, cupy_name: str | None, kernel, *arrays, cupy_args=()):
             cupy_special = None
         function = getattr(cupy_special, cupy_name, None)
     if function is None:
-        raise NotImplementedError(
-            f"{op} is not implemented on {device_of(arrays[0])}: chainrule's kernel is NumPy-only and "
-            f"{'cupyx.scipy.special is not available' if cupy_name else 'cupyx.scipy.special has no equivalent'}; "
-            f"move the tensor to the CPU (.cpu()) for {op}")
+        if cupy_name is None:
+            raise NotImplementedError(
+                f"{op} is not implemented on {device_of(arrays[0])}: chainrule's kernel is NumPy-only and "
+                f"cupyx.scipy.special has no equivalent; move the tensor to the CPU (.cpu()) for {op}")
+        # no cupyx (the CPU stand-in, or a CuPy without SciPy's functions): the NumPy kernel on a
+        # host copy, and the result copied back; correct, at the price of the two copies
+        host = [xp.asnumpy(a) for a in arrays]
+        return xp.asarray(np.asarray(kernel(*host)).astype(dtype, copy=False))
     return function(*cupy_args, *arrays).astype(dtype, copy=False)
 
 
