@@ -235,7 +235,7 @@ for _alias, _name in _methods.ALIASES.items():
     if _name in globals():
         globals().setdefault(_alias, globals()[_name])
 for _name in _methods.TOP_LEVEL_INPLACE:
-    globals().setdefault(_name + "_", getattr(Tensor, _name + "_"))
+    globals().setdefault(_name + "_", _methods.top_level_inplace(_name))
 multiply, divide, subtract = mul, div, sub  # noqa: F405
 adjoint, index_put, index_put_, put = Tensor.adjoint, Tensor.index_put, Tensor.index_put_, Tensor.put
 del _alias, _name

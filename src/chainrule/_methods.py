@@ -435,6 +435,16 @@ def _make_inplace_from_copy(fn):
     return method
 
 
+def top_level_inplace(name: str):
+    """torch.<name>_(input, ...): input.<name>_(...); no ``out=`` (an in-place op writes its input)."""
+    def function(input: Tensor, *args, **kwargs) -> Tensor:
+        return getattr(input, name + "_")(*args, **kwargs)
+
+    function.__name__ = function.__qualname__ = name + "_"
+    function.__doc__ = f"torch.{name}_: input.{name}_(...), in place."
+    return function
+
+
 def bind_inplace_variants() -> None:
     """The aliases and the in-place variants above, bound after every op module's methods."""
     for alias, name in ALIASES.items():
