@@ -628,3 +628,9 @@ def positive(input: Tensor) -> Tensor:
     if input._data.dtype == np.bool_:
         raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
     return input
+
+
+# these write ``out=`` themselves (write_out), after composing their result
+for _composed in (frexp, ldexp, float_power, deg2rad, rad2deg, logaddexp2, sgn):
+    _composed.honours_out = True
+del _composed
