@@ -97,6 +97,28 @@ NOT_OPS: dict[str, str] = {
 }
 
 
+# --- opsB: special/aliases/in-place ---
+NOT_OPS.update({
+    **_group(
+        "tensor queries (device, signedness, sizes, memory layout, graph position): no tensor computed",
+        "Tensor.is_cpu", "Tensor.is_meta", "Tensor.is_signed", "Tensor.is_nonzero", "Tensor.is_same_size",
+        "Tensor.output_nr", "Tensor.storage_offset", "Tensor.dim_order",
+    ),
+    **_group(
+        "storage management and uninitialized creation: sizes, not values (tests/test_tensor_misc.py)",
+        "Tensor.resize_", "Tensor.resize_as_", "Tensor.new_empty_strided",
+    ),
+    **_group(
+        "random fills: chainrule's generator is not torch's (distribution checks in tests/test_tensor_misc.py)",
+        "Tensor.log_normal_", "Tensor.cauchy_", "Tensor.geometric_",
+    ),
+    **_group(
+        "Python callables applied per element on the CPU, outside autograd (tests/test_tensor_misc.py)",
+        "Tensor.apply_", "Tensor.map_",
+    ),
+})
+
+
 def _public_functions() -> dict[str, object]:
     found = {}
     for prefix, module in NAMESPACES.items():

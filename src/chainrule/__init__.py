@@ -241,3 +241,20 @@ from .ops.windows import *  # noqa: E402,F401,F403
 from .nn.functional import (  # noqa: E402,F401
     bilinear, channel_shuffle, cosine_similarity, pairwise_distance, pdist, pixel_shuffle, pixel_unshuffle,
 )
+
+# --- opsB: special/aliases/in-place ---
+from .ops import special_functions as _special_functions  # noqa: E402
+
+_methods.bind_module(_special_functions)
+_methods.bind_inplace_variants()
+_methods.bind_tensor_misc()
+from .ops.special_functions import *  # noqa: E402,F401,F403
+
+for _alias, _name in _methods.ALIASES.items():
+    if _name in globals():
+        globals().setdefault(_alias, globals()[_name])
+for _name in _methods.TOP_LEVEL_INPLACE:
+    globals().setdefault(_name + "_", _methods.top_level_inplace(_name))
+multiply, divide, subtract = mul, div, sub  # noqa: F405
+adjoint, index_put, index_put_, put = Tensor.adjoint, Tensor.index_put, Tensor.index_put_, Tensor.put
+del _alias, _name

@@ -434,3 +434,234 @@ def bind_all(modules) -> None:
     Tensor.is_shared = _is_shared
     Tensor.pin_memory = lambda self: self
     Tensor.share_memory_ = _share_memory_
+
+
+# --- opsB: special/aliases/in-place ---
+# torch's other names for ops chainrule has (each the same function object, so one OpInfo entry
+# covers both); the Tensor-only ones are bound as methods only
+ALIASES = {"arccos": "acos", "arcsin": "asin", "arctan": "atan", "arctan2": "atan2", "arccosh": "acosh",
+           "arcsinh": "asinh", "arctanh": "atanh", "greater": "gt", "greater_equal": "ge", "less": "lt",
+           "less_equal": "le", "not_equal": "ne", "fix": "trunc"}
+
+# in-place variants bound by bind_inplace_variants: Tensor.<name>_ (and chainrule.<name>_ for TOP_LEVEL_INPLACE)
+MORE_INPLACE = ["acos", "asin", "atan", "acosh", "asinh", "atanh", "cosh", "sinh", "erfc", "exp2", "log10",
+                "log2", "eq", "ne", "lt", "le", "gt", "ge", "addmm", "addbmm", "baddbmm", "addmv", "addr",
+                "cumsum", "cumprod", "hypot", "xlogy", "logit", "sinc", "heaviside", "gcd", "lcm", "copysign",
+                "nextafter", "ldexp", "float_power", "deg2rad", "rad2deg", "sgn", "digamma", "lgamma", "erfinv",
+                "i0", "polygamma", "mvlgamma", "igamma", "igammac", "negative", "absolute", "fix", "arccos",
+                "arcsin", "arctan", "arctan2", "arccosh", "arcsinh", "arctanh", "greater", "greater_equal",
+                "less", "less_equal", "not_equal"]
+MORE_INPLACE_VIEWS = ["swapaxes", "swapdims"]
+
+# torch's top-level in-place functions: torch.abs_(x) is x.abs_()
+TOP_LEVEL_INPLACE = ["abs", "acos", "asin", "atan", "acosh", "asinh", "atanh", "arccos", "arcsin", "arctan",
+                     "arccosh", "arcsinh", "arctanh", "ceil", "clamp", "clamp_max", "clamp_min", "clip", "cos",
+                     "cosh", "erf", "erfc", "exp", "exp2", "expm1", "floor", "frac", "log", "log10", "log1p",
+                     "log2", "neg", "negative", "reciprocal", "relu", "round", "rsqrt", "sigmoid", "sin", "sinh",
+                     "sqrt", "square", "tan", "tanh", "trunc", "fix", "addmv", "xlogy", "logit", "sinc", "gcd",
+                     "lcm", "ldexp", "deg2rad", "rad2deg", "i0", "nan_to_num"]
+
+
+def _make_inplace_from_copy(fn):
+    """An in-place variant for ops composed of several nodes (xlogy, ldexp, addmm, ...): an inner
+    node may save self, which ``_inplace``'s write would change under it (only the last node's
+    saved self is protected there), so the op reads a recorded copy of self instead."""
+    def on_copy(t, *args, **kwargs):
+        return fn(t.clone() if t._requires_grad and is_grad_enabled() else t, *args, **kwargs)
+
+    def method(self, *args, **kwargs):
+        return _inplace(self, on_copy, *args, **kwargs)
+
+    method.__name__ = fn.__name__ + "_"
+    method.__wrapped__ = fn
+    return method
+
+
+def top_level_inplace(name: str):
+    """torch.<name>_(input, ...): input.<name>_(...); no ``out=`` (an in-place op writes its input)."""
+    def function(input: Tensor, *args, **kwargs) -> Tensor:
+        return getattr(input, name + "_")(*args, **kwargs)
+
+    function.__name__ = function.__qualname__ = name + "_"
+    function.__doc__ = f"torch.{name}_: input.{name}_(...), in place."
+    return function
+
+
+def bind_inplace_variants() -> None:
+    """The aliases and the in-place variants above, bound after every op module's methods."""
+    for alias, name in ALIASES.items():
+        if not hasattr(Tensor, alias):
+            setattr(Tensor, alias, getattr(Tensor, name))
+    for name in MORE_INPLACE:
+        if not hasattr(Tensor, name + "_"):
+            setattr(Tensor, name + "_", _make_inplace_from_copy(getattr(Tensor, name)))
+    for name in MORE_INPLACE_VIEWS:
+        if not hasattr(Tensor, name + "_"):
+            setattr(Tensor, name + "_", _make_inplace_view(getattr(Tensor, name)))
+    Tensor.float_power_ = _float_power_inplace
+
+
+def _float_power_inplace(self: Tensor, exponent) -> Tensor:
+    # float_power computes in float64; torch refuses to narrow that into another dtype in place
+    if self.dtype.name != "float64":
+        raise RuntimeError(f"the base given to float_power_ has dtype {_TORCH_TYPE_NAMES[self.dtype.name]} but the "
+                           "operation's result requires dtype Double")
+    return _make_inplace_from_copy(Tensor.float_power)(self, exponent)
+
+
+# --- opsB: Tensor misc (queries, index_put/put, sum_to_size, fill_diagonal_, resize_, random fills) ---
+def _is_nonzero(self: Tensor) -> bool:
+    if self._data.size != 1:
+        raise RuntimeError(f"Boolean value of Tensor with {'no values' if self._data.size == 0 else 'more than one value'} "
+                           "is ambiguous")
+    return bool(self._data.reshape(()) != 0)
+
+
+def _storage_offset(self: Tensor) -> int:
+    """Elements between the start of the memory this tensor views and its first element."""
+    root = self._data
+    while isinstance(getattr(root, "base", None), type(self._data)):
+        root = root.base
+    start = self._data.__array_interface__["data"][0] if isinstance(self._data, np.ndarray) else self._data.data.ptr
+    origin = root.__array_interface__["data"][0] if isinstance(root, np.ndarray) else root.data.ptr
+    return (start - origin) // self._data.itemsize
+
+
+def _dim_order(self: Tensor, *, ambiguity_check=False) -> tuple:
+    """The dims from outermost to innermost in memory (largest stride first; ties keep their order)."""
+    strides = self._data.strides
+    return tuple(sorted(range(self._data.ndim), key=lambda d: -strides[d]))
+
+
+def _sum_to_size(self: Tensor, *size) -> Tensor:
+    """The sum of self over the dims that broadcasting ``size`` to self's shape would expand."""
+    size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+    shape = tuple(self.shape)
+    lead = len(shape) - len(size)
+    if lead < 0 or any(s not in (1, d) for s, d in zip(size, shape[lead:])):
+        raise RuntimeError(f"size {list(size)} is not expandable to size {list(shape)}.")
+    dims = [*range(lead), *(lead + i for i, (s, d) in enumerate(zip(size, shape[lead:])) if s == 1 and d != 1)]
+    if not dims:
+        return self
+    summed = self.sum(dim=dims, keepdim=True)
+    return summed.reshape(size) if lead else summed
+
+
+def _positions(self: Tensor, indices) -> Tensor:
+    """The flat positions in self of the elements ``self[indices]`` selects (index tensors, bool masks)."""
+    xp = array_module(self._data)
+    key = tuple(i._data if isinstance(i, Tensor) else i for i in indices)
+    return Tensor._make(xp.arange(self._data.size).reshape(self._data.shape)[key].astype(np.int64))
+
+
+def _put_flat(self: Tensor, positions: Tensor, values, accumulate: bool, op: str) -> Tensor:
+    if not isinstance(values, Tensor):
+        raise TypeError(f"{op}(): argument 'values' must be Tensor, not {type(values).__name__}")
+    values = ew._cast(values, self.dtype)
+    try:
+        values = values.expand(positions.shape)
+    except RuntimeError:
+        raise RuntimeError(f"{op}: shape mismatch: value tensor of shape {list(values.shape)} cannot be broadcast "
+                           f"to indexing result of shape {list(positions.shape)}") from None
+    flat, flat_values, flat_positions = self.reshape(-1), values.reshape(-1), positions.reshape(-1)
+    result = flat.index_add(0, flat_positions, flat_values) if accumulate else flat.index_copy(0, flat_positions, flat_values)
+    return result.reshape(self.shape)
+
+
+def _index_put(self: Tensor, indices, values, accumulate: bool = False) -> Tensor:
+    """torch.index_put: a copy of self with ``self[indices]`` set to (or, accumulating, increased by) values."""
+    if not isinstance(indices, (tuple, list)):
+        raise TypeError(f"index_put(): argument 'indices' must be tuple of Tensors, not {type(indices).__name__}")
+    result = _put_flat(self, _positions(self, indices), values, accumulate, "index_put")
+    return name_node(result, "IndexPutBackward0", label="index_put",
+                     rule="the put values get the gradient at their positions; self the rest (all of it, accumulating)")
+
+
+def _put(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) -> Tensor:
+    """torch.put: a copy of self with the elements at flat ``index`` (negative counts from the end) set from source."""
+    n = self._data.size
+    flat_index = index._data.reshape(-1)
+    if flat_index.size and (int(flat_index.max()) >= n or int(flat_index.min()) < -n):
+        raise IndexError(f"put_(): index out of range for a tensor of {n} elements")
+    positions = Tensor._make((flat_index % max(n, 1)).astype(np.int64))
+    result = _put_flat(self, positions, source.reshape(-1), accumulate, "put")
+    return name_node(result, "PutBackward0", label="put",
+                     rule="the put values get the gradient at their positions; self the rest (all of it, accumulating)")
+
+
+def _resize(self: Tensor, *sizes, memory_format=None) -> Tensor:
+    """torch's resize_: the first elements (in memory order) kept, any new ones uninitialized (zero here)."""
+    sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
+    if self._requires_grad:
+        raise RuntimeError("cannot resize variables that require grad")
+    if any(s < 0 for s in sizes):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(sizes)}: {list(sizes)}")
+    xp = array_module(self._data)
+    flat = self._data.reshape(-1)
+    resized = xp.zeros(int(np.prod(sizes)), dtype=self._data.dtype)
+    kept = min(flat.size, resized.size)
+    resized[:kept] = flat[:kept]
+    self._data = resized.reshape(sizes)
+    self._version_box[0] += 1
+    return self
+
+
+def _apply(self: Tensor, callable) -> Tensor:
+    """torch's apply_: ``callable`` on each element, in place (CPU tensors only, no autograd)."""
+    if not isinstance(self._data, np.ndarray):
+        raise TypeError("apply_ is only implemented on CPU tensors")
+    if self._requires_grad and is_grad_enabled():
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    self._data[...] = np.frompyfunc(callable, 1, 1)(self._data).astype(self._data.dtype)
+    self._version_box[0] += 1
+    return self
+
+
+def _map(self: Tensor, tensor: Tensor, callable) -> Tensor:
+    """torch's map_: ``callable(self_element, other_element)`` into self, ``tensor`` broadcast to self (CPU only)."""
+    if not isinstance(self._data, np.ndarray):
+        raise TypeError("map_ is only implemented on CPU tensors")
+    if self._requires_grad and is_grad_enabled():
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    other = np.broadcast_to(tensor._data, self._data.shape)
+    self._data[...] = np.frompyfunc(callable, 2, 1)(self._data, other).astype(self._data.dtype)
+    self._version_box[0] += 1
+    return self
+
+
+def _random_fill(draw):
+    def method(self: Tensor, *args, generator=None) -> Tensor:
+        from .ops import random
+
+        rng = random._rng(generator, array_module(self._data))
+        return random._fill_inplace(self, draw(rng, self._data.shape, *args))
+
+    return method
+
+
+def bind_tensor_misc() -> None:
+    Tensor.is_cpu = property(lambda self: self.device.type == "cpu")
+    Tensor.is_meta = False
+    Tensor.is_signed = lambda self: self._data.dtype.kind in "fi"
+    Tensor.is_nonzero = _is_nonzero
+    Tensor.is_same_size = lambda self, other: tuple(self.shape) == tuple(other.shape)
+    Tensor.output_nr = property(lambda self: self._output_nr)
+    Tensor.storage_offset = _storage_offset
+    Tensor.dim_order = _dim_order
+    Tensor.mH = property(_matrix_transpose)  # the conjugate is the tensor itself: no complex dtypes
+    Tensor.adjoint = _matrix_transpose
+    Tensor.sum_to_size = _sum_to_size
+    Tensor.new_empty_strided = lambda self, size, stride, **kwargs: self.new_empty(size, **kwargs)
+    Tensor.masked_scatter_ = _make_inplace(Tensor.masked_scatter)
+    Tensor.scatter_reduce_ = _make_inplace(Tensor.scatter_reduce)
+    Tensor.index_put = _index_put
+    Tensor.index_put_ = _make_inplace_from_copy(_index_put)
+    Tensor.put = _put
+    Tensor.put_ = _make_inplace_from_copy(_put)
+    Tensor.resize_ = _resize
+    Tensor.resize_as_ = lambda self, other, memory_format=None: _resize(self, tuple(other.shape))
+    Tensor.apply_ = _apply
+    Tensor.map_ = _map
+    Tensor.log_normal_ = _random_fill(lambda rng, shape, mean=1.0, std=2.0: rng.lognormal(mean, std, shape))
+    Tensor.cauchy_ = _random_fill(lambda rng, shape, median=0.0, sigma=1.0: median + sigma * rng.standard_cauchy(shape))
+    Tensor.geometric_ = _random_fill(lambda rng, shape, p: rng.geometric(p, shape))

@@ -1,8 +1,10 @@
-"""chainrule.special: torch.special's functions that compose from chainrule's differentiable ops.
+"""chainrule.special: torch.special's functions.
 
-Each is a composition, so its gradient (and double gradient) comes from the ops it uses. The
-gamma/Bessel/polynomial families need special-function kernels chainrule does not have; asking
-for one raises NotImplementedError naming it (see ``_NOT_IMPLEMENTED``).
+The gamma family, erfinv, Bessel I0/I1, the incomplete gammas, ndtri, log_ndtr, erfcx, zeta and
+logit are ops of ``ops/special_functions.py`` (NumPy kernels with torch's derivatives); the rest
+compose from chainrule's differentiable ops, so their gradients come from the ops they use. The
+Bessel J/Y/K and orthogonal-polynomial families are not written yet; asking for one raises
+NotImplementedError naming it (see ``_NOT_IMPLEMENTED``).
 """
 
 from __future__ import annotations
@@ -10,16 +12,44 @@ from __future__ import annotations
 import math
 
 # exp2, expm1, log1p, logsumexp, softmax, log_softmax and xlogy are torch.special names as they are
-from .ops.elementwise import erf, exp2, expm1, log, log1p, sigmoid, sin, where, xlogy  # noqa: F401
+from .ops.elementwise import erf, exp2, expm1, log1p, sigmoid, where, xlogy  # noqa: F401
 from .ops.reduce import log_softmax, logsumexp, softmax  # noqa: F401
+from .ops.special_functions import (
+    digamma,
+    erfc,
+    erfinv,
+    i0,
+    igamma,
+    igammac,
+    lgamma,
+    logit,
+    mvlgamma,
+    polygamma,
+    sinc,
+)
+from .ops.special_functions import special_erfcx as erfcx
+from .ops.special_functions import special_i0e as i0e
+from .ops.special_functions import special_i1 as i1
+from .ops.special_functions import special_i1e as i1e
+from .ops.special_functions import special_log_ndtr as log_ndtr
+from .ops.special_functions import special_ndtri as ndtri
+from .ops.special_functions import special_zeta as zeta
 from .tensor import Tensor
 
+# torch.special's names for the same functions
+gammaln = lgamma
+psi = digamma
+multigammaln = mvlgamma
+gammainc = igamma
+gammaincc = igammac
+
 __all__ = ["expit", "logit", "erf", "erfc", "exp2", "expm1", "log1p", "logsumexp", "softmax",
-           "log_softmax", "xlogy", "xlog1py", "entr", "sinc", "ndtr", "round"]
+           "log_softmax", "xlogy", "xlog1py", "entr", "sinc", "ndtr", "round", "gammaln", "digamma", "psi",
+           "polygamma", "multigammaln", "gammainc", "gammaincc", "zeta", "erfinv", "erfcx", "ndtri", "log_ndtr",
+           "i0", "i0e", "i1", "i1e"]
 
 _NOT_IMPLEMENTED = {
-    "gammaln", "digamma", "psi", "polygamma", "multigammaln", "gammainc", "gammaincc", "zeta",
-    "erfinv", "erfcx", "ndtri", "log_ndtr", "i0", "i0e", "i1", "i1e", "bessel_j0", "bessel_j1",
+    "bessel_j0", "bessel_j1",
     "bessel_y0", "bessel_y1", "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0",
     "modified_bessel_k1", "scaled_modified_bessel_k0", "scaled_modified_bessel_k1",
     "spherical_bessel_j0", "airy_ai", "chebyshev_polynomial_t", "chebyshev_polynomial_u",
@@ -42,16 +72,6 @@ def expit(input: Tensor) -> Tensor:
     return sigmoid(input)
 
 
-def logit(input: Tensor, eps=None) -> Tensor:
-    """log(p / (1 - p)), with p clamped to [eps, 1 - eps] when ``eps`` is given."""
-    p = input if eps is None else input.clamp(eps, 1 - eps)
-    return log(p) - log1p(-p)
-
-
-def erfc(input: Tensor) -> Tensor:
-    return 1 - erf(input)
-
-
 def xlog1py(input, other) -> Tensor:
     """x * log1p(y), 0 where x == 0 (even when log1p(y) is infinite)."""
     return where(input == 0, input * 0, input * log1p(other))
@@ -61,13 +81,6 @@ def entr(input: Tensor) -> Tensor:
     """-x log x for x > 0, 0 at x = 0, -inf for x < 0 (torch.special.entr)."""
     # 0 - xlogy, not -xlogy: entr(0) is +0.0 in torch, not -0.0
     return where(input < 0, input * 0 - math.inf, 0 - xlogy(input, input))
-
-
-def sinc(input: Tensor) -> Tensor:
-    """sin(pi x) / (pi x), 1 at x = 0."""
-    zero = input == 0
-    safe = where(zero, input * 0 + 1, input)
-    return where(zero, input * 0 + 1, sin(math.pi * safe) / (math.pi * safe))
 
 
 def ndtr(input: Tensor) -> Tensor:

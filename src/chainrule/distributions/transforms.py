@@ -14,8 +14,9 @@ import weakref
 import numpy as np
 
 from ..nn.functional import logsigmoid, pad, softplus
-from ..ops.elementwise import atanh, exp, log, log1p, sigmoid, tanh
+from ..ops.elementwise import exp, log, log1p, sigmoid, tanh
 from ..ops.reduce import softmax
+from ..ops.special_functions import atanh
 from ..tensor import Tensor
 from . import constraints
 

@@ -56,6 +56,7 @@ from . import (
     sampling,
     shape,
     special,
+    special_functions,
     statistics,
     structural,
     triplet,
@@ -63,7 +64,7 @@ from . import (
 
 FAMILIES = (elementwise, reduce, shape, index, linalg, activation, pool, conv, creation, loss,
             normalization, nn_functional, special, bucketing, sampling, triplet, decompositions, nn_missing,
-            structural, statistics)
+            structural, statistics, special_functions)
 
 op_db: list[OpInfo] = [entry for family in FAMILIES for entry in family.op_db]
 

@@ -1,0 +1,413 @@
+"""NumPy kernels for torch's special functions (gamma family, erfinv, Bessel I0/I1, incomplete gamma).
+
+Every kernel takes a floating array, computes in float64 and returns the input's dtype. The
+algorithms are the ones torch's CPU kernels use where matching torch's numbers matters
+(digamma, trigamma, zeta: Cephes, as ATen's Math.h), and float64-accurate series/continued
+fractions elsewhere. NumPy only, on the CPU: ``special_functions.on_device`` routes device
+arrays to ``cupyx.scipy.special`` or refuses clearly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._special import erf
+
+_EPS = np.finfo(np.float64).eps
+_SQRT_PI = math.sqrt(math.pi)
+_LOG_SQRT_PI = math.log(_SQRT_PI)
+
+
+def _f64(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def _lgamma_scalar(v: float) -> float:
+    try:
+        return math.lgamma(v)
+    except (ValueError, OverflowError):  # the poles 0, -1, -2, ...: log|Γ| is +inf there (torch too)
+        return math.inf
+
+
+_LGAMMA = np.frompyfunc(_lgamma_scalar, 1, 1)
+
+
+def lgamma(x: np.ndarray) -> np.ndarray:
+    """log|Γ(x)|: libm's lgamma (math.lgamma) elementwise; +inf at the poles and at ±inf."""
+    return np.asarray(_LGAMMA(_f64(x)), dtype=object).astype(np.float64)  # (a 0-d input gives a Python float)
+
+
+# ---------------------------------------------------------------- digamma, trigamma, zeta
+_PSI_10 = 2.25175258906672110764
+_PSI_ASYMPTOTIC = (8.33333333333333333333e-2, -2.10927960927960927961e-2, 7.57575757575757575758e-3,
+                   -4.16666666666666666667e-3, 3.96825396825396825397e-3, -8.33333333333333333333e-3,
+                   8.33333333333333333333e-2)
+
+
+def digamma(x: np.ndarray) -> np.ndarray:
+    """ψ(x) = Γ'(x)/Γ(x), ATen's algorithm: reflection for x < 0, the recurrence
+    ψ(x) = ψ(x + 1) - 1/x up to x >= 10, then the asymptotic series. ψ(±0) = ∓inf, NaN at the
+    negative integers (and -inf), as torch."""
+    x = _f64(x)
+    with np.errstate(all="ignore"):
+        negative = x < 0
+        fraction = x - np.trunc(x)
+        reflection = np.where(negative, -np.pi / np.tan(np.pi * fraction), 0.0)
+        z = np.where(negative, 1 - x, x)
+        total = np.zeros_like(z)
+        for _ in range(10):  # z in (0, 10) reaches 10 within ten steps
+            below = z < 10
+            total = total - np.where(below, 1 / np.where(below, z, 1.0), 0.0)
+            z = np.where(below, z + 1, z)
+        zz = np.where(z < 1e17, 1 / (z * z), 0.0)
+        series = zz * np.polyval(_PSI_ASYMPTOTIC, zz)
+        tail = np.where(z == 10, _PSI_10, np.log(z) - 0.5 / z - series)
+        result = total + tail + reflection
+        result = np.where(negative & (x == np.trunc(x)), np.nan, result)
+        return np.where(x == 0, np.copysign(np.inf, -x), result)
+
+
+def trigamma(x: np.ndarray) -> np.ndarray:
+    """ψ'(x), ATen's algorithm (reflection below 1/2, six recurrence steps, a four-term series)
+    so the values are torch's, which are accurate to about 1e-8 relative, not round-off."""
+    x = _f64(x)
+    with np.errstate(all="ignore"):
+        reflect = x < 0.5
+        sin_pi_x = np.sin(np.pi * x)
+        total = np.where(reflect, -(np.pi * np.pi) / (sin_pi_x * sin_pi_x), 0.0)
+        z = np.where(reflect, 1 - x, x)
+        for _ in range(6):
+            total = total + 1 / (z * z)
+            z = z + 1
+        ixx = 1 / (z * z)
+        total = total + (1 + 1 / (2 * z) + ixx * (1.0 / 6 - ixx * (1.0 / 30 - ixx * (1.0 / 42)))) / z
+        return np.where(reflect, -total, total)
+
+
+# Euler-Maclaurin coefficients (2k)!/B_2k of Cephes' zeta.c
+_ZETA_A = (12.0, -720.0, 30240.0, -1209600.0, 47900160.0, -1.8924375803183791606e9, 7.47242496e10,
+           -2.950130727918164224e12, 1.1646782814350067249e14, -4.5979787224074726105e15,
+           1.8152105401943546773e17, -7.1661652561756670113e18)
+
+
+def zeta(x: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The Hurwitz zeta function Σ_k (k + q)^-x, Cephes' algorithm (as ATen): nine or more terms
+    summed directly, then the Euler-Maclaurin tail. +inf at x = 1 and at the poles q = 0, -1, ...;
+    NaN for x < 1 and for q < 0 with x not an integer."""
+    x, q = np.broadcast_arrays(_f64(x), _f64(q))
+    with np.errstate(all="ignore"):
+        pole = (x == 1) | ((q <= 0) & (q == np.floor(q)))
+        invalid = (x < 1) | ((q < 0) & (x != np.floor(x)))
+        huge_q = q > 1e8  # DLMF 25.11.43: the leading terms are exact to round-off there
+        qq = np.where(pole | invalid | huge_q, 1.0, q)
+        xx = np.where(pole | invalid, 2.0, x)
+        s = qq ** -xx
+        a = qq.copy()
+        b = np.zeros_like(s)
+        steps = 0
+        while True:
+            active = (steps < 9) | (a <= 9)  # Cephes sums until nine terms and a > 9
+            if not active.any():
+                break
+            a = np.where(active, a + 1, a)
+            b = np.where(active, a ** -xx, b)
+            s = s + np.where(active, b, 0.0)
+            steps += 1
+        w = a
+        s = s + b * w / (xx - 1) - 0.5 * b
+        factor = np.ones_like(s)
+        k = 0.0
+        for coefficient in _ZETA_A:
+            factor = factor * (xx + k)
+            b = b / w
+            term = np.where(b == 0, 0.0, factor * b / coefficient)
+            s = s + term
+            k += 1
+            factor = factor * (xx + k)
+            b = b / w
+            k += 1
+        s = np.where(huge_q, (1 / (x - 1) + 1 / (2 * q)) * q ** (1 - x), s)
+        s = np.where(invalid, np.nan, s)
+        return np.where(pole, np.inf, s)
+
+
+def polygamma(n: int, x: np.ndarray) -> np.ndarray:
+    """ψ^(n)(x) = (-1)^(n+1) n! ζ(n + 1, x) for n >= 2; digamma and trigamma for n = 0, 1 (as ATen)."""
+    if n == 0:
+        return digamma(x)
+    if n == 1:
+        return trigamma(x)
+    with np.errstate(all="ignore"):
+        return (1.0 if n % 2 else -1.0) * math.exp(math.lgamma(n + 1.0)) * zeta(float(n + 1), x)
+
+
+# ---------------------------------------------------------------- erfc and its inverses
+# the continued fraction is exact to round-off from z = 1 with 200 terms; below 1, erfc >= 0.157 and
+# 1 - erf(z) keeps its relative accuracy
+_ERFC_SWITCH = 1.0
+_ERFC_FRACTION_TERMS = 200
+_ERFC_FAR_TERMS = 60
+
+
+def _erfc_fraction(z: np.ndarray) -> np.ndarray:
+    """The continued fraction F(z) with erfc(z) = e^{-z²} / (sqrt(π) F(z)), for z >= 1: 200 terms
+    below z = 2, 60 above (exact to round-off from there), each group on its own elements."""
+    z = np.asarray(z)
+    fraction = np.empty_like(z)
+    near = z < 2
+    for group, terms in ((near, _ERFC_FRACTION_TERMS), (~near, _ERFC_FAR_TERMS)):
+        if group.any():
+            zg = z[group]
+            f = zg.copy()
+            for k in range(terms, 0, -1):
+                f = zg + (k / 2.0) / f
+            fraction[group] = f
+    return fraction
+
+
+def erfc(x: np.ndarray) -> np.ndarray:
+    """1 - erf(x) with relative accuracy in the right tail (the continued fraction past 1)."""
+    x = _f64(x)
+    z = np.abs(x)
+    with np.errstate(all="ignore"):
+        tail_z = np.maximum(z, _ERFC_SWITCH)
+        tail = np.exp(-tail_z * tail_z) / _SQRT_PI / _erfc_fraction(tail_z)
+        e = np.where(z >= _ERFC_SWITCH, tail, 1 - erf(np.minimum(z, _ERFC_SWITCH)))
+        return np.where(np.isnan(x), x, np.where(x >= 0, e, 2 - e))
+
+
+def _log_erfc_nonnegative(z: np.ndarray) -> np.ndarray:
+    """log erfc(z) for z >= 0, without underflow in the tail."""
+    with np.errstate(all="ignore"):
+        tail_z = np.maximum(z, _ERFC_SWITCH)
+        tail = -tail_z * tail_z - _LOG_SQRT_PI - np.log(_erfc_fraction(tail_z))
+        return np.where(z >= _ERFC_SWITCH, tail, np.log(1 - erf(np.minimum(z, _ERFC_SWITCH))))
+
+
+def erfcx(x: np.ndarray) -> np.ndarray:
+    """exp(x²) erfc(x), with no overflow for large x (1/(sqrt(π) F(x)) past 1)."""
+    x = _f64(x)
+    with np.errstate(all="ignore"):
+        tail_x = np.maximum(x, _ERFC_SWITCH)
+        tail = 1 / _SQRT_PI / _erfc_fraction(tail_x)
+        near = np.exp(x * x) * erfc(np.minimum(x, _ERFC_SWITCH))
+        return np.where(x >= _ERFC_SWITCH, tail, near)
+
+
+def log_ndtr(x: np.ndarray) -> np.ndarray:
+    """log Φ(x) for the standard normal CDF Φ, accurate in both tails."""
+    x = _f64(x)
+    t = x / math.sqrt(2.0)
+    with np.errstate(all="ignore"):
+        left = _log_erfc_nonnegative(np.maximum(-t, 0.0)) - math.log(2.0)  # Φ(x) = erfc(-t)/2
+        right = np.log1p(-0.5 * erfc(t))  # Φ(x) = 1 - erfc(t)/2
+        return np.where(np.isnan(x), x, np.where(x < -1, left, right))
+
+
+# torch's starting rational approximations for erfinv (ATen's calc_erfinv)
+_ERFINV_A = (0.886226899, -1.645349621, 0.914624893, -0.140543331)
+_ERFINV_B = (-2.118377725, 1.442710462, -0.329097515, 0.012229801)
+_ERFINV_C = (-1.970840454, -1.624906493, 3.429567803, 1.641345311)
+_ERFINV_D = (3.543889200, 1.637067800)
+
+
+def _erfinv_start(y: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """A rough |erfinv| from |y| and c = 1 - |y| (given exactly by the caller)."""
+    with np.errstate(all="ignore"):
+        z = y * y
+        a, b = _ERFINV_A, _ERFINV_B
+        center = y * (((a[3] * z + a[2]) * z + a[1]) * z + a[0]) / ((((b[3] * z + b[2]) * z + b[1]) * z + b[0]) * z + 1)
+        w = np.sqrt(-np.log(np.maximum(c, 1e-300) / 2.0))
+        cc, d = _ERFINV_C, _ERFINV_D
+        tail = (((cc[3] * w + cc[2]) * w + cc[1]) * w + cc[0]) / ((d[1] * w + d[0]) * w + 1)
+        return np.where(y <= 0.7, center, tail)
+
+
+def _erfc_inverse(c: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """z >= 0 with erfc(z) = c, for c in (0, 1] with y = 1 - c: Newton steps on log erfc, whose
+    residual stays relative in the tail (erf(z) - y there would lose every digit to rounding)."""
+    z = np.abs(_erfinv_start(y, c))
+    log_c = np.log(c)
+    with np.errstate(all="ignore"):
+        for _ in range(4):  # the start is good to 1e-3 or better; Newton squares the error each step
+            log_e = _log_erfc_nonnegative(z)
+            slope = -2 / _SQRT_PI * np.exp(-z * z - log_e)  # d/dz log erfc(z)
+            z = np.maximum(z - (log_e - log_c) / slope, 0.0)
+    return z
+
+
+def erfinv(x: np.ndarray) -> np.ndarray:
+    """The inverse of erf on [-1, 1] (±inf at ±1, NaN outside): torch's starting approximation,
+    then Newton steps on erf near 0 and on log erfc(|x|) past |x| = 1/2."""
+    x = _f64(x)
+    y = np.abs(x)
+    z = np.where(y == 1, np.inf, np.nan)  # the edges; NaN stays NaN and |x| > 1 becomes NaN
+    with np.errstate(all="ignore"):
+        center = y <= 0.5
+        if center.any():
+            yc = y[center]
+            zc = _erfinv_start(yc, 1 - yc)
+            for _ in range(3):
+                zc = zc - (erf(zc) - yc) / (2 / _SQRT_PI * np.exp(-zc * zc))
+            z[center] = zc
+        tail = (y > 0.5) & (y < 1)
+        if tail.any():
+            yt = y[tail]
+            z[tail] = _erfc_inverse(1 - yt, yt)  # 1 - y is exact there (Sterbenz)
+        return np.where(np.isnan(x), x, np.copysign(z, x))
+
+
+def ndtri(p: np.ndarray) -> np.ndarray:
+    """The inverse standard normal CDF: Φ⁻¹(p) = -sqrt(2)·erfcinv(2p), taken from the nearer end
+    so that tiny tail probabilities keep their digits; ∓inf at 0 and 1, NaN outside [0, 1]."""
+    p = _f64(p)
+    with np.errstate(all="ignore"):
+        lower = p < 0.5
+        q = np.where(lower, p, 1 - p)  # 1 - p is exact for p >= 1/2
+        c = 2 * q
+        ok = (c > 0) & (c <= 1)
+        z = _erfc_inverse(np.where(ok, c, 1.0), np.where(ok, 1 - c, 0.0))
+        x = np.where(lower, -math.sqrt(2.0) * z, math.sqrt(2.0) * z)
+        x = np.where(p == 0, -np.inf, np.where(p == 1, np.inf, x))
+        return np.where((p < 0) | (p > 1) | np.isnan(p), np.nan, x)
+
+
+# ---------------------------------------------------------------- modified Bessel functions I0, I1
+_BESSEL_SWITCH = 30.0
+_BESSEL_SERIES_TERMS = 110
+_BESSEL_ASYMPTOTIC_TERMS = 30
+
+
+def _bessel_i(order: int, x: np.ndarray, scaled: bool) -> np.ndarray:
+    """I_order(x) (order 0 or 1), times e^{-|x|} when ``scaled``: the power series (all terms of
+    one sign) below |x| = 30, the large-x asymptotic series above (its terms are below 1e-19 by
+    then)."""
+    x = _f64(x)
+    z = np.abs(x)
+    with np.errstate(all="ignore"):
+        zs = np.minimum(z, _BESSEL_SWITCH)
+        quarter = zs * zs / 4
+        term = np.ones_like(zs) if order == 0 else zs / 2
+        total = term.copy()
+        for k in range(1, _BESSEL_SERIES_TERMS):
+            term = term * quarter / (k * (k + order))
+            total = total + term
+            # every term is positive, rising to its peak near k = z/2 (where term/total >= 1/k)
+            # and then falling faster than geometrically: once all are negligible, so is the rest
+            if k % 8 == 0 and not (term > total * 1e-18).any():
+                break
+        series = total * np.exp(-zs) if scaled else total
+        zl = np.maximum(z, _BESSEL_SWITCH)
+        mu = 4.0 * order * order
+        term = np.ones_like(zl)
+        total = term.copy()
+        for k in range(1, _BESSEL_ASYMPTOTIC_TERMS):
+            term = term * -(mu - (2 * k - 1) ** 2) / (k * 8 * zl)
+            total = total + term
+        asymptotic = total / np.sqrt(2 * np.pi * zl)
+        if not scaled:
+            # e^z / sqrt(2πz) as e^{z/2} · (e^{z/2} / sqrt(2πz)): finite up to I's own overflow
+            half = np.exp(zl / 2)
+            asymptotic = half * (half * asymptotic)
+        result = np.where(z < _BESSEL_SWITCH, series, asymptotic)
+        result = np.where(np.isnan(x), x, result)
+        return np.copysign(result, x) if order == 1 else result
+
+
+def i0(x):
+    return _bessel_i(0, x, scaled=False)
+
+
+def i0e(x):
+    return _bessel_i(0, x, scaled=True)
+
+
+def i1(x):
+    return _bessel_i(1, x, scaled=False)
+
+
+def i1e(x):
+    return _bessel_i(1, x, scaled=True)
+
+
+# ---------------------------------------------------------------- regularized incomplete gamma
+_IGAMMA_MAX_STEPS = 10000
+_TINY = 1e-300
+
+
+def _log_prefactor(a, x):
+    # log(x^a e^{-x} / Γ(a))
+    return a * np.log(x) - x - lgamma(a)
+
+
+def _igamma_series(a, x):
+    """P(a, x) by its series x^a e^{-x}/Γ(a+1) Σ x^n / ((a+1)...(a+n)), for x < a + 1."""
+    term = 1 / a
+    total = term.copy()
+    ap = a.copy()
+    for _ in range(_IGAMMA_MAX_STEPS):
+        ap = ap + 1
+        term = term * x / ap
+        total = total + term
+        if not (np.abs(term) > np.abs(total) * _EPS).any():
+            break
+    return total * np.exp(_log_prefactor(a, x))
+
+
+def _igammac_fraction(a, x):
+    """Q(a, x) by its continued fraction (modified Lentz), for x >= a + 1."""
+    b = x + 1 - a
+    c = np.full_like(b, 1 / _TINY)
+    d = 1 / b
+    h = d.copy()
+    for i in range(1, _IGAMMA_MAX_STEPS):
+        an = -i * (i - a)
+        b = b + 2
+        d = an * d + b
+        d = np.where(np.abs(d) < _TINY, _TINY, d)
+        c = b + an / c
+        c = np.where(np.abs(c) < _TINY, _TINY, c)
+        d = 1 / d
+        delta = d * c
+        h = h * delta
+        if not (np.abs(delta - 1) > _EPS).any():
+            break
+    return np.exp(_log_prefactor(a, x)) * h
+
+
+def _igamma_pair(a, x, upper: bool) -> np.ndarray:
+    a, x = np.broadcast_arrays(_f64(a), _f64(x))
+    shape = a.shape
+    a, x = a.reshape(-1), x.reshape(-1)
+    result = np.full(a.shape, np.nan)
+    with np.errstate(all="ignore"):
+        regular = (a > 0) & (x > 0) & np.isfinite(a) & np.isfinite(x)
+        series = regular & (x < a + 1)
+        fraction = regular & ~series
+        if series.any():
+            p = _igamma_series(a[series], x[series])
+            result[series] = 1 - p if upper else p
+        if fraction.any():
+            q = _igammac_fraction(a[fraction], x[fraction])
+            result[fraction] = q if upper else 1 - q
+        # the edges, as torch: P(a, 0) = 0, P(0, x > 0) = 1, P(a, inf) = 1, P(inf, x finite) = 0
+        lower_edge = np.full(a.shape, np.nan)
+        lower_edge = np.where((x == 0) & (a > 0), 0.0, lower_edge)
+        lower_edge = np.where((a == 0) & (x > 0), 1.0, lower_edge)
+        lower_edge = np.where(np.isposinf(x) & (a > 0), 1.0, lower_edge)
+        lower_edge = np.where(np.isposinf(a) & (x >= 0) & np.isfinite(x), 0.0, lower_edge)
+        edge = ~regular
+        result[edge] = (1 - lower_edge[edge]) if upper else lower_edge[edge]
+    return result.reshape(shape)
+
+
+def igamma(a, x) -> np.ndarray:
+    """The regularized lower incomplete gamma P(a, x); NaN for a < 0 or x < 0."""
+    return _igamma_pair(a, x, upper=False)
+
+
+def igammac(a, x) -> np.ndarray:
+    """The regularized upper incomplete gamma Q(a, x) = 1 - P(a, x)."""
+    return _igamma_pair(a, x, upper=True)

@@ -1,0 +1,636 @@
+"""torch's special math: the gamma family, erfinv, Bessel I0/I1, incomplete gamma, ndtri, logit.
+
+Each op is a Function whose forward runs a NumPy kernel from ``_special_math`` and whose
+backward is torch's derivative written in chainrule ops (so it differentiates again). On a
+device the kernels come from ``cupyx.scipy.special`` where it has them; otherwise the op
+refuses with NotImplementedError naming itself and the device.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+
+import numpy as np
+
+from .. import _dtype, return_types
+from .._backend import array_module, device_of
+from ..autograd.function import Function, name_node
+from ..tensor import Tensor, honours_out, write_out
+from . import _special_math as kernels
+from .elementwise import (
+    _cast,
+    _float_input,
+    _float_pair,
+    _pair,
+    cos,
+    exp,
+    logaddexp,
+    mul,
+    pow,
+    rsqrt,
+    sign,
+    sin,
+    where,
+    zeros_like_tensor,
+)
+
+__all__ = ["lgamma", "digamma", "polygamma", "mvlgamma", "erfinv", "i0", "igamma", "igammac", "logit",
+           "acosh", "asinh", "atanh", "erfc", "sinc", "heaviside", "gcd", "lcm", "copysign", "nextafter",
+           "frexp", "ldexp", "float_power", "deg2rad", "rad2deg", "logaddexp2", "sgn", "positive"]
+__not_methods__ = {"polygamma"}
+# x.polygamma(n) takes the order second, unlike torch.polygamma(n, x)
+__tensor_methods__ = {"polygamma": "_polygamma_method"}
+
+
+def on_device(op: str, cupy_name: str | None, kernel, *arrays, cupy_args=()):
+    """``kernel(*arrays)`` on the CPU, in the first array's dtype; on a device, the same function
+    from ``cupyx.scipy.special`` (``cupy_name(*cupy_args, *arrays)``) or a NotImplementedError
+    naming the op and the device."""
+    xp = array_module(*arrays)
+    dtype = arrays[0].dtype
+    if xp is np:
+        return np.asarray(kernel(*arrays)).astype(dtype, copy=False)
+    function = None
+    if cupy_name is not None:
+        try:
+            from cupyx.scipy import special as cupy_special
+        except ImportError:
+            cupy_special = None
+        function = getattr(cupy_special, cupy_name, None)
+    if function is None:
+        if cupy_name is None:
+            raise NotImplementedError(
+                f"{op} is not implemented on {device_of(arrays[0])}: chainrule's kernel is NumPy-only and "
+                f"cupyx.scipy.special has no equivalent; move the tensor to the CPU (.cpu()) for {op}")
+        # no cupyx (the CPU stand-in, or a CuPy without SciPy's functions): the NumPy kernel on a
+        # host copy, and the result copied back; correct, at the price of the two copies
+        host = [xp.asnumpy(a) for a in arrays]
+        return xp.asarray(np.asarray(kernel(*host)).astype(dtype, copy=False))
+    return function(*cupy_args, *arrays).astype(dtype, copy=False)
+
+
+class _Unary:
+    """The shape of each elementwise special function below (a mixin, not a Function: each
+    concrete class is the Function, with its own explainer text): ``kernel`` forward on arrays,
+    ``derivative(grad, x, y)`` backward in chainrule ops."""
+
+    _array_forward = True
+    op = cupy_name = None
+    any_device = False  # True: ``kernel`` uses the array's own module, so it runs on a device as is
+
+    @classmethod
+    def kernel(cls, x):
+        raise NotImplementedError
+
+    @classmethod
+    def derivative(cls, grad, x, y):
+        raise NotImplementedError
+
+    @classmethod
+    def forward(cls, ctx, x):
+        y = cls.kernel(x) if cls.any_device else on_device(cls.op, cls.cupy_name, cls.kernel, x)
+        ctx.save_for_backward(x, y)
+        return y
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        x, y = ctx.saved_tensors
+        return cls.derivative(grad, x, y)
+
+
+def _unary_op(cls, name: str):
+    @honours_out
+    def op(input: Tensor) -> Tensor:
+        return cls.apply(_float_input(input))
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"torch.{name}, elementwise, with its gradient ({cls.rule})."
+    op.function = cls
+    return op
+
+
+class Lgamma(_Unary, Function):
+    op, cupy_name = "lgamma", "gammaln"
+    label, rule, formula = "lgamma", "∂/∂a = digamma(a)", "lgamma({0})"
+    kernel = staticmethod(kernels.lgamma)
+
+    @staticmethod
+    def derivative(grad, x, y):
+        return grad * digamma(x)
+
+
+class Digamma(_Unary, Function):
+    op, cupy_name = "digamma", "digamma"
+    label, rule, formula = "digamma", "∂/∂a = polygamma(1, a)", "digamma({0})"
+    kernel = staticmethod(kernels.digamma)
+
+    @staticmethod
+    def derivative(grad, x, y):
+        return grad * polygamma(1, x)
+
+
+class Erfinv(_Unary, Function):
+    op, cupy_name = "erfinv", "erfinv"
+    label, rule, formula = "erfinv", "∂/∂a = sqrt(π)/2·exp(erfinv(a)²) (from the saved output)", "erfinv({0})"
+    kernel = staticmethod(kernels.erfinv)
+
+    @staticmethod
+    def derivative(grad, x, y):
+        return grad * (math.sqrt(math.pi) / 2) * exp(y * y)
+
+
+class I0(_Unary, Function):
+    op, cupy_name = "i0", "i0"
+    label, rule, formula = "i0", "∂/∂a = i1(a)", "i0({0})"
+    kernel = staticmethod(kernels.i0)
+
+    @staticmethod
+    def derivative(grad, x, y):
+        return grad * special_i1(x)
+
+
+class SpecialI0E(_Unary, Function):
+    op, cupy_name = "special.i0e", "i0e"
+    label, rule, formula = "i0e", "∂/∂a = i1e(a) - sgn(a)·i0e(a)", "i0e({0})"
+    kernel = staticmethod(kernels.i0e)
+
+    @staticmethod
+    def derivative(grad, x, y):
+        return grad * (special_i1e(x) - sign(x) * y)
+
+
+class SpecialI1(_Unary, Function):
+    op, cupy_name = "special.i1", "i1"
+    label, rule, formula = "i1", "∂/∂a = i0(a) - i1(a)/a (1/2 at a = 0)", "i1({0})"
+    kernel = staticmethod(kernels.i1)
+
+    @staticmethod
+    def derivative(grad, x, y):
+        safe = where(x == 0, 1.0, x)
+        return where(x == 0, 0.5 * grad, grad * (i0(x) - y / safe))
+
+
+class SpecialI1E(_Unary, Function):
+    op, cupy_name = "special.i1e", "i1e"
+    label, rule, formula = "i1e", "∂/∂a = i0e(a) - i1e(a)·(sgn(a) + 1/a) (1/2 at a = 0)", "i1e({0})"
+    kernel = staticmethod(kernels.i1e)
+
+    @staticmethod
+    def derivative(grad, x, y):
+        safe = where(x == 0, 1.0, x)
+        return where(x == 0, 0.5 * grad, grad * (special_i0e(x) - y * (sign(x) + 1 / safe)))
+
+
+class SpecialNdtri(_Unary, Function):
+    op, cupy_name = "special.ndtri", "ndtri"
+    label, rule, formula = "ndtri", "∂/∂p = sqrt(2π)·exp(ndtri(p)²/2) (from the saved output)", "ndtri({0})"
+    kernel = staticmethod(kernels.ndtri)
+
+    @staticmethod
+    def derivative(grad, x, y):
+        return grad * math.sqrt(2 * math.pi) * exp(y * y / 2)
+
+
+class SpecialLogNdtr(_Unary, Function):
+    op, cupy_name = "special.log_ndtr", "log_ndtr"
+    label, rule, formula = "log_ndtr", "∂/∂a = exp(-a²/2 - log_ndtr(a))/sqrt(2π)", "log_ndtr({0})"
+    kernel = staticmethod(kernels.log_ndtr)
+
+    @staticmethod
+    def derivative(grad, x, y):
+        return grad / math.sqrt(2 * math.pi) * exp(-(y + x * x / 2))
+
+
+class SpecialErfcx(_Unary, Function):
+    op, cupy_name = "special.erfcx", "erfcx"
+    label, rule, formula = "erfcx", "∂/∂a = 2a·erfcx(a) - 2/sqrt(π)", "erfcx({0})"
+    kernel = staticmethod(kernels.erfcx)
+
+    @staticmethod
+    def derivative(grad, x, y):
+        return (2.0 * x * y - 2.0 / math.sqrt(math.pi)) * grad
+
+
+lgamma = _unary_op(Lgamma, "lgamma")
+digamma = _unary_op(Digamma, "digamma")
+erfinv = _unary_op(Erfinv, "erfinv")
+i0 = _unary_op(I0, "i0")
+special_i0e = _unary_op(SpecialI0E, "i0e")
+special_i1 = _unary_op(SpecialI1, "i1")
+special_i1e = _unary_op(SpecialI1E, "i1e")
+special_ndtri = _unary_op(SpecialNdtri, "ndtri")
+special_log_ndtr = _unary_op(SpecialLogNdtr, "log_ndtr")
+special_erfcx = _unary_op(SpecialErfcx, "erfcx")
+
+
+# ---------------------------------------------------------------- polygamma, mvlgamma
+class Polygamma(Function):
+    label = "polygamma"
+    rule = "∂/∂a = polygamma(n + 1, a)"
+    formula = "polygamma(n, {0})"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, n):
+        ctx.n = n
+        ctx.save_for_backward(x)
+        if n == 0:
+            return on_device("polygamma", "digamma", kernels.digamma, x)
+        return on_device("polygamma", "polygamma", lambda a: kernels.polygamma(n, a), x, cupy_args=(n,))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * polygamma(ctx.n + 1, x)
+
+
+def _check_order(op: str, n) -> None:
+    if not isinstance(n, (builtins.int, np.integer)) or isinstance(n, builtins.bool):
+        raise TypeError(f"{op}(): argument 'n' must be int, not {type(n).__name__}")
+    if n < 0:
+        raise RuntimeError(f"{op}(n, x) does not support negative n.")
+
+
+@honours_out
+def polygamma(n: int, input: Tensor) -> Tensor:
+    """torch.polygamma: the n-th derivative of digamma (n = 0 is digamma itself)."""
+    _check_order("polygamma", n)
+    return Polygamma.apply(_float_input(input), n=builtins.int(n))
+
+
+def _polygamma_method(self: Tensor, n: int) -> Tensor:
+    return polygamma(n, self)
+
+
+class Mvlgamma(Function):
+    label = "mvlgamma"
+    rule = "∂/∂a = Σ_j digamma(a - j/2), j < p"
+    formula = "mvlgamma({0}, p)"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, p):
+        ctx.p = p
+        ctx.save_for_backward(x)
+        xp = array_module(x)
+        total = xp.zeros_like(x) + p * (p - 1) / 4 * math.log(math.pi)
+        for j in range(p):
+            total = total + on_device("mvlgamma", "gammaln", kernels.lgamma, x - x.dtype.type(j / 2))
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        total = digamma(x)
+        for j in range(1, ctx.p):
+            total = total + digamma(x - j / 2)
+        return grad * total
+
+
+@honours_out
+def mvlgamma(input: Tensor, p: int) -> Tensor:
+    """torch.mvlgamma: the log of the p-variate gamma function, p(p-1)/4·log π + Σ_j lgamma(x - j/2)."""
+    if not isinstance(p, (builtins.int, np.integer)) or isinstance(p, builtins.bool):
+        raise TypeError(f"mvlgamma(): argument 'p' must be int, not {type(p).__name__}")
+    if p < 1:
+        raise RuntimeError("p has to be greater than or equal to 1")
+    return Mvlgamma.apply(_float_input(input), p=builtins.int(p))
+
+
+# ---------------------------------------------------------------- incomplete gamma, zeta
+class Igamma(Function):
+    label = "igamma"
+    rule = "∂/∂x = x^(a-1)·e^(-x)/Γ(a); none for a (torch has no derivative for it)"
+    formula = "igamma({0}, {1})"
+    _array_forward = True
+    upper = False
+
+    @classmethod
+    def forward(cls, ctx, a, x):
+        ctx.save_for_backward(a, x)
+        name = "igammac" if cls.upper else "igamma"
+        return on_device(name, "gammaincc" if cls.upper else "gammainc",
+                         kernels.igammac if cls.upper else kernels.igamma, a, x)
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        if ctx.needs_input_grad[0]:
+            name = "igammac" if cls.upper else "igamma"
+            raise NotImplementedError(f"the derivative for '{name}: input' is not implemented.")
+        a, x = ctx.saved_tensors
+        density = exp((a - 1) * x.log() - x - lgamma(a))
+        return None, -grad * density if cls.upper else grad * density
+
+
+class Igammac(Igamma):
+    label = "igammac"
+    rule = "∂/∂x = -x^(a-1)·e^(-x)/Γ(a); none for a (torch has no derivative for it)"
+    formula = "igammac({0}, {1})"
+    upper = True
+
+
+def _float_tensors(op: str, input, other):
+    for position, (name, value) in enumerate((("input", input), ("other", other)), start=1):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{op}(): argument '{name}' (position {position}) must be Tensor, not {type(value).__name__}")
+    return _float_pair(input, other)
+
+
+@honours_out
+def igamma(input: Tensor, other: Tensor) -> Tensor:
+    """torch.igamma: the regularized lower incomplete gamma function P(input, other)."""
+    return Igamma.apply(*_float_tensors("igamma", input, other))
+
+
+@honours_out
+def igammac(input: Tensor, other: Tensor) -> Tensor:
+    """torch.igammac: the regularized upper incomplete gamma function Q(input, other) = 1 - P."""
+    return Igammac.apply(*_float_tensors("igammac", input, other))
+
+
+class SpecialZeta(Function):
+    label = "zeta"
+    rule = "none: torch has no derivative for zeta (backward raises)"
+    formula = "zeta({0}, {1})"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, q):
+        return on_device("special.zeta", "zeta", kernels.zeta, x, q)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError("the derivative for 'zeta' is not implemented.")
+
+
+@honours_out
+def special_zeta(input, other) -> Tensor:
+    """torch.special.zeta: the Hurwitz zeta function Σ_k (k + other)^-input (either may be a number)."""
+    return SpecialZeta.apply(*_float_pair(input, other))
+
+
+# ---------------------------------------------------------------- logit
+class Logit(Function):
+    label = "logit"
+    rule = "∂/∂p = 1/(p(1 - p)); 0 where eps clamps p, NaN outside [0, 1] without eps"
+    formula = "logit({0})"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, eps):
+        xp = array_module(x)
+        ctx.eps = eps
+        ctx.save_for_backward(x)
+        p = x if eps is None else xp.clip(x, eps, 1 - eps)
+        with np.errstate(all="ignore"):
+            return (xp.log(p) - xp.log1p(-p)).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        slope = grad / (x * (1 - x))
+        if ctx.eps is None:
+            return where((x < 0) | (x > 1), math.nan, slope)
+        return where((x < ctx.eps) | (x > 1 - ctx.eps), 0.0, slope)
+
+
+@honours_out
+def logit(input: Tensor, eps: float | None = None) -> Tensor:
+    """torch.logit: log(p / (1 - p)), with p clamped to [eps, 1 - eps] when ``eps`` is given."""
+    return Logit.apply(_float_input(input), eps=None if eps is None else builtins.float(eps))
+
+
+# ---------------------------------------------------------------- more of torch's elementwise math
+class Acosh(_Unary, Function):
+    op, label, rule, formula = "acosh", "acosh", "∂/∂a = 1/sqrt(a² - 1)", "acosh({0})"
+    kernel, any_device = staticmethod(lambda x: array_module(x).arccosh(x)), True
+
+    @staticmethod
+    def derivative(grad, x, y):
+        return grad * rsqrt(x * x - 1)
+
+
+class Asinh(_Unary, Function):
+    op, label, rule, formula = "asinh", "asinh", "∂/∂a = 1/sqrt(a² + 1)", "asinh({0})"
+    kernel, any_device = staticmethod(lambda x: array_module(x).arcsinh(x)), True
+
+    @staticmethod
+    def derivative(grad, x, y):
+        return grad * rsqrt(x * x + 1)
+
+
+class Atanh(_Unary, Function):
+    op, label, rule, formula = "atanh", "atanh", "∂/∂a = 1/(1 - a²)", "atanh({0})"
+    kernel, any_device = staticmethod(lambda x: array_module(x).arctanh(x)), True
+
+    @staticmethod
+    def derivative(grad, x, y):
+        return grad / (1 - x * x)
+
+
+class Erfc(_Unary, Function):
+    op, cupy_name = "erfc", "erfc"
+    label, rule, formula = "erfc", "∂/∂a = -2/sqrt(π)·exp(-a²)", "erfc({0})"
+    kernel = staticmethod(kernels.erfc)
+
+    @staticmethod
+    def derivative(grad, x, y):
+        return grad * (-2.0 / math.sqrt(math.pi)) * exp(-(x * x))
+
+
+def _sinc_array(x):
+    xp = array_module(x)
+    with np.errstate(all="ignore"):
+        pix = np.pi * x
+        return xp.where(x == 0, 1.0, xp.sin(pix) / pix).astype(x.dtype, copy=False)
+
+
+class Sinc(_Unary, Function):
+    op, label, rule, formula = "sinc", "sinc", "∂/∂a = (πa·cos(πa) - sin(πa))/(πa²) (0 at a = 0)", "sinc({0})"
+    kernel, any_device = staticmethod(_sinc_array), True
+
+    @staticmethod
+    def derivative(grad, x, y):
+        safe = where(x == 0, 1.0, x)
+        pix = math.pi * safe
+        return where(x == 0, 0.0, grad * ((pix * cos(pix) - sin(pix)) / (pix * safe)))
+
+
+acosh = _unary_op(Acosh, "acosh")
+asinh = _unary_op(Asinh, "asinh")
+atanh = _unary_op(Atanh, "atanh")
+erfc = _unary_op(Erfc, "erfc")
+sinc = _unary_op(Sinc, "sinc")
+
+
+class Copysign(Function):
+    label = "copysign"
+    rule = "∂/∂a = copysign(1, b)·sign(a) (0 at a = 0); b gets a zero gradient"
+    formula = "copysign({0}, {1})"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        y = array_module(a).copysign(a, b)
+        ctx.save_for_backward(a, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, y = ctx.saved_tensors
+        safe = where(a == 0, 1.0, a)
+        return where(a == 0, 0.0, grad * y / safe), zeros_like_tensor(grad)
+
+
+@honours_out
+def copysign(input: Tensor, other) -> Tensor:
+    """torch.copysign: |input| with other's sign (integers compute in the default float dtype)."""
+    a, b = _float_pair(input, other)
+    return Copysign.apply(a, b)
+
+
+class _NoDerivative:
+    """A mixin for ops torch defines no derivative for: the graph records them, backward raises."""
+
+    _array_forward = True
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        raise NotImplementedError(f"the derivative for '{cls.label}' is not implemented.")
+
+
+class Heaviside(_NoDerivative, Function):
+    label, rule, formula = "heaviside", "none: torch has no derivative for heaviside (backward raises)", "heaviside({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, x, values):
+        xp = array_module(x)
+        return xp.where(x == 0, values, (x > 0).astype(x.dtype)).astype(x.dtype, copy=False)
+
+
+@honours_out
+def heaviside(input: Tensor, values: Tensor) -> Tensor:
+    """torch.heaviside: 0 for x < 0, 1 for x > 0, ``values`` where x == 0 (one dtype for both)."""
+    if not isinstance(input, Tensor) or not isinstance(values, Tensor):
+        raise TypeError("heaviside(): arguments 'input' and 'values' must be Tensors")
+    if input.dtype != values.dtype:
+        raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes")
+    return Heaviside.apply(input, values)
+
+
+class Nextafter(_NoDerivative, Function):
+    label, rule, formula = "nextafter", "none: torch has no derivative for nextafter (backward raises)", "nextafter({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return array_module(a).nextafter(a, b)
+
+
+@honours_out
+def nextafter(input: Tensor, other: Tensor) -> Tensor:
+    """torch.nextafter: the next floating-point value after input towards other."""
+    a, b = _pair(input, other)
+    if a._data.dtype.kind != "f":
+        raise RuntimeError(f"\"nextafter_cpu\" not implemented for '{_TORCH_TYPE_NAMES.get(a.dtype.name, a.dtype.name)}'")
+    return Nextafter.apply(a, b)
+
+
+def _integer_pair(op: str, input, other):
+    a, b = _pair(input, other)
+    if a._data.dtype.kind not in "iu":
+        raise RuntimeError(f"\"{op}_cpu\" not implemented for '{_TORCH_TYPE_NAMES.get(a.dtype.name, a.dtype.name)}'")
+    return a, b
+
+
+# the scalar-type names torch's "not implemented for" messages use
+_TORCH_TYPE_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "bool": "Bool"}
+
+
+@honours_out
+def gcd(input: Tensor, other: Tensor) -> Tensor:
+    """torch.gcd: the elementwise greatest common divisor of integer tensors (no gradient)."""
+    a, b = _integer_pair("gcd", input, other)
+    return Tensor._make(array_module(a._data).gcd(a._data, b._data))
+
+
+@honours_out
+def lcm(input: Tensor, other: Tensor) -> Tensor:
+    """torch.lcm: the elementwise least common multiple of integer tensors (no gradient)."""
+    a, b = _integer_pair("lcm", input, other)
+    return Tensor._make(array_module(a._data).lcm(a._data, b._data))
+
+
+def frexp(input: Tensor, *, out=None):
+    """torch.frexp: (mantissa, exponent) with input = mantissa·2^exponent, |mantissa| in [0.5, 1);
+    the exponent is int32 and nothing is differentiable, as torch."""
+    if input._data.dtype.kind != "f":
+        raise RuntimeError("torch.frexp() only supports floating-point dtypes")
+    xp = array_module(input._data)
+    exponent = xp.frexp(input._data)[1]
+    # the mantissa as input·2^-exponent, so its gradient is grad·2^-exponent (torch's FrexpBackward0)
+    scale = Tensor._make(xp.ldexp(xp.ones_like(input._data), -exponent))
+    mantissa = name_node(mul(input, scale), "FrexpBackward0", label="frexp", rule="∂mantissa/∂a = 2^-exponent")
+    result = return_types.frexp(mantissa, Tensor._make(exponent.astype(np.int32)))
+    if out is not None:
+        return return_types.frexp(*(write_out(value, target, "frexp") for value, target in zip(result, out)))
+    return result
+
+
+def ldexp(input: Tensor, other: Tensor, *, out=None) -> Tensor:
+    """torch.ldexp: input·2^other (torch computes it as that product)."""
+    # (torch's gradient for an integer ``other`` is grad·pow(2, other) in integers: 0 wherever other < 0;
+    # chainrule's is the true 2^other there)
+    power = pow(2.0, _cast(other, _dtype.get_default_dtype()) if other._data.dtype.kind != "f" else other)
+    result = name_node(mul(input, power), "LdexpBackward0", label="ldexp", rule="∂/∂a = 2^b, ∂/∂b = a·2^b·log 2")
+    return result if out is None else write_out(result, out, "ldexp")
+
+
+def float_power(input, exponent, *, out=None) -> Tensor:
+    """torch.float_power: pow computed in float64 (both operands cast to double first)."""
+    base = _cast(input, _dtype.float64) if isinstance(input, Tensor) else builtins.float(input)
+    power = _cast(exponent, _dtype.float64) if isinstance(exponent, Tensor) else builtins.float(exponent)
+    result = pow(base, power)
+    return result if out is None else write_out(result, out, "float_power")
+
+
+def deg2rad(input: Tensor, *, out=None) -> Tensor:
+    """torch.deg2rad: input·π/180 (recorded as that product, as torch)."""
+    result = name_node(mul(_float_input(input), math.pi / 180), "Deg2RadBackward0", label="deg2rad",
+                       rule="∂/∂a = π/180")
+    return result if out is None else write_out(result, out, "deg2rad")
+
+
+def rad2deg(input: Tensor, *, out=None) -> Tensor:
+    """torch.rad2deg: input·180/π (recorded as that product, as torch)."""
+    result = name_node(mul(_float_input(input), 180 / math.pi), "Rad2DegBackward0", label="rad2deg",
+                       rule="∂/∂a = 180/π")
+    return result if out is None else write_out(result, out, "rad2deg")
+
+
+def logaddexp2(input: Tensor, other: Tensor, *, out=None) -> Tensor:
+    """torch.logaddexp2: log2(2^a + 2^b), as logaddexp of a·ln 2 and b·ln 2 over ln 2."""
+    a, b = _float_pair(input, other)
+    ln2 = math.log(2.0)
+    result = name_node(logaddexp(a * ln2, b * ln2) / ln2, "Logaddexp2Backward0", label="logaddexp2",
+                       rule="∂/∂a = 2^a/(2^a + 2^b), ∂/∂b = 2^b/(2^a + 2^b)")
+    return result if out is None else write_out(result, out, "logaddexp2")
+
+
+def sgn(input: Tensor, *, out=None) -> Tensor:
+    """torch.sgn: sign for real tensors (x/|x| for complex ones, which chainrule has not)."""
+    result = name_node(sign(input), "SgnBackward0", label="sgn", rule="zero gradient (piecewise constant)")
+    return result if out is None else write_out(result, out, "sgn")
+
+
+def positive(input: Tensor) -> Tensor:
+    """torch.positive: the input itself (refused for bool tensors, as torch)."""
+    if input._data.dtype == np.bool_:
+        raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
+    return input
+
+
+# these write ``out=`` themselves (write_out), after composing their result
+for _composed in (frexp, ldexp, float_power, deg2rad, rad2deg, logaddexp2, sgn):
+    _composed.honours_out = True
+del _composed
