@@ -19,6 +19,9 @@ PROBS = np.array([0.2, 0.5, 0.9])
 COUNTS = np.array([0.0, 2.0, 5.0])
 LOGITS = np.array([[1.0, 2.0, -1.0], [0.0, 0.0, 3.0]])
 SIMPLEX_POINT = np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
+_A = np.array([[1.0, 0.3, -0.2], [0.1, 0.8, 0.4], [-0.5, 0.2, 1.2]])
+COV = _A @ _A.T + 0.5 * np.eye(3)
+TRIL = np.linalg.cholesky(COV)
 
 
 def _t(lib, a, grad=False):
@@ -56,6 +59,21 @@ def _cases():
         "mixture": (lambda L: getattr(L, D).MixtureSameFamily(getattr(L, D).Categorical(logits=_t(L, LOGITS[0], True)),
                                                                getattr(L, D).Normal(_t(L, LOC, True), _t(L, SCALE, True))),
                     [0.3, -1.0], ("mean", "variance")),
+        "gamma": (lambda L: getattr(L, D).Gamma(_t(L, [0.5, 2.0, 7.0], True), _t(L, RATE, True)), X,
+                  ("mean", "variance", "mode")),
+        "chi2": (lambda L: getattr(L, D).Chi2(_t(L, [1.0, 3.0, 6.5], True)), X, ("mean", "variance")),
+        "beta": (lambda L: getattr(L, D).Beta(_t(L, [0.5, 2.0, 3.0], True), _t(L, [1.5, 2.0, 0.7], True)),
+                 [0.1, 0.5, 0.9], ("mean", "variance", "mode")),
+        "dirichlet": (lambda L: getattr(L, D).Dirichlet(_t(L, [[0.5, 2.0, 3.0], [1.0, 1.5, 4.0]], True)),
+                      SIMPLEX_POINT, ("mean", "variance", "mode")),
+        "studentt": (lambda L: getattr(L, D).StudentT(_t(L, [1.5, 3.0, 10.0], True), _t(L, LOC, True),
+                                                      _t(L, SCALE, True)), X, ("mean", "variance", "mode")),
+        "mvn_cov": (lambda L: getattr(L, D).MultivariateNormal(_t(L, LOC, True), _t(L, COV, True)), [X, LOC],
+                    ("mean", "variance")),
+        "mvn_precision": (lambda L: getattr(L, D).MultivariateNormal(_t(L, LOC, True), precision_matrix=_t(L, COV, True)),
+                          X, ("variance",)),
+        "mvn_tril": (lambda L: getattr(L, D).MultivariateNormal(_t(L, LOC, True), scale_tril=_t(L, TRIL, True)), X,
+                     ("variance",)),
         "transformed_affine_exp": (lambda L: getattr(L, D).TransformedDistribution(
             getattr(L, D).Normal(_t(L, LOC, True), _t(L, SCALE, True)),
             [getattr(L, D).transforms.AffineTransform(1.0, 2.0), getattr(L, D).transforms.ExpTransform()]), X, ()),
@@ -169,6 +187,11 @@ KL_PAIRS = {
                          L.distributions.OneHotCategorical(logits=_t(L, LOGITS[::-1].copy()))),
     "lognormal": lambda L: (L.distributions.LogNormal(_t(L, LOC), _t(L, SCALE)), L.distributions.LogNormal(0.0, 1.0)),
     "halfnormal": lambda L: (L.distributions.HalfNormal(_t(L, SCALE)), L.distributions.HalfNormal(_t(L, [2.0, 1.0, 0.5]))),
+    "gamma": lambda L: (L.distributions.Gamma(_t(L, [0.5, 2.0, 7.0]), _t(L, RATE)), L.distributions.Gamma(1.5, 0.7)),
+    "beta": lambda L: (L.distributions.Beta(_t(L, [0.5, 2.0, 3.0]), 1.5), L.distributions.Beta(2.0, _t(L, [1.0, 3.0, 0.5]))),
+    "dirichlet": lambda L: (L.distributions.Dirichlet(_t(L, [[0.5, 2.0, 3.0]])), L.distributions.Dirichlet(_t(L, [1.0, 1.0, 1.0]))),
+    "mvn": lambda L: (L.distributions.MultivariateNormal(_t(L, LOC), _t(L, COV)),
+                      L.distributions.MultivariateNormal(_t(L, [0.5, 0.0, 0.1]), scale_tril=_t(L, np.eye(3) * 1.5))),
 }
 
 
@@ -181,7 +204,8 @@ def test_kl_divergence_matches_torch(name):
 
 @pytest.mark.parametrize("name", ["exponential", "laplace", "cauchy", "gumbel", "lognormal", "halfnormal", "geometric",
                                   "poisson", "binomial", "multinomial", "onehot", "relaxed_bernoulli", "relaxed_onehot",
-                                  "mixture", "transformed_stickbreaking"])
+                                  "mixture", "transformed_stickbreaking", "gamma", "chi2", "beta", "dirichlet",
+                                  "studentt", "mvn_cov", "mvn_precision"])
 def test_sample_shapes_match_torch_and_samples_lie_in_the_support(name):
     build = CASES[name][0]
     chainrule.manual_seed(0)
@@ -198,7 +222,9 @@ def test_sample_shapes_match_torch_and_samples_lie_in_the_support(name):
     ("exponential", lambda d: d.mean), ("laplace", lambda d: d.mean), ("gumbel", lambda d: d.mean),
     ("lognormal", lambda d: d.mean), ("halfnormal", lambda d: d.mean), ("geometric", lambda d: d.mean),
     ("poisson", lambda d: d.mean), ("binomial", lambda d: d.mean), ("multinomial", lambda d: d.mean),
-    ("onehot", lambda d: d.mean), ("mixture", lambda d: d.mean)])
+    ("onehot", lambda d: d.mean), ("mixture", lambda d: d.mean), ("gamma", lambda d: d.mean),
+    ("beta", lambda d: d.mean), ("dirichlet", lambda d: d.mean), ("mvn_cov", lambda d: d.mean),
+    ("studentt", lambda d: d.loc)])
 def test_sample_means_agree_with_the_distribution_mean(name, mean_of):
     chainrule.manual_seed(1)
     dist = CASES[name][0](chainrule)
@@ -210,7 +236,8 @@ def test_sample_means_agree_with_the_distribution_mean(name, mean_of):
 
 
 @pytest.mark.parametrize("name", ["exponential", "laplace", "cauchy", "gumbel", "lognormal", "halfnormal",
-                                  "relaxed_bernoulli", "relaxed_onehot", "transformed_affine_exp"])
+                                  "relaxed_bernoulli", "relaxed_onehot", "transformed_affine_exp", "gamma", "chi2",
+                                  "beta", "dirichlet", "studentt", "mvn_cov", "mvn_tril"])
 def test_rsample_carries_gradients_to_the_parameters(name):
     dist = CASES[name][0](chainrule)
     assert dist.has_rsample
@@ -283,3 +310,22 @@ def test_validation_errors_as_torch():
         chainrule.distributions.Poisson(chainrule.tensor([1.0])).log_prob(chainrule.tensor([0.5]))
     with pytest.raises(ValueError, match="Either `probs` or `logits` must be specified"):
         chainrule.distributions.Geometric()
+
+
+@pytest.mark.parametrize("name, concentration", [("gamma", [0.5, 2.0, 7.0]), ("dirichlet", [0.5, 2.0, 3.0])])
+def test_reparameterised_gamma_draws_have_the_gradient_of_their_mean(name, concentration):
+    """E[∂x/∂α] = ∂E[x]/∂α: Gamma(α, 1) has mean α (derivative 1), Dirichlet's first component
+    α₁/Σα (derivative (Σα - α₁)/(Σα)²)."""
+    chainrule.manual_seed(2)
+    alpha = chainrule.tensor(concentration, dtype=chainrule.float64, requires_grad=True)
+    if name == "gamma":
+        draws = chainrule.distributions.Gamma(alpha, 1.0).rsample((20000,))
+        draws.mean(0).sum().backward()
+        expected = np.ones(3)
+    else:
+        draws = chainrule.distributions.Dirichlet(alpha).rsample((20000,))
+        draws[:, 0].mean().backward()
+        a = np.asarray(concentration)
+        expected = -a[0] / a.sum() ** 2 * np.ones(3)
+        expected[0] += 1 / a.sum()
+    np.testing.assert_allclose(alpha.grad.numpy(), expected, atol=0.03)

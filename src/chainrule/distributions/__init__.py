@@ -1,7 +1,7 @@
 """chainrule.distributions: the distributions VAE and RL scripts use, after torch.distributions.
 
-Continuous (Normal, Uniform, Exponential, Laplace, Cauchy, Gumbel, LogNormal, HalfNormal,
-HalfCauchy), discrete (Bernoulli, Categorical, OneHotCategorical, Geometric, Poisson, Binomial,
+Continuous (Normal, MultivariateNormal, Uniform, Exponential, Laplace, Cauchy, Gumbel, LogNormal,
+HalfNormal, HalfCauchy, Gamma, Chi2, Beta, Dirichlet, StudentT), discrete (Bernoulli, Categorical, OneHotCategorical, Geometric, Poisson, Binomial,
 Multinomial), relaxed (RelaxedBernoulli, RelaxedOneHotCategorical), Independent,
 MixtureSameFamily and TransformedDistribution with the transforms and constraints modules, with
 ``sample``/``rsample``/``log_prob``/``entropy``/``cdf`` and ``kl_divergence`` for matching pairs. Everything is composed from chainrule's
@@ -24,9 +24,11 @@ from .discrete import (
 )
 from .distribution import Distribution
 from .exponential import Cauchy, Exponential, Laplace
+from .gamma import Beta, Chi2, Dirichlet, Gamma, StudentT
 from .independent import Independent
 from .kl import kl_divergence, register_kl
 from .mixture_same_family import MixtureSameFamily
+from .multivariate_normal import MultivariateNormal
 from .normal import Normal
 from .relaxed import ExpRelaxedCategorical, LogitRelaxedBernoulli, RelaxedBernoulli, RelaxedOneHotCategorical
 from .transformed_distribution import TransformedDistribution
@@ -52,7 +54,7 @@ from .uniform import Uniform
 __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "Independent", "kl_divergence",
            "register_kl", "constraints", "transforms", "biject_to", "transform_to", "Binomial", "Geometric",
            "Multinomial", "OneHotCategorical", "OneHotCategoricalStraightThrough", "Poisson", "Cauchy",
-           "Exponential", "Laplace", "MixtureSameFamily", "ExpRelaxedCategorical", "LogitRelaxedBernoulli",
+           "Exponential", "Laplace", "Beta", "Chi2", "Dirichlet", "Gamma", "StudentT", "MultivariateNormal", "MixtureSameFamily", "ExpRelaxedCategorical", "LogitRelaxedBernoulli",
            "RelaxedBernoulli", "RelaxedOneHotCategorical", "TransformedDistribution", "Gumbel", "HalfCauchy",
            "HalfNormal", "LogNormal", "AbsTransform", "AffineTransform", "ComposeTransform", "ExpTransform",
            "IndependentTransform", "PowerTransform", "ReshapeTransform", "SigmoidTransform", "SoftmaxTransform",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..ops.elementwise import log
 from ..tensor import Tensor
 
@@ -94,6 +96,48 @@ def _register_closed_forms() -> None:
     @register_kl(OneHotCategorical, OneHotCategorical)
     def _kl_onehotcategorical_onehotcategorical(p, q):
         return kl_divergence(p._categorical, q._categorical)
+
+    from .gamma import Beta, Dirichlet, Gamma
+    from .multivariate_normal import MultivariateNormal, _batch_mahalanobis
+
+    @register_kl(Gamma, Gamma)
+    def _kl_gamma_gamma(p, q):
+        t1 = q.concentration * log(p.rate / q.rate)
+        t2 = q.concentration.lgamma() - p.concentration.lgamma()
+        t3 = (p.concentration - q.concentration) * p.concentration.digamma()
+        t4 = (q.rate - p.rate) * (p.concentration / p.rate)
+        return t1 + t2 + t3 + t4
+
+    @register_kl(Beta, Beta)
+    def _kl_beta_beta(p, q):
+        return kl_divergence(p._dirichlet, q._dirichlet)
+
+    @register_kl(Dirichlet, Dirichlet)
+    def _kl_dirichlet_dirichlet(p, q):
+        sum_p = p.concentration.sum(-1)
+        sum_q = q.concentration.sum(-1)
+        t1 = sum_p.lgamma() - sum_q.lgamma()
+        t2 = (p.concentration.lgamma() - q.concentration.lgamma()).sum(-1)
+        t3 = p.concentration - q.concentration
+        t4 = p.concentration.digamma() - sum_p.digamma().unsqueeze(-1)
+        return t1 - t2 + (t3 * t4).sum(-1)
+
+    @register_kl(MultivariateNormal, MultivariateNormal)
+    def _kl_mvn_mvn(p, q):
+        from ..ops.decompositions import linalg_solve_triangular as solve_triangular
+
+        if p.event_shape != q.event_shape:
+            raise ValueError("KL-divergence between two Multivariate Normals with different event shapes cannot "
+                             "be computed")
+        p_tril, q_tril = p._unbroadcasted_scale_tril, q._unbroadcasted_scale_tril
+        half_term1 = (q_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+                      - p_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1))
+        n = p.event_shape[0]
+        batch = tuple(np.broadcast_shapes(tuple(q_tril.shape[:-2]), tuple(p_tril.shape[:-2])))
+        solved = solve_triangular(q_tril.expand(batch + (n, n)), p_tril.expand(batch + (n, n)), upper=False)
+        term2 = solved.pow(2).sum((-2, -1))  # tr(Σq⁻¹ Σp)
+        term3 = _batch_mahalanobis(q_tril, q.loc - p.loc)
+        return half_term1 + 0.5 * (term2 + term3 - n)
 
     @register_kl(TransformedDistribution, TransformedDistribution)
     def _kl_transformed_transformed(p, q):

@@ -950,11 +950,33 @@ def logaddexp(input: Tensor, other: Tensor) -> Tensor:
     return m + log(exp(input - m) + exp(other - m))
 
 
+class Xlogy(Function):
+    """x · log y, 0 where x = 0 and y is not NaN."""
+
+    label = "xlogy"
+    rule = "∂/∂x = log y (at x = 0 too, as torch), ∂/∂y = x / y"
+    formula = "xlogy({0}, {1})"
+    node_name = "XlogyBackward0"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        xp = array_module(x)
+        return xp.where((x == 0) & ~xp.isnan(y), xp.zeros((), x.dtype), x * xp.log(y))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # torch's rule: the x-gradient is log y even where x = 0 (where the value itself is 0)
+        x, y = ctx.saved_tensors
+        return (grad * log(y) if ctx.needs_input_grad[0] else None,
+                grad * x / y if ctx.needs_input_grad[1] else None)
+
+
 def xlogy(input, other) -> Tensor:
     """x * log(y), defined as 0 where x == 0 and y is not NaN."""
     x, y = _float_pair(input, other)
-    return name_node(where((x == 0) & ~isnan(y), 0.0, x * log(y)), "XlogyBackward0", label="xlogy",
-                     rule="routes the gradient to x·log y where x ≠ 0 (the result is 0 where x = 0)")
+    return Xlogy.apply(x, y)
 
 
 # the explainer's text for composite ops whose renamed last node is their final sum

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
-from ..autograd.function import Function
+from ..autograd.function import Function, name_node
 from ..tensor import Tensor
 from .index import _add_rows
 
@@ -70,6 +70,24 @@ class EmbeddingDenseBackward(Function):
         return out * mask if mask is not None else out
 
 
+class ScaleGradient(Function):
+    """Identity forward; the gradient is multiplied by a constant per row (``scale_grad_by_freq``)."""
+
+    _array_forward = True
+    label = "scale_grad"
+    rule = "∂/∂a = scale (the forward is the identity)"
+    formula = "{0}"
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * Tensor._make(ctx.scale)
+
+
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
               norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """F.embedding: rows of ``weight`` (num_embeddings, dim) picked by the integer ``input``."""
@@ -94,4 +112,11 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
         norms = xp.linalg.norm(weight._data[rows], ord=norm_type, axis=1, keepdims=True)
         scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
         weight._data[rows] *= scale.astype(weight._data.dtype)
-    return Embedding.apply(weight, indices=indices, padding_idx=padding_idx)
+    rows = Embedding.apply(weight, indices=indices, padding_idx=padding_idx)
+    if scale_grad_by_freq and indices.size:
+        # each looked-up row's gradient divided by how often its index occurs in the mini-batch
+        xp = array_module(weight)
+        _, inverse, counts = xp.unique(indices, return_inverse=True, return_counts=True)
+        scale = (1.0 / counts[inverse.reshape(indices.shape)])[..., None].astype(weight._data.dtype)
+        rows = name_node(ScaleGradient.apply(rows, scale=scale), "EmbeddingBackward0", label="embedding")
+    return rows

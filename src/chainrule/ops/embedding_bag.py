@@ -13,35 +13,17 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
-from ..autograd.function import Function, name_node
+from ..autograd.function import name_node
 from ..tensor import Tensor
 from . import creation
 from .elementwise import where
-from .embedding import embedding
+from .embedding import ScaleGradient, embedding
 from .shape import cat
 
 __all__ = ["embedding_bag"]
 __not_methods__ = set(__all__)
 
 _MODES = ("sum", "mean", "max")
-
-
-class ScaleGradient(Function):
-    """Identity forward; the gradient is multiplied by a constant per row (``scale_grad_by_freq``)."""
-
-    _array_forward = True
-    label = "scale_grad"
-    rule = "∂/∂a = scale (the forward is the identity)"
-    formula = "{0}"
-
-    @staticmethod
-    def forward(ctx, x, scale):
-        ctx.scale = scale
-        return x.copy()
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad * Tensor._make(ctx.scale)
 
 
 def _bags(input: Tensor, offsets: Tensor | None, include_last_offset: bool):

@@ -619,8 +619,14 @@ class Flip(Function):
         return flip(grad, ctx.dims)
 
 
-def flip(input: Tensor, dims) -> Tensor:
-    """torch.flip: reverse the order along ``dims`` (a copy, as in torch)."""
+def flip(input: Tensor, *dims, **kwargs) -> Tensor:
+    """torch.flip: reverse the order along ``dims`` (a copy, as in torch). ``dims`` is a sequence,
+    or, as the Tensor method takes them, several ints (``x.flip(0, 1)``)."""
+    if "dims" in kwargs:
+        dims = (kwargs.pop("dims"),)
+    if kwargs:
+        raise TypeError(f"flip() got an unexpected keyword argument '{next(iter(kwargs))}'")
+    dims = dims[0] if len(dims) == 1 else dims
     dims = _unique_dims(dims, input._data.ndim, "flip")
     return Flip.apply(input, dims=dims if input._data.ndim else ())
 

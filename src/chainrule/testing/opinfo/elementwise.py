@@ -79,6 +79,8 @@ def _cases() -> list[OpCase]:
         ("where_scalars", lambda lib, x: x * lib.where(x > 0, 1.0, -0.5), randn(3, 4, low_gap=0.1)),
         ("where_int_scalars", lambda lib, x: lib.where(x > 0, 2, 0) + x, randn(3, 4, low_gap=0.1)),
         ("xlogy", lambda lib, x: lib.xlogy(x, x + 3), positive(3, 4)),
+        # x = 0 in places: the value is 0 there, the x-gradient still log y (torch's rule)
+        ("xlogy_zeros", lambda lib, x: lib.xlogy(x * (x > 1.2), x + 3), positive(3, 4)),
         ("lerp", lambda lib, x: lib.lerp(x, x * x, 0.3), randn(3, 4)),
         ("addcmul", lambda lib, x: lib.addcmul(x, x, x.exp(), value=0.5), randn(3, 4)),
         ("addcdiv", lambda lib, x: lib.addcdiv(x, x, x.exp(), value=0.5), randn(3, 4)),
@@ -173,7 +175,7 @@ op_db: list[OpInfo] = [
     _entry("fmod", "fmod", "fmod_", methods=("fmod", "fmod_")),
     _entry("rsub", methods=("__rsub__",)),
     _entry("where", "where", "where_scalars", "where_int_scalars", methods=("where",)),
-    _entry("xlogy", methods=("xlogy",)),
+    _entry("xlogy", "xlogy", "xlogy_zeros", methods=("xlogy",)),
     _entry("lerp", "lerp", "lerp_", methods=("lerp", "lerp_")),
     _entry("addcmul", "addcmul", "addcmul_", methods=("addcmul", "addcmul_")),
     _entry("addcdiv", "addcdiv", "addcdiv_", methods=("addcdiv", "addcdiv_")),

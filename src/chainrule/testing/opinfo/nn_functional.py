@@ -53,6 +53,10 @@ op_db: list[OpInfo] = [
         # the comparison with torch checks that zero row
         OpCase("embedding_padding_idx", lambda lib, i, w: _F(lib).embedding(lib.tensor(i), w, padding_idx=1),
                [np.array([[1, 2, 1], [0, 4, 4]]), randn(5, 4)], gradcheck=False, gradgradcheck=False),
+        # each row's gradient divided by its index's count in the batch: not the Jacobian either
+        OpCase("embedding_scale_grad_by_freq",
+               lambda lib, i, w: _F(lib).embedding(lib.tensor(i), w, scale_grad_by_freq=True),
+               [np.array([[1, 2, 1], [0, 1, 4]]), randn(5, 4)], gradcheck=False, gradgradcheck=False),
     ]),
     _functional("one_hot", lambda: [
         OpCase("one_hot", lambda lib, i: _F(lib).one_hot(lib.tensor(i)), [np.array([0, 3, 1, 3])]),
