@@ -19,38 +19,41 @@ def _probs_to_logits(probs: Tensor) -> Tensor:
     return log(p) - log1p(-p)
 
 
-class Bernoulli(Distribution):
+class ProbsOrLogits:
+    """For the families given ``probs`` or ``logits`` (Bernoulli, Geometric, Binomial): the one
+    not given is derived on first use and cached, as torch's lazy_property."""
+
+    def _given(self, probs, logits) -> Tensor:
+        """Store whichever of ``probs``/``logits`` was given (exactly one) and return it."""
+        if (probs is None) == (logits is None):
+            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        if probs is not None:
+            (self.probs,) = broadcast_all(probs)
+            return self.probs
+        (self.logits,) = broadcast_all(logits)
+        return self.logits
+
+    def __getattr__(self, name: str):
+        # computed with grad enabled: a first use inside no_grad (say, by sample()) must not cache
+        # a value cut off from the parameters' graph
+        with enable_grad():
+            if name == "probs" and "logits" in self.__dict__:
+                self.probs = sigmoid(self.__dict__["logits"])
+                return self.probs
+            if name == "logits" and "probs" in self.__dict__:
+                self.logits = _probs_to_logits(self.__dict__["probs"])
+                return self.logits
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+
+class Bernoulli(ProbsOrLogits, Distribution):
     """torch.distributions.Bernoulli(probs=None, logits=None, validate_args=None): exactly one."""
 
     arg_constraints = {"probs": unit_interval, "logits": real}
     support = boolean
 
     def __init__(self, probs=None, logits=None, validate_args=None) -> None:
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
-        if probs is not None:
-            (self.probs,) = broadcast_all(probs)
-            shape = self.probs.shape
-        else:
-            (self.logits,) = broadcast_all(logits)
-            shape = self.logits.shape
-        super().__init__(shape, validate_args=validate_args)
-
-    def __getattr__(self, name: str):
-        # computed with grad enabled, as torch's lazy_property: a first use inside no_grad (say,
-        # by sample()) must not cache a value cut off from the parameters' graph
-        with enable_grad():
-            return self._lazy_parameter(name)
-
-    def _lazy_parameter(self, name: str):
-        # the parameter not given is derived on first use and cached, as torch's lazy_property
-        if name == "probs":
-            self.probs = sigmoid(self.__dict__["logits"])
-            return self.probs
-        if name == "logits":
-            self.logits = _probs_to_logits(self.__dict__["probs"])
-            return self.logits
-        raise AttributeError(f"'Bernoulli' object has no attribute '{name}'")
+        super().__init__(self._given(probs, logits).shape, validate_args=validate_args)
 
     @property
     def mean(self) -> Tensor:

@@ -9,13 +9,13 @@ import math
 import numpy as np
 
 from .._backend import array_module
-from ..autograd.grad_mode import enable_grad, no_grad
+from ..autograd.grad_mode import no_grad
 from ..nn.functional import binary_cross_entropy_with_logits, one_hot
-from ..ops.elementwise import log, log1p, sigmoid, xlogy
+from ..ops.elementwise import log, log1p, xlogy
 from ..ops.random import _rng, rand
 from ..tensor import Tensor
 from . import constraints
-from .bernoulli import _probs_to_logits
+from .bernoulli import ProbsOrLogits
 from .categorical import Categorical
 from .distribution import Distribution, broadcast_all
 
@@ -23,68 +23,19 @@ __all__ = ["Binomial", "Geometric", "Multinomial", "OneHotCategorical", "OneHotC
            "Poisson"]
 
 
-def _lgamma(value: Tensor) -> Tensor:
-    """log Γ(value) of counts (data, never differentiated here), elementwise."""
-    xp = array_module(value._data)
-    data = value._data
-    if xp is np:
-        out = np.frompyfunc(math.lgamma, 1, 1)(data.astype(np.float64)).astype(data.dtype) if data.size else data
-    else:  # CuPy: its scipy has gammaln
-        import cupyx.scipy.special
-
-        out = cupyx.scipy.special.gammaln(data)
-    return Tensor._make(xp.asarray(out, dtype=data.dtype))
-
-
 def _clamp_by_zero(x: Tensor) -> Tensor:
     # max(x, 0), with gradient 1/2 at 0 (as torch's helper)
     return (x.clamp(min=0) + x - x.clamp(max=0)) / 2
 
 
-class _ProbsOrLogits:
-    """``probs``/``logits`` given one way, the other derived on first use (torch's lazy_property)."""
-
-    def _set_probs_or_logits(self, probs, logits, *, event: bool):
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
-        if probs is not None:
-            (self.probs,) = broadcast_all(probs) if not event else (probs,)
-            return self.probs
-        (self.logits,) = broadcast_all(logits) if not event else (logits,)
-        return self.logits
-
-    def __getattr__(self, name: str):
-        # computed with grad enabled, as torch's lazy_property: a first use inside no_grad (say,
-        # by sample()) must not cache a value cut off from the parameters' graph
-        with enable_grad():
-            return self._lazy_parameter(name)
-
-    def _lazy_parameter(self, name: str):
-        if name == "probs" and "logits" in self.__dict__:
-            self.probs = self._logits_to_probs(self.__dict__["logits"])
-            return self.probs
-        if name == "logits" and "probs" in self.__dict__:
-            self.logits = self._probs_to_logits(self.__dict__["probs"])
-            return self.logits
-        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
-
-    @staticmethod
-    def _logits_to_probs(logits):
-        return sigmoid(logits)
-
-    @staticmethod
-    def _probs_to_logits(probs):
-        return _probs_to_logits(probs)
-
-
-class Geometric(_ProbsOrLogits, Distribution):
+class Geometric(ProbsOrLogits, Distribution):
     """torch.distributions.Geometric(probs | logits): failures before the first success, k = 0, 1, ..."""
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
     support = constraints.nonnegative_integer
 
     def __init__(self, probs=None, logits=None, validate_args=None) -> None:
-        given = self._set_probs_or_logits(probs, logits, event=False)
+        given = self._given(probs, logits)
         super().__init__(given.shape, validate_args=validate_args)
         if self._validate_args and probs is not None and not np.all(self.probs._data > 0):
             raise ValueError(f"Expected parameter probs (Tensor of shape {tuple(self.probs.shape)}) of distribution "
@@ -153,10 +104,10 @@ class Poisson(Distribution):
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)
         rate, value = broadcast_all(self.rate, value)
-        return xlogy(value, rate) - rate - _lgamma(value + 1)
+        return xlogy(value, rate) - rate - (value + 1).lgamma()
 
 
-class Binomial(_ProbsOrLogits, Distribution):
+class Binomial(ProbsOrLogits, Distribution):
     """torch.distributions.Binomial(total_count=1, probs | logits): successes in total_count trials."""
 
     arg_constraints = {"total_count": constraints.nonnegative_integer, "probs": constraints.unit_interval,
@@ -202,9 +153,9 @@ class Binomial(_ProbsOrLogits, Distribution):
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)
         n = self.total_count
-        log_factorial_n = _lgamma(n + 1)
-        log_factorial_k = _lgamma(value + 1)
-        log_factorial_nmk = _lgamma(n - value + 1)
+        log_factorial_n = (n + 1).lgamma()
+        log_factorial_k = (value + 1).lgamma()
+        log_factorial_nmk = (n - value + 1).lgamma()
         # n · log(1 + e^logit), stably: n · max(logit, 0) + n · log1p(e^-|logit|)
         normalize_term = n * _clamp_by_zero(self.logits) + n * log1p((-self.logits.abs()).exp()) - log_factorial_n
         return value * self.logits - log_factorial_k - log_factorial_nmk - normalize_term
@@ -266,8 +217,8 @@ class Multinomial(Distribution):
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)
         logits, value = broadcast_all(self.logits, value)
-        log_factorial_n = _lgamma(value.sum(-1) + 1)
-        log_factorial_xs = _lgamma(value + 1).sum(-1)
+        log_factorial_n = (value.sum(-1) + 1).lgamma()
+        log_factorial_xs = (value + 1).lgamma().sum(-1)
         # a category with probability 0 that was not drawn contributes 0, not 0 · -inf
         logits = logits.masked_fill((value == 0) & (logits == -math.inf), 0)
         return log_factorial_n - log_factorial_xs + (logits * value).sum(-1)

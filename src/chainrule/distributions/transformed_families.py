@@ -98,83 +98,64 @@ class Gumbel(TransformedDistribution):
         return self.scale.log() + (1 + _EULER_GAMMA)
 
 
-class HalfNormal(TransformedDistribution):
-    """torch.distributions.HalfNormal(scale): |X| for X ~ Normal(0, scale)."""
+class _Half(TransformedDistribution):
+    """|X| for X ~ ``_family``(0, scale): HalfNormal and HalfCauchy share everything but the
+    family and their moments (the density doubles on x ≥ 0; the entropy loses log 2)."""
 
     arg_constraints = {"scale": constraints.positive}
     support = constraints.nonnegative
     has_rsample = True
+    _family: type
 
     def __init__(self, scale, validate_args=None) -> None:
-        base = Normal(0.0, scale, validate_args=False) if not isinstance(scale, Tensor) else \
-            Normal(scale.new_zeros(tuple(scale.shape)), scale, validate_args=validate_args)
+        base = self._family(0.0, scale, validate_args=False) if not isinstance(scale, Tensor) else \
+            self._family(scale.new_zeros(tuple(scale.shape)), scale, validate_args=validate_args)
         super().__init__(base, AbsTransform(), validate_args=validate_args)
 
     @property
     def scale(self) -> Tensor:
         return self.base_dist.scale
+
+    @property
+    def mode(self) -> Tensor:
+        return self.scale.new_zeros(tuple(self.scale.shape))
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        log_prob = self.base_dist.log_prob(value) + math.log(2)
+        return log_prob.masked_fill(value < 0, -math.inf)
+
+    def cdf(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        return 2 * self.base_dist.cdf(value) - 1
+
+    def entropy(self) -> Tensor:
+        return self.base_dist.entropy() - math.log(2)
+
+
+class HalfNormal(_Half):
+    """torch.distributions.HalfNormal(scale): |X| for X ~ Normal(0, scale)."""
+
+    _family = Normal
 
     @property
     def mean(self) -> Tensor:
         return self.scale * math.sqrt(2 / math.pi)
 
     @property
-    def mode(self) -> Tensor:
-        return self.scale.new_zeros(tuple(self.scale.shape))
-
-    @property
     def variance(self) -> Tensor:
         return self.scale.pow(2) * (1 - 2 / math.pi)
 
-    def log_prob(self, value: Tensor) -> Tensor:
-        self._validate_sample(value)
-        log_prob = self.base_dist.log_prob(value) + math.log(2)
-        return log_prob.masked_fill(value < 0, -math.inf)
 
-    def cdf(self, value: Tensor) -> Tensor:
-        self._validate_sample(value)
-        return 2 * self.base_dist.cdf(value) - 1
-
-    def entropy(self) -> Tensor:
-        return self.base_dist.entropy() - math.log(2)
-
-
-class HalfCauchy(TransformedDistribution):
+class HalfCauchy(_Half):
     """torch.distributions.HalfCauchy(scale): |X| for X ~ Cauchy(0, scale)."""
 
-    arg_constraints = {"scale": constraints.positive}
-    support = constraints.nonnegative
-    has_rsample = True
-
-    def __init__(self, scale, validate_args=None) -> None:
-        base = Cauchy(0.0, scale, validate_args=False) if not isinstance(scale, Tensor) else \
-            Cauchy(scale.new_zeros(tuple(scale.shape)), scale, validate_args=validate_args)
-        super().__init__(base, AbsTransform(), validate_args=validate_args)
-
-    @property
-    def scale(self) -> Tensor:
-        return self.base_dist.scale
+    _family = Cauchy
 
     @property
     def mean(self) -> Tensor:
         return self.scale.new_full(tuple(self.scale.shape), math.inf)
 
     @property
-    def mode(self) -> Tensor:
-        return self.scale.new_zeros(tuple(self.scale.shape))
-
-    @property
     def variance(self) -> Tensor:
         return self.scale.new_full(tuple(self.scale.shape), math.inf)
-
-    def log_prob(self, value: Tensor) -> Tensor:
-        self._validate_sample(value)
-        log_prob = self.base_dist.log_prob(value) + math.log(2)
-        return log_prob.masked_fill(value < 0, -math.inf)
-
-    def cdf(self, value: Tensor) -> Tensor:
-        self._validate_sample(value)
-        return 2 * self.base_dist.cdf(value) - 1
-
-    def entropy(self) -> Tensor:
-        return self.base_dist.entropy() - math.log(2)

@@ -4,70 +4,22 @@ building block of Gamma, Beta, Dirichlet, Chi2 and StudentT's ``rsample``.
 A draw x ~ Gamma(α, 1) is x = F⁻¹(u; α) for a uniform u, so at fixed u the implicit function
 theorem gives dx/dα = -(∂F/∂α)(x; α) / f(x; α), with F the regularised lower incomplete gamma
 function P(α, x) and f the density (Figurnov et al., 2018, "Implicit reparameterization
-gradients"). P is evaluated by its power series below x < α + 1 and by the continued fraction of
-1 - P above, in float64, and ∂P/∂α by a central difference of it.
+gradients"). P is torch.igamma's kernel (``_special_math.igamma``, float64), and ∂P/∂α a central
+difference of it.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from .._backend import array_module
 from ..autograd.function import Function
 from ..tensor import Tensor
+from . import _special_math
 from . import random as _random
 
 __all__ = ["standard_gamma"]
 __not_methods__ = set(__all__)
-
-_ITERATIONS = 2000  # enough for the series to converge for α up to ~1e5
-
-
-def _lgamma(a: np.ndarray) -> np.ndarray:
-    return np.frompyfunc(math.lgamma, 1, 1)(a).astype(np.float64) if a.size else a.astype(np.float64)
-
-
-def _regularized_lower_gamma(a: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """P(a, x) = γ(a, x) / Γ(a), elementwise, float64 (a > 0, x ≥ 0)."""
-    a, x = np.broadcast_arrays(np.asarray(a, np.float64), np.asarray(x, np.float64))
-    out = np.zeros(a.shape)
-    log_prefix = a * np.log(np.where(x > 0, x, 1.0)) - x - _lgamma(a)
-    series = (x < a + 1) & (x > 0)
-    if series.any():
-        aa, xx = a[series], x[series]
-        term = 1.0 / aa
-        total = term.copy()
-        for n in range(1, _ITERATIONS):
-            term = term * xx / (aa + n)
-            total += term
-            if np.all(term < total * 1e-16):
-                break
-        out[series] = np.exp(log_prefix[series]) * total
-    fraction = x >= a + 1
-    if fraction.any():
-        # Q(a, x) by the modified Lentz continued fraction (Numerical Recipes' gcf)
-        aa, xx = a[fraction], x[fraction]
-        tiny = 1e-300
-        b = xx + 1 - aa
-        c = np.full(aa.shape, 1 / tiny)
-        d = 1 / b
-        h = d.copy()
-        for n in range(1, _ITERATIONS):
-            an = -n * (n - aa)
-            b = b + 2
-            d = an * d + b
-            d = np.where(np.abs(d) < tiny, tiny, d)
-            c = b + an / c
-            c = np.where(np.abs(c) < tiny, tiny, c)
-            d = 1 / d
-            delta = d * c
-            h = h * delta
-            if np.all(np.abs(delta - 1) < 1e-15):
-                break
-        out[fraction] = 1 - np.exp(log_prefix[fraction]) * h
-    return out
 
 
 def standard_gamma_grad(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -76,8 +28,8 @@ def standard_gamma_grad(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     xx = np.asarray(x, np.float64)
     step = 1e-5 * np.maximum(a, 1.0)
     step = np.minimum(step, a / 2)  # stay inside α > 0
-    d_cdf = (_regularized_lower_gamma(a + step, xx) - _regularized_lower_gamma(a - step, xx)) / (2 * step)
-    log_density = (a - 1) * np.log(np.maximum(xx, 1e-300)) - xx - _lgamma(a)
+    d_cdf = (_special_math.igamma(a + step, xx) - _special_math.igamma(a - step, xx)) / (2 * step)
+    log_density = (a - 1) * np.log(np.maximum(xx, 1e-300)) - xx - _special_math.lgamma(a)
     grad = -d_cdf / np.exp(log_density)
     return np.where(xx > 0, grad, 0.0).astype(np.asarray(x).dtype)
 
