@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from ..autograd.grad_mode import enable_grad
 from ..nn.functional import binary_cross_entropy_with_logits
-from ..ops.elementwise import log, log1p, sigmoid
+from ..ops.elementwise import sigmoid
 from ..ops.random import rand
 from ..tensor import Tensor
 from .distribution import Distribution, boolean, broadcast_all, real, unit_interval
+from .utils import probs_to_logits
 
 __all__ = ["Bernoulli"]
-
-
-def _probs_to_logits(probs: Tensor) -> Tensor:
-    # clamp as torch does so that probs of exactly 0 or 1 give finite logits
-    eps = 1.1920928955078125e-07 if probs.dtype.itemsize == 4 else 2.220446049250313e-16
-    p = probs.clamp(eps, 1 - eps)
-    return log(p) - log1p(-p)
 
 
 class ProbsOrLogits:
@@ -41,7 +35,7 @@ class ProbsOrLogits:
                 self.probs = sigmoid(self.__dict__["logits"])
                 return self.probs
             if name == "logits" and "probs" in self.__dict__:
-                self.logits = _probs_to_logits(self.__dict__["probs"])
+                self.logits = probs_to_logits(self.__dict__["probs"], is_binary=True)
                 return self.logits
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
