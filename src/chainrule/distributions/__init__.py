@@ -14,6 +14,7 @@ from . import constraints, transforms
 from .bernoulli import Bernoulli
 from .categorical import Categorical
 from .constraint_registry import biject_to, transform_to
+from .continuous_bernoulli import ContinuousBernoulli
 from .discrete import (
     Binomial,
     Geometric,
@@ -23,13 +24,20 @@ from .discrete import (
     Poisson,
 )
 from .distribution import Distribution
+from .exp_family import ExponentialFamily
 from .exponential import Cauchy, Exponential, Laplace
+from .fishersnedecor import FisherSnedecor
 from .gamma import Beta, Chi2, Dirichlet, Gamma, StudentT
+from .generalized_pareto import GeneralizedPareto
 from .independent import Independent
+from .inverse_gamma import InverseGamma
 from .kl import kl_divergence, register_kl
+from .kumaraswamy import Kumaraswamy
 from .mixture_same_family import MixtureSameFamily
 from .multivariate_normal import MultivariateNormal
+from .negative_binomial import NegativeBinomial
 from .normal import Normal
+from .pareto import Pareto
 from .relaxed import ExpRelaxedCategorical, LogitRelaxedBernoulli, RelaxedBernoulli, RelaxedOneHotCategorical
 from .transformed_distribution import TransformedDistribution
 from .transformed_families import Gumbel, HalfCauchy, HalfNormal, LogNormal
@@ -50,6 +58,7 @@ from .transforms import (
     identity_transform,
 )
 from .uniform import Uniform
+from .weibull import Weibull
 
 __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "Independent", "kl_divergence",
            "register_kl", "constraints", "transforms", "biject_to", "transform_to", "Binomial", "Geometric",
@@ -58,4 +67,6 @@ __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "Ind
            "RelaxedBernoulli", "RelaxedOneHotCategorical", "TransformedDistribution", "Gumbel", "HalfCauchy",
            "HalfNormal", "LogNormal", "AbsTransform", "AffineTransform", "ComposeTransform", "ExpTransform",
            "IndependentTransform", "PowerTransform", "ReshapeTransform", "SigmoidTransform", "SoftmaxTransform",
-           "SoftplusTransform", "StickBreakingTransform", "TanhTransform", "Transform", "identity_transform"]
+           "SoftplusTransform", "StickBreakingTransform", "TanhTransform", "Transform", "identity_transform",
+           "ContinuousBernoulli", "ExponentialFamily", "FisherSnedecor", "GeneralizedPareto", "InverseGamma",
+           "Kumaraswamy", "NegativeBinomial", "Pareto", "Weibull"]
