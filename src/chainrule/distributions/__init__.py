@@ -33,6 +33,8 @@ from .independent import Independent
 from .inverse_gamma import InverseGamma
 from .kl import kl_divergence, register_kl
 from .kumaraswamy import Kumaraswamy
+from .logistic_normal import LogisticNormal
+from .lowrank_multivariate_normal import LowRankMultivariateNormal
 from .mixture_same_family import MixtureSameFamily
 from .multivariate_normal import MultivariateNormal
 from .negative_binomial import NegativeBinomial
@@ -58,6 +60,7 @@ from .transforms import (
     identity_transform,
 )
 from .uniform import Uniform
+from .von_mises import VonMises
 from .weibull import Weibull
 
 __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "Independent", "kl_divergence",
@@ -69,4 +72,5 @@ __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "Ind
            "IndependentTransform", "PowerTransform", "ReshapeTransform", "SigmoidTransform", "SoftmaxTransform",
            "SoftplusTransform", "StickBreakingTransform", "TanhTransform", "Transform", "identity_transform",
            "ContinuousBernoulli", "ExponentialFamily", "FisherSnedecor", "GeneralizedPareto", "InverseGamma",
-           "Kumaraswamy", "NegativeBinomial", "Pareto", "Weibull"]
+           "Kumaraswamy", "LogisticNormal", "LowRankMultivariateNormal", "NegativeBinomial", "Pareto", "VonMises",
+           "Weibull"]
