@@ -46,14 +46,20 @@ from .transformed_families import Gumbel, HalfCauchy, HalfNormal, LogNormal
 from .transforms import (
     AbsTransform,
     AffineTransform,
+    CatTransform,
     ComposeTransform,
+    CorrCholeskyTransform,
+    CumulativeDistributionTransform,
     ExpTransform,
     IndependentTransform,
+    LowerCholeskyTransform,
+    PositiveDefiniteTransform,
     PowerTransform,
     ReshapeTransform,
     SigmoidTransform,
     SoftmaxTransform,
     SoftplusTransform,
+    StackTransform,
     StickBreakingTransform,
     TanhTransform,
     Transform,
@@ -73,4 +79,5 @@ __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "Ind
            "SoftplusTransform", "StickBreakingTransform", "TanhTransform", "Transform", "identity_transform",
            "ContinuousBernoulli", "ExponentialFamily", "FisherSnedecor", "GeneralizedPareto", "InverseGamma",
            "Kumaraswamy", "LogisticNormal", "LowRankMultivariateNormal", "NegativeBinomial", "Pareto", "VonMises",
-           "Weibull"]
+           "Weibull", "CatTransform", "CorrCholeskyTransform", "CumulativeDistributionTransform",
+           "LowerCholeskyTransform", "PositiveDefiniteTransform", "StackTransform"]

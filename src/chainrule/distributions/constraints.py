@@ -12,7 +12,7 @@ import numpy as np
 from .._backend import array_module
 from ..tensor import Tensor
 
-__all__ = ["Constraint", "boolean", "cat", "dependent", "dependent_property", "greater_than", "greater_than_eq",
+__all__ = ["Constraint", "boolean", "cat", "corr_cholesky", "dependent", "dependent_property", "greater_than", "greater_than_eq",
            "half_open_interval", "independent", "integer_interval", "interval", "is_dependent", "less_than",
            "lower_cholesky", "lower_triangular", "nonnegative", "nonnegative_integer", "one_hot", "positive",
            "positive_definite", "positive_integer", "positive_semidefinite", "real", "real_vector", "simplex",
@@ -203,6 +203,19 @@ class _LowerCholesky(Constraint):
         return xp.all(xp.tril(a) == a, axis=(-2, -1)) & xp.all(xp.diagonal(a, axis1=-2, axis2=-1) > 0, axis=-1)
 
 
+class _CorrCholesky(Constraint):
+    """Lower-Cholesky factors of correlation matrices: every row of unit norm (to within
+    10·eps·D, as torch's check)."""
+
+    event_dim = 2
+
+    def _holds(self, a):
+        xp = array_module(a)
+        tolerance = float(np.finfo(a.dtype).eps) * a.shape[-1] * 10
+        unit_rows = xp.all(xp.abs(xp.linalg.norm(a, axis=-1) - 1) <= tolerance, axis=-1)
+        return _LowerCholesky()._holds(a) & unit_rows
+
+
 class _Square(Constraint):
     event_dim = 2
 
@@ -306,6 +319,7 @@ half_open_interval = _HalfOpenInterval
 simplex = _Simplex()
 lower_triangular = _LowerTriangular()
 lower_cholesky = _LowerCholesky()
+corr_cholesky = _CorrCholesky()
 square = _Square()
 symmetric = _Symmetric()
 positive_definite = _PositiveDefinite()

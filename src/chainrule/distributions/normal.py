@@ -6,6 +6,7 @@ import math
 
 from ..ops.elementwise import erf, log
 from ..ops.random import randn
+from ..ops.special_functions import erfinv
 from ..tensor import Tensor
 from .distribution import Distribution, broadcast_all, positive, real
 
@@ -40,7 +41,7 @@ class Normal(Distribution):
         return self.scale**2
 
     def rsample(self, sample_shape=()) -> Tensor:
-        eps = randn(self._extended_shape(sample_shape), dtype=self.loc.dtype)
+        eps = randn(self._extended_shape(sample_shape), dtype=self.loc.dtype, device=self.loc.device)
         return self.loc + eps * self.scale
 
     def log_prob(self, value: Tensor) -> Tensor:
@@ -51,6 +52,9 @@ class Normal(Distribution):
     def cdf(self, value: Tensor) -> Tensor:
         self._validate_sample(value)
         return 0.5 * (1 + erf((value - self.loc) * self.scale.reciprocal() / math.sqrt(2)))
+
+    def icdf(self, value: Tensor) -> Tensor:
+        return self.loc + self.scale * erfinv(2 * value - 1) * math.sqrt(2)
 
     def entropy(self) -> Tensor:
         return 0.5 + 0.5 * math.log(2 * math.pi) + log(self.scale)
