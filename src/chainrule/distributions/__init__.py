@@ -33,6 +33,7 @@ from .independent import Independent
 from .inverse_gamma import InverseGamma
 from .kl import kl_divergence, register_kl
 from .kumaraswamy import Kumaraswamy
+from .lkj_cholesky import LKJCholesky
 from .logistic_normal import LogisticNormal
 from .lowrank_multivariate_normal import LowRankMultivariateNormal
 from .mixture_same_family import MixtureSameFamily
@@ -68,6 +69,7 @@ from .transforms import (
 from .uniform import Uniform
 from .von_mises import VonMises
 from .weibull import Weibull
+from .wishart import Wishart
 
 __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "Independent", "kl_divergence",
            "register_kl", "constraints", "transforms", "biject_to", "transform_to", "Binomial", "Geometric",
@@ -80,4 +82,4 @@ __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "Ind
            "ContinuousBernoulli", "ExponentialFamily", "FisherSnedecor", "GeneralizedPareto", "InverseGamma",
            "Kumaraswamy", "LogisticNormal", "LowRankMultivariateNormal", "NegativeBinomial", "Pareto", "VonMises",
            "Weibull", "CatTransform", "CorrCholeskyTransform", "CumulativeDistributionTransform",
-           "LowerCholeskyTransform", "PositiveDefiniteTransform", "StackTransform"]
+           "LowerCholeskyTransform", "PositiveDefiniteTransform", "StackTransform", "LKJCholesky", "Wishart"]
