@@ -197,7 +197,7 @@ class Multinomial(Distribution):
 
     @property
     def support(self):
-        return constraints.independent(constraints.integer_interval(0, self.total_count), 1)
+        return constraints.multinomial(self.total_count)
 
     @property
     def mean(self) -> Tensor:
