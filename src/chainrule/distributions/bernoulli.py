@@ -6,8 +6,10 @@ from ..autograd.grad_mode import enable_grad
 from ..nn.functional import binary_cross_entropy_with_logits
 from ..ops.elementwise import sigmoid
 from ..ops.random import rand
+from ..ops.special_functions import logit
 from ..tensor import Tensor
-from .distribution import Distribution, boolean, broadcast_all, real, unit_interval
+from .distribution import boolean, broadcast_all, real, unit_interval
+from .exp_family import ExponentialFamily
 from .utils import probs_to_logits
 
 __all__ = ["Bernoulli"]
@@ -40,7 +42,7 @@ class ProbsOrLogits:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
 
-class Bernoulli(ProbsOrLogits, Distribution):
+class Bernoulli(ProbsOrLogits, ExponentialFamily):
     """torch.distributions.Bernoulli(probs=None, logits=None, validate_args=None): exactly one."""
 
     arg_constraints = {"probs": unit_interval, "logits": real}
@@ -69,3 +71,13 @@ class Bernoulli(ProbsOrLogits, Distribution):
 
     def entropy(self) -> Tensor:
         return binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none")
+
+    # as an exponential family: θ = logit(p), F(θ) = log(1 + e^θ)
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self) -> tuple:
+        return (logit(self.probs),)
+
+    def _log_normalizer(self, x: Tensor) -> Tensor:
+        return x.exp().log1p()

@@ -18,6 +18,7 @@ from . import constraints
 from .bernoulli import ProbsOrLogits
 from .categorical import Categorical
 from .distribution import Distribution, broadcast_all
+from .exp_family import ExponentialFamily
 
 __all__ = ["Binomial", "Geometric", "Multinomial", "OneHotCategorical", "OneHotCategoricalStraightThrough",
            "Poisson"]
@@ -72,7 +73,7 @@ class Geometric(ProbsOrLogits, Distribution):
         return binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none") / self.probs
 
 
-class Poisson(Distribution):
+class Poisson(ExponentialFamily):
     """torch.distributions.Poisson(rate): counts k with probability rateᵏ e^(-rate) / k!."""
 
     arg_constraints = {"rate": constraints.nonnegative}
@@ -105,6 +106,14 @@ class Poisson(Distribution):
         self._validate_sample(value)
         rate, value = broadcast_all(self.rate, value)
         return xlogy(value, rate) - rate - (value + 1).lgamma()
+
+    # as an exponential family: θ = log rate, F(θ) = e^θ
+    @property
+    def _natural_params(self) -> tuple:
+        return (log(self.rate),)
+
+    def _log_normalizer(self, x: Tensor) -> Tensor:
+        return x.exp()
 
 
 class Binomial(ProbsOrLogits, Distribution):
@@ -288,4 +297,3 @@ class OneHotCategoricalStraightThrough(OneHotCategorical):
         samples = self.sample(sample_shape)
         probs = self._categorical.probs
         return samples + (probs - probs.detach())
-

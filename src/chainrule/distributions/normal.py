@@ -8,12 +8,13 @@ from ..ops.elementwise import erf, log
 from ..ops.random import randn
 from ..ops.special_functions import erfinv
 from ..tensor import Tensor
-from .distribution import Distribution, broadcast_all, positive, real
+from .distribution import broadcast_all, positive, real
+from .exp_family import ExponentialFamily
 
 __all__ = ["Normal"]
 
 
-class Normal(Distribution):
+class Normal(ExponentialFamily):
     """torch.distributions.Normal(loc, scale, validate_args=None)."""
 
     arg_constraints = {"loc": real, "scale": positive}
@@ -58,3 +59,13 @@ class Normal(Distribution):
 
     def entropy(self) -> Tensor:
         return 0.5 + 0.5 * math.log(2 * math.pi) + log(self.scale)
+
+    # as an exponential family: θ = (μ/σ², -1/(2σ²)), F(θ) = -θ₁²/(4θ₂) + ½ log(-π/θ₂)
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self) -> tuple:
+        return self.loc / self.scale.pow(2), -0.5 * self.scale.pow(2).reciprocal()
+
+    def _log_normalizer(self, x: Tensor, y: Tensor) -> Tensor:
+        return -0.25 * x.pow(2) / y + 0.5 * log(-math.pi / y)
