@@ -23,7 +23,10 @@ def broadcast_all(*values) -> list:
 
 
 def _describe(value) -> str:
-    return str(value.item()) if value.dim() == 0 else repr(value.shape)
+    # torch formats a one-element parameter as itself (a 0-d one as its number), others by shape
+    if value.numel() != 1:
+        return repr(value.shape)
+    return str(value.item()) if value.dim() == 0 else str(value)
 
 
 class Distribution:
