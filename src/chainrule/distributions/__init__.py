@@ -1,13 +1,18 @@
-"""chainrule.distributions: the distributions VAE and RL scripts use, after torch.distributions.
+"""chainrule.distributions: torch.distributions' families, transforms, constraints and KL pairs.
 
-Continuous (Normal, MultivariateNormal, Uniform, Exponential, Laplace, Cauchy, Gumbel, LogNormal,
-HalfNormal, HalfCauchy, Gamma, Chi2, Beta, Dirichlet, StudentT), discrete (Bernoulli, Categorical, OneHotCategorical, Geometric, Poisson, Binomial,
-Multinomial), relaxed (RelaxedBernoulli, RelaxedOneHotCategorical), Independent,
-MixtureSameFamily and TransformedDistribution with the transforms and constraints modules, with
-``sample``/``rsample``/``log_prob``/``entropy``/``cdf`` and ``kl_divergence`` for matching pairs. Everything is composed from chainrule's
-differentiable ops, so ``rsample`` (the reparameterisation trick) and ``log_prob`` carry
-gradients to the parameters. Arguments and values are validated as torch does by default
-(``validate_args``), raising its ValueError wording.
+Every family and module path of torch 2.13's ``torch.distributions`` (``from
+chainrule.distributions.normal import Normal`` works as torch's does): continuous (Normal,
+MultivariateNormal, LowRankMultivariateNormal, Uniform, Exponential, Laplace, Cauchy, Gumbel,
+LogNormal, HalfNormal, HalfCauchy, Gamma, Chi2, Beta, Dirichlet, StudentT, Weibull, Pareto,
+Kumaraswamy, InverseGamma, GeneralizedPareto, FisherSnedecor, ContinuousBernoulli, VonMises,
+LogisticNormal, LKJCholesky, Wishart), discrete (Bernoulli, Categorical, OneHotCategorical,
+Geometric, Poisson, Binomial, NegativeBinomial, Multinomial), relaxed (RelaxedBernoulli,
+RelaxedOneHotCategorical), Independent, MixtureSameFamily, ExponentialFamily and
+TransformedDistribution with the transforms, constraints and utils modules, with
+``sample``/``rsample``/``log_prob``/``entropy``/``cdf``/``icdf`` and ``kl_divergence`` for torch's
+registered pairs. Everything is composed from chainrule's differentiable ops, so ``rsample`` (the
+reparameterisation trick) and ``log_prob`` carry gradients to the parameters. Arguments and values
+are validated as torch does by default (``validate_args``), raising its ValueError wording.
 """
 
 from . import constraints, transforms
