@@ -87,6 +87,16 @@ def test_polynomial_nan_at_a_nan_point():
         assert np.isnan(value[0].item()) and np.isfinite(value[1].item()), name
 
 
+def test_huge_degrees_stop_at_the_overflow_as_torch():
+    # outside [-1, 1] the recurrence overflows to NaN within a few hundred steps, where torch's
+    # loop stops too; inside, the closed form answers whatever the degree
+    x, n = [2.0, 0.5, -3.0], [1e7, 1e7, 2e6]
+    for name in ("chebyshev_polynomial_t", "chebyshev_polynomial_u", "chebyshev_polynomial_w"):
+        ours = getattr(special, name)(chainrule.tensor(x, dtype=chainrule.float64), chainrule.tensor(n, dtype=chainrule.float64))
+        theirs = getattr(torch.special, name)(torch.tensor(x, dtype=torch.float64), torch.tensor(n, dtype=torch.float64))
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, equal_nan=True, err_msg=name)
+
+
 def test_hermite_degree_limit_is_torchs_per_dtype():
     for dtype, torch_dtype in [(chainrule.float64, torch.float64), (chainrule.float32, torch.float32)]:
         n = [3.0, 127.0, 129.0, 511.0, 600.0]

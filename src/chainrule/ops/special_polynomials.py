@@ -32,8 +32,6 @@ __all__ = [
     "shifted_chebyshev_polynomial_v", "shifted_chebyshev_polynomial_w", "hermite_polynomial_h",
     "hermite_polynomial_he", "laguerre_polynomial_l", "legendre_polynomial_p",
 ]
-# these are torch.special's, not Tensor methods
-__not_methods__ = set(__all__)
 
 
 # ---------------------------------------------------------------- the polynomial kernels
@@ -57,6 +55,10 @@ def _recurrence(n, p, q, step, pending):
         r = step(k, p, q)
         active = k <= steps
         p, q = xp.where(active, q, p), xp.where(active, r, q)
+        # torch's loops stop at a NaN (an overflowed |x| > 1, say); so does this one once every
+        # element still stepping is NaN, rather than running on to a huge degree
+        if k % 64 == 0 and not bool((active & pending & ~xp.isnan(q)).any()):
+            break
     return q
 
 
