@@ -469,3 +469,34 @@ def _fit(lib) -> list:
 def test_maximum_likelihood_program_matches_torch():
     for ours, theirs in zip(_fit(chainrule), _fit(torch)):
         np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=1e-9)
+
+
+# ---------------------------------------------------------------- on the CuPy stand-in
+def test_new_families_sample_and_score_on_the_cupy_standin():
+    from chainrule._backend import use_standin_cuda
+
+    names = ["weibull", "pareto", "kumaraswamy", "inverse_gamma", "fisher_snedecor", "negative_binomial_probs",
+             "continuous_bernoulli", "von_mises", "lowrank_mvn", "logistic_normal", "lkj_cholesky", "wishart"]
+    expected = {name: CASES[name][0](chainrule).log_prob(chainrule.tensor(np.asarray(CASES[name][1])))
+                for name in names}
+    with use_standin_cuda():
+        def on_device(lib):
+            class Module:  # the library, with tensors created on the device
+                def __getattr__(self, name):
+                    return getattr(lib, name)
+
+                @staticmethod
+                def tensor(value, *args, **kwargs):
+                    return lib.tensor(value, *args, **kwargs).to("cuda")
+
+            return Module()
+
+        for name in names:
+            distribution = CASES[name][0](on_device(chainrule))
+            drawn = distribution.sample((2,))
+            assert drawn.device.type == "cuda", name
+            value = chainrule.tensor(np.asarray(CASES[name][1])).to("cuda")
+            scored = distribution.log_prob(value)
+            assert scored.device.type == "cuda", name
+            np.testing.assert_allclose(scored.detach().cpu().numpy(), expected[name].detach().numpy(), rtol=1e-10,
+                                       err_msg=name)

@@ -61,7 +61,7 @@ class Bernoulli(ProbsOrLogits, ExponentialFamily):
 
     def sample(self, sample_shape=()) -> Tensor:
         probs = self.probs.detach()
-        return (rand(self._extended_shape(sample_shape), dtype=probs.dtype) < probs).to(probs.dtype)
+        return (rand(self._extended_shape(sample_shape), dtype=probs.dtype, device=probs.device) < probs).to(probs.dtype)
 
     def log_prob(self, value: Tensor) -> Tensor:
         # log p(x) = x log p + (1 - x) log(1 - p) = -BCEWithLogits(logits, x), stable for any logit

@@ -21,7 +21,13 @@ __all__ = ["Constraint", "MixtureSameFamilyConstraint", "boolean", "cat", "corr_
 
 
 def _data(value):
-    return value._data if isinstance(value, Tensor) else np.asarray(value)
+    if isinstance(value, Tensor):
+        return value._data
+    # numbers as they are and arrays of any module (a device array stays on its device): both
+    # compare with a device array, which a NumPy array does not; lists through NumPy
+    if isinstance(value, (int, float, bool)) or (hasattr(value, "shape") and hasattr(value, "dtype")):
+        return value
+    return np.asarray(value)
 
 
 class Constraint:
@@ -42,7 +48,8 @@ class Constraint:
 
     def check(self, value):
         """Which elements of ``value`` satisfy the constraint: a bool Tensor for a Tensor."""
-        result = self._holds(_data(value))
+        data = _data(value)
+        result = self._holds(np.asarray(data) if isinstance(data, (int, float, bool)) else data)
         return Tensor._make(array_module(result).asarray(result)) if isinstance(value, Tensor) else result
 
     def __repr__(self) -> str:
