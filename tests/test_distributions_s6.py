@@ -500,3 +500,57 @@ def test_new_families_sample_and_score_on_the_cupy_standin():
             assert scored.device.type == "cuda", name
             np.testing.assert_allclose(scored.detach().cpu().numpy(), expected[name].detach().numpy(), rtol=1e-10,
                                        err_msg=name)
+
+
+# ---------------------------------------------------------------- expand and enumerate_support
+EXPANDED = {
+    # name -> (factory, expanded batch shape, a value)
+    "normal_0d": (lambda L: _d(L).Normal(_t(L, 0.0), _t(L, 1.0)), (3,), [0.3, 0.5, 0.1]),
+    "bernoulli": (lambda L: _d(L).Bernoulli(logits=_t(L, [0.0, 1.0])), (3, 2), [1.0, 0.0]),
+    "categorical": (lambda L: _d(L).Categorical(logits=_t(L, [[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]])), (5, 2), [0.0, 2.0]),
+    "beta": (lambda L: _d(L).Beta(_t(L, [1.0, 2.0]), _t(L, [2.0, 3.0])), (3, 2), [0.3, 0.6]),
+    "dirichlet": (lambda L: _d(L).Dirichlet(_t(L, [[1.0, 2.0, 3.0]])), (4, 1), [0.2, 0.3, 0.5]),
+    "mvn": (lambda L: _d(L).MultivariateNormal(_t(L, np.zeros(4)), covariance_matrix=_t(L, COV)), (3,),
+            [0.1, 0.2, 0.3, 0.4]),
+    "independent": (lambda L: _d(L).Independent(_d(L).Normal(_t(L, [0.0, 1.0]), _t(L, [1.0, 2.0])), 1), (4,), [0.3, 0.5]),
+    "mixture": (lambda L: _d(L).MixtureSameFamily(_d(L).Categorical(logits=_t(L, [0.0, 1.0])),
+                                                   _d(L).Normal(_t(L, [0.0, 1.0]), _t(L, [1.0, 2.0]))), (3,), [0.3]),
+    "negative_binomial": (lambda L: _d(L).NegativeBinomial(_t(L, [3.0, 5.0]), logits=_t(L, [0.0, 1.0])), (3, 2),
+                          [1.0, 2.0]),
+    **{name: (CASES[name][0], shape, CASES[name][1]) for name, shape in [
+        ("weibull", (2, 3)), ("fisher_snedecor", (2, 3)), ("continuous_bernoulli", (2, 4)), ("von_mises", (2, 3)),
+        ("lowrank_mvn", (3, 2)), ("wishart", (2, 2)), ("lkj_cholesky", (2, 2)), ("logistic_normal", (2,))]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPANDED))
+def test_expand_matches_torch(name):
+    factory, shape, value = EXPANDED[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = factory(chainrule).expand(shape), factory(torch).expand(torch.Size(shape))
+        their_sample = theirs.sample((2,))
+    assert tuple(ours.batch_shape) == tuple(theirs.batch_shape) == shape
+    assert tuple(ours.sample((2,)).shape) == tuple(their_sample.shape)
+    np.testing.assert_allclose(ours.log_prob(chainrule.tensor(np.asarray(value, dtype=np.float64))).detach().numpy(),
+                               theirs.log_prob(torch.tensor(np.asarray(value, dtype=np.float64))).detach().numpy(),
+                               rtol=1e-10)
+
+
+def test_expand_refuses_an_incompatible_batch_shape():
+    with pytest.raises(RuntimeError, match="must match the existing size"):
+        chainrule.distributions.Normal(chainrule.zeros(3), chainrule.ones(3)).expand((2,))
+
+
+def test_enumerate_support_matches_torch():
+    for build in (lambda L: _d(L).Bernoulli(probs=_t(L, [0.2, 0.7])),
+                  lambda L: _d(L).Categorical(logits=_t(L, [[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]])),
+                  lambda L: _d(L).OneHotCategorical(logits=_t(L, [[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]])),
+                  lambda L: _d(L).Binomial(4, probs=_t(L, [0.2, 0.7]))):
+        ours, theirs = build(chainrule), build(torch)
+        assert ours.has_enumerate_support is theirs.has_enumerate_support is True
+        for expand in (True, False):
+            mine, reference = ours.enumerate_support(expand), theirs.enumerate_support(expand)
+            assert str(mine.dtype).split(".")[-1] == str(reference.dtype).split(".")[-1]
+            np.testing.assert_array_equal(mine.numpy(), reference.numpy())
+    assert chainrule.distributions.Normal(0.0, 1.0).has_enumerate_support is False

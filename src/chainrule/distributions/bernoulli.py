@@ -47,6 +47,7 @@ class Bernoulli(ProbsOrLogits, ExponentialFamily):
 
     arg_constraints = {"probs": unit_interval, "logits": real}
     support = boolean
+    has_enumerate_support = True
 
     def __init__(self, probs=None, logits=None, validate_args=None) -> None:
         super().__init__(self._given(probs, logits).shape, validate_args=validate_args)
@@ -71,6 +72,12 @@ class Bernoulli(ProbsOrLogits, ExponentialFamily):
 
     def entropy(self) -> Tensor:
         return binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none")
+
+    def enumerate_support(self, expand: bool = True) -> Tensor:
+        """0 and 1 along a new leading dim (broadcast over the batch dims when ``expand``)."""
+        param = self.__dict__.get("probs", self.__dict__.get("logits"))
+        values = param.new_tensor([0.0, 1.0]).reshape((-1,) + (1,) * len(self._batch_shape))
+        return values.expand((-1,) + tuple(self._batch_shape)) if expand else values
 
     # as an exponential family: θ = logit(p), F(θ) = log(1 + e^θ)
     _mean_carrier_measure = 0

@@ -86,3 +86,13 @@ class Categorical(Distribution):
 
     def entropy(self) -> Tensor:
         return -(self.logits * self.probs).sum(-1)
+
+    has_enumerate_support = True
+
+    def enumerate_support(self, expand: bool = True) -> Tensor:
+        """The class indices 0..K-1 (int64) along a new leading dim, broadcast over the batch dims
+        when ``expand``."""
+        param = self.__dict__.get("probs", self.__dict__.get("logits"))
+        values = Tensor._make(np.arange(self._num_events, dtype=np.int64)).to(param.device)
+        values = values.reshape((-1,) + (1,) * len(self._batch_shape))
+        return values.expand((-1,) + tuple(self._batch_shape)) if expand else values
