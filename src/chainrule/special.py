@@ -3,8 +3,8 @@
 The gamma family, erfinv, Bessel I0/I1, the incomplete gammas, ndtri, log_ndtr, erfcx, zeta and
 logit are ops of ``ops/special_functions.py`` (NumPy kernels with torch's derivatives); the rest
 compose from chainrule's differentiable ops, so their gradients come from the ops they use. The
-Bessel J/Y/K and orthogonal-polynomial families are not written yet; asking for one raises
-NotImplementedError naming it (see ``_NOT_IMPLEMENTED``).
+Bessel J/Y/K, Airy and orthogonal-polynomial families are ``ops/special_polynomials.py``'s, and
+have no gradient, as torch's.
 """
 
 from __future__ import annotations
@@ -34,6 +34,32 @@ from .ops.special_functions import special_i1e as i1e
 from .ops.special_functions import special_log_ndtr as log_ndtr
 from .ops.special_functions import special_ndtri as ndtri
 from .ops.special_functions import special_zeta as zeta
+from .ops.special_polynomials import (
+    airy_ai,
+    bessel_j0,
+    bessel_j1,
+    bessel_y0,
+    bessel_y1,
+    chebyshev_polynomial_t,
+    chebyshev_polynomial_u,
+    chebyshev_polynomial_v,
+    chebyshev_polynomial_w,
+    hermite_polynomial_h,
+    hermite_polynomial_he,
+    laguerre_polynomial_l,
+    legendre_polynomial_p,
+    modified_bessel_i0,
+    modified_bessel_i1,
+    modified_bessel_k0,
+    modified_bessel_k1,
+    scaled_modified_bessel_k0,
+    scaled_modified_bessel_k1,
+    shifted_chebyshev_polynomial_t,
+    shifted_chebyshev_polynomial_u,
+    shifted_chebyshev_polynomial_v,
+    shifted_chebyshev_polynomial_w,
+    spherical_bessel_j0,
+)
 from .tensor import Tensor
 
 # torch.special's names for the same functions
@@ -46,25 +72,13 @@ gammaincc = igammac
 __all__ = ["expit", "logit", "erf", "erfc", "exp2", "expm1", "log1p", "logsumexp", "softmax",
            "log_softmax", "xlogy", "xlog1py", "entr", "sinc", "ndtr", "round", "gammaln", "digamma", "psi",
            "polygamma", "multigammaln", "gammainc", "gammaincc", "zeta", "erfinv", "erfcx", "ndtri", "log_ndtr",
-           "i0", "i0e", "i1", "i1e"]
-
-_NOT_IMPLEMENTED = {
-    "bessel_j0", "bessel_j1",
-    "bessel_y0", "bessel_y1", "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0",
-    "modified_bessel_k1", "scaled_modified_bessel_k0", "scaled_modified_bessel_k1",
-    "spherical_bessel_j0", "airy_ai", "chebyshev_polynomial_t", "chebyshev_polynomial_u",
-    "chebyshev_polynomial_v", "chebyshev_polynomial_w", "shifted_chebyshev_polynomial_t",
-    "shifted_chebyshev_polynomial_u", "shifted_chebyshev_polynomial_v",
-    "shifted_chebyshev_polynomial_w", "hermite_polynomial_h", "hermite_polynomial_he",
-    "laguerre_polynomial_l", "legendre_polynomial_p",
-}
-
-
-def __getattr__(name: str):
-    if name in _NOT_IMPLEMENTED:
-        raise NotImplementedError(f"chainrule.special.{name} is not implemented: it needs a "
-                                  "special-function kernel with its derivative, which chainrule lacks")
-    raise AttributeError(f"module 'chainrule.special' has no attribute '{name}'")
+           "i0", "i0e", "i1", "i1e", "airy_ai", "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1",
+           "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0", "modified_bessel_k1",
+           "scaled_modified_bessel_k0", "scaled_modified_bessel_k1", "spherical_bessel_j0",
+           "chebyshev_polynomial_t", "chebyshev_polynomial_u", "chebyshev_polynomial_v", "chebyshev_polynomial_w",
+           "shifted_chebyshev_polynomial_t", "shifted_chebyshev_polynomial_u", "shifted_chebyshev_polynomial_v",
+           "shifted_chebyshev_polynomial_w", "hermite_polynomial_h", "hermite_polynomial_he",
+           "laguerre_polynomial_l", "legendre_polynomial_p"]
 
 
 def expit(input: Tensor) -> Tensor:

@@ -1,19 +1,25 @@
-"""chainrule.distributions: the distributions VAE and RL scripts use, after torch.distributions.
+"""chainrule.distributions: torch.distributions' families, transforms, constraints and KL pairs.
 
-Continuous (Normal, MultivariateNormal, Uniform, Exponential, Laplace, Cauchy, Gumbel, LogNormal,
-HalfNormal, HalfCauchy, Gamma, Chi2, Beta, Dirichlet, StudentT), discrete (Bernoulli, Categorical, OneHotCategorical, Geometric, Poisson, Binomial,
-Multinomial), relaxed (RelaxedBernoulli, RelaxedOneHotCategorical), Independent,
-MixtureSameFamily and TransformedDistribution with the transforms and constraints modules, with
-``sample``/``rsample``/``log_prob``/``entropy``/``cdf`` and ``kl_divergence`` for matching pairs. Everything is composed from chainrule's
-differentiable ops, so ``rsample`` (the reparameterisation trick) and ``log_prob`` carry
-gradients to the parameters. Arguments and values are validated as torch does by default
-(``validate_args``), raising its ValueError wording.
+Every family and module path of torch 2.13's ``torch.distributions`` (``from
+chainrule.distributions.normal import Normal`` works as torch's does): continuous (Normal,
+MultivariateNormal, LowRankMultivariateNormal, Uniform, Exponential, Laplace, Cauchy, Gumbel,
+LogNormal, HalfNormal, HalfCauchy, Gamma, Chi2, Beta, Dirichlet, StudentT, Weibull, Pareto,
+Kumaraswamy, InverseGamma, GeneralizedPareto, FisherSnedecor, ContinuousBernoulli, VonMises,
+LogisticNormal, LKJCholesky, Wishart), discrete (Bernoulli, Categorical, OneHotCategorical,
+Geometric, Poisson, Binomial, NegativeBinomial, Multinomial), relaxed (RelaxedBernoulli,
+RelaxedOneHotCategorical), Independent, MixtureSameFamily, ExponentialFamily and
+TransformedDistribution with the transforms, constraints and utils modules, with
+``sample``/``rsample``/``log_prob``/``entropy``/``cdf``/``icdf`` and ``kl_divergence`` for torch's
+registered pairs. Everything is composed from chainrule's differentiable ops, so ``rsample`` (the
+reparameterisation trick) and ``log_prob`` carry gradients to the parameters. Arguments and values
+are validated as torch does by default (``validate_args``), raising its ValueError wording.
 """
 
 from . import constraints, transforms
 from .bernoulli import Bernoulli
 from .categorical import Categorical
 from .constraint_registry import biject_to, transform_to
+from .continuous_bernoulli import ContinuousBernoulli
 from .discrete import (
     Binomial,
     Geometric,
@@ -23,33 +29,52 @@ from .discrete import (
     Poisson,
 )
 from .distribution import Distribution
+from .exp_family import ExponentialFamily
 from .exponential import Cauchy, Exponential, Laplace
+from .fishersnedecor import FisherSnedecor
 from .gamma import Beta, Chi2, Dirichlet, Gamma, StudentT
+from .generalized_pareto import GeneralizedPareto
 from .independent import Independent
+from .inverse_gamma import InverseGamma
 from .kl import kl_divergence, register_kl
+from .kumaraswamy import Kumaraswamy
+from .lkj_cholesky import LKJCholesky
+from .logistic_normal import LogisticNormal
+from .lowrank_multivariate_normal import LowRankMultivariateNormal
 from .mixture_same_family import MixtureSameFamily
 from .multivariate_normal import MultivariateNormal
+from .negative_binomial import NegativeBinomial
 from .normal import Normal
+from .pareto import Pareto
 from .relaxed import ExpRelaxedCategorical, LogitRelaxedBernoulli, RelaxedBernoulli, RelaxedOneHotCategorical
 from .transformed_distribution import TransformedDistribution
 from .transformed_families import Gumbel, HalfCauchy, HalfNormal, LogNormal
 from .transforms import (
     AbsTransform,
     AffineTransform,
+    CatTransform,
     ComposeTransform,
+    CorrCholeskyTransform,
+    CumulativeDistributionTransform,
     ExpTransform,
     IndependentTransform,
+    LowerCholeskyTransform,
+    PositiveDefiniteTransform,
     PowerTransform,
     ReshapeTransform,
     SigmoidTransform,
     SoftmaxTransform,
     SoftplusTransform,
+    StackTransform,
     StickBreakingTransform,
     TanhTransform,
     Transform,
     identity_transform,
 )
 from .uniform import Uniform
+from .von_mises import VonMises
+from .weibull import Weibull
+from .wishart import Wishart
 
 __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "Independent", "kl_divergence",
            "register_kl", "constraints", "transforms", "biject_to", "transform_to", "Binomial", "Geometric",
@@ -58,4 +83,8 @@ __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "Ind
            "RelaxedBernoulli", "RelaxedOneHotCategorical", "TransformedDistribution", "Gumbel", "HalfCauchy",
            "HalfNormal", "LogNormal", "AbsTransform", "AffineTransform", "ComposeTransform", "ExpTransform",
            "IndependentTransform", "PowerTransform", "ReshapeTransform", "SigmoidTransform", "SoftmaxTransform",
-           "SoftplusTransform", "StickBreakingTransform", "TanhTransform", "Transform", "identity_transform"]
+           "SoftplusTransform", "StickBreakingTransform", "TanhTransform", "Transform", "identity_transform",
+           "ContinuousBernoulli", "ExponentialFamily", "FisherSnedecor", "GeneralizedPareto", "InverseGamma",
+           "Kumaraswamy", "LogisticNormal", "LowRankMultivariateNormal", "NegativeBinomial", "Pareto", "VonMises",
+           "Weibull", "CatTransform", "CorrCholeskyTransform", "CumulativeDistributionTransform",
+           "LowerCholeskyTransform", "PositiveDefiniteTransform", "StackTransform", "LKJCholesky", "Wishart"]

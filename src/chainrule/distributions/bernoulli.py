@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from ..autograd.grad_mode import enable_grad
 from ..nn.functional import binary_cross_entropy_with_logits
-from ..ops.elementwise import log, log1p, sigmoid
+from ..ops.elementwise import sigmoid
 from ..ops.random import rand
+from ..ops.special_functions import logit
 from ..tensor import Tensor
-from .distribution import Distribution, boolean, broadcast_all, real, unit_interval
+from .distribution import boolean, broadcast_all, real, unit_interval
+from .exp_family import ExponentialFamily
+from .utils import probs_to_logits
 
 __all__ = ["Bernoulli"]
-
-
-def _probs_to_logits(probs: Tensor) -> Tensor:
-    # clamp as torch does so that probs of exactly 0 or 1 give finite logits
-    eps = 1.1920928955078125e-07 if probs.dtype.itemsize == 4 else 2.220446049250313e-16
-    p = probs.clamp(eps, 1 - eps)
-    return log(p) - log1p(-p)
 
 
 class ProbsOrLogits:
@@ -41,16 +37,17 @@ class ProbsOrLogits:
                 self.probs = sigmoid(self.__dict__["logits"])
                 return self.probs
             if name == "logits" and "probs" in self.__dict__:
-                self.logits = _probs_to_logits(self.__dict__["probs"])
+                self.logits = probs_to_logits(self.__dict__["probs"], is_binary=True)
                 return self.logits
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
 
-class Bernoulli(ProbsOrLogits, Distribution):
+class Bernoulli(ProbsOrLogits, ExponentialFamily):
     """torch.distributions.Bernoulli(probs=None, logits=None, validate_args=None): exactly one."""
 
     arg_constraints = {"probs": unit_interval, "logits": real}
     support = boolean
+    has_enumerate_support = True
 
     def __init__(self, probs=None, logits=None, validate_args=None) -> None:
         super().__init__(self._given(probs, logits).shape, validate_args=validate_args)
@@ -65,7 +62,7 @@ class Bernoulli(ProbsOrLogits, Distribution):
 
     def sample(self, sample_shape=()) -> Tensor:
         probs = self.probs.detach()
-        return (rand(self._extended_shape(sample_shape), dtype=probs.dtype) < probs).to(probs.dtype)
+        return (rand(self._extended_shape(sample_shape), dtype=probs.dtype, device=probs.device) < probs).to(probs.dtype)
 
     def log_prob(self, value: Tensor) -> Tensor:
         # log p(x) = x log p + (1 - x) log(1 - p) = -BCEWithLogits(logits, x), stable for any logit
@@ -75,3 +72,19 @@ class Bernoulli(ProbsOrLogits, Distribution):
 
     def entropy(self) -> Tensor:
         return binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none")
+
+    def enumerate_support(self, expand: bool = True) -> Tensor:
+        """0 and 1 along a new leading dim (broadcast over the batch dims when ``expand``)."""
+        param = self.__dict__.get("probs", self.__dict__.get("logits"))
+        values = param.new_tensor([0.0, 1.0]).reshape((-1,) + (1,) * len(self._batch_shape))
+        return values.expand((-1,) + tuple(self._batch_shape)) if expand else values
+
+    # as an exponential family: θ = logit(p), F(θ) = log(1 + e^θ)
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self) -> tuple:
+        return (logit(self.probs),)
+
+    def _log_normalizer(self, x: Tensor) -> Tensor:
+        return x.exp().log1p()

@@ -6,11 +6,11 @@ import numpy as np
 
 from .. import _dtype
 from ..autograd.grad_mode import enable_grad
-from ..ops.elementwise import log
 from ..ops.random import multinomial
 from ..ops.reduce import logsumexp, softmax
 from ..tensor import Tensor
 from .distribution import Constraint, Distribution, real, simplex
+from .utils import probs_to_logits
 
 __all__ = ["Categorical"]
 
@@ -46,9 +46,7 @@ class Categorical(Distribution):
             return self.probs
         if name == "logits":
             # torch clamps probs to [eps, 1 - eps] first, so a zero probability has a finite logit
-            probs = self.__dict__["probs"]
-            eps = float(np.finfo(probs._data.dtype).eps)
-            self.logits = log(probs.clamp(eps, 1 - eps))
+            self.logits = probs_to_logits(self.__dict__["probs"])
             return self.logits
         raise AttributeError(f"'Categorical' object has no attribute '{name}'")
 
@@ -88,3 +86,13 @@ class Categorical(Distribution):
 
     def entropy(self) -> Tensor:
         return -(self.logits * self.probs).sum(-1)
+
+    has_enumerate_support = True
+
+    def enumerate_support(self, expand: bool = True) -> Tensor:
+        """The class indices 0..K-1 (int64) along a new leading dim, broadcast over the batch dims
+        when ``expand``."""
+        param = self.__dict__.get("probs", self.__dict__.get("logits"))
+        values = Tensor._make(np.arange(self._num_events, dtype=np.int64)).to(param.device)
+        values = values.reshape((-1,) + (1,) * len(self._batch_shape))
+        return values.expand((-1,) + tuple(self._batch_shape)) if expand else values

@@ -7,11 +7,16 @@ from __future__ import annotations
 from . import constraints
 from .transforms import (
     AffineTransform,
+    CatTransform,
     ComposeTransform,
+    CorrCholeskyTransform,
     ExpTransform,
     IndependentTransform,
+    LowerCholeskyTransform,
+    PositiveDefiniteTransform,
     SigmoidTransform,
     SoftmaxTransform,
+    StackTransform,
     StickBreakingTransform,
     identity_transform,
 )
@@ -92,3 +97,17 @@ transform_to.register(constraints._Simplex, lambda c: SoftmaxTransform())
 
 def _is_zero(bound) -> bool:
     return isinstance(bound, (int, float)) and bound == 0
+
+
+# the matrix constraints and the sliced ones, as torch registers them (biject_to takes the
+# bijective transform of each slice, transform_to any transform)
+for _registry in (biject_to, transform_to):
+    _registry.register(constraints._CorrCholesky, lambda c: CorrCholeskyTransform())
+    _registry.register(constraints._LowerCholesky, lambda c: LowerCholeskyTransform())
+    _registry.register(constraints._PositiveDefinite, lambda c: PositiveDefiniteTransform())
+    _registry.register(constraints._PositiveSemidefinite, lambda c: PositiveDefiniteTransform())
+biject_to.register(constraints._Cat, lambda c: CatTransform([biject_to(part) for part in c.cseq], c.dim, c.lengths))
+transform_to.register(constraints._Cat, lambda c: CatTransform([transform_to(part) for part in c.cseq], c.dim,
+                                                                c.lengths))
+biject_to.register(constraints._Stack, lambda c: StackTransform([biject_to(part) for part in c.cseq], c.dim))
+transform_to.register(constraints._Stack, lambda c: StackTransform([transform_to(part) for part in c.cseq], c.dim))

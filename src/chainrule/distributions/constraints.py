@@ -12,15 +12,22 @@ import numpy as np
 from .._backend import array_module
 from ..tensor import Tensor
 
-__all__ = ["Constraint", "boolean", "cat", "dependent", "dependent_property", "greater_than", "greater_than_eq",
-           "half_open_interval", "independent", "integer_interval", "interval", "is_dependent", "less_than",
-           "lower_cholesky", "lower_triangular", "nonnegative", "nonnegative_integer", "one_hot", "positive",
-           "positive_definite", "positive_integer", "positive_semidefinite", "real", "real_vector", "simplex",
-           "square", "stack", "symmetric", "unit_interval"]
+__all__ = ["Constraint", "MixtureSameFamilyConstraint", "boolean", "cat", "corr_cholesky", "dependent",
+           "dependent_property", "greater_than", "greater_than_eq", "half_open_interval", "independent",
+           "integer_interval", "interval", "is_dependent", "less_than", "lower_cholesky", "lower_triangular",
+           "multinomial", "nonnegative", "nonnegative_integer", "one_hot", "positive", "positive_definite",
+           "positive_integer", "positive_semidefinite", "real", "real_vector", "simplex", "square", "stack",
+           "symmetric", "unit_interval"]
 
 
 def _data(value):
-    return value._data if isinstance(value, Tensor) else np.asarray(value)
+    if isinstance(value, Tensor):
+        return value._data
+    # numbers as they are and arrays of any module (a device array stays on its device): both
+    # compare with a device array, which a NumPy array does not; lists through NumPy
+    if isinstance(value, (int, float, bool)) or (hasattr(value, "shape") and hasattr(value, "dtype")):
+        return value
+    return np.asarray(value)
 
 
 class Constraint:
@@ -41,7 +48,8 @@ class Constraint:
 
     def check(self, value):
         """Which elements of ``value`` satisfy the constraint: a bool Tensor for a Tensor."""
-        result = self._holds(_data(value))
+        data = _data(value)
+        result = self._holds(np.asarray(data) if isinstance(data, (int, float, bool)) else data)
         return Tensor._make(array_module(result).asarray(result)) if isinstance(value, Tensor) else result
 
     def __repr__(self) -> str:
@@ -203,6 +211,62 @@ class _LowerCholesky(Constraint):
         return xp.all(xp.tril(a) == a, axis=(-2, -1)) & xp.all(xp.diagonal(a, axis1=-2, axis2=-1) > 0, axis=-1)
 
 
+class _CorrCholesky(Constraint):
+    """Lower-Cholesky factors of correlation matrices: every row of unit norm (to within
+    10·eps·D, as torch's check)."""
+
+    event_dim = 2
+
+    def _holds(self, a):
+        xp = array_module(a)
+        tolerance = float(np.finfo(a.dtype).eps) * a.shape[-1] * 10
+        unit_rows = xp.all(xp.abs(xp.linalg.norm(a, axis=-1) - 1) <= tolerance, axis=-1)
+        return _LowerCholesky()._holds(a) & unit_rows
+
+
+class _Multinomial(Constraint):
+    """Count vectors of total at most ``upper_bound``."""
+
+    is_discrete = True
+    event_dim = 1
+
+    def __init__(self, upper_bound) -> None:
+        super().__init__()
+        self.upper_bound = upper_bound
+
+    def _holds(self, a):
+        xp = array_module(a)
+        return xp.all(a >= 0, axis=-1) & (a.sum(-1) <= _data(self.upper_bound))
+
+
+class MixtureSameFamilyConstraint(Constraint):
+    """A MixtureSameFamily's support: a value is in it when every component's support holds it
+    (checked with a component dim inserted before the event dims)."""
+
+    def __init__(self, base_constraint: Constraint) -> None:
+        if not isinstance(base_constraint, Constraint):
+            raise AssertionError(f"base_constraint must be a Constraint, got {type(base_constraint).__name__}")
+        super().__init__()
+        self.base_constraint = base_constraint
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.base_constraint.is_discrete
+
+    @property
+    def event_dim(self) -> int:
+        return self.base_constraint.event_dim
+
+    def _holds(self, a):
+        if a.ndim < self.event_dim:
+            raise ValueError(f"Expected value.dim() >= {self.event_dim} but got {a.ndim}")
+        result = self.base_constraint._holds(array_module(a).expand_dims(a, -1 - self.event_dim))
+        return result.reshape(result.shape[:a.ndim - self.event_dim] + (-1,)).all(-1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_constraint!r})"
+
+
 class _Square(Constraint):
     event_dim = 2
 
@@ -306,6 +370,8 @@ half_open_interval = _HalfOpenInterval
 simplex = _Simplex()
 lower_triangular = _LowerTriangular()
 lower_cholesky = _LowerCholesky()
+corr_cholesky = _CorrCholesky()
+multinomial = _Multinomial
 square = _Square()
 symmetric = _Symmetric()
 positive_definite = _PositiveDefinite()

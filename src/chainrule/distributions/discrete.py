@@ -18,6 +18,7 @@ from . import constraints
 from .bernoulli import ProbsOrLogits
 from .categorical import Categorical
 from .distribution import Distribution, broadcast_all
+from .exp_family import ExponentialFamily
 
 __all__ = ["Binomial", "Geometric", "Multinomial", "OneHotCategorical", "OneHotCategoricalStraightThrough",
            "Poisson"]
@@ -72,7 +73,7 @@ class Geometric(ProbsOrLogits, Distribution):
         return binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none") / self.probs
 
 
-class Poisson(Distribution):
+class Poisson(ExponentialFamily):
     """torch.distributions.Poisson(rate): counts k with probability rateᵏ e^(-rate) / k!."""
 
     arg_constraints = {"rate": constraints.nonnegative}
@@ -106,12 +107,21 @@ class Poisson(Distribution):
         rate, value = broadcast_all(self.rate, value)
         return xlogy(value, rate) - rate - (value + 1).lgamma()
 
+    # as an exponential family: θ = log rate, F(θ) = e^θ
+    @property
+    def _natural_params(self) -> tuple:
+        return (log(self.rate),)
+
+    def _log_normalizer(self, x: Tensor) -> Tensor:
+        return x.exp()
+
 
 class Binomial(ProbsOrLogits, Distribution):
     """torch.distributions.Binomial(total_count=1, probs | logits): successes in total_count trials."""
 
     arg_constraints = {"total_count": constraints.nonnegative_integer, "probs": constraints.unit_interval,
                        "logits": constraints.real}
+    has_enumerate_support = True
 
     def __init__(self, total_count=1, probs=None, logits=None, validate_args=None) -> None:
         if (probs is None) == (logits is None):
@@ -197,7 +207,7 @@ class Multinomial(Distribution):
 
     @property
     def support(self):
-        return constraints.independent(constraints.integer_interval(0, self.total_count), 1)
+        return constraints.multinomial(self.total_count)
 
     @property
     def mean(self) -> Tensor:
@@ -288,4 +298,3 @@ class OneHotCategoricalStraightThrough(OneHotCategorical):
         samples = self.sample(sample_shape)
         probs = self._categorical.probs
         return samples + (probs - probs.detach())
-

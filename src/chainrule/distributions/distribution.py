@@ -23,7 +23,10 @@ def broadcast_all(*values) -> list:
 
 
 def _describe(value) -> str:
-    return str(value.item()) if value.dim() == 0 else repr(value.shape)
+    # torch formats a one-element parameter as itself (a 0-d one as its number), others by shape
+    if value.numel() != 1:
+        return repr(value.shape)
+    return str(value.item()) if value.dim() == 0 else str(value)
 
 
 class Distribution:
@@ -31,6 +34,7 @@ class Distribution:
     ``sample`` (no gradient) and ``rsample`` (differentiable, where the family allows it)."""
 
     has_rsample = False
+    has_enumerate_support = False
     arg_constraints: dict = {}
     support: Constraint = real
     _validate_default = True
@@ -48,6 +52,31 @@ class Distribution:
                     raise ValueError(
                         f"Expected parameter {name} (Tensor of shape {tuple(value.shape)}) of distribution "
                         f"{self!r} to satisfy the constraint {constraint!r}, but found invalid values:\n{value}")
+
+    def expand(self, batch_shape, _instance=None) -> Distribution:
+        """A copy with its batch dims broadcast to ``batch_shape``, sharing memory (torch's expand):
+        the parameters (the names in ``arg_constraints``, given or derived) are expanded views,
+        and so are inner distributions of the same batch (a Beta's Dirichlet, an Independent's or
+        a TransformedDistribution's base); other cached tensors broadcast where they are used."""
+        batch_shape = tuple(batch_shape)
+        old_batch = tuple(self._batch_shape)
+        if len(batch_shape) < len(old_batch) or any(
+                old not in (1, new) for old, new in zip(old_batch[::-1], batch_shape[::-1])):
+            raise RuntimeError(f"The expanded size of the batch {batch_shape} must match the existing size "
+                               f"{old_batch} at each non-singleton dimension")
+        new = type(self).__new__(type(self)) if _instance is None else _instance
+        new.__dict__.update(self.__dict__)
+        parameters = set(self.arg_constraints)
+        for name, value in self.__dict__.items():
+            if isinstance(value, Tensor) and name in parameters:
+                new.__dict__[name] = value.expand(batch_shape + tuple(value.shape[len(old_batch):]))
+            elif isinstance(value, Distribution) and tuple(value.batch_shape[:len(old_batch)]) == old_batch:
+                new.__dict__[name] = value.expand(batch_shape + tuple(value.batch_shape[len(old_batch):]))
+        new._batch_shape = Size(batch_shape)
+        return new
+
+    def enumerate_support(self, expand: bool = True) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not enumerate its support")
 
     @staticmethod
     def set_default_validate_args(value: bool) -> None:

@@ -12,6 +12,7 @@ from ..ops.random import rand
 from ..tensor import Tensor
 from . import constraints
 from .distribution import Distribution, broadcast_all
+from .exp_family import ExponentialFamily
 
 __all__ = ["Cauchy", "Exponential", "Laplace"]
 
@@ -26,7 +27,7 @@ def _full(like: Tensor, value: float) -> Tensor:
     return like.new_full(tuple(like.shape), value)
 
 
-class Exponential(Distribution):
+class Exponential(ExponentialFamily):
     """torch.distributions.Exponential(rate): density rate·exp(-rate·x) on x ≥ 0."""
 
     arg_constraints = {"rate": constraints.positive}
@@ -71,6 +72,16 @@ class Exponential(Distribution):
 
     def entropy(self) -> Tensor:
         return 1.0 - log(self.rate)
+
+    # as an exponential family: θ = -rate, F(θ) = -log(-θ)
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self) -> tuple:
+        return (-self.rate,)
+
+    def _log_normalizer(self, x: Tensor) -> Tensor:
+        return -log(-x)
 
 
 class Laplace(Distribution):

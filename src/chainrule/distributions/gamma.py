@@ -15,6 +15,7 @@ from ..ops.shape import stack
 from ..tensor import Tensor
 from . import constraints
 from .distribution import Distribution, broadcast_all
+from .exp_family import ExponentialFamily
 
 __all__ = ["Beta", "Chi2", "Dirichlet", "Gamma", "StudentT"]
 
@@ -23,7 +24,7 @@ def _tiny(t: Tensor) -> float:
     return float(np.finfo(t._data.dtype).tiny)
 
 
-class Gamma(Distribution):
+class Gamma(ExponentialFamily):
     """torch.distributions.Gamma(concentration, rate): density βᵅ xᵅ⁻¹ e^(-βx) / Γ(α) on x > 0."""
 
     arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
@@ -67,6 +68,16 @@ class Gamma(Distribution):
         alpha = self.concentration
         return alpha - log(self.rate) + alpha.lgamma() + (1.0 - alpha) * alpha.digamma()
 
+    # as an exponential family: θ = (α - 1, -β), F(θ) = lgamma(θ₁ + 1) + (θ₁ + 1) log(-1/θ₂)
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self) -> tuple:
+        return self.concentration - 1, -self.rate
+
+    def _log_normalizer(self, x: Tensor, y: Tensor) -> Tensor:
+        return (x + 1).lgamma() + (x + 1) * log(-y.reciprocal())
+
 
 class Chi2(Gamma):
     """torch.distributions.Chi2(df): Gamma(df / 2, 1 / 2)."""
@@ -85,7 +96,7 @@ class Chi2(Gamma):
         return f"Chi2(df: {self.df.item() if self.df.dim() == 0 else tuple(self.df.shape)})"
 
 
-class Dirichlet(Distribution):
+class Dirichlet(ExponentialFamily):
     """torch.distributions.Dirichlet(concentration): points of the simplex; density ∝ Π xᵢ^(αᵢ - 1)."""
 
     arg_constraints = {"concentration": constraints.independent(constraints.positive, 1)}
@@ -138,8 +149,16 @@ class Dirichlet(Distribution):
         return (alpha.lgamma().sum(-1) - total.lgamma() - (k - total) * total.digamma()
                 - ((alpha - 1.0) * alpha.digamma()).sum(-1))
 
+    # as an exponential family: θ = α, F(θ) = Σ lgamma(θᵢ) - lgamma(Σ θᵢ)
+    @property
+    def _natural_params(self) -> tuple:
+        return (self.concentration,)
 
-class Beta(Distribution):
+    def _log_normalizer(self, x: Tensor) -> Tensor:
+        return x.lgamma().sum(-1) - x.sum(-1).lgamma()
+
+
+class Beta(ExponentialFamily):
     """torch.distributions.Beta(concentration1, concentration0): a Dirichlet over (x, 1 - x)."""
 
     arg_constraints = {"concentration1": constraints.positive, "concentration0": constraints.positive}
@@ -181,6 +200,14 @@ class Beta(Distribution):
 
     def entropy(self) -> Tensor:
         return self._dirichlet.entropy()
+
+    # as an exponential family: θ = (α, β), F(θ) = log B(θ₁, θ₂)
+    @property
+    def _natural_params(self) -> tuple:
+        return self.concentration1, self.concentration0
+
+    def _log_normalizer(self, x: Tensor, y: Tensor) -> Tensor:
+        return x.lgamma() + y.lgamma() - (x + y).lgamma()
 
 
 class StudentT(Distribution):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..autograd.grad_mode import no_grad
 from ..ops.reduce import log_softmax, logsumexp
 from ..tensor import Tensor
+from . import constraints
 from .categorical import Categorical
 from .distribution import Distribution
 
@@ -52,7 +53,7 @@ class MixtureSameFamily(Distribution):
 
     @property
     def support(self):
-        return self._component_distribution.support
+        return constraints.MixtureSameFamilyConstraint(self._component_distribution.support)
 
     def _pad_mixture_dims(self, x: Tensor) -> Tensor:
         # the mixture's probs over the components, shaped to broadcast against component values

@@ -6,13 +6,15 @@ import math
 
 from ..ops.elementwise import erf, log
 from ..ops.random import randn
+from ..ops.special_functions import erfinv
 from ..tensor import Tensor
-from .distribution import Distribution, broadcast_all, positive, real
+from .distribution import broadcast_all, positive, real
+from .exp_family import ExponentialFamily
 
 __all__ = ["Normal"]
 
 
-class Normal(Distribution):
+class Normal(ExponentialFamily):
     """torch.distributions.Normal(loc, scale, validate_args=None)."""
 
     arg_constraints = {"loc": real, "scale": positive}
@@ -40,7 +42,7 @@ class Normal(Distribution):
         return self.scale**2
 
     def rsample(self, sample_shape=()) -> Tensor:
-        eps = randn(self._extended_shape(sample_shape), dtype=self.loc.dtype)
+        eps = randn(self._extended_shape(sample_shape), dtype=self.loc.dtype, device=self.loc.device)
         return self.loc + eps * self.scale
 
     def log_prob(self, value: Tensor) -> Tensor:
@@ -52,5 +54,18 @@ class Normal(Distribution):
         self._validate_sample(value)
         return 0.5 * (1 + erf((value - self.loc) * self.scale.reciprocal() / math.sqrt(2)))
 
+    def icdf(self, value: Tensor) -> Tensor:
+        return self.loc + self.scale * erfinv(2 * value - 1) * math.sqrt(2)
+
     def entropy(self) -> Tensor:
         return 0.5 + 0.5 * math.log(2 * math.pi) + log(self.scale)
+
+    # as an exponential family: θ = (μ/σ², -1/(2σ²)), F(θ) = -θ₁²/(4θ₂) + ½ log(-π/θ₂)
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self) -> tuple:
+        return self.loc / self.scale.pow(2), -0.5 * self.scale.pow(2).reciprocal()
+
+    def _log_normalizer(self, x: Tensor, y: Tensor) -> Tensor:
+        return -0.25 * x.pow(2) / y + 0.5 * log(-math.pi / y)

@@ -13,11 +13,11 @@ from ..ops.random import rand
 from ..ops.reduce import logsumexp
 from ..tensor import Tensor
 from . import constraints
-from .bernoulli import _probs_to_logits
 from .categorical import Categorical
 from .distribution import Distribution, broadcast_all
 from .transformed_distribution import TransformedDistribution
 from .transforms import ExpTransform, SigmoidTransform
+from .utils import probs_to_logits
 
 __all__ = ["LogitRelaxedBernoulli", "RelaxedBernoulli", "ExpRelaxedCategorical", "RelaxedOneHotCategorical"]
 
@@ -40,7 +40,7 @@ class LogitRelaxedBernoulli(Distribution):
         self.temperature = temperature
         if probs is not None:
             (self.probs,) = broadcast_all(probs)
-            self.logits = _probs_to_logits(self.probs)
+            self.logits = probs_to_logits(self.probs, is_binary=True)
         else:
             (self.logits,) = broadcast_all(logits)
             self.probs = self.logits.sigmoid()

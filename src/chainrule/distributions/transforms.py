@@ -14,15 +14,21 @@ import weakref
 import numpy as np
 
 from ..nn.functional import logsigmoid, pad, softplus
+from ..ops.creation import eye
+from ..ops.decompositions import linalg_cholesky
 from ..ops.elementwise import exp, log, log1p, sigmoid, tanh
 from ..ops.reduce import softmax
+from ..ops.shape import cat, stack
 from ..ops.special_functions import atanh
 from ..tensor import Tensor
 from . import constraints
+from .utils import tril_matrix_to_vec, vec_to_tril_matrix
 
-__all__ = ["AbsTransform", "AffineTransform", "ComposeTransform", "ExpTransform", "IndependentTransform",
-           "PowerTransform", "ReshapeTransform", "SigmoidTransform", "SoftmaxTransform", "SoftplusTransform",
-           "StickBreakingTransform", "TanhTransform", "Transform", "identity_transform"]
+__all__ = ["AbsTransform", "AffineTransform", "CatTransform", "ComposeTransform", "CorrCholeskyTransform",
+           "CumulativeDistributionTransform", "ExpTransform", "IndependentTransform", "LowerCholeskyTransform",
+           "PositiveDefiniteTransform", "PowerTransform", "ReshapeTransform", "SigmoidTransform", "SoftmaxTransform",
+           "SoftplusTransform", "StackTransform", "StickBreakingTransform", "TanhTransform", "Transform",
+           "identity_transform"]
 
 
 def _sum_rightmost(value, dims: int):
@@ -609,3 +615,251 @@ class StickBreakingTransform(Transform):
 
     def inverse_shape(self, shape):
         return tuple(shape[:-1]) + (shape[-1] - 1,)
+
+
+class CorrCholeskyTransform(Transform):
+    """A real vector of length D(D-1)/2 onto the Cholesky factor of a D x D correlation matrix:
+    tanh to (-1, 1), the vector into a strictly lower triangle, and stick breaking on the squares
+    so that every row has unit norm (Stan's construction, as torch's)."""
+
+    domain = constraints.real_vector
+    codomain = constraints.corr_cholesky
+    bijective = True
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, CorrCholeskyTransform)
+
+    __hash__ = object.__hash__
+
+    def _call(self, x):
+        _, eps = _tiny_and_eps(x)
+        r = vec_to_tril_matrix(tanh(x).clamp(min=-1 + eps, max=1 - eps), diag=-1)
+        # y = sign(r)·sqrt(z·Π(1 - z)) = r·sqrt(Π(1 - z)) with z = r² (the stick left before each entry)
+        remaining = (1 - r ** 2).sqrt().cumprod(-1)
+        r = r + _eye_like(r)
+        return r * pad(remaining[..., :-1], (1, 0), value=1.0)
+
+    def _inverse(self, y):
+        remaining = 1 - (y * y).cumsum(-1)
+        remaining_shifted = pad(remaining[..., :-1], (1, 0), value=1.0)
+        t = tril_matrix_to_vec(y, diag=-1) / tril_matrix_to_vec(remaining_shifted, diag=-1).sqrt()
+        return (log1p(t) - log1p(-t)) / 2  # atanh
+
+    def log_abs_det_jacobian(self, x, y):
+        # of x and the flattened strict lower triangle of y (the spaces' dimensions differ)
+        remaining = tril_matrix_to_vec(1 - (y * y).cumsum(-1), diag=-2)
+        stick_breaking_logdet = 0.5 * log(remaining).sum(-1)
+        tanh_logdet = -2 * (x + softplus(-2 * x) - math.log(2.0)).sum(-1)
+        return stick_breaking_logdet + tanh_logdet
+
+    def forward_shape(self, shape):
+        if len(shape) < 1:
+            raise ValueError("Too few dimensions on input")
+        n = shape[-1]
+        d = round((0.25 + 2 * n) ** 0.5 + 0.5)
+        if d * (d - 1) // 2 != n:
+            raise ValueError("Input is not a flattened lower-diagonal number")
+        return tuple(shape[:-1]) + (d, d)
+
+    def inverse_shape(self, shape):
+        if len(shape) < 2:
+            raise ValueError("Too few dimensions on input")
+        if shape[-2] != shape[-1]:
+            raise ValueError("Input is not square")
+        d = shape[-1]
+        return tuple(shape[:-2]) + (d * (d - 1) // 2,)
+
+
+def _eye_like(matrix: Tensor) -> Tensor:
+    return eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
+
+
+class LowerCholeskyTransform(Transform):
+    """A square matrix onto a lower-triangular one with a positive diagonal: the strict lower
+    triangle kept, the diagonal exponentiated (no log_abs_det_jacobian, as torch's)."""
+
+    domain = constraints.independent(constraints.real, 2)
+    codomain = constraints.lower_cholesky
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, LowerCholeskyTransform)
+
+    __hash__ = object.__hash__
+
+    def _call(self, x):
+        return x.tril(-1) + exp(x.diagonal(dim1=-2, dim2=-1)).diag_embed()
+
+    def _inverse(self, y):
+        return y.tril(-1) + log(y.diagonal(dim1=-2, dim2=-1)).diag_embed()
+
+
+class PositiveDefiniteTransform(Transform):
+    """A square matrix onto a positive-definite one: L Lᵀ for L = LowerCholeskyTransform(x)."""
+
+    domain = constraints.independent(constraints.real, 2)
+    codomain = constraints.positive_definite
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, PositiveDefiniteTransform)
+
+    __hash__ = object.__hash__
+
+    def _call(self, x):
+        x = LowerCholeskyTransform()(x)
+        return x @ x.mT
+
+    def _inverse(self, y):
+        return LowerCholeskyTransform().inv(linalg_cholesky(y))
+
+
+def _check_dim(transform, name: str, value: Tensor, size: int, what: str) -> None:
+    if not -value.dim() <= transform.dim < value.dim():
+        raise AssertionError(f"dim {transform.dim} out of range for tensor with {value.dim()} dimensions")
+    if value.shape[transform.dim] != size:
+        raise AssertionError(f"{name}.size({transform.dim}) = {value.shape[transform.dim]} must equal {what} {size}")
+
+
+class CatTransform(Transform):
+    """Transforms applied to consecutive slices of ``dim`` (of the given ``lengths``, 1 each by
+    default), the results concatenated; as torch.distributions.transforms.CatTransform."""
+
+    def __init__(self, tseq, dim: int = 0, lengths=None, cache_size: int = 0) -> None:
+        if not all(isinstance(t, Transform) for t in tseq):
+            raise AssertionError("All elements of tseq must be Transform instances")
+        if cache_size:
+            tseq = [t.with_cache(cache_size) for t in tseq]
+        super().__init__(cache_size=cache_size)
+        self.transforms = list(tseq)
+        self.lengths = list(lengths) if lengths is not None else [1] * len(self.transforms)
+        if len(self.lengths) != len(self.transforms):
+            raise AssertionError(f"lengths ({len(self.lengths)}) must match transforms ({len(self.transforms)})")
+        self.dim = dim
+
+    @property
+    def event_dim(self) -> int:
+        return max(t.event_dim for t in self.transforms)
+
+    @property
+    def length(self) -> int:
+        return sum(self.lengths)
+
+    @property
+    def bijective(self) -> bool:
+        return all(t.bijective for t in self.transforms)
+
+    @property
+    def domain(self):
+        return constraints.cat([t.domain for t in self.transforms], self.dim, self.lengths)
+
+    @property
+    def codomain(self):
+        return constraints.cat([t.codomain for t in self.transforms], self.dim, self.lengths)
+
+    def with_cache(self, cache_size: int = 1) -> Transform:
+        return self if self._cache_size == cache_size else CatTransform(self.transforms, self.dim, self.lengths,
+                                                                        cache_size)
+
+    def _slices(self, value: Tensor):
+        start = 0
+        for transform, length in zip(self.transforms, self.lengths):
+            yield transform, value.narrow(self.dim, start, length)
+            start += length
+
+    def _call(self, x):
+        _check_dim(self, "x", x, self.length, "length")
+        return cat([transform(piece) for transform, piece in self._slices(x)], dim=self.dim)
+
+    def _inverse(self, y):
+        _check_dim(self, "y", y, self.length, "length")
+        return cat([transform.inv(piece) for transform, piece in self._slices(y)], dim=self.dim)
+
+    def log_abs_det_jacobian(self, x, y):
+        _check_dim(self, "x", x, self.length, "length")
+        _check_dim(self, "y", y, self.length, "length")
+        terms = []
+        for (transform, x_piece), (_, y_piece) in zip(self._slices(x), self._slices(y)):
+            term = transform.log_abs_det_jacobian(x_piece, y_piece)
+            if transform.event_dim < self.event_dim:
+                term = _sum_rightmost(term, self.event_dim - transform.event_dim)
+            terms.append(term)
+        # a dim inside the batch dims keeps the pieces apart; one inside the event dims sums them
+        dim = (self.dim - x.dim() if self.dim >= 0 else self.dim) + self.event_dim
+        return cat(terms, dim=dim) if dim < 0 else sum(terms)
+
+
+class StackTransform(Transform):
+    """Transform i applied to slice i of ``dim``, the results stacked; as torch's StackTransform."""
+
+    def __init__(self, tseq, dim: int = 0, cache_size: int = 0) -> None:
+        if not all(isinstance(t, Transform) for t in tseq):
+            raise AssertionError("All elements of tseq must be Transform instances")
+        if cache_size:
+            tseq = [t.with_cache(cache_size) for t in tseq]
+        super().__init__(cache_size=cache_size)
+        self.transforms = list(tseq)
+        self.dim = dim
+
+    @property
+    def bijective(self) -> bool:
+        return all(t.bijective for t in self.transforms)
+
+    @property
+    def domain(self):
+        return constraints.stack([t.domain for t in self.transforms], self.dim)
+
+    @property
+    def codomain(self):
+        return constraints.stack([t.codomain for t in self.transforms], self.dim)
+
+    def with_cache(self, cache_size: int = 1) -> Transform:
+        return self if self._cache_size == cache_size else StackTransform(self.transforms, self.dim, cache_size)
+
+    def _slice(self, value: Tensor) -> list:
+        return [value.select(self.dim, i) for i in range(value.shape[self.dim])]
+
+    def _map(self, value: Tensor, name: str, method) -> Tensor:
+        _check_dim(self, name, value, len(self.transforms), "len(transforms)")
+        return stack([method(transform)(piece) for piece, transform in zip(self._slice(value), self.transforms)],
+                     dim=self.dim)
+
+    def _call(self, x):
+        return self._map(x, "x", lambda transform: transform)
+
+    def _inverse(self, y):
+        return self._map(y, "y", lambda transform: transform.inv)
+
+    def log_abs_det_jacobian(self, x, y):
+        _check_dim(self, "x", x, len(self.transforms), "len(transforms)")
+        _check_dim(self, "y", y, len(self.transforms), "len(transforms)")
+        return stack([transform.log_abs_det_jacobian(x_piece, y_piece) for x_piece, y_piece, transform
+                      in zip(self._slice(x), self._slice(y), self.transforms)], dim=self.dim)
+
+
+class CumulativeDistributionTransform(Transform):
+    """x ↦ F(x), the cdf of ``distribution`` (onto the unit interval; the inverse is its icdf,
+    the log-Jacobian its log density)."""
+
+    bijective = True
+    codomain = constraints.unit_interval
+    sign = +1
+
+    def __init__(self, distribution, cache_size: int = 0) -> None:
+        super().__init__(cache_size=cache_size)
+        self.distribution = distribution
+
+    @property
+    def domain(self):
+        return self.distribution.support
+
+    def _call(self, x):
+        return self.distribution.cdf(x)
+
+    def _inverse(self, y):
+        return self.distribution.icdf(y)
+
+    def log_abs_det_jacobian(self, x, y):
+        return self.distribution.log_prob(x)
+
+    def with_cache(self, cache_size: int = 1) -> Transform:
+        return self if self._cache_size == cache_size else CumulativeDistributionTransform(self.distribution,
+                                                                                            cache_size)
