@@ -1,8 +1,8 @@
 """Graph networks as pygcn, pyGAT and PyG's message passing write them, on a tiny synthetic graph
 (a 3-community stochastic block model): the renormalised adjacency ``D^-1/2 (A + I) D^-1/2`` built
-in NumPy and turned into ``torch.sparse_coo_tensor`` from ``np.vstack((row, col))``; a
-GraphConvolution layer with ``Parameter(torch.FloatTensor(in, out))`` + ``weight.data.uniform_``
-and ``torch.spmm``; ``torch.sparse.mm``; the same propagation written with ``index_select`` and
+in NumPy and turned into pygcn's legacy ``torch.sparse.FloatTensor(indices, values, shape)`` from
+``np.vstack((row, col))``; a GraphConvolution layer with ``Parameter(torch.FloatTensor(in, out))``
++ ``weight.data.uniform_`` and ``torch.spmm``; ``torch.sparse.mm``; the same propagation written with ``index_select`` and
 ``scatter_add_`` (must agree); a GAT with ``xavier_uniform_(gain=1.414)``, ``Wh1 + Wh2.T``,
 ``nn.LeakyReLU``, the ``-9e15 * torch.ones_like(e)`` mask through ``torch.where(adj > 0, ...)``,
 attention heads registered by ``add_module``, ``F.elu``; ``log_softmax`` + ``nll_loss`` on the
@@ -49,7 +49,7 @@ def dense_to_torch_sparse_tensor(mx):
     indices = torch.from_numpy(np.vstack((row, col)).astype(np.int64))
     values = torch.from_numpy(mx[row, col].astype(np.float32))
     shape = torch.Size(mx.shape)
-    return torch.sparse_coo_tensor(indices, values, shape)
+    return torch.sparse.FloatTensor(indices, values, shape)
 
 
 adj_norm = normalize_adj(adj_np)
