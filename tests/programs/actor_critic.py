@@ -72,7 +72,7 @@ class Policy(nn.Module):
     """implements both actor and critic in one model"""
 
     def __init__(self):
-        super(Policy, self).__init__()
+        super().__init__()
         self.affine1 = nn.Linear(4, 64)
         # actor's layer
         self.action_head = nn.Linear(64, 2)
@@ -146,7 +146,7 @@ def run(env, select, finish, rewards_of, name):
     for i_episode in count(1):
         state, _ = env.reset()
         ep_reward = 0
-        for t in range(1, 10000):
+        for t in range(1, 10000):  # noqa: B007  (the example's own loop)
             action = select(state)
             state, reward, terminated, truncated, _ = env.step(action)
             rewards_of().append(reward)
@@ -158,8 +158,8 @@ def run(env, select, finish, rewards_of, name):
         recent.append(ep_reward)
         finish()
         if i_episode % log_interval == 0:
-            print('{} Episode {}\tAverage reward over the last {}: {:.2f}\tRunning reward: {:.2f}'.format(
-                name, i_episode, log_interval, sum(recent[-log_interval:]) / log_interval, running_reward))
+            print(f'{name} Episode {i_episode}\tAverage reward over the last {log_interval}: '
+                  f'{sum(recent[-log_interval:]) / log_interval:.2f}\tRunning reward: {running_reward:.2f}')
         if i_episode >= max_episodes:
             return running_reward, sum(recent[-log_interval:]) / log_interval
 
@@ -170,7 +170,7 @@ ac_running, ac_last = run(CartPole(seed), select_action, finish_episode, lambda:
 # ---------------------------------------------------------------- REINFORCE
 class ReinforcePolicy(nn.Module):
     def __init__(self):
-        super(ReinforcePolicy, self).__init__()
+        super().__init__()
         self.affine1 = nn.Linear(4, 64)
         self.dropout = nn.Dropout(p=0.6)
         self.affine2 = nn.Linear(64, 2)
@@ -220,4 +220,4 @@ def reinforce_finish_episode():
 
 rf_running, rf_last = run(CartPole(seed + 100), reinforce_select_action, reinforce_finish_episode,
                           lambda: policy.rewards, "reinforce")
-print("FINAL ac_last={:.2f} ac_running={:.2f} reinforce_last={:.2f}".format(ac_last, ac_running, rf_last))
+print(f"FINAL ac_last={ac_last:.2f} ac_running={ac_running:.2f} reinforce_last={rf_last:.2f}")

@@ -11,7 +11,6 @@ from collections import namedtuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.optim import Adam
 
 seed = int(os.environ.get("PROGRAM_SEED", "0"))
@@ -21,7 +20,7 @@ np.random.seed(seed)
 
 class ConvLayer(torch.nn.Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride):
-        super(ConvLayer, self).__init__()
+        super().__init__()
         reflection_padding = kernel_size // 2
         self.reflection_pad = torch.nn.ReflectionPad2d(reflection_padding)
         self.conv2d = torch.nn.Conv2d(in_channels, out_channels, kernel_size, stride)
@@ -34,7 +33,7 @@ class ConvLayer(torch.nn.Module):
 
 class ResidualBlock(torch.nn.Module):
     def __init__(self, channels):
-        super(ResidualBlock, self).__init__()
+        super().__init__()
         self.conv1 = ConvLayer(channels, channels, kernel_size=3, stride=1)
         self.in1 = torch.nn.InstanceNorm2d(channels, affine=True)
         self.conv2 = ConvLayer(channels, channels, kernel_size=3, stride=1)
@@ -53,7 +52,7 @@ class UpsampleConvLayer(torch.nn.Module):
     """Upsample then convolve: fewer checkerboard artifacts than ConvTranspose2d."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, upsample=None):
-        super(UpsampleConvLayer, self).__init__()
+        super().__init__()
         self.upsample = upsample
         reflection_padding = kernel_size // 2
         self.reflection_pad = torch.nn.ReflectionPad2d(reflection_padding)
@@ -70,7 +69,7 @@ class UpsampleConvLayer(torch.nn.Module):
 
 class TransformerNet(torch.nn.Module):
     def __init__(self, width=8):
-        super(TransformerNet, self).__init__()
+        super().__init__()
         self.conv1 = ConvLayer(3, width, kernel_size=5, stride=1)
         self.in1 = torch.nn.InstanceNorm2d(width, affine=True)
         self.conv2 = ConvLayer(width, 2 * width, kernel_size=3, stride=2)
@@ -96,7 +95,7 @@ class Vgg(torch.nn.Module):
     """A VGG-shaped feature extractor (random, frozen) standing in for the pretrained vgg16."""
 
     def __init__(self, requires_grad=False):
-        super(Vgg, self).__init__()
+        super().__init__()
         features = torch.nn.Sequential(
             torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(inplace=True),
             torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(inplace=True),
@@ -209,9 +208,9 @@ for e in range(2):
 
         agg_content_loss += content_loss.item()
         agg_style_loss += style_loss.item()
-    print("Epoch {}:\t[{}/{}]\tcontent: {:.4f}\tstyle: {:.4f}\ttotal: {:.4f}".format(
-        e + 1, count, len(train_images), agg_content_loss / (batch_id + 1), agg_style_loss / (batch_id + 1),
-        (agg_content_loss + agg_style_loss) / (batch_id + 1)))
+    mean_content, mean_style = agg_content_loss / (batch_id + 1), agg_style_loss / (batch_id + 1)
+    print(f"Epoch {e + 1}:\t[{count}/{len(train_images)}]\tcontent: {mean_content:.4f}\tstyle: {mean_style:.4f}"
+          f"\ttotal: {mean_content + mean_style:.4f}")
 
 transformer.eval()
 with torch.no_grad():
@@ -220,5 +219,4 @@ img = output[0].clone().clamp(0, 255).numpy()
 img = img.transpose(1, 2, 0).astype("uint8")
 print("stylized", img.shape, img.dtype)
 frozen = all(not p.requires_grad for p in vgg.parameters())
-print("FINAL content={:.4f} style={:.4f} frozen={:d}".format(
-    agg_content_loss / (batch_id + 1), agg_style_loss / (batch_id + 1), frozen))
+print(f"FINAL content={mean_content:.4f} style={mean_style:.4f} frozen={frozen:d}")

@@ -77,7 +77,7 @@ class Layer(nn.Linear):
             self.bias.unsqueeze(0))
 
     def train(self, x_pos, x_neg):
-        for i in range(self.num_epochs):
+        for i in range(self.num_epochs):  # noqa: B007  (the example's own loop)
             g_pos = self.forward(x_pos).pow(2).mean(1)
             g_neg = self.forward(x_neg).pow(2).mean(1)
             # The following loss pushes pos (neg) samples to
@@ -90,7 +90,7 @@ class Layer(nn.Linear):
             # is not considered backpropagation.
             loss.backward()
             self.opt.step()
-        print('    layer loss: {:.4f}'.format(loss.item()))
+        print(f'    layer loss: {loss.item():.4f}')
         return self.forward(x_pos).detach(), self.forward(x_neg).detach()
 
 
@@ -112,4 +112,4 @@ if __name__ == "__main__":
     print('train error:', round(train_error, 4))
     test_error = 1.0 - net.predict(x_te).eq(y_te).float().mean().item()
     print('test error:', round(test_error, 4))
-    print("FINAL train_error={:.4f} test_error={:.4f}".format(train_error, test_error))
+    print(f"FINAL train_error={train_error:.4f} test_error={test_error:.4f}")

@@ -2,8 +2,8 @@
 (a 3-community stochastic block model): the renormalised adjacency ``D^-1/2 (A + I) D^-1/2`` built
 in NumPy and turned into pygcn's legacy ``torch.sparse.FloatTensor(indices, values, shape)`` from
 ``np.vstack((row, col))``; a GraphConvolution layer with ``Parameter(torch.FloatTensor(in, out))``
-+ ``weight.data.uniform_`` and ``torch.spmm``; ``torch.sparse.mm``; the same propagation written with ``index_select`` and
-``scatter_add_`` (must agree); a GAT with ``xavier_uniform_(gain=1.414)``, ``Wh1 + Wh2.T``,
++ ``weight.data.uniform_`` and ``torch.spmm``; ``torch.sparse.mm``; the same propagation written
+with ``index_select`` and ``scatter_add_`` (must agree); a GAT with ``xavier_uniform_(gain=1.414)``, ``Wh1 + Wh2.T``,
 ``nn.LeakyReLU``, the ``-9e15 * torch.ones_like(e)`` mask through ``torch.where(adj > 0, ...)``,
 attention heads registered by ``add_module``, ``F.elu``; ``log_softmax`` + ``nll_loss`` on the
 train mask, ``output.max(1)[1].type_as(labels)`` accuracy, Adam with weight decay.
@@ -60,12 +60,12 @@ perm = rng.permutation(n_nodes)
 idx_train = torch.LongTensor(np.sort(perm[:15]))
 idx_val = torch.LongTensor(np.sort(perm[15:30]))
 idx_test = torch.LongTensor(np.sort(perm[30:]))
-print("graph: {} nodes, {} edges, {} train".format(n_nodes, int(adj_np.sum()) // 2, len(idx_train)))
+print(f"graph: {n_nodes} nodes, {int(adj_np.sum()) // 2} edges, {len(idx_train)} train")
 
 
 class GraphConvolution(nn.Module):
     def __init__(self, in_features, out_features, bias=True):
-        super(GraphConvolution, self).__init__()
+        super().__init__()
         self.in_features = in_features
         self.out_features = out_features
         self.weight = Parameter(torch.FloatTensor(in_features, out_features))
@@ -95,7 +95,7 @@ class GraphConvolution(nn.Module):
 
 class GCN(nn.Module):
     def __init__(self, nfeat, nhid, nclass, dropout):
-        super(GCN, self).__init__()
+        super().__init__()
         self.gc1 = GraphConvolution(nfeat, nhid)
         self.gc2 = GraphConvolution(nhid, nclass)
         self.dropout = dropout
@@ -109,7 +109,7 @@ class GCN(nn.Module):
 
 class GraphAttentionLayer(nn.Module):
     def __init__(self, in_features, out_features, dropout, alpha, concat=True):
-        super(GraphAttentionLayer, self).__init__()
+        super().__init__()
         self.dropout = dropout
         self.in_features = in_features
         self.out_features = out_features
@@ -148,13 +148,13 @@ class GraphAttentionLayer(nn.Module):
 
 class GAT(nn.Module):
     def __init__(self, nfeat, nhid, nclass, dropout, alpha, nheads):
-        super(GAT, self).__init__()
+        super().__init__()
         self.dropout = dropout
 
         self.attentions = [GraphAttentionLayer(nfeat, nhid, dropout=dropout, alpha=alpha, concat=True)
                            for _ in range(nheads)]
         for i, attention in enumerate(self.attentions):
-            self.add_module('attention_{}'.format(i), attention)
+            self.add_module(f'attention_{i}', attention)
 
         self.out_att = GraphAttentionLayer(nhid * nheads, nclass, dropout=dropout, alpha=alpha, concat=False)
 
@@ -188,16 +188,16 @@ def fit(model, adj_input, name, epochs, lr):
             output = model(features, adj_input)
             loss_val = F.nll_loss(output[idx_val], labels[idx_val])
             acc_val = accuracy(output[idx_val], labels[idx_val])
-            print('{} Epoch: {:04d}'.format(name, epoch + 1), 'loss_train: {:.4f}'.format(loss_train.item()),
-                  'acc_train: {:.4f}'.format(acc_train.item()), 'loss_val: {:.4f}'.format(loss_val.item()),
-                  'acc_val: {:.4f}'.format(acc_val.item()))
+            print(f'{name} Epoch: {epoch + 1:04d}', f'loss_train: {loss_train.item():.4f}',
+                  f'acc_train: {acc_train.item():.4f}', f'loss_val: {loss_val.item():.4f}',
+                  f'acc_val: {acc_val.item():.4f}')
     model.eval()
     with torch.no_grad():
         output = model(features, adj_input)
         loss_test = F.nll_loss(output[idx_test], labels[idx_test])
         acc_test = accuracy(output[idx_test], labels[idx_test])
-    print("{} test set results:".format(name), "loss= {:.4f}".format(loss_test.item()),
-          "accuracy= {:.4f}".format(acc_test.item()))
+    print(f"{name} test set results:", f"loss= {loss_test.item():.4f}",
+          f"accuracy= {acc_test.item():.4f}")
     return acc_test.item()
 
 
@@ -221,4 +221,4 @@ print("message passing vs spmm max error below 1e-5:", mp_error < 1e-5)
 gat = GAT(nfeat=n_feat, nhid=8, nclass=n_classes, dropout=0.3, alpha=0.2, nheads=4)
 dense_adj = torch.FloatTensor(adj_np + np.eye(n_nodes, dtype=np.float32))
 gat_acc = fit(gat, dense_adj, "GAT", epochs=40, lr=0.01)
-print("FINAL gcn_acc={:.4f} gat_acc={:.4f}".format(gcn_acc, gat_acc))
+print(f"FINAL gcn_acc={gcn_acc:.4f} gat_acc={gat_acc:.4f}")

@@ -36,7 +36,7 @@ class Summary(Enum):
     COUNT = 3
 
 
-class AverageMeter(object):
+class AverageMeter:
     """Computes and stores the average and current value"""
 
     def __init__(self, name, fmt=':f', summary_type=Summary.AVERAGE):
@@ -72,12 +72,12 @@ class AverageMeter(object):
         elif self.summary_type is Summary.COUNT:
             fmtstr = '{name} {count:.3f}'
         else:
-            raise ValueError('invalid summary type %r' % self.summary_type)
+            raise ValueError('invalid summary type %r' % self.summary_type)  # noqa: UP031  (the example's own line)
 
         return fmtstr.format(**self.__dict__)
 
 
-class ProgressMeter(object):
+class ProgressMeter:
     def __init__(self, num_batches, meters, prefix=""):
         self.batch_fmtstr = self._get_batch_fmtstr(num_batches)
         self.meters = meters
@@ -178,7 +178,7 @@ def train(train_loader, model, criterion, optimizer, epoch, device):
     progress = ProgressMeter(
         len(train_loader),
         [batch_time, data_time, losses, top1, top5],
-        prefix="Epoch: [{}]".format(epoch))
+        prefix=f"Epoch: [{epoch}]")
 
     # switch to train mode
     model.train()
@@ -319,7 +319,7 @@ def main():
     acc1 = validate(val_loader, resumed, criterion, device)
     print("resumed accuracy equals the best: {}; lr {:.4f}".format(
         bool(abs(float(acc1) - float(resumed_best)) < 1e-6), resumed_optimizer.param_groups[0]['lr']))
-    print("FINAL best_acc1={:.3f}".format(float(best_acc1)))
+    print(f"FINAL best_acc1={float(best_acc1):.3f}")
 
 
 if __name__ == '__main__':

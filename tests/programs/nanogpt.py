@@ -164,7 +164,7 @@ class GPT(nn.Module):
                 torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
         # report number of parameters
-        print("number of parameters: %.2fM" % (self.get_num_params() / 1e6,))
+        print("number of parameters: %.2fM" % (self.get_num_params() / 1e6,))  # noqa: UP031  (nanoGPT's own line)
 
     def get_num_params(self, non_embedding=True):
         n_params = sum(p.numel() for p in self.parameters())
@@ -437,7 +437,7 @@ while True:
                 torch.save(checkpoint, os.path.join(out_dir, 'ckpt.pt'))
 
     # forward backward update, with optional gradient accumulation to simulate larger batch size
-    for micro_step in range(gradient_accumulation_steps):
+    for micro_step in range(gradient_accumulation_steps):  # noqa: B007  (nanoGPT's own loop)
         with ctx:
             logits, loss = model(X, Y)
             loss = loss / gradient_accumulation_steps  # scale the loss to account for gradient accumulation
@@ -471,7 +471,7 @@ gptconf = GPTConfig(**checkpoint['model_args'])
 model = GPT(gptconf)
 state_dict = checkpoint['model']
 unwanted_prefix = '_orig_mod.'
-for k, v in list(state_dict.items()):
+for k, v in list(state_dict.items()):  # noqa: B007  (nanoGPT's own loop)
     if k.startswith(unwanted_prefix):
         state_dict[k[len(unwanted_prefix):]] = state_dict.pop(k)
 model.load_state_dict(state_dict)

@@ -36,7 +36,7 @@ def make_split(n):
 
 class APP_MATCHER(Dataset):
     def __init__(self, data, targets):
-        super(APP_MATCHER, self).__init__()
+        super().__init__()
         self.data, self.targets = data, targets
         self.group_examples()
 
@@ -45,7 +45,7 @@ class APP_MATCHER(Dataset):
         np_arr = np.array(self.targets.clone())
         self.grouped_examples = {}
         for i in range(0, NUM_CLASSES):
-            self.grouped_examples[i] = np.where((np_arr == i))[0]
+            self.grouped_examples[i] = np.where(np_arr == i)[0]
 
     def __len__(self):
         return self.data.shape[0]
@@ -92,7 +92,7 @@ class SmallNet(nn.Module):
 
 class SiameseNetwork(nn.Module):
     def __init__(self):
-        super(SiameseNetwork, self).__init__()
+        super().__init__()
         self.backbone = SmallNet()
         self.fc_in_features = self.backbone.fc.in_features
         # remove the last layer (the classifier's fc)
@@ -140,7 +140,7 @@ class AbsDiffSiamese(nn.Module):
 
 class ContrastiveLoss(torch.nn.Module):
     def __init__(self, margin=2.0):
-        super(ContrastiveLoss, self).__init__()
+        super().__init__()
         self.margin = margin
 
     def forward(self, output1, output2, label):
@@ -154,15 +154,14 @@ class ContrastiveLoss(torch.nn.Module):
 def train(model, device, train_loader, optimizer, epoch):
     model.train()
     criterion = nn.BCELoss()
-    for batch_idx, (images_1, images_2, targets) in enumerate(train_loader):
+    for batch_idx, (images_1, images_2, targets) in enumerate(train_loader):  # noqa: B007  (the example's own loop)
         images_1, images_2, targets = images_1.to(device), images_2.to(device), targets.to(device)
         optimizer.zero_grad()
         outputs = model(images_1, images_2).squeeze()
         loss = criterion(outputs, targets)
         loss.backward()
         optimizer.step()
-    print('Train Epoch: {} [{}/{}]\tLoss: {:.6f}'.format(epoch, len(train_loader.dataset),
-                                                        len(train_loader.dataset), loss.item()))
+    print(f'Train Epoch: {epoch} [{len(train_loader.dataset)}/{len(train_loader.dataset)}]\tLoss: {loss.item():.6f}')
 
 
 def test(model, device, test_loader):
@@ -178,8 +177,8 @@ def test(model, device, test_loader):
             pred = torch.where(outputs > 0.5, 1, 0)  # get the index of the max log-probability
             correct += pred.eq(targets.view_as(pred)).sum().item()
     test_loss /= len(test_loader.dataset)
-    print('Test set: Average loss: {:.4f}, Accuracy: {}/{} ({:.0f}%)'.format(
-        test_loss, correct, len(test_loader.dataset), 100. * correct / len(test_loader.dataset)))
+    print(f'Test set: Average loss: {test_loss:.4f}, Accuracy: {correct}/{len(test_loader.dataset)} '
+          f'({100. * correct / len(test_loader.dataset):.0f}%)')
     return correct / len(test_loader.dataset)
 
 
@@ -209,7 +208,7 @@ for epoch in range(1, 4):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    print("abs-diff epoch {}: loss {:.4f}".format(epoch, loss.item()))
+    print(f"abs-diff epoch {epoch}: loss {loss.item():.4f}")
 with torch.no_grad():
     correct = 0
     same_distance, other_distance = [], []
@@ -221,4 +220,4 @@ with torch.no_grad():
         other_distance.append(distance[targets == 0])
     abs_accuracy = correct / len(test_dataset)
     gap = torch.cat(other_distance).mean() - torch.cat(same_distance).mean()
-print("FINAL acc={:.4f} abs_acc={:.4f} distance_gap={:.4f}".format(accuracy, abs_accuracy, gap.item()))
+print(f"FINAL acc={accuracy:.4f} abs_acc={abs_accuracy:.4f} distance_gap={gap.item():.4f}")

@@ -11,8 +11,8 @@ import os
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.init as init
 import torch.nn.functional as F
+import torch.nn.init as init
 import torch.optim as optim
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -22,7 +22,7 @@ torch.manual_seed(seed)
 
 class Net(nn.Module):
     def __init__(self, upscale_factor):
-        super(Net, self).__init__()
+        super().__init__()
 
         self.relu = nn.ReLU()
         self.conv1 = nn.Conv2d(1, 32, (5, 5), (1, 1), (2, 2))
@@ -75,7 +75,7 @@ optimizer = optim.Adam(model.parameters(), lr=3e-3)
 
 def train(epoch):
     epoch_loss = 0
-    for iteration, batch in enumerate(training_data_loader, 1):
+    for iteration, batch in enumerate(training_data_loader, 1):  # noqa: B007  (the count is printed after the loop)
         input, target = batch[0].to(device), batch[1].to(device)
 
         optimizer.zero_grad()
@@ -83,8 +83,8 @@ def train(epoch):
         epoch_loss += loss.item()
         loss.backward()
         optimizer.step()
-    print("===> Epoch {} Complete: Avg. Loss: {:.4f} ({} iterations)".format(
-        epoch, epoch_loss / len(training_data_loader), iteration))
+    print(f"===> Epoch {epoch} Complete: Avg. Loss: {epoch_loss / len(training_data_loader):.4f} "
+          f"({iteration} iterations)")
 
 
 def test(net):
@@ -98,7 +98,7 @@ def test(net):
             psnr = 10 * math.log10(1 / mse.item())
             avg_psnr += psnr
     avg_psnr = avg_psnr / len(testing_data_loader)
-    print("===> Avg. PSNR: {:.4f} dB".format(avg_psnr))
+    print(f"===> Avg. PSNR: {avg_psnr:.4f} dB")
     return avg_psnr
 
 
@@ -107,9 +107,9 @@ for epoch in range(1, 9):
     if epoch % 4 == 0:
         test(model)
 
-model_out_path = "model_epoch_{}.pth".format(epoch)
+model_out_path = f"model_epoch_{epoch}.pth"
 torch.save(model, model_out_path)
-print("Checkpoint saved to {}".format(model_out_path))
+print(f"Checkpoint saved to {model_out_path}")
 
 # super_resolve.py: load the whole pickled model and upscale one image
 loaded = torch.load(model_out_path, weights_only=False)
@@ -125,5 +125,5 @@ with torch.no_grad():
     bicubic = F.interpolate(test_in, scale_factor=upscale_factor, mode="bicubic", align_corners=False)
     bicubic_mse = F.mse_loss(bicubic.clamp(0, 1), test_target)
     psnr_bicubic = (10 * torch.log10(1 / bicubic_mse)).item()
-print("bicubic PSNR: {:.4f} dB".format(psnr_bicubic))
-print("FINAL psnr={:.4f} bicubic_psnr={:.4f}".format(psnr_loaded, psnr_bicubic))
+print(f"bicubic PSNR: {psnr_bicubic:.4f} dB")
+print(f"FINAL psnr={psnr_loaded:.4f} bicubic_psnr={psnr_bicubic:.4f}")

@@ -23,7 +23,7 @@ data = np.sin(x / 1.0 / T).astype("float64")
 
 class Sequence(nn.Module):
     def __init__(self, hidden=24):
-        super(Sequence, self).__init__()
+        super().__init__()
         self.hidden = hidden
         self.lstm1 = nn.LSTMCell(1, hidden)
         self.lstm2 = nn.LSTMCell(hidden, hidden)
@@ -41,7 +41,7 @@ class Sequence(nn.Module):
             h_t2, c_t2 = self.lstm2(h_t, (h_t2, c_t2))
             output = self.linear(h_t2)
             outputs += [output]
-        for i in range(future):  # if we should predict the future
+        for i in range(future):  # if we should predict the future  # noqa: B007  (the example's own loop)
             h_t, c_t = self.lstm1(output, (h_t, c_t))
             h_t2, c_t2 = self.lstm2(h_t, (h_t2, c_t2))
             output = self.linear(h_t2)
@@ -72,13 +72,13 @@ if __name__ == "__main__":
             return loss
 
         loss = optimizer.step(closure)
-        print("loss: %.6f" % loss.item())
+        print("loss: %.6f" % loss.item())  # noqa: UP031  (the example's own line)
         # begin to predict, no need to track gradient here
         with torch.no_grad():
             future = 20
             pred = seq(test_input, future=future)
             loss = criterion(pred[:, :-future], test_target)
-            print("test loss: %.6f" % loss.item())
+            print("test loss: %.6f" % loss.item())  # noqa: UP031  (the example's own line)
             y = pred.detach().numpy()
     print("prediction", y.shape, y.dtype)
-    print("FINAL test_loss=%.6f future_std=%.4f" % (loss.item(), float(y[:, -20:].std())))
+    print("FINAL test_loss=%.6f future_std=%.4f" % (loss.item(), float(y[:, -20:].std())))  # noqa: UP031
