@@ -23,8 +23,8 @@ from torch.distributions import Categorical
 seed = int(os.environ.get("PROGRAM_SEED", "0"))
 torch.manual_seed(seed)
 gamma = 0.99
-log_interval = 20
-max_episodes = 60
+log_interval = 25
+max_episodes = 50
 
 
 class CartPole:
@@ -33,7 +33,7 @@ class CartPole:
     gravity, masscart, masspole, length, force_mag, tau = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
     theta_threshold = 12 * 2 * math.pi / 360
     x_threshold = 2.4
-    max_steps = 80
+    max_steps = 60
 
     def __init__(self, seed):
         self.rng = np.random.RandomState(seed)
