@@ -25,7 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.distributed import destroy_process_group, init_process_group
 from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 # -----------------------------------------------------------------------------
 # model.py
@@ -326,8 +328,24 @@ compile = False
 config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
 config = {k: globals()[k] for k in config_keys}  # will be useful for logging
 
-seed_offset = int(os.environ.get("PROGRAM_SEED", "0"))
-os.makedirs(out_dir, exist_ok=True)
+backend = 'gloo'
+# various inits, derived attributes, I/O setup
+ddp = int(os.environ.get('RANK', -1)) != -1  # is this a ddp run?
+if ddp:
+    init_process_group(backend=backend)
+    ddp_rank = int(os.environ['RANK'])
+    ddp_world_size = int(os.environ['WORLD_SIZE'])
+    master_process = ddp_rank == 0  # this process will do logging, checkpointing etc.
+    seed_offset = ddp_rank  # each process gets a different seed
+else:
+    # if not ddp, we are running on a single gpu, and one process
+    master_process = True
+    seed_offset = int(os.environ.get("PROGRAM_SEED", "0"))
+    ddp_world_size = 1
+tokens_per_iter = gradient_accumulation_steps * ddp_world_size * batch_size * block_size
+print(f"tokens per iteration will be: {tokens_per_iter:,}")
+if master_process:
+    os.makedirs(out_dir, exist_ok=True)
 torch.manual_seed(1337 + seed_offset)
 torch.backends.cuda.matmul.allow_tf32 = True  # allow tf32 on matmul
 torch.backends.cudnn.allow_tf32 = True  # allow tf32 on cudnn
@@ -379,6 +397,9 @@ if compile:
     print("compiling the model... (takes a ~minute)")
     unoptimized_model = model
     model = torch.compile(model)  # requires PyTorch 2.0
+# wrap model into DDP container
+if ddp:
+    model = DDP(model)
 
 
 @torch.no_grad()
@@ -412,7 +433,7 @@ def get_lr(it):
 
 
 X, Y = get_batch('train')  # fetch the very first batch
-raw_model = model
+raw_model = model.module if ddp else model  # unwrap DDP container if needed
 while True:
     # determine and set the learning rate for this iteration
     lr = get_lr(iter_num) if decay_lr else learning_rate
@@ -423,7 +444,7 @@ while True:
     if iter_num % eval_interval == 0:
         losses = estimate_loss()
         print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-        if losses['val'] < best_val_loss or always_save_checkpoint:
+        if master_process and (losses['val'] < best_val_loss or always_save_checkpoint):
             best_val_loss = losses['val']
             if iter_num > 0:
                 checkpoint = {
@@ -460,6 +481,8 @@ while True:
     if iter_num > max_iters:
         break
 
+if ddp:
+    destroy_process_group()
 final_losses = estimate_loss()
 print(f"final: train loss {final_losses['train']:.4f}, val loss {final_losses['val']:.4f}")
 
