@@ -133,3 +133,18 @@ def test_legacy_sparse_constructors_match_torch():
             lib.sparse.FloatTensor(indices, [1.0, 2.0, 3.0], (2, 2))
     with pytest.warns(UserWarning, match="is deprecated"):
         chainrule.sparse.FloatTensor(chainrule.tensor([[0]]), chainrule.tensor([1.0]), (2,))
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.sparse_coo_tensor(lib.zeros(2, 0, dtype=lib.int64), lib.zeros(0), (2, 3)),
+    lambda lib: lib.sparse_coo_tensor([[0, 1], [1, 0]], [1.0, 2.0], (2, 2), dtype=lib.float64),
+    lambda lib: lib.sparse_coo_tensor([[0, 1]], [1, 2], (3,), dtype=lib.int32),
+    lambda lib: lib.sparse_coo_tensor([[0, 1]], [True, False], (3,)),
+    lambda lib: lib.sparse_coo_tensor([[0, 1], [1, 0]], lib.arange(240.0).view(2, 3, 40), (2, 2, 3, 40)),
+    lambda lib: lib.sparse_coo_tensor(lib.arange(300).view(1, 300), lib.arange(300.0), (300,)),
+], ids=["empty", "float64", "int32", "bool", "hybrid_wide", "summarised"])
+def test_repr_matches_torch(make):
+    """torch's sparse repr: parts without their own dtype, an empty part's size, the suffixes on a
+    new line with a non-default dtype before the layout."""
+    ours, theirs = _both(make)
+    assert repr(ours).replace("chainrule.", "torch.") == repr(theirs)

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _dtype
 from ._backend import array_module
+from ._format import add_suffixes, array_body
 from ._layout import sparse_coo
 from .ops.creation import _to_array
 from .ops.linalg import matmul as _matmul
@@ -132,13 +133,24 @@ class SparseCOOTensor(Tensor):
         return self
 
     def __repr__(self) -> str:
+        # torch's _str_intern for sparse COO: the parts' bodies without their own dtype (the
+        # tensor's dtype is a suffix of the whole), an empty part's size stated, then device,
+        # size, nnz, dtype (unless a default one) and layout
         indices, values, _ = self._coo
-        # torch's layout: each part's continuation lines line up under its first line
-        index_text = repr(Tensor._make(indices)).replace("\n", "\n" + " " * len("tensor(indices="))
-        value_text = repr(Tensor._make(values)).replace("\n", "\n" + " " * len("       values="))
-        device = "" if self.device.type == "cpu" else f", device='{self.device}'"
-        return (f"tensor(indices={index_text},\n       values={value_text},\n"
-                f"       size={tuple(self.shape)}, nnz={indices.shape[1]}{device}, layout={sparse_coo})")
+        indent = len("tensor(")
+        parts = []
+        for name, array in (("indices", indices), ("values", values)):
+            prefix = f"{name}=tensor("
+            body = array_body(array, indent + len(prefix)) if array.size else "[]"
+            if array.size == 0:
+                body += f", size={tuple(array.shape)}"
+            parts.append(prefix + body + ")")
+        suffixes = [] if self.device.type == "cpu" else [f"device='{self.device}'"]
+        suffixes += [f"size={tuple(self.shape)}", f"nnz={indices.shape[1]}"]
+        if self.dtype not in (_dtype.get_default_dtype(), _dtype.int64, _dtype.bool):
+            suffixes.append(f"dtype={self.dtype!r}")
+        suffixes.append(f"layout={sparse_coo}")
+        return add_suffixes("tensor(" + (",\n" + " " * indent).join(parts), suffixes, indent, force_newline=True)
 
 
 def _index_array(indices):
