@@ -66,7 +66,7 @@ class Layer(nn.Linear):
                  bias=True, device=None, dtype=None):
         super().__init__(in_features, out_features, bias, device, dtype)
         self.relu = torch.nn.ReLU()
-        self.opt = Adam(self.parameters(), lr=0.03)
+        self.opt = Adam(self.parameters(), lr=0.06)
         self.threshold = 2.0
         self.num_epochs = 200
 

@@ -165,7 +165,7 @@ class TinyResNet(nn.Module):
 
 def make_split(n, rng, prototypes):
     y = rng.randint(0, 10, n)
-    x = prototypes[y] + 0.8 * rng.randn(n, 3, 12, 12)
+    x = prototypes[y] + 0.5 * rng.randn(n, 3, 12, 12)
     return torch.utils.data.TensorDataset(torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y))
 
 

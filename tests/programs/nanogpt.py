@@ -532,5 +532,6 @@ with torch.no_grad():
             total += len(sampled_words)
             print(f"sample {k}: {len(y[0])} characters")
 word_hit_rate = hits / max(total, 1)
-print(f"FINAL val_loss={final_losses['val'].item():.4f} train_loss={final_losses['train'].item():.4f} "
-      f"word_hit_rate={word_hit_rate:.3f}")
+# the hit rate of a few sampled words varies too much from seed to seed to be banded; it is printed
+print(f"sampled words found in the text: {word_hit_rate:.3f}")
+print(f"FINAL val_loss={final_losses['val'].item():.4f} train_loss={final_losses['train'].item():.4f}")

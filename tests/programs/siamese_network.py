@@ -200,7 +200,7 @@ for epoch in range(1, 5):
 abs_model = AbsDiffSiamese()
 contrastive = ContrastiveLoss(margin=2.0)
 bce = nn.BCEWithLogitsLoss()
-optimizer = optim.Adam(abs_model.parameters(), lr=3e-3)
+optimizer = optim.Adam(abs_model.parameters(), lr=1e-2)
 for epoch in range(1, 4):
     for images_1, images_2, targets in train_loader:
         logits, o1, o2 = abs_model(images_1, images_2)
