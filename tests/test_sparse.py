@@ -119,7 +119,7 @@ def test_legacy_sparse_constructors_match_torch():
             assert built.is_sparse and str(built.dtype).split(".")[1] == str(values.dtype).split(".")[1]
             assert built.to_dense().tolist() == [[0, 1], [2, 3]]
         inferred = lib.sparse.FloatTensor(indices, lib.tensor([1.0, 2.0, 3.0]))
-        assert tuple(inferred.shape) == (2, 2)
+        assert tuple(inferred.shape) == (2, 2) and inferred.type() == "torch.sparse.FloatTensor"
         assert isinstance(inferred, lib.sparse.FloatTensor) and not isinstance(inferred, lib.sparse.DoubleTensor)
         assert not isinstance(inferred, lib.FloatTensor) and not isinstance(inferred.to_dense(), lib.sparse.FloatTensor)
         empty = lib.sparse.FloatTensor(2, 3)
