@@ -104,3 +104,47 @@ def test_errors():
         chainrule.sparse_coo_tensor([[0], [0]], [1.0], (100_000, 100_000))
     with pytest.raises(RuntimeError, match="cannot require grad"):
         chainrule.sparse_coo_tensor([[0]], [1.0], (2,), requires_grad=True)
+
+
+@pytest.mark.filterwarnings("ignore:.*is deprecated")
+def test_legacy_sparse_constructors_match_torch():
+    """pygcn's ``torch.sparse.FloatTensor(indices, values, shape)``: the values keep their dtype
+    (whatever the type's name, as in torch), sizes alone give an empty sparse tensor, and
+    isinstance tells the sparse legacy types from the dense ones."""
+    for lib in (chainrule, torch):
+        indices = lib.tensor([[0, 1, 1], [1, 0, 1]])
+        for values in (lib.tensor([1.0, 2.0, 3.0]), lib.tensor([1.0, 2.0, 3.0], dtype=lib.float64),
+                       lib.tensor([1, 2, 3])):
+            built = lib.sparse.FloatTensor(indices, values, lib.Size([2, 2]))
+            assert built.is_sparse and str(built.dtype).split(".")[1] == str(values.dtype).split(".")[1]
+            assert built.to_dense().tolist() == [[0, 1], [2, 3]]
+        inferred = lib.sparse.FloatTensor(indices, lib.tensor([1.0, 2.0, 3.0]))
+        assert tuple(inferred.shape) == (2, 2) and inferred.type() == "torch.sparse.FloatTensor"
+        assert isinstance(inferred, lib.sparse.FloatTensor) and not isinstance(inferred, lib.sparse.DoubleTensor)
+        assert not isinstance(inferred, lib.FloatTensor) and not isinstance(inferred.to_dense(), lib.sparse.FloatTensor)
+        empty = lib.sparse.FloatTensor(2, 3)
+        assert empty.is_sparse and tuple(empty.shape) == (2, 3) and empty._nnz() == 0
+        assert str(empty.dtype).endswith("float32") and empty.to_dense().tolist() == [[0.0] * 3] * 2
+        assert tuple(lib.sparse.FloatTensor().shape) == (0,)
+        assert str(lib.sparse.LongTensor(lib.Size([4])).dtype).endswith("int64")
+        with pytest.raises(TypeError):
+            lib.sparse.FloatTensor([1.0, 2.0])
+        with pytest.raises(TypeError):
+            lib.sparse.FloatTensor(indices, [1.0, 2.0, 3.0], (2, 2))
+    with pytest.warns(UserWarning, match="is deprecated"):
+        chainrule.sparse.FloatTensor(chainrule.tensor([[0]]), chainrule.tensor([1.0]), (2,))
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.sparse_coo_tensor(lib.zeros(2, 0, dtype=lib.int64), lib.zeros(0), (2, 3)),
+    lambda lib: lib.sparse_coo_tensor([[0, 1], [1, 0]], [1.0, 2.0], (2, 2), dtype=lib.float64),
+    lambda lib: lib.sparse_coo_tensor([[0, 1]], [1, 2], (3,), dtype=lib.int32),
+    lambda lib: lib.sparse_coo_tensor([[0, 1]], [True, False], (3,)),
+    lambda lib: lib.sparse_coo_tensor([[0, 1], [1, 0]], lib.arange(240.0).view(2, 3, 40), (2, 2, 3, 40)),
+    lambda lib: lib.sparse_coo_tensor(lib.arange(300).view(1, 300), lib.arange(300.0), (300,)),
+], ids=["empty", "float64", "int32", "bool", "hybrid_wide", "summarised"])
+def test_repr_matches_torch(make):
+    """torch's sparse repr: parts without their own dtype, an empty part's size, the suffixes on a
+    new line with a non-default dtype before the layout."""
+    ours, theirs = _both(make)
+    assert repr(ours).replace("chainrule.", "torch.") == repr(theirs)

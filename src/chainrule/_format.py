@@ -169,15 +169,17 @@ def _array_str(array, indent: int, summarize: bool, formatter: _Formatter) -> st
     return "[" + ("," + "\n" * (array.ndim - 1) + " " * (indent + 1)).join(slices) + "]"
 
 
-def _add_suffixes(text: str, suffixes: list, indent: int) -> str:
+def add_suffixes(text: str, suffixes: list, indent: int, force_newline: bool = False) -> str:
+    """``text``, then torch's ``, key=value`` suffixes wrapped at the line width, then ``)``."""
     parts = [text]
     last_line_len = len(text) - text.rfind("\n") + 1
     for suffix in suffixes:
         # wrap where torch wraps: measure "dtype=chainrule.x" as torch's "dtype=torch.x"
         width = len(suffix) - _NAME_EXTRA * suffix.count("chainrule.")
-        if last_line_len + width + 2 > PRINT_OPTS.linewidth:
+        if force_newline or last_line_len + width + 2 > PRINT_OPTS.linewidth:
             parts.append(",\n" + " " * indent + suffix)
             last_line_len = indent + width
+            force_newline = False  # only the first suffix is forced onto its own line (sparse reprs)
         else:
             parts.append(", " + suffix)
             last_line_len += width + 2
@@ -185,8 +187,22 @@ def _add_suffixes(text: str, suffixes: list, indent: int) -> str:
     return "".join(parts)
 
 
+def _host(array) -> np.ndarray:
+    return array if isinstance(array, np.ndarray) else np.asarray(array.get())
+
+
+def array_body(array, indent: int) -> str:
+    """The bracketed values of a non-empty array as torch prints them, lines indented by ``indent``."""
+    array = _host(array)
+    if array.dtype == np.float16:
+        array = array.astype(np.float32)
+    summarize = array.size > PRINT_OPTS.threshold
+    formatter = _Formatter(_summarized(array) if summarize else array)
+    return _array_str(array, indent, summarize, formatter)
+
+
 def format_tensor(t) -> str:
-    array = t._data if isinstance(t._data, np.ndarray) else np.asarray(t._data.get())
+    array = _host(t._data)
     prefix = "tensor("
     indent = len(prefix)
     suffixes = []
@@ -200,19 +216,15 @@ def format_tensor(t) -> str:
         if dtype is not _dtype.get_default_dtype():
             suffixes.append(f"dtype={dtype!r}")
     else:
-        if array.dtype == np.float16:
-            array = array.astype(np.float32)
         if not PRINT_OPTS.edgeitems:
             # with no edge items shown, torch states the size instead
             suffixes.append(f"size={tuple(array.shape)}")
-        summarize = array.size > PRINT_OPTS.threshold
-        formatter = _Formatter(_summarized(array) if summarize else array)
-        body = _array_str(array, indent, summarize, formatter)
+        body = array_body(array, indent)
         if dtype not in (_dtype.get_default_dtype(), _dtype.int64, _dtype.bool):
             suffixes.append(f"dtype={dtype!r}")
     if t.grad_fn is not None:
         suffixes.append(f"grad_fn=<{t.grad_fn.name()}>")
     elif t.requires_grad:
         suffixes.append("requires_grad=True")
-    text = _add_suffixes(prefix + body, suffixes, indent)
+    text = add_suffixes(prefix + body, suffixes, indent)
     return ("Parameter containing:\n" + text) if type(t).__name__ == "Parameter" else text

@@ -43,7 +43,9 @@ class tensortype(type):
     is_sparse = False
 
     def __instancecheck__(cls, instance) -> bool:
-        return isinstance(instance, Tensor) and instance.dtype is cls.dtype and instance.is_cuda == cls.is_cuda
+        # a sparse tensor is an instance of chainrule.sparse.FloatTensor, not of FloatTensor, as in torch
+        return (isinstance(instance, Tensor) and instance.dtype is cls.dtype and instance.is_cuda == cls.is_cuda
+                and not instance.is_sparse)
 
     def __repr__(cls) -> str:
         return f"<class '{cls.__module__}.{cls.__qualname__}'>"

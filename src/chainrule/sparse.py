@@ -16,16 +16,22 @@ grad.
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 
 import numpy as np
 
+from . import _dtype
 from ._backend import array_module
+from ._format import add_suffixes, array_body
 from ._layout import sparse_coo
 from .ops.creation import _to_array
 from .ops.linalg import matmul as _matmul
-from .tensor import Tensor
+from .tensor import Size, Tensor
 
-__all__ = ["mm", "sum", "spmm", "sparse_coo_tensor", "SparseCOOTensor", "MAX_DENSE_ELEMENTS"]
+__all__ = ["mm", "sum", "spmm", "sparse_coo_tensor", "SparseCOOTensor", "MAX_DENSE_ELEMENTS",
+           "FloatTensor", "DoubleTensor", "HalfTensor", "ByteTensor", "CharTensor", "ShortTensor", "IntTensor",
+           "LongTensor"]
 
 # 2**28 float32 elements is 1 GiB of dense backing
 MAX_DENSE_ELEMENTS = 1 << 28
@@ -127,13 +133,24 @@ class SparseCOOTensor(Tensor):
         return self
 
     def __repr__(self) -> str:
+        # torch's _str_intern for sparse COO: the parts' bodies without their own dtype (the
+        # tensor's dtype is a suffix of the whole), an empty part's size stated, then device,
+        # size, nnz, dtype (unless a default one) and layout
         indices, values, _ = self._coo
-        # torch's layout: each part's continuation lines line up under its first line
-        index_text = repr(Tensor._make(indices)).replace("\n", "\n" + " " * len("tensor(indices="))
-        value_text = repr(Tensor._make(values)).replace("\n", "\n" + " " * len("       values="))
-        device = "" if self.device.type == "cpu" else f", device='{self.device}'"
-        return (f"tensor(indices={index_text},\n       values={value_text},\n"
-                f"       size={tuple(self.shape)}, nnz={indices.shape[1]}{device}, layout={sparse_coo})")
+        indent = len("tensor(")
+        parts = []
+        for name, array in (("indices", indices), ("values", values)):
+            prefix = f"{name}=tensor("
+            body = array_body(array, indent + len(prefix)) if array.size else "[]"
+            if array.size == 0:
+                body += f", size={tuple(array.shape)}"
+            parts.append(prefix + body + ")")
+        suffixes = [] if self.device.type == "cpu" else [f"device='{self.device}'"]
+        suffixes += [f"size={tuple(self.shape)}", f"nnz={indices.shape[1]}"]
+        if self.dtype not in (_dtype.get_default_dtype(), _dtype.int64, _dtype.bool):
+            suffixes.append(f"dtype={self.dtype!r}")
+        suffixes.append(f"layout={sparse_coo}")
+        return add_suffixes("tensor(" + (",\n" + " " * indent).join(parts), suffixes, indent, force_newline=True)
 
 
 def _index_array(indices):
@@ -221,3 +238,56 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
     result = dense.sum() if dim is None else dense.sum(dim)
     return result if dtype is None else result.to(dtype)
 
+
+class _SparseLegacyType(type):
+    """torch.sparse.FloatTensor and its siblings, the legacy constructors of pygcn-era scripts:
+    ``FloatTensor(indices, values[, size])`` wraps ``values`` as they are (torch keeps their dtype
+    whatever the type's name), ``FloatTensor(*sizes)`` is an empty sparse tensor, and
+    ``isinstance(x, FloatTensor)`` asks for a sparse tensor of that dtype on the CPU."""
+
+    dtype: _dtype.dtype
+
+    def __instancecheck__(cls, instance) -> bool:
+        return isinstance(instance, SparseCOOTensor) and instance.dtype is cls.dtype and not instance.is_cuda
+
+    def __repr__(cls) -> str:
+        return f"<class 'chainrule.sparse.{cls.__qualname__}'>"
+
+    def __call__(cls, *args, device=None) -> SparseCOOTensor:
+        name = f"chainrule.sparse.{cls.__qualname__}"
+        if len(args) in (2, 3) and isinstance(args[0], Tensor) and isinstance(args[1], Tensor):
+            size = args[2] if len(args) == 3 else None
+            if size is not None and not (isinstance(size, (tuple, list))
+                                         and all(isinstance(s, numbers.Integral) for s in size)):
+                raise TypeError(f"{name}(indices, values, size): size must be a tuple of ints, got {size!r}")
+            warnings.warn(f"{name}(indices, values, shape) is deprecated. Please use "
+                          "chainrule.sparse_coo_tensor(indices, values, shape)", UserWarning, stacklevel=2)
+            return sparse_coo_tensor(args[0], args[1], size, device=device)
+        sizes = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list, Size)) else args
+        if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in sizes):
+            raise TypeError(f"{name}(): expected (indices: Tensor, values: Tensor[, size: tuple of ints]) or sizes, "
+                            f"got ({', '.join(type(a).__name__ for a in args)})")
+        sizes = tuple(int(s) for s in sizes) or (0,)  # torch: no arguments is an empty 1-d tensor
+        if any(s < 0 for s in sizes):
+            raise RuntimeError(f"{name}(): negative dimension {min(sizes)} in size {list(sizes)}")
+        warnings.warn(f"{name}(shape) is deprecated. Please use chainrule.sparse_coo_tensor(shape)",
+                      UserWarning, stacklevel=2)
+        no_entries = np.zeros((len(sizes), 0), dtype=np.int64)
+        return sparse_coo_tensor(no_entries, Tensor._make(np.zeros(0, dtype=cls.dtype.np)), sizes,
+                                 device=device)
+
+
+def _sparse_legacy_type(name: str, dtype: _dtype.dtype) -> _SparseLegacyType:
+    return _SparseLegacyType(name, (), {"dtype": dtype, "__module__": "chainrule.sparse", "__qualname__": name,
+                                        "__doc__": f"chainrule.sparse.{name}: sparse COO tensors of dtype {dtype!r} "
+                                                   "(torch's legacy type)"})
+
+
+FloatTensor = _sparse_legacy_type("FloatTensor", _dtype.float32)
+DoubleTensor = _sparse_legacy_type("DoubleTensor", _dtype.float64)
+HalfTensor = _sparse_legacy_type("HalfTensor", _dtype.float16)
+ByteTensor = _sparse_legacy_type("ByteTensor", _dtype.uint8)
+CharTensor = _sparse_legacy_type("CharTensor", _dtype.int8)
+ShortTensor = _sparse_legacy_type("ShortTensor", _dtype.int16)
+IntTensor = _sparse_legacy_type("IntTensor", _dtype.int32)
+LongTensor = _sparse_legacy_type("LongTensor", _dtype.int64)

@@ -408,7 +408,8 @@ class Tensor:
         if kwargs:
             raise TypeError(f"type() got unexpected keyword arguments {sorted(kwargs)}")
         if dtype is None:
-            return f"torch.{'cuda.' if self.is_cuda else ''}{_TYPE_NAMES[self.dtype.name]}"
+            layout = "sparse." if self.is_sparse else ""  # torch.sparse.FloatTensor, torch.cuda.sparse.FloatTensor
+            return f"torch.{'cuda.' if self.is_cuda else ''}{layout}{_TYPE_NAMES[self.dtype.name]}"
         if isinstance(dtype, str) or isinstance(getattr(dtype, "dtype", None), _dtype.dtype):
             target, on_cuda = legacy_type_of(dtype)
             return self.to("cuda" if on_cuda else "cpu", target, non_blocking=non_blocking)

@@ -36,7 +36,9 @@ PROGRAMS = program_names()
 
 # The one place a program is allowed to fail on chainrule: name -> what breaks (mostly pieces
 # being built on other branches). Delete an entry when its fix lands; a passing entry shows as XPASS.
-KNOWN_FAILING: dict[str, str] = {}
+KNOWN_FAILING: dict[str, str] = {
+    "nanogpt": "torch.bfloat16 (nanoGPT's dtype table) is not defined yet: being added on the bf16 branch",
+}
 
 
 def check_against_calibration(result: Result) -> None:
