@@ -12,6 +12,7 @@ from ._dtype import (
     bool, double, dtype, float, float16, float32, float64, get_default_dtype, half, int, int8,
     int16, int32, int64, long, promote_types, set_default_dtype, short, uint8,
 )
+from ._dtype import bfloat16, uint16, uint32, uint64
 from .tensor import Size, Tensor
 from .autograd.grad_mode import (
     enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
@@ -174,7 +175,8 @@ class finfo:
         self.dtype = _dtype.to_dtype(type) if type is not None else get_default_dtype()
         if not self.dtype.is_floating_point:
             raise TypeError(f"finfo: expected a floating point dtype, got {self.dtype!r}")
-        limits = _np.finfo(self.dtype.np)
+        # NumPy's finfo refuses ml_dtypes' bfloat16, whose own finfo has the same fields
+        limits = _np.finfo(self.dtype.np) if self.dtype is not bfloat16 else _ml_dtypes_finfo(self.dtype.np)
         self.bits = limits.bits
         self.eps = _builtins.float(limits.eps)
         self.max = _builtins.float(limits.max)
@@ -185,6 +187,12 @@ class finfo:
     def __repr__(self) -> str:
         return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "
                 f"smallest_normal={self.smallest_normal:g}, tiny={self.tiny:g}, dtype={self.dtype.name})")
+
+
+def _ml_dtypes_finfo(np_dtype):
+    import ml_dtypes
+
+    return ml_dtypes.finfo(np_dtype)
 
 
 class iinfo:

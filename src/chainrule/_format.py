@@ -200,7 +200,7 @@ def format_tensor(t) -> str:
         if dtype is not _dtype.get_default_dtype():
             suffixes.append(f"dtype={dtype!r}")
     else:
-        if array.dtype == np.float16:
+        if array.dtype == np.float16 or dtype is _dtype.bfloat16:  # torch formats both via float32
             array = array.astype(np.float32)
         if not PRINT_OPTS.edgeitems:
             # with no edge items shown, torch states the size instead

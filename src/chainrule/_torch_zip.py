@@ -134,7 +134,7 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     t = Tensor._make(array)
     storage.views.append(array)
     if requires_grad:
-        if array.dtype.kind != "f":
+        if array.dtype.kind not in "fV":
             raise _invalid(f"a tensor of dtype {array.dtype} requires grad")
         t._requires_grad = True
     return t

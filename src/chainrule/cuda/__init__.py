@@ -296,8 +296,8 @@ def get_device_capability(device=None) -> tuple:
 
 
 def is_bf16_supported(including_emulation: bool = True) -> bool:
-    """False: chainrule has no bfloat16 dtype on any device (CuPy 14's bfloat16 needs ml_dtypes,
-    and chainrule's dtype table has no entry for it)."""
+    """False: chainrule's bfloat16 (through ml_dtypes) runs on the CPU only; CuPy has no bfloat16
+    arrays (cupy/cupy#7527), so a bfloat16 tensor moved to 'cuda' raises."""
     return False
 
 

@@ -141,7 +141,7 @@ def histc(input: Tensor, bins: int = 100, min: float = 0, max: float = 0) -> Ten
     range when both are 0; widened by 1 each side when empty), in the input's dtype. Elements
     outside the range are ignored; the maximum falls in the last bin."""
     x = input._data
-    if x.dtype.kind != "f":
+    if x.dtype.kind not in "fV":
         raise NotImplementedError(f'"histogram_cpu" not implemented for \'{input.dtype.name}\': '
                                   "histc takes a floating tensor")
     if bins <= 0:

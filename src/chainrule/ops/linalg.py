@@ -781,7 +781,7 @@ def _check_square(A: Tensor, op: str) -> None:
     if shape[-1] != shape[-2]:
         raise RuntimeError(f"{op}: A must be batches of square matrices, but they are {shape[-2]} by "
                            f"{shape[-1]} matrices")
-    if A._data.dtype.kind != "f":
+    if A._data.dtype.kind not in "fV":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
                            f"{_INTEGRAL_SCALAR_NAMES.get(A.dtype.name, A.dtype.name)}")
 
