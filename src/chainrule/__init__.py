@@ -124,7 +124,12 @@ from ._config import (  # noqa: E402
     use_deterministic_algorithms,
 )
 from ._format import get_printoptions, set_printoptions  # noqa: E402
-from .amp import autocast  # noqa: E402
+from .amp import (  # noqa: E402
+    autocast, autocast_decrement_nesting, autocast_increment_nesting, clear_autocast_cache, get_autocast_cpu_dtype,
+    get_autocast_dtype, get_autocast_gpu_dtype, is_autocast_cache_enabled, is_autocast_cpu_enabled,
+    is_autocast_enabled, set_autocast_cache_enabled, set_autocast_cpu_dtype, set_autocast_cpu_enabled,
+    set_autocast_dtype, set_autocast_enabled, set_autocast_gpu_dtype,
+)
 
 # ``from .ops import linalg`` above bound the op module itself; torch.linalg is the namespace
 # module (the same functions, plus NotImplementedError for the decompositions not yet written)

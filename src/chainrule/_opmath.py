@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dtype
+from ._backend import autocast_hook
 
 # ops that accumulate (sums, products of matrices, normalisation statistics) or chain several
 # NumPy steps whose intermediate bfloat16 rounding torch does not have
@@ -46,16 +47,6 @@ CPU_FLOAT32_OPS = frozenset({
 _FLOAT32 = np.dtype(np.float32)
 
 
-class _State:
-    """``cpu_autocast``: the dtype CPU autocast lowers to while a region is on, else None."""
-
-    __slots__ = ("cpu_autocast",)
-
-    def __init__(self) -> None:
-        self.cpu_autocast = None
-
-
-state = _State()
 # called with ``run`` when the hook is first needed (autograd.function registers its setter)
 hook_setters: list = []
 _installed = False
@@ -73,13 +64,14 @@ def install() -> None:
 def _cast_for_cpu_autocast(arrays: list, op, lower) -> None:
     """torch's CPU autocast, in place on the op's arrays: its lower-precision list takes float32
     inputs down to ``lower``, its float32 list takes lower-precision inputs up to float32."""
+    # only NumPy arrays: device arrays belong to CUDA autocast (the device seam in _backend)
     if op in CPU_LOWER_PRECISION_OPS:
         for i, array in enumerate(arrays):
-            if getattr(array, "dtype", None) == _FLOAT32:
+            if type(array) is np.ndarray and array.dtype == _FLOAT32:
                 arrays[i] = array.astype(lower)
     elif op in CPU_FLOAT32_OPS:
         for i, array in enumerate(arrays):
-            if getattr(array, "dtype", None) == lower:
+            if type(array) is np.ndarray and array.dtype == lower:
                 arrays[i] = array.astype(_FLOAT32)
 
 
@@ -90,7 +82,7 @@ def run(cls, ctx, arrays: list, params: dict):
     op's input tensors.
     """
     op = getattr(cls, "label", None)
-    lower = state.cpu_autocast
+    lower = autocast_hook.cpu_dtype
     if lower is not None:
         _cast_for_cpu_autocast(arrays, op, lower)
     bfloat16 = _dtype._bfloat16_np
