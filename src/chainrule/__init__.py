@@ -180,8 +180,7 @@ class finfo:
         self.dtype = _dtype.to_dtype(type) if type is not None else get_default_dtype()
         if not self.dtype.is_floating_point:
             raise TypeError(f"finfo: expected a floating point dtype, got {self.dtype!r}")
-        # NumPy's finfo refuses ml_dtypes' bfloat16, whose own finfo has the same fields
-        limits = _np.finfo(self.dtype.np) if self.dtype is not bfloat16 else _ml_dtypes_finfo(self.dtype.np)
+        limits = _dtype.finfo_of(self.dtype.np)
         self.bits = limits.bits
         self.eps = _builtins.float(limits.eps)
         self.max = _builtins.float(limits.max)
@@ -192,12 +191,6 @@ class finfo:
     def __repr__(self) -> str:
         return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "
                 f"smallest_normal={self.smallest_normal:g}, tiny={self.tiny:g}, dtype={self.dtype.name})")
-
-
-def _ml_dtypes_finfo(np_dtype):
-    import ml_dtypes
-
-    return ml_dtypes.finfo(np_dtype)
 
 
 class iinfo:

@@ -101,6 +101,15 @@ def _load_bfloat16():
     return _bfloat16_np
 
 
+def finfo_of(np_dtype):
+    """NumPy's finfo for a float array dtype; ml_dtypes' (the same fields) for bfloat16, which NumPy's refuses."""
+    if np.dtype(np_dtype).kind == "V":
+        import ml_dtypes
+
+        return ml_dtypes.finfo(np_dtype)
+    return np.finfo(np_dtype)
+
+
 _ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool, bfloat16, uint16, uint32, uint64)
 _BY_NP = {d.np: d for d in _ALL if d is not bfloat16}
 _BY_NAME = {d.name: d for d in _ALL}

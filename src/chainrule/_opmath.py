@@ -18,8 +18,8 @@ import numpy as np
 from . import _dtype
 from ._backend import autocast_hook
 
-# ops that accumulate (sums, products of matrices, normalisation statistics) or chain several
-# NumPy steps whose intermediate bfloat16 rounding torch does not have
+# ops that accumulate (sums, products of matrices, normalisation statistics), chain several NumPy
+# steps whose intermediate bfloat16 rounding torch does not have, or order values
 ACCUMULATE_IN_FLOAT32 = frozenset({
     "sum", "mean", "prod", "prod_of_others", "var", "std", "norm", "cumsum", "cumsum_backward", "cumprod",
     "logsumexp", "logcumsumexp", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
@@ -32,6 +32,9 @@ ACCUMULATE_IN_FLOAT32 = frozenset({
     "hardswish", "hardsigmoid", "logit", "xlogy", "hypot", "atan2",
     "recurrent_layer", "recurrent_layer_backward", "rnn", "lstm", "gru", "rnn_backward", "lstm_backward",
     "gru_backward", "polygamma", "mvlgamma", "igamma", "igammac", "zeta",
+    # ml_dtypes' bfloat16 sorts NaN in place rather than last, so ordering ops sort the (exact) float32 widening
+    "sort", "topk", "median", "kthvalue", "mode", "max", "min", "amax", "amin", "cummax", "cummin",
+    "cumulative extremum",
 })
 
 # torch's CPU autocast lists (torch.amp docs, "CPU Ops that can autocast to bfloat16" and "... to

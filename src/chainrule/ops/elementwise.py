@@ -1005,7 +1005,13 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
 def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=None) -> Tensor:
     xp = array_module(input)
     finite = isfinite(input)
-    replaced = Tensor._make(xp.nan_to_num(input._data, nan=nan, posinf=posinf, neginf=neginf))
+    data = input._data
+    if data.dtype.kind == "V":  # NumPy's nan_to_num skips ml_dtypes' bfloat16: replace in float32, limits bfloat16's
+        limits = _dtype.finfo_of(data.dtype)
+        posinf = float(limits.max) if posinf is None else posinf
+        neginf = float(limits.min) if neginf is None else neginf
+        data = data.astype(np.float32)
+    replaced = Tensor._make(xp.nan_to_num(data, nan=nan, posinf=posinf, neginf=neginf).astype(input._data.dtype))
     return where(finite, input, replaced)
 
 

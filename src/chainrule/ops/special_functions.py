@@ -581,7 +581,9 @@ def ldexp(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.ldexp: input·2^other (torch computes it as that product)."""
     # (torch's gradient for an integer ``other`` is grad·pow(2, other) in integers: 0 wherever other < 0;
     # chainrule's is the true 2^other there)
-    power = pow(2.0, _cast(other, _dtype.get_default_dtype()) if other._data.dtype.kind not in "fV" else other)
+    # an integer exponent takes a floating input's dtype, as torch's promotion gives (bfloat16 stays bfloat16)
+    power_dtype = input.dtype if input._data.dtype.kind in "fV" else _dtype.get_default_dtype()
+    power = pow(2.0, _cast(other, power_dtype) if other._data.dtype.kind not in "fV" else other)
     result = name_node(mul(input, power), "LdexpBackward0", label="ldexp", rule="∂/∂a = 2^b, ∂/∂b = a·2^b·log 2")
     return result if out is None else write_out(result, out, "ldexp")
 

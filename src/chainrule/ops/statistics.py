@@ -143,6 +143,8 @@ def _nanmedian_index(x, axis: int):
     """The lower middle non-NaN element's index along ``axis`` (NaN sorts last; an all-NaN slice
     gives its first NaN)."""
     xp = array_module(x)
+    if x.dtype.kind == "V":  # ml_dtypes' bfloat16 sorts NaN in place, not last: sort it widened (exact)
+        x = x.astype(np.float32)
     order = xp.argsort(x, axis=axis, kind="stable")
     count = x.shape[axis] - xp.isnan(x).sum(axis=axis, keepdims=True)
     position = xp.maximum((count - 1) // 2, 0)
@@ -334,7 +336,7 @@ class Logcumsumexp(Function):
         # log is the dtype's lowest finite value, not -inf (as torch): -inf would give inf - inf
         # = NaN in the gradient of this rule (create_graph), while exp(lowest + a) is exactly 0.
         # The inner where keeps log's own gradient finite at g = 0.
-        lowest = float(array_module(grad).finfo(grad._data.dtype).min)
+        lowest = float(_dtype.finfo_of(grad._data.dtype).min)
         positive, negative = grad > 0, grad < 0
         log_positive = where(positive, where(positive, grad, 1.0).log(), lowest)
         log_negative = where(negative, where(negative, -grad, 1.0).log(), lowest)
