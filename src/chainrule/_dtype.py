@@ -101,6 +101,14 @@ def _load_bfloat16():
     return _bfloat16_np
 
 
+def bfloat16_from_bits(bits: np.ndarray) -> np.ndarray:
+    """Stored bfloat16 bits (uint16, as torch and safetensors write them) as a bfloat16 array, or,
+    without ml_dtypes, widened exactly to float32 (a bfloat16 is the top half of a float32)."""
+    if has_bfloat16():
+        return bits.view(_load_bfloat16())
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
 def finfo_of(np_dtype):
     """NumPy's finfo for a float array dtype; ml_dtypes' (the same fields) for bfloat16, which NumPy's refuses."""
     if np.dtype(np_dtype).kind == "V":
