@@ -262,4 +262,11 @@ def to_device(array, dev: device):
         with xp.cuda.Device(index):  # another GPU's array: a peer copy onto the asked one
             return xp.array(array, copy=True)
     with xp.cuda.Device(index):  # made on the GPU the device names, not the current one
-        return xp.asarray(np.asarray(array, order="C"))
+        try:
+            return xp.asarray(np.asarray(array, order="C"))
+        except (TypeError, ValueError) as error:
+            if getattr(array, "dtype", None) is None or array.dtype.name != "bfloat16":
+                raise
+            raise TypeError(f"a bfloat16 tensor can't move to {dev}: CuPy {getattr(xp, '__version__', '?')} has no "
+                            "bfloat16 arrays (CuPy 14 added them through ml_dtypes); upgrade CuPy, or keep "
+                            "bfloat16 on the CPU") from error
