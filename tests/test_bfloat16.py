@@ -17,10 +17,9 @@ import chainrule
 torch = pytest.importorskip("torch")
 pytest.importorskip("ml_dtypes")
 
-sys.path.insert(0, os.path.dirname(__file__))
-from ops.harness import _as_list, _make  # noqa: E402
-
 from chainrule.testing import opinfo  # noqa: E402
+
+from .ops.harness import _as_list, _make  # noqa: E402
 
 # torch.testing.assert_close's bfloat16 defaults; atol also scales with the output's magnitude, since
 # an op composed of several bfloat16 steps rounds where torch's fused kernel does not
