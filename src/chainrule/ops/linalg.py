@@ -334,6 +334,9 @@ def _scaled_add(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
     xp = array_module(input)
     from .elementwise import add, mul, where
 
+    if autocast_unifies(input._data) and input.dtype is not product.dtype and input.is_floating_point():
+        input = input.to(product.dtype)  # autocast lowered the product: torch casts the added input too
+
     if alpha != 1:
         product = mul(product, alpha)
     if beta == 0:
