@@ -155,7 +155,7 @@ def test_finfo_iinfo_and_metadata_match_torch():
         assert (chainrule.iinfo(getattr(chainrule, name)).max, chainrule.iinfo(getattr(chainrule, name)).bits) == \
             (torch.iinfo(getattr(torch, name)).max, torch.iinfo(getattr(torch, name)).bits)
     x = chainrule.tensor([1.1, -2.2], dtype=chainrule.bfloat16)
-    assert x.element_size() == 2 and x.is_floating_point() and x.is_signed()
+    assert x.element_size() == 2 and x.is_floating_point() and x.is_signed() and x.type() == "torch.BFloat16Tensor"
     assert x[0].item() == torch.tensor(1.1, dtype=torch.bfloat16).item() == 1.1015625
     assert chainrule.bfloat16.is_floating_point and chainrule.bfloat16.itemsize == 2
 
@@ -170,7 +170,7 @@ def test_uint_tensors_print_and_convert_like_torch():
     for name in ("uint16", "uint32", "uint64"):
         ours = chainrule.tensor([1, 2, 3], dtype=getattr(chainrule, name))
         theirs = torch.tensor([1, 2, 3], dtype=getattr(torch, name))
-        assert repr(ours).replace("chainrule.", "torch.") == repr(theirs)
+        assert repr(ours).replace("chainrule.", "torch.") == repr(theirs) and ours.type() == theirs.type()
         assert ours.to(chainrule.int64).tolist() == [1, 2, 3] and ours.float().dtype is chainrule.float32
     big = chainrule.tensor([2**64 - 1], dtype=chainrule.uint64)
     assert big.item() == 2**64 - 1
