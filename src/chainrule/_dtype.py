@@ -77,12 +77,12 @@ FLOAT_KINDS = "fV"
 
 
 def has_bfloat16() -> builtins.bool:
-    """Whether bfloat16 tensors can be made here: ml_dtypes is importable."""
-    if _bfloat16_np is not None:
-        return True
-    import importlib.util
-
-    return importlib.util.find_spec("ml_dtypes") is not None
+    """Whether bfloat16 tensors can be made here: ml_dtypes imports (it is loaded if so)."""
+    try:
+        _load_bfloat16()
+    except ImportError:
+        return False
+    return True
 
 
 def _load_bfloat16():
@@ -188,13 +188,15 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     return _BY_NP[np.promote_types(a.np, b.np)]
 
 
-_SCALAR_TYPE_NAMES = {"uint8": "Byte", "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long",
-                      "bool": "Bool", "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64"}
+# the scalar-type names torch's messages use
+TORCH_SCALAR_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "uint8": "Byte",
+                      "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool",
+                      "bfloat16": "BFloat16", "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64"}
 
 
 def _unsigned_promotion_error(a: dtype, b: dtype) -> RuntimeError:
     return RuntimeError("Promotion for uint16, uint32, uint64 types is not supported, attempted to promote "
-                        f"{_SCALAR_TYPE_NAMES[a.name]} and {_SCALAR_TYPE_NAMES[b.name]}")
+                        f"{TORCH_SCALAR_NAMES[a.name]} and {TORCH_SCALAR_NAMES[b.name]}")
 
 
 def _combine(higher: dtype | None, lower: dtype | None) -> dtype | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _layout, _shared
+from . import _dtype, _layout, _shared
 from . import sparse as _sparse
 from ._backend import array_module, writeable
 from .autograd import function as _function
@@ -252,10 +252,7 @@ def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
     return view
 
 
-# the scalar-type names torch's messages use
-_TORCH_TYPE_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "uint8": "Byte",
-                     "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool",
-                     "bfloat16": "BFloat16", "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64"}
+_TORCH_TYPE_NAMES = _dtype.TORCH_SCALAR_NAMES  # the scalar-type names torch's messages use
 
 
 def _save_original(node, self: Tensor) -> None:
