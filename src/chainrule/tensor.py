@@ -409,7 +409,7 @@ class Tensor:
             raise TypeError(f"type() got unexpected keyword arguments {sorted(kwargs)}")
         if dtype is None:
             name = _TYPE_NAMES.get(self.dtype.name) or f"UI{self.dtype.name[2:]}Tensor"  # uint16 -> UInt16Tensor
-        return f"torch.{'cuda.' if self.is_cuda else ''}{name}"
+            return f"torch.{'cuda.' if self.is_cuda else ''}{name}"
         if isinstance(dtype, str) or isinstance(getattr(dtype, "dtype", None), _dtype.dtype):
             target, on_cuda = legacy_type_of(dtype)
             return self.to("cuda" if on_cuda else "cpu", target, non_blocking=non_blocking)
