@@ -97,6 +97,9 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False, rig
         if order.shape != seq.shape or order.dtype.kind not in "iu":
             raise RuntimeError("torch.searchsorted(): sorter must be an integer tensor of the boundaries' shape "
                                f"{list(seq.shape)}, got {list(order.shape)} of dtype {sorter.dtype!r}")
+    if seq.dtype.kind == "V" or values.dtype.kind == "V":
+        # ml_dtypes' bfloat16 promotes with no integer dtype: compare in float64, exact for both
+        seq, values = seq.astype(np.float64), values.astype(np.float64)
     found = _searchsorted_array(seq, values, side, order)
     return Tensor._make(found.astype(np.int32 if out_int32 else np.int64, copy=False))
 
