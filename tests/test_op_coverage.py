@@ -81,7 +81,7 @@ NOT_OPS: dict[str, str] = {
         "Tensor.__float__", "Tensor.__int__", "Tensor.__index__", "Tensor.__complex__", "Tensor.__dlpack__",
         "Tensor.__iter__", "Tensor.__contains__", "Tensor.__deepcopy__", "Tensor.to", "Tensor.type",
         "Tensor.type_as", "Tensor.cpu", "Tensor.cuda", "Tensor.pin_memory", "Tensor.share_memory_",
-        "Tensor.float", "Tensor.double", "Tensor.half", "Tensor.int", "Tensor.long", "Tensor.short",
+        "Tensor.float", "Tensor.double", "Tensor.half", "Tensor.bfloat16", "Tensor.int", "Tensor.long", "Tensor.short",
         "Tensor.bool", "Tensor.byte",
     ),
     **_group(
@@ -117,6 +117,16 @@ NOT_OPS.update({
         "Tensor.apply_", "Tensor.map_",
     ),
 })
+
+# --- bf16: autocast state ---
+NOT_OPS.update(_group(
+    "autocast state (torch.set_autocast_enabled and friends): switch a mode, compute no tensor "
+    "(tests/test_autocast_cpu.py)",
+    "is_autocast_enabled", "get_autocast_dtype", "set_autocast_enabled", "set_autocast_dtype",
+    "is_autocast_cpu_enabled", "set_autocast_cpu_enabled", "get_autocast_cpu_dtype", "set_autocast_cpu_dtype",
+    "get_autocast_gpu_dtype", "set_autocast_gpu_dtype", "is_autocast_cache_enabled", "set_autocast_cache_enabled",
+    "clear_autocast_cache", "autocast_increment_nesting", "autocast_decrement_nesting",
+))
 
 
 def _public_functions() -> dict[str, object]:

@@ -22,7 +22,8 @@ PACKAGE = "chainrule"
 # matching prefix decides (so "chainrule.tensor" is matched before the catch-all ones)
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("chainrule._dtype", "chainrule._backend", "chainrule._standin", "chainrule._config",
-              "chainrule._parallel", "chainrule._shared", "chainrule._layout", "chainrule.return_types")),
+              "chainrule._parallel", "chainrule._shared", "chainrule._layout", "chainrule.return_types",
+              "chainrule._opmath")),
     ("autograd", ("chainrule.autograd",)),
     ("tensor", ("chainrule.tensor", "chainrule._format")),
     ("ops", ("chainrule.ops", "chainrule._methods", "chainrule.linalg", "chainrule.fft", "chainrule.special",

@@ -12,6 +12,7 @@ from ._dtype import (
     bool, double, dtype, float, float16, float32, float64, get_default_dtype, half, int, int8,
     int16, int32, int64, long, promote_types, set_default_dtype, short, uint8,
 )
+from ._dtype import bfloat16, uint16, uint32, uint64
 from .tensor import Size, Tensor
 from .autograd.grad_mode import (
     enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
@@ -123,7 +124,12 @@ from ._config import (  # noqa: E402
     use_deterministic_algorithms,
 )
 from ._format import get_printoptions, set_printoptions  # noqa: E402
-from .amp import autocast  # noqa: E402
+from .amp import (  # noqa: E402
+    autocast, autocast_decrement_nesting, autocast_increment_nesting, clear_autocast_cache, get_autocast_cpu_dtype,
+    get_autocast_dtype, get_autocast_gpu_dtype, is_autocast_cache_enabled, is_autocast_cpu_enabled,
+    is_autocast_enabled, set_autocast_cache_enabled, set_autocast_cpu_dtype, set_autocast_cpu_enabled,
+    set_autocast_dtype, set_autocast_enabled, set_autocast_gpu_dtype,
+)
 
 # ``from .ops import linalg`` above bound the op module itself; torch.linalg is the namespace
 # module (the same functions, plus NotImplementedError for the decompositions not yet written)
@@ -174,7 +180,7 @@ class finfo:
         self.dtype = _dtype.to_dtype(type) if type is not None else get_default_dtype()
         if not self.dtype.is_floating_point:
             raise TypeError(f"finfo: expected a floating point dtype, got {self.dtype!r}")
-        limits = _np.finfo(self.dtype.np)
+        limits = _dtype.finfo_of(self.dtype.np)
         self.bits = limits.bits
         self.eps = _builtins.float(limits.eps)
         self.max = _builtins.float(limits.max)

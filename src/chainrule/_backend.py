@@ -200,19 +200,22 @@ class _AutocastHook:
     CUDA autocast changes an op's input dtypes, by the op's label (torch's autocast is a dispatch
     key, the same idea); CPU arrays never reach it, and CUDA autocast leaves CPU tensors alone."""
 
-    __slots__ = ("cast",)
+    __slots__ = ("cast", "cpu_dtype")
 
     def __init__(self) -> None:
         self.cast = None
+        self.cpu_dtype = None  # the NumPy dtype CPU autocast lowers to inside its region (chainrule._opmath)
 
 
 autocast_hook = _AutocastHook()
 
 
 def autocast_unifies(array) -> bool:
-    """Inside a CUDA autocast region, for a device array: the seam casts a float16-list op's float
-    inputs to float16, so the op's front end skips its same-dtype check (torch casts first)."""
-    return autocast_hook.cast is not None and type(array) is not _ndarray
+    """Inside an autocast region of the array's device: the seam casts a lower-precision-list op's
+    float inputs, so the op's front end skips its same-dtype check (torch casts first)."""
+    if type(array) is _ndarray:  # CPU autocast casts on the CPU op path (chainrule._opmath)
+        return autocast_hook.cpu_dtype is not None
+    return autocast_hook.cast is not None
 
 
 def on_one_device(arrays: list, op: str) -> list:
@@ -259,4 +262,11 @@ def to_device(array, dev: device):
         with xp.cuda.Device(index):  # another GPU's array: a peer copy onto the asked one
             return xp.array(array, copy=True)
     with xp.cuda.Device(index):  # made on the GPU the device names, not the current one
-        return xp.asarray(np.asarray(array, order="C"))
+        try:
+            return xp.asarray(np.asarray(array, order="C"))
+        except (TypeError, ValueError) as error:
+            if getattr(array, "dtype", None) is None or array.dtype.name != "bfloat16":
+                raise
+            raise TypeError(f"a bfloat16 tensor can't move to {dev}: CuPy {getattr(xp, '__version__', '?')} has no "
+                            "bfloat16 arrays (CuPy 14 added them through ml_dtypes); upgrade CuPy, or keep "
+                            "bfloat16 on the CPU") from error

@@ -44,8 +44,82 @@ int32 = int = dtype("int32", np.int32)
 int64 = long = dtype("int64", np.int64)
 bool = dtype("bool", np.bool_)  # noqa: A001 - torch's public name
 
-_ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool)
-_BY_NP = {d.np: d for d in _ALL}
+
+# ---- bfloat16 and the wide unsigned types (torch 2.3+)
+# NumPy has no bfloat16; ml_dtypes (the "bf16" extra, what JAX uses) registers one with ufuncs that
+# compute in float32 and round once, as torch's CPU kernels do. It is imported the first time a
+# bfloat16 array is made, so scripts whose config dicts name torch.bfloat16 import fast and run
+# without ml_dtypes; creating a bfloat16 tensor without it raises an ImportError naming the extra.
+class _BFloat16(dtype):
+    __slots__ = ()
+
+    def __init__(self) -> None:  # the fields the base sets from a NumPy dtype, without one
+        self.name, self.is_floating_point, self.is_signed, self.itemsize, self._category = (
+            "bfloat16", True, True, 2, 2)
+
+    @property
+    def np(self):
+        return _load_bfloat16()
+
+
+bfloat16 = _BFloat16()
+uint16 = dtype("uint16", np.uint16)
+uint32 = dtype("uint32", np.uint32)
+uint64 = dtype("uint64", np.uint64)
+# torch refuses to promote these with any other dtype ("Promotion for uint16, uint32, uint64 types
+# is not supported") except that a floating type wins unchanged
+_BARE_UNSIGNED = (uint16, uint32, uint64)
+_bfloat16_np = None  # ml_dtypes' NumPy dtype once loaded
+# the NumPy dtype kinds of chainrule's floating types: 'f', and 'V' for ml_dtypes' bfloat16 (a
+# NumPy user dtype; chainrule has no other void dtype, from_numpy_dtype refuses structured ones).
+# The ops spell it "fV" inline in their dtype-kind checks.
+FLOAT_KINDS = "fV"
+
+
+def has_bfloat16() -> builtins.bool:
+    """Whether bfloat16 tensors can be made here: ml_dtypes imports (it is loaded if so)."""
+    try:
+        _load_bfloat16()
+    except ImportError:
+        return False
+    return True
+
+
+def _load_bfloat16():
+    global _bfloat16_np
+    if _bfloat16_np is None:
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise ImportError('bfloat16 tensors need the ml_dtypes package: pip install "chainrule[bf16]" '
+                              "(chainrule.bfloat16 exists without it, so dtype tables still evaluate)") from None
+        _bfloat16_np = np.dtype(ml_dtypes.bfloat16)
+        _BY_NP[_bfloat16_np] = bfloat16
+        from . import _opmath
+
+        _opmath.install()  # ops now round bfloat16 results from float32 accumulation
+    return _bfloat16_np
+
+
+def bfloat16_from_bits(bits: np.ndarray) -> np.ndarray:
+    """Stored bfloat16 bits (uint16, as torch and safetensors write them) as a bfloat16 array, or,
+    without ml_dtypes, widened exactly to float32 (a bfloat16 is the top half of a float32)."""
+    if has_bfloat16():
+        return bits.view(_load_bfloat16())
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def finfo_of(np_dtype):
+    """NumPy's finfo for a float array dtype; ml_dtypes' (the same fields) for bfloat16, which NumPy's refuses."""
+    if np.dtype(np_dtype).kind == "V":
+        import ml_dtypes
+
+        return ml_dtypes.finfo(np_dtype)
+    return np.finfo(np_dtype)
+
+
+_ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool, bfloat16, uint16, uint32, uint64)
+_BY_NP = {d.np: d for d in _ALL if d is not bfloat16}
 _BY_NAME = {d.name: d for d in _ALL}
 _default_float = float32
 
@@ -59,6 +133,9 @@ def from_numpy_dtype(np_dtype) -> dtype:
     try:
         return _BY_NP[np.dtype(np_dtype)]
     except KeyError:
+        if np.dtype(np_dtype).name == "bfloat16" and _bfloat16_np is None:  # an ml_dtypes array from the user
+            _load_bfloat16()
+            return from_numpy_dtype(np_dtype)
         raise TypeError(
             f"can't convert NumPy dtype {np.dtype(np_dtype)}: chainrule supports "
             + ", ".join(d.name for d in _ALL)
@@ -99,9 +176,27 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     if a is b:
         return a
     if a._category != b._category:
+        if a._category < 2 and b._category < 2 and (a in _BARE_UNSIGNED or b in _BARE_UNSIGNED):
+            raise _unsigned_promotion_error(a, b)
         # across categories the higher category's type wins unchanged (int64 + float16 -> float16)
         return a if a._category > b._category else b
+    if a in _BARE_UNSIGNED or b in _BARE_UNSIGNED:
+        raise _unsigned_promotion_error(a, b)
+    if a is bfloat16 or b is bfloat16:  # bfloat16 with float16 (neither holds the other) -> float32
+        other = b if a is bfloat16 else a
+        return float32 if other is float16 else other
     return _BY_NP[np.promote_types(a.np, b.np)]
+
+
+# the scalar-type names torch's messages use
+TORCH_SCALAR_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "uint8": "Byte",
+                      "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool",
+                      "bfloat16": "BFloat16", "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64"}
+
+
+def _unsigned_promotion_error(a: dtype, b: dtype) -> RuntimeError:
+    return RuntimeError("Promotion for uint16, uint32, uint64 types is not supported, attempted to promote "
+                        f"{TORCH_SCALAR_NAMES[a.name]} and {TORCH_SCALAR_NAMES[b.name]}")
 
 
 def _combine(higher: dtype | None, lower: dtype | None) -> dtype | None:

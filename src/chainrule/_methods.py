@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _layout, _shared
+from . import _dtype, _layout, _shared
 from . import sparse as _sparse
 from ._backend import array_module, writeable
 from .autograd import function as _function
@@ -89,7 +89,7 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
 
     def method(self, other) -> Tensor:
         data = self._data
-        if data.dtype.kind == "f":
+        if data.dtype.kind in "fV":
             kind = type(other)
             if kind is float or kind is int:
                 # _constant's cache, looked up here first: one call less per op
@@ -252,9 +252,7 @@ def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
     return view
 
 
-# the scalar-type names torch's messages use
-_TORCH_TYPE_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "uint8": "Byte",
-                     "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool"}
+_TORCH_TYPE_NAMES = _dtype.TORCH_SCALAR_NAMES  # the scalar-type names torch's messages use
 
 
 def _save_original(node, self: Tensor) -> None:
@@ -642,7 +640,7 @@ def _random_fill(draw):
 def bind_tensor_misc() -> None:
     Tensor.is_cpu = property(lambda self: self.device.type == "cpu")
     Tensor.is_meta = False
-    Tensor.is_signed = lambda self: self._data.dtype.kind in "fi"
+    Tensor.is_signed = lambda self: self._data.dtype.kind in "fiV"  # V: bfloat16
     Tensor.is_nonzero = _is_nonzero
     Tensor.is_same_size = lambda self, other: tuple(self.shape) == tuple(other.shape)
     Tensor.output_nr = property(lambda self: self._output_nr)

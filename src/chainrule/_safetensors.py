@@ -22,6 +22,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from . import _dtype
 from .tensor import Tensor
 
 FORMAT_KEY = "chainrule"
@@ -32,8 +33,13 @@ MAX_DIMS = 64
 # safetensors dtype codes; the data is little-endian
 CODES = {np.dtype(np.float16): "F16", np.dtype(np.float32): "F32", np.dtype(np.float64): "F64",
          np.dtype(np.uint8): "U8", np.dtype(np.int8): "I8", np.dtype(np.int16): "I16",
-         np.dtype(np.int32): "I32", np.dtype(np.int64): "I64", np.dtype(np.bool_): "BOOL"}
+         np.dtype(np.int32): "I32", np.dtype(np.int64): "I64", np.dtype(np.bool_): "BOOL",
+         np.dtype(np.uint16): "U16", np.dtype(np.uint32): "U32", np.dtype(np.uint64): "U64"}
 DTYPES = {code: dt.newbyteorder("<") for dt, code in CODES.items()}
+# bfloat16 (ml_dtypes' NumPy dtype, loaded on first use) is written as its uint16 bits; read back as
+# bfloat16, or widened to float32 without ml_dtypes (_dtype.bfloat16_from_bits)
+BFLOAT16_BITS = np.dtype([("bfloat16 bits", "<u2")])
+DTYPES["BF16"] = BFLOAT16_BITS
 
 
 class Unsupported(TypeError):
@@ -47,7 +53,7 @@ def _flatten(obj, path: str, tensors: dict, where: str):
         array = obj._data if isinstance(obj, Tensor) else obj
         if hasattr(array, "get"):  # a CuPy array: bring it to the host
             array = array.get()
-        if array.dtype not in CODES:
+        if array.dtype not in CODES and array.dtype.name != "bfloat16":
             raise TypeError(f"chainrule.save: can't store an array of dtype {array.dtype} at {where}")
         name, n = path or "tensor", 1
         while name in tensors:
@@ -94,7 +100,10 @@ def header(obj) -> tuple[bytes, list]:
         # safetensors wants C order; a transposed or sliced view is copied here (and only here)
         # (np.ascontiguousarray would turn a 0-d array into 1-d)
         array = np.asarray(array).astype(array.dtype.newbyteorder("<"), order="C", copy=False)
-        entries[name] = {"dtype": CODES[array.dtype.newbyteorder("=")], "shape": list(array.shape),
+        code = "BF16" if array.dtype.name == "bfloat16" else CODES[array.dtype.newbyteorder("=")]
+        if code == "BF16":  # its bits: a buffer of a NumPy user dtype can't be written directly
+            array = array.view(np.uint16)
+        entries[name] = {"dtype": code, "shape": list(array.shape),
                          "data_offsets": [offset, offset + array.nbytes]}
         offset += array.nbytes
         arrays.append(array)
@@ -195,6 +204,10 @@ def parse(buffer, name: str) -> tuple[dict, dict]:
         raise fail(f"{data_size - position} bytes after the last tensor belong to no tensor")
     arrays = {}
     for key, (dtype, shape, begin, end) in checked:
+        if dtype is BFLOAT16_BITS:
+            bits = np.frombuffer(buffer, dtype="<u2", count=(end - begin) // 2, offset=start + begin)
+            arrays[key] = _dtype.bfloat16_from_bits(bits.astype(np.uint16, copy=False).reshape(shape))
+            continue
         array = np.frombuffer(buffer, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=start + begin)
         arrays[key] = array.reshape(shape).astype(dtype.newbyteorder("="), copy=False)
     return arrays, metadata

@@ -31,6 +31,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from . import _dtype
 from .tensor import Tensor
 
 MAX_DIMS = 64
@@ -65,7 +66,8 @@ class StorageType:
 FloatStorage = StorageType("FloatStorage", np.float32)
 DoubleStorage = StorageType("DoubleStorage", np.float64)
 HalfStorage = StorageType("HalfStorage", np.float16)
-# chainrule has no bfloat16: its values are widened exactly to float32 on load
+# bfloat16 storages hold its uint16 bits: loaded as bfloat16 (ml_dtypes), or widened exactly to
+# float32 without it (_dtype.bfloat16_from_bits)
 BFloat16Storage = StorageType("BFloat16Storage", np.uint16)
 ByteStorage = StorageType("ByteStorage", np.uint8)
 CharStorage = StorageType("CharStorage", np.int8)
@@ -73,9 +75,20 @@ ShortStorage = StorageType("ShortStorage", np.int16)
 IntStorage = StorageType("IntStorage", np.int32)
 LongStorage = StorageType("LongStorage", np.int64)
 BoolStorage = StorageType("BoolStorage", np.bool_)
+UInt16Storage = StorageType("UInt16Storage", np.uint16)
+UInt32Storage = StorageType("UInt32Storage", np.uint32)
+UInt64Storage = StorageType("UInt64Storage", np.uint64)
+# torch.storage.UntypedStorage: raw bytes, typed by _rebuild_tensor_v3 (torch's format for uint16/32/64)
+UntypedStorage = StorageType("UntypedStorage", np.uint8)
 _STORAGE_TYPES = {s.name: s for s in (FloatStorage, DoubleStorage, HalfStorage, BFloat16Storage, ByteStorage,
-                                      CharStorage, ShortStorage, IntStorage, LongStorage, BoolStorage)}
+                                      CharStorage, ShortStorage, IntStorage, LongStorage, BoolStorage,
+                                      UInt16Storage, UInt32Storage, UInt64Storage)}
 _BY_DTYPE = {s.dtype: s for s in _STORAGE_TYPES.values() if s is not BFloat16Storage}
+_STORAGE_TYPES[UntypedStorage.name] = UntypedStorage
+
+
+def _storage_type(array_dtype) -> StorageType | None:
+    return BFloat16Storage if array_dtype.name == "bfloat16" else _BY_DTYPE.get(array_dtype)
 
 
 class Storage:
@@ -129,12 +142,12 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     else:
         array = np.lib.stride_tricks.as_strided(base[storage_offset:], shape=size,
                                                 strides=tuple(s * itemsize for s in stride))
-    if storage.bfloat16:  # exact: a bfloat16 is the top half of a float32
-        array = (array.astype(np.uint32) << 16).view(np.float32)
+    if storage.bfloat16:
+        array = _dtype.bfloat16_from_bits(array)
     t = Tensor._make(array)
     storage.views.append(array)
     if requires_grad:
-        if array.dtype.kind != "f":
+        if array.dtype.kind not in "fV":
             raise _invalid(f"a tensor of dtype {array.dtype} requires grad")
         t._requires_grad = True
     return t
@@ -179,8 +192,23 @@ def _dtypes() -> dict:
     return {f"torch.{d.name}": d for d in _dtype._ALL}
 
 
+def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks, dtype, metadata=None):
+    """torch._utils._rebuild_tensor_v3, what torch writes for the dtypes without a typed storage
+    (uint16/32/64): an untyped (byte) storage viewed as ``dtype``, then as _rebuild_tensor_v2."""
+    if not isinstance(storage, Storage) or storage.array.dtype != np.uint8 or not isinstance(dtype, _dtype.dtype):
+        raise _invalid("a tensor's untyped storage or dtype is malformed")
+    element = np.dtype(np.uint16) if dtype is _dtype.bfloat16 else dtype.np
+    if len(storage.array) % element.itemsize:
+        raise _invalid(f"an untyped storage of {len(storage.array)} bytes does not hold whole {dtype.name} elements")
+    typed = Storage(storage.array.view(element.newbyteorder("<")).astype(element, copy=False),
+                    bfloat16=dtype is _dtype.bfloat16, location=storage.location)
+    typed.views = storage.views  # map_location places the arrays of the file's storages
+    return _rebuild_tensor_v2(typed, storage_offset, size, stride, requires_grad, backward_hooks, metadata)
+
+
 _CALLABLES = {
     "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
+    "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
     "torch._utils._rebuild_parameter": _rebuild_parameter,
     "torch._utils._rebuild_parameter_with_state": _rebuild_parameter_with_state,
     "collections.OrderedDict": OrderedDict,
@@ -200,6 +228,7 @@ _CLASSES = (OrderedDict, set, frozenset, complex)
 def _allowed_globals() -> dict:
     allowed = dict(_CALLABLES)
     allowed.update({f"torch.{name}": s for name, s in _STORAGE_TYPES.items()})
+    allowed["torch.storage.UntypedStorage"] = UntypedStorage
     allowed.update({f"{__name__}.{name}": s for name, s in _STORAGE_TYPES.items()})
     allowed.update(_dtypes())
     return allowed
@@ -495,7 +524,7 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, Storage):
             key = str(len(self.storages))
             self.storages.append(obj.array)
-            return ("storage", _BY_DTYPE[obj.array.dtype], key, obj.location, obj.array.size)
+            return ("storage", _storage_type(obj.array.dtype), key, obj.location, obj.array.size)
         return None
 
     def reducer_override(self, obj):
@@ -504,7 +533,7 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, Tensor):
             array = obj._data.get() if hasattr(obj._data, "get") else obj._data
             array = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
-            if array.dtype.newbyteorder("=") not in _BY_DTYPE:
+            if _storage_type(array.dtype.newbyteorder("=")) is None:
                 raise pickle.PicklingError(f"chainrule.save: can't store a tensor of dtype {array.dtype}")
             if isinstance(obj, Parameter):
                 # its data pickles through this method again, as a tensor on the parameter's device

@@ -146,7 +146,7 @@ class Tensor:
         return bool(self._data.flags.c_contiguous)
 
     def is_floating_point(self) -> bool:
-        return self._data.dtype.kind == "f"
+        return self._data.dtype.kind in _dtype.FLOAT_KINDS
 
     def data_ptr(self) -> int:
         return self._data.__array_interface__["data"][0] if isinstance(self._data, np.ndarray) else 0
@@ -199,7 +199,7 @@ class Tensor:
                     "var_no_grad = var.detach()."
                 )
             return
-        if value and self._data.dtype.kind != "f":
+        if value and self._data.dtype.kind not in _dtype.FLOAT_KINDS:
             raise RuntimeError(
                 f"only Tensors of floating point dtype can require gradients (got {self.dtype})"
             )
@@ -409,7 +409,8 @@ class Tensor:
             raise TypeError(f"type() got unexpected keyword arguments {sorted(kwargs)}")
         if dtype is None:
             layout = "sparse." if self.is_sparse else ""  # torch.sparse.FloatTensor, torch.cuda.sparse.FloatTensor
-            return f"torch.{'cuda.' if self.is_cuda else ''}{layout}{_TYPE_NAMES[self.dtype.name]}"
+            name = _TYPE_NAMES.get(self.dtype.name) or f"UI{self.dtype.name[2:]}Tensor"  # uint16 -> UInt16Tensor
+            return f"torch.{'cuda.' if self.is_cuda else ''}{layout}{name}"
         if isinstance(dtype, str) or isinstance(getattr(dtype, "dtype", None), _dtype.dtype):
             target, on_cuda = legacy_type_of(dtype)
             return self.to("cuda" if on_cuda else "cpu", target, non_blocking=non_blocking)
@@ -423,6 +424,9 @@ class Tensor:
 
     def half(self) -> Tensor:
         return self.to(_dtype.float16)
+
+    def bfloat16(self) -> Tensor:
+        return self.to(_dtype.bfloat16)
 
     def long(self) -> Tensor:
         return self.to(_dtype.int64)
@@ -525,7 +529,7 @@ def _host(array) -> np.ndarray:
     return array if isinstance(array, np.ndarray) else to_device(array, _device("cpu"))
 
 
-_TYPE_NAMES = {"float16": "HalfTensor", "float32": "FloatTensor", "float64": "DoubleTensor",
+_TYPE_NAMES = {"float16": "HalfTensor", "bfloat16": "BFloat16Tensor", "float32": "FloatTensor", "float64": "DoubleTensor",
                "uint8": "ByteTensor", "int8": "CharTensor", "int16": "ShortTensor",
                "int32": "IntTensor", "int64": "LongTensor", "bool": "BoolTensor"}
 

@@ -214,16 +214,18 @@ def test_rnn_flatten_parameters_is_accepted():
     chainrule.nn.GRU(3, 4).flatten_parameters()
 
 
-def test_autocast_runs_only_when_it_changes_nothing():
+def test_cpu_autocast_lowers_matmul_and_disables_itself_for_other_dtypes_like_torch():
     x = chainrule.ones(2, 2)
     with chainrule.autocast("cpu", enabled=False):
         assert (x @ x).dtype == chainrule.float32
-    with chainrule.autocast("cpu", dtype=chainrule.float32):
-        pass
-    with pytest.raises(NotImplementedError, match="no mixed-precision autocast"):
-        chainrule.autocast("cpu")  # torch's CPU default is bfloat16
-    with pytest.raises(NotImplementedError, match="float16"):
-        chainrule.amp.autocast("cpu", dtype=chainrule.float16)
+    with pytest.warns(UserWarning, match="CPU Autocast only supports dtypes of torch.bfloat16, torch.float16"):
+        with chainrule.autocast("cpu", dtype=chainrule.float32):
+            assert (x @ x).dtype == chainrule.float32
+    with chainrule.autocast("cpu"):  # torch's CPU default is bfloat16
+        assert (x @ x).dtype == chainrule.bfloat16
+    with chainrule.amp.autocast("cpu", dtype=chainrule.float16):
+        assert (x @ x).dtype == chainrule.float16
+    assert (x @ x).dtype == chainrule.float32
     with pytest.raises(RuntimeError, match="device_type"):
         chainrule.autocast("tpu")
 

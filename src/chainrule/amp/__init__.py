@@ -9,10 +9,16 @@ float32, as torch's promotion does). float64 and CPU tensors are never cast. Gra
 in each leaf's own dtype. The casting happens in one place, keyed by the op's label: the device
 seam every CUDA op passes through (``_backend.on_one_device``).
 
-Not built: bfloat16 (chainrule has no bfloat16 dtype; CuPy 14 has only minimal bfloat16 support
-through ``ml_dtypes``), CPU autocast (torch's CPU default is bfloat16), and the cache of casted
-weights (each op casts its weight again). Those raise NotImplementedError rather than silently
-running in float32. As in torch, ``autocast('cuda')`` on a machine without a GPU warns and
+``autocast('cpu')`` (bfloat16, torch's CPU default; float16 also) is torch's CPU autocast: the ops
+on its CPU lower-precision list (linear, matmul, bmm, einsum, conv, conv_transpose, prelu, the
+recurrent layers) cast float32 inputs to bfloat16 and return bfloat16; its CPU float32 list (the
+losses, prod, trace, the linalg decompositions) takes bfloat16 inputs up to float32; softmax, the
+norms and the rest run in their inputs' dtype, as torch's CPU autocast leaves them. The casts
+happen in one place, ``chainrule._opmath`` on the CPU op path. Losses composed of elementwise ops
+(mse_loss, l1_loss, ...) follow their inputs' dtype where torch's fused kernels return float32.
+
+Not built: bfloat16 on CUDA (CuPy has no bfloat16 arrays) and the cache of casted weights (each op
+casts its weight again). As in torch, ``autocast('cuda')`` on a machine without a GPU warns and
 disables itself.
 
 ``GradScaler`` is torch's dynamic loss scaling, complete: scale, unscale_, skip a step whose
@@ -26,11 +32,11 @@ import warnings
 
 import numpy as np
 
-from .. import _backend
+from .. import _backend, _dtype, _opmath
 from ..autograd.grad_mode import no_grad
 
 __all__ = ["autocast", "GradScaler", "is_autocast_available", "is_autocast_enabled", "get_autocast_dtype",
-           "custom_fwd", "custom_bwd"]
+           "set_autocast_enabled", "set_autocast_dtype", "custom_fwd", "custom_bwd"]
 
 _DEFAULT_DTYPES = {"cpu": "bfloat16", "cuda": "float16"}
 
@@ -67,42 +73,150 @@ def _cast_for_float16(arrays: list, op: str) -> list:
 
 
 def is_autocast_available(device_type: str) -> bool:
-    """Whether autocast can run for ``device_type``: 'cuda' (float16); not the CPU (see the module doc)."""
-    return device_type == "cuda"
+    """Whether autocast can run for ``device_type``: 'cpu' (bfloat16/float16) and 'cuda' (float16)."""
+    return device_type in _DEFAULT_DTYPES
 
 
-def is_autocast_enabled(device_type: str = "cuda") -> bool:
-    """torch.is_autocast_enabled: whether an autocast region for ``device_type`` is active here."""
-    return device_type == "cuda" and _backend.autocast_hook.cast is not None
+# each device's autocast state, as torch keeps it: whether a region is on, and the dtype it lowers to
+_enabled = {"cpu": False, "cuda": False}
+_lower_dtype = {"cpu": _dtype.bfloat16, "cuda": _dtype.float16}
+
+
+def _check_device_type(device_type: str, caller: str) -> None:
+    if device_type not in _DEFAULT_DTYPES:
+        raise RuntimeError(f"{caller}: unsupported device_type {device_type!r}; expected 'cpu' or 'cuda'")
+
+
+def is_autocast_enabled(device_type: str | None = None) -> bool:
+    """torch.is_autocast_enabled: whether an autocast region for ``device_type`` (default 'cuda') is on."""
+    if device_type is None or device_type == "cuda":
+        return _backend.autocast_hook.cast is not None
+    _check_device_type(device_type, "is_autocast_enabled")
+    return _enabled["cpu"]
 
 
 def get_autocast_dtype(device_type: str = "cuda"):
-    """torch.get_autocast_dtype: the dtype autocast casts to for ``device_type`` (float16 on CUDA)."""
-    from .. import _dtype
-
-    if device_type != "cuda":
-        raise NotImplementedError(f"get_autocast_dtype({device_type!r}): chainrule has autocast on 'cuda' only "
-                                  "(torch's CPU autocast dtype is bfloat16, which chainrule does not have)")
-    return _dtype.float16
+    """torch.get_autocast_dtype: the dtype autocast lowers to for ``device_type`` (bfloat16 on the CPU,
+    float16 on CUDA, unless set otherwise)."""
+    _check_device_type(device_type, "get_autocast_dtype")
+    return _lower_dtype[device_type]
 
 
-def _dtype_name(dtype) -> str:
-    # matched by name, so chainrule.float32 and a NumPy dtype both count as float32
-    return getattr(dtype, "name", None) or str(dtype).rpartition(".")[2]
+def set_autocast_enabled(device_type: str, enabled: bool | None = None) -> None:
+    """torch.set_autocast_enabled(device_type, enabled): turn autocast for ``device_type`` on or off
+    outside a ``with`` block (what ``autocast`` does on entry and exit). The one-argument form
+    ``set_autocast_enabled(enabled)`` is torch's older CUDA spelling."""
+    if enabled is None:
+        device_type, enabled = "cuda", device_type
+    _check_device_type(device_type, "set_autocast_enabled")
+    _enabled[device_type] = bool(enabled)
+    _sync(device_type)
+
+
+def set_autocast_dtype(device_type: str, dtype) -> None:
+    """torch.set_autocast_dtype: the dtype autocast for ``device_type`` lowers to while it is on."""
+    _check_device_type(device_type, "set_autocast_dtype")
+    _lower_dtype[device_type] = _dtype.to_dtype(dtype)
+    _sync(device_type)
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"torch.{old} is deprecated. Please use torch.{new} instead.", DeprecationWarning, stacklevel=3)
+
+
+# torch's older per-device spellings, deprecated in torch (they warn as torch's do)
+def is_autocast_cpu_enabled() -> bool:
+    _deprecated("is_autocast_cpu_enabled()", "is_autocast_enabled('cpu')")
+    return is_autocast_enabled("cpu")
+
+
+def set_autocast_cpu_enabled(enabled: bool) -> None:
+    _deprecated("set_autocast_cpu_enabled(enabled)", "set_autocast_enabled('cpu', enabled)")
+    set_autocast_enabled("cpu", enabled)
+
+
+def get_autocast_cpu_dtype():
+    _deprecated("get_autocast_cpu_dtype()", "get_autocast_dtype('cpu')")
+    return get_autocast_dtype("cpu")
+
+
+def set_autocast_cpu_dtype(dtype) -> None:
+    _deprecated("set_autocast_cpu_dtype(dtype)", "set_autocast_dtype('cpu', dtype)")
+    set_autocast_dtype("cpu", dtype)
+
+
+def get_autocast_gpu_dtype():
+    _deprecated("get_autocast_gpu_dtype()", "get_autocast_dtype('cuda')")
+    return get_autocast_dtype("cuda")
+
+
+def set_autocast_gpu_dtype(dtype) -> None:
+    _deprecated("set_autocast_gpu_dtype(dtype)", "set_autocast_dtype('cuda', dtype)")
+    set_autocast_dtype("cuda", dtype)
+
+
+# torch caches each weight's lower-precision copy inside a region; chainrule casts again per op
+# (see the module doc), so the cache switches are accepted and change nothing
+_cache_enabled = True
+_nesting = 0
+
+
+def is_autocast_cache_enabled() -> bool:
+    return _cache_enabled
+
+
+def set_autocast_cache_enabled(enabled: bool) -> None:
+    global _cache_enabled
+    _cache_enabled = bool(enabled)
+
+
+def clear_autocast_cache() -> None:
+    """Nothing to clear: chainrule keeps no cache of casted weights."""
+
+
+def autocast_increment_nesting() -> int:
+    global _nesting
+    _nesting += 1
+    return _nesting
+
+
+def autocast_decrement_nesting() -> int:
+    global _nesting
+    _nesting -= 1
+    return _nesting
+
+
+def _sync(device_type: str) -> None:
+    """Point the op path's hooks at this device's state."""
+    lower = _lower_dtype[device_type]
+    if device_type == "cpu":
+        if _enabled["cpu"] and lower in (_dtype.bfloat16, _dtype.float16):
+            _opmath.install()
+            _backend.autocast_hook.cpu_dtype = lower.np
+        else:
+            _backend.autocast_hook.cpu_dtype = None
+    elif not _enabled["cuda"] or lower is _dtype.float32:
+        _backend.autocast_hook.cast = None
+    elif lower is _dtype.float16:
+        _backend.autocast_hook.cast = _cast_for_float16
+    else:
+        raise NotImplementedError(
+            f"autocast(device_type='cuda', dtype={lower.name}): chainrule's CUDA autocast casts to float16 "
+            "only (CuPy has no bfloat16 arrays). Use autocast('cuda', dtype=float16), or run in float32")
 
 
 class autocast:
     """torch.autocast(device_type, dtype=None, enabled=True, cache_enabled=None), as a context
-    manager or a decorator: float16 mixed precision on CUDA (see the module doc). Regions nest;
-    ``enabled=False`` inside one turns it off until it exits, as in torch."""
+    manager or a decorator: bfloat16 (or float16) mixed precision on the CPU, float16 on CUDA (see
+    the module doc). Regions nest; ``enabled=False`` inside one turns it off until it exits, as in
+    torch."""
 
     def __init__(self, device_type: str, dtype=None, enabled: bool = True, cache_enabled=None) -> None:
         if not isinstance(device_type, str):
             raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
-        if device_type not in _DEFAULT_DTYPES:
-            raise RuntimeError(f"autocast: unsupported device_type {device_type!r}; expected 'cpu' or 'cuda'")
+        _check_device_type(device_type, "autocast")
         self.device_type = device_type
-        self.fast_dtype = dtype
+        self.fast_dtype = get_autocast_dtype(device_type) if dtype is None else _dtype.to_dtype(dtype)
         self._enabled = bool(enabled)
         if self._enabled and device_type == "cuda":
             from .. import cuda
@@ -111,32 +225,29 @@ class autocast:
                 # torch's behaviour on a machine without a GPU: warn, then run as if disabled
                 warnings.warn("CUDA is not available. Disabling autocast.", stacklevel=2)
                 self._enabled = False
-        dtype_name = _DEFAULT_DTYPES[device_type] if dtype is None else _dtype_name(dtype)
-        self._cast = None  # what the region installs: None runs every op in its inputs' dtypes
-        if not self._enabled or dtype_name == "float32":
-            return
-        if device_type == "cuda" and dtype_name == "float16":
-            self._cast = _cast_for_float16
-        elif device_type == "cuda":
-            raise NotImplementedError(
-                f"autocast(device_type='cuda', dtype={dtype_name}): chainrule's CUDA autocast casts to float16 "
-                "only; it has no bfloat16 dtype (CuPy 14 has only minimal bfloat16 support, through ml_dtypes). "
-                "Use autocast('cuda', dtype=float16), or run in float32")
-        else:
-            raise NotImplementedError(
-                f"autocast(device_type={device_type!r}, dtype={dtype_name}): chainrule has no "
-                "mixed-precision autocast on the CPU; run in float32 (autocast(..., enabled=False)) or cast "
-                "the model and inputs explicitly with .to(dtype)")
+            elif self.fast_dtype not in (_dtype.float16, _dtype.float32):
+                raise NotImplementedError(
+                    f"autocast(device_type='cuda', dtype={self.fast_dtype.name}): chainrule's CUDA autocast casts "
+                    "to float16 only (CuPy has no bfloat16 arrays). Use autocast('cuda', dtype=float16), or run "
+                    "in float32")
+        if self._enabled and device_type == "cpu" and self.fast_dtype not in (_dtype.bfloat16, _dtype.float16):
+            warnings.warn("In CPU autocast, but the target dtype is not supported. Disabling autocast.\n"
+                          "CPU Autocast only supports dtypes of torch.bfloat16, torch.float16 currently.",
+                          stacklevel=2)
+            self._enabled = False
 
     def __enter__(self) -> autocast:
-        # a region of the other device type leaves this one's state alone; CPU regions change nothing
-        self._previous = _backend.autocast_hook.cast
-        if self.device_type == "cuda":
-            _backend.autocast_hook.cast = self._cast
+        # a region of the other device type leaves this one's state alone
+        self._previous = (_enabled[self.device_type], _lower_dtype[self.device_type])
+        _enabled[self.device_type] = self._enabled
+        if self._enabled:
+            _lower_dtype[self.device_type] = self.fast_dtype
+        _sync(self.device_type)
         return self
 
     def __exit__(self, *exc_info) -> None:
-        _backend.autocast_hook.cast = self._previous
+        _enabled[self.device_type], _lower_dtype[self.device_type] = self._previous
+        _sync(self.device_type)
         return None
 
     def __call__(self, func):

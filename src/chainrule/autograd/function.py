@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _opmath
 from .._backend import on_one_device
 from .grad_mode import state as _grad_state
 
@@ -65,6 +66,18 @@ _make_tensor = None  # its fast constructor, Tensor._make, bound once (not per o
 # calls apply again, answering that inner call with RUN_UNRECORDED (run on, unrecorded).
 active_profiler = None
 RUN_UNRECORDED = object()
+
+# ``_opmath.run`` once bfloat16 is loaded or a CPU autocast region has opened, else None: the one
+# check the op hot path pays for low-precision semantics (float32 accumulation for bfloat16)
+opmath_hook = None
+
+
+def _set_opmath_hook(hook) -> None:
+    global opmath_hook
+    opmath_hook = hook
+
+
+_opmath.hook_setters.append(_set_opmath_hook)
 
 
 class Node:
@@ -507,7 +520,10 @@ def _apply_array_op(cls, *inputs, **params):
     # ValueError becomes torch's RuntimeError
     quiet = numpy_errstate.set(QUIET)
     try:
-        out = cls.forward(ctx, *arrays, **params)
+        if opmath_hook is None:
+            out = cls.forward(ctx, *arrays, **params)
+        else:  # casts arrays in place, so saved arrays still resolve to the inputs below
+            out = opmath_hook(cls, ctx, arrays, params)
     except ValueError as error:
         raise broadcast_error(error, arrays) from None
     finally:

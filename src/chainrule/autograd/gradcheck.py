@@ -36,7 +36,7 @@ def _evaluate(func, inputs):
     with no_grad():
         outs = _as_tuple(func(*inputs))
     # aligned with the tensor outputs; None for the ones that cannot be differentiated
-    return [o._data.astype(np.float64).copy() if o._data.dtype.kind == "f" else None
+    return [o._data.astype(np.float64).copy() if o._data.dtype.kind in "fV" else None
             for o in outs if isinstance(o, Tensor)]
 
 

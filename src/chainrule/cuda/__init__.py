@@ -296,9 +296,16 @@ def get_device_capability(device=None) -> tuple:
 
 
 def is_bf16_supported(including_emulation: bool = True) -> bool:
-    """False: chainrule has no bfloat16 dtype on any device (CuPy 14's bfloat16 needs ml_dtypes,
-    and chainrule's dtype table has no entry for it)."""
-    return False
+    """Whether bfloat16 tensors can live on the GPU: a GPU, ml_dtypes, and CuPy 14 or later (whose
+    bfloat16 support, through ml_dtypes, is experimental: cupy/cupy#9494; cupyx kernels lack it).
+    On CuPy 13 a bfloat16 tensor moved to 'cuda' raises a TypeError saying so."""
+    from .. import _dtype
+
+    if not is_available() or not _dtype.has_bfloat16():
+        return False
+    if _backend._gpu.standin:  # the CPU stand-in follows CuPy 14's documented support
+        return True
+    return int(str(_cupy().__version__).split(".")[0]) >= 14
 
 
 def get_arch_list() -> list:

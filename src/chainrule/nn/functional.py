@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from .. import _dtype
 from .._backend import array_module as _array_module
 from ..autograd.function import name_node as _name_node
 from ..ops.activation import (
@@ -340,7 +341,7 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     dims = tuple(range(-len(normalized_shape), 0))
     if eps is None:
-        eps = float(np.finfo(input._data.dtype).eps)
+        eps = float(_dtype.finfo_of(input._data.dtype).eps)
     out = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
     return out * weight if weight is not None else out
 

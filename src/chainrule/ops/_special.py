@@ -23,7 +23,7 @@ def erf(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim == 0:  # NumPy ufuncs turn 0-d arrays into scalars, which the masked writes below need
         return erf(x.reshape(1)).reshape(())
-    dtype = x.dtype if x.dtype.kind == "f" else np.float64
+    dtype = x.dtype if x.dtype.kind in "fV" else np.float64
     if dtype != np.float64:
         return _erf_single(x).astype(dtype, copy=False)
     z = np.abs(x.astype(np.float64))
@@ -53,7 +53,7 @@ def erf(x: np.ndarray) -> np.ndarray:
 def _erf_device(xp, x):
     """erf on a device array, branch-free: both formulas evaluated everywhere and selected with
     ``where``, so nothing waits on the host (no ``.any()``, no data-dependent shapes)."""
-    dtype = x.dtype if x.dtype.kind == "f" else np.float64
+    dtype = x.dtype if x.dtype.kind in "fV" else np.float64
     z = xp.abs(x.astype(np.float64))
     small = z < _SWITCH
     zs = xp.where(small, z, 0.0)

@@ -97,6 +97,9 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False, rig
         if order.shape != seq.shape or order.dtype.kind not in "iu":
             raise RuntimeError("torch.searchsorted(): sorter must be an integer tensor of the boundaries' shape "
                                f"{list(seq.shape)}, got {list(order.shape)} of dtype {sorter.dtype!r}")
+    if seq.dtype.kind == "V" or values.dtype.kind == "V":
+        # ml_dtypes' bfloat16 promotes with no integer dtype: compare in float64, exact for both
+        seq, values = seq.astype(np.float64), values.astype(np.float64)
     found = _searchsorted_array(seq, values, side, order)
     return Tensor._make(found.astype(np.int32 if out_int32 else np.int64, copy=False))
 
@@ -141,7 +144,7 @@ def histc(input: Tensor, bins: int = 100, min: float = 0, max: float = 0) -> Ten
     range when both are 0; widened by 1 each side when empty), in the input's dtype. Elements
     outside the range are ignored; the maximum falls in the last bin."""
     x = input._data
-    if x.dtype.kind != "f":
+    if x.dtype.kind not in "fV":
         raise NotImplementedError(f'"histogram_cpu" not implemented for \'{input.dtype.name}\': '
                                   "histc takes a floating tensor")
     if bins <= 0:

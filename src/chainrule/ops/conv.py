@@ -514,7 +514,7 @@ def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
 
 
 def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None) -> None:
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fV":
         raise RuntimeError(f"\"slow_conv2d_cpu\" not implemented for '{_dtype_name(input)}'")
     for other in (weight, bias):
         if other is not None and other._data.dtype != input._data.dtype and not autocast_unifies(input._data):

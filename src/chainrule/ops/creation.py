@@ -127,7 +127,7 @@ def _unwrap_nested(data):
 def _finish(array, requires_grad: builtins.bool) -> Tensor:
     t = Tensor._make(array)
     if requires_grad:
-        if array.dtype.kind != "f":
+        if array.dtype.kind not in _dtype.FLOAT_KINDS:
             raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
         t._requires_grad = True
     return t

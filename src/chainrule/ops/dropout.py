@@ -54,7 +54,7 @@ def _check_p(p: float) -> None:
 
 def _dropout_mask(x: Tensor, p: float, shape: tuple) -> np.ndarray:
     xp = array_module(x)
-    dtype = x._data.dtype if x._data.dtype.kind == "f" else np.dtype(_dtype.get_default_dtype().np)
+    dtype = x._data.dtype if x._data.dtype.kind in "fV" else np.dtype(_dtype.get_default_dtype().np)
     if p == 1.0:
         return xp.zeros(shape, dtype=dtype)
     keep = _random._rng(None, xp).random(shape, dtype=np.float64 if dtype == np.float64 else np.float32) >= p

@@ -133,7 +133,7 @@ def _pair(a, b):
 def _float_pair(a, b):
     """Like ``_pair`` but integer results are computed in the default float dtype (true division)."""
     a, b = _pair(a, b)
-    if a._data.dtype.kind not in "fc":
+    if a._data.dtype.kind not in "fcV":
         dtype = _dtype.get_default_dtype()
         a, b = _cast(a, dtype), _cast(b, dtype)
     return a, b
@@ -142,7 +142,7 @@ def _float_pair(a, b):
 def _float_input(x: Tensor) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"expected a Tensor, got {type(x).__name__}")
-    if x._data.dtype.kind != "f":
+    if x._data.dtype.kind not in "fV":
         return _cast(x, _dtype.get_default_dtype())
     return x
 
@@ -288,7 +288,7 @@ class PowScalar(Function):
         ctx.exponent = exponent
         if exponent == 2:
             return x * x
-        return xp.power(x, x.dtype.type(exponent)) if x.dtype.kind == "f" else xp.power(x, exponent)
+        return xp.power(x, x.dtype.type(exponent)) if x.dtype.kind in "fV" else xp.power(x, exponent)
 
     @staticmethod
     def backward(ctx, grad):
@@ -492,7 +492,7 @@ def pow(input, exponent) -> Tensor:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
         return PowScalar.apply(input, exponent=exponent)
     if not isinstance(input, Tensor):
-        if isinstance(exponent, Tensor) and exponent._data.dtype.kind == "f":
+        if isinstance(exponent, Tensor) and exponent._data.dtype.kind in "fV":
             return RPowScalar.apply(exponent, base=input)
     a, b = _pair(input, exponent)
     return Pow.apply(a, b)
@@ -559,7 +559,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     # out= handled inline rather than by honours_out: these are the hottest calls there are
     if float_only:
         def op(input: Tensor, *, out=None) -> Tensor:
-            if type(input) is not Tensor or input._data.dtype.kind != "f":
+            if type(input) is not Tensor or input._data.dtype.kind not in "fV":
                 input = _float_input(input)  # checks the type; casts an integer tensor
             result = cls.apply(input)
             return result if out is None else write_out(result, out, op_name)
@@ -652,7 +652,7 @@ sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), sav
 def _sign_array(x: np.ndarray) -> np.ndarray:
     xp = array_module(x)
     y = xp.sign(x)
-    if y.dtype.kind == "f":
+    if y.dtype.kind in "fV":
         y = xp.where(xp.isnan(y), y.dtype.type(0), y)  # torch's sign(NaN) is 0 (so abs'(NaN) is 0 too)
     return y
 
@@ -854,7 +854,7 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
         if max is not None:
             out = _clamp_bound(out, max, "max")
         return name_node(out, "ClampBackward0", label="clamp") if out is not input else out
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fV":
         # number bounds take part in type promotion (an int tensor clamped at 2.5 becomes float)
         dtype = _dtype.result_type(input, *[v for v in (min, max) if v is not None])
         input = _cast(input, dtype)
@@ -1005,7 +1005,13 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
 def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=None) -> Tensor:
     xp = array_module(input)
     finite = isfinite(input)
-    replaced = Tensor._make(xp.nan_to_num(input._data, nan=nan, posinf=posinf, neginf=neginf))
+    data = input._data
+    if data.dtype.kind == "V":  # NumPy's nan_to_num skips ml_dtypes' bfloat16: replace in float32, limits bfloat16's
+        limits = _dtype.finfo_of(data.dtype)
+        posinf = float(limits.max) if posinf is None else posinf
+        neginf = float(limits.min) if neginf is None else neginf
+        data = data.astype(np.float32)
+    replaced = Tensor._make(xp.nan_to_num(data, nan=nan, posinf=posinf, neginf=neginf).astype(input._data.dtype))
     return where(finite, input, replaced)
 
 
@@ -1039,7 +1045,7 @@ logical_xor = _compare(np.logical_xor)
 def _bitwise(ufunc, symbol: str):
     def op(input, other) -> Tensor:
         a, b = _pair(input, other)
-        if a._data.dtype.kind == "f":
+        if a._data.dtype.kind in "fV":
             raise TypeError(f"'{symbol}' (bitwise) is only defined for integer and bool tensors, got {a.dtype}")
         try:
             return Tensor._make(ufunc(a._data, b._data))
@@ -1057,7 +1063,7 @@ bitwise_xor = _bitwise(np.bitwise_xor, "^")
 
 def bitwise_not(input: Tensor) -> Tensor:
     xp = array_module(input)
-    if input._data.dtype.kind == "f":
+    if input._data.dtype.kind in "fV":
         raise TypeError(f"'~' (bitwise_not) is only defined for integer and bool tensors, got {input.dtype}")
     return Tensor._make(xp.invert(input._data))
 

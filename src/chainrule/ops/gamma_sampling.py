@@ -66,6 +66,6 @@ class StandardGamma(Function):
 def standard_gamma(concentration: Tensor) -> Tensor:
     """torch._standard_gamma: one Gamma(α, 1) draw per element of ``concentration``, whose
     gradient with respect to α is the implicit reparameterisation gradient."""
-    if concentration._data.dtype.kind != "f":
+    if concentration._data.dtype.kind not in "fV":
         raise RuntimeError(f"_standard_gamma: expected a floating-point concentration, got {concentration.dtype}")
     return StandardGamma.apply(concentration)

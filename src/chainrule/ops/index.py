@@ -45,7 +45,7 @@ def _convert_key_item(k):
                 raise ValueError("step must be greater than zero")
         return k
     if isinstance(k, Tensor):
-        if k._data.dtype.kind == "f":
+        if k._data.dtype.kind in "fV":
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         if k._data.ndim == 0 and k._data.dtype.kind in "iu":
             return int(k._data)  # torch reads a 0-d integer tensor as an integer: a select
@@ -60,7 +60,7 @@ def _convert_list(k: list):
     array = np.asarray([x.item() if isinstance(x, Tensor) else x for x in k])
     if array.size == 0:
         return array.astype(np.int64)  # NumPy makes [] float; torch reads it as an empty integer index
-    if array.dtype.kind == "f":
+    if array.dtype.kind in "fV":
         raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
     return array
 
@@ -448,7 +448,7 @@ def _scatter_add_array(out: np.ndarray, index: np.ndarray, dim: int, src: np.nda
     src = _prefix(_as_1d(src), index.shape)
     target = _as_1d(out)
     key = _dim_index(index, dim)
-    if target.dtype.kind == "f":
+    if target.dtype.kind in "fV":
         # flat positions, then one bincount: vectorised, faster than np.add.at
         strides = [int(s) for s in np.cumprod((target.shape[1:] + (1,))[::-1])[::-1]]  # host: shape math
         flat = xp.zeros(index.shape, dtype=np.intp)
@@ -650,7 +650,7 @@ class ScatterReduce(Function):
         if not include_self:
             if reduce == "prod":
                 out[touched] = 1
-            elif x.dtype.kind == "f":
+            elif x.dtype.kind in "fV":
                 out[touched] = -np.inf if reduce == "amax" else np.inf
             else:
                 info = np.iinfo(x.dtype)
@@ -712,7 +712,7 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
     counts = xp.full(input._data.shape, 1 if include_self else 0, dtype=input._data.dtype)
     _scatter_add_array(counts, array, d, xp.ones(array.shape, dtype=counts.dtype))
     counts = xp.maximum(counts, 1)
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fV":
         return Tensor._make(total._data // counts)
     return name_node(total / Tensor._make(counts), "ScatterReduceBackward0", label="scatter_reduce",
                      rule="reduce='mean', its last step: divides the gradient by each position's count")

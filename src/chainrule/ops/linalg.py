@@ -334,6 +334,9 @@ def _scaled_add(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
     xp = array_module(input)
     from .elementwise import add, mul, where
 
+    if autocast_unifies(input._data) and input.dtype is not product.dtype and input.is_floating_point():
+        input = input.to(product.dtype)  # autocast lowered the product: torch casts the added input too
+
     if alpha != 1:
         product = mul(product, alpha)
     if beta == 0:
@@ -781,7 +784,7 @@ def _check_square(A: Tensor, op: str) -> None:
     if shape[-1] != shape[-2]:
         raise RuntimeError(f"{op}: A must be batches of square matrices, but they are {shape[-2]} by "
                            f"{shape[-1]} matrices")
-    if A._data.dtype.kind != "f":
+    if A._data.dtype.kind not in "fV":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
                            f"{_INTEGRAL_SCALAR_NAMES.get(A.dtype.name, A.dtype.name)}")
 

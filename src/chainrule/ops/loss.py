@@ -442,9 +442,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         raise ValueError("Expected 1 or more dimensions (got 0)")
     C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
     w = _class_weights(weight, C, input._data.dtype)
-    if target._data.dtype.kind == "f" and target._data.shape == input._data.shape:
+    if target._data.dtype.kind in "fV" and target._data.shape == input._data.shape:
         return _probability_cross_entropy(input, target, weight, reduction, label_smoothing)
-    if target._data.dtype.kind == "f":
+    if target._data.dtype.kind in "fV":
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype_name(target)}")
     _check_weight_not_differentiated(weight)
     _class_layout(input, target, "cross_entropy")

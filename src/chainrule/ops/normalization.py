@@ -418,7 +418,7 @@ def _affine(x: Tensor, weight, bias, shape: tuple) -> Tensor:
 
 
 def _float(x: Tensor) -> Tensor:
-    return x if x._data.dtype.kind == "f" else x.to(_dtype.get_default_dtype())
+    return x if x._data.dtype.kind in "fV" else x.to(_dtype.get_default_dtype())
 
 
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,

@@ -90,7 +90,7 @@ def _crop(padded: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
 
 
 def _lowest(dtype):
-    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+    return -np.inf if dtype.kind in "fV" else np.iinfo(dtype).min
 
 
 # ---------------------------------------------------------------- max pool
@@ -173,7 +173,7 @@ def _first_max_hits(views: list, best: np.ndarray, geo: _PoolGeometry) -> list:
     # NaN windows equal nothing; torch takes every NaN it meets (``val > max || isnan(val)``), so
     # its index is the window's LAST NaN. On a device this runs unconditionally: testing for NaN
     # first would sync to the host. Padding is never NaN.
-    if best.dtype.kind == "f" and (xp is not np or xp.isnan(best).any()):
+    if best.dtype.kind in "fV" and (xp is not np or xp.isnan(best).any()):
         nans = [xp.isnan(view) for view in views]
         _only_first(nans, last=True)
         for hit, nan in zip(hits, nans):
@@ -592,7 +592,7 @@ def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pa
     geo = _pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode, d, opname)
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
-    if x._data.dtype.kind != "f":
+    if x._data.dtype.kind not in "fV":
         raise RuntimeError(f"\"{opname}\" not implemented for '{x._data.dtype.name}'")
     divisor = _divisor(array_module(x), geo, count_include_pad, divisor_override, x._data.dtype)
     out = _AVG_POOL[d].apply(x, geo=geo, divisor=divisor)
@@ -651,7 +651,7 @@ def _adaptive_check(input: Tensor, d: int, opname: str) -> None:
 def _adaptive_avg(input: Tensor, output_size, d: int, opname: str) -> Tensor:
     xp = array_module(input)
     _adaptive_check(input, d, opname)
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fV":
         raise RuntimeError(f"\"{opname}\" not implemented for '{input._data.dtype.name}'")
     sizes = _output_size(output_size, input, d)
     if all(m == 1 for m in sizes):
@@ -730,7 +730,7 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
     windows = windows.transpose(perm).reshape(data.shape[:2] + tuple(sizes) + (-1,))
     which = windows.argmax(axis=-1) if windows.shape[-1] else xp.zeros(windows.shape[:-1], dtype=np.int64)
     # argmax takes a window's first NaN; torch's kernel (``val > max || isnan(val)``) its last
-    if windows.dtype.kind == "f" and windows.size and (xp is not np or xp.isnan(windows).any()):
+    if windows.dtype.kind in "fV" and windows.size and (xp is not np or xp.isnan(windows).any()):
         nan = xp.isnan(windows)
         last_nan = windows.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1)
         which = xp.where(nan.any(axis=-1), last_nan, which)

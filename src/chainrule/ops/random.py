@@ -229,7 +229,7 @@ def set_rng_state(state: Tensor) -> None:
 
 def _float_dtype(dtype, op: str):
     dt = _dt(dtype)
-    if dt.kind != "f":
+    if dt.kind not in "fV":
         # torch's error type and wording for a continuous distribution of an integer dtype
         raise NotImplementedError(f'"{op}" not implemented for \'{_dtype.to_dtype(dtype).name}\' '
                                   "(rand and randn need a floating-point dtype)")
@@ -320,7 +320,7 @@ def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
 def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
     """torch.multinomial: ``num_samples`` category indices per row of (unnormalised) weights."""
     data = input._data
-    if data.dtype.kind != "f":
+    if data.dtype.kind not in "fV":
         raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: {_dtype_name(data)}")
     if data.ndim not in (1, 2):
         raise RuntimeError("prob_dist must be 1 or 2 dim")

@@ -115,7 +115,7 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     """torch.mean; integer inputs are an error unless ``dtype`` is floating, as in torch."""
     if dtype is not None:
         input = input.to(dtype)
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fV":
         raise RuntimeError(
             f"mean(): could not infer output dtype. Input dtype must be either a floating point or "
             f"complex dtype. Got: {input.dtype.name.capitalize()}"
@@ -152,7 +152,7 @@ def _float_dtype_input(input: Tensor, dtype) -> Tensor:
 
     if dtype is not None:
         return _cast(input, _dtype.to_dtype(dtype))
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fV":
         return _cast(input, _dtype.get_default_dtype())
     return input
 
@@ -312,7 +312,7 @@ def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):
         raise RuntimeError(f"{op}: can't specify both unbiased and correction")
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fV":
         raise RuntimeError(f"{op}(): std and var only support floating point and complex dtypes")
     if isinstance(dim, (list, tuple)) and len(dim) == 0:
         dim = None
@@ -418,7 +418,7 @@ def _split_among_equal(grad: Tensor, x: Tensor, value: Tensor, kept_grad: Tensor
     from .elementwise import where
 
     mask = x._data == value._data
-    if nan_is_equal and x._data.dtype.kind == "f":
+    if nan_is_equal and x._data.dtype.kind in "fV":
         mask |= xp.isnan(x._data) & xp.isnan(value._data)
     count = xp.sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype) if dims else None
     share = kept_grad / Tensor._make(count) if count is not None else kept_grad
@@ -1160,7 +1160,7 @@ def _argsort(x: np.ndarray, dim: int, descending: bool) -> np.ndarray:
     if x.dtype.kind == "u":
         x = x.astype(np.int64)
     order = xp.argsort(-x, axis=dim, kind="stable")
-    if x.dtype.kind == "f" and xp.isnan(x).any():
+    if x.dtype.kind in "fV" and xp.isnan(x).any():
         # -NaN is NaN and sorts last; torch orders NaN as the largest value, so move NaNs first
         nan_last = ~xp.isnan(xp.take_along_axis(x, order, axis=dim))
         order = xp.take_along_axis(order, xp.argsort(nan_last, axis=dim, kind="stable"), axis=dim)
@@ -1216,7 +1216,7 @@ def _median_index(x: np.ndarray, d: int) -> np.ndarray:
     the slice holds a NaN, unlike kthvalue, which orders NaN as the largest value."""
     xp = array_module(x)
     index = _kth_index(x, d, (x.shape[d] - 1) // 2)
-    if x.dtype.kind == "f":
+    if x.dtype.kind in "fV":
         nan = xp.isnan(x)
         index = xp.where(nan.any(axis=d, keepdims=True), xp.argmax(nan, axis=d, keepdims=True), index)
     return index
@@ -1230,7 +1230,7 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
     x = input._data
     if dim is None:
         if x.size == 0:  # NaN, or the type's minimum for integers, as torch
-            return Tensor._make(xp.asarray(np.nan if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+            return Tensor._make(xp.asarray(np.nan if x.dtype.kind in "fV" else np.iinfo(x.dtype).min
                                            if x.dtype.kind in "iu" else False, dtype=x.dtype))
         flat = input.reshape(-1)
         index = _median_index(flat._data, 0)
@@ -1310,7 +1310,7 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
     xp = array_module(input)
     from .elementwise import where
 
-    if input._data.dtype.kind == "f":
+    if input._data.dtype.kind in "fV":
         input = where(Tensor._make(xp.isnan(input._data)), 0.0, input)
     return name_node(sum(input, dim, keepdim, dtype=dtype), "NansumBackward0", label="nansum",
                      rule="copies the gradient to every element; the NaNs, zeroed by the step below, get 0 there")
@@ -1319,7 +1319,7 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
 def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.nanmean: the mean of the non-NaN elements over ``dim``."""
     xp = array_module(input)
-    if input._data.dtype.kind != "f" and dtype is None:
+    if input._data.dtype.kind not in "fV" and dtype is None:
         raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got "
                            f"{input.dtype.name.capitalize()}")
     dims = _dims(dim, input._data.ndim, "nanmean")
@@ -1346,7 +1346,7 @@ def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
         return _select_along(cls, input, xp.zeros((), np.int64), 0, True, op)
     values = (xp.maximum if largest else xp.minimum).accumulate(x, axis=d)
     # torch moves the index to each element equal to the running extremum (ties: the latest) or NaN
-    update = (x == values) | (xp.isnan(x) if x.dtype.kind == "f" else False)
+    update = (x == values) | (xp.isnan(x) if x.dtype.kind in "fV" else False)
     positions = xp.arange(x.shape[d]).reshape((-1,) + (1,) * (x.ndim - d - 1))
     index = xp.maximum.accumulate(xp.where(update, positions, 0), axis=d)
     return _select_along(cls, input, index, d, True, op)

@@ -531,7 +531,7 @@ class Nextafter(_NoDerivative, Function):
 def nextafter(input: Tensor, other: Tensor) -> Tensor:
     """torch.nextafter: the next floating-point value after input towards other."""
     a, b = _pair(input, other)
-    if a._data.dtype.kind != "f":
+    if a._data.dtype.kind not in "fV":
         raise RuntimeError(f"\"nextafter_cpu\" not implemented for '{_TORCH_TYPE_NAMES.get(a.dtype.name, a.dtype.name)}'")
     return Nextafter.apply(a, b)
 
@@ -564,7 +564,7 @@ def lcm(input: Tensor, other: Tensor) -> Tensor:
 def frexp(input: Tensor, *, out=None):
     """torch.frexp: (mantissa, exponent) with input = mantissa·2^exponent, |mantissa| in [0.5, 1);
     the exponent is int32 and nothing is differentiable, as torch."""
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fV":
         raise RuntimeError("torch.frexp() only supports floating-point dtypes")
     xp = array_module(input._data)
     exponent = xp.frexp(input._data)[1]
@@ -581,7 +581,9 @@ def ldexp(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.ldexp: input·2^other (torch computes it as that product)."""
     # (torch's gradient for an integer ``other`` is grad·pow(2, other) in integers: 0 wherever other < 0;
     # chainrule's is the true 2^other there)
-    power = pow(2.0, _cast(other, _dtype.get_default_dtype()) if other._data.dtype.kind != "f" else other)
+    # an integer exponent takes a floating input's dtype, as torch's promotion gives (bfloat16 stays bfloat16)
+    power_dtype = input.dtype if input._data.dtype.kind in "fV" else _dtype.get_default_dtype()
+    power = pow(2.0, _cast(other, power_dtype) if other._data.dtype.kind not in "fV" else other)
     result = name_node(mul(input, power), "LdexpBackward0", label="ldexp", rule="∂/∂a = 2^b, ∂/∂b = a·2^b·log 2")
     return result if out is None else write_out(result, out, "ldexp")
 

@@ -46,7 +46,7 @@ def _quantile(op: str, input: Tensor, q, dim, keepdim: bool, interpolation: str,
     _check_tensor(input, op)
     xp = array_module(input)
     x = input._data
-    if x.dtype.kind != "f":
+    if x.dtype.kind not in "fV":
         raise RuntimeError(f"{op}() input tensor must be either float or double dtype")
     if x.size == 0:
         raise RuntimeError(f"{op}() input tensor must be non-empty")
@@ -143,6 +143,8 @@ def _nanmedian_index(x, axis: int):
     """The lower middle non-NaN element's index along ``axis`` (NaN sorts last; an all-NaN slice
     gives its first NaN)."""
     xp = array_module(x)
+    if x.dtype.kind == "V":  # ml_dtypes' bfloat16 sorts NaN in place, not last: sort it widened (exact)
+        x = x.astype(np.float32)
     order = xp.argsort(x, axis=axis, kind="stable")
     count = x.shape[axis] - xp.isnan(x).sum(axis=axis, keepdims=True)
     position = xp.maximum((count - 1) // 2, 0)
@@ -165,7 +167,7 @@ def nanmedian(input: Tensor, dim=None, keepdim: bool = False):
     values = input.reshape(1) if x.ndim == 0 else input
     if values._data.shape[d] == 0:
         raise IndexError(f"median(): Expected reduction dim {d} to have non-zero size.")
-    index = _nanmedian_index(values._data, d) if x.dtype.kind == "f" else \
+    index = _nanmedian_index(values._data, d) if x.dtype.kind in "fV" else \
         xp.take(xp.argsort(values._data, axis=d, kind="stable"), [(values._data.shape[d] - 1) // 2], axis=d)
     out = values.gather(d, _constant(index))
     if not keepdim or x.ndim == 0:
@@ -182,7 +184,7 @@ def histogram(input: Tensor, bins=100, *, range=None, weight: Tensor | None = No
     _check_tensor(input, "histogram")
     xp = array_module(input)
     x = input._data
-    if x.dtype.kind != "f":
+    if x.dtype.kind not in "fV":
         raise NotImplementedError(f"\"histogramdd\" not implemented for '{_scalar_name(input)}'")
     if isinstance(bins, Tensor):
         if bins._data.ndim != 1:
@@ -227,7 +229,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
                            f"{input._data.ndim} dimensions")
     xp = array_module(input)
     x = input.reshape(1, -1) if input._data.ndim < 2 else input
-    if x._data.dtype.kind != "f":
+    if x._data.dtype.kind not in "fV":
         x = _cast(x, _dtype.get_default_dtype())
     observations = x._data.shape[1]
     w = None
@@ -248,7 +250,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
         if aweights._data.ndim > 1:
             raise RuntimeError(f"cov(): expected aweights to have one or fewer dimensions but got aweights with "
                                f"{aweights._data.ndim} dimensions")
-        if aweights._data.dtype.kind != "f":
+        if aweights._data.dtype.kind not in "fV":
             raise RuntimeError(f"cov(): expected aweights to have floating point dtype but got aweights with "
                                f"{_scalar_name(aweights)} dtype")
         if aweights._data.size != observations:
@@ -334,7 +336,7 @@ class Logcumsumexp(Function):
         # log is the dtype's lowest finite value, not -inf (as torch): -inf would give inf - inf
         # = NaN in the gradient of this rule (create_graph), while exp(lowest + a) is exactly 0.
         # The inner where keeps log's own gradient finite at g = 0.
-        lowest = float(array_module(grad).finfo(grad._data.dtype).min)
+        lowest = float(_dtype.finfo_of(grad._data.dtype).min)
         positive, negative = grad > 0, grad < 0
         log_positive = where(positive, where(positive, grad, 1.0).log(), lowest)
         log_negative = where(negative, where(negative, -grad, 1.0).log(), lowest)
@@ -346,7 +348,7 @@ class Logcumsumexp(Function):
 def logcumsumexp(input: Tensor, dim: int) -> Tensor:
     """torch.logcumsumexp: ``log(cumsum(exp(x)))`` along ``dim``, computed without overflow."""
     _check_tensor(input, "logcumsumexp")
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fV":
         raise NotImplementedError(f"\"logcumsumexp_out_cpu\" not implemented for '{_scalar_name(input)}'")
     d = _single_dim(dim, input._data.ndim, "logcumsumexp")
     return Logcumsumexp.apply(input, dim=d)
@@ -374,7 +376,7 @@ def _trapezoid(op: str, y: Tensor, x, dx, dim: int, cumulative: bool) -> Tensor:
         raise TypeError(f"{op}() received both x and dx: pass one")
     if isinstance(x, numbers.Number):
         x, dx = None, x
-    if y._data.dtype.kind != "f":
+    if y._data.dtype.kind not in "fV":
         y = _cast(y, _dtype.get_default_dtype())
     n = y._data.shape[d]
     spacing = _spacing(y, x, dx, d, op)
@@ -471,7 +473,7 @@ def gradient(input: Tensor, *, spacing=1, dim=None, edge_order: int = 1) -> tupl
     for d in dims:
         if input._data.shape[d] < edge_order + 1:
             raise RuntimeError("torch.gradient expected each dimension size to be at least edge_order+1")
-    f = input if input._data.dtype.kind == "f" else _cast(input, _dtype.get_default_dtype())
+    f = input if input._data.dtype.kind in "fV" else _cast(input, _dtype.get_default_dtype())
     out = []
     for d, h in zip(dims, spacings):
         if isinstance(h, Tensor) and h._data.ndim == 1:
@@ -491,7 +493,7 @@ def renorm(input: Tensor, p, dim: int, maxnorm) -> Tensor:
     """torch.renorm: every slice along ``dim`` whose ``p``-norm exceeds ``maxnorm`` scaled down to
     norm ``maxnorm`` (times 1/(1 + 1e-7/norm), as torch); the others unchanged."""
     _check_tensor(input, "renorm")
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fV":
         raise RuntimeError(f"renorm(): expected a floating point input, got {_scalar_name(input)}")
     if p <= 0:
         raise RuntimeError("renorm: non-positive-norm not supported")

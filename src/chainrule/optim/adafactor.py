@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
+from .. import _dtype
 from .._backend import array_module
 from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
 
@@ -43,7 +42,7 @@ class Adafactor(Optimizer):
                 else:
                     state["variance"] = p.new_zeros(tuple(g.shape))
             step = _step_tensor(state)
-            floor = float(np.finfo(w.dtype).eps) if eps1 is None else eps1
+            floor = float(_dtype.finfo_of(w.dtype).eps) if eps1 is None else eps1
             one_minus_beta2 = step ** beta2_decay
             rho = min(lr, 1 / math.sqrt(step))
             # the step is relative to the parameter's RMS, at least eps2

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from .. import _dtype
 from .._backend import array_module, to_device
 from ..autograd.grad_mode import enable_grad
 from ..autograd.profiler import record_function
@@ -191,7 +192,7 @@ def _copy_state(value):
 
 def _cast_state(key: str, value, param: Tensor):
     """Loaded state joins its parameter's dtype and device, as in torch (``step`` stays as it is)."""
-    if key != "step" and isinstance(value, Tensor) and value._data.dtype.kind == "f":
+    if key != "step" and isinstance(value, Tensor) and value._data.dtype.kind in _dtype.FLOAT_KINDS:
         if value._data.dtype != param._data.dtype:
             value = Tensor._make(value._data.astype(param._data.dtype))
         if type(value._data) is not type(param._data):

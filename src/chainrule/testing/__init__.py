@@ -46,7 +46,7 @@ def _compare_tensors(actual, expected, rtol, atol, equal_nan, check_device, chec
     # 0.2 prints as 0.20000000298023224); integer differences are exact, their ratios float32
     common = np.promote_types(a.dtype, b.dtype)
     with np.errstate(all="ignore"):
-        if common.kind == "f":
+        if common.kind in "fV":
             abs_diff = np.abs(a.astype(common) - b.astype(common))
             rel_diff = abs_diff / np.abs(b.astype(common))
         else:

@@ -58,14 +58,14 @@ def format_value(value) -> str:
         return "None"
     array = value._data if hasattr(value, "_data") else np.asarray(value)
     if array.size == 1 and array.ndim == 0:
-        return _scalar(array.reshape(()).item() if array.dtype.kind != "f" else array.reshape(())[()])
+        return _scalar(array.reshape(()).item() if array.dtype.kind not in "fV" else array.reshape(())[()])
     shape = "(" + ", ".join(str(s) for s in array.shape) + ("," if array.ndim == 1 else "") + ")"
     if array.size <= _MAX_INLINE:
         body = np.array2string(array, separator=", ", formatter={"all": _scalar})
         return f"{shape} {' '.join(body.split())}"
     # the norm is accumulated in float64, then shown at the tensor's own precision
     norm = np.linalg.norm(array.astype(np.float64).ravel())
-    if array.dtype.kind == "f":
+    if array.dtype.kind in "fV":
         norm = array.dtype.type(norm)
     return f"{shape} norm={_scalar(norm)} min={_scalar(array.min())} max={_scalar(array.max())}"
 

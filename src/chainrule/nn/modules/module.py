@@ -499,7 +499,7 @@ class Module:
                 device = a
         if dtype is not None:
             dtype = _dtype.to_dtype(dtype)
-            if dtype._category < _dtype.float32._category and dtype.np.kind != "f":
+            if dtype._category < _dtype.float32._category and dtype.np.kind not in "fV":
                 raise TypeError(
                     f"nn.Module.to only accepts floating point or complex dtypes, but got desired dtype={dtype}"
                 )
@@ -525,6 +525,9 @@ class Module:
 
     def half(self) -> Module:
         return self._apply(lambda t: t.half() if t.is_floating_point() else t)
+
+    def bfloat16(self) -> Module:
+        return self._apply(lambda t: t.bfloat16() if t.is_floating_point() else t)
 
     def type(self, dst_type) -> Module:
         return self._apply(lambda t: t.to(dst_type))

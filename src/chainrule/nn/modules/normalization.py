@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from ... import _dtype
 from ...ops.creation import empty, ones, tensor, zeros
 from ...tensor import Tensor
 from .. import functional as F
@@ -200,7 +199,7 @@ class RMSNorm(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         dims = tuple(range(-len(self.normalized_shape), 0))
-        eps = self.eps if self.eps is not None else float(np.finfo(input._data.dtype).eps)
+        eps = self.eps if self.eps is not None else float(_dtype.finfo_of(input._data.dtype).eps)
         out = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
         return out * self.weight if self.weight is not None else out
 

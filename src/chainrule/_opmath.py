@@ -1,0 +1,122 @@
+"""Low-precision "opmath": how ops run on bfloat16 arrays, and CPU autocast's casts.
+
+torch's CPU kernels compute a bfloat16 op in float32 and round the result once; reductions,
+matmul and convolution accumulate in float32. ml_dtypes' ufuncs already do the former for each
+elementwise ufunc, but NumPy reducing or multiplying bfloat16 arrays accumulates in bfloat16 (the
+sum of a thousand thirds comes out 128, not 333). So the ops that accumulate, listed here by
+label, take their bfloat16 inputs as float32 and round their floating outputs back to bfloat16.
+
+This is one seam, not a change to every op: ``autograd.function._apply_array_op`` calls ``run``
+instead of ``forward`` once the hook is installed, which happens the first time bfloat16 is
+loaded or a CPU autocast region opens; float32 programs never pay more than that one check.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _dtype
+from ._backend import autocast_hook
+
+# ops that accumulate (sums, products of matrices, normalisation statistics), chain several NumPy
+# steps whose intermediate bfloat16 rounding torch does not have, or order values
+ACCUMULATE_IN_FLOAT32 = frozenset({
+    "sum", "mean", "prod", "prod_of_others", "var", "std", "norm", "cumsum", "cumsum_backward", "cumprod",
+    "logsumexp", "logcumsumexp", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "matmul", "bmm", "dot", "einsum", "trace", "linear", "linear_backward",
+    "conv", "conv_transpose", "conv_weight", "unfold", "fold",
+    "batch_norm", "batch_norm_backward", "layer_norm", "layer_norm_backward", "group_norm", "group_norm_backward",
+    "avg_pool", "avg_pool_backward", "adaptive_avg_pool",
+    "cross_entropy", "cross_entropy_backward", "nll_loss", "nll_loss_backward", "binary_cross_entropy", "ctc_loss",
+    "gelu", "gelu_backward", "silu", "silu_backward", "mish", "softplus", "logsigmoid", "elu", "celu",
+    "hardswish", "hardsigmoid", "logit", "xlogy", "hypot", "atan2", "sigmoid", "erf", "rsqrt",
+    "recurrent_layer", "recurrent_layer_backward", "rnn", "lstm", "gru", "rnn_backward", "lstm_backward",
+    "gru_backward", "polygamma", "mvlgamma", "igamma", "igammac", "zeta",
+    # ml_dtypes' bfloat16 sorts NaN in place rather than last, so ordering ops sort the (exact) float32 widening
+    "sort", "topk", "median", "kthvalue", "mode", "max", "min", "amax", "amin", "cummax", "cummin",
+    "cumulative extremum",
+})
+
+# torch's CPU autocast lists (torch.amp docs, "CPU Ops that can autocast to bfloat16" and "... to
+# float32"), as chainrule's op labels; every other op runs in its inputs' dtype
+CPU_LOWER_PRECISION_OPS = frozenset({"linear", "matmul", "bmm", "einsum", "conv", "conv_transpose", "prelu",
+                                     "rnn", "gru", "lstm", "recurrent_layer"})
+CPU_FLOAT32_OPS = frozenset({
+    "prod", "trace", "cholesky", "cholesky_solve", "cholesky_inverse", "inv", "pinv", "qr", "eigh", "svd",
+    "lstsq", "lu_factor", "lu", "det", "slogdet", "solve", "solve_triangular", "matrix_exp", "max_unpool",
+    "cross_entropy", "nll_loss", "binary_cross_entropy", "ctc_loss",
+})
+
+_FLOAT32 = np.dtype(np.float32)
+
+
+# called with ``run`` when the hook is first needed (autograd.function registers its setter)
+hook_setters: list = []
+_installed = False
+
+
+def install() -> None:
+    """Route every op through ``run`` from now on (bfloat16 loaded, or a CPU autocast region)."""
+    global _installed
+    if not _installed:
+        _installed = True
+        for set_hook in hook_setters:
+            set_hook(run)
+
+
+def _cast_for_cpu_autocast(arrays: list, op, lower) -> None:
+    """torch's CPU autocast, in place on the op's arrays: its lower-precision list takes float32
+    inputs down to ``lower``, its float32 list takes lower-precision inputs up to float32."""
+    # only NumPy arrays: device arrays belong to CUDA autocast (the device seam in _backend)
+    if op in CPU_LOWER_PRECISION_OPS:
+        for i, array in enumerate(arrays):
+            if type(array) is np.ndarray and array.dtype == _FLOAT32:
+                arrays[i] = array.astype(lower)
+    elif op in CPU_FLOAT32_OPS:
+        for i, array in enumerate(arrays):
+            if type(array) is np.ndarray and array.dtype == lower:
+                arrays[i] = array.astype(_FLOAT32)
+
+
+def run(cls, ctx, arrays: list, params: dict):
+    """``cls.forward(ctx, *arrays, **params)`` with torch's low-precision semantics.
+
+    ``arrays`` is changed in place to what forward saw, so arrays it saves still resolve to the
+    op's input tensors.
+    """
+    op = getattr(cls, "label", None)
+    lower = autocast_hook.cpu_dtype
+    if lower is not None:
+        _cast_for_cpu_autocast(arrays, op, lower)
+    bfloat16 = _dtype._bfloat16_np
+    if bfloat16 is None or op not in ACCUMULATE_IN_FLOAT32:
+        return cls.forward(ctx, *arrays, **params)
+    widened = False
+    other_float = False
+    for i, array in enumerate(arrays):
+        array_dtype = getattr(array, "dtype", None)
+        if array_dtype == bfloat16:
+            arrays[i] = array.astype(_FLOAT32)
+            widened = True
+        elif array_dtype is not None and array_dtype.kind == "f":
+            other_float = True
+    out = cls.forward(ctx, *arrays, **params)
+    # round back only what bfloat16 inputs made: not an op's explicit dtype=, not a mixed-precision
+    # op whose float32/float64 input decides its result
+    if not widened or other_float or params.get("dtype") is not None:
+        return out
+    if type(out) is tuple:
+        rounded = tuple(_round(o, bfloat16) for o in out)
+        pairs = zip(out, rounded)
+    else:
+        rounded = _round(out, bfloat16)
+        pairs = ((out, rounded),)
+    saved = getattr(ctx, "_saved", None)
+    if saved:  # a saved output is the rounded one, so it still resolves to the output tensor
+        replace = {id(old): new for old, new in pairs if old is not new}
+        ctx._saved = tuple(replace.get(id(s), s) if s is not None else None for s in saved)
+    return rounded
+
+
+def _round(array, bfloat16):
+    return array.astype(bfloat16) if getattr(array, "dtype", None) == _FLOAT32 else array
