@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ._backend import array_module
+from ._backend import array_module, ufunc_at
 from ._layout import sparse_coo
 from .ops.creation import _to_array
 from .ops.linalg import matmul as _matmul
@@ -48,7 +48,7 @@ class SparseCOOTensor(Tensor):
         xp = array_module(values)
         dense = xp.zeros(tuple(size), dtype=values.dtype)
         if indices.shape[1]:
-            xp.add.at(dense, tuple(indices), values)  # repeated indices add up, as coalescing does
+            ufunc_at(xp, "add", dense, tuple(indices), values)  # repeated indices add up, as coalescing does
         tensor = object.__new__(cls)
         tensor._init(dense)
         tensor._coo = (indices, values, coalesced)
