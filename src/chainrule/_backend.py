@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 import numpy as np
 
 __all__ = ["device", "array_module", "cuda_module", "cuda_available", "device_of", "to_device", "subtract_contiguous",
-           "module_for_device", "use_standin_cuda"]
+           "module_for_device", "use_standin_cuda", "ufunc_at", "amax_with_initial", "linalg_errors",
+           "linalg_solve"]
 
 _ndarray = np.ndarray
 _generic = np.generic
@@ -328,3 +330,28 @@ def amax_with_initial(xp, a, axis, keepdims: bool, initial):
         shape = tuple(1 if d in axes else n for d, n in enumerate(a.shape) if keepdims or d not in axes)
         return xp.full(shape, initial, dtype=a.dtype)
     return xp.maximum(xp.max(a, axis=axis, keepdims=keepdims), initial)  # a Python number: no copy to the device
+
+
+def linalg_errors(xp):
+    """A context in which ``xp.linalg``'s inv/solve/cholesky raise LinAlgError on a singular or
+    non-positive-definite input, as NumPy's always do. CuPy's do not check by default (it costs a
+    device sync; the result is then silently inf/NaN): ``cupyx.errstate(linalg='raise')`` makes
+    them check, as torch's CUDA linalg does (it syncs to raise too)."""
+    if xp is np:
+        return contextlib.nullcontext()
+    standin = sys.modules.get("chainrule._standin")
+    if standin is not None and xp is standin.module:
+        return standin.errstate(linalg="raise")
+    import cupyx
+
+    return cupyx.errstate(linalg="raise")
+
+
+def linalg_solve(xp, a, b):
+    """``xp.linalg.solve(a, b)`` for a matrix ``b``, batch dims broadcast as in NumPy 2. CuPy's
+    solve does not broadcast them (ValueError unless ``b``'s batch dims equal ``a``'s), so on the
+    device both are broadcast first (views, no copy)."""
+    if xp is np or a.shape[:-2] == b.shape[:-2]:
+        return xp.linalg.solve(a, b)
+    batch = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    return xp.linalg.solve(xp.broadcast_to(a, batch + a.shape[-2:]), xp.broadcast_to(b, batch + b.shape[-2:]))

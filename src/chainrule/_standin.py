@@ -24,6 +24,7 @@ assert that a training step makes none. Turn it on as chainrule's 'cuda' device 
 
 from __future__ import annotations
 
+import contextlib
 import types
 
 import numpy
@@ -77,6 +78,21 @@ def _unwrap(value):
     if kind is tuple or kind is list:
         return kind(_unwrap(v) for v in value)
     return value
+
+
+def _wrapped_indices(key, shape: tuple):
+    """CuPy's integer-array indexing wraps an out-of-bounds index around (``x[[1, 3]]`` of 3
+    elements reads x[1], x[0]) where NumPy raises IndexError: checking would cost a device sync.
+    Python integers and slices are checked on the host, as in NumPy."""
+    parts = key if type(key) is tuple else (key,)
+    if not any(type(part) is numpy.ndarray and part.dtype.kind in "iu" for part in parts):
+        return key
+    if any(part is Ellipsis or part is None or (type(part) is numpy.ndarray and part.dtype.kind == "b")
+           for part in parts):
+        return key  # dims harder to line up; NumPy's check stays
+    wrapped = tuple(numpy.mod(part, shape[d]) if type(part) is numpy.ndarray and part.dtype.kind in "iu"
+                    and d < len(shape) and shape[d] else part for d, part in enumerate(parts))
+    return wrapped if type(key) is tuple else wrapped[0]
 
 
 def _unwrap_kwargs(kwargs: dict) -> dict:
@@ -282,10 +298,10 @@ class ndarray:
         return device_method
 
     def __getitem__(self, key):
-        return _wrap(self._array[_unwrap(key)])
+        return _wrap(self._array[_wrapped_indices(_unwrap(key), self._array.shape)])
 
     def __setitem__(self, key, value) -> None:
-        self._array[_unwrap(key)] = _unwrap(value)
+        self._array[_wrapped_indices(_unwrap(key), self._array.shape)] = _unwrap(value)
 
     def __copy__(self):
         return ndarray(self._array.copy())
@@ -621,6 +637,58 @@ _cuda.get_current_stream = lambda device=None: _Stream()
 _cuda.is_available = lambda: True
 
 
+class _ErrorConfig:
+    """``cupyx.errstate``'s ``linalg`` setting: 'ignore' (CuPy's default) or 'raise'."""
+
+    __slots__ = ("linalg",)
+
+    def __init__(self) -> None:
+        self.linalg = "ignore"
+
+
+_errors = _ErrorConfig()
+
+
+@contextlib.contextmanager
+def errstate(*, divide=None, over=None, under=None, invalid=None, linalg=None):
+    """``cupyx.errstate``: with ``linalg='raise'`` CuPy's solvers check cuSOLVER's info (a device
+    sync) and raise LinAlgError as NumPy does; by default they do not check."""
+    saved = _errors.linalg
+    if linalg is not None:
+        _errors.linalg = linalg
+    try:
+        yield
+    finally:
+        _errors.linalg = saved
+
+
+def _unchecked_linalg(name: str):
+    """``cupy.linalg.<name>``: a singular (inv, solve) or non-positive-definite (cholesky) input
+    raises only under ``errstate(linalg='raise')``; otherwise, as on the GPU, the result is
+    whatever the factorisation left, here all NaN. ``solve`` also keeps CuPy's shape rule: a
+    matrix ``b`` must have ``a``'s batch dims (CuPy does not broadcast them, NumPy 2 does)."""
+    numpy_fn = getattr(numpy.linalg, name)
+
+    def checked(a, *args):
+        a_ = _unwrap(a)
+        if name == "solve":
+            b_ = _unwrap(args[0])
+            if b_.ndim > 1 and a_.shape[:-1] != b_.shape[:-1]:
+                raise ValueError("a must have (..., M, M) shape and b must have (..., M, K) for multidimensional b")
+        try:
+            return _wrap(numpy_fn(a_, *_unwrap(args)))
+        except numpy.linalg.LinAlgError:
+            if _errors.linalg == "raise":
+                raise
+            shape = a_.shape if name != "solve" else numpy.broadcast_shapes(a_.shape[:-1], b_.shape)
+            dtype = numpy.result_type(a_.dtype, numpy.float32) if name != "solve" else numpy.result_type(
+                a_.dtype, b_.dtype, numpy.float32)
+            return ndarray(numpy.full(shape, numpy.nan, dtype=dtype))
+
+    checked.__name__ = name
+    return checked
+
+
 def _build_module() -> _Namespace:
     xp = _Namespace("chainrule.testing.standin", numpy, "cupy")
     xp.ndarray = ndarray
@@ -638,6 +706,8 @@ def _build_module() -> _Namespace:
     xp.lib.stride_tricks.sliding_window_view = _function(numpy.lib.stride_tricks.sliding_window_view,
                                                          qualified="cupy.lib.stride_tricks.sliding_window_view")
     xp.linalg = _Namespace("chainrule.testing.standin.linalg", numpy.linalg, "cupy.linalg")
+    for name in ("inv", "solve", "cholesky"):
+        setattr(xp.linalg, name, _unchecked_linalg(name))
     xp.fft = _Namespace("chainrule.testing.standin.fft", numpy.fft, "cupy.fft")
     xp.cuda = _cuda
     xp.get_default_memory_pool = lambda: _MEMORY_POOL
@@ -647,6 +717,15 @@ def _build_module() -> _Namespace:
     return xp
 
 
+def _build_cupyx() -> types.ModuleType:
+    """The few ``cupyx`` names chainrule uses (``errstate``, ``scatter_add``)."""
+    cupyx = types.ModuleType("chainrule.testing.standin.cupyx")
+    cupyx.errstate = errstate
+    cupyx.scatter_add = lambda a, slices, value: module.add.at(a, slices, value)
+    return cupyx
+
+
 module = _build_module()
+cupyx = _build_cupyx()
 # NumPy's dispatched functions by home module, for __array_function__
 _SUBMODULES = {"numpy.linalg": module.linalg, "numpy.fft": module.fft, "numpy.random": module.random}
