@@ -157,6 +157,27 @@ def keywords_of(obj):
     return tuple(names)
 
 
+class _Probe:
+    """A stand-in argument with no attributes: a ufunc method CuPy implements fails on it with an
+    AttributeError or a CUDA error, one it does not implement raises NotImplementedError first
+    (CuPy's ``ufunc.reduce`` is only add/multiply, ``accumulate`` add/multiply, ``reduceat`` add,
+    ``at`` the ufuncs with a scatter op), so no GPU is needed to tell them apart."""
+
+
+def _ufunc_methods(ufunc) -> frozenset:
+    supported = set()
+    for method, args in (("reduce", (_Probe(),)), ("accumulate", (_Probe(),)), ("reduceat", (_Probe(), None)),
+                         ("at", (_Probe(), None, None)), ("outer", (_Probe(), _Probe()))):
+        try:
+            getattr(ufunc, method)(*args)
+        except NotImplementedError:
+            continue
+        except Exception:  # noqa: S110 (it got past CuPy's "not supported yet" check)
+            pass
+        supported.add(method)
+    return frozenset(supported)
+
+
 def public_names(namespace) -> list[str]:
     return sorted(n for n in dir(namespace) if not n.startswith("_"))
 
@@ -169,8 +190,7 @@ def main() -> None:
             value = getattr(namespace, name)
             if isinstance(value, cupy.ufunc):
                 if label == "cupy":
-                    at = value._scatter_op is not None  # CuPy's ufunc.at exists only where a scatter op backs it
-                    ufuncs[name] = (value.nin, value.nout, at)
+                    ufuncs[name] = (value.nin, value.nout, _ufunc_methods(value))
                 kws = _docstring_keywords(value)
             elif inspect.isclass(value) or inspect.ismodule(value):
                 continue
@@ -227,7 +247,9 @@ The CuPy stand-in (``chainrule._standin``) refuses what is not here, as real CuP
         "# by keyword; a function missing here takes **kwargs or has no readable signature",
         "KEYWORDS = " + _literal(keywords),
         "",
-        "# ufunc name -> (nin, nout, whether ufunc.at works: CuPy backs it with a scatter op for few)",
+        "# ufunc name -> (nin, nout, the methods CuPy implements for it: reduce/accumulate only for add and",
+        "# multiply, reduceat only for add, at only where a scatter kernel backs it; the others raise",
+        "# NotImplementedError on the GPU)",
         "UFUNCS = " + _literal(ufuncs),
         "",
         "# ufunc name -> the dtypes its ufunc.at (a scatter kernel on CUDA atomics) compiles for",
@@ -253,6 +275,10 @@ def _literal(value, indent: int = 4) -> str:
         body = textwrap.fill(", ".join(repr(v) for v in sorted(value)), width=110,
                              initial_indent=" " * indent, subsequent_indent=" " * indent)
         return "frozenset({\n" + body + "\n" + " " * (indent - 4) + "})"
+    if isinstance(value, tuple) and any(isinstance(v, frozenset) for v in value):
+        inline = (("frozenset({" + ", ".join(repr(x) for x in sorted(v)) + "})") if isinstance(v, frozenset)
+                  else repr(v) for v in value)
+        return "(" + ", ".join(inline) + ")"
     return repr(value)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 __all__ = ["device", "array_module", "cuda_module", "cuda_available", "device_of", "to_device", "subtract_contiguous",
            "module_for_device", "use_standin_cuda", "ufunc_at", "amax_with_initial", "linalg_errors",
-           "linalg_solve"]
+           "linalg_solve", "accumulate"]
 
 _ndarray = np.ndarray
 _generic = np.generic
@@ -355,3 +355,21 @@ def linalg_solve(xp, a, b):
         return xp.linalg.solve(a, b)
     batch = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     return xp.linalg.solve(xp.broadcast_to(a, batch + a.shape[-2:]), xp.broadcast_to(b, batch + b.shape[-2:]))
+
+
+def accumulate(xp, name: str, x, axis: int):
+    """``xp.<name>.accumulate(x, axis=axis)``: the running ``name`` (maximum, minimum, logaddexp...)
+    along ``axis``. CuPy implements ``ufunc.accumulate`` only for add and multiply
+    (NotImplementedError otherwise), so there the scan is built by doubling (Hillis-Steele):
+    step k combines every element with the one 2^k before it, log2(n) launches in all. Exact for
+    maximum and minimum (NaN propagates as in NumPy); for logaddexp the terms associate in another
+    order than NumPy's left-to-right loop, so the last bits may differ."""
+    ufunc = getattr(xp, name)
+    if xp is np or name in ("add", "multiply"):
+        return ufunc.accumulate(x, axis=axis)
+    out = xp.moveaxis(x, axis, -1).copy()
+    n, shift = out.shape[-1], 1
+    while shift < n:
+        out[..., shift:] = ufunc(out[..., shift:], out[..., :-shift])  # the right side is read before the write
+        shift *= 2
+    return xp.moveaxis(out, -1, axis)

@@ -11,8 +11,9 @@ code path runs (and breaks) on the CPU:
 * NumPy's ufuncs and ``__array_function__`` calls dispatch to it, as they do to CuPy;
 * it has only what CuPy 14.2 has (``chainrule._cupy_surface``, read off a real CuPy by
   ``tools/gen_cupy_namespace.py``): a NumPy name CuPy lacks raises AttributeError, a keyword its
-  function does not take raises TypeError, ``ufunc.at`` works only for the ufuncs CuPy backs with
-  a scatter (add, subtract, maximum, minimum, bitwise and/or/xor; NotImplementedError otherwise),
+  function does not take raises TypeError, a ufunc method CuPy implements for few ufuncs raises
+  NotImplementedError for the others (reduce/accumulate: add, multiply; reduceat: add; at: add,
+  subtract, maximum, minimum, bitwise and/or/xor, and only for dtypes with CUDA atomics),
   and an ndarray attribute or method CuPy's ndarray lacks raises AttributeError. Each name is
   checked at its first lookup and cached, so the check costs nothing after.
 
@@ -391,10 +392,7 @@ class ufunc:
         return result
 
     def at(self, a, indices, b=None) -> None:
-        if not _surface.UFUNCS.get(self.__name__, (0, 0, False))[2]:
-            # CuPy implements ufunc.at only through its scatter kernels (cupyx.scatter_add & co.)
-            raise NotImplementedError(f"`{self.__name__}.at` is not supported in CuPy {_surface.VERSION} "
-                                      "(only add, subtract, maximum, minimum and bitwise and/or/xor)")
+        self._implemented("at")  # CuPy's ufunc.at is its scatter kernels (cupyx.scatter_add & co.)
         dtype = _unwrap(a).dtype
         if dtype.name not in _surface.SCATTER_DTYPES[self.__name__]:
             # the scatter kernel calls a CUDA atomic on the element type: on the GPU this fails to compile
@@ -405,18 +403,28 @@ class ufunc:
         else:
             self._ufunc.at(_unwrap(a), _unwrap(indices), _unwrap(b))
 
+    def _implemented(self, method: str) -> None:
+        """CuPy's NotImplementedError for a method it has only for some ufuncs (reduce and
+        accumulate: add, multiply; reduceat: add; at: the ufuncs with a scatter kernel)."""
+        if method not in _surface.UFUNCS.get(self.__name__, (0, 0, frozenset()))[2]:
+            raise NotImplementedError(f"`{self.__name__}.{method}` is not supported in CuPy {_surface.VERSION}")
+
     def reduce(self, *args, **kwargs):
+        self._implemented("reduce")
         _refuse_method_keywords("reduce", kwargs)
         return _call(self._ufunc.reduce, args, kwargs)
 
     def accumulate(self, *args, **kwargs):
+        self._implemented("accumulate")
         _refuse_method_keywords("accumulate", kwargs)
         return _call(self._ufunc.accumulate, args, kwargs)
 
     def outer(self, *args, **kwargs):
+        self._implemented("outer")
         return _call(self._ufunc.outer, args, kwargs)
 
     def reduceat(self, *args, **kwargs):
+        self._implemented("reduceat")
         _refuse_method_keywords("reduceat", kwargs)
         return _call(self._ufunc.reduceat, args, kwargs)
 

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype, return_types
-from .._backend import amax_with_initial, array_module, ufunc_at
+from .._backend import accumulate, amax_with_initial, array_module, ufunc_at
 from .._parallel import over_rows
 from ..autograd.engine import sum_to_shape  # re-exported: chainrule.sum_to_shape, Tensor.sum_to_shape
 from ..autograd.function import Function, name_node
@@ -1294,7 +1294,7 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     # run lengths of equal values in each sorted row: the longest run's value is the mode
     starts = xp.concatenate([xp.ones(s.shape[:-1] + (1,), bool), s[..., 1:] != s[..., :-1]], -1)
     positions = xp.arange(n)
-    start_pos = xp.maximum.accumulate(xp.where(starts, positions, 0), axis=-1)
+    start_pos = accumulate(xp, "maximum", xp.where(starts, positions, 0), -1)
     length = positions - start_pos + 1  # running length at each position; the run's last is its length
     ends = xp.concatenate([starts[..., 1:], xp.ones(s.shape[:-1] + (1,), bool)], -1)
     best = xp.argmax(xp.where(ends, length, 0), axis=-1)[..., None]  # first longest run = smallest value
@@ -1344,11 +1344,11 @@ def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
     d = _single_dim(dim, x.ndim, op)
     if x.ndim == 0:
         return _select_along(cls, input, xp.zeros((), np.int64), 0, True, op)
-    values = (xp.maximum if largest else xp.minimum).accumulate(x, axis=d)
+    values = accumulate(xp, "maximum" if largest else "minimum", x, d)
     # torch moves the index to each element equal to the running extremum (ties: the latest) or NaN
     update = (x == values) | (xp.isnan(x) if x.dtype.kind == "f" else False)
     positions = xp.arange(x.shape[d]).reshape((-1,) + (1,) * (x.ndim - d - 1))
-    index = xp.maximum.accumulate(xp.where(update, positions, 0), axis=d)
+    index = accumulate(xp, "maximum", xp.where(update, positions, 0), d)
     return _select_along(cls, input, index, d, True, op)
 
 
