@@ -367,9 +367,11 @@ def accumulate(xp, name: str, x, axis: int):
     ufunc = getattr(xp, name)
     if xp is np or name in ("add", "multiply"):
         return ufunc.accumulate(x, axis=axis)
-    out = xp.moveaxis(x, axis, -1).copy()
-    n, shift = out.shape[-1], 1
+    out = x.copy()  # C order, as NumPy's result
+    lead = (slice(None),) * (axis % x.ndim)
+    n, shift = x.shape[axis], 1
     while shift < n:
-        out[..., shift:] = ufunc(out[..., shift:], out[..., :-shift])  # the right side is read before the write
+        later, earlier = lead + (slice(shift, None),), lead + (slice(None, n - shift),)
+        out[later] = ufunc(out[later], out[earlier])  # the right side is read before the write
         shift *= 2
-    return xp.moveaxis(out, -1, axis)
+    return out
