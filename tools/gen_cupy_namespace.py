@@ -26,6 +26,7 @@ import cupy
 import cupy.cuda.runtime
 import cupyx
 import cupyx.scipy.special
+import numpy
 
 OUTPUT = Path(__file__).resolve().parents[1] / "src" / "chainrule" / "_cupy_surface.py"
 
@@ -65,21 +66,34 @@ KERNEL_CALL_KEYWORDS = {
     "RawKernel": ("grid", "block", "args", "shared_mem"),
 }
 
-# the dtypes CuPy's ufunc.at (its scatter kernels, cupy/_core/_routines_indexing) compiles for: the
-# kernels call CUDA's atomicAdd/atomicMax/atomicMin/atomicAnd/... on the array's element type, and
-# those exist for these types only (CUDA's own plus the overloads in cupy/_core/include/cupy/atomics.cuh:
-# float16, bfloat16, long long, and CAS-loop float/double max/min); bool, int8/16, uint8/16 and the
-# others fail to compile on the GPU. Read from that header by hand: it is C++, not introspectable.
-_ATOMIC_INTS = ("int32", "uint32", "int64", "uint64")
-SCATTER_DTYPES = {
-    "add": frozenset(_ATOMIC_INTS + ("float16", "float32", "float64")),
-    "subtract": frozenset(_ATOMIC_INTS + ("float16", "float32", "float64")),
-    "maximum": frozenset(_ATOMIC_INTS + ("float32", "float64")),
-    "minimum": frozenset(_ATOMIC_INTS + ("float32", "float64")),
-    "bitwise_and": frozenset(_ATOMIC_INTS),
-    "bitwise_or": frozenset(_ATOMIC_INTS),
-    "bitwise_xor": frozenset(_ATOMIC_INTS),
-}
+_DTYPES = ("bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float16", "float32",
+           "float64", "complex64", "complex128")
+
+
+def _unallocated(shape: tuple, dtype) -> cupy.ndarray:
+    """A cupy.ndarray over an address nothing is read from or written to: enough for CuPy's Python
+    level checks, which run before any kernel launch (that launch then fails without a driver)."""
+    from cupy.cuda import memory
+
+    dtype = numpy.dtype(dtype)
+    size = max(int(numpy.prod(shape)) * dtype.itemsize, 8)
+    return cupy.ndarray(shape, dtype, memptr=memory.MemoryPointer(memory.UnownedMemory(0x10000000, size, None, 0), 0))
+
+
+def _scatter_dtypes(name: str) -> frozenset:
+    """The dtypes ``cupy.<name>.at`` takes: its scatter kernels check the dtype (TypeError: the
+    CUDA atomics exist for a few types) before launching, so the check is probed without a GPU."""
+    taken = set()
+    for dtype in _DTYPES:
+        try:
+            getattr(cupy, name).at(_unallocated((4,), dtype), _unallocated((3,), "int64"), _unallocated((3,), dtype))
+        except TypeError:
+            continue
+        except Exception:  # noqa: S110 (past the dtype check: the launch fails without a driver)
+            pass
+        taken.add(dtype)
+    return frozenset(taken)
+
 
 _SIGNATURE_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(\w+)\((.*)\)(?:\s*->.*)?\s*$")
 
@@ -252,8 +266,9 @@ The CuPy stand-in (``chainrule._standin``) refuses what is not here, as real CuP
         "# NotImplementedError on the GPU)",
         "UFUNCS = " + _literal(ufuncs),
         "",
-        "# ufunc name -> the dtypes its ufunc.at (a scatter kernel on CUDA atomics) compiles for",
-        "SCATTER_DTYPES = " + _literal(SCATTER_DTYPES),
+        "# ufunc name -> the dtypes its ufunc.at takes (a scatter kernel on CUDA atomics; TypeError for others)",
+        "SCATTER_DTYPES = " + _literal({name: _scatter_dtypes(name) for name, spec in sorted(ufuncs.items())
+                                         if "at" in spec[2]}),
         "",
         "# keywords of the ufunc methods (None: **kwargs)",
         "UFUNC_METHODS = " + _literal(ufunc_methods),

@@ -1114,7 +1114,7 @@ UFUNCS = {
     'trunc': (1, 1, frozenset({'outer'})),
 }
 
-# ufunc name -> the dtypes its ufunc.at (a scatter kernel on CUDA atomics) compiles for
+# ufunc name -> the dtypes its ufunc.at takes (a scatter kernel on CUDA atomics; TypeError for others)
 SCATTER_DTYPES = {
     'add': frozenset({
         'float16', 'float32', 'float64', 'int32', 'int64', 'uint32', 'uint64'
@@ -1135,7 +1135,7 @@ SCATTER_DTYPES = {
         'float32', 'float64', 'int32', 'int64', 'uint32', 'uint64'
     }),
     'subtract': frozenset({
-        'float16', 'float32', 'float64', 'int32', 'int64', 'uint32', 'uint64'
+        'int32', 'uint32'
     }),
 }
 

@@ -395,9 +395,9 @@ class ufunc:
         self._implemented("at")  # CuPy's ufunc.at is its scatter kernels (cupyx.scatter_add & co.)
         dtype = _unwrap(a).dtype
         if dtype.name not in _surface.SCATTER_DTYPES[self.__name__]:
-            # the scatter kernel calls a CUDA atomic on the element type: on the GPU this fails to compile
-            raise TypeError(f"cupy.{self.__name__}.at on {dtype}: CUDA has no atomic for it, so CuPy's scatter "
-                            f"kernel does not compile (it takes {sorted(_surface.SCATTER_DTYPES[self.__name__])})")
+            # the scatter kernel calls a CUDA atomic on the element type, which exists for a few types
+            raise TypeError(f"cupy.{self.__name__}.at on {dtype}: CuPy's scatter kernel (CUDA atomics) takes only "
+                            f"{sorted(_surface.SCATTER_DTYPES[self.__name__])}")
         if b is None:
             self._ufunc.at(_unwrap(a), _unwrap(indices))
         else:

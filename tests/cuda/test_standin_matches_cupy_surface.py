@@ -86,7 +86,7 @@ def test_ufunc_methods_exist_only_where_cupy_implements_them(cp):
                  lambda: cp.multiply.at(a, cp.arange(2), 2.0)):
         with pytest.raises(NotImplementedError, match="not supported in CuPy"):
             call()
-    with pytest.raises(TypeError, match="atomic"):  # the scatter kernel does not compile for int8
+    with pytest.raises(TypeError, match="atomics"):  # no CUDA atomic add for int8
         cp.add.at(cp.zeros(3, dtype=np.int8), cp.asarray(np.array([0, 0])), 1)
     cp.add.at(a, (cp.asarray(np.array([0, 0])),), 1.0)
     assert a.get()[0].tolist() == [3.0, 3.0, 3.0]
