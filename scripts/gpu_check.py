@@ -186,7 +186,13 @@ def run_case(case, device: str) -> tuple[list, list]:
             t.requires_grad_(True)
             leaves.append(t)
         tensors.append(t)
-    outputs = _as_list(case.fn(chainrule, *tensors))
+    # tensors the case makes inside fn (index tensors, masks, eye(n)) go to the device too, as the
+    # inputs did; without this a case fails on a device mix-up of the harness, not of the op
+    chainrule.set_default_device(None if device == "cpu" else device)
+    try:
+        outputs = _as_list(case.fn(chainrule, *tensors))
+    finally:
+        chainrule.set_default_device(None)
     total = None
     for k, out in enumerate(outputs):
         if getattr(out, "requires_grad", False) and out.dtype.is_floating_point:

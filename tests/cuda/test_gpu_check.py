@@ -134,3 +134,23 @@ def test_without_a_gpu_a_real_run_says_so_and_exits_2(gpu_check, capsys, monkeyp
     # a dry run on 'cuda' still runs every section (the harness check), and says the same at the end
     assert gpu_check.main(["--dry-run", "--device", "cuda", "--limit", "1", "--sections", "registry"]) == 2
     assert "no GPU: " in capsys.readouterr().out
+
+
+def test_a_case_that_makes_its_own_index_tensor_runs_on_the_device(gpu_check):
+    # gather's case builds its index tensor inside fn: the harness puts it on the device as well
+    from chainrule._backend import use_standin_cuda
+
+    cases, _ = gpu_check.registry_cases(None)
+    case = next(c for c in cases if gpu_check._case_id(c).startswith("gather["))
+    cpu_out, cpu_grads = gpu_check.run_case(case, "cpu")
+    with use_standin_cuda():
+        out, grads = gpu_check.run_case(case, "cuda")
+    gpu_check._compare(case, out, cpu_out, "output")
+    gpu_check._compare(case, grads, cpu_grads, "gradient of input")
+    assert chainrule_default_device() is None
+
+
+def chainrule_default_device():
+    from chainrule._backend import default_device
+
+    return default_device.device
