@@ -673,8 +673,11 @@ def errstate(*, divide=None, over=None, under=None, invalid=None, linalg=None):
 def _unchecked_linalg(name: str):
     """``cupy.linalg.<name>``: a singular (inv, solve) or non-positive-definite (cholesky) input
     raises only under ``errstate(linalg='raise')``; otherwise, as on the GPU, the result is
-    whatever the factorisation left, here all NaN. ``solve`` also keeps CuPy's shape rule: a
-    matrix ``b`` must have ``a``'s batch dims (CuPy does not broadcast them, NumPy 2 does)."""
+    whatever the factorisation left: inf/NaN from a zero pivot for inv and solve; for cholesky
+    cuSOLVER's potrf stops at the failing pivot and CuPy returns the lower triangle of what is
+    there, finite numbers (here the input's lower triangle), so no NaN check can tell. ``solve``
+    also keeps CuPy's shape rule: a matrix ``b`` must have ``a``'s batch dims (CuPy does not
+    broadcast them, NumPy 2 does)."""
     numpy_fn = getattr(numpy.linalg, name)
 
     def checked(a, *args):
@@ -688,6 +691,8 @@ def _unchecked_linalg(name: str):
         except numpy.linalg.LinAlgError:
             if _errors.linalg == "raise":
                 raise
+            if name == "cholesky":
+                return ndarray(numpy.tril(a_).astype(numpy.result_type(a_.dtype, numpy.float32)))
             shape = a_.shape if name != "solve" else numpy.broadcast_shapes(a_.shape[:-1], b_.shape)
             dtype = numpy.result_type(a_.dtype, numpy.float32) if name != "solve" else numpy.result_type(
                 a_.dtype, b_.dtype, numpy.float32)

@@ -362,3 +362,16 @@ def test_the_special_functions_chainrule_takes_from_cupyx_are_there():
         names |= set(re.findall(r'on_device\("[^"]+", "(\w+)"', text))
     assert {"gammaln", "digamma", "erfinv", "zeta"} <= names
     assert names <= surface.NAMES["cupyx.scipy.special"], names - surface.NAMES["cupyx.scipy.special"]
+
+
+def test_a_matrix_that_is_not_positive_definite_fails_on_the_device_as_on_the_cpu():
+    # cuSOLVER's potrf leaves finite numbers behind when it fails: only its info says so
+    not_pd = torch.tensor([[4.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, -1.0]])
+    with use_standin_cuda():
+        for device in ("cpu", "cuda"):
+            with pytest.raises(RuntimeError, match="not positive-definite"):
+                torch.linalg.cholesky(not_pd.to(device))
+        on_cpu = torch.linalg.cholesky_ex(not_pd)
+        on_device = torch.linalg.cholesky_ex(not_pd.to("cuda"))
+        assert int(on_device.info) == int(on_cpu.info) == 2
+        np.testing.assert_allclose(on_device.L.cpu().numpy(), on_cpu.L.numpy())

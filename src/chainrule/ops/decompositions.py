@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from .. import return_types
-from .._backend import array_module, linalg_solve
+from .._backend import array_module, linalg_errors, linalg_solve
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, write_out
 from .linalg import _INTEGRAL_SCALAR_NAMES, _check_square, _column_major, _mat, matmul
@@ -167,11 +167,11 @@ def _factor(xp, matrix):
     lower = xp.tril(matrix)
     symmetric = lower + xp.tril(matrix, -1).swapaxes(-1, -2)
     try:
-        factor = xp.linalg.cholesky(symmetric)
+        with linalg_errors(xp):  # CuPy checks potrf's info only when asked; its failed factor is finite
+            factor = xp.linalg.cholesky(symmetric)
     except xp.linalg.LinAlgError:
         return None
-    # LAPACK stops at a NaN pivot (torch reports it as not positive-definite), NumPy returns the
-    # NaNs, and CuPy does not raise by default: its failed factor is NaN
+    # LAPACK stops at a NaN pivot (torch reports it as not positive-definite), NumPy returns the NaNs
     if bool(xp.isnan(factor).any()):
         return None
     return factor
