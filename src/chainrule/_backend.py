@@ -25,8 +25,8 @@ import sys
 import numpy as np
 
 __all__ = ["device", "array_module", "cuda_module", "cuda_available", "device_of", "to_device", "subtract_contiguous",
-           "module_for_device", "use_standin_cuda", "ufunc_at", "amax_with_initial", "linalg_errors",
-           "linalg_solve", "accumulate"]
+           "module_for_device", "use_standin_cuda", "ufunc_at", "amax_with_initial", "checked_linalg",
+           "broadcast_solve", "accumulate"]
 
 _ndarray = np.ndarray
 _generic = np.generic
@@ -332,7 +332,7 @@ def amax_with_initial(xp, a, axis, keepdims: bool, initial):
     return xp.maximum(xp.max(a, axis=axis, keepdims=keepdims), initial)  # a Python number: no copy to the device
 
 
-def linalg_errors(xp):
+def checked_linalg(xp):
     """A context in which ``xp.linalg``'s inv/solve/cholesky raise LinAlgError on a singular or
     non-positive-definite input, as NumPy's always do. CuPy's do not check by default (it costs a
     device sync; the result is then silently inf/NaN): ``cupyx.errstate(linalg='raise')`` makes
@@ -347,7 +347,7 @@ def linalg_errors(xp):
     return cupyx.errstate(linalg="raise")
 
 
-def linalg_solve(xp, a, b):
+def broadcast_solve(xp, a, b):
     """``xp.linalg.solve(a, b)`` for a matrix ``b``, batch dims broadcast as in NumPy 2. CuPy's
     solve does not broadcast them (ValueError unless ``b``'s batch dims equal ``a``'s), so on the
     device both are broadcast first (views, no copy)."""

@@ -14,7 +14,7 @@ import pytest
 import chainrule as torch
 from chainrule import _cupy_surface as surface
 from chainrule import _standin
-from chainrule._backend import accumulate, amax_with_initial, linalg_solve, ufunc_at, use_standin_cuda
+from chainrule._backend import accumulate, amax_with_initial, broadcast_solve, ufunc_at, use_standin_cuda
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "chainrule"
 
@@ -152,7 +152,7 @@ def test_amax_with_initial_and_linalg_solve_on_the_device(cp):
             assert got.shape == expected.shape and np.array_equal(got, expected)
     a = np.eye(3) * 2 + 0.1
     b = np.ones((4, 3, 2))
-    np.testing.assert_allclose(linalg_solve(cp, cp.asarray(a), cp.asarray(b)).get(), np.linalg.solve(a, b))
+    np.testing.assert_allclose(broadcast_solve(cp, cp.asarray(a), cp.asarray(b)).get(), np.linalg.solve(a, b))
 
 
 # ---- the ops that used names CuPy lacks, on the device against the CPU ------------------------

@@ -15,7 +15,7 @@ import string
 import numpy as np
 
 from .. import _dtype, return_types
-from .._backend import array_module, autocast_unifies, linalg_errors, linalg_solve
+from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
 
@@ -807,7 +807,7 @@ class Inverse(Function):
     def forward(ctx, A):
         xp = array_module(A)
         try:
-            with linalg_errors(xp):  # CuPy checks for a singular A only when asked
+            with checked_linalg(xp):  # CuPy checks for a singular A only when asked
                 out = _column_major(xp.linalg.inv(A))
         except xp.linalg.LinAlgError:
             raise _singular("linalg.inv") from None
@@ -915,8 +915,8 @@ class Solve(Function):
     def forward(ctx, A, B):
         xp = array_module(A)
         try:
-            with linalg_errors(xp):
-                out = _column_major(linalg_solve(xp, A, B))
+            with checked_linalg(xp):
+                out = _column_major(broadcast_solve(xp, A, B))
         except xp.linalg.LinAlgError:
             raise RuntimeError("torch.linalg.solve: The solver failed because the input matrix is "
                                "singular.") from None
