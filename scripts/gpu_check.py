@@ -186,7 +186,13 @@ def run_case(case, device: str) -> tuple[list, list]:
             t.requires_grad_(True)
             leaves.append(t)
         tensors.append(t)
-    outputs = _as_list(case.fn(chainrule, *tensors))
+    # tensors the case makes inside fn (index tensors, masks, eye(n)) go to the device too, as the
+    # inputs did; without this a case fails on a device mix-up of the harness, not of the op
+    chainrule.set_default_device(None if device == "cpu" else device)
+    try:
+        outputs = _as_list(case.fn(chainrule, *tensors))
+    finally:
+        chainrule.set_default_device(None)
     total = None
     for k, out in enumerate(outputs):
         if getattr(out, "requires_grad", False) and out.dtype.is_floating_point:
@@ -866,7 +872,24 @@ def _standin(options, report: Report):
     return use_standin()
 
 
+def _no_gpu_reason() -> str | None:
+    """Why device='cuda' cannot run here (None when it can): CuPy missing, or CuPy without a
+    usable device (no driver, no GPU), in words for the report."""
+    if chainrule.cuda.is_available():
+        return None
+    cp = _cupy()
+    if cp is None:
+        return "CuPy is not installed (pip install 'chainrule[cuda13]', see docs/gpu.md)"
+    try:
+        count = cp.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CuPy's CUDARuntimeError, e.g. cudaErrorInsufficientDriver without a driver
+        return f"CuPy {cp.__version__} sees no device ({_error(exc)})"
+    return f"CuPy {cp.__version__} sees {count} devices"
+
+
 def main(argv=None) -> int:
+    """0 when every check ran on the device; 2 when device='cuda' has no GPU under it (a real run
+    then stops after the environment: every other check would only fail the same way)."""
     options = parse_args(argv)
     report = Report()
     started = time.perf_counter()
@@ -878,16 +901,25 @@ def main(argv=None) -> int:
               "later": "fused dispatch, multi-tensor Adam, device random, map_location, autocast, train --nprocs",
               "distributed": "collectives and DDP on cuda (an MPI world of size 1), CUDA random streams",
               "bench": "benchmarks: chainrule against torch"}
+    no_gpu = None
     with _standin(options, report):
+        if options.device.startswith("cuda"):
+            no_gpu = _no_gpu_reason()
         for name in options.sections.split(","):
+            if no_gpu and not options.dry_run and name != "environment":
+                break
             report.section(titles[name], SECTIONS[name], options)
+    if no_gpu:
+        report.results["no_gpu"] = no_gpu
+        report.line(f"no GPU: {no_gpu}; the device checks need one"
+                    + ("" if options.dry_run else " (for the code path without one: --dry-run --standin)"))
     report.line(f"done in {time.perf_counter() - started:.0f} s")
     out = os.environ.get("OUT")
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "gpu_check.txt").write_text("\n".join(report.lines) + "\n")
         (Path(out) / "gpu_check.json").write_text(json.dumps(report.results, indent=1, default=str))
-    return 0
+    return 2 if no_gpu else 0
 
 
 if __name__ == "__main__":

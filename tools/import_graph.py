@@ -21,9 +21,9 @@ PACKAGE = "chainrule"
 # lowest first; a module may import from its own layer and the layers below it. The first
 # matching prefix decides (so "chainrule.tensor" is matched before the catch-all ones)
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("chainrule._dtype", "chainrule._backend", "chainrule._standin", "chainrule._config",
-              "chainrule._parallel", "chainrule._shared", "chainrule._layout", "chainrule.return_types",
-              "chainrule._opmath")),
+    ("base", ("chainrule._dtype", "chainrule._backend", "chainrule._standin", "chainrule._cupy_surface",
+              "chainrule._config", "chainrule._parallel", "chainrule._shared", "chainrule._layout",
+              "chainrule.return_types", "chainrule._opmath")),
     ("autograd", ("chainrule.autograd",)),
     ("tensor", ("chainrule.tensor", "chainrule._format")),
     ("ops", ("chainrule.ops", "chainrule._methods", "chainrule.linalg", "chainrule.fft", "chainrule.special",

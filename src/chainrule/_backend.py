@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 import numpy as np
 
-__all__ = ["device", "array_module", "cuda_module", "cuda_available", "device_of", "to_device",
-           "module_for_device", "use_standin_cuda"]
+__all__ = ["device", "array_module", "cuda_module", "cuda_available", "device_of", "to_device", "subtract_contiguous",
+           "module_for_device", "use_standin_cuda", "ufunc_at", "amax_with_initial", "checked_linalg",
+           "broadcast_solve", "accumulate"]
 
 _ndarray = np.ndarray
 _generic = np.generic
@@ -270,3 +272,116 @@ def to_device(array, dev: device):
             raise TypeError(f"a bfloat16 tensor can't move to {dev}: CuPy {getattr(xp, '__version__', '?')} has no "
                             "bfloat16 arrays (CuPy 14 added them through ml_dtypes); upgrade CuPy, or keep "
                             "bfloat16 on the CPU") from error
+
+
+def subtract_contiguous(xp, a, b):
+    """``a - b`` written C-contiguous whatever the inputs' layout, as torch's fresh outputs are.
+    NumPy does it in the ufunc (``order="C"``); CuPy's ufuncs take no ``order=`` (TypeError), so
+    there the result is made contiguous after (a no-op when it already is)."""
+    if xp is np:
+        return np.subtract(a, b, order="C")
+    return xp.ascontiguousarray(xp.subtract(a, b))
+
+
+def ufunc_at(xp, name: str, a, key, values) -> None:
+    """``xp.<name>.at(a, key, values)``: NumPy's unbuffered in-place op, repeated positions applied
+    once per occurrence. CuPy's ``ufunc.at`` is a scatter kernel on CUDA atomics, so it exists only
+    for add, subtract, maximum, minimum and bitwise and/or/xor, and compiles only for the dtypes
+    with atomics (``_cupy_surface.SCATTER_DTYPES``: no bool, int8/16, uint8/16, complex); anything
+    else is applied in rounds here (``_ufunc_at_in_rounds``)."""
+    ufunc = getattr(xp, name)
+    if xp is np:
+        ufunc.at(a, key, values)
+        return
+    from ._cupy_surface import SCATTER_DTYPES
+
+    if a.dtype.name in SCATTER_DTYPES.get(name, ()):
+        ufunc.at(a, key, values)
+    else:
+        _ufunc_at_in_rounds(xp, ufunc, a, key, values)
+
+
+def _ufunc_at_in_rounds(xp, ufunc, a, key, values) -> None:
+    """``ufunc.at`` from plain indexing: the flat positions ``key`` addresses are read off an arange
+    indexed by it (so any key works: slices, integer or boolean arrays, ellipsis), each
+    occurrence gets its rank among the occurrences of its position (a stable sort), and round r
+    applies the r-th occurrence of every position. No position repeats within a round, so
+    ``flat[at] = ufunc(flat[at], v)`` is exact, and the occurrences come in NumPy's order. One
+    host read (the number of rounds)."""
+    positions = xp.arange(a.size).reshape(a.shape)[key]
+    if isinstance(values, xp.ndarray):
+        values = xp.broadcast_to(values, positions.shape).ravel()
+    positions = positions.ravel()
+    if positions.size == 0:
+        return
+    order = xp.argsort(positions, kind="stable")
+    ordered = positions[order]
+    rank = xp.empty_like(order)
+    rank[order] = xp.arange(positions.size) - xp.searchsorted(ordered, ordered)
+    flat = a.reshape(-1) if a.flags.c_contiguous else a.ravel()  # a view, or a copy written back below
+    for r in range(int(rank.max()) + 1):
+        take = rank == r
+        at = positions[take]
+        flat[at] = ufunc(flat[at], values[take] if isinstance(values, xp.ndarray) else values)
+    if not a.flags.c_contiguous:
+        a[...] = flat.reshape(a.shape)
+
+
+def amax_with_initial(xp, a, axis, keepdims: bool, initial):
+    """``np.max(a, axis, keepdims=, initial=)``: the max with ``initial`` as one more candidate, so an
+    empty reduction gives ``initial``. CuPy's max takes no ``initial=`` (TypeError), so there it is
+    the max of the non-empty axes joined with ``initial`` by ``maximum`` (NaN stays NaN, as in
+    NumPy), or ``initial`` itself where a reduced axis is empty."""
+    if xp is np:
+        return np.max(a, axis=axis, keepdims=keepdims, initial=initial)
+    axes = tuple(range(a.ndim)) if axis is None else tuple(
+        d % a.ndim for d in (axis if isinstance(axis, tuple) else (axis,)))
+    if any(a.shape[d] == 0 for d in axes):
+        shape = tuple(1 if d in axes else n for d, n in enumerate(a.shape) if keepdims or d not in axes)
+        return xp.full(shape, initial, dtype=a.dtype)
+    return xp.maximum(xp.max(a, axis=axis, keepdims=keepdims), initial)  # a Python number: no copy to the device
+
+
+def checked_linalg(xp):
+    """A context in which ``xp.linalg``'s inv/solve/cholesky raise LinAlgError on a singular or
+    non-positive-definite input, as NumPy's always do. CuPy's do not check by default (it costs a
+    device sync; the result is then silently inf/NaN): ``cupyx.errstate(linalg='raise')`` makes
+    them check, as torch's CUDA linalg does (it syncs to raise too)."""
+    if xp is np:
+        return contextlib.nullcontext()
+    standin = sys.modules.get("chainrule._standin")
+    if standin is not None and xp is standin.module:
+        return standin.errstate(linalg="raise")
+    import cupyx
+
+    return cupyx.errstate(linalg="raise")
+
+
+def broadcast_solve(xp, a, b):
+    """``xp.linalg.solve(a, b)`` for a matrix ``b``, batch dims broadcast as in NumPy 2. CuPy's
+    solve does not broadcast them (ValueError unless ``b``'s batch dims equal ``a``'s), so on the
+    device both are broadcast first (views, no copy)."""
+    if xp is np or a.shape[:-2] == b.shape[:-2]:
+        return xp.linalg.solve(a, b)
+    batch = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    return xp.linalg.solve(xp.broadcast_to(a, batch + a.shape[-2:]), xp.broadcast_to(b, batch + b.shape[-2:]))
+
+
+def accumulate(xp, name: str, x, axis: int):
+    """``xp.<name>.accumulate(x, axis=axis)``: the running ``name`` (maximum, minimum, logaddexp...)
+    along ``axis``. CuPy implements ``ufunc.accumulate`` only for add and multiply
+    (NotImplementedError otherwise), so there the scan is built by doubling (Hillis-Steele):
+    step k combines every element with the one 2^k before it, log2(n) launches in all. Exact for
+    maximum and minimum (NaN propagates as in NumPy); for logaddexp the terms associate in another
+    order than NumPy's left-to-right loop, so the last bits may differ."""
+    ufunc = getattr(xp, name)
+    if xp is np or name in ("add", "multiply"):
+        return ufunc.accumulate(x, axis=axis)
+    out = x.copy()  # C order, as NumPy's result
+    lead = (slice(None),) * (axis % x.ndim)
+    n, shift = x.shape[axis], 1
+    while shift < n:
+        later, earlier = lead + (slice(shift, None),), lead + (slice(None, n - shift),)
+        out[later] = ufunc(out[later], out[earlier])  # the right side is read before the write
+        shift *= 2
+    return out

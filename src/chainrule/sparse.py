@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 
 from . import _dtype
-from ._backend import array_module
+from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
 from ._layout import sparse_coo
 from .ops.creation import _to_array
@@ -54,7 +54,7 @@ class SparseCOOTensor(Tensor):
         xp = array_module(values)
         dense = xp.zeros(tuple(size), dtype=values.dtype)
         if indices.shape[1]:
-            xp.add.at(dense, tuple(indices), values)  # repeated indices add up, as coalescing does
+            ufunc_at(xp, "add", dense, tuple(indices), values)  # repeated indices add up, as coalescing does
         tensor = object.__new__(cls)
         tensor._init(dense)
         tensor._coo = (indices, values, coalesced)

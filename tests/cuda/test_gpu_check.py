@@ -110,3 +110,47 @@ def test_standin_runs_collectives_ddp_and_cuda_random_streams():
     for check in ("CUDA random streams", "collectives on cuda tensors", "DDP step on cuda"):
         assert f"   ok   {check}: " in result.stdout, result.stdout
     assert "FAIL" not in result.stdout and "0 host transfers" in result.stdout
+
+
+def test_without_a_gpu_a_real_run_says_so_and_exits_2(gpu_check, capsys, monkeypatch, tmp_path):
+    import types
+
+    import chainrule
+
+    # CuPy installed, but without a driver (as on a CPU machine): every runtime call fails
+    def no_driver():
+        raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime version")
+
+    fake = types.SimpleNamespace(__version__="14.2.0", cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(
+        getDeviceCount=no_driver, runtimeGetVersion=lambda: 13020, driverGetVersion=lambda: 0)))
+    monkeypatch.setattr(gpu_check, "_cupy", lambda: fake)
+    monkeypatch.setattr(chainrule.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("OUT", str(tmp_path))
+    assert gpu_check.main(["--sections", "environment,registry,models"]) == 2
+    text = capsys.readouterr().out
+    assert "no GPU: CuPy 14.2.0 sees no device (RuntimeError: cudaErrorInsufficientDriver" in text
+    assert "== registry" not in text and "Traceback" not in text  # nothing else ran into the same error
+    assert '"no_gpu"' in (tmp_path / "gpu_check.json").read_text()
+    # a dry run on 'cuda' still runs every section (the harness check), and says the same at the end
+    assert gpu_check.main(["--dry-run", "--device", "cuda", "--limit", "1", "--sections", "registry"]) == 2
+    assert "no GPU: " in capsys.readouterr().out
+
+
+def test_a_case_that_makes_its_own_index_tensor_runs_on_the_device(gpu_check):
+    # gather's case builds its index tensor inside fn: the harness puts it on the device as well
+    from chainrule._backend import use_standin_cuda
+
+    cases, _ = gpu_check.registry_cases(None)
+    case = next(c for c in cases if gpu_check._case_id(c).startswith("gather["))
+    cpu_out, cpu_grads = gpu_check.run_case(case, "cpu")
+    with use_standin_cuda():
+        out, grads = gpu_check.run_case(case, "cuda")
+    gpu_check._compare(case, out, cpu_out, "output")
+    gpu_check._compare(case, grads, cpu_grads, "gradient of input")
+    assert chainrule_default_device() is None
+
+
+def chainrule_default_device():
+    from chainrule._backend import default_device
+
+    return default_device.device

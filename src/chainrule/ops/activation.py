@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .._backend import array_module
+from .._backend import array_module, subtract_contiguous
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
 from . import _cuda_kernels
@@ -547,7 +547,7 @@ class LogSigmoid(Function):
         ctx.save_for_backward(x)
         # log s(x) = -softplus(-x) = min(x, 0) - log1p(e^-|x|): stable both ways; C order whatever
         # the input's layout, as torch's log_sigmoid_forward writes a fresh contiguous output
-        return xp.subtract(xp.minimum(x, 0), xp.log1p(xp.exp(-xp.abs(x))), order="C")
+        return subtract_contiguous(xp, xp.minimum(x, 0), xp.log1p(xp.exp(-xp.abs(x))))
 
     @staticmethod
     def backward(ctx, grad):

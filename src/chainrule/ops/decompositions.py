@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from .. import return_types
-from .._backend import array_module
+from .._backend import array_module, broadcast_solve, checked_linalg
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, write_out
 from .linalg import _INTEGRAL_SCALAR_NAMES, _check_square, _column_major, _mat, matmul
@@ -92,8 +92,8 @@ def _solve_triangular_array(xp, A, B, upper: bool, left: bool, unitriangular: bo
         n = A.shape[-1]
         tri = tri * (1 - xp.eye(n, dtype=A.dtype)) + xp.eye(n, dtype=A.dtype)
     if left:
-        return xp.linalg.solve(tri, B)
-    return xp.linalg.solve(tri.swapaxes(-1, -2), B.swapaxes(-1, -2)).swapaxes(-1, -2)
+        return broadcast_solve(xp, tri, B)
+    return broadcast_solve(xp, tri.swapaxes(-1, -2), B.swapaxes(-1, -2)).swapaxes(-1, -2)
 
 
 def _triangle(x: Tensor, upper: bool, strict: bool) -> Tensor:
@@ -167,11 +167,11 @@ def _factor(xp, matrix):
     lower = xp.tril(matrix)
     symmetric = lower + xp.tril(matrix, -1).swapaxes(-1, -2)
     try:
-        factor = xp.linalg.cholesky(symmetric)
+        with checked_linalg(xp):  # CuPy checks potrf's info only when asked; its failed factor is finite
+            factor = xp.linalg.cholesky(symmetric)
     except xp.linalg.LinAlgError:
         return None
-    # LAPACK stops at a NaN pivot (torch reports it as not positive-definite), NumPy returns the
-    # NaNs, and CuPy does not raise by default: its failed factor is NaN
+    # LAPACK stops at a NaN pivot (torch reports it as not positive-definite), NumPy returns the NaNs
     if bool(xp.isnan(factor).any()):
         return None
     return factor

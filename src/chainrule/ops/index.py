@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import array_module, is_array, writeable
+from .._backend import array_module, is_array, ufunc_at, writeable
 from ..autograd.function import Function, is_recording, name_node
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import Where
@@ -145,7 +145,7 @@ class IndexScatter(Function):
         elif mode == "rows":
             _add_rows(out, key[0] if isinstance(key, tuple) else key, grad)
         else:
-            xp.add.at(out, key, grad)
+            ufunc_at(xp, "add", out, key, grad)
         return out
 
     @staticmethod
@@ -457,7 +457,7 @@ def _scatter_add_array(out: np.ndarray, index: np.ndarray, dim: int, src: np.nda
         summed = xp.bincount(flat.ravel(), weights=src.ravel(), minlength=target.size)
         target += summed.reshape(target.shape).astype(target.dtype, copy=False)
     else:
-        xp.add.at(target, key, src)
+        ufunc_at(xp, "add", target, key, src)
 
 
 def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False) -> Tensor:
@@ -584,8 +584,8 @@ class _ScatterMultiply(Function):
         xp = array_module(x)
         out = x.copy()
         if index.size:
-            xp.multiply.at(_as_1d(out), _dim_index(_as_1d(index), dim),
-                           _prefix(_as_1d(src), _as_1d(index).shape))
+            ufunc_at(xp, "multiply", _as_1d(out), _dim_index(_as_1d(index), dim),
+                     _prefix(_as_1d(src), _as_1d(index).shape))
         return out
 
     @staticmethod
@@ -644,7 +644,7 @@ class ScatterReduce(Function):
     @staticmethod
     def forward(ctx, x, src, index, dim, reduce, include_self):
         xp = array_module(x)
-        ufunc = {"prod": xp.multiply, "amax": xp.maximum, "amin": xp.minimum}[reduce]
+        ufunc_name = {"prod": "multiply", "amax": "maximum", "amin": "minimum"}[reduce]
         out = x.copy()
         touched = _touched(x.shape, index, dim)
         if not include_self:
@@ -656,7 +656,7 @@ class ScatterReduce(Function):
                 info = np.iinfo(x.dtype)
                 out[touched] = info.min if reduce == "amax" else info.max
         if index.size:
-            ufunc.at(_as_1d(out), _dim_index(_as_1d(index), dim), _prefix(_as_1d(src), _as_1d(index).shape))
+            ufunc_at(xp, ufunc_name, _as_1d(out), _dim_index(_as_1d(index), dim), _prefix(_as_1d(src), _as_1d(index).shape))
         ctx.save_for_backward(x, src, out)
         ctx.params = (index, dim, reduce, include_self, touched)
         return out

@@ -15,7 +15,7 @@ import string
 import numpy as np
 
 from .. import _dtype, return_types
-from .._backend import array_module, autocast_unifies
+from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
 
@@ -810,7 +810,8 @@ class Inverse(Function):
     def forward(ctx, A):
         xp = array_module(A)
         try:
-            out = _column_major(xp.linalg.inv(A))
+            with checked_linalg(xp):  # CuPy checks for a singular A only when asked
+                out = _column_major(xp.linalg.inv(A))
         except xp.linalg.LinAlgError:
             raise _singular("linalg.inv") from None
         ctx.save_for_backward(out)
@@ -917,7 +918,8 @@ class Solve(Function):
     def forward(ctx, A, B):
         xp = array_module(A)
         try:
-            out = _column_major(xp.linalg.solve(A, B))
+            with checked_linalg(xp):
+                out = _column_major(broadcast_solve(xp, A, B))
         except xp.linalg.LinAlgError:
             raise RuntimeError("torch.linalg.solve: The solver failed because the input matrix is "
                                "singular.") from None

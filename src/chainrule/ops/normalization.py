@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .. import _dtype
-from .._backend import array_module
+from .._backend import array_module, subtract_contiguous
 from ..autograd.function import Function
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
@@ -126,7 +126,7 @@ class Normalize(Function):
     def forward(ctx, x, dims, eps, stats=None):
         xp = array_module(x)
         mean = x.mean(axis=dims, keepdims=True)
-        out = xp.subtract(x, mean, order="C")  # torch's norms write contiguous outputs, whatever x's layout
+        out = subtract_contiguous(xp, x, mean)  # torch's norms write contiguous outputs, whatever x's layout
         var = xp.mean(xp.square(out), axis=dims, keepdims=True)
         invstd = 1.0 / xp.sqrt(var + eps)
         out *= invstd  # in place: the centred copy becomes x̂

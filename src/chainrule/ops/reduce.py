@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype, return_types
-from .._backend import array_module
+from .._backend import accumulate, amax_with_initial, array_module, ufunc_at
 from .._parallel import over_rows
 from ..autograd.engine import sum_to_shape  # re-exported: chainrule.sum_to_shape, Tensor.sum_to_shape
 from ..autograd.function import Function, name_node
@@ -509,7 +509,7 @@ class ScatterAddAlong(ScatterAlong):
         out = xp.zeros(shape, dtype=grad.dtype)
         full = tuple(index if d == dim else xp.arange(n).reshape((-1,) + (1,) * (len(shape) - d - 1))
                      for d, n in enumerate(shape))
-        xp.add.at(out, full, grad)
+        ufunc_at(xp, "add", out, full, grad)
         return out
 
 
@@ -686,7 +686,7 @@ def argmin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 def _logsumexp_array(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     # shift by the max so exp never overflows; an infinite max is not shifted by
     xp = array_module(x)
-    m = xp.max(x, axis=axis, keepdims=True, initial=-np.inf) if x.size else xp.zeros(
+    m = xp.max(x, axis=axis, keepdims=True) if x.size else xp.zeros(
         tuple(1 if i in (axis if isinstance(axis, tuple) else (axis,)) else s for i, s in enumerate(x.shape)), x.dtype)
     m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
     with np.errstate(divide="ignore"):
@@ -1047,7 +1047,7 @@ class Norm(Function):
         elif ord == 1:
             out = xp.sum(a, axis=dims, keepdims=keepdim)
         elif ord == np.inf:
-            out = xp.max(a, axis=dims, keepdims=keepdim, initial=0)
+            out = amax_with_initial(xp, a, dims, keepdim, 0)
         elif ord == -np.inf:
             out = xp.min(a, axis=dims, keepdims=keepdim)
         elif ord == 0:
@@ -1294,7 +1294,7 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     # run lengths of equal values in each sorted row: the longest run's value is the mode
     starts = xp.concatenate([xp.ones(s.shape[:-1] + (1,), bool), s[..., 1:] != s[..., :-1]], -1)
     positions = xp.arange(n)
-    start_pos = xp.maximum.accumulate(xp.where(starts, positions, 0), axis=-1)
+    start_pos = accumulate(xp, "maximum", xp.where(starts, positions, 0), -1)
     length = positions - start_pos + 1  # running length at each position; the run's last is its length
     ends = xp.concatenate([starts[..., 1:], xp.ones(s.shape[:-1] + (1,), bool)], -1)
     best = xp.argmax(xp.where(ends, length, 0), axis=-1)[..., None]  # first longest run = smallest value
@@ -1344,11 +1344,11 @@ def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
     d = _single_dim(dim, x.ndim, op)
     if x.ndim == 0:
         return _select_along(cls, input, xp.zeros((), np.int64), 0, True, op)
-    values = (xp.maximum if largest else xp.minimum).accumulate(x, axis=d)
+    values = accumulate(xp, "maximum" if largest else "minimum", x, d)
     # torch moves the index to each element equal to the running extremum (ties: the latest) or NaN
     update = (x == values) | (xp.isnan(x) if x.dtype.kind in "fV" else False)
     positions = xp.arange(x.shape[d]).reshape((-1,) + (1,) * (x.ndim - d - 1))
-    index = xp.maximum.accumulate(xp.where(update, positions, 0), axis=d)
+    index = accumulate(xp, "maximum", xp.where(update, positions, 0), d)
     return _select_along(cls, input, index, d, True, op)
 
 

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype, return_types
-from .._backend import array_module
+from .._backend import accumulate, array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import _cast, where
@@ -321,7 +321,7 @@ class Logcumsumexp(Function):
         xp = array_module(x)
         ctx.dim = dim
         # C order whatever the input's layout, as torch's output
-        out = xp.ascontiguousarray(xp.logaddexp.accumulate(x, axis=dim)) if x.size and x.ndim else x.copy()
+        out = xp.ascontiguousarray(accumulate(xp, "logaddexp", x, dim)) if x.size and x.ndim else x.copy()
         ctx.save_for_backward(x, out)  # the output array itself: saved as the output Tensor
         return out
 
