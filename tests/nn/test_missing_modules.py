@@ -389,7 +389,8 @@ def test_ctc_loss_errors_as_torch():
 VOLUME = _rng(11).permutation(2 * 2 * 5 * 7 * 6).reshape(2, 2, 5, 7, 6) * 0.1  # tie-free
 
 
-@pytest.mark.parametrize("output_size", [2, (3, None, 4), 1, (5, 7, 6), (1, 3, 2)])
+@pytest.mark.parametrize("output_size", [2, (3, None, 4)] + [  # uneven and identity windows: long profile
+    pytest.param(size, marks=pytest.mark.long) for size in (1, (5, 7, 6), (1, 3, 2))])
 def test_adaptive_pools_3d(output_size):
     compare(lambda lib, x: lib.nn.functional.adaptive_avg_pool3d(x, output_size), [VOLUME])
     compare(lambda lib, x: lib.nn.AdaptiveMaxPool3d(output_size, return_indices=True)(x), [VOLUME])

@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 if __package__:
-    from .run import is_integer_text, line_numbers, program_names, run_program
+    from .run import is_integer_text, line_numbers, program_names, run_program, source_sha256
 else:  # run as a script
-    from run import is_integer_text, line_numbers, program_names, run_program
+    from run import is_integer_text, line_numbers, program_names, run_program, source_sha256
 
 EXPECTED_PATH = Path(__file__).resolve().parent / "expected.json"
 # The band is a 99% prediction interval for one more run, from K seeds:
@@ -71,6 +71,7 @@ def calibrate(program: str, seeds: int, previous: dict | None = None) -> dict:
     earlier = {key: stats["values"] for key, stats in previous["final"].items()} if previous else {}
     final = {key: band(earlier.get(key, []) + [result.final[key] for result in results]) for key in results[0].final}
     return {
+        "source_sha256": source_sha256(program),
         "seeds": seeds,
         "torch_seconds": (previous["torch_seconds"] if previous else []) + [round(r.seconds, 2) for r in results],
         "final": final,

@@ -39,6 +39,14 @@ def program_names() -> list[str]:
     return sorted(path.stem for path in PROGRAMS_DIR.glob("*.py") if path.stem not in HARNESS_FILES)
 
 
+def source_sha256(program: str) -> str:
+    """The program's source digest: calibration records it, so an edited program whose bands were
+    not learned again on torch is caught without running torch."""
+    import hashlib
+
+    return hashlib.sha256((PROGRAMS_DIR / f"{program}.py").read_bytes()).hexdigest()
+
+
 # chainrule's reprs name their own package (``chainrule.float32``, ``chainrule.Size([2, 3])``) where
 # torch's name torch: a deliberate difference (README), so the package name is not compared
 _PACKAGE = re.compile(r"\bchainrule\.")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .run import Result, line_numbers, program_environment, program_names, run_program
+from .run import Result, line_numbers, program_environment, program_names, run_program, source_sha256
 
 
 def _torch_installed() -> bool:
@@ -36,9 +36,7 @@ PROGRAMS = program_names()
 
 # The one place a program is allowed to fail on chainrule: name -> what breaks (mostly pieces
 # being built on other branches). Delete an entry when its fix lands; a passing entry shows as XPASS.
-KNOWN_FAILING: dict[str, str] = {
-    "nanogpt": "torch.bfloat16 (nanoGPT's dtype table) is not defined yet: being added on the bf16 branch",
-}
+KNOWN_FAILING: dict[str, str] = {}
 
 
 def check_against_calibration(result: Result) -> None:
@@ -71,6 +69,14 @@ def check_against_calibration(result: Result) -> None:
 
 def test_every_program_is_calibrated():
     assert sorted(EXPECTED) == PROGRAMS, "run tests/programs/calibrate.py for new or renamed programs"
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_calibration_is_of_the_current_source(program):
+    # torch's runs are in the long profile (CHAINRULE_LONG_TESTS=1): the bands stay torch's only
+    # while the program is the one torch ran, which its digest at calibration time proves
+    assert EXPECTED[program].get("source_sha256") == source_sha256(program), (
+        f"{program}.py changed since torch calibrated it: run tests/programs/calibrate.py {program}")
 
 
 def test_known_failing_lists_only_programs():
@@ -114,6 +120,7 @@ def test_alias_answers_torch_with_chainrule_in_spawned_processes_too(tmp_path):
     assert completed.stdout.strip() == "chainrule"
 
 
+@pytest.mark.long  # about 5 s of torch import per program; the digests above guard the calibration
 @pytest.mark.parametrize("program", PROGRAMS)
 def test_program_on_torch(program):
     check_against_calibration(run_program(program, "torch"))
