@@ -48,6 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 for path in (ROOT / "src", ROOT):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
+# the processes it starts (train --nprocs, MPI ranks) import this chainrule too, installed or not
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
 
 import contextlib  # noqa: E402
 

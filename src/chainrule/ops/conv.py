@@ -221,9 +221,16 @@ def _from_gemm(out: np.ndarray, n: int, spatial: tuple) -> np.ndarray:
 _COLUMN_CHUNK_BYTES = 8 << 20
 
 
-def _sample_chunk(channels: int, window_positions: int, itemsize: int) -> int:
+# On a GPU the chunk is far larger: each chunk costs several kernel launches, and at the CPU's
+# size the bench conv (64→64 3×3 on (64, 64, 56, 56): 7 MiB of columns per sample) ran one sample
+# at a time, 15× torch's time on an H200; a few hundred MiB of columns is cheap beside its memory.
+_DEVICE_COLUMN_CHUNK_BYTES = 1 << 30
+
+
+def _sample_chunk(channels: int, window_positions: int, itemsize: int, xp=np) -> int:
     """How many samples make about ``_COLUMN_CHUNK_BYTES`` of columns (channels × K·L each)."""
-    return max(1, _COLUMN_CHUNK_BYTES // max(channels * window_positions * itemsize, 1))
+    budget = _COLUMN_CHUNK_BYTES if xp is np else _DEVICE_COLUMN_CHUNK_BYTES
+    return max(1, budget // max(channels * window_positions * itemsize, 1))
 
 
 # ---------------------------------------------------------------- the three array maps
@@ -238,7 +245,7 @@ def _conv(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
     # the columns a few samples at a time (see _COLUMN_CHUNK_BYTES): the peak holds one chunk of
     # them, not K× the input, and the GEMM reads columns that are still in cache (32→64 3×3 on
     # one thread: 0.9× the time of one whole-batch GEMM; the same on two)
-    chunk = _sample_chunk(x.shape[1], math.prod(geo.kernel) * length, x.itemsize)
+    chunk = _sample_chunk(x.shape[1], math.prod(geo.kernel) * length, x.itemsize, xp)
     if _channels_first_columns(x.shape[1], geo):
         # W (g, O/g, C/g·K) @ columns (g, C/g·K, B·L), both contiguous (NumPy's matmul ran the
         # transposed operands of these shapes 4-6× slower)
@@ -271,7 +278,7 @@ def _conv_weight(x: np.ndarray, grad: np.ndarray, geo: _Geometry, w_shape: tuple
     o, cg = w_shape[0], w_shape[1]
     n = grad.shape[0]
     kernel_size = math.prod(geo.kernel)
-    chunk = _sample_chunk(x.shape[1], kernel_size * math.prod(geo.out_shape), x.itemsize)
+    chunk = _sample_chunk(x.shape[1], kernel_size * math.prod(geo.out_shape), x.itemsize, xp)
     if _channels_first_columns(x.shape[1], geo):
         # columns (g, C/g·K, B·L) @ G (g, B·L, O/g): both contiguous, the result in w's order
         out = xp.zeros((g, cg * kernel_size, o // g), dtype=xp.result_type(x, grad))  # zero when N = 0
@@ -369,7 +376,7 @@ def _conv_input_nchw(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) ->
     regions = _offset_regions(geo, 3)
     # a few samples at a time, so the (B, g, K·C/g, L) GEMM result stays small (K× the input
     # for the whole batch)
-    chunk = _sample_chunk(c, kernel_size * math.prod(geo.out_shape), out.itemsize)
+    chunk = _sample_chunk(c, kernel_size * math.prod(geo.out_shape), out.itemsize, xp)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         per_sample = grad[start:stop].reshape(stop - start, g, o // g, -1)  # (B, g, O/g, L)

@@ -478,6 +478,8 @@ class Einsum(Function):
         ctx.save_for_backward(*operands)
         ctx.subs = subs
         ctx.output = output
+        if xp is not np and any("..." in sub for sub in subs):
+            subs, output, operands = _explicit_ellipsis(subs, output, operands, xp)
         equation = _join(subs) + "->" + "".join(output)
         # optimize=True contracts pairwise through BLAS (tensordot) in a good order; the
         # result may come back transposed, torch's is contiguous
@@ -490,6 +492,31 @@ class Einsum(Function):
         operands = ctx.saved_tensors
         return tuple(_einsum_operand_grad(grad, operands, ctx.subs, ctx.output, k)
                      if ctx.needs_input_grad[k] else None for k in range(len(operands)))
+
+
+def _explicit_ellipsis(subs, output, operands, xp):
+    """The equation with each ellipsis spelt as letters of its own, right-aligned as NumPy
+    broadcasts it, and the operands' size-1 dims broadcast (views). CuPy 14.2's einsum mis-shapes
+    some ellipsis equations (on an H200: ``i...,i->...`` raised, ``i...j,j->i...`` came back in the
+    wrong order), so a device gets only explicit letters of consistent sizes."""
+    used = {c for sub in list(subs) + [output] for c in sub}
+    counts = [operand.ndim - (len(sub) - 1) if "..." in sub else 0 for sub, operand in zip(subs, operands)]
+    letters = [c for c in _LETTERS if c not in used][:max(counts)]
+
+    def spelt(sub, count):
+        return [letter for c in sub for letter in (letters[len(letters) - count:] if c == "..." else [c])]
+
+    subs = [spelt(sub, count) for sub, count in zip(subs, counts)]
+    output = spelt(output, len(letters))
+    sizes: dict = {}
+    for sub, operand in zip(subs, operands):
+        for c, size in zip(sub, operand.shape):
+            if size != 1 or c not in sizes:
+                sizes[c] = size
+    operands = tuple(operand if operand.shape == tuple(sizes[c] for c in sub)
+                     else xp.broadcast_to(operand, tuple(sizes[c] for c in sub))
+                     for sub, operand in zip(subs, operands))
+    return subs, output, operands
 
 
 def _einsum_operand_grad(grad: Tensor, operands, subs, output, k: int) -> Tensor:

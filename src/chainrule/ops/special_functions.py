@@ -237,6 +237,12 @@ class Polygamma(Function):
         ctx.save_for_backward(x)
         if n == 0:
             return on_device("polygamma", "digamma", kernels.digamma, x)
+        if array_module(x) is not np:
+            # cupyx's polygamma mishandles a Python order (on CuPy 14.2 with an H200 it returned a
+            # bool); ψ^(n)(x) = (-1)^(n+1) n! ζ(n + 1, x) from cupyx's zeta is the same function
+            scale = x.dtype.type((1.0 if n % 2 else -1.0) * math.factorial(n))
+            order = float(n + 1)
+            return on_device("polygamma", "zeta", lambda q: kernels.zeta(order, q), x, cupy_args=(order,)) * scale
         return on_device("polygamma", "polygamma", lambda a: kernels.polygamma(n, a), x, cupy_args=(n,))
 
     @staticmethod

@@ -1,0 +1,120 @@
+"""Where the GPU time of two benchmark workloads goes, for tuning on a lent GPU machine.
+
+    python scripts/gpu_profile.py        # prints to stdout; also $OUT/gpu_profile.txt if $OUT is set
+
+1. conv2d (the bench's 64→64 3×3 on (64, 64, 56, 56)): forward alone, forward + backward, and
+   the same with CuPy's float32 GEMMs in TF32 (what torch's cuDNN convolutions use by default,
+   ``torch.backends.cudnn.allow_tf32``), timed with CUDA events; torch beside it.
+2. op_overhead (200 chained small ops, forward and backward): the Python profile of chainrule's
+   step on the device, by own time, and one bare CuPy elementwise launch for scale.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import os
+import pstats
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import numpy as np  # noqa: E402
+
+import chainrule  # noqa: E402
+from chainrule import benchmark_cuda as bench  # noqa: E402
+
+LINES: list[str] = []
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+    LINES.append(text)
+
+
+def gpu_ms(lib, fn, reps: int = 20) -> float:
+    for _ in range(3):
+        fn()
+    lib.cuda.synchronize()
+    start, end = lib.cuda.Event(enable_timing=True), lib.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / reps
+
+
+def conv_phases(lib, label: str) -> None:
+    n, c, h, w, o = bench.SIZES["full"]["conv"]
+    lib.manual_seed(0)
+    conv = lib.nn.Conv2d(c, o, 3, padding=1, bias=False).to("cuda")
+    x = lib.from_numpy(bench._randn(n, c, h, w)).to("cuda").requires_grad_(True)
+
+    def forward():
+        with lib.no_grad():
+            conv(x)
+
+    def both():
+        x.grad = None
+        conv.weight.grad = None
+        conv(x).sum().backward()
+
+    flops = 2 * n * o * h * w * c * 9
+    f, fb = gpu_ms(lib, forward), gpu_ms(lib, both)
+    say(f"   {label}: forward {f:.2f} ms ({flops / f / 1e9:.1f} TFLOP/s), forward+backward {fb:.2f} ms "
+        f"({3 * flops / fb / 1e9:.1f} TFLOP/s)")
+
+
+def main() -> int:
+    import cupy
+    from cupy._core import _routines_linalg as cublas_settings
+
+    say(f"chainrule GPU profile: {bench.gpu_description()}")
+    say("== conv2d 64→64 3×3 on (64, 64, 56, 56)")
+    conv_phases(chainrule, "chainrule, float32 GEMMs")
+    before = cublas_settings.get_compute_type(np.float32)
+    cublas_settings.set_compute_type(np.float32, cublas_settings.COMPUTE_TYPE_TF32)
+    try:
+        conv_phases(chainrule, "chainrule, TF32 GEMMs")
+    finally:
+        cublas_settings.set_compute_type(np.float32, before)
+    torch = bench._load_torch()
+    if torch is not None and torch.cuda.is_available():
+        say(f"   torch cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}")
+        conv_phases(torch, "torch")
+        torch.backends.cudnn.allow_tf32 = False
+        conv_phases(torch, "torch without TF32")
+        torch.backends.cudnn.allow_tf32 = True
+    say("== op_overhead: 200 chained ops, forward and backward")
+    step, _ = bench.op_overhead(chainrule, "cuda", "full")
+    say(f"   chainrule step: {gpu_ms(chainrule, step, 20):.2f} ms")
+    a = cupy.ones(16, dtype=cupy.float32)
+    cupy.cuda.Device().synchronize()
+    start = time.perf_counter()
+    for _ in range(2000):
+        cupy.add(a, a)
+    cupy.cuda.Device().synchronize()
+    say(f"   one bare cupy.add launch: {(time.perf_counter() - start) / 2000 * 1e6:.1f} µs")
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(10):
+        step()
+    chainrule.cuda.synchronize()
+    profile.disable()
+    text = io.StringIO()
+    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(30)
+    for line in text.getvalue().splitlines():
+        if line.strip():
+            say("   " + line[:160])
+    out = os.environ.get("OUT")
+    if out:
+        Path(out, "gpu_profile.txt").write_text("\n".join(LINES) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
