@@ -18,6 +18,7 @@ from .. import _dtype, return_types
 from .._backend import array_module, autocast_unifies
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
+from .elementwise import conjugate_rule
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum", "tensordot",
            "addmm", "addmv", "baddbmm", "addbmm", "addr", "trace", "diag", "diagonal", "kron", "inverse",
@@ -51,6 +52,7 @@ class Matmul(Function):
         return _as_array(xp.matmul(_blas_ready(a), _blas_ready(b)))
 
     @staticmethod
+    @conjugate_rule  # bilinear: for complex operands, grad_A = G Bᴴ
     def backward(ctx, grad):
         # d(A B) = dA B + A dB: grad_A = G B^T, grad_B = A^T G (1-D operands as a row / a column)
         b, a = ctx.saved_tensors
@@ -481,6 +483,7 @@ class Einsum(Function):
         return xp.asarray(xp.einsum(equation, *operands, optimize=len(operands) > 1), order="C")
 
     @staticmethod
+    @conjugate_rule  # bilinear: for complex operands, grad_A = G Bᴴ
     def backward(ctx, grad):
         # grad of operand k: the output gradient contracted with every other operand, then spread
         # over the letters only operand k had (broadcast) and its repeated letters (a diagonal)
