@@ -171,10 +171,11 @@ def conjugate_rule(backward):
     return rule
 
 
-def refuse_complex(x: Tensor, op: str) -> None:
-    """torch's error for an op with no complex definition (ordering, rounding, clamping)."""
-    if x._data.dtype.kind == "c":
-        raise RuntimeError(f"{op} is not supported for complex inputs")
+def refuse_complex(x, message: str, error: type = NotImplementedError) -> None:
+    """torch's error for an op with no complex definition (ordering, rounding, clamping); torch
+    raises NotImplementedError (a RuntimeError) or RuntimeError, with these messages."""
+    if isinstance(x, Tensor) and x._data.dtype.kind == "c":
+        raise error(message.replace("{dtype}", "ComplexFloat" if x._data.dtype.itemsize == 8 else "ComplexDouble"))
 
 
 # ---------------------------------------------------------------- arithmetic
@@ -599,13 +600,13 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
             if type(input) is not Tensor or input._data.dtype.kind != "f":
                 input = _float_input(input)  # checks the type; casts an integer tensor
                 if real_only:
-                    refuse_complex(input, op_name)
+                    refuse_complex(input, _REAL_ONLY[name])
             result = cls.apply(input)
             return result if out is None else write_out(result, out, op_name)
     elif real_only:
         def op(input: Tensor, *, out=None) -> Tensor:
             if input._data.dtype.kind == "c":
-                refuse_complex(input, op_name)
+                refuse_complex(input, _REAL_ONLY[name])
             result = cls.apply(input)
             return result if out is None else write_out(result, out, op_name)
     else:
@@ -621,7 +622,12 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
 
 
 # unary ops torch does not define on complex numbers (they raise rather than guess)
-_REAL_ONLY = {"Erf", "Sign", "Floor", "Ceil", "Trunc", "Frac", "Round"}
+_REAL_ONLY = {
+    "Erf": "\"erf_vml_cpu\" not implemented for '{dtype}'",
+    "Sign": "Unlike NumPy, torch.sign is not intended to support complex numbers. Please use torch.sgn instead.",
+    **{name: f"{name.lower()} is not supported for complex inputs" for name in ("Floor", "Ceil", "Trunc", "Frac")},
+    "Round": "round is not supported for complex inputs",
+}
 
 
 def _zero_grad(grad, x, y):
@@ -804,12 +810,16 @@ class Minimum(Function):
 
 def maximum(input: Tensor, other: Tensor) -> Tensor:
     _require_tensor_pair("maximum", input, other)
+    for t in (input, other):
+        refuse_complex(t, "maximum not implemented for complex tensors.", RuntimeError)
     a, b = _pair(input, other)
     return Maximum.apply(a, b)
 
 
 def minimum(input: Tensor, other: Tensor) -> Tensor:
     _require_tensor_pair("minimum", input, other)
+    for t in (input, other):
+        refuse_complex(t, "minimum not implemented for complex tensors.", RuntimeError)
     a, b = _pair(input, other)
     return Minimum.apply(a, b)
 
@@ -905,6 +915,7 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
     """torch.clamp with number or tensor bounds; at least one bound is required."""
     if min is None and max is None:
         raise RuntimeError("clamp: At least one of 'min' or 'max' must not be None")
+    refuse_complex(input, "clamp is not supported for complex types")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         out = input
         if min is not None:
@@ -1068,10 +1079,12 @@ def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=Non
 
 
 # ---------------------------------------------------------------- comparisons and logic (no grad)
-def _compare(ufunc):
+def _compare(ufunc, ordered: str = ""):
     def op(input, other) -> Tensor:
         a, b = _pair(input, other)
         x, y = a._data, b._data
+        if ordered and x.dtype.kind == "c":  # NumPy orders complex numbers lexicographically; torch refuses
+            refuse_complex(a, f"\"{ordered}_cpu\" not implemented for '{{dtype}}'")
         if type(x) is not type(y):  # a device array meets a CPU one: the same check as every op's
             x, y = on_one_device([x, y], ufunc.__name__)
         try:
@@ -1085,10 +1098,10 @@ def _compare(ufunc):
 
 eq = _compare(np.equal)
 ne = _compare(np.not_equal)
-lt = _compare(np.less)
-le = _compare(np.less_equal)
-gt = _compare(np.greater)
-ge = _compare(np.greater_equal)
+lt = _compare(np.less, ordered="lt")
+le = _compare(np.less_equal, ordered="le")
+gt = _compare(np.greater, ordered="gt")
+ge = _compare(np.greater_equal, ordered="ge")
 logical_and = _compare(np.logical_and)
 logical_or = _compare(np.logical_or)
 logical_xor = _compare(np.logical_xor)

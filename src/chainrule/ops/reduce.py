@@ -115,7 +115,7 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     """torch.mean; integer inputs are an error unless ``dtype`` is floating, as in torch."""
     if dtype is not None:
         input = input.to(dtype)
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fc":
         raise RuntimeError(
             f"mean(): could not infer output dtype. Input dtype must be either a floating point or "
             f"complex dtype. Got: {input.dtype.name.capitalize()}"
@@ -152,7 +152,7 @@ def _float_dtype_input(input: Tensor, dtype) -> Tensor:
 
     if dtype is not None:
         return _cast(input, _dtype.to_dtype(dtype))
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fc":
         return _cast(input, _dtype.get_default_dtype())
     return input
 
@@ -312,7 +312,7 @@ def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):
         raise RuntimeError(f"{op}: can't specify both unbiased and correction")
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fc":
         raise RuntimeError(f"{op}(): std and var only support floating point and complex dtypes")
     if isinstance(dim, (list, tuple)) and len(dim) == 0:
         dim = None
@@ -327,6 +327,9 @@ def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):
 def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
     """torch.var: ``sum((x - mean)^2) / (N - correction)``; ``unbiased=False`` means correction 0."""
     dims, correction, keepdim = _var_args("var", input, dim, unbiased, keepdim, correction)
+    if input._data.dtype.kind == "c":  # E|z - mean|² splits into the parts' variances (a real result)
+        return (Var.apply(input.real, dims=dims, correction=correction, keepdim=keepdim)
+                + Var.apply(input.imag, dims=dims, correction=correction, keepdim=keepdim))
     return Var.apply(input, dims=dims, correction=correction, keepdim=keepdim)
 
 
@@ -358,6 +361,8 @@ class Std(Var):
 def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
     """torch.std: the square root of ``var`` (same ``correction`` / ``unbiased`` arguments)."""
     dims, correction, keepdim = _var_args("std", input, dim, unbiased, keepdim, correction)
+    if input._data.dtype.kind == "c":
+        return var(input, dim, unbiased, keepdim, correction=correction).sqrt()
     return Std.apply(input, dims=dims, correction=correction, keepdim=keepdim)
 
 
@@ -608,6 +613,8 @@ def _max_min(op: str, input: Tensor, dim, keepdim: bool, largest: bool):
     if isinstance(dim, Tensor):  # torch.max(a, b) is maximum
         return maximum(input, dim) if largest else minimum(input, dim)
     x = input._data
+    if x.dtype.kind == "c":
+        raise NotImplementedError(f"\"{op}_all\" not implemented for '{_COMPLEX_NAMES[x.dtype.itemsize]}'")
     if dim is None:
         if x.size == 0:
             raise RuntimeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0. "
@@ -634,8 +641,13 @@ def min(input: Tensor, dim=None, keepdim: bool = False):
     return _max_min("min", input, dim, keepdim, False)
 
 
+_COMPLEX_NAMES = {8: "ComplexFloat", 16: "ComplexDouble"}
+
+
 def _amax_amin(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
     x = input._data
+    if x.dtype.kind == "c":
+        raise NotImplementedError(f"\"{op[1:]}_values_cpu\" not implemented for '{_COMPLEX_NAMES[x.dtype.itemsize]}'")
     if dim == () or dim == []:
         if x.size == 0:
             raise RuntimeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0. "
@@ -659,6 +671,8 @@ def amin(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:
 def _arg_extremum(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind == "c":
+        raise RuntimeError(f"{op}(): does not support complex input")
     find = xp.argmax if largest else xp.argmin
     if dim is None:
         if x.size == 0:
@@ -1088,6 +1102,8 @@ class Norm(Function):
 
 def _vector_norm(input: Tensor, ord, dim, keepdim: bool, dtype, op: str) -> Tensor:
     input = _float_dtype_input(input, dtype)
+    if input._data.dtype.kind == "c":
+        input = input.abs()  # a complex vector's norm is its moduli's (real, as torch's)
     if isinstance(ord, str):
         raise RuntimeError(f"{op}: ord must be a number for vector norms, got '{ord}'")
     ord = float(ord)
@@ -1171,6 +1187,8 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | 
     """torch.sort: ``(values, indices)``; the gradient of values goes back through indices."""
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind == "c":
+        raise RuntimeError("Sort does not support complex dtypes on CPU")
     d = _single_dim(dim, x.ndim, "sort")
     if x.ndim == 0:
         return _select_along(SortValues, input, xp.zeros((), np.int64), 0, True, "sort")
@@ -1196,6 +1214,8 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     """torch.topk: the ``k`` largest (or smallest) values along ``dim`` and their indices."""
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind == "c":
+        raise RuntimeError("topk does not support complex dtypes on CPU")
     d = _single_dim(dim, x.ndim, "topk")
     size = x.shape[d] if x.ndim else 1
     if not 0 <= k <= size:
