@@ -21,10 +21,11 @@ from .autograd.grad_mode import (
 from .ops import activation, bucketing, conv, creation, elementwise, index, linalg, loss, pool, random, reduce, shape
 from .ops import decompositions
 from .ops import complex as _complex_ops
+from .ops import fft as _fft_ops
 from . import _methods
 
 _OP_MODULES = [creation, elementwise, reduce, shape, index, random, linalg, activation, conv, pool, loss, bucketing,
-               decompositions, _complex_ops]
+               decompositions, _complex_ops, _fft_ops]
 _methods.bind_all(_OP_MODULES)
 
 from .ops.creation import *  # noqa: E402,F401,F403
@@ -42,6 +43,7 @@ from .ops.loss import *  # noqa: E402,F401,F403
 from .ops.nn_toplevel import *  # noqa: E402,F401,F403
 from .ops.bucketing import *  # noqa: E402,F401,F403
 from .ops.complex import *  # noqa: E402,F401,F403
+from .ops.fft import *  # noqa: E402,F401,F403
 from . import autograd  # noqa: E402
 
 
