@@ -23,6 +23,7 @@ from ..autograd.engine import sum_to_shape  # re-exported: chainrule.sum_to_shap
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim, preserve_layout
 from . import _cuda_kernels
+from .elementwise import conjugate_rule
 
 __all__ = ["sum", "mean", "sum_to_shape", "prod", "var", "std", "var_mean", "std_mean", "max", "min",
            "amax", "amin", "argmax", "argmin", "logsumexp", "softmax", "log_softmax", "cumsum",
@@ -191,6 +192,7 @@ class Prod(Function):
         return out
 
     @staticmethod
+    @conjugate_rule
     def backward(ctx, grad):
         # d prod = sum_i (prod_{k != i} x_k) dx_i; without zeros prod_{k != i} x_k = out / x_i
         xp = array_module(grad)
@@ -229,6 +231,7 @@ class ProdOfOthers(Function):
         return others.astype(x.dtype, copy=False)
 
     @staticmethod
+    @conjugate_rule
     def backward(ctx, u):
         # with the reduced dims moved last and flattened to n: row i of an n x n matrix holding x
         # with x_i replaced by 1 has, as its own products of others, prod_{j∉{i,k}} x_j at k != i
