@@ -261,10 +261,9 @@ class ComplexOp(Function):
     @staticmethod
     def forward(ctx, re, im):
         xp = array_module(re)
-        out = xp.empty(xp.broadcast_shapes(re.shape, im.shape), dtype=_dtype.to_dtype(re.dtype).to_complex().np)
-        out.real = re
-        out.imag = im
-        return out
+        # the parts side by side, viewed as complex: exact, where re + 1j·im would make inf·1j a NaN
+        pairs = xp.stack(xp.broadcast_arrays(re, im), axis=-1)
+        return pairs.view(xp.complex64 if re.dtype.itemsize == 4 else xp.complex128)[..., 0]
 
     @staticmethod
     def backward(ctx, grad):
