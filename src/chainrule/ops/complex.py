@@ -137,9 +137,9 @@ def view_as_complex(input: Tensor) -> Tensor:
                            f"scalar type: {_SCALAR_NAMES.get(input.dtype.name, input.dtype.name)}")
     if data.ndim == 0 or data.shape[-1] != 2:
         raise RuntimeError("Tensor must have a last dimension of size 2")
-    if data.strides[-1] != data.itemsize:
+    if data.size and data.strides[-1] != data.itemsize:  # an empty tensor's strides say nothing
         raise RuntimeError("Tensor must have a last dimension with stride 1")
-    if any(s % (2 * data.itemsize) for s, n in zip(data.strides[:-1], data.shape[:-1]) if n > 1):
+    if data.size and any(s % (2 * data.itemsize) for s, n in zip(data.strides[:-1], data.shape[:-1]) if n > 1):
         raise RuntimeError("Tensor must have a stride divisible by 2 for all but last dimension")
     return _view_of(ViewAsComplex.apply(input), input)
 
@@ -275,7 +275,8 @@ def polar(abs: Tensor, angle: Tensor) -> Tensor:
     """torch.polar: abs·(cos(angle) + i·sin(angle)), composed (its gradient comes from the parts)."""
     _check_tensor(abs, "polar", "abs", 1)
     _check_tensor(angle, "polar", "angle", 2)
-    return complex(abs * cos(angle), abs * sin(angle))
+    return name_node(complex(abs * cos(angle), abs * sin(angle)), "PolarBackward0", label="polar",
+                     rule="composed: complex(r·cos θ, r·sin θ)")
 
 
 def isreal(input: Tensor) -> Tensor:

@@ -62,7 +62,7 @@ class C2C(Function):
         xp = array_module(z)
         ctx.dims, ctx.norm, ctx.inverse = dims, norm, inverse
         transform = xp.fft.ifftn if inverse else xp.fft.fftn
-        return xp.asarray(transform(z, axes=dims, norm=norm), dtype=z.dtype)
+        return xp.ascontiguousarray(transform(z, axes=dims, norm=norm), dtype=z.dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -80,7 +80,7 @@ class R2C(Function):
     def forward(ctx, x, dims, norm):
         xp = array_module(x)
         ctx.dims, ctx.norm, ctx.last = dims, norm, x.shape[dims[-1]]
-        return xp.asarray(xp.fft.rfftn(x, axes=dims, norm=norm), dtype=_complex_dtype(x))
+        return xp.ascontiguousarray(xp.fft.rfftn(x, axes=dims, norm=norm), dtype=_complex_dtype(x))
 
     @staticmethod
     def backward(ctx, grad):
@@ -103,7 +103,7 @@ class C2R(Function):
         xp = array_module(z)
         ctx.dims, ctx.norm = dims, norm
         sizes = [z.shape[d] for d in dims[:-1]] + [last_size]
-        return xp.asarray(xp.fft.irfftn(z, s=sizes, axes=dims, norm=norm), dtype=_real_dtype(z))
+        return xp.ascontiguousarray(xp.fft.irfftn(z, s=sizes, axes=dims, norm=norm), dtype=_real_dtype(z))
 
     @staticmethod
     def backward(ctx, grad):
