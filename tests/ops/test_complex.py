@@ -295,3 +295,15 @@ def test_llama_rotary_embedding_attention_matches_torch():
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5)
     np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-5, atol=1e-6)
     assert ours[0][-1] < ours[0][0]
+
+
+@requires_torch
+def test_assert_close_compares_both_parts_like_torch():
+    messages = []
+    for lib in (chainrule, torch):
+        a, b = lib.tensor([1 + 1j, 2j]), lib.tensor([1 + 2j, 2j])
+        with pytest.raises(AssertionError) as info:
+            lib.testing.assert_close(a, b)
+        messages.append(str(info.value))
+        lib.testing.assert_close(a, a.clone())
+    assert messages[0] == messages[1]
