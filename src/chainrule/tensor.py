@@ -395,6 +395,10 @@ class Tensor:
         if dev is not None and _device(dev) != self.device:
             out = out._to_device(_device(dev))
         if dtype is not None and _dtype.to_dtype(dtype) is not out.dtype:
+            if out.dtype.is_complex and not _dtype.to_dtype(dtype).is_complex:
+                import warnings
+
+                warnings.warn("Casting complex values to real discards the imaginary part", UserWarning, stacklevel=2)
             out = out._cast(_dtype.to_dtype(dtype))
         if memory_format is not None and getattr(memory_format, "_name", None) != "preserve_format":
             out = out.contiguous(memory_format=memory_format)

@@ -283,7 +283,7 @@ def dot(input: Tensor, tensor: Tensor) -> Tensor:
 
 def vdot(input: Tensor, other: Tensor) -> Tensor:
     """torch.vdot: ``dot`` with the first argument conjugated (the same for real tensors)."""
-    return name_node(dot(input, other), "VdotBackward0", label="vdot")
+    return name_node(dot(input.conj(), other), "VdotBackward0", label="vdot")
 
 
 def outer(input: Tensor, vec2: Tensor) -> Tensor:
