@@ -27,7 +27,7 @@ __not_methods__ = {"einsum", "tensordot", "cdist", "chain_matmul"}
 
 _C_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
                  "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
-                 "bool": "bool"}
+                 "bool": "bool", "complex64": "c10::complex<float>", "complex128": "c10::complex<double>"}
 
 
 def _as_array(x) -> np.ndarray:
