@@ -179,6 +179,7 @@ class finfo:
     def __init__(self, type=None) -> None:
         # in this module float and int are chainrule dtypes, hence _builtins.float and _builtins.int
         self.dtype = _dtype.to_dtype(type) if type is not None else get_default_dtype()
+        self.dtype = self.dtype.to_real()  # torch: a complex dtype's limits are its parts' (finfo(cfloat) is float32's)
         if not self.dtype.is_floating_point:
             raise TypeError(f"finfo: expected a floating point dtype, got {self.dtype!r}")
         limits = _np.finfo(self.dtype.np)
