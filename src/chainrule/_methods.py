@@ -255,7 +255,8 @@ def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
 
 # the scalar-type names torch's messages use
 _TORCH_TYPE_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "uint8": "Byte",
-                     "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool"}
+                     "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool",
+                     "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
 
 
 def _save_original(node, self: Tensor) -> None:

@@ -141,8 +141,9 @@ def test_view_as_complex_errors_match_torch(build):
     lambda lib, z: z.sign(), lambda lib, z: z.erf(), lambda lib, z: lib.imag(z.real),
     lambda lib, z: lib.view_as_real(z.real), lambda lib, z: lib.fft.rfft(z),
     lambda lib, z: lib.complex(z.real, z.real.double()),
+    lambda lib, z: z.real.clone().add_(z),
 ], ids=["lt", "ge", "max", "amax", "argmax", "sort", "topk", "maximum", "relu", "clamp", "floor", "round", "sign",
-        "erf", "imag_of_real", "view_as_real_of_real", "rfft_of_complex", "complex_mixed"])
+        "erf", "imag_of_real", "view_as_real_of_real", "rfft_of_complex", "complex_mixed", "inplace_into_real"])
 def test_ops_torch_refuses_on_complex_raise_its_error(op):
     caught = []
     for lib in (chainrule, torch):
