@@ -302,7 +302,8 @@ class Pow(Function):
             grad_x = where(exponent == 0, 0.0, grad * exponent * x ** (exponent - 1))
         if ctx.needs_input_grad[1]:
             # d(x^e)/de = x^e log x, taken as 0 where x == 0 and e >= 0
-            grad_e = where((x == 0) & (exponent >= 0), 0.0, grad * y * log(x))
+            at_zero = (x == 0) & (exponent >= 0) if x._data.dtype.kind != "c" else x == 0  # complex has no order
+            grad_e = where(at_zero, 0.0, grad * y * log(x))
         return grad_x, grad_e
 
 
