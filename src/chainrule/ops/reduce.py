@@ -1022,6 +1022,7 @@ class Cumprod(Function):
         return out
 
     @staticmethod
+    @conjugate_rule
     def backward(ctx, grad):
         # dx_i = sum_{j >= i} g_j prod_{k <= j, k != i} x_k; without zeros that is revcumsum(g y)_i / x_i
         xp = array_module(grad)

@@ -113,6 +113,7 @@ def arithmetic_cases() -> list[OpCase]:
         OpCase("complex_empty", lambda lib, z: (z * 2).exp().sum(0), [crandn(0, 3)]),
         OpCase("complex_0d", lambda lib, z: (z * z).log(), [crandn()]),
         OpCase("complex_sgn", lambda lib, z: z.sgn() * 2, [crandn(4)]),
+        OpCase("complex_cumsum_cumprod", lambda lib, z: z.cumsum(1) + z.cumprod(1), [crandn(2, 4)]),
         OpCase("complex_pow_tensor", lambda lib, a, b: a ** b, [crandn(3), crandn(3, seed=7) * 0.5]),
         OpCase("complex_vdot_dot", lambda lib, a, b: lib.vdot(a, b) + lib.dot(a, b), [crandn(4), crandn(4, seed=6)]),
         OpCase("complex_allclose", lambda lib, a: lib.isclose(a, a * (1 + 1e-9)), [crandn(3)], grad=[False]),
