@@ -23,13 +23,6 @@ __all__ = ["real", "imag", "view_as_real", "view_as_complex", "conj", "conj_phys
 __not_methods__ = {"polar", "complex", "view_as_real", "view_as_complex", "real", "imag"}
 
 
-def _view_of(out: Tensor, base: Tensor) -> Tensor:
-    """``out`` shares ``base``'s memory: it shares its version counter too."""
-    out._version_box = base._version_box
-    out._base = base if base._base is None else base._base
-    return out
-
-
 class Real(Function):
     _array_forward = True
     node_name = "RealBackward0"
@@ -73,13 +66,13 @@ def real(input: Tensor) -> Tensor:
     _check_tensor(input, "real", "input", 1)
     if input._data.dtype.kind != "c":
         return input
-    return _view_of(Real.apply(input), input)
+    return Real.apply(input)._share(input)  # a view: one version counter
 
 
 def imag(input: Tensor) -> Tensor:
     """torch.imag: the imaginary parts as a view; torch refuses it for a real tensor."""
     _complex_only(input, "imag")
-    return _view_of(Imag.apply(input), input)
+    return Imag.apply(input)._share(input)  # a view: one version counter
 
 
 class ViewAsReal(Function):
@@ -125,7 +118,7 @@ def view_as_real(input: Tensor) -> Tensor:
     _check_tensor(input, "view_as_real", "input", 1)
     if input._data.dtype.kind != "c":
         raise RuntimeError("view_as_real is only supported for complex tensors")
-    return _view_of(ViewAsReal.apply(input), input)
+    return ViewAsReal.apply(input)._share(input)  # a view: one version counter
 
 
 def view_as_complex(input: Tensor) -> Tensor:
@@ -143,7 +136,7 @@ def view_as_complex(input: Tensor) -> Tensor:
         raise RuntimeError("Tensor must have a stride divisible by 2 for all but last dimension")
     if data.size and input.storage_offset() % 2:
         raise RuntimeError("Tensor must have a storage_offset divisible by 2")
-    return _view_of(ViewAsComplex.apply(input), input)
+    return ViewAsComplex.apply(input)._share(input)  # a view: one version counter
 
 
 _SCALAR_NAMES = {"float16": "Half", "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char",
