@@ -11,7 +11,6 @@ view), so ``is_conj()`` is always False and ``resolve_conj`` returns its input.
 
 from __future__ import annotations
 
-from .. import _dtype
 from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _check_tensor
