@@ -114,11 +114,11 @@ class C2R(Function):
         doubled = grad._data.shape[last] - bins  # bins 1..doubled each stand for a conjugate pair
         if doubled <= 0:
             return spectrum
-        scale = np.ones(bins)
+        scale = xp.ones(bins, dtype=_real_dtype(grad._data))  # made on the gradient's device
         scale[1:1 + doubled] = 2
         shape = [1] * grad._data.ndim
         shape[last] = bins
-        return spectrum * Tensor._make(xp.asarray(scale.reshape(shape), dtype=_real_dtype(grad._data)))
+        return spectrum * Tensor._make(scale.reshape(shape))
 
 
 # ---------------------------------------------------------------- argument handling
@@ -426,8 +426,8 @@ def istft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=No
     frames = mul(frames, window)
     xp = array_module(frames)
     total = n_fft + hop_length * (n_frames - 1)
-    positions = (np.arange(n_frames)[:, None] * hop_length + np.arange(n_fft)[None, :]).reshape(-1)
-    index = Tensor._make(xp.asarray(positions))
+    positions = xp.arange(n_frames)[:, None] * hop_length + xp.arange(n_fft)[None, :]
+    index = Tensor._make(positions.reshape(-1))
     batch = frames._data.shape[0]
     signal = index_add(creation.zeros(batch, total, dtype=frames.dtype, device=frames.device), -1, index,
                        frames.reshape(batch, -1))
