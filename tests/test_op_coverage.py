@@ -57,7 +57,7 @@ NOT_OPS: dict[str, str] = {
     ),
     **_group(
         "type and dtype queries: answer about a tensor or dtype, compute no tensor",
-        "is_tensor", "is_floating_point", "is_complex", "promote_types", "result_type", "broadcast_shapes", "can_cast",
+        "is_tensor", "is_floating_point", "is_complex", "get_default_complex_dtype", "promote_types", "result_type", "broadcast_shapes", "can_cast",
         "numel", "Tensor.is_floating_point", "Tensor.is_complex", "Tensor.is_contiguous", "Tensor.is_leaf",
         "Tensor.is_cuda", "Tensor.is_shared", "Tensor.numel", "Tensor.nelement", "Tensor.dim", "Tensor.ndim",
         "Tensor.ndimension", "Tensor.size", "Tensor.shape", "Tensor.stride", "Tensor.dtype", "Tensor.device",

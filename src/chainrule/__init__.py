@@ -13,6 +13,7 @@ from ._dtype import (
     int16, int32, int64, long, promote_types, set_default_dtype, short, uint8,
 )
 from ._dtype import bfloat16, uint16, uint32, uint64
+from ._dtype import cdouble, cfloat, complex64, complex128, get_default_complex_dtype
 from .tensor import Size, Tensor
 from .autograd.grad_mode import (
     enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
@@ -20,10 +21,12 @@ from .autograd.grad_mode import (
 )
 from .ops import activation, bucketing, conv, creation, elementwise, index, linalg, loss, pool, random, reduce, shape
 from .ops import decompositions
+from .ops import complex as _complex_ops
+from .ops import fft as _fft_ops
 from . import _methods
 
 _OP_MODULES = [creation, elementwise, reduce, shape, index, random, linalg, activation, conv, pool, loss, bucketing,
-               decompositions]
+               decompositions, _complex_ops, _fft_ops]
 _methods.bind_all(_OP_MODULES)
 
 from .ops.creation import *  # noqa: E402,F401,F403
@@ -40,6 +43,8 @@ from .ops.pool import *  # noqa: E402,F401,F403
 from .ops.loss import *  # noqa: E402,F401,F403
 from .ops.nn_toplevel import *  # noqa: E402,F401,F403
 from .ops.bucketing import *  # noqa: E402,F401,F403
+from .ops.complex import *  # noqa: E402,F401,F403
+from .ops.fft import *  # noqa: E402,F401,F403
 from . import autograd  # noqa: E402
 
 
@@ -73,7 +78,9 @@ def can_cast(from_: dtype, to: dtype) -> bool:
         if not isinstance(value, dtype):
             raise TypeError(f"can_cast(): argument '{name}' (position {position}) must be chainrule.dtype, "
                             f"not {type(value).__name__}")
-    if from_.is_floating_point and not to.is_floating_point:
+    if from_.is_complex and not to.is_complex:
+        return False
+    if from_.is_floating_point and not (to.is_floating_point or to.is_complex):
         return False
     return not (to is bool and from_ is not bool)
 
@@ -145,7 +152,7 @@ def set_anomaly_enabled(enabled: bool, check_nan: bool = True) -> None:
 
 
 def is_complex(input: Tensor) -> bool:
-    """False: chainrule has no complex dtypes."""
+    """Whether ``input``'s dtype is complex (complex64 or complex128)."""
     return input.dtype.is_complex
 
 
@@ -178,6 +185,7 @@ class finfo:
     def __init__(self, type=None) -> None:
         # in this module float and int are chainrule dtypes, hence _builtins.float and _builtins.int
         self.dtype = _dtype.to_dtype(type) if type is not None else get_default_dtype()
+        self.dtype = self.dtype.to_real()  # torch: a complex dtype's limits are its parts' (finfo(cfloat) is float32's)
         if not self.dtype.is_floating_point:
             raise TypeError(f"finfo: expected a floating point dtype, got {self.dtype!r}")
         limits = _dtype.finfo_of(self.dtype.np)

@@ -18,14 +18,24 @@ class dtype:
         self.name = name
         self.np = np.dtype(np_dtype)
         self.is_floating_point = self.np.kind == "f"
-        self.is_signed = self.np.kind in "fi"
+        self.is_signed = self.np.kind in "fic"
         self.itemsize = self.np.itemsize
-        # bool < integer < floating: torch promotes across categories by these ranks
-        self._category = {"b": 0, "u": 1, "i": 1, "f": 2}[self.np.kind]
+        # bool < integer < floating < complex: torch promotes across categories by these ranks
+        self._category = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}[self.np.kind]
 
     @property
     def is_complex(self) -> bool:
-        return False
+        return self.np.kind == "c"
+
+    def to_real(self) -> dtype:
+        """The real dtype of a complex dtype's parts (complex64 -> float32); self for a real one."""
+        return _BY_NP[self.np.type(0).real.dtype] if self.np.kind == "c" else self
+
+    def to_complex(self) -> dtype:
+        """The complex dtype whose parts are this float dtype (float64 -> complex128)."""
+        if self.np.kind == "c":
+            return self
+        return complex128 if self.np.itemsize == 8 else complex64
 
     def __repr__(self) -> str:
         return f"chainrule.{self.name}"
@@ -43,6 +53,9 @@ int16 = short = dtype("int16", np.int16)
 int32 = int = dtype("int32", np.int32)
 int64 = long = dtype("int64", np.int64)
 bool = dtype("bool", np.bool_)  # noqa: A001 - torch's public name
+# complex: NumPy's pairs of float32/float64 (torch's ComplexFloat/ComplexDouble; no complex32)
+complex64 = cfloat = dtype("complex64", np.complex64)
+complex128 = cdouble = dtype("complex128", np.complex128)
 
 
 # ---- bfloat16 and the wide unsigned types (torch 2.3+)
@@ -60,6 +73,10 @@ class _BFloat16(dtype):
     @property
     def np(self):
         return _load_bfloat16()
+
+    @property
+    def is_complex(self) -> builtins.bool:  # without loading ml_dtypes
+        return False
 
 
 bfloat16 = _BFloat16()
@@ -118,7 +135,8 @@ def finfo_of(np_dtype):
     return np.finfo(np_dtype)
 
 
-_ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool, bfloat16, uint16, uint32, uint64)
+_ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool, complex64, complex128, bfloat16,
+        uint16, uint32, uint64)
 _BY_NP = {d.np: d for d in _ALL if d is not bfloat16}
 _BY_NAME = {d.name: d for d in _ALL}
 _default_float = float32
@@ -156,11 +174,18 @@ def to_dtype(value) -> dtype:
         return int64
     if value is builtins.bool:
         return bool
+    if value is builtins.complex:
+        return complex128
     return from_numpy_dtype(value)
 
 
 def get_default_dtype() -> dtype:
     return _default_float
+
+
+def get_default_complex_dtype() -> dtype:
+    """The complex counterpart of the default float dtype (torch.tensor(1j) is complex64)."""
+    return complex128 if _default_float is float64 else complex64
 
 
 def set_default_dtype(d) -> None:
@@ -175,6 +200,8 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     """torch.promote_types: the smallest dtype both values fit in, by torch's table."""
     if a is b:
         return a
+    if a._category == 3 and b._category == 2 or a._category == 2 and b._category == 3:
+        return _BY_NP[np.promote_types(a.np, b.np)]  # float64 + complex64 -> complex128, as torch
     if a._category != b._category:
         if a._category < 2 and b._category < 2 and (a in _BARE_UNSIGNED or b in _BARE_UNSIGNED):
             raise _unsigned_promotion_error(a, b)
@@ -191,7 +218,8 @@ def promote_types(a: dtype, b: dtype) -> dtype:
 # the scalar-type names torch's messages use
 TORCH_SCALAR_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "uint8": "Byte",
                       "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool",
-                      "bfloat16": "BFloat16", "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64"}
+                      "bfloat16": "BFloat16", "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64",
+                      "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
 
 
 def _unsigned_promotion_error(a: dtype, b: dtype) -> RuntimeError:
@@ -203,7 +231,10 @@ def _combine(higher: dtype | None, lower: dtype | None) -> dtype | None:
     # torch's combine_categories: a lower-priority operand only matters if its category is higher
     if higher is None:
         return lower
-    if lower is None or higher.is_floating_point:
+    if lower is not None and lower._category == 3 and higher._category < 3:
+        # a complex operand of lower priority keeps a float's precision (float64 + 1j -> complex128)
+        return higher.to_complex() if higher._category == 2 else lower
+    if lower is None or higher._category >= 2:
         return higher
     if higher is bool or lower.is_floating_point:
         return promote_types(higher, lower)
@@ -239,4 +270,6 @@ def scalar_dtype(value) -> dtype:
         return int64
     if isinstance(value, (builtins.float, np.floating)):
         return _default_float
+    if isinstance(value, (builtins.complex, np.complexfloating)):
+        return get_default_complex_dtype()
     raise TypeError(f"expected a tensor or a Python number, got {type(value).__name__}")

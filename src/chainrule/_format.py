@@ -123,6 +123,21 @@ class _Formatter:
         return (self.max_width - len(text)) * " " + text
 
 
+class _ComplexFormatter:
+    """torch's complex repr: the real and the imaginary parts each get a formatter of their own,
+    and an element is ``real+imagj`` (the imaginary part's padding dropped)."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.real = _Formatter(values.real)
+        self.imag = _Formatter(values.imag)
+        self.max_width = self.real.max_width + self.imag.max_width + 1
+
+    def format(self, value) -> str:
+        real_text = self.real.format(value.real)
+        imag_text = (self.imag.format(value.imag) + "j").lstrip()
+        return real_text + (imag_text if imag_text[0] in "+-" else "+" + imag_text)
+
+
 def _summarized(array: np.ndarray) -> np.ndarray:
     """The values that will be shown: ``edgeitems`` at each end of every long dimension."""
     edgeitems = PRINT_OPTS.edgeitems
@@ -197,7 +212,8 @@ def array_body(array, indent: int) -> str:
     if array.dtype == np.float16 or array.dtype.name == "bfloat16":  # torch formats both via float32
         array = array.astype(np.float32)
     summarize = array.size > PRINT_OPTS.threshold
-    formatter = _Formatter(_summarized(array) if summarize else array)
+    shown = _summarized(array) if summarize else array
+    formatter = _ComplexFormatter(shown) if array.dtype.kind == "c" else _Formatter(shown)
     return _array_str(array, indent, summarize, formatter)
 
 
@@ -220,7 +236,7 @@ def format_tensor(t) -> str:
             # with no edge items shown, torch states the size instead
             suffixes.append(f"size={tuple(array.shape)}")
         body = array_body(array, indent)
-        if dtype not in (_dtype.get_default_dtype(), _dtype.int64, _dtype.bool):
+        if dtype not in (_dtype.get_default_dtype(), _dtype.get_default_complex_dtype(), _dtype.int64, _dtype.bool):
             suffixes.append(f"dtype={dtype!r}")
     if t.grad_fn is not None:
         suffixes.append(f"grad_fn=<{t.grad_fn.name()}>")

@@ -24,6 +24,7 @@ from .autograd import profiler as _profiler
 from .autograd.function import QUIET, broadcast_error, name_node, numpy_errstate
 from .autograd.grad_mode import is_grad_enabled
 from .autograd.grad_mode import state as _grad_state
+from .ops import complex as _complex
 from .ops import creation
 from .ops import elementwise as ew
 from .ops import shape as _shape
@@ -362,6 +363,18 @@ def _zero(self: Tensor) -> Tensor:
                                               formula="zero_({0})"))
 
 
+def _set_part(part):
+    """``z.real = value``: writes into the real (or imaginary) parts, as torch's setter does."""
+    def setter(self: Tensor, value) -> None:
+        view = part(self)
+        if isinstance(value, Tensor):
+            view.copy_(value)
+        else:
+            view.fill_(value)
+
+    return setter
+
+
 def _copy(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
     if not isinstance(src, Tensor):
         raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
@@ -419,8 +432,10 @@ def bind_all(modules) -> None:
     Tensor.copy_ = _copy
     Tensor.T = property(_reversed_dims)
     Tensor.mT = property(_matrix_transpose)
-    Tensor.H = Tensor.T
-    Tensor.is_complex = lambda self: False
+    Tensor.H = property(lambda self: _reversed_dims(self).conj())  # conjugate transpose
+    Tensor.mH = property(lambda self: _matrix_transpose(self).conj())
+    Tensor.real = property(_complex.real, _set_part(_complex.real))
+    Tensor.imag = property(_complex.imag, _set_part(_complex.imag))
     Tensor.type_as = lambda self, other: self.to(other.dtype)
     Tensor.new = lambda self, *args: Tensor(*args, dtype=self.dtype) if args else Tensor._make(np.empty((0,), self._data.dtype))
     Tensor.get_device = lambda self: -1 if self.device.type == "cpu" else (self.device.index or 0)
@@ -640,14 +655,13 @@ def _random_fill(draw):
 def bind_tensor_misc() -> None:
     Tensor.is_cpu = property(lambda self: self.device.type == "cpu")
     Tensor.is_meta = False
-    Tensor.is_signed = lambda self: self._data.dtype.kind in "fiV"  # V: bfloat16
+    Tensor.is_signed = lambda self: self._data.dtype.kind in "ficV"  # V: bfloat16
     Tensor.is_nonzero = _is_nonzero
     Tensor.is_same_size = lambda self, other: tuple(self.shape) == tuple(other.shape)
     Tensor.output_nr = property(lambda self: self._output_nr)
     Tensor.storage_offset = _storage_offset
     Tensor.dim_order = _dim_order
-    Tensor.mH = property(_matrix_transpose)  # the conjugate is the tensor itself: no complex dtypes
-    Tensor.adjoint = _matrix_transpose
+    Tensor.adjoint = lambda self: _matrix_transpose(self).conj()
     Tensor.sum_to_size = _sum_to_size
     Tensor.new_empty_strided = lambda self, size, stride, **kwargs: self.new_empty(size, **kwargs)
     Tensor.masked_scatter_ = _make_inplace(Tensor.masked_scatter)

@@ -35,6 +35,7 @@ CODES = {np.dtype(np.float16): "F16", np.dtype(np.float32): "F32", np.dtype(np.f
          np.dtype(np.uint8): "U8", np.dtype(np.int8): "I8", np.dtype(np.int16): "I16",
          np.dtype(np.int32): "I32", np.dtype(np.int64): "I64", np.dtype(np.bool_): "BOOL",
          np.dtype(np.uint16): "U16", np.dtype(np.uint32): "U32", np.dtype(np.uint64): "U64"}
+CODES[np.dtype(np.complex64)] = "C64"  # safetensors has no complex128 code
 DTYPES = {code: dt.newbyteorder("<") for dt, code in CODES.items()}
 # bfloat16 (ml_dtypes' NumPy dtype, loaded on first use) is written as its uint16 bits; read back as
 # bfloat16, or widened to float32 without ml_dtypes (_dtype.bfloat16_from_bits)
@@ -54,7 +55,9 @@ def _flatten(obj, path: str, tensors: dict, where: str):
         if hasattr(array, "get"):  # a CuPy array: bring it to the host
             array = array.get()
         if array.dtype not in CODES and array.dtype.name != "bfloat16":
-            raise TypeError(f"chainrule.save: can't store an array of dtype {array.dtype} at {where}")
+            # complex128 has no safetensors code: the whole object goes to torch's zip format instead
+            error = Unsupported if array.dtype.kind == "c" else TypeError
+            raise error(f"chainrule.save: can't store an array of dtype {array.dtype} at {where}")
         name, n = path or "tensor", 1
         while name in tensors:
             n += 1

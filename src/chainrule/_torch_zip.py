@@ -83,6 +83,9 @@ UntypedStorage = StorageType("UntypedStorage", np.uint8)
 _STORAGE_TYPES = {s.name: s for s in (FloatStorage, DoubleStorage, HalfStorage, BFloat16Storage, ByteStorage,
                                       CharStorage, ShortStorage, IntStorage, LongStorage, BoolStorage,
                                       UInt16Storage, UInt32Storage, UInt64Storage)}
+ComplexFloatStorage = StorageType("ComplexFloatStorage", np.complex64)
+ComplexDoubleStorage = StorageType("ComplexDoubleStorage", np.complex128)
+_STORAGE_TYPES.update({s.name: s for s in (ComplexFloatStorage, ComplexDoubleStorage)})
 _BY_DTYPE = {s.dtype: s for s in _STORAGE_TYPES.values() if s is not BFloat16Storage}
 _STORAGE_TYPES[UntypedStorage.name] = UntypedStorage
 
@@ -147,7 +150,7 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     t = Tensor._make(array)
     storage.views.append(array)
     if requires_grad:
-        if array.dtype.kind not in "fV":
+        if array.dtype.kind not in "fVc":
             raise _invalid(f"a tensor of dtype {array.dtype} requires grad")
         t._requires_grad = True
     return t

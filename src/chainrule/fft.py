@@ -1,17 +1,32 @@
-"""chainrule.fft: torch.fft's names. chainrule has no complex dtype, which every FFT returns, so
-each function raises NotImplementedError naming itself rather than being absent."""
+"""chainrule.fft: torch.fft's discrete Fourier transforms, with gradients (see ops/fft.py)."""
 
 from __future__ import annotations
 
-_FFT_FUNCTIONS = {
-    "fft", "ifft", "fft2", "ifft2", "fftn", "ifftn", "rfft", "irfft", "rfft2", "irfft2", "rfftn",
-    "irfftn", "hfft", "ihfft", "hfft2", "ihfft2", "hfftn", "ihfftn", "fftfreq", "rfftfreq",
-    "fftshift", "ifftshift",
-}
+from .ops.fft import (  # noqa: F401
+    FFT_FUNCTIONS,
+    fft,
+    fft2,
+    fftfreq,
+    fftn,
+    fftshift,
+    hfft,
+    hfft2,
+    hfftn,
+    ifft,
+    ifft2,
+    ifftn,
+    ifftshift,
+    ihfft,
+    ihfft2,
+    ihfftn,
+    irfft,
+    irfft2,
+    irfftn,
+    rfft,
+    rfft2,
+    rfftfreq,
+    rfftn,
+)
 
-
-def __getattr__(name: str):
-    if name in _FFT_FUNCTIONS:
-        raise NotImplementedError(f"chainrule.fft.{name} is not implemented: FFTs produce complex "
-                                  "tensors and chainrule has no complex dtype")
-    raise AttributeError(f"module 'chainrule.fft' has no attribute '{name}'")
+__all__ = list(FFT_FUNCTIONS)
+del FFT_FUNCTIONS

@@ -148,6 +148,9 @@ class Tensor:
     def is_floating_point(self) -> bool:
         return self._data.dtype.kind in _dtype.FLOAT_KINDS
 
+    def is_complex(self) -> bool:
+        return self._data.dtype.kind == "c"
+
     def data_ptr(self) -> int:
         return self._data.__array_interface__["data"][0] if isinstance(self._data, np.ndarray) else 0
 
@@ -199,9 +202,9 @@ class Tensor:
                     "var_no_grad = var.detach()."
                 )
             return
-        if value and self._data.dtype.kind not in _dtype.FLOAT_KINDS:
+        if value and self._data.dtype.kind not in _dtype.FLOAT_KINDS + "c":
             raise RuntimeError(
-                f"only Tensors of floating point dtype can require gradients (got {self.dtype})"
+                f"only Tensors of floating point and complex dtype can require gradients (got {self.dtype})"
             )
         self._requires_grad = value
 
@@ -392,6 +395,10 @@ class Tensor:
         if dev is not None and _device(dev) != self.device:
             out = out._to_device(_device(dev))
         if dtype is not None and _dtype.to_dtype(dtype) is not out.dtype:
+            if out.dtype.is_complex and not _dtype.to_dtype(dtype).is_complex:
+                import warnings
+
+                warnings.warn("Casting complex values to real discards the imaginary part", UserWarning, stacklevel=2)
             out = out._cast(_dtype.to_dtype(dtype))
         if memory_format is not None and getattr(memory_format, "_name", None) != "preserve_format":
             out = out.contiguous(memory_format=memory_format)
@@ -442,6 +449,12 @@ class Tensor:
 
     def byte(self) -> Tensor:
         return self.to(_dtype.uint8)
+
+    def cfloat(self) -> Tensor:
+        return self.to(_dtype.complex64)
+
+    def cdouble(self) -> Tensor:
+        return self.to(_dtype.complex128)
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
@@ -531,7 +544,8 @@ def _host(array) -> np.ndarray:
 
 _TYPE_NAMES = {"float16": "HalfTensor", "bfloat16": "BFloat16Tensor", "float32": "FloatTensor", "float64": "DoubleTensor",
                "uint8": "ByteTensor", "int8": "CharTensor", "int16": "ShortTensor",
-               "int32": "IntTensor", "int64": "LongTensor", "bool": "BoolTensor"}
+               "int32": "IntTensor", "int64": "LongTensor", "bool": "BoolTensor",
+               "complex64": "ComplexFloatTensor", "complex128": "ComplexDoubleTensor"}
 
 
 def legacy_type_of(name_or_type) -> tuple[_dtype.dtype, bool]:

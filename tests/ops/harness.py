@@ -35,14 +35,18 @@ requires_torch = pytest.mark.skipif(torch is None, reason="PyTorch (the test ora
 def _wants_grad(case: OpCase, i: int, x) -> bool:
     if case.grad is not None:
         return bool(case.grad[i])
-    return isinstance(x, np.ndarray) and x.dtype.kind == "f"
+    return isinstance(x, np.ndarray) and x.dtype.kind in "fc"
+
+
+_COMPLEX_OF = {"float32": "complex64", "float64": "complex128"}  # complex samples: the same precision
 
 
 def _make(lib, case: OpCase, dtype_name: str):
     tensors = []
     for i, x in enumerate(case.inputs):
         if isinstance(x, np.ndarray):
-            array = x.astype(dtype_name) if x.dtype.kind == "f" else x.copy()
+            array = (x.astype(dtype_name) if x.dtype.kind == "f" else
+                     x.astype(_COMPLEX_OF[dtype_name]) if x.dtype.kind == "c" else x.copy())
             if not array.flags.c_contiguous and array.ndim >= 1:
                 array = noncontig(array)
             t = lib.from_numpy(array) if lib is not chainrule else chainrule.from_numpy(array)
@@ -59,7 +63,7 @@ def _as_list(out):
 
 
 def _numpy(t) -> np.ndarray:
-    return t.detach().numpy() if hasattr(t, "detach") else np.asarray(t)
+    return t.detach().resolve_conj().numpy() if hasattr(t, "detach") else np.asarray(t)
 
 
 def compare_with_torch(case: OpCase) -> None:
@@ -81,7 +85,7 @@ def compare_with_torch(case: OpCase) -> None:
     assert len(diff) == sum(o.requires_grad for o in ours), f"{case.id}: requires_grad of outputs differs from torch"
     if not diff:
         return
-    cotangents = [rng(7 + k).standard_normal(tuple(t.shape)).astype(np.float32) for k, (_, t) in enumerate(diff)]
+    cotangents = [_cotangent(7 + k, t) for k, (_, t) in enumerate(diff)]
     chainrule.autograd.backward([o for o, _ in diff], [chainrule.tensor(c) for c in cotangents])
     torch.autograd.backward([t for _, t in diff], [torch.tensor(c) for c in cotangents])
     for i, (a, b) in enumerate(zip(ours_in, theirs_in)):
@@ -93,6 +97,13 @@ def compare_with_torch(case: OpCase) -> None:
             assert tuple(a.grad.shape) == tuple(b.grad.shape), f"{case.id}: grad {i} shape {tuple(a.grad.shape)} vs {tuple(b.grad.shape)}"
             np.testing.assert_allclose(_numpy(a.grad), _numpy(b.grad), rtol=case.rtol * 10, atol=case.atol * 10,
                                        err_msg=f"{case.id} gradient of input {i}")
+
+
+def _cotangent(seed: int, t) -> np.ndarray:
+    values = rng(seed).standard_normal(tuple(t.shape))
+    if t.is_complex():  # a complex output's gradient is complex: both parts random
+        return (values + 1j * rng(seed + 100).standard_normal(tuple(t.shape))).astype(np.complex64)
+    return values.astype(np.float32)
 
 
 def check_gradients(case: OpCase) -> None:

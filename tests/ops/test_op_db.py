@@ -110,6 +110,15 @@ NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "trapezoid": "torch ends in a multiply or divide by a Python number (MulBackward1/DivBackward1); ours in a sum",
     "trapz": "as trapezoid",
     "cumulative_trapezoid_x": "as trapezoid",
+    # --- complex: fft, stft ---
+    "fft_real_input": "torch transforms a real input with a two-sided R2C (FftR2CBackward0); ours casts it to "
+                      "complex and runs C2C (the same values)",
+    "ifft_real_input": "as fft_real_input",
+    "ihfft2": "torch runs a multi-dim ihfft as R2C then C2C over the other dims (FftC2CBackward0); ours "
+              "conjugates one rfftn (ConjBackward0)",
+    "ihfftn": "as ihfft2",
+    "stft": "torch's stft ends in internal overloads of the same squeeze/transpose (SqueezeBackward4, "
+            "TransposeBackward1)",
 }
 # torch's einsum returns whatever layout its internal permute/bmm plan leaves; ours is always
 # contiguous (which only ever lets more .view() calls succeed)
@@ -122,6 +131,16 @@ CONTIGUITY_ALLOWED: dict[str, str] = {
     "ones_like_noncontig": "as zeros_like_noncontig",
     "full_like_noncontig": "as zeros_like_noncontig",
     "empty_like_noncontig": "as zeros_like_noncontig",
+    # torch's FFT over a dim other than the last leaves MKL's output layout (that dim innermost);
+    # ours is always contiguous, which only lets more .view() calls succeed
+    "fft_": "torch's FFT output layout follows MKL's plan",
+    "ifft_": "as fft_",
+    "fftn_dims": "as fft_",
+    "ifftn_dims": "as fft_",
+    "rfft_n": "as fft_",
+    "ihfft": "as fft_",
+    "irfft_n_crop": "as fft_",
+    "hfft_n_crop": "as fft_",
 }
 
 

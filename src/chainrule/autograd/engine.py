@@ -48,6 +48,9 @@ def _root_grads(outputs, grad_outputs, create_graph: bool):
                     f"grad can be implicitly created only for scalar outputs (output {i} has shape "
                     f"{tuple(out.shape)}); pass gradient= with that shape"
                 )
+            if out._data.dtype.kind == "c":
+                raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got "
+                                   f"{_np_to_dtype(out._data.dtype)}")
             g = Tensor._make(np.ones_like(out._data))
         elif not isinstance(g, Tensor):
             g = Tensor._make(np.asarray(g, dtype=out._data.dtype))
@@ -416,6 +419,8 @@ def _fixed_gradient(node, i: int, g, meta: tuple):
     if g._data.shape != shape:
         g = _reduce_to_shape(node, i, g, shape)
     if g._data.dtype != dtype:
+        if g._data.dtype.kind == "c" and dtype.kind != "c":
+            g = g.real  # a real input's gradient is the real part (torch's convention for C -> R casts)
         g = g.to(dtype=_np_to_dtype(dtype)) if _grad_state.enabled else Tensor._make(g._data.astype(dtype))
     if _anomaly.enabled:
         _check_finite(node, i, g)

@@ -4,6 +4,11 @@ The numerical Jacobian perturbs one input element at a time by ±eps (so use flo
 analytical one comes from one vector-Jacobian product per output element. ``fast_mode=True``
 instead compares ⟨u, J v⟩ (finite differences along a random v) with ⟨Jᵀu, v⟩ (one backward)
 for random u, v: O(1) evaluations, for large inputs.
+
+Complex tensors are checked as torch checks them, as maps between real spaces: each complex
+element is its (real, imaginary) pair, perturbed separately; a complex output's real and imaginary
+parts are rows of their own. The analytical row for Re w (Im w) comes from a backward seeded with
+1 (i): by torch's convention the gradient is ∂L/∂x + i·∂L/∂y, whose parts are that row's entries.
 """
 
 from __future__ import annotations
@@ -36,23 +41,36 @@ def _evaluate(func, inputs):
     with no_grad():
         outs = _as_tuple(func(*inputs))
     # aligned with the tensor outputs; None for the ones that cannot be differentiated
-    return [o._data.astype(np.float64).copy() if o._data.dtype.kind in "fV" else None
-            for o in outs if isinstance(o, Tensor)]
+    return [_real_view(o._data) if o._data.dtype.kind in "fVc" else None for o in outs if isinstance(o, Tensor)]
+
+
+def _real_view(array) -> np.ndarray:
+    """An array as float64 real numbers, a complex element as its (real, imaginary) pair, flattened."""
+    array = np.asarray(array)
+    if array.dtype.kind == "c":
+        return np.stack([array.real, array.imag], axis=-1).astype(np.float64).ravel()
+    return array.astype(np.float64).ravel()
+
+
+def _real_size(array) -> int:
+    return array.size * (2 if array.dtype.kind == "c" else 1)
 
 
 def _numerical_jacobians(func, inputs, index, eps):
     """d(every float output)/d(inputs[index]) by central differences: one (n_out, n_in) per output."""
     x = inputs[index]._data
     flat_positions = list(np.ndindex(x.shape)) if x.ndim else [()]
+    steps = (eps, 1j * eps) if x.dtype.kind == "c" else (eps,)  # a complex element: its two real directions
     columns = []
     for position in flat_positions:
-        original = x[position].copy()
-        x[position] = original + eps
-        plus = _evaluate(func, inputs)
-        x[position] = original - eps
-        minus = _evaluate(func, inputs)
-        x[position] = original
-        columns.append([(p - m).ravel() / (2 * eps) if p is not None else None for p, m in zip(plus, minus)])
+        for step in steps:
+            original = x[position].copy()
+            x[position] = original + step
+            plus = _evaluate(func, inputs)
+            x[position] = original - step
+            minus = _evaluate(func, inputs)
+            x[position] = original
+            columns.append([(p - m) / (2 * eps) if p is not None else None for p, m in zip(plus, minus)])
     n_outputs = len(_evaluate(func, inputs))
     jacobians = []
     for o in range(n_outputs):
@@ -69,14 +87,17 @@ def _analytical_jacobian(func, inputs, output_index, input_index):
     outputs = _differentiable_outputs(func, inputs)
     out = outputs[output_index]
     x = inputs[input_index]
+    # a complex output's element k gives two rows: seeded with 1 (its real part) and i (its imaginary part)
+    units = (1.0, 1j) if out._data.dtype.kind == "c" else (1.0,)
     rows = []
     for k in range(out._data.size):
-        seed = np.zeros(out._data.size, dtype=out._data.dtype)
-        seed[k] = 1.0
-        (g,) = _grad(out, x, grad_outputs=Tensor._make(seed.reshape(out._data.shape)),
-                     retain_graph=True, allow_unused=True)
-        rows.append(np.zeros(x._data.size) if g is None else g._data.astype(np.float64).ravel())
-    return np.stack(rows, axis=0) if rows else np.zeros((0, x._data.size))
+        for unit in units:
+            seed = np.zeros(out._data.size, dtype=out._data.dtype)
+            seed[k] = unit
+            (g,) = _grad(out, x, grad_outputs=Tensor._make(seed.reshape(out._data.shape)),
+                         retain_graph=True, allow_unused=True)
+            rows.append(np.zeros(_real_size(x._data)) if g is None else _real_view(g._data))
+    return np.stack(rows, axis=0) if rows else np.zeros((0, _real_size(x._data)))
 
 
 def _fail(message: str, raise_exception: bool) -> bool:
@@ -105,7 +126,7 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     if not diff_indices:
         raise ValueError("gradcheck expects at least one input tensor to require gradient, but none of the them have requires_grad=True.")
     for i in diff_indices:
-        if inputs[i]._data.dtype != np.float64:
+        if inputs[i]._data.dtype not in (np.float64, np.complex128):
             import warnings
 
             warnings.warn(
@@ -129,8 +150,11 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
             error = np.abs(analytical - expected) - (atol + rtol * np.abs(expected))
             if error.size and (np.nanmax(error) > 0 or np.isnan(analytical).any() != np.isnan(expected).any()):
                 worst = np.unravel_index(np.nanargmax(np.abs(analytical - expected)), error.shape)
-                in_pos = np.unravel_index(worst[1], inputs[i].shape) if inputs[i].ndim else ()
-                out_pos = np.unravel_index(worst[0], outputs[o].shape) if outputs[o].ndim else ()
+                # rows and columns count real numbers: a complex element spans two
+                in_pos = (np.unravel_index(worst[1] // (2 if inputs[i].is_complex() else 1), inputs[i].shape)
+                          if inputs[i].ndim else ())
+                out_pos = (np.unravel_index(worst[0] // (2 if outputs[o].is_complex() else 1), outputs[o].shape)
+                           if outputs[o].ndim else ())
                 return _fail(
                     f"Jacobian mismatch for output {o} with respect to input {i} "
                     f"(shape {tuple(inputs[i].shape)}): worst at output element {tuple(map(int, out_pos))}, "
@@ -146,10 +170,10 @@ def _fast_gradcheck(func, inputs, diff_indices, eps, atol, rtol, raise_exception
 
     rng = np.random.default_rng(0)
     outputs = _differentiable_outputs(func, inputs)
-    us = [rng.standard_normal(o._data.shape) for o in outputs]
+    us = [_random_like(rng, o._data) for o in outputs]
     for i in diff_indices:
         x = inputs[i]._data
-        v = rng.standard_normal(x.shape)
+        v = _random_like(rng, x)
         original = x.copy()
         x += eps * v
         plus = _evaluate(func, inputs)
@@ -160,15 +184,23 @@ def _fast_gradcheck(func, inputs, diff_indices, eps, atol, rtol, raise_exception
         minus = [m for m in minus if m is not None]
         for o, u in enumerate(us):
             jv = (plus[o] - minus[o]) / (2 * eps)
-            numerical = float(np.sum(u * jv))
+            numerical = float(np.sum(_real_view(u) * jv))
             (g,) = _grad(outputs[o], inputs[i], grad_outputs=Tensor._make(u.astype(outputs[o]._data.dtype)),
                          retain_graph=True, allow_unused=True)
-            analytical = 0.0 if g is None else float(np.sum(g._data * v))
+            analytical = 0.0 if g is None else float(np.sum(_real_view(g._data) * _real_view(v)))
             if not abs(analytical - numerical) <= atol + rtol * abs(numerical):
                 return _fail(
                     f"fast gradcheck: <u, J v> mismatch for output {o} with respect to input {i}: "
                     f"analytical {analytical:.10g} vs numerical {numerical:.10g}", raise_exception)
     return True
+
+
+def _random_like(rng, array) -> np.ndarray:
+    """Standard normal numbers of ``array``'s shape; complex ones for a complex array."""
+    values = rng.standard_normal(array.shape)
+    if array.dtype.kind == "c":
+        values = values + 1j * rng.standard_normal(array.shape)
+    return values
 
 
 def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: float = 1e-5,
@@ -185,7 +217,7 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
     if grad_outputs is None:
         rng = np.random.default_rng(0)
         grad_outputs = tuple(
-            Tensor._make(rng.standard_normal(o._data.shape).astype(o._data.dtype)).requires_grad_()
+            Tensor._make(_random_like(rng, o._data).astype(o._data.dtype)).requires_grad_()
             for o in outputs
         )
     grad_outputs = _as_tuple(grad_outputs)

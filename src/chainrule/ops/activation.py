@@ -71,6 +71,8 @@ class Relu(Function):
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """torch.relu / F.relu: max(x, 0); relu'(0) = 0."""
+    if input._data.dtype.kind == "c":
+        raise NotImplementedError("clamp is not supported for complex types")  # torch's relu is clamp_min
     if inplace:
         return _run_inplace(input, relu)
     return Relu.apply(input)

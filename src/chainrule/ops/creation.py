@@ -48,6 +48,8 @@ def _infer_dtype(data) -> _dtype.dtype:
             kind = _dtype.int64
         elif isinstance(item, builtins.float):
             kind = _dtype.get_default_dtype()
+        elif isinstance(item, builtins.complex):
+            kind = _dtype.get_default_complex_dtype()
         else:
             raise TypeError(f"new(): invalid data type '{type(item).__name__}'")
         if kind is not result:
@@ -63,8 +65,10 @@ def _infer_python_scalars(data) -> _dtype.dtype | None:
     except (ValueError, TypeError):
         return None
     types = set(map(type, items))
-    if not types <= {builtins.float, builtins.int, builtins.bool}:
+    if not types <= {builtins.float, builtins.int, builtins.bool, builtins.complex}:
         return None
+    if builtins.complex in types:
+        return _dtype.get_default_complex_dtype()
     if builtins.float in types or not types:
         return _dtype.get_default_dtype()
     return _dtype.int64 if builtins.int in types else _dtype.bool
@@ -127,7 +131,7 @@ def _unwrap_nested(data):
 def _finish(array, requires_grad: builtins.bool) -> Tensor:
     t = Tensor._make(array)
     if requires_grad:
-        if array.dtype.kind not in _dtype.FLOAT_KINDS:
+        if array.dtype.kind not in _dtype.FLOAT_KINDS + "c":
             raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
         t._requires_grad = True
     return t

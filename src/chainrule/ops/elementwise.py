@@ -67,7 +67,8 @@ def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
     if t._data.dtype == dtype.np:
         return t
     if not t._requires_grad:
-        return Tensor._make(t._data.astype(dtype.np))
+        data = t._data.real if t._data.dtype.kind == "c" and dtype.np.kind != "c" else t._data
+        return Tensor._make(data.astype(dtype.np))
     return ToCopy.apply(t, dtype=dtype.np)
 
 
@@ -79,11 +80,13 @@ class ToCopy(Function):
 
     @staticmethod
     def forward(ctx, x, dtype):
+        if x.dtype.kind == "c" and dtype.kind != "c":
+            x = x.real  # torch keeps the real part (Tensor.to warns that the imaginary one is lost)
         return x.astype(dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad  # the engine casts the gradient back to the input's dtype
+        return grad  # the engine casts the gradient back to the input's dtype (the real part for a real one)
 
 
 class ToDevice(Function):
@@ -118,12 +121,12 @@ def _pair(a, b):
         dtype = _dtype.result_type(a, b)
         return _cast(a, dtype), _cast(b, dtype)
     if a_is_tensor:
-        if not isinstance(b, (builtins.int, builtins.float, builtins.bool, np.number, np.bool_)):
+        if not isinstance(b, (builtins.int, builtins.float, builtins.bool, builtins.complex, np.number, np.bool_)):
             raise TypeError(f"unsupported operand type: Tensor and {type(b).__name__}")
         dtype = _dtype.result_type(a, b)
         return _cast(a, dtype), _as_operand(b, dtype, a)
     if b_is_tensor:
-        if not isinstance(a, (builtins.int, builtins.float, builtins.bool, np.number, np.bool_)):
+        if not isinstance(a, (builtins.int, builtins.float, builtins.bool, builtins.complex, np.number, np.bool_)):
             raise TypeError(f"unsupported operand type: {type(a).__name__} and Tensor")
         dtype = _dtype.result_type(a, b)
         return _as_operand(a, dtype, b), _cast(b, dtype)
@@ -142,9 +145,37 @@ def _float_pair(a, b):
 def _float_input(x: Tensor) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"expected a Tensor, got {type(x).__name__}")
-    if x._data.dtype.kind not in "fV":
+    if x._data.dtype.kind not in "fVc":
         return _cast(x, _dtype.get_default_dtype())
     return x
+
+
+# ---------------------------------------------------------------- complex gradients
+def conjugate_rule(backward):
+    """``backward`` of a holomorphic op, written as for real numbers (grad · f'(z)), made to follow
+    torch's convention for complex tensors, grad · conj(f'(z)) = conj(conj(grad) · f'(z)).
+
+    A rule that is a real-coefficient expression of the grad and saved tensors (mul, div, exp,
+    matmul, ...) becomes correct for complex inputs under this wrapper; a real grad runs the rule
+    unchanged, at the cost of one dtype test per backward call."""
+    def rule(ctx, grad):
+        if grad is None or grad._data.dtype.kind != "c":
+            return backward(ctx, grad)
+        result = backward(ctx, grad.conj())
+        if type(result) is tuple:
+            return tuple(g.conj() if g is not None else None for g in result)
+        return result.conj()
+
+    rule.__name__ = rule.__qualname__ = backward.__name__
+    rule.__doc__ = backward.__doc__
+    return rule
+
+
+def refuse_complex(x, message: str, error: type = NotImplementedError) -> None:
+    """torch's error for an op with no complex definition (ordering, rounding, clamping); torch
+    raises NotImplementedError (a RuntimeError) or RuntimeError, with these messages."""
+    if isinstance(x, Tensor) and x._data.dtype.kind == "c":
+        raise error(message.replace("{dtype}", "ComplexFloat" if x._data.dtype.itemsize == 8 else "ComplexDouble"))
 
 
 # ---------------------------------------------------------------- arithmetic
@@ -204,6 +235,7 @@ class Mul(Function):
         return a * b
 
     @staticmethod
+    @conjugate_rule
     def backward(ctx, grad):
         # d(a * b) = b da + a db
         b, a = ctx.saved_tensors
@@ -222,6 +254,7 @@ class Div(Function):
         return a / b
 
     @staticmethod
+    @conjugate_rule
     def backward(ctx, grad):
         # d(a / b) = da / b - (a / b) / b db  (torch's order: b * b would overflow first)
         a, b = ctx.saved_tensors
@@ -260,6 +293,7 @@ class Pow(Function):
         return y
 
     @staticmethod
+    @conjugate_rule
     def backward(ctx, grad):
         x, exponent, y = ctx.saved_tensors
         grad_x = grad_e = None
@@ -268,7 +302,8 @@ class Pow(Function):
             grad_x = where(exponent == 0, 0.0, grad * exponent * x ** (exponent - 1))
         if ctx.needs_input_grad[1]:
             # d(x^e)/de = x^e log x, taken as 0 where x == 0 and e >= 0
-            grad_e = where((x == 0) & (exponent >= 0), 0.0, grad * y * log(x))
+            at_zero = (x == 0) & (exponent >= 0) if x._data.dtype.kind != "c" else x == 0  # complex has no order
+            grad_e = where(at_zero, 0.0, grad * y * log(x))
         return grad_x, grad_e
 
 
@@ -291,6 +326,7 @@ class PowScalar(Function):
         return xp.power(x, x.dtype.type(exponent)) if x.dtype.kind in "fV" else xp.power(x, exponent)
 
     @staticmethod
+    @conjugate_rule
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         e = ctx.exponent
@@ -321,6 +357,7 @@ class RPowScalar(Function):
         return y
 
     @staticmethod
+    @conjugate_rule
     def backward(ctx, grad):
         # d(c^x) = c^x log(c) dx
         xp = array_module(grad)
@@ -548,6 +585,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
         def bwd(ctx, grad):
             return derivative(grad, None, None)
 
+    bwd = conjugate_rule(bwd)  # the derivatives below are holomorphic where complex is allowed
     label, rule, formula = _UNARY_RULES.get(name, (None, None, None))  # tests/test_explain_rules.py checks each
     cls = type(Function)(name, (Function,), {
         "_array_forward": True, "forward": staticmethod(fwd), "backward": staticmethod(bwd),
@@ -557,10 +595,19 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
 
     op_name = torch_name or name.lower()
     # out= handled inline rather than by honours_out: these are the hottest calls there are
+    real_only = name in _REAL_ONLY
     if float_only:
         def op(input: Tensor, *, out=None) -> Tensor:
             if type(input) is not Tensor or input._data.dtype.kind not in "fV":
                 input = _float_input(input)  # checks the type; casts an integer tensor
+                if real_only:
+                    refuse_complex(input, _REAL_ONLY[name])
+            result = cls.apply(input)
+            return result if out is None else write_out(result, out, op_name)
+    elif real_only:
+        def op(input: Tensor, *, out=None) -> Tensor:
+            if input._data.dtype.kind == "c":
+                refuse_complex(input, _REAL_ONLY[name])
             result = cls.apply(input)
             return result if out is None else write_out(result, out, op_name)
     else:
@@ -573,6 +620,15 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     op.honours_out = True
     op.function = cls
     return op
+
+
+# unary ops torch does not define on complex numbers (they raise rather than guess)
+_REAL_ONLY = {
+    "Erf": "\"erf_vml_cpu\" not implemented for '{dtype}'",
+    "Sign": "Unlike NumPy, torch.sign is not intended to support complex numbers. Please use torch.sgn instead.",
+    **{name: f"{name.lower()} is not supported for complex inputs" for name in ("Floor", "Ceil", "Trunc", "Frac")},
+    "Round": "round is not supported for complex inputs",
+}
 
 
 def _zero_grad(grad, x, y):
@@ -642,6 +698,8 @@ erf = _unary("Erf", _erf_array, lambda g, x, y: g * (2.0 / np.sqrt(np.pi)) * exp
 def _sigmoid_array(x):
     # exp of a non-positive number only: no overflow for large |x|
     xp = array_module(x)
+    if x.dtype.kind == "c":
+        return 1 / (1 + xp.exp(-x))  # no order on complex numbers to pick a stable branch by
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
@@ -658,6 +716,13 @@ def _sign_array(x: np.ndarray) -> np.ndarray:
 
 
 sign = _unary("Sign", _sign_array, _zero_grad, saves="none", float_only=False)
+
+
+def _sgn(z: Tensor) -> Tensor:
+    """z/|z| with 0 at 0, differentiable (|z| replaced by 1 where it is 0, so no NaN flows back)."""
+    magnitude = abs(z)
+    zero = magnitude == 0
+    return where(zero, 0.0, z / where(zero, 1.0, magnitude))
 floor = _unary("Floor", np.floor, _zero_grad, saves="none", float_only=False)
 ceil = _unary("Ceil", np.ceil, _zero_grad, saves="none", float_only=False)
 trunc = _unary("Trunc", np.trunc, _zero_grad, saves="none", float_only=False)
@@ -687,9 +752,9 @@ class Abs(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # |x|' = sign(x), and abs'(0) = 0 as in torch
+        # |x|' = sign(x), and abs'(0) = 0 as in torch; for complex z, grad · z/|z| (sgn, 0 at 0)
         (x,) = ctx.saved_tensors
-        return grad * sign(x)
+        return grad * sign(x) if x._data.dtype.kind != "c" else grad * _sgn(x)
 
 
 @honours_out
@@ -746,12 +811,16 @@ class Minimum(Function):
 
 def maximum(input: Tensor, other: Tensor) -> Tensor:
     _require_tensor_pair("maximum", input, other)
+    for t in (input, other):
+        refuse_complex(t, "maximum not implemented for complex tensors.", RuntimeError)
     a, b = _pair(input, other)
     return Maximum.apply(a, b)
 
 
 def minimum(input: Tensor, other: Tensor) -> Tensor:
     _require_tensor_pair("minimum", input, other)
+    for t in (input, other):
+        refuse_complex(t, "minimum not implemented for complex tensors.", RuntimeError)
     a, b = _pair(input, other)
     return Minimum.apply(a, b)
 
@@ -805,7 +874,7 @@ def where(condition: Tensor, input=None, other=None) -> Tensor:
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         # torch.where(mask, 1.0, 0.0): two numbers take their promoted dtype (float -> the default
         # float, int -> int64, bool -> bool) and the condition's device
-        numbers = (builtins.int, builtins.float, builtins.bool, np.number, np.bool_)
+        numbers = (builtins.int, builtins.float, builtins.bool, builtins.complex, np.number, np.bool_)
         if not isinstance(input, numbers) or not isinstance(other, numbers):
             raise TypeError(f"where(): expected Tensors or numbers as input and other, got "
                             f"{type(input).__name__} and {type(other).__name__}")
@@ -847,6 +916,7 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
     """torch.clamp with number or tensor bounds; at least one bound is required."""
     if min is None and max is None:
         raise RuntimeError("clamp: At least one of 'min' or 'max' must not be None")
+    refuse_complex(input, "clamp is not supported for complex types")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         out = input
         if min is not None:
@@ -1016,10 +1086,12 @@ def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=Non
 
 
 # ---------------------------------------------------------------- comparisons and logic (no grad)
-def _compare(ufunc):
+def _compare(ufunc, ordered: str = ""):
     def op(input, other) -> Tensor:
         a, b = _pair(input, other)
         x, y = a._data, b._data
+        if ordered and x.dtype.kind == "c":  # NumPy orders complex numbers lexicographically; torch refuses
+            refuse_complex(a, f"\"{ordered}_cpu\" not implemented for '{{dtype}}'")
         if type(x) is not type(y):  # a device array meets a CPU one: the same check as every op's
             x, y = on_one_device([x, y], ufunc.__name__)
         try:
@@ -1033,10 +1105,10 @@ def _compare(ufunc):
 
 eq = _compare(np.equal)
 ne = _compare(np.not_equal)
-lt = _compare(np.less)
-le = _compare(np.less_equal)
-gt = _compare(np.greater)
-ge = _compare(np.greater_equal)
+lt = _compare(np.less, ordered="lt")
+le = _compare(np.less_equal, ordered="le")
+gt = _compare(np.greater, ordered="gt")
+ge = _compare(np.greater_equal, ordered="ge")
 logical_and = _compare(np.logical_and)
 logical_or = _compare(np.logical_or)
 logical_xor = _compare(np.logical_xor)

@@ -18,6 +18,7 @@ from .. import _dtype, return_types
 from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
+from .elementwise import conjugate_rule
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum", "tensordot",
            "addmm", "addmv", "baddbmm", "addbmm", "addr", "trace", "diag", "diagonal", "kron", "inverse",
@@ -26,7 +27,7 @@ __not_methods__ = {"einsum", "tensordot", "cdist", "chain_matmul"}
 
 _C_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
                  "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
-                 "bool": "bool"}
+                 "bool": "bool", "complex64": "c10::complex<float>", "complex128": "c10::complex<double>"}
 
 
 def _as_array(x) -> np.ndarray:
@@ -51,6 +52,7 @@ class Matmul(Function):
         return _as_array(xp.matmul(_blas_ready(a), _blas_ready(b)))
 
     @staticmethod
+    @conjugate_rule  # bilinear: for complex operands, grad_A = G Bᴴ
     def backward(ctx, grad):
         # d(A B) = dA B + A dB: grad_A = G B^T, grad_B = A^T G (1-D operands as a row / a column)
         b, a = ctx.saved_tensors
@@ -281,7 +283,7 @@ def dot(input: Tensor, tensor: Tensor) -> Tensor:
 
 def vdot(input: Tensor, other: Tensor) -> Tensor:
     """torch.vdot: ``dot`` with the first argument conjugated (the same for real tensors)."""
-    return name_node(dot(input, other), "VdotBackward0", label="vdot")
+    return name_node(dot(input.conj(), other), "VdotBackward0", label="vdot")
 
 
 def outer(input: Tensor, vec2: Tensor) -> Tensor:
@@ -486,6 +488,7 @@ class Einsum(Function):
         return xp.asarray(xp.einsum(equation, *operands, optimize=len(operands) > 1), order="C")
 
     @staticmethod
+    @conjugate_rule  # bilinear: for complex operands, grad_A = G Bᴴ
     def backward(ctx, grad):
         # grad of operand k: the output gradient contracted with every other operand, then spread
         # over the letters only operand k had (broadcast) and its repeated letters (a diagonal)

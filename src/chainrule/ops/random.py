@@ -229,7 +229,7 @@ def set_rng_state(state: Tensor) -> None:
 
 def _float_dtype(dtype, op: str):
     dt = _dt(dtype)
-    if dt.kind not in "fV":
+    if dt.kind not in "fVc":
         # torch's error type and wording for a continuous distribution of an integer dtype
         raise NotImplementedError(f'"{op}" not implemented for \'{_dtype.to_dtype(dtype).name}\' '
                                   "(rand and randn need a floating-point dtype)")
@@ -242,8 +242,16 @@ def rand(*sizes, size=None, generator=None, dtype=None, layout=None, device=None
     _strided_only(layout, "rand")
     dt = _float_dtype(dtype, "rand")
     xp = _xp(device)
-    array = _rng(generator, xp).random(_shape_args(_sizes(sizes, size)), dtype=np.float64).astype(dt)
+    shape = _shape_args(_sizes(sizes, size))
+    if dt.kind == "c":  # torch: real and imaginary parts each uniform on [0, 1)
+        return _finish(_complex_pairs(_rng(generator, xp).random(shape + (2,), dtype=np.float64), dt), requires_grad)
+    array = _rng(generator, xp).random(shape, dtype=np.float64).astype(dt)
     return _finish(array, requires_grad)
+
+
+def _complex_pairs(pairs, dt):
+    """(..., 2) float64 draws as complex numbers of dtype ``dt``: real from [..., 0], imag from [..., 1]."""
+    return pairs.view(np.complex128)[..., 0].astype(dt)
 
 
 def randn(*sizes, size=None, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
@@ -252,7 +260,11 @@ def randn(*sizes, size=None, generator=None, dtype=None, layout=None, device=Non
     _strided_only(layout, "randn")
     dt = _float_dtype(dtype, "randn")
     xp = _xp(device)
-    array = _rng(generator, xp).standard_normal(_shape_args(_sizes(sizes, size))).astype(dt)
+    shape = _shape_args(_sizes(sizes, size))
+    if dt.kind == "c":  # torch: variance 1 split evenly, real and imaginary parts each N(0, 1/2)
+        pairs = _rng(generator, xp).standard_normal(shape + (2,)) * np.sqrt(0.5)
+        return _finish(_complex_pairs(pairs, dt), requires_grad)
+    array = _rng(generator, xp).standard_normal(shape).astype(dt)
     return _finish(array, requires_grad)
 
 

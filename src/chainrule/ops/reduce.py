@@ -23,6 +23,7 @@ from ..autograd.engine import sum_to_shape  # re-exported: chainrule.sum_to_shap
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim, preserve_layout
 from . import _cuda_kernels
+from .elementwise import conjugate_rule
 
 __all__ = ["sum", "mean", "sum_to_shape", "prod", "var", "std", "var_mean", "std_mean", "max", "min",
            "amax", "amin", "argmax", "argmin", "logsumexp", "softmax", "log_softmax", "cumsum",
@@ -115,7 +116,7 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     """torch.mean; integer inputs are an error unless ``dtype`` is floating, as in torch."""
     if dtype is not None:
         input = input.to(dtype)
-    if input._data.dtype.kind not in "fV":
+    if input._data.dtype.kind not in "fVc":
         raise RuntimeError(
             f"mean(): could not infer output dtype. Input dtype must be either a floating point or "
             f"complex dtype. Got: {input.dtype.name.capitalize()}"
@@ -152,7 +153,7 @@ def _float_dtype_input(input: Tensor, dtype) -> Tensor:
 
     if dtype is not None:
         return _cast(input, _dtype.to_dtype(dtype))
-    if input._data.dtype.kind not in "fV":
+    if input._data.dtype.kind not in "fVc":
         return _cast(input, _dtype.get_default_dtype())
     return input
 
@@ -191,6 +192,7 @@ class Prod(Function):
         return out
 
     @staticmethod
+    @conjugate_rule
     def backward(ctx, grad):
         # d prod = sum_i (prod_{k != i} x_k) dx_i; without zeros prod_{k != i} x_k = out / x_i
         xp = array_module(grad)
@@ -229,6 +231,7 @@ class ProdOfOthers(Function):
         return others.astype(x.dtype, copy=False)
 
     @staticmethod
+    @conjugate_rule
     def backward(ctx, u):
         # with the reduced dims moved last and flattened to n: row i of an n x n matrix holding x
         # with x_i replaced by 1 has, as its own products of others, prod_{j∉{i,k}} x_j at k != i
@@ -312,7 +315,7 @@ def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):
         raise RuntimeError(f"{op}: can't specify both unbiased and correction")
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
-    if input._data.dtype.kind not in "fV":
+    if input._data.dtype.kind not in "fVc":
         raise RuntimeError(f"{op}(): std and var only support floating point and complex dtypes")
     if isinstance(dim, (list, tuple)) and len(dim) == 0:
         dim = None
@@ -327,6 +330,9 @@ def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):
 def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
     """torch.var: ``sum((x - mean)^2) / (N - correction)``; ``unbiased=False`` means correction 0."""
     dims, correction, keepdim = _var_args("var", input, dim, unbiased, keepdim, correction)
+    if input._data.dtype.kind == "c":  # E|z - mean|² splits into the parts' variances (a real result)
+        return (Var.apply(input.real, dims=dims, correction=correction, keepdim=keepdim)
+                + Var.apply(input.imag, dims=dims, correction=correction, keepdim=keepdim))
     return Var.apply(input, dims=dims, correction=correction, keepdim=keepdim)
 
 
@@ -358,6 +364,8 @@ class Std(Var):
 def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
     """torch.std: the square root of ``var`` (same ``correction`` / ``unbiased`` arguments)."""
     dims, correction, keepdim = _var_args("std", input, dim, unbiased, keepdim, correction)
+    if input._data.dtype.kind == "c":
+        return var(input, dim, unbiased, keepdim, correction=correction).sqrt()
     return Std.apply(input, dims=dims, correction=correction, keepdim=keepdim)
 
 
@@ -608,6 +616,8 @@ def _max_min(op: str, input: Tensor, dim, keepdim: bool, largest: bool):
     if isinstance(dim, Tensor):  # torch.max(a, b) is maximum
         return maximum(input, dim) if largest else minimum(input, dim)
     x = input._data
+    if x.dtype.kind == "c":
+        raise NotImplementedError(f"\"{op}_all\" not implemented for '{_COMPLEX_NAMES[x.dtype.itemsize]}'")
     if dim is None:
         if x.size == 0:
             raise RuntimeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0. "
@@ -634,8 +644,13 @@ def min(input: Tensor, dim=None, keepdim: bool = False):
     return _max_min("min", input, dim, keepdim, False)
 
 
+_COMPLEX_NAMES = {8: "ComplexFloat", 16: "ComplexDouble"}
+
+
 def _amax_amin(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
     x = input._data
+    if x.dtype.kind == "c":
+        raise NotImplementedError(f"\"{op[1:]}_values_cpu\" not implemented for '{_COMPLEX_NAMES[x.dtype.itemsize]}'")
     if dim == () or dim == []:
         if x.size == 0:
             raise RuntimeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0. "
@@ -659,6 +674,8 @@ def amin(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:
 def _arg_extremum(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind == "c":
+        raise RuntimeError(f"{op}(): does not support complex input")
     find = xp.argmax if largest else xp.argmin
     if dim is None:
         if x.size == 0:
@@ -1005,6 +1022,7 @@ class Cumprod(Function):
         return out
 
     @staticmethod
+    @conjugate_rule
     def backward(ctx, grad):
         # dx_i = sum_{j >= i} g_j prod_{k <= j, k != i} x_k; without zeros that is revcumsum(g y)_i / x_i
         xp = array_module(grad)
@@ -1088,6 +1106,8 @@ class Norm(Function):
 
 def _vector_norm(input: Tensor, ord, dim, keepdim: bool, dtype, op: str) -> Tensor:
     input = _float_dtype_input(input, dtype)
+    if input._data.dtype.kind == "c":
+        input = input.abs()  # a complex vector's norm is its moduli's (real, as torch's)
     if isinstance(ord, str):
         raise RuntimeError(f"{op}: ord must be a number for vector norms, got '{ord}'")
     ord = float(ord)
@@ -1171,6 +1191,8 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | 
     """torch.sort: ``(values, indices)``; the gradient of values goes back through indices."""
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind == "c":
+        raise RuntimeError("Sort does not support complex dtypes on CPU")
     d = _single_dim(dim, x.ndim, "sort")
     if x.ndim == 0:
         return _select_along(SortValues, input, xp.zeros((), np.int64), 0, True, "sort")
@@ -1196,6 +1218,8 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     """torch.topk: the ``k`` largest (or smallest) values along ``dim`` and their indices."""
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind == "c":
+        raise RuntimeError("topk does not support complex dtypes on CPU")
     d = _single_dim(dim, x.ndim, "topk")
     size = x.shape[d] if x.ndim else 1
     if not 0 <= k <= size:

@@ -626,7 +626,12 @@ def logaddexp2(input: Tensor, other: Tensor, *, out=None) -> Tensor:
 
 
 def sgn(input: Tensor, *, out=None) -> Tensor:
-    """torch.sgn: sign for real tensors (x/|x| for complex ones, which chainrule has not)."""
+    """torch.sgn: sign for real tensors, z/|z| (0 at 0) for complex ones."""
+    if input._data.dtype.kind == "c":
+        from .elementwise import _sgn
+
+        result = name_node(_sgn(input), "SgnBackward0", label="sgn", rule="∂/∂z of z/|z| (composed)")
+        return result if out is None else write_out(result, out, "sgn")
     result = name_node(sign(input), "SgnBackward0", label="sgn", rule="zero gradient (piecewise constant)")
     return result if out is None else write_out(result, out, "sgn")
 

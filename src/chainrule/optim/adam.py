@@ -42,24 +42,24 @@ class Adam(Optimizer):
         decoupled = group.get("decoupled_weight_decay", self._decoupled)
         on_gpu = []  # (param, state, step) of the parameters the fused CuPy kernels update
         for p in _params_with_grad(group):
-            w = p._data
+            w = _as_real(p._data)
             xp = array_module(w)
             state = self.state[p]
             if "exp_avg" not in state:
-                _zero_state(state, w, "exp_avg", "exp_avg_sq")
+                _zero_state(state, p._data, "exp_avg", "exp_avg_sq")  # complex state for a complex parameter
                 if amsgrad:
-                    state["max_exp_avg_sq"] = Tensor._make(xp.zeros_like(w))
+                    state["max_exp_avg_sq"] = Tensor._make(xp.zeros_like(p._data))
             step = _step_tensor(state)
-            if xp is not np and _cuda_kernels.available(w):
+            if xp is not np and _cuda_kernels.available(w) and w is p._data:  # the fused kernels take real arrays
                 on_gpu.append((p, state, step))
                 continue
-            g = -p.grad._data if maximize else p.grad._data
+            g = -_as_real(p.grad._data) if maximize else _as_real(p.grad._data)
             if weight_decay != 0:
                 if decoupled:
                     w *= 1 - lr * weight_decay
                 else:
                     g = g + weight_decay * w
-            exp_avg, exp_avg_sq = state["exp_avg"]._data, state["exp_avg_sq"]._data
+            exp_avg, exp_avg_sq = _as_real(state["exp_avg"]._data), _as_real(state["exp_avg_sq"]._data)
             # m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2
             exp_avg += (1 - beta1) * (g - exp_avg)
             exp_avg_sq *= beta2
@@ -67,7 +67,7 @@ class Adam(Optimizer):
             bias_correction1 = 1 - beta1 ** step
             bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
             if amsgrad:
-                max_sq = state["max_exp_avg_sq"]._data
+                max_sq = _as_real(state["max_exp_avg_sq"]._data)
                 xp.maximum(max_sq, exp_avg_sq, out=max_sq)
                 denom = xp.sqrt(max_sq)
             else:
@@ -89,6 +89,12 @@ class Adam(Optimizer):
                    max_exp_avg_sqs=[s["max_exp_avg_sq"]._data for s in states] if amsgrad else None)
             for p in params:
                 p._bump_version()
+
+
+def _as_real(array):
+    """A complex array as its (real, imaginary) pairs: torch's Adam updates a complex parameter as
+    view_as_real of it, so each part gets its own second moment (g·g of a complex g would mix them)."""
+    return array if array.dtype.kind != "c" else array.view(array.real.dtype)
 
 
 class AdamW(Adam):

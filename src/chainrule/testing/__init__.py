@@ -11,7 +11,8 @@ __all__ = ["assert_close", "assert_allclose", "make_tensor"]
 
 # torch's defaults (rtol, atol) per dtype; integer and bool dtypes compare exactly
 _TOLERANCES = {np.dtype(np.float16): (1e-3, 1e-5), np.dtype(np.float32): (1.3e-6, 1e-5),
-               np.dtype(np.float64): (1e-7, 1e-7)}
+               np.dtype(np.float64): (1e-7, 1e-7), np.dtype(np.complex64): (1.3e-6, 1e-5),
+               np.dtype(np.complex128): (1e-7, 1e-7)}
 
 
 def _tolerances(dtype: np.dtype, rtol, atol) -> tuple:
@@ -37,7 +38,8 @@ def _compare_tensors(actual, expected, rtol, atol, equal_nan, check_device, chec
     rtol, atol = _tolerances(np.promote_types(a.dtype, b.dtype), rtol, atol)
     if a.dtype == np.bool_:
         a, b = a.astype(np.int64), b.astype(np.int64)
-    close = np.isclose(a.astype(np.float64), b.astype(np.float64), rtol=rtol, atol=atol, equal_nan=equal_nan)
+    wide = np.complex128 if "c" in (a.dtype.kind, b.dtype.kind) else np.float64  # complex: |a - b| of both parts
+    close = np.isclose(a.astype(wide), b.astype(wide), rtol=rtol, atol=atol, equal_nan=equal_nan)
     if close.all():
         return
     exact = rtol == 0 and atol == 0
@@ -46,7 +48,7 @@ def _compare_tensors(actual, expected, rtol, atol, equal_nan, check_device, chec
     # 0.2 prints as 0.20000000298023224); integer differences are exact, their ratios float32
     common = np.promote_types(a.dtype, b.dtype)
     with np.errstate(all="ignore"):
-        if common.kind in "fV":
+        if common.kind in "fVc":
             abs_diff = np.abs(a.astype(common) - b.astype(common))
             rel_diff = abs_diff / np.abs(b.astype(common))
         else:

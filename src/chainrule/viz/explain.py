@@ -64,6 +64,8 @@ def format_value(value) -> str:
         body = np.array2string(array, separator=", ", formatter={"all": _scalar})
         return f"{shape} {' '.join(body.split())}"
     # the norm is accumulated in float64, then shown at the tensor's own precision
+    if array.dtype.kind == "c":  # complex numbers have no order: the norm of the moduli only
+        return f"{shape} norm={_scalar(np.linalg.norm(array.astype(np.complex128).ravel()))}"
     norm = np.linalg.norm(array.astype(np.float64).ravel())
     if array.dtype.kind in "fV":
         norm = array.dtype.type(norm)

@@ -41,10 +41,12 @@ __all__ = ["OpCase", "OpInfo", "op_db", "lookup", "select", "randn", "positive",
 from . import (
     activation,
     bucketing,
+    complex,
     conv,
     creation,
     decompositions,
     elementwise,
+    fft,
     index,
     linalg,
     loss,
@@ -65,7 +67,7 @@ from . import (
 
 FAMILIES = (elementwise, reduce, shape, index, linalg, activation, pool, conv, creation, loss,
             normalization, nn_functional, special, bucketing, sampling, triplet, decompositions, nn_missing,
-            structural, statistics, special_functions, special_polynomials)
+            structural, statistics, special_functions, special_polynomials, complex, fft)
 
 op_db: list[OpInfo] = [entry for family in FAMILIES for entry in family.op_db]
 

@@ -1,0 +1,282 @@
+"""Complex numbers: building them (complex, polar), taking them apart (real, imag, angle,
+view_as_real), conjugation, and the views between a complex tensor and its (..., 2) float pairs.
+
+Gradients follow torch's convention: for a real loss L, the gradient of z = x + iy is
+∂L/∂x + i·∂L/∂y (the conjugate Wirtinger derivative). Holomorphic ops get it from their real
+rule through ``elementwise.conjugate_rule``; the ops here are not holomorphic and state theirs.
+
+chainrule conjugates eagerly: ``conj()`` returns a new array (torch returns a lazily conjugated
+view), so ``is_conj()`` is always False and ``resolve_conj`` returns its input.
+"""
+
+from __future__ import annotations
+
+from .._backend import array_module
+from ..autograd.function import Function, name_node
+from ..tensor import Tensor, _check_tensor
+from .elementwise import _float_input, cos, sin, where, zeros_like_tensor
+
+__all__ = ["real", "imag", "view_as_real", "view_as_complex", "conj", "conj_physical", "resolve_conj",
+           "resolve_neg", "is_conj", "is_neg", "angle", "polar", "complex", "isreal"]
+# real and imag are properties on Tensor (assignable), bound in _methods.py
+__not_methods__ = {"polar", "complex", "view_as_real", "view_as_complex", "real", "imag"}
+
+
+class Real(Function):
+    _array_forward = True
+    node_name = "RealBackward0"
+    label = "real"
+    rule = "the gradient becomes the real part of the input's gradient (∂/∂x = 1, ∂/∂y = 0)"
+    formula = "{0}.real"
+
+    @staticmethod
+    def forward(ctx, z):
+        return z.real
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad  # the engine casts it to the input's complex dtype: grad + 0i
+
+
+class Imag(Function):
+    _array_forward = True
+    node_name = "ImagBackward0"
+    label = "imag"
+    rule = "the gradient becomes the imaginary part of the input's gradient (grad·i)"
+    formula = "{0}.imag"
+
+    @staticmethod
+    def forward(ctx, z):
+        return z.imag
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 1j
+
+
+def _complex_only(z, op: str) -> None:
+    _check_tensor(z, op, "input", 1)
+    if z._data.dtype.kind != "c":
+        raise RuntimeError(f"{op} is not implemented for tensors with non-complex dtypes.")
+
+
+def real(input: Tensor) -> Tensor:
+    """torch.real: the real parts as a view (the tensor itself when it is real)."""
+    _check_tensor(input, "real", "input", 1)
+    if input._data.dtype.kind != "c":
+        return input
+    return Real.apply(input)._share(input)  # a view: one version counter
+
+
+def imag(input: Tensor) -> Tensor:
+    """torch.imag: the imaginary parts as a view; torch refuses it for a real tensor."""
+    _complex_only(input, "imag")
+    return Imag.apply(input)._share(input)  # a view: one version counter
+
+
+class ViewAsReal(Function):
+    _array_forward = True
+    node_name = "ViewAsRealBackward0"
+    label = "view_as_real"
+    rule = "the (..., 2) gradient pairs viewed back as complex numbers"
+    formula = "view_as_real({0})"
+
+    @staticmethod
+    def forward(ctx, z):
+        xp = array_module(z)
+        # a complex element is its real and imaginary parts side by side: the real parts' view
+        # with one more axis of stride itemsize/2 covers any strides (a transposed z too)
+        part = z.real
+        return xp.lib.stride_tricks.as_strided(part, shape=z.shape + (2,), strides=part.strides + (z.itemsize // 2,))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return view_as_complex(grad.contiguous())
+
+
+class ViewAsComplex(Function):
+    _array_forward = True
+    node_name = "ViewAsComplexBackward0"
+    label = "view_as_complex"
+    rule = "the complex gradient viewed as (..., 2) real pairs"
+    formula = "view_as_complex({0})"
+
+    @staticmethod
+    def forward(ctx, x):
+        xp = array_module(x)
+        # NumPy and CuPy re-view a dtype when the last axis is contiguous, whatever the others
+        return x.view(xp.complex64 if x.dtype.itemsize == 4 else xp.complex128)[..., 0]
+
+    @staticmethod
+    def backward(ctx, grad):
+        return view_as_real(grad)
+
+
+def view_as_real(input: Tensor) -> Tensor:
+    """torch.view_as_real: a complex tensor as a float view with a last dim of 2 (real, imag)."""
+    _check_tensor(input, "view_as_real", "input", 1)
+    if input._data.dtype.kind != "c":
+        raise RuntimeError("view_as_real is only supported for complex tensors")
+    return ViewAsReal.apply(input)._share(input)  # a view: one version counter
+
+
+def view_as_complex(input: Tensor) -> Tensor:
+    """torch.view_as_complex: a float tensor whose last dim is 2 (stride 1) viewed as complex numbers."""
+    _check_tensor(input, "view_as_complex", "input", 1)
+    data = input._data
+    if data.dtype.kind != "f" or data.dtype.itemsize not in (4, 8):
+        raise RuntimeError("view_as_complex is only supported for float and double tensors, but got a tensor of "
+                           f"scalar type: {_SCALAR_NAMES.get(input.dtype.name, input.dtype.name)}")
+    if data.ndim == 0 or data.shape[-1] != 2:
+        raise RuntimeError("Tensor must have a last dimension of size 2")
+    if data.size and data.strides[-1] != data.itemsize:  # an empty tensor's strides say nothing
+        raise RuntimeError("Tensor must have a last dimension with stride 1")
+    if data.size and any(s % (2 * data.itemsize) for s, n in zip(data.strides[:-1], data.shape[:-1]) if n > 1):
+        raise RuntimeError("Tensor must have a stride divisible by 2 for all but last dimension")
+    if data.size and input.storage_offset() % 2:
+        raise RuntimeError("Tensor must have a storage_offset divisible by 2")
+    return ViewAsComplex.apply(input)._share(input)  # a view: one version counter
+
+
+_SCALAR_NAMES = {"float16": "Half", "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char",
+                 "uint8": "Byte", "bool": "Bool", "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
+
+
+class Conj(Function):
+    _array_forward = True
+    node_name = "ConjBackward0"
+    label = "conj"
+    rule = "conjugates the gradient"
+    formula = "conj({0})"
+
+    @staticmethod
+    def forward(ctx, z):
+        return array_module(z).conj(z)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.conj()
+
+
+def conj(input: Tensor) -> Tensor:
+    """torch.conj: the complex conjugate (the tensor itself when it is real).
+
+    torch returns a lazily conjugated view; chainrule conjugates now, into new memory, so
+    writing into the result does not write into ``input`` and ``is_conj()`` is False."""
+    if input._data.dtype.kind != "c":
+        return input
+    return Conj.apply(input)
+
+
+def conj_physical(input: Tensor) -> Tensor:
+    """torch.conj_physical: the conjugate in new memory (what chainrule's conj does too)."""
+    if input._data.dtype.kind != "c":
+        return input
+    return name_node(Conj.apply(input), "ConjPhysicalBackward0")
+
+
+def resolve_conj(input: Tensor) -> Tensor:
+    """torch.resolve_conj: the input itself, as chainrule never holds a lazy conjugation."""
+    return input
+
+
+def resolve_neg(input: Tensor) -> Tensor:
+    """torch.resolve_neg: the input itself, as chainrule never holds a lazy negation."""
+    return input
+
+
+def is_conj(input: Tensor) -> bool:
+    """False: chainrule conjugates eagerly (torch's conj() view answers True)."""
+    return False
+
+
+def is_neg(input: Tensor) -> bool:
+    """False: chainrule never holds a lazily negated view."""
+    return False
+
+
+class Angle(Function):
+    _array_forward = True
+    node_name = "AngleBackward0"
+    label = "angle"
+    rule = "∂/∂z = i·z/|z|² for complex z (0 at 0); zero gradient for real inputs"
+    formula = "angle({0})"
+
+    @staticmethod
+    def forward(ctx, z):
+        xp = array_module(z)
+        ctx.save_for_backward(z)
+        if z.dtype.kind == "c":
+            return xp.angle(z)
+        # torch: pi for negative numbers, 0 otherwise, NaN kept
+        return xp.where(z < 0, z.dtype.type(3.141592653589793), xp.where(z != z, z, z.dtype.type(0)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (z,) = ctx.saved_tensors
+        if z._data.dtype.kind != "c":
+            return zeros_like_tensor(grad)
+        # angle = atan2(y, x): ∂/∂x = -y/|z|², ∂/∂y = x/|z|², so grad·(-y + ix)/|z|² = grad·iz/|z|²
+        magnitude2 = z.real * z.real + z.imag * z.imag
+        zero = magnitude2 == 0
+        return where(zero, 0.0, grad * (z * 1j) / where(zero, 1.0, magnitude2))
+
+
+def angle(input: Tensor) -> Tensor:
+    """torch.angle: the argument of each element in radians (π for negative reals, 0 otherwise)."""
+    _check_tensor(input, "angle", "input", 1)
+    if input._data.dtype.kind not in "fc":
+        input = _float_input(input)
+    return Angle.apply(input)
+
+
+def complex(real: Tensor, imag: Tensor) -> Tensor:
+    """torch.complex: real + i·imag from two float tensors of one dtype (broadcast)."""
+    _check_tensor(real, "complex", "real", 1)
+    _check_tensor(imag, "complex", "imag", 2)
+    for t in (real, imag):
+        if t._data.dtype.kind != "f" or t._data.dtype.itemsize not in (4, 8):
+            raise RuntimeError(f"Expected both inputs to be Half, Float or Double tensors but got "
+                               f"{_SCALAR_NAMES.get(real.dtype.name, real.dtype.name.capitalize())} and "
+                               f"{_SCALAR_NAMES.get(imag.dtype.name, imag.dtype.name.capitalize())}")
+    if real._data.dtype != imag._data.dtype:
+        raise RuntimeError(f"Expected object of scalar type {real.dtype.name.capitalize()} but got scalar type "
+                           f"{imag.dtype.name.capitalize()} for second argument")
+    return ComplexOp.apply(real, imag)
+
+
+class ComplexOp(Function):
+    _array_forward = True
+    node_name = "ComplexBackward0"
+    label = "complex"
+    rule = "∂/∂re = Re(grad), ∂/∂im = Im(grad)"
+    formula = "complex({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, re, im):
+        xp = array_module(re)
+        # the parts side by side, viewed as complex: exact, where re + 1j·im would make inf·1j a NaN
+        pairs = xp.stack(xp.broadcast_arrays(re, im), axis=-1)
+        return pairs.view(xp.complex64 if re.dtype.itemsize == 4 else xp.complex128)[..., 0]
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (real(grad) if ctx.needs_input_grad[0] else None,
+                imag(grad) if ctx.needs_input_grad[1] else None)
+
+
+def polar(abs: Tensor, angle: Tensor) -> Tensor:
+    """torch.polar: abs·(cos(angle) + i·sin(angle)), composed (its gradient comes from the parts)."""
+    _check_tensor(abs, "polar", "abs", 1)
+    _check_tensor(angle, "polar", "angle", 2)
+    return name_node(complex(abs * cos(angle), abs * sin(angle)), "PolarBackward0", label="polar",
+                     rule="composed: complex(r·cos θ, r·sin θ)")
+
+
+def isreal(input: Tensor) -> Tensor:
+    """torch.isreal: True where the imaginary part is zero (everywhere, for a real tensor)."""
+    xp = array_module(input)
+    if input._data.dtype.kind != "c":
+        return Tensor._make(xp.ones(input._data.shape, dtype=bool))
+    return Tensor._make(input._data.imag == 0)
+

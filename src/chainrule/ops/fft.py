@@ -1,0 +1,453 @@
+"""Discrete Fourier transforms (torch.fft) and the short-time transforms (stft, istft).
+
+Three primitives carry every transform and its gradient, as in torch:
+- ``C2C``: complex to complex over some dims (fft, ifft, fftn, ...). Its adjoint is the other
+  direction with the dual normalisation (an unscaled forward DFT's adjoint is the unscaled
+  inverse), so backward is one more C2C.
+- ``R2C``: real to the one-sided complex spectrum (rfft, rfftn). Its adjoint pads the gradient back
+  to the full spectrum with zeros, runs the inverse C2C and keeps the real part.
+- ``C2R``: one-sided spectrum to real (irfft, irfftn). Its adjoint is an R2C of the gradient with
+  the bins that stand for two (conjugate) bins of the full spectrum doubled — torch's rule.
+The hermitian transforms (hfft, ihfft) are these with a conjugation. ``n``/``s`` crop or zero-pad
+the input first, with differentiable ``narrow``/``pad``.
+
+NumPy's ``numpy.fft`` computes in double precision: results are cast back, so complex64 in gives
+complex64 out. The math goes through the array-module seam (``xp.fft``), so it runs on CuPy.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from .. import _dtype
+from .._backend import array_module
+from ..autograd.function import Function
+from ..tensor import Tensor, _check_tensor, _wrap_dim
+from .elementwise import _cast
+from .shape import narrow, pad, roll
+
+__all__ = ["stft", "istft"]
+
+_NORMS = ("backward", "forward", "ortho")
+_DUAL = {"backward": "forward", "forward": "backward", "ortho": "ortho"}
+
+
+def _norm(norm, op: str) -> str:
+    if norm is None:
+        return "backward"
+    if norm not in _NORMS:
+        raise RuntimeError(f"{op}: Invalid normalization mode: \"{norm}\"")
+    return norm
+
+
+def _complex_dtype(array) -> np.dtype:
+    return np.dtype(np.complex64) if array.dtype in (np.float32, np.complex64) else np.dtype(np.complex128)
+
+
+def _real_dtype(array) -> np.dtype:
+    return np.dtype(np.float32) if array.dtype in (np.float32, np.complex64) else np.dtype(np.float64)
+
+
+class C2C(Function):
+    _array_forward = True
+    node_name = "FftC2CBackward0"
+    label = "fft_c2c"
+    rule = "the adjoint transform: the other direction with the dual normalisation"
+    formula = "fft({0})"
+
+    @staticmethod
+    def forward(ctx, z, dims, norm, inverse):
+        xp = array_module(z)
+        ctx.dims, ctx.norm, ctx.inverse = dims, norm, inverse
+        transform = xp.fft.ifftn if inverse else xp.fft.fftn
+        return xp.ascontiguousarray(transform(z, axes=dims, norm=norm), dtype=z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return C2C.apply(grad, dims=ctx.dims, norm=_DUAL[ctx.norm], inverse=not ctx.inverse)
+
+
+class R2C(Function):
+    _array_forward = True
+    node_name = "FftR2CBackward0"
+    label = "fft_r2c"
+    rule = "zero-pad to the full spectrum, the inverse transform (dual normalisation), real part"
+    formula = "rfft({0})"
+
+    @staticmethod
+    def forward(ctx, x, dims, norm):
+        xp = array_module(x)
+        ctx.dims, ctx.norm, ctx.last = dims, norm, x.shape[dims[-1]]
+        return xp.ascontiguousarray(xp.fft.rfftn(x, axes=dims, norm=norm), dtype=_complex_dtype(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        last = ctx.dims[-1]
+        missing = ctx.last - grad._data.shape[last]
+        if missing:  # the bins the one-sided spectrum left out get no gradient of their own
+            grad = pad(grad, [0, 0] * (grad._data.ndim - 1 - last) + [0, missing])
+        return C2C.apply(grad, dims=ctx.dims, norm=_DUAL[ctx.norm], inverse=True).real
+
+
+class C2R(Function):
+    _array_forward = True
+    node_name = "FftC2RBackward0"
+    label = "fft_c2r"
+    rule = "an rfft of the gradient (dual normalisation) with the bins that stand for two doubled"
+    formula = "irfft({0})"
+
+    @staticmethod
+    def forward(ctx, z, dims, norm, last_size):
+        xp = array_module(z)
+        ctx.dims, ctx.norm = dims, norm
+        sizes = [z.shape[d] for d in dims[:-1]] + [last_size]
+        return xp.ascontiguousarray(xp.fft.irfftn(z, s=sizes, axes=dims, norm=norm), dtype=_real_dtype(z))
+
+    @staticmethod
+    def backward(ctx, grad):
+        xp = array_module(grad)
+        spectrum = R2C.apply(grad, dims=ctx.dims, norm=_DUAL[ctx.norm])
+        last = ctx.dims[-1]
+        bins = spectrum._data.shape[last]
+        doubled = grad._data.shape[last] - bins  # bins 1..doubled each stand for a conjugate pair
+        if doubled <= 0:
+            return spectrum
+        scale = xp.ones(bins, dtype=_real_dtype(grad._data))  # made on the gradient's device
+        scale[1:1 + doubled] = 2
+        shape = [1] * grad._data.ndim
+        shape[last] = bins
+        return spectrum * Tensor._make(scale.reshape(shape))
+
+
+# ---------------------------------------------------------------- argument handling
+def _input(x, op: str) -> Tensor:
+    _check_tensor(x, op, "input", 1)
+    if x._data.dtype.kind not in "fc":
+        return _cast(x, _dtype.get_default_dtype())
+    if x._data.dtype == np.float16:
+        raise RuntimeError(f"{op}: half-precision FFTs need CUDA in torch; chainrule computes them in float32 "
+                           "only when asked: call .float() first")
+    return x
+
+
+def _as_complex(x: Tensor) -> Tensor:
+    if x._data.dtype.kind == "c":
+        return x
+    return _cast(x, _dtype.from_numpy_dtype(x._data.dtype).to_complex())
+
+
+def _real_only(x: Tensor, op: str) -> Tensor:
+    if x._data.dtype.kind == "c":
+        name = "ComplexFloat" if x._data.dtype == np.complex64 else "ComplexDouble"
+        raise RuntimeError(f"{op} expects a real input tensor, but got {name}")
+    return x
+
+
+def _resize(x: Tensor, dims: tuple, sizes: tuple, op: str) -> Tensor:
+    """Crop or zero-pad ``x`` along ``dims`` to ``sizes`` (torch's ``n``/``s``), differentiably."""
+    for d, n in zip(dims, sizes):
+        if n < 1:
+            raise RuntimeError(f"{op}: Invalid number of data points ({n}) specified")
+        have = x._data.shape[d]
+        if n < have:
+            x = narrow(x, d, 0, n)
+        elif n > have:
+            x = pad(x, [0, 0] * (x._data.ndim - 1 - d) + [0, n - have])
+    return x
+
+
+def _dims_and_sizes(x: Tensor, s, dim, op: str, default_dim=None) -> tuple:
+    """torch's (s, dim) rules: dim None means every dim (or the last len(s)); s None keeps sizes."""
+    ndim = x._data.ndim
+    if dim is None and default_dim is not None:
+        dim = default_dim
+    if isinstance(dim, int):
+        dim = (dim,)
+    if s is not None:
+        s = tuple(int(n) for n in ([s] if isinstance(s, int) else s))
+        if dim is None:
+            dim = tuple(range(ndim - len(s), ndim))
+        elif len(s) != len(dim):
+            raise RuntimeError(f"{op}: When given, dim and shape arguments must have the same length")
+    elif dim is None:
+        dim = tuple(range(ndim))
+    dims = tuple(_wrap_dim(d, ndim, op) for d in dim)
+    if len(set(dims)) != len(dims):
+        raise RuntimeError(f"{op}: dims must be unique")
+    if not dims:
+        raise RuntimeError(f"{op}: must transform at least one axis")
+    sizes = s if s is not None else tuple(x._data.shape[d] for d in dims)
+    if s is not None:
+        sizes = tuple(x._data.shape[d] if n == -1 else n for d, n in zip(dims, sizes))
+    return dims, sizes
+
+
+def _c2c(input, s, dim, norm, inverse: bool, op: str, default_dim=None) -> Tensor:
+    x = _input(input, op)
+    dims, sizes = _dims_and_sizes(x, s, dim, op, default_dim)
+    x = _resize(_as_complex(x), dims, sizes, op)
+    return C2C.apply(x, dims=dims, norm=_norm(norm, op), inverse=inverse)
+
+
+def _r2c(input, s, dim, norm, op: str, default_dim=None) -> Tensor:
+    x = _real_only(_input(input, op), op)
+    dims, sizes = _dims_and_sizes(x, s, dim, op, default_dim)
+    return R2C.apply(_resize(x, dims, sizes, op), dims=dims, norm=_norm(norm, op))
+
+
+def _c2r(input, s, dim, norm, op: str, default_dim=None) -> Tensor:
+    x = _as_complex(_input(input, op))
+    dims, sizes = _dims_and_sizes(x, s, dim, op, default_dim)
+    if s is None or (isinstance(s, (tuple, list)) and s[-1] == -1):
+        last = 2 * (x._data.shape[dims[-1]] - 1)  # the default output length from the one-sided input
+        sizes = sizes[:-1] + (last,)
+    last = sizes[-1]
+    if last < 1:
+        raise RuntimeError(f"{op}: Invalid number of data points ({last}) specified")
+    x = _resize(x, dims, sizes[:-1] + (last // 2 + 1,), op)
+    return C2R.apply(x, dims=dims, norm=_norm(norm, op), last_size=last)
+
+
+# ---------------------------------------------------------------- torch.fft's functions
+def fft(input, n=None, dim=-1, norm=None) -> Tensor:
+    """torch.fft.fft: the 1-D discrete Fourier transform along ``dim`` (``n`` crops or zero-pads)."""
+    return _c2c(input, None if n is None else (n,), (dim,), norm, False, "fft")
+
+
+def ifft(input, n=None, dim=-1, norm=None) -> Tensor:
+    """torch.fft.ifft: the 1-D inverse transform (scaled by 1/n with the default norm)."""
+    return _c2c(input, None if n is None else (n,), (dim,), norm, True, "ifft")
+
+
+def fft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
+    return _c2c(input, s, dim, norm, False, "fft2")
+
+
+def ifft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
+    return _c2c(input, s, dim, norm, True, "ifft2")
+
+
+def fftn(input, s=None, dim=None, norm=None) -> Tensor:
+    """torch.fft.fftn: over ``dim`` (every dim, or the last len(s) dims when only ``s`` is given)."""
+    return _c2c(input, s, dim, norm, False, "fftn")
+
+
+def ifftn(input, s=None, dim=None, norm=None) -> Tensor:
+    return _c2c(input, s, dim, norm, True, "ifftn")
+
+
+def rfft(input, n=None, dim=-1, norm=None) -> Tensor:
+    """torch.fft.rfft: the one-sided transform of a real signal (n // 2 + 1 bins)."""
+    return _r2c(input, None if n is None else (n,), (dim,), norm, "rfft")
+
+
+def irfft(input, n=None, dim=-1, norm=None) -> Tensor:
+    """torch.fft.irfft: the real signal (length ``n``, default 2·(bins - 1)) of a one-sided spectrum."""
+    return _c2r(input, None if n is None else (n,), (dim,), norm, "irfft")
+
+
+def rfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
+    return _r2c(input, s, dim, norm, "rfft2")
+
+
+def irfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
+    return _c2r(input, s, dim, norm, "irfft2")
+
+
+def rfftn(input, s=None, dim=None, norm=None) -> Tensor:
+    return _r2c(input, s, dim, norm, "rfftn")
+
+
+def irfftn(input, s=None, dim=None, norm=None) -> Tensor:
+    return _c2r(input, s, dim, norm, "irfftn")
+
+
+def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
+    """torch.fft.hfft: the real transform of a Hermitian-symmetric signal given by its first half:
+    irfft of the conjugate with the dual normalisation."""
+    return _c2r(_as_complex(_input(input, "hfft")).conj(), None if n is None else (n,), (dim,),
+                _DUAL[_norm(norm, "hfft")], "hfft")
+
+
+def ihfft(input, n=None, dim=-1, norm=None) -> Tensor:
+    """torch.fft.ihfft: the inverse of hfft, the conjugate of rfft with the dual normalisation."""
+    return _r2c(input, None if n is None else (n,), (dim,), _DUAL[_norm(norm, "ihfft")], "ihfft").conj()
+
+
+def hfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
+    return _c2r(_as_complex(_input(input, "hfft2")).conj(), s, dim, _DUAL[_norm(norm, "hfft2")], "hfft2")
+
+
+def ihfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
+    return _r2c(input, s, dim, _DUAL[_norm(norm, "ihfft2")], "ihfft2").conj()
+
+
+def hfftn(input, s=None, dim=None, norm=None) -> Tensor:
+    return _c2r(_as_complex(_input(input, "hfftn")).conj(), s, dim, _DUAL[_norm(norm, "hfftn")], "hfftn")
+
+
+def ihfftn(input, s=None, dim=None, norm=None) -> Tensor:
+    return _r2c(input, s, dim, _DUAL[_norm(norm, "ihfftn")], "ihfftn").conj()
+
+
+def _frequencies(op: str, values: np.ndarray, dtype, device, requires_grad: bool) -> Tensor:
+    from . import creation
+
+    dt = _dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype)
+    array = creation._xp(device).asarray(values.astype(dt.np))
+    return creation._finish(array, requires_grad)
+
+
+def fftfreq(n: int, d: float = 1.0, *, dtype=None, layout=None, device=None, requires_grad: bool = False) -> Tensor:
+    """torch.fft.fftfreq: the sample frequencies of an n-point fft, [0, 1, ..., -1] / (d·n)."""
+    return _frequencies("fftfreq", np.fft.fftfreq(n, d), dtype, device, requires_grad)
+
+
+def rfftfreq(n: int, d: float = 1.0, *, dtype=None, layout=None, device=None, requires_grad: bool = False) -> Tensor:
+    """torch.fft.rfftfreq: the n // 2 + 1 non-negative sample frequencies of an n-point rfft."""
+    return _frequencies("rfftfreq", np.fft.rfftfreq(n, d), dtype, device, requires_grad)
+
+
+def _shift(input: Tensor, dim, sign: int) -> Tensor:
+    _check_tensor(input, "fftshift", "input", 1)
+    ndim = input._data.ndim
+    dims = tuple(range(ndim)) if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
+    dims = tuple(_wrap_dim(d, ndim, "fftshift") for d in dims)
+    if not dims:
+        return input
+    return roll(input, tuple(sign * (input._data.shape[d] // 2) for d in dims), dims)
+
+
+def fftshift(input: Tensor, dim=None) -> Tensor:
+    """torch.fft.fftshift: the zero frequency moved to the centre (a roll by n // 2)."""
+    return _shift(input, dim, 1)
+
+
+def ifftshift(input: Tensor, dim=None) -> Tensor:
+    """torch.fft.ifftshift: undoes fftshift (a roll by -(n // 2))."""
+    return _shift(input, dim, -1)
+
+
+# ---------------------------------------------------------------- short-time transforms
+def _stft_window(window, n_fft: int, win_length: int, like: Tensor, op: str) -> Tensor:
+    """The window padded (centred) to n_fft; a rectangular one when None, as torch."""
+    from . import creation
+
+    if not 0 < win_length <= n_fft:
+        raise RuntimeError(f"{op}: expected 0 < win_length <= n_fft, but got win_length={win_length}")
+    if window is None:
+        window = creation.ones(win_length, dtype=_dtype.from_numpy_dtype(_real_dtype(like._data)), device=like.device)
+    elif window._data.ndim != 1 or window._data.shape[0] != win_length:
+        raise RuntimeError(f"{op}: expected a 1D window tensor of size equal to win_length={win_length}, but got "
+                           f"window with size {list(window.shape)}")
+    left = (n_fft - win_length) // 2
+    if left or n_fft - win_length - left:
+        window = pad(window, [left, n_fft - win_length - left])
+    return window
+
+
+def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=None, center: bool = True,
+         pad_mode: str = "reflect", normalized: bool = False, onesided=None, return_complex=None) -> Tensor:
+    """torch.stft: the Fourier transforms of windowed frames, shape (B?, n_fft // 2 + 1, frames).
+
+    Frames start every ``hop_length`` (n_fft // 4) samples; ``center`` pads the signal by n_fft // 2 on
+    each side (``pad_mode``) so frame t is centred on sample t·hop. ``return_complex=True`` is required
+    for real input, as in torch 2.x; ``False`` gives the (..., 2) real view (deprecated there too).
+    """
+    from .elementwise import mul
+
+    _check_tensor(input, "stft", "input", 1)
+    if return_complex is None and input._data.dtype.kind != "c":
+        raise RuntimeError("stft requires the return_complex parameter be given for real inputs, and will further "
+                           "require that return_complex=True in a future PyTorch release.")
+    if input._data.ndim not in (1, 2):
+        raise RuntimeError(f"stft: expected a 1D or 2D tensor, but got {input._data.ndim}D")
+    hop_length = n_fft // 4 if hop_length is None else hop_length
+    win_length = n_fft if win_length is None else win_length
+    if hop_length <= 0:
+        raise RuntimeError(f"stft: expected hop_length > 0, but got hop_length={hop_length}")
+    x = _input(input, "stft")
+    batched = x._data.ndim == 2
+    if not batched:
+        x = x.unsqueeze(0)
+    if center:
+        half = n_fft // 2
+        x = pad(x.unsqueeze(0), [half, half], mode=pad_mode).squeeze(0)
+    length = x._data.shape[-1]
+    if not 0 < n_fft <= length:
+        raise RuntimeError(f"stft: expected 0 < n_fft < {length}, but got n_fft={n_fft}")
+    frames = mul(x.unfold(-1, n_fft, hop_length), _stft_window(window, n_fft, win_length, x, "stft"))
+    onesided = x._data.dtype.kind != "c" if onesided is None else onesided
+    norm = "ortho" if normalized else "backward"
+    spectrum = rfft(frames, dim=-1, norm=norm) if onesided else fft(frames, dim=-1, norm=norm)
+    spectrum = spectrum.transpose(-1, -2)
+    if not batched:
+        spectrum = spectrum.squeeze(0)
+    if return_complex is False:
+        from .complex import view_as_real
+
+        return view_as_real(spectrum)
+    return spectrum
+
+
+def istft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=None, center: bool = True,
+          normalized: bool = False, onesided=None, length=None, return_complex: bool = False) -> Tensor:
+    """torch.istft: the signal whose stft is ``input``, by inverse transforms of the frames,
+    windowed overlap-add and division by the summed squared window (which must not vanish)."""
+    from . import creation
+    from .elementwise import mul
+    from .index import index_add
+
+    _check_tensor(input, "istft", "input", 1)
+    if input._data.dtype.kind != "c":
+        raise RuntimeError("istft requires a complex-valued input tensor matching the output from stft with "
+                           "return_complex=True.")
+    if input._data.ndim not in (2, 3):
+        raise RuntimeError(f"istft: expected a tensor with 2 or 3 dimensions of complex, but got {input._data.ndim}")
+    hop_length = n_fft // 4 if hop_length is None else hop_length
+    win_length = n_fft if win_length is None else win_length
+    batched = input._data.ndim == 3
+    spectrum = input if batched else input.unsqueeze(0)
+    n_freq, n_frames = spectrum._data.shape[-2:]
+    onesided = n_freq != n_fft if onesided is None else onesided
+    if onesided and n_freq != n_fft // 2 + 1:
+        raise RuntimeError(f"istft: expected the frequency dimension (3rd to the last) of the input tensor to match "
+                           f"n_fft / 2 + 1 when onesided=True, but got {n_freq}")
+    if onesided and return_complex:
+        raise RuntimeError("cannot have onesided output if window or input is complex")
+    norm = "ortho" if normalized else "backward"
+    columns = spectrum.transpose(-1, -2)
+    frames = irfft(columns, n=n_fft, dim=-1, norm=norm) if onesided else ifft(columns, n=n_fft, dim=-1, norm=norm)
+    if not onesided and not return_complex:
+        frames = frames.real
+    window = _stft_window(window, n_fft, win_length, frames, "istft")
+    frames = mul(frames, window)
+    xp = array_module(frames)
+    total = n_fft + hop_length * (n_frames - 1)
+    positions = xp.arange(n_frames)[:, None] * hop_length + xp.arange(n_fft)[None, :]
+    index = Tensor._make(positions.reshape(-1))
+    batch = frames._data.shape[0]
+    signal = index_add(creation.zeros(batch, total, dtype=frames.dtype, device=frames.device), -1, index,
+                       frames.reshape(batch, -1))
+    squared = (window * window).detach()
+    envelope = index_add(creation.zeros(total, dtype=squared.dtype, device=squared.device), 0, index,
+                         squared.expand(n_frames, n_fft).reshape(-1))
+    start = n_fft // 2 if center else 0
+    end = total - (n_fft // 2 if center else 0) if length is None else start + length
+    end_in = builtins.min(end, total)
+    signal = signal[:, start:end_in]
+    envelope = envelope[start:end_in]
+    if envelope._data.size and float(xp.abs(envelope._data).min()) < 1e-11:
+        raise RuntimeError("istft(...): window overlap add min: the squared window sums to ~0 somewhere; choose "
+                           "a window and hop_length that satisfy the NOLA constraint")
+    signal = signal / envelope
+    if end > total:
+        signal = pad(signal, [0, end - total])
+    return signal if batched else signal.squeeze(0)
+
+
+FFT_FUNCTIONS = ["fft", "ifft", "fft2", "ifft2", "fftn", "ifftn", "rfft", "irfft", "rfft2", "irfft2", "rfftn",
+                 "irfftn", "hfft", "ihfft", "hfft2", "ihfft2", "hfftn", "ihfftn", "fftfreq", "rfftfreq",
+                 "fftshift", "ifftshift"]
