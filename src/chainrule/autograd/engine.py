@@ -112,6 +112,15 @@ _DONE = iter(())  # an exhausted iterator: a node whose only child has already b
 
 
 _callers_errstate = []  # the NumPy error state of each (nested) backward call's caller
+_queued_callbacks = []  # per (nested) backward call, what queue_callback asked to run at its end
+
+
+def queue_callback(callback) -> None:
+    """Run ``callback()`` when the backward pass now running ends (torch's
+    ``Variable._execution_engine.queue_callback``; graph.register_multi_grad_hook uses it)."""
+    if not _queued_callbacks:
+        raise RuntimeError("Final callbacks can only be installed during backward pass.")
+    _queued_callbacks[-1].append(callback)
 
 
 def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
@@ -120,11 +129,17 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
     inf and NaN in gradients): one switch per backward call rather than one per node."""
     _callers_errstate.append(_function.numpy_errstate.get())
     quiet = _function.numpy_errstate.set(_function.QUIET)
+    callbacks = []
+    _queued_callbacks.append(callbacks)
     try:
-        return _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, allow_unused, accumulate)
+        result = _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, allow_unused, accumulate)
     finally:
         _function.numpy_errstate.reset(quiet)
         _callers_errstate.pop()
+        _queued_callbacks.pop()
+    for callback in callbacks:
+        callback()
+    return result
 
 
 def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, allow_unused, accumulate):

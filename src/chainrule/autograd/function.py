@@ -65,6 +65,9 @@ _make_tensor = None  # its fast constructor, Tensor._make, bound once (not per o
 # calls apply again, answering that inner call with RUN_UNRECORDED (run on, unrecorded).
 active_profiler = None
 RUN_UNRECORDED = object()
+# what runs each op instead while a forward-AD level or saved-tensor hooks are active (set by
+# autograd.forward_ad), else None: the one check the op hot path pays for both
+active_extension = None
 
 
 class Node:
@@ -91,6 +94,9 @@ class Node:
     _forward_cls = None
     # the positions in _saved of this node's own outputs (see _saved_output), or None
     _saved_outputs = None
+    # the unpack hook of saved_tensors_hooks when this node's saved tensors were packed, else None
+    _unpack_hook = None
+    _saved_for_forward = None
     # what the explainer prints for this node, set from its Function's class attributes
     label = None
     rule = None
@@ -110,6 +116,10 @@ class Node:
     # -- the ctx API that forward uses -------------------------------------------------
     def save_for_backward(self, *tensors) -> None:
         self._saved = tensors
+
+    def save_for_forward(self, *tensors) -> None:
+        """Tensors a user Function's ``jvp`` reads as ``ctx.saved_tensors`` (forward AD)."""
+        self._saved_for_forward = tensors
 
     def mark_non_differentiable(self, *tensors) -> None:
         self._non_differentiable = tensors
@@ -143,6 +153,8 @@ class Node:
                         "the in-place operation with an out-of-place one (e.g. x = x * 2 instead "
                         "of x *= 2)."
                     )
+        if self._unpack_hook is not None:  # packed by saved_tensors_hooks: unpacked on each access
+            return _unpack_saved(self)
         if self._saved_outputs is not None and _grad_state.enabled:
             # create_graph: the rule's ops record, so each saved output needs its place in the graph
             return _with_grad_fn(self._saved, self._saved_outputs, self)
@@ -246,6 +258,9 @@ class _NullCtx:
     def save_for_backward(self, *tensors) -> None:
         pass
 
+    def save_for_forward(self, *tensors) -> None:
+        pass
+
     def mark_non_differentiable(self, *tensors) -> None:
         pass
 
@@ -322,6 +337,11 @@ class Function(metaclass=FunctionMeta):
     @staticmethod
     def setup_context(ctx, inputs, output):
         return None
+
+    @staticmethod
+    def jvp(ctx, *grad_inputs):
+        raise NotImplementedError("You must implement the jvp function for custom autograd.Function to use it "
+                                  "with forward mode AD.")
 
     @classmethod
     def apply(cls, *args, **kwargs):
@@ -476,6 +496,8 @@ def _apply_array_op(cls, *inputs, **params):
         out = active_profiler.record_op(cls, inputs, params)
         if out is not RUN_UNRECORDED:
             return out
+    if active_extension is not None:
+        return active_extension(cls, inputs, params)
     make = _make_tensor
     n = len(inputs)
     if n == 2:
@@ -652,12 +674,15 @@ def _with_grad_fn(saved: tuple, positions: tuple, node) -> tuple:
     return tuple(unpacked)
 
 
-def _apply_user_function(cls, args, kwargs):
-    """torch semantics for user Functions: forward gets Tensors, under no_grad."""
+def _apply_user_function(cls, args, kwargs, ctx_seen=None):
+    """torch semantics for user Functions: forward gets Tensors, under no_grad. ``ctx_seen``, a
+    list, receives the ctx forward saw (forward AD runs the Function's ``jvp`` on it)."""
     if active_profiler is not None:
         out = active_profiler.record_op(cls, args, kwargs, user_function=True)
         if out is not RUN_UNRECORDED:
             return out
+    if active_extension is not None:
+        return active_extension(cls, args, kwargs, user_function=True)
     Tensor = _Tensor
     tensor_args = [a if isinstance(a, Tensor) else None for a in args]
     record = _grad_state.enabled and any(t is not None and t._requires_grad for t in tensor_args)
@@ -670,6 +695,8 @@ def _apply_user_function(cls, args, kwargs):
             cls.setup_context(node, args, out)
     finally:
         _grad_state.enabled = previous
+    if ctx_seen is not None:
+        ctx_seen.append(node)
     if not record:
         return out
     is_tuple = isinstance(out, tuple)
@@ -744,12 +771,17 @@ def _is_default_setup(cls) -> bool:
 class _UserNullCtx:
     """The ctx a user Function's forward sees when nothing is recorded (attributes allowed)."""
 
+    _saved_for_forward = None
+
     def __init__(self, tensor_args) -> None:
         self.needs_input_grad = tuple(False for _ in tensor_args)
         self._saved = ()
 
     def save_for_backward(self, *tensors) -> None:
         self._saved = tensors
+
+    def save_for_forward(self, *tensors) -> None:
+        self._saved_for_forward = tensors
 
     @property
     def saved_tensors(self):
@@ -763,6 +795,42 @@ class _UserNullCtx:
 
     def set_materialize_grads(self, value) -> None:
         pass
+
+
+class _PackedSaved:
+    """A saved tensor as saved_tensors_hooks' pack hook returned it, with what the in-place check
+    reads of the tensor it stands for (version counter, dtype, shape); the engine frees it with
+    the node's other saved tensors."""
+
+    __slots__ = ("packed", "_vbox", "dtype", "shape")
+
+    def __init__(self, packed, tensor) -> None:
+        self.packed = packed
+        box = tensor._vbox
+        if box is None:  # one counter shared with the tensor, so a later in-place write is seen
+            box = tensor._vbox = [0]
+        self._vbox = box
+        self.dtype = tensor.dtype
+        self.shape = tensor.shape
+
+    @property
+    def _version(self) -> int:
+        return self._vbox[0]
+
+
+def _unpack_saved(node) -> tuple:
+    """A packed node's saved tensors, each through the unpack hook (called on every access, as
+    torch's); saved outputs get their place in the graph back under create_graph."""
+    unpack = node._unpack_hook
+    unpacked = tuple(None if s is None else unpack(s.packed) if type(s) is _PackedSaved else s
+                     for s in node._saved)
+    for i, t in enumerate(unpacked):
+        if node._saved[i] is not None and not isinstance(t, _Tensor):
+            raise TypeError(f"{node.name()}: the unpack hook of saved_tensors_hooks returned a "
+                            f"{type(t).__name__}, expected a Tensor")
+    if node._saved_outputs is not None and _grad_state.enabled:
+        return _with_grad_fn(unpacked, node._saved_outputs, node)
+    return unpacked
 
 
 def once_differentiable(backward):
