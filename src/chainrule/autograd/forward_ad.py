@@ -261,8 +261,7 @@ def _jvp_of_array_op(cls, inputs, params, tangents):
         differentiable = [o for o in outputs if o.grad_fn is not None and _is_differentiable_dtype(o)]
         pushed = ()
         if differentiable:
-            pairs = [(x, t) for x, t in zip(stand_ins, tangents) if t is not None]
-            pushed = _pushforward(differentiable, [x for x, _ in pairs], [t for _, t in pairs], keep_graph)
+            pushed = _pushforward(differentiable, stand_ins, tangents, keep_graph)
     finally:
         _grad_state.enabled = previous
     node = next((o.grad_fn for o in outputs if o.grad_fn is not None), None)
@@ -278,12 +277,55 @@ def _jvp_of_array_op(cls, inputs, params, tangents):
                                           for i, need in enumerate(node.needs_input_grad))
     for o, tangent in zip(differentiable, pushed):
         _level.set_tangent(o, tangent)
+    if node is not None and node._saved_outputs is not None:
+        # the node keeps its saved outputs as separate tensors (_saved_output): they carry the
+        # outputs' tangents too, for a backward run under this level (forward over reverse)
+        for i in node._saved_outputs:
+            kept = node._saved[i]
+            source = next((o for o in outputs if o.grad_fn is node and o._output_nr == kept._output_nr), None)
+            if source is not None:
+                _copy_tangent(source, kept)
     return out
 
 
+def _copy_tangent(source, target) -> None:
+    tangent = None if _level is None else _level.tangent_of(source)
+    if tangent is not None:
+        _level.set_tangent(target, tangent)
+
+
+_function.copy_tangent = _copy_tangent
+
+
 def _pushforward(outputs, inputs, tangents, keep_graph: bool) -> list:
-    """J·t for each output by d/du ⟨Jᵀu, t⟩: one backward pass recorded with cotangents ``u``
-    requiring grad, then one backward pass of the contraction with respect to ``u``."""
+    """J·t for each output by d/du ⟨Jᵀu, t⟩: one backward pass through the op's node recorded
+    with cotangents ``u`` requiring grad, then one backward pass of the contraction with respect
+    to ``u``.
+
+    The first pass must give the op's own (partial) derivatives, while its inputs may depend on
+    each other upstream (inside a backward, g and x in g * x): so the node's edges to the inputs
+    carrying tangents lead, for that pass, to fresh leaves, where the walk stops — one per input
+    position, so x * x gets both of its terms.
+    """
+    Tensor = _function._Tensor
+    node = outputs[0].grad_fn
+    edges = node.next_functions
+    ends, ends_tangents, cut = [], [], list(edges)
+    for i, (x, t) in enumerate(zip(inputs, tangents)):
+        if t is not None:
+            end = Tensor._make(x._data)
+            end._requires_grad = True
+            cut[i] = (end._get_accumulator(), 0)
+            ends.append(end)
+            ends_tangents.append(t)
+    node.next_functions = tuple(cut)
+    try:
+        return _contract(outputs, ends, ends_tangents, keep_graph)
+    finally:
+        node.next_functions = edges
+
+
+def _contract(outputs, inputs, tangents, keep_graph: bool) -> list:
     Tensor = _function._Tensor
     cotangents = []
     for o in outputs:

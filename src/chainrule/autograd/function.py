@@ -68,6 +68,9 @@ RUN_UNRECORDED = object()
 # what runs each op instead while a forward-AD level or saved-tensor hooks are active (set by
 # autograd.forward_ad), else None: the one check the op hot path pays for both
 active_extension = None
+# set by autograd.forward_ad: copy_tangent(source, target) gives a saved output, brought back by
+# _with_grad_fn, its output's tangent (called only while active_extension is set)
+copy_tangent = None
 
 
 class Node:
@@ -198,6 +201,42 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<{self.name()} object at {hex(id(self))}>"
+
+    def __getattr__(self, name: str):
+        # reached only when normal lookup fails: torch's grad_fn._saved_self / _saved_other /
+        # _saved_result (read in teaching material), found from what the node saved, at no cost
+        # to recording
+        if name in _SAVED_NAMES:
+            return _saved_by_name(self, _SAVED_NAMES[name])
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+
+# torch's names for a node's saved inputs (by position among its inputs) and its saved output
+_SAVED_NAMES = {"_saved_self": 0, "_saved_other": 1, "_saved_mat2": 1, "_saved_exponent": 1,
+                "_saved_result": "result"}
+
+
+def _saved_by_name(node, which):
+    """The saved output (``which == "result"``), or the saved tensor that is the node's input
+    ``which``: the one whose gradient edge is the node's edge ``which`` (or the only saved input
+    of a one-input node); AttributeError where the node saved no such tensor."""
+    raw = node._saved
+    saved = node.saved_tensors  # torch's error once the graph is freed
+    outputs = node._saved_outputs or ()
+    if which == "result":
+        if len(outputs) == 1:
+            return saved[outputs[0]]
+    else:
+        candidates = [i for i, s in enumerate(raw) if i not in outputs and isinstance(s, _Tensor)]
+        edges = node.next_functions
+        if which < len(edges) and edges[which][0] is not None:
+            for i in candidates:
+                if _edge(raw[i]) == edges[which]:
+                    return saved[i]
+        elif which == 0 and len(edges) == 1 and len(candidates) == 1:
+            return saved[candidates[0]]
+    label = "_saved_result" if which == "result" else f"the saved input {which}"
+    raise AttributeError(f"'{type(node).__name__}' object has no attribute for {label}: this node did not save it")
 
 
 class AccumulateGrad(Node):
@@ -670,6 +709,8 @@ def _with_grad_fn(saved: tuple, positions: tuple, node) -> tuple:
         kept = saved[i]
         output = _Tensor._make(kept._data, node, kept._output_nr)
         output._vbox = kept._vbox
+        if active_extension is not None:  # forward over reverse: the output's tangent comes along
+            copy_tangent(kept, output)
         unpacked[i] = output
     return tuple(unpacked)
 
@@ -798,24 +839,14 @@ class _UserNullCtx:
 
 
 class _PackedSaved:
-    """A saved tensor as saved_tensors_hooks' pack hook returned it, with what the in-place check
-    reads of the tensor it stands for (version counter, dtype, shape); the engine frees it with
-    the node's other saved tensors."""
+    """A saved tensor as saved_tensors_hooks' pack hook returned it; the engine frees it with the
+    node's other saved tensors. (As in torch, no in-place check is made on packed tensors: what
+    the unpack hook returns is what the backward uses.)"""
 
-    __slots__ = ("packed", "_vbox", "dtype", "shape")
+    __slots__ = ("packed",)
 
-    def __init__(self, packed, tensor) -> None:
+    def __init__(self, packed) -> None:
         self.packed = packed
-        box = tensor._vbox
-        if box is None:  # one counter shared with the tensor, so a later in-place write is seen
-            box = tensor._vbox = [0]
-        self._vbox = box
-        self.dtype = tensor.dtype
-        self.shape = tensor.shape
-
-    @property
-    def _version(self) -> int:
-        return self._vbox[0]
 
 
 def _unpack_saved(node) -> tuple:
