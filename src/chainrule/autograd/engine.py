@@ -31,7 +31,7 @@ def _tensor_cls():
 def _as_tuple(x):
     if x is None:
         return ()
-    if isinstance(x, (tuple, list)):
+    if isinstance(x, (tuple, list)) and not _is_gradient_edge(x):
         return tuple(x)
     return (x,)
 
@@ -166,6 +166,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     exposed = {id(g) for g in grad_outputs if g is not None}
     inputs = _as_tuple(inputs)
     for i, t in enumerate(inputs):
+        if _is_gradient_edge(t) and not accumulate:
+            continue  # graph.GradientEdge: the gradient flowing into (node, output_nr)
         if not isinstance(t, Tensor):
             raise TypeError(f"inputs[{i}] is a {type(t).__name__}, expected a Tensor")
         if not t._requires_grad:
@@ -179,7 +181,10 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     # then return g's seed as x's gradient)
     accumulators = []
     for i, t in enumerate(inputs):
-        if t.grad_fn is None:
+        if _is_gradient_edge(t):
+            accumulators.append(t.node)  # (kept alive for the walk, like a leaf's accumulator)
+            key = (id(t.node), t.output_nr)
+        elif t.grad_fn is None:
             accumulators.append(t._get_accumulator())
             key = (id(accumulators[-1]), 0)
         else:
@@ -290,6 +295,11 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 "the graph. Set allow_unused=True if this is the desired behavior."
             )
     return tuple(captured)
+
+
+def _is_gradient_edge(x) -> bool:
+    """Whether ``x`` is a graph.GradientEdge (a named tuple whose first field is a node)."""
+    return type(x) is not tuple and isinstance(x, tuple) and hasattr(x, "output_nr") and x.node is not None
 
 
 def _needed_nodes(order, targets):

@@ -105,7 +105,11 @@ def enter_dual_level() -> int:
 def exit_dual_level(*, level: int | None = None) -> None:
     """End the level: every tangent made in it is dropped."""
     global _level
-    if _level is None or (level is not None and level != _level.index):
+    if level is None:
+        level = -1 if _level is None else _level.index
+    if level < 0:
+        raise RuntimeError("Dual level must be a positive number.")
+    if _level is None or level != _level.index:
         raise RuntimeError("Trying to exit a forward AD level that was not the last one that was created. "
                            "This is not supported.")
     _level.tangents.clear()
@@ -134,12 +138,13 @@ class dual_level:
 
 
 def _the_level(level, where: str) -> _Level:
-    if _level is None:
+    """The active level ``level`` names (None: the current one), or torch's error."""
+    if level is None:
+        level = -1 if _level is None else _level.index
+    if level < 0:
         raise RuntimeError(f"Trying to {where} for forward AD but no level exists, make sure to "
                            "enter_dual_level() first.")
-    if level is not None and level != _level.index:
-        if not isinstance(level, int) or level < 0:
-            raise RuntimeError("Dual level must be a positive number.")
+    if _level is None or level != _level.index:
         raise RuntimeError("Trying to access a forward AD level with an invalid index. This index was either "
                            "not created or is already deleted.")
     return _level
@@ -155,8 +160,6 @@ def make_dual(tensor, tangent, *, level: int | None = None):
     for name, value in (("tensor", tensor), ("tangent", tangent)):
         if not isinstance(value, Tensor):
             raise TypeError(f"make_dual(): argument '{name}' must be Tensor, not {type(value).__name__}")
-    if level is not None and (not isinstance(level, int) or level < 0):
-        raise RuntimeError("Dual level must be a positive number.")
     dual = _the_level(level, "create a dual Tensor")
     if not _is_differentiable_dtype(tensor):
         raise ValueError(f"Expected primal to be floating point or complex, but got: {_torch_name(tensor)}")
