@@ -246,6 +246,9 @@ def _jvp_of_array_op(cls, inputs, params, tangents):
     data and version counter), and afterwards the output loses what the caller would not have
     had — the node altogether when nothing was to be recorded, else the aliases' edges.
     """
+    if any(t is not None and t._data.dtype.kind == "c" for t in tangents):
+        # ⟨Jᵀu, t⟩ needs the engine's conjugation convention for complex u, untested here yet
+        raise NotImplementedError(f"forward AD through {cls.__name__}: complex tangents are not supported yet")
     recording = _grad_state.enabled and any(x._requires_grad for x in inputs)
     stand_ins = list(inputs)
     aliased = set()
