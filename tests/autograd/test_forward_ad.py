@@ -318,3 +318,16 @@ def test_jacfwd_runs_in_forward_mode():
     jac = chainrule.func.jacfwd(f)(chainrule.tensor([0.1, 0.2, 0.3], dtype=chainrule.float64))
     assert seen == [True, True, True]
     np.testing.assert_allclose(jac.numpy(), np.diag(np.cos([0.1, 0.2, 0.3])), rtol=1e-12)
+
+
+def test_profiler_inside_a_level_keeps_tangents_and_the_fast_operators_return_after():
+    x = chainrule.ones(2)
+    with fwAD.dual_level():
+        d = fwAD.make_dual(x, chainrule.ones(2))
+        with chainrule.profiler.profile():
+            a = d * 2.0
+        b = d * 3.0  # the profiler stopped: + - * / must still carry tangents
+        assert fwAD.unpack_dual(a).tangent.tolist() == [2.0, 2.0]
+        assert fwAD.unpack_dual(b).tangent.tolist() == [3.0, 3.0]
+    assert chainrule.Tensor.__mul__.__qualname__.startswith("_arithmetic")  # the unrecorded fast path is back
+    assert _function.active_extension is None

@@ -77,9 +77,20 @@ def _refresh() -> None:
     active = _level is not None or _packer is not None
     was = _function.active_extension is not None
     _function.active_extension = _run if active else None
+    if active and _keep_general_operators not in _profiler.recording_switches:
+        _profiler.recording_switches.append(_keep_general_operators)  # (after the operators' switch)
     if active != was and _function.active_profiler is None:
         for switch in _profiler.recording_switches:
             switch(active)
+
+
+def _keep_general_operators(recording: bool) -> None:
+    """A profiler stopping while ops route through ``_run`` has just put the fast paths back:
+    they stay off until the level and the hooks are gone."""
+    if not recording and _function.active_extension is not None:
+        for switch in _profiler.recording_switches:
+            if switch is not _keep_general_operators:
+                switch(True)
 
 
 def set_packer(packer) -> None:
