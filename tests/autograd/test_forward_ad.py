@@ -35,10 +35,6 @@ DIFFERENCES = {
                            "equals torch's double-vjp jvp",
     "index_fill_tensor_value": "chainrule's index_fill reads a 0-d value tensor as a number, so the "
                                "value's tangent does not flow (its reverse-mode gradient neither)",
-    "setitem_tensor_value": "in-place writes by indexing (ops/index.py setitem) do not move tangents "
-                            "yet; in-place methods (x.mul_, x += y) do",
-    "setitem_broadcast_value": "as setitem_tensor_value",
-    "setitem_only_value": "as setitem_tensor_value",
 }
 
 
@@ -331,3 +327,16 @@ def test_profiler_inside_a_level_keeps_tangents_and_the_fast_operators_return_af
         assert fwAD.unpack_dual(b).tangent.tolist() == [3.0, 3.0]
     assert chainrule.Tensor.__mul__.__qualname__.startswith("_arithmetic")  # the unrecorded fast path is back
     assert _function.active_extension is None
+
+
+def test_indexed_writes_carry_tangents_as_torch():
+    def program(lib, fwd):
+        with fwd.dual_level():
+            x = lib.zeros(2, 3, dtype=lib.float64)
+            x[1] = fwd.make_dual(lib.ones(3, dtype=lib.float64), lib.arange(3.0, dtype=lib.float64))
+            y = fwd.make_dual(lib.zeros(2, 2, dtype=lib.float64), lib.ones(2, 2, dtype=lib.float64))
+            y[0, 0] = 5.0
+            y[:, 1] *= 3
+            return [fwd.unpack_dual(t).tangent.tolist() for t in (x, y)]
+
+    assert program(chainrule, fwAD) == program(torch, tfwAD)

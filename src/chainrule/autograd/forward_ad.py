@@ -213,6 +213,16 @@ def _plain(make):
         _function.active_extension = previous
 
 
+def tangent_of_write(target, value, write):
+    """For an unrecorded in-place write of ``value`` into ``target`` (``x[key] = v``, which
+    writes arrays directly): under forward AD, when either carries a tangent, the out-of-place
+    result of ``write()`` — whose tangent the write gives ``target`` (see ``move_tangent``);
+    else None, at the cost of one check."""
+    if _level is None or (_level.tangent_of(target) is None and _level.tangent_of(value) is None):
+        return None
+    return write()
+
+
 def move_tangent(source, target) -> None:
     """An in-place op wrote ``source`` (its out-of-place result) into ``target``: the tangent
     follows the value (none if ``source`` has none)."""
