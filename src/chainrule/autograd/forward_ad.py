@@ -217,7 +217,7 @@ def tangent_of_write(target, value, write):
     """For an unrecorded in-place write of ``value`` into ``target`` (``x[key] = v``, which
     writes arrays directly): under forward AD, when either carries a tangent, the out-of-place
     result of ``write()`` — whose tangent the write gives ``target`` (see ``move_tangent``);
-    else None, at the cost of one check."""
+    else None."""
     if _level is None or (_level.tangent_of(target) is None and _level.tangent_of(value) is None):
         return None
     return write()

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._backend import array_module, is_array, writeable
 from ..autograd import forward_ad as _forward_ad
+from ..autograd import function as _function
 from ..autograd.function import Function, is_recording, name_node
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import Where
@@ -321,7 +322,9 @@ def setitem(input: Tensor, key, value) -> None:
             "single memory location. Please clone() the tensor before performing the operation."
         )
     if not recording:
-        tangent = _forward_ad.tangent_of_write(input, value, lambda: IndexPut.apply(input, value, key=key))
+        tangent = None
+        if _function.active_extension is not None:  # forward AD may be on: the write's tangent
+            tangent = _forward_ad.tangent_of_write(input, value, lambda: IndexPut.apply(input, value, key=key))
         input._data[key] = value._data
         input._version_box[0] += 1
         if tangent is not None:  # forward AD: the write's tangent becomes input's
