@@ -31,6 +31,7 @@ DIFFERENCES = {
     "cholesky_inverse_upper": "as cholesky_inverse",
     "logcumsumexp_wide": "torch's tangent is off by 1e-4 relative on these wide-range inputs; ours "
                          "matches central differences",
+    "logcumsumexp_empty": "torch's forward AD raises IndexError on the empty dim (its plain forward works)",
     "scatter_reduce_prod": "torch has no tangent for this output (unpack_dual gives None); ours "
                            "equals torch's double-vjp jvp",
     "index_fill_tensor_value": "chainrule's index_fill reads a 0-d value tensor as a number, so the "
