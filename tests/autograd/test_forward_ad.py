@@ -34,8 +34,6 @@ DIFFERENCES = {
     "logcumsumexp_empty": "torch's forward AD raises IndexError on the empty dim (its plain forward works)",
     "scatter_reduce_prod": "torch has no tangent for this output (unpack_dual gives None); ours "
                            "equals torch's double-vjp jvp",
-    "index_fill_tensor_value": "chainrule's index_fill takes .item() of a 0-d value tensor that does not "
-                               "require grad (ops/index.py), so a dual value's tangent is dropped",
 }
 
 

@@ -892,7 +892,9 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
         if value._data.ndim != 0:
             raise IndexError(f"index_fill_ only supports a 0-dimensional value tensor, but got tensor "
                              f"with {value._data.ndim} dimension(s).")
-        if value._requires_grad:
+        # (a dual value under forward AD too: its tangent flows as the gradient would)
+        if value._requires_grad or (_function.active_extension is not None
+                                    and _forward_ad.unpack_dual(value).tangent is not None):
             from .elementwise import where
 
             mask = xp.zeros(input._data.shape, dtype=bool)
