@@ -19,6 +19,7 @@ import numpy as np
 from . import _dtype, _layout, _shared
 from . import sparse as _sparse
 from ._backend import array_module, writeable
+from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
 from .autograd import profiler as _profiler
 from .autograd.function import QUIET, broadcast_error, name_node, numpy_errstate
@@ -238,6 +239,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         self.grad_fn = result.grad_fn
         self._output_nr = result._output_nr
         self._requires_grad = True
+    if _function.active_extension is not None:  # under forward AD the tangent follows the value
+        _forward_ad.move_tangent(result, self)
     return self
 
 
@@ -284,6 +287,8 @@ def _make_inplace_view(fn):
             self.grad_fn = result.grad_fn
             self._output_nr = result._output_nr
             self._requires_grad = True
+        if _function.active_extension is not None:  # under forward AD the tangent follows the view
+            _forward_ad.move_tangent(result, self)
         return self
 
     method.__name__ = fn.__name__ + "_"

@@ -8,8 +8,9 @@ machinery, which keeps every transform as exact as the ops' own rules:
 - ``grad(f)(x)`` runs ``f`` on a fresh alias of ``x`` and asks the engine for d f / d x. When
   ``x`` itself requires grad (an outer ``grad``, or a parameter) the result keeps its graph, so
   transforms nest: ``grad(grad(f))`` is the second derivative.
-- ``jvp`` is forward mode by the double-vjp identity (autograd.functional does the same).
-- ``jacfwd`` computes the same Jacobian as ``jacrev``, by reverse mode.
+- ``jvp``, ``linearize`` and ``jacfwd`` are forward mode: ``func`` runs on dual tensors
+  (autograd.forward_ad), whose tangents every op pushes forward from its own backward rule. A
+  ``jvp`` inside an active dual level (there is one level at a time) uses the double-vjp identity.
 - ``vmap`` runs ``f`` once per slice along the mapped dimension and stacks the results: the
   values and gradients torch's batching rules give, in a Python loop instead of one batched
   kernel. ``randomness`` is accepted; each slice draws its own random numbers ("different").
@@ -23,12 +24,13 @@ from __future__ import annotations
 import contextlib
 
 from .autograd import engine as _engine
+from .autograd import forward_ad as _forward_ad
 from .autograd import functional as _functional
 from .autograd.grad_mode import enable_grad
 from .ops.shape import stack as _stack
 from .tensor import Tensor
 
-__all__ = ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "vmap", "functional_call",
+__all__ = ["grad", "grad_and_value", "vjp", "jvp", "linearize", "jacrev", "jacfwd", "hessian", "vmap", "functional_call",
            "stack_module_state"]
 
 
@@ -71,11 +73,19 @@ def _alias(x):
     grad (so an outer transform sees through), else a fresh leaf."""
     if not isinstance(x, Tensor):
         return x
-    return x.view_as(x) if x.requires_grad else x.detach().requires_grad_(True)
+    if x.requires_grad:
+        return x.view_as(x)
+    if _forward_ad.unpack_dual(x).tangent is not None:  # a view keeps the tangent (an outer jvp)
+        return x.view_as(x).requires_grad_(True)
+    return x.detach().requires_grad_(True)
 
 
 def _keeps_graph(leaves) -> bool:
-    return any(isinstance(x, Tensor) and x.requires_grad for x in leaves)
+    """Whether a transform must record its own backward pass: an input requires grad (an outer
+    transform differentiates through), or carries a tangent (an outer jvp/jacfwd pushes it
+    through the backward's ops, which a pass without create_graph partly runs on raw arrays)."""
+    return any(isinstance(x, Tensor) and (x.requires_grad or _forward_ad.unpack_dual(x).tangent is not None)
+               for x in leaves)
 
 
 def _grads(outputs, inputs, cotangents, create_graph: bool):
@@ -201,13 +211,54 @@ def vjp(func, *primals, has_aux: bool = False):
 
 
 def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False):
-    """``(func(*primals), J·tangents)``: the Jacobian-vector product (forward mode), computed
-    as the derivative of the vjp with respect to its cotangent."""
+    """``(func(*primals), J·tangents)``: the Jacobian-vector product, in forward mode — one run
+    of ``func`` on dual tensors (autograd.forward_ad) carries the tangents along."""
     if not isinstance(primals, tuple) or not isinstance(tangents, tuple):
         raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to be tuples")
     if len(primals) != len(tangents):
         raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to have the same python "
                            f"structure, got {len(primals)} primals and {len(tangents)} tangents")
+    primal_leaves = [leaf for primal in primals for leaf in _flatten(primal)[0]]
+    tangent_leaves = [leaf for tangent in tangents for leaf in _flatten(tangent)[0]]
+    if len(primal_leaves) != len(tangent_leaves):
+        raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to have the same python "
+                           "structure")
+    for p, t in zip(primal_leaves, tangent_leaves):
+        if isinstance(p, Tensor) and (not isinstance(t, Tensor) or tuple(p.shape) != tuple(t.shape)):
+            raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to have the same shape; "
+                               f"got a primal of shape {tuple(p.shape)} and a tangent of shape "
+                               f"{tuple(getattr(t, 'shape', ()))}")
+    if _forward_ad._level is not None:  # already inside a dual level (one at a time): the double-vjp way
+        return _jvp_by_double_vjp(func, primals, tangents, has_aux)
+    with _forward_ad.dual_level():
+        output, tangent_out, aux = _run_dual(func, primals, tangents, has_aux, "jvp(f, primals, tangents)")
+    return (output, tangent_out, aux) if has_aux else (output, tangent_out)
+
+
+def _run_dual(func, primals, tangents, has_aux: bool, where: str):
+    """Inside a dual level: ``func`` on dual primals; ``(output, its tangents, aux)``, an output
+    that does not depend on the primals getting zero tangents."""
+    duals = []
+    for primal, tangent in zip(primals, tangents):
+        leaves, rebuild = _flatten(primal)
+        made = [_forward_ad.make_dual(leaf, t) if isinstance(leaf, Tensor) else leaf
+                for leaf, t in zip(leaves, _flatten(tangent)[0])]
+        duals.append(rebuild(made))
+    output, aux = _split_aux(func(*duals), has_aux, where)
+    out_leaves, out_rebuild = _flatten(output)
+    primal_out, tangent_out = [], []
+    for leaf in out_leaves:
+        if not isinstance(leaf, Tensor):
+            raise RuntimeError(f"{where}: Expected f(*primals) to return only tensors, got unsupported type "
+                               f"{type(leaf).__name__}")
+        primal, tangent = _forward_ad.unpack_dual(leaf)
+        primal_out.append(primal)
+        tangent_out.append(tangent if tangent is not None else leaf.detach().new_zeros(leaf.shape))
+    return out_rebuild(primal_out), out_rebuild(tangent_out), aux
+
+
+def _jvp_by_double_vjp(func, primals, tangents, has_aux: bool):
+    """J·t as d/du ⟨Jᵀu, t⟩ through reverse mode, for a jvp inside an active dual level."""
     keeps = _keeps_graph([leaf for primal in primals for leaf in _flatten(primal)[0]])
     with enable_grad():
         result = vjp(func, *primals, has_aux=has_aux)
@@ -224,6 +275,17 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
             pushed = [d.detach() for d in dummies]
     tangent_out = out_rebuild(pushed)
     return (output, tangent_out, result[2]) if has_aux else (output, tangent_out)
+
+
+def linearize(func, *primals):
+    """``(func(*primals), jvp_fn)``: ``jvp_fn(*tangents)`` is the Jacobian-vector product at
+    ``primals`` (each call one forward-mode run of ``func``, as torch's linearize computes)."""
+    output = func(*primals)
+
+    def jvp_fn(*tangents):
+        return jvp(func, primals, tangents)[1]
+
+    return output, jvp_fn
 
 
 # ---------------------------------------------------------------- Jacobians
@@ -251,7 +313,11 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
             out_leaves, found["rebuild"] = _flatten(output)
             return tuple(out_leaves)
 
-        blocks = _functional.jacobian(of_leaves, tuple(leaves), create_graph=_keeps_graph(leaves))
+        keeps = _keeps_graph(leaves)
+        if keeps and not any(isinstance(x, Tensor) and x.requires_grad for x in leaves):
+            # dual inputs (an outer jacfwd): aliases that require grad and keep their tangents
+            leaves = [_alias(leaf) for leaf in leaves]
+        blocks = _functional.jacobian(of_leaves, tuple(leaves), create_graph=keeps)
         per_output = []
         for row in blocks:  # one tuple per output leaf, one block per input leaf
             per_arg, at = [], 0
@@ -266,8 +332,71 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
 
 
 def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error"):
-    """The Jacobian, as ``jacrev`` computes it (same values; reverse mode underneath)."""
-    return jacrev(func, argnums, has_aux=has_aux)
+    """The Jacobian of ``func`` with respect to its ``argnums`` argument(s) in forward mode: one
+    run of ``func`` on dual tensors per input element, each tangent a column of the Jacobian
+    (shape ``output.shape + input.shape``, as ``jacrev``)."""
+
+    def wrapper(*args):
+        numbers = _argnums_tuple(argnums, len(args), "jacfwd(f)(*args)")
+        groups, leaves = [], []  # (argument number, how many leaves, rebuild) and all the leaves
+        for number in numbers:
+            arg_leaves, rebuild = _flatten(args[number])
+            groups.append((number, len(arg_leaves), rebuild))
+            leaves.extend(arg_leaves)
+        for leaf in leaves:
+            if not isinstance(leaf, Tensor) or not leaf.is_floating_point():
+                raise RuntimeError("jacfwd(f)(*args): Expected the differentiated arguments to be floating point "
+                                   f"tensors, got {type(leaf).__name__ if not isinstance(leaf, Tensor) else leaf.dtype}")
+
+        def of_leaves(*new_leaves):
+            call_args, at = list(args), 0
+            for number, count, rebuild in groups:
+                call_args[number] = rebuild(list(new_leaves[at:at + count]))
+                at += count
+            return func(*call_args)
+
+        zeros = [leaf.detach().new_zeros(leaf.shape) for leaf in leaves]
+        columns = []  # per input leaf, per element: the output leaves' tangents
+        found = {}
+        for j, leaf in enumerate(leaves):
+            per_element = []
+            for k in range(leaf.numel()):
+                basis = leaf.detach().new_zeros(leaf.numel())
+                basis[k] = 1
+                tangents = tuple(basis.reshape(leaf.shape) if i == j else zeros[i] for i in range(len(leaves)))
+                output, tangent_out, aux = _jvp_with_aux(of_leaves, tuple(leaves), tangents, has_aux)
+                found.setdefault("output", output)
+                found.setdefault("aux", aux)
+                per_element.append(_flatten(tangent_out)[0])
+            columns.append(per_element)
+        if "output" not in found:  # every differentiated input is empty
+            output, aux = _split_aux(of_leaves(*leaves), has_aux, "jacfwd(f)(*args)")
+            found["output"], found["aux"] = output, aux
+        out_leaves, out_rebuild = _flatten(found["output"])
+        per_output = []
+        for o, out_leaf in enumerate(out_leaves):
+            blocks = []
+            for leaf, per_element in zip(leaves, columns):
+                shape = tuple(out_leaf.shape) + tuple(leaf.shape)
+                if per_element:
+                    block = _stack([element[o] for element in per_element], dim=-1).reshape(shape)
+                else:
+                    block = out_leaf.detach().new_zeros(shape)
+                blocks.append(block)
+            per_arg, at = [], 0
+            for _, count, rebuild in groups:
+                per_arg.append(rebuild(blocks[at:at + count]))
+                at += count
+            per_output.append(tuple(per_arg) if isinstance(argnums, tuple) else per_arg[0])
+        jacobian = out_rebuild(per_output)
+        return (jacobian, found["aux"]) if has_aux else jacobian
+
+    return wrapper
+
+
+def _jvp_with_aux(func, primals, tangents, has_aux: bool):
+    result = jvp(func, primals, tangents, has_aux=has_aux)
+    return (result[0], result[1], result[2]) if has_aux else (result[0], result[1], None)
 
 
 def hessian(func, argnums=0):

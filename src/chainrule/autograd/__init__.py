@@ -1,6 +1,6 @@
 """Reverse-mode automatic differentiation: Function, backward/grad, grad modes, checks."""
 
-from . import functional, profiler
+from . import forward_ad, functional, graph, profiler
 from .anomaly import detect_anomaly, set_detect_anomaly
 from .engine import backward, grad
 from .function import Function, Node, once_differentiable
@@ -8,6 +8,6 @@ from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, se
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 
 __all__ = ["Function", "Node", "backward", "grad", "gradcheck", "gradgradcheck", "GradcheckError",
-           "functional", "profiler", "no_grad", "enable_grad", "set_grad_enabled", "inference_mode",
+           "functional", "profiler", "forward_ad", "graph", "no_grad", "enable_grad", "set_grad_enabled", "inference_mode",
            "is_grad_enabled", "detect_anomaly", "set_detect_anomaly", "once_differentiable"]
 # chainrule.autograd.explain is attached by chainrule/__init__.py: viz sits above autograd

@@ -31,7 +31,7 @@ def _tensor_cls():
 def _as_tuple(x):
     if x is None:
         return ()
-    if isinstance(x, (tuple, list)):
+    if isinstance(x, (tuple, list)) and not _is_gradient_edge(x):
         return tuple(x)
     return (x,)
 
@@ -115,6 +115,15 @@ _DONE = iter(())  # an exhausted iterator: a node whose only child has already b
 
 
 _callers_errstate = []  # the NumPy error state of each (nested) backward call's caller
+_queued_callbacks = []  # per (nested) backward call, what queue_callback asked to run at its end
+
+
+def queue_callback(callback) -> None:
+    """Run ``callback()`` when the backward pass now running ends (torch's
+    ``Variable._execution_engine.queue_callback``; graph.register_multi_grad_hook uses it)."""
+    if not _queued_callbacks:
+        raise RuntimeError("Final callbacks can only be installed during backward pass.")
+    _queued_callbacks[-1].append(callback)
 
 
 def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
@@ -123,11 +132,17 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
     inf and NaN in gradients): one switch per backward call rather than one per node."""
     _callers_errstate.append(_function.numpy_errstate.get())
     quiet = _function.numpy_errstate.set(_function.QUIET)
+    callbacks = []
+    _queued_callbacks.append(callbacks)
     try:
-        return _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, allow_unused, accumulate)
+        result = _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, allow_unused, accumulate)
     finally:
         _function.numpy_errstate.reset(quiet)
         _callers_errstate.pop()
+        _queued_callbacks.pop()
+    for callback in callbacks:
+        callback()
+    return result
 
 
 def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, allow_unused, accumulate):
@@ -154,6 +169,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     exposed = {id(g) for g in grad_outputs if g is not None}
     inputs = _as_tuple(inputs)
     for i, t in enumerate(inputs):
+        if _is_gradient_edge(t) and not accumulate:
+            continue  # graph.GradientEdge: the gradient flowing into (node, output_nr)
         if not isinstance(t, Tensor):
             raise TypeError(f"inputs[{i}] is a {type(t).__name__}, expected a Tensor")
         if not t._requires_grad:
@@ -167,7 +184,10 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     # then return g's seed as x's gradient)
     accumulators = []
     for i, t in enumerate(inputs):
-        if t.grad_fn is None:
+        if _is_gradient_edge(t):
+            accumulators.append(t.node)  # (kept alive for the walk, like a leaf's accumulator)
+            key = (id(t.node), t.output_nr)
+        elif t.grad_fn is None:
             accumulators.append(t._get_accumulator())
             key = (id(accumulators[-1]), 0)
         else:
@@ -278,6 +298,11 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 "the graph. Set allow_unused=True if this is the desired behavior."
             )
     return tuple(captured)
+
+
+def _is_gradient_edge(x) -> bool:
+    """Whether ``x`` is a graph.GradientEdge (a named tuple whose first field is a node)."""
+    return type(x) is not tuple and isinstance(x, tuple) and hasattr(x, "output_nr") and x.node is not None
 
 
 def _needed_nodes(order, targets):

@@ -66,6 +66,12 @@ _make_tensor = None  # its fast constructor, Tensor._make, bound once (not per o
 # calls apply again, answering that inner call with RUN_UNRECORDED (run on, unrecorded).
 active_profiler = None
 RUN_UNRECORDED = object()
+# what runs each op instead while a forward-AD level or saved-tensor hooks are active (set by
+# autograd.forward_ad), else None: the one check the op hot path pays for both
+active_extension = None
+# set by autograd.forward_ad: copy_tangent(source, target) gives a saved output, brought back by
+# _with_grad_fn, its output's tangent (called only while active_extension is set)
+copy_tangent = None
 
 # ``_opmath.run`` once bfloat16 is loaded or a CPU autocast region has opened, else None: the one
 # check the op hot path pays for low-precision semantics (float32 accumulation for bfloat16)
@@ -104,6 +110,9 @@ class Node:
     _forward_cls = None
     # the positions in _saved of this node's own outputs (see _saved_output), or None
     _saved_outputs = None
+    # the unpack hook of saved_tensors_hooks when this node's saved tensors were packed, else None
+    _unpack_hook = None
+    _saved_for_forward = None
     # what the explainer prints for this node, set from its Function's class attributes
     label = None
     rule = None
@@ -123,6 +132,10 @@ class Node:
     # -- the ctx API that forward uses -------------------------------------------------
     def save_for_backward(self, *tensors) -> None:
         self._saved = tensors
+
+    def save_for_forward(self, *tensors) -> None:
+        """Tensors a user Function's ``jvp`` reads as ``ctx.saved_tensors`` (forward AD)."""
+        self._saved_for_forward = tensors
 
     def mark_non_differentiable(self, *tensors) -> None:
         self._non_differentiable = tensors
@@ -156,6 +169,8 @@ class Node:
                         "the in-place operation with an out-of-place one (e.g. x = x * 2 instead "
                         "of x *= 2)."
                     )
+        if self._unpack_hook is not None:  # packed by saved_tensors_hooks: unpacked on each access
+            return _unpack_saved(self)
         if self._saved_outputs is not None and _grad_state.enabled:
             # create_graph: the rule's ops record, so each saved output needs its place in the graph
             return _with_grad_fn(self._saved, self._saved_outputs, self)
@@ -199,6 +214,42 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<{self.name()} object at {hex(id(self))}>"
+
+    def __getattr__(self, name: str):
+        # reached only when normal lookup fails: torch's grad_fn._saved_self / _saved_other /
+        # _saved_result (read in teaching material), found from what the node saved, at no cost
+        # to recording
+        if name in _SAVED_NAMES:
+            return _saved_by_name(self, _SAVED_NAMES[name])
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+
+# torch's names for a node's saved inputs (by position among its inputs) and its saved output
+_SAVED_NAMES = {"_saved_self": 0, "_saved_other": 1, "_saved_mat2": 1, "_saved_exponent": 1,
+                "_saved_result": "result"}
+
+
+def _saved_by_name(node, which):
+    """The saved output (``which == "result"``), or the saved tensor that is the node's input
+    ``which``: the one whose gradient edge is the node's edge ``which`` (or the only saved input
+    of a one-input node); AttributeError where the node saved no such tensor."""
+    raw = node._saved
+    saved = node.saved_tensors  # torch's error once the graph is freed
+    outputs = node._saved_outputs or ()
+    if which == "result":
+        if len(outputs) == 1:
+            return saved[outputs[0]]
+    else:
+        candidates = [i for i, s in enumerate(raw) if i not in outputs and isinstance(s, _Tensor)]
+        edges = node.next_functions
+        if which < len(edges) and edges[which][0] is not None:
+            for i in candidates:
+                if _edge(raw[i]) == edges[which]:
+                    return saved[i]
+        elif which == 0 and len(edges) == 1 and len(candidates) == 1:
+            return saved[candidates[0]]
+    label = "_saved_result" if which == "result" else f"the saved input {which}"
+    raise AttributeError(f"'{type(node).__name__}' object has no attribute for {label}: this node did not save it")
 
 
 class AccumulateGrad(Node):
@@ -257,6 +308,9 @@ class _NullCtx:
     recording = False
 
     def save_for_backward(self, *tensors) -> None:
+        pass
+
+    def save_for_forward(self, *tensors) -> None:
         pass
 
     def mark_non_differentiable(self, *tensors) -> None:
@@ -335,6 +389,11 @@ class Function(metaclass=FunctionMeta):
     @staticmethod
     def setup_context(ctx, inputs, output):
         return None
+
+    @staticmethod
+    def jvp(ctx, *grad_inputs):
+        raise NotImplementedError("You must implement the jvp function for custom autograd.Function to use it "
+                                  "with forward mode AD.")
 
     @classmethod
     def apply(cls, *args, **kwargs):
@@ -489,6 +548,8 @@ def _apply_array_op(cls, *inputs, **params):
         out = active_profiler.record_op(cls, inputs, params)
         if out is not RUN_UNRECORDED:
             return out
+    if active_extension is not None:
+        return active_extension(cls, inputs, params)
     make = _make_tensor
     n = len(inputs)
     if n == 2:
@@ -664,16 +725,21 @@ def _with_grad_fn(saved: tuple, positions: tuple, node) -> tuple:
         kept = saved[i]
         output = _Tensor._make(kept._data, node, kept._output_nr)
         output._vbox = kept._vbox
+        if active_extension is not None:  # forward over reverse: the output's tangent comes along
+            copy_tangent(kept, output)
         unpacked[i] = output
     return tuple(unpacked)
 
 
-def _apply_user_function(cls, args, kwargs):
-    """torch semantics for user Functions: forward gets Tensors, under no_grad."""
+def _apply_user_function(cls, args, kwargs, ctx_seen=None):
+    """torch semantics for user Functions: forward gets Tensors, under no_grad. ``ctx_seen``, a
+    list, receives the ctx forward saw (forward AD runs the Function's ``jvp`` on it)."""
     if active_profiler is not None:
         out = active_profiler.record_op(cls, args, kwargs, user_function=True)
         if out is not RUN_UNRECORDED:
             return out
+    if active_extension is not None:
+        return active_extension(cls, args, kwargs, user_function=True)
     Tensor = _Tensor
     tensor_args = [a if isinstance(a, Tensor) else None for a in args]
     record = _grad_state.enabled and any(t is not None and t._requires_grad for t in tensor_args)
@@ -686,6 +752,8 @@ def _apply_user_function(cls, args, kwargs):
             cls.setup_context(node, args, out)
     finally:
         _grad_state.enabled = previous
+    if ctx_seen is not None:
+        ctx_seen.append(node)
     if not record:
         return out
     is_tuple = isinstance(out, tuple)
@@ -760,12 +828,17 @@ def _is_default_setup(cls) -> bool:
 class _UserNullCtx:
     """The ctx a user Function's forward sees when nothing is recorded (attributes allowed)."""
 
+    _saved_for_forward = None
+
     def __init__(self, tensor_args) -> None:
         self.needs_input_grad = tuple(False for _ in tensor_args)
         self._saved = ()
 
     def save_for_backward(self, *tensors) -> None:
         self._saved = tensors
+
+    def save_for_forward(self, *tensors) -> None:
+        self._saved_for_forward = tensors
 
     @property
     def saved_tensors(self):
@@ -779,6 +852,32 @@ class _UserNullCtx:
 
     def set_materialize_grads(self, value) -> None:
         pass
+
+
+class _PackedSaved:
+    """A saved tensor as saved_tensors_hooks' pack hook returned it; the engine frees it with the
+    node's other saved tensors. (As in torch, no in-place check is made on packed tensors: what
+    the unpack hook returns is what the backward uses.)"""
+
+    __slots__ = ("packed",)
+
+    def __init__(self, packed) -> None:
+        self.packed = packed
+
+
+def _unpack_saved(node) -> tuple:
+    """A packed node's saved tensors, each through the unpack hook (called on every access, as
+    torch's); saved outputs get their place in the graph back under create_graph."""
+    unpack = node._unpack_hook
+    unpacked = tuple(None if s is None else unpack(s.packed) if type(s) is _PackedSaved else s
+                     for s in node._saved)
+    for i, t in enumerate(unpacked):
+        if node._saved[i] is not None and not isinstance(t, _Tensor):
+            raise TypeError(f"{node.name()}: the unpack hook of saved_tensors_hooks returned a "
+                            f"{type(t).__name__}, expected a Tensor")
+    if node._saved_outputs is not None and _grad_state.enabled:
+        return _with_grad_fn(unpacked, node._saved_outputs, node)
+    return unpacked
 
 
 def once_differentiable(backward):

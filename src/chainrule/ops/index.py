@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module, is_array, ufunc_at, writeable
+from ..autograd import forward_ad as _forward_ad
+from ..autograd import function as _function
 from ..autograd.function import Function, is_recording, name_node
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import Where
@@ -320,8 +322,13 @@ def setitem(input: Tensor, key, value) -> None:
             "single memory location. Please clone() the tensor before performing the operation."
         )
     if not recording:
+        tangent = None
+        if _function.active_extension is not None:  # forward AD may be on: the write's tangent
+            tangent = _forward_ad.tangent_of_write(input, value, lambda: IndexPut.apply(input, value, key=key))
         input._data[key] = value._data
         input._version_box[0] += 1
+        if tangent is not None:  # forward AD: the write's tangent becomes input's
+            _forward_ad.move_tangent(tangent, input)
         return
     out = IndexPut.apply(input, value, key=key)
     input._version_box[0] += 1
@@ -885,7 +892,9 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
         if value._data.ndim != 0:
             raise IndexError(f"index_fill_ only supports a 0-dimensional value tensor, but got tensor "
                              f"with {value._data.ndim} dimension(s).")
-        if value._requires_grad:
+        # (a dual value under forward AD too: its tangent flows as the gradient would)
+        if value._requires_grad or (_function.active_extension is not None
+                                    and _forward_ad.unpack_dual(value).tangent is not None):
             from .elementwise import where
 
             mask = xp.zeros(input._data.shape, dtype=bool)
