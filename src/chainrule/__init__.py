@@ -258,3 +258,9 @@ for _name in _methods.TOP_LEVEL_INPLACE:
 multiply, divide, subtract = mul, div, sub  # noqa: F405
 adjoint, index_put, index_put_, put = Tensor.adjoint, Tensor.index_put, Tensor.index_put_, Tensor.put
 del _alias, _name
+
+# --- s6 names: scatter views, as_strided, and torch's other small names scripts reach for
+from .ops import scatter_views as _scatter_views  # noqa: E402
+
+_methods.bind_module(_scatter_views)
+from .ops.scatter_views import *  # noqa: E402,F401,F403

@@ -54,6 +54,7 @@ from . import (
     pool,
     reduce,
     sampling,
+    scatter_views,
     shape,
     special,
     special_functions,
@@ -64,7 +65,7 @@ from . import (
 
 FAMILIES = (elementwise, reduce, shape, index, linalg, activation, pool, conv, creation, loss,
             normalization, nn_functional, special, bucketing, sampling, triplet, decompositions, nn_missing,
-            structural, statistics, special_functions)
+            structural, statistics, special_functions, scatter_views)
 
 op_db: list[OpInfo] = [entry for family in FAMILIES for entry in family.op_db]
 
