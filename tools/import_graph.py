@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("chainrule._dtype", "chainrule._backend", "chainrule._standin", "chainrule._config",
               "chainrule._parallel", "chainrule._shared", "chainrule._layout", "chainrule.return_types")),
     ("autograd", ("chainrule.autograd",)),
-    ("tensor", ("chainrule.tensor", "chainrule._format")),
+    ("tensor", ("chainrule.tensor", "chainrule._format", "chainrule.storage")),
     ("ops", ("chainrule.ops", "chainrule._methods", "chainrule.linalg", "chainrule.fft", "chainrule.special",
              "chainrule.sparse")),
     # DistributedDataParallel (nn.parallel) all-reduces through chainrule.distributed

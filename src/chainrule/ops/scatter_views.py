@@ -15,6 +15,7 @@ import numpy as np
 
 from .._backend import array_module
 from ..autograd.function import Function
+from ..storage import storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim
 from . import elementwise as _elementwise
 from .linalg import _diagonal_index, diagonal
@@ -134,17 +135,6 @@ def diagonal_scatter(input: Tensor, src: Tensor, offset: int = 0, dim1: int = 0,
 
 
 # ---------------------------------------------------------------- as_strided
-def _storage(array):
-    """The root array whose memory ``array`` views (the tensor's storage), and the element offset of
-    ``array``'s first element in it."""
-    root = array
-    while isinstance(getattr(root, "base", None), type(array)):
-        root = root.base
-    start, origin = (array.__array_interface__["data"][0], root.__array_interface__["data"][0]) \
-        if isinstance(array, np.ndarray) else (array.data.ptr, root.data.ptr)
-    return root, (start - origin) // array.itemsize
-
-
 def _positions(xp, size: tuple, stride: tuple, offset: int):
     """The storage position of every element of a (size, stride, offset) view, in its shape."""
     positions = xp.full(size, offset, dtype=np.int64)
@@ -164,7 +154,7 @@ class AsStrided(Function):
     @staticmethod
     def forward(ctx, x, size, stride, storage_offset):
         xp = array_module(x)
-        root, input_offset = _storage(x)
+        root, input_offset = storage_root(x)
         ctx.geometry = (x.shape, tuple(s // x.itemsize for s in x.strides), input_offset, size, stride,
                         storage_offset, root.size)
         flat = xp.lib.stride_tricks.as_strided(root, (root.size,), (x.itemsize,))
@@ -194,7 +184,7 @@ def as_strided(input: Tensor, size, stride, storage_offset: int | None = None) -
     if any(s < 0 for s in stride):
         raise RuntimeError(f"as_strided: Negative strides are not supported at the moment, got strides: "
                            f"{list(stride)}")
-    root, own_offset = _storage(input._data)
+    root, own_offset = storage_root(input._data)
     offset = own_offset if storage_offset is None else int(storage_offset)
     if offset < 0:
         raise RuntimeError(f"Tensor: invalid storage offset {offset}")

@@ -41,6 +41,7 @@ __all__ = ["OpCase", "OpInfo", "op_db", "lookup", "select", "randn", "positive",
 from . import (
     activation,
     bucketing,
+    compat,
     conv,
     creation,
     decompositions,
@@ -65,7 +66,7 @@ from . import (
 
 FAMILIES = (elementwise, reduce, shape, index, linalg, activation, pool, conv, creation, loss,
             normalization, nn_functional, special, bucketing, sampling, triplet, decompositions, nn_missing,
-            structural, statistics, special_functions, scatter_views)
+            structural, statistics, special_functions, scatter_views, compat)
 
 op_db: list[OpInfo] = [entry for family in FAMILIES for entry in family.op_db]
 

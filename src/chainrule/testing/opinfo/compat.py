@@ -1,0 +1,112 @@
+"""torch's smaller names in ops/compat.py: splits under their other names, msort, the infinity
+tests, shifts, unravel_index, fill, narrow_copy and the deprecated inclusive range, against torch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .core import OpCase, OpInfo, noncontig, randn, rng
+
+A = randn(3, 4, seed=1)
+C = randn(2, 3, 4, seed=2)
+INFS = np.array([1.0, -np.inf, np.inf, np.nan, 0.0, -2.0])
+INTS = rng(3).integers(-40, 40, (3, 4))
+SHIFTS = rng(4).integers(0, 5, (3, 4))
+
+
+def _split_cases() -> list[OpCase]:
+    return [
+        OpCase("dsplit", lambda lib, x: lib.dsplit(x, 2), [C]),
+        OpCase("dsplit_indices", lambda lib, x: x.dsplit([1, 3]), [C]),
+        OpCase("split_with_sizes", lambda lib, x: lib.split_with_sizes(x, [1, 3], 1), [A]),
+        OpCase("split_with_sizes_method", lambda lib, x: x.split_with_sizes([2, 0, 1], dim=-3), [noncontig(C.reshape(2, 3, 4)).transpose(1, 0, 2)]),
+        OpCase("unsafe_split", lambda lib, x: lib.unsafe_split(x, 3, 1), [A]),
+        OpCase("unsafe_split_method", lambda lib, x: x.unsafe_split(1), [A]),
+        OpCase("unsafe_chunk", lambda lib, x: lib.unsafe_chunk(x, 2, -1), [A]),
+        OpCase("unsafe_chunk_uneven", lambda lib, x: x.unsafe_chunk(2, 0), [A]),
+        OpCase("narrow_copy", lambda lib, x: lib.narrow_copy(x, 1, 1, 2), [A]),
+        OpCase("narrow_copy_method", lambda lib, x: x.narrow_copy(-1, -3, 2), [C]),
+    ]
+
+
+def _values_cases() -> list[OpCase]:
+    return [
+        OpCase("msort", lambda lib, x: lib.msort(x), [A]),
+        OpCase("msort_method_3d", lambda lib, x: x.msort(), [C]),
+        OpCase("msort_1d", lambda lib, x: lib.msort(x), [randn(5, seed=9)]),
+        OpCase("isneginf", lambda lib, x: lib.isneginf(x), [INFS]),
+        OpCase("isneginf_int", lambda lib, x: x.isneginf(), [INTS]),
+        OpCase("isposinf", lambda lib, x: lib.isposinf(x), [INFS]),
+        OpCase("isposinf_method", lambda lib, x: x.isposinf(), [noncontig(A)]),
+        OpCase("isreal", lambda lib, x: lib.isreal(x), [INFS]),
+        OpCase("isreal_int_method", lambda lib, x: x.isreal(), [INTS]),
+        OpCase("fill", lambda lib, x: lib.fill(x, 2.5), [A]),
+        OpCase("fill_int_on_float", lambda lib, x: lib.fill(x, 3), [C]),
+        OpCase("fill_tensor", lambda lib, x, v: lib.fill(x, v), [A, randn(seed=5)]),
+        OpCase("range", lambda lib: lib.range(0, 1, 0.25), []),
+        OpCase("range_descending_int", lambda lib: lib.range(5, 1, -2, dtype=lib.int64), []),
+        OpCase("range_float64", lambda lib: lib.range(-1, 2, dtype=lib.float64), []),
+    ]
+
+
+def _shift_cases() -> list[OpCase]:
+    return [
+        OpCase("bitwise_left_shift", lambda lib, x, s: lib.bitwise_left_shift(x, s), [INTS, SHIFTS]),
+        OpCase("lshift_operator_scalar", lambda lib, x: x << 3, [INTS]),
+        OpCase("lshift_reflected", lambda lib, s: 2 << s, [SHIFTS]),
+        OpCase("lshift_past_width", lambda lib, x: x.to(lib.int8) << 9, [INTS]),
+        OpCase("lshift_negative_amount", lambda lib, x, s: x << (s - 2), [INTS, SHIFTS]),
+        OpCase("lshift_inplace", lambda lib, x, s: x.clone().bitwise_left_shift_(s), [INTS, SHIFTS]),
+        OpCase("lshift_bool", lambda lib, x: (x > 0) << 1, [INTS]),
+        OpCase("bitwise_right_shift", lambda lib, x, s: lib.bitwise_right_shift(x, s), [INTS, SHIFTS]),
+        OpCase("rshift_operator", lambda lib, x: x >> 2, [INTS]),
+        OpCase("rshift_reflected", lambda lib, s: 100 >> s, [SHIFTS]),
+        OpCase("rshift_past_width_negative", lambda lib, x: x.to(lib.int8) >> 9, [INTS]),
+        OpCase("rshift_inplace_operator", lambda lib, x: _irshift(x.clone()), [INTS]),
+        OpCase("rshift_broadcast", lambda lib, x, s: lib.bitwise_right_shift(x, s), [INTS, SHIFTS[:1]]),
+    ]
+
+
+def _irshift(x):
+    x >>= 1
+    x <<= 2
+    return x
+
+
+def _unravel_cases() -> list[OpCase]:
+    return [
+        OpCase("unravel_index", lambda lib, i: lib.unravel_index(i, (3, 4)), [np.array([0, 5, 11, -1, 13])]),
+        OpCase("unravel_index_2d_indices", lambda lib, i: lib.unravel_index(i, (2, 3, 2)), [rng(5).integers(0, 12, (2, 3))]),
+        OpCase("unravel_index_int_shape", lambda lib, i: lib.unravel_index(i, 7), [np.array(4)]),
+        OpCase("unravel_index_size", lambda lib, i: lib.unravel_index(i, lib.Size([2, 5])), [np.array([3, 9])]),
+    ]
+
+
+op_db = [
+    OpInfo("dsplit", "compat", lambda: [c for c in _split_cases() if c.name.startswith("dsplit")], methods=("dsplit",)),
+    OpInfo("split_with_sizes", "compat", lambda: [c for c in _split_cases() if c.name.startswith("split_with")],
+           methods=("split_with_sizes",)),
+    OpInfo("unsafe_split", "compat", lambda: [c for c in _split_cases() if c.name.startswith("unsafe_split")],
+           methods=("unsafe_split",)),
+    OpInfo("unsafe_chunk", "compat", lambda: [c for c in _split_cases() if c.name.startswith("unsafe_chunk")],
+           methods=("unsafe_chunk",)),
+    OpInfo("narrow_copy", "compat", lambda: [c for c in _split_cases() if c.name.startswith("narrow_copy")],
+           methods=("narrow_copy",)),
+    OpInfo("msort", "compat", lambda: [c for c in _values_cases() if c.name.startswith("msort")], methods=("msort",)),
+    OpInfo("isneginf", "compat", lambda: [c for c in _values_cases() if c.name.startswith("isneginf")],
+           methods=("isneginf",), supports_autograd=False),
+    OpInfo("isposinf", "compat", lambda: [c for c in _values_cases() if c.name.startswith("isposinf")],
+           methods=("isposinf",), supports_autograd=False),
+    OpInfo("isreal", "compat", lambda: [c for c in _values_cases() if c.name.startswith("isreal")],
+           methods=("isreal",), supports_autograd=False),
+    OpInfo("fill", "compat", lambda: [c for c in _values_cases() if c.name.startswith("fill")]),
+    OpInfo("range", "compat", lambda: [c for c in _values_cases() if c.name.startswith("range")],
+           supports_autograd=False),
+    OpInfo("bitwise_left_shift", "compat", lambda: [c for c in _shift_cases() if "left" in c.name or "lshift" in c.name],
+           methods=("bitwise_left_shift", "bitwise_left_shift_", "__lshift__", "__rlshift__", "__ilshift__"),
+           supports_autograd=False),
+    OpInfo("bitwise_right_shift", "compat", lambda: [c for c in _shift_cases() if "right" in c.name or "rshift" in c.name],
+           methods=("bitwise_right_shift", "bitwise_right_shift_", "__rshift__", "__rrshift__", "__irshift__"),
+           supports_autograd=False),
+    OpInfo("unravel_index", "compat", _unravel_cases, supports_autograd=False),
+]
