@@ -241,3 +241,36 @@ def test_errors_match_torch(call, error, match):
     for lib in (chainrule, torch):
         with pytest.raises(error, match=match):
             call(lib)
+
+
+# ---------------------------------------------------------------- linalg: removed names, singular *_ex inputs
+def test_removed_tensor_solve_and_lstsq_raise_torchs_message():
+    for lib in (chainrule, torch):
+        A = lib.eye(2)
+        with pytest.raises(RuntimeError, match="deprecated since version 1.9 and is now removed. `torch.solve`"):
+            A.solve(A)
+        with pytest.raises(RuntimeError, match="`torch.lstsq` is deprecated in favor of `torch.linalg.lstsq`"):
+            A.lstsq(A)
+
+
+def test_inv_ex_and_solve_ex_report_singular_matrices():
+    for lib in (chainrule, torch):
+        A = lib.stack([lib.eye(2), lib.zeros(2, 2)])
+        inverse, info = lib.linalg.inv_ex(A)
+        assert info.tolist() == [0, 1] and info.dtype == lib.int32
+        assert inverse[0].tolist() == [[1.0, 0.0], [0.0, 1.0]]
+        assert lib.linalg.solve_ex(A, lib.ones(2, 2)).info.tolist() == [0, 1]
+        with pytest.raises(lib.linalg.LinAlgError, match=r"\(Batch element 1\): The diagonal element 1 is zero"):
+            lib.linalg.inv_ex(A, check_errors=True)
+    with pytest.raises(RuntimeError, match="but got 48 != 24"):
+        chainrule.linalg.tensorsolve(chainrule.randn(6, 4, 2, 3, 4), chainrule.randn(6, 4), dims=(0, 2))
+    with pytest.raises(RuntimeError, match="must be greater than or equal to tau.shape"):
+        chainrule.linalg.householder_product(chainrule.randn(4, 3), chainrule.randn(4))
+
+
+def test_deprecated_linalg_names_warn_as_torch():
+    A = chainrule.eye(3) * 2
+    for call in (lambda: chainrule.lu(A), lambda: chainrule.triangular_solve(chainrule.ones(3, 1), A),
+                 lambda: chainrule.lu_solve(chainrule.ones(3, 1), *chainrule.linalg.lu_factor(A))):
+        with pytest.warns(UserWarning, match="is deprecated in favor of torch.linalg"):
+            call()
