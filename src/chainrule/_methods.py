@@ -451,7 +451,8 @@ MORE_INPLACE = ["acos", "asin", "atan", "acosh", "asinh", "atanh", "cosh", "sinh
                 "nextafter", "ldexp", "float_power", "deg2rad", "rad2deg", "sgn", "digamma", "lgamma", "erfinv",
                 "i0", "polygamma", "mvlgamma", "igamma", "igammac", "negative", "absolute", "fix", "arccos",
                 "arcsin", "arctan", "arctan2", "arccosh", "arcsinh", "arctanh", "greater", "greater_equal",
-                "less", "less_equal", "not_equal", "bitwise_left_shift", "bitwise_right_shift"]
+                "less", "less_equal", "not_equal", "bitwise_left_shift", "bitwise_right_shift", "index_reduce",
+                "renorm"]
 MORE_INPLACE_VIEWS = ["swapaxes", "swapdims"]
 
 # torch's top-level in-place functions: torch.abs_(x) is x.abs_()

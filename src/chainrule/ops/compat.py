@@ -17,8 +17,9 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module, module_for_device
 from ..autograd.function import name_node
-from ..tensor import Tensor
+from ..tensor import Tensor, _wrap_dim
 from . import creation, elementwise
+from .index import nonzero, scatter_reduce
 from .reduce import sort
 from .scatter_views import as_strided
 from .shape import _even_split, chunk, narrow, split
@@ -26,7 +27,7 @@ from .shape import _even_split, chunk, narrow, split
 __all__ = ["unravel_index", "dsplit", "msort", "isneginf", "isposinf", "isreal", "range", "fill",
            "empty_strided", "frombuffer", "from_dlpack", "to_dlpack", "typename", "bitwise_left_shift",
            "bitwise_right_shift", "split_with_sizes", "unsafe_chunk", "unsafe_split", "narrow_copy", "cond",
-           "while_loop"]
+           "while_loop", "index_reduce", "nonzero_static"]
 __not_methods__ = {"unravel_index", "range", "fill", "empty_strided", "frombuffer", "from_dlpack", "to_dlpack",
                    "typename", "cond", "while_loop"}
 __tensor_methods__ = {"__lshift__": "bitwise_left_shift", "__rshift__": "bitwise_right_shift",
@@ -85,6 +86,39 @@ def narrow_copy(input: Tensor, dim: int, start: int, length: int) -> Tensor:
     """torch.narrow_copy: narrow(), copied into new memory."""
     return name_node(narrow(input, dim, start, length).clone(), "NarrowCopyBackward0", label="narrow_copy",
                      rule="puts the gradient back into the narrowed slice, zeros elsewhere")
+
+
+def index_reduce(input: Tensor, dim: int, index: Tensor, source: Tensor, reduce: str, *,
+                 include_self: bool = True) -> Tensor:
+    """torch.index_reduce: reduce slice ``i`` of ``source`` along ``dim`` into slice ``index[i]`` of
+    ``input`` with prod / mean / amax / amin (``include_self`` counts input's own values). It is
+    scatter_reduce with ``index`` spread over ``source``'s other dims, and shares its rule."""
+    if reduce not in ("prod", "mean", "amax", "amin"):
+        raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin but got {reduce}.")
+    if not isinstance(index, Tensor) or index._data.ndim > 1:
+        raise IndexError("index_reduce_(): Index is supposed to be a vector")
+    d = _wrap_dim(dim, max(input._data.ndim, 1), "index_reduce")
+    if source._data.ndim and source._data.shape[d] != index._data.size:
+        raise RuntimeError(f"index_reduce_(): Number of indices ({index._data.size}) should be equal to "
+                           f"source.size(dim) ({source._data.shape[d]})")
+    shape = [1] * source._data.ndim
+    if shape:
+        shape[d] = index._data.size
+    spread = index.reshape(shape).expand(source.shape) if shape else index.reshape(())
+    return name_node(scatter_reduce(input, d, spread, source, reduce, include_self=include_self),
+                     "IndexReduceBackward0", label="index_reduce")
+
+
+def nonzero_static(input: Tensor, *, size: int, fill_value: int = -1) -> Tensor:
+    """torch.nonzero_static: nonzero()'s (n, ndim) indices cut or padded with ``fill_value`` to
+    exactly ``size`` rows (a shape known before the values, as compilers need)."""
+    if size < 0:
+        raise RuntimeError(f"nonzero_static: 'size' must be an non-negative integer, but got {size}")
+    found = nonzero(input)
+    xp = array_module(found)
+    rows = found._data[:size]
+    padding = xp.full((size - rows.shape[0], rows.shape[1]), fill_value, dtype=rows.dtype)
+    return Tensor._make(xp.concatenate([rows, padding]))
 
 
 def msort(input: Tensor) -> Tensor:

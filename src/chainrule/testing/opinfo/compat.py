@@ -82,7 +82,33 @@ def _unravel_cases() -> list[OpCase]:
     ]
 
 
+def _index_reduce_cases() -> list[OpCase]:
+    index = np.array([0, 2, 0, 3, 2])
+    cases = [OpCase(f"index_reduce_{reduce}_{'self' if include_self else 'noself'}",
+                    lambda lib, x, s, i, reduce=reduce, include_self=include_self:
+                    x.index_reduce(0, i, s, reduce, include_self=include_self),
+                    [randn(4, 3, seed=10), randn(5, 3, seed=11), index])
+             for reduce in ("prod", "mean", "amax", "amin") for include_self in (True, False)]
+    return cases + [
+        OpCase("index_reduce_fn_dim1", lambda lib, x, s, i: lib.index_reduce(x, -1, i, s, "mean"),
+               [randn(2, 4, seed=12), randn(2, 5, seed=13), index]),
+        OpCase("index_reduce_inplace", lambda lib, x, s, i: x.clone().index_reduce_(0, i, s, "prod"),
+               [randn(4, 3, seed=14), randn(5, 3, seed=15), index]),
+    ]
+
+
+def _nonzero_static_cases() -> list[OpCase]:
+    mask = np.array([[1, 0, 2], [0, 0, 3]])
+    return [
+        OpCase("nonzero_static_pad", lambda lib, x: lib.nonzero_static(x, size=5), [mask]),
+        OpCase("nonzero_static_cut_fill", lambda lib, x: x.nonzero_static(size=2, fill_value=7), [mask]),
+        OpCase("nonzero_static_1d_zero", lambda lib, x: lib.nonzero_static(x, size=0), [mask[0]]),
+    ]
+
+
 op_db = [
+    OpInfo("index_reduce", "compat", _index_reduce_cases, methods=("index_reduce", "index_reduce_")),
+    OpInfo("nonzero_static", "compat", _nonzero_static_cases, methods=("nonzero_static",), supports_autograd=False),
     OpInfo("dsplit", "compat", lambda: [c for c in _split_cases() if c.name.startswith("dsplit")], methods=("dsplit",)),
     OpInfo("split_with_sizes", "compat", lambda: [c for c in _split_cases() if c.name.startswith("split_with")],
            methods=("split_with_sizes",)),
