@@ -274,3 +274,29 @@ def test_deprecated_linalg_names_warn_as_torch():
                  lambda: chainrule.lu_solve(chainrule.ones(3, 1), *chainrule.linalg.lu_factor(A))):
         with pytest.warns(UserWarning, match="is deprecated in favor of torch.linalg"):
             call()
+
+
+# ---------------------------------------------------------------- sampling
+def test_poisson_and_binomial_moments_and_generator():
+    rates = chainrule.full((20000,), 3.5)
+    draws = chainrule.poisson(rates, generator=chainrule.Generator().manual_seed(1))
+    again = chainrule.poisson(rates, generator=chainrule.Generator().manual_seed(1))
+    assert draws.dtype == chainrule.float32 and chainrule.equal(draws, again)
+    assert abs(draws.mean().item() - 3.5) < 0.1 and abs(draws.var().item() - 3.5) < 0.2
+    count, prob = chainrule.full((20000,), 10.0), chainrule.full((20000,), 0.3)
+    successes = chainrule.binomial(count, prob)
+    assert abs(successes.mean().item() - 3.0) < 0.1 and abs(successes.var().item() - 2.1) < 0.15
+    assert 0 <= successes.min().item() and successes.max().item() <= 10
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda lib: lib.poisson(lib.tensor([-1.0])), RuntimeError, "expected rate to be non-negative"),
+    (lambda lib: lib.poisson(lib.tensor([1])), NotImplementedError, "not implemented for 'Long'"),
+    (lambda lib: lib.binomial(lib.tensor([5]), lib.tensor([0.5])), ValueError, "floating-point dtypes for count"),
+    (lambda lib: lib.binomial(lib.tensor([5.0]), lib.tensor([0.5], dtype=lib.float64)), RuntimeError,
+     "Found dtype Double but expected Float"),
+])
+def test_sampling_errors_match_torch(call, error, match):
+    for lib in (chainrule, torch):
+        with pytest.raises(error, match=match):
+            call(lib)

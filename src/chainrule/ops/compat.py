@@ -20,6 +20,7 @@ from ..autograd.function import name_node
 from ..tensor import Tensor, _wrap_dim
 from . import creation, elementwise
 from .index import nonzero, scatter_reduce
+from .random import _rng
 from .reduce import sort
 from .scatter_views import as_strided
 from .shape import _even_split, chunk, narrow, split
@@ -27,8 +28,8 @@ from .shape import _even_split, chunk, narrow, split
 __all__ = ["unravel_index", "dsplit", "msort", "isneginf", "isposinf", "isreal", "range", "fill",
            "empty_strided", "frombuffer", "from_dlpack", "to_dlpack", "typename", "bitwise_left_shift",
            "bitwise_right_shift", "split_with_sizes", "unsafe_chunk", "unsafe_split", "narrow_copy", "cond",
-           "while_loop", "index_reduce", "nonzero_static"]
-__not_methods__ = {"unravel_index", "range", "fill", "empty_strided", "frombuffer", "from_dlpack", "to_dlpack",
+           "while_loop", "index_reduce", "nonzero_static", "poisson", "binomial"]
+__not_methods__ = {"poisson", "binomial", "unravel_index", "range", "fill", "empty_strided", "frombuffer", "from_dlpack", "to_dlpack",
                    "typename", "cond", "while_loop"}
 __tensor_methods__ = {"__lshift__": "bitwise_left_shift", "__rshift__": "bitwise_right_shift",
                       "__rlshift__": "_reflected_left_shift", "__rrshift__": "_reflected_right_shift"}
@@ -255,6 +256,38 @@ def frombuffer(buffer, *, dtype, count: int = -1, offset: int = 0, requires_grad
                       UserWarning, stacklevel=2)
     array = np.frombuffer(buffer, dtype=dt.np, count=count, offset=offset)
     return Tensor._make(array).requires_grad_(requires_grad)
+
+
+# ---------------------------------------------------------------- sampling
+def poisson(input: Tensor, generator=None) -> Tensor:
+    """torch.poisson: one Poisson draw per element of the rates ``input``, in its float dtype.
+    (torch's derivative of a draw is zero; here the draw is not recorded.)"""
+    data = input._data
+    if data.dtype.kind != "f":
+        raise NotImplementedError(f'"poisson_cpu" not implemented for \'{_TYPE_NAMES.get(data.dtype.name, data.dtype.name)}\'')
+    xp = array_module(data)
+    if bool((data < 0).any()):
+        raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
+    return Tensor._make(_rng(generator, xp).poisson(data.astype(np.float64)).astype(data.dtype))
+
+
+def binomial(count: Tensor, prob: Tensor, generator=None) -> Tensor:
+    """torch.binomial: one Binomial(count, prob) draw per element (broadcast), in ``count``'s float dtype;
+    a negative count draws 0 and ``prob`` is clipped to [0, 1], as torch's sampler does."""
+    if count._data.dtype.kind != "f":
+        raise ValueError(f"binomial only supports floating-point dtypes for count, got: "
+                         f"{_TYPE_NAMES.get(count._data.dtype.name, count._data.dtype.name)}")
+    if prob._data.dtype != count._data.dtype:
+        raise RuntimeError(f"Found dtype {_TYPE_NAMES.get(prob._data.dtype.name, prob._data.dtype.name)} but expected "
+                           f"{_TYPE_NAMES.get(count._data.dtype.name, count._data.dtype.name)}")
+    xp = array_module(count._data)
+    trials = xp.maximum(count._data, 0).astype(np.int64)
+    draws = _rng(generator, xp).binomial(trials, xp.clip(prob._data.astype(np.float64), 0.0, 1.0))
+    return Tensor._make(draws.astype(count._data.dtype))
+
+
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+               "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 
 
 # ---------------------------------------------------------------- DLPack
