@@ -46,6 +46,7 @@ from . import (
     creation,
     decompositions,
     elementwise,
+    fractional_pool,
     index,
     linalg,
     loss,
@@ -66,7 +67,7 @@ from . import (
 
 FAMILIES = (elementwise, reduce, shape, index, linalg, activation, pool, conv, creation, loss,
             normalization, nn_functional, special, bucketing, sampling, triplet, decompositions, nn_missing,
-            structural, statistics, special_functions, scatter_views, compat)
+            structural, statistics, special_functions, scatter_views, compat, fractional_pool)
 
 op_db: list[OpInfo] = [entry for family in FAMILIES for entry in family.op_db]
 
