@@ -56,6 +56,7 @@ from ..ops.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3
 from ..ops.elementwise import sigmoid, tanh
 from ..ops.embedding import embedding
 from ..ops.embedding_bag import embedding_bag
+from ..ops.fractional_pool import fractional_max_pool2d, fractional_max_pool3d
 from ..ops.linear import linear
 from ..ops.loss import (
     binary_cross_entropy,
@@ -94,7 +95,6 @@ from ..ops.pool import (
     max_unpool1d,
     max_unpool2d,
 )
-from ..ops.fractional_pool import fractional_max_pool2d, fractional_max_pool3d
 from ..ops.reduce import log_softmax as _log_softmax
 from ..ops.reduce import softmax as _softmax
 from ..ops.sampling import affine_grid, grid_sample
