@@ -300,3 +300,14 @@ def test_sampling_errors_match_torch(call, error, match):
     for lib in (chainrule, torch):
         with pytest.raises(error, match=match):
             call(lib)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda lib: lib.histogramdd(lib.arange(6).reshape(3, 2), bins=2), NotImplementedError, "not implemented for 'Long'"),
+    (lambda lib: lib.histogramdd(lib.zeros(5, 2, dtype=lib.float64), bins=[3, 4], weight=lib.ones(5)), RuntimeError,
+     r"same dtype, but got input\(double\), and weight\(float\)"),
+])
+def test_histogramdd_errors_match_torch(call, error, match):
+    for lib in (chainrule, torch):
+        with pytest.raises(error, match=match):
+            call(lib)

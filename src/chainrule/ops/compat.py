@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, return_types
 from .._backend import array_module, module_for_device
 from ..autograd.function import name_node
 from ..tensor import Tensor, _wrap_dim
@@ -28,8 +28,8 @@ from .shape import _even_split, chunk, narrow, split
 __all__ = ["unravel_index", "dsplit", "msort", "isneginf", "isposinf", "isreal", "range", "fill",
            "empty_strided", "frombuffer", "from_dlpack", "to_dlpack", "typename", "bitwise_left_shift",
            "bitwise_right_shift", "split_with_sizes", "unsafe_chunk", "unsafe_split", "narrow_copy", "cond",
-           "while_loop", "index_reduce", "nonzero_static", "poisson", "binomial"]
-__not_methods__ = {"poisson", "binomial", "unravel_index", "range", "fill", "empty_strided", "frombuffer", "from_dlpack", "to_dlpack",
+           "while_loop", "index_reduce", "nonzero_static", "poisson", "binomial", "histogramdd"]
+__not_methods__ = {"histogramdd", "poisson", "binomial", "unravel_index", "range", "fill", "empty_strided", "frombuffer", "from_dlpack", "to_dlpack",
                    "typename", "cond", "while_loop"}
 __tensor_methods__ = {"__lshift__": "bitwise_left_shift", "__rshift__": "bitwise_right_shift",
                       "__rlshift__": "_reflected_left_shift", "__rrshift__": "_reflected_right_shift"}
@@ -258,6 +258,56 @@ def frombuffer(buffer, *, dtype, count: int = -1, offset: int = 0, requires_grad
     return Tensor._make(array).requires_grad_(requires_grad)
 
 
+# ---------------------------------------------------------------- histograms
+def histogramdd(input: Tensor, bins, *, range=None, weight: Tensor | None = None, density: bool = False):
+    """torch.histogramdd: the D-dimensional histogram of the points in ``input``'s last dim (N, D);
+    ``bins`` an int, D ints, or D 1-d tensors of edges; ``range`` (min₁, max₁, ..., min_D, max_D).
+    Returns ``(hist, bin_edges)``, both of input's float dtype, with NumPy's (and torch's) rule that
+    each dim's last bin includes its right edge."""
+    data = input._data
+    if data.dtype.kind != "f":
+        raise NotImplementedError(f'"histogramdd" not implemented for \'{_TYPE_NAMES.get(data.dtype.name, data.dtype.name)}\'')
+    if data.ndim < 1:
+        raise RuntimeError("torch.histogramdd: input tensor should have at least 1 dimension, but got 0")
+    xp = array_module(data)
+    dims = data.shape[-1]
+    points = data.reshape(-1, dims)
+    if weight is not None:
+        if weight._data.dtype != data.dtype:
+            raise RuntimeError(f"torch.histogramdd: if weight tensor is provided, input tensor and weight tensor "
+                               f"should have the same dtype, but got input({_C_NAMES.get(data.dtype.name)}), "
+                               f"and weight({_C_NAMES.get(weight._data.dtype.name, weight._data.dtype.name)})")
+        if tuple(weight._data.shape) != tuple(data.shape[:-1]):
+            raise RuntimeError("torch.histogramdd: if weight tensor is provided it should have the same shape as the "
+                               "input tensor excluding its innermost dimension")
+    if isinstance(bins, (builtins.int, np.integer)):
+        bins = [builtins.int(bins)] * dims
+    bins = list(bins)
+    if len(bins) != dims:
+        raise RuntimeError(f"torch.histogramdd: expected {dims} sequences of bin edges for each dimension, but got "
+                           f"{len(bins)}")
+    if range is not None and len(range) != 2 * dims:
+        raise RuntimeError(f"torch.histogramdd: for a {dims}-dimensional histogram range should have {2 * dims} "
+                           f"elements, but got {len(range)}")
+    edges = []
+    for d, b in enumerate(bins):
+        if isinstance(b, Tensor):
+            edges.append(b._data.astype(data.dtype))
+            continue
+        if range is not None:
+            low, high = builtins.float(range[2 * d]), builtins.float(range[2 * d + 1])
+        elif points.shape[0]:
+            low, high = builtins.float(points[:, d].min()), builtins.float(points[:, d].max())
+        else:
+            low, high = 0.0, 1.0
+        if low == high:  # a constant coordinate: one unit-wide range around it, as NumPy
+            low, high = low - 0.5, high + 0.5
+        edges.append(xp.linspace(low, high, builtins.int(b) + 1).astype(data.dtype))
+    weights = None if weight is None else weight._data.reshape(-1)
+    hist, _ = xp.histogramdd(points, bins=[e.astype(np.float64) for e in edges], weights=weights, density=density)
+    return return_types.histogramdd(Tensor._make(hist.astype(data.dtype)), tuple(Tensor._make(e) for e in edges))
+
+
 # ---------------------------------------------------------------- sampling
 def poisson(input: Tensor, generator=None) -> Tensor:
     """torch.poisson: one Poisson draw per element of the rates ``input``, in its float dtype.
@@ -286,6 +336,7 @@ def binomial(count: Tensor, prob: Tensor, generator=None) -> Tensor:
     return Tensor._make(draws.astype(count._data.dtype))
 
 
+_C_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half"}
 _TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
                "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 

@@ -106,7 +106,30 @@ def _nonzero_static_cases() -> list[OpCase]:
     ]
 
 
+def _histogramdd(lib, x, **kwargs):
+    result = lib.histogramdd(x, **kwargs)
+    return (result.hist, *result.bin_edges)
+
+
+def _histogramdd_cases() -> list[OpCase]:
+    points = randn(40, 2, seed=20)
+    return [
+        # torch marks the outputs as requiring grad (with no formula): compared without gradients
+        OpCase("histogramdd", lambda lib, x: _histogramdd(lib, x, bins=[3, 4]), [points], grad=[False]),
+        OpCase("histogramdd_range_density", lambda lib, x: _histogramdd(lib, x, bins=3, range=[-1.0, 1.0, -2.0, 2.0],
+                                                                         density=True), [points], grad=[False]),
+        OpCase("histogramdd_edges_weight", lambda lib, x, w: _histogramdd(
+            lib, x, bins=[lib.tensor([-1.0, 0.0, 1.0], dtype=x.dtype), lib.tensor([-3.0, 0.0, 3.0], dtype=x.dtype)],
+            weight=w), [points, randn(40, seed=21)], grad=[False, False]),
+        OpCase("histogramdd_3d_batched", lambda lib, x: _histogramdd(lib, x, bins=2), [randn(2, 10, 3, seed=22)],
+               grad=[False]),
+        OpCase("histogramdd_constant_empty", lambda lib, x: _histogramdd(lib, x, bins=2), [np.ones((0, 2))],
+               grad=[False]),
+    ]
+
+
 op_db = [
+    OpInfo("histogramdd", "compat", _histogramdd_cases, supports_autograd=False),
     OpInfo("index_reduce", "compat", _index_reduce_cases, methods=("index_reduce", "index_reduce_")),
     OpInfo("nonzero_static", "compat", _nonzero_static_cases, methods=("nonzero_static",), supports_autograd=False),
     OpInfo("dsplit", "compat", lambda: [c for c in _split_cases() if c.name.startswith("dsplit")], methods=("dsplit",)),
