@@ -23,8 +23,8 @@ from ..tensor import Tensor, write_out
 from .linalg import _INTEGRAL_SCALAR_NAMES, _check_square, _column_major, _mat, matmul
 
 __all__ = ["cholesky", "cholesky_solve", "cholesky_inverse", "qr", "svd", "pinverse", "matrix_exp", "orgqr", "lu_unpack",
-           "lu", "lu_solve", "triangular_solve", "nuclear_norm", "frobenius_norm"]
-__not_methods__ = {"lu_unpack", "nuclear_norm", "frobenius_norm"}
+           "lu", "lu_solve", "triangular_solve", "nuclear_norm", "frobenius_norm", "svd_lowrank", "pca_lowrank"]
+__not_methods__ = {"lu_unpack", "nuclear_norm", "frobenius_norm", "svd_lowrank", "pca_lowrank"}
 # torch removed Tensor.solve and Tensor.lstsq in 1.9: they raise its message
 __tensor_methods__ = {"solve": "_removed_solve", "lstsq": "_removed_lstsq"}
 
@@ -1235,6 +1235,60 @@ def frobenius_norm(input: Tensor, dim, keepdim: bool = False, *, out=None) -> Te
     from .linalg import vector_norm
 
     return _copy_out(name_node(vector_norm(input, 2, dim, keepdim), "NormBackward1"), out, "frobenius_norm")
+
+
+# ---------------------------------------------------------------- randomized low-rank SVD and PCA
+def _approximate_basis(A: Tensor, q: int, niter: int, M: Tensor | None) -> Tensor:
+    """Q (..., m, q) with orthonormal columns spanning most of A - M's range: a Gaussian sketch
+    refined by ``niter`` power iterations, each re-orthonormalised by QR (Halko, Martinsson and
+    Tropp 2011, Algorithm 4.4). Differentiable: QR and matmuls only."""
+    from .random import randn
+
+    def apply(B, X):
+        return _mat(A if B is None else A.mT, X) - (0 if M is None else _mat(M if B is None else M.mT, X))
+
+    Q = linalg_qr(apply(None, randn(A._data.shape[-1], q, dtype=A.dtype, device=A.device))).Q
+    for _ in range(niter):
+        Q = linalg_qr(apply("transposed", Q)).Q
+        Q = linalg_qr(apply(None, Q)).Q
+    return Q
+
+
+def _svd_lowrank(A: Tensor, q: int, niter: int, M: Tensor | None):
+    m, n = A._data.shape[-2:]
+    if M is not None:
+        M = M.broadcast_to(A.shape)
+    wide = m < n
+    if wide:  # sketch the taller side
+        A, M = A.mT, (None if M is None else M.mT)
+    Q = _approximate_basis(A, q, niter, M)
+    B = _mat(Q.mT, A) - (0 if M is None else _mat(Q.mT, M))
+    U, S, Vh = linalg_svd(B, full_matrices=False)
+    U, V = _mat(Q, U), Vh.mT
+    return (V, S, U) if wide else (U, S, V)
+
+
+def svd_lowrank(A: Tensor, q: int | None = 6, niter: int = 2, M: Tensor | None = None):
+    """torch.svd_lowrank: ``(U, S, V)`` of a randomized rank-``q`` SVD of A - M (A ≈ U diag(S) Vᵀ),
+    from a Gaussian sketch and ``niter`` power iterations; exact when rank(A - M) <= q. The draws
+    come from chainrule's generator, so the factors are not torch's bit for bit."""
+    return _svd_lowrank(A, 6 if q is None else int(q), int(niter), M)
+
+
+def pca_lowrank(A: Tensor, q: int | None = None, center: bool = True, niter: int = 2):
+    """torch.pca_lowrank: ``(U, S, V)`` of svd_lowrank on A with its column means removed
+    (``center``); V's columns are the principal directions, S²/(m-1) the variances.
+    ``q`` defaults to min(6, m, n)."""
+    m, n = A._data.shape[-2:]
+    if q is None:
+        q = min(6, m, n)
+    elif not 0 <= q <= min(m, n):
+        raise ValueError(f"q(={q}) must be non-negative integer and not greater than min(m, n)={min(m, n)}")
+    if not niter >= 0:
+        raise ValueError(f"niter(={niter}) must be non-negative integer")
+    if center:
+        A = A - A.mean(dim=-2, keepdim=True)
+    return _svd_lowrank(A, q, niter, None)
 
 
 _REMOVED_SOLVE = ("This function was deprecated since version 1.9 and is now removed. `torch.solve` is deprecated in "

@@ -240,6 +240,26 @@ def _s6_cases() -> list[OpCase]:
     ]
 
 
+def _lowrank(lib, U, S, V):
+    # sign-free: the singular values and the reconstruction U diag(S) Vᵀ (scaled, as _square_free's)
+    return S, ((U * S.unsqueeze(-2)) @ V.mT) * 2
+
+
+def _lowrank_cases() -> list[OpCase]:
+    # q covers the full rank, so the random sketch spans the whole range and the result is exact
+    # (the same for torch's draws and ours, and under gradcheck's perturbations)
+    return [
+        OpCase("svd_lowrank", lambda lib, a: _lowrank(lib, *lib.svd_lowrank(a, q=3)), [randn(5, 3, seed=40)]),
+        OpCase("svd_lowrank_wide_batch", lambda lib, a: _lowrank(lib, *lib.svd_lowrank(a, q=3, niter=1)),
+               [randn(2, 3, 4, seed=41)]),
+        OpCase("svd_lowrank_M", lambda lib, a, m: _lowrank(lib, *lib.svd_lowrank(a, q=3, M=m)),
+               [randn(4, 3, seed=42), randn(1, 3, seed=43)]),
+        OpCase("pca_lowrank", lambda lib, a: _lowrank(lib, *lib.pca_lowrank(a, q=3)), [randn(6, 3, seed=44)]),
+        OpCase("pca_lowrank_uncentered", lambda lib, a: _lowrank(lib, *lib.pca_lowrank(a, center=False)),
+               [randn(3, 5, seed=45)]),
+    ]
+
+
 def _s6(name: str, *patterns: str, **kwargs) -> OpInfo:
     return OpInfo(name, "decompositions", select(_s6_cases, *(patterns or (name.replace(".", "_") + "*",))), **kwargs)
 
@@ -257,4 +277,6 @@ op_db += [
     _s6("triangular_solve", methods=("triangular_solve",)),
     _s6("nuclear_norm"),
     _s6("frobenius_norm"),
+    OpInfo("svd_lowrank", "decompositions", select(_lowrank_cases, "svd_lowrank*"), supports_gradgrad=False),
+    OpInfo("pca_lowrank", "decompositions", select(_lowrank_cases, "pca_lowrank*"), supports_gradgrad=False),
 ]
