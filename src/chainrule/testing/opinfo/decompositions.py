@@ -10,6 +10,7 @@ samples return sign-free functions of them (squares, reconstructions).
 
 from __future__ import annotations
 
+import dataclasses
 import numpy as np
 
 from .core import OpCase, OpInfo, cached, randn, select
@@ -248,7 +249,7 @@ def _lowrank(lib, U, S, V):
 def _lowrank_cases() -> list[OpCase]:
     # q covers the full rank, so the random sketch spans the whole range and the result is exact
     # (the same for torch's draws and ours, and under gradcheck's perturbations)
-    return [
+    cases = [
         OpCase("svd_lowrank", lambda lib, a: _lowrank(lib, *lib.svd_lowrank(a, q=3)), [randn(5, 3, seed=40)]),
         OpCase("svd_lowrank_wide_batch", lambda lib, a: _lowrank(lib, *lib.svd_lowrank(a, q=3, niter=1)),
                [randn(2, 3, 4, seed=41)]),
@@ -258,6 +259,8 @@ def _lowrank_cases() -> list[OpCase]:
         OpCase("pca_lowrank_uncentered", lambda lib, a: _lowrank(lib, *lib.pca_lowrank(a, center=False)),
                [randn(3, 5, seed=45)]),
     ]
+    # float32 through a random sketch, QR and SVD: the gradients agree with torch's to ~1e-5 relative
+    return [dataclasses.replace(c, atol=1e-4, rtol=1e-3) for c in cases]
 
 
 def _s6(name: str, *patterns: str, **kwargs) -> OpInfo:
