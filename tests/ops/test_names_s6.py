@@ -311,3 +311,17 @@ def test_histogramdd_errors_match_torch(call, error, match):
     for lib in (chainrule, torch):
         with pytest.raises(error, match=match):
             call(lib)
+
+
+def test_hostile_inputs_are_refused_with_torchs_errors():
+    for lib in (chainrule, torch):
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            lib.unravel_index(lib.tensor([1]), (0,))
+        with pytest.raises(ValueError, match="does not implement Python buffer protocol"):
+            lib.frombuffer("abc", dtype=lib.int8)
+        with pytest.raises(RuntimeError):
+            lib.as_strided(lib.zeros(3), (2**62, 2**62), (1, 1))
+    capsule = torch.utils.dlpack.to_dlpack(torch.arange(3.0))
+    chainrule.from_dlpack(capsule)
+    with pytest.raises(ValueError, match="already consumed"):
+        chainrule.from_dlpack(capsule)

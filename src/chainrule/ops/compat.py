@@ -47,6 +47,9 @@ def unravel_index(indices: Tensor, shape) -> tuple:
     shape = (shape,) if isinstance(shape, (builtins.int, np.integer)) else tuple(builtins.int(s) for s in shape)
     if any(s < 0 for s in shape):
         raise ValueError(f"'shape' cannot have negative values, but got {shape}")
+    if 0 in shape and indices._data.size:
+        raise RuntimeError(f"ZeroDivisionError: unravel_index of {indices._data.size} indices into a shape with a "
+                           f"zero dimension, {shape}")
     xp = array_module(indices)
     flat = indices._data.astype(np.int64)
     coordinates = []
@@ -234,7 +237,10 @@ def frombuffer(buffer, *, dtype, count: int = -1, offset: int = 0, requires_grad
     """torch.frombuffer: a 1-D tensor sharing memory with a Python buffer (bytes, bytearray,
     array.array, memoryview, ...): ``count`` elements of ``dtype`` from byte ``offset``."""
     dt = _dtype.to_dtype(dtype)
-    view = memoryview(buffer)
+    try:
+        view = memoryview(buffer)
+    except TypeError:
+        raise ValueError("object does not implement Python buffer protocol.") from None
     length = view.nbytes
     itemsize = dt.np.itemsize
     if length <= 0:
@@ -361,7 +367,11 @@ class _Capsule:
     def __init__(self, capsule) -> None:
         get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
         get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-        pointer = get_pointer(capsule, b"dltensor")  # raises ValueError for a used or foreign capsule
+        try:
+            pointer = get_pointer(capsule, b"dltensor")
+        except ValueError:  # DLPack renames a capsule "used_dltensor" once read
+            raise ValueError("from_dlpack: the DLPack capsule was already consumed (a capsule can be read "
+                             "once) or is not a DLPack tensor") from None
         head = _DLTensorHead.from_address(pointer)
         self._capsule = capsule
         self._device = (head.device.device_type, head.device.device_id)
