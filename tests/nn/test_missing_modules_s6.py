@@ -107,3 +107,22 @@ def test_deprecated_init_aliases_warn_and_fill(name, args):
     if name in ("eye", "dirac"):
         ours = getattr(chainrule.nn.init, name + "_")(chainrule.empty(shape)).numpy()
         np.testing.assert_array_equal(ours, getattr(torch.nn.init, name + "_")(torch.empty(shape)).numpy())
+
+
+@pytest.mark.parametrize("channels, size", [(5, 3), (7, 4), (3, 5), (1, 2)])
+def test_cross_map_lrn2d_matches_torchs_forward_and_its_legacy_backward(channels, size):
+    rng = np.random.default_rng(channels)
+    x = rng.standard_normal((2, channels, 3, 4))
+    grad = rng.standard_normal(x.shape)
+    results = []
+    for lib in (chainrule, torch):
+        inp = lib.tensor(x, requires_grad=True)
+        out = lib.nn.CrossMapLRN2d(size, alpha=0.5, beta=0.7, k=1.5)(inp)
+        out.backward(lib.tensor(grad))
+        results.append((out.detach().numpy(), inp.grad.numpy()))
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+    for lib in (chainrule, torch):
+        with pytest.raises(ValueError, match="Expected input to be 4D, got 3D instead"):
+            lib.nn.CrossMapLRN2d(3)(lib.zeros(2, 3, 4))
+    assert repr(chainrule.nn.CrossMapLRN2d(3)) == repr(torch.nn.CrossMapLRN2d(3))
