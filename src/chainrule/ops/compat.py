@@ -484,3 +484,46 @@ def while_loop(cond_fn, body_fn, carried_inputs):
                                    f"(shape {list(old.shape)}, dtype {old.dtype})")
         carried = new
     return carried
+
+
+# ---------------------------------------------------------------- the *_copy variants of views
+def _copy_variant(name: str, view):
+    """torch.<name>_copy: the view op's result copied into new memory (torch's functionalised form);
+    the node keeps the view's name with ``_copy``, as torch's does."""
+    def function(input: Tensor, *args, **kwargs):
+        result = view(input, *args, **kwargs)
+        pieces = result if isinstance(result, tuple) else (result,)
+        copies = tuple(_named_copy(piece) for piece in pieces)
+        return copies if isinstance(result, tuple) else copies[0]
+
+    function.__name__ = function.__qualname__ = f"{name}_copy"
+    function.__doc__ = f"torch.{name}_copy: ``{name}`` copied into new memory."
+    return function
+
+
+def _named_copy(piece: Tensor) -> Tensor:
+    view_node = piece.grad_fn
+    copied = piece.clone()
+    return copied if view_node is None else name_node(copied, f"{type(view_node).__name__}_copy",
+                                                      label=getattr(view_node, "label", None))
+
+
+def _slice(input: Tensor, dim: int = 0, start=None, end=None, step: int = 1) -> Tensor:
+    d = _wrap_dim(dim, input._data.ndim, "slice")
+    return input[(slice(None),) * d + (slice(start, end, step),)]
+
+
+def _views() -> dict:
+    from . import linalg, shape
+
+    return {"as_strided": as_strided, "detach": Tensor.detach, "diagonal": linalg.diagonal,
+            "expand": shape.expand, "permute": shape.permute, "select": shape.select, "slice": _slice,
+            "split": shape.split, "split_with_sizes": split_with_sizes, "squeeze": shape.squeeze, "t": shape.t,
+            "transpose": shape.transpose, "unbind": shape.unbind, "unfold": shape.unfold,
+            "unsqueeze": shape.unsqueeze, "view": shape.view}
+
+
+COPY_VARIANTS = {f"{name}_copy": _copy_variant(name, view) for name, view in _views().items()}
+globals().update(COPY_VARIANTS)
+__all__ += list(COPY_VARIANTS)
+__not_methods__ |= set(COPY_VARIANTS)

@@ -128,7 +128,31 @@ def _histogramdd_cases() -> list[OpCase]:
     ]
 
 
+# one sample per *_copy variant: the view's arguments
+_COPY_SAMPLES = {
+    "as_strided_copy": lambda lib, x: lib.as_strided_copy(x, (2, 2), (1, 2), 1),
+    "detach_copy": lambda lib, x: lib.detach_copy(x),
+    "diagonal_copy": lambda lib, x: lib.diagonal_copy(x, 1),
+    "expand_copy": lambda lib, x: lib.expand_copy(x[:1], (2, 3, 4)),
+    "permute_copy": lambda lib, x: lib.permute_copy(x, (1, 0)),
+    "select_copy": lambda lib, x: lib.select_copy(x, 1, -1),
+    "slice_copy": lambda lib, x: lib.slice_copy(x, 1, 0, 4, 2),
+    "split_copy": lambda lib, x: lib.split_copy(x, 2, 1),
+    "split_with_sizes_copy": lambda lib, x: lib.split_with_sizes_copy(x, [1, 3], 1),
+    "squeeze_copy": lambda lib, x: lib.squeeze_copy(x[:1]),
+    "t_copy": lambda lib, x: lib.t_copy(x),
+    "transpose_copy": lambda lib, x: lib.transpose_copy(x, 0, 1),
+    "unbind_copy": lambda lib, x: lib.unbind_copy(x, 1),
+    "unfold_copy": lambda lib, x: lib.unfold_copy(x, 1, 2, 1),
+    "unsqueeze_copy": lambda lib, x: lib.unsqueeze_copy(x, -1),
+    "view_copy": lambda lib, x: lib.view_copy(x, (4, 3)),
+}
+
+
 op_db = [
+    # (torch's detach_copy output claims requires_grad with no derivative: compared on values only)
+    *(OpInfo(name, "compat", lambda name=name, fn=fn: [OpCase(name, fn, [A], grad=[name != "detach_copy"])])
+      for name, fn in _COPY_SAMPLES.items()),
     OpInfo("histogramdd", "compat", _histogramdd_cases, supports_autograd=False),
     OpInfo("index_reduce", "compat", _index_reduce_cases, methods=("index_reduce", "index_reduce_")),
     OpInfo("nonzero_static", "compat", _nonzero_static_cases, methods=("nonzero_static",), supports_autograd=False),
