@@ -69,6 +69,6 @@ op_db = [
            _pick(_fractional_cases, "fractional_max_pool2d_with")),
     OpInfo("nn.functional.fractional_max_pool3d_with_indices", "fractional_pool",
            _pick(_fractional_cases, "fractional_max_pool3d_with")),
-    OpInfo("nn.functional.lp_pool3d", "nn_functional", _pick(_pool3d_cases, "lp_pool3d")),
-    OpInfo("nn.functional.max_unpool3d", "nn_functional", _pick(_pool3d_cases, "max_unpool3d")),
+    OpInfo("nn.functional.lp_pool3d", "fractional_pool", _pick(_pool3d_cases, "lp_pool3d")),
+    OpInfo("nn.functional.max_unpool3d", "fractional_pool", _pick(_pool3d_cases, "max_unpool3d")),
 ]
