@@ -221,6 +221,9 @@ def range(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devic
     return result
 
 
+range.honours_out = True  # writes out= itself, resized to the result as torch's
+
+
 def empty_strided(size, stride, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
                   pin_memory: bool = False) -> Tensor:
     """torch.empty_strided: a tensor of ``size`` laid out with ``stride`` (in elements) over fresh

@@ -1188,7 +1188,12 @@ def lu(A: Tensor, pivot: bool = True, get_infos: bool = False, out=None):
     warnings.warn("torch.lu is deprecated in favor of torch.linalg.lu_factor / torch.linalg.lu_factor_ex and will be "
                   "removed in a future PyTorch release.", UserWarning, stacklevel=2)
     LU, pivots, info = linalg_lu_factor_ex(A, pivot=pivot)
-    return (LU, pivots, info) if get_infos else (LU, pivots)
+    result = (LU, pivots, info) if get_infos else (LU, pivots)
+    if out is None:
+        return result
+    if not isinstance(out, (tuple, list)) or len(out) != len(result):
+        raise TypeError(f"lu(): argument 'out' must be a tuple of {len(result)} Tensors")
+    return tuple(_copy_out(value, target, "lu") for value, target in zip(result, out))
 
 
 def lu_solve(b: Tensor, LU_data: Tensor, LU_pivots: Tensor, *, out=None) -> Tensor:
@@ -1289,6 +1294,13 @@ def pca_lowrank(A: Tensor, q: int | None = None, center: bool = True, niter: int
     if center:
         A = A - A.mean(dim=-2, keepdim=True)
     return _svd_lowrank(A, q, niter, None)
+
+
+# these write their out= themselves too, through _copy_out
+for _writes_out in (linalg_inv_ex, linalg_solve_ex, linalg_tensorinv, linalg_tensorsolve, linalg_householder_product,
+                    lu, lu_solve, triangular_solve, nuclear_norm, frobenius_norm):
+    _writes_out.honours_out = True
+del _writes_out
 
 
 _REMOVED_SOLVE = ("This function was deprecated since version 1.9 and is now removed. `torch.solve` is deprecated in "
