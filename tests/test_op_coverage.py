@@ -207,3 +207,32 @@ def test_not_ops_lists_only_names_that_exist_and_have_no_entry():
         else:
             assert name in functions, f"NOT_OPS names {name}, which is not a public function"
             assert id(functions[name]) not in objects, f"{name} has an entry and is listed in NOT_OPS"
+
+
+# --- s6 names ---
+NOT_OPS.update({
+    **_group(
+        "queries and names: answer about a tensor or object, compute no tensor (tests/ops/test_names_s6.py)",
+        "get_device", "is_nonzero", "is_same_size", "is_signed", "typename", "is_inference",
+        "Tensor.is_inference", "Tensor.volatile",
+    ),
+    **_group(
+        "storage access: the memory under a tensor, no tensor computed (tests/ops/test_names_s6.py)",
+        "Tensor.storage", "Tensor.untyped_storage",
+    ),
+    **_group(
+        "memory sharing and uninitialized creation: wrap another library's or a buffer's memory, or allocate "
+        "unset values (tests/ops/test_names_s6.py checks the sharing and the strides)",
+        "frombuffer", "from_dlpack", "to_dlpack", "empty_strided",
+    ),
+    **_group(
+        "function transforms and control flow: call the user's functions, whose ops are the registry's "
+        "(tests/ops/test_names_s6.py compares them with the same program on torch)",
+        "vmap", "cond", "while_loop",
+    ),
+    **_group("autograd bookkeeping: torch.detach is Tensor.detach", "detach"),
+    **_group("random sampling: chainrule's generator is not torch's; moments checked in tests/ops/test_names_s6.py",
+             "poisson", "binomial"),
+    **_group("removed in torch 1.9: raise torch's RuntimeError pointing to torch.linalg (tests/ops/test_names_s6.py)",
+             "Tensor.solve", "Tensor.lstsq"),
+})

@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "chainrule._config", "chainrule._parallel", "chainrule._shared", "chainrule._layout",
               "chainrule.return_types", "chainrule._opmath")),
     ("autograd", ("chainrule.autograd",)),
-    ("tensor", ("chainrule.tensor", "chainrule._format")),
+    ("tensor", ("chainrule.tensor", "chainrule._format", "chainrule.storage")),
     ("ops", ("chainrule.ops", "chainrule._methods", "chainrule.linalg", "chainrule.fft", "chainrule.special",
              "chainrule.sparse")),
     # DistributedDataParallel (nn.parallel) all-reduces through chainrule.distributed

@@ -256,6 +256,14 @@ from .nn.functional import (  # noqa: E402,F401
     bilinear, channel_shuffle, cosine_similarity, pairwise_distance, pdist, pixel_shuffle, pixel_unshuffle,
 )
 
+# --- s6 names: scatter views, as_strided, and torch's other small names (bound before the in-place variants)
+from .ops import compat as _compat, scatter_views as _scatter_views  # noqa: E402
+
+for _module in (_scatter_views, _compat):
+    _methods.bind_module(_module)
+from .ops.scatter_views import *  # noqa: E402,F401,F403
+from .ops.compat import *  # noqa: E402,F401,F403
+
 # --- opsB: special/aliases/in-place ---
 from .ops import special_functions as _special_functions  # noqa: E402
 
@@ -272,3 +280,15 @@ for _name in _methods.TOP_LEVEL_INPLACE:
 multiply, divide, subtract = mul, div, sub  # noqa: F405
 adjoint, index_put, index_put_, put = Tensor.adjoint, Tensor.index_put, Tensor.index_put_, Tensor.put
 del _alias, _name
+
+# --- s6 names: torch's top-level spellings of Tensor methods and nn.functional ops
+from .func import vmap  # noqa: E402,F401
+from .nn.functional import ctc_loss, embedding_bag, rms_norm, triplet_margin_loss  # noqa: E402,F401
+
+detach, fill_, zero_ = Tensor.detach, Tensor.fill_, Tensor.zero_
+get_device, is_nonzero, is_same_size, is_signed = Tensor.get_device, Tensor.is_nonzero, Tensor.is_same_size, Tensor.is_signed
+row_stack = vstack  # noqa: F405
+newaxis = None
+is_inference = Tensor.is_inference
+from . import storage  # noqa: E402
+from .storage import TypedStorage, UntypedStorage  # noqa: E402,F401

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _dtype, _layout, _shared
 from . import sparse as _sparse
+from . import storage as _storage
 from ._backend import array_module, writeable
 from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
@@ -468,7 +469,8 @@ MORE_INPLACE = ["acos", "asin", "atan", "acosh", "asinh", "atanh", "cosh", "sinh
                 "nextafter", "ldexp", "float_power", "deg2rad", "rad2deg", "sgn", "digamma", "lgamma", "erfinv",
                 "i0", "polygamma", "mvlgamma", "igamma", "igammac", "negative", "absolute", "fix", "arccos",
                 "arcsin", "arctan", "arctan2", "arccosh", "arcsinh", "arctanh", "greater", "greater_equal",
-                "less", "less_equal", "not_equal"]
+                "less", "less_equal", "not_equal", "bitwise_left_shift", "bitwise_right_shift", "index_reduce",
+                "renorm"]
 MORE_INPLACE_VIEWS = ["swapaxes", "swapdims"]
 
 # torch's top-level in-place functions: torch.abs_(x) is x.abs_()
@@ -516,6 +518,7 @@ def bind_inplace_variants() -> None:
     for name in MORE_INPLACE_VIEWS:
         if not hasattr(Tensor, name + "_"):
             setattr(Tensor, name + "_", _make_inplace_view(getattr(Tensor, name)))
+    Tensor.__ilshift__, Tensor.__irshift__ = Tensor.bitwise_left_shift_, Tensor.bitwise_right_shift_
     Tensor.float_power_ = _float_power_inplace
 
 
@@ -537,12 +540,7 @@ def _is_nonzero(self: Tensor) -> bool:
 
 def _storage_offset(self: Tensor) -> int:
     """Elements between the start of the memory this tensor views and its first element."""
-    root = self._data
-    while isinstance(getattr(root, "base", None), type(self._data)):
-        root = root.base
-    start = self._data.__array_interface__["data"][0] if isinstance(self._data, np.ndarray) else self._data.data.ptr
-    origin = root.__array_interface__["data"][0] if isinstance(root, np.ndarray) else root.data.ptr
-    return (start - origin) // self._data.itemsize
+    return _storage.storage_root(self._data)[1]
 
 
 def _dim_order(self: Tensor, *, ambiguity_check=False) -> tuple:
@@ -682,3 +680,15 @@ def bind_tensor_misc() -> None:
     Tensor.log_normal_ = _random_fill(lambda rng, shape, mean=1.0, std=2.0: rng.lognormal(mean, std, shape))
     Tensor.cauchy_ = _random_fill(lambda rng, shape, median=0.0, sigma=1.0: median + sigma * rng.standard_cauchy(shape))
     Tensor.geometric_ = _random_fill(lambda rng, shape, p: rng.geometric(p, shape))
+    Tensor.untyped_storage = _storage.untyped_storage
+    Tensor.storage = _storage.typed_storage
+    # chainrule's inference_mode is no_grad: it makes no inference tensors
+    Tensor.is_inference = lambda self: False
+    Tensor.volatile = property(_volatile)
+
+
+def _volatile(self: Tensor) -> bool:
+    import warnings
+
+    warnings.warn("volatile was removed (Variable.volatile is always False)", UserWarning, stacklevel=2)
+    return False

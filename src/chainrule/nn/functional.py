@@ -57,6 +57,7 @@ from ..ops.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3
 from ..ops.elementwise import sigmoid, tanh
 from ..ops.embedding import embedding
 from ..ops.embedding_bag import embedding_bag
+from ..ops.fractional_pool import fractional_max_pool2d, fractional_max_pool3d
 from ..ops.linear import linear
 from ..ops.loss import (
     binary_cross_entropy,
@@ -123,7 +124,8 @@ __all__ = [
     "multilabel_margin_loss", "multilabel_soft_margin_loss", "ctc_loss", "adaptive_avg_pool3d",
     "adaptive_max_pool3d", "feature_alpha_dropout", "rrelu_", "max_pool1d_with_indices", "max_pool2d_with_indices",
     "max_pool3d_with_indices", "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
-    "adaptive_max_pool3d_with_indices",
+    "adaptive_max_pool3d_with_indices", "fractional_max_pool2d", "fractional_max_pool3d", "lp_pool3d", "max_unpool3d",
+    "fractional_max_pool2d_with_indices", "fractional_max_pool3d_with_indices",
 ]
 
 
@@ -334,6 +336,31 @@ def lp_pool1d(input: Tensor, norm_type: float, kernel_size, stride=None, ceil_mo
 def lp_pool2d(input: Tensor, norm_type: float, kernel_size, stride=None, ceil_mode: bool = False) -> Tensor:
     """F.lp_pool2d: the p-norm of each window."""
     return _lp_pool(input, float(norm_type), kernel_size, stride, ceil_mode, 2)
+
+
+def lp_pool3d(input: Tensor, norm_type: float, kernel_size, stride=None, ceil_mode: bool = False) -> Tensor:
+    """F.lp_pool3d: the p-norm of each window."""
+    return _lp_pool(input, float(norm_type), kernel_size, stride, ceil_mode, 3)
+
+
+def max_unpool3d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
+    """F.max_unpool3d: put each value back at its max_pool3d index, zeros elsewhere."""
+    from ..ops.pool import _max_unpoolnd
+
+    return _name_node(_max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, 3, "max_unpool3d"),
+                     "MaxUnpool3DBackward0")
+
+
+def fractional_max_pool2d_with_indices(input: Tensor, kernel_size, output_size=None, output_ratio=None,
+                                       return_indices: bool = False, _random_samples=None):
+    """F.fractional_max_pool2d_with_indices: (output, indices) always."""
+    return fractional_max_pool2d(input, kernel_size, output_size, output_ratio, True, _random_samples)
+
+
+def fractional_max_pool3d_with_indices(input: Tensor, kernel_size, output_size=None, output_ratio=None,
+                                       return_indices: bool = False, _random_samples=None):
+    """F.fractional_max_pool3d_with_indices: (output, indices) always."""
+    return fractional_max_pool3d(input, kernel_size, output_size, output_ratio, True, _random_samples)
 
 
 def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps: float | None = None) -> Tensor:

@@ -22,7 +22,11 @@ from ..autograd.function import Function, name_node
 from ..tensor import Tensor, write_out
 from .linalg import _INTEGRAL_SCALAR_NAMES, _check_square, _column_major, _mat, matmul
 
-__all__ = ["cholesky", "cholesky_solve", "cholesky_inverse", "qr", "svd", "pinverse", "matrix_exp"]
+__all__ = ["cholesky", "cholesky_solve", "cholesky_inverse", "qr", "svd", "pinverse", "matrix_exp", "orgqr", "lu_unpack",
+           "lu", "lu_solve", "triangular_solve", "nuclear_norm", "frobenius_norm", "svd_lowrank", "pca_lowrank"]
+__not_methods__ = {"lu_unpack", "nuclear_norm", "frobenius_norm", "svd_lowrank", "pca_lowrank"}
+# torch removed Tensor.solve and Tensor.lstsq in 1.9: they raise its message
+__tensor_methods__ = {"solve": "_removed_solve", "lstsq": "_removed_lstsq"}
 
 
 def _linalg_error(message: str) -> Exception:
@@ -1030,3 +1034,296 @@ for _writes_out in (linalg_solve_triangular, linalg_cholesky_ex, linalg_cholesky
                     linalg_lu_solve):
     _writes_out.honours_out = True
 del _writes_out
+
+
+# ---------------------------------------------------------------- the *_ex forms, tensor inverses, Householder
+def _singular_mask(A: Tensor):
+    """(info, singular): LAPACK getrf's info per matrix (0, or the 1-based index of U's first zero
+    pivot) and where it is non-zero, as arrays of A's batch shape."""
+    xp = array_module(A._data)
+    _, _, info = _lu_array(xp, A._data)
+    return info, info != 0
+
+
+def _inversion_error(op: str, info, batched: bool) -> Exception:
+    flat = info.reshape(-1)
+    host = flat.get() if hasattr(flat, "get") else flat
+    failing = int(np.flatnonzero(host)[0])
+    where = f"(Batch element {failing}): " if batched else ""
+    return _linalg_error(f"{op}: {where}The diagonal element {int(host[failing])} is zero, the inversion could not be "
+                         "completed because the input matrix is singular.")
+
+
+def _on_nonsingular(A: Tensor, singular, compute):
+    """``compute(A)`` where A is invertible and NaN where it is singular (torch leaves those
+    undefined): the singular matrices are swapped for the identity while computing."""
+    from .elementwise import where
+
+    xp = array_module(A._data)
+    if not bool(singular.any()):
+        return compute(A)
+    mask = Tensor._make(singular.reshape(singular.shape + (1, 1)))
+    safe = where(mask, _eye_like(A, A._data.shape[-1]), A)
+    result = compute(safe)
+    mask = mask if result._data.ndim == A._data.ndim else mask.squeeze(-1)
+    return where(mask, Tensor._make(xp.asarray(np.nan, dtype=result._data.dtype)), result)
+
+
+def linalg_inv_ex(A: Tensor, *, check_errors: bool = False, out=None):
+    """torch.linalg.inv_ex: ``(inverse, info)``; info (int32, A's batch shape) is 0 for an
+    invertible matrix and LAPACK's index of the zero pivot otherwise, where the inverse is NaN
+    (undefined in torch). ``check_errors=True`` raises torch's LinAlgError instead."""
+    from .linalg import inv
+
+    _check_square(A, "linalg.inv_ex")
+    _check_float(A, "linalg.inv_ex")
+    info, singular = _singular_mask(A)
+    if check_errors and bool(singular.any()):
+        raise _inversion_error("linalg.inv_ex", info, A._data.ndim > 2)
+    inverse = _on_nonsingular(A, singular, inv)
+    return _copy_out(return_types.linalg_inv_ex(inverse, _const(info)), out, "linalg.inv_ex")
+
+
+def linalg_solve_ex(A: Tensor, B: Tensor, *, left: bool = True, check_errors: bool = False, out=None):
+    """torch.linalg.solve_ex: ``(result, info)`` as linalg.solve, with LAPACK's info per matrix
+    (the result is NaN where A is singular) instead of an error unless ``check_errors``."""
+    from .linalg import solve
+
+    _check_square(A, "linalg.solve_ex")
+    _check_float(A, "linalg.solve_ex")
+    info, singular = _singular_mask(A)
+    if check_errors and bool(singular.any()):
+        raise _inversion_error("linalg.solve_ex", info, A._data.ndim > 2)
+    result = _on_nonsingular(A, singular, lambda a: solve(a, B, left=left))
+    return _copy_out(return_types.linalg_solve_ex(result, _const(info)), out, "linalg.solve_ex")
+
+
+def linalg_tensorinv(A: Tensor, ind: int = 2, *, out=None) -> Tensor:
+    """torch.linalg.tensorinv: the inverse of A viewed as a (prod(shape[:ind]), prod(shape[ind:]))
+    matrix, shaped ``shape[ind:] + shape[:ind]`` (so tensordot(inv, A, ind) is the identity)."""
+    from .linalg import inv
+
+    if ind <= 0:
+        raise RuntimeError(f"Expected a strictly positive integer for 'ind', but got {ind}")
+    shape = tuple(A._data.shape)
+    rows, cols = int(np.prod(shape[:ind])), int(np.prod(shape[ind:]))
+    if rows != cols:
+        raise RuntimeError(f"Expected self to satisfy the requirement prod(self.shape[ind:]) == prod(self.shape[:ind]), "
+                           f"but got {cols} != {rows}")
+    result = inv(A.reshape(rows, cols)).reshape(shape[ind:] + shape[:ind])
+    return _copy_out(result, out, "linalg.tensorinv")
+
+
+def linalg_tensorsolve(A: Tensor, B: Tensor, dims=None, *, out=None) -> Tensor:
+    """torch.linalg.tensorsolve: X with ``tensordot(A, X, X.ndim) = B``; ``dims`` of A are moved
+    to the end first. X has shape ``A.shape[B.ndim:]``."""
+    from .linalg import solve
+
+    if dims is not None:
+        dims = [d % A._data.ndim for d in dims]
+        A = A.permute([d for d in range(A._data.ndim) if d not in dims] + dims)
+    shape = tuple(A._data.shape)
+    # torch compares with B's size, not A's leading dims
+    rows, cols = B._data.size, int(np.prod(shape[B._data.ndim:]))
+    if rows != cols:
+        raise RuntimeError(f"Expected self to satisfy the requirement prod(self.shape[other.ndim:]) == "
+                           f"prod(self.shape[:other.ndim]), but got {cols} != {rows}")
+    result = solve(A.reshape(rows, cols), B.reshape(rows)).reshape(shape[B._data.ndim:])
+    return _copy_out(result, out, "linalg.tensorsolve")
+
+
+def linalg_householder_product(A: Tensor, tau: Tensor, *, out=None) -> Tensor:
+    """torch.linalg.householder_product (LAPACK orgqr): the first n columns of H₁ ⋯ H_k with
+    Hᵢ = I - τᵢ vᵢ vᵢᵀ, vᵢ = (0, ..., 0, 1, A[i+1:, i]) — the Q of geqrf's packed reflectors.
+    Composed of chainrule ops, so its gradient (to A and tau) comes from theirs."""
+    from .shape import cat
+
+    if A._data.ndim < 2:
+        raise RuntimeError("torch.linalg.householder_product: input must have at least 2 dimensions.")
+    m, n = A._data.shape[-2:]
+    k = tau._data.shape[-1] if tau._data.ndim else 0
+    if m < n:
+        raise RuntimeError("torch.linalg.householder_product: input.shape[-2] must be greater than or equal to "
+                           "input.shape[-1]")
+    if n < k:
+        raise RuntimeError("torch.linalg.householder_product: input.shape[-1] must be greater than or equal to "
+                           "tau.shape[-1]")
+    if tau._data.ndim != A._data.ndim - 1:
+        raise RuntimeError("torch.linalg.householder_product: Expected tau to have one dimension less than input, "
+                           f"but got tau.ndim equal to {tau._data.ndim} and input.ndim is equal to {A._data.ndim}")
+    xp = array_module(A._data)
+    batch = A._data.shape[:-2]
+    Q = _const(xp.broadcast_to(xp.eye(m, n, dtype=A._data.dtype), batch + (m, n)))
+    # applied right to left, Q = H₁ (H₂ (⋯ (H_k I))), each step a rank-one update of Q
+    for i in reversed(range(k)):
+        head = _const(xp.broadcast_to(xp.asarray([0.0] * i + [1.0], dtype=A._data.dtype), batch + (i + 1,)))
+        v = cat([head, A[..., i + 1:, i]], -1).unsqueeze(-1)
+        Q = Q - tau[..., i, None, None] * _mat(v, _mat(v.mT, Q))
+    Q = Q.mT.contiguous().mT  # LAPACK's column-major layout, which torch returns
+    return _copy_out(name_node(Q, "LinalgHouseholderProductBackward0", label="householder_product"), out,
+                     "linalg.householder_product")
+
+
+def orgqr(input: Tensor, tau: Tensor) -> Tensor:
+    """torch.orgqr: linalg.householder_product under LAPACK's name."""
+    return linalg_householder_product(input, tau)
+
+
+# ---------------------------------------------------------------- torch's older lu/solve names
+def lu_unpack(LU_data: Tensor, LU_pivots: Tensor, unpack_data: bool = True, unpack_pivots: bool = True):
+    """torch.lu_unpack: ``(P, L, U)`` from lu_factor's packed ``(LU, pivots)``; a part not asked for
+    is an empty tensor, as torch's."""
+    xp = array_module(LU_data._data)
+    m, n = LU_data._data.shape[-2:]
+    empty = _const(xp.zeros((0,), dtype=LU_data._data.dtype))
+    L, U = _unpack_lu(LU_data, m, n) if unpack_data else (empty, empty)
+    P = _const(xp.ascontiguousarray(_permutation_array(xp, LU_pivots._data, m, LU_data._data.dtype))) \
+        if unpack_pivots else empty
+    return return_types.lu_unpack(P, name_node(L, "LuUnpackBackward0"), name_node(U, "LuUnpackBackward0"))
+
+
+def lu(A: Tensor, pivot: bool = True, get_infos: bool = False, out=None):
+    """torch.lu (deprecated): ``(LU, pivots)``, or ``(LU, pivots, infos)`` with ``get_infos``, as
+    linalg.lu_factor_ex."""
+    warnings.warn("torch.lu is deprecated in favor of torch.linalg.lu_factor / torch.linalg.lu_factor_ex and will be "
+                  "removed in a future PyTorch release.", UserWarning, stacklevel=2)
+    LU, pivots, info = linalg_lu_factor_ex(A, pivot=pivot)
+    result = (LU, pivots, info) if get_infos else (LU, pivots)
+    if out is None:
+        return result
+    if not isinstance(out, (tuple, list)) or len(out) != len(result):
+        raise TypeError(f"lu(): argument 'out' must be a tuple of {len(result)} Tensors")
+    return tuple(_copy_out(value, target, "lu") for value, target in zip(result, out))
+
+
+def lu_solve(b: Tensor, LU_data: Tensor, LU_pivots: Tensor, *, out=None) -> Tensor:
+    """torch.lu_solve (deprecated): linalg.lu_solve with the arguments in the old order."""
+    warnings.warn("torch.lu_solve is deprecated in favor of torch.linalg.lu_solveand will be removed in a future "
+                  "PyTorch release.", UserWarning, stacklevel=2)
+    return _copy_out(linalg_lu_solve(LU_data, LU_pivots, b), out, "lu_solve")
+
+
+def triangular_solve(b: Tensor, A: Tensor, upper: bool = True, transpose: bool = False, unitriangular: bool = False,
+                     *, out=None):
+    """torch.triangular_solve (deprecated): ``(solution, cloned_coefficient)`` with op(A) X = b,
+    op(A) = Aᵀ when ``transpose``."""
+    warnings.warn("torch.triangular_solve is deprecated in favor of torch.linalg.solve_triangularand will be removed "
+                  "in a future PyTorch release.", UserWarning, stacklevel=2)
+    if A._data.ndim < 2 or A._data.shape[-1] != A._data.shape[-2]:
+        raise RuntimeError(f"A must be batches of square matrices, but they are {A._data.shape[-2]} by "
+                           f"{A._data.shape[-1]} matrices")
+    coefficient = A.mT if transpose else A
+    solution = name_node(linalg_solve_triangular(coefficient, b, upper=upper != transpose, unitriangular=unitriangular),
+                         "TriangularSolveBackward0")
+    # torch's copy is column-major (LAPACK's), an output of the same node as the solution
+    cloned = name_node(A.mT.contiguous().mT, "TriangularSolveBackward0")
+    return _copy_out(return_types.triangular_solve(solution, cloned), out, "triangular_solve")
+
+
+def nuclear_norm(input: Tensor, dim=None, keepdim: bool = False, *, out=None) -> Tensor:
+    """torch.nuclear_norm (deprecated for linalg.matrix_norm(A, 'nuc')): the sum of the singular
+    values over the two ``dim`` (the last two of a matrix by default)."""
+    if isinstance(dim, bool):  # torch.nuclear_norm(input, keepdim)
+        dim, keepdim = None, dim
+    dims = (-2, -1) if dim is None else tuple(dim)
+    if input._data.ndim < 2 or len(dims) != 2:
+        raise RuntimeError(f"nuclear_norm: expected a 2-D tensor or two dims, got a {input._data.ndim}-D tensor and "
+                           f"dim={dim}")
+    result = linalg_svdvals(input.movedim(dims, (-2, -1))).sum(-1)
+    if keepdim:  # the two size-1 dims moved back where dim names them, as torch does
+        result = result.unsqueeze(-1).unsqueeze(-1).movedim((-2, -1), dims)
+    return _copy_out(result, out, "nuclear_norm")
+
+
+def frobenius_norm(input: Tensor, dim, keepdim: bool = False, *, out=None) -> Tensor:
+    """torch.frobenius_norm (deprecated for linalg.vector_norm(A, 2, dim)): the 2-norm over ``dim``."""
+    from .linalg import vector_norm
+
+    return _copy_out(name_node(vector_norm(input, 2, dim, keepdim), "NormBackward1"), out, "frobenius_norm")
+
+
+# ---------------------------------------------------------------- randomized low-rank SVD and PCA
+def _approximate_basis(A: Tensor, q: int, niter: int, M: Tensor | None) -> Tensor:
+    """Q (..., m, q) with orthonormal columns spanning most of A - M's range: a Gaussian sketch
+    refined by ``niter`` power iterations, each re-orthonormalised by QR (Halko, Martinsson and
+    Tropp 2011, Algorithm 4.4). Differentiable: QR and matmuls only."""
+    from .random import randn
+
+    def apply(B, X):
+        return _mat(A if B is None else A.mT, X) - (0 if M is None else _mat(M if B is None else M.mT, X))
+
+    Q = linalg_qr(apply(None, randn(A._data.shape[-1], q, dtype=A.dtype, device=A.device))).Q
+    for _ in range(niter):
+        Q = linalg_qr(apply("transposed", Q)).Q
+        Q = linalg_qr(apply(None, Q)).Q
+    return Q
+
+
+def _svd_lowrank(A: Tensor, q: int, niter: int, M: Tensor | None):
+    m, n = A._data.shape[-2:]
+    if M is not None:
+        M = M.broadcast_to(A.shape)
+    wide = m < n
+    if wide:  # sketch the taller side
+        A, M = A.mT, (None if M is None else M.mT)
+    Q = _approximate_basis(A, q, niter, M)
+    B = _mat(Q.mT, A) - (0 if M is None else _mat(Q.mT, M))
+    U, S, Vh = linalg_svd(B, full_matrices=False)
+    U, V = _mat(Q, U), Vh.mT
+    return (V, S, U) if wide else (U, S, V)
+
+
+def svd_lowrank(A: Tensor, q: int | None = 6, niter: int = 2, M: Tensor | None = None):
+    """torch.svd_lowrank: ``(U, S, V)`` of a randomized rank-``q`` SVD of A - M (A ≈ U diag(S) Vᵀ),
+    from a Gaussian sketch and ``niter`` power iterations; exact when rank(A - M) <= q. The draws
+    come from chainrule's generator, so the factors are not torch's bit for bit."""
+    return _svd_lowrank(A, 6 if q is None else int(q), int(niter), M)
+
+
+def pca_lowrank(A: Tensor, q: int | None = None, center: bool = True, niter: int = 2):
+    """torch.pca_lowrank: ``(U, S, V)`` of svd_lowrank on A with its column means removed
+    (``center``); V's columns are the principal directions, S²/(m-1) the variances.
+    ``q`` defaults to min(6, m, n)."""
+    m, n = A._data.shape[-2:]
+    if q is None:
+        q = min(6, m, n)
+    elif not 0 <= q <= min(m, n):
+        raise ValueError(f"q(={q}) must be non-negative integer and not greater than min(m, n)={min(m, n)}")
+    if not niter >= 0:
+        raise ValueError(f"niter(={niter}) must be non-negative integer")
+    if center:
+        A = A - A.mean(dim=-2, keepdim=True)
+    return _svd_lowrank(A, q, niter, None)
+
+
+# these write their out= themselves too, through _copy_out
+for _writes_out in (linalg_inv_ex, linalg_solve_ex, linalg_tensorinv, linalg_tensorsolve, linalg_householder_product,
+                    lu, lu_solve, triangular_solve, nuclear_norm, frobenius_norm):
+    _writes_out.honours_out = True
+del _writes_out
+
+
+_REMOVED_SOLVE = ("This function was deprecated since version 1.9 and is now removed. `torch.solve` is deprecated in "
+                  "favor of `torch.linalg.solve`. `torch.linalg.solve` has its arguments reversed and does not return "
+                  "the LU factorization.\n\nTo get the LU factorization see `torch.lu`, which can be used with "
+                  "`torch.lu_solve` or `torch.lu_unpack`.\nX = torch.solve(B, A).solution should be replaced with:\n"
+                  "X = torch.linalg.solve(A, B)")
+_REMOVED_LSTSQ = ("This function was deprecated since version 1.9 and is now removed. `torch.lstsq` is deprecated in "
+                  "favor of `torch.linalg.lstsq`.\n`torch.linalg.lstsq` has reversed arguments and does not return the "
+                  "QR decomposition in the returned tuple (although it returns other information about the problem)."
+                  "\n\nTo get the QR decomposition consider using `torch.linalg.qr`.\n\nThe returned solution in "
+                  "`torch.lstsq` stored the residuals of the solution in the last m - n columns of the returned value "
+                  "whenever m > n. In torch.linalg.lstsq, the residuals are in the field 'residuals' of the returned "
+                  "named tuple.\n\nThe unpacking of the solution, as in\nX, _ = torch.lstsq(B, A).solution[:A.size(1)]"
+                  "\nshould be replaced with:\nX = torch.linalg.lstsq(A, B).solution")
+
+
+def _removed_solve(*args, **kwargs):
+    """Tensor.solve: removed in torch 1.9; raises torch's message pointing to linalg.solve."""
+    raise RuntimeError(_REMOVED_SOLVE)
+
+
+def _removed_lstsq(*args, **kwargs):
+    """Tensor.lstsq: removed in torch 1.9; raises torch's message pointing to linalg.lstsq."""
+    raise RuntimeError(_REMOVED_LSTSQ)
+

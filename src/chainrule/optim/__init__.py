@@ -14,7 +14,8 @@ from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
 from .sgd import SGD
+from .sparse_adam import SparseAdam
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "LBFGS",
-           "Rprop", "ASGD", "Adafactor",
+           "Rprop", "ASGD", "Adafactor", "SparseAdam",
            "lr_scheduler", "swa_utils"]

@@ -6,7 +6,7 @@ from ...tensor import Tensor
 from .. import functional as F
 from .module import Module
 
-__all__ = ["Fold", "Unfold", "MaxUnpool1d", "MaxUnpool2d", "ChannelShuffle"]
+__all__ = ["Fold", "Unfold", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d", "ChannelShuffle"]
 
 
 class Fold(Module):
@@ -70,6 +70,10 @@ class MaxUnpool1d(_MaxUnpool):
 
 class MaxUnpool2d(_MaxUnpool):
     _fn_name, _dims = "max_unpool2d", 2
+
+
+class MaxUnpool3d(_MaxUnpool):
+    _fn_name, _dims = "max_unpool3d", 3
 
 
 class ChannelShuffle(Module):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ... import _dtype
 from ...ops.creation import empty, ones, tensor, zeros
+from ...ops.cross_map_lrn import cross_map_lrn2d
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -12,7 +13,7 @@ from .linear import _factory
 from .module import Module
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
-           "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "RMSNorm"]
+           "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "RMSNorm", "CrossMapLRN2d"]
 
 
 def _register_affine(module: Module, shape, affine: bool, bias: bool, kw: dict) -> None:
@@ -244,6 +245,24 @@ class LocalResponseNorm(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class CrossMapLRN2d(Module):
+    """torch.nn.CrossMapLRN2d(size, alpha=1e-4, beta=0.75, k=1): the legacy cross-channel LRN on
+    (N, C, H, W), with torch's own forward window and backward formula (ops/cross_map_lrn.py)."""
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1) -> None:
+        super().__init__()
+        self.size = size
+        self.alpha = alpha
+        self.beta = beta
+        self.k = k
+
+    def forward(self, input: Tensor) -> Tensor:
+        return cross_map_lrn2d(input, self.size, self.alpha, self.beta, self.k)
 
     def extra_repr(self) -> str:
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

@@ -6,7 +6,7 @@ from ...tensor import Tensor
 from .. import functional as F
 from .module import Module
 
-__all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+__all__ = ["LPPool3d", "FractionalMaxPool2d", "FractionalMaxPool3d", "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "LPPool1d",
            "LPPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool3d"]
 
@@ -159,6 +159,50 @@ class LPPool1d(_LPPool):
 
 class LPPool2d(_LPPool):
     _fn_name = "lp_pool2d"
+
+
+class LPPool3d(_LPPool):
+    _fn_name = "lp_pool3d"
+
+
+class _FractionalMaxPool(Module):
+    _fn_name = ""
+    _dims = 2
+
+    def __init__(self, kernel_size, output_size=None, output_ratio=None, return_indices: bool = False,
+                 _random_samples: Tensor | None = None) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.output_size = output_size
+        self.output_ratio = output_ratio
+        self.return_indices = return_indices
+        self.register_buffer("_random_samples", _random_samples)
+        if output_size is None and output_ratio is None:
+            raise ValueError(f"FractionalMaxPool{self._dims}d requires specifying either an output size, or a "
+                             "pooling ratio")
+        if output_size is not None and output_ratio is not None:
+            raise ValueError("only one of output_size and output_ratio may be specified")
+        if output_ratio is not None:
+            ratios = (output_ratio,) * self._dims if isinstance(output_ratio, (int, float)) else tuple(output_ratio)
+            if not all(0 < r < 1 for r in ratios):
+                raise ValueError(f"output_ratio must be between 0 and 1 (got {output_ratio})")
+            self.output_ratio = ratios
+
+    def forward(self, input: Tensor):
+        return getattr(F, self._fn_name)(input, self.kernel_size, self.output_size, self.output_ratio,
+                                         self.return_indices, _random_samples=self._random_samples)
+
+
+class FractionalMaxPool2d(_FractionalMaxPool):
+    """torch.nn.FractionalMaxPool2d: max pooling over pseudo-random windows (Graham, 2014)."""
+
+    _fn_name, _dims = "fractional_max_pool2d", 2
+
+
+class FractionalMaxPool3d(_FractionalMaxPool):
+    """torch.nn.FractionalMaxPool3d: max pooling over pseudo-random windows (Graham, 2014)."""
+
+    _fn_name, _dims = "fractional_max_pool3d", 3
 
 
 class AdaptiveAvgPool3d(_AdaptivePool):

@@ -41,12 +41,14 @@ __all__ = ["OpCase", "OpInfo", "op_db", "lookup", "select", "randn", "positive",
 from . import (
     activation,
     bucketing,
+    compat,
     complex,
     conv,
     creation,
     decompositions,
     elementwise,
     fft,
+    fractional_pool,
     index,
     linalg,
     loss,
@@ -56,6 +58,7 @@ from . import (
     pool,
     reduce,
     sampling,
+    scatter_views,
     shape,
     special,
     special_functions,
@@ -67,7 +70,8 @@ from . import (
 
 FAMILIES = (elementwise, reduce, shape, index, linalg, activation, pool, conv, creation, loss,
             normalization, nn_functional, special, bucketing, sampling, triplet, decompositions, nn_missing,
-            structural, statistics, special_functions, special_polynomials, complex, fft)
+            structural, statistics, special_functions, special_polynomials, complex, fft, scatter_views, compat,
+            fractional_pool)
 
 op_db: list[OpInfo] = [entry for family in FAMILIES for entry in family.op_db]
 

@@ -84,6 +84,7 @@ OPS = [
     OpInfo("isreal", "complex", lambda: [
         OpCase("isreal", lambda lib, z: lib.isreal(z), [np.array([1 + 0j, 2j, -1 + 0j])], grad=[False]),
         OpCase("isreal_real", lambda lib, x: lib.isreal(x), [randn(3)], grad=[False]),
+        OpCase("isreal_int_method", lambda lib, x: x.isreal(), [np.arange(-2, 3)], grad=[False]),
     ], methods=("isreal",), supports_autograd=False),
     OpInfo("Tensor.cfloat", "complex", lambda: [
         # complex64 results: compared with torch, too coarse for finite differences

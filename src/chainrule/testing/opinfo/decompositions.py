@@ -10,6 +10,8 @@ samples return sign-free functions of them (squares, reconstructions).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .core import OpCase, OpInfo, cached, randn, select
@@ -189,4 +191,99 @@ op_db: list[OpInfo] = [
     _entry("linalg.matrix_exp", "linalg_matrix_exp*"),
     _entry("matrix_exp", "matrix_exp", "matrix_exp_method", methods=("matrix_exp",)),
     _entry("linalg.vander", "linalg_vander*"),
+]
+
+
+# ---- s6 names: the *_ex forms, tensor inverses, Householder products, torch's older lu/solve names
+def _s6_cases() -> list[OpCase]:
+    WELL = randn(3, 3, seed=11) + 3 * np.eye(3)
+    BATCH = randn(2, 3, 3, seed=12) + 3 * np.eye(3)
+    SINGULAR = np.stack([np.eye(3) * 2, np.zeros((3, 3))])
+    return [
+        OpCase("linalg_inv_ex", lambda lib, a: tuple(lib.linalg.inv_ex(a)), [WELL]),
+        OpCase("linalg_inv_ex_batch", lambda lib, a: tuple(lib.linalg.inv_ex(a, check_errors=True)), [BATCH]),
+        OpCase("linalg_inv_ex_singular_info", lambda lib, a: lib.linalg.inv_ex(a).info, [SINGULAR],
+               grad=[False]),
+        OpCase("linalg_solve_ex", lambda lib, a, b: tuple(lib.linalg.solve_ex(a, b)), [WELL, randn(3, 2, seed=13)]),
+        OpCase("linalg_solve_ex_vector_right", lambda lib, a, b: lib.linalg.solve_ex(a, b, left=False).result,
+               [BATCH, randn(2, 4, 3, seed=14)]),
+        OpCase("linalg_tensorinv", lambda lib, a: lib.linalg.tensorinv(a, ind=2),
+               [(randn(6, 6, seed=15) + 4 * np.eye(6)).reshape(2, 3, 6)]),
+        OpCase("linalg_tensorinv_ind1", lambda lib, a: lib.linalg.tensorinv(a, 1),
+               [(randn(6, 6, seed=16) + 4 * np.eye(6)).reshape(6, 2, 3)]),
+        OpCase("linalg_tensorsolve", lambda lib, a, b: lib.linalg.tensorsolve(a, b),
+               [(randn(6, 6, seed=17) + 4 * np.eye(6)).reshape(2, 3, 6), randn(2, 3, seed=18)]),
+        OpCase("linalg_tensorsolve_dims", lambda lib, a, b: lib.linalg.tensorsolve(a, b, dims=(0,)),
+               [(randn(6, 6, seed=19) + 4 * np.eye(6)).reshape(6, 2, 3), randn(2, 3, seed=20)]),
+        OpCase("linalg_householder_product", lambda lib, a, t: lib.linalg.householder_product(a, t),
+               [randn(4, 3, seed=21), randn(2, seed=22)]),
+        OpCase("linalg_householder_product_batch", lambda lib, a, t: lib.linalg.householder_product(a, t),
+               [randn(2, 3, 3, seed=23), randn(2, 3, seed=24)]),
+        OpCase("orgqr", lambda lib, a, t: lib.orgqr(a, t), [randn(4, 2, seed=25), randn(2, seed=26)]),
+        OpCase("orgqr_method", lambda lib, a, t: a.orgqr(t), [randn(3, 3, seed=27), randn(1, seed=28)]),
+        OpCase("lu_unpack", lambda lib, a: tuple(lib.lu_unpack(*lib.linalg.lu_factor(a))), [WELL]),
+        OpCase("lu_unpack_wide_batch", lambda lib, a: tuple(lib.lu_unpack(*lib.linalg.lu_factor(a))),
+               [randn(2, 3, 4, seed=29)]),
+        OpCase("lu_unpack_tall", lambda lib, a: tuple(lib.lu_unpack(*lib.linalg.lu_factor(a))), [randn(4, 2, seed=30)]),
+        OpCase("lu", lambda lib, a: tuple(lib.lu(a)), [WELL]),
+        OpCase("lu_method_infos", lambda lib, a: tuple(a.lu(get_infos=True)), [BATCH]),
+        OpCase("lu_solve", lambda lib, b, a: lib.lu_solve(b, *lib.linalg.lu_factor(a)), [randn(3, 2, seed=31), WELL]),
+        OpCase("lu_solve_method", lambda lib, b, a: b.lu_solve(*lib.linalg.lu_factor(a)), [randn(2, 3, 1, seed=32), BATCH]),
+        OpCase("triangular_solve", lambda lib, b, a: tuple(lib.triangular_solve(b, a)), [randn(3, 2, seed=33), WELL]),
+        OpCase("triangular_solve_lower_transposed_unit",
+               lambda lib, b, a: tuple(b.triangular_solve(a, upper=False, transpose=True, unitriangular=True)),
+               [randn(2, 3, 4, seed=34), BATCH]),
+        OpCase("nuclear_norm", lambda lib, a: lib.nuclear_norm(a), [randn(3, 4, seed=35)]),
+        OpCase("nuclear_norm_dims_keepdim", lambda lib, a: lib.nuclear_norm(a, (0, 2), keepdim=True),
+               [randn(3, 2, 4, seed=36)]),
+        OpCase("frobenius_norm", lambda lib, a: lib.frobenius_norm(a, (0, 1)), [randn(3, 4, seed=37)]),
+        OpCase("frobenius_norm_keepdim", lambda lib, a: lib.frobenius_norm(a, 1, keepdim=True),
+               [randn(2, 3, 4, seed=38)]),
+    ]
+
+
+def _lowrank(lib, function, *args, **kwargs):
+    # seeded, so every run (and the device's) draws one sketch; sign-free outputs: the singular
+    # values and the reconstruction U diag(S) Vᵀ (scaled, as _square_free's)
+    lib.manual_seed(0)
+    U, S, V = function(*args, **kwargs)
+    return S, ((U * S.unsqueeze(-2)) @ V.mT) * 2
+
+
+def _lowrank_cases() -> list[OpCase]:
+    # q covers the full rank, so the random sketch spans the whole range and the result is exact
+    # (the same for torch's draws and ours, and under gradcheck's perturbations)
+    cases = [
+        OpCase("svd_lowrank", lambda lib, a: _lowrank(lib, lib.svd_lowrank, a, q=3), [randn(5, 3, seed=40)]),
+        OpCase("svd_lowrank_wide_batch", lambda lib, a: _lowrank(lib, lib.svd_lowrank, a, q=3, niter=1),
+               [randn(2, 3, 4, seed=41)]),
+        OpCase("svd_lowrank_M", lambda lib, a, m: _lowrank(lib, lib.svd_lowrank, a, q=3, M=m),
+               [randn(4, 3, seed=42), randn(1, 3, seed=43)]),
+        OpCase("pca_lowrank", lambda lib, a: _lowrank(lib, lib.pca_lowrank, a, q=3), [randn(6, 3, seed=49)]),
+        OpCase("pca_lowrank_uncentered", lambda lib, a: _lowrank(lib, lib.pca_lowrank, a, center=False),
+               [randn(3, 5, seed=45)]),
+    ]
+    # float32 through a random sketch, QR and SVD: the gradients agree with torch's to ~1e-5 relative
+    return [dataclasses.replace(c, atol=1e-4, rtol=1e-3) for c in cases]
+
+
+def _s6(name: str, *patterns: str, **kwargs) -> OpInfo:
+    return OpInfo(name, "decompositions", select(_s6_cases, *(patterns or (name.replace(".", "_") + "*",))), **kwargs)
+
+
+op_db += [
+    _s6("linalg.inv_ex"),
+    _s6("linalg.solve_ex"),
+    _s6("linalg.tensorinv"),
+    _s6("linalg.tensorsolve"),
+    _s6("linalg.householder_product"),
+    _s6("orgqr", methods=("orgqr",)),
+    _s6("lu_unpack"),
+    _s6("lu", "lu", "lu_method*", methods=("lu",)),
+    _s6("lu_solve", methods=("lu_solve",)),
+    _s6("triangular_solve", methods=("triangular_solve",)),
+    _s6("nuclear_norm"),
+    _s6("frobenius_norm"),
+    OpInfo("svd_lowrank", "decompositions", select(_lowrank_cases, "svd_lowrank*"), supports_gradgrad=False),
+    OpInfo("pca_lowrank", "decompositions", select(_lowrank_cases, "pca_lowrank*"), supports_gradgrad=False),
 ]

@@ -171,6 +171,7 @@ def _renorm_cases() -> list[OpCase]:
         OpCase("renorm_method_dim1_p1", lambda lib, x: x.renorm(1, 1, 2.0), [x]),
         OpCase("renorm_3d", lambda lib, x: lib.renorm(x, 3, -1, 1.0), [randn(2, 3, 2)]),
         OpCase("renorm_nothing_scaled", lambda lib, x: lib.renorm(x, 2, 0, 100.0), [x]),
+        OpCase("renorm_inplace", lambda lib, x: x.clone().renorm_(2, 0, 1.5), [x]),
     ]
 
 
@@ -207,6 +208,6 @@ op_db: list[OpInfo] = [
     OpInfo("trapz", "statistics", _trapz_cases),
     OpInfo("cumulative_trapezoid", "statistics", _cumulative_trapezoid_cases),
     OpInfo("gradient", "statistics", _gradient_cases),
-    OpInfo("renorm", "statistics", _renorm_cases, methods=("renorm",)),
+    OpInfo("renorm", "statistics", _renorm_cases, methods=("renorm", "renorm_")),
     *[_window_entry(name) for name in _WINDOW_NAMES],
 ]

@@ -1,0 +1,523 @@
+"""torch's smaller top-level names, each composed from chainrule's ops: index arithmetic
+(unravel_index), splits under their other names (dsplit, split_with_sizes, unsafe_split/chunk),
+tests for infinities, the deprecated inclusive ``range``, out-of-place ``fill``, bit shifts,
+strided and buffer-backed creation, DLPack exchange, and the eager semantics of the control-flow
+operators ``cond`` and ``while_loop``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ctypes
+import math
+import warnings
+
+import numpy as np
+
+from .. import _dtype, return_types
+from .._backend import array_module, module_for_device
+from ..autograd.function import name_node
+from ..tensor import Tensor, _wrap_dim
+from . import creation, elementwise
+from .index import nonzero, scatter_reduce
+from .random import _rng
+from .reduce import sort
+from .scatter_views import as_strided
+from .shape import _even_split, chunk, narrow, split
+
+__all__ = ["unravel_index", "dsplit", "msort", "isneginf", "isposinf", "range", "fill",
+           "empty_strided", "frombuffer", "from_dlpack", "to_dlpack", "typename", "bitwise_left_shift",
+           "bitwise_right_shift", "split_with_sizes", "unsafe_chunk", "unsafe_split", "narrow_copy", "cond",
+           "while_loop", "index_reduce", "nonzero_static", "poisson", "binomial", "histogramdd"]
+__not_methods__ = {"histogramdd", "poisson", "binomial", "unravel_index", "range", "fill", "empty_strided", "frombuffer", "from_dlpack", "to_dlpack",
+                   "typename", "cond", "while_loop"}
+__tensor_methods__ = {"__lshift__": "bitwise_left_shift", "__rshift__": "bitwise_right_shift",
+                      "__rlshift__": "_reflected_left_shift", "__rrshift__": "_reflected_right_shift"}
+
+
+# ---------------------------------------------------------------- index arithmetic and splits
+def unravel_index(indices: Tensor, shape) -> tuple:
+    """torch.unravel_index: the coordinates in ``shape`` of flat ``indices`` (a tuple of int64
+    tensors, one per dim, each of ``indices``' shape). Indices are taken modulo the number of
+    elements, as torch's (so -1 is the last element)."""
+    if not isinstance(indices, Tensor):
+        raise TypeError(f"expected 'indices' to be a tensor, but got {type(indices).__name__}")
+    if indices._data.dtype.kind not in "iu" or indices._data.dtype == np.bool_:
+        raise TypeError(f"expected 'indices' to be integer dtype, but got {indices.dtype}")
+    shape = (shape,) if isinstance(shape, (builtins.int, np.integer)) else tuple(builtins.int(s) for s in shape)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"'shape' cannot have negative values, but got {shape}")
+    if 0 in shape and indices._data.size:
+        raise RuntimeError(f"ZeroDivisionError: unravel_index of {indices._data.size} indices into a shape with a "
+                           f"zero dimension, {shape}")
+    xp = array_module(indices)
+    flat = indices._data.astype(np.int64)
+    coordinates = []
+    for size in reversed(shape):
+        coordinates.append(flat % size if size else xp.zeros_like(flat))
+        flat = flat // size if size else flat
+    if not shape:
+        return ()
+    # one (..., ndim) array viewed per dim, torch's layout (its outputs are strided views)
+    stacked = xp.stack(coordinates[::-1], axis=-1)
+    return tuple(Tensor._make(stacked[..., d]) for d in builtins.range(len(shape)))
+
+
+def dsplit(input: Tensor, indices_or_sections) -> tuple:
+    """torch.dsplit: tensor_split along dim 2 of a tensor with at least 3 dims."""
+    if input._data.ndim < 3:
+        raise RuntimeError(f"torch.dsplit requires a tensor with at least 3 dimension, but got a tensor "
+                           f"with {input._data.ndim} dimensions!")
+    return _even_split(input, indices_or_sections, 2, "dsplit")
+
+
+def split_with_sizes(input: Tensor, split_sizes, dim: int = 0) -> tuple:
+    """torch.split_with_sizes: views of the given sizes along ``dim`` (they must add up to its size)."""
+    return split(input, [builtins.int(s) for s in split_sizes], dim)
+
+
+def unsafe_split(input: Tensor, split_size: int, dim: int = 0) -> tuple:
+    """torch.unsafe_split: split without torch's view-tracking checks; the same pieces here."""
+    return name_node(split(input, split_size, dim), "UnsafeSplitBackward0")
+
+
+def unsafe_chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
+    """torch.unsafe_chunk: chunk without torch's view-tracking checks; the same pieces here."""
+    return name_node(chunk(input, chunks, dim), "UnsafeSplitBackward0")
+
+
+def narrow_copy(input: Tensor, dim: int, start: int, length: int) -> Tensor:
+    """torch.narrow_copy: narrow(), copied into new memory."""
+    return name_node(narrow(input, dim, start, length).clone(), "NarrowCopyBackward0", label="narrow_copy",
+                     rule="puts the gradient back into the narrowed slice, zeros elsewhere")
+
+
+def index_reduce(input: Tensor, dim: int, index: Tensor, source: Tensor, reduce: str, *,
+                 include_self: bool = True) -> Tensor:
+    """torch.index_reduce: reduce slice ``i`` of ``source`` along ``dim`` into slice ``index[i]`` of
+    ``input`` with prod / mean / amax / amin (``include_self`` counts input's own values). It is
+    scatter_reduce with ``index`` spread over ``source``'s other dims, and shares its rule."""
+    if reduce not in ("prod", "mean", "amax", "amin"):
+        raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin but got {reduce}.")
+    if not isinstance(index, Tensor) or index._data.ndim > 1:
+        raise IndexError("index_reduce_(): Index is supposed to be a vector")
+    d = _wrap_dim(dim, max(input._data.ndim, 1), "index_reduce")
+    if source._data.ndim and source._data.shape[d] != index._data.size:
+        raise RuntimeError(f"index_reduce_(): Number of indices ({index._data.size}) should be equal to "
+                           f"source.size(dim) ({source._data.shape[d]})")
+    shape = [1] * source._data.ndim
+    if shape:
+        shape[d] = index._data.size
+    spread = index.reshape(shape).expand(source.shape) if shape else index.reshape(())
+    return name_node(scatter_reduce(input, d, spread, source, reduce, include_self=include_self),
+                     "IndexReduceBackward0", label="index_reduce")
+
+
+def nonzero_static(input: Tensor, *, size: int, fill_value: int = -1) -> Tensor:
+    """torch.nonzero_static: nonzero()'s (n, ndim) indices cut or padded with ``fill_value`` to
+    exactly ``size`` rows (a shape known before the values, as compilers need)."""
+    if size < 0:
+        raise RuntimeError(f"nonzero_static: 'size' must be an non-negative integer, but got {size}")
+    found = nonzero(input)
+    xp = array_module(found)
+    rows = found._data[:size]
+    padding = xp.full((size - rows.shape[0], rows.shape[1]), fill_value, dtype=rows.dtype)
+    return Tensor._make(xp.concatenate([rows, padding]))
+
+
+def msort(input: Tensor) -> Tensor:
+    """torch.msort: ``input`` sorted along dim 0 (ascending)."""
+    return sort(input, dim=0).values
+
+
+# ---------------------------------------------------------------- elementwise tests and shifts
+def isneginf(input: Tensor) -> Tensor:
+    """torch.isneginf: True where ``input`` is -inf (never for integer tensors)."""
+    data = input._data
+    return Tensor._make(array_module(data).isinf(data) & (data < 0))
+
+
+def isposinf(input: Tensor) -> Tensor:
+    """torch.isposinf: True where ``input`` is +inf (never for integer tensors)."""
+    data = input._data
+    return Tensor._make(array_module(data).isinf(data) & (data > 0))
+
+
+def _shift(input, other, left: bool) -> Tensor:
+    name = "lshift" if left else "rshift"
+    a, b = elementwise._pair(input, other)
+    if a._data.dtype.kind not in "iub":
+        raise NotImplementedError(f'"{name}_cpu" not implemented for \'{_dtype._BY_NP[a._data.dtype].name}\'')
+    x, s = a._data, b._data
+    xp = array_module(x)
+    if x.dtype == np.bool_:  # torch shifts bools as their integer type of the result: int64 here
+        x, s = x.astype(np.int64), s.astype(np.int64)
+    bits = x.dtype.itemsize * 8
+    # C leaves shifts by a negative or >= width amount undefined; torch defines them: a left shift
+    # gives 0, a right shift the sign fill (an arithmetic shift by width - 1)
+    in_range = xp.clip(s, 0, bits - 1).astype(x.dtype)
+    try:
+        if left:
+            out = xp.where((s < 0) | (s >= bits), x.dtype.type(0), xp.left_shift(x, in_range))
+        else:
+            out = xp.where(s < 0, x.dtype.type(0), xp.right_shift(x, in_range))
+    except ValueError as error:
+        raise RuntimeError(f"bitwise_{'left' if left else 'right'}_shift: {error}") from None
+    return Tensor._make(out.astype(x.dtype, copy=False))
+
+
+def bitwise_left_shift(input, other) -> Tensor:
+    """torch.bitwise_left_shift (``<<``): integer ``input`` shifted left by ``other`` bits."""
+    return _shift(input, other, left=True)
+
+
+def bitwise_right_shift(input, other) -> Tensor:
+    """torch.bitwise_right_shift (``>>``): integer ``input`` shifted right (arithmetically) by ``other`` bits."""
+    return _shift(input, other, left=False)
+
+
+def _reflected_left_shift(self, other) -> Tensor:
+    return _shift(other, self, left=True)
+
+
+def _reflected_right_shift(self, other) -> Tensor:
+    return _shift(other, self, left=False)
+
+
+# ---------------------------------------------------------------- creation
+_RANGE_DEPRECATION = ("torch.range is deprecated and will be removed in a future release because its behavior is "
+                      "inconsistent with Python's range builtin. Instead, use torch.arange, which produces values "
+                      "in [start, end).")
+
+
+def range(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,
+          requires_grad: bool = False) -> Tensor:
+    """torch.range (deprecated): ``start, start + step, ...`` up to and including ``end``, in the
+    default float dtype unless ``dtype`` is given. Warns as torch does."""
+    if end is None:
+        raise TypeError('range() missing 1 required positional arguments: "end"')
+    warnings.warn(_RANGE_DEPRECATION, UserWarning, stacklevel=2)
+    values = [builtins.float(v.item() if isinstance(v, Tensor) else v) for v in (start, end, step)]
+    start, end, step = values
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
+    count = builtins.int(math.floor((end - start) / step)) + 1
+    result = creation.tensor(np.arange(count, dtype=np.float64) * step + start,
+                             dtype=dtype if dtype is not None else _dtype.get_default_dtype(), device=device,
+                             requires_grad=requires_grad)
+    if out is not None:
+        return out.resize_(result.shape).copy_(result)
+    return result
+
+
+range.honours_out = True  # writes out= itself, resized to the result as torch's
+
+
+def empty_strided(size, stride, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
+                  pin_memory: bool = False) -> Tensor:
+    """torch.empty_strided: a tensor of ``size`` laid out with ``stride`` (in elements) over fresh
+    storage just large enough for it; its values are unset (zero here)."""
+    size, stride = tuple(builtins.int(s) for s in size), tuple(builtins.int(s) for s in stride)
+    if len(size) != len(stride):
+        raise RuntimeError(f"mismatch in length of strides and shape: sizes {list(size)}, strides {list(stride)}")
+    needed = 0 if 0 in size else 1 + sum((n - 1) * s for n, s in zip(size, stride))
+    storage = creation.empty(needed, dtype=dtype, device=device)
+    return as_strided(storage, size, stride, 0).detach().requires_grad_(requires_grad)
+
+
+def frombuffer(buffer, *, dtype, count: int = -1, offset: int = 0, requires_grad: bool = False) -> Tensor:
+    """torch.frombuffer: a 1-D tensor sharing memory with a Python buffer (bytes, bytearray,
+    array.array, memoryview, ...): ``count`` elements of ``dtype`` from byte ``offset``."""
+    dt = _dtype.to_dtype(dtype)
+    try:
+        view = memoryview(buffer)
+    except TypeError:
+        raise ValueError("object does not implement Python buffer protocol.") from None
+    length = view.nbytes
+    itemsize = dt.np.itemsize
+    if length <= 0:
+        raise ValueError(f"both buffer length ({length}) and count ({count}) must not be 0")
+    if not 0 <= offset < length:
+        raise ValueError(f"offset ({offset} bytes) must be non-negative and no greater than buffer length "
+                         f"({length} bytes) minus 1")
+    if count < 0 and (length - offset) % itemsize:
+        raise ValueError(f"buffer length ({length - offset} bytes) after offset ({offset} bytes) must be a multiple "
+                         f"of element size ({itemsize})")
+    if count > 0 and (length - offset) // itemsize < count:
+        raise ValueError(f"requested buffer length ({count} * {itemsize} bytes) after offset ({offset} bytes) must "
+                         f"not be greater than actual buffer length ({length} bytes)")
+    if view.readonly:
+        warnings.warn("The given buffer is not writable, and PyTorch does not support non-writable tensors. This "
+                      "means you can write to the underlying (supposedly non-writable) buffer using the tensor. "
+                      "You may want to copy the buffer to protect its data or make it writable before converting "
+                      "it to a tensor. This type of warning will be suppressed for the rest of this program.",
+                      UserWarning, stacklevel=2)
+    array = np.frombuffer(buffer, dtype=dt.np, count=count, offset=offset)
+    return Tensor._make(array).requires_grad_(requires_grad)
+
+
+# ---------------------------------------------------------------- histograms
+def histogramdd(input: Tensor, bins, *, range=None, weight: Tensor | None = None, density: bool = False):
+    """torch.histogramdd: the D-dimensional histogram of the points in ``input``'s last dim (N, D);
+    ``bins`` an int, D ints, or D 1-d tensors of edges; ``range`` (min₁, max₁, ..., min_D, max_D).
+    Returns ``(hist, bin_edges)``, both of input's float dtype, with NumPy's (and torch's) rule that
+    each dim's last bin includes its right edge."""
+    data = input._data
+    if data.dtype.kind != "f":
+        raise NotImplementedError(f'"histogramdd" not implemented for \'{_TYPE_NAMES.get(data.dtype.name, data.dtype.name)}\'')
+    if data.ndim < 1:
+        raise RuntimeError("torch.histogramdd: input tensor should have at least 1 dimension, but got 0")
+    xp = array_module(data)
+    dims = data.shape[-1]
+    points = data.reshape(-1, dims)
+    if weight is not None:
+        if weight._data.dtype != data.dtype:
+            raise RuntimeError(f"torch.histogramdd: if weight tensor is provided, input tensor and weight tensor "
+                               f"should have the same dtype, but got input({_C_NAMES.get(data.dtype.name)}), "
+                               f"and weight({_C_NAMES.get(weight._data.dtype.name, weight._data.dtype.name)})")
+        if tuple(weight._data.shape) != tuple(data.shape[:-1]):
+            raise RuntimeError("torch.histogramdd: if weight tensor is provided it should have the same shape as the "
+                               "input tensor excluding its innermost dimension")
+    if isinstance(bins, (builtins.int, np.integer)):
+        bins = [builtins.int(bins)] * dims
+    bins = list(bins)
+    if len(bins) != dims:
+        raise RuntimeError(f"torch.histogramdd: expected {dims} sequences of bin edges for each dimension, but got "
+                           f"{len(bins)}")
+    if range is not None and len(range) != 2 * dims:
+        raise RuntimeError(f"torch.histogramdd: for a {dims}-dimensional histogram range should have {2 * dims} "
+                           f"elements, but got {len(range)}")
+    edges = []
+    for d, b in enumerate(bins):
+        if isinstance(b, Tensor):
+            edges.append(b._data.astype(data.dtype))
+            continue
+        if range is not None:
+            low, high = builtins.float(range[2 * d]), builtins.float(range[2 * d + 1])
+        elif points.shape[0]:
+            low, high = builtins.float(points[:, d].min()), builtins.float(points[:, d].max())
+        else:
+            low, high = 0.0, 1.0
+        if low == high:  # a constant coordinate: one unit-wide range around it, as NumPy
+            low, high = low - 0.5, high + 0.5
+        edges.append(xp.linspace(low, high, builtins.int(b) + 1).astype(data.dtype))
+    weights = None if weight is None else weight._data.reshape(-1)
+    hist, _ = xp.histogramdd(points, bins=[e.astype(np.float64) for e in edges], weights=weights, density=density)
+    return return_types.histogramdd(Tensor._make(hist.astype(data.dtype)), tuple(Tensor._make(e) for e in edges))
+
+
+# ---------------------------------------------------------------- sampling
+def poisson(input: Tensor, generator=None) -> Tensor:
+    """torch.poisson: one Poisson draw per element of the rates ``input``, in its float dtype.
+    (torch's derivative of a draw is zero; here the draw is not recorded.)"""
+    data = input._data
+    if data.dtype.kind != "f":
+        raise NotImplementedError(f'"poisson_cpu" not implemented for \'{_TYPE_NAMES.get(data.dtype.name, data.dtype.name)}\'')
+    xp = array_module(data)
+    if bool((data < 0).any()):
+        raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
+    return Tensor._make(_rng(generator, xp).poisson(data.astype(np.float64)).astype(data.dtype))
+
+
+def binomial(count: Tensor, prob: Tensor, generator=None) -> Tensor:
+    """torch.binomial: one Binomial(count, prob) draw per element (broadcast), in ``count``'s float dtype;
+    a negative count draws 0 and ``prob`` is clipped to [0, 1], as torch's sampler does."""
+    if count._data.dtype.kind != "f":
+        raise ValueError(f"binomial only supports floating-point dtypes for count, got: "
+                         f"{_TYPE_NAMES.get(count._data.dtype.name, count._data.dtype.name)}")
+    if prob._data.dtype != count._data.dtype:
+        raise RuntimeError(f"Found dtype {_TYPE_NAMES.get(prob._data.dtype.name, prob._data.dtype.name)} but expected "
+                           f"{_TYPE_NAMES.get(count._data.dtype.name, count._data.dtype.name)}")
+    xp = array_module(count._data)
+    trials = xp.maximum(count._data, 0).astype(np.int64)
+    draws = _rng(generator, xp).binomial(trials, xp.clip(prob._data.astype(np.float64), 0.0, 1.0))
+    return Tensor._make(draws.astype(count._data.dtype))
+
+
+_C_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half"}
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+               "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+# ---------------------------------------------------------------- DLPack
+_DL_CPU, _DL_CUDA, _DL_CUDA_HOST = 1, 2, 3
+
+
+class _DLDevice(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+class _DLTensorHead(ctypes.Structure):
+    # the first two fields of DLPack's DLTensor, enough to learn where a capsule's data lives
+    _fields_ = [("data", ctypes.c_void_p), ("device", _DLDevice)]
+
+
+class _Capsule:
+    """A bare DLPack capsule (from torch.utils.dlpack.to_dlpack and older libraries) dressed as
+    an object with ``__dlpack__``, the form the array modules' ``from_dlpack`` take."""
+
+    def __init__(self, capsule) -> None:
+        get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+        get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+        try:
+            pointer = get_pointer(capsule, b"dltensor")
+        except ValueError:  # DLPack renames a capsule "used_dltensor" once read
+            raise ValueError("from_dlpack: the DLPack capsule was already consumed (a capsule can be read "
+                             "once) or is not a DLPack tensor") from None
+        head = _DLTensorHead.from_address(pointer)
+        self._capsule = capsule
+        self._device = (head.device.device_type, head.device.device_id)
+
+    def __dlpack__(self, *args, **kwargs):
+        return self._capsule
+
+    def __dlpack_device__(self):
+        return self._device
+
+
+def from_dlpack(ext_tensor) -> Tensor:
+    """torch.from_dlpack: a tensor sharing memory with any object that speaks DLPack (a NumPy or
+    CuPy array, a torch or JAX tensor, ...) or with a DLPack capsule. CPU memory becomes a CPU tensor;
+    CUDA memory a device tensor through CuPy."""
+    if isinstance(ext_tensor, Tensor):
+        return Tensor._make(ext_tensor._data)
+    if not hasattr(ext_tensor, "__dlpack__"):
+        if type(ext_tensor).__name__ != "PyCapsule":
+            raise TypeError(f"from_dlpack: expected an object with __dlpack__ or a DLPack capsule, got "
+                            f"{type(ext_tensor).__name__}")
+        ext_tensor = _Capsule(ext_tensor)
+    device_type, device_id = ext_tensor.__dlpack_device__()
+    if device_type in (_DL_CPU, _DL_CUDA_HOST):
+        xp = np
+    elif device_type == _DL_CUDA:
+        xp = module_for_device(f"cuda:{builtins.int(device_id)}")
+    else:
+        raise RuntimeError(f"from_dlpack: unsupported DLPack device type {device_type} (chainrule runs on the CPU "
+                           "and on CUDA)")
+    return Tensor._make(xp.from_dlpack(ext_tensor))
+
+
+def to_dlpack(tensor: Tensor):
+    """torch.to_dlpack: a DLPack capsule sharing ``tensor``'s memory (consumed once by a from_dlpack)."""
+    return tensor.__dlpack__()
+
+
+# ---------------------------------------------------------------- values and names
+def fill(input: Tensor, value) -> Tensor:
+    """torch.fill: a tensor of ``input``'s shape and dtype filled with ``value`` (a number or a
+    0-d tensor, which then gets the summed gradient); ``input`` gets a zero gradient."""
+    if isinstance(value, Tensor):
+        if value._data.ndim:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
+                               f"{value._data.ndim} dimensions.")
+        name, operand = "FillBackward1", elementwise._cast(value.to(input.device), input.dtype)
+    else:
+        name, operand = "FillBackward0", elementwise._as_operand(value, input.dtype, input)
+    never = Tensor._make(array_module(input).zeros((), dtype=np.bool_))
+    # where() with a condition never true: input's gradient is zero, value's the sum, no arithmetic on input
+    return name_node(elementwise.where(never, input, operand), name, label="fill",
+                     rule="the input gets a zero gradient; the value the gradient summed")
+
+
+def typename(obj) -> str:
+    """torch.typename: a tensor's type string ('torch.FloatTensor'), else the object's qualified name."""
+    if isinstance(obj, Tensor):
+        return obj.type()
+    module = getattr(obj, "__module__", None) or ""
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    if qualname is None:
+        module, qualname = type(obj).__module__, type(obj).__qualname__
+    return qualname if module in ("", "builtins") else f"{module}.{qualname}"
+
+
+# ---------------------------------------------------------------- control flow (eager)
+def _predicate(pred, op: str) -> builtins.bool:
+    if isinstance(pred, Tensor):
+        if pred._data.size != 1:
+            raise RuntimeError(f"{op}: expected pred to be bool or single-element tensor, but got a tensor of "
+                               f"shape {list(pred.shape)}")
+        return builtins.bool(pred._data.reshape(()))
+    if isinstance(pred, (builtins.bool, np.bool_, builtins.int)):
+        return builtins.bool(pred)
+    raise RuntimeError(f"{op}: expected pred to be bool or tensor, but got {type(pred).__name__}")
+
+
+def _operand_tuple(operands, op: str, name: str) -> tuple:
+    if not isinstance(operands, (tuple, list)):
+        raise RuntimeError(f"{op}: expected {name} to be a tuple or list of tensors, but got "
+                           f"{type(operands).__name__}")
+    return tuple(operands)
+
+
+def cond(pred, true_fn, false_fn, operands=()):
+    """torch.cond, eagerly: ``true_fn(*operands)`` if ``pred`` (a bool or one-element tensor) holds,
+    else ``false_fn(*operands)``. Gradients flow through the branch taken."""
+    take = _predicate(pred, "cond")
+    operands = _operand_tuple(operands, "cond", "operands")
+    return true_fn(*operands) if take else false_fn(*operands)
+
+
+def while_loop(cond_fn, body_fn, carried_inputs):
+    """torch.while_loop, eagerly: ``carried = body_fn(*carried)`` while ``cond_fn(*carried)`` holds;
+    returns the final carried values as a tuple. ``body_fn`` must return as many values as it takes,
+    each of the same shape and dtype."""
+    carried = _operand_tuple(carried_inputs, "while_loop", "carried_inputs")
+    while _predicate(cond_fn(*carried), "while_loop"):
+        new = body_fn(*carried)
+        new = tuple(new) if isinstance(new, (tuple, list)) else (new,)
+        if len(new) != len(carried):
+            raise RuntimeError(f"while_loop: body_fn returned {len(new)} values for {len(carried)} carried inputs")
+        for i, (old, value) in enumerate(zip(carried, new)):
+            if isinstance(old, Tensor) and (not isinstance(value, Tensor) or value.shape != old.shape
+                                            or value.dtype != old.dtype):
+                described = (f"shape {list(value.shape)}, dtype {value.dtype}" if isinstance(value, Tensor)
+                             else type(value).__name__)
+                raise RuntimeError(f"while_loop: body_fn output {i} ({described}) does not match carried input {i} "
+                                   f"(shape {list(old.shape)}, dtype {old.dtype})")
+        carried = new
+    return carried
+
+
+# ---------------------------------------------------------------- the *_copy variants of views
+def _copy_variant(name: str, view):
+    """torch.<name>_copy: the view op's result copied into new memory (torch's functionalised form);
+    the node keeps the view's name with ``_copy``, as torch's does."""
+    def function(input: Tensor, *args, **kwargs):
+        result = view(input, *args, **kwargs)
+        pieces = result if isinstance(result, tuple) else (result,)
+        copies = tuple(_named_copy(piece) for piece in pieces)
+        return copies if isinstance(result, tuple) else copies[0]
+
+    function.__name__ = function.__qualname__ = f"{name}_copy"
+    function.__doc__ = f"torch.{name}_copy: ``{name}`` copied into new memory."
+    return function
+
+
+def _named_copy(piece: Tensor) -> Tensor:
+    view_node = piece.grad_fn
+    copied = piece.clone()
+    return copied if view_node is None else name_node(copied, f"{type(view_node).__name__}_copy",
+                                                      label=getattr(view_node, "label", None))
+
+
+def _slice(input: Tensor, dim: int = 0, start=None, end=None, step: int = 1) -> Tensor:
+    d = _wrap_dim(dim, input._data.ndim, "slice")
+    return input[(slice(None),) * d + (slice(start, end, step),)]
+
+
+def _views() -> dict:
+    from . import linalg, shape
+
+    return {"as_strided": as_strided, "detach": Tensor.detach, "diagonal": linalg.diagonal,
+            "expand": shape.expand, "permute": shape.permute, "select": shape.select, "slice": _slice,
+            "split": shape.split, "split_with_sizes": split_with_sizes, "squeeze": shape.squeeze, "t": shape.t,
+            "transpose": shape.transpose, "unbind": shape.unbind, "unfold": shape.unfold,
+            "unsqueeze": shape.unsqueeze, "view": shape.view}
+
+
+COPY_VARIANTS = {f"{name}_copy": _copy_variant(name, view) for name, view in _views().items()}
+globals().update(COPY_VARIANTS)
+__all__ += list(COPY_VARIANTS)
+__not_methods__ |= set(COPY_VARIANTS)

@@ -1,0 +1,129 @@
+"""Fractional max pooling (Graham, 2014), torch's fractional_max_pool2d/3d.
+
+Each (sample, channel) plane draws one number u in [0, 1) per pooled dim (``_random_samples``,
+shape (N, C, d)); the window starts along a dim of input size n, output size m and kernel k are
+torch's ``generate_intervals``: ``int((i + u) α) - int(u α)`` with α = (n - k) / (m - 1), computed
+in the input's dtype, and the last window ends at the input's end. Each window's first maximum
+(a NaN wins, the last one, as torch's kernel) is gathered, so the gradient goes to that element.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import array_module
+from ..autograd.function import name_node
+from ..tensor import Tensor
+from .pool import FlatGather, _tuple
+
+__all__ = ["fractional_max_pool2d", "fractional_max_pool3d"]
+__not_methods__ = set(__all__)
+
+
+def _window_starts(xp, samples, n: int, m: int, k: int):
+    """(N, C, m) window starts along one dim, torch's generate_intervals for each plane's sample."""
+    dtype = samples.dtype.type
+    starts = xp.full(samples.shape + (m,), n - k, dtype=np.int64)
+    if m > 1:
+        alpha = dtype(n - k) / dtype(m - 1)
+        i = xp.arange(m - 1, dtype=samples.dtype)
+        # the truncations are C++'s static_cast<int> of values >= 0: floor
+        first = ((i + samples[..., None]) * alpha).astype(np.int64) - (samples * alpha).astype(np.int64)[..., None]
+        starts[..., :m - 1] = first
+    return starts
+
+
+def _fractional_max_pool(input: Tensor, kernel_size, output_size, output_ratio, return_indices: bool,
+                         random_samples, d: int, opname: str):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{opname}(): argument 'input' must be Tensor, not {type(input).__name__}")
+    if input._data.ndim not in (d + 1, d + 2):
+        raise RuntimeError(f"{opname}(): Expected {d + 1}D or {d + 2}D tensor, but got: {list(input.shape)}")
+    x, unbatched = (input.unsqueeze(0), True) if input._data.ndim == d + 1 else (input, False)
+    xp = array_module(x)
+    kernel = _tuple(kernel_size, d, "kernel_size")
+    in_shape = tuple(x._data.shape[2:])
+    if output_size is None:
+        if output_ratio is None:
+            raise ValueError(f"{opname} requires specifying either an output_size or an output_ratio")
+        ratios = _tuple_float(output_ratio, d)
+        sizes = tuple(int(n * r) for n, r in zip(in_shape, ratios))
+    else:
+        sizes = _tuple(output_size, d, "output_size")
+    for n, m, k in zip(in_shape, sizes, kernel):
+        if m + k - 1 > n:
+            raise RuntimeError(f"{opname}(): pool size {k} too large relative to input size {n} for output size {m}")
+    batch = x._data.shape[:2]
+    if random_samples is None:
+        from .random import rand
+
+        random_samples = rand(*batch, d, dtype=x.dtype, device=x.device)
+    samples = random_samples._data
+    if tuple(samples.shape) != batch + (d,):
+        raise RuntimeError(f"{opname}(): Expect _random_samples to be of shape {list(batch + (d,))}, got "
+                           f"{list(samples.shape)}")
+    samples = samples.astype(x._data.dtype, copy=False)
+    # per dim: (N, C, m, k) input positions of each window
+    # torch's 2-d kernel reads a plane's samples as (width, height); the 3-d one as (time, height, width)
+    sample_of = (1, 0) if d == 2 else tuple(range(d))
+    positions = [_window_starts(xp, samples[..., sample_of[i]], n, m, k)[..., None] + xp.arange(k)
+                 for i, (n, m, k) in enumerate(zip(in_shape, sizes, kernel))]
+    n_index = xp.arange(batch[0]).reshape((-1,) + (1,) * (1 + 2 * d))
+    c_index = xp.arange(batch[1]).reshape((1, -1) + (1,) * (2 * d))
+    # gather the windows to (N, C, m_1, k_1, ..., m_d, k_d)
+    index = tuple(p.reshape(batch + (1,) * (2 * i) + p.shape[2:] + (1,) * (2 * (d - 1 - i)))
+                  for i, p in enumerate(positions))
+    windows = x._data[(n_index, c_index) + index]
+    perm = (0, 1, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2))
+    windows = windows.transpose(perm).reshape(batch + tuple(sizes) + (-1,))
+    which = windows.argmax(axis=-1) if windows.shape[-1] else xp.zeros(windows.shape[:-1], dtype=np.int64)
+    if windows.dtype.kind == "f" and windows.size:
+        nan = xp.isnan(windows)  # torch's kernel: `val > max || isnan(val)`, so the last NaN
+        last_nan = windows.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1)
+        which = xp.where(nan.any(axis=-1), last_nan, which)
+    # the flat in-plane index of each window's chosen element
+    flat = xp.zeros(which.shape, dtype=np.int64)
+    rest = which
+    plane_stride = 1
+    for i in reversed(range(d)):
+        k_i = rest % kernel[i]
+        rest = rest // kernel[i]
+        flat += _gather_position(xp, positions[i], k_i, i, d) * plane_stride
+        plane_stride *= in_shape[i]
+    out = name_node(FlatGather.apply(x, indices=flat), f"FractionalMaxPool{d}DBackward0", label=opname,
+                    rule="routes each window's gradient to the element its maximum came from")
+    indices = Tensor._make(flat)
+    if unbatched:
+        out, indices = out.squeeze(0), indices.squeeze(0)
+    return (out, indices) if return_indices else out
+
+
+def _gather_position(xp, positions, k_i, i: int, d: int):
+    """positions[n, c, o_i, k_i[n, c, o_1, ..., o_d]]: the input position, along dim i, of each
+    output's chosen element (positions is (N, C, m_i, k_i))."""
+    count, channels, m = positions.shape[:3]
+    n_index = xp.arange(count).reshape((count, 1) + (1,) * d)
+    c_index = xp.arange(channels).reshape((1, channels) + (1,) * d)
+    shape = [1] * (2 + d)
+    shape[2 + i] = m
+    return positions[n_index, c_index, xp.arange(m).reshape(shape), k_i]
+
+
+def _tuple_float(value, d: int) -> tuple:
+    return (float(value),) * d if isinstance(value, (int, float)) else tuple(float(v) for v in value)
+
+
+def fractional_max_pool2d(input: Tensor, kernel_size, output_size=None, output_ratio=None,
+                          return_indices: bool = False, _random_samples: Tensor | None = None):
+    """torch.nn.functional.fractional_max_pool2d: (N, C, H, W) or (C, H, W) → (..., *output_size),
+    pseudo-random window starts from ``_random_samples`` (N, C, 2) (drawn when not given)."""
+    return _fractional_max_pool(input, kernel_size, output_size, output_ratio, return_indices, _random_samples, 2,
+                                "fractional_max_pool2d")
+
+
+def fractional_max_pool3d(input: Tensor, kernel_size, output_size=None, output_ratio=None,
+                          return_indices: bool = False, _random_samples: Tensor | None = None):
+    """torch.nn.functional.fractional_max_pool3d: (N, C, T, H, W) or (C, T, H, W) → (..., *output_size),
+    window starts from ``_random_samples`` (N, C, 3)."""
+    return _fractional_max_pool(input, kernel_size, output_size, output_ratio, return_indices, _random_samples, 3,
+                                "fractional_max_pool3d")

@@ -1,0 +1,200 @@
+"""The scatter forms of torch's views, and as_strided.
+
+``slice_scatter``, ``select_scatter`` and ``diagonal_scatter`` return a copy of ``input`` with the
+region that ``input[slice]``, ``input.select(dim, index)`` or ``input.diagonal(...)`` would view
+replaced by ``src`` (functionalised in-place writes: torch.func and torch.compile rewrite
+``x[:, 1] = y`` into them). One Function serves the three; a ``_Region`` says where the region is.
+
+``as_strided`` views the memory under ``input`` (its storage: the root array every view of it
+shares) with any sizes, strides and offset; its gradient scatters back through storage positions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import array_module
+from ..autograd.function import Function
+from ..storage import storage_root
+from ..tensor import Tensor, _int_sequence, _wrap_dim
+from . import elementwise as _elementwise
+from .linalg import _diagonal_index, diagonal
+from .shape import _share
+
+__all__ = ["slice_scatter", "select_scatter", "diagonal_scatter", "as_strided"]
+
+
+class _Region:
+    """Where a scatter op writes: ``key`` indexes the array after ``moveaxis`` of ``dims`` to the end
+    (a diagonal) or as it is (a slice or a selected index); ``take`` reads the region from a Tensor
+    with chainrule ops, so the gradient of ``src`` is recorded under create_graph."""
+
+    def __init__(self, key, take, dims=None) -> None:
+        self.key, self.take, self.dims = key, take, dims
+        self.function = None  # the ViewScatter subclass writing it, set by _scatter
+
+    def view(self, array):
+        if self.dims is None:
+            return array
+        return array_module(array).moveaxis(array, self.dims, (-2, -1))
+
+
+class ViewScatter(Function):
+    """``input`` with a region replaced by ``src``; the three public ops are its subclasses by name."""
+
+    _array_forward = True
+    label = "view_scatter"
+    rule = "∂/∂input = the gradient with the region zeroed; ∂/∂src = the gradient's region"
+    formula = "{0} with a region set to {1}"
+
+    @staticmethod
+    def forward(ctx, x, src, region):
+        ctx.region = region
+        out = x.copy(order="K")  # torch clones with the input's layout
+        region.view(out)[region.key] = src
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        region = ctx.region
+        grad_src = region.take(grad)
+        # d out = d input off the region + d src on it
+        grad_input = region.function.apply(grad, grad_src.new_zeros(grad_src.shape), region=region) \
+            if ctx.needs_input_grad[0] else None
+        return grad_input, grad_src
+
+
+class SliceScatter(ViewScatter):
+    node_name = "SliceScatterBackward0"
+    label = "slice_scatter"
+
+
+class SelectScatter(ViewScatter):
+    node_name = "SelectScatterBackward0"
+    label = "select_scatter"
+
+
+class DiagonalScatter(ViewScatter):
+    node_name = "DiagonalScatterBackward0"
+    label = "diagonal_scatter"
+
+
+def _scatter(cls, input: Tensor, src: Tensor, region: _Region, op: str) -> Tensor:
+    for name, value in (("input", input), ("src", src)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{op}(): argument '{name}' must be Tensor, not {type(value).__name__}")
+    expected = region.view(input._data)[region.key].shape
+    if tuple(src._data.shape) != tuple(expected):
+        raise RuntimeError(f"expected src to have a size equal to the slice of self. src size = "
+                           f"{list(src._data.shape)}, slice size = {list(expected)}")
+    if src._data.dtype != input._data.dtype:
+        src = _elementwise._cast(src, input.dtype)  # torch writes src in input's dtype, as copy_ does
+    region.function = cls
+    return cls.apply(input, src, region=region)
+
+
+def slice_scatter(input: Tensor, src: Tensor, dim: int = 0, start=None, end=None, step: int = 1) -> Tensor:
+    """torch.slice_scatter: a copy of ``input`` with ``input[..., start:end:step, ...]`` (along
+    ``dim``) replaced by ``src``, which has that slice's shape."""
+    if input._data.ndim == 0:
+        raise IndexError("slice_scatter(): cannot be applied to a 0-dim tensor.")
+    d = _wrap_dim(dim, input._data.ndim, "slice_scatter")
+    if step <= 0:
+        raise RuntimeError("slice step must be positive")
+    key = (slice(None),) * d + (slice(start, end, step),)
+    return _scatter(SliceScatter, input, src, _Region(key, lambda t: t[key]), "slice_scatter")
+
+
+def select_scatter(input: Tensor, src: Tensor, dim: int, index: int) -> Tensor:
+    """torch.select_scatter: a copy of ``input`` with ``input.select(dim, index)`` replaced by
+    ``src`` (``input``'s shape without ``dim``)."""
+    if input._data.ndim == 0:
+        raise IndexError("select_scatter(): cannot be applied to a 0-dim tensor.")
+    d = _wrap_dim(dim, input._data.ndim, "select_scatter")
+    size = input._data.shape[d]
+    index = int(index)
+    if not -size <= index < size:
+        raise IndexError(f"select(): index {index} out of range for tensor of size {list(input._data.shape)} "
+                         f"at dimension {d}")
+    key = (slice(None),) * d + (index % size,)
+    return _scatter(SelectScatter, input, src, _Region(key, lambda t: t[key]), "select_scatter")
+
+
+def diagonal_scatter(input: Tensor, src: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """torch.diagonal_scatter: a copy of ``input`` with ``input.diagonal(offset, dim1, dim2)``
+    replaced by ``src`` (the diagonal as the last dim, as ``diagonal`` returns it)."""
+    ndim = input._data.ndim
+    if ndim < 2:
+        raise RuntimeError(f"diagonal_scatter(): expected a tensor with at least 2 dimensions, got {ndim}")
+    d1, d2 = _wrap_dim(dim1, ndim, "diagonal_scatter"), _wrap_dim(dim2, ndim, "diagonal_scatter")
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    rows, cols = _diagonal_index(array_module(input), input._data.shape, int(offset), d1, d2)
+    region = _Region((Ellipsis, rows, cols), lambda t: diagonal(t, offset, d1, d2), dims=(d1, d2))
+    return _scatter(DiagonalScatter, input, src, region, "diagonal_scatter")
+
+
+# ---------------------------------------------------------------- as_strided
+def _positions(xp, size: tuple, stride: tuple, offset: int):
+    """The storage position of every element of a (size, stride, offset) view, in its shape."""
+    positions = xp.full(size, offset, dtype=np.int64)
+    for d, (n, s) in enumerate(zip(size, stride)):
+        positions = positions + (xp.arange(n, dtype=np.int64) * s).reshape((n,) + (1,) * (len(size) - d - 1))
+    return positions
+
+
+class AsStrided(Function):
+    _array_forward = True
+    node_name = "AsStridedBackward0"
+    label = "as_strided"
+    rule = ("adds each output element's gradient into the storage position it reads (overlaps summed), "
+            "then reads the input's positions back")
+    formula = "as_strided({0})"
+
+    @staticmethod
+    def forward(ctx, x, size, stride, storage_offset):
+        xp = array_module(x)
+        root, input_offset = storage_root(x)
+        ctx.geometry = (x.shape, tuple(s // x.itemsize for s in x.strides), input_offset, size, stride,
+                        storage_offset, root.size)
+        flat = xp.lib.stride_tricks.as_strided(root, (root.size,), (x.itemsize,))
+        return xp.lib.stride_tricks.as_strided(flat[storage_offset:], size, tuple(s * x.itemsize for s in stride))
+
+    @staticmethod
+    def backward(ctx, grad):
+        from .creation import zeros
+
+        input_shape, input_stride, input_offset, size, stride, storage_offset, storage_size = ctx.geometry
+        xp = array_module(grad)
+        read = Tensor._make(_positions(xp, size, stride, storage_offset).reshape(-1))
+        back = Tensor._make(_positions(xp, input_shape, input_stride, input_offset).reshape(-1))
+        # linear in grad, written with index ops so create_graph records it
+        storage = zeros(storage_size, dtype=grad.dtype, device=grad.device).index_add(0, read, grad.reshape(-1))
+        return storage.index_select(0, back).reshape(input_shape)
+
+
+def as_strided(input: Tensor, size, stride, storage_offset: int | None = None) -> Tensor:
+    """torch.as_strided: a view of ``input``'s storage with the given ``size``, ``stride`` (in
+    elements) and ``storage_offset`` (``input``'s own offset by default). Writes through it reach
+    ``input``; overlapping elements share memory, and their gradients add up."""
+    size = _int_sequence(size, "as_strided")
+    stride = _int_sequence(stride, "as_strided", "stride")
+    if len(size) != len(stride):
+        raise RuntimeError(f"mismatch in length of strides and shape: sizes {list(size)}, strides {list(stride)}")
+    if any(s < 0 for s in stride):
+        raise RuntimeError(f"as_strided: Negative strides are not supported at the moment, got strides: "
+                           f"{list(stride)}")
+    root, own_offset = storage_root(input._data)
+    offset = own_offset if storage_offset is None else int(storage_offset)
+    if offset < 0:
+        raise RuntimeError(f"Tensor: invalid storage offset {offset}")
+    itemsize = input._data.itemsize
+    needed = 0 if 0 in size else offset + 1 + sum((n - 1) * s for n, s in zip(size, stride))
+    if needed > root.size:
+        raise RuntimeError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage offset {offset}, and "
+                           f"itemsize {itemsize} requiring a storage size of {needed * itemsize} are out of bounds "
+                           f"for storage of size {root.size * itemsize}")
+    if not root.flags.c_contiguous:
+        raise RuntimeError("as_strided: the storage under this tensor is not one contiguous block "
+                           "(call .contiguous() first)")
+    return _share(AsStrided.apply(input, size=tuple(size), stride=tuple(stride), storage_offset=offset), input)

@@ -1,0 +1,67 @@
+"""SparseAdam (torch.optim.SparseAdam): Adam for embedding tables, updating only the rows a step's
+gradient touches.
+
+torch feeds it the sparse gradients of ``nn.Embedding(sparse=True)``. chainrule stores those
+gradients densely (as all its sparse values), so the touched rows are read off the gradient: a
+``SparseCOOTensor`` gradient names them in its indices; a dense one touches the rows (slices along
+dim 0) with any non-zero entry. Rows looked up but given an exactly-zero gradient therefore keep
+their moments here, where torch would decay them: the one difference, and only for such rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._backend import array_module
+from ..sparse import SparseCOOTensor
+from .optimizer import Optimizer, _params_with_grad, _step_tensor, _zero_state
+
+__all__ = ["SparseAdam"]
+
+
+class SparseAdam(Optimizer):
+    """torch.optim.SparseAdam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False): per
+    touched row, m += (1-β₁)(g-m), v += (1-β₂)(g²-v), w -= lr·√(1-β₂ᵗ)/(1-β₁ᵗ) · m / (√v + ε)."""
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 maximize: bool = False) -> None:
+        if not 0.0 < lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 < eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, maximize=maximize))
+
+    def _step_group(self, group: dict) -> None:
+        lr, (beta1, beta2), eps, maximize = group["lr"], group["betas"], group["eps"], group["maximize"]
+        for p in _params_with_grad(group):
+            w = p._data
+            xp = array_module(w)
+            grad = p.grad
+            g = -grad._data if maximize else grad._data
+            rows = _touched_rows(xp, grad)
+            state = self.state[p]
+            _zero_state(state, w, "exp_avg", "exp_avg_sq")
+            step = _step_tensor(state)
+            if rows.size == 0:
+                continue
+            m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
+            g_rows = g[rows]
+            m[rows] += (1 - beta1) * (g_rows - m[rows])
+            v[rows] += (1 - beta2) * (g_rows * g_rows - v[rows])
+            step_size = lr * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+            w[rows] -= step_size * m[rows] / (xp.sqrt(v[rows]) + eps)
+            p._bump_version()
+
+
+def _touched_rows(xp, grad):
+    """The sorted, unique indices along dim 0 that the gradient updates."""
+    if isinstance(grad, SparseCOOTensor):
+        return xp.unique(grad._indices()._data[0]) if grad._data.ndim else xp.zeros(0, dtype=int)
+    data = grad._data
+    if data.ndim == 0:
+        return xp.arange(1) if bool(data != 0) else xp.zeros(0, dtype=int)
+    return xp.flatnonzero((data != 0).reshape(data.shape[0], -1).any(axis=1))

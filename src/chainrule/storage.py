@@ -1,0 +1,133 @@
+"""torch.storage's UntypedStorage and TypedStorage, as far as scripts use them: the memory under a
+tensor, shared by all its views.
+
+A tensor's storage is the root array its data views (NumPy's or CuPy's ``.base`` chain ends at it),
+so ``x.untyped_storage().data_ptr() == x[1:].untyped_storage().data_ptr()``, the test scripts use
+for "these two share memory", holds exactly when torch's does. A storage reads the memory; it does
+not resize it or hold gradients.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from . import _dtype
+from ._backend import array_module, device_of
+
+__all__ = ["UntypedStorage", "TypedStorage", "storage_root"]
+
+
+def storage_root(array):
+    """The root array whose memory ``array`` views, and the element offset of ``array``'s first
+    element in it (torch's storage and storage_offset)."""
+    root = array
+    while True:
+        base = getattr(root, "base", None)
+        if base is not None and not isinstance(base, type(array)):
+            base = getattr(base, "base", None)  # NumPy's as_strided keeps its source one object further
+        if not isinstance(base, type(array)):
+            break
+        root = base
+    return root, (_address(array) - _address(root)) // array.itemsize
+
+
+def _address(array) -> int:
+    return array.__array_interface__["data"][0] if isinstance(array, np.ndarray) else array.data.ptr
+
+
+class _Storage:
+    def __init__(self, root) -> None:
+        self._root = root
+
+    def data_ptr(self) -> int:
+        return _address(self._root)
+
+    def nbytes(self) -> int:
+        return self._root.nbytes
+
+    @property
+    def device(self):
+        return device_of(self._root)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def __len__(self) -> int:
+        return self.size()
+
+    def __iter__(self):
+        return iter(self.tolist())
+
+    def _flat(self):
+        """The root's memory as one 1-D array of this storage's elements."""
+        root = self._root
+        contiguous = root if root.flags.c_contiguous else array_module(root).ascontiguousarray(root)
+        return contiguous.reshape(-1).view(self._element_dtype)
+
+    def tolist(self) -> list:
+        flat = self._flat()
+        return (flat if isinstance(flat, np.ndarray) else flat.get()).tolist()
+
+    def __getitem__(self, index):
+        return self.tolist()[index]
+
+
+class UntypedStorage(_Storage):
+    """torch.UntypedStorage: the bytes under a tensor (``x.untyped_storage()``); ``size()`` and
+    ``len()`` count bytes."""
+
+    _element_dtype = np.uint8
+
+    def size(self) -> int:
+        return self._root.nbytes
+
+    def element_size(self) -> int:
+        return 1
+
+    def __repr__(self) -> str:
+        return f"[chainrule.storage.UntypedStorage(device={self.device}) of size {self.size()}]"
+
+
+class TypedStorage(_Storage):
+    """torch.TypedStorage (deprecated in torch, as ``x.storage()`` warns): the elements under a
+    tensor; ``size()`` and ``len()`` count elements of ``dtype``."""
+
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self._element_dtype = root.dtype
+
+    @property
+    def dtype(self) -> _dtype.dtype:
+        return _dtype._BY_NP[self._root.dtype]
+
+    def size(self) -> int:
+        return self._root.size
+
+    def element_size(self) -> int:
+        return self._root.itemsize
+
+    def untyped(self) -> UntypedStorage:
+        return UntypedStorage(self._root)
+
+    _untyped_storage = property(untyped)
+
+    def __repr__(self) -> str:
+        return (f"[chainrule.storage.TypedStorage(dtype={self.dtype}, device={self.device}) of size "
+                f"{self.size()}]")
+
+
+def untyped_storage(tensor) -> UntypedStorage:
+    """Tensor.untyped_storage: the bytes under ``tensor``, shared with its views."""
+    return UntypedStorage(storage_root(tensor._data)[0])
+
+
+def typed_storage(tensor) -> TypedStorage:
+    """Tensor.storage: the elements under ``tensor`` (torch warns that TypedStorage is deprecated)."""
+    warnings.warn("TypedStorage is deprecated. It will be removed in the future and UntypedStorage will be the only "
+                  "storage class. This should only matter to you if you are using storages directly.  To access "
+                  "UntypedStorage directly, use tensor.untyped_storage() instead of tensor.storage()", UserWarning,
+                  stacklevel=2)
+    return TypedStorage(storage_root(tensor._data)[0])
