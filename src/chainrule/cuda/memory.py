@@ -39,10 +39,16 @@ class PeakTracker:
         self.module = cp
         self.reset(pool)
 
-        def malloc(size: int):
-            memory = pool.malloc(size)
-            self.allocated = max(self.allocated, int(pool.used_bytes()))
-            self.reserved = max(self.reserved, int(pool.total_bytes()))
+        pool_malloc, used_bytes, total_bytes = pool.malloc, pool.used_bytes, pool.total_bytes
+
+        def malloc(size: int):  # on every allocation: comparisons, not max() calls
+            memory = pool_malloc(size)
+            used = used_bytes()
+            if used > self.allocated:
+                self.allocated = used
+            total = total_bytes()
+            if total > self.reserved:
+                self.reserved = total
             return memory
 
         set_allocator(malloc)

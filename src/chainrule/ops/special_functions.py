@@ -52,7 +52,7 @@ def on_device(op: str, cupy_name: str | None, kernel, *arrays, cupy_args=()):
     if xp is np:
         return np.asarray(kernel(*arrays)).astype(dtype, copy=False)
     function = None
-    if cupy_name is not None:
+    if cupy_name is not None and getattr(xp, "__name__", None) == "cupy":  # not the stand-in
         try:
             from cupyx.scipy import special as cupy_special
         except ImportError:
