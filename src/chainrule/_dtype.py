@@ -222,6 +222,13 @@ TORCH_SCALAR_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double"
                       "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
 
 
+def scalar_name(value) -> str:
+    """torch's ScalarType name (Float, Long, ComplexFloat...) of a dtype, NumPy dtype or dtype name,
+    as torch's messages print it: the one table for every op's error text."""
+    name = value if isinstance(value, str) else getattr(value, "name", None) or np.dtype(value).name
+    return TORCH_SCALAR_NAMES.get(name, name)
+
+
 def _unsigned_promotion_error(a: dtype, b: dtype) -> RuntimeError:
     return RuntimeError("Promotion for uint16, uint32, uint64 types is not supported, attempted to promote "
                         f"{TORCH_SCALAR_NAMES[a.name]} and {TORCH_SCALAR_NAMES[b.name]}")

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from .. import _dtype
 from .._backend import array_module, subtract_contiguous
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
@@ -173,7 +174,7 @@ def _check_lambd(lambd: float, input: Tensor) -> None:
     if lambd < 0:
         raise RuntimeError(
             f"lambda must be in range [0, 3.40282e+38] for input dtype "
-            f"{input.dtype.name.capitalize()}, but found {lambd:g}"
+            f"{_dtype.scalar_name(input.dtype)}, but found {lambd:g}"
         )
 
 

@@ -266,7 +266,7 @@ def histogramdd(input: Tensor, bins, *, range=None, weight: Tensor | None = None
     each dim's last bin includes its right edge."""
     data = input._data
     if data.dtype.kind != "f":
-        raise NotImplementedError(f'"histogramdd" not implemented for \'{_TYPE_NAMES.get(data.dtype.name, data.dtype.name)}\'')
+        raise NotImplementedError(f'"histogramdd" not implemented for \'{_dtype.scalar_name(data.dtype)}\'')
     if data.ndim < 1:
         raise RuntimeError("torch.histogramdd: input tensor should have at least 1 dimension, but got 0")
     xp = array_module(data)
@@ -314,7 +314,7 @@ def poisson(input: Tensor, generator=None) -> Tensor:
     (torch's derivative of a draw is zero; here the draw is not recorded.)"""
     data = input._data
     if data.dtype.kind != "f":
-        raise NotImplementedError(f'"poisson_cpu" not implemented for \'{_TYPE_NAMES.get(data.dtype.name, data.dtype.name)}\'')
+        raise NotImplementedError(f'"poisson_cpu" not implemented for \'{_dtype.scalar_name(data.dtype)}\'')
     xp = array_module(data)
     if bool((data < 0).any()):
         raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
@@ -326,10 +326,10 @@ def binomial(count: Tensor, prob: Tensor, generator=None) -> Tensor:
     a negative count draws 0 and ``prob`` is clipped to [0, 1], as torch's sampler does."""
     if count._data.dtype.kind != "f":
         raise ValueError(f"binomial only supports floating-point dtypes for count, got: "
-                         f"{_TYPE_NAMES.get(count._data.dtype.name, count._data.dtype.name)}")
+                         f"{_dtype.scalar_name(count._data.dtype)}")
     if prob._data.dtype != count._data.dtype:
-        raise RuntimeError(f"Found dtype {_TYPE_NAMES.get(prob._data.dtype.name, prob._data.dtype.name)} but expected "
-                           f"{_TYPE_NAMES.get(count._data.dtype.name, count._data.dtype.name)}")
+        raise RuntimeError(f"Found dtype {_dtype.scalar_name(prob._data.dtype)} but expected "
+                           f"{_dtype.scalar_name(count._data.dtype)}")
     xp = array_module(count._data)
     trials = xp.maximum(count._data, 0).astype(np.int64)
     draws = _rng(generator, xp).binomial(trials, xp.clip(prob._data.astype(np.float64), 0.0, 1.0))
@@ -337,8 +337,6 @@ def binomial(count: Tensor, prob: Tensor, generator=None) -> Tensor:
 
 
 _C_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half"}
-_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
-               "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 
 
 # ---------------------------------------------------------------- DLPack

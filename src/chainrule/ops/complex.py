@@ -11,6 +11,7 @@ view), so ``is_conj()`` is always False and ``resolve_conj`` returns its input.
 
 from __future__ import annotations
 
+from .. import _dtype
 from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _check_tensor
@@ -126,7 +127,7 @@ def view_as_complex(input: Tensor) -> Tensor:
     data = input._data
     if data.dtype.kind != "f" or data.dtype.itemsize not in (4, 8):
         raise RuntimeError("view_as_complex is only supported for float and double tensors, but got a tensor of "
-                           f"scalar type: {_SCALAR_NAMES.get(input.dtype.name, input.dtype.name)}")
+                           f"scalar type: {_dtype.scalar_name(input.dtype)}")
     if data.ndim == 0 or data.shape[-1] != 2:
         raise RuntimeError("Tensor must have a last dimension of size 2")
     if data.size and data.strides[-1] != data.itemsize:  # an empty tensor's strides say nothing
@@ -138,8 +139,6 @@ def view_as_complex(input: Tensor) -> Tensor:
     return ViewAsComplex.apply(input)._share(input)  # a view: one version counter
 
 
-_SCALAR_NAMES = {"float16": "Half", "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char",
-                 "uint8": "Byte", "bool": "Bool", "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
 
 
 class Conj(Function):
@@ -237,11 +236,11 @@ def complex(real: Tensor, imag: Tensor) -> Tensor:
     for t in (real, imag):
         if t._data.dtype.kind != "f" or t._data.dtype.itemsize not in (4, 8):
             raise RuntimeError(f"Expected both inputs to be Half, Float or Double tensors but got "
-                               f"{_SCALAR_NAMES.get(real.dtype.name, real.dtype.name.capitalize())} and "
-                               f"{_SCALAR_NAMES.get(imag.dtype.name, imag.dtype.name.capitalize())}")
+                               f"{_dtype.scalar_name(real.dtype)} and "
+                               f"{_dtype.scalar_name(imag.dtype)}")
     if real._data.dtype != imag._data.dtype:
-        raise RuntimeError(f"Expected object of scalar type {real.dtype.name.capitalize()} but got scalar type "
-                           f"{imag.dtype.name.capitalize()} for second argument")
+        raise RuntimeError(f"Expected object of scalar type {_dtype.scalar_name(real.dtype)} but got scalar type "
+                           f"{_dtype.scalar_name(imag.dtype)} for second argument")
     return ComplexOp.apply(real, imag)
 
 

@@ -35,6 +35,7 @@ import math
 
 import numpy as np
 
+from .. import _dtype
 from .._backend import array_module, autocast_unifies
 from .._parallel import over_rows
 from ..autograd.function import Function
@@ -529,8 +530,7 @@ def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None) -> None:
 
 
 def _dtype_name(t: Tensor) -> str:
-    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-            "int32": "Int"}.get(t._data.dtype.name, t._data.dtype.name)
+    return _dtype.scalar_name(t._data.dtype)
 
 
 def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opname: str) -> Tensor:

@@ -16,11 +16,11 @@ import warnings
 
 import numpy as np
 
-from .. import return_types
+from .. import _dtype, return_types
 from .._backend import array_module, broadcast_solve, checked_linalg
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, write_out
-from .linalg import _INTEGRAL_SCALAR_NAMES, _check_square, _column_major, _mat, matmul
+from .linalg import _check_square, _column_major, _mat, matmul
 
 __all__ = ["cholesky", "cholesky_solve", "cholesky_inverse", "qr", "svd", "pinverse", "matrix_exp", "orgqr", "lu_unpack",
            "lu", "lu_solve", "triangular_solve", "nuclear_norm", "frobenius_norm", "svd_lowrank", "pca_lowrank"]
@@ -56,15 +56,14 @@ def _check_float(A: Tensor, op: str) -> None:
         raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
     if A._data.dtype.kind not in "fV":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
-                           f"{_INTEGRAL_SCALAR_NAMES.get(A.dtype.name, A.dtype.name)}")
+                           f"{_dtype.scalar_name(A.dtype)}")
 
 
-_SCALAR_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", **_INTEGRAL_SCALAR_NAMES}
 
 
 def _scalar_name(t: Tensor) -> str:
     """torch's ScalarType name of a tensor's dtype, as its messages print it."""
-    return _SCALAR_NAMES.get(t.dtype.name, t.dtype.name)
+    return _dtype.scalar_name(t.dtype)
 
 
 def _check_same_dtype(op_prefix: str, A: Tensor, B: Tensor) -> None:

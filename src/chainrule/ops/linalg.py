@@ -275,7 +275,7 @@ def dot(input: Tensor, tensor: Tensor) -> Tensor:
         raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
     if a.dtype != b.dtype:
         raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
-                           f"{input.dtype.name.capitalize()} and {tensor.dtype.name.capitalize()}")
+                           f"{_dtype.scalar_name(input.dtype)} and {_dtype.scalar_name(tensor.dtype)}")
     if a.shape[0] != b.shape[0]:
         raise _inconsistent(a.shape[0], b.shape[0])
     return Dot.apply(input, tensor)
@@ -816,12 +816,9 @@ def _check_square(A: Tensor, op: str) -> None:
                            f"{shape[-1]} matrices")
     if A._data.dtype.kind not in "fV":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
-                           f"{_INTEGRAL_SCALAR_NAMES.get(A.dtype.name, A.dtype.name)}")
+                           f"{_dtype.scalar_name(A.dtype)}")
 
 
-# torch's ScalarType names in its messages
-_INTEGRAL_SCALAR_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-                          "bool": "Bool"}
 
 
 def _singular(op: str) -> RuntimeError:

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from .. import _dtype
 from .._backend import array_module, autocast_unifies
 from .._parallel import over_rows
 from ..autograd.function import Function, name_node
@@ -174,9 +175,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return name_node(out, "ViewBackward0" if input.is_contiguous() and bias.is_contiguous() else "AddBackward0")
 
 
-_SCALAR_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
-                 "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 
 
 def _scalar_name(t: Tensor) -> str:
-    return _SCALAR_NAMES.get(t.dtype.name, t.dtype.name)
+    return _dtype.scalar_name(t.dtype)

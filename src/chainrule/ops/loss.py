@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _dtype
 from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..autograd.grad_mode import is_grad_enabled
@@ -161,10 +162,7 @@ def _class_layout(input: Tensor, target: Tensor, op: str):
 
 
 def _dtype_name(t: Tensor) -> str:
-    names = {"float32": "Float", "float64": "Double", "float16": "Half", "int32": "Int", "bool": "Bool",
-             "int16": "Short", "int8": "Char"}
-    name = str(t.dtype).split(".")[-1]
-    return names.get(name, name.capitalize())
+    return _dtype.scalar_name(t.dtype)
 
 
 def _rows(x: np.ndarray) -> np.ndarray:

@@ -354,7 +354,7 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
 
 
 def _dtype_name(array) -> str:
-    return _dtype.to_dtype(array.dtype).name.capitalize().replace("Int64", "Long").replace("Int32", "Int")
+    return _dtype.scalar_name(array.dtype)
 
 
 def _multinomial_on_device(xp, data, num_samples: int, replacement: bool, rng):

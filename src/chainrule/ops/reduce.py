@@ -119,7 +119,7 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     if input._data.dtype.kind not in "fVc":
         raise RuntimeError(
             f"mean(): could not infer output dtype. Input dtype must be either a floating point or "
-            f"complex dtype. Got: {input.dtype.name.capitalize()}"
+            f"complex dtype. Got: {_dtype.scalar_name(input.dtype)}"
         )
     return (Mean if dim is None else MeanDim).apply(input, dims=_dims(dim, input._data.ndim, "mean"),
                                                     keepdim=keepdim)
@@ -1345,7 +1345,7 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Te
     xp = array_module(input)
     if input._data.dtype.kind not in "fV" and dtype is None:
         raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got "
-                           f"{input.dtype.name.capitalize()}")
+                           f"{_dtype.scalar_name(input.dtype)}")
     dims = _dims(dim, input._data.ndim, "nanmean")
     count = xp.sum(~xp.isnan(input._data), axis=dims, keepdims=keepdim)
     total = nansum(input, dim, keepdim, dtype=dtype)

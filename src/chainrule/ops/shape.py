@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _dtype
 from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out, preserve_layout
@@ -94,8 +95,8 @@ def reshape(input: Tensor, *shape) -> Tensor:
 
 def view(input: Tensor, *shape) -> Tensor:
     """torch.Tensor.view: never copies; raises if the strides cannot express the new shape."""
-    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int)) and hasattr(shape[0], "np"):
-        raise NotImplementedError("view(dtype) is not supported; use .to(dtype)")
+    if len(shape) == 1 and isinstance(shape[0], _dtype.dtype):
+        return _view_as_dtype(input, shape[0])
     shape = _infer_shape(_shape_arg(shape, "view"), input._data.size, "view")
     probe = input._data.view()
     try:
@@ -110,6 +111,25 @@ def view(input: Tensor, *shape) -> Tensor:
     out._version_box = input._version_box
     out._base = input if input._base is None else input._base
     return out
+
+
+def _view_as_dtype(input: Tensor, dtype) -> Tensor:
+    """torch.Tensor.view(dtype): the same memory read as another dtype (a bit reinterpretation);
+    with a different element size the last dim shrinks or grows. As in torch, never recorded."""
+    data = input._data
+    source, target = _dtype.TORCH_SCALAR_NAMES.get(input.dtype.name), _dtype.TORCH_SCALAR_NAMES.get(dtype.name)
+    old_size, new_size = data.dtype.itemsize, dtype.itemsize
+    if old_size != new_size:
+        what = f"to view {source} as {target} (different element sizes)"
+        if data.ndim == 0:
+            raise RuntimeError(f"self.dim() cannot be 0 {what}")
+        if data.shape[-1] != 1 and data.strides[-1] != old_size:
+            raise RuntimeError(f"self.stride(-1) must be 1 {what}, but got {data.strides[-1] // old_size}")
+        if new_size > old_size and data.shape[-1] % (new_size // old_size):
+            raise RuntimeError(f"self.size(-1) must be divisible by {new_size // old_size} {what}, but got "
+                               f"{data.shape[-1]}")
+    out = Tensor._make(data.view(dtype.np))
+    return _share(out, input)
 
 
 def _share(self: Tensor, base: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ from ..tensor import Tensor, _wrap_dim
 from . import creation
 from .elementwise import _cast, ne, sub
 from .index import index_select
-from .linear import _SCALAR_NAMES, _scalar_name
+from .linear import _scalar_name
 from .shape import cat, clone, contiguous, expand, flip, movedim, narrow, reshape, stack, transpose
 
 __all__ = ["unique", "unique_consecutive", "repeat_interleave", "meshgrid", "cartesian_prod", "combinations",
@@ -272,7 +272,7 @@ def _triangle_indices(op: str, which, row: int, col: int, offset: int, dtype, de
         raise RuntimeError(f"col must be non-negative, got{col}")
     dtype = _dtype.int64 if dtype is None else _dtype.to_dtype(dtype)
     if dtype not in (_dtype.int64, _dtype.int32):
-        raise RuntimeError(f'"{op}" not implemented for \'{_SCALAR_NAMES.get(dtype.name, dtype.name)}\'')
+        raise RuntimeError(f'"{op}" not implemented for \'{_dtype.scalar_name(dtype)}\'')
     rows, cols = which(row, offset, col)
     xp = creation._xp(device)
     return Tensor._make(xp.asarray(np.stack([rows, cols]).reshape(2, -1).astype(dtype.np)))

@@ -6,6 +6,7 @@ import numpy as np
 
 from .._backend import array_module
 from ..tensor import Tensor
+from .adam import _as_real
 from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
 
 __all__ = ["Adagrad"]
@@ -45,10 +46,11 @@ class Adagrad(Optimizer):
             if "sum" not in state:  # a parameter added with add_param_group
                 state["sum"] = Tensor._make(xp.full_like(w, group["initial_accumulator_value"]))
             step = _step_tensor(state)
+            w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
             if weight_decay != 0:
                 g = g + weight_decay * w
             clr = lr / (1 + (step - 1) * lr_decay)
-            state_sum = state["sum"]._data
+            state_sum = _as_real(state["sum"]._data)
             state_sum += g * g
             std = xp.sqrt(state_sum)
             std += eps

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._backend import array_module
+from .adam import _as_real
 from .optimizer import Optimizer, _check_adam_args, _params_with_grad, _step_tensor, _zero_state
 
 __all__ = ["Adamax"]
@@ -28,9 +29,10 @@ class Adamax(Optimizer):
             state = self.state[p]
             _zero_state(state, w, "exp_avg", "exp_inf")
             step = _step_tensor(state)
+            w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
             if weight_decay != 0:
                 g = g + weight_decay * w
-            exp_avg, exp_inf = state["exp_avg"]._data, state["exp_inf"]._data
+            exp_avg, exp_inf = _as_real(state["exp_avg"]._data), _as_real(state["exp_inf"]._data)
             # m = lerp(m, g, 1 - beta1); u = max(beta2 u, |g| + eps)
             exp_avg += (1 - beta1) * (g - exp_avg)
             xp.maximum(exp_inf * beta2, xp.abs(g) + eps, out=exp_inf)

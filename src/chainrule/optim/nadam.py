@@ -6,6 +6,7 @@ import numpy as np
 
 from .._backend import array_module
 from ..tensor import Tensor
+from .adam import _as_real
 from .optimizer import Optimizer, _check, _check_adam_args, _params_with_grad, _step_tensor
 
 __all__ = ["NAdam"]
@@ -41,6 +42,7 @@ class NAdam(Optimizer):
                 state["exp_avg"] = Tensor._make(xp.zeros_like(w))
                 state["exp_avg_sq"] = Tensor._make(xp.zeros_like(w))
             step = _step_tensor(state)
+            w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
             if weight_decay != 0:
                 if group["decoupled_weight_decay"]:
                     w *= 1 - lr * weight_decay
@@ -51,7 +53,7 @@ class NAdam(Optimizer):
             mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
             mu_product = state["mu_product"]._data
             mu_product *= mu
-            exp_avg, exp_avg_sq = state["exp_avg"]._data, state["exp_avg_sq"]._data
+            exp_avg, exp_avg_sq = _as_real(state["exp_avg"]._data), _as_real(state["exp_avg_sq"]._data)
             exp_avg += (1 - beta1) * (g - exp_avg)
             exp_avg_sq *= beta2
             exp_avg_sq += (1 - beta2) * (g * g)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from .._backend import array_module
+from .adam import _as_real
 from .optimizer import Optimizer, _check_adam_args, _params_with_grad, _step_tensor, _zero_state
 
 __all__ = ["RAdam"]
@@ -33,12 +34,13 @@ class RAdam(Optimizer):
             state = self.state[p]
             _zero_state(state, w, "exp_avg", "exp_avg_sq")
             step = _step_tensor(state)
+            w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
             if weight_decay != 0:
                 if group["decoupled_weight_decay"]:
                     w *= 1 - lr * weight_decay
                 else:
                     g = g + weight_decay * w
-            exp_avg, exp_avg_sq = state["exp_avg"]._data, state["exp_avg_sq"]._data
+            exp_avg, exp_avg_sq = _as_real(state["exp_avg"]._data), _as_real(state["exp_avg_sq"]._data)
             exp_avg += (1 - beta1) * (g - exp_avg)
             exp_avg_sq *= beta2
             exp_avg_sq += (1 - beta2) * (g * g)

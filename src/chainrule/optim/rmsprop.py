@@ -6,6 +6,7 @@ import numpy as np
 
 from .._backend import array_module
 from ..tensor import Tensor
+from .adam import _as_real
 from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
 
 __all__ = ["RMSprop"]
@@ -46,20 +47,21 @@ class RMSprop(Optimizer):
                 if centered:
                     state["grad_avg"] = Tensor._make(xp.zeros_like(w))
             _step_tensor(state)
+            w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
             if weight_decay != 0:
                 g = g + weight_decay * w
-            square_avg = state["square_avg"]._data
+            square_avg = _as_real(state["square_avg"]._data)
             square_avg *= alpha
             square_avg += (1 - alpha) * (g * g)
             if centered:
-                grad_avg = state["grad_avg"]._data
+                grad_avg = _as_real(state["grad_avg"]._data)
                 grad_avg += (1 - alpha) * (g - grad_avg)
                 avg = xp.sqrt(square_avg - grad_avg * grad_avg)
             else:
                 avg = xp.sqrt(square_avg)
             avg += eps
             if momentum > 0:
-                buf = state["momentum_buffer"]._data
+                buf = _as_real(state["momentum_buffer"]._data)
                 buf *= momentum
                 buf += g / avg
                 w -= lr * buf
