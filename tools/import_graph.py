@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("libraries", ("chainrule.optim", "chainrule.utils", "chainrule.datasets",
                    "chainrule.serialization", "chainrule._safetensors", "chainrule._torch_zip",
                    "chainrule.testing", "chainrule.onnx", "chainrule.hub", "chainrule.jit",
+                   "chainrule.compiler", "chainrule._dynamo",
                    "chainrule.models", "chainrule.func", "chainrule.multiprocessing", "chainrule.version",
                    "chainrule.profiler")),
     ("tools", ("chainrule.viz", "chainrule.commands", "chainrule.cli", "chainrule.benchmark",
