@@ -523,14 +523,11 @@ def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
 
 def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None) -> None:
     if input._data.dtype.kind not in "fV":
-        raise RuntimeError(f"\"slow_conv2d_cpu\" not implemented for '{_dtype_name(input)}'")
+        raise RuntimeError(f"\"slow_conv2d_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     for other in (weight, bias):
         if other is not None and other._data.dtype != input._data.dtype and not autocast_unifies(input._data):
-            raise RuntimeError(f"expected scalar type {_dtype_name(input)} but found {_dtype_name(other)}")
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(input.dtype)} but found {_dtype.scalar_name(other.dtype)}")
 
-
-def _dtype_name(t: Tensor) -> str:
-    return _dtype.scalar_name(t._data.dtype)
 
 
 def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opname: str) -> Tensor:

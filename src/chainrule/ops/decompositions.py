@@ -61,16 +61,12 @@ def _check_float(A: Tensor, op: str) -> None:
 
 
 
-def _scalar_name(t: Tensor) -> str:
-    """torch's ScalarType name of a tensor's dtype, as its messages print it."""
-    return _dtype.scalar_name(t.dtype)
-
 
 def _check_same_dtype(op_prefix: str, A: Tensor, B: Tensor) -> None:
     """torch's message for linalg.solve_triangular's and cholesky_solve's B and A of two dtypes."""
     if A._data.dtype != B._data.dtype:
         raise RuntimeError(f"{op_prefix}Expected b and A to have the same dtype, but found b of type "
-                           f"{_scalar_name(B)} and A of type {_scalar_name(A)} instead.")
+                           f"{_dtype.scalar_name(B.dtype)} and A of type {_dtype.scalar_name(A.dtype)} instead.")
 
 
 def _copy_out(result, out, op: str):
@@ -621,7 +617,7 @@ def linalg_pinv(A: Tensor, rcond=None, hermitian: bool = False, *, atol=None, rt
     max(atol, rtol·σ₁) count as zero (rtol defaults to eps·max(m, n)); ``rcond`` is torch's old
     name for rtol; hermitian=True uses an eigendecomposition of the (symmetric) input."""
     if not isinstance(A, Tensor) or A._data.ndim < 2 or A._data.dtype.kind not in "fV":
-        described = f"{_scalar_name(A)}{{{list(A.shape)}}}" if isinstance(A, Tensor) else type(A).__name__
+        described = f"{_dtype.scalar_name(A.dtype)}{{{list(A.shape)}}}" if isinstance(A, Tensor) else type(A).__name__
         raise RuntimeError(f"linalg.pinv({described}): expected a tensor with 2 or more dimensions of float, double, "
                            "cfloat or cdouble types")
     if rcond is not None:
@@ -681,7 +677,7 @@ def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
         raise RuntimeError("torch.linalg.lstsq: parameter `driver` should be one of (gels, gelsy, gelsd, gelss)")
     if A._data.dtype != B._data.dtype:
         raise RuntimeError(f"torch.linalg.lstsq: Expected input and other to have the same dtype, but got input's "
-                           f"dtype {_scalar_name(A)} and other's dtype {_scalar_name(B)}")
+                           f"dtype {_dtype.scalar_name(A.dtype)} and other's dtype {_dtype.scalar_name(B.dtype)}")
     vector = B._data.ndim == A._data.ndim - 1
     rhs = B.unsqueeze(-1) if vector else B
     m, n = A._data.shape[-2:]

@@ -159,7 +159,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             and not autocast_unifies(input._data):
         other = bias if input.dtype is weight.dtype else input
         raise RuntimeError(
-            f"mat1 and mat2 must have the same dtype, but got {_scalar_name(other)} and {_scalar_name(weight)}"
+            f"mat1 and mat2 must have the same dtype, but got {_dtype.scalar_name(other.dtype)} and {_dtype.scalar_name(weight.dtype)}"
         )
     if weight.ndim == 1:
         out = (input * weight).sum(-1)
@@ -173,9 +173,3 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     # with a bias, torch folds contiguous input and bias likewise (a view last); otherwise it goes
     # through matmul and adds the bias after it
     return name_node(out, "ViewBackward0" if input.is_contiguous() and bias.is_contiguous() else "AddBackward0")
-
-
-
-
-def _scalar_name(t: Tensor) -> str:
-    return _dtype.scalar_name(t.dtype)

@@ -140,7 +140,7 @@ def _class_layout(input: Tensor, target: Tensor, op: str):
     if input._data.ndim == 0:
         raise ValueError(f"Expected 1 or more dimensions (got {input._data.ndim})")
     if target._data.dtype not in (np.int64, np.uint8):  # torch takes no other index dtype
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype_name(target)}")
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype.scalar_name(target.dtype)}")
     if input._data.ndim == 1:
         if target._data.ndim != 0:
             raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
@@ -160,9 +160,6 @@ def _class_layout(input: Tensor, target: Tensor, op: str):
     if tshape != expected:
         raise RuntimeError(f"Expected target size {list(expected)}, got {list(tshape)}")
 
-
-def _dtype_name(t: Tensor) -> str:
-    return _dtype.scalar_name(t.dtype)
 
 
 def _rows(x: np.ndarray) -> np.ndarray:
@@ -443,7 +440,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     if target._data.dtype.kind in "fV" and target._data.shape == input._data.shape:
         return _probability_cross_entropy(input, target, weight, reduction, label_smoothing)
     if target._data.dtype.kind in "fV":
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype_name(target)}")
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype.scalar_name(target.dtype)}")
     _check_weight_not_differentiated(weight)
     _class_layout(input, target, "cross_entropy")
     if (w is None and not label_smoothing and input._data.ndim == 2 and array_module(input._data) is not np

@@ -333,7 +333,7 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
     """torch.multinomial: ``num_samples`` category indices per row of (unnormalised) weights."""
     data = input._data
     if data.dtype.kind not in "fV":
-        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: {_dtype_name(data)}")
+        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: {_dtype.scalar_name(data.dtype)}")
     if data.ndim not in (1, 2):
         raise RuntimeError("prob_dist must be 1 or 2 dim")
     if num_samples <= 0:
@@ -352,9 +352,6 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
     out = np.array(rows, dtype=np.int64)
     return Tensor._make(out if input._data.ndim == 2 else out[0])
 
-
-def _dtype_name(array) -> str:
-    return _dtype.scalar_name(array.dtype)
 
 
 def _multinomial_on_device(xp, data, num_samples: int, replacement: bool, rng):

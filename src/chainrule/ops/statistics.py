@@ -20,7 +20,6 @@ from .._backend import accumulate, array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import _cast, where
-from .linear import _scalar_name
 from .reduce import MedianAll, _single_dim
 from .shape import cat
 from .structural import diff
@@ -185,7 +184,7 @@ def histogram(input: Tensor, bins=100, *, range=None, weight: Tensor | None = No
     xp = array_module(input)
     x = input._data
     if x.dtype.kind not in "fV":
-        raise NotImplementedError(f"\"histogramdd\" not implemented for '{_scalar_name(input)}'")
+        raise NotImplementedError(f"\"histogramdd\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     if isinstance(bins, Tensor):
         if bins._data.ndim != 1:
             raise RuntimeError(f"torch.histogram(): bins tensor should have one dimension, but got "
@@ -239,7 +238,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
                                f"{fweights._data.ndim} dimensions")
         if fweights._data.dtype.kind not in "iu":
             raise RuntimeError(f"cov(): expected fweights to have integral dtype but got fweights with "
-                               f"{_scalar_name(fweights)} dtype")
+                               f"{_dtype.scalar_name(fweights.dtype)} dtype")
         if fweights._data.size != observations:
             raise RuntimeError(f"cov(): expected fweights to have the same numel as there are observations in "
                                f"the input but got {fweights._data.size} != {observations}")
@@ -252,7 +251,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
                                f"{aweights._data.ndim} dimensions")
         if aweights._data.dtype.kind not in "fV":
             raise RuntimeError(f"cov(): expected aweights to have floating point dtype but got aweights with "
-                               f"{_scalar_name(aweights)} dtype")
+                               f"{_dtype.scalar_name(aweights.dtype)} dtype")
         if aweights._data.size != observations:
             raise RuntimeError(f"cov(): expected aweights to have the same numel as there are observations in "
                                f"the input but got {aweights._data.size} != {observations}")
@@ -349,7 +348,7 @@ def logcumsumexp(input: Tensor, dim: int) -> Tensor:
     """torch.logcumsumexp: ``log(cumsum(exp(x)))`` along ``dim``, computed without overflow."""
     _check_tensor(input, "logcumsumexp")
     if input._data.dtype.kind not in "fV":
-        raise NotImplementedError(f"\"logcumsumexp_out_cpu\" not implemented for '{_scalar_name(input)}'")
+        raise NotImplementedError(f"\"logcumsumexp_out_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     d = _single_dim(dim, input._data.ndim, "logcumsumexp")
     return Logcumsumexp.apply(input, dim=d)
 
@@ -494,7 +493,7 @@ def renorm(input: Tensor, p, dim: int, maxnorm) -> Tensor:
     norm ``maxnorm`` (times 1/(1 + 1e-7/norm), as torch); the others unchanged."""
     _check_tensor(input, "renorm")
     if input._data.dtype.kind not in "fV":
-        raise RuntimeError(f"renorm(): expected a floating point input, got {_scalar_name(input)}")
+        raise RuntimeError(f"renorm(): expected a floating point input, got {_dtype.scalar_name(input.dtype)}")
     if p <= 0:
         raise RuntimeError("renorm: non-positive-norm not supported")
     if maxnorm < 0:

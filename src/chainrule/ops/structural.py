@@ -25,7 +25,6 @@ from ..tensor import Tensor, _wrap_dim
 from . import creation
 from .elementwise import _cast, ne, sub
 from .index import index_select
-from .linear import _scalar_name
 from .shape import cat, clone, contiguous, expand, flip, movedim, narrow, reshape, stack, transpose
 
 __all__ = ["unique", "unique_consecutive", "repeat_interleave", "meshgrid", "cartesian_prod", "combinations",
@@ -136,7 +135,7 @@ def unique_consecutive(input: Tensor, return_inverse: bool = False, return_count
 def _repeats_array(repeats, size: int, op: str = "repeat_interleave"):
     """``repeats`` as a host int64 array of ``size`` entries (a one-element tensor is broadcast)."""
     if repeats._data.dtype.kind not in "iu":
-        raise NotImplementedError(f'"{op}_cpu" not implemented for \'{_scalar_name(repeats)}\'')
+        raise NotImplementedError(f'"{op}_cpu" not implemented for \'{_dtype.scalar_name(repeats.dtype)}\'')
     if repeats._data.ndim > 1:
         raise RuntimeError("repeats must be 0-dim or 1-dim tensor")
     # the counts decide the output's shape, so they are read on the host (a device sync, as in torch)
