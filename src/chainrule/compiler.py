@@ -11,6 +11,9 @@ eager one, which is what runs.
 from __future__ import annotations
 
 import contextlib
+import functools
+
+import numpy as np
 
 from ._config import compile
 
@@ -25,14 +28,10 @@ def reset() -> None:
     """Clears compilation caches: there are none."""
 
 
-def _returns_the_function(fn=None, **kwargs):
-    """A decorator usable bare (``@disable``) and called (``@disable(recursive=False)``)."""
-    return fn if callable(fn) else (lambda f: f)
-
-
 def disable(fn=None, recursive: bool = True, *, reason=None):
-    """``fn`` unchanged: it already runs eagerly."""
-    return _returns_the_function(fn)
+    """``fn`` unchanged: it already runs eagerly. Usable bare (``@disable``) and called
+    (``@disable(recursive=False)``)."""
+    return fn if callable(fn) else (lambda f: f)
 
 
 def allow_in_graph(fn):
@@ -52,20 +51,16 @@ def substitute_in_graph(original_fn, *, can_constant_fold_through: bool = False,
 def wrap_numpy(fn):
     """``fn`` taking and returning NumPy arrays, called on tensors: the arrays are the tensors'
     data, as torch's eager fallback converts them."""
-    import functools
-
     from .tensor import Tensor
+
+    def unwrap(x):
+        return x.numpy() if isinstance(x, Tensor) else x
+
+    def wrap(x):
+        return Tensor._make(x) if isinstance(x, np.ndarray) else x
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
-        def unwrap(x):
-            return x.numpy() if isinstance(x, Tensor) else x
-
-        def wrap(x):
-            import numpy as np
-
-            return Tensor._make(x) if isinstance(x, np.ndarray) else x
-
         out = fn(*[unwrap(a) for a in args], **{k: unwrap(v) for k, v in kwargs.items()})
         return type(out)(wrap(o) for o in out) if isinstance(out, tuple) else wrap(out)
 
