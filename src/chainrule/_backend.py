@@ -337,20 +337,23 @@ def to_device(array, dev: device):
         cp = cuda_module()
         return cp.asnumpy(array) if cp is not None and isinstance(array, cp.ndarray) else np.asarray(array)
     index = dev.index if dev.index is not None else selected_gpu.index
+    if isinstance(array, xp.ndarray) and array.device.id == index:
+        return array
+    # made on the GPU the device names, which stays CuPy's current one: what comes next works on
+    # the copy (see follow_device)
+    runtime = xp.cuda.runtime
+    if runtime.getDevice() != index:
+        runtime.setDevice(index)
     if isinstance(array, xp.ndarray):
-        if array.device.id == index:
-            return array
-        with xp.cuda.Device(index):  # another GPU's array: a peer copy onto the asked one
-            return xp.array(array, copy=True)
-    with xp.cuda.Device(index):  # made on the GPU the device names, not the current one
-        try:
-            return xp.asarray(np.asarray(array, order="C"))
-        except (TypeError, ValueError) as error:
-            if getattr(array, "dtype", None) is None or array.dtype.name != "bfloat16":
-                raise
-            raise TypeError(f"a bfloat16 tensor can't move to {dev}: CuPy {getattr(xp, '__version__', '?')} has no "
-                            "bfloat16 arrays (CuPy 14 added them through ml_dtypes); upgrade CuPy, or keep "
-                            "bfloat16 on the CPU") from error
+        return xp.array(array, copy=True)  # another GPU's array: a peer copy onto this one
+    try:
+        return xp.asarray(np.asarray(array, order="C"))
+    except (TypeError, ValueError) as error:
+        if getattr(array, "dtype", None) is None or array.dtype.name != "bfloat16":
+            raise
+        raise TypeError(f"a bfloat16 tensor can't move to {dev}: CuPy {getattr(xp, '__version__', '?')} has no "
+                        "bfloat16 arrays (CuPy 14 added them through ml_dtypes); upgrade CuPy, or keep "
+                        "bfloat16 on the CPU") from error
 
 
 def subtract_contiguous(xp, a, b):
