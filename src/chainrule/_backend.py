@@ -50,8 +50,11 @@ def cuda_module():
     """cupy (or the CPU stand-in while it is switched on), or None when neither is there."""
     if not _gpu.resolved:
         if _gpu.standin:
-            from ._standin import module as standin
-            _gpu.module = standin
+            from . import _standin
+            value = os.environ.get("CHAINRULE_STANDIN_CUDA", "1")
+            if value.isdigit() and int(value) > 1 and _standin._devices.count == 1:
+                _standin.set_device_count(int(value))  # CHAINRULE_STANDIN_CUDA=n: n stand-in GPUs
+            _gpu.module = _standin.module
         else:
             try:
                 import cupy
@@ -67,14 +70,22 @@ _cupy = cuda_module
 
 
 @contextlib.contextmanager
-def use_standin_cuda():
-    """Run device='cuda' on the NumPy-backed stand-in (for tests on machines with no GPU)."""
+def use_standin_cuda(devices: int | None = None):
+    """Run device='cuda' on the NumPy-backed stand-in (for tests on machines with no GPU);
+    ``devices=n`` pretends n GPUs for the block (device 0 current)."""
+    from . import _standin
+
     saved = (_gpu.module, _gpu.resolved, _gpu.standin)
+    saved_devices = (_standin._devices.count, _standin._devices.current, selected_gpu.index)
     _gpu.standin, _gpu.resolved = True, False
+    if devices is not None:
+        _standin.set_device_count(devices)
+        selected_gpu.index = 0
     try:
         yield cuda_module()
     finally:
         _gpu.module, _gpu.resolved, _gpu.standin = saved
+        _standin._devices.count, _standin._devices.current, selected_gpu.index = saved_devices
 
 
 class device:
@@ -147,7 +158,12 @@ def array_module(*arrays):
         if kind is _ndarray or kind is float or kind is int or array is None or isinstance(array, _generic):
             continue
         cp = cuda_module()
-        if cp is not None and isinstance(getattr(array, "_data", array), cp.ndarray):  # an array or a Tensor
+        data = getattr(array, "_data", array)  # an array or a Tensor
+        if cp is not None and isinstance(data, cp.ndarray):
+            # the math that follows runs on this array's GPU (see follow_device)
+            index = data.device.id
+            if cp.cuda.runtime.getDevice() != index:
+                cp.cuda.runtime.setDevice(index)
             return cp
     return np
 
@@ -237,6 +253,9 @@ def on_one_device(arrays: list, op: str) -> list:
                 first = array.device.id
             elif array.device.id != first:
                 raise mixed_device_error(device("cuda", first), device("cuda", array.device.id), op)
+    runtime = xp.cuda.runtime
+    if first is not None and runtime.getDevice() != first:
+        runtime.setDevice(first)  # run the op on its arrays' GPU (see follow_device)
     moved = list(arrays)
     for i, array in enumerate(arrays):
         if isinstance(array, xp.ndarray):
@@ -247,6 +266,48 @@ def on_one_device(arrays: list, op: str) -> list:
     if autocast_hook.cast is not None:
         moved = autocast_hook.cast(moved, op)
     return moved
+
+
+# ---------------------------------------------------------------- the current GPU
+# CuPy allocates and launches on its *current* device; torch runs an op on its tensors' device,
+# whatever device is current (``model.to(rank)`` without ``set_device``, a model split over two
+# GPUs). So chainrule keeps two notions apart: the device the user selected (``cuda.set_device``,
+# ``with cuda.device(i)``; what 'cuda' without an index means, and what ``current_device()``
+# answers), and CuPy's current device, which follows the data: an op on another GPU's arrays
+# makes that GPU CuPy's current one first (as Chainer's functions do with
+# ``get_device_from_array``). It is left there, so the raw array code after it runs there too.
+class _SelectedGpu:
+    __slots__ = ("index",)
+
+    def __init__(self) -> None:
+        self.index = 0
+
+
+selected_gpu = _SelectedGpu()
+
+
+def gpu_in_use() -> bool:
+    """Whether CuPy (or the stand-in) has been asked for: only then can an array be on a GPU."""
+    return _gpu.module is not None
+
+
+def follow_device(array) -> None:
+    """Make ``array``'s GPU CuPy's current device, if it is not (``array`` is a device array)."""
+    index = array.device.id
+    runtime = _gpu.module.cuda.runtime
+    if runtime.getDevice() != index:
+        runtime.setDevice(index)
+
+
+def allocate_on(dev) -> None:
+    """Make the GPU a creation's ``device=`` names CuPy's current one ('cuda' without an index: the
+    selected device); nothing for the CPU."""
+    dev = device(dev) if not isinstance(dev, device) else dev
+    if dev.type == "cuda":
+        runtime = module_for_device(dev).cuda.runtime
+        index = selected_gpu.index if dev.index is None else dev.index
+        if runtime.getDevice() != index:
+            runtime.setDevice(index)
 
 
 def _device_scalar(xp, array, device_id):
@@ -275,21 +336,24 @@ def to_device(array, dev: device):
             return array
         cp = cuda_module()
         return cp.asnumpy(array) if cp is not None and isinstance(array, cp.ndarray) else np.asarray(array)
-    index = dev.index if dev.index is not None else int(xp.cuda.runtime.getDevice())
+    index = dev.index if dev.index is not None else selected_gpu.index
+    if isinstance(array, xp.ndarray) and array.device.id == index:
+        return array
+    # made on the GPU the device names, which stays CuPy's current one: what comes next works on
+    # the copy (see follow_device)
+    runtime = xp.cuda.runtime
+    if runtime.getDevice() != index:
+        runtime.setDevice(index)
     if isinstance(array, xp.ndarray):
-        if array.device.id == index:
-            return array
-        with xp.cuda.Device(index):  # another GPU's array: a peer copy onto the asked one
-            return xp.array(array, copy=True)
-    with xp.cuda.Device(index):  # made on the GPU the device names, not the current one
-        try:
-            return xp.asarray(np.asarray(array, order="C"))
-        except (TypeError, ValueError) as error:
-            if getattr(array, "dtype", None) is None or array.dtype.name != "bfloat16":
-                raise
-            raise TypeError(f"a bfloat16 tensor can't move to {dev}: CuPy {getattr(xp, '__version__', '?')} has no "
-                            "bfloat16 arrays (CuPy 14 added them through ml_dtypes); upgrade CuPy, or keep "
-                            "bfloat16 on the CPU") from error
+        return xp.array(array, copy=True)  # another GPU's array: a peer copy onto this one
+    try:
+        return xp.asarray(np.asarray(array, order="C"))
+    except (TypeError, ValueError) as error:
+        if getattr(array, "dtype", None) is None or array.dtype.name != "bfloat16":
+            raise
+        raise TypeError(f"a bfloat16 tensor can't move to {dev}: CuPy {getattr(xp, '__version__', '?')} has no "
+                        "bfloat16 arrays (CuPy 14 added them through ml_dtypes); upgrade CuPy, or keep "
+                        "bfloat16 on the CPU") from error
 
 
 def subtract_contiguous(xp, a, b):

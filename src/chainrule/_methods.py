@@ -97,14 +97,15 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
             if kind is float or kind is int:
                 # _constant's cache, looked up here first: one call less per op
                 c = constants.get((other, data.dtype)) if other else None
-                if self._requires_grad and state.enabled:
+                cpu = type(data) is ndarray
+                if self._requires_grad and state.enabled or not cpu:
+                    # (a device op goes through apply too: apply runs it on its tensors' GPU)
                     if c is None:
                         c = constant(other, data.dtype)
                     return apply(function_cls, c, self) if reflected else apply(function_cls, self, c)
                 # Unrecorded, on the CPU, the number is passed as its cached 0-d array of the
                 # tensor's dtype: the same operand (NEP 50 casts a Python number to the array's
                 # dtype), which NumPy takes about twice as fast as a Python scalar on small arrays.
-                cpu = type(data) is ndarray
                 if quiet_now() is QUIET:  # already silent (a rule inside backward): no switch
                     if c is None and other and cpu:
                         c = constant(other, data.dtype)
@@ -121,7 +122,7 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
             # (arrays of one type: a device tensor meeting a CPU one goes through the op's device check)
             if isinstance(other, Tensor) and other._data.dtype == data.dtype and not reflected \
                     and type(other._data) is type(data):
-                if not (state.enabled and (self._requires_grad or other._requires_grad)):
+                if type(data) is ndarray and not (state.enabled and (self._requires_grad or other._requires_grad)):
                     if quiet_now() is QUIET:
                         try:
                             return make(ufunc(data, other._data))
@@ -596,6 +597,7 @@ def _index_put(self: Tensor, indices, values, accumulate: bool = False) -> Tenso
 def _put(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) -> Tensor:
     """torch.put: a copy of self with the elements at flat ``index`` (negative counts from the end) set from source."""
     n = self._data.size
+    ew.on_its_gpu(index._data)
     flat_index = index._data.reshape(-1)
     if flat_index.size and (int(flat_index.max()) >= n or int(flat_index.min()) < -n):
         raise IndexError(f"put_(): index out of range for a tensor of {n} elements")

@@ -17,6 +17,12 @@ code path runs (and breaks) on the CPU:
   and an ndarray attribute or method CuPy's ndarray lacks raises AttributeError. Each name is
   checked at its first lookup and cached, so the check costs nothing after.
 
+Several GPUs: ``set_device_count(n)`` (or ``CHAINRULE_STANDIN_CUDA=n``) makes ``n`` "devices".
+Each array remembers the device it was made on (the current one, or its source's for a view),
+and, as CuPy on GPUs without peer access, a function, ufunc, operator, method or write whose
+array operands live on another device than the current one raises CuPy's ValueError; so code
+that forgets to run an op under its tensors' device (``with cupy.cuda.Device(i)``) fails in CI.
+
 Every copy between host and "device" is counted in ``transfers`` (``xp.asarray(host_data)``,
 ``xp.asnumpy``, ``.get()``, ``float()/int()/bool()/.item()/.tolist()``, printing), so a test can
 assert that a training step makes none. Turn it on as chainrule's 'cuda' device with
@@ -32,7 +38,8 @@ import numpy
 
 from . import _cupy_surface as _surface
 
-__all__ = ["ndarray", "module", "transfers", "reset_transfers", "on_transfer", "asnumpy", "get_array_module"]
+__all__ = ["ndarray", "module", "transfers", "reset_transfers", "on_transfer", "asnumpy", "get_array_module",
+           "set_device_count"]
 
 
 class _TransferCounter:
@@ -63,6 +70,63 @@ def reset_transfers() -> None:
 def on_transfer(hook) -> None:
     """Call ``hook()`` at every counted copy (``traceback.print_stack`` finds who made it); None stops."""
     _counter.hook = hook
+
+
+class _Devices:
+    """How many "devices" there are and which is current (CUDA's per-thread current device; one
+    here, as CI's tests run one thread at a time)."""
+
+    __slots__ = ("count", "current")
+
+    def __init__(self) -> None:
+        self.count = 1
+        self.current = 0
+
+
+_devices = _Devices()
+
+
+def set_device_count(count: int) -> None:
+    """Pretend ``count`` GPUs (device 0 becomes current again)."""
+    if count < 1:
+        raise ValueError(f"the stand-in needs at least one device, got {count}")
+    _devices.count = int(count)
+    _devices.current = 0
+
+
+def _check_on_current(value) -> None:
+    """CuPy's error for a kernel whose operand lives on another GPU (no peer access)."""
+    kind = type(value)
+    if kind is ndarray:
+        if value._device != _devices.current:
+            raise ValueError(f"The device where the array resides ({value._device}) is different from the current "
+                             f"device ({_devices.current}). Peer access is unavailable between these devices.")
+    elif kind is tuple or kind is list:
+        for item in value:
+            _check_on_current(item)
+
+
+def _check_operands(args, kwargs) -> None:
+    if _devices.count > 1:
+        _check_on_current(args)
+        if kwargs:
+            _check_on_current(tuple(kwargs.values()))
+
+
+def _view(source: ndarray, array: numpy.ndarray) -> ndarray:
+    """A view of ``source``'s memory: on source's device, whichever device is current."""
+    view = ndarray(array)
+    view._device = source._device
+    return view
+
+
+def _views_of(source: ndarray, value):
+    """NumPy results of a view function wrapped on ``source``'s device (lists and tuples too)."""
+    if isinstance(value, numpy.ndarray):
+        return _view(source, value)
+    if type(value) is tuple or type(value) is list:
+        return type(value)(_views_of(source, v) for v in value)
+    return _wrap(value)
 
 
 def _unsupported(value) -> TypeError:
@@ -114,6 +178,7 @@ def _wrap(value):
 
 
 def _call(fn, args, kwargs):
+    _check_operands(args, kwargs)
     return _wrap(fn(*_unwrap(args), **_unwrap_kwargs(kwargs)))
 
 
@@ -135,22 +200,30 @@ _NDARRAY_ATTRIBUTES = _surface.ATTRIBUTES["ndarray"]
 
 
 class _DeviceId:
-    __slots__ = ("id",)
+    """``cupy.cuda.Device(i)``: ``with`` it, ``i`` is the current device (the previous one after)."""
 
-    def __init__(self) -> None:
-        self.id = 0
+    __slots__ = ("id", "_previous")
+
+    def __init__(self, index: int = 0) -> None:
+        self.id = index
+        self._previous = []
 
     def __repr__(self) -> str:
-        return "<CUDA Device 0>"
+        return f"<CUDA Device {self.id}>"
 
     def synchronize(self) -> None:
         pass
 
+    def use(self) -> None:
+        _devices.current = self.id
+
     def __enter__(self):
+        self._previous.append(_devices.current)
+        _devices.current = self.id
         return self
 
     def __exit__(self, *exc) -> None:
-        pass
+        _devices.current = self._previous.pop()
 
 
 _HOST_ONLY = frozenset({"ctypes", "tobytes", "tofile", "dump", "dumps", "byteswap", "getfield",
@@ -160,12 +233,13 @@ _HOST_ONLY = frozenset({"ctypes", "tobytes", "tofile", "dump", "dumps", "byteswa
 class ndarray:
     """A "device" array: a NumPy array that never leaves the device implicitly."""
 
-    __slots__ = ("_array",)
+    __slots__ = ("_array", "_device")
     # NumPy defers to this type's operators and ufunc overrides, as it does for CuPy's
     __array_priority__ = 100
 
     def __init__(self, array: numpy.ndarray) -> None:
         self._array = array
+        self._device = _devices.current  # made on the current device, as CuPy allocates
 
     # -- what CuPy refuses --------------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
@@ -176,6 +250,7 @@ class ndarray:
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         target = getattr(ufunc, method)
+        _check_operands(inputs, kwargs)
         out = kwargs.get("out")
         result = target(*_unwrap(inputs), **_unwrap_kwargs(kwargs))
         if out is not None:
@@ -247,29 +322,29 @@ class ndarray:
     itemsize = property(lambda self: self._array.itemsize)
     nbytes = property(lambda self: self._array.nbytes)
     flags = property(lambda self: _Flags(self._array.flags))
-    T = property(lambda self: ndarray(self._array.T))
-    mT = property(lambda self: ndarray(self._array.mT))
-    device = property(lambda self: _DEVICE)
+    T = property(lambda self: _view(self, self._array.T))
+    mT = property(lambda self: _view(self, self._array.mT))
+    device = property(lambda self: _DEVICES[self._device])
 
     @property
     def real(self):
-        return ndarray(self._array.real)
+        return _view(self, self._array.real)
 
     @property
     def imag(self):
-        return ndarray(self._array.imag)
+        return _view(self, self._array.imag)
 
     @property
     def base(self):
         base = self._array.base
-        return None if base is None else ndarray(base)
+        return None if base is None else _view(self, base)
 
     @property
     def data(self):
         return _MemoryPointer(self._array.__array_interface__["data"][0])
 
     def __dlpack_device__(self):
-        return (2, 0)  # kDLCUDA, device 0
+        return (2, self._device)  # kDLCUDA
 
     def __len__(self) -> int:
         return len(self._array)
@@ -277,7 +352,7 @@ class ndarray:
     def __iter__(self):
         if self._array.ndim == 0:
             raise TypeError("iteration over a 0-d array")
-        return (ndarray(numpy.asarray(row)) for row in self._array)
+        return (_view(self, numpy.asarray(row)) for row in self._array)
 
     def __getattr__(self, name):
         # array methods (sum, reshape, astype, transpose, ...) run on the device array; NumPy's
@@ -291,23 +366,40 @@ class ndarray:
         if not callable(method):
             return method
 
+        if name in _VIEW_METHODS:  # no kernel: a view on self's device, from any current device
+            def view_method(*args, **kwargs):
+                if kwargs:
+                    _refuse_keywords(f"ndarray.{name}", kwargs)
+                result = method(*_unwrap(args), **_unwrap_kwargs(kwargs))
+                return _view(self, result) if isinstance(result, numpy.ndarray) else _wrap(result)
+
+            return view_method
+
         def device_method(*args, **kwargs):
             if kwargs:
                 _refuse_keywords(f"ndarray.{name}", kwargs)
+            _check_operands((self,), None)
             return _call(method, args, kwargs)
 
         return device_method
 
     def __getitem__(self, key):
-        return _wrap(self._array[_wrapped_indices(_unwrap(key), self._array.shape)])
+        result = self._array[_wrapped_indices(_unwrap(key), self._array.shape)]
+        if not _has_array_index(key):  # basic indexing: a view, no kernel
+            return _view(self, result if isinstance(result, numpy.ndarray) else numpy.asarray(result))
+        _check_operands((self, key), None)
+        return _wrap(result)
 
     def __setitem__(self, key, value) -> None:
+        _check_operands((self, key, value), None)
         self._array[_wrapped_indices(_unwrap(key), self._array.shape)] = _unwrap(value)
 
     def __copy__(self):
+        _check_operands((self,), None)
         return ndarray(self._array.copy())
 
     def __deepcopy__(self, memo):
+        _check_operands((self,), None)
         return ndarray(self._array.copy())
 
     def __reduce__(self):
@@ -317,8 +409,18 @@ class ndarray:
         raise TypeError("unhashable type: 'ndarray'")
 
 
+def _has_array_index(key) -> bool:
+    parts = key if type(key) is tuple else (key,)
+    return any(type(part) is ndarray or isinstance(part, (list, numpy.ndarray)) for part in parts)
+
+
+# ndarray methods that return a view of the same memory without a kernel (when they can)
+_VIEW_METHODS = frozenset({"reshape", "view", "transpose", "swapaxes", "squeeze", "diagonal"})
+
+
 def _binary(name: str):
     def operator(self, other):
+        _check_operands((self, other), None)
         return _wrap(getattr(self._array, name)(_unwrap(other)))
 
     operator.__name__ = name
@@ -327,6 +429,7 @@ def _binary(name: str):
 
 def _inplace(name: str):
     def operator(self, other):
+        _check_operands((self, other), None)
         getattr(self._array, name)(_unwrap(other))
         return self
 
@@ -343,7 +446,7 @@ for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul"
 for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
     setattr(ndarray, f"__{_name}__", _binary(f"__{_name}__"))
 for _name in ("neg", "pos", "abs", "invert"):
-    setattr(ndarray, f"__{_name}__", (lambda n: lambda self: _wrap(getattr(self._array, n)()))(f"__{_name}__"))
+    setattr(ndarray, f"__{_name}__", (lambda n: lambda self: _call(getattr(self._array, n), (), {}))(f"__{_name}__"))
 
 
 class _Flags:
@@ -368,7 +471,18 @@ class _MemoryPointer:
         self.ptr = ptr
 
 
-_DEVICE = _DeviceId()
+class _DeviceTable:
+    """``cupy.cuda.Device(i)`` objects, one per index (an array's ``.device``)."""
+
+    def __getitem__(self, index: int) -> _DeviceId:
+        device = _DEVICE_OBJECTS.get(index)
+        if device is None:
+            device = _DEVICE_OBJECTS[index] = _DeviceId(index)
+        return device
+
+
+_DEVICE_OBJECTS: dict = {}
+_DEVICES = _DeviceTable()
 
 
 class ufunc:
@@ -456,8 +570,32 @@ def _check_sequence(name: str, value) -> None:
                 raise _unsupported(item if isinstance(item, numpy.ndarray) else value)
 
 
+# functions that return views of their first argument (no kernel), on its device from any current one
+_VIEW_FUNCTIONS = frozenset({"reshape", "transpose", "swapaxes", "moveaxis", "squeeze", "expand_dims",
+                             "broadcast_to", "broadcast_arrays", "atleast_1d", "atleast_2d", "atleast_3d",
+                             "ravel", "split", "array_split", "hsplit", "vsplit", "dsplit", "diagonal", "flip",
+                             "fliplr", "flipud", "rot90", "real", "imag", "may_share_memory", "shares_memory",
+                             "shape", "ndim", "size", "result_type", "sliding_window_view", "as_strided"})
+
+
 def _function(fn, host_first: bool = False, qualified: str = ""):
     name = getattr(fn, "__name__", "function")
+
+    if name in _VIEW_FUNCTIONS:
+        def view_function(*args, **kwargs):
+            if kwargs and qualified:
+                _refuse_keywords(qualified, kwargs)
+            source = args[0] if args else None
+            if type(source) is list or type(source) is tuple:
+                source = source[0] if source else None
+            result = fn(*_unwrap(args), **_unwrap_kwargs(kwargs))
+            if type(source) is not ndarray:
+                return _wrap(result)
+            return _views_of(source, result)
+
+        view_function.__name__ = name
+        view_function.__doc__ = getattr(fn, "__doc__", None)
+        return view_function
 
     def device_function(*args, **kwargs):
         if kwargs and qualified:
@@ -543,7 +681,7 @@ def _like(name: str):
 
 def _as_strided(x, shape=None, strides=None):
     """``cupy.lib.stride_tricks.as_strided``: CuPy's takes no ``writeable``."""
-    return ndarray(numpy.lib.stride_tricks.as_strided(_unwrap(x), shape, strides))
+    return _view(x, numpy.lib.stride_tricks.as_strided(_unwrap(x), shape, strides))
 
 
 class _Generator:
@@ -595,11 +733,15 @@ _PINNED_MEMORY_POOL = _MemoryPool()
 class _Runtime:
     @staticmethod
     def getDeviceCount() -> int:  # noqa: N802 (CUDA's name)
-        return 1
+        return _devices.count
 
     @staticmethod
     def getDevice() -> int:  # noqa: N802
-        return 0
+        return _devices.current
+
+    @staticmethod
+    def setDevice(index: int) -> None:  # noqa: N802
+        _device(index).use()
 
     @staticmethod
     def getDeviceProperties(index: int) -> dict:  # noqa: N802
@@ -616,9 +758,14 @@ class _Runtime:
 
 
 def _device(index: int | None = None) -> _DeviceId:
-    if index not in (None, 0):
-        raise RuntimeError(f"CUDA error: invalid device ordinal {index} (the stand-in has one device)")
-    return _DEVICE
+    """``cupy.cuda.Device(index)``; no index: the current device."""
+    if index is None:
+        return _DEVICES[_devices.current]
+    index = int(index)
+    if not 0 <= index < _devices.count:
+        raise RuntimeError(f"CUDA error: invalid device ordinal {index} (the stand-in has {_devices.count} "
+                           f"device{'s' if _devices.count > 1 else ''})")
+    return _DEVICES[index]
 
 
 class _Stream:

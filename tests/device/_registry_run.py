@@ -11,11 +11,11 @@ from chainrule._backend import use_standin_cuda
 from ..ops.harness import OpCase, _as_list, _make, rng
 
 
-def _on_cuda(tensors: list) -> list:
+def _on_cuda(tensors: list, device: str = "cuda") -> list:
     moved = []
     for t in tensors:
         if isinstance(t, chainrule.Tensor):
-            t = t.detach().to("cuda").requires_grad_(t.requires_grad)
+            t = t.detach().to(device).requires_grad_(t.requires_grad)
         moved.append(t)
     return moved
 
@@ -24,14 +24,15 @@ def _host(t) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
-def run_on_both(case: OpCase) -> None:
-    """Forward values and input gradients of ``case`` on 'cuda' equal to those on the CPU."""
+def run_on_both(case: OpCase, device: str = "cuda", gpus: int | None = None) -> None:
+    """Forward values and input gradients of ``case`` on ``device`` (the stand-in, with ``gpus``
+    GPUs) equal to those on the CPU; every output and gradient on ``device``."""
     cpu_in = _make(chainrule, case, "float32")
     cpu_out = _as_list(case.fn(chainrule, *cpu_in))
-    with use_standin_cuda():
-        cuda_in = _on_cuda(cpu_in)
-        # tensors the case creates inside fn (index tensors, say) go to 'cuda' too
-        chainrule.set_default_device("cuda")
+    with use_standin_cuda(devices=gpus):
+        cuda_in = _on_cuda(cpu_in, device)
+        # tensors the case creates inside fn (index tensors, say) go to the device too
+        chainrule.set_default_device(device)
         try:
             cuda_out = _as_list(case.fn(chainrule, *cuda_in))
         finally:
@@ -41,7 +42,7 @@ def run_on_both(case: OpCase) -> None:
             if not isinstance(c, chainrule.Tensor):
                 assert c == g, f"{case.id} output {k}: {g!r} on cuda vs {c!r} on cpu"
                 continue
-            assert g.device.type == "cuda", f"{case.id} output {k} is on {g.device}"
+            assert g.device == chainrule.device(device), f"{case.id} output {k} is on {g.device}"
             assert g.dtype == c.dtype and tuple(g.shape) == tuple(c.shape), f"{case.id} output {k}"
             np.testing.assert_allclose(_host(g), _host(c), rtol=1e-5, atol=1e-6, equal_nan=True,
                                        err_msg=f"{case.id} output {k} forward")
@@ -51,12 +52,12 @@ def run_on_both(case: OpCase) -> None:
             return
         cotangents = [rng(7 + k).standard_normal(tuple(c.shape)).astype(np.float32) for k, (c, _) in enumerate(pairs)]
         chainrule.autograd.backward([c for c, _ in pairs], [chainrule.tensor(v, dtype=c.dtype) for v, (c, _) in zip(cotangents, pairs)])
-        chainrule.autograd.backward([g for _, g in pairs], [chainrule.tensor(v, dtype=g.dtype, device="cuda") for v, (_, g) in zip(cotangents, pairs)])
+        chainrule.autograd.backward([g for _, g in pairs], [chainrule.tensor(v, dtype=g.dtype, device=device) for v, (_, g) in zip(cotangents, pairs)])
         for i, (c, g) in enumerate(zip(cpu_in, cuda_in)):
             if isinstance(c, chainrule.Tensor) and c.requires_grad:
                 if c.grad is None:
                     assert g.grad is None, f"{case.id} input {i}: gradient on cuda only"
                     continue
-                assert g.grad is not None and g.grad.device.type == "cuda", f"{case.id} input {i} gradient"
+                assert g.grad is not None and g.grad.device == chainrule.device(device), f"{case.id} input {i} gradient"
                 np.testing.assert_allclose(_host(g.grad), _host(c.grad), rtol=1e-5, atol=1e-6, equal_nan=True,
                                            err_msg=f"{case.id} input {i} gradient")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._backend import array_module, writeable
+from .._backend import array_module, follow_device, gpu_in_use, writeable
 from . import function as _function
 from .function import AccumulateGrad, Function, _anomaly
 from .grad_mode import state as _grad_state
@@ -219,6 +219,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     # a recording profiler times each node's evaluation as one range (the ops its rule runs nest inside)
     profiler = _function.active_profiler
     node_range = None
+    on_gpus = gpu_in_use()
     try:
         for node in order:
             if needed is not None and id(node) not in needed:
@@ -228,6 +229,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 continue
             if profiler is not None:
                 node_range = profiler.evaluate_function(node, node_range)
+            if on_gpus:  # the node's rule (and the .grad sum) run on its gradient's GPU
+                _follow_gradient(grads)
             is_leaf_sink = type(node) is AccumulateGrad
             if is_leaf_sink or node._hooked:
                 grads = _call_pre_hooks(node, grads, exposed)
@@ -298,6 +301,16 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 "the graph. Set allow_unused=True if this is the desired behavior."
             )
     return tuple(captured)
+
+
+def _follow_gradient(grads) -> None:
+    """Make the GPU of a node's incoming gradient CuPy's current device (_backend.follow_device):
+    the nodes of a graph over two GPUs alternate between them."""
+    for g in grads:
+        if g is not None:
+            if type(g._data) is not np.ndarray:
+                follow_device(g._data)
+            return
 
 
 def _is_gradient_edge(x) -> bool:

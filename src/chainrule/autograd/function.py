@@ -574,7 +574,7 @@ def _apply_array_op(cls, *inputs, **params):
             if type(array) is not _ndarray:
                 on_cpu = False
                 break
-    if not on_cpu:  # a device array: check every input is on its device
+    if not on_cpu:  # a device array: check every input is on its device (and run there)
         arrays = on_one_device(arrays, getattr(cls, "label", None) or cls.__name__)
     ctx = _make_node(cls, inputs) if record else _NULL_CTX
     # forward runs with NumPy's warnings off (torch is silent on x / 0), and NumPy's broadcast

@@ -95,7 +95,9 @@ def device_count() -> int:
 
 
 def current_device() -> int:
-    return int(_require_gpu().cuda.runtime.getDevice())
+    """The selected device (CuPy's current one follows the data; see _backend.follow_device)."""
+    _require_gpu()
+    return _backend.selected_gpu.index
 
 
 def set_device(device) -> None:
@@ -103,7 +105,9 @@ def set_device(device) -> None:
     if isinstance(device, int) and device < 0:
         return
     cp = _require_gpu()
-    cp.cuda.runtime.setDevice(_index(device))
+    index = _index(device)
+    cp.cuda.runtime.setDevice(index)
+    _backend.selected_gpu.index = index
 
 
 class device:
@@ -120,13 +124,15 @@ class device:
         cp = _runtime()
         if cp is None:
             raise RuntimeError("chainrule.cuda.device needs a CUDA GPU; " + _NO_GPU)
-        self.previous = int(cp.cuda.runtime.getDevice())
+        self.previous = _backend.selected_gpu.index
         cp.cuda.runtime.setDevice(self.index)
+        _backend.selected_gpu.index = self.index
         return self
 
     def __exit__(self, *exc_info) -> None:
         if self.index >= 0 and self.previous >= 0:
             _cupy().cuda.runtime.setDevice(self.previous)
+            _backend.selected_gpu.index = self.previous
 
 
 def _index_without_runtime(device) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype
-from .._backend import array_module, module_for_device
+from .._backend import allocate_on, array_module, module_for_device
 from ..ops.creation import empty
 from ..tensor import Size, Tensor
 
@@ -81,6 +81,8 @@ class UninitializedTensorMixin:
     def materialize(self, shape, device=None, dtype=None) -> None:
         """Give the tensor uninitialised storage of ``shape`` and make it a ``cls_to_become``."""
         xp = array_module(self._data) if device is None else module_for_device(device)
+        if device is not None and xp.__name__ != "numpy":
+            allocate_on(device)  # CuPy allocates on its current GPU
         np_dtype = self._data.dtype if dtype is None else _dtype.to_dtype(dtype).np
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         self._data = xp.empty(shape, dtype=np_dtype)

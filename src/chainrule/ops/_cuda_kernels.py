@@ -484,10 +484,24 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr: float, beta1: 
     kernel = _elementwise_kernel("adam_step_amsgrad" if amsgrad else "adam_step")
     for k, (param, grad, exp_avg, exp_avg_sq, step) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, steps)):
         extra = (max_exp_avg_sqs[k],) if amsgrad else ()
+        _launch_on(_device_id(param))
         bias_correction1 = 1 - beta1 ** step
         bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
         kernel(grad, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2_sqrt,
                int(decoupled), int(maximize), param, exp_avg, exp_avg_sq, *extra)
+
+
+def _device_id(array) -> int:
+    """The GPU an array is on (0 for the CPU-compiled kernels' host arrays, tests/cuda)."""
+    return getattr(array.device, "id", 0)
+
+
+def _launch_on(device_id: int) -> None:
+    """Make ``device_id`` CuPy's current GPU before a launch: a parameter group may span GPUs (a
+    model split over two), and CuPy launches on the current one (_backend.follow_device)."""
+    runtime = getattr(getattr(_cupy(), "cuda", None), "runtime", None)
+    if runtime is not None and runtime.getDevice() != device_id:
+        runtime.setDevice(device_id)
 
 
 def _address(array) -> int:
@@ -516,14 +530,16 @@ def adam_multi_tensor_step(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr: f
     for k, param in enumerate(params):
         in_place = [column[k] for column in columns if column is not grads]
         if all(a.flags.c_contiguous and a.dtype == param.dtype for a in in_place):
-            batches.setdefault((param.dtype, steps[k]), []).append(k)
+            # one launch per GPU too: a group may span devices (a model split over two GPUs)
+            batches.setdefault((_device_id(param), param.dtype, steps[k]), []).append(k)
         else:
             single.append(k)
-    for (dtype, step), ks in batches.items():
+    for (device_id, dtype, step), ks in batches.items():
         sizes = [params[k].size for k in ks]
         total = sum(sizes)
         if not total:
             continue
+        _launch_on(device_id)
         # the grads are only read: a strided or other-dtype one is copied, the rest are used in place
         grads_here = {k: cp.ascontiguousarray(grads[k], dtype=dtype) for k in ks}
         addresses = [_address(grads_here[k] if column is grads else column[k]) for column in columns for k in ks]

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .. import _dtype, _layout
-from .._backend import default_device, module_for_device
+from .._backend import allocate_on, default_device, follow_device, module_for_device, to_device
 from .._backend import device as _device
 from ..tensor import Tensor, _int_sequence, write_out
 
@@ -94,6 +94,8 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
     """Convert Python data / arrays / Tensors to an array of the requested or inferred dtype."""
     if isinstance(data, Tensor):
         array = data._data
+        if type(array) is not np.ndarray:
+            follow_device(array)  # the copy is made where the data is, then moved
         if dtype is not None:
             array = array.astype(_dtype.to_dtype(dtype).np, copy=copy)
         elif copy:
@@ -111,8 +113,8 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
             raise RuntimeError(f"value cannot be converted to type {target.name} without overflow") from None
     if device is None:
         device = default_device.device
-    if device is not None and _device(device).type != "cpu":
-        array = module_for_device(device).asarray(array)
+    if device is not None:
+        array = to_device(array, _device(device))
     return array
 
 
@@ -178,10 +180,16 @@ def _shape_args(size) -> tuple:
 
 
 def _xp(device):
-    """The array module that creates on ``device`` (the default device when None)."""
+    """The array module that creates on ``device`` (the default device when None), with the GPU
+    it names made CuPy's current one (CuPy allocates there; see _backend.follow_device)."""
     if device is None:
         device = default_device.device
-    return np if device is None else module_for_device(device)
+        if device is None:
+            return np
+    xp = module_for_device(device)
+    if xp is not np:
+        allocate_on(device)
+    return xp
 
 
 def _strided_only(layout, op: str) -> None:

@@ -13,7 +13,7 @@ import builtins
 import numpy as np
 
 from .. import _dtype
-from .._backend import array_module, on_one_device
+from .._backend import array_module, follow_device, on_one_device
 from ..autograd.function import Function, broadcast_error, name_node
 from ..tensor import Tensor, honours_out, write_out
 from ._special import erf as _erf_array
@@ -62,11 +62,19 @@ def _constant(x, np_dtype) -> Tensor:
     return t
 
 
+def on_its_gpu(array) -> None:
+    """Raw array math on ``array`` next: on a GPU, make its GPU CuPy's current one (see
+    _backend.follow_device); ops through Function.apply and array_module get this already."""
+    if type(array) is not np.ndarray:
+        follow_device(array)
+
+
 def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
     """Differentiable dtype conversion (torch's ToCopyBackward0)."""
     if t._data.dtype == dtype.np:
         return t
     if not t._requires_grad:
+        on_its_gpu(t._data)
         data = t._data.real if t._data.dtype.kind == "c" and dtype.np.kind != "c" else t._data
         return Tensor._make(data.astype(dtype.np))
     return ToCopy.apply(t, dtype=dtype.np)
@@ -1094,6 +1102,8 @@ def _compare(ufunc, ordered: str = ""):
             refuse_complex(a, f"\"{ordered}_cpu\" not implemented for '{{dtype}}'")
         if type(x) is not type(y):  # a device array meets a CPU one: the same check as every op's
             x, y = on_one_device([x, y], ufunc.__name__)
+        elif type(x) is not np.ndarray:
+            x, y = on_one_device([x, y], ufunc.__name__)  # two GPUs' arrays must not meet either
         try:
             return Tensor._make(ufunc(x, y))
         except ValueError as error:
@@ -1119,10 +1129,13 @@ def _bitwise(ufunc, symbol: str):
         a, b = _pair(input, other)
         if a._data.dtype.kind in "fV":
             raise TypeError(f"'{symbol}' (bitwise) is only defined for integer and bool tensors, got {a.dtype}")
+        x, y = a._data, b._data
+        if type(x) is not np.ndarray or type(y) is not np.ndarray:
+            x, y = on_one_device([x, y], ufunc.__name__)
         try:
-            return Tensor._make(ufunc(a._data, b._data))
+            return Tensor._make(ufunc(x, y))
         except ValueError as error:
-            raise broadcast_error(error, (a._data, b._data)) from None
+            raise broadcast_error(error, (x, y)) from None
 
     op.__name__ = ufunc.__name__
     return op

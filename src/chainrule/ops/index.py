@@ -13,7 +13,7 @@ from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
 from ..autograd.function import Function, is_recording, name_node
 from ..tensor import Tensor, _wrap_dim
-from .elementwise import Where
+from .elementwise import Where, on_its_gpu
 
 __all__ = ["getitem", "setitem", "gather", "scatter", "scatter_add", "scatter_reduce",
            "index_select", "index_add", "index_fill", "index_copy", "masked_fill", "masked_select",
@@ -345,6 +345,7 @@ def _index_array(index, op: str, vector: bool = False) -> np.ndarray:
     array = index._data
     if array.dtype not in (np.int64, np.int32):
         raise RuntimeError(f"{op}(): Expected dtype int32 or int64 for index")
+    on_its_gpu(array)  # its range check runs where it is
     if vector:
         if array.ndim > 1:
             raise IndexError(f"{op}(): Index is supposed to be a vector")
@@ -355,6 +356,7 @@ def _index_array(index, op: str, vector: bool = False) -> np.ndarray:
 def _check_range(index: np.ndarray, size: int, dim: int, op: str, negative: bool = False) -> None:
     if index.size == 0:
         return
+    on_its_gpu(index)
     low, high = int(index.min()), int(index.max())
     if high >= size or low < (-size if negative else 0):
         bad = high if high >= size else low

@@ -40,7 +40,7 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor | float, full: 
         if var < 0:
             raise ValueError("var has negative entry/entries")
         var = ew.zeros_like_tensor(input) + var
-    elif bool((var._data < 0).any()):
+    elif ew.on_its_gpu(var._data) or bool((var._data < 0).any()):
         raise ValueError("var has negative entry/entries")
     if tuple(var.shape) != tuple(input.shape):
         if tuple(input.shape[:-1]) == tuple(var.shape):
@@ -108,6 +108,7 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
         raise RuntimeError(f"inconsistent target size: {list(target.shape)} for input of size: {list(input.shape)}")
     unbatched = input.dim() < 2
     x = input.reshape(1, -1) if unbatched else input
+    ew.on_its_gpu(target._data)
     labels = target._data.reshape(x.shape).astype(np.int64)
     classes = x.shape[1]
     xp = array_module(x._data)
