@@ -40,6 +40,7 @@ from .._backend import array_module, autocast_unifies
 from .._parallel import over_rows
 from ..autograd.function import Function
 from ..tensor import Tensor, _check_tensor
+from . import _cuda_conv
 
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -237,6 +238,8 @@ def _sample_chunk(channels: int, window_positions: int, itemsize: int, xp=np) ->
 # ---------------------------------------------------------------- the three array maps
 def _conv(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
     """y = C(x, w): (N, C, *S) ⋆ (O, C/g, *K) → (N, O, *out)."""
+    if _cuda_conv.enabled and _cuda_conv.eligible(geo, x, w):
+        return _cuda_conv.conv_forward(x, w, geo)  # real CuPy: implicit GEMM, no columns
     xp = array_module(x)
     n = x.shape[0]
     g = geo.groups
@@ -274,6 +277,8 @@ def _is_channels_last(a) -> bool:
 
 def _conv_weight(x: np.ndarray, grad: np.ndarray, geo: _Geometry, w_shape: tuple) -> np.ndarray:
     """w̄ = C_w(x, g): correlation of the input with the output gradient, shape (O, C/g, *K)."""
+    if _cuda_conv.enabled and _cuda_conv.eligible(geo, x, grad):
+        return _cuda_conv.conv_weight(x, grad, geo, w_shape)
     xp = array_module(grad)
     g = geo.groups
     o, cg = w_shape[0], w_shape[1]
@@ -334,6 +339,8 @@ def _add_slabs(out, slabs: list, regions: list) -> None:
 
 def _conv_input(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) -> np.ndarray:
     """x̄ = Cᵀ(g, w): the adjoint of C in x (= conv_transpose), shape (N, C, *in_shape)."""
+    if _cuda_conv.enabled and _cuda_conv.eligible(geo, grad, w):
+        return _cuda_conv.conv_input(grad, w, geo, c)
     g = geo.groups
     n = grad.shape[0]
     d = len(geo.kernel)
