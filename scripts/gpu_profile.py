@@ -4,7 +4,9 @@
 
 1. conv2d (the bench's 64→64 3×3 on (64, 64, 56, 56)): forward alone, forward + backward, and
    the same with CuPy's float32 GEMMs in TF32 (what torch's cuDNN convolutions use by default,
-   ``torch.backends.cudnn.allow_tf32``), timed with CUDA events; torch beside it.
+   ``torch.backends.cudnn.allow_tf32``), and with the implicit-GEMM kernels
+   (``chainrule.backends.cuda.conv.implicit_gemm``, off by default), timed with CUDA events;
+   torch beside it.
 2. op_overhead (200 chained small ops, forward and backward): the Python profile of chainrule's
    step on the device, by own time, and one bare CuPy elementwise launch for scale.
 """
@@ -76,6 +78,12 @@ def main() -> int:
     say(f"chainrule GPU profile: {bench.gpu_description()}")
     say("== conv2d 64→64 3×3 on (64, 64, 56, 56)")
     conv_phases(chainrule, "chainrule, float32 GEMMs")
+    saved = chainrule.backends.cuda.conv.implicit_gemm
+    chainrule.backends.cuda.conv.implicit_gemm = True
+    try:
+        conv_phases(chainrule, "chainrule, implicit-GEMM kernels")
+    finally:
+        chainrule.backends.cuda.conv.implicit_gemm = saved
     before = cublas_settings.get_compute_type(np.float32)
     cublas_settings.set_compute_type(np.float32, cublas_settings.COMPUTE_TYPE_TF32)
     try:

@@ -302,6 +302,23 @@ def test_empty_batch_and_channels_need_no_launch(emulated, monkeypatch):
     assert dw.shape == w.shape and not dw.any() and not calls
 
 
+@pytest.mark.skipif(GXX is None, reason="needs g++ for the CPU emulation")
+def test_gpu_check_geometry_table_passes_on_the_emulated_kernels(emulated, monkeypatch):
+    """scripts/gpu_check.py's conv section, with the emulated kernels as the device's: the
+    comparison the next GPU run makes (all but the bench-sized geometry)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check_for_conv", script)
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    monkeypatch.setattr(_cuda_conv, "_function", emulated)
+    errors, failed = gpu_check._conv_checks(_cuda_conv, conv, np, np.asarray, small=True)
+    assert failed == [] and len(errors) == 3 * (len(gpu_check.CONV_GEOMETRIES) - 1)
+    assert max(errors.values()) < 1e-5
+
+
 # ---------------------------------------------------------------- 3. dispatch and the flag
 
 
