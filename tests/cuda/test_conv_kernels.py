@@ -57,14 +57,50 @@ def test_kernels_compile_for_sm_90_without_spills(dtype, tmp_path):
         assert registers <= 255 and smem <= 48 * 1024, (name, text)  # 256 threads per block fit
 
 
+def _nvrtc_library():
+    """NVRTC from the ``nvidia-cuda-nvrtc`` wheel (what ``cupy-cuda13x[ctk]`` installs), or None."""
+    import glob
+    import importlib.util
+
+    spec = importlib.util.find_spec("nvidia")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        found = sorted(glob.glob(f"{root}/**/libnvrtc.so*", recursive=True))
+        if found:
+            return ctypes.CDLL(found[0])
+    return None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_kernels_compile_with_nvrtc_as_cupy_compiles_them(dtype):
+    """CuPy's RawModule compiles with NVRTC, which has no host headers and not all of nvcc's
+    implicit includes: the same source through NVRTC's C API, with the module's options."""
+    nvrtc = _nvrtc_library()
+    if nvrtc is None:
+        pytest.skip("needs NVRTC (pip install nvidia-cuda-nvrtc, or CuPy's [ctk] extra)")
+    program = ctypes.c_void_p()
+    assert nvrtc.nvrtcCreateProgram(ctypes.byref(program), _cuda_conv.kernel_source(dtype).encode(), b"conv.cu",
+                                    0, None, None) == 0
+    options = [o.encode() for o in (*_cuda_conv.NVRTC_OPTIONS, "-arch=sm_90")]
+    status = nvrtc.nvrtcCompileProgram(program, len(options), (ctypes.c_char_p * len(options))(*options))
+    size = ctypes.c_size_t()
+    nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    nvrtc.nvrtcGetProgramLog(program, log)
+    cubin_size = ctypes.c_size_t()
+    nvrtc.nvrtcGetCUBINSize(program, ctypes.byref(cubin_size))
+    nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
+    assert status == 0, log.value.decode()
+    assert cubin_size.value > 0
+
+
 # ---------------------------------------------------------------- 2. the CPU emulation
 
 _SHIM = r"""
-#include <algorithm>
 #include <functional>
 #include <vector>
 #include <ucontext.h>
-using std::min; using std::max;
 
 // The block's threads are fibers (ucontext) taking turns on one OS thread; a barrier yields
 // until every thread of the block has arrived, so the interleaving is one the barriers allow.
@@ -182,14 +218,18 @@ def _build(source: str, build_dir) -> ctypes.CDLL:
     return ctypes.CDLL(str(path))
 
 
-@pytest.fixture(scope="module")
-def emulated(tmp_path_factory):
+def _emulated_kernels(tmp_path_factory):
     """``_cuda_conv._function`` for the emulated kernels of the module's real source."""
-    if GXX is None:
-        pytest.skip("needs g++ for the CPU emulation")
     build_dir = tmp_path_factory.mktemp("conv_kernels")
     libraries = {np.dtype(t): _build(_cuda_conv.kernel_source(t), build_dir) for t in (np.float32, np.float64)}
     return lambda dtype, name: _EmulatedFunction(libraries[np.dtype(dtype)], name, dtype)
+
+
+@pytest.fixture(scope="module")
+def emulated(emulated_or_none):
+    if emulated_or_none is None:
+        pytest.skip("needs g++ for the CPU emulation")
+    return emulated_or_none
 
 
 def _geometry(kernel, stride, pad_lo, pad_hi, dilation, groups, in_shape, out_shape=None):
@@ -230,23 +270,44 @@ def _assert_close(got, want, dtype, what):
     assert got.shape == want.shape and got.dtype == want.dtype and got.flags.c_contiguous, what
     scale = max(float(np.abs(want).max()), 1.0)
     error = float(np.abs(got - want).max()) / scale
-    assert error <= (1e-12 if dtype == np.float64 else 2e-6), f"{what}: max error {error:.3g} (relative to {scale:.3g})"
+    assert error <= (1e-12 if dtype == np.float64 else 1e-5), f"{what}: max error {error:.3g} (relative to {scale:.3g})"
     return error
 
 
-@pytest.mark.skipif(GXX is None, reason="needs g++ for the CPU emulation")
+@pytest.fixture(params=["gpu", "emulated"], scope="module")
+def device(request, emulated_or_none):
+    """(kernel getter, array module, to-host): the real kernels on a GPU (the next GPU run's
+    ``pytest tests/cuda``), or the emulated ones on NumPy."""
+    if request.param == "gpu":
+        if not chainrule.cuda.is_available():
+            pytest.skip("needs CuPy and a CUDA GPU")
+        import cupy
+
+        return _cuda_conv._function, cupy, cupy.asnumpy
+    if emulated_or_none is None:
+        pytest.skip("needs g++ for the CPU emulation")
+    return emulated_or_none, np, np.asarray
+
+
+@pytest.fixture(scope="module")
+def emulated_or_none(tmp_path_factory):
+    return None if GXX is None else _emulated_kernels(tmp_path_factory)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
-def test_emulated_kernels_match_the_cpu_maps(case, dtype, emulated, monkeypatch):
+def test_kernels_match_the_cpu_maps(case, dtype, device, monkeypatch):
+    function, xp, to_host = device
     name, n, c, o, geo = case
-    monkeypatch.setattr(_cuda_conv, "_function", emulated)
+    monkeypatch.setattr(_cuda_conv, "_function", function)
     x, w, grad = _arrays(n, c, o, geo, dtype)
-    _assert_close(_cuda_conv.conv_forward(x, w, geo), np.ascontiguousarray(conv._conv(x, w, geo)), dtype,
+    dx, dw, dgrad = xp.asarray(x), xp.asarray(w), xp.asarray(grad)
+    _assert_close(to_host(_cuda_conv.conv_forward(dx, dw, geo)), np.ascontiguousarray(conv._conv(x, w, geo)), dtype,
                   f"{name} forward")
-    _assert_close(_cuda_conv.conv_input(grad, w, geo, c), np.ascontiguousarray(conv._conv_input(grad, w, geo, c)),
-                  dtype, f"{name} input gradient")
-    _assert_close(_cuda_conv.conv_weight(x, grad, geo, w.shape), conv._conv_weight(x, grad, geo, w.shape), dtype,
-                  f"{name} filter gradient")
+    _assert_close(to_host(_cuda_conv.conv_input(dgrad, dw, geo, c)),
+                  np.ascontiguousarray(conv._conv_input(grad, w, geo, c)), dtype, f"{name} input gradient")
+    _assert_close(to_host(_cuda_conv.conv_weight(dx, dgrad, geo, w.shape)), conv._conv_weight(x, grad, geo, w.shape),
+                  dtype, f"{name} filter gradient")
 
 
 @pytest.mark.skipif(GXX is None, reason="needs g++ for the CPU emulation")
@@ -339,6 +400,11 @@ def test_eligible_only_for_real_cupy_arrays_in_1d_2d_float(monkeypatch):
     assert not _cuda_conv.eligible(geo2, x.astype(np.float16), w.astype(np.float16))
     geo3 = _geometry((1, 1, 1), (1, 1, 1), (0, 0, 0), (0, 0, 0), (1, 1, 1), 1, (2, 2, 2))
     assert not _cuda_conv.eligible(geo3, np.zeros((1, 1, 2, 2, 2), np.float32), np.zeros((1, 1, 1, 1, 1), np.float32))
+    # positions past 2^30 (int indices in the kernels) stay on im2col; broadcast views: no memory
+    big = _geometry((1, 1), (1, 1), (0, 0), (0, 0), (1, 1), 1, (2**14, 2**14))
+    for n, expected in ((4, True), (5, False)):
+        huge = np.broadcast_to(np.zeros(1, np.float32), (n, 1, 2**14, 2**14))
+        assert _cuda_conv.eligible(big, huge, np.zeros((1, 1, 1, 1), np.float32)) is expected
     with chainrule._backend.use_standin_cuda():
         standin = chainrule.randn(2, 3, 9, 11, device="cuda")._data
         assert not _cuda_conv.eligible(geo2, standin, standin)

@@ -40,7 +40,7 @@ import numpy as np
 from .._backend import array_module
 
 __all__ = ["enabled", "set_enabled", "eligible", "conv_forward", "conv_input", "conv_weight", "kernel_source",
-           "KERNEL_NAMES", "BLOCK_M", "BLOCK_N", "BLOCK_K", "THREADS"]
+           "KERNEL_NAMES", "NVRTC_OPTIONS", "BLOCK_M", "BLOCK_N", "BLOCK_K", "THREADS"]
 
 ENV_VAR = "CHAINRULE_CUDA_CONV"
 _ENV_CHOICES = ("implicit_gemm", "im2col")
@@ -289,7 +289,7 @@ conv_weight(const T* __restrict__ x, const T* __restrict__ grad, T* __restrict__
     __shared__ int row_dh[BM], row_dw[BM];
     const int g = blockIdx.z % groups, slice = blockIdx.z / groups;
     const int Cg = C / groups, Og = O / groups, KK = KH * KW, Mrows = Cg * KK, L = OH * OW;
-    const int k_begin = slice * k_chunk, k_end = min(k_begin + k_chunk, N * L);
+    const int k_begin = slice * k_chunk, k_end = k_begin + k_chunk < N * L ? k_begin + k_chunk : N * L;
     const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
     const int tm = (int)threadIdx.x % ROW_STEP, tn = (int)threadIdx.x / ROW_STEP;
     for (int r = threadIdx.x; r < BM; r += THREADS) {
@@ -375,6 +375,7 @@ def kernel_source(dtype) -> str:
 
 
 _modules: dict = {}
+NVRTC_OPTIONS = ("-std=c++17",)
 
 
 def _function(dtype, name: str):
@@ -384,18 +385,20 @@ def _function(dtype, name: str):
     if ctype not in _modules:
         import cupy
 
-        _modules[ctype] = cupy.RawModule(code=kernel_source(dtype), options=("-std=c++17",))
+        _modules[ctype] = cupy.RawModule(code=kernel_source(dtype), options=NVRTC_OPTIONS)
     return _modules[ctype].get_function(name)
 
 
 # ---------------------------------------------------------------- dispatch
-_INT_MAX = 2**31 - 1
+# The kernels count positions (N·H·W, N·OH·OW, and a tile's start past them) in int and take
+# element offsets in long long: positions up to 2^30 leave int room for the tile and slice ends.
+_POSITION_LIMIT = 2**30
 
 
 def eligible(geo, *arrays) -> bool:
     """Whether the kernels take this convolution: real CuPy arrays (not the seam's stand-in) of
-    one dtype, float32 or float64, a 1-d or 2-d geometry, and every index within int32 (the
-    kernels index positions with int, offsets with long long)."""
+    one dtype, float32 or float64, a 1-d or 2-d geometry, at most 2^30 input and output
+    positions, and a grid within CUDA's (groups ≤ 65535)."""
     cupy = sys.modules.get("cupy")  # a CuPy array means CuPy is imported; no import attempt per call
     if cupy is None or len(geo.kernel) > 2:
         return False
@@ -403,11 +406,11 @@ def eligible(geo, *arrays) -> bool:
     if dtype not in _CTYPES:
         return False
     for a in arrays:
-        if not isinstance(a, cupy.ndarray) or a.dtype != dtype or a.size > _INT_MAX:
+        if not isinstance(a, cupy.ndarray) or a.dtype != dtype:
             return False
     n = arrays[0].shape[0]
-    return (geo.groups <= 65535 and n * math.prod(geo.in_shape) <= _INT_MAX
-            and n * math.prod(geo.out_shape) <= _INT_MAX)
+    return (geo.groups <= 65535 and n * math.prod(geo.in_shape) <= _POSITION_LIMIT
+            and n * math.prod(geo.out_shape) <= _POSITION_LIMIT)
 
 
 def _dims_2d(geo):
