@@ -34,10 +34,14 @@ GXX = shutil.which("g++")
 # ---------------------------------------------------------------- 1. nvcc for sm_90
 
 
+DTYPES_AND_TILES = [(dtype, tile) for dtype in (np.float32, np.float64) for tile in _cuda_conv.TILES]
+DTYPE_TILE_IDS = [f"{np.dtype(dtype).name}-{tile}" for dtype, tile in DTYPES_AND_TILES]
+
+
 @pytest.mark.skipif(NVCC is None, reason="needs NVIDIA's CUDA compiler (nvcc)")
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-def test_kernels_compile_for_sm_90_without_spills(dtype, tmp_path):
-    source = _cuda_conv.kernel_source(dtype)
+@pytest.mark.parametrize("dtype, tile", DTYPES_AND_TILES, ids=DTYPE_TILE_IDS)
+def test_kernels_compile_for_sm_90_without_spills(dtype, tile, tmp_path):
+    source = _cuda_conv.kernel_source(dtype, tile)
     assert "#include" not in source and "std::" not in source  # NVRTC has no host headers
     path = tmp_path / "conv.cu"
     path.write_text(source)
@@ -54,7 +58,7 @@ def test_kernels_compile_for_sm_90_without_spills(dtype, tmp_path):
         assert "0 bytes spill stores, 0 bytes spill loads" in text, (name, text)
         registers = int(re.search(r"Used (\d+) registers", text).group(1))
         smem = int(re.search(r"(\d+) bytes smem", text).group(1))
-        assert registers <= 255 and smem <= 48 * 1024, (name, text)  # 256 threads per block fit
+        assert registers <= 255 and smem <= 48 * 1024, (name, text)  # a block of 256 threads fits
 
 
 def _nvrtc_library():
@@ -72,15 +76,15 @@ def _nvrtc_library():
     return None
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-def test_kernels_compile_with_nvrtc_as_cupy_compiles_them(dtype):
+@pytest.mark.parametrize("dtype, tile", DTYPES_AND_TILES, ids=DTYPE_TILE_IDS)
+def test_kernels_compile_with_nvrtc_as_cupy_compiles_them(dtype, tile):
     """CuPy's RawModule compiles with NVRTC, which has no host headers and not all of nvcc's
     implicit includes: the same source through NVRTC's C API, with the module's options."""
     nvrtc = _nvrtc_library()
     if nvrtc is None:
         pytest.skip("needs NVRTC (pip install nvidia-cuda-nvrtc, or CuPy's [ctk] extra)")
     program = ctypes.c_void_p()
-    assert nvrtc.nvrtcCreateProgram(ctypes.byref(program), _cuda_conv.kernel_source(dtype).encode(), b"conv.cu",
+    assert nvrtc.nvrtcCreateProgram(ctypes.byref(program), _cuda_conv.kernel_source(dtype, tile).encode(), b"conv.cu",
                                     0, None, None) == 0
     options = [o.encode() for o in (*_cuda_conv.NVRTC_OPTIONS, "-arch=sm_90")]
     status = nvrtc.nvrtcCompileProgram(program, len(options), (ctypes.c_char_p * len(options))(*options))
@@ -191,7 +195,7 @@ class _EmulatedFunction:
         self.launches = 0
 
     def __call__(self, grid: tuple, block: tuple, args: tuple) -> None:
-        assert len(grid) == 3 and len(block) == 1 and block[0] == _cuda_conv.THREADS
+        assert len(grid) == 3 and len(block) == 1 and block[0] == _cuda_conv._threads(self.dtype)[0]
         assert all(0 < d for d in grid) and grid[1] <= 65535 and grid[2] <= 65535
         c_args = []
         for a in args:
@@ -219,10 +223,18 @@ def _build(source: str, build_dir) -> ctypes.CDLL:
 
 
 def _emulated_kernels(tmp_path_factory):
-    """``_cuda_conv._function`` for the emulated kernels of the module's real source."""
+    """``_cuda_conv._function`` for the emulated kernels of the module's real source, in the
+    dtype's current tiling (``_cuda_conv.tile``), each built at first use."""
     build_dir = tmp_path_factory.mktemp("conv_kernels")
-    libraries = {np.dtype(t): _build(_cuda_conv.kernel_source(t), build_dir) for t in (np.float32, np.float64)}
-    return lambda dtype, name: _EmulatedFunction(libraries[np.dtype(dtype)], name, dtype)
+    libraries = {}
+
+    def function(dtype, name):
+        key = (np.dtype(dtype), _cuda_conv._tile(dtype)[0])
+        if key not in libraries:
+            libraries[key] = _build(_cuda_conv.kernel_source(dtype), build_dir)
+        return _EmulatedFunction(libraries[key], name, dtype)
+
+    return function
 
 
 @pytest.fixture(scope="module")
@@ -294,12 +306,13 @@ def emulated_or_none(tmp_path_factory):
     return None if GXX is None else _emulated_kernels(tmp_path_factory)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("dtype, tile", DTYPES_AND_TILES, ids=DTYPE_TILE_IDS)
 @pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
-def test_kernels_match_the_cpu_maps(case, dtype, device, monkeypatch):
+def test_kernels_match_the_cpu_maps(case, dtype, tile, device, monkeypatch):
     function, xp, to_host = device
     name, n, c, o, geo = case
     monkeypatch.setattr(_cuda_conv, "_function", function)
+    monkeypatch.setitem(_cuda_conv.tile, _cuda_conv._CTYPES[np.dtype(dtype)], tile)
     x, w, grad = _arrays(n, c, o, geo, dtype)
     dx, dw, dgrad = xp.asarray(x), xp.asarray(w), xp.asarray(grad)
     _assert_close(to_host(_cuda_conv.conv_forward(dx, dw, geo)), np.ascontiguousarray(conv._conv(x, w, geo)), dtype,
@@ -378,6 +391,24 @@ def test_gpu_check_geometry_table_passes_on_the_emulated_kernels(emulated, monke
     errors, failed = gpu_check._conv_checks(_cuda_conv, conv, np, np.asarray, small=True)
     assert failed == [] and len(errors) == 3 * (len(gpu_check.CONV_GEOMETRIES) - 1)
     assert max(errors.values()) < 1e-5
+
+
+def test_gpu_profile_times_every_float32_tiling_with_the_switch_on(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gpu_profile.py"
+    spec = importlib.util.spec_from_file_location("gpu_profile_for_conv", script)
+    gpu_profile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_profile)
+    seen = []
+    monkeypatch.setattr(gpu_profile, "conv_phases", lambda lib, label: seen.append(
+        (label, _cuda_conv.enabled, _cuda_conv._tile(np.float32)[0])))
+    before = dict(_cuda_conv.tile)
+    gpu_profile.implicit_gemm_phases()
+    assert [(enabled, tile) for _, enabled, tile in seen] == [(True, name) for name in _cuda_conv.TILES]
+    assert "8x8 micro-tiles (128 threads)" in seen[-1][0]
+    assert _cuda_conv.enabled is False and _cuda_conv.tile == before
 
 
 # ---------------------------------------------------------------- 3. dispatch and the flag

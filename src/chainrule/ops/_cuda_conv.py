@@ -15,10 +15,11 @@ straight into shared memory, so the columns never exist:
   M = C/g·KH·KW, N = O/g, K = N·OH·OW split over grid-z slices; each slice writes its partial
   filter gradient and one CuPy sum adds them (deterministic, unlike atomicAdd).
 
-The kernels share one tile scheme: a 128×64 block tile, BK = 16, 256 threads, each thread an 8×4
-micro-tile whose rows and columns are strided by 16 (so its shared-memory reads are conflict-free
-and its output writes coalesce along m); the next K slab's global loads are issued into registers
-before the current slab's multiply (one shared buffer, two barriers per slab). FP32 (or FP64)
+The kernels share one tile scheme: a 128×64 block tile, BK = 16, each thread an 8×8 (128 threads,
+float32) or 8×4 (256 threads, float64) micro-tile whose rows and columns are strided (so its
+shared-memory reads are conflict-free broadcasts and its output writes coalesce along m); the next
+K slab's global loads are issued into registers before the current slab's multiply (one shared
+buffer, two barriers per slab); see ``TILES``. FP32 (or FP64)
 FMAs on the SIMT cores, no tensor cores and no TF32: the numbers are torch's with
 ``torch.backends.cudnn.allow_tf32 = False``. No warp intrinsics, so the CPU emulation of the tests
 (``tests/cuda/test_conv_kernels.py``) runs every line of the kernels.
@@ -40,7 +41,7 @@ import numpy as np
 from .._backend import array_module
 
 __all__ = ["enabled", "set_enabled", "eligible", "conv_forward", "conv_input", "conv_weight", "kernel_source",
-           "KERNEL_NAMES", "NVRTC_OPTIONS", "BLOCK_M", "BLOCK_N", "BLOCK_K", "THREADS"]
+           "KERNEL_NAMES", "NVRTC_OPTIONS", "BLOCK_M", "BLOCK_N", "BLOCK_K", "TILES", "tile"]
 
 ENV_VAR = "CHAINRULE_CUDA_CONV"
 _ENV_CHOICES = ("implicit_gemm", "im2col")
@@ -68,10 +69,20 @@ def set_enabled(value: bool) -> None:
     enabled = value
 
 
-BLOCK_M, BLOCK_N, BLOCK_K, THREADS = 128, 64, 16, 256
+BLOCK_M, BLOCK_N, BLOCK_K = 128, 64, 16
 KERNEL_NAMES = ("conv_forward", "conv_input", "conv_weight")
 
 _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+# Two thread tilings of the 128×64 block tile: name -> (threads per block, micro-tile columns);
+# each thread owns 8 rows. Per k, an 8×4 micro-tile reads 12 shared-memory words for 32 FMAs,
+# an 8×8 one 16 for 64: on an H200 SM (128 FP32 lanes, one 128-byte shared-memory wavefront per
+# clock) the 8×4 tiling is bound by shared memory at 2/3 of the FMA rate, the 8×8 one is not, at
+# the cost of registers (nvcc sm_90, float32: 80 against 126-168 per thread; float64 at 8×8
+# takes 244, one block per SM, so float64 stays at 8×4). Not yet timed on a GPU: gpu_profile.py
+# times both, and ``tile`` picks the one each dtype uses.
+TILES = {"8x4": (256, 4), "8x8": (128, 8)}
+tile = {"float": "8x8", "double": "8x4"}
 
 KERNELS = r"""
 typedef CTYPE T;
@@ -79,9 +90,10 @@ typedef CTYPE T;
 #define BN 64
 #define BK 16
 #define TM 8
-#define TN 4
-#define THREADS 256
-// thread (tm, tn) = (t % 16, t / 16) owns rows tm + 16 i and columns tn + 16 j of the block tile
+#define TN TN_VALUE
+#define THREADS THREADS_VALUE
+// thread (tm, tn) = (t % ROW_STEP, t / ROW_STEP) owns rows tm + ROW_STEP i and columns
+// tn + COL_STEP j of the block tile
 #define ROW_STEP (BM / TM)
 #define COL_STEP (BN / TN)
 // one padding column: the k-fast stores of conv_weight's tiles hit different banks
@@ -369,9 +381,18 @@ conv_weight(const T* __restrict__ x, const T* __restrict__ grad, T* __restrict__
 """
 
 
-def kernel_source(dtype) -> str:
-    """The CUDA C handed to CuPy's RawModule for ``dtype`` (float32 or float64)."""
-    return KERNELS.replace("CTYPE", _CTYPES[np.dtype(dtype)])
+def _tile(dtype, tile_name: str | None = None) -> tuple[str, int, int]:
+    """(tile name, threads per block, micro-tile columns) for ``dtype``."""
+    name = tile_name or tile[_CTYPES[np.dtype(dtype)]]
+    return (name, *TILES[name])
+
+
+def kernel_source(dtype, tile_name: str | None = None) -> str:
+    """The CUDA C handed to CuPy's RawModule for ``dtype`` (float32 or float64) and a tiling of
+    ``TILES`` (default: the dtype's in ``tile``)."""
+    _, threads, columns = _tile(dtype, tile_name)
+    return (KERNELS.replace("CTYPE", _CTYPES[np.dtype(dtype)]).replace("TN_VALUE", str(columns))
+            .replace("THREADS_VALUE", str(threads)))
 
 
 _modules: dict = {}
@@ -379,14 +400,19 @@ NVRTC_OPTIONS = ("-std=c++17",)
 
 
 def _function(dtype, name: str):
-    """The compiled kernel ``name`` for ``dtype``: one RawModule per dtype, compiled at first use
-    (CuPy caches the binary on disk). A callable ``(grid, block, args)``."""
-    ctype = _CTYPES[np.dtype(dtype)]
-    if ctype not in _modules:
+    """The compiled kernel ``name`` for ``dtype`` in its current tiling: one RawModule per dtype
+    and tiling, compiled at first use (CuPy caches the binary on disk). A callable
+    ``(grid, block, args)``; the block must have the tiling's thread count (``_threads``)."""
+    key = (_CTYPES[np.dtype(dtype)], _tile(dtype)[0])
+    if key not in _modules:
         import cupy
 
-        _modules[ctype] = cupy.RawModule(code=kernel_source(dtype), options=NVRTC_OPTIONS)
-    return _modules[ctype].get_function(name)
+        _modules[key] = cupy.RawModule(code=kernel_source(dtype), options=NVRTC_OPTIONS)
+    return _modules[key].get_function(name)
+
+
+def _threads(dtype) -> tuple:
+    return (_tile(dtype)[1],)
 
 
 # ---------------------------------------------------------------- dispatch
@@ -440,7 +466,7 @@ def conv_forward(x, w, geo):
     # B = w as (g, C/g·K, O/g): the kernel reads it row by row, coalesced along O/g
     w_matrix = xp.ascontiguousarray(w.reshape(g, cols, depth).transpose(0, 2, 1))
     grid = (math.ceil(rows / BLOCK_M), math.ceil(cols / BLOCK_N), g)
-    _function(x.dtype, "conv_forward")(grid, (THREADS,), (xp.ascontiguousarray(x), w_matrix, y,
+    _function(x.dtype, "conv_forward")(grid, _threads(x.dtype), (xp.ascontiguousarray(x), w_matrix, y,
                                                            *_scalars(n, c, o, geo)))
     return y
 
@@ -459,7 +485,7 @@ def conv_input(grad, w, geo, c: int):
     # B = w as (g, O/g·K, C/g), rows (o, kh, kw)
     w_matrix = xp.ascontiguousarray(w.reshape(g, o // g, cg, kernel_size).transpose(0, 1, 3, 2))
     grid = (math.ceil(n * math.prod(geo.in_shape) / BLOCK_M), math.ceil(cg / BLOCK_N), g)
-    _function(grad.dtype, "conv_input")(grid, (THREADS,), (xp.ascontiguousarray(grad), w_matrix, dx,
+    _function(grad.dtype, "conv_input")(grid, _threads(grad.dtype), (xp.ascontiguousarray(grad), w_matrix, dx,
                                                            *_scalars(n, c, o, geo)))
     return dx
 
@@ -492,7 +518,7 @@ def conv_weight(x, grad, geo, w_shape: tuple):
     slices, length = _slices(k_total, blocks, g)
     partial = xp.empty((slices, o, rows), dtype=x.dtype)
     grid = (math.ceil(rows / BLOCK_M), math.ceil(o // g / BLOCK_N), g * slices)
-    _function(x.dtype, "conv_weight")(grid, (THREADS,), (xp.ascontiguousarray(x), xp.ascontiguousarray(grad), partial,
+    _function(x.dtype, "conv_weight")(grid, _threads(x.dtype), (xp.ascontiguousarray(x), xp.ascontiguousarray(grad), partial,
                                                          *_scalars(n, c, o, geo), np.int32(length)))
     # the slices' partials summed in a fixed order: deterministic, unlike atomicAdd
     out = partial[0] if slices == 1 else partial.sum(axis=0)
