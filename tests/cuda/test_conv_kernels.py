@@ -34,7 +34,7 @@ GXX = shutil.which("g++")
 # ---------------------------------------------------------------- 1. nvcc for sm_90
 
 
-DTYPES_AND_TILES = [(dtype, tile) for dtype in (np.float32, np.float64) for tile in _cuda_conv.TILES]
+DTYPES_AND_TILES = [(np.float32 if ctype == "float" else np.float64, tile) for ctype, tile in _cuda_conv._BLOCKS_PER_SM]
 DTYPE_TILE_IDS = [f"{np.dtype(dtype).name}-{tile}" for dtype, tile in DTYPES_AND_TILES]
 
 
@@ -58,7 +58,9 @@ def test_kernels_compile_for_sm_90_without_spills(dtype, tile, tmp_path):
         assert "0 bytes spill stores, 0 bytes spill loads" in text, (name, text)
         registers = int(re.search(r"Used (\d+) registers", text).group(1))
         smem = int(re.search(r"(\d+) bytes smem", text).group(1))
-        assert registers <= 255 and smem <= 48 * 1024, (name, text)  # a block of 256 threads fits
+        # the tiling's blocks per SM fit: registers (65536 per SM) and static shared memory
+        _, threads, _, min_blocks = _cuda_conv._tile(dtype, tile)
+        assert registers * threads * min_blocks <= 65536 and smem <= 48 * 1024, (name, text)
 
 
 def _nvrtc_library():
@@ -337,6 +339,13 @@ def test_filter_gradient_slices_sum_to_the_whole(dtype, emulated, monkeypatch):
     x, _, grad = _arrays(n, c, o, geo, dtype, seed=1)
     _assert_close(_cuda_conv.conv_weight(x, grad, geo, (o, c // 2, 3, 3)),
                   conv._conv_weight(x, grad, geo, (o, c // 2, 3, 3)), dtype, "sliced filter gradient")
+
+
+def test_a_tiling_float64_cannot_take_is_refused():
+    with pytest.raises(ValueError, match="no '8x8' tiling for float64; expected one of"):
+        _cuda_conv.kernel_source(np.float64, "8x8")
+    with pytest.raises(ValueError, match="no '4x4' tiling for float32"):
+        _cuda_conv.kernel_source(np.float32, "4x4")
 
 
 def test_slices_fill_the_grid_and_stay_within_its_limits():

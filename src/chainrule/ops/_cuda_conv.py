@@ -75,13 +75,15 @@ KERNEL_NAMES = ("conv_forward", "conv_input", "conv_weight")
 _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
 # Two thread tilings of the 128×64 block tile: name -> (threads per block, micro-tile columns);
-# each thread owns 8 rows. Per k, an 8×4 micro-tile reads 12 shared-memory words for 32 FMAs,
-# an 8×8 one 16 for 64: on an H200 SM (128 FP32 lanes, one 128-byte shared-memory wavefront per
-# clock) the 8×4 tiling is bound by shared memory at 2/3 of the FMA rate, the 8×8 one is not, at
-# the cost of registers (nvcc sm_90, float32: 80 against 126-168 per thread; float64 at 8×8
-# takes 244, one block per SM, so float64 stays at 8×4). Not yet timed on a GPU: gpu_profile.py
-# times both, and ``tile`` picks the one each dtype uses.
+# each thread owns 8 rows. Per k, an 8×4 micro-tile reads 12 shared-memory words for 32 FMAs, an
+# 8×8 one 16 for 64: on an H200 SM (128 FP32 lanes, one 128-byte shared-memory wavefront per
+# clock) the 8×4 tiling is bound by shared memory at 2/3 of the FMA rate, the 8×8 one is not.
+# Not yet timed on a GPU: gpu_profile.py times both float32 tilings; ``tile`` picks each dtype's.
 TILES = {"8x4": (256, 4), "8x8": (128, 8)}
+# (C type, tiling) -> the blocks per SM that __launch_bounds__ asks registers for (sm_90, no
+# spills): float32 8×8 fits 4 (≤ 128 registers, 16 warps), 8×4 3 (80 registers, 24 warps);
+# float64 8×4 fits 2 (≤ 128), and 8×8 spills at any useful count, so float64 has no 8×8
+_BLOCKS_PER_SM = {("float", "8x8"): 4, ("float", "8x4"): 3, ("double", "8x4"): 2}
 tile = {"float": "8x8", "double": "8x4"}
 
 KERNELS = r"""
@@ -92,6 +94,7 @@ typedef CTYPE T;
 #define TM 8
 #define TN TN_VALUE
 #define THREADS THREADS_VALUE
+#define MIN_BLOCKS MIN_BLOCKS_VALUE
 // thread (tm, tn) = (t % ROW_STEP, t / ROW_STEP) owns rows tm + ROW_STEP i and columns
 // tn + COL_STEP j of the block tile
 #define ROW_STEP (BM / TM)
@@ -147,7 +150,7 @@ __device__ __forceinline__ void store_rows(T (*As)[BM + PAD], const T* regs) {
 
 // y (N, O, OH, OW) = x (N, C, H, W) ⋆ w; wmat is w as (groups, C/g·KH·KW, O/g), contiguous.
 // grid (ceil(N·OH·OW / BM), ceil(O/g / BN), groups)
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 conv_forward(const T* __restrict__ x, const T* __restrict__ wmat, T* __restrict__ y,
              int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW,
              int sh, int sw, int ph, int pw, int dh, int dw, int groups) {
@@ -216,7 +219,7 @@ conv_forward(const T* __restrict__ x, const T* __restrict__ wmat, T* __restrict_
 
 // dx (N, C, H, W) = Cᵀ(grad (N, O, OH, OW), w); wmat is w as (groups, O/g·KH·KW, C/g), contiguous.
 // grid (ceil(N·H·W / BM), ceil(C/g / BN), groups)
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 conv_input(const T* __restrict__ grad, const T* __restrict__ wmat, T* __restrict__ dx,
            int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW,
            int sh, int sw, int ph, int pw, int dh, int dw, int groups) {
@@ -290,7 +293,7 @@ conv_input(const T* __restrict__ grad, const T* __restrict__ wmat, T* __restrict
 // partial[slice] (O, C/g·KH·KW) = the filter gradient over the slice's output positions
 // [slice·k_chunk, (slice + 1)·k_chunk) of the N·OH·OW; rows (c, kh, kw) in w's order.
 // grid (ceil(C/g·KH·KW / BM), ceil(O/g / BN), groups · slices), z = slice · groups + group
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 conv_weight(const T* __restrict__ x, const T* __restrict__ grad, T* __restrict__ partial,
             int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW,
             int sh, int sw, int ph, int pw, int dh, int dw, int groups, int k_chunk) {
@@ -381,18 +384,22 @@ conv_weight(const T* __restrict__ x, const T* __restrict__ grad, T* __restrict__
 """
 
 
-def _tile(dtype, tile_name: str | None = None) -> tuple[str, int, int]:
-    """(tile name, threads per block, micro-tile columns) for ``dtype``."""
-    name = tile_name or tile[_CTYPES[np.dtype(dtype)]]
-    return (name, *TILES[name])
+def _tile(dtype, tile_name: str | None = None) -> tuple[str, int, int, int]:
+    """(tile name, threads per block, micro-tile columns, blocks per SM) for ``dtype``."""
+    ctype = _CTYPES[np.dtype(dtype)]
+    name = tile_name or tile[ctype]
+    if (ctype, name) not in _BLOCKS_PER_SM:
+        allowed = tuple(t for c, t in _BLOCKS_PER_SM if c == ctype)
+        raise ValueError(f"_cuda_conv: no {name!r} tiling for {np.dtype(dtype).name}; expected one of {allowed}")
+    return (name, *TILES[name], _BLOCKS_PER_SM[ctype, name])
 
 
 def kernel_source(dtype, tile_name: str | None = None) -> str:
     """The CUDA C handed to CuPy's RawModule for ``dtype`` (float32 or float64) and a tiling of
     ``TILES`` (default: the dtype's in ``tile``)."""
-    _, threads, columns = _tile(dtype, tile_name)
+    _, threads, columns, min_blocks = _tile(dtype, tile_name)
     return (KERNELS.replace("CTYPE", _CTYPES[np.dtype(dtype)]).replace("TN_VALUE", str(columns))
-            .replace("THREADS_VALUE", str(threads)))
+            .replace("THREADS_VALUE", str(threads)).replace("MIN_BLOCKS_VALUE", str(min_blocks)))
 
 
 _modules: dict = {}
