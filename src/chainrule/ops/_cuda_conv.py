@@ -19,9 +19,8 @@ The kernels share one tile scheme: a 128×64 block tile, BK = 16, each thread an
 float32) or 8×4 (256 threads, float64) micro-tile whose rows and columns are strided (so its
 shared-memory reads are conflict-free broadcasts and its output writes coalesce along m); the next
 K slab's global loads are issued into registers before the current slab's multiply (one shared
-buffer, two barriers per slab); see ``TILES``. FP32 (or FP64)
-FMAs on the SIMT cores, no tensor cores and no TF32: the numbers are torch's with
-``torch.backends.cudnn.allow_tf32 = False``. No warp intrinsics, so the CPU emulation of the tests
+buffer, two barriers per slab); see ``TILES``. FP32 (or FP64) FMAs on the SIMT cores, no tensor
+cores and no TF32: the numbers are torch's with ``torch.backends.cudnn.allow_tf32 = False``. No warp intrinsics, so the CPU emulation of the tests
 (``tests/cuda/test_conv_kernels.py``) runs every line of the kernels.
 
 Off by default until a GPU has checked and timed it: ``chainrule.backends.cuda.conv.implicit_gemm
@@ -473,8 +472,8 @@ def conv_forward(x, w, geo):
     # B = w as (g, C/g·K, O/g): the kernel reads it row by row, coalesced along O/g
     w_matrix = xp.ascontiguousarray(w.reshape(g, cols, depth).transpose(0, 2, 1))
     grid = (math.ceil(rows / BLOCK_M), math.ceil(cols / BLOCK_N), g)
-    _function(x.dtype, "conv_forward")(grid, _threads(x.dtype), (xp.ascontiguousarray(x), w_matrix, y,
-                                                           *_scalars(n, c, o, geo)))
+    arguments = (xp.ascontiguousarray(x), w_matrix, y, *_scalars(n, c, o, geo))
+    _function(x.dtype, "conv_forward")(grid, _threads(x.dtype), arguments)
     return y
 
 
@@ -492,8 +491,8 @@ def conv_input(grad, w, geo, c: int):
     # B = w as (g, O/g·K, C/g), rows (o, kh, kw)
     w_matrix = xp.ascontiguousarray(w.reshape(g, o // g, cg, kernel_size).transpose(0, 1, 3, 2))
     grid = (math.ceil(n * math.prod(geo.in_shape) / BLOCK_M), math.ceil(cg / BLOCK_N), g)
-    _function(grad.dtype, "conv_input")(grid, _threads(grad.dtype), (xp.ascontiguousarray(grad), w_matrix, dx,
-                                                           *_scalars(n, c, o, geo)))
+    arguments = (xp.ascontiguousarray(grad), w_matrix, dx, *_scalars(n, c, o, geo))
+    _function(grad.dtype, "conv_input")(grid, _threads(grad.dtype), arguments)
     return dx
 
 
@@ -525,8 +524,9 @@ def conv_weight(x, grad, geo, w_shape: tuple):
     slices, length = _slices(k_total, blocks, g)
     partial = xp.empty((slices, o, rows), dtype=x.dtype)
     grid = (math.ceil(rows / BLOCK_M), math.ceil(o // g / BLOCK_N), g * slices)
-    _function(x.dtype, "conv_weight")(grid, _threads(x.dtype), (xp.ascontiguousarray(x), xp.ascontiguousarray(grad), partial,
-                                                         *_scalars(n, c, o, geo), np.int32(length)))
+    arguments = (xp.ascontiguousarray(x), xp.ascontiguousarray(grad), partial, *_scalars(n, c, o, geo),
+                 np.int32(length))
+    _function(x.dtype, "conv_weight")(grid, _threads(x.dtype), arguments)
     # the slices' partials summed in a fixed order: deterministic, unlike atomicAdd
     out = partial[0] if slices == 1 else partial.sum(axis=0)
     return out.reshape(w_shape)
