@@ -402,6 +402,53 @@ def test_gpu_check_geometry_table_passes_on_the_emulated_kernels(emulated, monke
     assert max(errors.values()) < 1e-5
 
 
+def _program(lib, x, weights, create_graph: bool):
+    """A small network as a user writes it (strided, dilated-grouped and transposed convolutions,
+    a conv1d over its rows, biases), its loss, and the gradients of the input and every weight;
+    with ``create_graph`` also a gradient penalty's gradients (double backward through conv)."""
+    F = lib.nn.functional
+    x = lib.tensor(x, requires_grad=True)
+    params = [lib.tensor(w, requires_grad=True) for w in weights]
+    w1, b1, w2, w3, b3, w4 = params
+    h = F.relu(F.conv2d(x, w1, b1, stride=2, padding=1))
+    h = F.conv2d(h, w2, padding=2, dilation=2, groups=2)
+    h = F.conv_transpose2d(h, w3, b3, stride=2, padding=1, output_padding=1)
+    rows = h.reshape(h.shape[0], h.shape[1], -1)
+    loss = F.conv1d(rows, w4, stride=3, padding=(2,)).tanh().square().sum()
+    grads = lib.autograd.grad(loss, [x, *params], create_graph=create_graph)
+    if create_graph:
+        penalty = sum((g * g).sum() for g in grads[:2])
+        grads = lib.autograd.grad(penalty, [x, *params])
+    return [loss.detach().numpy()] + [g.detach().numpy() for g in grads]
+
+
+@pytest.mark.skipif(GXX is None, reason="needs g++ for the CPU emulation")
+@pytest.mark.parametrize("create_graph", [False, True], ids=["backward", "double backward"])
+def test_a_whole_program_on_the_emulated_kernels_matches_torch(create_graph, emulated, monkeypatch):
+    """Every convolution of the program (forward, both gradients, and under double backward the
+    maps' own gradients) runs on the emulated kernels through ops/conv.py's branch, as it would on
+    a GPU with the switch on; torch computes the same program."""
+    torch = pytest.importorskip("torch")
+    calls = []
+
+    def counted(dtype, name):
+        calls.append(name)
+        return emulated(dtype, name)
+
+    monkeypatch.setattr(_cuda_conv, "_function", counted)
+    monkeypatch.setattr(_cuda_conv, "enabled", True)
+    monkeypatch.setattr(_cuda_conv, "eligible", lambda geo, *arrays: len(geo.kernel) <= 2)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 11, 10))
+    weights = [rng.standard_normal(shape) * 0.3 for shape in
+               ((8, 3, 3, 3), (8,), (6, 4, 3, 3), (6, 4, 3, 3), (4,), (5, 4, 4))]
+    ours = _program(chainrule, x, weights, create_graph)
+    expected = _program(torch, x, weights, create_graph)
+    assert set(calls) == set(_cuda_conv.KERNEL_NAMES)
+    for got, want in zip(ours, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
 def test_gpu_profile_times_every_float32_tiling_with_the_switch_on(monkeypatch):
     import importlib.util
     from pathlib import Path
