@@ -886,6 +886,26 @@ def _conv_checks(impl, maps, xp, asnumpy, small: bool) -> tuple[dict, list]:
     return errors, failed
 
 
+def _conv_program(device: str, flag: bool, cuda_flags) -> list:
+    """The loss and the gradients (first and, through a gradient penalty, second order) of a small
+    convolutional network on ``device`` with the implicit-GEMM switch set to ``flag``."""
+    nn = chainrule.nn
+    cuda_flags.conv.implicit_gemm = flag
+    chainrule.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(16, 24, 3, stride=2, padding=1), nn.ReLU(),
+                        nn.Conv2d(24, 24, 3, padding=2, dilation=2, groups=4),
+                        nn.ConvTranspose2d(24, 8, 3, stride=2, padding=1, output_padding=1)).to(device)
+    row_conv = nn.Conv1d(8, 4, 5, stride=2).to(device)
+    x = chainrule.randn(4, 16, 19, 21).to(device).requires_grad_(True)
+    h = net(x)
+    loss = row_conv(h.reshape(h.shape[0], h.shape[1], -1)).tanh().square().sum()
+    params = [x, *net.parameters(), *row_conv.parameters()]
+    grads = chainrule.autograd.grad(loss, params, create_graph=True)
+    penalty = sum((g * g).sum() for g in grads[:3])
+    second = chainrule.autograd.grad(penalty, params, allow_unused=True)
+    return [t.detach().cpu().numpy() for t in (loss, *grads, *second) if t is not None]
+
+
 def conv_kernels(report: Report, options) -> None:
     """The kernels against im2col and the CPU, then nn.Conv2d end to end and the bench, off and on."""
     from chainrule.backends import cuda as cuda_flags
@@ -909,20 +929,14 @@ def conv_kernels(report: Report, options) -> None:
     device = options.device if on_gpu or options.standin else "cpu"
     saved = _cuda_conv.enabled
     try:
-        # nn.Conv2d + bias, forward and backward, the switch on against off
-        outcomes = {}
-        for flag in (False, True):
-            cuda_flags.conv.implicit_gemm = flag
-            chainrule.manual_seed(0)
-            layer = chainrule.nn.Conv2d(16, 24, 3, stride=2, padding=1).to(device)
-            x = chainrule.randn(4, 16, 19, 21).to(device).requires_grad_(True)
-            layer(x).square().sum().backward()
-            outcomes[flag] = [t.detach().cpu().numpy() for t in (x.grad, layer.weight.grad, layer.bias.grad)]
+        # a small network (Conv2d, ConvTranspose2d, Conv1d, biases) with a gradient penalty:
+        # backward and double backward, the switch on against off
+        outcomes = {flag: _conv_program(device, flag, cuda_flags) for flag in (False, True)}
         worst = max(float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
                     for a, b in zip(outcomes[True], outcomes[False]))
-        report.results["conv_kernels"]["conv2d_on_against_off"] = worst
-        report.line(f"   {'ok  ' if worst <= 1e-4 else 'FAIL'} nn.Conv2d forward+backward, implicit_gemm on against "
-                    f"off: max relative error {worst:.1e}")
+        report.results["conv_kernels"]["program_on_against_off"] = worst
+        report.line(f"   {'ok  ' if worst <= 1e-4 else 'FAIL'} conv network backward and double backward, "
+                    f"implicit_gemm on against off: max relative error {worst:.1e}")
         # the bench conv, the switch off then on
         from chainrule import benchmark_cuda
 

@@ -400,6 +400,19 @@ def test_gpu_check_geometry_table_passes_on_the_emulated_kernels(emulated, monke
     errors, failed = gpu_check._conv_checks(_cuda_conv, conv, np, np.asarray, small=True)
     assert failed == [] and len(errors) == 3 * (len(gpu_check.CONV_GEOMETRIES) - 1)
     assert max(errors.values()) < 1e-5
+    # its network with the switch on against off, the kernels taking every map when on
+    from chainrule.backends import cuda
+
+    calls = []
+    monkeypatch.setattr(_cuda_conv, "_function", lambda dtype, name: calls.append(name) or emulated(dtype, name))
+    monkeypatch.setattr(_cuda_conv, "enabled", False)
+    monkeypatch.setattr(_cuda_conv, "eligible", lambda geo, *arrays: len(geo.kernel) <= 2)
+    off = gpu_check._conv_program("cpu", False, cuda)
+    assert calls == []
+    on = gpu_check._conv_program("cpu", True, cuda)
+    assert set(calls) == set(_cuda_conv.KERNEL_NAMES) and len(on) == len(off) > 1 + 11  # loss, grads, second
+    for a, b in zip(on, off):
+        assert np.abs(a - b).max() <= 1e-4 * max(1.0, np.abs(b).max())
 
 
 def _program(lib, x, weights, create_graph: bool):
