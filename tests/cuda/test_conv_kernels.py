@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -216,18 +217,26 @@ def _build(source: str, build_dir) -> ctypes.CDLL:
     text = "\n".join([_SHIM, source, *(_launcher(name) for name in _cuda_conv.KERNEL_NAMES)])
     path = build_dir / f"conv_{hashlib.sha256(text.encode()).hexdigest()[:16]}.so"
     if not path.exists():
-        cpp = path.with_suffix(".cpp")
+        # built under this process's own names, then renamed: pytest-xdist workers share the
+        # directory, and one never loads another's half-written library
+        cpp = path.with_suffix(f".{os.getpid()}.cpp")
         cpp.write_text(text)
-        result = subprocess.run([GXX, "-std=c++20", "-O2", "-shared", "-fPIC", "-w", str(cpp), "-o", str(path)],
+        partial = path.with_suffix(f".{os.getpid()}.so")
+        result = subprocess.run([GXX, "-std=c++20", "-O2", "-shared", "-fPIC", "-w", str(cpp), "-o", str(partial)],
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
+        os.replace(partial, path)
     return ctypes.CDLL(str(path))
 
 
 def _emulated_kernels(tmp_path_factory):
     """``_cuda_conv._function`` for the emulated kernels of the module's real source, in the
     dtype's current tiling (``_cuda_conv.tile``), each built at first use."""
-    build_dir = tmp_path_factory.mktemp("conv_kernels")
+    # one directory for all pytest-xdist workers (their base temps share a parent), so each
+    # library is compiled once per run, not once per worker
+    root = tmp_path_factory.getbasetemp()
+    build_dir = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "conv_kernels"
+    build_dir.mkdir(exist_ok=True)
     libraries = {}
 
     def function(dtype, name):
