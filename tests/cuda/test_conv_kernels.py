@@ -1,14 +1,20 @@
 """The implicit-GEMM convolution kernels (``ops/_cuda_conv.py``), proven without a GPU.
 
-1. Compile check: the exact CUDA C handed to CuPy, for float32 and float64, compiled for sm_90
-   (the H200) by nvcc through ptxas, with no register spills (skipped without nvcc).
+1. Compile checks: the exact CUDA C handed to CuPy, for each dtype and thread tiling, compiled
+   for sm_90 (the H200) by nvcc through ptxas, with no register spills and the tiling's blocks per
+   SM fitting (skipped without nvcc); and by NVRTC, CuPy's own compiler, where its wheel is
+   installed (``cupy-cuda13x[ctk]`` brings it).
 2. CPU emulation: the same source compiled by g++ against a shim of the CUDA execution model
    (every thread of a block a fiber on one OS thread, ``__syncthreads`` a barrier over the
    block, ``__shared__`` a static the block's threads share, blocks one after another over a 3-d
    grid), loaded with ctypes and run through ``_cuda_conv``'s own Python launchers on NumPy
-   arrays, against chainrule's CPU convolution maps for a table of geometries (skipped without
-   g++). A wrong index, a tile edge, a missing barrier fails here as on a GPU.
-3. Dispatch: ``ops/conv.py`` leaves the CPU, the stand-in and the flag-off paths alone; the flag
+   arrays, against chainrule's CPU convolution maps for a table of geometries, and a whole
+   program (backward and double backward) through ``ops/conv.py``'s branch against torch
+   (skipped without g++). A wrong index, a tile edge, a missing barrier fails here as on a GPU.
+   The same comparisons run the real kernels where CuPy has a GPU (the ``gpu`` cases).
+3. The GPU scripts' conv parts (``gpu_check``'s table and network, ``gpu_profile``'s tilings) on
+   the emulated kernels.
+4. Dispatch: ``ops/conv.py`` leaves the CPU, the stand-in and the flag-off paths alone; the flag
    and ``CHAINRULE_CUDA_CONV`` parse.
 """
 
@@ -32,8 +38,7 @@ from chainrule.ops.conv import _Geometry
 NVCC = shutil.which("nvcc")
 GXX = shutil.which("g++")
 
-# ---------------------------------------------------------------- 1. nvcc for sm_90
-
+# ---------------------------------------------------------------- 1. nvcc and NVRTC for sm_90
 
 DTYPES_AND_TILES = [(np.float32 if ctype == "float" else np.float64, tile) for ctype, tile in _cuda_conv._BLOCKS_PER_SM]
 DTYPE_TILE_IDS = [f"{np.dtype(dtype).name}-{tile}" for dtype, tile in DTYPES_AND_TILES]
@@ -394,36 +399,6 @@ def test_empty_batch_and_channels_need_no_launch(emulated, monkeypatch):
     assert dw.shape == w.shape and not dw.any() and not calls
 
 
-@pytest.mark.skipif(GXX is None, reason="needs g++ for the CPU emulation")
-def test_gpu_check_geometry_table_passes_on_the_emulated_kernels(emulated, monkeypatch):
-    """scripts/gpu_check.py's conv section, with the emulated kernels as the device's: the
-    comparison the next GPU run makes (all but the bench-sized geometry)."""
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.py"
-    spec = importlib.util.spec_from_file_location("gpu_check_for_conv", script)
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
-    monkeypatch.setattr(_cuda_conv, "_function", emulated)
-    errors, failed = gpu_check._conv_checks(_cuda_conv, conv, np, np.asarray, small=True)
-    assert failed == [] and len(errors) == 3 * (len(gpu_check.CONV_GEOMETRIES) - 1)
-    assert max(errors.values()) < 1e-5
-    # its network with the switch on against off, the kernels taking every map when on
-    from chainrule.backends import cuda
-
-    calls = []
-    monkeypatch.setattr(_cuda_conv, "_function", lambda dtype, name: calls.append(name) or emulated(dtype, name))
-    monkeypatch.setattr(_cuda_conv, "enabled", False)
-    monkeypatch.setattr(_cuda_conv, "eligible", lambda geo, *arrays: len(geo.kernel) <= 2)
-    off = gpu_check._conv_program("cpu", False, cuda)
-    assert calls == []
-    on = gpu_check._conv_program("cpu", True, cuda)
-    assert set(calls) == set(_cuda_conv.KERNEL_NAMES) and len(on) == len(off) > 1 + 11  # loss, grads, second
-    for a, b in zip(on, off):
-        assert np.abs(a - b).max() <= 1e-4 * max(1.0, np.abs(b).max())
-
-
 def _program(lib, x, weights, create_graph: bool):
     """A small network as a user writes it (strided, dilated-grouped and transposed convolutions,
     a conv1d over its rows, biases), its loss, and the gradients of the input and every weight;
@@ -471,6 +446,38 @@ def test_a_whole_program_on_the_emulated_kernels_matches_torch(create_graph, emu
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
 
+# ---------------------------------------------------------------- 3. the GPU scripts' conv parts
+
+@pytest.mark.skipif(GXX is None, reason="needs g++ for the CPU emulation")
+def test_gpu_check_geometry_table_passes_on_the_emulated_kernels(emulated, monkeypatch):
+    """scripts/gpu_check.py's conv section, with the emulated kernels as the device's: the
+    comparison the next GPU run makes (all but the bench-sized geometry)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check_for_conv", script)
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    monkeypatch.setattr(_cuda_conv, "_function", emulated)
+    errors, failed = gpu_check._conv_checks(_cuda_conv, conv, np, np.asarray, small=True)
+    assert failed == [] and len(errors) == 3 * (len(gpu_check.CONV_GEOMETRIES) - 1)
+    assert max(errors.values()) < 1e-5
+    # its network with the switch on against off, the kernels taking every map when on
+    from chainrule.backends import cuda
+
+    calls = []
+    monkeypatch.setattr(_cuda_conv, "_function", lambda dtype, name: calls.append(name) or emulated(dtype, name))
+    monkeypatch.setattr(_cuda_conv, "enabled", False)
+    monkeypatch.setattr(_cuda_conv, "eligible", lambda geo, *arrays: len(geo.kernel) <= 2)
+    off = gpu_check._conv_program("cpu", False, cuda)
+    assert calls == []
+    on = gpu_check._conv_program("cpu", True, cuda)
+    assert set(calls) == set(_cuda_conv.KERNEL_NAMES) and len(on) == len(off) > 1 + 11  # loss, grads, second
+    for a, b in zip(on, off):
+        assert np.abs(a - b).max() <= 1e-4 * max(1.0, np.abs(b).max())
+
+
 def test_gpu_profile_times_every_float32_tiling_with_the_switch_on(monkeypatch):
     import importlib.util
     from pathlib import Path
@@ -489,7 +496,7 @@ def test_gpu_profile_times_every_float32_tiling_with_the_switch_on(monkeypatch):
     assert _cuda_conv.enabled is False and _cuda_conv.tile == before
 
 
-# ---------------------------------------------------------------- 3. dispatch and the flag
+# ---------------------------------------------------------------- 4. dispatch and the flag
 
 
 class _FakeCupy:
