@@ -20,7 +20,11 @@ fallback) on sys.path itself. It prints a short summary, section by section, and
 7. collectives on cuda tensors in an MPI world of size 1 (this process), a DDP step of a module
    on the GPU against the same step without DDP and on the CPU (both need mpi4py), and the CUDA
    random streams (cuda.manual_seed repeats device draws and leaves the CPU stream alone, ...);
-8. the benchmark table (chainrule against torch CUDA, issue 12's workloads).
+8. the implicit-GEMM convolution kernels (``ops/_cuda_conv.py``, off by default) against the
+   im2col path on the device and the CPU maps, forward and both gradients, for a table of
+   geometries, then ``nn.Conv2d`` forward and backward with the switch on against off, and the
+   bench conv2d timed with it off and on (torch beside it);
+9. the benchmark table (chainrule against torch CUDA, issue 12's workloads).
 
 Each section catches its own exceptions and reports them; the script as a whole does not stop
 until every section has run. With ``--dry-run`` the device is the CPU (or ``--device``; 'cuda' with ``--standin``), the
@@ -822,7 +826,142 @@ def distributed_and_random(report: Report, options) -> None:
     report.results["distributed_and_random"] = outcome
 
 
-# ---- 8. benchmarks ----
+# ---- 8. implicit-GEMM convolution kernels ----
+
+# (label, N, C, O, kernel, stride, pad_lo, pad_hi, dilation, groups, spatial input, dtype):
+# small enough for the CPU emulation of the kernels to run the same table in CI
+# (tests/cuda/test_conv_kernels.py), the bench's shape last
+CONV_GEOMETRIES = [
+    ("3×3 p1", 2, 8, 16, (3, 3), (1, 1), (1, 1), (1, 1), (1, 1), 1, (12, 13), "float32"),
+    ("stride 2", 2, 8, 12, (3, 3), (2, 2), (1, 1), (1, 1), (1, 1), 1, (13, 12), "float32"),
+    ("dilation 2", 2, 4, 8, (3, 3), (1, 1), (2, 2), (2, 2), (2, 2), 1, (11, 13), "float32"),
+    ("groups 2", 2, 8, 12, (3, 3), (1, 1), (1, 1), (1, 1), (1, 1), 2, (10, 9), "float32"),
+    ("depthwise", 2, 8, 8, (3, 3), (1, 1), (1, 1), (1, 1), (1, 1), 8, (12, 12), "float32"),
+    ("asymmetric pad", 2, 4, 6, (4, 2), (1, 1), (1, 0), (2, 1), (1, 1), 1, (9, 10), "float32"),
+    ("1×1", 2, 64, 130, (1, 1), (1, 1), (0, 0), (0, 0), (1, 1), 1, (5, 7), "float32"),
+    ("7×7 stride 2", 1, 3, 16, (7, 7), (2, 2), (3, 3), (3, 3), (1, 1), 1, (23, 25), "float32"),
+    ("odd tiles", 3, 7, 66, (3, 3), (1, 1), (1, 1), (1, 1), (1, 1), 1, (13, 11), "float32"),
+    ("N=1", 1, 5, 6, (3, 3), (1, 1), (0, 0), (0, 0), (1, 1), 1, (9, 8), "float32"),
+    ("float64", 2, 6, 10, (3, 3), (2, 1), (1, 1), (1, 1), (1, 2), 2, (11, 12), "float64"),
+    ("conv1d", 2, 8, 16, (5,), (2,), (2,), (2,), (1,), 1, (61,), "float32"),
+    ("bench 64→64 3×3", 64, 64, 64, (3, 3), (1, 1), (1, 1), (1, 1), (1, 1), 1, (56, 56), "float32"),
+]
+
+
+# float32 sums of up to C·K = 576 products (200704 in the bench's filter gradient), in another
+# order than cuBLAS's: errors relative to the largest entry
+CONV_TOLERANCE = {"float32": 1e-4, "float64": 1e-10}
+
+
+def _conv_checks(impl, maps, xp, asnumpy, small: bool) -> tuple[dict, list]:
+    """Max relative error of each geometry's three maps (``impl``: forward, input gradient,
+    filter gradient) against the same maps of ``maps`` on the device (im2col) and on the CPU;
+    and the names of those over ``CONV_TOLERANCE``."""
+    from chainrule.ops.conv import _Geometry
+
+    rng = np.random.default_rng(0)
+    errors, failed = {}, []
+    for label, n, c, o, kernel, stride, lo, hi, dilation, groups, spatial, dtype in CONV_GEOMETRIES:
+        if small and label.startswith("bench"):
+            continue
+        geo = _Geometry(kernel, stride, lo, hi, dilation, groups, spatial)
+        x = rng.standard_normal((n, c, *spatial)).astype(dtype)
+        w = rng.standard_normal((o, c // groups, *kernel)).astype(dtype)
+        grad = rng.standard_normal((n, o, *geo.out_shape)).astype(dtype)
+        dx, dw, dgrad = xp.asarray(x), xp.asarray(w), xp.asarray(grad)
+        ours = (impl.conv_forward(dx, dw, geo), impl.conv_input(dgrad, dw, geo, c),
+                impl.conv_weight(dx, dgrad, geo, w.shape))
+        device = (maps._conv(dx, dw, geo), maps._conv_input(dgrad, dw, geo, c), maps._conv_weight(dx, dgrad, geo, w.shape))
+        cpu = (maps._conv(x, w, geo), maps._conv_input(grad, w, geo, c), maps._conv_weight(x, grad, geo, w.shape))
+        for what, got, on_device, on_cpu in zip(("forward", "input grad", "filter grad"), ours, device, cpu):
+            name = f"{label} ({dtype}) {what}"
+            got = asnumpy(got)
+            if got.shape != on_cpu.shape:
+                errors[name] = float("inf")
+            else:
+                errors[name] = max(float(np.max(np.abs(got - asnumpy(on_device)))),
+                                   float(np.max(np.abs(got - on_cpu)))) / max(1.0, float(np.max(np.abs(on_cpu))))
+            if not errors[name] <= CONV_TOLERANCE[dtype]:
+                failed.append(name)
+    return errors, failed
+
+
+def _conv_program(device: str, flag: bool, cuda_flags) -> list:
+    """The loss and the gradients (first and, through a gradient penalty, second order) of a small
+    convolutional network on ``device`` with the implicit-GEMM switch set to ``flag``."""
+    nn = chainrule.nn
+    cuda_flags.conv.implicit_gemm = flag
+    chainrule.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(16, 24, 3, stride=2, padding=1), nn.ReLU(),
+                        nn.Conv2d(24, 24, 3, padding=2, dilation=2, groups=4),
+                        nn.ConvTranspose2d(24, 8, 3, stride=2, padding=1, output_padding=1)).to(device)
+    row_conv = nn.Conv1d(8, 4, 5, stride=2).to(device)
+    x = chainrule.randn(4, 16, 19, 21).to(device).requires_grad_(True)
+    h = net(x)
+    loss = row_conv(h.reshape(h.shape[0], h.shape[1], -1)).tanh().square().sum()
+    params = [x, *net.parameters(), *row_conv.parameters()]
+    grads = chainrule.autograd.grad(loss, params, create_graph=True)
+    penalty = sum((g * g).sum() for g in grads[:3])
+    second = chainrule.autograd.grad(penalty, params, allow_unused=True)
+    return [t.detach().cpu().numpy() for t in (loss, *grads, *second) if t is not None]
+
+
+def conv_kernels(report: Report, options) -> None:
+    """The kernels against im2col and the CPU, then nn.Conv2d end to end and the bench, off and on."""
+    from chainrule.backends import cuda as cuda_flags
+    from chainrule.ops import _cuda_conv, conv
+
+    cp = _cupy()
+    on_gpu = cp is not None and chainrule.cuda.is_available() and not options.dry_run
+    if on_gpu:
+        impl, xp, asnumpy, label = _cuda_conv, cp, cp.asnumpy, "implicit-GEMM kernels"
+    else:  # the harness only: the im2col maps against themselves
+        impl = type("Im2colAsKernels", (), {"conv_forward": staticmethod(conv._conv),
+                                             "conv_input": staticmethod(conv._conv_input),
+                                             "conv_weight": staticmethod(conv._conv_weight)})
+        xp, asnumpy, label = np, np.asarray, "im2col against itself (no GPU)"
+    errors, failed = _conv_checks(impl, conv, xp, asnumpy, small=not on_gpu)
+    report.results["conv_kernels"] = {"compared": label, "max_relative_error": errors}
+    report.line(f"   {label}: {len(errors) - len(failed)} of {len(errors)} within tolerance (float32 1e-4, "
+                f"float64 1e-10); worst {max(errors, key=errors.get)} {max(errors.values()):.1e}")
+    for name in failed:
+        report.line(f"   FAIL {name}: max relative error {errors[name]:.2e}")
+    device = options.device if on_gpu or options.standin else "cpu"
+    saved = _cuda_conv.enabled
+    try:
+        # a small network (Conv2d, ConvTranspose2d, Conv1d, biases) with a gradient penalty:
+        # backward and double backward, the switch on against off
+        outcomes = {flag: _conv_program(device, flag, cuda_flags) for flag in (False, True)}
+        worst = max(float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+                    for a, b in zip(outcomes[True], outcomes[False]))
+        report.results["conv_kernels"]["program_on_against_off"] = worst
+        report.line(f"   {'ok  ' if worst <= 1e-4 else 'FAIL'} conv network backward and double backward, "
+                    f"implicit_gemm on against off: max relative error {worst:.1e}")
+        # the bench conv, the switch off then on
+        from chainrule import benchmark_cuda
+
+        size = "small" if options.dry_run else "full"
+        reps = options.reps or (2 if options.dry_run else benchmark_cuda.DEFAULT_REPS["conv2d"])
+        warmup = 1 if options.dry_run else benchmark_cuda.WARMUP
+        bench_device = "cpu" if options.dry_run else options.device
+        timings = {}
+        for flag in (False, True):
+            cuda_flags.conv.implicit_gemm = flag
+            libs = None if not flag else {"chainrule": chainrule}
+            timings[flag] = benchmark_cuda.run_workload("conv2d", reps, bench_device, size, libs, warmup)
+        torch_ms = timings[False].get("torch_ms")
+        report.results["conv_kernels"]["bench"] = {"im2col": timings[False], "implicit_gemm": timings[True]}
+        for flag, name in ((False, "im2col"), (True, "implicit GEMM")):
+            ms = timings[flag].get("chainrule_ms")
+            ratio = f", {ms / torch_ms:.2f}× torch's {torch_ms:.2f} ms" if ms and torch_ms else ""
+            errors_seen = [v for k, v in timings[flag].items() if k.endswith("_error")]
+            report.line(f"   conv2d bench ({bench_device}, {size}), {name}: "
+                        + (f"{ms:.2f} ms{ratio}" if ms else f"failed: {errors_seen}"))
+    finally:
+        _cuda_conv.set_enabled(saved)
+
+
+# ---- 9. benchmarks ----
 
 def benchmarks(report: Report, options) -> None:
     from chainrule import benchmark_cuda
@@ -841,7 +980,7 @@ def benchmarks(report: Report, options) -> None:
 
 SECTIONS = {"environment": environment, "registry": registry, "models": models,
             "transfers": host_transfers, "kernels": fused_kernels, "later": later_parts,
-            "distributed": distributed_and_random, "bench": benchmarks}
+            "distributed": distributed_and_random, "conv": conv_kernels, "bench": benchmarks}
 
 
 def parse_args(argv=None):
@@ -902,6 +1041,7 @@ def main(argv=None) -> int:
               "transfers": "host transfers in one training step", "kernels": "fused kernels against references",
               "later": "fused dispatch, multi-tensor Adam, device random, map_location, autocast, train --nprocs",
               "distributed": "collectives and DDP on cuda (an MPI world of size 1), CUDA random streams",
+              "conv": "implicit-GEMM conv kernels against im2col and the CPU; conv2d bench off and on",
               "bench": "benchmarks: chainrule against torch"}
     no_gpu = None
     with _standin(options, report):

@@ -4,7 +4,9 @@
 
 1. conv2d (the bench's 64→64 3×3 on (64, 64, 56, 56)): forward alone, forward + backward, and
    the same with CuPy's float32 GEMMs in TF32 (what torch's cuDNN convolutions use by default,
-   ``torch.backends.cudnn.allow_tf32``), timed with CUDA events; torch beside it.
+   ``torch.backends.cudnn.allow_tf32``), and with the implicit-GEMM kernels
+   (``chainrule.backends.cuda.conv.implicit_gemm``, off by default) in each of their thread
+   tilings, timed with CUDA events; torch beside it.
 2. op_overhead (200 chained small ops, forward and backward): the Python profile of chainrule's
    step on the device, by own time, and one bare CuPy elementwise launch for scale.
 """
@@ -26,6 +28,7 @@ import numpy as np  # noqa: E402
 
 import chainrule  # noqa: E402
 from chainrule import benchmark_cuda as bench  # noqa: E402
+from chainrule.ops import _cuda_conv  # noqa: E402
 
 LINES: list[str] = []
 
@@ -69,6 +72,20 @@ def conv_phases(lib, label: str) -> None:
         f"({3 * flops / fb / 1e9:.1f} TFLOP/s)")
 
 
+def implicit_gemm_phases() -> None:
+    """conv_phases with the implicit-GEMM kernels on, in each float32 thread tiling
+    (``ops/_cuda_conv.py``'s ``TILES``); the switch and the tiling are restored after."""
+    saved, saved_tile = chainrule.backends.cuda.conv.implicit_gemm, dict(_cuda_conv.tile)
+    chainrule.backends.cuda.conv.implicit_gemm = True
+    try:
+        for name, (threads, _) in _cuda_conv.TILES.items():
+            _cuda_conv.tile["float"] = name
+            conv_phases(chainrule, f"chainrule, implicit-GEMM kernels, {name} micro-tiles ({threads} threads)")
+    finally:
+        chainrule.backends.cuda.conv.implicit_gemm = saved
+        _cuda_conv.tile.update(saved_tile)
+
+
 def main() -> int:
     import cupy
     from cupy._core import _routines_linalg as cublas_settings
@@ -76,6 +93,7 @@ def main() -> int:
     say(f"chainrule GPU profile: {bench.gpu_description()}")
     say("== conv2d 64→64 3×3 on (64, 64, 56, 56)")
     conv_phases(chainrule, "chainrule, float32 GEMMs")
+    implicit_gemm_phases()
     before = cublas_settings.get_compute_type(np.float32)
     cublas_settings.set_compute_type(np.float32, cublas_settings.COMPUTE_TYPE_TF32)
     try:

@@ -2,9 +2,16 @@
 
 chainrule's CUDA path is CuPy's, which computes float32 matmuls in float32, so the TF32 and
 reduced-precision flags are kept (torch's defaults) but change nothing.
+
+``conv.implicit_gemm`` is chainrule's own: it sends 1-d and 2-d float32/float64 convolutions on
+CuPy to the implicit-GEMM kernels of ``ops/_cuda_conv.py`` instead of im2col + cuBLAS. Off by
+default until a GPU run has checked and timed them; ``CHAINRULE_CUDA_CONV=implicit_gemm`` turns it
+on from the environment (docs/gpu.md).
 """
 
 from __future__ import annotations
+
+from ..ops import _cuda_conv
 
 
 class _MatmulFlags:
@@ -14,6 +21,19 @@ class _MatmulFlags:
 
 
 matmul = _MatmulFlags()
+
+
+class _ConvFlags:
+    @property
+    def implicit_gemm(self) -> bool:
+        return _cuda_conv.enabled
+
+    @implicit_gemm.setter
+    def implicit_gemm(self, value: bool) -> None:
+        _cuda_conv.set_enabled(value)
+
+
+conv = _ConvFlags()
 
 _sdp_enabled = {"flash": True, "mem_efficient": True, "math": True, "cudnn": True}
 

@@ -27,6 +27,9 @@ GEMM sliced per offset (1.5× slower adds), transposed-conv-as-conv for stride 1
 F(2×2, 3×3) for the 32→64 3×3 conv (its 16 GEMMs have K = C = 32 and ran at half the direct
 GEMM's speed, so 2.25× fewer multiplications gave a slower forward: 135 ms against 97 ms
 single-threaded on the loaded machine, and its transforms cost as much as the im2col).
+On real CuPy, with ``chainrule.backends.cuda.conv.implicit_gemm`` on (off by default), the maps of
+1-d and 2-d float32/float64 convolutions run as the implicit-GEMM kernels of ``_cuda_conv``
+instead: no columns at all.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from .._backend import array_module, autocast_unifies
 from .._parallel import over_rows
 from ..autograd.function import Function
 from ..tensor import Tensor, _check_tensor
+from . import _cuda_conv
 
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -237,6 +241,8 @@ def _sample_chunk(channels: int, window_positions: int, itemsize: int, xp=np) ->
 # ---------------------------------------------------------------- the three array maps
 def _conv(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
     """y = C(x, w): (N, C, *S) ⋆ (O, C/g, *K) → (N, O, *out)."""
+    if _cuda_conv.enabled and _cuda_conv.eligible(geo, x, w):
+        return _cuda_conv.conv_forward(x, w, geo)  # real CuPy: implicit GEMM, no columns
     xp = array_module(x)
     n = x.shape[0]
     g = geo.groups
@@ -274,6 +280,8 @@ def _is_channels_last(a) -> bool:
 
 def _conv_weight(x: np.ndarray, grad: np.ndarray, geo: _Geometry, w_shape: tuple) -> np.ndarray:
     """w̄ = C_w(x, g): correlation of the input with the output gradient, shape (O, C/g, *K)."""
+    if _cuda_conv.enabled and _cuda_conv.eligible(geo, x, grad):
+        return _cuda_conv.conv_weight(x, grad, geo, w_shape)
     xp = array_module(grad)
     g = geo.groups
     o, cg = w_shape[0], w_shape[1]
@@ -334,6 +342,8 @@ def _add_slabs(out, slabs: list, regions: list) -> None:
 
 def _conv_input(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) -> np.ndarray:
     """x̄ = Cᵀ(g, w): the adjoint of C in x (= conv_transpose), shape (N, C, *in_shape)."""
+    if _cuda_conv.enabled and _cuda_conv.eligible(geo, grad, w):
+        return _cuda_conv.conv_input(grad, w, geo, c)
     g = geo.groups
     n = grad.shape[0]
     d = len(geo.kernel)

@@ -1,0 +1,532 @@
+"""Implicit-GEMM convolution kernels for CuPy: conv's three array maps without im2col columns.
+
+On an H200 the im2col path of ``ops/conv.py`` spent the bench conv's time (64→64 3×3 on
+(64, 64, 56, 56): 3.97 ms forward and backward, torch 0.97) moving memory, not multiplying: the
+columns are 462 MB for that shape, then the col2im slab adds and the layout copies; TF32 GEMMs
+changed nothing. Each map here is one GEMM whose operand tiles are gathered from the NCHW tensors
+straight into shared memory, so the columns never exist:
+
+* ``conv_forward``   y = C(x, w): M = N·OH·OW output positions, N = O/g, K = C/g·KH·KW,
+  A[m, k] = x[n, c, oh·s − p + kh·d, ow·s − p + kw·d] (0 in the padding), B[k, o] = w[o, c, kh, kw].
+* ``conv_input``     x̄ = Cᵀ(g, w) (also conv_transpose): M = N·H·W input positions, N = C/g,
+  K = O/g·KH·KW, A[m, k] = g[n, o, (h + p − kh·d)/s, (w + p − kw·d)/s] where the division is exact
+  and in range (else 0), B[k, c] = w[o, c, kh, kw].
+* ``conv_weight``    w̄ = C_w(x, g), computed transposed so that the long side is the tile's 128:
+  M = C/g·KH·KW, N = O/g, K = N·OH·OW split over grid-z slices; each slice writes its partial
+  filter gradient and one CuPy sum adds them (deterministic, unlike atomicAdd).
+
+The kernels share one tile scheme: a 128×64 block tile, BK = 16, each thread an 8×8 (128 threads,
+float32) or 8×4 (256 threads, float64) micro-tile whose rows and columns are strided (so its
+shared-memory reads are conflict-free broadcasts and its output writes coalesce along m); the next
+K slab's global loads are issued into registers before the current slab's multiply (one shared
+buffer, two barriers per slab); see ``TILES``. FP32 (or FP64) FMAs on the SIMT cores, no tensor
+cores and no TF32: the numbers are torch's with ``torch.backends.cudnn.allow_tf32 = False``. No warp intrinsics, so the CPU emulation of the tests
+(``tests/cuda/test_conv_kernels.py``) runs every line of the kernels.
+
+Off by default until a GPU has checked and timed it: ``chainrule.backends.cuda.conv.implicit_gemm
+= True`` or ``CHAINRULE_CUDA_CONV=implicit_gemm`` turns it on; ``ops/conv.py`` then calls these for
+real CuPy arrays of 1-d and 2-d convolutions in float32 or float64 (3-d stays on im2col).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+
+import numpy as np
+
+from .._backend import array_module
+
+__all__ = ["enabled", "set_enabled", "eligible", "conv_forward", "conv_input", "conv_weight", "kernel_source",
+           "KERNEL_NAMES", "NVRTC_OPTIONS", "BLOCK_M", "BLOCK_N", "BLOCK_K", "TILES", "tile"]
+
+ENV_VAR = "CHAINRULE_CUDA_CONV"
+_ENV_CHOICES = ("implicit_gemm", "im2col")
+
+
+def _enabled_from_env() -> bool:
+    value = os.environ.get(ENV_VAR, "").strip().lower()
+    if value in ("", "im2col"):
+        return False
+    if value == "implicit_gemm":
+        return True
+    warnings.warn(f"{ENV_VAR} must be one of {', '.join(_ENV_CHOICES)}, got {value!r}; using im2col", stacklevel=2)
+    return False
+
+
+# read by ops/conv.py on every conv: a module global, so the switch costs one lookup when off
+enabled = _enabled_from_env()
+
+
+def set_enabled(value: bool) -> None:
+    """Turn the implicit-GEMM kernels on or off (``chainrule.backends.cuda.conv.implicit_gemm``)."""
+    global enabled
+    if not isinstance(value, bool):
+        raise TypeError(f"conv.implicit_gemm must be a bool, got {type(value).__name__}")
+    enabled = value
+
+
+BLOCK_M, BLOCK_N, BLOCK_K = 128, 64, 16
+KERNEL_NAMES = ("conv_forward", "conv_input", "conv_weight")
+
+_CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+# Two thread tilings of the 128×64 block tile: name -> (threads per block, micro-tile columns);
+# each thread owns 8 rows. Per k, an 8×4 micro-tile reads 12 shared-memory words for 32 FMAs, an
+# 8×8 one 16 for 64: on an H200 SM (128 FP32 lanes, one 128-byte shared-memory wavefront per
+# clock) the 8×4 tiling is bound by shared memory at 2/3 of the FMA rate, the 8×8 one is not.
+# Not yet timed on a GPU: gpu_profile.py times both float32 tilings; ``tile`` picks each dtype's.
+TILES = {"8x4": (256, 4), "8x8": (128, 8)}
+# (C type, tiling) -> the blocks per SM that __launch_bounds__ asks registers for (sm_90, no
+# spills): float32 8×8 fits 4 (≤ 128 registers, 16 warps), 8×4 3 (80 registers, 24 warps);
+# float64 8×4 fits 2 (≤ 128), and 8×8 spills at any useful count, so float64 has no 8×8
+_BLOCKS_PER_SM = {("float", "8x8"): 4, ("float", "8x4"): 3, ("double", "8x4"): 2}
+tile = {"float": "8x8", "double": "8x4"}
+
+KERNELS = r"""
+typedef CTYPE T;
+#define BM 128
+#define BN 64
+#define BK 16
+#define TM 8
+#define TN TN_VALUE
+#define THREADS THREADS_VALUE
+#define MIN_BLOCKS MIN_BLOCKS_VALUE
+// thread (tm, tn) = (t % ROW_STEP, t / ROW_STEP) owns rows tm + ROW_STEP i and columns
+// tn + COL_STEP j of the block tile
+#define ROW_STEP (BM / TM)
+#define COL_STEP (BN / TN)
+// one padding column: the k-fast stores of conv_weight's tiles hit different banks
+#define PAD 1
+
+// acc += As · Bs over one BK slab
+__device__ __forceinline__ void multiply_slab(const T (*As)[BM + PAD], const T (*Bs)[BN + PAD], T (*acc)[TN],
+                                              int tm, int tn) {
+#pragma unroll
+    for (int k = 0; k < BK; ++k) {
+        T a[TM], b[TN];
+#pragma unroll
+        for (int i = 0; i < TM; ++i) a[i] = As[k][tm + ROW_STEP * i];
+#pragma unroll
+        for (int j = 0; j < TN; ++j) b[j] = Bs[k][tn + COL_STEP * j];
+#pragma unroll
+        for (int i = 0; i < TM; ++i)
+#pragma unroll
+            for (int j = 0; j < TN; ++j) acc[i][j] += a[i] * b[j];
+    }
+}
+
+// B[k, n] of a dense row-major (K, cols) matrix into regs, thread t taking column t % BN and rows
+// t / BN + 4 r (coalesced along n)
+__device__ __forceinline__ void load_dense(const T* __restrict__ b, int k0, int n0, int K, int cols, T* regs) {
+    const int n = n0 + (int)threadIdx.x % BN;
+    const int k_first = k0 + (int)threadIdx.x / BN;
+#pragma unroll
+    for (int r = 0; r < BK * BN / THREADS; ++r) {
+        const int k = k_first + r * (THREADS / BN);
+        regs[r] = (k < K && n < cols) ? b[(long long)k * cols + n] : (T)0;
+    }
+}
+
+__device__ __forceinline__ void store_dense(T (*Bs)[BN + PAD], const T* regs) {
+#pragma unroll
+    for (int r = 0; r < BK * BN / THREADS; ++r)
+        Bs[(int)threadIdx.x / BN + r * (THREADS / BN)][(int)threadIdx.x % BN] = regs[r];
+}
+
+// A tiles of the forward and the data gradient: thread t takes row t % BM and the 8 consecutive
+// k from (t / BM) * 8, so one division finds (channel, kh, kw) and the rest are increments
+#define A_ROW ((int)threadIdx.x % BM)
+#define A_K_FIRST (((int)threadIdx.x / BM) * (BK * BM / THREADS))
+#define A_LOADS (BK * BM / THREADS)
+
+__device__ __forceinline__ void store_rows(T (*As)[BM + PAD], const T* regs) {
+#pragma unroll
+    for (int r = 0; r < A_LOADS; ++r) As[A_K_FIRST + r][A_ROW] = regs[r];
+}
+
+// y (N, O, OH, OW) = x (N, C, H, W) ⋆ w; wmat is w as (groups, C/g·KH·KW, O/g), contiguous.
+// grid (ceil(N·OH·OW / BM), ceil(O/g / BN), groups)
+extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
+conv_forward(const T* __restrict__ x, const T* __restrict__ wmat, T* __restrict__ y,
+             int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW,
+             int sh, int sw, int ph, int pw, int dh, int dw, int groups) {
+    __shared__ T As[BK][BM + PAD];
+    __shared__ T Bs[BK][BN + PAD];
+    const int g = blockIdx.z, Cg = C / groups, Og = O / groups, KK = KH * KW, K = Cg * KK, L = OH * OW;
+    const int M = N * L, m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+    const int tm = (int)threadIdx.x % ROW_STEP, tn = (int)threadIdx.x / ROW_STEP;
+    // this thread's output position of the A tile, fixed for the whole K loop
+    const int a_m = m0 + A_ROW;
+    const bool a_valid = a_m < M;
+    int ih0 = 0, iw0 = 0, sample = 0;
+    if (a_valid) {
+        sample = a_m / L;
+        const int p = a_m - sample * L, oh = p / OW, ow = p - oh * OW;
+        ih0 = oh * sh - ph;
+        iw0 = ow * sw - pw;
+    }
+    const T* x_group = x + ((long long)sample * C + (long long)g * Cg) * H * W;
+    const T* b_group = wmat + (long long)g * K * Og;
+    T acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = 0;
+    T a_regs[A_LOADS], b_regs[BK * BN / THREADS];
+    auto load_a = [&](int k0) {
+        int k = k0 + A_K_FIRST;
+        int c = k / KK, rem = k - c * KK, kh = rem / KW, kw = rem - kh * KW;
+#pragma unroll
+        for (int r = 0; r < A_LOADS; ++r) {
+            T v = 0;
+            const int ih = ih0 + kh * dh, iw = iw0 + kw * dw;
+            if (a_valid && k < K && ih >= 0 && ih < H && iw >= 0 && iw < W)
+                v = x_group[((long long)c * H + ih) * W + iw];
+            a_regs[r] = v;
+            ++k;
+            if (++kw == KW) { kw = 0; if (++kh == KH) { kh = 0; ++c; } }
+        }
+    };
+    load_a(0);
+    load_dense(b_group, 0, n0, K, Og, b_regs);
+    for (int k0 = 0; k0 < K; k0 += BK) {
+        store_rows(As, a_regs);
+        store_dense(Bs, b_regs);
+        __syncthreads();
+        if (k0 + BK < K) {  // the next slab's loads are in flight during this slab's multiply
+            load_a(k0 + BK);
+            load_dense(b_group, k0 + BK, n0, K, Og, b_regs);
+        }
+        multiply_slab(As, Bs, acc, tm, tn);
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+        const int m = m0 + tm + ROW_STEP * i;
+        if (m >= M) continue;
+        const int s = m / L, p = m - s * L;
+#pragma unroll
+        for (int j = 0; j < TN; ++j) {
+            const int o = n0 + tn + COL_STEP * j;
+            if (o < Og) y[((long long)s * O + (long long)g * Og + o) * L + p] = acc[i][j];
+        }
+    }
+}
+
+// dx (N, C, H, W) = Cᵀ(grad (N, O, OH, OW), w); wmat is w as (groups, O/g·KH·KW, C/g), contiguous.
+// grid (ceil(N·H·W / BM), ceil(C/g / BN), groups)
+extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
+conv_input(const T* __restrict__ grad, const T* __restrict__ wmat, T* __restrict__ dx,
+           int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW,
+           int sh, int sw, int ph, int pw, int dh, int dw, int groups) {
+    __shared__ T As[BK][BM + PAD];
+    __shared__ T Bs[BK][BN + PAD];
+    const int g = blockIdx.z, Cg = C / groups, Og = O / groups, KK = KH * KW, K = Og * KK, L = OH * OW;
+    const int HW = H * W, M = N * HW, m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+    const int tm = (int)threadIdx.x % ROW_STEP, tn = (int)threadIdx.x / ROW_STEP;
+    // this thread's input position (h, w) shifted by the padding, fixed for the whole K loop
+    const int a_m = m0 + A_ROW;
+    const bool a_valid = a_m < M;
+    int hp = 0, wp = 0, sample = 0;
+    if (a_valid) {
+        sample = a_m / HW;
+        const int q = a_m - sample * HW, h = q / W;
+        hp = h + ph;
+        wp = q - h * W + pw;
+    }
+    const T* grad_group = grad + ((long long)sample * O + (long long)g * Og) * L;
+    const T* b_group = wmat + (long long)g * K * Cg;
+    T acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = 0;
+    T a_regs[A_LOADS], b_regs[BK * BN / THREADS];
+    auto load_a = [&](int k0) {
+        int k = k0 + A_K_FIRST;
+        int o = k / KK, rem = k - o * KK, kh = rem / KW, kw = rem - kh * KW;
+#pragma unroll
+        for (int r = 0; r < A_LOADS; ++r) {
+            T v = 0;
+            // output (oh, ow) reads input (h, w) through offset (kh, kw) iff h + p - kh·d = oh·s
+            const int th = hp - kh * dh, tw = wp - kw * dw;
+            if (a_valid && k < K && th >= 0 && tw >= 0) {
+                const int oh = th / sh, ow = tw / sw;
+                if (oh * sh == th && ow * sw == tw && oh < OH && ow < OW)
+                    v = grad_group[((long long)o * OH + oh) * OW + ow];
+            }
+            a_regs[r] = v;
+            ++k;
+            if (++kw == KW) { kw = 0; if (++kh == KH) { kh = 0; ++o; } }
+        }
+    };
+    load_a(0);
+    load_dense(b_group, 0, n0, K, Cg, b_regs);
+    for (int k0 = 0; k0 < K; k0 += BK) {
+        store_rows(As, a_regs);
+        store_dense(Bs, b_regs);
+        __syncthreads();
+        if (k0 + BK < K) {
+            load_a(k0 + BK);
+            load_dense(b_group, k0 + BK, n0, K, Cg, b_regs);
+        }
+        multiply_slab(As, Bs, acc, tm, tn);
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+        const int m = m0 + tm + ROW_STEP * i;
+        if (m >= M) continue;
+        const int s = m / HW, q = m - s * HW;
+#pragma unroll
+        for (int j = 0; j < TN; ++j) {
+            const int c = n0 + tn + COL_STEP * j;
+            if (c < Cg) dx[((long long)s * C + (long long)g * Cg + c) * HW + q] = acc[i][j];
+        }
+    }
+}
+
+// partial[slice] (O, C/g·KH·KW) = the filter gradient over the slice's output positions
+// [slice·k_chunk, (slice + 1)·k_chunk) of the N·OH·OW; rows (c, kh, kw) in w's order.
+// grid (ceil(C/g·KH·KW / BM), ceil(O/g / BN), groups · slices), z = slice · groups + group
+extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
+conv_weight(const T* __restrict__ x, const T* __restrict__ grad, T* __restrict__ partial,
+            int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW,
+            int sh, int sw, int ph, int pw, int dh, int dw, int groups, int k_chunk) {
+    __shared__ T As[BK][BM + PAD];
+    __shared__ T Bs[BK][BN + PAD];
+    // each row's (channel offset, kh·d, kw·d), found once per block
+    __shared__ long long row_offset[BM];
+    __shared__ int row_dh[BM], row_dw[BM];
+    const int g = blockIdx.z % groups, slice = blockIdx.z / groups;
+    const int Cg = C / groups, Og = O / groups, KK = KH * KW, Mrows = Cg * KK, L = OH * OW;
+    const int k_begin = slice * k_chunk, k_end = k_begin + k_chunk < N * L ? k_begin + k_chunk : N * L;
+    const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+    const int tm = (int)threadIdx.x % ROW_STEP, tn = (int)threadIdx.x / ROW_STEP;
+    for (int r = threadIdx.x; r < BM; r += THREADS) {
+        const int m = m0 + r;
+        if (m < Mrows) {
+            const int c = m / KK, rem = m - c * KK, kh = rem / KW;
+            row_offset[r] = ((long long)g * Cg + c) * H * W;
+            row_dh[r] = kh * dh;
+            row_dw[r] = (rem - kh * KW) * dw;
+        } else {
+            row_offset[r] = -1;
+        }
+    }
+    __syncthreads();
+    // both tiles k-fast: thread t takes k = t % BK (consecutive output positions, so the loads
+    // coalesce along ow) and rows / columns t / BK + 16 r
+    const int k_lane = (int)threadIdx.x % BK, row_lane = (int)threadIdx.x / BK;
+    T acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = 0;
+    T a_regs[BK * BM / THREADS], b_regs[BK * BN / THREADS];
+    auto load = [&](int k0) {
+        const int k = k0 + k_lane;
+        const bool k_valid = k < k_end;
+        int sample = 0, p = 0, ih0 = 0, iw0 = 0;
+        if (k_valid) {
+            sample = k / L;
+            p = k - sample * L;
+            const int oh = p / OW;
+            ih0 = oh * sh - ph;
+            iw0 = (p - oh * OW) * sw - pw;
+        }
+        const T* x_sample = x + (long long)sample * C * H * W;
+#pragma unroll
+        for (int r = 0; r < BK * BM / THREADS; ++r) {
+            const int row = row_lane + r * (THREADS / BK);
+            const long long offset = row_offset[row];
+            T v = 0;
+            if (k_valid && offset >= 0) {
+                const int ih = ih0 + row_dh[row], iw = iw0 + row_dw[row];
+                if (ih >= 0 && ih < H && iw >= 0 && iw < W) v = x_sample[offset + (long long)ih * W + iw];
+            }
+            a_regs[r] = v;
+        }
+        const T* grad_sample = grad + ((long long)sample * O + (long long)g * Og) * L + p;
+#pragma unroll
+        for (int r = 0; r < BK * BN / THREADS; ++r) {
+            const int o = n0 + row_lane + r * (THREADS / BK);
+            b_regs[r] = (k_valid && o < Og) ? grad_sample[(long long)o * L] : (T)0;
+        }
+    };
+    load(k_begin);
+    for (int k0 = k_begin; k0 < k_end; k0 += BK) {
+#pragma unroll
+        for (int r = 0; r < BK * BM / THREADS; ++r) As[k_lane][row_lane + r * (THREADS / BK)] = a_regs[r];
+#pragma unroll
+        for (int r = 0; r < BK * BN / THREADS; ++r) Bs[k_lane][row_lane + r * (THREADS / BK)] = b_regs[r];
+        __syncthreads();
+        if (k0 + BK < k_end) load(k0 + BK);
+        multiply_slab(As, Bs, acc, tm, tn);
+        __syncthreads();
+    }
+    T* out = partial + (long long)slice * O * Mrows;
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+        const int m = m0 + tm + ROW_STEP * i;
+        if (m >= Mrows) continue;
+#pragma unroll
+        for (int j = 0; j < TN; ++j) {
+            const int o = n0 + tn + COL_STEP * j;
+            if (o < Og) out[((long long)g * Og + o) * Mrows + m] = acc[i][j];
+        }
+    }
+}
+"""
+
+
+def _tile(dtype, tile_name: str | None = None) -> tuple[str, int, int, int]:
+    """(tile name, threads per block, micro-tile columns, blocks per SM) for ``dtype``."""
+    ctype = _CTYPES[np.dtype(dtype)]
+    name = tile_name or tile[ctype]
+    if (ctype, name) not in _BLOCKS_PER_SM:
+        allowed = tuple(t for c, t in _BLOCKS_PER_SM if c == ctype)
+        raise ValueError(f"_cuda_conv: no {name!r} tiling for {np.dtype(dtype).name}; expected one of {allowed}")
+    return (name, *TILES[name], _BLOCKS_PER_SM[ctype, name])
+
+
+def kernel_source(dtype, tile_name: str | None = None) -> str:
+    """The CUDA C handed to CuPy's RawModule for ``dtype`` (float32 or float64) and a tiling of
+    ``TILES`` (default: the dtype's in ``tile``)."""
+    _, threads, columns, min_blocks = _tile(dtype, tile_name)
+    return (KERNELS.replace("CTYPE", _CTYPES[np.dtype(dtype)]).replace("TN_VALUE", str(columns))
+            .replace("THREADS_VALUE", str(threads)).replace("MIN_BLOCKS_VALUE", str(min_blocks)))
+
+
+_modules: dict = {}
+NVRTC_OPTIONS = ("-std=c++17",)
+
+
+def _function(dtype, name: str):
+    """The compiled kernel ``name`` for ``dtype`` in its current tiling: one RawModule per dtype
+    and tiling, compiled at first use (CuPy caches the binary on disk). A callable
+    ``(grid, block, args)``; the block must have the tiling's thread count (``_threads``)."""
+    key = (_CTYPES[np.dtype(dtype)], _tile(dtype)[0])
+    if key not in _modules:
+        import cupy
+
+        _modules[key] = cupy.RawModule(code=kernel_source(dtype), options=NVRTC_OPTIONS)
+    return _modules[key].get_function(name)
+
+
+def _threads(dtype) -> tuple:
+    return (_tile(dtype)[1],)
+
+
+# ---------------------------------------------------------------- dispatch
+# The kernels count positions (N·H·W, N·OH·OW, and a tile's start past them) in int and take
+# element offsets in long long: positions up to 2^30 leave int room for the tile and slice ends.
+_POSITION_LIMIT = 2**30
+
+
+def eligible(geo, *arrays) -> bool:
+    """Whether the kernels take this convolution: real CuPy arrays (not the seam's stand-in) of
+    one dtype, float32 or float64, a 1-d or 2-d geometry, at most 2^30 input and output
+    positions, and a grid within CUDA's (groups ≤ 65535)."""
+    cupy = sys.modules.get("cupy")  # a CuPy array means CuPy is imported; no import attempt per call
+    if cupy is None or len(geo.kernel) > 2:
+        return False
+    dtype = arrays[0].dtype
+    if dtype not in _CTYPES:
+        return False
+    for a in arrays:
+        if not isinstance(a, cupy.ndarray) or a.dtype != dtype:
+            return False
+    n = arrays[0].shape[0]
+    return (geo.groups <= 65535 and n * math.prod(geo.in_shape) <= _POSITION_LIMIT
+            and n * math.prod(geo.out_shape) <= _POSITION_LIMIT)
+
+
+def _dims_2d(geo):
+    """The geometry as 2-d (a 1-d convolution is a 2-d one with H = KH = 1): (H, W), (OH, OW),
+    (KH, KW), stride, pad_lo, dilation."""
+    pad = (0,) * (2 - len(geo.kernel))
+    one = (1,) * (2 - len(geo.kernel))
+    return (one + geo.in_shape, one + geo.out_shape, one + geo.kernel, one + geo.stride, pad + geo.pad_lo,
+            one + geo.dilation)
+
+
+def _scalars(n: int, c: int, o: int, geo) -> tuple:
+    (h, w), (oh, ow), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _dims_2d(geo)
+    return tuple(np.int32(v) for v in (n, c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, geo.groups))
+
+
+def conv_forward(x, w, geo):
+    """y = C(x, w): x (N, C, *S), w (O, C/g, *K) → y (N, O, *out), C-contiguous."""
+    xp = array_module(x)
+    n, c = x.shape[:2]
+    o, g = w.shape[0], geo.groups
+    y = xp.empty((n, o, *geo.out_shape), dtype=x.dtype)
+    rows, cols, depth = n * math.prod(geo.out_shape), o // g, (c // g) * math.prod(geo.kernel)
+    if y.size == 0 or depth == 0:
+        y[...] = 0
+        return y
+    # B = w as (g, C/g·K, O/g): the kernel reads it row by row, coalesced along O/g
+    w_matrix = xp.ascontiguousarray(w.reshape(g, cols, depth).transpose(0, 2, 1))
+    grid = (math.ceil(rows / BLOCK_M), math.ceil(cols / BLOCK_N), g)
+    arguments = (xp.ascontiguousarray(x), w_matrix, y, *_scalars(n, c, o, geo))
+    _function(x.dtype, "conv_forward")(grid, _threads(x.dtype), arguments)
+    return y
+
+
+def conv_input(grad, w, geo, c: int):
+    """x̄ = Cᵀ(grad, w): grad (N, O, *out), w (O, C/g, *K) → (N, C, *in_shape), C-contiguous."""
+    xp = array_module(grad)
+    n, o = grad.shape[:2]
+    g = geo.groups
+    kernel_size = math.prod(geo.kernel)
+    cg = c // g
+    dx = xp.empty((n, c, *geo.in_shape), dtype=grad.dtype)
+    if dx.size == 0 or o == 0:
+        dx[...] = 0
+        return dx
+    # B = w as (g, O/g·K, C/g), rows (o, kh, kw)
+    w_matrix = xp.ascontiguousarray(w.reshape(g, o // g, cg, kernel_size).transpose(0, 1, 3, 2))
+    grid = (math.ceil(n * math.prod(geo.in_shape) / BLOCK_M), math.ceil(cg / BLOCK_N), g)
+    arguments = (xp.ascontiguousarray(grad), w_matrix, dx, *_scalars(n, c, o, geo))
+    _function(grad.dtype, "conv_input")(grid, _threads(grad.dtype), arguments)
+    return dx
+
+
+# The filter gradient's K (N·OH·OW: 200704 for the bench conv) is cut into slices so the grid
+# has about this many blocks (the H200 has 132 SMs), each slice at least _MIN_SLICE long so its
+# partial sum is worth its write; the partials, (slices, O, C/g·K), are summed by one reduction.
+_TARGET_BLOCKS = 1024
+_MIN_SLICE = 16 * BLOCK_K
+
+
+def _slices(k_total: int, blocks: int, groups: int) -> tuple[int, int]:
+    """(slices, slice length): the length a multiple of BLOCK_K, slices · groups within grid-z."""
+    wanted = min(math.ceil(_TARGET_BLOCKS / blocks), math.ceil(k_total / _MIN_SLICE), 65535 // groups)
+    length = BLOCK_K * math.ceil(math.ceil(k_total / max(wanted, 1)) / BLOCK_K)
+    return math.ceil(k_total / length), length
+
+
+def conv_weight(x, grad, geo, w_shape: tuple):
+    """w̄ = C_w(x, grad): x (N, C, *S), grad (N, O, *out) → (O, C/g, *K), C-contiguous."""
+    xp = array_module(x)
+    n, c = x.shape[:2]
+    o, cg = w_shape[0], w_shape[1]
+    g = geo.groups
+    rows = cg * math.prod(geo.kernel)
+    k_total = n * math.prod(geo.out_shape)
+    if k_total == 0 or rows == 0 or o == 0:
+        return xp.zeros(w_shape, dtype=x.dtype)
+    blocks = math.ceil(rows / BLOCK_M) * math.ceil(o // g / BLOCK_N) * g
+    slices, length = _slices(k_total, blocks, g)
+    partial = xp.empty((slices, o, rows), dtype=x.dtype)
+    grid = (math.ceil(rows / BLOCK_M), math.ceil(o // g / BLOCK_N), g * slices)
+    arguments = (xp.ascontiguousarray(x), xp.ascontiguousarray(grad), partial, *_scalars(n, c, o, geo),
+                 np.int32(length))
+    _function(x.dtype, "conv_weight")(grid, _threads(x.dtype), arguments)
+    # the slices' partials summed in a fixed order: deterministic, unlike atomicAdd
+    out = partial[0] if slices == 1 else partial.sum(axis=0)
+    return out.reshape(w_shape)
