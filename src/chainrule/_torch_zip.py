@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import pickle
 import struct
+import sys
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -88,10 +89,6 @@ ComplexDoubleStorage = StorageType("ComplexDoubleStorage", np.complex128)
 _STORAGE_TYPES.update({s.name: s for s in (ComplexFloatStorage, ComplexDoubleStorage)})
 _BY_DTYPE = {s.dtype: s for s in _STORAGE_TYPES.values() if s is not BFloat16Storage}
 _STORAGE_TYPES[UntypedStorage.name] = UntypedStorage
-
-
-def _storage_type(array_dtype) -> StorageType | None:
-    return BFloat16Storage if array_dtype.name == "bfloat16" else _BY_DTYPE.get(array_dtype)
 
 
 class Storage:
@@ -180,13 +177,21 @@ def _encode(text, encoding="latin1"):
 def _size(values=()):
     if not isinstance(values, (tuple, list)) or not all(type(v) is int for v in values):
         raise _invalid("torch.Size holds something other than ints")
-    return tuple(values)
+    from .tensor import Size
+
+    return Size(values)
 
 
 def _device(kind, index=None):
     if not isinstance(kind, str) or len(kind) > 32 or (index is not None and type(index) is not int):
         raise _invalid("torch.device is not a device name")
-    return kind if index is None else f"{kind}:{index}"
+    from ._backend import device
+
+    try:
+        return device(kind, index)
+    except (RuntimeError, ValueError, TypeError):
+        # a device chainrule doesn't have ('mps', 'xla'): its name, as the file gave it
+        return kind if index is None else f"{kind}:{index}"
 
 
 def _dtypes() -> dict:
@@ -516,48 +521,198 @@ def _place_all(obj, place, depth: int = 0):
 
 
 # ------------------------------------------------------------------------ writing
-class _Pickler(pickle.Pickler):
-    """Pickles tensors as torch does: a rebuild call over a storage written as its own member."""
+class _TorchGlobal:
+    """A rebuild function that pickles as torch's global ``module.name``: the name torch.load
+    resolves (and allows with weights_only=True) and this module's reader maps back, so a file
+    chainrule writes names torch's functions, never chainrule's."""
 
-    def __init__(self, file, storages: list) -> None:
-        super().__init__(file, protocol=2)
-        self.storages = storages
+    __slots__ = ("module", "name", "function")
+
+    def __init__(self, module: str, name: str, function) -> None:
+        self.module, self.name, self.function = module, name, function
+
+    def __call__(self, *args):
+        return self.function(*args)
+
+
+_WRITE_TENSOR_V2 = _TorchGlobal("torch._utils", "_rebuild_tensor_v2", _rebuild_tensor_v2)
+_WRITE_TENSOR_V3 = _TorchGlobal("torch._utils", "_rebuild_tensor_v3", _rebuild_tensor_v3)
+_WRITE_PARAMETER = _TorchGlobal("torch._utils", "_rebuild_parameter", _rebuild_parameter)
+_WRITE_SIZE = _TorchGlobal("torch", "Size", _size)
+_WRITE_DEVICE = _TorchGlobal("torch", "device", _device)
+# the dtypes torch has no typed storage class for: an untyped (byte) storage and _rebuild_tensor_v3
+_UNTYPED_DTYPES = {np.dtype(np.uint16), np.dtype(np.uint32), np.dtype(np.uint64)}
+ALIGNMENT = 64  # torch aligns every record's bytes to 64 (its .storage_alignment), so mmap=True can view them
+
+
+def _torch_global(obj) -> str | None:
+    """``"module\\nname"`` of the torch global that ``obj`` is written as, or None."""
+    kind = type(obj)
+    if kind is _TorchGlobal:
+        return f"{obj.module}\n{obj.name}"
+    if kind is StorageType:
+        return "torch.storage\nUntypedStorage" if obj is UntypedStorage else f"torch\n{obj.name}"
+    if isinstance(obj, _dtype.dtype):
+        return f"torch\n{obj.name}"
+    return None
+
+
+class _StorageRecord:
+    """One storage of the file: its persistent id's fields and the 1-d array of its elements."""
+
+    __slots__ = ("kind", "key", "location", "numel", "array")
+
+    def __init__(self, kind: StorageType, key: str, location: str, array: np.ndarray) -> None:
+        self.kind, self.key, self.location, self.array = kind, key, location, array
+        self.numel = array.nbytes if kind is UntypedStorage else array.size
+
+
+def _root(array: np.ndarray) -> np.ndarray:
+    """The array that owns ``array``'s memory, following views (and as_strided's wrapper, whose
+    ``base`` holds the array it views)."""
+    while True:
+        base = array.base
+        if type(base) is not np.ndarray:
+            base = getattr(base, "base", None) if hasattr(base, "__array_interface__") else None
+            if type(base) is not np.ndarray:
+                return array
+        array = base
+
+
+def _contiguous_strides(shape: tuple) -> tuple:
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+class _Pickler(pickle._Pickler):
+    """torch.save's pickle: a tensor is ``torch._utils._rebuild_tensor_v2`` over a persistent
+    storage id, and views of one array share one storage, as torch writes them; chainrule's
+    dtypes, Size and device are written as torch's globals. The pure-Python pickler, because
+    only its ``save_global`` can name a module (torch) without importing it."""
+
+    def __init__(self, file, protocol: int) -> None:
+        super().__init__(file, protocol=protocol)
+        self.storages: dict = {}  # identity of the memory -> _StorageRecord, in order of first use
+        self.copies: list = []  # arrays copied for the file: kept alive so their ids stay unique
 
     def persistent_id(self, obj):
-        if isinstance(obj, Storage):
-            key = str(len(self.storages))
-            self.storages.append(obj.array)
-            return ("storage", _storage_type(obj.array.dtype), key, obj.location, obj.array.size)
+        if type(obj) is _StorageRecord:
+            return ("storage", obj.kind, obj.key, obj.location, obj.numel)
         return None
 
+    def save_global(self, obj, name=None):
+        torch_name = _torch_global(obj)
+        if torch_name is None:
+            return super().save_global(obj, name)
+        self.write(pickle.GLOBAL + torch_name.encode("ascii") + b"\n")
+        self.memoize(obj)
+
     def reducer_override(self, obj):
+        kind = type(obj)
+        if kind is _TorchGlobal or kind is StorageType or isinstance(obj, _dtype.dtype):
+            return "written by save_global"
+        if isinstance(obj, Tensor):
+            return self.reduce_tensor(obj)
+        from ._backend import device
+        from .tensor import Size
+
+        if kind is Size:
+            return (_WRITE_SIZE, (tuple(obj),))
+        if kind is device:
+            return (_WRITE_DEVICE, (obj.type,) if obj.index is None else (obj.type, obj.index))
+        return NotImplemented
+
+    def reduce_tensor(self, t: Tensor):
         from .nn.parameter import Parameter
 
-        if isinstance(obj, Tensor):
-            array = obj._data.get() if hasattr(obj._data, "get") else obj._data
-            array = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
-            if _storage_type(array.dtype.newbyteorder("=")) is None:
-                raise pickle.PicklingError(f"chainrule.save: can't store a tensor of dtype {array.dtype}")
-            if isinstance(obj, Parameter):
-                # its data pickles through this method again, as a tensor on the parameter's device
-                return (_rebuild_parameter, (obj.detach(), bool(obj.requires_grad), OrderedDict()))
-            stride = tuple(s // array.itemsize for s in array.strides) if array.size else (0,) * array.ndim
-            storage = Storage(array.reshape(-1), location=str(obj.device))
-            return (_rebuild_tensor_v2, (storage, 0, tuple(array.shape), stride, bool(obj.requires_grad),
-                                         OrderedDict()))
-        return NotImplemented
+        if isinstance(t, Parameter):
+            # its data pickles through this method again, as a tensor
+            return (_WRITE_PARAMETER, (t.detach(), bool(t.requires_grad), OrderedDict()))
+        record, offset, stride = self.storage_of(t)
+        args = (record, offset, tuple(t._data.shape), stride, bool(t.requires_grad), OrderedDict())
+        if record.kind is UntypedStorage:
+            return (_WRITE_TENSOR_V3, (*args, t.dtype))
+        return (_WRITE_TENSOR_V2, args)
+
+    def storage_of(self, t: Tensor) -> tuple[_StorageRecord, int, tuple]:
+        """The storage ``t`` views, its offset and strides in elements: the memory of the array
+        that owns ``t``'s data when ``t`` is a plain view of it, else a contiguous copy."""
+        array = t._data
+        on_host = type(array) is np.ndarray
+        if not on_host:
+            array = array.get()  # a device array: a host copy, a storage of its own
+        dtype = array.dtype
+        if dtype.name == "bfloat16":
+            kind = BFloat16Storage
+        elif dtype.newbyteorder("=") in _UNTYPED_DTYPES:
+            kind = UntypedStorage
+        else:
+            kind = _BY_DTYPE.get(dtype.newbyteorder("="))
+        if kind is None:
+            raise pickle.PicklingError(f"chainrule.save: can't store a tensor of dtype {dtype}")
+        location = str(t.device)
+        itemsize = dtype.itemsize
+        root = _root(array) if on_host and array.size and dtype.isnative else None
+        if root is not None and root.dtype == dtype and (root.flags.c_contiguous or root.flags.f_contiguous):
+            begin = root.__array_interface__["data"][0]
+            delta = array.__array_interface__["data"][0] - begin
+            stride = tuple(s // itemsize for s in array.strides)
+            last = delta // itemsize + sum((n - 1) * s for n, s in zip(array.shape, stride))
+            if (delta >= 0 and delta % itemsize == 0 and all(s >= 0 and s % itemsize == 0 for s in array.strides)
+                    and last < root.size):
+                identity = (begin, root.nbytes, dtype.str, location)
+                record = self.storages.get(identity)
+                if record is None:
+                    record = _StorageRecord(kind, str(len(self.storages)), location, root.ravel(order="K"))
+                    self.storages[identity] = record
+                return record, delta // itemsize, stride
+        copy = np.array(array, dtype=dtype.newbyteorder("="), order="C", copy=True).reshape(-1)
+        self.copies.append(copy)
+        record = _StorageRecord(kind, str(len(self.storages)), location, copy)
+        self.storages[("copy", id(copy))] = record
+        return record, 0, _contiguous_strides(array.shape)
+
+
+def _record_bytes(array: np.ndarray) -> memoryview:
+    if array.dtype.name == "bfloat16":  # a NumPy user dtype has no buffer format: write its bits
+        array = array.view(np.uint16)
+    return memoryview(array.view(np.uint8)) if array.size else memoryview(b"")
+
+
+def write(obj, out, archive_name: str = "archive", protocol: int = 2) -> None:
+    """Write ``obj`` to the binary stream ``out`` as torch.save does: a zip archive of stored records
+    ``<archive_name>/data.pkl``, ``byteorder``, one ``data/<key>`` per storage (each aligned to 64
+    bytes), ``version``; torch.load reads it, with weights_only=True when ``obj`` holds only tensors,
+    containers and plain values."""
+    pickled = io.BytesIO()
+    pickler = _Pickler(pickled, protocol)
+    pickler.dump(obj)
+    records = [("data.pkl", pickled.getbuffer()), (".format_version", b"1"),
+               (".storage_alignment", str(ALIGNMENT).encode()), ("byteorder", sys.byteorder.encode())]
+    records += [(f"data/{r.key}", _record_bytes(r.array)) for r in pickler.storages.values()]
+    records.append(("version", b"3\n"))
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, data in records:
+            info = zipfile.ZipInfo(f"{archive_name}/{name}", date_time=(1980, 1, 1, 0, 0, 0))
+            # pad the local header with an extra field (torch's "FB") so the data starts on the alignment;
+            # zipfile adds a 20-byte zip64 field for records this large
+            header = 30 + len(info.filename.encode("utf-8")) + (20 if len(data) * 1.05 > zipfile.ZIP64_LIMIT else 0)
+            padding = -(archive.fp.tell() + header + 4) % ALIGNMENT
+            info.extra = b"FB" + struct.pack("<H", padding) + b"Z" * padding
+            archive.writestr(info, data)
+            info.extra = b""  # the central directory needs no padding
 
 
 def dumps(obj) -> bytes:
-    """``obj`` as a PyTorch-layout zip archive (data.pkl plus one member per tensor)."""
-    storages: list = []
-    pickled = io.BytesIO()
-    _Pickler(pickled, storages).dump(obj)
+    """``obj`` in torch's zip format, as bytes."""
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr("archive/data.pkl", pickled.getvalue())
-        archive.writestr("archive/byteorder", "little")
-        for key, array in enumerate(storages):
-            archive.writestr(f"archive/data/{key}", array.tobytes())
-        archive.writestr("archive/version", "3\n")
+    write(obj, out)
     return out.getvalue()
+
+
+def write_legacy(obj, out, protocol: int = 2) -> None:
+    raise NotImplementedError("chainrule.save: _use_new_zipfile_serialization=False (torch's legacy format) is not "
+                              "written by chainrule; leave it True: every torch since 1.6 reads the zip format")

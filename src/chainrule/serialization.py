@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import tempfile
 
 from . import _safetensors, _torch_zip
@@ -73,37 +74,57 @@ def safe_globals(safe_globals: list):
 
 
 # ---------------------------------------------------------------------------------------- save
-def _write_arrays(f, arrays: list) -> None:
-    for array in arrays:
-        f.write(memoryview(array.reshape(-1)).cast("B") if array.size else b"")
-
-
-def _encode(obj) -> tuple[bytes, list]:
-    """The bytes to write: a safetensors header and its arrays, or a pickle archive (no arrays)."""
+def _safetensors_writer(obj):
+    """``write(out)`` of ``obj`` as a safetensors file, or None when safetensors can't hold it."""
     try:
-        return _safetensors.header(obj)
+        _safetensors.header(obj)
     except _safetensors.Unsupported:
-        return _torch_zip.dumps(obj), []
+        return None
+    return lambda out: _safetensors.write(obj, out)
+
+
+def _archive_name(path: str) -> str:
+    """The folder of torch's zip records: the file's name without its extension, as torch.save names
+    it, or "archive" (torch's name for a file object) when that is not a plain ASCII name."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return stem if stem and stem.isascii() and stem.isprintable() and "\\" not in stem else "archive"
 
 
 def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True) -> None:
-    """torch.save: write ``obj`` to ``f`` (a path or a binary file object).
+    """torch.save: write ``obj`` to ``f`` (a path or a binary file object) in torch's zip format,
+    which torch.load reads (with ``weights_only=True`` for tensors, containers and plain values).
 
-    Tensors and containers of them with plain values go to a safetensors file; other objects (a
-    whole Module) are pickled in PyTorch's zip layout and need ``load(weights_only=False)``.
+    A path ending in ``.safetensors`` gets a safetensors file instead when the object is tensors and
+    containers of them with plain values (any safetensors reader opens it; see
+    :mod:`chainrule._safetensors`). ``pickle_protocol`` is the pickle's protocol (torch's default 2);
+    ``_use_new_zipfile_serialization=False`` writes torch's legacy (pre-1.6) format.
     """
-    head, arrays = _encode(obj)
-    if hasattr(f, "write"):
-        f.write(head)
-        _write_arrays(f, arrays)
+    if pickle_module is not None and pickle_module is not pickle:
+        raise ValueError("chainrule.save: pickle_module must be the pickle module; chainrule writes torch's "
+                         f"format with its own pickler, got {pickle_module!r}")
+    protocol = 2 if pickle_protocol is None else pickle_protocol
+    if not (type(protocol) is int and 2 <= protocol <= pickle.HIGHEST_PROTOCOL):
+        raise ValueError(f"chainrule.save: pickle_protocol must be an int from 2 to {pickle.HIGHEST_PROTOCOL}, "
+                         f"got {pickle_protocol!r}")
+    path = None if hasattr(f, "write") else os.fspath(f)
+    write = _safetensors_writer(obj) if isinstance(path, str) and path.endswith(".safetensors") else None
+    if write is None and not _use_new_zipfile_serialization:
+        def write(out):
+            _torch_zip.write_legacy(obj, out, protocol)
+    elif write is None:
+        name = "archive" if path is None else _archive_name(os.fsdecode(path))
+
+        def write(out):
+            _torch_zip.write(obj, out, name, protocol)
+
+    if path is None:
+        write(f)
         return
-    path = os.fspath(f)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(head)
-            _write_arrays(out, arrays)
+            write(out)
             out.flush()
             os.fsync(out.fileno())
         umask = os.umask(0)
