@@ -602,6 +602,10 @@ class _Runtime:
         return 0
 
     @staticmethod
+    def setDevice(index: int) -> None:  # noqa: N802
+        _device(index)  # one device: any other index is CUDA's invalid ordinal
+
+    @staticmethod
     def getDeviceProperties(index: int) -> dict:  # noqa: N802
         return {"name": b"chainrule stand-in (NumPy)", "totalGlobalMem": 0, "major": 0, "minor": 0,
                 "multiProcessorCount": 1}
