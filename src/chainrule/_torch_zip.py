@@ -297,6 +297,11 @@ class _Archive:
         if len(infos) > MAX_MEMBERS:
             raise _invalid(f"it has {len(infos)} members (at most {MAX_MEMBERS})")
         self.members = {info.filename: info for info in infos}
+        if len(self.members) != len(infos):
+            # two readers could pick different ones of the same name: refuse the ambiguity
+            seen: set = set()
+            twice = next(info.filename for info in infos if info.filename in seen or seen.add(info.filename))
+            raise _invalid(f"it has two members named {twice[:200]!r}")
         pickles = [n for n in self.members if n.endswith("/data.pkl") and n.count("/") == 1]
         if len(pickles) != 1:
             raise _invalid("it is a zip file without exactly one <name>/data.pkl: not a PyTorch checkpoint")
@@ -317,6 +322,9 @@ class _Archive:
         if len(local) < 30 or local[:4] != b"PK\x03\x04":
             raise _invalid(f"member {info.filename!r} has no local header")
         name_length, extra_length = struct.unpack("<HH", local[26:30])
+        local_name = bytes(self.buffer[at + 30:at + 30 + name_length])
+        if local_name not in (info.filename.encode("utf-8"), info.filename.encode("cp437", "replace")):
+            raise _invalid(f"member {info.filename!r} has another name in its local header ({local_name[:100]!r})")
         begin = at + 30 + name_length + extra_length
         end = begin + info.file_size
         if end > len(self.buffer):
