@@ -8,6 +8,7 @@ tensors share a storage."""
 import io
 import pickle
 import warnings
+import zipfile
 from collections import OrderedDict
 
 import numpy as np
@@ -195,9 +196,39 @@ def test_chainrule_to_torch_to_chainrule_round_trip(tmp_path, build):
     assert_same(chainrule.load(tmp_path / "b.pt"), ours, tensors=tensors)
 
 
-def test_files_have_torch_layout(tmp_path):
-    import zipfile
+def _legacy_objects(lib):
+    """What torch's legacy format holds and torch reads back: not uint16/32/64 (torch 2.13 writes them
+    there but its own loader fails on them), so chainrule refuses to write them there."""
+    objects = {name: build(lib) for name, build in OBJECTS.items()}
+    for name in ("uint16", "uint32", "uint64"):
+        del objects["every dtype"][name]
+    return objects
 
+
+def test_legacy_format_both_ways(tmp_path):
+    """_use_new_zipfile_serialization=False: torch's pre-1.6 format, written and read on both sides."""
+    ours, theirs = _legacy_objects(chainrule), _legacy_objects(torch)
+    chainrule.save(ours, tmp_path / "ours.pt", _use_new_zipfile_serialization=False)
+    torch.save(theirs, tmp_path / "theirs.pt", _use_new_zipfile_serialization=False)
+    assert not zipfile.is_zipfile(tmp_path / "ours.pt")
+    tensors = []
+    assert_same(torch.load(tmp_path / "ours.pt"), theirs, tensors=tensors)  # weights_only=True
+    assert_same_sharing(tensors)
+    loaded, reference = [], []
+    assert_same(chainrule.load(tmp_path / "theirs.pt"), ours, tensors=loaded)
+    assert_same(theirs, ours, tensors=reference)
+    assert_same_sharing([(where, got, want) for (where, got, _), (_, want, _) in zip(loaded, reference)])
+    assert_same(chainrule.load(tmp_path / "ours.pt"), ours)
+
+
+def test_legacy_format_refuses_what_torch_cannot_read_back(tmp_path):
+    with pytest.raises(pickle.PicklingError, match="legacy format.*can't hold a uint16 tensor"):
+        chainrule.save({"u": chainrule.tensor([1], dtype=chainrule.uint16)}, tmp_path / "u.pt",
+                       _use_new_zipfile_serialization=False)
+    assert not (tmp_path / "u.pt").exists()
+
+
+def test_files_have_torch_layout(tmp_path):
     chainrule.save({"w": chainrule.ones(3)}, tmp_path / "model.pt")
     archive = zipfile.ZipFile(tmp_path / "model.pt")
     assert archive.namelist() == ["model/data.pkl", "model/.format_version", "model/.storage_alignment",

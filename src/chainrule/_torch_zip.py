@@ -37,7 +37,7 @@ from .tensor import Tensor
 
 MAX_DIMS = 64
 MAX_MEMBERS = 1 << 16
-_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # torch < 1.6's pickled magic number
+_LEGACY_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # torch's legacy magic number as a pickle's LONG1
 
 
 def is_zip(buffer) -> bool:
@@ -45,7 +45,9 @@ def is_zip(buffer) -> bool:
 
 
 def is_legacy_torch(buffer) -> bool:
-    return bytes(buffer[:len(_LEGACY_MAGIC)]) == _LEGACY_MAGIC
+    """A file of torch's legacy format: a pickle (PROTO, a FRAME from protocol 4) of its magic number."""
+    head = bytes(buffer[:32])
+    return head[:1] == b"\x80" and _LEGACY_MAGIC in head[2:]
 
 
 # ------------------------------------------------------------------------ the allowlisted globals
@@ -601,13 +603,16 @@ class _Pickler(pickle._Pickler):
     dtypes, Size and device are written as torch's globals. The pure-Python pickler, because
     only its ``save_global`` can name a module (torch) without importing it."""
 
-    def __init__(self, file, protocol: int) -> None:
+    def __init__(self, file, protocol: int, legacy: bool = False) -> None:
         super().__init__(file, protocol=protocol)
         self.storages: dict = {}  # identity of the memory -> _StorageRecord, in order of first use
         self.copies: list = []  # arrays copied for the file: kept alive so their ids stay unique
+        self.legacy = legacy
 
     def persistent_id(self, obj):
         if type(obj) is _StorageRecord:
+            if self.legacy:  # the legacy format's ids end with a view's metadata, always None
+                return ("storage", obj.kind, obj.key, obj.location, obj.numel, None)
             return ("storage", obj.kind, obj.key, obj.location, obj.numel)
         return None
 
@@ -661,6 +666,11 @@ class _Pickler(pickle._Pickler):
             kind = _BY_DTYPE.get(dtype.newbyteorder("="))
         if kind is None:
             raise pickle.PicklingError(f"chainrule.save: can't store a tensor of dtype {dtype}")
+        if kind is UntypedStorage and self.legacy:
+            # torch 2.13 writes these but its own legacy loader fails on them ('UntypedStorage' has no dtype)
+            raise pickle.PicklingError(f"chainrule.save: torch's legacy format (_use_new_zipfile_serialization=False) "
+                                       f"can't hold a {t.dtype.name} tensor that torch reads back; save it in the "
+                                       "default zip format")
         location = str(t.device)
         itemsize = dtype.itemsize
         root = _root(array) if on_host and array.size and dtype.isnative else None
@@ -721,6 +731,180 @@ def dumps(obj) -> bytes:
     return out.getvalue()
 
 
+LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL_VERSION = 1001
+
+
 def write_legacy(obj, out, protocol: int = 2) -> None:
-    raise NotImplementedError("chainrule.save: _use_new_zipfile_serialization=False (torch's legacy format) is not "
-                              "written by chainrule; leave it True: every torch since 1.6 reads the zip format")
+    """torch.save(..., _use_new_zipfile_serialization=False): torch's pre-1.6 format, five pickles in a
+    row (magic number, protocol version, system info, ``obj``, the storage keys) then each storage as
+    a little-endian int64 element count and its little-endian bytes."""
+    pickled = io.BytesIO()
+    pickler = _Pickler(pickled, protocol, legacy=True)
+    pickler.dump(obj)
+    system = {"protocol_version": LEGACY_PROTOCOL_VERSION, "little_endian": sys.byteorder == "little",
+              "type_sizes": {"short": 2, "int": 4, "long": 4}}
+    for value in (LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, system):
+        pickle.dump(value, out, protocol=protocol)
+    out.write(pickled.getbuffer())
+    records = sorted(pickler.storages.values(), key=lambda r: r.key)  # torch writes the keys sorted
+    pickle.dump([r.key for r in records], out, protocol=protocol)
+    for record in records:
+        array = record.array if sys.byteorder == "little" else record.array.astype(record.array.dtype.newbyteorder("<"))
+        out.write(struct.pack("<q", record.numel))
+        out.write(_record_bytes(array))
+
+
+class _Opaque:
+    """What a dry-run unpickle builds in place of anything it would have to call: it accepts the
+    container opcodes and stands for the result."""
+
+    def append(self, item) -> None:
+        pass
+
+    def extend(self, items) -> None:
+        pass
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+    def add(self, item) -> None:
+        pass
+
+
+class _DryRun(pickle._Unpickler):
+    """Reads a pickle without calling or importing anything, to learn its persistent ids (the
+    legacy format's storages, whose bytes come after the pickle): a global is its name, and
+    every call, object creation or state setting gives an opaque result."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file, size: int) -> None:
+        super().__init__(file, encoding="utf-8")
+        self.size = size
+        self.ids: list = []
+
+    def find_class(self, module, name):
+        return ("global", module, name)
+
+    def persistent_load(self, pid):
+        self.ids.append(pid)
+        return _Opaque()
+
+    def _opaque(self, count: int) -> None:
+        del self.stack[len(self.stack) - count:]
+        self.append(_Opaque())
+
+    def load_reduce(self):
+        self._opaque(2)
+
+    def load_newobj(self):
+        self._opaque(2)
+
+    def load_newobj_ex(self):
+        self._opaque(3)
+
+    def load_build(self):
+        self.stack.pop()
+
+    def _instantiate(self, klass, args):
+        self.append(_Opaque())
+
+    load_bytearray8 = _WeightsOnlyUnpickler.load_bytearray8
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
+    dispatch[pickle.BUILD[0]] = load_build
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
+
+def _legacy_storages(buffer, ids: list, keys, data_start: int, fail) -> dict:
+    """key -> (StorageType, Storage viewing the file's bytes), every record's element count and the
+    file's length checked against what the pickle's persistent ids say."""
+    kinds: dict = {}
+    for pid in ids:
+        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage" and isinstance(pid[1], tuple)
+                and len(pid[1]) == 3 and isinstance(pid[2], str) and isinstance(pid[3], str)
+                and type(pid[4]) is int and pid[4] >= 0):
+            raise fail(f"a persistent id is not a storage: {str(pid)[:100]}")
+        kind = _STORAGE_TYPES.get(pid[1][2]) if pid[1][1] in ("torch", "torch.storage") else None
+        if kind is None:
+            raise fail(f"a storage has the unknown type {pid[1][1]}.{pid[1][2]}"[:200])
+        if kinds.setdefault(pid[2], (kind, pid[4], pid[3])) != (kind, pid[4], pid[3]):
+            raise fail(f"storage {pid[2]!r} is named with two types, sizes or devices")
+    if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)) or sorted(set(keys)) != sorted(kinds):
+        raise fail("its list of storage keys does not match the storages its pickle uses")
+    storages, position = {}, data_start
+    for key in keys:
+        kind, numel, location = kinds[key]
+        if position + 8 > len(buffer):
+            raise fail(f"storage {key!r} is missing (truncated)")
+        (count,) = struct.unpack("<q", bytes(buffer[position:position + 8]))
+        if count != numel:
+            raise fail(f"storage {key!r} holds {count} elements but its pickle says {numel}")
+        end = position + 8 + numel * kind.dtype.itemsize
+        if end > len(buffer):
+            raise fail(f"storage {key!r} ends past the end of the file (truncated)")
+        array = np.frombuffer(memoryview(buffer)[position + 8:end], dtype=kind.dtype.newbyteorder("<"))
+        if not array.dtype.isnative:
+            array = array.astype(array.dtype.newbyteorder("="))
+        storages[key] = (kind, Storage(array, bfloat16=kind is BFloat16Storage, location=location))
+        position = end
+    if position != len(buffer):
+        raise fail(f"{len(buffer) - position} bytes after the last storage belong to no storage")
+    return storages
+
+
+def load_legacy(buffer, name: str, weights_only: bool, extra_globals: dict, place):
+    """The object in a file of torch's legacy format (see :func:`write_legacy`); the errors of :func:`load`."""
+    def fail(problem):
+        return RuntimeError(f"chainrule.load: {name!r} is not a valid PyTorch checkpoint (legacy format): "
+                            f"{' '.join(problem.split())}")
+
+    view = _View(buffer)
+
+    def no_storage(pid):
+        raise _invalid("its header pickles name a storage")
+
+    def header():
+        return _WeightsOnlyUnpickler(view, no_storage, {}).load()
+
+    try:
+        magic, version, system = header(), header(), header()
+        if magic != LEGACY_MAGIC_NUMBER or version != LEGACY_PROTOCOL_VERSION or not isinstance(system, dict):
+            raise _invalid(f"its header is not torch's (magic {str(magic)[:40]}, protocol {str(version)[:40]})")
+        pickle_start = view.tell()
+        dry = _DryRun(view, len(buffer))
+        dry.load()
+        pickle_end = view.tell()
+        keys = header()
+        storages = _legacy_storages(buffer, dry.ids, keys, view.tell(), _invalid)
+
+        def storage(pid):
+            # the same bytes as the dry run: the same ids, checked there
+            if not (isinstance(pid, tuple) and len(pid) == 6 and pid[2] in storages):
+                raise _invalid(f"a persistent id is not a storage: {str(pid)[:100]}")
+            return storages[pid[2]][1]
+
+        data_pkl = _View(buffer, pickle_start, pickle_end)
+        if weights_only:
+            result = _WeightsOnlyUnpickler(data_pkl, storage, extra_globals).load()
+        else:
+            result = _TrustedUnpickler(data_pkl, storage).load()
+    except _Malformed as exc:
+        raise fail(str(exc)) from None
+    except pickle.UnpicklingError as exc:
+        if str(exc).startswith("Weights only load failed"):
+            raise
+        raise fail(f"its pickle is garbled ({' '.join(str(exc).split())[:200]})") from None
+    except RecursionError:
+        raise fail("its pickle nests too deeply") from None
+    except MemoryError:
+        raise
+    except Exception as exc:
+        if not weights_only and not isinstance(exc, EOFError):
+            raise
+        raise fail(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+    locations = {id(array): s.location for _, s in storages.values() for array in s.views}
+    return _place_all(result, lambda t: place(t, locations.get(id(t._data), "cpu")))

@@ -239,9 +239,8 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool | None 
         extra = dict(_global_name(entry) for entry in _safe_globals)
         return _torch_zip.load(buffer, name, weights_only, extra, place)
     if _torch_zip.is_legacy_torch(buffer):
-        raise RuntimeError(f"chainrule.load: {name!r} is a PyTorch checkpoint in the legacy format (torch < 1.6 "
-                           "or _use_new_zipfile_serialization=False), which chainrule does not read: re-save "
-                           "it with a current torch.save")
+        extra = dict(_global_name(entry) for entry in _safe_globals)
+        return _torch_zip.load_legacy(buffer, name, weights_only, extra, place)
     arrays, metadata = _safetensors.parse(buffer, name)
     return _safetensors.rebuild(arrays, metadata, name, lambda array, location: place(Tensor._make(array), location))
 

@@ -1,8 +1,8 @@
 """A mutation fuzzer for ``chainrule.load``: mutated valid checkpoints either load or raise the
 documented error, and never crash, hang or allocate beyond a bound of the file's size.
 
-Seeds: a chainrule safetensors checkpoint and a PyTorch-layout zip checkpoint (written by
-chainrule's pickle writer, the same layout as torch.save). Mutations: bit flips, interesting
+Seeds: a chainrule safetensors checkpoint, a PyTorch zip checkpoint and one in torch's legacy
+format (both written by chainrule.save, which torch.load reads). Mutations: bit flips, interesting
 bytes, truncations, splices between files, header edits (safetensors JSON fields), and pickle
 edits inside a zip whose CRCs are then recomputed so the unpickler itself is exercised. CI runs
 a fixed budget with a fixed seed; ``CHAINRULE_FUZZ=long`` runs 50 times more.
@@ -23,7 +23,7 @@ import pytest
 import chainrule
 
 LONG = os.environ.get("CHAINRULE_FUZZ") == "long"
-BUDGET = 1200 * (50 if LONG else 1)  # per seed format; CI total: 3,000 files
+BUDGET = 1200 * (50 if LONG else 1)  # per seed format; CI total: 3,300 files
 MEMORY_SAMPLE = 10  # measure the allocation peak of every 10th file
 INTERESTING = [0, 1, 0x7F, 0x80, 0xFF, ord("-"), ord("9"), ord("["), ord("{"), ord('"')]
 
@@ -50,6 +50,12 @@ def _zip_seed() -> bytes:
     from chainrule import _torch_zip
 
     return _torch_zip.dumps(_state())
+
+
+def _legacy_seed() -> bytes:
+    buffer = io.BytesIO()
+    chainrule.save(_state(), buffer, _use_new_zipfile_serialization=False)
+    return buffer.getvalue()
 
 
 def _rezip(data: bytes, edit) -> bytes:
@@ -176,15 +182,19 @@ def _same(got, want) -> bool:
     return type(got) is type(want) and got == want
 
 
-@pytest.mark.parametrize("fmt", ["safetensors-bytes", "safetensors-header", "zip-bytes", "zip-pickle"])
+@pytest.mark.parametrize("fmt", ["safetensors-bytes", "safetensors-header", "zip-bytes", "zip-pickle",
+                                 "legacy-bytes"])
 def test_mutated_checkpoints_load_or_raise_the_documented_error(fmt):
     safetensors, zipped = _safetensors_seed(), _zip_seed()
     seed, other = (safetensors, zipped) if fmt.startswith("safetensors") else (zipped, safetensors)
+    if fmt == "legacy-bytes":  # torch's pre-1.6 format: five pickles, then the storages' raw bytes
+        seed, other = _legacy_seed(), zipped
     expected = chainrule.load(io.BytesIO(seed))
     assert expected["epoch"] == 3
     rng = random.Random(f"chainrule-fuzz-{fmt}")
     outcomes = {"ok": 0, "error": 0, "refused": 0}
-    budget = BUDGET // 2 if fmt in ("safetensors-header", "zip-pickle") else BUDGET // 2 + BUDGET // 4
+    budget = {"safetensors-header": BUDGET // 2, "zip-pickle": BUDGET // 2, "legacy-bytes": BUDGET // 4}.get(
+        fmt, BUDGET // 2 + BUDGET // 4)
     worst = 0
     for i in range(budget):
         data = _mutate(rng, fmt, seed, other)

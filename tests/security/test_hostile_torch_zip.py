@@ -12,6 +12,7 @@ import pickle
 import re
 import struct
 import subprocess
+import sys
 import tracemalloc
 import warnings
 import zipfile
@@ -218,7 +219,8 @@ REFUSED_GLOBAL = {"os.system": "GLOBAL posix.system", "builtins.eval": "GLOBAL _
 def test_globals_outside_the_allowlist_are_refused_as_torch_refuses_them(name, monkeypatch):
     data = _checkpoint({"payload": REFUSED[name]})
     called = []
-    monkeypatch.setattr(os, "system", lambda *a: called.append(a))
+    for module in (os, sys.modules[os.name]):  # the pickle names posix.system, os re-exports it
+        monkeypatch.setattr(module, "system", lambda *a: called.append(a))
     with pytest.raises(pickle.UnpicklingError, match="^Weights only load failed") as caught:
         _load(data)
     assert REFUSED_GLOBAL[name] in str(caught.value) and not called
@@ -263,3 +265,74 @@ def test_crc_is_checked_for_every_record_that_is_read():
         with pytest.raises(RuntimeError, match="fails its CRC check"):
             _load(bytes(data))
         assert zlib.crc32(bytes(data)) != zlib.crc32(_valid())
+
+
+# ------------------------------------------------------------------------ torch's legacy format
+def _legacy(obj, keys, data: bytes) -> bytes:
+    """magic number, protocol, system info, ``obj`` (legacy persistent ids), ``keys``, then ``data``."""
+    main = io.BytesIO()
+    _torch_zip._Pickler(main, 2, legacy=True).dump(obj)
+    system = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}
+    head = b"".join(pickle.dumps(v, 2) for v in (_torch_zip.LEGACY_MAGIC_NUMBER, 1001, system))
+    return head + main.getvalue() + pickle.dumps(keys, 2) + data
+
+
+def _storage_bytes(count: int, payload: bytes) -> bytes:
+    return struct.pack("<q", count) + payload
+
+
+FOUR = np.arange(4, dtype=np.float32).tobytes()
+LEGACY = {
+    "a valid file": (lambda: _legacy({"w": _tensor(_record())}, ["0"], _storage_bytes(4, FOUR)), None),
+    "a record count unlike its pickle's": (lambda: _legacy({"w": _tensor(_record())}, ["0"], _storage_bytes(3, FOUR)),
+                                           r"storage '0' holds 3 elements but its pickle says 4"),
+    "2**62 elements claimed": (lambda: _legacy({"w": _tensor(_record(numel=LARGE))}, ["0"],
+                                               _storage_bytes(LARGE, FOUR)),
+                               r"storage '0' ends past the end of the file \(truncated\)"),
+    "bytes after the last storage": (lambda: _legacy({"w": _tensor(_record())}, ["0"], _storage_bytes(4, FOUR) + b"x"),
+                                     r"1 bytes after the last storage belong to no storage"),
+    "a truncated storage": (lambda: _legacy({"w": _tensor(_record())}, ["0"], _storage_bytes(4, FOUR)[:-1]),
+                            r"ends past the end of the file"),
+    "a missing storage": (lambda: _legacy({"w": _tensor(_record())}, ["0"], b""), r"storage '0' is missing"),
+    "keys unlike the pickle's storages": (lambda: _legacy({"w": _tensor(_record())}, ["1"], _storage_bytes(4, FOUR)),
+                                          r"its list of storage keys does not match"),
+    "keys that are not strings": (lambda: _legacy({"w": _tensor(_record())}, [0], _storage_bytes(4, FOUR)),
+                                  r"its list of storage keys does not match"),
+    "one storage with two sizes": (
+        lambda: _legacy({"a": _tensor(_record()), "b": _tensor(_record(numel=2), size=(1,))}, ["0"],
+                        _storage_bytes(4, FOUR)),
+        r"storage '0' is named with two types, sizes or devices"),
+    "a storage of an unknown type": (
+        lambda: _legacy({"w": _tensor(_record(kind=_torch_zip.StorageType("EvilStorage", np.float32)))}, ["0"],
+                        _storage_bytes(4, FOUR)),
+        r"a storage has the unknown type torch.EvilStorage"),
+    "a wrong magic number": (lambda: _legacy({}, [], b"").replace(b"\x8a\x0al\xfc", b"\x8a\x0al\xfd", 1), None),
+}
+
+
+@pytest.mark.parametrize("name", list(LEGACY))
+def test_hostile_legacy_files_raise_one_line_naming_the_problem(name):
+    build, problem = LEGACY[name]
+    data = build()
+    if problem is None and name == "a valid file":
+        np.testing.assert_array_equal(_load(data)["w"].numpy(), np.arange(4, dtype=np.float32))
+        return
+    with pytest.raises(RuntimeError, match=r"^chainrule\.load: '<file object>' ") as caught:
+        _load(data)
+    if problem is not None:
+        assert "(legacy format)" in str(caught.value) and re.search(problem, str(caught.value)), str(caught.value)
+
+
+def test_a_legacy_file_is_checked_before_its_pickle_runs(monkeypatch):
+    """weights_only=False runs the pickle's code, but only after the file checked out: the dry run
+    that finds the storages calls and imports nothing."""
+    data = _legacy({"w": _tensor(_record()), "run": _Reduce(os.system, ("echo",))}, ["0"], _storage_bytes(3, FOUR))
+    called = []
+    for module in (os, sys.modules[os.name]):  # the pickle names posix.system, os re-exports it
+        monkeypatch.setattr(module, "system", lambda *a: called.append(a))
+    with pytest.raises(RuntimeError, match="holds 3 elements"):
+        chainrule.load(io.BytesIO(data), weights_only=False)
+    assert not called
+    with pytest.raises(pickle.UnpicklingError, match="GLOBAL posix.system"):
+        _load(data.replace(_storage_bytes(3, FOUR), _storage_bytes(4, FOUR)))
+    assert not called
