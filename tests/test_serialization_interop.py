@@ -324,7 +324,14 @@ def test_a_chainrule_module_pickle_is_refused_by_torch_with_its_class_named(tmp_
     chainrule.save(_model(chainrule), tmp_path / "model.pt")
     with pytest.raises(pickle.UnpicklingError, match="chainrule.nn.modules.container.Sequential"):
         torch.load(tmp_path / "model.pt")
+    # trusted, torch imports chainrule's classes but hands them its own tensors: refused by name
+    with pytest.raises(TypeError, match=r"chainrule.nn.modules.linear.Linear is a chainrule module, but its "
+                                        r"parameters were rebuilt as torch.nn.parameter.Parameter.*state_dict"):
+        torch.load(tmp_path / "model.pt", weights_only=False)
     model = chainrule.load(tmp_path / "model.pt", weights_only=False)  # chainrule itself rebuilds it
+    with chainrule.serialization.safe_globals([chainrule.nn.Sequential, chainrule.nn.Linear, chainrule.nn.ReLU,
+                                               chainrule.nn.BatchNorm1d]):
+        assert type(chainrule.load(tmp_path / "model.pt")) is chainrule.nn.Sequential  # classes the user allowed
     x, _ = _batch(chainrule)
     model.eval()
     twin = _model(chainrule).eval()

@@ -1,23 +1,25 @@
-"""PyTorch's zip checkpoint format, read without PyTorch, and written for whole objects.
+"""PyTorch's checkpoint formats, read without PyTorch and written so that PyTorch reads them.
 
 ``torch.save`` writes a zip archive: ``<name>/data.pkl`` is a pickle of the object in which every
 tensor is ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)`` and every
 storage a persistent id ``('storage', torch.FloatStorage, key, location, numel)`` whose bytes are
-the stored (uncompressed) member ``<name>/data/<key>``.
+the stored (uncompressed, 64-byte aligned) member ``<name>/data/<key>``; uint16/32/64 tensors use
+``_rebuild_tensor_v3`` over an untyped (byte) storage. The legacy format (torch < 1.6) is five
+pickles in a row, then the storages' bytes. ``write`` and ``write_legacy`` produce exactly these,
+naming torch's globals, never chainrule's, and keeping views of one array as one storage.
 
 Reading with ``weights_only=True`` (the default, as in torch) never imports or calls anything
 outside a fixed allowlist: the pickle runs on a pure-Python unpickler whose GLOBAL lookup, REDUCE,
 NEWOBJ and BUILD opcodes accept only tensor and parameter rebuilds, storage types, dtypes,
-``OrderedDict``, ``set``/``frozenset``, ``torch.Size``/``torch.device`` (as tuple and str) and what
-the user allowed with ``add_safe_globals`` — the idea behind torch's ``weights_only=True``. Any
-other global raises ``pickle.UnpicklingError("Weights only load failed ...")`` before anything
-is called. Storages are views of the file's buffer (checked against their CRC), and every
-tensor's size, stride and offset are checked to lie inside its storage, so tensors cost no
-memory of their own.
+``OrderedDict``, ``set``/``frozenset``, ``torch.Size``/``torch.device`` and what the user allowed
+with ``add_safe_globals`` — the idea behind torch's ``weights_only=True``. Any other global raises
+``pickle.UnpicklingError("Weights only load failed ...")`` before anything is called. Storages are
+views of the file's buffer (checked against their CRC), and every tensor's size, stride and offset
+are checked to lie inside its storage, so tensors cost no memory of their own.
 
 ``weights_only=False`` is the user's explicit opt-in to ordinary unpickling, which runs whatever
-code the file names: only for files from a trusted source. ``chainrule.save`` writes this format
-for objects safetensors can't hold (a whole Module), so reading them back needs that opt-in.
+code the file names: only for files from a trusted source. A whole Module saved by chainrule needs
+it (its class is chainrule's).
 """
 
 from __future__ import annotations
@@ -216,6 +218,24 @@ def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, bac
     return _rebuild_tensor_v2(typed, storage_offset, size, stride, requires_grad, backward_hooks, metadata)
 
 
+def _set_module_state(module, state) -> None:
+    """Set a pickled chainrule Module's state (what BUILD does), refusing tensors that are not
+    chainrule's: torch.load(weights_only=False) of a chainrule.save(model) file gets here with torch's
+    tensors, and a chainrule module holding them would fail later with a puzzling error."""
+    attributes = state[0] if isinstance(state, tuple) and len(state) == 2 else state
+    for slot in ("_parameters", "_buffers"):
+        values = attributes.get(slot) if isinstance(attributes, dict) else None
+        for value in (values.values() if isinstance(values, dict) else ()):
+            if value is not None and not isinstance(value, Tensor):
+                kind = type(module)
+                raise TypeError(f"{kind.__module__}.{kind.__qualname__} is a chainrule module, but its {slot[1:]} "
+                                f"were rebuilt as {type(value).__module__}.{type(value).__qualname__}: a file of "
+                                "chainrule.save(model) loads only in chainrule (chainrule.load(f, weights_only=False)). "
+                                "To move a model to PyTorch, save model.state_dict() and load it with the PyTorch "
+                                "model's load_state_dict")
+    module.__setstate__(attributes)
+
+
 _CALLABLES = {
     "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
     "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
@@ -349,6 +369,7 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
         self.extra = extra_globals
         self.callables = {id(v) for v in (*_CALLABLES.values(), *extra_globals.values())}
         self.classes = {id(c) for c in (*_CLASSES, *(v for v in extra_globals.values() if isinstance(v, type)))}
+        self.classes_allowed = {v for v in extra_globals.values() if isinstance(v, type)}
 
     def find_class(self, module, name):
         key = f"{module}.{name}"
@@ -356,6 +377,8 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
             return self.allowed[key]
         if key in self.extra:
             return self.extra[key]
+        if key == f"{__name__}._set_module_state" and self.classes_allowed:
+            return _set_module_state  # applied only to an allowed class's instance (load_reduce)
         raise refusal(f"Unsupported global: GLOBAL {key[:200]} was not an allowed global by default. "
                       f"Please use `chainrule.serialization.add_safe_globals([{name[:100]}])` or the "
                       f"`chainrule.serialization.safe_globals([{name[:100]}])` context manager to allowlist "
@@ -371,6 +394,9 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
     def load_reduce(self):
         args = self.stack.pop()
         func = self.stack[-1]
+        if func is _set_module_state and isinstance(args, tuple) and len(args) == 2 and type(args[0]) in self.classes_allowed:
+            self.stack[-1] = func(*args)  # a module of a class the user allowed (add_safe_globals), as BUILD
+            return
         self._check_callable(func, "REDUCE")
         if not isinstance(args, tuple):
             raise _invalid("REDUCE arguments are not a tuple")
@@ -555,6 +581,9 @@ _UNTYPED_DTYPES = {np.dtype(np.uint16), np.dtype(np.uint32), np.dtype(np.uint64)
 ALIGNMENT = 64  # torch aligns every record's bytes to 64 (its .storage_alignment), so mmap=True can view them
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None), bytes, tuple, list, dict, OrderedDict})
+
+
 def _torch_global(obj) -> str | None:
     """``"module\\nname"`` of the torch global that ``obj`` is written as, or None."""
     kind = type(obj)
@@ -604,10 +633,15 @@ class _Pickler(pickle._Pickler):
     only its ``save_global`` can name a module (torch) without importing it."""
 
     def __init__(self, file, protocol: int, legacy: bool = False) -> None:
+        from ._backend import device
+        from .nn.modules.module import Module
+        from .tensor import Size
+
         super().__init__(file, protocol=protocol)
         self.storages: dict = {}  # identity of the memory -> _StorageRecord, in order of first use
         self.copies: list = []  # arrays copied for the file: kept alive so their ids stay unique
         self.legacy = legacy
+        self.device, self.module, self.size = device, Module, Size
 
     def persistent_id(self, obj):
         if type(obj) is _StorageRecord:
@@ -625,16 +659,21 @@ class _Pickler(pickle._Pickler):
 
     def reducer_override(self, obj):
         kind = type(obj)
+        if kind in _PLAIN:  # called for every object: the common ones leave first
+            return NotImplemented
         if kind is _TorchGlobal or kind is StorageType or isinstance(obj, _dtype.dtype):
             return "written by save_global"
         if isinstance(obj, Tensor):
             return self.reduce_tensor(obj)
-        from ._backend import device
-        from .tensor import Size
-
-        if kind is Size:
+        if isinstance(obj, self.module):
+            reduced = obj.__reduce_ex__(self.proto)
+            if isinstance(reduced, tuple) and len(reduced) >= 3 and reduced[2] is not None:
+                # its state goes through _set_module_state (pickle's state_setter), which refuses torch's
+                # tensors: a torch unpickler that imports chainrule gets a clear error, not a broken module
+                return (*reduced[:5], *(None,) * (5 - len(reduced)), _set_module_state)
+        if kind is self.size:
             return (_WRITE_SIZE, (tuple(obj),))
-        if kind is device:
+        if kind is self.device:
             return (_WRITE_DEVICE, (obj.type,) if obj.index is None else (obj.type, obj.index))
         return NotImplemented
 

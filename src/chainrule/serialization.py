@@ -1,19 +1,21 @@
 """Checkpoints: ``save(obj, f)`` / ``load(f)``, torch.serialization's API, files treated as untrusted.
 
-``save`` writes a plain safetensors file (see :mod:`chainrule._safetensors`) for anything made of
-tensors, arrays, dicts, lists, tuples and plain values — state dicts, optimizer and scheduler
-state, ``{"epoch": 3, "model": ...}`` — so any safetensors reader can open it and loading it
-never unpickles. An object safetensors can't hold (a whole ``nn.Module``) is pickled into
-PyTorch's zip layout instead, and reading that back needs ``weights_only=False``, as in torch.
+``save`` writes torch's zip format (:mod:`chainrule._torch_zip`), which real ``torch.load`` reads
+— with ``weights_only=True``, its default, for tensors, containers and plain values (state dicts,
+optimizer and scheduler state, ``{"epoch": 3, "model": ...}``) — and ``_use_new_zipfile_serialization
+=False`` torch's legacy format. A path ending in ``.safetensors`` gets a safetensors file instead
+(see :mod:`chainrule._safetensors`) when the object is tensors and containers with plain values, so
+any safetensors reader opens it. A whole ``nn.Module`` pickles its class, so reading it back needs
+``weights_only=False`` (and chainrule: torch refuses chainrule's classes, and chainrule torch's).
 Writes to a path are atomic: a temporary file in the same directory, flushed and fsynced, then
 ``os.replace``d over the target, so a crash mid-save leaves the old file intact.
 
-``load`` reads safetensors files and PyTorch's zip checkpoints (``torch.save`` output) without
-PyTorch: with ``weights_only=True`` (the default) through a restricted unpickler that only
-rebuilds tensors and containers (:mod:`chainrule._torch_zip`). Threat model and limits:
-``docs/security.md``. A malformed file raises ``RuntimeError`` naming the file and the problem; a
-pickle that needs a global outside the allowlist raises ``pickle.UnpicklingError`` ("Weights only
-load failed ..."), before anything is called.
+``load`` reads torch's zip and legacy checkpoints and safetensors files without PyTorch: with
+``weights_only=True`` (the default) through a restricted unpickler that only rebuilds tensors and
+containers. Threat model and limits: ``docs/security.md``. A malformed file raises
+``RuntimeError`` naming the file and the problem; a pickle that needs a global outside the
+allowlist raises ``pickle.UnpicklingError`` ("Weights only load failed ..."), before anything is
+called.
 """
 
 from __future__ import annotations
