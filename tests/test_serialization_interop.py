@@ -256,12 +256,40 @@ def test_pickle_protocols_load_as_torch_files_of_that_protocol_do(tmp_path, prot
     assert got["n"] == 1 and torch.equal(got["w"], torch.arange(3.0))
 
 
+class _Unseekable(io.RawIOBase):
+    """A write-only stream (a pipe, a socket): zipfile writes data descriptors after each record."""
+
+    def __init__(self) -> None:
+        self.chunks = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+
+def test_a_stream_that_cannot_seek_gets_a_file_torch_reads():
+    stream = _Unseekable()
+    chainrule.save({"w": chainrule.arange(4.0), "n": 2}, stream)
+    data = b"".join(stream.chunks)
+    got = torch.load(io.BytesIO(data))
+    assert got["n"] == 2 and torch.equal(got["w"], torch.arange(4.0))
+    assert chainrule.load(io.BytesIO(data))["n"] == 2
+
+
 def test_bad_save_arguments_raise_before_writing(tmp_path):
     with pytest.raises(ValueError, match="pickle_protocol"):
         chainrule.save({}, tmp_path / "x.pt", pickle_protocol=1)
     with pytest.raises(ValueError, match="pickle_module"):
         chainrule.save({}, tmp_path / "x.pt", pickle_module=object())
     assert not (tmp_path / "x.pt").exists()
+    for lib in (chainrule, torch):  # torch's error for a missing folder
+        with pytest.raises(RuntimeError, match="Parent directory .*missing does not exist"):
+            lib.save({}, tmp_path / "missing" / "x.pt")
+    with pytest.raises(IsADirectoryError):
+        chainrule.save({}, tmp_path)
 
 
 # ------------------------------------------------------------------------ whole training states

@@ -123,6 +123,10 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
         write(f)
         return
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise RuntimeError(f"Parent directory {os.fsdecode(directory)} does not exist.")  # torch's words
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"chainrule.save: {os.fsdecode(path)!r} is a directory; give a file name")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
