@@ -51,7 +51,7 @@ def _views(lib):
     base = lib.arange(24, dtype=lib.float32).reshape(4, 6)
     return OrderedDict([("base", base), ("transposed", base.t()), ("row", base[1]), ("strided", base[:, 1::2]),
                         ("narrowed", base.narrow(0, 1, 2)), ("expanded", base[2:3].expand(3, 6)),
-                        ("alone", lib.arange(10, dtype=lib.int32)[2:7:2])])
+                        ("alone", lib.arange(10, dtype=lib.int32)[2:7:2]), ("detached", base.detach())])
 
 
 def _containers(lib):
@@ -290,6 +290,19 @@ def test_bad_save_arguments_raise_before_writing(tmp_path):
             lib.save({}, tmp_path / "missing" / "x.pt")
     with pytest.raises(IsADirectoryError):
         chainrule.save({}, tmp_path)
+
+
+def test_cuda_tensors_keep_their_location_for_torch(tmp_path):
+    """A tensor saved from 'cuda' (the stand-in here) is recorded as torch records it, so torch.load on a
+    CPU-only machine says what torch says, and map_location='cpu' brings the values."""
+    from chainrule._backend import use_standin_cuda
+
+    with use_standin_cuda():
+        chainrule.save({"w": chainrule.arange(3.0, device="cuda")}, tmp_path / "gpu.pt")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="Attempting to deserialize object on a CUDA device"):
+            torch.load(tmp_path / "gpu.pt")
+    assert torch.equal(torch.load(tmp_path / "gpu.pt", map_location="cpu")["w"], torch.arange(3.0))
 
 
 # ------------------------------------------------------------------------ whole training states
