@@ -30,7 +30,7 @@ import struct
 import sys
 import zipfile
 import zlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 import numpy as np
 
@@ -233,7 +233,7 @@ def _set_module_state(module, state) -> None:
                                 "chainrule.save(model) loads only in chainrule (chainrule.load(f, weights_only=False)). "
                                 "To move a model to PyTorch, save model.state_dict() and load it with the PyTorch "
                                 "model's load_state_dict")
-    module.__setstate__(attributes)
+    module.__setstate__(state)  # as BUILD would
 
 
 _CALLABLES = {
@@ -321,8 +321,7 @@ class _Archive:
         self.members = {info.filename: info for info in infos}
         if len(self.members) != len(infos):
             # two readers could pick different ones of the same name: refuse the ambiguity
-            seen: set = set()
-            twice = next(info.filename for info in infos if info.filename in seen or seen.add(info.filename))
+            twice = next(name for name, count in Counter(info.filename for info in infos).items() if count > 1)
             raise _invalid(f"it has two members named {twice[:200]!r}")
         pickles = [n for n in self.members if n.endswith("/data.pkl") and n.count("/") == 1]
         if len(pickles) != 1:
@@ -895,12 +894,10 @@ def _legacy_storages(buffer, ids: list, keys, data_start: int, fail) -> dict:
     return storages
 
 
-def load_legacy(buffer, name: str, weights_only: bool, extra_globals: dict, place):
-    """The object in a file of torch's legacy format (see :func:`write_legacy`); the errors of :func:`load`."""
-    def fail(problem):
-        return RuntimeError(f"chainrule.load: {name!r} is not a valid PyTorch checkpoint (legacy format): "
-                            f"{' '.join(problem.split())}")
-
+def _legacy_layout(buffer) -> tuple[int, int, dict]:
+    """Where the object's pickle starts and ends, and its storages: the header pickles read as
+    weights-only, the object's pickle dry-run (nothing called or imported), the keys and the
+    storages' bytes checked against each other and the file's length."""
     view = _View(buffer)
 
     def no_storage(pid):
@@ -909,24 +906,44 @@ def load_legacy(buffer, name: str, weights_only: bool, extra_globals: dict, plac
     def header():
         return _WeightsOnlyUnpickler(view, no_storage, {}).load()
 
+    magic, version, system = header(), header(), header()
+    if magic != LEGACY_MAGIC_NUMBER or version != LEGACY_PROTOCOL_VERSION or not isinstance(system, dict):
+        raise _invalid(f"its header is not torch's (magic {str(magic)[:40]}, protocol {str(version)[:40]})")
+    pickle_start = view.tell()
+    dry = _DryRun(view, len(buffer))
+    dry.load()
+    pickle_end = view.tell()
+    keys = header()
+    return pickle_start, pickle_end, _legacy_storages(buffer, dry.ids, keys, view.tell(), _invalid)
+
+
+def load_legacy(buffer, name: str, weights_only: bool, extra_globals: dict, place):
+    """The object in a file of torch's legacy format (see :func:`write_legacy`); the errors of :func:`load`."""
+    def fail(problem):
+        return RuntimeError(f"chainrule.load: {name!r} is not a valid PyTorch checkpoint (legacy format): "
+                            f"{' '.join(problem.split())}")
+
     try:
-        magic, version, system = header(), header(), header()
-        if magic != LEGACY_MAGIC_NUMBER or version != LEGACY_PROTOCOL_VERSION or not isinstance(system, dict):
-            raise _invalid(f"its header is not torch's (magic {str(magic)[:40]}, protocol {str(version)[:40]})")
-        pickle_start = view.tell()
-        dry = _DryRun(view, len(buffer))
-        dry.load()
-        pickle_end = view.tell()
-        keys = header()
-        storages = _legacy_storages(buffer, dry.ids, keys, view.tell(), _invalid)
+        pickle_start, pickle_end, storages = _legacy_layout(buffer)
+    except pickle.UnpicklingError as exc:
+        if str(exc).startswith("Weights only load failed"):
+            raise
+        raise fail(str(exc) if isinstance(exc, _Malformed) else f"its pickle is garbled ({str(exc)[:200]})") from None
+    except RecursionError:
+        raise fail("its pickle nests too deeply") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # whatever a garbled pickle trips over: nothing of the file's ran yet
+        raise fail(f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
-        def storage(pid):
-            # the same bytes as the dry run: the same ids, checked there
-            if not (isinstance(pid, tuple) and len(pid) == 6 and pid[2] in storages):
-                raise _invalid(f"a persistent id is not a storage: {str(pid)[:100]}")
-            return storages[pid[2]][1]
+    def storage(pid):
+        # the same bytes as the dry run: the same ids, checked there
+        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[2] in storages):
+            raise _invalid(f"a persistent id is not a storage: {str(pid)[:100]}")
+        return storages[pid[2]][1]
 
-        data_pkl = _View(buffer, pickle_start, pickle_end)
+    data_pkl = _View(buffer, pickle_start, pickle_end)
+    try:
         if weights_only:
             result = _WeightsOnlyUnpickler(data_pkl, storage, extra_globals).load()
         else:
@@ -936,14 +953,14 @@ def load_legacy(buffer, name: str, weights_only: bool, extra_globals: dict, plac
     except pickle.UnpicklingError as exc:
         if str(exc).startswith("Weights only load failed"):
             raise
-        raise fail(f"its pickle is garbled ({' '.join(str(exc).split())[:200]})") from None
+        raise fail(f"its pickle is garbled ({str(exc)[:200]})") from None
     except RecursionError:
         raise fail("its pickle nests too deeply") from None
     except MemoryError:
         raise
     except Exception as exc:
-        if not weights_only and not isinstance(exc, EOFError):
-            raise
-        raise fail(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+        if not weights_only:
+            raise  # with weights_only=False the file's own classes may raise anything
+        raise fail(f"{type(exc).__name__}: {str(exc)[:200]}") from None
     locations = {id(array): s.location for _, s in storages.values() for array in s.views}
     return _place_all(result, lambda t: place(t, locations.get(id(t._data), "cpu")))

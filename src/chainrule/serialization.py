@@ -79,10 +79,10 @@ def safe_globals(safe_globals: list):
 def _safetensors_writer(obj):
     """``write(out)`` of ``obj`` as a safetensors file, or None when safetensors can't hold it."""
     try:
-        _safetensors.header(obj)
+        encoded = _safetensors.header(obj)
     except _safetensors.Unsupported:
         return None
-    return lambda out: _safetensors.write(obj, out)
+    return lambda out: _safetensors.write(obj, out, encoded)
 
 
 def _archive_name(path: str) -> str:
