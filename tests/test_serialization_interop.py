@@ -388,11 +388,11 @@ def test_a_torch_module_pickle_names_the_class_and_the_fix(tmp_path):
 
 
 # ------------------------------------------------------------------------ safetensors both ways
-safetensors_torch = pytest.importorskip("safetensors.torch")
 SAFETENSORS_DTYPES = [name for name in DTYPES if name != "complex128"]  # safetensors has no C128
 
 
 def test_chainrule_safetensors_files_load_in_the_safetensors_package(tmp_path):
+    safetensors_torch = pytest.importorskip("safetensors.torch")  # the "checkpoint" extra
     ours = {name: _values(chainrule, name) for name in SAFETENSORS_DTYPES}
     ours["transposed"] = chainrule.arange(6.0).reshape(2, 3).t()
     ours["empty"] = chainrule.zeros(0, 2)
@@ -408,6 +408,7 @@ def test_chainrule_safetensors_files_load_in_the_safetensors_package(tmp_path):
 
 
 def test_safetensors_package_files_load_in_chainrule(tmp_path):
+    safetensors_torch = pytest.importorskip("safetensors.torch")
     theirs = {name: _values(torch, name) for name in SAFETENSORS_DTYPES}
     safetensors_torch.save_file(theirs, tmp_path / "theirs.safetensors", metadata={"format": "pt"})
     got = chainrule.load(tmp_path / "theirs.safetensors")
