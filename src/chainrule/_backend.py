@@ -88,21 +88,67 @@ def use_standin_cuda(devices: int | None = None):
         _standin._devices.count, _standin._devices.current, selected_gpu.index = saved_devices
 
 
+# torch's device types: any of them names a device (torch.device('mps') is fine to construct on any
+# machine); chainrule computes on 'cpu' and 'cuda', and using another raises (module_for_device)
+DEVICE_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve", "fpga", "maia",
+                "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia", "privateuseone")
+_MAX_DEVICE_INDEX = 2**31 - 1
+
+
+def _parse_device(text: str) -> tuple[str, int | None]:
+    """(type, index) of a device string by torch's grammar: a known type, then optionally ':' and a
+    decimal index with no sign, space or leading zero ('cuda:1'); torch's RuntimeError otherwise."""
+    if text == "cpu" or text == "cuda":
+        return text, None
+    if not text:
+        raise RuntimeError("Device string must not be empty")
+    kind, colon, digits = text.partition(":")
+    name_ok = kind.isascii() and kind.replace("_", "a").isalpha()
+    index_ok = not colon or (digits.isascii() and digits.isdigit() and (digits == "0" or digits[0] != "0"))
+    if not (name_ok and index_ok):
+        raise RuntimeError(f"Invalid device string: '{text}'")
+    if kind not in DEVICE_TYPES:
+        raise RuntimeError(f"Expected one of {', '.join(DEVICE_TYPES)} device type at start of device string: {kind}")
+    if not colon:
+        return kind, None
+    if len(digits) > 10 or int(digits) > _MAX_DEVICE_INDEX:
+        raise RuntimeError(f"Could not parse device index '{digits}' in device string '{text}'")
+    return kind, int(digits)
+
+
 class device:
-    """torch.device: ``device('cpu')``, ``device('cuda')``, ``device('cuda', 0)``, ``device('cuda:0')``."""
+    """torch.device: ``device('cpu')``, ``device('cuda')``, ``device('cuda', 0)``, ``device('cuda:0')``;
+    an int is the accelerator's index. Any index is fine to construct; using one the machine lacks
+    raises then ("CUDA error: invalid device ordinal"), as in torch."""
 
     __slots__ = ("type", "index")
 
-    def __init__(self, type: str | device, index: int | None = None) -> None:
-        if isinstance(type, device):
+    def __init__(self, type: str | device | int, index: int | None = None) -> None:
+        if isinstance(type, device) and index is None:
             type, index = type.type, type.index
-        if not isinstance(type, str):
-            raise TypeError(f"device(): expected a string like 'cpu' or 'cuda', got {type!r}")
-        if ":" in type:
-            type, _, idx = type.partition(":")
-            index = int(idx)
-        if type not in ("cpu", "cuda"):
-            raise RuntimeError(f"Expected one of cpu, cuda device type at start of device string: {type}")
+        elif isinstance(type, str):
+            kind, parsed = _parse_device(type)
+            if index is not None:
+                if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+                    raise TypeError(f"device(): argument 'index' (position 2) must be int, not "
+                                    f"{index.__class__.__name__}")
+                if parsed is not None:
+                    raise RuntimeError("type (string) must not include an index because index was passed "
+                                       f"explicitly: {type}")
+                if index < 0:
+                    raise RuntimeError("Device index must not be negative")
+                parsed = int(index)
+            type, index = kind, parsed
+        elif isinstance(type, (int, np.integer)) and not isinstance(type, bool) and index is None:
+            # torch.device(1): the accelerator's device 1
+            if not cuda_available():
+                raise RuntimeError("Cannot access accelerator device when none is available.")
+            if type < 0:
+                raise RuntimeError("Device index must not be negative")
+            type, index = "cuda", int(type)
+        else:
+            raise TypeError(f"device(): expected a string like 'cpu' or 'cuda' (and an optional int index), got "
+                            f"{type!r}" + ("" if index is None else f" and {index!r}"))
         self.type = type
         self.index = index
 
@@ -138,14 +184,16 @@ class _DefaultDevice:
 default_device = _DefaultDevice()
 
 
+def _device_count(cp) -> int:
+    try:
+        return int(cp.cuda.runtime.getDeviceCount())
+    except Exception:
+        return 0
+
+
 def cuda_available() -> bool:
     cp = cuda_module()
-    if cp is None:
-        return False
-    try:
-        return cp.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
+    return cp is not None and _device_count(cp) > 0
 
 
 def array_module(*arrays):
@@ -181,15 +229,33 @@ def writeable(array) -> bool:
     return array.flags.writeable if type(array) is _ndarray else True
 
 
+class CudaUnavailableError(RuntimeError, AssertionError):
+    """device='cuda' on a machine without CuPy or a GPU: torch built without CUDA raises
+    AssertionError ("Torch not compiled with CUDA enabled") there, chainrule always raised
+    RuntimeError; this is both, so either ``except`` catches it."""
+
+
+def invalid_ordinal(dev, count: int) -> RuntimeError:
+    """torch's error for a CUDA device index the machine lacks."""
+    return RuntimeError(f"CUDA error: invalid device ordinal: {dev} was asked for, but this machine has {count} CUDA "
+                        f"device{'' if count == 1 else 's'} (cuda:0 to cuda:{count - 1})")
+
+
 def module_for_device(dev) -> object:
     dev = device(dev) if not isinstance(dev, device) else dev
     if dev.type == "cpu":
         return np
+    if dev.type != "cuda":
+        raise NotImplementedError(f"chainrule has no '{dev.type}' backend: tensors live on the 'cpu' or on 'cuda' "
+                                  f"(device={str(dev)!r})")
     cp = cuda_module()
     if cp is None:
-        raise RuntimeError("device='cuda' needs CuPy: install it with pip install 'chainrule[cuda]'")
-    if not cuda_available():
-        raise RuntimeError("device='cuda' was requested but no CUDA GPU is available")
+        raise CudaUnavailableError("device='cuda' needs CuPy: install it with pip install 'chainrule[cuda]'")
+    count = _device_count(cp)
+    if count == 0:
+        raise CudaUnavailableError("device='cuda' was requested but no CUDA GPU is available")
+    if dev.index is not None and dev.index >= count:
+        raise invalid_ordinal(dev, count)
     return cp
 
 

@@ -117,6 +117,15 @@ def header(obj) -> tuple[bytes, list]:
     return struct.pack("<Q", len(text)) + text, arrays
 
 
+def write(obj, out, encoded: tuple[bytes, list] | None = None) -> None:
+    """Write ``obj`` to the binary stream ``out`` as a safetensors file (``Unsupported`` if it can't
+    hold it); ``encoded`` is its ``header(obj)`` when the caller already has it."""
+    head, arrays = header(obj) if encoded is None else encoded
+    out.write(head)
+    for array in arrays:
+        out.write(memoryview(array.reshape(-1)).cast("B") if array.size else b"")
+
+
 # ---------------------------------------------------------------------------------------- load
 def _no_duplicate_keys(pairs):
     out = {}

@@ -1,23 +1,25 @@
-"""PyTorch's zip checkpoint format, read without PyTorch, and written for whole objects.
+"""PyTorch's checkpoint formats, read without PyTorch and written so that PyTorch reads them.
 
 ``torch.save`` writes a zip archive: ``<name>/data.pkl`` is a pickle of the object in which every
 tensor is ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)`` and every
 storage a persistent id ``('storage', torch.FloatStorage, key, location, numel)`` whose bytes are
-the stored (uncompressed) member ``<name>/data/<key>``.
+the stored (uncompressed, 64-byte aligned) member ``<name>/data/<key>``; uint16/32/64 tensors use
+``_rebuild_tensor_v3`` over an untyped (byte) storage. The legacy format (torch < 1.6) is five
+pickles in a row, then the storages' bytes. ``write`` and ``write_legacy`` produce exactly these,
+naming torch's globals, never chainrule's, and keeping views of one array as one storage.
 
 Reading with ``weights_only=True`` (the default, as in torch) never imports or calls anything
 outside a fixed allowlist: the pickle runs on a pure-Python unpickler whose GLOBAL lookup, REDUCE,
 NEWOBJ and BUILD opcodes accept only tensor and parameter rebuilds, storage types, dtypes,
-``OrderedDict``, ``set``/``frozenset``, ``torch.Size``/``torch.device`` (as tuple and str) and what
-the user allowed with ``add_safe_globals`` — the idea behind torch's ``weights_only=True``. Any
-other global raises ``pickle.UnpicklingError("Weights only load failed ...")`` before anything
-is called. Storages are views of the file's buffer (checked against their CRC), and every
-tensor's size, stride and offset are checked to lie inside its storage, so tensors cost no
-memory of their own.
+``OrderedDict``, ``set``/``frozenset``, ``torch.Size``/``torch.device`` and what the user allowed
+with ``add_safe_globals`` — the idea behind torch's ``weights_only=True``. Any other global raises
+``pickle.UnpicklingError("Weights only load failed ...")`` before anything is called. Storages are
+views of the file's buffer (checked against their CRC), and every tensor's size, stride and offset
+are checked to lie inside its storage, so tensors cost no memory of their own.
 
 ``weights_only=False`` is the user's explicit opt-in to ordinary unpickling, which runs whatever
-code the file names: only for files from a trusted source. ``chainrule.save`` writes this format
-for objects safetensors can't hold (a whole Module), so reading them back needs that opt-in.
+code the file names: only for files from a trusted source. A whole Module saved by chainrule needs
+it (its class is chainrule's).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from __future__ import annotations
 import io
 import pickle
 import struct
+import sys
 import zipfile
 import zlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 import numpy as np
 
@@ -36,7 +39,7 @@ from .tensor import Tensor
 
 MAX_DIMS = 64
 MAX_MEMBERS = 1 << 16
-_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # torch < 1.6's pickled magic number
+_LEGACY_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # torch's legacy magic number as a pickle's LONG1
 
 
 def is_zip(buffer) -> bool:
@@ -44,7 +47,9 @@ def is_zip(buffer) -> bool:
 
 
 def is_legacy_torch(buffer) -> bool:
-    return bytes(buffer[:len(_LEGACY_MAGIC)]) == _LEGACY_MAGIC
+    """A file of torch's legacy format: a pickle (PROTO, a FRAME from protocol 4) of its magic number."""
+    head = bytes(buffer[:32])
+    return head[:1] == b"\x80" and _LEGACY_MAGIC in head[2:]
 
 
 # ------------------------------------------------------------------------ the allowlisted globals
@@ -88,10 +93,6 @@ ComplexDoubleStorage = StorageType("ComplexDoubleStorage", np.complex128)
 _STORAGE_TYPES.update({s.name: s for s in (ComplexFloatStorage, ComplexDoubleStorage)})
 _BY_DTYPE = {s.dtype: s for s in _STORAGE_TYPES.values() if s is not BFloat16Storage}
 _STORAGE_TYPES[UntypedStorage.name] = UntypedStorage
-
-
-def _storage_type(array_dtype) -> StorageType | None:
-    return BFloat16Storage if array_dtype.name == "bfloat16" else _BY_DTYPE.get(array_dtype)
 
 
 class Storage:
@@ -180,13 +181,21 @@ def _encode(text, encoding="latin1"):
 def _size(values=()):
     if not isinstance(values, (tuple, list)) or not all(type(v) is int for v in values):
         raise _invalid("torch.Size holds something other than ints")
-    return tuple(values)
+    from .tensor import Size
+
+    return Size(values)
 
 
 def _device(kind, index=None):
     if not isinstance(kind, str) or len(kind) > 32 or (index is not None and type(index) is not int):
         raise _invalid("torch.device is not a device name")
-    return kind if index is None else f"{kind}:{index}"
+    from ._backend import device
+
+    try:
+        return device(kind, index)
+    except (RuntimeError, ValueError, TypeError):
+        # a device chainrule doesn't have ('mps', 'xla'): its name, as the file gave it
+        return kind if index is None else f"{kind}:{index}"
 
 
 def _dtypes() -> dict:
@@ -207,6 +216,24 @@ def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, bac
                     bfloat16=dtype is _dtype.bfloat16, location=storage.location)
     typed.views = storage.views  # map_location places the arrays of the file's storages
     return _rebuild_tensor_v2(typed, storage_offset, size, stride, requires_grad, backward_hooks, metadata)
+
+
+def _set_module_state(module, state) -> None:
+    """Set a pickled chainrule Module's state (what BUILD does), refusing tensors that are not
+    chainrule's: torch.load(weights_only=False) of a chainrule.save(model) file gets here with torch's
+    tensors, and a chainrule module holding them would fail later with a puzzling error."""
+    attributes = state[0] if isinstance(state, tuple) and len(state) == 2 else state
+    for slot in ("_parameters", "_buffers"):
+        values = attributes.get(slot) if isinstance(attributes, dict) else None
+        for value in (values.values() if isinstance(values, dict) else ()):
+            if value is not None and not isinstance(value, Tensor):
+                kind = type(module)
+                raise TypeError(f"{kind.__module__}.{kind.__qualname__} is a chainrule module, but its {slot[1:]} "
+                                f"were rebuilt as {type(value).__module__}.{type(value).__qualname__}: a file of "
+                                "chainrule.save(model) loads only in chainrule (chainrule.load(f, weights_only=False)). "
+                                "To move a model to PyTorch, save model.state_dict() and load it with the PyTorch "
+                                "model's load_state_dict")
+    module.__setstate__(state)  # as BUILD would
 
 
 _CALLABLES = {
@@ -292,6 +319,10 @@ class _Archive:
         if len(infos) > MAX_MEMBERS:
             raise _invalid(f"it has {len(infos)} members (at most {MAX_MEMBERS})")
         self.members = {info.filename: info for info in infos}
+        if len(self.members) != len(infos):
+            # two readers could pick different ones of the same name: refuse the ambiguity
+            twice = next(name for name, count in Counter(info.filename for info in infos).items() if count > 1)
+            raise _invalid(f"it has two members named {twice[:200]!r}")
         pickles = [n for n in self.members if n.endswith("/data.pkl") and n.count("/") == 1]
         if len(pickles) != 1:
             raise _invalid("it is a zip file without exactly one <name>/data.pkl: not a PyTorch checkpoint")
@@ -312,6 +343,9 @@ class _Archive:
         if len(local) < 30 or local[:4] != b"PK\x03\x04":
             raise _invalid(f"member {info.filename!r} has no local header")
         name_length, extra_length = struct.unpack("<HH", local[26:30])
+        local_name = bytes(self.buffer[at + 30:at + 30 + name_length])
+        if local_name not in (info.filename.encode("utf-8"), info.filename.encode("cp437", "replace")):
+            raise _invalid(f"member {info.filename!r} has another name in its local header ({local_name[:100]!r})")
         begin = at + 30 + name_length + extra_length
         end = begin + info.file_size
         if end > len(self.buffer):
@@ -334,6 +368,7 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
         self.extra = extra_globals
         self.callables = {id(v) for v in (*_CALLABLES.values(), *extra_globals.values())}
         self.classes = {id(c) for c in (*_CLASSES, *(v for v in extra_globals.values() if isinstance(v, type)))}
+        self.classes_allowed = {v for v in extra_globals.values() if isinstance(v, type)}
 
     def find_class(self, module, name):
         key = f"{module}.{name}"
@@ -341,6 +376,8 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
             return self.allowed[key]
         if key in self.extra:
             return self.extra[key]
+        if key == f"{__name__}._set_module_state" and self.classes_allowed:
+            return _set_module_state  # applied only to an allowed class's instance (load_reduce)
         raise refusal(f"Unsupported global: GLOBAL {key[:200]} was not an allowed global by default. "
                       f"Please use `chainrule.serialization.add_safe_globals([{name[:100]}])` or the "
                       f"`chainrule.serialization.safe_globals([{name[:100]}])` context manager to allowlist "
@@ -356,6 +393,9 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
     def load_reduce(self):
         args = self.stack.pop()
         func = self.stack[-1]
+        if func is _set_module_state and isinstance(args, tuple) and len(args) == 2 and type(args[0]) in self.classes_allowed:
+            self.stack[-1] = func(*args)  # a module of a class the user allowed (add_safe_globals), as BUILD
+            return
         self._check_callable(func, "REDUCE")
         if not isinstance(args, tuple):
             raise _invalid("REDUCE arguments are not a tuple")
@@ -516,48 +556,411 @@ def _place_all(obj, place, depth: int = 0):
 
 
 # ------------------------------------------------------------------------ writing
-class _Pickler(pickle.Pickler):
-    """Pickles tensors as torch does: a rebuild call over a storage written as its own member."""
+class _TorchGlobal:
+    """A rebuild function that pickles as torch's global ``module.name``: the name torch.load
+    resolves (and allows with weights_only=True) and this module's reader maps back, so a file
+    chainrule writes names torch's functions, never chainrule's."""
 
-    def __init__(self, file, storages: list) -> None:
-        super().__init__(file, protocol=2)
-        self.storages = storages
+    __slots__ = ("module", "name", "function")
+
+    def __init__(self, module: str, name: str, function) -> None:
+        self.module, self.name, self.function = module, name, function
+
+    def __call__(self, *args):
+        return self.function(*args)
+
+
+_WRITE_TENSOR_V2 = _TorchGlobal("torch._utils", "_rebuild_tensor_v2", _rebuild_tensor_v2)
+_WRITE_TENSOR_V3 = _TorchGlobal("torch._utils", "_rebuild_tensor_v3", _rebuild_tensor_v3)
+_WRITE_PARAMETER = _TorchGlobal("torch._utils", "_rebuild_parameter", _rebuild_parameter)
+_WRITE_SIZE = _TorchGlobal("torch", "Size", _size)
+_WRITE_DEVICE = _TorchGlobal("torch", "device", _device)
+# the dtypes torch has no typed storage class for: an untyped (byte) storage and _rebuild_tensor_v3
+_UNTYPED_DTYPES = {np.dtype(np.uint16), np.dtype(np.uint32), np.dtype(np.uint64)}
+ALIGNMENT = 64  # torch aligns every record's bytes to 64 (its .storage_alignment), so mmap=True can view them
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None), bytes, tuple, list, dict, OrderedDict})
+
+
+def _torch_global(obj) -> str | None:
+    """``"module\\nname"`` of the torch global that ``obj`` is written as, or None."""
+    kind = type(obj)
+    if kind is _TorchGlobal:
+        return f"{obj.module}\n{obj.name}"
+    if kind is StorageType:
+        return "torch.storage\nUntypedStorage" if obj is UntypedStorage else f"torch\n{obj.name}"
+    if isinstance(obj, _dtype.dtype):
+        return f"torch\n{obj.name}"
+    return None
+
+
+class _StorageRecord:
+    """One storage of the file: its persistent id's fields and the 1-d array of its elements."""
+
+    __slots__ = ("kind", "key", "location", "numel", "array")
+
+    def __init__(self, kind: StorageType, key: str, location: str, array: np.ndarray) -> None:
+        self.kind, self.key, self.location, self.array = kind, key, location, array
+        self.numel = array.nbytes if kind is UntypedStorage else array.size
+
+
+def _root(array: np.ndarray) -> np.ndarray:
+    """The array that owns ``array``'s memory, following views (and as_strided's wrapper, whose
+    ``base`` holds the array it views)."""
+    while True:
+        base = array.base
+        if type(base) is not np.ndarray:
+            base = getattr(base, "base", None) if hasattr(base, "__array_interface__") else None
+            if type(base) is not np.ndarray:
+                return array
+        array = base
+
+
+def _contiguous_strides(shape: tuple) -> tuple:
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+class _Pickler(pickle._Pickler):
+    """torch.save's pickle: a tensor is ``torch._utils._rebuild_tensor_v2`` over a persistent
+    storage id, and views of one array share one storage, as torch writes them; chainrule's
+    dtypes, Size and device are written as torch's globals. The pure-Python pickler, because
+    only its ``save_global`` can name a module (torch) without importing it."""
+
+    def __init__(self, file, protocol: int, legacy: bool = False) -> None:
+        from ._backend import device
+        from .nn.modules.module import Module
+        from .tensor import Size
+
+        super().__init__(file, protocol=protocol)
+        self.storages: dict = {}  # identity of the memory -> _StorageRecord, in order of first use
+        self.copies: list = []  # arrays copied for the file: kept alive so their ids stay unique
+        self.legacy = legacy
+        self.device, self.module, self.size = device, Module, Size
 
     def persistent_id(self, obj):
-        if isinstance(obj, Storage):
-            key = str(len(self.storages))
-            self.storages.append(obj.array)
-            return ("storage", _storage_type(obj.array.dtype), key, obj.location, obj.array.size)
+        if type(obj) is _StorageRecord:
+            if self.legacy:  # the legacy format's ids end with a view's metadata, always None
+                return ("storage", obj.kind, obj.key, obj.location, obj.numel, None)
+            return ("storage", obj.kind, obj.key, obj.location, obj.numel)
         return None
 
+    def save_global(self, obj, name=None):
+        torch_name = _torch_global(obj)
+        if torch_name is None:
+            return super().save_global(obj, name)
+        self.write(pickle.GLOBAL + torch_name.encode("ascii") + b"\n")
+        self.memoize(obj)
+
     def reducer_override(self, obj):
+        kind = type(obj)
+        if kind in _PLAIN:  # called for every object: the common ones leave first
+            return NotImplemented
+        if kind is _TorchGlobal or kind is StorageType or isinstance(obj, _dtype.dtype):
+            return "written by save_global"
+        if isinstance(obj, Tensor):
+            return self.reduce_tensor(obj)
+        if isinstance(obj, self.module):
+            reduced = obj.__reduce_ex__(self.proto)
+            if isinstance(reduced, tuple) and len(reduced) >= 3 and reduced[2] is not None:
+                # its state goes through _set_module_state (pickle's state_setter), which refuses torch's
+                # tensors: a torch unpickler that imports chainrule gets a clear error, not a broken module
+                return (*reduced[:5], *(None,) * (5 - len(reduced)), _set_module_state)
+        if kind is self.size:
+            return (_WRITE_SIZE, (tuple(obj),))
+        if kind is self.device:
+            return (_WRITE_DEVICE, (obj.type,) if obj.index is None else (obj.type, obj.index))
+        return NotImplemented
+
+    def reduce_tensor(self, t: Tensor):
         from .nn.parameter import Parameter
 
-        if isinstance(obj, Tensor):
-            array = obj._data.get() if hasattr(obj._data, "get") else obj._data
-            array = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
-            if _storage_type(array.dtype.newbyteorder("=")) is None:
-                raise pickle.PicklingError(f"chainrule.save: can't store a tensor of dtype {array.dtype}")
-            if isinstance(obj, Parameter):
-                # its data pickles through this method again, as a tensor on the parameter's device
-                return (_rebuild_parameter, (obj.detach(), bool(obj.requires_grad), OrderedDict()))
-            stride = tuple(s // array.itemsize for s in array.strides) if array.size else (0,) * array.ndim
-            storage = Storage(array.reshape(-1), location=str(obj.device))
-            return (_rebuild_tensor_v2, (storage, 0, tuple(array.shape), stride, bool(obj.requires_grad),
-                                         OrderedDict()))
-        return NotImplemented
+        if isinstance(t, Parameter):
+            # its data pickles through this method again, as a tensor
+            return (_WRITE_PARAMETER, (t.detach(), bool(t.requires_grad), OrderedDict()))
+        record, offset, stride = self.storage_of(t)
+        args = (record, offset, tuple(t._data.shape), stride, bool(t.requires_grad), OrderedDict())
+        if record.kind is UntypedStorage:
+            return (_WRITE_TENSOR_V3, (*args, t.dtype))
+        return (_WRITE_TENSOR_V2, args)
+
+    def storage_of(self, t: Tensor) -> tuple[_StorageRecord, int, tuple]:
+        """The storage ``t`` views, its offset and strides in elements: the memory of the array
+        that owns ``t``'s data when ``t`` is a plain view of it, else a contiguous copy."""
+        array = t._data
+        on_host = type(array) is np.ndarray
+        if not on_host:
+            array = array.get()  # a device array: a host copy, a storage of its own
+        dtype = array.dtype
+        if dtype.name == "bfloat16":
+            kind = BFloat16Storage
+        elif dtype.newbyteorder("=") in _UNTYPED_DTYPES:
+            kind = UntypedStorage
+        else:
+            kind = _BY_DTYPE.get(dtype.newbyteorder("="))
+        if kind is None:
+            raise pickle.PicklingError(f"chainrule.save: can't store a tensor of dtype {dtype}")
+        if kind is UntypedStorage and self.legacy:
+            # torch 2.13 writes these but its own legacy loader fails on them ('UntypedStorage' has no dtype)
+            raise pickle.PicklingError(f"chainrule.save: torch's legacy format (_use_new_zipfile_serialization=False) "
+                                       f"can't hold a {t.dtype.name} tensor that torch reads back; save it in the "
+                                       "default zip format")
+        location = str(t.device)
+        itemsize = dtype.itemsize
+        root = _root(array) if on_host and array.size and dtype.isnative else None
+        if root is not None and root.dtype == dtype and (root.flags.c_contiguous or root.flags.f_contiguous):
+            begin = root.__array_interface__["data"][0]
+            delta = array.__array_interface__["data"][0] - begin
+            stride = tuple(s // itemsize for s in array.strides)
+            last = delta // itemsize + sum((n - 1) * s for n, s in zip(array.shape, stride))
+            if (delta >= 0 and delta % itemsize == 0 and all(s >= 0 and s % itemsize == 0 for s in array.strides)
+                    and last < root.size):
+                identity = (begin, root.nbytes, dtype.str, location)
+                record = self.storages.get(identity)
+                if record is None:
+                    record = _StorageRecord(kind, str(len(self.storages)), location, root.ravel(order="K"))
+                    self.storages[identity] = record
+                return record, delta // itemsize, stride
+        copy = np.array(array, dtype=dtype.newbyteorder("="), order="C", copy=True).reshape(-1)
+        self.copies.append(copy)
+        record = _StorageRecord(kind, str(len(self.storages)), location, copy)
+        self.storages[("copy", id(copy))] = record
+        return record, 0, _contiguous_strides(array.shape)
+
+
+def _record_bytes(array: np.ndarray) -> memoryview:
+    if array.dtype.name == "bfloat16":  # a NumPy user dtype has no buffer format: write its bits
+        array = array.view(np.uint16)
+    return memoryview(array.view(np.uint8)) if array.size else memoryview(b"")
+
+
+def write(obj, out, archive_name: str = "archive", protocol: int = 2) -> None:
+    """Write ``obj`` to the binary stream ``out`` as torch.save does: a zip archive of stored records
+    ``<archive_name>/data.pkl``, ``byteorder``, one ``data/<key>`` per storage (each aligned to 64
+    bytes), ``version``; torch.load reads it, with weights_only=True when ``obj`` holds only tensors,
+    containers and plain values."""
+    pickled = io.BytesIO()
+    pickler = _Pickler(pickled, protocol)
+    pickler.dump(obj)
+    records = [("data.pkl", pickled.getbuffer()), (".format_version", b"1"),
+               (".storage_alignment", str(ALIGNMENT).encode()), ("byteorder", sys.byteorder.encode())]
+    records += [(f"data/{r.key}", _record_bytes(r.array)) for r in pickler.storages.values()]
+    records.append(("version", b"3\n"))
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, data in records:
+            info = zipfile.ZipInfo(f"{archive_name}/{name}", date_time=(1980, 1, 1, 0, 0, 0))
+            # pad the local header with an extra field (torch's "FB") so the data starts on the alignment;
+            # zipfile adds a 20-byte zip64 field for records this large
+            header = 30 + len(info.filename.encode("utf-8")) + (20 if len(data) * 1.05 > zipfile.ZIP64_LIMIT else 0)
+            padding = -(archive.fp.tell() + header + 4) % ALIGNMENT
+            info.extra = b"FB" + struct.pack("<H", padding) + b"Z" * padding
+            archive.writestr(info, data)
+            info.extra = b""  # the central directory needs no padding
 
 
 def dumps(obj) -> bytes:
-    """``obj`` as a PyTorch-layout zip archive (data.pkl plus one member per tensor)."""
-    storages: list = []
-    pickled = io.BytesIO()
-    _Pickler(pickled, storages).dump(obj)
+    """``obj`` in torch's zip format, as bytes."""
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr("archive/data.pkl", pickled.getvalue())
-        archive.writestr("archive/byteorder", "little")
-        for key, array in enumerate(storages):
-            archive.writestr(f"archive/data/{key}", array.tobytes())
-        archive.writestr("archive/version", "3\n")
+    write(obj, out)
     return out.getvalue()
+
+
+LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL_VERSION = 1001
+
+
+def write_legacy(obj, out, protocol: int = 2) -> None:
+    """torch.save(..., _use_new_zipfile_serialization=False): torch's pre-1.6 format, five pickles in a
+    row (magic number, protocol version, system info, ``obj``, the storage keys) then each storage as
+    a little-endian int64 element count and its little-endian bytes."""
+    pickled = io.BytesIO()
+    pickler = _Pickler(pickled, protocol, legacy=True)
+    pickler.dump(obj)
+    system = {"protocol_version": LEGACY_PROTOCOL_VERSION, "little_endian": sys.byteorder == "little",
+              "type_sizes": {"short": 2, "int": 4, "long": 4}}
+    for value in (LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, system):
+        pickle.dump(value, out, protocol=protocol)
+    out.write(pickled.getbuffer())
+    records = sorted(pickler.storages.values(), key=lambda r: r.key)  # torch writes the keys sorted
+    pickle.dump([r.key for r in records], out, protocol=protocol)
+    for record in records:
+        array = record.array if sys.byteorder == "little" else record.array.astype(record.array.dtype.newbyteorder("<"))
+        out.write(struct.pack("<q", record.numel))
+        out.write(_record_bytes(array))
+
+
+class _Opaque:
+    """What a dry-run unpickle builds in place of anything it would have to call: it accepts the
+    container opcodes and stands for the result."""
+
+    def append(self, item) -> None:
+        pass
+
+    def extend(self, items) -> None:
+        pass
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+    def add(self, item) -> None:
+        pass
+
+
+class _DryRun(pickle._Unpickler):
+    """Reads a pickle without calling or importing anything, to learn its persistent ids (the
+    legacy format's storages, whose bytes come after the pickle): a global is its name, and
+    every call, object creation or state setting gives an opaque result."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file, size: int) -> None:
+        super().__init__(file, encoding="utf-8")
+        self.size = size
+        self.ids: list = []
+
+    def find_class(self, module, name):
+        return ("global", module, name)
+
+    def persistent_load(self, pid):
+        self.ids.append(pid)
+        return _Opaque()
+
+    def _opaque(self, count: int) -> None:
+        del self.stack[len(self.stack) - count:]
+        self.append(_Opaque())
+
+    def load_reduce(self):
+        self._opaque(2)
+
+    def load_newobj(self):
+        self._opaque(2)
+
+    def load_newobj_ex(self):
+        self._opaque(3)
+
+    def load_build(self):
+        self.stack.pop()
+
+    def _instantiate(self, klass, args):
+        self.append(_Opaque())
+
+    load_bytearray8 = _WeightsOnlyUnpickler.load_bytearray8
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
+    dispatch[pickle.BUILD[0]] = load_build
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
+
+def _legacy_storages(buffer, ids: list, keys, data_start: int, fail) -> dict:
+    """key -> (StorageType, Storage viewing the file's bytes), every record's element count and the
+    file's length checked against what the pickle's persistent ids say."""
+    kinds: dict = {}
+    for pid in ids:
+        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage" and isinstance(pid[1], tuple)
+                and len(pid[1]) == 3 and isinstance(pid[2], str) and isinstance(pid[3], str)
+                and type(pid[4]) is int and pid[4] >= 0):
+            raise fail(f"a persistent id is not a storage: {str(pid)[:100]}")
+        kind = _STORAGE_TYPES.get(pid[1][2]) if pid[1][1] in ("torch", "torch.storage") else None
+        if kind is None:
+            raise fail(f"a storage has the unknown type {pid[1][1]}.{pid[1][2]}"[:200])
+        if kinds.setdefault(pid[2], (kind, pid[4], pid[3])) != (kind, pid[4], pid[3]):
+            raise fail(f"storage {pid[2]!r} is named with two types, sizes or devices")
+    if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)) or sorted(set(keys)) != sorted(kinds):
+        raise fail("its list of storage keys does not match the storages its pickle uses")
+    storages, position = {}, data_start
+    for key in keys:
+        kind, numel, location = kinds[key]
+        if position + 8 > len(buffer):
+            raise fail(f"storage {key!r} is missing (truncated)")
+        (count,) = struct.unpack("<q", bytes(buffer[position:position + 8]))
+        if count != numel:
+            raise fail(f"storage {key!r} holds {count} elements but its pickle says {numel}")
+        end = position + 8 + numel * kind.dtype.itemsize
+        if end > len(buffer):
+            raise fail(f"storage {key!r} ends past the end of the file (truncated)")
+        array = np.frombuffer(memoryview(buffer)[position + 8:end], dtype=kind.dtype.newbyteorder("<"))
+        if not array.dtype.isnative:
+            array = array.astype(array.dtype.newbyteorder("="))
+        storages[key] = (kind, Storage(array, bfloat16=kind is BFloat16Storage, location=location))
+        position = end
+    if position != len(buffer):
+        raise fail(f"{len(buffer) - position} bytes after the last storage belong to no storage")
+    return storages
+
+
+def _legacy_layout(buffer) -> tuple[int, int, dict]:
+    """Where the object's pickle starts and ends, and its storages: the header pickles read as
+    weights-only, the object's pickle dry-run (nothing called or imported), the keys and the
+    storages' bytes checked against each other and the file's length."""
+    view = _View(buffer)
+
+    def no_storage(pid):
+        raise _invalid("its header pickles name a storage")
+
+    def header():
+        return _WeightsOnlyUnpickler(view, no_storage, {}).load()
+
+    magic, version, system = header(), header(), header()
+    if magic != LEGACY_MAGIC_NUMBER or version != LEGACY_PROTOCOL_VERSION or not isinstance(system, dict):
+        raise _invalid(f"its header is not torch's (magic {str(magic)[:40]}, protocol {str(version)[:40]})")
+    pickle_start = view.tell()
+    dry = _DryRun(view, len(buffer))
+    dry.load()
+    pickle_end = view.tell()
+    keys = header()
+    return pickle_start, pickle_end, _legacy_storages(buffer, dry.ids, keys, view.tell(), _invalid)
+
+
+def load_legacy(buffer, name: str, weights_only: bool, extra_globals: dict, place):
+    """The object in a file of torch's legacy format (see :func:`write_legacy`); the errors of :func:`load`."""
+    def fail(problem):
+        return RuntimeError(f"chainrule.load: {name!r} is not a valid PyTorch checkpoint (legacy format): "
+                            f"{' '.join(problem.split())}")
+
+    try:
+        pickle_start, pickle_end, storages = _legacy_layout(buffer)
+    except pickle.UnpicklingError as exc:
+        if str(exc).startswith("Weights only load failed"):
+            raise
+        raise fail(str(exc) if isinstance(exc, _Malformed) else f"its pickle is garbled ({str(exc)[:200]})") from None
+    except RecursionError:
+        raise fail("its pickle nests too deeply") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # whatever a garbled pickle trips over: nothing of the file's ran yet
+        raise fail(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+
+    def storage(pid):
+        # the same bytes as the dry run: the same ids, checked there
+        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[2] in storages):
+            raise _invalid(f"a persistent id is not a storage: {str(pid)[:100]}")
+        return storages[pid[2]][1]
+
+    data_pkl = _View(buffer, pickle_start, pickle_end)
+    try:
+        if weights_only:
+            result = _WeightsOnlyUnpickler(data_pkl, storage, extra_globals).load()
+        else:
+            result = _TrustedUnpickler(data_pkl, storage).load()
+    except _Malformed as exc:
+        raise fail(str(exc)) from None
+    except pickle.UnpicklingError as exc:
+        if str(exc).startswith("Weights only load failed"):
+            raise
+        raise fail(f"its pickle is garbled ({str(exc)[:200]})") from None
+    except RecursionError:
+        raise fail("its pickle nests too deeply") from None
+    except MemoryError:
+        raise
+    except Exception as exc:
+        if not weights_only:
+            raise  # with weights_only=False the file's own classes may raise anything
+        raise fail(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    locations = {id(array): s.location for _, s in storages.values() for array in s.views}
+    return _place_all(result, lambda t: place(t, locations.get(id(t._data), "cpu")))

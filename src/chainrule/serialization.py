@@ -1,25 +1,28 @@
 """Checkpoints: ``save(obj, f)`` / ``load(f)``, torch.serialization's API, files treated as untrusted.
 
-``save`` writes a plain safetensors file (see :mod:`chainrule._safetensors`) for anything made of
-tensors, arrays, dicts, lists, tuples and plain values — state dicts, optimizer and scheduler
-state, ``{"epoch": 3, "model": ...}`` — so any safetensors reader can open it and loading it
-never unpickles. An object safetensors can't hold (a whole ``nn.Module``) is pickled into
-PyTorch's zip layout instead, and reading that back needs ``weights_only=False``, as in torch.
+``save`` writes torch's zip format (:mod:`chainrule._torch_zip`), which real ``torch.load`` reads
+— with ``weights_only=True``, its default, for tensors, containers and plain values (state dicts,
+optimizer and scheduler state, ``{"epoch": 3, "model": ...}``) — and ``_use_new_zipfile_serialization
+=False`` torch's legacy format. A path ending in ``.safetensors`` gets a safetensors file instead
+(see :mod:`chainrule._safetensors`) when the object is tensors and containers with plain values, so
+any safetensors reader opens it. A whole ``nn.Module`` pickles its class, so reading it back needs
+``weights_only=False`` (and chainrule: torch refuses chainrule's classes, and chainrule torch's).
 Writes to a path are atomic: a temporary file in the same directory, flushed and fsynced, then
 ``os.replace``d over the target, so a crash mid-save leaves the old file intact.
 
-``load`` reads safetensors files and PyTorch's zip checkpoints (``torch.save`` output) without
-PyTorch: with ``weights_only=True`` (the default) through a restricted unpickler that only
-rebuilds tensors and containers (:mod:`chainrule._torch_zip`). Threat model and limits:
-``docs/security.md``. A malformed file raises ``RuntimeError`` naming the file and the problem; a
-pickle that needs a global outside the allowlist raises ``pickle.UnpicklingError`` ("Weights only
-load failed ..."), before anything is called.
+``load`` reads torch's zip and legacy checkpoints and safetensors files without PyTorch: with
+``weights_only=True`` (the default) through a restricted unpickler that only rebuilds tensors and
+containers. Threat model and limits: ``docs/security.md``. A malformed file raises
+``RuntimeError`` naming the file and the problem; a pickle that needs a global outside the
+allowlist raises ``pickle.UnpicklingError`` ("Weights only load failed ..."), before anything is
+called.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import tempfile
 
 from . import _safetensors, _torch_zip
@@ -73,37 +76,61 @@ def safe_globals(safe_globals: list):
 
 
 # ---------------------------------------------------------------------------------------- save
-def _write_arrays(f, arrays: list) -> None:
-    for array in arrays:
-        f.write(memoryview(array.reshape(-1)).cast("B") if array.size else b"")
-
-
-def _encode(obj) -> tuple[bytes, list]:
-    """The bytes to write: a safetensors header and its arrays, or a pickle archive (no arrays)."""
+def _safetensors_writer(obj):
+    """``write(out)`` of ``obj`` as a safetensors file, or None when safetensors can't hold it."""
     try:
-        return _safetensors.header(obj)
+        encoded = _safetensors.header(obj)
     except _safetensors.Unsupported:
-        return _torch_zip.dumps(obj), []
+        return None
+    return lambda out: _safetensors.write(obj, out, encoded)
+
+
+def _archive_name(path: str) -> str:
+    """The folder of torch's zip records: the file's name without its extension, as torch.save names
+    it, or "archive" (torch's name for a file object) when that is not a plain ASCII name."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return stem if stem and stem.isascii() and stem.isprintable() and "\\" not in stem else "archive"
 
 
 def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True) -> None:
-    """torch.save: write ``obj`` to ``f`` (a path or a binary file object).
+    """torch.save: write ``obj`` to ``f`` (a path or a binary file object) in torch's zip format,
+    which torch.load reads (with ``weights_only=True`` for tensors, containers and plain values).
 
-    Tensors and containers of them with plain values go to a safetensors file; other objects (a
-    whole Module) are pickled in PyTorch's zip layout and need ``load(weights_only=False)``.
+    A path ending in ``.safetensors`` gets a safetensors file instead when the object is tensors and
+    containers of them with plain values (any safetensors reader opens it; see
+    :mod:`chainrule._safetensors`). ``pickle_protocol`` is the pickle's protocol (torch's default 2);
+    ``_use_new_zipfile_serialization=False`` writes torch's legacy (pre-1.6) format.
     """
-    head, arrays = _encode(obj)
-    if hasattr(f, "write"):
-        f.write(head)
-        _write_arrays(f, arrays)
+    if pickle_module is not None and pickle_module is not pickle:
+        raise ValueError("chainrule.save: pickle_module must be the pickle module; chainrule writes torch's "
+                         f"format with its own pickler, got {pickle_module!r}")
+    protocol = 2 if pickle_protocol is None else pickle_protocol
+    if not (type(protocol) is int and 2 <= protocol <= pickle.HIGHEST_PROTOCOL):
+        raise ValueError(f"chainrule.save: pickle_protocol must be an int from 2 to {pickle.HIGHEST_PROTOCOL}, "
+                         f"got {pickle_protocol!r}")
+    path = None if hasattr(f, "write") else os.fspath(f)
+    write = _safetensors_writer(obj) if isinstance(path, str) and path.endswith(".safetensors") else None
+    if write is None and not _use_new_zipfile_serialization:
+        def write(out):
+            _torch_zip.write_legacy(obj, out, protocol)
+    elif write is None:
+        name = "archive" if path is None else _archive_name(os.fsdecode(path))
+
+        def write(out):
+            _torch_zip.write(obj, out, name, protocol)
+
+    if path is None:
+        write(f)
         return
-    path = os.fspath(f)
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise RuntimeError(f"Parent directory {os.fsdecode(directory)} does not exist.")  # torch's words
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"chainrule.save: {os.fsdecode(path)!r} is a directory; give a file name")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(head)
-            _write_arrays(out, arrays)
+            write(out)
             out.flush()
             os.fsync(out.fileno())
         umask = os.umask(0)
@@ -218,9 +245,8 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool | None 
         extra = dict(_global_name(entry) for entry in _safe_globals)
         return _torch_zip.load(buffer, name, weights_only, extra, place)
     if _torch_zip.is_legacy_torch(buffer):
-        raise RuntimeError(f"chainrule.load: {name!r} is a PyTorch checkpoint in the legacy format (torch < 1.6 "
-                           "or _use_new_zipfile_serialization=False), which chainrule does not read: re-save "
-                           "it with a current torch.save")
+        extra = dict(_global_name(entry) for entry in _safe_globals)
+        return _torch_zip.load_legacy(buffer, name, weights_only, extra, place)
     arrays, metadata = _safetensors.parse(buffer, name)
     return _safetensors.rebuild(arrays, metadata, name, lambda array, location: place(Tensor._make(array), location))
 

@@ -56,7 +56,7 @@ def test_a_device_that_fails_is_counted_case_by_case(gpu_check, capsys):
     # without a GPU, device='cuda' fails in every case: each failure is reported, the script goes on
     gpu_check.main(["--dry-run", "--device", "cuda", "--limit", "3", "--sections", "registry,models"])
     text = capsys.readouterr().out
-    assert "passed 0, failed 3" in text and "FAIL    3 × RuntimeError: device='cuda' needs CuPy" in text
+    assert "passed 0, failed 3" in text and "FAIL    3 × CudaUnavailableError: device='cuda' needs CuPy" in text
     assert text.count("   FAIL ") == 1 + 5  # the registry's failures grouped by error, then each model
     assert "done in" in text
 

@@ -1,8 +1,8 @@
 """A mutation fuzzer for ``chainrule.load``: mutated valid checkpoints either load or raise the
 documented error, and never crash, hang or allocate beyond a bound of the file's size.
 
-Seeds: a chainrule safetensors checkpoint and a PyTorch-layout zip checkpoint (written by
-chainrule's pickle writer, the same layout as torch.save). Mutations: bit flips, interesting
+Seeds: a chainrule safetensors checkpoint, a PyTorch zip checkpoint and one in torch's legacy
+format (both written by chainrule.save, which torch.load reads). Mutations: bit flips, interesting
 bytes, truncations, splices between files, header edits (safetensors JSON fields), and pickle
 edits inside a zip whose CRCs are then recomputed so the unpickler itself is exercised. CI runs
 a fixed budget with a fixed seed; ``CHAINRULE_FUZZ=long`` runs 50 times more.
@@ -23,7 +23,7 @@ import pytest
 import chainrule
 
 LONG = os.environ.get("CHAINRULE_FUZZ") == "long"
-BUDGET = 1200 * (50 if LONG else 1)  # per seed format; CI total: 3,000 files
+BUDGET = 1200 * (50 if LONG else 1)  # per seed format; CI total: 3,300 files
 MEMORY_SAMPLE = 10  # measure the allocation peak of every 10th file
 INTERESTING = [0, 1, 0x7F, 0x80, 0xFF, ord("-"), ord("9"), ord("["), ord("{"), ord('"')]
 
@@ -39,8 +39,10 @@ def _state():
 
 
 def _safetensors_seed() -> bytes:
+    from chainrule import _safetensors
+
     buffer = io.BytesIO()
-    chainrule.save(_state(), buffer)
+    _safetensors.write(_state(), buffer)
     return buffer.getvalue()
 
 
@@ -48,6 +50,12 @@ def _zip_seed() -> bytes:
     from chainrule import _torch_zip
 
     return _torch_zip.dumps(_state())
+
+
+def _legacy_seed() -> bytes:
+    buffer = io.BytesIO()
+    chainrule.save(_state(), buffer, _use_new_zipfile_serialization=False)
+    return buffer.getvalue()
 
 
 def _rezip(data: bytes, edit) -> bytes:
@@ -139,13 +147,13 @@ def _alarm(signum, frame):
 
 def _load_one(data: bytes, measure: bool):
     """("ok" | "error", peak bytes or None) for one file; anything else escapes and fails the test."""
-    peak = None
+    peak, loaded = None, None
     if measure:
         tracemalloc.start()
     signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(20)  # a hang detector, not a timing assertion: no load comes near it
     try:
-        chainrule.load(io.BytesIO(data))
+        loaded = chainrule.load(io.BytesIO(data))
         outcome = "ok"
     except RuntimeError as exc:
         assert str(exc).startswith("chainrule.load: "), str(exc)
@@ -159,22 +167,43 @@ def _load_one(data: bytes, measure: bool):
         if measure:
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-    return outcome, peak
+    return outcome, peak, (loaded if outcome == "ok" else None)
 
 
-@pytest.mark.parametrize("fmt", ["safetensors-bytes", "safetensors-header", "zip-bytes", "zip-pickle"])
+def _same(got, want) -> bool:
+    """Equal structure and, for tensors, equal dtype, shape and bytes."""
+    if isinstance(want, chainrule.Tensor):
+        return (isinstance(got, chainrule.Tensor) and got.dtype == want.dtype and got.shape == want.shape
+                and got.numpy().tobytes() == want.numpy().tobytes())
+    if isinstance(want, dict):
+        return type(got) is type(want) and list(got) == list(want) and all(_same(got[k], want[k]) for k in want)
+    if isinstance(want, (list, tuple)):
+        return type(got) is type(want) and len(got) == len(want) and all(map(_same, got, want))
+    return type(got) is type(want) and got == want
+
+
+@pytest.mark.parametrize("fmt", ["safetensors-bytes", "safetensors-header", "zip-bytes", "zip-pickle",
+                                 "legacy-bytes"])
 def test_mutated_checkpoints_load_or_raise_the_documented_error(fmt):
     safetensors, zipped = _safetensors_seed(), _zip_seed()
     seed, other = (safetensors, zipped) if fmt.startswith("safetensors") else (zipped, safetensors)
-    assert chainrule.load(io.BytesIO(seed))["epoch"] == 3
+    if fmt == "legacy-bytes":  # torch's pre-1.6 format: five pickles, then the storages' raw bytes
+        seed, other = _legacy_seed(), zipped
+    expected = chainrule.load(io.BytesIO(seed))
+    assert expected["epoch"] == 3
     rng = random.Random(f"chainrule-fuzz-{fmt}")
     outcomes = {"ok": 0, "error": 0, "refused": 0}
-    budget = BUDGET // 2 if fmt in ("safetensors-header", "zip-pickle") else BUDGET // 2 + BUDGET // 4
+    budget = {"safetensors-header": BUDGET // 2, "zip-pickle": BUDGET // 2, "legacy-bytes": BUDGET // 4}.get(
+        fmt, BUDGET // 2 + BUDGET // 4)
     worst = 0
     for i in range(budget):
         data = _mutate(rng, fmt, seed, other)
-        outcome, peak = _load_one(data, measure=i % MEMORY_SAMPLE == 0)
+        outcome, peak, loaded = _load_one(data, measure=i % MEMORY_SAMPLE == 0)
         outcomes[outcome] += 1
+        if fmt == "zip-bytes" and outcome == "ok":
+            # every byte the loader reads is under a CRC (or is a header field it checks): a file that
+            # still loads changed only what does not matter, never the values
+            assert _same(loaded, expected), (fmt, i)
         if peak is not None:
             # a file claiming GiBs in a few KiB would blow far past this; the buffer, parsed
             # header and unpickled containers cost a small multiple of the file
@@ -195,7 +224,7 @@ def test_huge_claims_allocate_nothing():
     # BYTEARRAY8 of 2**60 bytes: the pure-Python unpickler would allocate it before reading
     claims.append(_rezip(_zip_seed(), lambda pkl: b"\x80\x05\x96" + struct.pack("<Q", 2**60) + b"ab."))
     for data in claims:
-        outcome, peak = _load_one(data, measure=True)
+        outcome, peak, _ = _load_one(data, measure=True)
         assert outcome == "error" and peak <= 8 * len(data) + 512 * 1024, (outcome, peak)
 
 
@@ -203,14 +232,14 @@ def test_huge_claims_allocate_nothing():
 def test_loading_costs_the_file_size_plus_a_constant(fmt):
     """Tensors are views of the one buffer the file is read into: measured, the peak is the
     file's size plus tens of KiB (40 MB files: +12 KiB safetensors, +47 KiB zip)."""
-    from chainrule import _torch_zip
+    from chainrule import _safetensors, _torch_zip
 
     state = {f"layer{i}.weight": chainrule.randn(256, 256) for i in range(16)}  # 4 MiB
     if fmt == "zip":
         data = _torch_zip.dumps(state)
     else:
         buffer = io.BytesIO()
-        chainrule.save(state, buffer)
+        _safetensors.write(state, buffer)
         data = buffer.getvalue()
     tracemalloc.start()
     loaded = chainrule.load(io.BytesIO(data))

@@ -100,12 +100,22 @@ def current_device() -> int:
     return _backend.selected_gpu.index
 
 
+def _check_ordinal(cp, index: int) -> int:
+    """``index``, or torch's "invalid device ordinal" RuntimeError when the machine lacks that GPU."""
+    count = int(cp.cuda.runtime.getDeviceCount())
+    if index >= count:
+        raise _backend.invalid_ordinal(f"cuda:{index}", count)
+    return index
+
+
 def set_device(device) -> None:
-    """Make ``device`` current; a negative index is ignored, as in torch."""
-    if isinstance(device, int) and device < 0:
+    """Make ``device`` current; a negative index is ignored, as in torch; an index the machine lacks
+    raises "CUDA error: invalid device ordinal"."""
+    index = _index_without_runtime(device)  # a non-CUDA device is a ValueError before anything else
+    if index < 0:
         return
     cp = _require_gpu()
-    index = _index(device)
+    index = _check_ordinal(cp, index)
     cp.cuda.runtime.setDevice(index)
     _backend.selected_gpu.index = index
 
@@ -124,6 +134,7 @@ class device:
         cp = _runtime()
         if cp is None:
             raise RuntimeError("chainrule.cuda.device needs a CUDA GPU; " + _NO_GPU)
+        _check_ordinal(cp, self.index)
         self.previous = _backend.selected_gpu.index
         cp.cuda.runtime.setDevice(self.index)
         _backend.selected_gpu.index = self.index
@@ -284,7 +295,10 @@ def empty_cache() -> None:
 def get_device_properties(device=None) -> types.SimpleNamespace:
     """name, total_memory (bytes), major, minor and multi_processor_count of a GPU."""
     cp = _require_gpu()
-    props = cp.cuda.runtime.getDeviceProperties(_index(device))
+    index = _index(device)
+    if not 0 <= index < int(cp.cuda.runtime.getDeviceCount()):
+        raise AssertionError("Invalid device id")  # torch's words
+    props = cp.cuda.runtime.getDeviceProperties(index)
     name = props["name"]
     return types.SimpleNamespace(
         name=name.decode() if isinstance(name, bytes) else str(name),
