@@ -166,3 +166,11 @@ def test_inplace_refuses_a_leaf_that_requires_grad_and_a_wider_result():
             ints.digamma_()
         with pytest.raises(RuntimeError, match="float_power_ has dtype Float but .* requires dtype Double"):
             lib.ones(2).float_power_(2)
+
+
+def test_stride_of_an_empty_tensor_is_torchs_contiguous_one():
+    # NumPy reports (0, 0, 0) for every empty array; torch's fresh empty tensors keep the
+    # contiguous strides of their shape, a 0-length dim counted as 1 (checkpoints record them)
+    assert chainrule.zeros(2, 0, 3).stride() == (3, 3, 1)
+    assert chainrule.empty(0, 4).stride() == (4, 1)
+    assert chainrule.zeros(0).stride(0) == 1

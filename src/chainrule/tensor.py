@@ -135,7 +135,16 @@ class Tensor:
         return False
 
     def stride(self, dim: int | None = None):
-        strides = tuple(s // self._data.itemsize for s in self._data.strides)
+        if self._data.size == 0:
+            # NumPy zeroes an empty array's strides; torch gives a fresh one the contiguous strides
+            # of its shape, counting a 0-length dim as 1 ((2, 0, 3) → (3, 3, 1))
+            strides, step = [], 1
+            for length in reversed(self._data.shape):
+                strides.append(step)
+                step *= max(length, 1)
+            strides = tuple(reversed(strides))
+        else:
+            strides = tuple(s // self._data.itemsize for s in self._data.strides)
         return strides if dim is None else strides[_wrap_dim(dim, self._data.ndim, "stride")]
 
     def is_contiguous(self, memory_format=None) -> bool:
