@@ -963,6 +963,65 @@ def conv_kernels(report: Report, options) -> None:
 
 # ---- 9. benchmarks ----
 
+def several_gpus(report: Report, options) -> None:
+    """With two GPUs or more: each model's step on cuda:1 while GPU 0 is current, and a model split
+    over cuda:0 and cuda:1, against the CPU (the stand-in pretends two GPUs in a dry run)."""
+    import contextlib
+
+    from chainrule._backend import use_standin_cuda
+
+    two = use_standin_cuda(devices=2) if options.standin else contextlib.nullcontext()
+    outcome = {}
+    with two:
+        count = chainrule.cuda.device_count() if options.device.startswith("cuda") else 0
+        if count < 2:
+            report.line(f"   skipped: {count} GPU{'' if count == 1 else 's'} here (this section needs two)")
+            report.results["gpus"] = {"skipped": count}
+            return
+        for name, (build, shape, optimizer_name) in _models(chainrule.nn).items():
+            try:
+                cpu_loss, cpu_params = training_step(build, shape, optimizer_name, "cpu")
+                loss, params = training_step(build, shape, optimizer_name, "cuda:1")
+                worst = max(float(np.max(np.abs(params[k] - cpu_params[k]))) for k in cpu_params)
+                ok = (abs(loss - cpu_loss) <= 1e-4 * max(1.0, abs(cpu_loss)) and worst <= 1e-4
+                      and chainrule.cuda.current_device() == 0)
+                outcome[name] = {"ok": ok, "loss": loss, "cpu_loss": cpu_loss, "max_param_diff": worst}
+                report.line(f"   {'ok  ' if ok else 'FAIL'} {name} on cuda:1 ({optimizer_name}): loss {loss:.6f} vs "
+                            f"cpu {cpu_loss:.6f}, parameters differ by at most {worst:.2e}")
+            except Exception as exc:
+                outcome[name] = {"ok": False, "error": _error(exc)}
+                report.line(f"   FAIL {name} on cuda:1: {_error(exc)}")
+
+        def split_step(devices):
+            chainrule.manual_seed(0)
+            nn = chainrule.nn
+            first = nn.Sequential(nn.Linear(32, 64), nn.ReLU()).to(devices[0])
+            second = nn.Linear(64, 10).to(devices[1])
+            params = list(first.parameters()) + list(second.parameters())
+            optimizer = chainrule.optim.Adam(params, lr=0.01)
+            rng = np.random.default_rng(0)
+            x = chainrule.from_numpy(rng.standard_normal((16, 32)).astype(np.float32)).to(devices[0])
+            y = chainrule.from_numpy(rng.integers(0, 10, 16)).to(devices[1])
+            loss = chainrule.nn.functional.cross_entropy(second(first(x).to(devices[1])), y)
+            loss.backward()
+            optimizer.step()
+            return float(loss.item()), [_host(p) for p in params], [str(p.device) for p in params]
+
+        try:
+            cpu_loss, cpu_params, _ = split_step(("cpu", "cpu"))
+            loss, params, where = split_step(("cuda:0", "cuda:1"))
+            worst = max(float(np.max(np.abs(a - b))) for a, b in zip(params, cpu_params))
+            ok = abs(loss - cpu_loss) <= 1e-4 * max(1.0, abs(cpu_loss)) and worst <= 1e-4 and \
+                where == ["cuda:0", "cuda:0", "cuda:1", "cuda:1"]
+            outcome["split"] = {"ok": ok, "loss": loss, "cpu_loss": cpu_loss, "max_param_diff": worst}
+            report.line(f"   {'ok  ' if ok else 'FAIL'} a model split over cuda:0 and cuda:1 (Adam): loss {loss:.6f} "
+                        f"vs cpu {cpu_loss:.6f}, parameters differ by at most {worst:.2e}")
+        except Exception as exc:
+            outcome["split"] = {"ok": False, "error": _error(exc)}
+            report.line(f"   FAIL split model: {_error(exc)}")
+    report.results["gpus"] = outcome
+
+
 def benchmarks(report: Report, options) -> None:
     from chainrule import benchmark_cuda
 
@@ -980,7 +1039,8 @@ def benchmarks(report: Report, options) -> None:
 
 SECTIONS = {"environment": environment, "registry": registry, "models": models,
             "transfers": host_transfers, "kernels": fused_kernels, "later": later_parts,
-            "distributed": distributed_and_random, "conv": conv_kernels, "bench": benchmarks}
+            "distributed": distributed_and_random, "conv": conv_kernels, "gpus": several_gpus,
+            "bench": benchmarks}
 
 
 def parse_args(argv=None):
@@ -1042,6 +1102,7 @@ def main(argv=None) -> int:
               "later": "fused dispatch, multi-tensor Adam, device random, map_location, autocast, train --nprocs",
               "distributed": "collectives and DDP on cuda (an MPI world of size 1), CUDA random streams",
               "conv": "implicit-GEMM conv kernels against im2col and the CPU; conv2d bench off and on",
+              "gpus": "several GPUs: steps on cuda:1 while GPU 0 is current, a model split over two",
               "bench": "benchmarks: chainrule against torch"}
     no_gpu = None
     with _standin(options, report):
