@@ -142,6 +142,10 @@ from .amp import (  # noqa: E402
 # ``from .ops import linalg`` above bound the op module itself; torch.linalg is the namespace
 # module (the same functions, plus NotImplementedError for the decompositions not yet written)
 linalg = _importlib.import_module(".linalg", __name__)
+# the linear-algebra functions torch removed in 1.9 raise its message naming the replacement
+from .ops.decompositions import _removed_lstsq as lstsq, _removed_solve as solve  # noqa: E402
+from .ops.linalg import _removed_eig as eig, _removed_matrix_rank as matrix_rank  # noqa: E402
+from .ops.linalg import _removed_symeig as symeig  # noqa: E402
 
 def is_anomaly_enabled() -> bool:
     return autograd.anomaly.is_anomaly_enabled()

@@ -24,6 +24,8 @@ __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", 
            "addmm", "addmv", "baddbmm", "addbmm", "addr", "trace", "diag", "diagonal", "kron", "inverse",
            "det", "slogdet", "logdet", "cross", "cdist", "matrix_power", "chain_matmul"]
 __not_methods__ = {"einsum", "tensordot", "cdist", "chain_matmul"}
+# torch removed Tensor.eig and Tensor.symeig in 1.9: they raise its message
+__tensor_methods__ = {"eig": "_removed_eig", "symeig": "_removed_symeig"}
 
 _C_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
                  "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
@@ -954,6 +956,7 @@ class Solve(Function):
         return out
 
     @staticmethod
+    @conjugate_rule  # holomorphic in A and B: for complex ones, grad_B = A⁻ᴴ G (eig's backward solves so)
     def backward(ctx, grad):
         # X = A^-1 B: grad_B = A^-T G, grad_A = -grad_B X^T
         A, x = ctx.saved_tensors
@@ -978,6 +981,136 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
     if vector:
         return name_node(Solve.apply(A, B.unsqueeze(-1)).squeeze(-1), "LinalgSolveExBackward0")
     return Solve.apply(A, B)
+
+
+# ---------------------------------------------------------------- eig: general (non-symmetric) matrices
+_EIG_GAUGE = ("The eigenvectors in the complex case are specified up to multiplication by e^{i phi}. The specified "
+              "loss function depends on this quantity, so it is ill-defined.")
+
+
+def _check_eig_input(A: Tensor, op: str):
+    """torch's checks for eig/eigvals, in its order; the complex dtype of the results."""
+    if A._data.ndim < 2:
+        raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
+    kind = A._data.dtype.kind
+    if kind not in "fcV":  # torch finds no complex type for an integer or bool input
+        raise RuntimeError(f"Unknown Complex ScalarType for {_dtype.scalar_name(A.dtype)}")
+    if A._data.shape[-1] != A._data.shape[-2]:
+        raise RuntimeError(f"{op}: A must be batches of square matrices, but they are {A._data.shape[-2]} by "
+                           f"{A._data.shape[-1]} matrices")
+    if A._data.dtype.itemsize < 4 or kind == "V":  # LAPACK's geev has no half-precision kernel
+        raise NotImplementedError(f'"linalg_eig_out_cpu" not implemented for \'{_dtype.scalar_name(A.dtype)}\'')
+    xp = array_module(A._data)
+    if A._data.size and not bool(xp.isfinite(A._data).all()):  # one sync on the device, as torch's check
+        raise RuntimeError(f"torch.{op}: input tensor should not contain infs or NaNs.")
+    return np.complex64 if A._data.dtype in (np.float32, np.complex64) else np.complex128
+
+
+class Eig(Function):
+    _array_forward = True
+    node_name = "LinalgEigBackward0"
+    label = "eig"
+    rule = "∂/∂A = V⁻ᴴ (diag(G_λ) + (Vᴴ G_V - Vᴴ V Re diag(Vᴴ G_V)) / (λ̄ⱼ - λ̄ᵢ)) Vᴴ"
+    formula = "eig({0})"
+
+    @staticmethod
+    def forward(ctx, A, complex_dtype):
+        xp = array_module(A)
+        try:
+            values, vectors = xp.linalg.eig(A)
+        except xp.linalg.LinAlgError:
+            raise RuntimeError("linalg.eig: The algorithm failed to converge because the input matrix is "
+                               "ill-conditioned or has too many repeated eigenvalues.") from None
+        # LAPACK's geev returns real arrays when every eigenvalue of a real A is real; torch is always complex
+        values = values.astype(complex_dtype, copy=False)
+        vectors = _column_major(vectors.astype(complex_dtype, copy=False))
+        ctx.save_for_backward(values, vectors)
+        return values, vectors
+
+    @staticmethod
+    def backward(ctx, grad_values, grad_vectors):
+        values, vectors = ctx.saved_tensors
+        return _eig_backward(values, vectors, grad_values, grad_vectors)
+
+
+def _eig_backward(values: Tensor, vectors: Tensor, grad_values: Tensor, grad_vectors: Tensor) -> Tensor:
+    """torch's linalg_eig_backward. From A V = V diag(λ) with unit columns of V:
+    grad_A = V⁻ᴴ (diag(G_λ) + (Vᴴ G_V - Vᴴ V Re diag(Vᴴ G_V)) / Ē) Vᴴ with Ēᵢⱼ = λ̄ⱼ - λ̄ᵢ; the second
+    term removes the part of G_V along each column's own norm, which the normalisation fixes. The
+    gradient is complex; the engine keeps its real part for a real A."""
+    from .complex import real
+
+    n = values._data.shape[-1]
+    vh = vectors.mH
+    vhgv = _mat(vh, grad_vectors)
+    diagonal = vhgv.diagonal(0, -2, -1)
+    xp = array_module(diagonal._data)
+    # a loss that changes when a column is multiplied by e^{iφ} has no gradient: torch's check, its tolerance
+    if diagonal._data.size and bool((xp.abs(diagonal._data.imag) > 1e-2).any()):
+        raise RuntimeError(f"linalg_eig_backward: {_EIG_GAUGE}")
+    eye = Tensor._make(xp.eye(n, dtype=values._data.dtype))
+    conj = values.conj()
+    gaps = conj.unsqueeze(-2) - conj.unsqueeze(-1) + eye  # λ̄ⱼ - λ̄ᵢ off the diagonal, 1 on it
+    inner = (vhgv - _mat(vh, vectors * real(diagonal).unsqueeze(-2))) / gaps
+    inner = inner * (1 - eye) + grad_values.unsqueeze(-1) * eye
+    return Solve.apply(vh, _mat(inner, vh))
+
+
+def eig(A: Tensor):
+    """torch.linalg.eig: ``(eigenvalues, eigenvectors)`` of a general square matrix, both complex
+    (complex64 for float32 input, complex128 for float64), eigenvectors of unit norm in columns.
+    Each eigenvector is defined up to a phase e^{iφ}; a loss that depends on it raises in backward,
+    as torch's does."""
+    complex_dtype = _check_eig_input(A, "linalg.eig")
+    values, vectors = Eig.apply(A, complex_dtype=complex_dtype)
+    return return_types.linalg_eig(values, vectors)
+
+
+def eigvals(A: Tensor) -> Tensor:
+    """torch.linalg.eigvals: the (complex) eigenvalues of a general square matrix. Differentiable
+    through eig's rule (the node is LinalgEigBackward0, as torch's); without a gradient, LAPACK
+    computes the eigenvalues alone, as torch does."""
+    from ..autograd.grad_mode import is_grad_enabled
+
+    complex_dtype = _check_eig_input(A, "linalg.eigvals")
+    if A._requires_grad and is_grad_enabled():
+        return Eig.apply(A, complex_dtype=complex_dtype)[0]
+    xp = array_module(A._data)
+    try:
+        values = xp.linalg.eigvals(A._data)
+    except xp.linalg.LinAlgError:
+        raise RuntimeError("linalg.eigvals: The algorithm failed to converge because the input matrix is "
+                           "ill-conditioned or has too many repeated eigenvalues.") from None
+    return Tensor._make(values.astype(complex_dtype, copy=False))
+
+
+_REMOVED_EIG = ("This function was deprecated since version 1.9 and is now removed. `torch.linalg.eig` returns complex "
+                "tensors of dtype `cfloat` or `cdouble` rather than real tensors mimicking complex tensors.\n\nL, _ = "
+                "torch.eig(A) should be replaced with:\nL_complex = torch.linalg.eigvals(A)\n\nand\n\nL, V = "
+                "torch.eig(A, eigenvectors=True) should be replaced with:\nL_complex, V_complex = torch.linalg.eig(A)")
+_REMOVED_SYMEIG = ("This function was deprecated since version 1.9 and is now removed. The default behavior has changed "
+                   "from using the upper triangular portion of the matrix by default to using the lower triangular "
+                   "portion.\n\nL, _ = torch.symeig(A, upper=upper) should be replaced with:\nL = "
+                   "torch.linalg.eigvalsh(A, UPLO='U' if upper else 'L')\n\nand\n\nL, V = torch.symeig(A, "
+                   "eigenvectors=True) should be replaced with:\nL, V = torch.linalg.eigh(A, UPLO='U' if upper else 'L')")
+_REMOVED_MATRIX_RANK = ("This function was deprecated since version 1.9 and is now removed.\nPlease use the "
+                        "`torch.linalg.matrix_rank` function instead. The parameter 'symmetric' was renamed in "
+                        "`torch.linalg.matrix_rank()` to 'hermitian'.")
+
+
+def _removed_eig(*args, **kwargs):
+    """torch.eig / Tensor.eig: removed in torch 1.9; raises torch's message pointing to linalg.eig."""
+    raise RuntimeError(_REMOVED_EIG)
+
+
+def _removed_symeig(*args, **kwargs):
+    """torch.symeig / Tensor.symeig: removed in torch 1.9; raises torch's message pointing to linalg.eigh."""
+    raise RuntimeError(_REMOVED_SYMEIG)
+
+
+def _removed_matrix_rank(*args, **kwargs):
+    """torch.matrix_rank: removed in torch 1.9; raises torch's message pointing to linalg.matrix_rank."""
+    raise RuntimeError(_REMOVED_MATRIX_RANK)
 
 
 # ---------------------------------------------------------------- cross products and distances

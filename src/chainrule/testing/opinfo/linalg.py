@@ -178,3 +178,27 @@ op_db: list[OpInfo] = [
     _entry("linalg.vecdot", "vecdot", "vecdot_dim"),
     _entry("einsum", "einsum_*"),
 ]
+
+
+# ---- linalg.eig / eigvals: each eigenvector is defined up to a phase e^{iφ}, so the samples return
+# phase-free functions of them (their moduli), and the eigenvalues as (real, imag) pairs (their order
+# is LAPACK geev's in both libraries)
+def _eig_cases() -> list[OpCase]:
+    COMPLEX = randn(3, 3, seed=21) + 1j * randn(3, 3, seed=22)
+    return [
+        OpCase("linalg_eig", lambda lib, a: (lambda w, v: (lib.view_as_real(w), v.abs()))(*lib.linalg.eig(a)),
+               [randn(2, 4, 4, seed=20)]),
+        OpCase("linalg_eig_complex", lambda lib, a: (lambda w, v: (lib.view_as_real(w), v.abs()))(*lib.linalg.eig(a)),
+               [COMPLEX]),
+        OpCase("linalg_eig_empty_batch", lambda lib, a: (lambda w, v: (lib.view_as_real(w), v.abs()))(*lib.linalg.eig(a)),
+               [randn(0, 3, 3)], grad=[False]),  # torch's backward of an empty batch raises (a stride check)
+        OpCase("linalg_eigvals", lambda lib, a: lib.view_as_real(lib.linalg.eigvals(a)),
+               [randn(3, 3, 3, seed=23)]),
+        OpCase("linalg_eigvals_complex", lambda lib, a: lib.linalg.eigvals(a).abs(), [COMPLEX]),
+    ]
+
+
+op_db += [
+    OpInfo("linalg.eig", "linalg", select(_eig_cases, "linalg_eig", "linalg_eig_complex", "linalg_eig_empty_batch")),
+    OpInfo("linalg.eigvals", "linalg", select(_eig_cases, "linalg_eigvals*")),
+]
