@@ -131,6 +131,10 @@ from ._config import (  # noqa: E402
     set_float32_matmul_precision, set_num_interop_threads, set_num_threads,
     use_deterministic_algorithms,
 )
+from ._config import is_warn_always_enabled, set_flush_denormal, set_warn_always  # noqa: E402
+from . import cpu, mps, quasirandom, signal, xpu  # noqa: E402
+from .amp import GradScaler  # noqa: E402
+from .cuda import OutOfMemoryError  # noqa: E402
 from ._format import get_printoptions, set_printoptions  # noqa: E402
 from .amp import (  # noqa: E402
     autocast, autocast_decrement_nesting, autocast_increment_nesting, clear_autocast_cache, get_autocast_cpu_dtype,
@@ -291,6 +295,9 @@ from .func import vmap  # noqa: E402,F401
 from .nn.functional import ctc_loss, embedding_bag, rms_norm, triplet_margin_loss  # noqa: E402,F401
 
 detach, fill_, zero_ = Tensor.detach, Tensor.fill_, Tensor.zero_
+# --- s7 names: more top-level spellings of Tensor methods and of nn.functional's in-place ops
+detach_, resize_as_, as_strided_ = Tensor.detach_, Tensor.resize_as_, Tensor.as_strided_
+from .nn.functional import celu_, rrelu_, selu_, threshold_  # noqa: E402,F401
 get_device, is_nonzero, is_same_size, is_signed = Tensor.get_device, Tensor.is_nonzero, Tensor.is_same_size, Tensor.is_signed
 row_stack = vstack  # noqa: F405
 newaxis = None

@@ -21,7 +21,8 @@ import warnings
 __all__ = ["set_num_threads", "get_num_threads", "set_num_interop_threads", "get_num_interop_threads",
            "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
            "is_deterministic_algorithms_warn_only_enabled", "set_float32_matmul_precision",
-           "get_float32_matmul_precision", "compile"]
+           "get_float32_matmul_precision", "compile", "set_warn_always", "is_warn_always_enabled",
+           "set_flush_denormal"]
 
 _THREADS_MISSING = ("chainrule.set_num_threads needs threadpoolctl to limit NumPy's BLAS threads: "
                     'pip install "chainrule[threads]"')
@@ -156,6 +157,27 @@ def set_float32_matmul_precision(precision: str) -> None:
 
 def get_float32_matmul_precision() -> str:
     return _matmul_precision
+
+
+_warn_always = False
+
+
+def set_warn_always(b: bool) -> None:
+    """torch.set_warn_always: torch's warn-once warnings then warn on every call. chainrule's warnings
+    go through Python's ``warnings``, whose filters decide repetition; the flag is kept for scripts
+    that read it back."""
+    global _warn_always
+    _warn_always = bool(b)
+
+
+def is_warn_always_enabled() -> bool:
+    return _warn_always
+
+
+def set_flush_denormal(mode: bool) -> bool:
+    """torch.set_flush_denormal: False, "not supported here" — NumPy has no switch for the CPU's
+    flush-to-zero mode, so subnormal floats stay subnormal (torch returns True where it can set it)."""
+    return False
 
 
 def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="inductor", mode=None,

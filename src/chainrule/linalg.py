@@ -28,11 +28,16 @@ class LinAlgError(RuntimeError):
     """torch.linalg.LinAlgError: a RuntimeError for singular or non-positive-definite input."""
 
 
+# top-level torch functions ops/linalg.py defines that torch.linalg does not have (its vander is another function)
+_TOP_LEVEL_ONLY = {"geqrf", "ormqr", "vander"}
+
+
 def _public_function(name: str):
     """The public function ``name`` defined in ops/linalg.py, or None (helpers and imports are not
     part of torch.linalg)."""
     obj = getattr(_ops_linalg, name, None)
-    if name.startswith("_") or not inspect.isfunction(obj) or obj.__module__ != _ops_linalg.__name__:
+    if name.startswith("_") or name in _TOP_LEVEL_ONLY or not inspect.isfunction(obj) \
+            or obj.__module__ != _ops_linalg.__name__:
         return None
     return obj
 

@@ -22,8 +22,8 @@ from .elementwise import conjugate_rule
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum", "tensordot",
            "addmm", "addmv", "baddbmm", "addbmm", "addr", "trace", "diag", "diagonal", "kron", "inverse",
-           "det", "slogdet", "logdet", "cross", "cdist", "matrix_power", "chain_matmul"]
-__not_methods__ = {"einsum", "tensordot", "cdist", "chain_matmul"}
+           "det", "slogdet", "logdet", "cross", "cdist", "matrix_power", "chain_matmul", "geqrf", "ormqr", "vander"]
+__not_methods__ = {"einsum", "tensordot", "cdist", "chain_matmul", "vander"}
 # torch removed Tensor.eig and Tensor.symeig in 1.9: they raise its message
 __tensor_methods__ = {"eig": "_removed_eig", "symeig": "_removed_symeig"}
 
@@ -1111,6 +1111,92 @@ def _removed_symeig(*args, **kwargs):
 def _removed_matrix_rank(*args, **kwargs):
     """torch.matrix_rank: removed in torch 1.9; raises torch's message pointing to linalg.matrix_rank."""
     raise RuntimeError(_REMOVED_MATRIX_RANK)
+
+
+# ---------------------------------------------------------------- Householder QR (LAPACK geqrf/ormqr), vander
+class Geqrf(Function):
+    _array_forward = True
+    node_name = "GeqrfBackward0"
+    label = "geqrf"
+    rule = "no derivative (torch defines none): backward raises NotImplementedError"
+    formula = "geqrf({0})"
+
+    @staticmethod
+    def forward(ctx, A):
+        xp = array_module(A)
+        # NumPy's and CuPy's 'raw' mode return geqrf's output transposed (Fortran order seen from C)
+        packed, tau = xp.linalg.qr(A, mode="raw")
+        return _column_major(packed.swapaxes(-1, -2)), tau
+
+    @staticmethod
+    def backward(ctx, grad_a, grad_tau):
+        raise NotImplementedError("the derivative for 'geqrf' is not implemented.")
+
+
+def geqrf(input: Tensor):
+    """torch.geqrf: LAPACK's QR in packed form, ``(a, tau)``: R on and above a's diagonal, below it
+    the Householder vectors whose product (with tau) is Q — see linalg.householder_product and
+    ormqr. Its outputs are recorded but, as torch's, have no derivative: backward raises."""
+    if input._data.ndim < 2:
+        raise RuntimeError("torch.geqrf: input must have at least 2 dimensions.")
+    if input._data.dtype.kind not in "fc":
+        raise NotImplementedError(f'"geqrf_cpu" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
+    return return_types.geqrf(*Geqrf.apply(input))
+
+
+def ormqr(input: Tensor, tau: Tensor, other: Tensor, left: bool = True, transpose: bool = False) -> Tensor:
+    """torch.ormqr: ``other`` multiplied by the Q of geqrf's ``(input, tau)`` — Q C, Qᴴ C (transpose),
+    C Q or C Qᴴ (left=False) — with Q the full square product of the Householder reflectors.
+    Composed of chainrule ops (the reflectors through linalg.householder_product), so it is
+    differentiable in all three arguments, as torch's."""
+    from .decompositions import linalg_householder_product
+    from .shape import cat
+
+    if input._data.ndim < 2 or other._data.ndim < 2:
+        raise RuntimeError("torch.ormqr: input and other must have at least 2 dimensions.")
+    mn = input._data.shape[-2]
+    side = -2 if left else -1
+    if other._data.shape[side] != mn:
+        raise RuntimeError(f"torch.ormqr: other.shape[{side}] must be equal to input.shape[-2]")
+    if input._data.dtype != other._data.dtype or input._data.dtype != tau._data.dtype:
+        raise RuntimeError(f"torch.ormqr: Expected input, tau and other to have the same dtype, but got "
+                           f"{_dtype.scalar_name(input.dtype)}, {_dtype.scalar_name(tau.dtype)} and "
+                           f"{_dtype.scalar_name(other.dtype)}")
+    k = tau._data.shape[-1]
+    if k > min(mn, input._data.shape[-1]):
+        raise RuntimeError("torch.ormqr: tau.shape[-1] must be less than or equal to min(input.shape[-2], "
+                           "input.shape[-1])")
+    xp = array_module(input._data)
+    # the k reflectors in an mn x mn matrix; zero columns and zero taus add identity reflectors
+    reflectors = input[..., :, :k]
+    if k < mn:
+        batch = input._data.shape[:-2]
+        zeros = Tensor._make(xp.zeros(batch + (mn, mn - k), dtype=input._data.dtype))
+        reflectors = cat([reflectors, zeros], -1)
+        tau = cat([tau, Tensor._make(xp.zeros(tau._data.shape[:-1] + (mn - k,), dtype=tau._data.dtype))], -1)
+    q = linalg_householder_product(reflectors, tau)
+    if transpose:
+        q = q.mH
+    result = matmul(q, other) if left else matmul(other, q)
+    result = result.mT.contiguous().mT  # LAPACK's column-major layout, which torch returns
+    return name_node(result, "OrmqrBackward0", label="ormqr")
+
+
+def vander(x: Tensor, N: int | None = None, increasing: bool = False) -> Tensor:
+    """torch.vander: the Vandermonde matrix of a 1-D ``x``, columns x^(N-1), ..., x, 1 (N defaults to
+    len(x)), or x⁰ first when ``increasing``; integers and bools compute in int64, as torch's."""
+    from .decompositions import linalg_vander
+
+    if x._data.ndim != 1:
+        raise RuntimeError("x must be a one-dimensional tensor.")
+    if N is not None and N < 0:
+        raise RuntimeError("N must be non-negative.")
+    if x._data.dtype.kind in "biu":
+        x = x.long()
+    if N == 0:
+        return Tensor._make(array_module(x._data).zeros((x._data.shape[0], 0), dtype=x._data.dtype))
+    result = linalg_vander(x, N=N)
+    return result if increasing else result.flip(-1)
 
 
 # ---------------------------------------------------------------- cross products and distances

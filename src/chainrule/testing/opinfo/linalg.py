@@ -202,3 +202,30 @@ op_db += [
     OpInfo("linalg.eig", "linalg", select(_eig_cases, "linalg_eig", "linalg_eig_complex", "linalg_eig_empty_batch")),
     OpInfo("linalg.eigvals", "linalg", select(_eig_cases, "linalg_eigvals*")),
 ]
+
+
+# ---- geqrf (LAPACK's packed QR; no derivative, as torch's), ormqr (its Q applied, differentiable), vander
+def _householder_cases() -> list[OpCase]:
+    tall = randn(4, 3, seed=30)
+    packed, tau = np.linalg.qr(tall, mode="raw")  # geqrf's output, transposed
+    packed = np.ascontiguousarray(packed.T)
+    return [
+        OpCase("geqrf", lambda lib, a: tuple(lib.geqrf(a)), [randn(2, 4, 3, seed=31)], grad=[False]),
+        OpCase("geqrf_wide_method", lambda lib, a: tuple(a.geqrf()), [randn(3, 5, seed=32)], grad=[False]),
+        OpCase("ormqr_left", lambda lib, a, t, c: lib.ormqr(a, t, c), [packed, tau, randn(4, 2, seed=33)]),
+        OpCase("ormqr_right_transpose_method", lambda lib, a, t, c: a.ormqr(t, c, left=False, transpose=True),
+               [packed, tau, randn(3, 4, seed=34)]),
+        # torch 2.13's own vander backward fails its in-place version check (a saved view it then writes), so
+        # only values are compared here; tests/compat/test_names_s7.py gradchecks chainrule's
+        OpCase("vander", lambda lib, x: lib.vander(x), [randn(4, seed=35)], grad=[False]),
+        OpCase("vander_increasing_N", lambda lib, x: lib.vander(x, N=3, increasing=True), [randn(3, seed=36)],
+               grad=[False]),
+    ]
+
+
+op_db += [
+    # no gradient: torch records geqrf and raises in its backward, and so does chainrule (tests/ops/test_linalg_eig.py)
+    OpInfo("geqrf", "linalg", select(_householder_cases, "geqrf*"), methods=("geqrf",), supports_autograd=False),
+    OpInfo("ormqr", "linalg", select(_householder_cases, "ormqr*"), methods=("ormqr",)),
+    OpInfo("vander", "linalg", select(_householder_cases, "vander*")),
+]
