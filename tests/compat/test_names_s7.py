@@ -278,7 +278,7 @@ def test_ormqr_recovers_the_qr_product_and_gradchecks():
 def test_vander_is_differentiable_where_torch_213_fails_its_own_check():
     x = chainrule.tensor([0.5, -1.0, 2.0], dtype=chainrule.float64, requires_grad=True)
     for options in ({}, {"N": 4, "increasing": True}):
-        assert gradcheck(lambda t: chainrule.vander(t, **options), (x,))
+        assert gradcheck(lambda t, options=options: chainrule.vander(t, **options), (x,))
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         torch.vander(torch.tensor([0.5, -1.0], requires_grad=True)).sum().backward()
     for bad, options in ((np.ones((2, 2)), {}), (np.ones(2), {"N": -1})):
