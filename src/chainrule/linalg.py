@@ -14,7 +14,7 @@ import inspect
 from .ops import decompositions as _decompositions
 from .ops import linalg as _ops_linalg
 
-_NOT_IMPLEMENTED = {"ldl_factor", "ldl_factor_ex", "ldl_solve"}
+_NOT_IMPLEMENTED: set = set()
 
 # torch.linalg name -> its function in ops/decompositions.py (whose top-level namesakes, torch.svd,
 # torch.qr and torch.cholesky, have other signatures)

@@ -147,3 +147,55 @@ def test_removed_names_raise_torch_message(name):
     if name in ("eig", "symeig"):
         with pytest.raises(RuntimeError, match="linalg"):
             getattr(chainrule.eye(2), name)()
+
+
+# ---- linalg.ldl_factor(_ex) / ldl_solve: LAPACK's Bunch-Kaufman, pivots equal to torch's
+def test_ldl_pivots_and_factors_match_torch_on_many_symmetric_matrices():
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        n = int(rng.integers(1, 8))
+        a = rng.standard_normal((n, n))
+        a = a + a.T
+        if trial % 3 == 0:
+            np.fill_diagonal(a, rng.standard_normal(n) * 0.01)  # small diagonals: 2x2 pivots and interchanges
+        ours, theirs = chainrule.linalg.ldl_factor(chainrule.tensor(a)), torch.linalg.ldl_factor(torch.tensor(a))
+        np.testing.assert_array_equal(ours.pivots.numpy(), theirs.pivots.numpy())
+        np.testing.assert_allclose(ours.LD.numpy(), theirs.LD.numpy(), rtol=1e-10, atol=1e-12)
+        assert ours.LD.stride() == theirs.LD.stride() and ours.pivots.dtype == chainrule.int32
+        b = rng.standard_normal((n, 2))
+        solution = chainrule.linalg.ldl_solve(ours.LD, ours.pivots, chainrule.tensor(b))
+        np.testing.assert_allclose(a @ solution.numpy(), b, atol=1e-8 * max(1.0, np.abs(a).max()) * n)
+
+
+def test_ldl_singular_input_batches_and_errors():
+    ex = chainrule.linalg.ldl_factor_ex(chainrule.zeros(3, 3))
+    theirs = torch.linalg.ldl_factor_ex(torch.zeros(3, 3))
+    assert ex.info.item() == theirs.info.item() == 1
+    np.testing.assert_array_equal(ex.pivots.numpy(), theirs.pivots.numpy())
+    with pytest.raises(RuntimeError, match="singular"):
+        chainrule.linalg.ldl_factor(chainrule.zeros(3, 3))
+    with pytest.raises(RuntimeError, match="singular"):
+        chainrule.linalg.ldl_factor_ex(chainrule.zeros(3, 3), check_errors=True)
+    for bad in (np.ones(3), np.ones((2, 3)), np.ones((2, 2), dtype=np.int64)):
+        with pytest.raises(RuntimeError) as theirs:
+            torch.linalg.ldl_factor_ex(torch.tensor(bad))
+        with pytest.raises(RuntimeError) as ours:
+            chainrule.linalg.ldl_factor_ex(chainrule.tensor(bad))
+        assert str(ours.value) == str(theirs.value)
+    LD, pivots = chainrule.linalg.ldl_factor(chainrule.eye(5, dtype=chainrule.float64))
+    tLD, tpivots = torch.linalg.ldl_factor(torch.eye(5, dtype=torch.float64))
+    with pytest.raises(RuntimeError) as theirs:
+        torch.linalg.ldl_solve(tLD, tpivots, torch.ones(4, 2, dtype=torch.float64))
+    with pytest.raises(RuntimeError) as ours:
+        chainrule.linalg.ldl_solve(LD, pivots, chainrule.ones(4, 2, dtype=chainrule.float64))
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_ldl_outputs_are_recorded_without_a_derivative_as_torch():
+    a = REAL[0] + REAL[0].T
+    for lib, message in ((torch, "derivative for aten::linalg_ldl_factor_ex is not implemented"),
+                         (chainrule, "derivative for aten::linalg_ldl_factor_ex is not implemented")):
+        LD, pivots = lib.linalg.ldl_factor(lib.tensor(a, requires_grad=True))
+        assert LD.requires_grad and not pivots.requires_grad
+        with pytest.raises(RuntimeError, match=message):
+            LD.sum().backward()

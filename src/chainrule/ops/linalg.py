@@ -1113,6 +1113,216 @@ def _removed_matrix_rank(*args, **kwargs):
     raise RuntimeError(_REMOVED_MATRIX_RANK)
 
 
+# ---------------------------------------------------------------- LDLᵀ (LAPACK sytrf/sytrs, Bunch-Kaufman)
+_BUNCH_KAUFMAN_ALPHA = (1 + math.sqrt(17)) / 8  # LAPACK's: bounds the growth of the 1x1 and 2x2 pivots
+
+
+def _sytrf_lower(xp, a):
+    """LAPACK's dsytf2 on the lower triangle of the square matrix ``a`` (a copy, overwritten): the
+    Bunch-Kaufman P L D Lᵀ Pᵀ with 1x1 and 2x2 diagonal blocks. Returns (a, pivots, info) in LAPACK's
+    conventions: pivots 1-based, a 2x2 block marked by the negated row swapped into it on both of its
+    entries; info the 1-based column of the first zero pivot, 0 if none. One step per column, each
+    vectorised over the trailing block; the pivot choices read scalars (a sync per step on a device)."""
+    n = a.shape[0]
+    pivots = [0] * n
+    info = 0
+    k = 0
+    while k < n:
+        step = 1
+        diagonal = abs(float(a[k, k]))
+        if k < n - 1:
+            below = xp.abs(a[k + 1:, k])
+            i_max = k + 1 + int(below.argmax())
+            column_max = float(below[i_max - k - 1])
+        else:
+            i_max, column_max = k, 0.0
+        if max(diagonal, column_max) == 0 or math.isnan(diagonal) or math.isnan(column_max):
+            info = info or k + 1  # a zero column: D is singular here, the factorization goes on
+            swap_with = k
+        elif diagonal >= _BUNCH_KAUFMAN_ALPHA * column_max:
+            swap_with = k
+        else:
+            row_max = float(xp.abs(a[i_max, k:i_max]).max())
+            if i_max < n - 1:
+                row_max = max(row_max, float(xp.abs(a[i_max + 1:, i_max]).max()))
+            if diagonal * row_max >= _BUNCH_KAUFMAN_ALPHA * column_max * column_max:
+                swap_with = k
+            elif abs(float(a[i_max, i_max])) >= _BUNCH_KAUFMAN_ALPHA * row_max:
+                swap_with = i_max
+            else:
+                swap_with, step = i_max, 2
+        last = k + step - 1
+        if swap_with != last:  # swap rows and columns ``last`` and ``swap_with`` of the trailing lower triangle
+            p = swap_with
+            a[p + 1:, [last, p]] = a[p + 1:, [p, last]]
+            between = a[last + 1:p, last].copy()
+            a[last + 1:p, last] = a[p, last + 1:p]
+            a[p, last + 1:p] = between
+            a[[last, p], [last, p]] = a[[p, last], [p, last]]
+            if step == 2:
+                a[[k + 1, p], [k, k]] = a[[p, k + 1], [k, k]]
+        if step == 1 and k < n - 1 and float(a[k, k]) != 0:
+            # A₂₂ ← A₂₂ - x xᵀ / d, then L's column x / d (the lower triangle is all LAPACK keeps)
+            x = a[k + 1:, k].copy()
+            a[k + 1:, k + 1:] -= xp.tril(xp.outer(x, x / a[k, k]))
+            a[k + 1:, k] = x / a[k, k]
+        elif step == 2 and k < n - 2:
+            # the 2x2 block's inverse applied to the two columns, in dsytf2's scaled form
+            d21 = a[k + 1, k]
+            d11 = a[k + 1, k + 1] / d21
+            d22 = a[k, k] / d21
+            t = 1 / (d11 * d22 - 1)
+            d21 = t / d21
+            wk = d21 * (d11 * a[k + 2:, k] - a[k + 2:, k + 1])
+            wk1 = d21 * (d22 * a[k + 2:, k + 1] - a[k + 2:, k])
+            a[k + 2:, k + 2:] -= xp.tril(xp.outer(a[k + 2:, k], wk) + xp.outer(a[k + 2:, k + 1], wk1))
+            a[k + 2:, k] = wk
+            a[k + 2:, k + 1] = wk1
+        if step == 1:
+            pivots[k] = swap_with + 1
+        else:
+            pivots[k] = pivots[k + 1] = -(swap_with + 1)
+        k += step
+    return xp.tril(a), pivots, info
+
+
+def _sytrs_lower(xp, ld, pivots, b):
+    """LAPACK's dsytrs for the lower factor: X with P L D Lᵀ Pᵀ X = B, ``b`` (n, k) overwritten."""
+    n = ld.shape[0]
+    k = 0
+    while k < n:  # L D Y = P B
+        if pivots[k] > 0:
+            p = pivots[k] - 1
+            b[[k, p]] = b[[p, k]]
+            b[k + 1:] -= xp.outer(ld[k + 1:, k], b[k])
+            b[k] = b[k] / ld[k, k]
+            k += 1
+        else:
+            p = -pivots[k] - 1
+            b[[k + 1, p]] = b[[p, k + 1]]
+            b[k + 2:] -= xp.outer(ld[k + 2:, k], b[k]) + xp.outer(ld[k + 2:, k + 1], b[k + 1])
+            off = ld[k + 1, k]
+            d11, d22 = ld[k, k] / off, ld[k + 1, k + 1] / off
+            denominator = d11 * d22 - 1
+            first, second = b[k] / off, b[k + 1] / off
+            b[k], b[k + 1] = (d22 * first - second) / denominator, (d11 * second - first) / denominator
+            k += 2
+    k = n - 1
+    while k >= 0:  # Lᵀ Pᵀ X = Y
+        if pivots[k] > 0:
+            b[k] -= ld[k + 1:, k] @ b[k + 1:]
+            p = pivots[k] - 1
+            b[[k, p]] = b[[p, k]]
+            k -= 1
+        else:
+            b[k] -= ld[k + 1:, k] @ b[k + 1:]
+            b[k - 1] -= ld[k + 1:, k - 1] @ b[k + 1:]
+            p = -pivots[k] - 1
+            b[[k, p]] = b[[p, k]]
+            k -= 2
+    return b
+
+
+class LdlFactor(Function):
+    _array_forward = True
+    node_name = "LinalgLdlFactorExBackward0"
+    label = "ldl_factor"
+    rule = "no derivative (torch defines none): backward raises"
+    formula = "ldl_factor({0})"
+
+    @staticmethod
+    def forward(ctx, A):
+        xp = array_module(A)
+        batch, n = A.shape[:-2], A.shape[-1]
+        flat = A.reshape((-1, n, n))
+        factors, pivots, infos = [], [], []
+        for matrix in flat:  # each matrix pivots its own way
+            ld, p, info = _sytrf_lower(xp, matrix.copy())
+            factors.append(ld)
+            pivots.append(p)
+            infos.append(info)
+        ld = xp.stack(factors).reshape(A.shape) if factors else xp.zeros(A.shape, dtype=A.dtype)
+        return (_column_major(ld), xp.asarray(pivots, dtype=xp.int32).reshape(batch + (n,)),
+                xp.asarray(infos, dtype=xp.int32).reshape(batch))
+
+    @staticmethod
+    def backward(ctx, grad_ld, grad_pivots, grad_info):
+        raise RuntimeError("derivative for aten::linalg_ldl_factor_ex is not implemented")
+
+
+def _check_ldl_input(A: Tensor, op: str, hermitian: bool) -> None:
+    if A._data.ndim < 2:
+        raise RuntimeError(f"torch.linalg.{op}: The input tensor A must have at least 2 dimensions.")
+    if A._data.shape[-1] != A._data.shape[-2]:
+        raise RuntimeError(f"torch.linalg.{op}: A must be batches of square matrices, but they are "
+                           f"{A._data.shape[-2]} by {A._data.shape[-1]} matrices")
+    if A._data.dtype.kind != "f":
+        raise RuntimeError(f"torch.linalg.{op}: Expected a floating point or complex tensor as input. Got "
+                           f"{_dtype.scalar_name(A.dtype)}" if A._data.dtype.kind != "c" else
+                           f"torch.linalg.{op}: complex input is not supported by chainrule's LDL")
+
+
+def ldl_factor_ex(A: Tensor, *, hermitian: bool = False, check_errors: bool = False):
+    """torch.linalg.ldl_factor_ex: ``(LD, pivots, info)`` of the symmetric A's lower triangle,
+    A = P L D Lᵀ Pᵀ with D of 1x1 and 2x2 blocks (LAPACK's sytrf, Bunch-Kaufman pivoting): L below LD's
+    diagonal, D on and beside it, pivots as LAPACK's (1-based, negative pairs for a 2x2 block), info
+    the first zero pivot's column (0: none). Real input only; no derivative, as torch's."""
+    _check_ldl_input(A, "ldl_factor_ex", hermitian)
+    ld, pivots, info = LdlFactor.apply(A)
+    pivots, info = pivots.detach(), info.detach()
+    if check_errors and bool((info._data != 0).any()):
+        raise RuntimeError("torch.linalg.ldl_factor_ex: The factorization could not be completed because the "
+                           "input is singular (a zero pivot in D).")
+    return return_types.linalg_ldl_factor_ex(ld, pivots, info)
+
+
+def ldl_factor(A: Tensor, *, hermitian: bool = False):
+    """torch.linalg.ldl_factor: ldl_factor_ex's ``(LD, pivots)``; a singular A raises (torch 2.13 fails
+    an internal assert there)."""
+    _check_ldl_input(A, "ldl_factor", hermitian)
+    ld, pivots, info = LdlFactor.apply(A)
+    if bool((info._data != 0).any()):
+        raise RuntimeError("torch.linalg.ldl_factor: The factorization could not be completed because the input "
+                           "is singular (a zero pivot in D).")
+    return return_types.linalg_ldl_factor(ld, pivots.detach())
+
+
+class LdlSolve(Function):
+    _array_forward = True
+    node_name = "LinalgLdlSolveBackward0"
+    label = "ldl_solve"
+    rule = "no derivative (torch defines none): backward raises"
+    formula = "ldl_solve({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, LD, B, pivots):
+        xp = array_module(LD)
+        n = LD.shape[-1]
+        batch = xp.broadcast_shapes(LD.shape[:-2], B.shape[:-2])
+        LD = xp.broadcast_to(LD, batch + LD.shape[-2:]).reshape((-1, n, n))
+        pivots = xp.broadcast_to(pivots, batch + (n,)).reshape((-1, n))
+        B = xp.broadcast_to(B, batch + B.shape[-2:]).reshape((-1,) + B.shape[-2:])
+        out = xp.empty(B.shape, dtype=xp.result_type(LD.dtype, B.dtype))
+        for i in range(B.shape[0]):
+            out[i] = _sytrs_lower(xp, LD[i], [int(p) for p in pivots[i].tolist()], B[i].astype(out.dtype, copy=True))
+        return _column_major(out.reshape(batch + out.shape[-2:]))
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("derivative for aten::linalg_ldl_solve is not implemented")
+
+
+def ldl_solve(LD: Tensor, pivots: Tensor, B: Tensor, *, hermitian: bool = False) -> Tensor:
+    """torch.linalg.ldl_solve: X with A X = B from ldl_factor's ``(LD, pivots)``; batch dims broadcast."""
+    if B._data.ndim < 2:
+        raise RuntimeError("torch.linalg.ldl_solve: The input tensor B must have at least 2 dimensions.")
+    n = LD._data.shape[-1]
+    if B._data.shape[-2] != n:
+        raise RuntimeError(f"Incompatible matrix sizes for torch.linalg.ldl_solve: each A matrix is {n} by {n} but "
+                           f"each b matrix is {B._data.shape[-2]} by {B._data.shape[-1]}")
+    return LdlSolve.apply(LD, B, pivots=pivots._data)
+
+
 # ---------------------------------------------------------------- Householder QR (LAPACK geqrf/ormqr), vander
 class Geqrf(Function):
     _array_forward = True

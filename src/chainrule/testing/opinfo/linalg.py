@@ -229,3 +229,32 @@ op_db += [
     OpInfo("ormqr", "linalg", select(_householder_cases, "ormqr*"), methods=("ormqr",)),
     OpInfo("vander", "linalg", select(_householder_cases, "vander*")),
 ]
+
+
+# ---- linalg.ldl_factor(_ex) / ldl_solve: LAPACK's Bunch-Kaufman LDLᵀ; no derivative in torch (its
+# backward raises, as chainrule's), so the samples compare values only
+def _ldl_cases() -> list[OpCase]:
+    def symmetric(seed: int, *batch: int, small_diagonal: bool = False):
+        a = randn(*batch, 5, 5, seed=seed)
+        a = a + np.swapaxes(a, -1, -2)
+        if small_diagonal:  # forces 2x2 pivots
+            a[..., np.arange(5), np.arange(5)] *= 0.01
+        return a
+
+    return [
+        OpCase("linalg_ldl_factor", lambda lib, a: tuple(lib.linalg.ldl_factor(a)), [symmetric(70)], grad=[False]),
+        OpCase("linalg_ldl_factor_two_by_two", lambda lib, a: tuple(lib.linalg.ldl_factor(a)),
+               [symmetric(71, small_diagonal=True)], grad=[False]),
+        OpCase("linalg_ldl_factor_ex_batch", lambda lib, a: tuple(lib.linalg.ldl_factor_ex(a)), [symmetric(72, 3)],
+               grad=[False]),
+        OpCase("linalg_ldl_solve", lambda lib, a, b: lib.linalg.ldl_solve(*lib.linalg.ldl_factor(a), b),
+               [symmetric(73, 2, small_diagonal=True), randn(2, 5, 3, seed=74)], grad=[False, False]),
+    ]
+
+
+op_db += [
+    OpInfo("linalg.ldl_factor", "linalg", select(_ldl_cases, "linalg_ldl_factor", "linalg_ldl_factor_two_by_two"),
+           supports_autograd=False),
+    OpInfo("linalg.ldl_factor_ex", "linalg", select(_ldl_cases, "linalg_ldl_factor_ex*"), supports_autograd=False),
+    OpInfo("linalg.ldl_solve", "linalg", select(_ldl_cases, "linalg_ldl_solve"), supports_autograd=False),
+]
