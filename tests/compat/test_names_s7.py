@@ -294,3 +294,52 @@ def test_warnings_stay_quiet_for_the_new_names():
         warnings.simplefilter("error")
         chainrule.quasirandom.SobolEngine(2).draw(3)  # SciPy's power-of-2 warning is not torch's
         chainrule.signal.windows.hann(4)
+
+
+# ---- Categorical.sample: one uniform per draw through each row's cumulative probabilities
+def _chi_square(counts: np.ndarray, probs: np.ndarray) -> float:
+    expected = counts.sum() * probs
+    kept = expected > 0
+    return float((((counts - expected) ** 2)[kept] / expected[kept]).sum())
+
+
+@pytest.mark.parametrize("rows, draws", [(3, (20000,)), (500, (40,))], ids=["per_row_search", "batched_search"])
+def test_categorical_frequencies_follow_the_probabilities(rows, draws):
+    rng = np.random.default_rng(5)
+    probs = rng.random((rows, 6))
+    probs[:, 2] = 0  # never drawn
+    probs /= probs.sum(-1, keepdims=True)
+    chainrule.manual_seed(11)
+    samples = chainrule.distributions.Categorical(probs=chainrule.tensor(probs)).sample(draws)
+    assert tuple(samples.shape) == draws + (rows,) and samples.dtype == chainrule.int64
+    values = samples.numpy()
+    assert not (values == 2).any() and values.min() >= 0 and values.max() <= 5
+    # chi-square with 4 degrees of freedom (the zero-probability class adds nothing): 99.99th percentile 23.5.
+    # Pooled over rows the expected share of a class is the rows' mean probability (a sum of multinomials
+    # varies less than one multinomial, so the bound is conservative)
+    pooled = np.bincount(values.reshape(-1), minlength=6)
+    assert _chi_square(pooled, probs.mean(0)) < 23.5
+    if draws[0] >= 10000:  # enough draws to test each row on its own
+        for r in range(rows):
+            assert _chi_square(np.bincount(values[:, r], minlength=6), probs[r]) < 23.5
+
+
+def test_categorical_draws_repeat_under_manual_seed_and_follow_logits_batches():
+    d = chainrule.distributions.Categorical(logits=chainrule.randn(4, 3, 5))
+    chainrule.manual_seed(2)
+    first = d.sample((7,)).numpy()
+    chainrule.manual_seed(2)
+    np.testing.assert_array_equal(d.sample((7,)).numpy(), first)
+    assert first.shape == (7, 4, 3)
+    one = chainrule.distributions.Categorical(probs=chainrule.tensor([0.0, 0.0, 1.0]))
+    assert one.sample((50,)).numpy().tolist() == [2] * 50 and tuple(one.sample().shape) == ()
+
+
+def test_categorical_samples_on_the_standin_device():
+    with chainrule._backend.use_standin_cuda():
+        probs = chainrule.tensor([[0.1, 0.0, 0.9], [0.5, 0.5, 0.0]], device="cuda")
+        samples = chainrule.distributions.Categorical(probs=probs).sample((1000,))
+        assert samples.device.type == "cuda"
+        values = samples.cpu().numpy()
+    assert not (values[:, 0] == 1).any() and not (values[:, 1] == 2).any()
+    assert abs((values[:, 0] == 2).mean() - 0.9) < 0.05
