@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype
-from ..autograd.grad_mode import enable_grad
 from .._backend import array_module
+from ..autograd.grad_mode import enable_grad
 from ..ops.random import _rng
 from ..ops.reduce import logsumexp, softmax
 from ..tensor import Tensor
