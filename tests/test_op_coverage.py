@@ -250,7 +250,11 @@ NOT_OPS.update({
              "detach_", "resize_as_", "as_strided_", "Tensor.as_strided_"),
     **_group("uninitialised creation in a given memory order (tests/compat/test_names_s7.py checks shape and strides)",
              "empty_permuted"),
+    **_group("conversions and memory bookkeeping: a dtype cast, a pointer, a stream mark (tests/compat/test_names_s7.py)",
+             "Tensor.char", "Tensor.const_data_ptr", "Tensor.record_stream"),
     **_group("devices and layouts chainrule does not have: False, or torch's error (tests/compat/test_names_s7.py)",
              "Tensor.is_xpu", "Tensor.is_mps", "Tensor.is_ipu", "Tensor.is_xla", "Tensor.is_maia", "Tensor.is_mtia",
              "Tensor.is_nested", "Tensor.is_sparse_csr", "Tensor.xpu"),
 })
+NOT_OPS.update(_group("determinism switches and device-module lookup: no tensor computed (tests/compat/test_names_s7.py)",
+                      "set_deterministic_debug_mode", "get_deterministic_debug_mode", "get_device_module"))

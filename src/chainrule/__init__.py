@@ -132,9 +132,23 @@ from ._config import (  # noqa: E402
     use_deterministic_algorithms,
 )
 from ._config import is_warn_always_enabled, set_flush_denormal, set_warn_always  # noqa: E402
+from ._config import get_deterministic_debug_mode, set_deterministic_debug_mode  # noqa: E402
 from . import cpu, mps, quasirandom, signal, xpu  # noqa: E402
 from .amp import GradScaler  # noqa: E402
 from .cuda import OutOfMemoryError  # noqa: E402
+
+_DEVICE_MODULES = {"cpu": cpu, "cuda": cuda, "mps": mps, "xpu": xpu}
+
+
+def get_device_module(device=None):
+    """torch.get_device_module: the module of a device type (chainrule.cuda for 'cuda:1', ...); without
+    an argument, the accelerator's if there is one, else chainrule.cpu."""
+    if device is None:
+        return cuda if cuda.is_available() else cpu
+    kind = device.type if isinstance(device, _backend.device) else str(device).split(":")[0]
+    if kind in _DEVICE_MODULES:
+        return _DEVICE_MODULES[kind]
+    return _DEVICE_MODULES[_backend.device(device).type]  # raises the device error for any other string
 from ._format import get_printoptions, set_printoptions  # noqa: E402
 from .amp import (  # noqa: E402
     autocast, autocast_decrement_nesting, autocast_increment_nesting, clear_autocast_cache, get_autocast_cpu_dtype,

@@ -22,7 +22,7 @@ __all__ = ["set_num_threads", "get_num_threads", "set_num_interop_threads", "get
            "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
            "is_deterministic_algorithms_warn_only_enabled", "set_float32_matmul_precision",
            "get_float32_matmul_precision", "compile", "set_warn_always", "is_warn_always_enabled",
-           "set_flush_denormal"]
+           "set_flush_denormal", "set_deterministic_debug_mode", "get_deterministic_debug_mode"]
 
 _THREADS_MISSING = ("chainrule.set_num_threads needs threadpoolctl to limit NumPy's BLAS threads: "
                     'pip install "chainrule[threads]"')
@@ -144,6 +144,30 @@ def are_deterministic_algorithms_enabled() -> bool:
 
 def is_deterministic_algorithms_warn_only_enabled() -> bool:
     return _deterministic["warn_only"]
+
+
+_DEBUG_MODES = {"default": 0, "warn": 1, "error": 2}
+
+
+def set_deterministic_debug_mode(debug_mode) -> None:
+    """torch.set_deterministic_debug_mode: 0/'default' off, 1/'warn' warn-only, 2/'error' raise — the
+    same switch as use_deterministic_algorithms."""
+    if isinstance(debug_mode, str):
+        if debug_mode not in _DEBUG_MODES:
+            raise RuntimeError(f"invalid value of debug_mode, expected one of `default`, `warn`, `error`, but got "
+                               f"{debug_mode}")
+        debug_mode = _DEBUG_MODES[debug_mode]
+    elif not isinstance(debug_mode, int):
+        raise TypeError(f"debug_mode must be str or int, but got {type(debug_mode)}")
+    if debug_mode not in (0, 1, 2):
+        raise RuntimeError(f"invalid value of debug_mode, expected 0, 1, or 2, but got {debug_mode}")
+    use_deterministic_algorithms(debug_mode != 0, warn_only=debug_mode == 1)
+
+
+def get_deterministic_debug_mode() -> int:
+    if not _deterministic["mode"]:
+        return 0
+    return 1 if _deterministic["warn_only"] else 2
 
 
 def set_float32_matmul_precision(precision: str) -> None:

@@ -463,7 +463,7 @@ ALIASES = {"arccos": "acos", "arcsin": "asin", "arctan": "atan", "arctan2": "ata
            "less_equal": "le", "not_equal": "ne", "fix": "trunc"}
 
 # in-place variants bound by bind_inplace_variants: Tensor.<name>_ (and chainrule.<name>_ for TOP_LEVEL_INPLACE)
-MORE_INPLACE = ["acos", "asin", "atan", "acosh", "asinh", "atanh", "cosh", "sinh", "erfc", "exp2", "log10",
+MORE_INPLACE = ["bitwise_not", "acos", "asin", "atan", "acosh", "asinh", "atanh", "cosh", "sinh", "erfc", "exp2", "log10",
                 "log2", "eq", "ne", "lt", "le", "gt", "ge", "addmm", "addbmm", "baddbmm", "addmv", "addr",
                 "cumsum", "cumprod", "hypot", "xlogy", "logit", "sinc", "heaviside", "gcd", "lcm", "copysign",
                 "nextafter", "ldexp", "float_power", "deg2rad", "rad2deg", "sgn", "digamma", "lgamma", "erfinv",
@@ -655,6 +655,11 @@ def _random_fill(draw):
     return method
 
 
+def _record_stream(self, stream) -> None:
+    """Tensor.record_stream: marks memory as used by ``stream`` so the caching allocator keeps it. chainrule
+    runs every CUDA op on one stream (CuPy's current one), so there is no other stream to wait for."""
+
+
 def _no_xpu(self, device=None, non_blocking: bool = False, memory_format=None):
     """Tensor.xpu: torch built without Intel's XPU device raises this."""
     raise AssertionError("Torch not compiled with XPU enabled")
@@ -667,6 +672,8 @@ def bind_tensor_misc() -> None:
     Tensor.is_xpu = Tensor.is_mps = Tensor.is_ipu = Tensor.is_xla = Tensor.is_maia = Tensor.is_mtia = False
     Tensor.is_nested = Tensor.is_sparse_csr = False
     Tensor.xpu = _no_xpu
+    Tensor.const_data_ptr = lambda self: self.data_ptr()
+    Tensor.record_stream = _record_stream
     Tensor.is_signed = lambda self: self._data.dtype.kind in "ficV"  # V: bfloat16
     Tensor.is_nonzero = _is_nonzero
     Tensor.is_same_size = lambda self, other: tuple(self.shape) == tuple(other.shape)

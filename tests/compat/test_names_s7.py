@@ -343,3 +343,36 @@ def test_categorical_samples_on_the_standin_device():
         values = samples.cpu().numpy()
     assert not (values[:, 0] == 1).any() and not (values[:, 1] == 2).any()
     assert abs((values[:, 0] == 2).mean() - 0.9) < 0.05
+
+
+# ---- small names scripts reach for
+def test_device_module_lookup_and_deterministic_debug_mode_match_torch():
+    for device in ("cpu", "cuda:1", "mps", "xpu"):
+        assert chainrule.get_device_module(device).__name__ == torch.get_device_module(device).__name__.replace(
+            "torch", "chainrule")
+    assert chainrule.get_device_module().__name__ == "chainrule.cpu"  # no accelerator here, as torch's answer
+    assert torch.get_device_module().__name__ == "torch.cpu"
+    for mode in ("warn", 2, "default", 1, 0):
+        for lib in (torch, chainrule):
+            lib.set_deterministic_debug_mode(mode)
+        assert chainrule.get_deterministic_debug_mode() == torch.get_deterministic_debug_mode()
+        assert chainrule.are_deterministic_algorithms_enabled() == torch.are_deterministic_algorithms_enabled()
+    for bad in ("x", 5):
+        with pytest.raises(RuntimeError) as theirs:
+            torch.set_deterministic_debug_mode(bad)
+        with pytest.raises(RuntimeError) as ours:
+            chainrule.set_deterministic_debug_mode(bad)
+        assert str(ours.value) == str(theirs.value)
+
+
+def test_small_tensor_methods_match_torch():
+    for lib in (torch, chainrule):
+        x = lib.tensor([1, 5, -3], dtype=lib.int32)
+        assert str(x.char().dtype).endswith("int8")
+        assert x.bitwise_not_() is x and x.tolist() == [-2, -6, 2]
+        assert x.const_data_ptr() == x.data_ptr()
+    assert chainrule.zeros(2).record_stream(None) is None  # one stream: nothing to record
+    assert int(chainrule.nn.attention.SDPBackend.MATH) == int(torch.nn.attention.SDPBackend.MATH)
+    with chainrule.nn.attention.sdpa_kernel(chainrule.nn.attention.SDPBackend.MATH):
+        q = chainrule.ones(1, 2, 3)
+        assert tuple(chainrule.nn.functional.scaled_dot_product_attention(q, q, q).shape) == (1, 2, 3)
