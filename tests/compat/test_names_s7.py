@@ -376,3 +376,14 @@ def test_small_tensor_methods_match_torch():
     with chainrule.nn.attention.sdpa_kernel(chainrule.nn.attention.SDPBackend.MATH):
         q = chainrule.ones(1, 2, 3)
         assert tuple(chainrule.nn.functional.scaled_dot_product_attention(q, q, q).shape) == (1, 2, 3)
+
+
+def test_backends_cuda_sdp_kernel_sets_and_restores_the_switches_as_torch():
+    for lib in (torch, chainrule):
+        with pytest.warns(FutureWarning, match="sdp_kernel"):
+            with lib.backends.cuda.sdp_kernel(enable_flash=False, enable_mem_efficient=False):
+                assert not lib.backends.cuda.flash_sdp_enabled() and lib.backends.cuda.math_sdp_enabled()
+                assert not lib.backends.cuda.mem_efficient_sdp_enabled()
+        assert lib.backends.cuda.flash_sdp_enabled() and lib.backends.cuda.mem_efficient_sdp_enabled()
+        assert lib.backends.cuda.SDPBackend is lib.nn.attention.SDPBackend
+    assert chainrule.backends.cuda.is_flash_attention_available() is False
