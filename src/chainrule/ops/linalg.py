@@ -1250,24 +1250,27 @@ class LdlFactor(Function):
         raise RuntimeError("derivative for aten::linalg_ldl_factor_ex is not implemented")
 
 
-def _check_ldl_input(A: Tensor, op: str, hermitian: bool) -> None:
+def _check_ldl_input(A: Tensor, op: str) -> None:
     if A._data.ndim < 2:
         raise RuntimeError(f"torch.linalg.{op}: The input tensor A must have at least 2 dimensions.")
     if A._data.shape[-1] != A._data.shape[-2]:
         raise RuntimeError(f"torch.linalg.{op}: A must be batches of square matrices, but they are "
                            f"{A._data.shape[-2]} by {A._data.shape[-1]} matrices")
+    if A._data.dtype.kind == "c":
+        raise NotImplementedError(f"torch.linalg.{op}: chainrule factors real symmetric matrices only (torch's "
+                                  "complex and hermitian=True forms are not built)")
     if A._data.dtype.kind != "f":
         raise RuntimeError(f"torch.linalg.{op}: Expected a floating point or complex tensor as input. Got "
-                           f"{_dtype.scalar_name(A.dtype)}" if A._data.dtype.kind != "c" else
-                           f"torch.linalg.{op}: complex input is not supported by chainrule's LDL")
+                           f"{_dtype.scalar_name(A.dtype)}")
 
 
 def ldl_factor_ex(A: Tensor, *, hermitian: bool = False, check_errors: bool = False):
     """torch.linalg.ldl_factor_ex: ``(LD, pivots, info)`` of the symmetric A's lower triangle,
     A = P L D Lᵀ Pᵀ with D of 1x1 and 2x2 blocks (LAPACK's sytrf, Bunch-Kaufman pivoting): L below LD's
     diagonal, D on and beside it, pivots as LAPACK's (1-based, negative pairs for a 2x2 block), info
-    the first zero pivot's column (0: none). Real input only; no derivative, as torch's."""
-    _check_ldl_input(A, "ldl_factor_ex", hermitian)
+    the first zero pivot's column (0: none). Real input only (where ``hermitian`` changes nothing); no
+    derivative, as torch's."""
+    _check_ldl_input(A, "ldl_factor_ex")
     ld, pivots, info = LdlFactor.apply(A)
     pivots, info = pivots.detach(), info.detach()
     if check_errors and bool((info._data != 0).any()):
@@ -1279,7 +1282,7 @@ def ldl_factor_ex(A: Tensor, *, hermitian: bool = False, check_errors: bool = Fa
 def ldl_factor(A: Tensor, *, hermitian: bool = False):
     """torch.linalg.ldl_factor: ldl_factor_ex's ``(LD, pivots)``; a singular A raises (torch 2.13 fails
     an internal assert there)."""
-    _check_ldl_input(A, "ldl_factor", hermitian)
+    _check_ldl_input(A, "ldl_factor")
     ld, pivots, info = LdlFactor.apply(A)
     if bool((info._data != 0).any()):
         raise RuntimeError("torch.linalg.ldl_factor: The factorization could not be completed because the input "

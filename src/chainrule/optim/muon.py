@@ -63,7 +63,8 @@ class Muon(Optimizer):
     """torch.optim.Muon, for the 2-d weights of hidden layers (biases, embeddings and other
     parameters go to another optimizer, such as AdamW). Per step, with g the gradient:
     B ← μB + (1-μ)g (torch's lerp), the update is the lerp of g toward B by μ (nesterov) or B,
-    orthogonalised by Newton–Schulz in bfloat16; then θ ← (1 - lr·wd)θ - adjust_lr(lr)·update."""
+    orthogonalised by Newton–Schulz in bfloat16; then θ ← (1 - lr·wd)θ - adjust_lr(lr)·update.
+    bfloat16 needs ml_dtypes (``pip install "chainrule[bf16]"``; the first step says so without it)."""
 
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.1, momentum: float = 0.95,
                  nesterov: bool = True, ns_coefficients: tuple = (DEFAULT_A, DEFAULT_B, DEFAULT_C),
