@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import OpCase, OpInfo, randn
+from .core import OpCase, OpInfo, cached, randn, select
 
 
 def _rnn_weights(gates: int, hidden: int, inputs: int, layers: int, directions: int, seed: int) -> list:
@@ -43,6 +43,7 @@ def _network_inputs(gates: int, lstm: bool, *, num_layers: int = 1, bidirectiona
     return [x] + states + _rnn_weights(gates, 5, 4, num_layers, directions, seed=50)
 
 
+@cached
 def _cases() -> list[OpCase]:
     x4 = randn(2, 3, 5, 4, seed=1)
     grid = np.clip(randn(2, 4, 3, 2, seed=2) * 0.6, -1, 1)
@@ -99,12 +100,7 @@ def _cases() -> list[OpCase]:
 
 
 def _entry(name: str, *patterns: str) -> OpInfo:
-    import fnmatch
-
-    def samples() -> list[OpCase]:
-        return [c for c in _cases() if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)]
-
-    return OpInfo(name, "nn_toplevel", samples)
+    return OpInfo(name, "nn_toplevel", select(_cases, *patterns))
 
 
 op_db: list[OpInfo] = [
