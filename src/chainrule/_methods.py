@@ -656,8 +656,10 @@ def _random_fill(draw):
 
 
 def _record_stream(self, stream) -> None:
-    """Tensor.record_stream: marks memory as used by ``stream`` so the caching allocator keeps it. chainrule
-    runs every CUDA op on one stream (CuPy's current one), so there is no other stream to wait for."""
+    """Tensor.record_stream: in torch, marks memory as used by ``stream`` so its allocator does not hand it
+    out before that stream's work ends. CuPy's memory pool has no such record (it reuses a block on the
+    stream that allocated it), so this is a no-op: synchronise ``stream`` before freeing a tensor it still
+    reads, as CuPy code does."""
 
 
 def _no_xpu(self, device=None, non_blocking: bool = False, memory_format=None):
