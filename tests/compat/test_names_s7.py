@@ -387,3 +387,13 @@ def test_backends_cuda_sdp_kernel_sets_and_restores_the_switches_as_torch():
         assert lib.backends.cuda.flash_sdp_enabled() and lib.backends.cuda.mem_efficient_sdp_enabled()
         assert lib.backends.cuda.SDPBackend is lib.nn.attention.SDPBackend
     assert chainrule.backends.cuda.is_flash_attention_available() is False
+
+
+def test_every_distribution_module_is_an_attribute_after_import_as_in_torch():
+    for name in ("beta", "binomial", "cauchy", "chi2", "dirichlet", "geometric", "gumbel", "half_cauchy", "half_normal",
+                 "laplace", "log_normal", "multinomial", "one_hot_categorical", "poisson", "relaxed_bernoulli",
+                 "relaxed_categorical", "studentT"):
+        theirs, ours = getattr(torch.distributions, name), getattr(chainrule.distributions, name)
+        classes = [n for n in dir(theirs) if n[0].isupper() and getattr(theirs, n).__module__ == theirs.__name__]
+        for cls in classes:
+            assert getattr(ours, cls) is getattr(chainrule.distributions, cls)
