@@ -236,3 +236,25 @@ NOT_OPS.update({
     **_group("removed in torch 1.9: raise torch's RuntimeError pointing to torch.linalg (tests/ops/test_names_s6.py)",
              "Tensor.solve", "Tensor.lstsq"),
 })
+
+
+# --- s7 names ---
+NOT_OPS.update({
+    **_group("removed in torch 1.9: raise torch's RuntimeError pointing to torch.linalg (tests/ops/test_linalg_eig.py)",
+             "eig", "symeig", "lstsq", "solve", "matrix_rank", "Tensor.eig", "Tensor.symeig"),
+})
+NOT_OPS.update({
+    **_group("warning and floating-point-mode switches: no tensor computed (tests/compat/test_names_s7.py)",
+             "set_warn_always", "is_warn_always_enabled", "set_flush_denormal"),
+    **_group("memory and autograd bookkeeping in place: resize, detach, restride self (tests/compat/test_names_s7.py)",
+             "detach_", "resize_as_", "as_strided_", "Tensor.as_strided_"),
+    **_group("uninitialised creation in a given memory order (tests/compat/test_names_s7.py checks shape and strides)",
+             "empty_permuted"),
+    **_group("conversions and memory bookkeeping: a dtype cast, a pointer, a stream mark (tests/compat/test_names_s7.py)",
+             "Tensor.char", "Tensor.const_data_ptr", "Tensor.record_stream"),
+    **_group("devices and layouts chainrule does not have: False, or torch's error (tests/compat/test_names_s7.py)",
+             "Tensor.is_xpu", "Tensor.is_mps", "Tensor.is_ipu", "Tensor.is_xla", "Tensor.is_maia", "Tensor.is_mtia",
+             "Tensor.is_nested", "Tensor.is_sparse_csr", "Tensor.xpu"),
+})
+NOT_OPS.update(_group("determinism switches and device-module lookup: no tensor computed (tests/compat/test_names_s7.py)",
+                      "set_deterministic_debug_mode", "get_deterministic_debug_mode", "get_device_module"))

@@ -30,13 +30,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
              "chainrule.sparse")),
     # DistributedDataParallel (nn.parallel) all-reduces through chainrule.distributed
     ("nn", ("chainrule.nn", "chainrule.distributed", "chainrule.distributions", "chainrule.amp",
-            "chainrule.cuda", "chainrule.backends", "chainrule.accelerator", "chainrule._legacy_types")),
+            "chainrule.cuda", "chainrule.backends", "chainrule.accelerator", "chainrule._legacy_types",
+            "chainrule.cpu", "chainrule.mps", "chainrule.xpu")),
     ("libraries", ("chainrule.optim", "chainrule.utils", "chainrule.datasets",
                    "chainrule.serialization", "chainrule._safetensors", "chainrule._torch_zip",
                    "chainrule.testing", "chainrule.onnx", "chainrule.hub", "chainrule.jit",
                    "chainrule.compiler", "chainrule._dynamo",
                    "chainrule.models", "chainrule.func", "chainrule.multiprocessing", "chainrule.version",
-                   "chainrule.profiler")),
+                   "chainrule.profiler", "chainrule.quasirandom", "chainrule.signal")),
     ("tools", ("chainrule.viz", "chainrule.commands", "chainrule.cli", "chainrule.benchmark",
                "chainrule.benchmark_distributed", "chainrule.benchmark_cuda", "chainrule.__main__")),
     # the package itself wires the layers together (binds methods, attaches namespaces)

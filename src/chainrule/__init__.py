@@ -131,6 +131,24 @@ from ._config import (  # noqa: E402
     set_float32_matmul_precision, set_num_interop_threads, set_num_threads,
     use_deterministic_algorithms,
 )
+from ._config import is_warn_always_enabled, set_flush_denormal, set_warn_always  # noqa: E402
+from ._config import get_deterministic_debug_mode, set_deterministic_debug_mode  # noqa: E402
+from . import cpu, mps, quasirandom, signal, xpu  # noqa: E402
+from .amp import GradScaler  # noqa: E402
+from .cuda import OutOfMemoryError  # noqa: E402
+
+_DEVICE_MODULES = {"cpu": cpu, "cuda": cuda, "mps": mps, "xpu": xpu}
+
+
+def get_device_module(device=None):
+    """torch.get_device_module: the module of a device type (chainrule.cuda for 'cuda:1', ...); without
+    an argument, the accelerator's if there is one, else chainrule.cpu."""
+    if device is None:
+        return cuda if cuda.is_available() else cpu
+    kind = device.type if isinstance(device, _backend.device) else str(device).split(":")[0]
+    if kind in _DEVICE_MODULES:
+        return _DEVICE_MODULES[kind]
+    return _DEVICE_MODULES[_backend.device(device).type]  # raises the device error for any other string
 from ._format import get_printoptions, set_printoptions  # noqa: E402
 from .amp import (  # noqa: E402
     autocast, autocast_decrement_nesting, autocast_increment_nesting, clear_autocast_cache, get_autocast_cpu_dtype,
@@ -142,6 +160,10 @@ from .amp import (  # noqa: E402
 # ``from .ops import linalg`` above bound the op module itself; torch.linalg is the namespace
 # module (the same functions, plus NotImplementedError for the decompositions not yet written)
 linalg = _importlib.import_module(".linalg", __name__)
+# the linear-algebra functions torch removed in 1.9 raise its message naming the replacement
+from .ops.decompositions import _removed_lstsq as lstsq, _removed_solve as solve  # noqa: E402
+from .ops.linalg import _removed_eig as eig, _removed_matrix_rank as matrix_rank  # noqa: E402
+from .ops.linalg import _removed_symeig as symeig  # noqa: E402
 
 def is_anomaly_enabled() -> bool:
     return autograd.anomaly.is_anomaly_enabled()
@@ -287,6 +309,9 @@ from .func import vmap  # noqa: E402,F401
 from .nn.functional import ctc_loss, embedding_bag, rms_norm, triplet_margin_loss  # noqa: E402,F401
 
 detach, fill_, zero_ = Tensor.detach, Tensor.fill_, Tensor.zero_
+# --- s7 names: more top-level spellings of Tensor methods and of nn.functional's in-place ops
+detach_, resize_as_, as_strided_ = Tensor.detach_, Tensor.resize_as_, Tensor.as_strided_
+from .nn.functional import celu_, rrelu_, selu_, threshold_  # noqa: E402,F401
 get_device, is_nonzero, is_same_size, is_signed = Tensor.get_device, Tensor.is_nonzero, Tensor.is_same_size, Tensor.is_signed
 row_stack = vstack  # noqa: F405
 newaxis = None

@@ -21,7 +21,8 @@ import warnings
 __all__ = ["set_num_threads", "get_num_threads", "set_num_interop_threads", "get_num_interop_threads",
            "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
            "is_deterministic_algorithms_warn_only_enabled", "set_float32_matmul_precision",
-           "get_float32_matmul_precision", "compile"]
+           "get_float32_matmul_precision", "compile", "set_warn_always", "is_warn_always_enabled",
+           "set_flush_denormal", "set_deterministic_debug_mode", "get_deterministic_debug_mode"]
 
 _THREADS_MISSING = ("chainrule.set_num_threads needs threadpoolctl to limit NumPy's BLAS threads: "
                     'pip install "chainrule[threads]"')
@@ -145,6 +146,30 @@ def is_deterministic_algorithms_warn_only_enabled() -> bool:
     return _deterministic["warn_only"]
 
 
+_DEBUG_MODES = {"default": 0, "warn": 1, "error": 2}
+
+
+def set_deterministic_debug_mode(debug_mode) -> None:
+    """torch.set_deterministic_debug_mode: 0/'default' off, 1/'warn' warn-only, 2/'error' raise — the
+    same switch as use_deterministic_algorithms."""
+    if isinstance(debug_mode, str):
+        if debug_mode not in _DEBUG_MODES:
+            raise RuntimeError(f"invalid value of debug_mode, expected one of `default`, `warn`, `error`, but got "
+                               f"{debug_mode}")
+        debug_mode = _DEBUG_MODES[debug_mode]
+    elif not isinstance(debug_mode, int):
+        raise TypeError(f"debug_mode must be str or int, but got {type(debug_mode)}")
+    if debug_mode not in (0, 1, 2):
+        raise RuntimeError(f"invalid value of debug_mode, expected 0, 1, or 2, but got {debug_mode}")
+    use_deterministic_algorithms(debug_mode != 0, warn_only=debug_mode == 1)
+
+
+def get_deterministic_debug_mode() -> int:
+    if not _deterministic["mode"]:
+        return 0
+    return 1 if _deterministic["warn_only"] else 2
+
+
 def set_float32_matmul_precision(precision: str) -> None:
     """Recorded: 'highest', 'high' or 'medium'. chainrule's float32 matmuls are always computed
     in float32 ('highest'); the lower settings would allow TF32/bfloat16, which it has no path for."""
@@ -156,6 +181,27 @@ def set_float32_matmul_precision(precision: str) -> None:
 
 def get_float32_matmul_precision() -> str:
     return _matmul_precision
+
+
+_warn_always = False
+
+
+def set_warn_always(b: bool) -> None:
+    """torch.set_warn_always: torch's warn-once warnings then warn on every call. chainrule's warnings
+    go through Python's ``warnings``, whose filters decide repetition; the flag is kept for scripts
+    that read it back."""
+    global _warn_always
+    _warn_always = bool(b)
+
+
+def is_warn_always_enabled() -> bool:
+    return _warn_always
+
+
+def set_flush_denormal(mode: bool) -> bool:
+    """torch.set_flush_denormal: False, "not supported here" — NumPy has no switch for the CPU's
+    flush-to-zero mode, so subnormal floats stay subnormal (torch returns True where it can set it)."""
+    return False
 
 
 def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="inductor", mode=None,

@@ -464,7 +464,7 @@ ALIASES = {"arccos": "acos", "arcsin": "asin", "arctan": "atan", "arctan2": "ata
            "less_equal": "le", "not_equal": "ne", "fix": "trunc"}
 
 # in-place variants bound by bind_inplace_variants: Tensor.<name>_ (and chainrule.<name>_ for TOP_LEVEL_INPLACE)
-MORE_INPLACE = ["acos", "asin", "atan", "acosh", "asinh", "atanh", "cosh", "sinh", "erfc", "exp2", "log10",
+MORE_INPLACE = ["bitwise_not", "acos", "asin", "atan", "acosh", "asinh", "atanh", "cosh", "sinh", "erfc", "exp2", "log10",
                 "log2", "eq", "ne", "lt", "le", "gt", "ge", "addmm", "addbmm", "baddbmm", "addmv", "addr",
                 "cumsum", "cumprod", "hypot", "xlogy", "logit", "sinc", "heaviside", "gcd", "lcm", "copysign",
                 "nextafter", "ldexp", "float_power", "deg2rad", "rad2deg", "sgn", "digamma", "lgamma", "erfinv",
@@ -472,7 +472,7 @@ MORE_INPLACE = ["acos", "asin", "atan", "acosh", "asinh", "atanh", "cosh", "sinh
                 "arcsin", "arctan", "arctan2", "arccosh", "arcsinh", "arctanh", "greater", "greater_equal",
                 "less", "less_equal", "not_equal", "bitwise_left_shift", "bitwise_right_shift", "index_reduce",
                 "renorm"]
-MORE_INPLACE_VIEWS = ["swapaxes", "swapdims"]
+MORE_INPLACE_VIEWS = ["swapaxes", "swapdims", "as_strided"]
 
 # torch's top-level in-place functions: torch.abs_(x) is x.abs_()
 TOP_LEVEL_INPLACE = ["abs", "acos", "asin", "atan", "acosh", "asinh", "atanh", "arccos", "arcsin", "arctan",
@@ -657,9 +657,27 @@ def _random_fill(draw):
     return method
 
 
+def _record_stream(self, stream) -> None:
+    """Tensor.record_stream: in torch, marks memory as used by ``stream`` so its allocator does not hand it
+    out before that stream's work ends. CuPy's memory pool has no such record (it reuses a block on the
+    stream that allocated it), so this is a no-op: synchronise ``stream`` before freeing a tensor it still
+    reads, as CuPy code does."""
+
+
+def _no_xpu(self, device=None, non_blocking: bool = False, memory_format=None):
+    """Tensor.xpu: torch built without Intel's XPU device raises this."""
+    raise AssertionError("Torch not compiled with XPU enabled")
+
+
 def bind_tensor_misc() -> None:
     Tensor.is_cpu = property(lambda self: self.device.type == "cpu")
     Tensor.is_meta = False
+    # the devices and layouts chainrule does not have: torch's answers for a CPU or CUDA dense tensor
+    Tensor.is_xpu = Tensor.is_mps = Tensor.is_ipu = Tensor.is_xla = Tensor.is_maia = Tensor.is_mtia = False
+    Tensor.is_nested = Tensor.is_sparse_csr = False
+    Tensor.xpu = _no_xpu
+    Tensor.const_data_ptr = lambda self: self.data_ptr()
+    Tensor.record_stream = _record_stream
     Tensor.is_signed = lambda self: self._data.dtype.kind in "ficV"  # V: bfloat16
     Tensor.is_nonzero = _is_nonzero
     Tensor.is_same_size = lambda self, other: tuple(self.shape) == tuple(other.shape)

@@ -3,8 +3,7 @@
 The functions live with the other linear-algebra ops in ``ops/linalg.py`` (norm, vector_norm,
 matrix_norm, inv, det, slogdet, solve, cross, matrix_power, multi_dot, ...) and, for the
 decompositions, in ``ops/decompositions.py`` (its ``linalg_<name>`` functions, and
-``matrix_exp``); this module exposes them under torch.linalg's names. torch.linalg functions
-chainrule does not have yet raise NotImplementedError naming the function.
+``matrix_exp``); this module exposes them under torch.linalg's names.
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ import inspect
 
 from .ops import decompositions as _decompositions
 from .ops import linalg as _ops_linalg
-
-_NOT_IMPLEMENTED = {"eig", "eigvals", "ldl_factor", "ldl_factor_ex", "ldl_solve"}
 
 # torch.linalg name -> its function in ops/decompositions.py (whose top-level namesakes, torch.svd,
 # torch.qr and torch.cholesky, have other signatures)
@@ -28,11 +25,16 @@ class LinAlgError(RuntimeError):
     """torch.linalg.LinAlgError: a RuntimeError for singular or non-positive-definite input."""
 
 
+# top-level torch functions ops/linalg.py defines that torch.linalg does not have (its vander is another function)
+_TOP_LEVEL_ONLY = {"geqrf", "ormqr", "vander"}
+
+
 def _public_function(name: str):
     """The public function ``name`` defined in ops/linalg.py, or None (helpers and imports are not
     part of torch.linalg)."""
     obj = getattr(_ops_linalg, name, None)
-    if name.startswith("_") or not inspect.isfunction(obj) or obj.__module__ != _ops_linalg.__name__:
+    if name.startswith("_") or name in _TOP_LEVEL_ONLY or not inspect.isfunction(obj) \
+            or obj.__module__ != _ops_linalg.__name__:
         return None
     return obj
 
@@ -42,10 +44,6 @@ def __getattr__(name: str):
     function = _public_function(name) or _DECOMPOSITIONS.get(name)
     if function is not None:
         return function
-    if name in _NOT_IMPLEMENTED:
-        raise NotImplementedError(f"chainrule.linalg.{name} is not implemented yet (no forward with a "
-                                  "derivative rule for it); torch.linalg.norm/inv/det/slogdet/solve "
-                                  "and friends are available")
     raise AttributeError(f"module 'chainrule.linalg' has no attribute '{name}'")
 
 

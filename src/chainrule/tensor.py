@@ -459,6 +459,9 @@ class Tensor:
     def byte(self) -> Tensor:
         return self.to(_dtype.uint8)
 
+    def char(self) -> Tensor:
+        return self.to(_dtype.int8)
+
     def cfloat(self) -> Tensor:
         return self.to(_dtype.complex64)
 

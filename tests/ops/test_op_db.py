@@ -119,6 +119,11 @@ NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "ihfftn": "as ihfft2",
     "stft": "torch's stft ends in internal overloads of the same squeeze/transpose (SqueezeBackward4, "
             "TransposeBackward1)",
+    # --- s7: torch's top-level recurrent functions compose per-step ops on the CPU (their last node is a
+    # stack, an unsqueeze or a gate's arithmetic); ours runs each (layer, direction) as one fused op
+    "aten_rnn": "torch's CPU RNN functions end in a per-step composition; ours is one recurrent node",
+    "aten_gru": "as aten_rnn",
+    "aten_lstm": "as aten_rnn",
 }
 # torch's einsum returns whatever layout its internal permute/bmm plan leaves; ours is always
 # contiguous (which only ever lets more .view() calls succeed)

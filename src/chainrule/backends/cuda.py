@@ -11,6 +11,9 @@ on from the environment (docs/gpu.md).
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 from ..ops import _cuda_conv
 
 
@@ -75,3 +78,33 @@ def math_sdp_enabled() -> bool:
 
 def cudnn_sdp_enabled() -> bool:
     return _sdp_enabled["cudnn"]
+
+
+def is_flash_attention_available() -> bool:
+    """False: chainrule has one attention implementation, torch's MATH composition."""
+    return False
+
+
+@contextlib.contextmanager
+def sdp_kernel(enable_flash: bool = True, enable_math: bool = True, enable_mem_efficient: bool = True,
+               enable_cudnn: bool = True):
+    """torch.backends.cuda.sdp_kernel (deprecated in torch for nn.attention.sdpa_kernel): sets the four
+    switches inside the block and restores them after; with one implementation, they change nothing."""
+    warnings.warn("`torch.backends.cuda.sdp_kernel()` is deprecated. In the future, this context manager will be "
+                  "removed. Please see `torch.nn.attention.sdpa_kernel()` for the new context manager, with updated "
+                  "signature.", FutureWarning, stacklevel=3)
+    saved = dict(_sdp_enabled)
+    _sdp_enabled.update(flash=bool(enable_flash), math=bool(enable_math), mem_efficient=bool(enable_mem_efficient),
+                        cudnn=bool(enable_cudnn))
+    try:
+        yield {}
+    finally:
+        _sdp_enabled.update(saved)
+
+
+def __getattr__(name: str):
+    if name == "SDPBackend":  # torch.backends.cuda.SDPBackend is nn.attention's; imported on first use
+        from ..nn.attention import SDPBackend
+
+        return SDPBackend
+    raise AttributeError(f"module 'chainrule.backends.cuda' has no attribute '{name}'")

@@ -7,3 +7,11 @@ def is_available() -> bool:
 
 def is_built() -> bool:
     return False
+
+
+def is_macos13_or_newer(minor: int = 0) -> bool:
+    raise RuntimeError("Cannot execute isOnMacOSorNewer() without MPS backend.")
+
+
+def is_macos_or_newer(major: int, minor: int) -> bool:
+    raise RuntimeError("Cannot execute isOnMacOSorNewer() without MPS backend.")

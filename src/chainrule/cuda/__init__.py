@@ -22,7 +22,7 @@ from ..ops import random as _random
 from . import amp  # noqa: F401
 from .memory import PeakTracker
 
-__all__ = ["is_available", "is_initialized", "init", "device_count", "current_device", "set_device", "device",
+__all__ = ["OutOfMemoryError", "is_available", "is_initialized", "init", "device_count", "current_device", "set_device", "device",
            "synchronize", "manual_seed", "manual_seed_all", "seed", "seed_all", "initial_seed", "get_rng_state",
            "get_rng_state_all", "set_rng_state", "set_rng_state_all", "default_generators",
            "memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved",
@@ -33,6 +33,12 @@ __all__ = ["is_available", "is_initialized", "init", "device_count", "current_de
 _NO_GPU = ("chainrule.cuda: no CUDA GPU is available (CuPy is not installed or sees no device; "
            "install it with pip install 'chainrule[cuda13]' (or [cuda12], see docs/gpu.md) on a machine with an "
            "NVIDIA GPU)")
+
+
+class OutOfMemoryError(RuntimeError):
+    """torch.cuda.OutOfMemoryError (also torch.OutOfMemoryError): what scripts catch to retry with a
+    smaller batch. CuPy reports an exhausted device as its own ``cupy.cuda.memory.OutOfMemoryError``
+    (a MemoryError), which is not translated: ``except (torch.OutOfMemoryError, MemoryError)`` catches both."""
 
 
 def _cupy():

@@ -88,3 +88,24 @@ __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "Ind
            "Kumaraswamy", "LogisticNormal", "LowRankMultivariateNormal", "NegativeBinomial", "Pareto", "VonMises",
            "Weibull", "CatTransform", "CorrCholeskyTransform", "CumulativeDistributionTransform",
            "LowerCholeskyTransform", "PositiveDefiniteTransform", "StackTransform", "LKJCholesky", "Wishart"]
+
+# torch binds each family's module as an attribute after ``import torch`` (torch.distributions.beta.Beta)
+from . import (  # noqa: E402,F401
+    beta,
+    binomial,
+    cauchy,
+    chi2,
+    dirichlet,
+    geometric,
+    gumbel,
+    half_cauchy,
+    half_normal,
+    laplace,
+    log_normal,
+    multinomial,
+    one_hot_categorical,
+    poisson,
+    relaxed_bernoulli,
+    relaxed_categorical,
+    studentT,
+)

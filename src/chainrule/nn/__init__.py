@@ -2,7 +2,7 @@
 
 import importlib as _importlib
 
-from . import functional, init, parallel, parameter  # noqa: F401
+from . import attention, functional, init, parallel, parameter  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from .modules.loss import *  # noqa: F401,F403
 from .modules.module import Module  # noqa: F401

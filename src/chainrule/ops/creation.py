@@ -18,7 +18,7 @@ from ..tensor import Tensor, _int_sequence, write_out
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "full", "empty",
            "zeros_like", "ones_like", "full_like", "empty_like", "arange", "linspace", "logspace",
-           "eye", "scalar_tensor", "new_tensor", "new_zeros", "new_ones", "new_full", "new_empty"]
+           "eye", "scalar_tensor", "new_tensor", "new_zeros", "new_ones", "new_full", "new_empty", "empty_permuted"]
 # only the new_* functions are Tensor methods in torch; the rest make a tensor from nothing
 __not_methods__ = {name for name in __all__ if not name.startswith("new_")}
 
@@ -230,6 +230,22 @@ def empty(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad
           pin_memory=False) -> Tensor:
     _strided_only(layout, "empty")
     return _finish(_xp(device).empty(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
+
+
+def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=None, requires_grad=False,
+                   pin_memory=False) -> Tensor:
+    """torch.empty_permuted: an uninitialised tensor of shape ``size`` whose memory runs over the dims
+    in ``physical_layout`` order, outermost first ((0, 2, 3, 1) is channels-last for NCHW)."""
+    _strided_only(layout, "empty_permuted")
+    size, physical_layout = tuple(size), tuple(physical_layout)
+    if len(size) != len(physical_layout):
+        raise RuntimeError(f"Number of dimensions in size does not match the length of the physical_layout; i.e. "
+                           f"len(size) = {len(size)} is not equal to len(physical_layout) = {len(physical_layout)}")
+    if sorted(physical_layout) != list(range(len(size))):
+        raise RuntimeError("Duplicate dim not allowed")
+    physical = _xp(device).empty(tuple(size[d] for d in physical_layout), dtype=_dt(dtype))
+    inverse = [physical_layout.index(d) for d in range(len(size))]
+    return _finish(physical.transpose(inverse), requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:

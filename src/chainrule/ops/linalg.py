@@ -22,8 +22,10 @@ from .elementwise import conjugate_rule
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum", "tensordot",
            "addmm", "addmv", "baddbmm", "addbmm", "addr", "trace", "diag", "diagonal", "kron", "inverse",
-           "det", "slogdet", "logdet", "cross", "cdist", "matrix_power", "chain_matmul"]
-__not_methods__ = {"einsum", "tensordot", "cdist", "chain_matmul"}
+           "det", "slogdet", "logdet", "cross", "cdist", "matrix_power", "chain_matmul", "geqrf", "ormqr", "vander"]
+__not_methods__ = {"einsum", "tensordot", "cdist", "chain_matmul", "vander"}
+# torch removed Tensor.eig and Tensor.symeig in 1.9: they raise its message
+__tensor_methods__ = {"eig": "_removed_eig", "symeig": "_removed_symeig"}
 
 _C_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
                  "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
@@ -954,6 +956,7 @@ class Solve(Function):
         return out
 
     @staticmethod
+    @conjugate_rule  # holomorphic in A and B: for complex ones, grad_B = A⁻ᴴ G (eig's backward solves so)
     def backward(ctx, grad):
         # X = A^-1 B: grad_B = A^-T G, grad_A = -grad_B X^T
         A, x = ctx.saved_tensors
@@ -978,6 +981,435 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
     if vector:
         return name_node(Solve.apply(A, B.unsqueeze(-1)).squeeze(-1), "LinalgSolveExBackward0")
     return Solve.apply(A, B)
+
+
+# ---------------------------------------------------------------- eig: general (non-symmetric) matrices
+_EIG_GAUGE = ("The eigenvectors in the complex case are specified up to multiplication by e^{i phi}. The specified "
+              "loss function depends on this quantity, so it is ill-defined.")
+
+
+def _check_eig_input(A: Tensor, op: str):
+    """torch's checks for eig/eigvals, in its order; the complex dtype of the results."""
+    if A._data.ndim < 2:
+        raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
+    kind = A._data.dtype.kind
+    if kind not in "fcV":  # torch finds no complex type for an integer or bool input
+        raise RuntimeError(f"Unknown Complex ScalarType for {_dtype.scalar_name(A.dtype)}")
+    if A._data.shape[-1] != A._data.shape[-2]:
+        raise RuntimeError(f"{op}: A must be batches of square matrices, but they are {A._data.shape[-2]} by "
+                           f"{A._data.shape[-1]} matrices")
+    if A._data.dtype.itemsize < 4 or kind == "V":  # LAPACK's geev has no half-precision kernel
+        raise NotImplementedError(f'"linalg_eig_out_cpu" not implemented for \'{_dtype.scalar_name(A.dtype)}\'')
+    xp = array_module(A._data)
+    if A._data.size and not bool(xp.isfinite(A._data).all()):  # one sync on the device, as torch's check
+        raise RuntimeError(f"torch.{op}: input tensor should not contain infs or NaNs.")
+    return np.complex64 if A._data.dtype in (np.float32, np.complex64) else np.complex128
+
+
+class Eig(Function):
+    _array_forward = True
+    node_name = "LinalgEigBackward0"
+    label = "eig"
+    rule = "∂/∂A = V⁻ᴴ (diag(G_λ) + (Vᴴ G_V - Vᴴ V Re diag(Vᴴ G_V)) / (λ̄ⱼ - λ̄ᵢ)) Vᴴ"
+    formula = "eig({0})"
+
+    @staticmethod
+    def forward(ctx, A, complex_dtype):
+        xp = array_module(A)
+        try:
+            values, vectors = xp.linalg.eig(A)
+        except xp.linalg.LinAlgError:
+            raise RuntimeError("linalg.eig: The algorithm failed to converge because the input matrix is "
+                               "ill-conditioned or has too many repeated eigenvalues.") from None
+        # LAPACK's geev returns real arrays when every eigenvalue of a real A is real; torch is always complex
+        values = values.astype(complex_dtype, copy=False)
+        vectors = _column_major(vectors.astype(complex_dtype, copy=False))
+        ctx.save_for_backward(values, vectors)
+        return values, vectors
+
+    @staticmethod
+    def backward(ctx, grad_values, grad_vectors):
+        values, vectors = ctx.saved_tensors
+        return _eig_backward(values, vectors, grad_values, grad_vectors)
+
+
+def _eig_backward(values: Tensor, vectors: Tensor, grad_values: Tensor, grad_vectors: Tensor) -> Tensor:
+    """torch's linalg_eig_backward. From A V = V diag(λ) with unit columns of V:
+    grad_A = V⁻ᴴ (diag(G_λ) + (Vᴴ G_V - Vᴴ V Re diag(Vᴴ G_V)) / Ē) Vᴴ with Ēᵢⱼ = λ̄ⱼ - λ̄ᵢ; the second
+    term removes the part of G_V along each column's own norm, which the normalisation fixes. The
+    gradient is complex; the engine keeps its real part for a real A."""
+    from .complex import real
+
+    n = values._data.shape[-1]
+    vh = vectors.mH
+    vhgv = _mat(vh, grad_vectors)
+    diagonal = vhgv.diagonal(0, -2, -1)
+    xp = array_module(diagonal._data)
+    # a loss that changes when a column is multiplied by e^{iφ} has no gradient: torch's check, its tolerance
+    if diagonal._data.size and bool((xp.abs(diagonal._data.imag) > 1e-2).any()):
+        raise RuntimeError(f"linalg_eig_backward: {_EIG_GAUGE}")
+    eye = Tensor._make(xp.eye(n, dtype=values._data.dtype))
+    conj = values.conj()
+    gaps = conj.unsqueeze(-2) - conj.unsqueeze(-1) + eye  # λ̄ⱼ - λ̄ᵢ off the diagonal, 1 on it
+    inner = (vhgv - _mat(vh, vectors * real(diagonal).unsqueeze(-2))) / gaps
+    inner = inner * (1 - eye) + grad_values.unsqueeze(-1) * eye
+    return Solve.apply(vh, _mat(inner, vh))
+
+
+def eig(A: Tensor):
+    """torch.linalg.eig: ``(eigenvalues, eigenvectors)`` of a general square matrix, both complex
+    (complex64 for float32 input, complex128 for float64), eigenvectors of unit norm in columns.
+    Each eigenvector is defined up to a phase e^{iφ}; a loss that depends on it raises in backward,
+    as torch's does."""
+    complex_dtype = _check_eig_input(A, "linalg.eig")
+    values, vectors = Eig.apply(A, complex_dtype=complex_dtype)
+    return return_types.linalg_eig(values, vectors)
+
+
+def eigvals(A: Tensor) -> Tensor:
+    """torch.linalg.eigvals: the (complex) eigenvalues of a general square matrix. Differentiable
+    through eig's rule (the node is LinalgEigBackward0, as torch's); without a gradient, LAPACK
+    computes the eigenvalues alone, as torch does."""
+    from ..autograd.grad_mode import is_grad_enabled
+
+    complex_dtype = _check_eig_input(A, "linalg.eigvals")
+    if A._requires_grad and is_grad_enabled():
+        return Eig.apply(A, complex_dtype=complex_dtype)[0]
+    xp = array_module(A._data)
+    try:
+        values = xp.linalg.eigvals(A._data)
+    except xp.linalg.LinAlgError:
+        raise RuntimeError("linalg.eigvals: The algorithm failed to converge because the input matrix is "
+                           "ill-conditioned or has too many repeated eigenvalues.") from None
+    return Tensor._make(values.astype(complex_dtype, copy=False))
+
+
+_REMOVED_EIG = ("This function was deprecated since version 1.9 and is now removed. `torch.linalg.eig` returns complex "
+                "tensors of dtype `cfloat` or `cdouble` rather than real tensors mimicking complex tensors.\n\nL, _ = "
+                "torch.eig(A) should be replaced with:\nL_complex = torch.linalg.eigvals(A)\n\nand\n\nL, V = "
+                "torch.eig(A, eigenvectors=True) should be replaced with:\nL_complex, V_complex = torch.linalg.eig(A)")
+_REMOVED_SYMEIG = ("This function was deprecated since version 1.9 and is now removed. The default behavior has changed "
+                   "from using the upper triangular portion of the matrix by default to using the lower triangular "
+                   "portion.\n\nL, _ = torch.symeig(A, upper=upper) should be replaced with:\nL = "
+                   "torch.linalg.eigvalsh(A, UPLO='U' if upper else 'L')\n\nand\n\nL, V = torch.symeig(A, "
+                   "eigenvectors=True) should be replaced with:\nL, V = torch.linalg.eigh(A, UPLO='U' if upper else 'L')")
+_REMOVED_MATRIX_RANK = ("This function was deprecated since version 1.9 and is now removed.\nPlease use the "
+                        "`torch.linalg.matrix_rank` function instead. The parameter 'symmetric' was renamed in "
+                        "`torch.linalg.matrix_rank()` to 'hermitian'.")
+
+
+def _removed_eig(*args, **kwargs):
+    """torch.eig / Tensor.eig: removed in torch 1.9; raises torch's message pointing to linalg.eig."""
+    raise RuntimeError(_REMOVED_EIG)
+
+
+def _removed_symeig(*args, **kwargs):
+    """torch.symeig / Tensor.symeig: removed in torch 1.9; raises torch's message pointing to linalg.eigh."""
+    raise RuntimeError(_REMOVED_SYMEIG)
+
+
+def _removed_matrix_rank(*args, **kwargs):
+    """torch.matrix_rank: removed in torch 1.9; raises torch's message pointing to linalg.matrix_rank."""
+    raise RuntimeError(_REMOVED_MATRIX_RANK)
+
+
+# ---------------------------------------------------------------- LDLᵀ (LAPACK sytrf/sytrs, Bunch-Kaufman)
+_BUNCH_KAUFMAN_ALPHA = (1 + math.sqrt(17)) / 8  # LAPACK's: bounds the growth of the 1x1 and 2x2 pivots
+
+
+def _sytrf_lower(xp, a):
+    """LAPACK's dsytf2 on the lower triangle of the square matrix ``a`` (a copy, overwritten): the
+    Bunch-Kaufman P L D Lᵀ Pᵀ with 1x1 and 2x2 diagonal blocks. Returns (a, pivots, info) in LAPACK's
+    conventions: pivots 1-based, a 2x2 block marked by the negated row swapped into it on both of its
+    entries; info the 1-based column of the first zero pivot, 0 if none. One step per column, each
+    vectorised over the trailing block; the pivot choices read scalars (a sync per step on a device)."""
+    n = a.shape[0]
+    pivots = [0] * n
+    info = 0
+    k = 0
+    while k < n:
+        step = 1
+        diagonal = abs(float(a[k, k]))
+        if k < n - 1:
+            below = xp.abs(a[k + 1:, k])
+            i_max = k + 1 + int(below.argmax())
+            column_max = float(below[i_max - k - 1])
+        else:
+            i_max, column_max = k, 0.0
+        if max(diagonal, column_max) == 0 or math.isnan(diagonal) or math.isnan(column_max):
+            info = info or k + 1  # a zero column: D is singular here, the factorization goes on
+            swap_with = k
+        elif diagonal >= _BUNCH_KAUFMAN_ALPHA * column_max:
+            swap_with = k
+        else:
+            row_max = float(xp.abs(a[i_max, k:i_max]).max())
+            if i_max < n - 1:
+                row_max = max(row_max, float(xp.abs(a[i_max + 1:, i_max]).max()))
+            if diagonal * row_max >= _BUNCH_KAUFMAN_ALPHA * column_max * column_max:
+                swap_with = k
+            elif abs(float(a[i_max, i_max])) >= _BUNCH_KAUFMAN_ALPHA * row_max:
+                swap_with = i_max
+            else:
+                swap_with, step = i_max, 2
+        last = k + step - 1
+        if swap_with != last:  # swap rows and columns ``last`` and ``swap_with`` of the trailing lower triangle
+            p = swap_with
+            a[p + 1:, [last, p]] = a[p + 1:, [p, last]]
+            between = a[last + 1:p, last].copy()
+            a[last + 1:p, last] = a[p, last + 1:p]
+            a[p, last + 1:p] = between
+            a[[last, p], [last, p]] = a[[p, last], [p, last]]
+            if step == 2:
+                a[[k + 1, p], [k, k]] = a[[p, k + 1], [k, k]]
+        if step == 1 and k < n - 1 and float(a[k, k]) != 0:
+            # A₂₂ ← A₂₂ - x xᵀ / d, then L's column x / d (the lower triangle is all LAPACK keeps)
+            x = a[k + 1:, k].copy()
+            a[k + 1:, k + 1:] -= xp.tril(xp.outer(x, x / a[k, k]))
+            a[k + 1:, k] = x / a[k, k]
+        elif step == 2 and k < n - 2:
+            # the 2x2 block's inverse applied to the two columns, in dsytf2's scaled form
+            d21 = a[k + 1, k]
+            d11 = a[k + 1, k + 1] / d21
+            d22 = a[k, k] / d21
+            t = 1 / (d11 * d22 - 1)
+            d21 = t / d21
+            wk = d21 * (d11 * a[k + 2:, k] - a[k + 2:, k + 1])
+            wk1 = d21 * (d22 * a[k + 2:, k + 1] - a[k + 2:, k])
+            a[k + 2:, k + 2:] -= xp.tril(xp.outer(a[k + 2:, k], wk) + xp.outer(a[k + 2:, k + 1], wk1))
+            a[k + 2:, k] = wk
+            a[k + 2:, k + 1] = wk1
+        if step == 1:
+            pivots[k] = swap_with + 1
+        else:
+            pivots[k] = pivots[k + 1] = -(swap_with + 1)
+        k += step
+    return xp.tril(a), pivots, info
+
+
+def _sytrs_lower(xp, ld, pivots, b):
+    """LAPACK's dsytrs for the lower factor: X with P L D Lᵀ Pᵀ X = B, ``b`` (n, k) overwritten."""
+    n = ld.shape[0]
+    k = 0
+    while k < n:  # L D Y = P B
+        if pivots[k] > 0:
+            p = pivots[k] - 1
+            b[[k, p]] = b[[p, k]]
+            b[k + 1:] -= xp.outer(ld[k + 1:, k], b[k])
+            b[k] = b[k] / ld[k, k]
+            k += 1
+        else:
+            p = -pivots[k] - 1
+            b[[k + 1, p]] = b[[p, k + 1]]
+            b[k + 2:] -= xp.outer(ld[k + 2:, k], b[k]) + xp.outer(ld[k + 2:, k + 1], b[k + 1])
+            off = ld[k + 1, k]
+            d11, d22 = ld[k, k] / off, ld[k + 1, k + 1] / off
+            denominator = d11 * d22 - 1
+            first, second = b[k] / off, b[k + 1] / off
+            b[k], b[k + 1] = (d22 * first - second) / denominator, (d11 * second - first) / denominator
+            k += 2
+    k = n - 1
+    while k >= 0:  # Lᵀ Pᵀ X = Y
+        if pivots[k] > 0:
+            b[k] -= ld[k + 1:, k] @ b[k + 1:]
+            p = pivots[k] - 1
+            b[[k, p]] = b[[p, k]]
+            k -= 1
+        else:
+            b[k] -= ld[k + 1:, k] @ b[k + 1:]
+            b[k - 1] -= ld[k + 1:, k - 1] @ b[k + 1:]
+            p = -pivots[k] - 1
+            b[[k, p]] = b[[p, k]]
+            k -= 2
+    return b
+
+
+class LdlFactor(Function):
+    _array_forward = True
+    node_name = "LinalgLdlFactorExBackward0"
+    label = "ldl_factor"
+    rule = "no derivative (torch defines none): backward raises"
+    formula = "ldl_factor({0})"
+
+    @staticmethod
+    def forward(ctx, A):
+        xp = array_module(A)
+        batch, n = A.shape[:-2], A.shape[-1]
+        flat = A.reshape((-1, n, n))
+        factors, pivots, infos = [], [], []
+        for matrix in flat:  # each matrix pivots its own way
+            ld, p, info = _sytrf_lower(xp, matrix.copy())
+            factors.append(ld)
+            pivots.append(p)
+            infos.append(info)
+        ld = xp.stack(factors).reshape(A.shape) if factors else xp.zeros(A.shape, dtype=A.dtype)
+        return (_column_major(ld), xp.asarray(pivots, dtype=xp.int32).reshape(batch + (n,)),
+                xp.asarray(infos, dtype=xp.int32).reshape(batch))
+
+    @staticmethod
+    def backward(ctx, grad_ld, grad_pivots, grad_info):
+        raise RuntimeError("derivative for aten::linalg_ldl_factor_ex is not implemented")
+
+
+def _check_ldl_input(A: Tensor, op: str) -> None:
+    if A._data.ndim < 2:
+        raise RuntimeError(f"torch.linalg.{op}: The input tensor A must have at least 2 dimensions.")
+    if A._data.shape[-1] != A._data.shape[-2]:
+        raise RuntimeError(f"torch.linalg.{op}: A must be batches of square matrices, but they are "
+                           f"{A._data.shape[-2]} by {A._data.shape[-1]} matrices")
+    if A._data.dtype.kind == "c":
+        raise NotImplementedError(f"torch.linalg.{op}: chainrule factors real symmetric matrices only (torch's "
+                                  "complex and hermitian=True forms are not built)")
+    if A._data.dtype.kind != "f":
+        raise RuntimeError(f"torch.linalg.{op}: Expected a floating point or complex tensor as input. Got "
+                           f"{_dtype.scalar_name(A.dtype)}")
+
+
+def ldl_factor_ex(A: Tensor, *, hermitian: bool = False, check_errors: bool = False):
+    """torch.linalg.ldl_factor_ex: ``(LD, pivots, info)`` of the symmetric A's lower triangle,
+    A = P L D Lᵀ Pᵀ with D of 1x1 and 2x2 blocks (LAPACK's sytrf, Bunch-Kaufman pivoting): L below LD's
+    diagonal, D on and beside it, pivots as LAPACK's (1-based, negative pairs for a 2x2 block), info
+    the first zero pivot's column (0: none). Real input only (where ``hermitian`` changes nothing); no
+    derivative, as torch's."""
+    _check_ldl_input(A, "ldl_factor_ex")
+    ld, pivots, info = LdlFactor.apply(A)
+    pivots, info = pivots.detach(), info.detach()
+    if check_errors and bool((info._data != 0).any()):
+        raise RuntimeError("torch.linalg.ldl_factor_ex: The factorization could not be completed because the "
+                           "input is singular (a zero pivot in D).")
+    return return_types.linalg_ldl_factor_ex(ld, pivots, info)
+
+
+def ldl_factor(A: Tensor, *, hermitian: bool = False):
+    """torch.linalg.ldl_factor: ldl_factor_ex's ``(LD, pivots)``; a singular A raises (torch 2.13 fails
+    an internal assert there)."""
+    _check_ldl_input(A, "ldl_factor")
+    ld, pivots, info = LdlFactor.apply(A)
+    if bool((info._data != 0).any()):
+        raise RuntimeError("torch.linalg.ldl_factor: The factorization could not be completed because the input "
+                           "is singular (a zero pivot in D).")
+    return return_types.linalg_ldl_factor(ld, pivots.detach())
+
+
+class LdlSolve(Function):
+    _array_forward = True
+    node_name = "LinalgLdlSolveBackward0"
+    label = "ldl_solve"
+    rule = "no derivative (torch defines none): backward raises"
+    formula = "ldl_solve({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, LD, B, pivots):
+        xp = array_module(LD)
+        n = LD.shape[-1]
+        batch = xp.broadcast_shapes(LD.shape[:-2], B.shape[:-2])
+        LD = xp.broadcast_to(LD, batch + LD.shape[-2:]).reshape((-1, n, n))
+        pivots = xp.broadcast_to(pivots, batch + (n,)).reshape((-1, n))
+        B = xp.broadcast_to(B, batch + B.shape[-2:]).reshape((-1,) + B.shape[-2:])
+        out = xp.empty(B.shape, dtype=xp.result_type(LD.dtype, B.dtype))
+        for i in range(B.shape[0]):
+            out[i] = _sytrs_lower(xp, LD[i], [int(p) for p in pivots[i].tolist()], B[i].astype(out.dtype, copy=True))
+        return _column_major(out.reshape(batch + out.shape[-2:]))
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("derivative for aten::linalg_ldl_solve is not implemented")
+
+
+def ldl_solve(LD: Tensor, pivots: Tensor, B: Tensor, *, hermitian: bool = False) -> Tensor:
+    """torch.linalg.ldl_solve: X with A X = B from ldl_factor's ``(LD, pivots)``; batch dims broadcast."""
+    if B._data.ndim < 2:
+        raise RuntimeError("torch.linalg.ldl_solve: The input tensor B must have at least 2 dimensions.")
+    n = LD._data.shape[-1]
+    if B._data.shape[-2] != n:
+        raise RuntimeError(f"Incompatible matrix sizes for torch.linalg.ldl_solve: each A matrix is {n} by {n} but "
+                           f"each b matrix is {B._data.shape[-2]} by {B._data.shape[-1]}")
+    return LdlSolve.apply(LD, B, pivots=pivots._data)
+
+
+# ---------------------------------------------------------------- Householder QR (LAPACK geqrf/ormqr), vander
+class Geqrf(Function):
+    _array_forward = True
+    node_name = "GeqrfBackward0"
+    label = "geqrf"
+    rule = "no derivative (torch defines none): backward raises NotImplementedError"
+    formula = "geqrf({0})"
+
+    @staticmethod
+    def forward(ctx, A):
+        xp = array_module(A)
+        # NumPy's and CuPy's 'raw' mode return geqrf's output transposed (Fortran order seen from C)
+        packed, tau = xp.linalg.qr(A, mode="raw")
+        return _column_major(packed.swapaxes(-1, -2)), tau
+
+    @staticmethod
+    def backward(ctx, grad_a, grad_tau):
+        raise NotImplementedError("the derivative for 'geqrf' is not implemented.")
+
+
+def geqrf(input: Tensor):
+    """torch.geqrf: LAPACK's QR in packed form, ``(a, tau)``: R on and above a's diagonal, below it
+    the Householder vectors whose product (with tau) is Q — see linalg.householder_product and
+    ormqr. Its outputs are recorded but, as torch's, have no derivative: backward raises."""
+    if input._data.ndim < 2:
+        raise RuntimeError("torch.geqrf: input must have at least 2 dimensions.")
+    if input._data.dtype.kind not in "fc":
+        raise NotImplementedError(f'"geqrf_cpu" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
+    return return_types.geqrf(*Geqrf.apply(input))
+
+
+def ormqr(input: Tensor, tau: Tensor, other: Tensor, left: bool = True, transpose: bool = False) -> Tensor:
+    """torch.ormqr: ``other`` multiplied by the Q of geqrf's ``(input, tau)`` — Q C, Qᴴ C (transpose),
+    C Q or C Qᴴ (left=False) — with Q the full square product of the Householder reflectors.
+    Composed of chainrule ops (the reflectors through linalg.householder_product), so it is
+    differentiable in all three arguments, as torch's."""
+    from .decompositions import linalg_householder_product
+    from .shape import cat
+
+    if input._data.ndim < 2 or other._data.ndim < 2:
+        raise RuntimeError("torch.ormqr: input and other must have at least 2 dimensions.")
+    mn = input._data.shape[-2]
+    side = -2 if left else -1
+    if other._data.shape[side] != mn:
+        raise RuntimeError(f"torch.ormqr: other.shape[{side}] must be equal to input.shape[-2]")
+    if input._data.dtype != other._data.dtype or input._data.dtype != tau._data.dtype:
+        raise RuntimeError(f"torch.ormqr: Expected input, tau and other to have the same dtype, but got "
+                           f"{_dtype.scalar_name(input.dtype)}, {_dtype.scalar_name(tau.dtype)} and "
+                           f"{_dtype.scalar_name(other.dtype)}")
+    k = tau._data.shape[-1]
+    if k > min(mn, input._data.shape[-1]):
+        raise RuntimeError("torch.ormqr: tau.shape[-1] must be less than or equal to min(input.shape[-2], "
+                           "input.shape[-1])")
+    xp = array_module(input._data)
+    # the k reflectors in an mn x mn matrix; zero columns and zero taus add identity reflectors
+    reflectors = input[..., :, :k]
+    if k < mn:
+        batch = input._data.shape[:-2]
+        zeros = Tensor._make(xp.zeros(batch + (mn, mn - k), dtype=input._data.dtype))
+        reflectors = cat([reflectors, zeros], -1)
+        tau = cat([tau, Tensor._make(xp.zeros(tau._data.shape[:-1] + (mn - k,), dtype=tau._data.dtype))], -1)
+    q = linalg_householder_product(reflectors, tau)
+    if transpose:
+        q = q.mH
+    result = matmul(q, other) if left else matmul(other, q)
+    result = result.mT.contiguous().mT  # LAPACK's column-major layout, which torch returns
+    return name_node(result, "OrmqrBackward0", label="ormqr")
+
+
+def vander(x: Tensor, N: int | None = None, increasing: bool = False) -> Tensor:
+    """torch.vander: the Vandermonde matrix of a 1-D ``x``, columns x^(N-1), ..., x, 1 (N defaults to
+    len(x)), or x⁰ first when ``increasing``; integers and bools compute in int64, as torch's."""
+    from .decompositions import linalg_vander
+
+    if x._data.ndim != 1:
+        raise RuntimeError("x must be a one-dimensional tensor.")
+    if N is not None and N < 0:
+        raise RuntimeError("N must be non-negative.")
+    if x._data.dtype.kind in "biu":
+        x = x.long()
+    if N == 0:
+        return Tensor._make(array_module(x._data).zeros((x._data.shape[0], 0), dtype=x._data.dtype))
+    result = linalg_vander(x, N=N)
+    return result if increasing else result.flip(-1)
 
 
 # ---------------------------------------------------------------- cross products and distances

@@ -7,13 +7,18 @@ switches, which change nothing here), so each is a one-line call of the function
 
 from __future__ import annotations
 
+from .._backend import array_module
+from ..autograd.function import name_node
 from ..tensor import Tensor
 from . import dropout as _dropout
 from . import embedding as _embedding
 from . import normalization as _normalization
 
 __all__ = ["batch_norm", "instance_norm", "layer_norm", "group_norm", "embedding", "dropout", "alpha_dropout",
-           "feature_dropout"]
+           "feature_dropout", "dropout_", "alpha_dropout_", "feature_dropout_", "feature_alpha_dropout",
+           "feature_alpha_dropout_", "native_dropout", "native_layer_norm", "native_batch_norm", "constant_pad_nd",
+           "convolution", "grid_sampler", "grid_sampler_2d", "grid_sampler_3d", "rnn_tanh", "rnn_relu", "lstm", "gru",
+           "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "segment_reduce"]
 __not_methods__ = set(__all__)
 
 
@@ -63,3 +68,282 @@ def alpha_dropout(input: Tensor, p: float, train: bool) -> Tensor:
 def feature_dropout(input: Tensor, p: float, train: bool) -> Tensor:
     """torch.feature_dropout: one draw per (sample, channel) of an (N, C, *) input."""
     return _dropout.feature_dropout(input, p, train)
+
+
+# ---- the in-place spellings: the same draws, written into the input (torch.dropout_(x, p, train))
+def _in_place(input: Tensor, compute) -> Tensor:
+    from .._methods import _inplace
+
+    return _inplace(input, compute)
+
+
+def dropout_(input: Tensor, p: float, train: bool) -> Tensor:
+    """torch.dropout_: dropout written into ``input``."""
+    return _in_place(input, lambda t: _dropout.dropout(t, p, train))
+
+
+def alpha_dropout_(input: Tensor, p: float, train: bool) -> Tensor:
+    """torch.alpha_dropout_: alpha dropout written into ``input``."""
+    return _in_place(input, lambda t: _dropout.alpha_dropout(t, p, train))
+
+
+def feature_dropout_(input: Tensor, p: float, train: bool) -> Tensor:
+    """torch.feature_dropout_: feature dropout written into ``input``."""
+    return _in_place(input, lambda t: _dropout.feature_dropout(t, p, train))
+
+
+def feature_alpha_dropout(input: Tensor, p: float, train: bool) -> Tensor:
+    """torch.feature_alpha_dropout: F.feature_alpha_dropout with ATen's ``train``."""
+    return _dropout.feature_alpha_dropout(input, p, train)
+
+
+def feature_alpha_dropout_(input: Tensor, p: float, train: bool) -> Tensor:
+    """torch.feature_alpha_dropout_: feature alpha dropout written into ``input``."""
+    return _in_place(input, lambda t: _dropout.feature_alpha_dropout(t, p, train))
+
+
+def native_dropout(input: Tensor, p: float, train: bool | None):
+    """torch.native_dropout: ``(output, mask)``, mask the bool tensor of the kept elements; not
+    training, the output is a copy and the mask all True."""
+    xp = array_module(input._data)
+    if train is not None and not train:
+        return name_node(input.clone(), "NativeDropoutBackward0"), Tensor._make(xp.ones(input._data.shape, dtype=bool))
+    _dropout._check_p(p)
+    scaled_mask = _dropout._dropout_mask(input, p, tuple(input.shape))  # 1/(1-p) where kept, 0 where dropped
+    return _dropout.Dropout.apply(input, mask=scaled_mask), Tensor._make(scaled_mask != 0)
+
+
+# ---- ATen's native forms, which return their saved statistics (and mask) beside the output
+def native_layer_norm(input: Tensor, normalized_shape, weight: Tensor | None, bias: Tensor | None, eps: float):
+    """torch.native_layer_norm: ``(output, mean, rstd)``, mean and 1/sqrt(var + eps) over the
+    normalised dims, kept as size-1 dims. The statistics carry no gradient (torch defines none)."""
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    output = _normalization.layer_norm(input, normalized_shape, weight, bias, eps)
+    mean, rstd = _statistics(input, tuple(range(input.ndim - len(normalized_shape), input.ndim)), eps)
+    return output, mean, rstd
+
+
+def _statistics(input: Tensor, dims: tuple, eps: float):
+    """The mean and 1/sqrt(biased variance + eps) of ``input`` over ``dims`` (kept), without a gradient."""
+    xp = array_module(input._data)
+    data = input._data
+    mean = data.mean(axis=dims, keepdims=True)
+    rstd = 1 / xp.sqrt(((data - mean) ** 2).mean(axis=dims, keepdims=True) + data.dtype.type(eps))
+    return Tensor._make(mean.astype(data.dtype, copy=False)), Tensor._make(rstd.astype(data.dtype, copy=False))
+
+
+def native_batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
+                      running_var: Tensor | None, training: bool, momentum: float, eps: float):
+    """torch.native_batch_norm: ``(output, save_mean, save_invstd)``; in training the batch's
+    per-channel mean and 1/sqrt(biased var + eps) (the running statistics are updated, as
+    F.batch_norm), otherwise two empty tensors, as torch's CPU kernel returns."""
+    output = _normalization.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    output = name_node(output, "NativeBatchNormBackward0")  # evaluation composes; torch records one node
+    xp = array_module(input._data)
+    if not training:
+        empty = Tensor._make(xp.zeros((0,), dtype=input._data.dtype))
+        return output, empty, Tensor._make(xp.zeros((0,), dtype=input._data.dtype))
+    mean, rstd = _statistics(input, (0,) + tuple(range(2, input.ndim)), eps)
+    return output, mean.reshape(-1), rstd.reshape(-1)
+
+
+def constant_pad_nd(input: Tensor, pad, value=0) -> Tensor:
+    """torch.constant_pad_nd: F.pad with mode 'constant' (pairs from the last dim; negative crops)."""
+    from .shape import pad as _pad
+
+    return _pad(input, pad, "constant", value)
+
+
+def convolution(input: Tensor, weight: Tensor, bias: Tensor | None, stride, padding, dilation, transposed: bool,
+                output_padding, groups: int) -> Tensor:
+    """torch.convolution: ATen's one entry to the convolutions — conv1d/2d/3d, or conv_transpose1d/2d/3d
+    when ``transposed`` — chosen by the weight's number of spatial dims."""
+    from . import conv as _conv
+
+    spatial = weight.ndim - 2
+    if spatial not in (1, 2, 3):
+        raise RuntimeError(f"convolution: expected a weight of 3, 4 or 5 dims, got {weight.ndim}")
+    if transposed:
+        function = getattr(_conv, f"conv_transpose{spatial}d")
+        return function(input, weight, bias, stride, padding, output_padding, groups, dilation)
+    return getattr(_conv, f"conv{spatial}d")(input, weight, bias, stride, padding, dilation, groups)
+
+
+_INTERPOLATION = ("bilinear", "nearest", "bicubic")
+_PADDING = ("zeros", "border", "reflection")
+
+
+def grid_sampler(input: Tensor, grid: Tensor, interpolation_mode: int, padding_mode: int, align_corners: bool) -> Tensor:
+    """torch.grid_sampler: F.grid_sample with ATen's enum codes (interpolation 0 bilinear, 1 nearest,
+    2 bicubic; padding 0 zeros, 1 border, 2 reflection)."""
+    from .sampling import grid_sample
+
+    output = grid_sample(input, grid, _INTERPOLATION[interpolation_mode], _PADDING[padding_mode], align_corners)
+    return name_node(output, f"GridSampler{input.ndim - 2}DBackward0")
+
+
+def grid_sampler_2d(input: Tensor, grid: Tensor, interpolation_mode: int, padding_mode: int,
+                    align_corners: bool) -> Tensor:
+    """torch.grid_sampler_2d: grid_sampler of a 4-D input."""
+    if input.ndim != 4:
+        raise RuntimeError(f"grid_sampler_2d(): expected 4D input, but got input with sizes {list(input.shape)}")
+    return grid_sampler(input, grid, interpolation_mode, padding_mode, align_corners)
+
+
+def grid_sampler_3d(input: Tensor, grid: Tensor, interpolation_mode: int, padding_mode: int,
+                    align_corners: bool) -> Tensor:
+    """torch.grid_sampler_3d: grid_sampler of a 5-D input."""
+    if input.ndim != 5:
+        raise RuntimeError(f"grid_sampler_3d(): expected 5D input, but got input with sizes {list(input.shape)}")
+    return grid_sampler(input, grid, interpolation_mode, padding_mode, align_corners)
+
+
+# ---- the recurrent networks as ATen's functions: the flat weight list of nn.RNN/LSTM/GRU's _flat_weights
+def _recurrent(mode: str, input: Tensor, h0: Tensor, c0: Tensor | None, params, has_biases: bool, num_layers: int,
+               dropout: float, train: bool, bidirectional: bool, batch_first: bool) -> tuple:
+    from .rnn import recurrent_layer
+    from .shape import cat, stack
+
+    if input.ndim != 3:
+        raise RuntimeError(f"{mode.lower()}: expected a 3-D input (seq, batch, feature), got {input.ndim}-D")
+    directions = 2 if bidirectional else 1
+    per_layer = 4 if has_biases else 2
+    params = list(params)
+    if len(params) != num_layers * directions * per_layer:
+        raise RuntimeError(f"{mode.lower()}: expected {num_layers * directions * per_layer} weights for "
+                           f"{num_layers} layer(s), {directions} direction(s), got {len(params)}")
+    x = input.transpose(0, 1) if batch_first else input
+    h_n, c_n = [], []
+    for layer in range(num_layers):
+        outputs = []
+        for direction in range(directions):
+            index = layer * directions + direction
+            weights = params[index * per_layer:(index + 1) * per_layer] + [None] * (4 - per_layer)
+            results = recurrent_layer(mode, x, *weights, h0[index], c0[index] if c0 is not None else None,
+                                      reverse=direction == 1)
+            outputs.append(results[0])
+            h_n.append(results[1])
+            if c0 is not None:
+                c_n.append(results[2])
+        x = outputs[0] if directions == 1 else cat(outputs, 2)
+        if dropout and train and layer < num_layers - 1:
+            x = _dropout.dropout(x, dropout, True)
+    output = x.transpose(0, 1) if batch_first else x
+    return (output, stack(h_n, 0)) + ((stack(c_n, 0),) if c0 is not None else ())
+
+
+def rnn_tanh(input: Tensor, hx: Tensor, params, has_biases: bool, num_layers: int, dropout: float, train: bool,
+             bidirectional: bool, batch_first: bool) -> tuple:
+    """torch.rnn_tanh: ``(output, h_n)`` of a tanh RNN with ``params`` the flat list
+    [w_ih, w_hh, (b_ih, b_hh)] per layer and direction, as nn.RNN's ``_flat_weights``."""
+    return _recurrent("RNN_TANH", input, hx, None, params, has_biases, num_layers, dropout, train, bidirectional,
+                      batch_first)
+
+
+def rnn_relu(input: Tensor, hx: Tensor, params, has_biases: bool, num_layers: int, dropout: float, train: bool,
+             bidirectional: bool, batch_first: bool) -> tuple:
+    """torch.rnn_relu: rnn_tanh with ReLU."""
+    return _recurrent("RNN_RELU", input, hx, None, params, has_biases, num_layers, dropout, train, bidirectional,
+                      batch_first)
+
+
+def gru(input: Tensor, hx: Tensor, params, has_biases: bool, num_layers: int, dropout: float, train: bool,
+        bidirectional: bool, batch_first: bool) -> tuple:
+    """torch.gru: ``(output, h_n)``; the weights as rnn_tanh's."""
+    return _recurrent("GRU", input, hx, None, params, has_biases, num_layers, dropout, train, bidirectional,
+                      batch_first)
+
+
+def lstm(input: Tensor, hx, params, has_biases: bool, num_layers: int, dropout: float, train: bool,
+         bidirectional: bool, batch_first: bool) -> tuple:
+    """torch.lstm: ``(output, h_n, c_n)`` from ``hx = (h_0, c_0)``; the weights as rnn_tanh's."""
+    h0, c0 = hx
+    return _recurrent("LSTM", input, h0, c0, params, has_biases, num_layers, dropout, train, bidirectional,
+                      batch_first)
+
+
+def _cell(mode: str, input: Tensor, h0: Tensor, c0, w_ih: Tensor, w_hh: Tensor, b_ih, b_hh) -> tuple:
+    from .rnn import recurrent_layer
+
+    return recurrent_layer(mode, input.unsqueeze(0), w_ih, w_hh, b_ih, b_hh, h0, c0)[1:]
+
+
+def rnn_tanh_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None = None,
+                  b_hh: Tensor | None = None) -> Tensor:
+    """torch.rnn_tanh_cell: one step, h' = tanh(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)."""
+    return _cell("RNN_TANH", input, hx, None, w_ih, w_hh, b_ih, b_hh)[0]
+
+
+def rnn_relu_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None = None,
+                  b_hh: Tensor | None = None) -> Tensor:
+    """torch.rnn_relu_cell: rnn_tanh_cell with ReLU."""
+    return _cell("RNN_RELU", input, hx, None, w_ih, w_hh, b_ih, b_hh)[0]
+
+
+def gru_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None = None,
+             b_hh: Tensor | None = None) -> Tensor:
+    """torch.gru_cell: one GRU step, nn.GRUCell's."""
+    return _cell("GRU", input, hx, None, w_ih, w_hh, b_ih, b_hh)[0]
+
+
+def lstm_cell(input: Tensor, hx, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None = None,
+              b_hh: Tensor | None = None) -> tuple:
+    """torch.lstm_cell: one LSTM step from ``hx = (h, c)``, returning ``(h', c')``."""
+    h0, c0 = hx
+    return _cell("LSTM", input, h0, c0, w_ih, w_hh, b_ih, b_hh)
+
+
+# ---- segment_reduce
+_SEGMENT_REDUCTIONS = {"sum": "sum", "prod": "prod", "mean": "mean", "max": "amax", "amax": "amax",
+                       "min": "amin", "amin": "amin"}
+_EMPTY_SEGMENT = {"sum": 0.0, "prod": 1.0, "mean": float("nan"), "amax": float("-inf"), "amin": float("inf")}
+
+
+def segment_reduce(data: Tensor, reduce: str, *, lengths: Tensor | None = None, indices: Tensor | None = None,
+                   offsets: Tensor | None = None, axis: int = 0, unsafe: bool = False, initial=None) -> Tensor:
+    """torch.segment_reduce: reduce consecutive segments of ``data`` along dim 0 (``lengths`` of each
+    segment, or their ``offsets`` (one more than segments)) by sum, prod, mean, amax/max or amin/min.
+    An empty segment gives ``initial``, or 0, 1, NaN, -inf, +inf; with ``initial`` it joins every
+    segment's reduction (for mean, the sum, divided by the segment's own length). 1-D lengths or
+    offsets only; torch's N-d lengths along a later ``axis`` raise NotImplementedError."""
+    from . import reduce as _reduce
+    from .creation import full
+    from .elementwise import maximum, minimum
+    from .shape import stack
+    if reduce not in _SEGMENT_REDUCTIONS:
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    if lengths is None and offsets is None:
+        raise RuntimeError("segment_reduce(): Either lengths or offsets must be defined.")
+    given = lengths if lengths is not None else offsets
+    if given.ndim != 1 or axis != 0:
+        raise NotImplementedError("segment_reduce: chainrule reduces 1-D lengths or offsets along axis 0 only")
+    bounds = [int(v) for v in given.tolist()]
+    if lengths is not None:
+        starts = [sum(bounds[:i]) for i in range(len(bounds))]
+        sizes = bounds
+    else:
+        starts, sizes = bounds[:-1], [b - a for a, b in zip(bounds[:-1], bounds[1:])]
+    if not unsafe and (lengths is not None and sum(sizes) != data.shape[0]):
+        raise RuntimeError("segment_reduce(): Expected all rows of lengths along axis to sum to "
+                           "data.size(lengths.dim()-1) when !unsafe.")
+    kind = _SEGMENT_REDUCTIONS[reduce]
+    row_shape = tuple(data.shape[1:])
+    rows = []
+    for start, size in zip(starts, sizes):
+        if size == 0:
+            empty = _EMPTY_SEGMENT[kind] if initial is None else initial
+            rows.append(full(row_shape, empty, dtype=data.dtype, device=data.device))
+            continue
+        segment = data.narrow(0, start, size)
+        if kind == "mean":
+            total = _reduce.sum(segment, 0)
+            rows.append((total + initial if initial is not None else total) / size)
+            continue
+        value = getattr(_reduce, kind)(segment, 0)
+        if initial is not None:
+            value = {"sum": lambda v: v + initial, "prod": lambda v: v * initial,
+                     "amax": lambda v: maximum(v, full(row_shape, initial, dtype=data.dtype, device=data.device)),
+                     "amin": lambda v: minimum(v, full(row_shape, initial, dtype=data.dtype, device=data.device)),
+                     }[kind](value)
+        rows.append(value)
+    return name_node(stack(rows, 0), "SegmentReduceBackward0", label="segment_reduce")

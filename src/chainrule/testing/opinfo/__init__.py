@@ -54,6 +54,7 @@ from . import (
     loss,
     nn_functional,
     nn_missing,
+    nn_toplevel,
     normalization,
     pool,
     reduce,
@@ -71,7 +72,7 @@ from . import (
 FAMILIES = (elementwise, reduce, shape, index, linalg, activation, pool, conv, creation, loss,
             normalization, nn_functional, special, bucketing, sampling, triplet, decompositions, nn_missing,
             structural, statistics, special_functions, special_polynomials, complex, fft, scatter_views, compat,
-            fractional_pool)
+            fractional_pool, nn_toplevel)
 
 op_db: list[OpInfo] = [entry for family in FAMILIES for entry in family.op_db]
 

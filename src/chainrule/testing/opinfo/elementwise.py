@@ -287,7 +287,7 @@ op_db += [
     OpInfo("bitwise_not", "elementwise", lambda: [
         OpCase("bitwise_not", lambda lib, a: lib.bitwise_not(a), [_ints(1)]),
         OpCase("bitwise_not_invert", lambda lib, a: ~a, [_bools(1)])],
-        methods=("bitwise_not", "__invert__"), supports_autograd=False),
+        methods=("bitwise_not", "__invert__", "bitwise_not_"), supports_autograd=False),
     *(_logical(name) for name in ("logical_and", "logical_or", "logical_xor")),
     OpInfo("logical_not", "elementwise", lambda: [
         OpCase("logical_not", lambda lib, a: lib.logical_not(a), [randn(3, 4) * (randn(3, 4, seed=1) > 0)]),

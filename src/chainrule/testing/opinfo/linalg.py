@@ -178,3 +178,83 @@ op_db: list[OpInfo] = [
     _entry("linalg.vecdot", "vecdot", "vecdot_dim"),
     _entry("einsum", "einsum_*"),
 ]
+
+
+# ---- linalg.eig / eigvals: each eigenvector is defined up to a phase e^{iφ}, so the samples return
+# phase-free functions of them (their moduli), and the eigenvalues as (real, imag) pairs (their order
+# is LAPACK geev's in both libraries)
+def _eig_cases() -> list[OpCase]:
+    COMPLEX = randn(3, 3, seed=21) + 1j * randn(3, 3, seed=22)
+    return [
+        OpCase("linalg_eig", lambda lib, a: (lambda w, v: (lib.view_as_real(w), v.abs()))(*lib.linalg.eig(a)),
+               [randn(2, 4, 4, seed=20)]),
+        OpCase("linalg_eig_complex", lambda lib, a: (lambda w, v: (lib.view_as_real(w), v.abs()))(*lib.linalg.eig(a)),
+               [COMPLEX]),
+        OpCase("linalg_eig_empty_batch", lambda lib, a: (lambda w, v: (lib.view_as_real(w), v.abs()))(*lib.linalg.eig(a)),
+               [randn(0, 3, 3)], grad=[False]),  # torch's backward of an empty batch raises (a stride check)
+        OpCase("linalg_eigvals", lambda lib, a: lib.view_as_real(lib.linalg.eigvals(a)),
+               [randn(3, 3, 3, seed=23)]),
+        OpCase("linalg_eigvals_complex", lambda lib, a: lib.linalg.eigvals(a).abs(), [COMPLEX]),
+    ]
+
+
+op_db += [
+    OpInfo("linalg.eig", "linalg", select(_eig_cases, "linalg_eig", "linalg_eig_complex", "linalg_eig_empty_batch")),
+    OpInfo("linalg.eigvals", "linalg", select(_eig_cases, "linalg_eigvals*")),
+]
+
+
+# ---- geqrf (LAPACK's packed QR; no derivative, as torch's), ormqr (its Q applied, differentiable), vander
+def _householder_cases() -> list[OpCase]:
+    tall = randn(4, 3, seed=30)
+    packed, tau = np.linalg.qr(tall, mode="raw")  # geqrf's output, transposed
+    packed = np.ascontiguousarray(packed.T)
+    return [
+        OpCase("geqrf", lambda lib, a: tuple(lib.geqrf(a)), [randn(2, 4, 3, seed=31)], grad=[False]),
+        OpCase("geqrf_wide_method", lambda lib, a: tuple(a.geqrf()), [randn(3, 5, seed=32)], grad=[False]),
+        OpCase("ormqr_left", lambda lib, a, t, c: lib.ormqr(a, t, c), [packed, tau, randn(4, 2, seed=33)]),
+        OpCase("ormqr_right_transpose_method", lambda lib, a, t, c: a.ormqr(t, c, left=False, transpose=True),
+               [packed, tau, randn(3, 4, seed=34)]),
+        # torch 2.13's own vander backward fails its in-place version check (a saved view it then writes), so
+        # only values are compared here; tests/compat/test_names_s7.py gradchecks chainrule's
+        OpCase("vander", lambda lib, x: lib.vander(x), [randn(4, seed=35)], grad=[False]),
+        OpCase("vander_increasing_N", lambda lib, x: lib.vander(x, N=3, increasing=True), [randn(3, seed=36)],
+               grad=[False]),
+    ]
+
+
+op_db += [
+    # no gradient: torch records geqrf and raises in its backward, and so does chainrule (tests/ops/test_linalg_eig.py)
+    OpInfo("geqrf", "linalg", select(_householder_cases, "geqrf*"), methods=("geqrf",), supports_autograd=False),
+    OpInfo("ormqr", "linalg", select(_householder_cases, "ormqr*"), methods=("ormqr",)),
+    OpInfo("vander", "linalg", select(_householder_cases, "vander*")),
+]
+
+
+# ---- linalg.ldl_factor(_ex) / ldl_solve: LAPACK's Bunch-Kaufman LDLᵀ; no derivative in torch (its
+# backward raises, as chainrule's), so the samples compare values only
+def _ldl_cases() -> list[OpCase]:
+    def symmetric(seed: int, *batch: int, small_diagonal: bool = False):
+        a = randn(*batch, 5, 5, seed=seed)
+        a = a + np.swapaxes(a, -1, -2)
+        if small_diagonal:  # forces 2x2 pivots
+            a[..., np.arange(5), np.arange(5)] *= 0.01
+        return a
+
+    return [
+        OpCase("linalg_ldl_factor", lambda lib, a: tuple(lib.linalg.ldl_factor(a)), [symmetric(70)], grad=[False]),
+        OpCase("linalg_ldl_factor_two_by_two", lambda lib, a: tuple(lib.linalg.ldl_factor(a)),
+               [symmetric(71, small_diagonal=True)], grad=[False]),
+        OpCase("linalg_ldl_factor_ex_batch", lambda lib, a: tuple(lib.linalg.ldl_factor_ex(a)), [symmetric(72, 3)],
+               grad=[False]),
+        OpCase("linalg_ldl_solve", lambda lib, a, b: lib.linalg.ldl_solve(*lib.linalg.ldl_factor(a), b),
+               [symmetric(73, 2, small_diagonal=True), randn(2, 5, 3, seed=74)], grad=[False, False]),
+    ]
+
+
+op_db += [
+    OpInfo("linalg.ldl_factor", "linalg", select(_ldl_cases, "linalg_ldl_factor", "linalg_ldl_factor_two_by_two"),
+           supports_autograd=False),
+    OpInfo("linalg.ldl_factor_ex", "linalg", select(_ldl_cases, "linalg_ldl_factor_ex*"), supports_autograd=False),
+    OpInfo("linalg.ldl_solve", "linalg", select(_ldl_cases, "linalg_ldl_solve"), supports_autograd=False),
+]

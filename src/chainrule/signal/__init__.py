@@ -1,0 +1,5 @@
+"""torch.signal: its ``windows`` namespace."""
+
+from . import windows
+
+__all__ = ["windows"]
