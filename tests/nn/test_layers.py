@@ -623,3 +623,15 @@ def test_embedding_max_norm_renormalises_rows_like_torch():
         outs.append((emb(lib.tensor(idx)), emb.weight))
     assert_close(outs[0][0], outs[1][0], msg="output")
     assert_close(outs[0][1], outs[1][1], msg="renormalised weight")
+
+
+def test_alpha_dropout_inplace_writes_into_its_input():
+    # F.alpha_dropout(x, p, True, inplace=True) returns x itself, changed, as torch's does
+    chainrule.manual_seed(0)
+    x = chainrule.ones(200)
+    before = x.clone()
+    out = F.alpha_dropout(x, 0.5, True, inplace=True)
+    assert out is x and not bool((x == before).all())
+    y = chainrule.ones(200)
+    F.feature_alpha_dropout(y.view(10, 20, 1), 0.5, True, inplace=True)
+    assert not bool((y == 1).all())

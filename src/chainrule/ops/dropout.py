@@ -107,15 +107,15 @@ def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
 
 def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace: bool = False) -> Tensor:
     """F.alpha_dropout: dropout that keeps SELU's self-normalising mean and variance."""
-    return _alpha_dropout(input, p, training, tuple(input.shape))
+    return _alpha_dropout(input, p, training, tuple(input.shape), inplace)
 
 
 def feature_alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace: bool = False) -> Tensor:
     """F.feature_alpha_dropout: alpha dropout of whole channels (dims 0 and 1 of (N, C, ...) each get a draw)."""
-    return _alpha_dropout(input, p, training, tuple(input.shape[:2]) + (1,) * (input.dim() - 2))
+    return _alpha_dropout(input, p, training, tuple(input.shape[:2]) + (1,) * (input.dim() - 2), inplace)
 
 
-def _alpha_dropout(input: Tensor, p: float, training: bool, mask_shape: tuple) -> Tensor:
+def _alpha_dropout(input: Tensor, p: float, training: bool, mask_shape: tuple, inplace: bool = False) -> Tensor:
     _check_p(p)
     if not training or p == 0.0:
         return input
@@ -125,4 +125,5 @@ def _alpha_dropout(input: Tensor, p: float, training: bool, mask_shape: tuple) -
     a = ((1 - p) * (1 + p * alpha ** 2)) ** -0.5
     # y = a·(x·m + (-alpha)(1 - m)) + alpha·a·p keeps mean 0 and variance 1 (torch's formula)
     shift = ((keep - 1) * alpha * a + alpha * a * p).astype(dtype)
-    return input * Tensor._make((keep * a).astype(dtype)) + Tensor._make(shift)
+    result = input * Tensor._make((keep * a).astype(dtype)) + Tensor._make(shift)
+    return input.copy_(result) if inplace else result  # inplace=True writes into input, as torch

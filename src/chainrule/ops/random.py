@@ -370,6 +370,9 @@ def _multinomial_on_device(xp, data, num_samples: int, replacement: bool, rng):
         shift = xp.arange(rows, dtype=xp.float64)[:, None]
         flat = xp.searchsorted((cdf + shift).reshape(-1), (u + shift).reshape(-1), side="right")
         out = flat.reshape(rows, num_samples) - xp.arange(rows)[:, None] * classes
+        # u within half an ulp of 1 can round to r + 1 when shifted: the search then lands one
+        # past the row's last category (a chance of about r·2⁻⁵³ a draw)
+        xp.minimum(out, classes - 1, out=out)
     else:
         # exponential races: category c finishes at E_c / p_c with E_c ~ Exp(1); the first
         # num_samples finishers are a draw without replacement (torch's CUDA kernel does the same)
