@@ -76,16 +76,17 @@ def use_standin_cuda(devices: int | None = None):
     from . import _standin
 
     saved = (_gpu.module, _gpu.resolved, _gpu.standin)
-    saved_devices = (_standin._devices.count, _standin._devices.current, selected_gpu.index)
+    saved_devices = (_standin._devices.count, _standin._devices.current, selected_gpu.index, selected_gpu.module)
     _gpu.standin, _gpu.resolved = True, False
     if devices is not None:
         _standin.set_device_count(devices)
-        selected_gpu.index = 0
+        selected_gpu.set(_standin.module, 0)
     try:
         yield cuda_module()
     finally:
         _gpu.module, _gpu.resolved, _gpu.standin = saved
-        _standin._devices.count, _standin._devices.current, selected_gpu.index = saved_devices
+        (_standin._devices.count, _standin._devices.current, selected_gpu.index,
+         selected_gpu.module) = saved_devices
 
 
 # torch's device types: any of them names a device (torch.device('mps') is fine to construct on any
@@ -343,10 +344,20 @@ def on_one_device(arrays: list, op: str) -> list:
 # makes that GPU CuPy's current one first (as Chainer's functions do with
 # ``get_device_from_array``). It is left there, so the raw array code after it runs there too.
 class _SelectedGpu:
-    __slots__ = ("index",)
+    """The user's device index, for the CUDA module that set it (a test's fake CuPy, the stand-in
+    and CuPy each start at device 0, as a fresh CUDA context does)."""
+
+    __slots__ = ("index", "module")
 
     def __init__(self) -> None:
         self.index = 0
+        self.module = None
+
+    def of(self, cp) -> int:
+        return self.index if self.module is cp else 0
+
+    def set(self, cp, index: int) -> None:
+        self.module, self.index = cp, int(index)
 
 
 selected_gpu = _SelectedGpu()
@@ -370,8 +381,9 @@ def allocate_on(dev) -> None:
     selected device); nothing for the CPU."""
     dev = device(dev) if not isinstance(dev, device) else dev
     if dev.type == "cuda":
-        runtime = module_for_device(dev).cuda.runtime
-        index = selected_gpu.index if dev.index is None else dev.index
+        cp = module_for_device(dev)
+        runtime = cp.cuda.runtime
+        index = selected_gpu.of(cp) if dev.index is None else dev.index
         if runtime.getDevice() != index:
             runtime.setDevice(index)
 
@@ -402,7 +414,7 @@ def to_device(array, dev: device):
             return array
         cp = cuda_module()
         return cp.asnumpy(array) if cp is not None and isinstance(array, cp.ndarray) else np.asarray(array)
-    index = dev.index if dev.index is not None else selected_gpu.index
+    index = dev.index if dev.index is not None else selected_gpu.of(xp)
     if isinstance(array, xp.ndarray) and array.device.id == index:
         return array
     # made on the GPU the device names, which stays CuPy's current one: what comes next works on

@@ -102,8 +102,7 @@ def device_count() -> int:
 
 def current_device() -> int:
     """The selected device (CuPy's current one follows the data; see _backend.follow_device)."""
-    _require_gpu()
-    return _backend.selected_gpu.index
+    return _backend.selected_gpu.of(_require_gpu())
 
 
 def _check_ordinal(cp, index: int) -> int:
@@ -123,7 +122,7 @@ def set_device(device) -> None:
     cp = _require_gpu()
     index = _check_ordinal(cp, index)
     cp.cuda.runtime.setDevice(index)
-    _backend.selected_gpu.index = index
+    _backend.selected_gpu.set(cp, index)
 
 
 class device:
@@ -141,15 +140,16 @@ class device:
         if cp is None:
             raise RuntimeError("chainrule.cuda.device needs a CUDA GPU; " + _NO_GPU)
         _check_ordinal(cp, self.index)
-        self.previous = _backend.selected_gpu.index
+        self.previous = _backend.selected_gpu.of(cp)
         cp.cuda.runtime.setDevice(self.index)
-        _backend.selected_gpu.index = self.index
+        _backend.selected_gpu.set(cp, self.index)
         return self
 
     def __exit__(self, *exc_info) -> None:
         if self.index >= 0 and self.previous >= 0:
-            _cupy().cuda.runtime.setDevice(self.previous)
-            _backend.selected_gpu.index = self.previous
+            cp = _cupy()
+            cp.cuda.runtime.setDevice(self.previous)
+            _backend.selected_gpu.set(cp, self.previous)
 
 
 def _index_without_runtime(device) -> int:
