@@ -6,6 +6,8 @@ The sample-table cases (torch agreement, gradcheck, gradgradcheck) are registry 
 ``chainrule/testing/opinfo/index.py``, run by ``test_op_db.py``; the tests here are the hand-written ones.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -211,3 +213,34 @@ def test_repeat_interleave_counts_form_and_gradient_match_torch():
         (out * lib.arange(12.0).reshape(4, 3)).sum().backward()
         grads.append(x.grad.numpy())
     np.testing.assert_array_equal(*grads)
+
+
+# found by tests/fuzz/test_indexing_fuzz.py
+def test_full_integer_read_is_a_view_an_inplace_op_writes_through():
+    # NumPy returns a scalar copy for x[1]; torch a 0-d view, so x[1].mul_(2) changes x
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.tensor([1.0, 2.0, 3.0])
+        x[1].mul_(2)
+        x[lib.tensor(2)].zero_()
+        scalar = lib.tensor(5.0)
+        scalar[()].add_(1)
+        np.testing.assert_array_equal(x.numpy(), [1.0, 4.0, 0.0])
+        assert scalar.item() == 6.0
+
+
+def test_uint8_index_is_a_mask():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.tensor([1.0, 2.0, 3.0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch deprecates uint8 masks
+            np.testing.assert_array_equal(x[lib.tensor([1, 0, 1], dtype=lib.uint8)].numpy(), [1.0, 3.0])
+
+
+def test_python_bool_with_integers_adds_a_dim():
+    # a bool in a key with integers and an index list: a new size-1 dim, consuming none of x's
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.arange(6.0).reshape(2, 3, 1)
+        assert tuple(x[True, :, 0, [0]].shape) == (1, 2)
+        assert tuple(x[0, True, [1, 2]].shape) == (2, 1)
+        with pytest.raises(IndexError):  # False indexes the new dim by [], which [1, 2] cannot broadcast with
+            x[0, False, [1, 2]]

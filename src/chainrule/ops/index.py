@@ -49,6 +49,8 @@ def _convert_key_item(k):
     if isinstance(k, Tensor):
         if k._data.dtype.kind in "fV":
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        if k._data.dtype == np.uint8:
+            return k._data.astype(bool)  # torch reads a uint8 index as a mask (deprecated, still honoured)
         if k._data.ndim == 0 and k._data.dtype.kind in "iu":
             return int(k._data)  # torch reads a 0-d integer tensor as an integer: a select
         return k._data
@@ -117,6 +119,10 @@ class Index(Function):
         ctx.shape = x.shape
         ctx.mode = mode
         out = x[key]
+        if not isinstance(out, xp.ndarray):
+            # NumPy reads a full integer index as a scalar (a copy); torch gives a 0-d view that an
+            # in-place op writes through (x[0].zero_()), and a trailing Ellipsis makes NumPy give one too
+            out = x[(*key, Ellipsis) if isinstance(key, tuple) else (key, Ellipsis)]
         if not out.flags.c_contiguous and not xp.may_share_memory(out, x):
             # an advanced read is a copy: torch's is contiguous whatever order NumPy chose
             out = xp.ascontiguousarray(out)
@@ -229,6 +235,10 @@ def _integers_first(key):
     for k in items:
         if isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
             selects.append(k)
+        elif isinstance(k, (bool, np.bool_)):
+            # torch: a bool is a new size-1 dim indexed by [0] (True) or [] (False), an advanced index
+            selects.append(None)
+            rest.append(np.zeros(int(k), dtype=np.int64))
         elif is_array(k) and k.dtype == np.bool_:
             selects.extend([slice(None)] * k.ndim)  # the dims the mask consumes
             rest.append(k)
