@@ -244,3 +244,61 @@ def test_python_bool_with_integers_adds_a_dim():
         assert tuple(x[0, True, [1, 2]].shape) == (2, 1)
         with pytest.raises(IndexError):  # False indexes the new dim by [], which [1, 2] cannot broadcast with
             x[0, False, [1, 2]]
+
+
+def test_a_short_list_of_sequences_is_a_tuple_key():
+    # torch's (and old NumPy's) rule: x[[rows, cols]] is x[rows, cols], with a deprecation warning
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.arange(9).reshape(3, 3)
+        with pytest.warns(UserWarning, match="non-tuple sequence"):
+            np.testing.assert_array_equal(x[[[0, 1], [1, 2]]].numpy(), [1, 5])
+        with pytest.warns(UserWarning, match="non-tuple sequence"):
+            x[[[0, 1], [1, 2]]] = 100
+        assert x[0, 1].item() == x[1, 2].item() == 100
+        assert tuple(x[[0, 1]].shape) == (2, 3)  # a list of ints stays one index
+
+
+def test_python_bool_among_integers_without_index_arrays():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.zeros(1, 2, 3)
+        assert tuple(x[-1, ..., True].shape) == (2, 3, 1)
+        assert tuple(x[0, :, True].shape) == (2, 1, 3)
+        assert tuple(x[0, lib.tensor(True)].shape) == (1, 2, 3)  # a 0-d bool tensor is a bool
+
+
+def test_setitem_errors_like_torch():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.zeros(3, 4)
+        with pytest.raises(RuntimeError, match="dtypes match"):  # an advanced write keeps the dtype
+            x[[0]] = lib.ones(4, dtype=lib.int64)
+        x[0] = lib.ones(4, dtype=lib.int64)  # a basic write casts
+        x[lib.tensor([True, False, True])] = lib.tensor(2)  # one mask, one value: a masked fill, cast
+        with pytest.raises(RuntimeError, match="masked_fill_ only supports boolean masks"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                x[lib.tensor([1, 0, 1], dtype=lib.uint8)] = 1.0
+        with pytest.raises(RuntimeError, match="shape"):  # not NumPy's ValueError
+            x[[0, 1]] = lib.ones(5)
+        with pytest.raises(RuntimeError):
+            x[0] = lib.ones(2, 4)
+        with pytest.raises(RuntimeError):
+            x[lib.tensor([[True] * 4, [False] * 4, [True] * 4])] = lib.ones(3, 3)
+        np.testing.assert_array_equal(x.numpy(), [[2.0] * 4, [0.0] * 4, [2.0] * 4])
+
+
+def test_an_ellipsis_of_no_dims_does_not_separate_index_arrays():
+    # NumPy would move the index dims to the front (separated advanced indices); torch does not
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.arange(12.0).reshape(3, 4, 1)
+        assert tuple(x[:, [0, 1], ..., [0]].shape) == (3, 2)
+        x[:, [0, 1], ..., [0]] = lib.zeros(3, 2)
+        assert x[:, :2].abs().sum().item() == 0
+
+
+def test_setitem_with_a_bare_false_key_writes_and_checks_nothing():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        leaf = lib.ones(2, requires_grad=True)
+        x, value = leaf * 1, lib.ones(5, requires_grad=True)
+        x[False] = value  # the value does not even broadcast
+        x.sum().backward()
+        assert value.grad is None

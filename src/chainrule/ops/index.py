@@ -6,9 +6,12 @@ A read's gradient scatters back into zeros of the input's shape, summing repeate
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .._backend import array_module, is_array, ufunc_at, writeable
+from .._dtype import scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
 from ..autograd.function import Function, is_recording, name_node
@@ -28,6 +31,14 @@ def _convert_key(key, xp=np):
     Index arrays go to the indexed tensor's device: torch accepts CPU index tensors (and lists)
     for a CUDA tensor, and copies them over, as CuPy does with a list.
     """
+    if type(key) is list and len(key) < 32 and any(
+            isinstance(k, (Tensor, list, tuple, np.ndarray, slice)) or k is None or k is Ellipsis for k in key):
+        # torch (after NumPy's old rule) reads a short list holding tensors, sequences, slices, None
+        # or Ellipsis as a tuple of indices: x[[rows, cols]] is x[rows, cols]
+        warnings.warn("Using a non-tuple sequence for multidimensional indexing is deprecated; use "
+                      "x[tuple(seq)] instead of x[seq] (torch will read it as x[torch.tensor(seq)])",
+                      UserWarning, stacklevel=3)
+        key = tuple(key)
     if isinstance(key, tuple):
         key = tuple(_convert_key_item(k) for k in key)
         if xp is not np:
@@ -49,6 +60,8 @@ def _convert_key_item(k):
     if isinstance(k, Tensor):
         if k._data.dtype.kind in "fV":
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        if k._data.ndim == 0 and k._data.dtype.kind in "bu" and k._data.dtype.itemsize == 1:
+            return bool(k._data)  # torch: a 0-d bool/uint8 tensor is a Python bool (a new dim), not a mask
         if k._data.dtype == np.uint8:
             return k._data.astype(bool)  # torch reads a uint8 index as a mask (deprecated, still honoured)
         if k._data.ndim == 0 and k._data.dtype.kind in "iu":
@@ -227,7 +240,7 @@ def _integers_first(key):
     ``x[..., None, -1, 1:3, idx]`` keeps idx's dims where torch puts them.
     """
     items = key if isinstance(key, tuple) else (key,)
-    if not any(is_array(k) for k in items):
+    if not any(is_array(k) or isinstance(k, (bool, np.bool_)) for k in items):  # a bool is an index array
         return None
     if not any(isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)) for k in items):
         return None
@@ -254,13 +267,26 @@ def _integers_first(key):
     return tuple(selects), tuple(rest)
 
 
+def _without_empty_ellipsis(key, ndim: int):
+    """``key`` without an Ellipsis that stands for no dims. torch places advanced indices by the dims
+    they index, so such an Ellipsis does not separate two of them; NumPy's rule says it does (and
+    would move their dims to the front)."""
+    if type(key) is not tuple or not any(k is Ellipsis for k in key):
+        return key
+    consumed = sum(k.ndim if is_array(k) and k.dtype == np.bool_ else
+                   0 if k is None or k is Ellipsis or isinstance(k, (bool, np.bool_)) else 1 for k in key)
+    return tuple(k for k in key if k is not Ellipsis) if consumed == ndim else key
+
+
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
     key = _convert_key(key, array_module(input))
-    split = _integers_first(key)
-    if split is not None:
-        return getitem(getitem(input, split[0]), split[1])
     basic = _is_basic(key)
+    if not basic:
+        key = _without_empty_ellipsis(key, input._data.ndim)
+        split = _integers_first(key)
+        if split is not None:
+            return getitem(getitem(input, split[0]), split[1])
     read = _basic_read(key, input._data.shape) if basic else Index
     out = read.apply(input, key=key, mode=_scatter_mode(key, basic))
     if basic and out.grad_fn is not None and input._base is None:
@@ -300,13 +326,51 @@ class IndexPut(Function):
         return grad_x, grad_value
 
 
+def _check_index_put(input: Tensor, raw_key, key, value: Tensor) -> None:
+    """torch's index_put_ rules for a tensor value and an advanced key: one mask and a one-element
+    value is a masked_fill_ (the value cast; a uint8 mask refused), anything else needs the value in
+    the destination's dtype."""
+    raw_items = raw_key if isinstance(raw_key, tuple) else (raw_key,)
+    items = key if isinstance(key, tuple) else (key,)
+    # Python bools are index tensors too in torch ([0] or [] on a new dim)
+    indices = [k for k in items if is_array(k) or isinstance(k, (bool, np.bool_))]
+    one_value = not isinstance(value, Tensor) or value._data.size == 1
+    if one_value and len(indices) == 1 and is_array(indices[0]) and indices[0].dtype == np.bool_:
+        if any(isinstance(k, Tensor) and k._data.dtype == np.uint8 for k in raw_items):
+            getitem(input.detach(), key)  # a bad key is the first error, as in torch
+            raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype unsigned char")
+        return
+    if isinstance(value, Tensor) and value._data.dtype != input._data.dtype:
+        getitem(input.detach(), key)
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
+                           f"{scalar_name(input.dtype)} for the destination and {scalar_name(value.dtype)} "
+                           f"for the source.")
+
+
+def _shape_mismatch(input: Tensor, key, value: Tensor) -> RuntimeError:
+    xp = array_module(input)
+    try:
+        read = xp.empty(input._data.shape, dtype=bool)[key].shape
+    except IndexError as e:  # the key itself is bad: that is the error
+        return IndexError(str(e))
+    return RuntimeError(f"setitem: shape mismatch: value tensor of shape {list(value.shape)} cannot be broadcast "
+                        f"to indexing result of shape {list(read)} (indexing a tensor of shape {list(input.shape)})")
+
+
 def setitem(input: Tensor, key, value) -> None:
     """``input[key] = value``: in place; recorded when ``input`` or ``value`` requires grad."""
     xp = array_module(input)
     from .elementwise import _as_operand, _cast
 
+    if key is False:
+        return  # torch: a bare False key writes nothing, and checks nothing
+    raw_key = key
     key = _convert_key(key, xp)
-    split = _integers_first(key)
+    split = None
+    if not _is_basic(key):
+        key = _without_empty_ellipsis(key, input._data.ndim)
+        _check_index_put(input, raw_key, key, value)
+        split = _integers_first(key)
     if split is not None:
         # address the written elements in torch's order (integers first, see getitem): index
         # arrays of the flat positions a read would return, in the shape it would have
@@ -335,12 +399,18 @@ def setitem(input: Tensor, key, value) -> None:
         tangent = None
         if _function.active_extension is not None:  # forward AD may be on: the write's tangent
             tangent = _forward_ad.tangent_of_write(input, value, lambda: IndexPut.apply(input, value, key=key))
-        input._data[key] = value._data
+        try:
+            input._data[key] = value._data
+        except (ValueError, TypeError):  # NumPy checks the broadcast before it writes anything
+            raise _shape_mismatch(input, key, value) from None
         input._version_box[0] += 1
         if tangent is not None:  # forward AD: the write's tangent becomes input's
             _forward_ad.move_tangent(tangent, input)
         return
-    out = IndexPut.apply(input, value, key=key)
+    try:
+        out = IndexPut.apply(input, value, key=key)
+    except (ValueError, TypeError):
+        raise _shape_mismatch(input, key, value) from None
     input._version_box[0] += 1
     input.grad_fn = out.grad_fn
     input._output_nr = 0
