@@ -192,7 +192,7 @@ def _has_negative_step(key) -> bool:
 
 
 def _allowed_difference(key, theirs: Outcome, ours: Outcome) -> str | None:
-    if key is None or ours.error is None:
+    if ours.error is None:
         return None
     out_of_bounds = isinstance(ours.error, IndexError) and "out of bounds" in str(ours.error)
     if theirs.error is not None:
@@ -207,11 +207,11 @@ def _allowed_difference(key, theirs: Outcome, ours: Outcome) -> str | None:
     return None
 
 
-def _compare(what: str, body, defined=None, key=None) -> None:
+def _compare(what: str, body, defined=None, key=()) -> None:
     """Run ``body(lib, record)`` on torch and chainrule; compare errors and every recorded value.
 
     ``defined(record) -> {name: bool mask}`` limits a comparison to the elements torch defines;
-    ``key`` (an index key) lets the deliberate differences in ``ALLOWED`` through."""
+    ``key`` (the index key, if any) lets the deliberate differences in ``ALLOWED`` through."""
     theirs = _attempt(body, torch)
     ours = _attempt(body, chainrule)
     if _allowed_difference(key, theirs, ours):
@@ -350,3 +350,171 @@ def test_setitem(chunk):
         seed = seed * 4 + chunk
         shape, key, kind, body, defined = _setitem_case(seed)
         _compare(f"seed {seed}: x{list(shape)}[{key!r}] = {kind}", body, defined, key=key)
+
+
+# ---------------------------------------------------------------- index_put_, index_select, gather/scatter
+def _dim(rng, ndim: int) -> int:
+    """A dim in [-ndim, ndim), sometimes one out of range."""
+    n = builtins.max(ndim, 1)
+    return int(rng.integers(-n, n)) if rng.random() < 0.92 else int(rng.choice([n, -n - 1]))
+
+
+def _weighted_backward(lib, out, seed: int) -> None:
+    w = np.random.default_rng(seed).standard_normal(tuple(out.shape))
+    (out * lib.tensor(w)).sum().backward()
+
+
+def _index_put_case(seed: int):
+    rng = np.random.default_rng(seed)
+    shape = _draw_shape(rng, 3)
+    count = int(rng.integers(1, len(shape) + 1)) if shape and rng.random() < 0.95 else len(shape) + 1
+    common = tuple(int(s) for s in rng.integers(0, 4, int(rng.integers(0, 3))))
+    indices = []
+    for d in range(count):
+        size = shape[d] if d < len(shape) else 1
+        ishape = tuple(1 if rng.random() < 0.3 else s for s in common[int(rng.integers(0, len(common) + 1)):])
+        indices.append(IndexTensor(_draw_index_array(rng, size, ishape), str(rng.choice(["int64", "int32"]))))
+    try:
+        read_shape = tuple(np.broadcast_shapes(*(i.array.shape for i in indices))) + shape[count:]
+    except ValueError:
+        read_shape = (1,)
+    vshape = read_shape[int(rng.integers(0, len(read_shape) + 1)):]
+    if rng.random() < 0.05:
+        vshape = vshape + (5,)
+    values = rng.standard_normal(vshape)
+    accumulate = bool(rng.random() < 0.5)
+    x = rng.standard_normal(shape)
+    weight_seed = int(rng.integers(2 ** 31))
+
+    def body(lib, record):
+        leaf = lib.tensor(x, requires_grad=True)
+        v = lib.tensor(values, requires_grad=True)
+        target = leaf * 1
+        built = tuple(i.build(lib) for i in indices)
+        if lib is torch:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    record["_read_numel"] = target[built].numel()
+                except IndexError:
+                    pass
+        out = target.index_put_(built, v, accumulate=accumulate)
+        record["same"] = out is target
+        record["out"] = target
+        _weighted_backward(lib, target, weight_seed)
+        record["grad"], record["value_grad"] = leaf.grad, v.grad
+        if lib is torch:
+            positions = torch.arange(x.size).reshape(shape)[built].reshape(-1)
+            record["_repeated"] = (torch.bincount(positions, minlength=x.size).reshape(shape) > 1).numpy()
+
+    def defined(record):
+        repeated = record.pop("_repeated")
+        return {} if accumulate or not repeated.any() else {"out": ~repeated}
+
+    return f"x{list(shape)}.index_put_({indices!r}, {list(vshape)}, accumulate={accumulate})", body, defined
+
+
+def _index_select_case(seed: int):
+    rng = np.random.default_rng(seed)
+    shape = _draw_shape(rng, 3)
+    dim = _dim(rng, len(shape))
+    size = shape[dim] if -len(shape) <= dim < len(shape) and shape else 1
+    ishape = [(), (int(rng.integers(0, 5)),), (2, 2)][int(rng.choice(3, p=[0.15, 0.75, 0.1]))]
+    index = _draw_index_array(rng, size, tuple(ishape))
+    index = np.abs(index) if rng.random() < 0.7 else index  # negative indices: torch raises
+    dtype = str(rng.choice(["int64", "int32"]))
+    x = rng.standard_normal(shape)
+    weight_seed = int(rng.integers(2 ** 31))
+
+    def body(lib, record):
+        leaf = lib.tensor(x, requires_grad=True)
+        out = lib.index_select(leaf, dim, lib.tensor(index, dtype=getattr(lib, dtype)))
+        record["out"] = out
+        _weighted_backward(lib, out, weight_seed)
+        record["grad"] = leaf.grad
+
+    return f"index_select(x{list(shape)}, {dim}, {dtype}{index.tolist()})", body, None
+
+
+def _gather_index(rng, shape: tuple, dim: int, src_shape: tuple | None = None) -> np.ndarray:
+    """An index for gather/scatter along ``dim``: no larger than ``shape`` off ``dim`` (or than
+    ``src_shape`` everywhere), values in range; sometimes too large, of the wrong rank or out of range."""
+    ndim = len(shape)
+    if not ndim:
+        ishape = ()
+    else:
+        d = dim % ndim if -ndim <= dim < ndim else 0
+        limits = [s if i != d else 4 for i, s in enumerate(shape)]
+        if src_shape is not None:
+            limits = [min(a, b) for a, b in zip(limits, src_shape)]
+        ishape = tuple(int(rng.integers(0, lim + 1)) for lim in limits)
+    if rng.random() < 0.05:
+        ishape = ishape + (1,)  # the wrong rank
+    elif ishape and rng.random() < 0.05:
+        ishape = ishape[:-1] + (ishape[-1] + 2,)  # too large
+    size = shape[dim] if ndim and -ndim <= dim < ndim else 1
+    if size == 0 or rng.random() < 0.05:
+        return rng.integers(-1, size + 2, ishape)
+    return rng.integers(0, size, ishape)
+
+
+GATHER_OPS = ["gather", "scatter", "scatter_value", "scatter_add", "scatter_reduce"]
+
+
+def _gather_case(seed: int):
+    rng = np.random.default_rng(seed)
+    op = GATHER_OPS[seed % len(GATHER_OPS)]
+    shape = _draw_shape(rng, 3)
+    dim = _dim(rng, len(shape))
+    # src may be larger than index (its leading block is used); torch's backward then fails ("returned
+    # an invalid gradient", a torch bug), so only an index-shaped src requires grad
+    src_shape = tuple(s + int(rng.integers(0, 2)) for s in shape)
+    index = _gather_index(rng, shape, dim, None if op == "gather" else src_shape)
+    reduce = str(rng.choice(["sum", "prod", "mean", "amax", "amin"]))
+    include_self = bool(rng.random() < 0.5)
+    if op != "gather" and rng.random() < 0.6 and index.ndim == len(shape):
+        src_shape = index.shape
+    x, src = rng.standard_normal(shape), rng.standard_normal(src_shape)
+    value = float(rng.standard_normal())
+    weight_seed = int(rng.integers(2 ** 31))
+
+    def body(lib, record):
+        leaf = lib.tensor(x, requires_grad=True)
+        source = lib.tensor(src, requires_grad=src.shape == index.shape)
+        i = lib.tensor(index)
+        if op == "gather":
+            out = lib.gather(leaf, dim, i)
+        elif op == "scatter":
+            out = lib.scatter(leaf, dim, i, source)
+        elif op == "scatter_value":
+            out = leaf.scatter(dim, i, value)
+        elif op == "scatter_add":
+            out = lib.scatter_add(leaf, dim, i, source)
+        else:
+            out = lib.scatter_reduce(leaf, dim, i, source, reduce, include_self=include_self)
+        record["out"] = out
+        if op == "scatter_reduce" and src.shape != index.shape:
+            return  # torch's backward fails with a src larger than the index (the bug above)
+        _weighted_backward(lib, out, weight_seed)
+        record["grad"] = leaf.grad
+        if source.requires_grad and op not in ("gather", "scatter_value"):
+            record["src_grad"] = source.grad
+        if lib is torch and op == "scatter":  # which elements more than one write reaches: unspecified
+            hits = torch.zeros(shape).scatter_add(dim, i, torch.ones(src_shape))
+            record["_repeated"] = (hits > 1).numpy()
+
+    def defined(record):
+        repeated = record.pop("_repeated", None)
+        return {"out": ~repeated} if repeated is not None and repeated.any() else {}
+
+    described = (f"{op}(x{list(shape)}, dim={dim}, index{list(index.shape)}={index.tolist()}, src{list(src_shape)}"
+                 + (f", {reduce}, include_self={include_self})" if op == "scatter_reduce" else ")"))
+    return described, body, defined
+
+
+@pytest.mark.parametrize("name", ["index_put", "index_select", "gather"])
+def test_index_ops(name):
+    make = {"index_put": _index_put_case, "index_select": _index_select_case, "gather": _gather_case}[name]
+    for seed in _cases(CASES // 2, LONG_CASES // 2):
+        described, body, defined = make(seed)
+        _compare(f"seed {seed}: {described}", body, defined)

@@ -302,3 +302,48 @@ def test_setitem_with_a_bare_false_key_writes_and_checks_nothing():
         x[False] = value  # the value does not even broadcast
         x.sum().backward()
         assert value.grad is None
+
+
+@pytest.mark.parametrize("make, exc", [
+    # torch's CPU kernels: the dim-1 path of a matrix or more says "out of DATA bounds" (RuntimeError),
+    # every other dim "index out of range in self" (IndexError)
+    (lambda lib: lib.zeros(3, 2, 2).index_select(2, lib.tensor([2])), IndexError),
+    (lambda lib: lib.zeros(3, 2, 2).index_select(1, lib.tensor([-1])), RuntimeError),
+    (lambda lib: lib.zeros(()).index_select(0, lib.tensor([0, 0])), RuntimeError),  # a scalar takes one index
+    (lambda lib: lib.zeros(()).index_select(0, lib.tensor([1])), IndexError),
+    (lambda lib: lib.zeros(2, 0).index_select(1, lib.tensor([0])), RuntimeError),  # an empty dim
+    (lambda lib: lib.zeros(0, 3).index_select(1, lib.tensor([-1])), RuntimeError),
+])
+def test_index_select_errors_like_torch(make, exc):
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        with pytest.raises(exc):
+            make(lib)
+
+
+def test_index_select_of_a_scalar_and_of_an_empty_index():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.tensor(2.0, requires_grad=True)
+        out = x.index_select(0, lib.tensor([0]))
+        assert out.shape == () and out.item() == 2.0
+        out.backward()
+        assert x.grad.item() == 1.0
+        assert tuple(lib.zeros(2, 3).index_select(1, lib.tensor([], dtype=lib.int64)).shape) == (2, 0)
+
+
+def test_gather_scatter_with_an_empty_index_check_no_shapes():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x, empty = lib.zeros(2, 3), lib.zeros(0, 4, 1, dtype=lib.int64)
+        assert tuple(x.gather(1, empty).shape) == (0, 4, 1)
+        for out in (x.scatter(1, empty, lib.ones(5, 5)), x.scatter_add(1, empty, lib.ones(5, 5)),
+                    x.scatter_reduce(1, empty, lib.ones(5, 5), "amax")):
+            assert tuple(out.shape) == (2, 3) and out.abs().sum().item() == 0
+
+
+def test_scatter_into_a_scalar():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x, src = lib.tensor(1.0, requires_grad=True), lib.tensor(3.0, requires_grad=True)
+        assert lib.zeros(()).scatter(0, lib.tensor([0]), src).item() == 3.0
+        assert lib.zeros(()).scatter_add(0, lib.tensor([0]), src).item() == 3.0
+        out = lib.scatter_reduce(x * 1, 0, lib.tensor(0), src, "amax", include_self=False)
+        out.backward()
+        assert out.item() == 3.0 and src.grad.item() == 1.0  # was inf: the tie count stayed a NumPy scalar

@@ -455,17 +455,21 @@ def _dim_index(index: np.ndarray, dim: int) -> tuple:
 
 
 def _check_gather_shapes(op: str, input: Tensor, index: np.ndarray, dim: int, src: Tensor | None = None) -> None:
+    if index.size == 0:
+        return  # torch checks no shapes against an empty index: the op reads or writes nothing
     ndim = input._data.ndim
     if index.ndim != ndim and not (max(index.ndim, ndim) <= 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     if src is not None and src._data.ndim != max(index.ndim, 0) and not (max(index.ndim, src._data.ndim) <= 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
+    # a 0-d input or src counts as a vector of one (torch accepts index [0] for both)
+    input_shape, src_shape = _as_1d(input._data).shape, None if src is None else _as_1d(src._data).shape
     for k in range(index.ndim):
-        if k != dim and index.shape[k] > input._data.shape[k]:
+        if k != dim and index.shape[k] > input_shape[k]:
             raise RuntimeError(
                 f"Size does not match at dimension {k} expected index {list(index.shape)} to be no "
                 f"larger than self {list(input._data.shape)} apart from dimension {dim}")
-        if src is not None and index.shape[k] > src._data.shape[k]:
+        if src is not None and index.shape[k] > src_shape[k]:
             raise RuntimeError(
                 f"Size does not match at dimension {k} expected index {list(index.shape)} to be no "
                 f"larger than src {list(src._data.shape)}")
@@ -753,6 +757,7 @@ class ScatterReduce(Function):
         from .elementwise import where
 
         x, src, out = ctx.saved_tensors
+        xp = array_module(x._data)
         index, dim, reduce, include_self, touched = ctx.params
         src_used = src if src._data.shape == index.shape else src[tuple(slice(0, n) for n in index.shape)]
         touched_t = Tensor._make(touched)
@@ -766,7 +771,7 @@ class ScatterReduce(Function):
         if not include_self:
             self_hit &= ~touched
         src_hit = Gather.apply(out, index=index, dim=dim)._data == src_used._data
-        count = self_hit.astype(grad._data.dtype)
+        count = xp.array(self_hit, dtype=grad._data.dtype)  # an array even for 0-d (== gives a NumPy scalar)
         _scatter_add_array(count, index, dim, src_hit.astype(grad._data.dtype))
         shared = grad / Tensor._make(count)
         grad_x = where(Tensor._make(self_hit), shared, 0.0)
@@ -822,7 +827,7 @@ class IndexSelect(Function):
         ctx.index = index
         ctx.dim = dim
         ctx.shape = x.shape
-        return xp.take(x, index, axis=dim) if x.ndim else x[index]
+        return xp.take(x, index, axis=dim) if x.ndim else x.copy()  # a 0-d x takes only index [0]
 
     @staticmethod
     def backward(ctx, grad):
@@ -858,26 +863,38 @@ def _index_dim(input: Tensor, dim: int, index: Tensor, op: str) -> tuple:
     d = _wrap_dim(dim, input._data.ndim, op)
     size = _as_1d(input._data).shape[d]
     if array.size and (int(array.max()) >= size or int(array.min()) < -size):
-        if op == "index_select":
-            _index_select_range_error(array, size, d)
         bad = int(array.max()) if int(array.max()) >= size else int(array.min())
         raise IndexError(f"{op}(): index {bad} is out of bounds for dimension {d} with size {size}")
     return array, d
 
 
-def _index_select_range_error(array: np.ndarray, size: int, dim: int) -> None:
-    # torch's two kernels word it differently (dim 0 vs the others); negative indices are errors
-    if dim == 0:
-        raise IndexError("index out of range in self")
-    bad = int(array.max()) if int(array.max()) >= size else int(array.min())
-    raise RuntimeError(f"INDICES element is out of DATA bounds, id={bad} axis_dim={size}")
-
-
 def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
-    """torch.index_select: the slabs ``index`` (a vector) of ``input`` along ``dim``, a copy."""
-    array, d = _index_dim(input, dim, index, "index_select")
-    if array.size and int(array.min()) < 0:
-        _index_select_range_error(array, input._data.shape[d] if input._data.ndim else 1, d)
+    """torch.index_select: the slabs ``index`` (a vector) of ``input`` along ``dim``, a copy.
+
+    The checks follow torch's CPU kernels, whose wording and error class differ: the dim-1 path of
+    a matrix or more says "out of DATA bounds" (RuntimeError), the others "out of range" (IndexError);
+    an empty index is never checked; an empty input only against the dim's size."""
+    array = _index_array(index, "index_select", vector=True)
+    ndim = input._data.ndim
+    d = _wrap_dim(dim, ndim, "index_select")
+    if ndim == 0:
+        if array.size != 1:
+            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {array.size} value(s)")
+        if int(array[0]) != 0:
+            raise IndexError("index out of range in self")
+        return IndexSelect.apply(input, index=array, dim=d)
+    size = input._data.shape[d]
+    if not array.size:
+        return IndexSelect.apply(input, index=array, dim=d)
+    empty = ndim > 1 and input._data.size == 0
+    if empty and size == 0:
+        raise RuntimeError("index_select(): self indexing axis dim should be positive")
+    high, low = int(array.max()), int(array.min())
+    if high >= size or low < 0:
+        if empty or (ndim > 1 and d == 1):
+            raise RuntimeError(f"INDICES element is out of DATA bounds, id={high if high >= size else low} "
+                               f"axis_dim={size}")
+        raise IndexError("index out of range in self")
     return IndexSelect.apply(input, index=array, dim=d)
 
 
