@@ -347,3 +347,22 @@ def test_scatter_into_a_scalar():
         out = lib.scatter_reduce(x * 1, 0, lib.tensor(0), src, "amax", include_self=False)
         out.backward()
         assert out.item() == 3.0 and src.grad.item() == 1.0  # was inf: the tie count stayed a NumPy scalar
+
+
+@pytest.mark.parametrize("read, match", [
+    (lambda x: x[5], "index 5 is out of bounds for dimension 0 with size 3"),
+    (lambda x: x[0, 0, 0], "too many indices for tensor of dimension 2"),
+    (lambda x: x[[0, 1], [[0], [1], [2]], [0]], "too many indices for tensor of dimension 2"),
+    (lambda x: x[[0, 1], [0, 1, 2]], "indexing tensors could not be broadcast"),
+    (lambda x: x[chainrule.tensor([True, False])], "mask"),
+    (lambda x: x.index_put_((chainrule.tensor([7]),), chainrule.tensor(1.0)), "out of bounds for dimension 0"),
+])
+def test_index_errors_in_torch_words(read, match):
+    with pytest.raises(IndexError, match=match):
+        read(chainrule.zeros(3, 4))
+
+
+def test_ellipsis_on_a_scalar_reports_too_many_indices():
+    with pytest.raises(IndexError, match="too many indices for tensor of dimension 0"):
+        chainrule.tensor(1.0)[None, ..., 0]  # used to fail inside the node-naming code (tuple index)
+    assert tuple(chainrule.tensor(1.0)[None, ...].shape) == (1,)

@@ -6,6 +6,7 @@ A read's gradient scatters back into zeros of the input's shape, summing repeate
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -223,7 +224,7 @@ def _basic_read(key, shape: tuple) -> type[Index]:
         elif k is None:
             last = Unsqueeze
         else:
-            size = shape[dim] if dim < len(shape) else 0  # too many indices: NumPy raises below
+            size = shape[dim] if 0 <= dim < len(shape) else 0  # too many indices: NumPy raises below
             if not isinstance(k, slice):
                 last = Select
             elif not (k.start in (None, 0) and k.step in (None, 1) and (k.stop is None or k.stop >= size)):
@@ -267,6 +268,27 @@ def _integers_first(key):
     return tuple(selects), tuple(rest)
 
 
+_NUMPY_WORDS = [  # NumPy's indexing errors -> torch's wording
+    (re.compile(r"too many indices for array: array is (\d+)-dimensional, but \d+ were indexed"),
+     r"too many indices for tensor of dimension \1"),
+    (re.compile(r"index (-?\d+) is out of bounds for axis (\d+) with size (\d+)"),
+     r"index \1 is out of bounds for dimension \2 with size \3"),
+    (re.compile(r"boolean index did not match indexed array along axis (\d+); size of axis is (\d+) but size of "
+                r"corresponding boolean axis is (\d+)"),
+     r"The shape of the mask (size \3) does not match the shape of the indexed tensor at dimension \1 (size \2)"),
+    (re.compile(r"indexing arrays could not be broadcast together with shapes"),
+     "indexing tensors could not be broadcast together with shapes"),
+]
+
+
+def in_torch_words(error: IndexError) -> IndexError:
+    """``error`` (NumPy's, from indexing) reworded as torch words it: tensors and dimensions."""
+    message = str(error)
+    for pattern, words in _NUMPY_WORDS:
+        message = pattern.sub(words, message)
+    return IndexError(message)
+
+
 def _without_empty_ellipsis(key, ndim: int):
     """``key`` without an Ellipsis that stands for no dims. torch places advanced indices by the dims
     they index, so such an Ellipsis does not separate two of them; NumPy's rule says it does (and
@@ -288,7 +310,10 @@ def getitem(input: Tensor, key) -> Tensor:
         if split is not None:
             return getitem(getitem(input, split[0]), split[1])
     read = _basic_read(key, input._data.shape) if basic else Index
-    out = read.apply(input, key=key, mode=_scatter_mode(key, basic))
+    try:
+        out = read.apply(input, key=key, mode=_scatter_mode(key, basic))
+    except IndexError as e:
+        raise in_torch_words(e) from None
     if basic and out.grad_fn is not None and input._base is None:
         out.grad_fn.root_key = key  # lets an in-place op on this view write through input
     if basic:
@@ -352,7 +377,7 @@ def _shape_mismatch(input: Tensor, key, value: Tensor) -> RuntimeError:
     try:
         read = xp.empty(input._data.shape, dtype=bool)[key].shape
     except IndexError as e:  # the key itself is bad: that is the error
-        return IndexError(str(e))
+        return in_torch_words(e)
     return RuntimeError(f"setitem: shape mismatch: value tensor of shape {list(value.shape)} cannot be broadcast "
                         f"to indexing result of shape {list(read)} (indexing a tensor of shape {list(input.shape)})")
 
@@ -374,7 +399,10 @@ def setitem(input: Tensor, key, value) -> None:
     if split is not None:
         # address the written elements in torch's order (integers first, see getitem): index
         # arrays of the flat positions a read would return, in the shape it would have
-        positions = xp.arange(input._data.size).reshape(input._data.shape)[split[0]][split[1]]
+        try:
+            positions = xp.arange(input._data.size).reshape(input._data.shape)[split[0]][split[1]]
+        except IndexError as e:
+            raise in_torch_words(e) from None
         key = xp.unravel_index(positions, input._data.shape)
     if not isinstance(value, Tensor):
         value = _as_operand(value, input.dtype, input)
@@ -403,6 +431,8 @@ def setitem(input: Tensor, key, value) -> None:
             input._data[key] = value._data
         except (ValueError, TypeError):  # NumPy checks the broadcast before it writes anything
             raise _shape_mismatch(input, key, value) from None
+        except IndexError as e:
+            raise in_torch_words(e) from None
         input._version_box[0] += 1
         if tangent is not None:  # forward AD: the write's tangent becomes input's
             _forward_ad.move_tangent(tangent, input)
@@ -411,6 +441,8 @@ def setitem(input: Tensor, key, value) -> None:
         out = IndexPut.apply(input, value, key=key)
     except (ValueError, TypeError):
         raise _shape_mismatch(input, key, value) from None
+    except IndexError as e:
+        raise in_torch_words(e) from None
     input._version_box[0] += 1
     input.grad_fn = out.grad_fn
     input._output_nr = 0
