@@ -784,6 +784,10 @@ def _allowed(name: str):
     return ALLOWED[name][0] if name in ALLOWED else None
 
 
+# cumsum(x64, dtype=float32): both sum in float32, in different orders
+TOLERANCE = {"cumsum": 1e-5}
+
+
 @pytest.mark.parametrize("name", sorted(ENTRIES))
 def test_matches_torch(name):
     from tests.conftest import LONG
@@ -792,7 +796,8 @@ def test_matches_torch(name):
     for seed in range(LONG_CASES if LONG else CASES):
         rng = np.random.default_rng([seed, sorted(ENTRIES).index(name)])
         described, body = draw(rng)
-        _compare(f"{name} seed {seed}: {described}", body, rtol=1e-7, atol=1e-9, allow=_allowed(name))
+        _compare(f"{name} seed {seed}: {described}", body, rtol=TOLERANCE.get(name, 1e-7), atol=1e-9,
+                 allow=_allowed(name))
 
 
 def test_entries_cover_forty_functions():

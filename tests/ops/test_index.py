@@ -366,3 +366,12 @@ def test_ellipsis_on_a_scalar_reports_too_many_indices():
     with pytest.raises(IndexError, match="too many indices for tensor of dimension 0"):
         chainrule.tensor(1.0)[None, ..., 0]  # used to fail inside the node-naming code (tuple index)
     assert tuple(chainrule.tensor(1.0)[None, ...].shape) == (1,)
+
+
+def test_an_empty_mask_must_match_its_dim_and_a_bare_true_write_casts():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        with pytest.raises(IndexError, match="shape of the mask"):
+            lib.zeros(0, 4)[..., lib.tensor([], dtype=lib.bool)]  # NumPy lets an empty mask through
+        x = lib.zeros(3, 2)
+        x[True] = lib.ones(2, dtype=lib.int64)  # a copy into x[None], not an index_put
+        assert x.sum().item() == 6.0

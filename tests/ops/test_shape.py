@@ -239,3 +239,13 @@ def test_hostile_arguments_compute_like_torch(call):
     ours, theirs = call(chainrule, chainrule.tensor(x)), call(torch, torch.tensor(x))
     assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
     np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_unfold_of_a_scalar_and_permute_check_order_like_torch():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.tensor(5.0)
+        assert tuple(x.unfold(0, 1, 1).shape) == (1,) and tuple(x.unfold(0, 0, 1).shape) == (0,)
+        with pytest.raises(RuntimeError, match="duplicate dims"):  # reported before the dim out of range
+            lib.zeros(1, 2, 3).permute(2, -1, 3)
+        with pytest.raises(ValueError, match="more than 1 value per channel"):  # before the channel count
+            lib.nn.BatchNorm1d(2)(lib.zeros(1, 3))

@@ -289,15 +289,29 @@ def in_torch_words(error: IndexError) -> IndexError:
     return IndexError(message)
 
 
-def _without_empty_ellipsis(key, ndim: int):
-    """``key`` without an Ellipsis that stands for no dims. torch places advanced indices by the dims
-    they index, so such an Ellipsis does not separate two of them; NumPy's rule says it does (and
-    would move their dims to the front)."""
-    if type(key) is not tuple or not any(k is Ellipsis for k in key):
-        return key
+def _advanced_key(key, shape: tuple):
+    """An advanced ``key`` checked and placed as torch places it: each mask must match the dims it
+    covers (NumPy lets an empty one through), and an Ellipsis standing for no dims is dropped: torch
+    places index arrays by the dims they index, so it does not separate two of them (NumPy's rule
+    says it does, and would move their dims to the front)."""
+    items = key if type(key) is tuple else (key,)
     consumed = sum(k.ndim if is_array(k) and k.dtype == np.bool_ else
-                   0 if k is None or k is Ellipsis or isinstance(k, (bool, np.bool_)) else 1 for k in key)
-    return tuple(k for k in key if k is not Ellipsis) if consumed == ndim else key
+                   0 if k is None or k is Ellipsis or isinstance(k, (bool, np.bool_)) else 1 for k in items)
+    dim = 0
+    for k in items:
+        if k is Ellipsis:
+            dim += len(shape) - consumed
+        elif is_array(k) and k.dtype == np.bool_:
+            for j, n in enumerate(k.shape):
+                if 0 <= dim + j < len(shape) and shape[dim + j] != n:
+                    raise IndexError(f"The shape of the mask {list(k.shape)} at index {j} does not match the shape "
+                                     f"of the indexed tensor {list(shape)} at index {dim + j}")
+            dim += k.ndim
+        elif k is not None and not isinstance(k, (bool, np.bool_)):
+            dim += 1
+    if consumed == len(shape) and type(key) is tuple and any(k is Ellipsis for k in key):
+        return tuple(k for k in key if k is not Ellipsis)
+    return key
 
 
 def getitem(input: Tensor, key) -> Tensor:
@@ -305,7 +319,7 @@ def getitem(input: Tensor, key) -> Tensor:
     key = _convert_key(key, array_module(input))
     basic = _is_basic(key)
     if not basic:
-        key = _without_empty_ellipsis(key, input._data.ndim)
+        key = _advanced_key(key, input._data.shape)
         split = _integers_first(key)
         if split is not None:
             return getitem(getitem(input, split[0]), split[1])
@@ -389,11 +403,13 @@ def setitem(input: Tensor, key, value) -> None:
 
     if key is False:
         return  # torch: a bare False key writes nothing, and checks nothing
+    if key is True:
+        key = None  # torch: a bare True key is a copy into x[None] (a basic write: the value is cast)
     raw_key = key
     key = _convert_key(key, xp)
     split = None
     if not _is_basic(key):
-        key = _without_empty_ellipsis(key, input._data.ndim)
+        key = _advanced_key(key, input._data.shape)
         _check_index_put(input, raw_key, key, value)
         split = _integers_first(key)
     if split is not None:

@@ -300,9 +300,12 @@ def permute(input: Tensor, *dims) -> Tensor:
             f"length of the desired ordering of dimensions i.e. input.dim() = {ndim} is not equal "
             f"to len(dims) = {len(dims)}"
         )
-    dims = tuple(_wrap_dim(d, ndim, "permute") for d in dims)
-    if len(set(dims)) != len(dims):
-        raise RuntimeError("permute(): duplicate dims are not allowed.")
+    wrapped = []
+    for d in dims:  # one at a time, as torch: a repeat is reported before a later dim out of range
+        wrapped.append(_wrap_dim(d, ndim, "permute"))
+        if wrapped[-1] in wrapped[:-1]:
+            raise RuntimeError("permute(): duplicate dims are not allowed.")
+    dims = tuple(wrapped)
     return _share(Permute.apply(input, dims=dims), input)
 
 
@@ -843,7 +846,8 @@ class UnfoldBackward(Function):
 def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
     """torch.Tensor.unfold: a view of all windows of ``size`` along ``dimension``, ``step`` apart,
     as a new last dim. The gradient sums back over overlapping windows."""
-    if input._data.ndim == 0:
+    scalar = input._data.ndim == 0
+    if scalar:  # a 0-d tensor unfolds as a vector of one, and its one window is the result: (size,)
         input = reshape(input, 1)
     d = _wrap_dim(dimension, input._data.ndim, "unfold")
     length = input._data.shape[d]
@@ -853,7 +857,8 @@ def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
         raise RuntimeError(f"size is {size} but must be >= 0")
     if step <= 0:
         raise RuntimeError(f"step is {step} but must be > 0")
-    return _share(Unfold.apply(input, dim=d, size=int(size), step=int(step)), input)
+    out = _share(Unfold.apply(input, dim=d, size=int(size), step=int(step)), input)
+    return select(out, 0, 0) if scalar else out
 
 
 # ---------------------------------------------------------------- joining and splitting
