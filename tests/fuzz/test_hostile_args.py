@@ -62,7 +62,7 @@ def _run(lib, record, fn, arrays, seed: int, grad=True):
     out = fn(*inputs)
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     for k, o in enumerate(outs):
-        record[f"out{k}"] = o if hasattr(o, "dtype") else o
+        record[f"out{k}"] = o
     diff = [o for o in outs if hasattr(o, "requires_grad") and o.requires_grad]
     if diff:
         rng = np.random.default_rng(seed)
@@ -774,6 +774,10 @@ ALLOWED: dict[str, tuple[Callable, str]] = {
     "cumsum": (_torch_raised("Autograd not support dtype"),
                "torch's 0-d cumsum to an integer dtype records an autograd node for an integer result "
                "(its n-d path does not); chainrule returns the integer result, without grad, as for n-d"),
+    "repeat": (_torch_raised("cannot reshape tensor of 0 elements"),
+               "a negative repeat of an empty dim next to a repeat > 1: torch's unfold-based copy fails "
+               "on an internal reshape (other negative repeats of empty dims it accepts); chainrule "
+               "returns the empty result"),
     "pad": (lambda theirs, ours: theirs is None and "wrapping around more than once" in str(ours),
             "circular padding wider than what negative pads leave: torch copies the wrapped border from "
             "output memory it has not written yet (its result is garbage); chainrule refuses"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -67,3 +69,11 @@ def test_cross_entropy_hostile_arguments_like_torch():
             lib.nn.functional.cross_entropy(lib.zeros(1, 4, 2), lib.zeros(2, dtype=lib.int64))
         with pytest.raises(ValueError, match="1D target must have size 1"):
             lib.nn.functional.nll_loss(lib.zeros(3), lib.zeros(3, dtype=lib.int64))
+
+
+def test_losses_broadcast_before_reading_the_reduction():
+    for lib in (chainrule, torch):
+        for loss in (lib.nn.functional.mse_loss, lib.nn.functional.l1_loss):
+            with pytest.raises(RuntimeError, match="must match"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                loss(lib.zeros(3), lib.zeros(2), reduction="bogus")

@@ -249,3 +249,10 @@ def test_unfold_of_a_scalar_and_permute_check_order_like_torch():
             lib.zeros(1, 2, 3).permute(2, -1, 3)
         with pytest.raises(ValueError, match="more than 1 value per channel"):  # before the channel count
             lib.nn.BatchNorm1d(2)(lib.zeros(1, 3))
+
+
+def test_one_dim_reflect_and_replicate_pads_need_an_output():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        for mode in ("reflect", "replicate"):
+            with pytest.raises(RuntimeError, match="too small"):
+                lib.nn.functional.pad(lib.zeros(3, 4), [-2, -2], mode=mode)

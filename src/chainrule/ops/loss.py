@@ -67,8 +67,8 @@ def _float(x: Tensor, op: str) -> Tensor:
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
              reduction: str = "mean", weight=None) -> Tensor:
     """F.mse_loss: ``(input - target)**2``, reduced."""
+    diff = input - target  # torch broadcasts before it reads the reduction
     _check_reduction(reduction)
-    diff = input - target
     loss = diff * diff
     if weight is not None:
         loss = loss * weight
@@ -78,8 +78,8 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
             reduction: str = "mean", weight=None) -> Tensor:
     """F.l1_loss: ``|input - target|``, reduced (the gradient at 0 is 0, as torch)."""
+    loss = ew.abs(input - target)  # torch broadcasts before it reads the reduction
     _check_reduction(reduction)
-    loss = ew.abs(input - target)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)

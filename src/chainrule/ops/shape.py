@@ -1034,6 +1034,9 @@ def _reflect_or_replicate(input: Tensor, pairs: list, mode: str) -> Tensor:
     if any(n == 0 for n in shape[1 if ndim == k + 2 else 0:]):  # only a batch dim may be empty
         raise RuntimeError(f"Expected {k + 1}D or {k + 2}D (batch mode) tensor with possibly 0 batch size and other "
                            f"non-zero dimensions for input, but got: {list(shape)}")
+    if k == 1 and shape[-1] + pairs[0][0] + pairs[0][1] < 1:  # torch's 1-d kernels want an output
+        raise RuntimeError(f"input (W: {shape[-1]}) is too small. Calculated output W: "
+                           f"{shape[-1] + pairs[0][0] + pairs[0][1]}")
     widths = [(0, 0)] * ndim
     for i, (a, b) in enumerate(pairs):
         d = ndim - 1 - i
