@@ -25,7 +25,7 @@ import pytest
 
 import chainrule
 
-from .test_indexing_fuzz import _compare
+from .test_indexing_fuzz import LONG, _compare
 
 torch = pytest.importorskip("torch")
 
@@ -794,8 +794,6 @@ TOLERANCE = {"cumsum": 1e-5}
 
 @pytest.mark.parametrize("name", sorted(ENTRIES))
 def test_matches_torch(name):
-    from tests.conftest import LONG
-
     draw = ENTRIES[name]
     for seed in range(LONG_CASES if LONG else CASES):
         rng = np.random.default_rng([seed, sorted(ENTRIES).index(name)])

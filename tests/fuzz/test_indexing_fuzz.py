@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import os
 import re
 import warnings
 
@@ -264,9 +265,11 @@ def _compare(what: str, body, defined=None, key=(), rtol: float = 1e-9, atol: fl
             np.testing.assert_array_equal(o, t, err_msg=f"{what}: {name}")
 
 
-def _cases(count: int, long_count: int):
-    from tests.conftest import LONG
+# the long profile (tests/conftest.py): CHAINRULE_LONG_TESTS=1 runs the larger budgets
+LONG = os.environ.get("CHAINRULE_LONG_TESTS") == "1"
 
+
+def _cases(count: int, long_count: int):
     return range(long_count if LONG else count)
 
 
