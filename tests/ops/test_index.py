@@ -375,3 +375,25 @@ def test_an_empty_mask_must_match_its_dim_and_a_bare_true_write_casts():
         x = lib.zeros(3, 2)
         x[True] = lib.ones(2, dtype=lib.int64)  # a copy into x[None], not an index_put
         assert x.sum().item() == 6.0
+
+
+def test_the_new_key_rules_run_on_the_standin_device():
+    from chainrule._backend import use_standin_cuda
+
+    def run(device):
+        x = chainrule.arange(12.0, device=device).reshape(3, 4)
+        x[0, True, [1]] = 7.0  # a bool among integers and an index list: index arrays made on x's device
+        x[[[1, 2], [0, 3]]] = 5.0  # a list of lists is a tuple key
+        x[1].mul_(2)  # a 0-d view writes through
+        reads = [x[0, True], x[..., chainrule.tensor([True, False, True, False], device=device)],
+                 x.index_select(1, chainrule.tensor([2], device=device))]
+        return [t.cpu().numpy() for t in [x, *reads]]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the deprecated list-of-lists key
+        cpu = run("cpu")
+    with use_standin_cuda(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        device = run("cuda")
+    for a, b in zip(cpu, device):
+        np.testing.assert_array_equal(a, b)

@@ -233,7 +233,7 @@ def _basic_read(key, shape: tuple) -> type[Index]:
     return last
 
 
-def _integers_first(key):
+def _integers_first(key, xp=np):
     """Split a key mixing integers with index arrays into (integers only, the rest), or None.
 
     torch applies integers as basic indexing (selects) before the advanced indices, so they never
@@ -252,7 +252,7 @@ def _integers_first(key):
         elif isinstance(k, (bool, np.bool_)):
             # torch: a bool is a new size-1 dim indexed by [0] (True) or [] (False), an advanced index
             selects.append(None)
-            rest.append(np.zeros(int(k), dtype=np.int64))
+            rest.append(xp.zeros(int(k), dtype=np.int64))
         elif is_array(k) and k.dtype == np.bool_:
             selects.extend([slice(None)] * k.ndim)  # the dims the mask consumes
             rest.append(k)
@@ -320,7 +320,7 @@ def getitem(input: Tensor, key) -> Tensor:
     basic = _is_basic(key)
     if not basic:
         key = _advanced_key(key, input._data.shape)
-        split = _integers_first(key)
+        split = _integers_first(key, array_module(input))
         if split is not None:
             return getitem(getitem(input, split[0]), split[1])
     read = _basic_read(key, input._data.shape) if basic else Index
@@ -411,7 +411,7 @@ def setitem(input: Tensor, key, value) -> None:
     if not _is_basic(key):
         key = _advanced_key(key, input._data.shape)
         _check_index_put(input, raw_key, key, value)
-        split = _integers_first(key)
+        split = _integers_first(key, xp)
     if split is not None:
         # address the written elements in torch's order (integers first, see getitem): index
         # arrays of the flat positions a read would return, in the shape it would have
