@@ -1046,13 +1046,13 @@ def _reflect_or_replicate(input: Tensor, pairs: list, mode: str) -> Tensor:
                 f"but got: padding ({a}, {b}) at dimension {d} of input {list(shape)}")
         widths[d] = (max(a, 0), max(b, 0))
     out = ModePad.apply(input, widths=tuple(widths), mode=mode)
-    if all(a >= 0 and b >= 0 for a, b in pairs):
-        return name_node(out, f"{'Reflection' if mode == 'reflect' else 'Replication'}Pad{k}DBackward0")
-    for i, (a, b) in enumerate(pairs):
-        d = ndim - 1 - i
-        start = max(-a, 0)
-        out = narrow(out, d, start, out._data.shape[d] - start - max(-b, 0))
-    return out
+    if any(a < 0 or b < 0 for a, b in pairs):
+        for i, (a, b) in enumerate(pairs):
+            d = ndim - 1 - i
+            start = max(-a, 0)
+            out = narrow(out, d, start, out._data.shape[d] - start - max(-b, 0))
+        out = Clone.apply(out)  # torch's padding kernels write a contiguous output
+    return name_node(out, f"{'Reflection' if mode == 'reflect' else 'Replication'}Pad{k}DBackward0")
 
 
 _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
