@@ -353,7 +353,8 @@ def squeeze(input: Tensor, dim=None) -> Tensor:
     if dim is None:
         dims = tuple(i for i, s in enumerate(shape) if s == 1)
     else:
-        dims = _unique_dims(dim, len(shape), "squeeze")  # 0-d takes -1 and 0
+        dims = (_unique_dims(dim, len(shape), "squeeze") if isinstance(dim, (tuple, list))
+                else (_wrap_dim(dim, len(shape), "squeeze"),))  # 0-d takes -1 and 0
         dims = tuple(d for d in dims if shape and shape[d] == 1)
     # torch's overloads: squeeze() / squeeze(int) / squeeze(tuple)
     overload = 0 if dim is None else 1 if isinstance(dim, int) else 2
@@ -710,8 +711,8 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     if len(shifts) != len(dims):
         raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
-    if input._data.size == 0:
-        return input.clone()  # torch returns an empty tensor as it is, without checking dims
+    if input._data.size == 0:  # torch returns an empty tensor as it is, without checking dims
+        return Roll.apply(input, shifts=0, dims=None)
     if input._data.ndim == 0:
         raise IndexError(f"Dimension specified as {dims[0]} but tensor has no dimensions")
     dims = tuple(_wrap_dim(d, input._data.ndim, "roll") for d in dims)
