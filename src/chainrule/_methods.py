@@ -29,6 +29,7 @@ from .autograd.grad_mode import state as _grad_state
 from .ops import complex as _complex
 from .ops import creation
 from .ops import elementwise as ew
+from .ops import index as _index
 from .ops import shape as _shape
 from .ops.index import getitem, setitem
 from .ops.linalg import matmul as _matmul
@@ -568,7 +569,10 @@ def _positions(self: Tensor, indices) -> Tensor:
     """The flat positions in self of the elements ``self[indices]`` selects (index tensors, bool masks)."""
     xp = array_module(self._data)
     key = tuple(i._data if isinstance(i, Tensor) else i for i in indices)
-    return Tensor._make(xp.arange(self._data.size).reshape(self._data.shape)[key].astype(np.int64))
+    try:
+        return Tensor._make(xp.arange(self._data.size).reshape(self._data.shape)[key].astype(np.int64))
+    except IndexError as e:
+        raise _index.in_torch_words(e) from None
 
 
 def _put_flat(self: Tensor, positions: Tensor, values, accumulate: bool, op: str) -> Tensor:

@@ -432,8 +432,10 @@ def test_inplace_functional_variants():
 
 def test_interpolate_errors():
     x = chainrule.ones(1, 1, 4, 4)
-    with pytest.raises(ValueError, match="only one of size or scale_factor"):
+    with pytest.raises(ValueError, match="either size or scale_factor should be defined"):  # torch's words
         F.interpolate(x)
+    with pytest.raises(ValueError, match="only one of size or scale_factor"):
+        F.interpolate(x, size=2, scale_factor=2.0)
     with pytest.raises(ValueError, match="align_corners option can only be set"):
         F.interpolate(x, size=2, align_corners=True)
     with pytest.raises(NotImplementedError, match="linear mode needs 3D input"):

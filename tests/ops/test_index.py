@@ -6,6 +6,8 @@ The sample-table cases (torch agreement, gradcheck, gradgradcheck) are registry 
 ``chainrule/testing/opinfo/index.py``, run by ``test_op_db.py``; the tests here are the hand-written ones.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -211,3 +213,187 @@ def test_repeat_interleave_counts_form_and_gradient_match_torch():
         (out * lib.arange(12.0).reshape(4, 3)).sum().backward()
         grads.append(x.grad.numpy())
     np.testing.assert_array_equal(*grads)
+
+
+# found by tests/fuzz/test_indexing_fuzz.py
+def test_full_integer_read_is_a_view_an_inplace_op_writes_through():
+    # NumPy returns a scalar copy for x[1]; torch a 0-d view, so x[1].mul_(2) changes x
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.tensor([1.0, 2.0, 3.0])
+        x[1].mul_(2)
+        x[lib.tensor(2)].zero_()
+        scalar = lib.tensor(5.0)
+        scalar[()].add_(1)
+        np.testing.assert_array_equal(x.numpy(), [1.0, 4.0, 0.0])
+        assert scalar.item() == 6.0
+
+
+def test_uint8_index_is_a_mask():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.tensor([1.0, 2.0, 3.0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch deprecates uint8 masks
+            np.testing.assert_array_equal(x[lib.tensor([1, 0, 1], dtype=lib.uint8)].numpy(), [1.0, 3.0])
+
+
+def test_python_bool_with_integers_adds_a_dim():
+    # a bool in a key with integers and an index list: a new size-1 dim, consuming none of x's
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.arange(6.0).reshape(2, 3, 1)
+        assert tuple(x[True, :, 0, [0]].shape) == (1, 2)
+        assert tuple(x[0, True, [1, 2]].shape) == (2, 1)
+        with pytest.raises(IndexError):  # False indexes the new dim by [], which [1, 2] cannot broadcast with
+            x[0, False, [1, 2]]
+
+
+def test_a_short_list_of_sequences_is_a_tuple_key():
+    # torch's (and old NumPy's) rule: x[[rows, cols]] is x[rows, cols], with a deprecation warning
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.arange(9).reshape(3, 3)
+        with pytest.warns(UserWarning, match="non-tuple sequence"):
+            np.testing.assert_array_equal(x[[[0, 1], [1, 2]]].numpy(), [1, 5])
+        with pytest.warns(UserWarning, match="non-tuple sequence"):
+            x[[[0, 1], [1, 2]]] = 100
+        assert x[0, 1].item() == x[1, 2].item() == 100
+        assert tuple(x[[0, 1]].shape) == (2, 3)  # a list of ints stays one index
+
+
+def test_python_bool_among_integers_without_index_arrays():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.zeros(1, 2, 3)
+        assert tuple(x[-1, ..., True].shape) == (2, 3, 1)
+        assert tuple(x[0, :, True].shape) == (2, 1, 3)
+        assert tuple(x[0, lib.tensor(True)].shape) == (1, 2, 3)  # a 0-d bool tensor is a bool
+
+
+def test_setitem_errors_like_torch():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.zeros(3, 4)
+        with pytest.raises(RuntimeError, match="dtypes match"):  # an advanced write keeps the dtype
+            x[[0]] = lib.ones(4, dtype=lib.int64)
+        x[0] = lib.ones(4, dtype=lib.int64)  # a basic write casts
+        x[lib.tensor([True, False, True])] = lib.tensor(2)  # one mask, one value: a masked fill, cast
+        with pytest.raises(RuntimeError, match="masked_fill_ only supports boolean masks"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                x[lib.tensor([1, 0, 1], dtype=lib.uint8)] = 1.0
+        with pytest.raises(RuntimeError, match="shape"):  # not NumPy's ValueError
+            x[[0, 1]] = lib.ones(5)
+        with pytest.raises(RuntimeError):
+            x[0] = lib.ones(2, 4)
+        with pytest.raises(RuntimeError):
+            x[lib.tensor([[True] * 4, [False] * 4, [True] * 4])] = lib.ones(3, 3)
+        np.testing.assert_array_equal(x.numpy(), [[2.0] * 4, [0.0] * 4, [2.0] * 4])
+
+
+def test_an_ellipsis_of_no_dims_does_not_separate_index_arrays():
+    # NumPy would move the index dims to the front (separated advanced indices); torch does not
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.arange(12.0).reshape(3, 4, 1)
+        assert tuple(x[:, [0, 1], ..., [0]].shape) == (3, 2)
+        x[:, [0, 1], ..., [0]] = lib.zeros(3, 2)
+        assert x[:, :2].abs().sum().item() == 0
+
+
+def test_setitem_with_a_bare_false_key_writes_and_checks_nothing():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        leaf = lib.ones(2, requires_grad=True)
+        x, value = leaf * 1, lib.ones(5, requires_grad=True)
+        x[False] = value  # the value does not even broadcast
+        x.sum().backward()
+        assert value.grad is None
+
+
+@pytest.mark.parametrize("make, exc", [
+    # torch's CPU kernels: the dim-1 path of a matrix or more says "out of DATA bounds" (RuntimeError),
+    # every other dim "index out of range in self" (IndexError)
+    (lambda lib: lib.zeros(3, 2, 2).index_select(2, lib.tensor([2])), IndexError),
+    (lambda lib: lib.zeros(3, 2, 2).index_select(1, lib.tensor([-1])), RuntimeError),
+    (lambda lib: lib.zeros(()).index_select(0, lib.tensor([0, 0])), RuntimeError),  # a scalar takes one index
+    (lambda lib: lib.zeros(()).index_select(0, lib.tensor([1])), IndexError),
+    (lambda lib: lib.zeros(2, 0).index_select(1, lib.tensor([0])), RuntimeError),  # an empty dim
+    (lambda lib: lib.zeros(0, 3).index_select(1, lib.tensor([-1])), RuntimeError),
+])
+def test_index_select_errors_like_torch(make, exc):
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        with pytest.raises(exc):
+            make(lib)
+
+
+def test_index_select_of_a_scalar_and_of_an_empty_index():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.tensor(2.0, requires_grad=True)
+        out = x.index_select(0, lib.tensor([0]))
+        assert out.shape == () and out.item() == 2.0
+        out.backward()
+        assert x.grad.item() == 1.0
+        assert tuple(lib.zeros(2, 3).index_select(1, lib.tensor([], dtype=lib.int64)).shape) == (2, 0)
+
+
+def test_gather_scatter_with_an_empty_index_check_no_shapes():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x, empty = lib.zeros(2, 3), lib.zeros(0, 4, 1, dtype=lib.int64)
+        assert tuple(x.gather(1, empty).shape) == (0, 4, 1)
+        for out in (x.scatter(1, empty, lib.ones(5, 5)), x.scatter_add(1, empty, lib.ones(5, 5)),
+                    x.scatter_reduce(1, empty, lib.ones(5, 5), "amax")):
+            assert tuple(out.shape) == (2, 3) and out.abs().sum().item() == 0
+
+
+def test_scatter_into_a_scalar():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x, src = lib.tensor(1.0, requires_grad=True), lib.tensor(3.0, requires_grad=True)
+        assert lib.zeros(()).scatter(0, lib.tensor([0]), src).item() == 3.0
+        assert lib.zeros(()).scatter_add(0, lib.tensor([0]), src).item() == 3.0
+        out = lib.scatter_reduce(x * 1, 0, lib.tensor(0), src, "amax", include_self=False)
+        out.backward()
+        assert out.item() == 3.0 and src.grad.item() == 1.0  # was inf: the tie count stayed a NumPy scalar
+
+
+@pytest.mark.parametrize("read, match", [
+    (lambda x: x[5], "index 5 is out of bounds for dimension 0 with size 3"),
+    (lambda x: x[0, 0, 0], "too many indices for tensor of dimension 2"),
+    (lambda x: x[[0, 1], [[0], [1], [2]], [0]], "too many indices for tensor of dimension 2"),
+    (lambda x: x[[0, 1], [0, 1, 2]], "indexing tensors could not be broadcast"),
+    (lambda x: x[chainrule.tensor([True, False])], "mask"),
+    (lambda x: x.index_put_((chainrule.tensor([7]),), chainrule.tensor(1.0)), "out of bounds for dimension 0"),
+])
+def test_index_errors_in_torch_words(read, match):
+    with pytest.raises(IndexError, match=match):
+        read(chainrule.zeros(3, 4))
+
+
+def test_ellipsis_on_a_scalar_reports_too_many_indices():
+    with pytest.raises(IndexError, match="too many indices for tensor of dimension 0"):
+        chainrule.tensor(1.0)[None, ..., 0]  # used to fail inside the node-naming code (tuple index)
+    assert tuple(chainrule.tensor(1.0)[None, ...].shape) == (1,)
+
+
+def test_an_empty_mask_must_match_its_dim_and_a_bare_true_write_casts():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        with pytest.raises(IndexError, match="shape of the mask"):
+            lib.zeros(0, 4)[..., lib.tensor([], dtype=lib.bool)]  # NumPy lets an empty mask through
+        x = lib.zeros(3, 2)
+        x[True] = lib.ones(2, dtype=lib.int64)  # a copy into x[None], not an index_put
+        assert x.sum().item() == 6.0
+
+
+def test_the_new_key_rules_run_on_the_standin_device():
+    from chainrule._backend import use_standin_cuda
+
+    def run(device):
+        x = chainrule.arange(12.0, device=device).reshape(3, 4)
+        x[0, True, [1]] = 7.0  # a bool among integers and an index list: index arrays made on x's device
+        x[[[1, 2], [0, 3]]] = 5.0  # a list of lists is a tuple key
+        x[1].mul_(2)  # a 0-d view writes through
+        reads = [x[0, True], x[..., chainrule.tensor([True, False, True, False], device=device)],
+                 x.index_select(1, chainrule.tensor([2], device=device))]
+        return [t.cpu().numpy() for t in [x, *reads]]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the deprecated list-of-lists key
+        cpu = run("cpu")
+    with use_standin_cuda(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        device = run("cuda")
+    for a, b in zip(cpu, device):
+        np.testing.assert_array_equal(a, b)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -50,3 +52,28 @@ def _probability_weight_grad(lib):
 def test_cross_entropy_with_class_probabilities_differentiates_the_weight():
     for o, t in zip(_probability_weight_grad(chainrule), _probability_weight_grad(torch)):
         np.testing.assert_allclose(o, t, rtol=1e-6)
+
+
+# found by tests/fuzz/test_hostile_args.py
+def test_cross_entropy_hostile_arguments_like_torch():
+    x, target = np.random.default_rng(0).standard_normal((3, 4)), np.array([0, 3, 1])
+    for smoothing in (-0.1, 0.2):  # torch smooths only for a positive value
+        ours = chainrule.nn.functional.cross_entropy(chainrule.tensor(x), chainrule.tensor(target),
+                                                     label_smoothing=smoothing)
+        theirs = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(target), label_smoothing=smoothing)
+        np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-12)
+    for lib in (chainrule, torch):
+        with pytest.raises(RuntimeError, match="ignore_index is not supported for floating point target"):
+            lib.nn.functional.cross_entropy(lib.zeros(2, 3), lib.zeros(2, 3), ignore_index=0)
+        with pytest.raises(ValueError, match="batch_size"):  # the batch sizes before the target's rank
+            lib.nn.functional.cross_entropy(lib.zeros(1, 4, 2), lib.zeros(2, dtype=lib.int64))
+        with pytest.raises(ValueError, match="1D target must have size 1"):
+            lib.nn.functional.nll_loss(lib.zeros(3), lib.zeros(3, dtype=lib.int64))
+
+
+def test_losses_broadcast_before_reading_the_reduction():
+    for lib in (chainrule, torch):
+        for loss in (lib.nn.functional.mse_loss, lib.nn.functional.l1_loss):
+            with pytest.raises(RuntimeError, match="must match"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                loss(lib.zeros(3), lib.zeros(2), reduction="bogus")

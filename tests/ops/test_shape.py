@@ -194,3 +194,65 @@ def test_meshgrid_shapes_warning_and_errors_match_torch():
     tx, ty = torch.meshgrid(torch.arange(3.0), torch.arange(2.0), indexing="xy")
     np.testing.assert_array_equal(gx.numpy(), tx.numpy())
     np.testing.assert_array_equal(gy.numpy(), ty.numpy())
+
+
+# found by tests/fuzz/test_hostile_args.py: torch's error (class, and which check comes first)
+@pytest.mark.parametrize("call, exc", [
+    (lambda lib: lib.zeros(()).chunk(2, 0), RuntimeError),  # was IndexError (tuple index)
+    (lambda lib: lib.zeros(3).split(-1, 3), RuntimeError),  # the split size before the dim
+    (lambda lib: lib.zeros(3).split([2, 2, -1]), RuntimeError),  # negative sizes (summing to 3)
+    (lambda lib: lib.zeros(1, 2).squeeze((1, -1)), RuntimeError),  # a repeated dim
+    (lambda lib: lib.stack([lib.zeros(2), lib.zeros(3)], 6), IndexError),  # the dim before the shapes
+    (lambda lib: lib.zeros(2).unflatten(5, ()), RuntimeError),  # empty sizes before the dim
+    (lambda lib: lib.zeros(()).roll(1, 0), IndexError),  # a 0-d tensor has no dim to roll
+    (lambda lib: lib.zeros(3).narrow(3, -1, -1), RuntimeError),  # the length before the dim
+    (lambda lib: lib.zeros(2, 1).repeat(2, -1, 0), RuntimeError),
+    (lambda lib: lib.softmax(lib.tensor([1, 2]), 0), NotImplementedError),  # no integer softmax
+    (lambda lib: lib.nn.functional.pad(lib.zeros(1, 1, 1), [2, -2]), RuntimeError),  # the crop alone is empty
+    (lambda lib: lib.nn.functional.pad(lib.zeros(1, 0, 4), [1, 1], mode="replicate"), RuntimeError),
+    (lambda lib: lib.nn.functional.pad(lib.zeros(2, 1, 2, 0), [0, -2], mode="circular"), NotImplementedError),
+    (lambda lib: lib.nn.functional.interpolate(lib.zeros(2, 3), size=2), NotImplementedError),
+    (lambda lib: lib.nn.functional.interpolate(lib.zeros(2, 3, 4), size=2, scale_factor=2.0, mode="bilinear"),
+     ValueError),  # both sizes before the rank
+    (lambda lib: lib.nn.functional.interpolate(lib.zeros(2, 3, 4), scale_factor=-1.0), RuntimeError),
+    (lambda lib: lib.nn.functional.interpolate(lib.zeros(2, 0, 4), size=2, mode="linear"), RuntimeError),
+])
+def test_hostile_arguments_raise_like_torch(call, exc):
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        with pytest.raises(exc):
+            call(lib)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: lib.movedim(x.sum(), 0, -1),  # a 0-d tensor
+    lambda lib, x: lib.cat([x[0].float(), lib.zeros(0, dtype=lib.float64)]),  # skipped empties promote
+    lambda lib, x: x[:0].roll((4, 5), (2, 2)),  # an empty tensor: no dims checked
+    lambda lib, x: x[:0].repeat(2, -1, 1),  # a negative repeat of an empty dim
+    lambda lib, x: lib.softmax(lib.zeros(0, dtype=lib.int64), 0),  # an empty integer softmax
+    lambda lib, x: lib.nn.functional.pad(x[None], [-2, 2], mode="reflect"),  # positions read from the whole input
+    lambda lib, x: lib.nn.functional.pad(x[None], [1, -2], mode="replicate"),
+])
+def test_hostile_arguments_compute_like_torch(call):
+    if torch is None:
+        pytest.skip("needs torch as the oracle")
+    x = np.arange(12.0).reshape(3, 4)
+    ours, theirs = call(chainrule, chainrule.tensor(x)), call(torch, torch.tensor(x))
+    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_unfold_of_a_scalar_and_permute_check_order_like_torch():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        x = lib.tensor(5.0)
+        assert tuple(x.unfold(0, 1, 1).shape) == (1,) and tuple(x.unfold(0, 0, 1).shape) == (0,)
+        with pytest.raises(RuntimeError, match="duplicate dims"):  # reported before the dim out of range
+            lib.zeros(1, 2, 3).permute(2, -1, 3)
+        with pytest.raises(ValueError, match="more than 1 value per channel"):  # before the channel count
+            lib.nn.BatchNorm1d(2)(lib.zeros(1, 3))
+
+
+def test_one_dim_reflect_and_replicate_pads_need_an_output():
+    for lib in (chainrule, torch) if torch is not None else (chainrule,):
+        for mode in ("reflect", "replicate"):
+            with pytest.raises(RuntimeError, match="too small"):
+                lib.nn.functional.pad(lib.zeros(3, 4), [-2, -2], mode=mode)

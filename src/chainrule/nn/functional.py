@@ -415,23 +415,27 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                 recompute_scale_factor: bool | None = None, antialias: bool = False) -> Tensor:
     """F.interpolate for modes nearest, nearest-exact, linear, bilinear, bicubic, trilinear (separable, one dim
     at a time) and area (adaptive average pooling)."""
+    # torch's order: the argument checks, then the input's rank against the mode, then the sizes
+    if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
+        raise ValueError("align_corners option can only be set with the interpolating modes: "
+                         "linear | bilinear | bicubic | trilinear")
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
+    if size is None and scale_factor is None:
+        raise ValueError("either size or scale_factor should be defined")
     d = input.ndim - 2
-    if d < 1:
-        raise ValueError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for the "
-                         f"modes: nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact "
-                         f"(got {mode})")
-    if mode not in ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"):
-        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported by chainrule")
+    in_sizes = tuple(input.shape[2:])
+    if size is not None and not isinstance(size, int) and len(size) != d:
+        raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input with "
+                         f"spatial dimensions of {list(in_sizes)} and output size of {tuple(size)}.")
+    if d < 1 or mode not in ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"):
+        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for "
+                                  f"the modes: nearest | linear | bilinear | bicubic | trilinear | area | "
+                                  f"nearest-exact (got {mode})")
     if mode in _INTERP_DIMS and _INTERP_DIMS[mode] != d:
         raise NotImplementedError(
             f"Got {input.ndim}D input, but {mode} mode needs {_INTERP_DIMS[mode] + 2}D input"
         )
-    if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
-        raise ValueError("align_corners option can only be set with the interpolating modes: "
-                         "linear | bilinear | bicubic | trilinear")
-    if (size is None) == (scale_factor is None):
-        raise ValueError("only one of size or scale_factor should be defined")
-    in_sizes = tuple(input.shape[2:])
     if size is not None:
         out_sizes = (size,) * d if isinstance(size, int) else tuple(size)
         scales = (None,) * d
@@ -442,6 +446,15 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if len(out_sizes) != d:
         raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input with "
                          f"spatial dimensions of {list(in_sizes)} and output size of {list(out_sizes)}.")
+    if mode != "area":  # area is adaptive pooling, whose own checks follow
+        if any(n == 0 for n in input.shape[1:]):
+            raise RuntimeError(f"Non-empty {input.ndim}D data tensor expected but got a tensor with sizes "
+                               f"{list(input.shape)}")
+        if any(n <= 0 for n in in_sizes + out_sizes):
+            names = "DHW"[3 - d:]
+            raise RuntimeError("Input and output sizes should be greater than 0, but got input ("
+                               + ", ".join(f"{k}: {n}" for k, n in zip(names, in_sizes)) + ") output ("
+                               + ", ".join(f"{k}: {n}" for k, n in zip(names, out_sizes)) + ")")
     if antialias and any(o < i for o, i in zip(out_sizes, in_sizes)):
         # downsampling with antialias widens the filter; giving the plain result would differ silently
         raise NotImplementedError("interpolate: antialias=True when downsampling is not supported by chainrule")

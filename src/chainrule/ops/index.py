@@ -6,9 +6,13 @@ A read's gradient scatters back into zeros of the input's shape, summing repeate
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import numpy as np
 
 from .._backend import array_module, is_array, ufunc_at, writeable
+from .._dtype import scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
 from ..autograd.function import Function, is_recording, name_node
@@ -28,6 +32,14 @@ def _convert_key(key, xp=np):
     Index arrays go to the indexed tensor's device: torch accepts CPU index tensors (and lists)
     for a CUDA tensor, and copies them over, as CuPy does with a list.
     """
+    if type(key) is list and len(key) < 32 and any(
+            isinstance(k, (Tensor, list, tuple, np.ndarray, slice)) or k is None or k is Ellipsis for k in key):
+        # torch (after NumPy's old rule) reads a short list holding tensors, sequences, slices, None
+        # or Ellipsis as a tuple of indices: x[[rows, cols]] is x[rows, cols]
+        warnings.warn("Using a non-tuple sequence for multidimensional indexing is deprecated; use "
+                      "x[tuple(seq)] instead of x[seq] (torch will read it as x[torch.tensor(seq)])",
+                      UserWarning, stacklevel=3)
+        key = tuple(key)
     if isinstance(key, tuple):
         key = tuple(_convert_key_item(k) for k in key)
         if xp is not np:
@@ -49,6 +61,10 @@ def _convert_key_item(k):
     if isinstance(k, Tensor):
         if k._data.dtype.kind in "fV":
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        if k._data.ndim == 0 and k._data.dtype.kind in "bu" and k._data.dtype.itemsize == 1:
+            return bool(k._data)  # torch: a 0-d bool/uint8 tensor is a Python bool (a new dim), not a mask
+        if k._data.dtype == np.uint8:
+            return k._data.astype(bool)  # torch reads a uint8 index as a mask (deprecated, still honoured)
         if k._data.ndim == 0 and k._data.dtype.kind in "iu":
             return int(k._data)  # torch reads a 0-d integer tensor as an integer: a select
         return k._data
@@ -117,6 +133,10 @@ class Index(Function):
         ctx.shape = x.shape
         ctx.mode = mode
         out = x[key]
+        if not isinstance(out, xp.ndarray):
+            # NumPy reads a full integer index as a scalar (a copy); torch gives a 0-d view that an
+            # in-place op writes through (x[0].zero_()), and a trailing Ellipsis makes NumPy give one too
+            out = x[(*key, Ellipsis) if isinstance(key, tuple) else (key, Ellipsis)]
         if not out.flags.c_contiguous and not xp.may_share_memory(out, x):
             # an advanced read is a copy: torch's is contiguous whatever order NumPy chose
             out = xp.ascontiguousarray(out)
@@ -204,7 +224,7 @@ def _basic_read(key, shape: tuple) -> type[Index]:
         elif k is None:
             last = Unsqueeze
         else:
-            size = shape[dim] if dim < len(shape) else 0  # too many indices: NumPy raises below
+            size = shape[dim] if 0 <= dim < len(shape) else 0  # too many indices: NumPy raises below
             if not isinstance(k, slice):
                 last = Select
             elif not (k.start in (None, 0) and k.step in (None, 1) and (k.stop is None or k.stop >= size)):
@@ -213,7 +233,7 @@ def _basic_read(key, shape: tuple) -> type[Index]:
     return last
 
 
-def _integers_first(key):
+def _integers_first(key, xp=np):
     """Split a key mixing integers with index arrays into (integers only, the rest), or None.
 
     torch applies integers as basic indexing (selects) before the advanced indices, so they never
@@ -221,7 +241,7 @@ def _integers_first(key):
     ``x[..., None, -1, 1:3, idx]`` keeps idx's dims where torch puts them.
     """
     items = key if isinstance(key, tuple) else (key,)
-    if not any(is_array(k) for k in items):
+    if not any(is_array(k) or isinstance(k, (bool, np.bool_)) for k in items):  # a bool is an index array
         return None
     if not any(isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)) for k in items):
         return None
@@ -229,6 +249,10 @@ def _integers_first(key):
     for k in items:
         if isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
             selects.append(k)
+        elif isinstance(k, (bool, np.bool_)):
+            # torch: a bool is a new size-1 dim indexed by [0] (True) or [] (False), an advanced index
+            selects.append(None)
+            rest.append(xp.zeros(int(k), dtype=np.int64))
         elif is_array(k) and k.dtype == np.bool_:
             selects.extend([slice(None)] * k.ndim)  # the dims the mask consumes
             rest.append(k)
@@ -244,15 +268,66 @@ def _integers_first(key):
     return tuple(selects), tuple(rest)
 
 
+_NUMPY_WORDS = [  # NumPy's indexing errors -> torch's wording
+    (re.compile(r"too many indices for array: array is (\d+)-dimensional, but \d+ were indexed"),
+     r"too many indices for tensor of dimension \1"),
+    (re.compile(r"index (-?\d+) is out of bounds for axis (\d+) with size (\d+)"),
+     r"index \1 is out of bounds for dimension \2 with size \3"),
+    (re.compile(r"boolean index did not match indexed array along axis (\d+); size of axis is (\d+) but size of "
+                r"corresponding boolean axis is (\d+)"),
+     r"The shape of the mask (size \3) does not match the shape of the indexed tensor at dimension \1 (size \2)"),
+    (re.compile(r"indexing arrays could not be broadcast together with shapes"),
+     "indexing tensors could not be broadcast together with shapes"),
+]
+
+
+def in_torch_words(error: IndexError) -> IndexError:
+    """``error`` (NumPy's, from indexing) reworded as torch words it: tensors and dimensions."""
+    message = str(error)
+    for pattern, words in _NUMPY_WORDS:
+        message = pattern.sub(words, message)
+    return IndexError(message)
+
+
+def _advanced_key(key, shape: tuple):
+    """An advanced ``key`` checked and placed as torch places it: each mask must match the dims it
+    covers (NumPy lets an empty one through), and an Ellipsis standing for no dims is dropped: torch
+    places index arrays by the dims they index, so it does not separate two of them (NumPy's rule
+    says it does, and would move their dims to the front)."""
+    items = key if type(key) is tuple else (key,)
+    consumed = sum(k.ndim if is_array(k) and k.dtype == np.bool_ else
+                   0 if k is None or k is Ellipsis or isinstance(k, (bool, np.bool_)) else 1 for k in items)
+    dim = 0
+    for k in items:
+        if k is Ellipsis:
+            dim += len(shape) - consumed
+        elif is_array(k) and k.dtype == np.bool_:
+            for j, n in enumerate(k.shape):
+                if 0 <= dim + j < len(shape) and shape[dim + j] != n:
+                    raise IndexError(f"The shape of the mask {list(k.shape)} at index {j} does not match the shape "
+                                     f"of the indexed tensor {list(shape)} at index {dim + j}")
+            dim += k.ndim
+        elif k is not None and not isinstance(k, (bool, np.bool_)):
+            dim += 1
+    if consumed == len(shape) and type(key) is tuple and any(k is Ellipsis for k in key):
+        return tuple(k for k in key if k is not Ellipsis)
+    return key
+
+
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
     key = _convert_key(key, array_module(input))
-    split = _integers_first(key)
-    if split is not None:
-        return getitem(getitem(input, split[0]), split[1])
     basic = _is_basic(key)
+    if not basic:
+        key = _advanced_key(key, input._data.shape)
+        split = _integers_first(key, array_module(input))
+        if split is not None:
+            return getitem(getitem(input, split[0]), split[1])
     read = _basic_read(key, input._data.shape) if basic else Index
-    out = read.apply(input, key=key, mode=_scatter_mode(key, basic))
+    try:
+        out = read.apply(input, key=key, mode=_scatter_mode(key, basic))
+    except IndexError as e:
+        raise in_torch_words(e) from None
     if basic and out.grad_fn is not None and input._base is None:
         out.grad_fn.root_key = key  # lets an in-place op on this view write through input
     if basic:
@@ -290,17 +365,60 @@ class IndexPut(Function):
         return grad_x, grad_value
 
 
+def _check_index_put(input: Tensor, raw_key, key, value: Tensor) -> None:
+    """torch's index_put_ rules for a tensor value and an advanced key: one mask and a one-element
+    value is a masked_fill_ (the value cast; a uint8 mask refused), anything else needs the value in
+    the destination's dtype."""
+    raw_items = raw_key if isinstance(raw_key, tuple) else (raw_key,)
+    items = key if isinstance(key, tuple) else (key,)
+    # Python bools are index tensors too in torch ([0] or [] on a new dim)
+    indices = [k for k in items if is_array(k) or isinstance(k, (bool, np.bool_))]
+    one_value = not isinstance(value, Tensor) or value._data.size == 1
+    if one_value and len(indices) == 1 and is_array(indices[0]) and indices[0].dtype == np.bool_:
+        if any(isinstance(k, Tensor) and k._data.dtype == np.uint8 for k in raw_items):
+            getitem(input.detach(), key)  # a bad key is the first error, as in torch
+            raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype unsigned char")
+        return
+    if isinstance(value, Tensor) and value._data.dtype != input._data.dtype:
+        getitem(input.detach(), key)
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
+                           f"{scalar_name(input.dtype)} for the destination and {scalar_name(value.dtype)} "
+                           f"for the source.")
+
+
+def _shape_mismatch(input: Tensor, key, value: Tensor) -> RuntimeError:
+    xp = array_module(input)
+    try:
+        read = xp.empty(input._data.shape, dtype=bool)[key].shape
+    except IndexError as e:  # the key itself is bad: that is the error
+        return in_torch_words(e)
+    return RuntimeError(f"setitem: shape mismatch: value tensor of shape {list(value.shape)} cannot be broadcast "
+                        f"to indexing result of shape {list(read)} (indexing a tensor of shape {list(input.shape)})")
+
+
 def setitem(input: Tensor, key, value) -> None:
     """``input[key] = value``: in place; recorded when ``input`` or ``value`` requires grad."""
     xp = array_module(input)
     from .elementwise import _as_operand, _cast
 
+    if key is False:
+        return  # torch: a bare False key writes nothing, and checks nothing
+    if key is True:
+        key = None  # torch: a bare True key is a copy into x[None] (a basic write: the value is cast)
+    raw_key = key
     key = _convert_key(key, xp)
-    split = _integers_first(key)
+    split = None
+    if not _is_basic(key):
+        key = _advanced_key(key, input._data.shape)
+        _check_index_put(input, raw_key, key, value)
+        split = _integers_first(key, xp)
     if split is not None:
         # address the written elements in torch's order (integers first, see getitem): index
         # arrays of the flat positions a read would return, in the shape it would have
-        positions = xp.arange(input._data.size).reshape(input._data.shape)[split[0]][split[1]]
+        try:
+            positions = xp.arange(input._data.size).reshape(input._data.shape)[split[0]][split[1]]
+        except IndexError as e:
+            raise in_torch_words(e) from None
         key = xp.unravel_index(positions, input._data.shape)
     if not isinstance(value, Tensor):
         value = _as_operand(value, input.dtype, input)
@@ -325,12 +443,22 @@ def setitem(input: Tensor, key, value) -> None:
         tangent = None
         if _function.active_extension is not None:  # forward AD may be on: the write's tangent
             tangent = _forward_ad.tangent_of_write(input, value, lambda: IndexPut.apply(input, value, key=key))
-        input._data[key] = value._data
+        try:
+            input._data[key] = value._data
+        except (ValueError, TypeError):  # NumPy checks the broadcast before it writes anything
+            raise _shape_mismatch(input, key, value) from None
+        except IndexError as e:
+            raise in_torch_words(e) from None
         input._version_box[0] += 1
         if tangent is not None:  # forward AD: the write's tangent becomes input's
             _forward_ad.move_tangent(tangent, input)
         return
-    out = IndexPut.apply(input, value, key=key)
+    try:
+        out = IndexPut.apply(input, value, key=key)
+    except (ValueError, TypeError):
+        raise _shape_mismatch(input, key, value) from None
+    except IndexError as e:
+        raise in_torch_words(e) from None
     input._version_box[0] += 1
     input.grad_fn = out.grad_fn
     input._output_nr = 0
@@ -377,17 +505,21 @@ def _dim_index(index: np.ndarray, dim: int) -> tuple:
 
 
 def _check_gather_shapes(op: str, input: Tensor, index: np.ndarray, dim: int, src: Tensor | None = None) -> None:
+    if index.size == 0:
+        return  # torch checks no shapes against an empty index: the op reads or writes nothing
     ndim = input._data.ndim
     if index.ndim != ndim and not (max(index.ndim, ndim) <= 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     if src is not None and src._data.ndim != max(index.ndim, 0) and not (max(index.ndim, src._data.ndim) <= 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
+    # a 0-d input or src counts as a vector of one (torch accepts index [0] for both)
+    input_shape, src_shape = _as_1d(input._data).shape, None if src is None else _as_1d(src._data).shape
     for k in range(index.ndim):
-        if k != dim and index.shape[k] > input._data.shape[k]:
+        if k != dim and index.shape[k] > input_shape[k]:
             raise RuntimeError(
                 f"Size does not match at dimension {k} expected index {list(index.shape)} to be no "
                 f"larger than self {list(input._data.shape)} apart from dimension {dim}")
-        if src is not None and index.shape[k] > src._data.shape[k]:
+        if src is not None and index.shape[k] > src_shape[k]:
             raise RuntimeError(
                 f"Size does not match at dimension {k} expected index {list(index.shape)} to be no "
                 f"larger than src {list(src._data.shape)}")
@@ -675,6 +807,7 @@ class ScatterReduce(Function):
         from .elementwise import where
 
         x, src, out = ctx.saved_tensors
+        xp = array_module(x._data)
         index, dim, reduce, include_self, touched = ctx.params
         src_used = src if src._data.shape == index.shape else src[tuple(slice(0, n) for n in index.shape)]
         touched_t = Tensor._make(touched)
@@ -688,7 +821,7 @@ class ScatterReduce(Function):
         if not include_self:
             self_hit &= ~touched
         src_hit = Gather.apply(out, index=index, dim=dim)._data == src_used._data
-        count = self_hit.astype(grad._data.dtype)
+        count = xp.array(self_hit, dtype=grad._data.dtype)  # an array even for 0-d (== gives a NumPy scalar)
         _scatter_add_array(count, index, dim, src_hit.astype(grad._data.dtype))
         shared = grad / Tensor._make(count)
         grad_x = where(Tensor._make(self_hit), shared, 0.0)
@@ -744,7 +877,7 @@ class IndexSelect(Function):
         ctx.index = index
         ctx.dim = dim
         ctx.shape = x.shape
-        return xp.take(x, index, axis=dim) if x.ndim else x[index]
+        return xp.take(x, index, axis=dim) if x.ndim else x.copy()  # a 0-d x takes only index [0]
 
     @staticmethod
     def backward(ctx, grad):
@@ -780,26 +913,38 @@ def _index_dim(input: Tensor, dim: int, index: Tensor, op: str) -> tuple:
     d = _wrap_dim(dim, input._data.ndim, op)
     size = _as_1d(input._data).shape[d]
     if array.size and (int(array.max()) >= size or int(array.min()) < -size):
-        if op == "index_select":
-            _index_select_range_error(array, size, d)
         bad = int(array.max()) if int(array.max()) >= size else int(array.min())
         raise IndexError(f"{op}(): index {bad} is out of bounds for dimension {d} with size {size}")
     return array, d
 
 
-def _index_select_range_error(array: np.ndarray, size: int, dim: int) -> None:
-    # torch's two kernels word it differently (dim 0 vs the others); negative indices are errors
-    if dim == 0:
-        raise IndexError("index out of range in self")
-    bad = int(array.max()) if int(array.max()) >= size else int(array.min())
-    raise RuntimeError(f"INDICES element is out of DATA bounds, id={bad} axis_dim={size}")
-
-
 def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
-    """torch.index_select: the slabs ``index`` (a vector) of ``input`` along ``dim``, a copy."""
-    array, d = _index_dim(input, dim, index, "index_select")
-    if array.size and int(array.min()) < 0:
-        _index_select_range_error(array, input._data.shape[d] if input._data.ndim else 1, d)
+    """torch.index_select: the slabs ``index`` (a vector) of ``input`` along ``dim``, a copy.
+
+    The checks follow torch's CPU kernels, whose wording and error class differ: the dim-1 path of
+    a matrix or more says "out of DATA bounds" (RuntimeError), the others "out of range" (IndexError);
+    an empty index is never checked; an empty input only against the dim's size."""
+    array = _index_array(index, "index_select", vector=True)
+    ndim = input._data.ndim
+    d = _wrap_dim(dim, ndim, "index_select")
+    if ndim == 0:
+        if array.size != 1:
+            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {array.size} value(s)")
+        if int(array[0]) != 0:
+            raise IndexError("index out of range in self")
+        return IndexSelect.apply(input, index=array, dim=d)
+    size = input._data.shape[d]
+    if not array.size:
+        return IndexSelect.apply(input, index=array, dim=d)
+    empty = ndim > 1 and input._data.size == 0
+    if empty and size == 0:
+        raise RuntimeError("index_select(): self indexing axis dim should be positive")
+    high, low = int(array.max()), int(array.min())
+    if high >= size or low < 0:
+        if empty or (ndim > 1 and d == 1):
+            raise RuntimeError(f"INDICES element is out of DATA bounds, id={high if high >= size else low} "
+                               f"axis_dim={size}")
+        raise IndexError("index out of range in self")
     return IndexSelect.apply(input, index=array, dim=d)
 
 

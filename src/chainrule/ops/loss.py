@@ -67,8 +67,8 @@ def _float(x: Tensor, op: str) -> Tensor:
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
              reduction: str = "mean", weight=None) -> Tensor:
     """F.mse_loss: ``(input - target)**2``, reduced."""
+    diff = input - target  # torch broadcasts before it reads the reduction
     _check_reduction(reduction)
-    diff = input - target
     loss = diff * diff
     if weight is not None:
         loss = loss * weight
@@ -78,8 +78,8 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
             reduction: str = "mean", weight=None) -> Tensor:
     """F.l1_loss: ``|input - target|``, reduced (the gradient at 0 is 0, as torch)."""
+    loss = ew.abs(input - target)  # torch broadcasts before it reads the reduction
     _check_reduction(reduction)
-    loss = ew.abs(input - target)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
@@ -141,25 +141,25 @@ def _class_layout(input: Tensor, target: Tensor, op: str):
         raise ValueError(f"Expected 1 or more dimensions (got {input._data.ndim})")
     if target._data.dtype not in (np.int64, np.uint8):  # torch takes no other index dtype
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype.scalar_name(target.dtype)}")
+    # torch's order (nll_loss_nd): the batch sizes first, then the target's rank and shape
+    if input._data.ndim != 1 and target._data.ndim >= 1 and tshape[0] != shape[0]:
+        raise ValueError(f"Expected input batch_size ({shape[0]}) to match target batch_size ({tshape[0]}).")
     if input._data.ndim == 1:
+        if target._data.ndim == 1 and tshape[0] != 1:
+            raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {tshape[0]}")
         if target._data.ndim != 0:
             raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
         return
     if input._data.ndim == 2:
         if target._data.ndim != 1:
             raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-        if tshape[0] != shape[0]:
-            raise ValueError(f"Expected input batch_size ({shape[0]}) to match target batch_size ({tshape[0]}).")
         return
-    if target._data.ndim != input._data.ndim - 1:
+    if input._data.ndim == 4 and target._data.ndim != 3:
         raise RuntimeError("only batches of spatial targets supported (3D tensors) but got "
                            f"targets of dimension: {target._data.ndim}")
-    if tshape[0] != shape[0]:
-        raise ValueError(f"Expected input batch_size ({shape[0]}) to match target batch_size ({tshape[0]}).")
     expected = (shape[0],) + shape[2:]
     if tshape != expected:
         raise RuntimeError(f"Expected target size {list(expected)}, got {list(tshape)}")
-
 
 
 def _rows(x: np.ndarray) -> np.ndarray:
@@ -430,14 +430,17 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     ``sum(w_i l_i) / sum(w_i)`` over non-ignored elements.
     """
     _check_reduction(reduction)
-    if not 0.0 <= label_smoothing <= 1.0:
+    if label_smoothing > 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    label_smoothing = max(label_smoothing, 0.0)  # torch smooths only for a positive value, ignores a negative
     input = _float(input, "cross_entropy")
     if input._data.ndim == 0:
         raise ValueError("Expected 1 or more dimensions (got 0)")
     C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
     w = _class_weights(weight, C, input._data.dtype)
     if target._data.dtype.kind in "fV" and target._data.shape == input._data.shape:
+        if ignore_index != -100:
+            raise RuntimeError("ignore_index is not supported for floating point target")
         return _probability_cross_entropy(input, target, weight, reduction, label_smoothing)
     if target._data.dtype.kind in "fV":
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype.scalar_name(target.dtype)}")

@@ -428,6 +428,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if input.ndim < 2:
         raise ValueError(f"Expected 2D or higher input to batch_norm (got {input.ndim}D input)")
     c = input.shape[1]
+    count = int(np.prod((input.shape[0],) + tuple(input.shape[2:])))  # values per channel
+    if training and count <= 1:  # torch checks this first
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(input.shape)}")
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if t is not None and tuple(t.shape) != (c,):
             raise RuntimeError(
@@ -437,11 +440,6 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = (0,) + tuple(range(2, input.ndim))
     if training:
-        count = input.numel() // c if c else 0
-        if count <= 1:
-            raise ValueError(
-                f"Expected more than 1 value per channel when training, got input size {list(input.shape)}"
-            )
         stats: dict = {}
         x = _float(input)
         if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:

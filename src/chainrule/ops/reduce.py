@@ -931,9 +931,22 @@ def _softmax_dim(op: str, input: Tensor, dim) -> int:
     return _single_dim(dim, ndim, op)
 
 
+def _check_softmax_input(op: str, input: Tensor, d: int, dtype) -> Tensor | None:
+    """torch has no integer softmax kernel (an empty input it returns as it is): pass a float dtype."""
+    if dtype is not None or input._data.dtype.kind in "fVc":
+        return None
+    if input._data.size == 0:
+        return input.detach().clone()
+    kernel = f"{op}_lastdim_kernel_impl" if d in (-1, input._data.ndim - 1) else f"{op}_kernel_impl"
+    raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
+
+
 def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     """torch.softmax along ``dim`` (computed in ``dtype`` if given), stable for huge logits."""
     d = _softmax_dim("softmax", input, dim)
+    empty = _check_softmax_input("softmax", input, d, dtype)
+    if empty is not None:
+        return empty
     input = _float_dtype_input(input, dtype)
     if input._data.ndim == 0:
         return name_node(Softmax.apply(input.reshape(1), dim=0).reshape(()), "SoftmaxBackward0", label="softmax",
@@ -944,6 +957,9 @@ def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
 def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     """torch.log_softmax along ``dim`` (fused and stable; computed in ``dtype`` if given)."""
     d = _softmax_dim("log_softmax", input, dim)
+    empty = _check_softmax_input("log_softmax", input, d, dtype)
+    if empty is not None:
+        return empty
     input = _float_dtype_input(input, dtype)
     if input._data.ndim == 0:
         return name_node(LogSoftmax.apply(input.reshape(1), dim=0).reshape(()), "LogSoftmaxBackward0",

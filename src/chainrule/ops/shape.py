@@ -168,9 +168,11 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 def unflatten(input: Tensor, dim: int, sizes) -> Tensor:
+    sizes = tuple(sizes)
+    if not sizes:
+        raise RuntimeError("unflatten: sizes must be non-empty")
     d = _wrap_dim(dim, input._data.ndim, "unflatten")
     shape = input._data.shape
-    sizes = tuple(sizes)
     if -1 in sizes:
         sizes = _infer_shape(sizes, shape[d], "unflatten")
     elif int(np.prod(sizes)) != shape[d]:
@@ -298,9 +300,12 @@ def permute(input: Tensor, *dims) -> Tensor:
             f"length of the desired ordering of dimensions i.e. input.dim() = {ndim} is not equal "
             f"to len(dims) = {len(dims)}"
         )
-    dims = tuple(_wrap_dim(d, ndim, "permute") for d in dims)
-    if len(set(dims)) != len(dims):
-        raise RuntimeError("permute(): duplicate dims are not allowed.")
+    wrapped = []
+    for d in dims:  # one at a time, as torch: a repeat is reported before a later dim out of range
+        wrapped.append(_wrap_dim(d, ndim, "permute"))
+        if wrapped[-1] in wrapped[:-1]:
+            raise RuntimeError("permute(): duplicate dims are not allowed.")
+    dims = tuple(wrapped)
     return _share(Permute.apply(input, dims=dims), input)
 
 
@@ -334,6 +339,8 @@ def movedim(input: Tensor, source, destination) -> Tensor:
         wrapped = [_wrap_dim(d, ndim, "movedim") for d in dims]
         if len(set(wrapped)) != len(wrapped):
             raise RuntimeError(f"movedim: repeated dim in `{name}` ({dims})")
+    if ndim == 0:  # a 0-d tensor takes dims -1 and 0, and moving them changes nothing
+        return permute(input, ())
     order = [d for d in range(ndim) if d not in [_wrap_dim(s, ndim) for s in source]]
     for dest, src in sorted(zip([_wrap_dim(d, ndim) for d in destination], [_wrap_dim(s, ndim) for s in source])):
         order.insert(dest, src)
@@ -346,8 +353,8 @@ def squeeze(input: Tensor, dim=None) -> Tensor:
     if dim is None:
         dims = tuple(i for i, s in enumerate(shape) if s == 1)
     else:
-        dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
-        dims = tuple(_wrap_dim(d, len(shape), "squeeze") for d in dims)  # 0-d takes -1 and 0
+        dims = (_unique_dims(dim, len(shape), "squeeze") if isinstance(dim, (tuple, list))
+                else (_wrap_dim(dim, len(shape), "squeeze"),))  # 0-d takes -1 and 0
         dims = tuple(d for d in dims if shape and shape[d] == 1)
     # torch's overloads: squeeze() / squeeze(int) / squeeze(tuple)
     overload = 0 if dim is None else 1 if isinstance(dim, int) else 2
@@ -494,7 +501,7 @@ def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
                 raise RuntimeError(
                     f"Sizes of tensors must match except in dimension {d}. Expected size {a} but got "
                     f"size {b} for tensor number {i} in the list.")
-    dtype = result_type(*tensors)
+    dtype = result_type(*every)  # the skipped empties count in the promotion, as in torch
     return Cat.apply(*[_cast(t, dtype) for t in every], dim=d, skipped=skipped)
 
 
@@ -506,17 +513,19 @@ def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
     """torch.stack: join along a new dim; all shapes must be equal."""
     tensors = _tensor_list(tensors, "stack")
     shape = tensors[0]._data.shape
+    d = _wrap_dim(dim, len(shape) + 1, "stack")
     for i, t in enumerate(tensors):
         if t._data.shape != shape:
             raise RuntimeError(
                 f"stack expects each tensor to be equal size, but got {list(shape)} at entry 0 and "
                 f"{list(t._data.shape)} at entry {i}")
-    d = _wrap_dim(dim, len(shape) + 1, "stack")
     return name_node(cat([unsqueeze(t, d) for t in tensors], d), "StackBackward0", label="stack")
 
 
 def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     """torch.split: equal chunks of ``split_size`` (last may be smaller) or explicit sizes."""
+    if isinstance(split_size_or_sections, int) and split_size_or_sections < 0:
+        raise RuntimeError(f"split expects split_size be non-negative, but got split_size={split_size_or_sections}")
     d = _wrap_dim(dim, tensor._data.ndim, "split")
     length = tensor._data.shape[d]
     if isinstance(split_size_or_sections, int):
@@ -527,6 +536,9 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
         sizes = ([size] * (length // size) + ([length % size] if length % size else [])) or [0] if size else [0]
     else:
         sizes = [int(s) for s in split_size_or_sections]
+        if any(s < 0 for s in sizes):
+            raise RuntimeError(f"split_with_sizes expects split_sizes have only non-negative entries, but got "
+                               f"split_sizes={sizes}")
         if sum(sizes) != length:
             raise RuntimeError(
                 f"split_with_sizes expects split_sizes to sum exactly to {length} (input tensor's size "
@@ -544,6 +556,8 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
 
 def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
     """torch.chunk: at most ``chunks`` pieces of ceil(size / chunks)."""
+    if input._data.ndim == 0:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
     if chunks <= 0:
         raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
     d = _wrap_dim(dim, input._data.ndim, "chunk")
@@ -600,9 +614,12 @@ def repeat(input: Tensor, *sizes) -> Tensor:
     if len(sizes) < input._data.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
                            "dimensions of tensor")
-    if any(s < 0 for s in sizes):
-        raise RuntimeError(f"Trying to create tensor with negative dimension {min(sizes)}: {list(sizes)}")
-    return Repeat.apply(input, repeats=sizes)
+    # torch checks the result's sizes: a negative repeat of an empty dim makes an empty dim
+    padded = (1,) * (len(sizes) - input._data.ndim) + input._data.shape
+    result = [n * r for n, r in zip(padded, sizes)]
+    if any(n < 0 for n in result):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(result)}: {result}")
+    return Repeat.apply(input, repeats=tuple(max(r, 0) for r in sizes))
 
 
 def tile(input: Tensor, dims) -> Tensor:
@@ -694,6 +711,10 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     if len(shifts) != len(dims):
         raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
+    if input._data.size == 0:  # torch returns an empty tensor as it is, without checking dims
+        return Roll.apply(input, shifts=0, dims=None)
+    if input._data.ndim == 0:
+        raise IndexError(f"Dimension specified as {dims[0]} but tensor has no dimensions")
     dims = tuple(_wrap_dim(d, input._data.ndim, "roll") for d in dims)
     return Roll.apply(input, shifts=shifts, dims=dims)
 
@@ -743,11 +764,11 @@ def narrow(input: Tensor, dim: int, start, length: int) -> Tensor:
     """torch.narrow: the view ``input[..., start:start + length, ...]`` along ``dim``."""
     if input._data.ndim == 0:
         raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
+    if length < 0:  # torch checks the length before the dim
+        raise RuntimeError("narrow(): length must be non-negative.")
     d = _wrap_dim(dim, input._data.ndim, "narrow")
     size = input._data.shape[d]
     start = int(start)
-    if length < 0:
-        raise RuntimeError("narrow(): length must be non-negative.")
     if not -size <= start <= size:
         raise IndexError(f"start out of range (expected to be in range of [{-size}, {size}], but got {start})")
     if start < 0:
@@ -826,7 +847,8 @@ class UnfoldBackward(Function):
 def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
     """torch.Tensor.unfold: a view of all windows of ``size`` along ``dimension``, ``step`` apart,
     as a new last dim. The gradient sums back over overlapping windows."""
-    if input._data.ndim == 0:
+    scalar = input._data.ndim == 0
+    if scalar:  # a 0-d tensor unfolds as a vector of one, and its one window is the result: (size,)
         input = reshape(input, 1)
     d = _wrap_dim(dimension, input._data.ndim, "unfold")
     length = input._data.shape[d]
@@ -836,7 +858,8 @@ def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
         raise RuntimeError(f"size is {size} but must be >= 0")
     if step <= 0:
         raise RuntimeError(f"step is {step} but must be > 0")
-    return _share(Unfold.apply(input, dim=d, size=int(size), step=int(step)), input)
+    out = _share(Unfold.apply(input, dim=d, size=int(size), step=int(step)), input)
+    return select(out, 0, 0) if scalar else out
 
 
 # ---------------------------------------------------------------- joining and splitting
@@ -958,15 +981,23 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
     k = len(pad) // 2
     shape = input._data.shape
     pairs = [(pad[2 * i], pad[2 * i + 1]) for i in range(k)]  # pairs[i] pads dim ndim - 1 - i
-    for i, (a, b) in enumerate(pairs):
-        d = ndim - 1 - i
-        if shape[d] + a + b < 0:
-            raise RuntimeError(
-                f"The input size {shape[d]}, plus negative padding {a} and {b} resulted in a negative "
-                f"output size, which is invalid. Check dimension {d} of your input.")
+
+    def check_output_sizes():
+        for i, (a, b) in enumerate(pairs):
+            d = ndim - 1 - i
+            if shape[d] + a + b < 0:
+                raise RuntimeError(
+                    f"The input size {shape[d]}, plus negative padding {a} and {b} resulted in a negative "
+                    f"output size, which is invalid. Check dimension {d} of your input.")
+
     if mode == "constant":
+        for i, (a, b) in enumerate(pairs):  # torch crops (narrows) by the negative pads first
+            if shape[ndim - 1 - i] + min(a, 0) + min(b, 0) < 0:
+                raise RuntimeError("narrow(): length must be non-negative.")
+        check_output_sizes()
         widths = tuple([(0, 0)] * (ndim - k) + pairs[::-1])
         return ConstantPad.apply(input, widths=widths, value=0 if value is None else value)
+    # torch's order for the other modes: the value, the supported ranks, then the sizes
     if value is not None and value != 0:
         raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
     if k not in (1, 2, 3) or ndim not in (k + 1, k + 2):
@@ -976,29 +1007,52 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
             "  - 2D or 3D input: padding size = 2 (pads last dimension)\n"
             "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
             "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
+    check_output_sizes()
+    if mode != "circular":
+        return _reflect_or_replicate(input, pairs, mode)
+    # circular: negative pads crop first, and the wrapped borders copy the cropped core (as torch)
     x = input
     widths = [(0, 0)] * ndim
     for i, (a, b) in enumerate(pairs):
         d = ndim - 1 - i
-        if a < 0 or b < 0:  # negative pads crop first
+        if a < 0 or b < 0:
             start = max(-a, 0)
             x = narrow(x, d, start, x._data.shape[d] - start - max(-b, 0))
         widths[d] = (max(a, 0), max(b, 0))
     for d, (a, b) in enumerate(widths):
-        n = x._data.shape[d]
-        if mode == "reflect" and (a >= n or b >= n) and (a or b):
+        if a > x._data.shape[d] or b > x._data.shape[d]:
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+    if mode == "circular" and not any(a or b for a, b in widths):
+        return x if x is not input else Clone.apply(input)
+    return ModePad.apply(x, widths=tuple(widths), mode=mode)  # torch's circular pad is slice copies: no name
+
+
+def _reflect_or_replicate(input: Tensor, pairs: list, mode: str) -> Tensor:
+    """torch reads output position j at input index j - left, mirrored (reflect) or clamped
+    (replicate) into the input: so the positive pads apply to the whole input, then the negative
+    ones crop the result."""
+    shape, ndim, k = input._data.shape, input._data.ndim, len(pairs)
+    if any(n == 0 for n in shape[1 if ndim == k + 2 else 0:]):  # only a batch dim may be empty
+        raise RuntimeError(f"Expected {k + 1}D or {k + 2}D (batch mode) tensor with possibly 0 batch size and other "
+                           f"non-zero dimensions for input, but got: {list(shape)}")
+    if k == 1 and shape[-1] + pairs[0][0] + pairs[0][1] < 1:  # torch's 1-d kernels want an output
+        raise RuntimeError(f"input (W: {shape[-1]}) is too small. Calculated output W: "
+                           f"{shape[-1] + pairs[0][0] + pairs[0][1]}")
+    widths = [(0, 0)] * ndim
+    for i, (a, b) in enumerate(pairs):
+        d = ndim - 1 - i
+        if mode == "reflect" and (a >= shape[d] or b >= shape[d]):
             raise RuntimeError(
                 f"Argument #4: Padding size should be less than the corresponding input dimension, "
                 f"but got: padding ({a}, {b}) at dimension {d} of input {list(shape)}")
-        if mode == "circular" and (a > n or b > n):
-            raise RuntimeError("Padding value causes wrapping around more than once.")
-        if mode == "replicate" and n == 0 and (a or b):
-            raise RuntimeError(f"Expected input's non-padded dimension {d} to have size > 0, but got 0")
-    if mode == "circular" and not any(a or b for a, b in widths):
-        return x if x is not input else Clone.apply(input)
-    out = ModePad.apply(x, widths=tuple(widths), mode=mode)
-    if mode == "circular":
-        return out  # torch pads circularly by slice copies (CopySlices); no node name to match
+        widths[d] = (max(a, 0), max(b, 0))
+    out = ModePad.apply(input, widths=tuple(widths), mode=mode)
+    if any(a < 0 or b < 0 for a, b in pairs):
+        for i, (a, b) in enumerate(pairs):
+            d = ndim - 1 - i
+            start = max(-a, 0)
+            out = narrow(out, d, start, out._data.shape[d] - start - max(-b, 0))
+        out = Clone.apply(out)  # torch's padding kernels write a contiguous output
     return name_node(out, f"{'Reflection' if mode == 'reflect' else 'Replication'}Pad{k}DBackward0")
 
 
