@@ -77,3 +77,9 @@ def test_what_torch_refuses_is_refused_alike():
         benchmark.Timer(stmt="pass", global_setup="#include <x>")
     with pytest.raises(NotImplementedError, match="blocked_autorange"):
         benchmark.Timer().autorange()
+    with pytest.raises(ValueError, match="Invalid language `fortran`"):
+        benchmark.Timer(language="fortran")
+    # torch compiles C++ statements; chainrule has no C++ frontend and says so
+    with pytest.raises(NotImplementedError, match="no C\\+\\+ frontend"):
+        benchmark.Timer("x * y;", language=benchmark.Language.CPP)
+    assert [m.name for m in benchmark.Language] == [m.name for m in torch_benchmark.Language]

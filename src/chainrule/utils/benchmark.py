@@ -12,16 +12,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import statistics
 import textwrap
 import timeit as _timeit
 from typing import Any
 
-__all__ = ["Timer", "Measurement", "TaskSpec", "select_unit"]
+__all__ = ["Timer", "Measurement", "TaskSpec", "Language", "select_unit"]
 
 # torch's thresholds for the warning a Measurement prints when its spread is large
 _IQR_WARN_THRESHOLD = 0.1
 _IQR_GROSS_WARN_THRESHOLD = 0.25
+
+
+class Language(enum.Enum):
+    """What a Timer's statement is written in; chainrule has no C++ frontend, so only PYTHON runs."""
+
+    PYTHON = 0
+    CPP = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,11 +185,14 @@ class Timer:
     def __init__(self, stmt: str = "pass", setup: str = "pass", global_setup: str = "", timer=_default_timer,
                  globals: dict[str, Any] | None = None, label: str | None = None, sub_label: str | None = None,
                  description: str | None = None, env: str | None = None, num_threads: int = 1,
-                 language: str = "python") -> None:
+                 language: Language | str = Language.PYTHON) -> None:
         if not isinstance(stmt, str):
             raise ValueError("Currently only a `str` stmt is supported.")
-        if language not in ("python", "py"):
-            raise ValueError(f"Timer: chainrule times Python statements only, got language={language!r}")
+        if language in (Language.CPP, "cpp", "c++"):
+            raise NotImplementedError("Timer(language=Language.CPP): chainrule has no C++ frontend to time; "
+                                      "time the Python statement instead")
+        if language not in (Language.PYTHON, "py", "python"):
+            raise ValueError(f"Invalid language `{language}`.")
         if global_setup:
             raise ValueError(f"global_setup is C++ only, got `{global_setup}`. Most likely this code can "
                              "simply be moved to `setup`.")
