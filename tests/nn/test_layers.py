@@ -170,6 +170,14 @@ def test_softmax_implicit_dim_warns():
     assert np.allclose(out.numpy().sum(1), 1.0)
 
 
+@pytest.mark.parametrize("name,op", [("Softmax", "softmax"), ("LogSoftmax", "log_softmax"), ("Softmin", "softmin")])
+def test_softmax_modules_implicit_dim_warning_names_their_function(name, op):
+    for lib in (chainrule, torch):
+        with pytest.warns(UserWarning, match=f"Implicit dimension choice for {op} has"):
+            out = getattr(lib.nn, name)()(lib.ones(3))
+        assert out.shape == (3,)
+
+
 @pytest.mark.parametrize("name", ["softmax", "log_softmax", "softmin"])
 def test_functional_softmax_implicit_dim_warning_names_the_callers_line(name):
     # old tutorials call F.log_softmax(x) with no dim: the warning must point at their line, as torch's does
