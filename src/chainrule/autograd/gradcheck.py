@@ -3,7 +3,8 @@
 The numerical Jacobian perturbs one input element at a time by ±eps (so use float64); the
 analytical one comes from one vector-Jacobian product per output element. ``fast_mode=True``
 instead compares ⟨u, J v⟩ (finite differences along a random v) with ⟨Jᵀu, v⟩ (one backward)
-for random u, v: O(1) evaluations, for large inputs.
+for random u, v: O(1) evaluations, for large inputs. ``check_forward_ad=True`` also compares
+forward mode (one jvp through dual tensors per input element) with the same finite differences.
 
 Complex tensors are checked as torch checks them, as maps between real spaces: each complex
 element is its (real, imaginary) pair, perturbed separately; a complex output's real and imaginary
