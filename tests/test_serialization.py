@@ -156,6 +156,31 @@ def test_a_whole_module_loads_only_with_weights_only_false(tmp_path):
     assert chainrule.serialization.get_safe_globals() == []
 
 
+def test_weights_only_follows_torchs_environment_switches_and_pickle_module(tmp_path, monkeypatch):
+    # scripts written before torch 2.6 (torch.load of a pickled object with no weights_only) are
+    # run by setting TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD, as torch's own refusal message suggests
+    import pickle
+
+    path = tmp_path / "model.pt"
+    chainrule.save(chainrule.nn.Linear(2, 2), path)
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.warns(UserWarning, match="TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD detected"):
+        assert type(chainrule.load(path)) is chainrule.nn.Linear
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        chainrule.load(path, weights_only=True)  # an explicit argument is not overridden
+    monkeypatch.setenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "yes")
+    with pytest.raises(RuntimeError, match="Only one of .* should be set"):
+        chainrule.load(path)
+    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        chainrule.load(path, weights_only=False)  # forcing weights-only wins over the argument
+    monkeypatch.delenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    # the caller's own pickle_module means a full unpickle, and can't be combined with weights_only
+    assert type(chainrule.load(path, pickle_module=pickle)) is chainrule.nn.Linear
+    with pytest.raises(RuntimeError, match="explicit pickle_module"):
+        chainrule.load(path, pickle_module=pickle, weights_only=True)
+
+
 def test_unpicklable_objects_raise_before_writing(tmp_path):
     path = tmp_path / "bad.pt"
     with pytest.raises((TypeError, AttributeError, Exception), match="lambda|pickle"):

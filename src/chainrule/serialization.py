@@ -24,6 +24,7 @@ import contextlib
 import os
 import pickle
 import tempfile
+import warnings
 
 from . import _safetensors, _torch_zip
 from .tensor import Tensor
@@ -227,6 +228,35 @@ def _placer(map_location):
     return lambda t, location: _restore(t, target)
 
 
+_TRUE_WORDS = ("1", "y", "yes", "true")
+
+
+def _resolve_weights_only(weights_only: bool | None, pickle_module) -> bool:
+    """torch.load's choice of ``weights_only``: an explicit argument wins, except that
+    ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` forces True; unset, it is True unless the caller passed its
+    own ``pickle_module``, and ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` (what torch's own error tells
+    users of pre-2.6 scripts to set) turns it off with torch's warning."""
+    force_on = os.getenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "0").lower() in _TRUE_WORDS
+    force_off = os.getenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "0").lower() in _TRUE_WORDS
+    if force_on and force_off:
+        raise RuntimeError("Only one of `TORCH_FORCE_WEIGHTS_ONLY_LOAD` or `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD` "
+                           "should be set, but both were set.")
+    if force_on:
+        resolved = True
+    elif weights_only is not None:
+        resolved = bool(weights_only)
+    elif force_off:
+        warnings.warn("Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD detected, since the `weights_only` "
+                      "argument was not explicitly passed to `torch.load`, forcing weights_only=False.",
+                      UserWarning, stacklevel=3)
+        resolved = False
+    else:
+        resolved = pickle_module is None
+    if resolved and pickle_module is not None:
+        raise RuntimeError("Can not safely load weights when explicit pickle_module is specified")
+    return resolved
+
+
 def load(f, map_location=None, pickle_module=None, *, weights_only: bool | None = None, mmap=None,
          **pickle_load_args):
     """torch.load: read what ``save`` or ``torch.save`` wrote, from a path or a binary file object.
@@ -238,7 +268,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool | None 
     places the tensors; without it each goes back to the device it was saved from. Raises RuntimeError naming the file for a truncated, garbled or foreign file, and
     ``pickle.UnpicklingError`` when weights-only loading refuses a global.
     """
-    weights_only = True if weights_only is None else bool(weights_only)
+    weights_only = _resolve_weights_only(weights_only, pickle_module)
     buffer, name = _read_bytes(f)
     place = _placer(map_location)
     if _torch_zip.is_zip(buffer):

@@ -188,3 +188,48 @@ def test_signatures_match_torch(path):
         return [(n, p.default, p.kind) for n, p in inspect.signature(fn).parameters.items()]
 
     assert params(chainrule) == params(torch)
+
+
+def _exp_function(lib, jvp_scale: float, backward_scale: float):
+    """exp as a custom Function whose jvp and backward rules can be made wrong by a factor."""
+
+    class Exp(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            result = lib.exp(x)
+            ctx.save_for_backward(result)
+            ctx.result = result
+            return result
+
+        @staticmethod
+        def jvp(ctx, tangent):
+            return jvp_scale * tangent * ctx.result
+
+        @staticmethod
+        def backward(ctx, grad):
+            (result,) = ctx.saved_tensors
+            return backward_scale * grad * result
+
+    return Exp.apply
+
+
+@pytest.mark.parametrize("lib", [chainrule, torch], ids=["chainrule", "torch"])
+def test_gradcheck_checks_forward_mode_jvps_when_asked(lib):
+    x = lib.tensor([[0.3, -1.2], [0.7, 2.0]], dtype=lib.float64, requires_grad=True)
+    forward_only = dict(check_forward_ad=True, check_backward_ad=False, check_undefined_grad=False,
+                        check_batched_grad=False)
+    # a right jvp passes even when the backward rule is wrong: only forward mode is checked
+    assert lib.autograd.gradcheck(_exp_function(lib, 1.0, 3.0), (x,), **forward_only)
+    with pytest.raises(RuntimeError, match="forward mode mismatch for output 0 with respect to input 0"):  # GradcheckError
+        lib.autograd.gradcheck(_exp_function(lib, 2.0, 1.0), (x,), **forward_only)
+    assert not lib.autograd.gradcheck(_exp_function(lib, 2.0, 1.0), (x,), raise_exception=False, **forward_only)
+    # both modes: a right jvp with a wrong backward still fails, on the backward comparison
+    assert lib.autograd.gradcheck(_exp_function(lib, 1.0, 1.0), (x,), check_forward_ad=True)
+    assert not lib.autograd.gradcheck(_exp_function(lib, 1.0, 3.0), (x,), check_forward_ad=True, raise_exception=False)
+
+
+def test_gradcheck_forward_mode_through_builtin_ops_two_inputs_and_outputs():
+    x = chainrule.tensor([0.5, -1.0, 2.0], dtype=chainrule.float64, requires_grad=True)
+    w = chainrule.tensor([[1.5, -0.5, 0.25]], dtype=chainrule.float64, requires_grad=True)
+    assert chainrule.autograd.gradcheck(lambda a, b: ((a.sin() * b).cumsum(1), (a @ b.T).tanh()), (x, w),
+                                        check_forward_ad=True)

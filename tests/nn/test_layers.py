@@ -170,6 +170,30 @@ def test_softmax_implicit_dim_warns():
     assert np.allclose(out.numpy().sum(1), 1.0)
 
 
+@pytest.mark.parametrize("name,op", [("Softmax", "softmax"), ("LogSoftmax", "log_softmax"), ("Softmin", "softmin")])
+def test_softmax_modules_implicit_dim_warning_names_their_function(name, op):
+    for lib in (chainrule, torch):
+        with pytest.warns(UserWarning, match=f"Implicit dimension choice for {op} has"):
+            out = getattr(lib.nn, name)()(lib.ones(3))
+        assert out.shape == (3,)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "softmin"])
+def test_functional_softmax_implicit_dim_warning_names_the_callers_line(name):
+    # old tutorials call F.log_softmax(x) with no dim: the warning must point at their line, as torch's does
+    for lib in (chainrule, torch):
+        with pytest.warns(UserWarning, match=f"Implicit dimension choice for {name} has been deprecated") as caught:
+            out = getattr(lib.nn.functional, name)(lib.ones(2, 3))  # the line the warning names
+        assert caught[0].filename == __file__ and caught[0].lineno == _line_of("the line the warning names")
+        assert out.shape == (2, 3) and math.isclose(out[0, 0].item(), {"log_softmax": -math.log(3)}.get(name, 1 / 3),
+                                                    rel_tol=1e-6)
+
+
+def _line_of(marker: str) -> int:
+    with open(__file__, encoding="utf-8") as source:
+        return next(n for n, line in enumerate(source, 1) if marker in line and "_line_of" not in line)
+
+
 @pytest.mark.parametrize("momentum", [0.1, None])
 @pytest.mark.parametrize("build,x", [
     (lambda lib, m: lib.nn.BatchNorm1d(5, momentum=m), X2),

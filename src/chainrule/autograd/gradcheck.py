@@ -3,7 +3,8 @@
 The numerical Jacobian perturbs one input element at a time by ±eps (so use float64); the
 analytical one comes from one vector-Jacobian product per output element. ``fast_mode=True``
 instead compares ⟨u, J v⟩ (finite differences along a random v) with ⟨Jᵀu, v⟩ (one backward)
-for random u, v: O(1) evaluations, for large inputs.
+for random u, v: O(1) evaluations, for large inputs. ``check_forward_ad=True`` also compares
+forward mode (one jvp through dual tensors per input element) with the same finite differences.
 
 Complex tensors are checked as torch checks them, as maps between real spaces: each complex
 element is its (real, imaginary) pair, perturbed separately; a complex output's real and imaginary
@@ -100,6 +101,55 @@ def _analytical_jacobian(func, inputs, output_index, input_index):
     return np.stack(rows, axis=0) if rows else np.zeros((0, _real_size(x._data)))
 
 
+def _forward_jacobians(func, inputs, index):
+    """d(every output)/d(inputs[index]) by forward-mode AD, one jvp per real direction of each
+    input element (as the numerical columns are laid out): one (n_out, n_in) per tensor output,
+    None where the output is not floating point."""
+    from . import forward_ad
+    from .function import _Tensor as Tensor
+
+    x = inputs[index]
+    units = (1.0, 1j) if x._data.dtype.kind == "c" else (1.0,)
+    columns = []
+    for k in range(x._data.size):
+        for unit in units:
+            seed = np.zeros(x._data.size, dtype=x._data.dtype)
+            seed[k] = unit
+            with forward_ad.dual_level():
+                dual = forward_ad.make_dual(x, Tensor._make(seed.reshape(x._data.shape)))
+                outs = [o for o in _as_tuple(func(*inputs[:index], dual, *inputs[index + 1:])) if isinstance(o, Tensor)]
+                column = []
+                for out in outs:
+                    if out._data.dtype.kind not in "fVc":
+                        column.append(None)
+                        continue
+                    tangent = forward_ad.unpack_dual(out).tangent
+                    column.append(np.zeros(_real_size(out._data)) if tangent is None else _real_view(tangent._data))
+            columns.append(column)
+    if not columns:
+        return []
+    return [None if columns[0][o] is None else np.stack([c[o] for c in columns], axis=1) for o in range(len(columns[0]))]
+
+
+def _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_exception) -> bool:
+    """check_forward_ad: forward-mode Jacobians against central differences, output by output."""
+    for i in diff_indices:
+        numerical = _numerical_jacobians(func, inputs, i, eps)
+        for o, (forward, expected) in enumerate(zip(_forward_jacobians(func, inputs, i), numerical)):
+            if forward is None or expected is None:
+                continue
+            if forward.shape != expected.shape:
+                return _fail(f"Jacobian computed with forward mode shape mismatch for output {o} with respect to "
+                             f"input {i}: forward {forward.shape}, numerical {expected.shape}", raise_exception)
+            if not np.allclose(forward, expected, rtol=rtol, atol=atol, equal_nan=True):
+                worst = np.unravel_index(np.nanargmax(np.abs(forward - expected)), forward.shape)
+                return _fail(f"Jacobian computed with forward mode mismatch for output {o} with respect to input "
+                             f"{i}: worst at row {int(worst[0])}, column {int(worst[1])}: forward "
+                             f"{forward[worst]:.10g} vs numerical {expected[worst]:.10g}.\nnumerical:{expected}\n"
+                             f"forward:{forward}", raise_exception)
+    return True
+
+
 def _fail(message: str, raise_exception: bool) -> bool:
     if raise_exception:
         raise GradcheckError(message)
@@ -118,9 +168,9 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     """
     from .function import _Tensor as Tensor
 
-    if check_forward_ad or check_batched_forward_grad or check_batched_grad:
-        raise NotImplementedError("gradcheck: chainrule has no forward-mode AD or batched gradients; "
-                                  "use check_forward_ad=False, check_batched_grad=False")
+    if check_batched_forward_grad or check_batched_grad:
+        raise NotImplementedError("gradcheck: chainrule has no batched gradients; "
+                                  "use check_batched_grad=False, check_batched_forward_grad=False")
     inputs = _as_tuple(inputs)
     diff_indices = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t._requires_grad]
     if not diff_indices:
@@ -134,6 +184,11 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
                 "This check will likely fail if all the inputs are not of double precision floating point.",
                 UserWarning, stacklevel=2,
             )
+    if check_forward_ad and not _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol,
+                                                         raise_exception):
+        return False
+    if not check_backward_ad:
+        return True
     if fast_mode:
         return _fast_gradcheck(func, inputs, diff_indices, eps, atol, rtol, raise_exception)
     outputs = _differentiable_outputs(func, inputs)

@@ -96,6 +96,7 @@ from ..ops.pool import (
     max_unpool1d,
     max_unpool2d,
 )
+from ..ops.reduce import implicit_softmax_dim as _implicit_softmax_dim
 from ..ops.reduce import log_softmax as _log_softmax
 from ..ops.reduce import softmax as _softmax
 from ..ops.sampling import affine_grid, grid_sample
@@ -129,17 +130,24 @@ __all__ = [
 ]
 
 
+# dim=None is resolved here, not in the op, so the deprecation warning names the line that called F.*
 def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     """F.softmax: exp(x) / sum(exp(x)) along ``dim``."""
+    if dim is None:
+        dim = _implicit_softmax_dim("softmax", input.dim(), _stacklevel)
     return _softmax(input, dim, dtype=dtype)
 
 
 def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     """F.log_softmax: x - logsumexp(x) along ``dim``."""
+    if dim is None:
+        dim = _implicit_softmax_dim("log_softmax", input.dim(), _stacklevel)
     return _log_softmax(input, dim, dtype=dtype)
 
 
 def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    if dim is None:
+        dim = _implicit_softmax_dim("softmin", input.dim(), _stacklevel)
     return _softmax(-input, dim, dtype=dtype)
 
 

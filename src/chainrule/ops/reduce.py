@@ -922,12 +922,19 @@ class LogSoftmaxBackward(Function):
         return grad_g, grad_y
 
 
+def implicit_softmax_dim(op: str, ndim: int, stacklevel: int) -> int:
+    """The dim torch picks for a softmax given none, with torch's deprecation warning; ``stacklevel``
+    counts from this function's caller's caller (as torch's ``_stacklevel`` arguments do), so
+    each entry point can make the warning name its user's line."""
+    warnings.warn(f"Implicit dimension choice for {op} has been deprecated. Change the call to "
+                  "include dim=X as an argument.", UserWarning, stacklevel=stacklevel)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
 def _softmax_dim(op: str, input: Tensor, dim) -> int:
     ndim = input._data.ndim
     if dim is None:
-        warnings.warn(f"Implicit dimension choice for {op} has been deprecated. Change the call to "
-                      "include dim=X as an argument.", UserWarning, stacklevel=3)
-        dim = 0 if ndim in (0, 1, 3) else 1
+        dim = implicit_softmax_dim(op, ndim, stacklevel=4)
     return _single_dim(dim, ndim, op)
 
 

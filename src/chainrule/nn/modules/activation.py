@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 from ...ops.creation import empty
 from ...tensor import Tensor
 from .. import functional as F
@@ -204,12 +202,6 @@ class Hardshrink(Softshrink):
         return F.hardshrink(input, self.lambd)
 
 
-def _softmax_dim(ndim: int) -> int:
-    warnings.warn("Implicit dimension choice for softmax has been deprecated. Change the call to "
-                  "include dim=X as an argument.", stacklevel=3)
-    return 0 if ndim in (0, 1, 3) else 1
-
-
 class _SoftmaxBase(Module):
     _fn = None
 
@@ -218,8 +210,9 @@ class _SoftmaxBase(Module):
         self.dim = dim
 
     def forward(self, input: Tensor) -> Tensor:
-        dim = self.dim if self.dim is not None else _softmax_dim(input.ndim)
-        return type(self)._fn(input, dim)
+        # dim=None goes to F, which warns under the function's own name; 5 frames up (F, forward,
+        # Module.__call__) is the line that called the module
+        return type(self)._fn(input, self.dim, _stacklevel=5)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
