@@ -74,8 +74,17 @@ def _net(lib):
     return Net()
 
 
+@pytest.fixture
+def torch_validation_kept():
+    # torch.compile's first call turns torch.distributions' argument validation off for the whole
+    # process; put it back so later tests see torch's default
+    validate = torch.distributions.Distribution._validate_args
+    yield
+    torch.distributions.Distribution.set_default_validate_args(validate)
+
+
 @pytest.mark.parametrize("lib", [torch, chainrule], ids=["torch", "chainrule"])
-def test_compiled_module_is_a_wrapper_with_orig_mod_prefixed_state(lib):
+def test_compiled_module_is_a_wrapper_with_orig_mod_prefixed_state(lib, torch_validation_kept):
     model = _net(lib)
     compiled = lib.compile(model, backend="eager")
     assert type(compiled).__name__ == "OptimizedModule" and isinstance(compiled, lib.nn.Module)
