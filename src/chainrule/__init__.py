@@ -126,7 +126,7 @@ from .sparse import sparse_coo_tensor, spmm  # noqa: E402,F401
 # torch.utils.checkpoint is reachable right after `import torch`; importing it binds utils.checkpoint
 from .utils import checkpoint as _checkpoint  # noqa: E402,F401
 from ._config import (  # noqa: E402
-    are_deterministic_algorithms_enabled, compile, get_float32_matmul_precision,
+    are_deterministic_algorithms_enabled, get_float32_matmul_precision,
     get_num_interop_threads, get_num_threads, is_deterministic_algorithms_warn_only_enabled,
     set_float32_matmul_precision, set_num_interop_threads, set_num_threads,
     use_deterministic_algorithms,
@@ -150,6 +150,7 @@ def get_device_module(device=None):
         return _DEVICE_MODULES[kind]
     return _DEVICE_MODULES[_backend.device(device).type]  # raises the device error for any other string
 from ._format import get_printoptions, set_printoptions  # noqa: E402
+from .compiler import compile  # noqa: E402
 from .amp import (  # noqa: E402
     autocast, autocast_decrement_nesting, autocast_increment_nesting, clear_autocast_cache, get_autocast_cpu_dtype,
     get_autocast_dtype, get_autocast_gpu_dtype, is_autocast_cache_enabled, is_autocast_cpu_enabled,

@@ -204,16 +204,4 @@ def set_flush_denormal(mode: bool) -> bool:
     return False
 
 
-def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="inductor", mode=None,
-            options=None, disable: bool = False):
-    """torch.compile: returns ``model`` (a Module or function) unchanged — chainrule has no
-    compiler, so the result runs eagerly with the same numbers. Without ``model`` it returns a
-    decorator, as ``@torch.compile(mode=...)`` needs."""
-    if model is None:
-        return lambda fn: fn
-    if not callable(model):
-        raise RuntimeError(f"compile: expected a Module or a callable, got {type(model).__name__}")
-    return model
-
-
 fit_threads_to_idle_cores()

@@ -2,7 +2,7 @@
 
 Scripts written for torch 2 write ``torch._dynamo.config.suppress_errors = True`` or
 ``torch._dynamo.config.cache_size_limit = 64`` before ``torch.compile``, and call
-``torch._dynamo.reset()``. chainrule compiles nothing (``chainrule.compile`` returns its argument),
+``torch._dynamo.reset()``. chainrule compiles nothing (``chainrule.compile`` runs its argument eagerly),
 so ``config`` holds torch's defaults and accepts any setting, and the functions do what they do
 when nothing was compiled.
 """

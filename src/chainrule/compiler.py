@@ -1,6 +1,6 @@
 """chainrule.compiler: torch.compiler's names for an eager framework.
 
-chainrule has no compiler (``chainrule.compile`` returns its argument), so code is never being
+chainrule has no compiler (``chainrule.compile`` runs its argument eagerly), so code is never being
 compiled: ``is_compiling`` and its relatives answer False, the decorators that steer a compiler
 (``disable``, ``allow_in_graph``, ``assume_constant_result``, ``substitute_in_graph``) return the
 function unchanged, and the settings (``set_stance``, ``reset``, ``cudagraph_mark_step_begin``)
@@ -15,13 +15,82 @@ import functools
 
 import numpy as np
 
-from ._config import compile
+from .nn.modules.module import Module
 
-__all__ = ["compile", "reset", "allow_in_graph", "substitute_in_graph", "assume_constant_result", "list_backends",
+__all__ = ["compile", "OptimizedModule", "reset", "allow_in_graph", "substitute_in_graph", "assume_constant_result", "list_backends",
            "disable", "set_stance", "cudagraph_mark_step_begin", "wrap_numpy", "is_compiling",
            "is_dynamo_compiling", "is_exporting", "get_default_backend", "set_default_backend"]
 
 _default_backend = "inductor"
+
+
+def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="inductor", mode=None,
+            options=None, disable: bool = False):
+    """torch.compile: chainrule has no compiler, so the result runs eagerly with the same numbers.
+    A Module comes back wrapped in an ``OptimizedModule`` as in torch (scripts rely on its
+    ``_orig_mod`` and on the ``_orig_mod.`` prefix of its state_dict keys); a function comes back
+    unchanged. Without ``model`` it returns a decorator, as ``@torch.compile(mode=...)`` needs."""
+    if model is None:
+        return lambda fn: compile(fn)
+    if not callable(model):
+        raise RuntimeError(f"compile: expected a Module or a callable, got {type(model).__name__}")
+    return OptimizedModule(model) if isinstance(model, Module) else model
+
+
+class OptimizedModule(Module):
+    """What ``torch.compile(module)`` returns: the module registered as the child ``_orig_mod``
+    (so parameters and state_dict keys carry the ``_orig_mod.`` prefix), calls forwarded to it,
+    and any other attribute read from or written to it, as torch's wrapper does."""
+
+    # set on the wrapper itself; everything else is the wrapped module's
+    _own_attributes = frozenset({"_orig_mod", "forward", "__dict__", "_wrapper_initialized"})
+
+    def __init__(self, mod: Module) -> None:
+        # first: the training property below reads _orig_mod, and Module.__init__ sets training
+        object.__setattr__(self, "_orig_mod", mod)
+        object.__setattr__(self, "_wrapper_initialized", False)
+        super().__init__()
+        self._wrapper_initialized = True
+        del self.__dict__["_orig_mod"]
+        self._orig_mod = mod  # registered as a child now that Module.__init__ made the tables
+
+    def forward(self, *args, **kwargs):
+        return self._orig_mod(*args, **kwargs)
+
+    @property
+    def training(self) -> bool:
+        return self._orig_mod.training
+
+    @training.setter
+    def training(self, value: bool) -> None:
+        # Module.__init__'s default is ignored: the wrapper mirrors the wrapped module's mode
+        if self._wrapper_initialized:
+            self._orig_mod.training = value
+
+    def __getattr__(self, name: str):
+        if name == "_orig_mod":
+            return self.__dict__["_modules"]["_orig_mod"]
+        return getattr(self._orig_mod, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if hasattr(type(self), name) or name in OptimizedModule._own_attributes:
+            return super().__setattr__(name, value)
+        return setattr(self._orig_mod, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if hasattr(type(self), name) or name in OptimizedModule._own_attributes:
+            return super().__delattr__(name)
+        return delattr(self._orig_mod, name)
+
+    def __len__(self) -> int:
+        return len(self._orig_mod)
+
+    def __dir__(self):
+        own = self._orig_mod.__dir__()
+        return own + [name for name in super().__dir__() if name not in own]
+
+    def __reduce__(self):
+        return (type(self), (self._orig_mod,))
 
 
 def reset() -> None:

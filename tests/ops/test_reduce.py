@@ -112,3 +112,30 @@ def test_errors_match_torch(fn, exc, match):
     if torch is not None:
         with pytest.raises(exc):
             fn(torch)
+
+
+@pytest.mark.skipif(torch is None, reason="needs torch as the oracle")
+@pytest.mark.parametrize("call", [
+    lambda t, x: t.cumprod(x + 1, axis=0),  # tiny-diffusion's alphas_cumprod
+    lambda t, x: x.cumsum(axis=1),
+    lambda t, x: t.sum(x, axis=0, keepdims=True),
+    lambda t, x: x.sum(axis=(0, 1)),
+    lambda t, x: t.mean(x, axis=1),
+    lambda t, x: x.mean(0, keepdims=True),
+])
+def test_numpy_axis_and_keepdims_spellings_match_torch(call):
+    data = np.arange(6.0).reshape(2, 3)
+    got, want = call(cr, cr.tensor(data)), call(torch, torch.tensor(data))
+    assert tuple(got.shape) == tuple(want.shape)
+    np.testing.assert_allclose(got.numpy(), want.numpy())
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x: cr.sum(x, 0, axis=0), "sum() got an unexpected keyword argument 'axis'"),
+    (lambda x: x.mean(0, keepdim=True, keepdims=True), "unexpected keyword argument 'keepdims'"),
+    (lambda x: cr.cumprod(x), 'cumprod() missing 1 required positional arguments: "dim"'),
+    (lambda x: x.cumsum(0, axis=1), "cumsum() got an unexpected keyword argument 'axis'"),
+])
+def test_numpy_spelling_alongside_torch_spelling_is_a_type_error(call, message):
+    with pytest.raises(TypeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call(cr.ones(2, 3))

@@ -781,7 +781,8 @@ def vector_norm(x: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=None
 
 
 def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None) -> Tensor:
-    """torch.linalg.matrix_norm for ord 'fro', 1, -1, inf, -inf (max/min column or row abs sums)."""
+    """torch.linalg.matrix_norm for ord 'fro', 1, -1, inf, -inf (max/min column or row abs sums),
+    and 2, -2, 'nuc' (largest, smallest, summed singular values)."""
     from .elementwise import abs as _abs
     from .reduce import amax, amin
     from .reduce import sum as _sum
@@ -791,6 +792,8 @@ def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dt
     d0, d1 = (_wrap_dim(d, A._data.ndim, "linalg.matrix_norm") for d in dim)
     if ord == "fro":
         return vector_norm(A, 2, (d0, d1), keepdim, dtype=dtype)
+    if ord in (2, -2, "nuc"):
+        return _spectral_matrix_norm(A, ord, d0, d1, keepdim, dtype)
     if ord not in (1, -1, float("inf"), float("-inf")):
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
     # ord 1: max over columns of the column abs sums; inf: max over rows of the row abs sums
@@ -798,6 +801,21 @@ def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dt
     sums = _sum(_abs(A), summed, keepdim=True)
     out = (amax if ord > 0 else amin)(sums, other, keepdim=True)
     return out if keepdim else name_node(out.squeeze((d0, d1)), "AmaxBackward0" if ord > 0 else "AminBackward0")
+
+
+def _spectral_matrix_norm(A: Tensor, ord, d0: int, d1: int, keepdim: bool, dtype) -> Tensor:
+    # as torch computes them: from the singular values of the matrices moved to the last two dims
+    # (the spectral_norm parametrization's check is matrix_norm(W, ord=2) ~ 1)
+    from .decompositions import linalg_svdvals
+    from .reduce import amax, amin
+    from .reduce import sum as _sum
+    from .shape import movedim
+
+    if dtype is not None:
+        A = A.to(dtype)
+    singular_values = linalg_svdvals(movedim(A, (d0, d1), (-2, -1)))
+    out = {2: amax, -2: amin, "nuc": _sum}[ord](singular_values, -1, keepdim=keepdim)
+    return movedim(out.unsqueeze(-1), (-2, -1), (d0, d1)) if keepdim else out
 
 
 def norm(A: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:

@@ -76,8 +76,24 @@ class Sum(Function):
         return _expand_back(grad, ctx.shape, ctx.dims, ctx.keepdim)
 
 
-def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+def _numpy_names(op: str, dim, keepdim, axis, keepdims):
+    """torch's argument parser takes NumPy's ``axis``/``keepdims`` for ``dim``/``keepdim``
+    (``torch.sum(x, axis=0)``, ``torch.cumprod(a, axis=0)``) but not both spellings at once."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{op}() got an unexpected keyword argument 'axis'")
+        dim = axis
+    if keepdims is not None:
+        if keepdim:
+            raise TypeError(f"{op}() got an unexpected keyword argument 'keepdims'")
+        keepdim = keepdims
+    return dim, keepdim
+
+
+def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None, keepdims=None) -> Tensor:
     """torch.sum; bool and integer inputs sum to int64 as in torch."""
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names("sum", dim, keepdim, axis, keepdims)
     np_dtype = _dtype.to_dtype(dtype).np if dtype is not None else (
         np.int64 if input._data.dtype.kind in "biu" else None)
     return (Sum if dim is None else SumDim).apply(input, dims=_dims(dim, input._data.ndim, "sum"), keepdim=keepdim,
@@ -112,8 +128,10 @@ class Mean(Function):
         return _expand_back(grad / ctx.count, ctx.shape, ctx.dims, ctx.keepdim)
 
 
-def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None, keepdims=None) -> Tensor:
     """torch.mean; integer inputs are an error unless ``dtype`` is floating, as in torch."""
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names("mean", dim, keepdim, axis, keepdims)
     if dtype is not None:
         input = input.to(dtype)
     if input._data.dtype.kind not in "fVc":
@@ -1012,6 +1030,13 @@ class ReverseCumsum(Function):
         return Cumsum.apply(grad, dim=ctx.dim, dtype=None)
 
 
+def _cumulative_dim(op: str, dim, axis) -> int:
+    # dim is required, spelled positionally, as dim= or as NumPy's axis=
+    if axis is None:
+        raise TypeError(f'{op}() missing 1 required positional arguments: "dim"')
+    return _numpy_names(op, dim, False, axis, None)[0]
+
+
 def _cumulative(op: str, function_cls, input: Tensor, dim: int, dtype) -> Tensor:
     """Shared by cumsum/cumprod: dim checked, ints and bools accumulate in int64, 0-d kept 0-d."""
     d = _single_dim(dim, input._data.ndim, op)
@@ -1025,8 +1050,10 @@ def _cumulative(op: str, function_cls, input: Tensor, dim: int, dtype) -> Tensor
     return function_cls.apply(input, dim=d, dtype=np_dtype)
 
 
-def cumsum(input: Tensor, dim: int, *, dtype=None) -> Tensor:
+def cumsum(input: Tensor, dim: int | None = None, *, dtype=None, axis=None) -> Tensor:
     """torch.cumsum along ``dim``; integer and bool inputs accumulate in int64 as in torch."""
+    if axis is not None or dim is None:
+        dim = _cumulative_dim("cumsum", dim, axis)
     return _cumulative("cumsum", Cumsum, input, dim, dtype)
 
 
@@ -1066,8 +1093,10 @@ class Cumprod(Function):
         return sum(products * g * upper, -1).movedim(-1, dim)
 
 
-def cumprod(input: Tensor, dim: int, *, dtype=None) -> Tensor:
+def cumprod(input: Tensor, dim: int | None = None, *, dtype=None, axis=None) -> Tensor:
     """torch.cumprod along ``dim``; the gradient is exact with zeros in the input."""
+    if axis is not None or dim is None:
+        dim = _cumulative_dim("cumprod", dim, axis)
     return _cumulative("cumprod", Cumprod, input, dim, dtype)
 
 
