@@ -105,3 +105,40 @@ def test_a_shared_tensor_travels_by_name_and_others_by_value():
     assert shared.tolist() == [3.0, 3.0]
     received = sorted(queue.get().tolist() for _ in range(2))
     assert received == [[0.0, 0.0], [1.0, 1.0]] and not chainrule.zeros(1).is_shared()
+
+
+# ---- the spawn start method with MPI installed: the ranks start as one MPI job ----
+def _needs_mpi_job():
+    if not mp._spawn_under_mpi():
+        pytest.skip("needs mpi4py and mpiexec (the 'mpi' extra)")
+
+
+def _all_reduce_rank(rank, directory, world_size):
+    # torch's DDP tutorial: each spawned rank joins a gloo group of world_size by rank
+    import chainrule.distributed as dist
+
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "localhost", "29541"
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    total = chainrule.tensor([float(rank + 1)])
+    dist.all_reduce(total)
+    with open(os.path.join(directory, f"rank{rank}.txt"), "w") as f:
+        f.write(f"{dist.get_rank()} {dist.get_world_size()} {total.item()}")
+    dist.destroy_process_group()
+
+
+def test_spawned_ranks_form_one_process_group(tmp_path):
+    _needs_mpi_job()
+    assert mp.spawn(_all_reduce_rank, args=(str(tmp_path), 2), nprocs=2) is None
+    assert sorted(p.read_text() for p in tmp_path.iterdir()) == ["0 2 3.0", "1 2 3.0"]
+
+
+def test_an_mpi_spawned_rank_failing_raises_its_traceback_in_the_parent(tmp_path):
+    _needs_mpi_job()
+    with pytest.raises(mp.ProcessRaisedException, match="rank one is broken") as info:
+        mp.spawn(_fail_on_one, nprocs=2)
+    assert info.value.error_index == 1
+    assert "Process 1 terminated with the following error" in str(info.value)
+    context = mp.spawn(_write_rank, args=(str(tmp_path), 2.0), nprocs=2, join=False)
+    while not context.join(timeout=0.5):
+        pass
+    assert sorted(p.read_text() for p in tmp_path.iterdir()) == ["0.0", "2.0"]

@@ -133,7 +133,14 @@ class ProcessContext:
 def start_processes(fn, args: tuple = (), nprocs: int = 1, join: bool = True, daemon: bool = False,
                     start_method: str = "spawn"):
     """Start ``nprocs`` processes running ``fn(rank, *args)`` with ``start_method``; with
-    ``join`` wait for all of them (raising if one fails), else return their ProcessContext."""
+    ``join`` wait for all of them (raising if one fails), else return their ProcessContext.
+
+    With the spawn start method and MPI installed, the ranks start as one MPI job (``mpiexec``),
+    so that ``init_process_group("gloo", rank=rank, world_size=nprocs)`` in them — torch's DDP
+    tutorial — finds its world: chainrule's process groups are MPI communicators, and processes
+    started one by one would each be a world of one. ``CHAINRULE_SPAWN_MPI=0`` turns this off."""
+    if start_method == "spawn" and nprocs > 1 and _spawn_under_mpi():
+        return _start_mpi_job(fn, args, nprocs, join)
     context = _mp.get_context(start_method)
     processes, error_queues = [], []
     for rank in range(nprocs):
@@ -148,6 +155,87 @@ def start_processes(fn, args: tuple = (), nprocs: int = 1, join: bool = True, da
     while not running.join():
         pass
     return None
+
+
+def _spawn_under_mpi() -> bool:
+    import os
+
+    from .distributed import _mpi
+
+    if os.environ.get("CHAINRULE_SPAWN_MPI", "1") == "0" or not _mpi.mpi_available():
+        return False
+    if int(os.environ.get("PMI_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1")) or 1) > 1:
+        return False  # already a rank of an MPI job: a nested job would not join it
+    from .distributed.run import find_mpiexec
+
+    try:
+        find_mpiexec()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _start_mpi_job(fn, args: tuple, nprocs: int, join: bool):
+    import multiprocessing.spawn as spawning
+    import os
+    import pickle
+    import subprocess
+    import tempfile
+
+    from .distributed.run import TORCHRUN_VARIABLES, mpiexec_command
+
+    directory = tempfile.mkdtemp(prefix="chainrule-spawn-")
+    with open(os.path.join(directory, "payload"), "wb") as payload:
+        # how to rebuild __main__ first (fn may live there), then fn and args, shared tensors by name
+        preparation = spawning.get_preparation_data("chainrule-spawn")
+        preparation["authkey"] = bytes(preparation["authkey"])  # (an AuthenticationString refuses pickling)
+        pickle.dump(preparation, payload)
+        payload.write(_ForkingPickler.dumps((fn, args)))
+    environment = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARIABLES}
+    command = mpiexec_command(nprocs) + [_sys.executable, "-m", "chainrule._spawn_child", directory]
+    running = MpiProcessContext(subprocess.Popen(command, env=environment), directory, nprocs)
+    if not join:
+        return running
+    while not running.join():
+        pass
+    return None
+
+
+class MpiProcessContext:
+    """``spawn(join=False)``'s context for ranks started as one MPI job (see ``start_processes``)."""
+
+    def __init__(self, job, directory: str, nprocs: int) -> None:
+        self.job = job
+        self.directory = directory
+        self.nprocs = nprocs
+
+    def pids(self) -> list:
+        return [int(self.job.pid)]
+
+    def join(self, timeout: float | None = None) -> bool:
+        """True when every rank has ended successfully, False while they run; raises
+        ProcessRaisedException (the first failing rank's traceback) or ProcessExitedException."""
+        import os
+        import shutil
+        import subprocess
+
+        try:
+            code = self.job.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        reports = sorted((int(name.split("-")[1]), name) for name in os.listdir(self.directory)
+                         if name.startswith("error-")) if os.path.isdir(self.directory) else []
+        message = None
+        if reports:
+            rank, name = reports[0]
+            with open(os.path.join(self.directory, name)) as report:
+                message = f"\n\n-- Process {rank} terminated with the following error:\n" + report.read()
+        shutil.rmtree(self.directory, ignore_errors=True)
+        if message is not None:
+            raise ProcessRaisedException(message, rank, self.job.pid)
+        if code != 0:
+            raise ProcessExitedException(f"process 0 terminated with exit code {code}", 0, self.job.pid, code)
+        return True
 
 
 def spawn(fn, args: tuple = (), nprocs: int = 1, join: bool = True, daemon: bool = False,

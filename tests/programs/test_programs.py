@@ -37,10 +37,6 @@ PROGRAMS = program_names()
 # The one place a program is allowed to fail on chainrule: name -> what breaks (mostly pieces
 # being built on other branches). Delete an entry when its fix lands; a passing entry shows as XPASS.
 KNOWN_FAILING: dict[str, str] = {
-    "ddp_tutorial": "mp.spawn + init_process_group('gloo', rank=rank, world_size=2): chainrule's process groups "
-                    "are MPI communicators, a process started by mp.spawn is an MPI singleton (rank 0 of 1), and "
-                    "MPICH cannot connect singletons to each other (MPI_Comm_accept/connect: local and remote "
-                    "groups not disjoint); needs a MASTER_ADDR/MASTER_PORT rendezvous backend",
 }
 
 
