@@ -22,10 +22,10 @@ def main(directory: str) -> int:
 
     _mpi.export_torchrun_environment()
     rank = int(os.environ.get("RANK", "0"))
-    with open(os.path.join(directory, "payload"), "rb") as payload:
-        multiprocessing.spawn.prepare(pickle.load(payload))
-        fn, args = pickle.load(payload)
     try:
+        with open(os.path.join(directory, "payload"), "rb") as payload:
+            multiprocessing.spawn.prepare(pickle.load(payload))
+            fn, args = pickle.load(payload)  # (fails here when fn cannot be found from this rank)
         fn(rank, *args)
     except KeyboardInterrupt:
         return 130
