@@ -147,6 +147,34 @@ __device__ __forceinline__ void store_rows(T (*As)[BM + PAD], const T* regs) {
     for (int r = 0; r < A_LOADS; ++r) As[A_K_FIRST + r][A_ROW] = regs[r];
 }
 
+__device__ __forceinline__ void zero_tile(T (*acc)[TN]) {
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = 0;
+}
+
+// the K loop of the forward and the data gradient: A rows gathered by load_a(k0) into a_regs,
+// B a dense (K, cols) matrix; the next slab's loads are in flight during this slab's multiply
+template <class LoadA>
+__device__ __forceinline__ void gemm_slabs(LoadA& load_a, const T* __restrict__ b_group, int K, int n0, int cols,
+                                           T (*As)[BM + PAD], T (*Bs)[BN + PAD], T (*acc)[TN],
+                                           const T* a_regs, T* b_regs, int tm, int tn) {
+    load_a(0);
+    load_dense(b_group, 0, n0, K, cols, b_regs);
+    for (int k0 = 0; k0 < K; k0 += BK) {
+        store_rows(As, a_regs);
+        store_dense(Bs, b_regs);
+        __syncthreads();
+        if (k0 + BK < K) {
+            load_a(k0 + BK);
+            load_dense(b_group, k0 + BK, n0, K, cols, b_regs);
+        }
+        multiply_slab(As, Bs, acc, tm, tn);
+        __syncthreads();
+    }
+}
+
 // y (N, O, OH, OW) = x (N, C, H, W) ⋆ w; wmat is w as (groups, C/g·KH·KW, O/g), contiguous.
 // grid (ceil(N·OH·OW / BM), ceil(O/g / BN), groups)
 extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
@@ -171,10 +199,7 @@ conv_forward(const T* __restrict__ x, const T* __restrict__ wmat, T* __restrict_
     const T* x_group = x + ((long long)sample * C + (long long)g * Cg) * H * W;
     const T* b_group = wmat + (long long)g * K * Og;
     T acc[TM][TN];
-#pragma unroll
-    for (int i = 0; i < TM; ++i)
-#pragma unroll
-        for (int j = 0; j < TN; ++j) acc[i][j] = 0;
+    zero_tile(acc);
     T a_regs[A_LOADS], b_regs[BK * BN / THREADS];
     auto load_a = [&](int k0) {
         int k = k0 + A_K_FIRST;
@@ -190,19 +215,7 @@ conv_forward(const T* __restrict__ x, const T* __restrict__ wmat, T* __restrict_
             if (++kw == KW) { kw = 0; if (++kh == KH) { kh = 0; ++c; } }
         }
     };
-    load_a(0);
-    load_dense(b_group, 0, n0, K, Og, b_regs);
-    for (int k0 = 0; k0 < K; k0 += BK) {
-        store_rows(As, a_regs);
-        store_dense(Bs, b_regs);
-        __syncthreads();
-        if (k0 + BK < K) {  // the next slab's loads are in flight during this slab's multiply
-            load_a(k0 + BK);
-            load_dense(b_group, k0 + BK, n0, K, Og, b_regs);
-        }
-        multiply_slab(As, Bs, acc, tm, tn);
-        __syncthreads();
-    }
+    gemm_slabs(load_a, b_group, K, n0, Og, As, Bs, acc, a_regs, b_regs, tm, tn);
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
         const int m = m0 + tm + ROW_STEP * i;
@@ -240,10 +253,7 @@ conv_input(const T* __restrict__ grad, const T* __restrict__ wmat, T* __restrict
     const T* grad_group = grad + ((long long)sample * O + (long long)g * Og) * L;
     const T* b_group = wmat + (long long)g * K * Cg;
     T acc[TM][TN];
-#pragma unroll
-    for (int i = 0; i < TM; ++i)
-#pragma unroll
-        for (int j = 0; j < TN; ++j) acc[i][j] = 0;
+    zero_tile(acc);
     T a_regs[A_LOADS], b_regs[BK * BN / THREADS];
     auto load_a = [&](int k0) {
         int k = k0 + A_K_FIRST;
@@ -263,19 +273,7 @@ conv_input(const T* __restrict__ grad, const T* __restrict__ wmat, T* __restrict
             if (++kw == KW) { kw = 0; if (++kh == KH) { kh = 0; ++o; } }
         }
     };
-    load_a(0);
-    load_dense(b_group, 0, n0, K, Cg, b_regs);
-    for (int k0 = 0; k0 < K; k0 += BK) {
-        store_rows(As, a_regs);
-        store_dense(Bs, b_regs);
-        __syncthreads();
-        if (k0 + BK < K) {
-            load_a(k0 + BK);
-            load_dense(b_group, k0 + BK, n0, K, Cg, b_regs);
-        }
-        multiply_slab(As, Bs, acc, tm, tn);
-        __syncthreads();
-    }
+    gemm_slabs(load_a, b_group, K, n0, Cg, As, Bs, acc, a_regs, b_regs, tm, tn);
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
         const int m = m0 + tm + ROW_STEP * i;
@@ -322,10 +320,7 @@ conv_weight(const T* __restrict__ x, const T* __restrict__ grad, T* __restrict__
     // coalesce along ow) and rows / columns t / BK + 16 r
     const int k_lane = (int)threadIdx.x % BK, row_lane = (int)threadIdx.x / BK;
     T acc[TM][TN];
-#pragma unroll
-    for (int i = 0; i < TM; ++i)
-#pragma unroll
-        for (int j = 0; j < TN; ++j) acc[i][j] = 0;
+    zero_tile(acc);
     T a_regs[BK * BM / THREADS], b_regs[BK * BN / THREADS];
     auto load = [&](int k0) {
         const int k = k0 + k_lane;
