@@ -209,10 +209,7 @@ def array_module(*arrays):
         cp = cuda_module()
         data = getattr(array, "_data", array)  # an array or a Tensor
         if cp is not None and isinstance(data, cp.ndarray):
-            # the math that follows runs on this array's GPU (see follow_device)
-            index = data.device.id
-            if cp.cuda.runtime.getDevice() != index:
-                cp.cuda.runtime.setDevice(index)
+            make_current(cp, data.device.id)  # the math that follows runs on this array's GPU
             return cp
     return np
 
@@ -320,9 +317,8 @@ def on_one_device(arrays: list, op: str) -> list:
                 first = array.device.id
             elif array.device.id != first:
                 raise mixed_device_error(device("cuda", first), device("cuda", array.device.id), op)
-    runtime = xp.cuda.runtime
-    if first is not None and runtime.getDevice() != first:
-        runtime.setDevice(first)  # run the op on its arrays' GPU (see follow_device)
+    if first is not None:
+        make_current(xp, first)  # run the op on its arrays' GPU
     moved = list(arrays)
     for i, array in enumerate(arrays):
         if isinstance(array, xp.ndarray):
@@ -368,12 +364,16 @@ def gpu_in_use() -> bool:
     return _gpu.module is not None
 
 
-def follow_device(array) -> None:
-    """Make ``array``'s GPU CuPy's current device, if it is not (``array`` is a device array)."""
-    index = array.device.id
-    runtime = _gpu.module.cuda.runtime
+def make_current(cp, index: int) -> None:
+    """Make GPU ``index`` CuPy's (``cp``'s) current device, if it is not."""
+    runtime = cp.cuda.runtime
     if runtime.getDevice() != index:
         runtime.setDevice(index)
+
+
+def follow_device(array) -> None:
+    """Make ``array``'s GPU CuPy's current device, if it is not (``array`` is a device array)."""
+    make_current(_gpu.module, array.device.id)
 
 
 def allocate_on(dev) -> None:
@@ -382,10 +382,7 @@ def allocate_on(dev) -> None:
     dev = device(dev) if not isinstance(dev, device) else dev
     if dev.type == "cuda":
         cp = module_for_device(dev)
-        runtime = cp.cuda.runtime
-        index = selected_gpu.of(cp) if dev.index is None else dev.index
-        if runtime.getDevice() != index:
-            runtime.setDevice(index)
+        make_current(cp, selected_gpu.of(cp) if dev.index is None else dev.index)
 
 
 def _device_scalar(xp, array, device_id):
@@ -419,9 +416,7 @@ def to_device(array, dev: device):
         return array
     # made on the GPU the device names, which stays CuPy's current one: what comes next works on
     # the copy (see follow_device)
-    runtime = xp.cuda.runtime
-    if runtime.getDevice() != index:
-        runtime.setDevice(index)
+    make_current(xp, index)
     if isinstance(array, xp.ndarray):
         return xp.array(array, copy=True)  # another GPU's array: a peer copy onto this one
     try:
