@@ -331,21 +331,27 @@ def training_step(build, shape, optimizer_name: str, device: str, step_hook=None
     return float(loss.item()), {name: _host(p) for name, p in model.named_parameters()}
 
 
-def models(report: Report, options) -> None:
+def _model_steps(report: Report, device: str, where: str = "", also_ok=lambda: True) -> dict:
+    """One training step of each model type on ``device`` against the CPU, a line each; ``where``
+    is printed after the model's name, ``also_ok()`` is a further condition of success."""
     outcome = {}
     for name, (build, shape, optimizer_name) in _models(chainrule.nn).items():
         try:
             cpu_loss, cpu_params = training_step(build, shape, optimizer_name, "cpu")
-            loss, params = training_step(build, shape, optimizer_name, options.device)
+            loss, params = training_step(build, shape, optimizer_name, device)
             worst = max(float(np.max(np.abs(params[k] - cpu_params[k]))) for k in cpu_params)
-            ok = abs(loss - cpu_loss) <= 1e-4 * max(1.0, abs(cpu_loss)) and worst <= 1e-4
+            ok = abs(loss - cpu_loss) <= 1e-4 * max(1.0, abs(cpu_loss)) and worst <= 1e-4 and also_ok()
             outcome[name] = {"ok": ok, "loss": loss, "cpu_loss": cpu_loss, "max_param_diff": worst}
-            report.line(f"   {'ok  ' if ok else 'FAIL'} {name} ({optimizer_name}): loss {loss:.6f} vs cpu "
+            report.line(f"   {'ok  ' if ok else 'FAIL'} {name}{where} ({optimizer_name}): loss {loss:.6f} vs cpu "
                         f"{cpu_loss:.6f}, parameters differ by at most {worst:.2e}")
         except Exception as exc:
             outcome[name] = {"ok": False, "error": _error(exc)}
-            report.line(f"   FAIL {name}: {_error(exc)}")
-    report.results["models"] = outcome
+            report.line(f"   FAIL {name}{where}: {_error(exc)}")
+    return outcome
+
+
+def models(report: Report, options) -> None:
+    report.results["models"] = _model_steps(report, options.device)
 
 
 # ---- 4. host transfers in a training step ----
@@ -971,26 +977,13 @@ def several_gpus(report: Report, options) -> None:
     from chainrule._backend import use_standin_cuda
 
     two = use_standin_cuda(devices=2) if options.standin else contextlib.nullcontext()
-    outcome = {}
     with two:
         count = chainrule.cuda.device_count() if options.device.startswith("cuda") else 0
         if count < 2:
             report.line(f"   skipped: {count} GPU{'' if count == 1 else 's'} here (this section needs two)")
             report.results["gpus"] = {"skipped": count}
             return
-        for name, (build, shape, optimizer_name) in _models(chainrule.nn).items():
-            try:
-                cpu_loss, cpu_params = training_step(build, shape, optimizer_name, "cpu")
-                loss, params = training_step(build, shape, optimizer_name, "cuda:1")
-                worst = max(float(np.max(np.abs(params[k] - cpu_params[k]))) for k in cpu_params)
-                ok = (abs(loss - cpu_loss) <= 1e-4 * max(1.0, abs(cpu_loss)) and worst <= 1e-4
-                      and chainrule.cuda.current_device() == 0)
-                outcome[name] = {"ok": ok, "loss": loss, "cpu_loss": cpu_loss, "max_param_diff": worst}
-                report.line(f"   {'ok  ' if ok else 'FAIL'} {name} on cuda:1 ({optimizer_name}): loss {loss:.6f} vs "
-                            f"cpu {cpu_loss:.6f}, parameters differ by at most {worst:.2e}")
-            except Exception as exc:
-                outcome[name] = {"ok": False, "error": _error(exc)}
-                report.line(f"   FAIL {name} on cuda:1: {_error(exc)}")
+        outcome = _model_steps(report, "cuda:1", " on cuda:1", lambda: chainrule.cuda.current_device() == 0)
 
         def split_step(devices):
             chainrule.manual_seed(0)
