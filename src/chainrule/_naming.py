@@ -32,7 +32,12 @@ def naming_the_class(init):
         try:
             init(self, *args, **kwargs)
         except (TypeError, ValueError, RuntimeError, IndexError) as error:
-            if depth == 0 and len(error.args) == 1 and isinstance(error.args[0], str):
+            # torch's own words already say which class (theirs, or one it built inside: InverseGamma's
+            # Gamma): left as they are
+            if type(self).__name__ in str(error):
+                error._names_its_class = True
+            named = getattr(error, "_names_its_class", False)
+            if depth == 0 and not named and len(error.args) == 1 and isinstance(error.args[0], str):
                 error.args = (f"{type(self).__name__}({_arguments(init, self, args, kwargs)}): {error.args[0]}",)
             raise
         finally:

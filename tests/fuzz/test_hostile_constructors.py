@@ -307,3 +307,18 @@ def describe_module_case(case) -> str:
 def test_modules_match_torch(part):
     cases = sample(ALL_MODULE_CASES, CASES, seed=2026)[part::2]
     assert_no_new_mismatches(mismatches(cases, describe_module_case, run_module_case), len(cases))
+
+
+def test_construction_errors_name_the_class_and_arguments():
+    with pytest.raises(TypeError, match=r"^Linear\(in_features=2\.5, out_features=2\): "):
+        chainrule.nn.Linear(2.5, 2)
+    # the class the user typed, not the Linear built inside it
+    with pytest.raises(RuntimeError, match=r"^Transformer\(d_model=4, nhead=2, dim_feedforward=-1\): "):
+        chainrule.nn.Transformer(d_model=4, nhead=2, dim_feedforward=-1)
+
+    class Mine(chainrule.nn.Module):  # a user's module keeps its own message
+        def __init__(self):
+            super().__init__()
+            raise ValueError("mine")
+    with pytest.raises(ValueError, match="^mine$"):
+        Mine()

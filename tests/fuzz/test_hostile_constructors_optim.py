@@ -97,7 +97,7 @@ def optimizer_cases() -> list:
 
 # hostile parameter lists: how each is built from two leaf tensors (a, b) on one library
 PARAM_LISTS = ["empty", "duplicate", "nonleaf", "no_params_key", "generator_twice", "bare_tensor", "none",
-               "int_tensor", "overlapping_groups", "group_lr_string", "group_unknown_key", "named", "set"]
+               "int_tensor", "overlapping_groups", "group_lr_string", "group_unknown_key", "named"]
 
 
 def _params(lib, how, a, b):
@@ -127,8 +127,6 @@ def _params(lib, how, a, b):
         return [{"params": [a], "gamma": 3}, {"params": [b]}]
     if how == "named":
         return [("a", a), ("b", b)]
-    if how == "set":
-        return {a, b}
     raise AssertionError(how)
 
 
