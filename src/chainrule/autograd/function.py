@@ -259,6 +259,13 @@ class AccumulateGrad(Node):
     label = "accumulate"
     rule = "adds the arriving gradient to the leaf's .grad"
 
+    @classmethod
+    def name(cls) -> str:
+        return "torch::autograd::AccumulateGrad"  # torch's name() for its C++ node
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {hex(id(self))}>"
+
     def __init__(self, variable) -> None:
         Node.__init__(self)
         self.variable = variable

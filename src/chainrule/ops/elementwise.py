@@ -220,14 +220,24 @@ class Sub(Function):
         return grad, -grad if ctx.needs_input_grad[1] else None
 
 
-class RSub(Sub):
-    """``number - tensor`` (the reflected operator): torch records it as rsub."""
+class RSub(Function):
+    """``number - tensor`` (the reflected operator): torch records it as rsub of the tensor and a
+    scalar, a node with the tensor's edge only."""
 
+    _array_forward = True
     node_name = "RsubBackward1"
     label = "rsub"
-    rule = ("number - tensor: copies the gradient to the number a and its negative to the tensor b (∂/∂a "
-            "= 1, ∂/∂b = -1)")
-    formula = "{0} - {1}"
+    rule = "number - tensor: the tensor gets the negated gradient (∂/∂a = -1)"
+    formula = "{number} - {0}"
+
+    @staticmethod
+    def forward(ctx, x, number):
+        ctx.number = number  # (read by the explainer's formula)
+        return number - x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
 
 
 class Mul(Function):
