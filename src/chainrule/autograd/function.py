@@ -903,6 +903,27 @@ def once_differentiable(backward):
     return wrapper
 
 
+def on_arrays_when_unrecorded(derivative):
+    """An operator-only rule expression ``derivative(g, x, y)`` evaluated on the raw arrays
+    when nothing is recorded.
+
+    In a plain backward() a rule's Tensor ops record nothing, so each one only wraps its array:
+    tanh's g * (1 - y * y) is three wrapped products where NumPy needs three ufunc calls. The
+    same expression on the arrays is the same ufuncs in the same order (NEP 50 keeps the dtype
+    for Python numbers), so the result is identical; under create_graph (and forward AD, which
+    differentiates rules) the Tensor ops run and record. It is one rule, evaluated two ways, so
+    the choice lives here rather than in the op. Half precision keeps the Tensor ops, which
+    compute in float32 as torch does.
+    """
+    def rule(g, x, y):
+        data = g._data
+        if _grad_state.enabled or data.dtype.itemsize < 4 or data.dtype.kind not in "fc":
+            return derivative(g, x, y)
+        return _Tensor._make(derivative(data, None if x is None else x._data, None if y is None else y._data))
+
+    return rule
+
+
 def is_recording(*tensors) -> bool:
     """Whether an op on ``tensors`` would be recorded now: grad mode is on and one of them
     (None entries skipped) requires grad. Code outside autograd/ asks this (never the grad mode

@@ -14,8 +14,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module, follow_device, on_one_device
-from ..autograd.function import Function, broadcast_error, name_node
-from ..autograd.grad_mode import state as _grad_state
+from ..autograd.function import Function, broadcast_error, name_node, on_arrays_when_unrecorded
 from ..tensor import Tensor, honours_out, write_out
 from ._special import erf as _erf_array
 
@@ -565,37 +564,16 @@ negative = neg
 
 
 # ---------------------------------------------------------------- unary math, one line each
-def _on_arrays_when_unrecorded(derivative):
-    """Run an operator-only ``derivative(g, x, y)`` on the arrays when nothing is recorded.
-
-    In a plain backward() the rule's Tensor ops record nothing, so each would only wrap its
-    array: tanh's g * (1 - y * y) is three wrapped products where NumPy needs three ufunc calls.
-    The same expression on the arrays is the same ufuncs in the same order (NEP 50 keeps the
-    dtype for Python numbers), so the result is identical; with create_graph (and forward AD,
-    which differentiates rules) the Tensor ops run and record. Half precision keeps the Tensor
-    path, whose ops compute in float32 as torch does.
-    """
-    make = Tensor._make
-
-    def rule(g, x, y):
-        data = g._data
-        if _grad_state.enabled or data.dtype.itemsize < 4 or data.dtype.kind not in "fc":
-            return derivative(g, x, y)
-        return make(derivative(data, None if x is None else x._data, None if y is None else y._data))
-
-    return rule
-
-
 def _unary(name: str, forward, derivative, saves: str = "input", float_only: bool = True,
            torch_name: str | None = None, node_name: str | None = None, arithmetic: bool = False):
     """Declare a unary op: ``forward`` on arrays and ``derivative(grad, x, y)`` in Tensor ops.
 
     ``saves`` names what the rule reads: "input" (x), "output" (y), "both" or "none".
     ``arithmetic``: the derivative is only operators and Python numbers, so it means the same
-    on the raw arrays; see _on_arrays_when_unrecorded.
+    on the raw arrays (see on_arrays_when_unrecorded).
     """
     if arithmetic:
-        derivative = _on_arrays_when_unrecorded(derivative)
+        derivative = on_arrays_when_unrecorded(derivative)
 
     # one forward/backward pair per choice of `saves`, so the hot call tests no strings
     if saves == "input":
