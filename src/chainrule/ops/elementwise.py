@@ -232,7 +232,8 @@ class RSub(Function):
     @staticmethod
     def forward(ctx, x, number):
         ctx.number = number  # (read by the explainer's formula)
-        return number - x
+        # as a scalar of x's dtype: bfloat16 (ml_dtypes) would take a Python float as float32
+        return x.dtype.type(number) - x
 
     @staticmethod
     def backward(ctx, grad):
