@@ -90,6 +90,7 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
     apply = _function._apply_array_op  # what function_cls.apply is, without binding a method
     quiet_now = numpy_errstate.get
     ndarray = np.ndarray
+    takes_number = function_cls is ew.RSub  # number - tensor: the number is a parameter, not an edge
 
     def method(self, other) -> Tensor:
         data = self._data
@@ -101,6 +102,8 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
                 cpu = type(data) is ndarray
                 if self._requires_grad and state.enabled or not cpu:
                     # (a device op goes through apply too: apply runs it on its tensors' GPU)
+                    if takes_number:
+                        return apply(function_cls, self, number=other)
                     if c is None:
                         c = constant(other, data.dtype)
                     return apply(function_cls, c, self) if reflected else apply(function_cls, self, c)
@@ -157,9 +160,14 @@ def _bind_operators() -> None:
     for name, fn, cls, ufunc in (("add", ew.add, ew.Add, np.add), ("sub", ew.sub, ew.Sub, np.subtract),
                                  ("mul", ew.mul, ew.Mul, np.multiply), ("truediv", ew.div, ew.Div, np.true_divide)):
         setattr(Tensor, f"__{name}__", _arithmetic(fn, cls, ufunc))
-        setattr(Tensor, f"__r{name}__", _arithmetic(fn, cls, ufunc, reflected=True))
         _GENERAL_OPERATORS[f"__{name}__"] = _operator(fn)
-        _GENERAL_OPERATORS[f"__r{name}__"] = _reflected(fn)
+        if name in ("add", "mul"):
+            # number + tensor is tensor + number, as torch records it: the tensor's edge first
+            setattr(Tensor, f"__r{name}__", getattr(Tensor, f"__{name}__"))
+            _GENERAL_OPERATORS[f"__r{name}__"] = _GENERAL_OPERATORS[f"__{name}__"]
+        else:
+            setattr(Tensor, f"__r{name}__", _arithmetic(fn, cls, ufunc, reflected=True))
+            _GENERAL_OPERATORS[f"__r{name}__"] = _reflected(fn)
     Tensor.__rsub__ = _arithmetic(_rsub, ew.RSub, np.subtract, reflected=True)
     _GENERAL_OPERATORS["__rsub__"] = _reflected(_rsub)
     _FAST_OPERATORS.update((name, Tensor.__dict__[name]) for name in _GENERAL_OPERATORS)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module, follow_device, on_one_device
-from ..autograd.function import Function, broadcast_error, name_node
+from ..autograd.function import Function, broadcast_error, name_node, on_arrays_when_unrecorded
 from ..tensor import Tensor, honours_out, write_out
 from ._special import erf as _erf_array
 
@@ -219,14 +219,25 @@ class Sub(Function):
         return grad, -grad if ctx.needs_input_grad[1] else None
 
 
-class RSub(Sub):
-    """``number - tensor`` (the reflected operator): torch records it as rsub."""
+class RSub(Function):
+    """``number - tensor`` (the reflected operator): torch records it as rsub of the tensor and a
+    scalar, a node with the tensor's edge only."""
 
+    _array_forward = True
     node_name = "RsubBackward1"
     label = "rsub"
-    rule = ("number - tensor: copies the gradient to the number a and its negative to the tensor b (∂/∂a "
-            "= 1, ∂/∂b = -1)")
-    formula = "{0} - {1}"
+    rule = "number - tensor: the tensor gets the negated gradient (∂/∂a = -1)"
+    formula = "{number} - {0}"
+
+    @staticmethod
+    def forward(ctx, x, number):
+        ctx.number = number  # (read by the explainer's formula)
+        # as a scalar of x's dtype: bfloat16 (ml_dtypes) would take a Python float as float32
+        return x.dtype.type(number) - x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
 
 
 class Mul(Function):
@@ -555,11 +566,15 @@ negative = neg
 
 # ---------------------------------------------------------------- unary math, one line each
 def _unary(name: str, forward, derivative, saves: str = "input", float_only: bool = True,
-           torch_name: str | None = None, node_name: str | None = None):
+           torch_name: str | None = None, node_name: str | None = None, arithmetic: bool = False):
     """Declare a unary op: ``forward`` on arrays and ``derivative(grad, x, y)`` in Tensor ops.
 
     ``saves`` names what the rule reads: "input" (x), "output" (y), "both" or "none".
+    ``arithmetic``: the derivative is only operators and Python numbers, so it means the same
+    on the raw arrays (see on_arrays_when_unrecorded).
     """
+    if arithmetic:
+        derivative = on_arrays_when_unrecorded(derivative)
 
     # one forward/backward pair per choice of `saves`, so the hot call tests no strings
     if saves == "input":
@@ -677,28 +692,29 @@ _UNARY_RULES = {
 }
 
 
-exp = _unary("Exp", np.exp, lambda g, x, y: g * y, saves="output")
-exp2 = _unary("Exp2", np.exp2, lambda g, x, y: g * y * float(np.log(2.0)), saves="output")
-expm1 = _unary("Expm1", np.expm1, lambda g, x, y: g * (y + 1), saves="output")
-log = _unary("Log", np.log, lambda g, x, y: g / x)
-log1p = _unary("Log1p", np.log1p, lambda g, x, y: g / (x + 1), node_name="Log1PBackward0")
-log2 = _unary("Log2", np.log2, lambda g, x, y: g / (x * float(np.log(2.0))))
-log10 = _unary("Log10", np.log10, lambda g, x, y: g / (x * float(np.log(10.0))))
-sqrt = _unary("Sqrt", np.sqrt, lambda g, x, y: g / (2 * y), saves="output")
+exp = _unary("Exp", np.exp, lambda g, x, y: g * y, saves="output", arithmetic=True)
+exp2 = _unary("Exp2", np.exp2, lambda g, x, y: g * y * float(np.log(2.0)), saves="output", arithmetic=True)
+expm1 = _unary("Expm1", np.expm1, lambda g, x, y: g * (y + 1), saves="output", arithmetic=True)
+log = _unary("Log", np.log, lambda g, x, y: g / x, arithmetic=True)
+log1p = _unary("Log1p", np.log1p, lambda g, x, y: g / (x + 1), node_name="Log1PBackward0", arithmetic=True)
+log2 = _unary("Log2", np.log2, lambda g, x, y: g / (x * float(np.log(2.0))), arithmetic=True)
+log10 = _unary("Log10", np.log10, lambda g, x, y: g / (x * float(np.log(10.0))), arithmetic=True)
+sqrt = _unary("Sqrt", np.sqrt, lambda g, x, y: g / (2 * y), saves="output", arithmetic=True)
 # rsqrt = x^(-1/2): d = -1/2 x^(-3/2) = -y^3 / 2
-rsqrt = _unary("Rsqrt", lambda x: 1 / np.sqrt(x), lambda g, x, y: g * (-0.5) * y * y * y, saves="output")
+rsqrt = _unary("Rsqrt", lambda x: 1 / np.sqrt(x), lambda g, x, y: g * (-0.5) * y * y * y, saves="output",
+                arithmetic=True)
 square = _unary("Square", np.square, lambda g, x, y: g * (2 * x), float_only=False,
-                node_name="PowBackward0")  # torch's square is pow(x, 2)
-reciprocal = _unary("Reciprocal", np.reciprocal, lambda g, x, y: -g * y * y, saves="output")
+                node_name="PowBackward0", arithmetic=True)  # torch's square is pow(x, 2)
+reciprocal = _unary("Reciprocal", np.reciprocal, lambda g, x, y: -g * y * y, saves="output", arithmetic=True)
 sin = _unary("Sin", np.sin, lambda g, x, y: g * cos(x))
 cos = _unary("Cos", np.cos, lambda g, x, y: -g * sin(x))
-tan = _unary("Tan", np.tan, lambda g, x, y: g * (1 + y * y), saves="output")
+tan = _unary("Tan", np.tan, lambda g, x, y: g * (1 + y * y), saves="output", arithmetic=True)
 asin = _unary("Asin", np.arcsin, lambda g, x, y: g * rsqrt(1 - x * x))
 acos = _unary("Acos", np.arccos, lambda g, x, y: -g * rsqrt(1 - x * x))
-atan = _unary("Atan", np.arctan, lambda g, x, y: g / (1 + x * x))
+atan = _unary("Atan", np.arctan, lambda g, x, y: g / (1 + x * x), arithmetic=True)
 sinh = _unary("Sinh", np.sinh, lambda g, x, y: g * cosh(x))
 cosh = _unary("Cosh", np.cosh, lambda g, x, y: g * sinh(x))
-tanh = _unary("Tanh", np.tanh, lambda g, x, y: g * (1 - y * y), saves="output")
+tanh = _unary("Tanh", np.tanh, lambda g, x, y: g * (1 - y * y), saves="output", arithmetic=True)
 # erf' = 2/sqrt(pi) exp(-x^2)
 erf = _unary("Erf", _erf_array, lambda g, x, y: g * (2.0 / np.sqrt(np.pi)) * exp(-(x * x)))
 
@@ -712,7 +728,7 @@ def _sigmoid_array(x):
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
-sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), saves="output")
+sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), saves="output", arithmetic=True)
 
 # piecewise-constant ops: zero gradient everywhere, as torch defines
 def _sign_array(x: np.ndarray) -> np.ndarray:
