@@ -142,10 +142,10 @@ class device:
             type, index = kind, parsed
         elif isinstance(type, (int, np.integer)) and not isinstance(type, bool) and index is None:
             # torch.device(1): the accelerator's device 1
+            if type < 0:  # torch checks the sign first, with or without an accelerator
+                raise RuntimeError("Device index must not be negative")
             if not cuda_available():
                 raise RuntimeError("Cannot access accelerator device when none is available.")
-            if type < 0:
-                raise RuntimeError("Device index must not be negative")
             type, index = "cuda", int(type)
         else:
             raise TypeError(f"device(): expected a string like 'cpu' or 'cuda' (and an optional int index), got "

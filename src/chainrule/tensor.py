@@ -396,8 +396,8 @@ class Tensor:
                 dtype, dev = a.dtype, a.device
             elif isinstance(a, (_dtype.dtype, type)) or (isinstance(a, str) and a in _dtype._BY_NAME):
                 dtype = _dtype.to_dtype(a)
-            elif isinstance(a, (str, _device)):
-                dev = _device(a)
+            elif isinstance(a, (str, _device)) or (isinstance(a, int) and not isinstance(a, bool)):
+                dev = _device(a)  # an int is an accelerator index, as torch reads ``x.to(local_rank)``
             else:
                 raise TypeError(f"to() received an invalid argument {a!r}")
         out = self
