@@ -675,7 +675,7 @@ def _no_xpu(self, device=None, non_blocking: bool = False, memory_format=None):
 
 def bind_tensor_misc() -> None:
     Tensor.is_cpu = property(lambda self: self.device.type == "cpu")
-    Tensor.is_meta = False
+    Tensor.is_meta = property(lambda self: self.device.type == "meta")
     # the devices and layouts chainrule does not have: torch's answers for a CPU or CUDA dense tensor
     Tensor.is_xpu = Tensor.is_mps = Tensor.is_ipu = Tensor.is_xla = Tensor.is_maia = Tensor.is_mtia = False
     Tensor.is_nested = Tensor.is_sparse_csr = False
