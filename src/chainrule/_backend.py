@@ -281,6 +281,18 @@ def module_for_device(dev) -> object:
 CUDA0 = device("cuda", 0)
 
 
+def resolve(dev) -> device:
+    """The device a tensor put on ``dev`` ends up on: 'cuda' (no index) is the selected GPU and
+    'cpu:0' the CPU. ``device('cuda') != device('cuda:0')`` as in torch, so a request is resolved
+    before it is compared with a tensor's device (``t.to('cuda')`` of a cuda:0 tensor is ``t``)."""
+    dev = device(dev) if not isinstance(dev, device) else dev
+    if dev.index is None:
+        if dev.type != "cuda":
+            return dev
+        return device("cuda", selected_gpu.of(cuda_module()))
+    return CPU if dev.type == "cpu" else dev
+
+
 def device_of(array) -> device:
     if type(array) is _ndarray:
         return CPU

@@ -15,7 +15,7 @@ import weakref
 import numpy as np
 
 from . import _dtype
-from ._backend import array_module, device_of, to_device
+from ._backend import array_module, device_of, resolve, to_device
 from ._backend import device as _device
 from .autograd.function import AccumulateGrad, is_recording
 from .autograd.grad_mode import INFERENCE_VERSION, INFERENCE_WRITE, check_requires_grad_allowed
@@ -406,7 +406,7 @@ class Tensor:
             else:
                 raise TypeError(f"to() received an invalid argument {a!r}")
         out = self
-        if dev is not None and _device(dev) != self.device:
+        if dev is not None and resolve(dev) != self.device:
             out = out._to_device(_device(dev))
         if dtype is not None and _dtype.to_dtype(dtype) is not out.dtype:
             if out.dtype.is_complex and not _dtype.to_dtype(dtype).is_complex:

@@ -196,7 +196,7 @@ class inference_mode(_GradModeContext):
 # check costs nothing, and tensors made outside inference_mode are untouched.
 _SAVED_ERROR = ("Inference tensors cannot be saved for backward. Please do not use Tensors created in inference "
                 "mode in computation tracked by autograd. To work around this, you can make a clone to get a "
-                "normal tensor and use it in autograd.")
+                "normal tensor and use it in autograd, or use `torch.no_grad()` instead of `torch.inference_mode()`.")
 _INPLACE_ERROR = ("Inplace update to inference tensor outside InferenceMode is not allowed.You can make a clone "
                   "to get a normal tensor before doing inplace update.See https://github.com/pytorch/rfcs/pull/17 "
                   "for more details.")
