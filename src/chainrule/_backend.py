@@ -223,10 +223,10 @@ def array_module(*arrays):
         kind = type(array)
         if kind is _ndarray or kind is float or kind is int or array is None or isinstance(array, _generic):
             continue
-        if kind is _MetaArray or type(getattr(array, "_data", None)) is _MetaArray:
+        data = getattr(array, "_data", array)  # an array or a Tensor
+        if type(data) is _MetaArray:
             return _meta.module
         cp = cuda_module()
-        data = getattr(array, "_data", array)  # an array or a Tensor
         if cp is not None and isinstance(data, cp.ndarray):
             make_current(cp, data.device.id)  # the math that follows runs on this array's GPU
             return cp

@@ -46,6 +46,15 @@ def placeholder(shape, dtype) -> numpy.ndarray:
     return numpy.broadcast_to(zero, shape)
 
 
+class _NoMemory:
+    """A meta array's memory pointer (``.data.ptr``, CuPy's spelling): none, as torch's data_ptr() is 0."""
+
+    ptr = 0
+
+
+_NO_MEMORY = _NoMemory()
+
+
 class _Flags:
     """A meta array's layout flags: C-contiguous, as a fresh torch meta tensor is."""
 
@@ -92,6 +101,8 @@ class ndarray:
     T = property(lambda self: from_array(self._a.T))
     mT = property(lambda self: from_array(numpy.swapaxes(self._a, -1, -2)))
     real = property(lambda self: from_array(self._a.real))
+    base = None  # a meta array views no memory (so storage_root stops at it)
+    data = property(lambda self: _NO_MEMORY)
     imag = property(lambda self: from_array(self._a.imag))
 
     @property
@@ -177,6 +188,8 @@ class ndarray:
 
     def __getattr__(self, name):
         # everything else NumPy's ndarray has (reshape, transpose, sum, squeeze, ...), on the placeholder
+        if name == "_a":  # not set yet (an object being unpickled): no recursion through this method
+            raise AttributeError(name)
         attribute = getattr(self._a, name)
         if not callable(attribute):
             return _wrap(attribute)
@@ -400,6 +413,11 @@ class _Module(types.ModuleType):
     @staticmethod
     def ascontiguousarray(a, dtype=None, **kwargs):
         return _Module.asarray(a, dtype)
+
+    @staticmethod
+    def asnumpy(a, *args, **kwargs):
+        """CuPy's copy to the host: a meta array has nothing to copy (torch's error)."""
+        raise NotImplementedError(NO_DATA)
 
     @staticmethod
     def eye(n, m=None, k=0, dtype=float, **kwargs):
