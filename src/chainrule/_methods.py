@@ -237,9 +237,10 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         _save_original(node, self)
     if view_key is not None:
         return _write_through_base(self, result, view_key)
-    version = self._version_box[0]  # read first: an inference tensor refuses the write before it happens
+    box = self._version_box
+    version = box[0]  # read first: an inference tensor refuses the write before it happens
     self._data[...] = result._data
-    self._version_box[0] = version + 1
+    box[0] = version + 1
     if recording and result.grad_fn is not None:
         self.grad_fn = result.grad_fn
         self._output_nr = result._output_nr
