@@ -12,6 +12,9 @@ import torch
 
 import chainrule
 from chainrule._backend import use_standin_cuda
+from chainrule.testing.opinfo import op_db
+
+from .ops.harness import _as_list, _make
 
 
 def _both(fn):
@@ -333,3 +336,39 @@ def test_inference_tensors_work_inside_inference_mode_and_unsaved_outside():
 
     expected, got = _both(uses)
     assert got == expected
+
+
+# ---------------------------------------------------------------- the op registry on meta
+# Every STRIDE-th case of the registry (the same subset on every run) on meta tensors: an op either
+# gives its CPU result's shape, dtype and a meta device, or raises (a data-dependent check or
+# result: torch raises for those too); a wrong shape is never returned. Most cases run.
+STRIDE = 2
+META_CASES = [case for entry in op_db for case in entry.samples()][::STRIDE]
+
+
+def test_registry_ops_on_meta_give_the_cpu_shapes_or_raise():
+    ran, raised = 0, []
+    for case in META_CASES:
+        cpu_in = _make(chainrule, case, "float32")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                cpu_out = _as_list(case.fn(chainrule, *cpu_in))
+            except Exception:  # noqa: BLE001 - a case that raises on the CPU (its error is the sample)
+                continue
+            meta_in = [t.detach().to("meta").requires_grad_(t.requires_grad) if isinstance(t, chainrule.Tensor)
+                       else t for t in cpu_in]
+            chainrule.set_default_device("meta")  # tensors the case makes inside fn are meta too
+            try:
+                meta_out = _as_list(case.fn(chainrule, *meta_in))
+            except Exception as error:  # noqa: BLE001 - counted, and the share that runs is checked below
+                raised.append(f"{case.id}: {type(error).__name__}")
+                continue
+            finally:
+                chainrule.set_default_device(None)
+        ran += 1
+        assert len(meta_out) == len(cpu_out), case.id
+        for c, m in zip(cpu_out, meta_out):
+            if isinstance(c, chainrule.Tensor):
+                assert (m.device.type, tuple(m.shape), m.dtype) == ("meta", tuple(c.shape), c.dtype), case.id
+    assert ran >= 0.75 * (ran + len(raised)), raised

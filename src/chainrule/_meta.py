@@ -226,6 +226,8 @@ def _unwrap(value):
         return value._a
     if type(value) is tuple or type(value) is list:
         return type(value)(_unwrap(v) for v in value)
+    if type(value) is dict:  # keyword arguments (searchsorted's sorter=, histogram's weights=)
+        return {key: _unwrap(v) for key, v in value.items()}
     return value
 
 
