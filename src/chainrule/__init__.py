@@ -181,7 +181,12 @@ def is_complex(input: Tensor) -> bool:
 
 
 def get_default_device() -> device:
-    return _backend.default_device.device or device("cpu")
+    """torch.get_default_device: the device of ``set_default_device`` or the innermost ``with
+    device(...)`` block ('cuda' as the selected GPU, cuda:0 unless set_device chose another)."""
+    chosen = _backend.default_device.device or device("cpu")
+    if chosen.type == "cuda" and chosen.index is None:
+        return device("cuda", _backend.selected_gpu.of(_backend.cuda_module()))
+    return chosen
 
 
 def set_default_device(device_to_use) -> None:
@@ -192,7 +197,7 @@ def set_default_device(device_to_use) -> None:
         chosen = None
     if chosen is not None:
         _backend.module_for_device(chosen)  # CuPy and a GPU are there, or a clear error now
-        if chosen.index is None:
+        if chosen.index is None and chosen.type == "cuda":
             chosen = device(chosen.type, 0)
     _backend.default_device.device = chosen
 

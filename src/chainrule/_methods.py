@@ -22,6 +22,7 @@ from . import storage as _storage
 from ._backend import array_module, writeable
 from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
+from .autograd import grad_mode as _grad_mode
 from .autograd import profiler as _profiler
 from .autograd.function import QUIET, broadcast_error, name_node, numpy_errstate
 from .autograd.grad_mode import is_grad_enabled
@@ -244,8 +245,10 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         _save_original(node, self)
     if view_key is not None:
         return _write_through_base(self, result, view_key)
+    box = self._version_box
+    version = box[0]  # read first: an inference tensor refuses the write before it happens
     self._data[...] = result._data
-    self._version_box[0] += 1
+    box[0] = version + 1
     if recording and result.grad_fn is not None:
         self.grad_fn = result.grad_fn
         self._output_nr = result._output_nr
@@ -681,9 +684,26 @@ def _no_xpu(self, device=None, non_blocking: bool = False, memory_format=None):
     raise AssertionError("Torch not compiled with XPU enabled")
 
 
+_plain_make = Tensor.__dict__["_make"]  # the classmethod itself, so subclasses still get their own class
+
+
+def _make_inference_tensor(cls, array, grad_fn=None, output_nr: int = 0) -> Tensor:
+    t = _plain_make.__func__(cls, array, grad_fn, output_nr)
+    t._vbox = _grad_mode.INFERENCE_VERSION
+    return t
+
+
+def _mark_inference_tensors(on: bool) -> None:
+    """Inside an inference_mode block every new tensor is an inference tensor: the two constructors
+    (Tensor._make and the op path's copy of it) mark what they make; outside it they are the plain
+    ones again, so normal programs pay nothing."""
+    Tensor._make = classmethod(_make_inference_tensor) if on else _plain_make
+    _function._make_tensor = Tensor._make
+
+
 def bind_tensor_misc() -> None:
     Tensor.is_cpu = property(lambda self: self.device.type == "cpu")
-    Tensor.is_meta = False
+    Tensor.is_meta = property(lambda self: self.device.type == "meta")
     # the devices and layouts chainrule does not have: torch's answers for a CPU or CUDA dense tensor
     Tensor.is_xpu = Tensor.is_mps = Tensor.is_ipu = Tensor.is_xla = Tensor.is_maia = Tensor.is_mtia = False
     Tensor.is_nested = Tensor.is_sparse_csr = False
@@ -715,7 +735,9 @@ def bind_tensor_misc() -> None:
     Tensor.untyped_storage = _storage.untyped_storage
     Tensor.storage = _storage.typed_storage
     # chainrule's inference_mode is no_grad: it makes no inference tensors
-    Tensor.is_inference = lambda self: False
+    Tensor.is_inference = lambda self: self._vbox is _grad_mode.INFERENCE_VERSION or (
+        self._vbox is _grad_mode.INFERENCE_WRITE)
+    _grad_mode.inference_tensors.mark = _mark_inference_tensors
     Tensor.volatile = property(_volatile)
 
 
