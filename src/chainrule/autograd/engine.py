@@ -608,7 +608,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
     ``only_inputs`` is accepted for torch's positional order (torch ignores it too)."""
     if is_grads_batched:
-        raise NotImplementedError("chainrule.autograd.grad: is_grads_batched is not supported")
+        from .functional import batched_grad  # built on this function
+
+        return batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads)
     if allow_unused is None:
         allow_unused = materialize_grads
     if not _as_tuple(inputs):
