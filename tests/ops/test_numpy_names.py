@@ -59,6 +59,7 @@ CALLS = {
     "linalg.vector_norm": lambda lib, x, **k: lib.linalg.vector_norm(x, **k),
     "special.logsumexp": lambda lib, x, **k: lib.special.logsumexp(x, **k),
     "special.softmax": lambda lib, x, **k: lib.special.softmax(x, **k),
+    "special.log_softmax": lambda lib, x, **k: lib.special.log_softmax(x, **k),
     "Tensor.max": lambda lib, x, **k: x.max(**k), "Tensor.std": lambda lib, x, **k: x.std(**k),
     "Tensor.argmax": lambda lib, x, **k: x.argmax(**k), "Tensor.softmax": lambda lib, x, **k: x.softmax(**k),
     "Tensor.any": lambda lib, x, **k: (x > 0).any(**k), "Tensor.prod": lambda lib, x, **k: x.prod(**k),

@@ -32,17 +32,23 @@ PUBLIC_NAMES = {
         "cumulative_trapezoid", "cosine_similarity",
     ),
     "linalg": ("norm", "vector_norm"),
-    "special": ("logsumexp", "softmax"),
+    "special": ("logsumexp", "softmax", "log_softmax"),
     "nn.functional": ("cosine_similarity",),
 }
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+# one wrapper per function, so a function public under two names (torch.logsumexp and
+# torch.special.logsumexp) stays one object under both
+_WRAPPERS: dict = {}
 
 
 def accepts_numpy_names(fn):
     """``fn`` also taking ``axis=`` for its ``dim`` and ``keepdims=`` for its ``keepdim``."""
     if getattr(fn, "_takes_numpy_names", False):
         return fn
+    if fn in _WRAPPERS:
+        return _WRAPPERS[fn]
     parameters = inspect.signature(fn).parameters
     # where each renamed parameter sits positionally: given there too, the alias is a second value
     positions = {name: (i if parameters[name].kind in _POSITIONAL else None)
@@ -67,6 +73,7 @@ def accepts_numpy_names(fn):
         return fn(*args, **kwargs)
 
     taking_numpy_names._takes_numpy_names = True
+    _WRAPPERS[fn] = taking_numpy_names
     return taking_numpy_names
 
 
