@@ -320,6 +320,8 @@ is_inference = Tensor.is_inference
 from . import storage  # noqa: E402
 from .storage import TypedStorage, UntypedStorage  # noqa: E402,F401
 
+globals().update(storage.LEGACY_STORAGES)  # torch.FloatStorage, ..., what Tensor.storage_type() returns
+
 # --- NumPy's axis=/keepdims= on the public functions torch's argument parser gives them to
 import sys as _sys  # noqa: E402
 
