@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import _dtype, _opmath
 from .._backend import array_module, follow_device, on_one_device
+from ..autograd import function as _function_module
 from ..autograd.function import Function, broadcast_error, name_node
 from ..tensor import Tensor, honours_out, write_out
 from ._special import erf as _erf_array
@@ -73,7 +74,9 @@ def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
     """Differentiable dtype conversion (torch's ToCopyBackward0)."""
     if t._data.dtype == dtype.np:
         return t
-    if not t._requires_grad:
+    # the shortcut records nothing, so not while forward AD (or a saved-tensor hook) watches ops:
+    # a dual tensor's tangent must follow it through the cast (x.double(), float * complex)
+    if not t._requires_grad and _function_module.active_extension is None:
         on_its_gpu(t._data)
         data = t._data.real if t._data.dtype.kind == "c" and dtype.np.kind != "c" else t._data
         return Tensor._make(data.astype(dtype.np))
