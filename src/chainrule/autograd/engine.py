@@ -608,9 +608,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
     ``only_inputs`` is accepted for torch's positional order (torch ignores it too)."""
     if is_grads_batched:
-        from .functional import batched_grad  # built on this function
+        from .batched_grad import batched_grad  # one unbatched grad per batch row
 
-        return batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads)
+        return batched_grad(grad, _as_tuple(outputs), _as_tuple(inputs),
+                            None if grad_outputs is None else _as_tuple(grad_outputs),
+                            retain_graph, create_graph, allow_unused, materialize_grads)
     if allow_unused is None:
         allow_unused = materialize_grads
     if not _as_tuple(inputs):

@@ -5,9 +5,8 @@
 
 from __future__ import annotations
 
-from .._backend import array_module
-from .engine import _as_tuple, grad
-from .function import Function
+from .batched_grad import StackRows as _StackRows
+from .engine import grad
 from .grad_mode import enable_grad
 
 __all__ = ["vjp", "jvp", "jacobian", "hessian", "hvp", "vhp"]
@@ -89,77 +88,6 @@ def jacobian(func, inputs, create_graph: bool = False, strict: bool = False, vec
                 per_input.append(jac if create_graph else jac.detach())
             result.append(tuple(per_input) if in_tuple else per_input[0])
     return tuple(result) if out_tuple else result[0]
-
-
-def batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads):
-    """``autograd.grad(..., is_grads_batched=True)``: each grad_output's first dim is a batch, and
-    each gradient gets the same first dim, the vector-Jacobian products of its rows.
-
-    torch vmaps one backward over the batch; here it is one backward per batch element, the graph
-    retained between them (the caller's ``retain_graph`` applies after the last): the same
-    numbers, B backwards' time. An input no output reaches gets None (``allow_unused``) or, with
-    ``materialize_grads``, zeros of its own unbatched shape, as torch's.
-    """
-    outputs, inputs = _as_tuple(outputs), _as_tuple(inputs)
-    grad_outputs = (None,) * len(outputs) if grad_outputs is None else _as_tuple(grad_outputs)
-    if len(grad_outputs) != len(outputs):  # the unbatched call raises torch's message
-        return grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused=allow_unused)
-    sizes = []
-    for i, (g, out) in enumerate(zip(grad_outputs, outputs)):
-        if g is None:
-            if out.dim() == 0:
-                raise ValueError("vmap(vjp, in_dims=0, ...)(<inputs>): Got in_dim=0 for some input, but that "
-                                 "input is a Tensor of dimensionality 0 so expected in_dim to satisfy "
-                                 "0 <= in_dim < 0.")
-            raise RuntimeError("grad can be implicitly created only for scalar outputs")
-        if g.dim() == 0 or tuple(g.shape[1:]) != tuple(out.shape):
-            raise RuntimeError(
-                "If `is_grads_batched=True`, we interpret the first dimension of each grad_output as the batch "
-                "dimension. The sizes of the remaining dimensions are expected to match the shape of "
-                f"corresponding output, but a mismatch was detected: grad_output[{i}] has a shape of "
-                f"torch.Size({list(g.shape[1:])}) and output[{i}] has a shape of torch.Size({list(out.shape)}). "
-                "If you only want some tensors in `grad_output` to be considered batched, consider using vmap.")
-        sizes.append(g.shape[0])
-    if len(set(sizes)) > 1:
-        raise ValueError(f"vmap: Expected all tensors to have the same size in the mapped dimension, got sizes "
-                         f"{sizes} for the mapped dimension")
-    batch = sizes[0] if sizes else 0
-    if batch == 0:
-        raise IndexError("index 0 is out of bounds for dimension 0 with size 0")
-    if retain_graph is None:
-        retain_graph = create_graph
-    unused_allowed = bool(allow_unused) or materialize_grads
-    rows = [grad(outputs, inputs, [g[b] for g in grad_outputs], retain_graph=retain_graph or b < batch - 1,
-                 create_graph=create_graph, allow_unused=unused_allowed) for b in range(batch)]
-    result = []
-    for j, x in enumerate(inputs):
-        per_row = [row[j] for row in rows]
-        if per_row[0] is None:
-            result.append(x.new_zeros(tuple(x.shape)) if materialize_grads else None)
-        else:
-            result.append(_StackRows.apply(*per_row))
-    return tuple(result)
-
-
-class _StackRows(Function):
-    """The Jacobian's rows, one per output element, stacked along a new first dim.
-
-    torch.stack's job (hence its node name), kept here so that autograd imports no ops.
-    """
-
-    node_name = "StackBackward0"
-    label = "stack"
-    rule = "each input gets its own slice of the gradient"
-    formula = None
-    _array_forward = True
-
-    @staticmethod
-    def forward(ctx, *rows):
-        return array_module(rows[0]).stack(rows)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad.unbind(0)
 
 
 def hessian(func, inputs, create_graph: bool = False, strict: bool = False, vectorize: bool = False,
