@@ -321,6 +321,7 @@ from . import storage  # noqa: E402
 from .storage import TypedStorage, UntypedStorage  # noqa: E402,F401
 
 globals().update(storage.LEGACY_STORAGES)  # torch.FloatStorage, ..., what Tensor.storage_type() returns
+from .accelerator import Event, Stream  # noqa: E402,F401  torch's accelerator-generic classes
 
 # --- NumPy's axis=/keepdims= on the public functions torch's argument parser gives them to
 import sys as _sys  # noqa: E402
