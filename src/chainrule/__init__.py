@@ -324,3 +324,17 @@ newaxis = None
 is_inference = Tensor.is_inference
 from . import storage  # noqa: E402
 from .storage import TypedStorage, UntypedStorage  # noqa: E402,F401
+
+globals().update(storage.LEGACY_STORAGES)  # torch.FloatStorage, ..., what Tensor.storage_type() returns
+from .accelerator import Event, Stream  # noqa: E402,F401  torch's accelerator-generic classes
+
+# --- NumPy's axis=/keepdims= on the public functions torch's argument parser gives them to
+import sys as _sys  # noqa: E402
+
+from .ops import numpy_names as _numpy_names  # noqa: E402
+from . import special as _special_namespace  # noqa: E402
+
+_numpy_names.install(_sys.modules[__name__], _numpy_names.PUBLIC_NAMES["torch"], Tensor)
+_numpy_names.install(linalg, _numpy_names.PUBLIC_NAMES["linalg"])
+_numpy_names.install(_special_namespace, _numpy_names.PUBLIC_NAMES["special"])
+_numpy_names.install(nn.functional, _numpy_names.PUBLIC_NAMES["nn.functional"])

@@ -12,8 +12,9 @@ import builtins
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _opmath
 from .._backend import array_module, follow_device, on_one_device
+from ..autograd import function as _function_module
 from ..autograd.function import Function, broadcast_error, name_node, on_arrays_when_unrecorded
 from ..tensor import Tensor, honours_out, write_out
 from ._special import erf as _erf_array
@@ -73,11 +74,29 @@ def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
     """Differentiable dtype conversion (torch's ToCopyBackward0)."""
     if t._data.dtype == dtype.np:
         return t
-    if not t._requires_grad:
+    # the shortcut records nothing, so not while forward AD (or a saved-tensor hook) watches ops:
+    # a dual tensor's tangent must follow it through the cast (x.double(), float * complex)
+    if not t._requires_grad and _function_module.active_extension is None:
         on_its_gpu(t._data)
         data = t._data.real if t._data.dtype.kind == "c" and dtype.np.kind != "c" else t._data
         return Tensor._make(data.astype(dtype.np))
     return ToCopy.apply(t, dtype=dtype.np)
+
+
+def rounded_once(compute, *operands: Tensor):
+    """``compute(*operands)`` as torch's fused kernels run it on bfloat16 and float16: in float32,
+    rounded once at the end, where the composite's own steps would round after each.
+
+    None when the operands' promoted dtype has no wider opmath; the caller then runs its usual
+    path. The casts are differentiable, so gradients flow back in float32 and arrive in each
+    operand's own dtype. ``operands`` are tensors: a Python number in one of them must first be
+    made a tensor of the result dtype, as torch rounds a wrapped number to it (``_pair``).
+    """
+    dtype = _dtype.result_type(*operands)
+    wide = _opmath.fused_compute_dtype(dtype)
+    if wide is None:
+        return None
+    return _cast(compute(*(_cast(t, wide) for t in operands)), dtype)
 
 
 class ToCopy(Function):
@@ -393,9 +412,24 @@ def zeros_like_tensor(t: Tensor) -> Tensor:
 def add(input, other, *, alpha=1, out=None) -> Tensor:
     """torch.add: ``input + alpha * other`` with broadcasting and type promotion."""
     if alpha != 1:
+        fused = _scaled_sum(input, other, alpha, "AddBackward0")
+        if fused is not None:
+            return fused
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     a, b = _pair(input, other)
     return Add.apply(a, b)
+
+
+def _scaled_sum(input, other, alpha, node_name: str):
+    """``input + alpha * other`` on bfloat16/float16 as torch's add kernel computes it: alpha
+    rounded to the tensors' dtype (its ``alpha.to<scalar_t>()``), the sum in float32, rounded once;
+    None for other dtypes. ``sub`` passes ``-alpha``: torch's sub is that add."""
+    a, b = _pair(input, other)
+    low = a._data.dtype
+    if _opmath.fused_compute_dtype(a.dtype) is None:
+        return None
+    alpha = builtins.float(np.asarray(alpha, dtype=low).astype(np.float32))
+    return name_node(rounded_once(lambda x, y: x + y * alpha, a, b), node_name)
 
 
 @honours_out
@@ -409,6 +443,9 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
                            "If you are trying to invert a mask, use the `~` or `logical_not()` "
                            "operator instead.")
     if alpha != 1:
+        fused = _scaled_sum(input, other, -alpha, "SubBackward0")
+        if fused is not None:
+            return fused
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     a, b = _pair(input, other)
     return Sub.apply(a, b)
@@ -1077,13 +1114,53 @@ def xlogy(input, other) -> Tensor:
 _LAST_SUM_RULE = "%s, its last step the sum: copies the gradient to both terms"
 
 
+# the explainer's text for the same ops on bfloat16/float16, whose renamed last node is the rounding
+_LAST_ROUNDING_RULE = ("%s in float32, its last step the rounding to the inputs' dtype: "
+                       "passes the gradient through, cast to float32")
+
+
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
-    return name_node(input + weight * (end - input), "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0",
+    name = "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0"
+    fused = _lerp_rounded_once(input, end, weight)
+    if fused is not None:
+        return name_node(fused, name, label="lerp", rule=_LAST_ROUNDING_RULE % "input + weight·(end - input)")
+    return name_node(input + weight * (end - input), name,
                      label="lerp", rule=_LAST_SUM_RULE % "input + weight·(end - input)")
+
+
+def _lerp_rounded_once(input: Tensor, end: Tensor, weight):
+    """torch's bfloat16/float16 lerp: in float32, from whichever end the weight is nearer
+    (``|w| < 0.5 ? input + w·diff : end + (w - 1)·diff``, its kernel's two branches), rounded once."""
+    if not isinstance(weight, Tensor):
+        if not isinstance(input, Tensor) or _opmath.fused_compute_dtype(input.dtype) is None:
+            return None
+        # the kernel's weight and weight - 1 are float32 numbers
+        weight = builtins.float(np.float32(weight))
+        if builtins.abs(weight) < 0.5:
+            return rounded_once(lambda a, b: _fma(b - a, weight, a), input, end)
+        coefficient = builtins.float(np.float32(weight) - np.float32(1))
+        return rounded_once(lambda a, b: _fma(b - a, coefficient, b), input, end)
+
+    def from_nearer_end(a, b, w):
+        diff = b - a
+        return where(abs(w) < 0.5, _fma(diff, w, a), _fma(diff, w - 1, b))
+    return rounded_once(from_nearer_end, input, end, weight)
+
+
+def _fma(x: Tensor, y, z: Tensor) -> Tensor:
+    """float32 ``x * y + z`` rounded once, as the fused multiply-add of torch's vectorised kernels:
+    float64 holds the float32 product exactly, so only the sum rounds (to float32)."""
+    wide = _dtype.float64
+    y = _cast(y, wide) if isinstance(y, Tensor) else y
+    return _cast(_cast(x, wide) * y + _cast(z, wide), x.dtype)
 
 
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
+    fused = rounded_once(lambda x, t1, t2: x + value * t1 * t2, input, tensor1, tensor2)
+    if fused is not None:
+        return name_node(fused, "AddcmulBackward0", label="addcmul",
+                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1·tensor2")
     product = tensor1 * tensor2
     return name_node(input + (product if value == 1 else value * product), "AddcmulBackward0", label="addcmul",
                      rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2")
@@ -1091,6 +1168,10 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
 
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcdiv: input + value * tensor1 / tensor2."""
+    fused = rounded_once(lambda x, t1, t2: x + value * t1 / t2, input, tensor1, tensor2)
+    if fused is not None:
+        return name_node(fused, "AddcdivBackward0", label="addcdiv",
+                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1/tensor2")
     quotient = tensor1 / tensor2
     return name_node(input + (quotient if value == 1 else value * quotient), "AddcdivBackward0", label="addcdiv",
                      rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2")
