@@ -640,7 +640,7 @@ def later_parts(report: Report, options) -> None:
         assert _host(restored).tolist() == on_cpu.tolist() == [0.0, 1.0, 2.0, 3.0]
         return f"restored on {restored.device}; map_location 'cpu' and a dict give the CPU"
 
-    def autocast_step():
+    def autocast_step(lower=chainrule.float16):
         chainrule.manual_seed(0)
         model = chainrule.nn.Sequential(chainrule.nn.Linear(64, 128), chainrule.nn.ReLU(),
                                         chainrule.nn.Linear(128, 10)).to(device)
@@ -650,16 +650,18 @@ def later_parts(report: Report, options) -> None:
             full = F.cross_entropy(model(x), y).item()
         scaler = chainrule.amp.GradScaler("cuda")
         optimizer = chainrule.optim.SGD(model.parameters(), lr=0.1)
-        with chainrule.autocast("cuda", dtype=chainrule.float16):
+        with chainrule.autocast("cuda", dtype=lower):
             hidden = model[0](x)
             loss = F.cross_entropy(model(x), y)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        assert hidden.dtype == chainrule.float16 and loss.dtype == chainrule.float32, (hidden.dtype, loss.dtype)
+        assert hidden.dtype == lower and loss.dtype == chainrule.float32, (hidden.dtype, loss.dtype)
         assert all(p.grad.dtype == chainrule.float32 for p in model.parameters())
-        assert abs(loss.item() - full) <= 1e-2 * max(1.0, abs(full)), (loss.item(), full)
-        return f"linear in float16, loss in float32 ({loss.item():.4f} vs {full:.4f} in float32), float32 gradients"
+        tolerance = 1e-2 if lower is chainrule.float16 else 3e-2  # bfloat16 keeps 8 bits of mantissa
+        assert abs(loss.item() - full) <= tolerance * max(1.0, abs(full)), (loss.item(), full)
+        return (f"linear in {lower}, loss in float32 ({loss.item():.4f} vs {full:.4f} in float32), "
+                "float32 gradients")
 
     def train_nprocs():
         import importlib.util
@@ -685,7 +687,9 @@ def later_parts(report: Report, options) -> None:
 
     checks = {"fused cross-entropy and layer norm": fused_losses, "multi-tensor Adam": multi_tensor_adam,
               "randperm and multinomial on the device": random_on_device, "load map_location": map_location,
-              "autocast float16 step": autocast_step, "train --nprocs 2 on the device": train_nprocs}
+              "autocast float16 step": autocast_step,
+              "autocast bfloat16 step": lambda: autocast_step(chainrule.bfloat16),
+              "train --nprocs 2 on the device": train_nprocs}
     if not device.startswith("cuda"):
         checks = {k: v for k, v in checks.items() if k in ("fused cross-entropy and layer norm", "multi-tensor Adam")}
         report.line(f"   device {device}: the device-only checks are skipped")

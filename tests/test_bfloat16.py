@@ -288,3 +288,34 @@ def test_bfloat16_on_the_cuda_stand_in_follows_cupy_14():
         out = (x @ x.T).sum()
         assert out.dtype is chainrule.bfloat16 and out.device.type == "cuda"
         np.testing.assert_allclose(out.float().item(), (x.cpu() @ x.cpu().T).sum().float().item(), rtol=RTOL)
+
+
+def test_cuda_autocast_to_bfloat16_on_the_stand_in():
+    # nanoGPT's default: dtype = 'bfloat16' if torch.cuda.is_bf16_supported() else 'float16', then
+    # autocast('cuda', dtype=...): the linear runs in bfloat16 (float32 accumulation, one rounding),
+    # softmax/cross-entropy in float32, and the gradients reach the float32 weights
+    torch = pytest.importorskip("torch")
+    from chainrule import _backend
+
+    rng = np.random.default_rng(5)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((6, 16), (10, 16), (10,)))
+    target = rng.integers(0, 10, 6)
+    with _backend.use_standin_cuda():
+        assert chainrule.cuda.is_bf16_supported()
+        wc = chainrule.tensor(w, device="cuda", requires_grad=True)
+        with chainrule.autocast("cuda", dtype=chainrule.bfloat16):
+            logits = chainrule.nn.functional.linear(chainrule.tensor(x, device="cuda"), wc,
+                                                    chainrule.tensor(b, device="cuda"))
+            loss = chainrule.nn.functional.cross_entropy(logits, chainrule.tensor(target, device="cuda"))
+        assert logits.dtype is chainrule.bfloat16 and loss.dtype is chainrule.float32
+        loss.backward()
+        assert wc.grad.dtype is chainrule.float32 and wc.grad.device.type == "cuda"
+        ours = (logits.detach().float().cpu().numpy(), loss.item(), wc.grad.cpu().numpy())
+    wt = torch.tensor(w, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        tlogits = torch.nn.functional.linear(torch.tensor(x), wt, torch.tensor(b))
+    tloss = torch.nn.functional.cross_entropy(tlogits.float(), torch.tensor(target))
+    tloss.backward()
+    np.testing.assert_array_equal(ours[0], tlogits.float().detach().numpy())
+    np.testing.assert_allclose(ours[1], tloss.item(), rtol=1e-5)
+    np.testing.assert_allclose(ours[2], wt.grad.numpy(), rtol=2e-2, atol=2e-3)

@@ -8,6 +8,8 @@ Values and gradients of the differentiable ones on ordinary inputs are in the Op
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -174,3 +176,29 @@ def test_stride_of_an_empty_tensor_is_torchs_contiguous_one():
     assert chainrule.zeros(2, 0, 3).stride() == (3, 3, 1)
     assert chainrule.empty(0, 4).stride() == (4, 1)
     assert chainrule.zeros(0).stride(0) == 1
+
+
+def test_swap_tensors_swaps_content_and_keeps_identity():
+    # the swap_tensors recipe: a reference held elsewhere (an optimizer's param list) sees the new content
+    t1, t2 = chainrule.arange(2), chainrule.arange(3)
+    ids = id(t1), id(t2)
+    chainrule.utils.swap_tensors(t1, t2)
+    assert (id(t1), id(t2)) == ids and t1.tolist() == [0, 1, 2] and t2.tolist() == [0, 1]
+    lin = chainrule.nn.Linear(2, 1)
+    opt = chainrule.optim.SGD(lin.parameters(), lr=1.0)
+    lin(chainrule.ones(1, 2)).sum().backward()  # the weight now has a gradient accumulator
+    new = chainrule.nn.Parameter(chainrule.full((1, 2), 5.0))
+    chainrule.utils.swap_tensors(lin.weight, new)
+    assert type(lin.weight) is chainrule.nn.Parameter and opt.param_groups[0]["params"][0] is lin.weight
+    assert lin.weight.tolist() == [[5.0, 5.0]] and lin.weight.grad is None and new.grad.tolist() == [[1.0, 1.0]]
+    lin.weight.grad = None
+    lin(chainrule.ones(1, 2)).sum().backward()  # a fresh accumulator fills the swapped-in tensor
+    opt.step()
+    assert lin.weight.tolist() == [[4.0, 4.0]]
+    pending = lin(chainrule.ones(1, 2)).sum()  # recorded before the swap: its accumulator is refused, as torch's
+    chainrule.utils.swap_tensors(lin.weight, new)
+    with pytest.raises(RuntimeError, match="poisoned by swap_tensors"):
+        pending.backward()
+    with pytest.raises(RuntimeError, match="weakref"):
+        keep = weakref.ref(t1)  # noqa: F841
+        chainrule.utils.swap_tensors(t1, t2)

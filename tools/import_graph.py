@@ -21,7 +21,7 @@ PACKAGE = "chainrule"
 # lowest first; a module may import from its own layer and the layers below it. The first
 # matching prefix decides (so "chainrule.tensor" is matched before the catch-all ones)
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("chainrule._dtype", "chainrule._backend", "chainrule._standin", "chainrule._cupy_surface",
+    ("base", ("chainrule._dtype", "chainrule._backend", "chainrule._meta", "chainrule._standin", "chainrule._cupy_surface",
               "chainrule._config", "chainrule._parallel", "chainrule._shared", "chainrule._layout",
               "chainrule.return_types", "chainrule._opmath", "chainrule._naming")),
     ("autograd", ("chainrule.autograd",)),

@@ -181,7 +181,12 @@ def is_complex(input: Tensor) -> bool:
 
 
 def get_default_device() -> device:
-    return _backend.default_device.device or device("cpu")
+    """torch.get_default_device: the device of ``set_default_device`` or the innermost ``with
+    device(...)`` block ('cuda' as the selected GPU, cuda:0 unless set_device chose another)."""
+    chosen = _backend.default_device.device or device("cpu")
+    if chosen.type == "cuda" and chosen.index is None:
+        return device("cuda", _backend.selected_gpu.of(_backend.cuda_module()))
+    return chosen
 
 
 def set_default_device(device_to_use) -> None:
@@ -192,7 +197,7 @@ def set_default_device(device_to_use) -> None:
         chosen = None
     if chosen is not None:
         _backend.module_for_device(chosen)  # CuPy and a GPU are there, or a clear error now
-        if chosen.index is None:
+        if chosen.index is None and chosen.type == "cuda":
             chosen = device(chosen.type, 0)
     _backend.default_device.device = chosen
 
@@ -319,3 +324,17 @@ newaxis = None
 is_inference = Tensor.is_inference
 from . import storage  # noqa: E402
 from .storage import TypedStorage, UntypedStorage  # noqa: E402,F401
+
+globals().update(storage.LEGACY_STORAGES)  # torch.FloatStorage, ..., what Tensor.storage_type() returns
+from .accelerator import Event, Stream  # noqa: E402,F401  torch's accelerator-generic classes
+
+# --- NumPy's axis=/keepdims= on the public functions torch's argument parser gives them to
+import sys as _sys  # noqa: E402
+
+from .ops import numpy_names as _numpy_names  # noqa: E402
+from . import special as _special_namespace  # noqa: E402
+
+_numpy_names.install(_sys.modules[__name__], _numpy_names.PUBLIC_NAMES["torch"], Tensor)
+_numpy_names.install(linalg, _numpy_names.PUBLIC_NAMES["linalg"])
+_numpy_names.install(_special_namespace, _numpy_names.PUBLIC_NAMES["special"])
+_numpy_names.install(nn.functional, _numpy_names.PUBLIC_NAMES["nn.functional"])

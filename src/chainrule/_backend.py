@@ -24,12 +24,15 @@ import sys
 
 import numpy as np
 
+from . import _meta
+
 __all__ = ["device", "array_module", "cuda_module", "cuda_available", "device_of", "to_device", "subtract_contiguous",
            "module_for_device", "use_standin_cuda", "ufunc_at", "amax_with_initial", "checked_linalg",
            "broadcast_solve", "accumulate"]
 
 _ndarray = np.ndarray
 _generic = np.generic
+_MetaArray = _meta.ndarray
 
 
 class _GpuModule:
@@ -142,10 +145,10 @@ class device:
             type, index = kind, parsed
         elif isinstance(type, (int, np.integer)) and not isinstance(type, bool) and index is None:
             # torch.device(1): the accelerator's device 1
+            if type < 0:  # torch checks the sign first, with or without an accelerator
+                raise RuntimeError("Device index must not be negative")
             if not cuda_available():
                 raise RuntimeError("Cannot access accelerator device when none is available.")
-            if type < 0:
-                raise RuntimeError("Device index must not be negative")
             type, index = "cuda", int(type)
         else:
             raise TypeError(f"device(): expected a string like 'cpu' or 'cuda' (and an optional int index), got "
@@ -154,14 +157,26 @@ class device:
         self.index = index
 
     def __eq__(self, other) -> bool:
+        # as torch: 'cuda' (no index: whichever GPU is current) is not 'cuda:0', nor 'cpu' 'cpu:0'
         if isinstance(other, str):
             other = device(other)
         if not isinstance(other, device):
             return NotImplemented
-        return self.type == other.type and (self.index or 0) == (other.index or 0)
+        return self.type == other.type and self.index == other.index
 
     def __hash__(self) -> int:
-        return hash((self.type, self.index or 0))
+        return hash((self.type, self.index))
+
+    # ``with torch.device('meta'):``: creation functions given no device= create there (torch's
+    # DeviceContext); the block restores the default it found, so blocks nest and
+    # set_default_device inside one lasts until the block ends
+    def __enter__(self) -> device:
+        _DEVICE_BLOCKS.append(default_device.device)
+        default_device.device = None if self.type == "cpu" else self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        default_device.device = _DEVICE_BLOCKS.pop()
 
     def __repr__(self) -> str:
         return f"device(type='{self.type}'" + (f", index={self.index})" if self.index is not None else ")")
@@ -171,6 +186,8 @@ class device:
 
 
 CPU = device("cpu")
+META = device("meta")
+_DEVICE_BLOCKS: list = []  # the default device each open ``with device(...)`` block restores
 
 
 class _DefaultDevice:
@@ -206,8 +223,10 @@ def array_module(*arrays):
         kind = type(array)
         if kind is _ndarray or kind is float or kind is int or array is None or isinstance(array, _generic):
             continue
-        cp = cuda_module()
         data = getattr(array, "_data", array)  # an array or a Tensor
+        if type(data) is _MetaArray:
+            return _meta.module
+        cp = cuda_module()
         if cp is not None and isinstance(data, cp.ndarray):
             make_current(cp, data.device.id)  # the math that follows runs on this array's GPU
             return cp
@@ -216,7 +235,7 @@ def array_module(*arrays):
 
 def is_array(value) -> bool:
     """A NumPy or device array (not a scalar, list or Tensor)."""
-    if isinstance(value, _ndarray):
+    if isinstance(value, (_ndarray, _MetaArray)):
         return True
     cp = cuda_module()
     return cp is not None and isinstance(value, cp.ndarray)
@@ -243,6 +262,8 @@ def module_for_device(dev) -> object:
     dev = device(dev) if not isinstance(dev, device) else dev
     if dev.type == "cpu":
         return np
+    if dev.type == "meta":
+        return _meta.module
     if dev.type != "cuda":
         raise NotImplementedError(f"chainrule has no '{dev.type}' backend: tensors live on the 'cpu' or on 'cuda' "
                                   f"(device={str(dev)!r})")
@@ -260,9 +281,23 @@ def module_for_device(dev) -> object:
 CUDA0 = device("cuda", 0)
 
 
+def resolve(dev) -> device:
+    """The device a tensor put on ``dev`` ends up on: 'cuda' (no index) is the selected GPU and
+    'cpu:0' the CPU. ``device('cuda') != device('cuda:0')`` as in torch, so a request is resolved
+    before it is compared with a tensor's device (``t.to('cuda')`` of a cuda:0 tensor is ``t``)."""
+    dev = device(dev) if not isinstance(dev, device) else dev
+    if dev.index is None:
+        if dev.type != "cuda":
+            return dev
+        return device("cuda", selected_gpu.of(cuda_module()))
+    return CPU if dev.type == "cpu" else dev
+
+
 def device_of(array) -> device:
     if type(array) is _ndarray:
         return CPU
+    if type(array) is _MetaArray:
+        return META
     cp = cuda_module()
     if cp is not None and isinstance(array, cp.ndarray):
         index = array.device.id
@@ -310,6 +345,8 @@ def on_one_device(arrays: list, op: str) -> list:
     xp = array_module(*arrays)
     if xp is np:
         return arrays
+    if xp is _meta.module:
+        return _meta.on_meta(arrays, op)
     first = None
     for array in arrays:
         if isinstance(array, xp.ndarray):
@@ -373,6 +410,8 @@ def make_current(cp, index: int) -> None:
 
 def follow_device(array) -> None:
     """Make ``array``'s GPU CuPy's current device, if it is not (``array`` is a device array)."""
+    if type(array) is _MetaArray:
+        return  # a meta array is on no GPU
     make_current(_gpu.module, array.device.id)
 
 
@@ -406,6 +445,10 @@ _DEVICE_SCALARS: dict = {}
 def to_device(array, dev: device):
     """A copy of ``array`` on ``dev`` (the array itself when it is already there)."""
     xp = module_for_device(dev)
+    if type(array) is _MetaArray or xp is _meta.module:
+        if xp is not _meta.module:
+            raise NotImplementedError(_meta.NO_DATA)
+        return _meta.from_array(array)
     if xp is np:
         if type(array) is _ndarray:
             return array

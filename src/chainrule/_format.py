@@ -218,14 +218,22 @@ def array_body(array, indent: int) -> str:
 
 
 def format_tensor(t) -> str:
-    array = _host(t._data)
     prefix = "tensor("
     indent = len(prefix)
     suffixes = []
     if t.device.type != "cpu":
         suffixes.append(f"device='{t.device}'")
     dtype = t.dtype
-    if array.size == 0:
+    if t.device.type == "meta":  # no values to print: torch states the size, and any non-default dtype
+        suffixes.append(f"size={tuple(t.shape)}")
+        if dtype is not _dtype.get_default_dtype():
+            suffixes.append(f"dtype={dtype!r}")
+        body, array = "...", None
+    else:
+        array = _host(t._data)
+    if array is None:
+        pass
+    elif array.size == 0:
         body = "[]"
         if array.ndim != 1:
             suffixes.append(f"size={tuple(array.shape)}")

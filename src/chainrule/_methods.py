@@ -22,6 +22,7 @@ from . import storage as _storage
 from ._backend import array_module, writeable
 from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
+from .autograd import grad_mode as _grad_mode
 from .autograd import profiler as _profiler
 from .autograd.function import QUIET, broadcast_error, name_node, numpy_errstate
 from .autograd.grad_mode import is_grad_enabled
@@ -90,6 +91,7 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
     apply = _function._apply_array_op  # what function_cls.apply is, without binding a method
     quiet_now = numpy_errstate.get
     ndarray = np.ndarray
+    takes_number = function_cls is ew.RSub  # number - tensor: the number is a parameter, not an edge
 
     def method(self, other) -> Tensor:
         data = self._data
@@ -101,6 +103,8 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
                 cpu = type(data) is ndarray
                 if self._requires_grad and state.enabled or not cpu:
                     # (a device op goes through apply too: apply runs it on its tensors' GPU)
+                    if takes_number:
+                        return apply(function_cls, self, number=other)
                     if c is None:
                         c = constant(other, data.dtype)
                     return apply(function_cls, c, self) if reflected else apply(function_cls, self, c)
@@ -157,9 +161,14 @@ def _bind_operators() -> None:
     for name, fn, cls, ufunc in (("add", ew.add, ew.Add, np.add), ("sub", ew.sub, ew.Sub, np.subtract),
                                  ("mul", ew.mul, ew.Mul, np.multiply), ("truediv", ew.div, ew.Div, np.true_divide)):
         setattr(Tensor, f"__{name}__", _arithmetic(fn, cls, ufunc))
-        setattr(Tensor, f"__r{name}__", _arithmetic(fn, cls, ufunc, reflected=True))
         _GENERAL_OPERATORS[f"__{name}__"] = _operator(fn)
-        _GENERAL_OPERATORS[f"__r{name}__"] = _reflected(fn)
+        if name in ("add", "mul"):
+            # number + tensor is tensor + number, as torch records it: the tensor's edge first
+            setattr(Tensor, f"__r{name}__", getattr(Tensor, f"__{name}__"))
+            _GENERAL_OPERATORS[f"__r{name}__"] = _GENERAL_OPERATORS[f"__{name}__"]
+        else:
+            setattr(Tensor, f"__r{name}__", _arithmetic(fn, cls, ufunc, reflected=True))
+            _GENERAL_OPERATORS[f"__r{name}__"] = _reflected(fn)
     Tensor.__rsub__ = _arithmetic(_rsub, ew.RSub, np.subtract, reflected=True)
     _GENERAL_OPERATORS["__rsub__"] = _reflected(_rsub)
     _FAST_OPERATORS.update((name, Tensor.__dict__[name]) for name in _GENERAL_OPERATORS)
@@ -236,8 +245,10 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         _save_original(node, self)
     if view_key is not None:
         return _write_through_base(self, result, view_key)
+    box = self._version_box
+    version = box[0]  # read first: an inference tensor refuses the write before it happens
     self._data[...] = result._data
-    self._version_box[0] += 1
+    box[0] = version + 1
     if recording and result.grad_fn is not None:
         self.grad_fn = result.grad_fn
         self._output_nr = result._output_nr
@@ -628,6 +639,109 @@ def _resize(self: Tensor, *sizes, memory_format=None) -> Tensor:
     return self
 
 
+def _resize_out_of_place(self: Tensor, *sizes) -> Tensor:
+    """The deprecated Tensor.resize (torch.autograd._functions.Resize): a reshape that keeps the
+    number of elements, warning as torch does."""
+    import warnings
+
+    warnings.warn("non-inplace resize is deprecated", UserWarning, stacklevel=2)
+    sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
+    numel = int(np.prod(sizes, dtype=np.int64))
+    if numel != self._data.size:
+        raise RuntimeError(
+            f"requested resize to {'x'.join(map(str, sizes))} ({numel} elements in total), but the given tensor has "
+            f"a size of {'x'.join(map(str, self._data.shape))} ({self._data.size} elements). autograd's resize can "
+            "only change the shape of a given tensor, while preserving the number of elements. ")
+    return name_node(self.contiguous().view(sizes), "ResizeBackward")
+
+
+def _resize_as_out_of_place(self: Tensor, tensor: Tensor) -> Tensor:
+    """The deprecated Tensor.resize_as: ``resize`` to ``tensor``'s shape."""
+    import warnings
+
+    warnings.warn("non-inplace resize_as is deprecated", UserWarning, stacklevel=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _resize_out_of_place(self, tuple(tensor.shape))
+
+
+# torch's C++ names of the dtypes, as set_'s mismatch message spells them
+_CPP_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+                   "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+                   "uint8": "unsigned char", "bool": "bool", "complex64": "c10::complex<float>",
+                   "complex128": "c10::complex<double>"}
+
+
+def _set(self: Tensor, source=None, storage_offset: int = 0, size=None, stride=None) -> Tensor:
+    """Tensor.set_: ``self`` takes ``source``'s memory (a tensor's, or a storage's), or none.
+
+    chainrule's tensor holds one array, so after ``x.set_(y)`` both hold the same array (or, with
+    ``storage_offset``/``size``/``stride``, a strided view of its memory): writes through either
+    show in the other, as torch's shared storage does, until an op gives one of them a new array
+    (``resize_`` past the end, say), where torch's storage would grow in place.
+    """
+    if self._requires_grad and is_grad_enabled():
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    xp = array_module(self._data)
+    if source is None:
+        self._data = xp.empty((0,), dtype=self._data.dtype)
+        self._version_box[0] += 1
+        return self
+    if isinstance(source, Tensor):
+        array = source._data
+        mine, theirs = str(self.dtype).rsplit(".", 1)[-1], str(source.dtype).rsplit(".", 1)[-1]
+        if array.dtype != self._data.dtype:
+            raise RuntimeError(f"Could not set tensor of type {_CPP_TYPE_NAMES.get(theirs, theirs)} to a tensor of "
+                               f"type {_CPP_TYPE_NAMES.get(mine, mine)}")
+        if size is None:
+            self._data = array
+            self._version_box[0] += 1
+            return self
+        root, base_offset = _storage.storage_root(array)
+        storage_offset += base_offset
+    elif isinstance(source, _storage._Storage):
+        root = source._root
+        if isinstance(source, _storage.TypedStorage) and root.dtype != self._data.dtype:
+            raise RuntimeError(f"Expected a Storage of type {self.dtype} but got {source.dtype}")
+    else:
+        raise TypeError(f"set_() received an invalid combination of arguments - got ({type(source).__name__}), "
+                        "but expected one of: (), (Storage source), (Storage source, int storage_offset, tuple of "
+                        "ints size, tuple of ints stride), (Tensor source), (Tensor source, int storage_offset, "
+                        "tuple of ints size, tuple of ints stride)")
+    flat = root.reshape(-1).view(self._data.dtype)  # a storage's bytes read as self's dtype
+    if size is None:
+        size = (flat.size - storage_offset,)
+    size = tuple(size)
+    if stride is None:  # contiguous
+        stride = tuple(int(np.prod(size[i + 1:], dtype=np.int64)) for i in range(len(size)))
+    needed = storage_offset + 1 + sum((n - 1) * st for n, st in zip(size, stride)) if all(size) else storage_offset
+    if needed > flat.size:
+        raise RuntimeError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage offset "
+                           f"{storage_offset}, and itemsize {flat.itemsize} requiring a storage size of "
+                           f"{needed * flat.itemsize} are out of bounds for storage of size {flat.nbytes}")
+    self._data = xp.lib.stride_tricks.as_strided(flat[storage_offset:], shape=size,
+                                                 strides=tuple(st * flat.itemsize for st in stride))
+    self._version_box[0] += 1
+    return self
+
+
+def _is_set_to(self: Tensor, tensor: Tensor) -> bool:
+    """Tensor.is_set_to: the same memory, offset, shape and strides."""
+    mine, theirs = _storage.storage_root(self._data), _storage.storage_root(tensor._data)
+    return (mine[0] is theirs[0] and mine[1] == theirs[1] and self._data.dtype == tensor._data.dtype
+            and self._data.shape == tensor._data.shape and self._data.strides == tensor._data.strides)
+
+
+def _as_subclass(self: Tensor, cls) -> Tensor:
+    """Tensor.as_subclass: a ``cls`` instance on ``self``'s memory, still on its autograd graph."""
+    if not (isinstance(cls, type) and issubclass(cls, Tensor)):
+        raise TypeError("Creating a Tensor subclass from a class that does not inherit from Tensor is not possible. "
+                        "Make sure your class inherits from Tensor.")
+    out = name_node(self.view_as(self), "AliasBackward0")
+    out.__class__ = cls
+    return out
+
+
 def _apply(self: Tensor, callable) -> Tensor:
     """torch's apply_: ``callable`` on each element, in place (CPU tensors only, no autograd)."""
     if not isinstance(self._data, np.ndarray):
@@ -673,9 +787,26 @@ def _no_xpu(self, device=None, non_blocking: bool = False, memory_format=None):
     raise AssertionError("Torch not compiled with XPU enabled")
 
 
+_plain_make = Tensor.__dict__["_make"]  # the classmethod itself, so subclasses still get their own class
+
+
+def _make_inference_tensor(cls, array, grad_fn=None, output_nr: int = 0) -> Tensor:
+    t = _plain_make.__func__(cls, array, grad_fn, output_nr)
+    t._vbox = _grad_mode.INFERENCE_VERSION
+    return t
+
+
+def _mark_inference_tensors(on: bool) -> None:
+    """Inside an inference_mode block every new tensor is an inference tensor: the two constructors
+    (Tensor._make and the op path's copy of it) mark what they make; outside it they are the plain
+    ones again, so normal programs pay nothing."""
+    Tensor._make = classmethod(_make_inference_tensor) if on else _plain_make
+    _function._make_tensor = Tensor._make
+
+
 def bind_tensor_misc() -> None:
     Tensor.is_cpu = property(lambda self: self.device.type == "cpu")
-    Tensor.is_meta = False
+    Tensor.is_meta = property(lambda self: self.device.type == "meta")
     # the devices and layouts chainrule does not have: torch's answers for a CPU or CUDA dense tensor
     Tensor.is_xpu = Tensor.is_mps = Tensor.is_ipu = Tensor.is_xla = Tensor.is_maia = Tensor.is_mtia = False
     Tensor.is_nested = Tensor.is_sparse_csr = False
@@ -699,6 +830,12 @@ def bind_tensor_misc() -> None:
     Tensor.put_ = _make_inplace_from_copy(_put)
     Tensor.resize_ = _resize
     Tensor.resize_as_ = lambda self, other, memory_format=None: _resize(self, tuple(other.shape))
+    Tensor.resize = _resize_out_of_place
+    Tensor.resize_as = _resize_as_out_of_place
+    Tensor.set_ = _set
+    Tensor.is_set_to = _is_set_to
+    Tensor.as_subclass = _as_subclass
+    Tensor.storage_type = _storage.storage_type
     Tensor.apply_ = _apply
     Tensor.map_ = _map
     Tensor.log_normal_ = _random_fill(lambda rng, shape, mean=1.0, std=2.0: rng.lognormal(mean, std, shape))
@@ -707,7 +844,9 @@ def bind_tensor_misc() -> None:
     Tensor.untyped_storage = _storage.untyped_storage
     Tensor.storage = _storage.typed_storage
     # chainrule's inference_mode is no_grad: it makes no inference tensors
-    Tensor.is_inference = lambda self: False
+    Tensor.is_inference = lambda self: self._vbox is _grad_mode.INFERENCE_VERSION or (
+        self._vbox is _grad_mode.INFERENCE_WRITE)
+    _grad_mode.inference_tensors.mark = _mark_inference_tensors
     Tensor.volatile = property(_volatile)
 
 

@@ -118,5 +118,16 @@ def run(cls, ctx, arrays: list, params: dict):
     return rounded
 
 
+def fused_compute_dtype(dtype):
+    """float32 for the dtypes whose fused scalar ops (``add(alpha=)``, ``addcmul``, ``lerp``,
+    ``addmm``'s beta/alpha) torch computes in float32 and rounds once, at the end: bfloat16 and
+    float16 (``at::opmath_type``); None for every other dtype, which such ops compute in itself.
+
+    A chainrule dtype in, a chainrule dtype out: the ops that use it widen their operands to it
+    (``ops.elementwise.rounded_once``) rather than rounding after each step of their composite.
+    """
+    return _dtype.float32 if dtype is _dtype.bfloat16 or dtype is _dtype.float16 else None
+
+
 def _round(array, bfloat16):
     return array.astype(bfloat16) if getattr(array, "dtype", None) == _FLOAT32 else array

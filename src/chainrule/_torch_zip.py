@@ -24,6 +24,7 @@ it (its class is chainrule's).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
 import struct
@@ -484,7 +485,8 @@ def load(buffer, name: str, weights_only: bool, extra_globals: dict, place):
         # one line, whatever the file put into the problem's text
         return RuntimeError(f"chainrule.load: {name!r} is not a valid PyTorch checkpoint: {' '.join(problem.split())}")
 
-    try:
+    # a corrupt archive or pickle surfaces as whatever zipfile or an opcode trips over
+    with _load_errors(fail, file_code_ran=not weights_only, always=(zipfile.BadZipFile, EOFError)):
         archive = _Archive(buffer, name)
         byteorder = bytes(archive.member("byteorder")) if archive.prefix + "byteorder" in archive.members else b"little"
         if byteorder not in (b"little", b"big"):
@@ -516,6 +518,21 @@ def load(buffer, name: str, weights_only: bool, extra_globals: dict, place):
             result = _WeightsOnlyUnpickler(data_pkl, storage, extra_globals).load()
         else:
             result = _TrustedUnpickler(data_pkl, storage).load()
+    locations = {id(array): s.location for _, s in storages.values() for array in s.views}
+    return _place_all(result, lambda t: place(t, locations.get(id(t._data), "cpu")))
+
+
+@contextlib.contextmanager
+def _load_errors(fail, file_code_ran: bool, always: tuple = ()):
+    """What reading a checkpoint raises, as ``fail``'s one-line RuntimeError; shared by the zip and
+    legacy loaders.
+
+    torch's weights-only refusal and MemoryError pass unchanged. With ``file_code_ran`` (a
+    weights_only=False load ran the file's own classes, which may raise anything) any other
+    exception passes too, except the ``always`` types a corrupt container raises.
+    """
+    try:
+        yield
     except _Malformed as exc:
         raise fail(str(exc)) from None
     except pickle.UnpicklingError as exc:
@@ -527,12 +544,9 @@ def load(buffer, name: str, weights_only: bool, extra_globals: dict, place):
     except MemoryError:
         raise
     except Exception as exc:
-        if not weights_only and not isinstance(exc, (zipfile.BadZipFile, EOFError)):
-            raise  # with weights_only=False the file's own classes may raise anything
-        # a corrupt archive or pickle surfaces as whatever zipfile or an opcode trips over
+        if file_code_ran and not isinstance(exc, always):
+            raise
         raise fail(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
-    locations = {id(array): s.location for _, s in storages.values() for array in s.views}
-    return _place_all(result, lambda t: place(t, locations.get(id(t._data), "cpu")))
 
 
 def _place_all(obj, place, depth: int = 0):
@@ -923,18 +937,8 @@ def load_legacy(buffer, name: str, weights_only: bool, extra_globals: dict, plac
         return RuntimeError(f"chainrule.load: {name!r} is not a valid PyTorch checkpoint (legacy format): "
                             f"{' '.join(problem.split())}")
 
-    try:
+    with _load_errors(fail, file_code_ran=False):  # the dry run runs nothing of the file's
         pickle_start, pickle_end, storages = _legacy_layout(buffer)
-    except pickle.UnpicklingError as exc:
-        if str(exc).startswith("Weights only load failed"):
-            raise
-        raise fail(str(exc) if isinstance(exc, _Malformed) else f"its pickle is garbled ({str(exc)[:200]})") from None
-    except RecursionError:
-        raise fail("its pickle nests too deeply") from None
-    except MemoryError:
-        raise
-    except Exception as exc:  # whatever a garbled pickle trips over: nothing of the file's ran yet
-        raise fail(f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
     def storage(pid):
         # the same bytes as the dry run: the same ids, checked there
@@ -943,24 +947,10 @@ def load_legacy(buffer, name: str, weights_only: bool, extra_globals: dict, plac
         return storages[pid[2]][1]
 
     data_pkl = _View(buffer, pickle_start, pickle_end)
-    try:
+    with _load_errors(fail, file_code_ran=not weights_only):
         if weights_only:
             result = _WeightsOnlyUnpickler(data_pkl, storage, extra_globals).load()
         else:
             result = _TrustedUnpickler(data_pkl, storage).load()
-    except _Malformed as exc:
-        raise fail(str(exc)) from None
-    except pickle.UnpicklingError as exc:
-        if str(exc).startswith("Weights only load failed"):
-            raise
-        raise fail(f"its pickle is garbled ({str(exc)[:200]})") from None
-    except RecursionError:
-        raise fail("its pickle nests too deeply") from None
-    except MemoryError:
-        raise
-    except Exception as exc:
-        if not weights_only:
-            raise  # with weights_only=False the file's own classes may raise anything
-        raise fail(f"{type(exc).__name__}: {str(exc)[:200]}") from None
     locations = {id(array): s.location for _, s in storages.values() for array in s.views}
     return _place_all(result, lambda t: place(t, locations.get(id(t._data), "cpu")))

@@ -74,3 +74,99 @@ def memory_reserved(device_index=None) -> int:
 def reset_peak_memory_stats(device_index=None) -> None:
     _require_accelerator()
     _cuda.reset_peak_memory_stats(device_index)
+
+
+# ---------------------------------------------------------------- torch.Stream, torch.Event
+_NO_CPU_EVENTS = "cpu backend doesn't support events."
+
+
+def _stream_device(device):
+    """The device a torch.Stream/torch.Event is for: the one named, else the current accelerator,
+    else the CPU (torch's choice)."""
+    if device is None:
+        return current_accelerator() or _device("cpu")
+    return device if isinstance(device, _device) else _device(device)
+
+
+class Stream:
+    """torch.Stream, the accelerator-generic stream: on a CUDA device it is ``chainrule.cuda.Stream``;
+    on the CPU, torch's placeholder — work is already in order, so ``query`` is True and
+    ``synchronize``/``wait_event`` do nothing, while event recording raises torch's RuntimeError."""
+
+    def __new__(cls, device=None, *, priority: int = 0):
+        place = _stream_device(device)
+        if place.type == "cuda":
+            return _cuda.Stream(place, priority=priority)
+        return super().__new__(cls)
+
+    def __init__(self, device=None, *, priority: int = 0) -> None:
+        self.device = _device("cpu")
+        self.device_type, self.device_index, self.stream_id = 0, -1, 0
+
+    def query(self) -> bool:
+        return True
+
+    def synchronize(self) -> None:
+        pass
+
+    def wait_event(self, event) -> None:
+        pass
+
+    def wait_stream(self, stream) -> None:
+        raise RuntimeError(_NO_CPU_EVENTS)
+
+    def record_event(self, event=None):
+        raise RuntimeError(_NO_CPU_EVENTS)
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Stream) and (other.device, other.stream_id) == (self.device, self.stream_id)
+
+    def __hash__(self) -> int:
+        return hash((self.device.type, self.stream_id))
+
+    def __repr__(self) -> str:
+        return f"torch.Stream device_type=cpu, device_index={self.device_index}, stream_id={self.stream_id}"
+
+
+class Event:
+    """torch.Event, the accelerator-generic event: on a CUDA device it is ``chainrule.cuda.Event``;
+    on the CPU, torch's placeholder, which is always done and cannot be recorded."""
+
+    def __new__(cls, device=None, *, enable_timing: bool = False, blocking: bool = False,
+                interprocess: bool = False):
+        if _stream_device(device).type == "cuda":
+            return _cuda.Event(enable_timing=enable_timing, blocking=blocking, interprocess=interprocess)
+        return super().__new__(cls)
+
+    def __init__(self, device=None, *, enable_timing: bool = False, blocking: bool = False,
+                 interprocess: bool = False) -> None:
+        self.device = _device("cpu")
+        self.event_id = 0
+        self._timing = enable_timing
+
+    def record(self, stream=None) -> None:
+        raise RuntimeError(_NO_CPU_EVENTS)
+
+    def query(self) -> bool:
+        return True
+
+    def synchronize(self) -> None:
+        pass
+
+    def wait(self, stream=None) -> None:
+        pass
+
+    def elapsed_time(self, end_event) -> float:
+        if not (self._timing and getattr(end_event, "_timing", False)):
+            raise ValueError("Both events must be created with argument 'enable_timing=True'.")
+        raise ValueError("Both events must be recorded before calculating elapsed time.")  # none can be, here
+
+    def __repr__(self) -> str:
+        return (f"torch.Event device_type=cpu, device_index=-1, event_flag={int(self._timing)}, "
+                f"event_id={self.event_id}")

@@ -16,7 +16,7 @@ import numpy as np
 from . import _dtype
 from ._backend import array_module, device_of
 
-__all__ = ["UntypedStorage", "TypedStorage", "storage_root"]
+__all__ = ["UntypedStorage", "TypedStorage", "storage_root", "LEGACY_STORAGES"]
 
 
 def storage_root(array):
@@ -131,3 +131,24 @@ def typed_storage(tensor) -> TypedStorage:
                   "UntypedStorage directly, use tensor.untyped_storage() instead of tensor.storage()", UserWarning,
                   stacklevel=2)
     return TypedStorage(storage_root(tensor._data)[0])
+
+
+# torch's legacy per-dtype storage classes (torch.FloatStorage, ...), what Tensor.storage_type()
+# returns; here TypedStorage's subclasses by name, for ``x.storage_type() is torch.FloatStorage``
+# checks and printing (they are not constructed from sizes, as torch's can be)
+_LEGACY_STORAGE_NAMES = {
+    "float32": "FloatStorage", "float64": "DoubleStorage", "float16": "HalfStorage", "bfloat16": "BFloat16Storage",
+    "int64": "LongStorage", "int32": "IntStorage", "int16": "ShortStorage", "int8": "CharStorage",
+    "uint8": "ByteStorage", "bool": "BoolStorage", "complex64": "ComplexFloatStorage",
+    "complex128": "ComplexDoubleStorage",
+}
+LEGACY_STORAGES = {name: type(name, (TypedStorage,), {"__module__": "chainrule"})
+                   for name in _LEGACY_STORAGE_NAMES.values()}
+
+
+def storage_type(tensor) -> type:
+    """Tensor.storage_type: the legacy storage class of ``tensor``'s dtype (torch.FloatStorage, ...)."""
+    name = _LEGACY_STORAGE_NAMES.get(str(tensor.dtype).rsplit(".", 1)[-1])
+    if name is None:
+        raise RuntimeError(f"storage_type: no legacy storage class for {tensor.dtype}")
+    return LEGACY_STORAGES[name]

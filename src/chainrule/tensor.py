@@ -15,9 +15,10 @@ import weakref
 import numpy as np
 
 from . import _dtype
-from ._backend import array_module, device_of, to_device
+from ._backend import array_module, device_of, resolve, to_device
 from ._backend import device as _device
 from .autograd.function import AccumulateGrad, is_recording
+from .autograd.grad_mode import INFERENCE_VERSION, INFERENCE_WRITE, check_requires_grad_allowed
 
 __all__ = ["Tensor"]
 
@@ -174,6 +175,8 @@ class Tensor:
         box = self._vbox
         if box is None:
             box = self._vbox = [0]
+        elif box is INFERENCE_VERSION:
+            return INFERENCE_WRITE  # an inference tensor: writes are refused outside inference mode
         return box
 
     @_version_box.setter
@@ -211,6 +214,8 @@ class Tensor:
                     "var_no_grad = var.detach()."
                 )
             return
+        if value:
+            check_requires_grad_allowed(self._vbox)
         if value and self._data.dtype.kind not in _dtype.FLOAT_KINDS + "c":
             raise RuntimeError(
                 f"only Tensors of floating point and complex dtype can require gradients (got {self.dtype})"
@@ -396,12 +401,12 @@ class Tensor:
                 dtype, dev = a.dtype, a.device
             elif isinstance(a, (_dtype.dtype, type)) or (isinstance(a, str) and a in _dtype._BY_NAME):
                 dtype = _dtype.to_dtype(a)
-            elif isinstance(a, (str, _device)):
-                dev = _device(a)
+            elif isinstance(a, (str, _device)) or (isinstance(a, int) and not isinstance(a, bool)):
+                dev = _device(a)  # an int is an accelerator index, as torch reads ``x.to(local_rank)``
             else:
                 raise TypeError(f"to() received an invalid argument {a!r}")
         out = self
-        if dev is not None and _device(dev) != self.device:
+        if dev is not None and resolve(dev) != self.device:
             out = out._to_device(_device(dev))
         if dtype is not None and _dtype.to_dtype(dtype) is not out.dtype:
             if out.dtype.is_complex and not _dtype.to_dtype(dtype).is_complex:

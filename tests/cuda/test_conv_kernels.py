@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import mmap
 import os
 import re
 import shutil
 import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -250,6 +253,7 @@ def _emulated_kernels(tmp_path_factory):
             libraries[key] = _build(_cuda_conv.kernel_source(dtype), build_dir)
         return _EmulatedFunction(libraries[key], name, dtype)
 
+    function.libraries = libraries  # (the fenced test builds its own functions over them)
     return function
 
 
@@ -353,6 +357,78 @@ def test_filter_gradient_slices_sum_to_the_whole(dtype, emulated, monkeypatch):
     x, _, grad = _arrays(n, c, o, geo, dtype, seed=1)
     _assert_close(_cuda_conv.conv_weight(x, grad, geo, (o, c // 2, 3, 3)),
                   conv._conv_weight(x, grad, geo, (o, c // 2, 3, 3)), dtype, "sliced filter gradient")
+
+
+# A kernel that reads or writes past its arrays is the first thing a real GPU would stop with
+# ("an illegal memory access was encountered", the whole CUDA context lost). NumPy arrays sit
+# inside larger heap blocks, where a stray access goes unnoticed, so here every array a launch
+# gets is copied next to a page the process may not touch: on one side for one launch, on the
+# other side for a second. A stray access is then a segmentation fault (the test process dies:
+# a failure, not a pass) and the two launches must agree with the CPU maps.
+_PAGE = mmap.PAGESIZE
+
+
+def _mprotect(address: int, length: int, protection: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    if libc.mprotect(ctypes.c_void_p(address), ctypes.c_size_t(length), protection) != 0:
+        raise OSError(ctypes.get_errno(), "mprotect failed")
+
+
+class _Fenced:
+    """A copy of ``array`` against a no-access page: just after its last byte (``side`` "after")
+    or just before its first ("before")."""
+
+    def __init__(self, array: np.ndarray, side: str) -> None:
+        data_pages = -(-max(array.nbytes, 1) // _PAGE)
+        self.buffer = mmap.mmap(-1, (data_pages + 2) * _PAGE)
+        self.base = ctypes.addressof(ctypes.c_char.from_buffer(self.buffer))
+        offset = (data_pages + 1) * _PAGE - array.nbytes if side == "after" else _PAGE
+        self.array = np.frombuffer(self.buffer, array.dtype, array.size, offset).reshape(array.shape)
+        self.array[...] = array
+        self.guard = self.base + ((data_pages + 1) * _PAGE if side == "after" else 0)
+        _mprotect(self.guard, _PAGE, 0)  # PROT_NONE
+
+    def release(self) -> None:
+        _mprotect(self.guard, _PAGE, mmap.PROT_READ | mmap.PROT_WRITE)
+
+
+class _FencedFunction(_EmulatedFunction):
+    """An emulated kernel whose every array argument lies against a no-access page."""
+
+    side = "after"
+
+    def __call__(self, grid: tuple, block: tuple, args: tuple) -> None:
+        fenced = [_Fenced(a, self.side) if isinstance(a, np.ndarray) else None for a in args]
+        try:
+            super().__call__(grid, block, tuple(a if f is None else f.array for a, f in zip(args, fenced)))
+            for a, f in zip(args, fenced):
+                if f is not None:
+                    a[...] = f.array  # the output comes back; the inputs are unchanged
+        finally:
+            for f in fenced:
+                if f is not None:
+                    f.release()
+
+
+@pytest.mark.skipif(GXX is None or not sys.platform.startswith("linux"), reason="needs g++ and mprotect")
+@pytest.mark.parametrize("side", ["after", "before"])
+@pytest.mark.parametrize("dtype, tile", DTYPES_AND_TILES, ids=DTYPE_TILE_IDS)
+@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
+def test_kernels_touch_nothing_outside_their_arrays(case, dtype, tile, side, emulated, monkeypatch):
+    monkeypatch.setitem(_cuda_conv.tile, _cuda_conv._CTYPES[np.dtype(dtype)], tile)
+    emulated(dtype, "conv_forward")  # builds the library for this tiling
+    library = emulated.libraries[(np.dtype(dtype), _cuda_conv._tile(dtype)[0])]
+    fenced = type("Fenced", (_FencedFunction,), {"side": side})
+    monkeypatch.setattr(_cuda_conv, "_function", lambda dt, name: fenced(library, name, dt))
+    name, n, c, o, geo = case
+    x, w, grad = _arrays(n, c, o, geo, dtype, seed=2)
+    _assert_close(_cuda_conv.conv_forward(x, w, geo), np.ascontiguousarray(conv._conv(x, w, geo)), dtype,
+                  f"{name} forward, fenced {side}")
+    _assert_close(_cuda_conv.conv_input(grad, w, geo, c), np.ascontiguousarray(conv._conv_input(grad, w, geo, c)),
+                  dtype, f"{name} input gradient, fenced {side}")
+    _assert_close(_cuda_conv.conv_weight(x, grad, geo, w.shape), conv._conv_weight(x, grad, geo, w.shape), dtype,
+                  f"{name} filter gradient, fenced {side}")
 
 
 def test_a_tiling_float64_cannot_take_is_refused():
@@ -572,3 +648,31 @@ def test_the_flag_and_environment_variable(monkeypatch):
     monkeypatch.setenv(_cuda_conv.ENV_VAR, "cudnn")
     with pytest.warns(UserWarning, match="CHAINRULE_CUDA_CONV must be one of implicit_gemm, im2col"):
         assert _cuda_conv._enabled_from_env() is False
+
+
+@pytest.mark.skipif(GXX is None or not sys.platform.startswith("linux"), reason="needs g++ and mprotect")
+def test_the_fence_catches_a_read_past_the_input(tmp_path):
+    """A forward kernel reading one element further than it should must die on the fence (in a
+    child process: the fault ends the process), or the fenced test's passing proves nothing."""
+    source = _cuda_conv.kernel_source(np.float64)
+    load = "v = x_group[((long long)c * H + ih) * W + iw];"
+    assert source.count(load) == 1
+    broken = tmp_path / "broken.cu"
+    broken.write_text(source.replace(load, load.replace("+ iw]", "+ iw + 1]")))
+    child = f"""
+import numpy as np
+from pathlib import Path
+from chainrule.ops import _cuda_conv
+from tests.cuda import test_conv_kernels as t
+library = t._build(Path({str(broken)!r}).read_text(), Path({str(tmp_path)!r}))
+_cuda_conv._function = lambda dtype, name: t._FencedFunction(library, name, dtype)
+name, n, c, o, geo = t.CASES[0]
+x, w, _ = t._arrays(n, c, o, geo, np.float64)
+_cuda_conv.conv_forward(x, w, geo)
+print("no fault")
+"""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root / "src"), str(root), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300, env=env,
+                            cwd=root)
+    assert result.returncode == -11, (result.returncode, result.stdout, result.stderr[-2000:])

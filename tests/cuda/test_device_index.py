@@ -74,7 +74,7 @@ def test_without_cuda_an_int_device_names_the_missing_accelerator():
             lib.zeros(2, device=0)
 
 
-@pytest.mark.parametrize("kind", ["meta", "mps", "xla"])
+@pytest.mark.parametrize("kind", ["mps", "xla"])  # meta is a device now (tests/test_meta_device.py)
 def test_a_device_type_chainrule_lacks_is_named_when_used(kind):
     assert chainrule.device(kind).type == kind  # constructing it is fine, as in torch
     with pytest.raises(NotImplementedError, match=f"chainrule has no '{kind}' backend"):
@@ -148,3 +148,18 @@ def test_a_failed_move_changes_nothing(one_gpu):
     with pytest.raises(RuntimeError, match="invalid device ordinal"):
         model.to("cuda:3")
     assert {name: str(p.device) for name, p in model.named_parameters()} == {n: d for n, (d, _) in before.items()}
+
+
+def test_to_an_int_is_an_accelerator_index_as_torch():
+    # DDP scripts move by local rank: model.to(gpu_id), x.to(gpu_id)
+    if NO_GPU:
+        for lib in (chainrule, torch):
+            with pytest.raises(RuntimeError, match="Cannot access accelerator device when none is available"):
+                lib.ones(2).to(0)
+    with use_standin_cuda():
+        x = chainrule.ones(2).to(0)
+        assert x.device == chainrule.device("cuda", 0)
+        assert chainrule.nn.Linear(2, 1).to(0).weight.device == chainrule.device("cuda:0")
+    for lib in (chainrule, torch):
+        with pytest.raises(RuntimeError, match="Device index must not be negative"):
+            lib.ones(2).to(-1)

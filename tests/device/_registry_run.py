@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 import chainrule
-from chainrule._backend import use_standin_cuda
+from chainrule._backend import resolve, use_standin_cuda
 
 from ..ops.harness import OpCase, _as_list, _make, rng
 
@@ -42,7 +42,7 @@ def run_on_both(case: OpCase, device: str = "cuda", gpus: int | None = None) -> 
             if not isinstance(c, chainrule.Tensor):
                 assert c == g, f"{case.id} output {k}: {g!r} on cuda vs {c!r} on cpu"
                 continue
-            assert g.device == chainrule.device(device), f"{case.id} output {k} is on {g.device}"
+            assert g.device == resolve(device), f"{case.id} output {k} is on {g.device}"
             assert g.dtype == c.dtype and tuple(g.shape) == tuple(c.shape), f"{case.id} output {k}"
             np.testing.assert_allclose(_host(g), _host(c), rtol=1e-5, atol=1e-6, equal_nan=True,
                                        err_msg=f"{case.id} output {k} forward")
@@ -58,6 +58,6 @@ def run_on_both(case: OpCase, device: str = "cuda", gpus: int | None = None) -> 
                 if c.grad is None:
                     assert g.grad is None, f"{case.id} input {i}: gradient on cuda only"
                     continue
-                assert g.grad is not None and g.grad.device == chainrule.device(device), f"{case.id} input {i} gradient"
+                assert g.grad is not None and g.grad.device == resolve(device), f"{case.id} input {i} gradient"
                 np.testing.assert_allclose(_host(g.grad), _host(c.grad), rtol=1e-5, atol=1e-6, equal_nan=True,
                                            err_msg=f"{case.id} input {i} gradient")

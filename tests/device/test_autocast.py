@@ -103,9 +103,14 @@ def test_binary_cross_entropy_is_refused_as_torch_refuses_it(cuda):
         F.binary_cross_entropy(_cuda(X).sigmoid(), _cuda(np.zeros_like(X)))
 
 
-def test_bfloat16_is_refused_with_the_reason(cuda):
-    with pytest.raises(NotImplementedError, match="float16 only .CuPy has no bfloat16 arrays"):
+def test_bfloat16_needs_a_cupy_that_holds_it_and_other_dtypes_disable_the_region(cuda, monkeypatch):
+    monkeypatch.setattr(chainrule.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    with pytest.raises(RuntimeError, match="does not support bfloat16. Please switch dtype to float16"):
         chainrule.autocast("cuda", dtype="bfloat16")
+    with pytest.warns(UserWarning, match="target dtype is not supported. Disabling autocast"):
+        region = chainrule.autocast("cuda", dtype=chainrule.float64)
+    with region:
+        assert not chainrule.is_autocast_enabled("cuda")
 
 
 def test_a_mixed_precision_training_step_with_grad_scaler(cuda):

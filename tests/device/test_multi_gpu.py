@@ -21,7 +21,7 @@ from chainrule.testing import standin
 from chainrule.testing.opinfo import op_db
 
 from ._registry_run import run_on_both
-from .test_training_step import MODELS, _step
+from .test_training_step import MODELS, _step, train_on_cpu_and_device
 
 CUDA1 = chainrule.device("cuda:1")
 
@@ -56,29 +56,8 @@ OPTIMIZERS = {
 @pytest.mark.parametrize("make_model", MODELS.values(), ids=MODELS.keys())
 def test_training_step_on_the_second_gpu(two_gpus, make_model, make_optimizer):
     # torch's DDP tutorial: model.to(rank) with no set_device, so GPU 0 stays current
-    chainrule.manual_seed(0)
-    model, shape = make_model()
-    rng = np.random.default_rng(0)
-    x = chainrule.tensor(rng.standard_normal(shape).astype(np.float32))
-    y = chainrule.tensor(rng.integers(0, 3, shape[0]))
-    on_gpu1 = copy.deepcopy(model).to("cuda:1")
-    cpu_optimizer, gpu_optimizer = make_optimizer(model.parameters()), make_optimizer(on_gpu1.parameters())
-    x1, y1 = x.to("cuda:1"), y.to("cuda:1")
-    for _ in range(2):
-        cpu_loss = _step(model, cpu_optimizer, x, y)
-        two_gpus.reset_transfers()
-        gpu_loss = _step(on_gpu1, gpu_optimizer, x1, y1)
-        assert two_gpus.transfers() == 0
-        assert gpu_loss.device == CUDA1
-        np.testing.assert_allclose(gpu_loss.item(), cpu_loss.item(), rtol=1e-5)
+    train_on_cpu_and_device(two_gpus, make_model, make_optimizer, CUDA1)
     assert chainrule.cuda.current_device() == 0  # the user's device is untouched
-    for (name, p), q in zip(model.named_parameters(), on_gpu1.parameters()):
-        assert q.device == CUDA1 and q.grad.device == CUDA1, name
-        np.testing.assert_allclose(q.detach().cpu().numpy(), p.detach().numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
-    for state in gpu_optimizer.state.values():
-        for key, value in state.items():
-            if isinstance(value, chainrule.Tensor) and key != "step":
-                assert value.device == CUDA1, key
 
 
 class _Split(nn.Module):

@@ -72,27 +72,35 @@ def _step(model, optimizer, x, y) -> chainrule.Tensor:
     return loss
 
 
-@pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
-@pytest.mark.parametrize("make_model", MODELS.values(), ids=MODELS.keys())
-def test_training_step_on_device(cuda, make_model, make_optimizer):
+def train_on_cpu_and_device(standin, make_model, make_optimizer, device: chainrule.device) -> None:
+    """Two training steps of one model on the CPU and of its copy on ``device``: the same losses and
+    parameters, no host<->device copy during a device step, and the parameters, their gradients and
+    the optimizer's state on ``device`` (test_multi_gpu.py runs it on a second GPU)."""
     chainrule.manual_seed(0)
     model, shape = make_model()
     rng = np.random.default_rng(0)
     x = chainrule.tensor(rng.standard_normal(shape).astype(np.float32))
     y = chainrule.tensor(rng.integers(0, 3, shape[0]))
-    on_device = copy.deepcopy(model).to("cuda")
+    on_device = copy.deepcopy(model).to(device)
     cpu_optimizer, device_optimizer = make_optimizer(model.parameters()), make_optimizer(on_device.parameters())
-    x_device, y_device = x.to("cuda"), y.to("cuda")
+    x_device, y_device = x.to(device), y.to(device)
     for _ in range(2):  # the second step runs with the optimizer state in place
         cpu_loss = _step(model, cpu_optimizer, x, y)
-        cuda.reset_transfers()
+        standin.reset_transfers()
         device_loss = _step(on_device, device_optimizer, x_device, y_device)
-        assert cuda.transfers() == 0, f"{cuda.transfers()} host<->device copies in one training step"
+        assert standin.transfers() == 0, f"{standin.transfers()} host<->device copies in one training step"
+        assert device_loss.device == device
         np.testing.assert_allclose(device_loss.item(), cpu_loss.item(), rtol=1e-5)
     for (name, p), q in zip(model.named_parameters(), on_device.parameters()):
-        assert q.device == chainrule.device("cuda:0") and q.grad.device.type == "cuda", name
+        assert q.device == device and q.grad.device == device, name
         np.testing.assert_allclose(q.detach().cpu().numpy(), p.detach().numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
     for state in device_optimizer.state.values():
         for key, value in state.items():
             if isinstance(value, chainrule.Tensor) and key != "step":
-                assert value.device.type == "cuda", key  # state lives on the parameter's device
+                assert value.device == device, key  # state lives on the parameter's device
+
+
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
+@pytest.mark.parametrize("make_model", MODELS.values(), ids=MODELS.keys())
+def test_training_step_on_device(cuda, make_model, make_optimizer):
+    train_on_cpu_and_device(cuda, make_model, make_optimizer, chainrule.device("cuda:0"))

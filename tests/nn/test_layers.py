@@ -266,6 +266,22 @@ def test_dropout2d_zeroes_whole_channels():
     assert 0 < (per_channel == 0).all(-1).mean() < 1
 
 
+def test_dropout2d_keeps_torchs_rule_for_inputs_of_other_ranks():
+    # the MNIST recipes put Dropout2d after a Linear: a 2-D (N, F) input loses single features, as in torch
+    # (not whole rows), with torch's deprecation warning; a 3-D input is (N, C, L), one draw per (n, c)
+    with pytest.warns(UserWarning, match="Received a 2-D input to dropout2d"):
+        flat = nn.Dropout2d(0.5)(chainrule.ones(4, 4000)).numpy()
+    assert 0.4 < (flat == 0).mean(-1).min() and (flat == 0).mean(-1).max() < 0.6
+    with pytest.warns(UserWarning, match="assuming that channel-wise 1D dropout"):
+        seq = F.dropout2d(chainrule.ones(64, 8, 5), 0.5).numpy()
+    dropped = (seq == 0).all(-1)
+    assert np.all(dropped | (seq == 2).all(-1)) and not (dropped.all(0) | ~dropped.any(0)).all()
+    with pytest.raises(RuntimeError, match="at least 2 dimensions"):
+        F.dropout2d(chainrule.ones(5), 0.5)
+    with pytest.raises(RuntimeError, match="dropout1d: Expected 2D or 3D input, but received a 4D input"):
+        F.dropout1d(chainrule.ones(2, 3, 4, 5))
+
+
 def test_embedding_padding_idx_gets_no_gradient_and_from_pretrained():
     emb = nn.Embedding(5, 3, padding_idx=1)
     assert not emb.weight[1].detach().numpy().any()
@@ -661,3 +677,22 @@ def test_alpha_dropout_inplace_writes_into_its_input():
     y = chainrule.ones(200)
     F.feature_alpha_dropout(y.view(10, 20, 1), 0.5, True, inplace=True)
     assert not bool((y == 1).all())
+
+
+def test_dropout2d_on_linear_features_drops_elements_as_torch():
+    # pytorch/examples mnist_rnn puts Dropout2d after a Linear: torch warns and, taking the 2-D input
+    # as (N, C), draws per element; it must not drop whole samples
+    chainrule.manual_seed(0)
+    with pytest.warns(UserWarning, match="Received a 2-D input to dropout2d"):
+        out = nn.Dropout2d(0.5)(chainrule.ones(64, 32)).numpy()
+    dropped_rows = (out == 0).all(1)
+    assert 0.3 < (out == 0).mean() < 0.7 and not dropped_rows.any()
+    # a 3-D input is (N, C, L) for dropout2d (torch's historical rule), one draw per (N, C)
+    with pytest.warns(UserWarning, match="assuming that channel-wise 1D dropout"):
+        out3 = chainrule.nn.functional.dropout2d(chainrule.ones(8, 16, 5)).numpy()
+    assert np.all((out3 == 0).all(-1) | (out3 == 2).all(-1)) and 0 < (out3 == 0).all(-1).mean() < 1
+    for lib in (chainrule, torch):
+        with pytest.raises(RuntimeError, match="Expected 2D or 3D input, but received a 4D input"):
+            lib.nn.functional.dropout1d(lib.ones(2, 3, 4, 5))
+        with pytest.raises(RuntimeError, match="requires at least 2 dimensions"):
+            lib.nn.functional.dropout2d(lib.ones(5))

@@ -127,6 +127,25 @@ def test_cross_entropy_grad_fn_and_fused_gradient():
     np.testing.assert_allclose(x.grad.numpy(), probs / 5, rtol=1e-5, atol=1e-7)
 
 
+def test_mse_loss_is_one_node_over_the_layer_as_in_torch():
+    # the blitz tutorial walks loss.grad_fn.next_functions[0][0] expecting the Linear's node; its
+    # target is an int64 arange, promoted to the output's float dtype as in torch
+    import torch
+
+    results = []
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        layer = lib.nn.Linear(3, 4)
+        out = layer(lib.ones(2, 3))
+        loss = lib.nn.MSELoss()(out, lib.arange(1, 9).view(2, 4))
+        results.append((loss.grad_fn.name(), loss.grad_fn.next_functions[0][0].name(), loss.dtype))
+    assert results[1] == (results[0][0], results[0][1], chainrule.float32) == ("MseLossBackward0", "AddmmBackward0",
+                                                                            chainrule.float32)
+    # the one node's gradients, both sides and to second order, as torch's
+    check_gradients(OpCase("mse_one_node", lambda lib, a, b: lib.nn.functional.mse_loss(a, b, reduction="sum"),
+                           [randn(4, 3), randn(4, 3, seed=1)]))
+
+
 @pytest.mark.parametrize("fn", [
     lambda lib, x, t: lib.nn.functional.cross_entropy(x, t),
     lambda lib, x, t: lib.nn.functional.cross_entropy(x, t, label_smoothing=0.1, reduction="none"),

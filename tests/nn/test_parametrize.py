@@ -195,3 +195,13 @@ def test_hook_based_spectral_norm_matches_torch():
             lib.nn.utils.remove_spectral_norm(module)
     _close(ours.weight, theirs.weight)
     assert sorted(ours.state_dict()) == ["bias", "weight"]
+
+
+def test_spectral_norm_stays_the_function_after_its_module_is_imported():
+    import importlib
+
+    import chainrule
+
+    importlib.import_module("chainrule.nn.utils.spectral_norm")
+    layer = chainrule.nn.utils.spectral_norm(chainrule.nn.Linear(2, 2))
+    assert hasattr(layer, "weight_orig")

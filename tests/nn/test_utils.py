@@ -84,3 +84,24 @@ def test_parameters_to_vector_and_back():
     assert all(isinstance(p, nn.Parameter) for p in model.parameters())
     with pytest.raises(TypeError, match="expected torch.Tensor"):
         vector_to_parameters([1.0], model.parameters())
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf, 0])
+def test_clip_grad_norm_on_the_gpu_stand_in(norm_type):
+    # nanoGPT's train.py clips every step on 'cuda': the norms are taken on the device and the total
+    # comes back on the gradients' device, as torch returns it
+    from chainrule._backend import use_standin_cuda
+
+    chainrule.manual_seed(0)
+    host = nn.Linear(4, 3)
+    host(chainrule.randn(5, 4)).pow(2).sum().backward()
+    expected = clip_grad_norm_(host.parameters(), 1e9, norm_type=norm_type).item()
+    with use_standin_cuda():
+        model = nn.Linear(4, 3)
+        model.load_state_dict(host.state_dict())
+        model.weight.grad, model.bias.grad = host.weight.grad.cuda(), host.bias.grad.cuda()
+        total = clip_grad_norm_(model.parameters(), 0.5, norm_type=norm_type)
+        assert total.device.type == "cuda"
+        assert math.isclose(total.item(), expected, rel_tol=1e-6)
+        clipped = clip_grad_norm_(model.parameters(), 1e9, norm_type=norm_type).item()
+        assert math.isclose(clipped, min(expected, 0.5), rel_tol=1e-5) or norm_type == 0

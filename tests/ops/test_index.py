@@ -368,6 +368,20 @@ def test_ellipsis_on_a_scalar_reports_too_many_indices():
     assert tuple(chainrule.tensor(1.0)[None, ...].shape) == (1,)
 
 
+def test_indexing_a_0d_tensor_says_what_torch_says():
+    # a pre-0.4 script reads its loss by loss.data[0]; torch's IndexError points at .item()
+    libs = (chainrule, torch) if torch is not None else (chainrule,)
+    for lib in libs:
+        loss = lib.nn.functional.mse_loss(lib.ones(3), lib.zeros(3))
+        with pytest.raises(IndexError, match=r"invalid index of a 0-dim tensor. Use `tensor.item\(\)`"):
+            loss.data[0]
+        with pytest.raises(IndexError, match=r"slice\(\) cannot be applied to a 0-dim tensor"):
+            loss[1:]
+        for key in (lib.tensor(0), [0], (0, 0)):
+            with pytest.raises(IndexError, match="too many indices for tensor of dimension 0"):
+                loss[key]
+
+
 def test_an_empty_mask_must_match_its_dim_and_a_bare_true_write_casts():
     for lib in (chainrule, torch) if torch is not None else (chainrule,):
         with pytest.raises(IndexError, match="shape of the mask"):

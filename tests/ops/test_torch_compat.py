@@ -202,6 +202,26 @@ def test_grad_fn_names_match_torch(name, fn):
     assert ours.grad_fn.name() == theirs.grad_fn.name()
 
 
+def _edges(node):
+    """A node's edges as (child's name or None, input number), in order."""
+    return [(None if child is None else child.name(), nr) for child, nr in node.next_functions]
+
+
+@pytest.mark.parametrize("expression", ["x * 0.5", "0.5 * x", "x + 0.5", "0.5 + x", "x - 0.5", "0.5 - x",
+                                        "x / 2.0", "x * y", "y - x"])
+def test_operators_with_numbers_record_torch_edges(expression):
+    # the tensor's edge first, and `number - x` (rsub of a scalar) has the tensor's edge only
+    ours, theirs, (x, y), (tx, ty) = _both(lambda lib, x, y: eval(expression), randn(4, 4), randn(4, 4, seed=1))
+    assert ours.grad_fn.name() == theirs.grad_fn.name()
+    assert _edges(ours.grad_fn) == _edges(theirs.grad_fn)
+    ours.sum().backward()
+    theirs.sum().backward()
+    for a, b in ((x, tx), (y, ty)):
+        assert (a.grad is None) == (b.grad is None)
+        if a.grad is not None:
+            np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6)
+
+
 def test_cross_entropy_is_nll_over_log_softmax():
     target = np.array([0, 2, 1])
     ours, theirs, (x,), (tx,) = _both(lambda lib, x: lib.nn.functional.cross_entropy(

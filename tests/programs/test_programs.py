@@ -121,6 +121,15 @@ def test_alias_answers_torch_with_chainrule_in_spawned_processes_too(tmp_path):
     assert completed.stdout.strip() == "chainrule"
 
 
+def test_alias_runs_torch_modules_as_main():
+    # torchrun's module form, ``python -m torch.distributed.run ...``: runpy asks the alias for the
+    # module's code (the ddp-tutorial-series scripts are launched so)
+    completed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--help"],
+                               env=program_environment("chainrule", 0), capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert "--nproc_per_node" in completed.stdout
+
+
 @pytest.mark.long  # about 5 s of torch import per program; the digests above guard the calibration
 @pytest.mark.parametrize("program", PROGRAMS)
 def test_program_on_torch(program):

@@ -17,8 +17,10 @@ norms and the rest run in their inputs' dtype, as torch's CPU autocast leaves th
 happen in one place, ``chainrule._opmath`` on the CPU op path. Losses composed of elementwise ops
 (mse_loss, l1_loss, ...) follow their inputs' dtype where torch's fused kernels return float32.
 
-Not built: bfloat16 on CUDA (CuPy has no bfloat16 arrays) and the cache of casted weights (each op
-casts its weight again). As in torch, ``autocast('cuda')`` on a machine without a GPU warns and
+``autocast('cuda', dtype=bfloat16)`` lowers the same lists to bfloat16, which CuPy 14 holds
+through ml_dtypes (experimental in CuPy: ``cuda.is_bf16_supported`` answers for the installed
+CuPy); checked on the CPU stand-in, not yet on a GPU. Not built: the cache of casted weights (each
+op casts its weight again). As in torch, ``autocast('cuda')`` on a machine without a GPU warns and
 disables itself.
 
 ``GradScaler`` is torch's dynamic loss scaling, complete: scale, unscale_, skip a step whose
@@ -59,17 +61,25 @@ _BANNED_OPS = {"binary_cross_entropy": (
 _FLOAT16, _FLOAT32 = np.dtype(np.float16), np.dtype(np.float32)
 
 
-def _cast_for_float16(arrays: list, op: str) -> list:
-    """The hook the device seam calls inside ``autocast('cuda', dtype=float16)``."""
-    if op in LOWER_PRECISION_OPS:
-        source, target = _FLOAT32, _FLOAT16
-    elif op in FLOAT32_OPS:
-        source, target = _FLOAT16, _FLOAT32
-    elif op in _BANNED_OPS:
-        raise RuntimeError(_BANNED_OPS[op])
-    else:
-        return arrays
-    return [a.astype(target) if getattr(a, "dtype", None) == source else a for a in arrays]
+def _cuda_cast(lower: np.dtype):
+    """The hook the device seam calls inside ``autocast('cuda', dtype=lower)``: float32 inputs of
+    the lower-precision list go down to ``lower``, ``lower`` inputs of the float32 list go up."""
+    def cast(arrays: list, op: str) -> list:
+        if op in LOWER_PRECISION_OPS:
+            source, target = _FLOAT32, lower
+        elif op in FLOAT32_OPS:
+            source, target = lower, _FLOAT32
+        elif op in _BANNED_OPS:
+            raise RuntimeError(_BANNED_OPS[op])
+        else:
+            return arrays
+        return [a.astype(target) if getattr(a, "dtype", None) == source else a for a in arrays]
+
+    return cast
+
+
+_cast_for_float16 = _cuda_cast(_FLOAT16)
+_cast_for_bfloat16 = None  # built on first use: bfloat16 arrays need ml_dtypes (the bf16 extra)
 
 
 def is_autocast_available(device_type: str) -> bool:
@@ -199,10 +209,12 @@ def _sync(device_type: str) -> None:
         _backend.autocast_hook.cast = None
     elif lower is _dtype.float16:
         _backend.autocast_hook.cast = _cast_for_float16
-    else:
-        raise NotImplementedError(
-            f"autocast(device_type='cuda', dtype={lower.name}): chainrule's CUDA autocast casts to float16 "
-            "only (CuPy has no bfloat16 arrays). Use autocast('cuda', dtype=float16), or run in float32")
+    else:  # bfloat16: CuPy 14 holds bfloat16 arrays through ml_dtypes (cuda.is_bf16_supported says so)
+        global _cast_for_bfloat16
+        if _cast_for_bfloat16 is None:
+            _cast_for_bfloat16 = _cuda_cast(lower.np)
+        _opmath.install()  # reductions and matmuls of bfloat16 accumulate in float32, rounded once
+        _backend.autocast_hook.cast = _cast_for_bfloat16
 
 
 class autocast:
@@ -225,11 +237,14 @@ class autocast:
                 # torch's behaviour on a machine without a GPU: warn, then run as if disabled
                 warnings.warn("CUDA is not available. Disabling autocast.", stacklevel=2)
                 self._enabled = False
-            elif self.fast_dtype not in (_dtype.float16, _dtype.float32):
-                raise NotImplementedError(
-                    f"autocast(device_type='cuda', dtype={self.fast_dtype.name}): chainrule's CUDA autocast casts "
-                    "to float16 only (CuPy has no bfloat16 arrays). Use autocast('cuda', dtype=float16), or run "
-                    "in float32")
+            elif self.fast_dtype is _dtype.bfloat16 and not cuda.is_bf16_supported():
+                raise RuntimeError("Current CUDA Device does not support bfloat16. Please switch dtype to float16.")
+            elif self.fast_dtype not in (_dtype.float16, _dtype.bfloat16, _dtype.float32):
+                # torch's answer to any other dtype: a warning, and the region off
+                warnings.warn("In CUDA autocast, but the target dtype is not supported. Disabling autocast.\n"
+                              "CUDA Autocast only supports dtypes of torch.float16, torch.bfloat16 currently.",
+                              stacklevel=2)
+                self._enabled = False
         if self._enabled and device_type == "cpu" and self.fast_dtype not in (_dtype.bfloat16, _dtype.float16):
             warnings.warn("In CPU autocast, but the target dtype is not supported. Disabling autocast.\n"
                           "CPU Autocast only supports dtypes of torch.bfloat16, torch.float16 currently.",

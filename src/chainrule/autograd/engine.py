@@ -608,7 +608,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
     ``only_inputs`` is accepted for torch's positional order (torch ignores it too)."""
     if is_grads_batched:
-        raise NotImplementedError("chainrule.autograd.grad: is_grads_batched is not supported")
+        from .batched_grad import batched_grad  # one unbatched grad per batch row
+
+        return batched_grad(grad, _as_tuple(outputs), _as_tuple(inputs),
+                            None if grad_outputs is None else _as_tuple(grad_outputs),
+                            retain_graph, create_graph, allow_unused, materialize_grads)
     if allow_unused is None:
         allow_unused = materialize_grads
     if not _as_tuple(inputs):

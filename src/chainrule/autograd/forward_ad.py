@@ -267,9 +267,6 @@ def _jvp_of_array_op(cls, inputs, params, tangents):
     data and version counter), and afterwards the output loses what the caller would not have
     had — the node altogether when nothing was to be recorded, else the aliases' edges.
     """
-    if any(t is not None and t._data.dtype.kind == "c" for t in tangents):
-        # ⟨Jᵀu, t⟩ needs the engine's conjugation convention for complex u, untested here yet
-        raise NotImplementedError(f"forward AD through {cls.__name__}: complex tangents are not supported yet")
     recording = _grad_state.enabled and any(x._requires_grad for x in inputs)
     stand_ins = list(inputs)
     aliased = set()
@@ -325,7 +322,7 @@ _function.copy_tangent = _copy_tangent
 
 
 def _pushforward(outputs, inputs, tangents, keep_graph: bool) -> list:
-    """J·t for each output by d/du ⟨Jᵀu, t⟩: one backward pass through the op's node recorded
+    """J·t for each output by d/du ⟨Jᵀu, t⟩ (for complex values, Re ⟨J*u, t⟩): one backward pass through the op's node recorded
     with cotangents ``u`` requiring grad, then one backward pass of the contraction with respect
     to ``u``.
 
@@ -375,7 +372,13 @@ def _contract(outputs, inputs, tangents, keep_graph: bool) -> list:
                     "with respect to its incoming gradient, so its Jacobian-vector product cannot be derived "
                     "from it")
             continue
-        term = (g * t).sum()
+        if g._data.dtype.kind == "c" or t._data.dtype.kind == "c":
+            # complex: backward gives the adjoint J*u under the real inner product Re Σ conj(a)·b,
+            # and torch's gradient of a real scalar in complex u is ∂/∂Re u + i ∂/∂Im u, so the
+            # gradient of Re Σ conj(J*u)·t = Re Σ conj(u)·Jt is Jt itself
+            term = (g.conj() * t).real.sum()
+        else:
+            term = (g * t).sum()
         total = term if total is None else total + term
     if total is None:
         found = [None] * len(outputs)

@@ -259,6 +259,13 @@ class AccumulateGrad(Node):
     label = "accumulate"
     rule = "adds the arriving gradient to the leaf's .grad"
 
+    @classmethod
+    def name(cls) -> str:
+        return "torch::autograd::AccumulateGrad"  # torch's name() for its C++ node
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {hex(id(self))}>"
+
     def __init__(self, variable) -> None:
         Node.__init__(self)
         self.variable = variable
@@ -894,6 +901,27 @@ def once_differentiable(backward):
             _grad_state.enabled = previous
 
     return wrapper
+
+
+def on_arrays_when_unrecorded(derivative):
+    """An operator-only rule expression ``derivative(g, x, y)`` evaluated on the raw arrays
+    when nothing is recorded.
+
+    In a plain backward() a rule's Tensor ops record nothing, so each one only wraps its array:
+    tanh's g * (1 - y * y) is three wrapped products where NumPy needs three ufunc calls. The
+    same expression on the arrays is the same ufuncs in the same order (NEP 50 keeps the dtype
+    for Python numbers), so the result is identical; under create_graph (and forward AD, which
+    differentiates rules) the Tensor ops run and record. It is one rule, evaluated two ways, so
+    the choice lives here rather than in the op. Half precision keeps the Tensor ops, which
+    compute in float32 as torch does.
+    """
+    def rule(g, x, y):
+        data = g._data
+        if _grad_state.enabled or data.dtype.itemsize < 4 or data.dtype.kind not in "fc":
+            return derivative(g, x, y)
+        return _Tensor._make(derivative(data, None if x is None else x._data, None if y is None else y._data))
+
+    return rule
 
 
 def is_recording(*tensors) -> bool:

@@ -5,9 +5,8 @@
 
 from __future__ import annotations
 
-from .._backend import array_module
+from .batched_grad import StackRows as _StackRows
 from .engine import grad
-from .function import Function
 from .grad_mode import enable_grad
 
 __all__ = ["vjp", "jvp", "jacobian", "hessian", "hvp", "vhp"]
@@ -89,27 +88,6 @@ def jacobian(func, inputs, create_graph: bool = False, strict: bool = False, vec
                 per_input.append(jac if create_graph else jac.detach())
             result.append(tuple(per_input) if in_tuple else per_input[0])
     return tuple(result) if out_tuple else result[0]
-
-
-class _StackRows(Function):
-    """The Jacobian's rows, one per output element, stacked along a new first dim.
-
-    torch.stack's job (hence its node name), kept here so that autograd imports no ops.
-    """
-
-    node_name = "StackBackward0"
-    label = "stack"
-    rule = "each input gets its own slice of the gradient"
-    formula = None
-    _array_forward = True
-
-    @staticmethod
-    def forward(ctx, *rows):
-        return array_module(rows[0]).stack(rows)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad.unbind(0)
 
 
 def hessian(func, inputs, create_graph: bool = False, strict: bool = False, vectorize: bool = False,

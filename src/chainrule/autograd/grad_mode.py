@@ -174,11 +174,79 @@ class inference_mode(_GradModeContext):
         if self._mode:
             state.enabled = False
             state.inference = True
+            if not self._previous_inference and inference_tensors.mark is not None:
+                inference_tensors.mark(True)
         return None
 
     def __exit__(self, *exc) -> None:
         state.enabled = self._previous
         state.inference = self._previous_inference
+        if self._mode and not self._previous_inference and inference_tensors.mark is not None:
+            inference_tensors.mark(False)
 
     def _clone(self):
         return inference_mode(self._mode)
+
+
+# ---------------------------------------------------------------- inference tensors
+# A tensor made inside inference_mode is an inference tensor (torch): it has no version counter,
+# so it can never be saved for backward, nor written in place outside inference mode. chainrule
+# gives it a version counter that says so: ``_vbox`` is INFERENCE_VERSION (views share it as
+# INFERENCE_WRITE). The hot paths already read ``_vbox[0]`` of every tensor an op saves, so the
+# check costs nothing, and tensors made outside inference_mode are untouched.
+_SAVED_ERROR = ("Inference tensors cannot be saved for backward. Please do not use Tensors created in inference "
+                "mode in computation tracked by autograd. To work around this, you can make a clone to get a "
+                "normal tensor and use it in autograd, or use `torch.no_grad()` instead of `torch.inference_mode()`.")
+_INPLACE_ERROR = ("Inplace update to inference tensor outside InferenceMode is not allowed.You can make a clone "
+                  "to get a normal tensor before doing inplace update.See https://github.com/pytorch/rfcs/pull/17 "
+                  "for more details.")
+
+
+class _InferenceVersion:
+    """An inference tensor's version counter: reading it (what saving for backward does) raises."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index):
+        raise RuntimeError(_SAVED_ERROR)
+
+    def __setitem__(self, index, value) -> None:
+        pass
+
+
+class _InferenceWrite:
+    """What an in-place write to an inference tensor (or a view of one) bumps: refused outside
+    inference mode, a no-op inside it."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index) -> int:
+        if not state.inference:
+            raise RuntimeError(_INPLACE_ERROR)
+        return 0
+
+    def __setitem__(self, index, value) -> None:
+        pass
+
+
+INFERENCE_VERSION = _InferenceVersion()
+INFERENCE_WRITE = _InferenceWrite()
+
+
+class _InferenceTensors:
+    """``mark(True)`` makes every new tensor an inference tensor until ``mark(False)``: set by the
+    tensor layer (``_methods``), which swaps its constructors while an inference_mode block is open."""
+
+    __slots__ = ("mark",)
+
+    def __init__(self) -> None:
+        self.mark = None
+
+
+inference_tensors = _InferenceTensors()
+
+
+def check_requires_grad_allowed(box) -> None:
+    """torch's error for ``requires_grad_()`` on an inference tensor outside inference mode."""
+    if (box is INFERENCE_VERSION or box is INFERENCE_WRITE) and not state.inference:
+        raise RuntimeError("Setting requires_grad=True on inference tensor outside InferenceMode is not allowed.")

@@ -60,8 +60,7 @@ def _buffer_of(array):
 
 
 def _node_range_name(node) -> str:
-    name = "torch::autograd::AccumulateGrad" if type(node) is _function.AccumulateGrad else node.name()
-    return "autograd::engine::evaluate_function: " + name
+    return "autograd::engine::evaluate_function: " + node.name()
 
 
 def _shapes(inputs) -> list:

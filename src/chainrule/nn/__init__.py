@@ -14,3 +14,8 @@ from .parameter import Buffer, Parameter, UninitializedBuffer, UninitializedPara
 # as ``nn.utils``; ``from . import utils`` would then keep that one, so the public
 # ``nn.utils`` (clip_grad_norm_, ...) is loaded and bound explicitly, as torch exposes it.
 utils = _importlib.import_module(".utils", __name__)
+# spectral_norm is loaded now, after the modules it builds on, and the package's name bound to the
+# function again: loading a submodule binds its name on the package to the module, so a first
+# `import chainrule.nn.utils.spectral_norm` later on would otherwise shadow the function (torch
+# imports it eagerly, so its name always means the function)
+utils.spectral_norm = _importlib.import_module(".utils.spectral_norm", __name__).spectral_norm

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .. import _dtype, _layout
-from .._backend import allocate_on, default_device, follow_device, module_for_device, to_device
+from .._backend import allocate_on, default_device, follow_device, module_for_device, resolve, to_device
 from .._backend import device as _device
 from ..tensor import Tensor, _int_sequence, write_out
 
@@ -147,7 +147,7 @@ def tensor(data, *, dtype=None, device=None, requires_grad: builtins.bool = Fals
 def as_tensor(data, dtype=None, device=None) -> Tensor:
     """torch.as_tensor: shares memory with a NumPy array or Tensor when no conversion is needed."""
     if isinstance(data, Tensor) and (dtype is None or _dtype.to_dtype(dtype) is data.dtype) and (
-        device is None or _device(device) == data.device
+        device is None or resolve(device) == data.device
     ):
         return data
     if isinstance(data, np.ndarray) and dtype is None:

@@ -6,6 +6,8 @@ same scaled mask, which is dropout again, so every order of derivative is one no
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import _dtype
@@ -81,9 +83,11 @@ def _feature_dropout(input: Tensor, p: float, training: bool, inplace: bool, bat
     _check_p(p)
     if not training or p == 0.0:
         return input
+    lead = 2 if input.ndim == batched_ndim else 1
+    if input.ndim < lead:
+        raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
     shape = tuple(input.shape)
     # one draw per (sample, channel), shared by the whole feature map; unbatched input has no N
-    lead = 2 if input.ndim == batched_ndim else 1
     mask_shape = shape[:lead] + (1,) * (len(shape) - lead)
     return _apply_dropout(input, _dropout_mask(input, p, mask_shape), inplace)
 
@@ -93,15 +97,45 @@ def feature_dropout(input: Tensor, p: float = 0.5, training: bool = True, inplac
     return _feature_dropout(input, p, training, inplace, input.ndim)
 
 
+def _warn_feature_dropout_ndim(name: str, input: Tensor, spatial: int) -> None:
+    """torch's deprecation warning for a dropout{1,2,3}d input that is neither batched nor unbatched."""
+    if input.ndim not in (spatial + 1, spatial + 2):
+        warnings.warn(
+            f"{name}: Received a {input.ndim}-D input to {name}, which is deprecated and will result in an error "
+            f"in a future release. To retain the behavior and silence this warning, please use dropout instead. "
+            f"Note that {name} exists to provide channel-wise dropout on inputs with {spatial} spatial dimensions, "
+            f"a channel dimension, and an optional batch dimension (i.e. {spatial + 1}D or {spatial + 2}D inputs).",
+            stacklevel=3)
+
+
 def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    _check_p(p)
+    if input.ndim not in (2, 3):
+        raise RuntimeError(
+            f"dropout1d: Expected 2D or 3D input, but received a {input.ndim}D input. Note that dropout1d exists "
+            "to provide channel-wise dropout on inputs with 1 spatial dimension, a channel dimension, and an "
+            "optional batch dimension (i.e. 2D or 3D inputs).")
     return _feature_dropout(input, p, training, inplace, 3)
 
 
 def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
-    return _feature_dropout(input, p, training, inplace, 4)
+    _check_p(p)
+    _warn_feature_dropout_ndim("dropout2d", input, 2)
+    if input.ndim == 3:
+        warnings.warn(
+            "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout behavior is "
+            "desired - input is interpreted as shape (N, C, L), where C is the channel dim. This behavior will "
+            "change in a future release to interpret the input as one without a batch dimension, i.e. shape "
+            "(C, H, W). To maintain the 1D channel-wise dropout behavior, please switch to using dropout1d "
+            "instead.", stacklevel=2)
+    # torch keeps dropout2d's historical rule for every rank: dims 0 and 1 are (N, C), so a 3-D input is
+    # (N, C, L) and a 2-D (N, F) input loses single features, not whole rows
+    return _feature_dropout(input, p, training, inplace, input.ndim)
 
 
 def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    _check_p(p)
+    _warn_feature_dropout_ndim("dropout3d", input, 3)
     return _feature_dropout(input, p, training, inplace, 5)
 
 

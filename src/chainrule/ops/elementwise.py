@@ -12,9 +12,10 @@ import builtins
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _opmath
 from .._backend import array_module, follow_device, on_one_device
-from ..autograd.function import Function, broadcast_error, name_node
+from ..autograd import function as _function_module
+from ..autograd.function import Function, broadcast_error, name_node, on_arrays_when_unrecorded
 from ..tensor import Tensor, honours_out, write_out
 from ._special import erf as _erf_array
 
@@ -73,11 +74,29 @@ def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
     """Differentiable dtype conversion (torch's ToCopyBackward0)."""
     if t._data.dtype == dtype.np:
         return t
-    if not t._requires_grad:
+    # the shortcut records nothing, so not while forward AD (or a saved-tensor hook) watches ops:
+    # a dual tensor's tangent must follow it through the cast (x.double(), float * complex)
+    if not t._requires_grad and _function_module.active_extension is None:
         on_its_gpu(t._data)
         data = t._data.real if t._data.dtype.kind == "c" and dtype.np.kind != "c" else t._data
         return Tensor._make(data.astype(dtype.np))
     return ToCopy.apply(t, dtype=dtype.np)
+
+
+def rounded_once(compute, *operands: Tensor):
+    """``compute(*operands)`` as torch's fused kernels run it on bfloat16 and float16: in float32,
+    rounded once at the end, where the composite's own steps would round after each.
+
+    None when the operands' promoted dtype has no wider opmath; the caller then runs its usual
+    path. The casts are differentiable, so gradients flow back in float32 and arrive in each
+    operand's own dtype. ``operands`` are tensors: a Python number in one of them must first be
+    made a tensor of the result dtype, as torch rounds a wrapped number to it (``_pair``).
+    """
+    dtype = _dtype.result_type(*operands)
+    wide = _opmath.fused_compute_dtype(dtype)
+    if wide is None:
+        return None
+    return _cast(compute(*(_cast(t, wide) for t in operands)), dtype)
 
 
 class ToCopy(Function):
@@ -219,14 +238,25 @@ class Sub(Function):
         return grad, -grad if ctx.needs_input_grad[1] else None
 
 
-class RSub(Sub):
-    """``number - tensor`` (the reflected operator): torch records it as rsub."""
+class RSub(Function):
+    """``number - tensor`` (the reflected operator): torch records it as rsub of the tensor and a
+    scalar, a node with the tensor's edge only."""
 
+    _array_forward = True
     node_name = "RsubBackward1"
     label = "rsub"
-    rule = ("number - tensor: copies the gradient to the number a and its negative to the tensor b (∂/∂a "
-            "= 1, ∂/∂b = -1)")
-    formula = "{0} - {1}"
+    rule = "number - tensor: the tensor gets the negated gradient (∂/∂a = -1)"
+    formula = "{number} - {0}"
+
+    @staticmethod
+    def forward(ctx, x, number):
+        ctx.number = number  # (read by the explainer's formula)
+        # as a scalar of x's dtype: bfloat16 (ml_dtypes) would take a Python float as float32
+        return x.dtype.type(number) - x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
 
 
 class Mul(Function):
@@ -382,9 +412,24 @@ def zeros_like_tensor(t: Tensor) -> Tensor:
 def add(input, other, *, alpha=1, out=None) -> Tensor:
     """torch.add: ``input + alpha * other`` with broadcasting and type promotion."""
     if alpha != 1:
+        fused = _scaled_sum(input, other, alpha, "AddBackward0")
+        if fused is not None:
+            return fused
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     a, b = _pair(input, other)
     return Add.apply(a, b)
+
+
+def _scaled_sum(input, other, alpha, node_name: str):
+    """``input + alpha * other`` on bfloat16/float16 as torch's add kernel computes it: alpha
+    rounded to the tensors' dtype (its ``alpha.to<scalar_t>()``), the sum in float32, rounded once;
+    None for other dtypes. ``sub`` passes ``-alpha``: torch's sub is that add."""
+    a, b = _pair(input, other)
+    low = a._data.dtype
+    if _opmath.fused_compute_dtype(a.dtype) is None:
+        return None
+    alpha = builtins.float(np.asarray(alpha, dtype=low).astype(np.float32))
+    return name_node(rounded_once(lambda x, y: x + y * alpha, a, b), node_name)
 
 
 @honours_out
@@ -398,6 +443,9 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
                            "If you are trying to invert a mask, use the `~` or `logical_not()` "
                            "operator instead.")
     if alpha != 1:
+        fused = _scaled_sum(input, other, -alpha, "SubBackward0")
+        if fused is not None:
+            return fused
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     a, b = _pair(input, other)
     return Sub.apply(a, b)
@@ -555,11 +603,15 @@ negative = neg
 
 # ---------------------------------------------------------------- unary math, one line each
 def _unary(name: str, forward, derivative, saves: str = "input", float_only: bool = True,
-           torch_name: str | None = None, node_name: str | None = None):
+           torch_name: str | None = None, node_name: str | None = None, arithmetic: bool = False):
     """Declare a unary op: ``forward`` on arrays and ``derivative(grad, x, y)`` in Tensor ops.
 
     ``saves`` names what the rule reads: "input" (x), "output" (y), "both" or "none".
+    ``arithmetic``: the derivative is only operators and Python numbers, so it means the same
+    on the raw arrays (see on_arrays_when_unrecorded).
     """
+    if arithmetic:
+        derivative = on_arrays_when_unrecorded(derivative)
 
     # one forward/backward pair per choice of `saves`, so the hot call tests no strings
     if saves == "input":
@@ -677,28 +729,29 @@ _UNARY_RULES = {
 }
 
 
-exp = _unary("Exp", np.exp, lambda g, x, y: g * y, saves="output")
-exp2 = _unary("Exp2", np.exp2, lambda g, x, y: g * y * float(np.log(2.0)), saves="output")
-expm1 = _unary("Expm1", np.expm1, lambda g, x, y: g * (y + 1), saves="output")
-log = _unary("Log", np.log, lambda g, x, y: g / x)
-log1p = _unary("Log1p", np.log1p, lambda g, x, y: g / (x + 1), node_name="Log1PBackward0")
-log2 = _unary("Log2", np.log2, lambda g, x, y: g / (x * float(np.log(2.0))))
-log10 = _unary("Log10", np.log10, lambda g, x, y: g / (x * float(np.log(10.0))))
-sqrt = _unary("Sqrt", np.sqrt, lambda g, x, y: g / (2 * y), saves="output")
+exp = _unary("Exp", np.exp, lambda g, x, y: g * y, saves="output", arithmetic=True)
+exp2 = _unary("Exp2", np.exp2, lambda g, x, y: g * y * float(np.log(2.0)), saves="output", arithmetic=True)
+expm1 = _unary("Expm1", np.expm1, lambda g, x, y: g * (y + 1), saves="output", arithmetic=True)
+log = _unary("Log", np.log, lambda g, x, y: g / x, arithmetic=True)
+log1p = _unary("Log1p", np.log1p, lambda g, x, y: g / (x + 1), node_name="Log1PBackward0", arithmetic=True)
+log2 = _unary("Log2", np.log2, lambda g, x, y: g / (x * float(np.log(2.0))), arithmetic=True)
+log10 = _unary("Log10", np.log10, lambda g, x, y: g / (x * float(np.log(10.0))), arithmetic=True)
+sqrt = _unary("Sqrt", np.sqrt, lambda g, x, y: g / (2 * y), saves="output", arithmetic=True)
 # rsqrt = x^(-1/2): d = -1/2 x^(-3/2) = -y^3 / 2
-rsqrt = _unary("Rsqrt", lambda x: 1 / np.sqrt(x), lambda g, x, y: g * (-0.5) * y * y * y, saves="output")
+rsqrt = _unary("Rsqrt", lambda x: 1 / np.sqrt(x), lambda g, x, y: g * (-0.5) * y * y * y, saves="output",
+                arithmetic=True)
 square = _unary("Square", np.square, lambda g, x, y: g * (2 * x), float_only=False,
-                node_name="PowBackward0")  # torch's square is pow(x, 2)
-reciprocal = _unary("Reciprocal", np.reciprocal, lambda g, x, y: -g * y * y, saves="output")
+                node_name="PowBackward0", arithmetic=True)  # torch's square is pow(x, 2)
+reciprocal = _unary("Reciprocal", np.reciprocal, lambda g, x, y: -g * y * y, saves="output", arithmetic=True)
 sin = _unary("Sin", np.sin, lambda g, x, y: g * cos(x))
 cos = _unary("Cos", np.cos, lambda g, x, y: -g * sin(x))
-tan = _unary("Tan", np.tan, lambda g, x, y: g * (1 + y * y), saves="output")
+tan = _unary("Tan", np.tan, lambda g, x, y: g * (1 + y * y), saves="output", arithmetic=True)
 asin = _unary("Asin", np.arcsin, lambda g, x, y: g * rsqrt(1 - x * x))
 acos = _unary("Acos", np.arccos, lambda g, x, y: -g * rsqrt(1 - x * x))
-atan = _unary("Atan", np.arctan, lambda g, x, y: g / (1 + x * x))
+atan = _unary("Atan", np.arctan, lambda g, x, y: g / (1 + x * x), arithmetic=True)
 sinh = _unary("Sinh", np.sinh, lambda g, x, y: g * cosh(x))
 cosh = _unary("Cosh", np.cosh, lambda g, x, y: g * sinh(x))
-tanh = _unary("Tanh", np.tanh, lambda g, x, y: g * (1 - y * y), saves="output")
+tanh = _unary("Tanh", np.tanh, lambda g, x, y: g * (1 - y * y), saves="output", arithmetic=True)
 # erf' = 2/sqrt(pi) exp(-x^2)
 erf = _unary("Erf", _erf_array, lambda g, x, y: g * (2.0 / np.sqrt(np.pi)) * exp(-(x * x)))
 
@@ -712,7 +765,7 @@ def _sigmoid_array(x):
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
-sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), saves="output")
+sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), saves="output", arithmetic=True)
 
 # piecewise-constant ops: zero gradient everywhere, as torch defines
 def _sign_array(x: np.ndarray) -> np.ndarray:
@@ -1061,13 +1114,53 @@ def xlogy(input, other) -> Tensor:
 _LAST_SUM_RULE = "%s, its last step the sum: copies the gradient to both terms"
 
 
+# the explainer's text for the same ops on bfloat16/float16, whose renamed last node is the rounding
+_LAST_ROUNDING_RULE = ("%s in float32, its last step the rounding to the inputs' dtype: "
+                       "passes the gradient through, cast to float32")
+
+
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
-    return name_node(input + weight * (end - input), "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0",
+    name = "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0"
+    fused = _lerp_rounded_once(input, end, weight)
+    if fused is not None:
+        return name_node(fused, name, label="lerp", rule=_LAST_ROUNDING_RULE % "input + weight·(end - input)")
+    return name_node(input + weight * (end - input), name,
                      label="lerp", rule=_LAST_SUM_RULE % "input + weight·(end - input)")
+
+
+def _lerp_rounded_once(input: Tensor, end: Tensor, weight):
+    """torch's bfloat16/float16 lerp: in float32, from whichever end the weight is nearer
+    (``|w| < 0.5 ? input + w·diff : end + (w - 1)·diff``, its kernel's two branches), rounded once."""
+    if not isinstance(weight, Tensor):
+        if not isinstance(input, Tensor) or _opmath.fused_compute_dtype(input.dtype) is None:
+            return None
+        # the kernel's weight and weight - 1 are float32 numbers
+        weight = builtins.float(np.float32(weight))
+        if builtins.abs(weight) < 0.5:
+            return rounded_once(lambda a, b: _fma(b - a, weight, a), input, end)
+        coefficient = builtins.float(np.float32(weight) - np.float32(1))
+        return rounded_once(lambda a, b: _fma(b - a, coefficient, b), input, end)
+
+    def from_nearer_end(a, b, w):
+        diff = b - a
+        return where(abs(w) < 0.5, _fma(diff, w, a), _fma(diff, w - 1, b))
+    return rounded_once(from_nearer_end, input, end, weight)
+
+
+def _fma(x: Tensor, y, z: Tensor) -> Tensor:
+    """float32 ``x * y + z`` rounded once, as the fused multiply-add of torch's vectorised kernels:
+    float64 holds the float32 product exactly, so only the sum rounds (to float32)."""
+    wide = _dtype.float64
+    y = _cast(y, wide) if isinstance(y, Tensor) else y
+    return _cast(_cast(x, wide) * y + _cast(z, wide), x.dtype)
 
 
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
+    fused = rounded_once(lambda x, t1, t2: x + value * t1 * t2, input, tensor1, tensor2)
+    if fused is not None:
+        return name_node(fused, "AddcmulBackward0", label="addcmul",
+                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1·tensor2")
     product = tensor1 * tensor2
     return name_node(input + (product if value == 1 else value * product), "AddcmulBackward0", label="addcmul",
                      rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2")
@@ -1075,6 +1168,10 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
 
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcdiv: input + value * tensor1 / tensor2."""
+    fused = rounded_once(lambda x, t1, t2: x + value * t1 / t2, input, tensor1, tensor2)
+    if fused is not None:
+        return name_node(fused, "AddcdivBackward0", label="addcdiv",
+                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1/tensor2")
     quotient = tensor1 / tensor2
     return name_node(input + (quotient if value == 1 else value * quotient), "AddcdivBackward0", label="addcdiv",
                      rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2")

@@ -289,6 +289,16 @@ def in_torch_words(error: IndexError) -> IndexError:
     return IndexError(message)
 
 
+def _raise_0d_index_error(key) -> None:
+    """torch's own words for ``x[0]`` and ``x[:]`` on a 0-d tensor: pre-0.4 scripts read a loss by
+    ``loss.data[0]``, and torch's error tells them to use ``.item()``."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+        raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` "
+                         "in C++ to convert a 0-dim tensor to a number") from None
+    if isinstance(key, slice):
+        raise IndexError("slice() cannot be applied to a 0-dim tensor.") from None
+
+
 def _advanced_key(key, shape: tuple):
     """An advanced ``key`` checked and placed as torch places it: each mask must match the dims it
     covers (NumPy lets an empty one through), and an Ellipsis standing for no dims is dropped: torch
@@ -316,6 +326,7 @@ def _advanced_key(key, shape: tuple):
 
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
+    given = key
     key = _convert_key(key, array_module(input))
     basic = _is_basic(key)
     if not basic:
@@ -327,6 +338,8 @@ def getitem(input: Tensor, key) -> Tensor:
     try:
         out = read.apply(input, key=key, mode=_scatter_mode(key, basic))
     except IndexError as e:
+        if input.ndim == 0:
+            _raise_0d_index_error(given)
         raise in_torch_words(e) from None
     if basic and out.grad_fn is not None and input._base is None:
         out.grad_fn.root_key = key  # lets an in-place op on this view write through input

@@ -9,12 +9,13 @@ contracts the output gradient with every other operand, so it serves any equatio
 
 from __future__ import annotations
 
+import builtins
 import math
 import string
 
 import numpy as np
 
-from .. import _dtype, return_types
+from .. import _dtype, _opmath, return_types
 from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
@@ -329,12 +330,30 @@ def kron(input: Tensor, other: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------- fused multiply-adds
-# the explainer's text for the add* ops, whose renamed last node is _scaled_add's sum
+# the explainer's text for the add* ops, whose renamed last node is _scaled_add's sum (on
+# bfloat16/float16, its rounding of the float32 result)
 _SCALED_ADD_RULE = ("β·input + α·(%s), its last step the sum: copies the gradient to both terms "
                     "(the scalings by β and α are the steps below)")
+_ROUNDED_SCALED_ADD_RULE = ("β·input + α·(%s) in float32, its last step the rounding to the inputs' dtype: "
+                            "passes the gradient through, cast to float32")
 
 
-def _scaled_add(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
+def _scaled_add(input: Tensor, product_of, factors: tuple, beta, alpha, name: str, text: str) -> Tensor:
+    """``beta * input + alpha * product_of(*factors)``, named ``name`` for torch's node.
+
+    On bfloat16/float16 the product, the scalings and the sum run in float32 and round once, as
+    torch's fused gemm (``beta·C + alpha·A·B`` in float32) does; other dtypes round after each step.
+    """
+    from .elementwise import rounded_once
+
+    fused = rounded_once(lambda x, *f: _scaled_sum(x, product_of(*f), beta, alpha), input, *factors)
+    if fused is not None:
+        return name_node(fused, name, label=name[:-len("Backward0")].lower(), rule=_ROUNDED_SCALED_ADD_RULE % text)
+    return name_node(_scaled_sum(input, product_of(*factors), beta, alpha), name,
+                     label=name[:-len("Backward0")].lower(), rule=_SCALED_ADD_RULE % text)
+
+
+def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
     xp = array_module(input)
     from .elementwise import add, mul, where
 
@@ -353,20 +372,25 @@ def _scaled_add(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
 
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.addmm: ``beta * input + alpha * (mat1 @ mat2)``."""
-    return name_node(_scaled_add(input, mm(mat1, mat2), beta, alpha), "AddmmBackward0", label="addmm",
-                     rule=_SCALED_ADD_RULE % "mat1 @ mat2")
+    return _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
 
 
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.addmv: ``beta * input + alpha * (mat @ vec)``."""
-    return name_node(_scaled_add(input, mv(mat, vec), beta, alpha), "AddmvBackward0", label="addmv",
-                     rule=_SCALED_ADD_RULE % "mat @ vec")
+    dtype = _dtype.result_type(input, mat, vec)
+    if beta != 0 and _opmath.fused_compute_dtype(dtype) is not None:
+        # torch's low-precision gemv takes beta and alpha in the tensors' dtype and rounds
+        # beta·input before adding alpha·(mat @ vec) in float32
+        from .elementwise import mul
+
+        input = mul(input, beta) if beta != 1 else input
+        beta, alpha = 1, builtins.float(np.asarray(alpha, dtype=dtype.np).astype(np.float32))
+    return _scaled_add(input, mv, (mat, vec), beta, alpha, "AddmvBackward0", "mat @ vec")
 
 
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.baddbmm: ``beta * input + alpha * bmm(batch1, batch2)``."""
-    return name_node(_scaled_add(input, bmm(batch1, batch2), beta, alpha), "BaddbmmBackward0", label="baddbmm",
-                     rule=_SCALED_ADD_RULE % "bmm(batch1, batch2)")
+    return _scaled_add(input, bmm, (batch1, batch2), beta, alpha, "BaddbmmBackward0", "bmm(batch1, batch2)")
 
 
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
@@ -374,16 +398,31 @@ def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) ->
     b, n, m = batch1._data.shape
     if batch2._data.ndim != 3 or batch2._data.shape[:2] != (b, m):
         bmm(batch1, batch2)  # raises torch's message
+    if b and _opmath.fused_compute_dtype(_dtype.result_type(input, batch1, batch2)) is not None:
+        # torch's kernel is one addmm per batch (beta on the first only), each rounding once
+        out = input
+        for i in range(b):
+            out = addmm(out, batch1[i], batch2[i], beta=beta if i == 0 else 1, alpha=alpha)
+        return name_node(out, "AddbmmBackward0", label="addbmm",
+                         rule=_ROUNDED_SCALED_ADD_RULE % "Σ_b batch1_b @ batch2_b")
     # sum_b A_b B_b = [A_0 .. A_{b-1}] (n, b*m) @ [B_0; ..; B_{b-1}] (b*m, p)
     left = batch1.permute(1, 0, 2).reshape(n, b * m)
     right = batch2.reshape(b * m, batch2._data.shape[2])
-    return name_node(_scaled_add(input, mm(left, right), beta, alpha), "AddbmmBackward0", label="addbmm",
-                     rule=_SCALED_ADD_RULE % "Σ_b batch1_b @ batch2_b")
+    return _scaled_add(input, mm, (left, right), beta, alpha, "AddbmmBackward0", "Σ_b batch1_b @ batch2_b")
 
 
 def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1) -> Tensor:
-    """torch.addr: ``beta * input + alpha * outer(vec1, vec2)``."""
-    return name_node(_scaled_add(input, outer(vec1, vec2), beta, alpha), "AddrBackward0", label="addr",
+    """torch.addr: ``beta * input + alpha * outer(vec1, vec2)``.
+
+    torch's kernel is elementwise, ``beta·self + alpha·vec1·vec2`` in the tensors' dtype, not a
+    fused gemm: floating tensors take alpha into vec1 before the outer product, as it does, so a
+    bfloat16 result rounds where torch's does.
+    """
+    if alpha != 1 and vec1.is_floating_point():
+        from .elementwise import mul
+
+        vec1, alpha = mul(vec1, alpha), 1
+    return name_node(_scaled_sum(input, outer(vec1, vec2), beta, alpha), "AddrBackward0", label="addr",
                      rule=_SCALED_ADD_RULE % "outer(vec1, vec2)")
 
 

@@ -64,9 +64,48 @@ def _float(x: Tensor, op: str) -> Tensor:
 
 
 # ---------------------------------------------------------------- regression losses
+class _MseLoss(Function):
+    """``(x - t)**2``, reduced, as one node as in torch: the loss's ``grad_fn.next_functions`` lead
+    to the layers that made x (what the blitz tutorial walks and prints), not to a subtraction."""
+
+    _array_forward = True
+    node_name = "MseLossBackward0"
+    label = "mse_loss"
+    rule = "∂/∂x = 2(x - t)·g, divided by the element count for 'mean'; ∂/∂t = -∂/∂x"
+    formula = "mse_loss({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, x, t, reduction):
+        xp = array_module(x)
+        ctx.save_for_backward(x, t)
+        ctx.reduction = reduction
+        diff = x - t
+        loss = diff * diff
+        if reduction == "mean":
+            return xp.asarray(xp.mean(loss), order="C")
+        if reduction == "sum":
+            return xp.asarray(xp.sum(loss), order="C")
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, t = ctx.saved_tensors
+        diff = x - t
+        grad_x = grad * 2 * diff
+        if ctx.reduction == "mean":
+            grad_x = grad_x / max(diff.numel(), 1)
+        return grad_x if ctx.needs_input_grad[0] else None, -grad_x if ctx.needs_input_grad[1] else None
+
+
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
              reduction: str = "mean", weight=None) -> Tensor:
     """F.mse_loss: ``(input - target)**2``, reduced."""
+    # one node for the common case; a weight or a broadcast target takes the composition below
+    if weight is None and isinstance(input, Tensor) and isinstance(target, Tensor) and input.shape == target.shape:
+        _check_reduction(reduction)
+        dtype = _dtype.result_type(input, target)
+        if dtype.is_floating_point:
+            return _MseLoss.apply(input.to(dtype), target.to(dtype), reduction=reduction)
     diff = input - target  # torch broadcasts before it reads the reduction
     _check_reduction(reduction)
     loss = diff * diff

@@ -18,7 +18,7 @@ import contextlib
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _meta
 from .._backend import array_module, cuda_available, cuda_module
 from .._backend import device as _device
 from ..tensor import Tensor
@@ -185,6 +185,8 @@ def _rng(generator, xp=np):
     """The stream a draw on ``xp``'s device comes from: the CPU generator's for NumPy, else a
     CUDA generator's device stream (the current device's default generator unless one is given).
     A generator of the other device type is refused, as torch refuses it."""
+    if xp is _meta.module:
+        return _meta.random_stream  # shapes only: no generator advances, as on torch's meta device
     if xp is np:
         if generator is None:
             return default_generator._rng

@@ -69,9 +69,9 @@ class LazyModuleMixin:
         if module.cls_to_become is not None:
             module.__class__ = module.cls_to_become
 
-    def _apply(self, fn):
+    def _apply(self, fn, recurse: bool = True):
         lazy_buffers = {name: buffer for name, buffer in self._buffers.items() if is_lazy(buffer)}
-        super()._apply(fn)
+        super()._apply(fn, recurse)
         # Module._apply stores fn's result for a buffer, a plain tensor (``.to(device)``'s): an uninitialised
         # buffer must stay one, on its new device and dtype, as torch's does
         for name, old in lazy_buffers.items():

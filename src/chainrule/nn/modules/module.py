@@ -17,6 +17,7 @@ from ..._naming import naming_the_class
 from ...autograd.function import is_recording
 from ...autograd.grad_mode import no_grad
 from ...autograd.hooks import BackwardHookFunction
+from ...ops.creation import empty_like
 from ...tensor import Tensor
 from ..parameter import Buffer, Parameter
 
@@ -369,6 +370,12 @@ class Module:
                         else:
                             setattr(self, name, input_param)
                     else:
+                        if param.is_meta and not input_param.is_meta:
+                            warnings.warn(f"for {key}: copying from a non-meta parameter in the checkpoint to a meta "
+                                          "parameter in the current model, which is a no-op. (Did you mean to pass "
+                                          "`assign=True` to assign items in the state dictionary to their "
+                                          "corresponding key in the module instead of copying them in place?)",
+                                          UserWarning, stacklevel=2)
                         param.copy_(input_param)
             except Exception as ex:  # noqa: BLE001 - reported by name, as torch does
                 error_msgs.append(
@@ -462,10 +469,11 @@ class Module:
         processes started afterwards train the same weights (Hogwild)."""
         return self._apply(lambda t: t.share_memory_())
 
-    def _apply(self, fn) -> Module:
+    def _apply(self, fn, recurse: bool = True) -> Module:
         """Apply ``fn`` to every parameter and buffer, in place (parameters keep their identity)."""
-        for module in self.children():
-            module._apply(fn)
+        if recurse:
+            for module in self.children():
+                module._apply(fn)
         for param in self._parameters.values():
             if param is None:
                 continue
@@ -541,6 +549,12 @@ class Module:
 
     def cpu(self) -> Module:
         return self._apply(lambda t: t.cpu())
+
+    def to_empty(self, *, device, recurse: bool = True) -> Module:
+        """torch.nn.Module.to_empty: give every parameter and buffer fresh, uninitialised storage on
+        ``device`` (same shapes and dtypes); the way off the meta device, where ``to()`` would
+        have no data to copy. Initialise after it (``reset_parameters``, ``load_state_dict``)."""
+        return self._apply(lambda t: empty_like(t, device=device), recurse=recurse)
 
     def cuda(self, device=None) -> Module:
         return self._apply(lambda t: t.cuda(device))

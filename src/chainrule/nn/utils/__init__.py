@@ -18,10 +18,20 @@ from .weight_norm import remove_weight_norm, weight_norm  # noqa: F401
 
 
 def skip_init(module_cls, *args, **kwargs):
-    """torch.nn.utils.skip_init: build ``module_cls(*args, **kwargs)``. torch skips the weight
-    initialisation by building on the meta device; chainrule has no meta device, so the module is
-    initialised as usual — callers re-initialise it themselves either way."""
-    return module_cls(*args, **kwargs)
+    """torch.nn.utils.skip_init: ``module_cls(*args, **kwargs)`` with its parameters and buffers
+    left uninitialised: built on the meta device (so its initialisation computes nothing) and
+    given empty storage on ``device=`` (the CPU by default) with ``to_empty``."""
+    import inspect
+
+    from ..modules.module import Module
+
+    if not (isinstance(module_cls, type) and issubclass(module_cls, Module)):
+        raise RuntimeError(f"Expected a Module; got {module_cls}")
+    if "device" not in inspect.signature(module_cls).parameters:
+        raise RuntimeError("Module must support a 'device' arg to skip initialization")
+    final_device = kwargs.pop("device", "cpu")
+    kwargs["device"] = "meta"
+    return module_cls(*args, **kwargs).to_empty(device=final_device)
 
 
 # These build on nn.modules, whose rnn module imports nn.utils.rnn (so this package): loading

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 
+from ..._backend import array_module
 from ...autograd.grad_mode import no_grad
 from ...tensor import Tensor
 
@@ -26,6 +27,7 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
     if not tensors:
         return Tensor._make(np.asarray(0.0, dtype=np.float32))
     dtype = np.result_type(*[t._data.dtype for t in tensors])
+    xp = array_module(tensors[0]._data)  # the norms are taken where the gradients live (CuPy on a GPU)
     if norm_type == math.inf:
         total = max(float(np.max(np.abs(t._data))) if t._data.size else 0.0 for t in tensors)
     elif norm_type == -math.inf:
@@ -34,16 +36,16 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
         total = float(sum(np.count_nonzero(t._data) for t in tensors))
     else:
         # per-tensor norms in the tensors' dtype, then the norm of those norms (torch's order)
-        norms = np.array([np.sum(np.abs(t._data.astype(np.float64)) ** norm_type) ** (1.0 / norm_type)
-                          for t in tensors])
-        total = float(np.sum(norms ** norm_type) ** (1.0 / norm_type))
+        norms = [xp.sum(xp.abs(t._data.astype(np.float64)) ** norm_type) ** (1.0 / norm_type) for t in tensors]
+        total = float(sum(float(n) ** norm_type for n in norms) ** (1.0 / norm_type))
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(
             f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it "
             "cannot be clipped. To disable this error and scale the gradients by the non-finite norm "
             "anyway, set `error_if_nonfinite=False`"
         )
-    return Tensor._make(np.asarray(total, dtype=dtype))
+    # on the gradients' device, as torch returns it (a script may add it to a device tensor)
+    return Tensor._make(np.asarray(total, dtype=dtype)).to(tensors[0].device)
 
 
 def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, foreach=None) -> None:

@@ -39,6 +39,12 @@ class _ChainruleAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self._original_specs[spec.name] = module.__spec__
         return module
 
+    def get_code(self, fullname):
+        # ``python -m torch.distributed.run`` (torchrun's module form): runpy asks the loader for the
+        # code and runs it as __main__, so hand it chainrule's module's code
+        target_name = "chainrule" + fullname[len(_PREFIX):]
+        return importlib.util.find_spec(target_name).loader.get_code(target_name)
+
     def exec_module(self, module) -> None:
         # importlib stamped the alias spec on the shared module; chainrule's own spec goes back
         # so that chainrule's relative imports and reloads keep seeing their real package.

@@ -1,0 +1,80 @@
+"""autograd.grad(..., is_grads_batched=True), and the row stacking it shares with functional.jacobian."""
+
+from __future__ import annotations
+
+from .._backend import array_module
+from .function import Function
+
+
+def batched_grad(grad, outputs: tuple, inputs: tuple, grad_outputs, retain_graph, create_graph, allow_unused,
+                 materialize_grads):
+    """``autograd.grad(..., is_grads_batched=True)``: each grad_output's first dim is a batch, and
+    each gradient gets the same first dim, the vector-Jacobian products of its rows.
+
+    torch vmaps one backward over the batch; here it is one backward per batch element, the graph
+    retained between them (the caller's ``retain_graph`` applies after the last): the same
+    numbers, B backwards' time. An input no output reaches gets None (``allow_unused``) or, with
+    ``materialize_grads``, zeros of its own unbatched shape, as torch's. ``grad`` is the unbatched
+    ``autograd.grad`` (passed in, so this module and the engine import each other in neither order);
+    ``outputs``, ``inputs`` and a given ``grad_outputs`` are tuples.
+    """
+    grad_outputs = (None,) * len(outputs) if grad_outputs is None else grad_outputs
+    if len(grad_outputs) != len(outputs):  # the unbatched call raises torch's message
+        return grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused=allow_unused)
+    sizes = []
+    for i, (g, out) in enumerate(zip(grad_outputs, outputs)):
+        if g is None:
+            if out.dim() == 0:
+                raise ValueError("vmap(vjp, in_dims=0, ...)(<inputs>): Got in_dim=0 for some input, but that "
+                                 "input is a Tensor of dimensionality 0 so expected in_dim to satisfy "
+                                 "0 <= in_dim < 0.")
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        if g.dim() == 0 or tuple(g.shape[1:]) != tuple(out.shape):
+            raise RuntimeError(
+                "If `is_grads_batched=True`, we interpret the first dimension of each grad_output as the batch "
+                "dimension. The sizes of the remaining dimensions are expected to match the shape of "
+                f"corresponding output, but a mismatch was detected: grad_output[{i}] has a shape of "
+                f"torch.Size({list(g.shape[1:])}) and output[{i}] has a shape of torch.Size({list(out.shape)}). "
+                "If you only want some tensors in `grad_output` to be considered batched, consider using vmap.")
+        sizes.append(g.shape[0])
+    if len(set(sizes)) > 1:
+        raise ValueError(f"vmap: Expected all tensors to have the same size in the mapped dimension, got sizes "
+                         f"{sizes} for the mapped dimension")
+    batch = sizes[0] if sizes else 0
+    if batch == 0:
+        raise IndexError("index 0 is out of bounds for dimension 0 with size 0")
+    if retain_graph is None:
+        retain_graph = create_graph
+    unused_allowed = bool(allow_unused) or materialize_grads
+    rows = [grad(outputs, inputs, [g[b] for g in grad_outputs], retain_graph=retain_graph or b < batch - 1,
+                 create_graph=create_graph, allow_unused=unused_allowed) for b in range(batch)]
+    result = []
+    for j, x in enumerate(inputs):
+        per_row = [row[j] for row in rows]
+        if per_row[0] is None:
+            result.append(x.new_zeros(tuple(x.shape)) if materialize_grads else None)
+        else:
+            result.append(StackRows.apply(*per_row))
+    return tuple(result)
+
+
+
+class StackRows(Function):
+    """Rows stacked along a new first dim: the Jacobian's (functional.jacobian), the batched
+    gradients' (batched_grad). torch.stack's job (hence its node name), kept here so that autograd
+    imports no ops.
+    """
+
+    node_name = "StackBackward0"
+    label = "stack"
+    rule = "each input gets its own slice of the gradient"
+    formula = None
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, *rows):
+        return array_module(rows[0]).stack(rows)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.unbind(0)
