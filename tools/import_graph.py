@@ -23,7 +23,7 @@ PACKAGE = "chainrule"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("chainrule._dtype", "chainrule._backend", "chainrule._meta", "chainrule._standin", "chainrule._cupy_surface",
               "chainrule._config", "chainrule._parallel", "chainrule._shared", "chainrule._layout",
-              "chainrule.return_types", "chainrule._opmath")),
+              "chainrule.return_types", "chainrule._opmath", "chainrule._naming")),
     ("autograd", ("chainrule.autograd",)),
     ("tensor", ("chainrule.tensor", "chainrule._format", "chainrule.storage")),
     ("ops", ("chainrule.ops", "chainrule._methods", "chainrule.linalg", "chainrule.fft", "chainrule.special",

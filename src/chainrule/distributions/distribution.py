@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype
+from .._naming import naming_the_class
 from ..autograd.grad_mode import no_grad
 from ..tensor import Size, Tensor
 from .constraints import Constraint, boolean, positive, real, simplex, unit_interval  # noqa: F401 (re-exported)
@@ -38,6 +39,12 @@ class Distribution:
     arg_constraints: dict = {}
     support: Constraint = real
     _validate_default = True
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        # chainrule's own families only: a user's subclass keeps its own errors as it raised them
+        if cls.__module__.startswith("chainrule.") and "__init__" in cls.__dict__:
+            cls.__init__ = naming_the_class(cls.__dict__["__init__"])
 
     def __init__(self, batch_shape=(), event_shape=(), validate_args=None) -> None:
         self._batch_shape = Size(batch_shape)

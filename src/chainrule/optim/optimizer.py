@@ -58,6 +58,11 @@ class Optimizer:
     """
 
     def __init__(self, params, defaults: dict) -> None:
+        # torch refuses these only at the first step (set_grad_enabled() of a non-bool); said here
+        # instead, before the optimizer exists, naming the optimizer and the flag
+        for flag in ("differentiable",):
+            if flag in defaults and not isinstance(defaults[flag], bool):
+                raise TypeError(f"{type(self).__name__}: {flag} must be a bool, got {defaults[flag]!r}")
         self.defaults = defaults
         self.state: dict = _ParamState()
         self.param_groups: list[dict] = []

@@ -13,6 +13,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from ... import _dtype
+from ..._naming import naming_the_class
 from ...autograd.function import is_recording
 from ...autograd.grad_mode import no_grad
 from ...autograd.hooks import BackwardHookFunction
@@ -64,6 +65,12 @@ class Module:
 
     training: bool
     _version = 1
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        # chainrule's own classes only: a user's module keeps its own errors as it raised them
+        if cls.__module__.startswith("chainrule.") and "__init__" in cls.__dict__:
+            cls.__init__ = naming_the_class(cls.__dict__["__init__"])
 
     def __init__(self, *args, **kwargs) -> None:
         if args or kwargs:

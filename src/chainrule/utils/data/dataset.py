@@ -204,7 +204,9 @@ def random_split(dataset: Dataset, lengths: Sequence, generator=None) -> list[Su
     """Split ``dataset`` into non-overlapping random subsets of the given lengths, or of the given
     fractions of its length (summing to 1; leftover items go round-robin to the first splits)."""
     n = len(dataset)
-    lengths = list(lengths)
+    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__iter__"):
+        raise TypeError(f"random_split: lengths must be a sequence of ints or of fractions, got {lengths!r}")
+    lengths = [int(k) if hasattr(k, "item") and not isinstance(k, float) else k for k in lengths]
     if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
         counts = []
         for i, frac in enumerate(lengths):
@@ -220,6 +222,8 @@ def random_split(dataset: Dataset, lengths: Sequence, generator=None) -> list[Su
         lengths = counts
     if sum(lengths) != n:
         raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
+    if any(not isinstance(k, int) for k in lengths):  # torch's randperm refuses them, a TypeError
+        raise TypeError(f"random_split: lengths must be ints (or fractions summing to 1), got {lengths!r}")
     from ...ops.random import randperm
 
     indices = randperm(sum(lengths), generator=generator)._data.tolist()
