@@ -171,6 +171,7 @@ def _bind_operators() -> None:
             _GENERAL_OPERATORS[f"__r{name}__"] = _reflected(fn)
     Tensor.__rsub__ = _arithmetic(_rsub, ew.RSub, np.subtract, reflected=True)
     _GENERAL_OPERATORS["__rsub__"] = _reflected(_rsub)
+    Tensor.__rtruediv__ = _GENERAL_OPERATORS["__rtruediv__"] = _rtruediv
     _FAST_OPERATORS.update((name, Tensor.__dict__[name]) for name in _GENERAL_OPERATORS)
     _profiler.recording_switches.append(_operators_for_profiling)
     # the method's receiver is the value taken where the condition holds: x.where(c, y) = where(c, x, y)
@@ -194,6 +195,15 @@ def _operators_for_profiling(recording: bool) -> None:
     times, instead of their unrecorded one-ufunc fast path; the fast path is back when it stops."""
     for name, general in _GENERAL_OPERATORS.items():
         setattr(Tensor, name, general if recording else _FAST_OPERATORS[name])
+
+
+def _rtruediv(self, other):
+    """``number / tensor`` as torch computes it, reciprocal(tensor) * number: the same bits (a
+    quotient rounds differently from a product with a rounded reciprocal) and torch's graph,
+    MulBackward0 over ReciprocalBackward0."""
+    if not (_is_operand(other) or isinstance(other, complex)):
+        return NotImplemented
+    return ew.reciprocal(self) * other
 
 
 def _rsub(number, tensor):

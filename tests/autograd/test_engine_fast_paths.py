@@ -246,8 +246,12 @@ def test_unrecorded_arithmetic_with_numbers_matches_numpy_and_torch_bit_for_bit(
                 ours = fn(x, number).numpy()
             with np.errstate(all="ignore"):
                 expected = fn(values, number)  # NumPy with the Python number itself (NEP 50)
+                if fn(2.0, 1.0) == 0.5:  # number / tensor: torch's reciprocal(tensor) * number
+                    expected = np.reciprocal(values) * number
             assert ours.dtype == expected.dtype == fn(t, number).numpy().dtype
             np.testing.assert_array_equal(ours, expected)
+            if dtype != "float16":  # (torch's float16 kernels take the number in float32: not matched yet)
+                np.testing.assert_array_equal(ours, fn(t, number).numpy())
     with cr.no_grad():
         w = cr.tensor([1.0, 2.0], requires_grad=True)
         np.testing.assert_array_equal((w * 0.9).numpy(), np.float32([1.0, 2.0]) * 0.9)
