@@ -197,7 +197,7 @@ def _operators_for_profiling(recording: bool) -> None:
         setattr(Tensor, name, general if recording else _FAST_OPERATORS[name])
 
 
-def _rtruediv(self, other):
+def _rtruediv(self, other) -> Tensor:
     """``number / tensor`` as torch computes it, reciprocal(tensor) * number: the same bits (a
     quotient rounds differently from a product with a rounded reciprocal) and torch's graph,
     MulBackward0 over ReciprocalBackward0."""
