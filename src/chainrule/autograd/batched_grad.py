@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import array_module, gpu_in_use
+from .._backend import array_module, gpu_in_use, writeable
 from . import engine as _engine
 from . import function as _function
 from .function import AccumulateGrad, Function, _anomaly
@@ -145,7 +145,33 @@ def batched_backward(outputs, inputs, grad_outputs, retain_graph: bool):
         _grad_state.enabled = previous
         _function.numpy_errstate.reset(quiet)
         _engine._callers_errstate.pop()
-    return tuple(captured)
+    return _owned(captured, [g._data for _, g in pairs])
+
+
+def _owned(captured: list, seeds: list) -> tuple:
+    """The gradients, each in writeable memory of its own: a rule may hand one array to two
+    inputs (add's), return a broadcast view (sum's), or pass the caller's cotangent through (an
+    identity), and torch's results are fresh tensors."""
+    taken = {id(_root(seed)) for seed in seeds}
+    result = []
+    for g in captured:
+        if g is not None:
+            array = g._data
+            root = _root(array)
+            if id(root) in taken or not writeable(array) or any(
+                    stride == 0 and size > 1 for stride, size in zip(array.strides, array.shape)):
+                g = type(g)._make(array.copy())
+                root = g._data
+            taken.add(id(root))
+        result.append(g)
+    return tuple(result)
+
+
+def _root(array):
+    """The array that owns ``array``'s memory."""
+    while array.base is not None:
+        array = array.base
+    return array
 
 
 def _run_node(node, grads, batch: int) -> list:

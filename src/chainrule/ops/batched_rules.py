@@ -156,7 +156,7 @@ def _log_softmax(node, grad):
 
 
 # ---------------------------------------------------------------- shapes
-@register_batched_rule(shape.Reshape, shape.UnsafeView)
+@register_batched_rule(shape.Reshape)
 def _reshape(node, grad):
     g = grad._data
     return Tensor._make(g.reshape((g.shape[0],) + tuple(node.input_shape)))
