@@ -1,4 +1,4 @@
-"""The batched backward walk (autograd/batched_grad.py, rules in ops/batched_rules.py): one reverse
+"""The batched backward walk (autograd/batched_walk.py; rules in ops/batched_rules.py): one reverse
 pass whose cotangents carry a leading batch dim, behind jacrev, functional.jacobian and
 is_grads_batched.
 
@@ -16,7 +16,7 @@ import pytest
 
 import chainrule
 import chainrule.nn.functional as F
-from chainrule.autograd import batched_grad
+from chainrule.autograd import batched_grad, batched_walk
 from chainrule.autograd.engine import grad as unbatched_grad
 
 torch = pytest.importorskip("torch")
@@ -38,7 +38,7 @@ def _batched_vs_rows(f, shapes, low=-2.0, high=2.0, transpose_cotangent=False):
     if transpose_cotangent and out.dim() >= 2:  # the same values, in a non-contiguous layout
         seeds = np.ascontiguousarray(np.swapaxes(seeds, -1, -2)).swapaxes(-1, -2)
     seeds = chainrule.from_numpy(seeds).to(out.dtype)
-    batched = batched_grad.batched_backward((out,), tuple(xs), (seeds,), retain_graph=True)
+    batched = batched_walk.batched_backward((out,), tuple(xs), (seeds,), retain_graph=True)
     assert batched is not None, "the batched walk declined a plain graph"
     for b in range(BATCH):
         rows = unbatched_grad(out, xs, seeds[b], retain_graph=True, allow_unused=True)
@@ -57,14 +57,14 @@ class _RowsForbidden:
 
     def __init__(self, monkeypatch, forbid: bool) -> None:
         self.classes = []
-        original = batched_grad._row_by_row
+        original = batched_walk._row_by_row
 
         def row_by_row(node, grads, batch):
             self.classes.append(type(node).__name__)
             assert not forbid, f"{type(node).__name__} ran row by row"
             return original(node, grads, batch)
 
-        monkeypatch.setattr(batched_grad, "_row_by_row", row_by_row)
+        monkeypatch.setattr(batched_walk, "_row_by_row", row_by_row)
 
 
 def _relu6(x):
@@ -196,7 +196,7 @@ def test_complex_matmul_conjugates_like_the_ordinary_rule(monkeypatch):
     b = chainrule.from_numpy(rng.standard_normal((4, 2)) + 1j * rng.standard_normal((4, 2))).requires_grad_()
     out = a @ b
     seeds = chainrule.from_numpy(rng.standard_normal((BATCH, 3, 2)) + 1j * rng.standard_normal((BATCH, 3, 2)))
-    got = batched_grad.batched_backward((out,), (a, b), (seeds,), retain_graph=True)
+    got = batched_walk.batched_backward((out,), (a, b), (seeds,), retain_graph=True)
     for k in range(BATCH):
         rows = unbatched_grad(out, (a, b), seeds[k], retain_graph=True)
         for g, row in zip(got, rows):
@@ -234,13 +234,13 @@ def test_no_grad_is_accumulated_and_results_are_fresh():
     y = _leaf((3,), seed=1)
     out = x + y  # add hands one gradient array to both inputs
     seeds = chainrule.eye(3)
-    gx, gy = batched_grad.batched_backward((out,), (x, y), (seeds,), retain_graph=False)
+    gx, gy = batched_walk.batched_backward((out,), (x, y), (seeds,), retain_graph=False)
     assert x.grad is None and y.grad is None
     gx.add_(1)  # writeable, and shares memory with neither the other result nor the cotangents
     np.testing.assert_array_equal(gy.numpy(), np.eye(3))
     np.testing.assert_array_equal(seeds.numpy(), np.eye(3))
     s = _leaf((2, 3))
-    (gs,) = batched_grad.batched_backward((s.sum(),), (s,), (chainrule.ones(4),), retain_graph=False)
+    (gs,) = batched_walk.batched_backward((s.sum(),), (s,), (chainrule.ones(4),), retain_graph=False)
     gs.mul_(2)  # sum's rule broadcasts a view; the result is a real array
     np.testing.assert_array_equal(gs.numpy(), np.full((4, 2, 3), 2.0))
 
@@ -256,8 +256,8 @@ def test_freed_graph_raises_torch_error():
 def test_hooks_take_the_per_row_path(monkeypatch):
     calls = []
     walked = []
-    original = batched_grad._run_node
-    monkeypatch.setattr(batched_grad, "_run_node", lambda *args: walked.append(1) or original(*args))
+    original = batched_walk._run_node
+    monkeypatch.setattr(batched_walk, "_run_node", lambda *args: walked.append(1) or original(*args))
 
     def program(lib):
         x = lib.tensor([0.5, -1.0, 2.0], dtype=lib.float64, requires_grad=True)

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from . import batched_grad as _batched_grad
+from . import batched_walk as _batched_walk
 from .batched_grad import StackRows as _StackRows
 from .engine import grad
 from .grad_mode import enable_grad
@@ -85,7 +85,7 @@ def _jacobian(func, inputs, create_graph: bool, chunk_size=None):
             # an output that does not depend on the inputs has a zero Jacobian (torch's, strict=False)
             rows = None
             if out.requires_grad and not create_graph:
-                rows = _batched_grad.jacobian_rows(out, xs, chunk_size)
+                rows = _batched_walk.jacobian_rows(out, xs, chunk_size)
             if rows is None:
                 rows = _rows_one_by_one(out, xs, create_graph)
             per_input = []
