@@ -400,3 +400,20 @@ def test_jacrev_on_the_cuda_standin_matches_the_cpu():
         assert all(g.device.type == "cuda" for g in got)
         for g, e in zip(got, expected):
             np.testing.assert_allclose(g.cpu().numpy(), e.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_jacobian_without_chunk_size_keeps_batched_gradients_under_the_budget(monkeypatch):
+    walks = []
+    original = batched_walk.batched_backward
+    monkeypatch.setattr(batched_walk, "batched_backward", lambda *args, **kwargs: walks.append(
+        args[2][0].shape[0]) or original(*args, **kwargs))
+    # the widest gradient a row needs is w's 5 x 4 = 20 elements (b, a constant, gets none): 3 rows a walk
+    monkeypatch.setattr(batched_walk, "_AUTO_CHUNK_ELEMENTS", 60)
+    rng = np.random.default_rng(6)
+    w, b, x = rng.standard_normal((5, 4)), rng.standard_normal((7, 5)), rng.standard_normal(4)
+    ours = chainrule.autograd.functional.jacobian(
+        lambda w: chainrule.from_numpy(b) @ (w @ chainrule.from_numpy(x)).sigmoid(), chainrule.from_numpy(w))
+    assert walks == [3, 3, 1]
+    theirs = torch.autograd.functional.jacobian(lambda w: torch.from_numpy(b) @ (w @ torch.from_numpy(x)).sigmoid(),
+                                                torch.from_numpy(w))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-10, atol=1e-12)

@@ -17,6 +17,8 @@ forward AD, ``create_graph=True`` or an unusual argument take the one-backward-p
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._backend import array_module, gpu_in_use, writeable
@@ -236,14 +238,28 @@ def _add_to_buffer(buffers, node, output_nr: int, grad) -> None:
     slots[output_nr] = grad if previous is None else type(grad)._make(previous._data + grad._data)
 
 
+# the most elements a batched gradient gets when jacobian_rows picks the chunk size (256 MiB in float32)
+_AUTO_CHUNK_ELEMENTS = 1 << 26
+
+
 def jacobian_rows(output, inputs, chunk_size=None):
     """d output / d inputs as rows: for each input a Tensor of shape ``(output.numel(),) +
     input.shape`` (None where the output does not reach it), by ``batched_backward`` with the
-    identity's rows as cotangents, ``chunk_size`` rows per walk (all at once when None); the
-    graph is kept. None when the graph needs the one-backward-per-row path."""
+    identity's rows as cotangents, ``chunk_size`` rows per walk; the graph is kept. None when
+    the graph needs the one-backward-per-row path.
+
+    Without a ``chunk_size``, as many rows as keep each batched gradient under
+    ``_AUTO_CHUNK_ELEMENTS`` (all of them for most graphs): a wide graph's B-row gradients would
+    otherwise outgrow the Jacobian itself (torch's vmap takes all rows at once)."""
     Tensor = _function._Tensor
     count = output._data.size
-    step = count if chunk_size is None else max(1, min(int(chunk_size), count))
+    if chunk_size is None:
+        # (an input with no edge, a constant such as predict's weight under jacrev(argnums=2), gets none)
+        widest = max((math.prod(meta[0]) for node in _engine._topological_order([output.grad_fn])
+                      for meta, (child, _) in zip(node._input_meta, node.next_functions)
+                      if meta is not None and child is not None), default=1)
+        chunk_size = max(1, _AUTO_CHUNK_ELEMENTS // max(widest, output._data.size, 1))
+    step = max(1, min(int(chunk_size), count))
     chunks = [(start, min(start + step, count)) for start in range(0, count, step)]
     xp = array_module(output._data)
     pieces = [[] for _ in inputs]
