@@ -67,6 +67,11 @@ class _RowsForbidden:
         monkeypatch.setattr(batched_walk, "_row_by_row", row_by_row)
 
 
+def _flat_grads(out, inputs):
+    """The gradients of ``out`` with their graph (create_graph), flattened into one tensor."""
+    return chainrule.cat([g.reshape(-1) for g in chainrule.autograd.grad(out, inputs, create_graph=True)])
+
+
 def _relu6(x):
     return F.relu6(x)
 
@@ -160,6 +165,16 @@ _CASES = (
         ("index_mask", lambda a: a[a > 0], [(3, 4)], (-2, 2)),
         ("narrow_split_unbind", lambda a: a.narrow(1, 1, 2).split(1, 0)[1] * a.unbind(1)[0][1], [(3, 4)],
          (-2, 2)),
+        # second order: a gradient's recorded graph (what a Hessian's outer Jacobian walks)
+        ("grad_of_linear", lambda x, w, b: _flat_grads(F.linear(x, w, b).tanh().sum() * 2, (x, w, b)),
+         [(3, 4), (5, 4), (5,)], (-2, 2)),
+        ("grad_of_linear_u_b_only", lambda x, w, b: _flat_grads((F.linear(x.detach(), w.detach(), b) ** 2).sum(), (b,)),
+         [(2, 3, 4), (5, 4), (5,)], (-2, 2)),
+        ("grad_of_linear_vector", lambda x, w: _flat_grads(F.linear(x, w).sin().sum(), (x, w)),
+         [(4,), (5, 4)], (-2, 2)),
+        ("grad_of_gelu_silu", lambda x: _flat_grads((F.gelu(x) * F.silu(x)).sum(), (x,)), [(3, 4)], (-3, 3)),
+        ("grad_of_softmax", lambda x: _flat_grads((x.softmax(1) ** 2).sum(), (x,)), [(3, 4)], (-2, 2)),
+        ("grad_of_log_softmax", lambda x: _flat_grads((F.log_softmax(x, 0) * x).sum(), (x,)), [(3, 4)], (-2, 2)),
         # a chain: the tutorial's predict, and a two-layer net with a loss-like tail
         ("predict", lambda x, w, b: F.linear(x, w, b).tanh(), [(6,), (5, 6), (5,)], (-2, 2)),
         ("mlp", lambda x, w1, b1, w2: (F.linear(F.gelu(F.linear(x, w1, b1)), w2).log_softmax(-1) * x.sum()).mean(0),
@@ -178,9 +193,9 @@ def test_every_batched_rule_is_exercised(monkeypatch):
     # the cases above reach every class in the table (a rule added without a case fails here)
     reached = set()
     for cls, rule in list(batched_grad.BATCHED_RULES.items()):
-        def recording(node, grad, rule=rule, cls=cls):
+        def recording(node, *grads, rule=rule, cls=cls):
             reached.add(cls)
-            return rule(node, grad)
+            return rule(node, *grads)
 
         monkeypatch.setitem(batched_grad.BATCHED_RULES, cls, recording)
     for _, f, shapes, bounds in _CASES:

@@ -17,10 +17,11 @@ from .function import Function
 
 __all__ = ["BATCHED_RULES", "register_batched_rule", "broadcasting_rule", "batched_grad"]
 
-# Function class -> rule(node, grad): ``grad`` is the node's output gradient with a leading batch
-# dim B; the rule returns one gradient per input (or None), each with the same leading dim B and
-# otherwise the input's shape or one broadcastable to it, or NotImplemented to have this node run
-# row by row. Keyed by the exact class: a subclass may change the backward.
+# Function class -> rule(node, *grads): each of ``grads`` is the gradient of one of the node's
+# outputs with a leading batch dim B (None for an output no gradient reached, which only a node
+# of several outputs has); the rule returns one gradient per input (or None), each with the same
+# leading dim B and otherwise the input's shape or one broadcastable to it, or NotImplemented to
+# have this node run row by row. Keyed by the exact class: a subclass may change the backward.
 BATCHED_RULES: dict = {}
 
 # autograd.batched_walk.batched_backward, set when that module loads: it imports the engine,
@@ -38,11 +39,11 @@ def register_batched_rule(*functions):
     return register
 
 
-def broadcasting_rule(node, grad):
+def broadcasting_rule(node, *grads):
     """The node's own backward, for a rule that is elementwise in the gradient (the gradient
     times factors computed from the saved values, which have the output's shape or broadcast to
     it): a leading batch dim on the gradient broadcasts through it unchanged."""
-    return node._forward_cls.backward(node, grad)
+    return node._forward_cls.backward(node, *grads)
 
 
 def batched_grad(grad, outputs: tuple, inputs: tuple, grad_outputs, retain_graph, create_graph, allow_unused,

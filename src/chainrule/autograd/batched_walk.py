@@ -153,9 +153,9 @@ def _root(array):
 def _run_node(node, grads, batch: int) -> list:
     """One node's input gradients for batched output gradients: its batched rule's when it has
     one, else its backward row by row, stacked."""
-    rule = BATCHED_RULES.get(node._forward_cls) if len(grads) == 1 and grads[0] is not None else None
+    rule = BATCHED_RULES.get(node._forward_cls)
     if rule is not None:
-        result = rule(node, grads[0])
+        result = rule(node, *grads)
         if result is not NotImplemented:
             if type(result) is not tuple:
                 result = (result,)

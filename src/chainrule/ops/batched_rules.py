@@ -66,6 +66,8 @@ register_batched_rule(
     activation.Softshrink, activation.Elu, activation.Celu, activation.Gelu, activation.Silu, activation.Mish,
     activation.Softplus, activation.LogSigmoid, activation.Hardsigmoid, activation.Hardswish,
     shape.Clone,
+    # second order (a Hessian's outer Jacobian walks the recorded backward): the same kind of rule
+    activation.GeluBackward, activation.SiluBackward,
 )(broadcasting_rule)
 
 
@@ -87,6 +89,39 @@ def _linear(node, grad):
     if len(needs) > 2 and needs[2]:
         grad_b = g.reshape(batch, rows, features_out).sum(1)
     return (_batched(grad_x), _batched(grad_w)) + ((_batched(grad_b),) if len(needs) > 2 else ())
+
+
+@register_batched_rule(linear.LinearBackward)
+def _linear_backward(node, *grad_grads):
+    # gx = G W, gW = Gᵀ x, gb = Σ G are bilinear: each input's gradient pairs the other with Ū
+    grad, x, w = node.saved_tensors
+    remaining = iter(grad_grads)
+    u_x, u_w, u_b = (None if not need else _data(next(remaining)) for need in node.needs)
+    needs = node.needs_input_grad
+    g, x, w = grad._data, x._data, w._data
+    batch = next(u.shape[0] for u in (u_x, u_w, u_b) if u is not None)
+    rows = math.prod(g.shape[:-1])
+    g_rows, x_rows = g.reshape(rows, g.shape[-1]), x.reshape(rows, x.shape[-1])
+    grad_g = grad_x = grad_w = None
+    if needs[0]:
+        parts = []
+        if u_x is not None:
+            parts.append(_times_matrix(u_x, w.T))
+        if u_w is not None:
+            parts.append(_matrix_times(x_rows, u_w.swapaxes(-1, -2)).reshape((batch,) + g.shape))
+        if u_b is not None:
+            parts.append(array_module(u_b).broadcast_to(u_b.reshape((batch,) + (1,) * (g.ndim - 1) + g.shape[-1:]),
+                                                        (batch,) + g.shape))
+        grad_g = sum(parts[1:], parts[0]) if parts else None
+    if needs[1] and u_w is not None:
+        grad_x = _matrix_times(g_rows, u_w).reshape((batch,) + x.shape)
+    if needs[2] and u_x is not None:
+        grad_w = _matrix_times(g_rows.T, u_x.reshape(batch, rows, x.shape[-1]))
+    return _batched(grad_g), _batched(grad_x), _batched(grad_w)
+
+
+def _data(t):
+    return None if t is None else t._data
 
 
 @register_batched_rule(linalg.Matmul, linalg.Mm, linalg.Bmm, linalg.Mv, linalg.Dot)
@@ -153,6 +188,32 @@ def _log_softmax(node, grad):
     # (LogSoftmaxBackward's kept-softmax fast path reads a gradient of the output's own shape)
     (y,) = node.saved_tensors
     return reduce.LogSoftmaxBackward.apply(grad, y, dim=_batch_dim(node.dim, y._data.ndim))
+
+
+@register_batched_rule(reduce.SoftmaxBackward)
+def _softmax_backward(node, u):
+    # z = y ∘ (g - ⟨g, y⟩) is bilinear in (g, y); the saved g and y have no batch dim, u has
+    grad, y = node.saved_tensors
+    dim = node.dim % y._data.ndim
+    needs = node.needs_input_grad
+    grad_g = reduce.SoftmaxBackward.apply(u, y, dim=dim + 1) if needs[0] else None
+    grad_y = None
+    if needs[1]:
+        grad_y = (u * (grad - reduce.sum(grad * y, dim, keepdim=True))
+                  - grad * reduce.sum(u * y, dim + 1, keepdim=True))
+    return grad_g, grad_y
+
+
+@register_batched_rule(reduce.LogSoftmaxBackward)
+def _log_softmax_backward(node, u):
+    # z = g - exp(y)·Σg: ∂/∂g = u - Σ(u ∘ exp(y)), ∂/∂y = -u ∘ exp(y)·Σg
+    grad, y = node.saved_tensors
+    dim = node.dim % y._data.ndim
+    needs = node.needs_input_grad
+    softmax_y = elementwise.exp(y)
+    grad_g = u - reduce.sum(u * softmax_y, dim + 1, keepdim=True) if needs[0] else None
+    grad_y = -(u * softmax_y) * reduce.sum(grad, dim, keepdim=True) if needs[1] else None
+    return grad_g, grad_y
 
 
 # ---------------------------------------------------------------- shapes
