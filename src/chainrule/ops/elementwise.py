@@ -445,18 +445,25 @@ def _warn_scalar_first_once(name: str, keyword: str, names: list) -> None:
     if _scalar_first_warned:
         return
     _scalar_first_warned = True
-    import os
-    import sys
     import warnings
 
     tensors = ", ".join(f"Tensor {n}" for n in names)
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    frame, stacklevel = sys._getframe(1), 2
-    while frame is not None and frame.f_code.co_filename.startswith(package):  # point at the user's line
-        frame, stacklevel = frame.f_back, stacklevel + 1
     warnings.warn(f"This overload of {name} is deprecated:\n\t{name}(Number {keyword}, {tensors})\n"
                   f"Consider using one of the following signatures instead:\n"
-                  f"\t{name}({tensors}, *, Number {keyword} = 1)", UserWarning, stacklevel=stacklevel)
+                  f"\t{name}({tensors}, *, Number {keyword} = 1)", UserWarning, stacklevel=user_stacklevel())
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning raised by the caller of this function name the first
+    frame outside chainrule: the user's line, however deep inside chainrule the warning starts."""
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, stacklevel = sys._getframe(2), 2
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, stacklevel = frame.f_back, stacklevel + 1
+    return stacklevel
 
 
 @accepts_scalar_first("alpha", "other")
