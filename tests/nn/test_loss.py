@@ -266,6 +266,8 @@ _LEGACY_FLAG_CALLS = {
     "bce with logits": lambda F, x, p, t: F.binary_cross_entropy_with_logits(x, p.detach(), reduce=False),
     "kl_div": lambda F, x, p, t: F.kl_div(x, p.detach(), size_average=False),
     "smooth_l1": lambda F, x, p, t: F.smooth_l1_loss(x, p, reduce=False, size_average=False),
+    "multi_margin": lambda F, x, p, t: F.multi_margin_loss(x, t, size_average=False),
+    "multilabel_soft_margin": lambda F, x, p, t: F.multilabel_soft_margin_loss(x, p.detach(), reduce=False),
 }
 
 
