@@ -180,3 +180,32 @@ def test_a_scalar_after_the_tensor_or_with_alpha_too_is_still_refused():
         cr.add(a, b, 2)  # torch's words: add() takes 2 positional arguments but 3 were given
     with pytest.raises(TypeError, match="takes 2 positional arguments"):
         cr.add(a, 2, b, alpha=3)
+
+
+_ALPHA_CALLS = {
+    "bool alpha, float result": lambda m, f, i: m.add(f, f, alpha=True),
+    "bool alpha, bool result": lambda m, f, i: m.add(i > 0, i > 1, alpha=True),
+    "bool alpha, sub": lambda m, f, i: m.sub(f, f, alpha=True),
+    "fractional alpha, integer result": lambda m, f, i: m.add(i, i, alpha=0.5),
+    "float 1.0 alpha, integer result": lambda m, f, i: m.sub(i, i, alpha=1.0),
+    "NumPy integer alpha": lambda m, f, i: m.add(i, i, alpha=np.int64(2)),
+    "complex alpha, real result": lambda m, f, i: m.add(f, f, alpha=1 + 1j),
+    "complex alpha, integer result": lambda m, f, i: m.add(i, i, alpha=1j),
+    "complex alpha, complex result": lambda m, f, i: m.add(f.to(m.complex64), f, alpha=1j),
+    "float scalar other, integer alpha": lambda m, f, i: m.add(i, 2.5, alpha=2),
+    "in place": lambda m, f, i: f.clone().add_(f, alpha=0.5),
+}
+
+
+@pytest.mark.parametrize("call", _ALPHA_CALLS, ids=list(_ALPHA_CALLS))
+def test_alpha_is_checked_against_the_result_dtype_as_torch(call):
+    torch = pytest.importorskip("torch")
+    import chainrule as cr
+
+    outcomes = []
+    for module in (torch, cr):
+        try:
+            outcomes.append(_ALPHA_CALLS[call](module, module.arange(1.0, 4.0), module.arange(3)).tolist())
+        except RuntimeError as error:
+            outcomes.append(str(error))
+    assert outcomes[0] == outcomes[1]

@@ -470,6 +470,8 @@ def user_stacklevel() -> int:
 @honours_out
 def add(input, other, *, alpha=1, out=None) -> Tensor:
     """torch.add: ``input + alpha * other`` with broadcasting and type promotion."""
+    if type(alpha) is not builtins.int:
+        _check_alpha(input, other, alpha)
     if alpha != 1:
         fused = _scaled_sum(input, other, alpha, "AddBackward0")
         if fused is not None:
@@ -477,6 +479,19 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     a, b = _pair(input, other)
     return Add.apply(a, b)
+
+
+def _check_alpha(input, other, alpha) -> None:
+    """torch's checks of add/sub's ``alpha`` against the result's dtype: a bool alpha only for a
+    bool result, no fractional alpha for an integer result, no complex alpha for a real one."""
+    category = _dtype.result_type(input, other)._category  # bool 0, integer 1, floating 2, complex 3
+    if isinstance(alpha, (builtins.bool, np.bool_)):
+        if category != 0:
+            raise RuntimeError("Boolean alpha only supported for Boolean results.")
+    elif category < 2 and not isinstance(alpha, (builtins.int, np.integer)):
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
+    if category != 3 and isinstance(alpha, (builtins.complex, np.complexfloating)):
+        raise RuntimeError("For non-complex input tensors, argument alpha must not be a complex number.")
 
 
 def _scaled_sum(input, other, alpha, node_name: str):
@@ -502,6 +517,8 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
                            "If you are trying to invert a mask, use the `~` or `logical_not()` "
                            "operator instead.")
+    if type(alpha) is not builtins.int:
+        _check_alpha(input, other, alpha)
     if alpha != 1:
         fused = _scaled_sum(input, other, -alpha, "SubBackward0")
         if fused is not None:
