@@ -870,165 +870,7 @@ OPEN: frozenset = frozenset({
     "ZeroPad3d(padding='2')",  # "torch raised TypeError(pad(): argument 'pad' (position 2) must be tuple of ints, but found"
     'ZeroPad3d(padding=(2.5, 2))',  # "torch raised TypeError(pad(): argument 'pad' (position 2) must be tuple of ints, but found"
     'ZeroPad3d(padding=2.5)',  # "torch raised TypeError(pad(): argument 'pad' (position 2) must be tuple of ints, but found"
-    # ---- optim: 400
-    "ASGD({'capturable': 'no'})",  # 'torch raised AssertionError(If capturable=True, params, mus, etas, and state_steps must be'
-    "ASGD({'capturable': 0.5})",  # 'torch raised AssertionError(If capturable=True, params, mus, etas, and state_steps must be'
-    "ASGD({'capturable': 2})",  # 'torch raised AssertionError(If capturable=True, params, mus, etas, and state_steps must be'
-    "ASGD({'capturable': tensor(True,)})",  # 'torch raised AssertionError(If capturable=True, params, mus, etas, and state_steps must be'
-    "ASGD({'lambd': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "ASGD({'lr': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "ASGD({'lr': -1.0})",  # "chainrule's ValueError(Invalid learning rate: -1.0) names none of ['ASGD', 'lr']"
-    "ASGD({'lr': -1e-12})",  # "chainrule's ValueError(Invalid learning rate: -1e-12) names none of ['ASGD', 'lr']"
-    "ASGD({'lr': -inf})",  # "chainrule's ValueError(Invalid learning rate: -inf) names none of ['ASGD', 'lr']"
-    "ASGD({'lr': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "ASGD({'lr': nan})",  # "chainrule's ValueError(Invalid learning rate: nan) names none of ['ASGD', 'lr']"
-    "ASGD({'lr': tensor(0.5,)})",  # 'params: values [-0.79644031  0.21327586 -0.96636689] vs torch [-0.7964963   0.21330996 -0.'
-    "ASGD({'weight_decay': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "ASGD({'weight_decay': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "ASGD({'weight_decay': True})",  # 'torch raised RuntimeError(Boolean alpha only supported for Boolean results.), chainrule di'
-    "ASGD({'weight_decay': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    "Adadelta({'capturable': 'no'})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Adadelta({'capturable': 0.5})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Adadelta({'capturable': 2})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Adadelta({'capturable': tensor(True,)})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Adadelta({'eps': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adadelta({'eps': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adadelta({'eps': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "Adadelta({'lr': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adadelta({'lr': -1.0})",  # "chainrule's ValueError(Invalid learning rate: -1.0) names none of ['Adadelta', 'lr']"
-    "Adadelta({'lr': -1e-12})",  # "chainrule's ValueError(Invalid learning rate: -1e-12) names none of ['Adadelta', 'lr']"
-    "Adadelta({'lr': -inf})",  # "chainrule's ValueError(Invalid learning rate: -inf) names none of ['Adadelta', 'lr']"
-    "Adadelta({'lr': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adadelta({'lr': nan})",  # "chainrule's ValueError(Invalid learning rate: nan) names none of ['Adadelta', 'lr']"
-    "Adadelta({'lr': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    "Adadelta({'rho': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adadelta({'rho': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adadelta({'rho': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "Adadelta({'weight_decay': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adadelta({'weight_decay': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adadelta({'weight_decay': True})",  # 'torch raised RuntimeError(Boolean alpha only supported for Boolean results.), chainrule di'
-    "Adadelta({'weight_decay': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    "Adafactor({'beta2_decay': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'str' and 'float') names non"
-    "Adafactor({'beta2_decay': None})",  # "chainrule's TypeError('<=' not supported between instances of 'NoneType' and 'float') name"
-    "Adafactor({'eps': 'ab'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adafactor({'eps': (0.9,)})",  # "chainrule's IndexError(tuple index out of range) names none of ['Adafactor', 'eps']"
-    "Adafactor({'eps': 0.9})",  # "chainrule's TypeError('float' object is not subscriptable) names none of ['Adafactor', 'ep"
-    "Adafactor({'eps': None})",  # "chainrule's TypeError('NoneType' object is not subscriptable) names none of ['Adafactor', "
-    "Adafactor({'lr': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adafactor({'lr': -1.0})",  # "chainrule's ValueError(Learning rate should be >= 0 but is: -1.0) names none of ['Adafacto"
-    "Adafactor({'lr': -1e-12})",  # "chainrule's ValueError(Learning rate should be >= 0 but is: -1e-12) names none of ['Adafac"
-    "Adafactor({'lr': -inf})",  # "chainrule's ValueError(Learning rate should be >= 0 but is: -inf) names none of ['Adafacto"
-    "Adafactor({'lr': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adafactor({'lr': nan})",  # "chainrule's ValueError(Learning rate should be >= 0 but is: nan) names none of ['Adafactor"
-    "Adafactor({'lr': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    "Adafactor({'weight_decay': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adafactor({'weight_decay': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adafactor({'weight_decay': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    'Adagrad(params=named)',  # 'chainrule raised TypeError(optimizer can only optimize Tensors, but one of the params is t'
-    'Adagrad(params=nonleaf)',  # "chainrule's ValueError(can't optimize a non-leaf Tensor) names none of ['Adagrad', 'param'"
-    "Adagrad({'eps': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adagrad({'eps': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adagrad({'eps': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "Adagrad({'initial_accumulator_value': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adagrad({'initial_accumulator_value': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adagrad({'lr': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adagrad({'lr': -1.0})",  # "chainrule's ValueError(Invalid learning rate: -1.0) names none of ['Adagrad', 'lr']"
-    "Adagrad({'lr': -1e-12})",  # "chainrule's ValueError(Invalid learning rate: -1e-12) names none of ['Adagrad', 'lr']"
-    "Adagrad({'lr': -inf})",  # "chainrule's ValueError(Invalid learning rate: -inf) names none of ['Adagrad', 'lr']"
-    "Adagrad({'lr': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adagrad({'lr': nan})",  # "chainrule's ValueError(Invalid learning rate: nan) names none of ['Adagrad', 'lr']"
-    "Adagrad({'lr': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    "Adagrad({'lr_decay': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adagrad({'lr_decay': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adagrad({'lr_decay': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    "Adagrad({'weight_decay': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adagrad({'weight_decay': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adagrad({'weight_decay': True})",  # 'torch raised RuntimeError(Boolean alpha only supported for Boolean results.), chainrule di'
-    "Adagrad({'weight_decay': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    'Adam(params=named)',  # 'chainrule raised TypeError(optimizer can only optimize Tensors, but one of the params is t'
-    'Adam(params=nonleaf)',  # "chainrule's ValueError(can't optimize a non-leaf Tensor) names none of ['Adam', 'param']"
-    "Adam({'betas': 'ab'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adam({'betas': (-0.1, 0.999)})",  # "chainrule's ValueError(Invalid beta parameter at index 0: -0.1) names none of ['Adam', 'be"
-    "Adam({'betas': (0.9, -0.5)})",  # "chainrule's ValueError(Invalid beta parameter at index 1: -0.5) names none of ['Adam', 'be"
-    "Adam({'betas': (0.9, 1.0)})",  # "chainrule's ValueError(Invalid beta parameter at index 1: 1.0) names none of ['Adam', 'bet"
-    "Adam({'betas': (0.9,)})",  # "chainrule's IndexError(tuple index out of range) names none of ['Adam', 'betas']"
-    "Adam({'betas': (nan, 0.999)})",  # "chainrule's ValueError(Invalid beta parameter at index 0: nan) names none of ['Adam', 'bet"
-    "Adam({'betas': (tensor(0.9,), 0.999)})",  # 'torch raised ValueError(betas must be either both floats or both Tensors), chainrule TypeE'
-    "Adam({'betas': 0.9})",  # "chainrule's TypeError('float' object is not subscriptable) names none of ['Adam', 'betas']"
-    "Adam({'betas': None})",  # "chainrule's TypeError('NoneType' object is not subscriptable) names none of ['Adam', 'beta"
-    "Adam({'capturable': 'no'})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Adam({'capturable': 0.5})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Adam({'capturable': 2})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Adam({'capturable': tensor(True,)})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Adam({'eps': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adam({'eps': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adam({'eps': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "Adam({'lr': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adam({'lr': -1.0})",  # "chainrule's ValueError(Invalid learning rate: -1.0) names none of ['Adam', 'lr']"
-    "Adam({'lr': -1e-12})",  # "chainrule's ValueError(Invalid learning rate: -1e-12) names none of ['Adam', 'lr']"
-    "Adam({'lr': -inf})",  # "chainrule's ValueError(Invalid learning rate: -inf) names none of ['Adam', 'lr']"
-    "Adam({'lr': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adam({'lr': nan})",  # "chainrule's ValueError(Invalid learning rate: nan) names none of ['Adam', 'lr']"
-    "Adam({'lr': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    "Adam({'weight_decay': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adam({'weight_decay': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adam({'weight_decay': True})",  # 'torch raised RuntimeError(Boolean alpha only supported for Boolean results.), chainrule di'
-    "Adam({'weight_decay': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    'AdamW(params=named)',  # 'chainrule raised TypeError(optimizer can only optimize Tensors, but one of the params is t'
-    'AdamW(params=nonleaf)',  # "chainrule's ValueError(can't optimize a non-leaf Tensor) names none of ['AdamW', 'param']"
-    "AdamW({'betas': 'ab'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "AdamW({'betas': (-0.1, 0.999)})",  # "chainrule's ValueError(Invalid beta parameter at index 0: -0.1) names none of ['AdamW', 'b"
-    "AdamW({'betas': (0.9, -0.5)})",  # "chainrule's ValueError(Invalid beta parameter at index 1: -0.5) names none of ['AdamW', 'b"
-    "AdamW({'betas': (0.9, 1.0)})",  # "chainrule's ValueError(Invalid beta parameter at index 1: 1.0) names none of ['AdamW', 'be"
-    "AdamW({'betas': (0.9,)})",  # "chainrule's IndexError(tuple index out of range) names none of ['AdamW', 'betas']"
-    "AdamW({'betas': (nan, 0.999)})",  # "chainrule's ValueError(Invalid beta parameter at index 0: nan) names none of ['AdamW', 'be"
-    "AdamW({'betas': (tensor(0.9,), 0.999)})",  # 'torch raised ValueError(betas must be either both floats or both Tensors), chainrule TypeE'
-    "AdamW({'betas': 0.9})",  # "chainrule's TypeError('float' object is not subscriptable) names none of ['AdamW', 'betas'"
-    "AdamW({'betas': None})",  # "chainrule's TypeError('NoneType' object is not subscriptable) names none of ['AdamW', 'bet"
-    "AdamW({'capturable': 'no'})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "AdamW({'capturable': 0.5})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "AdamW({'capturable': 2})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "AdamW({'capturable': tensor(True,)})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "AdamW({'eps': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "AdamW({'eps': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "AdamW({'eps': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "AdamW({'lr': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "AdamW({'lr': -1.0})",  # "chainrule's ValueError(Invalid learning rate: -1.0) names none of ['AdamW', 'lr']"
-    "AdamW({'lr': -1e-12})",  # "chainrule's ValueError(Invalid learning rate: -1e-12) names none of ['AdamW', 'lr']"
-    "AdamW({'lr': -inf})",  # "chainrule's ValueError(Invalid learning rate: -inf) names none of ['AdamW', 'lr']"
-    "AdamW({'lr': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "AdamW({'lr': nan})",  # "chainrule's ValueError(Invalid learning rate: nan) names none of ['AdamW', 'lr']"
-    "AdamW({'lr': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "AdamW({'weight_decay': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "AdamW({'weight_decay': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "AdamW({'weight_decay': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "Adamax({'betas': 'ab'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adamax({'betas': (-0.1, 0.999)})",  # "chainrule's ValueError(Invalid beta parameter at index 0: -0.1) names none of ['Adamax', '"
-    "Adamax({'betas': (0.9, -0.5)})",  # "chainrule's ValueError(Invalid beta parameter at index 1: -0.5) names none of ['Adamax', '"
-    "Adamax({'betas': (0.9, 1.0)})",  # "chainrule's ValueError(Invalid beta parameter at index 1: 1.0) names none of ['Adamax', 'b"
-    "Adamax({'betas': (0.9,)})",  # "chainrule's IndexError(tuple index out of range) names none of ['Adamax', 'betas']"
-    "Adamax({'betas': (nan, 0.999)})",  # "chainrule's ValueError(Invalid beta parameter at index 0: nan) names none of ['Adamax', 'b"
-    "Adamax({'betas': (tensor(0.9,), 0.999)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    "Adamax({'betas': 0.9})",  # "chainrule's TypeError('float' object is not subscriptable) names none of ['Adamax', 'betas"
-    "Adamax({'betas': None})",  # "chainrule's TypeError('NoneType' object is not subscriptable) names none of ['Adamax', 'be"
-    "Adamax({'capturable': 'no'})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Adamax({'capturable': 0.5})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Adamax({'capturable': 2})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Adamax({'capturable': tensor(True,)})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Adamax({'eps': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adamax({'eps': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adamax({'eps': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "Adamax({'lr': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adamax({'lr': -1.0})",  # "chainrule's ValueError(Invalid learning rate: -1.0) names none of ['Adamax', 'lr']"
-    "Adamax({'lr': -1e-12})",  # "chainrule's ValueError(Invalid learning rate: -1e-12) names none of ['Adamax', 'lr']"
-    "Adamax({'lr': -inf})",  # "chainrule's ValueError(Invalid learning rate: -inf) names none of ['Adamax', 'lr']"
-    "Adamax({'lr': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adamax({'lr': nan})",  # "chainrule's ValueError(Invalid learning rate: nan) names none of ['Adamax', 'lr']"
-    "Adamax({'lr': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    "Adamax({'weight_decay': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Adamax({'weight_decay': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Adamax({'weight_decay': True})",  # 'torch raised RuntimeError(Boolean alpha only supported for Boolean results.), chainrule di'
-    "Adamax({'weight_decay': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
+    # ---- optim: 79
     "ConstantLR(factor='0.5')",  # "chainrule's TypeError('>' not supported between instances of 'str' and 'float') names none"
     'ConstantLR(factor=None)',  # "chainrule's TypeError('>' not supported between instances of 'NoneType' and 'float') names"
     "CosineAnnealingWarmRestarts(T_0='3')",  # "chainrule's TypeError('<=' not supported between instances of 'str' and 'int') names none "
@@ -1051,22 +893,7 @@ OPEN: frozenset = frozenset({
     'CyclicLR(step_size_up=0)',  # "chainrule's ZeroDivisionError(float division by zero) names none of ['CyclicLR', 'step_siz"
     'CyclicLR(step_size_up=None)',  # "chainrule's TypeError(float() argument must be a string or a real number, not 'NoneType') "
     'CyclicLR(step_size_up=nan)',  # "chainrule's ValueError(cannot convert float NaN to integer) names none of ['CyclicLR', 'st"
-    "LBFGS({'history_size': '3'})",  # "torch raised TypeError(can't multiply sequence by non-int of type 'str'), chainrule did no"
-    "LBFGS({'history_size': -1})",  # 'torch raised IndexError(list assignment index out of range), chainrule did not'
-    "LBFGS({'history_size': 2.5})",  # "torch raised TypeError(can't multiply sequence by non-int of type 'float'), chainrule did "
-    "LBFGS({'history_size': None})",  # "torch raised TypeError(can't multiply sequence by non-int of type 'NoneType'), chainrule d"
-    "LBFGS({'history_size': nan})",  # "torch raised TypeError(can't multiply sequence by non-int of type 'float'), chainrule did "
-    "LBFGS({'lr': '0.5'})",  # "chainrule's TypeError('>=' not supported between instances of 'str' and 'float') names non"
-    "LBFGS({'lr': -1.0})",  # "chainrule's ValueError(Invalid learning rate: -1.0) names none of ['LBFGS', 'lr']"
-    "LBFGS({'lr': -1e-12})",  # "chainrule's ValueError(Invalid learning rate: -1e-12) names none of ['LBFGS', 'lr']"
-    "LBFGS({'lr': -inf})",  # "chainrule's ValueError(Invalid learning rate: -inf) names none of ['LBFGS', 'lr']"
     "LBFGS({'lr': 1e+308})",  # 'params: values [ nan  nan -inf] vs torch [ inf -inf -inf]'
-    "LBFGS({'lr': None})",  # "chainrule's TypeError('>=' not supported between instances of 'NoneType' and 'float') name"
-    "LBFGS({'lr': True})",  # 'torch raised RuntimeError(Boolean alpha only supported for Boolean results.), chainrule di'
-    "LBFGS({'lr': nan})",  # "chainrule's ValueError(Invalid learning rate: nan) names none of ['LBFGS', 'lr']"
-    "LBFGS({'max_iter': '3'})",  # "chainrule's TypeError(unsupported operand type(s) for //: 'str' and 'int') names none of ["
-    "LBFGS({'max_iter': None})",  # "chainrule's TypeError(unsupported operand type(s) for *: 'NoneType' and 'int') names none "
-    "LBFGS({'tolerance_grad': '0.5'})",  # "NumPy's words in chainrule's ufunc 'less_equal' did not contain a loop with signature matc"
     'LambdaLR(lr_lambda=0.5)',  # "chainrule's TypeError('float' object is not callable) names none of ['LambdaLR', 'lr_lambd"
     'LambdaLR(lr_lambda=None)',  # "chainrule's TypeError('NoneType' object is not callable) names none of ['LambdaLR', 'lr_la"
     "LinearLR(end_factor='0.5')",  # "chainrule's TypeError('>' not supported between instances of 'str' and 'float') names none"
@@ -1090,47 +917,6 @@ OPEN: frozenset = frozenset({
     'LinearLR(start_factor=inf)',  # "chainrule's ValueError(Starting multiplicative factor expected to be greater than 0 and le"
     'MultiStepLR(milestones=3)',  # "chainrule's TypeError('int' object is not iterable) names none of ['MultiStepLR', 'milesto"
     "Muon({'eps': 1e+308})",  # 'torch raised RuntimeError(value cannot be converted to type c10::BFloat16 without overflow'
-    "Muon({'lr': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Muon({'lr': -1.0})",  # "chainrule's ValueError(Learning rate should be >= 0 but is: -1.0) names none of ['Muon', '"
-    "Muon({'lr': -1e-12})",  # "chainrule's ValueError(Learning rate should be >= 0 but is: -1e-12) names none of ['Muon',"
-    "Muon({'lr': -inf})",  # "chainrule's ValueError(Learning rate should be >= 0 but is: -inf) names none of ['Muon', '"
-    "Muon({'lr': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Muon({'lr': nan})",  # "chainrule's ValueError(Learning rate should be >= 0 but is: nan) names none of ['Muon', 'l"
-    "Muon({'momentum': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Muon({'momentum': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Muon({'weight_decay': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Muon({'weight_decay': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "NAdam({'betas': 'ab'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "NAdam({'betas': (-0.1, 0.999)})",  # "chainrule's ValueError(Invalid beta parameter at index 0: -0.1) names none of ['NAdam', 'b"
-    "NAdam({'betas': (0.9, -0.5)})",  # "chainrule's ValueError(Invalid beta parameter at index 1: -0.5) names none of ['NAdam', 'b"
-    "NAdam({'betas': (0.9, 1.0)})",  # "chainrule's ValueError(Invalid beta parameter at index 1: 1.0) names none of ['NAdam', 'be"
-    "NAdam({'betas': (0.9,)})",  # "chainrule's IndexError(tuple index out of range) names none of ['NAdam', 'betas']"
-    "NAdam({'betas': (nan, 0.999)})",  # "chainrule's ValueError(Invalid beta parameter at index 0: nan) names none of ['NAdam', 'be"
-    "NAdam({'betas': (tensor(0.9,), 0.999)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "NAdam({'betas': 0.9})",  # "chainrule's TypeError('float' object is not subscriptable) names none of ['NAdam', 'betas'"
-    "NAdam({'betas': None})",  # "chainrule's TypeError('NoneType' object is not subscriptable) names none of ['NAdam', 'bet"
-    "NAdam({'capturable': 'no'})",  # 'torch raised AssertionError(If capturable=True, params, mu_products and state_steps must b'
-    "NAdam({'capturable': 0.5})",  # 'torch raised AssertionError(If capturable=True, params, mu_products and state_steps must b'
-    "NAdam({'capturable': 2})",  # 'torch raised AssertionError(If capturable=True, params, mu_products and state_steps must b'
-    "NAdam({'capturable': tensor(True,)})",  # 'torch raised AssertionError(If capturable=True, params, mu_products and state_steps must b'
-    "NAdam({'eps': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "NAdam({'eps': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "NAdam({'eps': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "NAdam({'lr': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "NAdam({'lr': -1.0})",  # "chainrule's ValueError(Invalid learning rate: -1.0) names none of ['NAdam', 'lr']"
-    "NAdam({'lr': -1e-12})",  # "chainrule's ValueError(Invalid learning rate: -1e-12) names none of ['NAdam', 'lr']"
-    "NAdam({'lr': -inf})",  # "chainrule's ValueError(Invalid learning rate: -inf) names none of ['NAdam', 'lr']"
-    "NAdam({'lr': 1e+308})",  # 'params: values [-9.70484129e+307             -inf -1.08541272e+308] vs torch [            '
-    "NAdam({'lr': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "NAdam({'lr': nan})",  # "chainrule's ValueError(Invalid learning rate: nan) names none of ['NAdam', 'lr']"
-    "NAdam({'lr': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    "NAdam({'momentum_decay': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "NAdam({'momentum_decay': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "NAdam({'momentum_decay': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "NAdam({'weight_decay': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "NAdam({'weight_decay': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "NAdam({'weight_decay': True})",  # 'torch raised RuntimeError(Boolean alpha only supported for Boolean results.), chainrule di'
-    "NAdam({'weight_decay': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
     "OneCycleLR(base_momentum='0.5')",  # "chainrule's TypeError(unsupported operand type(s) for -: 'float' and 'str') names none of "
     'OneCycleLR(base_momentum=None)',  # "chainrule's TypeError(unsupported operand type(s) for -: 'float' and 'NoneType') names non"
     "OneCycleLR(div_factor='0.5')",  # "chainrule's TypeError(unsupported operand type(s) for /: 'float' and 'str') names none of "
@@ -1146,102 +932,12 @@ OPEN: frozenset = frozenset({
     'OneCycleLR(pct_start=None)',  # "torch raised TypeError(unsupported operand type(s) for *: 'NoneType' and 'int'), chainrule"
     "OneCycleLR(total_steps='3')",  # "torch raised TypeError('<=' not supported between instances of 'str' and 'int'), chainrule"
     'OneCycleLR(total_steps=(2, 2))',  # "torch raised TypeError('<=' not supported between instances of 'tuple' and 'int'), chainru"
-    "RAdam({'betas': 'ab'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "RAdam({'betas': (-0.1, 0.999)})",  # "chainrule's ValueError(Invalid beta parameter at index 0: -0.1) names none of ['RAdam', 'b"
-    "RAdam({'betas': (0.9, -0.5)})",  # "chainrule's ValueError(Invalid beta parameter at index 1: -0.5) names none of ['RAdam', 'b"
-    "RAdam({'betas': (0.9, 1.0)})",  # "chainrule's ValueError(Invalid beta parameter at index 1: 1.0) names none of ['RAdam', 'be"
-    "RAdam({'betas': (0.9,)})",  # "chainrule's IndexError(tuple index out of range) names none of ['RAdam', 'betas']"
-    "RAdam({'betas': (nan, 0.999)})",  # "chainrule's ValueError(Invalid beta parameter at index 0: nan) names none of ['RAdam', 'be"
-    "RAdam({'betas': (tensor(0.9,), 0.999)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    "RAdam({'betas': 0.9})",  # "chainrule's TypeError('float' object is not subscriptable) names none of ['RAdam', 'betas'"
-    "RAdam({'betas': None})",  # "chainrule's TypeError('NoneType' object is not subscriptable) names none of ['RAdam', 'bet"
-    "RAdam({'capturable': 'no'})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "RAdam({'capturable': 0.5})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "RAdam({'capturable': 2})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "RAdam({'capturable': tensor(True,)})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "RAdam({'eps': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "RAdam({'eps': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "RAdam({'lr': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "RAdam({'lr': -1.0})",  # "chainrule's ValueError(Invalid learning rate: -1.0) names none of ['RAdam', 'lr']"
-    "RAdam({'lr': -1e-12})",  # "chainrule's ValueError(Invalid learning rate: -1e-12) names none of ['RAdam', 'lr']"
-    "RAdam({'lr': -inf})",  # "chainrule's ValueError(Invalid learning rate: -inf) names none of ['RAdam', 'lr']"
-    "RAdam({'lr': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "RAdam({'lr': nan})",  # "chainrule's ValueError(Invalid learning rate: nan) names none of ['RAdam', 'lr']"
-    "RAdam({'lr': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "RAdam({'weight_decay': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "RAdam({'weight_decay': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "RAdam({'weight_decay': True})",  # 'torch raised RuntimeError(Boolean alpha only supported for Boolean results.), chainrule di'
-    "RAdam({'weight_decay': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    'RMSprop(params=named)',  # 'chainrule raised TypeError(optimizer can only optimize Tensors, but one of the params is t'
-    'RMSprop(params=nonleaf)',  # "chainrule's ValueError(can't optimize a non-leaf Tensor) names none of ['RMSprop', 'param'"
-    "RMSprop({'alpha': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "RMSprop({'alpha': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "RMSprop({'alpha': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "RMSprop({'capturable': 'no'})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "RMSprop({'capturable': 0.5})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "RMSprop({'capturable': 2})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "RMSprop({'capturable': tensor(True,)})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "RMSprop({'eps': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "RMSprop({'eps': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "RMSprop({'eps': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "RMSprop({'lr': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "RMSprop({'lr': -1.0})",  # "chainrule's ValueError(Invalid learning rate: -1.0) names none of ['RMSprop', 'lr']"
-    "RMSprop({'lr': -1e-12})",  # "chainrule's ValueError(Invalid learning rate: -1e-12) names none of ['RMSprop', 'lr']"
-    "RMSprop({'lr': -inf})",  # "chainrule's ValueError(Invalid learning rate: -inf) names none of ['RMSprop', 'lr']"
-    "RMSprop({'lr': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "RMSprop({'lr': nan})",  # "chainrule's ValueError(Invalid learning rate: nan) names none of ['RMSprop', 'lr']"
-    "RMSprop({'lr': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    "RMSprop({'momentum': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "RMSprop({'momentum': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "RMSprop({'momentum': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "RMSprop({'weight_decay': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "RMSprop({'weight_decay': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "RMSprop({'weight_decay': True})",  # 'torch raised RuntimeError(Boolean alpha only supported for Boolean results.), chainrule di'
-    "RMSprop({'weight_decay': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
     "ReduceLROnPlateau(factor='0.5')",  # "chainrule's TypeError('>=' not supported between instances of 'str' and 'float') names non"
     'ReduceLROnPlateau(factor=None)',  # "chainrule's TypeError('>=' not supported between instances of 'NoneType' and 'float') name"
     'ReduceLROnPlateau(mode=3)',  # 'chainrule\'s TypeError(can only concatenate str (not "int") to str) names none of [\'ReduceL'
     'ReduceLROnPlateau(mode=None)',  # 'chainrule\'s TypeError(can only concatenate str (not "NoneType") to str) names none of [\'Re'
     'ReduceLROnPlateau(threshold_mode=3)',  # 'chainrule\'s TypeError(can only concatenate str (not "int") to str) names none of [\'ReduceL'
     'ReduceLROnPlateau(threshold_mode=None)',  # 'chainrule\'s TypeError(can only concatenate str (not "NoneType") to str) names none of [\'Re'
-    "Rprop({'capturable': 'no'})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Rprop({'capturable': 0.5})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Rprop({'capturable': 2})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Rprop({'capturable': tensor(True,)})",  # 'torch raised AssertionError(If capturable=True, params and state_steps must be on supporte'
-    "Rprop({'etas': 'ab'})",  # "chainrule's TypeError('<' not supported between instances of 'float' and 'str') names none"
-    "Rprop({'etas': (-0.1, 0.999)})",  # "chainrule's ValueError(Invalid eta values: -0.1, 0.999) names none of ['Rprop', 'etas']"
-    "Rprop({'etas': (0.9, -0.5)})",  # "chainrule's ValueError(Invalid eta values: 0.9, -0.5) names none of ['Rprop', 'etas']"
-    "Rprop({'etas': (0.9, 0.999, 0.9)})",  # "chainrule's ValueError(Invalid eta values: 0.9, 0.999) names none of ['Rprop', 'etas']"
-    "Rprop({'etas': (0.9, 1.0)})",  # "chainrule's ValueError(Invalid eta values: 0.9, 1.0) names none of ['Rprop', 'etas']"
-    "Rprop({'etas': (0.9,)})",  # "chainrule's IndexError(tuple index out of range) names none of ['Rprop', 'etas']"
-    "Rprop({'etas': (nan, 0.999)})",  # "chainrule's ValueError(Invalid eta values: nan, 0.999) names none of ['Rprop', 'etas']"
-    "Rprop({'etas': (tensor(0.9,), 0.999)})",  # "chainrule's ValueError(Invalid eta values: 0.8999999761581421, 0.999) names none of ['Rpro"
-    "Rprop({'etas': 0.9})",  # "chainrule's TypeError('float' object is not subscriptable) names none of ['Rprop', 'etas']"
-    "Rprop({'etas': None})",  # "chainrule's TypeError('NoneType' object is not subscriptable) names none of ['Rprop', 'eta"
-    "Rprop({'lr': '0.5'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "Rprop({'lr': -1.0})",  # "chainrule's ValueError(Invalid learning rate: -1.0) names none of ['Rprop', 'lr']"
-    "Rprop({'lr': -1e-12})",  # "chainrule's ValueError(Invalid learning rate: -1e-12) names none of ['Rprop', 'lr']"
-    "Rprop({'lr': -inf})",  # "chainrule's ValueError(Invalid learning rate: -inf) names none of ['Rprop', 'lr']"
-    "Rprop({'lr': None})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'NoneType') name"
-    "Rprop({'lr': nan})",  # "chainrule's ValueError(Invalid learning rate: nan) names none of ['Rprop', 'lr']"
-    'SGD(params=named)',  # 'chainrule raised TypeError(optimizer can only optimize Tensors, but one of the params is t'
-    'SGD(params=nonleaf)',  # "chainrule's ValueError(can't optimize a non-leaf Tensor) names none of ['SGD', 'param']"
-    "SGD({'lr': '0.5'})",  # "chainrule's TypeError('>=' not supported between instances of 'str' and 'float') names non"
-    "SGD({'lr': -1.0})",  # "chainrule's ValueError(Invalid learning rate: -1.0) names none of ['SGD', 'lr']"
-    "SGD({'lr': -1e-12})",  # "chainrule's ValueError(Invalid learning rate: -1e-12) names none of ['SGD', 'lr']"
-    "SGD({'lr': -inf})",  # "chainrule's ValueError(Invalid learning rate: -inf) names none of ['SGD', 'lr']"
-    "SGD({'lr': None})",  # "chainrule's TypeError('>=' not supported between instances of 'NoneType' and 'float') name"
-    "SGD({'lr': nan})",  # 'chainrule raised ValueError(Invalid learning rate: nan); torch did not'
-    "SGD({'lr': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
-    "SGD({'momentum': '0.5'})",  # "chainrule's TypeError('>=' not supported between instances of 'str' and 'float') names non"
-    "SGD({'momentum': None})",  # "chainrule's TypeError('>=' not supported between instances of 'NoneType' and 'float') name"
-    "SGD({'momentum': nan})",  # 'chainrule raised ValueError(Invalid momentum value: nan); torch did not'
-    "SGD({'momentum': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: ndarray and Tensor); torch did not'
-    "SGD({'weight_decay': '0.5'})",  # "chainrule's TypeError('>=' not supported between instances of 'str' and 'float') names non"
-    "SGD({'weight_decay': None})",  # "chainrule's TypeError('>=' not supported between instances of 'NoneType' and 'float') name"
-    "SGD({'weight_decay': True})",  # 'torch raised RuntimeError(Boolean alpha only supported for Boolean results.), chainrule di'
-    "SGD({'weight_decay': nan})",  # 'chainrule raised ValueError(Invalid weight_decay value: nan); torch did not'
-    "SGD({'weight_decay': tensor(0.5,)})",  # 'chainrule raised TypeError(unsupported operand type: Tensor and ndarray); torch did not'
     "SequentialLR(last_epoch='3')",  # 'chainrule\'s TypeError(can only concatenate str (not "int") to str) names none of [\'Sequent'
     'SequentialLR(last_epoch=(2, 2))',  # 'chainrule\'s TypeError(can only concatenate tuple (not "int") to tuple) names none of [\'Seq'
     'SequentialLR(last_epoch=2.0)',  # 'lrs: ((0.1,), (0.09000000000000001,), (0.08100000000000002,), (0.07290000000000002,), (0.0'
@@ -1254,23 +950,6 @@ OPEN: frozenset = frozenset({
     'SequentialLR(milestones=3)',  # "chainrule's TypeError(object of type 'int' has no len()) names none of ['SequentialLR', 'm"
     'SequentialLR(milestones=None)',  # "chainrule's TypeError(object of type 'NoneType' has no len()) names none of ['SequentialLR"
     'SequentialLR(schedulers=None)',  # "chainrule's TypeError(object of type 'NoneType' has no len()) names none of ['SequentialLR"
-    "SparseAdam({'betas': 'ab'})",  # "chainrule's TypeError('<=' not supported between instances of 'float' and 'str') names non"
-    "SparseAdam({'betas': (-0.1, 0.999)})",  # "chainrule's ValueError(Invalid beta parameter at index 0: -0.1) names none of ['SparseAdam"
-    "SparseAdam({'betas': (0.9, -0.5)})",  # "chainrule's ValueError(Invalid beta parameter at index 1: -0.5) names none of ['SparseAdam"
-    "SparseAdam({'betas': (0.9, 1.0)})",  # "chainrule's ValueError(Invalid beta parameter at index 1: 1.0) names none of ['SparseAdam'"
-    "SparseAdam({'betas': (0.9,)})",  # "chainrule's IndexError(tuple index out of range) names none of ['SparseAdam', 'betas']"
-    "SparseAdam({'betas': (nan, 0.999)})",  # "chainrule's ValueError(Invalid beta parameter at index 0: nan) names none of ['SparseAdam'"
-    "SparseAdam({'betas': 0.9})",  # "chainrule's TypeError('float' object is not subscriptable) names none of ['SparseAdam', 'b"
-    "SparseAdam({'betas': None})",  # "chainrule's TypeError('NoneType' object is not subscriptable) names none of ['SparseAdam',"
-    "SparseAdam({'eps': '0.5'})",  # "chainrule's TypeError('<' not supported between instances of 'float' and 'str') names none"
-    "SparseAdam({'eps': None})",  # "chainrule's TypeError('<' not supported between instances of 'float' and 'NoneType') names"
-    "SparseAdam({'lr': '0.5'})",  # "chainrule's TypeError('<' not supported between instances of 'float' and 'str') names none"
-    "SparseAdam({'lr': -1.0})",  # "chainrule's ValueError(Invalid learning rate: -1.0) names none of ['SparseAdam', 'lr']"
-    "SparseAdam({'lr': -1e-12})",  # "chainrule's ValueError(Invalid learning rate: -1e-12) names none of ['SparseAdam', 'lr']"
-    "SparseAdam({'lr': -inf})",  # "chainrule's ValueError(Invalid learning rate: -inf) names none of ['SparseAdam', 'lr']"
-    "SparseAdam({'lr': 0.0})",  # "chainrule's ValueError(Invalid learning rate: 0.0) names none of ['SparseAdam', 'lr']"
-    "SparseAdam({'lr': None})",  # "chainrule's TypeError('<' not supported between instances of 'float' and 'NoneType') names"
-    "SparseAdam({'lr': nan})",  # "chainrule's ValueError(Invalid learning rate: nan) names none of ['SparseAdam', 'lr']"
     # ---- data: 211
     'Beta(concentration0=None, validate_args=False).log_prob([0.5, 0.5])',  # 'torch raised ValueError(Input arguments must all be instances of Number, torch.Tensor or o'
     'Beta(concentration1=None, validate_args=False).log_prob([0.5, 0.5])',  # 'torch raised ValueError(Input arguments must all be instances of Number, torch.Tensor or o'
