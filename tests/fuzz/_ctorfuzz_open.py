@@ -870,86 +870,9 @@ OPEN: frozenset = frozenset({
     "ZeroPad3d(padding='2')",  # "torch raised TypeError(pad(): argument 'pad' (position 2) must be tuple of ints, but found"
     'ZeroPad3d(padding=(2.5, 2))',  # "torch raised TypeError(pad(): argument 'pad' (position 2) must be tuple of ints, but found"
     'ZeroPad3d(padding=2.5)',  # "torch raised TypeError(pad(): argument 'pad' (position 2) must be tuple of ints, but found"
-    # ---- optim: 79
-    "ConstantLR(factor='0.5')",  # "chainrule's TypeError('>' not supported between instances of 'str' and 'float') names none"
-    'ConstantLR(factor=None)',  # "chainrule's TypeError('>' not supported between instances of 'NoneType' and 'float') names"
-    "CosineAnnealingWarmRestarts(T_0='3')",  # "chainrule's TypeError('<=' not supported between instances of 'str' and 'int') names none "
-    'CosineAnnealingWarmRestarts(T_0=(2, 2))',  # "chainrule's TypeError('<=' not supported between instances of 'tuple' and 'int') names non"
-    'CosineAnnealingWarmRestarts(T_0=None)',  # "chainrule's TypeError('<=' not supported between instances of 'NoneType' and 'int') names "
-    "CosineAnnealingWarmRestarts(T_mult='3')",  # "chainrule's TypeError('<' not supported between instances of 'str' and 'int') names none o"
-    'CosineAnnealingWarmRestarts(T_mult=(2, 2))',  # "chainrule's TypeError('<' not supported between instances of 'tuple' and 'int') names none"
-    'CosineAnnealingWarmRestarts(T_mult=None)',  # "chainrule's TypeError('<' not supported between instances of 'NoneType' and 'int') names n"
-    "CyclicLR(base_lr='0.1')",  # "chainrule's TypeError(unsupported operand type(s) for -: 'float' and 'str') names none of "
-    'CyclicLR(base_lr=None)',  # "chainrule's TypeError(unsupported operand type(s) for -: 'float' and 'NoneType') names non"
-    "CyclicLR(base_momentum='0.5')",  # "chainrule's TypeError(unsupported operand type(s) for -: 'float' and 'str') names none of "
-    'CyclicLR(base_momentum=None)',  # "chainrule's TypeError(unsupported operand type(s) for -: 'float' and 'NoneType') names non"
-    "CyclicLR(max_lr='0.1')",  # "chainrule's TypeError(unsupported operand type(s) for -: 'str' and 'float') names none of "
-    'CyclicLR(max_lr=None)',  # "chainrule's TypeError(unsupported operand type(s) for -: 'NoneType' and 'float') names non"
-    "CyclicLR(max_momentum='0.5')",  # "chainrule's TypeError(unsupported operand type(s) for -: 'str' and 'float') names none of "
-    'CyclicLR(max_momentum=None)',  # "chainrule's TypeError(unsupported operand type(s) for -: 'NoneType' and 'float') names non"
-    'CyclicLR(step_size_down=(2, 2))',  # "chainrule's TypeError(float() argument must be a string or a real number, not 'tuple') nam"
-    'CyclicLR(step_size_down=nan)',  # "chainrule's ValueError(cannot convert float NaN to integer) names none of ['CyclicLR', 'st"
-    'CyclicLR(step_size_up=(2, 2))',  # "chainrule's TypeError(float() argument must be a string or a real number, not 'tuple') nam"
-    'CyclicLR(step_size_up=0)',  # "chainrule's ZeroDivisionError(float division by zero) names none of ['CyclicLR', 'step_siz"
-    'CyclicLR(step_size_up=None)',  # "chainrule's TypeError(float() argument must be a string or a real number, not 'NoneType') "
-    'CyclicLR(step_size_up=nan)',  # "chainrule's ValueError(cannot convert float NaN to integer) names none of ['CyclicLR', 'st"
+    # ---- optim: 2
     "LBFGS({'lr': 1e+308})",  # 'params: values [ nan  nan -inf] vs torch [ inf -inf -inf]'
-    'LambdaLR(lr_lambda=0.5)',  # "chainrule's TypeError('float' object is not callable) names none of ['LambdaLR', 'lr_lambd"
-    'LambdaLR(lr_lambda=None)',  # "chainrule's TypeError('NoneType' object is not callable) names none of ['LambdaLR', 'lr_la"
-    "LinearLR(end_factor='0.5')",  # "chainrule's TypeError('>' not supported between instances of 'str' and 'float') names none"
-    'LinearLR(end_factor=-1.0)',  # "chainrule's ValueError(Ending multiplicative factor expected to be between 0 and 1.) names"
-    'LinearLR(end_factor=-1e-12)',  # "chainrule's ValueError(Ending multiplicative factor expected to be between 0 and 1.) names"
-    'LinearLR(end_factor=-inf)',  # "chainrule's ValueError(Ending multiplicative factor expected to be between 0 and 1.) names"
-    'LinearLR(end_factor=1.5)',  # "chainrule's ValueError(Ending multiplicative factor expected to be between 0 and 1.) names"
-    'LinearLR(end_factor=1e+308)',  # "chainrule's ValueError(Ending multiplicative factor expected to be between 0 and 1.) names"
-    'LinearLR(end_factor=3)',  # "chainrule's ValueError(Ending multiplicative factor expected to be between 0 and 1.) names"
-    'LinearLR(end_factor=None)',  # "chainrule's TypeError('>' not supported between instances of 'NoneType' and 'float') names"
-    'LinearLR(end_factor=inf)',  # "chainrule's ValueError(Ending multiplicative factor expected to be between 0 and 1.) names"
-    "LinearLR(start_factor='0.5')",  # "chainrule's TypeError('>' not supported between instances of 'str' and 'float') names none"
-    'LinearLR(start_factor=-1.0)',  # "chainrule's ValueError(Starting multiplicative factor expected to be greater than 0 and le"
-    'LinearLR(start_factor=-1e-12)',  # "chainrule's ValueError(Starting multiplicative factor expected to be greater than 0 and le"
-    'LinearLR(start_factor=-inf)',  # "chainrule's ValueError(Starting multiplicative factor expected to be greater than 0 and le"
-    'LinearLR(start_factor=0.0)',  # "chainrule's ValueError(Starting multiplicative factor expected to be greater than 0 and le"
-    'LinearLR(start_factor=1.5)',  # "chainrule's ValueError(Starting multiplicative factor expected to be greater than 0 and le"
-    'LinearLR(start_factor=1e+308)',  # "chainrule's ValueError(Starting multiplicative factor expected to be greater than 0 and le"
-    'LinearLR(start_factor=3)',  # "chainrule's ValueError(Starting multiplicative factor expected to be greater than 0 and le"
-    'LinearLR(start_factor=None)',  # "chainrule's TypeError('>' not supported between instances of 'NoneType' and 'float') names"
-    'LinearLR(start_factor=inf)',  # "chainrule's ValueError(Starting multiplicative factor expected to be greater than 0 and le"
-    'MultiStepLR(milestones=3)',  # "chainrule's TypeError('int' object is not iterable) names none of ['MultiStepLR', 'milesto"
     "Muon({'eps': 1e+308})",  # 'torch raised RuntimeError(value cannot be converted to type c10::BFloat16 without overflow'
-    "OneCycleLR(base_momentum='0.5')",  # "chainrule's TypeError(unsupported operand type(s) for -: 'float' and 'str') names none of "
-    'OneCycleLR(base_momentum=None)',  # "chainrule's TypeError(unsupported operand type(s) for -: 'float' and 'NoneType') names non"
-    "OneCycleLR(div_factor='0.5')",  # "chainrule's TypeError(unsupported operand type(s) for /: 'float' and 'str') names none of "
-    'OneCycleLR(div_factor=0.0)',  # "chainrule's ZeroDivisionError(float division by zero) names none of ['OneCycleLR', 'div_fa"
-    'OneCycleLR(div_factor=None)',  # "chainrule's TypeError(unsupported operand type(s) for /: 'float' and 'NoneType') names non"
-    "OneCycleLR(final_div_factor='0.5')",  # "chainrule's TypeError(unsupported operand type(s) for /: 'float' and 'str') names none of "
-    'OneCycleLR(final_div_factor=0.0)',  # "chainrule's ZeroDivisionError(float division by zero) names none of ['OneCycleLR', 'final_"
-    'OneCycleLR(final_div_factor=None)',  # "chainrule's TypeError(unsupported operand type(s) for /: 'float' and 'NoneType') names non"
-    "OneCycleLR(max_lr='0.1')",  # "chainrule's TypeError(unsupported operand type(s) for /: 'str' and 'float') names none of "
-    'OneCycleLR(max_lr=None)',  # "chainrule's TypeError(unsupported operand type(s) for /: 'NoneType' and 'float') names non"
-    "OneCycleLR(max_momentum='0.5')",  # "chainrule's TypeError(unsupported operand type(s) for -: 'str' and 'float') names none of "
-    'OneCycleLR(max_momentum=None)',  # "chainrule's TypeError(unsupported operand type(s) for -: 'NoneType' and 'float') names non"
-    'OneCycleLR(pct_start=None)',  # "torch raised TypeError(unsupported operand type(s) for *: 'NoneType' and 'int'), chainrule"
-    "OneCycleLR(total_steps='3')",  # "torch raised TypeError('<=' not supported between instances of 'str' and 'int'), chainrule"
-    'OneCycleLR(total_steps=(2, 2))',  # "torch raised TypeError('<=' not supported between instances of 'tuple' and 'int'), chainru"
-    "ReduceLROnPlateau(factor='0.5')",  # "chainrule's TypeError('>=' not supported between instances of 'str' and 'float') names non"
-    'ReduceLROnPlateau(factor=None)',  # "chainrule's TypeError('>=' not supported between instances of 'NoneType' and 'float') name"
-    'ReduceLROnPlateau(mode=3)',  # 'chainrule\'s TypeError(can only concatenate str (not "int") to str) names none of [\'ReduceL'
-    'ReduceLROnPlateau(mode=None)',  # 'chainrule\'s TypeError(can only concatenate str (not "NoneType") to str) names none of [\'Re'
-    'ReduceLROnPlateau(threshold_mode=3)',  # 'chainrule\'s TypeError(can only concatenate str (not "int") to str) names none of [\'ReduceL'
-    'ReduceLROnPlateau(threshold_mode=None)',  # 'chainrule\'s TypeError(can only concatenate str (not "NoneType") to str) names none of [\'Re'
-    "SequentialLR(last_epoch='3')",  # 'chainrule\'s TypeError(can only concatenate str (not "int") to str) names none of [\'Sequent'
-    'SequentialLR(last_epoch=(2, 2))',  # 'chainrule\'s TypeError(can only concatenate tuple (not "int") to tuple) names none of [\'Seq'
-    'SequentialLR(last_epoch=2.0)',  # 'lrs: ((0.1,), (0.09000000000000001,), (0.08100000000000002,), (0.07290000000000002,), (0.0'
-    'SequentialLR(last_epoch=2.5)',  # 'lrs: ((0.1,), (0.09000000000000001,), (0.08100000000000002,), (0.07290000000000002,), (0.0'
-    'SequentialLR(last_epoch=4611686018427387904)',  # 'lrs: ((0.1,), (0.09000000000000001,), (0.08100000000000002,), (0.07290000000000002,), (0.0'
-    'SequentialLR(last_epoch=None)',  # "chainrule's TypeError(unsupported operand type(s) for +: 'NoneType' and 'int') names none "
-    'SequentialLR(last_epoch=True)',  # 'lrs: ((0.1,), (0.09000000000000001,), (0.08100000000000002,), (0.07290000000000002,), (0.0'
-    'SequentialLR(last_epoch=nan)',  # 'lrs: ((0.1,), (0.09000000000000001,), (0.08100000000000002,), (0.07290000000000002,), (0.0'
-    'SequentialLR(last_epoch=tensor(1,))',  # 'lrs: ((0.1,), (0.09000000000000001,), (0.08100000000000002,), (0.07290000000000002,), (0.0'
-    'SequentialLR(milestones=3)',  # "chainrule's TypeError(object of type 'int' has no len()) names none of ['SequentialLR', 'm"
-    'SequentialLR(milestones=None)',  # "chainrule's TypeError(object of type 'NoneType' has no len()) names none of ['SequentialLR"
-    'SequentialLR(schedulers=None)',  # "chainrule's TypeError(object of type 'NoneType' has no len()) names none of ['SequentialLR"
     # ---- data: 211
     'Beta(concentration0=None, validate_args=False).log_prob([0.5, 0.5])',  # 'torch raised ValueError(Input arguments must all be instances of Number, torch.Tensor or o'
     'Beta(concentration1=None, validate_args=False).log_prob([0.5, 0.5])',  # 'torch raised ValueError(Input arguments must all be instances of Number, torch.Tensor or o'
