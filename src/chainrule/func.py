@@ -318,6 +318,10 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
                 at += count
             output, found["aux"] = _split_aux(func(*call_args), has_aux, "jacrev(f)(*args)")
             out_leaves, found["rebuild"] = _flatten(output)
+            for index, leaf in enumerate(out_leaves):
+                if isinstance(leaf, Tensor) and leaf.is_complex():
+                    raise RuntimeError("jacrev: Expected all outputs to be real but received complex tensor "
+                                       f"at flattened input idx: {index}")
             return tuple(out_leaves)
 
         keeps = _keeps_graph(leaves)

@@ -432,3 +432,20 @@ def test_jacobian_without_chunk_size_keeps_batched_gradients_under_the_budget(mo
     theirs = torch.autograd.functional.jacobian(lambda w: torch.from_numpy(b) @ (w @ torch.from_numpy(x)).sigmoid(),
                                                 torch.from_numpy(w))
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("path", ["jacrev", "functional.jacobian"])
+def test_a_complex_output_is_refused_as_torch(path):
+    """The batched walk seeds real rows; a complex output must not come back as its real part."""
+    caught = []
+    for lib in (chainrule, torch):
+        x = lib.tensor([1.0, 2.0], dtype=lib.float64)
+        def f(x):
+            return x * (1 + 2j)
+        with pytest.raises(RuntimeError) as info:
+            if path == "jacrev":
+                lib.func.jacrev(f)(x)
+            else:
+                lib.autograd.functional.jacobian(f, x)
+        caught.append(str(info.value).replace("torch.", "chainrule."))
+    assert caught[0] == caught[1]

@@ -252,6 +252,8 @@ def jacobian_rows(output, inputs, chunk_size=None):
     ``_AUTO_CHUNK_ELEMENTS`` (all of them for most graphs): a wide graph's B-row gradients would
     otherwise outgrow the Jacobian itself (torch's vmap takes all rows at once)."""
     Tensor = _function._Tensor
+    if output._data.dtype.kind == "c":
+        return None  # the row-by-row path refuses a complex output with torch's error
     count = output._data.size
     if chunk_size is None:
         # (an input with no edge, a constant such as predict's weight under jacrev(argnums=2), gets none)
