@@ -291,9 +291,16 @@ def linearize(func, *primals):
 # ---------------------------------------------------------------- Jacobians
 
 def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _preallocate_and_copy: bool = False):
-    """The Jacobian of ``func`` with respect to its ``argnums`` argument(s), one reverse pass per
-    output element (autograd.functional.jacobian over the arguments' leaves): shape
-    ``output.shape + input.shape``."""
+    """The Jacobian of ``func`` with respect to its ``argnums`` argument(s), shape
+    ``output.shape + input.shape``: one batched reverse walk per output, its cotangents the
+    identity's rows, ``chunk_size`` of them at a time (all when None), as torch vmaps the vjp
+    (autograd.functional.jacobian over the arguments' leaves). Under an outer transform (inputs
+    that require grad or carry tangents) it is one recorded reverse pass per output element."""
+    if chunk_size is not None:
+        if not isinstance(chunk_size, int) or isinstance(chunk_size, bool):
+            raise TypeError(f"jacrev: `chunk_size` should be an int, got {type(chunk_size).__name__}")
+        if chunk_size <= 0:
+            raise ValueError("jacrev: `chunk_size` should be greater than 0.")
 
     def wrapper(*args):
         numbers = _argnums_tuple(argnums, len(args), "jacrev(f)(*args)")
@@ -311,13 +318,17 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
                 at += count
             output, found["aux"] = _split_aux(func(*call_args), has_aux, "jacrev(f)(*args)")
             out_leaves, found["rebuild"] = _flatten(output)
+            for index, leaf in enumerate(out_leaves):
+                if isinstance(leaf, Tensor) and leaf.is_complex():
+                    raise RuntimeError("jacrev: Expected all outputs to be real but received complex tensor "
+                                       f"at flattened input idx: {index}")
             return tuple(out_leaves)
 
         keeps = _keeps_graph(leaves)
         if keeps and not any(isinstance(x, Tensor) and x.requires_grad for x in leaves):
             # dual inputs (an outer jacfwd): aliases that require grad and keep their tangents
             leaves = [_alias(leaf) for leaf in leaves]
-        blocks = _functional.jacobian(of_leaves, tuple(leaves), create_graph=keeps)
+        blocks = _functional._jacobian(of_leaves, tuple(leaves), create_graph=keeps, chunk_size=chunk_size)
         per_output = []
         for row in blocks:  # one tuple per output leaf, one block per input leaf
             per_arg, at = [], 0

@@ -1,9 +1,49 @@
-"""autograd.grad(..., is_grads_batched=True), and the row stacking it shares with functional.jacobian."""
+"""Batched gradients: the table of batched backward rules, ``autograd.grad(...,
+is_grads_batched=True)``, and the row stacking the Jacobian paths share.
+
+A Jacobian's rows are B vector-Jacobian products through one graph. Run as B backward passes,
+each node's rule does B matrix-vector products where one matrix-matrix product would do
+(``jacrev`` of a 2,048-output linear layer: 2,048 GEMVs against one GEMM). The batched walk
+(autograd/batched_walk.py) runs the graph once instead, every gradient of shape ``(B,) + shape``:
+a node whose Function class has a rule in ``BATCHED_RULES`` runs it once on the batched gradient,
+any other node runs its ordinary backward once per row. The rules live beside the ops, in
+``ops/batched_rules.py``, and register here: autograd imports no ops.
+"""
 
 from __future__ import annotations
 
 from .._backend import array_module
 from .function import Function
+
+__all__ = ["BATCHED_RULES", "register_batched_rule", "broadcasting_rule", "batched_grad"]
+
+# Function class -> rule(node, *grads): each of ``grads`` is the gradient of one of the node's
+# outputs with a leading batch dim B (None for an output no gradient reached, which only a node
+# of several outputs has); the rule returns one gradient per input (or None), each with the same
+# leading dim B and otherwise the input's shape or one broadcastable to it, or NotImplemented to
+# have this node run row by row. Keyed by the exact class: a subclass may change the backward.
+BATCHED_RULES: dict = {}
+
+# autograd.batched_walk.batched_backward, set when that module loads: it imports the engine,
+# and the engine imports this module (for is_grads_batched), so neither imports the other back
+walk = None
+
+
+def register_batched_rule(*functions):
+    """Decorator: ``rule`` is the batched backward of each Function class in ``functions``."""
+    def register(rule):
+        for function in functions:
+            BATCHED_RULES[function] = rule
+        return rule
+
+    return register
+
+
+def broadcasting_rule(node, *grads):
+    """The node's own backward, for a rule that is elementwise in the gradient (the gradient
+    times factors computed from the saved values, which have the output's shape or broadcast to
+    it): a leading batch dim on the gradient broadcasts through it unchanged."""
+    return node._forward_cls.backward(node, *grads)
 
 
 def batched_grad(grad, outputs: tuple, inputs: tuple, grad_outputs, retain_graph, create_graph, allow_unused,
@@ -11,12 +51,13 @@ def batched_grad(grad, outputs: tuple, inputs: tuple, grad_outputs, retain_graph
     """``autograd.grad(..., is_grads_batched=True)``: each grad_output's first dim is a batch, and
     each gradient gets the same first dim, the vector-Jacobian products of its rows.
 
-    torch vmaps one backward over the batch; here it is one backward per batch element, the graph
-    retained between them (the caller's ``retain_graph`` applies after the last): the same
-    numbers, B backwards' time. An input no output reaches gets None (``allow_unused``) or, with
-    ``materialize_grads``, zeros of its own unbatched shape, as torch's. ``grad`` is the unbatched
-    ``autograd.grad`` (passed in, so this module and the engine import each other in neither order);
-    ``outputs``, ``inputs`` and a given ``grad_outputs`` are tuples.
+    torch vmaps one backward over the batch; so does the batched walk here, for a plain
+    (``create_graph=False``) pass. Otherwise (or where that walk declines the graph) it is one
+    backward per batch element, the graph retained between them (the caller's ``retain_graph``
+    applies after the last): the same numbers, B backwards' time. An input no output reaches gets
+    None (``allow_unused``) or, with ``materialize_grads``, zeros of its own unbatched shape, as
+    torch's. ``grad`` is the unbatched ``autograd.grad``; ``outputs``, ``inputs`` and a given
+    ``grad_outputs`` are tuples.
     """
     grad_outputs = (None,) * len(outputs) if grad_outputs is None else grad_outputs
     if len(grad_outputs) != len(outputs):  # the unbatched call raises torch's message
@@ -46,6 +87,16 @@ def batched_grad(grad, outputs: tuple, inputs: tuple, grad_outputs, retain_graph
     if retain_graph is None:
         retain_graph = create_graph
     unused_allowed = bool(allow_unused) or materialize_grads
+    if not create_graph:
+        found = walk(outputs, inputs, grad_outputs, retain_graph)
+        if found is not None:
+            for i, g in enumerate(found):
+                if g is None and not unused_allowed:
+                    raise RuntimeError(
+                        f"One of the differentiated Tensors (inputs[{i}]) appears to not have been used in "
+                        "the graph. Set allow_unused=True if this is the desired behavior.")
+            return tuple(g if g is not None else x.new_zeros(tuple(x.shape)) if materialize_grads else None
+                         for g, x in zip(found, inputs))
     rows = [grad(outputs, inputs, [g[b] for g in grad_outputs], retain_graph=retain_graph or b < batch - 1,
                  create_graph=create_graph, allow_unused=unused_allowed) for b in range(batch)]
     result = []
@@ -56,7 +107,6 @@ def batched_grad(grad, outputs: tuple, inputs: tuple, grad_outputs, retain_graph
         else:
             result.append(StackRows.apply(*per_row))
     return tuple(result)
-
 
 
 class StackRows(Function):

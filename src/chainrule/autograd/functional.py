@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from . import batched_walk as _batched_walk
 from .batched_grad import StackRows as _StackRows
 from .engine import grad
 from .grad_mode import enable_grad
@@ -65,29 +66,47 @@ def jvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
 def jacobian(func, inputs, create_graph: bool = False, strict: bool = False, vectorize: bool = False,
              strategy: str = "reverse-mode"):
     """The full Jacobian: for one input and one output a Tensor of shape out.shape + in.shape;
-    tuples of them (nested output-major) otherwise, as torch's."""
+    tuples of them (nested output-major) otherwise, as torch's.
+
+    A plain Jacobian is one batched reverse walk per output, the identity's rows as its
+    cotangents (batched_grad.batched_backward, torch's ``vectorize=True``; the same numbers for
+    ``vectorize=False``); with ``create_graph`` it is one recorded backward per output element."""
+    return _jacobian(func, inputs, create_graph)
+
+
+def _jacobian(func, inputs, create_graph: bool, chunk_size=None):
+    """``jacobian``, and ``func.jacrev``'s with its ``chunk_size`` (rows per batched walk)."""
     inputs, in_tuple = _tuple(inputs)
     with enable_grad():
         xs = _prepare(inputs, create_graph)
         outputs, out_tuple = _tuple(func(*xs))
         result = []
         for out in outputs:
-            rows = [[] for _ in xs]
-            flat = out.reshape(-1)
             # an output that does not depend on the inputs has a zero Jacobian (torch's, strict=False)
-            for k in range(flat.shape[0] if flat.requires_grad else 0):
-                gs = grad(flat[k], xs, retain_graph=True, create_graph=create_graph, allow_unused=True)
-                for j, g in enumerate(_zeros_for_none(gs, xs)):
-                    rows[j].append(g)
+            rows = None
+            if out.requires_grad and not create_graph:
+                rows = _batched_walk.jacobian_rows(out, xs, chunk_size)
+            if rows is None:
+                rows = _rows_one_by_one(out, xs, create_graph)
             per_input = []
-            for j, x in enumerate(xs):
-                if rows[j]:
-                    jac = _StackRows.apply(*rows[j]).reshape(tuple(out.shape) + tuple(x.shape))
-                else:
-                    jac = x.new_zeros(tuple(out.shape) + tuple(x.shape))
+            for row, x in zip(rows, xs):
+                shape = tuple(out.shape) + tuple(x.shape)
+                jac = row.reshape(shape) if row is not None else x.new_zeros(shape)
                 per_input.append(jac if create_graph else jac.detach())
             result.append(tuple(per_input) if in_tuple else per_input[0])
     return tuple(result) if out_tuple else result[0]
+
+
+def _rows_one_by_one(out, xs, create_graph: bool) -> list:
+    """d out / d xs with one backward per element of ``out`` (recorded under ``create_graph``):
+    per input its rows stacked, or None where no row reaches it."""
+    rows = [[] for _ in xs]
+    flat = out.reshape(-1)
+    for k in range(flat.shape[0] if flat.requires_grad else 0):
+        gs = grad(flat[k], xs, retain_graph=True, create_graph=create_graph, allow_unused=True)
+        for j, g in enumerate(_zeros_for_none(gs, xs)):
+            rows[j].append(g)
+    return [_StackRows.apply(*per_input) if per_input else None for per_input in rows]
 
 
 def hessian(func, inputs, create_graph: bool = False, strict: bool = False, vectorize: bool = False,

@@ -1,0 +1,280 @@
+"""Batched backward rules: each op's rule for an output gradient with a leading batch dim B, run
+once by autograd.batched_grad's walk (jacrev, functional.jacobian, is_grads_batched) instead of
+the op's ordinary rule once per row.
+
+A rule takes the node (the ctx its forward filled) and the batched gradient, and returns one
+gradient per input with the same leading dim B; the walk sums what broadcast and casts to the
+input's dtype, as the engine does for the ordinary rules. A class without a rule here runs row
+by row: still exact, only slower. The rules are grouped by op family, each beside the ordinary
+rule's formula it restates with the batch dim in front.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._backend import array_module, is_array
+from ..autograd.batched_grad import broadcasting_rule, register_batched_rule
+from ..tensor import Tensor
+from . import activation, elementwise, index, linalg, linear, reduce, shape
+from .elementwise import conjugate_rule
+
+__all__: list = []
+
+
+def _batched(array) -> Tensor | None:
+    return None if array is None else Tensor._make(array)
+
+
+def _batch_dim(dim: int, ndim: int) -> int:
+    """Where an unbatched tensor's dim ``dim`` (of ``ndim``) sits once the batch dim leads."""
+    return dim % ndim + 1
+
+
+def _times_matrix(g, m):
+    """``g (..., p) @ m (p, q)`` as one GEMM over all of g's leading dims (NumPy's matmul of a
+    stack runs one small GEMM per matrix)."""
+    rows = math.prod(g.shape[:-1])
+    return (g.reshape(rows, g.shape[-1]) @ m).reshape(g.shape[:-1] + (m.shape[-1],))
+
+
+def _matrix_times(m, g):
+    """``m (q, p) @ g (..., p, r)`` as one GEMM: g's contracted dim moved to the front."""
+    xp = array_module(g)
+    moved = xp.moveaxis(g, -2, 0)
+    product = m @ moved.reshape(moved.shape[0], math.prod(moved.shape[1:]))
+    return xp.moveaxis(product.reshape((m.shape[0],) + moved.shape[1:]), 0, -2)
+
+
+# ---------------------------------------------------------------- elementwise
+# Rules that multiply the gradient by factors of the saved values (which have the output's
+# shape or broadcast to it) — or pass it through — broadcast over a leading batch dim as they are.
+register_batched_rule(
+    elementwise.ToCopy, elementwise.Add, elementwise.Sub, elementwise.RSub, elementwise.Mul, elementwise.Div,
+    elementwise.Neg, elementwise.Pow, elementwise.PowScalar, elementwise.RPowScalar, elementwise.Abs,
+    elementwise.Maximum, elementwise.Minimum, elementwise.Where, elementwise.Clamp,
+    *(op.function for op in (
+        elementwise.exp, elementwise.exp2, elementwise.expm1, elementwise.log, elementwise.log1p, elementwise.log2,
+        elementwise.log10, elementwise.sqrt, elementwise.rsqrt, elementwise.square, elementwise.reciprocal,
+        elementwise.sin, elementwise.cos, elementwise.tan, elementwise.asin, elementwise.acos, elementwise.atan,
+        elementwise.sinh, elementwise.cosh, elementwise.tanh, elementwise.erf, elementwise.sigmoid,
+        elementwise.sign, elementwise.floor, elementwise.ceil, elementwise.trunc, elementwise.frac,
+        elementwise._round)),
+    activation.Relu, activation.LeakyRelu, activation.Hardtanh, activation.Threshold, activation.Hardshrink,
+    activation.Softshrink, activation.Elu, activation.Celu, activation.Gelu, activation.Silu, activation.Mish,
+    activation.Softplus, activation.LogSigmoid, activation.Hardsigmoid, activation.Hardswish,
+    shape.Clone,
+    # second order (a Hessian's outer Jacobian walks the recorded backward): the same kind of rule
+    activation.GeluBackward, activation.SiluBackward,
+)(broadcasting_rule)
+
+
+# ---------------------------------------------------------------- matrix products
+@register_batched_rule(linear.Linear, linear.LinearNoBias)
+def _linear(node, grad):
+    # y = x Wᵀ + b, per row of G: ∂/∂x = G W, ∂/∂W = Gᵀ x, ∂/∂b = G summed over x's rows
+    x, w = node.saved_tensors
+    needs = node.needs_input_grad
+    g = grad._data
+    batch, features_out = g.shape[0], g.shape[-1]
+    rows = math.prod(x._data.shape[:-1])
+    grad_x = _times_matrix(g, w._data) if needs[0] else None
+    grad_w = grad_b = None
+    if needs[1]:
+        x_rows = x._data.reshape(rows, x._data.shape[-1])
+        # one GEMM for all B: (in, rows) @ (B, rows, out) -> (B, in, out), transposed
+        grad_w = array_module(g).swapaxes(_matrix_times(x_rows.T, g.reshape(batch, rows, features_out)), -1, -2)
+    if len(needs) > 2 and needs[2]:
+        grad_b = g.reshape(batch, rows, features_out).sum(1)
+    return (_batched(grad_x), _batched(grad_w)) + ((_batched(grad_b),) if len(needs) > 2 else ())
+
+
+@register_batched_rule(linear.LinearBackward)
+def _linear_backward(node, *grad_grads):
+    # gx = G W, gW = Gᵀ x, gb = Σ G are bilinear: each input's gradient pairs the other with Ū
+    grad, x, w = node.saved_tensors
+    remaining = iter(grad_grads)
+    u_x, u_w, u_b = (None if not need else _data(next(remaining)) for need in node.needs)
+    needs = node.needs_input_grad
+    g, x, w = grad._data, x._data, w._data
+    batch = next(u.shape[0] for u in (u_x, u_w, u_b) if u is not None)
+    rows = math.prod(g.shape[:-1])
+    g_rows, x_rows = g.reshape(rows, g.shape[-1]), x.reshape(rows, x.shape[-1])
+    grad_g = grad_x = grad_w = None
+    if needs[0]:
+        parts = []
+        if u_x is not None:
+            parts.append(_times_matrix(u_x, w.T))
+        if u_w is not None:
+            parts.append(_matrix_times(x_rows, u_w.swapaxes(-1, -2)).reshape((batch,) + g.shape))
+        if u_b is not None:
+            parts.append(array_module(u_b).broadcast_to(u_b.reshape((batch,) + (1,) * (g.ndim - 1) + g.shape[-1:]),
+                                                        (batch,) + g.shape))
+        grad_g = sum(parts[1:], parts[0]) if parts else None
+    if needs[1] and u_w is not None:
+        grad_x = _matrix_times(g_rows, u_w).reshape((batch,) + x.shape)
+    if needs[2] and u_x is not None:
+        grad_w = _matrix_times(g_rows.T, u_x.reshape(batch, rows, x.shape[-1]))
+    return _batched(grad_g), _batched(grad_x), _batched(grad_w)
+
+
+def _data(t):
+    return None if t is None else t._data
+
+
+@register_batched_rule(linalg.Matmul, linalg.Mm, linalg.Bmm, linalg.Mv, linalg.Dot)
+@conjugate_rule  # bilinear: for complex operands, grad_A = G Bᴴ
+def _matmul(node, grad):
+    # d(A B) = dA B + A dB: grad_A = G Bᵀ, grad_B = Aᵀ G (1-D operands as a row / a column)
+    b, a = node.saved_tensors
+    a_ndim, b_ndim = node.ndims
+    g = grad._data
+    xp = array_module(g)
+    a = None if a is None else a._data
+    b = None if b is None else b._data
+    if a_ndim == 1 and b_ndim == 1:  # a dot product: G has shape (B,)
+        return (_batched(g[:, None] * b if b is not None else None),
+                _batched(g[:, None] * a if a is not None else None))
+    if b_ndim == 1:
+        g = g[..., None]
+        b = None if b is None else b[:, None]
+    if a_ndim == 1:
+        g = g[..., None, :]
+        a = None if a is None else a[None, :]
+    grad_a = grad_b = None
+    if b is not None:
+        grad_a = _times_matrix(g, b.T) if b.ndim == 2 else xp.matmul(g, xp.swapaxes(b, -1, -2))
+        if a_ndim == 1:
+            grad_a = grad_a[..., 0, :]
+    if a is not None:
+        grad_b = _matrix_times(a.T, g) if a.ndim == 2 else xp.matmul(xp.swapaxes(a, -1, -2), g)
+        if b_ndim == 1:
+            grad_b = grad_b[..., 0]
+    return _batched(grad_a), _batched(grad_b)
+
+
+# ---------------------------------------------------------------- reductions
+def _spread(node, g):
+    """A reduction's batched gradient copied back over the reduced dims (reinserted as size 1)."""
+    xp = array_module(g)
+    batch, input_shape = g.shape[0], node.shape
+    if not node.keepdim and node.dims:
+        g = g.reshape((batch,) + tuple(1 if i in node.dims else s for i, s in enumerate(input_shape)))
+    return Tensor._make(xp.broadcast_to(g, (batch,) + tuple(input_shape)))
+
+
+@register_batched_rule(reduce.Sum, reduce.SumDim)
+def _sum(node, grad):
+    # every input element contributes once to its sum
+    return _spread(node, grad._data)
+
+
+@register_batched_rule(reduce.Mean, reduce.MeanDim)
+def _mean(node, grad):
+    # d mean = d sum / n
+    return _spread(node, grad._data / node.count)
+
+
+@register_batched_rule(reduce.Softmax)
+def _softmax(node, grad):
+    (y,) = node.saved_tensors
+    return reduce.SoftmaxBackward.apply(grad, y, dim=_batch_dim(node.dim, y._data.ndim))
+
+
+@register_batched_rule(reduce.LogSoftmax)
+def _log_softmax(node, grad):
+    # (LogSoftmaxBackward's kept-softmax fast path reads a gradient of the output's own shape)
+    (y,) = node.saved_tensors
+    return reduce.LogSoftmaxBackward.apply(grad, y, dim=_batch_dim(node.dim, y._data.ndim))
+
+
+@register_batched_rule(reduce.SoftmaxBackward)
+def _softmax_backward(node, u):
+    # z = y ∘ (g - ⟨g, y⟩) is bilinear in (g, y); the saved g and y have no batch dim, u has
+    grad, y = node.saved_tensors
+    dim = node.dim % y._data.ndim
+    needs = node.needs_input_grad
+    grad_g = reduce.SoftmaxBackward.apply(u, y, dim=dim + 1) if needs[0] else None
+    grad_y = None
+    if needs[1]:
+        grad_y = (u * (grad - reduce.sum(grad * y, dim, keepdim=True))
+                  - grad * reduce.sum(u * y, dim + 1, keepdim=True))
+    return grad_g, grad_y
+
+
+@register_batched_rule(reduce.LogSoftmaxBackward)
+def _log_softmax_backward(node, u):
+    # z = g - exp(y)·Σg: ∂/∂g = u - Σ(u ∘ exp(y)), ∂/∂y = -u ∘ exp(y)·Σg
+    grad, y = node.saved_tensors
+    dim = node.dim % y._data.ndim
+    needs = node.needs_input_grad
+    softmax_y = elementwise.exp(y)
+    grad_g = u - reduce.sum(u * softmax_y, dim + 1, keepdim=True) if needs[0] else None
+    grad_y = -(u * softmax_y) * reduce.sum(grad, dim, keepdim=True) if needs[1] else None
+    return grad_g, grad_y
+
+
+# ---------------------------------------------------------------- shapes
+@register_batched_rule(shape.Reshape)
+def _reshape(node, grad):
+    g = grad._data
+    return Tensor._make(g.reshape((g.shape[0],) + tuple(node.input_shape)))
+
+
+@register_batched_rule(shape.Expand)
+def _expand(node, grad):
+    # the walk sums a gradient over the dims its input was broadcast along
+    return grad
+
+
+@register_batched_rule(shape.Permute)
+def _permute(node, grad):
+    inverse = sorted(range(len(node.dims)), key=node.dims.__getitem__)
+    return Tensor._make(array_module(grad._data).transpose(grad._data, (0,) + tuple(1 + d for d in inverse)))
+
+
+@register_batched_rule(shape.Transpose)
+def _transpose(node, grad):
+    g = grad._data
+    ndim = g.ndim - 1
+    if ndim == 0:
+        return grad
+    dim0, dim1 = node.swap
+    return Tensor._make(array_module(g).swapaxes(g, _batch_dim(dim0, ndim), _batch_dim(dim1, ndim)))
+
+
+@register_batched_rule(shape.Cat)
+def _cat(node, grad):
+    # each input gets back its own slab; a skipped legacy empty (0,) input an empty gradient
+    g = grad._data
+    xp = array_module(g)
+    axis = _batch_dim(node.dim, g.ndim - 1)
+    bounds = np.cumsum([0] + list(node.sizes))
+    slabs = iter(g[(slice(None),) * axis + (slice(int(start), int(stop)),)]
+                 for start, stop in zip(bounds[:-1], bounds[1:]))
+    return tuple(Tensor._make(xp.zeros((g.shape[0], 0), g.dtype)) if i in node.skipped else Tensor._make(next(slabs))
+                 for i in range(len(node.sizes) + len(node.skipped)))
+
+
+# ---------------------------------------------------------------- indexing
+@register_batched_rule(index.Index, index.Select, index.Slice, index.Unsqueeze, index.Alias)
+def _index(node, grad):
+    # the read's adjoint scatters into zeros, one more full slice in front for the batch dim
+    key = node.key if isinstance(node.key, tuple) else (node.key,)
+    if not _advanced_indices_adjacent(key):
+        return NotImplemented  # NumPy would move the indexed dims ahead of the batch dim
+    mode = "add" if node.mode == "rows" else node.mode  # ("rows" sums along axis 0, now the batch dim)
+    g = grad._data
+    return index.IndexScatter.apply(grad, key=(slice(None),) + key, shape=(g.shape[0],) + tuple(node.shape),
+                                    mode=mode)
+
+
+def _advanced_indices_adjacent(key: tuple) -> bool:
+    """Whether the advanced indices of ``key`` (arrays, bools, and integers once an array is
+    there) stand next to each other, so NumPy keeps their result dims in place."""
+    arrays = any(is_array(k) for k in key)
+    advanced = [i for i, k in enumerate(key)
+                if is_array(k) or isinstance(k, (bool, np.bool_)) or arrays and isinstance(k, (int, np.integer))]
+    return not advanced or advanced[-1] - advanced[0] + 1 == len(advanced)

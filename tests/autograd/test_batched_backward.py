@@ -1,0 +1,451 @@
+"""The batched backward walk (autograd/batched_walk.py; rules in ops/batched_rules.py): one reverse
+pass whose cotangents carry a leading batch dim, behind jacrev, functional.jacobian and
+is_grads_batched.
+
+Each batched rule is checked against the ordinary per-row backward on the same graph (float64,
+broadcasting, 0-d, non-contiguous inputs and cotangents), with the row-by-row fallback forbidden
+so the rule itself is what ran; graphs with unruled nodes must take the fallback and agree too;
+the public Jacobian paths are compared with torch on whole programs (an MLP, the jacobians
+tutorial's predict).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+import chainrule.nn.functional as F
+from chainrule.autograd import batched_grad, batched_walk
+from chainrule.autograd.engine import grad as unbatched_grad
+
+torch = pytest.importorskip("torch")
+
+BATCH = 3
+
+
+def _leaf(shape, low=-2.0, high=2.0, seed=0):
+    data = np.random.default_rng(seed).uniform(low, high, shape)
+    return chainrule.from_numpy(data).requires_grad_()
+
+
+def _batched_vs_rows(f, shapes, low=-2.0, high=2.0, transpose_cotangent=False):
+    """The batched walk's gradients of ``f(*leaves)`` against one ordinary backward per row."""
+    xs = [_leaf(shape, low, high, seed=i) for i, shape in enumerate(shapes)]
+    out = f(*xs)
+    rng = np.random.default_rng(7)
+    seeds = rng.standard_normal((BATCH,) + tuple(out.shape))
+    if transpose_cotangent and out.dim() >= 2:  # the same values, in a non-contiguous layout
+        seeds = np.ascontiguousarray(np.swapaxes(seeds, -1, -2)).swapaxes(-1, -2)
+    seeds = chainrule.from_numpy(seeds).to(out.dtype)
+    batched = batched_walk.batched_backward((out,), tuple(xs), (seeds,), retain_graph=True)
+    assert batched is not None, "the batched walk declined a plain graph"
+    for b in range(BATCH):
+        rows = unbatched_grad(out, xs, seeds[b], retain_graph=True, allow_unused=True)
+        for j, (got, row) in enumerate(zip(batched, rows)):
+            if row is None:
+                assert got is None
+                continue
+            assert tuple(got.shape) == (BATCH,) + tuple(xs[j].shape)
+            assert got.dtype == row.dtype
+            np.testing.assert_allclose(got[b].numpy(), row.numpy(), rtol=1e-12, atol=1e-12)
+    return batched
+
+
+class _RowsForbidden:
+    """Counts (and with ``forbid``, refuses) the walk's row-by-row fallback."""
+
+    def __init__(self, monkeypatch, forbid: bool) -> None:
+        self.classes = []
+        original = batched_walk._row_by_row
+
+        def row_by_row(node, grads, batch):
+            self.classes.append(type(node).__name__)
+            assert not forbid, f"{type(node).__name__} ran row by row"
+            return original(node, grads, batch)
+
+        monkeypatch.setattr(batched_walk, "_row_by_row", row_by_row)
+
+
+def _flat_grads(out, inputs):
+    """The gradients of ``out`` with their graph (create_graph), flattened into one tensor."""
+    return chainrule.cat([g.reshape(-1) for g in chainrule.autograd.grad(out, inputs, create_graph=True)])
+
+
+def _relu6(x):
+    return F.relu6(x)
+
+
+# (name, f, input shapes, (low, high)): every graph here is built of ruled nodes only
+_UNARY = ["exp", "exp2", "expm1", "log", "log1p", "log2", "log10", "sqrt", "rsqrt", "square", "reciprocal", "sin",
+          "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "erf", "sigmoid", "sign", "floor", "ceil",
+          "trunc", "frac", "round", "abs", "neg"]
+_ACTIVATIONS = {
+    "relu": F.relu, "leaky_relu": lambda x: F.leaky_relu(x, 0.1), "hardtanh": F.hardtanh, "relu6": _relu6,
+    "threshold": lambda x: F.threshold(x, 0.5, -1.0), "hardshrink": F.hardshrink, "softshrink": F.softshrink,
+    "elu": F.elu, "celu": lambda x: F.celu(x, 0.7), "selu": F.selu, "gelu": F.gelu,
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"), "silu": F.silu, "mish": F.mish, "softplus": F.softplus,
+    "logsigmoid": F.logsigmoid, "hardsigmoid": F.hardsigmoid, "hardswish": F.hardswish,
+}
+_CASES = (
+    [(name, getattr(chainrule, name), [(3, 4)], (0.1, 0.9)) for name in _UNARY]
+    + [(name, fn, [(3, 4)], (-4.0, 4.0)) for name, fn in _ACTIVATIONS.items()]
+    + [
+        ("tanh_0d", lambda x: x.tanh() * 3, [()], (-2, 2)),
+        ("add_broadcast", lambda a, b: a + b, [(3, 1), (4,)], (-2, 2)),
+        ("sub_0d", lambda a, b: a - b, [(), (2, 3)], (-2, 2)),
+        ("rsub", lambda a: 1.5 - a, [(2, 3)], (-2, 2)),
+        ("mul_broadcast", lambda a, b: a * b, [(2, 1, 4), (3, 1)], (-2, 2)),
+        ("div_broadcast", lambda a, b: a / b, [(3, 4), (1, 4)], (0.5, 2)),
+        ("pow_tensor", lambda a, b: a ** b, [(3, 4), (4,)], (0.5, 2)),
+        ("pow_scalar", lambda a: a ** 2.5, [(3, 4)], (0.5, 2)),
+        ("pow_square", lambda a: a ** 2, [(3, 4)], (-2, 2)),
+        ("rpow", lambda a: 2.0 ** a, [(3, 4)], (-2, 2)),
+        ("maximum", lambda a, b: chainrule.maximum(a, b), [(3, 4), (4,)], (-2, 2)),
+        ("minimum", lambda a, b: chainrule.minimum(a, b), [(3, 4), (3, 1)], (-2, 2)),
+        ("where", lambda a, b: chainrule.where(a > 0, a, b), [(3, 4), (4,)], (-2, 2)),
+        ("clamp", lambda a: a.clamp(-0.5, 0.7), [(3, 4)], (-2, 2)),
+        ("to_float32", lambda a: a.float().tanh(), [(3, 4)], (-2, 2)),
+        ("clone_transposed", lambda a: a.t().clone() * 2, [(4, 3)], (-2, 2)),
+        # matrix products, vectors and batches included
+        ("mm", lambda a, b: a @ b, [(3, 4), (4, 5)], (-2, 2)),
+        ("mm_transposed", lambda a, b: a.t() @ b.t(), [(4, 3), (5, 4)], (-2, 2)),
+        ("vec_mat", lambda a, b: a @ b, [(4,), (4, 5)], (-2, 2)),
+        ("mat_vec", lambda a, b: a @ b, [(3, 4), (4,)], (-2, 2)),
+        ("mv", lambda a, b: chainrule.mv(a, b), [(3, 4), (4,)], (-2, 2)),
+        ("dot", lambda a, b: chainrule.dot(a, b), [(4,), (4,)], (-2, 2)),
+        ("batch_mat", lambda a, b: a @ b, [(2, 3, 4), (4, 5)], (-2, 2)),
+        ("mat_batch", lambda a, b: a @ b, [(3, 4), (2, 4, 5)], (-2, 2)),
+        ("bmm", lambda a, b: chainrule.bmm(a, b), [(2, 3, 4), (2, 4, 5)], (-2, 2)),
+        ("matmul_broadcast", lambda a, b: a @ b, [(1, 3, 4), (2, 4, 5)], (-2, 2)),
+        ("vec_batch", lambda a, b: a @ b, [(4,), (2, 4, 5)], (-2, 2)),
+        ("batch_vec", lambda a, b: a @ b, [(2, 3, 4), (4,)], (-2, 2)),
+        ("linear_vector", lambda x, w, b: F.linear(x, w, b), [(4,), (5, 4), (5,)], (-2, 2)),
+        ("linear_rows", lambda x, w, b: F.linear(x, w, b), [(3, 4), (5, 4), (5,)], (-2, 2)),
+        ("linear_3d", lambda x, w, b: F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)], (-2, 2)),
+        ("linear_no_bias", lambda x, w: F.linear(x, w), [(3, 4), (5, 4)], (-2, 2)),
+        # reductions
+        ("sum", lambda a: a.sum(), [(3, 4)], (-2, 2)),
+        ("sum_0d", lambda a: a.sum(), [()], (-2, 2)),
+        ("sum_dim", lambda a: a.sum(1), [(2, 3, 4)], (-2, 2)),
+        ("sum_dims_keepdim", lambda a: a.sum((0, 2), keepdim=True), [(2, 3, 4)], (-2, 2)),
+        ("mean", lambda a: a.mean(), [(3, 4)], (-2, 2)),
+        ("mean_dim", lambda a: a.mean(-1), [(2, 3, 4)], (-2, 2)),
+        ("mean_keepdim", lambda a: a.mean(0, keepdim=True), [(3, 4)], (-2, 2)),
+        ("softmax_last", lambda a: a.softmax(-1), [(3, 4)], (-2, 2)),
+        ("softmax_first", lambda a: F.softmax(a, 0), [(3, 4)], (-2, 2)),
+        ("softmax_0d", lambda a: a.softmax(0), [()], (-2, 2)),
+        ("log_softmax_last", lambda a: a.log_softmax(-1), [(2, 3, 4)], (-2, 2)),
+        ("log_softmax_middle", lambda a: F.log_softmax(a, 1), [(2, 3, 4)], (-2, 2)),
+        # shapes
+        ("reshape", lambda a: a.reshape(4, 3), [(3, 4)], (-2, 2)),
+        ("reshape_copy", lambda a: a.t().reshape(-1), [(3, 4)], (-2, 2)),
+        ("view", lambda a: a.view(2, 6), [(3, 4)], (-2, 2)),
+        ("flatten", lambda a: a.flatten(), [(2, 3, 4)], (-2, 2)),
+        ("squeeze_unsqueeze", lambda a: a.squeeze(1).unsqueeze(0), [(3, 1, 4)], (-2, 2)),
+        ("expand", lambda a: a.expand(2, 3, 4), [(3, 1)], (-2, 2)),
+        ("expand_0d", lambda a: a.expand(2, 3), [()], (-2, 2)),
+        ("permute", lambda a: a.permute(2, 0, 1), [(2, 3, 4)], (-2, 2)),
+        ("transpose", lambda a: a.transpose(0, -1), [(2, 3, 4)], (-2, 2)),
+        ("t_1d", lambda a: a.t() * 2, [(4,)], (-2, 2)),
+        ("mT", lambda a: a.mT, [(2, 3, 4)], (-2, 2)),
+        ("cat", lambda a, b: chainrule.cat([a, b, a], 1), [(2, 3), (2, 2)], (-2, 2)),
+        ("cat_legacy_empty", lambda a, b: chainrule.cat([a, b], 0), [(0,), (2, 3)], (-2, 2)),
+        ("stack", lambda a, b: chainrule.stack([a, b], -1), [(2, 3), (2, 3)], (-2, 2)),
+        # indexing
+        ("slice", lambda a: a[1:, ::2], [(3, 4)], (-2, 2)),
+        ("select", lambda a: a[1], [(3, 4)], (-2, 2)),
+        ("select_last", lambda a: a[..., 2], [(2, 3, 4)], (-2, 2)),
+        ("newaxis", lambda a: a[:, None], [(3, 4)], (-2, 2)),
+        ("alias", lambda a: a[...], [(3, 4)], (-2, 2)),
+        ("index_rows_repeated", lambda a: a[[0, 2, 2, 1]], [(3, 4)], (-2, 2)),
+        ("index_tensor_2d", lambda a: a[chainrule.tensor([[0, 1], [1, 1]])], [(3, 4)], (-2, 2)),
+        ("index_columns", lambda a: a[:, [3, 0, 3]], [(3, 4)], (-2, 2)),
+        ("index_adjacent_pair", lambda a: a[:, [0, 1], [2, 2]], [(2, 3, 4)], (-2, 2)),
+        ("index_mask", lambda a: a[a > 0], [(3, 4)], (-2, 2)),
+        ("narrow_split_unbind", lambda a: a.narrow(1, 1, 2).split(1, 0)[1] * a.unbind(1)[0][1], [(3, 4)],
+         (-2, 2)),
+        # second order: a gradient's recorded graph (what a Hessian's outer Jacobian walks)
+        ("grad_of_linear", lambda x, w, b: _flat_grads(F.linear(x, w, b).tanh().sum() * 2, (x, w, b)),
+         [(3, 4), (5, 4), (5,)], (-2, 2)),
+        ("grad_of_linear_u_b_only", lambda x, w, b: _flat_grads((F.linear(x.detach(), w.detach(), b) ** 2).sum(), (b,)),
+         [(2, 3, 4), (5, 4), (5,)], (-2, 2)),
+        ("grad_of_linear_vector", lambda x, w: _flat_grads(F.linear(x, w).sin().sum(), (x, w)),
+         [(4,), (5, 4)], (-2, 2)),
+        ("grad_of_gelu_silu", lambda x: _flat_grads((F.gelu(x) * F.silu(x)).sum(), (x,)), [(3, 4)], (-3, 3)),
+        ("grad_of_softmax", lambda x: _flat_grads((x.softmax(1) ** 2).sum(), (x,)), [(3, 4)], (-2, 2)),
+        ("grad_of_log_softmax", lambda x: _flat_grads((F.log_softmax(x, 0) * x).sum(), (x,)), [(3, 4)], (-2, 2)),
+        # a chain: the tutorial's predict, and a two-layer net with a loss-like tail
+        ("predict", lambda x, w, b: F.linear(x, w, b).tanh(), [(6,), (5, 6), (5,)], (-2, 2)),
+        ("mlp", lambda x, w1, b1, w2: (F.linear(F.gelu(F.linear(x, w1, b1)), w2).log_softmax(-1) * x.sum()).mean(0),
+         [(3, 4), (5, 4), (5,), (2, 5)], (-2, 2)),
+    ]
+)
+
+
+@pytest.mark.parametrize("name, f, shapes, bounds", _CASES, ids=[case[0] for case in _CASES])
+def test_batched_rule_equals_the_per_row_backward(monkeypatch, name, f, shapes, bounds):
+    _RowsForbidden(monkeypatch, forbid=True)
+    _batched_vs_rows(f, shapes, *bounds, transpose_cotangent=True)
+
+
+def test_every_batched_rule_is_exercised(monkeypatch):
+    # the cases above reach every class in the table (a rule added without a case fails here)
+    reached = set()
+    for cls, rule in list(batched_grad.BATCHED_RULES.items()):
+        def recording(node, *grads, rule=rule, cls=cls):
+            reached.add(cls)
+            return rule(node, *grads)
+
+        monkeypatch.setitem(batched_grad.BATCHED_RULES, cls, recording)
+    for _, f, shapes, bounds in _CASES:
+        _batched_vs_rows(f, shapes, *bounds)
+    missing = {cls.__name__ for cls in batched_grad.BATCHED_RULES} - {cls.__name__ for cls in reached}
+    assert not missing, f"batched rules no case exercises: {sorted(missing)}"
+
+
+def test_complex_matmul_conjugates_like_the_ordinary_rule(monkeypatch):
+    _RowsForbidden(monkeypatch, forbid=True)
+    rng = np.random.default_rng(3)
+    a = chainrule.from_numpy(rng.standard_normal((3, 4)) + 1j * rng.standard_normal((3, 4))).requires_grad_()
+    b = chainrule.from_numpy(rng.standard_normal((4, 2)) + 1j * rng.standard_normal((4, 2))).requires_grad_()
+    out = a @ b
+    seeds = chainrule.from_numpy(rng.standard_normal((BATCH, 3, 2)) + 1j * rng.standard_normal((BATCH, 3, 2)))
+    got = batched_walk.batched_backward((out,), (a, b), (seeds,), retain_graph=True)
+    for k in range(BATCH):
+        rows = unbatched_grad(out, (a, b), seeds[k], retain_graph=True)
+        for g, row in zip(got, rows):
+            np.testing.assert_allclose(g[k].numpy(), row.numpy(), rtol=1e-12, atol=1e-12)
+
+
+class _Cube(chainrule.autograd.Function):
+    """A user Function: no batched rule, so the walk runs its backward row by row."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * 3 * x ** 2
+
+
+@pytest.mark.parametrize("name, f, shapes", [
+    ("user_function", lambda x, w: _Cube.apply(x @ w).sum(0), [(3, 4), (4, 2)]),
+    ("cumsum_and_prod", lambda x: x.cumsum(1).tanh().prod(0), [(3, 4)]),
+    ("index_separated", lambda x: x[[0, 1], :, [2, 3]].exp(), [(2, 3, 4)]),
+    ("multi_output_max", lambda x: x.max(1).values * x.sum(), [(3, 4)]),
+])
+def test_unruled_nodes_run_row_by_row_inside_the_walk(monkeypatch, name, f, shapes):
+    rows = _RowsForbidden(monkeypatch, forbid=False)
+    _batched_vs_rows(f, shapes)
+    assert rows.classes, "the fallback was expected to run"
+
+
+def test_no_grad_is_accumulated_and_results_are_fresh():
+    x = _leaf((3,))
+    y = _leaf((3,), seed=1)
+    out = x + y  # add hands one gradient array to both inputs
+    seeds = chainrule.eye(3)
+    gx, gy = batched_walk.batched_backward((out,), (x, y), (seeds,), retain_graph=False)
+    assert x.grad is None and y.grad is None
+    gx.add_(1)  # writeable, and shares memory with neither the other result nor the cotangents
+    np.testing.assert_array_equal(gy.numpy(), np.eye(3))
+    np.testing.assert_array_equal(seeds.numpy(), np.eye(3))
+    s = _leaf((2, 3))
+    (gs,) = batched_walk.batched_backward((s.sum(),), (s,), (chainrule.ones(4),), retain_graph=False)
+    gs.mul_(2)  # sum's rule broadcasts a view; the result is a real array
+    np.testing.assert_array_equal(gs.numpy(), np.full((4, 2, 3), 2.0))
+
+
+def test_freed_graph_raises_torch_error():
+    x = _leaf((3,))
+    out = x.exp()
+    chainrule.autograd.grad(out, x, chainrule.eye(3), is_grads_batched=True)  # retain_graph defaults to False
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        chainrule.autograd.grad(out, x, chainrule.eye(3), is_grads_batched=True)
+
+
+def test_hooks_take_the_per_row_path(monkeypatch):
+    calls = []
+    walked = []
+    original = batched_walk._run_node
+    monkeypatch.setattr(batched_walk, "_run_node", lambda *args: walked.append(1) or original(*args))
+
+    def program(lib):
+        x = lib.tensor([0.5, -1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        h = x.sin()
+        h.register_hook(lambda g: calls.append(1) or g * 2)
+        return lib.autograd.grad(h * x, x, lib.eye(3, dtype=lib.float64), is_grads_batched=True)[0]
+
+    ours = program(chainrule)
+    assert not walked and calls
+    np.testing.assert_allclose(ours.numpy(), program(torch).numpy(), rtol=1e-12)
+
+
+# ---------------------------------------------------------------- the public paths against torch
+def _tutorial(lib, d_in, d_out):
+    rng = np.random.default_rng(0)
+    weight = lib.from_numpy(rng.standard_normal((d_out, d_in)))
+    bias = lib.from_numpy(rng.standard_normal(d_out))
+    x = lib.from_numpy(rng.standard_normal(d_in))
+
+    def predict(weight, bias, x):
+        return lib.nn.functional.linear(x, weight, bias).tanh()
+
+    return predict, weight, bias, x
+
+
+# torch's Jacobians come from torch.autograd.functional.jacobian: the same numbers as torch.func.jacrev,
+# without the seconds torch.func's first call takes to set itself up
+@pytest.mark.parametrize("argnums", [2, (0, 1)])
+def test_jacrev_of_the_tutorials_predict_matches_torch(monkeypatch, argnums):
+    _RowsForbidden(monkeypatch, forbid=True)  # every node of predict has a batched rule
+    predict, weight, bias, x = _tutorial(chainrule, 16, 32)
+    ours = chainrule.func.jacrev(predict, argnums=argnums)(weight, bias, x)
+    predict, weight, bias, x = _tutorial(torch, 16, 32)
+    args = [weight, bias, x]
+    numbers = argnums if isinstance(argnums, tuple) else (argnums,)
+
+    def of_differentiated(*chosen):
+        call = list(args)
+        for number, value in zip(numbers, chosen):
+            call[number] = value
+        return predict(*call)
+
+    theirs = torch.autograd.functional.jacobian(of_differentiated, tuple(args[n] for n in numbers))
+    for o, t in zip(ours if isinstance(argnums, tuple) else [ours], theirs):
+        assert tuple(o.shape) == tuple(t.shape)
+        np.testing.assert_allclose(o.numpy(), t.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def _mlp_params(lib):
+    rng = np.random.default_rng(1)
+    return {"w1": lib.from_numpy(rng.standard_normal((8, 5))), "b1": lib.from_numpy(rng.standard_normal(8)),
+            "w2": lib.from_numpy(rng.standard_normal((3, 8))), "b2": lib.from_numpy(rng.standard_normal(3))}
+
+
+def _mlp(lib):
+    def forward(params, x):
+        h = lib.nn.functional.silu(lib.nn.functional.linear(x, params["w1"], params["b1"]))
+        return lib.nn.functional.linear(h, params["w2"], params["b2"]).softmax(-1)
+
+    return forward
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 4, 100])
+def test_jacrev_of_an_mlp_over_its_parameters_matches_torch(chunk_size):
+    x = np.random.default_rng(2).standard_normal((2, 5))
+    ours = chainrule.func.jacrev(_mlp(chainrule), chunk_size=chunk_size)(_mlp_params(chainrule), chainrule.from_numpy(x))
+    params = _mlp_params(torch)
+    keys = list(params)
+    theirs = torch.autograd.functional.jacobian(
+        lambda *values: _mlp(torch)(dict(zip(keys, values)), torch.from_numpy(x)), tuple(params.values()))
+    assert list(ours) == keys
+    for key, t in zip(keys, theirs):
+        assert tuple(ours[key].shape) == tuple(t.shape)
+        np.testing.assert_allclose(ours[key].numpy(), t.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_size, error", [(0, ValueError), (-3, ValueError), (1.5, TypeError)])
+def test_jacrev_refuses_a_bad_chunk_size_as_torch(chunk_size, error):
+    # (torch raises these too: ValueError "should be greater than 0", TypeError from its arithmetic)
+    with pytest.raises(error, match="chunk_size"):
+        chainrule.func.jacrev(chainrule.sin, chunk_size=chunk_size)(chainrule.ones(3))
+
+
+@pytest.mark.parametrize("vectorize", [False, True])
+def test_functional_jacobian_matches_torch(vectorize):
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal(4)
+    results = []
+    for lib in (torch, chainrule):
+        def f(x, y, lib=lib):
+            # two outputs, one of which does not depend on y; a constant output too
+            return (x * y).tanh() @ y, x.exp().sum(0), lib.ones(2)
+
+        results.append(lib.autograd.functional.jacobian(f, (lib.from_numpy(a), lib.from_numpy(b)),
+                                                        vectorize=vectorize))
+    theirs, ours = results
+    for out_o, out_t in zip(ours, theirs):
+        for o, t in zip(out_o, out_t):
+            assert tuple(o.shape) == tuple(t.shape)
+            np.testing.assert_allclose(o.numpy(), t.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_is_grads_batched_matches_torch_on_an_mlp(monkeypatch):
+    _RowsForbidden(monkeypatch, forbid=True)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 5))
+    cotangents = rng.standard_normal((6, 4, 3))
+    results = []
+    for lib in (torch, chainrule):
+        params = _mlp_params(lib)
+        for p in params.values():
+            p.requires_grad_()
+        xs = lib.from_numpy(x).requires_grad_()
+        out = _mlp(lib)(params, xs)
+        grads = lib.autograd.grad(out, [xs, *params.values()], lib.from_numpy(cotangents), is_grads_batched=True)
+        results.append([g.numpy() for g in grads])
+    for o, t in zip(*reversed(results)):
+        assert o.shape == t.shape
+        np.testing.assert_allclose(o, t, rtol=1e-10, atol=1e-12)
+
+
+def test_is_grads_batched_unused_input_as_torch():
+    for lib in (torch, chainrule):
+        x = lib.ones(3, requires_grad=True)
+        unused = lib.ones(2, requires_grad=True)
+        with pytest.raises(RuntimeError, match="appears to not have been used"):
+            lib.autograd.grad(x * 2, (x, unused), lib.eye(3), is_grads_batched=True, retain_graph=True)
+        gx, gu = lib.autograd.grad(x * 2, (x, unused), lib.eye(3), is_grads_batched=True, materialize_grads=True)
+        assert tuple(gu.shape) == (2,) and not gu.any()
+        np.testing.assert_array_equal(gx.numpy(), 2 * np.eye(3))
+
+
+def test_jacrev_on_the_cuda_standin_matches_the_cpu():
+    from chainrule._backend import use_standin_cuda
+
+    predict, weight, bias, x = _tutorial(chainrule, 4, 6)
+    expected = chainrule.func.jacrev(predict, argnums=(0, 2))(weight, bias, x)
+    with use_standin_cuda():
+        got = chainrule.func.jacrev(predict, argnums=(0, 2))(weight.cuda(), bias.cuda(), x.cuda())
+        assert all(g.device.type == "cuda" for g in got)
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g.cpu().numpy(), e.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_jacobian_without_chunk_size_keeps_batched_gradients_under_the_budget(monkeypatch):
+    walks = []
+    original = batched_walk.batched_backward
+    monkeypatch.setattr(batched_walk, "batched_backward", lambda *args, **kwargs: walks.append(
+        args[2][0].shape[0]) or original(*args, **kwargs))
+    # the widest gradient a row needs is w's 5 x 4 = 20 elements (b, a constant, gets none): 3 rows a walk
+    monkeypatch.setattr(batched_walk, "_AUTO_CHUNK_ELEMENTS", 60)
+    rng = np.random.default_rng(6)
+    w, b, x = rng.standard_normal((5, 4)), rng.standard_normal((7, 5)), rng.standard_normal(4)
+    ours = chainrule.autograd.functional.jacobian(
+        lambda w: chainrule.from_numpy(b) @ (w @ chainrule.from_numpy(x)).sigmoid(), chainrule.from_numpy(w))
+    assert walks == [3, 3, 1]
+    theirs = torch.autograd.functional.jacobian(lambda w: torch.from_numpy(b) @ (w @ torch.from_numpy(x)).sigmoid(),
+                                                torch.from_numpy(w))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("path", ["jacrev", "functional.jacobian"])
+def test_a_complex_output_is_refused_as_torch(path):
+    """The batched walk seeds real rows; a complex output must not come back as its real part."""
+    caught = []
+    for lib in (chainrule, torch):
+        x = lib.tensor([1.0, 2.0], dtype=lib.float64)
+        def f(x):
+            return x * (1 + 2j)
+        with pytest.raises(RuntimeError) as info:
+            if path == "jacrev":
+                lib.func.jacrev(f)(x)
+            else:
+                lib.autograd.functional.jacobian(f, x)
+        caught.append(str(info.value).replace("torch.", "chainrule."))
+    assert caught[0] == caught[1]
