@@ -404,6 +404,14 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
     return wrapper
 
 
+def _runs_a_users_function(outputs) -> bool:
+    """Whether the graph holds a user's autograd.Function: its jvp may be all it has, and it is
+    the user's forward-mode rule jacfwd must run."""
+    roots = [out.grad_fn for out in outputs if out.grad_fn is not None]
+    return any(not getattr(getattr(node, "_forward_cls", None), "_array_forward", True)
+               for node in _engine._topological_order(roots))
+
+
 def _refuse_complex_outputs(out_leaves, where: str) -> None:
     for index, leaf in enumerate(out_leaves):
         if isinstance(leaf, Tensor) and leaf.is_complex():
@@ -429,7 +437,7 @@ def _jacobian_by_reverse(of_leaves, leaves, has_aux: bool):
         output, aux = _split_aux(of_leaves(*stand_ins), has_aux, "jacfwd(f)(*args)")
         out_leaves, out_rebuild = _flatten(output)
         _refuse_complex_outputs(out_leaves, "jacfwd")
-        if not all(isinstance(out, Tensor) for out in out_leaves):
+        if not all(isinstance(out, Tensor) for out in out_leaves) or _runs_a_users_function(out_leaves):
             return None
         if record and sum(out.numel() for out in out_leaves) > 3 * sum(leaf.numel() for leaf in leaves):
             return None

@@ -529,3 +529,20 @@ def test_jacfwd_under_an_outer_jvp_keeps_forward_mode():
         t = lib.tensor([1.0, 0.5, -2.0], dtype=lib.float64)
         found.append(lib.func.jvp(lib.func.jacfwd(lambda x: (x.sin() * x.sum())), (x,), (t,))[1].detach())
     np.testing.assert_allclose(found[0].numpy(), found[1].numpy(), rtol=1e-12)
+
+
+def test_jacfwd_runs_a_users_jvp_where_the_function_has_no_backward():
+    class Cube(chainrule.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_forward(x)
+            return x ** 3
+
+        @staticmethod
+        def jvp(ctx, t):
+            x, = ctx.saved_tensors
+            return 3 * x ** 2 * t
+
+    x = chainrule.tensor([1.0, 2.0], dtype=chainrule.float64)
+    np.testing.assert_allclose(chainrule.func.jacfwd(lambda x: Cube.apply(x.sin()))(x).numpy(),
+                               np.diag(3 * np.sin([1.0, 2.0]) ** 2 * np.cos([1.0, 2.0])))
