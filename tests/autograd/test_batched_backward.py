@@ -174,6 +174,8 @@ _CASES = (
          [(4,), (5, 4)], (-2, 2)),
         ("grad_of_gelu_silu", lambda x: _flat_grads((F.gelu(x) * F.silu(x)).sum(), (x,)), [(3, 4)], (-3, 3)),
         ("grad_of_softmax", lambda x: _flat_grads((x.softmax(1) ** 2).sum(), (x,)), [(3, 4)], (-2, 2)),
+        ("jacobian_rows_of_a_gradient", lambda x: chainrule.autograd.functional.jacobian(
+            lambda y: (y.sin() * y).exp(), x, create_graph=True), [(3,)], (-2, 2)),
         ("grad_of_log_softmax", lambda x: _flat_grads((F.log_softmax(x, 0) * x).sum(), (x,)), [(3, 4)], (-2, 2)),
         # a chain: the tutorial's predict, and a two-layer net with a loss-like tail
         ("predict", lambda x, w, b: F.linear(x, w, b).tanh(), [(6,), (5, 6), (5,)], (-2, 2)),
@@ -449,3 +451,98 @@ def test_a_complex_output_is_refused_as_torch(path):
                 lib.autograd.functional.jacobian(f, x)
         caught.append(str(info.value).replace("torch.", "chainrule."))
     assert caught[0] == caught[1]
+
+
+# ---------------------------------------------------------------- jacfwd by reverse rows
+def _predict(lib):
+    def predict(weight, bias, x):
+        return lib.nn.functional.linear(x, weight, bias).tanh()
+    return predict
+
+
+def _predict_args(lib, din, dout):
+    rng = np.random.default_rng(3)
+    return tuple(lib.tensor(rng.standard_normal(shape)) for shape in ((dout, din), (dout,), (din,)))
+
+
+@pytest.mark.parametrize("din, dout", [(12, 3), (3, 12)])
+def test_jacfwd_takes_the_batched_walk_and_matches_torch(monkeypatch, din, dout):
+    """jacfwd's columns are the reverse walk's rows (forward mode derives J·t from the reverse
+    rules): one batched walk, no per-element forward run, torch's numbers."""
+    ours = chainrule.func.jacfwd(_predict(chainrule), argnums=(0, 2))(*_predict_args(chainrule, din, dout))
+    theirs = torch.func.jacfwd(_predict(torch), argnums=(0, 2))(*_predict_args(torch, din, dout))
+    from chainrule import func as cfunc
+    monkeypatch.setattr(cfunc, "_jvp_with_aux", lambda *a: pytest.fail("a per-element forward run"))
+    again = chainrule.func.jacfwd(_predict(chainrule), argnums=(0, 2))(*_predict_args(chainrule, din, dout))
+    for o, a, t in zip(ours, again, theirs):
+        np.testing.assert_allclose(o.numpy(), t.numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_array_equal(o.numpy(), a.numpy())
+        assert not o.requires_grad
+
+
+def test_jacfwd_has_aux_and_nested_structures_as_torch():
+    def f(lib):
+        def g(inputs):
+            a, b = inputs["a"], inputs["b"]
+            return {"s": (a * b).sin(), "t": a.sum() * b}, (a * 2).cos()
+        return g
+    results = []
+    for lib in (chainrule, torch):
+        a = lib.tensor([0.3, -1.2, 2.0], dtype=lib.float64)
+        b = lib.tensor([1.5, 0.25, -0.5], dtype=lib.float64)
+        jac, aux = lib.func.jacfwd(f(lib), has_aux=True)({"a": a, "b": b})
+        results.append((jac, aux))
+    (ours, our_aux), (theirs, their_aux) = results
+    np.testing.assert_allclose(our_aux.numpy(), their_aux.numpy())
+    assert not our_aux.requires_grad
+    for out in ("s", "t"):
+        for arg in ("a", "b"):
+            np.testing.assert_allclose(ours[out][arg].numpy(), theirs[out][arg].numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("compose", ["hessian", "jacfwd(jacfwd)", "jacrev(jacrev)", "jacrev(jacfwd)"])
+def test_hessians_of_the_tutorials_predict_match_torch(compose):
+    found = []
+    for lib in (chainrule, torch):
+        predict = _predict(lib)
+        inner_name, outer_name = ("jacrev", "jacfwd") if compose == "hessian" else compose[:-1].split("(")[::-1]
+        inner = getattr(lib.func, inner_name)(predict, argnums=2)
+        found.append(getattr(lib.func, outer_name)(inner, argnums=2)(*_predict_args(lib, 24, 5)))
+    np.testing.assert_allclose(found[0].numpy(), found[1].numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_jacfwd_refuses_a_complex_output_as_torch():
+    caught = []
+    for lib in (chainrule, torch):
+        x = lib.tensor([1.0, -2.0, 0.5], dtype=lib.float64)
+        with pytest.raises(RuntimeError) as info:
+            lib.func.jacfwd(lambda x: (x * (1 + 2j)).exp())(x)
+        caught.append(str(info.value))
+    assert caught[0] == caught[1]
+
+
+def test_jacfwd_under_an_outer_jvp_keeps_forward_mode():
+    """Tangents on the inputs: the columns must carry them, so forward mode runs."""
+    found = []
+    for lib in (chainrule, torch):
+        x = lib.tensor([0.2, 0.7, -1.1], dtype=lib.float64)
+        t = lib.tensor([1.0, 0.5, -2.0], dtype=lib.float64)
+        found.append(lib.func.jvp(lib.func.jacfwd(lambda x: (x.sin() * x.sum())), (x,), (t,))[1].detach())
+    np.testing.assert_allclose(found[0].numpy(), found[1].numpy(), rtol=1e-12)
+
+
+def test_jacfwd_runs_a_users_jvp_where_the_function_has_no_backward():
+    class Cube(chainrule.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_forward(x)
+            return x ** 3
+
+        @staticmethod
+        def jvp(ctx, t):
+            x, = ctx.saved_tensors
+            return 3 * x ** 2 * t
+
+    x = chainrule.tensor([1.0, 2.0], dtype=chainrule.float64)
+    np.testing.assert_allclose(chainrule.func.jacfwd(lambda x: Cube.apply(x.sin()))(x).numpy(),
+                               np.diag(3 * np.sin([1.0, 2.0]) ** 2 * np.cos([1.0, 2.0])))

@@ -309,8 +309,10 @@ def test_func_jvp_jacfwd_hessian_linearize_of_an_mlp_match_torch_func():
         np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
-def test_jacfwd_runs_in_forward_mode():
-    # one run of f per input element, each on dual inputs (reverse mode would run f once)
+def test_jacfwd_runs_the_function_once_as_torch():
+    # torch's jacfwd is one vmapped jvp: f runs once. chainrule's takes the columns from the
+    # batched reverse walk (the same numbers: its forward mode derives J·t from the reverse rules),
+    # so f runs once too, on inputs that carry no tangent (tests/autograd/test_batched_backward.py)
     seen = []
 
     def f(x):
@@ -318,7 +320,7 @@ def test_jacfwd_runs_in_forward_mode():
         return x.sin()
 
     jac = chainrule.func.jacfwd(f)(chainrule.tensor([0.1, 0.2, 0.3], dtype=chainrule.float64))
-    assert seen == [True, True, True]
+    assert seen == [False]
     np.testing.assert_allclose(jac.numpy(), np.diag(np.cos([0.1, 0.2, 0.3])), rtol=1e-12)
 
 

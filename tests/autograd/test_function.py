@@ -258,3 +258,56 @@ def test_ctx_attributes_without_recording(lib):
     with lib.no_grad():
         y = MulConstant.apply(lib.ones(2, requires_grad=True), 3.0)
     assert y.tolist() == [3.0, 3.0] and not y.requires_grad
+
+
+def _functorch_style_cube(lib):
+    """torch's "Extending torch.func with autograd.Function" shape: forward takes no ctx,
+    setup_context saves what backward and jvp need, and the output is a tuple."""
+    class Cube(lib.autograd.Function):
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(x):
+            return x ** 3, 3 * x ** 2
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            x, = inputs
+            ctx.save_for_backward(x, output[1])
+            ctx.save_for_forward(x)
+            ctx.mark_non_differentiable(output[1])
+
+        @staticmethod
+        def backward(ctx, grad_cube, grad_slope):
+            x, slope = ctx.saved_tensors
+            return grad_cube * slope
+
+        @staticmethod
+        def jvp(ctx, tangent):
+            x, = ctx.saved_tensors
+            return 3 * x ** 2 * tangent, None
+
+    return Cube
+
+
+def test_a_functorch_style_function_runs_under_every_transform_as_torch():
+    found = []
+    for lib in (chainrule, torch):
+        cube = _functorch_style_cube(lib)
+        x = lib.tensor([0.5, -1.5, 2.0], dtype=lib.float64, requires_grad=True)
+        value, slope = cube.apply(x)
+        (value * lib.tensor([1.0, 2.0, 3.0], dtype=lib.float64)).sum().backward()
+        plain = x.detach()
+
+        def cubed(y, cube=cube):
+            return cube.apply(y)[0]
+
+        found.append([value.detach(), slope, x.grad, slope.requires_grad,
+                      lib.func.grad(lambda y, cubed=cubed: cubed(y).sum())(plain),
+                      lib.func.jacrev(cubed)(plain), lib.func.jacfwd(cubed)(plain),
+                      lib.func.vmap(cubed)(plain.reshape(3, 1))])
+    for ours, theirs in zip(*found):
+        if isinstance(ours, bool):
+            assert ours == theirs
+        else:
+            np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12)

@@ -754,8 +754,10 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
     previous = _grad_state.enabled
     _grad_state.enabled = False
     try:
-        out = cls.forward(node, *args, **kwargs)
-        if not _is_default_setup(cls):
+        if _is_default_setup(cls):
+            out = cls.forward(node, *args, **kwargs)
+        else:  # torch's functorch-style Function: forward takes no ctx, setup_context fills it
+            out = cls.forward(*args, **kwargs)
             cls.setup_context(node, args, out)
     finally:
         _grad_state.enabled = previous

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from .._backend import array_module, is_array
-from ..autograd.batched_grad import broadcasting_rule, register_batched_rule
+from ..autograd.batched_grad import StackRows, broadcasting_rule, register_batched_rule
 from ..tensor import Tensor
 from . import activation, elementwise, index, linalg, linear, reduce, shape
 from .elementwise import conjugate_rule
@@ -256,6 +256,13 @@ def _cat(node, grad):
                  for start, stop in zip(bounds[:-1], bounds[1:]))
     return tuple(Tensor._make(xp.zeros((g.shape[0], 0), g.dtype)) if i in node.skipped else Tensor._make(next(slabs))
                  for i in range(len(node.sizes) + len(node.skipped)))
+
+
+@register_batched_rule(StackRows)
+def _stack_rows(node, grad):
+    # a Jacobian's rows (an inner jacrev under an outer one: a Hessian) each get their own slice
+    g = grad._data
+    return tuple(Tensor._make(g[:, i]) for i in range(g.shape[1]))
 
 
 # ---------------------------------------------------------------- indexing
