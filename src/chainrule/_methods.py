@@ -356,7 +356,8 @@ def _fill(self: Tensor, value) -> Tensor:
             value = value.to(self.device)
         name, operand = "FillBackward3", ew._cast(value, self.dtype)
     else:
-        name, operand = "FillBackward2", ew._as_operand(value, self.dtype, self)
+        name, operand = "FillBackward2", ew._as_operand(creation.checked_fill_value(value, self.dtype, self.numel()),
+                                                          self.dtype, self)
     return _inplace(self, lambda t: name_node(_overwrite(t, operand), name, label="fill_", rule=_OVERWRITE_RULE,
                                               formula="fill_({0}, {1})"))
 

@@ -252,7 +252,18 @@ def full(size, fill_value, *, dtype=None, layout=None, device=None, requires_gra
     _strided_only(layout, "full")
     if dtype is None:
         dtype = _dtype.scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
-    return _finish(_xp(device).full(_shape_args((size,)), fill_value, dtype=_dt(dtype)), requires_grad)
+    shape = _shape_args((size,))
+    fill_value = checked_fill_value(fill_value, _dtype.to_dtype(dtype), math.prod(shape))
+    return _finish(_xp(device).full(shape, fill_value, dtype=_dt(dtype)), requires_grad)
+
+
+def checked_fill_value(value, dtype: _dtype.dtype, numel: builtins.int):
+    """``value`` as full/fill_ write it into ``numel`` elements of ``dtype``: refused when it
+    overflows the dtype (``_dtype.checked_scalar``), except that torch's one-element fill of a
+    float16/bfloat16 tensor (its scalar fast path) rounds it, to inf, unchecked."""
+    if numel == 1 and (dtype is _dtype.float16 or dtype is _dtype.bfloat16):
+        return value
+    return _dtype.checked_scalar(value, dtype)
 
 
 def scalar_tensor(value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
