@@ -332,3 +332,36 @@ def checked_scalar(value, target: dtype):
 def _overflow(target: dtype) -> RuntimeError:
     return RuntimeError(f"value cannot be converted to type {_C10_TYPE_NAMES[target.name]} without overflow")
 
+
+# the Python types torch's parser takes for a dtype (float -> float64, int -> int64, ...)
+_PYTHON_TYPE_DTYPES = (builtins.float, builtins.int, builtins.bool, builtins.complex)
+
+
+def dtype_argument(op: str, value, overloaded: builtins.bool = False) -> dtype | None:
+    """The ``dtype=`` argument of ``op`` as torch's argument parser takes it: a chainrule dtype, a
+    Python type (float -> float64, int, bool, complex) or None; never a name ('float32') or a
+    NumPy dtype, which chainrule's own ``to_dtype`` would accept (TypeError naming ``op``)."""
+    if value is None or isinstance(value, dtype):
+        return value
+    if builtins.any(value is t for t in _PYTHON_TYPE_DTYPES):
+        return to_dtype(value)
+    raise argument_error(op, "dtype", "torch.dtype", value, overloaded)
+
+
+def parser_type_name(value) -> str:
+    """The type name torch's argument parser prints for ``value``: the bare name of a builtin or
+    Python-defined class (str, NoneType, MyThing), the dotted one of an extension type
+    (numpy.bool, numpy.dtypes.Float32DType)."""
+    cls = type(value)
+    if cls.__module__ == "builtins" or cls.__flags__ & (1 << 9):  # Py_TPFLAGS_HEAPTYPE
+        return cls.__name__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def argument_error(op: str, name: str, expected: str, value, overloaded: builtins.bool = False) -> TypeError:
+    """torch's parser's TypeError for argument ``name`` of ``op``; an ``overloaded`` op (several
+    signatures) words it as "received an invalid combination of arguments"."""
+    if overloaded:
+        return TypeError(f"{op}() received an invalid combination of arguments - got ({name}="
+                         f"{parser_type_name(value)}), but expected {name} to be {expected}")
+    return TypeError(f"{op}(): argument '{name}' must be {expected}, not {parser_type_name(value)}")
