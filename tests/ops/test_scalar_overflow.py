@@ -118,3 +118,17 @@ def test_clamp_gradient_unchanged_by_the_checked_bounds():
     x = chainrule.tensor([-2.0, 0.5, 3.0], dtype=chainrule.float64, requires_grad=True)
     assert chainrule.autograd.gradcheck(lambda t: t.clamp(-1.0, 1e300), (x,))
     assert chainrule.autograd.gradcheck(lambda t: chainrule.nn.functional.threshold(t, 0.0, -1e300), (x,))
+
+
+def test_the_same_checks_and_wraps_on_the_cupy_standin():
+    from chainrule._backend import use_standin_cuda
+
+    with use_standin_cuda():
+        x = chainrule.tensor([1, 2], dtype=chainrule.int8, device="cuda")
+        assert (x + 300).device.type == "cuda" and (x + 300).cpu().tolist() == [45, 46]
+        half = chainrule.ones(3, dtype=chainrule.float16, device="cuda")
+        mask = chainrule.tensor([True, False, True], device="cuda")
+        for call in (lambda: half.masked_fill(mask, 1e308), lambda: half.clamp(max=-1e308),
+                     lambda: chainrule.full((2,), 300, dtype=chainrule.int8, device="cuda")):
+            with pytest.raises(RuntimeError, match="without overflow"):
+                call()
