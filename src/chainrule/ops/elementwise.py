@@ -1037,10 +1037,10 @@ def where(condition: Tensor, input=None, other=None) -> Tensor:
         dtype = _dtype.result_type(input, other)
         return Where.apply(condition, _as_operand(input, dtype, condition), _as_operand(other, dtype, condition))
     a, b = _pair(input, other)
-    if not isinstance(other, Tensor) and _opmath.fused_compute_dtype(a.dtype) is None:
-        _dtype.checked_scalar(other, a.dtype)  # torch 2.13 refuses a number that overflows, but
-    elif not isinstance(input, Tensor) and _opmath.fused_compute_dtype(a.dtype) is None:
-        _dtype.checked_scalar(input, a.dtype)  # lets float16/bfloat16 round it to inf
+    # torch 2.13 refuses a number that overflows the result's dtype, but lets float16/bfloat16
+    # round it to inf
+    if _opmath.fused_compute_dtype(a.dtype) is None:
+        _dtype.checked_scalar(input if isinstance(other, Tensor) else other, a.dtype)
     return Where.apply(condition, a, b)
 
 
