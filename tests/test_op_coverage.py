@@ -76,6 +76,11 @@ NOT_OPS: dict[str, str] = {
         "Tensor.to_sparse_coo",
     ),
     **_group(
+        "sparse CSR layout: construction, conversion and the product, tested against torch in "
+        "tests/test_sparse_csr.py (stored densely too)",
+        "sparse_csr_tensor", "Tensor.to_sparse_csr",
+    ),
+    **_group(
         "conversion to Python or NumPy values, or between devices/dtypes (casts are checked in tests/test_dtype.py)",
         "Tensor.item", "Tensor.tolist", "Tensor.numpy", "Tensor.__array__", "Tensor.__bool__",
         "Tensor.__float__", "Tensor.__int__", "Tensor.__index__", "Tensor.__complex__", "Tensor.__dlpack__",

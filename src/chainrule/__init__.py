@@ -123,7 +123,7 @@ from . import compiler, func, multiprocessing, sparse, version  # noqa: E402
 from . import _dynamo  # noqa: E402,F401  (torch._dynamo.config, set by scripts before compile)
 from . import profiler  # noqa: E402
 from ._layout import layout, sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr, strided  # noqa: E402,F401
-from .sparse import sparse_coo_tensor, spmm  # noqa: E402,F401
+from .sparse import sparse_coo_tensor, sparse_csr_tensor, spmm  # noqa: E402,F401
 # torch.utils.checkpoint is reachable right after `import torch`; importing it binds utils.checkpoint
 from .utils import checkpoint as _checkpoint  # noqa: E402,F401
 from ._config import (  # noqa: E402

@@ -280,3 +280,88 @@ def scalar_dtype(value) -> dtype:
     if isinstance(value, (builtins.complex, np.complexfloating)):
         return get_default_complex_dtype()
     raise TypeError(f"expected a tensor or a Python number, got {type(value).__name__}")
+
+
+# c10's spelling of each type in "value cannot be converted to type ... without overflow"
+_C10_TYPE_NAMES = {"float16": "c10::Half", "bfloat16": "c10::BFloat16", "float32": "float", "float64": "double",
+                   "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int", "int64": "int64_t",
+                   "uint16": "uint16_t", "uint32": "uint32_t", "uint64": "uint64_t",
+                   "complex64": "c10::complex<float>", "complex128": "c10::complex<double>"}
+# the largest finite value of each floating type (float64 holds every Python float)
+_FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38}
+
+
+def checked_scalar(value, target: dtype):
+    """The Python number ``value`` converted for an op computing in ``target``, as torch's
+    ``checked_convert``: a RuntimeError "value cannot be converted to type c10::Half without
+    overflow" when a finite value lies outside the type's range (inf and nan pass to a floating
+    type; only in-range numbers, truncated toward zero, pass to an integer one). A negative
+    integer wraps into an unsigned type (-1 -> 255 for uint8) when its magnitude fits, as in
+    torch; a bool target takes any number's truth value. Anything else (a tensor, a NumPy
+    scalar) is returned unchanged.
+    """
+    if type(value) is builtins.float and target._category >= 2 and -65504.0 <= value <= 65504.0:
+        return value  # fits every floating type: the common case, kept short
+    if not isinstance(value, (builtins.int, builtins.float, builtins.complex)):
+        return value
+    if isinstance(value, builtins.int) and not -(1 << 63) <= value < (1 << 64):
+        raise OverflowError("int too big to convert")  # torch's argument parser, whatever the dtype
+    if target is bool:
+        return builtins.bool(value)
+    parts = (value.real, value.imag) if isinstance(value, builtins.complex) else (value,)
+    if target._category >= 2:
+        limit = _FLOAT_MAX.get(target.to_real().name)
+        if limit is not None and builtins.any(abs(p) > limit and abs(p) != np.inf for p in parts):
+            raise _overflow(target)
+        return value
+    info = np.iinfo(target.np)
+    number = parts[0]
+    if len(parts) == 2 and value.imag:
+        raise _overflow(target)
+    if isinstance(number, builtins.float):
+        if number != number or not info.min <= number <= info.max:
+            raise _overflow(target)
+        return builtins.int(number)
+    if info.min == 0 and number < 0 and -number <= info.max:
+        return number % (info.max + 1)  # two's-complement wrap: uint8 - 1 means uint8 + 255
+    if not info.min <= number <= info.max:
+        raise _overflow(target)
+    return builtins.int(number)
+
+
+def _overflow(target: dtype) -> RuntimeError:
+    return RuntimeError(f"value cannot be converted to type {_C10_TYPE_NAMES[target.name]} without overflow")
+
+
+# the Python types torch's parser takes for a dtype (float -> float64, int -> int64, ...)
+_PYTHON_TYPE_DTYPES = (builtins.float, builtins.int, builtins.bool, builtins.complex)
+
+
+def dtype_argument(op: str, value, overloaded: builtins.bool = False) -> dtype | None:
+    """The ``dtype=`` argument of ``op`` as torch's argument parser takes it: a chainrule dtype, a
+    Python type (float -> float64, int, bool, complex) or None; never a name ('float32') or a
+    NumPy dtype, which chainrule's own ``to_dtype`` would accept (TypeError naming ``op``)."""
+    if value is None or isinstance(value, dtype):
+        return value
+    if builtins.any(value is t for t in _PYTHON_TYPE_DTYPES):
+        return to_dtype(value)
+    raise argument_error(op, "dtype", "torch.dtype", value, overloaded)
+
+
+def parser_type_name(value) -> str:
+    """The type name torch's argument parser prints for ``value``: the bare name of a builtin or
+    Python-defined class (str, NoneType, MyThing), the dotted one of an extension type
+    (numpy.bool, numpy.dtypes.Float32DType)."""
+    cls = type(value)
+    if cls.__module__ == "builtins" or cls.__flags__ & (1 << 9):  # Py_TPFLAGS_HEAPTYPE
+        return cls.__name__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def argument_error(op: str, name: str, expected: str, value, overloaded: builtins.bool = False) -> TypeError:
+    """torch's parser's TypeError for argument ``name`` of ``op``; an ``overloaded`` op (several
+    signatures) words it as "received an invalid combination of arguments"."""
+    if overloaded:
+        return TypeError(f"{op}() received an invalid combination of arguments - got ({name}="
+                         f"{parser_type_name(value)}), but expected {name} to be {expected}")
+    return TypeError(f"{op}(): argument '{name}' must be {expected}, not {parser_type_name(value)}")

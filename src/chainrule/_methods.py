@@ -356,7 +356,8 @@ def _fill(self: Tensor, value) -> Tensor:
             value = value.to(self.device)
         name, operand = "FillBackward3", ew._cast(value, self.dtype)
     else:
-        name, operand = "FillBackward2", ew._as_operand(value, self.dtype, self)
+        name, operand = "FillBackward2", ew._as_operand(creation.checked_fill_value(value, self.dtype, self.numel()),
+                                                          self.dtype, self)
     return _inplace(self, lambda t: name_node(_overwrite(t, operand), name, label="fill_", rule=_OVERWRITE_RULE,
                                               formula="fill_({0}, {1})"))
 
@@ -472,6 +473,7 @@ def bind_all(modules) -> None:
     Tensor.is_sparse = False
     Tensor.to_sparse = _sparse.to_sparse
     Tensor.to_sparse_coo = lambda self: _sparse.to_sparse(self)
+    Tensor.to_sparse_csr = _sparse.to_sparse_csr
     Tensor.to_dense = lambda self, dtype=None, *, masked_grad=None: self if dtype is None else self.to(dtype)
     Tensor.is_shared = _is_shared
     Tensor.pin_memory = lambda self: self

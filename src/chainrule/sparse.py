@@ -1,5 +1,6 @@
 """Sparse COO tensors (torch.sparse_coo_tensor, Tensor.to_sparse, torch.sparse): enough for the
-graph networks people write by hand (GCN, GAT), whose adjacency matrices are sparse.
+graph networks people write by hand (GCN, GAT), whose adjacency matrices are sparse; and sparse
+CSR matrices (torch.sparse_csr_tensor, Tensor.to_sparse_csr) built the same way.
 
 chainrule stores a sparse tensor's values densely as well: its indices and values are kept as
 given (``indices()``, ``values()``, ``coalesce()``, ``_nnz()`` and the repr are torch's), and
@@ -24,12 +25,13 @@ import numpy as np
 from . import _dtype
 from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
-from ._layout import sparse_coo
+from ._layout import sparse_coo, sparse_csr
 from .ops.creation import _to_array
 from .ops.linalg import matmul as _matmul
 from .tensor import Size, Tensor
 
-__all__ = ["mm", "sum", "spmm", "sparse_coo_tensor", "SparseCOOTensor", "MAX_DENSE_ELEMENTS",
+__all__ = ["mm", "sum", "spmm", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor", "SparseCSRTensor",
+           "MAX_DENSE_ELEMENTS",
            "check_sparse_tensor_invariants",
            "FloatTensor", "DoubleTensor", "HalfTensor", "ByteTensor", "CharTensor", "ShortTensor", "IntTensor",
            "LongTensor"]
@@ -154,6 +156,133 @@ class SparseCOOTensor(Tensor):
         return add_suffixes("tensor(" + (",\n" + " " * indent).join(parts), suffixes, indent, force_newline=True)
 
 
+class SparseCSRTensor(Tensor):
+    """A matrix in the sparse CSR layout: ``crow_indices`` (row r's entries are stored at
+    positions crow[r] to crow[r + 1]), each entry's column in ``col_indices`` and its value in
+    ``values``. Stored densely as well, as a COO tensor is (see the module doc)."""
+
+    @classmethod
+    def _from_parts(cls, crow, col, values, size: tuple) -> SparseCSRTensor:
+        elements = math.prod(size)
+        if elements > MAX_DENSE_ELEMENTS:
+            raise RuntimeError(f"sparse_csr_tensor: chainrule stores sparse tensors densely, and size {tuple(size)} "
+                               f"has {elements:,} elements (at most {MAX_DENSE_ELEMENTS:,})")
+        xp = array_module(values)
+        dense = xp.zeros(tuple(size), dtype=values.dtype)
+        rows = xp.repeat(xp.arange(size[0]), xp.diff(crow))
+        if col.shape[0]:
+            ufunc_at(xp, "add", dense, (rows, col), values)
+        tensor = object.__new__(cls)
+        tensor._init(dense)
+        tensor._csr = (crow, col, values)
+        return tensor
+
+    @property
+    def layout(self):
+        return sparse_csr
+
+    @property
+    def is_sparse_csr(self) -> bool:
+        return True
+
+    def _nnz(self) -> int:
+        return self._csr[1].shape[0]
+
+    def crow_indices(self) -> Tensor:
+        return Tensor._make(self._csr[0])
+
+    def col_indices(self) -> Tensor:
+        return Tensor._make(self._csr[1])
+
+    def values(self) -> Tensor:
+        return Tensor._make(self._csr[2])
+
+    def to_dense(self, dtype=None, *, masked_grad=None) -> Tensor:
+        dense = Tensor._make(self._data.copy())
+        return dense if dtype is None else dense.to(dtype)
+
+    def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True):
+        if requires_grad:
+            raise RuntimeError(_NO_GRAD)
+        return self
+
+    def __repr__(self) -> str:
+        indent = len("tensor(")
+        parts = []
+        for name, array in zip(("crow_indices", "col_indices", "values"), self._csr):
+            prefix = f"{name}=tensor("
+            body = array_body(array, indent + len(prefix)) if array.size else "[]"
+            if array.size == 0:
+                body += f", size={tuple(array.shape)}"
+            parts.append(prefix + body + ")")
+        suffixes = [] if self.device.type == "cpu" else [f"device='{self.device}'"]
+        suffixes += [f"size={tuple(self.shape)}", f"nnz={self._nnz()}"]
+        if self.dtype not in (_dtype.get_default_dtype(), _dtype.int64, _dtype.bool):
+            suffixes.append(f"dtype={self.dtype!r}")
+        suffixes.append(f"layout={sparse_csr}")
+        return add_suffixes("tensor(" + (",\n" + " " * indent).join(parts), suffixes, indent)
+
+
+def _csr_index(indices, name: str):
+    array = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise RuntimeError(f"sparse_csr_tensor: {name} must be a 1-D integer tensor, got shape {list(array.shape)} "
+                           f"and dtype {array.dtype}")
+    return array_module(array).asarray(array, dtype=np.int64)
+
+
+def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=None, device=None,
+                      pin_memory: bool = False, requires_grad: bool = False, check_invariants=None) -> SparseCSRTensor:
+    """torch.sparse_csr_tensor: a (rows × columns) matrix from its CSR parts; ``size`` defaults to
+    (len(crow_indices) - 1, one past the largest column index)."""
+    if requires_grad:
+        raise RuntimeError(_NO_GRAD)
+    crow, col = _csr_index(crow_indices, "crow_indices"), _csr_index(col_indices, "col_indices")
+    value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
+    if dtype is not None or device is not None:
+        value = value.to(device=device, dtype=dtype)
+    value_array = value._data
+    xp = array_module(value_array)
+    crow, col = xp.asarray(crow), xp.asarray(col)
+    if value_array.ndim != 1 or col.shape[0] != value_array.shape[0]:
+        raise RuntimeError(f"sparse_csr_tensor: col_indices and values must have the same length (nnz), got "
+                           f"{col.shape[0]} and values of shape {list(value_array.shape)}")
+    if crow.shape[0] == 0 or int(crow[0]) != 0 or int(crow[-1]) != col.shape[0] or bool((xp.diff(crow) < 0).any()):
+        raise RuntimeError("sparse_csr_tensor: crow_indices must start at 0, never decrease and end at nnz "
+                           f"({col.shape[0]}), got {_host_list(crow)}")
+    if size is None:
+        size = (crow.shape[0] - 1, int(col.max()) + 1 if col.shape[0] else 0)
+    size = tuple(int(s) for s in size)
+    if len(size) != 2 or size[0] != crow.shape[0] - 1:
+        raise RuntimeError(f"sparse_csr_tensor: size {size} does not fit crow_indices of length {crow.shape[0]} "
+                           "(a matrix of len(crow_indices) - 1 rows)")
+    if col.shape[0] and (int(col.min()) < 0 or int(col.max()) >= size[1]):
+        raise RuntimeError(f"sparse_csr_tensor: col_indices must lie in [0, {size[1]}), got {_host_list(col)}")
+    return SparseCSRTensor._from_parts(crow, col, value_array, size)
+
+
+def _host_list(array) -> list:
+    return Tensor._make(array).tolist()
+
+
+def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
+    """Tensor.to_sparse_csr: the CSR form of a dense matrix, its nonzero entries row by row."""
+    if dense_dim is not None:
+        raise NotImplementedError("to_sparse_csr: dense_dim is not supported")
+    if self.dim() != 2:
+        raise RuntimeError(f"to_sparse_csr: expected a 2-D tensor, got {self.dim()} dims")
+    if self.requires_grad:
+        raise RuntimeError(_NO_GRAD)
+    xp = array_module(self._data)
+    rows, cols = xp.nonzero(self._data)  # row-major order, as CSR stores them
+    crow = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(rows, minlength=self.shape[0]))])
+    return SparseCSRTensor._from_parts(crow.astype(np.int64), cols.astype(np.int64),
+                                       xp.ascontiguousarray(self._data[rows, cols]), tuple(self.shape))
+
+
 def _index_array(indices):
     array = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
     xp = array_module(array)
@@ -254,8 +383,10 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
 
 def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=None, dense_dim=None):
     """Tensor.to_sparse: the COO form of a dense tensor (coalesced: sorted unique indices)."""
+    if layout is sparse_csr:
+        return to_sparse_csr(self)
     if layout not in (None, sparse_coo):
-        raise NotImplementedError(f"to_sparse: only the sparse_coo layout is supported, got {layout}")
+        raise NotImplementedError(f"to_sparse: only the sparse_coo and sparse_csr layouts are supported, got {layout}")
     if self.requires_grad:
         raise RuntimeError(_NO_GRAD)
     sparse_dim = self.dim() if sparse_dim is None else sparse_dim

@@ -404,8 +404,10 @@ class Tensor:
 
     def to(self, *args, **kwargs) -> Tensor:
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)``; ``copy=False``."""
-        dtype = kwargs.pop("dtype", None)
+        dtype = _dtype.dtype_argument("to", kwargs.pop("dtype", None), overloaded=True)
         dev = kwargs.pop("device", None)
+        if dev is not None and not isinstance(dev, (str, _device, int)):
+            raise _dtype.argument_error("to", "device", "torch.device", dev, overloaded=True)
         copy = kwargs.pop("copy", False)
         kwargs.pop("non_blocking", None)
         memory_format = kwargs.pop("memory_format", None)
@@ -414,8 +416,8 @@ class Tensor:
         for a in args:
             if isinstance(a, Tensor):
                 dtype, dev = a.dtype, a.device
-            elif isinstance(a, (_dtype.dtype, type)) or (isinstance(a, str) and a in _dtype._BY_NAME):
-                dtype = _dtype.to_dtype(a)
+            elif isinstance(a, _dtype.dtype) or isinstance(a, type):  # a Python type, or refused there
+                dtype = _dtype.dtype_argument("to", a, overloaded=True)
             elif isinstance(a, (str, _device)) or (isinstance(a, int) and not isinstance(a, bool)):
                 dev = _device(a)  # an int is an accelerator index, as torch reads ``x.to(local_rank)``
             else:
@@ -450,6 +452,11 @@ class Tensor:
         if isinstance(dtype, str) or isinstance(getattr(dtype, "dtype", None), _dtype.dtype):
             target, on_cuda = legacy_type_of(dtype)
             return self.to("cuda" if on_cuda else "cpu", target, non_blocking=non_blocking)
+        if isinstance(dtype, type):  # torch's type() takes its own dtypes and legacy types, not float
+            name = dtype.__name__ if dtype.__module__ == "builtins" else f"{dtype.__module__}.{dtype.__qualname__}"
+            raise ValueError(f"invalid type: '{name}'")
+        if not isinstance(dtype, _dtype.dtype):
+            raise TypeError("dtype must be a type, str, or dtype object")
         return self.to(dtype, non_blocking=non_blocking)
 
     def float(self) -> Tensor:

@@ -874,8 +874,5 @@ OPEN: frozenset = frozenset({
     # both overflow to non-finite parameters; which elements end NaN and which ±inf follows the dot
     # products' rounding near 1e308 (the same up to the second step's first iteration)
     "LBFGS({'lr': 1e+308})",  # 'params: values [ nan  nan -inf] vs torch [ inf -inf -inf]'
-    # torch's clamp(min=eps) and fill_ of a bfloat16/float16 tensor refuse a scalar beyond the dtype's
-    # range (RuntimeError); chainrule's give inf: an ops gap, not Muon's
-    "Muon({'eps': 1e+308})",  # 'torch raised RuntimeError(value cannot be converted to type c10::BFloat16 without overflow'
     # ---- data: 0
 })

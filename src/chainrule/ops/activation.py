@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _opmath
 from .._backend import array_module, subtract_contiguous
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
@@ -136,7 +136,17 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
         raise ValueError("min_val cannot be greater than max_val")
     if inplace:
         return _run_inplace(input, hardtanh, min_val, max_val)
-    return Hardtanh.apply(_float_input(input), min_val=min_val, max_val=max_val)
+    if isinstance(input, Tensor) and input.dtype is _dtype.bool:
+        raise RuntimeError("Bool inputs not supported for hardtanh")
+    if isinstance(input, Tensor) and input.dtype._category == 1:
+        # torch clamps an integer tensor in its own dtype, the bounds converted through int64
+        min_val, max_val = (_dtype.checked_scalar(v, _dtype.int64) for v in (min_val, max_val))
+        if input.dtype.np.kind == "u" and (min_val < 0 or max_val < 0):
+            raise RuntimeError("cannot do hardtanh on an unsigned type with negative limits")
+    else:
+        input = _float_input(input)
+    min_val, max_val = _dtype.checked_scalar(min_val, input.dtype), _dtype.checked_scalar(max_val, input.dtype)
+    return Hardtanh.apply(input, min_val=min_val, max_val=max_val)
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
@@ -154,17 +164,24 @@ class Threshold(Function):
         xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.threshold = threshold
-        return xp.where(x > threshold, x, x.dtype.type(value))
+        # torch's test is x <= threshold, so a NaN threshold (or x) keeps x
+        return xp.where(x <= threshold, x.dtype.type(value), x)
 
     @staticmethod
     def backward(ctx, grad):
-        # d = 1 where x > threshold else 0
+        # d = 0 where x <= threshold else 1
         (x,) = ctx.saved_tensors
-        return _mask_mul(grad, x._data > ctx.threshold)
+        return _mask_mul(grad, ~(x._data <= ctx.threshold))
 
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
-    """F.threshold / torch.threshold: x if x > threshold else value."""
+    """F.threshold / torch.threshold: value where x <= threshold, else x."""
+    # torch compares in the dtype's compute type (float32 for float16/bfloat16) and writes value
+    # in the tensor's own; each refuses a number that overflows it
+    if input.dtype is _dtype.bool:
+        raise NotImplementedError('"threshold_cpu" not implemented for \'Bool\'')
+    threshold = _dtype.checked_scalar(threshold, _opmath.fused_compute_dtype(input.dtype) or input.dtype)
+    value = _dtype.checked_scalar(value, input.dtype)
     if inplace:
         return _run_inplace(input, lambda t: Threshold.apply(t, threshold=threshold, value=value))
     return Threshold.apply(input, threshold=threshold, value=value)

@@ -130,6 +130,33 @@ def _unwrap_nested(data):
     return data
 
 
+def factory_args(op: str, dtype, requires_grad, device, *, overloaded: builtins.bool = False,
+                 requires_grad_optional: builtins.bool = True):
+    """``(dtype, requires_grad)`` of creation function ``op``, and its ``device``, checked as
+    torch's argument parser checks them: a dtype is a chainrule dtype, a Python type (float, int,
+    bool, complex) or None, never a name ('float32') or a NumPy dtype; requires_grad is a bool
+    (None too where torch's signature makes it optional); a device is a device, a string or an
+    int (an accelerator index). A TypeError naming ``op`` and the argument otherwise, worded as
+    torch words it for a function with several signatures when ``overloaded``."""
+    if dtype is not None and not isinstance(dtype, _dtype.dtype):
+        dtype = _dtype.dtype_argument(op, dtype, overloaded)
+    if requires_grad.__class__ is not builtins.bool:
+        if requires_grad is not None or not requires_grad_optional:
+            raise _dtype.argument_error(op, "requires_grad", "bool", requires_grad, overloaded)
+        requires_grad = False
+    if device is not None and not isinstance(device, (str, _device)) and not (
+            isinstance(device, builtins.int) and device.__class__ is not builtins.bool):
+        raise _dtype.argument_error(op, "device", "torch.device", device, overloaded)
+    return dtype, requires_grad
+
+
+def refuse_dtype(dtype, kernel: str, complex_too: builtins.bool = False) -> None:
+    """torch has no bool kernel for the sequence makers (arange, linspace, randperm), and no
+    complex one for arange and randperm."""
+    if dtype is _dtype.bool or (complex_too and dtype is not None and dtype.is_complex):
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(dtype)}'")
+
+
 def _finish(array, requires_grad: builtins.bool) -> Tensor:
     t = Tensor._make(array)
     if requires_grad:
@@ -141,11 +168,13 @@ def _finish(array, requires_grad: builtins.bool) -> Tensor:
 
 def tensor(data, *, dtype=None, device=None, requires_grad: builtins.bool = False, pin_memory=False) -> Tensor:
     """torch.tensor: always copies ``data``; infers float32 / int64 / bool."""
+    dtype, requires_grad = factory_args("tensor", dtype, requires_grad, device, requires_grad_optional=False)
     return _finish(_to_array(data, dtype, copy=True, device=device), requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
     """torch.as_tensor: shares memory with a NumPy array or Tensor when no conversion is needed."""
+    dtype, _ = factory_args("as_tensor", dtype, False, device)
     if isinstance(data, Tensor) and (dtype is None or _dtype.to_dtype(dtype) is data.dtype) and (
         device is None or resolve(device) == data.device
     ):
@@ -207,6 +236,7 @@ def _dt(dtype, default=None):
 
 def zeros(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=False, out=None,
           pin_memory=False) -> Tensor:
+    dtype, requires_grad = factory_args("zeros", dtype, requires_grad, device)
     _strided_only(layout, "zeros")
     if out is not None and dtype is None:
         dtype = out.dtype  # torch fills out in its own dtype
@@ -216,6 +246,7 @@ def zeros(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad
 
 def ones(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=False, out=None,
          pin_memory=False) -> Tensor:
+    dtype, requires_grad = factory_args("ones", dtype, requires_grad, device)
     _strided_only(layout, "ones")
     if out is not None and dtype is None:
         dtype = out.dtype
@@ -228,6 +259,7 @@ zeros.honours_out = ones.honours_out = True
 
 def empty(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None,
           pin_memory=False) -> Tensor:
+    dtype, requires_grad = factory_args("empty", dtype, requires_grad, device)
     _strided_only(layout, "empty")
     return _finish(_xp(device).empty(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
 
@@ -236,6 +268,7 @@ def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=Non
                    pin_memory=False) -> Tensor:
     """torch.empty_permuted: an uninitialised tensor of shape ``size`` whose memory runs over the dims
     in ``physical_layout`` order, outermost first ((0, 2, 3, 1) is channels-last for NCHW)."""
+    dtype, requires_grad = factory_args("empty_permuted", dtype, requires_grad, device)
     _strided_only(layout, "empty_permuted")
     size, physical_layout = tuple(size), tuple(physical_layout)
     if len(size) != len(physical_layout):
@@ -249,10 +282,22 @@ def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=Non
 
 
 def full(size, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
+    dtype, requires_grad = factory_args("full", dtype, requires_grad, device)
     _strided_only(layout, "full")
     if dtype is None:
         dtype = _dtype.scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
-    return _finish(_xp(device).full(_shape_args((size,)), fill_value, dtype=_dt(dtype)), requires_grad)
+    shape = _shape_args((size,))
+    fill_value = checked_fill_value(fill_value, _dtype.to_dtype(dtype), math.prod(shape))
+    return _finish(_xp(device).full(shape, fill_value, dtype=_dt(dtype)), requires_grad)
+
+
+def checked_fill_value(value, dtype: _dtype.dtype, numel: builtins.int):
+    """``value`` as full/fill_ write it into ``numel`` elements of ``dtype``: refused when it
+    overflows the dtype (``_dtype.checked_scalar``), except that torch's one-element fill of a
+    float16/bfloat16 tensor (its scalar fast path) rounds it, to inf, unchecked."""
+    if numel == 1 and (dtype is _dtype.float16 or dtype is _dtype.bfloat16):
+        return value
+    return _dtype.checked_scalar(value, dtype)
 
 
 def scalar_tensor(value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -267,30 +312,36 @@ def _like(fn, t: Tensor, dtype, device, requires_grad, *extra):
 
 def zeros_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None) -> Tensor:
+    dtype, requires_grad = factory_args("zeros_like", dtype, requires_grad, device)
     _strided_only(layout, "zeros_like")
     return _like(zeros, input, dtype, device, requires_grad, tuple(input.shape))
 
 
 def ones_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None) -> Tensor:
+    dtype, requires_grad = factory_args("ones_like", dtype, requires_grad, device)
     _strided_only(layout, "ones_like")
     return _like(ones, input, dtype, device, requires_grad, tuple(input.shape))
 
 
 def empty_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None) -> Tensor:
+    dtype, requires_grad = factory_args("empty_like", dtype, requires_grad, device)
     _strided_only(layout, "empty_like")
     return _like(empty, input, dtype, device, requires_grad, tuple(input.shape))
 
 
 def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None) -> Tensor:
+    dtype, requires_grad = factory_args("full_like", dtype, requires_grad, device)
     _strided_only(layout, "full_like")
     return _like(full, input, dtype, device, requires_grad, tuple(input.shape), fill_value)
 
 
 def arange(start, end=None, step=1, *, dtype=None, layout=None, device=None, requires_grad=False) -> Tensor:
     """torch.arange: int64 for integer arguments, the default float dtype otherwise."""
+    dtype, requires_grad = factory_args("arange", dtype, requires_grad, device, overloaded=True)
+    refuse_dtype(dtype, "arange_cpu", complex_too=True)
     _strided_only(layout, "arange")
     if end is None:
         start, end = 0, start
@@ -311,6 +362,8 @@ def arange(start, end=None, step=1, *, dtype=None, layout=None, device=None, req
 
 def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device=None,
              requires_grad=False) -> Tensor:
+    dtype, requires_grad = factory_args("linspace", dtype, requires_grad, device, overloaded=True)
+    refuse_dtype(dtype, "linspace_cpu")
     _strided_only(layout, "linspace")
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
@@ -320,12 +373,15 @@ def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device
 
 def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dtype=None, device=None,
              requires_grad=False) -> Tensor:
+    dtype, requires_grad = factory_args("logspace", dtype, requires_grad, device, overloaded=True)
+    refuse_dtype(dtype, "logspace_cpu")
     array = np.logspace(builtins.float(start), builtins.float(end), builtins.int(steps), base=base)
     return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
 
 
 def eye(n: builtins.int, m: builtins.int | None = None, *, dtype=None, layout=None, device=None,
         requires_grad=False) -> Tensor:
+    dtype, requires_grad = factory_args("eye", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "eye")
     if n < 0 or (m is not None and m < 0):
         raise RuntimeError(f"{'n' if n < 0 else 'm'} must be greater or equal to 0, got {n if n < 0 else m}")
@@ -334,21 +390,26 @@ def eye(n: builtins.int, m: builtins.int | None = None, *, dtype=None, layout=No
 
 # --- Tensor.new_* : same dtype and device as self unless given ----------------------------
 def new_tensor(self: Tensor, data, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return tensor(data, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+    dtype, requires_grad = factory_args("new_tensor", dtype, requires_grad, device, requires_grad_optional=False)
+    return tensor(data, dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
 def new_zeros(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return zeros(*_sizes(sizes, size), dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+    dtype, requires_grad = factory_args("new_zeros", dtype, requires_grad, device)
+    return zeros(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
 def new_ones(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return ones(*_sizes(sizes, size), dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+    dtype, requires_grad = factory_args("new_ones", dtype, requires_grad, device)
+    return ones(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
 def new_empty(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return empty(*_sizes(sizes, size), dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+    dtype, requires_grad = factory_args("new_empty", dtype, requires_grad, device)
+    return empty(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
 def new_full(self: Tensor, size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+    dtype, requires_grad = factory_args("new_full", dtype, requires_grad, device)
+    return full(size, fill_value, dtype=dtype or self.dtype, device=self.device if device is None else device,
                 requires_grad=requires_grad)

@@ -35,10 +35,18 @@ __not_methods__ = {"rsub"}  # torch.Tensor has no rsub method (only __rsub__)
 
 # ---------------------------------------------------------------- operands and promotion
 def _as_operand(x, dtype: _dtype.dtype, like: Tensor | None = None) -> Tensor:
-    """A Python number as a 0-d tensor of ``dtype`` on ``like``'s device (never requires grad)."""
-    if like is None or type(like._data) is np.ndarray:
-        return Tensor._make(np.asarray(x, dtype=dtype.np))
-    return Tensor._make(array_module(like).full((), x, dtype=dtype.np))  # a fill, not a host copy
+    """A Python number as a 0-d tensor of ``dtype`` on ``like``'s device (never requires grad).
+    An integer outside an integer dtype's range wraps, as torch's arithmetic does (int8 + 300 is
+    int8 + 44); the ops that refuse such numbers check them first (``_dtype.checked_scalar``)."""
+    try:
+        if like is None or type(like._data) is np.ndarray:
+            return Tensor._make(np.asarray(x, dtype=dtype.np))
+        return Tensor._make(array_module(like).full((), x, dtype=dtype.np))  # a fill, not a host copy
+    except OverflowError:
+        if not isinstance(x, builtins.int) or dtype._category != 1:
+            raise
+        wrapped = np.asarray(x & 0xFFFF_FFFF_FFFF_FFFF, dtype=np.uint64).astype(dtype.np)
+        return _as_operand(wrapped.item(), dtype, like)
 
 
 _CONSTANTS: dict = {}
@@ -162,11 +170,14 @@ def _pair(a, b):
 
 def _float_pair(a, b):
     """Like ``_pair`` but integer results are computed in the default float dtype (true division)."""
-    a, b = _pair(a, b)
-    if a._data.dtype.kind not in "fcV":
+    a_pair, b_pair = _pair(a, b)
+    if a_pair._data.dtype.kind not in "fcV":
+        # a Python number goes to the float dtype directly, not through the integer one, which
+        # would wrap it (int8 tensor / 300 divides by 300, as in torch, not by 44)
         dtype = _dtype.get_default_dtype()
-        a, b = _cast(a, dtype), _cast(b, dtype)
-    return a, b
+        like = a if isinstance(a, Tensor) else b
+        return tuple(_cast(x, dtype) if isinstance(x, Tensor) else _as_operand(x, dtype, like) for x in (a, b))
+    return a_pair, b_pair
 
 
 def _float_input(x: Tensor) -> Tensor:
@@ -470,8 +481,8 @@ def user_stacklevel() -> int:
 @honours_out
 def add(input, other, *, alpha=1, out=None) -> Tensor:
     """torch.add: ``input + alpha * other`` with broadcasting and type promotion."""
-    if type(alpha) is not builtins.int:
-        _check_alpha(input, other, alpha)
+    if type(alpha) is not builtins.int or alpha != 1:
+        alpha = _check_alpha(input, other, alpha)
     if alpha != 1:
         fused = _scaled_sum(input, other, alpha, "AddBackward0")
         if fused is not None:
@@ -481,10 +492,12 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
     return Add.apply(a, b)
 
 
-def _check_alpha(input, other, alpha) -> None:
-    """torch's checks of add/sub's ``alpha`` against the result's dtype: a bool alpha only for a
-    bool result, no fractional alpha for an integer result, no complex alpha for a real one."""
-    category = _dtype.result_type(input, other)._category  # bool 0, integer 1, floating 2, complex 3
+def _check_alpha(input, other, alpha):
+    """``alpha`` as add/sub use it, after torch's checks against the result's dtype: a bool alpha
+    only for a bool result, no fractional alpha for an integer result, no complex alpha for a real
+    one, none that overflows the result's dtype (a bool result takes its truth value)."""
+    result = _dtype.result_type(input, other)
+    category = result._category  # bool 0, integer 1, floating 2, complex 3
     if isinstance(alpha, (builtins.bool, np.bool_)):
         if category != 0:
             raise RuntimeError("Boolean alpha only supported for Boolean results.")
@@ -492,6 +505,7 @@ def _check_alpha(input, other, alpha) -> None:
         raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
     if category != 3 and isinstance(alpha, (builtins.complex, np.complexfloating)):
         raise RuntimeError("For non-complex input tensors, argument alpha must not be a complex number.")
+    return _dtype.checked_scalar(alpha, result)
 
 
 def _scaled_sum(input, other, alpha, node_name: str):
@@ -517,8 +531,8 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
                            "If you are trying to invert a mask, use the `~` or `logical_not()` "
                            "operator instead.")
-    if type(alpha) is not builtins.int:
-        _check_alpha(input, other, alpha)
+    if type(alpha) is not builtins.int or alpha != 1:
+        alpha = _check_alpha(input, other, alpha)
     if alpha != 1:
         fused = _scaled_sum(input, other, -alpha, "SubBackward0")
         if fused is not None:
@@ -658,8 +672,12 @@ def pow(input, exponent) -> Tensor:
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
         if input._data.dtype.kind in "iub" and isinstance(exponent, (builtins.float, np.floating)):
             input = _cast(input, _dtype.get_default_dtype())
-        if input._data.dtype.kind in "iu" and exponent < 0:
+        if input._data.dtype.kind in "iub" and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
+        if input._data.dtype.kind in "iuV" or input._data.dtype == np.float16:
+            # torch converts the exponent to an integer, float16 or bfloat16 tensor's own dtype,
+            # refusing one that overflows it (float32/float64 keep it as a double)
+            exponent = _dtype.checked_scalar(exponent, input.dtype)
         return PowScalar.apply(input, exponent=exponent)
     if not isinstance(input, Tensor):
         if isinstance(exponent, Tensor) and exponent._data.dtype.kind in "fV":
@@ -1019,6 +1037,10 @@ def where(condition: Tensor, input=None, other=None) -> Tensor:
         dtype = _dtype.result_type(input, other)
         return Where.apply(condition, _as_operand(input, dtype, condition), _as_operand(other, dtype, condition))
     a, b = _pair(input, other)
+    # torch 2.13 refuses a number that overflows the result's dtype, but lets float16/bfloat16
+    # round it to inf
+    if _opmath.fused_compute_dtype(a.dtype) is None:
+        _dtype.checked_scalar(input if isinstance(other, Tensor) else other, a.dtype)
     return Where.apply(condition, a, b)
 
 
@@ -1066,6 +1088,8 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
         # number bounds take part in type promotion (an int tensor clamped at 2.5 becomes float)
         dtype = _dtype.result_type(input, *[v for v in (min, max) if v is not None])
         input = _cast(input, dtype)
+    # torch converts the bounds to the computing dtype and refuses those that overflow it
+    min, max = _dtype.checked_scalar(min, input.dtype), _dtype.checked_scalar(max, input.dtype)
     return Clamp.apply(input, min=min, max=max)
 
 
@@ -1197,6 +1221,11 @@ _LAST_ROUNDING_RULE = ("%s in float32, its last step the rounding to the inputs'
 
 
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
+    if isinstance(input, Tensor) and not isinstance(weight, Tensor):
+        if input.dtype._category < 2:
+            raise NotImplementedError(f'"lerp_kernel_scalar" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
+        # the weight must fit the compute type (float32 for float16)
+        weight = _dtype.checked_scalar(weight, _opmath.fused_compute_dtype(input.dtype) or input.dtype)
     name = "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0"
     fused = _lerp_rounded_once(input, end, weight)
     if fused is not None:

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from .._backend import array_module, is_array, ufunc_at, writeable
-from .._dtype import scalar_name
+from .._dtype import checked_scalar, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
 from ..autograd.function import Function, is_recording, name_node
@@ -760,6 +760,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
         raise TypeError("scatter() missing required argument 'src' or 'value'")
     if src is not None and not isinstance(src, Tensor):
         src, value = None, src
+    value = checked_scalar(value, input.dtype)
     array = _index_array(index, "scatter")
     d = _wrap_dim(dim, input._data.ndim, "scatter")
     if src is not None:
@@ -1067,7 +1068,7 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
             return name_node(where(Tensor._make(mask), _same_dtype(value, input), input), "IndexFillBackward1",
                              label="index_fill")
         value = value.item()
-    return IndexFill.apply(input, index=array, dim=d, value=value)
+    return IndexFill.apply(input, index=array, dim=d, value=checked_scalar(value, input.dtype))
 
 
 class IndexCopy(Function):
@@ -1138,7 +1139,7 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
                                f"with {value._data.ndim} dimension(s).")
         value = _same_dtype(value, input)
     else:
-        value = _as_operand(value, input.dtype, input)
+        value = _as_operand(checked_scalar(value, input.dtype), input.dtype, input)
     return name_node(MaskedFill.apply(mask, value, input), node_name)
 
 

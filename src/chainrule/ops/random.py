@@ -22,7 +22,7 @@ from .. import _dtype, _meta
 from .._backend import array_module, cuda_available, cuda_module
 from .._backend import device as _device
 from ..tensor import Tensor
-from .creation import _dt, _finish, _shape_args, _sizes, _strided_only, _xp
+from .creation import _dt, _finish, _shape_args, _sizes, _strided_only, _xp, factory_args, refuse_dtype
 
 __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
            "default_generator", "rand", "randn", "randint", "randperm", "rand_like", "randn_like",
@@ -241,6 +241,7 @@ def _float_dtype(dtype, op: str):
 def rand(*sizes, size=None, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
          pin_memory=False) -> Tensor:
     """Uniform on [0, 1)."""
+    dtype, requires_grad = factory_args("rand", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "rand")
     dt = _float_dtype(dtype, "rand")
     xp = _xp(device)
@@ -259,6 +260,7 @@ def _complex_pairs(pairs, dt):
 def randn(*sizes, size=None, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
           pin_memory=False) -> Tensor:
     """Standard normal."""
+    dtype, requires_grad = factory_args("randn", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "randn")
     dt = _float_dtype(dtype, "randn")
     xp = _xp(device)
@@ -272,6 +274,9 @@ def randn(*sizes, size=None, generator=None, dtype=None, layout=None, device=Non
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Integers uniform on [low, high); ``randint(high, size)`` is accepted too. int64 by default."""
+    dtype, requires_grad = factory_args("randint", dtype, requires_grad, device, overloaded=True)
+    if dtype is not None and dtype.is_complex:
+        raise RuntimeError("check_random_bounds handles only integral, floating-point and boolean types")
     if size is None:
         if high is None or not isinstance(high, (tuple, list)):
             raise TypeError("randint() missing required argument 'size'")
@@ -280,6 +285,8 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
         low, high = 0, low
     if high <= low:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+    if dtype is _dtype.bool and high - 1 > 1:
+        raise RuntimeError("to - 1 is out of bounds for bool")
     xp = _xp(device)
     array = _rng(generator, xp).integers(low, high, size=tuple(size)).astype(_dt(dtype, _dtype.int64))
     return _finish(array, requires_grad)
@@ -287,6 +294,8 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
 
 def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """A random permutation of 0..n-1, drawn on ``device``'s generator stream."""
+    dtype, requires_grad = factory_args("randperm", dtype, requires_grad, device, overloaded=True)
+    refuse_dtype(dtype, "randperm", complex_too=True)
     xp = _xp(device)
     if xp is np:
         array = _rng(generator).permutation(n)
@@ -298,13 +307,15 @@ def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=F
 
 
 def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
+    dtype, requires_grad = factory_args("rand_like", dtype, requires_grad, device, overloaded=True)
     return rand(tuple(input.shape), generator=generator, dtype=dtype or input.dtype,
-                device=device or input.device, requires_grad=requires_grad)
+                device=input.device if device is None else device, requires_grad=requires_grad)
 
 
 def randn_like(input: Tensor, *, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
+    dtype, requires_grad = factory_args("randn_like", dtype, requires_grad, device, overloaded=True)
     return randn(tuple(input.shape), generator=generator, dtype=dtype or input.dtype,
-                 device=device or input.device, requires_grad=requires_grad)
+                 device=input.device if device is None else device, requires_grad=requires_grad)
 
 
 def randint_like(input: Tensor, low, high=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 
+from ... import _dtype
 from ...autograd.grad_mode import no_grad
 from ...ops.creation import tensor
 from ...tensor import Tensor
@@ -239,7 +240,7 @@ class _LazyNormBase(LazyModuleMixin):
         if track_running_stats:
             self.running_mean = UninitializedBuffer(device=device, dtype=dtype)
             self.running_var = UninitializedBuffer(device=device, dtype=dtype)
-            self.num_batches_tracked = tensor(0, dtype="int64", device=device)
+            self.num_batches_tracked = tensor(0, dtype=_dtype.int64, device=device)
 
     def reset_parameters(self) -> None:
         if not self.has_uninitialized_params() and self.num_features != 0:

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ... import _dtype
 from ...ops.creation import full, tensor
 from ...ops.shape import cat, stack
 from ...tensor import Tensor
@@ -79,8 +80,8 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
         sorted_indices = unsorted_indices = None
     else:
         order = np.argsort(-lengths_np, kind="stable")
-        sorted_indices = tensor(order, dtype="int64")
-        unsorted_indices = tensor(np.argsort(order), dtype="int64")
+        sorted_indices = tensor(order, dtype=_dtype.int64)
+        unsorted_indices = tensor(np.argsort(order), dtype=_dtype.int64)
     steps = int(lengths_np.max()) if len(lengths_np) else 0
     if steps > input.shape[1 - batch_dim]:
         raise RuntimeError(f"pack_padded_sequence: a length of {steps} exceeds the padded length "
@@ -94,7 +95,7 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
         data = input[tensor(batch_index), tensor(time_index)]
     else:
         data = input[tensor(time_index), tensor(batch_index)]
-    return PackedSequence(data, tensor(batch_sizes, dtype="int64"), sorted_indices, unsorted_indices)
+    return PackedSequence(data, tensor(batch_sizes, dtype=_dtype.int64), sorted_indices, unsorted_indices)
 
 
 def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, padding_value: float = 0.0,
@@ -117,7 +118,7 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
     rows[rows < 0] = data.shape[0]
     padded = extended[tensor(rows.T if batch_first else rows)]
     sorted_lengths = (batch_sizes[None, :] > np.arange(len(positions))[:, None]).sum(1)
-    return padded, tensor(sorted_lengths[positions], dtype="int64")
+    return padded, tensor(sorted_lengths[positions], dtype=_dtype.int64)
 
 
 def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.0,
