@@ -267,3 +267,13 @@ def test_random_split_lengths_fractions_and_reproducibility():
 
 def test_package_exports():
     assert chainrule.utils.data.DataLoader is DataLoader
+
+
+@pytest.mark.parametrize("lib", [chainrule, torch], ids=["chainrule", "torch"])
+def test_old_iterator_next_method_fails_naming_torchs_iterator_class(lib):
+    # pre-1.13 scripts call ``iter(loader).next()``; the AttributeError they now get names the
+    # iterator class, and users search for torch's words
+    loader = lib.utils.data.DataLoader(lib.utils.data.TensorDataset(lib.arange(4)), batch_size=2)
+    with pytest.raises(AttributeError, match="'_SingleProcessDataLoaderIter' object has no attribute 'next'"):
+        iter(loader).next()
+    assert type(iter(loader)) is lib.utils.data.dataloader._SingleProcessDataLoaderIter

@@ -311,3 +311,22 @@ def test_a_functorch_style_function_runs_under_every_transform_as_torch():
             assert ours == theirs
         else:
             np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("lib", LIBS, ids=lambda m: m.__name__)
+def test_legacy_instance_style_function_is_refused_as_torch_refuses_it(lib):
+    # pre-0.4 scripts wrote forward/backward as instance methods and called an instance:
+    # building it warns, calling it raises torch's RuntimeError (not a TypeError "not callable")
+    class LegacyReLU(lib.autograd.Function):
+        def forward(self, x):
+            self.save_for_backward(x)
+            return x.clamp(min=0)
+
+        def backward(self, grad_output):
+            (x,) = self.saved_tensors
+            return grad_output * (x > 0)
+
+    with pytest.warns(DeprecationWarning, match="should not be instantiated"):
+        relu = LegacyReLU()
+    with pytest.raises(RuntimeError, match="Legacy autograd function with non-static forward method"):
+        relu(lib.ones(3, requires_grad=True))

@@ -20,6 +20,8 @@ per forward input, written with chainrule ops so that ``create_graph=True`` reco
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import _opmath
@@ -384,6 +386,19 @@ class Function(metaclass=FunctionMeta):
     label: str | None = None
     rule: str | None = None
     formula: str | None = None
+
+    def __init__(self, *args, **kwargs) -> None:
+        # pre-0.4 scripts built an instance per call (``relu = MyReLU(); relu(x)``); torch still
+        # lets them build it, with this warning, and refuses the call below
+        warnings.warn(f"{self.__class__} should not be instantiated. Methods on autograd functions are all "
+                      "static, so you should invoke them on the class itself. Instantiating an autograd "
+                      "function will raise an error in a future version of PyTorch.",
+                      DeprecationWarning, stacklevel=2)
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("Legacy autograd function with non-static forward method is deprecated. Please use "
+                           "new-style autograd function with static forward method. (Example: "
+                           "https://pytorch.org/docs/stable/autograd.html#torch.autograd.Function)")
 
     @staticmethod
     def forward(ctx, *args, **kwargs):

@@ -213,11 +213,11 @@ class DataLoader:
 
     def __iter__(self):
         if self.num_workers == 0:
-            return _SingleProcessIterator(self)
+            return _SingleProcessDataLoaderIter(self)
         if not self.persistent_workers:
-            return _MultiProcessingIterator(self)
+            return _MultiProcessingDataLoaderIter(self)
         if self._iterator is None or self._iterator._shutdown:
-            self._iterator = _MultiProcessingIterator(self)
+            self._iterator = _MultiProcessingDataLoaderIter(self)
         else:
             self._iterator._reset(self)
         return self._iterator
@@ -235,7 +235,7 @@ def _draw_base_seed(loader: DataLoader) -> int:
     return int(_rng(generator).integers(2**63))
 
 
-class _SingleProcessIterator:
+class _SingleProcessDataLoaderIter:
     def __init__(self, loader: DataLoader) -> None:
         if loader.timeout != 0:
             # torch's rule: nothing to time out on without workers
@@ -253,7 +253,7 @@ class _SingleProcessIterator:
         return self._fetcher.fetch(next(self._indices))
 
 
-class _MultiProcessingIterator:
+class _MultiProcessingDataLoaderIter:
     """Workers, their queues, and the bookkeeping that returns their batches in order.
 
     Tasks are numbered as sent (``_send_idx``) and returned in that order (``_rcvd_idx``);
