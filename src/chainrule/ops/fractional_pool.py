@@ -41,7 +41,7 @@ def _fractional_max_pool(input: Tensor, kernel_size, output_size, output_ratio, 
         raise RuntimeError(f"{opname}(): Expected {d + 1}D or {d + 2}D tensor, but got: {list(input.shape)}")
     x, unbatched = (input.unsqueeze(0), True) if input._data.ndim == d + 1 else (input, False)
     xp = array_module(x)
-    kernel = _tuple(kernel_size, d, "kernel_size")
+    kernel = _tuple(kernel_size, d, "kernel_size", opname)
     in_shape = tuple(x._data.shape[2:])
     if output_size is None:
         if output_ratio is None:
@@ -49,7 +49,7 @@ def _fractional_max_pool(input: Tensor, kernel_size, output_size, output_ratio, 
         ratios = _tuple_float(output_ratio, d)
         sizes = tuple(int(n * r) for n, r in zip(in_shape, ratios))
     else:
-        sizes = _tuple(output_size, d, "output_size")
+        sizes = _tuple(output_size, d, "output_size", opname)
     for n, m, k in zip(in_shape, sizes, kernel):
         if m + k - 1 > n:
             raise RuntimeError(f"{opname}(): pool size {k} too large relative to input size {n} for output size {m}")

@@ -1,0 +1,72 @@
+"""torch's argument-parser checks for the typed arguments of functional ops, in one place.
+
+torch's C++ ops parse each Python argument against its declared type before running (``int[2]
+kernel_size``, ``bool ceil_mode``, ``float p``) and raise a TypeError naming the op and the argument
+when the value has the wrong type: a float kernel size is refused, not truncated; ``ceil_mode=2``
+is refused, not taken as true. A module passes its constructor's arguments on to such an op, so a
+hostile value typed into ``nn.MaxPool2d(2.5)`` fails at the first forward, as in torch. Sizes and
+lengths are each op's own check (its RuntimeError), after these.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+__all__: list[str] = []
+
+
+def _as_int(value):
+    """``value`` as an int where torch's parser takes it as one (an int, a NumPy integer, a
+    one-element integer tensor), else None; a bool is not an int to torch's parser."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def int_list(value, op: str, name: str) -> tuple:
+    """``value`` of an ``int[]`` argument (an int, or a tuple/list of ints) as a tuple of ints, not
+    yet expanded to the op's dims; torch's TypeError for a float, a string, None or a non-int element."""
+    if isinstance(value, (tuple, list)):
+        items = []
+        for i, item in enumerate(value):
+            as_int = _as_int(item)
+            if as_int is None:
+                raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, but found element of type "
+                                f"{type(item).__name__} at pos {i}")
+            items.append(as_int)
+        return tuple(items)
+    as_int = _as_int(value)
+    if as_int is None:
+        raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
+    return (as_int,)
+
+
+def check_int(value, op: str, name: str) -> int:
+    """``value`` of an ``int`` argument; torch's TypeError for a float, a bool, a string or None."""
+    as_int = _as_int(value)
+    if as_int is None:
+        raise TypeError(f"{op}(): argument '{name}' must be int, not {type(value).__name__}")
+    return as_int
+
+
+def check_bool(value, op: str, name: str) -> bool:
+    """``value`` of a ``bool`` argument: only a bool is one (``ceil_mode=1`` is refused, as by torch)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}(): argument '{name}' must be bool, not {type(value).__name__}")
+    return bool(value)
+
+
+def check_float(value, op: str, name: str) -> float:
+    """``value`` of a ``float`` argument (a real number; a one-element tensor is torch's Scalar too);
+    torch's TypeError for a string, None or a sequence."""
+    if isinstance(value, (str, bytes)) or value is None or isinstance(value, (tuple, list)):
+        raise TypeError(f"{op}(): argument '{name}' must be float, not {type(value).__name__}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}(): argument '{name}' must be float, not {type(value).__name__}") from None
