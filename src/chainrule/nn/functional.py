@@ -41,6 +41,7 @@ from ..ops.activation import (
     threshold,
 )
 from ..ops.activation import threshold as _threshold
+from ..ops._arg_parser import check_int
 from ..ops.adaptive_pool3d import adaptive_avg_pool3d, adaptive_max_pool3d
 from ..ops.conv import (
     conv1d,
@@ -324,7 +325,12 @@ def threshold_(input: Tensor, threshold: float, value: float) -> Tensor:  # noqa
 def _lp_pool(input: Tensor, norm_type: float, kernel_size, stride, ceil_mode: bool, d: int) -> Tensor:
     from ..ops import pool
 
-    kernel = (kernel_size,) * d if isinstance(kernel_size, int) else tuple(kernel_size)
+    kernel = None
+    if d > 1:
+        # torch unpacks a 2-d/3-d kernel_size in Python first (``kw, kh = _pair(kernel_size)``)
+        kernel = (kernel_size,) * d if isinstance(kernel_size, int) else tuple(kernel_size)
+        if len(kernel) != d:
+            raise ValueError(f"lp_pool{d}d: kernel_size must be an int or a tuple of {d} ints, got {kernel_size!r}")
     max_pool = getattr(pool, f"max_pool{d}d")
     avg_pool = getattr(pool, f"avg_pool{d}d")
     if norm_type == math.inf:
@@ -332,6 +338,9 @@ def _lp_pool(input: Tensor, norm_type: float, kernel_size, stride, ceil_mode: bo
     if norm_type == -math.inf:
         return -max_pool(-input.abs(), kernel_size, stride, 0, 1, ceil_mode)
     out = avg_pool(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
+    if kernel is None:
+        # torch's lp_pool1d scales by kernel_size itself: a one-element tuple pools, then fails there
+        kernel = (check_int(kernel_size, "lp_pool1d", "kernel_size"),)
     # (Σ x^p)^(1/p) = (mean · |window|)^(1/p); sign·relu(|·|) keeps torch's zero-gradient at 0
     return (out.sign() * relu(out.abs())).mul(math.prod(kernel)).pow(1.0 / norm_type)
 
