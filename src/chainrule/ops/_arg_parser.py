@@ -17,10 +17,11 @@ import numpy as np
 __all__: list[str] = []
 
 
-def _as_int(value):
+def _as_int(value, bool_is_int: bool = False):
     """``value`` as an int where torch's parser takes it as one (an int, a NumPy integer, a
-    one-element integer tensor), else None; a bool is not an int to torch's parser."""
-    if isinstance(value, (bool, np.bool_)):
+    one-element integer tensor), else None; a bool is not an int to torch's parser, except after the
+    first element of a list (it checks only the first element's type)."""
+    if isinstance(value, (bool, np.bool_)) and not bool_is_int:
         return None
     try:
         return operator.index(value)
@@ -34,7 +35,7 @@ def int_list(value, op: str, name: str) -> tuple:
     if isinstance(value, (tuple, list)):
         items = []
         for i, item in enumerate(value):
-            as_int = _as_int(item)
+            as_int = _as_int(item, bool_is_int=i > 0)
             if as_int is None:
                 raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, but found element of type "
                                 f"{type(item).__name__} at pos {i}")

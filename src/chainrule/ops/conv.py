@@ -560,6 +560,12 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
                            f"{_fmt(input.shape)}, but got {weight.ndim}-dimensional weight of size "
                            f"{_fmt(weight.shape)} instead")
     _check_dtypes(input, weight, bias)
+    if weight.shape[0] == 0:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be at least 1 at dimension 0, but got weight "
+                           f"of size {_fmt(weight.shape)} instead")
+    if any(k <= 0 for k in weight.shape[2:]):
+        raise RuntimeError(f"{opname}: kernel size should be greater than zero, but got weight of size "
+                           f"{_fmt(weight.shape)}")
     stride = _tuple(stride, d, "stride", opname)
     dilation = _tuple(dilation, d, "dilation", opname)
     if any(s <= 0 for s in stride):
@@ -641,6 +647,9 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
     dilation = _tuple(dilation, d, "dilation", opname)
     padding = _tuple(padding, d, "padding", opname)
     output_padding = _tuple(output_padding, d, "output_padding", opname)
+    if weight.numel() == 0:
+        raise RuntimeError(f"{opname}: non-empty {d + 2}D weight tensor expected, but got weight of size "
+                           f"{_fmt(weight.shape)}")
     if any(s <= 0 for s in stride):
         raise RuntimeError("non-positive stride is not supported")
     if any(dl <= 0 for dl in dilation):

@@ -26,6 +26,9 @@ class Identity(Module):
 
 
 def _factory(device, dtype) -> dict:
+    if isinstance(dtype, str):
+        # torch's parameter factories take a dtype, not its name (chainrule's to_dtype would)
+        raise TypeError(f"empty(): argument 'dtype' must be torch.dtype, not str ({dtype!r})")
     return {"device": device, "dtype": _dtype.to_dtype(dtype) if dtype is not None else None}
 
 
