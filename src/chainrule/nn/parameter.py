@@ -111,9 +111,13 @@ class UninitializedTensorMixin:
 
 def _empty_storage(device, dtype):
     # the default dtype and device apply, as for any factory-made tensor
-    if isinstance(dtype, str):
-        # torch's empty() takes a dtype, not its name (chainrule's creation functions would)
-        raise TypeError(f"empty(): argument 'dtype' must be torch.dtype, not str ({dtype!r})")
+    try:
+        if isinstance(dtype, str):
+            raise TypeError  # torch's empty() takes a dtype, not its name (chainrule's creation functions would)
+        dtype = None if dtype is None else _dtype.to_dtype(dtype)
+    except TypeError:
+        raise TypeError(f"empty(): argument 'dtype' must be torch.dtype, not {type(dtype).__name__} "
+                        f"({dtype!r})") from None
     return empty(0, dtype=dtype, device=device)._data
 
 

@@ -40,7 +40,9 @@ class _NormBase(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        kw = _factory(device, dtype)
+        # torch checks the factory arguments only when it makes a tensor: InstanceNorm (no affine, no
+        # running stats) makes none
+        kw = _factory(device, dtype) if affine or track_running_stats else {}
         _register_affine(self, num_features, affine, bias, kw)
         if track_running_stats:
             self.register_buffer("running_mean", zeros(num_features, **kw))
