@@ -31,7 +31,7 @@ def naming_the_class(init):
         _constructing.depth = depth + 1
         try:
             init(self, *args, **kwargs)
-        except (TypeError, ValueError, RuntimeError, IndexError) as error:
+        except (TypeError, ValueError, RuntimeError, IndexError, AssertionError) as error:
             # torch's own words already say which class (theirs, or one it built inside: InverseGamma's
             # Gamma): left as they are
             if type(self).__name__ in str(error):

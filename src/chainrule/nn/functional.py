@@ -16,6 +16,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module as _array_module
 from ..autograd.function import name_node as _name_node
+from ..ops._arg_parser import check_int
 from ..ops.activation import (
     celu,
     elu,
@@ -41,7 +42,6 @@ from ..ops.activation import (
     threshold,
 )
 from ..ops.activation import threshold as _threshold
-from ..ops._arg_parser import check_int
 from ..ops.adaptive_pool3d import adaptive_avg_pool3d, adaptive_max_pool3d
 from ..ops.conv import (
     conv1d,
@@ -101,6 +101,7 @@ from ..ops.reduce import implicit_softmax_dim as _implicit_softmax_dim
 from ..ops.reduce import log_softmax as _log_softmax
 from ..ops.reduce import softmax as _softmax
 from ..ops.sampling import affine_grid, grid_sample
+from ..ops.shape import cat as _cat
 from ..ops.shape import pad
 from ..tensor import Tensor, _wrap_dim
 from ..tensor import honours_out as _honours_out
@@ -568,9 +569,10 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
                                  q_proj_weight=None, k_proj_weight=None, v_proj_weight=None, static_k=None,
                                  static_v=None, average_attn_weights: bool = True, is_causal: bool = False):
     """F.multi_head_attention_forward on sequence-first (L, N, E) inputs (or unbatched (L, E))."""
-    if bias_k is not None or bias_v is not None or add_zero_attn or static_k is not None or static_v is not None:
-        raise NotImplementedError("multi_head_attention_forward: add_bias_kv, add_zero_attn and static_k/v "
-                                  "are not supported by chainrule")
+    if static_k is not None or static_v is not None:
+        raise NotImplementedError("multi_head_attention_forward: static_k/v are not supported by chainrule")
+    if (bias_k is None) != (bias_v is None):
+        raise AssertionError("multi_head_attention_forward: bias_k and bias_v must be given together")
     unbatched = query.dim() == 2
     if unbatched:
         query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
@@ -591,10 +593,20 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
     q = linear(query, w_q, b_q)
     k = linear(key, w_k, b_k)
     v = linear(value, w_v, b_v)
-    # (L, N, E) → (N·H, L, head_dim)
+    if bias_k is not None:
+        # add_bias_kv: one learned key/value more, at the end of every sequence
+        k = _cat([k, bias_k.expand(1, bsz, embed_dim)])
+        v = _cat([v, bias_v.expand(1, bsz, embed_dim)])
+    # (S, N, E) → (N·H, S, head_dim)
     q = q.reshape(tgt_len, bsz * num_heads, head_dim).transpose(0, 1)
-    k = k.reshape(src_len, bsz * num_heads, head_dim).transpose(0, 1)
-    v = v.reshape(src_len, bsz * num_heads, head_dim).transpose(0, 1)
+    k = k.reshape(k.shape[0], bsz * num_heads, head_dim).transpose(0, 1)
+    v = v.reshape(v.shape[0], bsz * num_heads, head_dim).transpose(0, 1)
+    if add_zero_attn:
+        # a zero key/value more per head, which every query may attend to
+        zero = k.new_zeros((bsz * num_heads, 1, head_dim))
+        k, v = _cat([k, zero], 1), _cat([v, zero], 1)
+    # the keys added above are never masked: the masks get that many zero (additive) columns
+    added_keys = k.shape[1] - src_len
     dtype = q._data.dtype
     mask = None
     if is_causal and attn_mask is None:
@@ -604,15 +616,20 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         mask = _mask_to_additive(attn_mask, dtype, true_means_masked=True)
         if mask.dim() == 2:
             mask = mask.unsqueeze(0)
+        if added_keys:
+            mask = pad(mask, (0, added_keys))
     if key_padding_mask is not None:
         kpm = _mask_to_additive(key_padding_mask, dtype, true_means_masked=True)
+        if added_keys:
+            kpm = pad(kpm, (0, added_keys))
+        src_len = kpm.shape[-1]
         kpm = kpm.reshape(bsz, 1, 1, src_len).expand(bsz, num_heads, 1, src_len).reshape(bsz * num_heads, 1, src_len)
         mask = kpm if mask is None else mask + kpm
     scores = (q * (1.0 / math.sqrt(head_dim))) @ k.transpose(-2, -1)
     if mask is not None:
         scores = scores + mask
     weights = _softmax(scores, -1)
-    if dropout_p > 0.0 and training:
+    if training and dropout_p > 0.0:
         weights = dropout(weights, dropout_p, True)
     out = (weights @ v).transpose(0, 1).reshape(tgt_len * bsz, embed_dim)
     out = linear(out, out_proj_weight, out_proj_bias).reshape(tgt_len, bsz, embed_dim)
@@ -620,7 +637,7 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         out = out.squeeze(1)
     if not need_weights:
         return out, None
-    weights = weights.reshape(bsz, num_heads, tgt_len, src_len)
+    weights = weights.reshape(bsz, num_heads, tgt_len, k.shape[1])
     if average_attn_weights:
         weights = weights.mean(1)
     if unbatched:

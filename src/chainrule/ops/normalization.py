@@ -19,6 +19,7 @@ from ..autograd.function import Function
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import _cuda_kernels
+from ._arg_parser import check_float
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
 __not_methods__ = set(__all__)
@@ -425,6 +426,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """F.batch_norm over (N, C, *): per-channel statistics; updates the running ones in training."""
+    eps = check_float(eps, "batch_norm", "eps")
+    if momentum is not None:  # chainrule's modules pass None for a cumulative average
+        momentum = check_float(momentum, "batch_norm", "momentum")
     if input.ndim < 2:
         raise ValueError(f"Expected 2D or higher input to batch_norm (got {input.ndim}D input)")
     c = input.shape[1]
@@ -472,6 +476,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """F.layer_norm: normalise over the trailing ``normalized_shape`` dims."""
+    eps = check_float(eps, "layer_norm", "eps")
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(normalized_shape)
     if k == 0 or tuple(input.shape[input.ndim - k:]) != normalized_shape or input.ndim < k:
@@ -489,6 +494,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """F.group_norm over (N, C, *): statistics per sample and group of C/num_groups channels."""
+    eps = check_float(eps, "group_norm", "eps")
     if input.ndim < 2:
         raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")
     c = input.shape[1]
@@ -505,6 +511,9 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
                   weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """F.instance_norm over (N, C, *): statistics per sample and channel."""
+    eps = check_float(eps, "instance_norm", "eps")
+    if momentum is not None:  # chainrule's modules pass None for a cumulative average
+        momentum = check_float(momentum, "instance_norm", "momentum")
     c = input.shape[1]
     shape = (1, c) + (1,) * (input.ndim - 2)
     if not use_input_stats:
