@@ -16,7 +16,9 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module as _array_module
 from ..autograd.function import name_node as _name_node
-from ..ops._arg_parser import check_int
+from ..ops._arg_parser import check_bool as _check_bool
+from ..ops._arg_parser import check_float as _check_float
+from ..ops._arg_parser import check_int as _check_int
 from ..ops.activation import (
     celu,
     elu,
@@ -341,7 +343,7 @@ def _lp_pool(input: Tensor, norm_type: float, kernel_size, stride, ceil_mode: bo
     out = avg_pool(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
     if kernel is None:
         # torch's lp_pool1d scales by kernel_size itself: a one-element tuple pools, then fails there
-        kernel = (check_int(kernel_size, "lp_pool1d", "kernel_size"),)
+        kernel = (_check_int(kernel_size, "lp_pool1d", "kernel_size"),)
     # (Σ x^p)^(1/p) = (mean · |window|)^(1/p); sign·relu(|·|) keeps torch's zero-gradient at 0
     return (out.sign() * relu(out.abs())).mul(math.prod(kernel)).pow(1.0 / norm_type)
 
@@ -690,6 +692,8 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
     ``swap`` uses min(d(a, n), d(p, n)) as the negative distance (Balntas et al.)."""
     reduction = _triplet_reduction("triplet_margin_loss", anchor, positive, negative, size_average, reduce,
                                    reduction)
+    p = _check_float(p, "triplet_margin_loss", "p")
+    swap = _check_bool(swap, "triplet_margin_loss", "swap")
     d_neg = pairwise_distance(anchor, negative, p, eps)
     if swap:
         d_neg = d_neg.minimum(pairwise_distance(positive, negative, p, eps))

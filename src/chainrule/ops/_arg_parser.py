@@ -62,6 +62,16 @@ def check_bool(value, op: str, name: str) -> bool:
     return bool(value)
 
 
+def check_number(value, op: str, name: str):
+    """``value`` of a ``Scalar`` argument: a Python or NumPy number as it is, a 0-d tensor as its
+    value; torch's TypeError for a string, None, a sequence, an array or a tensor with dimensions."""
+    if isinstance(value, (bool, int, float, complex, np.number, np.bool_)):
+        return value
+    if not isinstance(value, np.ndarray) and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    raise TypeError(f"{op}(): argument '{name}' must be Number, not {type(value).__name__}")
+
+
 def check_float(value, op: str, name: str) -> float:
     """``value`` of a ``float`` argument (a real number; a one-element tensor is torch's Scalar too);
     torch's TypeError for a string, None or a sequence."""
