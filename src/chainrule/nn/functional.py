@@ -19,6 +19,7 @@ from ..autograd.function import name_node as _name_node
 from ..ops._arg_parser import check_bool as _check_bool
 from ..ops._arg_parser import check_float as _check_float
 from ..ops._arg_parser import check_int as _check_int
+from ..ops._arg_parser import int_list as _int_list
 from ..ops.activation import (
     celu,
     elu,
@@ -177,9 +178,20 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
 # ---------------------------------------------------------------- normalisation
 def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:
     """F.local_response_norm over channels of (N, C, *)."""
+    dim = input.dim()
+    if dim < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality input (got {dim} dimensions)")
+    if input.numel() == 0:
+        return input
     div = (input * input).unsqueeze(1)
     c = input.shape[1]
     padded = pad(div.reshape(div.shape[0], 1, c, -1), (0, 0, size // 2, (size - 1) // 2))
+    # torch averages the padded squares with an avg_pool2d/3d of kernel (size, 1[, 1]): its checks
+    pool = "avg_pool2d" if dim == 3 else "avg_pool3d"
+    _int_list((size,) + ((1,) if dim == 3 else (1, 1)), pool, "kernel_size")
+    if size <= 0:
+        got = f"kH: {size} kW: 1" if dim == 3 else f"kT: {size} kH: 1 kW: 1"
+        raise RuntimeError(f"kernel size should be greater than zero, but got {got}")
     windows = sum(padded[:, :, i:i + c] for i in range(size)).reshape(tuple(div.shape)).squeeze(1)
     return input / (windows * (alpha / size) + k) ** beta
 
@@ -213,6 +225,10 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     """F.cosine_similarity: Σ x1·x2 / (max(‖x1‖, eps) · max(‖x2‖, eps)) along ``dim``."""
     from ..ops.shape import broadcast_tensors
 
+    dim = _check_int(dim, "cosine_similarity", "dim")
+    eps = _check_float(eps, "cosine_similarity", "eps")
+    if not eps >= 0:  # NaN too
+        raise RuntimeError(f"eps must be non-negative, got: {eps:g}")
     x1, x2 = broadcast_tensors(x1, x2)
     dim = _wrap_dim(dim, x1.ndim, "cosine_similarity")
     n1 = x1.norm(2, dim, keepdim=True).clamp_min(eps)
@@ -222,6 +238,9 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
 
 def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:
     """F.pairwise_distance: ‖x1 - x2 + eps‖_p along the last dim."""
+    p = _check_float(p, "pairwise_distance", "p")
+    eps = _check_float(eps, "pairwise_distance", "eps")
+    keepdim = _check_bool(keepdim, "pairwise_distance", "keepdim")
     return (x1 - x2 + eps).norm(p, -1, keepdim=keepdim)
 
 
@@ -231,9 +250,19 @@ def pdist(input: Tensor, p: float = 2.0) -> Tensor:
     return (input[rows] - input[cols]).norm(p, -1)
 
 
+def _check_pixel_shuffle(input: Tensor, factor: int, op: str, name: str) -> None:
+    # torch's order: the input's rank, then the factor's sign (the sizes' divisibility is each op's own)
+    if input.dim() < 3:
+        raise RuntimeError(f"{op} expects input to have at least 3 dimensions, but got input with "
+                           f"{input.dim()} dimension(s)")
+    if factor <= 0:
+        raise RuntimeError(f"{op} expects a positive {name}, but got {factor}")
+
+
 def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
     """F.pixel_shuffle: (*, C·r², H, W) → (*, C, H·r, W·r)."""
-    r = upscale_factor
+    r = _check_int(upscale_factor, "pixel_shuffle", "upscale_factor")
+    _check_pixel_shuffle(input, r, "pixel_shuffle", "upscale_factor")
     *batch, c, h, w = input.shape
     if c % (r * r):
         raise RuntimeError(
@@ -249,7 +278,8 @@ def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
 
 def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
     """F.pixel_unshuffle: (*, C, H·r, W·r) → (*, C·r², H, W)."""
-    r = downscale_factor
+    r = _check_int(downscale_factor, "pixel_unshuffle", "downscale_factor")
+    _check_pixel_shuffle(input, r, "pixel_unshuffle", "downscale_factor")
     *batch, c, h, w = input.shape
     if h % r or w % r:
         raise RuntimeError(
@@ -445,9 +475,13 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise ValueError("either size or scale_factor should be defined")
     d = input.ndim - 2
     in_sizes = tuple(input.shape[2:])
-    if size is not None and not isinstance(size, int) and len(size) != d:
-        raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input with "
-                         f"spatial dimensions of {list(in_sizes)} and output size of {tuple(size)}.")
+    if isinstance(size, (list, tuple)):
+        if len(size) != d:
+            raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input "
+                             f"with spatial dimensions of {list(in_sizes)} and output size of {tuple(size)}.")
+        if not all(_is_integer(n) for n in size):
+            raise TypeError("expected size to be one of int or Tuple[int] or Tuple[int, int] or Tuple[int, int, int], "
+                            f"but got size with types {[type(n) for n in size]}")
     if d < 1 or mode not in ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"):
         raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for "
                                   f"the modes: nearest | linear | bilinear | bicubic | trilinear | area | "
@@ -456,13 +490,18 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise NotImplementedError(
             f"Got {input.ndim}D input, but {mode} mode needs {_INTERP_DIMS[mode] + 2}D input"
         )
+    # then torch's upsample op parses its int[] sizes, float[] scales and bool align_corners
+    kernel = f"upsample_{mode.replace('-', '_')}{d}d"
+    if align_corners is not None:  # given only to the interpolating modes (checked above)
+        _check_bool(align_corners, kernel, "align_corners")
     if size is not None:
-        out_sizes = (size,) * d if isinstance(size, int) else tuple(size)
+        out_sizes = _int_list(list(size) if isinstance(size, (list, tuple)) else [size] * d, kernel, "output_size")
         scales = (None,) * d
     else:
-        factors = (scale_factor,) * d if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
-        out_sizes = tuple(int(math.floor(s * f)) for s, f in zip(in_sizes, factors))
-        scales = (None,) * d if recompute_scale_factor else tuple(float(f) for f in factors)
+        factors = tuple(scale_factor) if isinstance(scale_factor, (list, tuple)) else (scale_factor,) * d
+        factors = tuple(_check_float(f, kernel, "scale_factors") for f in factors)
+        out_sizes = tuple(_scaled_size(s, f) for s, f in zip(in_sizes, factors))
+        scales = (None,) * d if recompute_scale_factor else factors
     if len(out_sizes) != d:
         raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input with "
                          f"spatial dimensions of {list(in_sizes)} and output size of {list(out_sizes)}.")
@@ -511,6 +550,21 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     return out
 
 
+def _is_integer(value) -> bool:
+    # torch's interpolate: an int (a bool too), or an integer tensor
+    if isinstance(value, Tensor):
+        return not value.is_floating_point()
+    return isinstance(value, (int, np.integer))
+
+
+def _scaled_size(size: int, factor: float) -> int:
+    """floor(size · factor) as torch's upsample computes it: a value beyond int64 is its RuntimeError."""
+    scaled = math.floor(size * factor) if math.isfinite(size * factor) else None
+    if scaled is None or not -2 ** 63 <= scaled < 2 ** 63:
+        raise RuntimeError("value cannot be converted to type int64_t without overflow")
+    return scaled
+
+
 def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None) -> Tensor:
     return interpolate(input, size, scale_factor, mode, align_corners)
 
@@ -525,6 +579,14 @@ def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:
 
 def channel_shuffle(input: Tensor, groups: int) -> Tensor:
     """F.channel_shuffle: (N, g·k, *) → channels reordered as (k, g) instead of (g, k)."""
+    groups = _check_int(groups, "channel_shuffle", "groups")
+    if input.dim() <= 2:
+        raise RuntimeError(f"channel_shuffle expects input with > 2 dims, but got input with sizes {list(input.shape)}")
+    if groups <= 0:
+        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of groups:{groups}")
+    if input.shape[1] % groups:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got {input.shape[1]} channels and "
+                           f"{groups} groups.")
     n, c = input.shape[0], input.shape[1]
     rest = tuple(input.shape[2:])
     return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(n, c, *rest)

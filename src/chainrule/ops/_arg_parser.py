@@ -29,9 +29,10 @@ def _as_int(value, bool_is_int: bool = False):
         return None
 
 
-def int_list(value, op: str, name: str) -> tuple:
-    """``value`` of an ``int[]`` argument (an int, or a tuple/list of ints) as a tuple of ints, not
-    yet expanded to the op's dims; torch's TypeError for a float, a string, None or a non-int element."""
+def int_list(value, op: str, name: str, sized: bool = True) -> tuple:
+    """``value`` of an ``int[N]`` argument (an int, or a tuple/list of ints) as a tuple of ints, not
+    yet expanded to the op's dims; torch's TypeError for a float, a string, None or a non-int element.
+    An unsized ``int[]`` (``sized=False``: pad's ``pad``) takes no single int."""
     if isinstance(value, (tuple, list)):
         items = []
         for i, item in enumerate(value):
@@ -41,7 +42,7 @@ def int_list(value, op: str, name: str) -> tuple:
                                 f"{type(item).__name__} at pos {i}")
             items.append(as_int)
         return tuple(items)
-    as_int = _as_int(value)
+    as_int = _as_int(value) if sized else None
     if as_int is None:
         raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
     return (as_int,)
