@@ -168,7 +168,7 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
     x1 = input1.reshape(-1, in1)
     x2 = input2.reshape(-1, in2)
     # (N, in1) @ (in1, out·in2) → (N, out, in2), contracted with x2 over in2
-    t = (x1 @ weight.permute(1, 0, 2).reshape(in1, out_f * in2)).reshape(-1, out_f, in2)
+    t = (x1 @ weight.permute(1, 0, 2).reshape(in1, out_f * in2)).reshape(x1.shape[0], out_f, in2)
     out = (t * x2.unsqueeze(1)).sum(-1)
     if bias is not None:
         out = out + bias
@@ -415,8 +415,21 @@ def fractional_max_pool3d_with_indices(input: Tensor, kernel_size, output_size=N
 
 def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps: float | None = None) -> Tensor:
     """F.rms_norm: x / sqrt(mean(x²) + eps) over the trailing ``normalized_shape`` dims, times weight."""
-    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    dims = tuple(range(-len(normalized_shape), 0))
+    normalized_shape = _int_list(normalized_shape, "rms_norm", "normalized_shape")
+    k = len(normalized_shape)
+    # torch's checks, in its order
+    if k == 0:
+        raise RuntimeError("Expected normalized_shape to be at least 1-dimensional, i.e., containing at least one "
+                           "element, but got normalized_shape = []")
+    if input.ndim < k:
+        raise ValueError(f"Input tensor must have at least {k} dimensions, but got {input.ndim}")
+    if tuple(input.shape[-k:]) != normalized_shape:
+        raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
+                           f"[*, {', '.join(str(n) for n in normalized_shape)}], but got input of size{list(input.shape)}")
+    if weight is not None and tuple(weight.shape) != normalized_shape:
+        raise RuntimeError(f"Expected weight to be of same shape as normalized_shape, but got weight of shape "
+                           f"{list(weight.shape)} and normalized_shape = {list(normalized_shape)}")
+    dims = tuple(range(-k, 0))
     if eps is None:
         eps = float(_dtype.finfo_of(input._data.dtype).eps)
     out = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()

@@ -14,6 +14,8 @@ import operator
 
 import numpy as np
 
+from .. import _dtype
+
 __all__: list[str] = []
 
 
@@ -71,6 +73,21 @@ def check_number(value, op: str, name: str):
     if not isinstance(value, np.ndarray) and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
         return value.item()
     raise TypeError(f"{op}(): argument '{name}' must be Number, not {type(value).__name__}")
+
+
+_C10_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16"}
+
+
+def fill_value(value, np_dtype, op: str = "fill_", name: str = "value"):
+    """``value`` of a Scalar written into a tensor of ``np_dtype`` (fill_, init.constant_): torch's
+    TypeError for a non-number, and its RuntimeError for a finite value beyond a floating dtype's
+    range (NumPy would store an infinity)."""
+    value = check_number(value, op, name)
+    if np_dtype.name in _C10_NAMES and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        as_float = float(value)
+        if np.isfinite(as_float) and abs(as_float) > float(_dtype.finfo_of(np_dtype).max):  # finfo_of knows bfloat16
+            raise RuntimeError(f"value cannot be converted to type {_C10_NAMES[np_dtype.name]} without overflow")
+    return value
 
 
 def check_float(value, op: str, name: str) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ... import _dtype
 from ...ops.creation import empty, ones, tensor, zeros
 from ...ops.cross_map_lrn import cross_map_lrn2d
 from ...tensor import Tensor
@@ -201,10 +200,7 @@ class RMSNorm(Module):
             self.register_parameter("weight", None)
 
     def forward(self, input: Tensor) -> Tensor:
-        dims = tuple(range(-len(self.normalized_shape), 0))
-        eps = self.eps if self.eps is not None else float(_dtype.finfo_of(input._data.dtype).eps)
-        out = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
-        return out * self.weight if self.weight is not None else out
+        return F.rms_norm(input, self.normalized_shape, self.weight, self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
