@@ -32,6 +32,7 @@ from .ops import creation
 from .ops import elementwise as ew
 from .ops import index as _index
 from .ops import shape as _shape
+from .ops._arg_parser import check_number
 from .ops.index import getitem, setitem
 from .ops.linalg import matmul as _matmul
 from .tensor import Tensor
@@ -356,6 +357,7 @@ def _fill(self: Tensor, value) -> Tensor:
             value = value.to(self.device)
         name, operand = "FillBackward3", ew._cast(value, self.dtype)
     else:
+        value = check_number(value, "fill_", "value")  # torch's TypeError for a non-number
         name, operand = "FillBackward2", ew._as_operand(creation.checked_fill_value(value, self.dtype, self.numel()),
                                                           self.dtype, self)
     return _inplace(self, lambda t: name_node(_overwrite(t, operand), name, label="fill_", rule=_OVERWRITE_RULE,

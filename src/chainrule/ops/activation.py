@@ -20,6 +20,7 @@ from .._backend import array_module, subtract_contiguous
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
 from . import _cuda_kernels
+from ._arg_parser import check_int, check_number
 from .elementwise import _float_input, erf, exp, sigmoid, tanh, where
 
 __all__ = ["relu", "selu", "celu", "prelu", "rrelu", "hardshrink", "threshold"]
@@ -104,6 +105,7 @@ class LeakyRelu(Function):
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """F.leaky_relu: x if x > 0 else negative_slope * x."""
+    negative_slope = check_number(negative_slope, "leaky_relu", "negative_slope")
     if inplace:
         return _run_inplace(input, leaky_relu, negative_slope)
     return LeakyRelu.apply(_float_input(input), negative_slope=float(negative_slope))
@@ -132,6 +134,8 @@ class Hardtanh(Function):
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
     """F.hardtanh: clamp(x, min_val, max_val) with no gradient at the bounds."""
+    min_val = check_number(min_val, "hardtanh", "min_val")
+    max_val = check_number(max_val, "hardtanh", "max_val")
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
     if inplace:
@@ -164,7 +168,7 @@ class Threshold(Function):
         xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.threshold = threshold
-        # torch's test is x <= threshold, so a NaN threshold (or x) keeps x
+        # torch's kernel: x <= threshold ? value : x, so a NaN threshold keeps every x
         return xp.where(x <= threshold, x.dtype.type(value), x)
 
     @staticmethod
@@ -175,7 +179,9 @@ class Threshold(Function):
 
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
-    """F.threshold / torch.threshold: value where x <= threshold, else x."""
+    """F.threshold / torch.threshold: x if x > threshold else value (x where threshold is NaN, as torch)."""
+    threshold = check_number(threshold, "threshold", "threshold")
+    value = check_number(value, "threshold", "value")
     # torch compares in the dtype's compute type (float32 for float16/bfloat16) and writes value
     # in the tensor's own; each refuses a number that overflows it
     if input.dtype is _dtype.bool:
@@ -188,9 +194,10 @@ def threshold(input: Tensor, threshold: float, value: float, inplace: bool = Fal
 
 
 def _check_lambd(lambd: float, input: Tensor) -> None:
-    if lambd < 0:
+    largest = float(_dtype.finfo_of(input._data.dtype).max)  # torch's bound is the input dtype's largest value
+    if not 0 <= lambd <= largest:  # NaN and infinity too
         raise RuntimeError(
-            f"lambda must be in range [0, 3.40282e+38] for input dtype "
+            f"lambda must be in range [0, {largest:g}] for input dtype "
             f"{_dtype.scalar_name(input.dtype)}, but found {lambd:g}"
         )
 
@@ -203,9 +210,12 @@ class Hardshrink(Function):
     @staticmethod
     def forward(ctx, x, lambd):
         xp = array_module(x)
+        # the gradient flows where |x| > lambd: not at a NaN x nor for a NaN lambd (torch's vectorised
+        # backward, the one tensors of more than a few elements take)
         keep = (x < -lambd) | (x > lambd)
         ctx.save_for_backward(keep)
-        return xp.where(keep | xp.isnan(x), x, x.dtype.type(0))  # NaN propagates; its gradient is 0
+        # torch's forward zeroes only inside [-lambd, lambd]: a NaN lambd keeps every x, a NaN x propagates
+        return xp.where((x >= -lambd) & (x <= lambd), x.dtype.type(0), x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -215,9 +225,9 @@ class Hardshrink(Function):
 
 
 def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
-    """torch.hardshrink: x where |x| > lambd else 0."""
+    """torch.hardshrink: x where |x| > lambd else 0 (torch checks no range of lambd here)."""
     input = _float_input(input)
-    _check_lambd(lambd, input)
+    lambd = check_number(lambd, "hardshrink", "lambd")
     return Hardshrink.apply(input, lambd=lambd)
 
 
@@ -239,6 +249,7 @@ class Softshrink(Hardshrink):
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """F.softshrink: x - lambd above lambd, x + lambd below -lambd, 0 in between."""
     input = _float_input(input)
+    lambd = check_number(lambd, "softshrink", "lambd")
     _check_lambd(lambd, input)
     return Softshrink.apply(input, lambd=lambd)
 
@@ -288,6 +299,13 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
     """torch.rrelu: leaky relu with a slope drawn from U(lower, upper) per element when
     training, and the fixed slope (lower + upper) / 2 in eval mode."""
     xp = array_module(input)
+    lower, upper = check_number(lower, "rrelu", "lower"), check_number(upper, "rrelu", "upper")
+    for name, bound in (("lower", lower), ("upper", upper)):
+        if not math.isfinite(bound):
+            raise RuntimeError(f"rrelu: {name} bound must be finite, got {bound}")
+    if lower > upper:  # torch checks it in eval mode too
+        raise RuntimeError(f"rrelu: Lower bound should be less than or equal to the upper bound, got lower={lower}, "
+                           f"upper={upper}")
     if not training:
         out = leaky_relu(input, (lower + upper) / 2, inplace)
         return out if inplace else name_node(out, "RreluWithNoiseBackward0", label="rrelu")
@@ -332,6 +350,7 @@ class Elu(Function):
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """F.elu: x if x > 0 else alpha * (exp(x) - 1)."""
+    alpha = check_number(alpha, "elu", "alpha")
     if inplace:
         return _run_inplace(input, elu, alpha)
     return Elu.apply(_float_input(input), alpha=float(alpha), scale=1.0, input_scale=1.0)
@@ -436,6 +455,8 @@ class GeluBackward(Function):
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """F.gelu: x * Phi(x) (exact, via erf) or its tanh approximation."""
+    if not isinstance(approximate, str):
+        raise TypeError(f"gelu(): argument 'approximate' must be str, not {type(approximate).__name__}")
     if approximate not in ("none", "tanh"):
         raise RuntimeError("approximate argument must be either none or tanh.")
     return Gelu.apply(_float_input(input), approximate=approximate)
@@ -552,6 +573,8 @@ class Softplus(Function):
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """F.softplus: log(1 + exp(beta x)) / beta, x itself where beta x > threshold."""
+    beta = check_number(beta, "softplus", "beta")
+    threshold = check_number(threshold, "softplus", "threshold")
     return Softplus.apply(_float_input(input), beta=beta, threshold=threshold)
 
 
@@ -657,6 +680,7 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
     """F.glu: a * sigmoid(b) where a, b are the two halves of ``input`` along ``dim``."""
     if input._data.ndim == 0:
         raise RuntimeError("glu does not support scalars because halving size must be even")
+    dim = check_int(dim, "glu", "dim")
     d = _wrap_dim(dim, input._data.ndim, "glu")
     size = input._data.shape[d]
     if size % 2:

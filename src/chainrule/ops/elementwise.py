@@ -667,9 +667,14 @@ def fmod(input, other) -> Tensor:
     return Fmod.apply(a, b)
 
 
+_POW_SCALARS = (builtins.int, builtins.float, builtins.complex, np.number, np.bool_)
+
+
 def pow(input, exponent) -> Tensor:
     """torch.pow: tensor ** tensor, tensor ** number or number ** tensor."""
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
+        if not isinstance(exponent, _POW_SCALARS):  # NumPy would parse '0.5' and take None as NaN
+            raise TypeError(f"pow(): argument 'exponent' must be Tensor or Number, not {type(exponent).__name__}")
         if input._data.dtype.kind in "iub" and isinstance(exponent, (builtins.float, np.floating)):
             input = _cast(input, _dtype.get_default_dtype())
         if input._data.dtype.kind in "iub" and exponent < 0:

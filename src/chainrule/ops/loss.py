@@ -23,6 +23,7 @@ from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import _cuda_kernels
 from . import elementwise as ew
+from ._arg_parser import check_bool, check_float, check_int
 from .reduce import LogSoftmax, Softmax
 from .reduce import log_softmax as _log_softmax
 from .reduce import sum as _sum
@@ -179,7 +180,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
                    reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """F.smooth_l1_loss: ``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta``."""
     _check_reduction(reduction)
-    if beta < 0:
+    if not beta >= 0:  # NaN too
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
     z = ew.abs(input - target)
     if beta == 0:
@@ -192,7 +193,9 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
                weight=None) -> Tensor:
     """F.huber_loss: ``0.5 d**2`` where ``|d| <= delta``, else ``delta (|d| - 0.5 delta)``."""
     _check_reduction(reduction)
-    if delta <= 0:
+    if not isinstance(delta, (int, float)):  # torch's own check: a bool passes as an int, a tensor does not
+        raise TypeError(f"huber_loss: delta must be a float or int, got: {type(delta).__name__}")
+    if not delta > 0:  # NaN too
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     z = ew.abs(input - target)
     loss = ew.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta))
@@ -275,6 +278,9 @@ def _class_weights(weight, C: int, dtype) -> np.ndarray | None:
     if weight is None:
         return None
     w = weight._data if isinstance(weight, Tensor) else xp.asarray(weight)
+    if w.dtype.kind not in "fcV":  # torch casts no weight: an integer one is the wrong scalar type
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(dtype)} but found {_dtype.scalar_name(w.dtype)} "
+                           "(class weight)")
     if w.ndim != 1 or w.shape[0] != C:
         raise RuntimeError(f"weight tensor should be defined either for all {C} classes or no classes but got "
                            f"weight tensor of shape: {list(w.shape)}")
@@ -482,6 +488,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     """F.nll_loss on log-probabilities (N, C, d...) or (C,) with class-index targets."""
     _check_reduction(reduction)
+    ignore_index = check_int(ignore_index, "nll_loss", "ignore_index")
     input = _float(input, "nll_loss")
     _class_layout(input, target, "nll_loss")
     C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
@@ -522,9 +529,11 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     ``sum(w_i l_i) / sum(w_i)`` over non-ignored elements.
     """
     _check_reduction(reduction)
+    ignore_index = check_int(ignore_index, "cross_entropy", "ignore_index")
     if label_smoothing > 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
-    label_smoothing = max(label_smoothing, 0.0)  # torch smooths only for a positive value, ignores a negative
+    # torch smooths only for a positive value: it ignores a negative or NaN one
+    label_smoothing = label_smoothing if label_smoothing > 0.0 else 0.0
     input = _float(input, "cross_entropy")
     if input._data.ndim == 0:
         raise ValueError("Expected 1 or more dimensions (got 0)")
@@ -732,7 +741,7 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
            log_target: bool = False) -> Tensor:
     """F.kl_div with ``input`` = log-probabilities: ``target (log target - input)``, 0 where target is 0."""
     _check_reduction(reduction, _REDUCTIONS + ("batchmean",))
-    if log_target:
+    if check_bool(log_target, "kl_div", "log_target"):
         loss = ew.exp(target) * (target - input)
     else:
         loss = ew.xlogy(target, target) - target * input
@@ -747,7 +756,12 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
 def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
                      size_average=None, eps: float = 1e-8, reduce=None, reduction: str = "mean") -> Tensor:
     """F.poisson_nll_loss (Stirling term added where target > 1 when ``full``)."""
+    if not isinstance(reduction, str):  # torch's message concatenates it: a TypeError
+        raise TypeError(f"poisson_nll_loss: reduction must be a str, got {type(reduction).__name__}")
     _check_reduction(reduction)
+    log_input = check_bool(log_input, "poisson_nll_loss", "log_input")
+    full = check_bool(full, "poisson_nll_loss", "full")
+    eps = check_float(eps, "poisson_nll_loss", "eps")
     if log_input:
         loss = ew.exp(input) - target * input
     else:
@@ -783,6 +797,7 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, siz
                          reduce=None, reduction: str = "mean") -> Tensor:
     """F.hinge_embedding_loss: x where y == 1, max(0, margin - x) where y == -1."""
     _check_reduction(reduction)
+    margin = check_float(margin, "hinge_embedding_loss", "margin")
     zero = ew.zeros_like_tensor(input)
     pos = ew.where(target == 1, input, zero)
     neg = ew.where(target == -1, ew.clamp_min(margin - input, 0.0), zero)
@@ -794,6 +809,7 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin
                           size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """F.cosine_embedding_loss: 1 - cos where y == 1, max(0, cos - margin) where y == -1."""
     _check_reduction(reduction)
+    margin = check_float(margin, "cosine_embedding_loss", "margin")
     eps = 1e-12
     dim = input1.dim() - 1
     prod = _sum(input1 * input2, dim)

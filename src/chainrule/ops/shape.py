@@ -11,6 +11,7 @@ from .. import _dtype
 from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out, preserve_layout
+from ._arg_parser import check_float, check_int, int_list
 from .reduce import sum_to_shape
 
 __all__ = ["reshape", "view", "view_as", "reshape_as", "expand", "expand_as", "broadcast_to",
@@ -151,6 +152,8 @@ def ravel(input: Tensor) -> Tensor:
 
 
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    start_dim = check_int(start_dim, "flatten", "start_dim")
+    end_dim = check_int(end_dim, "flatten", "end_dim")
     ndim = input._data.ndim
     if ndim == 0:
         _wrap_dim(start_dim, ndim, "flatten")  # a 0-d tensor takes dims -1 and 0 only
@@ -168,7 +171,8 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 def unflatten(input: Tensor, dim: int, sizes) -> Tensor:
-    sizes = tuple(sizes)
+    dim = check_int(dim, "unflatten", "dim")
+    sizes = int_list(sizes, "unflatten", "sizes", sized=False)
     if not sizes:
         raise RuntimeError("unflatten: sizes must be non-empty")
     d = _wrap_dim(dim, input._data.ndim, "unflatten")
@@ -969,7 +973,9 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
     the edge (pads must be smaller than the dim), ``replicate`` repeats the edge, ``circular``
     wraps around. The non-constant modes pad the last 1-3 dims of a batched (or unbatched) input.
     """
-    pad = tuple(int(p) for p in pad)
+    pad = int_list(pad, "pad", "pad", sized=False)
+    if value is not None:
+        value = check_float(value, "pad", "value")
     ndim = input._data.ndim
     if len(pad) % 2:
         raise RuntimeError("Padding length must be divisible by 2")
