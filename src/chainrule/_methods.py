@@ -237,14 +237,12 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         )
     view_key = None
     if recording and result.grad_fn is not None and self._base is not None and self._base._requires_grad:
-        # torch rewrites the base (CopySlices); we can for views taken by indexing the base
+        # torch rewrites the base (CopySlices); so do we, as base[key] = result, key being the
+        # view's index for views taken by indexing the base, else the base elements the view
+        # covers (views by transpose, view, permute...; an expanded view is refused below)
         view_key = getattr(self.grad_fn, "root_key", None) if self.grad_fn is not None else None
-        if view_key is None:
-            raise RuntimeError(
-                "chainrule supports in-place ops on a view of a tensor that requires grad only for "
-                "views made by indexing that tensor (x[0].mul_(2), x[:, 1] += 1); use the "
-                "out-of-place form (y = y + 1) for views made by view/transpose/expand"
-            )
+        if view_key is None and writeable(self._data):
+            view_key = _covered_elements(self, self._base)
     if not writeable(self._data):
         raise RuntimeError(
             "unsupported operation: more than one element of the written-to tensor refers to a "
@@ -268,9 +266,33 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     return self
 
 
+def _covered_elements(view: Tensor, base: Tensor) -> tuple:
+    """The elements of ``base`` that ``view``, a strided view of base's memory, covers: an
+    advanced index into ``base`` in the view's shape, so ``base[key]`` reads the view's values."""
+    if base._data.ndim == 0:  # one element: the view is it, unsqueezed
+        return (None,) * view._data.ndim
+    xp = array_module(base._data)
+    root, base_offset = _storage.storage_root(base._data)
+    owner = xp.full(root.size, -1, dtype=np.int64)  # storage position -> base's flat index
+    owner[_storage_positions(base._data, base_offset).reshape(-1)] = xp.arange(base._data.size)
+    flat = owner[_storage_positions(view._data, _storage.storage_root(view._data)[1])]
+    return tuple(Tensor._make(index) for index in xp.unravel_index(flat, base._data.shape))
+
+
+def _storage_positions(array, offset: int):
+    """The storage position of each element of ``array`` (in its shape), ``offset`` its first's."""
+    xp = array_module(array)
+    positions = xp.full(array.shape, offset, dtype=np.int64)
+    for d, (n, stride) in enumerate(zip(array.shape, array.strides)):
+        step = xp.arange(n, dtype=np.int64) * (stride // array.itemsize)
+        positions = positions + step.reshape((n,) + (1,) * (array.ndim - d - 1))
+    return positions
+
+
 def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
-    """In-place on ``view = base[key]``: record ``base[key] = result`` on the base (so every
-    later use of the base sees the change in its graph), then make the view ``base[key]`` again."""
+    """In-place on a view of ``base`` whose elements are ``base[key]``: record
+    ``base[key] = result`` on the base (so every later use of the base sees the change in its
+    graph), then make the view ``base[key]`` again."""
     base = view._base
     setitem(base, key, result)  # writes through the shared memory and bumps the shared version
     fresh = getitem(base, key)

@@ -1,5 +1,7 @@
-"""In-place ops on views made by indexing a tensor in the graph write through to the base,
-as torch's CopySlices does: values and gradients equal torch's."""
+"""In-place ops on views of a tensor in the graph write through to the base, as torch's
+CopySlices does: values and gradients equal torch's, for views made by indexing and for views
+made by transpose, view, flatten, permute, narrow (a model zoo's ``x += pos_emb`` on a tokenizer's
+``flatten(2).transpose(-2, -1)`` output)."""
 
 import numpy as np
 import pytest
@@ -42,9 +44,39 @@ def test_view_of_a_leaf_is_refused():
     assert w.tolist() == [[1.0] * 3] * 2
 
 
-def test_views_from_reshaping_still_refuse_clearly():
-    h = cr.ones(2, 3, requires_grad=True) * 1.0
-    view = h.t()
-    with pytest.raises(RuntimeError, match="only for views made by indexing"):
-        view.mul_(2)
-    assert h.tolist() == [[1.0] * 3] * 2
+def _reshaping_program(lib, w, pos):
+    h = w * 2  # (2, 3, 4): a conv output's (N, C, L)
+    tokens = h.flatten(1).view(2, 3, 4).transpose(-2, -1)  # (N, L, C), a view of h
+    tokens += pos  # broadcast over the batch
+    first = (tokens.clone() ** 2).sum()  # read before h changes again (a clone: pow saves its input)
+    h[0].permute(1, 0).mul_(w[1].t())  # a view of an indexed view
+    h.narrow(2, 1, 2).tanh_()
+    return first + (h * w).sum(), h
+
+
+def test_inplace_on_reshaping_views_matches_torch():
+    rng = np.random.default_rng(0)
+    data, pos_data = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 3))
+    results = []
+    for lib in (cr, torch):
+        w = lib.tensor(data, requires_grad=True)
+        pos = lib.tensor(pos_data, requires_grad=True)
+        loss, h = _reshaping_program(lib, w, pos)
+        loss.backward()
+        results.append((loss.item(), h.detach().numpy(), w.grad.numpy(), pos.grad.numpy()))
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_inplace_on_reshaping_views_passes_gradcheck():
+    rng = np.random.default_rng(1)
+    w = cr.tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
+    pos = cr.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    assert cr.autograd.gradcheck(lambda w, pos: _reshaping_program(cr, w, pos)[0], (w, pos))
+
+
+def test_inplace_on_an_expanded_view_refuses_as_torch_does():
+    h = cr.ones(1, 3, requires_grad=True) * 1.0
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+        h.expand(2, 3).mul_(2)
+    assert h.tolist() == [[1.0] * 3]
