@@ -217,14 +217,17 @@ def _is_operand(x) -> bool:
 def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     """Run ``fn(self, ...)`` out of place, then write the result into ``self``.
 
-    Raises before anything changes: on a leaf that requires grad (outside no_grad), when the
-    result would need a different shape, or a dtype ``self`` cannot hold.
+    Raises before anything changes: on a leaf that requires grad (outside no_grad), or a view of
+    one, when the result would need a different shape, or a dtype ``self`` cannot hold.
     """
     recording = is_grad_enabled()
     if recording and self.grad_fn is None and self._requires_grad:
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."
         )
+    view_key = None
+    if recording and self._base is not None:
+        view_key = _index.view_write_key(self)
     result = fn(self, *args, **kwargs)
     if result._data.shape != self._data.shape:
         raise RuntimeError(
@@ -235,14 +238,10 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
             f"result type {_TORCH_TYPE_NAMES[result.dtype.name]} can't be cast to the desired output "
             f"type {_TORCH_TYPE_NAMES[self.dtype.name]}"
         )
-    view_key = None
-    if recording and result.grad_fn is not None and self._base is not None and self._base._requires_grad:
-        # torch rewrites the base (CopySlices); so do we, as base[key] = result, key being the
-        # view's index for views taken by indexing the base, else the base elements the view
-        # covers (views by transpose, view, permute...; an expanded view is refused below)
-        view_key = getattr(self.grad_fn, "root_key", None) if self.grad_fn is not None else None
-        if view_key is None and writeable(self._data):
-            view_key = _covered_elements(self, self._base)
+    if view_key is None and recording and self._base is not None and result.grad_fn is not None:
+        # a view of a tensor outside the graph takes a result in it: the base joins the graph
+        # through the view's elements, as torch's CopySlices makes it
+        view_key = _index.covered_elements(self, self._base) if writeable(self._data) else None
     if not writeable(self._data):
         raise RuntimeError(
             "unsupported operation: more than one element of the written-to tensor refers to a "
@@ -264,29 +263,6 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     if _function.active_extension is not None:  # under forward AD the tangent follows the value
         _forward_ad.move_tangent(result, self)
     return self
-
-
-def _covered_elements(view: Tensor, base: Tensor) -> tuple:
-    """The elements of ``base`` that ``view``, a strided view of base's memory, covers: an
-    advanced index into ``base`` in the view's shape, so ``base[key]`` reads the view's values."""
-    if base._data.ndim == 0:  # one element: the view is it, unsqueezed
-        return (None,) * view._data.ndim
-    xp = array_module(base._data)
-    root, base_offset = _storage.storage_root(base._data)
-    owner = xp.full(root.size, -1, dtype=np.int64)  # storage position -> base's flat index
-    owner[_storage_positions(base._data, base_offset).reshape(-1)] = xp.arange(base._data.size)
-    flat = owner[_storage_positions(view._data, _storage.storage_root(view._data)[1])]
-    return tuple(Tensor._make(index) for index in xp.unravel_index(flat, base._data.shape))
-
-
-def _storage_positions(array, offset: int):
-    """The storage position of each element of ``array`` (in its shape), ``offset`` its first's."""
-    xp = array_module(array)
-    positions = xp.full(array.shape, offset, dtype=np.int64)
-    for d, (n, stride) in enumerate(zip(array.shape, array.strides)):
-        step = xp.arange(n, dtype=np.int64) * (stride // array.itemsize)
-        positions = positions + step.reshape((n,) + (1,) * (array.ndim - d - 1))
-    return positions
 
 
 def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
