@@ -218,14 +218,17 @@ def _is_operand(x) -> bool:
 def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     """Run ``fn(self, ...)`` out of place, then write the result into ``self``.
 
-    Raises before anything changes: on a leaf that requires grad (outside no_grad), when the
-    result would need a different shape, or a dtype ``self`` cannot hold.
+    Raises before anything changes: on a leaf that requires grad (outside no_grad), or a view of
+    one, when the result would need a different shape, or a dtype ``self`` cannot hold.
     """
     recording = is_grad_enabled()
     if recording and self.grad_fn is None and self._requires_grad:
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."
         )
+    view_key = None
+    if recording and self._base is not None:
+        view_key = _index.view_write_key(self)
     result = fn(self, *args, **kwargs)
     if result._data.shape != self._data.shape:
         raise RuntimeError(
@@ -236,16 +239,10 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
             f"result type {_TORCH_TYPE_NAMES[result.dtype.name]} can't be cast to the desired output "
             f"type {_TORCH_TYPE_NAMES[self.dtype.name]}"
         )
-    view_key = None
-    if recording and result.grad_fn is not None and self._base is not None and self._base._requires_grad:
-        # torch rewrites the base (CopySlices); we can for views taken by indexing the base
-        view_key = getattr(self.grad_fn, "root_key", None) if self.grad_fn is not None else None
-        if view_key is None:
-            raise RuntimeError(
-                "chainrule supports in-place ops on a view of a tensor that requires grad only for "
-                "views made by indexing that tensor (x[0].mul_(2), x[:, 1] += 1); use the "
-                "out-of-place form (y = y + 1) for views made by view/transpose/expand"
-            )
+    if view_key is None and recording and self._base is not None and result.grad_fn is not None:
+        # a view of a tensor outside the graph takes a result in it: the base joins the graph
+        # through the view's elements, as torch's CopySlices makes it
+        view_key = _index.covered_elements(self, self._base) if writeable(self._data) else None
     if not writeable(self._data):
         raise RuntimeError(
             "unsupported operation: more than one element of the written-to tensor refers to a "
@@ -270,8 +267,9 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
 
 
 def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
-    """In-place on ``view = base[key]``: record ``base[key] = result`` on the base (so every
-    later use of the base sees the change in its graph), then make the view ``base[key]`` again."""
+    """In-place on a view of ``base`` whose elements are ``base[key]``: record
+    ``base[key] = result`` on the base (so every later use of the base sees the change in its
+    graph), then make the view ``base[key]`` again."""
     base = view._base
     setitem(base, key, result)  # writes through the shared memory and bumps the shared version
     fresh = getitem(base, key)

@@ -16,6 +16,7 @@ from .._dtype import checked_scalar, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
 from ..autograd.function import Function, is_recording, name_node
+from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import Where, on_its_gpu
 
@@ -414,6 +415,69 @@ def _shape_mismatch(input: Tensor, key, value: Tensor) -> RuntimeError:
                         f"to indexing result of shape {list(read)} (indexing a tensor of shape {list(input.shape)})")
 
 
+# torch's multi-output view functions, whose outputs it refuses to change in place
+_MULTI_VIEW_NODES = {"SplitBackward0": "Split", "SplitWithSizesBackward0": "SplitWithSizes",
+                     "UnbindBackward0": "Unbind"}
+
+
+def view_write_key(view: Tensor):
+    """Before an in-place op on ``view`` while recording: raise where torch does, and when the
+    view's base is in the graph return the base elements the view covers (the key the op will
+    write through), with the view's graph rebuilt from the base's current one (an earlier
+    in-place op on the base or on another of its views left it stale). None: no write-through."""
+    base = view._base
+    if not base._requires_grad:
+        return None
+    if view.grad_fn is None:
+        raise RuntimeError(
+            "A view was created in no_grad mode and is being modified inplace with grad mode enabled. "
+            "Given that this use case is ambiguous and error-prone, it is forbidden. You can clarify "
+            "your code by moving both the view and the inplace either both inside the no_grad block (if "
+            "you don't want the inplace to be tracked) or both outside (if you want the inplace to be "
+            "tracked)."
+        )
+    if base.grad_fn is None:
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+    multi = _MULTI_VIEW_NODES.get(type(view.grad_fn).__name__)
+    if multi is not None:
+        raise RuntimeError(
+            f"Output of {multi} is a view and is being modified inplace. This view is the output of a "
+            "function that returns multiple views. Such functions do not allow the output views to be "
+            "modified inplace. You should replace the inplace operation by an out-of-place one."
+        )
+    if not writeable(view._data):  # an expanded view: refused with torch's words below
+        return None
+    key = getattr(view.grad_fn, "root_key", None)
+    if key is None:
+        key = covered_elements(view, base)
+    fresh = getitem(base, key)
+    view.grad_fn, view._output_nr = fresh.grad_fn, fresh._output_nr
+    return key
+
+
+def covered_elements(view: Tensor, base: Tensor) -> tuple:
+    """The elements of ``base`` that ``view``, a strided view of base's memory, covers: an
+    advanced index into ``base`` in the view's shape, so ``base[key]`` reads the view's values."""
+    if base._data.ndim == 0:  # one element: the view is it, unsqueezed
+        return (None,) * view._data.ndim
+    xp = array_module(base._data)
+    root, base_offset = storage_root(base._data)
+    owner = xp.full(root.size, -1, dtype=np.int64)  # storage position -> base's flat index
+    owner[_storage_positions(base._data, base_offset).reshape(-1)] = xp.arange(base._data.size)
+    flat = owner[_storage_positions(view._data, storage_root(view._data)[1])]
+    return tuple(Tensor._make(index) for index in xp.unravel_index(flat, base._data.shape))
+
+
+def _storage_positions(array, offset: int):
+    """The storage position of each element of ``array`` (in its shape), ``offset`` its first's."""
+    xp = array_module(array)
+    positions = xp.full(array.shape, offset, dtype=np.int64)
+    for d, (n, stride) in enumerate(zip(array.shape, array.strides)):
+        step = xp.arange(n, dtype=np.int64) * (stride // array.itemsize)
+        positions = positions + step.reshape((n,) + (1,) * (array.ndim - d - 1))
+    return positions
+
+
 def setitem(input: Tensor, key, value) -> None:
     """``input[key] = value``: in place; recorded when ``input`` or ``value`` requires grad."""
     xp = array_module(input)
@@ -447,11 +511,23 @@ def setitem(input: Tensor, key, value) -> None:
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."
         )
-    if recording and input._base is not None and input._base._requires_grad:
-        raise RuntimeError(
-            "chainrule does not support in-place writes into a view of a tensor that requires "
-            "grad; write into the base tensor (x[i, j] = v) or use out-of-place ops"
-        )
+    if input._base is not None and writeable(input._data) and is_recording(input._base, input, value):
+        base = input._base
+        covered = view_write_key(input)
+        if covered is not None or value._requires_grad:
+            # torch's CopySlices: the view's new values, written into a copy first (so a bad key
+            # or value raises before anything changes), go into the base's elements under the
+            # view, so the base's graph (and every later use of it) sees the write
+            from .shape import clone
+
+            if covered is None:
+                covered = covered_elements(input, base)
+            updated = clone(input)
+            setitem(updated, raw_key, value)
+            setitem(base, covered, updated)
+            fresh = getitem(base, covered)
+            input.grad_fn, input._output_nr, input._requires_grad = fresh.grad_fn, 0, True
+            return
     if not writeable(input._data):
         raise RuntimeError(
             "unsupported operation: more than one element of the written-to tensor refers to a "

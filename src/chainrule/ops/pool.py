@@ -288,7 +288,11 @@ class MaxPool(Function):
         if ctx.needs_input_grad[0]:  # keep nothing on the shared no-grad ctx
             ctx.geo, ctx.which = geo, which
             if which is None:
-                ctx.save_for_backward(x, y)  # as torch does: an in-place change of x is caught
+                # as torch does: an in-place change of x is caught, one of y is allowed (torch
+                # saves no output), so y is kept unsaved with its version counter, set by
+                # _max_poolnd, to tell whether the backward must find the maxima again
+                ctx.save_for_backward(x)
+                ctx.best, ctx.best_version = y, None
         if return_indices:
             indices = _flat_indices(which, geo)
             ctx.mark_non_differentiable(indices)
@@ -299,8 +303,11 @@ class MaxPool(Function):
     def backward(ctx, grad, *unused):
         # y = x[argmax window]  ⇒  x̄ = ḡ routed to the first maximum of each window
         if ctx.which is None:
-            x, y = ctx.saved_tensors
-            return FirstMaxScatter.apply(grad, x=x._data, best=y._data, geo=ctx.geo)
+            (x,) = ctx.saved_tensors
+            best = ctx.best
+            if ctx.best_version is None or ctx.best_version[0] != 0:  # y was written in place
+                best = _max_pool(x._data, ctx.geo, with_offsets=False)[0]
+            return FirstMaxScatter.apply(grad, x=x._data, best=best, geo=ctx.geo)
         return WindowScatter.apply(grad, which=ctx.which, geo=ctx.geo)
 
 
@@ -565,6 +572,8 @@ def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return
     x, unbatched = _batched(input, d, opname)
     geo = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, d, opname)
     out = _MAX_POOL[d].apply(x, geo=geo, return_indices=bool(return_indices))
+    if not return_indices and out.grad_fn is not None:
+        out.grad_fn.best_version = out._version_box  # shared by out's views: any write through them bumps it
     if unbatched:
         return tuple(o.squeeze(0) for o in out) if return_indices else out.squeeze(0)
     return out
