@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ... import _dtype
 from ...ops.creation import empty, ones, tensor, zeros
 from ...ops.cross_map_lrn import cross_map_lrn2d
 from ...tensor import Tensor
