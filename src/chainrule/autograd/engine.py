@@ -212,7 +212,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         versions = node._saved_versions
         if node._freed or versions is not None and not _versions_match(node._saved, versions):
             if needed is None or id(node) in needed:
-                node.saved_tensors  # noqa: B018 - the property raises torch's error
+                node.saved_values  # noqa: B018 - the property raises torch's error
 
     previous = _grad_state.enabled
     _grad_state.enabled = create_graph

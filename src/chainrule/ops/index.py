@@ -819,7 +819,7 @@ class ScatterReduce(Function):
     def backward(ctx, grad):
         from .elementwise import where
 
-        x, src, out = ctx.saved_tensors
+        x, src, out = ctx.saved_values
         xp = array_module(x._data)
         index, dim, reduce, include_self, touched = ctx.params
         src_used = src if src._data.shape == index.shape else src[tuple(slice(0, n) for n in index.shape)]

@@ -19,7 +19,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module, autocast_unifies
 from .._parallel import over_rows
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, SavedValue, input_sizes, input_strides, name_node, saved
 from ..tensor import Tensor, _check_tensor
 
 __all__ = ["linear"]
@@ -67,6 +67,13 @@ class Linear(Function):
     label = "linear"
     rule = "y = x Wᵀ + b: ∂/∂x = G W, ∂/∂W = Gᵀ x, ∂/∂b = G summed over the batch"
     formula = "linear({0}, {1}, {2})"
+    # torch's names: the node is addmm(bias, input, weight.t()), which keeps each matrix only for
+    # the other's gradient, and each one's strides only for its own
+    saved_attributes = {"_saved_alpha": 1, "_saved_beta": 1, "_saved_mat1": saved(0, needed=1),
+                        "_saved_mat1_sym_sizes": input_sizes(0), "_saved_mat1_sym_strides": input_strides(0, 0),
+                        "_saved_mat2": saved(1, Tensor.t, needed=0),
+                        "_saved_mat2_sym_sizes": SavedValue(lambda node: tuple(node._input_meta[1][0][::-1])),
+                        "_saved_mat2_sym_strides": input_strides(1, 1, Tensor.t)}
 
     @staticmethod
     def forward(ctx, x, w, b=None):
@@ -78,7 +85,7 @@ class Linear(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, w = ctx.saved_tensors
+        x, w = ctx.saved_values
         needs = tuple(ctx.needs_input_grad) + (False,) * (3 - len(ctx.needs_input_grad))
         grads = LinearBackward.apply(grad, x, w, needs=needs)
         remaining = iter(grads)
@@ -92,6 +99,10 @@ class LinearNoBias(Linear):
     label = "matmul"
     rule = "∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G"
     formula = "{0} @ {1}"
+    saved_attributes = {"_saved_self": saved(0, needed=1), "_saved_self_sym_sizes": input_sizes(0),
+                        "_saved_self_sym_strides": input_strides(0, 0), "_saved_mat2": saved(1, Tensor.t, needed=0),
+                        "_saved_mat2_sym_sizes": Linear.saved_attributes["_saved_mat2_sym_sizes"],
+                        "_saved_mat2_sym_strides": input_strides(1, 1, Tensor.t)}
 
 
 class LinearBackward(Function):
@@ -121,7 +132,7 @@ class LinearBackward(Function):
     @staticmethod
     def backward(ctx, *grad_grads):
         # gx = G W, gW = Gᵀ x, gb = Σ G are bilinear: each input's gradient pairs the other with Ū
-        grad, x, w = ctx.saved_tensors
+        grad, x, w = ctx.saved_values
         remaining = iter(grad_grads)
         u_x, u_w, u_b = (next(remaining) if need else None for need in ctx.needs)
         needs = ctx.needs_input_grad
@@ -169,7 +180,19 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         return out
     if bias is None:
         # torch folds other ranks into one matrix product and views the result back: name as torch's
-        return name_node(out, "SqueezeBackward4" if input.ndim == 1 else "UnsafeViewBackward0")
+        if input.ndim == 1:
+            return name_node(out, "SqueezeBackward4", saved=_SQUEEZED_SAVED)
+        return name_node(out, "UnsafeViewBackward0", saved=_FOLDED_SAVED)
     # with a bias, torch folds contiguous input and bias likewise (a view last); otherwise it goes
     # through matmul and adds the bias after it
-    return name_node(out, "ViewBackward0" if input.is_contiguous() and bias.is_contiguous() else "AddBackward0")
+    if input.is_contiguous() and bias.is_contiguous():
+        return name_node(out, "ViewBackward0", saved=_FOLDED_SAVED)
+    return name_node(out, "AddBackward0", saved=_ADDED_SAVED)
+
+
+# torch's _saved_* of the node on top of a linear of other ranks: the view of the (rows, out)
+# matrix product back to the input's rank, the squeeze of a 1-d input's (1, out), the bias added
+_FOLDED_SAVED = {"_saved_self_sym_sizes": SavedValue(
+    lambda node: (math.prod(node._input_meta[0][0][:-1]), node._input_meta[1][0][0]))}
+_SQUEEZED_SAVED = {"_saved_dim": 0, "_saved_self_sym_sizes": SavedValue(lambda node: (1, node._input_meta[1][0][0]))}
+_ADDED_SAVED = {"_saved_alpha": 1}
