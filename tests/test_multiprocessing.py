@@ -142,3 +142,36 @@ def test_an_mpi_spawned_rank_failing_raises_its_traceback_in_the_parent(tmp_path
     while not context.join(timeout=0.5):
         pass
     assert sorted(p.read_text() for p in tmp_path.iterdir()) == ["0.0", "2.0"]
+
+
+_SHARE_WITH_A_SPAWNED_CHILD = """
+import chainrule
+import chainrule.multiprocessing as mp
+from chainrule import _shared
+
+def add_one(tensor):
+    tensor.add_(1.0)
+
+if __name__ == "__main__":
+    shared = chainrule.zeros(3).share_memory_()
+    child = mp.get_context("spawn").Process(target=add_one, args=(shared,))
+    child.start()
+    child.join()
+    print(shared.tolist(), _shared.location(shared._data)[0])
+"""
+
+
+def test_a_segment_a_spawned_child_attached_to_is_unlinked_once_and_quietly(tmp_path):
+    # the child shares its parent's resource tracker: attaching must not unregister the parent's
+    # segment there, or the parent's unlink at exit makes the tracker print a KeyError traceback
+    import subprocess
+    import sys
+
+    script = tmp_path / "share.py"
+    script.write_text(_SHARE_WITH_A_SPAWNED_CHILD)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    values, segment = done.stdout.rsplit(" ", 1)
+    assert values == "[1.0, 1.0, 1.0]"
+    assert "KeyError" not in done.stderr and "resource_tracker" not in done.stderr, done.stderr
+    assert not os.path.exists(f"/dev/shm/{segment.strip()}")

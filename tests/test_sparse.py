@@ -148,3 +148,32 @@ def test_repr_matches_torch(make):
     new line with a non-default dtype before the layout."""
     ours, theirs = _both(make)
     assert repr(ours).replace("chainrule.", "torch.") == repr(theirs)
+
+
+def test_the_invariant_checking_switch_keeps_torchs_state_as_context_decorator_and_calls():
+    # torch 2.x warns that sparse invariant checks are implicitly off and advises this switch;
+    # chainrule always checks, but scripts that follow the advice must run
+    states = {}
+    for lib in (chainrule, torch):
+        switch = lib.sparse.check_sparse_tensor_invariants
+        seen = [switch.is_enabled()]
+        with switch():
+            seen.append(switch.is_enabled())
+            with switch(enable=False):
+                seen.append(switch.is_enabled())
+            seen.append(switch.is_enabled())
+        seen.append(switch.is_enabled())
+        seen.append(switch(False)(switch.is_enabled)())
+        switch.enable()
+        seen.append(switch.is_enabled())
+        switch.disable()
+        seen.append(switch.is_enabled())
+        once = switch()
+        with once, pytest.raises(RuntimeError, match="already activated"):
+            with once:
+                pass
+        states[lib] = seen
+    assert states[chainrule] == states[torch] == [False, True, False, True, False, False, True, False]
+    with chainrule.sparse.check_sparse_tensor_invariants(enable=False):  # checked all the same
+        with pytest.raises(RuntimeError, match="size is inconsistent with indices"):
+            chainrule.sparse_coo_tensor([[0, 3]], [1.0, 2.0], (2,))

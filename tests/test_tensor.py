@@ -264,3 +264,41 @@ def test_repr_matches_torch_on_random_tensors():
                     t = t * 1
             outs.append(repr(t).replace("torch.", "chainrule."))
         assert outs[0] == outs[1], (kind, shape)
+
+
+# torch 2.13 warns (once per process) when float()/complex() takes a scalar out of a tensor that is
+# being recorded; item(), int(), bool() and format() do not, nor anything under no_grad
+_SCALAR_CONVERSIONS = {
+    "float": (lambda x: float(x), True),
+    "float of a result": (lambda x: float(x * 2), True),
+    "complex": (lambda x: complex(x), True),
+    "math.exp": (lambda x: __import__("math").exp(x), True),
+    "percent format": (lambda x: "%.3f" % x, True),  # noqa: UP031 - the idiom old scripts use
+    "item": (lambda x: x.item(), False),
+    "int": (lambda x: int(x), False),
+    "bool": (lambda x: bool(x), False),
+    "format": (lambda x: f"{x:.2f}", False),
+    "float of a detached": (lambda x: float(x.detach()), False),
+}
+
+
+@pytest.mark.parametrize("conversion", _SCALAR_CONVERSIONS, ids=list(_SCALAR_CONVERSIONS))
+def test_a_scalar_taken_out_of_the_graph_warns_as_torch(conversion, monkeypatch):
+    import sys
+    import warnings
+
+    tensor_module = sys.modules["chainrule.tensor"]  # (chainrule.tensor is the factory function)
+    convert, warns = _SCALAR_CONVERSIONS[conversion]
+    x = chainrule.ones((), requires_grad=True)
+    monkeypatch.setattr(tensor_module, "_scalar_warned", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with chainrule.no_grad():
+            convert(x)
+        assert caught == []
+        convert(x)
+        convert(x)  # once per process
+    assert [str(w.message) for w in caught] == (
+        ["Converting a tensor with requires_grad=True to a scalar may lead to unexpected behavior.\n"
+         "Consider using tensor.detach() first."] if warns else [])
+    assert all(w.filename == __file__ for w in caught)

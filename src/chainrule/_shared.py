@@ -71,9 +71,16 @@ def attach(name: str, offset: int, shape: tuple, dtype: str, strides: tuple) -> 
         if sys.version_info >= (3, 13):
             segment = shared_memory.SharedMemory(name=name, track=False)
         else:
-            segment = shared_memory.SharedMemory(name=name)
             # before 3.13 attaching registers the segment for removal when this process ends,
-            # which would take it away from the process that made it
-            resource_tracker.unregister(segment._name, "shared_memory")
+            # which would take it away from the process that made it. Unregistering afterwards
+            # is no cure: a spawned child shares its parent's tracker, so that drops the
+            # creator's own registration and the creator's unlink at exit makes the tracker
+            # print a KeyError per segment. So the attach does not register at all.
+            register = resource_tracker.register
+            resource_tracker.register = lambda name, rtype: None
+            try:
+                segment = shared_memory.SharedMemory(name=name)
+            finally:
+                resource_tracker.register = register
         _segments[name] = (segment, _address(segment), segment.size)
     return np.ndarray(shape, dtype=np.dtype(dtype), buffer=segment.buf, offset=offset, strides=strides)

@@ -9,6 +9,7 @@ weights to safetensors and load them with ``chainrule.load``.
 from __future__ import annotations
 
 import os
+import sys
 
 __all__ = ["get_dir", "set_dir", "load", "list", "help", "load_state_dict_from_url", "download_url_to_file"]
 
@@ -49,3 +50,48 @@ def load_state_dict_from_url(url, model_dir=None, map_location=None, progress: b
 
 def download_url_to_file(url, dst, hash_prefix=None, progress: bool = True):
     raise NotImplementedError(_NOT_SUPPORTED.format("download_url_to_file"))
+
+
+class _FallbackProgressBar:
+    """torch.hub's stand-in for tqdm when tqdm is not installed: counts ``update``s and writes the
+    percentage (or bytes) to stderr; like torch's, it is not iterable."""
+
+    def __init__(self, total=None, disable=False, unit=None, *args, **kwargs):
+        self.total, self.disable, self.n = total, disable, 0
+
+    def update(self, n):
+        if self.disable:
+            return
+        self.n += n
+        progress = f"{self.n:.1f} bytes" if self.total is None else f"{100 * self.n / float(self.total):.1f}%"
+        sys.stderr.write(f"\r{progress}")
+        sys.stderr.flush()
+
+    def set_description(self, *args, **kwargs):
+        pass
+
+    def write(self, s):
+        sys.stderr.write(f"{s}\n")
+
+    def close(self):
+        self.disable = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        if not self.disable:
+            sys.stderr.write("\n")
+
+
+def __getattr__(name: str):
+    # torch.hub re-exports tqdm (``from torch.hub import tqdm`` in scripts), or its stand-in when
+    # tqdm is not installed; imported on first use, not at ``import chainrule``
+    if name == "tqdm":
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            tqdm = _FallbackProgressBar
+        globals()["tqdm"] = tqdm
+        return tqdm
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,6 +30,7 @@ from .ops.linalg import matmul as _matmul
 from .tensor import Size, Tensor
 
 __all__ = ["mm", "sum", "spmm", "sparse_coo_tensor", "SparseCOOTensor", "MAX_DENSE_ELEMENTS",
+           "check_sparse_tensor_invariants",
            "FloatTensor", "DoubleTensor", "HalfTensor", "ByteTensor", "CharTensor", "ShortTensor", "IntTensor",
            "LongTensor"]
 
@@ -161,6 +162,54 @@ def _index_array(indices):
     if array.dtype.kind not in "iu":
         raise RuntimeError(f"sparse_coo_tensor: indices must be an int64 tensor, got {array.dtype}")
     return xp.asarray(array, dtype=np.int64)
+
+
+class check_sparse_tensor_invariants:  # noqa: N801 - torch's name
+    """torch.sparse.check_sparse_tensor_invariants: the switch (a context manager, a decorator, or
+    ``enable()``/``disable()``) for checking sparse constructors' indices against their size.
+
+    chainrule checks every constructor's indices whatever the switch says, so the switch only keeps
+    torch's state for the scripts that set it: torch 2.x advises ``disable()`` or this context to
+    silence its warning that the checks are off, a warning chainrule, never unchecked, does not give."""
+
+    _enabled = False
+
+    @staticmethod
+    def is_enabled() -> bool:
+        return check_sparse_tensor_invariants._enabled
+
+    @staticmethod
+    def enable() -> None:
+        check_sparse_tensor_invariants._enabled = True
+
+    @staticmethod
+    def disable() -> None:
+        check_sparse_tensor_invariants._enabled = False
+
+    def __init__(self, enable: bool = True) -> None:
+        self.state = enable
+        self.saved_state = None
+
+    def __enter__(self):
+        if self.saved_state is not None:
+            raise RuntimeError("This context manager instance is already activated. Use a different context "
+                               "manager instance for context nesting.")
+        self.saved_state = self.is_enabled()
+        check_sparse_tensor_invariants._enabled = self.state
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        check_sparse_tensor_invariants._enabled = self.saved_state
+        self.saved_state = None
+
+    def __call__(self, function):
+        import functools
+
+        @functools.wraps(function)
+        def checking(*args, **kwargs):
+            with type(self)(self.state):
+                return function(*args, **kwargs)
+
+        return checking
 
 
 def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pin_memory: bool = False,

@@ -25,6 +25,21 @@ __all__ = ["Tensor"]
 _ndarray = np.ndarray
 
 
+
+_scalar_warned = False
+
+
+def _warn_scalar_leaves_the_graph() -> None:
+    """torch's warning, once per process, when float() or complex() of a tensor being recorded
+    drops its graph (``total += float(loss)``, ``'%.3f' % loss``); item() and int() do not warn."""
+    global _scalar_warned
+    if not _scalar_warned:
+        _scalar_warned = True
+        import warnings
+
+        warnings.warn("Converting a tensor with requires_grad=True to a scalar may lead to unexpected behavior.\n"
+                      "Consider using tensor.detach() first.", UserWarning, stacklevel=3)
+
 class Tensor:
     """A multi-dimensional array that can record the operations applied to it.
 
@@ -509,6 +524,8 @@ class Tensor:
     def __float__(self) -> float:
         if self._data.size != 1:
             raise ValueError("only one element tensors can be converted to Python scalars")
+        if is_recording(self):
+            _warn_scalar_leaves_the_graph()
         return float(self.item())
 
     def __int__(self) -> int:
@@ -522,6 +539,8 @@ class Tensor:
         return int(self.item())
 
     def __complex__(self) -> complex:
+        if is_recording(self):
+            _warn_scalar_leaves_the_graph()
         return complex(self.item())
 
     __hash__ = object.__hash__

@@ -308,6 +308,24 @@ def test_checkpoint_gives_the_gradients_of_the_plain_computation():
             np.testing.assert_array_equal(a, b)
 
 
+def test_hub_reexports_tqdm_or_a_stand_in_that_counts_progress_on_stderr(monkeypatch, capsys):
+    # scripts write ``from torch.hub import tqdm`` (pytorch/examples' vision_transformer)
+    import sys
+
+    from chainrule import hub
+
+    assert hub.tqdm is torch.hub.tqdm  # the installed tqdm, found as torch finds it
+    monkeypatch.delattr(hub, "tqdm")
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # tqdm not installed
+    with hub.tqdm(total=8, unit="B") as bar:
+        bar.update(2)
+        bar.update(2)
+    assert capsys.readouterr().err == "\r25.0%\r50.0%\n"
+    with hub.tqdm(disable=True) as bar:
+        bar.update(5)
+    assert capsys.readouterr().err == "" and bar.n == 0
+
+
 def test_hub_anomaly_default_device_is_complex(monkeypatch):
     monkeypatch.setattr(chainrule.hub, "_hub_dir", None)  # restored after the test
     assert chainrule.hub.get_dir().endswith("hub")

@@ -312,7 +312,23 @@ def run_distribution_case(case, seed: int = 0) -> str | None:
         if value is not None:
             record["log_prob"] = dist.log_prob(lib.tensor(value, dtype=lib.int64 if name == "Categorical"
                                                           else lib.float64))
-    return outcome_mismatch(body, [name, param, "validate_args", "support", "value"], rtol=1e-6, atol=1e-9)
+    return outcome_mismatch(body, [name, param, "validate_args", "support", "value"], rtol=1e-6, atol=1e-9,
+                            allow=_deliberate_distribution_difference)
+
+
+def _deliberate_distribution_difference(theirs, ours) -> bool:
+    """The differences from torch chainrule keeps on purpose, where torch crashes:
+
+    * torch's GeneralizedPareto.log_prob compares a float64 concentration with a float32
+      ``tensor(0.0)`` (``isclose``) and raises "Double did not match Float" for every float64
+      distribution; chainrule computes the log-density;
+    * a probs/logits/concentration that is no Tensor (a float, a string, None) fails in torch on its
+      ``.dim()`` with an AttributeError; chainrule raises a TypeError naming the parameter."""
+    if isinstance(theirs, RuntimeError) and "Double did not match Float" in str(theirs):
+        return ours is None
+    if isinstance(theirs, AttributeError) and "has no attribute 'dim'" in str(theirs):
+        return isinstance(ours, TypeError) and "must be a Tensor" in str(ours)
+    return False
 
 
 ALL_DISTRIBUTION_CASES = distribution_cases()

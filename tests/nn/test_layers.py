@@ -612,6 +612,35 @@ def test_transformer_dropout_changes_output_only_in_training():
     assert not np.array_equal(layer(x).detach().numpy(), layer(x).detach().numpy())
 
 
+_ENCODER_LAYERS = {
+    "seq-first": lambda nn: nn.TransformerEncoderLayer(8, 2),
+    "batch-first": lambda nn: nn.TransformerEncoderLayer(8, 2, batch_first=True),
+    "odd-heads": lambda nn: nn.TransformerEncoderLayer(9, 3, batch_first=True),
+    "norm-first": lambda nn: nn.TransformerEncoderLayer(8, 2, batch_first=True, norm_first=True),
+    "tanh-module": lambda nn: nn.TransformerEncoderLayer(8, 2, batch_first=True, activation=nn.Tanh()),
+    "gelu-module": lambda nn: nn.TransformerEncoderLayer(8, 2, batch_first=True, activation=nn.GELU()),
+    "no-bias": lambda nn: nn.TransformerEncoderLayer(8, 2, batch_first=True, bias=False),
+}
+
+
+@pytest.mark.parametrize("layer", _ENCODER_LAYERS, ids=list(_ENCODER_LAYERS))
+@pytest.mark.parametrize("enable_nested_tensor", [True, False])
+def test_transformer_encoder_says_why_it_gives_nested_tensors_up_as_torch(layer, enable_nested_tensor):
+    # torch warns at construction for a seq-first (the default) layer: scripts print it, so we do
+    import warnings
+
+    seen = {}
+    for lib in (chainrule, torch):
+        encoder_layer = _ENCODER_LAYERS[layer](lib.nn)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            encoder = lib.nn.TransformerEncoder(encoder_layer, 2, enable_nested_tensor=enable_nested_tensor)
+        seen[lib] = ([str(w.message) for w in caught], encoder.use_nested_tensor, encoder.enable_nested_tensor,
+                     encoder_layer.activation_relu_or_gelu)
+        assert all(w.filename == __file__ for w in caught)  # the line that built the encoder
+    assert seen[chainrule] == seen[torch]
+
+
 SDPA = [
     OpCase("sdpa", lambda lib, q, k, v: lib.nn.functional.scaled_dot_product_attention(q, k, v),
            [randn(2, 3, 4), randn(2, 5, 4, seed=1), randn(2, 5, 6, seed=2)]),

@@ -250,3 +250,57 @@ def test_loss_modules_match_torch(name, kw, inputs):
     np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-5, atol=1e-6)
     assert outs[0][2:] == outs[1][2:]
+
+
+# torch still obeys the deprecated size_average / reduce flags of the functional losses (old scripts'
+# ``F.nll_loss(output, target, size_average=False)`` sums a test set's loss); they override reduction
+_LEGACY_FLAG_CALLS = {
+    "nll size_average=False": lambda F, x, p, t: F.nll_loss(x, t, size_average=False),
+    "nll reduce=False": lambda F, x, p, t: F.nll_loss(x, t, reduce=False),
+    "nll positional": lambda F, x, p, t: F.nll_loss(x, t, None, False),
+    "cross_entropy overrides reduction": lambda F, x, p, t: F.cross_entropy(x, t, size_average=False,
+                                                                            reduction="none"),
+    "mse positional": lambda F, x, p, t: F.mse_loss(x, p, False),
+    "l1 size_average=True reduce=True": lambda F, x, p, t: F.l1_loss(x, p, size_average=True, reduce=True),
+    "bce": lambda F, x, p, t: F.binary_cross_entropy(p, p.detach() * 0.5, size_average=False),
+    "bce with logits": lambda F, x, p, t: F.binary_cross_entropy_with_logits(x, p.detach(), reduce=False),
+    "kl_div": lambda F, x, p, t: F.kl_div(x, p.detach(), size_average=False),
+    "smooth_l1": lambda F, x, p, t: F.smooth_l1_loss(x, p, reduce=False, size_average=False),
+    "multi_margin": lambda F, x, p, t: F.multi_margin_loss(x, t, size_average=False),
+    "multilabel_soft_margin": lambda F, x, p, t: F.multilabel_soft_margin_loss(x, p.detach(), reduce=False),
+}
+
+
+@pytest.mark.parametrize("call", _LEGACY_FLAG_CALLS, ids=list(_LEGACY_FLAG_CALLS))
+def test_functional_losses_obey_the_deprecated_flags_and_warn_as_torch(call):
+    import warnings
+
+    import chainrule
+
+    logits = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -3.0], [0.1, 0.2, 0.3], [-0.7, 0.9, 0.0]])
+    target = np.array([0, 2, 1, 2])
+    seen = {}
+    for lib in (torch, chainrule):
+        x = lib.tensor(logits, requires_grad=True)
+        log_p = lib.log_softmax(x, 1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loss = _LEGACY_FLAG_CALLS[call](lib.nn.functional, log_p, log_p.exp(), lib.tensor(target))
+        loss.sum().backward()
+        seen[lib] = (loss.detach().numpy(), x.grad.numpy(), [str(w.message) for w in caught])
+    np.testing.assert_allclose(seen[chainrule][0], seen[torch][0], rtol=1e-10)
+    np.testing.assert_allclose(seen[chainrule][1], seen[torch][1], rtol=1e-10, atol=1e-12)
+    assert seen[chainrule][2] == seen[torch][2]
+
+
+def test_a_loss_module_built_with_the_deprecated_flags_warns_as_torch():
+    import warnings
+
+    import chainrule
+
+    for lib in (torch, chainrule):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert lib.nn.NLLLoss(size_average=False).reduction == "sum"
+        assert [str(w.message) for w in caught] == [
+            "size_average and reduce args will be deprecated, please use reduction='sum' instead."]

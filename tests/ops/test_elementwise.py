@@ -113,3 +113,99 @@ def test_unary_rule_on_arrays_equals_its_recorded_form(name, dtype, layout):
     (recorded,) = cr.autograd.grad(fn(x2), x2, cr.tensor(grad_out), create_graph=True)
     assert recorded.requires_grad and x.grad.dtype == recorded.dtype
     np.testing.assert_array_equal(x.grad.numpy(), recorded.detach().numpy())
+
+
+# torch 2.x still takes the pre-1.5 overloads that put the scalar first: old scripts'
+# ``p.data.add_(-lr, p.grad.data)``, hand-written Adam's ``exp_avg_sq.addcmul_(1 - beta2, grad, grad)``
+_SCALAR_FIRST_CALLS = {
+    "add": lambda m, a, b: m.add(a, 2.5, b),
+    "Tensor.add": lambda m, a, b: a.add(2.5, b),
+    "Tensor.add_": lambda m, a, b: (a * 1).add_(-2, b),
+    "sub": lambda m, a, b: m.sub(a, 2, b),
+    "Tensor.sub_": lambda m, a, b: (a * 1).sub_(0.5, b),
+    "addcmul": lambda m, a, b: m.addcmul(a, 0.5, b, b),
+    "Tensor.addcmul_": lambda m, a, b: (a * 1).addcmul_(-1.5, a, b),
+    "addcdiv": lambda m, a, b: m.addcdiv(a, 0.5, b, b * b + 1),
+    "Tensor.addcdiv_": lambda m, a, b: (a * 1).addcdiv_(2, a, b * b + 1),
+}
+
+
+@pytest.mark.parametrize("call", _SCALAR_FIRST_CALLS, ids=list(_SCALAR_FIRST_CALLS))
+def test_the_deprecated_scalar_first_overloads_compute_as_torch(call, monkeypatch):
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    import chainrule as cr
+    from chainrule.ops import elementwise
+
+    monkeypatch.setattr(elementwise, "_scalar_first_warned", False)
+    values = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -3.0]])
+    results = {}
+    for module in (torch, cr):
+        a = module.tensor(values, requires_grad=True)
+        b = module.tensor(values[::-1].copy() * 0.5, requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = _SCALAR_FIRST_CALLS[call](module, a, b)
+        out.sum().backward()
+        results[module.__name__] = [out.detach().numpy(), a.grad.numpy(), b.grad.numpy()]
+    for ours, theirs in zip(results["chainrule"], results["torch"]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_the_scalar_first_overload_warns_once_in_torchs_words_at_the_callers_line(monkeypatch):
+    import warnings
+
+    import chainrule as cr
+    from chainrule.ops import elementwise
+
+    monkeypatch.setattr(elementwise, "_scalar_first_warned", False)
+    a, b = cr.ones(3), cr.arange(3.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        a.add_(-2, b)
+        cr.addcmul(a, 0.5, b, b)  # torch warns once per process for all these overloads
+    assert a.tolist() == [1.0, -1.0, -3.0]
+    assert [str(w.message) for w in caught] == [
+        "This overload of add is deprecated:\n\tadd(Number alpha, Tensor other)\n"
+        "Consider using one of the following signatures instead:\n\tadd(Tensor other, *, Number alpha = 1)"]
+    assert caught[0].category is UserWarning and caught[0].filename == __file__
+
+
+def test_a_scalar_after_the_tensor_or_with_alpha_too_is_still_refused():
+    import chainrule as cr
+
+    a, b = cr.ones(3), cr.arange(3.0)
+    with pytest.raises(TypeError, match="takes 2 positional arguments but 3"):
+        cr.add(a, b, 2)  # torch's words: add() takes 2 positional arguments but 3 were given
+    with pytest.raises(TypeError, match="takes 2 positional arguments"):
+        cr.add(a, 2, b, alpha=3)
+
+
+_ALPHA_CALLS = {
+    "bool alpha, float result": lambda m, f, i: m.add(f, f, alpha=True),
+    "bool alpha, bool result": lambda m, f, i: m.add(i > 0, i > 1, alpha=True),
+    "bool alpha, sub": lambda m, f, i: m.sub(f, f, alpha=True),
+    "fractional alpha, integer result": lambda m, f, i: m.add(i, i, alpha=0.5),
+    "float 1.0 alpha, integer result": lambda m, f, i: m.sub(i, i, alpha=1.0),
+    "NumPy integer alpha": lambda m, f, i: m.add(i, i, alpha=np.int64(2)),
+    "complex alpha, real result": lambda m, f, i: m.add(f, f, alpha=1 + 1j),
+    "complex alpha, integer result": lambda m, f, i: m.add(i, i, alpha=1j),
+    "complex alpha, complex result": lambda m, f, i: m.add(f.to(m.complex64), f, alpha=1j),
+    "float scalar other, integer alpha": lambda m, f, i: m.add(i, 2.5, alpha=2),
+    "in place": lambda m, f, i: f.clone().add_(f, alpha=0.5),
+}
+
+
+@pytest.mark.parametrize("call", _ALPHA_CALLS, ids=list(_ALPHA_CALLS))
+def test_alpha_is_checked_against_the_result_dtype_as_torch(call):
+    torch = pytest.importorskip("torch")
+    import chainrule as cr
+
+    outcomes = []
+    for module in (torch, cr):
+        try:
+            outcomes.append(_ALPHA_CALLS[call](module, module.arange(1.0, 4.0), module.arange(3)).tolist())
+        except RuntimeError as error:
+            outcomes.append(str(error))
+    assert outcomes[0] == outcomes[1]

@@ -26,7 +26,10 @@ class Categorical(Distribution):
         if (probs is None) == (logits is None):
             raise ValueError("Either `probs` or `logits` must be specified, but not both.")
         given = probs if probs is not None else logits
-        if not isinstance(given, Tensor) or given.dim() < 1:
+        if not isinstance(given, Tensor):  # torch fails on given.dim() (AttributeError)
+            raise TypeError(f"`{'probs' if probs is not None else 'logits'}` must be a Tensor (at least "
+                            f"one-dimensional), got {type(given).__name__} {given!r}")
+        if given.dim() < 1:
             raise ValueError("`probs` or `logits` parameter must be at least one-dimensional.")
         if probs is not None:
             self.probs = probs / probs.sum(-1, keepdim=True)

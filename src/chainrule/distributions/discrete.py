@@ -245,7 +245,8 @@ class OneHotCategorical(Distribution):
     has_enumerate_support = True
 
     def __init__(self, probs=None, logits=None, validate_args=None) -> None:
-        self._categorical = Categorical(probs=probs, logits=logits, validate_args=validate_args)
+        # validated by the default, whatever validate_args says, as torch's Categorical(probs, logits)
+        self._categorical = Categorical(probs=probs, logits=logits)
         batch_shape = self._categorical.batch_shape
         super().__init__(batch_shape, (self._categorical.param_shape[-1],), validate_args=validate_args)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .. import _dtype
@@ -18,6 +20,10 @@ def broadcast_all(*values) -> list:
     default dtype if none is a tensor), as torch.distributions.utils.broadcast_all."""
     from ..ops.shape import broadcast_tensors
 
+    for value in values:
+        if not isinstance(value, (Tensor, numbers.Number, np.ndarray, np.generic)):
+            raise ValueError("Input arguments must all be instances of Number or Tensor, got "
+                             f"{type(value).__name__} {value!r}")
     dtype = next((v.dtype for v in values if isinstance(v, Tensor)), _dtype.get_default_dtype())
     tensors = [v if isinstance(v, Tensor) else Tensor._make(np.asarray(v, dtype=dtype.np)) for v in values]
     return list(broadcast_tensors(*tensors))
@@ -52,8 +58,8 @@ class Distribution:
         self._validate_args = self._validate_default if validate_args is None else bool(validate_args)
         if self._validate_args:
             for name, constraint in self.arg_constraints.items():
-                if name not in self.__dict__:
-                    continue  # a parameter given the other way (probs vs logits)
+                if name not in self.__dict__ and not isinstance(getattr(type(self), name, None), property):
+                    continue  # a parameter given the other way (probs vs logits), not computed yet
                 value = getattr(self, name)
                 if not np.all(constraint.check(value._data)):
                     raise ValueError(
@@ -148,6 +154,14 @@ class Distribution:
             return
         if not isinstance(value, Tensor):
             raise ValueError("The value argument to log_prob must be a Tensor")
+        shape, event_shape = tuple(value.shape), tuple(self._event_shape)
+        if shape[len(shape) - len(event_shape):] != event_shape:
+            raise ValueError(f"The right-most size of value must match event_shape: {Size(shape)} vs "
+                             f"{Size(event_shape)}.")
+        expected = tuple(self._batch_shape) + event_shape
+        if any(i != 1 and j != 1 and i != j for i, j in zip(reversed(shape), reversed(expected))):
+            raise ValueError(f"Value is not broadcastable with batch_shape+event_shape: {Size(shape)} vs "
+                             f"{Size(expected)}.")
         if not np.all(self.support.check(value._data)):
             raise ValueError(
                 f"Expected value argument (Tensor of shape {tuple(value.shape)}) to be within the support "

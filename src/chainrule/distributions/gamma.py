@@ -5,6 +5,7 @@ lgamma/digamma."""
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -54,7 +55,8 @@ class Gamma(ExponentialFamily):
 
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)
-        value = value if isinstance(value, Tensor) else self.rate.new_tensor(value)
+        # in the parameters' dtype, as torch's as_tensor(value, dtype=rate.dtype)
+        value = value.to(self.rate.dtype) if isinstance(value, Tensor) else self.rate.new_tensor(value)
         return (xlogy(self.concentration, self.rate) + xlogy(self.concentration - 1, value)
                 - self.rate * value - self.concentration.lgamma())
 
@@ -85,6 +87,8 @@ class Chi2(Gamma):
     arg_constraints = {"df": constraints.positive}
 
     def __init__(self, df, validate_args=None) -> None:
+        if not isinstance(df, (Tensor, numbers.Number)):  # torch's 0.5 * df fails on it so
+            raise TypeError(f"df must be a number or a Tensor, got {type(df).__name__} {df!r}")
         (df,) = broadcast_all(df)
         super().__init__(0.5 * df, df.new_full(tuple(df.shape), 0.5), validate_args=validate_args)
 
@@ -104,7 +108,10 @@ class Dirichlet(ExponentialFamily):
     has_rsample = True
 
     def __init__(self, concentration, validate_args=None) -> None:
-        if not isinstance(concentration, Tensor) or concentration.dim() < 1:
+        if not isinstance(concentration, Tensor):  # torch fails on concentration.dim() (AttributeError)
+            raise TypeError(f"`concentration` must be a Tensor (at least one-dimensional), got "
+                            f"{type(concentration).__name__} {concentration!r}")
+        if concentration.dim() < 1:
             raise ValueError("`concentration` parameter must be at least one-dimensional.")
         self.concentration = concentration
         shape = tuple(concentration.shape)

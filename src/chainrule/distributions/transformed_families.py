@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ..ops.elementwise import where
 from ..tensor import Tensor
 from . import constraints
 from .distribution import broadcast_all
@@ -106,6 +107,7 @@ class _Half(TransformedDistribution):
     support = constraints.nonnegative
     has_rsample = True
     _family: type
+    _value_in_scale_dtype = False  # torch's HalfCauchy.log_prob casts the value, HalfNormal's does not
 
     def __init__(self, scale, validate_args=None) -> None:
         base = self._family(0.0, scale, validate_args=False) if not isinstance(scale, Tensor) else \
@@ -122,8 +124,10 @@ class _Half(TransformedDistribution):
 
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)
+        if self._value_in_scale_dtype:
+            value = value.to(self.scale.dtype)
         log_prob = self.base_dist.log_prob(value) + math.log(2)
-        return log_prob.masked_fill(value < 0, -math.inf)
+        return where(value >= 0, log_prob, -math.inf)  # a NaN value too has no density, as torch's
 
     def cdf(self, value: Tensor) -> Tensor:
         self._validate_sample(value)
@@ -151,6 +155,7 @@ class HalfCauchy(_Half):
     """torch.distributions.HalfCauchy(scale): |X| for X ~ Cauchy(0, scale)."""
 
     _family = Cauchy
+    _value_in_scale_dtype = True
 
     @property
     def mean(self) -> Tensor:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from ..ops.elementwise import log, where
+from ..ops.elementwise import log
 from ..ops.random import rand
 from ..tensor import Tensor
 from .distribution import Constraint, Distribution, broadcast_all, real
@@ -47,10 +45,11 @@ class Uniform(Distribution):
         return self.low + u * (self.high - self.low)
 
     def log_prob(self, value: Tensor) -> Tensor:
-        # log(1 / (high - low)) inside [low, high), -inf outside (reachable without validation)
+        # log(1 / (high - low)) inside [low, high), -inf outside (reachable without validation); as
+        # torch's log(inside) - log(high - low), so that high <= low gives NaN as there
         self._validate_sample(value)
-        inside = (self.low <= value) & (value < self.high)
-        return where(inside, -log(self.high - self.low), -math.inf)
+        inside = ((self.low <= value) & (value < self.high)).to(self.low.dtype)
+        return log(inside) - log(self.high - self.low)
 
     def cdf(self, value: Tensor) -> Tensor:
         self._validate_sample(value)

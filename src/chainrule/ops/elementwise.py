@@ -422,9 +422,70 @@ def zeros_like_tensor(t: Tensor) -> Tensor:
     return Tensor._make(xp.zeros_like(t._data))
 
 
+def accepts_scalar_first(keyword: str, tensors: str):
+    """Let ``fn`` take torch's deprecated overload that puts the scalar before the tensors,
+    ``add(input, alpha, other)`` or ``addcmul(input, value, tensor1, tensor2)``: torch 2.x still
+    accepts it (old scripts' ``p.data.add_(-lr, p.grad.data)``, hand-written Adam's
+    ``addcmul_(1 - beta2, grad, grad)``), computes the keyword form and warns once per process.
+    ``tensors`` names the tensor parameters after ``input``, as torch's warning spells them."""
+    import functools
+
+    names = tensors.split(", ")
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def taking_scalar_first(*args, **kwargs):
+            if len(args) == len(names) + 2 and keyword not in kwargs and _is_python_number(args[1]):
+                _warn_scalar_first_once(fn.__name__, keyword, names)
+                kwargs[keyword] = args[1]
+                args = (args[0], *args[2:])
+            return fn(*args, **kwargs)
+
+        return taking_scalar_first
+
+    return decorate
+
+
+def _is_python_number(value) -> builtins.bool:
+    return isinstance(value, (builtins.int, builtins.float, builtins.complex, np.number)) and not isinstance(value, Tensor)
+
+
+_scalar_first_warned = False
+
+
+def _warn_scalar_first_once(name: str, keyword: str, names: list) -> None:
+    """torch's words, once per process as torch warns (one warning for all these overloads)."""
+    global _scalar_first_warned
+    if _scalar_first_warned:
+        return
+    _scalar_first_warned = True
+    import warnings
+
+    tensors = ", ".join(f"Tensor {n}" for n in names)
+    warnings.warn(f"This overload of {name} is deprecated:\n\t{name}(Number {keyword}, {tensors})\n"
+                  f"Consider using one of the following signatures instead:\n"
+                  f"\t{name}({tensors}, *, Number {keyword} = 1)", UserWarning, stacklevel=user_stacklevel())
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning raised by the caller of this function name the first
+    frame outside chainrule: the user's line, however deep inside chainrule the warning starts."""
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, stacklevel = sys._getframe(2), 2
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, stacklevel = frame.f_back, stacklevel + 1
+    return stacklevel
+
+
+@accepts_scalar_first("alpha", "other")
 @honours_out
 def add(input, other, *, alpha=1, out=None) -> Tensor:
     """torch.add: ``input + alpha * other`` with broadcasting and type promotion."""
+    if type(alpha) is not builtins.int:
+        _check_alpha(input, other, alpha)
     if alpha != 1:
         fused = _scaled_sum(input, other, alpha, "AddBackward0")
         if fused is not None:
@@ -432,6 +493,19 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     a, b = _pair(input, other)
     return Add.apply(a, b)
+
+
+def _check_alpha(input, other, alpha) -> None:
+    """torch's checks of add/sub's ``alpha`` against the result's dtype: a bool alpha only for a
+    bool result, no fractional alpha for an integer result, no complex alpha for a real one."""
+    category = _dtype.result_type(input, other)._category  # bool 0, integer 1, floating 2, complex 3
+    if isinstance(alpha, (builtins.bool, np.bool_)):
+        if category != 0:
+            raise RuntimeError("Boolean alpha only supported for Boolean results.")
+    elif category < 2 and not isinstance(alpha, (builtins.int, np.integer)):
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
+    if category != 3 and isinstance(alpha, (builtins.complex, np.complexfloating)):
+        raise RuntimeError("For non-complex input tensors, argument alpha must not be a complex number.")
 
 
 def _scaled_sum(input, other, alpha, node_name: str):
@@ -446,6 +520,7 @@ def _scaled_sum(input, other, alpha, node_name: str):
     return name_node(rounded_once(lambda x, y: x + y * alpha, a, b), node_name)
 
 
+@accepts_scalar_first("alpha", "other")
 @honours_out
 def sub(input, other, *, alpha=1, out=None) -> Tensor:
     input_is_bool, other_is_bool = _is_bool(input), _is_bool(other)
@@ -456,6 +531,8 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
                            "If you are trying to invert a mask, use the `~` or `logical_not()` "
                            "operator instead.")
+    if type(alpha) is not builtins.int:
+        _check_alpha(input, other, alpha)
     if alpha != 1:
         fused = _scaled_sum(input, other, -alpha, "SubBackward0")
         if fused is not None:
@@ -1175,6 +1252,7 @@ def _fma(x: Tensor, y, z: Tensor) -> Tensor:
     return _cast(_cast(x, wide) * y + _cast(z, wide), x.dtype)
 
 
+@accepts_scalar_first("value", "tensor1, tensor2")
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
     fused = rounded_once(lambda x, t1, t2: x + value * t1 * t2, input, tensor1, tensor2)
@@ -1186,6 +1264,7 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
                      rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2")
 
 
+@accepts_scalar_first("value", "tensor1, tensor2")
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcdiv: input + value * tensor1 / tensor2."""
     fused = rounded_once(lambda x, t1, t2: x + value * t1 / t2, input, tensor1, tensor2)

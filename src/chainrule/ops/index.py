@@ -278,6 +278,8 @@ _NUMPY_WORDS = [  # NumPy's indexing errors -> torch's wording
      r"The shape of the mask (size \3) does not match the shape of the indexed tensor at dimension \1 (size \2)"),
     (re.compile(r"indexing arrays could not be broadcast together with shapes"),
      "indexing tensors could not be broadcast together with shapes"),
+    (re.compile(r"numpy\.newaxis \(`None`\) and integer or boolean arrays are valid indices"),
+     "None and integer or boolean tensors are valid indices"),
 ]
 
 
@@ -340,6 +342,9 @@ def getitem(input: Tensor, key) -> Tensor:
     except IndexError as e:
         if input.ndim == 0:
             _raise_0d_index_error(given)
+        if isinstance(given, str):  # torch refuses a string key as no index at all, with a TypeError
+            raise TypeError(f"a tensor index must be an integer, slice, None, Ellipsis or tensor, not str "
+                            f"({given!r})") from None
         raise in_torch_words(e) from None
     if basic and out.grad_fn is not None and input._base is None:
         out.grad_fn.root_key = key  # lets an in-place op on this view write through input

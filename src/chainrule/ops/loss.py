@@ -37,6 +37,54 @@ __not_methods__ = set(__all__)
 _REDUCTIONS = ("none", "mean", "sum")
 
 
+def legacy_reduction(size_average, reduce, reduction: str) -> str:
+    """torch's mapping of the deprecated ``size_average`` / ``reduce`` flags to a reduction, with
+    torch's warning at the user's line; ``reduction`` itself when neither flag is given."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    legacy = "none" if not reduce else "mean" if size_average else "sum"
+    import warnings
+
+    warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{legacy}' instead.",
+                  UserWarning, stacklevel=ew.user_stacklevel())
+    return legacy
+
+
+def honours_legacy_flags(loss):
+    """``loss`` with its ``size_average`` / ``reduce`` parameters obeyed as torch does: when either
+    is given (by keyword or position, as old scripts pass ``size_average=False``), it overrides
+    ``reduction``. A call without them goes straight through."""
+    import functools
+    import inspect
+
+    names = list(inspect.signature(loss).parameters)
+    size_at, reduce_at, reduction_at = names.index("size_average"), names.index("reduce"), names.index("reduction")
+    first = min(size_at, reduce_at)
+
+    @functools.wraps(loss)
+    def obeying_legacy_flags(*args, **kwargs):
+        if len(args) <= first and "size_average" not in kwargs and "reduce" not in kwargs:
+            return loss(*args, **kwargs)
+        args = list(args)
+        flags = [args[at] if len(args) > at else kwargs.get(name)
+                 for at, name in ((size_at, "size_average"), (reduce_at, "reduce"))]
+        if flags == [None, None]:
+            return loss(*args, **kwargs)
+        given = args[reduction_at] if len(args) > reduction_at else kwargs.get("reduction", "mean")
+        reduction = legacy_reduction(*flags, given)
+        for at, name in ((size_at, "size_average"), (reduce_at, "reduce"), (reduction_at, "reduction")):
+            value = reduction if name == "reduction" else None
+            if len(args) > at:
+                args[at] = value
+            else:
+                kwargs[name] = value
+        return loss(*args, **kwargs)
+
+    return obeying_legacy_flags
+
+
 def _check_reduction(reduction: str, allowed=_REDUCTIONS) -> None:
     if reduction not in allowed:
         raise ValueError(f"{reduction} is not a valid value for reduction")
@@ -99,6 +147,7 @@ class _MseLoss(Function):
         return grad_x if ctx.needs_input_grad[0] else None, -grad_x if ctx.needs_input_grad[1] else None
 
 
+@honours_legacy_flags
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
              reduction: str = "mean", weight=None) -> Tensor:
     """F.mse_loss: ``(input - target)**2``, reduced."""
@@ -116,6 +165,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     return name_node(_reduce(loss, reduction), "MseLossBackward0", label="mse_loss")  # torch's node for the whole loss
 
 
+@honours_legacy_flags
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
             reduction: str = "mean", weight=None) -> Tensor:
     """F.l1_loss: ``|input - target|``, reduced (the gradient at 0 is 0, as torch)."""
@@ -126,6 +176,7 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     return _reduce(loss, reduction)
 
 
+@honours_legacy_flags
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                    reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """F.smooth_l1_loss: ``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta``."""
@@ -429,6 +480,7 @@ class _IndexClassLossBackward(Function):
                                   ctx.needs_input_grad, (grad_grad,))
 
 
+@honours_legacy_flags
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     """F.nll_loss on log-probabilities (N, C, d...) or (C,) with class-index targets."""
@@ -473,6 +525,7 @@ _SMOOTHED_NLL_RULE = ("NLL of the log-probabilities with label smoothing ε: ∂
                       "+ ε·w_c/C) per row (divided by Σw_t for 'mean')")
 
 
+@honours_legacy_flags
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
                   ignore_index: int = -100, reduce=None, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
@@ -612,6 +665,7 @@ def _fused_cross_entropy_grad(loss, grad: Tensor, x: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------- binary losses
+@honours_legacy_flags
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
                          reduce=None, reduction: str = "mean") -> Tensor:
     """F.binary_cross_entropy on probabilities; each log is clamped to >= -100 as in torch."""
@@ -664,6 +718,7 @@ def _size(t: Tensor) -> str:
     return f"torch.Size({list(t.shape)})"
 
 
+@honours_legacy_flags
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
                                      size_average=None, reduce=None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
@@ -686,6 +741,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
 
 
 # ---------------------------------------------------------------- divergences and others
+@honours_legacy_flags
 def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
     """F.kl_div with ``input`` = log-probabilities: ``target (log target - input)``, 0 where target is 0."""
@@ -701,6 +757,7 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
     return _reduce(loss, reduction)
 
 
+@honours_legacy_flags
 def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
                      size_average=None, eps: float = 1e-8, reduce=None, reduction: str = "mean") -> Tensor:
     """F.poisson_nll_loss (Stirling term added where target > 1 when ``full``)."""
@@ -717,6 +774,7 @@ def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full
     return _reduce(loss, reduction)
 
 
+@honours_legacy_flags
 def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                         size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """F.margin_ranking_loss: ``max(0, -y (x1 - x2) + margin)``."""
@@ -725,6 +783,7 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: 
     return _reduce(loss, reduction)
 
 
+@honours_legacy_flags
 def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                      reduction: str = "mean") -> Tensor:
     """F.soft_margin_loss: ``log(1 + exp(-y x))``, computed stably."""
@@ -733,6 +792,7 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     return name_node(_reduce(loss, reduction), "SoftMarginLossBackward0", label="soft_margin_loss")
 
 
+@honours_legacy_flags
 def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, size_average=None,
                          reduce=None, reduction: str = "mean") -> Tensor:
     """F.hinge_embedding_loss: x where y == 1, max(0, margin - x) where y == -1."""
@@ -743,6 +803,7 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, siz
     return _reduce(pos + neg, reduction)
 
 
+@honours_legacy_flags
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                           size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """F.cosine_embedding_loss: 1 - cos where y == 1, max(0, cos - margin) where y == -1."""

@@ -16,7 +16,7 @@ from ..autograd.function import name_node
 from ..tensor import Tensor
 from . import elementwise as ew
 from .loss import _check_reduction as _check_loss_reduction
-from .loss import _LogSigmoid, _reduce
+from .loss import _LogSigmoid, _reduce, honours_legacy_flags
 
 __all__ = ["gaussian_nll_loss", "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss"]
 __not_methods__ = set(__all__)
@@ -69,6 +69,7 @@ def _class_targets(input: Tensor, target: Tensor):
     return input.reshape(samples, -1), target.reshape(-1)
 
 
+@honours_legacy_flags
 def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0, weight: Tensor | None = None,
                       size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """F.multi_margin_loss: per sample, ``Σ_{j≠y} w_y max(0, margin - x_y + x_j)^p / C`` (p is 1 or 2)."""
@@ -96,6 +97,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     return name_node(_reduce(loss, reduction), "MultiMarginLossBackward0", label="multi_margin_loss")
 
 
+@honours_legacy_flags
 def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                            reduction: str = "mean") -> Tensor:
     """F.multilabel_margin_loss: per sample, ``Σ_{j ∈ targets} Σ_{k ∉ targets} max(0, 1 - (x_j - x_k)) / C``.
@@ -124,6 +126,7 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
     return name_node(_reduce(loss, reduction), "MultilabelMarginLossBackward0", label="multilabel_margin_loss")
 
 
+@honours_legacy_flags
 def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
                                 reduce=None, reduction: str = "mean") -> Tensor:
     """F.multilabel_soft_margin_loss: per sample, the mean over classes of the binary logistic loss."""

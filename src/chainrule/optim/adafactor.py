@@ -7,7 +7,7 @@ import math
 
 from .. import _dtype
 from .._backend import array_module
-from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
+from .optimizer import Optimizer, _check_pair, _check_range, _params_with_grad, _step_tensor
 
 __all__ = ["Adafactor"]
 
@@ -17,12 +17,15 @@ class Adafactor(Optimizer):
 
     def __init__(self, params, lr: float = 1e-2, beta2_decay: float = -0.8, eps: tuple = (None, 1e-3),
                  d: float = 1.0, weight_decay: float = 0.0, *, foreach=None, maximize: bool = False) -> None:
-        _check(0.0 <= lr, f"Learning rate should be >= 0 but is: {lr}")
-        _check(beta2_decay <= 0.0, f"beta2_decay should be <= 0 but is: {beta2_decay}")
-        _check(eps[0] is None or 0.0 <= eps[0], f"epsilon1 should be >= 0 but is: {eps[0]}")
-        _check(0.0 <= eps[1], f"epsilon2 should be >= 0 but is: {eps[1]}")
-        _check(1.0 <= d, f"Clipping threshold d should be >= 1 but is: {d}")
-        _check(0.0 <= weight_decay, f"weight_decay should be >= 0 but is: {weight_decay}")
+        owner = type(self).__name__
+        _check_range(owner, "lr", lr, "Learning rate should be >= 0 but is")
+        _check_range(owner, "beta2_decay", beta2_decay, "beta2_decay should be <= 0 but is", None, 0.0, True, True)
+        eps1, eps2 = _check_pair(owner, "eps", eps)
+        if eps1 is not None:  # None: the dtype's machine epsilon
+            _check_range(owner, "eps[0]", eps1, "epsilon1 should be >= 0 but is")
+        _check_range(owner, "eps[1]", eps2, "epsilon2 should be >= 0 but is")
+        _check_range(owner, "d", d, "Clipping threshold d should be >= 1 but is", 1.0)
+        _check_range(owner, "weight_decay", weight_decay, "weight_decay should be >= 0 but is")
         defaults = dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay, foreach=foreach,
                         maximize=maximize)
         super().__init__(params, defaults)

@@ -7,7 +7,7 @@ import numpy as np
 from .._backend import array_module
 from ..tensor import Tensor
 from .adam import _as_real
-from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
+from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor
 
 __all__ = ["Adagrad"]
 
@@ -18,12 +18,8 @@ class Adagrad(Optimizer):
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10, foreach=None, *,
                  maximize: bool = False, differentiable: bool = False, fused=None) -> None:
-        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
-        _check(0.0 <= lr_decay, f"Invalid lr_decay value: {lr_decay}")
-        _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
-        _check(0.0 <= initial_accumulator_value,
-               f"Invalid initial_accumulator_value value: {initial_accumulator_value}")
-        _check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        _check_hyper_parameters(self, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                initial_accumulator_value=initial_accumulator_value, eps=eps)
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, foreach=foreach,
                         maximize=maximize, differentiable=differentiable, fused=fused)

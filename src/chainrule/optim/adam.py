@@ -28,11 +28,15 @@ class Adam(Optimizer):
                  weight_decay: float = 0, amsgrad: bool = False, *, foreach=None, maximize: bool = False,
                  capturable: bool = False, differentiable: bool = False, fused=None,
                  decoupled_weight_decay: bool = False) -> None:
-        _check_adam_args(lr, eps, betas, weight_decay)
+        decoupled = decoupled_weight_decay or self._decoupled
+        _check_adam_args(self, lr, eps, betas, weight_decay, l2_weight_decay=not decoupled)
+        if isinstance(betas[0], Tensor) != isinstance(betas[1], Tensor):
+            # torch's fused and foreach kernels take both as scalars or both as tensors
+            raise ValueError(f"{type(self).__name__}: betas must be either both floats or both Tensors, got {betas!r}")
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach, capturable=capturable,
                         differentiable=differentiable, fused=fused,
-                        decoupled_weight_decay=decoupled_weight_decay or self._decoupled)
+                        decoupled_weight_decay=decoupled)
         _check_fused_flags(fused, foreach, differentiable)
         super().__init__(params, defaults)
 

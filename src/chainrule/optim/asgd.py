@@ -7,7 +7,7 @@ import numpy as np
 
 from .._backend import array_module
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
+from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor
 
 __all__ = ["ASGD"]
 
@@ -18,8 +18,7 @@ class ASGD(Optimizer):
     def __init__(self, params, lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75, t0: float = 1e6,
                  weight_decay: float = 0, foreach=None, maximize: bool = False, differentiable: bool = False,
                  capturable: bool = False) -> None:
-        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
-        _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        _check_hyper_parameters(self, lr=lr, weight_decay=weight_decay)
         defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, foreach=foreach,
                         maximize=maximize, differentiable=differentiable, capturable=capturable)
         super().__init__(params, defaults)

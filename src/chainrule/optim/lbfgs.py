@@ -10,6 +10,7 @@ flat vector in their own dtype, so float32 runs round as torch's do.
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from .._backend import array_module
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check
+from .optimizer import Optimizer, _as_number, _check_hyper_parameters
 
 __all__ = ["LBFGS"]
 
@@ -125,10 +126,19 @@ class LBFGS(Optimizer):
     def __init__(self, params, lr: float = 1, max_iter: int = 20, max_eval: int | None = None,
                  tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100,
                  line_search_fn: str | None = None) -> None:
+        _check_hyper_parameters(self, ("lr",), lr=lr)  # torch's step adds with alpha=lr
         if isinstance(lr, Tensor):
-            _check(lr.numel() == 1, "Tensor lr must be 1-element")
             lr = lr.item()
-        _check(lr >= 0.0, f"Invalid learning rate: {lr}")
+        for name, value in (("max_iter", max_iter), ("tolerance_grad", tolerance_grad),
+                            ("tolerance_change", tolerance_change)):
+            _as_number("LBFGS", name, value)
+        if max_eval is not None:
+            _as_number("LBFGS", "max_eval", max_eval)
+        # torch takes any history_size here and fails at a later step, with list index errors
+        if not isinstance(history_size, numbers.Integral):
+            raise TypeError(f"LBFGS: history_size must be an int, got {type(history_size).__name__} {history_size!r}")
+        if history_size < 1:
+            raise ValueError(f"LBFGS: history_size must be at least 1 (the curvature pairs kept), got {history_size}")
         if line_search_fn not in (None, "strong_wolfe"):
             # torch raises this only at the first step; failing at construction loses nothing
             raise RuntimeError(f"LBFGS: only line_search_fn='strong_wolfe' or None is supported, got {line_search_fn!r}")

@@ -11,7 +11,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _as_number
 
 __all__ = [
     "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LambdaLR",
@@ -20,17 +20,57 @@ __all__ = [
 ]
 
 
-def _format_param(name: str, optimizer: Optimizer, value) -> list:
+def _format_param(owner: str, name: str, optimizer: Optimizer, value) -> list:
+    """``value`` per parameter group: one number for all, or a list of one per group; a TypeError
+    naming ``owner`` and ``name`` for an entry that is no number (torch's arithmetic fails on it)."""
     if isinstance(value, (list, tuple)):
         if len(value) != len(optimizer.param_groups):
             raise ValueError(f"{name} must have the same length as optimizer.param_groups. "
                              f"{name} has {len(value)} values, param_groups has {len(optimizer.param_groups)}.")
-        return list(value)
-    return [value] * len(optimizer.param_groups)
+        values = list(value)
+    else:
+        values = [value] * len(optimizer.param_groups)
+    for entry in values:
+        _as_number(owner, name, entry)
+    return values
+
+
+def _lr_lambdas(owner: str, optimizer: Optimizer, lr_lambda) -> list:
+    """One function of the epoch per parameter group (one for all, or a list of them)."""
+    if isinstance(lr_lambda, (list, tuple)):
+        if len(lr_lambda) != len(optimizer.param_groups):
+            raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
+        functions = list(lr_lambda)
+    else:
+        functions = [lr_lambda] * len(optimizer.param_groups)
+    for function in functions:
+        if not callable(function):  # torch fails calling it, with a TypeError, at the first step
+            raise TypeError(f"{owner}: lr_lambda must be a function of the epoch (or a list of one per "
+                            f"parameter group), got {type(function).__name__} {function!r}")
+    return functions
+
+
+def _float_of(owner: str, name: str, value) -> float:
+    """``float(value)`` as torch takes it (a numeric string too); its TypeError or ValueError names
+    ``owner`` and ``name``."""
+    try:
+        return float(value)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{owner}: {name} must be a number, got {type(value).__name__} {value!r}") from None
+
+
+def _sequence(owner: str, name: str, value) -> list:
+    """A list argument (milestones, schedulers) as a list; a TypeError naming ``owner`` and ``name``
+    for a value that is no iterable (torch's ``len()`` or iteration of it fails so)."""
+    if not hasattr(value, "__iter__"):
+        raise TypeError(f"{owner}: {name} must be a list, got {type(value).__name__} {value!r}")
+    return list(value)
 
 
 class LRScheduler:
     """Base class: subclasses implement ``get_lr()`` from ``last_epoch`` and the current lrs."""
+
+    _is_initial = False
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -46,8 +86,18 @@ class LRScheduler:
                                    f"when resuming an optimizer (last_epoch={last_epoch!r}; -1 starts afresh)")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
+        self._initial_step()
+
+    def _initial_step(self) -> None:
+        """The step construction performs (and SequentialLR's start of a member), flagged by
+        ``_is_initial`` as torch's: a scheduler resumed at epoch 0 later (by SequentialLR) moves the lr
+        on, where its construction step keeps it."""
         self._step_count = 0
-        self.step()
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
 
     def get_lr(self) -> list:
         raise NotImplementedError
@@ -102,7 +152,8 @@ class MultiStepLR(LRScheduler):
     """Multiply the lr by ``gamma`` at each milestone epoch."""
 
     def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1) -> None:
-        self.milestones = Counter(milestones)
+        # None is no milestones, as torch's Counter(None)
+        self.milestones = Counter(None if milestones is None else _sequence("MultiStepLR", "milestones", milestones))
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -124,7 +175,7 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
-        if self.last_epoch == 0:
+        if self._is_initial:
             return self._lrs()
         return [lr * self.gamma for lr in self._lrs()]
 
@@ -143,7 +194,7 @@ class CosineAnnealingLR(LRScheduler):
     def get_lr(self) -> list:
         epoch, T_max, eta_min = self.last_epoch, self.T_max, self.eta_min
         lrs = self._lrs()
-        if epoch == 0:
+        if self._is_initial:
             return lrs
         if self._step_count == 1 and epoch > 0:
             return [eta_min + (base - eta_min) * (1 + math.cos(epoch * math.pi / T_max)) / 2
@@ -164,12 +215,7 @@ class LambdaLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable | list, last_epoch: int = -1) -> None:
         self.optimizer = optimizer
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
-        else:
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
+        self.lr_lambdas = _lr_lambdas(type(self).__name__, optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
@@ -181,16 +227,11 @@ class MultiplicativeLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable | list, last_epoch: int = -1) -> None:
         self.optimizer = optimizer
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
-        else:
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
+        self.lr_lambdas = _lr_lambdas(type(self).__name__, optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
-        if self.last_epoch > 0:
+        if not self._is_initial:
             return [lr * fn(self.last_epoch) for fn, lr in zip(self.lr_lambdas, self._lrs())]
         return self._lrs()
 
@@ -200,10 +241,15 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5, last_epoch: int = -1) -> None:
+        _as_number("LinearLR", "start_factor", start_factor)
+        _as_number("LinearLR", "end_factor", end_factor)
+        # torch's tests, which a NaN passes
         if start_factor > 1.0 or start_factor <= 0:
-            raise ValueError("Starting multiplicative factor expected to be greater than 0 and less or equal to 1.")
+            raise ValueError("LinearLR: Starting multiplicative factor expected to be greater than 0 and less or "
+                             f"equal to 1 (start_factor={start_factor!r}).")
         if end_factor > 1.0 or end_factor < 0:
-            raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
+            raise ValueError(f"LinearLR: Ending multiplicative factor expected to be between 0 and 1 "
+                             f"(end_factor={end_factor!r}).")
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
@@ -213,7 +259,7 @@ class LinearLR(LRScheduler):
         lrs = self._lrs()
         if self.last_epoch == 0:
             return [lr * self.start_factor for lr in lrs]
-        if self.last_epoch > self.total_iters:
+        if self._is_initial or self.last_epoch > self.total_iters:
             return lrs
         delta = self.end_factor - self.start_factor
         factor = 1.0 + delta / (self.total_iters * self.start_factor + (self.last_epoch - 1) * delta)
@@ -230,8 +276,10 @@ class ConstantLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
                  last_epoch: int = -1) -> None:
+        _as_number("ConstantLR", "factor", factor)
         if factor > 1.0 or factor < 0:
-            raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
+            raise ValueError(f"ConstantLR: Constant multiplicative factor expected to be between 0 and 1 "
+                             f"(factor={factor!r}).")
         self.factor = factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
@@ -257,6 +305,18 @@ class OneCycleLR(LRScheduler):
                  steps_per_epoch: int | None = None, pct_start: float = 0.3, anneal_strategy: str = "cos",
                  cycle_momentum: bool = True, base_momentum=0.85, max_momentum=0.95, div_factor: float = 25.0,
                  final_div_factor: float = 1e4, three_phase: bool = False, last_epoch: int = -1) -> None:
+        # the arguments torch computes with (epochs and steps_per_epoch only without total_steps); a
+        # string pct_start is left to the float check below, a ValueError as torch's float() of it
+        counts = (("total_steps", total_steps),) if total_steps is not None else \
+            (("epochs", epochs), ("steps_per_epoch", steps_per_epoch))
+        for name, value in (*counts, ("div_factor", div_factor), ("final_div_factor", final_div_factor)):
+            if value is not None or name.endswith("div_factor"):
+                _as_number("OneCycleLR", name, value)
+        if not isinstance(pct_start, str):
+            _as_number("OneCycleLR", "pct_start", pct_start)
+        for name, value in (("div_factor", div_factor), ("final_div_factor", final_div_factor)):
+            if value == 0:  # torch divides by it, with a ZeroDivisionError
+                raise ZeroDivisionError(f"OneCycleLR: {name} divides the learning rate and must not be 0")
         if total_steps is not None:
             if not isinstance(total_steps, int) or total_steps <= 0:
                 raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
@@ -291,7 +351,7 @@ class OneCycleLR(LRScheduler):
                 dict(end_step=total - 1, start_lr="max_lr", end_lr="min_lr",
                      start_momentum="base_momentum", end_momentum="max_momentum"),
             ]
-        max_lrs = _format_param("max_lr", optimizer, max_lr)
+        max_lrs = _format_param("OneCycleLR", "max_lr", optimizer, max_lr)
         if last_epoch == -1:
             for lr, group in zip(max_lrs, optimizer.param_groups):
                 group["initial_lr"] = lr / div_factor
@@ -302,8 +362,8 @@ class OneCycleLR(LRScheduler):
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
                 raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
             self.use_beta1 = "betas" in optimizer.defaults
-            max_momentums = _format_param("max_momentum", optimizer, max_momentum)
-            base_momentums = _format_param("base_momentum", optimizer, base_momentum)
+            max_momentums = _format_param("OneCycleLR", "max_momentum", optimizer, max_momentum)
+            base_momentums = _format_param("OneCycleLR", "base_momentum", optimizer, base_momentum)
             if last_epoch == -1:
                 for m_momentum, b_momentum, group in zip(max_momentums, base_momentums, optimizer.param_groups):
                     if self.use_beta1:
@@ -352,8 +412,13 @@ class ReduceLROnPlateau(LRScheduler):
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr=0,
                  eps: float = 1e-8) -> None:
+        _as_number("ReduceLROnPlateau", "factor", factor)
         if factor >= 1.0:
-            raise ValueError("Factor should be < 1.0.")
+            raise ValueError(f"ReduceLROnPlateau: Factor should be < 1.0 (factor={factor!r}).")
+        for name, value, known in (("mode", mode, ("min", "max")), ("threshold_mode", threshold_mode, ("rel", "abs"))):
+            if not isinstance(value, str):
+                raise TypeError(f"ReduceLROnPlateau: {name} must be one of {known}, got {type(value).__name__} "
+                                f"{value!r}")
         self.factor = factor
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
@@ -365,9 +430,10 @@ class ReduceLROnPlateau(LRScheduler):
         else:
             self.min_lrs = [min_lr] * len(optimizer.param_groups)
         if mode not in ("min", "max"):
-            raise ValueError("mode " + mode + " is unknown!")
+            raise ValueError(f"ReduceLROnPlateau: mode {mode} is unknown! (expected 'min' or 'max')")
         if threshold_mode not in ("rel", "abs"):
-            raise ValueError("threshold mode " + threshold_mode + " is unknown!")
+            raise ValueError(f"ReduceLROnPlateau: threshold mode {threshold_mode} is unknown! (expected 'rel' or "
+                             "'abs')")
         self.patience = patience
         self.cooldown = cooldown
         self.eps = eps
@@ -432,7 +498,7 @@ class PolynomialLR(LRScheduler):
 
     def get_lr(self) -> list:
         lrs = self._lrs()
-        if self.last_epoch == 0 or self.last_epoch > self.total_iters:
+        if self._is_initial or self.last_epoch > self.total_iters:
             return lrs
         decay = ((1.0 - self.last_epoch / self.total_iters)
                  / (1.0 - (self.last_epoch - 1) / self.total_iters)) ** self.power
@@ -450,6 +516,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
+        _as_number("CosineAnnealingWarmRestarts", "T_0", T_0)
+        _as_number("CosineAnnealingWarmRestarts", "T_mult", T_mult)
         if T_0 <= 0 or not isinstance(T_0, int):
             raise ValueError(f"Expected positive integer T_0, but got {T_0}")
         if T_mult < 1 or not isinstance(T_mult, int):
@@ -506,13 +574,19 @@ class CyclicLR(LRScheduler):
                  base_momentum=0.8, max_momentum=0.9, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        base_lrs = _format_param("base_lr", optimizer, base_lr)
+        base_lrs = _format_param("CyclicLR", "base_lr", optimizer, base_lr)
         if last_epoch == -1:
             for lr, group in zip(base_lrs, optimizer.param_groups):
                 group["lr"] = lr
-        self.max_lrs = _format_param("max_lr", optimizer, max_lr)
-        step_size_up = float(step_size_up)
-        step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
+        self.max_lrs = _format_param("CyclicLR", "max_lr", optimizer, max_lr)
+        step_size_up = _float_of("CyclicLR", "step_size_up", step_size_up)
+        step_size_down = _float_of("CyclicLR", "step_size_down", step_size_down) if step_size_down is not None \
+            else step_size_up
+        for name, value in (("step_size_up", step_size_up), ("step_size_down", step_size_down)):
+            if not math.isfinite(value):  # torch fails in int(math.floor(...)) of the first step
+                raise ValueError(f"CyclicLR: {name} must be a finite number of iterations, got {value}")
+        if step_size_up + step_size_down == 0:  # torch divides by the cycle's length
+            raise ZeroDivisionError("CyclicLR: the cycle step_size_up + step_size_down must not be 0 iterations")
         self.total_size = step_size_up + step_size_down
         self.step_ratio = step_size_up / self.total_size
         if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
@@ -528,8 +602,8 @@ class CyclicLR(LRScheduler):
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
                 raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
             self.use_beta1 = "betas" in optimizer.defaults
-            self.base_momentums = _format_param("base_momentum", optimizer, base_momentum)
-            self.max_momentums = _format_param("max_momentum", optimizer, max_momentum)
+            self.base_momentums = _format_param("CyclicLR", "base_momentum", optimizer, base_momentum)
+            self.max_momentums = _format_param("CyclicLR", "max_momentum", optimizer, max_momentum)
             if last_epoch == -1:
                 for high, low, group in zip(self.max_momentums, self.base_momentums, optimizer.param_groups):
                     self._set_momentum(group, high)
@@ -607,6 +681,9 @@ class SequentialLR(_SchedulerOfSchedulers):
     milestones=[warmup])``)."""
 
     def __init__(self, optimizer: Optimizer, schedulers: list, milestones: list, last_epoch: int = -1) -> None:
+        schedulers = _sequence("SequentialLR", "schedulers", schedulers)
+        milestones = _sequence("SequentialLR", "milestones", milestones)
+        _as_number("SequentialLR", "last_epoch", last_epoch)
         if len(schedulers) < 1:
             raise ValueError(f"{type(self).__name__} expects at least one scheduler, but got no scheduler.")
         self._check_members(schedulers, optimizer)
@@ -614,18 +691,20 @@ class SequentialLR(_SchedulerOfSchedulers):
             raise ValueError("Sequential Schedulers expects number of schedulers provided to be one more than "
                              f"the number of milestone points, but got number of schedulers {len(schedulers)} "
                              f"and the number of milestones to be equal to {len(milestones)}")
+        for milestone in milestones:
+            _as_number("SequentialLR", "milestones", milestone)
         self._schedulers = list(schedulers)
         self._milestones = list(milestones)
         self.last_epoch = last_epoch + 1
         self.optimizer = optimizer
-        # each scheduler stepped once when it was built; undo that, and start only the first
+        # each scheduler stepped once when it was built; undo that, and start only the one running at epoch 0
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"]
         for scheduler in self._schedulers:
             scheduler.last_epoch -= 1
-        self._schedulers[0]._step_count = 0
-        self._schedulers[0].step()
-        self._last_lr = self._schedulers[0].get_last_lr()
+        first = self._schedulers[bisect_right(self._milestones, 0)]
+        first._initial_step()
+        self._last_lr = first.get_last_lr()
 
     def step(self) -> None:
         self.last_epoch += 1

@@ -7,7 +7,7 @@ import numpy as np
 from .._backend import array_module
 from ..tensor import Tensor
 from .adam import _as_real
-from .optimizer import Optimizer, _check, _check_adam_args, _params_with_grad, _step_tensor
+from .optimizer import Optimizer, _check_adam_args, _check_hyper_parameters, _params_with_grad, _step_tensor
 
 __all__ = ["NAdam"]
 
@@ -20,8 +20,8 @@ class NAdam(Optimizer):
                  weight_decay: float = 0, momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False,
                  *, foreach=None, maximize: bool = False, capturable: bool = False,
                  differentiable: bool = False) -> None:
-        _check_adam_args(lr, eps, betas, weight_decay)
-        _check(0.0 <= momentum_decay, f"Invalid momentum_decay value: {momentum_decay}")
+        _check_adam_args(self, lr, eps, betas, weight_decay, l2_weight_decay=not decoupled_weight_decay)
+        _check_hyper_parameters(self, momentum_decay=momentum_decay)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, foreach=foreach,
                         capturable=capturable, differentiable=differentiable)
@@ -58,7 +58,8 @@ class NAdam(Optimizer):
             exp_avg_sq *= beta2
             exp_avg_sq += (1 - beta2) * (g * g)
             denom = xp.sqrt(exp_avg_sq / (1 - beta2**step)) + eps
-            # the gradient's share and the (Nesterov) momentum's share of the step
-            w -= (lr * (1.0 - mu) / (1.0 - float(mu_product))) * (g / denom)
-            w -= (lr * mu_next / (1.0 - float(mu_product) * mu_next)) * (exp_avg / denom)
+            # the gradient's share and the (Nesterov) momentum's share of the step, each (value * t) / denom
+            # in that order as torch's addcdiv computes it (the same rounding, and the same overflow)
+            w -= (lr * (1.0 - mu) / (1.0 - float(mu_product))) * g / denom
+            w -= (lr * mu_next / (1.0 - float(mu_product) * mu_next)) * exp_avg / denom
             p._bump_version()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import numbers
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -99,11 +100,19 @@ class Optimizer:
                             "of tensors in sets will change between runs. Please use a list instead.")
         else:
             param_group["params"] = list(params)
-        for param in param_group["params"]:
+        _split_param_names(param_group)
+        owner = type(self).__name__
+        for index, param in enumerate(param_group["params"]):
             if not isinstance(param, Tensor):
-                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(param).__name__}")
+                raise TypeError(f"{owner}: optimizer can only optimize Tensors, but one of the params is "
+                                f"{type(param).__name__}")
             if not param.is_leaf:
-                raise ValueError("can't optimize a non-leaf Tensor")
+                raise ValueError(f"{owner}: can't optimize a non-leaf Tensor (params[{index}] is the result of "
+                                 f"{type(param.grad_fn).__name__}; pass the leaf it was computed from, or its "
+                                 ".detach().requires_grad_())")
+        if self.param_groups and ("param_names" in param_group) != ("param_names" in self.param_groups[0]):
+            raise ValueError(f"{owner}: all optimizer param groups should be with/without names "
+                             "(params as (name, tensor) pairs in every group or in none)")
         for name, default in self.defaults.items():
             if default is required and name not in param_group:
                 raise ValueError(f"parameter group didn't specify a value of required optimization parameter {name}")
@@ -132,7 +141,9 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            self._step_group(group)
+            _check_capturable(self, group)
+        for group in self.param_groups:
+            self._step_group(_plain_numbers(group))
         return loss
 
     def _step_group(self, group: dict) -> None:
@@ -231,18 +242,127 @@ def _zero_state(state: dict, w, *names: str) -> None:
         state[name] = Tensor._make(xp.zeros_like(w))  # on the parameter's device
 
 
-def _check_adam_args(lr: float, eps: float, betas: tuple, weight_decay: float) -> None:
-    """The argument checks the Adam family shares, with torch's messages."""
-    _check(0.0 <= lr, f"Invalid learning rate: {lr}")
-    _check(0.0 <= eps, f"Invalid epsilon value: {eps}")
-    _check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
-    _check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
-    _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+def _split_param_names(param_group: dict) -> None:
+    """``params`` given as (name, tensor) pairs, as torch takes ``model.named_parameters()``: the
+    tensors stay in ``params`` and the names go to ``param_names``."""
+    params = param_group["params"]
+    names = [p[0] for p in params if isinstance(p, tuple)]
+    if not names:
+        return
+    if len(names) != len(params):
+        raise ValueError("all optimizer params should be with/without names. Some param names are missing")
+    param_group["params"] = [p[1] for p in params]
+    param_group["param_names"] = names
 
 
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
+# per hyper-parameter: torch's words (its message reads "Invalid learning rate: -1.0") and the
+# interval the value must lie in, (low, high, low included, high included); None is unbounded
+_HYPER_PARAMETERS = {
+    "lr": ("Invalid learning rate", 0.0, None, True, False),
+    "eps": ("Invalid epsilon value", 0.0, None, True, False),
+    "weight_decay": ("Invalid weight_decay value", 0.0, None, True, False),
+    "momentum": ("Invalid momentum value", 0.0, None, True, False),
+    "alpha": ("Invalid alpha value", 0.0, None, True, False),
+    "lr_decay": ("Invalid lr_decay value", 0.0, None, True, False),
+    "initial_accumulator_value": ("Invalid initial_accumulator_value value", 0.0, None, True, False),
+    "momentum_decay": ("Invalid momentum_decay value", 0.0, None, True, False),
+    "rho": ("Invalid rho value", 0.0, 1.0, True, True),
+}
+
+
+def _check_hyper_parameters(optimizer: Optimizer, boolean_alpha: tuple = ("weight_decay",), **values) -> None:
+    """Check an optimizer's hyper-parameters by name (``_HYPER_PARAMETERS``), before anything is
+    built: a non-number is a TypeError, a value outside its interval (NaN included) a ValueError,
+    each naming the optimizer and the argument. ``boolean_alpha``: the names torch's step passes as
+    the ``alpha`` of an add (``g + weight_decay * w``), which refuses True with a RuntimeError."""
+    owner = type(optimizer).__name__
+    for name, value in values.items():
+        if name in boolean_alpha and value is True:
+            raise RuntimeError(f"{owner}: {name} must be a number, got the bool True (torch's step refuses "
+                               "a Boolean alpha)")
+        label, low, high, low_included, high_included = _HYPER_PARAMETERS[name]
+        _check_range(owner, name, value, label, low, high, low_included, high_included)
+
+
+def _check_range(owner: str, name: str, value, label: str, low: float | None = 0.0, high: float | None = None,
+                 low_included: bool = True, high_included: bool = False) -> float:
+    """``value`` (a number or a 1-element Tensor) as a float, checked to lie in the interval from
+    ``low`` to ``high``; raises torch's ``ValueError("<label>: <value>")`` (``label`` is torch's
+    words, "Invalid learning rate") naming ``owner`` and ``name`` otherwise (NaN lies in no interval)."""
+    number = _as_number(owner, name, value)
+    above = low is None or (number >= low if low_included else number > low)
+    below = high is None or (number <= high if high_included else number < high)
+    if not (above and below):
+        interval = ("[" if low_included else "(") + f"{low if low is not None else '-inf'}, " \
+            f"{high if high is not None else 'inf'}" + ("]" if high_included else ")")
+        raise ValueError(f"{owner}: {label}: {value} ({name} must lie in {interval})")
+    return number
+
+
+def _as_number(owner: str, name: str, value) -> float:
+    """A hyper-parameter as a float: a real number or a 1-element Tensor (torch takes tensor
+    learning rates and betas), else a TypeError naming the optimizer and the argument."""
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{owner}: Tensor {name} must be 1-element, got shape {tuple(value.shape)}")
+        return float(value.item())
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise TypeError(f"{owner}: {name} must be a number or a 1-element Tensor, got {type(value).__name__} {value!r}")
+
+
+def _check_pair(owner: str, name: str, value) -> tuple:
+    """The two entries of a pair argument (``betas``, ``etas``, ``step_sizes``): a TypeError for a
+    non-sequence and an IndexError for one shorter than two, as torch's ``value[1]`` raises them,
+    naming the optimizer and the argument."""
+    if isinstance(value, str) or not hasattr(value, "__getitem__") or not hasattr(value, "__len__"):
+        raise TypeError(f"{owner}: {name} must be a pair of numbers such as (0.9, 0.999), "
+                        f"got {type(value).__name__} {value!r}")
+    if len(value) < 2:
+        raise IndexError(f"{owner}: {name} must be a pair of numbers, got {len(value)} of them: {value!r}")
+    return value[0], value[1]
+
+
+def _check_adam_args(optimizer: Optimizer, lr, eps, betas, weight_decay, l2_weight_decay: bool = True) -> None:
+    """The argument checks the Adam family shares, with torch's messages; ``l2_weight_decay``: the
+    decay is added to the gradient (not decoupled), so a bool True fails as in torch."""
+    boolean_alpha = ("weight_decay",) if l2_weight_decay else ()
+    _check_hyper_parameters(optimizer, boolean_alpha, lr=lr, eps=eps)
+    owner = type(optimizer).__name__
+    beta1, beta2 = _check_pair(owner, "betas", betas)
+    _check_range(owner, "betas[0]", beta1, "Invalid beta parameter at index 0", 0.0, 1.0)
+    _check_range(owner, "betas[1]", beta2, "Invalid beta parameter at index 1", 0.0, 1.0)
+    _check_hyper_parameters(optimizer, boolean_alpha, weight_decay=weight_decay)
+
+
+def _plain_numbers(group: dict) -> dict:
+    """``group`` with its 1-element Tensor hyper-parameters (a tensor ``lr``, tensor ``betas``) as
+    floats for the NumPy update, as torch's step reads them with ``.item()``; the group itself keeps
+    the tensors (a scheduler may write into them)."""
+    if not any(isinstance(v, Tensor) or isinstance(v, tuple) and any(isinstance(e, Tensor) for e in v)
+               for k, v in group.items() if k != "params"):
+        return group
+    plain = dict(group)
+    for key, value in group.items():
+        if key == "params":
+            continue
+        if isinstance(value, Tensor):
+            plain[key] = float(value.item())
+        elif isinstance(value, tuple):
+            plain[key] = tuple(float(e.item()) if isinstance(e, Tensor) else e for e in value)
+    return plain
+
+
+def _check_capturable(optimizer: Optimizer, group: dict) -> None:
+    """torch's check of ``capturable`` (any true value): a captured step (CUDA graphs) needs every
+    parameter on the GPU; torch raises AssertionError at the step, before any update."""
+    if not group.get("capturable"):
+        return
+    for p in group["params"]:
+        if p.device.type == "cpu":
+            raise AssertionError(f"{type(optimizer).__name__}: capturable={group['capturable']!r} needs every "
+                                 "parameter on the GPU (a captured step runs on CUDA graphs), but one is on the "
+                                 "cpu; leave capturable=False on the CPU")
 
 
 def _check_fused_flags(fused, foreach, differentiable) -> None:

@@ -4,7 +4,14 @@ shrunk when it flips; only the gradient's sign moves the parameter."""
 from __future__ import annotations
 
 from .._backend import array_module
-from .optimizer import Optimizer, _check, _params_with_grad, _step_tensor
+from .optimizer import (
+    Optimizer,
+    _check_hyper_parameters,
+    _check_pair,
+    _check_range,
+    _params_with_grad,
+    _step_tensor,
+)
 
 __all__ = ["Rprop"]
 
@@ -14,8 +21,10 @@ class Rprop(Optimizer):
 
     def __init__(self, params, lr: float = 1e-2, etas: tuple = (0.5, 1.2), step_sizes: tuple = (1e-6, 50), *,
                  capturable: bool = False, foreach=None, maximize: bool = False, differentiable: bool = False) -> None:
-        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
-        _check(0.0 < etas[0] < 1.0 < etas[1], f"Invalid eta values: {etas[0]}, {etas[1]}")
+        _check_hyper_parameters(self, lr=lr)
+        eta_minus, eta_plus = _check_pair(type(self).__name__, "etas", etas)
+        _check_range(type(self).__name__, "etas[0]", eta_minus, "Invalid eta value at index 0", 0.0, 1.0, False, False)
+        _check_range(type(self).__name__, "etas[1]", eta_plus, "Invalid eta value at index 1", 1.0, None, False)
         defaults = dict(lr=lr, etas=etas, step_sizes=step_sizes, foreach=foreach, maximize=maximize,
                         differentiable=differentiable, capturable=capturable)
         super().__init__(params, defaults)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .._backend import array_module
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check, _check_fused_flags, _params_with_grad
+from .optimizer import Optimizer, _check_fused_flags, _check_hyper_parameters, _params_with_grad
 
 __all__ = ["SGD"]
 
@@ -15,9 +15,7 @@ class SGD(Optimizer):
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
                  foreach=None, differentiable: bool = False, fused=None) -> None:
-        _check(lr >= 0.0, f"Invalid learning rate: {lr}")
-        _check(momentum >= 0.0, f"Invalid momentum value: {momentum}")
-        _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
+        _check_hyper_parameters(self, lr=lr, momentum=momentum, weight_decay=weight_decay)
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach,
                         differentiable=differentiable, fused=fused)

@@ -14,7 +14,7 @@ import math
 
 from .._backend import array_module
 from ..sparse import SparseCOOTensor
-from .optimizer import Optimizer, _params_with_grad, _step_tensor, _zero_state
+from .optimizer import Optimizer, _check_pair, _check_range, _params_with_grad, _step_tensor, _zero_state
 
 __all__ = ["SparseAdam"]
 
@@ -25,14 +25,13 @@ class SparseAdam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  maximize: bool = False) -> None:
-        if not 0.0 < lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 < eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        owner = type(self).__name__
+        # torch's SparseAdam wants lr and eps strictly positive
+        _check_range(owner, "lr", lr, "Invalid learning rate", 0.0, None, False)
+        _check_range(owner, "eps", eps, "Invalid epsilon value", 0.0, None, False)
+        beta1, beta2 = _check_pair(owner, "betas", betas)
+        _check_range(owner, "betas[0]", beta1, "Invalid beta parameter at index 0", 0.0, 1.0)
+        _check_range(owner, "betas[1]", beta2, "Invalid beta parameter at index 1", 0.0, 1.0)
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, maximize=maximize))
 
     def _step_group(self, group: dict) -> None:

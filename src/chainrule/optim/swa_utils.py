@@ -144,7 +144,7 @@ class SWALR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, swa_lr, anneal_epochs: int = 10, anneal_strategy: str = "cos",
                  last_epoch: int = -1) -> None:
-        for value, group in zip(_format_param("swa_lr", optimizer, swa_lr), optimizer.param_groups):
+        for value, group in zip(_format_param("SWALR", "swa_lr", optimizer, swa_lr), optimizer.param_groups):
             group["swa_lr"] = value
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")

@@ -19,14 +19,9 @@ __all__ = [
 
 
 def _legacy_reduction(size_average, reduce, reduction: str) -> str:
-    """torch's mapping of the deprecated ``size_average`` / ``reduce`` flags to ``reduction``."""
-    if size_average is None and reduce is None:
-        return reduction
-    size_average = True if size_average is None else size_average
-    reduce = True if reduce is None else reduce
-    if not reduce:
-        return "none"
-    return "mean" if size_average else "sum"
+    """torch's mapping of the deprecated ``size_average`` / ``reduce`` flags to ``reduction``, and
+    its warning (one place: the functional losses use it too)."""
+    return F.legacy_reduction(size_average, reduce, reduction)
 
 
 class _Loss(Module):

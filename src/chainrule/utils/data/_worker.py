@@ -135,11 +135,23 @@ class _MapFetcher:
     def fetch(self, index):
         if not self.auto_collation:
             return self.collate_fn(self.dataset[index])
-        if self.get_batch is not None:
+        if self.get_batch is not None and _valid_indices(index, len(self.dataset)):
             return self.get_batch(np.asarray(index, dtype=np.int64))
         if callable(getattr(self.dataset, "__getitems__", None)):
             return self.collate_fn(self.dataset.__getitems__(index))
         return self.collate_fn([self.dataset[i] for i in index])
+
+
+def _valid_indices(index, size: int) -> bool:
+    """Whether a batch's indices are integers in range, for the one-fancy-index batch; any other
+    takes the per-sample path, whose indexing raises torch's errors (a str, an index past the end)."""
+    try:
+        indices = np.asarray(index)
+    except ValueError:
+        return False
+    if indices.size == 0:
+        return True
+    return indices.dtype.kind in "iu" and -size <= indices.min() and indices.max() < size
 
 
 class _IterableFetcher:

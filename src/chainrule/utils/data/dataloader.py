@@ -226,9 +226,13 @@ class DataLoader:
 def _draw_base_seed(loader: DataLoader) -> int:
     """The workers' base seed, drawn by every iterator, with or without workers, as torch does:
     so the generator advances alike and a shuffled order does not depend on ``num_workers``."""
-    from ...ops.random import _rng, default_generator
+    from ...ops.random import Generator, _rng, default_generator
 
-    return int(_rng(loader.generator or default_generator).integers(2**63))
+    generator = default_generator if loader.generator is None else loader.generator
+    if not isinstance(generator, Generator):  # torch's random_(generator=...) refuses it so, here
+        raise TypeError(f"DataLoader: generator must be a Generator (or None), got {type(generator).__name__} "
+                        f"{generator!r}")
+    return int(_rng(generator).integers(2**63))
 
 
 class _SingleProcessIterator:

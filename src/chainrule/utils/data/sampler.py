@@ -153,6 +153,9 @@ class WeightedRandomSampler(Sampler):
         if not isinstance(replacement, bool):
             raise ValueError(f"replacement should be a boolean value, but got replacement={replacement}")
         data = weights._data if hasattr(weights, "_data") else weights
+        if isinstance(data, str) or isinstance(data, (list, tuple)) and any(isinstance(w, str) for w in data):
+            # torch.as_tensor refuses strings with a TypeError (NumPy would parse "0.5")
+            raise TypeError(f"WeightedRandomSampler: weights must be a sequence of numbers, got {weights!r}")
         self.weights = np.asarray(data, dtype=np.float64)
         if self.weights.ndim != 1:
             raise ValueError(f"weights should be a 1d sequence but given weights have shape {self.weights.shape}")
@@ -212,7 +215,10 @@ class BatchSampler(Sampler):
         """Batches as int64 arrays, cut from the sampler's chunks when it streams them."""
         if not hasattr(self.sampler, "_index_chunks"):
             for batch in self:
-                yield np.asarray(batch, dtype=np.int64)
+                indices = np.asarray(batch)
+                # indices that are no integers (a string sampler's 'f') stay as given, for the
+                # dataset's indexing to refuse as torch's does (int64 would parse '3' and fail on 'f')
+                yield indices.astype(np.int64) if indices.dtype.kind in "iu" or indices.size == 0 else list(batch)
             return
         leftover = np.empty(0, dtype=np.int64)
         for chunk in self.sampler._index_chunks():
