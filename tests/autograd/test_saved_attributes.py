@@ -242,6 +242,87 @@ def test_only_custom_function_nodes_have_saved_tensors():
     assert _custom(chainrule) == _custom(torch) == (False, True)
 
 
+# ---------------------------------------------------------------- linear's graph: torch's nodes and edge order
+def _linear_input(lib, shape, grad=True, transposed=False):
+    x = _data(lib, 0, *shape, grad=grad)
+    return x.transpose(0, 1) if transposed else x
+
+
+LINEAR_GRAPHS = {  # (input shape, transposed, input needs grad, weight needs grad, bias: None/shape/"strided")
+    "rows": ((3, 4), False, True, True, (5,)),
+    "rows_no_bias": ((3, 4), False, True, True, None),
+    "rows_constant_input": ((3, 4), False, False, True, (5,)),
+    "rows_frozen_weight": ((3, 4), False, True, False, (5,)),
+    "rows_bias_of_rows": ((3, 4), False, True, True, (3, 5)),
+    "vector": ((4,), False, True, True, (5,)),
+    "vector_no_bias": ((4,), False, True, True, None),
+    "3d": ((2, 3, 4), False, True, True, (5,)),
+    "3d_no_bias": ((2, 3, 4), False, True, True, None),
+    "4d": ((2, 1, 3, 4), False, True, True, (5,)),
+    "3d_strided_bias": ((2, 3, 4), False, True, True, "strided"),
+    "3d_bias_of_rows": ((2, 3, 4), False, True, True, (3, 5)),
+    "3d_noncontiguous": ((3, 2, 4), True, True, True, (5,)),
+    "3d_noncontiguous_no_bias": ((3, 2, 4), True, True, True, None),
+    "3d_noncontiguous_constant": ((3, 2, 4), True, False, True, (5,)),
+}
+
+
+_RESHAPE_COPIES = ("3d_noncontiguous", "3d_noncontiguous_no_bias")
+
+
+def _strided(lib, seed, n):
+    """A leaf vector whose elements are not adjacent in memory."""
+    with lib.no_grad():
+        return _data(lib, seed, n, 2)[:, 0].requires_grad_()
+
+
+def _linear_graph(lib, case):
+    """linear's graph from its output down to the leaves: each node's name, _saved_* (tensors
+    by shape) and its edges' input numbers, in next_functions order."""
+    shape, transposed, grad_x, grad_w, bias = LINEAR_GRAPHS[case]
+    w = _data(lib, 1, 5, 4, grad=grad_w)
+    b = None if bias is None else _strided(lib, 2, 5) if bias == "strided" else _data(lib, 2, *bias)
+    out = lib.nn.functional.linear(_linear_input(lib, shape, grad_x, transposed), w, b)
+
+    def describe(fn):
+        if fn is None:
+            return None
+        saved = {name: tuple(value.shape) if isinstance(value, lib.Tensor) else value
+                 for name, value in _saved(fn).items() if not name.endswith("_sym_strides")}
+        return (type(fn).__name__, sorted(saved.items(), key=str),
+                [(describe(child), nr) for child, nr in fn.next_functions])
+
+    return tuple(out.shape), out._is_view(), describe(out.grad_fn)
+
+
+@pytest.mark.parametrize("case", [c for c in LINEAR_GRAPHS if c not in _RESHAPE_COPIES] + [
+    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="chainrule's reshape of a tensor it must copy "
+                                                                "records no CloneBackward0 under its UnsafeViewBackward0"))
+    for c in _RESHAPE_COPIES])
+def test_linear_graph_as_torch(case):
+    # torch records addmm(bias, input, weight.t()) or mm, over the weight's TBackward0; other ranks
+    # fold the input into rows with views, or go through matmul and add the bias after
+    assert _linear_graph(chainrule, case) == _linear_graph(torch, case)
+
+
+def test_linear_gradients_through_torchs_graph_as_torch():
+    # the weight's gradient comes back through TBackward0; an in-place change of the weight after
+    # the forward is caught through the transposed weight that addmm saved
+    grads = []
+    for lib in (chainrule, torch):
+        x, w, b = _data(lib, 0, 2, 3, 4), _data(lib, 1, 5, 4), _data(lib, 2, 5)
+        out = lib.nn.functional.linear(x, w, b)
+        (out * out).sum().backward()
+        grads.append([t.grad.numpy() for t in (x, w, b)] + [w.grad.is_contiguous()])
+        y = lib.nn.functional.linear(x[0], w, b)
+        with lib.no_grad():
+            w.add_(1)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()
+    for mine, theirs in zip(*grads):
+        assert np.allclose(mine, theirs, rtol=1e-5, atol=1e-5)
+
+
 # ---------------------------------------------------------------- whole graphs, walked as torchviz does
 def _walk(root, params: dict, show_attrs: bool, show_saved: bool, lib):
     """torchviz.make_dot's walk (its drawing left out): node labels with their attributes, the

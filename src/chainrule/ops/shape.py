@@ -370,7 +370,13 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
     ndim = input._data.ndim
     d = _wrap_dim(dim, ndim + 1, "unsqueeze")
     shape = input._data.shape
-    return name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze")
+    saved = _UNSQUEEZE_SAVED.get(d) or _UNSQUEEZE_SAVED.setdefault(d, {"_saved_dim": d})
+    return name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze",
+                     saved=saved)
+
+
+# torch's _saved_dim of unsqueeze, one declaration per dim (name_node makes a node class per one)
+_UNSQUEEZE_SAVED: dict = {}
 
 
 def atleast_1d(input: Tensor) -> Tensor:
