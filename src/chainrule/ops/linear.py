@@ -36,12 +36,6 @@ __all__ = ["linear"]
 __not_methods__ = set(__all__)
 
 
-def _as_rows(a):
-    """``a`` (..., n) as one (rows, n) matrix (a (n,) vector as one row): a view when the
-    leading dims fold, else a copy."""
-    return a if a.ndim == 2 else a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
-
-
 def _add_bias(out, b) -> None:
     """out (rows, n) += b (n,) in place, over row pieces on the CPU."""
     if array_module(out) is not np:
@@ -121,6 +115,8 @@ class Addmm(Function):
 
     @staticmethod
     def forward(ctx, b, x, w_t):
+        # (both kept, as LinearBackward takes both; _saved_mat1/2 report None for the one torch
+        # does not keep, as it keeps each only for the other's gradient)
         ctx.save_for_backward(x, w_t)
         out = x @ w_t
         if b.ndim <= 1:
@@ -169,7 +165,8 @@ class Mm(Function):
 
 
 class LinearBackward(Function):
-    """(G W, Gᵀ x, Σ G) over the rows of G: Linear's gradients, those ``needs`` asks for."""
+    """(G W, Gᵀ x, Σ G) for G (rows, out), x (rows, in): the linear's gradients that ``needs`` asks
+    for."""
 
     _array_forward = True
     node_name = "MmBackward0"  # torch computes x's gradient G W as one matrix product
@@ -182,14 +179,13 @@ class LinearBackward(Function):
         if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
             ctx.needs = needs
         ctx.save_for_backward(grad, x, w)
-        grad_rows = _as_rows(grad)
         grads = []
         if needs[0]:
-            grads.append((grad_rows @ w).reshape(x.shape))
+            grads.append(grad @ w)
         if needs[1]:
-            grads.append(grad_rows.T @ _as_rows(x))
+            grads.append(grad.T @ x)
         if needs[2]:
-            grads.append(_column_sums(grad_rows))
+            grads.append(_column_sums(grad))
         return tuple(grads)
 
     @staticmethod
@@ -199,7 +195,6 @@ class LinearBackward(Function):
         remaining = iter(grad_grads)
         u_x, u_w, u_b = (next(remaining) if need else None for need in ctx.needs)
         needs = ctx.needs_input_grad
-        rows_g = grad.reshape(-1, grad.shape[-1])
         grad_g = grad_x = grad_w = None
         if needs[0]:
             parts = []
@@ -213,7 +208,7 @@ class LinearBackward(Function):
         if needs[1] and u_w is not None:
             grad_x = grad @ u_w
         if needs[2] and u_x is not None:
-            grad_w = rows_g.t() @ u_x.reshape(-1, u_x.shape[-1])
+            grad_w = grad.t() @ u_x
         return grad_g, grad_x, grad_w
 
 
