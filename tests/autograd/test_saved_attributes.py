@@ -412,31 +412,36 @@ def test_graph_walk_as_torch(program, show_attrs, show_saved):
 
 # ---------------------------------------------------------------- torchviz itself, when installed
 _TORCHVIZ_PROGRAM = textwrap.dedent('''
-    import collections, json, re, sys
+    import collections, re
     import torch, torch.nn as nn
     from torchviz import make_dot
 
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.MaxPool2d(2),
-                        nn.Flatten(), nn.Linear(8, 3), nn.LogSoftmax(1))
-    loss = nn.functional.nll_loss(net(torch.randn(2, 1, 4, 4)), torch.tensor([0, 2]))
-    drawn = {}
-    for attrs in (False, True):
-        for saved in (False, True):
-            dot = make_dot(loss, params=dict(net.named_parameters()), show_attrs=attrs, show_saved=saved)
-            labels, edges = {}, []
-            for line in dot.body:
-                edge = re.match(r"\\s*(\\S+) -> (\\S+)", line)
-                if edge:
-                    edges.append(edge.groups())
-                    continue
-                node = re.match(r"\\s*(\\S+) \\[label=\\"?(.*?)\\"?( fillcolor=\\S+)?\\]$", line.strip(), re.S)
-                if node:
-                    labels[node.group(1)] = node.group(2)
-            drawn[f"{attrs} {saved}"] = [sorted(collections.Counter(labels.values()).items()),
-                                         sorted(collections.Counter((labels.get(a), labels.get(b))
-                                                                    for a, b in edges).items())]
-    print(json.dumps(drawn))
+    def programs():
+        torch.manual_seed(0)
+        mlp = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+        yield nn.functional.cross_entropy(mlp(torch.randn(4, 6)), torch.tensor([0, 2, 1, 0])), mlp
+        cnn = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Flatten(), nn.Linear(8, 3), nn.LogSoftmax(1))
+        yield nn.functional.nll_loss(cnn(torch.randn(2, 1, 4, 4)), torch.tensor([0, 2])), cnn
+        tokens = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 2))  # a linear of 3-d input
+        yield tokens(torch.tensor([[1, 2, 3], [4, 5, 6]]))[:, -1].sum(), tokens
+
+    drawn = []
+    for out, model in programs():
+        for attrs in (False, True):
+            for saved in (False, True):
+                dot = make_dot(out, params=dict(model.named_parameters()), show_attrs=attrs, show_saved=saved)
+                labels, edges = {}, []
+                for line in dot.body:
+                    edge = re.match(r"\\s*(\\S+) -> (\\S+)", line)
+                    if edge:
+                        edges.append(edge.groups())
+                        continue
+                    node = re.match(r"\\s*(\\S+) \\[label=\\"?(.*?)\\"?( fillcolor=\\S+)?\\]$", line.strip(), re.S)
+                    if node:
+                        labels[node.group(1)] = node.group(2)
+                drawn.append([sorted(collections.Counter(labels.values()).items()),
+                              sorted(collections.Counter((labels.get(a), labels.get(b)) for a, b in edges).items())])
 ''')
 
 
@@ -444,17 +449,13 @@ def test_torchviz_draws_the_graph_torch_draws():
     pytest.importorskip("torchviz")
     import json
 
+    theirs = {}
+    exec(_TORCHVIZ_PROGRAM, theirs)  # noqa: S102 - torch's drawing, in this process
     root = Path(__file__).resolve().parents[2]
-    outputs = []
-    for alias in (False, True):
-        env = dict(os.environ)
-        if alias:  # `import torch` answered by chainrule, as the corpus programs run
-            env["PYTHONPATH"] = os.pathsep.join([str(root / "tests" / "programs" / "_alias"), str(root / "src"),
-                                                 *sys.path])
-        else:
-            env["PYTHONPATH"] = os.pathsep.join(sys.path)
-        run = subprocess.run([sys.executable, "-W", "ignore", "-c", _TORCHVIZ_PROGRAM], env=env,
-                             capture_output=True, text=True, timeout=120)
-        assert run.returncode == 0, run.stderr[-2000:]
-        outputs.append(json.loads(run.stdout))
-    assert outputs[1] == outputs[0]
+    env = dict(os.environ)  # `import torch` answered by chainrule, as the corpus programs run
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "tests" / "programs" / "_alias"), str(root / "src"), *sys.path])
+    run = subprocess.run([sys.executable, "-W", "ignore", "-c",
+                          _TORCHVIZ_PROGRAM + "\nimport json\nprint(json.dumps(drawn))"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout) == json.loads(json.dumps(theirs["drawn"]))
