@@ -66,6 +66,8 @@ CASES = {
     "F.relu": lambda lib: lib.nn.functional.relu(_data(lib, 0, 3, 4)),
     "sin": lambda lib: _data(lib, 0, 3, 4).sin(),
     "sqrt": lambda lib: _data(lib, 0, 3, 4).abs().sqrt(),
+    "leaky_relu": lambda lib: lib.nn.functional.leaky_relu(_data(lib, 0, 3, 4), 0.2),
+    "silu": lambda lib: lib.nn.functional.silu(_data(lib, 0, 3, 4)),
     "gelu": lambda lib: lib.nn.functional.gelu(_data(lib, 0, 3, 4)),
     "gelu_tanh": lambda lib: lib.nn.functional.gelu(_data(lib, 0, 3, 4), approximate="tanh"),
     "sum": lambda lib: _data(lib, 0, 3, 4).sum(),

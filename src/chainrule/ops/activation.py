@@ -85,6 +85,7 @@ class LeakyRelu(Function):
     rule = "passes the gradient where a > 0, scales it by the slope elsewhere"
     formula = "leaky_relu({0})"
     _array_forward = True
+    saved_attributes = {"_saved_negative_slope": ctx_value("negative_slope"), "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, negative_slope):
@@ -431,6 +432,7 @@ class Silu(Function):
     rule = "∂/∂a = σ(a)·(1 + a·(1 - σ(a)))"
     formula = "silu({0})"
     _array_forward = True
+    saved_attributes = {"_saved_self": saved(0)}  # torch's grad_fn._saved_* names
 
     @staticmethod
     def forward(ctx, x):
