@@ -179,6 +179,10 @@ class Tensor:
     def data_ptr(self) -> int:
         return self._data.__array_interface__["data"][0] if isinstance(self._data, np.ndarray) else 0
 
+    def _is_view(self) -> bool:
+        """Whether this tensor is a view of ``_base`` (torch's private check; torchviz reads it)."""
+        return self._base is not None
+
     @property
     def _version_box(self) -> list:
         """The version counter: a one-element list, shared with the views of this tensor.

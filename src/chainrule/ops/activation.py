@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _dtype, _opmath
 from .._backend import array_module, subtract_contiguous
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, ctx_value, name_node, saved
 from ..tensor import Tensor, _wrap_dim
 from . import _cuda_kernels
 from ._arg_parser import check_int, check_number
@@ -56,6 +56,7 @@ class Relu(Function):
     rule = "passes the gradient where a > 0, blocks it elsewhere (relu'(0) = 0)"
     formula = "relu({0})"
     _array_forward = True
+    saved_attributes = {"_saved_result": saved(0)}  # torch's grad_fn._saved_* names
 
     @staticmethod
     def forward(ctx, x):
@@ -67,7 +68,7 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, grad):
         # relu'(x) = 0 where x <= 0 else 1 (0 at x = 0, and NaN passes the gradient, as torch)
-        (y,) = ctx.saved_tensors
+        (y,) = ctx.saved_values
         return _mask_mul(grad, ~(y._data <= 0))
 
 
@@ -85,6 +86,7 @@ class LeakyRelu(Function):
     rule = "passes the gradient where a > 0, scales it by the slope elsewhere"
     formula = "leaky_relu({0})"
     _array_forward = True
+    saved_attributes = {"_saved_negative_slope": ctx_value("negative_slope"), "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, negative_slope):
@@ -97,7 +99,7 @@ class LeakyRelu(Function):
     def backward(ctx, grad):
         # d = 1 where x > 0 else negative_slope (negative_slope at x = 0, as torch)
         xp = array_module(grad)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         arr = x._data
         factor = xp.where(arr > 0, arr.dtype.type(1), arr.dtype.type(ctx.negative_slope))
         return _scaled_mask(grad, factor)
@@ -126,7 +128,7 @@ class Hardtanh(Function):
     @staticmethod
     def backward(ctx, grad):
         # d = 1 strictly inside (min_val, max_val), 0 elsewhere (bounds included, as torch)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         low, high = ctx.bounds
         arr = x._data
         return _mask_mul(grad, (arr > low) & (arr < high))
@@ -174,7 +176,7 @@ class Threshold(Function):
     @staticmethod
     def backward(ctx, grad):
         # d = 0 where x <= threshold else 1
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         return _mask_mul(grad, ~(x._data <= ctx.threshold))
 
 
@@ -220,7 +222,7 @@ class Hardshrink(Function):
     @staticmethod
     def backward(ctx, grad):
         # d = 1 where |x| > lambd else 0
-        (keep,) = ctx.saved_tensors
+        (keep,) = ctx.saved_values
         return _mask_mul(grad, keep._data)
 
 
@@ -269,7 +271,7 @@ class Prelu(Function):
     @staticmethod
     def backward(ctx, grad):
         # d/dx = 1 where x > 0 else w;  d/dw = x where x <= 0 else 0
-        x, weight = ctx.saved_tensors
+        x, weight = ctx.saved_values
         positive = Tensor._make(x._data > 0)
         grad_x = where(positive, grad, grad * weight) if ctx.needs_input_grad[0] else None
         grad_w = where(positive, 0.0, grad * x) if ctx.needs_input_grad[1] else None
@@ -340,7 +342,7 @@ class Elu(Function):
     @staticmethod
     def backward(ctx, grad):
         # d = scale for x > 0, scale * alpha * input_scale * exp(input_scale * x) for x <= 0
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         alpha, scale, input_scale = ctx.params
         positive = Tensor._make(x._data > 0)
         inner = where(positive, 0.0, x)
@@ -392,6 +394,7 @@ class Gelu(Function):
             "0.044715a³))))")
     formula = "gelu({0})"
     _array_forward = True
+    saved_attributes = {"_saved_approximate": ctx_value("approximate"), "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, approximate):
@@ -415,7 +418,7 @@ class Gelu(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         if ctx.approximate == "tanh":
             # y = x/2 (1 + tanh u), u = k (x + c x^3): dy = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) k (1 + 3c x^2)
             x2 = x * x
@@ -445,7 +448,7 @@ class GeluBackward(Function):
     @staticmethod
     def backward(ctx, u):
         # d/dx (Phi + x phi) = phi + phi + x phi' = phi (2 - x^2)
-        grad, x = ctx.saved_tensors
+        grad, x = ctx.saved_values
         needs = ctx.needs_input_grad
         pdf = exp(x * x * -0.5) * _INV_SQRT_2PI
         grad_g = u * (0.5 * (1 + erf(x * _SQRT_HALF)) + x * pdf) if needs[0] else None
@@ -467,6 +470,7 @@ class Silu(Function):
     rule = "∂/∂a = σ(a)·(1 + a·(1 - σ(a)))"
     formula = "silu({0})"
     _array_forward = True
+    saved_attributes = {"_saved_self": saved(0)}  # torch's grad_fn._saved_* names
 
     @staticmethod
     def forward(ctx, x):
@@ -480,7 +484,7 @@ class Silu(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         return SiluBackward.apply(grad, x, sig=ctx.sig)
 
 
@@ -501,7 +505,7 @@ class SiluBackward(Function):
     @staticmethod
     def backward(ctx, u):
         # d/dx [s (1 + x (1 - s))] = s (1 - s) (2 + x (1 - 2 s))
-        grad, x = ctx.saved_tensors
+        grad, x = ctx.saved_values
         needs = ctx.needs_input_grad
         s = sigmoid(x)
         grad_g = u * (s * (1 + x * (1 - s))) if needs[0] else None
@@ -536,7 +540,7 @@ class Mish(Function):
     @staticmethod
     def backward(ctx, grad):
         # d(x tanh(sp(x))) = tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         th = tanh(softplus(x))
         return grad * (th + x * sigmoid(x) * (1 - th * th))
 
@@ -565,7 +569,7 @@ class Softplus(Function):
     @staticmethod
     def backward(ctx, grad):
         # d = sigmoid(beta x), or 1 where beta x > threshold (the linear regime)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         beta, threshold = ctx.params
         linear = Tensor._make(x._data * x._data.dtype.type(beta) > threshold)
         return where(linear, grad, grad * sigmoid(x * beta))
@@ -595,7 +599,7 @@ class LogSigmoid(Function):
     @staticmethod
     def backward(ctx, grad):
         # d log s(x) = 1 - s(x) = s(-x)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         return grad * sigmoid(-x)
 
 
@@ -620,7 +624,7 @@ class Hardsigmoid(Function):
     def backward(ctx, grad):
         # d = 1/6 strictly inside (-3, 3), else 0
         xp = array_module(grad)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         arr = x._data
         factor = xp.where((arr > -3) & (arr < 3), arr.dtype.type(1 / 6), arr.dtype.type(0))
         return _scaled_mask(grad, factor)
@@ -648,7 +652,7 @@ class Hardswish(Function):
     @staticmethod
     def backward(ctx, grad):
         # d = 0 for x <= -3, x/3 + 1/2 for -3 < x < 3, 1 for x >= 3 (torch's boundaries)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         arr = x._data
         low = Tensor._make(arr <= -3)
         high = Tensor._make(arr >= 3)

@@ -41,7 +41,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module, autocast_unifies
 from .._parallel import over_rows
-from ..autograd.function import Function
+from ..autograd.function import Function, SavedValue, ctx_value, saved
 from ..tensor import Tensor, _check_tensor
 from . import _cuda_conv
 from ._arg_parser import int_list
@@ -411,13 +411,26 @@ class Convolution(Function):
     label = "conv"
     rule = ("∂L/∂X = full convolution of G with the 180°-rotated filter, ∂L/∂F = X ⋆ G "
             "(cross-correlation), ∂L/∂b = Σ G")
+    # torch's grad_fn._saved_* names, read from the geometry the node keeps
+    saved_attributes = {
+        "_saved_bias_sym_sizes_opt": SavedValue(
+            lambda node: tuple(node._input_meta[2][0]) if len(node._input_meta) == 3 else (0,)),
+        "_saved_dilation": ctx_value("geo", lambda geo: geo.dilation),
+        "_saved_groups": ctx_value("geo", lambda geo: geo.groups),
+        "_saved_input": saved(0),
+        "_saved_output_padding": ctx_value("geo", lambda geo: (0,) * len(geo.kernel)),
+        "_saved_padding": ctx_value("geo", lambda geo: geo.pad_lo),
+        "_saved_stride": ctx_value("geo", lambda geo: geo.stride),
+        "_saved_transposed": False,
+        "_saved_weight": saved(1),
+    }
 
     @staticmethod
     def forward(ctx, x, w, *bias, geo):
         if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
             ctx.geo = geo
-        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None,
-                              w if ctx.needs_input_grad[0] else None)
+        # the weight always (a parameter, alive anyway: torch's _saved_weight reads it)
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, w)
         y = _conv(x, w, geo)
         if bias:
             y += bias[0].reshape((-1,) + (1,) * len(geo.kernel))
@@ -427,7 +440,7 @@ class Convolution(Function):
     @staticmethod
     def backward(ctx, grad):
         # dy = C(dx, w) + C(x, dw) + db  ⇒  x̄ = Cᵀ(ḡ, w), w̄ = C_w(x, ḡ), b̄ = Σ ḡ
-        x, w = ctx.saved_tensors
+        x, w = ctx.saved_values
         needs = ctx.needs_input_grad
         geo = ctx.geo
         grad_x = ConvInput.apply(grad, w, geo=geo, c=ctx.in_channels) if needs[0] else None
@@ -460,7 +473,7 @@ class ConvInput(Function):
     @staticmethod
     def backward(ctx, u):
         # <u, Cᵀ(g, w)> = <C(u, w), g>  ⇒  ḡ = C(u, w), w̄ = C_w(u, g)
-        g, w = ctx.saved_tensors
+        g, w = ctx.saved_values
         needs = ctx.needs_input_grad
         geo = ctx.geo
         grad_g = Convolution.apply(u, w, geo=geo) if needs[0] else None
@@ -490,7 +503,7 @@ class ConvWeight(Function):
     @staticmethod
     def backward(ctx, v):
         # <v, C_w(x, g)> = <C(x, v), g>  ⇒  x̄ = Cᵀ(g, v), ḡ = C(x, v)
-        x, g = ctx.saved_tensors
+        x, g = ctx.saved_values
         needs = ctx.needs_input_grad
         geo = ctx.geo
         grad_x = ConvInput.apply(g, v, geo=geo, c=ctx._input_meta[0][0][1]) if needs[0] else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, as_uint64, ctx_value, name_node
 from ..tensor import Tensor
 from ._arg_parser import check_bool
 from .index import _add_rows
@@ -25,6 +25,14 @@ class Embedding(Function):
     label = "embedding"
     rule = "adds each row's gradient into the rows that were looked up"
     formula = None
+    # torch's grad_fn._saved_* names (its padding_idx -1, "none", as the C++ node's unsigned)
+    saved_attributes = {
+        "_saved_indices": ctx_value("indices", Tensor._make, tensor=True),
+        "_saved_padding_idx": ctx_value("padding_idx", lambda index: as_uint64(-1 if index is None else index)),
+        "_saved_scale_grad_by_freq": False,
+        "_saved_sparse": False,
+        "_saved_weight_sym_argsize_0": ctx_value("num_rows"),
+    }
 
     @staticmethod
     def forward(ctx, weight, indices, padding_idx):

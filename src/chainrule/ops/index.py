@@ -176,12 +176,39 @@ class IndexScatter(Function):
         return Index.apply(grad, key=ctx.key, mode=ctx.mode)
 
 
+def _last_select(node) -> tuple:
+    """(dim, index, sizes) of the select torch records last for a basic read's key, walking the
+    key step by step as torch does: the dim in the tensor of that step, the index as written,
+    and that tensor's sizes."""
+    key = node.key if isinstance(node.key, tuple) else (node.key,)
+    sizes = list(node.shape)
+    consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
+    dim, last = 0, None
+    for k in key:
+        if k is Ellipsis:
+            dim += len(node.shape) - consumed
+        elif k is None:
+            sizes.insert(dim, 1)
+            dim += 1
+        elif isinstance(k, slice):
+            sizes[dim] = len(range(*k.indices(sizes[dim])))
+            dim += 1
+        else:
+            last = (dim, int(k), tuple(sizes))
+            del sizes[dim]
+    return last
+
+
 class Select(Index):
     """A basic read whose last step picks an index (``x[0]``, ``x[..., 2]``)."""
 
     node_name = "SelectBackward0"
     label = "select"
     rule = "places the gradient at the picked index, zeros elsewhere"
+    # torch's names, of the last select (a negative index as torch's C++ node reports it)
+    saved_attributes = {"_saved_dim": _function.SavedValue(lambda node: _last_select(node)[0]),
+                        "_saved_index": _function.SavedValue(lambda node: _function.as_uint64(_last_select(node)[1])),
+                        "_saved_self_sym_sizes": _function.SavedValue(lambda node: _last_select(node)[2])}
 
 
 class Slice(Index):
@@ -901,7 +928,7 @@ class ScatterReduce(Function):
     def backward(ctx, grad):
         from .elementwise import where
 
-        x, src, out = ctx.saved_tensors
+        x, src, out = ctx.saved_values
         xp = array_module(x._data)
         index, dim, reduce, include_self, touched = ctx.params
         src_used = src if src._data.shape == index.shape else src[tuple(slice(0, n) for n in index.shape)]

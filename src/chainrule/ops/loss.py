@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, name_node, saved
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
@@ -122,6 +122,8 @@ class _MseLoss(Function):
     label = "mse_loss"
     rule = "∂/∂x = 2(x - t)·g, divided by the element count for 'mean'; ∂/∂t = -∂/∂x"
     formula = "mse_loss({0}, {1})"
+    saved_attributes = {"_saved_reduction": ctx_value("reduction", _REDUCTIONS.index),
+                        "_saved_self": saved(0), "_saved_target": saved(1)}  # torch's grad_fn._saved_* names
 
     @staticmethod
     def forward(ctx, x, t, reduction):
@@ -138,7 +140,7 @@ class _MseLoss(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, t = ctx.saved_tensors
+        x, t = ctx.saved_values
         diff = x - t
         grad_x = grad * 2 * diff
         if ctx.reduction == "mean":
@@ -222,7 +224,7 @@ class _LogSigmoid(Function):
     @staticmethod
     def backward(ctx, grad):
         # d log(sigmoid(x)) = sigmoid(-x) dx
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         return grad * ew.sigmoid(-x)
 
 
@@ -384,6 +386,7 @@ class _IndexClassLoss(Function):
             ctx.rows_shape = rows.shape
             ctx.safe, ctx.valid, ctx.w_row = safe, valid, w_row
             ctx.probs = probs  # the input gradient reuses the forward's softmax
+            ctx.input, ctx.target, ctx.ignore_index = x, target, ignore_index  # (grad_fn._saved_*)
             if log_softmax:
                 ctx.save_for_backward(x)
         return out
@@ -408,7 +411,7 @@ class _IndexClassLoss(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _IndexClassLossBackward.apply(grad, *ctx.saved_tensors, loss=ctx), None
+        return _IndexClassLossBackward.apply(grad, *ctx.saved_values, loss=ctx), None
 
     @staticmethod
     def _input_grad_array(ctx, grad):
@@ -479,7 +482,7 @@ class _IndexClassLossBackward(Function):
     @staticmethod
     def backward(ctx, grad_grad):
         loss = ctx.loss
-        return differentiate_rule(lambda g, *x: _IndexClassLoss._input_grad(loss, g, *x), ctx.saved_tensors,
+        return differentiate_rule(lambda g, *x: _IndexClassLoss._input_grad(loss, g, *x), ctx.saved_values,
                                   ctx.needs_input_grad, (grad_grad,))
 
 
@@ -503,6 +506,17 @@ class _NllLoss(_IndexClassLoss):
     node_name = "NllLossBackward0"
     label = "nll_loss"
     rule = "-w_t at each row's target class (divided by the summed weights Σw_t for 'mean'), 0 elsewhere"
+    # torch's grad_fn._saved_* names (its ignore_index as the C++ node's unsigned)
+    saved_attributes = {
+        "_saved_ignore_index": ctx_value("ignore_index", as_uint64),
+        "_saved_reduction": ctx_value("reduction", _REDUCTIONS.index),
+        "_saved_self": ctx_value("input", Tensor._make, tensor=True),
+        "_saved_target": ctx_value("target", Tensor._make, tensor=True),
+        "_saved_total_weight": SavedValue(lambda node: Tensor._make(array_module(node.w_row).asarray(
+            node.w_row.sum(dtype=node.w_row.dtype))), tensor=True),
+        "_saved_weight": ctx_value("weight", lambda weight: None if weight is None else Tensor._make(weight),
+                                   tensor=True),
+    }
 
 
 def _nll_node_name(ndim: int, reduction: str) -> str:
@@ -616,7 +630,7 @@ class _FusedCrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         return _FusedCrossEntropyBackward.apply(grad, x, loss=ctx), None
 
 
@@ -640,7 +654,7 @@ class _FusedCrossEntropyBackward(Function):
     @staticmethod
     def backward(ctx, grad_grad):
         loss = ctx.loss
-        return differentiate_rule(lambda g, x: _fused_cross_entropy_grad(loss, g, x), ctx.saved_tensors,
+        return differentiate_rule(lambda g, x: _fused_cross_entropy_grad(loss, g, x), ctx.saved_values,
                                   ctx.needs_input_grad, (grad_grad,))
 
 
@@ -700,7 +714,7 @@ class _BinaryCrossEntropy(Function):
     @staticmethod
     def backward(ctx, grad):
         # d/dp = (p - t) / max(p (1 - p), 1e-12);  d/dt = log(1 - p) - log(p), unclamped as torch's
-        p, t = ctx.saved_tensors
+        p, t = ctx.saved_values
         grad_p = grad_t = None
         if ctx.needs_input_grad[0]:
             grad_p = grad * (p - t) / ew.clamp(p * (1 - p), min=1e-12)

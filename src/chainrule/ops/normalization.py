@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module, subtract_contiguous
-from ..autograd.function import Function
+from ..autograd.function import Function, SavedValue, ctx_value, leaf_input, saved
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import _cuda_kernels
@@ -88,7 +88,7 @@ class NormalizeBackward(Function):
 
     @staticmethod
     def backward(ctx, grad_grad):
-        grad, x = ctx.saved_tensors
+        grad, x = ctx.saved_values
         dims, eps = ctx.dims, ctx.eps
         return differentiate_rule(lambda g, x_: _normalize_grad(g, x_, dims, eps), (grad, x),
                                   ctx.needs_input_grad, (grad_grad,))
@@ -141,7 +141,7 @@ class Normalize(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, xhat = ctx.saved_tensors
+        x, xhat = ctx.saved_values
         return ctx._forward_cls.gradient.apply(grad, x, xhat=xhat._data, invstd=ctx.invstd, dims=ctx.dims,
                                                eps=ctx.eps)
 
@@ -165,7 +165,7 @@ class LayerNormalize(Normalize):
 
     @staticmethod
     def backward(ctx, grad):
-        x, xhat = ctx.saved_tensors
+        x, xhat = ctx.saved_values
         return LayerNormalizeBackward.apply(grad, x, xhat=xhat._data, invstd=ctx.invstd, dims=ctx.dims, eps=ctx.eps,
                                             mean=getattr(ctx, "mean", None))
 
@@ -193,7 +193,7 @@ class GroupNormalize(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         return GroupNormalizeBackward.apply(grad, x, xhat=ctx.xhat, invstd=ctx.invstd, eps=ctx.eps)
 
 
@@ -223,7 +223,7 @@ class GroupNormalizeBackward(Function):
 
     @staticmethod
     def backward(ctx, grad_grad):
-        grad, x = ctx.saved_tensors
+        grad, x = ctx.saved_values
         shape3, eps = ctx.groups_shape, ctx.eps
 
         def rule(g, x_):
@@ -245,6 +245,17 @@ class BatchNorm(Function):
     label = "batch_norm"
     rule = "∂/∂x = (γ/σ)·(g - mean(g) - x̂·mean(g·x̂)); ∂/∂γ = Σ g·x̂, ∂/∂β = Σ g"
     formula = None
+    # torch's grad_fn._saved_* names
+    saved_attributes = {
+        "_saved_eps": ctx_value("eps"),
+        "_saved_input": saved(0),
+        "_saved_result1": SavedValue(lambda node: node.saved_values[0].mean(dim=node.dims), tensor=True),  # the mean
+        "_saved_result2": ctx_value("invstd", Tensor._make, tensor=True),
+        "_saved_running_mean": ctx_value("stats", lambda stats: stats.get("running", (None, None))[0], tensor=True),
+        "_saved_running_var": ctx_value("stats", lambda stats: stats.get("running", (None, None))[1], tensor=True),
+        "_saved_training": True,
+        "_saved_weight": saved(1),
+    }
 
     @staticmethod
     def forward(ctx, x, w, b, dims, eps, stats):
@@ -264,13 +275,13 @@ class BatchNorm(Function):
         out = xhat * w[:, None]
         out += b[:, None]
         if any(ctx.needs_input_grad):
-            ctx.xhat, ctx.invstd, ctx.dims, ctx.eps = xhat, invstd, dims, eps
+            ctx.xhat, ctx.invstd, ctx.dims, ctx.eps, ctx.stats = xhat, invstd, dims, eps, stats
         ctx.save_for_backward(x, w)
         return out.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        x, w = ctx.saved_tensors
+        x, w = ctx.saved_values
         needs = ctx.needs_input_grad
         grads = BatchNormBackward.apply(grad, x, w, xhat=ctx.xhat, invstd=ctx.invstd, dims=ctx.dims,
                                         eps=ctx.eps, needs=tuple(needs))
@@ -309,7 +320,7 @@ class BatchNormBackward(Function):
 
     @staticmethod
     def backward(ctx, *grad_grads):
-        grad, x, w = ctx.saved_tensors
+        grad, x, w = ctx.saved_values
         dims, eps = ctx.dims, ctx.eps
         w_view = (1, -1) + (1,) * (x.ndim - 2)
         return differentiate_rule(lambda g, x_, w_: _affine_norm_grads(g, x_, w_, dims, eps, w_view, dims),
@@ -328,6 +339,16 @@ class LayerNorm(Function):
     label = "layer_norm"
     rule = "per row: ∂/∂x = (1/σ)·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)) with ĝ = g·γ; ∂/∂γ = Σ g·x̂, ∂/∂β = Σ g"
     formula = None
+    # torch's grad_fn._saved_* names: result1 and result2 are the rows' mean and 1/σ
+    saved_attributes = {
+        "_saved_bias": leaf_input(2),
+        "_saved_input": saved(0),
+        "_saved_normalized_shape": SavedValue(lambda node: tuple(node._input_meta[0][0][d] for d in node.dims)),
+        "_saved_result1": SavedValue(lambda node: node.saved_values[0].mean(dim=node.dims, keepdim=True), tensor=True),
+        "_saved_result2": SavedValue(lambda node: Tensor._make(node.invstd.reshape(
+            node._input_meta[0][0][:-len(node.dims)] + (1,) * len(node.dims))), tensor=True),
+        "_saved_weight": saved(1),
+    }
 
     @staticmethod
     def forward(ctx, x, w, b, dims, eps):
@@ -355,7 +376,7 @@ class LayerNorm(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, w = ctx.saved_tensors
+        x, w = ctx.saved_values
         needs = ctx.needs_input_grad
         grads = LayerNormBackward.apply(grad, x, w, xhat=ctx.xhat, invstd=ctx.invstd, dims=ctx.dims,
                                         eps=ctx.eps, needs=tuple(needs), mean=getattr(ctx, "mean", None))
@@ -401,7 +422,7 @@ class LayerNormBackward(Function):
 
     @staticmethod
     def backward(ctx, *grad_grads):
-        grad, x, w = ctx.saved_tensors
+        grad, x, w = ctx.saved_values
         dims, eps = ctx.dims, ctx.eps
         leading = tuple(range(x.ndim - len(dims)))
         return differentiate_rule(
@@ -477,7 +498,7 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = (0,) + tuple(range(2, input.ndim))
     if training:
-        stats: dict = {}
+        stats: dict = {"running": (running_mean, running_var)}  # (read by grad_fn._saved_running_*)
         x = _float(input)
         if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
             out = BatchNorm.apply(x, weight, bias, dims=dims, eps=eps, stats=stats)

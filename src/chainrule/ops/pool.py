@@ -27,7 +27,7 @@ import numpy as np
 
 from .._backend import array_module
 from .._parallel import over_rows
-from ..autograd.function import Function
+from ..autograd.function import Function, SavedValue, ctx_value
 from ..tensor import Tensor
 from ._arg_parser import check_bool, int_list
 
@@ -43,10 +43,13 @@ __not_methods__ = set(__all__)
 class _PoolGeometry:
     """Kernel, stride, padding, dilation, input/output spatial shapes and the ceil-mode overhang."""
 
-    __slots__ = ("kernel", "stride", "padding", "dilation", "in_shape", "out_shape", "pad_hi")
+    __slots__ = ("kernel", "stride", "padding", "dilation", "in_shape", "out_shape", "pad_hi", "ceil_mode",
+                 "stride_defaulted")
 
     def __init__(self, kernel, stride, padding, dilation, in_shape, ceil_mode: bool):
         self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
+        self.ceil_mode = ceil_mode
+        self.stride_defaulted = False  # no stride given: the kernel's (torch's _saved_stride is then ())
         self.in_shape = in_shape
         out = []
         for n, k, s, p, dl in zip(in_shape, kernel, stride, padding, dilation):
@@ -279,6 +282,18 @@ class MaxPool(Function):
     node_name = "MaxPool2DWithIndicesBackward0"  # torch's name; 1-d and 3-d subclasses below
     label = "max_pool"
     rule = "routes each window's gradient to its maximum (the first one on a tie)"
+    # torch's grad_fn._saved_* names
+    saved_attributes = {
+        "_saved_ceil_mode": ctx_value("geo", lambda geo: geo.ceil_mode),
+        "_saved_dilation": ctx_value("geo", lambda geo: tuple(geo.dilation)),
+        "_saved_kernel_size": ctx_value("geo", lambda geo: tuple(geo.kernel)),
+        "_saved_padding": ctx_value("geo", lambda geo: tuple(geo.padding)),
+        "_saved_result1": SavedValue(lambda node: Tensor._make(_flat_indices(
+            node.which if node.which is not None else _max_pool(node.saved_values[0]._data, node.geo,
+                                                                 with_offsets=True)[1], node.geo)), tensor=True),
+        "_saved_self": SavedValue(lambda node: node.saved_values[0] if node.which is None else None, tensor=True),
+        "_saved_stride": ctx_value("geo", lambda geo: () if geo.stride_defaulted else tuple(geo.stride)),
+    }
 
     @staticmethod
     def forward(ctx, x, geo, return_indices):
@@ -303,7 +318,7 @@ class MaxPool(Function):
     def backward(ctx, grad, *unused):
         # y = x[argmax window]  ⇒  x̄ = ḡ routed to the first maximum of each window
         if ctx.which is None:
-            (x,) = ctx.saved_tensors
+            (x,) = ctx.saved_values
             best = ctx.best
             if ctx.best_version is None or ctx.best_version[0] != 0:  # y was written in place
                 best = _max_pool(x._data, ctx.geo, with_offsets=False)[0]
@@ -544,8 +559,8 @@ def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_m
                    opname: str) -> _PoolGeometry:
     kernel = _tuple(kernel_size, d, "kernel_size", opname)
     # torch's default stride (None or an empty list) is the kernel size
-    stride = kernel if stride is None or int_list(stride, opname, "stride") == () \
-        else _tuple(stride, d, "stride", opname)
+    stride_defaulted = stride is None or int_list(stride, opname, "stride") == ()
+    stride = kernel if stride_defaulted else _tuple(stride, d, "stride", opname)
     padding = _tuple(padding, d, "padding", opname)
     dilation = _tuple(dilation, d, "dilation", opname)
     check_bool(ceil_mode, opname, "ceil_mode")
@@ -561,6 +576,7 @@ def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_m
             raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p}, "
                                f"kernel_size={k} and dilation={dl}")
     geo = _PoolGeometry(kernel, stride, padding, dilation, tuple(input.shape[2:]), ceil_mode)
+    geo.stride_defaulted = stride_defaulted
     if any(m <= 0 for m in geo.out_shape):
         channels = input.shape[1]
         raise RuntimeError(f"Given input size: ({'x'.join(map(str, (channels, *geo.in_shape)))}). Calculated "

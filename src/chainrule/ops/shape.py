@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, ctx_value, input_sizes, name_node
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out, preserve_layout
 from ._arg_parser import check_float, check_int, int_list
 from .reduce import sum_to_shape
@@ -62,6 +62,7 @@ def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
 
 class Reshape(Function):
     _array_forward = True
+    saved_attributes = {"_saved_self_sym_sizes": input_sizes(0)}  # torch's grad_fn._saved_* names
     node_name = "ViewBackward0"
     label = "view"
     rule = "reshapes the gradient back to the input's shape"
@@ -88,9 +89,9 @@ def reshape(input: Tensor, *shape) -> Tensor:
     shape = _infer_shape(_shape_arg(shape, "reshape"), input._data.size, "reshape")
     out = Reshape.apply(input, shape=shape)
     if out._data.size and not xp.may_share_memory(out._data, input._data):
-        return name_node(out, "UnsafeViewBackward0")  # torch's reshape copied: clone + _unsafe_view
+        return name_node(out, "UnsafeViewBackward0", saved=Reshape.saved_attributes)  # torch's reshape copied: clone + _unsafe_view
     if not input._data.flags.c_contiguous:
-        name_node(out, "ReshapeAliasBackward0")  # torch views a non-contiguous input with _reshape_alias
+        name_node(out, "ReshapeAliasBackward0", saved=Reshape.saved_attributes)  # torch views a non-contiguous input with _reshape_alias
     return _mark_view(out, input)
 
 
@@ -148,7 +149,7 @@ def reshape_as(input: Tensor, other: Tensor) -> Tensor:
 
 
 def ravel(input: Tensor) -> Tensor:
-    return name_node(reshape(input, -1), "ViewBackward0")  # torch: contiguous() then view(-1)
+    return name_node(reshape(input, -1), "ViewBackward0", saved=Reshape.saved_attributes)  # torch: contiguous() then view(-1)
 
 
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
@@ -265,6 +266,7 @@ class Permute(Function):
     label = "permute"
     rule = "applies the inverse permutation to the gradient"
     _array_forward = True
+    saved_attributes = {"_saved_dims": ctx_value("dims")}
 
     @staticmethod
     def forward(ctx, x, dims):
@@ -283,6 +285,8 @@ class Transpose(Function):
     rule = "transposes the gradient back"
     formula = "{0}ᵀ"
     _array_forward = True
+    saved_attributes = {"_saved_dim0": ctx_value("swap", lambda swap: swap[0]),
+                        "_saved_dim1": ctx_value("swap", lambda swap: swap[1])}
 
     @staticmethod
     def forward(ctx, x, dim0, dim1):
@@ -327,7 +331,7 @@ def t(input: Tensor) -> Tensor:
     """torch.t: transpose of a <= 2-D tensor."""
     if input._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D")
-    return name_node(transpose(input, 0, -1), "TBackward0")  # a view node even for 0-d and 1-d, as torch
+    return name_node(transpose(input, 0, -1), "TBackward0", saved={})  # a view node even for 0-d and 1-d, as torch
 
 
 def movedim(input: Tensor, source, destination) -> Tensor:
@@ -370,7 +374,13 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
     ndim = input._data.ndim
     d = _wrap_dim(dim, ndim + 1, "unsqueeze")
     shape = input._data.shape
-    return name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze")
+    saved = _UNSQUEEZE_SAVED.get(d) or _UNSQUEEZE_SAVED.setdefault(d, {"_saved_dim": d})
+    return name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze",
+                     saved=saved)
+
+
+# torch's _saved_dim of unsqueeze, one declaration per dim (name_node makes a node class per one)
+_UNSQUEEZE_SAVED: dict = {}
 
 
 def atleast_1d(input: Tensor) -> Tensor:
@@ -447,6 +457,7 @@ class Cat(Function):
     label = "cat"
     rule = "slices the gradient back into the pieces"
     _array_forward = True
+    saved_attributes = {"_saved_dim": ctx_value("dim")}
 
     @staticmethod
     def forward(ctx, *arrays, dim, skipped=()):
@@ -523,7 +534,7 @@ def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
             raise RuntimeError(
                 f"stack expects each tensor to be equal size, but got {list(shape)} at entry 0 and "
                 f"{list(t._data.shape)} at entry {i}")
-    return name_node(cat([unsqueeze(t, d) for t in tensors], d), "StackBackward0", label="stack")
+    return name_node(cat([unsqueeze(t, d) for t in tensors], d), "StackBackward0", label="stack", saved=Cat.saved_attributes)
 
 
 def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
