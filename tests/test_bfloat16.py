@@ -178,9 +178,11 @@ def test_uint_tensors_print_and_convert_like_torch():
 
 def test_conversions_on_tensor_and_module():
     x = chainrule.randn(3, 4)
-    for converted in (x.bfloat16(), x.to(chainrule.bfloat16), x.type(chainrule.bfloat16), x.to("bfloat16"),
+    for converted in (x.bfloat16(), x.to(chainrule.bfloat16), x.type(chainrule.bfloat16),
                       x.type("torch.BFloat16Tensor")):
         assert converted.dtype is chainrule.bfloat16
+    with pytest.raises(RuntimeError, match="Invalid device string: 'bfloat16'"):
+        x.to("bfloat16")  # a string is a device to Tensor.to, as in torch
     np.testing.assert_array_equal(x.bfloat16().float().numpy(),
                                   torch.from_numpy(x.numpy()).bfloat16().float().numpy())
     model = chainrule.nn.Sequential(chainrule.nn.Linear(4, 3), chainrule.nn.BatchNorm1d(3))
