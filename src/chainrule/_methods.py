@@ -32,7 +32,7 @@ from .ops import creation
 from .ops import elementwise as ew
 from .ops import index as _index
 from .ops import shape as _shape
-from .ops.index import getitem, setitem
+from .ops.index import setitem
 from .ops.linalg import matmul as _matmul
 from .tensor import Tensor
 
@@ -260,6 +260,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         self.grad_fn = result.grad_fn
         self._output_nr = result._output_nr
         self._requires_grad = True
+        if self._base is None:
+            _index.refresh_views(self)
     if _function.active_extension is not None:  # under forward AD the tangent follows the value
         _forward_ad.move_tangent(result, self)
     return self
@@ -270,11 +272,8 @@ def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
     ``base[key] = result`` on the base (so every later use of the base sees the change in its
     graph), then make the view ``base[key]`` again."""
     base = view._base
-    setitem(base, key, result)  # writes through the shared memory and bumps the shared version
-    fresh = getitem(base, key)
-    view.grad_fn = fresh.grad_fn
-    view._output_nr = 0
-    view._requires_grad = True
+    setitem(base, key, result)  # writes through the shared memory, bumps the shared version, rebuilds base's views
+    _index.rejoin(view, base, key)  # a view made under no_grad is not among base's tracked views
     return view
 
 

@@ -151,3 +151,105 @@ def test_inplace_on_views_torch_refuses_is_refused_before_any_write(case, words)
         _refusal(cr, case, leaf, inner)
     assert leaf.tolist() == inner.tolist() == [[1.0] * 3] * 2
     assert leaf._version == 0
+
+
+# A view used after its base (or a sibling view) changed in place carries the base's new graph,
+# as torch regenerates a view's grad_fn: (name, base shape, view), for each view torch makes.
+_VIEWS = [
+    ("t", (3, 4), lambda h: h.t()),
+    ("transpose", (2, 3, 4), lambda h: h.transpose(0, 2)),
+    ("view", (3, 4), lambda h: h.view(2, 6)),
+    ("reshape", (3, 4), lambda h: h.reshape(-1)),
+    ("permute", (2, 3, 4), lambda h: h.permute(1, 2, 0)),
+    ("narrow", (3, 4), lambda h: h.narrow(1, 1, 2)),
+    ("slice", (3, 4), lambda h: h[1:, ::2]),
+    ("select", (3, 4), lambda h: h.select(1, 2)),
+    ("diagonal", (3, 4), lambda h: h.diagonal(1)),
+    ("unsqueeze", (3, 4), lambda h: h.unsqueeze(1)),
+    ("expand", (3, 1), lambda h: h.expand(3, 4)),
+    ("squeeze", (3, 1, 4), lambda h: h.squeeze(1)),
+    ("flatten", (2, 3, 4), lambda h: h.flatten(1)),
+    ("view of a view", (3, 4), lambda h: h.t()[1:].unsqueeze(0)),
+]
+
+
+def _later_use_program(lib, a, make_view, write):
+    h = a * 2
+    view = make_view(h)
+    if write == "base":
+        h.mul_(3)
+    elif write == "sibling":  # another view of h written in place
+        h.view(-1)[1:-1:2].sin_()
+    else:  # a sibling's __setitem__, with a value in the graph
+        h.unsqueeze(0)[..., 0] = a[..., 0] ** 2
+    saved = view * view.cos()  # the view saved, and as an out-of-place op's input
+    other = (view * 0.5).sin()
+    other.mul_(view)  # the view as an input of another in-place op
+    return saved.sum() + other.sum() + (h * h).sum(), view
+
+
+def _run_both(program, shape, *args):
+    data = np.random.default_rng(3).standard_normal(shape)
+    results = []
+    for lib in (cr, torch):
+        a = lib.tensor(data, requires_grad=True)
+        loss, view = program(lib, a, *args)
+        loss.backward()
+        results.append((loss.item(), view.detach().numpy(), a.grad.numpy(), view.requires_grad))
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+@pytest.mark.parametrize("write", ["base", "sibling", "sibling setitem"])
+@pytest.mark.parametrize("name, shape, make_view", _VIEWS, ids=[v[0] for v in _VIEWS])
+def test_a_view_used_after_an_inplace_write_carries_the_new_graph_as_torch(name, shape, make_view, write):
+    _run_both(_later_use_program, shape, make_view, write)
+
+
+@pytest.mark.parametrize("write", ["base", "sibling setitem"])
+def test_a_view_used_after_an_inplace_write_passes_gradcheck(write):
+    a = cr.tensor(np.random.default_rng(4).standard_normal((3, 4)), requires_grad=True)
+    assert cr.autograd.gradcheck(lambda a: _later_use_program(cr, a, _VIEWS[-1][2], write)[0], (a,))
+
+
+def _outside_graph_program(lib, a):
+    plain = lib.zeros(3, 4, dtype=a.dtype)  # outside the graph: its views do not require grad
+    by_transpose, by_row = plain.t(), plain[2]
+    by_row.copy_(a[0] * 3)  # the base joins the graph through a sibling view
+    plain.mul_(a)  # then changes again in place
+    return (by_transpose ** 2).sum(), by_transpose
+
+
+def test_views_of_a_base_outside_the_graph_join_it_with_the_base_as_torch():
+    _run_both(_outside_graph_program, (3, 4))
+
+
+def test_a_view_used_before_the_write_keeps_its_graph_and_saved_values_are_checked_as_torch():
+    data = np.random.default_rng(5).standard_normal((3, 4))
+    grads = []
+    for lib in (cr, torch):
+        a = lib.tensor(data, requires_grad=True)
+        h = a * 2
+        view = h.t()
+        before = (view * 3).sum()  # nothing saved from the view
+        squares = (view * view).sum()  # the view saved, then changed under the node
+        h.mul_(3)
+        before.backward()
+        grads.append(a.grad.numpy().copy())
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            squares.backward()
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
+def test_a_view_used_after_an_inplace_write_on_the_standin_device():
+    from chainrule._backend import use_standin_cuda
+
+    data = np.random.default_rng(6).standard_normal((3, 4))
+    a = torch.tensor(data, requires_grad=True)
+    _later_use_program(torch, a, _VIEWS[-1][2], "sibling")[0].backward()
+    with use_standin_cuda():
+        b = cr.tensor(data, requires_grad=True, device="cuda")
+        loss, view = _later_use_program(cr, b, _VIEWS[-1][2], "sibling")
+        loss.backward()
+        assert view.device.type == "cuda"
+        np.testing.assert_allclose(b.grad.cpu().numpy(), a.grad.numpy(), rtol=1e-12)

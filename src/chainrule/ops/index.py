@@ -19,6 +19,7 @@ from ..autograd.function import Function, is_recording, name_node
 from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import Where, on_its_gpu
+from .shape import _share
 
 __all__ = ["getitem", "setitem", "gather", "scatter", "scatter_add", "scatter_reduce",
            "index_select", "index_add", "index_fill", "index_copy", "masked_fill", "masked_select",
@@ -350,8 +351,7 @@ def getitem(input: Tensor, key) -> Tensor:
     if basic and out.grad_fn is not None and input._base is None:
         out.grad_fn.root_key = key  # lets an in-place op on this view write through input
     if basic:
-        out._version_box = input._version_box
-        out._base = input if input._base is None else input._base
+        _share(out, input)
     return out
 
 
@@ -447,12 +447,32 @@ def view_write_key(view: Tensor):
         )
     if not writeable(view._data):  # an expanded view: refused with torch's words below
         return None
-    key = getattr(view.grad_fn, "root_key", None)
+    return rejoin(view, base)
+
+
+def rejoin(view: Tensor, root: Tensor, key=None):
+    """Give ``view`` the graph of ``root[key]`` (the elements it covers; found when not given),
+    root's current graph: torch regenerates a view's grad_fn from its base's in the same way
+    after an in-place op. Returns the key, kept on the new node for the next time."""
     if key is None:
-        key = covered_elements(view, base)
-    fresh = getitem(base, key)
-    view.grad_fn, view._output_nr = fresh.grad_fn, fresh._output_nr
+        key = getattr(view.grad_fn, "root_key", None)
+        if key is None:
+            key = covered_elements(view, root)
+    fresh = getitem(root, key)
+    fresh.grad_fn.root_key = key
+    view.grad_fn, view._output_nr, view._requires_grad = fresh.grad_fn, fresh._output_nr, True
     return key
+
+
+def refresh_views(root: Tensor) -> None:
+    """An in-place op while recording gave ``root`` a new graph: its live views made while
+    recording take their graphs from it (a view used afterwards must carry the in-place op's
+    derivative). The graphs already built from them keep the old nodes, as in torch."""
+    for ref in tuple(root._live_views or ()):  # rejoin's reads add views: iterate a snapshot
+        view = ref()
+        # a view in another dtype (view_as_real, real) is not a set of root's elements
+        if view is not None and view._base is root and view._data.dtype == root._data.dtype:
+            rejoin(view, root)
 
 
 def covered_elements(view: Tensor, base: Tensor) -> tuple:
@@ -525,8 +545,7 @@ def setitem(input: Tensor, key, value) -> None:
             updated = clone(input)
             setitem(updated, raw_key, value)
             setitem(base, covered, updated)
-            fresh = getitem(base, covered)
-            input.grad_fn, input._output_nr, input._requires_grad = fresh.grad_fn, 0, True
+            rejoin(input, base, covered)  # a view made under no_grad is not among base's tracked views
             return
     if not writeable(input._data):
         raise RuntimeError(
@@ -557,6 +576,8 @@ def setitem(input: Tensor, key, value) -> None:
     input.grad_fn = out.grad_fn
     input._output_nr = 0
     input._requires_grad = True
+    if input._base is None:
+        refresh_views(input)
 
 
 # ---------------------------------------------------------------- index checks
