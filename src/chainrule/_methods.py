@@ -221,7 +221,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     one, when the result would need a different shape, or a dtype ``self`` cannot hold.
     """
     recording = is_grad_enabled()
-    if recording and self.grad_fn is None and self._requires_grad:
+    # (a view's refusals are view_write_key's, in torch's order: its grad_fn is not read here)
+    if recording and self._requires_grad and self._base is None and self.grad_fn is None:
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."
         )

@@ -253,3 +253,35 @@ def test_a_view_used_after_an_inplace_write_on_the_standin_device():
         loss.backward()
         assert view.device.type == "cuda"
         np.testing.assert_allclose(b.grad.cpu().numpy(), a.grad.numpy(), rtol=1e-12)
+
+
+def _multi_view_use(lib, case):
+    h = lib.ones(2, 4, dtype=lib.float64, requires_grad=True) * 2
+    pieces = h.split(2, 1) if case.startswith("split") else h.unbind(0)
+    h.mul_(3)
+    if case.endswith("in place"):
+        pieces[0].add_(1)
+    else:
+        pieces[1].sum()
+
+
+@pytest.mark.parametrize("case, words", [
+    ("split used", "of Split is a view and its base or another view of its base has been modified inplace"),
+    ("unbind used", "of Unbind is a view and its base or another view of its base has been modified inplace"),
+    ("split in place", "of Split is a view and is being modified inplace"),
+])
+def test_a_multi_output_view_used_after_its_base_changed_is_refused_as_torch(case, words):
+    for lib in (torch, cr):
+        with pytest.raises(RuntimeError, match=words):
+            _multi_view_use(lib, case)
+
+
+def test_views_of_a_buffer_outside_the_graph_filled_in_place_one_by_one():
+    x = cr.tensor(np.array([[0.5, -1.0, 2.0]]), requires_grad=True)
+    buffer = cr.zeros(1, 4, 3, dtype=x.dtype)
+    rows = [buffer[:, t] for t in range(4)]  # all made before the buffer joins the graph
+    for t, row in enumerate(rows):
+        row.copy_(x * (t + 1))
+    assert rows[0].requires_grad and not rows[0].is_leaf
+    (rows[2] ** 2 + buffer.sum()).sum().backward()  # d/dx_i of sum_j (9 x_j^2 + 10 sum_k x_k)
+    np.testing.assert_allclose(x.grad.numpy(), 18 * x.detach().numpy() + 30, rtol=1e-12)  # torch: the same, once each row's grad_fn was read (unread, torch refuses the copy_ as a leaf's)

@@ -16,6 +16,7 @@ from .._dtype import scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
 from ..autograd.function import Function, is_recording, name_node
+from ..autograd.grad_mode import enable_grad
 from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import Where, on_its_gpu
@@ -428,6 +429,14 @@ def view_write_key(view: Tensor):
     base = view._base
     if not base._requires_grad:
         return None
+    # torch refuses a multi-output view's write first, even when its base changed since
+    multi = _MULTI_VIEW_NODES.get(type(_GRAD_FN_SLOT.__get__(view, Tensor)).__name__)
+    if multi is not None:
+        raise RuntimeError(
+            f"Output of {multi} is a view and is being modified inplace. This view is the output of a "
+            "function that returns multiple views. Such functions do not allow the output views to be "
+            "modified inplace. You should replace the inplace operation by an out-of-place one."
+        )
     if view.grad_fn is None:
         raise RuntimeError(
             "A view was created in no_grad mode and is being modified inplace with grad mode enabled. "
@@ -438,13 +447,6 @@ def view_write_key(view: Tensor):
         )
     if base.grad_fn is None:
         raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
-    multi = _MULTI_VIEW_NODES.get(type(view.grad_fn).__name__)
-    if multi is not None:
-        raise RuntimeError(
-            f"Output of {multi} is a view and is being modified inplace. This view is the output of a "
-            "function that returns multiple views. Such functions do not allow the output views to be "
-            "modified inplace. You should replace the inplace operation by an out-of-place one."
-        )
     if not writeable(view._data):  # an expanded view: refused with torch's words below
         return None
     return rejoin(view, base)
@@ -455,23 +457,67 @@ def rejoin(view: Tensor, root: Tensor, key=None):
     root's current graph: torch regenerates a view's grad_fn from its base's in the same way
     after an in-place op. Returns the key, kept on the new node for the next time."""
     if key is None:
-        key = getattr(view.grad_fn, "root_key", None)
+        key = getattr(_GRAD_FN_SLOT.__get__(view, Tensor), "root_key", None)  # the slot: no rebuild
         if key is None:
             key = covered_elements(view, root)
-    fresh = getitem(root, key)
-    fresh.grad_fn.root_key = key
-    view.grad_fn, view._output_nr, view._requires_grad = fresh.grad_fn, fresh._output_nr, True
+    with enable_grad():  # a view's graph is rebuilt wherever it is read, as in torch
+        fresh = getitem(root, key)
+    if fresh.grad_fn is not None:  # (None: root left the graph since, by detach_)
+        fresh.grad_fn.root_key = key
+    view.grad_fn, view._output_nr, view._requires_grad = fresh.grad_fn, fresh._output_nr, fresh._requires_grad
     return key
+
+
+_GRAD_FN_SLOT = Tensor.grad_fn
+
+
+class _RegraphedView(Tensor):
+    """A live view whose root took a new graph in place (an in-place op on the root or on another
+    of its views) since the view's graph was built. The class is the mark: a plain Tensor's
+    grad_fn is a slot, so the ops' hot path pays nothing, while here the first read of grad_fn
+    rebuilds it from the root's graph then (as torch regenerates a view's grad_fn when its base's
+    version moved) and makes the view a plain Tensor again. Rebuilding on read rather than at
+    each in-place op keeps a loop that writes a buffer holding many live views linear."""
+
+    __slots__ = ()
+
+    @property
+    def grad_fn(self):
+        multi = _MULTI_VIEW_NODES.get(type(_GRAD_FN_SLOT.__get__(self, Tensor)).__name__)
+        if multi is not None:  # torch refuses any use of such a view once its base changed
+            raise RuntimeError(
+                f"Output of {multi} is a view and its base or another view of its base has "
+                "been modified inplace. This view is the output of a function that returns multiple views. "
+                "Such functions do not allow the output views to be modified inplace. You should replace "
+                "the inplace operation by an out-of-place one."
+            )
+        self.__class__ = Tensor
+        rejoin(self, self._base)
+        return _GRAD_FN_SLOT.__get__(self, Tensor)
+
+    @grad_fn.setter
+    def grad_fn(self, node) -> None:
+        self.__class__ = Tensor
+        _GRAD_FN_SLOT.__set__(self, node)
+
+
+_RegraphedView.__name__ = _RegraphedView.__qualname__ = "Tensor"  # what type(view) prints
+_RegraphedView.__module__ = Tensor.__module__
 
 
 def refresh_views(root: Tensor) -> None:
     """An in-place op while recording gave ``root`` a new graph: its live views made while
-    recording take their graphs from it (a view used afterwards must carry the in-place op's
-    derivative). The graphs already built from them keep the old nodes, as in torch."""
-    for ref in tuple(root._live_views or ()):  # rejoin's reads add views: iterate a snapshot
+    recording will take their graphs from root's when next read (see _RegraphedView). The
+    graphs already built from them keep the old nodes, as in torch."""
+    for ref in tuple(root._live_views or ()):
         view = ref()
         # a view in another dtype (view_as_real, real) is not a set of root's elements
-        if view is not None and view._base is root and view._data.dtype == root._data.dtype:
+        if view is None or view._base is not root or view._data.dtype != root._data.dtype:
+            continue
+        view._requires_grad = True  # the flag ops read before grad_fn: set now
+        if type(view) is Tensor:
+            view.__class__ = _RegraphedView
+        elif type(view) is not _RegraphedView:  # a subclass keeps its class: rebuilt now
             rejoin(view, root)
 
 
