@@ -305,6 +305,8 @@ def _make_inplace_view(fn):
     def method(self, *args, **kwargs):
         result = fn(self, *args, **kwargs)
         self._data = result._data
+        if self._base is None:
+            _index.forget_root_keys(self)
         if result.grad_fn is not None:
             self.grad_fn = result.grad_fn
             self._output_nr = result._output_nr

@@ -285,3 +285,20 @@ def test_views_of_a_buffer_outside_the_graph_filled_in_place_one_by_one():
     assert rows[0].requires_grad and not rows[0].is_leaf
     (rows[2] ** 2 + buffer.sum()).sum().backward()  # d/dx_i of sum_j (9 x_j^2 + 10 sum_k x_k)
     np.testing.assert_allclose(x.grad.numpy(), 18 * x.detach().numpy() + 30, rtol=1e-12)  # torch: the same, once each row's grad_fn was read (unread, torch refuses the copy_ as a leaf's)
+
+
+def _relaid_root_program(lib, a):
+    h = a * 2
+    row = h[0]  # its node keeps the key h[0]: h's layout changes below
+    h.t_()
+    h.mul_(3)
+    return (row * row).sum() + (h[1] ** 2).sum(), row
+
+
+def test_a_view_of_a_root_relaid_in_place_finds_its_elements_again():
+    _run_both(_relaid_root_program, (3, 4))
+
+
+def test_a_view_used_after_an_inplace_write_passes_gradgradcheck():
+    a = cr.tensor(np.random.default_rng(7).standard_normal((3, 4)), requires_grad=True)
+    assert cr.autograd.gradgradcheck(lambda a: _later_use_program(cr, a, _VIEWS[0][2], "sibling")[0], (a,))

@@ -521,6 +521,16 @@ def refresh_views(root: Tensor) -> None:
             rejoin(view, root)
 
 
+def forget_root_keys(root: Tensor) -> None:
+    """``root``'s shape or strides changed in place (t_, squeeze_): the keys its views' nodes keep
+    address its old layout. Drop them: ``covered_elements`` finds a view's elements again."""
+    for ref in root._live_views or ():
+        view = ref()
+        node = None if view is None else _GRAD_FN_SLOT.__get__(view, Tensor)
+        if getattr(node, "root_key", None) is not None:
+            node.root_key = None
+
+
 def covered_elements(view: Tensor, base: Tensor) -> tuple:
     """The elements of ``base`` that ``view``, a strided view of base's memory, covers: an
     advanced index into ``base`` in the view's shape, so ``base[key]`` reads the view's values."""
