@@ -228,6 +228,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         )
     view_key = None
     if recording and self._base is not None:
+        if _index.unread_leaf_like(self):
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         view_key = _index.view_write_key(self)
     result = fn(self, *args, **kwargs)
     if result._data.shape != self._data.shape:

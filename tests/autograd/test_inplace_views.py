@@ -280,11 +280,16 @@ def test_views_of_a_buffer_outside_the_graph_filled_in_place_one_by_one():
     x = cr.tensor(np.array([[0.5, -1.0, 2.0]]), requires_grad=True)
     buffer = cr.zeros(1, 4, 3, dtype=x.dtype)
     rows = [buffer[:, t] for t in range(4)]  # all made before the buffer joins the graph
-    for t, row in enumerate(rows):
-        row.copy_(x * (t + 1))
+    rows[0].copy_(x)
+    with pytest.raises(RuntimeError, match="leaf Variable"):  # as torch: the row's graph is unread
+        rows[1].copy_(x * 2)
+    rows[1][...] = x * 2  # a __setitem__ is not refused, in torch either
+    for t, row in enumerate(rows[2:], 3):
+        assert row.grad_fn is not None  # read: the row's graph is regenerated, and the write allowed
+        row.copy_(x * t)
     assert rows[0].requires_grad and not rows[0].is_leaf
     (rows[2] ** 2 + buffer.sum()).sum().backward()  # d/dx_i of sum_j (9 x_j^2 + 10 sum_k x_k)
-    np.testing.assert_allclose(x.grad.numpy(), 18 * x.detach().numpy() + 30, rtol=1e-12)  # torch: the same, once each row's grad_fn was read (unread, torch refuses the copy_ as a leaf's)
+    np.testing.assert_allclose(x.grad.numpy(), 18 * x.detach().numpy() + 30, rtol=1e-12)  # torch's too
 
 
 def _relaid_root_program(lib, a):

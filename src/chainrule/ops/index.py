@@ -505,6 +505,14 @@ _RegraphedView.__name__ = _RegraphedView.__qualname__ = "Tensor"  # what type(vi
 _RegraphedView.__module__ = Tensor.__module__
 
 
+def unread_leaf_like(view: Tensor) -> bool:
+    """True for a view made while its root was outside the graph, whose root joined it since,
+    its graph not yet read: torch's in-place check reads such a view's grad_fn as it was made
+    (none), takes the view for a leaf that requires grad and refuses the write (an op reading the
+    view first, or ``__setitem__``, gets its graph regenerated instead)."""
+    return type(view) is _RegraphedView and _GRAD_FN_SLOT.__get__(view, Tensor) is None
+
+
 def refresh_views(root: Tensor) -> None:
     """An in-place op while recording gave ``root`` a new graph: its live views made while
     recording will take their graphs from root's when next read (see _RegraphedView). The
