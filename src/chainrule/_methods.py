@@ -33,7 +33,7 @@ from .ops import elementwise as ew
 from .ops import index as _index
 from .ops import shape as _shape
 from .ops._arg_parser import check_number
-from .ops.index import getitem, setitem
+from .ops.index import setitem
 from .ops.linalg import matmul as _matmul
 from .tensor import Tensor
 
@@ -222,12 +222,15 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     one, when the result would need a different shape, or a dtype ``self`` cannot hold.
     """
     recording = is_grad_enabled()
-    if recording and self.grad_fn is None and self._requires_grad:
+    # (a view's refusals are view_write_key's, in torch's order: its grad_fn is not read here)
+    if recording and self._requires_grad and self._base is None and self.grad_fn is None:
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."
         )
     view_key = None
     if recording and self._base is not None:
+        if _index.unread_leaf_like(self):
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         view_key = _index.view_write_key(self)
     result = fn(self, *args, **kwargs)
     if result._data.shape != self._data.shape:
@@ -261,6 +264,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         self.grad_fn = result.grad_fn
         self._output_nr = result._output_nr
         self._requires_grad = True
+        if self._base is None:
+            _index.refresh_views(self)
     if _function.active_extension is not None:  # under forward AD the tangent follows the value
         _forward_ad.move_tangent(result, self)
     return self
@@ -271,11 +276,8 @@ def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
     ``base[key] = result`` on the base (so every later use of the base sees the change in its
     graph), then make the view ``base[key]`` again."""
     base = view._base
-    setitem(base, key, result)  # writes through the shared memory and bumps the shared version
-    fresh = getitem(base, key)
-    view.grad_fn = fresh.grad_fn
-    view._output_nr = 0
-    view._requires_grad = True
+    setitem(base, key, result)  # writes through the shared memory, bumps the shared version, rebuilds base's views
+    _index.rejoin(view, base, key)  # a view made under no_grad is not among base's tracked views
     return view
 
 
@@ -306,6 +308,8 @@ def _make_inplace_view(fn):
     def method(self, *args, **kwargs):
         result = fn(self, *args, **kwargs)
         self._data = result._data
+        if self._base is None:
+            _index.forget_root_keys(self)
         if result.grad_fn is not None:
             self.grad_fn = result.grad_fn
             self._output_nr = result._output_nr

@@ -58,6 +58,7 @@ class Tensor:
     _accumulator = None
     _retains_grad = False
     _name = None
+    _live_views = None  # weak references to the views made from this tensor while recording
 
     # make ndarray <op> Tensor defer to Tensor's reflected operators
     __array_priority__ = 1000

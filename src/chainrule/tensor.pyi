@@ -22,6 +22,7 @@ class Tensor:
     _accumulator: Any
     _retains_grad: builtins.bool
     _name: Any
+    _live_views: Any
     __array_priority__: builtins.int
     def __init__(self, *args, requires_grad: builtins.bool = False, dtype=None) -> None: ...
     def _init(self, array, requires_grad: builtins.bool = False, grad_fn=None, output_nr: builtins.int = 0) -> None: ...

@@ -5,11 +5,14 @@ share storage; their gradients undo the reshaping.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
 from ..autograd.function import Function, ctx_value, input_sizes, name_node
+from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out, preserve_layout
 from ._arg_parser import check_float, check_int, int_list
 from .reduce import sum_to_shape
@@ -32,8 +35,7 @@ def _mark_view(out: Tensor, base: Tensor) -> Tensor:
     xp = array_module(out)
     # a reshape either views its input or copies it, so the cheap bounds test is exact here
     if xp.may_share_memory(out._data, base._data) if out._data.size else False:
-        out._version_box = base._version_box
-        out._base = base if base._base is None else base._base
+        _share(out, base)
     return out
 
 
@@ -109,10 +111,7 @@ def view(input: Tensor, *shape) -> Tensor:
             f"{list(input.shape)}, strides {list(input.stride())} -> {list(shape)}): at least one "
             "dimension spans across two contiguous subspaces. Use .reshape(...) instead."
         ) from None
-    out = Reshape.apply(input, shape=shape)
-    out._version_box = input._version_box
-    out._base = input if input._base is None else input._base
-    return out
+    return _share(Reshape.apply(input, shape=shape), input)
 
 
 def _view_as_dtype(input: Tensor, dtype) -> Tensor:
@@ -135,9 +134,28 @@ def _view_as_dtype(input: Tensor, dtype) -> Tensor:
 
 
 def _share(self: Tensor, base: Tensor) -> Tensor:
+    """``self`` views ``base``'s memory: one version counter, and base's root as its base (a view
+    of a view hangs off the first base, as in torch). A view made while recording is tracked,
+    weakly, by its root, so that an in-place op giving the root a new graph can rebuild the view's
+    graph from it (ops/index.py ``refresh_views``); not a view of a leaf that requires grad, whose
+    graph no in-place op can change."""
     self._version_box = base._version_box
-    self._base = base if base._base is None else base._base
+    root = base if base._base is None else base._base
+    self._base = root
+    if (root.grad_fn is not None or not root._requires_grad) and is_grad_enabled():
+        _track_view(root, self)
     return self
+
+
+def _track_view(root: Tensor, view: Tensor) -> None:
+    views = root._live_views
+    if views is None:
+        root._live_views = [weakref.ref(view)]
+        return
+    views.append(weakref.ref(view))
+    count = len(views)
+    if count >= 16 and not count & (count - 1):  # at each power of two drop the dead: amortised O(1)
+        views[:] = [ref for ref in views if ref() is not None]
 
 
 def view_as(input: Tensor, other: Tensor) -> Tensor:
