@@ -32,7 +32,8 @@ from .ops import creation
 from .ops import elementwise as ew
 from .ops import index as _index
 from .ops import shape as _shape
-from .ops.index import getitem, setitem
+from .ops._arg_parser import check_number
+from .ops.index import setitem
 from .ops.linalg import matmul as _matmul
 from .tensor import Tensor
 
@@ -217,14 +218,20 @@ def _is_operand(x) -> bool:
 def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     """Run ``fn(self, ...)`` out of place, then write the result into ``self``.
 
-    Raises before anything changes: on a leaf that requires grad (outside no_grad), when the
-    result would need a different shape, or a dtype ``self`` cannot hold.
+    Raises before anything changes: on a leaf that requires grad (outside no_grad), or a view of
+    one, when the result would need a different shape, or a dtype ``self`` cannot hold.
     """
     recording = is_grad_enabled()
-    if recording and self.grad_fn is None and self._requires_grad:
+    # (a view's refusals are view_write_key's, in torch's order: its grad_fn is not read here)
+    if recording and self._requires_grad and self._base is None and self.grad_fn is None:
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."
         )
+    view_key = None
+    if recording and self._base is not None:
+        if _index.unread_leaf_like(self):
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        view_key = _index.view_write_key(self)
     result = fn(self, *args, **kwargs)
     if result._data.shape != self._data.shape:
         raise RuntimeError(
@@ -235,16 +242,10 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
             f"result type {_TORCH_TYPE_NAMES[result.dtype.name]} can't be cast to the desired output "
             f"type {_TORCH_TYPE_NAMES[self.dtype.name]}"
         )
-    view_key = None
-    if recording and result.grad_fn is not None and self._base is not None and self._base._requires_grad:
-        # torch rewrites the base (CopySlices); we can for views taken by indexing the base
-        view_key = getattr(self.grad_fn, "root_key", None) if self.grad_fn is not None else None
-        if view_key is None:
-            raise RuntimeError(
-                "chainrule supports in-place ops on a view of a tensor that requires grad only for "
-                "views made by indexing that tensor (x[0].mul_(2), x[:, 1] += 1); use the "
-                "out-of-place form (y = y + 1) for views made by view/transpose/expand"
-            )
+    if view_key is None and recording and self._base is not None and result.grad_fn is not None:
+        # a view of a tensor outside the graph takes a result in it: the base joins the graph
+        # through the view's elements, as torch's CopySlices makes it
+        view_key = _index.covered_elements(self, self._base) if writeable(self._data) else None
     if not writeable(self._data):
         raise RuntimeError(
             "unsupported operation: more than one element of the written-to tensor refers to a "
@@ -263,20 +264,20 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         self.grad_fn = result.grad_fn
         self._output_nr = result._output_nr
         self._requires_grad = True
+        if self._base is None:
+            _index.refresh_views(self)
     if _function.active_extension is not None:  # under forward AD the tangent follows the value
         _forward_ad.move_tangent(result, self)
     return self
 
 
 def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
-    """In-place on ``view = base[key]``: record ``base[key] = result`` on the base (so every
-    later use of the base sees the change in its graph), then make the view ``base[key]`` again."""
+    """In-place on a view of ``base`` whose elements are ``base[key]``: record
+    ``base[key] = result`` on the base (so every later use of the base sees the change in its
+    graph), then make the view ``base[key]`` again."""
     base = view._base
-    setitem(base, key, result)  # writes through the shared memory and bumps the shared version
-    fresh = getitem(base, key)
-    view.grad_fn = fresh.grad_fn
-    view._output_nr = 0
-    view._requires_grad = True
+    setitem(base, key, result)  # writes through the shared memory, bumps the shared version, rebuilds base's views
+    _index.rejoin(view, base, key)  # a view made under no_grad is not among base's tracked views
     return view
 
 
@@ -307,6 +308,8 @@ def _make_inplace_view(fn):
     def method(self, *args, **kwargs):
         result = fn(self, *args, **kwargs)
         self._data = result._data
+        if self._base is None:
+            _index.forget_root_keys(self)
         if result.grad_fn is not None:
             self.grad_fn = result.grad_fn
             self._output_nr = result._output_nr
@@ -356,6 +359,7 @@ def _fill(self: Tensor, value) -> Tensor:
             value = value.to(self.device)
         name, operand = "FillBackward3", ew._cast(value, self.dtype)
     else:
+        value = check_number(value, "fill_", "value")  # torch's TypeError for a non-number
         name, operand = "FillBackward2", ew._as_operand(creation.checked_fill_value(value, self.dtype, self.numel()),
                                                           self.dtype, self)
     return _inplace(self, lambda t: name_node(_overwrite(t, operand), name, label="fill_", rule=_OVERWRITE_RULE,

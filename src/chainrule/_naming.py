@@ -22,7 +22,7 @@ _constructing = threading.local()
 
 
 def naming_the_class(init):
-    """``init`` whose TypeError/ValueError/RuntimeError/IndexError names the class and the arguments
+    """``init`` whose TypeError/ValueError/RuntimeError/IndexError/AssertionError/ArithmeticError names the class and the arguments
     it was given, so ``nn.Linear(2.5, 2)`` says ``Linear(in_features=2.5, out_features=2): ...``
     rather than a bare complaint about a size deep inside; the exception's class is unchanged."""
     @functools.wraps(init)
@@ -31,14 +31,17 @@ def naming_the_class(init):
         _constructing.depth = depth + 1
         try:
             init(self, *args, **kwargs)
-        except (TypeError, ValueError, RuntimeError, IndexError) as error:
+        except (TypeError, ValueError, RuntimeError, IndexError, AssertionError, ArithmeticError) as error:
             # torch's own words already say which class (theirs, or one it built inside: InverseGamma's
             # Gamma): left as they are
             if type(self).__name__ in str(error):
                 error._names_its_class = True
             named = getattr(error, "_names_its_class", False)
-            if depth == 0 and not named and len(error.args) == 1 and isinstance(error.args[0], str):
-                error.args = (f"{type(self).__name__}({_arguments(init, self, args, kwargs)}): {error.args[0]}",)
+            # an arithmetic error may carry an errno and its text (math's OverflowError): its text is the message
+            plain = len(error.args) == 1 and isinstance(error.args[0], str)
+            if depth == 0 and not named and (plain or isinstance(error, ArithmeticError)):
+                message = error.args[0] if plain else str(error)
+                error.args = (f"{type(self).__name__}({_arguments(init, self, args, kwargs)}): {message}",)
             raise
         finally:
             _constructing.depth = depth

@@ -2,14 +2,17 @@
 
 ``script`` and ``trace`` return their argument unchanged (the model runs eagerly with the same
 numbers); ``ignore``/``unused``/``export`` are pass-through decorators; ``is_scripting`` and
-``is_tracing`` are False. A TorchScript file cannot be written or read: ``save`` and ``load``
-raise NotImplementedError pointing at ``chainrule.save`` (state dicts).
+``is_tracing`` are False; a ``ScriptModule`` subclass is a Module whose ``@script_method``s run
+eagerly. A TorchScript file cannot be written or read: ``save`` and ``load`` raise
+NotImplementedError pointing at ``chainrule.save`` (state dicts).
 """
 
 from __future__ import annotations
 
+from .nn import Module
+
 __all__ = ["script", "trace", "ignore", "unused", "export", "is_scripting", "is_tracing", "save", "load",
-           "Final"]
+           "Final", "ScriptModule", "script_method"]
 
 _NO_TORCHSCRIPT = ("chainrule.jit.{}: chainrule has no TorchScript format; save the state dict "
                    "with chainrule.save(model.state_dict(), path) instead")
@@ -35,6 +38,15 @@ def unused(fn):
 
 
 def export(fn):
+    return fn
+
+
+class ScriptModule(Module):
+    """torch.jit.ScriptModule: a Module; its ``@script_method``s run eagerly (no compiler)."""
+
+
+def script_method(fn):
+    """Returns ``fn`` unchanged: a ScriptModule's method runs eagerly."""
     return fn
 
 

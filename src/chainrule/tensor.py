@@ -58,6 +58,7 @@ class Tensor:
     _accumulator = None
     _retains_grad = False
     _name = None
+    _live_views = None  # weak references to the views made from this tensor while recording
 
     # make ndarray <op> Tensor defer to Tensor's reflected operators
     __array_priority__ = 1000
@@ -178,6 +179,10 @@ class Tensor:
 
     def data_ptr(self) -> int:
         return self._data.__array_interface__["data"][0] if isinstance(self._data, np.ndarray) else 0
+
+    def _is_view(self) -> bool:
+        """Whether this tensor is a view of ``_base`` (torch's private check; torchviz reads it)."""
+        return self._base is not None
 
     @property
     def _version_box(self) -> list:
@@ -708,13 +713,17 @@ def _check_tensor(value, op: str, name: str, position: int, optional: bool = Fal
 def _int_sequence(values, op: str, name: str = "size") -> tuple:
     """Sizes given as varargs (``view(2, 3)``) or one sequence (``view((2, 3))``), as ints.
 
-    torch refuses a float size rather than truncating it (``view(2.5, -1)`` is a TypeError).
+    torch refuses a float size rather than truncating it (``view(2.5, -1)`` is a TypeError), and a
+    bool first size (``empty((True, 2))``: its parser checks the first element's type, and takes a
+    later bool as 0 or 1).
     """
     if len(values) == 1 and isinstance(values[0], (tuple, list)):
         values = tuple(values[0])
     out = []
     for i, v in enumerate(values):
         try:
+            if i == 0 and v.__class__ is bool:
+                raise TypeError
             out.append(operator.index(v))
         except TypeError:
             raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, but found element of type "

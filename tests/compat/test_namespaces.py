@@ -144,6 +144,32 @@ def test_compile_and_jit_return_their_argument_and_run_eagerly():
         chainrule.jit.save(model, "model.pt")
 
 
+def test_jit_script_module_subclass_runs_its_script_methods_eagerly():
+    # the old TorchScript form model zoos use (a block subclassing jit.ScriptModule with an
+    # @jit.script_method forward that calls a plain method): a Module, trained and evaluated as one
+    class Block(chainrule.jit.ScriptModule):
+        def __init__(self):
+            super().__init__()
+            self.p = 0.5
+            self.linear = chainrule.nn.Linear(2, 2)
+
+        def keep(self):
+            return True
+
+        @chainrule.jit.script_method
+        def forward(self, x):
+            if self.training and self.keep():
+                return self.linear(x)
+            return self.linear(x) * self.p
+
+    block = Block()
+    assert isinstance(block, chainrule.nn.Module)
+    assert list(block.state_dict()) == ["linear.weight", "linear.bias"]
+    x = chainrule.ones(1, 2)
+    trained = block(x)
+    assert block.eval()(x).tolist() == (trained * 0.5).tolist()
+
+
 def test_constants_finfo_iinfo_match_torch():
     for name in ("inf", "nan", "pi", "e"):
         a, b = getattr(chainrule, name), getattr(torch, name)

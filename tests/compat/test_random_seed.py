@@ -41,3 +41,15 @@ def test_generator_manual_seed_rejects_floats_like_torch():
     values = chainrule.rand(3)
     chainrule.set_rng_state(state)
     assert chainrule.equal(chainrule.rand(3), values)
+
+
+def test_the_default_generator_is_seeded_from_the_os_at_start_as_torchs():
+    """An unseeded script draws other numbers on each run (torch 2.13 seeds its default CPU
+    generator from the OS); a fresh Generator() starts from torch's fixed default seed."""
+    import subprocess
+    import sys
+    probe = "import chainrule; print(chainrule.initial_seed(), chainrule.randn(3).tolist())"
+    runs = {subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)}
+    assert len(runs) == 2
+    assert chainrule.Generator().initial_seed() == torch.Generator().initial_seed() == 67280421310721

@@ -117,7 +117,7 @@ def test_double_backward_through_the_per_sample_input_gradient():
 
 def _geometry(d, x_shape, w_shape, kwargs):
     stride, padding, dilation = (kwargs.get(k, v) for k, v in (("stride", 1), ("padding", 0), ("dilation", 1)))
-    stride, padding, dilation = (conv._tuple(v, d, "arg") for v in (stride, padding, dilation))
+    stride, padding, dilation = (conv._tuple(v, d, "arg", "conv") for v in (stride, padding, dilation))
     return conv._Geometry(w_shape[2:], stride, padding, padding, dilation, kwargs.get("groups", 1), x_shape[2:])
 
 

@@ -99,21 +99,24 @@ def test_linear_of_a_3d_input_passes_gradcheck_and_gradgradcheck():
     assert chainrule.autograd.gradgradcheck(fn, [x, w, b])
 
 
-def test_linear_folds_a_3d_input_into_one_matrix_product(monkeypatch):
-    # the speed path is one GEMM of (rows, features), not one per leading index
+@pytest.mark.parametrize("bias", [False, True])
+def test_linear_folds_a_3d_input_into_one_matrix_product(monkeypatch, bias):
+    # the speed path is one GEMM of (rows, features), not one per leading index (torch's graph:
+    # addmm / mm of the input viewed as rows)
     shapes = []
-    original = linear_ops._as_rows
+    for cls in (linear_ops.Mm, linear_ops.Addmm):
+        original = cls.forward
 
-    def recording(a):
-        rows = original(a)
-        shapes.append(rows.shape)
-        return rows
+        def recording(ctx, *args, original=original):
+            shapes.append(tuple(a.shape for a in args))
+            return original(ctx, *args)
 
-    monkeypatch.setattr(linear_ops, "_as_rows", recording)
+        monkeypatch.setattr(cls, "forward", staticmethod(recording))
     x = chainrule.tensor(_rand((35, 20, 8), 0), requires_grad=True)
     w = chainrule.tensor(_rand((6, 8), 1), requires_grad=True)
-    chainrule.nn.functional.linear(x, w).sum().backward()
-    assert (700, 8) in shapes and (700, 6) in shapes
+    b = chainrule.tensor(_rand((6,), 2), requires_grad=True) if bias else None
+    chainrule.nn.functional.linear(x, w, b).sum().backward()
+    assert shapes == [((6,), (700, 8), (8, 6)) if bias else ((700, 8), (8, 6))]
 
 
 # ---------------------------------------------------------------- log_softmax

@@ -241,6 +241,28 @@ def test_max_pool_without_indices_catches_an_in_place_change_of_its_input():
             y.sum().backward()
 
 
+@requires_torch
+@pytest.mark.parametrize("write", ["add_", "relu_", "view_add_"])
+def test_max_pool_output_changed_in_place_keeps_torch_gradient(write):
+    # torch saves no output of max_pool: `y = pool(x); y += pos` (a tokenizer's output) or a
+    # relu_ after the pool is allowed, and the gradient still goes to the input's maxima
+    x_data = distinct(2, 3, 6, 6)
+    results = []
+    for lib in (chainrule, torch):
+        a = lib.tensor(x_data, requires_grad=True)
+        y = F(lib).max_pool2d(a * 1, 3, stride=2, padding=1)
+        if write == "add_":
+            y += 1.5
+        elif write == "relu_":
+            y.sub_(0.5).relu_()
+        else:
+            y.flatten(2).transpose(1, 2).add_(lib.ones(3))  # a view of y, written through
+        (y * y).sum().backward()
+        results.append((y.detach().numpy(), a.grad.numpy()))
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("op,shape,kwargs", [("max_pool2d", (5, 3, 11, 10), dict(kernel_size=2)),
                                              ("max_pool1d", (5, 3, 11), dict(kernel_size=2)),
                                              ("max_pool2d", (5, 3, 11, 10), dict(kernel_size=3, stride=2, padding=1))])

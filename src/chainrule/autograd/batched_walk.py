@@ -85,7 +85,7 @@ def batched_backward(outputs, inputs, grad_outputs, retain_graph: bool):
         versions = node._saved_versions
         if id(node) in needed and (node._freed or versions is not None
                                    and not _engine._versions_match(node._saved, versions)):
-            node.saved_tensors  # noqa: B018 - the property raises torch's error
+            node.saved_values  # noqa: B018 - the property raises torch's error
 
     captured = [None] * len(inputs)
     # the walk runs as the engine's: grad mode off, NumPy's warnings off, a user Function's rule

@@ -212,7 +212,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         versions = node._saved_versions
         if node._freed or versions is not None and not _versions_match(node._saved, versions):
             if needed is None or id(node) in needed:
-                node.saved_tensors  # noqa: B018 - the property raises torch's error
+                node.saved_values  # noqa: B018 - the property raises torch's error
 
     previous = _grad_state.enabled
     _grad_state.enabled = create_graph
@@ -563,6 +563,16 @@ def _check_finite(node, index, grad):
         )
 
 
+def _sole_view(array) -> bool:
+    """Whether ``array`` is a C-contiguous view of all of an array that nothing else references,
+    as a weight's gradient transposed twice (linear's TBackward0): stealing it is as safe as
+    stealing its base, and saves a copy."""
+    base = array.base
+    # its references: the view's, the local name, getrefcount's argument
+    return (type(base) is type(array) and base.base is None and base.size == array.size
+            and array.flags.c_contiguous and sys.getrefcount(base) == 3)
+
+
 def _accumulate(variable, grad, create_graph, exposed=()):
     """Add ``grad`` into ``variable.grad``: steal the array when nothing else holds it."""
     Tensor = _tensor_cls()
@@ -574,8 +584,8 @@ def _accumulate(variable, grad, create_graph, exposed=()):
         array = grad._data
         # Stealing is safe only if no other tensor or view shares this array (its references:
         # the tensor's slot, the local name, getrefcount's argument) and user code never saw it.
-        if (array.base is not None or sys.getrefcount(array) > 3 or not writeable(array)
-                or id(grad) in exposed):
+        if ((array.base is not None and not _sole_view(array)) or sys.getrefcount(array) > 3
+                or not writeable(array) or id(grad) in exposed):
             array = array.copy()
         variable._grad = Tensor._make(array)
     elif create_graph or current._requires_grad:

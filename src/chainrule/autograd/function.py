@@ -115,6 +115,8 @@ class Node:
     # the unpack hook of saved_tensors_hooks when this node's saved tensors were packed, else None
     _unpack_hook = None
     _saved_for_forward = None
+    # torch's _saved_<name> attributes of this node's op (see SavedValue), None when undeclared
+    _torch_saved = None
     # what the explainer prints for this node, set from its Function's class attributes
     label = None
     rule = None
@@ -149,7 +151,10 @@ class Node:
         self.__dict__["_materialize"] = bool(value)
 
     @property
-    def saved_tensors(self) -> tuple:
+    def saved_values(self) -> tuple:
+        """What forward saved, as ``saved_tensors`` gives it: built-in ops' rules read this name,
+        since their nodes, like torch's, have no ``saved_tensors`` (torchviz tells a custom
+        Function's node by that attribute and draws what it holds)."""
         if self._freed:
             raise RuntimeError(
                 f"{self.name()}: trying to backward through the graph a second time (or directly "
@@ -177,6 +182,8 @@ class Node:
             # create_graph: the rule's ops record, so each saved output needs its place in the graph
             return _with_grad_fn(self._saved, self._saved_outputs, self)
         return self._saved
+
+    saved_tensors = saved_values  # a user Function's ctx.saved_tensors
 
     # -- graph introspection ---------------------------------------------------------
     @classmethod
@@ -218,15 +225,41 @@ class Node:
         return f"<{self.name()} object at {hex(id(self))}>"
 
     def __getattr__(self, name: str):
-        # reached only when normal lookup fails: torch's grad_fn._saved_self / _saved_other /
-        # _saved_result (read in teaching material), found from what the node saved, at no cost
-        # to recording
-        if name in _SAVED_NAMES:
-            return _saved_by_name(self, _SAVED_NAMES[name])
+        # reached only when normal lookup fails: torch's grad_fn._saved_self / _saved_dim / ...
+        # and _raw_saved_self (read by teaching material and torchviz), found from what the node
+        # already keeps, so recording pays nothing for them
+        if name.startswith("_saved_"):
+            declared = type(self)._torch_saved
+            if declared is None:  # an op without a declaration: its inputs by position, its output
+                if name in _SAVED_NAMES:
+                    return _saved_by_name(self, _SAVED_NAMES[name])
+            elif name in declared:
+                value = declared[name]
+                if type(value) is not SavedValue:
+                    return value
+                if value.tensor and self._freed:  # torch's error for every saved tensor, computed ones too
+                    self.saved_values  # noqa: B018 - the property raises it
+                return value.read(self)
+        elif name.startswith("_raw_saved_"):
+            declared = type(self)._torch_saved
+            value = None if declared is None else declared.get(name[4:])
+            if type(value) is SavedValue and value.tensor:
+                return SavedTensor(self, value)
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
+    def __dir__(self):
+        # torch's saved names in place of the node's own bookkeeping (_saved_versions, ...):
+        # torchviz draws every attribute dir() lists under the _saved_ prefix
+        names = [n for n in super().__dir__() if not n.startswith("_saved_")]
+        declared = type(self)._torch_saved
+        if declared is not None:  # (an undeclared node lists none: _SAVED_NAMES are guesses by position)
+            names += declared
+            names += ["_raw" + n for n, v in declared.items() if type(v) is SavedValue and v.tensor]
+        return sorted(names)
 
-# torch's names for a node's saved inputs (by position among its inputs) and its saved output
+
+# torch's names for a node's saved inputs (by position among its inputs) and its saved output,
+# for an op that declares no saved_attributes
 _SAVED_NAMES = {"_saved_self": 0, "_saved_other": 1, "_saved_mat2": 1, "_saved_exponent": 1,
                 "_saved_result": "result"}
 
@@ -236,7 +269,7 @@ def _saved_by_name(node, which):
     ``which``: the one whose gradient edge is the node's edge ``which`` (or the only saved input
     of a one-input node); AttributeError where the node saved no such tensor."""
     raw = node._saved
-    saved = node.saved_tensors  # torch's error once the graph is freed
+    saved = node.saved_values  # torch's error once the graph is freed
     outputs = node._saved_outputs or ()
     if which == "result":
         if len(outputs) == 1:
@@ -252,6 +285,147 @@ def _saved_by_name(node, which):
             return saved[candidates[0]]
     label = "_saved_result" if which == "result" else f"the saved input {which}"
     raise AttributeError(f"'{type(node).__name__}' object has no attribute for {label}: this node did not save it")
+
+
+class SavedValue:
+    """How one of torch's ``grad_fn._saved_<name>`` values is read from what a node keeps.
+
+    A Function declares ``saved_attributes = {"_saved_self": saved(0), "_saved_dim":
+    ctx_value("dim"), "_saved_alpha": 1, ...}``: torch's names, each a SavedValue or a constant.
+    Nothing runs when the op is recorded; the value is made when someone reads the attribute."""
+
+    __slots__ = ("read", "slot", "tensor")
+
+    def __init__(self, read, slot=None, tensor: bool = False) -> None:
+        self.read = read  # read(node) -> the value
+        # the position in ctx.save_for_backward of the saved tensor read as is (its reads can be
+        # hooked through _raw_saved_<name>), else None
+        self.slot = slot
+        self.tensor = tensor or slot is not None  # a tensor (or None): torch lists _raw_saved_<name>
+
+
+def saved(position: int, then=None, needed: int | None = None) -> SavedValue:
+    """The tensor the forward passed to ``save_for_backward`` at ``position`` (None where it
+    saved None, or where the input ``needed`` needs no gradient: torch keeps a tensor only for
+    the gradients it serves), through ``then`` (e.g. ``Tensor.t``) when given; raises torch's
+    error once the graph is freed or the tensor was modified in place."""
+    def read(node):
+        if needed is not None and not node.needs_input_grad[needed]:
+            return None
+        value = node.saved_values[position]
+        return value if then is None or value is None else then(value)
+
+    return SavedValue(read, position if then is None else None, tensor=True)
+
+
+def ctx_value(name: str, convert=None, tensor: bool = False) -> SavedValue:
+    """An attribute the forward set on ctx (``ctx.dim``), through ``convert`` when given;
+    ``tensor``: it gives a tensor (or None)."""
+    def read(node):
+        value = getattr(node, name)
+        return value if convert is None else convert(value)
+
+    return SavedValue(read, tensor=tensor)
+
+
+def input_sizes(position: int) -> SavedValue:
+    """The shape of the input at ``position`` (torch's ``_saved_self_sym_sizes``), kept by every
+    node as its input metadata."""
+    return SavedValue(lambda node: tuple(node._input_meta[position][0]))
+
+
+def input_strides(position: int, saved_position: int | None = None, then=None) -> SavedValue:
+    """The element strides of the input at ``position`` (torch's ``_saved_self_sym_strides``),
+    which torch keeps only while that input needs a gradient (``()`` otherwise): read from the
+    tensor saved at ``saved_position`` (through ``then``), else from the input itself when it is
+    a leaf, else those of a contiguous tensor of its shape (the node keeps no more)."""
+    def read(node):
+        if not node.needs_input_grad[position]:
+            return ()
+        tensor = None if saved_position is None else node.saved_values[saved_position]
+        if tensor is None:
+            fn = node.next_functions[position][0]
+            tensor = fn.variable if type(fn) is AccumulateGrad else None
+        elif then is not None:
+            tensor = then(tensor)
+        if tensor is not None:
+            return tuple(tensor.stride())
+        strides, step = [], 1
+        for size in reversed(node._input_meta[position][0]):
+            strides.append(step)
+            step *= max(size, 1)
+        return tuple(reversed(strides))
+
+    return SavedValue(read)
+
+
+def leaf_input(position: int) -> SavedValue:
+    """The input at ``position`` when it is a leaf (a parameter: its AccumulateGrad keeps it),
+    for a tensor torch saves that the op's rule does not need (layer_norm's bias); None when it
+    is not a leaf, whose tensor the node does not keep."""
+    def read(node):
+        edges = node.next_functions
+        fn = edges[position][0] if position < len(edges) else None
+        return fn.variable if type(fn) is AccumulateGrad else None
+
+    return SavedValue(read, tensor=True)
+
+
+def as_uint64(value: int) -> int:
+    """A negative index as torch's C++ node reports it (``ignore_index=-100`` reads
+    18446744073709551516): the int64 seen as unsigned."""
+    return value & 0xFFFFFFFFFFFFFFFF
+
+
+class SavedTensor:
+    """torch's ``grad_fn._raw_saved_<name>``: one saved tensor of a node, whose reads can go
+    through hooks (``register_hooks(pack_hook, unpack_hook)``, as saved_tensors_hooks does for
+    every saved tensor of a region)."""
+
+    __slots__ = ("_node", "_value")
+
+    def __init__(self, node, value: SavedValue) -> None:
+        self._node = node
+        self._value = value
+
+    def unpack(self):
+        return self._value.read(self._node)
+
+    @property
+    def data(self):
+        return self.unpack().detach()
+
+    def register_hooks(self, pack_hook, unpack_hook) -> None:
+        if not callable(pack_hook) or not callable(unpack_hook):
+            raise TypeError("register_hooks(): expected pack_hook and unpack_hook to be callables")
+        node = self._node
+        if node._freed:
+            node.saved_values  # noqa: B018 - the property raises torch's error
+        slot = self._value.slot
+        if slot is not None and type(node._saved[slot]) is _PackedSaved:
+            raise RuntimeError("Calling register_hooks on a saved tensor whose hooks have already been set. "
+                               "Hint: only one pair of hooks is allowed at a time.")
+        tensor = self.unpack()  # checks the version; a saved output comes with its grad_fn
+        if tensor is None:
+            raise RuntimeError("Calling register_hooks on a saved tensor with value None is forbidden")
+        if slot is None:
+            raise RuntimeError(f"{node.name()}: this saved value is computed from what the node keeps when it is "
+                               "read, so there is nothing to pack; register_hooks works on the saved tensors the "
+                               "backward reads")
+        packed = _PackedSaved(pack_hook(tensor), unpack_hook)
+        saved = list(node._saved)
+        saved[slot] = packed
+        node._saved = tuple(saved)
+        if node._saved_versions is not None:  # as for saved_tensors_hooks: unpack's result is used
+            versions = list(node._saved_versions)
+            versions[slot] = None
+            node._saved_versions = tuple(versions)
+        if node._unpack_hook is None:  # route reads through _unpack_saved; each slot has its hook
+            node._unpack_hook = _unpack_hook_missing
+
+
+def _unpack_hook_missing(packed):
+    raise RuntimeError("a saved tensor was packed without an unpack hook")
 
 
 class AccumulateGrad(Node):
@@ -345,6 +519,13 @@ def _edge(tensor):
     return (None, 0)
 
 
+@property
+def _no_saved_tensors(node):
+    """A built-in op's node has no ``saved_tensors``, as torch's C++ nodes (its _saved_<name>
+    attributes give what it saved)."""
+    raise AttributeError(f"'{type(node).__name__}' object has no attribute 'saved_tensors'")
+
+
 class FunctionMeta(type):
     """Creates, for each Function subclass, the Node class its graph nodes are instances of."""
 
@@ -361,9 +542,11 @@ class FunctionMeta(type):
         if "apply" not in namespace and "Function" in globals():
             # a built-in op's apply goes straight to the array hot path (one call less per op)
             cls.apply = _ARRAY_APPLY if cls._array_forward else Function.__dict__["apply"]
-        cls._node_cls = type(node_name, (Node,), {"__slots__": (), "_forward_cls": cls,
+        built_in = {"saved_tensors": _no_saved_tensors} if cls.__module__.startswith("chainrule.") else {}
+        cls._node_cls = type(node_name, (Node,), {"__slots__": (), "_forward_cls": cls, **built_in,
                                                   "__module__": cls.__module__, "label": label,
-                                                  "rule": rule, "formula": formula})
+                                                  "rule": rule, "formula": formula,
+                                                  "_torch_saved": getattr(cls, "saved_attributes", None)})
 
 
 class Function(metaclass=FunctionMeta):
@@ -386,6 +569,9 @@ class Function(metaclass=FunctionMeta):
     label: str | None = None
     rule: str | None = None
     formula: str | None = None
+    # a built-in op's torch names for what its node saved: {"_saved_self": saved(0), ...} (see
+    # SavedValue); read lazily from the node, never computed when the op runs
+    saved_attributes: dict | None = None
 
     def __init__(self, *args, **kwargs) -> None:
         # pre-0.4 scripts built an instance per call (``relu = MyReLU(); relu(x)``); torch still
@@ -816,7 +1002,7 @@ _RENAMED_NODES: dict = {}
 
 
 def name_node(output, name: str, *, label: str | None = None, rule: str | None = None,
-              formula: str | None = None):
+              formula: str | None = None, saved: dict | None = None):
     """Give ``output.grad_fn`` torch's node name for the composite op that produced it.
 
     A composite op (``addmm`` = ``mm`` + ``add``, ``stack`` = ``unsqueeze`` + ``cat``) records
@@ -829,16 +1015,19 @@ def name_node(output, name: str, *, label: str | None = None, rule: str | None =
     """
     if type(output) is tuple:
         for o in output:
-            name_node(o, name, label=label, rule=rule, formula=formula)
+            name_node(o, name, label=label, rule=rule, formula=formula, saved=saved)
         return output
     fn = output.grad_fn
-    if fn is None or (type(fn).__name__ == name and label is None and rule is None and formula is None):
+    if fn is None or (type(fn).__name__ == name and label is None and rule is None and formula is None
+                      and saved is None):
         return output
     cls = type(fn)
-    key = (cls, name, label, rule, formula)
+    key = (cls, name, label, rule, formula, None if saved is None else id(saved))
     renamed = _RENAMED_NODES.get(key)
     if renamed is None:
         text = {k: v for k, v in (("label", label), ("rule", rule), ("formula", formula)) if v is not None}
+        # the part's torch names do not describe the composite op's node: undeclared unless given
+        text["_torch_saved"] = saved if saved is not None or name == cls.__name__ else None
         renamed = _RENAMED_NODES[key] = type(name, (cls,), {"__slots__": (), "__module__": cls.__module__,
                                                             **text})
     fn.__class__ = renamed
@@ -883,17 +1072,18 @@ class _PackedSaved:
     node's other saved tensors. (As in torch, no in-place check is made on packed tensors: what
     the unpack hook returns is what the backward uses.)"""
 
-    __slots__ = ("packed",)
+    __slots__ = ("packed", "unpack")
 
-    def __init__(self, packed) -> None:
+    def __init__(self, packed, unpack=None) -> None:
         self.packed = packed
+        self.unpack = unpack  # this tensor's own unpack hook (SavedTensor.register_hooks), else None
 
 
 def _unpack_saved(node) -> tuple:
     """A packed node's saved tensors, each through the unpack hook (called on every access, as
     torch's); saved outputs get their place in the graph back under create_graph."""
     unpack = node._unpack_hook
-    unpacked = tuple(None if s is None else unpack(s.packed) if type(s) is _PackedSaved else s
+    unpacked = tuple(None if s is None else (s.unpack or unpack)(s.packed) if type(s) is _PackedSaved else s
                      for s in node._saved)
     for i, t in enumerate(unpacked):
         if node._saved[i] is not None and not isinstance(t, _Tensor):

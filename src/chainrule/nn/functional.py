@@ -16,6 +16,10 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module as _array_module
 from ..autograd.function import name_node as _name_node
+from ..ops._arg_parser import check_bool as _check_bool
+from ..ops._arg_parser import check_float as _check_float
+from ..ops._arg_parser import check_int as _check_int
+from ..ops._arg_parser import int_list as _int_list
 from ..ops.activation import (
     celu,
     elu,
@@ -100,6 +104,7 @@ from ..ops.reduce import implicit_softmax_dim as _implicit_softmax_dim
 from ..ops.reduce import log_softmax as _log_softmax
 from ..ops.reduce import softmax as _softmax
 from ..ops.sampling import affine_grid, grid_sample
+from ..ops.shape import cat as _cat
 from ..ops.shape import pad
 from ..tensor import Tensor, _wrap_dim
 from ..tensor import honours_out as _honours_out
@@ -163,7 +168,7 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
     x1 = input1.reshape(-1, in1)
     x2 = input2.reshape(-1, in2)
     # (N, in1) @ (in1, out·in2) → (N, out, in2), contracted with x2 over in2
-    t = (x1 @ weight.permute(1, 0, 2).reshape(in1, out_f * in2)).reshape(-1, out_f, in2)
+    t = (x1 @ weight.permute(1, 0, 2).reshape(in1, out_f * in2)).reshape(x1.shape[0], out_f, in2)
     out = (t * x2.unsqueeze(1)).sum(-1)
     if bias is not None:
         out = out + bias
@@ -173,9 +178,20 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
 # ---------------------------------------------------------------- normalisation
 def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:
     """F.local_response_norm over channels of (N, C, *)."""
+    dim = input.dim()
+    if dim < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality input (got {dim} dimensions)")
+    if input.numel() == 0:
+        return input
     div = (input * input).unsqueeze(1)
     c = input.shape[1]
     padded = pad(div.reshape(div.shape[0], 1, c, -1), (0, 0, size // 2, (size - 1) // 2))
+    # torch averages the padded squares with an avg_pool2d/3d of kernel (size, 1[, 1]): its checks
+    pool = "avg_pool2d" if dim == 3 else "avg_pool3d"
+    _int_list((size,) + ((1,) if dim == 3 else (1, 1)), pool, "kernel_size")
+    if size <= 0:
+        got = f"kH: {size} kW: 1" if dim == 3 else f"kT: {size} kH: 1 kW: 1"
+        raise RuntimeError(f"kernel size should be greater than zero, but got {got}")
     windows = sum(padded[:, :, i:i + c] for i in range(size)).reshape(tuple(div.shape)).squeeze(1)
     return input / (windows * (alpha / size) + k) ** beta
 
@@ -209,6 +225,10 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     """F.cosine_similarity: Σ x1·x2 / (max(‖x1‖, eps) · max(‖x2‖, eps)) along ``dim``."""
     from ..ops.shape import broadcast_tensors
 
+    dim = _check_int(dim, "cosine_similarity", "dim")
+    eps = _check_float(eps, "cosine_similarity", "eps")
+    if not eps >= 0:  # NaN too
+        raise RuntimeError(f"eps must be non-negative, got: {eps:g}")
     x1, x2 = broadcast_tensors(x1, x2)
     dim = _wrap_dim(dim, x1.ndim, "cosine_similarity")
     n1 = x1.norm(2, dim, keepdim=True).clamp_min(eps)
@@ -218,6 +238,9 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
 
 def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:
     """F.pairwise_distance: ‖x1 - x2 + eps‖_p along the last dim."""
+    p = _check_float(p, "pairwise_distance", "p")
+    eps = _check_float(eps, "pairwise_distance", "eps")
+    keepdim = _check_bool(keepdim, "pairwise_distance", "keepdim")
     return (x1 - x2 + eps).norm(p, -1, keepdim=keepdim)
 
 
@@ -227,9 +250,19 @@ def pdist(input: Tensor, p: float = 2.0) -> Tensor:
     return (input[rows] - input[cols]).norm(p, -1)
 
 
+def _check_pixel_shuffle(input: Tensor, factor: int, op: str, name: str) -> None:
+    # torch's order: the input's rank, then the factor's sign (the sizes' divisibility is each op's own)
+    if input.dim() < 3:
+        raise RuntimeError(f"{op} expects input to have at least 3 dimensions, but got input with "
+                           f"{input.dim()} dimension(s)")
+    if factor <= 0:
+        raise RuntimeError(f"{op} expects a positive {name}, but got {factor}")
+
+
 def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
     """F.pixel_shuffle: (*, C·r², H, W) → (*, C, H·r, W·r)."""
-    r = upscale_factor
+    r = _check_int(upscale_factor, "pixel_shuffle", "upscale_factor")
+    _check_pixel_shuffle(input, r, "pixel_shuffle", "upscale_factor")
     *batch, c, h, w = input.shape
     if c % (r * r):
         raise RuntimeError(
@@ -245,7 +278,8 @@ def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
 
 def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
     """F.pixel_unshuffle: (*, C, H·r, W·r) → (*, C·r², H, W)."""
-    r = downscale_factor
+    r = _check_int(downscale_factor, "pixel_unshuffle", "downscale_factor")
+    _check_pixel_shuffle(input, r, "pixel_unshuffle", "downscale_factor")
     *batch, c, h, w = input.shape
     if h % r or w % r:
         raise RuntimeError(
@@ -324,7 +358,12 @@ def threshold_(input: Tensor, threshold: float, value: float) -> Tensor:  # noqa
 def _lp_pool(input: Tensor, norm_type: float, kernel_size, stride, ceil_mode: bool, d: int) -> Tensor:
     from ..ops import pool
 
-    kernel = (kernel_size,) * d if isinstance(kernel_size, int) else tuple(kernel_size)
+    kernel = None
+    if d > 1:
+        # torch unpacks a 2-d/3-d kernel_size in Python first (``kw, kh = _pair(kernel_size)``)
+        kernel = (kernel_size,) * d if isinstance(kernel_size, int) else tuple(kernel_size)
+        if len(kernel) != d:
+            raise ValueError(f"lp_pool{d}d: kernel_size must be an int or a tuple of {d} ints, got {kernel_size!r}")
     max_pool = getattr(pool, f"max_pool{d}d")
     avg_pool = getattr(pool, f"avg_pool{d}d")
     if norm_type == math.inf:
@@ -332,6 +371,9 @@ def _lp_pool(input: Tensor, norm_type: float, kernel_size, stride, ceil_mode: bo
     if norm_type == -math.inf:
         return -max_pool(-input.abs(), kernel_size, stride, 0, 1, ceil_mode)
     out = avg_pool(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
+    if kernel is None:
+        # torch's lp_pool1d scales by kernel_size itself: a one-element tuple pools, then fails there
+        kernel = (_check_int(kernel_size, "lp_pool1d", "kernel_size"),)
     # (Σ x^p)^(1/p) = (mean · |window|)^(1/p); sign·relu(|·|) keeps torch's zero-gradient at 0
     return (out.sign() * relu(out.abs())).mul(math.prod(kernel)).pow(1.0 / norm_type)
 
@@ -373,8 +415,21 @@ def fractional_max_pool3d_with_indices(input: Tensor, kernel_size, output_size=N
 
 def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps: float | None = None) -> Tensor:
     """F.rms_norm: x / sqrt(mean(x²) + eps) over the trailing ``normalized_shape`` dims, times weight."""
-    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    dims = tuple(range(-len(normalized_shape), 0))
+    normalized_shape = _int_list(normalized_shape, "rms_norm", "normalized_shape")
+    k = len(normalized_shape)
+    # torch's checks, in its order
+    if k == 0:
+        raise RuntimeError("Expected normalized_shape to be at least 1-dimensional, i.e., containing at least one "
+                           "element, but got normalized_shape = []")
+    if input.ndim < k:
+        raise ValueError(f"Input tensor must have at least {k} dimensions, but got {input.ndim}")
+    if tuple(input.shape[-k:]) != normalized_shape:
+        raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
+                           f"[*, {', '.join(str(n) for n in normalized_shape)}], but got input of size{list(input.shape)}")
+    if weight is not None and tuple(weight.shape) != normalized_shape:
+        raise RuntimeError(f"Expected weight to be of same shape as normalized_shape, but got weight of shape "
+                           f"{list(weight.shape)} and normalized_shape = {list(normalized_shape)}")
+    dims = tuple(range(-k, 0))
     if eps is None:
         eps = float(_dtype.finfo_of(input._data.dtype).eps)
     out = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
@@ -433,9 +488,13 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise ValueError("either size or scale_factor should be defined")
     d = input.ndim - 2
     in_sizes = tuple(input.shape[2:])
-    if size is not None and not isinstance(size, int) and len(size) != d:
-        raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input with "
-                         f"spatial dimensions of {list(in_sizes)} and output size of {tuple(size)}.")
+    if isinstance(size, (list, tuple)):
+        if len(size) != d:
+            raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input "
+                             f"with spatial dimensions of {list(in_sizes)} and output size of {tuple(size)}.")
+        if not all(_is_integer(n) for n in size):
+            raise TypeError("expected size to be one of int or Tuple[int] or Tuple[int, int] or Tuple[int, int, int], "
+                            f"but got size with types {[type(n) for n in size]}")
     if d < 1 or mode not in ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"):
         raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for "
                                   f"the modes: nearest | linear | bilinear | bicubic | trilinear | area | "
@@ -444,13 +503,18 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise NotImplementedError(
             f"Got {input.ndim}D input, but {mode} mode needs {_INTERP_DIMS[mode] + 2}D input"
         )
+    # then torch's upsample op parses its int[] sizes, float[] scales and bool align_corners
+    kernel = f"upsample_{mode.replace('-', '_')}{d}d"
+    if align_corners is not None:  # given only to the interpolating modes (checked above)
+        _check_bool(align_corners, kernel, "align_corners")
     if size is not None:
-        out_sizes = (size,) * d if isinstance(size, int) else tuple(size)
+        out_sizes = _int_list(list(size) if isinstance(size, (list, tuple)) else [size] * d, kernel, "output_size")
         scales = (None,) * d
     else:
-        factors = (scale_factor,) * d if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
-        out_sizes = tuple(int(math.floor(s * f)) for s, f in zip(in_sizes, factors))
-        scales = (None,) * d if recompute_scale_factor else tuple(float(f) for f in factors)
+        factors = tuple(scale_factor) if isinstance(scale_factor, (list, tuple)) else (scale_factor,) * d
+        factors = tuple(_check_float(f, kernel, "scale_factors") for f in factors)
+        out_sizes = tuple(_scaled_size(s, f) for s, f in zip(in_sizes, factors))
+        scales = (None,) * d if recompute_scale_factor else factors
     if len(out_sizes) != d:
         raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input with "
                          f"spatial dimensions of {list(in_sizes)} and output size of {list(out_sizes)}.")
@@ -499,6 +563,21 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     return out
 
 
+def _is_integer(value) -> bool:
+    # torch's interpolate: an int (a bool too), or an integer tensor
+    if isinstance(value, Tensor):
+        return not value.is_floating_point()
+    return isinstance(value, (int, np.integer))
+
+
+def _scaled_size(size: int, factor: float) -> int:
+    """floor(size · factor) as torch's upsample computes it: a value beyond int64 is its RuntimeError."""
+    scaled = math.floor(size * factor) if math.isfinite(size * factor) else None
+    if scaled is None or not -2 ** 63 <= scaled < 2 ** 63:
+        raise RuntimeError("value cannot be converted to type int64_t without overflow")
+    return scaled
+
+
 def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None) -> Tensor:
     return interpolate(input, size, scale_factor, mode, align_corners)
 
@@ -513,6 +592,14 @@ def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:
 
 def channel_shuffle(input: Tensor, groups: int) -> Tensor:
     """F.channel_shuffle: (N, g·k, *) → channels reordered as (k, g) instead of (g, k)."""
+    groups = _check_int(groups, "channel_shuffle", "groups")
+    if input.dim() <= 2:
+        raise RuntimeError(f"channel_shuffle expects input with > 2 dims, but got input with sizes {list(input.shape)}")
+    if groups <= 0:
+        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of groups:{groups}")
+    if input.shape[1] % groups:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got {input.shape[1]} channels and "
+                           f"{groups} groups.")
     n, c = input.shape[0], input.shape[1]
     rest = tuple(input.shape[2:])
     return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(n, c, *rest)
@@ -559,9 +646,10 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
                                  q_proj_weight=None, k_proj_weight=None, v_proj_weight=None, static_k=None,
                                  static_v=None, average_attn_weights: bool = True, is_causal: bool = False):
     """F.multi_head_attention_forward on sequence-first (L, N, E) inputs (or unbatched (L, E))."""
-    if bias_k is not None or bias_v is not None or add_zero_attn or static_k is not None or static_v is not None:
-        raise NotImplementedError("multi_head_attention_forward: add_bias_kv, add_zero_attn and static_k/v "
-                                  "are not supported by chainrule")
+    if static_k is not None or static_v is not None:
+        raise NotImplementedError("multi_head_attention_forward: static_k/v are not supported by chainrule")
+    if (bias_k is None) != (bias_v is None):
+        raise AssertionError("multi_head_attention_forward: bias_k and bias_v must be given together")
     unbatched = query.dim() == 2
     if unbatched:
         query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
@@ -582,10 +670,20 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
     q = linear(query, w_q, b_q)
     k = linear(key, w_k, b_k)
     v = linear(value, w_v, b_v)
-    # (L, N, E) → (N·H, L, head_dim)
+    if bias_k is not None:
+        # add_bias_kv: one learned key/value more, at the end of every sequence
+        k = _cat([k, bias_k.expand(1, bsz, embed_dim)])
+        v = _cat([v, bias_v.expand(1, bsz, embed_dim)])
+    # (S, N, E) → (N·H, S, head_dim)
     q = q.reshape(tgt_len, bsz * num_heads, head_dim).transpose(0, 1)
-    k = k.reshape(src_len, bsz * num_heads, head_dim).transpose(0, 1)
-    v = v.reshape(src_len, bsz * num_heads, head_dim).transpose(0, 1)
+    k = k.reshape(k.shape[0], bsz * num_heads, head_dim).transpose(0, 1)
+    v = v.reshape(v.shape[0], bsz * num_heads, head_dim).transpose(0, 1)
+    if add_zero_attn:
+        # a zero key/value more per head, which every query may attend to
+        zero = k.new_zeros((bsz * num_heads, 1, head_dim))
+        k, v = _cat([k, zero], 1), _cat([v, zero], 1)
+    # the keys added above are never masked: the masks get that many zero (additive) columns
+    added_keys = k.shape[1] - src_len
     dtype = q._data.dtype
     mask = None
     if is_causal and attn_mask is None:
@@ -595,15 +693,20 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         mask = _mask_to_additive(attn_mask, dtype, true_means_masked=True)
         if mask.dim() == 2:
             mask = mask.unsqueeze(0)
+        if added_keys:
+            mask = pad(mask, (0, added_keys))
     if key_padding_mask is not None:
         kpm = _mask_to_additive(key_padding_mask, dtype, true_means_masked=True)
+        if added_keys:
+            kpm = pad(kpm, (0, added_keys))
+        src_len = kpm.shape[-1]
         kpm = kpm.reshape(bsz, 1, 1, src_len).expand(bsz, num_heads, 1, src_len).reshape(bsz * num_heads, 1, src_len)
         mask = kpm if mask is None else mask + kpm
     scores = (q * (1.0 / math.sqrt(head_dim))) @ k.transpose(-2, -1)
     if mask is not None:
         scores = scores + mask
     weights = _softmax(scores, -1)
-    if dropout_p > 0.0 and training:
+    if training and dropout_p > 0.0:
         weights = dropout(weights, dropout_p, True)
     out = (weights @ v).transpose(0, 1).reshape(tgt_len * bsz, embed_dim)
     out = linear(out, out_proj_weight, out_proj_bias).reshape(tgt_len, bsz, embed_dim)
@@ -611,7 +714,7 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         out = out.squeeze(1)
     if not need_weights:
         return out, None
-    weights = weights.reshape(bsz, num_heads, tgt_len, src_len)
+    weights = weights.reshape(bsz, num_heads, tgt_len, k.shape[1])
     if average_attn_weights:
         weights = weights.mean(1)
     if unbatched:
@@ -664,6 +767,8 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
     ``swap`` uses min(d(a, n), d(p, n)) as the negative distance (Balntas et al.)."""
     reduction = _triplet_reduction("triplet_margin_loss", anchor, positive, negative, size_average, reduce,
                                    reduction)
+    p = _check_float(p, "triplet_margin_loss", "p")
+    swap = _check_bool(swap, "triplet_margin_loss", "swap")
     d_neg = pairwise_distance(anchor, negative, p, eps)
     if swap:
         d_neg = d_neg.minimum(pairwise_distance(positive, negative, p, eps))

@@ -10,6 +10,7 @@ import numpy as np
 from .._backend import array_module
 from ..autograd.grad_mode import no_grad
 from ..ops import random as _random
+from ..ops._arg_parser import fill_value
 from ..tensor import Tensor
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
@@ -88,6 +89,7 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
+    val = fill_value(val, tensor._data.dtype)  # torch's constant_ is a fill_: its checks
     return _fill(tensor, array_module(tensor).full(tensor._data.shape, val))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import allocate_on, array_module, module_for_device
-from ..ops.creation import empty
+from ..ops.creation import _shape_args, empty
 from ..tensor import Size, Tensor
 
 __all__ = ["Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"]
@@ -84,7 +84,8 @@ class UninitializedTensorMixin:
         if device is not None and xp.__name__ != "numpy":
             allocate_on(device)  # CuPy allocates on its current GPU
         np_dtype = self._data.dtype if dtype is None else _dtype.to_dtype(dtype).np
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        # torch's size checks: a negative dimension is a RuntimeError naming the shape
+        shape = _shape_args((shape,))
         self._data = xp.empty(shape, dtype=np_dtype)
         self.__class__ = self.cls_to_become
 
@@ -110,6 +111,13 @@ class UninitializedTensorMixin:
 
 def _empty_storage(device, dtype):
     # the default dtype and device apply, as for any factory-made tensor
+    try:
+        if isinstance(dtype, str):
+            raise TypeError  # torch's empty() takes a dtype, not its name (chainrule's creation functions would)
+        dtype = None if dtype is None else _dtype.to_dtype(dtype)
+    except TypeError:
+        raise TypeError(f"empty(): argument 'dtype' must be torch.dtype, not {type(dtype).__name__} "
+                        f"({dtype!r})") from None
     return empty(0, dtype=dtype, device=device)._data
 
 

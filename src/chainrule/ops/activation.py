@@ -17,9 +17,10 @@ import numpy as np
 
 from .. import _dtype, _opmath
 from .._backend import array_module, subtract_contiguous
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, ctx_value, name_node, saved
 from ..tensor import Tensor, _wrap_dim
 from . import _cuda_kernels
+from ._arg_parser import check_int, check_number
 from .elementwise import _float_input, erf, exp, sigmoid, tanh, where
 
 __all__ = ["relu", "selu", "celu", "prelu", "rrelu", "hardshrink", "threshold"]
@@ -55,6 +56,7 @@ class Relu(Function):
     rule = "passes the gradient where a > 0, blocks it elsewhere (relu'(0) = 0)"
     formula = "relu({0})"
     _array_forward = True
+    saved_attributes = {"_saved_result": saved(0)}  # torch's grad_fn._saved_* names
 
     @staticmethod
     def forward(ctx, x):
@@ -66,7 +68,7 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, grad):
         # relu'(x) = 0 where x <= 0 else 1 (0 at x = 0, and NaN passes the gradient, as torch)
-        (y,) = ctx.saved_tensors
+        (y,) = ctx.saved_values
         return _mask_mul(grad, ~(y._data <= 0))
 
 
@@ -84,6 +86,7 @@ class LeakyRelu(Function):
     rule = "passes the gradient where a > 0, scales it by the slope elsewhere"
     formula = "leaky_relu({0})"
     _array_forward = True
+    saved_attributes = {"_saved_negative_slope": ctx_value("negative_slope"), "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, negative_slope):
@@ -96,7 +99,7 @@ class LeakyRelu(Function):
     def backward(ctx, grad):
         # d = 1 where x > 0 else negative_slope (negative_slope at x = 0, as torch)
         xp = array_module(grad)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         arr = x._data
         factor = xp.where(arr > 0, arr.dtype.type(1), arr.dtype.type(ctx.negative_slope))
         return _scaled_mask(grad, factor)
@@ -104,6 +107,7 @@ class LeakyRelu(Function):
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """F.leaky_relu: x if x > 0 else negative_slope * x."""
+    negative_slope = check_number(negative_slope, "leaky_relu", "negative_slope")
     if inplace:
         return _run_inplace(input, leaky_relu, negative_slope)
     return LeakyRelu.apply(_float_input(input), negative_slope=float(negative_slope))
@@ -124,7 +128,7 @@ class Hardtanh(Function):
     @staticmethod
     def backward(ctx, grad):
         # d = 1 strictly inside (min_val, max_val), 0 elsewhere (bounds included, as torch)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         low, high = ctx.bounds
         arr = x._data
         return _mask_mul(grad, (arr > low) & (arr < high))
@@ -132,6 +136,8 @@ class Hardtanh(Function):
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
     """F.hardtanh: clamp(x, min_val, max_val) with no gradient at the bounds."""
+    min_val = check_number(min_val, "hardtanh", "min_val")
+    max_val = check_number(max_val, "hardtanh", "max_val")
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
     if inplace:
@@ -164,18 +170,20 @@ class Threshold(Function):
         xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.threshold = threshold
-        # torch's test is x <= threshold, so a NaN threshold (or x) keeps x
+        # torch's kernel: x <= threshold ? value : x, so a NaN threshold keeps every x
         return xp.where(x <= threshold, x.dtype.type(value), x)
 
     @staticmethod
     def backward(ctx, grad):
         # d = 0 where x <= threshold else 1
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         return _mask_mul(grad, ~(x._data <= ctx.threshold))
 
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
-    """F.threshold / torch.threshold: value where x <= threshold, else x."""
+    """F.threshold / torch.threshold: x if x > threshold else value (x where threshold is NaN, as torch)."""
+    threshold = check_number(threshold, "threshold", "threshold")
+    value = check_number(value, "threshold", "value")
     # torch compares in the dtype's compute type (float32 for float16/bfloat16) and writes value
     # in the tensor's own; each refuses a number that overflows it
     if input.dtype is _dtype.bool:
@@ -188,9 +196,10 @@ def threshold(input: Tensor, threshold: float, value: float, inplace: bool = Fal
 
 
 def _check_lambd(lambd: float, input: Tensor) -> None:
-    if lambd < 0:
+    largest = float(_dtype.finfo_of(input._data.dtype).max)  # torch's bound is the input dtype's largest value
+    if not 0 <= lambd <= largest:  # NaN and infinity too
         raise RuntimeError(
-            f"lambda must be in range [0, 3.40282e+38] for input dtype "
+            f"lambda must be in range [0, {largest:g}] for input dtype "
             f"{_dtype.scalar_name(input.dtype)}, but found {lambd:g}"
         )
 
@@ -203,21 +212,24 @@ class Hardshrink(Function):
     @staticmethod
     def forward(ctx, x, lambd):
         xp = array_module(x)
+        # the gradient flows where |x| > lambd: not at a NaN x nor for a NaN lambd (torch's vectorised
+        # backward, the one tensors of more than a few elements take)
         keep = (x < -lambd) | (x > lambd)
         ctx.save_for_backward(keep)
-        return xp.where(keep | xp.isnan(x), x, x.dtype.type(0))  # NaN propagates; its gradient is 0
+        # torch's forward zeroes only inside [-lambd, lambd]: a NaN lambd keeps every x, a NaN x propagates
+        return xp.where((x >= -lambd) & (x <= lambd), x.dtype.type(0), x)
 
     @staticmethod
     def backward(ctx, grad):
         # d = 1 where |x| > lambd else 0
-        (keep,) = ctx.saved_tensors
+        (keep,) = ctx.saved_values
         return _mask_mul(grad, keep._data)
 
 
 def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
-    """torch.hardshrink: x where |x| > lambd else 0."""
+    """torch.hardshrink: x where |x| > lambd else 0 (torch checks no range of lambd here)."""
     input = _float_input(input)
-    _check_lambd(lambd, input)
+    lambd = check_number(lambd, "hardshrink", "lambd")
     return Hardshrink.apply(input, lambd=lambd)
 
 
@@ -239,6 +251,7 @@ class Softshrink(Hardshrink):
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """F.softshrink: x - lambd above lambd, x + lambd below -lambd, 0 in between."""
     input = _float_input(input)
+    lambd = check_number(lambd, "softshrink", "lambd")
     _check_lambd(lambd, input)
     return Softshrink.apply(input, lambd=lambd)
 
@@ -258,7 +271,7 @@ class Prelu(Function):
     @staticmethod
     def backward(ctx, grad):
         # d/dx = 1 where x > 0 else w;  d/dw = x where x <= 0 else 0
-        x, weight = ctx.saved_tensors
+        x, weight = ctx.saved_values
         positive = Tensor._make(x._data > 0)
         grad_x = where(positive, grad, grad * weight) if ctx.needs_input_grad[0] else None
         grad_w = where(positive, 0.0, grad * x) if ctx.needs_input_grad[1] else None
@@ -288,6 +301,13 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
     """torch.rrelu: leaky relu with a slope drawn from U(lower, upper) per element when
     training, and the fixed slope (lower + upper) / 2 in eval mode."""
     xp = array_module(input)
+    lower, upper = check_number(lower, "rrelu", "lower"), check_number(upper, "rrelu", "upper")
+    for name, bound in (("lower", lower), ("upper", upper)):
+        if not math.isfinite(bound):
+            raise RuntimeError(f"rrelu: {name} bound must be finite, got {bound}")
+    if lower > upper:  # torch checks it in eval mode too
+        raise RuntimeError(f"rrelu: Lower bound should be less than or equal to the upper bound, got lower={lower}, "
+                           f"upper={upper}")
     if not training:
         out = leaky_relu(input, (lower + upper) / 2, inplace)
         return out if inplace else name_node(out, "RreluWithNoiseBackward0", label="rrelu")
@@ -322,7 +342,7 @@ class Elu(Function):
     @staticmethod
     def backward(ctx, grad):
         # d = scale for x > 0, scale * alpha * input_scale * exp(input_scale * x) for x <= 0
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         alpha, scale, input_scale = ctx.params
         positive = Tensor._make(x._data > 0)
         inner = where(positive, 0.0, x)
@@ -332,6 +352,7 @@ class Elu(Function):
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """F.elu: x if x > 0 else alpha * (exp(x) - 1)."""
+    alpha = check_number(alpha, "elu", "alpha")
     if inplace:
         return _run_inplace(input, elu, alpha)
     return Elu.apply(_float_input(input), alpha=float(alpha), scale=1.0, input_scale=1.0)
@@ -373,6 +394,7 @@ class Gelu(Function):
             "0.044715a³))))")
     formula = "gelu({0})"
     _array_forward = True
+    saved_attributes = {"_saved_approximate": ctx_value("approximate"), "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, approximate):
@@ -396,7 +418,7 @@ class Gelu(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         if ctx.approximate == "tanh":
             # y = x/2 (1 + tanh u), u = k (x + c x^3): dy = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) k (1 + 3c x^2)
             x2 = x * x
@@ -426,7 +448,7 @@ class GeluBackward(Function):
     @staticmethod
     def backward(ctx, u):
         # d/dx (Phi + x phi) = phi + phi + x phi' = phi (2 - x^2)
-        grad, x = ctx.saved_tensors
+        grad, x = ctx.saved_values
         needs = ctx.needs_input_grad
         pdf = exp(x * x * -0.5) * _INV_SQRT_2PI
         grad_g = u * (0.5 * (1 + erf(x * _SQRT_HALF)) + x * pdf) if needs[0] else None
@@ -436,6 +458,8 @@ class GeluBackward(Function):
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """F.gelu: x * Phi(x) (exact, via erf) or its tanh approximation."""
+    if not isinstance(approximate, str):
+        raise TypeError(f"gelu(): argument 'approximate' must be str, not {type(approximate).__name__}")
     if approximate not in ("none", "tanh"):
         raise RuntimeError("approximate argument must be either none or tanh.")
     return Gelu.apply(_float_input(input), approximate=approximate)
@@ -446,6 +470,7 @@ class Silu(Function):
     rule = "∂/∂a = σ(a)·(1 + a·(1 - σ(a)))"
     formula = "silu({0})"
     _array_forward = True
+    saved_attributes = {"_saved_self": saved(0)}  # torch's grad_fn._saved_* names
 
     @staticmethod
     def forward(ctx, x):
@@ -459,7 +484,7 @@ class Silu(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         return SiluBackward.apply(grad, x, sig=ctx.sig)
 
 
@@ -480,7 +505,7 @@ class SiluBackward(Function):
     @staticmethod
     def backward(ctx, u):
         # d/dx [s (1 + x (1 - s))] = s (1 - s) (2 + x (1 - 2 s))
-        grad, x = ctx.saved_tensors
+        grad, x = ctx.saved_values
         needs = ctx.needs_input_grad
         s = sigmoid(x)
         grad_g = u * (s * (1 + x * (1 - s))) if needs[0] else None
@@ -515,7 +540,7 @@ class Mish(Function):
     @staticmethod
     def backward(ctx, grad):
         # d(x tanh(sp(x))) = tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         th = tanh(softplus(x))
         return grad * (th + x * sigmoid(x) * (1 - th * th))
 
@@ -544,7 +569,7 @@ class Softplus(Function):
     @staticmethod
     def backward(ctx, grad):
         # d = sigmoid(beta x), or 1 where beta x > threshold (the linear regime)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         beta, threshold = ctx.params
         linear = Tensor._make(x._data * x._data.dtype.type(beta) > threshold)
         return where(linear, grad, grad * sigmoid(x * beta))
@@ -552,6 +577,8 @@ class Softplus(Function):
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """F.softplus: log(1 + exp(beta x)) / beta, x itself where beta x > threshold."""
+    beta = check_number(beta, "softplus", "beta")
+    threshold = check_number(threshold, "softplus", "threshold")
     return Softplus.apply(_float_input(input), beta=beta, threshold=threshold)
 
 
@@ -572,7 +599,7 @@ class LogSigmoid(Function):
     @staticmethod
     def backward(ctx, grad):
         # d log s(x) = 1 - s(x) = s(-x)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         return grad * sigmoid(-x)
 
 
@@ -597,7 +624,7 @@ class Hardsigmoid(Function):
     def backward(ctx, grad):
         # d = 1/6 strictly inside (-3, 3), else 0
         xp = array_module(grad)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         arr = x._data
         factor = xp.where((arr > -3) & (arr < 3), arr.dtype.type(1 / 6), arr.dtype.type(0))
         return _scaled_mask(grad, factor)
@@ -625,7 +652,7 @@ class Hardswish(Function):
     @staticmethod
     def backward(ctx, grad):
         # d = 0 for x <= -3, x/3 + 1/2 for -3 < x < 3, 1 for x >= 3 (torch's boundaries)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         arr = x._data
         low = Tensor._make(arr <= -3)
         high = Tensor._make(arr >= 3)
@@ -657,6 +684,7 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
     """F.glu: a * sigmoid(b) where a, b are the two halves of ``input`` along ``dim``."""
     if input._data.ndim == 0:
         raise RuntimeError("glu does not support scalars because halving size must be even")
+    dim = check_int(dim, "glu", "dim")
     d = _wrap_dim(dim, input._data.ndim, "glu")
     size = input._data.shape[d]
     if size % 2:

@@ -72,29 +72,36 @@ register_batched_rule(
 
 
 # ---------------------------------------------------------------- matrix products
-@register_batched_rule(linear.Linear, linear.LinearNoBias)
-def _linear(node, grad):
-    # y = x Wᵀ + b, per row of G: ∂/∂x = G W, ∂/∂W = Gᵀ x, ∂/∂b = G summed over x's rows
-    x, w = node.saved_tensors
-    needs = node.needs_input_grad
+@register_batched_rule(linear.WeightT)
+def _weight_t(node, grad):
+    # Wᵀ: the gradient transposed back
     g = grad._data
-    batch, features_out = g.shape[0], g.shape[-1]
-    rows = math.prod(x._data.shape[:-1])
-    grad_x = _times_matrix(g, w._data) if needs[0] else None
-    grad_w = grad_b = None
-    if needs[1]:
-        x_rows = x._data.reshape(rows, x._data.shape[-1])
-        # one GEMM for all B: (in, rows) @ (B, rows, out) -> (B, in, out), transposed
-        grad_w = array_module(g).swapaxes(_matrix_times(x_rows.T, g.reshape(batch, rows, features_out)), -1, -2)
-    if len(needs) > 2 and needs[2]:
-        grad_b = g.reshape(batch, rows, features_out).sum(1)
-    return (_batched(grad_x), _batched(grad_w)) + ((_batched(grad_b),) if len(needs) > 2 else ())
+    return Tensor._make(array_module(g).swapaxes(g, -1, -2))
+
+
+@register_batched_rule(linear.Addmm, linear.Mm)
+def _addmm(node, grad):
+    # y = b + x Wᵀ for x (rows, in), Wᵀ (in, out), per row of G: ∂/∂x = G W, ∂/∂Wᵀ = xᵀ G, ∂/∂b = G
+    # summed over the rows (a bias of rows takes G itself; the walk sums what broadcast)
+    x, w_t = node.saved_values
+    needs = node.needs_input_grad
+    with_bias = len(needs) == 3
+    need_b, need_x, need_w = needs if with_bias else (False,) + tuple(needs)
+    g = grad._data
+    grads = (_batched(_times_matrix(g, w_t._data.T) if need_x else None),
+             _batched(_matrix_times(x._data.T, g) if need_w else None))
+    if not with_bias:
+        return grads
+    grad_b = None
+    if need_b:
+        grad_b = g.sum(1) if len(node._input_meta[0][0]) <= 1 else g
+    return (_batched(grad_b),) + grads
 
 
 @register_batched_rule(linear.LinearBackward)
 def _linear_backward(node, *grad_grads):
     # gx = G W, gW = Gᵀ x, gb = Σ G are bilinear: each input's gradient pairs the other with Ū
-    grad, x, w = node.saved_tensors
+    grad, x, w = node.saved_values
     remaining = iter(grad_grads)
     u_x, u_w, u_b = (None if not need else _data(next(remaining)) for need in node.needs)
     needs = node.needs_input_grad
@@ -128,7 +135,7 @@ def _data(t):
 @conjugate_rule  # bilinear: for complex operands, grad_A = G Bᴴ
 def _matmul(node, grad):
     # d(A B) = dA B + A dB: grad_A = G Bᵀ, grad_B = Aᵀ G (1-D operands as a row / a column)
-    b, a = node.saved_tensors
+    b, a = node.saved_values
     a_ndim, b_ndim = node.ndims
     g = grad._data
     xp = array_module(g)
@@ -179,21 +186,21 @@ def _mean(node, grad):
 
 @register_batched_rule(reduce.Softmax)
 def _softmax(node, grad):
-    (y,) = node.saved_tensors
+    (y,) = node.saved_values
     return reduce.SoftmaxBackward.apply(grad, y, dim=_batch_dim(node.dim, y._data.ndim))
 
 
 @register_batched_rule(reduce.LogSoftmax)
 def _log_softmax(node, grad):
     # (LogSoftmaxBackward's kept-softmax fast path reads a gradient of the output's own shape)
-    (y,) = node.saved_tensors
+    (y,) = node.saved_values
     return reduce.LogSoftmaxBackward.apply(grad, y, dim=_batch_dim(node.dim, y._data.ndim))
 
 
 @register_batched_rule(reduce.SoftmaxBackward)
 def _softmax_backward(node, u):
     # z = y ∘ (g - ⟨g, y⟩) is bilinear in (g, y); the saved g and y have no batch dim, u has
-    grad, y = node.saved_tensors
+    grad, y = node.saved_values
     dim = node.dim % y._data.ndim
     needs = node.needs_input_grad
     grad_g = reduce.SoftmaxBackward.apply(u, y, dim=dim + 1) if needs[0] else None
@@ -207,7 +214,7 @@ def _softmax_backward(node, u):
 @register_batched_rule(reduce.LogSoftmaxBackward)
 def _log_softmax_backward(node, u):
     # z = g - exp(y)·Σg: ∂/∂g = u - Σ(u ∘ exp(y)), ∂/∂y = -u ∘ exp(y)·Σg
-    grad, y = node.saved_tensors
+    grad, y = node.saved_values
     dim = node.dim % y._data.ndim
     needs = node.needs_input_grad
     softmax_y = elementwise.exp(y)
@@ -217,7 +224,7 @@ def _log_softmax_backward(node, u):
 
 
 # ---------------------------------------------------------------- shapes
-@register_batched_rule(shape.Reshape)
+@register_batched_rule(shape.Reshape, shape.UnsafeView)
 def _reshape(node, grad):
     g = grad._data
     return Tensor._make(g.reshape((g.shape[0],) + tuple(node.input_shape)))

@@ -212,7 +212,7 @@ class Angle(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (z,) = ctx.saved_tensors
+        (z,) = ctx.saved_values
         if z._data.dtype.kind != "c":
             return zeros_like_tensor(grad)
         # angle = atan2(y, x): ∂/∂x = -y/|z|², ∂/∂y = x/|z|², so grad·(-y + ix)/|z|² = grad·iz/|z|²

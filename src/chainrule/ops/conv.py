@@ -41,9 +41,10 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module, autocast_unifies
 from .._parallel import over_rows
-from ..autograd.function import Function
+from ..autograd.function import Function, SavedValue, ctx_value, saved
 from ..tensor import Tensor, _check_tensor
 from . import _cuda_conv
+from ._arg_parser import int_list
 
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -410,13 +411,26 @@ class Convolution(Function):
     label = "conv"
     rule = ("∂L/∂X = full convolution of G with the 180°-rotated filter, ∂L/∂F = X ⋆ G "
             "(cross-correlation), ∂L/∂b = Σ G")
+    # torch's grad_fn._saved_* names, read from the geometry the node keeps
+    saved_attributes = {
+        "_saved_bias_sym_sizes_opt": SavedValue(
+            lambda node: tuple(node._input_meta[2][0]) if len(node._input_meta) == 3 else (0,)),
+        "_saved_dilation": ctx_value("geo", lambda geo: geo.dilation),
+        "_saved_groups": ctx_value("geo", lambda geo: geo.groups),
+        "_saved_input": saved(0),
+        "_saved_output_padding": ctx_value("geo", lambda geo: (0,) * len(geo.kernel)),
+        "_saved_padding": ctx_value("geo", lambda geo: geo.pad_lo),
+        "_saved_stride": ctx_value("geo", lambda geo: geo.stride),
+        "_saved_transposed": False,
+        "_saved_weight": saved(1),
+    }
 
     @staticmethod
     def forward(ctx, x, w, *bias, geo):
         if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
             ctx.geo = geo
-        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None,
-                              w if ctx.needs_input_grad[0] else None)
+        # the weight always (a parameter, alive anyway: torch's _saved_weight reads it)
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, w)
         y = _conv(x, w, geo)
         if bias:
             y += bias[0].reshape((-1,) + (1,) * len(geo.kernel))
@@ -426,7 +440,7 @@ class Convolution(Function):
     @staticmethod
     def backward(ctx, grad):
         # dy = C(dx, w) + C(x, dw) + db  ⇒  x̄ = Cᵀ(ḡ, w), w̄ = C_w(x, ḡ), b̄ = Σ ḡ
-        x, w = ctx.saved_tensors
+        x, w = ctx.saved_values
         needs = ctx.needs_input_grad
         geo = ctx.geo
         grad_x = ConvInput.apply(grad, w, geo=geo, c=ctx.in_channels) if needs[0] else None
@@ -459,7 +473,7 @@ class ConvInput(Function):
     @staticmethod
     def backward(ctx, u):
         # <u, Cᵀ(g, w)> = <C(u, w), g>  ⇒  ḡ = C(u, w), w̄ = C_w(u, g)
-        g, w = ctx.saved_tensors
+        g, w = ctx.saved_values
         needs = ctx.needs_input_grad
         geo = ctx.geo
         grad_g = Convolution.apply(u, w, geo=geo) if needs[0] else None
@@ -489,7 +503,7 @@ class ConvWeight(Function):
     @staticmethod
     def backward(ctx, v):
         # <v, C_w(x, g)> = <C(x, v), g>  ⇒  x̄ = Cᵀ(g, v), ḡ = C(x, v)
-        x, g = ctx.saved_tensors
+        x, g = ctx.saved_values
         needs = ctx.needs_input_grad
         geo = ctx.geo
         grad_x = ConvInput.apply(g, v, geo=geo, c=ctx._input_meta[0][0][1]) if needs[0] else None
@@ -504,16 +518,25 @@ Convolution._node_cls.w_shape = property(lambda self: tuple(self._input_meta[1][
 
 
 # ---------------------------------------------------------------- argument checks
-def _tuple(value, d: int, name: str) -> tuple:
-    if isinstance(value, (int, np.integer)):
-        return (int(value),) * d
-    value = tuple(int(v) for v in value)
+def _tuple(value, d: int, name: str, opname: str) -> tuple:
+    value = int_list(value, opname, name)
     if len(value) == 1:
         return value * d
     if len(value) != d:
-        raise RuntimeError(f"expected {name} to be a single integer value or a list of {d} values to match "
-                           f"the convolution dimensions, but got {name}={list(value)}")
+        raise RuntimeError(f"{opname}: expected {name} to be a single integer value or a list of {d} values to "
+                           f"match the convolution dimensions, but got {name}={list(value)}")
     return value
+
+
+def _fold_tuple(value, name: str, opname: str) -> tuple:
+    """An ``int[2]`` of unfold/fold: one int or exactly two (torch's im2col/col2im do not stretch a
+    one-element list)."""
+    sizes = int_list(value, opname, name)
+    if not isinstance(value, (tuple, list)):
+        return sizes * 2
+    if len(sizes) != 2:
+        raise RuntimeError(f"{opname}: It is expected {name} equals to 2, but got size {len(sizes)}")
+    return sizes
 
 
 def _fmt(shape) -> str:
@@ -550,8 +573,14 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
                            f"{_fmt(input.shape)}, but got {weight.ndim}-dimensional weight of size "
                            f"{_fmt(weight.shape)} instead")
     _check_dtypes(input, weight, bias)
-    stride = _tuple(stride, d, "stride")
-    dilation = _tuple(dilation, d, "dilation")
+    if weight.shape[0] == 0:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be at least 1 at dimension 0, but got weight "
+                           f"of size {_fmt(weight.shape)} instead")
+    if any(k <= 0 for k in weight.shape[2:]):
+        raise RuntimeError(f"{opname}: kernel size should be greater than zero, but got weight of size "
+                           f"{_fmt(weight.shape)}")
+    stride = _tuple(stride, d, "stride", opname)
+    dilation = _tuple(dilation, d, "dilation", opname)
     if any(s <= 0 for s in stride):
         raise RuntimeError("non-positive stride is not supported")
     if any(dl <= 0 for dl in dilation):
@@ -571,7 +600,7 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
         else:
             raise RuntimeError(f"Invalid padding string: '{padding}'")
     else:
-        pad_lo = pad_hi = _tuple(padding, d, "padding")
+        pad_lo = pad_hi = _tuple(padding, d, "padding", opname)
         if any(p < 0 for p in pad_lo):
             raise RuntimeError("negative padding is not supported")
     c = input.shape[1]
@@ -627,10 +656,13 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
                            f"{_fmt(input.shape)}, but got {weight.ndim}-dimensional weight of size "
                            f"{_fmt(weight.shape)} instead")
     _check_dtypes(input, weight, bias)
-    stride = _tuple(stride, d, "stride")
-    dilation = _tuple(dilation, d, "dilation")
-    padding = _tuple(padding, d, "padding")
-    output_padding = _tuple(output_padding, d, "output_padding")
+    stride = _tuple(stride, d, "stride", opname)
+    dilation = _tuple(dilation, d, "dilation", opname)
+    padding = _tuple(padding, d, "padding", opname)
+    output_padding = _tuple(output_padding, d, "output_padding", opname)
+    if weight.numel() == 0:
+        raise RuntimeError(f"{opname}: non-empty {d + 2}D weight tensor expected, but got weight of size "
+                           f"{_fmt(weight.shape)}")
     if any(s <= 0 for s in stride):
         raise RuntimeError("non-positive stride is not supported")
     if any(dl <= 0 for dl in dilation):
@@ -754,11 +786,11 @@ class Col2Im(Function):
         return Im2Col.apply(grad, geo=ctx.geo)
 
 
-def _fold_geometry(kernel_size, dilation, padding, stride, in_shape) -> _Geometry:
-    kernel = _tuple(kernel_size, 2, "kernel_size")
-    dilation = _tuple(dilation, 2, "dilation")
-    padding = _tuple(padding, 2, "padding")
-    stride = _tuple(stride, 2, "stride")
+def _fold_geometry(kernel_size, dilation, padding, stride, in_shape, opname: str) -> _Geometry:
+    kernel = _fold_tuple(kernel_size, "kernel_size", opname)
+    dilation = _fold_tuple(dilation, "dilation", opname)
+    padding = _fold_tuple(padding, "padding", opname)
+    stride = _fold_tuple(stride, "stride", opname)
     if any(k <= 0 for k in kernel):
         raise RuntimeError(f"kernel size should be greater than zero, but got kernel_size: {_fmt(kernel)}")
     if any(s <= 0 for s in stride):
@@ -778,7 +810,7 @@ def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tenso
     unbatched = input.ndim == 3
     if unbatched:
         input = input.unsqueeze(0)
-    geo = _fold_geometry(kernel_size, dilation, padding, stride, tuple(input.shape[2:]))
+    geo = _fold_geometry(kernel_size, dilation, padding, stride, tuple(input.shape[2:]), "im2col")
     if any(m <= 0 for m in geo.out_shape):
         raise RuntimeError(f"Given input with spatial size {_fmt(input.shape[2:])}, kernel_size="
                            f"{_fmt(geo.kernel)}, dilation={_fmt(geo.dilation)}, padding={_fmt(geo.pad_lo)}, "
@@ -796,7 +828,8 @@ def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=
     unbatched = input.ndim == 2
     if unbatched:
         input = input.unsqueeze(0)
-    geo = _fold_geometry(kernel_size, dilation, padding, stride, _tuple(output_size, 2, "output_size"))
+    geo = _fold_geometry(kernel_size, dilation, padding, stride, _fold_tuple(output_size, "output_size", "col2im"),
+                         "col2im")
     k = math.prod(geo.kernel)
     if input.shape[1] % k:
         raise RuntimeError("Expected size of input's dimension 1 to be divisible by the product of "

@@ -63,7 +63,7 @@ class CrossMapLRN2d(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, out, scale = ctx.saved_tensors
+        x, out, scale = ctx.saved_values
         size, alpha, beta = ctx.params
         window = Tensor._make(array_module(x._data).asarray(_backward_window(x.shape[1], size), dtype=x._data.dtype))
         ratio = grad * out / scale

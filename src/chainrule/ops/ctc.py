@@ -18,6 +18,7 @@ import numpy as np
 from .._backend import array_module
 from ..autograd.function import Function
 from ..tensor import Tensor
+from ._arg_parser import check_bool, check_int
 from .loss import _check_reduction
 
 __all__ = ["ctc_loss"]
@@ -35,7 +36,9 @@ def _extended_labels(targets, target_lengths, blank: int, xp):
     labels[:, 1::2] = xp.where(in_target, targets[:, :longest], blank)
     previous = xp.full((batch, width), blank, dtype=np.int64)
     previous[:, 2:] = labels[:, :-2]
-    skip = (labels != blank) & (labels != previous)
+    # torch's kernels test only that the label two back differs: a blank in the targets (an invalid
+    # label) may still be skipped to, and a blank position never (its two-back is a blank too)
+    skip = labels != previous
     skip[:, :2] = False
     return labels, skip
 
@@ -151,6 +154,8 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
     of impossible alignments (and their gradients) into zeros.
     """
     _check_reduction(reduction)
+    blank = check_int(blank, "ctc_loss", "blank")
+    zero_infinity = check_bool(zero_infinity, "ctc_loss", "zero_infinity")
     xp = array_module(log_probs._data)
     unbatched = log_probs.dim() == 2
     lp = log_probs.unsqueeze(1) if unbatched else log_probs

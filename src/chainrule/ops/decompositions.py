@@ -117,7 +117,7 @@ class SolveTriangular(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        A, x = ctx.saved_tensors
+        A, x = ctx.saved_values
         upper, left, unitriangular = ctx.options
         # the transposed system has the other triangle
         grad_b = SolveTriangular.apply(A.mT, grad, upper=not upper, left=left, unitriangular=unitriangular)
@@ -226,7 +226,7 @@ class Cholesky(Function):
 
     @staticmethod
     def backward(ctx, grad, grad_info):
-        (factor,) = ctx.saved_tensors
+        (factor,) = ctx.saved_values
         lower, grad_lower = (factor.mT, grad.mT) if ctx.upper else (factor, grad)
         # tril(Lᵀ G) sees only G's lower triangle; symmetrise it, halving the diagonal
         phi = _mat(lower.mT, grad_lower).tril()
@@ -284,7 +284,7 @@ class CholeskySolve(Function):
     @staticmethod
     def backward(ctx, grad):
         # torch's rule: L is treated as a full matrix with A = L Lᵀ (or Uᵀ U)
-        L, x = ctx.saved_tensors
+        L, x = ctx.saved_values
         grad_b = CholeskySolve.apply(grad, L, upper=ctx.upper)
         grad_l = None
         if ctx.needs_input_grad[1]:
@@ -326,7 +326,7 @@ class CholeskyInverse(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        L, inverse = ctx.saved_tensors
+        L, inverse = ctx.saved_values
         common = _mat(_mat(inverse, grad + grad.mT), inverse)
         return -_mat(L, common) if ctx.upper else -_mat(common, L)
 
@@ -374,7 +374,7 @@ class Qr(Function):
 
     @staticmethod
     def backward(ctx, grad_q, grad_r):
-        A, Q, R = ctx.saved_tensors
+        A, Q, R = ctx.saved_values
         m, n = A.shape[-2:]
         if ctx.mode == "r":
             raise RuntimeError("The derivative of linalg.qr depends on Q, which is not computed when mode='r'. "
@@ -428,7 +428,7 @@ class Eigh(Function):
 
     @staticmethod
     def backward(ctx, grad_values, grad_vectors):
-        values, vectors = ctx.saved_tensors
+        values, vectors = ctx.saved_values
         # project Vᵀ G_V onto the skew-symmetric matrices (the tangent space of the orthogonal group)
         vtgv = _mat(vectors.mT, grad_vectors)
         vtgv = 0.5 * (vtgv - vtgv.mT)
@@ -485,7 +485,7 @@ class Svd(Function):
 
     @staticmethod
     def backward(ctx, grad_u, grad_s, grad_vh):
-        U, S, Vh = ctx.saved_tensors
+        U, S, Vh = ctx.saved_values
         m, n = U.shape[-2], Vh.shape[-1]
         k = S.shape[-1]
         if ctx.full_matrices:  # only the first k singular vectors enter the rule
@@ -593,7 +593,7 @@ class Pinv(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        A, pinv_a = ctx.saved_tensors
+        A, pinv_a = ctx.saved_values
         return _pinv_backward(grad, pinv_a, A)
 
 
@@ -656,7 +656,7 @@ class Lstsq(Function):
     @staticmethod
     def backward(ctx, grad):
         # torch recomputes pinv(A) in the rule (so it is differentiable again under create_graph)
-        A, B = ctx.saved_tensors
+        A, B = ctx.saved_values
         pinv_a = Pinv.apply(A, atol=None, rtol=ctx.rtol, hermitian=False)
         grad_a = _pinv_backward(matmul(grad, B.mT), pinv_a, A) if ctx.needs_input_grad[0] else None
         grad_b = matmul(pinv_a.mT, grad) if ctx.needs_input_grad[1] else None
@@ -843,7 +843,7 @@ class LuFactor(Function):
 
     @staticmethod
     def backward(ctx, grad, grad_pivots, grad_info):
-        (LU,) = ctx.saved_tensors
+        (LU,) = ctx.saved_values
         m, n = LU.shape[-2:]
         L, U = _unpack_lu(LU, m, n)
         k = min(m, n)
@@ -898,7 +898,7 @@ class Lu(Function):
 
     @staticmethod
     def backward(ctx, grad_p, grad_l, grad_u):
-        P, L, U = ctx.saved_tensors
+        P, L, U = ctx.saved_values
         return _lu_backward(P, L, U, grad_l, grad_u)
 
 
@@ -988,7 +988,7 @@ class MatrixExp(Function):
     def backward(ctx, grad):
         from .shape import cat
 
-        (A,) = ctx.saved_tensors
+        (A,) = ctx.saved_values
         n = A.shape[-1]
         top = cat([A.mT, grad], -1)
         bottom = cat([grad * 0, A.mT], -1)

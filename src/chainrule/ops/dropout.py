@@ -52,6 +52,8 @@ class DropoutBackward(Dropout):
 def _check_p(p: float) -> None:
     if p < 0.0 or p > 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not 0.0 <= p <= 1.0:  # NaN: past torch's Python check, refused by its kernel, training or not
+        raise RuntimeError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
 def _dropout_mask(x: Tensor, p: float, shape: tuple) -> np.ndarray:

@@ -15,7 +15,14 @@ import numpy as np
 from .. import _dtype, _opmath
 from .._backend import array_module, follow_device, on_one_device
 from ..autograd import function as _function_module
-from ..autograd.function import Function, broadcast_error, name_node, on_arrays_when_unrecorded
+from ..autograd.function import (
+    Function,
+    broadcast_error,
+    ctx_value,
+    name_node,
+    on_arrays_when_unrecorded,
+    saved,
+)
 from ..tensor import Tensor, honours_out, write_out
 from ._special import erf as _erf_array
 
@@ -222,6 +229,7 @@ class Add(Function):
     rule = "copies the gradient to both inputs (∂/∂a = 1, ∂/∂b = 1)"
     formula = "{0} + {1}"
     _array_forward = True
+    saved_attributes = {"_saved_alpha": 1}  # torch's names for what the node keeps (grad_fn._saved_*)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -238,6 +246,7 @@ class Sub(Function):
     rule = "copies the gradient to a and its negative to b (∂/∂a = 1, ∂/∂b = -1)"
     formula = "{0} - {1}"
     _array_forward = True
+    saved_attributes = {"_saved_alpha": 1}
 
     @staticmethod
     def forward(ctx, a, b):
@@ -275,6 +284,7 @@ class Mul(Function):
     rule = "∂/∂a = b, ∂/∂b = a (each input gets the gradient times the other)"
     formula = "{0} * {1}"
     _array_forward = True
+    saved_attributes = {"_saved_other": saved(0), "_saved_self": saved(1)}
 
     @staticmethod
     def forward(ctx, a, b):
@@ -287,7 +297,7 @@ class Mul(Function):
     @conjugate_rule
     def backward(ctx, grad):
         # d(a * b) = b da + a db
-        b, a = ctx.saved_tensors
+        b, a = ctx.saved_values
         return (grad * b if b is not None else None), (grad * a if a is not None else None)
 
 
@@ -296,6 +306,7 @@ class Div(Function):
     rule = "∂/∂a = 1/b, ∂/∂b = -a/b²"
     formula = "{0} / {1}"
     _array_forward = True
+    saved_attributes = {"_saved_self": saved(0), "_saved_other": saved(1)}
 
     @staticmethod
     def forward(ctx, a, b):
@@ -306,7 +317,7 @@ class Div(Function):
     @conjugate_rule
     def backward(ctx, grad):
         # d(a / b) = da / b - (a / b) / b db  (torch's order: b * b would overflow first)
-        a, b = ctx.saved_tensors
+        a, b = ctx.saved_values
         grad_a = grad / b if ctx.needs_input_grad[0] else None
         grad_b = -grad * ((a / b) / b) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
@@ -317,6 +328,7 @@ class Neg(Function):
     rule = "flips the sign of the gradient (∂/∂a = -1)"
     formula = "-{0}"
     _array_forward = True
+    saved_attributes = {}
 
     @staticmethod
     def forward(ctx, x):
@@ -329,6 +341,7 @@ class Neg(Function):
 
 class Pow(Function):
     _array_forward = True
+    saved_attributes = {"_saved_self": saved(0), "_saved_exponent": saved(1), "_saved_result": saved(2)}
     node_name = "PowBackward1"  # torch's pow(Tensor, Tensor) overload
     label = "pow"
     rule = "∂/∂a = b·a^(b-1), ∂/∂b = a^b·log a"
@@ -344,7 +357,7 @@ class Pow(Function):
     @staticmethod
     @conjugate_rule
     def backward(ctx, grad):
-        x, exponent, y = ctx.saved_tensors
+        x, exponent, y = ctx.saved_values
         grad_x = grad_e = None
         if ctx.needs_input_grad[0]:
             # d(x^e)/dx = e x^(e-1); torch defines it as 0 where e == 0 (even at x == 0)
@@ -360,6 +373,7 @@ class PowScalar(Function):
     """x ** c for a Python number c: the common case, with a cheaper rule and node."""
 
     _array_forward = True
+    saved_attributes = {"_saved_self": saved(0), "_saved_exponent": ctx_value("exponent")}
     node_name = "PowBackward0"
     label = "pow"
     rule = "∂/∂a = c·a^(c-1) for the constant exponent c"
@@ -377,7 +391,7 @@ class PowScalar(Function):
     @staticmethod
     @conjugate_rule
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         e = ctx.exponent
         if e == 0:
             return zeros_like_tensor(grad)
@@ -410,7 +424,7 @@ class RPowScalar(Function):
     def backward(ctx, grad):
         # d(c^x) = c^x log(c) dx
         xp = array_module(grad)
-        (y,) = ctx.saved_tensors
+        (y,) = ctx.saved_values
         return grad * y * float(xp.log(ctx.base)) if ctx.base > 0 else grad * y * float("nan")
 
 
@@ -615,7 +629,7 @@ class Remainder(Function):
     @staticmethod
     def backward(ctx, grad):
         # a mod b = a - floor(a / b) * b
-        a, b = ctx.saved_tensors
+        a, b = ctx.saved_values
         grad_b = -grad * div(a, b, rounding_mode="floor") if ctx.needs_input_grad[1] else None
         return grad, grad_b
 
@@ -635,7 +649,7 @@ class Fmod(Function):
     @staticmethod
     def backward(ctx, grad):
         # fmod(a, b) = a - trunc(a / b) * b
-        a, b = ctx.saved_tensors
+        a, b = ctx.saved_values
         grad_b = -grad * div(a, b, rounding_mode="trunc") if ctx.needs_input_grad[1] else None
         return grad, grad_b
 
@@ -667,9 +681,14 @@ def fmod(input, other) -> Tensor:
     return Fmod.apply(a, b)
 
 
+_POW_SCALARS = (builtins.int, builtins.float, builtins.complex, np.number, np.bool_)
+
+
 def pow(input, exponent) -> Tensor:
     """torch.pow: tensor ** tensor, tensor ** number or number ** tensor."""
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
+        if not isinstance(exponent, _POW_SCALARS):  # NumPy would parse '0.5' and take None as NaN
+            raise TypeError(f"pow(): argument 'exponent' must be Tensor or Number, not {type(exponent).__name__}")
         if input._data.dtype.kind in "iub" and isinstance(exponent, (builtins.float, np.floating)):
             input = _cast(input, _dtype.get_default_dtype())
         if input._data.dtype.kind in "iub" and exponent < 0:
@@ -715,7 +734,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
             return forward(x)
 
         def bwd(ctx, grad):
-            return derivative(grad, ctx.saved_tensors[0], None)
+            return derivative(grad, ctx.saved_values[0], None)
     elif saves == "output":
         def fwd(ctx, x):
             y = forward(x)
@@ -723,7 +742,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
             return y
 
         def bwd(ctx, grad):
-            return derivative(grad, None, ctx.saved_tensors[0])
+            return derivative(grad, None, ctx.saved_values[0])
     elif saves == "both":
         def fwd(ctx, x):
             y = forward(x)
@@ -731,7 +750,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
             return y
 
         def bwd(ctx, grad):
-            x, y = ctx.saved_tensors
+            x, y = ctx.saved_values
             return derivative(grad, x, y)
     else:
         def fwd(ctx, x):
@@ -742,10 +761,16 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
 
     bwd = conjugate_rule(bwd)  # the derivatives below are holomorphic where complex is allowed
     label, rule, formula = _UNARY_RULES.get(name, (None, None, None))  # tests/test_explain_rules.py checks each
+    # torch's names for what the node keeps: its input is _saved_self, its output _saved_result
+    saved_attributes = {"input": {"_saved_self": saved(0)}, "output": {"_saved_result": saved(0)},
+                        "both": {"_saved_self": saved(0), "_saved_result": saved(1)}}.get(saves, {})
+    if node_name == "PowBackward0":  # square, recorded as torch's pow(x, 2)
+        saved_attributes = {**saved_attributes, "_saved_exponent": 2}
     cls = type(Function)(name, (Function,), {
         "_array_forward": True, "forward": staticmethod(fwd), "backward": staticmethod(bwd),
         "__module__": __name__, "__doc__": f"Elementwise {torch_name or name.lower()}.",
         "node_name": node_name, "label": label, "rule": rule, "formula": formula,
+        "saved_attributes": saved_attributes,
     })
 
     op_name = torch_name or name.lower()
@@ -909,7 +934,7 @@ class Abs(Function):
     @staticmethod
     def backward(ctx, grad):
         # |x|' = sign(x), and abs'(0) = 0 as in torch; for complex z, grad · z/|z| (sgn, 0 at 0)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         return grad * sign(x) if x._data.dtype.kind != "c" else grad * _sgn(x)
 
 
@@ -937,7 +962,7 @@ class Maximum(Function):
     @staticmethod
     def backward(ctx, grad):
         # the larger input gets the gradient; ties split it evenly (torch's rule)
-        a, b = ctx.saved_tensors
+        a, b = ctx.saved_values
         share = where(a == b, grad * 0.5, grad)
         grad_a = where(a < b, 0.0, share) if ctx.needs_input_grad[0] else None
         grad_b = where(a > b, 0.0, share) if ctx.needs_input_grad[1] else None
@@ -958,7 +983,7 @@ class Minimum(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = ctx.saved_tensors
+        a, b = ctx.saved_values
         share = where(a == b, grad * 0.5, grad)
         grad_a = where(a > b, 0.0, share) if ctx.needs_input_grad[0] else None
         grad_b = where(a < b, 0.0, share) if ctx.needs_input_grad[1] else None
@@ -1011,7 +1036,7 @@ class Where(Function):
     @staticmethod
     def backward(ctx, grad):
         # the gradient goes to whichever input was selected
-        (condition,) = ctx.saved_tensors
+        (condition,) = ctx.saved_values
         zero = zeros_like_tensor(grad)
         return (None,
                 where(condition, grad, zero) if ctx.needs_input_grad[1] else None,
@@ -1061,7 +1086,7 @@ class Clamp(Function):
     @staticmethod
     def backward(ctx, grad):
         # the gradient passes where x is inside [min, max], bounds included (torch's rule)
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         low, high = ctx.bounds
         inside = None
         if low is not None:
@@ -1127,7 +1152,7 @@ class Atan2(Function):
         # d atan2(a, b) = (b da - a db) / (a^2 + b^2); where a^2 + b^2 is 0 (the origin, or
         # squares that underflow) torch takes the reciprocal as 0, so the gradient is 0, not NaN
         xp = array_module(grad)
-        a, b = ctx.saved_tensors
+        a, b = ctx.saved_values
         reciprocal = 1 / (a * a + b * b)
         reciprocal = where(Tensor._make(xp.isinf(reciprocal._data)), 0.0, reciprocal)
         return grad * b * reciprocal, -grad * a * reciprocal
@@ -1164,7 +1189,7 @@ class Hypot(Function):
     @staticmethod
     def backward(ctx, grad):
         # d hypot = (a da + b db) / hypot
-        a, b, out = ctx.saved_tensors
+        a, b, out = ctx.saved_values
         return grad * a / out, grad * b / out
 
 
@@ -1200,7 +1225,7 @@ class Xlogy(Function):
     @staticmethod
     def backward(ctx, grad):
         # torch's rule: the x-gradient is log y even where x = 0 (where the value itself is 0)
-        x, y = ctx.saved_tensors
+        x, y = ctx.saved_values
         return (grad * log(y) if ctx.needs_input_grad[0] else None,
                 grad * x / y if ctx.needs_input_grad[1] else None)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, as_uint64, ctx_value, name_node
 from ..tensor import Tensor
+from ._arg_parser import check_bool
 from .index import _add_rows
 
 __all__ = ["embedding"]
@@ -24,6 +25,14 @@ class Embedding(Function):
     label = "embedding"
     rule = "adds each row's gradient into the rows that were looked up"
     formula = None
+    # torch's grad_fn._saved_* names (its padding_idx -1, "none", as the C++ node's unsigned)
+    saved_attributes = {
+        "_saved_indices": ctx_value("indices", Tensor._make, tensor=True),
+        "_saved_padding_idx": ctx_value("padding_idx", lambda index: as_uint64(-1 if index is None else index)),
+        "_saved_scale_grad_by_freq": False,
+        "_saved_sparse": False,
+        "_saved_weight_sym_argsize_0": ctx_value("num_rows"),
+    }
 
     @staticmethod
     def forward(ctx, weight, indices, padding_idx):
@@ -96,8 +105,13 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
             "Expected tensor for argument #1 'indices' to have one of the following scalar types: "
             f"Long, Int; but got {input.dtype} instead (while checking arguments for embedding)"
         )
+    check_bool(scale_grad_by_freq, "embedding", "scale_grad_by_freq")
+    check_bool(sparse, "embedding", "sparse")
     num_rows = weight.shape[0]
     indices = input._data
+    if num_rows == 0 and indices.size:
+        raise RuntimeError("embedding: index_select(): self indexing axis dim should be positive (the weight has "
+                           "no rows: num_embeddings=0)")
     # on a device the check would wait for the GPU twice per lookup; torch asserts there instead
     if indices.size and isinstance(indices, np.ndarray) and (indices.min() < 0 or indices.max() >= num_rows):
         raise IndexError("index out of range in self")

@@ -16,6 +16,7 @@ from .._backend import array_module
 from ..autograd.function import name_node
 from ..tensor import Tensor
 from . import creation
+from ._arg_parser import check_bool
 from .elementwise import where
 from .embedding import ScaleGradient, embedding
 from .shape import cat
@@ -100,6 +101,9 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
                 f"embedding_bag: If per_sample_weights ({per_sample_weights.shape}) is not None, then it must "
                 f"have the same shape as the input ({input.shape})"
             )
+    # torch's Python checks above come first, then its C++ op's argument parser
+    check_bool(scale_grad_by_freq, "embedding_bag", "scale_grad_by_freq")
+    check_bool(sparse, "embedding_bag", "sparse")
     num_rows, dim = weight.shape
     if padding_idx is not None:
         if not -num_rows <= padding_idx < num_rows:

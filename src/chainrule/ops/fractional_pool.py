@@ -9,11 +9,14 @@ in the input's dtype, and the last window ends at the input's end. Each window's
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._backend import array_module
 from ..autograd.function import name_node
 from ..tensor import Tensor
+from ._arg_parser import int_list
 from .pool import FlatGather, _tuple
 
 __all__ = ["fractional_max_pool2d", "fractional_max_pool3d"]
@@ -41,7 +44,10 @@ def _fractional_max_pool(input: Tensor, kernel_size, output_size, output_ratio, 
         raise RuntimeError(f"{opname}(): Expected {d + 1}D or {d + 2}D tensor, but got: {list(input.shape)}")
     x, unbatched = (input.unsqueeze(0), True) if input._data.ndim == d + 1 else (input, False)
     xp = array_module(x)
-    kernel = _tuple(kernel_size, d, "kernel_size")
+    kernel = _sizes(kernel_size, d, "kernel_size", opname)
+    if any(k <= 0 for k in kernel):
+        # torch's fractional_max_pool2d returns -inf from the empty windows; an error says why
+        raise RuntimeError(f"{opname}(): kernel_size must be greater than zero, but got {list(kernel)}")
     in_shape = tuple(x._data.shape[2:])
     if output_size is None:
         if output_ratio is None:
@@ -49,7 +55,9 @@ def _fractional_max_pool(input: Tensor, kernel_size, output_size, output_ratio, 
         ratios = _tuple_float(output_ratio, d)
         sizes = tuple(int(n * r) for n, r in zip(in_shape, ratios))
     else:
-        sizes = _tuple(output_size, d, "output_size")
+        sizes = _sizes(output_size, d, "output_size", opname)
+        if any(m < 0 for m in sizes):
+            raise RuntimeError(f"{opname}(): Trying to create tensor with negative dimension: output_size={list(sizes)}")
     for n, m, k in zip(in_shape, sizes, kernel):
         if m + k - 1 > n:
             raise RuntimeError(f"{opname}(): pool size {k} too large relative to input size {n} for output size {m}")
@@ -75,7 +83,8 @@ def _fractional_max_pool(input: Tensor, kernel_size, output_size, output_ratio, 
                   for i, p in enumerate(positions))
     windows = x._data[(n_index, c_index) + index]
     perm = (0, 1, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2))
-    windows = windows.transpose(perm).reshape(batch + tuple(sizes) + (-1,))
+    # the window length spelled out: -1 cannot be inferred where an output size is 0
+    windows = windows.transpose(perm).reshape(batch + tuple(sizes) + (math.prod(kernel),))
     which = windows.argmax(axis=-1) if windows.shape[-1] else xp.zeros(windows.shape[:-1], dtype=np.int64)
     if windows.dtype.kind == "f" and windows.size:
         nan = xp.isnan(windows)  # torch's kernel: `val > max || isnan(val)`, so the last NaN
@@ -107,6 +116,15 @@ def _gather_position(xp, positions, k_i, i: int, d: int):
     shape = [1] * (2 + d)
     shape[2 + i] = m
     return positions[n_index, c_index, xp.arange(m).reshape(shape), k_i]
+
+
+def _sizes(value, d: int, name: str, opname: str) -> tuple:
+    """An ``int[d]`` argument: one int for every dim, or exactly d of them (torch's fractional pools
+    do not stretch a one-element list as the other pools do)."""
+    if isinstance(value, (tuple, list)) and len(value) != d:
+        int_list(value, opname, name)  # a wrong element type is the TypeError, before the length
+        raise RuntimeError(f"{opname}: {name} must either be a single Int or tuple of {d} Ints, got {len(value)}")
+    return _tuple(value, d, name, opname)
 
 
 def _tuple_float(value, d: int) -> tuple:

@@ -54,7 +54,7 @@ class StandardGamma(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, alpha = ctx.saved_tensors
+        x, alpha = ctx.saved_values
         xp = array_module(x._data)
         if xp is np:
             local = standard_gamma_grad(x._data, alpha._data)

@@ -16,8 +16,11 @@ from .._dtype import checked_scalar, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
 from ..autograd.function import Function, is_recording, name_node
+from ..autograd.grad_mode import enable_grad
+from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import Where, on_its_gpu
+from .shape import _share
 
 __all__ = ["getitem", "setitem", "gather", "scatter", "scatter_add", "scatter_reduce",
            "index_select", "index_add", "index_fill", "index_copy", "masked_fill", "masked_select",
@@ -175,12 +178,39 @@ class IndexScatter(Function):
         return Index.apply(grad, key=ctx.key, mode=ctx.mode)
 
 
+def _last_select(node) -> tuple:
+    """(dim, index, sizes) of the select torch records last for a basic read's key, walking the
+    key step by step as torch does: the dim in the tensor of that step, the index as written,
+    and that tensor's sizes."""
+    key = node.key if isinstance(node.key, tuple) else (node.key,)
+    sizes = list(node.shape)
+    consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
+    dim, last = 0, None
+    for k in key:
+        if k is Ellipsis:
+            dim += len(node.shape) - consumed
+        elif k is None:
+            sizes.insert(dim, 1)
+            dim += 1
+        elif isinstance(k, slice):
+            sizes[dim] = len(range(*k.indices(sizes[dim])))
+            dim += 1
+        else:
+            last = (dim, int(k), tuple(sizes))
+            del sizes[dim]
+    return last
+
+
 class Select(Index):
     """A basic read whose last step picks an index (``x[0]``, ``x[..., 2]``)."""
 
     node_name = "SelectBackward0"
     label = "select"
     rule = "places the gradient at the picked index, zeros elsewhere"
+    # torch's names, of the last select (a negative index as torch's C++ node reports it)
+    saved_attributes = {"_saved_dim": _function.SavedValue(lambda node: _last_select(node)[0]),
+                        "_saved_index": _function.SavedValue(lambda node: _function.as_uint64(_last_select(node)[1])),
+                        "_saved_self_sym_sizes": _function.SavedValue(lambda node: _last_select(node)[2])}
 
 
 class Slice(Index):
@@ -349,8 +379,7 @@ def getitem(input: Tensor, key) -> Tensor:
     if basic and out.grad_fn is not None and input._base is None:
         out.grad_fn.root_key = key  # lets an in-place op on this view write through input
     if basic:
-        out._version_box = input._version_box
-        out._base = input if input._base is None else input._base
+        _share(out, input)
     return out
 
 
@@ -414,6 +443,152 @@ def _shape_mismatch(input: Tensor, key, value: Tensor) -> RuntimeError:
                         f"to indexing result of shape {list(read)} (indexing a tensor of shape {list(input.shape)})")
 
 
+# torch's multi-output view functions, whose outputs it refuses to change in place
+_MULTI_VIEW_NODES = {"SplitBackward0": "Split", "SplitWithSizesBackward0": "SplitWithSizes",
+                     "UnbindBackward0": "Unbind"}
+
+
+def view_write_key(view: Tensor):
+    """Before an in-place op on ``view`` while recording: raise where torch does, and when the
+    view's base is in the graph return the base elements the view covers (the key the op will
+    write through), with the view's graph rebuilt from the base's current one (an earlier
+    in-place op on the base or on another of its views left it stale). None: no write-through."""
+    base = view._base
+    if not base._requires_grad:
+        return None
+    # torch refuses a multi-output view's write first, even when its base changed since
+    multi = _MULTI_VIEW_NODES.get(type(_GRAD_FN_SLOT.__get__(view, Tensor)).__name__)
+    if multi is not None:
+        raise RuntimeError(
+            f"Output of {multi} is a view and is being modified inplace. This view is the output of a "
+            "function that returns multiple views. Such functions do not allow the output views to be "
+            "modified inplace. You should replace the inplace operation by an out-of-place one."
+        )
+    if view.grad_fn is None:
+        raise RuntimeError(
+            "A view was created in no_grad mode and is being modified inplace with grad mode enabled. "
+            "Given that this use case is ambiguous and error-prone, it is forbidden. You can clarify "
+            "your code by moving both the view and the inplace either both inside the no_grad block (if "
+            "you don't want the inplace to be tracked) or both outside (if you want the inplace to be "
+            "tracked)."
+        )
+    if base.grad_fn is None:
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+    if not writeable(view._data):  # an expanded view: refused with torch's words below
+        return None
+    return rejoin(view, base)
+
+
+def rejoin(view: Tensor, root: Tensor, key=None):
+    """Give ``view`` the graph of ``root[key]`` (the elements it covers; found when not given),
+    root's current graph: torch regenerates a view's grad_fn from its base's in the same way
+    after an in-place op. Returns the key, kept on the new node for the next time."""
+    if key is None:
+        key = getattr(_GRAD_FN_SLOT.__get__(view, Tensor), "root_key", None)  # the slot: no rebuild
+        if key is None:
+            key = covered_elements(view, root)
+    with enable_grad():  # a view's graph is rebuilt wherever it is read, as in torch
+        fresh = getitem(root, key)
+    if fresh.grad_fn is not None:  # (None: root left the graph since, by detach_)
+        fresh.grad_fn.root_key = key
+    view.grad_fn, view._output_nr, view._requires_grad = fresh.grad_fn, fresh._output_nr, fresh._requires_grad
+    return key
+
+
+_GRAD_FN_SLOT = Tensor.grad_fn
+
+
+class _RegraphedView(Tensor):
+    """A live view whose root took a new graph in place (an in-place op on the root or on another
+    of its views) since the view's graph was built. The class is the mark: a plain Tensor's
+    grad_fn is a slot, so the ops' hot path pays nothing, while here the first read of grad_fn
+    rebuilds it from the root's graph then (as torch regenerates a view's grad_fn when its base's
+    version moved) and makes the view a plain Tensor again. Rebuilding on read rather than at
+    each in-place op keeps a loop that writes a buffer holding many live views linear."""
+
+    __slots__ = ()
+
+    @property
+    def grad_fn(self):
+        multi = _MULTI_VIEW_NODES.get(type(_GRAD_FN_SLOT.__get__(self, Tensor)).__name__)
+        if multi is not None:  # torch refuses any use of such a view once its base changed
+            raise RuntimeError(
+                f"Output of {multi} is a view and its base or another view of its base has "
+                "been modified inplace. This view is the output of a function that returns multiple views. "
+                "Such functions do not allow the output views to be modified inplace. You should replace "
+                "the inplace operation by an out-of-place one."
+            )
+        self.__class__ = Tensor
+        rejoin(self, self._base)
+        return _GRAD_FN_SLOT.__get__(self, Tensor)
+
+    @grad_fn.setter
+    def grad_fn(self, node) -> None:
+        self.__class__ = Tensor
+        _GRAD_FN_SLOT.__set__(self, node)
+
+
+_RegraphedView.__name__ = _RegraphedView.__qualname__ = "Tensor"  # what type(view) prints
+_RegraphedView.__module__ = Tensor.__module__
+
+
+def unread_leaf_like(view: Tensor) -> bool:
+    """True for a view made while its root was outside the graph, whose root joined it since,
+    its graph not yet read: torch's in-place check reads such a view's grad_fn as it was made
+    (none), takes the view for a leaf that requires grad and refuses the write (an op reading the
+    view first, or ``__setitem__``, gets its graph regenerated instead)."""
+    return type(view) is _RegraphedView and _GRAD_FN_SLOT.__get__(view, Tensor) is None
+
+
+def refresh_views(root: Tensor) -> None:
+    """An in-place op while recording gave ``root`` a new graph: its live views made while
+    recording will take their graphs from root's when next read (see _RegraphedView). The
+    graphs already built from them keep the old nodes, as in torch."""
+    for ref in tuple(root._live_views or ()):
+        view = ref()
+        # a view in another dtype (view_as_real, real) is not a set of root's elements
+        if view is None or view._base is not root or view._data.dtype != root._data.dtype:
+            continue
+        view._requires_grad = True  # the flag ops read before grad_fn: set now
+        if type(view) is Tensor:
+            view.__class__ = _RegraphedView
+        elif type(view) is not _RegraphedView:  # a subclass keeps its class: rebuilt now
+            rejoin(view, root)
+
+
+def forget_root_keys(root: Tensor) -> None:
+    """``root``'s shape or strides changed in place (t_, squeeze_): the keys its views' nodes keep
+    address its old layout. Drop them: ``covered_elements`` finds a view's elements again."""
+    for ref in root._live_views or ():
+        view = ref()
+        node = None if view is None else _GRAD_FN_SLOT.__get__(view, Tensor)
+        if getattr(node, "root_key", None) is not None:
+            node.root_key = None
+
+
+def covered_elements(view: Tensor, base: Tensor) -> tuple:
+    """The elements of ``base`` that ``view``, a strided view of base's memory, covers: an
+    advanced index into ``base`` in the view's shape, so ``base[key]`` reads the view's values."""
+    if base._data.ndim == 0:  # one element: the view is it, unsqueezed
+        return (None,) * view._data.ndim
+    xp = array_module(base._data)
+    root, base_offset = storage_root(base._data)
+    owner = xp.full(root.size, -1, dtype=np.int64)  # storage position -> base's flat index
+    owner[_storage_positions(base._data, base_offset).reshape(-1)] = xp.arange(base._data.size)
+    flat = owner[_storage_positions(view._data, storage_root(view._data)[1])]
+    return tuple(Tensor._make(index) for index in xp.unravel_index(flat, base._data.shape))
+
+
+def _storage_positions(array, offset: int):
+    """The storage position of each element of ``array`` (in its shape), ``offset`` its first's."""
+    xp = array_module(array)
+    positions = xp.full(array.shape, offset, dtype=np.int64)
+    for d, (n, stride) in enumerate(zip(array.shape, array.strides)):
+        step = xp.arange(n, dtype=np.int64) * (stride // array.itemsize)
+        positions = positions + step.reshape((n,) + (1,) * (array.ndim - d - 1))
+    return positions
+
+
 def setitem(input: Tensor, key, value) -> None:
     """``input[key] = value``: in place; recorded when ``input`` or ``value`` requires grad."""
     xp = array_module(input)
@@ -447,11 +622,22 @@ def setitem(input: Tensor, key, value) -> None:
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."
         )
-    if recording and input._base is not None and input._base._requires_grad:
-        raise RuntimeError(
-            "chainrule does not support in-place writes into a view of a tensor that requires "
-            "grad; write into the base tensor (x[i, j] = v) or use out-of-place ops"
-        )
+    if input._base is not None and writeable(input._data) and is_recording(input._base, input, value):
+        base = input._base
+        covered = view_write_key(input)
+        if covered is not None or value._requires_grad:
+            # torch's CopySlices: the view's new values, written into a copy first (so a bad key
+            # or value raises before anything changes), go into the base's elements under the
+            # view, so the base's graph (and every later use of it) sees the write
+            from .shape import clone
+
+            if covered is None:
+                covered = covered_elements(input, base)
+            updated = clone(input)
+            setitem(updated, raw_key, value)
+            setitem(base, covered, updated)
+            rejoin(input, base, covered)  # a view made under no_grad is not among base's tracked views
+            return
     if not writeable(input._data):
         raise RuntimeError(
             "unsupported operation: more than one element of the written-to tensor refers to a "
@@ -481,6 +667,8 @@ def setitem(input: Tensor, key, value) -> None:
     input.grad_fn = out.grad_fn
     input._output_nr = 0
     input._requires_grad = True
+    if input._base is None:
+        refresh_views(input)
 
 
 # ---------------------------------------------------------------- index checks
@@ -825,7 +1013,7 @@ class ScatterReduce(Function):
     def backward(ctx, grad):
         from .elementwise import where
 
-        x, src, out = ctx.saved_tensors
+        x, src, out = ctx.saved_values
         xp = array_module(x._data)
         index, dim, reduce, include_self, touched = ctx.params
         src_used = src if src._data.shape == index.shape else src[tuple(slice(0, n) for n in index.shape)]

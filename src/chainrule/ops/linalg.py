@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _dtype, _opmath, return_types
 from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, input_sizes, input_strides, name_node, saved
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import conjugate_rule
 
@@ -42,6 +42,7 @@ def _as_array(x) -> np.ndarray:
 class Matmul(Function):
     _array_forward = True
     node_name = "MatmulBackward0"
+    saved_attributes = {"_saved_self": saved(1), "_saved_other": saved(0)}  # torch's matmul(self, other)
     label = "matmul"
     rule = "∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G (summed over broadcast batch dims)"
     formula = "{0} @ {1}"
@@ -58,7 +59,7 @@ class Matmul(Function):
     @conjugate_rule  # bilinear: for complex operands, grad_A = G Bᴴ
     def backward(ctx, grad):
         # d(A B) = dA B + A dB: grad_A = G B^T, grad_B = A^T G (1-D operands as a row / a column)
-        b, a = ctx.saved_tensors
+        b, a = ctx.saved_values
         a_ndim, b_ndim = ctx.ndims
         grad_a = grad_b = None
         if a_ndim == 1 and b_ndim == 1:
@@ -100,6 +101,9 @@ def _as_rows(t: Tensor) -> Tensor:
 
 class Mm(Matmul):
     node_name = "MmBackward0"
+    saved_attributes = {"_saved_self": saved(1), "_saved_self_sym_sizes": input_sizes(0),
+                        "_saved_self_sym_strides": input_strides(0, 1), "_saved_mat2": saved(0),
+                        "_saved_mat2_sym_sizes": input_sizes(1), "_saved_mat2_sym_strides": input_strides(1, 0)}
     label = "matmul"
     rule = "∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G"
     formula = "{0} @ {1}"
@@ -107,6 +111,7 @@ class Mm(Matmul):
 
 class Bmm(Matmul):
     node_name = "BmmBackward0"
+    saved_attributes = {"_saved_self": saved(1), "_saved_mat2": saved(0)}
     label = "bmm"
     rule = "per batch: ∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G"
     formula = "bmm({0}, {1})"
@@ -114,6 +119,7 @@ class Bmm(Matmul):
 
 class Mv(Matmul):
     node_name = "MvBackward0"
+    saved_attributes = {"_saved_self": saved(1), "_saved_vec": saved(0)}
     label = "matmul"
     rule = "∂/∂A = g xᵀ (outer product), ∂/∂x = Aᵀ g"
     formula = "{0} @ {1}"
@@ -533,7 +539,7 @@ class Einsum(Function):
     def backward(ctx, grad):
         # grad of operand k: the output gradient contracted with every other operand, then spread
         # over the letters only operand k had (broadcast) and its repeated letters (a diagonal)
-        operands = ctx.saved_tensors
+        operands = ctx.saved_values
         return tuple(_einsum_operand_grad(grad, operands, ctx.subs, ctx.output, k)
                      if ctx.needs_input_grad[k] else None for k in range(len(operands)))
 
@@ -906,7 +912,7 @@ class Inverse(Function):
     @staticmethod
     def backward(ctx, grad):
         # d(A^-1) = -A^-1 dA A^-1, so grad_A = -Y^T G Y^T with Y = A^-1
-        (y,) = ctx.saved_tensors
+        (y,) = ctx.saved_values
         y_t = y.mT
         return -_mat(_mat(y_t, grad), y_t)
 
@@ -946,7 +952,7 @@ class Det(Function):
     @staticmethod
     def backward(ctx, grad):
         # d det(A) = det(A) tr(A^-1 dA), so grad_A = grad det(A) A^-T (A must be invertible)
-        A, out = ctx.saved_tensors
+        A, out = ctx.saved_values
         scale = (grad * out).unsqueeze(-1).unsqueeze(-1)
         return scale * inv(A).mT
 
@@ -975,7 +981,7 @@ class Slogdet(Function):
     @staticmethod
     def backward(ctx, grad_sign, grad_logabsdet):
         # d log|det A| = tr(A^-1 dA): grad_A = g A^-T
-        (A,) = ctx.saved_tensors
+        (A,) = ctx.saved_values
         return grad_logabsdet.unsqueeze(-1).unsqueeze(-1) * inv(A).mT
 
 
@@ -1016,7 +1022,7 @@ class Solve(Function):
     @conjugate_rule  # holomorphic in A and B: for complex ones, grad_B = A⁻ᴴ G (eig's backward solves so)
     def backward(ctx, grad):
         # X = A^-1 B: grad_B = A^-T G, grad_A = -grad_B X^T
-        A, x = ctx.saved_tensors
+        A, x = ctx.saved_values
         grad_b = Solve.apply(A.mT, grad)
         grad_a = -_mat(grad_b, x.mT) if ctx.needs_input_grad[0] else None
         return grad_a, grad_b
@@ -1086,7 +1092,7 @@ class Eig(Function):
 
     @staticmethod
     def backward(ctx, grad_values, grad_vectors):
-        values, vectors = ctx.saved_tensors
+        values, vectors = ctx.saved_values
         return _eig_backward(values, vectors, grad_values, grad_vectors)
 
 

@@ -1,4 +1,6 @@
-"""The linear layer's op: y = x Wᵀ + b in one node, as torch's addmm.
+"""The linear layer's op: y = x Wᵀ + b, recorded as torch records it (what torchviz draws and the
+profiler counts): addmm(bias, input, weight.t()) (mm without a bias) over the weight's TBackward0,
+and for other ranks the views torch folds the input into rows with.
 
 Fused: one GEMM forward; the backward is one array-level ``LinearBackward`` Function (two GEMMs
 and a row sum, nothing recorded) whose own backward is the second-order rule in Tensor ops.
@@ -19,17 +21,19 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module, autocast_unifies
 from .._parallel import over_rows
-from ..autograd.function import Function, name_node
+from ..autograd.function import (
+    Function,
+    input_sizes,
+    input_strides,
+    name_node,
+    on_arrays_when_unrecorded,
+    saved,
+)
 from ..tensor import Tensor, _check_tensor
+from .shape import UnsafeView
 
 __all__ = ["linear"]
 __not_methods__ = set(__all__)
-
-
-def _as_rows(a):
-    """``a`` (..., n) as one (rows, n) matrix (a (n,) vector as one row): a view when the
-    leading dims fold, else a copy."""
-    return a if a.ndim == 2 else a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 def _add_bias(out, b) -> None:
@@ -59,43 +63,110 @@ def _column_sums(g):
     return sums
 
 
-class Linear(Function):
-    """y = x Wᵀ + b in one node (fused: one GEMM forward, two backward)."""
+class WeightT(Function):
+    """``weight.t()`` as torch's linear records it: the TBackward0 node between the weight's
+    AccumulateGrad and the matrix product (torchviz and the profiler show it). One node, not
+    ``Tensor.t``'s transpose renamed, since every linear call builds it."""
+
+    _array_forward = True
+    node_name = "TBackward0"
+    label = "t"
+    rule = "transposes the gradient back"
+    formula = "{0}ᵀ"
+    saved_attributes = {}
+
+    @staticmethod
+    def forward(ctx, w):
+        return w.T
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _transposed(grad, None, None)
+
+
+# gᵀ: on the arrays in a plain backward, a recorded Tensor op under create_graph
+_transposed = on_arrays_when_unrecorded(lambda g, x, y: g.T)
+
+
+def _weight_t(weight: Tensor) -> Tensor:
+    """weight.t() through WeightT: a view of the weight, sharing its version counter (so an
+    in-place change of the weight before backward is still caught)."""
+    w_t = WeightT.apply(weight)
+    w_t._vbox = weight._version_box
+    w_t._base = weight if weight._base is None else weight._base
+    return w_t
+
+
+class Addmm(Function):
+    """y = b + x (Wᵀ) for x (rows, in): torch's addmm(bias, input, weight.t()), one GEMM forward and
+    one LinearBackward (two GEMMs, a column sum) backward."""
 
     _array_forward = True
     node_name = "AddmmBackward0"
     label = "linear"
     rule = "y = x Wᵀ + b: ∂/∂x = G W, ∂/∂W = Gᵀ x, ∂/∂b = G summed over the batch"
-    formula = "linear({0}, {1}, {2})"
+    formula = "{1} @ {2} + {0}"
+    # torch's names: addmm keeps each matrix only for the other's gradient, and each one's
+    # strides only for its own
+    saved_attributes = {"_saved_alpha": 1, "_saved_beta": 1, "_saved_mat1": saved(0, needed=2),
+                        "_saved_mat1_sym_sizes": input_sizes(1), "_saved_mat1_sym_strides": input_strides(1, 0),
+                        "_saved_mat2": saved(1, needed=1), "_saved_mat2_sym_sizes": input_sizes(2),
+                        "_saved_mat2_sym_strides": input_strides(2, 1)}
 
     @staticmethod
-    def forward(ctx, x, w, b=None):
-        ctx.save_for_backward(x, w)
-        out = _as_rows(x) @ w.T
-        if b is not None:
+    def forward(ctx, b, x, w_t):
+        # (both kept, as LinearBackward takes both; _saved_mat1/2 report None for the one torch
+        # does not keep, as it keeps each only for the other's gradient)
+        ctx.save_for_backward(x, w_t)
+        out = x @ w_t
+        if b.ndim <= 1:
             _add_bias(out, b)
-        return out.reshape(x.shape[:-1] + (w.shape[0],))
+        else:  # a bias of rows (addmm broadcasts it): not split over rows
+            out += b
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, w = ctx.saved_tensors
-        needs = tuple(ctx.needs_input_grad) + (False,) * (3 - len(ctx.needs_input_grad))
-        grads = LinearBackward.apply(grad, x, w, needs=needs)
-        remaining = iter(grads)
-        return tuple(next(remaining) if need else None for need in needs[:len(ctx.needs_input_grad)])
+        x, w_t = ctx.saved_values
+        need_b, need_x, need_w = ctx.needs_input_grad
+        # a bias of rows takes G itself, which the engine sums to its shape
+        sum_rows = need_b and len(ctx._input_meta[0][0]) <= 1
+        grads = iter(LinearBackward.apply(grad, x, _transposed(w_t, None, None), needs=(need_x, need_w, sum_rows)))
+        grad_x = next(grads) if need_x else None
+        grad_w = _transposed(next(grads), None, None) if need_w else None
+        grad_b = (next(grads) if sum_rows else grad) if need_b else None
+        return grad_b, grad_x, grad_w
 
 
-class LinearNoBias(Linear):
-    """y = x Wᵀ: torch records a bias-free linear as a plain matrix product."""
+class Mm(Function):
+    """y = x (Wᵀ) for x (rows, in): torch's mm(input, weight.t()), a linear without bias."""
 
+    _array_forward = True
     node_name = "MmBackward0"
     label = "matmul"
     rule = "∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G"
     formula = "{0} @ {1}"
+    saved_attributes = {"_saved_self": saved(0, needed=1), "_saved_self_sym_sizes": input_sizes(0),
+                        "_saved_self_sym_strides": input_strides(0, 0), "_saved_mat2": saved(1, needed=0),
+                        "_saved_mat2_sym_sizes": input_sizes(1), "_saved_mat2_sym_strides": input_strides(1, 1)}
+
+    @staticmethod
+    def forward(ctx, x, w_t):
+        ctx.save_for_backward(x, w_t)
+        return x @ w_t
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w_t = ctx.saved_values
+        need_x, need_w = ctx.needs_input_grad
+        grads = iter(LinearBackward.apply(grad, x, _transposed(w_t, None, None), needs=(need_x, need_w, False)))
+        grad_x = next(grads) if need_x else None
+        return grad_x, (_transposed(next(grads), None, None) if need_w else None)
 
 
 class LinearBackward(Function):
-    """(G W, Gᵀ x, Σ G) over the rows of G: Linear's gradients, those ``needs`` asks for."""
+    """(G W, Gᵀ x, Σ G) for G (rows, out), x (rows, in): the linear's gradients that ``needs`` asks
+    for."""
 
     _array_forward = True
     node_name = "MmBackward0"  # torch computes x's gradient G W as one matrix product
@@ -108,24 +179,22 @@ class LinearBackward(Function):
         if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
             ctx.needs = needs
         ctx.save_for_backward(grad, x, w)
-        grad_rows = _as_rows(grad)
         grads = []
         if needs[0]:
-            grads.append((grad_rows @ w).reshape(x.shape))
+            grads.append(grad @ w)
         if needs[1]:
-            grads.append(grad_rows.T @ _as_rows(x))
+            grads.append(grad.T @ x)
         if needs[2]:
-            grads.append(_column_sums(grad_rows))
+            grads.append(_column_sums(grad))
         return tuple(grads)
 
     @staticmethod
     def backward(ctx, *grad_grads):
         # gx = G W, gW = Gᵀ x, gb = Σ G are bilinear: each input's gradient pairs the other with Ū
-        grad, x, w = ctx.saved_tensors
+        grad, x, w = ctx.saved_values
         remaining = iter(grad_grads)
         u_x, u_w, u_b = (next(remaining) if need else None for need in ctx.needs)
         needs = ctx.needs_input_grad
-        rows_g = grad.reshape(-1, grad.shape[-1])
         grad_g = grad_x = grad_w = None
         if needs[0]:
             parts = []
@@ -139,7 +208,7 @@ class LinearBackward(Function):
         if needs[1] and u_w is not None:
             grad_x = grad @ u_w
         if needs[2] and u_x is not None:
-            grad_w = rows_g.t() @ u_x.reshape(-1, u_x.shape[-1])
+            grad_w = grad.t() @ u_x
         return grad_g, grad_x, grad_w
 
 
@@ -164,12 +233,24 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if weight.ndim == 1:
         out = (input * weight).sum(-1)
         return out + bias if bias is not None else out
-    out = LinearNoBias.apply(input, weight) if bias is None else Linear.apply(input, weight, bias)
-    if input.ndim == 2:
-        return out
-    if bias is None:
-        # torch folds other ranks into one matrix product and views the result back: name as torch's
-        return name_node(out, "SqueezeBackward4" if input.ndim == 1 else "UnsafeViewBackward0")
-    # with a bias, torch folds contiguous input and bias likewise (a view last); otherwise it goes
-    # through matmul and adds the bias after it
-    return name_node(out, "ViewBackward0" if input.is_contiguous() and bias.is_contiguous() else "AddBackward0")
+    w_t = _weight_t(weight)
+    if input.ndim == 2:  # torch's graph: addmm(bias, input, weight.t()), or mm(input, weight.t())
+        return Mm.apply(input, w_t) if bias is None else Addmm.apply(bias, input, w_t)
+    rows = math.prod(input.shape[:-1])
+    shape = input.shape[:-1] + (weight.shape[0],)
+    if bias is not None and bias.ndim == 1 and input.is_contiguous() and bias.is_contiguous():
+        # torch folds a contiguous input into one (rows, in) matrix for addmm, the result viewed back
+        return Addmm.apply(bias, input.view(rows, input.shape[-1]), w_t).view(shape)
+    # otherwise torch's matmul(input, weight.t()): the input as rows (a 1-d one unsqueezed), one mm,
+    # its result viewed back without being a view (_unsafe_view; a 1-d one squeezed in place), then
+    # the bias added
+    if input.ndim == 1:
+        out = name_node(UnsafeView.apply(Mm.apply(input.unsqueeze(0), w_t), shape=shape), "SqueezeBackward4",
+                        saved=_SQUEEZED_SAVED)
+    else:
+        out = UnsafeView.apply(Mm.apply(input.reshape(rows, input.shape[-1]), w_t), shape=shape)
+    return out if bias is None else out + bias
+
+
+# torch's _saved_* of squeeze_(0) on the (1, out) product of a 1-d input
+_SQUEEZED_SAVED = {"_saved_dim": 0, "_saved_self_sym_sizes": input_sizes(0)}

@@ -17,12 +17,13 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, name_node, saved
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import _cuda_kernels
 from . import elementwise as ew
+from ._arg_parser import check_bool, check_float, check_int
 from .reduce import LogSoftmax, Softmax
 from .reduce import log_softmax as _log_softmax
 from .reduce import sum as _sum
@@ -121,6 +122,8 @@ class _MseLoss(Function):
     label = "mse_loss"
     rule = "∂/∂x = 2(x - t)·g, divided by the element count for 'mean'; ∂/∂t = -∂/∂x"
     formula = "mse_loss({0}, {1})"
+    saved_attributes = {"_saved_reduction": ctx_value("reduction", _REDUCTIONS.index),
+                        "_saved_self": saved(0), "_saved_target": saved(1)}  # torch's grad_fn._saved_* names
 
     @staticmethod
     def forward(ctx, x, t, reduction):
@@ -137,7 +140,7 @@ class _MseLoss(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, t = ctx.saved_tensors
+        x, t = ctx.saved_values
         diff = x - t
         grad_x = grad * 2 * diff
         if ctx.reduction == "mean":
@@ -179,7 +182,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
                    reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """F.smooth_l1_loss: ``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta``."""
     _check_reduction(reduction)
-    if beta < 0:
+    if not beta >= 0:  # NaN too
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
     z = ew.abs(input - target)
     if beta == 0:
@@ -192,7 +195,9 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
                weight=None) -> Tensor:
     """F.huber_loss: ``0.5 d**2`` where ``|d| <= delta``, else ``delta (|d| - 0.5 delta)``."""
     _check_reduction(reduction)
-    if delta <= 0:
+    if not isinstance(delta, (int, float)):  # torch's own check: a bool passes as an int, a tensor does not
+        raise TypeError(f"huber_loss: delta must be a float or int, got: {type(delta).__name__}")
+    if not delta > 0:  # NaN too
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     z = ew.abs(input - target)
     loss = ew.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta))
@@ -219,7 +224,7 @@ class _LogSigmoid(Function):
     @staticmethod
     def backward(ctx, grad):
         # d log(sigmoid(x)) = sigmoid(-x) dx
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         return grad * ew.sigmoid(-x)
 
 
@@ -275,6 +280,9 @@ def _class_weights(weight, C: int, dtype) -> np.ndarray | None:
     if weight is None:
         return None
     w = weight._data if isinstance(weight, Tensor) else xp.asarray(weight)
+    if w.dtype.kind not in "fcV":  # torch casts no weight: an integer one is the wrong scalar type
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(dtype)} but found {_dtype.scalar_name(w.dtype)} "
+                           "(class weight)")
     if w.ndim != 1 or w.shape[0] != C:
         raise RuntimeError(f"weight tensor should be defined either for all {C} classes or no classes but got "
                            f"weight tensor of shape: {list(w.shape)}")
@@ -378,6 +386,7 @@ class _IndexClassLoss(Function):
             ctx.rows_shape = rows.shape
             ctx.safe, ctx.valid, ctx.w_row = safe, valid, w_row
             ctx.probs = probs  # the input gradient reuses the forward's softmax
+            ctx.input, ctx.target, ctx.ignore_index = x, target, ignore_index  # (grad_fn._saved_*)
             if log_softmax:
                 ctx.save_for_backward(x)
         return out
@@ -402,7 +411,7 @@ class _IndexClassLoss(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _IndexClassLossBackward.apply(grad, *ctx.saved_tensors, loss=ctx), None
+        return _IndexClassLossBackward.apply(grad, *ctx.saved_values, loss=ctx), None
 
     @staticmethod
     def _input_grad_array(ctx, grad):
@@ -473,7 +482,7 @@ class _IndexClassLossBackward(Function):
     @staticmethod
     def backward(ctx, grad_grad):
         loss = ctx.loss
-        return differentiate_rule(lambda g, *x: _IndexClassLoss._input_grad(loss, g, *x), ctx.saved_tensors,
+        return differentiate_rule(lambda g, *x: _IndexClassLoss._input_grad(loss, g, *x), ctx.saved_values,
                                   ctx.needs_input_grad, (grad_grad,))
 
 
@@ -482,6 +491,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     """F.nll_loss on log-probabilities (N, C, d...) or (C,) with class-index targets."""
     _check_reduction(reduction)
+    ignore_index = check_int(ignore_index, "nll_loss", "ignore_index")
     input = _float(input, "nll_loss")
     _class_layout(input, target, "nll_loss")
     C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
@@ -496,6 +506,17 @@ class _NllLoss(_IndexClassLoss):
     node_name = "NllLossBackward0"
     label = "nll_loss"
     rule = "-w_t at each row's target class (divided by the summed weights Σw_t for 'mean'), 0 elsewhere"
+    # torch's grad_fn._saved_* names (its ignore_index as the C++ node's unsigned)
+    saved_attributes = {
+        "_saved_ignore_index": ctx_value("ignore_index", as_uint64),
+        "_saved_reduction": ctx_value("reduction", _REDUCTIONS.index),
+        "_saved_self": ctx_value("input", Tensor._make, tensor=True),
+        "_saved_target": ctx_value("target", Tensor._make, tensor=True),
+        "_saved_total_weight": SavedValue(lambda node: Tensor._make(array_module(node.w_row).asarray(
+            node.w_row.sum(dtype=node.w_row.dtype))), tensor=True),
+        "_saved_weight": ctx_value("weight", lambda weight: None if weight is None else Tensor._make(weight),
+                                   tensor=True),
+    }
 
 
 def _nll_node_name(ndim: int, reduction: str) -> str:
@@ -522,9 +543,11 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     ``sum(w_i l_i) / sum(w_i)`` over non-ignored elements.
     """
     _check_reduction(reduction)
+    ignore_index = check_int(ignore_index, "cross_entropy", "ignore_index")
     if label_smoothing > 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
-    label_smoothing = max(label_smoothing, 0.0)  # torch smooths only for a positive value, ignores a negative
+    # torch smooths only for a positive value: it ignores a negative or NaN one
+    label_smoothing = label_smoothing if label_smoothing > 0.0 else 0.0
     input = _float(input, "cross_entropy")
     if input._data.ndim == 0:
         raise ValueError("Expected 1 or more dimensions (got 0)")
@@ -607,7 +630,7 @@ class _FusedCrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         return _FusedCrossEntropyBackward.apply(grad, x, loss=ctx), None
 
 
@@ -631,7 +654,7 @@ class _FusedCrossEntropyBackward(Function):
     @staticmethod
     def backward(ctx, grad_grad):
         loss = ctx.loss
-        return differentiate_rule(lambda g, x: _fused_cross_entropy_grad(loss, g, x), ctx.saved_tensors,
+        return differentiate_rule(lambda g, x: _fused_cross_entropy_grad(loss, g, x), ctx.saved_values,
                                   ctx.needs_input_grad, (grad_grad,))
 
 
@@ -691,7 +714,7 @@ class _BinaryCrossEntropy(Function):
     @staticmethod
     def backward(ctx, grad):
         # d/dp = (p - t) / max(p (1 - p), 1e-12);  d/dt = log(1 - p) - log(p), unclamped as torch's
-        p, t = ctx.saved_tensors
+        p, t = ctx.saved_values
         grad_p = grad_t = None
         if ctx.needs_input_grad[0]:
             grad_p = grad * (p - t) / ew.clamp(p * (1 - p), min=1e-12)
@@ -732,7 +755,7 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
            log_target: bool = False) -> Tensor:
     """F.kl_div with ``input`` = log-probabilities: ``target (log target - input)``, 0 where target is 0."""
     _check_reduction(reduction, _REDUCTIONS + ("batchmean",))
-    if log_target:
+    if check_bool(log_target, "kl_div", "log_target"):
         loss = ew.exp(target) * (target - input)
     else:
         loss = ew.xlogy(target, target) - target * input
@@ -747,7 +770,12 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
 def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
                      size_average=None, eps: float = 1e-8, reduce=None, reduction: str = "mean") -> Tensor:
     """F.poisson_nll_loss (Stirling term added where target > 1 when ``full``)."""
+    if not isinstance(reduction, str):  # torch's message concatenates it: a TypeError
+        raise TypeError(f"poisson_nll_loss: reduction must be a str, got {type(reduction).__name__}")
     _check_reduction(reduction)
+    log_input = check_bool(log_input, "poisson_nll_loss", "log_input")
+    full = check_bool(full, "poisson_nll_loss", "full")
+    eps = check_float(eps, "poisson_nll_loss", "eps")
     if log_input:
         loss = ew.exp(input) - target * input
     else:
@@ -783,6 +811,7 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, siz
                          reduce=None, reduction: str = "mean") -> Tensor:
     """F.hinge_embedding_loss: x where y == 1, max(0, margin - x) where y == -1."""
     _check_reduction(reduction)
+    margin = check_float(margin, "hinge_embedding_loss", "margin")
     zero = ew.zeros_like_tensor(input)
     pos = ew.where(target == 1, input, zero)
     neg = ew.where(target == -1, ew.clamp_min(margin - input, 0.0), zero)
@@ -794,6 +823,7 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin
                           size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """F.cosine_embedding_loss: 1 - cos where y == 1, max(0, cos - margin) where y == -1."""
     _check_reduction(reduction)
+    margin = check_float(margin, "cosine_embedding_loss", "margin")
     eps = 1e-12
     dim = input1.dim() - 1
     prod = _sum(input1 * input2, dim)

@@ -11,10 +11,12 @@ import math
 
 import numpy as np
 
+from .. import _dtype
 from .._backend import array_module
 from ..autograd.function import name_node
 from ..tensor import Tensor
 from . import elementwise as ew
+from ._arg_parser import check_float
 from .loss import _check_reduction as _check_loss_reduction
 from .loss import _LogSigmoid, _reduce, honours_legacy_flags
 
@@ -78,20 +80,29 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     if weight is not None and weight.dim() != 1:
         raise ValueError("weight must be one-dimensional")
     _check_loss_reduction(reduction)
+    margin = check_float(margin, "multi_margin_loss", "margin")
     x, y = _class_targets(input, target)
     classes = x.shape[1]
+    if weight is not None and weight.shape[0] != classes:
+        raise RuntimeError(f"inconsistent weight size, expected {classes} but got {list(weight.shape)}")
+    if weight is not None and weight._data.dtype != x._data.dtype:
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(x._data.dtype)} but found "
+                           f"{_dtype.scalar_name(weight._data.dtype)} (weight)")
     xp = array_module(x._data)
     labels = y._data.astype(np.int64)
     if isinstance(labels, np.ndarray) and labels.size and (labels.min() < 0 or labels.max() >= classes):
         raise RuntimeError("target out of range")
     picked = x.gather(1, Tensor._make(labels[:, None]))
-    hinge = ew.clamp_min(margin - picked + x, 0.0)
+    z = margin - picked + x
+    # torch's kernel adds z only where z > 0: a NaN margin adds nothing
+    hinge = ew.where(z > 0, z, ew.zeros_like_tensor(z))
     if p == 2:
         hinge = hinge * hinge
     if weight is not None:
         hinge = hinge * weight[Tensor._make(labels)].unsqueeze(1)
-    others = Tensor._make((xp.arange(classes)[None, :] != labels[:, None]).astype(x._data.dtype))
-    loss = (hinge * others).sum(1) / classes
+    # the target's own class selected away, not multiplied by 0 (an infinite margin would give NaN)
+    others = Tensor._make(xp.arange(classes)[None, :] != labels[:, None])
+    loss = ew.where(others, hinge, ew.zeros_like_tensor(hinge)).sum(1) / classes
     if input.dim() < 2:  # one sample: its loss has the target's shape, () or (1,)
         loss = loss.reshape(tuple(target.shape))
     return name_node(_reduce(loss, reduction), "MultiMarginLossBackward0", label="multi_margin_loss")

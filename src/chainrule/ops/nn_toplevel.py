@@ -26,7 +26,7 @@ def batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None, runnin
                running_var: Tensor | None, training: bool, momentum: float, eps: float,
                cudnn_enabled: bool = True) -> Tensor:
     """torch.batch_norm: F.batch_norm with the affine parameters first."""
-    return _normalization.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    return _normalization._batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
 
 
 def instance_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
@@ -137,7 +137,7 @@ def native_batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None,
     """torch.native_batch_norm: ``(output, save_mean, save_invstd)``; in training the batch's
     per-channel mean and 1/sqrt(biased var + eps) (the running statistics are updated, as
     F.batch_norm), otherwise two empty tensors, as torch's CPU kernel returns."""
-    output = _normalization.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    output = _normalization._batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
     output = name_node(output, "NativeBatchNormBackward0")  # evaluation composes; torch records one node
     xp = array_module(input._data)
     if not training:

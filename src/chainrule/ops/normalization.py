@@ -15,10 +15,11 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module, subtract_contiguous
-from ..autograd.function import Function
+from ..autograd.function import Function, SavedValue, ctx_value, leaf_input, saved
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import _cuda_kernels
+from ._arg_parser import check_float
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
 __not_methods__ = set(__all__)
@@ -87,7 +88,7 @@ class NormalizeBackward(Function):
 
     @staticmethod
     def backward(ctx, grad_grad):
-        grad, x = ctx.saved_tensors
+        grad, x = ctx.saved_values
         dims, eps = ctx.dims, ctx.eps
         return differentiate_rule(lambda g, x_: _normalize_grad(g, x_, dims, eps), (grad, x),
                                   ctx.needs_input_grad, (grad_grad,))
@@ -140,7 +141,7 @@ class Normalize(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, xhat = ctx.saved_tensors
+        x, xhat = ctx.saved_values
         return ctx._forward_cls.gradient.apply(grad, x, xhat=xhat._data, invstd=ctx.invstd, dims=ctx.dims,
                                                eps=ctx.eps)
 
@@ -164,7 +165,7 @@ class LayerNormalize(Normalize):
 
     @staticmethod
     def backward(ctx, grad):
-        x, xhat = ctx.saved_tensors
+        x, xhat = ctx.saved_values
         return LayerNormalizeBackward.apply(grad, x, xhat=xhat._data, invstd=ctx.invstd, dims=ctx.dims, eps=ctx.eps,
                                             mean=getattr(ctx, "mean", None))
 
@@ -192,7 +193,7 @@ class GroupNormalize(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         return GroupNormalizeBackward.apply(grad, x, xhat=ctx.xhat, invstd=ctx.invstd, eps=ctx.eps)
 
 
@@ -222,7 +223,7 @@ class GroupNormalizeBackward(Function):
 
     @staticmethod
     def backward(ctx, grad_grad):
-        grad, x = ctx.saved_tensors
+        grad, x = ctx.saved_values
         shape3, eps = ctx.groups_shape, ctx.eps
 
         def rule(g, x_):
@@ -244,6 +245,17 @@ class BatchNorm(Function):
     label = "batch_norm"
     rule = "∂/∂x = (γ/σ)·(g - mean(g) - x̂·mean(g·x̂)); ∂/∂γ = Σ g·x̂, ∂/∂β = Σ g"
     formula = None
+    # torch's grad_fn._saved_* names
+    saved_attributes = {
+        "_saved_eps": ctx_value("eps"),
+        "_saved_input": saved(0),
+        "_saved_result1": SavedValue(lambda node: node.saved_values[0].mean(dim=node.dims), tensor=True),  # the mean
+        "_saved_result2": ctx_value("invstd", Tensor._make, tensor=True),
+        "_saved_running_mean": ctx_value("stats", lambda stats: stats.get("running", (None, None))[0], tensor=True),
+        "_saved_running_var": ctx_value("stats", lambda stats: stats.get("running", (None, None))[1], tensor=True),
+        "_saved_training": True,
+        "_saved_weight": saved(1),
+    }
 
     @staticmethod
     def forward(ctx, x, w, b, dims, eps, stats):
@@ -263,13 +275,13 @@ class BatchNorm(Function):
         out = xhat * w[:, None]
         out += b[:, None]
         if any(ctx.needs_input_grad):
-            ctx.xhat, ctx.invstd, ctx.dims, ctx.eps = xhat, invstd, dims, eps
+            ctx.xhat, ctx.invstd, ctx.dims, ctx.eps, ctx.stats = xhat, invstd, dims, eps, stats
         ctx.save_for_backward(x, w)
         return out.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        x, w = ctx.saved_tensors
+        x, w = ctx.saved_values
         needs = ctx.needs_input_grad
         grads = BatchNormBackward.apply(grad, x, w, xhat=ctx.xhat, invstd=ctx.invstd, dims=ctx.dims,
                                         eps=ctx.eps, needs=tuple(needs))
@@ -308,7 +320,7 @@ class BatchNormBackward(Function):
 
     @staticmethod
     def backward(ctx, *grad_grads):
-        grad, x, w = ctx.saved_tensors
+        grad, x, w = ctx.saved_values
         dims, eps = ctx.dims, ctx.eps
         w_view = (1, -1) + (1,) * (x.ndim - 2)
         return differentiate_rule(lambda g, x_, w_: _affine_norm_grads(g, x_, w_, dims, eps, w_view, dims),
@@ -327,6 +339,16 @@ class LayerNorm(Function):
     label = "layer_norm"
     rule = "per row: ∂/∂x = (1/σ)·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)) with ĝ = g·γ; ∂/∂γ = Σ g·x̂, ∂/∂β = Σ g"
     formula = None
+    # torch's grad_fn._saved_* names: result1 and result2 are the rows' mean and 1/σ
+    saved_attributes = {
+        "_saved_bias": leaf_input(2),
+        "_saved_input": saved(0),
+        "_saved_normalized_shape": SavedValue(lambda node: tuple(node._input_meta[0][0][d] for d in node.dims)),
+        "_saved_result1": SavedValue(lambda node: node.saved_values[0].mean(dim=node.dims, keepdim=True), tensor=True),
+        "_saved_result2": SavedValue(lambda node: Tensor._make(node.invstd.reshape(
+            node._input_meta[0][0][:-len(node.dims)] + (1,) * len(node.dims))), tensor=True),
+        "_saved_weight": saved(1),
+    }
 
     @staticmethod
     def forward(ctx, x, w, b, dims, eps):
@@ -354,7 +376,7 @@ class LayerNorm(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, w = ctx.saved_tensors
+        x, w = ctx.saved_values
         needs = ctx.needs_input_grad
         grads = LayerNormBackward.apply(grad, x, w, xhat=ctx.xhat, invstd=ctx.invstd, dims=ctx.dims,
                                         eps=ctx.eps, needs=tuple(needs), mean=getattr(ctx, "mean", None))
@@ -400,7 +422,7 @@ class LayerNormBackward(Function):
 
     @staticmethod
     def backward(ctx, *grad_grads):
-        grad, x, w = ctx.saved_tensors
+        grad, x, w = ctx.saved_values
         dims, eps = ctx.dims, ctx.eps
         leading = tuple(range(x.ndim - len(dims)))
         return differentiate_rule(
@@ -424,23 +446,59 @@ def _float(x: Tensor) -> Tensor:
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    """F.batch_norm over (N, C, *): per-channel statistics; updates the running ones in training."""
+    """F.batch_norm over (N, C, *): per-channel statistics; updates the running ones in training.
+
+    torch's F.batch_norm checks eps's sign in Python, after the batch size (a NaN eps passes both);
+    torch.batch_norm and instance_norm's path through it (``_batch_norm``) do not."""
+    eps = check_float(eps, "batch_norm", "eps")
+    _values_per_channel(input, training)
+    if training and eps <= 0.0:
+        raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    if eps < 0.0:
+        raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def _check_parameter_dtypes(input: Tensor, *parameters) -> None:
+    """torch's CPU batch and instance norms take parameters of the input's dtype, or float32 ones for
+    a float16/bfloat16 input ("mixed dtype"), and refuse any other mix rather than promote."""
+    given = [p for p in parameters if p is not None]
+    if not given or given[0].dtype == input.dtype or not input.dtype.is_floating_point or input.device.type != "cpu":
+        return
+    if any(p.dtype != _dtype.float32 for p in given):
+        raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
+    if input.dtype not in (_dtype.float16, _dtype.bfloat16):
+        raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
+
+
+def _values_per_channel(input: Tensor, training: bool) -> int:
     if input.ndim < 2:
         raise ValueError(f"Expected 2D or higher input to batch_norm (got {input.ndim}D input)")
-    c = input.shape[1]
-    count = int(np.prod((input.shape[0],) + tuple(input.shape[2:])))  # values per channel
-    if training and count <= 1:  # torch checks this first
+    count = int(np.prod((input.shape[0],) + tuple(input.shape[2:])))
+    if training and count <= 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(input.shape)}")
+    return count
+
+
+def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+                weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    eps = check_float(eps, "batch_norm", "eps")
+    if momentum is not None:  # chainrule's modules pass None for a cumulative average
+        momentum = check_float(momentum, "batch_norm", "momentum")
+    count = _values_per_channel(input, training)  # torch checks this first
+    c = input.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if t is not None and tuple(t.shape) != (c,):
             raise RuntimeError(
                 f"batch_norm: expected {name} to have shape [{c}] for input of shape "
                 f"{list(input.shape)}, but got {list(t.shape)}"
             )
+    _check_parameter_dtypes(input, weight, bias, running_mean, running_var)
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = (0,) + tuple(range(2, input.ndim))
     if training:
-        stats: dict = {}
+        stats: dict = {"running": (running_mean, running_var)}  # (read by grad_fn._saved_running_*)
         x = _float(input)
         if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
             out = BatchNorm.apply(x, weight, bias, dims=dims, eps=eps, stats=stats)
@@ -472,6 +530,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """F.layer_norm: normalise over the trailing ``normalized_shape`` dims."""
+    eps = check_float(eps, "layer_norm", "eps")
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(normalized_shape)
     if k == 0 or tuple(input.shape[input.ndim - k:]) != normalized_shape or input.ndim < k:
@@ -489,9 +548,12 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """F.group_norm over (N, C, *): statistics per sample and group of C/num_groups channels."""
+    eps = check_float(eps, "group_norm", "eps")
     if input.ndim < 2:
         raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")
     c = input.shape[1]
+    if num_groups <= 0:  # (zero fails torch's Python wrapper first: a ZeroDivisionError, as here)
+        raise RuntimeError(f"Expected num groups to be greater than 0, got {num_groups}")
     if c % num_groups:
         raise RuntimeError(
             f"Expected number of channels in input to be divisible by num_groups, but got input of "
@@ -505,10 +567,14 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
                   weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """F.instance_norm over (N, C, *): statistics per sample and channel."""
+    eps = check_float(eps, "instance_norm", "eps")
+    if momentum is not None:  # chainrule's modules pass None for a cumulative average
+        momentum = check_float(momentum, "instance_norm", "momentum")
+    _check_parameter_dtypes(input, weight, bias, running_mean, running_var)
     c = input.shape[1]
     shape = (1, c) + (1,) * (input.ndim - 2)
     if not use_input_stats:
-        return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+        return _batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
     dims = tuple(range(2, input.ndim))
     stats: dict = {}
     out = Normalize.apply(_float(input), dims=dims, eps=eps, stats=stats)

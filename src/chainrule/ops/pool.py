@@ -27,8 +27,9 @@ import numpy as np
 
 from .._backend import array_module
 from .._parallel import over_rows
-from ..autograd.function import Function
+from ..autograd.function import Function, SavedValue, ctx_value
 from ..tensor import Tensor
+from ._arg_parser import check_bool, int_list
 
 __all__ = [
     "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
@@ -42,10 +43,13 @@ __not_methods__ = set(__all__)
 class _PoolGeometry:
     """Kernel, stride, padding, dilation, input/output spatial shapes and the ceil-mode overhang."""
 
-    __slots__ = ("kernel", "stride", "padding", "dilation", "in_shape", "out_shape", "pad_hi")
+    __slots__ = ("kernel", "stride", "padding", "dilation", "in_shape", "out_shape", "pad_hi", "ceil_mode",
+                 "stride_defaulted")
 
     def __init__(self, kernel, stride, padding, dilation, in_shape, ceil_mode: bool):
         self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
+        self.ceil_mode = ceil_mode
+        self.stride_defaulted = False  # no stride given: the kernel's (torch's _saved_stride is then ())
         self.in_shape = in_shape
         out = []
         for n, k, s, p, dl in zip(in_shape, kernel, stride, padding, dilation):
@@ -278,6 +282,18 @@ class MaxPool(Function):
     node_name = "MaxPool2DWithIndicesBackward0"  # torch's name; 1-d and 3-d subclasses below
     label = "max_pool"
     rule = "routes each window's gradient to its maximum (the first one on a tie)"
+    # torch's grad_fn._saved_* names
+    saved_attributes = {
+        "_saved_ceil_mode": ctx_value("geo", lambda geo: geo.ceil_mode),
+        "_saved_dilation": ctx_value("geo", lambda geo: tuple(geo.dilation)),
+        "_saved_kernel_size": ctx_value("geo", lambda geo: tuple(geo.kernel)),
+        "_saved_padding": ctx_value("geo", lambda geo: tuple(geo.padding)),
+        "_saved_result1": SavedValue(lambda node: Tensor._make(_flat_indices(
+            node.which if node.which is not None else _max_pool(node.saved_values[0]._data, node.geo,
+                                                                 with_offsets=True)[1], node.geo)), tensor=True),
+        "_saved_self": SavedValue(lambda node: node.saved_values[0] if node.which is None else None, tensor=True),
+        "_saved_stride": ctx_value("geo", lambda geo: () if geo.stride_defaulted else tuple(geo.stride)),
+    }
 
     @staticmethod
     def forward(ctx, x, geo, return_indices):
@@ -287,7 +303,11 @@ class MaxPool(Function):
         if ctx.needs_input_grad[0]:  # keep nothing on the shared no-grad ctx
             ctx.geo, ctx.which = geo, which
             if which is None:
-                ctx.save_for_backward(x, y)  # as torch does: an in-place change of x is caught
+                # as torch does: an in-place change of x is caught, one of y is allowed (torch
+                # saves no output), so y is kept unsaved with its version counter, set by
+                # _max_poolnd, to tell whether the backward must find the maxima again
+                ctx.save_for_backward(x)
+                ctx.best, ctx.best_version = y, None
         if return_indices:
             indices = _flat_indices(which, geo)
             ctx.mark_non_differentiable(indices)
@@ -298,8 +318,11 @@ class MaxPool(Function):
     def backward(ctx, grad, *unused):
         # y = x[argmax window]  ⇒  x̄ = ḡ routed to the first maximum of each window
         if ctx.which is None:
-            x, y = ctx.saved_tensors
-            return FirstMaxScatter.apply(grad, x=x._data, best=y._data, geo=ctx.geo)
+            (x,) = ctx.saved_values
+            best = ctx.best
+            if ctx.best_version is None or ctx.best_version[0] != 0:  # y was written in place
+                best = _max_pool(x._data, ctx.geo, with_offsets=False)[0]
+            return FirstMaxScatter.apply(grad, x=x._data, best=best, geo=ctx.geo)
         return WindowScatter.apply(grad, which=ctx.which, geo=ctx.geo)
 
 
@@ -512,14 +535,12 @@ class FlatGather(Function):
 
 
 # ---------------------------------------------------------------- public functions
-def _tuple(value, d: int, name: str) -> tuple:
-    if isinstance(value, (int, np.integer)):
-        return (int(value),) * d
-    value = tuple(int(v) for v in value)
+def _tuple(value, d: int, name: str, opname: str) -> tuple:
+    value = int_list(value, opname, name)
     if len(value) == 1:
         return value * d
     if len(value) != d:
-        raise RuntimeError(f"{name} must either be a single int, or a tuple of {d} ints")
+        raise RuntimeError(f"{opname}: {name} must either be a single int, or a tuple of {d} ints")
     return value
 
 
@@ -536,11 +557,13 @@ def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
 
 def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_mode, d: int,
                    opname: str) -> _PoolGeometry:
-    kernel = _tuple(kernel_size, d, "kernel_size")
-    stride = kernel if stride is None or (not isinstance(stride, int) and len(stride) == 0) \
-        else _tuple(stride, d, "stride")
-    padding = _tuple(padding, d, "padding")
-    dilation = _tuple(dilation, d, "dilation")
+    kernel = _tuple(kernel_size, d, "kernel_size", opname)
+    # torch's default stride (None or an empty list) is the kernel size
+    stride_defaulted = stride is None or int_list(stride, opname, "stride") == ()
+    stride = kernel if stride_defaulted else _tuple(stride, d, "stride", opname)
+    padding = _tuple(padding, d, "padding", opname)
+    dilation = _tuple(dilation, d, "dilation", opname)
+    check_bool(ceil_mode, opname, "ceil_mode")
     if any(k <= 0 for k in kernel):
         raise RuntimeError(f"{opname}: kernel_size must be greater than zero, but got {list(kernel)}")
     if any(s <= 0 for s in stride):
@@ -553,6 +576,7 @@ def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_m
             raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p}, "
                                f"kernel_size={k} and dilation={dl}")
     geo = _PoolGeometry(kernel, stride, padding, dilation, tuple(input.shape[2:]), ceil_mode)
+    geo.stride_defaulted = stride_defaulted
     if any(m <= 0 for m in geo.out_shape):
         channels = input.shape[1]
         raise RuntimeError(f"Given input size: ({'x'.join(map(str, (channels, *geo.in_shape)))}). Calculated "
@@ -564,6 +588,8 @@ def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return
     x, unbatched = _batched(input, d, opname)
     geo = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, d, opname)
     out = _MAX_POOL[d].apply(x, geo=geo, return_indices=bool(return_indices))
+    if not return_indices and out.grad_fn is not None:
+        out.grad_fn.best_version = out._version_box  # shared by out's views: any write through them bumps it
     if unbatched:
         return tuple(o.squeeze(0) for o in out) if return_indices else out.squeeze(0)
     return out
@@ -590,6 +616,7 @@ def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
 def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, d, opname):
     x, unbatched = _batched(input, d, opname)
     geo = _pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode, d, opname)
+    check_bool(count_include_pad, opname, "count_include_pad")
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
     if x._data.dtype.kind not in "fV":
@@ -625,12 +652,21 @@ def _adaptive_bounds(xp, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     return (i * n) // m, -((-(i + 1) * n) // m)
 
 
-def _output_size(output_size, input: Tensor, d: int) -> tuple:
-    sizes = (output_size,) * d if isinstance(output_size, (int, np.integer)) or output_size is None \
-        else tuple(output_size)
+def _output_size(output_size, input: Tensor, d: int, opname: str) -> tuple:
+    if d > 1 and isinstance(output_size, (tuple, list)):
+        # torch.nn.functional's 2-d and 3-d pools (``_list_with_default``): a None keeps the input's size
+        if input.ndim <= len(output_size):
+            raise ValueError(f"{opname}: Input dimension should be at least {len(output_size) + 1}")
+        kept = input.shape[input.ndim - len(output_size):]
+        output_size = [n if s is None else s for s, n in zip(output_size, kept)]
+    elif d > 1 and not isinstance(output_size, (int, np.integer)):
+        raise TypeError(f"{opname}(): argument 'output_size' must be an int or a tuple of {d} ints or None, "
+                        f"not {type(output_size).__name__}")
+    sizes = int_list(output_size, opname, "output_size")
+    if d > 1 and len(sizes) == 1 and not isinstance(output_size, (tuple, list)):
+        sizes *= d
     if len(sizes) != d:
-        raise ValueError(f"output_size must be an int or a tuple of {d} ints, got {output_size}")
-    sizes = tuple(input.shape[input.ndim - d + i] if s is None else int(s) for i, s in enumerate(sizes))
+        raise RuntimeError(f"{opname}: output_size must contain {d} ints, got {len(sizes)}")
     if any(s < 0 for s in sizes):
         raise RuntimeError(f"adaptive pool: elements of output_size must be greater than or equal to 0 but "
                            f"received {list(sizes)}")
@@ -653,7 +689,7 @@ def _adaptive_avg(input: Tensor, output_size, d: int, opname: str) -> Tensor:
     _adaptive_check(input, d, opname)
     if input._data.dtype.kind not in "fV":
         raise RuntimeError(f"\"{opname}\" not implemented for '{input._data.dtype.name}'")
-    sizes = _output_size(output_size, input, d)
+    sizes = _output_size(output_size, input, d, opname)
     if all(m == 1 for m in sizes):
         # global average pooling: a plain mean over the spatial dims
         return input.mean(dim=tuple(range(input.ndim - d, input.ndim)), keepdim=True)
@@ -713,7 +749,7 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
     xp = array_module(input)
     _adaptive_check(input, d, opname)
     x, unbatched = (input.unsqueeze(0), True) if input.ndim == d + 1 else (input, False)
-    sizes = _output_size(output_size, x, d)
+    sizes = _output_size(output_size, x, d, opname)
     in_shape = tuple(x.shape[2:])
     # per dim: (m, kmax) input positions of each window, the last one repeated to pad short windows
     # (a repeat never changes the first maximum)
@@ -727,7 +763,9 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
     index = tuple(p.reshape((1,) * (2 * i) + p.shape + (1,) * (2 * (d - 1 - i))) for i, p in enumerate(positions))
     windows = data[(slice(None), slice(None)) + index]
     perm = (0, 1, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2))
-    windows = windows.transpose(perm).reshape(data.shape[:2] + tuple(sizes) + (-1,))
+    # the window length spelled out: -1 cannot be inferred where an output size is 0
+    window = math.prod(p.shape[1] for p in positions)
+    windows = windows.transpose(perm).reshape(data.shape[:2] + tuple(sizes) + (window,))
     which = windows.argmax(axis=-1) if windows.shape[-1] else xp.zeros(windows.shape[:-1], dtype=np.int64)
     # argmax takes a window's first NaN; torch's kernel (``val > max || isnan(val)``) its last
     if windows.dtype.kind in "fV" and windows.size and (xp is not np or xp.isnan(windows).any()):
@@ -771,9 +809,9 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
                            f"({list(x.shape)}) but got indices tensor with shape: {list(idx.shape)}")
     if idx._data.dtype != np.int64:
         raise RuntimeError(f"elements in indices should be type int64 but got: {idx._data.dtype.name}")
-    kernel = _tuple(kernel_size, d, "kernel_size")
-    stride = kernel if stride is None else _tuple(stride, d, "stride")
-    padding = _tuple(padding, d, "padding")
+    kernel = _tuple(kernel_size, d, "kernel_size", opname)
+    stride = kernel if stride is None else _tuple(stride, d, "stride", opname)
+    padding = _tuple(padding, d, "padding", opname)
     default = tuple((m - 1) * s - 2 * p + k for m, s, p, k in zip(x.shape[2:], stride, padding, kernel))
     if output_size is None:
         plane = default

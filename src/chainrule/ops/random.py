@@ -152,6 +152,9 @@ def _current_cuda_index() -> int:
 
 
 default_generator = Generator()
+# torch seeds its default CPU generator from the operating system at start-up: an unseeded script
+# draws other numbers on every run (a fresh Generator() keeps the fixed DEFAULT_SEED, as torch's)
+default_generator.seed()
 
 
 class _CudaGenerators:

@@ -20,7 +20,7 @@ from .. import _dtype, return_types
 from .._backend import accumulate, amax_with_initial, array_module, ufunc_at
 from .._parallel import over_rows
 from ..autograd.engine import sum_to_shape  # re-exported: chainrule.sum_to_shape, Tensor.sum_to_shape
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, SavedValue, ctx_value, input_sizes, name_node, saved
 from ..tensor import Tensor, _wrap_dim, preserve_layout
 from . import _cuda_kernels
 from .elementwise import conjugate_rule
@@ -60,6 +60,7 @@ class Sum(Function):
     rule = "copies the gradient to every element (∂/∂aᵢ = 1)"
     formula = "sum({0})"
     _array_forward = True
+    saved_attributes = {"_saved_self_sym_sizes": input_sizes(0)}  # torch's grad_fn._saved_* names
 
     @staticmethod
     def forward(ctx, x, dims, keepdim, dtype):
@@ -105,6 +106,8 @@ class SumDim(Sum):
     label = "sum"
     rule = "copies the gradient to every element along the summed dims (∂/∂aᵢ = 1)"
     formula = "sum({0})"
+    saved_attributes = {"_saved_dim": ctx_value("dims"), "_saved_keepdim": ctx_value("keepdim"),
+                        "_saved_self_sym_sizes": input_sizes(0)}
 
 
 class Mean(Function):
@@ -112,6 +115,8 @@ class Mean(Function):
     rule = "shares the gradient equally: ∂/∂aᵢ = 1/n"
     formula = "mean({0})"
     _array_forward = True
+    saved_attributes = {"_saved_self_sym_numel": SavedValue(lambda node: int(np.prod(node._input_meta[0][0]))),
+                        "_saved_self_sym_sizes": input_sizes(0)}
 
     @staticmethod
     def forward(ctx, x, dims, keepdim):
@@ -148,6 +153,8 @@ class MeanDim(Mean):
     label = "mean"
     rule = "shares the gradient equally along the reduced dims: ∂/∂aᵢ = 1/n, n their size"
     formula = "mean({0})"
+    saved_attributes = {**Mean.saved_attributes, "_saved_dim": ctx_value("dims"),
+                        "_saved_keepdim": ctx_value("keepdim")}
 
 
 # ---------------------------------------------------------------- helpers for the reductions below
@@ -214,7 +221,7 @@ class Prod(Function):
     def backward(ctx, grad):
         # d prod = sum_i (prod_{k != i} x_k) dx_i; without zeros prod_{k != i} x_k = out / x_i
         xp = array_module(grad)
-        x, out = ctx.saved_tensors
+        x, out = ctx.saved_values
         shape, dims = x._data.shape, ctx.dims
         grad = _keep(grad, shape, dims, ctx.keepdim)
         if not xp.any(x._data == 0):
@@ -255,7 +262,7 @@ class ProdOfOthers(Function):
         # with x_i replaced by 1 has, as its own products of others, prod_{j∉{i,k}} x_j at k != i
         from .elementwise import where
 
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         dims = ctx.dims
         ndim = x._data.ndim
         if not ndim:
@@ -318,7 +325,7 @@ class Var(Function):
     @staticmethod
     def backward(ctx, grad):
         # d var = 2 (x - mean) / (n - correction) dx
-        x = ctx.saved_tensors[0]
+        x = ctx.saved_values[0]
         dims = ctx.dims
         centered = x - mean(x, dims, keepdim=True)
         # scale before multiplying by the centered values, so huge inputs do not overflow first (as torch)
@@ -374,7 +381,7 @@ class Std(Var):
         # d std = d var / (2 std), taken as 0 where std is 0
         from .elementwise import where
 
-        out = ctx.saved_tensors[1]
+        out = ctx.saved_values[1]
         scaled = where(Tensor._make(out._data == 0), 0.0, grad / (2 * out))
         return Var.backward(ctx, scaled)
 
@@ -424,7 +431,7 @@ class Amax(Function):
     def backward(ctx, grad):
         # the gradient goes to the elements equal to the extremum, split evenly among them
         xp = array_module(grad)
-        x, out = ctx.saved_tensors
+        x, out = ctx.saved_values
         shape, dims = x._data.shape, ctx.dims
         value, kept_grad = _keep(out, shape, dims, ctx.keepdim), _keep(grad, shape, dims, ctx.keepdim)
         if ctx._forward_cls.nan_is_equal:
@@ -748,7 +755,7 @@ class Logsumexp(Function):
         # d logsumexp = softmax(x) dx = exp(x - out) dx
         from .elementwise import exp
 
-        x, out = ctx.saved_tensors
+        x, out = ctx.saved_values
         shape, dims = x._data.shape, ctx.dims
         return _keep(grad, shape, dims, ctx.keepdim) * exp(x - _keep(out, shape, dims, ctx.keepdim))
 
@@ -764,6 +771,7 @@ class Softmax(Function):
     rule = "∂/∂a = s ∘ (g - ⟨g, s⟩) with s the saved output"
     formula = "softmax({0})"
     _array_forward = True
+    saved_attributes = {"_saved_dim": ctx_value("dim"), "_saved_result": saved(0)}
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -782,7 +790,7 @@ class Softmax(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (y,) = ctx.saved_tensors
+        (y,) = ctx.saved_values
         return SoftmaxBackward.apply(grad, y, dim=ctx.dim)
 
 
@@ -805,7 +813,7 @@ class SoftmaxBackward(Function):
     @staticmethod
     def backward(ctx, u):
         # z is bilinear in (g, y): ∂z/∂g is softmax's own Jacobian (so ḡ = SoftmaxBackward(u, y))
-        grad, y = ctx.saved_tensors
+        grad, y = ctx.saved_values
         dim = ctx.dim
         needs = ctx.needs_input_grad
         grad_g = SoftmaxBackward.apply(u, y, dim=dim) if needs[0] else None
@@ -822,6 +830,7 @@ class LogSoftmax(Function):
     rule = "∂/∂a = g - softmax(a)·Σg"
     formula = "log_softmax({0})"
     _array_forward = True
+    saved_attributes = {"_saved_dim": ctx_value("dim"), "_saved_result": saved(0)}
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -844,7 +853,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (y,) = ctx.saved_tensors
+        (y,) = ctx.saved_values
         return LogSoftmaxBackward.apply(grad, y, dim=ctx.dim, softmax=getattr(ctx, "softmax", None))
 
 
@@ -931,7 +940,7 @@ class LogSoftmaxBackward(Function):
     def backward(ctx, u):
         from .elementwise import exp
 
-        grad, y = ctx.saved_tensors
+        grad, y = ctx.saved_values
         dim = ctx.dim
         needs = ctx.needs_input_grad
         softmax_y = exp(y)
@@ -1076,7 +1085,7 @@ class Cumprod(Function):
     def backward(ctx, grad):
         # dx_i = sum_{j >= i} g_j prod_{k <= j, k != i} x_k; without zeros that is revcumsum(g y)_i / x_i
         xp = array_module(grad)
-        x, y = ctx.saved_tensors
+        x, y = ctx.saved_values
         dim = ctx.dim
         if not xp.any(x._data == 0):
             return ReverseCumsum.apply(grad * y, dim=dim) / x
@@ -1136,7 +1145,7 @@ class Norm(Function):
     def backward(ctx, grad):
         from .elementwise import abs, sign, where
 
-        x, out = ctx.saved_tensors
+        x, out = ctx.saved_values
         shape, dims, ord = x._data.shape, ctx.dims, ctx.ord
         grad = _keep(grad, shape, dims, ctx.keepdim)
         norm = _keep(out, shape, dims, ctx.keepdim)
@@ -1335,7 +1344,7 @@ class MedianAll(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        flat, out = ctx.saved_tensors
+        flat, out = ctx.saved_values
         return _split_among_equal(grad, flat, out, grad, (0,), nan_is_equal=True)
 
 

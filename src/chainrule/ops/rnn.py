@@ -187,7 +187,7 @@ class RecurrentLayer(Function):
 
     @staticmethod
     def backward(ctx, grad_out, grad_hn, grad_cn=None):
-        layer_inputs = ctx.saved_tensors
+        layer_inputs = ctx.saved_values
         needs = ctx.needs_input_grad
         output_grads = (grad_out, grad_hn) + ((grad_cn,) if ctx.mode == "LSTM" else ())
         grads = _BACKWARD_FN[ctx.mode].apply(*output_grads, *layer_inputs, mode=ctx.mode, reverse=ctx.reverse,
@@ -305,7 +305,7 @@ class RecurrentLayerBackward(Function):
     @staticmethod
     def backward(ctx, *grad_grads):
         # the vector-Jacobian product of (u, p) -> J(p)ᵀ u, from the layer's Tensor-op composition
-        saved = ctx.saved_tensors
+        saved = ctx.saved_values
         n_grads = 3 if ctx.mode == "LSTM" else 2
         create_graph = is_grad_enabled()  # this rule is itself being recorded (a third order)
         with enable_grad():

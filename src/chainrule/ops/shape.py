@@ -5,12 +5,16 @@ share storage; their gradients undo the reshaping.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, ctx_value, input_sizes, name_node
+from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out, preserve_layout
+from ._arg_parser import check_float, check_int, int_list
 from .reduce import sum_to_shape
 
 __all__ = ["reshape", "view", "view_as", "reshape_as", "expand", "expand_as", "broadcast_to",
@@ -31,8 +35,7 @@ def _mark_view(out: Tensor, base: Tensor) -> Tensor:
     xp = array_module(out)
     # a reshape either views its input or copies it, so the cheap bounds test is exact here
     if xp.may_share_memory(out._data, base._data) if out._data.size else False:
-        out._version_box = base._version_box
-        out._base = base if base._base is None else base._base
+        _share(out, base)
     return out
 
 
@@ -61,6 +64,7 @@ def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
 
 class Reshape(Function):
     _array_forward = True
+    saved_attributes = {"_saved_self_sym_sizes": input_sizes(0)}  # torch's grad_fn._saved_* names
     node_name = "ViewBackward0"
     label = "view"
     rule = "reshapes the gradient back to the input's shape"
@@ -87,9 +91,9 @@ def reshape(input: Tensor, *shape) -> Tensor:
     shape = _infer_shape(_shape_arg(shape, "reshape"), input._data.size, "reshape")
     out = Reshape.apply(input, shape=shape)
     if out._data.size and not xp.may_share_memory(out._data, input._data):
-        return name_node(out, "UnsafeViewBackward0")  # torch's reshape copied: clone + _unsafe_view
+        return name_node(out, "UnsafeViewBackward0", saved=Reshape.saved_attributes)  # torch's reshape copied: clone + _unsafe_view
     if not input._data.flags.c_contiguous:
-        name_node(out, "ReshapeAliasBackward0")  # torch views a non-contiguous input with _reshape_alias
+        name_node(out, "ReshapeAliasBackward0", saved=Reshape.saved_attributes)  # torch views a non-contiguous input with _reshape_alias
     return _mark_view(out, input)
 
 
@@ -107,10 +111,7 @@ def view(input: Tensor, *shape) -> Tensor:
             f"{list(input.shape)}, strides {list(input.stride())} -> {list(shape)}): at least one "
             "dimension spans across two contiguous subspaces. Use .reshape(...) instead."
         ) from None
-    out = Reshape.apply(input, shape=shape)
-    out._version_box = input._version_box
-    out._base = input if input._base is None else input._base
-    return out
+    return _share(Reshape.apply(input, shape=shape), input)
 
 
 def _view_as_dtype(input: Tensor, dtype) -> Tensor:
@@ -133,9 +134,28 @@ def _view_as_dtype(input: Tensor, dtype) -> Tensor:
 
 
 def _share(self: Tensor, base: Tensor) -> Tensor:
+    """``self`` views ``base``'s memory: one version counter, and base's root as its base (a view
+    of a view hangs off the first base, as in torch). A view made while recording is tracked,
+    weakly, by its root, so that an in-place op giving the root a new graph can rebuild the view's
+    graph from it (ops/index.py ``refresh_views``); not a view of a leaf that requires grad, whose
+    graph no in-place op can change."""
     self._version_box = base._version_box
-    self._base = base if base._base is None else base._base
+    root = base if base._base is None else base._base
+    self._base = root
+    if (root.grad_fn is not None or not root._requires_grad) and is_grad_enabled():
+        _track_view(root, self)
     return self
+
+
+def _track_view(root: Tensor, view: Tensor) -> None:
+    views = root._live_views
+    if views is None:
+        root._live_views = [weakref.ref(view)]
+        return
+    views.append(weakref.ref(view))
+    count = len(views)
+    if count >= 16 and not count & (count - 1):  # at each power of two drop the dead: amortised O(1)
+        views[:] = [ref for ref in views if ref() is not None]
 
 
 def view_as(input: Tensor, other: Tensor) -> Tensor:
@@ -147,10 +167,12 @@ def reshape_as(input: Tensor, other: Tensor) -> Tensor:
 
 
 def ravel(input: Tensor) -> Tensor:
-    return name_node(reshape(input, -1), "ViewBackward0")  # torch: contiguous() then view(-1)
+    return name_node(reshape(input, -1), "ViewBackward0", saved=Reshape.saved_attributes)  # torch: contiguous() then view(-1)
 
 
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    start_dim = check_int(start_dim, "flatten", "start_dim")
+    end_dim = check_int(end_dim, "flatten", "end_dim")
     ndim = input._data.ndim
     if ndim == 0:
         _wrap_dim(start_dim, ndim, "flatten")  # a 0-d tensor takes dims -1 and 0 only
@@ -168,7 +190,8 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 def unflatten(input: Tensor, dim: int, sizes) -> Tensor:
-    sizes = tuple(sizes)
+    dim = check_int(dim, "unflatten", "dim")
+    sizes = int_list(sizes, "unflatten", "sizes", sized=False)
     if not sizes:
         raise RuntimeError("unflatten: sizes must be non-empty")
     d = _wrap_dim(dim, input._data.ndim, "unflatten")
@@ -261,6 +284,7 @@ class Permute(Function):
     label = "permute"
     rule = "applies the inverse permutation to the gradient"
     _array_forward = True
+    saved_attributes = {"_saved_dims": ctx_value("dims")}
 
     @staticmethod
     def forward(ctx, x, dims):
@@ -279,6 +303,8 @@ class Transpose(Function):
     rule = "transposes the gradient back"
     formula = "{0}ᵀ"
     _array_forward = True
+    saved_attributes = {"_saved_dim0": ctx_value("swap", lambda swap: swap[0]),
+                        "_saved_dim1": ctx_value("swap", lambda swap: swap[1])}
 
     @staticmethod
     def forward(ctx, x, dim0, dim1):
@@ -323,7 +349,7 @@ def t(input: Tensor) -> Tensor:
     """torch.t: transpose of a <= 2-D tensor."""
     if input._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D")
-    return name_node(transpose(input, 0, -1), "TBackward0")  # a view node even for 0-d and 1-d, as torch
+    return name_node(transpose(input, 0, -1), "TBackward0", saved={})  # a view node even for 0-d and 1-d, as torch
 
 
 def movedim(input: Tensor, source, destination) -> Tensor:
@@ -366,7 +392,13 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
     ndim = input._data.ndim
     d = _wrap_dim(dim, ndim + 1, "unsqueeze")
     shape = input._data.shape
-    return name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze")
+    saved = _UNSQUEEZE_SAVED.get(d) or _UNSQUEEZE_SAVED.setdefault(d, {"_saved_dim": d})
+    return name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze",
+                     saved=saved)
+
+
+# torch's _saved_dim of unsqueeze, one declaration per dim (name_node makes a node class per one)
+_UNSQUEEZE_SAVED: dict = {}
 
 
 def atleast_1d(input: Tensor) -> Tensor:
@@ -443,6 +475,7 @@ class Cat(Function):
     label = "cat"
     rule = "slices the gradient back into the pieces"
     _array_forward = True
+    saved_attributes = {"_saved_dim": ctx_value("dim")}
 
     @staticmethod
     def forward(ctx, *arrays, dim, skipped=()):
@@ -519,7 +552,7 @@ def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
             raise RuntimeError(
                 f"stack expects each tensor to be equal size, but got {list(shape)} at entry 0 and "
                 f"{list(t._data.shape)} at entry {i}")
-    return name_node(cat([unsqueeze(t, d) for t in tensors], d), "StackBackward0", label="stack")
+    return name_node(cat([unsqueeze(t, d) for t in tensors], d), "StackBackward0", label="stack", saved=Cat.saved_attributes)
 
 
 def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
@@ -969,7 +1002,9 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
     the edge (pads must be smaller than the dim), ``replicate`` repeats the edge, ``circular``
     wraps around. The non-constant modes pad the last 1-3 dims of a batched (or unbatched) input.
     """
-    pad = tuple(int(p) for p in pad)
+    pad = int_list(pad, "pad", "pad", sized=False)
+    if value is not None:
+        value = check_float(value, "pad", "value")
     ndim = input._data.ndim
     if len(pad) % 2:
         raise RuntimeError("Padding length must be divisible by 2")

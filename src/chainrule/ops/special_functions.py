@@ -95,7 +95,7 @@ class _Unary:
 
     @classmethod
     def backward(cls, ctx, grad):
-        x, y = ctx.saved_tensors
+        x, y = ctx.saved_values
         return cls.derivative(grad, x, y)
 
 
@@ -247,7 +247,7 @@ class Polygamma(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         return grad * polygamma(ctx.n + 1, x)
 
 
@@ -287,7 +287,7 @@ class Mvlgamma(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         total = digamma(x)
         for j in range(1, ctx.p):
             total = total + digamma(x - j / 2)
@@ -324,7 +324,7 @@ class Igamma(Function):
         if ctx.needs_input_grad[0]:
             name = "igammac" if cls.upper else "igamma"
             raise NotImplementedError(f"the derivative for '{name}: input' is not implemented.")
-        a, x = ctx.saved_tensors
+        a, x = ctx.saved_values
         density = exp((a - 1) * x.log() - x - lgamma(a))
         return None, -grad * density if cls.upper else grad * density
 
@@ -394,7 +394,7 @@ class Logit(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
+        (x,) = ctx.saved_values
         slope = grad / (x * (1 - x))
         if ctx.eps is None:
             return where((x < 0) | (x > 1), math.nan, slope)
@@ -484,7 +484,7 @@ class Copysign(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        a, y = ctx.saved_tensors
+        a, y = ctx.saved_values
         safe = where(a == 0, 1.0, a)
         return where(a == 0, 0.0, grad * y / safe), zeros_like_tensor(grad)
 

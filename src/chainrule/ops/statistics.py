@@ -326,7 +326,7 @@ class Logcumsumexp(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, out = ctx.saved_tensors
+        x, out = ctx.saved_values
         d = ctx.dim
         if x._data.ndim == 0:  # log(exp(a)) = a
             return grad

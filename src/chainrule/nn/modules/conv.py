@@ -47,13 +47,14 @@ class _ConvNd(Module):
         kernel_size = _ntuple(kernel_size, n)
         stride = _ntuple(stride, n)
         dilation = _ntuple(dilation, n)
-        if isinstance(padding, str):
+        # torch's ConvTranspose takes no padding string: it tuples one ('2' → ('2',)) and its forward refuses it
+        if isinstance(padding, str) and not transposed:
             if padding not in ("same", "valid"):
                 raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
             if padding == "same" and any(s != 1 for s in stride):
                 raise ValueError("padding='same' is not supported for strided convolutions")
         else:
-            padding = _ntuple(padding, n)
+            padding = tuple(padding) if isinstance(padding, str) else _ntuple(padding, n)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size
@@ -65,7 +66,7 @@ class _ConvNd(Module):
         self.groups = groups
         self.padding_mode = padding_mode
         # F.pad order: last spatial dim first, (left, right) each
-        if isinstance(padding, str):
+        if padding in ("same", "valid"):
             pads = [0, 0] * n
             if padding == "same":
                 for d, k, i in zip(dilation, kernel_size, range(n - 1, -1, -1)):

@@ -26,6 +26,9 @@ class Identity(Module):
 
 
 def _factory(device, dtype) -> dict:
+    if isinstance(dtype, str):
+        # torch's parameter factories take a dtype, not its name (chainrule's to_dtype would)
+        raise TypeError(f"empty(): argument 'dtype' must be torch.dtype, not str ({dtype!r})")
     return {"device": device, "dtype": _dtype.to_dtype(dtype) if dtype is not None else None}
 
 
@@ -77,6 +80,8 @@ class Bilinear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        if self.in1_features <= 0:  # torch's own check, before its 1/sqrt
+            raise ValueError(f"in1_features must be > 0, but got (in1_features={self.in1_features})")
         bound = 1 / math.sqrt(self.weight.shape[1])
         init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:

@@ -40,7 +40,9 @@ class _NormBase(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        kw = _factory(device, dtype)
+        # torch checks the factory arguments only when it makes a tensor: InstanceNorm (no affine, no
+        # running stats) makes none
+        kw = _factory(device, dtype) if affine or track_running_stats else {}
         _register_affine(self, num_features, affine, bias, kw)
         if track_running_stats:
             self.register_buffer("running_mean", zeros(num_features, **kw))
@@ -199,10 +201,7 @@ class RMSNorm(Module):
             self.register_parameter("weight", None)
 
     def forward(self, input: Tensor) -> Tensor:
-        dims = tuple(range(-len(self.normalized_shape), 0))
-        eps = self.eps if self.eps is not None else float(_dtype.finfo_of(input._data.dtype).eps)
-        out = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
-        return out * self.weight if self.weight is not None else out
+        return F.rms_norm(input, self.normalized_shape, self.weight, self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"

@@ -172,6 +172,10 @@ class _FractionalMaxPool(Module):
     def __init__(self, kernel_size, output_size=None, output_ratio=None, return_indices: bool = False,
                  _random_samples: Tensor | None = None) -> None:
         super().__init__()
+        kernels = kernel_size if isinstance(kernel_size, (tuple, list)) else (kernel_size,)
+        if self._dims == 3 and any(isinstance(k, (int, float)) and k <= 0 for k in kernels):
+            # torch's FractionalMaxPool3d checks this at construction (the 2-d one at the forward)
+            raise ValueError(f"kernel_size must be greater than 0, but got {kernel_size}")
         self.kernel_size = kernel_size
         self.output_size = output_size
         self.output_ratio = output_ratio

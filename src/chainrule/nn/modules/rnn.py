@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from ... import _dtype
 from ..._backend import array_module
+from ...ops._arg_parser import check_bool, check_int
 from ...ops.creation import empty
 from ...ops.rnn import recurrent_layer
 from ...ops.shape import cat, stack
@@ -22,6 +22,7 @@ from ...tensor import Tensor
 from .. import init
 from ..parameter import Parameter
 from ..utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from .linear import _factory
 from .module import Module
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
@@ -30,11 +31,9 @@ _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
 def _zeros(shape, like: Tensor) -> Tensor:
+    # int(): torch takes hidden_size=True as 1, NumPy refuses a bool in a shape
+    shape = tuple(int(n) for n in shape)
     return Tensor._make(array_module(like).zeros(shape, dtype=like._data.dtype))  # on like's device
-
-
-def _factory(device, dtype) -> dict:
-    return {"device": device, "dtype": _dtype.to_dtype(dtype) if dtype is not None else None}
 
 
 class RNNBase(Module):
@@ -44,15 +43,30 @@ class RNNBase(Module):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None) -> None:
         super().__init__()
+        # torch's checks, in torch's order (its float(dropout) comes first: dropout=None is a TypeError)
+        dropout_value = float(dropout)
         if not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
             raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
                              "element being zeroed")
+        for name, value in (("bias", bias), ("batch_first", batch_first)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
+        if not isinstance(input_size, int):
+            raise TypeError(f"input_size should be of type int, got: {type(input_size).__name__}")
+        if input_size <= 0:
+            raise ValueError("input_size must be greater than zero")
         if not isinstance(hidden_size, int):
             raise TypeError(f"hidden_size should be of type int, got: {type(hidden_size).__name__}")
         if hidden_size <= 0:
             raise ValueError("hidden_size must be greater than zero")
         if num_layers <= 0:
             raise ValueError("num_layers must be greater than zero")
+        if isinstance(proj_size, bool) or not isinstance(proj_size, int):
+            raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
+        if proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable projections")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
         if proj_size != 0:
             raise NotImplementedError("chainrule's LSTM does not support proj_size yet")
         self.mode = mode
@@ -61,10 +75,11 @@ class RNNBase(Module):
         self.num_layers = num_layers
         self.bias = bias
         self.batch_first = batch_first
-        self.dropout = float(dropout)
+        self.dropout = dropout_value
         self.bidirectional = bidirectional
         self.proj_size = proj_size
-        gate_size = _GATES[mode] * hidden_size
+        # an Elman RNN's gate size is hidden_size itself, as torch's (a bool one then fails in empty())
+        gate_size = hidden_size if _GATES[mode] == 1 else _GATES[mode] * hidden_size
         num_directions = 2 if bidirectional else 1
         kw = _factory(device, dtype)
         self._flat_weights_names = []
@@ -134,6 +149,10 @@ class RNNBase(Module):
 
     def _forward_padded(self, input: Tensor, hx=None, lengths=None):
         is_lstm = self.mode == "LSTM"
+        # torch's lstm()/gru()/rnn_tanh() parse these two as an int and a bool at the first forward
+        op = {"LSTM": "lstm", "GRU": "gru"}.get(self.mode, self.mode.lower())
+        check_int(self.num_layers, op, "num_layers")
+        check_bool(self.bidirectional, op, "bidirectional")
         if input.dim() not in (2, 3):
             raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead")
         batched = input.dim() == 3
@@ -291,10 +310,16 @@ class RNNCell(RNNCellBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
                  device=None, dtype=None) -> None:
         super().__init__(input_size, hidden_size, bias, 1, device=device, dtype=dtype)
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"Unknown nonlinearity: {nonlinearity}")
         self.nonlinearity = nonlinearity
-        self._mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+
+    @property
+    def _mode(self) -> str:
+        # torch's RNNCell reads its nonlinearity at the forward, so an unknown one fails there
+        if self.nonlinearity == "tanh":
+            return "RNN_TANH"
+        if self.nonlinearity == "relu":
+            return "RNN_RELU"
+        raise RuntimeError(f"Unknown nonlinearity: {self.nonlinearity}")
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         return self._step(input, hx)

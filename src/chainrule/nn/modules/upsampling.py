@@ -15,8 +15,12 @@ class Upsample(Module):
         super().__init__()
         self.name = type(self).__name__
         self.size = size
-        self.scale_factor = float(scale_factor) if isinstance(scale_factor, (int, float)) else (
-            tuple(float(f) for f in scale_factor) if scale_factor is not None else None)
+        # torch's conversion: a tuple's factors as floats, any other value through float() where truthy
+        # (a zero factor is no factor: the forward then asks for one)
+        if isinstance(scale_factor, tuple):
+            self.scale_factor = tuple(float(f) for f in scale_factor)
+        else:
+            self.scale_factor = float(scale_factor) if scale_factor else None
         self.mode = mode
         self.align_corners = align_corners
         self.recompute_scale_factor = recompute_scale_factor

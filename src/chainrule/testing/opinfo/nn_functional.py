@@ -42,6 +42,17 @@ op_db: list[OpInfo] = [
         OpCase("linear", lambda lib, x, w, b: _F(lib).linear(x, w, b), [randn(2, 3, 4), randn(5, 4, seed=1),
                                                                         randn(5, seed=2)]),
         OpCase("linear_no_bias", lambda lib, x, w: _F(lib).linear(x, w), [randn(4), randn(3, 4, seed=1)]),
+        # each of torch's graphs: addmm and mm for rows, matmul's for a non-contiguous input (the bias
+        # added after), a bias of rows that addmm broadcasts, a vector input with a bias
+        OpCase("linear_rows", lambda lib, x, w, b: _F(lib).linear(x, w, b), [randn(3, 4), randn(5, 4, seed=1),
+                                                                             randn(5, seed=2)]),
+        OpCase("linear_rows_no_bias", lambda lib, x, w: _F(lib).linear(x, w), [randn(3, 4), randn(5, 4, seed=1)]),
+        OpCase("linear_noncontiguous", lambda lib, x, w, b: _F(lib).linear(x.transpose(0, 1), w, b),
+               [randn(3, 2, 4), randn(5, 4, seed=1), randn(5, seed=2)]),
+        OpCase("linear_bias_of_rows", lambda lib, x, w, b: _F(lib).linear(x, w, b),
+               [randn(3, 4), randn(5, 4, seed=1), randn(3, 5, seed=2)]),
+        OpCase("linear_vector", lambda lib, x, w, b: _F(lib).linear(x, w, b), [randn(4), randn(3, 4, seed=1),
+                                                                               randn(3, seed=2)]),
     ]),
     _functional("bilinear", lambda: [
         OpCase("bilinear", lambda lib, a, b, w, c: _F(lib).bilinear(a, b, w, c),

@@ -1,0 +1,101 @@
+"""torch's argument-parser checks for the typed arguments of functional ops, in one place.
+
+torch's C++ ops parse each Python argument against its declared type before running (``int[2]
+kernel_size``, ``bool ceil_mode``, ``float p``) and raise a TypeError naming the op and the argument
+when the value has the wrong type: a float kernel size is refused, not truncated; ``ceil_mode=2``
+is refused, not taken as true. A module passes its constructor's arguments on to such an op, so a
+hostile value typed into ``nn.MaxPool2d(2.5)`` fails at the first forward, as in torch. Sizes and
+lengths are each op's own check (its RuntimeError), after these.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from .. import _dtype
+
+__all__: list[str] = []
+
+
+def _as_int(value, bool_is_int: bool = False):
+    """``value`` as an int where torch's parser takes it as one (an int, a NumPy integer, a
+    one-element integer tensor), else None; a bool is not an int to torch's parser, except after the
+    first element of a list (it checks only the first element's type)."""
+    if isinstance(value, (bool, np.bool_)) and not bool_is_int:
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def int_list(value, op: str, name: str, sized: bool = True) -> tuple:
+    """``value`` of an ``int[N]`` argument (an int, or a tuple/list of ints) as a tuple of ints, not
+    yet expanded to the op's dims; torch's TypeError for a float, a string, None or a non-int element.
+    An unsized ``int[]`` (``sized=False``: pad's ``pad``) takes no single int."""
+    if isinstance(value, (tuple, list)):
+        items = []
+        for i, item in enumerate(value):
+            as_int = _as_int(item, bool_is_int=i > 0)
+            if as_int is None:
+                raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, but found element of type "
+                                f"{type(item).__name__} at pos {i}")
+            items.append(as_int)
+        return tuple(items)
+    as_int = _as_int(value) if sized else None
+    if as_int is None:
+        raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
+    return (as_int,)
+
+
+def check_int(value, op: str, name: str) -> int:
+    """``value`` of an ``int`` argument; torch's TypeError for a float, a bool, a string or None."""
+    as_int = _as_int(value)
+    if as_int is None:
+        raise TypeError(f"{op}(): argument '{name}' must be int, not {type(value).__name__}")
+    return as_int
+
+
+def check_bool(value, op: str, name: str) -> bool:
+    """``value`` of a ``bool`` argument: only a bool is one (``ceil_mode=1`` is refused, as by torch)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}(): argument '{name}' must be bool, not {type(value).__name__}")
+    return bool(value)
+
+
+def check_number(value, op: str, name: str):
+    """``value`` of a ``Scalar`` argument: a Python or NumPy number as it is, a 0-d tensor as its
+    value; torch's TypeError for a string, None, a sequence, an array or a tensor with dimensions."""
+    if isinstance(value, (bool, int, float, complex, np.number, np.bool_)):
+        return value
+    if not isinstance(value, np.ndarray) and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    raise TypeError(f"{op}(): argument '{name}' must be Number, not {type(value).__name__}")
+
+
+_C10_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16"}
+
+
+def fill_value(value, np_dtype, op: str = "fill_", name: str = "value"):
+    """``value`` of a Scalar written into a tensor of ``np_dtype`` (fill_, init.constant_): torch's
+    TypeError for a non-number, and its RuntimeError for a finite value beyond a floating dtype's
+    range (NumPy would store an infinity)."""
+    value = check_number(value, op, name)
+    if np_dtype.name in _C10_NAMES and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        as_float = float(value)
+        if np.isfinite(as_float) and abs(as_float) > float(_dtype.finfo_of(np_dtype).max):  # finfo_of knows bfloat16
+            raise RuntimeError(f"value cannot be converted to type {_C10_NAMES[np_dtype.name]} without overflow")
+    return value
+
+
+def check_float(value, op: str, name: str) -> float:
+    """``value`` of a ``float`` argument (a real number; a one-element tensor is torch's Scalar too);
+    torch's TypeError for a string, None or a sequence."""
+    if isinstance(value, (str, bytes)) or value is None or isinstance(value, (tuple, list)):
+        raise TypeError(f"{op}(): argument '{name}' must be float, not {type(value).__name__}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}(): argument '{name}' must be float, not {type(value).__name__}") from None
