@@ -44,22 +44,30 @@ _NO_GRAD = ("chainrule: a sparse tensor cannot require grad (its values are stor
             "dense one, or use .to_dense()")
 
 
+def _densely_stored(cls, op: str, size: tuple, positions: tuple, values):
+    """A ``cls`` tensor whose dense backing of ``size`` holds ``values`` added at ``positions``
+    (one index array per sparse dim), refused beyond MAX_DENSE_ELEMENTS."""
+    elements = math.prod(size)
+    if elements > MAX_DENSE_ELEMENTS:
+        raise RuntimeError(f"{op}: chainrule stores sparse tensors densely, and size {tuple(size)} "
+                           f"has {elements:,} elements (at most {MAX_DENSE_ELEMENTS:,})")
+    xp = array_module(values)
+    dense = xp.zeros(tuple(size), dtype=values.dtype)
+    if values.shape[0]:
+        ufunc_at(xp, "add", dense, positions, values)
+    tensor = object.__new__(cls)
+    tensor._init(dense)
+    return tensor
+
+
 class SparseCOOTensor(Tensor):
     """A tensor in the sparse COO layout: ``sparse_dim`` index rows, one column per stored
     entry, and the entries' values (which may have dense trailing dims)."""
 
     @classmethod
     def _from_parts(cls, indices, values, size: tuple, coalesced: bool) -> SparseCOOTensor:
-        elements = math.prod(size)
-        if elements > MAX_DENSE_ELEMENTS:
-            raise RuntimeError(f"sparse_coo_tensor: chainrule stores sparse tensors densely, and size {tuple(size)} "
-                               f"has {elements:,} elements (at most {MAX_DENSE_ELEMENTS:,})")
-        xp = array_module(values)
-        dense = xp.zeros(tuple(size), dtype=values.dtype)
-        if indices.shape[1]:
-            ufunc_at(xp, "add", dense, tuple(indices), values)  # repeated indices add up, as coalescing does
-        tensor = object.__new__(cls)
-        tensor._init(dense)
+        # repeated indices add up, as coalescing does
+        tensor = _densely_stored(cls, "sparse_coo_tensor", size, tuple(indices), values)
         tensor._coo = (indices, values, coalesced)
         return tensor
 
@@ -163,17 +171,9 @@ class SparseCSRTensor(Tensor):
 
     @classmethod
     def _from_parts(cls, crow, col, values, size: tuple) -> SparseCSRTensor:
-        elements = math.prod(size)
-        if elements > MAX_DENSE_ELEMENTS:
-            raise RuntimeError(f"sparse_csr_tensor: chainrule stores sparse tensors densely, and size {tuple(size)} "
-                               f"has {elements:,} elements (at most {MAX_DENSE_ELEMENTS:,})")
         xp = array_module(values)
-        dense = xp.zeros(tuple(size), dtype=values.dtype)
         rows = xp.repeat(xp.arange(size[0]), xp.diff(crow))
-        if col.shape[0]:
-            ufunc_at(xp, "add", dense, (rows, col), values)
-        tensor = object.__new__(cls)
-        tensor._init(dense)
+        tensor = _densely_stored(cls, "sparse_csr_tensor", size, (rows, col), values)
         tensor._csr = (crow, col, values)
         return tensor
 
