@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..._backend import array_module
-from ...ops._arg_parser import check_bool, check_int
+from ...ops._arg_parser import _as_int, check_bool, check_int
 from ...ops.creation import empty
 from ...ops.rnn import recurrent_layer
 from ...ops.shape import cat, stack
@@ -61,14 +61,19 @@ class RNNBase(Module):
             raise ValueError("hidden_size must be greater than zero")
         if num_layers <= 0:
             raise ValueError("num_layers must be greater than zero")
-        if isinstance(proj_size, bool) or not isinstance(proj_size, int):
-            raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
-        if proj_size < 0:
+        # torch compares proj_size before it sizes anything: a zero of any type (0.0, False) means
+        # no projection, any other value must be an integer (a one-element integer tensor is one)
+        try:
+            negative = bool(proj_size < 0)
+        except TypeError:
+            raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}") from None
+        if negative:
             raise ValueError("proj_size should be a positive integer or zero to disable projections")
         if proj_size >= hidden_size:
             raise ValueError("proj_size has to be smaller than hidden_size")
-        if proj_size != 0:
-            raise NotImplementedError("chainrule's LSTM does not support proj_size yet")
+        projection = 0 if proj_size == 0 else _as_int(proj_size)
+        if projection is None:
+            raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
         self.mode = mode
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -77,23 +82,32 @@ class RNNBase(Module):
         self.batch_first = batch_first
         self.dropout = dropout_value
         self.bidirectional = bidirectional
-        self.proj_size = proj_size
+        self.proj_size = projection
         # an Elman RNN's gate size is hidden_size itself, as torch's (a bool one then fails in empty())
         gate_size = hidden_size if _GATES[mode] == 1 else _GATES[mode] * hidden_size
         num_directions = 2 if bidirectional else 1
         kw = _factory(device, dtype)
+        # the state h an LSTM with a projection carries (and outputs) is proj_size wide; its cell
+        # state stays hidden_size wide
+        real_hidden_size = projection or hidden_size
         self._flat_weights_names = []
+        self._all_weights = []  # the names, one list per (layer, direction), as torch's
         for layer in range(num_layers):
             for direction in range(num_directions):
-                layer_input = input_size if layer == 0 else hidden_size * num_directions
+                layer_input = input_size if layer == 0 else real_hidden_size * num_directions
                 suffix = "_reverse" if direction == 1 else ""
-                shapes = [("weight_ih", (gate_size, layer_input)), ("weight_hh", (gate_size, hidden_size))]
+                shapes = [("weight_ih", (gate_size, layer_input)), ("weight_hh", (gate_size, real_hidden_size))]
                 if bias:
                     shapes += [("bias_ih", (gate_size,)), ("bias_hh", (gate_size,))]
+                if projection:
+                    shapes.append(("weight_hr", (projection, hidden_size)))
+                names = []
                 for name, shape in shapes:
                     full = f"{name}_l{layer}{suffix}"
                     setattr(self, full, Parameter(empty(shape, **kw)))
-                    self._flat_weights_names.append(full)
+                    names.append(full)
+                self._flat_weights_names.extend(names)
+                self._all_weights.append(names)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -103,6 +117,12 @@ class RNNBase(Module):
 
     @property
     def all_weights(self) -> list:
+        """The parameters, one list per (layer, direction) in ``_flat_weights_names``' order."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    @property
+    def _flat_weights(self) -> list:
+        # torch keeps this list for its kernels (torch.lstm(input, hx, module._flat_weights, ...))
         return [getattr(self, name) for name in self._flat_weights_names]
 
     def flatten_parameters(self) -> None:
@@ -116,8 +136,16 @@ class RNNBase(Module):
             return tuple(getattr(self, n + suffix) for n in names)
         return getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix), None, None
 
+    def _projection(self, layer: int, direction: int):
+        """An LSTM's weight_hr of (layer, direction) (proj_size, hidden_size), or None without one."""
+        if not self.proj_size:
+            return None
+        return getattr(self, f"weight_hr_l{layer}" + ("_reverse" if direction == 1 else ""))
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size != 0:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if not self.bias:
@@ -165,23 +193,24 @@ class RNNBase(Module):
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
                                f"got {input.shape[-1]}")
         B = input.shape[1]
-        state_shape = (self.num_layers * num_directions, B, self.hidden_size)
+        cell_shape = (self.num_layers * num_directions, B, self.hidden_size)
+        state_shape = cell_shape[:2] + (self.proj_size or self.hidden_size,)
         if hx is None:
             h0 = _zeros(state_shape, input)
-            c0 = _zeros(state_shape, input) if is_lstm else None
+            c0 = _zeros(cell_shape, input) if is_lstm else None
         else:
             h0, c0 = hx if is_lstm else (hx, None)
+            self._check_state_dims(h0, c0, batched)
             if not batched:
-                if h0.dim() != 2:
-                    raise RuntimeError(f"For unbatched 2-D input, hx should also be 2-D but got {h0.dim()}-D tensor")
                 h0 = h0.unsqueeze(1)
                 c0 = c0.unsqueeze(1) if c0 is not None else None
-            elif h0.dim() != 3:
-                raise RuntimeError(f"For batched 3-D input, hx should also be 3-D but got {h0.dim()}-D tensor")
-            for name, state in (("hidden", h0), ("cell", c0)):
-                if state is not None and tuple(state.shape) != state_shape:
-                    label = "hidden" if name == "hidden" else "cell"
-                    raise RuntimeError(f"Expected {label} size {state_shape}, got {list(state.shape)}")
+            if is_lstm:
+                checks = (("hidden[0]", h0, state_shape), ("hidden[1]", c0, cell_shape))
+            else:
+                checks = (("hidden", h0, state_shape),)
+            for label, state, expected in checks:
+                if tuple(state.shape) != expected:
+                    raise RuntimeError(f"Expected {label} size {expected}, got {list(state.shape)}")
         x = input
         h_n, c_n = [], []
         for layer in range(self.num_layers):
@@ -190,7 +219,7 @@ class RNNBase(Module):
                 idx = layer * num_directions + direction
                 results = recurrent_layer(self.mode, x, *self._layer_weights(layer, direction), h0[idx],
                                           c0[idx] if is_lstm else None, reverse=direction == 1,
-                                          lengths=lengths)
+                                          lengths=lengths, w_hr=self._projection(layer, direction))
                 outputs.append(results[0])
                 h_n.append(results[1])
                 if is_lstm:
@@ -209,6 +238,17 @@ class RNNBase(Module):
         elif self.batch_first:
             x = x.transpose(0, 1)
         return (x, (h_n, c_n)) if is_lstm else (x, h_n)
+
+    @staticmethod
+    def _check_state_dims(h0: Tensor, c0: Tensor | None, batched: bool) -> None:
+        """torch's check that the initial state has the input's batchedness (both states of an LSTM)."""
+        kind, want = ("batched 3-D", 3) if batched else ("unbatched 2-D", 2)
+        if c0 is None:
+            if h0.dim() != want:
+                raise RuntimeError(f"For {kind} input, hx should also be {want}-D but got {h0.dim()}-D tensor")
+        elif h0.dim() != want or c0.dim() != want:
+            raise RuntimeError(f"For {kind} input, hx and cx should also be {want}-D but got "
+                               f"({h0.dim()}-D, {c0.dim()}-D) tensors")
 
 
 class RNN(RNNBase):
