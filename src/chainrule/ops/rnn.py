@@ -96,7 +96,8 @@ class RecurrentLayer(Function):
         G, P = w_hh.shape  # P: the size of the state h, the projection's where there is one
         H = G // _GATE_COUNT[mode]
         dtype = x.dtype
-        gi = (x.reshape(T * B, -1) @ w_ih.T).reshape(T, B, -1)
+        # the feature size spelled out: -1 cannot be inferred from an empty batch
+        gi = (x.reshape(T * B, x.shape[2]) @ w_ih.T).reshape(T, B, G)
         gi += b_ih
         w_hh_t = w_hh.T
         out = xp.empty((T, B, P), dtype)
@@ -308,7 +309,7 @@ class RecurrentLayerBackward(Function):
         if needs[0]:
             grads.append((dgi2 @ w_ih).reshape(x.shape))
         if needs[1]:
-            grads.append(dgi2.T @ x.reshape(T * B, -1))
+            grads.append(dgi2.T @ x.reshape(T * B, x.shape[2]))
         if needs[2]:
             grads.append(dgh2.T @ h_prev_all.reshape(T * B, P))
         if needs[3]:

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..._backend import array_module
+from ..._backend import array_module, autocast_unifies
 from ...ops._arg_parser import _as_int, check_bool, check_int
 from ...ops.creation import empty
 from ...ops.rnn import recurrent_layer
@@ -189,9 +189,16 @@ class RNNBase(Module):
             input = input.unsqueeze(1)
         elif self.batch_first:
             input = input.transpose(0, 1)
+        weight_dtype = self.weight_ih_l0.dtype
+        if input.dtype != weight_dtype and not autocast_unifies(input._data):
+            # torch's check: the fused kernel would otherwise compute in the wider of the two dtypes
+            raise ValueError(f"RNN input dtype ({input.dtype}) does not match weight dtype ({weight_dtype}). "
+                             f"Convert input: input.to({weight_dtype}), or convert model: model.to({input.dtype})")
         if input.shape[-1] != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
                                f"got {input.shape[-1]}")
+        if input.shape[0] == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         B = input.shape[1]
         cell_shape = (self.num_layers * num_directions, B, self.hidden_size)
         state_shape = cell_shape[:2] + (self.proj_size or self.hidden_size,)
@@ -199,7 +206,8 @@ class RNNBase(Module):
             h0 = _zeros(state_shape, input)
             c0 = _zeros(cell_shape, input) if is_lstm else None
         else:
-            h0, c0 = hx if is_lstm else (hx, None)
+            # indexed as torch's: a tensor or a 1-tuple for an LSTM's (h0, c0) is an IndexError
+            h0, c0 = (hx[0], hx[1]) if is_lstm else (hx, None)
             self._check_state_dims(h0, c0, batched)
             if not batched:
                 h0 = h0.unsqueeze(1)
@@ -251,12 +259,21 @@ class RNNBase(Module):
                                f"({h0.dim()}-D, {c0.dim()}-D) tensors")
 
 
+def _refuse_unknown_options(name: str, options: dict) -> None:
+    # torch's RNN and GRU take (*args, **kwargs) and refuse a projection by name, as a ValueError
+    if "proj_size" in options:
+        raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+    if options:
+        raise TypeError(f"{name}.__init__() got an unexpected keyword argument {next(iter(options))!r}")
+
+
 class RNN(RNNBase):
     """Elman RNN: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`` with act tanh or relu."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None) -> None:
+                 device=None, dtype=None, **unknown) -> None:
+        _refuse_unknown_options("RNN", unknown)
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
@@ -279,7 +296,8 @@ class GRU(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None) -> None:
+                 device=None, dtype=None, **unknown) -> None:
+        _refuse_unknown_options("GRU", unknown)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          device=device, dtype=dtype)
 
@@ -320,24 +338,47 @@ class RNNCellBase(Module):
         return s
 
     def _step(self, input: Tensor, hx):
+        name = type(self).__name__
         if input.dim() not in (1, 2):
-            raise ValueError(f"{type(self).__name__}: Expected input to be 1D or 2D, got {input.dim()}D instead")
+            raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
+        is_lstm = self._mode == "LSTM"
+        if hx is not None:
+            states = list(hx) if is_lstm else [hx]
+            for index, state in enumerate(states):
+                if state.dim() not in (1, 2):
+                    label = f"hx[{index}]" if is_lstm else "hidden"
+                    raise ValueError(f"{name}: Expected {label} to be 1D or 2D, got {state.dim()}D instead")
         batched = input.dim() == 2
         if not batched:
             input = input.unsqueeze(0)
         if input.shape[-1] != self.input_size:
             raise RuntimeError(f"input has inconsistent input_size: got {input.shape[-1]} expected "
                                f"{self.input_size}")
+        if input.dtype != self.weight_ih.dtype and not autocast_unifies(input._data):
+            raise RuntimeError(f"{name}: input dtype {input.dtype} does not match the weights' dtype "
+                               f"{self.weight_ih.dtype}; convert one of them (input.to() or module.to())")
         shape = (input.shape[0], self.hidden_size)
-        is_lstm = self._mode == "LSTM"
         if hx is None:
             h0 = _zeros(shape, input)
             c0 = _zeros(shape, input) if is_lstm else None
         else:
-            h0, c0 = hx if is_lstm else (hx, None)
+            h0, c0 = (hx[0], hx[1]) if is_lstm else (hx, None)
             if not batched:
                 h0 = h0.unsqueeze(0)
                 c0 = c0.unsqueeze(0) if c0 is not None else None
+            # torch's cell checks (ATen's check_rnn_cell_forward_hidden), hidden0 then hidden1
+            for index, state in enumerate(s for s in (h0, c0) if s is not None):
+                if state.shape[0] != input.shape[0]:
+                    raise RuntimeError(f"Input batch size {input.shape[0]} doesn't match hidden{index} batch size "
+                                       f"{state.shape[0]}")
+                if state.dim() < 2:  # torch's hx.size(1) of a 1-D state
+                    raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
+                if state.shape[1] != self.hidden_size:
+                    raise RuntimeError(f"hidden{index} has inconsistent hidden_size: got {state.shape[1]}, "
+                                       f"expected {self.hidden_size}")
+                if state.dim() != 2:
+                    raise RuntimeError(f"{name}: hidden{index} of shape {list(state.shape)} for an input of "
+                                       f"shape {list(input.shape)}; expected ({input.shape[0]}, {self.hidden_size})")
         results = recurrent_layer(self._mode, input.unsqueeze(0), self.weight_ih, self.weight_hh, self.bias_ih,
                                   self.bias_hh, h0, c0)
         h = results[1] if batched else results[1].squeeze(0)
