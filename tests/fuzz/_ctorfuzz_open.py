@@ -6,14 +6,11 @@ differences: the tests pass over them so that a NEW mismatch fails CI; fix one, 
 """
 
 OPEN: frozenset = frozenset({
-    # ---- modules: 5
+    # ---- modules: 4
     'FractionalMaxPool2d(kernel_size=(-1, 2))',  # 'deliberate: torch returns -inf from the empty windows of a kernel size <= 0; chainrule raises a RuntimeError naming kernel_size'
     'FractionalMaxPool2d(kernel_size=(0, 2))',  # 'deliberate: torch returns -inf from the empty windows of a kernel size <= 0; chainrule raises a RuntimeError naming kernel_size'
     'FractionalMaxPool2d(kernel_size=-1)',  # 'deliberate: torch returns -inf from the empty windows of a kernel size <= 0; chainrule raises a RuntimeError naming kernel_size'
     'FractionalMaxPool2d(kernel_size=0)',  # 'deliberate: torch returns -inf from the empty windows of a kernel size <= 0; chainrule raises a RuntimeError naming kernel_size'
-    # torch takes a one-element integer tensor for proj_size; chainrule's LSTM has no projection yet
-    # (NotImplementedError for any proj_size > 0): a feature gap, not a check
-    'LSTM(proj_size=tensor(3,))',  # 'chainrule raised TypeError(LSTM(input_size=3, hidden_size=4, proj_size=tensor(3)): proj_size should '
     # ---- optim: 2
     # both overflow to non-finite parameters; which elements end NaN and which ±inf follows the dot
     # products' rounding near 1e308 (the same up to the second step's first iteration)

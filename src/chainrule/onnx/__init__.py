@@ -170,7 +170,8 @@ def _translate_recurrent(layer, names: list, graph: _GraphBuilder) -> list:
     returns its outputs' names in torch's order, flattened: output, h_n (, c_n)."""
     mode = layer.mode
     if getattr(layer, "proj_size", 0):
-        raise NotImplementedError("onnx.export: LSTM with proj_size is not supported")
+        raise NotImplementedError(f"onnx.export: cannot export LSTM with proj_size={layer.proj_size}: ONNX's LSTM "
+                                  "operator has no output projection (weight_hr)")
     if len(names) not in (1, 3 if mode == "LSTM" else 2):
         raise NotImplementedError(f"onnx.export: {type(layer).__name__} takes the input and its whole initial state "
                                   f"({'(h0, c0)' if mode == 'LSTM' else 'h0'}), got {len(names) - 1} state tensors")

@@ -207,7 +207,10 @@ def _recurrent(mode: str, input: Tensor, h0: Tensor, c0: Tensor | None, params, 
     if input.ndim != 3:
         raise RuntimeError(f"{mode.lower()}: expected a 3-D input (seq, batch, feature), got {input.ndim}-D")
     directions = 2 if bidirectional else 1
-    per_layer = 4 if has_biases else 2
+    # as ATen's: an LSTM whose h0 is narrower than its c0 has a projection, a weight_hr last in
+    # each (layer, direction)'s weights
+    projected = c0 is not None and h0.shape[-1] != c0.shape[-1]
+    per_layer = (4 if has_biases else 2) + projected
     params = list(params)
     if len(params) != num_layers * directions * per_layer:
         raise RuntimeError(f"{mode.lower()}: expected {num_layers * directions * per_layer} weights for "
@@ -218,9 +221,11 @@ def _recurrent(mode: str, input: Tensor, h0: Tensor, c0: Tensor | None, params, 
         outputs = []
         for direction in range(directions):
             index = layer * directions + direction
-            weights = params[index * per_layer:(index + 1) * per_layer] + [None] * (4 - per_layer)
+            weights = params[index * per_layer:(index + 1) * per_layer]
+            w_hr = weights.pop() if projected else None
+            weights += [None] * (4 - len(weights))
             results = recurrent_layer(mode, x, *weights, h0[index], c0[index] if c0 is not None else None,
-                                      reverse=direction == 1)
+                                      reverse=direction == 1, w_hr=w_hr)
             outputs.append(results[0])
             h_n.append(results[1])
             if c0 is not None:
@@ -256,7 +261,8 @@ def gru(input: Tensor, hx: Tensor, params, has_biases: bool, num_layers: int, dr
 
 def lstm(input: Tensor, hx, params, has_biases: bool, num_layers: int, dropout: float, train: bool,
          bidirectional: bool, batch_first: bool) -> tuple:
-    """torch.lstm: ``(output, h_n, c_n)`` from ``hx = (h_0, c_0)``; the weights as rnn_tanh's."""
+    """torch.lstm: ``(output, h_n, c_n)`` from ``hx = (h_0, c_0)``; the weights as rnn_tanh's, with
+    weight_hr last in each layer and direction where h_0 is narrower than c_0 (proj_size)."""
     h0, c0 = hx
     return _recurrent("LSTM", input, h0, c0, params, has_biases, num_layers, dropout, train, bidirectional,
                       batch_first)

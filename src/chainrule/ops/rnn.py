@@ -24,6 +24,8 @@ per-step Tensor graph costs several times the fused BPTT that ``gru_step`` measu
 
 Gate orders follow torch: LSTM (i, f, g, o); GRU (r, z, n) with
 ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))`` and ``h' = (1 - z) n + z h``.
+An LSTM with a projection (``w_hr`` (P, H), torch's ``proj_size`` P) carries the projected
+state ``h' = W_hr (o * tanh(c'))`` (B, P) and outputs it; its cell state stays (B, H).
 With ``lengths`` (B,) (a packed batch), sequence b runs only for t < lengths[b]: elsewhere its
 state passes through unchanged and its output is 0, so h_n is the state at its own last step in
 either direction.
@@ -46,6 +48,7 @@ __all__ = ["recurrent_layer"]
 __not_methods__ = set(__all__)
 
 MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
+_GATE_COUNT = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -76,8 +79,9 @@ def _time_steps(length: int, reverse: bool) -> range:
 class RecurrentLayer(Function):
     """One layer in one direction over the whole sequence.
 
-    Inputs: x (T, B, I), w_ih (G H, I), w_hh (G H, H), b_ih, b_hh (G H), h0 (B, H) [, c0 (B, H)].
-    Outputs: the hidden states (T, B, H), h_n (B, H) [, c_n (B, H)].
+    Inputs: x (T, B, I), w_ih (G H, I), w_hh (G H, P), b_ih, b_hh (G H), h0 (B, P) [, c0 (B, H)
+    [, w_hr (P, H)]], where P is H except for an LSTM with a projection w_hr.
+    Outputs: the hidden states (T, B, P), h_n (B, P) [, c_n (B, H)].
     """
 
     label = "recurrent_layer"
@@ -86,16 +90,18 @@ class RecurrentLayer(Function):
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, *, mode, reverse, lengths=None):
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, w_hr=None, *, mode, reverse, lengths=None):
         xp = array_module(x)
         T, B = x.shape[0], x.shape[1]
-        H = w_hh.shape[1]
+        G, P = w_hh.shape  # P: the size of the state h, the projection's where there is one
+        H = G // _GATE_COUNT[mode]
         dtype = x.dtype
-        gi = (x.reshape(T * B, -1) @ w_ih.T).reshape(T, B, -1)
+        # the feature size spelled out: -1 cannot be inferred from an empty batch
+        gi = (x.reshape(T * B, x.shape[2]) @ w_ih.T).reshape(T, B, G)
         gi += b_ih
         w_hh_t = w_hh.T
-        out = xp.empty((T, B, H), dtype)
-        hs = xp.empty((T + 1, B, H), dtype)  # hs[k] is the state before step k of the walk
+        out = xp.empty((T, B, P), dtype)
+        hs = xp.empty((T + 1, B, P), dtype)  # hs[k] is the state before step k of the walk
         h = hs[0]
         h[...] = h0
         steps = _time_steps(T, reverse)
@@ -135,6 +141,9 @@ class RecurrentLayer(Function):
             gates_all = xp.empty((T, B, 4 * H), dtype)
             tanh_cs = xp.empty((T, B, H), dtype)  # tanh(c') of each step, for the backward
             cs = xp.empty((T + 1, B, H), dtype)
+            # o * tanh(c') of each step before W_hr projects it, for W_hr's gradient
+            unprojected = xp.empty((T, B, H), dtype) if w_hr is not None else None
+            w_hr_t = w_hr.T if w_hr is not None else None
             c = cs[0]
             c[...] = c0
             input_gate = xp.empty((B, H), dtype)
@@ -152,7 +161,12 @@ class RecurrentLayer(Function):
                 xp.multiply(i, gg, out=input_gate)
                 c_new += input_gate
                 h_new = hs[k + 1]
-                xp.multiply(o, xp.tanh(c_new, out=tanh_cs[t]), out=h_new)
+                xp.tanh(c_new, out=tanh_cs[t])
+                if unprojected is None:
+                    xp.multiply(o, tanh_cs[t], out=h_new)
+                else:
+                    xp.multiply(o, tanh_cs[t], out=unprojected[t])
+                    xp.matmul(unprojected[t], w_hr_t, out=h_new)
                 _hold_ended(t, lengths, (h_new, h), (c_new, c))
                 h, c = h_new, c_new
             # the outputs are the states after each step, in time order (0 where a packed
@@ -160,7 +174,7 @@ class RecurrentLayer(Function):
             out[...] = hs[1:] if not reverse else hs[:0:-1]
             for t in range(T) if lengths is not None else ():
                 _hold_ended(t, lengths, (out[t], 0))
-            saved = dict(gates=gates_all, cs=cs, tanh_cs=tanh_cs)
+            saved = dict(gates=gates_all, cs=cs, tanh_cs=tanh_cs, unprojected=unprojected)
             results = (out, h.copy(), c.copy())
         else:
             relu_mode = mode == "RNN_RELU"
@@ -182,7 +196,7 @@ class RecurrentLayer(Function):
             return results
         ctx.mode, ctx.reverse, ctx.lengths = mode, reverse, lengths
         ctx.intermediates = dict(saved, hs=hs)
-        ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, h0, *(() if c0 is None else (c0,)))
+        ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, h0, *(c for c in (c0, w_hr) if c is not None))
         return results
 
     @staticmethod
@@ -201,7 +215,7 @@ class RecurrentLayer(Function):
 class RecurrentLayerBackward(Function):
     """BPTT: (output gradients, layer inputs) -> the gradients of the layer inputs in ``needs``.
 
-    Inputs: grad_out (T, B, H), grad_hn (B, H) [, grad_cn (B, H)], then the layer's inputs.
+    Inputs: grad_out (T, B, P), grad_hn (B, P) [, grad_cn (B, H)], then the layer's inputs.
     Returns one array per True entry of ``needs`` (the layer's ``needs_input_grad``), in order.
     """
 
@@ -216,10 +230,11 @@ class RecurrentLayerBackward(Function):
         n_grads = 3 if mode == "LSTM" else 2
         dout, grad_hn = arrays[0], arrays[1]
         x, w_ih, w_hh = arrays[n_grads:n_grads + 3]
+        w_hr = arrays[n_grads + 7] if len(arrays) > n_grads + 7 else None
         hs, s = intermediates["hs"], intermediates
         T, B = x.shape[0], x.shape[1]
-        H = w_hh.shape[1]
-        G = w_hh.shape[0]
+        G, P = w_hh.shape
+        H = G // _GATE_COUNT[mode]
         dh = xp.array(grad_hn, dtype=x.dtype, copy=True)
         dgh = xp.empty((T, B, G), x.dtype)  # gradient of the recurrent pre-activations
         dgi = dgh if mode != "GRU" else xp.empty((T, B, G), x.dtype)
@@ -230,6 +245,8 @@ class RecurrentLayerBackward(Function):
             dh_direct, c_factors, o_factor, forget = _lstm_factors(s, reverse, H)
             dgh4 = dgh.reshape(T, B, 4, H)
             dc_from_h = xp.empty((B, H), x.dtype)
+            # the gradient of each step's projected state h' (B, P), for W_hr's gradient
+            d_projected = xp.empty((T, B, P), x.dtype) if w_hr is not None else None
         for t in _time_steps(T, not reverse):
             k = k_of[t]
             h_index[t] = k
@@ -257,12 +274,18 @@ class RecurrentLayerBackward(Function):
                 _hold_ended(t, lengths, (dgi[t], 0), (dgh[t], 0))
                 dh = dh * z + dgh[t] @ w_hh
             elif mode == "LSTM":
-                # c' = f c + i g, h' = o tanh(c'): the per-step factors come from _lstm_factors
-                xp.multiply(dh, dh_direct[t], out=dc_from_h)
+                # c' = f c + i g, h' = o tanh(c') (times W_hrᵀ with a projection): the per-step
+                # factors come from _lstm_factors
+                dh_cell = dh
+                if w_hr is not None:
+                    d_projected[t] = dh
+                    _hold_ended(t, lengths, (d_projected[t], 0))
+                    dh_cell = dh @ w_hr
+                xp.multiply(dh_cell, dh_direct[t], out=dc_from_h)
                 dc += dc_from_h
                 d = dgh4[t]
                 xp.multiply(dc[:, None, :], c_factors[t], out=d[:, :3])
-                xp.multiply(dh, o_factor[t], out=d[:, 3])
+                xp.multiply(dh_cell, o_factor[t], out=d[:, 3])
                 _hold_ended(t, lengths, (dgh[t], 0))
                 dc *= forget[t]
                 dh = dgh[t] @ w_hh
@@ -286,9 +309,9 @@ class RecurrentLayerBackward(Function):
         if needs[0]:
             grads.append((dgi2 @ w_ih).reshape(x.shape))
         if needs[1]:
-            grads.append(dgi2.T @ x.reshape(T * B, -1))
+            grads.append(dgi2.T @ x.reshape(T * B, x.shape[2]))
         if needs[2]:
-            grads.append(dgh2.T @ h_prev_all.reshape(T * B, H))
+            grads.append(dgh2.T @ h_prev_all.reshape(T * B, P))
         if needs[3]:
             grads.append(dgi2.sum(0))
         if needs[4]:
@@ -297,6 +320,8 @@ class RecurrentLayerBackward(Function):
             grads.append(dh)
         if mode == "LSTM" and needs[6]:
             grads.append(dc)
+        if w_hr is not None and needs[7]:
+            grads.append(d_projected.reshape(T * B, P).T @ s["unprojected"].reshape(T * B, H))
         if getattr(ctx, "recording", True) is not False:
             ctx.mode, ctx.reverse, ctx.lengths, ctx.layer_needs = mode, reverse, lengths, needs
             ctx.save_for_backward(*arrays)
@@ -356,11 +381,12 @@ def _fresh_variable(t: Tensor) -> Tensor:
     return t.detach().requires_grad_(True)
 
 
-def _layer_steps(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, *, reverse, lengths):
+def _layer_steps(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, w_hr=None, *, reverse, lengths):
     """The same layer as ``RecurrentLayer.forward``, composed of differentiable Tensor ops, one
     time step at a time: the function the second-order rule differentiates twice."""
     T = x.shape[0]
-    H = w_hh.shape[1]
+    G, P = w_hh.shape
+    H = G // _GATE_COUNT[mode]
     gi = x @ w_ih.transpose(0, 1) + b_ih
     w_hh_t = w_hh.transpose(0, 1)
     h, c = h0, c0
@@ -378,6 +404,8 @@ def _layer_steps(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, *, reverse, lengt
             a = g + gh
             c_new = sigmoid(a[:, H:2 * H]) * c + sigmoid(a[:, :H]) * tanh(a[:, 2 * H:3 * H])
             h_new = sigmoid(a[:, 3 * H:]) * tanh(c_new)
+            if w_hr is not None:
+                h_new = h_new @ w_hr.transpose(0, 1)
         else:
             h_new = tanh(g + gh) if mode == "RNN_TANH" else relu(g + gh)
         out = h_new
@@ -389,7 +417,7 @@ def _layer_steps(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, *, reverse, lengt
                 c_new = where(running, c_new, c)
         outs[t] = out
         h, c = h_new, c_new
-    output = stack(outs, 0) if T else x.new_zeros((0, x.shape[1], H))
+    output = stack(outs, 0) if T else x.new_zeros((0, x.shape[1], P))
     return (output, h, c) if mode == "LSTM" else (output, h)
 
 
@@ -442,18 +470,22 @@ _BACKWARD_FN = {"RNN_TANH": _RNNBackward, "RNN_RELU": _RNNBackward, "LSTM": _LST
 
 
 def recurrent_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
-                    h0: Tensor, c0: Tensor | None = None, *, reverse: bool = False, lengths=None) -> tuple:
+                    h0: Tensor, c0: Tensor | None = None, *, reverse: bool = False, lengths=None,
+                    w_hr: Tensor | None = None) -> tuple:
     """One layer of ``mode`` ("RNN_TANH", "RNN_RELU", "LSTM", "GRU") in one direction.
 
-    x (T, B, I), w_ih (G H, I), w_hh (G H, H), b_ih, b_hh (G H) or None, h0 (B, H), c0 (B, H) for
-    LSTM; ``lengths`` (B,) NumPy ints for a packed batch. Returns (output (T, B, H), h_n[, c_n]):
+    x (T, B, I), w_ih (G H, I), w_hh (G H, P), b_ih, b_hh (G H) or None, h0 (B, P), c0 (B, H) for
+    LSTM; ``w_hr`` (P, H) an LSTM's projection (torch's ``weight_hr``; without it P is H);
+    ``lengths`` (B,) NumPy ints for a packed batch. Returns (output (T, B, P), h_n (B, P)[, c_n]):
     one direction of torch's ``_VF.rnn_tanh`` / ``lstm`` / ``gru``.
     """
     xp = array_module(x)
     if mode not in MODES:
         raise ValueError(f"recurrent_layer: unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if w_hr is not None and mode != "LSTM":
+        raise ValueError(f"recurrent_layer: a projection (w_hr) is an LSTM's alone, got mode {mode!r}")
     if b_ih is None:
         b_ih = Tensor._make(xp.zeros(w_ih.shape[0], dtype=w_ih._data.dtype))
         b_hh = Tensor._make(xp.zeros(w_hh.shape[0], dtype=w_hh._data.dtype))
-    args = (x, w_ih, w_hh, b_ih, b_hh, h0) + ((c0,) if mode == "LSTM" else ())
+    args = (x, w_ih, w_hh, b_ih, b_hh, h0) + ((c0,) if mode == "LSTM" else ()) + ((w_hr,) if w_hr is not None else ())
     return _LAYER_FN[mode].apply(*args, mode=mode, reverse=reverse, lengths=lengths)

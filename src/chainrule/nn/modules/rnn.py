@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from ..._backend import array_module
-from ...ops._arg_parser import check_bool, check_int
+from ..._backend import array_module, autocast_unifies
+from ...ops._arg_parser import _as_int, check_bool, check_int
 from ...ops.creation import empty
 from ...ops.rnn import recurrent_layer
 from ...ops.shape import cat, stack
@@ -61,14 +61,19 @@ class RNNBase(Module):
             raise ValueError("hidden_size must be greater than zero")
         if num_layers <= 0:
             raise ValueError("num_layers must be greater than zero")
-        if isinstance(proj_size, bool) or not isinstance(proj_size, int):
-            raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
-        if proj_size < 0:
+        # torch compares proj_size before it sizes anything: a zero of any type (0.0, False) means
+        # no projection, any other value must be an integer (a one-element integer tensor is one)
+        try:
+            negative = bool(proj_size < 0)
+        except TypeError:
+            raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}") from None
+        if negative:
             raise ValueError("proj_size should be a positive integer or zero to disable projections")
         if proj_size >= hidden_size:
             raise ValueError("proj_size has to be smaller than hidden_size")
-        if proj_size != 0:
-            raise NotImplementedError("chainrule's LSTM does not support proj_size yet")
+        projection = 0 if proj_size == 0 else _as_int(proj_size)
+        if projection is None:
+            raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
         self.mode = mode
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -77,23 +82,32 @@ class RNNBase(Module):
         self.batch_first = batch_first
         self.dropout = dropout_value
         self.bidirectional = bidirectional
-        self.proj_size = proj_size
+        self.proj_size = projection
         # an Elman RNN's gate size is hidden_size itself, as torch's (a bool one then fails in empty())
         gate_size = hidden_size if _GATES[mode] == 1 else _GATES[mode] * hidden_size
         num_directions = 2 if bidirectional else 1
         kw = _factory(device, dtype)
+        # the state h an LSTM with a projection carries (and outputs) is proj_size wide; its cell
+        # state stays hidden_size wide
+        real_hidden_size = projection or hidden_size
         self._flat_weights_names = []
+        self._all_weights = []  # the names, one list per (layer, direction), as torch's
         for layer in range(num_layers):
             for direction in range(num_directions):
-                layer_input = input_size if layer == 0 else hidden_size * num_directions
+                layer_input = input_size if layer == 0 else real_hidden_size * num_directions
                 suffix = "_reverse" if direction == 1 else ""
-                shapes = [("weight_ih", (gate_size, layer_input)), ("weight_hh", (gate_size, hidden_size))]
+                shapes = [("weight_ih", (gate_size, layer_input)), ("weight_hh", (gate_size, real_hidden_size))]
                 if bias:
                     shapes += [("bias_ih", (gate_size,)), ("bias_hh", (gate_size,))]
+                if projection:
+                    shapes.append(("weight_hr", (projection, hidden_size)))
+                names = []
                 for name, shape in shapes:
                     full = f"{name}_l{layer}{suffix}"
                     setattr(self, full, Parameter(empty(shape, **kw)))
-                    self._flat_weights_names.append(full)
+                    names.append(full)
+                self._flat_weights_names.extend(names)
+                self._all_weights.append(names)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -103,6 +117,12 @@ class RNNBase(Module):
 
     @property
     def all_weights(self) -> list:
+        """The parameters, one list per (layer, direction) in ``_flat_weights_names``' order."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    @property
+    def _flat_weights(self) -> list:
+        # torch keeps this list for its kernels (torch.lstm(input, hx, module._flat_weights, ...))
         return [getattr(self, name) for name in self._flat_weights_names]
 
     def flatten_parameters(self) -> None:
@@ -116,8 +136,16 @@ class RNNBase(Module):
             return tuple(getattr(self, n + suffix) for n in names)
         return getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix), None, None
 
+    def _projection(self, layer: int, direction: int):
+        """An LSTM's weight_hr of (layer, direction) (proj_size, hidden_size), or None without one."""
+        if not self.proj_size:
+            return None
+        return getattr(self, f"weight_hr_l{layer}" + ("_reverse" if direction == 1 else ""))
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size != 0:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if not self.bias:
@@ -161,27 +189,36 @@ class RNNBase(Module):
             input = input.unsqueeze(1)
         elif self.batch_first:
             input = input.transpose(0, 1)
+        weight_dtype = self.weight_ih_l0.dtype
+        if input.dtype != weight_dtype and not autocast_unifies(input._data):
+            # torch's check: the fused kernel would otherwise compute in the wider of the two dtypes
+            raise ValueError(f"RNN input dtype ({input.dtype}) does not match weight dtype ({weight_dtype}). "
+                             f"Convert input: input.to({weight_dtype}), or convert model: model.to({input.dtype})")
         if input.shape[-1] != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
                                f"got {input.shape[-1]}")
+        if input.shape[0] == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         B = input.shape[1]
-        state_shape = (self.num_layers * num_directions, B, self.hidden_size)
+        cell_shape = (self.num_layers * num_directions, B, self.hidden_size)
+        state_shape = cell_shape[:2] + (self.proj_size or self.hidden_size,)
         if hx is None:
             h0 = _zeros(state_shape, input)
-            c0 = _zeros(state_shape, input) if is_lstm else None
+            c0 = _zeros(cell_shape, input) if is_lstm else None
         else:
-            h0, c0 = hx if is_lstm else (hx, None)
+            # indexed as torch's: a tensor or a 1-tuple for an LSTM's (h0, c0) is an IndexError
+            h0, c0 = (hx[0], hx[1]) if is_lstm else (hx, None)
+            self._check_state_dims(h0, c0, batched)
             if not batched:
-                if h0.dim() != 2:
-                    raise RuntimeError(f"For unbatched 2-D input, hx should also be 2-D but got {h0.dim()}-D tensor")
                 h0 = h0.unsqueeze(1)
                 c0 = c0.unsqueeze(1) if c0 is not None else None
-            elif h0.dim() != 3:
-                raise RuntimeError(f"For batched 3-D input, hx should also be 3-D but got {h0.dim()}-D tensor")
-            for name, state in (("hidden", h0), ("cell", c0)):
-                if state is not None and tuple(state.shape) != state_shape:
-                    label = "hidden" if name == "hidden" else "cell"
-                    raise RuntimeError(f"Expected {label} size {state_shape}, got {list(state.shape)}")
+            if is_lstm:
+                checks = (("hidden[0]", h0, state_shape), ("hidden[1]", c0, cell_shape))
+            else:
+                checks = (("hidden", h0, state_shape),)
+            for label, state, expected in checks:
+                if tuple(state.shape) != expected:
+                    raise RuntimeError(f"Expected {label} size {expected}, got {list(state.shape)}")
         x = input
         h_n, c_n = [], []
         for layer in range(self.num_layers):
@@ -190,7 +227,7 @@ class RNNBase(Module):
                 idx = layer * num_directions + direction
                 results = recurrent_layer(self.mode, x, *self._layer_weights(layer, direction), h0[idx],
                                           c0[idx] if is_lstm else None, reverse=direction == 1,
-                                          lengths=lengths)
+                                          lengths=lengths, w_hr=self._projection(layer, direction))
                 outputs.append(results[0])
                 h_n.append(results[1])
                 if is_lstm:
@@ -210,13 +247,33 @@ class RNNBase(Module):
             x = x.transpose(0, 1)
         return (x, (h_n, c_n)) if is_lstm else (x, h_n)
 
+    @staticmethod
+    def _check_state_dims(h0: Tensor, c0: Tensor | None, batched: bool) -> None:
+        """torch's check that the initial state has the input's batchedness (both states of an LSTM)."""
+        kind, want = ("batched 3-D", 3) if batched else ("unbatched 2-D", 2)
+        if c0 is None:
+            if h0.dim() != want:
+                raise RuntimeError(f"For {kind} input, hx should also be {want}-D but got {h0.dim()}-D tensor")
+        elif h0.dim() != want or c0.dim() != want:
+            raise RuntimeError(f"For {kind} input, hx and cx should also be {want}-D but got "
+                               f"({h0.dim()}-D, {c0.dim()}-D) tensors")
+
+
+def _refuse_unknown_options(name: str, options: dict) -> None:
+    # torch's RNN and GRU take (*args, **kwargs) and refuse a projection by name, as a ValueError
+    if "proj_size" in options:
+        raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+    if options:
+        raise TypeError(f"{name}.__init__() got an unexpected keyword argument {next(iter(options))!r}")
+
 
 class RNN(RNNBase):
     """Elman RNN: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`` with act tanh or relu."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None) -> None:
+                 device=None, dtype=None, **unknown) -> None:
+        _refuse_unknown_options("RNN", unknown)
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
@@ -239,7 +296,8 @@ class GRU(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None) -> None:
+                 device=None, dtype=None, **unknown) -> None:
+        _refuse_unknown_options("GRU", unknown)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          device=device, dtype=dtype)
 
@@ -280,24 +338,47 @@ class RNNCellBase(Module):
         return s
 
     def _step(self, input: Tensor, hx):
+        name = type(self).__name__
         if input.dim() not in (1, 2):
-            raise ValueError(f"{type(self).__name__}: Expected input to be 1D or 2D, got {input.dim()}D instead")
+            raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
+        is_lstm = self._mode == "LSTM"
+        if hx is not None:
+            states = list(hx) if is_lstm else [hx]
+            for index, state in enumerate(states):
+                if state.dim() not in (1, 2):
+                    label = f"hx[{index}]" if is_lstm else "hidden"
+                    raise ValueError(f"{name}: Expected {label} to be 1D or 2D, got {state.dim()}D instead")
         batched = input.dim() == 2
         if not batched:
             input = input.unsqueeze(0)
         if input.shape[-1] != self.input_size:
             raise RuntimeError(f"input has inconsistent input_size: got {input.shape[-1]} expected "
                                f"{self.input_size}")
+        if input.dtype != self.weight_ih.dtype and not autocast_unifies(input._data):
+            raise RuntimeError(f"{name}: input dtype {input.dtype} does not match the weights' dtype "
+                               f"{self.weight_ih.dtype}; convert one of them (input.to() or module.to())")
         shape = (input.shape[0], self.hidden_size)
-        is_lstm = self._mode == "LSTM"
         if hx is None:
             h0 = _zeros(shape, input)
             c0 = _zeros(shape, input) if is_lstm else None
         else:
-            h0, c0 = hx if is_lstm else (hx, None)
+            h0, c0 = (hx[0], hx[1]) if is_lstm else (hx, None)
             if not batched:
                 h0 = h0.unsqueeze(0)
                 c0 = c0.unsqueeze(0) if c0 is not None else None
+            # torch's cell checks (ATen's check_rnn_cell_forward_hidden), hidden0 then hidden1
+            for index, state in enumerate(s for s in (h0, c0) if s is not None):
+                if state.shape[0] != input.shape[0]:
+                    raise RuntimeError(f"Input batch size {input.shape[0]} doesn't match hidden{index} batch size "
+                                       f"{state.shape[0]}")
+                if state.dim() < 2:  # torch's hx.size(1) of a 1-D state
+                    raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
+                if state.shape[1] != self.hidden_size:
+                    raise RuntimeError(f"hidden{index} has inconsistent hidden_size: got {state.shape[1]}, "
+                                       f"expected {self.hidden_size}")
+                if state.dim() != 2:
+                    raise RuntimeError(f"{name}: hidden{index} of shape {list(state.shape)} for an input of "
+                                       f"shape {list(input.shape)}; expected ({input.shape[0]}, {self.hidden_size})")
         results = recurrent_layer(self._mode, input.unsqueeze(0), self.weight_ih, self.weight_hh, self.bias_ih,
                                   self.bias_hh, h0, c0)
         h = results[1] if batched else results[1].squeeze(0)
