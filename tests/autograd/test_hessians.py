@@ -265,3 +265,21 @@ def test_jacfwd_of_a_wide_function_is_taken_by_columns_as_torch(monkeypatch):
     _close(ours, theirs)
     assert ours.stride() == theirs.stride()
     assert not ours.requires_grad and seen == []
+
+
+def test_wide_inner_jacobians_and_third_order_match_torch():
+    # the inner jacfwd has more outputs than inputs (recorded columns), and a third transform
+    # differentiates the Hessian's recorded walks again
+    x, tx = _pair(3, seed=11)
+
+    def fn(lib):
+        return lambda a: (lib.outer(a, a.exp()).reshape(-1) * a.sum()).tanh()
+
+    for ours, theirs in ((cfunc.jacfwd(cfunc.jacfwd(fn(chainrule))), torch.func.jacfwd(torch.func.jacfwd(fn(torch)))),
+                         (cfunc.jacfwd(cfunc.jacfwd(cfunc.jacfwd(fn(chainrule)))),
+                          torch.func.jacfwd(torch.func.jacfwd(torch.func.jacfwd(fn(torch))))),
+                         (cfunc.jacrev(cfunc.jacfwd(cfunc.jacrev(fn(chainrule)))),
+                          torch.func.jacrev(torch.func.jacfwd(torch.func.jacrev(fn(torch)))))):
+        got = ours(x)
+        _close(got, theirs(tx))
+        assert not got.requires_grad

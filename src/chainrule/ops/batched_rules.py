@@ -20,9 +20,10 @@ import math
 
 import numpy as np
 
-from .._backend import is_array
+from .._backend import array_module, is_array
 from ..autograd.batched_grad import CatRows, StackRows, broadcasting_rule, register_batched_rule
 from ..autograd.engine import SumToSize
+from ..autograd.function import is_recording
 from ..tensor import Tensor
 from . import activation, elementwise, index, linalg, linear, reduce, shape
 from .elementwise import conjugate_rule
@@ -39,11 +40,19 @@ def _times_matrix(g: Tensor, m: Tensor) -> Tensor:
     """``g (..., p) @ m (p, q)`` as one GEMM over all of g's leading dims (NumPy's matmul of a
     stack runs one small GEMM per matrix)."""
     rows = math.prod(g.shape[:-1])
-    return (g.reshape(rows, g.shape[-1]) @ m).reshape(tuple(g.shape[:-1]) + (m.shape[-1],))
+    shape = tuple(g.shape[:-1]) + (m.shape[-1],)
+    if not is_recording(g, m):  # the same GEMM on the arrays, without four Tensor ops' overhead
+        return Tensor._make((g._data.reshape(rows, g.shape[-1]) @ m._data).reshape(shape))
+    return (g.reshape(rows, g.shape[-1]) @ m).reshape(shape)
 
 
 def _matrix_times(m: Tensor, g: Tensor) -> Tensor:
     """``m (q, p) @ g (..., p, r)`` as one GEMM: g's contracted dim moved to the front."""
+    if not is_recording(m, g):  # (as _times_matrix)
+        xp = array_module(g._data)
+        moved = xp.moveaxis(g._data, -2, 0)
+        product = m._data @ moved.reshape(moved.shape[0], math.prod(moved.shape[1:]))
+        return Tensor._make(xp.moveaxis(product.reshape((m.shape[0],) + moved.shape[1:]), 0, -2))
     moved = g.movedim(-2, 0)
     product = m @ moved.reshape(moved.shape[0], math.prod(moved.shape[1:]))
     return product.reshape((m.shape[0],) + tuple(moved.shape[1:])).movedim(0, -2)
