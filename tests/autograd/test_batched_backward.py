@@ -72,6 +72,11 @@ def _flat_grads(out, inputs):
     return chainrule.cat([g.reshape(-1) for g in chainrule.autograd.grad(out, inputs, create_graph=True)])
 
 
+def _rows_mixed(rows):
+    # (the middle row unused: its gradient never arrives)
+    return rows[0].sin() * rows[2]
+
+
 def _relu6(x):
     return F.relu6(x)
 
@@ -182,6 +187,7 @@ _CASES = (
          (-2, 2)),
         # the walk's own nodes: a Jacobian's stacked rows, its chunks of rows joined
         ("stack_rows", lambda a: batched_grad.StackRows.apply(a.sin(), a * 2), [(3, 4)], (-2, 2)),
+        ("unstack_rows", lambda a: _rows_mixed(batched_grad.UnstackRows.apply(a)), [(3, 4)], (-2, 2)),
         ("jacobian_rows_in_chunks", lambda x: functional._jacobian(lambda y: (y.sin() * y).exp(), x, True, chunk_size=2),
          [(3,)], (-2, 2)),
         # a chain: the tutorial's predict, and a two-layer net with a loss-like tail

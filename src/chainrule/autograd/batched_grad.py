@@ -15,7 +15,7 @@ from __future__ import annotations
 from .._backend import array_module
 from .function import Function
 
-__all__ = ["BATCHED_RULES", "register_batched_rule", "broadcasting_rule", "batched_grad", "StackRows", "CatRows"]
+__all__ = ["BATCHED_RULES", "register_batched_rule", "broadcasting_rule", "batched_grad", "StackRows", "UnstackRows", "CatRows"]
 
 # Function class -> rule(node, *grads): each of ``grads`` is the gradient of one of the node's
 # outputs with a leading batch dim B (None for an output no gradient reached, which only a node
@@ -150,3 +150,25 @@ class CatRows(Function):
     @staticmethod
     def backward(ctx, grad):
         return tuple(grad[start:stop] for start, stop in ctx.bounds)
+
+
+class UnstackRows(Function):
+    """A batched gradient's rows, each an output of its own: what a recorded batched walk hands a
+    node it has no batched rule for, one row per backward (batched_walk._row_by_row), as one node
+    (not one indexing node per row, each of whose gradients in an outer walk would be as large
+    as all the rows). torch.unbind's job (hence its node name), kept here so that autograd
+    imports no ops."""
+
+    node_name = "UnbindBackward0"
+    label = "unbind"
+    rule = "the rows' gradients stacked back"
+    formula = None
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, stacked):
+        return tuple(stacked)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return StackRows.apply(*grads)

@@ -30,7 +30,7 @@ from .._backend import array_module, gpu_in_use, writeable
 from . import batched_grad as _batched_grad
 from . import engine as _engine
 from . import function as _function
-from .batched_grad import BATCHED_RULES, CatRows, StackRows
+from .batched_grad import BATCHED_RULES, CatRows, StackRows, UnstackRows
 from .function import AccumulateGrad, _anomaly
 from .grad_mode import state as _grad_state
 
@@ -187,9 +187,11 @@ def _row_by_row(node, grads, batch: int) -> list:
     the rows after the first."""
     Tensor = _function._Tensor
     recording = _grad_state.enabled
-    rows = [_engine._call_rule(node, [None if g is None else g[b] if recording else Tensor._make(g._data[b])
-                                      for g in grads], retain_graph=True)
-            for b in range(batch)]
+    if recording:  # each batched gradient split into its rows by one recorded node
+        per_row = [(None,) * batch if g is None else UnstackRows.apply(g) for g in grads]
+    else:
+        per_row = [(None,) * batch if g is None else tuple(Tensor._make(row) for row in g._data) for g in grads]
+    rows = [_engine._call_rule(node, [split[b] for split in per_row], retain_graph=True) for b in range(batch)]
     stacked = []
     for i, meta in enumerate(node._input_meta):
         column = [row[i] for row in rows]

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from .._backend import array_module, is_array
-from ..autograd.batched_grad import CatRows, StackRows, broadcasting_rule, register_batched_rule
+from ..autograd.batched_grad import CatRows, StackRows, UnstackRows, broadcasting_rule, register_batched_rule
 from ..autograd.engine import SumToSize
 from ..autograd.function import is_recording
 from ..tensor import Tensor
@@ -271,6 +271,14 @@ def _cat(node, grad):
 def _stack_rows(node, grad):
     # a Jacobian's rows (an inner jacrev under an outer one: a Hessian) each get their own slice
     return tuple(grad.select(1, i) for i in range(grad.shape[1]))
+
+
+@register_batched_rule(UnstackRows)
+def _unstack_rows(node, *grads):
+    # each row's gradient back in its place, behind the batch dim (zeros for a row none reached)
+    present = next(g for g in grads if g is not None)
+    zeros = present.new_zeros(tuple(present.shape)) if any(g is None for g in grads) else None
+    return StackRows.apply(*(zeros if g is None else g for g in grads)).transpose(0, 1)
 
 
 @register_batched_rule(CatRows)
