@@ -371,6 +371,9 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
                 found["output"], found["aux"], blocks_per_output = by_rows
                 return _assemble_jacobian(found, blocks_per_output, groups, argnums, has_aux)
         zeros = [leaf.detach().new_zeros(leaf.shape) for leaf in leaves]
+        # a tangent computed through a recorded inner transform (jacrev of a user Function) has a
+        # graph; only an outer transform (inputs that require grad or carry tangents) may keep it
+        keeps = _keeps_graph(leaves)
         columns = []  # per input leaf, per element: the output leaves' tangents
         for j, leaf in enumerate(leaves):
             per_element = []
@@ -381,7 +384,7 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
                 output, tangent_out, aux = _jvp_with_aux(of_leaves, tuple(leaves), tangents, has_aux)
                 found.setdefault("output", output)
                 found.setdefault("aux", aux)
-                per_element.append(_flatten(tangent_out)[0])
+                per_element.append([t if keeps else t.detach() for t in _flatten(tangent_out)[0]])
             columns.append(per_element)
         if "output" not in found:  # every differentiated input is empty
             output, aux = _split_aux(of_leaves(*leaves), has_aux, "jacfwd(f)(*args)")
@@ -423,13 +426,16 @@ def _jacobian_by_reverse(of_leaves, leaves, has_aux: bool):
     """jacfwd's Jacobian from one run of the function and reverse passes, or None where the
     columns of forward mode are the better (or the only) way: a complex output, an op the
     batched walk has no rule for, or — when the Jacobian must be recorded for an outer transform
-    — many more outputs than inputs.
+    and its columns cannot be had by the double-vjp walk — many more outputs than inputs.
 
     chainrule derives every Jacobian-vector product from the reverse rules (forward_ad's
-    _pushforward: each column costs about three reverse passes), so reverse rows give the same
-    numbers cheaper: all at once by the batched walk (the tutorial's 2,048-input jacfwd in
-    milliseconds, not seconds), or one recorded backward per output element when an outer
-    transform differentiates through (hessian = jacfwd(jacrev(f)) and jacfwd(jacfwd(f)))."""
+    _pushforward: each column costs about three reverse passes), so reverse passes give the
+    same numbers cheaper, all rows or all columns at once by the batched walk, recorded when an
+    outer transform differentiates through (hessian = jacfwd(jacrev(f)) and jacfwd(jacfwd(f))):
+    rows (one walk with a cotangent per output element: the tutorial's 2,048-input jacfwd in
+    milliseconds, not seconds) when the outputs are no more than the inputs, else columns
+    (``_columns_by_double_vjp``: a walk with a cotangent per input element — the 512-input
+    Hessian's outer Jacobian has 16,384 outputs)."""
     record = any(leaf.requires_grad for leaf in leaves)
     with enable_grad():
         stand_ins = [leaf.view_as(leaf) if leaf.requires_grad else leaf.detach().requires_grad_()
@@ -439,30 +445,90 @@ def _jacobian_by_reverse(of_leaves, leaves, has_aux: bool):
         _refuse_complex_outputs(out_leaves, "jacfwd")
         if not all(isinstance(out, Tensor) for out in out_leaves) or _runs_a_users_function(out_leaves):
             return None
-        if record and sum(out.numel() for out in out_leaves) > 3 * sum(leaf.numel() for leaf in leaves):
-            return None
-        blocks_per_output = []
-        for out in out_leaves:
-            rows = [None] * len(stand_ins)
-            if out.requires_grad:
-                rows = (_functional._rows_one_by_one(out, stand_ins, create_graph=True) if record
-                        else _batched_walk.jacobian_rows(out, stand_ins))
-                if rows is None:
-                    return None
-            blocks = []
-            for row, leaf in zip(rows, stand_ins):
-                shape = tuple(out.shape) + tuple(leaf.shape)
-                if row is None:
-                    blocks.append(out.detach().new_zeros(shape))
-                else:
-                    blocks.append(row.reshape(shape) if record else row.reshape(shape).detach())
-            blocks_per_output.append(blocks)
+        outputs = sum(out.numel() for out in out_leaves)
+        inputs = sum(leaf.numel() for leaf in leaves)
+        blocks_per_output = None
+        if outputs > inputs and _batched_walk.has_batched_rules(out_leaves):
+            blocks_per_output = _columns_by_double_vjp(out_leaves, stand_ins, record)
+        if blocks_per_output is None:
+            if record and outputs > 3 * inputs:
+                return None
+            blocks_per_output = _blocks_by_rows(out_leaves, stand_ins, record)
+            if blocks_per_output is None:
+                return None
     if not record:
         output = out_rebuild([out.detach() for out in out_leaves])
         if has_aux:
             aux_leaves, aux_rebuild = _flatten(aux)
             aux = aux_rebuild([leaf.detach() if isinstance(leaf, Tensor) else leaf for leaf in aux_leaves])
     return output, aux, blocks_per_output
+
+
+def _blocks_by_rows(out_leaves, stand_ins, record: bool):
+    """Per output leaf, per input leaf: the Jacobian block from the batched walk with a cotangent
+    per output element (recorded under ``record``), or None where that walk declines the graph
+    and nothing need be recorded."""
+    blocks_per_output = []
+    for out in out_leaves:
+        rows = [None] * len(stand_ins)
+        if out.requires_grad:
+            rows = _batched_walk.jacobian_rows(out, stand_ins, create_graph=record)
+            if rows is None and record:
+                rows = _functional._rows_one_by_one(out, stand_ins, create_graph=True)
+            if rows is None:
+                return None
+        blocks = []
+        for row, leaf in zip(rows, stand_ins):
+            shape = tuple(out.shape) + tuple(leaf.shape)
+            if row is None:
+                blocks.append(out.detach().new_zeros(shape))
+            else:
+                blocks.append(row.reshape(shape) if record else row.reshape(shape).detach())
+        blocks_per_output.append(blocks)
+    return blocks_per_output
+
+
+def _columns_by_double_vjp(out_leaves, stand_ins, record: bool):
+    """Per output leaf, per input leaf: the Jacobian block by columns, or None where the batched
+    walk declines the graph. J v = d/du ⟨Jᵀu, v⟩: one recorded reverse pass with stand-in
+    cotangents u, linear in u, then one batched walk over that pass per input leaf, its
+    cotangents the identity's rows, gives the products with every basis vector v at once (what
+    torch's jacfwd vmaps over its tangents), recorded under ``record``."""
+    reached = [out for out in out_leaves if out.requires_grad]
+    dummies = [out.detach().new_zeros(out.shape).requires_grad_() for out in reached]
+    pulled = _engine.grad(reached, stand_ins, dummies, retain_graph=True, create_graph=True,
+                          allow_unused=True) if reached else [None] * len(stand_ins)
+    per_leaf = []  # per input leaf: per reached output, its columns (n, *out.shape), or None
+    for leaf, g in zip(stand_ins, pulled):
+        n = leaf.numel()
+        if g is None or n == 0:
+            per_leaf.append([None] * len(reached))
+            continue
+        if not g.requires_grad:  # Jᵀu is linear in u: a rule that recorded nothing (never silent zeros)
+            return None
+        seeds = leaf.detach().new_zeros((n, n))
+        seeds.diagonal().fill_(1)
+        found = _batched_walk.batched_backward((g,), dummies, (seeds.reshape((n,) + tuple(leaf.shape)),),
+                                               retain_graph=True, create_graph=record)
+        if found is None:
+            return None
+        per_leaf.append(found)
+    blocks_per_output = []
+    columns_of = dict(zip(map(id, reached), zip(*per_leaf))) if reached else {}
+    for out in out_leaves:
+        blocks = []
+        for k, leaf in enumerate(stand_ins):
+            shape = tuple(out.shape) + tuple(leaf.shape)
+            column = columns_of[id(out)][k] if id(out) in columns_of else None
+            if column is None:
+                blocks.append(out.detach().new_zeros(shape))
+                continue
+            # the input's dims moved behind the output's, a view as torch's jacfwd gives (no copy)
+            block = column.reshape(tuple(leaf.shape) + tuple(out.shape))
+            block = block.permute(tuple(range(leaf.dim(), len(shape))) + tuple(range(leaf.dim())))
+            blocks.append(block if record else block.detach())
+        blocks_per_output.append(blocks)
+    return blocks_per_output
 
 
 def _assemble_jacobian(found, blocks_per_output, groups, argnums, has_aux: bool):

@@ -16,7 +16,7 @@ import pytest
 
 import chainrule
 import chainrule.nn.functional as F
-from chainrule.autograd import batched_grad, batched_walk
+from chainrule.autograd import batched_grad, batched_walk, functional
 from chainrule.autograd.engine import grad as unbatched_grad
 
 torch = pytest.importorskip("torch")
@@ -70,6 +70,11 @@ class _RowsForbidden:
 def _flat_grads(out, inputs):
     """The gradients of ``out`` with their graph (create_graph), flattened into one tensor."""
     return chainrule.cat([g.reshape(-1) for g in chainrule.autograd.grad(out, inputs, create_graph=True)])
+
+
+def _rows_mixed(rows):
+    # (the middle row unused: its gradient never arrives)
+    return rows[0].sin() * rows[2]
 
 
 def _relu6(x):
@@ -177,6 +182,14 @@ _CASES = (
         ("jacobian_rows_of_a_gradient", lambda x: chainrule.autograd.functional.jacobian(
             lambda y: (y.sin() * y).exp(), x, create_graph=True), [(3,)], (-2, 2)),
         ("grad_of_log_softmax", lambda x: _flat_grads((F.log_softmax(x, 0) * x).sum(), (x,)), [(3, 4)], (-2, 2)),
+        ("grad_of_broadcast_mul", lambda a, b: _flat_grads((a * b).sin().sum(), (a, b)), [(3, 1), (4,)], (-2, 2)),
+        ("grad_of_index", lambda a: _flat_grads((a[[0, 2, 2]] ** 2).sum() + (a[:, 1] ** 3).sum(), (a,)), [(3, 4)],
+         (-2, 2)),
+        # the walk's own nodes: a Jacobian's stacked rows, its chunks of rows joined
+        ("stack_rows", lambda a: batched_grad.StackRows.apply(a.sin(), a * 2), [(3, 4)], (-2, 2)),
+        ("unstack_rows", lambda a: _rows_mixed(batched_grad.UnstackRows.apply(a)), [(3, 4)], (-2, 2)),
+        ("jacobian_rows_in_chunks", lambda x: functional._jacobian(lambda y: (y.sin() * y).exp(), x, True, chunk_size=2),
+         [(3,)], (-2, 2)),
         # a chain: the tutorial's predict, and a two-layer net with a loss-like tail
         ("predict", lambda x, w, b: F.linear(x, w, b).tanh(), [(6,), (5, 6), (5,)], (-2, 2)),
         ("mlp", lambda x, w1, b1, w2: (F.linear(F.gelu(F.linear(x, w1, b1)), w2).log_softmax(-1) * x.sum()).mean(0),
@@ -189,6 +202,43 @@ _CASES = (
 def test_batched_rule_equals_the_per_row_backward(monkeypatch, name, f, shapes, bounds):
     _RowsForbidden(monkeypatch, forbid=True)
     _batched_vs_rows(f, shapes, *bounds, transpose_cotangent=True)
+
+
+@pytest.mark.parametrize("name, f, shapes, bounds", _CASES, ids=[case[0] for case in _CASES])
+def test_recorded_batched_walk_differentiates_as_the_per_row_backward(monkeypatch, name, f, shapes, bounds):
+    # create_graph: every rule records Tensor ops, so the batched gradients have the per-row
+    # ones' values and their derivatives (the inner Jacobian of a Hessian)
+    _RowsForbidden(monkeypatch, forbid=True)
+    xs = [_leaf(shape, *bounds, seed=i) for i, shape in enumerate(shapes)]
+    out = f(*xs)
+    rng = np.random.default_rng(9)
+    seeds = chainrule.from_numpy(rng.standard_normal((BATCH,) + tuple(out.shape))).to(out.dtype)
+    batched = batched_walk.batched_backward((out,), tuple(xs), (seeds,), retain_graph=True, create_graph=True)
+    assert batched is not None
+    rows = [unbatched_grad(out, xs, seeds[b], retain_graph=True, create_graph=True, allow_unused=True)
+            for b in range(BATCH)]
+    weights = [None if g is None else chainrule.from_numpy(rng.standard_normal(tuple(g.shape))).to(g.dtype)
+               for g in batched]
+    batched_total = per_row_total = None
+    for j, (g, w) in enumerate(zip(batched, weights)):
+        if g is None:
+            assert all(row[j] is None for row in rows)
+            continue
+        np.testing.assert_allclose(g.detach().numpy(), np.stack([row[j].detach().numpy() for row in rows]),
+                                   rtol=1e-12, atol=1e-12)
+        term = (g * w).sum()
+        batched_total = term if batched_total is None else batched_total + term
+        for b, row in enumerate(rows):
+            term = (row[j] * w[b]).sum()
+            per_row_total = term if per_row_total is None else per_row_total + term
+    if batched_total is None or not (batched_total.requires_grad or per_row_total.requires_grad):
+        return
+    assert batched_total.requires_grad and per_row_total.requires_grad
+    # (a float32 graph sums the batch's rows in another order than the rows one by one)
+    rtol = 1e-5 if out.dtype == chainrule.float32 else 1e-10
+    for got, want in zip(unbatched_grad(batched_total, xs, retain_graph=True, allow_unused=True, materialize_grads=True),
+                         unbatched_grad(per_row_total, xs, allow_unused=True, materialize_grads=True)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=rtol, atol=1e-12)
 
 
 def test_every_batched_rule_is_exercised(monkeypatch):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from .._backend import array_module
 from .function import Function
 
-__all__ = ["BATCHED_RULES", "register_batched_rule", "broadcasting_rule", "batched_grad"]
+__all__ = ["BATCHED_RULES", "register_batched_rule", "broadcasting_rule", "batched_grad", "StackRows", "UnstackRows", "CatRows"]
 
 # Function class -> rule(node, *grads): each of ``grads`` is the gradient of one of the node's
 # outputs with a leading batch dim B (None for an output no gradient reached, which only a node
@@ -51,8 +51,8 @@ def batched_grad(grad, outputs: tuple, inputs: tuple, grad_outputs, retain_graph
     """``autograd.grad(..., is_grads_batched=True)``: each grad_output's first dim is a batch, and
     each gradient gets the same first dim, the vector-Jacobian products of its rows.
 
-    torch vmaps one backward over the batch; so does the batched walk here, for a plain
-    (``create_graph=False``) pass. Otherwise (or where that walk declines the graph) it is one
+    torch vmaps one backward over the batch; so does the batched walk here, recorded under
+    ``create_graph``. Where that walk declines the graph it is one
     backward per batch element, the graph retained between them (the caller's ``retain_graph``
     applies after the last): the same numbers, B backwards' time. An input no output reaches gets
     None (``allow_unused``) or, with ``materialize_grads``, zeros of its own unbatched shape, as
@@ -87,16 +87,15 @@ def batched_grad(grad, outputs: tuple, inputs: tuple, grad_outputs, retain_graph
     if retain_graph is None:
         retain_graph = create_graph
     unused_allowed = bool(allow_unused) or materialize_grads
-    if not create_graph:
-        found = walk(outputs, inputs, grad_outputs, retain_graph)
-        if found is not None:
-            for i, g in enumerate(found):
-                if g is None and not unused_allowed:
-                    raise RuntimeError(
-                        f"One of the differentiated Tensors (inputs[{i}]) appears to not have been used in "
-                        "the graph. Set allow_unused=True if this is the desired behavior.")
-            return tuple(g if g is not None else x.new_zeros(tuple(x.shape)) if materialize_grads else None
-                         for g, x in zip(found, inputs))
+    found = walk(outputs, inputs, grad_outputs, retain_graph, create_graph)
+    if found is not None:
+        for i, g in enumerate(found):
+            if g is None and not unused_allowed:
+                raise RuntimeError(
+                    f"One of the differentiated Tensors (inputs[{i}]) appears to not have been used in "
+                    "the graph. Set allow_unused=True if this is the desired behavior.")
+        return tuple(g if g is not None else x.new_zeros(tuple(x.shape)) if materialize_grads else None
+                     for g, x in zip(found, inputs))
     rows = [grad(outputs, inputs, [g[b] for g in grad_outputs], retain_graph=retain_graph or b < batch - 1,
                  create_graph=create_graph, allow_unused=unused_allowed) for b in range(batch)]
     result = []
@@ -128,3 +127,48 @@ class StackRows(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad.unbind(0)
+
+
+class CatRows(Function):
+    """Chunks of a Jacobian's rows joined along the first dim (a recorded chunked jacrev).
+    torch.cat's job (hence its node name), kept here so that autograd imports no ops."""
+
+    node_name = "CatBackward0"
+    label = "cat"
+    rule = "each input gets back its own slab of the gradient"
+    formula = None
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, *chunks):
+        ends = [0]
+        for chunk in chunks:
+            ends.append(ends[-1] + chunk.shape[0])
+        ctx.bounds = tuple(zip(ends[:-1], ends[1:]))
+        return array_module(chunks[0]).concatenate(chunks)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(grad[start:stop] for start, stop in ctx.bounds)
+
+
+class UnstackRows(Function):
+    """A batched gradient's rows, each an output of its own: what a recorded batched walk hands a
+    node it has no batched rule for, one row per backward (batched_walk._row_by_row), as one node
+    (not one indexing node per row, each of whose gradients in an outer walk would be as large
+    as all the rows). torch.unbind's job (hence its node name), kept here so that autograd
+    imports no ops."""
+
+    node_name = "UnbindBackward0"
+    label = "unbind"
+    rule = "the rows' gradients stacked back"
+    formula = None
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, stacked):
+        return tuple(stacked)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return StackRows.apply(*grads)

@@ -68,9 +68,10 @@ def jacobian(func, inputs, create_graph: bool = False, strict: bool = False, vec
     """The full Jacobian: for one input and one output a Tensor of shape out.shape + in.shape;
     tuples of them (nested output-major) otherwise, as torch's.
 
-    A plain Jacobian is one batched reverse walk per output, the identity's rows as its
-    cotangents (batched_grad.batched_backward, torch's ``vectorize=True``; the same numbers for
-    ``vectorize=False``); with ``create_graph`` it is one recorded backward per output element."""
+    A Jacobian is one batched reverse walk per output, the identity's rows as its cotangents
+    (batched_walk.batched_backward, torch's ``vectorize=True``; the same numbers for
+    ``vectorize=False``), recorded under ``create_graph``; a graph that walk declines (hooks,
+    anomaly mode) takes one backward per output element."""
     return _jacobian(func, inputs, create_graph)
 
 
@@ -84,8 +85,8 @@ def _jacobian(func, inputs, create_graph: bool, chunk_size=None):
         for out in outputs:
             # an output that does not depend on the inputs has a zero Jacobian (torch's, strict=False)
             rows = None
-            if out.requires_grad and not create_graph:
-                rows = _batched_walk.jacobian_rows(out, xs, chunk_size)
+            if out.requires_grad:
+                rows = _batched_walk.jacobian_rows(out, xs, chunk_size, create_graph)
             if rows is None:
                 rows = _rows_one_by_one(out, xs, create_graph)
             per_input = []

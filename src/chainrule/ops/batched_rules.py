@@ -7,6 +7,11 @@ gradient per input with the same leading dim B; the walk sums what broadcast and
 input's dtype, as the engine does for the ordinary rules. A class without a rule here runs row
 by row: still exact, only slower. The rules are grouped by op family, each beside the ordinary
 rule's formula it restates with the batch dim in front.
+
+The rules are written in Tensor ops, as the ordinary ones are: in a plain walk (grad mode off)
+they record nothing, and in a recorded walk (an inner Jacobian under an outer transform: a
+Hessian) they record a graph the outer walk differentiates. Every op they record has a rule
+here too, so that outer walk is batched as well.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import math
 import numpy as np
 
 from .._backend import array_module, is_array
-from ..autograd.batched_grad import StackRows, broadcasting_rule, register_batched_rule
+from ..autograd.batched_grad import CatRows, StackRows, UnstackRows, broadcasting_rule, register_batched_rule
+from ..autograd.engine import SumToSize
+from ..autograd.function import is_recording
 from ..tensor import Tensor
 from . import activation, elementwise, index, linalg, linear, reduce, shape
 from .elementwise import conjugate_rule
@@ -24,28 +31,31 @@ from .elementwise import conjugate_rule
 __all__: list = []
 
 
-def _batched(array) -> Tensor | None:
-    return None if array is None else Tensor._make(array)
-
-
 def _batch_dim(dim: int, ndim: int) -> int:
     """Where an unbatched tensor's dim ``dim`` (of ``ndim``) sits once the batch dim leads."""
     return dim % ndim + 1
 
 
-def _times_matrix(g, m):
+def _times_matrix(g: Tensor, m: Tensor) -> Tensor:
     """``g (..., p) @ m (p, q)`` as one GEMM over all of g's leading dims (NumPy's matmul of a
     stack runs one small GEMM per matrix)."""
     rows = math.prod(g.shape[:-1])
-    return (g.reshape(rows, g.shape[-1]) @ m).reshape(g.shape[:-1] + (m.shape[-1],))
+    shape = tuple(g.shape[:-1]) + (m.shape[-1],)
+    if not is_recording(g, m):  # the same GEMM on the arrays, without four Tensor ops' overhead
+        return Tensor._make((g._data.reshape(rows, g.shape[-1]) @ m._data).reshape(shape))
+    return (g.reshape(rows, g.shape[-1]) @ m).reshape(shape)
 
 
-def _matrix_times(m, g):
+def _matrix_times(m: Tensor, g: Tensor) -> Tensor:
     """``m (q, p) @ g (..., p, r)`` as one GEMM: g's contracted dim moved to the front."""
-    xp = array_module(g)
-    moved = xp.moveaxis(g, -2, 0)
+    if not is_recording(m, g):  # (as _times_matrix)
+        xp = array_module(g._data)
+        moved = xp.moveaxis(g._data, -2, 0)
+        product = m._data @ moved.reshape(moved.shape[0], math.prod(moved.shape[1:]))
+        return Tensor._make(xp.moveaxis(product.reshape((m.shape[0],) + moved.shape[1:]), 0, -2))
+    moved = g.movedim(-2, 0)
     product = m @ moved.reshape(moved.shape[0], math.prod(moved.shape[1:]))
-    return xp.moveaxis(product.reshape((m.shape[0],) + moved.shape[1:]), 0, -2)
+    return product.reshape((m.shape[0],) + tuple(moved.shape[1:])).movedim(0, -2)
 
 
 # ---------------------------------------------------------------- elementwise
@@ -75,8 +85,7 @@ register_batched_rule(
 @register_batched_rule(linear.WeightT)
 def _weight_t(node, grad):
     # Wᵀ: the gradient transposed back
-    g = grad._data
-    return Tensor._make(array_module(g).swapaxes(g, -1, -2))
+    return grad.transpose(-1, -2)
 
 
 @register_batched_rule(linear.Addmm, linear.Mm)
@@ -87,15 +96,13 @@ def _addmm(node, grad):
     needs = node.needs_input_grad
     with_bias = len(needs) == 3
     need_b, need_x, need_w = needs if with_bias else (False,) + tuple(needs)
-    g = grad._data
-    grads = (_batched(_times_matrix(g, w_t._data.T) if need_x else None),
-             _batched(_matrix_times(x._data.T, g) if need_w else None))
+    grads = (_times_matrix(grad, w_t.mT) if need_x else None, _matrix_times(x.mT, grad) if need_w else None)
     if not with_bias:
         return grads
     grad_b = None
     if need_b:
-        grad_b = g.sum(1) if len(node._input_meta[0][0]) <= 1 else g
-    return (_batched(grad_b),) + grads
+        grad_b = grad.sum(1) if len(node._input_meta[0][0]) <= 1 else grad
+    return (grad_b,) + grads
 
 
 @register_batched_rule(linear.LinearBackward)
@@ -103,32 +110,27 @@ def _linear_backward(node, *grad_grads):
     # gx = G W, gW = Gᵀ x, gb = Σ G are bilinear: each input's gradient pairs the other with Ū
     grad, x, w = node.saved_values
     remaining = iter(grad_grads)
-    u_x, u_w, u_b = (None if not need else _data(next(remaining)) for need in node.needs)
+    u_x, u_w, u_b = (None if not need else next(remaining) for need in node.needs)
     needs = node.needs_input_grad
-    g, x, w = grad._data, x._data, w._data
     batch = next(u.shape[0] for u in (u_x, u_w, u_b) if u is not None)
-    rows = math.prod(g.shape[:-1])
-    g_rows, x_rows = g.reshape(rows, g.shape[-1]), x.reshape(rows, x.shape[-1])
+    rows = math.prod(grad.shape[:-1])
+    g_rows, x_rows = grad.reshape(rows, grad.shape[-1]), x.reshape(rows, x.shape[-1])
     grad_g = grad_x = grad_w = None
     if needs[0]:
         parts = []
         if u_x is not None:
-            parts.append(_times_matrix(u_x, w.T))
+            parts.append(_times_matrix(u_x, w.mT))
         if u_w is not None:
-            parts.append(_matrix_times(x_rows, u_w.swapaxes(-1, -2)).reshape((batch,) + g.shape))
+            parts.append(_matrix_times(x_rows, u_w.transpose(-1, -2)).reshape((batch,) + tuple(grad.shape)))
         if u_b is not None:
-            parts.append(array_module(u_b).broadcast_to(u_b.reshape((batch,) + (1,) * (g.ndim - 1) + g.shape[-1:]),
-                                                        (batch,) + g.shape))
+            parts.append(u_b.reshape((batch,) + (1,) * (grad.ndim - 1) + tuple(grad.shape[-1:]))
+                         .expand((batch,) + tuple(grad.shape)))
         grad_g = sum(parts[1:], parts[0]) if parts else None
     if needs[1] and u_w is not None:
-        grad_x = _matrix_times(g_rows, u_w).reshape((batch,) + x.shape)
+        grad_x = _matrix_times(g_rows, u_w).reshape((batch,) + tuple(x.shape))
     if needs[2] and u_x is not None:
-        grad_w = _matrix_times(g_rows.T, u_x.reshape(batch, rows, x.shape[-1]))
-    return _batched(grad_g), _batched(grad_x), _batched(grad_w)
-
-
-def _data(t):
-    return None if t is None else t._data
+        grad_w = _matrix_times(g_rows.mT, u_x.reshape(batch, rows, x.shape[-1]))
+    return grad_g, grad_x, grad_w
 
 
 @register_batched_rule(linalg.Matmul, linalg.Mm, linalg.Bmm, linalg.Mv, linalg.Dot)
@@ -137,51 +139,54 @@ def _matmul(node, grad):
     # d(A B) = dA B + A dB: grad_A = G Bᵀ, grad_B = Aᵀ G (1-D operands as a row / a column)
     b, a = node.saved_values
     a_ndim, b_ndim = node.ndims
-    g = grad._data
-    xp = array_module(g)
-    a = None if a is None else a._data
-    b = None if b is None else b._data
     if a_ndim == 1 and b_ndim == 1:  # a dot product: G has shape (B,)
-        return (_batched(g[:, None] * b if b is not None else None),
-                _batched(g[:, None] * a if a is not None else None))
+        column = grad.unsqueeze(1)
+        return (column * b if b is not None else None), (column * a if a is not None else None)
     if b_ndim == 1:
-        g = g[..., None]
-        b = None if b is None else b[:, None]
+        grad = grad.unsqueeze(-1)
+        b = None if b is None else b.unsqueeze(1)
     if a_ndim == 1:
-        g = g[..., None, :]
-        a = None if a is None else a[None, :]
+        grad = grad.unsqueeze(-2)
+        a = None if a is None else a.unsqueeze(0)
     grad_a = grad_b = None
     if b is not None:
-        grad_a = _times_matrix(g, b.T) if b.ndim == 2 else xp.matmul(g, xp.swapaxes(b, -1, -2))
+        grad_a = _times_matrix(grad, b.mT) if b.ndim == 2 else grad @ b.transpose(-1, -2)
         if a_ndim == 1:
-            grad_a = grad_a[..., 0, :]
+            grad_a = grad_a.select(-2, 0)
     if a is not None:
-        grad_b = _matrix_times(a.T, g) if a.ndim == 2 else xp.matmul(xp.swapaxes(a, -1, -2), g)
+        grad_b = _matrix_times(a.mT, grad) if a.ndim == 2 else a.transpose(-1, -2) @ grad
         if b_ndim == 1:
-            grad_b = grad_b[..., 0]
-    return _batched(grad_a), _batched(grad_b)
+            grad_b = grad_b.select(-1, 0)
+    return grad_a, grad_b
 
 
 # ---------------------------------------------------------------- reductions
-def _spread(node, g):
+def _spread(node, g: Tensor) -> Tensor:
     """A reduction's batched gradient copied back over the reduced dims (reinserted as size 1)."""
-    xp = array_module(g)
     batch, input_shape = g.shape[0], node.shape
     if not node.keepdim and node.dims:
         g = g.reshape((batch,) + tuple(1 if i in node.dims else s for i, s in enumerate(input_shape)))
-    return Tensor._make(xp.broadcast_to(g, (batch,) + tuple(input_shape)))
+    return g.expand((batch,) + tuple(input_shape))
 
 
 @register_batched_rule(reduce.Sum, reduce.SumDim)
 def _sum(node, grad):
     # every input element contributes once to its sum
-    return _spread(node, grad._data)
+    return _spread(node, grad)
+
+
+@register_batched_rule(SumToSize)
+def _sum_to_size(node, grad):
+    # the engine's broadcast undone: the gradient expanded back over the dims it summed
+    batch, shape = grad.shape[0], tuple(node.shape)
+    lead = len(shape) - (grad.ndim - 1)
+    return grad.reshape((batch,) + (1,) * lead + tuple(grad.shape[1:])).expand((batch,) + shape)
 
 
 @register_batched_rule(reduce.Mean, reduce.MeanDim)
 def _mean(node, grad):
     # d mean = d sum / n
-    return _spread(node, grad._data / node.count)
+    return _spread(node, grad / node.count)
 
 
 @register_batched_rule(reduce.Softmax)
@@ -199,9 +204,10 @@ def _log_softmax(node, grad):
 
 @register_batched_rule(reduce.SoftmaxBackward)
 def _softmax_backward(node, u):
-    # z = y ∘ (g - ⟨g, y⟩) is bilinear in (g, y); the saved g and y have no batch dim, u has
+    # z = y ∘ (g - ⟨g, y⟩) is bilinear in (g, y); u has the batch dim in front of z's dims, and the
+    # saved g and y broadcast to z (a recorded walk's g carries its own batch dim, y none)
     grad, y = node.saved_values
-    dim = node.dim % y._data.ndim
+    dim = node.dim % max(grad.ndim, y.ndim, 1)
     needs = node.needs_input_grad
     grad_g = reduce.SoftmaxBackward.apply(u, y, dim=dim + 1) if needs[0] else None
     grad_y = None
@@ -213,9 +219,10 @@ def _softmax_backward(node, u):
 
 @register_batched_rule(reduce.LogSoftmaxBackward)
 def _log_softmax_backward(node, u):
-    # z = g - exp(y)·Σg: ∂/∂g = u - Σ(u ∘ exp(y)), ∂/∂y = -u ∘ exp(y)·Σg
+    # z = g - exp(y)·Σg: ∂/∂g = u - Σ(u ∘ exp(y)), ∂/∂y = -u ∘ exp(y)·Σg (g and y broadcast to z, as
+    # in _softmax_backward)
     grad, y = node.saved_values
-    dim = node.dim % y._data.ndim
+    dim = node.dim % max(grad.ndim, y.ndim, 1)
     needs = node.needs_input_grad
     softmax_y = elementwise.exp(y)
     grad_g = u - reduce.sum(u * softmax_y, dim + 1, keepdim=True) if needs[0] else None
@@ -226,8 +233,7 @@ def _log_softmax_backward(node, u):
 # ---------------------------------------------------------------- shapes
 @register_batched_rule(shape.Reshape, shape.UnsafeView)
 def _reshape(node, grad):
-    g = grad._data
-    return Tensor._make(g.reshape((g.shape[0],) + tuple(node.input_shape)))
+    return grad.reshape((grad.shape[0],) + tuple(node.input_shape))
 
 
 @register_batched_rule(shape.Expand)
@@ -239,37 +245,46 @@ def _expand(node, grad):
 @register_batched_rule(shape.Permute)
 def _permute(node, grad):
     inverse = sorted(range(len(node.dims)), key=node.dims.__getitem__)
-    return Tensor._make(array_module(grad._data).transpose(grad._data, (0,) + tuple(1 + d for d in inverse)))
+    return grad.permute((0,) + tuple(1 + d for d in inverse))
 
 
 @register_batched_rule(shape.Transpose)
 def _transpose(node, grad):
-    g = grad._data
-    ndim = g.ndim - 1
+    ndim = grad.ndim - 1
     if ndim == 0:
         return grad
     dim0, dim1 = node.swap
-    return Tensor._make(array_module(g).swapaxes(g, _batch_dim(dim0, ndim), _batch_dim(dim1, ndim)))
+    return grad.transpose(_batch_dim(dim0, ndim), _batch_dim(dim1, ndim))
 
 
 @register_batched_rule(shape.Cat)
 def _cat(node, grad):
     # each input gets back its own slab; a skipped legacy empty (0,) input an empty gradient
-    g = grad._data
-    xp = array_module(g)
-    axis = _batch_dim(node.dim, g.ndim - 1)
+    axis = _batch_dim(node.dim, grad.ndim - 1)
     bounds = np.cumsum([0] + list(node.sizes))
-    slabs = iter(g[(slice(None),) * axis + (slice(int(start), int(stop)),)]
-                 for start, stop in zip(bounds[:-1], bounds[1:]))
-    return tuple(Tensor._make(xp.zeros((g.shape[0], 0), g.dtype)) if i in node.skipped else Tensor._make(next(slabs))
+    slabs = iter(grad.narrow(axis, int(start), int(stop - start)) for start, stop in zip(bounds[:-1], bounds[1:]))
+    return tuple(grad.new_zeros((grad.shape[0], 0)) if i in node.skipped else next(slabs)
                  for i in range(len(node.sizes) + len(node.skipped)))
 
 
 @register_batched_rule(StackRows)
 def _stack_rows(node, grad):
     # a Jacobian's rows (an inner jacrev under an outer one: a Hessian) each get their own slice
-    g = grad._data
-    return tuple(Tensor._make(g[:, i]) for i in range(g.shape[1]))
+    return tuple(grad.select(1, i) for i in range(grad.shape[1]))
+
+
+@register_batched_rule(UnstackRows)
+def _unstack_rows(node, *grads):
+    # each row's gradient back in its place, behind the batch dim (zeros for a row none reached)
+    present = next(g for g in grads if g is not None)
+    zeros = present.new_zeros(tuple(present.shape)) if any(g is None for g in grads) else None
+    return StackRows.apply(*(zeros if g is None else g for g in grads)).transpose(0, 1)
+
+
+@register_batched_rule(CatRows)
+def _cat_rows(node, grad):
+    # a Jacobian's chunks of rows each get their own slab
+    return tuple(grad.narrow(1, start, stop - start) for start, stop in node.bounds)
 
 
 # ---------------------------------------------------------------- indexing
@@ -280,9 +295,17 @@ def _index(node, grad):
     if not _advanced_indices_adjacent(key):
         return NotImplemented  # NumPy would move the indexed dims ahead of the batch dim
     mode = "add" if node.mode == "rows" else node.mode  # ("rows" sums along axis 0, now the batch dim)
-    g = grad._data
-    return index.IndexScatter.apply(grad, key=(slice(None),) + key, shape=(g.shape[0],) + tuple(node.shape),
+    return index.IndexScatter.apply(grad, key=(slice(None),) + key, shape=(grad.shape[0],) + tuple(node.shape),
                                     mode=mode)
+
+
+@register_batched_rule(index.IndexScatter)
+def _index_scatter(node, grad):
+    # the scatter's adjoint reads the gradient back at the key, behind the batch dim
+    key = node.key if isinstance(node.key, tuple) else (node.key,)
+    if not _advanced_indices_adjacent(key):
+        return NotImplemented
+    return index.Index.apply(grad, key=(slice(None),) + key, mode="add" if node.mode == "rows" else node.mode)
 
 
 def _advanced_indices_adjacent(key: tuple) -> bool:

@@ -1,0 +1,285 @@
+"""Second-order Jacobians — func.hessian, jacfwd(jacrev), jacrev(jacrev), jacfwd(jacfwd),
+autograd.functional.hessian, hvp and vhp — against torch on the same float64 inputs (to 1e-10),
+against finite differences (gradcheck of the Jacobian, gradgradcheck), and, for graphs of
+built-in ops, checked to take the batched path: the inner Jacobian one recorded batched walk,
+the outer one batched walk (jacfwd's by columns), neither running any node row by row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+import chainrule.func as cfunc
+from chainrule.autograd import batched_walk, functional
+
+torch = pytest.importorskip("torch")
+
+
+def _pair(*shape, seed=0, dtype=np.float64):
+    value = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    return chainrule.tensor(value), torch.tensor(value)
+
+
+def _close(ours, theirs, rtol=1e-10, atol=1e-10):
+    if isinstance(theirs, (tuple, list)):
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs):
+            _close(a, b, rtol, atol)
+        return
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "chainrule.")
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=rtol, atol=atol)
+
+
+def _cube(lib):
+    """A user autograd.Function (x³, its rules in Tensor ops): the batched walk has no rule for it,
+    so it runs row by row, recorded."""
+
+    class Cube(lib.autograd.Function):
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(x):
+            return x ** 3
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(inputs[0])
+            ctx.save_for_forward(inputs[0])
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad * 3 * x ** 2
+
+        @staticmethod
+        def jvp(ctx, tangent):
+            (x,) = ctx.saved_tensors
+            return tangent * 3 * x ** 2
+
+    return Cube
+
+
+def _predict(lib):
+    F = lib.nn.functional
+    w, b = (lib.tensor(np.random.default_rng(seed).standard_normal(shape)) for seed, shape in ((11, (5, 7)), (12, (5,))))
+    return lambda x: F.linear(x, w, b).tanh()
+
+
+def _softmax(lib):
+    return lambda x: x.reshape(2, 3).softmax(-1).reshape(-1) * x
+
+
+def _matmul_chain(lib):
+    a, b = (lib.tensor(np.random.default_rng(seed).standard_normal(shape)) for seed, shape in ((13, (4, 3)), (14, (2, 5))))
+    return lambda x: (a @ x.reshape(3, 2) @ b).tanh()
+
+
+def _broadcasting(lib):
+    column = lib.tensor(np.linspace(-1.0, 1.0, 4))
+    return lambda x: (x.reshape(3, 1) * column + x.sum() / x.reshape(3, 1).exp()).sin()
+
+
+def _custom_function(lib):
+    cube = _cube(lib)
+    return lambda x: cube.apply(x).sin() * x
+
+
+def _in_place(lib):
+    def f(x):
+        y = x.clone()
+        y.mul_(x)
+        y.add_(x.sin())
+        return y.exp()
+
+    return f
+
+
+# name -> (function of the library, the input's shape)
+FUNCTIONS = {
+    "tanh_linear": (_predict, (7,)),
+    "softmax": (_softmax, (6,)),
+    "matmul_chain": (_matmul_chain, (6,)),
+    "broadcasting": (_broadcasting, (3,)),
+    "custom_function": (_custom_function, (4,)),
+    "in_place": (_in_place, (4,)),
+}
+TRANSFORMS = {
+    "hessian": lambda f, lib: lib.func.hessian(f),
+    "jacfwd_jacrev": lambda f, lib: lib.func.jacfwd(lib.func.jacrev(f)),
+    "jacrev_jacrev": lambda f, lib: lib.func.jacrev(lib.func.jacrev(f)),
+    "jacfwd_jacfwd": lambda f, lib: lib.func.jacfwd(lib.func.jacfwd(f)),
+}
+# built of ruled ops: both walks batched, nothing row by row
+BATCHED = {"tanh_linear", "softmax", "matmul_chain", "broadcasting", "in_place"}
+
+
+def _count_rows(monkeypatch) -> list:
+    """The node classes the batched walk runs row by row, and the Jacobians taken one recorded
+    backward per element, as they happen."""
+    seen = []
+    walk_rows, one_by_one = batched_walk._row_by_row, functional._rows_one_by_one
+
+    def row_by_row(node, grads, batch):
+        seen.append(type(node).__name__)
+        return walk_rows(node, grads, batch)
+
+    def rows_one_by_one(out, xs, create_graph):
+        seen.append("_rows_one_by_one")
+        return one_by_one(out, xs, create_graph)
+
+    monkeypatch.setattr(batched_walk, "_row_by_row", row_by_row)
+    monkeypatch.setattr(functional, "_rows_one_by_one", rows_one_by_one)
+    return seen
+
+
+@pytest.mark.parametrize("transform", list(TRANSFORMS))
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_second_order_jacobians_match_torch(monkeypatch, name, transform):
+    make, shape = FUNCTIONS[name]
+    x, tx = _pair(*shape, seed=1)
+    seen = _count_rows(monkeypatch)
+    ours = TRANSFORMS[transform](make(chainrule), chainrule)(x)
+    reference = transform
+    if name == "custom_function" and transform == "jacfwd_jacfwd":
+        # torch's nested jacfwd does not differentiate the Function's jvp through its saved input
+        # (its diagonal misses 6x·cos(x³)·x); the exact Hessian is jacrev(jacrev)'s
+        reference = "jacrev_jacrev"
+    theirs = TRANSFORMS[reference](make(torch), torch)(tx)
+    _close(ours, theirs)
+    assert not ours.requires_grad
+    if name in BATCHED:
+        assert seen == [], f"ran row by row: {seen}"
+    elif transform == "jacrev_jacrev":
+        # only the user Function runs row by row, in the one recorded walk
+        assert set(seen) == {"CubeBackward"}, seen
+
+
+@pytest.mark.parametrize("vectorize", [False, True])
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_functional_hessian_hvp_vhp_match_torch(name, vectorize):
+    make, shape = FUNCTIONS[name]
+    x, tx = _pair(*shape, seed=2)
+    v, tv = _pair(*shape, seed=3)
+
+    def scalar(lib):
+        f = make(lib)
+        return lambda y: (f(y) ** 2).sum()
+
+    _close(chainrule.autograd.functional.hessian(scalar(chainrule), x, vectorize=vectorize),
+           torch.autograd.functional.hessian(scalar(torch), tx, vectorize=vectorize))
+    for ours_fn, theirs_fn in ((chainrule.autograd.functional.hvp, torch.autograd.functional.hvp),
+                               (chainrule.autograd.functional.vhp, torch.autograd.functional.vhp)):
+        _close(ours_fn(scalar(chainrule), x, v), theirs_fn(scalar(torch), tx, tv))
+
+
+def test_functional_jacobian_with_create_graph_is_one_recorded_walk_as_torch(monkeypatch):
+    # create_graph=True: the Jacobian keeps a graph (one batched walk, recorded) that a second
+    # jacobian differentiates, as torch's
+    seen = _count_rows(monkeypatch)
+
+    def second(lib):
+        f = _matmul_chain(lib)
+        return lambda y: lib.autograd.functional.jacobian(f, y, create_graph=True)
+
+    x, tx = _pair(6, seed=4)
+    inner = chainrule.autograd.functional.jacobian(_matmul_chain(chainrule), x.requires_grad_(), create_graph=True)
+    assert inner.requires_grad and inner.grad_fn is not None
+    _close(chainrule.autograd.functional.jacobian(second(chainrule), x.detach()),
+           torch.autograd.functional.jacobian(second(torch), tx))
+    assert seen == []
+
+
+@pytest.mark.parametrize("name", ["tanh_linear", "softmax", "broadcasting", "custom_function", "in_place"])
+def test_jacobians_pass_gradcheck_and_gradgradcheck(name):
+    # the Jacobian's own derivative (the recorded batched walk differentiated) against central
+    # differences, and f's second derivatives along random directions
+    make, shape = FUNCTIONS[name]
+    f = make(chainrule)
+    x = _pair(*shape, seed=5)[0].requires_grad_()
+    assert chainrule.autograd.gradcheck(cfunc.jacrev(f), (x,))
+    assert chainrule.autograd.gradcheck(cfunc.jacfwd(f), (x,))
+    assert chainrule.autograd.gradcheck(lambda y: chainrule.autograd.functional.jacobian(f, y, create_graph=True),
+                                        (x,))
+    assert chainrule.autograd.gradgradcheck(f, (x,))
+
+
+def test_hessian_of_several_arguments_matches_torch():
+    # argnums=(0, 1): the blocks of every pair of arguments, the inputs of different sizes
+    x, tx = _pair(3, seed=6)
+    y, ty = _pair(4, seed=7)
+
+    def fn(lib):
+        return lambda a, b: lib.outer(a.tanh(), b).softmax(-1).sum(0) * b
+
+    for transform in ("hessian", "jacrev_jacrev", "jacfwd_jacfwd"):
+        ours = getattr(cfunc, transform.split("_")[0])
+        theirs = getattr(torch.func, transform.split("_")[0])
+        if transform == "hessian":
+            got, want = ours(fn(chainrule), (0, 1))(x, y), theirs(fn(torch), (0, 1))(tx, ty)
+        else:
+            got = ours(ours(fn(chainrule), (0, 1)), (0, 1))(x, y)
+            want = theirs(theirs(fn(torch), (0, 1)), (0, 1))(tx, ty)
+        _close(got, want)
+
+
+def test_tutorial_hessians_in_float32_match_torch():
+    # the jacobians_hessians tutorial's hessian section (predict, fewer inputs): float32 values
+    D_IN, D_OUT = 64, 8
+    rng = np.random.default_rng(8)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((D_OUT, D_IN), (D_OUT,), (D_IN,))]
+
+    def run(lib):
+        F = lib.nn.functional
+        w, b, x = (lib.tensor(a) for a in arrays)
+
+        def predict(weight, bias, x):
+            return F.linear(x, weight, bias).tanh()
+
+        f = lib.func
+        return [f.hessian(predict, argnums=2)(w, b, x), f.jacfwd(f.jacfwd(predict, argnums=2), argnums=2)(w, b, x),
+                f.jacrev(f.jacrev(predict, argnums=2), argnums=2)(w, b, x)]
+
+    ours, theirs = run(chainrule), run(torch)
+    for a, b in zip(ours, theirs):
+        assert a.dtype == chainrule.float32
+        _close(a, b, rtol=1e-4, atol=1e-5)
+    # the column-built Jacobian is a view with the input's dims last, as torch's jacfwd returns
+    assert ours[0].stride() == theirs[0].stride()
+
+
+def test_jacfwd_of_a_wide_function_is_taken_by_columns_as_torch(monkeypatch):
+    # more outputs than inputs: one batched walk with a cotangent per input element (the
+    # double-vjp), its result laid out as torch's jacfwd lays out its vmapped tangents
+    seen = _count_rows(monkeypatch)
+    x, tx = _pair(3, 4, seed=9)
+    c, tc = _pair(5, seed=10)
+
+    def fn(lib, scale):
+        return lambda a: (a.reshape(3, 4, 1) * scale).sin() * a.sum()
+
+    ours = cfunc.jacfwd(fn(chainrule, c))(x)
+    theirs = torch.func.jacfwd(fn(torch, tc))(tx)
+    _close(ours, theirs)
+    assert ours.stride() == theirs.stride()
+    assert not ours.requires_grad and seen == []
+
+
+def test_wide_inner_jacobians_and_third_order_match_torch():
+    # the inner jacfwd has more outputs than inputs (recorded columns), and a third transform
+    # differentiates the Hessian's recorded walks again
+    x, tx = _pair(3, seed=11)
+
+    def fn(lib):
+        return lambda a: (lib.outer(a, a.exp()).reshape(-1) * a.sum()).tanh()
+
+    for ours, theirs in ((cfunc.jacfwd(cfunc.jacfwd(fn(chainrule))), torch.func.jacfwd(torch.func.jacfwd(fn(torch)))),
+                         (cfunc.jacfwd(cfunc.jacfwd(cfunc.jacfwd(fn(chainrule)))),
+                          torch.func.jacfwd(torch.func.jacfwd(torch.func.jacfwd(fn(torch))))),
+                         (cfunc.jacrev(cfunc.jacfwd(cfunc.jacrev(fn(chainrule)))),
+                          torch.func.jacrev(torch.func.jacfwd(torch.func.jacrev(fn(torch)))))):
+        got = ours(x)
+        _close(got, theirs(tx))
+        assert not got.requires_grad
