@@ -59,6 +59,7 @@ class Tensor:
     _retains_grad = False
     _name = None
     _live_views = None  # weak references to the views made from this tensor while recording
+    _nondifferentiable_view = False  # a view(dtype): shares memory, never the graph (ops/shape.py _share)
 
     # make ndarray <op> Tensor defer to Tensor's reflected operators
     __array_priority__ = 1000

@@ -19,6 +19,7 @@ from ..autograd.function import Function, is_recording, name_node
 from ..autograd.grad_mode import enable_grad
 from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim
+from .complex import ViewAsReal, view_as_complex, view_as_real
 from .elementwise import Where, on_its_gpu
 from .shape import _share
 
@@ -488,7 +489,7 @@ def rejoin(view: Tensor, root: Tensor, key=None):
         if key is None:
             key = covered_elements(view, root)
     with enable_grad():  # a view's graph is rebuilt wherever it is read, as in torch
-        fresh = getitem(root, key)
+        fresh = read_elements(root, key)
     if fresh.grad_fn is not None:  # (None: root left the graph since, by detach_)
         fresh.grad_fn.root_key = key
     view.grad_fn, view._output_nr, view._requires_grad = fresh.grad_fn, fresh._output_nr, fresh._requires_grad
@@ -546,8 +547,7 @@ def refresh_views(root: Tensor) -> None:
     graphs already built from them keep the old nodes, as in torch."""
     for ref in tuple(root._live_views or ()):
         view = ref()
-        # a view in another dtype (view_as_real, real) is not a set of root's elements
-        if view is None or view._base is not root or view._data.dtype != root._data.dtype:
+        if view is None or view._base is not root:
             continue
         view._requires_grad = True  # the flag ops read before grad_fn: set now
         if type(view) is Tensor:
@@ -566,17 +566,64 @@ def forget_root_keys(root: Tensor) -> None:
             node.root_key = None
 
 
-def covered_elements(view: Tensor, base: Tensor) -> tuple:
+def covered_elements(view: Tensor, base: Tensor):
     """The elements of ``base`` that ``view``, a strided view of base's memory, covers: an
-    advanced index into ``base`` in the view's shape, so ``base[key]`` reads the view's values."""
-    if base._data.ndim == 0:  # one element: the view is it, unsqueezed
-        return (None,) * view._data.ndim
-    xp = array_module(base._data)
-    root, base_offset = storage_root(base._data)
-    owner = xp.full(root.size, -1, dtype=np.int64)  # storage position -> base's flat index
-    owner[_storage_positions(base._data, base_offset).reshape(-1)] = xp.arange(base._data.size)
-    flat = owner[_storage_positions(view._data, storage_root(view._data)[1])]
-    return tuple(Tensor._make(index) for index in xp.unravel_index(flat, base._data.shape))
+    advanced index into ``base`` in the view's shape, so ``base[key]`` reads the view's values.
+    A view in the other dtype of a complex/real pair (view_as_real, real, imag, view_as_complex)
+    gets a _PartsKey instead: read_elements and write_elements take either."""
+    view_dtype, base_dtype = view._data.dtype, base._data.dtype
+    if view_dtype == base_dtype:
+        return _covered(view._data, base._data)
+    if base_dtype.kind == "c":  # real parts of a complex base: index its (..., 2) float pairs
+        return _PartsKey(_covered(view._data, ViewAsReal.forward(None, base._data)), complex_base=True)
+    return _PartsKey(_covered(ViewAsReal.forward(None, view._data), base._data), complex_base=False)
+
+
+def _covered(view, base) -> tuple:
+    """covered_elements on two arrays of one dtype."""
+    if base.ndim == 0:  # one element: the view is it, unsqueezed
+        return (None,) * view.ndim
+    xp = array_module(base)
+    root, base_offset = storage_root(base)
+    owner = xp.full(root.nbytes // base.itemsize, -1, dtype=np.int64)  # storage position -> base's flat index
+    owner[_storage_positions(base, base_offset).reshape(-1)] = xp.arange(base.size)
+    flat = owner[_storage_positions(view, storage_root(view)[1])]
+    return tuple(Tensor._make(index) for index in xp.unravel_index(flat, base.shape))
+
+
+class _PartsKey:
+    """Where a view in the other dtype of a complex/real pair sits in its base: ``key`` indexes
+    the base's (..., 2) float pairs (a complex base: ``view_as_real(base)[key]`` is the view), or
+    the base itself, giving the view's pairs (a complex view: ``view_as_complex(base[key])``).
+    torch regenerates such views by replaying them on the base; these are the same elements."""
+
+    __slots__ = ("key", "complex_base")
+
+    def __init__(self, key: tuple, complex_base: bool) -> None:
+        self.key, self.complex_base = key, complex_base
+
+
+def read_elements(base: Tensor, key) -> Tensor:
+    """``base[key]`` for a key from covered_elements, recorded: the view's values in base's graph."""
+    if type(key) is not _PartsKey:
+        return getitem(base, key)
+    if key.complex_base:
+        return getitem(view_as_real(base), key.key)
+    return view_as_complex(getitem(base, key.key))
+
+
+def write_elements(base: Tensor, key, value: Tensor) -> None:
+    """``base[key] = value`` for a key from covered_elements, recorded on base's graph."""
+    if type(key) is not _PartsKey:
+        setitem(base, key, value)
+    elif not key.complex_base:
+        setitem(base, key.key, view_as_real(value))
+    else:  # float parts of a complex base: a copy of all its pairs takes them, then base takes it
+        from .shape import clone
+
+        pairs = clone(view_as_real(base))
+        setitem(pairs, key.key, value)
+        setitem(base, Ellipsis, view_as_complex(pairs))
 
 
 def _storage_positions(array, offset: int):
@@ -622,7 +669,8 @@ def setitem(input: Tensor, key, value) -> None:
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."
         )
-    if input._base is not None and writeable(input._data) and is_recording(input._base, input, value):
+    if (input._base is not None and not input._nondifferentiable_view and writeable(input._data)
+            and is_recording(input._base, input, value)):
         base = input._base
         covered = view_write_key(input)
         if covered is not None or value._requires_grad:
@@ -635,7 +683,7 @@ def setitem(input: Tensor, key, value) -> None:
                 covered = covered_elements(input, base)
             updated = clone(input)
             setitem(updated, raw_key, value)
-            setitem(base, covered, updated)
+            write_elements(base, covered, updated)
             rejoin(input, base, covered)  # a view made under no_grad is not among base's tracked views
             return
     if not writeable(input._data):

@@ -130,18 +130,22 @@ def _view_as_dtype(input: Tensor, dtype) -> Tensor:
             raise RuntimeError(f"self.size(-1) must be divisible by {new_size // old_size} {what}, but got "
                                f"{data.shape[-1]}")
     out = Tensor._make(data.view(dtype.np))
-    return _share(out, input)
+    return _share(out, input, differentiable=False)
 
 
-def _share(self: Tensor, base: Tensor) -> Tensor:
+def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
     """``self`` views ``base``'s memory: one version counter, and base's root as its base (a view
     of a view hangs off the first base, as in torch). A view made while recording is tracked,
     weakly, by its root, so that an in-place op giving the root a new graph can rebuild the view's
     graph from it (ops/index.py ``refresh_views``); not a view of a leaf that requires grad, whose
-    graph no in-place op can change."""
+    graph no in-place op can change. A bit reinterpretation (``view(dtype)``), and any view of
+    one, is a view outside autograd, as torch's: an in-place op on it is one on a plain tensor."""
     self._version_box = base._version_box
     root = base if base._base is None else base._base
     self._base = root
+    if not differentiable or base._nondifferentiable_view:
+        self._nondifferentiable_view = True
+        return self
     if (root.grad_fn is not None or not root._requires_grad) and is_grad_enabled():
         _track_view(root, self)
     return self
