@@ -244,6 +244,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
             f"type {_TORCH_TYPE_NAMES[self.dtype.name]}"
         )
     if view_key is None and recording and base is not None and result.grad_fn is not None:
+        if type(self._view_state) is _shape.MadeWithoutGrad:  # its root outside the graph: torch refuses it too
+            raise self._view_state.refusal(self, "is being")
         # a view of a tensor outside the graph takes a result in it: the base joins the graph
         # through the view's elements, as torch's CopySlices makes it
         view_key = _index.covered_elements(self, self._base) if writeable(self._data) else None

@@ -21,7 +21,7 @@ from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim
 from .complex import ViewAsReal, view_as_complex, view_as_real
 from .elementwise import Where, on_its_gpu
-from .shape import _share
+from .shape import MadeWithoutGrad, _share
 
 __all__ = ["getitem", "setitem", "gather", "scatter", "scatter_add", "scatter_reduce",
            "index_select", "index_add", "index_fill", "index_copy", "masked_fill", "masked_select",
@@ -458,13 +458,15 @@ def view_write_key(view: Tensor):
     if not base._requires_grad:
         return None
     # torch refuses a multi-output view's write first, even when its base changed since
-    multi = _MULTI_VIEW_NODES.get(type(_GRAD_FN_SLOT.__get__(view, Tensor)).__name__)
+    multi = _MULTI_VIEW_NODES.get(type(view._grad_fn).__name__)
     if multi is not None:
         raise RuntimeError(
             f"Output of {multi} is a view and is being modified inplace. This view is the output of a "
             "function that returns multiple views. Such functions do not allow the output views to be "
             "modified inplace. You should replace the inplace operation by an out-of-place one."
         )
+    if type(view._view_state) is MadeWithoutGrad:
+        raise view._view_state.refusal(view, "is being")
     if view.grad_fn is None:
         raise RuntimeError(
             "A view was created in no_grad mode and is being modified inplace with grad mode enabled. "
@@ -485,7 +487,7 @@ def rejoin(view: Tensor, root: Tensor, key=None):
     root's current graph: torch regenerates a view's grad_fn from its base's in the same way
     after an in-place op. Returns the key, kept on the new node for the next time."""
     if key is None:
-        key = getattr(_GRAD_FN_SLOT.__get__(view, Tensor), "root_key", None)  # the slot: no rebuild
+        key = getattr(view._grad_fn, "root_key", None)  # the slot: no rebuild
         if key is None:
             key = covered_elements(view, root)
     with enable_grad():  # a view's graph is rebuilt wherever it is read, as in torch
@@ -496,22 +498,19 @@ def rejoin(view: Tensor, root: Tensor, key=None):
     return key
 
 
-_GRAD_FN_SLOT = Tensor.grad_fn
-
-
-class _RegraphedView(Tensor):
-    """A live view whose root took a new graph in place (an in-place op on the root or on another
-    of its views) since the view's graph was built. The class is the mark: a plain Tensor's
-    grad_fn is a slot, so the ops' hot path pays nothing, while here the first read of grad_fn
-    rebuilds it from the root's graph then (as torch regenerates a view's grad_fn when its base's
-    version moved) and makes the view a plain Tensor again. Rebuilding on read rather than at
-    each in-place op keeps a loop that writes a buffer holding many live views linear."""
+class _Regenerate:
+    """The state of a live view whose root took a new graph in place (an in-place op on the root
+    or on another of its views) since the view's graph was built: the view's next grad_fn read
+    regenerates it from the root's graph (as torch regenerates a view's grad_fn when its base's
+    version moved), and an assignment of grad_fn ends it. Regenerating on read rather than at each
+    in-place op keeps a loop that writes a buffer holding many live views linear. The view's
+    ``_grad_fn`` keeps its old node meanwhile (its root_key; a multi-output view's refusal)."""
 
     __slots__ = ()
 
-    @property
-    def grad_fn(self):
-        multi = _MULTI_VIEW_NODES.get(type(_GRAD_FN_SLOT.__get__(self, Tensor)).__name__)
+    @staticmethod
+    def grad_fn(view: Tensor):
+        multi = _MULTI_VIEW_NODES.get(type(view._grad_fn).__name__)
         if multi is not None:  # torch refuses any use of such a view once its base changed
             raise RuntimeError(
                 f"Output of {multi} is a view and its base or another view of its base has "
@@ -519,18 +518,21 @@ class _RegraphedView(Tensor):
                 "Such functions do not allow the output views to be modified inplace. You should replace "
                 "the inplace operation by an out-of-place one."
             )
-        self.__class__ = Tensor
-        rejoin(self, self._base)
-        return _GRAD_FN_SLOT.__get__(self, Tensor)
+        view._view_state = None
+        rejoin(view, view._base)
+        return view._grad_fn
 
-    @grad_fn.setter
-    def grad_fn(self, node) -> None:
-        self.__class__ = Tensor
-        _GRAD_FN_SLOT.__set__(self, node)
+    @staticmethod
+    def assigned(view: Tensor) -> None:
+        view._view_state = None
+
+    @staticmethod
+    def accumulator(view: Tensor):
+        _Regenerate.grad_fn(view)  # regenerated first (which ends this state): then a leaf's accumulator
+        return view._leaf_accumulator()
 
 
-_RegraphedView.__name__ = _RegraphedView.__qualname__ = "Tensor"  # what type(view) prints
-_RegraphedView.__module__ = Tensor.__module__
+_REGENERATE = _Regenerate()
 
 
 def unread_leaf_like(view: Tensor) -> bool:
@@ -538,22 +540,20 @@ def unread_leaf_like(view: Tensor) -> bool:
     its graph not yet read: torch's in-place check reads such a view's grad_fn as it was made
     (none), takes the view for a leaf that requires grad and refuses the write (an op reading the
     view first, or ``__setitem__``, gets its graph regenerated instead)."""
-    return type(view) is _RegraphedView and _GRAD_FN_SLOT.__get__(view, Tensor) is None
+    return view._view_state is _REGENERATE and view._grad_fn is None
 
 
 def refresh_views(root: Tensor) -> None:
     """An in-place op while recording gave ``root`` a new graph: its live views made while
-    recording will take their graphs from root's when next read (see _RegraphedView). The
+    recording will take their graphs from root's when next read (see _Regenerate). The
     graphs already built from them keep the old nodes, as in torch."""
     for ref in tuple(root._live_views or ()):
         view = ref()
         if view is None or view._base is not root:
             continue
         view._requires_grad = True  # the flag ops read before grad_fn: set now
-        if type(view) is Tensor:
-            view.__class__ = _RegraphedView
-        elif type(view) is not _RegraphedView:  # a subclass keeps its class: rebuilt now
-            rejoin(view, root)
+        if view._view_state is None:
+            view._view_state = _REGENERATE
 
 
 def forget_root_keys(root: Tensor) -> None:
@@ -561,7 +561,7 @@ def forget_root_keys(root: Tensor) -> None:
     address its old layout. Drop them: ``covered_elements`` finds a view's elements again."""
     for ref in root._live_views or ():
         view = ref()
-        node = None if view is None else _GRAD_FN_SLOT.__get__(view, Tensor)
+        node = None if view is None else view._grad_fn
         if getattr(node, "root_key", None) is not None:
             node.root_key = None
 
@@ -665,6 +665,8 @@ def setitem(input: Tensor, key, value) -> None:
     elif value._data.dtype != input._data.dtype:
         value = _cast(value, input.dtype)
     recording = is_recording(input, value)
+    if recording and type(input._view_state) is MadeWithoutGrad:
+        raise _made_without_grad_write_refusal(input, raw_key, key)
     if recording and input.grad_fn is None and input._requires_grad:
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."
@@ -717,6 +719,16 @@ def setitem(input: Tensor, key, value) -> None:
     input._requires_grad = True
     if input._base is None:
         refresh_views(input)
+
+
+def _made_without_grad_write_refusal(view: Tensor, raw_key, key) -> RuntimeError:
+    """torch's refusal of ``view[key] = value`` with grad enabled, ``view`` made under no_grad: a
+    basic key writes into a new view of it (named in the message), an advanced one into it."""
+    if not _is_basic(key):
+        return view._view_state.refusal(view, "is being")
+    with enable_grad():
+        written = getitem(view, raw_key)
+    return written._view_state.refusal(written, "is being")
 
 
 # ---------------------------------------------------------------- index checks

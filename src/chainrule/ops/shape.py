@@ -5,6 +5,7 @@ share storage; their gradients undo the reshaping.
 
 from __future__ import annotations
 
+import re
 import weakref
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module
 from ..autograd.function import Function, ctx_value, input_sizes, name_node
-from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out, preserve_layout
 from ._arg_parser import check_float, check_int, int_list
 from .reduce import sum_to_shape
@@ -146,9 +147,68 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
     if not differentiable or base._nondifferentiable_view:
         self._nondifferentiable_view = True
         return self
-    if (root.grad_fn is not None or not root._requires_grad) and is_grad_enabled():
+    made_without_grad = type(base._view_state) is MadeWithoutGrad
+    if not is_grad_enabled():
+        if root._requires_grad or root._data.dtype.kind in _DIFFERENTIABLE_KINDS:
+            # torch: it requires grad with its root, has no edge, and refuses use after a write
+            self._view_state = MadeWithoutGrad(is_inference_mode_enabled(), self._vbox[0], made_without_grad)
+            self._requires_grad = root._requires_grad
+            if root.grad_fn is not None or not root._requires_grad:  # its root may join the graph
+                _track_view(root, self)
+        return self
+    if made_without_grad:  # a view of one made under no_grad is refused with it
+        self._view_state = MadeWithoutGrad(base._view_state.inference, self._vbox[0], True)
+    if root.grad_fn is not None or not root._requires_grad:
         _track_view(root, self)
     return self
+
+
+class MadeWithoutGrad:
+    """The state of a view made under no_grad or inference_mode of a root that requires grad, or
+    of a view of such a view: as torch, it requires grad but has no gradient edge of its own, and
+    once its root's version moves (an in-place write anywhere on the memory, even under no_grad)
+    reading its grad_fn, using it in a recorded op, or writing it in place with grad enabled is
+    refused: which graph it should have is ambiguous."""
+
+    __slots__ = ("inference", "version", "of_a_view", "leaf")
+
+    def __init__(self, inference: bool, version: int, of_a_view: bool) -> None:
+        self.inference, self.version, self.of_a_view = inference, version, of_a_view
+        self.leaf = False  # made a leaf by requires_grad_(): then it has its own accumulator
+
+    def grad_fn(self, view: Tensor):
+        if view._base._requires_grad and view._vbox[0] != self.version:
+            raise self.refusal(view, "its base or another view of its base has been")
+        return view._grad_fn
+
+    def assigned(self, view: Tensor) -> None:
+        pass
+
+    def accumulator(self, view: Tensor):
+        if self.leaf:
+            return view._leaf_accumulator()
+        self.grad_fn(view)
+        return None  # torch's edge to such a view is empty: its gradient goes nowhere
+
+    def refusal(self, view: Tensor, modified: str) -> RuntimeError:
+        node = view._grad_fn
+        if node is not None and self.of_a_view:
+            name = re.sub(r"Backward\d*$", "", type(node).__name__)
+            subject = f"Output {view._output_nr} of {name} is a view of a view which was created in"
+        else:
+            subject = "A view was created in"
+        if self.inference:
+            mode, where, block = "inference mode", "in normal mode", "inference_mode"
+        else:
+            mode, where, block = "no_grad mode", "with grad mode enabled", "no_grad"
+        return RuntimeError(
+            f"{subject} {mode} and {modified} modified inplace {where}. Given that this use case is "
+            "ambiguous and error-prone, it is forbidden. You can clarify your code by moving both the view "
+            f"and the inplace either both inside the {block} block (if you don't want the inplace to be "
+            "tracked) or both outside (if you want the inplace to be tracked).")
+
+
+_DIFFERENTIABLE_KINDS = _dtype.FLOAT_KINDS + "c"
 
 
 def _track_view(root: Tensor, view: Tensor) -> None:
