@@ -461,7 +461,7 @@ def view_write_key(view: Tensor):
     multi = _MULTI_VIEW_NODES.get(type(view._grad_fn).__name__)
     if multi is not None:
         raise RuntimeError(
-            f"Output of {multi} is a view and is being modified inplace. This view is the output of a "
+            f"Output {view._output_nr} of {multi} is a view and is being modified inplace. This view is the output of a "
             "function that returns multiple views. Such functions do not allow the output views to be "
             "modified inplace. You should replace the inplace operation by an out-of-place one."
         )
@@ -513,7 +513,7 @@ class _Regenerate:
         multi = _MULTI_VIEW_NODES.get(type(view._grad_fn).__name__)
         if multi is not None:  # torch refuses any use of such a view once its base changed
             raise RuntimeError(
-                f"Output of {multi} is a view and its base or another view of its base has "
+                f"Output {view._output_nr} of {multi} is a view and its base or another view of its base has "
                 "been modified inplace. This view is the output of a function that returns multiple views. "
                 "Such functions do not allow the output views to be modified inplace. You should replace "
                 "the inplace operation by an out-of-place one."

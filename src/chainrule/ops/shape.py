@@ -640,15 +640,74 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
             raise RuntimeError(
                 f"split_with_sizes expects split_sizes to sum exactly to {length} (input tensor's size "
                 f"at dimension {d}), but got split_sizes={sizes}")
-    pieces = []
-    start = 0
-    for size in sizes:
-        key = (slice(None),) * d + (slice(start, start + size),)
-        pieces.append(tensor[key])
-        start += size
-    # torch records one Split node for all pieces; ours are slices, named as torch's
-    return name_node(tuple(pieces), "SplitBackward0" if isinstance(split_size_or_sections, int)
-                     else "SplitWithSizesBackward0")
+    if isinstance(split_size_or_sections, int):
+        pieces = Split.apply(tensor, sizes=sizes, dim=d, given_dim=dim, split_size=split_size_or_sections)
+    else:
+        pieces = SplitWithSizes.apply(tensor, sizes=sizes, dim=d, given_dim=dim, split_size=tuple(sizes))
+    return _share_pieces(pieces, tensor)
+
+
+def _share_pieces(pieces, input: Tensor) -> tuple:
+    for piece in pieces:
+        _share(piece, input)
+    return pieces
+
+
+def _as_unsigned(dim: int) -> int:
+    """A dim as torch's C++ node keeps it (``_saved_dim`` of split and unbind): unsigned 64-bit."""
+    return dim % (1 << 64)
+
+
+class Split(Function):
+    """torch.split / chunk with one size: one node whose outputs, views of the input, are
+    numbered 0..n-1 as torch's (so a consumer's edge says which piece it took)."""
+
+    _array_forward = True
+    node_name = "SplitBackward0"
+    label = "split"
+    rule = "joins the pieces' gradients back along dim (zeros for a piece not used)"
+    saved_attributes = {"_saved_dim": ctx_value("given_dim", _as_unsigned), "_saved_self_sym_sizes": input_sizes(0),
+                        "_saved_split_size": ctx_value("split_size")}
+
+    @staticmethod
+    def forward(ctx, x, sizes, dim, given_dim, split_size):
+        ctx.dim, ctx.given_dim, ctx.split_size = dim, given_dim, split_size
+        lead = (slice(None),) * dim
+        pieces, start = [], 0
+        for size in sizes:
+            pieces.append(x[lead + (slice(start, start + size),)])
+            start += size
+        return tuple(pieces)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return cat(list(grads), ctx.dim)
+
+
+class SplitWithSizes(Split):
+    node_name = "SplitWithSizesBackward0"
+    saved_attributes = {"_saved_dim": ctx_value("given_dim", _as_unsigned), "_saved_self_sym_sizes": input_sizes(0),
+                        "_saved_split_sizes": ctx_value("split_size")}
+
+
+class Unbind(Function):
+    """torch.unbind: one node whose outputs, the input's slices along dim, are numbered 0..n-1."""
+
+    _array_forward = True
+    node_name = "UnbindBackward0"
+    label = "unbind"
+    rule = "stacks the slices' gradients back along dim (zeros for a slice not used)"
+    saved_attributes = {"_saved_dim": ctx_value("given_dim", _as_unsigned)}
+
+    @staticmethod
+    def forward(ctx, x, dim, given_dim):
+        ctx.dim, ctx.given_dim = dim, given_dim
+        lead = (slice(None),) * dim
+        return tuple(x[lead + (i,)] for i in range(x.shape[dim]))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return stack(list(grads), ctx.dim)
 
 
 def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
@@ -668,8 +727,7 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
 def unbind(input: Tensor, dim: int = 0) -> tuple:
     """torch.unbind: the slices along ``dim``, each without that dim."""
     d = _wrap_dim(dim, input._data.ndim, "unbind")
-    return name_node(tuple(input[(slice(None),) * d + (i,)] for i in range(input._data.shape[d])),
-                     "UnbindBackward0")
+    return _share_pieces(Unbind.apply(input, dim=d, given_dim=dim), input)
 
 
 def atleast_3d(input: Tensor) -> Tensor:
