@@ -88,14 +88,23 @@ class UnsafeView(Reshape):
 
 def reshape(input: Tensor, *shape) -> Tensor:
     """torch.reshape: a view when the strides allow it, a copy otherwise."""
-    xp = array_module(input)
     shape = _infer_shape(_shape_arg(shape, "reshape"), input._data.size, "reshape")
+    if input._data.size and not _viewable(input._data, shape):
+        return UnsafeView.apply(Clone.apply(input), shape=shape)  # torch's graph: a contiguous clone, viewed
     out = Reshape.apply(input, shape=shape)
-    if out._data.size and not xp.may_share_memory(out._data, input._data):
-        return name_node(out, "UnsafeViewBackward0", saved=Reshape.saved_attributes)  # torch's reshape copied: clone + _unsafe_view
     if not input._data.flags.c_contiguous:
         name_node(out, "ReshapeAliasBackward0", saved=Reshape.saved_attributes)  # torch views a non-contiguous input with _reshape_alias
     return _mark_view(out, input)
+
+
+def _viewable(array, shape: tuple) -> bool:
+    """Whether ``array``'s strides can express ``shape`` without a copy (NumPy's own test)."""
+    probe = array.view()
+    try:
+        probe.shape = shape
+    except AttributeError:
+        return False
+    return True
 
 
 def view(input: Tensor, *shape) -> Tensor:
@@ -103,15 +112,12 @@ def view(input: Tensor, *shape) -> Tensor:
     if len(shape) == 1 and isinstance(shape[0], _dtype.dtype):
         return _view_as_dtype(input, shape[0])
     shape = _infer_shape(_shape_arg(shape, "view"), input._data.size, "view")
-    probe = input._data.view()
-    try:
-        probe.shape = shape
-    except AttributeError:
+    if not _viewable(input._data, shape):
         raise RuntimeError(
             f"view size is not compatible with input tensor's size and stride (shape "
             f"{list(input.shape)}, strides {list(input.stride())} -> {list(shape)}): at least one "
             "dimension spans across two contiguous subspaces. Use .reshape(...) instead."
-        ) from None
+        )
     return _share(Reshape.apply(input, shape=shape), input)
 
 
