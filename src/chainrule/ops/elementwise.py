@@ -1073,6 +1073,9 @@ class Clamp(Function):
     _array_forward = True
     node_name = "ClampBackward1"  # torch's clamp(Scalar, Scalar) overload
     label = "clamp"
+    saved_attributes = {"_saved_min": ctx_value("bounds", lambda bounds: _as_number(bounds[0])),
+                        "_saved_max": ctx_value("bounds", lambda bounds: _as_number(bounds[1])),
+                        "_saved_self": saved(0)}
     rule = "passes the gradient where a is inside the bounds (bounds included), 0 outside"
     formula = "clamp({0})"
 
@@ -1094,6 +1097,11 @@ class Clamp(Function):
         if high is not None:
             inside = (x <= high) if inside is None else inside & (x <= high)
         return where(inside, grad, 0.0)
+
+
+def _as_number(bound):
+    """A clamp bound as torch's node reports it: a Python number (None when not given)."""
+    return bound.item() if hasattr(bound, "item") else bound
 
 
 @honours_out

@@ -807,10 +807,17 @@ class Gather(Function):
     label = "gather"
     rule = "scatter-adds the gradient back to the gathered positions"
     _array_forward = True
+    # torch's names; the dim as given (a negative one as the C++ node's unsigned)
+    saved_attributes = {
+        "_saved_dim": _function.SavedValue(lambda node: _function.as_uint64(getattr(node, "given_dim", node.dim))),
+        "_saved_index": _function.SavedValue(lambda node: Tensor._make(node.index), tensor=True),
+        "_saved_self": _function.saved(0), "_saved_sparse_grad": False}
 
     @staticmethod
     def forward(ctx, x, index, dim):
         xp = array_module(x)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(x)  # torch's gather keeps its input (_saved_self), version-checked
         ctx.index = index
         ctx.dim = dim
         ctx.shape = x.shape
@@ -874,7 +881,10 @@ def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False)
     d = _wrap_dim(dim, input._data.ndim, "gather")
     _check_gather_shapes("gather", input, array, d)
     _check_range(array, _as_1d(input._data).shape[d], d, "gather")
-    return Gather.apply(input, index=array, dim=d)
+    out = Gather.apply(input, index=array, dim=d)
+    if out._grad_fn is not None:
+        out._grad_fn.given_dim = dim  # torch's _saved_dim
+    return out
 
 
 class ScatterAdd(Function):

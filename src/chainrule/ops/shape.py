@@ -280,6 +280,7 @@ class Expand(Function):
     label = "expand"
     rule = "sums the gradient over the broadcast dims"
     _array_forward = True
+    saved_attributes = {"_saved_self_sym_sizes": input_sizes(0)}
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -454,8 +455,23 @@ def squeeze(input: Tensor, dim=None) -> Tensor:
         dims = tuple(d for d in dims if shape and shape[d] == 1)
     # torch's overloads: squeeze() / squeeze(int) / squeeze(tuple)
     overload = 0 if dim is None else 1 if isinstance(dim, int) else 2
+    key = (overload, None if dim is None else dim if overload == 1 else tuple(dim))
+    saved = _SQUEEZE_SAVED.get(key) or _SQUEEZE_SAVED.setdefault(key, _squeeze_saved(*key))
     return name_node(reshape(input, tuple(s for i, s in enumerate(shape) if i not in dims)),
-                     f"SqueezeBackward{overload}")
+                     f"SqueezeBackward{overload}", saved=saved)
+
+
+def _squeeze_saved(overload: int, dim) -> dict:
+    """torch's _saved_* of a squeeze node: the input's sizes and, but for squeeze(), the dim(s)
+    as given (a negative one as the C++ node's unsigned)."""
+    if overload == 0:
+        return Reshape.saved_attributes
+    return {"_saved_dim": _as_unsigned(dim) if overload == 1 else tuple(_as_unsigned(d) for d in dim),
+            "_saved_self_sym_sizes": input_sizes(0)}
+
+
+# one declaration per distinct dim argument (name_node makes a node class per declaration)
+_SQUEEZE_SAVED: dict = {}
 
 
 def unsqueeze(input: Tensor, dim: int) -> Tensor:
