@@ -24,6 +24,8 @@ _OPS = [
     ("clamp", lambda lib, h: h.clamp(-0.5, 0.5)),
     ("clamp min", lambda lib, h: h.clamp(min=-0.5)),
     ("clamp max", lambda lib, h: h.clamp(max=0.5)),
+    ("clamp_min", lambda lib, h: h.clamp_min(0.1)),
+    ("clamp_max", lambda lib, h: lib.clamp_max(h, -0.2)),
     ("max(dim)", lambda lib, h: h.max(3)[0]),
     ("max(negative dim, keepdim)", lambda lib, h: h.max(-1, keepdim=True)[0]),
     ("min(dim)", lambda lib, h: h.min(2).values),

@@ -1136,11 +1136,21 @@ clip = clamp
 
 
 def clamp_min(input: Tensor, min) -> Tensor:
-    return clamp(input, min=min)
+    out = clamp(input, min=min)
+    if isinstance(min, Tensor) or out is input:
+        return out
+    return name_node(out, "ClampMinBackward0", saved=_CLAMP_MIN_SAVED)  # torch's clamp_min(Scalar) node
 
 
 def clamp_max(input: Tensor, max) -> Tensor:
-    return clamp(input, max=max)
+    out = clamp(input, max=max)
+    if isinstance(max, Tensor) or out is input:
+        return out
+    return name_node(out, "ClampMaxBackward0", saved=_CLAMP_MAX_SAVED)
+
+
+_CLAMP_MIN_SAVED = {"_saved_min": Clamp.saved_attributes["_saved_min"], "_saved_self": saved(0)}
+_CLAMP_MAX_SAVED = {"_saved_max": Clamp.saved_attributes["_saved_max"], "_saved_self": saved(0)}
 
 
 class Atan2(Function):
