@@ -280,7 +280,7 @@ def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
     graph), then make the view ``base[key]`` again."""
     base = view._base
     _index.write_elements(base, key, result)  # writes through the shared memory, bumps the shared version
-    _index.rejoin(view, base, key)  # a view made under no_grad is not among base's tracked views
+    _index.rejoin(view, base, key)  # the view takes base's new graph now (it is read next)
     return view
 
 

@@ -21,6 +21,7 @@ _OPS = [
     ("split with sizes", lambda lib, h: h.split([1, 2], 2)[0]),
     ("gather", lambda lib, h: h.gather(2, lib.tensor([[[[0, 1, 0, 2]]]] * 2))),
     ("gather negative dim", lambda lib, h: h.gather(-1, lib.tensor([[[[3, 0]]]] * 2))),
+    ("gather sparse_grad", lambda lib, h: lib.gather(h, 3, lib.tensor([[[[1]]]] * 2), sparse_grad=True)),
     ("clamp", lambda lib, h: h.clamp(-0.5, 0.5)),
     ("clamp min", lambda lib, h: h.clamp(min=-0.5)),
     ("clamp max", lambda lib, h: h.clamp(max=0.5)),

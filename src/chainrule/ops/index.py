@@ -686,7 +686,7 @@ def setitem(input: Tensor, key, value) -> None:
             updated = clone(input)
             setitem(updated, raw_key, value)
             write_elements(base, covered, updated)
-            rejoin(input, base, covered)  # a view made under no_grad is not among base's tracked views
+            rejoin(input, base, covered)  # the view takes base's new graph now (it is read next)
             return
     if not writeable(input._data):
         raise RuntimeError(
@@ -811,7 +811,7 @@ class Gather(Function):
     saved_attributes = {
         "_saved_dim": _function.SavedValue(lambda node: _function.as_uint64(getattr(node, "given_dim", node.dim))),
         "_saved_index": _function.SavedValue(lambda node: Tensor._make(node.index), tensor=True),
-        "_saved_self": _function.saved(0), "_saved_sparse_grad": False}
+        "_saved_self": _function.saved(0), "_saved_sparse_grad": _function.SavedValue(lambda node: getattr(node, "sparse_grad", False))}
 
     @staticmethod
     def forward(ctx, x, index, dim):
@@ -883,7 +883,7 @@ def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False)
     _check_range(array, _as_1d(input._data).shape[d], d, "gather")
     out = Gather.apply(input, index=array, dim=d)
     if out._grad_fn is not None:
-        out._grad_fn.given_dim = dim  # torch's _saved_dim
+        out._grad_fn.given_dim, out._grad_fn.sparse_grad = dim, sparse_grad  # torch's _saved_dim, _saved_sparse_grad
     return out
 
 
