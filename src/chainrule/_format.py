@@ -246,9 +246,14 @@ def format_tensor(t) -> str:
         body = array_body(array, indent)
         if dtype not in (_dtype.get_default_dtype(), _dtype.get_default_complex_dtype(), _dtype.int64, _dtype.bool):
             suffixes.append(f"dtype={dtype!r}")
-    if t.grad_fn is not None:
-        suffixes.append(f"grad_fn=<{t.grad_fn.name()}>")
-    elif t.requires_grad:
+    try:
+        node = t.grad_fn
+    except RuntimeError:  # a view whose graph torch refuses to regenerate (ops/index.py)
+        node = None
+        suffixes.append("grad_fn=<Invalid>")
+    if node is not None:
+        suffixes.append(f"grad_fn=<{node.name()}>")
+    elif t.requires_grad and not suffixes[-1:] == ["grad_fn=<Invalid>"]:
         suffixes.append("requires_grad=True")
     text = add_suffixes(prefix + body, suffixes, indent)
     return ("Parameter containing:\n" + text) if type(t).__name__ == "Parameter" else text

@@ -33,7 +33,6 @@ from .ops import elementwise as ew
 from .ops import index as _index
 from .ops import shape as _shape
 from .ops._arg_parser import check_number
-from .ops.index import setitem
 from .ops.linalg import matmul as _matmul
 from .tensor import Tensor
 
@@ -222,13 +221,15 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     one, when the result would need a different shape, or a dtype ``self`` cannot hold.
     """
     recording = is_grad_enabled()
+    # a view(dtype) shares memory but not the graph: written as a plain tensor
+    base = self._base if not self._nondifferentiable_view else None
     # (a view's refusals are view_write_key's, in torch's order: its grad_fn is not read here)
-    if recording and self._requires_grad and self._base is None and self.grad_fn is None:
+    if recording and self._requires_grad and base is None and self.grad_fn is None:
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."
         )
     view_key = None
-    if recording and self._base is not None:
+    if recording and base is not None:
         if _index.unread_leaf_like(self):
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         view_key = _index.view_write_key(self)
@@ -242,7 +243,9 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
             f"result type {_TORCH_TYPE_NAMES[result.dtype.name]} can't be cast to the desired output "
             f"type {_TORCH_TYPE_NAMES[self.dtype.name]}"
         )
-    if view_key is None and recording and self._base is not None and result.grad_fn is not None:
+    if view_key is None and recording and base is not None and result.grad_fn is not None:
+        if type(self._view_state) is _shape.MadeWithoutGrad:  # its root outside the graph: torch refuses it too
+            raise self._view_state.refusal(self, "is being")
         # a view of a tensor outside the graph takes a result in it: the base joins the graph
         # through the view's elements, as torch's CopySlices makes it
         view_key = _index.covered_elements(self, self._base) if writeable(self._data) else None
@@ -264,7 +267,7 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         self.grad_fn = result.grad_fn
         self._output_nr = result._output_nr
         self._requires_grad = True
-        if self._base is None:
+        if base is None:
             _index.refresh_views(self)
     if _function.active_extension is not None:  # under forward AD the tangent follows the value
         _forward_ad.move_tangent(result, self)
@@ -276,8 +279,8 @@ def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
     ``base[key] = result`` on the base (so every later use of the base sees the change in its
     graph), then make the view ``base[key]`` again."""
     base = view._base
-    setitem(base, key, result)  # writes through the shared memory, bumps the shared version, rebuilds base's views
-    _index.rejoin(view, base, key)  # a view made under no_grad is not among base's tracked views
+    _index.write_elements(base, key, result)  # writes through the shared memory, bumps the shared version
+    _index.rejoin(view, base, key)  # the view takes base's new graph now (it is read next)
     return view
 
 

@@ -51,7 +51,7 @@ class Tensor:
     # retained grad, a parameter's name) are class-level defaults instead, so the ops' fast
     # constructor ``_make`` stores 7 attributes rather than 12, and a tensor that sets one gets
     # its ``__dict__`` (which also lets users set attributes on tensors, as torch does).
-    __slots__ = ("_data", "_requires_grad", "grad_fn", "_output_nr", "_grad", "_vbox", "_base",
+    __slots__ = ("_data", "_requires_grad", "_grad_fn", "_output_nr", "_grad", "_vbox", "_base",
                  "__dict__", "__weakref__")
     _hooks = None
     _post_accumulate_grad_hooks = None
@@ -59,6 +59,8 @@ class Tensor:
     _retains_grad = False
     _name = None
     _live_views = None  # weak references to the views made from this tensor while recording
+    _nondifferentiable_view = False  # a view(dtype): shares memory, never the graph (ops/shape.py _share)
+    _view_state = None  # a view whose grad_fn is regenerated or refused when next read (ops/index.py)
 
     # make ndarray <op> Tensor defer to Tensor's reflected operators
     __array_priority__ = 1000
@@ -78,7 +80,7 @@ class Tensor:
     def _init(self, array, requires_grad: bool = False, grad_fn=None, output_nr: int = 0) -> None:
         self._data = array
         self._requires_grad = requires_grad or grad_fn is not None
-        self.grad_fn = grad_fn
+        self._grad_fn = grad_fn
         self._output_nr = output_nr
         self._grad = None
         self._vbox = None
@@ -92,7 +94,7 @@ class Tensor:
         t = object.__new__(cls)
         t._data = array
         t._requires_grad = grad_fn is not None
-        t.grad_fn = grad_fn
+        t._grad_fn = grad_fn
         t._output_nr = output_nr
         t._grad = None
         t._vbox = None  # no version counter object until one is needed (see _version_box)
@@ -213,6 +215,21 @@ class Tensor:
 
     # ------------------------------------------------------------------ autograd state
     @property
+    def grad_fn(self):
+        """The node that made this tensor; None for a leaf. A view whose base changed in place
+        since gets its node regenerated from the base's graph here, or refused (one made under
+        no_grad), as torch's: the state that says so is ``_view_state``, set by ops/index.py."""
+        if self._base is None or self._view_state is None:  # (slots first: a plain tensor's read stays cheap)
+            return self._grad_fn
+        return self._view_state.grad_fn(self)
+
+    @grad_fn.setter
+    def grad_fn(self, node) -> None:
+        self._grad_fn = node
+        if self._view_state is not None:
+            self._view_state.assigned(self)
+
+    @property
     def requires_grad(self) -> bool:
         return self._requires_grad
 
@@ -240,6 +257,8 @@ class Tensor:
             raise RuntimeError(
                 f"only Tensors of floating point and complex dtype can require gradients (got {self.dtype})"
             )
+        if value and self._view_state is not None:
+            self._view_state.leaf = True  # a view made under no_grad, now a leaf of its own (ops/shape.py)
         self._requires_grad = value
 
     @property
@@ -290,7 +309,12 @@ class Tensor:
     def name(self, value: str | None) -> None:
         self._name = value
 
-    def _get_accumulator(self) -> AccumulateGrad:
+    def _get_accumulator(self) -> AccumulateGrad | None:
+        if self._base is not None and self._view_state is not None:
+            return self._view_state.accumulator(self)  # a view made under no_grad: none, as torch
+        return self._leaf_accumulator()
+
+    def _leaf_accumulator(self) -> AccumulateGrad:
         acc = self._accumulator() if self._accumulator is not None else None
         if acc is None:
             acc = AccumulateGrad(self)

@@ -170,6 +170,7 @@ _CASES = (
         ("index_mask", lambda a: a[a > 0], [(3, 4)], (-2, 2)),
         ("narrow_split_unbind", lambda a: a.narrow(1, 1, 2).split(1, 0)[1] * a.unbind(1)[0][1], [(3, 4)],
          (-2, 2)),
+        ("split_with_sizes", lambda a: a.split([1, 3], 1)[1] * 2, [(3, 4)], (-2, 2)),
         # second order: a gradient's recorded graph (what a Hessian's outer Jacobian walks)
         ("grad_of_linear", lambda x, w, b: _flat_grads(F.linear(x, w, b).tanh().sum() * 2, (x, w, b)),
          [(3, 4), (5, 4), (5,)], (-2, 2)),

@@ -273,9 +273,6 @@ LINEAR_GRAPHS = {  # (input shape, transposed, input needs grad, weight needs gr
 }
 
 
-_RESHAPE_COPIES = ("3d_noncontiguous", "3d_noncontiguous_no_bias")
-
-
 def _strided(lib, seed, n):
     """A leaf vector whose elements are not adjacent in memory."""
     with lib.no_grad():
@@ -301,10 +298,7 @@ def _linear_graph(lib, case):
     return tuple(out.shape), out._is_view(), describe(out.grad_fn)
 
 
-@pytest.mark.parametrize("case", [c for c in LINEAR_GRAPHS if c not in _RESHAPE_COPIES] + [
-    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="chainrule's reshape of a tensor it must copy "
-                                                                "records no CloneBackward0 under its UnsafeViewBackward0"))
-    for c in _RESHAPE_COPIES])
+@pytest.mark.parametrize("case", list(LINEAR_GRAPHS))
 def test_linear_graph_as_torch(case):
     # torch records addmm(bias, input, weight.t()) or mm, over the weight's TBackward0; other ranks
     # fold the input into rows with views, or go through matmul and add the bias after

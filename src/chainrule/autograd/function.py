@@ -630,14 +630,14 @@ def _make_node(cls, inputs) -> Node:
     if n == 2:
         a, b = inputs
         if a is not None and b is not None:
-            fn = a.grad_fn
+            fn = a._grad_fn if a._base is None else a.grad_fn  # (a view's may wait to be regenerated)
             if fn is not None:
                 edge_a, need_a = (fn, a._output_nr), True
             elif a._requires_grad:
                 edge_a, need_a = (a._get_accumulator(), 0), True
             else:
                 edge_a, need_a = _NO_EDGE, False
-            fn = b.grad_fn
+            fn = b._grad_fn if b._base is None else b.grad_fn
             if fn is not None:
                 edge_b, need_b = (fn, b._output_nr), True
             elif b._requires_grad:
@@ -659,7 +659,7 @@ def _make_node(cls, inputs) -> Node:
     elif n == 1:
         (a,) = inputs
         if a is not None:
-            fn = a.grad_fn
+            fn = a._grad_fn if a._base is None else a.grad_fn
             # a one-input op records only when its input requires grad: the edge always exists
             node.next_functions = ((fn, a._output_nr) if fn is not None else (a._get_accumulator(), 0),)
             node.needs_input_grad = _NEEDS_ONE

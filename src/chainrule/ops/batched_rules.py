@@ -267,6 +267,20 @@ def _cat(node, grad):
                  for i in range(len(node.sizes) + len(node.skipped)))
 
 
+@register_batched_rule(shape.Split, shape.SplitWithSizes, shape.Unbind)
+def _split_unbind(node, *grads):
+    # the pieces' gradients joined back along dim, one place further for the batch dim (zeros
+    # for a piece that got none); unbind's pieces lost dim, so they are stacked instead
+    some = next(g._data for g in grads if g is not None)
+    xp = array_module(some)
+    parts = [xp.zeros((some.shape[0],) + tuple(node._output_meta[i][0]), some.dtype) if g is None else g._data
+             for i, g in enumerate(grads)]
+    axis = node.dim + 1
+    if node._forward_cls is shape.Unbind:
+        return Tensor._make(xp.stack(parts, axis=axis))
+    return Tensor._make(xp.concatenate(parts, axis=axis))
+
+
 @register_batched_rule(StackRows)
 def _stack_rows(node, grad):
     # a Jacobian's rows (an inner jacrev under an outer one: a Hessian) each get their own slice

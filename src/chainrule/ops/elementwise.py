@@ -1073,6 +1073,9 @@ class Clamp(Function):
     _array_forward = True
     node_name = "ClampBackward1"  # torch's clamp(Scalar, Scalar) overload
     label = "clamp"
+    saved_attributes = {"_saved_min": ctx_value("bounds", lambda bounds: _as_number(bounds[0])),
+                        "_saved_max": ctx_value("bounds", lambda bounds: _as_number(bounds[1])),
+                        "_saved_self": saved(0)}
     rule = "passes the gradient where a is inside the bounds (bounds included), 0 outside"
     formula = "clamp({0})"
 
@@ -1094,6 +1097,11 @@ class Clamp(Function):
         if high is not None:
             inside = (x <= high) if inside is None else inside & (x <= high)
         return where(inside, grad, 0.0)
+
+
+def _as_number(bound):
+    """A clamp bound as torch's node reports it: a Python number (None when not given)."""
+    return bound.item() if hasattr(bound, "item") else bound
 
 
 @honours_out
@@ -1128,11 +1136,21 @@ clip = clamp
 
 
 def clamp_min(input: Tensor, min) -> Tensor:
-    return clamp(input, min=min)
+    out = clamp(input, min=min)
+    if isinstance(min, Tensor) or out is input:
+        return out
+    return name_node(out, "ClampMinBackward0", saved=_CLAMP_MIN_SAVED)  # torch's clamp_min(Scalar) node
 
 
 def clamp_max(input: Tensor, max) -> Tensor:
-    return clamp(input, max=max)
+    out = clamp(input, max=max)
+    if isinstance(max, Tensor) or out is input:
+        return out
+    return name_node(out, "ClampMaxBackward0", saved=_CLAMP_MAX_SAVED)
+
+
+_CLAMP_MIN_SAVED = {"_saved_min": Clamp.saved_attributes["_saved_min"], "_saved_self": saved(0)}
+_CLAMP_MAX_SAVED = {"_saved_max": Clamp.saved_attributes["_saved_max"], "_saved_self": saved(0)}
 
 
 class Atan2(Function):

@@ -19,8 +19,9 @@ from ..autograd.function import Function, is_recording, name_node
 from ..autograd.grad_mode import enable_grad
 from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim
+from .complex import ViewAsReal, view_as_complex, view_as_real
 from .elementwise import Where, on_its_gpu
-from .shape import _share
+from .shape import MadeWithoutGrad, _share
 
 __all__ = ["getitem", "setitem", "gather", "scatter", "scatter_add", "scatter_reduce",
            "index_select", "index_add", "index_fill", "index_copy", "masked_fill", "masked_select",
@@ -457,13 +458,15 @@ def view_write_key(view: Tensor):
     if not base._requires_grad:
         return None
     # torch refuses a multi-output view's write first, even when its base changed since
-    multi = _MULTI_VIEW_NODES.get(type(_GRAD_FN_SLOT.__get__(view, Tensor)).__name__)
+    multi = _MULTI_VIEW_NODES.get(type(view._grad_fn).__name__)
     if multi is not None:
         raise RuntimeError(
-            f"Output of {multi} is a view and is being modified inplace. This view is the output of a "
+            f"Output {view._output_nr} of {multi} is a view and is being modified inplace. This view is the output of a "
             "function that returns multiple views. Such functions do not allow the output views to be "
             "modified inplace. You should replace the inplace operation by an out-of-place one."
         )
+    if type(view._view_state) is MadeWithoutGrad:
+        raise view._view_state.refusal(view, "is being")
     if view.grad_fn is None:
         raise RuntimeError(
             "A view was created in no_grad mode and is being modified inplace with grad mode enabled. "
@@ -484,52 +487,52 @@ def rejoin(view: Tensor, root: Tensor, key=None):
     root's current graph: torch regenerates a view's grad_fn from its base's in the same way
     after an in-place op. Returns the key, kept on the new node for the next time."""
     if key is None:
-        key = getattr(_GRAD_FN_SLOT.__get__(view, Tensor), "root_key", None)  # the slot: no rebuild
+        key = getattr(view._grad_fn, "root_key", None)  # the slot: no rebuild
         if key is None:
             key = covered_elements(view, root)
     with enable_grad():  # a view's graph is rebuilt wherever it is read, as in torch
-        fresh = getitem(root, key)
+        fresh = read_elements(root, key)
     if fresh.grad_fn is not None:  # (None: root left the graph since, by detach_)
         fresh.grad_fn.root_key = key
     view.grad_fn, view._output_nr, view._requires_grad = fresh.grad_fn, fresh._output_nr, fresh._requires_grad
     return key
 
 
-_GRAD_FN_SLOT = Tensor.grad_fn
-
-
-class _RegraphedView(Tensor):
-    """A live view whose root took a new graph in place (an in-place op on the root or on another
-    of its views) since the view's graph was built. The class is the mark: a plain Tensor's
-    grad_fn is a slot, so the ops' hot path pays nothing, while here the first read of grad_fn
-    rebuilds it from the root's graph then (as torch regenerates a view's grad_fn when its base's
-    version moved) and makes the view a plain Tensor again. Rebuilding on read rather than at
-    each in-place op keeps a loop that writes a buffer holding many live views linear."""
+class _Regenerate:
+    """The state of a live view whose root took a new graph in place (an in-place op on the root
+    or on another of its views) since the view's graph was built: the view's next grad_fn read
+    regenerates it from the root's graph (as torch regenerates a view's grad_fn when its base's
+    version moved), and an assignment of grad_fn ends it. Regenerating on read rather than at each
+    in-place op keeps a loop that writes a buffer holding many live views linear. The view's
+    ``_grad_fn`` keeps its old node meanwhile (its root_key; a multi-output view's refusal)."""
 
     __slots__ = ()
 
-    @property
-    def grad_fn(self):
-        multi = _MULTI_VIEW_NODES.get(type(_GRAD_FN_SLOT.__get__(self, Tensor)).__name__)
+    @staticmethod
+    def grad_fn(view: Tensor):
+        multi = _MULTI_VIEW_NODES.get(type(view._grad_fn).__name__)
         if multi is not None:  # torch refuses any use of such a view once its base changed
             raise RuntimeError(
-                f"Output of {multi} is a view and its base or another view of its base has "
+                f"Output {view._output_nr} of {multi} is a view and its base or another view of its base has "
                 "been modified inplace. This view is the output of a function that returns multiple views. "
                 "Such functions do not allow the output views to be modified inplace. You should replace "
                 "the inplace operation by an out-of-place one."
             )
-        self.__class__ = Tensor
-        rejoin(self, self._base)
-        return _GRAD_FN_SLOT.__get__(self, Tensor)
+        view._view_state = None
+        rejoin(view, view._base)
+        return view._grad_fn
 
-    @grad_fn.setter
-    def grad_fn(self, node) -> None:
-        self.__class__ = Tensor
-        _GRAD_FN_SLOT.__set__(self, node)
+    @staticmethod
+    def assigned(view: Tensor) -> None:
+        view._view_state = None
+
+    @staticmethod
+    def accumulator(view: Tensor):
+        _Regenerate.grad_fn(view)  # regenerated first (which ends this state): then a leaf's accumulator
+        return view._leaf_accumulator()
 
 
-_RegraphedView.__name__ = _RegraphedView.__qualname__ = "Tensor"  # what type(view) prints
-_RegraphedView.__module__ = Tensor.__module__
+_REGENERATE = _Regenerate()
 
 
 def unread_leaf_like(view: Tensor) -> bool:
@@ -537,23 +540,20 @@ def unread_leaf_like(view: Tensor) -> bool:
     its graph not yet read: torch's in-place check reads such a view's grad_fn as it was made
     (none), takes the view for a leaf that requires grad and refuses the write (an op reading the
     view first, or ``__setitem__``, gets its graph regenerated instead)."""
-    return type(view) is _RegraphedView and _GRAD_FN_SLOT.__get__(view, Tensor) is None
+    return view._view_state is _REGENERATE and view._grad_fn is None
 
 
 def refresh_views(root: Tensor) -> None:
     """An in-place op while recording gave ``root`` a new graph: its live views made while
-    recording will take their graphs from root's when next read (see _RegraphedView). The
+    recording will take their graphs from root's when next read (see _Regenerate). The
     graphs already built from them keep the old nodes, as in torch."""
     for ref in tuple(root._live_views or ()):
         view = ref()
-        # a view in another dtype (view_as_real, real) is not a set of root's elements
-        if view is None or view._base is not root or view._data.dtype != root._data.dtype:
+        if view is None or view._base is not root:
             continue
         view._requires_grad = True  # the flag ops read before grad_fn: set now
-        if type(view) is Tensor:
-            view.__class__ = _RegraphedView
-        elif type(view) is not _RegraphedView:  # a subclass keeps its class: rebuilt now
-            rejoin(view, root)
+        if view._view_state is None:
+            view._view_state = _REGENERATE
 
 
 def forget_root_keys(root: Tensor) -> None:
@@ -561,22 +561,69 @@ def forget_root_keys(root: Tensor) -> None:
     address its old layout. Drop them: ``covered_elements`` finds a view's elements again."""
     for ref in root._live_views or ():
         view = ref()
-        node = None if view is None else _GRAD_FN_SLOT.__get__(view, Tensor)
+        node = None if view is None else view._grad_fn
         if getattr(node, "root_key", None) is not None:
             node.root_key = None
 
 
-def covered_elements(view: Tensor, base: Tensor) -> tuple:
+def covered_elements(view: Tensor, base: Tensor):
     """The elements of ``base`` that ``view``, a strided view of base's memory, covers: an
-    advanced index into ``base`` in the view's shape, so ``base[key]`` reads the view's values."""
-    if base._data.ndim == 0:  # one element: the view is it, unsqueezed
-        return (None,) * view._data.ndim
-    xp = array_module(base._data)
-    root, base_offset = storage_root(base._data)
-    owner = xp.full(root.size, -1, dtype=np.int64)  # storage position -> base's flat index
-    owner[_storage_positions(base._data, base_offset).reshape(-1)] = xp.arange(base._data.size)
-    flat = owner[_storage_positions(view._data, storage_root(view._data)[1])]
-    return tuple(Tensor._make(index) for index in xp.unravel_index(flat, base._data.shape))
+    advanced index into ``base`` in the view's shape, so ``base[key]`` reads the view's values.
+    A view in the other dtype of a complex/real pair (view_as_real, real, imag, view_as_complex)
+    gets a _PartsKey instead: read_elements and write_elements take either."""
+    view_dtype, base_dtype = view._data.dtype, base._data.dtype
+    if view_dtype == base_dtype:
+        return _covered(view._data, base._data)
+    if base_dtype.kind == "c":  # real parts of a complex base: index its (..., 2) float pairs
+        return _PartsKey(_covered(view._data, ViewAsReal.forward(None, base._data)), complex_base=True)
+    return _PartsKey(_covered(ViewAsReal.forward(None, view._data), base._data), complex_base=False)
+
+
+def _covered(view, base) -> tuple:
+    """covered_elements on two arrays of one dtype."""
+    if base.ndim == 0:  # one element: the view is it, unsqueezed
+        return (None,) * view.ndim
+    xp = array_module(base)
+    root, base_offset = storage_root(base)
+    owner = xp.full(root.nbytes // base.itemsize, -1, dtype=np.int64)  # storage position -> base's flat index
+    owner[_storage_positions(base, base_offset).reshape(-1)] = xp.arange(base.size)
+    flat = owner[_storage_positions(view, storage_root(view)[1])]
+    return tuple(Tensor._make(index) for index in xp.unravel_index(flat, base.shape))
+
+
+class _PartsKey:
+    """Where a view in the other dtype of a complex/real pair sits in its base: ``key`` indexes
+    the base's (..., 2) float pairs (a complex base: ``view_as_real(base)[key]`` is the view), or
+    the base itself, giving the view's pairs (a complex view: ``view_as_complex(base[key])``).
+    torch regenerates such views by replaying them on the base; these are the same elements."""
+
+    __slots__ = ("key", "complex_base")
+
+    def __init__(self, key: tuple, complex_base: bool) -> None:
+        self.key, self.complex_base = key, complex_base
+
+
+def read_elements(base: Tensor, key) -> Tensor:
+    """``base[key]`` for a key from covered_elements, recorded: the view's values in base's graph."""
+    if type(key) is not _PartsKey:
+        return getitem(base, key)
+    if key.complex_base:
+        return getitem(view_as_real(base), key.key)
+    return view_as_complex(getitem(base, key.key))
+
+
+def write_elements(base: Tensor, key, value: Tensor) -> None:
+    """``base[key] = value`` for a key from covered_elements, recorded on base's graph."""
+    if type(key) is not _PartsKey:
+        setitem(base, key, value)
+    elif not key.complex_base:
+        setitem(base, key.key, view_as_real(value))
+    else:  # float parts of a complex base: a copy of all its pairs takes them, then base takes it
+        from .shape import clone
+
+        pairs = clone(view_as_real(base))
+        setitem(pairs, key.key, value)
+        setitem(base, Ellipsis, view_as_complex(pairs))
 
 
 def _storage_positions(array, offset: int):
@@ -618,11 +665,14 @@ def setitem(input: Tensor, key, value) -> None:
     elif value._data.dtype != input._data.dtype:
         value = _cast(value, input.dtype)
     recording = is_recording(input, value)
+    if recording and type(input._view_state) is MadeWithoutGrad:
+        raise _made_without_grad_write_refusal(input, raw_key, key)
     if recording and input.grad_fn is None and input._requires_grad:
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."
         )
-    if input._base is not None and writeable(input._data) and is_recording(input._base, input, value):
+    if (input._base is not None and not input._nondifferentiable_view and writeable(input._data)
+            and is_recording(input._base, input, value)):
         base = input._base
         covered = view_write_key(input)
         if covered is not None or value._requires_grad:
@@ -635,8 +685,8 @@ def setitem(input: Tensor, key, value) -> None:
                 covered = covered_elements(input, base)
             updated = clone(input)
             setitem(updated, raw_key, value)
-            setitem(base, covered, updated)
-            rejoin(input, base, covered)  # a view made under no_grad is not among base's tracked views
+            write_elements(base, covered, updated)
+            rejoin(input, base, covered)  # the view takes base's new graph now (it is read next)
             return
     if not writeable(input._data):
         raise RuntimeError(
@@ -669,6 +719,16 @@ def setitem(input: Tensor, key, value) -> None:
     input._requires_grad = True
     if input._base is None:
         refresh_views(input)
+
+
+def _made_without_grad_write_refusal(view: Tensor, raw_key, key) -> RuntimeError:
+    """torch's refusal of ``view[key] = value`` with grad enabled, ``view`` made under no_grad: a
+    basic key writes into a new view of it (named in the message), an advanced one into it."""
+    if not _is_basic(key):
+        return view._view_state.refusal(view, "is being")
+    with enable_grad():
+        written = getitem(view, raw_key)
+    return written._view_state.refusal(written, "is being")
 
 
 # ---------------------------------------------------------------- index checks
@@ -747,10 +807,17 @@ class Gather(Function):
     label = "gather"
     rule = "scatter-adds the gradient back to the gathered positions"
     _array_forward = True
+    # torch's names; the dim as given (a negative one as the C++ node's unsigned)
+    saved_attributes = {
+        "_saved_dim": _function.SavedValue(lambda node: _function.as_uint64(getattr(node, "given_dim", node.dim))),
+        "_saved_index": _function.SavedValue(lambda node: Tensor._make(node.index), tensor=True),
+        "_saved_self": _function.saved(0), "_saved_sparse_grad": _function.SavedValue(lambda node: getattr(node, "sparse_grad", False))}
 
     @staticmethod
     def forward(ctx, x, index, dim):
         xp = array_module(x)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(x)  # torch's gather keeps its input (_saved_self), version-checked
         ctx.index = index
         ctx.dim = dim
         ctx.shape = x.shape
@@ -814,7 +881,10 @@ def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False)
     d = _wrap_dim(dim, input._data.ndim, "gather")
     _check_gather_shapes("gather", input, array, d)
     _check_range(array, _as_1d(input._data).shape[d], d, "gather")
-    return Gather.apply(input, index=array, dim=d)
+    out = Gather.apply(input, index=array, dim=d)
+    if out._grad_fn is not None:
+        out._grad_fn.given_dim, out._grad_fn.sparse_grad = dim, sparse_grad  # torch's _saved_dim, _saved_sparse_grad
+    return out
 
 
 class ScatterAdd(Function):

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._backend import array_module
 from .._parallel import over_rows
-from ..autograd.function import Function, SavedValue, ctx_value
+from ..autograd.function import Function, SavedValue, ctx_value, saved
 from ..tensor import Tensor
 from ._arg_parser import check_bool, int_list
 
@@ -432,11 +432,23 @@ class AvgPool(Function):
     label = "avg_pool"
     rule = ("spreads each window's gradient evenly over it: 1/divisor each (the window size unless "
             "padding is excluded or the divisor overridden)")
+    # torch's grad_fn._saved_* names
+    saved_attributes = {
+        "_saved_ceil_mode": ctx_value("geo", lambda geo: geo.ceil_mode),
+        "_saved_count_include_pad": ctx_value("count_include_pad"),
+        "_saved_divisor_override": ctx_value("divisor_override"),
+        "_saved_kernel_size": ctx_value("geo", lambda geo: tuple(geo.kernel)),
+        "_saved_padding": ctx_value("geo", lambda geo: tuple(geo.padding)),
+        "_saved_self": saved(0),
+        "_saved_stride": ctx_value("geo", lambda geo: () if geo.stride_defaulted else tuple(geo.stride)),
+    }
 
     @staticmethod
-    def forward(ctx, x, geo, divisor):
+    def forward(ctx, x, geo, divisor, count_include_pad=True, divisor_override=None):
         if ctx.needs_input_grad[0]:
             ctx.geo, ctx.divisor = geo, divisor
+            ctx.count_include_pad, ctx.divisor_override = count_include_pad, divisor_override
+            ctx.save_for_backward(x)  # torch's avg_pool keeps its input (_saved_self), version-checked
         return (_window_sum(x, geo) / divisor).astype(x.dtype, copy=False)
 
     @staticmethod
@@ -622,7 +634,8 @@ def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pa
     if x._data.dtype.kind not in "fV":
         raise RuntimeError(f"\"{opname}\" not implemented for '{x._data.dtype.name}'")
     divisor = _divisor(array_module(x), geo, count_include_pad, divisor_override, x._data.dtype)
-    out = _AVG_POOL[d].apply(x, geo=geo, divisor=divisor)
+    out = _AVG_POOL[d].apply(x, geo=geo, divisor=divisor, count_include_pad=count_include_pad,
+                             divisor_override=divisor_override)
     return out.squeeze(0) if unbatched else out
 
 

@@ -20,7 +20,7 @@ from .. import _dtype, return_types
 from .._backend import accumulate, amax_with_initial, array_module, ufunc_at
 from .._parallel import over_rows
 from ..autograd.engine import sum_to_shape  # re-exported: chainrule.sum_to_shape, Tensor.sum_to_shape
-from ..autograd.function import Function, SavedValue, ctx_value, input_sizes, name_node, saved
+from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, input_sizes, name_node, saved
 from ..tensor import Tensor, _wrap_dim, preserve_layout
 from . import _cuda_kernels
 from .elementwise import conjugate_rule
@@ -569,8 +569,16 @@ class Cummin(CumExtremum):
     rule = "adds each gradient into the position of the running minimum it copied (repeats summed)"
 
 
+def _kept_indices(node) -> Tensor:
+    return Tensor._make((node.index if node.keepdim else node.index.squeeze(node.dim)).astype(np.int64, copy=False))
+
+
 class MaxDim(Gather):
     node_name = "MaxBackward0"
+    # torch's names; the dim as given (a negative one as the C++ node's unsigned)
+    saved_attributes = {"_saved_dim": SavedValue(lambda node: as_uint64(getattr(node, "given_dim", node.dim))),
+                        "_saved_indices": SavedValue(_kept_indices, tensor=True),
+                        "_saved_keepdim": ctx_value("keepdim"), "_saved_self_sym_sizes": input_sizes(0)}
     label = "max"
     rule = "routes the gradient to the largest element along the dim (the returned index)"
     formula = "max({0})"
@@ -578,6 +586,7 @@ class MaxDim(Gather):
 
 class MinDim(Gather):
     node_name = "MinBackward0"
+    saved_attributes = MaxDim.saved_attributes
     label = "min"
     rule = "routes the gradient to the smallest element along the dim (the returned index)"
     formula = "min({0})"
@@ -653,7 +662,11 @@ def _max_min(op: str, input: Tensor, dim, keepdim: bool, largest: bool):
         return _select_along(MaxDim if largest else MinDim, input, xp.zeros((), np.int64), 0, keepdim, op)
     _check_nonempty(x, (d,), op)
     index = (xp.argmax if largest else xp.argmin)(x, axis=d, keepdims=True)
-    return _select_along(MaxDim if largest else MinDim, input, index, d, keepdim, op)
+    result = _select_along(MaxDim if largest else MinDim, input, index, d, keepdim, op)
+    node = result[0]._grad_fn
+    if node is not None:
+        node.given_dim = dim  # torch's _saved_dim
+    return result
 
 
 def max(input: Tensor, dim=None, keepdim: bool = False):

@@ -5,6 +5,7 @@ share storage; their gradients undo the reshaping.
 
 from __future__ import annotations
 
+import re
 import weakref
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module
 from ..autograd.function import Function, ctx_value, input_sizes, name_node
-from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out, preserve_layout
 from ._arg_parser import check_float, check_int, int_list
 from .reduce import sum_to_shape
@@ -87,14 +88,23 @@ class UnsafeView(Reshape):
 
 def reshape(input: Tensor, *shape) -> Tensor:
     """torch.reshape: a view when the strides allow it, a copy otherwise."""
-    xp = array_module(input)
     shape = _infer_shape(_shape_arg(shape, "reshape"), input._data.size, "reshape")
+    if input._data.size and not _viewable(input._data, shape):
+        return UnsafeView.apply(Clone.apply(input), shape=shape)  # torch's graph: a contiguous clone, viewed
     out = Reshape.apply(input, shape=shape)
-    if out._data.size and not xp.may_share_memory(out._data, input._data):
-        return name_node(out, "UnsafeViewBackward0", saved=Reshape.saved_attributes)  # torch's reshape copied: clone + _unsafe_view
     if not input._data.flags.c_contiguous:
         name_node(out, "ReshapeAliasBackward0", saved=Reshape.saved_attributes)  # torch views a non-contiguous input with _reshape_alias
     return _mark_view(out, input)
+
+
+def _viewable(array, shape: tuple) -> bool:
+    """Whether ``array``'s strides can express ``shape`` without a copy (NumPy's own test)."""
+    probe = array.view()
+    try:
+        probe.shape = shape
+    except AttributeError:
+        return False
+    return True
 
 
 def view(input: Tensor, *shape) -> Tensor:
@@ -102,15 +112,12 @@ def view(input: Tensor, *shape) -> Tensor:
     if len(shape) == 1 and isinstance(shape[0], _dtype.dtype):
         return _view_as_dtype(input, shape[0])
     shape = _infer_shape(_shape_arg(shape, "view"), input._data.size, "view")
-    probe = input._data.view()
-    try:
-        probe.shape = shape
-    except AttributeError:
+    if not _viewable(input._data, shape):
         raise RuntimeError(
             f"view size is not compatible with input tensor's size and stride (shape "
             f"{list(input.shape)}, strides {list(input.stride())} -> {list(shape)}): at least one "
             "dimension spans across two contiguous subspaces. Use .reshape(...) instead."
-        ) from None
+        )
     return _share(Reshape.apply(input, shape=shape), input)
 
 
@@ -130,21 +137,84 @@ def _view_as_dtype(input: Tensor, dtype) -> Tensor:
             raise RuntimeError(f"self.size(-1) must be divisible by {new_size // old_size} {what}, but got "
                                f"{data.shape[-1]}")
     out = Tensor._make(data.view(dtype.np))
-    return _share(out, input)
+    return _share(out, input, differentiable=False)
 
 
-def _share(self: Tensor, base: Tensor) -> Tensor:
+def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
     """``self`` views ``base``'s memory: one version counter, and base's root as its base (a view
     of a view hangs off the first base, as in torch). A view made while recording is tracked,
     weakly, by its root, so that an in-place op giving the root a new graph can rebuild the view's
     graph from it (ops/index.py ``refresh_views``); not a view of a leaf that requires grad, whose
-    graph no in-place op can change."""
+    graph no in-place op can change. A bit reinterpretation (``view(dtype)``), and any view of
+    one, is a view outside autograd, as torch's: an in-place op on it is one on a plain tensor."""
     self._version_box = base._version_box
     root = base if base._base is None else base._base
     self._base = root
-    if (root.grad_fn is not None or not root._requires_grad) and is_grad_enabled():
+    if not differentiable or base._nondifferentiable_view:
+        self._nondifferentiable_view = True
+        return self
+    made_without_grad = type(base._view_state) is MadeWithoutGrad
+    if not is_grad_enabled():
+        if root._requires_grad or root._data.dtype.kind in _DIFFERENTIABLE_KINDS:
+            # torch: it requires grad with its root, has no edge, and refuses use after a write
+            self._view_state = MadeWithoutGrad(is_inference_mode_enabled(), self._vbox[0], made_without_grad)
+            self._requires_grad = root._requires_grad
+            if root.grad_fn is not None or not root._requires_grad:  # its root may join the graph
+                _track_view(root, self)
+        return self
+    if made_without_grad:  # a view of one made under no_grad is refused with it
+        self._view_state = MadeWithoutGrad(base._view_state.inference, self._vbox[0], True)
+    if root.grad_fn is not None or not root._requires_grad:
         _track_view(root, self)
     return self
+
+
+class MadeWithoutGrad:
+    """The state of a view made under no_grad or inference_mode of a root that requires grad, or
+    of a view of such a view: as torch, it requires grad but has no gradient edge of its own, and
+    once its root's version moves (an in-place write anywhere on the memory, even under no_grad)
+    reading its grad_fn, using it in a recorded op, or writing it in place with grad enabled is
+    refused: which graph it should have is ambiguous."""
+
+    __slots__ = ("inference", "version", "of_a_view", "leaf")
+
+    def __init__(self, inference: bool, version: int, of_a_view: bool) -> None:
+        self.inference, self.version, self.of_a_view = inference, version, of_a_view
+        self.leaf = False  # made a leaf by requires_grad_(): then it has its own accumulator
+
+    def grad_fn(self, view: Tensor):
+        if view._base._requires_grad and view._vbox[0] != self.version:
+            raise self.refusal(view, "its base or another view of its base has been")
+        return view._grad_fn
+
+    def assigned(self, view: Tensor) -> None:
+        pass
+
+    def accumulator(self, view: Tensor):
+        if self.leaf:
+            return view._leaf_accumulator()
+        self.grad_fn(view)
+        return None  # torch's edge to such a view is empty: its gradient goes nowhere
+
+    def refusal(self, view: Tensor, modified: str) -> RuntimeError:
+        node = view._grad_fn
+        if node is not None and self.of_a_view:
+            name = re.sub(r"Backward\d*$", "", type(node).__name__)
+            subject = f"Output {view._output_nr} of {name} is a view of a view which was created in"
+        else:
+            subject = "A view was created in"
+        if self.inference:
+            mode, where, block = "inference mode", "in normal mode", "inference_mode"
+        else:
+            mode, where, block = "no_grad mode", "with grad mode enabled", "no_grad"
+        return RuntimeError(
+            f"{subject} {mode} and {modified} modified inplace {where}. Given that this use case is "
+            "ambiguous and error-prone, it is forbidden. You can clarify your code by moving both the view "
+            f"and the inplace either both inside the {block} block (if you don't want the inplace to be "
+            "tracked) or both outside (if you want the inplace to be tracked).")
+
+
+_DIFFERENTIABLE_KINDS = _dtype.FLOAT_KINDS + "c"
 
 
 def _track_view(root: Tensor, view: Tensor) -> None:
@@ -210,6 +280,7 @@ class Expand(Function):
     label = "expand"
     rule = "sums the gradient over the broadcast dims"
     _array_forward = True
+    saved_attributes = {"_saved_self_sym_sizes": input_sizes(0)}
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -384,8 +455,23 @@ def squeeze(input: Tensor, dim=None) -> Tensor:
         dims = tuple(d for d in dims if shape and shape[d] == 1)
     # torch's overloads: squeeze() / squeeze(int) / squeeze(tuple)
     overload = 0 if dim is None else 1 if isinstance(dim, int) else 2
+    key = (overload, None if dim is None else dim if overload == 1 else tuple(dim))
+    saved = _SQUEEZE_SAVED.get(key) or _SQUEEZE_SAVED.setdefault(key, _squeeze_saved(*key))
     return name_node(reshape(input, tuple(s for i, s in enumerate(shape) if i not in dims)),
-                     f"SqueezeBackward{overload}")
+                     f"SqueezeBackward{overload}", saved=saved)
+
+
+def _squeeze_saved(overload: int, dim) -> dict:
+    """torch's _saved_* of a squeeze node: the input's sizes and, but for squeeze(), the dim(s)
+    as given (a negative one as the C++ node's unsigned)."""
+    if overload == 0:
+        return Reshape.saved_attributes
+    return {"_saved_dim": _as_unsigned(dim) if overload == 1 else tuple(_as_unsigned(d) for d in dim),
+            "_saved_self_sym_sizes": input_sizes(0)}
+
+
+# one declaration per distinct dim argument (name_node makes a node class per declaration)
+_SQUEEZE_SAVED: dict = {}
 
 
 def unsqueeze(input: Tensor, dim: int) -> Tensor:
@@ -576,15 +662,74 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
             raise RuntimeError(
                 f"split_with_sizes expects split_sizes to sum exactly to {length} (input tensor's size "
                 f"at dimension {d}), but got split_sizes={sizes}")
-    pieces = []
-    start = 0
-    for size in sizes:
-        key = (slice(None),) * d + (slice(start, start + size),)
-        pieces.append(tensor[key])
-        start += size
-    # torch records one Split node for all pieces; ours are slices, named as torch's
-    return name_node(tuple(pieces), "SplitBackward0" if isinstance(split_size_or_sections, int)
-                     else "SplitWithSizesBackward0")
+    if isinstance(split_size_or_sections, int):
+        pieces = Split.apply(tensor, sizes=sizes, dim=d, given_dim=dim, split_size=split_size_or_sections)
+    else:
+        pieces = SplitWithSizes.apply(tensor, sizes=sizes, dim=d, given_dim=dim, split_size=tuple(sizes))
+    return _share_pieces(pieces, tensor)
+
+
+def _share_pieces(pieces, input: Tensor) -> tuple:
+    for piece in pieces:
+        _share(piece, input)
+    return pieces
+
+
+def _as_unsigned(dim: int) -> int:
+    """A dim as torch's C++ node keeps it (``_saved_dim`` of split and unbind): unsigned 64-bit."""
+    return dim % (1 << 64)
+
+
+class Split(Function):
+    """torch.split / chunk with one size: one node whose outputs, views of the input, are
+    numbered 0..n-1 as torch's (so a consumer's edge says which piece it took)."""
+
+    _array_forward = True
+    node_name = "SplitBackward0"
+    label = "split"
+    rule = "joins the pieces' gradients back along dim (zeros for a piece not used)"
+    saved_attributes = {"_saved_dim": ctx_value("given_dim", _as_unsigned), "_saved_self_sym_sizes": input_sizes(0),
+                        "_saved_split_size": ctx_value("split_size")}
+
+    @staticmethod
+    def forward(ctx, x, sizes, dim, given_dim, split_size):
+        ctx.dim, ctx.given_dim, ctx.split_size = dim, given_dim, split_size
+        lead = (slice(None),) * dim
+        pieces, start = [], 0
+        for size in sizes:
+            pieces.append(x[lead + (slice(start, start + size),)])
+            start += size
+        return tuple(pieces)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return cat(list(grads), ctx.dim)
+
+
+class SplitWithSizes(Split):
+    node_name = "SplitWithSizesBackward0"
+    saved_attributes = {"_saved_dim": ctx_value("given_dim", _as_unsigned), "_saved_self_sym_sizes": input_sizes(0),
+                        "_saved_split_sizes": ctx_value("split_size")}
+
+
+class Unbind(Function):
+    """torch.unbind: one node whose outputs, the input's slices along dim, are numbered 0..n-1."""
+
+    _array_forward = True
+    node_name = "UnbindBackward0"
+    label = "unbind"
+    rule = "stacks the slices' gradients back along dim (zeros for a slice not used)"
+    saved_attributes = {"_saved_dim": ctx_value("given_dim", _as_unsigned)}
+
+    @staticmethod
+    def forward(ctx, x, dim, given_dim):
+        ctx.dim, ctx.given_dim = dim, given_dim
+        lead = (slice(None),) * dim
+        return tuple(x[lead + (i,)] for i in range(x.shape[dim]))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return stack(list(grads), ctx.dim)
 
 
 def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
@@ -604,8 +749,7 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
 def unbind(input: Tensor, dim: int = 0) -> tuple:
     """torch.unbind: the slices along ``dim``, each without that dim."""
     d = _wrap_dim(dim, input._data.ndim, "unbind")
-    return name_node(tuple(input[(slice(None),) * d + (i,)] for i in range(input._data.shape[d])),
-                     "UnbindBackward0")
+    return _share_pieces(Unbind.apply(input, dim=d, given_dim=dim), input)
 
 
 def atleast_3d(input: Tensor) -> Tensor:

@@ -1,0 +1,65 @@
+"""torch's ``grad_fn._saved_*`` attributes of squeeze, expand, split, gather, clamp, max/min(dim)
+and avg_pool2d: the same names, values and types as torch 2.13's on the same inputs (a negative
+dim as the C++ node's unsigned, tensors by shape, dtype and values), read lazily from the node."""
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+
+torch = pytest.importorskip("torch")
+
+_OPS = [
+    ("squeeze()", lambda lib, h: h.squeeze()),
+    ("squeeze(dim)", lambda lib, h: h.squeeze(1)),
+    ("squeeze(negative dim)", lambda lib, h: h.squeeze(-3)),
+    ("squeeze(dims)", lambda lib, h: h.squeeze((1, 2))),
+    ("squeeze(dim of size 2)", lambda lib, h: h.squeeze(0)),
+    ("expand", lambda lib, h: h.expand(3, 2, 1, 3, 4)),
+    ("expand a size-1 dim", lambda lib, h: h[:, :, :1].expand(2, 1, 3, 4)),
+    ("split", lambda lib, h: h.split(2, -1)[1]),
+    ("split with sizes", lambda lib, h: h.split([1, 2], 2)[0]),
+    ("gather", lambda lib, h: h.gather(2, lib.tensor([[[[0, 1, 0, 2]]]] * 2))),
+    ("gather negative dim", lambda lib, h: h.gather(-1, lib.tensor([[[[3, 0]]]] * 2))),
+    ("gather sparse_grad", lambda lib, h: lib.gather(h, 3, lib.tensor([[[[1]]]] * 2), sparse_grad=True)),
+    ("clamp", lambda lib, h: h.clamp(-0.5, 0.5)),
+    ("clamp min", lambda lib, h: h.clamp(min=-0.5)),
+    ("clamp max", lambda lib, h: h.clamp(max=0.5)),
+    ("clamp_min", lambda lib, h: h.clamp_min(0.1)),
+    ("clamp_max", lambda lib, h: lib.clamp_max(h, -0.2)),
+    ("max(dim)", lambda lib, h: h.max(3)[0]),
+    ("max(negative dim, keepdim)", lambda lib, h: h.max(-1, keepdim=True)[0]),
+    ("min(dim)", lambda lib, h: h.min(2).values),
+    ("avg_pool2d", lambda lib, h: lib.nn.functional.avg_pool2d(h, 2)),
+    ("avg_pool2d all options", lambda lib, h: lib.nn.functional.avg_pool2d(
+        h, (2, 3), stride=1, padding=1, ceil_mode=True, count_include_pad=False, divisor_override=3)),
+]
+
+
+def _saved(lib, make):
+    x = lib.tensor(np.arange(24.0).reshape(2, 1, 3, 4) / 7 - 1, requires_grad=True)
+    node = make(lib, x * 1).grad_fn
+    found = {}
+    for name in dir(node):
+        if name.startswith("_saved_"):
+            value = getattr(node, name)
+            if isinstance(value, lib.Tensor):
+                value = ("tensor", tuple(value.shape), str(value.dtype).split(".")[-1], value.tolist())
+            found[name] = (type(value).__name__, value)
+    return type(node).__name__, found
+
+
+@pytest.mark.parametrize("name, make", _OPS, ids=[op[0] for op in _OPS])
+def test_saved_attributes_as_torch(name, make):
+    assert _saved(cr, make) == _saved(torch, make)
+
+
+def test_saved_inputs_are_version_checked_as_torch():
+    # gather and avg_pool2d keep their input, as torch's: changing it in place breaks backward
+    for lib in (cr, torch):
+        for op in ("gather", "avg_pool2d"):
+            h = lib.ones(1, 2, requires_grad=True) * 1
+            y = h.gather(1, lib.tensor([[0, 1]])) if op == "gather" else lib.nn.functional.avg_pool2d(h[None], 1)
+            h.add_(1)
+            with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+                y.sum().backward()
