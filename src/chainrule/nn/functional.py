@@ -430,10 +430,14 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
         raise RuntimeError(f"Expected weight to be of same shape as normalized_shape, but got weight of shape "
                            f"{list(weight.shape)} and normalized_shape = {list(normalized_shape)}")
     dims = tuple(range(-k, 0))
+    # as torch's: a float16/bfloat16 input is normalised in float32 (eps defaults to float32's), the
+    # result and its product with the weight are returned in the input's dtype, whatever the weight's
+    half = input.dtype in (_dtype.float16, _dtype.bfloat16)
     if eps is None:
-        eps = float(_dtype.finfo_of(input._data.dtype).eps)
-    out = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
-    return out * weight if weight is not None else out
+        eps = float(_dtype.finfo_of(np.float32 if half else input._data.dtype).eps)
+    x = input.to(_dtype.float32) if half else input
+    out = (x * ((x * x).mean(dims, keepdim=True) + eps).rsqrt()).to(input.dtype)
+    return (out * weight).to(input.dtype) if weight is not None else out
 
 
 # ---------------------------------------------------------------- resampling
