@@ -655,6 +655,12 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
         raise RuntimeError(f"Expected {d + 2}-dimensional weight for {d + 2}-dimensional input "
                            f"{_fmt(input.shape)}, but got {weight.ndim}-dimensional weight of size "
                            f"{_fmt(weight.shape)} instead")
+    if d < 3 and bias is not None and bias.dtype != input.dtype and input.device.type == "cpu":
+        # torch's CPU conv_transpose1d/2d add a bias of any float dtype to the output, in the input's
+        # dtype (the bias keeps its own for its gradient); conv_transpose3d refuses it, as conv does
+        _check_dtypes(input, weight, None)
+        if bias.dtype.is_floating_point:
+            bias = bias.to(input.dtype)
     _check_dtypes(input, weight, bias)
     stride = _tuple(stride, d, "stride", opname)
     dilation = _tuple(dilation, d, "dilation", opname)
