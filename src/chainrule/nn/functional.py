@@ -62,7 +62,7 @@ from ..ops.elementwise import sigmoid, tanh
 from ..ops.embedding import embedding
 from ..ops.embedding_bag import embedding_bag
 from ..ops.fractional_pool import fractional_max_pool2d, fractional_max_pool3d
-from ..ops.linear import linear
+from ..ops.linear import cpp_type_name, linear
 from ..ops.loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -156,20 +156,13 @@ def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=N
     return _softmax(-input, dim, dtype=dtype)
 
 
-# the C++ names torch's messages print for a dtype
-_CPP_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
-                   "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
-                   "uint8": "unsigned char", "bool": "bool", "complex64": "c10::complex<float>",
-                   "complex128": "c10::complex<double>"}
-
-
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """F.bilinear: y_k = x1ᵀ A_k x2 + b_k for weight (out, in1, in2)."""
     tensors = {"input1": input1, "input2": input2, "weight": weight}
     if bias is not None:
         tensors["bias"] = bias
     if len({t.dtype for t in tensors.values()}) > 1:  # torch checks this first, and promotes nothing
-        got = ", ".join(f"{name}: {_CPP_TYPE_NAMES.get(t.dtype.name, t.dtype.name)}" for name, t in tensors.items())
+        got = ", ".join(f"{name}: {cpp_type_name(t.dtype)}" for name, t in tensors.items())
         raise RuntimeError(f"All tensors must have the same dtype, got {got}")
     out_f, in1, in2 = weight.shape
     if input1.shape[-1] != in1 or input2.shape[-1] != in2 or input1.shape[:-1] != input2.shape[:-1]:

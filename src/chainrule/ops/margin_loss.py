@@ -96,7 +96,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     _check_kernel_dtypes(x, y, "multi_margin_loss_cpu_kernel")
     if weight is not None and weight._data.dtype != x._data.dtype:
         raise RuntimeError(f"expected scalar type {_dtype.scalar_name(x._data.dtype)} but found "
-                           f"{_dtype.scalar_name(weight._data.dtype)} (weight)")
+                           f"{_dtype.scalar_name(weight._data.dtype)}")
     xp = array_module(x._data)
     labels = y._data.astype(np.int64)
     if isinstance(labels, np.ndarray) and labels.size and (labels.min() < 0 or labels.max() >= classes):
