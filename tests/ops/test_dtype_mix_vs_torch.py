@@ -2,7 +2,7 @@
 
 Each case is one lambda run on torch and on chainrule with the same inputs (values exactly
 representable in bfloat16, so every dtype holds the same numbers). Where torch raises, chainrule
-must raise the same exception type; where torch returns, chainrule must return the same dtype and
+must raise the same exception with the same message; where torch returns, chainrule must return the same dtype and
 values (to the tolerance of the least precise dtype in the case), leave tracked tensors (running statistics) with torch's
 dtypes and values, and give each input that requires grad a gradient of torch's dtype and value.
 
@@ -145,6 +145,8 @@ def compare(case, name: str = "") -> None:
     if expected == "raise":
         assert outcome == "raise", f"torch raises {type(theirs).__name__}: {theirs}; chainrule returns {describe(outcome, ours)}"
         assert type(ours).__name__ == type(theirs).__name__, f"torch raises {type(theirs).__name__}: {theirs}; chainrule {type(ours).__name__}: {ours}"
+        # the messages too: every one these cases reach is stable (torch's checks, not its internals)
+        assert str(ours).splitlines()[0] == str(theirs).splitlines()[0], f"torch says {theirs}; chainrule {ours}"
         return
     assert outcome == "ok", f"torch returns {describe(expected, theirs)}; chainrule raises {type(ours).__name__}: {ours}"
     assert len(ours["out"]) == len(theirs["out"])
@@ -392,6 +394,8 @@ for x_dtype, w_dtype, b_dtype in itertools.product(LAYER_DTYPES, LAYER_DTYPES, (
     if len({x_dtype, w_dtype, b_dtype or w_dtype}) == 3 and b_dtype is not None:
         continue  # three different dtypes say nothing two do not
     for name, x_shape, w_shape in (("linear", (2, 3), (4, 3)), ("linear3d", (2, 2, 3), (4, 3)),
+                                   ("linear1d", (3,), (4, 3)), ("linear3d_noncontiguous", (2, 3, 2), (4, 3)),
+                                   ("linear3d_noncontiguous_nograd", (2, 3, 2), (4, 3)),
                                    ("conv1d", (1, 2, 5), (3, 2, 2)), ("conv2d", (1, 2, 4, 4), (3, 2, 2, 2)),
                                    ("conv_transpose1d", (1, 2, 3), (2, 3, 2)),
                                    ("conv_transpose2d", (1, 2, 3, 3), (2, 3, 2, 2)),
@@ -401,14 +405,16 @@ for x_dtype, w_dtype, b_dtype in itertools.product(LAYER_DTYPES, LAYER_DTYPES, (
         def _(lib, make, x_dtype=x_dtype, w_dtype=w_dtype, b_dtype=b_dtype, name=name, x_shape=x_shape,
               w_shape=w_shape):
             F = lib.nn.functional
-            x = make(x_shape, x_dtype, grad=True)
-            w = make(w_shape, w_dtype, grad=True)
+            wants_grad = not name.endswith("nograd")  # (torch's matmul takes another path without)
+            x = make(x_shape, x_dtype, grad=wants_grad)
+            w = make(w_shape, w_dtype, grad=wants_grad)
             out_features = w_shape[1] if name.startswith("conv_transpose") else w_shape[0]
-            b = None if b_dtype is None else make((out_features,), b_dtype, grad=True)
+            b = None if b_dtype is None else make((out_features,), b_dtype, grad=wants_grad)
             if name == "bilinear":
                 return F.bilinear(x, make((2, 2), x_dtype, grad=True), w, b)
-            op = getattr(F, name.replace("3d", "") if name == "linear3d" else name)
-            return op(x, w, b)
+            if name.startswith("linear"):  # (torch takes other paths, with other checks, by rank and layout)
+                return F.linear(x.transpose(1, 2) if "noncontiguous" in name else x, w, b)
+            return getattr(F, name)(x, w, b)
 
 for x_dtype in LAYER_DTYPES:
     @case(f"Linear_module[x={x_dtype}]")
