@@ -442,8 +442,13 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
     if eps is None:
         eps = float(_dtype.finfo_of(np.float32 if half else input._data.dtype).eps)
     x = input.to(_dtype.float32) if half else input
-    out = (x * ((x * x).mean(dims, keepdim=True) + eps).rsqrt()).to(input.dtype)
-    return (out * weight).to(input.dtype) if weight is not None else out
+    out = x * ((x * x).mean(dims, keepdim=True) + eps).rsqrt()
+    if half:
+        out = out.to(input.dtype)
+    if weight is None:
+        return out
+    out = out * weight
+    return out if out.dtype is input.dtype else out.to(input.dtype)
 
 
 # ---------------------------------------------------------------- resampling

@@ -109,10 +109,17 @@ def _as_tensor(x, like: Tensor) -> Tensor:
 def _in_input_dtype(loss: Tensor, input: Tensor) -> Tensor:
     """``loss`` as torch's kernels that write into a tensor of the input's dtype leave it: rounded to
     it, and refused when the input is an integer one (a float loss cannot be cast to it)."""
-    if loss.dtype != input.dtype and not (input.dtype.is_floating_point or input.dtype.is_complex):
+    if loss.dtype is input.dtype:
+        return loss
+    if not (input.dtype.is_floating_point or input.dtype.is_complex):
         raise RuntimeError(f"result type {_dtype.scalar_name(loss.dtype)} can't be cast to the desired output type "
                            f"{_dtype.scalar_name(input.dtype)}")
     return loss.to(input.dtype)
+
+
+def _in_place_dtype(result: Tensor, dtype) -> Tensor:
+    """``result`` in ``dtype``, as an in-place op on a tensor of that dtype leaves it."""
+    return result if result.dtype is dtype else result.to(dtype)
 
 
 def _check_float_kernel(input, target, kernel: str) -> None:
@@ -720,7 +727,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
         raise RuntimeError("all elements of input should be between 0 and 1")
     loss = _BinaryCrossEntropy.apply(input, target)
     if weight is not None:
-        loss = (loss * weight).to(loss.dtype)  # torch weighs the loss in place: it keeps the input's dtype
+        loss = _in_place_dtype(loss * weight, loss.dtype)  # torch weighs the loss in place: in the input's dtype
     return name_node(_reduce(loss, reduction), "BinaryCrossEntropyBackward0", label="binary_cross_entropy")
 
 
@@ -778,10 +785,10 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     # log(1 - sigmoid(x)) = log sigmoid(x) - x
     log_sig = _LogSigmoid.apply(input)
     if pos_weight is not None:
-        log_sig = (((pos_weight - 1) * target + 1) * log_sig).to(input.dtype)
-    loss = (((1 - target) * input).to(loss_dtype) - log_sig).to(loss_dtype)
+        log_sig = _in_place_dtype(((pos_weight - 1) * target + 1) * log_sig, input.dtype)
+    loss = _in_place_dtype(_in_place_dtype((1 - target) * input, loss_dtype) - log_sig, loss_dtype)
     if weight is not None:
-        loss = (loss * weight).to(loss_dtype)
+        loss = _in_place_dtype(loss * weight, loss_dtype)
     return name_node(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0",
                      label="binary_cross_entropy_with_logits")
 
@@ -861,7 +868,7 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, siz
     zero = ew.zeros_like_tensor(input)
     # torch's margin - x fills a tensor like x with the margin first: in x's dtype (truncated for an
     # integer x, whose loss then stays an integer one)
-    margin_like = (zero + margin).to(input.dtype)
+    margin_like = _in_place_dtype(zero + margin, input.dtype)
     pos = ew.where(target != -1, input, zero)
     neg = ew.where(target != 1, ew.clamp_min(margin_like - input, 0), zero)
     return _reduce(neg + pos, reduction)

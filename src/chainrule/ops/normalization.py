@@ -464,9 +464,15 @@ def _runs_in_float32(input: Tensor, *parameters) -> bool:
     a float16/bfloat16 input with float32 parameters, normalised in float32 and returned in the
     input's dtype. Parameters of the input's dtype run as they are; torch refuses any other mix
     rather than promote (the first given parameter decides which of its errors)."""
-    given = [p for p in parameters if p is not None]
-    if not given or not input.dtype.is_floating_point or input.device.type != "cpu":
+    dtype = input.dtype
+    for p in parameters:  # the common case, all of the input's dtype, decided in one cheap pass
+        if p is not None and p.dtype is not dtype:
+            break
+    else:
         return False
+    if not dtype.is_floating_point or input.device.type != "cpu":
+        return False
+    given = [p for p in parameters if p is not None]
     if given[0].dtype == input.dtype:
         for p in given[1:]:
             if p.dtype != input.dtype:
