@@ -235,6 +235,13 @@ for x_dtype, (w_dtype, b_dtype) in itertools.product(FLOATS, AFFINE_DTYPES):
                 mean, var = make((3,), running, track=True), make((3,), running, "positive", track=True)
             return lib.nn.functional.instance_norm(x, mean, var, w, b, use_input_stats=True)
 
+    @case(f"instance_norm_running_stats[x={x_dtype},weight={w_dtype},bias={b_dtype}]")
+    def _(lib, make, x_dtype=x_dtype, w_dtype=w_dtype, b_dtype=b_dtype):
+        x = make((2, 3, 4), x_dtype, grad=True)
+        w, b = _affine(make, 3, w_dtype, b_dtype)
+        mean, var = make((3,), "float32", track=True), make((3,), "float32", "positive", track=True)
+        return lib.nn.functional.instance_norm(x, mean, var, w, b, use_input_stats=False)
+
     if b_dtype is None:
         @case(f"rms_norm[x={x_dtype},weight={w_dtype}]")
         def _(lib, make, x_dtype=x_dtype, w_dtype=w_dtype):

@@ -591,16 +591,20 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     eps = check_float(eps, "instance_norm", "eps")
     if momentum is not None:  # chainrule's modules pass None for a cumulative average
         momentum = check_float(momentum, "instance_norm", "momentum")
-    if not use_input_stats:
-        return _batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
-    # torch checks the affine parameters' dtypes here (the running statistics take any float dtype),
-    # but with running statistics it takes a bias without a weight only in the input's dtype
+    # torch checks the affine parameters' dtypes (the running statistics take any float dtype, with
+    # or without use_input_stats), but with running statistics it takes a bias without a weight
+    # only in the input's dtype
     if (running_mean is not None or running_var is not None) and weight is None and bias is not None \
             and bias.dtype != input.dtype and input.device.type == "cpu":
         raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
     if _runs_in_float32(input, weight, bias):
         return instance_norm(input.to(_dtype.float32), running_mean, running_var, weight, bias, use_input_stats,
                              momentum, eps).to(input.dtype)
+    if not use_input_stats:  # the running statistics, read in the input's dtype (nothing is updated)
+        running_mean, running_var = (
+            t if t is None or t.dtype is input.dtype or not input.dtype.is_floating_point
+            else t.detach().to(input.dtype) for t in (running_mean, running_var))
+        return _batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
     c = input.shape[1]
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = tuple(range(2, input.ndim))
