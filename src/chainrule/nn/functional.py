@@ -62,7 +62,8 @@ from ..ops.elementwise import sigmoid, tanh
 from ..ops.embedding import embedding
 from ..ops.embedding_bag import embedding_bag
 from ..ops.fractional_pool import fractional_max_pool2d, fractional_max_pool3d
-from ..ops.linear import cpp_type_name, linear
+from ..ops.linear import cpp_type_name as _cpp_type_name
+from ..ops.linear import linear
 from ..ops.loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -162,7 +163,7 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
     if bias is not None:
         tensors["bias"] = bias
     if len({t.dtype for t in tensors.values()}) > 1:  # torch checks this first, and promotes nothing
-        got = ", ".join(f"{name}: {cpp_type_name(t.dtype)}" for name, t in tensors.items())
+        got = ", ".join(f"{name}: {_cpp_type_name(t.dtype)}" for name, t in tensors.items())
         raise RuntimeError(f"All tensors must have the same dtype, got {got}")
     out_f, in1, in2 = weight.shape
     if input1.shape[-1] != in1 or input2.shape[-1] != in2 or input1.shape[:-1] != input2.shape[:-1]:
