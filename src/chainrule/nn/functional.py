@@ -62,6 +62,7 @@ from ..ops.elementwise import sigmoid, tanh
 from ..ops.embedding import embedding
 from ..ops.embedding_bag import embedding_bag
 from ..ops.fractional_pool import fractional_max_pool2d, fractional_max_pool3d
+from ..ops.linear import cpp_type_name as _cpp_type_name
 from ..ops.linear import linear
 from ..ops.loss import (
     binary_cross_entropy,
@@ -158,6 +159,12 @@ def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=N
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """F.bilinear: y_k = x1ᵀ A_k x2 + b_k for weight (out, in1, in2)."""
+    tensors = {"input1": input1, "input2": input2, "weight": weight}
+    if bias is not None:
+        tensors["bias"] = bias
+    if len({t.dtype for t in tensors.values()}) > 1:  # torch checks this first, and promotes nothing
+        got = ", ".join(f"{name}: {_cpp_type_name(t.dtype)}" for name, t in tensors.items())
+        raise RuntimeError(f"All tensors must have the same dtype, got {got}")
     out_f, in1, in2 = weight.shape
     if input1.shape[-1] != in1 or input2.shape[-1] != in2 or input1.shape[:-1] != input2.shape[:-1]:
         raise RuntimeError(
@@ -430,10 +437,19 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
         raise RuntimeError(f"Expected weight to be of same shape as normalized_shape, but got weight of shape "
                            f"{list(weight.shape)} and normalized_shape = {list(normalized_shape)}")
     dims = tuple(range(-k, 0))
+    # as torch's: a float16/bfloat16 input is normalised in float32 (eps defaults to float32's), the
+    # result and its product with the weight are returned in the input's dtype, whatever the weight's
+    half = input.dtype in (_dtype.float16, _dtype.bfloat16)
     if eps is None:
-        eps = float(_dtype.finfo_of(input._data.dtype).eps)
-    out = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
-    return out * weight if weight is not None else out
+        eps = float(_dtype.finfo_of(np.float32 if half else input._data.dtype).eps)
+    x = input.to(_dtype.float32) if half else input
+    out = x * ((x * x).mean(dims, keepdim=True) + eps).rsqrt()
+    if half:
+        out = out.to(input.dtype)
+    if weight is None:
+        return out
+    out = out * weight
+    return out if out.dtype is input.dtype else out.to(input.dtype)
 
 
 # ---------------------------------------------------------------- resampling

@@ -45,6 +45,7 @@ from ..autograd.function import Function, SavedValue, ctx_value, saved
 from ..tensor import Tensor, _check_tensor
 from . import _cuda_conv
 from ._arg_parser import int_list
+from .linear import cpp_type_name
 
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -554,11 +555,18 @@ def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
     return input, False
 
 
-def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None) -> None:
+def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None, transposed: bool = False) -> None:
+    """torch's: conv checks the bias against the input first, in its own words; conv_transpose
+    checks the weight, then the bias, as its kernel reads them."""
     if input._data.dtype.kind not in "fV":
         raise RuntimeError(f"\"slow_conv2d_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
+    if autocast_unifies(input._data):
+        return
+    if not transposed and bias is not None and bias.dtype != input.dtype:
+        raise RuntimeError(f"Input type ({cpp_type_name(input.dtype)}) and bias type ({cpp_type_name(bias.dtype)}) "
+                           "should be the same")
     for other in (weight, bias):
-        if other is not None and other._data.dtype != input._data.dtype and not autocast_unifies(input._data):
+        if other is not None and other.dtype != input.dtype:
             raise RuntimeError(f"expected scalar type {_dtype.scalar_name(input.dtype)} but found {_dtype.scalar_name(other.dtype)}")
 
 
@@ -655,7 +663,13 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
         raise RuntimeError(f"Expected {d + 2}-dimensional weight for {d + 2}-dimensional input "
                            f"{_fmt(input.shape)}, but got {weight.ndim}-dimensional weight of size "
                            f"{_fmt(weight.shape)} instead")
-    _check_dtypes(input, weight, bias)
+    if d < 3 and bias is not None and bias.dtype != input.dtype and input.device.type == "cpu":
+        # torch's CPU conv_transpose1d/2d add a bias of any float dtype to the output, in the input's
+        # dtype (the bias keeps its own for its gradient); conv_transpose3d refuses it, as conv does
+        _check_dtypes(input, weight, None, transposed=True)
+        if bias.dtype.is_floating_point:
+            bias = bias.to(input.dtype)
+    _check_dtypes(input, weight, bias, transposed=True)
     stride = _tuple(stride, d, "stride", opname)
     dilation = _tuple(dilation, d, "dilation", opname)
     padding = _tuple(padding, d, "padding", opname)

@@ -100,10 +100,10 @@ class ScaleGradient(Function):
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
               norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """F.embedding: rows of ``weight`` (num_embeddings, dim) picked by the integer ``input``."""
-    if input._data.dtype.kind not in "iu":
+    if input._data.dtype not in (np.int64, np.int32):
         raise RuntimeError(
             "Expected tensor for argument #1 'indices' to have one of the following scalar types: "
-            f"Long, Int; but got {input.dtype} instead (while checking arguments for embedding)"
+            f"Long, Int; but got {input.type()} instead (while checking arguments for embedding)"
         )
     check_bool(scale_grad_by_freq, "embedding", "scale_grad_by_freq")
     check_bool(sparse, "embedding", "sparse")

@@ -224,12 +224,9 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"mat1 and mat2 shapes cannot be multiplied ({rows}x{cols} and "
             f"{'x'.join(str(s) for s in reversed(tuple(weight.shape)))})"
         )
-    if (input.dtype is not weight.dtype or (bias is not None and bias.dtype is not weight.dtype)) \
-            and not autocast_unifies(input._data):
-        other = bias if input.dtype is weight.dtype else input
-        raise RuntimeError(
-            f"mat1 and mat2 must have the same dtype, but got {_dtype.scalar_name(other.dtype)} and {_dtype.scalar_name(weight.dtype)}"
-        )
+    folded = bias is not None and (input.ndim <= 2 or input.is_contiguous())  # torch's addmm path
+    if not autocast_unifies(input._data):
+        _check_dtypes(input, weight, bias, folded)
     if weight.ndim == 1:
         out = (input * weight).sum(-1)
         return out + bias if bias is not None else out
@@ -249,7 +246,50 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
                         saved=_SQUEEZED_SAVED)
     else:
         out = UnsafeView.apply(Mm.apply(input.reshape(rows, input.shape[-1]), w_t), shape=shape)
-    return out if bias is None else out + bias
+    if bias is None:
+        return out
+    # torch adds the bias in place into the product: a bias of another dtype takes the product's
+    return out + (bias if bias.dtype == out.dtype else bias.to(out.dtype))
+
+
+def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None, folded: bool) -> None:
+    """torch's dtype checks, which differ by the path its linear takes: addmm (a bias, and an input
+    of at most 2 dims or contiguous), mm (no bias), or matmul of a non-contiguous input (whose
+    bias is then added in place, so any float dtype passes)."""
+    name = _dtype.scalar_name
+    if folded:
+        if bias.dtype != weight.dtype:
+            raise RuntimeError(f"self and mat2 must have the same dtype, but got {name(bias.dtype)} and "
+                               f"{name(weight.dtype)}")
+        if input.dtype != weight.dtype:
+            raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {name(input.dtype)} and "
+                               f"{name(weight.dtype)}")
+    elif input.dtype != weight.dtype:
+        if input.ndim <= 2 or _matmul_folds(input, weight):
+            raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {cpp_type_name(input.dtype)} "
+                               f"!= {cpp_type_name(weight.dtype)}")
+        raise RuntimeError(f"expected scalar type {name(input.dtype)} but found {name(weight.dtype)}")
+
+
+def _matmul_folds(input: Tensor, weight: Tensor) -> bool:
+    """Whether torch's matmul runs an N-d input by a matrix as one mm of its rows (else as bmm):
+    always when a gradient is wanted, otherwise when the rows are a view without a copy."""
+    if input.requires_grad or weight.requires_grad:
+        return True
+    shape, strides = input.shape, input.stride()
+    return all(strides[i] == strides[i + 1] * shape[i + 1] for i in range(input.ndim - 2))
+
+
+# the C++ names torch's messages print for a dtype (its TORCH_CHECKs stream a caffe2::TypeMeta)
+_CPP_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+                   "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+                   "uint8": "unsigned char", "bool": "bool", "complex64": "c10::complex<float>",
+                   "complex128": "c10::complex<double>"}
+
+
+def cpp_type_name(dtype) -> str:
+    """``dtype`` as torch's C++ error messages name it (float32 -> "float")."""
+    return _CPP_TYPE_NAMES.get(dtype.name, dtype.name)
 
 
 # torch's _saved_* of squeeze_(0) on the (1, out) product of a 1-d input

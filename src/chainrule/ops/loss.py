@@ -106,6 +106,30 @@ def _as_tensor(x, like: Tensor) -> Tensor:
     return Tensor._make(array_module(like).asarray(x, dtype=like._data.dtype))  # on like's device
 
 
+def _in_input_dtype(loss: Tensor, input: Tensor) -> Tensor:
+    """``loss`` as torch's kernels that write into a tensor of the input's dtype leave it: rounded to
+    it, and refused when the input is an integer one (a float loss cannot be cast to it)."""
+    if loss.dtype is input.dtype:
+        return loss
+    if not (input.dtype.is_floating_point or input.dtype.is_complex):
+        raise RuntimeError(f"result type {_dtype.scalar_name(loss.dtype)} can't be cast to the desired output type "
+                           f"{_dtype.scalar_name(input.dtype)}")
+    return loss.to(input.dtype)
+
+
+def _in_place_dtype(result: Tensor, dtype) -> Tensor:
+    """``result`` in ``dtype``, as an in-place op on a tensor of that dtype leaves it."""
+    return result if result.dtype is dtype else result.to(dtype)
+
+
+def _check_float_kernel(input, target, kernel: str) -> None:
+    """torch's pointwise loss kernels run on the promoted dtype of input and target, floats only."""
+    if isinstance(input, Tensor) and isinstance(target, Tensor):
+        dtype = _dtype.result_type(input, target)
+        if not (dtype.is_floating_point or dtype.is_complex):
+            raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(dtype)}'")
+
+
 def _float(x: Tensor, op: str) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}(): argument 'input' must be Tensor, not {type(x).__name__}")
@@ -152,6 +176,7 @@ class _MseLoss(Function):
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
              reduction: str = "mean", weight=None) -> Tensor:
     """F.mse_loss: ``(input - target)**2``, reduced."""
+    _check_float_kernel(input, target, "mse_cpu")
     # one node for the common case; a weight or a broadcast target takes the composition below
     if weight is None and isinstance(input, Tensor) and isinstance(target, Tensor) and input.shape == target.shape:
         _check_reduction(reduction)
@@ -187,6 +212,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     z = ew.abs(input - target)
     if beta == 0:
         return _reduce(z, reduction)
+    _check_float_kernel(input, target, "smooth_l1_cpu")
     loss = ew.where(z < beta, (0.5 / beta) * z * z, z - 0.5 * beta)
     return name_node(_reduce(loss, reduction), "SmoothL1LossBackward0", label="smooth_l1_loss")
 
@@ -199,8 +225,10 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
         raise TypeError(f"huber_loss: delta must be a float or int, got: {type(delta).__name__}")
     if not delta > 0:  # NaN too
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    _check_float_kernel(input, target, "huber_cpu")
     z = ew.abs(input - target)
-    loss = ew.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta))
+    # torch's kernel writes the elementwise loss into a tensor of the input's dtype
+    loss = _in_input_dtype(ew.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta)), input)
     if weight is not None:
         loss = loss * weight
     return name_node(_reduce(loss, reduction), "HuberLossBackward0", label="huber_loss")
@@ -276,17 +304,22 @@ def _unrows(g: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def _class_weights(weight, C: int, dtype) -> np.ndarray | None:
+    """The class weights of a class-index NLL as an array; torch's kernel casts none, so a tensor of
+    another dtype than the input's (an integer one, float64 ones for float32 logits) is refused."""
     xp = array_module(weight)
     if weight is None:
         return None
     w = weight._data if isinstance(weight, Tensor) else xp.asarray(weight)
-    if w.dtype.kind not in "fcV":  # torch casts no weight: an integer one is the wrong scalar type
-        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(dtype)} but found {_dtype.scalar_name(w.dtype)} "
-                           "(class weight)")
+    _check_class_weight_shape(w, C)
+    if w.dtype != dtype and (isinstance(weight, Tensor) or w.dtype.kind not in "fcV"):
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(dtype)} but found {_dtype.scalar_name(w.dtype)}")
+    return w.astype(dtype, copy=False)
+
+
+def _check_class_weight_shape(w, C: int) -> None:
     if w.ndim != 1 or w.shape[0] != C:
         raise RuntimeError(f"weight tensor should be defined either for all {C} classes or no classes but got "
                            f"weight tensor of shape: {list(w.shape)}")
-    return w.astype(dtype, copy=False)
 
 
 def _masked(valid, values: np.ndarray) -> np.ndarray:
@@ -552,7 +585,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     if input._data.ndim == 0:
         raise ValueError("Expected 1 or more dimensions (got 0)")
     C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
-    w = _class_weights(weight, C, input._data.dtype)
+    if weight is not None:
+        _check_class_weight_shape(weight._data if isinstance(weight, Tensor) else np.asarray(weight), C)
     if target._data.dtype.kind in "fV" and target._data.shape == input._data.shape:
         if ignore_index != -100:
             raise RuntimeError("ignore_index is not supported for floating point target")
@@ -561,6 +595,10 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype.scalar_name(target.dtype)}")
     _check_weight_not_differentiated(weight)
     _class_layout(input, target, "cross_entropy")
+    w = _class_weights(weight, C, input._data.dtype)
+    if w is not None and label_smoothing and target._data.dtype == np.uint8:
+        # torch smooths weighted byte targets by a gather, which takes int32/int64 indices only
+        raise RuntimeError("gather(): Expected dtype int32/int64 for index")
     if (w is None and not label_smoothing and input._data.ndim == 2 and array_module(input._data) is not np
             and _cuda_kernels.available(input._data)):
         return _FusedCrossEntropy.apply(input, target, ignore_index=ignore_index, reduction=reduction)
@@ -585,12 +623,11 @@ def _check_weight_not_differentiated(weight) -> None:
 
 def _probability_cross_entropy(input, target, weight, reduction, label_smoothing):
     """Class-probability targets: ``-sum_c w_c t'_c logp_c`` with ``t' = (1-eps) t + eps/C``
-    (differentiable in the weight too, as torch's)."""
+    (differentiable in the weight too, as torch's). A composition in torch: the target is smoothed
+    in its own dtype, and log-probabilities, target and weight promote as any product does."""
     class_dim = 1 if input._data.ndim > 1 else 0
     C = input._data.shape[class_dim]
     logp = LogSoftmax.apply(input, dim=class_dim)
-    if target._data.dtype != input._data.dtype:
-        target = ew._cast(target, input.dtype)
     if label_smoothing:
         target = target * (1.0 - label_smoothing) + label_smoothing / C
     terms = logp * target
@@ -599,7 +636,7 @@ def _probability_cross_entropy(input, target, weight, reduction, label_smoothing
             weight = Tensor._make(array_module(input).asarray(weight))
         wshape = [1] * input._data.ndim
         wshape[class_dim] = C
-        terms = terms * ew._cast(weight, input.dtype).reshape(wshape)
+        terms = terms * weight.reshape(wshape)
     loss = -_sum(terms, class_dim)
     if reduction == "mean":
         n = max(input._data.size // C, 1) if input._data.size else 0
@@ -683,12 +720,14 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Using a target size ({_size(target)}) that is different to the input size "
                          f"({_size(input)}) is deprecated. Please ensure they have the same size.")
+    if target.dtype != input.dtype:  # torch's kernel promotes neither
+        raise RuntimeError(f"Found dtype {_dtype.scalar_name(target.dtype)} but expected {_dtype.scalar_name(input.dtype)}")
     data = input._data
     if data.size and (xp.any(data < 0) or xp.any(data > 1) or xp.isnan(data).any()):
         raise RuntimeError("all elements of input should be between 0 and 1")
     loss = _BinaryCrossEntropy.apply(input, target)
     if weight is not None:
-        loss = loss * weight
+        loss = _in_place_dtype(loss * weight, loss.dtype)  # torch weighs the loss in place: in the input's dtype
     return name_node(_reduce(loss, reduction), "BinaryCrossEntropyBackward0", label="binary_cross_entropy")
 
 
@@ -735,16 +774,21 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     _check_reduction(reduction)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Target size ({_size(target)}) must be the same as input size ({_size(input)})")
-    input = _float(input, "binary_cross_entropy_with_logits")
+    if not (input.dtype.is_floating_point or input.dtype.is_complex):
+        raise NotImplementedError(f"\"log_sigmoid_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
+    # torch builds the loss in place on (1 - target), so it takes the target's dtype, each step
+    # rounded to it; the pos_weight term is multiplied in place into log σ(x), in the input's dtype
+    loss_dtype = target.dtype
+    if not loss_dtype.is_floating_point:
+        raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.result_type(target, input))} can't be cast to "
+                           f"the desired output type {_dtype.scalar_name(loss_dtype)}")
     # log(1 - sigmoid(x)) = log sigmoid(x) - x
     log_sig = _LogSigmoid.apply(input)
     if pos_weight is not None:
-        log_weight = (pos_weight - 1) * target + 1
-        loss = (1 - target) * input - log_weight * log_sig
-    else:
-        loss = (1 - target) * input - log_sig
+        log_sig = _in_place_dtype(((pos_weight - 1) * target + 1) * log_sig, input.dtype)
+    loss = _in_place_dtype(_in_place_dtype((1 - target) * input, loss_dtype) - log_sig, loss_dtype)
     if weight is not None:
-        loss = loss * weight
+        loss = _in_place_dtype(loss * weight, loss_dtype)
     return name_node(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0",
                      label="binary_cross_entropy_with_logits")
 
@@ -755,6 +799,9 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
            log_target: bool = False) -> Tensor:
     """F.kl_div with ``input`` = log-probabilities: ``target (log target - input)``, 0 where target is 0."""
     _check_reduction(reduction, _REDUCTIONS + ("batchmean",))
+    if not (input.dtype.is_floating_point or input.dtype.is_complex) or not (
+            target.dtype.is_floating_point or target.dtype.is_complex):
+        raise RuntimeError("kl_div: Integral inputs not supported.")
     if check_bool(log_target, "kl_div", "log_target"):
         loss = ew.exp(target) * (target - input)
     else:
@@ -802,20 +849,29 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
                      reduction: str = "mean") -> Tensor:
     """F.soft_margin_loss: ``log(1 + exp(-y x))``, computed stably."""
     _check_reduction(reduction)
-    loss = -_LogSigmoid.apply(target * input)
+    # torch computes -x·y into a tensor of the input's dtype, then log(1 + exp(·)) there
+    product = _in_input_dtype(target * input, input)
+    if not (product.dtype.is_floating_point or product.dtype.is_complex):  # (exp_ in place, in x's dtype)
+        raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.get_default_dtype())} can't be cast to the "
+                           f"desired output type {_dtype.scalar_name(product.dtype)}")
+    loss = -_LogSigmoid.apply(product)
     return name_node(_reduce(loss, reduction), "SoftMarginLossBackward0", label="soft_margin_loss")
 
 
 @honours_legacy_flags
 def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, size_average=None,
                          reduce=None, reduction: str = "mean") -> Tensor:
-    """F.hinge_embedding_loss: x where y == 1, max(0, margin - x) where y == -1."""
+    """F.hinge_embedding_loss: x where y == 1, max(0, margin - x) where y == -1 (both where y is
+    neither, as torch's formula adds the two terms)."""
     _check_reduction(reduction)
     margin = check_float(margin, "hinge_embedding_loss", "margin")
     zero = ew.zeros_like_tensor(input)
-    pos = ew.where(target == 1, input, zero)
-    neg = ew.where(target == -1, ew.clamp_min(margin - input, 0.0), zero)
-    return _reduce(pos + neg, reduction)
+    # torch's margin - x fills a tensor like x with the margin first: in x's dtype (truncated for an
+    # integer x, whose loss then stays an integer one)
+    margin_like = _in_place_dtype(zero + margin, input.dtype)
+    pos = ew.where(target != -1, input, zero)
+    neg = ew.where(target != 1, ew.clamp_min(margin_like - input, 0), zero)
+    return _reduce(neg + pos, reduction)
 
 
 @honours_legacy_flags

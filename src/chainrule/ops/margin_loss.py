@@ -59,6 +59,14 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor | float, full: 
     return _reduce(loss, reduction)
 
 
+def _check_kernel_dtypes(input: Tensor, target: Tensor, kernel: str) -> None:
+    """torch's margin kernels run float32 and float64 only, and read the target as int64 as it is."""
+    if input.dtype in (_dtype.float16, _dtype.bfloat16):
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
+    if target.dtype != _dtype.int64:
+        raise RuntimeError(f"expected scalar type Long but found {_dtype.scalar_name(target.dtype)}")
+
+
 def _class_targets(input: Tensor, target: Tensor):
     """(input as (N, C), target as (N,)) after torch's shape checks."""
     samples = input.shape[0] if input.dim() == 2 else 1
@@ -85,9 +93,10 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     classes = x.shape[1]
     if weight is not None and weight.shape[0] != classes:
         raise RuntimeError(f"inconsistent weight size, expected {classes} but got {list(weight.shape)}")
+    _check_kernel_dtypes(x, y, "multi_margin_loss_cpu_kernel")
     if weight is not None and weight._data.dtype != x._data.dtype:
         raise RuntimeError(f"expected scalar type {_dtype.scalar_name(x._data.dtype)} but found "
-                           f"{_dtype.scalar_name(weight._data.dtype)} (weight)")
+                           f"{_dtype.scalar_name(weight._data.dtype)}")
     xp = array_module(x._data)
     labels = y._data.astype(np.int64)
     if isinstance(labels, np.ndarray) and labels.size and (labels.min() < 0 or labels.max() >= classes):
@@ -119,6 +128,7 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
     _check_loss_reduction(reduction)
     if tuple(target.shape) != tuple(input.shape) or input.dim() > 2:
         raise RuntimeError(f"inconsistent target size: {list(target.shape)} for input of size: {list(input.shape)}")
+    _check_kernel_dtypes(input, target, "multilabel_margin_loss_forward_out_frame")
     unbatched = input.dim() < 2
     x = input.reshape(1, -1) if unbatched else input
     ew.on_its_gpu(target._data)

@@ -459,16 +459,31 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
 
 
-def _check_parameter_dtypes(input: Tensor, *parameters) -> None:
-    """torch's CPU batch and instance norms take parameters of the input's dtype, or float32 ones for
-    a float16/bfloat16 input ("mixed dtype"), and refuse any other mix rather than promote."""
+def _runs_in_float32(input: Tensor, *parameters) -> bool:
+    """torch's CPU norms check their parameters' dtypes so, and say whether the norm runs "mixed":
+    a float16/bfloat16 input with float32 parameters, normalised in float32 and returned in the
+    input's dtype. Parameters of the input's dtype run as they are; torch refuses any other mix
+    rather than promote (the first given parameter decides which of its errors)."""
+    dtype = input.dtype
+    for p in parameters:  # the common case, all of the input's dtype, decided in one cheap pass
+        if p is not None and p.dtype is not dtype:
+            break
+    else:
+        return False
+    if not dtype.is_floating_point or input.device.type != "cpu":
+        return False
     given = [p for p in parameters if p is not None]
-    if not given or given[0].dtype == input.dtype or not input.dtype.is_floating_point or input.device.type != "cpu":
-        return
+    if given[0].dtype == input.dtype:
+        for p in given[1:]:
+            if p.dtype != input.dtype:
+                raise RuntimeError(f"expected scalar type {_dtype.scalar_name(input.dtype)} but found "
+                                   f"{_dtype.scalar_name(p.dtype)}")
+        return False
     if any(p.dtype != _dtype.float32 for p in given):
         raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
     if input.dtype not in (_dtype.float16, _dtype.bfloat16):
         raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
+    return True
 
 
 def _values_per_channel(input: Tensor, training: bool) -> int:
@@ -494,7 +509,9 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
                 f"batch_norm: expected {name} to have shape [{c}] for input of shape "
                 f"{list(input.shape)}, but got {list(t.shape)}"
             )
-    _check_parameter_dtypes(input, weight, bias, running_mean, running_var)
+    if _runs_in_float32(input, weight, bias, running_mean, running_var):
+        out = _batch_norm(input.to(_dtype.float32), running_mean, running_var, weight, bias, training, momentum, eps)
+        return out.to(input.dtype)
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = (0,) + tuple(range(2, input.ndim))
     if training:
@@ -538,6 +555,8 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
             f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
             f"[*, {', '.join(str(s) for s in normalized_shape)}], but got input of size{list(input.shape)}"
         )
+    if _runs_in_float32(input, weight, bias):
+        return layer_norm(input.to(_dtype.float32), normalized_shape, weight, bias, eps).to(input.dtype)
     dims = tuple(range(input.ndim - k, input.ndim))
     x = _float(input)
     if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
@@ -559,6 +578,8 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
             f"Expected number of channels in input to be divisible by num_groups, but got input of "
             f"shape {list(input.shape)} and num_groups={num_groups}"
         )
+    if _runs_in_float32(input, weight, bias):
+        return group_norm(input.to(_dtype.float32), num_groups, weight, bias, eps).to(input.dtype)
     out = GroupNormalize.apply(_float(input), groups=num_groups, eps=eps)
     return _affine(out, weight, bias, (1, c) + (1,) * (input.ndim - 2))
 
@@ -570,11 +591,22 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     eps = check_float(eps, "instance_norm", "eps")
     if momentum is not None:  # chainrule's modules pass None for a cumulative average
         momentum = check_float(momentum, "instance_norm", "momentum")
-    _check_parameter_dtypes(input, weight, bias, running_mean, running_var)
+    # torch checks the affine parameters' dtypes (the running statistics take any float dtype, with
+    # or without use_input_stats), but with running statistics it takes a bias without a weight
+    # only in the input's dtype
+    if (running_mean is not None or running_var is not None) and weight is None and bias is not None \
+            and bias.dtype != input.dtype and input.device.type == "cpu":
+        raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
+    if _runs_in_float32(input, weight, bias):
+        return instance_norm(input.to(_dtype.float32), running_mean, running_var, weight, bias, use_input_stats,
+                             momentum, eps).to(input.dtype)
+    if not use_input_stats:  # the running statistics, read in the input's dtype (nothing is updated)
+        running_mean, running_var = (
+            t if t is None or t.dtype is input.dtype or not input.dtype.is_floating_point
+            else t.detach().to(input.dtype) for t in (running_mean, running_var))
+        return _batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
     c = input.shape[1]
     shape = (1, c) + (1,) * (input.ndim - 2)
-    if not use_input_stats:
-        return _batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
     dims = tuple(range(2, input.ndim))
     stats: dict = {}
     out = Normalize.apply(_float(input), dims=dims, eps=eps, stats=stats)
