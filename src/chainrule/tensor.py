@@ -688,9 +688,9 @@ def _dim_index(dim, op: str) -> int:
         raise TypeError(f"{op or 'dim'}(): argument 'dim' must be int, not {type(dim).__name__}") from None
 
 
-def write_out(result: Tensor, out, op: str) -> Tensor:
+def write_out(result: Tensor, out, op: str, stacklevel: int = 3) -> Tensor:
     """torch's ``out=``: ``result`` written into ``out``, which is resized to the result's shape
-    (with torch's warning when it held elements) and returned. Raises before writing when a
+    (with torch's warning, at the caller's frame ``stacklevel``, when it held elements) and returned. Raises before writing when a
     gradient would be needed (torch refuses out= under autograd) or the dtype can't hold it."""
     if not isinstance(out, Tensor):
         raise TypeError(f"{op}(): argument 'out' must be Tensor, not {type(out).__name__}")
@@ -708,7 +708,7 @@ def write_out(result: Tensor, out, op: str) -> Tensor:
                           f"which does not match the required output shape {list(result.shape)}. This behavior is "
                           "deprecated, and in a future PyTorch release outputs will not be resized unless they have "
                           "zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, to zero "
-                          "elements with t.resize_(0).", UserWarning, stacklevel=3)
+                          "elements with t.resize_(0).", UserWarning, stacklevel=stacklevel)
         out._data = np.empty_like(out._data, shape=result._data.shape)
     out._data[...] = result._data
     out._version_box[0] += 1

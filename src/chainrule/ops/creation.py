@@ -180,7 +180,10 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
     ):
         return data
     if isinstance(data, np.ndarray) and dtype is None:
-        return Tensor._make(data) if data.dtype in _dtype._BY_NP else Tensor._make(_to_array(data, None, copy=False))
+        if data.dtype not in _dtype._BY_NP:
+            return Tensor._make(_to_array(data, None, copy=False))
+        _warn_if_read_only(data)
+        return Tensor._make(data)
     return Tensor._make(_to_array(data, dtype, copy=False, device=device))
 
 
@@ -192,7 +195,27 @@ def from_numpy(array: np.ndarray) -> Tensor:
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
     _dtype.from_numpy_dtype(array.dtype)
+    _warn_if_read_only(array)
     return Tensor._make(array)
+
+
+_read_only_warned = False  # torch warns once a process (from_numpy and as_tensor share it)
+
+
+def _warn_if_read_only(array: np.ndarray) -> None:
+    """torch's warning for sharing a read-only array (PIL's ``np.asarray(image)``, ``np.frombuffer``
+    of bytes, a read-only memmap). torch then writes into it anyway (undefined behaviour); here
+    the tensor stays read-only and an in-place write to it is refused."""
+    global _read_only_warned
+    if array.flags.writeable or _read_only_warned:
+        return
+    _read_only_warned = True
+    import warnings
+
+    warnings.warn("The given NumPy array is not writable, and PyTorch does not support non-writable tensors. "
+                  "This means writing to this tensor will result in undefined behavior. You may want to copy "
+                  "the array to protect its data or make it writable before converting it to a tensor. This type "
+                  "of warning will be suppressed for the rest of this program.", UserWarning, stacklevel=3)
 
 
 def _sizes(sizes: tuple, size) -> tuple:

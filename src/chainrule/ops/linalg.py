@@ -18,7 +18,7 @@ import numpy as np
 from .. import _dtype, _opmath, return_types
 from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg
 from ..autograd.function import Function, input_sizes, input_strides, name_node, saved
-from ..tensor import Tensor, _wrap_dim
+from ..tensor import Tensor, _wrap_dim, write_out
 from .elementwise import conjugate_rule
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum", "tensordot",
@@ -31,6 +31,19 @@ __tensor_methods__ = {"eig": "_removed_eig", "symeig": "_removed_symeig"}
 _C_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
                  "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
                  "bool": "bool", "complex64": "c10::complex<float>", "complex128": "c10::complex<double>"}
+
+
+def _exact_out(result: Tensor, out, op: str, vector_product: bool = False) -> Tensor:
+    """torch's ``out=`` for the matrix products: BLAS writes straight into ``out``, so unlike an
+    elementwise op's it takes no cast: ``out`` must already hold the result's dtype (torch words a
+    1-D · 1-D product's refusal as dot's). Otherwise as ``write_out`` (resized, returned)."""
+    if isinstance(out, Tensor) and out.dtype != result.dtype:
+        if vector_product:
+            raise RuntimeError(f"result dtype {_dtype.scalar_name(out.dtype)} does not match input dtype "
+                               f"{_dtype.scalar_name(result.dtype)}")
+        raise RuntimeError(f"Expected out tensor to have dtype {_C_TYPE_NAMES.get(result.dtype.name, result.dtype.name)}"
+                           f", but got {_C_TYPE_NAMES.get(out.dtype.name, out.dtype.name)} instead")
+    return write_out(result, out, op, stacklevel=4)
 
 
 def _as_array(x) -> np.ndarray:
@@ -181,7 +194,7 @@ def _mat_shapes(a: tuple, b: tuple) -> RuntimeError:
     return RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({a[0]}x{a[1]} and {b[0]}x{b[1]})")
 
 
-def matmul(input: Tensor, other: Tensor) -> Tensor:
+def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.matmul: dot (1-D·1-D), matrix-vector, vector-matrix (the added dim is removed again),
     matrix product, and batched products broadcasting the batch dims."""
     _check_tensor("matmul", "input", input)
@@ -217,7 +230,8 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
                            f"but got: [{n_batch}, {k_b}].")
     if a.ndim > 2 or b.ndim > 2:
         _broadcast_batch(a.shape[:-2], b.shape[:-2])
-    return _NODE_BY_NDIM.get((a.ndim, b.ndim), Matmul).apply(input, other)
+    result = _NODE_BY_NDIM.get((a.ndim, b.ndim), Matmul).apply(input, other)
+    return result if out is None else _exact_out(result, out, "matmul", vector_product=a.ndim == b.ndim == 1)
 
 
 def _broadcast_batch(a: tuple, b: tuple) -> tuple:
@@ -232,7 +246,7 @@ def _broadcast_batch(a: tuple, b: tuple) -> tuple:
     return tuple(x if y == 1 else y for x, y in zip(a1, b1))
 
 
-def mm(input: Tensor, mat2: Tensor) -> Tensor:
+def mm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
     """torch.mm: (n, m) @ (m, p) -> (n, p); no broadcasting."""
     _check_tensor("mm", "input", input)
     _check_tensor("mm", "mat2", mat2)
@@ -243,10 +257,11 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:
     _check_same_dtype(input, mat2)
     if input._data.shape[1] != mat2._data.shape[0]:
         raise _mat_shapes(input._data.shape, mat2._data.shape)
-    return Mm.apply(input, mat2)
+    result = Mm.apply(input, mat2)
+    return result if out is None else _exact_out(result, out, "mm")
 
 
-def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+def bmm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
     """torch.bmm: (b, n, m) @ (b, m, p) -> (b, n, p); no broadcasting."""
     _check_tensor("bmm", "input", input)
     _check_tensor("bmm", "mat2", mat2)
@@ -259,10 +274,11 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     if (b, m) != (b2, m2):
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{b}, {m}] "
                            f"but got: [{b2}, {m2}].")
-    return Bmm.apply(input, mat2)
+    result = Bmm.apply(input, mat2)
+    return result if out is None else _exact_out(result, out, "bmm")
 
 
-def mv(input: Tensor, vec: Tensor) -> Tensor:
+def mv(input: Tensor, vec: Tensor, *, out=None) -> Tensor:
     """torch.mv: (n, m) @ (m,) -> (n,)."""
     _check_tensor("mv", "input", input)
     _check_tensor("mv", "vec", vec)
@@ -272,10 +288,11 @@ def mv(input: Tensor, vec: Tensor) -> Tensor:
     _check_same_dtype(input, vec)
     if a.shape[1] != v.shape[0]:
         raise RuntimeError(f"size mismatch, got input ({a.shape[0]}), mat ({a.shape[0]}x{a.shape[1]}), vec ({v.shape[0]})")
-    return Mv.apply(input, vec)
+    result = Mv.apply(input, vec)
+    return result if out is None else _exact_out(result, out, "mv")
 
 
-def dot(input: Tensor, tensor: Tensor) -> Tensor:
+def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
     """torch.dot: the inner product of two 1-D tensors of the same size (a 0-d result)."""
     _check_tensor("dot", "input", input)
     _check_tensor("dot", "tensor", tensor)
@@ -287,15 +304,17 @@ def dot(input: Tensor, tensor: Tensor) -> Tensor:
                            f"{_dtype.scalar_name(input.dtype)} and {_dtype.scalar_name(tensor.dtype)}")
     if a.shape[0] != b.shape[0]:
         raise _inconsistent(a.shape[0], b.shape[0])
-    return Dot.apply(input, tensor)
+    result = Dot.apply(input, tensor)
+    return result if out is None else _exact_out(result, out, "dot", vector_product=True)
 
 
-def vdot(input: Tensor, other: Tensor) -> Tensor:
+def vdot(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.vdot: ``dot`` with the first argument conjugated (the same for real tensors)."""
-    return name_node(dot(input.conj(), other), "VdotBackward0", label="vdot")
+    result = name_node(dot(input.conj(), other), "VdotBackward0", label="vdot")
+    return result if out is None else _exact_out(result, out, "vdot", vector_product=True)
 
 
-def outer(input: Tensor, vec2: Tensor) -> Tensor:
+def outer(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
     """torch.outer: ``input[i] * vec2[j]`` for 1-D tensors, shape (n, m)."""
     from .elementwise import mul
 
@@ -303,7 +322,8 @@ def outer(input: Tensor, vec2: Tensor) -> Tensor:
         raise RuntimeError(f"outer: Expected 1-D argument self, but got {input._data.ndim}-D"
                            if input._data.ndim != 1 else
                            f"outer: Expected 1-D argument vec2, but got {vec2._data.ndim}-D")
-    return mul(input.unsqueeze(1), vec2.unsqueeze(0))
+    result = mul(input.unsqueeze(1), vec2.unsqueeze(0))
+    return result if out is None else write_out(result, out, "outer")
 
 
 ger = outer
@@ -321,7 +341,7 @@ def inner(input: Tensor, other: Tensor) -> Tensor:
     return tensordot(input, other, dims=([-1], [-1]))
 
 
-def kron(input: Tensor, other: Tensor) -> Tensor:
+def kron(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.kron: the Kronecker product; shapes are right-aligned and multiplied."""
     from .elementwise import mul
 
@@ -331,8 +351,9 @@ def kron(input: Tensor, other: Tensor) -> Tensor:
     # interleave: a as (a0, 1, a1, 1, ...) times b as (1, b0, 1, b1, ...), then merge the pairs
     a = input.reshape(tuple(s for d in a_shape for s in (d, 1)))
     b = other.reshape(tuple(s for d in b_shape for s in (1, d)))
-    return name_node(mul(a, b).reshape(tuple(x * y for x, y in zip(a_shape, b_shape))), "UnsafeViewBackward0",
-                     label="kron")
+    result = name_node(mul(a, b).reshape(tuple(x * y for x, y in zip(a_shape, b_shape))), "UnsafeViewBackward0",
+                       label="kron")
+    return result if out is None else write_out(result, out, "kron")
 
 
 # ---------------------------------------------------------------- fused multiply-adds
@@ -376,12 +397,13 @@ def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
     return add(input, product)
 
 
-def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
+def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmm: ``beta * input + alpha * (mat1 @ mat2)``."""
-    return _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
+    result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
+    return result if out is None else _exact_out(result, out, "addmm")
 
 
-def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
+def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmv: ``beta * input + alpha * (mat @ vec)``."""
     dtype = _dtype.result_type(input, mat, vec)
     if beta != 0 and _opmath.fused_compute_dtype(dtype) is not None:
@@ -391,12 +413,14 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor
 
         input = mul(input, beta) if beta != 1 else input
         beta, alpha = 1, builtins.float(np.asarray(alpha, dtype=dtype.np).astype(np.float32))
-    return _scaled_add(input, mv, (mat, vec), beta, alpha, "AddmvBackward0", "mat @ vec")
+    result = _scaled_add(input, mv, (mat, vec), beta, alpha, "AddmvBackward0", "mat @ vec")
+    return result if out is None else _exact_out(result, out, "addmv")
 
 
-def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
+def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.baddbmm: ``beta * input + alpha * bmm(batch1, batch2)``."""
-    return _scaled_add(input, bmm, (batch1, batch2), beta, alpha, "BaddbmmBackward0", "bmm(batch1, batch2)")
+    result = _scaled_add(input, bmm, (batch1, batch2), beta, alpha, "BaddbmmBackward0", "bmm(batch1, batch2)")
+    return result if out is None else _exact_out(result, out, "baddbmm")
 
 
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
@@ -417,7 +441,7 @@ def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) ->
     return _scaled_add(input, mm, (left, right), beta, alpha, "AddbmmBackward0", "Σ_b batch1_b @ batch2_b")
 
 
-def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1) -> Tensor:
+def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addr: ``beta * input + alpha * outer(vec1, vec2)``.
 
     torch's kernel is elementwise, ``beta·self + alpha·vec1·vec2`` in the tensors' dtype, not a
@@ -428,8 +452,14 @@ def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1) -> Tenso
         from .elementwise import mul
 
         vec1, alpha = mul(vec1, alpha), 1
-    return name_node(_scaled_sum(input, outer(vec1, vec2), beta, alpha), "AddrBackward0", label="addr",
-                     rule=_SCALED_ADD_RULE % "outer(vec1, vec2)")
+    result = name_node(_scaled_sum(input, outer(vec1, vec2), beta, alpha), "AddrBackward0", label="addr",
+                       rule=_SCALED_ADD_RULE % "outer(vec1, vec2)")
+    return result if out is None else write_out(result, out, "addr")
+
+
+for _product in (matmul, mm, bmm, mv, dot, vdot, outer, kron, addmm, addmv, baddbmm, addr):
+    _product.honours_out = True  # each writes its out= itself (see _exact_out)
+del _product
 
 
 # ---------------------------------------------------------------- einsum

@@ -21,8 +21,10 @@ import numpy as np
 from .. import _dtype, _meta
 from .._backend import array_module, cuda_available, cuda_module
 from .._backend import device as _device
+from ..autograd.function import Function
 from ..tensor import Tensor
 from .creation import _dt, _finish, _shape_args, _sizes, _strided_only, _xp, factory_args, refuse_dtype
+from .elementwise import zeros_like_tensor
 
 __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
            "default_generator", "rand", "randn", "randint", "randperm", "rand_like", "randn_like",
@@ -325,15 +327,79 @@ def randint_like(input: Tensor, low, high=None, *, dtype=None, device=None, requ
     return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype, device=device)
 
 
+def _draw_normal(mean, std, generator, dtype):
+    """``mean + std * N(0, 1)`` on the arrays' device, broadcast, in ``dtype``."""
+    shape = np.broadcast_shapes(getattr(mean, "shape", ()), getattr(std, "shape", ()))
+    return (mean + std * _rng(generator, array_module(mean, std)).standard_normal(shape)).astype(dtype)
+
+
+_NORMAL_RULE = "zero gradient for mean and std, as torch's (normal is not reparameterised: Normal.rsample is)"
+
+
+class NormalTensorFloat(Function):
+    node_name = "NormalBackward1"
+    label, rule, formula = "normal", _NORMAL_RULE, "normal({0}, std)"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, mean, std, generator):
+        return _draw_normal(mean, std, generator, mean.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return zeros_like_tensor(grad)
+
+
+class NormalFloatTensor(Function):
+    node_name = "NormalBackward2"
+    label, rule, formula = "normal", _NORMAL_RULE, "normal(mean, {0})"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, std, mean, generator):
+        return _draw_normal(mean, std, generator, std.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return zeros_like_tensor(grad)
+
+
+class NormalTensorTensor(Function):
+    node_name = "NormalBackward3"
+    label, rule, formula = "normal", _NORMAL_RULE, "normal({0}, {1})"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, mean, std, generator):
+        return _draw_normal(mean, std, generator, mean.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        zero = zeros_like_tensor(grad)
+        return zero, zero  # the engine sums each to its input's shape
+
+
+def _check_std(std) -> None:
+    """torch's refusal of a negative (or NaN) standard deviation, before anything is drawn."""
+    if isinstance(std, Tensor):
+        data = std._data
+        if data.size and not bool((data >= 0).all()):
+            raise RuntimeError("normal expects all elements of std >= 0.0")
+    elif not std >= 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
+
+
 def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Samples with the given mean(s) and std(s); tensors broadcast, as torch.normal. With float
-    mean and std, ``size`` samples drawn on ``device`` (in ``dtype``)."""
-    if isinstance(mean, Tensor) or isinstance(std, Tensor):
-        m = mean._data if isinstance(mean, Tensor) else mean
-        s = std._data if isinstance(std, Tensor) else std
-        shape = np.broadcast_shapes(getattr(m, "shape", ()), getattr(s, "shape", ()))
-        dt = (mean if isinstance(mean, Tensor) else std)._data.dtype
-        return Tensor._make((m + s * _rng(generator, array_module(m, s)).standard_normal(shape)).astype(dt))
+    mean and std, ``size`` samples drawn on ``device`` (in ``dtype``). A sample from tensors that
+    require grad is recorded (NormalBackward1/2/3) with torch's zero gradient for both."""
+    _check_std(std)
+    if isinstance(mean, Tensor) and isinstance(std, Tensor):
+        return NormalTensorTensor.apply(mean, std, generator=generator)
+    if isinstance(mean, Tensor):
+        return NormalTensorFloat.apply(mean, std=std, generator=generator)
+    if isinstance(std, Tensor):
+        return NormalFloatTensor.apply(std, mean=mean, generator=generator)
     xp = _xp(device)
     array = (mean + std * _rng(generator, xp).standard_normal(tuple(size))).astype(_float_dtype(dtype, "normal"))
     return _finish(array, requires_grad)
@@ -412,6 +478,7 @@ def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, *, 
 
 
 def normal_(self: Tensor, mean: builtins.float = 0.0, std: builtins.float = 1.0, *, generator=None) -> Tensor:
+    _check_std(std)
     return _fill_inplace(self, mean + std * _rng(generator, array_module(self)).standard_normal(self._data.shape))
 
 

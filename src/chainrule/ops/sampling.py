@@ -24,13 +24,15 @@ from .shape import stack
 __all__ = ["affine_grid", "grid_sample"]
 __not_methods__ = set(__all__)
 
-_ALIGN_WARNING = ("Default {op} behavior has changed to align_corners=False since 1.3.0. Please specify "
-                  "align_corners=True if the old behavior is desired. See the documentation of {op} for details.")
+# torch 2.x words it the same for both ops, naming both and pointing at grid_sample's docs
+_ALIGN_WARNING = ("Default grid_sample and affine_grid behavior has changed to align_corners=False since 1.3.0. "
+                  "Please specify align_corners=True if the old behavior is desired. See the documentation of "
+                  "grid_sample for details.")
 
 
-def _align(align_corners, op: str) -> bool:
+def _align(align_corners) -> bool:
     if align_corners is None:
-        warnings.warn(_ALIGN_WARNING.format(op=op), UserWarning, stacklevel=3)
+        warnings.warn(_ALIGN_WARNING, UserWarning, stacklevel=3)
         return False
     return bool(align_corners)
 
@@ -51,7 +53,7 @@ def affine_grid(theta: Tensor, size, align_corners=None) -> Tensor:
     ``size`` (N, C, D, H, W) give (N, D, H, W, 3). Each grid point is theta @ (x, y[, z], 1) for the
     normalised output coordinates, x along the last dimension.
     """
-    align = _align(align_corners, "affine_grid")
+    align = _align(align_corners)
     size = tuple(int(s) for s in size)
     if not theta.is_floating_point():
         raise ValueError(f"Expected theta to have floating point type, but got {theta.dtype}")
@@ -161,7 +163,7 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
     Differentiable in ``input`` and, for 'bilinear' and 'bicubic', in ``grid``.
     """
     _check_grid_sample(input, grid, mode, padding_mode)
-    align = _align(align_corners, "grid_sample")
+    align = _align(align_corners)
     batch, channels, *sizes = input.shape
     out_shape = tuple(grid.shape[1:-1])
     points = int(np.prod(out_shape, dtype=np.int64))
