@@ -270,15 +270,15 @@ def _cat(node, grad):
 @register_batched_rule(shape.Split, shape.SplitWithSizes, shape.Unbind)
 def _split_unbind(node, *grads):
     # the pieces' gradients joined back along dim, one place further for the batch dim (zeros
-    # for a piece that got none); unbind's pieces lost dim, so they are stacked instead
-    some = next(g._data for g in grads if g is not None)
-    xp = array_module(some)
-    parts = [xp.zeros((some.shape[0],) + tuple(node._output_meta[i][0]), some.dtype) if g is None else g._data
+    # for a piece that got none); unbind's pieces lost dim, so they are stacked instead. Written
+    # in Tensor ops so that a recorded walk (an inner Jacobian) differentiates through it
+    some = next(g for g in grads if g is not None)
+    parts = [some.new_zeros((some.shape[0],) + tuple(node._output_meta[i][0])) if g is None else g
              for i, g in enumerate(grads)]
     axis = node.dim + 1
     if node._forward_cls is shape.Unbind:
-        return Tensor._make(xp.stack(parts, axis=axis))
-    return Tensor._make(xp.concatenate(parts, axis=axis))
+        return shape.stack(parts, axis)
+    return shape.cat(parts, axis)
 
 
 @register_batched_rule(StackRows)
