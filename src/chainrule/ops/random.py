@@ -336,42 +336,39 @@ def _draw_normal(mean, std, generator, dtype):
 _NORMAL_RULE = "zero gradient for mean and std, as torch's (normal is not reparameterised: Normal.rsample is)"
 
 
-class NormalTensorFloat(Function):
-    node_name = "NormalBackward1"
-    label, rule, formula = "normal", _NORMAL_RULE, "normal({0}, std)"
+class _NormalSample(Function):
+    """A sample recorded from tensor mean and/or std; the three overloads differ in name,
+    formula and which argument comes first (the tensor input, whose dtype the sample takes)."""
+    label, rule = "normal", _NORMAL_RULE
     _array_forward = True
-
-    @staticmethod
-    def forward(ctx, mean, std, generator):
-        return _draw_normal(mean, std, generator, mean.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         return zeros_like_tensor(grad)
 
 
-class NormalFloatTensor(Function):
+class NormalTensorFloat(_NormalSample):
+    node_name = "NormalBackward1"
+    formula = "normal({0}, std)"
+
+    @staticmethod
+    def forward(ctx, mean, std, generator):
+        return _draw_normal(mean, std, generator, mean.dtype)
+
+
+class NormalFloatTensor(_NormalSample):
     node_name = "NormalBackward2"
-    label, rule, formula = "normal", _NORMAL_RULE, "normal(mean, {0})"
-    _array_forward = True
+    formula = "normal(mean, {0})"
 
     @staticmethod
     def forward(ctx, std, mean, generator):
         return _draw_normal(mean, std, generator, std.dtype)
 
-    @staticmethod
-    def backward(ctx, grad):
-        return zeros_like_tensor(grad)
 
-
-class NormalTensorTensor(Function):
+class NormalTensorTensor(_NormalSample):
     node_name = "NormalBackward3"
-    label, rule, formula = "normal", _NORMAL_RULE, "normal({0}, {1})"
-    _array_forward = True
-
-    @staticmethod
-    def forward(ctx, mean, std, generator):
-        return _draw_normal(mean, std, generator, mean.dtype)
+    formula = "normal({0}, {1})"
+    forward = NormalTensorFloat.forward
 
     @staticmethod
     def backward(ctx, grad):
