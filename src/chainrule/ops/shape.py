@@ -188,7 +188,9 @@ class MadeWithoutGrad:
         return view._grad_fn
 
     def assigned(self, view: Tensor) -> None:
-        pass
+        # unlike a stale view's state, a grad_fn set on it does not end this one: it stays a view made
+        # without grad, so torch's refusal still applies after its base moves on
+        return None
 
     def accumulator(self, view: Tensor):
         if self.leaf:
