@@ -297,8 +297,34 @@ NOT_COMPARED = {
 }
 
 
-def _kept(name: str, values: np.ndarray) -> np.ndarray:
+# torch picks its vectorised CPU kernels at run time; its AVX-512 ones answer differently from its AVX2
+# ones (and from the limits, which chainrule and torch's AVX2 kernels give) at these float32 values.
+# On an AVX-512 machine they are not compared; on any other they are, so CI on either kind checks the rest.
+NOT_COMPARED_AVX512 = {
+    "gelu": (lambda v: np.isposinf(v) | _huge(v),
+             "torch's AVX-512 gelu is NaN at +inf and inf at the largest float (AVX2 and the limit: +inf, "
+             "the largest float)"),
+    "elu": (np.isnan, "torch's AVX-512 elu gradient is 1 at NaN (AVX2: NaN)"),
+    "selu": (np.isnan, "as elu"),
+    "celu": (np.isnan, "as elu"),
+    "hardswish": (np.isnan, "torch's AVX-512 hardswish gradient is 1 at NaN (AVX2: NaN)"),
+}
+
+
+def _torch_kernels_are_avx512() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+def _kept(name: str, values: np.ndarray, dtype: str = "") -> np.ndarray:
     """The special values (or rows, by their special value) that ``name`` is compared at."""
+    if name in NOT_COMPARED_AVX512 and dtype == "float32" and _torch_kernels_are_avx512():
+        # replaced in place, not dropped: which lane of torch's vector loop a value lands in changes its
+        # answer at the float32 extremes too (gelu of the largest float is inf in a vector lane)
+        values = np.where(NOT_COMPARED_AVX512[name][0](values), values.dtype.type(0.5), values)
     if name not in NOT_COMPARED:
         return values
     mask = NOT_COMPARED[name][0](values if values.ndim == 1 else values[:, 1])
@@ -319,7 +345,7 @@ def _rtol(name: str, dtype: str) -> float:
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", list(UNARY))
 def test_unary_special_values(name, dtype):
-    _compare(UNARY[name], [_kept(name, special_values(dtype))], rtol=_rtol(name, dtype))
+    _compare(UNARY[name], [_kept(name, special_values(dtype), dtype)], rtol=_rtol(name, dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -337,4 +363,4 @@ def test_reduction_special_values(name, dtype):
 
 
 def test_every_exclusion_names_a_table_op():
-    assert set(NOT_COMPARED) <= set(UNARY) | set(BINARY) | set(REDUCE)
+    assert set(NOT_COMPARED) | set(NOT_COMPARED_AVX512) <= set(UNARY) | set(BINARY) | set(REDUCE)
