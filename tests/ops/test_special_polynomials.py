@@ -75,7 +75,11 @@ def test_polynomials_take_numbers_and_integer_tensors_with_torch_dtypes(name):
         theirs = getattr(torch.special, name)(*torch_args)
         assert str(ours.dtype) == str(theirs.dtype).replace("torch", "chainrule"), (name, args)
         assert tuple(ours.shape) == tuple(theirs.shape)
-        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, err_msg=f"{name}{args}")
+        # torch's float32 closed forms lose up to ~5e-5 near a root at degree 9 (its libm's float32 sin of
+        # (n + 1)θ); chainrule evaluates them in float64: so near torch's, and near the float64 truth
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, err_msg=f"{name}{args}")
+        exact = getattr(torch.special, name)(*[torch.as_tensor(a).to(theirs.dtype).double() for a in torch_args])
+        np.testing.assert_allclose(ours.numpy(), exact.numpy(), rtol=1e-5, atol=1e-6, err_msg=f"{name}{args}")
 
 
 def test_polynomial_nan_at_a_nan_point():

@@ -83,9 +83,12 @@ def _chebyshev_kind(kind: str, x, n, shifted: bool):
     y = (x + x - 1.0) if shifted else x
     first = {"t": y, "u": y + y, "v": y + y - 1.0, "w": y + y + 1.0}[kind]
     ones = xp.ones_like(y)
+    # the closed forms in float64 whatever y's width: sin((n+1)θ) of a float32 θ near 4π keeps only
+    # ~1e-6 of absolute accuracy, and the last ulp of a float32 sin differs between libms (SIMD or not)
+    wide = y.astype(np.float64) if y.dtype.itemsize < 8 else y
     with np.errstate(all="ignore"):
-        theta = xp.arccos(y)
-        n_float = n.astype(y.dtype)
+        theta = xp.arccos(wide)
+        n_float = n.astype(wide.dtype)
         odd_sign = _parity(n, 1.0, -1.0)
         if kind == "t":
             at_top, at_bottom = ones, odd_sign * ones
@@ -108,6 +111,8 @@ def _chebyshev_kind(kind: str, x, n, shifted: bool):
         else:
             top, bottom = (xp.abs(x) == 1.0) & (x > 0), (xp.abs(x) == 1.0) & (x < 0)
             threshold = 6 if kind == "t" else 8
+        inside = inside.astype(y.dtype, copy=False)
+        at_top, at_bottom = at_top.astype(y.dtype, copy=False), at_bottom.astype(y.dtype, copy=False)
         closed = (n > threshold) & (xp.abs(y) < 1.0)
         cases = [(n < 0, 0.0), (top, at_top), (bottom, at_bottom), (closed, inside), (n == 0, ones),
                  (n == 1, first)]
