@@ -887,7 +887,7 @@ _SOFTMAX_BLOCK_ELEMENTS = 1 << 15
 # vector maximums, 4x faster there. The copy is made a cached block of rows at a time (a whole
 # large array transposed at once misses the cache); wider rows, or few, reduce faster in place.
 _NARROW_ROW = 64
-_MANY_ROWS = 16
+_MANY_ROWS = 64
 
 
 def _row_max(rows: np.ndarray) -> np.ndarray:
