@@ -58,7 +58,8 @@ def over_rows(work, rows: int, elements: int) -> None:
     """Call ``work(start, stop)`` over ``range(rows)``: once when the job (``elements`` elements
     in all) is small, else in one piece per thread, the calling thread taking the first. Returns
     when every piece is done; the first exception raised by a piece is raised here."""
-    count = pieces(rows, elements)
+    # (below two pieces' worth, ``pieces`` would say one: skip asking it, this runs per small op)
+    count = 1 if elements < 2 * MIN_ELEMENTS_PER_PIECE else pieces(rows, elements)
     if count == 1:
         work(0, rows)
         return
