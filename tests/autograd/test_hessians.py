@@ -283,3 +283,61 @@ def test_wide_inner_jacobians_and_third_order_match_torch():
         got = ours(x)
         _close(got, theirs(tx))
         assert not got.requires_grad
+
+
+def _user_mlp(lib, cube):
+    """A layer through a user Function: the Hessian's columns pass through its backward and jvp."""
+    rng = np.random.default_rng(12)
+    w1, b1, w2 = (lib.tensor(rng.standard_normal(shape)) for shape in ((6, 5), (6,), (3, 6)))
+    F = lib.nn.functional
+    return lambda x: F.linear(cube.apply(F.linear(x, w1, b1).tanh()), w2).tanh().sum()
+
+
+def _without_vmap_declaration(cube):
+    class Undeclared(cube):
+        generate_vmap_rule = False
+
+    return Undeclared
+
+
+def test_hessian_through_a_declared_user_function_takes_the_reverse_walk(monkeypatch):
+    # generate_vmap_rule, a backward and a jvp: torch's jacfwd vmaps the jvp; ours differentiates
+    # the recorded backward in one batched walk, no forward run per input element
+    x, tx = _pair(5, seed=13)
+    theirs = torch.func.hessian(_user_mlp(torch, _cube(torch)))(tx)
+    monkeypatch.setattr(cfunc, "_jvp_with_aux", lambda *a: pytest.fail("a per-element forward run"))
+    seen = _count_rows(monkeypatch)
+    ours = cfunc.hessian(_user_mlp(chainrule, _cube(chainrule)))(x)
+    _close(ours, theirs)
+    assert not ours.requires_grad
+    assert set(seen) <= {"CubeBackward"}, seen
+
+
+def test_an_undeclared_user_function_keeps_jacfwds_forward_mode(monkeypatch):
+    # without generate_vmap_rule or a vmap staticmethod torch's jacfwd refuses the Function; ours
+    # runs its jvp column by column (the exact Hessian: jacrev(jacrev)'s numbers)
+    x, tx = _pair(5, seed=14)
+    with pytest.raises(RuntimeError, match="generate_vmap_rule=True"):
+        torch.func.hessian(_user_mlp(torch, _without_vmap_declaration(_cube(torch))))(tx)
+    runs = []
+    original = cfunc._jvp_with_aux
+    monkeypatch.setattr(cfunc, "_jvp_with_aux", lambda *a: runs.append(1) or original(*a))
+    ours = cfunc.hessian(_user_mlp(chainrule, _without_vmap_declaration(_cube(chainrule))))(x)
+    assert len(runs) == 5
+    _close(ours, torch.func.jacrev(torch.func.jacrev(_user_mlp(torch, _cube(torch))))(tx))
+
+
+def test_a_user_function_without_a_jvp_refuses_jacfwd_as_torch():
+    # (the reverse walk could answer; torch's jacfwd needs the Function's forward-mode rule)
+    def without_jvp(cube):
+        class NoJvp(cube):
+            jvp = staticmethod(cube.__mro__[1].jvp)
+
+        return NoJvp
+
+    caught = []
+    for lib, x in zip((chainrule, torch), _pair(5, seed=15)):
+        with pytest.raises(NotImplementedError) as info:
+            lib.func.hessian(_user_mlp(lib, without_jvp(_cube(lib))))(x)
+        caught.append(str(info.value))
+    assert caught[0] == caught[1]
