@@ -25,7 +25,19 @@ from ..autograd.batched_grad import CatRows, StackRows, UnstackRows, broadcastin
 from ..autograd.engine import SumToSize
 from ..autograd.function import is_recording
 from ..tensor import Tensor
-from . import activation, elementwise, index, linalg, linear, reduce, shape
+from . import (
+    activation,
+    elementwise,
+    embedding,
+    index,
+    linalg,
+    linear,
+    loss,
+    normalization,
+    reduce,
+    shape,
+    special_functions,
+)
 from .elementwise import conjugate_rule
 
 __all__: list = []
@@ -78,6 +90,16 @@ register_batched_rule(
     shape.Clone,
     # second order (a Hessian's outer Jacobian walks the recorded backward): the same kind of rule
     activation.GeluBackward, activation.SiluBackward,
+    # elementwise in two operands, or the special functions' derivative at the saved values
+    elementwise.Atan2, elementwise.Hypot, elementwise.Xlogy, index.MaskedFill, loss._LogSigmoid,
+    special_functions.Acosh, special_functions.Asinh, special_functions.Atanh, special_functions.Copysign,
+    special_functions.Digamma, special_functions.Erfc, special_functions.Erfinv, special_functions.I0,
+    special_functions.Lgamma, special_functions.Logit, special_functions.Sinc, special_functions.SpecialErfcx,
+    special_functions.SpecialI0E, special_functions.SpecialI1, special_functions.SpecialI1E,
+    special_functions.SpecialLogNdtr, special_functions.SpecialNdtri, special_functions.Polygamma,
+    special_functions.Mvlgamma,
+    # they act on the trailing two dims only, so the batch dim rides along
+    shape.Tril, shape.Triu,
 )(broadcasting_rule)
 
 
@@ -329,3 +351,304 @@ def _advanced_indices_adjacent(key: tuple) -> bool:
     advanced = [i for i, k in enumerate(key)
                 if is_array(k) or isinstance(k, (bool, np.bool_)) or arrays and isinstance(k, (int, np.integer))]
     return not advanced or advanced[-1] - advanced[0] + 1 == len(advanced)
+
+
+# ---------------------------------------------------------------- more reductions
+def _reinserted(node, grad: Tensor) -> Tensor:
+    """A reduction's batched gradient with its reduced dims back as size 1, behind the batch dim
+    (``reduce._keep`` with the batch dim in front): it broadcasts against the input."""
+    shape = node._input_meta[0][0]
+    if node.keepdim or grad.ndim - 1 == len(shape):
+        return grad
+    dims = range(len(shape)) if node.dims is None else node.dims
+    return grad.reshape((grad.shape[0],) + tuple(1 if i in dims else s for i, s in enumerate(shape)))
+
+
+def _kept(node, t: Tensor) -> Tensor:
+    """A reduction's saved output with its reduced dims back as size 1 (no batch dim)."""
+    shape = node._input_meta[0][0]
+    if node.keepdim or t.ndim == len(shape):
+        return t
+    dims = range(len(shape)) if node.dims is None else node.dims
+    return t.reshape(tuple(1 if i in dims else s for i, s in enumerate(shape)))
+
+
+@register_batched_rule(reduce.Cumsum)
+def _cumsum(node, grad):
+    # dx_i = Σ_{j ≥ i} g_j: a reversed cumulative sum, one dim further for the batch dim
+    return reduce.ReverseCumsum.apply(grad, dim=_batch_dim(node.dim, len(node._input_meta[0][0])))
+
+
+@register_batched_rule(reduce.ReverseCumsum)
+def _reverse_cumsum(node, grad):
+    # (cumsum's backward recorded: its adjoint is cumsum again)
+    return reduce.Cumsum.apply(grad, dim=_batch_dim(node.dim, len(node._input_meta[0][0])), dtype=None)
+
+
+@register_batched_rule(reduce.Prod, reduce.ProdDim)
+def _prod(node, grad):
+    # d prod = Σ_i (Π_{k≠i} x_k) dx_i; without zeros Π_{k≠i} x_k = out / x_i
+    x, out = node.saved_values
+    if grad._data.dtype.kind == "c":
+        return NotImplemented  # (the ordinary rule conjugates)
+    grad = _reinserted(node, grad)
+    if not array_module(x._data).any(x._data == 0):
+        return grad * _kept(node, out) / x
+    return grad * reduce._prod_of_others(x, tuple(range(x.ndim)) if node.dims is None else node.dims)
+
+
+@register_batched_rule(reduce.Var)
+def _var(node, grad):
+    # d var = 2 (x - mean) / (n - correction) dx
+    (x,) = node.saved_values[:1]
+    scale = 2.0 / node.n_minus_correction if node.n_minus_correction else float("inf")
+    return _reinserted(node, grad) * scale * (x - reduce.mean(x, node.dims, keepdim=True))
+
+
+@register_batched_rule(reduce.Std)
+def _std(node, grad):
+    # d std = d var / (2 std), 0 where std is 0
+    x, out = node.saved_values
+    out = _kept(node, out)
+    scaled = elementwise.where(Tensor._make(out._data == 0), 0.0, _reinserted(node, grad) / (2 * out))
+    scale = 2.0 / node.n_minus_correction if node.n_minus_correction else float("inf")
+    return scaled * scale * (x - reduce.mean(x, node.dims, keepdim=True))
+
+
+@register_batched_rule(reduce.Logsumexp)
+def _logsumexp(node, grad):
+    # d logsumexp = softmax(x) dx = exp(x - out) dx
+    x, out = node.saved_values
+    return _reinserted(node, grad) * elementwise.exp(x - _kept(node, out))
+
+
+@register_batched_rule(reduce.Norm)
+def _norm(node, grad):
+    # the ordinary rule's formulas for the finite orders (∞-norms split ties: row by row)
+    x, out = node.saved_values
+    order = node.ord
+    if order in (np.inf, -np.inf):
+        return NotImplemented
+    grad = _reinserted(node, grad)
+    if order == 0:
+        return grad * 0.0 * x
+    if order == 1:
+        return grad * elementwise.sign(x)
+    norm = _kept(node, out)
+    safe = elementwise.where(Tensor._make(norm._data == 0), 1.0, norm)
+    if order == 2:
+        return x * (grad / safe)
+    return grad * elementwise.sign(x) * elementwise.abs(x) ** (order - 1) / safe ** (order - 1)
+
+
+# ---------------------------------------------------------------- more shapes
+@register_batched_rule(shape.Repeat)
+def _repeat(node, grad):
+    # each input element appears once per tile: the tile axes summed, the batch axis kept
+    interleaved = tuple(n for pair in zip(node.repeats, node.padded) for n in pair)
+    summed = grad.reshape((grad.shape[0],) + interleaved).sum(tuple(range(1, len(interleaved) + 1, 2)))
+    return summed.reshape((grad.shape[0],) + tuple(node.input_shape))
+
+
+@register_batched_rule(shape.Flip)
+def _flip(node, grad):
+    ndim = grad.ndim - 1
+    return shape.flip(grad, tuple(_batch_dim(d, ndim) for d in node.dims)) if ndim else grad
+
+
+@register_batched_rule(shape.Roll)
+def _roll(node, grad):
+    # rolled back by the opposite shifts; a roll without dims rolls each row flattened
+    shifts = -node.shifts if isinstance(node.shifts, int) else tuple(-s for s in node.shifts)
+    batch, ndim = grad.shape[0], grad.ndim - 1
+    if node.dims is None or node.dims == ():
+        rows = shape.Roll.apply(grad.reshape(batch, -1), shifts=shifts, dims=1)
+        return rows.reshape(tuple(grad.shape))
+    dims = _batch_dim(node.dims, ndim) if isinstance(node.dims, int) else tuple(_batch_dim(d, ndim) for d in node.dims)
+    return shape.Roll.apply(grad, shifts=shifts, dims=dims)
+
+
+@register_batched_rule(shape.ConstantPad)
+def _constant_pad(node, grad):
+    # padding's adjoint crops (and cropping's pads with zeros); the batch dim is neither
+    return shape.ConstantPad.apply(grad, widths=((0, 0),) + tuple((-a, -b) for a, b in node.widths), value=0)
+
+
+# ---------------------------------------------------------------- more indexing
+def _shifted_dim(node) -> int:
+    return _batch_dim(node.dim, len(node._input_meta[0][0]))
+
+
+@register_batched_rule(index.IndexSelect)
+def _index_select(node, grad):
+    # rows read k times get k gradients summed
+    if not node.shape:
+        return NotImplemented  # (a 0-d input)
+    return index.IndexAddInto.apply(grad, index=node.index, dim=node.dim % len(node.shape) + 1,
+                                    shape=(grad.shape[0],) + tuple(node.shape))
+
+
+@register_batched_rule(index.IndexAddInto)
+def _index_add_into(node, grad):
+    # (index_select's backward recorded: its adjoint reads the rows again)
+    return index.IndexSelect.apply(grad, index=node.index, dim=_shifted_dim(node))
+
+
+@register_batched_rule(index.Gather)
+def _gather(node, grad):
+    # each read element gets the gradient of every output that read it; the index is the same
+    # for every row of the batch
+    if not node.shape:
+        return NotImplemented
+    xp = array_module(node.index)
+    rows = xp.broadcast_to(node.index, (grad.shape[0],) + node.index.shape)
+    return index.ScatterAddInto.apply(grad, index=rows, dim=node.dim % len(node.shape) + 1,
+                                      shape=(grad.shape[0],) + tuple(node.shape))
+
+
+@register_batched_rule(index.ScatterAddInto)
+def _scatter_add_into(node, grad):
+    # (gather's backward recorded: its adjoint gathers at the same index, the same for every row)
+    xp = array_module(node.index)
+    rows = xp.broadcast_to(node.index, (grad.shape[0],) + node.index.shape)
+    return index.Gather.apply(grad, index=rows, dim=node.dim % node.index.ndim + 1)
+
+
+def _rows_behind(grad: Tensor) -> Tensor:
+    """A batched gradient of shape (B, *lead, D) as (*lead, B·D): the batch folded into the row
+    width, so an op on rows of D serves every row of the batch at once."""
+    moved = grad.movedim(0, -2)
+    return moved.reshape(tuple(moved.shape[:-2]) + (moved.shape[-2] * moved.shape[-1],))
+
+
+def _rows_in_front(rows: Tensor, batch: int) -> Tensor:
+    """``_rows_behind`` undone: (*lead, B·D) as (B, *lead, D)."""
+    return rows.reshape(tuple(rows.shape[:-1]) + (batch, rows.shape[-1] // batch)).movedim(-2, 0)
+
+
+@register_batched_rule(embedding.Embedding)
+def _embedding(node, grad):
+    # dW[r] = Σ_{i: idx_i = r} g_i for every row of the batch: one scatter of rows B·D wide
+    summed = embedding.EmbeddingDenseBackward.apply(_rows_behind(grad), indices=node.indices, num_rows=node.num_rows,
+                                                    padding_idx=node.padding_idx)
+    return _rows_in_front(summed, grad.shape[0])
+
+
+@register_batched_rule(embedding.EmbeddingDenseBackward)
+def _embedding_dense_backward(node, grad):
+    # (the embedding's backward recorded: its adjoint gathers the rows, none from padding_idx)
+    if not 0 < len(node._input_meta[0][0]) == node.indices.ndim + 1:
+        return NotImplemented
+    read = _rows_in_front(embedding.Embedding.apply(_rows_behind(grad), indices=node.indices, padding_idx=None),
+                          grad.shape[0])
+    if node.padding_idx is None:
+        return read
+    return read * Tensor._make((node.indices != node.padding_idx)[..., None].astype(grad._data.dtype))
+
+
+# ---------------------------------------------------------------- linalg
+@register_batched_rule(linalg.Trace)
+def _trace(node, grad):
+    # d trace(X) = Σ_i dX_ii: each row's gradient times the identity
+    xp = array_module(grad._data)
+    return grad.reshape(grad.shape[0], 1, 1) * Tensor._make(xp.eye(*node.shape, dtype=grad._data.dtype))
+
+
+# ---------------------------------------------------------------- losses
+@register_batched_rule(loss._MseLoss)
+def _mse_loss(node, grad):
+    # d Σ(x - t)² = 2 (x - t) dx, over n for the mean; a reduced loss's gradient is one number a row
+    x, t = node.saved_values
+    diff = x - t
+    if node.reduction != "none":
+        grad = grad.reshape((grad.shape[0],) + (1,) * diff.ndim)
+    grad_x = grad * 2 * diff
+    if node.reduction == "mean":
+        grad_x = grad_x / max(diff.numel(), 1)
+    needs = node.needs_input_grad
+    return grad_x if needs[0] else None, -grad_x if needs[1] else None
+
+
+# ---------------------------------------------------------------- normalisation
+# The fused norms' rule with the batch dim in front: x̂ and 1/σ as the forward kept them in a
+# plain walk; recomputed from x in Tensor ops in a recorded one (an inner Jacobian), where the
+# outer walk differentiates them too.
+def _statistics(x: Tensor, dims: tuple, eps: float) -> tuple:
+    """x̂ and 1/σ of x over ``dims`` (kept as size 1), in Tensor ops."""
+    centred = x - x.mean(dims, keepdim=True)
+    invstd = ((centred * centred).mean(dims, keepdim=True) + eps).rsqrt()
+    return centred * invstd, invstd
+
+
+def _normalized_grad(g: Tensor, xhat: Tensor, invstd: Tensor, dims: tuple) -> Tensor:
+    # dx = (1/σ) · (g - mean(g) - x̂ · mean(g x̂)), the means over dims of g (batch dim in front)
+    return invstd * (g - g.mean(dims, keepdim=True) - xhat * (g * xhat).mean(dims, keepdim=True))
+
+
+def _trailing(dims: tuple, ndim: int) -> tuple:
+    """Dims counted from the end: the same dims for x and for its batched gradient."""
+    return tuple(d % ndim - ndim for d in dims)
+
+
+@register_batched_rule(normalization.LayerNorm)
+def _layer_norm(node, grad):
+    # per row: dx = (1/σ)·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)) with ĝ = g·γ; dγ = Σ g·x̂, dβ = Σ g (the walk
+    # sums over the leading dims)
+    x, w = node.saved_values
+    dims = _trailing(node.dims, x.ndim)
+    needs = node.needs_input_grad
+    if node.xhat is not None and not is_recording(grad, x, w):
+        statistics_shape = tuple(x.shape[:x.ndim - len(dims)]) + (1,) * len(dims)
+        xhat = Tensor._make(node.xhat.reshape(tuple(x.shape)))
+        invstd = Tensor._make(node.invstd.reshape(statistics_shape))
+    else:
+        xhat, invstd = _statistics(x, dims, node.eps)
+    grad_x = _normalized_grad(grad * w, xhat, invstd, dims) if needs[0] else None
+    return grad_x, grad * xhat if needs[1] else None, grad if needs[2] else None
+
+
+@register_batched_rule(normalization.Normalize, normalization.LayerNormalize)
+def _normalize(node, grad):
+    # x̂ alone (instance norm, an un-fused batch or layer norm): its gradient over node.dims, one
+    # dim further in the batched gradient
+    x, xhat = node.saved_values
+    if is_recording(grad, x) or getattr(node, "mean", None) is not None:
+        xhat, invstd = _statistics(x, node.dims, node.eps)
+    else:
+        xhat, invstd = Tensor._make(xhat._data), Tensor._make(node.invstd)
+    return _normalized_grad(grad, xhat, invstd, tuple(_batch_dim(d, x.ndim) for d in node.dims))
+
+
+@register_batched_rule(normalization.GroupNormalize)
+def _group_norm(node, grad):
+    # per sample and group: the (N, groups, rest) view, the means over its last dim
+    (x,) = node.saved_values
+    grouped = (x.shape[0], node.invstd.shape[1], -1)
+    if is_recording(grad, x):
+        xhat, invstd = _statistics(x.reshape(grouped), (-1,), node.eps)
+    else:
+        xhat, invstd = Tensor._make(node.xhat), Tensor._make(node.invstd)
+    batch = grad.shape[0]
+    return _normalized_grad(grad.reshape((batch,) + grouped), xhat, invstd, (-1,)).reshape((batch,) + tuple(x.shape))
+
+
+@register_batched_rule(normalization.BatchNorm)
+def _batch_norm(node, grad):
+    # per channel of the (N, C, L) view, the means over N and L: dx = (γ/σ)·(g - mean(g) - x̂·mean(g·x̂)),
+    # dγ = Σ g·x̂, dβ = Σ g
+    x, w = node.saved_values
+    batch, n, c = grad.shape[0], x.shape[0], x.shape[1]
+    g = grad.reshape(batch, n, c, -1)
+    if is_recording(grad, x, w):
+        xhat, invstd = _statistics(x.reshape(n, c, -1), (0, 2), node.eps)
+    else:
+        xhat, invstd = Tensor._make(node.xhat), Tensor._make(node.invstd.reshape(1, c, 1))
+    needs = node.needs_input_grad
+    grad_x = grad_w = grad_b = None
+    if needs[0]:
+        grad_x = _normalized_grad(g * w.reshape(c, 1), xhat, invstd, (1, 3)).reshape((batch,) + tuple(x.shape))
+    if needs[1]:
+        grad_w = (g * xhat).sum((1, 3))
+    if needs[2]:
+        grad_b = g.sum((1, 3))
+    return grad_x, grad_w, grad_b
