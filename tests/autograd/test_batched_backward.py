@@ -249,6 +249,15 @@ _CASES = (
         ("batch_norm_eval", lambda x, w, b: F.batch_norm(x, chainrule.zeros(2, dtype=x.dtype) + 0.1,
                                                           chainrule.ones(2, dtype=x.dtype) * 1.5, w, b),
          [(3, 2, 4), (2,), (2,)], (-2, 2)),
+        # the norms' gradients, recorded (what functional.hessian's outer Jacobian walks)
+        ("grad_of_layer_norm", lambda x, w, b: _flat_grads((F.layer_norm(x, (4,), w, b) ** 3).sum(), (x, w, b)),
+         [(3, 4), (4,), (4,)], (-2, 2)),
+        ("grad_of_layer_norm_no_affine", lambda x: _flat_grads((F.layer_norm(x, (4,)) ** 3).sum(), (x,)), [(3, 4)],
+         (-2, 2)),
+        ("grad_of_instance_norm", lambda x: _flat_grads((F.instance_norm(x) ** 3).sum(), (x,)), [(2, 3, 4)], (-2, 2)),
+        ("grad_of_group_norm", lambda x: _flat_grads((F.group_norm(x, 2) ** 3).sum(), (x,)), [(2, 4, 3)], (-2, 2)),
+        ("grad_of_batch_norm", lambda x, w, b: _flat_grads((F.batch_norm(x, None, None, w, b, training=True) ** 3)
+                                                           .sum(), (x, w)), [(3, 2, 4), (2,), (2,)], (-2, 2)),
         ("layer_norm_mlp", lambda x, w1, g, b: F.linear(F.gelu(F.layer_norm(F.linear(x, w1), (5,), g, b)), w1.t()),
          [(3, 4), (5, 4), (5,), (5,)], (-2, 2)),
         # the walk's own nodes: a Jacobian's stacked rows, its chunks of rows joined

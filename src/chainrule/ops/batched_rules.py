@@ -100,6 +100,10 @@ register_batched_rule(
     special_functions.Mvlgamma,
     # they act on the trailing two dims only, so the batch dim rides along
     shape.Tril, shape.Triu,
+    # the fused norms' gradients, recorded (second order): their backward differentiates the rule
+    # in Tensor ops by autograd.second_order, which takes batched cotangents in one batched walk
+    normalization.NormalizeBackward, normalization.LayerNormalizeBackward, normalization.GroupNormalizeBackward,
+    normalization.BatchNormBackward, normalization.LayerNormBackward,
 )(broadcasting_rule)
 
 
