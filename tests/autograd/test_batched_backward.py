@@ -212,6 +212,8 @@ _CASES = (
         ("prod", lambda a: a.prod(), [(3, 4)], (0.5, 1.5)),
         ("prod_dim_with_a_zero", lambda a: (a * chainrule.tensor([1.0, 0.0, 1.0, 1.0], dtype=a.dtype)).prod(1),
          [(3, 4)], (0.5, 1.5)),
+        ("grad_of_prod_with_zeros", lambda a: _flat_grads((a * chainrule.tensor([[1.0], [0.0], [1.0]], dtype=a.dtype))
+                                                          .prod(0).sum() * a.sum(), (a,)), [(3, 2)], (0.5, 1.5)),
         ("prod_dim_keepdim", lambda a: a.prod(0, keepdim=True), [(3, 4)], (0.5, 1.5)),
         ("var_std", lambda a: a.var(1) * a.std(0).sum() + a.std(), [(3, 4)], (-2, 2)),
         ("logsumexp", lambda a: a.logsumexp(-1), [(2, 3, 4)], (-2, 2)),
@@ -237,6 +239,16 @@ _CASES = (
         # losses
         ("mse_losses", lambda a, b: F.mse_loss(a, b) + F.mse_loss(a, b, reduction="sum")
          + F.mse_loss(a, b, reduction="none")[0, 0], [(3, 4), (3, 4)], (-2, 2)),
+        ("cross_entropy", lambda x: F.cross_entropy(x, chainrule.tensor([1, 0, 3])), [(3, 4)], (-2, 2)),
+        ("cross_entropy_weighted_smoothed_ignored", lambda x: F.cross_entropy(
+            x, chainrule.tensor([[1, 2], [0, -100]]), weight=chainrule.tensor([0.5, 2.0, 1.0, 1.5], dtype=x.dtype),
+            label_smoothing=0.2), [(2, 4, 2)], (-2, 2)),
+        ("cross_entropy_unreduced", lambda x: F.cross_entropy(x, chainrule.tensor([[1, 2], [0, 3]]), reduction="none"),
+         [(2, 4, 2)], (-2, 2)),
+        ("nll_loss_one_sample", lambda x: F.nll_loss(x.log_softmax(0), chainrule.tensor(2), reduction="sum")
+         + F.nll_loss(x, chainrule.tensor(1), reduction="none"), [(4,)], (-2, 2)),
+        ("grad_of_cross_entropy", lambda x: _flat_grads(F.cross_entropy(x, chainrule.tensor([1, 0, 3])), (x,)),
+         [(3, 4)], (-2, 2)),
         # normalisation: fused with the affine map, x̂ alone, by groups, batch statistics
         ("layer_norm", lambda x, w, b: F.layer_norm(x, (4,), w, b), [(2, 3, 4), (4,), (4,)], (-2, 2)),
         ("layer_norm_2d_shape", lambda x, w, b: F.layer_norm(x, (3, 4), w, b), [(2, 3, 4), (3, 4), (3, 4)], (-2, 2)),

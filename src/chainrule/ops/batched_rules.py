@@ -103,7 +103,7 @@ register_batched_rule(
     # the fused norms' gradients, recorded (second order): their backward differentiates the rule
     # in Tensor ops by autograd.second_order, which takes batched cotangents in one batched walk
     normalization.NormalizeBackward, normalization.LayerNormalizeBackward, normalization.GroupNormalizeBackward,
-    normalization.BatchNormBackward, normalization.LayerNormBackward,
+    normalization.BatchNormBackward, normalization.LayerNormBackward, loss._IndexClassLossBackward,
 )(broadcasting_rule)
 
 
@@ -401,6 +401,26 @@ def _prod(node, grad):
     return grad * reduce._prod_of_others(x, tuple(range(x.ndim)) if node.dims is None else node.dims)
 
 
+@register_batched_rule(reduce.ProdOfOthers)
+def _prod_of_others(node, u):
+    # (prod's gradient factor with zeros in x, recorded): ∂/∂x_k = Σ_{i≠k} u_i · Π_{j∉{i,k}} x_j, as the
+    # ordinary rule builds it over the reduced dims flattened to n, the batch dim in front
+    (x,) = node.saved_values
+    if not x.ndim or u._data.dtype.kind == "c":
+        return NotImplemented
+    dims, batch = node.dims, u.shape[0]
+    rest = tuple(d for d in range(x.ndim) if d not in dims)
+    rest_shape, dims_shape = tuple(x.shape[d] for d in rest), tuple(x.shape[d] for d in dims)
+    n = math.prod(dims_shape)
+    flat = x.permute(*(rest + dims)).reshape(rest_shape + (n,))
+    flat_u = u.permute(0, *(1 + d for d in rest + dims)).reshape((batch,) + rest_shape + (n, 1))
+    eye = Tensor._make(array_module(x._data).eye(n, dtype=bool))
+    rows = elementwise.where(eye, 1.0, flat.unsqueeze(-2).expand(*rest_shape, n, n))
+    pairs = elementwise.where(eye, 0.0, reduce.ProdOfOthers.apply(rows, dims=(len(rest_shape) + 1,)))
+    grad = (flat_u * pairs).sum(-2).reshape((batch,) + rest_shape + dims_shape)
+    return grad.permute(0, *(1 + int(d) for d in np.argsort(rest + dims)))
+
+
 @register_batched_rule(reduce.Var)
 def _var(node, grad):
     # d var = 2 (x - mean) / (n - correction) dx
@@ -571,6 +591,20 @@ def _mse_loss(node, grad):
         grad_x = grad_x / max(diff.numel(), 1)
     needs = node.needs_input_grad
     return grad_x if needs[0] else None, -grad_x if needs[1] else None
+
+
+@register_batched_rule(loss._IndexClassLoss, loss._NllLoss)
+def _index_class_loss(node, grad):
+    # the input gradient is linear in the loss's gradient g: g times its value at g = 1 (per row
+    # of the target for reduction="none", one number otherwise), the batch dim in front
+    shape = node.x_shape
+    unit = grad.new_ones(tuple(grad.shape[1:]))
+    per_unit = loss._IndexClassLoss._input_grad(node, unit, *node.saved_values)
+    if node.reduction == "none" and len(shape) > 1:
+        grad = grad.unsqueeze(2)  # (the class dim)
+    else:
+        grad = grad.reshape((grad.shape[0],) + (1,) * len(shape))
+    return grad * per_unit, None
 
 
 # ---------------------------------------------------------------- normalisation
