@@ -235,6 +235,13 @@ _CASES = (
          (-2, 2)),
         ("grad_of_embedding", lambda w: _flat_grads((F.embedding(chainrule.tensor([1, 1, 0]), w) ** 2).sum(), (w,)),
          [(4, 3)], (-2, 2)),
+        ("conv2d", lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=1), [(2, 3, 5, 4), (4, 3, 3, 2), (4,)],
+         (-2, 2)),
+        ("conv1d_groups_no_bias", lambda x, w: F.conv1d(x, w, groups=2, dilation=2), [(2, 4, 7), (6, 2, 2)], (-2, 2)),
+        ("conv_transpose2d", lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2), [(2, 3, 3, 2), (3, 2, 2, 2), (2,)],
+         (-2, 2)),
+        ("grad_of_conv2d", lambda x, w: _flat_grads((F.conv2d(x, w, padding=1) ** 2).sum(), (x, w)),
+         [(2, 2, 4, 3), (3, 2, 2, 2)], (-2, 2)),
         ("trace", lambda a: a.trace() * a, [(3, 4)], (-2, 2)),
         # losses
         ("mse_losses", lambda a, b: F.mse_loss(a, b) + F.mse_loss(a, b, reduction="sum")

@@ -27,6 +27,7 @@ from ..autograd.function import is_recording
 from ..tensor import Tensor
 from . import (
     activation,
+    conv,
     elementwise,
     embedding,
     index,
@@ -103,7 +104,7 @@ register_batched_rule(
     # the fused norms' gradients, recorded (second order): their backward differentiates the rule
     # in Tensor ops by autograd.second_order, which takes batched cotangents in one batched walk
     normalization.NormalizeBackward, normalization.LayerNormalizeBackward, normalization.GroupNormalizeBackward,
-    normalization.BatchNormBackward, normalization.LayerNormBackward, loss._IndexClassLossBackward,
+    normalization.BatchNormBackward, normalization.LayerNormBackward,
 )(broadcasting_rule)
 
 
@@ -570,6 +571,61 @@ def _embedding_dense_backward(node, grad):
     return read * Tensor._make((node.indices != node.padding_idx)[..., None].astype(grad._data.dtype))
 
 
+# ---------------------------------------------------------------- convolution
+# Samples are independent in a convolution, so the batch folds into N for the input-side
+# adjoints (one GEMM for every row); a filter's gradient sums over N, so it runs once per row.
+def _as_samples(grad: Tensor) -> Tensor:
+    """(B, N, C, *spatial) as (B·N, C, *spatial)."""
+    return grad.reshape((grad.shape[0] * grad.shape[1],) + tuple(grad.shape[2:]))
+
+
+def _per_row(function, grad: Tensor) -> Tensor:
+    """``function`` of each row of the batched gradient, stacked."""
+    return shape.stack([function(grad[b]) for b in range(grad.shape[0])])
+
+
+def _conv_bias_grad(grad: Tensor) -> Tensor:
+    # Σ over the samples and the spatial dims, per row
+    return grad.sum((1,) + tuple(range(3, grad.ndim)))
+
+
+@register_batched_rule(conv.Convolution)
+def _convolution(node, grad):
+    # x̄ = Cᵀ(ḡ, w), w̄ = C_w(x, ḡ), b̄ = Σ ḡ
+    x, w = node.saved_values
+    needs, geo, batch = node.needs_input_grad, node.geo, grad.shape[0]
+    grads = (conv.ConvInput.apply(_as_samples(grad), w, geo=geo, c=node.in_channels)
+             .reshape((batch,) + tuple(node._input_meta[0][0])) if needs[0] else None,
+             _per_row(lambda g: conv.ConvWeight.apply(x, g, geo=geo, w_shape=node.w_shape), grad) if needs[1] else None)
+    if len(needs) == 3:
+        grads += (_conv_bias_grad(grad) if needs[2] else None,)
+    return grads
+
+
+@register_batched_rule(conv.ConvInput)
+def _conv_input(node, u):
+    # (conv_transpose, and conv's recorded input gradient): ḡ = C(u, w), w̄ = C_w(u, g), b̄ = Σ u
+    g, w = node.saved_values
+    needs, geo, batch = node.needs_input_grad, node.geo, u.shape[0]
+    w_shape = tuple(node._input_meta[1][0])
+    grads = (conv.Convolution.apply(_as_samples(u), w, geo=geo).reshape((batch,) + tuple(node._input_meta[0][0]))
+             if needs[0] else None,
+             _per_row(lambda v: conv.ConvWeight.apply(v, g, geo=geo, w_shape=w_shape), u) if needs[1] else None)
+    if len(needs) == 3:
+        grads += (_conv_bias_grad(u) if needs[2] else None,)
+    return grads
+
+
+@register_batched_rule(conv.ConvWeight)
+def _conv_weight(node, v):
+    # (conv's recorded filter gradient): x̄ = Cᵀ(g, v), ḡ = C(x, v), one row of filters at a time
+    x, g = node.saved_values
+    needs, geo = node.needs_input_grad, node.geo
+    return (_per_row(lambda row: conv.ConvInput.apply(g, row, geo=geo, c=node._input_meta[0][0][1]), v)
+            if needs[0] else None,
+            _per_row(lambda row: conv.Convolution.apply(x, row, geo=geo), v) if needs[1] else None)
+
+
 # ---------------------------------------------------------------- linalg
 @register_batched_rule(linalg.Trace)
 def _trace(node, grad):
@@ -593,7 +649,7 @@ def _mse_loss(node, grad):
     return grad_x if needs[0] else None, -grad_x if needs[1] else None
 
 
-@register_batched_rule(loss._IndexClassLoss, loss._NllLoss)
+@register_batched_rule(loss._NllLoss)
 def _index_class_loss(node, grad):
     # the input gradient is linear in the loss's gradient g: g times its value at g = 1 (per row
     # of the target for reduction="none", one number otherwise), the batch dim in front
