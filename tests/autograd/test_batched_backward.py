@@ -242,6 +242,16 @@ _CASES = (
          (-2, 2)),
         ("grad_of_conv2d", lambda x, w: _flat_grads((F.conv2d(x, w, padding=1) ** 2).sum(), (x, w)),
          [(2, 2, 4, 3), (3, 2, 2, 2)], (-2, 2)),
+        ("max_pool2d", lambda x: F.max_pool2d(x, 2, stride=1, padding=1), [(2, 3, 4, 3)], (-2, 2)),
+        ("max_pool_with_indices", lambda x: F.max_pool1d(x, 3, stride=2, return_indices=True)[0]
+         + F.max_pool3d(x.unsqueeze(-1).expand(2, 3, 7, 2), (2, 1, 1), return_indices=True)[0].mean(), [(2, 3, 7)], (-2, 2)),
+        ("avg_pools", lambda x: F.avg_pool2d(x, 2, padding=1, count_include_pad=False).sum() * F.avg_pool1d(x[0], 3)
+         + F.avg_pool3d(x.unsqueeze(0), 2, ceil_mode=True).sum(), [(2, 3, 5, 4)], (-2, 2)),
+        ("grad_of_pools", lambda x: _flat_grads((F.max_pool2d(x, 2) ** 2).sum() + (F.avg_pool2d(x, 2) ** 2).sum()
+                                                + (F.max_pool1d(x[0], 2, return_indices=True)[0] ** 2).sum(), (x,)),
+         [(2, 3, 4, 4)], (-2, 2)),
+        ("grad_of_grad_of_max_pool", lambda x: _flat_grads((_flat_grads(
+            (F.max_pool1d(x, 2, return_indices=True)[0] ** 3).sum(), (x,)) ** 2).sum(), (x,)), [(2, 6)], (-2, 2)),
         ("trace", lambda a: a.trace() * a, [(3, 4)], (-2, 2)),
         # losses
         ("mse_losses", lambda a, b: F.mse_loss(a, b) + F.mse_loss(a, b, reduction="sum")

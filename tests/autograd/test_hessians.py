@@ -127,6 +127,20 @@ def _cumulative_and_shapes(lib):
     return f
 
 
+def _conv_pool(lib):
+    # a small CNN: convolution, max and average pooling, a transposed convolution
+    F = lib.nn.functional
+    rng = np.random.default_rng(16)
+    w, b, up = (lib.tensor(rng.standard_normal(shape)) for shape in ((3, 1, 3, 3), (3,), (3, 2, 2, 2)))
+
+    def f(x):
+        h = F.conv2d(x.reshape(1, 1, 4, 4), w, b, padding=1).tanh()
+        pooled = F.max_pool2d(h, 2) + F.avg_pool2d(h, 2)
+        return (F.conv_transpose2d(pooled, up, stride=2).sin() * h[:, :2]).sum((1, 2))
+
+    return f
+
+
 # name -> (function of the library, the input's shape)
 FUNCTIONS = {
     "tanh_linear": (_predict, (7,)),
@@ -137,6 +151,7 @@ FUNCTIONS = {
     "in_place": (_in_place, (4,)),
     "norm_layers": (_norm_layers, (6,)),
     "cumulative_and_shapes": (_cumulative_and_shapes, (6,)),
+    "conv_pool": (_conv_pool, (16,)),
 }
 TRANSFORMS = {
     "hessian": lambda f, lib: lib.func.hessian(f),
@@ -145,7 +160,8 @@ TRANSFORMS = {
     "jacfwd_jacfwd": lambda f, lib: lib.func.jacfwd(lib.func.jacfwd(f)),
 }
 # built of ruled ops: both walks batched, nothing row by row
-BATCHED = {"tanh_linear", "softmax", "matmul_chain", "broadcasting", "in_place", "norm_layers", "cumulative_and_shapes"}
+BATCHED = {"tanh_linear", "softmax", "matmul_chain", "broadcasting", "in_place", "norm_layers", "cumulative_and_shapes",
+           "conv_pool"}
 
 
 def _count_rows(monkeypatch) -> list:

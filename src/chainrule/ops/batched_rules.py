@@ -35,6 +35,7 @@ from . import (
     linear,
     loss,
     normalization,
+    pool,
     reduce,
     shape,
     special_functions,
@@ -624,6 +625,63 @@ def _conv_weight(node, v):
     return (_per_row(lambda row: conv.ConvInput.apply(g, row, geo=geo, c=node._input_meta[0][0][1]), v)
             if needs[0] else None,
             _per_row(lambda row: conv.Convolution.apply(x, row, geo=geo), v) if needs[1] else None)
+
+
+# ---------------------------------------------------------------- pooling
+# Pools act on each (sample, channel) plane alone: the batch folds into the leading dim, and what
+# the forward kept per sample (the maxima's offsets, the input) is tiled to match.
+def _unfolded(result: Tensor, batch: int) -> Tensor:
+    """(B·N, *rest) as (B, N, *rest)."""
+    return result.reshape((batch, result.shape[0] // batch) + tuple(result.shape[1:]))
+
+
+def _tiled(array, batch: int):
+    """A per-sample array repeated for each row of the batch, as (B·N, *rest)."""
+    xp = array_module(array)
+    return xp.broadcast_to(array, (batch,) + array.shape).reshape((batch * array.shape[0],) + array.shape[1:])
+
+
+@register_batched_rule(*pool._AVG_POOL.values(), pool.AvgPoolAdjoint)
+def _avg_pool(node, grad):
+    # y = A x is linear and the same for every sample: x̄ = Aᵀ ḡ of the folded rows (and back)
+    return _unfolded(node._forward_cls.backward(node, _as_samples(grad)), grad.shape[0])
+
+
+@register_batched_rule(*pool._MAX_POOL.values())
+def _max_pooling(node, grad, *indices):
+    # each window's gradient routed to its first maximum, found as the ordinary rule finds it (the
+    # indices output, when returned, takes no gradient)
+    batch = grad.shape[0]
+    if node.which is not None:
+        routed = pool.WindowScatter.apply(_as_samples(grad), which=_tiled(node.which, batch), geo=node.geo)
+        return _unfolded(routed, batch)
+    (x,) = node.saved_values
+    best = node.best
+    if node.best_version is None or node.best_version[0] != 0:  # y was written in place
+        best = pool._max_pool(x._data, node.geo, with_offsets=False)[0]
+    routed = pool.FirstMaxScatter.apply(_as_samples(grad), x=_tiled(x._data, batch), best=_tiled(best, batch),
+                                        geo=node.geo)
+    return _unfolded(routed, batch)
+
+
+@register_batched_rule(pool.FirstMaxScatter)
+def _first_max_scatter(node, grad):
+    # (max pool's recorded backward): the gradient read back at each window's first maximum
+    which = pool._max_pool(node.x, node.geo, with_offsets=True)[1]
+    return _unfolded(pool.WindowGather.apply(_as_samples(grad), which=_tiled(which, grad.shape[0]), geo=node.geo),
+                     grad.shape[0])
+
+
+@register_batched_rule(pool.WindowScatter)
+def _window_scatter(node, grad):
+    return _unfolded(pool.WindowGather.apply(_as_samples(grad), which=_tiled(node.which, grad.shape[0]), geo=node.geo),
+                     grad.shape[0])
+
+
+@register_batched_rule(pool.WindowGather)
+def _window_gather(node, grad):
+    return _unfolded(pool.WindowScatter.apply(_as_samples(grad), which=_tiled(node.which, grad.shape[0]), geo=node.geo),
+                     grad.shape[0])
 
 
 # ---------------------------------------------------------------- linalg
