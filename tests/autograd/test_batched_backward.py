@@ -219,6 +219,15 @@ _CASES = (
         ("logsumexp", lambda a: a.logsumexp(-1), [(2, 3, 4)], (-2, 2)),
         ("norms", lambda a: chainrule.linalg.vector_norm(a, 2, 1) + a.norm(1, 1) + a.norm(3, 1)
          + chainrule.linalg.vector_norm(a, 0, 1), [(3, 4)], (-2, 2)),
+        ("amax_amin", lambda a: a.amax(1) * a.amin(0).sum() + a.amax((0, 1), keepdim=True), [(3, 4)], (-2, 2)),
+        ("max_min_all_with_ties", lambda a: (a.round() + 0.0).max() * a + a.round().min(), [(3, 4)], (-2, 2)),
+        ("max_min_dim", lambda a: a.max(1).values * a.min(0, keepdim=True).values.sum(), [(3, 4)], (-2, 2)),
+        ("sort_topk_kthvalue", lambda a: a.sort(-1).values[:, :2] * a.topk(2, 0).values.sum()
+         + a.kthvalue(2, 1).values.sum() + a.median(0).values.sum() + a.sort(0, stable=True).values.sum()
+         + a.round().mode(1).values.sum(), [(3, 4)], (-2, 2)),
+        ("cummax_cummin", lambda a: a.cummax(1).values * a.cummin(0).values, [(3, 4)], (-2, 2)),
+        ("grad_of_max_and_cummax", lambda a: _flat_grads((a.max(0).values ** 3).sum() + (a.cummax(1).values ** 2)
+                                                         .sum(), (a,)), [(3, 4)], (-2, 2)),
         # more shapes
         ("repeat", lambda a: a.repeat(2, 1, 3), [(3, 4)], (-2, 2)),
         ("flip", lambda a: a.flip(0, -1) * a, [(3, 4)], (-2, 2)),
@@ -393,7 +402,8 @@ class _Cube(chainrule.autograd.Function):
     ("cumprod", lambda x: x.cumprod(1).tanh(), [(3, 4)]),
     ("inf_norm_declined_by_its_rule", lambda x: x.tanh().norm(float("inf"), 0), [(3, 4)]),
     ("index_separated", lambda x: x[[0, 1], :, [2, 3]].exp(), [(2, 3, 4)]),
-    ("multi_output_max", lambda x: x.max(1).values * x.sum(), [(3, 4)]),
+    ("multi_output_slogdet", lambda x: chainrule.linalg.slogdet(x @ x.mT + chainrule.eye(3, dtype=x.dtype))[1]
+     * x.sum(), [(3, 4)]),
 ])
 def test_unruled_nodes_run_row_by_row_inside_the_walk(monkeypatch, name, f, shapes):
     rows = _RowsForbidden(monkeypatch, forbid=False)

@@ -467,6 +467,46 @@ def _norm(node, grad):
     return grad * elementwise.sign(x) * elementwise.abs(x) ** (order - 1) / safe ** (order - 1)
 
 
+@register_batched_rule(reduce.Amax, reduce.Amin, reduce.AmaxAll, reduce.AminAll)
+def _amax(node, grad):
+    # the gradient goes to the elements equal to the extremum, split evenly among them (max() and
+    # min() count NaNs as equal, amax/amin do not: the ordinary rule's two cases)
+    x, out = node.saved_values
+    value, kept = _kept(node, out), _reinserted(node, grad)
+    dims = tuple(range(x.ndim)) if node.dims is None else node.dims
+    if node._forward_cls.nan_is_equal:
+        return reduce._split_among_equal(grad, x, value, kept, dims, nan_is_equal=True)
+    mask = x._data == value._data
+    count = array_module(mask).sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype)
+    return kept / Tensor._make(count) * Tensor._make(mask.astype(grad._data.dtype))
+
+
+def _batched_index(node, batch: int):
+    """The node's index along its dim, the same for every row of the batch."""
+    return array_module(node.index).broadcast_to(node.index, (batch,) + node.index.shape)
+
+
+@register_batched_rule(reduce.Gather, reduce.MaxDim, reduce.MinDim, reduce.SortValues, reduce.SortStableValues,
+                       reduce.TopkValues, reduce.MedianDim, reduce.KthvalueValues, reduce.ModeValues,
+                       reduce.Cummax, reduce.Cummin)
+def _picked_along(node, grad, *indices):
+    # values picked along the dim (max/min/sort/topk/... and their indices output, which takes no
+    # gradient): the gradient written back at the picked positions (summed where cummax/cummin
+    # picked one twice)
+    dim = _batch_dim(node.dim, len(node.shape))
+    if not node.keepdim:
+        grad = grad.unsqueeze(dim)
+    scatter = reduce.ScatterAddAlong if issubclass(node._forward_cls, reduce.CumExtremum) else reduce.ScatterAlong
+    return scatter.apply(grad, index=_batched_index(node, grad.shape[0]), dim=dim, shape=(grad.shape[0],) + node.shape)
+
+
+@register_batched_rule(reduce.ScatterAlong, reduce.ScatterAddAlong)
+def _scatter_along(node, grad):
+    # (a pick's recorded backward): its adjoint picks again at the same index
+    return reduce.Gather.apply(grad, index=_batched_index(node, grad.shape[0]),
+                               dim=_batch_dim(node.dim, node.index.ndim), keepdim=True)
+
+
 # ---------------------------------------------------------------- more shapes
 @register_batched_rule(shape.Repeat)
 def _repeat(node, grad):
