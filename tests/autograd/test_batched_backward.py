@@ -261,6 +261,18 @@ _CASES = (
          [(2, 3, 4, 4)], (-2, 2)),
         ("grad_of_grad_of_max_pool", lambda x: _flat_grads((_flat_grads(
             (F.max_pool1d(x, 2, return_indices=True)[0] ** 3).sum(), (x,)) ** 2).sum(), (x,)), [(2, 6)], (-2, 2)),
+        ("diagonal", lambda a: a.diagonal(1) * 2 + a.diagonal(0, -1, 0), [(3, 4)], (-2, 2)),
+        ("grad_of_diagonal", lambda a: _flat_grads((chainrule.diag(a) ** 3).sum(), (a,)), [(3, 3)], (-2, 2)),
+        ("einsum", lambda a, b: chainrule.einsum("ij,jk->ik", a, b) + chainrule.einsum("ii,kj->ik", a[:, :3], b)[:, :1],
+         [(3, 4), (4, 3)], (-2, 2)),
+        ("einsum_spread_and_diagonal", lambda a, b: chainrule.einsum("ii,j->ij", a, b), [(3, 3), (2,)], (-2, 2)),
+        ("grad_of_einsum", lambda a, b: _flat_grads((chainrule.einsum("ij,kj->ik", a, b) ** 2).sum(), (a, b)),
+         [(2, 3), (4, 3)], (-2, 2)),
+        ("fmod_remainder", lambda a, b: chainrule.fmod(a, b) * chainrule.remainder(a, b), [(3, 4), (4,)], (0.5, 2)),
+        ("binary_cross_entropy", lambda p, t: F.binary_cross_entropy(p, t, reduction="none"), [(3, 4), (3, 4)],
+         (0.1, 0.9)),
+        ("embedding_scaled_by_frequency", lambda w: F.embedding(chainrule.tensor([0, 2, 2, 1]), w,
+                                                                 scale_grad_by_freq=True), [(3, 2)], (-2, 2)),
         ("trace", lambda a: a.trace() * a, [(3, 4)], (-2, 2)),
         # losses
         ("mse_losses", lambda a, b: F.mse_loss(a, b) + F.mse_loss(a, b, reduction="sum")

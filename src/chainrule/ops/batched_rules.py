@@ -99,7 +99,8 @@ register_batched_rule(
     special_functions.Lgamma, special_functions.Logit, special_functions.Sinc, special_functions.SpecialErfcx,
     special_functions.SpecialI0E, special_functions.SpecialI1, special_functions.SpecialI1E,
     special_functions.SpecialLogNdtr, special_functions.SpecialNdtri, special_functions.Polygamma,
-    special_functions.Mvlgamma,
+    special_functions.Mvlgamma, elementwise.Fmod, elementwise.Remainder, loss._BinaryCrossEntropy,
+    embedding.ScaleGradient,
     # they act on the trailing two dims only, so the batch dim rides along
     shape.Tril, shape.Triu,
     # the fused norms' gradients, recorded (second order): their backward differentiates the rule
@@ -730,6 +731,46 @@ def _trace(node, grad):
     # d trace(X) = Σ_i dX_ii: each row's gradient times the identity
     xp = array_module(grad._data)
     return grad.reshape(grad.shape[0], 1, 1) * Tensor._make(xp.eye(*node.shape, dtype=grad._data.dtype))
+
+
+@register_batched_rule(linalg.Diagonal)
+def _diagonal(node, grad):
+    # the diagonal's gradient written back on it, zeros elsewhere, behind the batch dim
+    shape, offset, dim1, dim2 = node.params
+    ndim = len(shape)
+    return linalg.DiagonalScatter.apply(grad, shape=(grad.shape[0],) + tuple(shape), offset=offset,
+                                        dim1=_batch_dim(dim1, ndim), dim2=_batch_dim(dim2, ndim))
+
+
+@register_batched_rule(linalg.DiagonalScatter)
+def _diagonal_scatter(node, grad):
+    # (the diagonal's recorded backward): its adjoint reads the diagonal again
+    offset, dim1, dim2 = node.params
+    ndim = grad.ndim - 1
+    return linalg.Diagonal.apply(grad, offset=offset, dim1=_batch_dim(dim1, ndim), dim2=_batch_dim(dim2, ndim))
+
+
+@register_batched_rule(linalg.Einsum)
+def _einsum(node, grad):
+    # each operand's gradient is the ordinary rule's contraction with a fresh letter for the batch
+    # in front of the output's and of that operand's (whose own values the rule never reads: only
+    # its shape, here with the batch dim)
+    operands, subs, output = node.saved_values, node.subs, node.output
+    if grad._data.dtype.kind == "c" or "..." in output or any("..." in sub for sub in subs):
+        return NotImplemented
+    used = {c for sub in subs for c in sub} | set(output)
+    letter = next(c for c in linalg._LETTERS if c not in used)
+    batch, xp = grad.shape[0], array_module(grad._data)
+    grads = []
+    for k, x in enumerate(operands):
+        if not node.needs_input_grad[k]:
+            grads.append(None)
+            continue
+        shaped = list(operands)
+        shaped[k] = Tensor._make(xp.broadcast_to(x._data, (batch,) + tuple(x.shape)))
+        batched_subs = [[letter] + list(sub) if j == k else sub for j, sub in enumerate(subs)]
+        grads.append(linalg._einsum_operand_grad(grad, shaped, batched_subs, [letter] + list(output), k))
+    return tuple(grads)
 
 
 # ---------------------------------------------------------------- losses
