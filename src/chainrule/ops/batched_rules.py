@@ -100,13 +100,13 @@ register_batched_rule(
     special_functions.SpecialI0E, special_functions.SpecialI1, special_functions.SpecialI1E,
     special_functions.SpecialLogNdtr, special_functions.SpecialNdtri, special_functions.Polygamma,
     special_functions.Mvlgamma, elementwise.Fmod, elementwise.Remainder, loss._BinaryCrossEntropy,
-    embedding.ScaleGradient,
+    embedding.ScaleGradient, linalg.Inverse, linalg.Det, linalg.Slogdet, pool.SeparableLinear,
     # they act on the trailing two dims only, so the batch dim rides along
     shape.Tril, shape.Triu,
     # the fused norms' gradients, recorded (second order): their backward differentiates the rule
     # in Tensor ops by autograd.second_order, which takes batched cotangents in one batched walk
     normalization.NormalizeBackward, normalization.LayerNormalizeBackward, normalization.GroupNormalizeBackward,
-    normalization.BatchNormBackward, normalization.LayerNormBackward,
+    normalization.BatchNormBackward, normalization.LayerNormBackward, loss._IndexClassLossBackward,
 )(broadcasting_rule)
 
 
@@ -392,6 +392,15 @@ def _reverse_cumsum(node, grad):
     return reduce.Cumsum.apply(grad, dim=_batch_dim(node.dim, len(node._input_meta[0][0])), dtype=None)
 
 
+@register_batched_rule(reduce.Cumprod)
+def _cumprod(node, grad):
+    # without zeros dx_i = Σ_{j ≥ i} g_j y_j / x_i (the zero-safe rule runs row by row)
+    x, y = node.saved_values
+    if grad._data.dtype.kind == "c" or array_module(x._data).any(x._data == 0):
+        return NotImplemented
+    return reduce.ReverseCumsum.apply(grad * y, dim=_batch_dim(node.dim, x.ndim)) / x
+
+
 @register_batched_rule(reduce.Prod, reduce.ProdDim)
 def _prod(node, grad):
     # d prod = Σ_i (Π_{k≠i} x_k) dx_i; without zeros Π_{k≠i} x_k = out / x_i
@@ -579,6 +588,29 @@ def _scatter_add_into(node, grad):
     xp = array_module(node.index)
     rows = xp.broadcast_to(node.index, (grad.shape[0],) + node.index.shape)
     return index.Gather.apply(grad, index=rows, dim=node.dim % node.index.ndim + 1)
+
+
+@register_batched_rule(index.ScatterAdd)
+def _scatter_add(node, grad):
+    # d/dx = identity; d/dsrc[j] = the gradient at the slot src[j] was added to (src's unused
+    # tail gets zeros)
+    grad_src = None
+    if node.needs_input_grad[1]:
+        rows = array_module(node.index).broadcast_to(node.index, (grad.shape[0],) + node.index.shape)
+        picked = index.Gather.apply(grad, index=rows, dim=node.dim % node.index.ndim + 1)
+        grad_src = index._pad_to(picked, (grad.shape[0],) + tuple(node.src_shape))
+    return grad, grad_src
+
+
+@register_batched_rule(index.IndexAdd)
+def _index_add(node, grad):
+    # d/dx = identity; d/dsource = alpha · the gradient of the slabs it was added to
+    grad_source = None
+    if node.needs_input_grad[1]:
+        grad_source = index.IndexSelect.apply(grad, index=node.index, dim=_shifted_dim(node))
+        if node.alpha != 1:
+            grad_source = grad_source * node.alpha
+    return grad, grad_source
 
 
 def _rows_behind(grad: Tensor) -> Tensor:
