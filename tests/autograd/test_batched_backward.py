@@ -281,6 +281,9 @@ _CASES = (
          + x.index_add(0, chainrule.tensor([2, 0]), s[:2, :4], alpha=2.0), [(3, 4), (3, 5)], (-2, 2)),
         ("grad_of_nll_loss_squared", lambda x: _flat_grads(F.nll_loss(x.log_softmax(1), chainrule.tensor([2, 0, 3])) ** 2,
                                                            (x,)), [(3, 4)], (-2, 2)),
+        ("solve", lambda a, b: chainrule.linalg.solve(a + 3 * chainrule.eye(3, dtype=a.dtype), b), [(3, 3), (2, 3, 2)],
+         (-1, 1)),
+        ("prelu", lambda x, w: F.prelu(x, w), [(2, 3, 4), (3,)], (-2, 2)),
         ("trace", lambda a: a.trace() * a, [(3, 4)], (-2, 2)),
         # losses
         ("mse_losses", lambda a, b: F.mse_loss(a, b) + F.mse_loss(a, b, reduction="sum")
@@ -424,6 +427,8 @@ class _Cube(chainrule.autograd.Function):
     ("inf_norm_declined_by_its_rule", lambda x: x.tanh().norm(float("inf"), 0), [(3, 4)]),
     ("index_separated", lambda x: x[[0, 1], :, [2, 3]].exp(), [(2, 3, 4)]),
     ("multi_output_eigh", lambda x: chainrule.linalg.eigh(x @ x.mT)[0] * x.sum(), [(3, 4)]),
+    ("solve_broadcast_declined_by_its_rule", lambda a, b: chainrule.linalg.solve(a + 3 * chainrule.eye(3, dtype=a.dtype), b),
+     [(2, 3, 3), (3, 2)]),
 ])
 def test_unruled_nodes_run_row_by_row_inside_the_walk(monkeypatch, name, f, shapes):
     rows = _RowsForbidden(monkeypatch, forbid=False)

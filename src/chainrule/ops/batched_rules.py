@@ -88,7 +88,7 @@ register_batched_rule(
         elementwise._round)),
     activation.Relu, activation.LeakyRelu, activation.Hardtanh, activation.Threshold, activation.Hardshrink,
     activation.Softshrink, activation.Elu, activation.Celu, activation.Gelu, activation.Silu, activation.Mish,
-    activation.Softplus, activation.LogSigmoid, activation.Hardsigmoid, activation.Hardswish,
+    activation.Softplus, activation.LogSigmoid, activation.Hardsigmoid, activation.Hardswish, activation.Prelu,
     shape.Clone,
     # second order (a Hessian's outer Jacobian walks the recorded backward): the same kind of rule
     activation.GeluBackward, activation.SiluBackward,
@@ -780,6 +780,17 @@ def _diagonal_scatter(node, grad):
     offset, dim1, dim2 = node.params
     ndim = grad.ndim - 1
     return linalg.Diagonal.apply(grad, offset=offset, dim1=_batch_dim(dim1, ndim), dim2=_batch_dim(dim2, ndim))
+
+
+@register_batched_rule(linalg.Solve)
+def _solve(node, grad):
+    # X = A⁻¹B: grad_B = A⁻ᵀ G, grad_A = -grad_B Xᵀ, the batch dim one more batch of matrices (a
+    # right-hand side broadcast against a batch of A runs row by row: its batched gradient's
+    # batch dims would not line up with A's)
+    a_ndim, b_ndim = (len(meta[0]) for meta in node._input_meta)
+    if b_ndim < a_ndim or grad._data.dtype.kind == "c":
+        return NotImplemented
+    return linalg.Solve.backward(node, grad)
 
 
 @register_batched_rule(linalg.Einsum)
