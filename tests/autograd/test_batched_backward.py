@@ -72,6 +72,15 @@ def _flat_grads(out, inputs):
     return chainrule.cat([g.reshape(-1) for g in chainrule.autograd.grad(out, inputs, create_graph=True)])
 
 
+def _assigned(a, v):
+    # index_put_ by a slice, a mask and a list of rows (the value broadcast into its slots)
+    y = a * 2
+    y[:, 0] = v
+    y[y > 1.5] = 0.0
+    y[[0, 2]] = v[:2, None] * 3
+    return y
+
+
 def _rows_mixed(rows):
     # (the middle row unused: its gradient never arrives)
     return rows[0].sin() * rows[2]
@@ -284,6 +293,7 @@ _CASES = (
         ("solve", lambda a, b: chainrule.linalg.solve(a + 3 * chainrule.eye(3, dtype=a.dtype), b), [(3, 3), (2, 3, 2)],
          (-1, 1)),
         ("prelu", lambda x, w: F.prelu(x, w), [(2, 3, 4), (3,)], (-2, 2)),
+        ("setitem", lambda a, v: _assigned(a, v), [(3, 4), (3,)], (-2, 2)),
         ("trace", lambda a: a.trace() * a, [(3, 4)], (-2, 2)),
         # losses
         ("mse_losses", lambda a, b: F.mse_loss(a, b) + F.mse_loss(a, b, reduction="sum")

@@ -351,6 +351,24 @@ def _index_scatter(node, grad):
     return index.Index.apply(grad, key=(slice(None),) + key, mode="add" if node.mode == "rows" else node.mode)
 
 
+@register_batched_rule(index.IndexPut)
+def _index_put(node, grad):
+    # overwritten elements get no gradient; the value gets what flowed to its slots, read behind
+    # the batch dim (the walk sums what the value broadcast over)
+    key = node.key if isinstance(node.key, tuple) else (node.key,)
+    if not _advanced_indices_adjacent(key):
+        return NotImplemented
+    needs = node.needs_input_grad
+    grad_x = grad_value = None
+    if needs[0]:
+        kept = array_module(grad._data).ones(tuple(grad.shape[1:]), dtype=grad._data.dtype)
+        kept[node.key] = 0
+        grad_x = grad * Tensor._make(kept)
+    if needs[1]:
+        grad_value = index.getitem(grad, (slice(None),) + key)
+    return grad_x, grad_value
+
+
 def _advanced_indices_adjacent(key: tuple) -> bool:
     """Whether the advanced indices of ``key`` (arrays, bools, and integers once an array is
     there) stand next to each other, so NumPy keeps their result dims in place."""
