@@ -294,6 +294,14 @@ _CASES = (
          (-1, 1)),
         ("prelu", lambda x, w: F.prelu(x, w), [(2, 3, 4), (3,)], (-2, 2)),
         ("setitem", lambda a, v: _assigned(a, v), [(3, 4), (3,)], (-2, 2)),
+        ("adaptive_max_pool_and_unpool", lambda x: F.adaptive_max_pool2d(x, (2, 1)) * 2
+         + F.max_unpool1d(*F.max_pool1d(x[:, :, 0], 2, return_indices=True), 2)[..., :2, None].sum(),
+         [(2, 3, 4, 3)], (-2, 2)),
+        ("grad_of_adaptive_max_pool", lambda x: _flat_grads((F.adaptive_max_pool1d(x, 2) ** 2).sum(), (x,)),
+         [(2, 3, 5)], (-2, 2)),
+        ("tensor_unfold", lambda a: a.unfold(1, 2, 1) * 2, [(3, 4)], (-2, 2)),
+        ("grad_of_tensor_unfold", lambda a: _flat_grads((a.unfold(0, 2, 1) ** 2).sum(), (a,)), [(3, 4)], (-2, 2)),
+        ("diag_embed", lambda a: chainrule.diag_embed(a, 1, 0, -1), [(2, 3)], (-2, 2)),
         ("trace", lambda a: a.trace() * a, [(3, 4)], (-2, 2)),
         # losses
         ("mse_losses", lambda a, b: F.mse_loss(a, b) + F.mse_loss(a, b, reduction="sum")

@@ -39,6 +39,7 @@ from . import (
     reduce,
     shape,
     special_functions,
+    structural,
 )
 from .elementwise import conjugate_rule
 
@@ -568,6 +569,30 @@ def _constant_pad(node, grad):
     return shape.ConstantPad.apply(grad, widths=((0, 0),) + tuple((-a, -b) for a, b in node.widths), value=0)
 
 
+@register_batched_rule(shape.Unfold)
+def _unfold(node, grad):
+    # the windows' gradients added back where they overlap, one dim further for the batch dim
+    dim, size, step = node.params
+    if not node.input_shape:
+        return NotImplemented
+    return shape.UnfoldBackward.apply(grad, shape=(grad.shape[0],) + tuple(node.input_shape),
+                                      params=(dim + 1, size, step))
+
+
+@register_batched_rule(shape.UnfoldBackward)
+def _unfold_backward(node, grad):
+    # (unfold's recorded backward): its adjoint takes the windows again
+    dim, size, step = node.params
+    return shape.Unfold.apply(grad, dim=dim + 1, size=size, step=step)
+
+
+@register_batched_rule(structural.DiagEmbed)
+def _diag_embed(node, grad):
+    # the gradient's diagonal in the plane the forward wrote, behind the batch dim
+    ndim = grad.ndim - 1
+    return grad.diagonal(node.offset, _batch_dim(node.dim1, ndim), _batch_dim(node.dim2, ndim))
+
+
 # ---------------------------------------------------------------- more indexing
 def _shifted_dim(node) -> int:
     return _batch_dim(node.dim, len(node._input_meta[0][0]))
@@ -753,6 +778,20 @@ def _max_pooling(node, grad, *indices):
     routed = pool.FirstMaxScatter.apply(_as_samples(grad), x=_tiled(x._data, batch), best=_tiled(best, batch),
                                         geo=node.geo)
     return _unfolded(routed, batch)
+
+
+@register_batched_rule(pool.FlatGather)
+def _flat_gather(node, grad):
+    # (adaptive max pooling): the gradient scatter-added to the picked flat positions of each plane
+    return _unfolded(pool.FlatScatter.apply(_as_samples(grad), indices=_tiled(node.indices, grad.shape[0]),
+                                            plane_shape=node.plane), grad.shape[0])
+
+
+@register_batched_rule(pool.FlatScatter)
+def _flat_scatter(node, grad):
+    # (max_unpool, and adaptive max pooling's recorded backward): gathered at the same positions
+    return _unfolded(pool.FlatGather.apply(_as_samples(grad), indices=_tiled(node.indices, grad.shape[0])),
+                     grad.shape[0])
 
 
 @register_batched_rule(pool.FirstMaxScatter)
