@@ -302,6 +302,9 @@ _CASES = (
         ("tensor_unfold", lambda a: a.unfold(1, 2, 1) * 2, [(3, 4)], (-2, 2)),
         ("grad_of_tensor_unfold", lambda a: _flat_grads((a.unfold(0, 2, 1) ** 2).sum(), (a,)), [(3, 4)], (-2, 2)),
         ("diag_embed", lambda a: chainrule.diag_embed(a, 1, 0, -1), [(2, 3)], (-2, 2)),
+        ("slice_and_select_scatter", lambda a, s: chainrule.slice_scatter(a, s[:, :2], 1, 1, 3)
+         * chainrule.select_scatter(a, s[:, 2], 1, 0), [(3, 4), (3, 3)], (-2, 2)),
+        ("im2col_col2im", lambda x: F.fold(F.unfold(x, 2, padding=1) * 2, (3, 4), 2, padding=1), [(2, 3, 3, 4)], (-2, 2)),
         ("trace", lambda a: a.trace() * a, [(3, 4)], (-2, 2)),
         # losses
         ("mse_losses", lambda a, b: F.mse_loss(a, b) + F.mse_loss(a, b, reduction="sum")

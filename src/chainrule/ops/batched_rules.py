@@ -37,6 +37,7 @@ from . import (
     normalization,
     pool,
     reduce,
+    scatter_views,
     shape,
     special_functions,
     structural,
@@ -368,6 +369,25 @@ def _index_put(node, grad):
     if needs[1]:
         grad_value = index.getitem(grad, (slice(None),) + key)
     return grad_x, grad_value
+
+
+@register_batched_rule(scatter_views.SliceScatter, scatter_views.SelectScatter)
+def _view_scatter(node, grad):
+    # d out = d input off the region + d src on it: the region zeroed in the input's gradient and
+    # read behind the batch dim for src's (a diagonal's region, moved to the end, runs row by row)
+    region = node.region
+    key = region.key if isinstance(region.key, tuple) else (region.key,)
+    if region.dims is not None or not _advanced_indices_adjacent(key):
+        return NotImplemented
+    needs = node.needs_input_grad
+    grad_input = grad_src = None
+    if needs[0]:
+        kept = array_module(grad._data).ones(tuple(grad.shape[1:]), dtype=grad._data.dtype)
+        kept[region.key] = 0
+        grad_input = grad * Tensor._make(kept)
+    if needs[1]:
+        grad_src = index.getitem(grad, (slice(None),) + key)
+    return grad_input, grad_src
 
 
 def _advanced_indices_adjacent(key: tuple) -> bool:
@@ -731,6 +751,14 @@ def _conv_input(node, u):
     if len(needs) == 3:
         grads += (_conv_bias_grad(u) if needs[2] else None,)
     return grads
+
+
+@register_batched_rule(conv.Im2Col, conv.Col2Im)
+def _im2col(node, grad):
+    # F.unfold and F.fold are linear and per sample, each the other's adjoint: the batch folded
+    # into the samples
+    adjoint = conv.Col2Im if node._forward_cls is conv.Im2Col else conv.Im2Col
+    return _unfolded(adjoint.apply(_as_samples(grad), geo=node.geo), grad.shape[0])
 
 
 @register_batched_rule(conv.ConvWeight)
