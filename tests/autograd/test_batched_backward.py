@@ -305,6 +305,17 @@ _CASES = (
         ("slice_and_select_scatter", lambda a, s: chainrule.slice_scatter(a, s[:, :2], 1, 1, 3)
          * chainrule.select_scatter(a, s[:, 2], 1, 0), [(3, 4), (3, 3)], (-2, 2)),
         ("im2col_col2im", lambda x: F.fold(F.unfold(x, 2, padding=1) * 2, (3, 4), 2, padding=1), [(2, 3, 3, 4)], (-2, 2)),
+        ("index_fill_copy", lambda x, s: x.index_fill(1, chainrule.tensor([0, 2]), -1.0) * x.index_copy(
+            0, chainrule.tensor([2, 0]), s), [(3, 4), (2, 4)], (-2, 2)),
+        ("scatter", lambda x, s: x.scatter(1, chainrule.tensor([[0, 3], [2, 1]]), s) * x.scatter(0, chainrule.tensor(
+            [[1, 0, 2, 2]]), 0.5), [(3, 4), (2, 3)], (-2, 2)),
+        ("median_all", lambda a: a.median() * a, [(3, 4)], (-2, 2)),
+        ("reflect_and_circular_pad", lambda x: F.pad(x, (1, 2), mode="reflect") * 2
+         + F.pad(x, (2, 1), mode="circular").sum(), [(2, 3, 4)], (-2, 2)),
+        ("grad_of_replicate_pad", lambda x: _flat_grads((F.pad(x, (1, 1), mode="replicate") ** 2).sum(), (x,)),
+         [(2, 3, 4)], (-2, 2)),
+        ("igamma", lambda a, x: chainrule.igamma(a.detach(), x) * chainrule.igammac(a.detach(), x), [(3, 4), (3, 4)],
+         (0.5, 2)),
         ("trace", lambda a: a.trace() * a, [(3, 4)], (-2, 2)),
         # losses
         ("mse_losses", lambda a, b: F.mse_loss(a, b) + F.mse_loss(a, b, reduction="sum")

@@ -103,6 +103,7 @@ register_batched_rule(
     special_functions.SpecialLogNdtr, special_functions.SpecialNdtri, special_functions.Polygamma,
     special_functions.Mvlgamma, elementwise.Fmod, elementwise.Remainder, loss._BinaryCrossEntropy,
     embedding.ScaleGradient, linalg.Inverse, linalg.Det, linalg.Slogdet, pool.SeparableLinear,
+    special_functions.Igamma, special_functions.Igammac,
     # they act on the trailing two dims only, so the batch dim rides along
     shape.Tril, shape.Triu,
     # the fused norms' gradients, recorded (second order): their backward differentiates the rule
@@ -472,6 +473,13 @@ def _prod_of_others(node, u):
     return grad.permute(0, *(1 + int(d) for d in np.argsort(rest + dims)))
 
 
+@register_batched_rule(reduce.MedianAll)
+def _median_all(node, grad):
+    # the gradient goes to the elements equal to the median (NaNs count as equal), split evenly
+    flat, out = node.saved_values
+    return reduce._split_among_equal(grad, flat, out, grad.reshape(grad.shape[0], 1), (0,), nan_is_equal=True)
+
+
 @register_batched_rule(reduce.Var)
 def _var(node, grad):
     # d var = 2 (x - mean) / (n - correction) dx
@@ -613,6 +621,14 @@ def _diag_embed(node, grad):
     return grad.diagonal(node.offset, _batch_dim(node.dim1, ndim), _batch_dim(node.dim2, ndim))
 
 
+@register_batched_rule(shape.ModePad, shape.ModePadAdjoint)
+def _mode_pad(node, grad):
+    # reflect/replicate/circular padding's adjoint folds the border back (and the fold's adjoint
+    # pads again); the batch dim is left unpadded
+    adjoint = shape.ModePadAdjoint if node._forward_cls is shape.ModePad else shape.ModePad
+    return adjoint.apply(grad, widths=((0, 0),) + tuple(node.widths), mode=node.mode)
+
+
 # ---------------------------------------------------------------- more indexing
 def _shifted_dim(node) -> int:
     return _batch_dim(node.dim, len(node._input_meta[0][0]))
@@ -674,6 +690,32 @@ def _index_add(node, grad):
         if node.alpha != 1:
             grad_source = grad_source * node.alpha
     return grad, grad_source
+
+
+@register_batched_rule(index.IndexFill, index.IndexCopy)
+def _index_fill_copy(node, grad):
+    # filled or copied-over slabs pass nothing to x; index_copy's source gets its slabs' gradient
+    dim = _shifted_dim(node)
+    needs = node.needs_input_grad
+    grad_x = index.IndexFill.apply(grad, index=node.index, dim=dim, value=0) if needs[0] else None
+    if node._forward_cls is index.IndexFill:
+        return (grad_x,) + (None,) * (len(needs) - 1)
+    return grad_x, index.IndexSelect.apply(grad, index=node.index, dim=dim) if needs[1] else None
+
+
+@register_batched_rule(index.Scatter, index.ScatterValue)
+def _scatter(node, grad):
+    # overwritten slots pass nothing to x; each src element gets its slot's gradient
+    rows = array_module(node.index).broadcast_to(node.index, (grad.shape[0],) + node.index.shape)
+    dim = node.dim % node.index.ndim + 1 if node.index.ndim else 1
+    needs = node.needs_input_grad
+    grad_x = index.ScatterValue.apply(grad, index=rows, dim=dim, value=0) if needs[0] else None
+    if node._forward_cls is index.ScatterValue:
+        return (grad_x,) + (None,) * (len(needs) - 1)
+    grad_src = None
+    if needs[1]:
+        grad_src = index._pad_to(index.Gather.apply(grad, index=rows, dim=dim), (grad.shape[0],) + tuple(node.src_shape))
+    return grad_x, grad_src
 
 
 def _rows_behind(grad: Tensor) -> Tensor:
