@@ -316,6 +316,13 @@ _CASES = (
          [(2, 3, 4)], (-2, 2)),
         ("igamma", lambda a, x: chainrule.igamma(a.detach(), x) * chainrule.igammac(a.detach(), x), [(3, 4), (3, 4)],
          (0.5, 2)),
+        ("cholesky", lambda a: chainrule.linalg.cholesky(a @ a.mT + chainrule.eye(3, dtype=a.dtype)), [(3, 3)],
+         (-1, 1)),
+        ("eigh_values_only", lambda a: chainrule.linalg.eigvalsh(a + a.mT), [(2, 3, 3)], (-1, 1)),
+        ("eigh_both", lambda a: chainrule.linalg.eigh(a + a.mT)[1] * chainrule.linalg.eigh(a + a.mT)[0].sum(), [(3, 3)],
+         (-1, 1)),
+        ("solve_triangular", lambda a, b: chainrule.linalg.solve_triangular(a.triu() + 3 * chainrule.eye(3, dtype=a.dtype),
+                                                                            b, upper=True), [(3, 3), (3, 2)], (-1, 1)),
         ("trace", lambda a: a.trace() * a, [(3, 4)], (-2, 2)),
         # losses
         ("mse_losses", lambda a, b: F.mse_loss(a, b) + F.mse_loss(a, b, reduction="sum")
@@ -458,7 +465,7 @@ class _Cube(chainrule.autograd.Function):
      [(3, 4)]),
     ("inf_norm_declined_by_its_rule", lambda x: x.tanh().norm(float("inf"), 0), [(3, 4)]),
     ("index_separated", lambda x: x[[0, 1], :, [2, 3]].exp(), [(2, 3, 4)]),
-    ("multi_output_eigh", lambda x: chainrule.linalg.eigh(x @ x.mT)[0] * x.sum(), [(3, 4)]),
+    ("multi_output_svd", lambda x: chainrule.linalg.svd(x, full_matrices=False)[1] * x.sum(), [(3, 4)]),
     ("solve_broadcast_declined_by_its_rule", lambda a, b: chainrule.linalg.solve(a + 3 * chainrule.eye(3, dtype=a.dtype), b),
      [(2, 3, 3), (3, 2)]),
 ])

@@ -28,6 +28,7 @@ from ..tensor import Tensor
 from . import (
     activation,
     conv,
+    decompositions,
     elementwise,
     embedding,
     index,
@@ -918,6 +919,29 @@ def _solve(node, grad):
     if b_ndim < a_ndim or grad._data.dtype.kind == "c":
         return NotImplemented
     return linalg.Solve.backward(node, grad)
+
+
+@register_batched_rule(decompositions.SolveTriangular)
+def _solve_triangular(node, grad):
+    # as solve: the transposed triangular system for B, -grad_B Xᵀ's triangle for A
+    a_ndim, b_ndim = (len(meta[0]) for meta in node._input_meta)
+    if b_ndim < a_ndim or grad._data.dtype.kind == "c":
+        return NotImplemented
+    return decompositions.SolveTriangular.backward(node, grad)
+
+
+@register_batched_rule(decompositions.Cholesky, decompositions.Eigh)
+def _matrix_factorization(node, *grads):
+    # their rules are matrix products and triangular solves, which broadcast over a leading batch
+    # dim; an output no gradient reached (the eigenvalues only, say) gets zeros, as the engine
+    # gives the ordinary rule
+    present = next(g for g in grads if g is not None)
+    if present._data.dtype.kind == "c":
+        return NotImplemented
+    batch = present.shape[0]
+    grads = tuple(present.new_zeros((batch,) + tuple(meta[0])) if g is None and meta[1] is not None
+                  and meta[1].kind in "fc" else g for g, meta in zip(grads, node._output_meta))
+    return node._forward_cls.backward(node, *grads)
 
 
 @register_batched_rule(linalg.Einsum)
