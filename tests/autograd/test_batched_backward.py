@@ -1,4 +1,4 @@
-"""The batched backward walk (autograd/batched_walk.py; rules in ops/batched_rules.py): one reverse
+"""The batched backward walk (autograd/batched_walk.py; rules in ops/batched_rules*.py): one reverse
 pass whose cotangents carry a leading batch dim, behind jacrev, functional.jacobian and
 is_grads_batched.
 
