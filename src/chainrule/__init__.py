@@ -24,6 +24,7 @@ from .ops import decompositions
 from .ops import complex as _complex_ops
 from .ops import fft as _fft_ops
 from .ops import batched_rules as _batched_rules  # noqa: F401  (registers the Jacobians' batched backward rules)
+from .ops import batched_rules_nn as _batched_rules_nn  # noqa: F401  (and the nn ops')
 from . import _methods
 
 _OP_MODULES = [creation, elementwise, reduce, shape, index, random, linalg, activation, conv, pool, loss, bucketing,

@@ -27,6 +27,7 @@ from .autograd import batched_walk as _batched_walk
 from .autograd import engine as _engine
 from .autograd import forward_ad as _forward_ad
 from .autograd import functional as _functional
+from .autograd.function import Function
 from .autograd.grad_mode import enable_grad
 from .ops.shape import stack as _stack
 from .tensor import Tensor
@@ -407,12 +408,23 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
     return wrapper
 
 
-def _runs_a_users_function(outputs) -> bool:
-    """Whether the graph holds a user's autograd.Function: its jvp may be all it has, and it is
-    the user's forward-mode rule jacfwd must run."""
+def _needs_a_users_jvp(outputs) -> bool:
+    """Whether the graph holds a user's autograd.Function whose forward-mode rule jacfwd must run:
+    one whose jvp may be all it has (no backward), or one that has not declared itself ready for
+    torch.func's transforms (``generate_vmap_rule = True`` or a ``vmap`` staticmethod), where
+    torch's jacfwd raises and the column-by-column path raises its error too. A declared Function
+    with a backward promises, as torch's contract for these transforms, that its backward and
+    jvp are the same derivative, so the reverse walk (batched, its backward row by row) gives the
+    jvp's numbers without one forward run per input element."""
     roots = [out.grad_fn for out in outputs if out.grad_fn is not None]
-    return any(not getattr(getattr(node, "_forward_cls", None), "_array_forward", True)
-               for node in _engine._topological_order(roots))
+    for node in _engine._topological_order(roots):
+        cls = getattr(node, "_forward_cls", None)
+        if cls is None or getattr(cls, "_array_forward", True):
+            continue
+        declared = getattr(cls, "generate_vmap_rule", False) is True or callable(getattr(cls, "vmap", None))
+        if not declared or cls.backward is Function.backward or cls.jvp is Function.jvp:
+            return True
+    return False
 
 
 def _refuse_complex_outputs(out_leaves, where: str) -> None:
@@ -443,7 +455,7 @@ def _jacobian_by_reverse(of_leaves, leaves, has_aux: bool):
         output, aux = _split_aux(of_leaves(*stand_ins), has_aux, "jacfwd(f)(*args)")
         out_leaves, out_rebuild = _flatten(output)
         _refuse_complex_outputs(out_leaves, "jacfwd")
-        if not all(isinstance(out, Tensor) for out in out_leaves) or _runs_a_users_function(out_leaves):
+        if not all(isinstance(out, Tensor) for out in out_leaves) or _needs_a_users_jvp(out_leaves):
             return None
         outputs = sum(out.numel() for out in out_leaves)
         inputs = sum(leaf.numel() for leaf in leaves)

@@ -1,4 +1,4 @@
-"""The batched backward walk (autograd/batched_walk.py; rules in ops/batched_rules.py): one reverse
+"""The batched backward walk (autograd/batched_walk.py; rules in ops/batched_rules*.py): one reverse
 pass whose cotangents carry a leading batch dim, behind jacrev, functional.jacobian and
 is_grads_batched.
 
@@ -70,6 +70,15 @@ class _RowsForbidden:
 def _flat_grads(out, inputs):
     """The gradients of ``out`` with their graph (create_graph), flattened into one tensor."""
     return chainrule.cat([g.reshape(-1) for g in chainrule.autograd.grad(out, inputs, create_graph=True)])
+
+
+def _assigned(a, v):
+    # index_put_ by a slice, a mask and a list of rows (the value broadcast into its slots)
+    y = a * 2
+    y[:, 0] = v
+    y[y > 1.5] = 0.0
+    y[[0, 2]] = v[:2, None] * 3
+    return y
 
 
 def _rows_mixed(rows):
@@ -186,6 +195,171 @@ _CASES = (
         ("grad_of_broadcast_mul", lambda a, b: _flat_grads((a * b).sin().sum(), (a, b)), [(3, 1), (4,)], (-2, 2)),
         ("grad_of_index", lambda a: _flat_grads((a[[0, 2, 2]] ** 2).sum() + (a[:, 1] ** 3).sum(), (a,)), [(3, 4)],
          (-2, 2)),
+        # more elementwise rules: two operands, the special functions at the saved values
+        ("atan2", lambda a, b: chainrule.atan2(a, b), [(3, 4), (4,)], (-2, 2)),
+        ("hypot", lambda a, b: chainrule.hypot(a, b), [(3, 1), (4,)], (0.5, 2)),
+        ("xlogy", lambda a, b: chainrule.xlogy(a, b), [(3, 4), (3, 4)], (0.5, 2)),
+        ("masked_fill", lambda a, v: a.masked_fill(a > 0.5, v), [(3, 4), ()], (-2, 2)),
+        ("logsigmoid_loss", lambda a: F.binary_cross_entropy_with_logits(a, a.detach().sigmoid(), reduction="none"),
+         [(3, 4)], (-2, 2)),
+        ("tril_triu", lambda a: a.tril(-1) * 2 + a.triu(1), [(2, 3, 4)], (-2, 2)),
+        *[(name, fn, [(3, 4)], bounds) for name, fn, bounds in (
+            ("acosh", chainrule.acosh, (1.5, 3)), ("asinh", chainrule.asinh, (-2, 2)),
+            ("atanh", chainrule.atanh, (-0.8, 0.8)), ("digamma", chainrule.digamma, (0.5, 3)),
+            ("erfc", chainrule.erfc, (-2, 2)), ("erfinv", chainrule.erfinv, (-0.8, 0.8)),
+            ("i0", chainrule.i0, (-2, 2)), ("lgamma", chainrule.lgamma, (0.5, 3)),
+            ("logit", chainrule.logit, (0.1, 0.9)), ("sinc", chainrule.sinc, (0.1, 2)),
+            ("erfcx", chainrule.special.erfcx, (-2, 2)), ("i0e", chainrule.special.i0e, (-2, 2)),
+            ("i1", chainrule.special.i1, (-2, 2)), ("i1e", chainrule.special.i1e, (-2, 2)),
+            ("log_ndtr", chainrule.special.log_ndtr, (-2, 2)), ("ndtri", chainrule.special.ndtri, (0.1, 0.9)),
+            ("polygamma", lambda a: chainrule.polygamma(1, a), (0.5, 3)),
+            ("mvlgamma", lambda a: chainrule.mvlgamma(a, 2), (1.5, 3)),
+            ("copysign", lambda a: chainrule.copysign(a, a.detach() - 0.5), (-2, 2)))],
+        # more reductions
+        ("cumprod", lambda a: a.cumprod(1).tanh(), [(3, 4)], (0.5, 1.5)),
+        ("cumsum", lambda a: a.cumsum(-1).sin(), [(3, 4)], (-2, 2)),
+        ("grad_of_cumsum", lambda a: _flat_grads((a.cumsum(0) ** 2).sum(), (a,)), [(3, 4)], (-2, 2)),
+        ("prod", lambda a: a.prod(), [(3, 4)], (0.5, 1.5)),
+        ("prod_dim_with_a_zero", lambda a: (a * chainrule.tensor([1.0, 0.0, 1.0, 1.0], dtype=a.dtype)).prod(1),
+         [(3, 4)], (0.5, 1.5)),
+        ("grad_of_prod_with_zeros", lambda a: _flat_grads((a * chainrule.tensor([[1.0], [0.0], [1.0]], dtype=a.dtype))
+                                                          .prod(0).sum() * a.sum(), (a,)), [(3, 2)], (0.5, 1.5)),
+        ("prod_dim_keepdim", lambda a: a.prod(0, keepdim=True), [(3, 4)], (0.5, 1.5)),
+        ("var_std", lambda a: a.var(1) * a.std(0).sum() + a.std(), [(3, 4)], (-2, 2)),
+        ("logsumexp", lambda a: a.logsumexp(-1), [(2, 3, 4)], (-2, 2)),
+        ("norms", lambda a: chainrule.linalg.vector_norm(a, 2, 1) + a.norm(1, 1) + a.norm(3, 1)
+         + chainrule.linalg.vector_norm(a, 0, 1), [(3, 4)], (-2, 2)),
+        ("amax_amin", lambda a: a.amax(1) * a.amin(0).sum() + a.amax((0, 1), keepdim=True), [(3, 4)], (-2, 2)),
+        ("max_min_all_with_ties", lambda a: (a.round() + 0.0).max() * a + a.round().min(), [(3, 4)], (-2, 2)),
+        ("max_min_dim", lambda a: a.max(1).values * a.min(0, keepdim=True).values.sum(), [(3, 4)], (-2, 2)),
+        ("sort_topk_kthvalue", lambda a: a.sort(-1).values[:, :2] * a.topk(2, 0).values.sum()
+         + a.kthvalue(2, 1).values.sum() + a.median(0).values.sum() + a.sort(0, stable=True).values.sum()
+         + a.round().mode(1).values.sum(), [(3, 4)], (-2, 2)),
+        ("cummax_cummin", lambda a: a.cummax(1).values * a.cummin(0).values, [(3, 4)], (-2, 2)),
+        ("grad_of_max_and_cummax", lambda a: _flat_grads((a.max(0).values ** 3).sum() + (a.cummax(1).values ** 2)
+                                                         .sum(), (a,)), [(3, 4)], (-2, 2)),
+        # more shapes
+        ("repeat", lambda a: a.repeat(2, 1, 3), [(3, 4)], (-2, 2)),
+        ("flip", lambda a: a.flip(0, -1) * a, [(3, 4)], (-2, 2)),
+        ("roll", lambda a: a.roll((1, -2), (0, 1)) * a + a.roll(5), [(3, 4)], (-2, 2)),
+        ("constant_pad", lambda a: F.pad(a, (1, 2, 0, 1)) * 2 + F.pad(a, (-1, 0))[:, :1].sum(), [(3, 4)], (-2, 2)),
+        # more indexing
+        ("index_select", lambda a: a.index_select(1, chainrule.tensor([3, 0, 3])), [(3, 4)], (-2, 2)),
+        ("grad_of_index_select", lambda a: _flat_grads((a.index_select(0, chainrule.tensor([2, 2, 0])) ** 2).sum(),
+                                                       (a,)), [(3, 4)], (-2, 2)),
+        ("gather", lambda a: a.gather(-1, chainrule.tensor([[0, 3], [1, 1], [2, 0]])), [(3, 4)], (-2, 2)),
+        ("grad_of_gather", lambda a: _flat_grads((a.gather(0, chainrule.tensor([[0, 2, 2, 1]])) ** 3).sum(), (a,)),
+         [(3, 4)], (-2, 2)),
+        ("embedding", lambda w: F.embedding(chainrule.tensor([[0, 2], [2, 3]]), w, padding_idx=3), [(4, 3)],
+         (-2, 2)),
+        ("grad_of_embedding", lambda w: _flat_grads((F.embedding(chainrule.tensor([1, 1, 0]), w) ** 2).sum(), (w,)),
+         [(4, 3)], (-2, 2)),
+        ("conv2d", lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=1), [(2, 3, 5, 4), (4, 3, 3, 2), (4,)],
+         (-2, 2)),
+        ("conv1d_groups_no_bias", lambda x, w: F.conv1d(x, w, groups=2, dilation=2), [(2, 4, 7), (6, 2, 2)], (-2, 2)),
+        ("conv_transpose2d", lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2), [(2, 3, 3, 2), (3, 2, 2, 2), (2,)],
+         (-2, 2)),
+        ("grad_of_conv2d", lambda x, w: _flat_grads((F.conv2d(x, w, padding=1) ** 2).sum(), (x, w)),
+         [(2, 2, 4, 3), (3, 2, 2, 2)], (-2, 2)),
+        ("max_pool2d", lambda x: F.max_pool2d(x, 2, stride=1, padding=1), [(2, 3, 4, 3)], (-2, 2)),
+        ("max_pool_with_indices", lambda x: F.max_pool1d(x, 3, stride=2, return_indices=True)[0]
+         + F.max_pool3d(x.unsqueeze(-1).expand(2, 3, 7, 2), (2, 1, 1), return_indices=True)[0].mean(), [(2, 3, 7)], (-2, 2)),
+        ("avg_pools", lambda x: F.avg_pool2d(x, 2, padding=1, count_include_pad=False).sum() * F.avg_pool1d(x[0], 3)
+         + F.avg_pool3d(x.unsqueeze(0), 2, ceil_mode=True).sum(), [(2, 3, 5, 4)], (-2, 2)),
+        ("grad_of_pools", lambda x: _flat_grads((F.max_pool2d(x, 2) ** 2).sum() + (F.avg_pool2d(x, 2) ** 2).sum()
+                                                + (F.max_pool1d(x[0], 2, return_indices=True)[0] ** 2).sum(), (x,)),
+         [(2, 3, 4, 4)], (-2, 2)),
+        ("grad_of_grad_of_max_pool", lambda x: _flat_grads((_flat_grads(
+            (F.max_pool1d(x, 2, return_indices=True)[0] ** 3).sum(), (x,)) ** 2).sum(), (x,)), [(2, 6)], (-2, 2)),
+        ("diagonal", lambda a: a.diagonal(1) * 2 + a.diagonal(0, -1, 0), [(3, 4)], (-2, 2)),
+        ("grad_of_diagonal", lambda a: _flat_grads((chainrule.diag(a) ** 3).sum(), (a,)), [(3, 3)], (-2, 2)),
+        ("einsum", lambda a, b: chainrule.einsum("ij,jk->ik", a, b) + chainrule.einsum("ii,kj->ik", a[:, :3], b)[:, :1],
+         [(3, 4), (4, 3)], (-2, 2)),
+        ("einsum_spread_and_diagonal", lambda a, b: chainrule.einsum("ii,j->ij", a, b), [(3, 3), (2,)], (-2, 2)),
+        ("grad_of_einsum", lambda a, b: _flat_grads((chainrule.einsum("ij,kj->ik", a, b) ** 2).sum(), (a, b)),
+         [(2, 3), (4, 3)], (-2, 2)),
+        ("fmod_remainder", lambda a, b: chainrule.fmod(a, b) * chainrule.remainder(a, b), [(3, 4), (4,)], (0.5, 2)),
+        ("binary_cross_entropy", lambda p, t: F.binary_cross_entropy(p, t, reduction="none"), [(3, 4), (3, 4)],
+         (0.1, 0.9)),
+        ("embedding_scaled_by_frequency", lambda w: F.embedding(chainrule.tensor([0, 2, 2, 1]), w,
+                                                                 scale_grad_by_freq=True), [(3, 2)], (-2, 2)),
+        ("inverse_det_slogdet", lambda a: chainrule.linalg.inv(a) * chainrule.linalg.det(a)[:, None, None]
+         + chainrule.linalg.slogdet(a)[1][:, None, None], [(2, 3, 3)], (0.5, 2)),
+        ("adaptive_avg_pool", lambda x: F.adaptive_avg_pool2d(x, (2, 3)), [(2, 3, 5, 4)], (-2, 2)),
+        ("scatter_add_index_add", lambda x, s: x.scatter_add(1, chainrule.tensor([[0, 2, 0]]), s[:1, :3])
+         + x.index_add(0, chainrule.tensor([2, 0]), s[:2, :4], alpha=2.0), [(3, 4), (3, 5)], (-2, 2)),
+        ("grad_of_nll_loss_squared", lambda x: _flat_grads(F.nll_loss(x.log_softmax(1), chainrule.tensor([2, 0, 3])) ** 2,
+                                                           (x,)), [(3, 4)], (-2, 2)),
+        ("solve", lambda a, b: chainrule.linalg.solve(a + 3 * chainrule.eye(3, dtype=a.dtype), b), [(3, 3), (2, 3, 2)],
+         (-1, 1)),
+        ("prelu", lambda x, w: F.prelu(x, w), [(2, 3, 4), (3,)], (-2, 2)),
+        ("setitem", lambda a, v: _assigned(a, v), [(3, 4), (3,)], (-2, 2)),
+        ("adaptive_max_pool_and_unpool", lambda x: F.adaptive_max_pool2d(x, (2, 1)) * 2
+         + F.max_unpool1d(*F.max_pool1d(x[:, :, 0], 2, return_indices=True), 2)[..., :2, None].sum(),
+         [(2, 3, 4, 3)], (-2, 2)),
+        ("grad_of_adaptive_max_pool", lambda x: _flat_grads((F.adaptive_max_pool1d(x, 2) ** 2).sum(), (x,)),
+         [(2, 3, 5)], (-2, 2)),
+        ("tensor_unfold", lambda a: a.unfold(1, 2, 1) * 2, [(3, 4)], (-2, 2)),
+        ("grad_of_tensor_unfold", lambda a: _flat_grads((a.unfold(0, 2, 1) ** 2).sum(), (a,)), [(3, 4)], (-2, 2)),
+        ("diag_embed", lambda a: chainrule.diag_embed(a, 1, 0, -1), [(2, 3)], (-2, 2)),
+        ("slice_and_select_scatter", lambda a, s: chainrule.slice_scatter(a, s[:, :2], 1, 1, 3)
+         * chainrule.select_scatter(a, s[:, 2], 1, 0), [(3, 4), (3, 3)], (-2, 2)),
+        ("im2col_col2im", lambda x: F.fold(F.unfold(x, 2, padding=1) * 2, (3, 4), 2, padding=1), [(2, 3, 3, 4)], (-2, 2)),
+        ("index_fill_copy", lambda x, s: x.index_fill(1, chainrule.tensor([0, 2]), -1.0) * x.index_copy(
+            0, chainrule.tensor([2, 0]), s), [(3, 4), (2, 4)], (-2, 2)),
+        ("scatter", lambda x, s: x.scatter(1, chainrule.tensor([[0, 3], [2, 1]]), s) * x.scatter(0, chainrule.tensor(
+            [[1, 0, 2, 2]]), 0.5), [(3, 4), (2, 3)], (-2, 2)),
+        ("median_all", lambda a: a.median() * a, [(3, 4)], (-2, 2)),
+        ("reflect_and_circular_pad", lambda x: F.pad(x, (1, 2), mode="reflect") * 2
+         + F.pad(x, (2, 1), mode="circular").sum(), [(2, 3, 4)], (-2, 2)),
+        ("grad_of_replicate_pad", lambda x: _flat_grads((F.pad(x, (1, 1), mode="replicate") ** 2).sum(), (x,)),
+         [(2, 3, 4)], (-2, 2)),
+        ("igamma", lambda a, x: chainrule.igamma(a.detach(), x) * chainrule.igammac(a.detach(), x), [(3, 4), (3, 4)],
+         (0.5, 2)),
+        ("cholesky", lambda a: chainrule.linalg.cholesky(a @ a.mT + chainrule.eye(3, dtype=a.dtype)), [(3, 3)],
+         (-1, 1)),
+        ("eigh_values_only", lambda a: chainrule.linalg.eigvalsh(a + a.mT), [(2, 3, 3)], (-1, 1)),
+        ("eigh_both", lambda a: chainrule.linalg.eigh(a + a.mT)[1] * chainrule.linalg.eigh(a + a.mT)[0].sum(), [(3, 3)],
+         (-1, 1)),
+        ("solve_triangular", lambda a, b: chainrule.linalg.solve_triangular(a.triu() + 3 * chainrule.eye(3, dtype=a.dtype),
+                                                                            b, upper=True), [(3, 3), (3, 2)], (-1, 1)),
+        ("trace", lambda a: a.trace() * a, [(3, 4)], (-2, 2)),
+        # losses
+        ("mse_losses", lambda a, b: F.mse_loss(a, b) + F.mse_loss(a, b, reduction="sum")
+         + F.mse_loss(a, b, reduction="none")[0, 0], [(3, 4), (3, 4)], (-2, 2)),
+        ("cross_entropy", lambda x: F.cross_entropy(x, chainrule.tensor([1, 0, 3])), [(3, 4)], (-2, 2)),
+        ("cross_entropy_weighted_smoothed_ignored", lambda x: F.cross_entropy(
+            x, chainrule.tensor([[1, 2], [0, -100]]), weight=chainrule.tensor([0.5, 2.0, 1.0, 1.5], dtype=x.dtype),
+            label_smoothing=0.2), [(2, 4, 2)], (-2, 2)),
+        ("cross_entropy_unreduced", lambda x: F.cross_entropy(x, chainrule.tensor([[1, 2], [0, 3]]), reduction="none"),
+         [(2, 4, 2)], (-2, 2)),
+        ("nll_loss_one_sample", lambda x: F.nll_loss(x.log_softmax(0), chainrule.tensor(2), reduction="sum")
+         + F.nll_loss(x, chainrule.tensor(1), reduction="none"), [(4,)], (-2, 2)),
+        ("grad_of_cross_entropy", lambda x: _flat_grads(F.cross_entropy(x, chainrule.tensor([1, 0, 3])), (x,)),
+         [(3, 4)], (-2, 2)),
+        # normalisation: fused with the affine map, x̂ alone, by groups, batch statistics
+        ("layer_norm", lambda x, w, b: F.layer_norm(x, (4,), w, b), [(2, 3, 4), (4,), (4,)], (-2, 2)),
+        ("layer_norm_2d_shape", lambda x, w, b: F.layer_norm(x, (3, 4), w, b), [(2, 3, 4), (3, 4), (3, 4)], (-2, 2)),
+        ("layer_norm_no_affine", lambda x: F.layer_norm(x, (4,)), [(3, 4)], (-2, 2)),
+        ("instance_norm", lambda x: F.instance_norm(x), [(2, 3, 5)], (-2, 2)),
+        ("group_norm", lambda x, w, b: F.group_norm(x, 2, w, b), [(2, 4, 3), (4,), (4,)], (-2, 2)),
+        ("batch_norm_training", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+         [(3, 2, 4), (2,), (2,)], (-2, 2)),
+        ("batch_norm_training_no_affine", lambda x: F.batch_norm(x, None, None, training=True), [(4, 3)], (-2, 2)),
+        ("batch_norm_eval", lambda x, w, b: F.batch_norm(x, chainrule.zeros(2, dtype=x.dtype) + 0.1,
+                                                          chainrule.ones(2, dtype=x.dtype) * 1.5, w, b),
+         [(3, 2, 4), (2,), (2,)], (-2, 2)),
+        # the norms' gradients, recorded (what functional.hessian's outer Jacobian walks)
+        ("grad_of_layer_norm", lambda x, w, b: _flat_grads((F.layer_norm(x, (4,), w, b) ** 3).sum(), (x, w, b)),
+         [(3, 4), (4,), (4,)], (-2, 2)),
+        ("grad_of_layer_norm_no_affine", lambda x: _flat_grads((F.layer_norm(x, (4,)) ** 3).sum(), (x,)), [(3, 4)],
+         (-2, 2)),
+        ("grad_of_instance_norm", lambda x: _flat_grads((F.instance_norm(x) ** 3).sum(), (x,)), [(2, 3, 4)], (-2, 2)),
+        ("grad_of_group_norm", lambda x: _flat_grads((F.group_norm(x, 2) ** 3).sum(), (x,)), [(2, 4, 3)], (-2, 2)),
+        ("grad_of_batch_norm", lambda x, w, b: _flat_grads((F.batch_norm(x, None, None, w, b, training=True) ** 3)
+                                                           .sum(), (x, w)), [(3, 2, 4), (2,), (2,)], (-2, 2)),
+        ("layer_norm_mlp", lambda x, w1, g, b: F.linear(F.gelu(F.layer_norm(F.linear(x, w1), (5,), g, b)), w1.t()),
+         [(3, 4), (5, 4), (5,), (5,)], (-2, 2)),
         # the walk's own nodes: a Jacobian's stacked rows, its chunks of rows joined
         ("stack_rows", lambda a: batched_grad.StackRows.apply(a.sin(), a * 2), [(3, 4)], (-2, 2)),
         ("unstack_rows", lambda a: _rows_mixed(batched_grad.UnstackRows.apply(a)), [(3, 4)], (-2, 2)),
@@ -287,9 +461,13 @@ class _Cube(chainrule.autograd.Function):
 
 @pytest.mark.parametrize("name, f, shapes", [
     ("user_function", lambda x, w: _Cube.apply(x @ w).sum(0), [(3, 4), (4, 2)]),
-    ("cumsum_and_prod", lambda x: x.cumsum(1).tanh().prod(0), [(3, 4)]),
+    ("cumprod_with_a_zero", lambda x: (x * chainrule.tensor([1.0, 0.0, 1.0, 1.0], dtype=x.dtype)).cumprod(1).tanh(),
+     [(3, 4)]),
+    ("inf_norm_declined_by_its_rule", lambda x: x.tanh().norm(float("inf"), 0), [(3, 4)]),
     ("index_separated", lambda x: x[[0, 1], :, [2, 3]].exp(), [(2, 3, 4)]),
-    ("multi_output_max", lambda x: x.max(1).values * x.sum(), [(3, 4)]),
+    ("multi_output_svd", lambda x: chainrule.linalg.svd(x, full_matrices=False)[1] * x.sum(), [(3, 4)]),
+    ("solve_broadcast_declined_by_its_rule", lambda a, b: chainrule.linalg.solve(a + 3 * chainrule.eye(3, dtype=a.dtype), b),
+     [(2, 3, 3), (3, 2)]),
 ])
 def test_unruled_nodes_run_row_by_row_inside_the_walk(monkeypatch, name, f, shapes):
     rows = _RowsForbidden(monkeypatch, forbid=False)

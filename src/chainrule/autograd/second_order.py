@@ -6,6 +6,10 @@ its own backward — the second-order rule — needs the Jacobian of the gradien
 Jacobian is long to write out by hand (the normalisations, the fused losses), the op states its
 first-order rule once more as a composition of differentiable Tensor ops and this helper takes the
 vector-Jacobian product of that composition: correct by construction, and differentiable again.
+
+The same helper serves the batched walk (a Jacobian of a gradient: functional.hessian, jacfwd's
+columns): cotangents with one dim more than the rule's outputs are rows of a batch, and their
+products come back in one batched walk over the composition, each with the batch dim in front.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from .grad_mode import enable_grad, is_grad_enabled
 def differentiate_rule(rule, inputs: tuple, needs, grad_grads: tuple) -> tuple:
     """One gradient per entry of ``inputs`` (None where ``needs`` is False) of
     ``sum_k <grad_grads[k], rule(*inputs)[k]>``; ``rule`` returns a Tensor or a tuple (None
-    entries allowed), ``grad_grads`` pairs with its outputs (None: that output got no gradient)."""
+    entries allowed), ``grad_grads`` pairs with its outputs (None: that output got no gradient).
+    Cotangents with a leading batch dim (one dim more than their outputs: the engine's are always
+    of the output's own shape) give gradients with that batch dim, as ``is_grads_batched``."""
     create_graph = is_grad_enabled()  # a create_graph pass over this rule records it too
     with enable_grad():
         variables = tuple(_fresh_variable(t) if t is not None else None for t in inputs)
@@ -27,8 +33,9 @@ def differentiate_rule(rule, inputs: tuple, needs, grad_grads: tuple) -> tuple:
                  if o is not None and g is not None and o.requires_grad]
         targets = [v for v, need in zip(variables, needs) if need]
         if pairs and targets:
+            batched = all(g.dim() == o.dim() + 1 for o, g in pairs)
             grads = _grad([o for o, _ in pairs], targets, [g for _, g in pairs],
-                          create_graph=create_graph, allow_unused=True)
+                          create_graph=create_graph, allow_unused=True, is_grads_batched=batched)
         else:
             grads = (None,) * len(targets)
     remaining = iter(grads)

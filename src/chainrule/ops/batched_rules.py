@@ -6,7 +6,8 @@ A rule takes the node (the ctx its forward filled) and the batched gradient, and
 gradient per input with the same leading dim B; the walk sums what broadcast and casts to the
 input's dtype, as the engine does for the ordinary rules. A class without a rule here runs row
 by row: still exact, only slower. The rules are grouped by op family, each beside the ordinary
-rule's formula it restates with the batch dim in front.
+rule's formula it restates with the batch dim in front; those of the neural-network ops (norms,
+convolution, pooling, embedding, losses) are in batched_rules_nn.py.
 
 The rules are written in Tensor ops, as the ordinary ones are: in a plain walk (grad mode off)
 they record nothing, and in a recorded walk (an inner Jacobian under an outer transform: a
@@ -25,7 +26,19 @@ from ..autograd.batched_grad import CatRows, StackRows, UnstackRows, broadcastin
 from ..autograd.engine import SumToSize
 from ..autograd.function import is_recording
 from ..tensor import Tensor
-from . import activation, elementwise, index, linalg, linear, reduce, shape
+from . import (
+    activation,
+    decompositions,
+    elementwise,
+    index,
+    linalg,
+    linear,
+    reduce,
+    scatter_views,
+    shape,
+    special_functions,
+    structural,
+)
 from .elementwise import conjugate_rule
 
 __all__: list = []
@@ -74,10 +87,21 @@ register_batched_rule(
         elementwise._round)),
     activation.Relu, activation.LeakyRelu, activation.Hardtanh, activation.Threshold, activation.Hardshrink,
     activation.Softshrink, activation.Elu, activation.Celu, activation.Gelu, activation.Silu, activation.Mish,
-    activation.Softplus, activation.LogSigmoid, activation.Hardsigmoid, activation.Hardswish,
+    activation.Softplus, activation.LogSigmoid, activation.Hardsigmoid, activation.Hardswish, activation.Prelu,
     shape.Clone,
     # second order (a Hessian's outer Jacobian walks the recorded backward): the same kind of rule
     activation.GeluBackward, activation.SiluBackward,
+    # elementwise in two operands, or the special functions' derivative at the saved values
+    elementwise.Atan2, elementwise.Hypot, elementwise.Xlogy, index.MaskedFill,
+    special_functions.Acosh, special_functions.Asinh, special_functions.Atanh, special_functions.Copysign,
+    special_functions.Digamma, special_functions.Erfc, special_functions.Erfinv, special_functions.I0,
+    special_functions.Lgamma, special_functions.Logit, special_functions.Sinc, special_functions.SpecialErfcx,
+    special_functions.SpecialI0E, special_functions.SpecialI1, special_functions.SpecialI1E,
+    special_functions.SpecialLogNdtr, special_functions.SpecialNdtri, special_functions.Polygamma,
+    special_functions.Mvlgamma, elementwise.Fmod, elementwise.Remainder, linalg.Inverse, linalg.Det,
+    linalg.Slogdet, special_functions.Igamma, special_functions.Igammac,
+    # they act on the trailing two dims only, so the batch dim rides along
+    shape.Tril, shape.Triu,
 )(broadcasting_rule)
 
 
@@ -322,6 +346,43 @@ def _index_scatter(node, grad):
     return index.Index.apply(grad, key=(slice(None),) + key, mode="add" if node.mode == "rows" else node.mode)
 
 
+@register_batched_rule(index.IndexPut)
+def _index_put(node, grad):
+    # overwritten elements get no gradient; the value gets what flowed to its slots, read behind
+    # the batch dim (the walk sums what the value broadcast over)
+    key = node.key if isinstance(node.key, tuple) else (node.key,)
+    if not _advanced_indices_adjacent(key):
+        return NotImplemented
+    needs = node.needs_input_grad
+    grad_x = grad_value = None
+    if needs[0]:
+        kept = array_module(grad._data).ones(tuple(grad.shape[1:]), dtype=grad._data.dtype)
+        kept[node.key] = 0
+        grad_x = grad * Tensor._make(kept)
+    if needs[1]:
+        grad_value = index.getitem(grad, (slice(None),) + key)
+    return grad_x, grad_value
+
+
+@register_batched_rule(scatter_views.SliceScatter, scatter_views.SelectScatter)
+def _view_scatter(node, grad):
+    # d out = d input off the region + d src on it: the region zeroed in the input's gradient and
+    # read behind the batch dim for src's (a diagonal's region, moved to the end, runs row by row)
+    region = node.region
+    key = region.key if isinstance(region.key, tuple) else (region.key,)
+    if region.dims is not None or not _advanced_indices_adjacent(key):
+        return NotImplemented
+    needs = node.needs_input_grad
+    grad_input = grad_src = None
+    if needs[0]:
+        kept = array_module(grad._data).ones(tuple(grad.shape[1:]), dtype=grad._data.dtype)
+        kept[region.key] = 0
+        grad_input = grad * Tensor._make(kept)
+    if needs[1]:
+        grad_src = index.getitem(grad, (slice(None),) + key)
+    return grad_input, grad_src
+
+
 def _advanced_indices_adjacent(key: tuple) -> bool:
     """Whether the advanced indices of ``key`` (arrays, bools, and integers once an array is
     there) stand next to each other, so NumPy keeps their result dims in place."""
@@ -329,3 +390,403 @@ def _advanced_indices_adjacent(key: tuple) -> bool:
     advanced = [i for i, k in enumerate(key)
                 if is_array(k) or isinstance(k, (bool, np.bool_)) or arrays and isinstance(k, (int, np.integer))]
     return not advanced or advanced[-1] - advanced[0] + 1 == len(advanced)
+
+
+# ---------------------------------------------------------------- more reductions
+def _reinserted(node, grad: Tensor) -> Tensor:
+    """A reduction's batched gradient with its reduced dims back as size 1, behind the batch dim
+    (``reduce._keep`` with the batch dim in front): it broadcasts against the input."""
+    shape = node._input_meta[0][0]
+    if node.keepdim or grad.ndim - 1 == len(shape):
+        return grad
+    dims = range(len(shape)) if node.dims is None else node.dims
+    return grad.reshape((grad.shape[0],) + tuple(1 if i in dims else s for i, s in enumerate(shape)))
+
+
+def _kept(node, t: Tensor) -> Tensor:
+    """A reduction's saved output with its reduced dims back as size 1 (no batch dim)."""
+    shape = node._input_meta[0][0]
+    if node.keepdim or t.ndim == len(shape):
+        return t
+    dims = range(len(shape)) if node.dims is None else node.dims
+    return t.reshape(tuple(1 if i in dims else s for i, s in enumerate(shape)))
+
+
+@register_batched_rule(reduce.Cumsum)
+def _cumsum(node, grad):
+    # dx_i = Σ_{j ≥ i} g_j: a reversed cumulative sum, one dim further for the batch dim
+    return reduce.ReverseCumsum.apply(grad, dim=_batch_dim(node.dim, len(node._input_meta[0][0])))
+
+
+@register_batched_rule(reduce.ReverseCumsum)
+def _reverse_cumsum(node, grad):
+    # (cumsum's backward recorded: its adjoint is cumsum again)
+    return reduce.Cumsum.apply(grad, dim=_batch_dim(node.dim, len(node._input_meta[0][0])), dtype=None)
+
+
+@register_batched_rule(reduce.Cumprod)
+def _cumprod(node, grad):
+    # without zeros dx_i = Σ_{j ≥ i} g_j y_j / x_i (the zero-safe rule runs row by row)
+    x, y = node.saved_values
+    if grad._data.dtype.kind == "c" or array_module(x._data).any(x._data == 0):
+        return NotImplemented
+    return reduce.ReverseCumsum.apply(grad * y, dim=_batch_dim(node.dim, x.ndim)) / x
+
+
+@register_batched_rule(reduce.Prod, reduce.ProdDim)
+def _prod(node, grad):
+    # d prod = Σ_i (Π_{k≠i} x_k) dx_i; without zeros Π_{k≠i} x_k = out / x_i
+    x, out = node.saved_values
+    if grad._data.dtype.kind == "c":
+        return NotImplemented  # (the ordinary rule conjugates)
+    grad = _reinserted(node, grad)
+    if not array_module(x._data).any(x._data == 0):
+        return grad * _kept(node, out) / x
+    return grad * reduce._prod_of_others(x, tuple(range(x.ndim)) if node.dims is None else node.dims)
+
+
+@register_batched_rule(reduce.ProdOfOthers)
+def _prod_of_others(node, u):
+    # (prod's gradient factor with zeros in x, recorded): ∂/∂x_k = Σ_{i≠k} u_i · Π_{j∉{i,k}} x_j, as the
+    # ordinary rule builds it over the reduced dims flattened to n, the batch dim in front
+    (x,) = node.saved_values
+    if not x.ndim or u._data.dtype.kind == "c":
+        return NotImplemented
+    dims, batch = node.dims, u.shape[0]
+    rest = tuple(d for d in range(x.ndim) if d not in dims)
+    rest_shape, dims_shape = tuple(x.shape[d] for d in rest), tuple(x.shape[d] for d in dims)
+    n = math.prod(dims_shape)
+    flat = x.permute(*(rest + dims)).reshape(rest_shape + (n,))
+    flat_u = u.permute(0, *(1 + d for d in rest + dims)).reshape((batch,) + rest_shape + (n, 1))
+    eye = Tensor._make(array_module(x._data).eye(n, dtype=bool))
+    rows = elementwise.where(eye, 1.0, flat.unsqueeze(-2).expand(*rest_shape, n, n))
+    pairs = elementwise.where(eye, 0.0, reduce.ProdOfOthers.apply(rows, dims=(len(rest_shape) + 1,)))
+    grad = (flat_u * pairs).sum(-2).reshape((batch,) + rest_shape + dims_shape)
+    return grad.permute(0, *(1 + int(d) for d in np.argsort(rest + dims)))
+
+
+@register_batched_rule(reduce.MedianAll)
+def _median_all(node, grad):
+    # the gradient goes to the elements equal to the median (NaNs count as equal), split evenly
+    flat, out = node.saved_values
+    return reduce._split_among_equal(grad, flat, out, grad.reshape(grad.shape[0], 1), (0,), nan_is_equal=True)
+
+
+@register_batched_rule(reduce.Var)
+def _var(node, grad):
+    # d var = 2 (x - mean) / (n - correction) dx
+    (x,) = node.saved_values[:1]
+    scale = 2.0 / node.n_minus_correction if node.n_minus_correction else float("inf")
+    return _reinserted(node, grad) * scale * (x - reduce.mean(x, node.dims, keepdim=True))
+
+
+@register_batched_rule(reduce.Std)
+def _std(node, grad):
+    # d std = d var / (2 std), 0 where std is 0
+    x, out = node.saved_values
+    out = _kept(node, out)
+    scaled = elementwise.where(Tensor._make(out._data == 0), 0.0, _reinserted(node, grad) / (2 * out))
+    scale = 2.0 / node.n_minus_correction if node.n_minus_correction else float("inf")
+    return scaled * scale * (x - reduce.mean(x, node.dims, keepdim=True))
+
+
+@register_batched_rule(reduce.Logsumexp)
+def _logsumexp(node, grad):
+    # d logsumexp = softmax(x) dx = exp(x - out) dx
+    x, out = node.saved_values
+    return _reinserted(node, grad) * elementwise.exp(x - _kept(node, out))
+
+
+@register_batched_rule(reduce.Norm)
+def _norm(node, grad):
+    # the ordinary rule's formulas for the finite orders (∞-norms split ties: row by row)
+    x, out = node.saved_values
+    order = node.ord
+    if order in (np.inf, -np.inf):
+        return NotImplemented
+    grad = _reinserted(node, grad)
+    if order == 0:
+        return grad * 0.0 * x
+    if order == 1:
+        return grad * elementwise.sign(x)
+    norm = _kept(node, out)
+    safe = elementwise.where(Tensor._make(norm._data == 0), 1.0, norm)
+    if order == 2:
+        return x * (grad / safe)
+    return grad * elementwise.sign(x) * elementwise.abs(x) ** (order - 1) / safe ** (order - 1)
+
+
+@register_batched_rule(reduce.Amax, reduce.Amin, reduce.AmaxAll, reduce.AminAll)
+def _amax(node, grad):
+    # the gradient goes to the elements equal to the extremum, split evenly among them (max() and
+    # min() count NaNs as equal, amax/amin do not: the ordinary rule's two cases)
+    x, out = node.saved_values
+    value, kept = _kept(node, out), _reinserted(node, grad)
+    dims = tuple(range(x.ndim)) if node.dims is None else node.dims
+    if node._forward_cls.nan_is_equal:
+        return reduce._split_among_equal(grad, x, value, kept, dims, nan_is_equal=True)
+    mask = x._data == value._data
+    count = array_module(mask).sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype)
+    return kept / Tensor._make(count) * Tensor._make(mask.astype(grad._data.dtype))
+
+
+def _batched_index(node, batch: int):
+    """The node's index along its dim, the same for every row of the batch."""
+    return array_module(node.index).broadcast_to(node.index, (batch,) + node.index.shape)
+
+
+@register_batched_rule(reduce.Gather, reduce.MaxDim, reduce.MinDim, reduce.SortValues, reduce.SortStableValues,
+                       reduce.TopkValues, reduce.MedianDim, reduce.KthvalueValues, reduce.ModeValues,
+                       reduce.Cummax, reduce.Cummin)
+def _picked_along(node, grad, *indices):
+    # values picked along the dim (max/min/sort/topk/... and their indices output, which takes no
+    # gradient): the gradient written back at the picked positions (summed where cummax/cummin
+    # picked one twice)
+    dim = _batch_dim(node.dim, len(node.shape))
+    if not node.keepdim:
+        grad = grad.unsqueeze(dim)
+    scatter = reduce.ScatterAddAlong if issubclass(node._forward_cls, reduce.CumExtremum) else reduce.ScatterAlong
+    return scatter.apply(grad, index=_batched_index(node, grad.shape[0]), dim=dim, shape=(grad.shape[0],) + node.shape)
+
+
+@register_batched_rule(reduce.ScatterAlong, reduce.ScatterAddAlong)
+def _scatter_along(node, grad):
+    # (a pick's recorded backward): its adjoint picks again at the same index
+    return reduce.Gather.apply(grad, index=_batched_index(node, grad.shape[0]),
+                               dim=_batch_dim(node.dim, node.index.ndim), keepdim=True)
+
+
+# ---------------------------------------------------------------- more shapes
+@register_batched_rule(shape.Repeat)
+def _repeat(node, grad):
+    # each input element appears once per tile: the tile axes summed, the batch axis kept
+    interleaved = tuple(n for pair in zip(node.repeats, node.padded) for n in pair)
+    summed = grad.reshape((grad.shape[0],) + interleaved).sum(tuple(range(1, len(interleaved) + 1, 2)))
+    return summed.reshape((grad.shape[0],) + tuple(node.input_shape))
+
+
+@register_batched_rule(shape.Flip)
+def _flip(node, grad):
+    ndim = grad.ndim - 1
+    return shape.flip(grad, tuple(_batch_dim(d, ndim) for d in node.dims)) if ndim else grad
+
+
+@register_batched_rule(shape.Roll)
+def _roll(node, grad):
+    # rolled back by the opposite shifts; a roll without dims rolls each row flattened
+    shifts = -node.shifts if isinstance(node.shifts, int) else tuple(-s for s in node.shifts)
+    batch, ndim = grad.shape[0], grad.ndim - 1
+    if node.dims is None or node.dims == ():
+        rows = shape.Roll.apply(grad.reshape(batch, -1), shifts=shifts, dims=1)
+        return rows.reshape(tuple(grad.shape))
+    dims = _batch_dim(node.dims, ndim) if isinstance(node.dims, int) else tuple(_batch_dim(d, ndim) for d in node.dims)
+    return shape.Roll.apply(grad, shifts=shifts, dims=dims)
+
+
+@register_batched_rule(shape.ConstantPad)
+def _constant_pad(node, grad):
+    # padding's adjoint crops (and cropping's pads with zeros); the batch dim is neither
+    return shape.ConstantPad.apply(grad, widths=((0, 0),) + tuple((-a, -b) for a, b in node.widths), value=0)
+
+
+@register_batched_rule(shape.Unfold)
+def _unfold(node, grad):
+    # the windows' gradients added back where they overlap, one dim further for the batch dim
+    dim, size, step = node.params
+    if not node.input_shape:
+        return NotImplemented
+    return shape.UnfoldBackward.apply(grad, shape=(grad.shape[0],) + tuple(node.input_shape),
+                                      params=(dim + 1, size, step))
+
+
+@register_batched_rule(shape.UnfoldBackward)
+def _unfold_backward(node, grad):
+    # (unfold's recorded backward): its adjoint takes the windows again
+    dim, size, step = node.params
+    return shape.Unfold.apply(grad, dim=dim + 1, size=size, step=step)
+
+
+@register_batched_rule(structural.DiagEmbed)
+def _diag_embed(node, grad):
+    # the gradient's diagonal in the plane the forward wrote, behind the batch dim
+    ndim = grad.ndim - 1
+    return grad.diagonal(node.offset, _batch_dim(node.dim1, ndim), _batch_dim(node.dim2, ndim))
+
+
+@register_batched_rule(shape.ModePad, shape.ModePadAdjoint)
+def _mode_pad(node, grad):
+    # reflect/replicate/circular padding's adjoint folds the border back (and the fold's adjoint
+    # pads again); the batch dim is left unpadded
+    adjoint = shape.ModePadAdjoint if node._forward_cls is shape.ModePad else shape.ModePad
+    return adjoint.apply(grad, widths=((0, 0),) + tuple(node.widths), mode=node.mode)
+
+
+# ---------------------------------------------------------------- more indexing
+def _shifted_dim(node) -> int:
+    return _batch_dim(node.dim, len(node._input_meta[0][0]))
+
+
+@register_batched_rule(index.IndexSelect)
+def _index_select(node, grad):
+    # rows read k times get k gradients summed
+    if not node.shape:
+        return NotImplemented  # (a 0-d input)
+    return index.IndexAddInto.apply(grad, index=node.index, dim=node.dim % len(node.shape) + 1,
+                                    shape=(grad.shape[0],) + tuple(node.shape))
+
+
+@register_batched_rule(index.IndexAddInto)
+def _index_add_into(node, grad):
+    # (index_select's backward recorded: its adjoint reads the rows again)
+    return index.IndexSelect.apply(grad, index=node.index, dim=_shifted_dim(node))
+
+
+@register_batched_rule(index.Gather)
+def _gather(node, grad):
+    # each read element gets the gradient of every output that read it; the index is the same
+    # for every row of the batch
+    if not node.shape:
+        return NotImplemented
+    xp = array_module(node.index)
+    rows = xp.broadcast_to(node.index, (grad.shape[0],) + node.index.shape)
+    return index.ScatterAddInto.apply(grad, index=rows, dim=node.dim % len(node.shape) + 1,
+                                      shape=(grad.shape[0],) + tuple(node.shape))
+
+
+@register_batched_rule(index.ScatterAddInto)
+def _scatter_add_into(node, grad):
+    # (gather's backward recorded: its adjoint gathers at the same index, the same for every row)
+    xp = array_module(node.index)
+    rows = xp.broadcast_to(node.index, (grad.shape[0],) + node.index.shape)
+    return index.Gather.apply(grad, index=rows, dim=node.dim % node.index.ndim + 1)
+
+
+@register_batched_rule(index.ScatterAdd)
+def _scatter_add(node, grad):
+    # d/dx = identity; d/dsrc[j] = the gradient at the slot src[j] was added to (src's unused
+    # tail gets zeros)
+    grad_src = None
+    if node.needs_input_grad[1]:
+        rows = array_module(node.index).broadcast_to(node.index, (grad.shape[0],) + node.index.shape)
+        picked = index.Gather.apply(grad, index=rows, dim=node.dim % node.index.ndim + 1)
+        grad_src = index._pad_to(picked, (grad.shape[0],) + tuple(node.src_shape))
+    return grad, grad_src
+
+
+@register_batched_rule(index.IndexAdd)
+def _index_add(node, grad):
+    # d/dx = identity; d/dsource = alpha · the gradient of the slabs it was added to
+    grad_source = None
+    if node.needs_input_grad[1]:
+        grad_source = index.IndexSelect.apply(grad, index=node.index, dim=_shifted_dim(node))
+        if node.alpha != 1:
+            grad_source = grad_source * node.alpha
+    return grad, grad_source
+
+
+@register_batched_rule(index.IndexFill, index.IndexCopy)
+def _index_fill_copy(node, grad):
+    # filled or copied-over slabs pass nothing to x; index_copy's source gets its slabs' gradient
+    dim = _shifted_dim(node)
+    needs = node.needs_input_grad
+    grad_x = index.IndexFill.apply(grad, index=node.index, dim=dim, value=0) if needs[0] else None
+    if node._forward_cls is index.IndexFill:
+        return (grad_x,) + (None,) * (len(needs) - 1)
+    return grad_x, index.IndexSelect.apply(grad, index=node.index, dim=dim) if needs[1] else None
+
+
+@register_batched_rule(index.Scatter, index.ScatterValue)
+def _scatter(node, grad):
+    # overwritten slots pass nothing to x; each src element gets its slot's gradient
+    rows = array_module(node.index).broadcast_to(node.index, (grad.shape[0],) + node.index.shape)
+    dim = node.dim % node.index.ndim + 1 if node.index.ndim else 1
+    needs = node.needs_input_grad
+    grad_x = index.ScatterValue.apply(grad, index=rows, dim=dim, value=0) if needs[0] else None
+    if node._forward_cls is index.ScatterValue:
+        return (grad_x,) + (None,) * (len(needs) - 1)
+    grad_src = None
+    if needs[1]:
+        grad_src = index._pad_to(index.Gather.apply(grad, index=rows, dim=dim), (grad.shape[0],) + tuple(node.src_shape))
+    return grad_x, grad_src
+
+
+# ---------------------------------------------------------------- linalg
+@register_batched_rule(linalg.Trace)
+def _trace(node, grad):
+    # d trace(X) = Σ_i dX_ii: each row's gradient times the identity
+    xp = array_module(grad._data)
+    return grad.reshape(grad.shape[0], 1, 1) * Tensor._make(xp.eye(*node.shape, dtype=grad._data.dtype))
+
+
+@register_batched_rule(linalg.Diagonal)
+def _diagonal(node, grad):
+    # the diagonal's gradient written back on it, zeros elsewhere, behind the batch dim
+    shape, offset, dim1, dim2 = node.params
+    ndim = len(shape)
+    return linalg.DiagonalScatter.apply(grad, shape=(grad.shape[0],) + tuple(shape), offset=offset,
+                                        dim1=_batch_dim(dim1, ndim), dim2=_batch_dim(dim2, ndim))
+
+
+@register_batched_rule(linalg.DiagonalScatter)
+def _diagonal_scatter(node, grad):
+    # (the diagonal's recorded backward): its adjoint reads the diagonal again
+    offset, dim1, dim2 = node.params
+    ndim = grad.ndim - 1
+    return linalg.Diagonal.apply(grad, offset=offset, dim1=_batch_dim(dim1, ndim), dim2=_batch_dim(dim2, ndim))
+
+
+@register_batched_rule(linalg.Solve)
+def _solve(node, grad):
+    # X = A⁻¹B: grad_B = A⁻ᵀ G, grad_A = -grad_B Xᵀ, the batch dim one more batch of matrices (a
+    # right-hand side broadcast against a batch of A runs row by row: its batched gradient's
+    # batch dims would not line up with A's)
+    a_ndim, b_ndim = (len(meta[0]) for meta in node._input_meta)
+    if b_ndim < a_ndim or grad._data.dtype.kind == "c":
+        return NotImplemented
+    return linalg.Solve.backward(node, grad)
+
+
+@register_batched_rule(decompositions.SolveTriangular)
+def _solve_triangular(node, grad):
+    # as solve: the transposed triangular system for B, -grad_B Xᵀ's triangle for A
+    a_ndim, b_ndim = (len(meta[0]) for meta in node._input_meta)
+    if b_ndim < a_ndim or grad._data.dtype.kind == "c":
+        return NotImplemented
+    return decompositions.SolveTriangular.backward(node, grad)
+
+
+@register_batched_rule(decompositions.Cholesky, decompositions.Eigh)
+def _matrix_factorization(node, *grads):
+    # their rules are matrix products and triangular solves, which broadcast over a leading batch
+    # dim; an output no gradient reached (the eigenvalues only, say) gets zeros, as the engine
+    # gives the ordinary rule
+    present = next(g for g in grads if g is not None)
+    if present._data.dtype.kind == "c":
+        return NotImplemented
+    batch = present.shape[0]
+    grads = tuple(present.new_zeros((batch,) + tuple(meta[0])) if g is None and meta[1] is not None
+                  and meta[1].kind in "fc" else g for g, meta in zip(grads, node._output_meta))
+    return node._forward_cls.backward(node, *grads)
+
+
+@register_batched_rule(linalg.Einsum)
+def _einsum(node, grad):
+    # each operand's gradient is the ordinary rule's contraction with a fresh letter for the batch
+    # in front of the output's and of that operand's (whose own values the rule never reads: only
+    # its shape, here with the batch dim)
+    operands, subs, output = node.saved_values, node.subs, node.output
+    if grad._data.dtype.kind == "c" or "..." in output or any("..." in sub for sub in subs):
+        return NotImplemented
+    used = {c for sub in subs for c in sub} | set(output)
+    letter = next(c for c in linalg._LETTERS if c not in used)
+    batch, xp = grad.shape[0], array_module(grad._data)
+    grads = []
+    for k, x in enumerate(operands):
+        if not node.needs_input_grad[k]:
+            grads.append(None)
+            continue
+        shaped = list(operands)
+        shaped[k] = Tensor._make(xp.broadcast_to(x._data, (batch,) + tuple(x.shape)))
+        batched_subs = [[letter] + list(sub) if j == k else sub for j, sub in enumerate(subs)]
+        grads.append(linalg._einsum_operand_grad(grad, shaped, batched_subs, [letter] + list(output), k))
+    return tuple(grads)
