@@ -31,7 +31,8 @@ fallback) on sys.path itself. It prints a short summary, section by section, and
    im2col path on the device and the CPU maps, forward and both gradients, for a table of
    geometries, then ``nn.Conv2d`` forward and backward with the switch on against off, and the
    bench conv2d timed with it off and on (torch beside it);
-10. the benchmark table (chainrule against torch CUDA, issue 12's workloads).
+10. with two GPUs or more: each model's step on cuda:1 while GPU 0 is current, a model split over two;
+11. the benchmark table (chainrule against torch CUDA, issue 12's workloads).
 
 Each section catches its own exceptions and reports them; the script as a whole does not stop
 until every section has run. With ``--dry-run`` the device is the CPU (or ``--device``; 'cuda' with ``--standin``), the
