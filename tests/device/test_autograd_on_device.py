@@ -161,3 +161,4 @@ def test_as_strided_keeps_its_storage_offset_on_the_device(cuda):
         window = x.as_strided((3, 3), (1, 1), 2)
         assert window.storage_offset() == 2
         assert window.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
+        assert window.as_strided((2, 2), (2, 1)).cpu().tolist() == [[2.0, 3.0], [4.0, 5.0]]
