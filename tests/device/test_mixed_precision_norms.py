@@ -1,8 +1,8 @@
-"""Norms with a float16/bfloat16 input and float32 parameters on 'cuda' (the stand-in): they run
-"mixed" as on the CPU (and as torch's AMP batch norm on a GPU): normalised in float32, returned in
-the input's dtype, float32 parameter gradients, float32 running statistics; no host copy. Inside
-autocast('cuda') batch norm stays mixed while layer and group norm (torch's float32 list) get
-float32 inputs and return float32."""
+"""Norms (batch, layer, group, instance) with a float16/bfloat16 input and float32 parameters on
+'cuda' (the stand-in): they run "mixed" as on the CPU (and as torch's AMP batch norm on a GPU):
+normalised in float32, returned in the input's dtype, float32 parameter gradients, float32 running
+statistics; no host copy. Inside autocast('cuda') batch norm stays mixed while layer and group
+norm (torch's float32 list) get float32 inputs and return float32."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ NORMS = {
     "batch_norm_eval": lambda lib: lib.nn.BatchNorm2d(6).eval(),
     "layer_norm": lambda lib: lib.nn.LayerNorm((3, 5)),
     "group_norm": lambda lib: lib.nn.GroupNorm(3, 6),
+    "instance_norm": lambda lib: lib.nn.InstanceNorm2d(6, affine=True, track_running_stats=True),
 }
 LOW = ("float16", "bfloat16")
 
