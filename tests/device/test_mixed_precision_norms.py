@@ -120,3 +120,13 @@ def test_autocast_keeps_batch_norm_mixed_and_casts_layer_and_group_norm_up(cuda)
         g_by_hand = group(b_by_hand.float())
     np.testing.assert_array_equal(_host(b), _host(b_by_hand))
     np.testing.assert_array_equal(_host(g), _host(g_by_hand))
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_the_meta_device_gives_the_mixed_norms_dtype_as_torchs(norm):
+    # the same rule off the CPU: torch's meta kernels return the input's dtype (float32 before)
+    results = []
+    for lib in (chainrule, torch):
+        module = NORMS[norm](lib).to("meta")
+        results.append(str(module(lib.empty(X.shape, device="meta", dtype=lib.float16)).dtype).split(".")[1])
+    assert results == ["float16", "float16"]
