@@ -162,3 +162,24 @@ def test_as_strided_keeps_its_storage_offset_on_the_device(cuda):
         assert window.storage_offset() == 2
         assert window.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
         assert window.as_strided((2, 2), (2, 1)).cpu().tolist() == [[2.0, 3.0], [4.0, 5.0]]
+
+
+OVERLAPPING_WRITES = {
+    "expand add_": lambda d: chainrule.ones(1, 4, device=d).expand(3, 4).add_(1),
+    "broadcast_to copy_": lambda d: chainrule.broadcast_to(chainrule.ones(4, device=d), (3, 4)).copy_(
+        chainrule.ones(3, 4, device=d)),
+    "expand of a leaf's clone mul_": lambda d: chainrule.ones(4, 1, device=d, requires_grad=True).clone().expand(
+        4, 3).mul_(2),
+}
+
+
+@pytest.mark.parametrize("case", OVERLAPPING_WRITES)
+def test_an_in_place_write_into_an_expanded_view_raises_on_the_device_as_on_the_cpu(cuda, case):
+    # CuPy has no read-only arrays: without the stride check the GPU would race on the shared
+    # element where torch (and the CPU) refuse
+    for device in ("cpu", "cuda"):
+        with pytest.raises(RuntimeError, match="more than one element of the written-to tensor refers to a single "
+                                               "memory location"):
+            OVERLAPPING_WRITES[case](device)
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+        torch.ones(1, 4).expand(3, 4).add_(1)  # torch refuses it in the same words
