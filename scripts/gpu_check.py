@@ -967,8 +967,14 @@ def later_features(report: Report, options) -> None:
         ours, copies = _transfers_during(device, lambda: program(leaf))
         diff = _max_difference([_host(t) for t in ours], cpu)
         assert diff <= 1e-5 and copies == 0, (diff, copies)
+        try:  # CuPy has no read-only arrays: the overlap check must refuse before the write races
+            chainrule.ones(1, 4, device=device).expand(3, 4).add_(1)
+        except RuntimeError as exc:
+            assert "more than one element" in str(exc), _error(exc)
+        else:
+            raise AssertionError("an in-place add into an expanded view ran")
         return f"a view read after its base changed in place, unbind of the result: within {diff:.1e}, " \
-               f"{copies} host transfers"
+               f"{copies} host transfers; an in-place add into an expanded view raises torch's error"
 
     checks = {"mixed-precision norms float16": lambda: mixed_norms("float16"),
               "mixed-precision norms bfloat16": lambda: mixed_norms("bfloat16"), "float16 batch norm": half_batch_norm,
