@@ -17,14 +17,22 @@ fallback) on sys.path itself. It prints a short summary, section by section, and
    multi-tensor Adam against one launch per parameter, randperm/multinomial drawn on the device
    with no host transfer, ``load``'s map_location, a float16 autocast step with GradScaler, and
    ``chainrule train --device cuda --nprocs 2`` (when mpi4py and scikit-learn are there);
-7. collectives on cuda tensors in an MPI world of size 1 (this process), a DDP step of a module
+7. what sessions 8-11 added, which no GPU had run: norms with a float16/bfloat16 input and float32
+   parameters (mixed, as on the CPU; against torch CUDA when it is installed), float16 batch norm,
+   autocast's dtypes for conv and the norms (torch CUDA's, when there), LSTM with proj_size (BPTT,
+   double backward), packed batches, the recurrent argument checks, the recorded torch.normal
+   overloads, out= on matmul/mm/bmm/addmm, second order (func.hessian, jacrev of jacrev,
+   autograd.functional.hessian, vmap), split/chunk/unbind and writes through views, each against
+   the CPU with its host transfers counted;
+8. collectives on cuda tensors in an MPI world of size 1 (this process), a DDP step of a module
    on the GPU against the same step without DDP and on the CPU (both need mpi4py), and the CUDA
    random streams (cuda.manual_seed repeats device draws and leaves the CPU stream alone, ...);
-8. the implicit-GEMM convolution kernels (``ops/_cuda_conv.py``, off by default) against the
+9. the implicit-GEMM convolution kernels (``ops/_cuda_conv.py``, off by default) against the
    im2col path on the device and the CPU maps, forward and both gradients, for a table of
    geometries, then ``nn.Conv2d`` forward and backward with the switch on against off, and the
    bench conv2d timed with it off and on (torch beside it);
-9. the benchmark table (chainrule against torch CUDA, issue 12's workloads).
+10. with two GPUs or more: each model's step on cuda:1 while GPU 0 is current, a model split over two;
+11. the benchmark table (chainrule against torch CUDA, issue 12's workloads).
 
 Each section catches its own exceptions and reports them; the script as a whole does not stop
 until every section has run. With ``--dry-run`` the device is the CPU (or ``--device``; 'cuda' with ``--standin``), the
@@ -698,7 +706,288 @@ def later_parts(report: Report, options) -> None:
     report.results["later_parts"] = outcome
 
 
-# ---- 7. distributed and CUDA random streams ----
+# ---- 7. what sessions 8-11 added, on the device ----
+
+def _torch_cuda():
+    """torch when it has a GPU (the GPU machine's torch CUDA build), else None."""
+    torch = _torch()
+    return torch if torch is not None and torch.cuda.is_available() else None
+
+
+def _max_difference(ours: list, reference: list) -> float:
+    """The largest absolute difference over pairs of arrays of one shape (inf for a shape mismatch)."""
+    worst = 0.0
+    for a, b in zip(ours, reference, strict=True):
+        if a.shape != b.shape:
+            return float("inf")
+        if a.size:
+            worst = max(worst, float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))))
+    return worst
+
+
+def _norm_step(lib, name: str, dtype: str, device: str, x: np.ndarray):
+    """One forward and backward of a norm whose parameters are float32 and whose input is ``dtype``:
+    the output's dtype and [output, input gradient, parameter gradients, running statistics]."""
+    nn = lib.nn
+    module = {"BatchNorm2d": lambda: nn.BatchNorm2d(6), "BatchNorm2d eval": lambda: nn.BatchNorm2d(6).eval(),
+              "LayerNorm": lambda: nn.LayerNorm((3, 5)), "GroupNorm": lambda: nn.GroupNorm(3, 6)}[name]()
+    with lib.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            if t.dtype == lib.float32:  # away from the 1/0 defaults, the same in both libraries
+                t.copy_(lib.tensor(np.linspace(0.5, 1.5, t.numel(), dtype=np.float32).reshape(tuple(t.shape))))
+    module = module.to(device)
+    xt = lib.tensor(x, device=device).to(getattr(lib, dtype)).requires_grad_(True)
+    y = module(xt)
+    (y.float() * lib.tensor(np.linspace(-1, 1, x.size, dtype=np.float32).reshape(x.shape), device=device)).sum().backward()
+    tensors = [y, xt.grad, *(p.grad for p in module.parameters()), *(b for b in module.buffers() if b.dtype.is_floating_point)]
+    return str(y.dtype).split(".")[-1], [t.detach().float().cpu().numpy() for t in tensors]
+
+
+def later_features(report: Report, options) -> None:
+    """Features added in sessions 8-11 that the GPU had not run: norms with a float16/bfloat16 input
+    and float32 parameters (mixed, as on the CPU; against torch CUDA when it is here), float16
+    batch norm, autocast's dtypes for conv and the norms, LSTM with proj_size (BPTT, packed
+    batches, double backward), the recurrent argument checks, the recorded torch.normal overloads,
+    out= on the matmul family, second order (hessian, jacrev of jacrev, vmap, functional.hessian),
+    split/chunk/unbind's multi-output node and writes through views; each against the CPU."""
+    device = options.device
+    outcome: dict = {}
+    if not device.startswith("cuda"):
+        report.line(f"   device {device}: these checks need a cuda device (or --standin); skipped")
+        report.results["later_features"] = outcome
+        return
+    torch_cuda = _torch_cuda()
+    rng = np.random.default_rng(0)
+    image = rng.standard_normal((4, 6, 3, 5)).astype(np.float32)
+
+    def mixed_norms(dtype):
+        worst, versus_torch = 0.0, []
+        for name in ("BatchNorm2d", "BatchNorm2d eval", "LayerNorm", "GroupNorm"):
+            cpu_dtype, cpu = _norm_step(chainrule, name, dtype, "cpu", image)
+            out_dtype, ours = _norm_step(chainrule, name, dtype, device, image)
+            assert out_dtype == cpu_dtype == dtype, f"{name}: {out_dtype} on the device, {cpu_dtype} on the cpu"
+            worst = max(worst, _max_difference(ours, cpu))
+            if torch_cuda is None:
+                continue
+            try:
+                torch_dtype, theirs = _norm_step(torch_cuda, name, dtype, "cuda", image)
+            except Exception as exc:  # torch's CUDA may refuse a mix its CPU takes: say so
+                versus_torch.append(f"{name} torch CUDA raises {_error(exc)[:80]}")
+                continue
+            assert torch_dtype == out_dtype, f"{name}: torch CUDA returns {torch_dtype}, chainrule {out_dtype}"
+            versus_torch.append(f"{name} {_max_difference(ours, theirs):.1e}")
+        assert worst <= 5e-2, worst
+        against = ("; against torch CUDA: " + ", ".join(versus_torch)) if versus_torch else "; no torch CUDA here"
+        return f"BatchNorm (train, eval), LayerNorm, GroupNorm out in {dtype}, within {worst:.1e} of the cpu{against}"
+
+    def half_batch_norm():
+        results = []
+        for dev in ("cpu", device):
+            module = chainrule.nn.BatchNorm2d(6).to(dev).half()
+            x = chainrule.tensor(image, device=dev).half().requires_grad_(True)
+            y = module(x)
+            y.float().square().sum().backward()
+            assert y.dtype == x.grad.dtype == module.weight.grad.dtype == chainrule.float16
+            results.append([_host(t).astype(np.float32) for t in (y, x.grad, module.weight.grad, module.running_var)])
+        diff = _max_difference(results[1], results[0])
+        assert diff <= 5e-2, diff
+        return f"output, gradients and running_var in float16, within {diff:.1e} of the cpu"
+
+    def autocast_norms():
+        def dtypes(lib, dev, count=lambda step: (step(), 0)):
+            lib.manual_seed(0)
+            nn = lib.nn
+            modules = [m.to(dev) for m in (nn.Conv2d(6, 4, 3), nn.BatchNorm2d(4), nn.GroupNorm(2, 4), nn.LayerNorm(4))]
+            x = lib.tensor(image, device=dev)
+
+            def step():
+                conv, batch, group, layer = modules
+                with lib.autocast("cuda"):
+                    h = conv(x)
+                    b = batch(h)
+                    g, out = group(b), layer(b.transpose(1, 3))
+                (g.sum() + out.sum()).backward()
+                return h, b, g, out
+
+            outputs, copies = count(step)
+            grads = {str(p.grad.dtype).split(".")[-1] for m in modules for p in m.parameters()}
+            return ([str(t.dtype).split(".")[-1] for t in outputs], grads), copies
+
+        ours, copies = dtypes(chainrule, device, lambda step: _transfers_during(device, step))
+        expected = (["float16", "float16", "float32", "float32"], {"float32"})
+        source = "torch's lists"
+        if torch_cuda is not None:
+            expected, source = dtypes(torch_cuda, "cuda")[0], "torch CUDA"
+        assert ours == expected and copies == 0, f"{ours} where {source} give {expected}; {copies} host transfers"
+        return f"conv, batch norm, group norm, layer norm in {ours[0]} (as {source}), float32 gradients, " \
+               f"{copies} host transfers"
+
+    def lstm_projection():
+        x = rng.standard_normal((6, 4, 3)).astype(np.float32)
+        results, copies = [], 0
+        for dev in ("cpu", device):
+            chainrule.manual_seed(0)
+            lstm = chainrule.nn.LSTM(3, 5, num_layers=2, proj_size=2, bidirectional=True).to(dev)
+            xt = chainrule.tensor(x, device=dev, requires_grad=True)
+
+            def step(lstm=lstm, xt=xt):
+                output, (h_n, c_n) = lstm(xt)
+                (grad_x,) = chainrule.autograd.grad(output.sin().sum() + (c_n * c_n).sum(), xt, create_graph=True)
+                (grad_x.square().sum() + h_n.sum()).backward()
+                return [output, h_n, c_n, grad_x, xt.grad, *(p.grad for p in lstm.parameters())]
+
+            out, made = _transfers_during(dev, step) if dev != "cpu" else (step(), 0)
+            copies += made
+            results.append([_host(t) for t in out])
+        diff = _max_difference(results[1], results[0])
+        assert diff <= 1e-4 and copies == 0, (diff, copies)
+        return f"2 layers, bidirectional, proj_size 2: outputs, states, gradients and double backward within " \
+               f"{diff:.1e} of the cpu, {copies} host transfers"
+
+    def packed_layers():
+        lengths = [3, 5, 1, 4]
+        x = rng.standard_normal((4, 5, 3)).astype(np.float32)
+        from chainrule.nn.utils import rnn as rnn_utils
+
+        differences = []
+        for name, build in (("LSTM(proj_size=2)", lambda: chainrule.nn.LSTM(3, 5, proj_size=2, batch_first=True,
+                                                                             bidirectional=True)),
+                            ("GRU", lambda: chainrule.nn.GRU(3, 5, num_layers=2, batch_first=True))):
+            results = []
+            for dev in ("cpu", device):
+                chainrule.manual_seed(0)
+                module = build().to(dev)
+                xt = chainrule.tensor(x, device=dev, requires_grad=True)
+                packed = rnn_utils.pack_padded_sequence(xt, lengths, batch_first=True, enforce_sorted=False)
+                output, _ = module(packed)
+                padded, _ = rnn_utils.pad_packed_sequence(output, batch_first=True)
+                padded.sin().sum().backward()
+                results.append([_host(padded), _host(xt.grad), *(_host(p.grad) for p in module.parameters())])
+            differences.append(f"{name} {_max_difference(results[1], results[0]):.1e}")
+            assert _max_difference(results[1], results[0]) <= 1e-4, differences[-1]
+        return f"on a packed batch, the largest difference from the cpu: {', '.join(differences)}"
+
+    def recurrent_checks():
+        cases = {"LSTM h0 too wide": lambda: chainrule.nn.LSTM(3, 4)(chainrule.zeros(2, 1, 3), (
+                     chainrule.zeros(1, 1, 5), chainrule.zeros(1, 1, 4))),
+                 "GRU input of float64": lambda: chainrule.nn.GRU(3, 4)(chainrule.zeros(2, 1, 3, dtype=chainrule.float64)),
+                 "LSTMCell c0 of another batch": lambda: chainrule.nn.LSTMCell(3, 4)(chainrule.zeros(2, 3), (
+                     chainrule.zeros(2, 4), chainrule.zeros(3, 4))),
+                 "RNN input of the wrong width": lambda: chainrule.nn.RNN(3, 4)(chainrule.zeros(2, 1, 5))}
+        for name, case in cases.items():
+            raised = []
+            for dev in ("cpu", device):
+                chainrule.set_default_device(None if dev == "cpu" else dev)
+                try:
+                    case()
+                    raised.append(None)
+                except Exception as exc:
+                    raised.append(f"{type(exc).__name__}: {exc}")
+                finally:
+                    chainrule.set_default_device(None)
+            assert raised[0] is not None and raised[0] == raised[1], f"{name}: {raised}"
+        return f"{len(cases)} bad calls raise on the device what they raise on the cpu"
+
+    def normal_overloads():
+        mean = chainrule.tensor(image[0, 0], device=device, requires_grad=True)
+        std = chainrule.tensor(np.abs(image[0, 1]) + 0.5, device=device, requires_grad=True)
+        draws, copies = _transfers_during(device, lambda: (
+            chainrule.normal(mean, std), chainrule.normal(mean, 2.0), chainrule.normal(1.0, std)))
+        sum(d.sum() for d in draws).backward()
+        names = [type(d.grad_fn).__name__ for d in draws]
+        assert names == ["NormalBackward3", "NormalBackward1", "NormalBackward2"], names
+        assert all(d.device == mean.device for d in draws) and not np.any(_host(mean.grad)) and not np.any(_host(std.grad))
+        return f"{', '.join(names)} on {mean.device}, zero gradients as torch's, {copies} host transfers " \
+               "(torch's std >= 0 check reads the host)"
+
+    def out_matmul():
+        a = rng.standard_normal((6, 4)).astype(np.float32)
+        b = rng.standard_normal((4, 3)).astype(np.float32)
+        c = rng.standard_normal((6, 3)).astype(np.float32)
+        ops = {"matmul": (lambda a, b, c, out: chainrule.matmul(a, b, out=out), (6, 3)),
+               "mm": (lambda a, b, c, out: chainrule.mm(a, b, out=out), (6, 3)),
+               "bmm": (lambda a, b, c, out: chainrule.bmm(a.expand(2, 6, 4), b.expand(2, 4, 3), out=out), (2, 6, 3)),
+               "addmm": (lambda a, b, c, out: chainrule.addmm(c, a, b, beta=0.5, alpha=2.0, out=out), (6, 3))}
+        worst, copies = 0.0, 0
+        for fn, shape in ops.values():
+            results = []
+            for dev in ("cpu", device):
+                args = [chainrule.tensor(v, device=dev) for v in (a, b, c)]
+                out = chainrule.empty(shape, device=dev)
+                result, made = _transfers_during(dev, lambda fn=fn, args=args, out=out: fn(*args, out))
+                copies += made if dev != "cpu" else 0
+                assert result is out and out.device == args[0].device
+                results.append([_host(out)])
+            worst = max(worst, _max_difference(results[1], results[0]))
+        assert worst <= 1e-4 and copies == 0, (worst, copies)
+        return f"matmul, mm, bmm, addmm with out= within {worst:.1e} of the cpu, {copies} host transfers"
+
+    def second_order():
+        x = rng.standard_normal(5).astype(np.float32)
+        func = chainrule.func
+
+        def f(t):
+            return (t.sin() * t).sum() + (t[:-1] * t[1:]).exp().sum()
+
+        def pieces(t):
+            a, b = t.split([2, 3])
+            c, d = t.chunk(2)
+            return (a * a).sum() * b.sum() + c.exp().sum() * d.sum() + t.unbind(0)[1] ** 3
+
+        programs = {"func.hessian": lambda t: func.hessian(f)(t),
+                    "jacrev(jacrev)": lambda t: func.jacrev(func.jacrev(f))(t),
+                    "autograd.functional.hessian": lambda t: chainrule.autograd.functional.hessian(f, t),
+                    "vmap(grad)": lambda t: func.vmap(func.grad(lambda r: (r.sin() * r).sum()))(t[None] * t[:, None]),
+                    "hessian of split/chunk/unbind": lambda t: func.hessian(pieces)(t)}
+        worst, copies = 0.0, 0
+        for program in programs.values():
+            cpu = _host(program(chainrule.tensor(x)))
+            xt = chainrule.tensor(x, device=device)
+            ours, made = _transfers_during(device, lambda program=program, xt=xt: program(xt))
+            copies += made
+            assert ours.device == xt.device
+            worst = max(worst, _max_difference([_host(ours)], [cpu]) / max(1.0, float(np.max(np.abs(cpu)))))
+        assert worst <= 1e-4 and copies == 0, (worst, copies)
+        return f"{', '.join(programs)} within {worst:.1e} (relative) of the cpu, {copies} host transfers"
+
+    def views():
+        m = rng.standard_normal((6, 4)).astype(np.float32)
+
+        def program(leaf):
+            base = leaf * 1.0
+            view = base[1:, :2]
+            base.mul_(3)
+            base[:, 3].add_(leaf[:, 0])
+            rows = base.unbind(0)
+            (view.square().sum() + base.sin().sum() + rows[2].sum()).backward()
+            return [view, base, leaf.grad]
+
+        cpu = [_host(t) for t in program(chainrule.tensor(m, requires_grad=True))]
+        leaf = chainrule.tensor(m, device=device, requires_grad=True)
+        ours, copies = _transfers_during(device, lambda: program(leaf))
+        diff = _max_difference([_host(t) for t in ours], cpu)
+        assert diff <= 1e-5 and copies == 0, (diff, copies)
+        try:  # CuPy has no read-only arrays: the overlap check must refuse before the write races
+            chainrule.ones(1, 4, device=device).expand(3, 4).add_(1)
+        except RuntimeError as exc:
+            assert "more than one element" in str(exc), _error(exc)
+        else:
+            raise AssertionError("an in-place add into an expanded view ran")
+        return f"a view read after its base changed in place, unbind of the result: within {diff:.1e}, " \
+               f"{copies} host transfers; an in-place add into an expanded view raises torch's error"
+
+    checks = {"mixed-precision norms float16": lambda: mixed_norms("float16"),
+              "mixed-precision norms bfloat16": lambda: mixed_norms("bfloat16"), "float16 batch norm": half_batch_norm,
+              "autocast conv and norms": autocast_norms, "LSTM proj_size": lstm_projection,
+              "packed recurrent layers": packed_layers, "recurrent argument checks": recurrent_checks,
+              "torch.normal overloads": normal_overloads, "out= on the matmul family": out_matmul,
+              "second order": second_order, "writes through views": views}
+    for name, check in checks.items():
+        _check(report, outcome, name, check)
+    report.results["later_features"] = outcome
+
+
+# ---- 8. distributed and CUDA random streams ----
 
 def distributed_and_random(report: Report, options) -> None:
     """Collectives of an MPI world of size 1 (this process: MPI's singleton start) on a cuda
@@ -836,7 +1125,7 @@ def distributed_and_random(report: Report, options) -> None:
     report.results["distributed_and_random"] = outcome
 
 
-# ---- 8. implicit-GEMM convolution kernels ----
+# ---- 9. implicit-GEMM convolution kernels ----
 
 # (label, N, C, O, kernel, stride, pad_lo, pad_hi, dilation, groups, spatial input, dtype):
 # small enough for the CPU emulation of the kernels to run the same table in CI
@@ -971,7 +1260,7 @@ def conv_kernels(report: Report, options) -> None:
         _cuda_conv.set_enabled(saved)
 
 
-# ---- 9. benchmarks ----
+# ---- 10. benchmarks ----
 
 def several_gpus(report: Report, options) -> None:
     """With two GPUs or more: each model's step on cuda:1 while GPU 0 is current, and a model split
@@ -1036,7 +1325,7 @@ def benchmarks(report: Report, options) -> None:
 
 SECTIONS = {"environment": environment, "registry": registry, "models": models,
             "transfers": host_transfers, "kernels": fused_kernels, "later": later_parts,
-            "distributed": distributed_and_random, "conv": conv_kernels, "gpus": several_gpus,
+            "recent": later_features, "distributed": distributed_and_random, "conv": conv_kernels, "gpus": several_gpus,
             "bench": benchmarks}
 
 
@@ -1097,6 +1386,8 @@ def main(argv=None) -> int:
               "models": "training step of each model type: device against cpu",
               "transfers": "host transfers in one training step", "kernels": "fused kernels against references",
               "later": "fused dispatch, multi-tensor Adam, device random, map_location, autocast, train --nprocs",
+              "recent": "sessions 8-11 on the device: mixed-precision norms, LSTM proj_size, packed batches, "
+                        "normal, out=, second order, views",
               "distributed": "collectives and DDP on cuda (an MPI world of size 1), CUDA random streams",
               "conv": "implicit-GEMM conv kernels against im2col and the CPU; conv2d bench off and on",
               "gpus": "several GPUs: steps on cuda:1 while GPU 0 is current, a model split over two",

@@ -242,8 +242,13 @@ def is_array(value) -> bool:
 
 
 def writeable(array) -> bool:
-    """NumPy's read-only flag (set on overlapping strided views); CuPy arrays have none."""
-    return array.flags.writeable if type(array) is _ndarray else True
+    """NumPy's read-only flag (set on broadcast and overlapping strided views). CuPy arrays have
+    none and take any write, so there an array with a zero stride over more than one element (an
+    expanded view: torch's MemOverlap::Yes) counts as read-only, as NumPy's broadcast views are:
+    an in-place op on it raises torch's error on the GPU too instead of racing on one element."""
+    if type(array) is _ndarray:
+        return array.flags.writeable
+    return not any(stride == 0 and size > 1 for stride, size in zip(getattr(array, "strides", ()), array.shape))
 
 
 class CudaUnavailableError(RuntimeError, AssertionError):

@@ -113,10 +113,18 @@ def _check_operands(args, kwargs) -> None:
             _check_on_current(tuple(kwargs.values()))
 
 
+_NO_BASE = object()  # an ndarray._owner: CuPy gives the array no base, though it shares memory
+
+
 def _view(source: ndarray, array: numpy.ndarray) -> ndarray:
-    """A view of ``source``'s memory: on source's device, whichever device is current."""
+    """A view of ``source``'s memory: on source's device, whichever device is current. Its
+    ``base`` is the stand-in array that owns the memory, one object for all its views, as CuPy's
+    (the engine tells gradients that share memory apart by their base's identity)."""
     view = ndarray(array)
     view._device = source._device
+    if array.base is not None and (array.base is source._array or array.base is source._array.base):
+        owns = source._owner is _NO_BASE or (source._owner is None and source._array.base is None)
+        view._owner = source if owns else source._owner  # (None: a view of memory no stand-in array owns)
     return view
 
 
@@ -233,13 +241,14 @@ _HOST_ONLY = frozenset({"ctypes", "tobytes", "tofile", "dump", "dumps", "byteswa
 class ndarray:
     """A "device" array: a NumPy array that never leaves the device implicitly."""
 
-    __slots__ = ("_array", "_device")
+    __slots__ = ("_array", "_device", "_owner")
     # NumPy defers to this type's operators and ufunc overrides, as it does for CuPy's
     __array_priority__ = 100
 
     def __init__(self, array: numpy.ndarray) -> None:
         self._array = array
         self._device = _devices.current  # made on the current device, as CuPy allocates
+        self._owner = None  # the stand-in array a view's memory belongs to (its base), when known
 
     # -- what CuPy refuses --------------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
@@ -336,7 +345,11 @@ class ndarray:
 
     @property
     def base(self):
-        base = self._array.base
+        if self._owner is _NO_BASE:
+            return None
+        if self._owner is not None:
+            return self._owner
+        base = self._array.base  # a view of memory no stand-in array owns (a function's temporary)
         return None if base is None else _view(self, base)
 
     @property
@@ -680,8 +693,12 @@ def _like(name: str):
 
 
 def _as_strided(x, shape=None, strides=None):
-    """``cupy.lib.stride_tricks.as_strided``: CuPy's takes no ``writeable``."""
-    return _view(x, numpy.lib.stride_tricks.as_strided(_unwrap(x), shape, strides))
+    """``cupy.lib.stride_tricks.as_strided``: CuPy's takes no ``writeable``, and makes a new
+    array on the same memory (``ndarray(shape, dtype, memptr=x.data, strides)``), so its ``base``
+    is None, not ``x``'s owner."""
+    view = _view(x, numpy.lib.stride_tricks.as_strided(_unwrap(x), shape, strides))
+    view._owner = _NO_BASE
+    return view
 
 
 class _Generator:

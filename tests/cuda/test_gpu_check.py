@@ -111,6 +111,16 @@ def test_standin_runs_the_later_parts_on_the_cuda_path(gpu_check, capsys):
     assert "FAIL" not in text and "0 host transfers" in text
 
 
+def test_standin_runs_what_sessions_8_to_11_added_on_the_cuda_path(gpu_check, capsys):
+    gpu_check.main(["--dry-run", "--standin", "--sections", "recent"])
+    text = capsys.readouterr().out
+    for check in ("mixed-precision norms float16", "mixed-precision norms bfloat16", "float16 batch norm",
+                  "autocast conv and norms", "LSTM proj_size", "packed recurrent layers", "recurrent argument checks",
+                  "torch.normal overloads", "out= on the matmul family", "second order", "writes through views"):
+        assert f"   ok   {check}: " in text
+    assert "FAIL" not in text and "in ['float16', 'float16', 'float32', 'float32']" in text
+
+
 def test_standin_runs_collectives_ddp_and_cuda_random_streams():
     # its own process: section 7 starts MPI (a world of size 1), which must not outlive the check
     import subprocess

@@ -58,3 +58,19 @@ def test_cuda_namespace_bits():
     pool.free_all_blocks()
     assert pool.used_bytes() >= 0 and pool.total_bytes() >= 0
     assert xp.get_array_module(xp.ones(1)) is xp and xp.get_array_module(np.ones(1)) is np
+
+
+def test_a_views_base_is_the_one_array_that_owns_its_memory_as_cupys():
+    # the engine tells gradients that share memory apart by their base's identity, and steals a
+    # sole view's memory by its base's reference count: a fresh wrapper per .base read broke both
+    owner = xp.arange(24.0)
+    views = [owner.reshape(4, 6), owner.reshape(4, 6)[1:, ::2], owner.reshape(4, 6).T, owner[3:], owner.view(),
+             xp.reshape(owner, (2, 12)), owner.reshape(2, 3, 4).transpose(2, 0, 1)[0]]
+    assert owner.base is None
+    assert all(v.base is owner for v in views)
+    # CuPy's as_strided makes a new array on x's memory (ndarray(..., memptr=x.data)): no base
+    windows = xp.lib.stride_tricks.as_strided(owner, (3, 3), (8, 8))
+    assert windows.base is None and windows[1:].base is windows and windows[1:][:, 1:].base is windows
+    assert owner.copy().base is None and (owner + 1).base is None and owner[xp.asarray([0, 1])].base is None
+    del owner
+    assert views[0].base.shape == (24,)  # a view keeps its owner alive, as CuPy's do

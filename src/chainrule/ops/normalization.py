@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .. import _dtype
-from .._backend import array_module, subtract_contiguous
+from .._backend import array_module, autocast_unifies, subtract_contiguous
 from ..autograd.function import Function, SavedValue, ctx_value, leaf_input, saved
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
@@ -459,20 +459,28 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
 
 
-def _runs_in_float32(input: Tensor, *parameters) -> bool:
+def _runs_in_float32(input: Tensor, *parameters, on_autocast_float32_list: bool = False) -> bool:
     """torch's CPU norms check their parameters' dtypes so, and say whether the norm runs "mixed":
     a float16/bfloat16 input with float32 parameters, normalised in float32 and returned in the
     input's dtype. Parameters of the input's dtype run as they are; torch refuses any other mix
-    rather than promote (the first given parameter decides which of its errors)."""
+    rather than promote (the first given parameter decides which of its errors). On a GPU the same
+    mix (float16/bfloat16 input, float32 parameters: AMP's batch norm) runs mixed as well, without
+    the CPU's dtype errors; other mixes there keep the type promotion they had. Inside CUDA autocast
+    an op of its float32 list (``on_autocast_float32_list``: layer and group norm) gets its input
+    cast up by the seam first, as torch's does, so it returns float32 and does not run mixed."""
     dtype = input.dtype
     for p in parameters:  # the common case, all of the input's dtype, decided in one cheap pass
         if p is not None and p.dtype is not dtype:
             break
     else:
         return False
-    if not dtype.is_floating_point or input.device.type != "cpu":
+    if not dtype.is_floating_point:
         return False
     given = [p for p in parameters if p is not None]
+    if input.device.type != "cpu":
+        if on_autocast_float32_list and autocast_unifies(input._data):
+            return False
+        return dtype in (_dtype.float16, _dtype.bfloat16) and all(p.dtype == _dtype.float32 for p in given)
     if given[0].dtype == input.dtype:
         for p in given[1:]:
             if p.dtype != input.dtype:
@@ -555,7 +563,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
             f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
             f"[*, {', '.join(str(s) for s in normalized_shape)}], but got input of size{list(input.shape)}"
         )
-    if _runs_in_float32(input, weight, bias):
+    if _runs_in_float32(input, weight, bias, on_autocast_float32_list=True):
         return layer_norm(input.to(_dtype.float32), normalized_shape, weight, bias, eps).to(input.dtype)
     dims = tuple(range(input.ndim - k, input.ndim))
     x = _float(input)
@@ -578,7 +586,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
             f"Expected number of channels in input to be divisible by num_groups, but got input of "
             f"shape {list(input.shape)} and num_groups={num_groups}"
         )
-    if _runs_in_float32(input, weight, bias):
+    if _runs_in_float32(input, weight, bias, on_autocast_float32_list=True):
         return group_norm(input.to(_dtype.float32), num_groups, weight, bias, eps).to(input.dtype)
     out = GroupNormalize.apply(_float(input), groups=num_groups, eps=eps)
     return _affine(out, weight, bias, (1, c) + (1,) * (input.ndim - 2))

@@ -60,15 +60,26 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _ended_rows(t: int, lengths, like):
+    """The rows of the sequences that have ended by step t (``t >= lengths``) as an index array on
+    ``like``'s device, or None when none has (or the batch is not packed). ``lengths`` are host
+    ints; a GPU array cannot be indexed by a host mask, so the rows go over as one small copy."""
+    if lengths is None:
+        return None
+    rows = np.flatnonzero(t >= lengths)
+    if not rows.size:
+        return None
+    xp = array_module(like)
+    return rows if xp is np else xp.asarray(rows)
+
+
 def _hold_ended(t: int, lengths, *pairs) -> None:
     """For each (target, source) pair, copy source into target's rows of the sequences that have
     ended by step t (``t >= lengths``); nothing when the batch is not packed."""
-    if lengths is None:
-        return
-    ended = t >= lengths
-    if ended.any():
+    rows = _ended_rows(t, lengths, pairs[0][0])
+    if rows is not None:
         for target, source in pairs:
-            target[ended] = source[ended] if is_array(source) else source
+            target[rows] = source[rows] if is_array(source) else source
 
 
 def _time_steps(length: int, reverse: bool) -> range:
@@ -251,8 +262,8 @@ class RecurrentLayerBackward(Function):
             k = k_of[t]
             h_index[t] = k
             # rows whose sequence has ended at t: their state passed through, their output was 0
-            ended = None if lengths is None else t >= lengths
-            dh_through = dh.copy() if ended is not None and ended.any() else None
+            ended = _ended_rows(t, lengths, dh)
+            dh_through = dh.copy() if ended is not None else None
             if mode == "LSTM" and dh_through is not None:
                 dc_through = dc.copy()
             dh += dout[t]
@@ -410,7 +421,7 @@ def _layer_steps(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, w_hr=None, *, rev
             h_new = tanh(g + gh) if mode == "RNN_TANH" else relu(g + gh)
         out = h_new
         if lengths is not None:
-            running = Tensor._make((t < lengths)[:, None])
+            running = Tensor._make(array_module(x._data).asarray((t < lengths)[:, None]))  # on x's device
             h_new = where(running, h_new, h)
             out = where(running, out, 0.0)
             if c_new is not None:

@@ -112,7 +112,7 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
     positions = _sorted_positions(sequence)
     rows = _packed_rows(batch_sizes, positions, total_length)
     data = sequence.data
-    filler = full((1, *data.shape[1:]), padding_value, dtype=data.dtype)
+    filler = full((1, *data.shape[1:]), padding_value, dtype=data.dtype, device=data.device)
     # one gather from data with a padding row appended: differentiable back to data
     extended = cat([data, filler], 0)
     rows[rows < 0] = data.shape[0]
@@ -141,7 +141,7 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.
     for s in sequences:
         missing = max_length - s.shape[0]
         if missing:
-            filler = full((missing, *s.shape[1:]), padding_value, dtype=s.dtype)
+            filler = full((missing, *s.shape[1:]), padding_value, dtype=s.dtype, device=s.device)
             s = cat([s, filler] if padding_side == "right" else [filler, s], 0)
         padded.append(s)
     return stack(padded, 0 if batch_first else 1)
