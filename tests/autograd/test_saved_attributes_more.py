@@ -1,5 +1,5 @@
-"""torch's ``grad_fn._saved_*`` attributes of squeeze, expand, split, gather, clamp, max/min(dim)
-and avg_pool2d: the same names, values and types as torch 2.13's on the same inputs (a negative
+"""torch's ``grad_fn._saved_*`` attributes of squeeze, expand, split, gather, clamp, max/min(dim),
+avg_pool2d and indexing (SliceBackward0, UnsqueezeBackward0, IndexBackward0): the same names, values and types as torch 2.13's on the same inputs (a negative
 dim as the C++ node's unsigned, tensors by shape, dtype and values), read lazily from the node."""
 
 import numpy as np
@@ -33,7 +33,32 @@ _OPS = [
     ("avg_pool2d", lambda lib, h: lib.nn.functional.avg_pool2d(h, 2)),
     ("avg_pool2d all options", lambda lib, h: lib.nn.functional.avg_pool2d(
         h, (2, 3), stride=1, padding=1, ceil_mode=True, count_include_pad=False, divisor_override=3)),
+    # basic reads: the values of torch's last step (a slice keeping a whole dim is no step)
+    ("slice", lambda lib, h: h[1:]),
+    ("slice with step, open end", lambda lib, h: h[:, :, ::2]),
+    ("slice negative start", lambda lib, h: h[:, :, -2:]),
+    ("slice negative end", lambda lib, h: h[..., :-1]),
+    ("slice out of range", lambda lib, h: h[..., -10:10]),
+    ("slice empty", lambda lib, h: h[:, :, 2:1]),
+    ("slice twice", lambda lib, h: h[0:1, :, 1:3]),
+    ("slice after select and new axis", lambda lib, h: h[None, 1, :, 0:2]),
+    ("slice then whole dims", lambda lib, h: h[:, :, 1:, :]),
+    ("narrow", lambda lib, h: h.narrow(3, 1, 2)),
+    ("new axis", lambda lib, h: h[None]),
+    ("new axis later", lambda lib, h: h[:, None, :, 1:2, None]),
+    ("whole dims", lambda lib, h: h[:, :, 0:7]),
+    # advanced reads
+    ("index", lambda lib, h: h[lib.tensor([1, 0, 1])]),
+    ("index a later dim", lambda lib, h: h[:, :, lib.tensor([2, 0])]),
+    ("index after ellipsis", lambda lib, h: h[..., lib.tensor([[3], [0]])]),
+    ("index two dims", lambda lib, h: h[:, 0, lib.tensor([1, 2]), lib.tensor([0, 3])]),
+    ("mask", lambda lib, h: h[h > 0]),
+    ("mask of later dims", lambda lib, h: h[:, :, lib.tensor([True, False, True])]),
 ]
+
+
+def _tensor(value):
+    return ("tensor", tuple(value.shape), str(value.dtype).split(".")[-1], value.tolist())
 
 
 def _saved(lib, make):
@@ -44,7 +69,9 @@ def _saved(lib, make):
         if name.startswith("_saved_"):
             value = getattr(node, name)
             if isinstance(value, lib.Tensor):
-                value = ("tensor", tuple(value.shape), str(value.dtype).split(".")[-1], value.tolist())
+                value = _tensor(value)
+            elif isinstance(value, tuple):  # index's tensors
+                value = tuple(_tensor(v) if isinstance(v, lib.Tensor) else v for v in value)
             found[name] = (type(value).__name__, value)
     return type(node).__name__, found
 

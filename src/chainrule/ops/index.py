@@ -124,11 +124,32 @@ def _add_rows(out: np.ndarray, index: np.ndarray, src: np.ndarray) -> None:
     out[ordered[starts]] += xp.add.reduceat(src[order], starts, axis=0)
 
 
+def _saved_indices(node) -> tuple:
+    """torch's ``_saved_indices`` of an advanced read: one entry per indexed dim up to the last
+    index tensor, None for a dim taken whole."""
+    key = node.key if isinstance(node.key, tuple) else (node.key,)
+    consumed = sum(k.ndim if is_array(k) and k.dtype == np.bool_ else 0 if k is None or k is Ellipsis else 1
+                   for k in key)
+    indices = []
+    for k in key:
+        if k is Ellipsis:
+            indices += [None] * (len(node.shape) - consumed)
+        elif is_array(k):
+            indices.append(Tensor._make(k))
+        elif k is not None:
+            indices.append(None)
+    while indices and indices[-1] is None:
+        indices.pop()
+    return tuple(indices)
+
+
 class Index(Function):
     _array_forward = True
     node_name = "IndexBackward0"
     label = "index"
     rule = "scatters the gradient into zeros at the indexed positions (repeated indices summed)"
+    saved_attributes = {"_saved_indices": _function.SavedValue(_saved_indices, tensor=True),
+                        "_saved_self_sym_sizes": _function.SavedValue(lambda node: tuple(node.shape))}
 
     @staticmethod
     def forward(ctx, x, key, mode):
@@ -214,12 +235,55 @@ class Select(Index):
                         "_saved_self_sym_sizes": _function.SavedValue(lambda node: _last_select(node)[2])}
 
 
+def _last_step(node, kind: type) -> tuple:
+    """(dim, key item, sizes) of the last step of ``kind`` (slice, or None for an inserted axis)
+    that torch records for a basic read's key, walking it as torch does: the dim in the tensor of
+    that step and that tensor's sizes. Within a tuple a slice keeping a whole dim is no step."""
+    lone = not isinstance(node.key, tuple)
+    key = (node.key,) if lone else node.key
+    sizes = list(node.shape)
+    consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
+    dim, last = 0, None
+    for k in key:
+        if k is Ellipsis:
+            dim += len(node.shape) - consumed
+        elif k is None:
+            if kind is type(None):
+                last = (dim, k, tuple(sizes))
+            sizes.insert(dim, 1)
+            dim += 1
+        elif isinstance(k, slice):
+            whole = k.start in (None, 0) and k.step in (None, 1) and (k.stop is None or k.stop >= sizes[dim])
+            if kind is slice and (lone or not whole):
+                last = (dim, k, tuple(sizes))
+            sizes[dim] = len(range(*k.indices(sizes[dim])))
+            dim += 1
+        else:
+            del sizes[dim]
+    return last
+
+
+def _slice_value(name: str):
+    """One of torch's SliceBackward0 values, of the last slice: start and end as written (None
+    as 0 and INT64_MAX, a negative one as torch's C++ node reports it), step, dim, sizes."""
+    def read(node):
+        dim, k, sizes = _last_step(node, slice)
+        value = {"_saved_dim": dim, "_saved_self_sym_sizes": sizes, "_saved_step": 1 if k.step is None else int(k.step),
+                 "_saved_start": 0 if k.start is None else _function.as_uint64(int(k.start)),
+                 "_saved_end": 2 ** 63 - 1 if k.stop is None else _function.as_uint64(int(k.stop))}
+        return value[name]
+
+    return _function.SavedValue(read)
+
+
 class Slice(Index):
     """A basic read whose last step slices (``x[1:]``, ``x[0, ::2]``)."""
 
     node_name = "SliceBackward0"
     label = "slice"
     rule = "places the gradient in the sliced window, zeros elsewhere"
+    saved_attributes = {name: _slice_value(name) for name in (
+        "_saved_dim", "_saved_start", "_saved_end", "_saved_step", "_saved_self_sym_sizes")}
 
 
 class Unsqueeze(Index):
@@ -228,6 +292,7 @@ class Unsqueeze(Index):
     node_name = "UnsqueezeBackward0"
     label = "unsqueeze"
     rule = "drops the inserted size-1 axes from the gradient"
+    saved_attributes = {"_saved_dim": _function.SavedValue(lambda node: _last_step(node, type(None))[0])}
 
 
 class Alias(Index):
@@ -236,6 +301,7 @@ class Alias(Index):
     node_name = "AliasBackward0"
     label = "alias"
     rule = "passes the gradient through unchanged (a read of every element)"
+    saved_attributes = {}
 
 
 def _basic_read(key, shape: tuple) -> type[Index]:
