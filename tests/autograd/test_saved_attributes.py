@@ -115,6 +115,18 @@ CASES = {
     "max_pool2d": lambda lib: lib.nn.functional.max_pool2d(_data(lib, 0, 1, 2, 4, 4), 2, stride=2),
     "max_pool2d_padded": lambda lib: lib.nn.functional.max_pool2d(_data(lib, 0, 1, 2, 5, 5), 3, stride=2,
                                                                   padding=1, ceil_mode=True),
+    "abs": lambda lib: _data(lib, 0, 3, 4).abs(),
+    "maximum": lambda lib: lib.maximum(_data(lib, 0, 3, 4), _data(lib, 1, 3, 4)),
+    "minimum": lambda lib: lib.minimum(_data(lib, 0, 3, 4), _data(lib, 1, 4)),
+    "where": lambda lib: lib.where(_data(lib, 2, 3, 4, grad=False) > 0, _data(lib, 0, 3, 4), _data(lib, 1, 3, 4)),
+    "where_scalar": lambda lib: lib.where(_data(lib, 2, 3, 4, grad=False) > 0, _data(lib, 0, 3, 4), 0.0),
+    "masked_fill": lambda lib: _data(lib, 0, 3, 4).masked_fill(_data(lib, 2, 4, grad=False) > 0, 1.5),
+    "masked_fill_tensor": lambda lib: _data(lib, 0, 3, 4).masked_fill(_data(lib, 2, 3, 4, grad=False) > 0,
+                                                                      _data(lib, 1)),
+    "max_all": lambda lib: _data(lib, 0, 3, 4).max(),
+    "min_all": lambda lib: _data(lib, 0, 3, 4).min(),
+    "slice": lambda lib: _data(lib, 0, 5, 4)[1:-1],
+    "slice_step": lambda lib: _data(lib, 0, 5, 4)[:, ::3],
 }
 
 

@@ -924,6 +924,7 @@ class Abs(Function):
     rule = "∂/∂a = sign(a) (0 at a = 0)"
     formula = "abs({0})"
     _array_forward = True
+    saved_attributes = {"_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x):
@@ -952,6 +953,7 @@ class Maximum(Function):
     rule = "routes the gradient to the larger input (split evenly on a tie)"
     formula = "max({0}, {1})"
     _array_forward = True
+    saved_attributes = {"_saved_self": saved(0), "_saved_other": saved(1)}
 
     @staticmethod
     def forward(ctx, a, b):
@@ -974,6 +976,7 @@ class Minimum(Function):
     rule = "routes the gradient to the smaller input (split evenly on a tie)"
     formula = "min({0}, {1})"
     _array_forward = True
+    saved_attributes = Maximum.saved_attributes
 
     @staticmethod
     def forward(ctx, a, b):
@@ -1026,6 +1029,7 @@ class Where(Function):
     label = "where"
     rule = "routes the gradient to the branch the condition chose"
     _array_forward = True
+    saved_attributes = {"_saved_condition": saved(0)}
 
     @staticmethod
     def forward(ctx, condition, a, b):

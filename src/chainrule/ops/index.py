@@ -1442,6 +1442,7 @@ class MaskedFill(Where):
     rule = ("passes the gradient where the mask is False; the fill value gets the sum over the masked "
             "positions")
     _array_forward = True
+    saved_attributes = {"_saved_mask": _function.saved(0)}
 
     @staticmethod
     def forward(ctx, condition, a, b):
@@ -1464,7 +1465,7 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
         value = _same_dtype(value, input)
     else:
         value = _as_operand(checked_scalar(value, input.dtype), input.dtype, input)
-    return name_node(MaskedFill.apply(mask, value, input), node_name)
+    return name_node(MaskedFill.apply(mask, value, input), node_name, saved=MaskedFill.saved_attributes)
 
 
 def masked_select(input: Tensor, mask: Tensor) -> Tensor:

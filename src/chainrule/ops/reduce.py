@@ -460,6 +460,7 @@ def _split_among_equal(grad: Tensor, x: Tensor, value: Tensor, kept_grad: Tensor
 
 class AmaxAll(Amax):
     node_name = "MaxBackward1"
+    saved_attributes = {"_saved_result": saved(1), "_saved_self": saved(0)}
     label = "max"
     rule = "routes the gradient to the largest element (split evenly among ties)"
     formula = "max({0})"
@@ -468,6 +469,7 @@ class AmaxAll(Amax):
 
 class AminAll(Amax):
     node_name = "MinBackward1"
+    saved_attributes = AmaxAll.saved_attributes
     label = "min"
     rule = "routes the gradient to the smallest element (split evenly among ties)"
     formula = "min({0})"
