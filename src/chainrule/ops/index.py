@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from .._backend import array_module, is_array, ufunc_at, writeable
+from .._backend import array_module, is_array, ufunc_at, write_refusal, writeable
 from .._dtype import checked_scalar, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
@@ -755,10 +755,7 @@ def setitem(input: Tensor, key, value) -> None:
             rejoin(input, base, covered)  # the view takes base's new graph now (it is read next)
             return
     if not writeable(input._data):
-        raise RuntimeError(
-            "unsupported operation: more than one element of the written-to tensor refers to a "
-            "single memory location. Please clone() the tensor before performing the operation."
-        )
+        raise write_refusal(input._data)
     if not recording:
         tangent = None
         if _function.active_extension is not None:  # forward AD may be on: the write's tangent
