@@ -136,8 +136,12 @@ def _view_as_dtype(input: Tensor, dtype) -> Tensor:
         if new_size > old_size and data.shape[-1] % (new_size // old_size):
             raise RuntimeError(f"self.size(-1) must be divisible by {new_size // old_size} {what}, but got "
                                f"{data.shape[-1]}")
+    # torch's result shares the memory and the version counter but is no view to autograd: no
+    # _base, _is_view() False, even for the same dtype; views of it stay outside autograd too
     out = Tensor._make(data.view(dtype.np))
-    return _share(out, input, differentiable=False)
+    out._version_box = input._version_box
+    out._nondifferentiable_view = True
+    return out
 
 
 def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
