@@ -539,3 +539,25 @@ def test_torchviz_draws_the_graph_torch_draws():
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads(run.stdout) == json.loads(json.dumps(theirs["drawn"]))
+
+
+def _dropout_graph(lib, p, feature, inplace):
+    x = _data(lib, 0, 2, 3, 4, 4)
+    source = x * 1.0
+    out = (lib.nn.functional.dropout2d if feature else lib.nn.functional.dropout)(source, p, True, inplace)
+    fn = out.grad_fn
+    names, mask = sorted(_saved(fn)), fn._saved_other
+    kept, self_saved = mask.detach().numpy(), fn._saved_self is not None
+    (out * out).sum().backward()
+    # the gradient is 2 y · mask; the mask's draws differ between the libraries, its form does not
+    return (fn.name(), names, self_saved, tuple(mask.shape),
+            sorted({round(float(v), 5) for v in np.unique(kept)} - {0.0}),
+            [(type(n).__name__ if n is not None else None) for n, _ in fn.next_functions],
+            np.allclose(x.grad.numpy(), 2 * out.detach().numpy() * kept, atol=1e-6), out is source)
+
+
+@pytest.mark.parametrize("p, feature, inplace", [(0.5, False, False), (0.25, True, False), (1.0, False, False),
+                                                 (0.5, False, True)])
+def test_dropout_records_torchs_cpu_multiply(p, feature, inplace):
+    # torch's CPU dropout is the input times the scaled keep-mask (a 0-d zero for p = 1)
+    assert _dropout_graph(chainrule, p, feature, inplace) == _dropout_graph(torch, p, feature, inplace)
