@@ -26,6 +26,12 @@ from ..autograd.function import (
 from ..tensor import Tensor, honours_out, write_out
 from ._special import erf as _erf_array
 
+# the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
+# (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
+__out_functions__ = {**dict.fromkeys(("eq", "ne", "lt", "le", "gt", "ge", "pow", "maximum", "minimum", "logical_and",
+                                      "logical_or", "logical_xor", "logical_not"), "cast"),
+                     "neg": "same_elementwise", "negative": "same_elementwise", "round": "same_elementwise",
+                     "where": "same_where"}
 __all__ = [
     "add", "sub", "rsub", "mul", "div", "true_divide", "floor_divide", "remainder", "fmod", "pow",
     "neg", "negative", "abs", "absolute", "exp", "exp2", "log", "log1p", "expm1", "log2", "log10",

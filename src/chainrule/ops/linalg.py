@@ -52,7 +52,7 @@ def _as_array(x) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- matmul family
-def save_for_the_other(ctx, a, b, need_a: bool, need_b: bool) -> None:
+def _save_for_the_other(ctx, a, b, need_a: bool, need_b: bool) -> None:
     """Keep each matrix of a product only for the other's gradient, as torch does (its
     saved_tensors_hooks see only those); a matrix that needs a gradient but is not kept leaves its
     strides, which torch reports as ``_saved_<name>_sym_strides``."""
@@ -62,7 +62,7 @@ def save_for_the_other(ctx, a, b, need_a: bool, need_b: bool) -> None:
         ctx.unsaved_strides = tuple(step // unsaved.itemsize for step in unsaved.strides)
 
 
-def matrix_strides(position: int, saved_position: int) -> SavedValue:
+def _matrix_strides(position: int, saved_position: int) -> SavedValue:
     """torch's ``_saved_<name>_sym_strides`` of a product's matrix: as ``input_strides``, or those
     the forward noted when it did not keep the matrix."""
     from_inputs = input_strides(position, saved_position).read
@@ -89,7 +89,7 @@ class Matmul(Function):
         # saved as (b, a): each only for the other's gradient
         xp = array_module(a)
         needs = ctx.needs_input_grad
-        save_for_the_other(ctx, b, a, needs[1], needs[0])
+        _save_for_the_other(ctx, b, a, needs[1], needs[0])
         ctx.ndims = (a.ndim, b.ndim)
         return _as_array(xp.matmul(_blas_ready(a), _blas_ready(b)))
 
@@ -140,8 +140,8 @@ def _as_rows(t: Tensor) -> Tensor:
 class Mm(Matmul):
     node_name = "MmBackward0"
     saved_attributes = {"_saved_self": saved(1), "_saved_self_sym_sizes": input_sizes(0),
-                        "_saved_self_sym_strides": matrix_strides(0, 1), "_saved_mat2": saved(0),
-                        "_saved_mat2_sym_sizes": input_sizes(1), "_saved_mat2_sym_strides": matrix_strides(1, 0)}
+                        "_saved_self_sym_strides": _matrix_strides(0, 1), "_saved_mat2": saved(0),
+                        "_saved_mat2_sym_sizes": input_sizes(1), "_saved_mat2_sym_strides": _matrix_strides(1, 0)}
     label = "matmul"
     rule = "∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G"
     formula = "{0} @ {1}"

@@ -29,7 +29,7 @@ from ..autograd.function import (
     saved,
 )
 from ..tensor import Tensor, _check_tensor
-from .linalg import matrix_strides, save_for_the_other
+from .linalg import _matrix_strides, _save_for_the_other
 from .shape import UnsafeView
 
 __all__ = ["linear"]
@@ -114,13 +114,13 @@ class Addmm(Function):
     # torch's names: addmm keeps each matrix only for the other's gradient, and each one's
     # strides only for its own
     saved_attributes = {"_saved_alpha": 1, "_saved_beta": 1, "_saved_mat1": saved(0),
-                        "_saved_mat1_sym_sizes": input_sizes(1), "_saved_mat1_sym_strides": matrix_strides(1, 0),
+                        "_saved_mat1_sym_sizes": input_sizes(1), "_saved_mat1_sym_strides": _matrix_strides(1, 0),
                         "_saved_mat2": saved(1), "_saved_mat2_sym_sizes": input_sizes(2),
-                        "_saved_mat2_sym_strides": matrix_strides(2, 1)}
+                        "_saved_mat2_sym_strides": _matrix_strides(2, 1)}
 
     @staticmethod
     def forward(ctx, b, x, w_t):
-        save_for_the_other(ctx, x, w_t, ctx.needs_input_grad[1], ctx.needs_input_grad[2])
+        _save_for_the_other(ctx, x, w_t, ctx.needs_input_grad[1], ctx.needs_input_grad[2])
         out = x @ w_t
         if b.ndim <= 1:
             _add_bias(out, b)
@@ -150,12 +150,12 @@ class Mm(Function):
     rule = "∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G"
     formula = "{0} @ {1}"
     saved_attributes = {"_saved_self": saved(0), "_saved_self_sym_sizes": input_sizes(0),
-                        "_saved_self_sym_strides": matrix_strides(0, 0), "_saved_mat2": saved(1),
-                        "_saved_mat2_sym_sizes": input_sizes(1), "_saved_mat2_sym_strides": matrix_strides(1, 1)}
+                        "_saved_self_sym_strides": _matrix_strides(0, 0), "_saved_mat2": saved(1),
+                        "_saved_mat2_sym_sizes": input_sizes(1), "_saved_mat2_sym_strides": _matrix_strides(1, 1)}
 
     @staticmethod
     def forward(ctx, x, w_t):
-        save_for_the_other(ctx, x, w_t, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        _save_for_the_other(ctx, x, w_t, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
         return x @ w_t
 
     @staticmethod

@@ -25,6 +25,13 @@ from ..tensor import Tensor, _wrap_dim, preserve_layout
 from . import _cuda_kernels
 from .elementwise import conjugate_rule
 
+# the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
+# (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
+__out_functions__ = {"sum": "computes_in", "prod": "computes_in", "cumsum": "computes_in", "cumprod": "computes_in",
+                     "nansum": "computes_in", "mean": "cast", "nanmean": "cast", "std": "cast", "var": "cast",
+                     "amax": "same_as_input", "amin": "same_as_input", "argmax": "same", "argmin": "same",
+                     "norm": "same", "logsumexp": "floating", "max": "castable", "min": "castable", "sort": "cast",
+                     "topk": "cast", "median": "cast", "all": "cast", "any": "cast"}
 __all__ = ["sum", "mean", "sum_to_shape", "prod", "var", "std", "var_mean", "std_mean", "max", "min",
            "amax", "amin", "argmax", "argmin", "logsumexp", "softmax", "log_softmax", "cumsum",
            "cumprod", "norm", "all", "any", "count_nonzero", "sort", "argsort", "topk", "median",
