@@ -52,6 +52,20 @@ CASES = {
     "logical_and": (lambda lib, x, y, out: lib.logical_and(x > 0, y > 0, out=out), (2, 3), "bool"),
     "logical_not": (lambda lib, x, y, out: lib.logical_not(x > 0, out=out), (2, 3), "bool"),
     "round": (lambda lib, x, y, out: lib.round(x / 3, out=out), (2, 3), "float32"),
+    "atan2": (lambda lib, x, y, out: lib.atan2(x, y, out=out), (2, 3), "float32"),
+    "remainder": (lambda lib, x, y, out: lib.remainder(x, y, out=out), (2, 3), "float64"),
+    "lerp": (lambda lib, x, y, out: lib.lerp(x, y, 0.25, out=out), (2, 3), "float32"),
+    "addcmul": (lambda lib, x, y, out: lib.addcmul(x, x, y, value=2, out=out), (2, 3), "float32"),
+    "logaddexp": (lambda lib, x, y, out: lib.logaddexp(x, y, out=out), (2, 3), "float32"),
+    "index_select": (lambda lib, x, y, out: lib.index_select(x, 1, lib.tensor([2, 0]), out=out), (2, 2), "float32"),
+    "gather": (lambda lib, x, y, out: lib.gather(x, 1, lib.tensor([[0], [2]]), out=out), (2, 1), "float32"),
+    "masked_select": (lambda lib, x, y, out: lib.masked_select(x, x > 0, out=out), (3,), "float32"),
+    "nonzero": (lambda lib, x, y, out: lib.nonzero(x > 0, out=out), (3, 2), "int64"),
+    "tril": (lambda lib, x, y, out: lib.tril(x, out=out), (2, 3), "float32"),
+    "triu": (lambda lib, x, y, out: lib.triu(x, 1, out=out), (2, 3), "float32"),
+    "diag": (lambda lib, x, y, out: lib.diag(x, out=out), (2,), "float32"),
+    "cross": (lambda lib, x, y, out: lib.cross(x, y, dim=1, out=out), (2, 3), "float32"),
+    "softmax": (lambda lib, x, y, out: lib.softmax(x, 1, out=out), (2, 3), "float32"),
 }
 # (values, indices) results take a tuple of two outs
 PAIR_CASES = {
@@ -69,7 +83,8 @@ def _run(lib, call, shape, dtype_name):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         returned = call(lib, x, y, out)
-    return (returned is out, out.tolist(), str(out.dtype).split(".")[-1], out._version > 0,
+    values = np.round(np.nan_to_num(np.array(out.tolist(), dtype=float), nan=1e9), 5).tolist()  # to float32's digits
+    return (returned is out, values, str(out.dtype).split(".")[-1], out._version > 0,
             [str(w.message)[:60] for w in caught])
 
 
@@ -100,7 +115,9 @@ def _error(lib, call, shape, dtype_name, requires_grad=False):
 DTYPE_REFUSALS = [("maximum", "int64"), ("pow", "int64"), ("std dim", "int64"),
                   ("amax", "int64"), ("amin", "float64"), ("argmax", "int32"), ("argmin", "float32"),
                   ("norm dim", "float64"), ("where", "float64"), ("neg", "int64"), ("round", "float64"),
-                  ("logsumexp", "int64"), ("max", "int64")]
+                  ("logsumexp", "int64"), ("max", "int64"), ("atan2", "int64"), ("index_select", "float64"),
+                  ("masked_select", "int64"), ("nonzero", "float32"), ("gather", "float64"), ("tril", "int64"),
+                  ("diag", "float64"), ("cross", "int64"), ("softmax", "float64")]
 
 
 @pytest.mark.parametrize("name, dtype_name", DTYPE_REFUSALS)

@@ -111,7 +111,8 @@ def namespace_with_out(modules) -> dict:
     ``"cast"`` the result is cast into any dtype that can hold it (else "result type Float can't be
     cast ..."); ``"computes_in"`` the out's dtype is the dtype the op computes in (sum, cumsum: as
     ``dtype=``); ``"same_as_input"`` (amax), ``"same"`` (norm, argmax: their C++ type names),
-    ``"same_elementwise"`` (neg, round), ``"same_where"``: each torch's own refusal of any other;
+    ``"same_elementwise"`` (neg, round), ``"same_where"``, ``"same_scalar_type"`` (index_select),
+    ``"long"`` (nonzero): each torch's own refusal of any other;
     ``"floating"`` any floating dtype (logsumexp); ``"castable"`` torch's canCast check (max())."""
     from ..tensor import honours_out
 
@@ -162,6 +163,10 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> RuntimeError
         return RuntimeError(f"Found dtype {scalar(got)} but expected {scalar(expected)}")
     if rule == "same_where" and got != expected:
         return RuntimeError(f"Expected out type to be {scalar(expected)} but got {scalar(got)}")
+    if rule == "same_scalar_type" and got != expected:
+        return RuntimeError(f"{name}(): self and result must have the same scalar type")
+    if rule == "long" and got.name != "int64":
+        return RuntimeError(f"{name}: Expected out tensor to have scalar type Long but got scalar type{scalar(got)}")
     if rule == "floating" and not got.is_floating_point:
         return RuntimeError(f"{name}(): Expected floating point type for result tensor, but got: {scalar(got)}")
     if rule == "castable" and expected._category > got._category:

@@ -29,7 +29,8 @@ from ._special import erf as _erf_array
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
 __out_functions__ = {**dict.fromkeys(("eq", "ne", "lt", "le", "gt", "ge", "pow", "maximum", "minimum", "logical_and",
-                                      "logical_or", "logical_xor", "logical_not"), "cast"),
+                                      "logical_or", "logical_xor", "logical_not", "atan2", "fmod", "remainder", "lerp",
+                                      "addcmul", "addcdiv", "hypot", "logaddexp"), "cast"),
                      "neg": "same_elementwise", "negative": "same_elementwise", "round": "same_elementwise",
                      "where": "same_where"}
 __all__ = [

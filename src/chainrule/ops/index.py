@@ -23,6 +23,10 @@ from .complex import ViewAsReal, view_as_complex, view_as_real
 from .elementwise import Where, on_its_gpu
 from .shape import MadeWithoutGrad, _share
 
+# the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
+# (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
+__out_functions__ = {"index_select": "same_scalar_type", "masked_select": "same_scalar_type", "gather": "same",
+                     "nonzero": "long"}
 __all__ = ["getitem", "setitem", "gather", "scatter", "scatter_add", "scatter_reduce",
            "index_select", "index_add", "index_fill", "index_copy", "masked_fill", "masked_select",
            "masked_scatter", "take", "take_along_dim", "nonzero", "argwhere"]

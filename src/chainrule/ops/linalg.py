@@ -21,6 +21,9 @@ from ..autograd.function import Function, SavedValue, input_sizes, input_strides
 from ..tensor import Tensor, _wrap_dim, write_out
 from .elementwise import conjugate_rule
 
+# the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
+# (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
+__out_functions__ = {"diag": "same", "cross": "same"}
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum", "tensordot",
            "addmm", "addmv", "baddbmm", "addbmm", "addr", "trace", "diag", "diagonal", "kron", "inverse",
            "det", "slogdet", "logdet", "cross", "cdist", "matrix_power", "chain_matmul", "geqrf", "ormqr", "vander"]

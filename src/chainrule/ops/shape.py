@@ -18,6 +18,9 @@ from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out, preserve_lay
 from ._arg_parser import check_float, check_int, int_list
 from .reduce import sum_to_shape
 
+# the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
+# (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
+__out_functions__ = {"tril": "same", "triu": "same"}
 __all__ = ["reshape", "view", "view_as", "reshape_as", "expand", "expand_as", "broadcast_to",
            "transpose", "swapaxes", "swapdims", "permute", "t", "squeeze", "unsqueeze", "flatten",
            "unflatten", "movedim", "broadcast_tensors", "broadcast_shapes", "atleast_1d",
