@@ -1,5 +1,5 @@
 """torch's ``grad_fn._saved_*`` attributes of squeeze, expand, split, gather, clamp, max/min(dim),
-avg_pool2d and indexing (SliceBackward0, UnsqueezeBackward0, IndexBackward0): the same names, values and types as torch 2.13's on the same inputs (a negative
+avg_pool2d, cumsum/cumprod, amax/amin, flip, roll and indexing (SliceBackward0, UnsqueezeBackward0, IndexBackward0): the same names, values and types as torch 2.13's on the same inputs (a negative
 dim as the C++ node's unsigned, tensors by shape, dtype and values), read lazily from the node."""
 
 import numpy as np
@@ -33,6 +33,16 @@ _OPS = [
     ("avg_pool2d", lambda lib, h: lib.nn.functional.avg_pool2d(h, 2)),
     ("avg_pool2d all options", lambda lib, h: lib.nn.functional.avg_pool2d(
         h, (2, 3), stride=1, padding=1, ceil_mode=True, count_include_pad=False, divisor_override=3)),
+    # dims as given (a negative one as the C++ node's unsigned)
+    ("cumsum", lambda lib, h: h.cumsum(-1)),
+    ("cumprod", lambda lib, h: h.cumprod(2)),
+    ("amax", lambda lib, h: h.amax(-1)),
+    ("amax of dims, keepdim", lambda lib, h: h.amax((0, -2), keepdim=True)),
+    ("amin of all", lambda lib, h: h.amin()),
+    ("flip", lambda lib, h: h.flip(-1)),
+    ("flip dims", lambda lib, h: h.flip(0, 2)),
+    ("roll", lambda lib, h: h.roll(1)),
+    ("roll dims", lambda lib, h: h.roll((1, -2), (-1, 0))),
     # basic reads: the values of torch's last step (a slice keeping a whole dim is no step)
     ("slice", lambda lib, h: h[1:]),
     ("slice with step, open end", lambda lib, h: h[:, :, ::2]),

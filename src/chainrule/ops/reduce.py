@@ -424,6 +424,9 @@ class Amax(Function):
     rule = "routes the gradient to the largest elements (split evenly among ties)"
     formula = "amax({0})"
     _array_forward = True
+    saved_attributes = {"_saved_dim": SavedValue(lambda node: tuple(as_uint64(d) for d in getattr(node, "given_dims",
+                                                                                                  node.dims))),
+                        "_saved_keepdim": ctx_value("keepdim"), "_saved_result": saved(1), "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, dims, keepdim, largest):
@@ -705,7 +708,18 @@ def _amax_amin(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> Ten
         dim = None
     dims = _dims(dim, x.ndim, op)
     _check_nonempty(x, dims, op)
-    return (Amax if largest else Amin).apply(input, dims=dims, keepdim=keepdim, largest=largest)
+    out = (Amax if largest else Amin).apply(input, dims=dims, keepdim=keepdim, largest=largest)
+    given = () if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
+    return _note_given(out, "given_dims", given)
+
+
+def _note_given(out: Tensor, name: str, value) -> Tensor:
+    """``out`` with the argument ``value`` as the user gave it kept on its node (if recorded):
+    torch's _saved_dim reports a dim as given, a negative one as the C++ node's unsigned."""
+    node = out._grad_fn
+    if node is not None:
+        setattr(node, name, value)
+    return out
 
 
 def amax(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:
@@ -1029,6 +1043,7 @@ class Cumsum(Function):
     rule = "reverse cumulative sum of the gradient"
     formula = "cumsum({0})"
     _array_forward = True
+    saved_attributes = {"_saved_dim": SavedValue(lambda node: as_uint64(getattr(node, "given_dim", node.dim)))}
 
     @staticmethod
     def forward(ctx, x, dim, dtype):
@@ -1078,7 +1093,7 @@ def _cumulative(op: str, function_cls, input: Tensor, dim: int, dtype) -> Tensor
     if input._data.ndim == 0:
         out = function_cls.apply(input.reshape(1), dim=0, dtype=np_dtype).reshape(())
         return name_node(out, function_cls._node_cls.__name__, label=function_cls.label, rule=_ZERO_D_RULE)
-    return function_cls.apply(input, dim=d, dtype=np_dtype)
+    return _note_given(function_cls.apply(input, dim=d, dtype=np_dtype), "given_dim", dim)
 
 
 def cumsum(input: Tensor, dim: int | None = None, *, dtype=None, axis=None) -> Tensor:
@@ -1093,6 +1108,7 @@ class Cumprod(Function):
     rule = "∂/∂aᵢ = Σ_{j≥i} g_j·prod_j/aᵢ"
     formula = "cumprod({0})"
     _array_forward = True
+    saved_attributes = {**Cumsum.saved_attributes, "_saved_self": saved(0), "_saved_result": saved(1)}
 
     @staticmethod
     def forward(ctx, x, dim, dtype):
