@@ -1,5 +1,5 @@
 """torch's ``grad_fn._saved_*`` attributes of squeeze, expand, split, gather, clamp, max/min(dim),
-avg_pool2d, cumsum/cumprod, amax/amin, flip, roll and indexing (SliceBackward0, UnsqueezeBackward0, IndexBackward0): the same names, values and types as torch 2.13's on the same inputs (a negative
+avg_pool2d, cumsum/cumprod, amax/amin, flip, roll, sort, topk and indexing (SliceBackward0, UnsqueezeBackward0, IndexBackward0): the same names, values and types as torch 2.13's on the same inputs (a negative
 dim as the C++ node's unsigned, tensors by shape, dtype and values), read lazily from the node."""
 
 import numpy as np
@@ -43,6 +43,11 @@ _OPS = [
     ("flip dims", lambda lib, h: h.flip(0, 2)),
     ("roll", lambda lib, h: h.roll(1)),
     ("roll dims", lambda lib, h: h.roll((1, -2), (-1, 0))),
+    ("sort", lambda lib, h: h.sort()[0]),
+    ("sort dim, descending", lambda lib, h: h.sort(2, descending=True).values),
+    ("sort stable", lambda lib, h: h.sort(stable=True, dim=-2)[0]),
+    ("topk", lambda lib, h: h.topk(2)[0]),
+    ("topk smallest along a dim", lambda lib, h: h.topk(2, 2, largest=False).values),
     # basic reads: the values of torch's last step (a slice keeping a whole dim is no step)
     ("slice", lambda lib, h: h[1:]),
     ("slice with step, open end", lambda lib, h: h[:, :, ::2]),

@@ -604,8 +604,16 @@ class MinDim(Gather):
     formula = "min({0})"
 
 
+# torch's names for sort's and topk's nodes: the dim as given, the (full) indices, the input's sizes
+_SORTED_SAVED = {"_saved_dim": SavedValue(lambda node: as_uint64(getattr(node, "given_dim", node.dim))),
+                 "_saved_indices": SavedValue(lambda node: Tensor._make(node.index.astype(np.int64, copy=False)),
+                                              tensor=True),
+                 "_saved_self_sym_sizes": input_sizes(0)}
+
+
 class SortValues(Gather):
     node_name = "SortBackward0"
+    saved_attributes = _SORTED_SAVED
     label = "sort"
     rule = "scatters the gradient back to the elements' original positions"
 
@@ -617,6 +625,7 @@ class SortValues(Gather):
 
 class TopkValues(Gather):
     node_name = "TopkBackward0"
+    saved_attributes = _SORTED_SAVED
     label = "topk"
     rule = "scatters the gradient to the k chosen positions, 0 elsewhere"
 
@@ -1296,7 +1305,9 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | 
     if x.ndim == 0:
         return _select_along(SortValues, input, xp.zeros((), np.int64), 0, True, "sort")
     order = preserve_layout(_argsort(x, d, descending), x)  # torch's indices share the values' layout
-    return _select_along(SortValues if stable is None else SortStableValues, input, order, d, True, "sort")
+    result = _select_along(SortValues if stable is None else SortStableValues, input, order, d, True, "sort")
+    _note_given(result[0], "given_dim", dim)
+    return result
 
 
 class SortStableValues(SortValues):
@@ -1326,7 +1337,9 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     if x.ndim == 0:
         return _select_along(TopkValues, input, xp.zeros((), np.int64), 0, True, "topk")
     index = xp.take(_argsort(x, d, largest), xp.arange(k), axis=d)
-    return _select_along(TopkValues, input, index, d, True, "topk")
+    result = _select_along(TopkValues, input, index, d, True, "topk")
+    _note_given(result[0], "given_dim", dim)
+    return result
 
 
 def _kth_index(x: np.ndarray, d: int, k: int) -> np.ndarray:
