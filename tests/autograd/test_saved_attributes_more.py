@@ -1,6 +1,8 @@
 """torch's ``grad_fn._saved_*`` attributes of squeeze, expand, split, gather, clamp, max/min(dim),
-avg_pool2d, cumsum/cumprod, amax/amin, flip, roll, sort, topk and indexing (SliceBackward0, UnsqueezeBackward0, IndexBackward0): the same names, values and types as torch 2.13's on the same inputs (a negative
-dim as the C++ node's unsigned, tensors by shape, dtype and values), read lazily from the node."""
+avg_pool2d, cumsum/cumprod, amax/amin, logsumexp, flip, roll, tril/triu, sort, topk, index_select
+and indexing (SliceBackward0, UnsqueezeBackward0, IndexBackward0): the same names, values and
+types as torch 2.13's on the same inputs (a negative dim as the C++ node's unsigned, tensors by
+shape, dtype and values), read lazily from the node."""
 
 import numpy as np
 import pytest
@@ -43,6 +45,11 @@ _OPS = [
     ("flip dims", lambda lib, h: h.flip(0, 2)),
     ("roll", lambda lib, h: h.roll(1)),
     ("roll dims", lambda lib, h: h.roll((1, -2), (-1, 0))),
+    ("logsumexp", lambda lib, h: h.logsumexp(-1)),
+    ("logsumexp of dims, keepdim", lambda lib, h: h.logsumexp((1, -2), keepdim=True)),
+    ("index_select", lambda lib, h: h.index_select(-1, lib.tensor([3, 0, 3]))),
+    ("tril", lambda lib, h: h.tril(-1)),
+    ("triu", lambda lib, h: h.triu(2)),
     ("sort", lambda lib, h: h.sort()[0]),
     ("sort dim, descending", lambda lib, h: h.sort(2, descending=True).values),
     ("sort stable", lambda lib, h: h.sort(stable=True, dim=-2)[0]),

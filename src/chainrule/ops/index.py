@@ -1214,6 +1214,11 @@ class IndexSelect(Function):
     label = "index_select"
     rule = "adds the gradient into zeros at the selected indices"
     _array_forward = True
+    # torch's names; the dim as given (a negative one as the C++ node's unsigned)
+    saved_attributes = {"_saved_dim": _function.SavedValue(lambda node: _function.as_uint64(getattr(node, "given_dim",
+                                                                                                      node.dim))),
+                        "_saved_index": _function.SavedValue(lambda node: Tensor._make(node.index), tensor=True),
+                        "_saved_self_sym_sizes": _function.input_sizes(0)}
 
     @staticmethod
     def forward(ctx, x, index, dim):
@@ -1289,7 +1294,10 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
             raise RuntimeError(f"INDICES element is out of DATA bounds, id={high if high >= size else low} "
                                f"axis_dim={size}")
         raise IndexError("index out of range in self")
-    return IndexSelect.apply(input, index=array, dim=d)
+    out = IndexSelect.apply(input, index=array, dim=d)
+    if out._grad_fn is not None:
+        out._grad_fn.given_dim = dim  # torch's _saved_dim
+    return out
 
 
 def _check_source(op: str, input: Tensor, source: Tensor, index: np.ndarray, dim: int) -> None:

@@ -786,6 +786,7 @@ class Logsumexp(Function):
     rule = "∂/∂a = softmax(a)"
     formula = "logsumexp({0})"
     _array_forward = True
+    saved_attributes = Amax.saved_attributes  # the same names: dims as given, keepdim, result, self
 
     @staticmethod
     def forward(ctx, x, dims, keepdim):
@@ -808,7 +809,8 @@ class Logsumexp(Function):
 def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
     """torch.logsumexp: ``log(sum(exp(x)))`` over ``dim``, computed without overflow."""
     input = _float_dtype_input(input, None)
-    return Logsumexp.apply(input, dims=_dims(dim, input._data.ndim, "logsumexp"), keepdim=keepdim)
+    out = Logsumexp.apply(input, dims=_dims(dim, input._data.ndim, "logsumexp"), keepdim=keepdim)
+    return _note_given(out, "given_dims", (dim,) if isinstance(dim, int) else tuple(dim))
 
 
 class Softmax(Function):

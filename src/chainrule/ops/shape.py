@@ -927,6 +927,7 @@ class Tril(Function):
     label = "tril"
     rule = "keeps the gradient's lower triangle"
     _array_forward = True
+    saved_attributes = {"_saved_diagonal": ctx_value("diagonal", as_uint64)}
 
     @staticmethod
     def forward(ctx, x, diagonal, upper):
