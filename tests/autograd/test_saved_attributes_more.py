@@ -1,8 +1,8 @@
 """torch's ``grad_fn._saved_*`` attributes of squeeze, expand, split, gather, clamp, max/min(dim),
-avg_pool2d, cumsum/cumprod, amax/amin, logsumexp, flip, roll, tril/triu, sort, topk, index_select
-and indexing (SliceBackward0, UnsqueezeBackward0, IndexBackward0): the same names, values and
-types as torch 2.13's on the same inputs (a negative dim as the C++ node's unsigned, tensors by
-shape, dtype and values), read lazily from the node."""
+avg_pool2d, cumsum/cumprod, amax/amin, logsumexp, flip, roll, tril/triu, sort, topk, index_select,
+hardtanh, elu/selu/celu, softplus and indexing (SliceBackward0, UnsqueezeBackward0,
+IndexBackward0): the same names, values and types as torch 2.13's on the same inputs (a negative
+dim as the C++ node's unsigned, tensors by shape, dtype and values), read lazily from the node."""
 
 import numpy as np
 import pytest
@@ -51,6 +51,15 @@ _OPS = [
     ("tril", lambda lib, h: h.tril(-1)),
     ("triu", lambda lib, h: h.triu(2)),
     ("sort", lambda lib, h: h.sort()[0]),
+    # activations' parameters, of the type the call gave (ints where torch's defaults are ints)
+    ("hardtanh", lambda lib, h: lib.nn.functional.hardtanh(h)),
+    ("hardtanh of ints", lambda lib, h: lib.nn.functional.hardtanh(h, -2, 3)),
+    ("relu6", lambda lib, h: lib.nn.functional.relu6(h)),
+    ("elu", lambda lib, h: lib.nn.functional.elu(h, 0.5)),
+    ("selu", lambda lib, h: lib.nn.functional.selu(h)),
+    ("celu", lambda lib, h: lib.nn.functional.celu(h, 2.0)),
+    ("softplus", lambda lib, h: lib.nn.functional.softplus(h)),
+    ("softplus with arguments", lambda lib, h: lib.nn.functional.softplus(h, 2, 10)),
     ("sort dim, descending", lambda lib, h: h.sort(2, descending=True).values),
     ("sort stable", lambda lib, h: h.sort(stable=True, dim=-2)[0]),
     ("topk", lambda lib, h: h.topk(2)[0]),
