@@ -90,7 +90,8 @@ def _embedding_and_dropout():
     chainrule.manual_seed(0)
     table = nn.Embedding(5, 3, padding_idx=0)
     rows = table(chainrule.tensor([[0, 2, 4], [1, 1, 3]]))
-    return [rows, nn.functional.dropout(rows, 0.5, training=True)]
+    # (F.dropout on the CPU is torch's multiply by the mask; native_dropout is the fused node)
+    return [rows, nn.functional.dropout(rows, 0.5, training=True), chainrule.native_dropout(rows, 0.5, True)[0]]
 
 
 def _padding():

@@ -26,6 +26,7 @@ from .ops import fft as _fft_ops
 from .ops import batched_rules as _batched_rules  # noqa: F401  (registers the Jacobians' batched backward rules)
 from .ops import batched_rules_nn as _batched_rules_nn  # noqa: F401  (and the nn ops')
 from . import _methods
+from .ops._arg_parser import namespace_with_out as _namespace_with_out
 
 _OP_MODULES = [creation, elementwise, reduce, shape, index, random, linalg, activation, conv, pool, loss, bucketing,
                decompositions, _complex_ops, _fft_ops]
@@ -48,6 +49,8 @@ from .ops.bucketing import *  # noqa: E402,F401,F403
 from .ops.complex import *  # noqa: E402,F401,F403
 from .ops.fft import *  # noqa: E402,F401,F403
 from . import autograd  # noqa: E402
+
+globals().update(_namespace_with_out(_OP_MODULES))  # torch's out= on the namespace functions
 
 
 class memory_format:

@@ -251,6 +251,24 @@ def writeable(array) -> bool:
     return not any(stride == 0 and size > 1 for stride, size in zip(getattr(array, "strides", ()), array.shape))
 
 
+def write_refusal(array) -> RuntimeError:
+    """The error for an in-place write into a read-only ``array``: torch's words where its elements
+    overlap (an expanded view); otherwise the memory is a non-writable NumPy array's, shared by
+    from_numpy/as_tensor, which torch writes into anyway (undefined behaviour: such memory may be
+    a bytes object or a read-only file mapping) and chainrule refuses."""
+    extent = array.itemsize
+    for stride, size in sorted((abs(st), n) for st, n in zip(array.strides, array.shape) if n > 1):
+        if stride < extent:
+            return RuntimeError("unsupported operation: more than one element of the written-to tensor refers to "
+                                "a single memory location. Please clone() the tensor before performing the "
+                                "operation.")
+        extent = stride * (size - 1) + extent
+    return RuntimeError(f"cannot write in place into a tensor of shape {list(array.shape)} that shares the memory "
+                        "of a non-writable NumPy array (torch.from_numpy or torch.as_tensor of it, which warned): "
+                        "torch writes into such memory anyway, which is undefined behaviour. Copy the array "
+                        "first (np.array(a)), make it writable, or clone() the tensor before the operation.")
+
+
 class CudaUnavailableError(RuntimeError, AssertionError):
     """device='cuda' on a machine without CuPy or a GPU: torch built without CUDA raises
     AssertionError ("Torch not compiled with CUDA enabled") there, chainrule always raised

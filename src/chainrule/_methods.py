@@ -19,7 +19,7 @@ import numpy as np
 from . import _dtype, _layout, _shared
 from . import sparse as _sparse
 from . import storage as _storage
-from ._backend import array_module, writeable
+from ._backend import array_module, write_refusal, writeable
 from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
 from .autograd import grad_mode as _grad_mode
@@ -250,10 +250,7 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         # through the view's elements, as torch's CopySlices makes it
         view_key = _index.covered_elements(self, self._base) if writeable(self._data) else None
     if not writeable(self._data):
-        raise RuntimeError(
-            "unsupported operation: more than one element of the written-to tensor refers to a "
-            "single memory location. Please clone() the tensor before performing the operation."
-        )
+        raise write_refusal(self._data)
     node = result.grad_fn if recording else None
     if node is not None and node._saved and any(s is self for s in node._saved):
         _save_original(node, self)

@@ -26,7 +26,7 @@ class LinAlgError(RuntimeError):
 
 
 # top-level torch functions ops/linalg.py defines that torch.linalg does not have (its vander is another function)
-_TOP_LEVEL_ONLY = {"geqrf", "ormqr", "vander"}
+_TOP_LEVEL_ONLY = {"diag", "geqrf", "ormqr", "vander"}
 
 
 def _public_function(name: str):

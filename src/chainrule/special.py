@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 
+from . import logsumexp, softmax  # noqa: F401  (the namespace's, which take out= as torch.special's)
+
 # exp2, expm1, log1p, logsumexp, softmax, log_softmax and xlogy are torch.special names as they are
 from .ops.elementwise import erf, exp2, expm1, log1p, sigmoid, where, xlogy  # noqa: F401
-from .ops.reduce import log_softmax, logsumexp, softmax  # noqa: F401
+from .ops.reduce import log_softmax  # noqa: F401
 from .ops.special_functions import (
     digamma,
     erfc,

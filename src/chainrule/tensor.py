@@ -715,17 +715,41 @@ def write_out(result: Tensor, out, op: str, stacklevel: int = 3) -> Tensor:
     return out
 
 
-def honours_out(fn):
-    """Give ``fn`` torch's keyword ``out=`` (see ``write_out``); ``fn`` itself ignores it."""
+def honours_out(fn, name: str | None = None):
+    """Give ``fn`` torch's keyword ``out=`` (see ``write_out``; a tuple result, max(dim)'s
+    (values, indices), goes into a tuple of as many tensors); ``fn`` itself ignores it. ``name``:
+    the op's name in messages, when not ``fn.__name__``."""
     import functools
+
+    op = name or fn.__name__
 
     @functools.wraps(fn)
     def with_out(*args, out=None, **kwargs):
         result = fn(*args, **kwargs)
-        return result if out is None else write_out(result, out, fn.__name__)
+        if out is None:
+            return result
+        if isinstance(result, tuple):
+            return _write_outs(result, out, op)
+        return write_out(result, out, op)
 
     with_out.honours_out = True
     return with_out
+
+
+def _write_outs(results: tuple, outs, op: str) -> tuple:
+    """Each of ``results`` written into the matching tensor of ``outs`` (all checked first), as
+    the same kind of tuple (torch returns its named tuple of the out tensors)."""
+    if not isinstance(outs, (tuple, list)) or len(outs) != len(results) or not all(isinstance(o, Tensor) for o in outs):
+        raise TypeError(f"{op}(): argument 'out' must be tuple of {len(results)} Tensors, not {type(outs).__name__}")
+    for result, out in zip(results, outs):
+        if is_recording(result, out):
+            raise RuntimeError(f"{op}(): functions with out=... arguments don't support automatic differentiation, "
+                               "but one of the arguments requires grad.")
+        if result.dtype._category > out.dtype._category:
+            raise RuntimeError(f"result type {_TYPE_NAMES[result.dtype.name][:-6]} can't be cast to the desired "
+                               f"output type {_TYPE_NAMES[out.dtype.name][:-6]}")
+    written = [write_out(result, out, op, stacklevel=4) for result, out in zip(results, outs)]
+    return type(results)(*written) if hasattr(type(results), "_fields") else tuple(written)
 
 
 def _check_tensor(value, op: str, name: str, position: int, optional: bool = False) -> None:

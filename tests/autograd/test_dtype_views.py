@@ -110,3 +110,20 @@ def test_a_bit_reinterpretation_written_with_a_graph_value_takes_its_own_graph_a
         bits.mul_(w)
         nodes.append((type(bits.grad_fn).__name__, bits.requires_grad, type(h.grad_fn).__name__, h._version))
     assert nodes[0] == nodes[1]
+
+
+def _reinterpretation(lib, dtype_name, requires_grad):
+    x = lib.ones(4, requires_grad=requires_grad) * 1 if requires_grad else lib.ones(4)
+    v = x.view(getattr(lib, dtype_name))
+    w = v.view(2, -1)
+    with lib.no_grad():
+        v.add_(0)
+    return (v._base is None, v._is_view(), v.requires_grad, v.grad_fn is None, v.data_ptr() == x.data_ptr(),
+            x._version, w._base is v)
+
+
+@pytest.mark.parametrize("dtype_name", ["float32", "int32", "float16"])
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_a_bit_reinterpretation_has_no_base_as_torch(dtype_name, requires_grad):
+    # even the same dtype: shared memory and version counter, but no view to autograd
+    assert _reinterpretation(cr, dtype_name, requires_grad) == _reinterpretation(torch, dtype_name, requires_grad)

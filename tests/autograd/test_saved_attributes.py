@@ -115,6 +115,18 @@ CASES = {
     "max_pool2d": lambda lib: lib.nn.functional.max_pool2d(_data(lib, 0, 1, 2, 4, 4), 2, stride=2),
     "max_pool2d_padded": lambda lib: lib.nn.functional.max_pool2d(_data(lib, 0, 1, 2, 5, 5), 3, stride=2,
                                                                   padding=1, ceil_mode=True),
+    "abs": lambda lib: _data(lib, 0, 3, 4).abs(),
+    "maximum": lambda lib: lib.maximum(_data(lib, 0, 3, 4), _data(lib, 1, 3, 4)),
+    "minimum": lambda lib: lib.minimum(_data(lib, 0, 3, 4), _data(lib, 1, 4)),
+    "where": lambda lib: lib.where(_data(lib, 2, 3, 4, grad=False) > 0, _data(lib, 0, 3, 4), _data(lib, 1, 3, 4)),
+    "where_scalar": lambda lib: lib.where(_data(lib, 2, 3, 4, grad=False) > 0, _data(lib, 0, 3, 4), 0.0),
+    "masked_fill": lambda lib: _data(lib, 0, 3, 4).masked_fill(_data(lib, 2, 4, grad=False) > 0, 1.5),
+    "masked_fill_tensor": lambda lib: _data(lib, 0, 3, 4).masked_fill(_data(lib, 2, 3, 4, grad=False) > 0,
+                                                                      _data(lib, 1)),
+    "max_all": lambda lib: _data(lib, 0, 3, 4).max(),
+    "min_all": lambda lib: _data(lib, 0, 3, 4).min(),
+    "slice": lambda lib: _data(lib, 0, 5, 4)[1:-1],
+    "slice_step": lambda lib: _data(lib, 0, 5, 4)[:, ::3],
 }
 
 
@@ -336,13 +348,63 @@ def _linear_packs(lib, input_needs_grad):
     return sorted(log), w.grad.numpy(), b.grad.numpy()
 
 
-@pytest.mark.parametrize("input_needs_grad", [True, pytest.param(False, marks=pytest.mark.xfail(
-    strict=True, reason="torch keeps weight.t() only for the input's gradient; chainrule's Addmm and Mm "
-                        "keep (and pack) both matrices, since their one backward takes both"))])
+@pytest.mark.parametrize("input_needs_grad", [True, False])
 def test_linear_saved_tensors_hooks_as_torch(input_needs_grad):
+    # torch keeps weight.t() only for the input's gradient, the input only for the weight's
     mine, theirs = _linear_packs(chainrule, input_needs_grad), _linear_packs(torch, input_needs_grad)
     assert np.allclose(mine[1], theirs[1], rtol=1e-5) and np.allclose(mine[2], theirs[2], rtol=1e-5)
     assert mine[0] == theirs[0]
+
+
+def _one_sided_products(lib, transposed_input):
+    """Each matrix product of linear and mm with one side frozen: the shapes saved_tensors_hooks
+    packs, and each node's _saved_* (tensors by shape)."""
+    x = _data(lib, 0, 4, 3).t() * 1.0 if transposed_input else _data(lib, 0, 3, 4)
+    frozen_x, w = _data(lib, 0, 3, 4, grad=False), _data(lib, 1, 5, 4)
+    frozen_w, b = _data(lib, 1, 5, 4, grad=False), _data(lib, 2, 5, grad=False)
+    F, log = lib.nn.functional, []
+    with lib.autograd.graph.saved_tensors_hooks(lambda t: log.append(tuple(t.shape)) or t, lambda t: t):
+        outs = [F.linear(x, frozen_w, b), F.linear(frozen_x, w, b), F.linear(x, frozen_w), F.linear(frozen_x, w),
+                lib.mm(x, frozen_w.t()), lib.mm(frozen_x, w.t())]
+    nodes = [{name: tuple(v.shape) if isinstance(v, lib.Tensor) else v for name, v in _saved(o.grad_fn).items()}
+             for o in outs]
+    return log, nodes
+
+
+@pytest.mark.parametrize("transposed_input", [False, True])
+def test_one_sided_matrix_products_save_as_torch(transposed_input):
+    # a frozen side is not kept (nothing to pack) but a strided input still reports its strides
+    assert _one_sided_products(chainrule, transposed_input) == _one_sided_products(torch, transposed_input)
+
+
+@pytest.mark.parametrize("needs", [(True, False, True), (False, True, False), (True, False, False),
+                                   (False, False, True), (False, True, True)])
+def test_one_sided_linear_differentiates_twice(needs):
+    # the backward's own node is given only the matrices it kept
+    values = [chainrule.tensor(np.random.default_rng(i).standard_normal(shape), requires_grad=need)
+              for i, (shape, need) in enumerate(zip(((3, 4), (5, 4), (5,)), needs))]
+    inputs = [v for v in values if v.requires_grad]
+
+    def linear(*args):
+        given = iter(args)
+        x, w, b = (next(given) if v.requires_grad else v for v in values)
+        return chainrule.nn.functional.linear(x, w, b).sin()
+
+    assert chainrule.autograd.gradcheck(linear, inputs)
+    assert chainrule.autograd.gradgradcheck(linear, inputs)
+
+
+def _one_sided_hessians(lib):
+    x, w = (lib.tensor(np.random.default_rng(i).standard_normal(s)) for i, s in enumerate(((3, 4), (5, 4))))
+    F = lib.nn.functional
+    return (lib.func.hessian(lambda x: F.linear(x, w, w[:, 0]).sin().sum())(x),
+            lib.func.hessian(lambda w: F.linear(x, w).sin().sum())(w))
+
+
+def test_one_sided_linear_hessians_as_torch():
+    # the batched walk of a Hessian runs the backward node given one matrix
+    for mine, theirs in zip(_one_sided_hessians(chainrule), _one_sided_hessians(torch)):
+        assert np.allclose(mine.numpy(), theirs.numpy(), rtol=1e-10, atol=1e-12)
 
 
 # ---------------------------------------------------------------- whole graphs, walked as torchviz does
@@ -477,3 +539,25 @@ def test_torchviz_draws_the_graph_torch_draws():
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads(run.stdout) == json.loads(json.dumps(theirs["drawn"]))
+
+
+def _dropout_graph(lib, p, feature, inplace):
+    x = _data(lib, 0, 2, 3, 4, 4)
+    source = x * 1.0
+    out = (lib.nn.functional.dropout2d if feature else lib.nn.functional.dropout)(source, p, True, inplace)
+    fn = out.grad_fn
+    names, mask = sorted(_saved(fn)), fn._saved_other
+    kept, self_saved = mask.detach().numpy(), fn._saved_self is not None
+    (out * out).sum().backward()
+    # the gradient is 2 y · mask; the mask's draws differ between the libraries, its form does not
+    return (fn.name(), names, self_saved, tuple(mask.shape),
+            sorted({round(float(v), 5) for v in np.unique(kept)} - {0.0}),
+            [(type(n).__name__ if n is not None else None) for n, _ in fn.next_functions],
+            np.allclose(x.grad.numpy(), 2 * out.detach().numpy() * kept, atol=1e-6), out is source)
+
+
+@pytest.mark.parametrize("p, feature, inplace", [(0.5, False, False), (0.25, True, False), (1.0, False, False),
+                                                 (0.5, False, True)])
+def test_dropout_records_torchs_cpu_multiply(p, feature, inplace):
+    # torch's CPU dropout is the input times the scaled keep-mask (a 0-d zero for p = 1)
+    assert _dropout_graph(chainrule, p, feature, inplace) == _dropout_graph(torch, p, feature, inplace)

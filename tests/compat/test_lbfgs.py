@@ -1,5 +1,7 @@
 """optim.LBFGS against torch's on the same deterministic problems, from the same start."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -98,3 +100,35 @@ def test_lbfgs_stops_at_once_when_the_gradient_is_zero():
 
     assert optimizer.step(closure).item() == 0.0
     assert len(calls) == 1
+
+
+def _huge_lr(lib, lr, line_search_fn):
+    w = lib.tensor([1.5, -2.0], requires_grad=True)
+    opt = lib.optim.LBFGS([w], lr=lr, max_iter=5, line_search_fn=line_search_fn)
+
+    def closure():
+        opt.zero_grad()
+        loss = ((w - 1) ** 2).sum()
+        loss.backward()
+        return loss
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            losses = [float(opt.step(closure)) for _ in range(2)]
+        except RuntimeError as error:
+            return str(error), w.tolist(), [str(c.message) for c in caught]
+    return [repr(loss) for loss in losses], np.isnan(w.detach().numpy()).tolist(), [str(c.message) for c in caught]
+
+
+@pytest.mark.parametrize("lr, line_search_fn", [(1e308, None), (1e308, "strong_wolfe"), (1e30, None),
+                                                (float("inf"), None)])
+def test_lbfgs_with_a_huge_lr_as_torch(lr, line_search_fn):
+    # a step beyond float32 is torch's overflow error from its add_(alpha=step) (at the second
+    # step, whose first iteration takes lr itself); a huge but representable one runs silently
+    # into nan
+    mine, theirs = _huge_lr(chainrule, lr, line_search_fn), _huge_lr(torch, lr, line_search_fn)
+    if line_search_fn is None:
+        assert mine == theirs
+    else:  # (torch's line search leaves the parameters as they were after its nan steps; ours nan)
+        assert mine[0] == theirs[0] == "value cannot be converted to type float without overflow"

@@ -68,3 +68,35 @@ def test_writable_arrays_and_copies_do_not_warn(monkeypatch):
     read_only.setflags(write=False)
     assert _caught(lambda: (chainrule.from_numpy(np.arange(3.0)), chainrule.tensor(read_only))) == []
     assert creation._read_only_warned is False
+
+
+def _read_only(lib):
+    array = np.arange(4.0, dtype=np.float32)
+    array.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return array, lib.from_numpy(array)
+
+
+@pytest.mark.parametrize("write", [lambda t: t.add_(1), lambda t: t.zero_(), lambda t: t.__setitem__(0, 5.0),
+                                   lambda t: t.view(2, 2).mul_(2), lambda t: t.copy_(t + 1)],
+                         ids=["add_", "zero_", "setitem", "view mul_", "copy_"])
+def test_in_place_write_into_a_read_only_array_is_refused_and_says_why(write):
+    # torch writes into the non-writable memory anyway (undefined behaviour: it may be a bytes
+    # object or a read-only file mapping); chainrule refuses, naming the cause and the fixes,
+    # and leaves the array as it was
+    array, tensor = _read_only(torch)
+    write(tensor)
+    assert array[0] != 0 or array[1] != 1  # torch's write went through into the array
+    array, tensor = _read_only(chainrule)
+    with pytest.raises(RuntimeError, match=r"non-writable NumPy array .*undefined behaviour\. Copy the array first"):
+        write(tensor)
+    assert array.tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert (tensor + 1).tolist() == [1.0, 2.0, 3.0, 4.0]  # reads are fine
+
+
+def test_in_place_write_into_overlapping_elements_keeps_torchs_words():
+    for lib in (chainrule, torch):
+        expanded = lib.zeros(1, 3).expand(2, 3)
+        with pytest.raises(RuntimeError, match="more than one element of the written-to tensor refers to a single"):
+            expanded.add_(1)

@@ -247,7 +247,7 @@ def test_dropout_training_statistics_and_eval():
     y = chainrule.ones(3)
     nn.Dropout(0.5, inplace=True)(y)
     assert set(y.tolist()) <= {0.0, 2.0}
-    assert out.grad_fn.name() == "NativeDropoutBackward0"
+    assert out.grad_fn.name() == "MulBackward0"  # torch's CPU dropout: the input times the scaled mask
 
 
 def test_alpha_dropout_keeps_mean_and_variance():

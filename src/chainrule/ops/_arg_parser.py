@@ -99,3 +99,78 @@ def check_float(value, op: str, name: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{op}(): argument '{name}' must be float, not {type(value).__name__}") from None
+
+
+# ---------------------------------------------------------------- out=
+def namespace_with_out(modules) -> dict:
+    """The public functions each op module names in ``__out_functions__`` given torch's ``out=``,
+    for the torch-like namespace (``chainrule.sum(x, 0, out=y)``). Tensor methods and operators,
+    which take no ``out=`` in torch, keep the plain functions: nothing is added to their path.
+
+    ``__out_functions__`` maps each name to torch's rule for the out's dtype, which differs by op:
+    ``"cast"`` the result is cast into any dtype that can hold it (else "result type Float can't be
+    cast ..."); ``"computes_in"`` the out's dtype is the dtype the op computes in (sum, cumsum: as
+    ``dtype=``); ``"same_as_input"`` (amax), ``"same"`` (norm, argmax: their C++ type names),
+    ``"same_elementwise"`` (neg, round), ``"same_where"``, ``"same_scalar_type"`` (index_select),
+    ``"long"`` (nonzero): each torch's own refusal of any other;
+    ``"floating"`` any floating dtype (logsumexp); ``"castable"`` torch's canCast check (max())."""
+    from ..tensor import honours_out
+
+    wrapped = {}
+    for module in modules:
+        for name, rule in getattr(module, "__out_functions__", {}).items():
+            function = getattr(module, name)
+            wrapped[name] = honours_out(function, name) if rule == "cast" else _with_out_rule(function, name, rule)
+    return wrapped
+
+
+def _with_out_rule(function, name: str, rule: str):
+    import functools
+
+    from ..tensor import Tensor, _write_outs, write_out
+
+    @functools.wraps(function)
+    def with_out(*args, out=None, **kwargs):
+        if out is None:
+            return function(*args, **kwargs)
+        if rule == "computes_in" and isinstance(out, Tensor) and kwargs.get("dtype") is None:
+            kwargs["dtype"] = out.dtype
+        result = function(*args, **kwargs)
+        if isinstance(result, tuple):  # max(dim)'s (values, indices): each written as it can be cast
+            return _write_outs(result, out, name)
+        refusal = _out_dtype_refusal(name, rule, args[0] if args else kwargs.get("input"), result, out)
+        if refusal is not None:
+            raise refusal
+        return write_out(result, out, name)
+
+    with_out.honours_out = True
+    return with_out
+
+
+def _out_dtype_refusal(name: str, rule: str, input, result, out) -> RuntimeError | None:
+    """torch's error where ``out``'s dtype does not suit ``name``'s ``rule``, else None."""
+    from .linear import cpp_type_name
+
+    scalar = _dtype.scalar_name
+    expected, got = result.dtype, out.dtype
+    if rule == "same_as_input" and got != input.dtype:
+        return RuntimeError(f"Expected the dtype for input and out to match, but got {scalar(input.dtype)} for "
+                            f"input's dtype and {scalar(got)} for out's dtype.")
+    if rule == "same" and got != expected:
+        return RuntimeError(f"Expected out tensor to have dtype {cpp_type_name(expected)}, but got "
+                            f"{cpp_type_name(got)} instead")
+    if rule == "same_elementwise" and got != expected:
+        return RuntimeError(f"Found dtype {scalar(got)} but expected {scalar(expected)}")
+    if rule == "same_where" and got != expected:
+        return RuntimeError(f"Expected out type to be {scalar(expected)} but got {scalar(got)}")
+    if rule == "same_scalar_type" and got != expected:
+        return RuntimeError(f"{name}(): self and result must have the same scalar type")
+    if rule == "long" and got.name != "int64":
+        return RuntimeError(f"{name}: Expected out tensor to have scalar type Long but got scalar type{scalar(got)}")
+    if rule == "floating" and not got.is_floating_point:
+        return RuntimeError(f"{name}(): Expected floating point type for result tensor, but got: {scalar(got)}")
+    if rule == "castable" and expected._category > got._category:
+        return RuntimeError("Expected canCast( typeMetaToScalarType(self.dtype()), typeMetaToScalarType(out.dtype())) "
+                            "to be true, but got false.  (Could this error message be improved?  If so, please "
+                            "report an enhancement request to PyTorch.)")
+    return None

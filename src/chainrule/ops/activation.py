@@ -117,6 +117,8 @@ class Hardtanh(Function):
     label = "hardtanh"
     rule = "passes the gradient inside (min, max), 0 outside"
     _array_forward = True
+    saved_attributes = {"_saved_min_val": ctx_value("bounds", lambda bounds: bounds[0]),
+                        "_saved_max_val": ctx_value("bounds", lambda bounds: bounds[1]), "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, min_val, max_val):
@@ -157,7 +159,7 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """F.relu6: min(max(x, 0), 6) (torch computes it as hardtanh(x, 0, 6))."""
-    return hardtanh(input, 0.0, 6.0, inplace)
+    return hardtanh(input, 0, 6, inplace)  # (ints, as torch's node reports them)
 
 
 class Threshold(Function):
@@ -329,6 +331,9 @@ class Elu(Function):
     rule = ("∂/∂a = s for a > 0, s·α·k·exp(k·a) otherwise (scale s and input scale k: 1 for elu, selu's "
             "constants for selu)")
     _array_forward = True
+    saved_attributes = {"_saved_alpha": ctx_value("params", lambda params: params[0]),
+                        "_saved_scale": ctx_value("params", lambda params: params[1]),
+                        "_saved_input_scale": ctx_value("params", lambda params: params[2]), "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, alpha, scale, input_scale):
@@ -355,14 +360,14 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     alpha = check_number(alpha, "elu", "alpha")
     if inplace:
         return _run_inplace(input, elu, alpha)
-    return Elu.apply(_float_input(input), alpha=float(alpha), scale=1.0, input_scale=1.0)
+    return Elu.apply(_float_input(input), alpha=float(alpha), scale=1, input_scale=1)
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """torch.selu: scale * elu(x, alpha) with the self-normalising constants."""
     if inplace:
         return _run_inplace(input, selu)
-    return Elu.apply(_float_input(input), alpha=_SELU_ALPHA, scale=_SELU_SCALE, input_scale=1.0)
+    return Elu.apply(_float_input(input), alpha=_SELU_ALPHA, scale=_SELU_SCALE, input_scale=1)
 
 
 class Celu(Elu):
@@ -370,6 +375,7 @@ class Celu(Elu):
 
     label = "celu"
     rule = "∂/∂a = 1 for a > 0, exp(a/α) otherwise"
+    saved_attributes = {"_saved_alpha": Elu.saved_attributes["_saved_alpha"], "_saved_self": saved(0)}
 
 
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
@@ -556,6 +562,8 @@ class Softplus(Function):
     label = "softplus"
     rule = "∂/∂a = σ(β·a); 1 where β·a > threshold (the linear regime)"
     _array_forward = True
+    saved_attributes = {"_saved_beta": ctx_value("params", lambda params: params[0]),
+                        "_saved_threshold": ctx_value("params", lambda params: params[1]), "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, beta, threshold):
@@ -575,7 +583,7 @@ class Softplus(Function):
         return where(linear, grad, grad * sigmoid(x * beta))
 
 
-def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+def softplus(input: Tensor, beta: float = 1, threshold: float = 20) -> Tensor:
     """F.softplus: log(1 + exp(beta x)) / beta, x itself where beta x > threshold."""
     beta = check_number(beta, "softplus", "beta")
     threshold = check_number(threshold, "softplus", "threshold")

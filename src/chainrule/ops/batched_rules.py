@@ -135,10 +135,11 @@ def _linear_backward(node, *grad_grads):
     grad, x, w = node.saved_values
     remaining = iter(grad_grads)
     u_x, u_w, u_b = (None if not need else next(remaining) for need in node.needs)
-    needs = node.needs_input_grad
+    needs = linear.matrix_needs(node)
     batch = next(u.shape[0] for u in (u_x, u_w, u_b) if u is not None)
     rows = math.prod(grad.shape[:-1])
-    g_rows, x_rows = grad.reshape(rows, grad.shape[-1]), x.reshape(rows, x.shape[-1])
+    g_rows = grad.reshape(rows, grad.shape[-1])
+    x_rows = None if x is None else x.reshape(rows, x.shape[-1])
     grad_g = grad_x = grad_w = None
     if needs[0]:
         parts = []
@@ -153,8 +154,8 @@ def _linear_backward(node, *grad_grads):
     if needs[1] and u_w is not None:
         grad_x = _matrix_times(g_rows, u_w).reshape((batch,) + tuple(x.shape))
     if needs[2] and u_x is not None:
-        grad_w = _matrix_times(g_rows.mT, u_x.reshape(batch, rows, x.shape[-1]))
-    return grad_g, grad_x, grad_w
+        grad_w = _matrix_times(g_rows.mT, u_x.reshape(batch, rows, w.shape[-1]))
+    return linear.per_input(node, grad_g, grad_x, grad_w)
 
 
 @register_batched_rule(linalg.Matmul, linalg.Mm, linalg.Bmm, linalg.Mv, linalg.Dot)

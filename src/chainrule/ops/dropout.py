@@ -1,7 +1,9 @@
 """Dropout: inverted dropout and its feature-map and alpha variants (torch.nn.functional's).
 
-The keep-mask is drawn once in the forward and kept on the node; the backward multiplies by the
-same scaled mask, which is dropout again, so every order of derivative is one node.
+The keep-mask is drawn once in the forward. On the CPU the input is multiplied by the scaled mask,
+as torch's CPU dropout records it (MulBackward0); on CUDA (and for torch.native_dropout) one
+Dropout node keeps it, whose backward multiplies by the same mask, which is dropout again, so
+every order of derivative is one node.
 """
 
 from __future__ import annotations
@@ -65,7 +67,12 @@ def _dropout_mask(x: Tensor, p: float, shape: tuple) -> np.ndarray:
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
 
 
-def _apply_dropout(input: Tensor, mask: np.ndarray, inplace: bool) -> Tensor:
+def _apply_dropout(input: Tensor, mask: np.ndarray, inplace: bool, p: float) -> Tensor:
+    if array_module(input) is np:
+        # torch's CPU dropout multiplies by the scaled mask (a MulBackward0 keeping the mask as its
+        # other; with p = 1 a 0-d zero); its fused native_dropout, below, is CUDA's
+        noise = Tensor._make(mask if p != 1.0 else np.zeros((), mask.dtype))
+        return input.mul_(noise) if inplace else input * noise
     if inplace:
         from .._methods import _inplace
 
@@ -78,7 +85,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     _check_p(p)
     if not training or p == 0.0:
         return input
-    return _apply_dropout(input, _dropout_mask(input, p, tuple(input.shape)), inplace)
+    return _apply_dropout(input, _dropout_mask(input, p, tuple(input.shape)), inplace, p)
 
 
 def _feature_dropout(input: Tensor, p: float, training: bool, inplace: bool, batched_ndim: int) -> Tensor:
@@ -91,7 +98,7 @@ def _feature_dropout(input: Tensor, p: float, training: bool, inplace: bool, bat
     shape = tuple(input.shape)
     # one draw per (sample, channel), shared by the whole feature map; unbatched input has no N
     mask_shape = shape[:lead] + (1,) * (len(shape) - lead)
-    return _apply_dropout(input, _dropout_mask(input, p, mask_shape), inplace)
+    return _apply_dropout(input, _dropout_mask(input, p, mask_shape), inplace, p)
 
 
 def feature_dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:

@@ -26,6 +26,13 @@ from ..autograd.function import (
 from ..tensor import Tensor, honours_out, write_out
 from ._special import erf as _erf_array
 
+# the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
+# (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
+__out_functions__ = {**dict.fromkeys(("eq", "ne", "lt", "le", "gt", "ge", "pow", "maximum", "minimum", "logical_and",
+                                      "logical_or", "logical_xor", "logical_not", "atan2", "fmod", "remainder", "lerp",
+                                      "addcmul", "addcdiv", "hypot", "logaddexp"), "cast"),
+                     "neg": "same_elementwise", "negative": "same_elementwise", "round": "same_elementwise",
+                     "where": "same_where"}
 __all__ = [
     "add", "sub", "rsub", "mul", "div", "true_divide", "floor_divide", "remainder", "fmod", "pow",
     "neg", "negative", "abs", "absolute", "exp", "exp2", "log", "log1p", "expm1", "log2", "log10",
@@ -924,6 +931,7 @@ class Abs(Function):
     rule = "∂/∂a = sign(a) (0 at a = 0)"
     formula = "abs({0})"
     _array_forward = True
+    saved_attributes = {"_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x):
@@ -952,6 +960,7 @@ class Maximum(Function):
     rule = "routes the gradient to the larger input (split evenly on a tie)"
     formula = "max({0}, {1})"
     _array_forward = True
+    saved_attributes = {"_saved_self": saved(0), "_saved_other": saved(1)}
 
     @staticmethod
     def forward(ctx, a, b):
@@ -974,6 +983,7 @@ class Minimum(Function):
     rule = "routes the gradient to the smaller input (split evenly on a tie)"
     formula = "min({0}, {1})"
     _array_forward = True
+    saved_attributes = Maximum.saved_attributes
 
     @staticmethod
     def forward(ctx, a, b):
@@ -1026,6 +1036,7 @@ class Where(Function):
     label = "where"
     rule = "routes the gradient to the branch the condition chose"
     _array_forward = True
+    saved_attributes = {"_saved_condition": saved(0)}
 
     @staticmethod
     def forward(ctx, condition, a, b):

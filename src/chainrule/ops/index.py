@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from .._backend import array_module, is_array, ufunc_at, writeable
+from .._backend import array_module, is_array, ufunc_at, write_refusal, writeable
 from .._dtype import checked_scalar, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
@@ -23,6 +23,10 @@ from .complex import ViewAsReal, view_as_complex, view_as_real
 from .elementwise import Where, on_its_gpu
 from .shape import MadeWithoutGrad, _share
 
+# the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
+# (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
+__out_functions__ = {"index_select": "same_scalar_type", "masked_select": "same_scalar_type", "gather": "same",
+                     "nonzero": "long"}
 __all__ = ["getitem", "setitem", "gather", "scatter", "scatter_add", "scatter_reduce",
            "index_select", "index_add", "index_fill", "index_copy", "masked_fill", "masked_select",
            "masked_scatter", "take", "take_along_dim", "nonzero", "argwhere"]
@@ -124,11 +128,32 @@ def _add_rows(out: np.ndarray, index: np.ndarray, src: np.ndarray) -> None:
     out[ordered[starts]] += xp.add.reduceat(src[order], starts, axis=0)
 
 
+def _saved_indices(node) -> tuple:
+    """torch's ``_saved_indices`` of an advanced read: one entry per indexed dim up to the last
+    index tensor, None for a dim taken whole."""
+    key = node.key if isinstance(node.key, tuple) else (node.key,)
+    consumed = sum(k.ndim if is_array(k) and k.dtype == np.bool_ else 0 if k is None or k is Ellipsis else 1
+                   for k in key)
+    indices = []
+    for k in key:
+        if k is Ellipsis:
+            indices += [None] * (len(node.shape) - consumed)
+        elif is_array(k):
+            indices.append(Tensor._make(k))
+        elif k is not None:
+            indices.append(None)
+    while indices and indices[-1] is None:
+        indices.pop()
+    return tuple(indices)
+
+
 class Index(Function):
     _array_forward = True
     node_name = "IndexBackward0"
     label = "index"
     rule = "scatters the gradient into zeros at the indexed positions (repeated indices summed)"
+    saved_attributes = {"_saved_indices": _function.SavedValue(_saved_indices, tensor=True),
+                        "_saved_self_sym_sizes": _function.SavedValue(lambda node: tuple(node.shape))}
 
     @staticmethod
     def forward(ctx, x, key, mode):
@@ -214,12 +239,55 @@ class Select(Index):
                         "_saved_self_sym_sizes": _function.SavedValue(lambda node: _last_select(node)[2])}
 
 
+def _last_step(node, kind: type) -> tuple:
+    """(dim, key item, sizes) of the last step of ``kind`` (slice, or None for an inserted axis)
+    that torch records for a basic read's key, walking it as torch does: the dim in the tensor of
+    that step and that tensor's sizes. Within a tuple a slice keeping a whole dim is no step."""
+    lone = not isinstance(node.key, tuple)
+    key = (node.key,) if lone else node.key
+    sizes = list(node.shape)
+    consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
+    dim, last = 0, None
+    for k in key:
+        if k is Ellipsis:
+            dim += len(node.shape) - consumed
+        elif k is None:
+            if kind is type(None):
+                last = (dim, k, tuple(sizes))
+            sizes.insert(dim, 1)
+            dim += 1
+        elif isinstance(k, slice):
+            whole = k.start in (None, 0) and k.step in (None, 1) and (k.stop is None or k.stop >= sizes[dim])
+            if kind is slice and (lone or not whole):
+                last = (dim, k, tuple(sizes))
+            sizes[dim] = len(range(*k.indices(sizes[dim])))
+            dim += 1
+        else:
+            del sizes[dim]
+    return last
+
+
+def _slice_value(name: str):
+    """One of torch's SliceBackward0 values, of the last slice: start and end as written (None
+    as 0 and INT64_MAX, a negative one as torch's C++ node reports it), step, dim, sizes."""
+    def read(node):
+        dim, k, sizes = _last_step(node, slice)
+        value = {"_saved_dim": dim, "_saved_self_sym_sizes": sizes, "_saved_step": 1 if k.step is None else int(k.step),
+                 "_saved_start": 0 if k.start is None else _function.as_uint64(int(k.start)),
+                 "_saved_end": 2 ** 63 - 1 if k.stop is None else _function.as_uint64(int(k.stop))}
+        return value[name]
+
+    return _function.SavedValue(read)
+
+
 class Slice(Index):
     """A basic read whose last step slices (``x[1:]``, ``x[0, ::2]``)."""
 
     node_name = "SliceBackward0"
     label = "slice"
     rule = "places the gradient in the sliced window, zeros elsewhere"
+    saved_attributes = {name: _slice_value(name) for name in (
+        "_saved_dim", "_saved_start", "_saved_end", "_saved_step", "_saved_self_sym_sizes")}
 
 
 class Unsqueeze(Index):
@@ -228,6 +296,7 @@ class Unsqueeze(Index):
     node_name = "UnsqueezeBackward0"
     label = "unsqueeze"
     rule = "drops the inserted size-1 axes from the gradient"
+    saved_attributes = {"_saved_dim": _function.SavedValue(lambda node: _last_step(node, type(None))[0])}
 
 
 class Alias(Index):
@@ -236,6 +305,7 @@ class Alias(Index):
     node_name = "AliasBackward0"
     label = "alias"
     rule = "passes the gradient through unchanged (a read of every element)"
+    saved_attributes = {}
 
 
 def _basic_read(key, shape: tuple) -> type[Index]:
@@ -689,10 +759,7 @@ def setitem(input: Tensor, key, value) -> None:
             rejoin(input, base, covered)  # the view takes base's new graph now (it is read next)
             return
     if not writeable(input._data):
-        raise RuntimeError(
-            "unsupported operation: more than one element of the written-to tensor refers to a "
-            "single memory location. Please clone() the tensor before performing the operation."
-        )
+        raise write_refusal(input._data)
     if not recording:
         tangent = None
         if _function.active_extension is not None:  # forward AD may be on: the write's tangent
@@ -1147,6 +1214,11 @@ class IndexSelect(Function):
     label = "index_select"
     rule = "adds the gradient into zeros at the selected indices"
     _array_forward = True
+    # torch's names; the dim as given (a negative one as the C++ node's unsigned)
+    saved_attributes = {"_saved_dim": _function.SavedValue(lambda node: _function.as_uint64(getattr(node, "given_dim",
+                                                                                                      node.dim))),
+                        "_saved_index": _function.SavedValue(lambda node: Tensor._make(node.index), tensor=True),
+                        "_saved_self_sym_sizes": _function.input_sizes(0)}
 
     @staticmethod
     def forward(ctx, x, index, dim):
@@ -1222,7 +1294,10 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
             raise RuntimeError(f"INDICES element is out of DATA bounds, id={high if high >= size else low} "
                                f"axis_dim={size}")
         raise IndexError("index out of range in self")
-    return IndexSelect.apply(input, index=array, dim=d)
+    out = IndexSelect.apply(input, index=array, dim=d)
+    if out._grad_fn is not None:
+        out._grad_fn.given_dim = dim  # torch's _saved_dim
+    return out
 
 
 def _check_source(op: str, input: Tensor, source: Tensor, index: np.ndarray, dim: int) -> None:
@@ -1376,6 +1451,7 @@ class MaskedFill(Where):
     rule = ("passes the gradient where the mask is False; the fill value gets the sum over the masked "
             "positions")
     _array_forward = True
+    saved_attributes = {"_saved_mask": _function.saved(0)}
 
     @staticmethod
     def forward(ctx, condition, a, b):
@@ -1398,7 +1474,7 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
         value = _same_dtype(value, input)
     else:
         value = _as_operand(checked_scalar(value, input.dtype), input.dtype, input)
-    return name_node(MaskedFill.apply(mask, value, input), node_name)
+    return name_node(MaskedFill.apply(mask, value, input), node_name, saved=MaskedFill.saved_attributes)
 
 
 def masked_select(input: Tensor, mask: Tensor) -> Tensor:

@@ -17,10 +17,13 @@ import numpy as np
 
 from .. import _dtype, _opmath, return_types
 from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg
-from ..autograd.function import Function, input_sizes, input_strides, name_node, saved
+from ..autograd.function import Function, SavedValue, input_sizes, input_strides, name_node, saved
 from ..tensor import Tensor, _wrap_dim, write_out
 from .elementwise import conjugate_rule
 
+# the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
+# (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
+__out_functions__ = {"diag": "same", "cross": "same"}
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum", "tensordot",
            "addmm", "addmv", "baddbmm", "addbmm", "addr", "trace", "diag", "diagonal", "kron", "inverse",
            "det", "slogdet", "logdet", "cross", "cdist", "matrix_power", "chain_matmul", "geqrf", "ormqr", "vander"]
@@ -52,6 +55,30 @@ def _as_array(x) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- matmul family
+def _save_for_the_other(ctx, a, b, need_a: bool, need_b: bool) -> None:
+    """Keep each matrix of a product only for the other's gradient, as torch does (its
+    saved_tensors_hooks see only those); a matrix that needs a gradient but is not kept leaves its
+    strides, which torch reports as ``_saved_<name>_sym_strides``."""
+    ctx.save_for_backward(a if need_b else None, b if need_a else None)
+    if need_a != need_b:
+        unsaved = a if need_a else b
+        ctx.unsaved_strides = tuple(step // unsaved.itemsize for step in unsaved.strides)
+
+
+def _matrix_strides(position: int, saved_position: int) -> SavedValue:
+    """torch's ``_saved_<name>_sym_strides`` of a product's matrix: as ``input_strides``, or those
+    the forward noted when it did not keep the matrix."""
+    from_inputs = input_strides(position, saved_position).read
+
+    def read(node):
+        noted = getattr(node, "unsaved_strides", None)
+        if noted is not None and node.needs_input_grad[position]:
+            return noted
+        return from_inputs(node)
+
+    return SavedValue(read)
+
+
 class Matmul(Function):
     _array_forward = True
     node_name = "MatmulBackward0"
@@ -62,9 +89,10 @@ class Matmul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        # save only what the other input's gradient needs
+        # saved as (b, a): each only for the other's gradient
         xp = array_module(a)
-        ctx.save_for_backward(b if ctx.needs_input_grad[0] else None, a if ctx.needs_input_grad[1] else None)
+        needs = ctx.needs_input_grad
+        _save_for_the_other(ctx, b, a, needs[1], needs[0])
         ctx.ndims = (a.ndim, b.ndim)
         return _as_array(xp.matmul(_blas_ready(a), _blas_ready(b)))
 
@@ -115,8 +143,8 @@ def _as_rows(t: Tensor) -> Tensor:
 class Mm(Matmul):
     node_name = "MmBackward0"
     saved_attributes = {"_saved_self": saved(1), "_saved_self_sym_sizes": input_sizes(0),
-                        "_saved_self_sym_strides": input_strides(0, 1), "_saved_mat2": saved(0),
-                        "_saved_mat2_sym_sizes": input_sizes(1), "_saved_mat2_sym_strides": input_strides(1, 0)}
+                        "_saved_self_sym_strides": _matrix_strides(0, 1), "_saved_mat2": saved(0),
+                        "_saved_mat2_sym_sizes": input_sizes(1), "_saved_mat2_sym_strides": _matrix_strides(1, 0)}
     label = "matmul"
     rule = "∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G"
     formula = "{0} @ {1}"

@@ -24,12 +24,12 @@ from .._parallel import over_rows
 from ..autograd.function import (
     Function,
     input_sizes,
-    input_strides,
     name_node,
     on_arrays_when_unrecorded,
     saved,
 )
 from ..tensor import Tensor, _check_tensor
+from .linalg import _matrix_strides, _save_for_the_other
 from .shape import UnsafeView
 
 __all__ = ["linear"]
@@ -97,6 +97,11 @@ def _weight_t(weight: Tensor) -> Tensor:
     return w_t
 
 
+def _kept(x, w_t) -> tuple:
+    """LinearBackward's matrices from what the forward kept: x (for W's gradient) and W (for x's)."""
+    return ((x,) if x is not None else ()) + ((_transposed(w_t, None, None),) if w_t is not None else ())
+
+
 class Addmm(Function):
     """y = b + x (Wᵀ) for x (rows, in): torch's addmm(bias, input, weight.t()), one GEMM forward and
     one LinearBackward (two GEMMs, a column sum) backward."""
@@ -108,16 +113,14 @@ class Addmm(Function):
     formula = "{1} @ {2} + {0}"
     # torch's names: addmm keeps each matrix only for the other's gradient, and each one's
     # strides only for its own
-    saved_attributes = {"_saved_alpha": 1, "_saved_beta": 1, "_saved_mat1": saved(0, needed=2),
-                        "_saved_mat1_sym_sizes": input_sizes(1), "_saved_mat1_sym_strides": input_strides(1, 0),
-                        "_saved_mat2": saved(1, needed=1), "_saved_mat2_sym_sizes": input_sizes(2),
-                        "_saved_mat2_sym_strides": input_strides(2, 1)}
+    saved_attributes = {"_saved_alpha": 1, "_saved_beta": 1, "_saved_mat1": saved(0),
+                        "_saved_mat1_sym_sizes": input_sizes(1), "_saved_mat1_sym_strides": _matrix_strides(1, 0),
+                        "_saved_mat2": saved(1), "_saved_mat2_sym_sizes": input_sizes(2),
+                        "_saved_mat2_sym_strides": _matrix_strides(2, 1)}
 
     @staticmethod
     def forward(ctx, b, x, w_t):
-        # (both kept, as LinearBackward takes both; _saved_mat1/2 report None for the one torch
-        # does not keep, as it keeps each only for the other's gradient)
-        ctx.save_for_backward(x, w_t)
+        _save_for_the_other(ctx, x, w_t, ctx.needs_input_grad[1], ctx.needs_input_grad[2])
         out = x @ w_t
         if b.ndim <= 1:
             _add_bias(out, b)
@@ -131,7 +134,7 @@ class Addmm(Function):
         need_b, need_x, need_w = ctx.needs_input_grad
         # a bias of rows takes G itself, which the engine sums to its shape
         sum_rows = need_b and len(ctx._input_meta[0][0]) <= 1
-        grads = iter(LinearBackward.apply(grad, x, _transposed(w_t, None, None), needs=(need_x, need_w, sum_rows)))
+        grads = iter(LinearBackward.apply(grad, *_kept(x, w_t), needs=(need_x, need_w, sum_rows)))
         grad_x = next(grads) if need_x else None
         grad_w = _transposed(next(grads), None, None) if need_w else None
         grad_b = (next(grads) if sum_rows else grad) if need_b else None
@@ -146,27 +149,28 @@ class Mm(Function):
     label = "matmul"
     rule = "∂/∂A = G Bᵀ, ∂/∂B = Aᵀ G"
     formula = "{0} @ {1}"
-    saved_attributes = {"_saved_self": saved(0, needed=1), "_saved_self_sym_sizes": input_sizes(0),
-                        "_saved_self_sym_strides": input_strides(0, 0), "_saved_mat2": saved(1, needed=0),
-                        "_saved_mat2_sym_sizes": input_sizes(1), "_saved_mat2_sym_strides": input_strides(1, 1)}
+    saved_attributes = {"_saved_self": saved(0), "_saved_self_sym_sizes": input_sizes(0),
+                        "_saved_self_sym_strides": _matrix_strides(0, 0), "_saved_mat2": saved(1),
+                        "_saved_mat2_sym_sizes": input_sizes(1), "_saved_mat2_sym_strides": _matrix_strides(1, 1)}
 
     @staticmethod
     def forward(ctx, x, w_t):
-        ctx.save_for_backward(x, w_t)
+        _save_for_the_other(ctx, x, w_t, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
         return x @ w_t
 
     @staticmethod
     def backward(ctx, grad):
         x, w_t = ctx.saved_values
         need_x, need_w = ctx.needs_input_grad
-        grads = iter(LinearBackward.apply(grad, x, _transposed(w_t, None, None), needs=(need_x, need_w, False)))
+        grads = iter(LinearBackward.apply(grad, *_kept(x, w_t), needs=(need_x, need_w, False)))
         grad_x = next(grads) if need_x else None
         return grad_x, (_transposed(next(grads), None, None) if need_w else None)
 
 
 class LinearBackward(Function):
-    """(G W, Gᵀ x, Σ G) for G (rows, out), x (rows, in): the linear's gradients that ``needs`` asks
-    for."""
+    """(G W, Gᵀ x, Σ G) for G (rows, out), x (rows, in): the linear's gradients that ``needs``
+    (x's, W's, the bias's) asks for. Its inputs are G and the matrices those gradients read: x for
+    W's, W for x's, as the forward kept only those."""
 
     _array_forward = True
     node_name = "MmBackward0"  # torch computes x's gradient G W as one matrix product
@@ -175,9 +179,12 @@ class LinearBackward(Function):
     formula = None
 
     @staticmethod
-    def forward(ctx, grad, x, w, needs):
+    def forward(ctx, grad, *matrices, needs):
         if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
             ctx.needs = needs
+        matrices = iter(matrices)
+        x = next(matrices) if needs[1] else None
+        w = next(matrices) if needs[0] else None
         ctx.save_for_backward(grad, x, w)
         grads = []
         if needs[0]:
@@ -194,7 +201,7 @@ class LinearBackward(Function):
         grad, x, w = ctx.saved_values
         remaining = iter(grad_grads)
         u_x, u_w, u_b = (next(remaining) if need else None for need in ctx.needs)
-        needs = ctx.needs_input_grad
+        needs = matrix_needs(ctx)
         grad_g = grad_x = grad_w = None
         if needs[0]:
             parts = []
@@ -209,7 +216,21 @@ class LinearBackward(Function):
             grad_x = grad @ u_w
         if needs[2] and u_x is not None:
             grad_w = grad.t() @ u_x
-        return grad_g, grad_x, grad_w
+        return per_input(ctx, grad_g, grad_x, grad_w)
+
+
+def matrix_needs(node) -> tuple:
+    """Whether a LinearBackward node's G, x and W need a gradient (False for a matrix it was not
+    given)."""
+    grad, x, w = node.saved_values
+    needs = node.needs_input_grad
+    return needs[0], x is not None and needs[1], w is not None and needs[-1]
+
+
+def per_input(node, grad_g, grad_x, grad_w) -> tuple:
+    """A LinearBackward node's gradients, one per input it was given."""
+    grad, x, w = node.saved_values
+    return (grad_g,) + ((grad_x,) if x is not None else ()) + ((grad_w,) if w is not None else ())
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

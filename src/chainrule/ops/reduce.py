@@ -25,6 +25,13 @@ from ..tensor import Tensor, _wrap_dim, preserve_layout
 from . import _cuda_kernels
 from .elementwise import conjugate_rule
 
+# the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
+# (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
+__out_functions__ = {"sum": "computes_in", "prod": "computes_in", "cumsum": "computes_in", "cumprod": "computes_in",
+                     "nansum": "computes_in", "mean": "cast", "nanmean": "cast", "std": "cast", "var": "cast",
+                     "amax": "same_as_input", "amin": "same_as_input", "argmax": "same", "argmin": "same",
+                     "norm": "same", "logsumexp": "floating", "max": "castable", "min": "castable", "sort": "cast",
+                     "topk": "cast", "median": "cast", "all": "cast", "any": "cast", "softmax": "same"}
 __all__ = ["sum", "mean", "sum_to_shape", "prod", "var", "std", "var_mean", "std_mean", "max", "min",
            "amax", "amin", "argmax", "argmin", "logsumexp", "softmax", "log_softmax", "cumsum",
            "cumprod", "norm", "all", "any", "count_nonzero", "sort", "argsort", "topk", "median",
@@ -417,6 +424,9 @@ class Amax(Function):
     rule = "routes the gradient to the largest elements (split evenly among ties)"
     formula = "amax({0})"
     _array_forward = True
+    saved_attributes = {"_saved_dim": SavedValue(lambda node: tuple(as_uint64(d) for d in getattr(node, "given_dims",
+                                                                                                  node.dims))),
+                        "_saved_keepdim": ctx_value("keepdim"), "_saved_result": saved(1), "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, dims, keepdim, largest):
@@ -460,6 +470,7 @@ def _split_among_equal(grad: Tensor, x: Tensor, value: Tensor, kept_grad: Tensor
 
 class AmaxAll(Amax):
     node_name = "MaxBackward1"
+    saved_attributes = {"_saved_result": saved(1), "_saved_self": saved(0)}
     label = "max"
     rule = "routes the gradient to the largest element (split evenly among ties)"
     formula = "max({0})"
@@ -468,6 +479,7 @@ class AmaxAll(Amax):
 
 class AminAll(Amax):
     node_name = "MinBackward1"
+    saved_attributes = AmaxAll.saved_attributes
     label = "min"
     rule = "routes the gradient to the smallest element (split evenly among ties)"
     formula = "min({0})"
@@ -592,8 +604,16 @@ class MinDim(Gather):
     formula = "min({0})"
 
 
+# torch's names for sort's and topk's nodes: the dim as given, the (full) indices, the input's sizes
+_SORTED_SAVED = {"_saved_dim": SavedValue(lambda node: as_uint64(getattr(node, "given_dim", node.dim))),
+                 "_saved_indices": SavedValue(lambda node: Tensor._make(node.index.astype(np.int64, copy=False)),
+                                              tensor=True),
+                 "_saved_self_sym_sizes": input_sizes(0)}
+
+
 class SortValues(Gather):
     node_name = "SortBackward0"
+    saved_attributes = _SORTED_SAVED
     label = "sort"
     rule = "scatters the gradient back to the elements' original positions"
 
@@ -605,6 +625,7 @@ class SortValues(Gather):
 
 class TopkValues(Gather):
     node_name = "TopkBackward0"
+    saved_attributes = _SORTED_SAVED
     label = "topk"
     rule = "scatters the gradient to the k chosen positions, 0 elsewhere"
 
@@ -696,7 +717,18 @@ def _amax_amin(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> Ten
         dim = None
     dims = _dims(dim, x.ndim, op)
     _check_nonempty(x, dims, op)
-    return (Amax if largest else Amin).apply(input, dims=dims, keepdim=keepdim, largest=largest)
+    out = (Amax if largest else Amin).apply(input, dims=dims, keepdim=keepdim, largest=largest)
+    given = () if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
+    return _note_given(out, "given_dims", given)
+
+
+def _note_given(out: Tensor, name: str, value) -> Tensor:
+    """``out`` with the argument ``value`` as the user gave it kept on its node (if recorded):
+    torch's _saved_dim reports a dim as given, a negative one as the C++ node's unsigned."""
+    node = out._grad_fn
+    if node is not None:
+        setattr(node, name, value)
+    return out
 
 
 def amax(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:
@@ -754,6 +786,7 @@ class Logsumexp(Function):
     rule = "∂/∂a = softmax(a)"
     formula = "logsumexp({0})"
     _array_forward = True
+    saved_attributes = Amax.saved_attributes  # the same names: dims as given, keepdim, result, self
 
     @staticmethod
     def forward(ctx, x, dims, keepdim):
@@ -776,7 +809,8 @@ class Logsumexp(Function):
 def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
     """torch.logsumexp: ``log(sum(exp(x)))`` over ``dim``, computed without overflow."""
     input = _float_dtype_input(input, None)
-    return Logsumexp.apply(input, dims=_dims(dim, input._data.ndim, "logsumexp"), keepdim=keepdim)
+    out = Logsumexp.apply(input, dims=_dims(dim, input._data.ndim, "logsumexp"), keepdim=keepdim)
+    return _note_given(out, "given_dims", (dim,) if isinstance(dim, int) else tuple(dim))
 
 
 class Softmax(Function):
@@ -1049,6 +1083,7 @@ class Cumsum(Function):
     rule = "reverse cumulative sum of the gradient"
     formula = "cumsum({0})"
     _array_forward = True
+    saved_attributes = {"_saved_dim": SavedValue(lambda node: as_uint64(getattr(node, "given_dim", node.dim)))}
 
     @staticmethod
     def forward(ctx, x, dim, dtype):
@@ -1098,7 +1133,7 @@ def _cumulative(op: str, function_cls, input: Tensor, dim: int, dtype) -> Tensor
     if input._data.ndim == 0:
         out = function_cls.apply(input.reshape(1), dim=0, dtype=np_dtype).reshape(())
         return name_node(out, function_cls._node_cls.__name__, label=function_cls.label, rule=_ZERO_D_RULE)
-    return function_cls.apply(input, dim=d, dtype=np_dtype)
+    return _note_given(function_cls.apply(input, dim=d, dtype=np_dtype), "given_dim", dim)
 
 
 def cumsum(input: Tensor, dim: int | None = None, *, dtype=None, axis=None) -> Tensor:
@@ -1113,6 +1148,7 @@ class Cumprod(Function):
     rule = "∂/∂aᵢ = Σ_{j≥i} g_j·prod_j/aᵢ"
     formula = "cumprod({0})"
     _array_forward = True
+    saved_attributes = {**Cumsum.saved_attributes, "_saved_self": saved(0), "_saved_result": saved(1)}
 
     @staticmethod
     def forward(ctx, x, dim, dtype):
@@ -1300,7 +1336,9 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | 
     if x.ndim == 0:
         return _select_along(SortValues, input, xp.zeros((), np.int64), 0, True, "sort")
     order = preserve_layout(_argsort(x, d, descending), x)  # torch's indices share the values' layout
-    return _select_along(SortValues if stable is None else SortStableValues, input, order, d, True, "sort")
+    result = _select_along(SortValues if stable is None else SortStableValues, input, order, d, True, "sort")
+    _note_given(result[0], "given_dim", dim)
+    return result
 
 
 class SortStableValues(SortValues):
@@ -1330,7 +1368,9 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     if x.ndim == 0:
         return _select_along(TopkValues, input, xp.zeros((), np.int64), 0, True, "topk")
     index = xp.take(_argsort(x, d, largest), xp.arange(k), axis=d)
-    return _select_along(TopkValues, input, index, d, True, "topk")
+    result = _select_along(TopkValues, input, index, d, True, "topk")
+    _note_given(result[0], "given_dim", dim)
+    return result
 
 
 def _kth_index(x: np.ndarray, d: int, k: int) -> np.ndarray:

@@ -12,12 +12,15 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
-from ..autograd.function import Function, ctx_value, input_sizes, name_node
+from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, input_sizes, name_node
 from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out, preserve_layout
 from ._arg_parser import check_float, check_int, int_list
 from .reduce import sum_to_shape
 
+# the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
+# (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
+__out_functions__ = {"tril": "same", "triu": "same"}
 __all__ = ["reshape", "view", "view_as", "reshape_as", "expand", "expand_as", "broadcast_to",
            "transpose", "swapaxes", "swapdims", "permute", "t", "squeeze", "unsqueeze", "flatten",
            "unflatten", "movedim", "broadcast_tensors", "broadcast_shapes", "atleast_1d",
@@ -136,8 +139,12 @@ def _view_as_dtype(input: Tensor, dtype) -> Tensor:
         if new_size > old_size and data.shape[-1] % (new_size // old_size):
             raise RuntimeError(f"self.size(-1) must be divisible by {new_size // old_size} {what}, but got "
                                f"{data.shape[-1]}")
+    # torch's result shares the memory and the version counter but is no view to autograd: no
+    # _base, _is_view() False, even for the same dtype; views of it stay outside autograd too
     out = Tensor._make(data.view(dtype.np))
-    return _share(out, input, differentiable=False)
+    out._version_box = input._version_box
+    out._nondifferentiable_view = True
+    return out
 
 
 def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
@@ -817,10 +824,16 @@ def _unique_dims(dims, ndim: int, op: str) -> tuple:
     return wrapped
 
 
+def _given_dims(node) -> tuple:
+    return tuple(as_uint64(d) for d in getattr(node, "given_dims", node.dims))
+
+
 class Flip(Function):
     label = "flip"
     rule = "flips the gradient back"
     _array_forward = True
+    # torch's names; the dims as given (a negative one as the C++ node's unsigned)
+    saved_attributes = {"_saved_dims": SavedValue(_given_dims)}
 
     @staticmethod
     def forward(ctx, x, dims):
@@ -843,8 +856,12 @@ def flip(input: Tensor, *dims, **kwargs) -> Tensor:
     if kwargs:
         raise TypeError(f"flip() got an unexpected keyword argument '{next(iter(kwargs))}'")
     dims = dims[0] if len(dims) == 1 else dims
+    given = (dims,) if isinstance(dims, int) else tuple(dims)
     dims = _unique_dims(dims, input._data.ndim, "flip")
-    return Flip.apply(input, dims=dims if input._data.ndim else ())
+    out = Flip.apply(input, dims=dims if input._data.ndim else ())
+    if out._grad_fn is not None:
+        out._grad_fn.given_dims = given
+    return out
 
 
 def fliplr(input: Tensor) -> Tensor:
@@ -865,6 +882,10 @@ class Roll(Function):
     label = "roll"
     rule = "rolls the gradient back"
     _array_forward = True
+    # torch's names: the dims as given, () without them, and the shifts as a tuple
+    saved_attributes = {"_saved_dims": SavedValue(lambda node: tuple(as_uint64(d) for d in getattr(node, "given_dims", ()))),
+                        "_saved_shifts": SavedValue(lambda node: tuple(as_uint64(s) for s in (
+                            (node.shifts,) if isinstance(node.shifts, int) else node.shifts)))}
 
     @staticmethod
     def forward(ctx, x, shifts, dims):
@@ -894,14 +915,19 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:
         return Roll.apply(input, shifts=0, dims=None)
     if input._data.ndim == 0:
         raise IndexError(f"Dimension specified as {dims[0]} but tensor has no dimensions")
+    given = dims
     dims = tuple(_wrap_dim(d, input._data.ndim, "roll") for d in dims)
-    return Roll.apply(input, shifts=shifts, dims=dims)
+    out = Roll.apply(input, shifts=shifts, dims=dims)
+    if out._grad_fn is not None:
+        out._grad_fn.given_dims = given
+    return out
 
 
 class Tril(Function):
     label = "tril"
     rule = "keeps the gradient's lower triangle"
     _array_forward = True
+    saved_attributes = {"_saved_diagonal": ctx_value("diagonal", as_uint64)}
 
     @staticmethod
     def forward(ctx, x, diagonal, upper):

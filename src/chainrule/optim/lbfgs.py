@@ -16,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .._backend import array_module
+from .._dtype import checked_scalar
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..tensor import Tensor
 from .optimizer import Optimizer, _as_number, _check_hyper_parameters
@@ -159,6 +160,10 @@ class LBFGS(Optimizer):
                                else p.grad._data.reshape(-1) for p in self._params])
 
     def _add_to_params(self, step: float, direction: np.ndarray) -> None:
+        # torch adds with alpha=step: a finite step beyond a parameter's dtype (lr=1e308 in
+        # float32) raises its overflow error before any parameter changes
+        for p in self._params:
+            checked_scalar(float(step), p.dtype)
         offset = 0
         for p in self._params:
             size = p._data.size
@@ -184,7 +189,8 @@ class LBFGS(Optimizer):
         """Run up to ``max_iter`` L-BFGS iterations; returns the loss of the first closure call."""
         if closure is None:
             raise RuntimeError("LBFGS.step() needs a closure that recomputes the loss and its gradients")
-        with no_grad():
+        # torch is silent where the iteration overflows to inf or nan (a huge lr); NumPy would warn
+        with no_grad(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             return self._step(closure)
 
     def _step(self, closure: Callable):
