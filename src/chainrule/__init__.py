@@ -297,6 +297,8 @@ for _module in (_scatter_views, _compat):
     _methods.bind_module(_module)
 from .ops.scatter_views import *  # noqa: E402,F401,F403
 from .ops.compat import *  # noqa: E402,F401,F403
+# torch._foreach_*: optimizer code's list-at-a-time updates
+from .ops.foreach import *  # noqa: E402,F401,F403
 
 # --- opsB: special/aliases/in-place ---
 from .ops import special_functions as _special_functions  # noqa: E402

@@ -1,7 +1,8 @@
-"""chainrule.utils.benchmark: ``Timer`` and ``Measurement``, as torch.utils.benchmark.
+"""chainrule.utils.benchmark: ``Timer``, ``Measurement`` and ``Compare``, as torch.utils.benchmark.
 
 Tutorials and scripts time their code with ``Timer(stmt="f(x)", globals=globals()).timeit(100)``
-or ``.blocked_autorange()`` and print the ``Measurement``; the timing loop is ``timeit.Timer``'s,
+or ``.blocked_autorange()`` and print the ``Measurement``, or lay several out side by side with
+``Compare(measurements).print()`` (torch's table); the timing loop is ``timeit.Timer``'s,
 as in torch, with torch's warm-up, block sizing, statistics and printed form. ``num_threads``
 limits NumPy's BLAS pool while timing when threadpoolctl is installed (``chainrule[threads]``);
 without it the pool is left as it is. On a GPU each reading waits for the device first, so it
@@ -10,19 +11,25 @@ times the work and not only its launch.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import enum
+import math
 import statistics
 import textwrap
 import timeit as _timeit
 from typing import Any
 
-__all__ = ["Timer", "Measurement", "TaskSpec", "Language", "select_unit"]
+__all__ = ["Timer", "Measurement", "TaskSpec", "Language", "Compare", "Colorize", "select_unit"]
 
 # torch's thresholds for the warning a Measurement prints when its spread is large
 _IQR_WARN_THRESHOLD = 0.1
 _IQR_GROSS_WARN_THRESHOLD = 0.25
+# torch's bounds for the precision a Compare table shows: at most 4 figures, and no confidence
+# interval narrower than 25 ns (the timer's own resolution)
+_MAX_SIGNIFICANT_FIGURES = 4
+_MIN_CONFIDENCE_INTERVAL = 25e-9
 
 
 class Language(enum.Enum):
@@ -74,8 +81,6 @@ def _quantile(sorted_values: list[float], q: float) -> float:
 
 def select_unit(t: float) -> tuple[str, float]:
     """The unit that shows ``t`` seconds with an O(1) number, and its scale."""
-    import math
-
     unit = {-3: "ns", -2: "us", -1: "ms"}.get(int(math.log10(t) // 3), "s")
     return unit, {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
 
@@ -128,6 +133,31 @@ class Measurement:
     @property
     def title(self) -> str:
         return self.task_spec.title
+
+    @property
+    def as_row_name(self) -> str:
+        """The name of this measurement's row in a Compare table."""
+        return self.task_spec.sub_label or self.task_spec.stmt or "[Unknown]"
+
+    @property
+    def significant_figures(self) -> int:
+        """How many figures of the median the spread supports (torch's rough estimate, for Compare):
+        the 90% confidence interval of the middle half of the times, as a power of ten below the
+        median, between 1 and 4."""
+        values = self._sorted()
+        middle = values[len(values) // 4:math.ceil(3 * len(values) / 4)]
+        spread = statistics.pstdev(middle) if len(middle) > 1 else 0.0
+        interval = max(1.645 * spread / math.sqrt(len(middle)), _MIN_CONFIDENCE_INTERVAL)
+        figures = math.floor(math.log10(self.median / interval))
+        return min(max(figures, 1), _MAX_SIGNIFICANT_FIGURES)
+
+    @staticmethod
+    def merge(measurements) -> list[Measurement]:
+        """One Measurement per TaskSpec, pooling the per-run times of repeats (``number_per_run`` 1)."""
+        pooled: dict[TaskSpec, list[float]] = collections.defaultdict(list)
+        for measurement in measurements:
+            pooled[measurement.task_spec].extend(measurement.times)
+        return [Measurement(number_per_run=1, raw_times=times, task_spec=spec) for spec, times in pooled.items()]
 
     def __getattr__(self, name: str):
         # torch's Measurement answers the TaskSpec's fields (m.stmt, m.label, m.num_threads, ...)
@@ -265,3 +295,153 @@ class Timer:
 
             times = self._loop(number, min_run_time, max_run_time, callback, enough)
         return Measurement(number_per_run=number, raw_times=times, task_spec=self._task_spec)
+
+
+# ---- Compare: many Measurements in one table per label, as torch prints it ----
+
+_UNIT_NAMES = {"ns": "nanosecond", "us": "microsecond", "ms": "millisecond", "s": "second"}
+_BEST, _GOOD, _BAD, _VERY_BAD = "\033[92m", "\033[34m", "\033[2m\033[91m", "\033[31m"
+_BOLD, _END = "\033[1m", "\033[0m"
+
+
+class Colorize(enum.Enum):
+    NONE = "none"
+    COLUMNWISE = "columnwise"
+    ROWWISE = "rowwise"
+
+
+def _trim_sigfig(x: float, figures: int) -> float:
+    """``x`` rounded to ``figures`` significant figures (half to even, as torch.round)."""
+    scale = 10.0 ** (math.ceil(math.log10(abs(x))) - figures)
+    return round(x / scale) * scale
+
+
+def _colored(text: str, value: float, best: float) -> str:
+    # torch's bands: within 1% (or 100 ns) of the best, within 10%, twice and five times slower
+    if value <= best * 1.01 or value <= best + 100e-9:
+        return _BEST + _BOLD + text + _END * 2
+    if value <= best * 1.1:
+        return _GOOD + _BOLD + text + _END * 2
+    if value >= best * 5:
+        return _VERY_BAD + _BOLD + text + _END * 2
+    if value >= best * 2:
+        return _BAD + text + _END * 2
+    return text
+
+
+class _NumberColumn:
+    """One description's column: a fixed-width number format shared by every row."""
+
+    def __init__(self, cells: list[Measurement | None], scale: float, trim: bool, highlight: bool) -> None:
+        present = [m for m in cells if m is not None]
+        self.trim = trim
+        self.highlight = highlight and any(m.has_warnings for m in present)
+        leading = [math.ceil(math.log10(m.median / scale)) for m in present]
+        integer_digits = max(leading)
+        decimals = min(max(m.significant_figures - digits, 0) for m, digits in zip(present, leading)) if trim else 1
+        width = integer_digits + decimals + (1 if decimals else 0)
+        self.template = f"{{:>{width}.{decimals}f}}{{:>{7 if self.highlight else 0}}}"
+
+    def cell(self, m: Measurement | None, scale: float) -> str:
+        if m is None:
+            return " " * len(self.template.format(1.0, ""))
+        value = m.median / scale
+        if self.trim:
+            value = _trim_sigfig(value, m.significant_figures)
+        spread = f" (! {m.iqr / m.median * 100:.0f}%)" if self.highlight and m.has_warnings else ""
+        return self.template.format(value, spread)
+
+
+def _render_table(results: list[Measurement], colorize: Colorize, trim: bool, highlight: bool) -> str:
+    """One label's table: a row per (threads, env, sub_label or stmt), a column per description."""
+    unit, scale = select_unit(min(m.median for m in results))
+    row_keys = list(dict.fromkeys((m.num_threads, m.env, m.as_row_name) for m in results))
+    row_keys.sort(key=lambda key: key[:2])  # grouped by threads and env, statements in first-seen order
+    column_keys = list(dict.fromkeys(m.description for m in results))
+    grid: list[list[Measurement | None]] = [[None] * len(column_keys) for _ in row_keys]
+    for m in results:
+        grid[row_keys.index((m.num_threads, m.env, m.as_row_name))][column_keys.index(m.description)] = m
+
+    envs = {m.env for m in results}
+    show_env = len(envs) > 1
+    env_width = max(len(env) for env in envs) if show_env else 0
+    # a thread count starts a group of rows, under its own separator line
+    group_of_row, separator_of_row, env_shown = [], [], []
+    group, prior_threads, prior_env = -1, None, ""
+    for threads, env, _ in row_keys:
+        starts = threads != prior_threads
+        if starts:
+            group, prior_threads, prior_env = group + 1, threads, ""
+        group_of_row.append(group)
+        separator_of_row.append(threads if starts else None)
+        env_shown.append(show_env and env != prior_env)
+        prior_env = env
+    columns = [_NumberColumn([row[j] for row in grid], scale, trim, highlight) for j in range(len(column_keys))]
+
+    text_rows = [[""] + column_keys]
+    for row, (_, env, name), with_env in zip(grid, row_keys, env_shown):
+        label = (f"({env})" if with_env else "").ljust(env_width + 4)
+        text_rows.append(["  " + label + name] + [column.cell(m, scale) for column, m in zip(columns, row)])
+    widths = [max(len(cell) for cell in column) for column in zip(*text_rows)]
+    header = "  |  ".join(cell.center(width) for cell, width in zip(text_rows[0], widths))
+    lines = [header]
+    for i, (row, cells) in enumerate(zip(grid, text_rows[1:])):
+        if separator_of_row[i] is not None:
+            lines.append(f"{separator_of_row[i]} threads: ".ljust(len(header), "-"))
+        best = [None] * len(row)
+        if colorize == Colorize.ROWWISE:
+            best = [min(m.median for m in row if m is not None)] * len(row)
+        elif colorize == Colorize.COLUMNWISE:
+            same_group = [r for r, g in zip(grid, group_of_row) if g == group_of_row[i]]
+            best = [min((r[j].median for r in same_group if r[j] is not None), default=None) for j in range(len(row))]
+        rendered = [cells[0].ljust(widths[0])]
+        for cell, width, m, best_value in zip(cells[1:], widths[1:], row, best):
+            cell = cell.center(width)
+            if colorize != Colorize.NONE and m is not None and best_value is not None:
+                cell = _colored(cell, m.median, best_value)
+            rendered.append(cell)
+        lines.append("  |  ".join(rendered))
+
+    label = results[0].label
+    title = f"[{(' ' + (label or '') + ' ').center(len(header) - 2, '-')}]"
+    note = ("(! XX%) Measurement has high variance, where XX is the IQR / median * 100.\n"
+            if highlight and any(m.has_warnings for m in results) else "")
+    return f"{title}\n" + "\n".join(lines) + f"\n\nTimes are in {_UNIT_NAMES[unit]}s ({unit}).\n{note}"
+
+
+class Compare:
+    """torch.utils.benchmark.Compare: Measurements laid out in one table per label, a row per
+    ``sub_label`` (or statement) and thread count, a column per ``description``; repeats of one
+    TaskSpec are pooled first."""
+
+    def __init__(self, results: list[Measurement]) -> None:
+        self._results: list[Measurement] = []
+        self.extend_results(results)
+        self._trim_significant_figures = False
+        self._colorize = Colorize.NONE
+        self._highlight_warnings = False
+
+    def extend_results(self, results) -> None:
+        for r in results:
+            if not isinstance(r, Measurement):
+                raise ValueError(f"Expected an instance of `Measurement`, got {type(r)} instead.")
+        self._results.extend(results)
+
+    def trim_significant_figures(self) -> None:
+        self._trim_significant_figures = True
+
+    def colorize(self, rowwise: bool = False) -> None:
+        self._colorize = Colorize.ROWWISE if rowwise else Colorize.COLUMNWISE
+
+    def highlight_warnings(self) -> None:
+        self._highlight_warnings = True
+
+    def __str__(self) -> str:
+        by_label: dict[str | None, list[Measurement]] = collections.defaultdict(list)
+        for m in Measurement.merge(self._results):
+            by_label[m.label].append(m)
+        return "\n".join(_render_table(group, self._colorize, self._trim_significant_figures,
+                                       self._highlight_warnings) for group in by_label.values())
+
+    def print(self) -> None:
+        print(str(self))

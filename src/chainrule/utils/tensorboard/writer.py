@@ -1,7 +1,8 @@
-"""SummaryWriter: scalars, grouped scalars, histograms and text as TensorBoard event records."""
+"""SummaryWriter: scalars, grouped scalars, histograms, images and text as TensorBoard event records."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import time
@@ -65,6 +66,51 @@ def _histogram(values: np.ndarray, bins, max_bins) -> HistogramProto:
     return HistogramProto(min=float(values.min()), max=float(values.max()), num=int(values.size),
                           sum=float(values.sum()), sum_squares=float(values.dot(values)),
                           bucket_limit=limits.tolist(), bucket=counts.tolist())
+
+
+def _to_hwc(array: np.ndarray, dataformats: str) -> np.ndarray:
+    """An image in ``dataformats`` (N, C, H, W in any order; C or N optional) as (H, W, C) with 3
+    or 4 channels, as torch's writer lays it out: grey is repeated into RGB, and a batch becomes
+    one grid of at most 8 columns without padding."""
+    if len(set(dataformats)) != len(dataformats):
+        raise AssertionError(f"You can not use the same dimension shorthand twice. input_format: {dataformats}")
+    if array.ndim != len(dataformats):
+        raise AssertionError(f"size of input tensor and input format are different. tensor shape: "
+                             f"{array.shape}, input_format: {dataformats}")
+    dataformats = dataformats.upper()
+    if len(dataformats) == 4:
+        batch = array.transpose([dataformats.find(c) for c in "NCHW"])
+        if batch.shape[1] == 1:
+            batch = np.concatenate([batch] * 3, 1)
+        if batch.shape[1] != 3:
+            raise AssertionError("Input should be a 4D numpy array with 3 channels")
+        count, _, height, width = batch.shape
+        columns = min(count, 8)
+        rows = -(-count // columns)
+        grid = np.zeros((3, height * rows, width * columns), dtype=batch.dtype)
+        for i in range(count):
+            row, column = divmod(i, columns)
+            grid[:, row * height:(row + 1) * height, column * width:(column + 1) * width] = batch[i]
+        return grid.transpose(1, 2, 0)
+    if len(dataformats) == 3:
+        image = array.transpose([dataformats.find(c) for c in "HWC"])
+        return np.concatenate([image] * 3, 2) if image.shape[2] == 1 else image
+    image = array.transpose([dataformats.find(c) for c in "HW"])
+    return np.stack([image] * 3, 2)
+
+
+def _image(array: np.ndarray, dataformats: str) -> Summary.Image:
+    """A PNG-encoded image: uint8 values as they are, any other dtype read as [0, 1] and scaled to
+    [0, 255] (clipped), as torch's writer does."""
+    from PIL import Image
+
+    pixels = _to_hwc(array, dataformats)
+    scale = 1 if pixels.dtype == np.uint8 else 255
+    pixels = (pixels.astype(np.float32) * scale).clip(0, 255).astype(np.uint8)
+    height, width, channels = pixels.shape
+    encoded = io.BytesIO()
+    Image.fromarray(pixels).save(encoded, format="PNG")
+    return Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=encoded.getvalue())
 
 
 class SummaryWriter:
@@ -132,6 +178,17 @@ class SummaryWriter:
         np.histogram accepts ('auto', a count, edges)."""
         histogram = _histogram(_to_numpy(values), bins, max_bins)
         self._add_summary(Summary(value=[Summary.Value(tag=tag, histo=histogram)]), global_step, walltime)
+
+    def add_image(self, tag: str, img_tensor, global_step=None, walltime=None, dataformats: str = "CHW") -> None:
+        """One image, (3, H, W) by default (``dataformats`` 'HWC', 'HW', ... for other layouts);
+        float values in [0, 1], uint8 in [0, 255]. Needs pillow, as torch's."""
+        image = _image(_to_numpy(img_tensor), dataformats)
+        self._add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), global_step, walltime)
+
+    def add_images(self, tag: str, img_tensor, global_step=None, walltime=None, dataformats: str = "NCHW") -> None:
+        """A batch of images, (N, 3, H, W) by default, shown as one grid."""
+        image = _image(_to_numpy(img_tensor), dataformats)
+        self._add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), global_step, walltime)
 
     def add_text(self, tag: str, text_string: str, global_step=None, walltime=None) -> None:
         """Markdown text, shown by TensorBoard's text plugin under ``tag/text_summary``."""

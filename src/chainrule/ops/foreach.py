@@ -1,0 +1,237 @@
+"""torch._foreach_*: one elementwise op applied across a list of tensors.
+
+Optimizer code (torch's own ``foreach=True`` paths, and third-party optimizers written after
+them) updates every parameter with ``torch._foreach_mul_(params, 1 - lr * wd)``,
+``torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)`` and the like. torch fuses each call into
+few kernels; here each is the per-tensor op in a loop, so values, dtypes, errors and gradients are
+exactly those of the per-tensor ops. The second operand is, as in torch, a number, a list of
+numbers (one per tensor), a tensor (shared by all) or a list of tensors. Out-of-place forms return
+a tuple; in-place forms (trailing ``_``) change the tensors and return the list they were given.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from ..tensor import Tensor
+from . import elementwise as _elementwise
+from .linalg import vector_norm as _vector_norm
+
+# torch's unary foreach ops: each exists as a Tensor method and its in-place twin
+_UNARY = ("abs", "acos", "asin", "atan", "ceil", "cos", "cosh", "erf", "erfc", "exp", "expm1", "floor", "frac",
+          "lgamma", "log", "log10", "log1p", "log2", "neg", "reciprocal", "round", "rsqrt", "sigmoid", "sign",
+          "sin", "sinh", "sqrt", "tan", "tanh", "trunc")
+# binary ops whose other operand may be a number, numbers, a tensor or tensors
+_BINARY = ("mul", "div", "clamp_max", "clamp_min", "maximum", "minimum", "pow")
+
+__all__ = ["_foreach_add", "_foreach_add_", "_foreach_sub", "_foreach_sub_", "_foreach_addcmul", "_foreach_addcmul_",
+           "_foreach_addcdiv", "_foreach_addcdiv_", "_foreach_lerp", "_foreach_lerp_", "_foreach_norm",
+           "_foreach_max", "_foreach_zero_", "_foreach_copy_", "_foreach_clone"]
+
+
+def _tensors(tensors) -> list[Tensor]:
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("Tensor list must have at least one tensor.")
+    return tensors
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Number) and not isinstance(value, Tensor)
+
+
+def _per_tensor(count: int, other, *, allow_scalars: bool = True) -> list:
+    """``other`` spread over ``count`` tensors: one number or tensor repeated, or a list checked
+    against the count in torch's words."""
+    if isinstance(other, Tensor) or _is_number(other):
+        if _is_number(other) and not allow_scalars:
+            raise TypeError("foreach: expected a tensor or a list of tensors, got a number")
+        return [other] * count
+    if isinstance(other, (list, tuple)):
+        if other and all(isinstance(item, Tensor) for item in other):
+            if len(other) != count:
+                raise RuntimeError(f"Tensor lists must have the same number of tensors, got {count} and {len(other)}")
+            return list(other)
+        if all(_is_number(item) for item in other):
+            if len(other) != count:
+                raise RuntimeError("Tensor list must have same number of elements as scalar list.")
+            return list(other)
+    raise TypeError(f"foreach: the second operand must be a number, a list of numbers, a tensor or a list of "
+                    f"tensors, got {type(other).__name__}")
+
+
+def _scalar_values(count: int, values) -> list:
+    """addcmul/addcdiv's ``value``: a number, a list of numbers, or a 1-D tensor of one per tensor."""
+    if isinstance(values, Tensor):
+        values = values.tolist()
+    return _per_tensor(count, values)
+
+
+def _unary(name: str):
+    def out_of_place(self):
+        return tuple(getattr(t, name)() for t in _tensors(self))
+
+    def in_place(self):
+        for t in _tensors(self):
+            getattr(t, name + "_")()
+        return self
+
+    out_of_place.__name__, in_place.__name__ = f"_foreach_{name}", f"_foreach_{name}_"
+    out_of_place.__doc__ = f"torch._foreach_{name}: ``{name}`` of each tensor, as a tuple."
+    in_place.__doc__ = f"torch._foreach_{name}_: ``{name}_`` on each tensor."
+    return out_of_place, in_place
+
+
+def _binary(name: str):
+    # maximum/minimum have no in-place Tensor method in torch: the in-place form writes the result
+    # back; against a number they are clamps
+    def apply(t, o):
+        if name in ("maximum", "minimum"):
+            if _is_number(o):
+                return t.clamp_min(o) if name == "maximum" else t.clamp_max(o)
+            return getattr(_elementwise, name)(t, o)
+        return getattr(t, name)(o)
+
+    def apply_(t, o):
+        if name in ("maximum", "minimum"):
+            t.copy_(apply(t, o))
+        else:
+            getattr(t, name + "_")(o)
+
+    def out_of_place(self, other):
+        if name == "pow" and _is_number(self):  # _foreach_pow(base, exponents)
+            return tuple(_elementwise.pow(self, e) for e in _tensors(other))
+        tensors = _tensors(self)
+        return tuple(apply(t, o) for t, o in zip(tensors, _per_tensor(len(tensors), other)))
+
+    def in_place(self, other):
+        tensors = _tensors(self)
+        for t, o in zip(tensors, _per_tensor(len(tensors), other)):
+            apply_(t, o)
+        return self
+
+    out_of_place.__name__, in_place.__name__ = f"_foreach_{name}", f"_foreach_{name}_"
+    out_of_place.__doc__ = f"torch._foreach_{name}: ``{name}`` of each tensor with its operand, as a tuple."
+    in_place.__doc__ = f"torch._foreach_{name}_: ``{name}_`` on each tensor with its operand."
+    return out_of_place, in_place
+
+
+for _name in _UNARY + _BINARY:
+    _pair = _unary(_name) if _name in _UNARY else _binary(_name)
+    globals()[f"_foreach_{_name}"], globals()[f"_foreach_{_name}_"] = _pair
+    __all__ += [f"_foreach_{_name}", f"_foreach_{_name}_"]
+
+
+def _with_alpha(tensors: list[Tensor], other, alpha, name: str) -> tuple[list, object]:
+    """The operands and the alpha to use: torch's number overloads take no alpha at all (not even 1)."""
+    others = _per_tensor(len(tensors), other)
+    if alpha is not None and _is_number(others[0]):
+        raise TypeError(f"_foreach_{name}(): alpha is only accepted with a tensor or a list of tensors")
+    return others, 1 if alpha is None else alpha
+
+
+def _foreach_add(self, other, *, alpha=None):
+    """torch._foreach_add: ``t + alpha * o`` for each tensor, as a tuple."""
+    tensors = _tensors(self)
+    others, alpha = _with_alpha(tensors, other, alpha, "add")
+    return tuple(t.add(o, alpha=alpha) for t, o in zip(tensors, others))
+
+
+def _foreach_add_(self, other, *, alpha=None):
+    tensors = _tensors(self)
+    others, alpha = _with_alpha(tensors, other, alpha, "add")
+    for t, o in zip(tensors, others):
+        t.add_(o, alpha=alpha)
+    return self
+
+
+def _foreach_sub(self, other, *, alpha=None):
+    """torch._foreach_sub: ``t - alpha * o`` for each tensor, as a tuple."""
+    tensors = _tensors(self)
+    others, alpha = _with_alpha(tensors, other, alpha, "sub")
+    return tuple(t.sub(o, alpha=alpha) for t, o in zip(tensors, others))
+
+
+def _foreach_sub_(self, other, *, alpha=None):
+    tensors = _tensors(self)
+    others, alpha = _with_alpha(tensors, other, alpha, "sub")
+    for t, o in zip(tensors, others):
+        t.sub_(o, alpha=alpha)
+    return self
+
+
+def _foreach_addcmul(self, tensor1, tensor2, value=1):
+    """torch._foreach_addcmul: ``t + value * t1 * t2`` for each tensor, as a tuple."""
+    tensors = _tensors(self)
+    firsts, seconds = _per_tensor(len(tensors), tensor1), _per_tensor(len(tensors), tensor2)
+    return tuple(t.addcmul(a, b, value=v) for t, a, b, v in zip(tensors, firsts, seconds,
+                                                               _scalar_values(len(tensors), value)))
+
+
+def _foreach_addcmul_(self, tensor1, tensor2, value=1):
+    tensors = _tensors(self)
+    firsts, seconds = _per_tensor(len(tensors), tensor1), _per_tensor(len(tensors), tensor2)
+    for t, a, b, v in zip(tensors, firsts, seconds, _scalar_values(len(tensors), value)):
+        t.addcmul_(a, b, value=v)
+    return self
+
+
+def _foreach_addcdiv(self, tensor1, tensor2, value=1):
+    """torch._foreach_addcdiv: ``t + value * t1 / t2`` for each tensor, as a tuple."""
+    tensors = _tensors(self)
+    firsts, seconds = _per_tensor(len(tensors), tensor1), _per_tensor(len(tensors), tensor2)
+    return tuple(t.addcdiv(a, b, value=v) for t, a, b, v in zip(tensors, firsts, seconds,
+                                                               _scalar_values(len(tensors), value)))
+
+
+def _foreach_addcdiv_(self, tensor1, tensor2, value=1):
+    tensors = _tensors(self)
+    firsts, seconds = _per_tensor(len(tensors), tensor1), _per_tensor(len(tensors), tensor2)
+    for t, a, b, v in zip(tensors, firsts, seconds, _scalar_values(len(tensors), value)):
+        t.addcdiv_(a, b, value=v)
+    return self
+
+
+def _foreach_lerp(self, tensors1, weight):
+    """torch._foreach_lerp: ``t + weight * (end - t)`` for each tensor, as a tuple."""
+    tensors = _tensors(self)
+    ends, weights = _per_tensor(len(tensors), tensors1), _per_tensor(len(tensors), weight)
+    return tuple(t.lerp(e, w) for t, e, w in zip(tensors, ends, weights))
+
+
+def _foreach_lerp_(self, tensors1, weight):
+    tensors = _tensors(self)
+    ends, weights = _per_tensor(len(tensors), tensors1), _per_tensor(len(tensors), weight)
+    for t, e, w in zip(tensors, ends, weights):
+        t.lerp_(e, w)
+    return self
+
+
+def _foreach_norm(self, ord=2, dtype=None):
+    """torch._foreach_norm: the vector ``ord``-norm of each tensor (0-d tensors), as a tuple."""
+    return tuple(_vector_norm(t, ord, dtype=dtype) for t in _tensors(self))
+
+
+def _foreach_max(self):
+    """torch._foreach_max: the largest element of each tensor (0-d tensors), as a tuple."""
+    return tuple(t.max() for t in _tensors(self))
+
+
+def _foreach_zero_(self):
+    """torch._foreach_zero_: fills each tensor with zeros."""
+    for t in _tensors(self):
+        t.zero_()
+    return self
+
+
+def _foreach_copy_(self, src, non_blocking: bool = False):
+    """torch._foreach_copy_: copies each source into its tensor."""
+    tensors = _tensors(self)
+    for t, s in zip(tensors, _per_tensor(len(tensors), src, allow_scalars=False)):
+        t.copy_(s, non_blocking=non_blocking)
+    return self
+
+
+def _foreach_clone(self):
+    """torch._foreach_clone: a copy of each tensor, as a tuple."""
+    return tuple(t.clone() for t in _tensors(self))
