@@ -203,3 +203,36 @@ def test_foreach_refuses_a_device_mix_as_torch_does(cuda):
     # addcdiv's packed scalars are read on the host: torch takes them only from the CPU
     with pytest.raises(RuntimeError, match=r"^Expected scalars to be on CPU, got cuda:0 instead\.$"):
         chainrule._foreach_addcdiv_(on_device, on_device, on_device, chainrule.tensor([0.5, 0.2], device="cuda"))
+
+
+def _scaled_steps(lib, device, counter=None):
+    """Three GradScaler steps (unscale_, clip, step, update); the second overflows and is skipped."""
+    w0, b0, x0 = _arrays()
+    params = [lib.tensor(a, device=device, requires_grad=True) for a in (w0, b0)]
+    x = lib.tensor(x0, device=device)
+    optimizer = lib.optim.AdamW(params, lr=0.01)
+    scaler = lib.amp.GradScaler(device, init_scale=1024.0)
+    copies = []
+    for step in range(3):
+        if counter is not None:
+            counter.reset_transfers()
+        optimizer.zero_grad()
+        loss = ((x @ params[0] + params[1]).tanh() ** 2).mean() * (math.inf if step == 1 else 1.0)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        lib.nn.utils.clip_grad_norm_(params, 0.05)
+        scaler.step(optimizer)
+        scaler.update()
+        if counter is not None:
+            copies.append(counter.transfers())
+    return [p.detach().cpu().numpy() for p in params], scaler.get_scale(), copies
+
+
+def test_grad_scaler_reads_the_host_once_per_step_as_torchs(cuda):
+    # torch's GradScaler.step reads found_inf once per device (.item()); unscale_ and update don't
+    ours, scale, copies = _scaled_steps(chainrule, "cuda", counter=cuda)
+    assert copies == [1, 1, 1]
+    theirs, their_scale, _ = _scaled_steps(torch, "cpu")
+    assert scale == their_scale == 512.0
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
