@@ -236,3 +236,30 @@ def test_grad_scaler_reads_the_host_once_per_step_as_torchs(cuda):
     assert scale == their_scale == 512.0
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_clip_grad_norm_over_two_gpus_stays_on_them():
+    # torch's: each device's norms where its gradients are, the total on the first gradient's
+    # device, the coefficient copied to each device (a peer copy, not through the host)
+    from chainrule._backend import use_standin_cuda
+    from chainrule.testing import standin
+
+    w0, b0, _ = _arrays()
+    theirs = [torch.zeros(a.shape, requires_grad=True) for a in (w0, b0)]
+    for q, a in zip(theirs, (w0, b0)):
+        q.grad = torch.tensor(a)
+    their_total = torch.nn.utils.clip_grad_norm_(theirs, 0.5)
+    with use_standin_cuda(devices=2):
+        try:
+            ours = [chainrule.zeros(a.shape, device=d, requires_grad=True) for a, d in ((w0, "cuda:1"), (b0, "cuda:0"))]
+            for p, a in zip(ours, (w0, b0)):
+                p.grad = chainrule.tensor(a, device=p.device)
+            standin.reset_transfers()
+            total = chainrule.nn.utils.clip_grad_norm_(ours, 0.5)
+            assert standin.transfers() == 0 and total.device == chainrule.device("cuda:1")
+            assert [p.grad.device.index for p in ours] == [1, 0]
+            assert total.item() == pytest.approx(their_total.item(), rel=1e-6)
+            for p, q in zip(ours, theirs):
+                np.testing.assert_allclose(p.grad.cpu().numpy(), q.grad.numpy(), rtol=1e-6, atol=1e-7)
+        finally:
+            chainrule.set_default_device(None)

@@ -126,3 +126,18 @@ def test_clip_grad_norm_of_mixed_dtypes_and_empty_inputs_as_torch():
         torch.nn.utils.clip_grad_norm_((p for p in []), 1.0)
     with pytest.warns(UserWarning, match="`parameters` is an empty generator, no gradient clipping will occur."):
         clip_grad_norm_((p for p in []), 1.0)
+
+
+@pytest.mark.parametrize("clip", [lambda lib, ps: lib.nn.utils.clip_grad_norm_(ps, 1.0, foreach=True),
+                                  lambda lib, ps: lib.nn.utils.clip_grad_value_(ps, 1.0, foreach=True)])
+def test_foreach_true_on_a_device_without_foreach_raises_torchs_error(clip):
+    def params(lib):
+        p = lib.ones(3, device="meta", requires_grad=True)
+        p.grad = lib.ones(3, device="meta")
+        return [p]
+
+    with pytest.raises(RuntimeError) as theirs:
+        clip(torch, params(torch))
+    with pytest.raises(RuntimeError) as ours:
+        clip(chainrule, params(chainrule))
+    assert str(ours.value) == str(theirs.value) == "foreach=True was passed, but can't use the foreach API on meta tensors"
