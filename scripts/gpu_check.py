@@ -11,7 +11,8 @@ fallback) on sys.path itself. It prints a short summary, section by section, and
 2. every op case of the registry on the device against the CPU, forward and gradients;
 3. one training step of each model type (MLP, CNN, GRU, LSTM, transformer) on the device against
    the CPU: the loss and every parameter after the optimiser's step;
-4. host transfers during one training step (the method is described in that section's docstring);
+4. host transfers during one training step (the method is described in that section's docstring),
+   then during a step with clip_grad_norm_ and each optimizer (and GradScaler): torch's own reads only;
 5. the fused CuPy kernels against their NumPy references (the multi-tensor Adam too);
 6. issue 12's later parts: the fused cross-entropy and layer-norm dispatch against the CPU, the
    multi-tensor Adam against one launch per parameter, randperm/multinomial drawn on the device
@@ -474,7 +475,76 @@ def host_transfers(report: Report, options) -> None:
             counts[name]["standin_transfers"] = standin_counts[0]
             where += f"; the stand-in counted {standin_counts[0]}"
         report.line(f"   {name}: {len(counter.calls)} host transfers in one step{where}")
+    counts["clipped steps"] = _clipped_step_transfers(report, options.device, array_type, standin_count)
     report.results["host_transfers"] = counts
+
+
+# (optimizer, keywords, host reads per step that torch's own algorithm makes for the two parameters)
+CLIPPED_STEP_OPTIMIZERS = [
+    ("SGD", dict(lr=0.1, momentum=0.9), 0), ("Adam", dict(lr=0.01), 0), ("Adam", dict(lr=0.01, foreach=True), 0),
+    ("Adam", dict(lr=0.01, fused=True), 0), ("Adam", dict(lr=0.01, capturable=True), 0), ("AdamW", dict(lr=0.01), 0),
+    ("RMSprop", dict(lr=0.01), 0), ("Adagrad", dict(lr=0.01), 0), ("Adadelta", dict(lr=1.0), 0),
+    ("Adamax", dict(lr=0.01), 0), ("NAdam", dict(lr=0.01), 0), ("RAdam", dict(lr=0.01), 0), ("ASGD", dict(lr=0.01), 0),
+    ("Rprop", dict(lr=0.01), 0),
+    ("Adafactor", dict(lr=0.01), 4),  # torch's too: param.norm().item() and update.norm().item() per parameter
+    ("GradScaler+AdamW", dict(lr=0.01), 1),  # torch's step() reads found_inf once per device
+]
+
+
+def _clipped_step(device: str, name: str, kwargs: dict):
+    """A linear model's second training step with clip_grad_norm_ and optimizer ``name`` (the first
+    made the optimizer's state), as a function to count; GradScaler+X runs X under a GradScaler."""
+    rng = np.random.default_rng(0)
+    weight = chainrule.from_numpy(rng.standard_normal((5, 4)).astype(np.float32)).to(device).requires_grad_()
+    bias = chainrule.from_numpy(rng.standard_normal(4).astype(np.float32)).to(device).requires_grad_()
+    x = chainrule.from_numpy(rng.standard_normal((6, 5)).astype(np.float32)).to(device)
+    scaled = name.startswith("GradScaler+")
+    optimizer = getattr(chainrule.optim, name.removeprefix("GradScaler+"))([weight, bias], **kwargs)
+    scaler = chainrule.amp.GradScaler(device.split(":")[0], init_scale=1024.0) if scaled else None
+
+    def step():
+        optimizer.zero_grad()
+        loss = ((x @ weight + bias).tanh() ** 2).mean()
+        if scaler is None:
+            loss.backward()
+            chainrule.nn.utils.clip_grad_norm_([weight, bias], 0.05)
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            chainrule.nn.utils.clip_grad_norm_([weight, bias], 0.05)
+            scaler.step(optimizer)
+            scaler.update()
+        return loss
+
+    step()
+    return step
+
+
+def _clipped_step_transfers(report: Report, device: str, array_type, standin_count) -> dict:
+    """clip_grad_norm_ then each optimizer's step: torch's own host reads and no more (judged on a
+    device only: on the CPU every array is a host array)."""
+    on_device = device.startswith("cuda")
+    counts = {}
+    for name, kwargs, torchs in CLIPPED_STEP_OPTIMIZERS:
+        if kwargs.get("capturable") and not on_device:
+            continue  # torch refuses a capturable step off the GPU
+        label = f"clip_grad_norm_ + {name}" + "".join(f" {key}" for key in kwargs if key != "lr")
+        try:
+            step = _clipped_step(device, name, kwargs)
+            counter = HostTransferCounter(array_type)
+            start = standin_count() if standin_count else 0
+            counter.run(step)
+            copies = standin_count() - start if standin_count else len(counter.calls)
+        except Exception as exc:
+            counts[label] = {"error": _error(exc)}
+            report.line(f"   FAIL {label}: {_error(exc)}")
+            continue
+        counts[label] = {"transfers": copies, "torch": torchs, "where": counter.calls[:8]}
+        verdict = "FAIL " if on_device and copies > torchs else ""
+        where = f" (first: {counter.calls[0]})" if verdict and counter.calls else ""
+        report.line(f"   {verdict}{label}: {copies} host transfers in one step, torch's {torchs}{where}")
+    return counts
 
 
 # ---- 5. fused kernels against their references ----

@@ -737,6 +737,7 @@ def _set(self: Tensor, source=None, storage_offset: int = 0, size=None, stride=N
                            f"{needed * flat.itemsize} are out of bounds for storage of size {flat.nbytes}")
     self._data = xp.lib.stride_tricks.as_strided(flat[storage_offset:], shape=size,
                                                  strides=tuple(st * flat.itemsize for st in stride))
+    _storage.note_strided_view(self._data, root)  # CuPy's as_strided result has no base
     self._version_box[0] += 1
     return self
 

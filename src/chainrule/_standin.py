@@ -241,7 +241,7 @@ _HOST_ONLY = frozenset({"ctypes", "tobytes", "tofile", "dump", "dumps", "byteswa
 class ndarray:
     """A "device" array: a NumPy array that never leaves the device implicitly."""
 
-    __slots__ = ("_array", "_device", "_owner")
+    __slots__ = ("_array", "_device", "_owner", "__weakref__")  # CuPy's ndarray takes weak references too
     # NumPy defers to this type's operators and ufunc overrides, as it does for CuPy's
     __array_priority__ = 100
 

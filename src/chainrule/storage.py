@@ -10,13 +10,35 @@ not resize it or hold gradients.
 from __future__ import annotations
 
 import warnings
+import weakref
 
 import numpy as np
 
 from . import _dtype
 from ._backend import array_module, device_of
 
-__all__ = ["UntypedStorage", "TypedStorage", "storage_root", "LEGACY_STORAGES"]
+__all__ = ["UntypedStorage", "TypedStorage", "storage_root", "note_strided_view", "LEGACY_STORAGES"]
+
+
+# id(view) -> (weak reference to the view, its root): the roots of as_strided results that have no
+# base. CuPy's as_strided makes ``ndarray(..., memptr=x.data)``, a new array on x's memory whose
+# base is None, so climbing ``.base`` stops at it; chainrule notes where it came from instead. An
+# entry goes with its view (the weak reference's callback), so it keeps no memory alive longer.
+_strided_roots: dict[int, tuple] = {}
+
+
+def note_strided_view(view, root) -> None:
+    """Record that ``view``, made by as_strided on ``root``'s memory, belongs to ``root``'s storage
+    (a no-op where the array library keeps a base, as NumPy does)."""
+    if getattr(view, "base", None) is not None or view is root:
+        return
+    key = id(view)
+    _strided_roots[key] = (weakref.ref(view, lambda _, key=key: _strided_roots.pop(key, None)), root)
+
+
+def _noted_root(array):
+    entry = _strided_roots.get(id(array))
+    return entry[1] if entry is not None and entry[0]() is array else None
 
 
 def storage_root(array):
@@ -27,6 +49,8 @@ def storage_root(array):
         base = getattr(root, "base", None)
         if base is not None and not isinstance(base, type(array)):
             base = getattr(base, "base", None)  # NumPy's as_strided keeps its source one object further
+        if base is None and _strided_roots:
+            base = _noted_root(root)
         if not isinstance(base, type(array)):
             break
         root = base

@@ -136,6 +136,11 @@ def test_out_of_place_results_are_differentiable():
     lambda lib: lib._foreach_add([lib.ones(2), lib.ones(3)], [lib.ones(2)]),
     lambda lib: lib._foreach_mul([lib.ones(2), lib.ones(3)], [1.0, 2.0, 3.0]),
     lambda lib: lib._foreach_div_([lib.ones(2, dtype=lib.int64)], 2),
+    # addcdiv/addcmul's packed scalars: 1-D, contiguous, one per tensor
+    lambda lib: lib._foreach_addcdiv([lib.ones(2)] * 2, [lib.ones(2)] * 2, [lib.ones(2)] * 2, lib.tensor(0.5)),
+    lambda lib: lib._foreach_addcmul([lib.ones(2)] * 2, [lib.ones(2)] * 2, [lib.ones(2)] * 2, lib.ones(3)),
+    lambda lib: lib._foreach_addcmul([lib.ones(2)] * 2, [lib.ones(2)] * 2, [lib.ones(2)] * 2, lib.ones(2, 2)[:, 1]),
+    lambda lib: lib._foreach_addcdiv([lib.ones(2)] * 2, [lib.ones(2)] * 2, [lib.ones(2)] * 2, lib.ones(1, 2)),
 ])
 def test_refusals_in_torchs_words(call):
     with pytest.raises(RuntimeError) as theirs:

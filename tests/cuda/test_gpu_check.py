@@ -99,6 +99,9 @@ def test_standin_runs_the_cuda_path_on_the_cpu(gpu_check, capsys):
     text = capsys.readouterr().out
     assert "gpu: chainrule stand-in" in text and "5 cases from" in text and "on cuda against cpu" in text
     assert "MLP: 0 host transfers in one step; the stand-in counted" in text
+    # clip_grad_norm_ then each optimizer: torch's own host reads only (Adafactor's norms, GradScaler's found_inf)
+    for optimizer, torchs in (("Adam", 0), ("SGD momentum", 0), ("Adafactor", 4), ("GradScaler+AdamW", 1)):
+        assert f"   clip_grad_norm_ + {optimizer}: {torchs} host transfers in one step, torch's {torchs}\n" in text
     assert not _backend.cuda_module() or "standin" not in _backend.cuda_module().__name__  # switched back off
 
 

@@ -152,16 +152,45 @@ def test_out_of_the_matmul_family_on_the_device(cuda, op):
     assert copies == 0
 
 
-@pytest.mark.xfail(strict=True, reason="known GPU divergence: CuPy's as_strided makes a new array on the memory "
-                   "with no base (ndarray(..., memptr=x.data)), so chainrule's storage_root stops at it: the "
-                   "result's storage_offset is 0 and its storage is its own; the stand-in now does as CuPy")
 def test_as_strided_keeps_its_storage_offset_on_the_device(cuda):
+    # CuPy's as_strided makes a new array on the memory with no base (ndarray(..., memptr=x.data)),
+    # as the stand-in does; chainrule notes the result's root where it calls as_strided
     for device in ("cpu", "cuda"):
         x = chainrule.arange(12.0, device=device)
         window = x.as_strided((3, 3), (1, 1), 2)
-        assert window.storage_offset() == 2
+        assert window.storage_offset() == 2 and window[1:].storage_offset() == 3
         assert window.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
         assert window.as_strided((2, 2), (2, 1)).cpu().tolist() == [[2.0, 3.0], [4.0, 5.0]]
+
+
+def test_the_other_as_strided_views_share_their_source_storage_on_the_device(cuda):
+    theirs_z = torch.randn(3, 4, dtype=torch.complex64)[1:]
+    theirs_x = torch.arange(10.0)[2:]
+    expected = (torch.view_as_real(theirs_z).storage_offset(), theirs_x.unfold(0, 3, 2).storage_offset())
+    for device in ("cpu", "cuda"):
+        z = chainrule.randn(3, 4, dtype=chainrule.complex64, device=device)[1:]
+        x = chainrule.arange(10.0, device=device)[2:]
+        pairs, windows = chainrule.view_as_real(z), x.unfold(0, 3, 2)
+        assert (pairs.storage_offset(), windows.storage_offset()) == expected == (8, 2)
+        assert pairs.untyped_storage().data_ptr() == z.untyped_storage().data_ptr()
+        assert windows.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
+        target = chainrule.zeros(4, device=device)
+        target.set_(x.untyped_storage(), 3, (2,), (3,))
+        assert target.storage_offset() == 3 and target.cpu().tolist() == [3.0, 6.0]
+
+
+def test_the_noted_roots_go_with_their_views(cuda):
+    import gc
+
+    from chainrule import storage
+
+    before = len(storage._strided_roots)
+    x = chainrule.arange(12.0, device="cuda")
+    views = [x.as_strided((2, 2), (1, 1), k) for k in range(4)]
+    assert len(storage._strided_roots) > before
+    del views
+    gc.collect()
+    assert len(storage._strided_roots) == before  # no entry (and no root) outlives its view
 
 
 OVERLAPPING_WRITES = {

@@ -105,3 +105,39 @@ def test_clip_grad_norm_on_the_gpu_stand_in(norm_type):
         assert math.isclose(total.item(), expected, rel_tol=1e-6)
         clipped = clip_grad_norm_(model.parameters(), 1e9, norm_type=norm_type).item()
         assert math.isclose(clipped, min(expected, 0.5), rel_tol=1e-5) or norm_type == 0
+
+
+def test_clip_grad_norm_of_mixed_dtypes_and_empty_inputs_as_torch():
+    # one norm per (device, dtype) group, stacked with type promotion; nothing to clip: torch.tensor(0.)
+    def clip(lib):
+        params = [lib.ones(3, dtype=lib.float16, requires_grad=True), lib.ones(2, dtype=lib.float64, requires_grad=True)]
+        for p in params:
+            p.grad = lib.full_like(p, 3.0)
+        return lib.nn.utils.clip_grad_norm_(params, 1.0), params
+
+    (total, params), (their_total, theirs) = clip(chainrule), clip(torch)
+    assert total.dtype.itemsize == their_total.dtype.itemsize == 8 and total.item() == their_total.item()
+    for p, q in zip(params, theirs):
+        assert p.grad.dtype.itemsize == q.grad.dtype.itemsize
+        np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
+    empty = clip_grad_norm_([], 1.0)
+    assert empty.item() == torch.nn.utils.clip_grad_norm_([], 1.0).item() == 0.0 and empty.dtype == chainrule.float32
+    with pytest.warns(UserWarning, match="`parameters` is an empty generator, no gradient clipping will occur."):
+        torch.nn.utils.clip_grad_norm_((p for p in []), 1.0)
+    with pytest.warns(UserWarning, match="`parameters` is an empty generator, no gradient clipping will occur."):
+        clip_grad_norm_((p for p in []), 1.0)
+
+
+@pytest.mark.parametrize("clip", [lambda lib, ps: lib.nn.utils.clip_grad_norm_(ps, 1.0, foreach=True),
+                                  lambda lib, ps: lib.nn.utils.clip_grad_value_(ps, 1.0, foreach=True)])
+def test_foreach_true_on_a_device_without_foreach_raises_torchs_error(clip):
+    def params(lib):
+        p = lib.ones(3, device="meta", requires_grad=True)
+        p.grad = lib.ones(3, device="meta")
+        return [p]
+
+    with pytest.raises(RuntimeError) as theirs:
+        clip(torch, params(torch))
+    with pytest.raises(RuntimeError) as ours:
+        clip(chainrule, params(chainrule))
+    assert str(ours.value) == str(theirs.value) == "foreach=True was passed, but can't use the foreach API on meta tensors"

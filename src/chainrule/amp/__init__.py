@@ -299,7 +299,9 @@ class GradScaler:
         self._backoff_factor = float(backoff_factor)
         self._growth_interval = int(growth_interval)
         self._growth_tracker = 0
-        self._per_optimizer = {}  # id(optimizer) -> {"unscaled": bool, "found_inf": bool}
+        # id(optimizer) -> {"unscaled": bool, "found_inf_per_device": {device: bool tensor},
+        #                  "found_inf": bool once read, None before}
+        self._per_optimizer = {}
 
     def is_enabled(self) -> bool:
         return self._enabled
@@ -319,20 +321,33 @@ class GradScaler:
         """Divide ``optimizer``'s gradients by the scale, once per step, noting any inf/NaN."""
         if not self._enabled:
             return
-        state = self._per_optimizer.setdefault(id(optimizer), {"unscaled": False, "found_inf": False})
+        state = self._per_optimizer.setdefault(id(optimizer), {"unscaled": False, "found_inf_per_device": {},
+                                                               "found_inf": None})
         if state["unscaled"]:
             raise RuntimeError("unscale_() has already been called on this optimizer since the last update().")
         from ..ops.elementwise import isfinite
 
-        found_inf = False
+        # one "any non-finite" flag per device, kept on that device as torch's found_inf_per_device:
+        # reading it back is step()'s single host read, not one per gradient here
+        found_inf_per_device: dict = {}
         with no_grad():
             for group in optimizer.param_groups:
                 for param in group["params"]:
                     if param.grad is None:
                         continue
                     param.grad.mul_(1.0 / self._scale)
-                    found_inf = found_inf or not bool(isfinite(param.grad).all())
-        state.update(unscaled=True, found_inf=found_inf)
+                    nonfinite = isfinite(param.grad).all().logical_not()
+                    previous = found_inf_per_device.get(param.grad.device)
+                    found_inf_per_device[param.grad.device] = (nonfinite if previous is None
+                                                               else previous.logical_or(nonfinite))
+        state.update(unscaled=True, found_inf_per_device=found_inf_per_device, found_inf=None)
+
+    @staticmethod
+    def _found_inf(state: dict) -> bool:
+        """Whether an optimizer's gradients overflowed: one host read per device, the first time asked."""
+        if state["found_inf"] is None:
+            state["found_inf"] = any(bool(flag) for flag in state["found_inf_per_device"].values())
+        return state["found_inf"]
 
     def step(self, optimizer, *args, **kwargs):
         """Unscale (if not done yet) and run ``optimizer.step`` unless a gradient overflowed."""
@@ -344,7 +359,7 @@ class GradScaler:
         if state is None or not state["unscaled"]:
             self.unscale_(optimizer)
             state = self._per_optimizer[id(optimizer)]
-        if state["found_inf"]:
+        if self._found_inf(state):
             return None
         return optimizer.step(*args, **kwargs)
 
@@ -354,7 +369,7 @@ class GradScaler:
             return
         if new_scale is not None:
             self._scale = float(new_scale.item() if hasattr(new_scale, "item") else new_scale)
-        elif any(state["found_inf"] for state in self._per_optimizer.values()):
+        elif any(self._found_inf(state) for state in self._per_optimizer.values()):
             self._scale *= self._backoff_factor
             self._growth_tracker = 0
         else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from .. import _dtype
 from .._backend import array_module
 from ..autograd.function import Function, name_node
+from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _check_tensor
 from .elementwise import _float_input, cos, sin, where, zeros_like_tensor
 
@@ -88,7 +89,9 @@ class ViewAsReal(Function):
         # a complex element is its real and imaginary parts side by side: the real parts' view
         # with one more axis of stride itemsize/2 covers any strides (a transposed z too)
         part = z.real
-        return xp.lib.stride_tricks.as_strided(part, shape=z.shape + (2,), strides=part.strides + (z.itemsize // 2,))
+        pairs = xp.lib.stride_tricks.as_strided(part, shape=z.shape + (2,), strides=part.strides + (z.itemsize // 2,))
+        note_strided_view(pairs, storage_root(z)[0])  # z's storage (CuPy's as_strided gives no base)
+        return pairs
 
     @staticmethod
     def backward(ctx, grad):

@@ -61,8 +61,20 @@ def _per_tensor(count: int, other, *, allow_scalars: bool = True) -> list:
 
 
 def _scalar_values(count: int, values) -> list:
-    """addcmul/addcdiv's ``value``: a number, a list of numbers, or a 1-D tensor of one per tensor."""
+    """addcmul/addcdiv's ``value``: a number, a list of numbers, or a 1-D tensor of one per tensor.
+
+    The tensor is read on the host, so torch takes it only from the CPU (a device tensor would be a
+    sync per call); the checks and their order are torch's."""
     if isinstance(values, Tensor):
+        if values.device.type != "cpu":
+            raise RuntimeError(f"Expected scalars to be on CPU, got {values.device} instead.")
+        if not values.is_contiguous():
+            raise RuntimeError("Expected scalars to be contiguous.")
+        if values.dim() != 1:
+            raise RuntimeError(f"Expected packed scalar Tensor to be of dimension 1. Got {values.dim()} instead.")
+        if values.numel() != count:
+            raise RuntimeError(f"Expected length of scalars to match input of length {count} but got "
+                               f"{values.numel()} instead.")
         values = values.tolist()
     return _per_tensor(count, values)
 

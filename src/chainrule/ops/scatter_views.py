@@ -15,7 +15,7 @@ import numpy as np
 
 from .._backend import array_module
 from ..autograd.function import Function
-from ..storage import storage_root
+from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim
 from . import elementwise as _elementwise
 from .linalg import _diagonal_index, diagonal
@@ -158,7 +158,9 @@ class AsStrided(Function):
         ctx.geometry = (x.shape, tuple(s // x.itemsize for s in x.strides), input_offset, size, stride,
                         storage_offset, root.size)
         flat = xp.lib.stride_tricks.as_strided(root, (root.size,), (x.itemsize,))
-        return xp.lib.stride_tricks.as_strided(flat[storage_offset:], size, tuple(s * x.itemsize for s in stride))
+        out = xp.lib.stride_tricks.as_strided(flat[storage_offset:], size, tuple(s * x.itemsize for s in stride))
+        note_strided_view(out, root)  # CuPy's result has no base: its storage is still root's
+        return out
 
     @staticmethod
     def backward(ctx, grad):

@@ -14,6 +14,7 @@ from .. import _dtype
 from .._backend import array_module
 from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, input_sizes, name_node
 from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
+from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out, preserve_layout
 from ._arg_parser import check_float, check_int, int_list
 from .reduce import sum_to_shape
@@ -1011,8 +1012,10 @@ class Unfold(Function):
         shape = x.shape[:dim] + (count,) + x.shape[dim + 1:] + (size,)
         strides = x.strides[:dim] + (x.strides[dim] * step,) + x.strides[dim + 1:] + (x.strides[dim],)
         # overlapping windows alias memory: read-only, so in-place writes raise as in torch
-        if xp is not np:  # CuPy has no read-only arrays
-            return xp.lib.stride_tricks.as_strided(x, shape, strides)
+        if xp is not np:  # CuPy has no read-only arrays, and its as_strided gives no base: note x's storage
+            windows = xp.lib.stride_tricks.as_strided(x, shape, strides)
+            note_strided_view(windows, storage_root(x)[0])
+            return windows
         writeable = x.flags.writeable and step >= size
         return xp.lib.stride_tricks.as_strided(x, shape, strides, writeable=writeable)
 

@@ -180,7 +180,8 @@ class LBFGS(Optimizer):
         """Loss and flat gradient at x + t d, leaving the parameters at x."""
         self._add_to_params(t, d)
         with enable_grad():
-            loss = float(closure())
+            value = closure()
+        loss = float(value)  # read outside grad mode, as torch's: no "requires_grad ... to a scalar" warning
         grad = self._flat_grad()
         self._set_params(saved)
         return loss, grad
@@ -264,7 +265,8 @@ class LBFGS(Optimizer):
                 self._add_to_params(t, d)
                 if iteration != max_iter:
                     with enable_grad():
-                        loss = float(closure())
+                        value = closure()
+                    loss = float(value)
                     flat_grad = self._flat_grad()
                     step_evaluations = 1
             evaluations += step_evaluations

@@ -1,14 +1,22 @@
-"""Gradient clipping: clip_grad_norm_ (total norm over all gradients) and clip_grad_value_."""
+"""Gradient clipping: clip_grad_norm_ (total norm over all gradients) and clip_grad_value_.
+
+As torch's, everything stays on the gradients' device: per-tensor norms (foreach norm), their
+stack, the norm of that stack, and a clip factor clamped to at most 1 that multiplies every
+gradient even when it is 1, so no ``if`` reads a device value back to the host. Only
+``error_if_nonfinite=True`` checks the total on the host (one read, as torch's).
+"""
 
 from __future__ import annotations
 
-import math
+import types
 import warnings
 
-import numpy as np
-
-from ..._backend import array_module
 from ...autograd.grad_mode import no_grad
+from ...ops.creation import tensor
+from ...ops.elementwise import clamp
+from ...ops.foreach import _foreach_mul_, _foreach_norm
+from ...ops.linalg import vector_norm
+from ...ops.shape import stack
 from ...tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_norm", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_"]
@@ -20,56 +28,79 @@ def _as_list(tensors) -> list:
     return list(tensors)
 
 
+def _by_device_and_dtype(tensors: list[Tensor]) -> dict:
+    """torch's grouping (first appearance first): one foreach call per (device, dtype)."""
+    groups: dict = {}
+    for t in tensors:
+        groups.setdefault((t.device, t.dtype), []).append(t)
+    return groups
+
+
+def _check_foreach(foreach, device) -> None:
+    if foreach and device.type not in ("cpu", "cuda"):
+        raise RuntimeError(f"foreach=True was passed, but can't use the foreach API on {device.type} tensors")
+
+
 def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False, foreach=None) -> Tensor:
     """The ``norm_type``-norm of all ``tensors`` together, as if concatenated into one vector."""
-    tensors = [t for t in _as_list(tensors) if t is not None]
+    tensors = _as_list(tensors)
     norm_type = float(norm_type)
     if not tensors:
-        return Tensor._make(np.asarray(0.0, dtype=np.float32))
-    dtype = np.result_type(*[t._data.dtype for t in tensors])
-    xp = array_module(tensors[0]._data)  # the norms are taken where the gradients live (CuPy on a GPU)
-    if norm_type == math.inf:
-        total = max(float(np.max(np.abs(t._data))) if t._data.size else 0.0 for t in tensors)
-    elif norm_type == -math.inf:
-        total = min(float(np.min(np.abs(t._data))) if t._data.size else math.inf for t in tensors)
-    elif norm_type == 0:
-        total = float(sum(np.count_nonzero(t._data) for t in tensors))
-    else:
-        # per-tensor norms in the tensors' dtype, then the norm of those norms (torch's order)
-        norms = [xp.sum(xp.abs(t._data.astype(np.float64)) ** norm_type) ** (1.0 / norm_type) for t in tensors]
-        total = float(sum(float(n) ** norm_type for n in norms) ** (1.0 / norm_type))
-    if error_if_nonfinite and not math.isfinite(total):
-        raise RuntimeError(
-            f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it "
-            "cannot be clipped. To disable this error and scale the gradients by the non-finite norm "
-            "anyway, set `error_if_nonfinite=False`"
-        )
-    # on the gradients' device, as torch returns it (a script may add it to a device tensor)
-    return Tensor._make(np.asarray(total, dtype=dtype)).to(tensors[0].device)
+        return tensor(0.0)  # torch.tensor(0.0): the default device, float32
+    first_device = tensors[0].device
+    with no_grad():
+        norms: list[Tensor] = []
+        for (device, _), group in _by_device_and_dtype(tensors).items():
+            _check_foreach(foreach, device)
+            if foreach is False:
+                norms.extend(vector_norm(t, norm_type) for t in group)
+            else:
+                norms.extend(_foreach_norm(group, norm_type))
+        total_norm = vector_norm(stack([norm.to(first_device) for norm in norms]), norm_type)
+        if error_if_nonfinite and bool(total_norm.isnan().logical_or(total_norm.isinf())):
+            raise RuntimeError(
+                f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it "
+                "cannot be clipped. To disable this error and scale the gradients by the non-finite norm "
+                "anyway, set `error_if_nonfinite=False`"
+            )
+    return total_norm
 
 
 def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, foreach=None) -> None:
-    """Scale every gradient by max_norm / (total_norm + 1e-6) when that factor is below 1."""
-    grads = [p._grad for p in _as_list(parameters) if p._grad is not None]
-    clip_coef = float(max_norm) / (float(total_norm._data) + 1e-6)
-    if clip_coef < 1.0 or not math.isfinite(clip_coef):
-        with no_grad():
-            for g in grads:
-                g._data *= g._data.dtype.type(min(clip_coef, 1.0) if math.isfinite(clip_coef) else clip_coef)
-                g._version_box[0] += 1
+    """Scale every gradient by min(max_norm / (total_norm + 1e-6), 1), on the gradients' devices."""
+    grads = [p.grad for p in _as_list(parameters) if p.grad is not None]
+    max_norm = float(max_norm)
+    if not grads:
+        return
+    with no_grad():
+        clip_coef_clamped = clamp(max_norm / (total_norm + 1e-6), max=1.0)
+        for (device, _), group in _by_device_and_dtype(grads).items():
+            _check_foreach(foreach, device)
+            coef = clip_coef_clamped.to(device)
+            if foreach is False:
+                for g in group:
+                    g.mul_(coef)
+            else:
+                _foreach_mul_(group, coef)
 
 
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
                     foreach=None) -> Tensor:
     """Rescale gradients in place so their total ``norm_type``-norm is at most ``max_norm``.
 
-    Returns the total norm before clipping (a 0-d tensor), as torch.nn.utils.clip_grad_norm_.
+    Returns the total norm before clipping (a 0-d tensor on the first gradient's device), as
+    torch.nn.utils.clip_grad_norm_.
     """
-    parameters = _as_list(parameters)
-    grads = [p._grad for p in parameters if p._grad is not None]
-    total_norm = get_total_norm(grads, norm_type, error_if_nonfinite)
-    if grads:
-        clip_grads_with_norm_(parameters, max_norm, total_norm)
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    else:
+        is_generator = isinstance(parameters, types.GeneratorType)
+        parameters = list(parameters)  # a generator is read once, by both halves
+        if is_generator and not parameters:
+            warnings.warn("`parameters` is an empty generator, no gradient clipping will occur.", stacklevel=2)
+    grads = [p.grad for p in parameters if p.grad is not None]
+    total_norm = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
+    clip_grads_with_norm_(parameters, max_norm, total_norm, foreach)
     return total_norm
 
 
@@ -81,9 +112,11 @@ def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0, error_if
 
 
 def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
-    """Clamp every gradient element to [-clip_value, clip_value], in place."""
+    """Clamp every gradient element to [-clip_value, clip_value], in place (on its device)."""
     clip_value = float(clip_value)
-    for p in _as_list(parameters):
-        if p._grad is not None:
-            np.clip(p._grad._data, -clip_value, clip_value, out=p._grad._data)
-            p._grad._version_box[0] += 1
+    grads = [p.grad for p in _as_list(parameters) if p.grad is not None]
+    with no_grad():
+        for (device, _), group in _by_device_and_dtype(grads).items():
+            _check_foreach(foreach, device)
+            for g in group:
+                g.clamp_(min=-clip_value, max=clip_value)
