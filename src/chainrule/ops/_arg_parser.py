@@ -125,14 +125,9 @@ def namespace_with_out(modules) -> dict:
 
 
 def _with_out_rule(function, name: str, rule: str):
-    import functools
+    from ..tensor import Tensor, _write_outs, out_keyword_front, write_out
 
-    from ..tensor import Tensor, _write_outs, write_out
-
-    @functools.wraps(function)
-    def with_out(*args, out=None, **kwargs):
-        if out is None:
-            return function(*args, **kwargs)
+    def with_out(*args, out, **kwargs):
         if rule == "computes_in" and isinstance(out, Tensor) and kwargs.get("dtype") is None:
             kwargs["dtype"] = out.dtype
         result = function(*args, **kwargs)
@@ -143,8 +138,7 @@ def _with_out_rule(function, name: str, rule: str):
             raise refusal
         return write_out(result, out, name)
 
-    with_out.honours_out = True
-    return with_out
+    return out_keyword_front(function, with_out)
 
 
 def _out_dtype_refusal(name: str, rule: str, input, result, out) -> RuntimeError | None:
