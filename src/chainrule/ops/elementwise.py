@@ -24,6 +24,7 @@ from ..autograd.function import (
     saved,
 )
 from ..tensor import Tensor, honours_out, write_out
+from ._arg_parser import out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -783,6 +784,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     op_name = torch_name or name.lower()
     # out= handled inline rather than by honours_out: these are the hottest calls there are
     real_only = name in _REAL_ONLY
+    write_result = write_out_same_dtype if name in _SAME_DTYPE_OUT else write_out
     if float_only:
         def op(input: Tensor, *, out=None) -> Tensor:
             if type(input) is not Tensor or input._data.dtype.kind not in "fV":
@@ -790,17 +792,17 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
                 if real_only:
                     refuse_complex(input, _REAL_ONLY[name])
             result = cls.apply(input)
-            return result if out is None else write_out(result, out, op_name)
+            return result if out is None else write_result(result, out, op_name)
     elif real_only:
         def op(input: Tensor, *, out=None) -> Tensor:
             if input._data.dtype.kind == "c":
                 refuse_complex(input, _REAL_ONLY[name])
             result = cls.apply(input)
-            return result if out is None else write_out(result, out, op_name)
+            return result if out is None else write_result(result, out, op_name)
     else:
         def op(input: Tensor, *, out=None) -> Tensor:
             result = cls.apply(input)
-            return result if out is None else write_out(result, out, op_name)
+            return result if out is None else write_result(result, out, op_name)
 
     op.__name__ = op.__qualname__ = op_name
     op.__doc__ = f"torch.{op.__name__}, elementwise, with its gradient."
@@ -808,6 +810,9 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     op.function = cls
     return op
 
+
+# unary ops whose out= must have the result's own dtype in torch (the others cast into out)
+_SAME_DTYPE_OUT = {"Sign", "Floor", "Ceil", "Trunc", "Frac"}
 
 # unary ops torch does not define on complex numbers (they raise rather than guess)
 _REAL_ONLY = {
@@ -897,6 +902,8 @@ sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), sav
 # piecewise-constant ops: zero gradient everywhere, as torch defines
 def _sign_array(x: np.ndarray) -> np.ndarray:
     xp = array_module(x)
+    if x.dtype == np.bool_:
+        return x.copy()  # torch's sign of a bool tensor is itself (NumPy has no bool sign)
     y = xp.sign(x)
     if y.dtype.kind in "fV":
         y = xp.where(xp.isnan(y), y.dtype.type(0), y)  # torch's sign(NaN) is 0 (so abs'(NaN) is 0 too)
@@ -946,7 +953,7 @@ class Abs(Function):
         return grad * sign(x) if x._data.dtype.kind != "c" else grad * _sgn(x)
 
 
-@honours_out
+@out_rule("same_elementwise")
 def abs(input: Tensor, *, out=None) -> Tensor:
     return Abs.apply(input)
 
@@ -1115,7 +1122,7 @@ def _as_number(bound):
     return bound.item() if hasattr(bound, "item") else bound
 
 
-@honours_out
+@out_rule("same_elementwise")
 def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
     """torch.clamp with number or tensor bounds; at least one bound is required."""
     if min is None and max is None:

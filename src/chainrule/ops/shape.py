@@ -14,8 +14,8 @@ from .. import _dtype
 from .._backend import array_module
 from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, input_sizes, name_node
 from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
-from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out, preserve_layout
-from ._arg_parser import check_float, check_int, int_list
+from ..tensor import Tensor, _int_sequence, _wrap_dim, preserve_layout
+from ._arg_parser import check_float, check_int, int_list, out_rule
 from .reduce import sum_to_shape
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -602,7 +602,7 @@ def _tensor_list(tensors, op: str) -> list:
     return list(tensors)
 
 
-@honours_out
+@out_rule("cat")
 def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
     """torch.cat: join along an existing dim; all other dims must match; dtypes promote."""
     from .._dtype import result_type
@@ -636,7 +636,7 @@ def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
 concat = concatenate = cat
 
 
-@honours_out
+@out_rule("cat")
 def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
     """torch.stack: join along a new dim; all shapes must be equal."""
     tensors = _tensor_list(tensors, "stack")
