@@ -17,6 +17,7 @@ from .._backend import array_module, follow_device, on_one_device
 from ..autograd import function as _function_module
 from ..autograd.function import (
     Function,
+    SavedValue,
     broadcast_error,
     ctx_value,
     name_node,
@@ -237,7 +238,8 @@ class Add(Function):
     rule = "copies the gradient to both inputs (∂/∂a = 1, ∂/∂b = 1)"
     formula = "{0} + {1}"
     _array_forward = True
-    saved_attributes = {"_saved_alpha": 1}  # torch's names for what the node keeps (grad_fn._saved_*)
+    # torch's names for what the node keeps (grad_fn._saved_*); alpha as add(..., alpha=) gave it
+    saved_attributes = {"_saved_alpha": SavedValue(lambda node: getattr(node, "alpha", 1))}
 
     @staticmethod
     def forward(ctx, a, b):
@@ -254,7 +256,7 @@ class Sub(Function):
     rule = "copies the gradient to a and its negative to b (∂/∂a = 1, ∂/∂b = -1)"
     formula = "{0} - {1}"
     _array_forward = True
-    saved_attributes = {"_saved_alpha": 1}
+    saved_attributes = Add.saved_attributes
 
     @staticmethod
     def forward(ctx, a, b):
@@ -510,6 +512,7 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
         if fused is not None:
             return fused
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+        return _with_alpha(Add.apply(*_pair(input, other)), alpha)
     a, b = _pair(input, other)
     return Add.apply(a, b)
 
@@ -560,8 +563,16 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
         if fused is not None:
             return fused
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+        return _with_alpha(Sub.apply(*_pair(input, other)), alpha)
     a, b = _pair(input, other)
     return Sub.apply(a, b)
+
+
+def _with_alpha(result: Tensor, alpha) -> Tensor:
+    """``result`` with add/sub's ``alpha`` kept on its node for torch's ``_saved_alpha``."""
+    if result._grad_fn is not None:
+        result._grad_fn.alpha = alpha
+    return result
 
 
 def _is_bool(x) -> builtins.bool:
@@ -1176,6 +1187,7 @@ class Atan2(Function):
     rule = "∂/∂a = b/(a² + b²), ∂/∂b = -a/(a² + b²)"
     formula = "atan2({0}, {1})"
     _array_forward = True
+    saved_attributes = {"_saved_self": saved(0), "_saved_other": saved(1)}
 
     @staticmethod
     def forward(ctx, a, b):

@@ -775,6 +775,7 @@ class Repeat(Function):
     label = "repeat"
     rule = "sums the gradient over the repeated copies"
     _array_forward = True
+    saved_attributes = {"_saved_repeats": ctx_value("repeats"), "_saved_self_sym_sizes": input_sizes(0)}
 
     @staticmethod
     def forward(ctx, x, repeats):
@@ -1001,6 +1002,12 @@ class Unfold(Function):
     label = "unfold"
     rule = "adds each window's gradient back into the slice it read (overlaps summed)"
     _array_forward = True
+    # the dimension as given (a negative one as the C++ node's unsigned)
+    saved_attributes = {"_saved_dimension": SavedValue(lambda node: as_uint64(getattr(node, "given_dimension",
+                                                                                      node.params[0]))),
+                        "_saved_self_sym_sizes": input_sizes(0),
+                        "_saved_size": ctx_value("params", lambda params: params[1]),
+                        "_saved_step": ctx_value("params", lambda params: params[2])}
 
     @staticmethod
     def forward(ctx, x, dim, size, step):
@@ -1064,6 +1071,8 @@ def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
     if step <= 0:
         raise RuntimeError(f"step is {step} but must be > 0")
     out = _share(Unfold.apply(input, dim=d, size=int(size), step=int(step)), input)
+    if out._grad_fn is not None:
+        out._grad_fn.given_dimension = dimension
     return select(out, 0, 0) if scalar else out
 
 
