@@ -1337,6 +1337,8 @@ def _fma(x: Tensor, y, z: Tensor) -> Tensor:
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
+    if type(value) is not builtins.int or value != 1:
+        value = _checked_value(value, input, tensor1, tensor2)
     fused = rounded_once(lambda x, t1, t2: x + value * t1 * t2, input, tensor1, tensor2)
     if fused is not None:
         return name_node(fused, "AddcmulBackward0", label="addcmul",
@@ -1349,13 +1351,30 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcdiv: input + value * tensor1 / tensor2."""
+    if type(value) is not builtins.int or value != 1:
+        value = _checked_value(value, input, tensor1, tensor2)
     fused = rounded_once(lambda x, t1, t2: x + value * t1 / t2, input, tensor1, tensor2)
     if fused is not None:
         return name_node(fused, "AddcdivBackward0", label="addcdiv",
                          rule=_LAST_ROUNDING_RULE % "input + value·tensor1/tensor2")
-    quotient = tensor1 / tensor2
-    return name_node(input + (quotient if value == 1 else value * quotient), "AddcdivBackward0", label="addcdiv",
+    # torch's kernel: input + (value * tensor1) / tensor2, in that order (1e308 * 2 / 2 is inf)
+    quotient = tensor1 / tensor2 if value == 1 else value * tensor1 / tensor2
+    return name_node(input + quotient, "AddcdivBackward0", label="addcdiv",
                      rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2")
+
+
+def _checked_value(value, *tensors):
+    """addcmul/addcdiv's ``value`` as torch's kernels take it: converted to the type they compute
+    in (the tensors' promoted dtype, float for half types), so it does not promote the result (an
+    integer tensor truncates 2.5 to 2) and one that does not fit is torch's RuntimeError."""
+    promoted = tensors[0].dtype
+    for t in tensors[1:]:
+        if isinstance(t, Tensor):
+            promoted = _dtype.promote_types(promoted, t.dtype)
+    compute = _opmath.fused_compute_dtype(promoted) or promoted
+    if isinstance(value, builtins.complex) and compute._category < 3:
+        raise _dtype._overflow(compute)  # torch's message for a complex value on real tensors
+    return _dtype.checked_scalar(value, compute)
 
 
 def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=None) -> Tensor:
