@@ -539,14 +539,14 @@ def nextafter(input: Tensor, other: Tensor) -> Tensor:
     """torch.nextafter: the next floating-point value after input towards other."""
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "fV":
-        raise RuntimeError(f"\"nextafter_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
+        raise NotImplementedError(f"\"nextafter_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
     return Nextafter.apply(a, b)
 
 
 def _integer_pair(op: str, input, other):
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "iu":
-        raise RuntimeError(f"\"{op}_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
+        raise NotImplementedError(f"\"{op}_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
     return a, b
 
 
