@@ -1,5 +1,6 @@
 """torch's ``grad_fn._saved_*`` of the nodes the first tables left out: var/std, vector_norm,
-prod, repeat, unfold, diagonal, as_strided, scatter_add, atan2, add/sub with alpha, dot, outer.
+prod, repeat, unfold, diagonal, as_strided, scatter_add, atan2, add/sub with alpha, dot, outer,
+conv_transpose.
 The same names, value types and values as torch 2.13's on the same inputs (tensors compared by
 shape, dtype and values)."""
 
@@ -42,6 +43,12 @@ _OPS = [
     ("add alpha", lambda lib, h: lib.add(h, _other(lib, 3, 4), alpha=2)),
     ("sub alpha", lambda lib, h: lib.sub(h, _other(lib, 3, 4), alpha=0.5)),
     ("sub", lambda lib, h: h - _other(lib, 3, 4)),
+    ("conv_transpose2d", lambda lib, h: lib.nn.functional.conv_transpose2d(
+        h, _other(lib, 1, 2, 3, 3).requires_grad_(), _other(lib, 2), stride=2, padding=1, output_padding=1)),
+    ("conv_transpose1d dilated", lambda lib, h: lib.nn.functional.conv_transpose1d(
+        h.flatten(0, 1), _other(lib, 3, 2, 2).requires_grad_(), stride=3, dilation=2, output_padding=2)),
+    ("conv_transpose2d weight needs grad", lambda lib, h: lib.nn.functional.conv_transpose2d(
+        h, h[:1, :, :2, :2].expand(1, 2, 2, 2).contiguous(), groups=1)),
     ("dot", lambda lib, h: lib.dot(h.flatten(), _other(lib, 24))),
     ("outer", lambda lib, h: lib.outer(h.flatten()[:5], _other(lib, 3))),
 ]
