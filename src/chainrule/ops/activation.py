@@ -41,9 +41,10 @@ def _mask_mul(grad: Tensor, mask: np.ndarray) -> Tensor:
     if xp is not np:
         return Tensor._make(xp.where(mask, g, g.dtype.type(0)))
     # a multiply is several times faster than np.where on a random mask; only a NaN in the product
-    # (from an inf or NaN upstream gradient, rare) sends us to the select
+    # (from an inf or NaN upstream gradient, rare) sends us to the select. (min propagates NaN;
+    # initial=0 lets it take an empty array)
     out = g * mask
-    if out.size and np.isnan(out.min()):
+    if math.isnan(np.minimum.reduce(out, axis=None, initial=0.0)):
         out = np.where(mask, g, g.dtype.type(0))
     return Tensor._make(out)
 
@@ -83,9 +84,10 @@ class Relu(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # relu'(x) = 0 where x <= 0 else 1 (0 at x = 0, and NaN passes the gradient, as torch)
+        # relu'(x) = 0 where x <= 0 else 1 (0 at x = 0, and NaN passes the gradient, as torch); the
+        # saved result is >= 0 or NaN, so "not <= 0" is "!= 0": one comparison, no inversion
         (y,) = ctx.saved_values
-        return _mask_mul(grad, ~(y._data <= 0))
+        return _mask_mul(grad, y._data != 0)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
