@@ -719,21 +719,79 @@ def honours_out(fn, name: str | None = None):
     """Give ``fn`` torch's keyword ``out=`` (see ``write_out``; a tuple result, max(dim)'s
     (values, indices), goes into a tuple of as many tensors); ``fn`` itself ignores it. ``name``:
     the op's name in messages, when not ``fn.__name__``."""
-    import functools
-
     op = name or fn.__name__
 
-    @functools.wraps(fn)
-    def with_out(*args, out=None, **kwargs):
+    def with_out(*args, out, **kwargs):
         result = fn(*args, **kwargs)
-        if out is None:
-            return result
         if isinstance(result, tuple):
             return _write_outs(result, out, op)
         return write_out(result, out, op)
 
-    with_out.honours_out = True
-    return with_out
+    return out_keyword_front(fn, with_out)
+
+
+_FRONT_NAMES = {"out", "_function", "_with_out"}
+
+
+def out_keyword_front(fn, with_out):
+    """``fn`` with torch's keyword ``out=``: calls without it go straight to ``fn``, calls with it to
+    ``with_out(*args, out=out, **kwargs)``. The front is compiled with ``fn``'s own parameters, so
+    the common no-``out`` call costs one plain call instead of packing ``*args, **kwargs`` (a few
+    hundred ns on every ``chainrule.sum(...)``); a signature it cannot copy gets the generic front."""
+    import functools
+    import inspect
+
+    try:
+        parameters = list(inspect.signature(fn, follow_wrapped=False).parameters.values())
+    except (TypeError, ValueError):
+        parameters = None
+    name = getattr(fn, "__name__", "")
+    if parameters is not None:
+        # an ``out`` keyword ``fn`` declares only for its signature's sake: the front owns it
+        parameters = [p for p in parameters if not (p.name == "out" and p.kind is p.KEYWORD_ONLY)]
+    if parameters is None or not name.isidentifier() or any(
+            p.name in _FRONT_NAMES or p.name.startswith("_default") for p in parameters):
+        def front(*args, out=None, **kwargs):
+            if out is None:
+                return fn(*args, **kwargs)
+            return with_out(*args, out=out, **kwargs)
+    else:
+        namespace = {"_function": fn, "_with_out": with_out}
+        declared, passed = [], []
+        star_written = False
+        for index, p in enumerate(parameters):
+            default = ""
+            if p.default is not inspect.Parameter.empty:
+                namespace[f"_default{index}"] = p.default
+                default = f"=_default{index}"
+            if p.kind is p.VAR_KEYWORD:
+                break
+            if p.kind is p.KEYWORD_ONLY and not star_written:
+                declared.append("*")
+                star_written = True
+            if p.kind is p.VAR_POSITIONAL:
+                declared.append(f"*{p.name}")
+                passed.append(f"*{p.name}")
+                star_written = True
+            else:
+                declared.append(p.name + default)
+                passed.append(f"{p.name}={p.name}" if p.kind is p.KEYWORD_ONLY else p.name)
+            if p.kind is p.POSITIONAL_ONLY and (index + 1 == len(parameters)
+                                                or parameters[index + 1].kind is not p.POSITIONAL_ONLY):
+                declared.append("/")
+        declared += ([] if star_written else ["*"]) + ["out=None"]
+        if parameters and parameters[-1].kind is inspect.Parameter.VAR_KEYWORD:
+            declared.append(f"**{parameters[-1].name}")
+            passed.append(f"**{parameters[-1].name}")
+        arguments = ", ".join(passed)
+        source = (f"def {name}({', '.join(declared)}):\n"
+                  f"    if out is None:\n        return _function({arguments})\n"
+                  f"    return _with_out({arguments}{', ' if arguments else ''}out=out)\n")
+        exec(compile(source, f"<out= front of {name}>", "exec"), namespace)
+        front = namespace[name]
+    functools.update_wrapper(front, fn)
+    front.honours_out = True
+    return front
 
 
 def _write_outs(results: tuple, outs, op: str) -> tuple:

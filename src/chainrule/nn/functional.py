@@ -576,7 +576,11 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         w_lo = Tensor._make((1 - frac).astype(input._data.dtype))
         # out = x[lo]·(1 - λ) + x[hi]·λ along this axis
         out = out[lead + (Tensor._make(lo),)] * w_lo + out[lead + (Tensor._make(hi),)] * w_hi
-    return out
+    if antialias:
+        return out
+    # one node named as torch's upsample kernel (UpsampleNearest2DBackward0...), over our composed parts
+    kernel_name = "".join(part.capitalize() for part in mode.split("-"))
+    return _name_node(out, f"Upsample{kernel_name}{d}DBackward0", label=f"interpolate ({mode})")
 
 
 def _is_integer(value) -> bool:

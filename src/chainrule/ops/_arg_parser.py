@@ -112,7 +112,8 @@ def namespace_with_out(modules) -> dict:
     cast ..."); ``"computes_in"`` the out's dtype is the dtype the op computes in (sum, cumsum: as
     ``dtype=``); ``"same_as_input"`` (amax), ``"same"`` (norm, argmax: their C++ type names),
     ``"same_elementwise"`` (neg, round), ``"same_where"``, ``"same_scalar_type"`` (index_select),
-    ``"long"`` (nonzero): each torch's own refusal of any other;
+    ``"long"`` (nonzero): each torch's own refusal of any other; ``"cat"`` (cat, stack) a cast
+    torch allows, else its TypeError;
     ``"floating"`` any floating dtype (logsumexp); ``"castable"`` torch's canCast check (max())."""
     from ..tensor import honours_out
 
@@ -124,15 +125,28 @@ def namespace_with_out(modules) -> dict:
     return wrapped
 
 
+def out_rule(rule: str):
+    """Decorator: give a function torch's ``out=`` under one of ``namespace_with_out``'s dtype rules
+    (for functions that take ``out=`` wherever they are called, not only on the namespace)."""
+    return lambda function: _with_out_rule(function, function.__name__, rule)
+
+
+def write_out_same_dtype(result, out, op: str):
+    """``write_out`` for the ops whose ``out`` must have the result's own dtype (floor, sign,
+    frac...: torch's "Found dtype Long but expected Float"), not any dtype it can be cast to."""
+    from ..tensor import Tensor, write_out
+
+    if isinstance(out, Tensor):
+        refusal = _out_dtype_refusal(op, "same_elementwise", None, result, out)
+        if refusal is not None:
+            raise refusal
+    return write_out(result, out, op)
+
+
 def _with_out_rule(function, name: str, rule: str):
-    import functools
+    from ..tensor import Tensor, _write_outs, out_keyword_front, write_out
 
-    from ..tensor import Tensor, _write_outs, write_out
-
-    @functools.wraps(function)
-    def with_out(*args, out=None, **kwargs):
-        if out is None:
-            return function(*args, **kwargs)
+    def with_out(*args, out, **kwargs):
         if rule == "computes_in" and isinstance(out, Tensor) and kwargs.get("dtype") is None:
             kwargs["dtype"] = out.dtype
         result = function(*args, **kwargs)
@@ -143,11 +157,10 @@ def _with_out_rule(function, name: str, rule: str):
             raise refusal
         return write_out(result, out, name)
 
-    with_out.honours_out = True
-    return with_out
+    return out_keyword_front(function, with_out)
 
 
-def _out_dtype_refusal(name: str, rule: str, input, result, out) -> RuntimeError | None:
+def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | None:
     """torch's error where ``out``'s dtype does not suit ``name``'s ``rule``, else None."""
     from .linear import cpp_type_name
 
@@ -169,6 +182,8 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> RuntimeError
         return RuntimeError(f"{name}: Expected out tensor to have scalar type Long but got scalar type{scalar(got)}")
     if rule == "floating" and not got.is_floating_point:
         return RuntimeError(f"{name}(): Expected floating point type for result tensor, but got: {scalar(got)}")
+    if rule == "cat" and expected._category > got._category:  # stack's message names cat too
+        return TypeError(f"torch.cat(): input types can't be cast to the desired output type {scalar(got)}")
     if rule == "castable" and expected._category > got._category:
         return RuntimeError("Expected canCast( typeMetaToScalarType(self.dtype()), typeMetaToScalarType(out.dtype())) "
                             "to be true, but got false.  (Could this error message be improved?  If so, please "

@@ -2,8 +2,9 @@
 
 Edge policy, as torch: relu'(0) = 0, leaky_relu'(0) = negative_slope, hardtanh/relu6 pass no
 gradient at their bounds, elu'(0) = alpha, shrink ops pass none on [-lambd, lambd]. Piecewise
-rules multiply the gradient by one mask; smooth rules are written in chainrule ops on the saved
-input, so ``create_graph=True`` differentiates them again.
+rules select the gradient with one mask (an inf gradient where it is blocked gives 0, as torch);
+smooth rules are written in chainrule ops on the saved input, so ``create_graph=True``
+differentiates them again.
 
 Names torch also has at top level (``torch.relu``, ``torch.selu``...) are in ``__all__``; every
 function here is re-exported by ``chainrule.nn.functional``.
@@ -31,17 +32,33 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def _mask_mul(grad: Tensor, mask: np.ndarray) -> Tensor:
-    """``grad * mask`` for a constant boolean mask: one NumPy multiply unless grad is recorded."""
+    """``grad`` where ``mask`` else 0, a select as torch's threshold_backward: an inf or NaN gradient
+    at a blocked position gives 0 there, not the NaN of ``inf * 0``."""
     if grad._requires_grad:
-        return grad * Tensor._make(mask)
-    return Tensor._make(grad._data * mask)
+        return where(Tensor._make(mask), grad, 0)
+    g = grad._data
+    xp = array_module(g)
+    if xp is not np:
+        return Tensor._make(xp.where(mask, g, g.dtype.type(0)))
+    # a multiply is several times faster than np.where on a random mask; only a NaN in the product
+    # (from an inf or NaN upstream gradient, rare) sends us to the select. (min propagates NaN;
+    # initial=0 lets it take an empty array)
+    out = g * mask
+    if math.isnan(np.minimum.reduce(out, axis=None, initial=0.0)):
+        out = np.where(mask, g, g.dtype.type(0))
+    return Tensor._make(out)
 
 
-def _scaled_mask(grad: Tensor, factor: np.ndarray) -> Tensor:
-    """``grad * factor`` for a constant array factor (a piecewise-constant derivative)."""
+def _scaled_mask(grad: Tensor, factor: np.ndarray, keep: np.ndarray | None = None) -> Tensor:
+    """``grad * factor`` for a constant array factor (a piecewise-constant derivative); with ``keep``,
+    0 outside it whatever the gradient (torch selects there, so inf * 0 gives 0, not NaN)."""
     if grad._requires_grad:
-        return grad * Tensor._make(factor)
-    return Tensor._make(grad._data * factor)
+        scaled = grad * Tensor._make(factor)
+        return scaled if keep is None else where(Tensor._make(keep), scaled, 0)
+    out = grad._data * factor
+    if keep is not None and out.size and array_module(out).isnan(out.min()):
+        out = array_module(out).where(keep, out, out.dtype.type(0))
+    return Tensor._make(out)
 
 
 def _run_inplace(input: Tensor, fn, *args, **kwargs) -> Tensor:
@@ -67,9 +84,10 @@ class Relu(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # relu'(x) = 0 where x <= 0 else 1 (0 at x = 0, and NaN passes the gradient, as torch)
+        # relu'(x) = 0 where x <= 0 else 1 (0 at x = 0, and NaN passes the gradient, as torch); the
+        # saved result is >= 0 or NaN, so "not <= 0" is "!= 0": one comparison, no inversion
         (y,) = ctx.saved_values
-        return _mask_mul(grad, ~(y._data <= 0))
+        return _mask_mul(grad, y._data != 0)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -634,8 +652,9 @@ class Hardsigmoid(Function):
         xp = array_module(grad)
         (x,) = ctx.saved_values
         arr = x._data
-        factor = xp.where((arr > -3) & (arr < 3), arr.dtype.type(1 / 6), arr.dtype.type(0))
-        return _scaled_mask(grad, factor)
+        inside = (arr > -3) & (arr < 3)
+        factor = xp.where(inside, arr.dtype.type(1 / 6), arr.dtype.type(0))
+        return _scaled_mask(grad, factor, keep=inside)
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:

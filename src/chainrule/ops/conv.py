@@ -460,6 +460,16 @@ class ConvInput(Function):
     label = "conv_transpose"
     rule = ("the adjoint of conv (also the input gradient of conv): ∂L/∂G = conv(U, F), ∂L/∂F = U ⋆ G "
             "(cross-correlation), ∂L/∂b = Σ U")
+    # torch's names for conv_transpose's node; output_padding is what the adjoint conv's input
+    # has beyond the positions that conv reaches
+    saved_attributes = {
+        **Convolution.saved_attributes,
+        "_saved_output_padding": ctx_value("geo", lambda geo: tuple(
+            n - ((m - 1) * s - 2 * p + d * (k - 1) + 1)
+            for n, m, s, p, d, k in zip(geo.in_shape, geo.out_shape, geo.stride, geo.pad_lo, geo.dilation,
+                                        geo.kernel))),
+        "_saved_transposed": True,
+    }
 
     @staticmethod
     def forward(ctx, grad, w, *bias, geo, c):

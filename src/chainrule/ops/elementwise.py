@@ -17,6 +17,7 @@ from .._backend import array_module, follow_device, on_one_device
 from ..autograd import function as _function_module
 from ..autograd.function import (
     Function,
+    SavedValue,
     broadcast_error,
     ctx_value,
     name_node,
@@ -24,6 +25,7 @@ from ..autograd.function import (
     saved,
 )
 from ..tensor import Tensor, honours_out, write_out
+from ._arg_parser import out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -236,7 +238,8 @@ class Add(Function):
     rule = "copies the gradient to both inputs (∂/∂a = 1, ∂/∂b = 1)"
     formula = "{0} + {1}"
     _array_forward = True
-    saved_attributes = {"_saved_alpha": 1}  # torch's names for what the node keeps (grad_fn._saved_*)
+    # torch's names for what the node keeps (grad_fn._saved_*); alpha as add(..., alpha=) gave it
+    saved_attributes = {"_saved_alpha": SavedValue(lambda node: getattr(node, "alpha", 1))}
 
     @staticmethod
     def forward(ctx, a, b):
@@ -253,7 +256,7 @@ class Sub(Function):
     rule = "copies the gradient to a and its negative to b (∂/∂a = 1, ∂/∂b = -1)"
     formula = "{0} - {1}"
     _array_forward = True
-    saved_attributes = {"_saved_alpha": 1}
+    saved_attributes = Add.saved_attributes
 
     @staticmethod
     def forward(ctx, a, b):
@@ -509,6 +512,7 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
         if fused is not None:
             return fused
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+        return _with_alpha(Add.apply(*_pair(input, other)), alpha)
     a, b = _pair(input, other)
     return Add.apply(a, b)
 
@@ -559,8 +563,16 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
         if fused is not None:
             return fused
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+        return _with_alpha(Sub.apply(*_pair(input, other)), alpha)
     a, b = _pair(input, other)
     return Sub.apply(a, b)
+
+
+def _with_alpha(result: Tensor, alpha) -> Tensor:
+    """``result`` with add/sub's ``alpha`` kept on its node for torch's ``_saved_alpha``."""
+    if result._grad_fn is not None:
+        result._grad_fn.alpha = alpha
+    return result
 
 
 def _is_bool(x) -> builtins.bool:
@@ -783,6 +795,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     op_name = torch_name or name.lower()
     # out= handled inline rather than by honours_out: these are the hottest calls there are
     real_only = name in _REAL_ONLY
+    write_result = write_out_same_dtype if name in _SAME_DTYPE_OUT else write_out
     if float_only:
         def op(input: Tensor, *, out=None) -> Tensor:
             if type(input) is not Tensor or input._data.dtype.kind not in "fV":
@@ -790,17 +803,17 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
                 if real_only:
                     refuse_complex(input, _REAL_ONLY[name])
             result = cls.apply(input)
-            return result if out is None else write_out(result, out, op_name)
+            return result if out is None else write_result(result, out, op_name)
     elif real_only:
         def op(input: Tensor, *, out=None) -> Tensor:
             if input._data.dtype.kind == "c":
                 refuse_complex(input, _REAL_ONLY[name])
             result = cls.apply(input)
-            return result if out is None else write_out(result, out, op_name)
+            return result if out is None else write_result(result, out, op_name)
     else:
         def op(input: Tensor, *, out=None) -> Tensor:
             result = cls.apply(input)
-            return result if out is None else write_out(result, out, op_name)
+            return result if out is None else write_result(result, out, op_name)
 
     op.__name__ = op.__qualname__ = op_name
     op.__doc__ = f"torch.{op.__name__}, elementwise, with its gradient."
@@ -808,6 +821,9 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     op.function = cls
     return op
 
+
+# unary ops whose out= must have the result's own dtype in torch (the others cast into out)
+_SAME_DTYPE_OUT = {"Sign", "Floor", "Ceil", "Trunc", "Frac"}
 
 # unary ops torch does not define on complex numbers (they raise rather than guess)
 _REAL_ONLY = {
@@ -897,6 +913,8 @@ sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), sav
 # piecewise-constant ops: zero gradient everywhere, as torch defines
 def _sign_array(x: np.ndarray) -> np.ndarray:
     xp = array_module(x)
+    if x.dtype == np.bool_:
+        return x.copy()  # torch's sign of a bool tensor is itself (NumPy has no bool sign)
     y = xp.sign(x)
     if y.dtype.kind in "fV":
         y = xp.where(xp.isnan(y), y.dtype.type(0), y)  # torch's sign(NaN) is 0 (so abs'(NaN) is 0 too)
@@ -946,7 +964,7 @@ class Abs(Function):
         return grad * sign(x) if x._data.dtype.kind != "c" else grad * _sgn(x)
 
 
-@honours_out
+@out_rule("same_elementwise")
 def abs(input: Tensor, *, out=None) -> Tensor:
     return Abs.apply(input)
 
@@ -1115,7 +1133,7 @@ def _as_number(bound):
     return bound.item() if hasattr(bound, "item") else bound
 
 
-@honours_out
+@out_rule("same_elementwise")
 def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
     """torch.clamp with number or tensor bounds; at least one bound is required."""
     if min is None and max is None:
@@ -1169,6 +1187,7 @@ class Atan2(Function):
     rule = "∂/∂a = b/(a² + b²), ∂/∂b = -a/(a² + b²)"
     formula = "atan2({0}, {1})"
     _array_forward = True
+    saved_attributes = {"_saved_self": saved(0), "_saved_other": saved(1)}
 
     @staticmethod
     def forward(ctx, a, b):
@@ -1318,6 +1337,8 @@ def _fma(x: Tensor, y, z: Tensor) -> Tensor:
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
+    if type(value) is not builtins.int or value != 1:
+        value = _checked_value(value, input, tensor1, tensor2)
     fused = rounded_once(lambda x, t1, t2: x + value * t1 * t2, input, tensor1, tensor2)
     if fused is not None:
         return name_node(fused, "AddcmulBackward0", label="addcmul",
@@ -1330,13 +1351,30 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcdiv: input + value * tensor1 / tensor2."""
+    if type(value) is not builtins.int or value != 1:
+        value = _checked_value(value, input, tensor1, tensor2)
     fused = rounded_once(lambda x, t1, t2: x + value * t1 / t2, input, tensor1, tensor2)
     if fused is not None:
         return name_node(fused, "AddcdivBackward0", label="addcdiv",
                          rule=_LAST_ROUNDING_RULE % "input + value·tensor1/tensor2")
-    quotient = tensor1 / tensor2
-    return name_node(input + (quotient if value == 1 else value * quotient), "AddcdivBackward0", label="addcdiv",
+    # torch's kernel: input + (value * tensor1) / tensor2, in that order (1e308 * 2 / 2 is inf)
+    quotient = tensor1 / tensor2 if value == 1 else value * tensor1 / tensor2
+    return name_node(input + quotient, "AddcdivBackward0", label="addcdiv",
                      rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2")
+
+
+def _checked_value(value, *tensors):
+    """addcmul/addcdiv's ``value`` as torch's kernels take it: converted to the type they compute
+    in (the tensors' promoted dtype, float for half types), so it does not promote the result (an
+    integer tensor truncates 2.5 to 2) and one that does not fit is torch's RuntimeError."""
+    promoted = tensors[0].dtype
+    for t in tensors[1:]:
+        if isinstance(t, Tensor):
+            promoted = _dtype.promote_types(promoted, t.dtype)
+    compute = _opmath.fused_compute_dtype(promoted) or promoted
+    if isinstance(value, builtins.complex) and compute._category < 3:
+        raise _dtype._overflow(compute)  # torch's message for a complex value on real tensors
+    return _dtype.checked_scalar(value, compute)
 
 
 def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=None) -> Tensor:

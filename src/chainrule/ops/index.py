@@ -958,6 +958,9 @@ class ScatterAdd(Function):
     label = "scatter_add"
     rule = "∂/∂self = G, ∂/∂src = G gathered at the index"
     _array_forward = True
+    # torch keeps the index only for src's gradient
+    saved_attributes = {"_saved_dim": _function.ctx_value("dim"), "_saved_index": _function.SavedValue(
+        lambda node: Tensor._make(node.index) if node.needs_input_grad[1] else None)}
 
     @staticmethod
     def forward(ctx, x, src, index, dim):

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _dtype, _opmath, return_types
 from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg
-from ..autograd.function import Function, SavedValue, input_sizes, input_strides, name_node, saved
+from ..autograd.function import Function, SavedValue, ctx_value, input_sizes, input_strides, name_node, saved
 from ..tensor import Tensor, _wrap_dim, write_out
 from .elementwise import conjugate_rule
 
@@ -168,6 +168,7 @@ class Mv(Matmul):
 
 class Dot(Matmul):
     node_name = "DotBackward0"
+    saved_attributes = {"_saved_self": saved(1), "_saved_tensor": saved(0)}  # torch's dot(self, tensor)
     label = "dot"
     rule = "∂/∂a = g·b, ∂/∂b = g·a"
     formula = "{0} @ {1}"
@@ -350,7 +351,7 @@ def outer(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
         raise RuntimeError(f"outer: Expected 1-D argument self, but got {input._data.ndim}-D"
                            if input._data.ndim != 1 else
                            f"outer: Expected 1-D argument vec2, but got {vec2._data.ndim}-D")
-    result = mul(input.unsqueeze(1), vec2.unsqueeze(0))
+    result = mul(input.reshape(input._data.shape[0], 1), vec2)  # as torch records it: a view, then mul
     return result if out is None else write_out(result, out, "outer")
 
 
@@ -813,6 +814,10 @@ class Diagonal(Function):
     label = "diagonal"
     rule = "puts the gradient back on the diagonal, zeros elsewhere"
     _array_forward = True
+    saved_attributes = {"_saved_dim1": ctx_value("params", lambda params: params[2]),
+                        "_saved_dim2": ctx_value("params", lambda params: params[3]),
+                        "_saved_offset": ctx_value("params", lambda params: params[1]),
+                        "_saved_self_sym_sizes": input_sizes(0)}
 
     @staticmethod
     def forward(ctx, x, offset, dim1, dim2):

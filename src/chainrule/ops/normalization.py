@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module, autocast_unifies, subtract_contiguous
-from ..autograd.function import Function, SavedValue, ctx_value, leaf_input, saved
+from ..autograd.function import Function, SavedValue, ctx_value, leaf_input, name_node, saved
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import _cuda_kernels
@@ -549,7 +549,9 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
     shift = -Tensor._make(running_mean._data.astype(input._data.dtype)) * scale
     if bias is not None:
         shift = shift + bias
-    return input * scale.reshape(shape) + shift.reshape(shape)
+    # torch records one NativeBatchNormBackward0 here; ours is the composed scale-and-shift, named so
+    return name_node(input * scale.reshape(shape) + shift.reshape(shape), "NativeBatchNormBackward0",
+                     label="batch_norm (eval)")
 
 
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
@@ -589,7 +591,11 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
     if _runs_in_float32(input, weight, bias, on_autocast_float32_list=True):
         return group_norm(input.to(_dtype.float32), num_groups, weight, bias, eps).to(input.dtype)
     out = GroupNormalize.apply(_float(input), groups=num_groups, eps=eps)
-    return _affine(out, weight, bias, (1, c) + (1,) * (input.ndim - 2))
+    if weight is None and bias is None:
+        return out
+    # torch's one NativeGroupNormBackward0 takes the affine too: the composed node named so
+    return name_node(_affine(out, weight, bias, (1, c) + (1,) * (input.ndim - 2)), "NativeGroupNormBackward0",
+                     label="group_norm")
 
 
 def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,

@@ -213,6 +213,7 @@ class Prod(Function):
     rule = "∂/∂aᵢ = the product of the other elements"
     formula = "prod({0})"
     _array_forward = True
+    saved_attributes = {"_saved_result": saved(1), "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, dims, keepdim, dtype):
@@ -297,22 +298,36 @@ def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     else:
         dims = tuple(range(input._data.ndim))
         keepdim = False
-    return (Prod if dim is None else ProdDim).apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype)
+    if dim is None:
+        return Prod.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype)
+    return _note_given(ProdDim.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype), "given_dim", dim)
 
 
 class ProdDim(Prod):
     node_name = "ProdBackward1"  # torch's prod(dim) overload
+    saved_attributes = {"_saved_dim": SavedValue(lambda node: as_uint64(getattr(node, "given_dim", node.dims[0]))),
+                        "_saved_keepdim": ctx_value("keepdim"), "_saved_result": saved(1), "_saved_self": saved(0)}
     label = "prod"
     rule = "∂/∂aᵢ = the product of the other elements along the dim"
     formula = "prod({0})"
 
 
 # ---------------------------------------------------------------- var, std
+def _given_dims(node):
+    """torch's _saved_dim of a reduction over optional dims: None when none were given, else each
+    as given (a negative one as the C++ node's unsigned)."""
+    given = getattr(node, "given_dims", None)
+    return None if given is None else tuple(as_uint64(d) for d in given)
+
+
 class Var(Function):
     label = "var"
     rule = "∂/∂aᵢ = 2(aᵢ - mean)/(n - correction)"
     formula = "var({0})"
     _array_forward = True
+    saved_attributes = {"_saved_correction": SavedValue(lambda node: getattr(node, "given_correction", None)),
+                        "_saved_dim": SavedValue(_given_dims), "_saved_keepdim": ctx_value("keepdim"),
+                        "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, dims, correction, keepdim):
@@ -361,11 +376,27 @@ def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):
 
 def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
     """torch.var: ``sum((x - mean)^2) / (N - correction)``; ``unbiased=False`` means correction 0."""
+    correction_given = correction is not None or unbiased is not None
     dims, correction, keepdim = _var_args("var", input, dim, unbiased, keepdim, correction)
     if input._data.dtype.kind == "c":  # E|z - mean|² splits into the parts' variances (a real result)
         return (Var.apply(input.real, dims=dims, correction=correction, keepdim=keepdim)
                 + Var.apply(input.imag, dims=dims, correction=correction, keepdim=keepdim))
-    return Var.apply(input, dims=dims, correction=correction, keepdim=keepdim)
+    return _note_var_arguments(Var.apply(input, dims=dims, correction=correction, keepdim=keepdim), dim,
+                               correction_given, correction)
+
+
+def _note_var_arguments(out: Tensor, dim, correction_given: bool, correction: int) -> Tensor:
+    """``out`` with var/std's arguments kept on its node as torch's reports them: the dims as given
+    (None for none), and the correction only where torch's chosen overload keeps one (a dim,
+    ``unbiased`` or ``correction`` given)."""
+    node = out._grad_fn
+    if node is not None:
+        if isinstance(dim, bool):  # legacy var(input, unbiased): no dim, an unbiased
+            dim, correction_given = None, True
+        node.given_dims = None if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
+        if correction_given or dim is not None:
+            node.given_correction = correction
+    return out
 
 
 class Std(Var):
@@ -375,6 +406,7 @@ class Std(Var):
     label = "std"
     rule = "∂/∂aᵢ = (aᵢ - mean)/((n - correction)·std), 0 where std = 0"
     formula = "std({0})"
+    saved_attributes = {**Var.saved_attributes, "_saved_result": saved(1)}
 
     @staticmethod
     def forward(ctx, x, dims, correction, keepdim):
@@ -395,10 +427,12 @@ class Std(Var):
 
 def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
     """torch.std: the square root of ``var`` (same ``correction`` / ``unbiased`` arguments)."""
+    correction_given = correction is not None or unbiased is not None
     dims, correction, keepdim = _var_args("std", input, dim, unbiased, keepdim, correction)
     if input._data.dtype.kind == "c":
         return var(input, dim, unbiased, keepdim, correction=correction).sqrt()
-    return Std.apply(input, dims=dims, correction=correction, keepdim=keepdim)
+    return _note_var_arguments(Std.apply(input, dims=dims, correction=correction, keepdim=keepdim), dim,
+                               correction_given, correction)
 
 
 def var_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
@@ -1191,6 +1225,9 @@ def cumprod(input: Tensor, dim: int | None = None, *, dtype=None, axis=None) -> 
 class Norm(Function):
     _array_forward = True
     node_name = "LinalgVectorNormBackward0"
+    saved_attributes = {"_saved_dim": SavedValue(_given_dims), "_saved_keepdim": ctx_value("keepdim"),
+                        "_saved_ord": SavedValue(lambda node: getattr(node, "given_ord", node.ord)),
+                        "_saved_result": saved(1), "_saved_self": saved(0)}
     label = "norm"
     rule = "∂/∂a = a/‖a‖ for the 2-norm (0 at a = 0); sign(a)·|a|^(p-1)/‖a‖^(p-1) for a p-norm"
     formula = "norm({0})"
@@ -1249,7 +1286,7 @@ def _vector_norm(input: Tensor, ord, dim, keepdim: bool, dtype, op: str) -> Tens
         input = input.abs()  # a complex vector's norm is its moduli's (real, as torch's)
     if isinstance(ord, str):
         raise RuntimeError(f"{op}: ord must be a number for vector norms, got '{ord}'")
-    ord = float(ord)
+    given_ord, ord = ord, float(ord)
     x = input._data
     dims = _dims(dim, x.ndim, op)
     if ord < 0 or ord == np.inf:  # min/max-like norms have no value on empty input
@@ -1261,7 +1298,11 @@ def _vector_norm(input: Tensor, ord, dim, keepdim: bool, dtype, op: str) -> Tens
             if x.shape[d] == 0:
                 raise RuntimeError(f"{op} cannot compute the {ord_name} norm on the dimension {d} because "
                                    "this dimension is empty and the operation does not have an identity")
-    return Norm.apply(input, ord=ord, dims=dims, keepdim=keepdim)
+    out = Norm.apply(input, ord=ord, dims=dims, keepdim=keepdim)
+    if out._grad_fn is not None:
+        out._grad_fn.given_ord = given_ord
+        out._grad_fn.given_dims = None if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
+    return out
 
 
 def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:

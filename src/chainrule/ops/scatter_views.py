@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
-from ..autograd.function import Function
+from ..autograd.function import Function, SavedValue
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim
 from . import elementwise as _elementwise
@@ -146,6 +146,9 @@ def _positions(xp, size: tuple, stride: tuple, offset: int):
 class AsStrided(Function):
     _array_forward = True
     node_name = "AsStridedBackward0"
+    saved_attributes = {"_saved_size": SavedValue(lambda node: tuple(node.geometry[3])),
+                        "_saved_stride": SavedValue(lambda node: tuple(node.geometry[4])),
+                        "_saved_storage_offset": SavedValue(lambda node: node.geometry[5])}
     label = "as_strided"
     rule = ("adds each output element's gradient into the storage position it reads (overlaps summed), "
             "then reads the input's positions back")

@@ -15,8 +15,8 @@ from .._backend import array_module
 from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, input_sizes, name_node
 from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
 from ..storage import note_strided_view, storage_root
-from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out, preserve_layout
-from ._arg_parser import check_float, check_int, int_list
+from ..tensor import Tensor, _int_sequence, _wrap_dim, preserve_layout
+from ._arg_parser import check_float, check_int, int_list, out_rule
 from .reduce import sum_to_shape
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -603,7 +603,7 @@ def _tensor_list(tensors, op: str) -> list:
     return list(tensors)
 
 
-@honours_out
+@out_rule("cat")
 def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
     """torch.cat: join along an existing dim; all other dims must match; dtypes promote."""
     from .._dtype import result_type
@@ -637,7 +637,7 @@ def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
 concat = concatenate = cat
 
 
-@honours_out
+@out_rule("cat")
 def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
     """torch.stack: join along a new dim; all shapes must be equal."""
     tensors = _tensor_list(tensors, "stack")
@@ -776,6 +776,7 @@ class Repeat(Function):
     label = "repeat"
     rule = "sums the gradient over the repeated copies"
     _array_forward = True
+    saved_attributes = {"_saved_repeats": ctx_value("repeats"), "_saved_self_sym_sizes": input_sizes(0)}
 
     @staticmethod
     def forward(ctx, x, repeats):
@@ -1002,6 +1003,12 @@ class Unfold(Function):
     label = "unfold"
     rule = "adds each window's gradient back into the slice it read (overlaps summed)"
     _array_forward = True
+    # the dimension as given (a negative one as the C++ node's unsigned)
+    saved_attributes = {"_saved_dimension": SavedValue(lambda node: as_uint64(getattr(node, "given_dimension",
+                                                                                      node.params[0]))),
+                        "_saved_self_sym_sizes": input_sizes(0),
+                        "_saved_size": ctx_value("params", lambda params: params[1]),
+                        "_saved_step": ctx_value("params", lambda params: params[2])}
 
     @staticmethod
     def forward(ctx, x, dim, size, step):
@@ -1067,6 +1074,8 @@ def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
     if step <= 0:
         raise RuntimeError(f"step is {step} but must be > 0")
     out = _share(Unfold.apply(input, dim=d, size=int(size), step=int(step)), input)
+    if out._grad_fn is not None:
+        out._grad_fn.given_dimension = dimension
     return select(out, 0, 0) if scalar else out
 
 

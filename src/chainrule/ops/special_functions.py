@@ -18,6 +18,7 @@ from .._backend import array_module, device_of
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, honours_out, write_out
 from . import _special_math as kernels
+from ._arg_parser import write_out_same_dtype
 from .elementwise import (
     _cast,
     _float_input,
@@ -538,14 +539,14 @@ def nextafter(input: Tensor, other: Tensor) -> Tensor:
     """torch.nextafter: the next floating-point value after input towards other."""
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "fV":
-        raise RuntimeError(f"\"nextafter_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
+        raise NotImplementedError(f"\"nextafter_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
     return Nextafter.apply(a, b)
 
 
 def _integer_pair(op: str, input, other):
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "iu":
-        raise RuntimeError(f"\"{op}_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
+        raise NotImplementedError(f"\"{op}_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
     return a, b
 
 
@@ -589,7 +590,11 @@ def ldexp(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     power_dtype = input.dtype if input._data.dtype.kind in "fV" else _dtype.get_default_dtype()
     power = pow(2.0, _cast(other, power_dtype) if other._data.dtype.kind not in "fV" else other)
     result = name_node(mul(input, power), "LdexpBackward0", label="ldexp", rule="∂/∂a = 2^b, ∂/∂b = a·2^b·log 2")
-    return result if out is None else write_out(result, out, "ldexp")
+    if out is None:
+        return result
+    if isinstance(out, Tensor) and result.dtype._category > out.dtype._category:  # torch names ldexp, not the type
+        raise RuntimeError(f"ldexp can't be cast to the desired output type {_dtype.scalar_name(out.dtype)}")
+    return write_out(result, out, "ldexp")
 
 
 def float_power(input, exponent, *, out=None) -> Tensor:
@@ -597,7 +602,12 @@ def float_power(input, exponent, *, out=None) -> Tensor:
     base = _cast(input, _dtype.float64) if isinstance(input, Tensor) else builtins.float(input)
     power = _cast(exponent, _dtype.float64) if isinstance(exponent, Tensor) else builtins.float(exponent)
     result = pow(base, power)
-    return result if out is None else write_out(result, out, "float_power")
+    if out is None:
+        return result
+    if isinstance(out, Tensor) and out.dtype != result.dtype:  # torch writes no cast of its double result
+        raise RuntimeError(f"the output given to float_power has dtype {_dtype.scalar_name(out.dtype)} but the "
+                           f"operation's result requires dtype {_dtype.scalar_name(result.dtype)}")
+    return write_out(result, out, "float_power")
 
 
 def deg2rad(input: Tensor, *, out=None) -> Tensor:
@@ -629,9 +639,9 @@ def sgn(input: Tensor, *, out=None) -> Tensor:
         from .elementwise import _sgn
 
         result = name_node(_sgn(input), "SgnBackward0", label="sgn", rule="∂/∂z of z/|z| (composed)")
-        return result if out is None else write_out(result, out, "sgn")
+        return result if out is None else write_out_same_dtype(result, out, "sgn")
     result = name_node(sign(input), "SgnBackward0", label="sgn", rule="zero gradient (piecewise constant)")
-    return result if out is None else write_out(result, out, "sgn")
+    return result if out is None else write_out_same_dtype(result, out, "sgn")
 
 
 def positive(input: Tensor) -> Tensor:
