@@ -98,6 +98,13 @@ class _Storage:
     def __getitem__(self, index):
         return self.tolist()[index]
 
+    def __repr__(self) -> str:
+        # torch prints the elements one a line above the bracketed heading
+        elements = " " + "\n ".join(str(value) for value in self.tolist())
+        return f"{elements}\n{self._heading()}"
+
+    __str__ = __repr__
+
 
 class UntypedStorage(_Storage):
     """torch.UntypedStorage: the bytes under a tensor (``x.untyped_storage()``); ``size()`` and
@@ -111,7 +118,7 @@ class UntypedStorage(_Storage):
     def element_size(self) -> int:
         return 1
 
-    def __repr__(self) -> str:
+    def _heading(self) -> str:
         return f"[chainrule.storage.UntypedStorage(device={self.device}) of size {self.size()}]"
 
 
@@ -138,9 +145,35 @@ class TypedStorage(_Storage):
 
     _untyped_storage = property(untyped)
 
-    def __repr__(self) -> str:
+    def _heading(self) -> str:
         return (f"[chainrule.storage.TypedStorage(dtype={self.dtype}, device={self.device}) of size "
                 f"{self.size()}]")
+
+    def _check_index(self, index) -> None:
+        if isinstance(index, bool) or not isinstance(index, (int, slice)):
+            raise RuntimeError(f"can't index a {type(self)} with {type(index)}")
+
+    def __getitem__(self, index):
+        self._check_index(index)
+        if isinstance(index, slice):
+            raise RuntimeError("slices are only supported in UntypedStorage.__getitem__")
+        if not -self.size() <= index < self.size():
+            raise IndexError(f"index {index} out of range for storage of size {self.size()}")
+        return self.tolist()[index]
+
+    def __setitem__(self, index, value) -> None:
+        """A write into the storage is a write into every tensor on it, as in torch (which writes
+        through a 1-D tensor on the storage, hence its tensor-indexing message)."""
+        self._check_index(index)
+        if isinstance(index, int) and not -self.size() <= index < self.size():
+            raise IndexError(f"index {index} is out of bounds for dimension 0 with size {self.size()}")
+        if isinstance(value, _Storage):
+            raise RuntimeError(f"cannot set item with value type {type(value)}")
+        if not self._root.flags.c_contiguous:  # the root is an allocation, so contiguous; be sure
+            raise RuntimeError("TypedStorage.__setitem__: the storage's memory is not one contiguous block")
+        if hasattr(value, "_data"):  # a tensor value
+            value = value._data
+        self._root.reshape(-1)[index] = value
 
 
 def untyped_storage(tensor) -> UntypedStorage:
@@ -148,12 +181,25 @@ def untyped_storage(tensor) -> UntypedStorage:
     return UntypedStorage(storage_root(tensor._data)[0])
 
 
+_typed_storage_warned = False
+
+
+def _reset_warn_typed_storage_removal() -> None:
+    """Let the next Tensor.storage warn again (torch's function of this name, used by tests)."""
+    global _typed_storage_warned
+    _typed_storage_warned = False
+
+
 def typed_storage(tensor) -> TypedStorage:
-    """Tensor.storage: the elements under ``tensor`` (torch warns that TypedStorage is deprecated)."""
-    warnings.warn("TypedStorage is deprecated. It will be removed in the future and UntypedStorage will be the only "
-                  "storage class. This should only matter to you if you are using storages directly.  To access "
-                  "UntypedStorage directly, use tensor.untyped_storage() instead of tensor.storage()", UserWarning,
-                  stacklevel=2)
+    """Tensor.storage: the elements under ``tensor``. torch warns that TypedStorage is deprecated the
+    first time a process uses one, not at every call site."""
+    global _typed_storage_warned
+    if not _typed_storage_warned:
+        _typed_storage_warned = True
+        warnings.warn("TypedStorage is deprecated. It will be removed in the future and UntypedStorage will be the only "
+                      "storage class. This should only matter to you if you are using storages directly.  To access "
+                      "UntypedStorage directly, use tensor.untyped_storage() instead of tensor.storage()",
+                      UserWarning, stacklevel=2)
     return TypedStorage(storage_root(tensor._data)[0])
 
 

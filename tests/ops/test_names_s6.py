@@ -30,6 +30,7 @@ def test_as_strided_writes_through_and_shares_storage():
         assert x[4:].untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
         assert x.clone().untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
         assert x.untyped_storage().nbytes() == 48 and x.untyped_storage().size() == 48
+        lib.storage._reset_warn_typed_storage_removal()  # both warn once a process
         with pytest.warns(UserWarning, match="TypedStorage is deprecated"):
             typed = x[2:].storage()
         assert typed.size() == len(typed) == 12 and typed.element_size() == 4 and typed[1] == 100.0

@@ -13,6 +13,7 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary, SummaryMetadata
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboard.plugins.pr_curve.plugin_data_pb2 import PrCurvePluginData
 from tensorboard.plugins.text.plugin_data_pb2 import TextPluginData
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
@@ -113,6 +114,26 @@ def _image(array: np.ndarray, dataformats: str) -> Summary.Image:
     return Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=encoded.getvalue())
 
 
+def _pr_curve_data(labels: np.ndarray, predictions: np.ndarray, num_thresholds: int, weights) -> np.ndarray:
+    """The (6, num_thresholds) table TensorBoard's PR-curve plugin reads: true/false positive and
+    negative counts, precision and recall at each threshold, computed as torch's writer does
+    (predictions bucketed by floor(p * (num_thresholds - 1)), counts summed from the top)."""
+    smallest_count = 1e-7
+    weights = 1.0 if weights is None else weights
+    buckets = np.int32(np.floor(predictions * (num_thresholds - 1)))
+    positive = labels.astype(np.float64)
+    span = (0, num_thresholds - 1)
+    true_hits, _ = np.histogram(buckets, bins=num_thresholds, range=span, weights=positive * weights)
+    false_hits, _ = np.histogram(buckets, bins=num_thresholds, range=span, weights=(1.0 - positive) * weights)
+    true_pos = np.cumsum(true_hits[::-1])[::-1]
+    false_pos = np.cumsum(false_hits[::-1])[::-1]
+    true_neg = false_pos[0] - false_pos
+    false_neg = true_pos[0] - true_pos
+    precision = true_pos / np.maximum(smallest_count, true_pos + false_pos)
+    recall = true_pos / np.maximum(smallest_count, true_pos + false_neg)
+    return np.stack((true_pos, false_pos, true_neg, false_neg, precision, recall))
+
+
 class SummaryWriter:
     """torch.utils.tensorboard.SummaryWriter(log_dir=None, comment='', purge_step=None,
     max_queue=10, flush_secs=120, filename_suffix='').
@@ -140,11 +161,17 @@ class SummaryWriter:
     def get_logdir(self) -> str:
         return self.log_dir
 
+    def _file_writer(self) -> EventFileWriter:
+        # after close() the next record opens a new event file in log_dir, as torch's writer does
+        if self._writer is None:
+            self._writer = EventFileWriter(self.log_dir, self._max_queue, self._flush_secs, self._filename_suffix)
+        return self._writer
+
     def _add_summary(self, summary: Summary, global_step, walltime, writer=None) -> None:
         event = Event(summary=summary, wall_time=time.time() if walltime is None else float(walltime))
         if global_step is not None:
             event.step = int(global_step)
-        (writer or self._writer).add_event(event)
+        (writer or self._file_writer()).add_event(event)
 
     def add_scalar(self, tag: str, scalar_value, global_step=None, walltime=None, new_style: bool = False,
                    double_precision: bool = False) -> None:
@@ -199,13 +226,30 @@ class SummaryWriter:
         summary = Summary(value=[Summary.Value(tag=tag + "/text_summary", metadata=metadata, tensor=tensor)])
         self._add_summary(summary, global_step, walltime)
 
+    def add_pr_curve(self, tag: str, labels, predictions, global_step=None, num_thresholds: int = 127,
+                     weights=None, walltime=None) -> None:
+        """A precision-recall curve of ``predictions`` (probabilities in [0, 1]) against the 0/1 or
+        boolean ``labels``; at most 127 thresholds, as torch's writer."""
+        num_thresholds = min(num_thresholds, 127)
+        data = _pr_curve_data(_to_numpy(labels), _to_numpy(predictions), num_thresholds, weights)
+        metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(
+            plugin_name="pr_curves",
+            content=PrCurvePluginData(version=0, num_thresholds=num_thresholds).SerializeToString()))
+        tensor = TensorProto(dtype="DT_FLOAT", float_val=data.reshape(-1).tolist(), tensor_shape=TensorShapeProto(
+            dim=[TensorShapeProto.Dim(size=data.shape[0]), TensorShapeProto.Dim(size=data.shape[1])]))
+        summary = Summary(value=[Summary.Value(tag=tag, metadata=metadata, tensor=tensor)])
+        self._add_summary(summary, global_step, walltime)
+
     def flush(self) -> None:
-        self._writer.flush()
+        if self._writer is not None:
+            self._writer.flush()
         for writer in self._scalar_writers.values():
             writer.flush()
 
     def close(self) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         for writer in self._scalar_writers.values():
             writer.close()
         self._scalar_writers = {}
