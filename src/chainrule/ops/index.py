@@ -204,29 +204,6 @@ class IndexScatter(Function):
         return Index.apply(grad, key=ctx.key, mode=ctx.mode)
 
 
-def _last_select(node) -> tuple:
-    """(dim, index, sizes) of the select torch records last for a basic read's key, walking the
-    key step by step as torch does: the dim in the tensor of that step, the index as written,
-    and that tensor's sizes."""
-    key = node.key if isinstance(node.key, tuple) else (node.key,)
-    sizes = list(node.shape)
-    consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
-    dim, last = 0, None
-    for k in key:
-        if k is Ellipsis:
-            dim += len(node.shape) - consumed
-        elif k is None:
-            sizes.insert(dim, 1)
-            dim += 1
-        elif isinstance(k, slice):
-            sizes[dim] = len(range(*k.indices(sizes[dim])))
-            dim += 1
-        else:
-            last = (dim, int(k), tuple(sizes))
-            del sizes[dim]
-    return last
-
-
 class Select(Index):
     """A basic read whose last step picks an index (``x[0]``, ``x[..., 2]``)."""
 
@@ -234,15 +211,16 @@ class Select(Index):
     label = "select"
     rule = "places the gradient at the picked index, zeros elsewhere"
     # torch's names, of the last select (a negative index as torch's C++ node reports it)
-    saved_attributes = {"_saved_dim": _function.SavedValue(lambda node: _last_select(node)[0]),
-                        "_saved_index": _function.SavedValue(lambda node: _function.as_uint64(_last_select(node)[1])),
-                        "_saved_self_sym_sizes": _function.SavedValue(lambda node: _last_select(node)[2])}
+    saved_attributes = {"_saved_dim": _function.SavedValue(lambda node: _last_step(node, int)[0]),
+                        "_saved_index": _function.SavedValue(lambda node: _function.as_uint64(int(_last_step(node, int)[1]))),
+                        "_saved_self_sym_sizes": _function.SavedValue(lambda node: _last_step(node, int)[2])}
 
 
 def _last_step(node, kind: type) -> tuple:
-    """(dim, key item, sizes) of the last step of ``kind`` (slice, or None for an inserted axis)
-    that torch records for a basic read's key, walking it as torch does: the dim in the tensor of
-    that step and that tensor's sizes. Within a tuple a slice keeping a whole dim is no step."""
+    """(dim, key item, sizes) of the last step of ``kind`` (int for a picked index, slice, or None
+    for an inserted axis) that torch records for a basic read's key, walking it as torch does: the
+    dim in the tensor of that step and that tensor's sizes. Within a tuple a slice keeping a whole
+    dim is no step."""
     lone = not isinstance(node.key, tuple)
     key = (node.key,) if lone else node.key
     sizes = list(node.shape)
@@ -263,6 +241,8 @@ def _last_step(node, kind: type) -> tuple:
             sizes[dim] = len(range(*k.indices(sizes[dim])))
             dim += 1
         else:
+            if kind is int:
+                last = (dim, k, tuple(sizes))
             del sizes[dim]
     return last
 
