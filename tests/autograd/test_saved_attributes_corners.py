@@ -93,3 +93,18 @@ def _assert_same(ours, theirs):
             _assert_same(mine, their)
     else:
         assert ours == theirs
+
+
+_READ_KEYS = [(1,), (slice(None), -1), (Ellipsis, 2), (0, 1), (None, 0, slice(1, 3)), (slice(None), None),
+              (0, slice(None, None, 2)), (-1, Ellipsis, slice(-3, None))]
+
+
+@pytest.mark.parametrize("key", _READ_KEYS, ids=str)
+def test_basic_read_nodes_keep_torchs_values_of_their_last_step(key):
+    """x[key]'s one node (Select/Slice/Unsqueeze) reports the last step's dim, index or bounds and
+    the sizes of the tensor that step read, as torch (a negative index as its unsigned C++ value)."""
+    names = ("_saved_dim", "_saved_index", "_saved_start", "_saved_end", "_saved_step", "_saved_self_sym_sizes")
+    nodes = [lib.zeros(3, 4, 5, requires_grad=True)[key].grad_fn for lib in (cr, torch)]
+    ours, theirs = ({n: getattr(node, n, "absent") for n in names} for node in nodes)
+    assert nodes[0].name() == nodes[1].name()
+    assert ours == theirs
