@@ -324,6 +324,20 @@ _CASES = (
         ("solve_triangular", lambda a, b: chainrule.linalg.solve_triangular(a.triu() + 3 * chainrule.eye(3, dtype=a.dtype),
                                                                             b, upper=True), [(3, 3), (3, 2)], (-1, 1)),
         ("trace", lambda a: a.trace() * a, [(3, 4)], (-2, 2)),
+        # the last ops given rules: log-space cumulative sums, NaN-skipping median, diagonal/strided/masked
+        # writes, block diagonals, scatter reductions
+        ("logcumsumexp", lambda a: chainrule.logcumsumexp(a, 1) * a + chainrule.logcumsumexp(a[0, 0], 0), [(3, 4)],
+         (-2, 2)),
+        ("nanmedian_all", lambda a: a.nanmedian() * a, [(3, 4)], (-2, 2)),
+        ("diagonal_scatter", lambda a, s, t: chainrule.diagonal_scatter(a[0], s, 1) * chainrule.diagonal_scatter(
+            a, t, 0, 2, 0).sum(0), [(2, 3, 4), (3,), (3, 2)], (-2, 2)),
+        ("as_strided_overlapping", lambda a: a.t().as_strided((3, 3), (1, 2), 1) * 2, [(3, 4)], (-2, 2)),
+        ("block_diag", lambda a, b, c: chainrule.block_diag(a, b, c).exp(), [(2, 3), (3,), ()], (-2, 2)),
+        ("masked_scatter", lambda x, s: x.masked_scatter(x > 0, s) * x, [(3, 4), (14,)], (-2, 2)),
+        ("scatter_reduce_prod_amax_amin", lambda x, s: x.scatter_reduce(1, chainrule.tensor([[0, 0, 2], [1, 3, 1]]),
+                                                                        s, "prod")
+         * x.scatter_reduce(0, chainrule.tensor([[2, 0, 2]]), s, "amax", include_self=False)[:, :3].sum()
+         + x.scatter_reduce(1, chainrule.tensor([[3, 3], [0, 0]]), s[:, 1:], "amin"), [(3, 4), (2, 3)], (-2, 2)),
         # losses
         ("mse_losses", lambda a, b: F.mse_loss(a, b) + F.mse_loss(a, b, reduction="sum")
          + F.mse_loss(a, b, reduction="none")[0, 0], [(3, 4), (3, 4)], (-2, 2)),

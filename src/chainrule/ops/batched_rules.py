@@ -37,6 +37,7 @@ from . import (
     scatter_views,
     shape,
     special_functions,
+    statistics,
     structural,
 )
 from .elementwise import conjugate_rule
@@ -365,23 +366,40 @@ def _index_put(node, grad):
     return grad_x, grad_value
 
 
-@register_batched_rule(scatter_views.SliceScatter, scatter_views.SelectScatter)
+@register_batched_rule(scatter_views.SliceScatter, scatter_views.SelectScatter, scatter_views.DiagonalScatter)
 def _view_scatter(node, grad):
     # d out = d input off the region + d src on it: the region zeroed in the input's gradient and
-    # read behind the batch dim for src's (a diagonal's region, moved to the end, runs row by row)
+    # read behind the batch dim for src's (a diagonal's region: its two dims moved to the end,
+    # where its key's (..., rows, cols) reads it past the batch dim too)
     region = node.region
     key = region.key if isinstance(region.key, tuple) else (region.key,)
-    if region.dims is not None or not _advanced_indices_adjacent(key):
+    if region.dims is None and not _advanced_indices_adjacent(key):
         return NotImplemented
     needs = node.needs_input_grad
     grad_input = grad_src = None
     if needs[0]:
         kept = array_module(grad._data).ones(tuple(grad.shape[1:]), dtype=grad._data.dtype)
-        kept[region.key] = 0
+        region.view(kept)[region.key] = 0  # (a view of kept: the write lands in it)
         grad_input = grad * Tensor._make(kept)
     if needs[1]:
-        grad_src = index.getitem(grad, (slice(None),) + key)
+        if region.dims is None:
+            grad_src = index.getitem(grad, (slice(None),) + key)
+        else:
+            moved = grad.movedim(tuple(d + 1 for d in region.dims), (-2, -1))
+            grad_src = index.getitem(moved, tuple(Tensor._make(k) if is_array(k) else k for k in key))
     return grad_input, grad_src
+
+
+@register_batched_rule(scatter_views.AsStrided)
+def _as_strided(node, grad):
+    # each output element's gradient added into the storage position it reads, the input's
+    # positions read back: one storage row per batch row
+    input_shape, input_stride, input_offset, size, stride, storage_offset, storage_size = node.geometry
+    xp, batch = array_module(grad._data), grad.shape[0]
+    read = Tensor._make(scatter_views._positions(xp, size, stride, storage_offset).reshape(-1))
+    back = Tensor._make(scatter_views._positions(xp, input_shape, input_stride, input_offset).reshape(-1))
+    storage = grad.new_zeros((batch, storage_size)).index_add(1, read, grad.reshape(batch, -1))
+    return storage.index_select(1, back).reshape((batch,) + tuple(input_shape))
 
 
 def _advanced_indices_adjacent(key: tuple) -> bool:
@@ -434,6 +452,15 @@ def _cumprod(node, grad):
     return reduce.ReverseCumsum.apply(grad * y, dim=_batch_dim(node.dim, x.ndim)) / x
 
 
+@register_batched_rule(statistics.Logcumsumexp)
+def _logcumsumexp(node, grad):
+    # the ordinary rule's log-space reversed sums, one dim further for the batch dim
+    x, out = node.saved_values
+    if not x.ndim:
+        return grad
+    return statistics._logcumsumexp_grad(x, out, grad, _batch_dim(node.dim, x.ndim))
+
+
 @register_batched_rule(reduce.Prod, reduce.ProdDim)
 def _prod(node, grad):
     # d prod = Σ_i (Π_{k≠i} x_k) dx_i; without zeros Π_{k≠i} x_k = out / x_i
@@ -466,7 +493,7 @@ def _prod_of_others(node, u):
     return grad.permute(0, *(1 + int(d) for d in np.argsort(rest + dims)))
 
 
-@register_batched_rule(reduce.MedianAll)
+@register_batched_rule(reduce.MedianAll, statistics.NanmedianAll)
 def _median_all(node, grad):
     # the gradient goes to the elements equal to the median (NaNs count as equal), split evenly
     flat, out = node.saved_values
@@ -607,6 +634,16 @@ def _unfold_backward(node, grad):
     return shape.Unfold.apply(grad, dim=dim + 1, size=size, step=step)
 
 
+@register_batched_rule(structural.BlockDiag)
+def _block_diag(node, grad):
+    # each block's gradient is its diagonal block of every row
+    pieces, r, c = [], 0, 0
+    for rows, cols in node.shapes:
+        pieces.append(index.getitem(grad, (slice(None), slice(r, r + rows), slice(c, c + cols))))
+        r, c = r + rows, c + cols
+    return tuple(pieces)
+
+
 @register_batched_rule(structural.DiagEmbed)
 def _diag_embed(node, grad):
     # the gradient's diagonal in the plane the forward wrote, behind the batch dim
@@ -709,6 +746,51 @@ def _scatter(node, grad):
     if needs[1]:
         grad_src = index._pad_to(index.Gather.apply(grad, index=rows, dim=dim), (grad.shape[0],) + tuple(node.src_shape))
     return grad_x, grad_src
+
+
+@register_batched_rule(index.MaskedScatter)
+def _masked_scatter(node, grad):
+    # masked slots pass nothing to x; source element k gets each row's k-th masked slot
+    mask, batch = node.mask, grad.shape[0]
+    grad_x = grad_source = None
+    if node.needs_input_grad[0]:
+        grad_x = elementwise.where(Tensor._make(mask), 0.0, grad)
+    if node.needs_input_grad[1]:
+        picked = index.getitem(grad, (slice(None), Tensor._make(mask)))
+        size = math.prod(node.source_shape)
+        grad_source = index._pad_to(picked, (batch, size)).reshape((batch,) + tuple(node.source_shape))
+    return grad_x, grad_source
+
+
+@register_batched_rule(index.ScatterReduce)
+def _scatter_reduce(node, grad):
+    # the ordinary rule with the index repeated per row and its dim one further: prod gives each
+    # factor G·out/v; amax/amin share G evenly among the values equal to the result (the shares
+    # counted once, unbatched)
+    x, src, out = node.saved_values
+    index_array, dim, reduction, include_self, touched = node.params
+    if not index_array.ndim or grad._data.dtype.kind == "c":
+        return NotImplemented
+    xp, batch = array_module(grad._data), grad.shape[0]
+    rows = xp.broadcast_to(index_array, (batch,) + index_array.shape)
+    src_used = src if src._data.shape == index_array.shape else src[tuple(slice(0, n) for n in index_array.shape)]
+    touched_t = Tensor._make(touched)
+    src_shape = (batch,) + tuple(src.shape)
+    if reduction == "prod":
+        grad_x = elementwise.where(touched_t, grad * out / x, grad) if include_self else \
+            elementwise.where(touched_t, 0.0, grad)
+        grad_src = index.Gather.apply(grad * out, index=rows, dim=dim + 1) / src_used
+        return grad_x, index._pad_to(grad_src, src_shape)
+    self_hit = x._data == out._data
+    if not include_self:
+        self_hit &= ~touched
+    src_hit = index.Gather.apply(out, index=index_array, dim=dim)._data == src_used._data
+    count = xp.array(self_hit, dtype=grad._data.dtype)
+    index._scatter_add_array(count, index_array, dim, src_hit.astype(grad._data.dtype))
+    shared = grad / Tensor._make(count)
+    grad_x = elementwise.where(Tensor._make(self_hit), shared, 0.0)
+    grad_src = elementwise.where(Tensor._make(src_hit), index.Gather.apply(shared, index=rows, dim=dim + 1), 0.0)
+    return grad_x, index._pad_to(grad_src, src_shape)
 
 
 # ---------------------------------------------------------------- linalg

@@ -327,21 +327,26 @@ class Logcumsumexp(Function):
     @staticmethod
     def backward(ctx, grad):
         x, out = ctx.saved_values
-        d = ctx.dim
         if x._data.ndim == 0:  # log(exp(a)) = a
             return grad
-        # grad_i = Σ_{j≥i} g_j exp(a_i - out_j), kept in log space: the positive and negative parts
-        # of g each as exp(a_i + reverse_logcumsumexp(log|g_j| - out_j)). Where a part is empty its
-        # log is the dtype's lowest finite value, not -inf (as torch): -inf would give inf - inf
-        # = NaN in the gradient of this rule (create_graph), while exp(lowest + a) is exactly 0.
-        # The inner where keeps log's own gradient finite at g = 0.
-        lowest = float(_dtype.finfo_of(grad._data.dtype).min)
-        positive, negative = grad > 0, grad < 0
-        log_positive = where(positive, where(positive, grad, 1.0).log(), lowest)
-        log_negative = where(negative, where(negative, -grad, 1.0).log(), lowest)
-        up = (x + _reverse_logcumsumexp(log_positive - out, d)).exp()
-        down = (x + _reverse_logcumsumexp(log_negative - out, d)).exp()
-        return up - down
+        return _logcumsumexp_grad(x, out, grad, ctx.dim)
+
+
+def _logcumsumexp_grad(x: Tensor, out: Tensor, grad: Tensor, d: int) -> Tensor:
+    """logcumsumexp's gradient along ``d`` of ``grad``, which may carry leading batch dims that ``x``
+    and ``out`` broadcast against (the batched walk's rule passes ``d`` shifted past them)."""
+    # grad_i = Σ_{j≥i} g_j exp(a_i - out_j), kept in log space: the positive and negative parts
+    # of g each as exp(a_i + reverse_logcumsumexp(log|g_j| - out_j)). Where a part is empty its
+    # log is the dtype's lowest finite value, not -inf (as torch): -inf would give inf - inf
+    # = NaN in the gradient of this rule (create_graph), while exp(lowest + a) is exactly 0.
+    # The inner where keeps log's own gradient finite at g = 0.
+    lowest = float(_dtype.finfo_of(grad._data.dtype).min)
+    positive, negative = grad > 0, grad < 0
+    log_positive = where(positive, where(positive, grad, 1.0).log(), lowest)
+    log_negative = where(negative, where(negative, -grad, 1.0).log(), lowest)
+    up = (x + _reverse_logcumsumexp(log_positive - out, d)).exp()
+    down = (x + _reverse_logcumsumexp(log_negative - out, d)).exp()
+    return up - down
 
 
 def logcumsumexp(input: Tensor, dim: int) -> Tensor:
