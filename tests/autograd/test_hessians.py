@@ -220,6 +220,8 @@ def _scans_and_writes(lib):
         "as_strided_overlapping": lambda x: (x.sin().as_strided((2, 2), (1, 2), 1) ** 3).sum(0),
         "block_diag": lambda x: (lib.block_diag(x[:4].reshape(2, 2), x[4:].tanh()) ** 2).sum(0),
         "masked_scatter": lambda x: (x.reshape(2, 3).masked_scatter(mask, x.reshape(2, 3).cos()) ** 3).sum(0),
+        "inf_norms": lambda x: lib.linalg.vector_norm(x.reshape(2, 3).sin(), float("inf"), 0) * x[:3].exp()
+        + lib.linalg.vector_norm(x ** 3, -float("inf")),
         "scatter_reduce_prod": lambda x: x.reshape(2, 3).scatter_reduce(1, rows, x.reshape(2, 3).sin() + 2,
                                                                           "prod").sum(0),
         "scatter_reduce_amax": lambda x: (x.reshape(2, 3).scatter_reduce(1, rows, x.reshape(2, 3).sin(), "amax")

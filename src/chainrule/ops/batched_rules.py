@@ -527,12 +527,14 @@ def _logsumexp(node, grad):
 
 @register_batched_rule(reduce.Norm)
 def _norm(node, grad):
-    # the ordinary rule's formulas for the finite orders (∞-norms split ties: row by row)
+    # the ordinary rule's formulas; an ∞-norm's gradient goes to the extremal |x| (ties split evenly,
+    # the ties counted once, unbatched)
     x, out = node.saved_values
     order = node.ord
-    if order in (np.inf, -np.inf):
-        return NotImplemented
     grad = _reinserted(node, grad)
+    if order in (np.inf, -np.inf):
+        return elementwise.sign(x) * reduce._split_among_equal(grad, elementwise.abs(x), _kept(node, out), grad,
+                                                               node.dims)
     if order == 0:
         return grad * 0.0 * x
     if order == 1:
