@@ -276,6 +276,11 @@ _CASES = (
         ("einsum", lambda a, b: chainrule.einsum("ij,jk->ik", a, b) + chainrule.einsum("ii,kj->ik", a[:, :3], b)[:, :1],
          [(3, 4), (4, 3)], (-2, 2)),
         ("einsum_spread_and_diagonal", lambda a, b: chainrule.einsum("ii,j->ij", a, b), [(3, 3), (2,)], (-2, 2)),
+        # with "...": broadcast batch dims (summed back to each operand's own), a diagonal under them,
+        # the ellipsis reduced away, a size-1 ellipsis dim broadcast
+        ("einsum_ellipsis", lambda a, b, c: chainrule.einsum("...ij,jk->...ik", a, b)
+         * chainrule.einsum("...ii->...i", a[..., :3]).sum() + chainrule.einsum("...j,...j->...", a, c).unsqueeze(-1)
+         .unsqueeze(-1).sum() + chainrule.einsum("i...->...", a).sum(), [(2, 3, 4), (4, 5), (1, 3, 4)], (-2, 2)),
         ("grad_of_einsum", lambda a, b: _flat_grads((chainrule.einsum("ij,kj->ik", a, b) ** 2).sum(), (a, b)),
          [(2, 3), (4, 3)], (-2, 2)),
         ("fmod_remainder", lambda a, b: chainrule.fmod(a, b) * chainrule.remainder(a, b), [(3, 4), (4,)], (0.5, 2)),

@@ -222,6 +222,8 @@ def _scans_and_writes(lib):
         "masked_scatter": lambda x: (x.reshape(2, 3).masked_scatter(mask, x.reshape(2, 3).cos()) ** 3).sum(0),
         "inf_norms": lambda x: lib.linalg.vector_norm(x.reshape(2, 3).sin(), float("inf"), 0) * x[:3].exp()
         + lib.linalg.vector_norm(x ** 3, -float("inf")),
+        "einsum_ellipsis": lambda x: lib.einsum("...ij,...jk->...ik", x.reshape(1, 2, 3).sin(), x.reshape(3, 2))
+        .reshape(-1) * lib.einsum("...i,...i->...", x.reshape(2, 3).exp(), x.reshape(2, 3)).sum(),
         "scatter_reduce_prod": lambda x: x.reshape(2, 3).scatter_reduce(1, rows, x.reshape(2, 3).sin() + 2,
                                                                           "prod").sum(0),
         "scatter_reduce_amax": lambda x: (x.reshape(2, 3).scatter_reduce(1, rows, x.reshape(2, 3).sin(), "amax")

@@ -860,7 +860,7 @@ def _einsum(node, grad):
     # in front of the output's and of that operand's (whose own values the rule never reads: only
     # its shape, here with the batch dim)
     operands, subs, output = node.saved_values, node.subs, node.output
-    if grad._data.dtype.kind == "c" or "..." in output or any("..." in sub for sub in subs):
+    if grad._data.dtype.kind == "c":
         return NotImplemented
     used = {c for sub in subs for c in sub} | set(output)
     letter = next(c for c in linalg._LETTERS if c not in used)
