@@ -329,6 +329,22 @@ _CASES = (
         ("solve_triangular", lambda a, b: chainrule.linalg.solve_triangular(a.triu() + 3 * chainrule.eye(3, dtype=a.dtype),
                                                                             b, upper=True), [(3, 3), (3, 2)], (-1, 1)),
         ("trace", lambda a: a.trace() * a, [(3, 4)], (-2, 2)),
+        # decompositions whose rules are products of the saved factors (svd/qr tall, wide and square)
+        ("svd_tall_and_values", lambda a: chainrule.linalg.svd(a, full_matrices=False)[0] * chainrule.linalg.svdvals(
+            a).sum() + chainrule.linalg.svd(a.mT)[2][:2, :].sum(), [(4, 3)], (-1, 1)),
+        ("svd_square_batched", lambda a: chainrule.linalg.svd(a)[2] * chainrule.linalg.svd(a)[1].unsqueeze(-1),
+         [(2, 3, 3)], (-1, 1)),
+        ("qr_tall_and_wide", lambda a: chainrule.linalg.qr(a)[0].sum() * chainrule.linalg.qr(a.mT)[1]
+         + chainrule.linalg.qr(a)[1].sum(), [(4, 3)], (-1, 1)),
+        ("pinv_tall_and_wide", lambda a: chainrule.linalg.pinv(a) * 2 + chainrule.linalg.pinv(a.mT).mT,
+         [(4, 3)], (-1, 1)),
+        ("lstsq", lambda a, b: chainrule.linalg.lstsq(a, b).solution, [(4, 3), (4, 2)], (-1, 1)),
+        ("lstsq_batch_of_one_rhs", lambda a, b: chainrule.linalg.lstsq(a, b).solution, [(2, 4, 3), (1, 4, 2)], (-1, 1)),
+        ("cholesky_solve_and_inverse", lambda a, b: chainrule.cholesky_solve(b, a.tril() + 3 * chainrule.eye(
+            3, dtype=a.dtype)) * chainrule.cholesky_inverse(a.triu() + 3 * chainrule.eye(3, dtype=a.dtype), upper=True)
+         .sum(), [(3, 3), (3, 2)], (-1, 1)),
+        ("matrix_exp", lambda a: chainrule.linalg.matrix_exp(a) + chainrule.matrix_exp(a[None] * 0.5)[0], [(3, 3)],
+         (-1, 1)),
         # the last ops given rules: log-space cumulative sums, NaN-skipping median, diagonal/strided/masked
         # writes, block diagonals, scatter reductions
         ("logcumsumexp", lambda a: chainrule.logcumsumexp(a, 1) * a + chainrule.logcumsumexp(a[0, 0], 0), [(3, 4)],
@@ -487,7 +503,7 @@ class _Cube(chainrule.autograd.Function):
     ("cumprod_with_a_zero", lambda x: (x * chainrule.tensor([1.0, 0.0, 1.0, 1.0], dtype=x.dtype)).cumprod(1).tanh(),
      [(3, 4)]),
     ("index_separated", lambda x: x[[0, 1], :, [2, 3]].exp(), [(2, 3, 4)]),
-    ("multi_output_svd", lambda x: chainrule.linalg.svd(x, full_matrices=False)[1] * x.sum(), [(3, 4)]),
+    ("lstsq_broadcast_declined_by_its_rule", lambda a, b: chainrule.linalg.lstsq(a, b).solution, [(2, 2, 4, 3), (4, 2)]),
     ("solve_broadcast_declined_by_its_rule", lambda a, b: chainrule.linalg.solve(a + 3 * chainrule.eye(3, dtype=a.dtype), b),
      [(2, 3, 3), (3, 2)]),
 ])

@@ -210,7 +210,7 @@ def test_second_order_jacobians_match_torch(monkeypatch, name, transform):
 
 
 def _scans_and_writes(lib):
-    # one function of x (6,) -> (3,) per op, the op between nonlinear maps
+    # one function of x (6,) per op (scans, writes, reductions, factorizations), between nonlinear maps
     mask = lib.arange(6).reshape(2, 3) % 2 == 0
     rows = lib.tensor([[0, 2, 2], [1, 1, 0]])
     return {
@@ -224,6 +224,16 @@ def _scans_and_writes(lib):
         + lib.linalg.vector_norm(x ** 3, -float("inf")),
         "einsum_ellipsis": lambda x: lib.einsum("...ij,...jk->...ik", x.reshape(1, 2, 3).sin(), x.reshape(3, 2))
         .reshape(-1) * lib.einsum("...i,...i->...", x.reshape(2, 3).exp(), x.reshape(2, 3)).sum(),
+        "svd_values_and_vectors": lambda x: lib.linalg.svdvals(x.reshape(3, 2)) ** 2
+        * lib.linalg.svd(x.reshape(2, 3).sin(), full_matrices=False)[2][:, 0].abs().sum(),
+        "qr": lambda x: (lib.linalg.qr(x.reshape(3, 2))[1] ** 2).sum(0),
+        "pinv_and_lstsq": lambda x: lib.linalg.pinv(x.reshape(2, 3)).sum(0)
+        + lib.linalg.lstsq(x.reshape(3, 2), x[:3].sin().unsqueeze(-1)).solution.sum(),
+        "matrix_exp": lambda x: lib.linalg.matrix_exp(x[:4].reshape(2, 2) * x[4:].sum()).sum(0),
+        "cholesky_solve_and_inverse": lambda x: (lib.cholesky_solve(x[:4].reshape(2, 2).cos(), x[:4].reshape(2, 2)
+                                                 .tril() + 3 * lib.eye(2, dtype=x.dtype))
+                                                 * lib.cholesky_inverse(x[2:].reshape(2, 2).tril() + 2 * lib.eye(
+                                                     2, dtype=x.dtype))).sum(0),
         "scatter_reduce_prod": lambda x: x.reshape(2, 3).scatter_reduce(1, rows, x.reshape(2, 3).sin() + 2,
                                                                           "prod").sum(0),
         "scatter_reduce_amax": lambda x: (x.reshape(2, 3).scatter_reduce(1, rows, x.reshape(2, 3).sin(), "amax")
@@ -239,10 +249,11 @@ def test_hessians_through_scans_and_writes_match_torch_and_stay_batched(monkeypa
     ours = cfunc.hessian(_scans_and_writes(chainrule)[name])(x)
     assert seen == [], f"ran row by row: {seen}"
     theirs_fn = _scans_and_writes(torch)[name]
-    # torch's forward-over-reverse through scatter_reduce's product is not its second derivative
-    # (finite differences of the gradient agree with its reverse-over-reverse, and with ours)
-    reference = torch.func.jacrev(torch.func.jacrev(theirs_fn)) if name == "scatter_reduce_prod" \
-        else torch.func.hessian(theirs_fn)
+    # torch's forward-over-reverse through scatter_reduce's product and through cholesky_solve /
+    # cholesky_inverse (L taken as a full matrix) is not their second derivative: finite differences
+    # of the gradient agree with its reverse-over-reverse there, and with ours
+    reverse_reference = name in ("scatter_reduce_prod", "cholesky_solve_and_inverse")
+    reference = torch.func.jacrev(torch.func.jacrev(theirs_fn)) if reverse_reference else torch.func.hessian(theirs_fn)
     _close(ours, reference(tx))
     _close(cfunc.jacrev(cfunc.jacrev(_scans_and_writes(chainrule)[name]))(x), reference(tx))
 

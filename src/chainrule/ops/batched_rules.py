@@ -840,7 +840,30 @@ def _solve_triangular(node, grad):
     return decompositions.SolveTriangular.backward(node, grad)
 
 
-@register_batched_rule(decompositions.Cholesky, decompositions.Eigh)
+@register_batched_rule(decompositions.Lstsq, decompositions.CholeskySolve)
+def _solve_like(node, grad):
+    # as solve: products with A⁺ (recomputed, as torch) or solves with L L^T, which broadcast over
+    # the batch dim; a right-hand side broadcast against a batch of matrices runs row by row
+    rhs = 1 if node._forward_cls is decompositions.Lstsq else 0
+    ndims = [len(meta[0]) for meta in node._input_meta]
+    if ndims[rhs] < ndims[1 - rhs] or grad._data.dtype.kind == "c":
+        return NotImplemented
+    return node._forward_cls.backward(node, grad)
+
+
+@register_batched_rule(decompositions.MatrixExp)
+def _matrix_exp(node, grad):
+    # the upper-right block of exp([[Aᵀ, G], [0, Aᵀ]]), Aᵀ repeated for every row of the batch
+    (a,) = node.saved_values
+    if grad._data.dtype.kind == "c":
+        return NotImplemented
+    n, at = a.shape[-1], a.mT.expand(*grad.shape)
+    blocks = shape.cat([shape.cat([at, grad], -1), shape.cat([grad * 0, at], -1)], -2)
+    return decompositions.MatrixExp.apply(blocks)[..., :n, n:]
+
+
+@register_batched_rule(decompositions.Cholesky, decompositions.Eigh, decompositions.Svd, decompositions.Qr,
+                       decompositions.Pinv, decompositions.CholeskyInverse)
 def _matrix_factorization(node, *grads):
     # their rules are matrix products and triangular solves, which broadcast over a leading batch
     # dim; an output no gradient reached (the eigenvalues only, say) gets zeros, as the engine
@@ -848,6 +871,8 @@ def _matrix_factorization(node, *grads):
     present = next(g for g in grads if g is not None)
     if present._data.dtype.kind == "c":
         return NotImplemented
+    if node._output_meta is None:  # one output (pinv, cholesky_inverse)
+        return node._forward_cls.backward(node, *grads)
     batch = present.shape[0]
     grads = tuple(present.new_zeros((batch,) + tuple(meta[0])) if g is None and meta[1] is not None
                   and meta[1].kind in "fc" else g for g, meta in zip(grads, node._output_meta))
