@@ -343,6 +343,10 @@ _CASES = (
         ("cholesky_solve_and_inverse", lambda a, b: chainrule.cholesky_solve(b, a.tril() + 3 * chainrule.eye(
             3, dtype=a.dtype)) * chainrule.cholesky_inverse(a.triu() + 3 * chainrule.eye(3, dtype=a.dtype), upper=True)
          .sum(), [(3, 3), (3, 2)], (-1, 1)),
+        ("lu_square_tall_wide", lambda a: chainrule.linalg.lu(a)[1] * chainrule.linalg.lu(a.mT)[2].sum()
+         + chainrule.linalg.lu(a[:3])[2].sum(), [(4, 3)], (-1, 1)),
+        ("lu_factor_and_solve", lambda a, b: chainrule.linalg.lu_solve(*chainrule.linalg.lu_factor(a), b)
+         + chainrule.linalg.lu_factor(a)[0].sum(), [(3, 3), (3, 2)], (-1, 1)),
         ("matrix_exp", lambda a: chainrule.linalg.matrix_exp(a) + chainrule.matrix_exp(a[None] * 0.5)[0], [(3, 3)],
          (-1, 1)),
         # the last ops given rules: log-space cumulative sums, NaN-skipping median, diagonal/strided/masked

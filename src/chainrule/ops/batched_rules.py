@@ -863,7 +863,7 @@ def _matrix_exp(node, grad):
 
 
 @register_batched_rule(decompositions.Cholesky, decompositions.Eigh, decompositions.Svd, decompositions.Qr,
-                       decompositions.Pinv, decompositions.CholeskyInverse)
+                       decompositions.Pinv, decompositions.CholeskyInverse, decompositions.Lu, decompositions.LuFactor)
 def _matrix_factorization(node, *grads):
     # their rules are matrix products and triangular solves, which broadcast over a leading batch
     # dim; an output no gradient reached (the eigenvalues only, say) gets zeros, as the engine
