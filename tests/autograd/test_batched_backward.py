@@ -339,6 +339,14 @@ _CASES = (
         ("pinv_tall_and_wide", lambda a: chainrule.linalg.pinv(a) * 2 + chainrule.linalg.pinv(a.mT).mT,
          [(4, 3)], (-1, 1)),
         ("lstsq", lambda a, b: chainrule.linalg.lstsq(a, b).solution, [(4, 3), (4, 2)], (-1, 1)),
+        # inputs broadcast against the other's batch dims (their gradients summed over them)
+        ("solves_broadcast", lambda a, b: chainrule.linalg.solve(a + 3 * chainrule.eye(3, dtype=a.dtype), b)
+         + chainrule.linalg.solve(a[0] + 3 * chainrule.eye(3, dtype=a.dtype), b.expand(2, 3, 2) * 2)
+         + chainrule.linalg.solve(a + 3 * chainrule.eye(3, dtype=a.dtype), b[:, 0])[..., None]
+         + chainrule.linalg.solve_triangular(a.triu() + 3 * chainrule.eye(3, dtype=a.dtype), b, upper=True)
+         + chainrule.cholesky_solve(b, a.tril() + 3 * chainrule.eye(3, dtype=a.dtype))
+         + chainrule.linalg.lstsq(a[None] + 3 * chainrule.eye(3, dtype=a.dtype), b).solution[0],
+         [(2, 3, 3), (3, 2)], (-1, 1)),
         ("lstsq_batch_of_one_rhs", lambda a, b: chainrule.linalg.lstsq(a, b).solution, [(2, 4, 3), (1, 4, 2)], (-1, 1)),
         ("cholesky_solve_and_inverse", lambda a, b: chainrule.cholesky_solve(b, a.tril() + 3 * chainrule.eye(
             3, dtype=a.dtype)) * chainrule.cholesky_inverse(a.triu() + 3 * chainrule.eye(3, dtype=a.dtype), upper=True)
@@ -507,9 +515,6 @@ class _Cube(chainrule.autograd.Function):
     ("cumprod_with_a_zero", lambda x: (x * chainrule.tensor([1.0, 0.0, 1.0, 1.0], dtype=x.dtype)).cumprod(1).tanh(),
      [(3, 4)]),
     ("index_separated", lambda x: x[[0, 1], :, [2, 3]].exp(), [(2, 3, 4)]),
-    ("lstsq_broadcast_declined_by_its_rule", lambda a, b: chainrule.linalg.lstsq(a, b).solution, [(2, 2, 4, 3), (4, 2)]),
-    ("solve_broadcast_declined_by_its_rule", lambda a, b: chainrule.linalg.solve(a + 3 * chainrule.eye(3, dtype=a.dtype), b),
-     [(2, 3, 3), (3, 2)]),
 ])
 def test_unruled_nodes_run_row_by_row_inside_the_walk(monkeypatch, name, f, shapes):
     rows = _RowsForbidden(monkeypatch, forbid=False)

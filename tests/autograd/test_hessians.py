@@ -231,6 +231,9 @@ def _scans_and_writes(lib):
         + lib.linalg.lstsq(x.reshape(3, 2), x[:3].sin().unsqueeze(-1)).solution.sum(),
         "lu_and_lu_solve": lambda x: lib.linalg.lu(x.reshape(3, 2).sin())[2].sum(0) * lib.linalg.lu_solve(
             *lib.linalg.lu_factor(x[:4].reshape(2, 2) + 2 * lib.eye(2, dtype=x.dtype)), x[4:].reshape(2, 1)).sum(),
+        "solve_broadcast_rhs": lambda x: lib.linalg.solve(lib.stack([x[:4].reshape(2, 2), x[2:].reshape(2, 2)])
+                                                          + 3 * lib.eye(2, dtype=x.dtype), x[:2].sin().unsqueeze(-1))
+        .reshape(-1),
         "matrix_exp": lambda x: lib.linalg.matrix_exp(x[:4].reshape(2, 2) * x[4:].sum()).sum(0),
         "cholesky_solve_and_inverse": lambda x: (lib.cholesky_solve(x[:4].reshape(2, 2).cos(), x[:4].reshape(2, 2)
                                                  .tril() + 3 * lib.eye(2, dtype=x.dtype))

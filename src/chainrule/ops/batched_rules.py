@@ -820,35 +820,20 @@ def _diagonal_scatter(node, grad):
     return linalg.Diagonal.apply(grad, offset=offset, dim1=_batch_dim(dim1, ndim), dim2=_batch_dim(dim2, ndim))
 
 
-@register_batched_rule(linalg.Solve)
+@register_batched_rule(linalg.Solve, decompositions.SolveTriangular, decompositions.Lstsq, decompositions.CholeskySolve)
 def _solve(node, grad):
-    # X = A⁻¹B: grad_B = A⁻ᵀ G, grad_A = -grad_B Xᵀ, the batch dim one more batch of matrices (a
-    # right-hand side broadcast against a batch of A runs row by row: its batched gradient's
-    # batch dims would not line up with A's)
-    a_ndim, b_ndim = (len(meta[0]) for meta in node._input_meta)
-    if b_ndim < a_ndim or grad._data.dtype.kind == "c":
+    # X = A⁻¹B (A⁺B for lstsq, (LLᵀ)⁻¹B for cholesky_solve): the ordinary rule's solves and
+    # products broadcast over the batch dim. An input broadcast against the other's batch dims
+    # (a right-hand side shared by a batch of A, say) gets a gradient with those dims after the
+    # batch dim: they are summed here, as the engine sums them off the front of an ordinary one
+    if grad._data.dtype.kind == "c":
         return NotImplemented
-    return linalg.Solve.backward(node, grad)
-
-
-@register_batched_rule(decompositions.SolveTriangular)
-def _solve_triangular(node, grad):
-    # as solve: the transposed triangular system for B, -grad_B Xᵀ's triangle for A
-    a_ndim, b_ndim = (len(meta[0]) for meta in node._input_meta)
-    if b_ndim < a_ndim or grad._data.dtype.kind == "c":
-        return NotImplemented
-    return decompositions.SolveTriangular.backward(node, grad)
-
-
-@register_batched_rule(decompositions.Lstsq, decompositions.CholeskySolve)
-def _solve_like(node, grad):
-    # as solve: products with A⁺ (recomputed, as torch) or solves with L L^T, which broadcast over
-    # the batch dim; a right-hand side broadcast against a batch of matrices runs row by row
-    rhs = 1 if node._forward_cls is decompositions.Lstsq else 0
-    ndims = [len(meta[0]) for meta in node._input_meta]
-    if ndims[rhs] < ndims[1 - rhs] or grad._data.dtype.kind == "c":
-        return NotImplemented
-    return node._forward_cls.backward(node, grad)
+    grads = list(node._forward_cls.backward(node, grad))
+    for k, (g, meta) in enumerate(zip(grads, node._input_meta)):
+        extra = 0 if g is None else g.ndim - 1 - len(meta[0])
+        if extra > 0:
+            grads[k] = g.sum(tuple(range(1, 1 + extra)))
+    return tuple(grads)
 
 
 @register_batched_rule(decompositions.MatrixExp)
