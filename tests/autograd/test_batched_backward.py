@@ -359,6 +359,8 @@ _CASES = (
          (-1, 1)),
         # the last ops given rules: log-space cumulative sums, NaN-skipping median, diagonal/strided/masked
         # writes, block diagonals, scatter reductions
+        ("cumprod_with_zeros", lambda x: (x * chainrule.tensor([1.0, 0.0, 1.0, 1.0], dtype=x.dtype)).cumprod(1).tanh()
+         + (x * chainrule.tensor([[1.0], [0.0], [0.0]], dtype=x.dtype)).cumprod(-2), [(3, 4)], (-2, 2)),
         ("logcumsumexp", lambda a: chainrule.logcumsumexp(a, 1) * a + chainrule.logcumsumexp(a[0, 0], 0), [(3, 4)],
          (-2, 2)),
         ("inf_norms", lambda x: x.tanh().norm(float("inf"), 0) * x + chainrule.linalg.vector_norm(x, -float("inf"))
@@ -512,8 +514,6 @@ class _Cube(chainrule.autograd.Function):
 
 @pytest.mark.parametrize("name, f, shapes", [
     ("user_function", lambda x, w: _Cube.apply(x @ w).sum(0), [(3, 4), (4, 2)]),
-    ("cumprod_with_a_zero", lambda x: (x * chainrule.tensor([1.0, 0.0, 1.0, 1.0], dtype=x.dtype)).cumprod(1).tanh(),
-     [(3, 4)]),
     ("index_separated", lambda x: x[[0, 1], :, [2, 3]].exp(), [(2, 3, 4)]),
 ])
 def test_unruled_nodes_run_row_by_row_inside_the_walk(monkeypatch, name, f, shapes):

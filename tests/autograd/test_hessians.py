@@ -234,6 +234,8 @@ def _scans_and_writes(lib):
         "solve_broadcast_rhs": lambda x: lib.linalg.solve(lib.stack([x[:4].reshape(2, 2), x[2:].reshape(2, 2)])
                                                           + 3 * lib.eye(2, dtype=x.dtype), x[:2].sin().unsqueeze(-1))
         .reshape(-1),
+        "cumprod_with_zeros": lambda x: (x * lib.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0], dtype=x.dtype)).cumprod(0)
+        * x.sin(),
         "matrix_exp": lambda x: lib.linalg.matrix_exp(x[:4].reshape(2, 2) * x[4:].sum()).sum(0),
         "cholesky_solve_and_inverse": lambda x: (lib.cholesky_solve(x[:4].reshape(2, 2).cos(), x[:4].reshape(2, 2)
                                                  .tril() + 3 * lib.eye(2, dtype=x.dtype))

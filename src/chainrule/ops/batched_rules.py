@@ -445,11 +445,21 @@ def _reverse_cumsum(node, grad):
 
 @register_batched_rule(reduce.Cumprod)
 def _cumprod(node, grad):
-    # without zeros dx_i = Σ_{j ≥ i} g_j y_j / x_i (the zero-safe rule runs row by row)
+    # without zeros dx_i = Σ_{j ≥ i} g_j y_j / x_i; with zeros the ordinary rule's n x n products
+    # Π_{k ≤ j, k ≠ i} x_k (built once, unbatched) weigh each row's g_j, j ≥ i
     x, y = node.saved_values
-    if grad._data.dtype.kind == "c" or array_module(x._data).any(x._data == 0):
+    xp = array_module(x._data)
+    if grad._data.dtype.kind == "c" or not x.ndim:
         return NotImplemented
-    return reduce.ReverseCumsum.apply(grad * y, dim=_batch_dim(node.dim, x.ndim)) / x
+    dim = _batch_dim(node.dim, x.ndim)
+    if not xp.any(x._data == 0):
+        return reduce.ReverseCumsum.apply(grad * y, dim=dim) / x
+    n = x.shape[node.dim]
+    moved = x.movedim(node.dim, -1)
+    square = moved.unsqueeze(-2).expand(*moved.shape[:-1], n, n)
+    products = reduce.cumprod(elementwise.where(Tensor._make(xp.eye(n, dtype=bool)), 1.0, square), -1)
+    upper = Tensor._make(xp.triu(xp.ones((n, n), dtype=x._data.dtype)))
+    return (products * upper * grad.movedim(dim, -1).unsqueeze(-2)).sum(-1).movedim(-1, dim)
 
 
 @register_batched_rule(statistics.Logcumsumexp)
