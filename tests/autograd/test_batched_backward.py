@@ -359,6 +359,14 @@ _CASES = (
          (-1, 1)),
         # the last ops given rules: log-space cumulative sums, NaN-skipping median, diagonal/strided/masked
         # writes, block diagonals, scatter reductions
+        # spectra: real to complex and back, complex to complex, parts and views of complex numbers
+        ("rfft_irfft", lambda x: chainrule.view_as_real(chainrule.fft.rfft(x, norm="ortho")).sin()
+         * chainrule.fft.irfft(chainrule.fft.rfft(x, dim=0) * 2, n=3, dim=0)[:, :3, None],
+         [(3, 4)], (-2, 2)),
+        ("fftn_and_complex_parts", lambda x, y: chainrule.fft.ifft2(chainrule.fft.fftn(chainrule.complex(x, y))
+                                                                     .conj()).real * chainrule.fft.fft(x).imag
+         + chainrule.fft.rfft2(x).abs().sum() + chainrule.fft.ihfft(y).angle().sum()
+         + chainrule.view_as_complex(chainrule.stack([x, y], -1)).real, [(3, 4), (3, 4)], (-2, 2)),
         ("cumprod_with_zeros", lambda x: (x * chainrule.tensor([1.0, 0.0, 1.0, 1.0], dtype=x.dtype)).cumprod(1).tanh()
          + (x * chainrule.tensor([[1.0], [0.0], [0.0]], dtype=x.dtype)).cumprod(-2), [(3, 4)], (-2, 2)),
         ("logcumsumexp", lambda a: chainrule.logcumsumexp(a, 1) * a + chainrule.logcumsumexp(a[0, 0], 0), [(3, 4)],

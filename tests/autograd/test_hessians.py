@@ -236,6 +236,8 @@ def _scans_and_writes(lib):
         .reshape(-1),
         "cumprod_with_zeros": lambda x: (x * lib.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0], dtype=x.dtype)).cumprod(0)
         * x.sin(),
+        "rfft_irfft_and_parts": lambda x: lib.fft.irfft(lib.fft.rfft(x.sin()) * x[:4], n=6) ** 2
+        + lib.view_as_real(lib.fft.fft(lib.complex(x, x.cos()))).sum(-1) * lib.fft.rfft(x).abs().sum(),
         "matrix_exp": lambda x: lib.linalg.matrix_exp(x[:4].reshape(2, 2) * x[4:].sum()).sum(0),
         "cholesky_solve_and_inverse": lambda x: (lib.cholesky_solve(x[:4].reshape(2, 2).cos(), x[:4].reshape(2, 2)
                                                  .tril() + 3 * lib.eye(2, dtype=x.dtype))

@@ -28,8 +28,10 @@ from ..autograd.function import is_recording
 from ..tensor import Tensor
 from . import (
     activation,
+    complex,
     decompositions,
     elementwise,
+    fft,
     index,
     linalg,
     linear,
@@ -103,6 +105,9 @@ register_batched_rule(
     linalg.Slogdet, special_functions.Igamma, special_functions.Igammac,
     # they act on the trailing two dims only, so the batch dim rides along
     shape.Tril, shape.Triu,
+    # complex parts and views: elementwise, or on the last dim only
+    complex.Real, complex.Imag, complex.Conj, complex.Angle, complex.ComplexOp, complex.ViewAsReal,
+    complex.ViewAsComplex,
 )(broadcasting_rule)
 
 
@@ -803,6 +808,42 @@ def _scatter_reduce(node, grad):
     grad_x = elementwise.where(Tensor._make(self_hit), shared, 0.0)
     grad_src = elementwise.where(Tensor._make(src_hit), index.Gather.apply(shared, index=rows, dim=dim + 1), 0.0)
     return grad_x, index._pad_to(grad_src, src_shape)
+
+
+# ---------------------------------------------------------------- fft
+def _fft_dims(node) -> tuple:
+    ndim = len(node._input_meta[0][0])
+    return tuple(_batch_dim(d, ndim) for d in node.dims)
+
+
+@register_batched_rule(fft.C2C)
+def _fft_c2c(node, grad):
+    # the adjoint transform over the same dims, one further for the batch dim
+    return fft.C2C.apply(grad, dims=_fft_dims(node), norm=fft._DUAL[node.norm], inverse=not node.inverse)
+
+
+@register_batched_rule(fft.R2C)
+def _fft_r2c(node, grad):
+    # the one-sided spectrum zero-padded to the full one, its inverse transform's real part
+    dims = _fft_dims(node)
+    missing = node.last - grad.shape[dims[-1]]
+    if missing:
+        grad = shape.pad(grad, [0, 0] * (grad.ndim - 1 - dims[-1]) + [0, missing])
+    return fft.C2C.apply(grad, dims=dims, norm=fft._DUAL[node.norm], inverse=True).real
+
+
+@register_batched_rule(fft.C2R)
+def _fft_c2r(node, grad):
+    # an rfft of each row, the bins that stand for a conjugate pair doubled
+    dims = _fft_dims(node)
+    spectrum = fft.R2C.apply(grad, dims=dims, norm=fft._DUAL[node.norm])
+    bins = spectrum.shape[dims[-1]]
+    doubled = grad.shape[dims[-1]] - bins
+    if doubled <= 0:
+        return spectrum
+    scale = array_module(grad._data).ones(bins, dtype=spectrum.real._data.dtype)
+    scale[1:1 + doubled] = 2
+    return spectrum * Tensor._make(scale.reshape((bins,) + (1,) * (grad.ndim - 1 - dims[-1])))
 
 
 # ---------------------------------------------------------------- linalg
