@@ -28,8 +28,10 @@ from ..autograd.function import is_recording
 from ..tensor import Tensor
 from . import (
     activation,
+    complex,
     decompositions,
     elementwise,
+    fft,
     index,
     linalg,
     linear,
@@ -37,6 +39,7 @@ from . import (
     scatter_views,
     shape,
     special_functions,
+    statistics,
     structural,
 )
 from .elementwise import conjugate_rule
@@ -102,6 +105,9 @@ register_batched_rule(
     linalg.Slogdet, special_functions.Igamma, special_functions.Igammac,
     # they act on the trailing two dims only, so the batch dim rides along
     shape.Tril, shape.Triu,
+    # complex parts and views: elementwise, or on the last dim only
+    complex.Real, complex.Imag, complex.Conj, complex.Angle, complex.ComplexOp, complex.ViewAsReal,
+    complex.ViewAsComplex,
 )(broadcasting_rule)
 
 
@@ -365,23 +371,40 @@ def _index_put(node, grad):
     return grad_x, grad_value
 
 
-@register_batched_rule(scatter_views.SliceScatter, scatter_views.SelectScatter)
+@register_batched_rule(scatter_views.SliceScatter, scatter_views.SelectScatter, scatter_views.DiagonalScatter)
 def _view_scatter(node, grad):
     # d out = d input off the region + d src on it: the region zeroed in the input's gradient and
-    # read behind the batch dim for src's (a diagonal's region, moved to the end, runs row by row)
+    # read behind the batch dim for src's (a diagonal's region: its two dims moved to the end,
+    # where its key's (..., rows, cols) reads it past the batch dim too)
     region = node.region
     key = region.key if isinstance(region.key, tuple) else (region.key,)
-    if region.dims is not None or not _advanced_indices_adjacent(key):
+    if region.dims is None and not _advanced_indices_adjacent(key):
         return NotImplemented
     needs = node.needs_input_grad
     grad_input = grad_src = None
     if needs[0]:
         kept = array_module(grad._data).ones(tuple(grad.shape[1:]), dtype=grad._data.dtype)
-        kept[region.key] = 0
+        region.view(kept)[region.key] = 0  # (a view of kept: the write lands in it)
         grad_input = grad * Tensor._make(kept)
     if needs[1]:
-        grad_src = index.getitem(grad, (slice(None),) + key)
+        if region.dims is None:
+            grad_src = index.getitem(grad, (slice(None),) + key)
+        else:
+            moved = grad.movedim(tuple(d + 1 for d in region.dims), (-2, -1))
+            grad_src = index.getitem(moved, tuple(Tensor._make(k) if is_array(k) else k for k in key))
     return grad_input, grad_src
+
+
+@register_batched_rule(scatter_views.AsStrided)
+def _as_strided(node, grad):
+    # each output element's gradient added into the storage position it reads, the input's
+    # positions read back: one storage row per batch row
+    input_shape, input_stride, input_offset, size, stride, storage_offset, storage_size = node.geometry
+    xp, batch = array_module(grad._data), grad.shape[0]
+    read = Tensor._make(scatter_views._positions(xp, size, stride, storage_offset).reshape(-1))
+    back = Tensor._make(scatter_views._positions(xp, input_shape, input_stride, input_offset).reshape(-1))
+    storage = grad.new_zeros((batch, storage_size)).index_add(1, read, grad.reshape(batch, -1))
+    return storage.index_select(1, back).reshape((batch,) + tuple(input_shape))
 
 
 def _advanced_indices_adjacent(key: tuple) -> bool:
@@ -427,11 +450,30 @@ def _reverse_cumsum(node, grad):
 
 @register_batched_rule(reduce.Cumprod)
 def _cumprod(node, grad):
-    # without zeros dx_i = Σ_{j ≥ i} g_j y_j / x_i (the zero-safe rule runs row by row)
+    # without zeros dx_i = Σ_{j ≥ i} g_j y_j / x_i; with zeros the ordinary rule's n x n products
+    # Π_{k ≤ j, k ≠ i} x_k (built once, unbatched) weigh each row's g_j, j ≥ i
     x, y = node.saved_values
-    if grad._data.dtype.kind == "c" or array_module(x._data).any(x._data == 0):
+    xp = array_module(x._data)
+    if grad._data.dtype.kind == "c" or not x.ndim:
         return NotImplemented
-    return reduce.ReverseCumsum.apply(grad * y, dim=_batch_dim(node.dim, x.ndim)) / x
+    dim = _batch_dim(node.dim, x.ndim)
+    if not xp.any(x._data == 0):
+        return reduce.ReverseCumsum.apply(grad * y, dim=dim) / x
+    n = x.shape[node.dim]
+    moved = x.movedim(node.dim, -1)
+    square = moved.unsqueeze(-2).expand(*moved.shape[:-1], n, n)
+    products = reduce.cumprod(elementwise.where(Tensor._make(xp.eye(n, dtype=bool)), 1.0, square), -1)
+    upper = Tensor._make(xp.triu(xp.ones((n, n), dtype=x._data.dtype)))
+    return (products * upper * grad.movedim(dim, -1).unsqueeze(-2)).sum(-1).movedim(-1, dim)
+
+
+@register_batched_rule(statistics.Logcumsumexp)
+def _logcumsumexp(node, grad):
+    # the ordinary rule's log-space reversed sums, one dim further for the batch dim
+    x, out = node.saved_values
+    if not x.ndim:
+        return grad
+    return statistics._logcumsumexp_grad(x, out, grad, _batch_dim(node.dim, x.ndim))
 
 
 @register_batched_rule(reduce.Prod, reduce.ProdDim)
@@ -466,7 +508,7 @@ def _prod_of_others(node, u):
     return grad.permute(0, *(1 + int(d) for d in np.argsort(rest + dims)))
 
 
-@register_batched_rule(reduce.MedianAll)
+@register_batched_rule(reduce.MedianAll, statistics.NanmedianAll)
 def _median_all(node, grad):
     # the gradient goes to the elements equal to the median (NaNs count as equal), split evenly
     flat, out = node.saved_values
@@ -500,12 +542,14 @@ def _logsumexp(node, grad):
 
 @register_batched_rule(reduce.Norm)
 def _norm(node, grad):
-    # the ordinary rule's formulas for the finite orders (∞-norms split ties: row by row)
+    # the ordinary rule's formulas; an ∞-norm's gradient goes to the extremal |x| (ties split evenly,
+    # the ties counted once, unbatched)
     x, out = node.saved_values
     order = node.ord
-    if order in (np.inf, -np.inf):
-        return NotImplemented
     grad = _reinserted(node, grad)
+    if order in (np.inf, -np.inf):
+        return elementwise.sign(x) * reduce._split_among_equal(grad, elementwise.abs(x), _kept(node, out), grad,
+                                                               node.dims)
     if order == 0:
         return grad * 0.0 * x
     if order == 1:
@@ -605,6 +649,16 @@ def _unfold_backward(node, grad):
     # (unfold's recorded backward): its adjoint takes the windows again
     dim, size, step = node.params
     return shape.Unfold.apply(grad, dim=dim + 1, size=size, step=step)
+
+
+@register_batched_rule(structural.BlockDiag)
+def _block_diag(node, grad):
+    # each block's gradient is its diagonal block of every row
+    pieces, r, c = [], 0, 0
+    for rows, cols in node.shapes:
+        pieces.append(index.getitem(grad, (slice(None), slice(r, r + rows), slice(c, c + cols))))
+        r, c = r + rows, c + cols
+    return tuple(pieces)
 
 
 @register_batched_rule(structural.DiagEmbed)
@@ -711,6 +765,87 @@ def _scatter(node, grad):
     return grad_x, grad_src
 
 
+@register_batched_rule(index.MaskedScatter)
+def _masked_scatter(node, grad):
+    # masked slots pass nothing to x; source element k gets each row's k-th masked slot
+    mask, batch = node.mask, grad.shape[0]
+    grad_x = grad_source = None
+    if node.needs_input_grad[0]:
+        grad_x = elementwise.where(Tensor._make(mask), 0.0, grad)
+    if node.needs_input_grad[1]:
+        picked = index.getitem(grad, (slice(None), Tensor._make(mask)))
+        size = math.prod(node.source_shape)
+        grad_source = index._pad_to(picked, (batch, size)).reshape((batch,) + tuple(node.source_shape))
+    return grad_x, grad_source
+
+
+@register_batched_rule(index.ScatterReduce)
+def _scatter_reduce(node, grad):
+    # the ordinary rule with the index repeated per row and its dim one further: prod gives each
+    # factor G·out/v; amax/amin share G evenly among the values equal to the result (the shares
+    # counted once, unbatched)
+    x, src, out = node.saved_values
+    index_array, dim, reduction, include_self, touched = node.params
+    if not index_array.ndim or grad._data.dtype.kind == "c":
+        return NotImplemented
+    xp, batch = array_module(grad._data), grad.shape[0]
+    rows = xp.broadcast_to(index_array, (batch,) + index_array.shape)
+    src_used = src if src._data.shape == index_array.shape else src[tuple(slice(0, n) for n in index_array.shape)]
+    touched_t = Tensor._make(touched)
+    src_shape = (batch,) + tuple(src.shape)
+    if reduction == "prod":
+        grad_x = elementwise.where(touched_t, grad * out / x, grad) if include_self else \
+            elementwise.where(touched_t, 0.0, grad)
+        grad_src = index.Gather.apply(grad * out, index=rows, dim=dim + 1) / src_used
+        return grad_x, index._pad_to(grad_src, src_shape)
+    self_hit = x._data == out._data
+    if not include_self:
+        self_hit &= ~touched
+    src_hit = index.Gather.apply(out, index=index_array, dim=dim)._data == src_used._data
+    count = xp.array(self_hit, dtype=grad._data.dtype)
+    index._scatter_add_array(count, index_array, dim, src_hit.astype(grad._data.dtype))
+    shared = grad / Tensor._make(count)
+    grad_x = elementwise.where(Tensor._make(self_hit), shared, 0.0)
+    grad_src = elementwise.where(Tensor._make(src_hit), index.Gather.apply(shared, index=rows, dim=dim + 1), 0.0)
+    return grad_x, index._pad_to(grad_src, src_shape)
+
+
+# ---------------------------------------------------------------- fft
+def _fft_dims(node) -> tuple:
+    ndim = len(node._input_meta[0][0])
+    return tuple(_batch_dim(d, ndim) for d in node.dims)
+
+
+@register_batched_rule(fft.C2C)
+def _fft_c2c(node, grad):
+    # the adjoint transform over the same dims, one further for the batch dim
+    return fft.C2C.apply(grad, dims=_fft_dims(node), norm=fft._DUAL[node.norm], inverse=not node.inverse)
+
+
+@register_batched_rule(fft.R2C)
+def _fft_r2c(node, grad):
+    # the one-sided spectrum zero-padded to the full one, its inverse transform's real part
+    dims = _fft_dims(node)
+    missing = node.last - grad.shape[dims[-1]]
+    if missing:
+        grad = shape.pad(grad, [0, 0] * (grad.ndim - 1 - dims[-1]) + [0, missing])
+    return fft.C2C.apply(grad, dims=dims, norm=fft._DUAL[node.norm], inverse=True).real
+
+
+@register_batched_rule(fft.C2R)
+def _fft_c2r(node, grad):
+    # an rfft of each row, the bins that stand for a conjugate pair doubled
+    dims = _fft_dims(node)
+    spectrum = fft.R2C.apply(grad, dims=dims, norm=fft._DUAL[node.norm])
+    bins = spectrum.shape[dims[-1]]
+    doubled = grad.shape[dims[-1]] - bins
+    if doubled <= 0:
+        return spectrum
+    scale = array_module(grad._data).ones(bins, dtype=spectrum.real._data.dtype)
+    scale[1:1 + doubled] = 2
+    return spectrum * Tensor._make(scale.reshape((bins,) + (1,) * (grad.ndim - 1 - dims[-1])))
+
+
 # ---------------------------------------------------------------- linalg
 @register_batched_rule(linalg.Trace)
 def _trace(node, grad):
@@ -736,27 +871,35 @@ def _diagonal_scatter(node, grad):
     return linalg.Diagonal.apply(grad, offset=offset, dim1=_batch_dim(dim1, ndim), dim2=_batch_dim(dim2, ndim))
 
 
-@register_batched_rule(linalg.Solve)
+@register_batched_rule(linalg.Solve, decompositions.SolveTriangular, decompositions.Lstsq, decompositions.CholeskySolve)
 def _solve(node, grad):
-    # X = A⁻¹B: grad_B = A⁻ᵀ G, grad_A = -grad_B Xᵀ, the batch dim one more batch of matrices (a
-    # right-hand side broadcast against a batch of A runs row by row: its batched gradient's
-    # batch dims would not line up with A's)
-    a_ndim, b_ndim = (len(meta[0]) for meta in node._input_meta)
-    if b_ndim < a_ndim or grad._data.dtype.kind == "c":
+    # X = A⁻¹B (A⁺B for lstsq, (LLᵀ)⁻¹B for cholesky_solve): the ordinary rule's solves and
+    # products broadcast over the batch dim. An input broadcast against the other's batch dims
+    # (a right-hand side shared by a batch of A, say) gets a gradient with those dims after the
+    # batch dim: they are summed here, as the engine sums them off the front of an ordinary one
+    if grad._data.dtype.kind == "c":
         return NotImplemented
-    return linalg.Solve.backward(node, grad)
+    grads = list(node._forward_cls.backward(node, grad))
+    for k, (g, meta) in enumerate(zip(grads, node._input_meta)):
+        extra = 0 if g is None else g.ndim - 1 - len(meta[0])
+        if extra > 0:
+            grads[k] = g.sum(tuple(range(1, 1 + extra)))
+    return tuple(grads)
 
 
-@register_batched_rule(decompositions.SolveTriangular)
-def _solve_triangular(node, grad):
-    # as solve: the transposed triangular system for B, -grad_B Xᵀ's triangle for A
-    a_ndim, b_ndim = (len(meta[0]) for meta in node._input_meta)
-    if b_ndim < a_ndim or grad._data.dtype.kind == "c":
+@register_batched_rule(decompositions.MatrixExp)
+def _matrix_exp(node, grad):
+    # the upper-right block of exp([[Aᵀ, G], [0, Aᵀ]]), Aᵀ repeated for every row of the batch
+    (a,) = node.saved_values
+    if grad._data.dtype.kind == "c":
         return NotImplemented
-    return decompositions.SolveTriangular.backward(node, grad)
+    n, at = a.shape[-1], a.mT.expand(*grad.shape)
+    blocks = shape.cat([shape.cat([at, grad], -1), shape.cat([grad * 0, at], -1)], -2)
+    return decompositions.MatrixExp.apply(blocks)[..., :n, n:]
 
 
-@register_batched_rule(decompositions.Cholesky, decompositions.Eigh)
+@register_batched_rule(decompositions.Cholesky, decompositions.Eigh, decompositions.Svd, decompositions.Qr,
+                       decompositions.Pinv, decompositions.CholeskyInverse, decompositions.Lu, decompositions.LuFactor)
 def _matrix_factorization(node, *grads):
     # their rules are matrix products and triangular solves, which broadcast over a leading batch
     # dim; an output no gradient reached (the eigenvalues only, say) gets zeros, as the engine
@@ -764,6 +907,8 @@ def _matrix_factorization(node, *grads):
     present = next(g for g in grads if g is not None)
     if present._data.dtype.kind == "c":
         return NotImplemented
+    if node._output_meta is None:  # one output (pinv, cholesky_inverse)
+        return node._forward_cls.backward(node, *grads)
     batch = present.shape[0]
     grads = tuple(present.new_zeros((batch,) + tuple(meta[0])) if g is None and meta[1] is not None
                   and meta[1].kind in "fc" else g for g, meta in zip(grads, node._output_meta))
@@ -776,7 +921,7 @@ def _einsum(node, grad):
     # in front of the output's and of that operand's (whose own values the rule never reads: only
     # its shape, here with the batch dim)
     operands, subs, output = node.saved_values, node.subs, node.output
-    if grad._data.dtype.kind == "c" or "..." in output or any("..." in sub for sub in subs):
+    if grad._data.dtype.kind == "c":
         return NotImplemented
     used = {c for sub in subs for c in sub} | set(output)
     letter = next(c for c in linalg._LETTERS if c not in used)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _dtype, return_types
 from .._backend import accumulate, array_module
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, is_recording, name_node
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import _cast, where
 from .reduce import MedianAll, _single_dim
@@ -327,21 +327,42 @@ class Logcumsumexp(Function):
     @staticmethod
     def backward(ctx, grad):
         x, out = ctx.saved_values
-        d = ctx.dim
         if x._data.ndim == 0:  # log(exp(a)) = a
             return grad
-        # grad_i = Σ_{j≥i} g_j exp(a_i - out_j), kept in log space: the positive and negative parts
-        # of g each as exp(a_i + reverse_logcumsumexp(log|g_j| - out_j)). Where a part is empty its
-        # log is the dtype's lowest finite value, not -inf (as torch): -inf would give inf - inf
-        # = NaN in the gradient of this rule (create_graph), while exp(lowest + a) is exactly 0.
-        # The inner where keeps log's own gradient finite at g = 0.
-        lowest = float(_dtype.finfo_of(grad._data.dtype).min)
-        positive, negative = grad > 0, grad < 0
-        log_positive = where(positive, where(positive, grad, 1.0).log(), lowest)
-        log_negative = where(negative, where(negative, -grad, 1.0).log(), lowest)
-        up = (x + _reverse_logcumsumexp(log_positive - out, d)).exp()
-        down = (x + _reverse_logcumsumexp(log_negative - out, d)).exp()
-        return up - down
+        return _logcumsumexp_grad(x, out, grad, ctx.dim)
+
+
+def _logcumsumexp_grad(x: Tensor, out: Tensor, grad: Tensor, d: int) -> Tensor:
+    """logcumsumexp's gradient along ``d`` of ``grad``, which may carry leading batch dims that ``x``
+    and ``out`` broadcast against (the batched walk's rule passes ``d`` shifted past them)."""
+    if is_recording(x, out, grad):
+        return _logcumsumexp_grad_by_pairs(x, out, grad, d)
+    # grad_i = Σ_{j≥i} g_j exp(a_i - out_j), kept in log space: the positive and negative parts
+    # of g each as exp(a_i + reverse_logcumsumexp(log|g_j| - out_j)). Where a part is empty its
+    # log is the dtype's lowest finite value, not -inf (as torch): -inf would give inf - inf
+    # = NaN in the gradient of this rule (create_graph), while exp(lowest + a) is exactly 0.
+    # The inner where keeps log's own gradient finite at g = 0.
+    lowest = float(_dtype.finfo_of(grad._data.dtype).min)
+    positive, negative = grad > 0, grad < 0
+    log_positive = where(positive, where(positive, grad, 1.0).log(), lowest)
+    log_negative = where(negative, where(negative, -grad, 1.0).log(), lowest)
+    up = (x + _reverse_logcumsumexp(log_positive - out, d)).exp()
+    down = (x + _reverse_logcumsumexp(log_negative - out, d)).exp()
+    return up - down
+
+
+def _logcumsumexp_grad_by_pairs(x: Tensor, out: Tensor, grad: Tensor, d: int) -> Tensor:
+    """The same gradient as a product with the triangle of weights exp(a_i - out_j), j ≥ i (each at
+    most 1: no overflow), for a recorded backward: the log-space form's masks cut its derivative
+    with respect to the gradient wherever an entry of it is 0 (a Jacobian's basis cotangents),
+    which a second derivative needs; this one is linear in the gradient. O(n²) per slice."""
+    last = d - grad.ndim if d >= 0 else d  # counted from the end: x and out may lack grad's batch dims
+    xs, outs = x.movedim(last, -1), out.movedim(last, -1)
+    n = xs.shape[-1]
+    later = Tensor._make(np.triu(np.ones((n, n), dtype=bool)))  # [i, j]: j ≥ i
+    lowest = float(_dtype.finfo_of(grad._data.dtype).min)
+    weights = where(later, xs.unsqueeze(-1) - outs.unsqueeze(-2), lowest).exp()
+    return (weights * grad.movedim(last, -1).unsqueeze(-2)).sum(-1).movedim(-1, last)
 
 
 def logcumsumexp(input: Tensor, dim: int) -> Tensor:
