@@ -162,6 +162,7 @@ def test_sample_chunks_match_the_whole_batch_in_float64(name, d, x_shape, w_shap
     grad_out = _rand(_output_shape(d, x, w, kwargs), 2)
     whole = _run(chainrule, d, x, w, kwargs, grad_out, grad_layout)
     monkeypatch.setattr(conv, "_COLUMN_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(conv, "_COL2IM_CHUNK_BYTES", chunk_bytes)
     chunked = _run(chainrule, d, x, w, kwargs, grad_out, grad_layout)
     for a, b in zip(whole, chunked):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
