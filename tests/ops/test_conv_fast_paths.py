@@ -139,6 +139,19 @@ def test_channels_first_and_channels_last_columns_agree_in_float64(name, d, x_sh
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("name,d,x_shape,w_shape,kwargs",
+                         [c for c in CASES if c[0] not in CHANNELS_LAST], ids=lambda c: c if isinstance(c, str) else "")
+def test_channels_first_columns_leave_the_output_in_nchw_memory(name, d, x_shape, w_shape, kwargs):
+    # the per-sample GEMMs write (N, O, *out) directly, so the forward needs no layout copy;
+    # the result must still be torch's convolution
+    x, w = _rand(x_shape, 0).astype(np.float32), _rand(w_shape, 1).astype(np.float32)
+    geo = _geometry(d, x_shape, w_shape, kwargs)
+    y = conv._conv(x, w, geo)
+    assert y.flags.c_contiguous
+    expected = getattr(torch.nn.functional, f"conv{d}d")(torch.from_numpy(x), torch.from_numpy(w), **kwargs)
+    np.testing.assert_allclose(y, expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("chunk_bytes", [1, 3000])  # one sample per chunk; a few, the last one short
 @pytest.mark.parametrize("grad_layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("name,d,x_shape,w_shape,kwargs", CASES, ids=[c[0] for c in CASES])
@@ -149,6 +162,7 @@ def test_sample_chunks_match_the_whole_batch_in_float64(name, d, x_shape, w_shap
     grad_out = _rand(_output_shape(d, x, w, kwargs), 2)
     whole = _run(chainrule, d, x, w, kwargs, grad_out, grad_layout)
     monkeypatch.setattr(conv, "_COLUMN_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(conv, "_COL2IM_CHUNK_BYTES", chunk_bytes)
     chunked = _run(chainrule, d, x, w, kwargs, grad_out, grad_layout)
     for a, b in zip(whole, chunked):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
