@@ -335,7 +335,7 @@ class Logcumsumexp(Function):
 def _logcumsumexp_grad(x: Tensor, out: Tensor, grad: Tensor, d: int) -> Tensor:
     """logcumsumexp's gradient along ``d`` of ``grad``, which may carry leading batch dims that ``x``
     and ``out`` broadcast against (the batched walk's rule passes ``d`` shifted past them)."""
-    if is_recording(x, out, grad):
+    if is_recording(x, out, grad) and grad.shape[d] <= _PAIRS_UP_TO:
         return _logcumsumexp_grad_by_pairs(x, out, grad, d)
     # grad_i = Σ_{j≥i} g_j exp(a_i - out_j), kept in log space: the positive and negative parts
     # of g each as exp(a_i + reverse_logcumsumexp(log|g_j| - out_j)). Where a part is empty its
@@ -351,6 +351,12 @@ def _logcumsumexp_grad(x: Tensor, out: Tensor, grad: Tensor, d: int) -> Tensor:
     return up - down
 
 
+# The pairwise form holds an n×n block per slice: up to this n (8 MiB a slice in float64) it is
+# used; longer slices keep the log-space form, whose second derivative misses the directions of
+# exactly-zero cotangent entries (as torch's reverse-over-reverse does) but stays O(n).
+_PAIRS_UP_TO = 1024
+
+
 def _logcumsumexp_grad_by_pairs(x: Tensor, out: Tensor, grad: Tensor, d: int) -> Tensor:
     """The same gradient as a product with the triangle of weights exp(a_i - out_j), j ≥ i (each at
     most 1: no overflow), for a recorded backward: the log-space form's masks cut its derivative
@@ -359,7 +365,8 @@ def _logcumsumexp_grad_by_pairs(x: Tensor, out: Tensor, grad: Tensor, d: int) ->
     last = d - grad.ndim if d >= 0 else d  # counted from the end: x and out may lack grad's batch dims
     xs, outs = x.movedim(last, -1), out.movedim(last, -1)
     n = xs.shape[-1]
-    later = Tensor._make(np.triu(np.ones((n, n), dtype=bool)))  # [i, j]: j ≥ i
+    xp = array_module(grad._data)
+    later = Tensor._make(xp.triu(xp.ones((n, n), dtype=bool)))  # [i, j]: j ≥ i, on grad's device
     lowest = float(_dtype.finfo_of(grad._data.dtype).min)
     weights = where(later, xs.unsqueeze(-1) - outs.unsqueeze(-2), lowest).exp()
     return (weights * grad.movedim(last, -1).unsqueeze(-2)).sum(-1).movedim(-1, last)
