@@ -212,3 +212,13 @@ def test_an_in_place_write_into_an_expanded_view_raises_on_the_device_as_on_the_
             OVERLAPPING_WRITES[case](device)
     with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
         torch.ones(1, 4).expand(3, 4).add_(1)  # torch refuses it in the same words
+
+
+def test_hessian_through_logcumsumexp_stays_on_the_device(cuda):
+    # the recorded gradient builds its pairwise block on the gradient's device
+    def hessian(x):
+        return chainrule.func.hessian(lambda v: chainrule.logcumsumexp(v, 0).sum())(x)
+
+    cpu, device, copies = _both(hessian, X.astype(np.float64))
+    _assert_close(cpu, device, 1e-10)
+    assert copies == 0
