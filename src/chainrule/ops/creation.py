@@ -7,6 +7,7 @@ torch's inference rules. ``requires_grad=True`` is only accepted for floating dt
 from __future__ import annotations
 
 import builtins
+import itertools
 import math
 
 import numpy as np
@@ -101,6 +102,8 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
         elif copy:
             array = array.copy()
     else:
+        if isinstance(data, (list, tuple)) and not _list_of_arrays_warned:
+            _warn_if_list_of_arrays(data)
         target = _dtype.to_dtype(dtype) if dtype is not None else _infer_dtype(data)
         if isinstance(data, (list, tuple)) and _contains_tensor(data):
             data = _unwrap_nested(data)
@@ -116,6 +119,39 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
     if device is not None:
         array = to_device(array, _device(device))
     return array
+
+
+_list_of_arrays_warned = False  # torch warns once a process
+
+
+def _warn_if_list_of_arrays(data) -> None:
+    """torch's warning for a (nested) sequence holding NumPy arrays, which it copies element by
+    element: the scripts that build ``LongTensor([np.asarray(...) for ...])`` see it once."""
+    global _list_of_arrays_warned
+    if not _holds_numpy_array(data):
+        return
+    _list_of_arrays_warned = True
+    import warnings
+
+    from .elementwise import user_stacklevel
+
+    warnings.warn("Creating a tensor from a list of numpy.ndarrays is extremely slow. Please consider converting "
+                  "the list to a single numpy.ndarray with numpy.array() before converting to a tensor.",
+                  UserWarning, stacklevel=user_stacklevel())
+
+
+def _holds_numpy_array(data) -> builtins.bool:
+    """Whether a NumPy array sits anywhere in nested lists and tuples, looked for one nesting
+    level at a time (C-level passes: long lists of numbers stay cheap)."""
+    level = data
+    while level:
+        kinds = set(map(type, level))
+        if builtins.any(issubclass(kind, np.ndarray) for kind in kinds):
+            return True
+        if not kinds & {list, tuple}:
+            return False
+        level = list(itertools.chain.from_iterable(item for item in level if type(item) in (list, tuple)))
+    return False
 
 
 def _contains_tensor(data) -> builtins.bool:

@@ -10,6 +10,7 @@ one time step.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -51,6 +52,11 @@ class RNNBase(Module):
         for name, value in (("bias", bias), ("batch_first", batch_first)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
+        if dropout > 0 and num_layers == 1:
+            # torch warns here (from its own file, as here): dropout only acts between stacked layers
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout} and "
+                          f"num_layers={num_layers}", UserWarning, stacklevel=1)
         if not isinstance(input_size, int):
             raise TypeError(f"input_size should be of type int, got: {type(input_size).__name__}")
         if input_size <= 0:
