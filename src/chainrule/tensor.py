@@ -694,12 +694,21 @@ def write_out(result: Tensor, out, op: str, stacklevel: int = 3) -> Tensor:
     gradient would be needed (torch refuses out= under autograd) or the dtype can't hold it."""
     if not isinstance(out, Tensor):
         raise TypeError(f"{op}(): argument 'out' must be Tensor, not {type(out).__name__}")
+    _check_out(result, out, op)
+    return _write_checked_out(result, out, stacklevel + 1)
+
+
+def _check_out(result: Tensor, out: Tensor, op: str) -> None:
+    """torch's refusals of an ``out=``: under autograd, or a dtype that can't hold the result."""
     if is_recording(result, out):
         raise RuntimeError(f"{op}(): functions with out=... arguments don't support automatic differentiation, "
                            "but one of the arguments requires grad.")
     if result.dtype._category > out.dtype._category:
         raise RuntimeError(f"result type {_TYPE_NAMES[result.dtype.name][:-6]} can't be cast to the desired output "
                            f"type {_TYPE_NAMES[out.dtype.name][:-6]}")
+
+
+def _write_checked_out(result: Tensor, out: Tensor, stacklevel: int) -> Tensor:
     if out._data.shape != result._data.shape:
         if out._data.size:
             import warnings
@@ -800,13 +809,8 @@ def _write_outs(results: tuple, outs, op: str) -> tuple:
     if not isinstance(outs, (tuple, list)) or len(outs) != len(results) or not all(isinstance(o, Tensor) for o in outs):
         raise TypeError(f"{op}(): argument 'out' must be tuple of {len(results)} Tensors, not {type(outs).__name__}")
     for result, out in zip(results, outs):
-        if is_recording(result, out):
-            raise RuntimeError(f"{op}(): functions with out=... arguments don't support automatic differentiation, "
-                               "but one of the arguments requires grad.")
-        if result.dtype._category > out.dtype._category:
-            raise RuntimeError(f"result type {_TYPE_NAMES[result.dtype.name][:-6]} can't be cast to the desired "
-                               f"output type {_TYPE_NAMES[out.dtype.name][:-6]}")
-    written = [write_out(result, out, op, stacklevel=4) for result, out in zip(results, outs)]
+        _check_out(result, out, op)
+    written = [_write_checked_out(result, out, stacklevel=4) for result, out in zip(results, outs)]
     return type(results)(*written) if hasattr(type(results), "_fields") else tuple(written)
 
 
