@@ -172,36 +172,30 @@ def _foreach_sub_(self, other, *, alpha=None):
     return self
 
 
-def _foreach_addcmul(self, tensor1, tensor2, value=1):
-    """torch._foreach_addcmul: ``t + value * t1 * t2`` for each tensor, as a tuple."""
-    tensors = _tensors(self)
-    firsts, seconds = _per_tensor(len(tensors), tensor1), _per_tensor(len(tensors), tensor2)
-    return tuple(t.addcmul(a, b, value=v) for t, a, b, v in zip(tensors, firsts, seconds,
-                                                               _scalar_values(len(tensors), value)))
+def _pointwise(name: str, symbol: str):
+    """addcmul/addcdiv: ``t + value * t1 {symbol} t2`` per tensor; ``value`` a number, a list of
+    numbers or a packed CPU tensor of them."""
+    def rows(self, tensor1, tensor2, value):
+        tensors = _tensors(self)
+        firsts, seconds = _per_tensor(len(tensors), tensor1), _per_tensor(len(tensors), tensor2)
+        return zip(tensors, firsts, seconds, _scalar_values(len(tensors), value))
+
+    def out_of_place(self, tensor1, tensor2, value=1):
+        return tuple(getattr(t, name)(a, b, value=v) for t, a, b, v in rows(self, tensor1, tensor2, value))
+
+    def in_place(self, tensor1, tensor2, value=1):
+        for t, a, b, v in rows(self, tensor1, tensor2, value):
+            getattr(t, name + "_")(a, b, value=v)
+        return self
+
+    out_of_place.__name__, in_place.__name__ = f"_foreach_{name}", f"_foreach_{name}_"
+    out_of_place.__doc__ = f"torch._foreach_{name}: ``t + value * t1 {symbol} t2`` for each tensor, as a tuple."
+    in_place.__doc__ = f"torch._foreach_{name}_: ``{name}_`` on each tensor."
+    return out_of_place, in_place
 
 
-def _foreach_addcmul_(self, tensor1, tensor2, value=1):
-    tensors = _tensors(self)
-    firsts, seconds = _per_tensor(len(tensors), tensor1), _per_tensor(len(tensors), tensor2)
-    for t, a, b, v in zip(tensors, firsts, seconds, _scalar_values(len(tensors), value)):
-        t.addcmul_(a, b, value=v)
-    return self
-
-
-def _foreach_addcdiv(self, tensor1, tensor2, value=1):
-    """torch._foreach_addcdiv: ``t + value * t1 / t2`` for each tensor, as a tuple."""
-    tensors = _tensors(self)
-    firsts, seconds = _per_tensor(len(tensors), tensor1), _per_tensor(len(tensors), tensor2)
-    return tuple(t.addcdiv(a, b, value=v) for t, a, b, v in zip(tensors, firsts, seconds,
-                                                               _scalar_values(len(tensors), value)))
-
-
-def _foreach_addcdiv_(self, tensor1, tensor2, value=1):
-    tensors = _tensors(self)
-    firsts, seconds = _per_tensor(len(tensors), tensor1), _per_tensor(len(tensors), tensor2)
-    for t, a, b, v in zip(tensors, firsts, seconds, _scalar_values(len(tensors), value)):
-        t.addcdiv_(a, b, value=v)
-    return self
+_foreach_addcmul, _foreach_addcmul_ = _pointwise("addcmul", "*")
+_foreach_addcdiv, _foreach_addcdiv_ = _pointwise("addcdiv", "/")
 
 
 def _foreach_lerp(self, tensors1, weight):
