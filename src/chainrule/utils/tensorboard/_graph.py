@@ -86,9 +86,36 @@ class _OpRecorder:
     def __init__(self) -> None:
         self.ops: list[TracedOp] = []
         self.scopes: list[str] = []  # the modules whose forward is running, innermost last
+        # id(tensor) -> (the op that last wrote it or None, which of its results, the tensor's
+        # version then); the recorded tensors stay referenced by the ops, so ids are not reused
+        self._writers: dict = {}
         self._thread = threading.get_ident()
         self._depth = 0
         self._rerun = False
+
+    def source_of(self, tensor) -> tuple | None:
+        """(op, result number) that made ``tensor``'s current value, or None for a tensor no
+        recorded op made (an input, a parameter, a constant)."""
+        entry = self._writers.get(id(tensor))
+        version = tensor._version
+        if entry is None:
+            entry = self._writers[id(tensor)] = (None, 0, version)
+        elif entry[2] != version:
+            entry = self._writers[id(tensor)] = self._in_place_writer(tensor, entry[0], version)
+        return None if entry[0] is None else entry[:2]
+
+    def _in_place_writer(self, tensor, writer, version: int) -> tuple:
+        """An in-place op runs out of place on its first argument, then writes the result into
+        it: the latest such op since the tensor's last writer is its writer now (torch's
+        ``aten::relu_``)."""
+        for op in reversed(self.ops):
+            if op is writer:
+                break
+            if op.inputs and op.inputs[0] is tensor and op.outputs and op.outputs[0].shape == tensor.shape:
+                if not op.kind.endswith("_"):
+                    op.kind += "_"
+                return op, 0, version
+        return writer, 0, version  # written through a view, or by nothing recorded: left as it was
 
     def record_op(self, cls, inputs, params, user_function: bool = False):
         if self._rerun:  # this recorder's own call of the op: run it plainly
@@ -96,6 +123,7 @@ class _OpRecorder:
             return _function.RUN_UNRECORDED
         if self._depth or threading.get_ident() != self._thread:
             return _function.RUN_UNRECORDED
+        sources = [self.source_of(t) for t in _tensors_in(list(inputs))]
         self._depth += 1
         self._rerun = True
         try:
@@ -107,8 +135,11 @@ class _OpRecorder:
             self._rerun = False
             self._depth -= 1
         kind = cls.__name__ if user_function else _op_name(cls)
-        self.ops.append(TracedOp(kind, _tensors_in(list(inputs)), _tensors_in(out),
-                                 self.scopes[-1] if self.scopes else ""))
+        op = TracedOp(kind, _tensors_in(list(inputs)), _tensors_in(out), self.scopes[-1] if self.scopes else "",
+                      sources=sources)
+        self.ops.append(op)
+        for slot, tensor in enumerate(op.outputs):
+            self._writers[id(tensor)] = (op, slot, tensor._version)
         return out
 
     # the backward engine reports its nodes to a profiler; a graph trace has no use for them
@@ -214,15 +245,15 @@ def _parameter_owners(model, scopes: dict) -> dict:
     return owners
 
 
-def _mark_used(outputs: list, producers: dict) -> None:
+def _mark_used(output_sources: list) -> None:
     """Mark the ops the outputs depend on, walking from the outputs back."""
-    pending = [producers[id(t)][0] for t in outputs if id(t) in producers]
+    pending = [source[0] for source in output_sources if source is not None]
     while pending:
         op = pending.pop()
         if op.used:
             continue
         op.used = True
-        pending.extend(source[0] for _, source in op.sources if source is not None)
+        pending.extend(source[0] for source in op.sources if source is not None)
 
 
 def build_graph(model, args: tuple, recorder: _OpRecorder, output) -> tuple[list[NodeDef], list[str]]:
@@ -232,25 +263,24 @@ def build_graph(model, args: tuple, recorder: _OpRecorder, output) -> tuple[list
     owners = _parameter_owners(model, scopes)
     nodes: list[NodeDef] = []
     text: list[str] = []
-    source: dict = {}  # id(tensor) -> the name an input edge uses ("node" or "node:k")
+    named: dict = {}  # id(tensor) -> the node name of an input, parameter or constant
 
-    inputs = [a for a in args if isinstance(a, Tensor)]
-    input_names = _input_names(model, len(args))
+    inputs = []
     input_nodes = {}
-    for name, value in zip(input_names, args):
-        if isinstance(value, Tensor):
-            source[id(value)] = f"input/{name}"
-            input_nodes[id(value)] = NodeDef(name=f"input/{name}", op="IO Node", attr=_attrs([value], ""))
+    for name, value in zip(_input_names(model, len(args)), args):
+        # an argument holding several tensors (an LSTM's (h, c)) gives each its own node
+        tensors = _tensors_in(value)
+        names = [name] if isinstance(value, Tensor) else [f"{name}.{k}" for k in range(1, len(tensors) + 1)]
+        for tensor, tensor_name in zip(tensors, names):
+            if id(tensor) not in input_nodes:
+                inputs.append(tensor)
+                named[id(tensor)] = f"input/{tensor_name}"
+                input_nodes[id(tensor)] = NodeDef(name=f"input/{tensor_name}", op="IO Node",
+                                                  attr=_attrs([tensor], ""))
 
-    # which op last wrote each tensor (an in-place op rewrites its input): a reader of a tensor
-    # depends on the op that wrote it before the read
-    producers: dict = {}
-    for op in recorder.ops:
-        op.sources = [(t, producers.get(id(t))) for t in op.inputs]
-        for slot, t in enumerate(op.outputs):
-            producers[id(t)] = (op, slot)
     outputs = _tensors_in(output)
-    _mark_used(outputs, producers)
+    output_sources = [recorder.source_of(t) for t in outputs]
+    _mark_used(output_sources)
 
     used_ops = [op for op in recorder.ops if op.used]
     for number, op in enumerate(used_ops, 1):
@@ -258,16 +288,16 @@ def build_graph(model, args: tuple, recorder: _OpRecorder, output) -> tuple[list
     referenced_inputs = set()
     constants = 0
 
-    def edge(tensor, producer, scope: str) -> str:
+    def edge(tensor, source, scope: str) -> str:
         nonlocal constants
-        if producer is not None:
-            op, slot = producer
+        if source is not None:
+            op, slot = source
             return op.name if slot == 0 else f"{op.name}:{slot}"
         key = id(tensor)
         if key in input_nodes:
             referenced_inputs.add(key)
-            return source[key]
-        if key not in source:
+            return named[key]
+        if key not in named:
             if key in owners:
                 owner_scope, attribute = owners[key]
                 name = f"{owner_scope}/{attribute}/{attribute}"
@@ -277,21 +307,21 @@ def build_graph(model, args: tuple, recorder: _OpRecorder, output) -> tuple[list
                 constants += 1
                 name = f"{scope}/constant.{constants}"
                 nodes.append(NodeDef(name=name, op="prim::Constant", attr=_attrs([tensor], _constant_text(tensor))))
-            source[key] = name
+            named[key] = name
             text.append(f"  %{name} = {nodes[-1].op}()")
-        return source[key]
+        return named[key]
 
     op_nodes = []
     for op in used_ops:
         scope = op.scope or root
-        edges = [edge(t, producer, scope) for t, producer in op.sources]
+        edges = [edge(t, source, scope) for t, source in zip(op.inputs, op.sources)]
         op_nodes.append(NodeDef(name=op.name, op=op.kind, input=edges, attr=_attrs(op.outputs, "{}")))
         shapes = ", ".join(f"{str(t.dtype).rsplit('.', 1)[-1]}{list(t.shape)}" for t in op.outputs)
         text.append(f"  %{op.name} : {shapes} = {op.kind}({', '.join('%' + e for e in edges)})")
     output_nodes = []
-    for number, tensor in enumerate(outputs, 1):
+    for number, (tensor, source) in enumerate(zip(outputs, output_sources), 1):
         name = f"output/output.{number}"
-        output_nodes.append(NodeDef(name=name, op="IO Node", input=[edge(tensor, producers.get(id(tensor)), root)],
+        output_nodes.append(NodeDef(name=name, op="IO Node", input=[edge(tensor, source, root)],
                                     attr=_attrs([tensor], "")))
         text.append(f"  return %{output_nodes[-1].input[0]}")
     # an input that nothing reads is left out, as torch's writer leaves it out
