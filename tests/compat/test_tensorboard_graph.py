@@ -182,15 +182,46 @@ def test_model_is_left_as_it_was(tmp_path):
     x = chainrule.randn(2, 1, 8, 8)
     model.train()
     before = model(x)
+    multiply = chainrule.Tensor.__mul__  # the operators' fast path, switched off while recording
     writer = chainrule.utils.tensorboard.SummaryWriter(str(tmp_path))
     writer.add_graph(model, x)
     writer.close()
     assert model.training and all(m.training for m in model.modules())
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
     assert chainrule.autograd.function.active_profiler is None
+    assert chainrule.Tensor.__mul__ is multiply
     after = model(x)
     assert after.requires_grad
     np.testing.assert_allclose(after.detach().numpy(), before.detach().numpy(), rtol=1e-6)
+
+
+def test_inside_a_profiler_and_after_a_failing_forward(tmp_path):
+    nn = chainrule.nn
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    x = chainrule.randn(2, 3)
+    writer = chainrule.utils.tensorboard.SummaryWriter(str(tmp_path))
+    with chainrule.profiler.profile() as prof:
+        model(x)
+        writer.add_graph(model, x)  # its forward is the graph's, not the profiler's
+        model(x) * 3
+    assert [e.name for e in prof.events()] == ["aten::t", "aten::addmm", "aten::relu"] * 2 + ["aten::mul"]
+
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc(x).reshape(7)
+
+    broken = Broken()
+    with pytest.raises(RuntimeError, match=r"shape '\[7\]' is invalid for input of size 4"):
+        writer.add_graph(broken, x)
+    writer.close()
+    assert broken.training and chainrule.autograd.function.active_profiler is None
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in broken.modules())
+    assert [n.name for n in _read(tmp_path).Graph().node if n.op.startswith("aten::")] == [
+        "Sequential/Linear[0]/t.1", "Sequential/Linear[0]/addmm.2", "Sequential/ReLU[1]/relu.3"]
 
 
 def test_constants_in_place_ops_and_unused_results(tmp_path):
