@@ -11,7 +11,10 @@ The GraphDef has torch's layout: ``input/<arg>`` and ``output/output.<i>`` IO no
 and buffer nodes (``prim::GetAttr``) in their module's scope, op nodes named by torch's dispatcher
 names (``aten::convolution``), tensors made inside forward as ``prim::Constant``, and an
 ``_output_shapes`` attr on every node that carries a tensor. Ops whose result never reaches an
-output are dropped, as the tracer's dead-code pass drops them. Differences from torch: ops are
+output are dropped, as the tracer's dead-code pass drops them. An in-place op runs out of place
+and writes its result into its first argument, so a tensor whose version counter moved is read
+as that op's result (named with torch's ``_``, ``aten::relu_``); a write through a view of a
+tensor is not drawn. Differences from torch: ops are
 chainrule's (Linear is ``aten::t`` + ``aten::addmm``, eval BatchNorm is its arithmetic), each
 output tensor gets its own ``output/`` node (torch gives a tuple one), and a second result of an
 op is referenced as ``name:1``.
@@ -256,7 +259,7 @@ def _mark_used(output_sources: list) -> None:
         pending.extend(source[0] for source in op.sources if source is not None)
 
 
-def build_graph(model, args: tuple, recorder: _OpRecorder, output) -> tuple[list[NodeDef], list[str]]:
+def _graph_nodes(model, args: tuple, recorder: _OpRecorder, output) -> tuple[list[NodeDef], list[str]]:
     """The GraphDef nodes of a recorded forward, and its text form (for ``verbose``)."""
     scopes = _scope_names(model)
     root = scopes[id(model)]
@@ -361,7 +364,7 @@ def graph(model, input_to_model, verbose: bool = False, use_strict_trace: bool =
         if container == "dict":  # a strict trace refuses a dict output and only warns of a list
             raise _trace_error(message)
         warnings.warn(message, stacklevel=3)
-    nodes, text = build_graph(model, args, recorder, output)
+    nodes, text = _graph_nodes(model, args, recorder, output)
     if verbose:
         print("\n".join(text))
     run_metadata = RunMetadata(step_stats=StepStats(dev_stats=[DeviceStepStats(device="/device:CPU:0")]))
