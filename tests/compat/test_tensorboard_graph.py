@@ -334,3 +334,59 @@ def test_nested_inputs_and_second_results_of_an_op(tmp_path):
     assert any(edge == lstm.name + ":1" for n in nodes for edge in n.input)
     assert all(edge.split(":")[0] in by_name for node in nodes for edge in node.input)
     assert _shapes(by_name["output/output.2"]) == [[1, 2, 4]]
+
+
+def _residual_net(lib):
+    nn = lib.nn
+
+    class Block(nn.Module):
+        def __init__(self, channels):
+            super().__init__()
+            self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(channels)
+            self.relu = nn.ReLU(inplace=True)
+            self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+            self.bn2 = nn.BatchNorm2d(channels)
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+            out += x  # torchvision's residual, written in place
+            return self.relu(out)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 3, padding=1)
+            self.layer1 = nn.Sequential(Block(8), Block(8))
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(8, 10)
+
+        def forward(self, x):
+            return self.fc(lib.flatten(self.pool(self.layer1(self.stem(x))), 1))
+
+    return Net()
+
+
+def test_residual_blocks_with_in_place_ops_match_torch(tmp_path):
+    graphs = {}
+    for lib in (chainrule, torch):
+        log_dir = tmp_path / lib.__name__
+        writer = importlib.import_module(f"{lib.__name__}.utils.tensorboard").SummaryWriter(str(log_dir))
+        lib.manual_seed(0)
+        writer.add_graph(_residual_net(lib), lib.randn(2, 3, 8, 8))
+        writer.close()
+        graphs[lib] = list(_read(log_dir).Graph().node)
+    ours, theirs = graphs[chainrule], graphs[torch]
+    assert {_scope(n) for n in _op_nodes(ours)} == {_scope(n) for n in _op_nodes(theirs)}
+
+    def in_place(nodes):
+        return collections.Counter((_scope(n), n.op) for n in _op_nodes(nodes) if n.op.endswith("_"))
+
+    assert in_place(ours) == in_place(theirs)
+    assert in_place(ours)[("Net/Sequential[layer1]/Block[1]", "aten::add_")] == 1
+    by_name = {n.name: n for n in ours}
+    (add,) = [n for n in ours if n.op == "aten::add_" and "Block[1]" in n.name]
+    # the second block's residual reads the first block's last (in-place) relu
+    assert [by_name[edge].op for edge in add.input] == ["aten::add", "aten::relu_"]
+    assert _scope(by_name[add.input[1]]) == "Net/Sequential[layer1]/Block[0]/ReLU[relu]"
+    assert _leaving_shapes(ours) == _leaving_shapes(theirs)
