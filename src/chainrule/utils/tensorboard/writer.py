@@ -1,4 +1,5 @@
-"""SummaryWriter: scalars, grouped scalars, histograms, images and text as TensorBoard event records."""
+"""SummaryWriter: scalars, grouped scalars, histograms, images, text, PR curves and the model graph
+as TensorBoard event records."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import time
 from datetime import datetime
 
 import numpy as np
-from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.event_pb2 import Event, TaggedRunMetadata
 from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary, SummaryMetadata
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.plugins.pr_curve.plugin_data_pb2 import PrCurvePluginData
 from tensorboard.plugins.text.plugin_data_pb2 import TextPluginData
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+from ._graph import graph
 
 __all__ = ["SummaryWriter"]
 
@@ -239,6 +242,17 @@ class SummaryWriter:
             dim=[TensorShapeProto.Dim(size=data.shape[0]), TensorShapeProto.Dim(size=data.shape[1])]))
         summary = Summary(value=[Summary.Value(tag=tag, metadata=metadata, tensor=tensor)])
         self._add_summary(summary, global_step, walltime)
+
+    def add_graph(self, model, input_to_model=None, verbose: bool = False, use_strict_trace: bool = True) -> None:
+        """The graph of ``model`` run once on ``input_to_model`` (a tensor, or a tuple or list of
+        forward's arguments), in eval mode, for TensorBoard's Graphs tab: ops grouped by the
+        module they ran in, with their output shapes. ``verbose`` prints the recorded graph."""
+        graph_def, run_metadata = graph(model, input_to_model, verbose, use_strict_trace)
+        writer = self._file_writer()
+        # torch's writer follows the graph with (empty) step statistics tagged "step1"
+        writer.add_event(Event(graph_def=graph_def.SerializeToString(), wall_time=time.time()))
+        metadata = TaggedRunMetadata(tag="step1", run_metadata=run_metadata.SerializeToString())
+        writer.add_event(Event(tagged_run_metadata=metadata, wall_time=time.time()))
 
     def flush(self) -> None:
         if self._writer is not None:
