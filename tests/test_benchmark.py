@@ -74,6 +74,20 @@ def test_forced_openblas_core_type_is_warned_about():
     assert "WARNING: OPENBLAS_CORETYPE=Prescott" in benchmark.format_machine(info)
 
 
+def test_more_threads_than_idle_cores_is_warned_about():
+    # 2 threads on 2 cpus with a load of 6: no core is idle, the pairs' ratios are not the code's
+    busy = dict(benchmark.machine(), cpus=2, blas_threads=2, load_average=6.0)
+    warnings = benchmark.machine_warnings(busy)
+    assert any("load average is 6.0 on 2 cpus" in w for w in warnings)
+    assert "WARNING: the 1-minute load average is 6.0" in benchmark.format_machine(busy)
+    quiet = dict(busy, load_average=0.2)
+    assert not any("load average" in w for w in benchmark.machine_warnings(quiet))
+    one_thread = dict(busy, blas_threads=1)  # one thread fits the core the load leaves
+    assert not any("load average" in w for w in benchmark.machine_warnings(one_thread))
+    unknown = dict(busy, load_average=None)  # a platform without a load average
+    assert not any("load average" in w for w in benchmark.machine_warnings(unknown))
+
+
 def test_runs_are_recorded_per_machine_and_compared_only_within_one(tmp_path):
     path = str(tmp_path / "results.json")
     here = benchmark.machine()

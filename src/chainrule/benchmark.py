@@ -29,6 +29,8 @@ import time
 
 import numpy as np
 
+from ._config import idle_cores
+
 # gemm first: conv2d reports its speed as a fraction of the GEMM measured in the same run
 WORKLOADS = ["gemm", "mlp_step", "cnn_step", "conv2d", "conv1d_step", "gru_step", "op_overhead",
              "transformer_step", "lstm_lm_step", "scalar_chain"]
@@ -374,12 +376,19 @@ def machine() -> dict:
     info = {"processor": cpu["model"], "cpus": os.cpu_count(), "cpu_features": cpu["features"],
             "python": platform.python_version(), "numpy": np.__version__, "chainrule": chainrule.__version__,
             "blas": _blas_info(), "blas_threads": _blas_threads(),
-            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"), "load_average": _load_average()}
     torch = _load_torch()
     if torch is not None:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
     return info
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # no load average on this platform
+        return None
 
 
 def machine_key(info: dict) -> str:
@@ -441,6 +450,13 @@ def machine_warnings(info: dict) -> list[str]:
     if info.get("torch_threads") is not None and info["torch_threads"] != info["blas_threads"]:
         warnings.append(f"torch runs {info['torch_threads']} threads against chainrule's "
                         f"{info['blas_threads']}: the ratios compare different core counts")
+    load = info.get("load_average")
+    if load is not None and info["blas_threads"] > idle_cores(info["cpus"], load):
+        # OpenBLAS's threads wait for each other at the end of every GEMM, so one thread in a time
+        # slice stalls the GEMM: on 2 busy cores mlp_step's steps took 100-270 ms for 2-5 (session 13)
+        warnings.append(f"the 1-minute load average is {load:.1f} on {info['cpus']} cpus: fewer idle cores "
+                        f"than the {info['blas_threads']} threads asked for, so the ratios measure the "
+                        "other processes as much as chainrule")
     return warnings
 
 
@@ -448,7 +464,8 @@ def format_machine(info: dict) -> str:
     blas = "; ".join(", ".join(f"{k} {v}" for k, v in b.items() if v is not None) for b in info["blas"])
     lines = [f"machine: {info['processor']}, {info['cpus']} cpus ({' '.join(info['cpu_features']) or 'no SIMD flags read'})",
              f"BLAS: {blas or 'unknown'}",
-             f"threads: chainrule/BLAS {info['blas_threads']}, torch {info.get('torch_threads', '–')}",
+             f"threads: chainrule/BLAS {info['blas_threads']}, torch {info.get('torch_threads', '–')}; "
+             f"1-minute load average {'–' if info.get('load_average') is None else info['load_average']}",
              f"versions: python {info['python']}, numpy {info['numpy']}, chainrule {info['chainrule']}, "
              f"torch {info.get('torch', 'not installed')}"]
     lines += [f"WARNING: {w}" for w in machine_warnings(info)]
@@ -550,7 +567,8 @@ def main(workloads=None, reps=None, memory: bool = True, out: str | None = None,
         ratio = f"  ratio {r['ratio']:.2f}" if "ratio" in r else ""
         print(f"{name:16s} chainrule {r['chainrule_ms']:9.3f} ms"
               + (f"  torch {r['torch_ms']:9.3f} ms" if "torch_ms" in r else "") + ratio, flush=True)
-    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": info, "results": results}
+    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": info,
+              "load_average": info["load_average"], "results": results}
     if note:
         report["note"] = note
     if memory:
