@@ -1,6 +1,7 @@
 """torch's ``grad_fn._saved_*`` of the nodes the first tables left out: var/std, vector_norm,
 prod, repeat, unfold, diagonal, as_strided, scatter_add, atan2, add/sub with alpha, dot, outer,
-conv_transpose.
+conv_transpose, the losses chainrule composes (bce with logits, smooth L1, Huber), padding,
+index_put and assignment, adaptive average pools, and dims kept as given (sum, mean, softmax).
 The same names, value types and values as torch 2.13's on the same inputs (tensors compared by
 shape, dtype and values)."""
 
@@ -51,7 +52,68 @@ _OPS = [
         h, h[:1, :, :2, :2].expand(1, 2, 2, 2).contiguous(), groups=1)),
     ("dot", lambda lib, h: lib.dot(h.flatten(), _other(lib, 24))),
     ("outer", lambda lib, h: lib.outer(h.flatten()[:5], _other(lib, 3))),
+    # losses chainrule composes, whose one node answers for torch's fused one
+    ("binary_cross_entropy_with_logits", lambda lib, h: lib.nn.functional.binary_cross_entropy_with_logits(
+        h, _other(lib, 2, 1, 3, 4).sigmoid())),
+    ("binary_cross_entropy_with_logits weights", lambda lib, h: lib.nn.functional.binary_cross_entropy_with_logits(
+        h, _other(lib, 2, 1, 3, 4).sigmoid(), weight=_other(lib, 4), pos_weight=_other(lib, 4).exp(),
+        reduction="sum")),
+    ("smooth_l1_loss", lambda lib, h: lib.nn.functional.smooth_l1_loss(h, _other(lib, 2, 1, 3, 4))),
+    ("smooth_l1_loss beta, none", lambda lib, h: lib.nn.functional.smooth_l1_loss(
+        h, _other(lib, 2, 1, 3, 4), reduction="none", beta=0.25)),
+    ("huber_loss", lambda lib, h: lib.nn.functional.huber_loss(h, _other(lib, 2, 1, 3, 4), reduction="sum")),
+    ("huber_loss int delta", lambda lib, h: lib.nn.functional.huber_loss(h, _other(lib, 2, 1, 3, 4), delta=2)),
+    # padding: the pad as given
+    ("pad constant", lambda lib, h: lib.nn.functional.pad(h, (1, 2))),
+    ("pad constant, trailing zeros and a value", lambda lib, h: lib.nn.functional.pad(h, (1, 0, 0, 0), value=2.0)),
+    ("pad constant cropping", lambda lib, h: lib.nn.functional.pad(h, (-1, 1, 0, -1))),
+    ("pad reflect", lambda lib, h: lib.nn.functional.pad(h, (1, 2, 2, 0), mode="reflect")),
+    ("pad reflect 1-d", lambda lib, h: lib.nn.functional.pad(h[0], (3, 1), mode="reflect")),
+    ("pad replicate", lambda lib, h: lib.nn.functional.pad(h, (0, 2, 1, 1), mode="replicate")),
+    ("pad replicate 3-d", lambda lib, h: lib.nn.functional.pad(h[None], (1, 1, 0, 2, 1, 0), mode="replicate")),
+    # index_put, functional and by assignment: the indices as torch reads the key
+    ("index_put", lambda lib, h: h.index_put((lib.tensor([1, 0]),), lib.tensor(5.0))),
+    ("index_put accumulate", lambda lib, h: lib.index_put(
+        h, (lib.tensor([1]), lib.tensor([0]), lib.tensor([2, 0])), lib.tensor(5.0), accumulate=True)),
+    ("setitem tensor", lambda lib, h: _assigned(h, lib.tensor([1]), 3.0)),
+    ("setitem later dim", lambda lib, h: _assigned(h, (slice(None), slice(None), lib.tensor([2, 0])), 3.0)),
+    ("setitem ellipsis and list", lambda lib, h: _assigned(h, (Ellipsis, [3, 1]), 3.0)),
+    ("setitem mask", lambda lib, h: _assigned(h, h > 0, 0.0)),
+    ("setitem two tensors", lambda lib, h: _assigned(h, (lib.tensor([0, 1]), lib.tensor([0]), lib.tensor([1, 2])), 0.0)),
+    # adaptive average pools keep their input; 1-d is torch's unsqueeze, 2-d pool, squeeze
+    ("adaptive_avg_pool1d", lambda lib, h: lib.nn.functional.adaptive_avg_pool1d(h[0], 3)),
+    ("adaptive_avg_pool1d's pool", lambda lib, h: _pool_of(lib.nn.functional.adaptive_avg_pool1d(h[0], 3))),
+    ("adaptive_avg_pool1d global", lambda lib, h: _pool_of(lib.nn.functional.adaptive_avg_pool1d(h[0], 1))),
+    ("adaptive_avg_pool2d", lambda lib, h: lib.nn.functional.adaptive_avg_pool2d(h, (2, 3))),
+    ("adaptive_avg_pool2d global", lambda lib, h: lib.nn.functional.adaptive_avg_pool2d(h, 1)),
+    ("adaptive_avg_pool3d", lambda lib, h: lib.nn.functional.adaptive_avg_pool3d(h, (1, 2, 3))),
+    ("adaptive_avg_pool3d global", lambda lib, h: lib.nn.functional.adaptive_avg_pool3d(h, 1)),
+    # dims as given: negative (the C++ node's unsigned), unsorted, empty
+    ("sum negative dim", lambda lib, h: h.sum(-1)),
+    ("sum dims unsorted", lambda lib, h: h.sum((3, 0), keepdim=True)),
+    ("sum empty dims", lambda lib, h: h.sum([])),
+    ("mean negative dims", lambda lib, h: h.mean((-2, 1))),
+    ("softmax negative dim", lambda lib, h: h.softmax(-1)),
+    ("log_softmax negative dim", lambda lib, h: lib.log_softmax(h, -3)),
+    ("softmax dim", lambda lib, h: h.softmax(2)),
 ]
+
+
+def _assigned(h, key, value):
+    h = h.clone()
+    h[key] = value
+    return h
+
+
+class _PoolOf:
+    """The node under a squeeze (a stand-in output whose grad_fn is it)."""
+
+    def __init__(self, node):
+        self.grad_fn = node
+
+
+def _pool_of(output):
+    return _PoolOf(output.grad_fn.next_functions[0][0])
 
 
 def _tensor(value):
