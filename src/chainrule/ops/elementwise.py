@@ -268,6 +268,41 @@ class Sub(Function):
         return grad, -grad if ctx.needs_input_grad[1] else None
 
 
+class AddScaled(Add):
+    """``a + alpha * b`` (add with alpha): one node, as torch's, with alpha kept on it."""
+
+    node_name = "AddBackward0"
+    formula = "{0} + alpha * {1}"
+
+    @staticmethod
+    def forward(ctx, a, b, alpha):
+        ctx.alpha = alpha
+        # alpha in b's dtype, as the scale the unfused mul(b, alpha) rounded to
+        return a + b * b.dtype.type(alpha)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(a + αb) = da + α db
+        return grad, grad * ctx.alpha if ctx.needs_input_grad[1] else None
+
+
+class SubScaled(Sub):
+    """``a - alpha * b`` (sub with alpha): one node, as torch's, with alpha kept on it."""
+
+    node_name = "SubBackward0"
+    formula = "{0} - alpha * {1}"
+
+    @staticmethod
+    def forward(ctx, a, b, alpha):
+        ctx.alpha = alpha
+        return a - b * b.dtype.type(alpha)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(a - αb) = da - α db
+        return grad, grad * -ctx.alpha if ctx.needs_input_grad[1] else None
+
+
 class RSub(Function):
     """``number - tensor`` (the reflected operator): torch records it as rsub of the tensor and a
     scalar, a node with the tensor's edge only."""
@@ -511,6 +546,8 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
         fused = _scaled_sum(input, other, alpha, "AddBackward0")
         if fused is not None:
             return fused
+        if isinstance(input, Tensor) and isinstance(other, Tensor) and input._data.dtype == other._data.dtype:
+            return AddScaled.apply(input, other, alpha=alpha)
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
         return _with_alpha(Add.apply(*_pair(input, other)), alpha)
     a, b = _pair(input, other)
@@ -562,6 +599,8 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
         fused = _scaled_sum(input, other, -alpha, "SubBackward0")
         if fused is not None:
             return fused
+        if isinstance(input, Tensor) and isinstance(other, Tensor) and input._data.dtype == other._data.dtype:
+            return SubScaled.apply(input, other, alpha=alpha)
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
         return _with_alpha(Sub.apply(*_pair(input, other)), alpha)
     a, b = _pair(input, other)
