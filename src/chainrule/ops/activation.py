@@ -22,7 +22,7 @@ from ..autograd.function import Function, ctx_value, name_node, saved
 from ..tensor import Tensor, _wrap_dim
 from . import _cuda_kernels
 from ._arg_parser import check_int, check_number
-from .elementwise import _float_input, erf, exp, sigmoid, tanh, where
+from .elementwise import _float_input, erf, exp, float_kernel_input, refuse_kernel, sigmoid, sub, tanh, where
 
 __all__ = ["relu", "selu", "celu", "prelu", "rrelu", "hardshrink", "threshold"]
 __not_methods__ = {"selu", "celu", "rrelu", "threshold"}
@@ -92,7 +92,9 @@ class Relu(Function):
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """torch.relu / F.relu: max(x, 0); relu'(0) = 0."""
-    if input._data.dtype.kind == "c":
+    if input._data.dtype.kind in "cb":
+        if input._data.dtype.kind == "b":
+            raise RuntimeError("Boolean inputs not supported for relu")
         raise NotImplementedError("clamp is not supported for complex types")  # torch's relu is clamp_min
     if inplace:
         return _run_inplace(input, relu)
@@ -128,7 +130,7 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     negative_slope = check_number(negative_slope, "leaky_relu", "negative_slope")
     if inplace:
         return _run_inplace(input, leaky_relu, negative_slope)
-    return LeakyRelu.apply(_float_input(input), negative_slope=float(negative_slope))
+    return LeakyRelu.apply(float_kernel_input(input, "leaky_relu_cpu"), negative_slope=float(negative_slope))
 
 
 class Hardtanh(Function):
@@ -248,7 +250,7 @@ class Hardshrink(Function):
 
 def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """torch.hardshrink: x where |x| > lambd else 0 (torch checks no range of lambd here)."""
-    input = _float_input(input)
+    input = float_kernel_input(input, "hardshrink_cpu")
     lambd = check_number(lambd, "hardshrink", "lambd")
     return Hardshrink.apply(input, lambd=lambd)
 
@@ -270,7 +272,7 @@ class Softshrink(Hardshrink):
 
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """F.softshrink: x - lambd above lambd, x + lambd below -lambd, 0 in between."""
-    input = _float_input(input)
+    input = float_kernel_input(input, "softshrink_check")
     lambd = check_number(lambd, "softshrink", "lambd")
     _check_lambd(lambd, input)
     return Softshrink.apply(input, lambd=lambd)
@@ -378,14 +380,14 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     alpha = check_number(alpha, "elu", "alpha")
     if inplace:
         return _run_inplace(input, elu, alpha)
-    return Elu.apply(_float_input(input), alpha=float(alpha), scale=1, input_scale=1)
+    return Elu.apply(float_kernel_input(input, "elu_cpu"), alpha=float(alpha), scale=1, input_scale=1)
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """torch.selu: scale * elu(x, alpha) with the self-normalising constants."""
     if inplace:
         return _run_inplace(input, selu)
-    return Elu.apply(_float_input(input), alpha=_SELU_ALPHA, scale=_SELU_SCALE, input_scale=1)
+    return Elu.apply(float_kernel_input(input, "elu_cpu"), alpha=_SELU_ALPHA, scale=_SELU_SCALE, input_scale=1)
 
 
 class Celu(Elu):
@@ -402,7 +404,7 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
         raise RuntimeError("ZeroDivisionError")
     if inplace:
         return _run_inplace(input, celu, alpha)
-    return Celu.apply(_float_input(input), alpha=float(alpha), scale=1.0, input_scale=1.0 / alpha)
+    return Celu.apply(float_kernel_input(input, "elu_cpu"), alpha=float(alpha), scale=1.0, input_scale=1.0 / alpha)
 
 
 # ---------------------------------------------------------------- smooth gates
@@ -486,7 +488,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
         raise TypeError(f"gelu(): argument 'approximate' must be str, not {type(approximate).__name__}")
     if approximate not in ("none", "tanh"):
         raise RuntimeError("approximate argument must be either none or tanh.")
-    return Gelu.apply(_float_input(input), approximate=approximate)
+    return Gelu.apply(float_kernel_input(input, "GeluKernelImpl"), approximate=approximate)
 
 
 class Silu(Function):
@@ -541,7 +543,7 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """F.silu (swish): x * sigmoid(x)."""
     if inplace:
         return _run_inplace(input, silu)
-    return Silu.apply(_float_input(input))
+    return Silu.apply(float_kernel_input(input, "silu_cpu"))
 
 
 def _softplus_array(z: np.ndarray) -> np.ndarray:
@@ -573,7 +575,7 @@ def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """F.mish: x * tanh(softplus(x))."""
     if inplace:
         return _run_inplace(input, mish)
-    return Mish.apply(_float_input(input))
+    return Mish.apply(float_kernel_input(input, "mish_cpu"))
 
 
 class Softplus(Function):
@@ -605,7 +607,7 @@ def softplus(input: Tensor, beta: float = 1, threshold: float = 20) -> Tensor:
     """F.softplus: log(1 + exp(beta x)) / beta, x itself where beta x > threshold."""
     beta = check_number(beta, "softplus", "beta")
     threshold = check_number(threshold, "softplus", "threshold")
-    return Softplus.apply(_float_input(input), beta=beta, threshold=threshold)
+    return Softplus.apply(float_kernel_input(input, "softplus_cpu"), beta=beta, threshold=threshold)
 
 
 class LogSigmoid(Function):
@@ -631,7 +633,7 @@ class LogSigmoid(Function):
 
 def logsigmoid(input: Tensor) -> Tensor:
     """F.logsigmoid: log(sigmoid(x)), computed stably for large |x|."""
-    return LogSigmoid.apply(_float_input(input))
+    return LogSigmoid.apply(float_kernel_input(input, "log_sigmoid_cpu"))
 
 
 class Hardsigmoid(Function):
@@ -661,7 +663,7 @@ def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """F.hardsigmoid: relu6(x + 3) / 6."""
     if inplace:
         return _run_inplace(input, hardsigmoid)
-    return Hardsigmoid.apply(_float_input(input))
+    return Hardsigmoid.apply(float_kernel_input(input, "hardsigmoid_cpu"))
 
 
 class Hardswish(Function):
@@ -691,18 +693,22 @@ def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """F.hardswish: x * relu6(x + 3) / 6."""
     if inplace:
         return _run_inplace(input, hardswish)
-    return Hardswish.apply(_float_input(input))
+    return Hardswish.apply(float_kernel_input(input, "hardswish_cpu"))
 
 
 # ---------------------------------------------------------------- compositions (as torch)
 def softsign(input: Tensor) -> Tensor:
     """F.softsign: x / (1 + |x|) (a composition, as in torch)."""
+    if isinstance(input, Tensor) and input._data.dtype.kind == "b":
+        refuse_kernel(input, "abs_cpu")  # torch's |x| of a bool tensor
     input = _float_input(input)
     return input / (input.abs() + 1)
 
 
 def tanhshrink(input: Tensor) -> Tensor:
     """F.tanhshrink: x - tanh(x) (a composition, as in torch)."""
+    if isinstance(input, Tensor) and input._data.dtype.kind == "b":
+        return sub(input, tanh(input))  # raises torch's error for a bool operand of -
     input = _float_input(input)
     return input - tanh(input)
 

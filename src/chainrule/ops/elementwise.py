@@ -204,6 +204,19 @@ def _float_input(x: Tensor) -> Tensor:
     return x
 
 
+def refuse_kernel(x: Tensor, kernel: str) -> None:
+    """torch's error for an op whose CPU kernel ``kernel`` has no instance for x's dtype."""
+    raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(x.dtype)}'")
+
+
+def float_kernel_input(x: Tensor, kernel: str) -> Tensor:
+    """``x`` for an op whose kernel is defined on floating (and complex) dtypes only: bool and
+    integer tensors raise torch's error naming ``kernel``, where ``_float_input`` would cast them."""
+    if isinstance(x, Tensor) and x._data.dtype.kind in "biu":
+        refuse_kernel(x, kernel)
+    return _float_input(x)
+
+
 # ---------------------------------------------------------------- complex gradients
 def conjugate_rule(backward):
     """``backward`` of a holomorphic op, written as for real numbers (grad · f'(z)), made to follow
@@ -838,6 +851,8 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     if float_only:
         def op(input: Tensor, *, out=None) -> Tensor:
             if type(input) is not Tensor or input._data.dtype.kind not in "fV":
+                if name in _FLOAT_KERNELS and isinstance(input, Tensor) and input._data.dtype.kind in "biu":
+                    refuse_kernel(input, _FLOAT_KERNELS[name])
                 input = _float_input(input)  # checks the type; casts an integer tensor
                 if real_only:
                     refuse_complex(input, _REAL_ONLY[name])
@@ -845,8 +860,10 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
             return result if out is None else write_result(result, out, op_name)
     elif real_only:
         def op(input: Tensor, *, out=None) -> Tensor:
-            if input._data.dtype.kind == "c":
+            if input._data.dtype.kind in "cb":
                 refuse_complex(input, _REAL_ONLY[name])
+                if name in _NO_BOOL_KERNELS:
+                    refuse_kernel(input, _NO_BOOL_KERNELS[name])
             result = cls.apply(input)
             return result if out is None else write_result(result, out, op_name)
     else:
@@ -863,6 +880,12 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
 
 # unary ops whose out= must have the result's own dtype in torch (the others cast into out)
 _SAME_DTYPE_OUT = {"Sign", "Floor", "Ceil", "Trunc", "Frac"}
+
+# unary ops whose torch kernel takes floating dtypes only (an integer tensor raises, not cast)
+_FLOAT_KERNELS = {"Frac": "frac_cpu"}
+
+# integer-valued unary ops whose torch kernel has integer instances but no bool one
+_NO_BOOL_KERNELS = {name: f"{name.lower()}_vml_cpu" for name in ("Floor", "Ceil", "Trunc", "Round")}
 
 # unary ops torch does not define on complex numbers (they raise rather than guess)
 _REAL_ONLY = {
@@ -922,7 +945,12 @@ sqrt = _unary("Sqrt", np.sqrt, lambda g, x, y: g / (2 * y), saves="output", arit
 # rsqrt = x^(-1/2): d = -1/2 x^(-3/2) = -y^3 / 2
 rsqrt = _unary("Rsqrt", lambda x: 1 / np.sqrt(x), lambda g, x, y: g * (-0.5) * y * y * y, saves="output",
                 arithmetic=True)
-square = _unary("Square", np.square, lambda g, x, y: g * (2 * x), float_only=False,
+def _square_array(x):
+    # torch's square is pow(x, 2): a bool tensor promotes with the int 2 to int64
+    return array_module(x).square(x.astype(np.int64) if x.dtype == np.bool_ else x)
+
+
+square = _unary("Square", _square_array, lambda g, x, y: g * (2 * x), float_only=False,
                 node_name="PowBackward0", arithmetic=True)  # torch's square is pow(x, 2)
 reciprocal = _unary("Reciprocal", np.reciprocal, lambda g, x, y: -g * y * y, saves="output", arithmetic=True)
 sin = _unary("Sin", np.sin, lambda g, x, y: g * cos(x))
@@ -980,6 +1008,8 @@ def round(input: Tensor, *, decimals: builtins.int = 0) -> Tensor:
     xp = array_module(input)
     if decimals == 0:
         return _round(input)
+    if input._data.dtype.kind in "biu":
+        refuse_kernel(input, "round_cpu")  # torch's round(decimals=) kernel is floating only
     return Tensor._make(xp.round(input._data, decimals))
 
 
@@ -1005,6 +1035,8 @@ class Abs(Function):
 
 @out_rule("same_elementwise")
 def abs(input: Tensor, *, out=None) -> Tensor:
+    if input._data.dtype.kind == "b":
+        refuse_kernel(input, "abs_cpu")
     return Abs.apply(input)
 
 
