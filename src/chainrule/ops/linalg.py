@@ -892,9 +892,10 @@ def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dt
     """torch.linalg.matrix_norm for ord 'fro', 1, -1, inf, -inf (max/min column or row abs sums),
     and 2, -2, 'nuc' (largest, smallest, summed singular values)."""
     from .elementwise import abs as _abs
-    from .reduce import amax, amin
+    from .reduce import _check_norm_input, amax, amin
     from .reduce import sum as _sum
 
+    _check_norm_input(A, "linalg.matrix_norm")
     if not isinstance(dim, (tuple, list)) or len(dim) != 2:
         raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {dim}")
     d0, d1 = (_wrap_dim(d, A._data.ndim, "linalg.matrix_norm") for d in dim)

@@ -1307,6 +1307,7 @@ class Norm(Function):
 
 
 def _vector_norm(input: Tensor, ord, dim, keepdim: bool, dtype, op: str) -> Tensor:
+    _check_norm_input(input, "linalg.vector_norm")  # torch.norm's too: it is vector_norm in torch
     input = _float_dtype_input(input, dtype)
     if input._data.dtype.kind == "c":
         input = input.abs()  # a complex vector's norm is its moduli's (real, as torch's)
@@ -1329,6 +1330,13 @@ def _vector_norm(input: Tensor, ord, dim, keepdim: bool, dtype, op: str) -> Tens
         out._grad_fn.given_ord = given_ord
         out._grad_fn.given_dims = None if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
     return out
+
+
+def _check_norm_input(input: Tensor, op: str) -> None:
+    """torch's norms take floating and complex tensors only, ``dtype=`` or not."""
+    if isinstance(input, Tensor) and input._data.dtype.kind in "biu":
+        raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. "
+                           f"Got {_dtype.scalar_name(input.dtype)}")
 
 
 def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
