@@ -1,7 +1,8 @@
 """torch's ``grad_fn._saved_*`` of the nodes the first tables left out: var/std, vector_norm,
 prod, repeat, unfold, diagonal, as_strided, scatter_add, atan2, add/sub with alpha, dot, outer,
 conv_transpose, the losses chainrule composes (bce with logits, smooth L1, Huber), padding,
-index_put and assignment, adaptive average pools, and dims kept as given (sum, mean, softmax).
+index_put and assignment, adaptive average pools, dims kept as given (sum, mean, softmax), norms
+without an affine map and the special functions.
 The same names, value types and values as torch 2.13's on the same inputs (tensors compared by
 shape, dtype and values)."""
 
@@ -96,6 +97,25 @@ _OPS = [
     ("softmax negative dim", lambda lib, h: h.softmax(-1)),
     ("log_softmax negative dim", lambda lib, h: lib.log_softmax(h, -3)),
     ("softmax dim", lambda lib, h: h.softmax(2)),
+    # norms without an affine map: torch's one node keeps the input, the mean and 1/σ
+    ("layer_norm without affine", lambda lib, h: lib.nn.functional.layer_norm(h, (3, 4))),
+    ("batch_norm training without affine", lambda lib, h: lib.nn.functional.batch_norm(
+        h.transpose(1, 2), lib.zeros(3), lib.ones(3), training=True, eps=0.1)),
+    ("batch_norm training, no running stats", lambda lib, h: lib.nn.functional.batch_norm(h, None, None, training=True)),
+    # special functions: their input, their output, their parameter
+    ("lgamma", lambda lib, h: lib.lgamma(h)),
+    ("digamma", lambda lib, h: lib.digamma(h.exp())),
+    ("special.i1", lambda lib, h: lib.special.i1(h)),
+    ("special.ndtri", lambda lib, h: lib.special.ndtri(h.sigmoid())),
+    ("special.log_ndtr", lambda lib, h: lib.special.log_ndtr(h)),
+    ("polygamma", lambda lib, h: lib.polygamma(2, h.exp())),
+    ("mvlgamma", lambda lib, h: lib.mvlgamma(h.exp() + 1, 2)),
+    ("logit", lambda lib, h: lib.logit(h.sigmoid())),
+    ("logit eps", lambda lib, h: lib.logit(h, eps=0.25)),
+    ("igamma", lambda lib, h: lib.igamma(h.exp(), _other(lib, 2, 1, 3, 4).exp())),
+    ("igammac, x needs grad", lambda lib, h: lib.igammac(_other(lib, 3, 4).exp(), h.exp())),
+    ("copysign", lambda lib, h: lib.copysign(h, _other(lib, 3, 4))),
+    ("asinh", lambda lib, h: lib.asinh(h)),
 ]
 
 
