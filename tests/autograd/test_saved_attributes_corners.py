@@ -59,6 +59,10 @@ _OPS = [
     ("binary_cross_entropy_with_logits weights", lambda lib, h: lib.nn.functional.binary_cross_entropy_with_logits(
         h, _other(lib, 2, 1, 3, 4).sigmoid(), weight=_other(lib, 4), pos_weight=_other(lib, 4).exp(),
         reduction="sum")),
+    ("binary_cross_entropy", lambda lib, h: lib.nn.functional.binary_cross_entropy(
+        h.sigmoid(), _other(lib, 2, 1, 3, 4).sigmoid())),
+    ("binary_cross_entropy weight, none", lambda lib, h: lib.nn.functional.binary_cross_entropy(
+        h.sigmoid(), _other(lib, 2, 1, 3, 4).sigmoid(), weight=_other(lib, 4).abs(), reduction="none")),
     ("smooth_l1_loss", lambda lib, h: lib.nn.functional.smooth_l1_loss(h, _other(lib, 2, 1, 3, 4))),
     ("smooth_l1_loss beta, none", lambda lib, h: lib.nn.functional.smooth_l1_loss(
         h, _other(lib, 2, 1, 3, 4), reduction="none", beta=0.25)),
@@ -102,6 +106,17 @@ _OPS = [
     ("batch_norm training without affine", lambda lib, h: lib.nn.functional.batch_norm(
         h.transpose(1, 2), lib.zeros(3), lib.ones(3), training=True, eps=0.1)),
     ("batch_norm training, no running stats", lambda lib, h: lib.nn.functional.batch_norm(h, None, None, training=True)),
+    # interpolate's upsample nodes: sizes, scales (None where a size was given or recomputed)
+    ("interpolate nearest", lambda lib, h: lib.nn.functional.interpolate(h, scale_factor=2)),
+    ("interpolate nearest to a size", lambda lib, h: lib.nn.functional.interpolate(h, size=(5, 7))),
+    ("interpolate bilinear, align_corners", lambda lib, h: lib.nn.functional.interpolate(
+        h, scale_factor=(2, 1.5), mode="bilinear", align_corners=True)),
+    ("interpolate bicubic recomputed", lambda lib, h: lib.nn.functional.interpolate(
+        h, scale_factor=2, mode="bicubic", recompute_scale_factor=True)),
+    ("interpolate linear", lambda lib, h: lib.nn.functional.interpolate(h[0], scale_factor=2.5, mode="linear")),
+    ("interpolate nearest-exact 1-d", lambda lib, h: lib.nn.functional.interpolate(h[0], size=6, mode="nearest-exact")),
+    ("interpolate trilinear", lambda lib, h: lib.nn.functional.interpolate(h[None], scale_factor=2, mode="trilinear")),
+    ("interpolate nearest 3-d", lambda lib, h: lib.nn.functional.interpolate(h[None], size=(2, 3, 5))),
     # special functions: their input, their output, their parameter
     ("lgamma", lambda lib, h: lib.lgamma(h)),
     ("digamma", lambda lib, h: lib.digamma(h.exp())),

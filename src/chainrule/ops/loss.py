@@ -91,6 +91,10 @@ _INPUT_TARGET_SAVED = {"_saved_reduction": kept_value("reduction"), "_saved_self
                        "_saved_target": kept_value("target", tensor=True)}
 _SMOOTH_L1_SAVED = {**_INPUT_TARGET_SAVED, "_saved_beta": kept_value("beta")}
 _HUBER_SAVED = {**_INPUT_TARGET_SAVED, "_saved_delta": kept_value("delta")}
+# F.binary_cross_entropy hands torch's node the weight expanded to the input's shape
+_BCE_SAVED = {**_INPUT_TARGET_SAVED, "_saved_weight": SavedValue(
+    lambda node: None if node.torch_kept["weight"] is None
+    else node.torch_kept["weight"].expand(node.torch_kept["self"].shape), tensor=True)}
 _BCE_WITH_LOGITS_SAVED = {**_INPUT_TARGET_SAVED, "_saved_pos_weight": kept_value("pos_weight", tensor=True),
                           "_saved_weight": kept_value("weight", tensor=True)}
 
@@ -741,7 +745,9 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     loss = _BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         loss = _in_place_dtype(loss * weight, loss.dtype)  # torch weighs the loss in place: in the input's dtype
-    return name_node(_reduce(loss, reduction), "BinaryCrossEntropyBackward0", label="binary_cross_entropy")
+    return name_node(_reduce(loss, reduction), "BinaryCrossEntropyBackward0", label="binary_cross_entropy",
+                     saved=_BCE_SAVED, kept={"self": input, "target": target, "reduction": _REDUCTIONS.index(reduction),
+                                             "weight": weight})
 
 
 class _BinaryCrossEntropy(Function):
