@@ -2,7 +2,8 @@
 prod, repeat, unfold, diagonal, as_strided, scatter_add, atan2, add/sub with alpha, dot, outer,
 conv_transpose, the losses chainrule composes (bce with logits, smooth L1, Huber), padding,
 index_put and assignment, adaptive average pools, dims kept as given (sum, mean, softmax), norms
-without an affine map and the special functions.
+without an affine map, the special functions and the add-a-product ops (addmm, addmv, addr, baddbmm,
+addbmm).
 The same names, value types and values as torch 2.13's on the same inputs (tensors compared by
 shape, dtype and values)."""
 
@@ -106,6 +107,14 @@ _OPS = [
     ("batch_norm training without affine", lambda lib, h: lib.nn.functional.batch_norm(
         h.transpose(1, 2), lib.zeros(3), lib.ones(3), training=True, eps=0.1)),
     ("batch_norm training, no running stats", lambda lib, h: lib.nn.functional.batch_norm(h, None, None, training=True)),
+    # add-a-product ops: alpha and beta as given, each factor kept only for the other's gradient
+    ("addmm", lambda lib, h: lib.addmm(_other(lib, 3, 2), h[0, 0], _other(lib, 4, 2), beta=2, alpha=0.5)),
+    ("addmm transposed factor needs grad", lambda lib, h: lib.addmm(_other(lib, 3), _other(lib, 2, 4), h[1, 0].T)),
+    ("addmm both need grad", lambda lib, h: lib.addmm(h[0, 0, 0, :3], h[1, 0], h[0, 0].T, alpha=3)),
+    ("baddbmm", lambda lib, h: lib.baddbmm(_other(lib, 2, 3, 3), h[:, 0], _other(lib, 2, 4, 3), beta=0.5)),
+    ("addmv", lambda lib, h: lib.addmv(_other(lib, 3), h[0, 0], _other(lib, 4), alpha=2)),
+    ("addr", lambda lib, h: lib.addr(h[0, 0], _other(lib, 3), h[1, 0, 0], alpha=2)),
+    ("addbmm", lambda lib, h: lib.addbmm(_other(lib, 3, 2), h[:, 0], _other(lib, 2, 4, 2))),
     # interpolate's upsample nodes: sizes, scales (None where a size was given or recomputed)
     ("interpolate nearest", lambda lib, h: lib.nn.functional.interpolate(h, scale_factor=2)),
     ("interpolate nearest to a size", lambda lib, h: lib.nn.functional.interpolate(h, size=(5, 7))),
