@@ -126,6 +126,22 @@ _OPS = [
     ("interpolate nearest-exact 1-d", lambda lib, h: lib.nn.functional.interpolate(h[0], size=6, mode="nearest-exact")),
     ("interpolate trilinear", lambda lib, h: lib.nn.functional.interpolate(h[None], scale_factor=2, mode="trilinear")),
     ("interpolate nearest 3-d", lambda lib, h: lib.nn.functional.interpolate(h[None], size=(2, 3, 5))),
+    # binary math: the operands torch keeps for the gradients asked for
+    ("xlogy", lambda lib, h: lib.xlogy(h, _other(lib, 3, 4).exp())),
+    ("hypot", lambda lib, h: lib.hypot(h, _other(lib, 3, 4))),
+    ("hypot, other needs grad", lambda lib, h: lib.hypot(_other(lib, 3, 4), h)),
+    ("remainder by a tensor", lambda lib, h: lib.remainder(h, _other(lib, 3, 4).abs() + 0.5)),
+    ("remainder by a tensor needing grad", lambda lib, h: lib.remainder(_other(lib, 3, 4), h.abs() + 0.5)),
+    ("remainder by a number", lambda lib, h: lib.remainder(h, 0.3)),
+    # activations: their input, their parameter
+    ("threshold", lambda lib, h: lib.nn.functional.threshold(h, 0.25, 2.0)),
+    ("threshold int", lambda lib, h: lib.threshold(h, 0, -1)),
+    ("mish", lambda lib, h: lib.nn.functional.mish(h)),
+    ("hardsigmoid", lambda lib, h: lib.nn.functional.hardsigmoid(h * 4)),
+    ("hardswish", lambda lib, h: lib.nn.functional.hardswish(h * 4)),
+    ("logsigmoid", lambda lib, h: lib.nn.functional.logsigmoid(h * 3)),
+    ("glu", lambda lib, h: lib.nn.functional.glu(h)),
+    ("glu dim", lambda lib, h: lib.nn.functional.glu(h, -4)),
     # special functions: their input, their output, their parameter
     ("lgamma", lambda lib, h: lib.lgamma(h)),
     ("digamma", lambda lib, h: lib.digamma(h.exp())),

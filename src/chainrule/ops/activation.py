@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import _dtype, _opmath
 from .._backend import array_module, subtract_contiguous
-from ..autograd.function import Function, ctx_value, name_node, saved
+from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, kept_value, name_node, saved
 from ..tensor import Tensor, _wrap_dim
 from . import _cuda_kernels
 from ._arg_parser import check_int, check_number
@@ -185,6 +185,7 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
 class Threshold(Function):
     label = "threshold"
     rule = "passes the gradient where a > threshold, 0 elsewhere"
+    saved_attributes = {"_saved_self": saved(0), "_saved_threshold": ctx_value("threshold")}
     _array_forward = True
 
     @staticmethod
@@ -555,6 +556,7 @@ def _softplus_array(z: np.ndarray) -> np.ndarray:
 class Mish(Function):
     label = "mish"
     rule = "∂/∂a = tanh(softplus(a)) + a·σ(a)·(1 - tanh²(softplus(a)))"
+    saved_attributes = {"_saved_self": saved(0)}
     _array_forward = True
 
     @staticmethod
@@ -614,6 +616,9 @@ class LogSigmoid(Function):
     label = "logsigmoid"
     rule = "∂/∂a = 1 - σ(a)"
     formula = "logsigmoid({0})"
+    # torch's CPU kernel keeps exp(-|x|) beside x
+    saved_attributes = {"_saved_buffer": SavedValue(lambda node: node.saved_values[0].abs().neg().exp(), tensor=True),
+                        "_saved_self": saved(0)}
     _array_forward = True
 
     @staticmethod
@@ -639,6 +644,7 @@ def logsigmoid(input: Tensor) -> Tensor:
 class Hardsigmoid(Function):
     label = "hardsigmoid"
     rule = "∂/∂a = 1/6 inside (-3, 3), 0 outside"
+    saved_attributes = {"_saved_self": saved(0)}
     _array_forward = True
 
     @staticmethod
@@ -669,6 +675,7 @@ def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
 class Hardswish(Function):
     label = "hardswish"
     rule = "∂/∂a = (2a + 3)/6 inside (-3, 3); 0 below, 1 above"
+    saved_attributes = {"_saved_self": saved(0)}
     _array_forward = True
 
     @staticmethod
@@ -724,4 +731,10 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
         raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {size}")
     a, b = input.split(size // 2, d)
     return name_node(a * sigmoid(b), "GluBackward0", label="glu",
-                     rule="a·σ(b) for the halves a, b; this last step, the product: ∂/∂a = σ(b), ∂/∂σ(b) = a")
+                     rule="a·σ(b) for the halves a, b; this last step, the product: ∂/∂a = σ(b), ∂/∂σ(b) = a",
+                     saved=_GLU_SAVED, kept={"dim": dim, "self": input})
+
+
+# torch's glu node keeps its input and the dim as given (a negative one as the C++ node's unsigned)
+_GLU_SAVED = {"_saved_dim": SavedValue(lambda node: as_uint64(node.torch_kept["dim"])),
+              "_saved_self": kept_value("self", tensor=True)}

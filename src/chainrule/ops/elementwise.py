@@ -690,6 +690,7 @@ class Remainder(Function):
     rule = "∂/∂a = 1, ∂/∂b = -floor(a/b)"
     formula = "{0} % {1}"
     _array_forward = True
+    saved_attributes: dict = {}  # torch's remainder by a number keeps nothing
 
     @staticmethod
     def forward(ctx, a, b):
@@ -740,7 +741,11 @@ def remainder(input, other) -> Tensor:
         return Tensor._make(xp.mod(a._data, b._data))
     out = Remainder.apply(a, b)
     # torch's Tensor-Tensor overload records RemainderBackward1, its Tensor-Scalar one RemainderBackward0
-    return name_node(out, "RemainderBackward1") if isinstance(other, Tensor) else out
+    return name_node(out, "RemainderBackward1", saved=_REMAINDER_SAVED) if isinstance(other, Tensor) else out
+
+
+# torch's remainder by a tensor keeps both operands, for the divisor's gradient only
+_REMAINDER_SAVED = {"_saved_other": saved(1, needed=1), "_saved_self": saved(0, needed=1)}
 
 
 def fmod(input, other) -> Tensor:
@@ -1297,6 +1302,8 @@ class Hypot(Function):
     rule = "∂/∂a = a/hypot(a, b), ∂/∂b = b/hypot(a, b)"
     formula = "hypot({0}, {1})"
     _array_forward = True
+    # torch keeps each operand for its own gradient, and the result for both
+    saved_attributes = {"_saved_other": saved(1, needed=1), "_saved_result": saved(2), "_saved_self": saved(0, needed=0)}
 
     @staticmethod
     def forward(ctx, a, b):
@@ -1334,6 +1341,7 @@ class Xlogy(Function):
     formula = "xlogy({0}, {1})"
     node_name = "XlogyBackward0"
     _array_forward = True
+    saved_attributes = {"_saved_other": saved(1), "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, y):
