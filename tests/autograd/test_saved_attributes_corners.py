@@ -95,6 +95,8 @@ _OPS = [
     ("adaptive_avg_pool3d", lambda lib, h: lib.nn.functional.adaptive_avg_pool3d(h, (1, 2, 3))),
     ("adaptive_avg_pool3d global", lambda lib, h: lib.nn.functional.adaptive_avg_pool3d(h, 1)),
     # dims as given: negative (the C++ node's unsigned), unsorted, empty
+    ("unsqueeze negative dim", lambda lib, h: h.unsqueeze(-2)),
+    ("unsqueeze dim", lambda lib, h: h.unsqueeze(4)),
     ("sum negative dim", lambda lib, h: h.sum(-1)),
     ("sum dims unsorted", lambda lib, h: h.sum((3, 0), keepdim=True)),
     ("sum empty dims", lambda lib, h: h.sum([])),

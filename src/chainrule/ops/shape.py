@@ -488,7 +488,9 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
     ndim = input._data.ndim
     d = _wrap_dim(dim, ndim + 1, "unsqueeze")
     shape = input._data.shape
-    saved = _UNSQUEEZE_SAVED.get(d) or _UNSQUEEZE_SAVED.setdefault(d, {"_saved_dim": d})
+    # torch's _saved_dim is the dim as given (a negative one as the C++ node's unsigned)
+    given = int(dim)
+    saved = _UNSQUEEZE_SAVED.get(given) or _UNSQUEEZE_SAVED.setdefault(given, {"_saved_dim": as_uint64(given)})
     return name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze",
                      saved=saved)
 
