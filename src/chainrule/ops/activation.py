@@ -231,6 +231,8 @@ class Hardshrink(Function):
     label = "hardshrink"
     rule = "passes the gradient where |a| > λ, 0 elsewhere"
     _array_forward = True
+    # torch keeps the input (version-checked, as here) and λ; the rule reads the mask beside it
+    saved_attributes = {"_saved_lambd": ctx_value("lambd"), "_saved_self": saved(1)}
 
     @staticmethod
     def forward(ctx, x, lambd):
@@ -238,14 +240,15 @@ class Hardshrink(Function):
         # the gradient flows where |x| > lambd: not at a NaN x nor for a NaN lambd (torch's vectorised
         # backward, the one tensors of more than a few elements take)
         keep = (x < -lambd) | (x > lambd)
-        ctx.save_for_backward(keep)
+        ctx.save_for_backward(keep, x)
+        ctx.lambd = lambd
         # torch's forward zeroes only inside [-lambd, lambd]: a NaN lambd keeps every x, a NaN x propagates
         return xp.where((x >= -lambd) & (x <= lambd), x.dtype.type(0), x)
 
     @staticmethod
     def backward(ctx, grad):
         # d = 1 where |x| > lambd else 0
-        (keep,) = ctx.saved_values
+        keep = ctx.saved_values[0]
         return _mask_mul(grad, keep._data)
 
 
@@ -266,7 +269,8 @@ class Softshrink(Hardshrink):
     def forward(ctx, x, lambd):
         xp = array_module(x)
         keep = (x < -lambd) | (x > lambd)
-        ctx.save_for_backward(keep)
+        ctx.save_for_backward(keep, x)
+        ctx.lambd = lambd
         lam = x.dtype.type(lambd)
         return xp.where(x > lambd, x - lam, xp.where(x < -lambd, x + lam, x * 0))  # x * 0 keeps NaN
 
