@@ -135,6 +135,11 @@ _OPS = [
     ("remainder by a tensor", lambda lib, h: lib.remainder(h, _other(lib, 3, 4).abs() + 0.5)),
     ("remainder by a tensor needing grad", lambda lib, h: lib.remainder(_other(lib, 3, 4), h.abs() + 0.5)),
     ("remainder by a number", lambda lib, h: lib.remainder(h, 0.3)),
+    ("addcmul", lambda lib, h: lib.addcmul(_other(lib, 3, 4), h, _other(lib, 4), value=0.5)),
+    ("addcmul both need grad", lambda lib, h: lib.addcmul(h, h[0], h[1])),
+    ("addcdiv", lambda lib, h: lib.addcdiv(_other(lib, 3, 4), h, _other(lib, 4).exp(), value=2)),
+    ("addcdiv divisor needs grad", lambda lib, h: lib.addcdiv(_other(lib, 3, 4), _other(lib, 4), h.exp())),
+    ("logaddexp2", lambda lib, h: lib.logaddexp2(h, _other(lib, 3, 4))),
     # activations: their input, their parameter
     ("threshold", lambda lib, h: lib.nn.functional.threshold(h, 0.25, 2.0)),
     ("threshold int", lambda lib, h: lib.threshold(h, 0, -1)),

@@ -20,6 +20,7 @@ from ..autograd.function import (
     SavedValue,
     broadcast_error,
     ctx_value,
+    kept_value,
     name_node,
     on_arrays_when_unrecorded,
     saved,
@@ -1416,30 +1417,52 @@ def _fma(x: Tensor, y, z: Tensor) -> Tensor:
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
+    kept = _kept_factors(value, tensor1, tensor2)
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
     fused = rounded_once(lambda x, t1, t2: x + value * t1 * t2, input, tensor1, tensor2)
     if fused is not None:
         return name_node(fused, "AddcmulBackward0", label="addcmul",
-                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1·tensor2")
+                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED, kept=kept)
     product = tensor1 * tensor2
     return name_node(input + (product if value == 1 else value * product), "AddcmulBackward0", label="addcmul",
-                     rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2")
+                     rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED, kept=kept)
+
+
+def _kept_factors(value, tensor1, tensor2) -> dict:
+    return {"value": value, "tensors": (tensor1, tensor2),
+            "needs": (getattr(tensor1, "requires_grad", False), getattr(tensor2, "requires_grad", False))}
+
+
+def _kept_factor(which: int, needed_by) -> SavedValue:
+    """addcmul/addcdiv's tensor ``which`` where torch keeps it: when a tensor in ``needed_by``
+    (positions among tensor1, tensor2) needs its gradient."""
+    return SavedValue(lambda node: node.torch_kept["tensors"][which]
+                      if any(node.torch_kept["needs"][i] for i in needed_by) else None, tensor=True)
+
+
+# torch's _saved_* of addcmul and addcdiv: the value as given and each tensor for the gradients
+# that read it (d/dt1 of t1·t2 reads t2; of t1/t2, d/dt1 reads t2 and d/dt2 both)
+_ADDCMUL_SAVED = {"_saved_tensor1": _kept_factor(0, (1,)), "_saved_tensor2": _kept_factor(1, (0,)),
+                  "_saved_value": kept_value("value")}
+_ADDCDIV_SAVED = {"_saved_tensor1": _kept_factor(0, (1,)), "_saved_tensor2": _kept_factor(1, (0, 1)),
+                  "_saved_value": kept_value("value")}
 
 
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcdiv: input + value * tensor1 / tensor2."""
+    kept = _kept_factors(value, tensor1, tensor2)
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
     fused = rounded_once(lambda x, t1, t2: x + value * t1 / t2, input, tensor1, tensor2)
     if fused is not None:
         return name_node(fused, "AddcdivBackward0", label="addcdiv",
-                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1/tensor2")
+                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED, kept=kept)
     # torch's kernel: input + (value * tensor1) / tensor2, in that order (1e308 * 2 / 2 is inf)
     quotient = tensor1 / tensor2 if value == 1 else value * tensor1 / tensor2
     return name_node(input + quotient, "AddcdivBackward0", label="addcdiv",
-                     rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2")
+                     rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED, kept=kept)
 
 
 def _checked_value(value, *tensors):

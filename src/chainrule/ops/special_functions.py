@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _dtype, return_types
 from .._backend import array_module, device_of
-from ..autograd.function import Function, ctx_value, name_node, saved
+from ..autograd.function import Function, ctx_value, kept_value, name_node, saved
 from ..tensor import Tensor, honours_out, write_out
 from . import _special_math as kernels
 from ._arg_parser import write_out_same_dtype
@@ -638,12 +638,17 @@ def rad2deg(input: Tensor, *, out=None) -> Tensor:
     return result if out is None else write_out(result, out, "rad2deg")
 
 
+# torch's logaddexp2 node keeps both operands
+_LOGADDEXP2_SAVED = {"_saved_other": kept_value("other", tensor=True), "_saved_self": kept_value("self", tensor=True)}
+
+
 def logaddexp2(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.logaddexp2: log2(2^a + 2^b), as logaddexp of a·ln 2 and b·ln 2 over ln 2."""
     a, b = _float_pair(input, other)
     ln2 = math.log(2.0)
     result = name_node(logaddexp(a * ln2, b * ln2) / ln2, "Logaddexp2Backward0", label="logaddexp2",
-                       rule="∂/∂a = 2^a/(2^a + 2^b), ∂/∂b = 2^b/(2^a + 2^b)")
+                       rule="∂/∂a = 2^a/(2^a + 2^b), ∂/∂b = 2^b/(2^a + 2^b)", saved=_LOGADDEXP2_SAVED,
+                       kept={"self": a, "other": b})
     return result if out is None else write_out(result, out, "logaddexp2")
 
 
