@@ -113,14 +113,14 @@ def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None
 def _keep_given_dims(out: Tensor, dim, dims: tuple) -> Tensor:
     """``out`` with the dims as the call gave them kept on its node, where they differ from the
     normalised ``dims`` (negative, unsorted, empty): torch's _saved_dim reports them as given."""
-    given = (dim,) if isinstance(dim, int) else tuple(dim)
+    given = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
     if given != dims and out._grad_fn is not None:
         out._grad_fn.given_dims = given
     return out
 
 
 def _dims_as_given(node) -> tuple:
-    return tuple(as_uint64(d) for d in getattr(node, "given_dims", node.dims))
+    return tuple(as_uint64(int(d)) for d in getattr(node, "given_dims", node.dims))
 
 
 class SumDim(Sum):
@@ -869,7 +869,7 @@ class Softmax(Function):
     rule = "∂/∂a = s ∘ (g - ⟨g, s⟩) with s the saved output"
     formula = "softmax({0})"
     _array_forward = True
-    saved_attributes = {"_saved_dim": SavedValue(lambda node: as_uint64(getattr(node, "given_dim", node.dim))),
+    saved_attributes = {"_saved_dim": SavedValue(lambda node: as_uint64(int(getattr(node, "given_dim", node.dim)))),
                         "_saved_result": saved(0)}
 
     @staticmethod
@@ -933,7 +933,7 @@ class LogSoftmax(Function):
     rule = "∂/∂a = g - softmax(a)·Σg"
     formula = "log_softmax({0})"
     _array_forward = True
-    saved_attributes = {"_saved_dim": SavedValue(lambda node: as_uint64(getattr(node, "given_dim", node.dim))),
+    saved_attributes = {"_saved_dim": SavedValue(lambda node: as_uint64(int(getattr(node, "given_dim", node.dim)))),
                         "_saved_result": saved(0)}
 
     @staticmethod
