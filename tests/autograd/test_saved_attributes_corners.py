@@ -131,6 +131,9 @@ _OPS = [
     ("interpolate nearest-exact 1-d", lambda lib, h: lib.nn.functional.interpolate(h[0], size=6, mode="nearest-exact")),
     ("interpolate trilinear", lambda lib, h: lib.nn.functional.interpolate(h[None], scale_factor=2, mode="trilinear")),
     ("interpolate nearest 3-d", lambda lib, h: lib.nn.functional.interpolate(h[None], size=(2, 3, 5))),
+    ("scatter", lambda lib, h: h.scatter(3, lib.tensor([[[[0, 1, 0, 2]]]] * 2), _other(lib, 2, 1, 1, 4))),
+    ("scatter src needs grad", lambda lib, h: _other(lib, 2, 1, 3, 4).scatter(-1, lib.tensor([[[[3, 0]]]] * 2), h)),
+    ("scatter value, negative dim", lambda lib, h: h.scatter(-2, lib.tensor([[[[2, 0, 1, 1]]]] * 2), 0.5)),
     # binary math: the operands torch keeps for the gradients asked for
     ("xlogy", lambda lib, h: lib.xlogy(h, _other(lib, 3, 4).exp())),
     ("hypot", lambda lib, h: lib.hypot(h, _other(lib, 3, 4))),

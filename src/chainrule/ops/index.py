@@ -15,7 +15,7 @@ from .._backend import array_module, is_array, ufunc_at, write_refusal, writeabl
 from .._dtype import checked_scalar, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
-from ..autograd.function import Function, SavedValue, is_recording, name_node
+from ..autograd.function import Function, SavedValue, as_uint64, is_recording, name_node
 from ..autograd.grad_mode import enable_grad
 from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim
@@ -1018,15 +1018,23 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     return ScatterAdd.apply(input, src, index=array, dim=d)
 
 
+# torch's scatter nodes keep the dim as given (a negative one as the C++ node's unsigned) and the index
+_SCATTER_SAVED = {"_saved_dim": SavedValue(lambda node: as_uint64(int(node.dim if node.given_dim is None
+                                                                       else node.given_dim))),
+                  "_saved_index": SavedValue(lambda node: Tensor._make(node.index.astype(np.int64, copy=False)),
+                                             tensor=True)}
+
+
 class Scatter(Function):
     label = "scatter"
     rule = "the overwritten positions pass no gradient to self; each src element gets its position's gradient"
     _array_forward = True
+    saved_attributes = _SCATTER_SAVED
 
     @staticmethod
-    def forward(ctx, x, src, index, dim):
+    def forward(ctx, x, src, index, dim, given_dim=None):
         ctx.index = index
-        ctx.dim = dim
+        ctx.dim, ctx.given_dim = dim, given_dim
         ctx.src_shape = src.shape
         out = x.copy()
         if index.size:
@@ -1050,11 +1058,12 @@ class ScatterValue(Function):
     node_name = "ScatterBackward1"
     label = "scatter"
     rule = "the overwritten positions get no gradient; the rest passes through"
+    saved_attributes = _SCATTER_SAVED
 
     @staticmethod
-    def forward(ctx, x, index, dim, value):
+    def forward(ctx, x, index, dim, value, given_dim=None):
         ctx.index = index
-        ctx.dim = dim
+        ctx.dim, ctx.given_dim = dim, given_dim
         out = x.copy()
         if index.size:
             _as_1d(out)[_dim_index(_as_1d(index), dim)] = value
@@ -1112,8 +1121,8 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
         return _ScatterMultiply.apply(input, src, index=array, dim=d) if reduce == "multiply" \
             else ScatterAdd.apply(input, src, index=array, dim=d)
     if src is None:
-        return ScatterValue.apply(input, index=array, dim=d, value=value)
-    return Scatter.apply(input, src, index=array, dim=d)
+        return ScatterValue.apply(input, index=array, dim=d, value=value, given_dim=dim)
+    return Scatter.apply(input, src, index=array, dim=d, given_dim=dim)
 
 
 _REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
