@@ -24,7 +24,7 @@ from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
 from .autograd import grad_mode as _grad_mode
 from .autograd import profiler as _profiler
-from .autograd.function import QUIET, broadcast_error, name_node, numpy_errstate
+from .autograd.function import QUIET, broadcast_error, kept_value, name_node, numpy_errstate
 from .autograd.grad_mode import is_grad_enabled
 from .autograd.grad_mode import state as _grad_state
 from .ops import complex as _complex
@@ -622,7 +622,12 @@ def _index_put(self: Tensor, indices, values, accumulate: bool = False) -> Tenso
         raise TypeError(f"index_put(): argument 'indices' must be tuple of Tensors, not {type(indices).__name__}")
     result = _put_flat(self, _positions(self, indices), values, accumulate, "index_put")
     return name_node(result, "IndexPutBackward0", label="index_put",
-                     rule="the put values get the gradient at their positions; self the rest (all of it, accumulating)")
+                     rule="the put values get the gradient at their positions; self the rest (all of it, accumulating)",
+                     saved=_INDEX_PUT_SAVED, kept={"indices": tuple(indices), "accumulate": bool(accumulate)})
+
+
+# torch's index_put node keeps the indices as given and the accumulate flag
+_INDEX_PUT_SAVED = {"_saved_accumulate": kept_value("accumulate"), "_saved_indices": kept_value("indices")}
 
 
 def _put(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) -> Tensor:

@@ -15,6 +15,7 @@ from . import logsumexp, softmax  # noqa: F401  (the namespace's, which take out
 
 # exp2, expm1, log1p, logsumexp, softmax, log_softmax and xlogy are torch.special names as they are
 from .ops.elementwise import erf, exp2, expm1, log1p, sigmoid, where, xlogy  # noqa: F401
+from .ops.elementwise import refuse_kernel as _refuse_kernel
 from .ops.reduce import log_softmax  # noqa: F401
 from .ops.special_functions import (
     digamma,
@@ -105,5 +106,8 @@ def ndtr(input: Tensor) -> Tensor:
 
 
 def round(input: Tensor, decimals: int = 0) -> Tensor:
+    """torch.special.round: torch.round's ``decimals`` overload, whose kernels are floating only."""
+    if isinstance(input, Tensor) and input._data.dtype.kind in "biu":
+        _refuse_kernel(input, "round_cpu" if decimals else "round_vml_cpu")
     return input.round(decimals=decimals) if decimals else input.round()
 

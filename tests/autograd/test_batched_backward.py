@@ -108,6 +108,8 @@ _CASES = (
         ("tanh_0d", lambda x: x.tanh() * 3, [()], (-2, 2)),
         ("add_broadcast", lambda a, b: a + b, [(3, 1), (4,)], (-2, 2)),
         ("sub_0d", lambda a, b: a - b, [(), (2, 3)], (-2, 2)),
+        ("add_alpha_broadcast", lambda a, b: chainrule.add(a, b, alpha=0.5), [(3, 1), (4,)], (-2, 2)),
+        ("sub_alpha", lambda a, b: chainrule.sub(a, b, alpha=3), [(2, 3), (2, 3)], (-2, 2)),
         ("rsub", lambda a: 1.5 - a, [(2, 3)], (-2, 2)),
         ("mul_broadcast", lambda a, b: a * b, [(2, 1, 4), (3, 1)], (-2, 2)),
         ("div_broadcast", lambda a, b: a / b, [(3, 4), (1, 4)], (0.5, 2)),

@@ -97,6 +97,26 @@ def test_capturable_on_the_cpu_fails_at_the_step_before_any_update():
     assert not opt.state.get(p)  # chainrule checks before it builds any state (torch's has zero moments)
 
 
+_CAPTURABLE = ["Adam", "AdamW", "NAdam", "RAdam", "Adamax", "ASGD", "Adadelta", "RMSprop", "Rprop"]
+
+
+@pytest.mark.parametrize("foreach", [None, False, True])
+@pytest.mark.parametrize("name", _CAPTURABLE)
+def test_capturable_on_the_cpu_raises_torchs_assertion_with_the_fix_after_it(name, foreach):
+    messages = []
+    for lib in (torch, chainrule):
+        p = lib.nn.Parameter(lib.tensor([1.0, -2.0]))
+        opt = getattr(lib.optim, name)([p], lr=0.1, capturable=True, foreach=foreach)
+        (p * p).sum().backward()
+        with pytest.raises(AssertionError) as raised:
+            opt.step()
+        assert p.detach().numpy().tolist() == [1.0, -2.0]
+        messages.append(str(raised.value))
+    ours, theirs = messages[1], messages[0]
+    assert ours.startswith(theirs) and "leave capturable=False on the CPU" in ours[len(theirs):]
+    assert not opt.state.get(p)
+
+
 def test_a_bool_weight_decay_fails_as_torchs_boolean_alpha():
     with pytest.raises(RuntimeError, match="SGD: weight_decay"):
         chainrule.optim.SGD([chainrule.zeros(2, requires_grad=True)], lr=0.1, weight_decay=True)

@@ -371,6 +371,11 @@ def leaf_input(position: int) -> SavedValue:
     return SavedValue(read, tensor=True)
 
 
+def kept_value(key: str, tensor: bool = False) -> SavedValue:
+    """The value a composite op handed ``name_node`` as ``kept[key]`` (``tensor``: a tensor or None)."""
+    return SavedValue(lambda node: node.torch_kept[key], tensor=tensor)
+
+
 def as_uint64(value: int) -> int:
     """A negative index as torch's C++ node reports it (``ignore_index=-100`` reads
     18446744073709551516): the int64 seen as unsigned."""
@@ -1002,7 +1007,7 @@ _RENAMED_NODES: dict = {}
 
 
 def name_node(output, name: str, *, label: str | None = None, rule: str | None = None,
-              formula: str | None = None, saved: dict | None = None):
+              formula: str | None = None, saved: dict | None = None, kept: dict | None = None):
     """Give ``output.grad_fn`` torch's node name for the composite op that produced it.
 
     A composite op (``addmm`` = ``mm`` + ``add``, ``stack`` = ``unsqueeze`` + ``cat``) records
@@ -1012,12 +1017,18 @@ def name_node(output, name: str, *, label: str | None = None, rule: str | None =
     ``formula`` replace the explainer's text inherited from the last part, where the composite
     op's own words say more truthfully what the node does. Outputs without a node (nothing
     required grad) are returned unchanged; so are tuples, element by element.
+
+    ``saved`` declares the node's torch ``_saved_*`` names (see SavedValue); ``kept`` holds what
+    the composite's parts did not save but torch's one node does (its inputs, its arguments),
+    for ``saved`` to read through ``kept_value``.
     """
     if type(output) is tuple:
         for o in output:
-            name_node(o, name, label=label, rule=rule, formula=formula, saved=saved)
+            name_node(o, name, label=label, rule=rule, formula=formula, saved=saved, kept=kept)
         return output
     fn = output.grad_fn
+    if fn is not None and kept is not None:
+        fn.torch_kept = kept
     if fn is None or (type(fn).__name__ == name and label is None and rule is None and formula is None
                       and saved is None):
         return output

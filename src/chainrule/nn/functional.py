@@ -15,6 +15,8 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module as _array_module
+from ..autograd.function import SavedValue as _SavedValue
+from ..autograd.function import kept_value as _kept_value
 from ..autograd.function import name_node as _name_node
 from ..ops._arg_parser import check_bool as _check_bool
 from ..ops._arg_parser import check_float as _check_float
@@ -580,7 +582,34 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         return out
     # one node named as torch's upsample kernel (UpsampleNearest2DBackward0...), over our composed parts
     kernel_name = "".join(part.capitalize() for part in mode.split("-"))
-    return _name_node(out, f"Upsample{kernel_name}{d}DBackward0", label=f"interpolate ({mode})")
+    interpolating = mode not in ("nearest", "nearest-exact")
+    return _name_node(out, f"Upsample{kernel_name}{d}DBackward0", label=f"interpolate ({mode})",
+                      saved=_upsample_saved(d, interpolating),
+                      kept={"align_corners": bool(align_corners), "output_size": tuple(out_sizes),
+                            "scales": tuple(None if f is None else float(f) for f in scales),
+                            "self_sym_sizes": tuple(input.shape)})
+
+
+_UPSAMPLE_SAVED: dict = {}
+
+
+def _upsample_saved(d: int, interpolating: bool) -> dict:
+    """torch's _saved_* of an upsample node: the output size, one scale per spatial dim (named by
+    the dim: _saved_scales in 1-d, _saved_scales_d/_h/_w else), the input's sizes and, for the
+    interpolating modes, align_corners. One dict per kind, as name_node keys its classes by it."""
+    saved = _UPSAMPLE_SAVED.get((d, interpolating))
+    if saved is None:
+        names = ["_saved_scales"] if d == 1 else [f"_saved_scales_{axis}" for axis in "dhw"[3 - d:]]
+        saved = {"_saved_output_size": _kept_value("output_size"), "_saved_self_sym_sizes": _kept_value("self_sym_sizes"),
+                 **{name: _scale_value(i) for i, name in enumerate(names)}}
+        if interpolating:
+            saved["_saved_align_corners"] = _kept_value("align_corners")
+        saved = _UPSAMPLE_SAVED.setdefault((d, interpolating), saved)
+    return saved
+
+
+def _scale_value(i: int) -> _SavedValue:
+    return _SavedValue(lambda node: node.torch_kept["scales"][i])
 
 
 def _is_integer(value) -> bool:

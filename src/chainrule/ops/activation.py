@@ -18,11 +18,11 @@ import numpy as np
 
 from .. import _dtype, _opmath
 from .._backend import array_module, subtract_contiguous
-from ..autograd.function import Function, ctx_value, name_node, saved
+from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, kept_value, name_node, saved
 from ..tensor import Tensor, _wrap_dim
 from . import _cuda_kernels
 from ._arg_parser import check_int, check_number
-from .elementwise import _float_input, erf, exp, sigmoid, tanh, where
+from .elementwise import _float_input, erf, exp, float_kernel_input, refuse_kernel, sigmoid, sub, tanh, where
 
 __all__ = ["relu", "selu", "celu", "prelu", "rrelu", "hardshrink", "threshold"]
 __not_methods__ = {"selu", "celu", "rrelu", "threshold"}
@@ -92,7 +92,9 @@ class Relu(Function):
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """torch.relu / F.relu: max(x, 0); relu'(0) = 0."""
-    if input._data.dtype.kind == "c":
+    if input._data.dtype.kind in "cb":
+        if input._data.dtype.kind == "b":
+            raise RuntimeError("Boolean inputs not supported for relu")
         raise NotImplementedError("clamp is not supported for complex types")  # torch's relu is clamp_min
     if inplace:
         return _run_inplace(input, relu)
@@ -128,7 +130,7 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     negative_slope = check_number(negative_slope, "leaky_relu", "negative_slope")
     if inplace:
         return _run_inplace(input, leaky_relu, negative_slope)
-    return LeakyRelu.apply(_float_input(input), negative_slope=float(negative_slope))
+    return LeakyRelu.apply(float_kernel_input(input, "leaky_relu_cpu"), negative_slope=float(negative_slope))
 
 
 class Hardtanh(Function):
@@ -183,6 +185,7 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
 class Threshold(Function):
     label = "threshold"
     rule = "passes the gradient where a > threshold, 0 elsewhere"
+    saved_attributes = {"_saved_self": saved(0), "_saved_threshold": ctx_value("threshold")}
     _array_forward = True
 
     @staticmethod
@@ -228,6 +231,8 @@ class Hardshrink(Function):
     label = "hardshrink"
     rule = "passes the gradient where |a| > λ, 0 elsewhere"
     _array_forward = True
+    # torch keeps the input (version-checked, as here) and λ; the rule reads the mask beside it
+    saved_attributes = {"_saved_lambd": ctx_value("lambd"), "_saved_self": saved(1)}
 
     @staticmethod
     def forward(ctx, x, lambd):
@@ -235,20 +240,21 @@ class Hardshrink(Function):
         # the gradient flows where |x| > lambd: not at a NaN x nor for a NaN lambd (torch's vectorised
         # backward, the one tensors of more than a few elements take)
         keep = (x < -lambd) | (x > lambd)
-        ctx.save_for_backward(keep)
+        ctx.save_for_backward(keep, x)
+        ctx.lambd = lambd
         # torch's forward zeroes only inside [-lambd, lambd]: a NaN lambd keeps every x, a NaN x propagates
         return xp.where((x >= -lambd) & (x <= lambd), x.dtype.type(0), x)
 
     @staticmethod
     def backward(ctx, grad):
         # d = 1 where |x| > lambd else 0
-        (keep,) = ctx.saved_values
+        keep = ctx.saved_values[0]
         return _mask_mul(grad, keep._data)
 
 
 def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """torch.hardshrink: x where |x| > lambd else 0 (torch checks no range of lambd here)."""
-    input = _float_input(input)
+    input = float_kernel_input(input, "hardshrink_cpu")
     lambd = check_number(lambd, "hardshrink", "lambd")
     return Hardshrink.apply(input, lambd=lambd)
 
@@ -263,14 +269,15 @@ class Softshrink(Hardshrink):
     def forward(ctx, x, lambd):
         xp = array_module(x)
         keep = (x < -lambd) | (x > lambd)
-        ctx.save_for_backward(keep)
+        ctx.save_for_backward(keep, x)
+        ctx.lambd = lambd
         lam = x.dtype.type(lambd)
         return xp.where(x > lambd, x - lam, xp.where(x < -lambd, x + lam, x * 0))  # x * 0 keeps NaN
 
 
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """F.softshrink: x - lambd above lambd, x + lambd below -lambd, 0 in between."""
-    input = _float_input(input)
+    input = float_kernel_input(input, "softshrink_check")
     lambd = check_number(lambd, "softshrink", "lambd")
     _check_lambd(lambd, input)
     return Softshrink.apply(input, lambd=lambd)
@@ -378,14 +385,14 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     alpha = check_number(alpha, "elu", "alpha")
     if inplace:
         return _run_inplace(input, elu, alpha)
-    return Elu.apply(_float_input(input), alpha=float(alpha), scale=1, input_scale=1)
+    return Elu.apply(float_kernel_input(input, "elu_cpu"), alpha=float(alpha), scale=1, input_scale=1)
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """torch.selu: scale * elu(x, alpha) with the self-normalising constants."""
     if inplace:
         return _run_inplace(input, selu)
-    return Elu.apply(_float_input(input), alpha=_SELU_ALPHA, scale=_SELU_SCALE, input_scale=1)
+    return Elu.apply(float_kernel_input(input, "elu_cpu"), alpha=_SELU_ALPHA, scale=_SELU_SCALE, input_scale=1)
 
 
 class Celu(Elu):
@@ -402,7 +409,7 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
         raise RuntimeError("ZeroDivisionError")
     if inplace:
         return _run_inplace(input, celu, alpha)
-    return Celu.apply(_float_input(input), alpha=float(alpha), scale=1.0, input_scale=1.0 / alpha)
+    return Celu.apply(float_kernel_input(input, "elu_cpu"), alpha=float(alpha), scale=1.0, input_scale=1.0 / alpha)
 
 
 # ---------------------------------------------------------------- smooth gates
@@ -486,7 +493,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
         raise TypeError(f"gelu(): argument 'approximate' must be str, not {type(approximate).__name__}")
     if approximate not in ("none", "tanh"):
         raise RuntimeError("approximate argument must be either none or tanh.")
-    return Gelu.apply(_float_input(input), approximate=approximate)
+    return Gelu.apply(float_kernel_input(input, "GeluKernelImpl"), approximate=approximate)
 
 
 class Silu(Function):
@@ -541,7 +548,7 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """F.silu (swish): x * sigmoid(x)."""
     if inplace:
         return _run_inplace(input, silu)
-    return Silu.apply(_float_input(input))
+    return Silu.apply(float_kernel_input(input, "silu_cpu"))
 
 
 def _softplus_array(z: np.ndarray) -> np.ndarray:
@@ -553,6 +560,7 @@ def _softplus_array(z: np.ndarray) -> np.ndarray:
 class Mish(Function):
     label = "mish"
     rule = "∂/∂a = tanh(softplus(a)) + a·σ(a)·(1 - tanh²(softplus(a)))"
+    saved_attributes = {"_saved_self": saved(0)}
     _array_forward = True
 
     @staticmethod
@@ -573,7 +581,7 @@ def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """F.mish: x * tanh(softplus(x))."""
     if inplace:
         return _run_inplace(input, mish)
-    return Mish.apply(_float_input(input))
+    return Mish.apply(float_kernel_input(input, "mish_cpu"))
 
 
 class Softplus(Function):
@@ -605,13 +613,16 @@ def softplus(input: Tensor, beta: float = 1, threshold: float = 20) -> Tensor:
     """F.softplus: log(1 + exp(beta x)) / beta, x itself where beta x > threshold."""
     beta = check_number(beta, "softplus", "beta")
     threshold = check_number(threshold, "softplus", "threshold")
-    return Softplus.apply(_float_input(input), beta=beta, threshold=threshold)
+    return Softplus.apply(float_kernel_input(input, "softplus_cpu"), beta=beta, threshold=threshold)
 
 
 class LogSigmoid(Function):
     label = "logsigmoid"
     rule = "∂/∂a = 1 - σ(a)"
     formula = "logsigmoid({0})"
+    # torch's CPU kernel keeps exp(-|x|) beside x
+    saved_attributes = {"_saved_buffer": SavedValue(lambda node: node.saved_values[0].abs().neg().exp(), tensor=True),
+                        "_saved_self": saved(0)}
     _array_forward = True
 
     @staticmethod
@@ -631,12 +642,13 @@ class LogSigmoid(Function):
 
 def logsigmoid(input: Tensor) -> Tensor:
     """F.logsigmoid: log(sigmoid(x)), computed stably for large |x|."""
-    return LogSigmoid.apply(_float_input(input))
+    return LogSigmoid.apply(float_kernel_input(input, "log_sigmoid_cpu"))
 
 
 class Hardsigmoid(Function):
     label = "hardsigmoid"
     rule = "∂/∂a = 1/6 inside (-3, 3), 0 outside"
+    saved_attributes = {"_saved_self": saved(0)}
     _array_forward = True
 
     @staticmethod
@@ -661,12 +673,13 @@ def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """F.hardsigmoid: relu6(x + 3) / 6."""
     if inplace:
         return _run_inplace(input, hardsigmoid)
-    return Hardsigmoid.apply(_float_input(input))
+    return Hardsigmoid.apply(float_kernel_input(input, "hardsigmoid_cpu"))
 
 
 class Hardswish(Function):
     label = "hardswish"
     rule = "∂/∂a = (2a + 3)/6 inside (-3, 3); 0 below, 1 above"
+    saved_attributes = {"_saved_self": saved(0)}
     _array_forward = True
 
     @staticmethod
@@ -691,18 +704,22 @@ def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """F.hardswish: x * relu6(x + 3) / 6."""
     if inplace:
         return _run_inplace(input, hardswish)
-    return Hardswish.apply(_float_input(input))
+    return Hardswish.apply(float_kernel_input(input, "hardswish_cpu"))
 
 
 # ---------------------------------------------------------------- compositions (as torch)
 def softsign(input: Tensor) -> Tensor:
     """F.softsign: x / (1 + |x|) (a composition, as in torch)."""
+    if isinstance(input, Tensor) and input._data.dtype.kind == "b":
+        refuse_kernel(input, "abs_cpu")  # torch's |x| of a bool tensor
     input = _float_input(input)
     return input / (input.abs() + 1)
 
 
 def tanhshrink(input: Tensor) -> Tensor:
     """F.tanhshrink: x - tanh(x) (a composition, as in torch)."""
+    if isinstance(input, Tensor) and input._data.dtype.kind == "b":
+        return sub(input, tanh(input))  # raises torch's error for a bool operand of -
     input = _float_input(input)
     return input - tanh(input)
 
@@ -718,4 +735,10 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
         raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {size}")
     a, b = input.split(size // 2, d)
     return name_node(a * sigmoid(b), "GluBackward0", label="glu",
-                     rule="a·σ(b) for the halves a, b; this last step, the product: ∂/∂a = σ(b), ∂/∂σ(b) = a")
+                     rule="a·σ(b) for the halves a, b; this last step, the product: ∂/∂a = σ(b), ∂/∂σ(b) = a",
+                     saved=_GLU_SAVED, kept={"dim": dim, "self": input})
+
+
+# torch's glu node keeps its input and the dim as given (a negative one as the C++ node's unsigned)
+_GLU_SAVED = {"_saved_dim": SavedValue(lambda node: as_uint64(node.torch_kept["dim"])),
+              "_saved_self": kept_value("self", tensor=True)}

@@ -16,10 +16,7 @@ __not_methods__ = set(__all__)
 
 def adaptive_avg_pool3d(input: Tensor, output_size) -> Tensor:
     """torch.nn.functional.adaptive_avg_pool3d: (N, C, D, H, W) → (N, C, *output_size); None keeps a size."""
-    out = _adaptive_avg(input, output_size, 3, "adaptive_avg_pool3d")
-    if out.grad_fn is not None and out.grad_fn.name() == "AdaptiveAvgPool2DBackward0":  # not a global mean
-        return name_node(out, "AdaptiveAvgPool3DBackward0")
-    return out
+    return _adaptive_avg(input, output_size, 3, "adaptive_avg_pool3d")
 
 
 def adaptive_max_pool3d(input: Tensor, output_size, return_indices: bool = False):

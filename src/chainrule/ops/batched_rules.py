@@ -78,7 +78,8 @@ def _matrix_times(m: Tensor, g: Tensor) -> Tensor:
 # Rules that multiply the gradient by factors of the saved values (which have the output's
 # shape or broadcast to it) — or pass it through — broadcast over a leading batch dim as they are.
 register_batched_rule(
-    elementwise.ToCopy, elementwise.Add, elementwise.Sub, elementwise.RSub, elementwise.Mul, elementwise.Div,
+    elementwise.ToCopy, elementwise.Add, elementwise.Sub, elementwise.AddScaled, elementwise.SubScaled,
+    elementwise.RSub, elementwise.Mul, elementwise.Div,
     elementwise.Neg, elementwise.Pow, elementwise.PowScalar, elementwise.RPowScalar, elementwise.Abs,
     elementwise.Maximum, elementwise.Minimum, elementwise.Where, elementwise.Clamp,
     *(op.function for op in (

@@ -20,6 +20,7 @@ from ..autograd.function import (
     SavedValue,
     broadcast_error,
     ctx_value,
+    kept_value,
     name_node,
     on_arrays_when_unrecorded,
     saved,
@@ -204,6 +205,19 @@ def _float_input(x: Tensor) -> Tensor:
     return x
 
 
+def refuse_kernel(x: Tensor, kernel: str) -> None:
+    """torch's error for an op whose CPU kernel ``kernel`` has no instance for x's dtype."""
+    raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(x.dtype)}'")
+
+
+def float_kernel_input(x: Tensor, kernel: str) -> Tensor:
+    """``x`` for an op whose kernel is defined on floating (and complex) dtypes only: bool and
+    integer tensors raise torch's error naming ``kernel``, where ``_float_input`` would cast them."""
+    if isinstance(x, Tensor) and x._data.dtype.kind in "biu":
+        refuse_kernel(x, kernel)
+    return _float_input(x)
+
+
 # ---------------------------------------------------------------- complex gradients
 def conjugate_rule(backward):
     """``backward`` of a holomorphic op, written as for real numbers (grad · f'(z)), made to follow
@@ -266,6 +280,41 @@ class Sub(Function):
     def backward(ctx, grad):
         # d(a - b) = da - db
         return grad, -grad if ctx.needs_input_grad[1] else None
+
+
+class AddScaled(Add):
+    """``a + alpha * b`` (add with alpha): one node, as torch's, with alpha kept on it."""
+
+    node_name = "AddBackward0"
+    formula = "{0} + alpha * {1}"
+
+    @staticmethod
+    def forward(ctx, a, b, alpha):
+        ctx.alpha = alpha
+        # alpha in b's dtype, as the scale the unfused mul(b, alpha) rounded to
+        return a + b * b.dtype.type(alpha)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(a + αb) = da + α db
+        return grad, grad * ctx.alpha if ctx.needs_input_grad[1] else None
+
+
+class SubScaled(Sub):
+    """``a - alpha * b`` (sub with alpha): one node, as torch's, with alpha kept on it."""
+
+    node_name = "SubBackward0"
+    formula = "{0} - alpha * {1}"
+
+    @staticmethod
+    def forward(ctx, a, b, alpha):
+        ctx.alpha = alpha
+        return a - b * b.dtype.type(alpha)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(a - αb) = da - α db
+        return grad, grad * -ctx.alpha if ctx.needs_input_grad[1] else None
 
 
 class RSub(Function):
@@ -511,6 +560,8 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
         fused = _scaled_sum(input, other, alpha, "AddBackward0")
         if fused is not None:
             return fused
+        if isinstance(input, Tensor) and isinstance(other, Tensor) and input._data.dtype == other._data.dtype:
+            return AddScaled.apply(input, other, alpha=alpha)
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
         return _with_alpha(Add.apply(*_pair(input, other)), alpha)
     a, b = _pair(input, other)
@@ -562,6 +613,8 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
         fused = _scaled_sum(input, other, -alpha, "SubBackward0")
         if fused is not None:
             return fused
+        if isinstance(input, Tensor) and isinstance(other, Tensor) and input._data.dtype == other._data.dtype:
+            return SubScaled.apply(input, other, alpha=alpha)
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
         return _with_alpha(Sub.apply(*_pair(input, other)), alpha)
     a, b = _pair(input, other)
@@ -638,6 +691,7 @@ class Remainder(Function):
     rule = "∂/∂a = 1, ∂/∂b = -floor(a/b)"
     formula = "{0} % {1}"
     _array_forward = True
+    saved_attributes: dict = {}  # torch's remainder by a number keeps nothing
 
     @staticmethod
     def forward(ctx, a, b):
@@ -688,7 +742,11 @@ def remainder(input, other) -> Tensor:
         return Tensor._make(xp.mod(a._data, b._data))
     out = Remainder.apply(a, b)
     # torch's Tensor-Tensor overload records RemainderBackward1, its Tensor-Scalar one RemainderBackward0
-    return name_node(out, "RemainderBackward1") if isinstance(other, Tensor) else out
+    return name_node(out, "RemainderBackward1", saved=_REMAINDER_SAVED) if isinstance(other, Tensor) else out
+
+
+# torch's remainder by a tensor keeps both operands, for the divisor's gradient only
+_REMAINDER_SAVED = {"_saved_other": saved(1, needed=1), "_saved_self": saved(0, needed=1)}
 
 
 def fmod(input, other) -> Tensor:
@@ -799,6 +857,8 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     if float_only:
         def op(input: Tensor, *, out=None) -> Tensor:
             if type(input) is not Tensor or input._data.dtype.kind not in "fV":
+                if name in _FLOAT_KERNELS and isinstance(input, Tensor) and input._data.dtype.kind in "biu":
+                    refuse_kernel(input, _FLOAT_KERNELS[name])
                 input = _float_input(input)  # checks the type; casts an integer tensor
                 if real_only:
                     refuse_complex(input, _REAL_ONLY[name])
@@ -806,8 +866,10 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
             return result if out is None else write_result(result, out, op_name)
     elif real_only:
         def op(input: Tensor, *, out=None) -> Tensor:
-            if input._data.dtype.kind == "c":
+            if input._data.dtype.kind in "cb":
                 refuse_complex(input, _REAL_ONLY[name])
+                if name in _NO_BOOL_KERNELS:
+                    refuse_kernel(input, _NO_BOOL_KERNELS[name])
             result = cls.apply(input)
             return result if out is None else write_result(result, out, op_name)
     else:
@@ -824,6 +886,12 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
 
 # unary ops whose out= must have the result's own dtype in torch (the others cast into out)
 _SAME_DTYPE_OUT = {"Sign", "Floor", "Ceil", "Trunc", "Frac"}
+
+# unary ops whose torch kernel takes floating dtypes only (an integer tensor raises, not cast)
+_FLOAT_KERNELS = {"Frac": "frac_cpu"}
+
+# integer-valued unary ops whose torch kernel has integer instances but no bool one
+_NO_BOOL_KERNELS = {name: f"{name.lower()}_vml_cpu" for name in ("Floor", "Ceil", "Trunc", "Round")}
 
 # unary ops torch does not define on complex numbers (they raise rather than guess)
 _REAL_ONLY = {
@@ -883,7 +951,12 @@ sqrt = _unary("Sqrt", np.sqrt, lambda g, x, y: g / (2 * y), saves="output", arit
 # rsqrt = x^(-1/2): d = -1/2 x^(-3/2) = -y^3 / 2
 rsqrt = _unary("Rsqrt", lambda x: 1 / np.sqrt(x), lambda g, x, y: g * (-0.5) * y * y * y, saves="output",
                 arithmetic=True)
-square = _unary("Square", np.square, lambda g, x, y: g * (2 * x), float_only=False,
+def _square_array(x):
+    # torch's square is pow(x, 2): a bool tensor promotes with the int 2 to int64
+    return array_module(x).square(x.astype(np.int64) if x.dtype == np.bool_ else x)
+
+
+square = _unary("Square", _square_array, lambda g, x, y: g * (2 * x), float_only=False,
                 node_name="PowBackward0", arithmetic=True)  # torch's square is pow(x, 2)
 reciprocal = _unary("Reciprocal", np.reciprocal, lambda g, x, y: -g * y * y, saves="output", arithmetic=True)
 sin = _unary("Sin", np.sin, lambda g, x, y: g * cos(x))
@@ -941,6 +1014,8 @@ def round(input: Tensor, *, decimals: builtins.int = 0) -> Tensor:
     xp = array_module(input)
     if decimals == 0:
         return _round(input)
+    if input._data.dtype.kind in "biu":
+        refuse_kernel(input, "round_cpu")  # torch's round(decimals=) kernel is floating only
     return Tensor._make(xp.round(input._data, decimals))
 
 
@@ -966,6 +1041,8 @@ class Abs(Function):
 
 @out_rule("same_elementwise")
 def abs(input: Tensor, *, out=None) -> Tensor:
+    if input._data.dtype.kind == "b":
+        refuse_kernel(input, "abs_cpu")
     return Abs.apply(input)
 
 
@@ -1226,6 +1303,8 @@ class Hypot(Function):
     rule = "∂/∂a = a/hypot(a, b), ∂/∂b = b/hypot(a, b)"
     formula = "hypot({0}, {1})"
     _array_forward = True
+    # torch keeps each operand for its own gradient, and the result for both
+    saved_attributes = {"_saved_other": saved(1, needed=1), "_saved_result": saved(2), "_saved_self": saved(0, needed=0)}
 
     @staticmethod
     def forward(ctx, a, b):
@@ -1263,6 +1342,7 @@ class Xlogy(Function):
     formula = "xlogy({0}, {1})"
     node_name = "XlogyBackward0"
     _array_forward = True
+    saved_attributes = {"_saved_other": saved(1), "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, y):
@@ -1337,30 +1417,52 @@ def _fma(x: Tensor, y, z: Tensor) -> Tensor:
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
+    kept = _kept_factors(value, tensor1, tensor2)
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
     fused = rounded_once(lambda x, t1, t2: x + value * t1 * t2, input, tensor1, tensor2)
     if fused is not None:
         return name_node(fused, "AddcmulBackward0", label="addcmul",
-                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1·tensor2")
+                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED, kept=kept)
     product = tensor1 * tensor2
     return name_node(input + (product if value == 1 else value * product), "AddcmulBackward0", label="addcmul",
-                     rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2")
+                     rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED, kept=kept)
+
+
+def _kept_factors(value, tensor1, tensor2) -> dict:
+    return {"value": value, "tensors": (tensor1, tensor2),
+            "needs": (getattr(tensor1, "requires_grad", False), getattr(tensor2, "requires_grad", False))}
+
+
+def _kept_factor(which: int, needed_by) -> SavedValue:
+    """addcmul/addcdiv's tensor ``which`` where torch keeps it: when a tensor in ``needed_by``
+    (positions among tensor1, tensor2) needs its gradient."""
+    return SavedValue(lambda node: node.torch_kept["tensors"][which]
+                      if any(node.torch_kept["needs"][i] for i in needed_by) else None, tensor=True)
+
+
+# torch's _saved_* of addcmul and addcdiv: the value as given and each tensor for the gradients
+# that read it (d/dt1 of t1·t2 reads t2; of t1/t2, d/dt1 reads t2 and d/dt2 both)
+_ADDCMUL_SAVED = {"_saved_tensor1": _kept_factor(0, (1,)), "_saved_tensor2": _kept_factor(1, (0,)),
+                  "_saved_value": kept_value("value")}
+_ADDCDIV_SAVED = {"_saved_tensor1": _kept_factor(0, (1,)), "_saved_tensor2": _kept_factor(1, (0, 1)),
+                  "_saved_value": kept_value("value")}
 
 
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcdiv: input + value * tensor1 / tensor2."""
+    kept = _kept_factors(value, tensor1, tensor2)
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
     fused = rounded_once(lambda x, t1, t2: x + value * t1 / t2, input, tensor1, tensor2)
     if fused is not None:
         return name_node(fused, "AddcdivBackward0", label="addcdiv",
-                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1/tensor2")
+                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED, kept=kept)
     # torch's kernel: input + (value * tensor1) / tensor2, in that order (1e308 * 2 / 2 is inf)
     quotient = tensor1 / tensor2 if value == 1 else value * tensor1 / tensor2
     return name_node(input + quotient, "AddcdivBackward0", label="addcdiv",
-                     rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2")
+                     rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED, kept=kept)
 
 
 def _checked_value(value, *tensors):

@@ -220,7 +220,11 @@ def _foreach_norm(self, ord=2, dtype=None):
 
 def _foreach_max(self):
     """torch._foreach_max: the largest element of each tensor (0-d tensors), as a tuple."""
-    return tuple(t.max() for t in _tensors(self))
+    tensors = _tensors(self)
+    if any(t._data.size == 0 for t in tensors):
+        raise RuntimeError("_foreach_max cannot compute the maximum of an empty tensor; max over zero elements is "
+                           "undefined.")
+    return tuple(t.max() for t in tensors)
 
 
 def _foreach_zero_(self):

@@ -15,7 +15,7 @@ from .._backend import array_module, is_array, ufunc_at, write_refusal, writeabl
 from .._dtype import checked_scalar, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
-from ..autograd.function import Function, is_recording, name_node
+from ..autograd.function import Function, SavedValue, as_uint64, is_recording, name_node
 from ..autograd.grad_mode import enable_grad
 from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim
@@ -441,10 +441,12 @@ class IndexPut(Function):
     node_name = "IndexPutBackward0"
     label = "index_put"
     rule = "the overwritten positions get no gradient; the values get the gradient there"
+    saved_attributes = {"_saved_accumulate": False,
+                        "_saved_indices": SavedValue(lambda node: torch_indices(node.raw_key, node._input_meta[0][0]))}
 
     @staticmethod
-    def forward(ctx, x, value, key):
-        ctx.key = key
+    def forward(ctx, x, value, key, raw_key=None):
+        ctx.key, ctx.raw_key = key, raw_key
         x[key] = value
         return x
 
@@ -461,6 +463,31 @@ class IndexPut(Function):
         if ctx.needs_input_grad[1]:
             grad_value = getitem(grad, key)
         return grad_x, grad_value
+
+
+def torch_indices(raw_key, shape: tuple) -> tuple:
+    """torch's ``_saved_indices`` of an index_put with ``raw_key`` as the user wrote it, on a
+    tensor of ``shape``: one entry per indexed dim up to the last index tensor, the index
+    tensors themselves (lists and arrays made tensors) and None for each whole dim before one."""
+    items = raw_key if isinstance(raw_key, tuple) else (raw_key,)
+    arrays = [i._data if isinstance(i, Tensor) else np.asarray(i) if isinstance(i, (list, np.ndarray)) else None
+              for i in items]
+    # dims each item indexes: a mask its own ndim, any other index or slice one, None and ... none
+    consumed = sum(0 if item is None or item is Ellipsis else a.ndim if a is not None and a.dtype == np.bool_ else 1
+                   for item, a in zip(items, arrays))
+    indices = []
+    for item, array in zip(items, arrays):
+        if item is Ellipsis:
+            indices += [None] * (len(shape) - consumed)
+        elif isinstance(item, Tensor):
+            indices.append(item)
+        elif array is not None:
+            indices.append(Tensor._make(array if array.dtype == np.bool_ else array.astype(np.int64)))
+        elif item is not None:
+            indices.append(None)
+    while indices and indices[-1] is None:
+        indices.pop()
+    return tuple(indices)
 
 
 def _check_index_put(input: Tensor, raw_key, key, value: Tensor) -> None:
@@ -755,7 +782,7 @@ def setitem(input: Tensor, key, value) -> None:
             _forward_ad.move_tangent(tangent, input)
         return
     try:
-        out = IndexPut.apply(input, value, key=key)
+        out = IndexPut.apply(input, value, key=key, raw_key=raw_key)
     except (ValueError, TypeError):
         raise _shape_mismatch(input, key, value) from None
     except IndexError as e:
@@ -991,15 +1018,23 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     return ScatterAdd.apply(input, src, index=array, dim=d)
 
 
+# torch's scatter nodes keep the dim as given (a negative one as the C++ node's unsigned) and the index
+_SCATTER_SAVED = {"_saved_dim": SavedValue(lambda node: as_uint64(int(node.dim if node.given_dim is None
+                                                                       else node.given_dim))),
+                  "_saved_index": SavedValue(lambda node: Tensor._make(node.index.astype(np.int64, copy=False)),
+                                             tensor=True)}
+
+
 class Scatter(Function):
     label = "scatter"
     rule = "the overwritten positions pass no gradient to self; each src element gets its position's gradient"
     _array_forward = True
+    saved_attributes = _SCATTER_SAVED
 
     @staticmethod
-    def forward(ctx, x, src, index, dim):
+    def forward(ctx, x, src, index, dim, given_dim=None):
         ctx.index = index
-        ctx.dim = dim
+        ctx.dim, ctx.given_dim = dim, given_dim
         ctx.src_shape = src.shape
         out = x.copy()
         if index.size:
@@ -1023,11 +1058,12 @@ class ScatterValue(Function):
     node_name = "ScatterBackward1"
     label = "scatter"
     rule = "the overwritten positions get no gradient; the rest passes through"
+    saved_attributes = _SCATTER_SAVED
 
     @staticmethod
-    def forward(ctx, x, index, dim, value):
+    def forward(ctx, x, index, dim, value, given_dim=None):
         ctx.index = index
-        ctx.dim = dim
+        ctx.dim, ctx.given_dim = dim, given_dim
         out = x.copy()
         if index.size:
             _as_1d(out)[_dim_index(_as_1d(index), dim)] = value
@@ -1085,8 +1121,8 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
         return _ScatterMultiply.apply(input, src, index=array, dim=d) if reduce == "multiply" \
             else ScatterAdd.apply(input, src, index=array, dim=d)
     if src is None:
-        return ScatterValue.apply(input, index=array, dim=d, value=value)
-    return Scatter.apply(input, src, index=array, dim=d)
+        return ScatterValue.apply(input, index=array, dim=d, value=value, given_dim=dim)
+    return Scatter.apply(input, src, index=array, dim=d, given_dim=dim)
 
 
 _REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")

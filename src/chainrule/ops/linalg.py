@@ -17,7 +17,16 @@ import numpy as np
 
 from .. import _dtype, _opmath, return_types
 from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg
-from ..autograd.function import Function, SavedValue, ctx_value, input_sizes, input_strides, name_node, saved
+from ..autograd.function import (
+    Function,
+    SavedValue,
+    ctx_value,
+    input_sizes,
+    input_strides,
+    kept_value,
+    name_node,
+    saved,
+)
 from ..tensor import Tensor, _wrap_dim, write_out
 from .elementwise import conjugate_rule
 
@@ -394,19 +403,66 @@ _ROUNDED_SCALED_ADD_RULE = ("β·input + α·(%s) in float32, its last step the 
                             "passes the gradient through, cast to float32")
 
 
-def _scaled_add(input: Tensor, product_of, factors: tuple, beta, alpha, name: str, text: str) -> Tensor:
+def _scaled_add(input: Tensor, product_of, factors: tuple, beta, alpha, name: str, text: str,
+                torch_args: tuple | None = None) -> Tensor:
     """``beta * input + alpha * product_of(*factors)``, named ``name`` for torch's node.
 
     On bfloat16/float16 the product, the scalings and the sum run in float32 and round once, as
     torch's fused gemm (``beta·C + alpha·A·B`` in float32) does; other dtypes round after each step.
+    ``torch_args``: (beta, alpha, first, second) as the call gave them, where they differ from what
+    is computed with, for torch's _saved_* names.
     """
     from .elementwise import rounded_once
 
+    beta_given, alpha_given, first, second = torch_args or (beta, alpha, *factors)
+    kept = {"alpha": alpha_given, "beta": beta_given, "factors": (first, second),
+            "needs": (first.requires_grad, second.requires_grad)}
     fused = rounded_once(lambda x, *f: _scaled_sum(x, product_of(*f), beta, alpha), input, *factors)
     if fused is not None:
-        return name_node(fused, name, label=name[:-len("Backward0")].lower(), rule=_ROUNDED_SCALED_ADD_RULE % text)
+        return name_node(fused, name, label=name[:-len("Backward0")].lower(), rule=_ROUNDED_SCALED_ADD_RULE % text,
+                         saved=_SCALED_ADD_SAVED[name], kept=kept)
     return name_node(_scaled_sum(input, product_of(*factors), beta, alpha), name,
-                     label=name[:-len("Backward0")].lower(), rule=_SCALED_ADD_RULE % text)
+                     label=name[:-len("Backward0")].lower(), rule=_SCALED_ADD_RULE % text,
+                     saved=_SCALED_ADD_SAVED[name], kept=kept)
+
+
+def _factor(which: int) -> SavedValue:
+    # torch keeps each factor of the product only for the other's gradient
+    return SavedValue(lambda node: node.torch_kept["factors"][which] if node.torch_kept["needs"][1 - which] else None,
+                      tensor=True)
+
+
+def _factor_sizes(which: int) -> SavedValue:
+    return SavedValue(lambda node: tuple(node.torch_kept["factors"][which].shape))
+
+
+def _factor_strides(which: int) -> SavedValue:
+    # and each one's strides only for its own
+    return SavedValue(lambda node: tuple(node.torch_kept["factors"][which].stride())
+                      if node.torch_kept["needs"][which] else ())
+
+
+def _factor_size(which: int, dim: int) -> SavedValue:
+    return SavedValue(lambda node: node.torch_kept["factors"][which].shape[dim])
+
+
+def _add_product_saved(first: str, second: str, **more) -> dict:
+    return {"_saved_alpha": kept_value("alpha"), "_saved_beta": kept_value("beta"),
+            f"_saved_{first}": _factor(0), f"_saved_{second}": _factor(1), **more}
+
+
+# torch's _saved_* of the add-a-product ops, read from what _scaled_add kept
+_SCALED_ADD_SAVED = {
+    "AddmmBackward0": _add_product_saved(
+        "mat1", "mat2", _saved_mat1_sym_sizes=_factor_sizes(0), _saved_mat1_sym_strides=_factor_strides(0),
+        _saved_mat2_sym_sizes=_factor_sizes(1), _saved_mat2_sym_strides=_factor_strides(1)),
+    "AddmvBackward0": _add_product_saved("mat", "vec"),
+    "BaddbmmBackward0": _add_product_saved("batch1", "batch2"),
+    "AddbmmBackward0": _add_product_saved(
+        "batch1", "batch2", _saved_batch1_sym_argsize_0=_factor_size(0, 0),
+        _saved_batch1_sym_argsize_1=_factor_size(0, 1), _saved_batch2_sym_argsize_2=_factor_size(1, 2)),
+    "AddrBackward0": _add_product_saved("vec1", "vec2"),
+}
 
 
 def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
@@ -435,6 +491,7 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1, out=Non
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmv: ``beta * input + alpha * (mat @ vec)``."""
     dtype = _dtype.result_type(input, mat, vec)
+    torch_args = (beta, alpha, mat, vec)
     if beta != 0 and _opmath.fused_compute_dtype(dtype) is not None:
         # torch's low-precision gemv takes beta and alpha in the tensors' dtype and rounds
         # beta·input before adding alpha·(mat @ vec) in float32
@@ -442,7 +499,7 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
 
         input = mul(input, beta) if beta != 1 else input
         beta, alpha = 1, builtins.float(np.asarray(alpha, dtype=dtype.np).astype(np.float32))
-    result = _scaled_add(input, mv, (mat, vec), beta, alpha, "AddmvBackward0", "mat @ vec")
+    result = _scaled_add(input, mv, (mat, vec), beta, alpha, "AddmvBackward0", "mat @ vec", torch_args)
     return result if out is None else _exact_out(result, out, "addmv")
 
 
@@ -467,7 +524,8 @@ def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) ->
     # sum_b A_b B_b = [A_0 .. A_{b-1}] (n, b*m) @ [B_0; ..; B_{b-1}] (b*m, p)
     left = batch1.permute(1, 0, 2).reshape(n, b * m)
     right = batch2.reshape(b * m, batch2._data.shape[2])
-    return _scaled_add(input, mm, (left, right), beta, alpha, "AddbmmBackward0", "Σ_b batch1_b @ batch2_b")
+    return _scaled_add(input, mm, (left, right), beta, alpha, "AddbmmBackward0", "Σ_b batch1_b @ batch2_b",
+                       (beta, alpha, batch1, batch2))
 
 
 def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
@@ -477,12 +535,13 @@ def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None
     fused gemm: floating tensors take alpha into vec1 before the outer product, as it does, so a
     bfloat16 result rounds where torch's does.
     """
+    kept = {"alpha": alpha, "beta": beta, "factors": (vec1, vec2), "needs": (vec1.requires_grad, vec2.requires_grad)}
     if alpha != 1 and vec1.is_floating_point():
         from .elementwise import mul
 
         vec1, alpha = mul(vec1, alpha), 1
     result = name_node(_scaled_sum(input, outer(vec1, vec2), beta, alpha), "AddrBackward0", label="addr",
-                       rule=_SCALED_ADD_RULE % "outer(vec1, vec2)")
+                       rule=_SCALED_ADD_RULE % "outer(vec1, vec2)", saved=_SCALED_ADD_SAVED["AddrBackward0"], kept=kept)
     return result if out is None else write_out(result, out, "addr")
 
 
@@ -892,9 +951,10 @@ def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dt
     """torch.linalg.matrix_norm for ord 'fro', 1, -1, inf, -inf (max/min column or row abs sums),
     and 2, -2, 'nuc' (largest, smallest, summed singular values)."""
     from .elementwise import abs as _abs
-    from .reduce import amax, amin
+    from .reduce import _check_norm_input, amax, amin
     from .reduce import sum as _sum
 
+    _check_norm_input(A, "linalg.matrix_norm")
     if not isinstance(dim, (tuple, list)) or len(dim) != 2:
         raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {dim}")
     d0, d1 = (_wrap_dim(d, A._data.ndim, "linalg.matrix_norm") for d in dim)

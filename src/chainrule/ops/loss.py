@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
-from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, name_node, saved
+from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, kept_value, name_node, saved
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
@@ -84,6 +84,19 @@ def honours_legacy_flags(loss):
         return loss(*args, **kwargs)
 
     return obeying_legacy_flags
+
+
+# torch's _saved_* of its fused loss nodes, read from what the composition kept
+_INPUT_TARGET_SAVED = {"_saved_reduction": kept_value("reduction"), "_saved_self": kept_value("self", tensor=True),
+                       "_saved_target": kept_value("target", tensor=True)}
+_SMOOTH_L1_SAVED = {**_INPUT_TARGET_SAVED, "_saved_beta": kept_value("beta")}
+_HUBER_SAVED = {**_INPUT_TARGET_SAVED, "_saved_delta": kept_value("delta")}
+# F.binary_cross_entropy hands torch's node the weight expanded to the input's shape
+_BCE_SAVED = {**_INPUT_TARGET_SAVED, "_saved_weight": SavedValue(
+    lambda node: None if node.torch_kept["weight"] is None
+    else node.torch_kept["weight"].expand(node.torch_kept["self"].shape), tensor=True)}
+_BCE_WITH_LOGITS_SAVED = {**_INPUT_TARGET_SAVED, "_saved_pos_weight": kept_value("pos_weight", tensor=True),
+                          "_saved_weight": kept_value("weight", tensor=True)}
 
 
 def _check_reduction(reduction: str, allowed=_REDUCTIONS) -> None:
@@ -214,7 +227,9 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
         return _reduce(z, reduction)
     _check_float_kernel(input, target, "smooth_l1_cpu")
     loss = ew.where(z < beta, (0.5 / beta) * z * z, z - 0.5 * beta)
-    return name_node(_reduce(loss, reduction), "SmoothL1LossBackward0", label="smooth_l1_loss")
+    return name_node(_reduce(loss, reduction), "SmoothL1LossBackward0", label="smooth_l1_loss", saved=_SMOOTH_L1_SAVED,
+                     kept={"self": input, "target": target, "reduction": _REDUCTIONS.index(reduction),
+                           "beta": float(beta)})
 
 
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
@@ -231,7 +246,9 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     loss = _in_input_dtype(ew.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta)), input)
     if weight is not None:
         loss = loss * weight
-    return name_node(_reduce(loss, reduction), "HuberLossBackward0", label="huber_loss")
+    return name_node(_reduce(loss, reduction), "HuberLossBackward0", label="huber_loss", saved=_HUBER_SAVED,
+                     kept={"self": input, "target": target, "reduction": _REDUCTIONS.index(reduction),
+                           "delta": float(delta)})
 
 
 class _LogSigmoid(Function):
@@ -728,7 +745,9 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     loss = _BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         loss = _in_place_dtype(loss * weight, loss.dtype)  # torch weighs the loss in place: in the input's dtype
-    return name_node(_reduce(loss, reduction), "BinaryCrossEntropyBackward0", label="binary_cross_entropy")
+    return name_node(_reduce(loss, reduction), "BinaryCrossEntropyBackward0", label="binary_cross_entropy",
+                     saved=_BCE_SAVED, kept={"self": input, "target": target, "reduction": _REDUCTIONS.index(reduction),
+                                             "weight": weight})
 
 
 class _BinaryCrossEntropy(Function):
@@ -790,7 +809,9 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     if weight is not None:
         loss = _in_place_dtype(loss * weight, loss_dtype)
     return name_node(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0",
-                     label="binary_cross_entropy_with_logits")
+                     label="binary_cross_entropy_with_logits", saved=_BCE_WITH_LOGITS_SAVED,
+                     kept={"self": input, "target": target, "reduction": _REDUCTIONS.index(reduction),
+                           "weight": weight, "pos_weight": pos_weight})
 
 
 # ---------------------------------------------------------------- divergences and others

@@ -122,6 +122,20 @@ class Normalize(Function):
     rule = "∂/∂x = (1/σ)·(g - mean(g) - x̂·mean(g·x̂))"
     formula = None
     gradient = NormalizeBackward  # the Function that computes this op's gradient
+    # torch's grad_fn._saved_* of a batch norm without affine: the per-channel mean and 1/σ flat
+    # (per sample and channel for instance_norm, whose torch node normalises N·C channels)
+    saved_attributes = {
+        "_saved_eps": ctx_value("eps"),
+        "_saved_input": saved(0),
+        "_saved_result1": SavedValue(lambda node: node.saved_values[0].mean(dim=node.dims).reshape(-1), tensor=True),
+        "_saved_result2": ctx_value("invstd", lambda invstd: Tensor._make(invstd.reshape(-1)), tensor=True),
+        "_saved_running_mean": ctx_value("stats", lambda stats: (stats or {}).get("running", (None, None))[0],
+                                         tensor=True),
+        "_saved_running_var": ctx_value("stats", lambda stats: (stats or {}).get("running", (None, None))[1],
+                                        tensor=True),
+        "_saved_training": True,
+        "_saved_weight": None,
+    }
 
     @staticmethod
     def forward(ctx, x, dims, eps, stats=None):
@@ -135,7 +149,7 @@ class Normalize(Function):
             stats["mean"] = mean
             stats["var"] = var
         if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
-            ctx.dims, ctx.eps, ctx.invstd = dims, eps, invstd
+            ctx.dims, ctx.eps, ctx.invstd, ctx.stats = dims, eps, invstd, stats
         ctx.save_for_backward(x, out)
         return out
 
@@ -150,6 +164,15 @@ class LayerNormalize(Normalize):
     node_name = "NativeLayerNormBackward0"
     label = "layer_norm"
     gradient = LayerNormalizeBackward
+    # torch's grad_fn._saved_* of a layer norm without affine: each row's mean and 1/σ, kept dims
+    saved_attributes = {
+        "_saved_bias": None,
+        "_saved_input": saved(0),
+        "_saved_normalized_shape": SavedValue(lambda node: tuple(node._input_meta[0][0][d] for d in node.dims)),
+        "_saved_result1": SavedValue(lambda node: node.saved_values[0].mean(dim=node.dims, keepdim=True), tensor=True),
+        "_saved_result2": ctx_value("invstd", Tensor._make, tensor=True),
+        "_saved_weight": None,
+    }
 
     @staticmethod
     def forward(ctx, x, dims, eps, stats=None):

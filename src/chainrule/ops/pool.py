@@ -27,7 +27,7 @@ import numpy as np
 
 from .._backend import array_module
 from .._parallel import over_rows
-from ..autograd.function import Function, SavedValue, ctx_value, saved
+from ..autograd.function import Function, SavedValue, ctx_value, kept_value, name_node, saved
 from ..tensor import Tensor
 from ._arg_parser import check_bool, int_list
 
@@ -698,14 +698,25 @@ def _adaptive_check(input: Tensor, d: int, opname: str) -> None:
 
 
 def _adaptive_avg(input: Tensor, output_size, d: int, opname: str) -> Tensor:
-    xp = array_module(input)
     _adaptive_check(input, d, opname)
     if input._data.dtype.kind not in "fV":
         raise RuntimeError(f"\"{opname}\" not implemented for '{input._data.dtype.name}'")
     sizes = _output_size(output_size, input, d, opname)
+    if d == 1:  # torch pools a 1-d input as a row of height 1 (its nodes: unsqueeze, 2-d pool, squeeze)
+        return _adaptive_avg_of_sizes(input.unsqueeze(-2), [1, *sizes]).squeeze(-2)
+    return _adaptive_avg_of_sizes(input, sizes)
+
+
+# torch's adaptive average pool nodes keep their input
+_ADAPTIVE_AVG_SAVED = {"_saved_self": kept_value("self", tensor=True)}
+
+
+def _adaptive_avg_of_sizes(input: Tensor, sizes: list) -> Tensor:
+    xp = array_module(input)
+    d = len(sizes)
     if all(m == 1 for m in sizes):
-        # global average pooling: a plain mean over the spatial dims
-        return input.mean(dim=tuple(range(input.ndim - d, input.ndim)), keepdim=True)
+        # global average pooling: a plain mean over the spatial dims (last first, as torch's)
+        return input.mean(dim=tuple(range(-1, -d - 1, -1)), keepdim=True)
     matrices = []
     for i, m in enumerate(sizes):
         n = input.shape[input.ndim - d + i]
@@ -713,7 +724,8 @@ def _adaptive_avg(input: Tensor, output_size, d: int, opname: str) -> Tensor:
         columns = xp.arange(n)
         averaging = ((columns >= start[:, None]) & (columns < end[:, None])) / xp.maximum(end - start, 1)[:, None]
         matrices.append(xp.ascontiguousarray(averaging.T.astype(input._data.dtype)))  # (n, m)
-    return SeparableLinear.apply(input, matrices=tuple(matrices), transpose=False)
+    return name_node(SeparableLinear.apply(input, matrices=tuple(matrices), transpose=False),
+                     f"AdaptiveAvgPool{d}DBackward0", saved=_ADAPTIVE_AVG_SAVED, kept={"self": input})
 
 
 def _apply_matrices(x: np.ndarray, matrices: tuple, transpose: bool) -> np.ndarray:

@@ -104,8 +104,23 @@ def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None
         dim, keepdim = _numpy_names("sum", dim, keepdim, axis, keepdims)
     np_dtype = _dtype.to_dtype(dtype).np if dtype is not None else (
         np.int64 if input._data.dtype.kind in "biu" else None)
-    return (Sum if dim is None else SumDim).apply(input, dims=_dims(dim, input._data.ndim, "sum"), keepdim=keepdim,
-                                                  dtype=np_dtype)
+    dims = _dims(dim, input._data.ndim, "sum")
+    if dim is None:
+        return Sum.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype)
+    return _keep_given_dims(SumDim.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype), dim, dims)
+
+
+def _keep_given_dims(out: Tensor, dim, dims: tuple) -> Tensor:
+    """``out`` with the dims as the call gave them kept on its node, where they differ from the
+    normalised ``dims`` (negative, unsorted, empty): torch's _saved_dim reports them as given."""
+    given = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    if given != dims and out._grad_fn is not None:
+        out._grad_fn.given_dims = given
+    return out
+
+
+def _dims_as_given(node) -> tuple:
+    return tuple(as_uint64(int(d)) for d in getattr(node, "given_dims", node.dims))
 
 
 class SumDim(Sum):
@@ -113,7 +128,7 @@ class SumDim(Sum):
     label = "sum"
     rule = "copies the gradient to every element along the summed dims (∂/∂aᵢ = 1)"
     formula = "sum({0})"
-    saved_attributes = {"_saved_dim": ctx_value("dims"), "_saved_keepdim": ctx_value("keepdim"),
+    saved_attributes = {"_saved_dim": SavedValue(_dims_as_given), "_saved_keepdim": ctx_value("keepdim"),
                         "_saved_self_sym_sizes": input_sizes(0)}
 
 
@@ -151,8 +166,10 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=Non
             f"mean(): could not infer output dtype. Input dtype must be either a floating point or "
             f"complex dtype. Got: {_dtype.scalar_name(input.dtype)}"
         )
-    return (Mean if dim is None else MeanDim).apply(input, dims=_dims(dim, input._data.ndim, "mean"),
-                                                    keepdim=keepdim)
+    dims = _dims(dim, input._data.ndim, "mean")
+    if dim is None:
+        return Mean.apply(input, dims=dims, keepdim=keepdim)
+    return _keep_given_dims(MeanDim.apply(input, dims=dims, keepdim=keepdim), dim, dims)
 
 
 class MeanDim(Mean):
@@ -160,7 +177,7 @@ class MeanDim(Mean):
     label = "mean"
     rule = "shares the gradient equally along the reduced dims: ∂/∂aᵢ = 1/n, n their size"
     formula = "mean({0})"
-    saved_attributes = {**Mean.saved_attributes, "_saved_dim": ctx_value("dims"),
+    saved_attributes = {**Mean.saved_attributes, "_saved_dim": SavedValue(_dims_as_given),
                         "_saved_keepdim": ctx_value("keepdim")}
 
 
@@ -852,7 +869,8 @@ class Softmax(Function):
     rule = "∂/∂a = s ∘ (g - ⟨g, s⟩) with s the saved output"
     formula = "softmax({0})"
     _array_forward = True
-    saved_attributes = {"_saved_dim": ctx_value("dim"), "_saved_result": saved(0)}
+    saved_attributes = {"_saved_dim": SavedValue(lambda node: as_uint64(int(getattr(node, "given_dim", node.dim)))),
+                        "_saved_result": saved(0)}
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -915,7 +933,8 @@ class LogSoftmax(Function):
     rule = "∂/∂a = g - softmax(a)·Σg"
     formula = "log_softmax({0})"
     _array_forward = True
-    saved_attributes = {"_saved_dim": ctx_value("dim"), "_saved_result": saved(0)}
+    saved_attributes = {"_saved_dim": SavedValue(lambda node: as_uint64(int(getattr(node, "given_dim", node.dim)))),
+                        "_saved_result": saved(0)}
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -1085,6 +1104,13 @@ def _check_softmax_input(op: str, input: Tensor, d: int, dtype) -> Tensor | None
     raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
 
 
+def _keep_given_dim(out: Tensor, dim, d: int) -> Tensor:
+    """``out`` with a negative ``dim`` kept on its node as given: torch's _saved_dim reports it so."""
+    if dim is not None and dim != d and out._grad_fn is not None:
+        out._grad_fn.given_dim = dim
+    return out
+
+
 def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     """torch.softmax along ``dim`` (computed in ``dtype`` if given), stable for huge logits."""
     d = _softmax_dim("softmax", input, dim)
@@ -1095,7 +1121,7 @@ def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     if input._data.ndim == 0:
         return name_node(Softmax.apply(input.reshape(1), dim=0).reshape(()), "SoftmaxBackward0", label="softmax",
                          rule=_ZERO_D_RULE)
-    return Softmax.apply(input, dim=d)
+    return _keep_given_dim(Softmax.apply(input, dim=d), dim, d)
 
 
 def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
@@ -1108,7 +1134,7 @@ def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     if input._data.ndim == 0:
         return name_node(LogSoftmax.apply(input.reshape(1), dim=0).reshape(()), "LogSoftmaxBackward0",
                          label="log_softmax", rule=_ZERO_D_RULE)
-    return LogSoftmax.apply(input, dim=d)
+    return _keep_given_dim(LogSoftmax.apply(input, dim=d), dim, d)
 
 
 # ---------------------------------------------------------------- cumulative ops
@@ -1281,6 +1307,7 @@ class Norm(Function):
 
 
 def _vector_norm(input: Tensor, ord, dim, keepdim: bool, dtype, op: str) -> Tensor:
+    _check_norm_input(input, "linalg.vector_norm")  # torch.norm's too: it is vector_norm in torch
     input = _float_dtype_input(input, dtype)
     if input._data.dtype.kind == "c":
         input = input.abs()  # a complex vector's norm is its moduli's (real, as torch's)
@@ -1303,6 +1330,13 @@ def _vector_norm(input: Tensor, ord, dim, keepdim: bool, dtype, op: str) -> Tens
         out._grad_fn.given_ord = given_ord
         out._grad_fn.given_dims = None if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
     return out
+
+
+def _check_norm_input(input: Tensor, op: str) -> None:
+    """torch's norms take floating and complex tensors only, ``dtype=`` or not."""
+    if isinstance(input, Tensor) and input._data.dtype.kind in "biu":
+        raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. "
+                           f"Got {_dtype.scalar_name(input.dtype)}")
 
 
 def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:

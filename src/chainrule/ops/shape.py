@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
-from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, input_sizes, name_node
+from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, input_sizes, kept_value, name_node
 from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, preserve_layout
@@ -488,7 +488,9 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
     ndim = input._data.ndim
     d = _wrap_dim(dim, ndim + 1, "unsqueeze")
     shape = input._data.shape
-    saved = _UNSQUEEZE_SAVED.get(d) or _UNSQUEEZE_SAVED.setdefault(d, {"_saved_dim": d})
+    # torch's _saved_dim is the dim as given (a negative one as the C++ node's unsigned)
+    given = int(dim)
+    saved = _UNSQUEEZE_SAVED.get(given) or _UNSQUEEZE_SAVED.setdefault(given, {"_saved_dim": as_uint64(given)})
     return name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze",
                      saved=saved)
 
@@ -1155,12 +1157,16 @@ class ConstantPad(Function):
     node_name = "ConstantPadNdBackward0"
     label = "pad"
     rule = "crops the padding off the gradient (and zero-pads where the input was cropped)"
+    # torch's pad as F.pad was given it, last dim first (else read off the widths), a negative
+    # one as the C++ node's unsigned
+    saved_attributes = {"_saved_pad": SavedValue(lambda node: tuple(as_uint64(w) for w in (
+        node.pad if node.pad is not None else (w for pair in reversed(node.widths) for w in pair))))}
 
     @staticmethod
-    def forward(ctx, x, widths, value):
+    def forward(ctx, x, widths, value, pad=None):
         # widths: one (before, after) pair per dim, first dim first; negative entries crop
         xp = array_module(x)
-        ctx.widths = widths
+        ctx.widths, ctx.pad = widths, pad
         out_shape = tuple(n + a + b for n, (a, b) in zip(x.shape, widths))
         if out_shape == x.shape and not any(a or b for a, b in widths):
             return preserve_layout(x.copy(), x)  # torch clones: a transposed input stays transposed
@@ -1215,7 +1221,7 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
                 raise RuntimeError("narrow(): length must be non-negative.")
         check_output_sizes()
         widths = tuple([(0, 0)] * (ndim - k) + pairs[::-1])
-        return ConstantPad.apply(input, widths=widths, value=0 if value is None else value)
+        return ConstantPad.apply(input, widths=widths, value=0 if value is None else value, pad=tuple(pad))
     # torch's order for the other modes: the value, the supported ranks, then the sizes
     if value is not None and value != 0:
         raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
@@ -1272,7 +1278,12 @@ def _reflect_or_replicate(input: Tensor, pairs: list, mode: str) -> Tensor:
             start = max(-a, 0)
             out = narrow(out, d, start, out._data.shape[d] - start - max(-b, 0))
         out = Clone.apply(out)  # torch's padding kernels write a contiguous output
-    return name_node(out, f"{'Reflection' if mode == 'reflect' else 'Replication'}Pad{k}DBackward0")
+    return name_node(out, f"{'Reflection' if mode == 'reflect' else 'Replication'}Pad{k}DBackward0",
+                     saved=_MODE_PAD_SAVED, kept={"padding": tuple(w for pair in pairs for w in pair), "self": input})
+
+
+# torch's reflection/replication pad nodes keep the input and the pad as given
+_MODE_PAD_SAVED = {"_saved_padding": kept_value("padding"), "_saved_self": kept_value("self", tensor=True)}
 
 
 _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _dtype, return_types
 from .._backend import array_module, device_of
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, ctx_value, kept_value, name_node, saved
 from ..tensor import Tensor, honours_out, write_out
 from . import _special_math as kernels
 from ._arg_parser import write_out_same_dtype
@@ -79,6 +79,8 @@ class _Unary:
     _array_forward = True
     op = cupy_name = None
     any_device = False  # True: ``kernel`` uses the array's own module, so it runs on a device as is
+    # torch's grad_fn._saved_* (most keep their input; the special.* ones below their output too)
+    saved_attributes = {"_saved_self": saved(0)}
 
     @classmethod
     def kernel(cls, x):
@@ -152,6 +154,7 @@ class I0(_Unary, Function):
 
 
 class SpecialI0E(_Unary, Function):
+    saved_attributes = {"_saved_result": saved(1), "_saved_self": saved(0)}
     op, cupy_name = "special.i0e", "i0e"
     label, rule, formula = "i0e", "∂/∂a = i1e(a) - sgn(a)·i0e(a)", "i0e({0})"
     kernel = staticmethod(kernels.i0e)
@@ -162,6 +165,7 @@ class SpecialI0E(_Unary, Function):
 
 
 class SpecialI1(_Unary, Function):
+    saved_attributes = {"_saved_result": saved(1), "_saved_self": saved(0)}
     op, cupy_name = "special.i1", "i1"
     label, rule, formula = "i1", "∂/∂a = i0(a) - i1(a)/a (1/2 at a = 0)", "i1({0})"
     kernel = staticmethod(kernels.i1)
@@ -173,6 +177,7 @@ class SpecialI1(_Unary, Function):
 
 
 class SpecialI1E(_Unary, Function):
+    saved_attributes = {"_saved_result": saved(1), "_saved_self": saved(0)}
     op, cupy_name = "special.i1e", "i1e"
     label, rule, formula = "i1e", "∂/∂a = i0e(a) - i1e(a)·(sgn(a) + 1/a) (1/2 at a = 0)", "i1e({0})"
     kernel = staticmethod(kernels.i1e)
@@ -184,6 +189,7 @@ class SpecialI1E(_Unary, Function):
 
 
 class SpecialNdtri(_Unary, Function):
+    saved_attributes = {"_saved_result": saved(1)}
     op, cupy_name = "special.ndtri", "ndtri"
     label, rule, formula = "ndtri", "∂/∂p = sqrt(2π)·exp(ndtri(p)²/2) (from the saved output)", "ndtri({0})"
     kernel = staticmethod(kernels.ndtri)
@@ -194,6 +200,7 @@ class SpecialNdtri(_Unary, Function):
 
 
 class SpecialLogNdtr(_Unary, Function):
+    saved_attributes = {"_saved_result": saved(1), "_saved_self": saved(0)}
     op, cupy_name = "special.log_ndtr", "log_ndtr"
     label, rule, formula = "log_ndtr", "∂/∂a = exp(-a²/2 - log_ndtr(a))/sqrt(2π)", "log_ndtr({0})"
     kernel = staticmethod(kernels.log_ndtr)
@@ -204,6 +211,7 @@ class SpecialLogNdtr(_Unary, Function):
 
 
 class SpecialErfcx(_Unary, Function):
+    saved_attributes = {"_saved_result": saved(1), "_saved_self": saved(0)}
     op, cupy_name = "special.erfcx", "erfcx"
     label, rule, formula = "erfcx", "∂/∂a = 2a·erfcx(a) - 2/sqrt(π)", "erfcx({0})"
     kernel = staticmethod(kernels.erfcx)
@@ -227,6 +235,7 @@ special_erfcx = _unary_op(SpecialErfcx, "erfcx")
 
 # ---------------------------------------------------------------- polygamma, mvlgamma
 class Polygamma(Function):
+    saved_attributes = {"_saved_n": ctx_value("n"), "_saved_self": saved(0)}
     label = "polygamma"
     rule = "∂/∂a = polygamma(n + 1, a)"
     formula = "polygamma(n, {0})"
@@ -271,6 +280,7 @@ def _polygamma_method(self: Tensor, n: int) -> Tensor:
 
 
 class Mvlgamma(Function):
+    saved_attributes = {"_saved_p": ctx_value("p"), "_saved_self": saved(0)}
     label = "mvlgamma"
     rule = "∂/∂a = Σ_j digamma(a - j/2), j < p"
     formula = "mvlgamma({0}, p)"
@@ -307,6 +317,8 @@ def mvlgamma(input: Tensor, p: int) -> Tensor:
 
 # ---------------------------------------------------------------- incomplete gamma, zeta
 class Igamma(Function):
+    # torch keeps both only for x's gradient (it has none for a)
+    saved_attributes = {"_saved_other": saved(1, needed=1), "_saved_self": saved(0, needed=1)}
     label = "igamma"
     rule = "∂/∂x = x^(a-1)·e^(-x)/Γ(a); none for a (torch has no derivative for it)"
     formula = "igamma({0}, {1})"
@@ -379,6 +391,7 @@ def special_zeta(input, other) -> Tensor:
 
 # ---------------------------------------------------------------- logit
 class Logit(Function):
+    saved_attributes = {"_saved_eps": ctx_value("eps"), "_saved_self": saved(0)}
     label = "logit"
     rule = "∂/∂p = 1/(p(1 - p)); 0 where eps clamps p, NaN outside [0, 1] without eps"
     formula = "logit({0})"
@@ -472,6 +485,7 @@ sinc = _unary_op(Sinc, "sinc")
 
 
 class Copysign(Function):
+    saved_attributes = {"_saved_result": saved(1), "_saved_self": saved(0)}
     label = "copysign"
     rule = "∂/∂a = copysign(1, b)·sign(a) (0 at a = 0); b gets a zero gradient"
     formula = "copysign({0}, {1})"
@@ -624,12 +638,17 @@ def rad2deg(input: Tensor, *, out=None) -> Tensor:
     return result if out is None else write_out(result, out, "rad2deg")
 
 
+# torch's logaddexp2 node keeps both operands
+_LOGADDEXP2_SAVED = {"_saved_other": kept_value("other", tensor=True), "_saved_self": kept_value("self", tensor=True)}
+
+
 def logaddexp2(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.logaddexp2: log2(2^a + 2^b), as logaddexp of a·ln 2 and b·ln 2 over ln 2."""
     a, b = _float_pair(input, other)
     ln2 = math.log(2.0)
     result = name_node(logaddexp(a * ln2, b * ln2) / ln2, "Logaddexp2Backward0", label="logaddexp2",
-                       rule="∂/∂a = 2^a/(2^a + 2^b), ∂/∂b = 2^b/(2^a + 2^b)")
+                       rule="∂/∂a = 2^a/(2^a + 2^b), ∂/∂b = 2^b/(2^a + 2^b)", saved=_LOGADDEXP2_SAVED,
+                       kept={"self": a, "other": b})
     return result if out is None else write_out(result, out, "logaddexp2")
 
 

@@ -353,16 +353,30 @@ def _plain_numbers(group: dict) -> dict:
     return plain
 
 
+# what torch's capturable check names, per optimiser: its single-tensor and its foreach step
+_CAPTURED_TENSORS = {"NAdam": ("params, mu_products and state_steps", "params, mu_products, and state_steps"),
+                     "ASGD": ("params, mus, etas, and state_steps",) * 2}
+_CAPTURE_DEVICES = ['cuda', 'xpu', 'hpu', 'privateuseone']
+# optimisers whose step lists 'xla' among the devices: single-tensor steps but Adadelta's, and
+# RMSprop's and Rprop's foreach steps too
+_XLA_LISTED = ({(name, False) for name in ("Adam", "AdamW", "NAdam", "RAdam", "Adamax", "ASGD", "RMSprop", "Rprop")}
+               | {("RMSprop", True), ("Rprop", True)})
+
+
 def _check_capturable(optimizer: Optimizer, group: dict) -> None:
     """torch's check of ``capturable`` (any true value): a captured step (CUDA graphs) needs every
-    parameter on the GPU; torch raises AssertionError at the step, before any update."""
+    parameter on the GPU. torch raises AssertionError at the step, with its message (here followed
+    by the fix), after creating the state; chainrule raises before anything changes."""
     if not group.get("capturable"):
         return
     for p in group["params"]:
         if p.device.type == "cpu":
-            raise AssertionError(f"{type(optimizer).__name__}: capturable={group['capturable']!r} needs every "
-                                 "parameter on the GPU (a captured step runs on CUDA graphs), but one is on the "
-                                 "cpu; leave capturable=False on the CPU")
+            name = type(optimizer).__name__
+            foreach = bool(group.get("foreach"))
+            tensors = _CAPTURED_TENSORS.get(name, ("params and state_steps",) * 2)[foreach]
+            devices = _CAPTURE_DEVICES + ["xla"] * ((name, foreach) in _XLA_LISTED)
+            raise AssertionError(f"If capturable=True, {tensors} must be on supported devices: {devices}. "
+                                 f"({name}: a captured step runs on CUDA graphs; leave capturable=False on the CPU)")
 
 
 def _check_fused_flags(fused, foreach, differentiable) -> None:
