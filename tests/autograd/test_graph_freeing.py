@@ -161,3 +161,50 @@ def test_model_graphs_dropped_without_backward_are_freed_by_reference_counting_a
             assert not alive, f"{type(model).__name__}: nodes kept alive by a reference cycle: {alive}"
     finally:
         gc.enable()
+
+
+_KEEPING_COMPOSITES = {
+    # composite ops that keep their inputs for torch's _saved_* names (name_node's ``kept``)
+    # name: (the op, a _saved_* name of its node that holds the input)
+    "reflect pad": (lambda h: torch.nn.functional.pad(h, (1, 1), mode="reflect"), "_saved_self"),
+    "bce with logits": (lambda h: torch.nn.functional.binary_cross_entropy_with_logits(h, torch.ones_like(h)),
+                        "_saved_self"),
+    "smooth l1": (lambda h: torch.nn.functional.smooth_l1_loss(h, torch.zeros_like(h)), "_saved_self"),
+    "glu": (lambda h: torch.nn.functional.glu(h, -1), "_saved_self"),
+    "addcmul": (lambda h: torch.addcmul(h, h, h), "_saved_tensor1"),
+    "addmm": (lambda h: torch.addmm(h[:, :2], h[:, :4], h[:4, :2]), "_saved_mat2"),
+}
+
+
+def test_tensors_kept_for_saved_names_are_released_after_backward():
+    # torch frees these after backward; keeping them would hold a network's activations
+    # (every reflect-padded conv's input) alive until the next step's graph replaces this one
+    for name, (op, saved_name) in _KEEPING_COMPOSITES.items():
+        x = torch.randn(4, 12, requires_grad=True)
+        h = x * 2
+        alive = weakref.ref(h)
+        out = op(h)
+        node = out.grad_fn
+        loss = out.sum()
+        del h
+        assert alive() is not None, name
+        assert getattr(node, saved_name) is not None, name
+        loss.backward()
+        gc.collect()
+        assert alive() is None, name
+        try:
+            getattr(node, saved_name)
+        except RuntimeError as error:
+            assert "freed" in str(error), name
+        else:
+            raise AssertionError(f"{name}: {saved_name} readable after the graph was freed")
+
+
+def test_sizes_kept_for_saved_names_stay_readable_after_backward():
+    a = torch.randn(3, 4, requires_grad=True)
+    b = torch.randn(4, 5, requires_grad=True)
+    out = torch.addmm(torch.zeros(3, 5), a, b)
+    sizes, strides = out.grad_fn._saved_mat1_sym_sizes, out.grad_fn._saved_mat1_sym_strides
+    out.sum().backward()
+    assert out.grad_fn._saved_mat1_sym_sizes == sizes == (3, 4)
+    assert out.grad_fn._saved_mat1_sym_strides == strides

@@ -263,9 +263,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             # same steps inline, and a gradient of its input's exact shape and dtype goes
             # straight into the child's buffer (anything else through _fixed_gradient)
             result = forward_cls.backward(node, grads[0])
-            if not retain_graph and node._saved:
-                node._saved = ()
-                node._freed = True
+            if not retain_graph and (node._saved or node.torch_kept is not None):
+                _function.release_saved(node)
             if type(result) is not tuple:
                 result = (result,)
             edges = node.next_functions
@@ -412,9 +411,8 @@ def _call_rule(node, grads, retain_graph, exposed=None):
     finally:
         if user_state is not None:
             _function.numpy_errstate.reset(user_state)
-    if not retain_graph and node._saved:
-        node._saved = ()
-        node._freed = True
+    if not retain_graph and (node._saved or node.torch_kept is not None):
+        _function.release_saved(node)
     if type(result) is not tuple:
         result = (result,)
     edges = node.next_functions

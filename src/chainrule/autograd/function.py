@@ -117,6 +117,8 @@ class Node:
     _saved_for_forward = None
     # torch's _saved_<name> attributes of this node's op (see SavedValue), None when undeclared
     _torch_saved = None
+    # what a composite op keeps for those names (see name_node's ``kept``), None when nothing
+    torch_kept = None
     # what the explainer prints for this node, set from its Function's class attributes
     label = None
     rule = None
@@ -374,6 +376,35 @@ def leaf_input(position: int) -> SavedValue:
 def kept_value(key: str, tensor: bool = False) -> SavedValue:
     """The value a composite op handed ``name_node`` as ``kept[key]`` (``tensor``: a tensor or None)."""
     return SavedValue(lambda node: node.torch_kept[key], tensor=tensor)
+
+
+class _ReleasedTensor:
+    """What stays of a kept tensor once backward frees the graph: its sizes and strides, which
+    torch's ``_saved_*_sym_sizes`` attributes still answer, and not its data."""
+
+    __slots__ = ("shape", "dtype", "_strides")
+
+    def __init__(self, tensor) -> None:
+        self.shape, self.dtype, self._strides = tensor.shape, tensor.dtype, tensor.stride()
+
+    def stride(self) -> tuple:
+        return self._strides
+
+
+def _released(value):
+    if isinstance(value, (tuple, list)):
+        return type(value)(_released(v) for v in value)
+    return _ReleasedTensor(value) if isinstance(value, _Tensor) else value
+
+
+def release_saved(node) -> None:
+    """Free what ``node`` saved for its backward, as torch does after a walk without
+    retain_graph: its saved tensors, and the tensors a composite op kept for torch's
+    ``_saved_*`` names (else those would hold activations alive until the graph is dropped)."""
+    node._saved = ()
+    node._freed = True
+    if node.torch_kept is not None:
+        node.torch_kept = {key: _released(value) for key, value in node.torch_kept.items()}
 
 
 def as_uint64(value: int) -> int:
