@@ -291,7 +291,7 @@ class AddScaled(Add):
     @staticmethod
     def forward(ctx, a, b, alpha):
         ctx.alpha = alpha
-        # alpha in b's dtype, as the scale the unfused mul(b, alpha) rounded to
+        # a and b share the result's dtype (add promotes them first); alpha is rounded to it
         return a + b * b.dtype.type(alpha)
 
     @staticmethod
@@ -560,10 +560,9 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
         fused = _scaled_sum(input, other, alpha, "AddBackward0")
         if fused is not None:
             return fused
-        if isinstance(input, Tensor) and isinstance(other, Tensor) and input._data.dtype == other._data.dtype:
-            return AddScaled.apply(input, other, alpha=alpha)
-        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
-        return _with_alpha(Add.apply(*_pair(input, other)), alpha)
+        # torch casts other to the result's dtype before scaling it (float32 + alpha·float16
+        # scales in float32), so the operands are promoted first
+        return AddScaled.apply(*_pair(input, other), alpha=alpha)
     a, b = _pair(input, other)
     return Add.apply(a, b)
 
@@ -613,19 +612,11 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
         fused = _scaled_sum(input, other, -alpha, "SubBackward0")
         if fused is not None:
             return fused
-        if isinstance(input, Tensor) and isinstance(other, Tensor) and input._data.dtype == other._data.dtype:
-            return SubScaled.apply(input, other, alpha=alpha)
-        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
-        return _with_alpha(Sub.apply(*_pair(input, other)), alpha)
+        # torch casts other to the result's dtype before scaling it (float32 + alpha·float16
+        # scales in float32), so the operands are promoted first
+        return SubScaled.apply(*_pair(input, other), alpha=alpha)
     a, b = _pair(input, other)
     return Sub.apply(a, b)
-
-
-def _with_alpha(result: Tensor, alpha) -> Tensor:
-    """``result`` with add/sub's ``alpha`` kept on its node for torch's ``_saved_alpha``."""
-    if result._grad_fn is not None:
-        result._grad_fn.alpha = alpha
-    return result
 
 
 def _is_bool(x) -> builtins.bool:
