@@ -123,7 +123,7 @@ import math as _math  # noqa: E402
 import numpy as _np  # noqa: E402
 
 from . import accelerator, amp, backends, cuda, distributions, fft, hub, jit, onnx, special, testing  # noqa: E402
-from . import compiler, func, multiprocessing, sparse, version  # noqa: E402
+from . import compiler, func, fx, multiprocessing, sparse, version  # noqa: E402
 from . import _dynamo  # noqa: E402,F401  (torch._dynamo.config, set by scripts before compile)
 from . import profiler  # noqa: E402
 from ._layout import layout, sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr, strided  # noqa: E402,F401

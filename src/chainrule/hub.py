@@ -9,9 +9,15 @@ weights to safetensors and load them with ``chainrule.load``.
 from __future__ import annotations
 
 import os
+import re
 import sys
+from urllib.parse import urlparse  # noqa: F401  (torch.hub re-exports it; timm imports it from here)
 
 __all__ = ["get_dir", "set_dir", "load", "list", "help", "load_state_dict_from_url", "download_url_to_file"]
+
+# the hash prefix in a checkpoint's file name (``resnet18-f37072fd.pth``), as torch.hub spells it;
+# libraries that fetch their own weights (timm) import it to check downloads
+HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")
 
 _hub_dir = None
 _NOT_SUPPORTED = ("chainrule.hub.{} is not supported: hub models are torch modules and pickled "

@@ -9,12 +9,14 @@ from __future__ import annotations
 import copy
 import functools
 import numbers
+import warnings
 from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from .. import _dtype
 from .._backend import array_module, to_device
+from ..accelerator import current_accelerator
 from ..autograd.grad_mode import enable_grad
 from ..autograd.profiler import record_function
 from ..tensor import Tensor
@@ -148,6 +150,29 @@ class Optimizer:
 
     def _step_group(self, group: dict) -> None:
         raise NotImplementedError
+
+    def _accelerator_graph_capture_health_check(self) -> None:
+        """torch's check at the top of an optimizer's ``step``, which optimizers written outside torch
+        call too (timm's NAdamW, Adopt, AdamWLegacy). chainrule never captures CUDA graphs, so the
+        only outcome left is torch's warning: every group asks for ``capturable`` on a machine with
+        a GPU, and the step runs uncaptured."""
+        accelerator = current_accelerator(check_available=True)
+        if accelerator is None or accelerator.type not in ("cuda", "xpu"):
+            return
+        if (not getattr(self, "_warned_capturable_if_run_uncaptured", False)
+                and all(group["capturable"] for group in self.param_groups)):
+            device = accelerator.type.upper()
+            warnings.warn(
+                "This instance was constructed with capturable=True or some of all the param_groups came with "
+                f"capturable=True, but step() is running without {device} graph capture. If you never intend to "
+                "graph-capture this instance, capturable=True can impair performance, and you should set "
+                "capturable=False.", stacklevel=2)
+            self._warned_capturable_if_run_uncaptured = True
+
+    def _cuda_graph_capture_health_check(self) -> None:
+        """The check's old name, which torch keeps with a DeprecationWarning at every call."""
+        warnings.warn("Use _accelerator_graph_capture_health_check instead", DeprecationWarning, stacklevel=2)
+        self._accelerator_graph_capture_health_check()
 
     # ---------------------------------------------------------------- state dicts
     def state_dict(self) -> dict:

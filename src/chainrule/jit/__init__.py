@@ -7,12 +7,17 @@ eagerly. A TorchScript file cannot be written or read: ``save`` and ``load`` rai
 NotImplementedError pointing at ``chainrule.save`` (state dicts).
 """
 
-from __future__ import annotations
+import inspect
+import warnings
 
-from .nn import Module
+from ..nn import Module
+
+# torch.jit.annotations is bound on ``import torch`` (and a ``from __future__ import annotations``
+# here would shadow the submodule's name)
+from . import annotations  # noqa: F401
 
 __all__ = ["script", "trace", "ignore", "unused", "export", "is_scripting", "is_tracing", "save", "load",
-           "Final", "ScriptModule", "script_method"]
+           "Final", "ScriptModule", "script_method", "annotate", "interface"]
 
 _NO_TORCHSCRIPT = ("chainrule.jit.{}: chainrule has no TorchScript format; save the state dict "
                    "with chainrule.save(model.state_dict(), path) instead")
@@ -38,6 +43,38 @@ def unused(fn):
 
 
 def export(fn):
+    return fn
+
+
+def annotate(the_type, the_value):
+    """Returns ``the_value``: the type is a hint for the TorchScript compiler, which chainrule lacks."""
+    return the_value
+
+
+def interface(obj):
+    """torch.jit.interface: the class comes back unchanged (there is no compiler to declare it to),
+    after torch's deprecation warning and its checks on what may be an interface."""
+    warnings.warn("`torch.jit.interface` is deprecated. Please use `torch.compile` instead.",
+                  DeprecationWarning, stacklevel=2)
+    if not inspect.isclass(obj):
+        raise RuntimeError("interface must be applied to a class")
+    # an interface derives from object directly, or from nn.Module directly (MRO: itself, Module, object)
+    is_module_interface = issubclass(obj, Module) and len(obj.mro()) == 3
+    if not is_module_interface and len(obj.mro()) > 2:
+        raise RuntimeError("TorchScript interface does not support inheritance yet. "
+                           "Please directly inherit from 'object' or 'nn.Module'.")
+    return obj
+
+
+def _overload(fn):
+    """Declares one TorchScript signature of a function (its body is ``pass``); the eager
+    definition that follows replaces it, so the declaration is returned unchanged."""
+    return fn
+
+
+def _overload_method(fn):
+    """``_overload`` for a method: model code declares scriptable signatures of ``forward`` with it
+    (timm's DenseLayer), then defines the real ``forward``, which is what runs."""
     return fn
 
 
