@@ -146,7 +146,7 @@ class DataLoader:
         self._auto_collation = batch_sampler is not None or (self._iterable and batch_size is not None)
         self.collate_fn = collate_fn or (default_collate if self._auto_collation else default_convert)
         self._iterator = None
-        self._warn_if_more_workers_than_cpus()
+        self.check_worker_number_rationality()
         self._initialized = True
 
     @property
@@ -183,14 +183,18 @@ class DataLoader:
             raise ValueError(f"{name} attribute should not be set after {type(self).__name__} is initialized")
         super().__setattr__(name, value)
 
-    def _warn_if_more_workers_than_cpus(self) -> None:
+    def check_worker_number_rationality(self) -> None:
+        """Warn when more workers are asked for than CPUs this process may use. As torch does, it is
+        called on construction and again for every new worker iterator, and the warning names the
+        library line that called it (stack level 2), so Python's once-per-location filter shows it
+        at most twice, whatever the caller's line."""
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         if self.num_workers > (cpus or 1):
             warnings.warn(f"This DataLoader will create {self.num_workers} worker processes in total. Our "
                           f"suggested max number of worker in current system is {cpus}, which is smaller than "
                           "what this DataLoader is going to create. Please be aware that excessive worker "
                           "creation might get DataLoader running slow or even freeze, lower the worker number "
-                          "to avoid potential slowness/freeze if necessary.", stacklevel=3)
+                          "to avoid potential slowness/freeze if necessary.", stacklevel=2)
 
     def __len__(self) -> int:
         if self._iterable:
@@ -215,8 +219,10 @@ class DataLoader:
         if self.num_workers == 0:
             return _SingleProcessDataLoaderIter(self)
         if not self.persistent_workers:
+            self.check_worker_number_rationality()
             return _MultiProcessingDataLoaderIter(self)
         if self._iterator is None or self._iterator._shutdown:
+            self.check_worker_number_rationality()
             self._iterator = _MultiProcessingDataLoaderIter(self)
         else:
             self._iterator._reset(self)
