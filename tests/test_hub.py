@@ -118,6 +118,7 @@ def test_get_dir_follows_torch_home_xdg_cache_home_and_set_dir_as_torch(monkeypa
     assert hub.get_dir() == torch.hub.get_dir() == str(tmp_path / "xdg" / "torch" / "hub")
     monkeypatch.setenv("TORCH_HOME", "~/th")
     assert hub.get_dir() == torch.hub.get_dir() == os.path.expanduser("~/th/hub")
+    assert hub._get_torch_home() == torch.hub._get_torch_home()  # torchvision imports it
     hub.set_dir(tmp_path / "mine")
     torch.hub.set_dir(tmp_path / "mine")
     assert hub.get_dir() == torch.hub.get_dir() == str(tmp_path / "mine")
@@ -377,6 +378,10 @@ def test_hub_load_errors_are_torchs(hubconf_dir, chainrule_as_torch):
         ValueError, "Invalid input: model should be a string of function name")
     assert _errors_of_both(lambda library: library.load(directory, "linear", source="gitlab")) == (
         ValueError, 'Unknown source: "gitlab". Allowed values: "github" | "local".')
+    empty = hubconf_dir / "empty"
+    empty.mkdir()
+    kind, _ = _errors_of_both(lambda library: library.load(str(empty), "linear", source="local"))
+    assert kind is FileNotFoundError
     (hubconf_dir / "hubconf.py").write_text(HUBCONF.replace('["numpy"]', '["numpy", "no_such_pkg_a", "no_such_pkg_b"]'))
     assert _errors_of_both(lambda library: library.load(directory, "linear", source="local")) == (
         RuntimeError, "Missing dependencies: no_such_pkg_a, no_such_pkg_b")
@@ -452,3 +457,20 @@ def test_a_github_repo_without_a_ref_offline_and_uncached_raises_torchs_error(hu
     assert _errors_of_both(lambda library: library.load("someone/tinyhub", "sizes", trust_repo=True)) == (
         RuntimeError, "It looks like there is no internet connection and the repo could not be found in the cache "
                       "(<hub>)")
+
+
+def test_a_github_zip_with_an_entry_outside_the_hub_dir_is_refused_as_torch_refuses_it(served, hub_dirs, monkeypatch,
+                                                                                       tmp_path):
+    root, base = served
+    with zipfile.ZipFile(root / "zipball.zip", "w") as archive:
+        archive.writestr("someone-tinyhub-0123abc/hubconf.py", "dependencies = []\n")
+        archive.writestr("someone-tinyhub-0123abc/../../../escaped.py", "print('escaped')\n")
+    monkeypatch.setattr(torch.hub, "_git_archive_link", lambda owner, name, ref: f"{base}/zipball.zip")
+    monkeypatch.setattr(hub, "_git_archive_link", lambda owner, name, ref: f"{base}/zipball.zip")
+    assert _errors_of_both(lambda library: library.list("someone/tinyhub:main", trust_repo=True,
+                                                        skip_validation=True)) == (
+        ValueError, "Archive entry contains directory traversal: someone-tinyhub-0123abc/../../../escaped.py")
+    assert not (tmp_path / "escaped.py").exists()
+    # torch extracts member by member and so has written hubconf.py before it stops; chainrule checks first
+    assert "someone-tinyhub-0123abc" in _listing(hub_dirs[0])
+    assert "someone-tinyhub-0123abc" not in _listing(hub_dirs[1])

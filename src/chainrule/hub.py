@@ -66,8 +66,13 @@ def get_dir() -> str:
         warnings.warn("TORCH_HUB is deprecated, please use env TORCH_HOME instead", stacklevel=2)
     if _hub_dir is not None:
         return _hub_dir
-    torch_home = os.getenv(ENV_TORCH_HOME, os.path.join(os.getenv(ENV_XDG_CACHE_HOME, DEFAULT_CACHE_DIR), "torch"))
-    return os.path.join(os.path.expanduser(torch_home), "hub")
+    return os.path.join(_get_torch_home(), "hub")
+
+
+def _get_torch_home() -> str:
+    # private in torch too, yet imported by torchvision and older timm for their own caches
+    return os.path.expanduser(
+        os.getenv(ENV_TORCH_HOME, os.path.join(os.getenv(ENV_XDG_CACHE_HOME, DEFAULT_CACHE_DIR), "torch")))
 
 
 def set_dir(d: str | os.PathLike) -> None:
