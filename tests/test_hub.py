@@ -7,11 +7,13 @@ import functools
 import hashlib
 import http.server
 import io
+import json
 import os
 import pickle
 import sys
 import threading
 import zipfile
+from urllib.error import HTTPError, URLError
 
 import numpy as np
 import pytest
@@ -444,11 +446,72 @@ def test_an_untrusted_github_repo_asks_first_with_torchs_answers(served, hub_dir
                                                             skip_validation=True)) == expected
     for folder in hub_dirs:
         assert _listing(folder) == ["trusted_list"] and (folder / "trusted_list").read_text() == ""
+    monkeypatch.setattr("builtins.input", lambda prompt: "Yes")
+    try:
+        for library, folder in zip((torch.hub, hub), hub_dirs):
+            assert library.load("someone/tinyhub:main", "sizes", skip_validation=True) == (3, 2)
+            assert (folder / "trusted_list").read_text() == "someone_tinyhub\n"
+    finally:
+        sys.modules.pop("hub_sibling_sizes", None)
+
+
+def _github_api_pages(pages_of_branches, pages_of_tags):
+    """A stand-in for GitHub's API as hub's _read_url sees it; returns (read_url, urls asked)."""
+    asked = []
+
+    def read_url(request):
+        url = request.full_url
+        asked.append(url)
+        pages = pages_of_branches if "/branches?" in url else pages_of_tags
+        page = int(url.rsplit("page=", 1)[1])
+        return json.dumps(pages[page - 1] if page <= len(pages) else [])
+    return read_url, asked
+
+
+def test_validation_looks_for_the_ref_among_branches_and_tags_as_torch(served, hub_dirs, monkeypatch):
+    root, base = served
+    _github_zip(root, "dependencies = []\n\ndef answer():\n    return 42\n")
+    for library in (torch.hub, hub):
+        monkeypatch.setattr(library, "_git_archive_link", lambda owner, name, ref: f"{base}/zipball.zip")
+    branches = [[{"name": "main", "commit": {"sha": "1111"}}]]
+    tags = [[{"name": "v1", "commit": {"sha": "2222"}}], [{"name": "v2", "commit": {"sha": "abcdef0"}}]]
+    asked_by = []
+    for library in (torch.hub, hub):
+        read_url, asked = _github_api_pages(branches, tags)
+        monkeypatch.setattr(library, "_read_url", read_url)
+        assert library.load("someone/tinyhub:abcdef", "answer", trust_repo=True) == 42  # a commit of tag v2
+        asked_by.append(asked)
+    assert asked_by[0] == asked_by[1] == [
+        "https://api.github.com/repos/someone/tinyhub/branches?per_page=100&page=1",
+        "https://api.github.com/repos/someone/tinyhub/branches?per_page=100&page=2",
+        "https://api.github.com/repos/someone/tinyhub/tags?per_page=100&page=1",
+        "https://api.github.com/repos/someone/tinyhub/tags?per_page=100&page=2"]
+    for library in (torch.hub, hub):
+        monkeypatch.setattr(library, "_read_url", _github_api_pages(branches, tags)[0])
+    assert _errors_of_both(lambda library: library.load("someone/tinyhub:feature", "answer", trust_repo=True)) == (
+        ValueError, "Cannot find feature in https://github.com/someone/tinyhub. If it's a commit from a forked repo, "
+                    "please call hub.load() with forked repo directly.")
+
+
+def test_without_a_ref_main_is_tried_then_master_as_torch(served, hub_dirs, monkeypatch):
+    root, base = served
+    _github_zip(root, "def answer():\n    return 42\n")
+    for library in (torch.hub, hub):
+        real_urlopen = library.urlopen
+
+        def no_main_branch(url, *args, real_urlopen=real_urlopen, **kwargs):
+            if isinstance(url, str) and url.endswith("/tree/main/"):
+                raise HTTPError(url, 404, "Not Found", None, None)
+            return real_urlopen(url, *args, **kwargs)
+
+        monkeypatch.setattr(library, "urlopen", no_main_branch)
+        monkeypatch.setattr(library, "_git_archive_link", lambda owner, name, ref: f"{base}/zipball.zip")
+    for library, folder in zip((torch.hub, hub), hub_dirs):
+        assert library.load("someone/tinyhub", "answer", trust_repo=True, skip_validation=True) == 42
+        assert _listing(folder) == ["someone_tinyhub_master", "trusted_list"]
 
 
 def test_a_github_repo_without_a_ref_offline_and_uncached_raises_torchs_error(hub_dirs, monkeypatch):
-    from urllib.error import URLError
-
     def offline(*args, **kwargs):
         raise URLError("no network")
 

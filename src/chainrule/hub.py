@@ -209,14 +209,9 @@ def load(repo_or_dir: str, model: str, *args, source: str = "github", trust_repo
     ``Missing dependencies: a, b`` when a module in hubconf's ``dependencies`` list cannot be found,
     and ``Cannot find callable <model> in hubconf`` when the entry point is missing.
     """
-    source = source.lower()
-    if source not in ("github", "local"):
-        raise ValueError(f'Unknown source: "{source}". Allowed values: "github" | "local".')
-    if source == "github":
-        repo_or_dir = _get_cache_or_reload(repo_or_dir, force_reload, trust_repo, verbose=verbose,
-                                           skip_validation=skip_validation)
-    with _added_to_sys_path(repo_or_dir):
-        entry = _load_entry_from_hubconf(_import_hubconf(repo_or_dir), model)
+    directory = _repo_dir(repo_or_dir, source, force_reload, trust_repo, verbose, skip_validation)
+    with _added_to_sys_path(directory):
+        entry = _load_entry_from_hubconf(_import_hubconf(directory), model)
         return entry(*args, **kwargs)
 
 
@@ -237,6 +232,7 @@ def help(github: str, model: str, force_reload: bool = False, skip_validation: b
 
 
 def _repo_dir(github, source, force_reload, trust_repo, verbose, skip_validation) -> str:
+    """The directory holding hubconf.py: ``github`` itself for source='local', else the cached repo."""
     source = source.lower()
     if source == "local":
         return github
