@@ -459,8 +459,8 @@ def _github_api_pages(pages_of_branches, pages_of_tags):
     """A stand-in for GitHub's API as hub's _read_url sees it; returns (read_url, urls asked)."""
     asked = []
 
-    def read_url(request):
-        url = request.full_url
+    def read_url(request, headers=None):  # torch passes a Request, chainrule the URL and headers
+        url = getattr(request, "full_url", request)
         asked.append(url)
         pages = pages_of_branches if "/branches?" in url else pages_of_tags
         page = int(url.rsplit("page=", 1)[1])
@@ -496,15 +496,16 @@ def test_validation_looks_for_the_ref_among_branches_and_tags_as_torch(served, h
 def test_without_a_ref_main_is_tried_then_master_as_torch(served, hub_dirs, monkeypatch):
     root, base = served
     _github_zip(root, "def answer():\n    return 42\n")
-    for library in (torch.hub, hub):
-        real_urlopen = library.urlopen
+    # torch.hub calls urllib's urlopen, bound at its import; chainrule.hub its own _urlopen
+    for library, opener in ((torch.hub, "urlopen"), (hub, "_urlopen")):
+        real_urlopen = getattr(library, opener)
 
         def no_main_branch(url, *args, real_urlopen=real_urlopen, **kwargs):
             if isinstance(url, str) and url.endswith("/tree/main/"):
                 raise HTTPError(url, 404, "Not Found", None, None)
             return real_urlopen(url, *args, **kwargs)
 
-        monkeypatch.setattr(library, "urlopen", no_main_branch)
+        monkeypatch.setattr(library, opener, no_main_branch)
         monkeypatch.setattr(library, "_git_archive_link", lambda owner, name, ref: f"{base}/zipball.zip")
     for library, folder in zip((torch.hub, hub), hub_dirs):
         assert library.load("someone/tinyhub", "answer", trust_repo=True, skip_validation=True) == 42
@@ -516,7 +517,7 @@ def test_a_github_repo_without_a_ref_offline_and_uncached_raises_torchs_error(hu
         raise URLError("no network")
 
     monkeypatch.setattr(torch.hub, "urlopen", offline)
-    monkeypatch.setattr(hub, "urlopen", offline)
+    monkeypatch.setattr(hub, "_urlopen", offline)
     assert _errors_of_both(lambda library: library.load("someone/tinyhub", "sizes", trust_repo=True)) == (
         RuntimeError, "It looks like there is no internet connection and the repo could not be found in the cache "
                       "(<hub>)")

@@ -35,7 +35,6 @@ import zipfile
 from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
-from urllib.request import Request, urlopen
 
 from .serialization import load as _load_checkpoint
 
@@ -103,7 +102,7 @@ def download_url_to_file(url: str, dst: str, hash_prefix: str | None = None, pro
     else:
         raise FileExistsError(errno.EEXIST, "No usable temporary file name found")
     try:
-        with urlopen(Request(url, headers={"User-Agent": "torch.hub"})) as response:
+        with _urlopen(url, {"User-Agent": "torch.hub"}) as response:
             lengths = response.info().get_all("Content-Length")
             file_size = int(lengths[0]) if lengths else None
             sha256 = hashlib.sha256() if hash_prefix is not None else None
@@ -283,8 +282,16 @@ def _git_archive_link(repo_owner: str, repo_name: str, ref: str) -> str:
     return f"https://github.com/{repo_owner}/{repo_name}/zipball/{ref}"
 
 
-def _read_url(url) -> str:
-    with urlopen(url) as response:
+def _urlopen(url: str, headers: dict | None = None):
+    # urllib.request brings http.client, email and ssl (about 50 ms): imported on the first request,
+    # not at ``import chainrule``
+    from urllib.request import Request, urlopen
+
+    return urlopen(Request(url, headers=headers or {}))
+
+
+def _read_url(url: str, headers: dict | None = None) -> str:
+    with _urlopen(url, headers) as response:
         return response.read().decode(response.headers.get_content_charset("utf-8"))
 
 
@@ -294,7 +301,7 @@ def _parse_repo_info(github: str) -> tuple[str, str, str]:
     if ref is None:
         # no ref given: the default branch is main when it exists, else master (torch's guess)
         try:
-            with urlopen(f"https://github.com/{repo_owner}/{repo_name}/tree/main/"):
+            with _urlopen(f"https://github.com/{repo_owner}/{repo_name}/tree/main/"):
                 ref = "main"
         except HTTPError as error:
             if error.code != 404:
@@ -323,10 +330,10 @@ def _validate_not_a_forked_repo(repo_owner: str, repo_name: str, ref: str) -> No
             page += 1
             url = f"{url_prefix}?per_page=100&page={page}"
             try:
-                response = json.loads(_read_url(Request(url, headers=headers)))
+                response = json.loads(_read_url(url, headers))
             except HTTPError:
                 headers.pop("Authorization", None)  # retry without a token that lacks the permission
-                response = json.loads(_read_url(Request(url, headers=headers)))
+                response = json.loads(_read_url(url, headers))
             if not response:
                 break
             if any(entry["name"] == ref or entry["commit"]["sha"].startswith(ref) for entry in response):
