@@ -135,9 +135,39 @@ def finfo_of(np_dtype):
     return np.finfo(np_dtype)
 
 
+# ---- the 8-bit and packed 4-bit float types (torch 2.1+)
+# Libraries name them in dtype tables at import (transformers' quantisation maps) and test
+# ``t.dtype == torch.float8_e4m3fn``. chainrule has no storage for them: the dtype objects carry
+# torch's names and fields, and making a tensor of one raises torch's "not implemented" error.
+class _UnstoredFloat(dtype):
+    __slots__ = ("_scalar_name",)
+
+    def __init__(self, name: str, scalar_name: str, is_signed: builtins.bool = True) -> None:
+        self.name, self.is_floating_point, self.is_signed, self.itemsize, self._category = (
+            name, True, is_signed, 1, 2)
+        self._scalar_name = scalar_name
+
+    @property
+    def np(self):
+        raise NotImplementedError(f'"tensor storage" not implemented for \'{self._scalar_name}\' (chainrule has no '
+                                  f"{self.name} tensors)")
+
+    @property
+    def is_complex(self) -> builtins.bool:
+        return False
+
+
+float8_e4m3fn = _UnstoredFloat("float8_e4m3fn", "Float8_e4m3fn")
+float8_e4m3fnuz = _UnstoredFloat("float8_e4m3fnuz", "Float8_e4m3fnuz")
+float8_e5m2 = _UnstoredFloat("float8_e5m2", "Float8_e5m2")
+float8_e5m2fnuz = _UnstoredFloat("float8_e5m2fnuz", "Float8_e5m2fnuz")
+float8_e8m0fnu = _UnstoredFloat("float8_e8m0fnu", "Float8_e8m0fnu", is_signed=False)
+float4_e2m1fn_x2 = _UnstoredFloat("float4_e2m1fn_x2", "Float4_e2m1fn_x2")
+_UNSTORED = (float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz, float8_e8m0fnu, float4_e2m1fn_x2)
+
 _ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool, complex64, complex128, bfloat16,
-        uint16, uint32, uint64)
-_BY_NP = {d.np: d for d in _ALL if d is not bfloat16}
+        uint16, uint32, uint64, *_UNSTORED)
+_BY_NP = {d.np: d for d in _ALL if d is not bfloat16 and d not in _UNSTORED}
 _BY_NAME = {d.name: d for d in _ALL}
 _default_float = float32
 
@@ -200,6 +230,9 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     """torch.promote_types: the smallest dtype both values fit in, by torch's table."""
     if a is b:
         return a
+    if a in _UNSTORED or b in _UNSTORED:
+        raise RuntimeError("Promotion for Float8 Types is not supported, attempted to promote "
+                           f"{scalar_name(a)} and {scalar_name(b)}")
     if a._category == 3 and b._category == 2 or a._category == 2 and b._category == 3:
         return _BY_NP[np.promote_types(a.np, b.np)]  # float64 + complex64 -> complex128, as torch
     if a._category != b._category:
@@ -219,7 +252,8 @@ def promote_types(a: dtype, b: dtype) -> dtype:
 TORCH_SCALAR_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "uint8": "Byte",
                       "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool",
                       "bfloat16": "BFloat16", "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64",
-                      "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
+                      "complex64": "ComplexFloat", "complex128": "ComplexDouble",
+                      **{d.name: d._scalar_name for d in _UNSTORED}}
 
 
 def scalar_name(value) -> str:
