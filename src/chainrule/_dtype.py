@@ -136,34 +136,82 @@ def finfo_of(np_dtype):
 
 
 # ---- the 8-bit and packed 4-bit float types (torch 2.1+)
-# Libraries name them in dtype tables at import (transformers' quantisation maps) and test
-# ``t.dtype == torch.float8_e4m3fn``. chainrule has no storage for them: the dtype objects carry
-# torch's names and fields, and making a tensor of one raises torch's "not implemented" error.
-class _UnstoredFloat(dtype):
-    __slots__ = ("_scalar_name",)
+# Libraries name them in dtype tables at import (transformers' quantisation maps) and cast
+# weights to them. The float8 types are stored as ml_dtypes' (the "bf16" extra, loaded at the
+# first float8 array as for bfloat16); casts to them follow torch's rounding (to_float8). torch
+# refuses to promote them with anything. float4_e2m1fn_x2 (two values packed in a byte) has no
+# storage here: making a tensor of it raises torch's "not implemented" error.
+class _LowPrecisionFloat(dtype):
+    __slots__ = ("_scalar_name", "_np")
 
     def __init__(self, name: str, scalar_name: str, is_signed: builtins.bool = True) -> None:
         self.name, self.is_floating_point, self.is_signed, self.itemsize, self._category = (
             name, True, is_signed, 1, 2)
         self._scalar_name = scalar_name
+        self._np = None
 
     @property
     def np(self):
-        raise NotImplementedError(f'"tensor storage" not implemented for \'{self._scalar_name}\' (chainrule has no '
-                                  f"{self.name} tensors)")
+        if self._np is None:
+            self._np = _load_float8(self)
+        return self._np
 
     @property
     def is_complex(self) -> builtins.bool:
         return False
 
 
-float8_e4m3fn = _UnstoredFloat("float8_e4m3fn", "Float8_e4m3fn")
-float8_e4m3fnuz = _UnstoredFloat("float8_e4m3fnuz", "Float8_e4m3fnuz")
-float8_e5m2 = _UnstoredFloat("float8_e5m2", "Float8_e5m2")
-float8_e5m2fnuz = _UnstoredFloat("float8_e5m2fnuz", "Float8_e5m2fnuz")
-float8_e8m0fnu = _UnstoredFloat("float8_e8m0fnu", "Float8_e8m0fnu", is_signed=False)
-float4_e2m1fn_x2 = _UnstoredFloat("float4_e2m1fn_x2", "Float4_e2m1fn_x2")
+def _load_float8(d: dtype):
+    if d.name not in _FLOAT8_NAMES:
+        raise NotImplementedError(f'"tensor storage" not implemented for \'{d._scalar_name}\' (chainrule has no '
+                                  f"{d.name} tensors)")
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise ImportError(f'{d.name} tensors need the ml_dtypes package: pip install "chainrule[bf16]" '
+                          f"(chainrule.{d.name} exists without it, so dtype tables still evaluate)") from None
+    np_dtype = np.dtype(getattr(ml_dtypes, d.name))
+    _BY_NP[np_dtype] = d
+    return np_dtype
+
+
+float8_e4m3fn = _LowPrecisionFloat("float8_e4m3fn", "Float8_e4m3fn")
+float8_e4m3fnuz = _LowPrecisionFloat("float8_e4m3fnuz", "Float8_e4m3fnuz")
+float8_e5m2 = _LowPrecisionFloat("float8_e5m2", "Float8_e5m2")
+float8_e5m2fnuz = _LowPrecisionFloat("float8_e5m2fnuz", "Float8_e5m2fnuz")
+float8_e8m0fnu = _LowPrecisionFloat("float8_e8m0fnu", "Float8_e8m0fnu", is_signed=False)
+float4_e2m1fn_x2 = _LowPrecisionFloat("float4_e2m1fn_x2", "Float4_e2m1fn_x2")
 _UNSTORED = (float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz, float8_e8m0fnu, float4_e2m1fn_x2)
+_FLOAT8_NAMES = frozenset(d.name for d in _UNSTORED[:5])
+
+
+def to_float8(array: np.ndarray, np_dtype) -> np.ndarray:
+    """``array`` cast to an ml_dtypes float8 dtype with torch's conversion: round to nearest even
+    (ml_dtypes' cast), then torch's own rules where they differ: float8_e4m3fn saturates every
+    value beyond ±448 (infinities too) to ±448, float8_e5m2 writes NaN as 0x7F/0xFF, and
+    float8_e8m0fnu (a power of two, no sign) encodes the magnitude, zero as its smallest 2^-127."""
+    name = np_dtype.name
+    if name == "float8_e8m0fnu":
+        magnitude = np.abs(array)
+        return np.where(magnitude == 0, np.zeros((), np.uint8).view(np_dtype), magnitude.astype(np_dtype))
+    out = array.astype(np_dtype)
+    if name == "float8_e4m3fn":
+        overflow = ((out.view(np.uint8) & 0x7F) == 0x7F) & ~np.isnan(array)
+        out = np.where(overflow, (np.signbit(array).astype(np.uint8) << 7 | 0x7E).view(np_dtype), out)
+    elif name == "float8_e5m2":
+        out = np.where(np.isnan(array), (np.signbit(array).astype(np.uint8) << 7 | 0x7F).view(np_dtype), out)
+    return out
+
+
+def cast_array(array, np_dtype):
+    """``array.astype(np_dtype)``, with torch's rounding rules when the target is a float8 type."""
+    if np_dtype.name in _FLOAT8_NAMES and array.dtype != np_dtype:
+        array = np.asarray(array)
+        # bfloat16 and the other float8 types widen exactly to float32 first
+        widen = array.dtype.name == "bfloat16" or array.dtype.name in _FLOAT8_NAMES
+        return to_float8(array.astype(np.float32) if widen else array, np_dtype)
+    return array.astype(np_dtype)
+
 
 _ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool, complex64, complex128, bfloat16,
         uint16, uint32, uint64, *_UNSTORED)
@@ -184,6 +232,8 @@ def from_numpy_dtype(np_dtype) -> dtype:
         if np.dtype(np_dtype).name == "bfloat16" and _bfloat16_np is None:  # an ml_dtypes array from the user
             _load_bfloat16()
             return from_numpy_dtype(np_dtype)
+        if np.dtype(np_dtype).name in _FLOAT8_NAMES:  # likewise a float8 array of ml_dtypes
+            return _load_float8(_BY_NAME[np.dtype(np_dtype).name]) and _BY_NAME[np.dtype(np_dtype).name]
         raise TypeError(
             f"can't convert NumPy dtype {np.dtype(np_dtype)}: chainrule supports "
             + ", ".join(d.name for d in _ALL)
