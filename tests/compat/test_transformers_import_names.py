@@ -176,3 +176,12 @@ def test_get_activation_fn_gives_the_functional_or_torchs_error():
     for fn in (ours, theirs):
         with pytest.raises(RuntimeError, match="^activation should be relu/gelu, not tanh$"):
             fn("tanh")
+
+
+@pytest.mark.parametrize("name", ["float8_e4m3fn", "float8_e5m2"])
+def test_float8_tensors_print_as_torchs(name):
+    pytest.importorskip("ml_dtypes")
+    for values in ([1.0, 2.5, -0.0, 1e-3, 300.0, float("nan")], [[1.0, 2.5], [3.0, 4.0]], 1.5):
+        expected = repr(torch.tensor(values).to(getattr(torch, name)))
+        got = repr(chainrule.tensor(values).to(getattr(chainrule, name)))
+        assert got == expected.replace("torch.", "chainrule.")
