@@ -233,7 +233,9 @@ def from_numpy_dtype(np_dtype) -> dtype:
             _load_bfloat16()
             return from_numpy_dtype(np_dtype)
         if np.dtype(np_dtype).name in _FLOAT8_NAMES:  # likewise a float8 array of ml_dtypes
-            return _load_float8(_BY_NAME[np.dtype(np_dtype).name]) and _BY_NAME[np.dtype(np_dtype).name]
+            found = _BY_NAME[np.dtype(np_dtype).name]
+            _load_float8(found)
+            return found
         raise TypeError(
             f"can't convert NumPy dtype {np.dtype(np_dtype)}: chainrule supports "
             + ", ".join(d.name for d in _ALL)

@@ -72,16 +72,16 @@ def _index_grids(B: int, H: int, Q: int, KV: int):
             arange(KV).view(1, 1, 1, KV))
 
 
-def _as_tensor_like(value, reference: Tensor) -> Tensor:
+def _as_tensor(value) -> Tensor:
+    """A mod's result: a tensor, or a Python bool/number a mod may return for every position."""
     return value if isinstance(value, Tensor) else tensor(value)
 
 
 def create_mask(mod_fn, B: int | None, H: int | None, Q_LEN: int, KV_LEN: int, device=None) -> Tensor:
-    """The dense (B, H, Q_LEN, KV_LEN) boolean mask of a mask_mod (or score_mod's
-    ``score_mod(0, ...) != 0`` pattern is not supported here: pass a mask_mod)."""
+    """The dense (B, H, Q_LEN, KV_LEN) boolean mask of a mask_mod (B or H None means 1)."""
     B, H = B or 1, H or 1
     grids = _index_grids(B, H, Q_LEN, KV_LEN)
-    mask = _as_tensor_like(mod_fn(*grids), grids[0])
+    mask = _as_tensor(mod_fn(*grids))
     return mask.to(_dtype.bool).expand(B, H, Q_LEN, KV_LEN).contiguous()
 
 
@@ -264,8 +264,8 @@ def flex_attention(query: Tensor, key: Tensor, value: Tensor, score_mod=None, bl
     working = float64 if query.dtype == float64 else _dtype.float32
     scores = (query.to(working) @ key.to(working).transpose(-2, -1)) * scale
     grids = _index_grids(*scores.shape)
-    keep = _as_tensor_like(mask_mod(*grids), scores).to(_dtype.bool).expand(scores.shape)
-    modded = _as_tensor_like(score_mod(scores, *grids), scores).to(working).expand(scores.shape)
+    keep = _as_tensor(mask_mod(*grids)).to(_dtype.bool).expand(scores.shape)
+    modded = _as_tensor(score_mod(scores, *grids)).to(working).expand(scores.shape)
     minus_inf = full((), -math.inf, dtype=working)
     masked = where(keep, modded, minus_inf)
     dead_rows = (masked == -math.inf).all(dim=-1, keepdim=True)
