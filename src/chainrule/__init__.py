@@ -13,6 +13,9 @@ from ._dtype import (
     int16, int32, int64, long, promote_types, set_default_dtype, short, uint8,
 )
 from ._dtype import bfloat16, uint16, uint32, uint64
+from ._dtype import (
+    float4_e2m1fn_x2, float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz, float8_e8m0fnu,
+)
 from ._dtype import cdouble, cfloat, complex64, complex128, get_default_complex_dtype
 from .tensor import Size, Tensor
 from .autograd.grad_mode import (

@@ -135,9 +135,87 @@ def finfo_of(np_dtype):
     return np.finfo(np_dtype)
 
 
+# ---- the 8-bit and packed 4-bit float types (torch 2.1+)
+# Libraries name them in dtype tables at import (transformers' quantisation maps) and cast
+# weights to them. The float8 types are stored as ml_dtypes' (the "bf16" extra, loaded at the
+# first float8 array as for bfloat16); casts to them follow torch's rounding (to_float8). torch
+# refuses to promote them with anything. float4_e2m1fn_x2 (two values packed in a byte) has no
+# storage here: making a tensor of it raises torch's "not implemented" error.
+class _LowPrecisionFloat(dtype):
+    __slots__ = ("_scalar_name", "_np")
+
+    def __init__(self, name: str, scalar_name: str, is_signed: builtins.bool = True) -> None:
+        self.name, self.is_floating_point, self.is_signed, self.itemsize, self._category = (
+            name, True, is_signed, 1, 2)
+        self._scalar_name = scalar_name
+        self._np = None
+
+    @property
+    def np(self):
+        if self._np is None:
+            self._np = _load_float8(self)
+        return self._np
+
+    @property
+    def is_complex(self) -> builtins.bool:
+        return False
+
+
+def _load_float8(d: dtype):
+    if d.name not in _FLOAT8_NAMES:
+        raise NotImplementedError(f'"tensor storage" not implemented for \'{d._scalar_name}\' (chainrule has no '
+                                  f"{d.name} tensors)")
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise ImportError(f'{d.name} tensors need the ml_dtypes package: pip install "chainrule[bf16]" '
+                          f"(chainrule.{d.name} exists without it, so dtype tables still evaluate)") from None
+    np_dtype = np.dtype(getattr(ml_dtypes, d.name))
+    _BY_NP[np_dtype] = d
+    return np_dtype
+
+
+float8_e4m3fn = _LowPrecisionFloat("float8_e4m3fn", "Float8_e4m3fn")
+float8_e4m3fnuz = _LowPrecisionFloat("float8_e4m3fnuz", "Float8_e4m3fnuz")
+float8_e5m2 = _LowPrecisionFloat("float8_e5m2", "Float8_e5m2")
+float8_e5m2fnuz = _LowPrecisionFloat("float8_e5m2fnuz", "Float8_e5m2fnuz")
+float8_e8m0fnu = _LowPrecisionFloat("float8_e8m0fnu", "Float8_e8m0fnu", is_signed=False)
+float4_e2m1fn_x2 = _LowPrecisionFloat("float4_e2m1fn_x2", "Float4_e2m1fn_x2")
+_UNSTORED = (float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz, float8_e8m0fnu, float4_e2m1fn_x2)
+_FLOAT8_NAMES = frozenset(d.name for d in _UNSTORED[:5])
+
+
+def to_float8(array: np.ndarray, np_dtype) -> np.ndarray:
+    """``array`` cast to an ml_dtypes float8 dtype with torch's conversion: round to nearest even
+    (ml_dtypes' cast), then torch's own rules where they differ: float8_e4m3fn saturates every
+    value beyond ±448 (infinities too) to ±448, float8_e5m2 writes NaN as 0x7F/0xFF, and
+    float8_e8m0fnu (a power of two, no sign) encodes the magnitude, zero as its smallest 2^-127."""
+    name = np_dtype.name
+    if name == "float8_e8m0fnu":
+        magnitude = np.abs(array)
+        return np.where(magnitude == 0, np.zeros((), np.uint8).view(np_dtype), magnitude.astype(np_dtype))
+    out = array.astype(np_dtype)
+    if name == "float8_e4m3fn":
+        overflow = ((out.view(np.uint8) & 0x7F) == 0x7F) & ~np.isnan(array)
+        out = np.where(overflow, (np.signbit(array).astype(np.uint8) << 7 | 0x7E).view(np_dtype), out)
+    elif name == "float8_e5m2":
+        out = np.where(np.isnan(array), (np.signbit(array).astype(np.uint8) << 7 | 0x7F).view(np_dtype), out)
+    return out
+
+
+def cast_array(array, np_dtype):
+    """``array.astype(np_dtype)``, with torch's rounding rules when the target is a float8 type."""
+    if np_dtype.name in _FLOAT8_NAMES and array.dtype != np_dtype:
+        array = np.asarray(array)
+        # bfloat16 and the other float8 types widen exactly to float32 first
+        widen = array.dtype.name == "bfloat16" or array.dtype.name in _FLOAT8_NAMES
+        return to_float8(array.astype(np.float32) if widen else array, np_dtype)
+    return array.astype(np_dtype)
+
+
 _ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool, complex64, complex128, bfloat16,
-        uint16, uint32, uint64)
-_BY_NP = {d.np: d for d in _ALL if d is not bfloat16}
+        uint16, uint32, uint64, *_UNSTORED)
+_BY_NP = {d.np: d for d in _ALL if d is not bfloat16 and d not in _UNSTORED}
 _BY_NAME = {d.name: d for d in _ALL}
 _default_float = float32
 
@@ -154,6 +232,10 @@ def from_numpy_dtype(np_dtype) -> dtype:
         if np.dtype(np_dtype).name == "bfloat16" and _bfloat16_np is None:  # an ml_dtypes array from the user
             _load_bfloat16()
             return from_numpy_dtype(np_dtype)
+        if np.dtype(np_dtype).name in _FLOAT8_NAMES:  # likewise a float8 array of ml_dtypes
+            found = _BY_NAME[np.dtype(np_dtype).name]
+            _load_float8(found)
+            return found
         raise TypeError(
             f"can't convert NumPy dtype {np.dtype(np_dtype)}: chainrule supports "
             + ", ".join(d.name for d in _ALL)
@@ -200,6 +282,9 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     """torch.promote_types: the smallest dtype both values fit in, by torch's table."""
     if a is b:
         return a
+    if a in _UNSTORED or b in _UNSTORED:
+        raise RuntimeError("Promotion for Float8 Types is not supported, attempted to promote "
+                           f"{scalar_name(a)} and {scalar_name(b)}")
     if a._category == 3 and b._category == 2 or a._category == 2 and b._category == 3:
         return _BY_NP[np.promote_types(a.np, b.np)]  # float64 + complex64 -> complex128, as torch
     if a._category != b._category:
@@ -219,7 +304,8 @@ def promote_types(a: dtype, b: dtype) -> dtype:
 TORCH_SCALAR_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "uint8": "Byte",
                       "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool",
                       "bfloat16": "BFloat16", "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64",
-                      "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
+                      "complex64": "ComplexFloat", "complex128": "ComplexDouble",
+                      **{d.name: d._scalar_name for d in _UNSTORED}}
 
 
 def scalar_name(value) -> str:

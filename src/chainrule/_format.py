@@ -209,8 +209,8 @@ def _host(array) -> np.ndarray:
 def array_body(array, indent: int) -> str:
     """The bracketed values of a non-empty array as torch prints them, lines indented by ``indent``."""
     array = _host(array)
-    if array.dtype == np.float16 or array.dtype.name == "bfloat16":  # torch formats both via float32
-        array = array.astype(np.float32)
+    if array.dtype == np.float16 or array.dtype.name == "bfloat16" or array.dtype.name.startswith("float8"):
+        array = array.astype(np.float32)  # torch formats the narrow floats via float32
     summarize = array.size > PRINT_OPTS.threshold
     shown = _summarized(array) if summarize else array
     formatter = _ComplexFormatter(shown) if array.dtype.kind == "c" else _Formatter(shown)

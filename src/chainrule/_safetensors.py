@@ -41,6 +41,11 @@ DTYPES = {code: dt.newbyteorder("<") for dt, code in CODES.items()}
 # bfloat16, or widened to float32 without ml_dtypes (_dtype.bfloat16_from_bits)
 BFLOAT16_BITS = np.dtype([("bfloat16 bits", "<u2")])
 DTYPES["BF16"] = BFLOAT16_BITS
+# the float8 types (ml_dtypes', loaded on first use) are written as their bytes and read back as
+# the float8 dtype of their code
+FLOAT8_CODES = {"float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2", "float8_e8m0fnu": "F8_E8M0"}
+FLOAT8_BYTES = {code: np.dtype([(f"{name} bytes", "u1")]) for name, code in FLOAT8_CODES.items()}
+DTYPES.update(FLOAT8_BYTES)
 
 
 class Unsupported(TypeError):
@@ -54,7 +59,7 @@ def _flatten(obj, path: str, tensors: dict, where: str):
         array = obj._data if isinstance(obj, Tensor) else obj
         if hasattr(array, "get"):  # a CuPy array: bring it to the host
             array = array.get()
-        if array.dtype not in CODES and array.dtype.name != "bfloat16":
+        if array.dtype not in CODES and array.dtype.name != "bfloat16" and array.dtype.name not in FLOAT8_CODES:
             # complex128 has no safetensors code: the whole object goes to torch's zip format instead
             error = Unsupported if array.dtype.kind == "c" else TypeError
             raise error(f"chainrule.save: can't store an array of dtype {array.dtype} at {where}")
@@ -102,6 +107,13 @@ def header(obj) -> tuple[bytes, list]:
     for name, array in tensors.items():
         # safetensors wants C order; a transposed or sliced view is copied here (and only here)
         # (np.ascontiguousarray would turn a 0-d array into 1-d)
+        if array.dtype.name in FLOAT8_CODES:  # one byte each: no byte order, written as bytes
+            code, array = FLOAT8_CODES[array.dtype.name], np.array(array, order="C").view(np.uint8)
+            entries[name] = {"dtype": code, "shape": list(array.shape),
+                             "data_offsets": [offset, offset + array.nbytes]}
+            offset += array.nbytes
+            arrays.append(array)
+            continue
         array = np.asarray(array).astype(array.dtype.newbyteorder("<"), order="C", copy=False)
         code = "BF16" if array.dtype.name == "bfloat16" else CODES[array.dtype.newbyteorder("=")]
         if code == "BF16":  # its bits: a buffer of a NumPy user dtype can't be written directly
@@ -219,6 +231,11 @@ def parse(buffer, name: str) -> tuple[dict, dict]:
         if dtype is BFLOAT16_BITS:
             bits = np.frombuffer(buffer, dtype="<u2", count=(end - begin) // 2, offset=start + begin)
             arrays[key] = _dtype.bfloat16_from_bits(bits.astype(np.uint16, copy=False).reshape(shape))
+            continue
+        if dtype.names and dtype.names[0].startswith("float8_"):
+            target = _dtype.to_dtype(dtype.names[0][:-len(" bytes")]).np
+            arrays[key] = np.frombuffer(buffer, dtype=np.uint8, count=end - begin, offset=start + begin).reshape(
+                shape).view(target)
             continue
         array = np.frombuffer(buffer, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=start + begin)
         arrays[key] = array.reshape(shape).astype(dtype.newbyteorder("="), copy=False)

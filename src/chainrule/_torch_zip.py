@@ -145,8 +145,11 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     if 0 in size:
         array = np.empty(size, dtype=base.dtype)
     else:
-        array = np.lib.stride_tricks.as_strided(base[storage_offset:], shape=size,
+        # NumPy's as_strided can't name ml_dtypes' float8 types in an array interface: stride the bytes
+        raw = base.view(np.uint8) if base.dtype.name.startswith("float8_") else base
+        array = np.lib.stride_tricks.as_strided(raw[storage_offset:], shape=size,
                                                 strides=tuple(s * itemsize for s in stride))
+        array = array.view(base.dtype) if raw is not base else array
     if storage.bfloat16:
         array = _dtype.bfloat16_from_bits(array)
     t = Tensor._make(array)
@@ -213,7 +216,9 @@ def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, bac
     element = np.dtype(np.uint16) if dtype is _dtype.bfloat16 else dtype.np
     if len(storage.array) % element.itemsize:
         raise _invalid(f"an untyped storage of {len(storage.array)} bytes does not hold whole {dtype.name} elements")
-    typed = Storage(storage.array.view(element.newbyteorder("<")).astype(element, copy=False),
+    # a one-byte element has no byte order (and ml_dtypes' float8 types refuse to be given one)
+    stored = element if element.itemsize == 1 else element.newbyteorder("<")
+    typed = Storage(storage.array.view(stored).astype(element, copy=False),
                     bfloat16=dtype is _dtype.bfloat16, location=storage.location)
     typed.views = storage.views  # map_location places the arrays of the file's storages
     return _rebuild_tensor_v2(typed, storage_offset, size, stride, requires_grad, backward_hooks, metadata)
@@ -712,6 +717,8 @@ class _Pickler(pickle._Pickler):
         dtype = array.dtype
         if dtype.name == "bfloat16":
             kind = BFloat16Storage
+        elif dtype.name.startswith("float8_"):  # torch writes float8 tensors as bytes with their dtype
+            kind = UntypedStorage
         elif dtype.newbyteorder("=") in _UNTYPED_DTYPES:
             kind = UntypedStorage
         else:
@@ -739,7 +746,8 @@ class _Pickler(pickle._Pickler):
                     record = _StorageRecord(kind, str(len(self.storages)), location, root.ravel(order="K"))
                     self.storages[identity] = record
                 return record, delta // itemsize, stride
-        copy = np.array(array, dtype=dtype.newbyteorder("="), order="C", copy=True).reshape(-1)
+        native = dtype if dtype.itemsize == 1 else dtype.newbyteorder("=")
+        copy = np.array(array, dtype=native, order="C", copy=True).reshape(-1)
         self.copies.append(copy)
         record = _StorageRecord(kind, str(len(self.storages)), location, copy)
         self.storages[("copy", id(copy))] = record

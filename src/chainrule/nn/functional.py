@@ -672,6 +672,13 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     """
     length, source = query.shape[-2], key.shape[-2]
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    if enable_gqa:
+        # grouped-query attention: each key/value head serves a run of consecutive query heads
+        heads, key_heads, value_heads = query.size(-3), key.size(-3), value.size(-3)
+        if heads % key_heads or heads % value_heads:
+            raise RuntimeError("Number of heads in key and value must divide the number of heads in ")
+        key = key.repeat_interleave(heads // key_heads, dim=-3)
+        value = value.repeat_interleave(heads // value_heads, dim=-3)
     scores = (query @ key.transpose(-2, -1)) * scale
     dtype = scores._data.dtype
     if is_causal:

@@ -98,7 +98,9 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
         if type(array) is not np.ndarray:
             follow_device(array)  # the copy is made where the data is, then moved
         if dtype is not None:
-            array = array.astype(_dtype.to_dtype(dtype).np, copy=copy)
+            target = _dtype.to_dtype(dtype).np
+            # float8 targets round as torch's casts do (_dtype.to_float8)
+            array = _dtype.cast_array(array, target) if target != array.dtype else array.astype(target, copy=copy)
         elif copy:
             array = array.copy()
     else:
@@ -108,7 +110,10 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
         if isinstance(data, (list, tuple)) and _contains_tensor(data):
             data = _unwrap_nested(data)
         try:
-            array = np.array(data, dtype=target.np, copy=copy) if copy else np.asarray(data, dtype=target.np)
+            if target.name in _dtype._FLOAT8_NAMES:  # Python numbers are doubles, rounded once as torch's
+                array = _dtype.cast_array(np.array(data, dtype=np.float64), target.np)
+            else:
+                array = np.array(data, dtype=target.np, copy=copy) if copy else np.asarray(data, dtype=target.np)
         except ValueError:
             _check_ragged(data)
             raise

@@ -104,7 +104,7 @@ def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
     if not t._requires_grad and _function_module.active_extension is None:
         on_its_gpu(t._data)
         data = t._data.real if t._data.dtype.kind == "c" and dtype.np.kind != "c" else t._data
-        return Tensor._make(data.astype(dtype.np))
+        return Tensor._make(_dtype.cast_array(data, dtype.np))
     return ToCopy.apply(t, dtype=dtype.np)
 
 
@@ -134,7 +134,7 @@ class ToCopy(Function):
     def forward(ctx, x, dtype):
         if x.dtype.kind == "c" and dtype.kind != "c":
             x = x.real  # torch keeps the real part (Tensor.to warns that the imaginary one is lost)
-        return x.astype(dtype)
+        return _dtype.cast_array(x, dtype)
 
     @staticmethod
     def backward(ctx, grad):

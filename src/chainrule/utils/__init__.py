@@ -2,6 +2,7 @@
 
 import weakref
 
+from . import _pytree as _pytree  # torch.utils._pytree, reached as an attribute by libraries
 from . import data
 
 __all__ = ["data", "swap_tensors"]

@@ -107,6 +107,16 @@ class MultiheadAttention(Module):
         return out, weights
 
 
+def _get_activation_fn(activation: str):
+    """torch.nn.modules.transformer._get_activation_fn: the functional form of "relu" or "gelu"
+    (libraries' encoder layers call it by its private name)."""
+    if activation == "relu":
+        return F.relu
+    if activation == "gelu":
+        return F.gelu
+    raise RuntimeError(f"activation should be relu/gelu, not {activation}")
+
+
 def _activation(name):
     if name == "relu":
         return F.relu

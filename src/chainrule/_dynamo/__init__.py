@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import types
 
-from .compiler import allow_in_graph, assume_constant_result, disable, is_compiling, reset
+from ..compiler import allow_in_graph, assume_constant_result, disable, is_compiling, reset
 
 __all__ = ["config", "reset", "disable", "allow_in_graph", "assume_constant_result", "is_compiling", "optimize",
            "mark_dynamic", "maybe_mark_dynamic", "mark_static"]
