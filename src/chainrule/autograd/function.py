@@ -975,6 +975,14 @@ def _with_grad_fn(saved: tuple, positions: tuple, node) -> tuple:
     return tuple(unpacked)
 
 
+def run_intercepted(cls, inputs, params, user_function: bool):
+    """Run an op that an observer standing where the profiler does (the profiler itself,
+    ``add_graph``'s recorder) took over: a user Function or a built-in op, recorded as usual."""
+    if user_function:
+        return _apply_user_function(cls, inputs, params)
+    return _apply_array_op(cls, *inputs, **params)
+
+
 def _apply_user_function(cls, args, kwargs, ctx_seen=None):
     """torch semantics for user Functions: forward gets Tensors, under no_grad. ``ctx_seen``, a
     list, receives the ctx forward saw (forward AD runs the Function's ``jvp`` on it)."""

@@ -201,10 +201,7 @@ class Recorder:
         event = self.begin(name, inputs)
         threads.rerun = True
         try:
-            if user_function:
-                out = _function._apply_user_function(cls, inputs, params)
-            else:
-                out = _function._apply_array_op(cls, *inputs, **params)
+            out = _function.run_intercepted(cls, inputs, params, user_function)
             if synchronize is not None:
                 synchronize()  # the op's kernels ran within its range
         finally:

@@ -130,10 +130,7 @@ class _OpRecorder:
         self._depth += 1
         self._rerun = True
         try:
-            if user_function:
-                out = _function._apply_user_function(cls, inputs, params)
-            else:
-                out = _function._apply_array_op(cls, *inputs, **params)
+            out = _function.run_intercepted(cls, inputs, params, user_function)
         finally:
             self._rerun = False
             self._depth -= 1
