@@ -39,30 +39,61 @@ def _get_tracing_state() -> None:
     return None
 
 
-def _parse_to(*args, **kwargs):
-    """``(device, dtype, non_blocking, memory_format)`` from ``Tensor.to``/``Module.to``'s arguments.
+_TO_SIGNATURES = (
+    " * (torch.device device = None, torch.dtype dtype = None, bool non_blocking = False, bool copy = False, "
+    "*, torch.memory_format memory_format = None)\n"
+    " * (torch.dtype dtype, bool non_blocking = False, bool copy = False, *, torch.memory_format memory_format = None)\n"
+    " * (Tensor tensor, bool non_blocking = False, bool copy = False, *, torch.memory_format memory_format = None)\n")
+_TO_KEYWORDS = ("device", "dtype", "non_blocking", "copy", "memory_format", "tensor")
 
-    As torch, the dtype is not checked here (``Module.to`` refuses integer dtypes itself)."""
-    device = kwargs.pop("device", None)
-    dtype = kwargs.pop("dtype", None)
-    non_blocking = bool(kwargs.pop("non_blocking", False))
-    kwargs.pop("copy", None)
-    memory_format = kwargs.pop("memory_format", None)
-    if kwargs:
-        raise TypeError(f"to() received an invalid combination of arguments - got unexpected keyword "
-                        f"argument(s) {sorted(kwargs)}")
-    for arg in args:
-        if isinstance(arg, Tensor):
-            device, dtype = arg.device, arg.dtype
-        elif isinstance(arg, _dtype.dtype):
-            dtype = arg
-        elif isinstance(arg, bool):
-            non_blocking = arg
-        else:
-            device = arg
+
+def _type_label(value) -> str:
+    if isinstance(value, Tensor):
+        return "Tensor"
+    if isinstance(value, _dtype.dtype):
+        return "torch.dtype"
+    return type(value).__name__
+
+
+def _invalid_to_arguments(args, kwargs) -> TypeError:
+    got = ", ".join([_type_label(a) for a in args] + [f"{k}={_type_label(v)}" for k, v in kwargs.items()])
+    got += ", " if kwargs and not args else ""
+    return TypeError(f"to() received an invalid combination of arguments - got ({got}), but expected one of:\n"
+                     + _TO_SIGNATURES)
+
+
+def _parse_to(*args, **kwargs):
+    """``(device, dtype, non_blocking, memory_format)`` from ``Tensor.to``/``Module.to``'s arguments, by
+    torch's three signatures: ``(device, dtype, non_blocking, copy)``, ``(dtype, non_blocking, copy)``,
+    ``(tensor, non_blocking, copy)``. As torch, the dtype is not checked here (``Module.to`` refuses
+    integer dtypes itself) and a ``copy`` argument is refused."""
+    if any(k not in _TO_KEYWORDS for k in kwargs):
+        raise _invalid_to_arguments(args, kwargs)
+    first = args[0] if args else kwargs.get("tensor", kwargs.get("dtype") if "device" not in kwargs else None)
+    if isinstance(first, (Tensor, _dtype.dtype)):
+        names = ("tensor" if isinstance(first, Tensor) else "dtype", "non_blocking", "copy")
+    else:
+        names = ("device", "dtype", "non_blocking", "copy")
+    if len(args) > len(names):
+        raise _invalid_to_arguments(args, kwargs)
+    bound = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key in bound or (key not in names and key != "memory_format"):
+            raise _invalid_to_arguments(args, kwargs)
+        bound[key] = value
+    if "copy" in bound:
+        raise RuntimeError(".to() does not accept copy argument")
+    wrong_type = ((bound.get("dtype") is not None and not isinstance(bound["dtype"], _dtype.dtype))
+                  or not isinstance(bound.get("non_blocking", False), bool)
+                  or isinstance(bound.get("device"), (bool, _dtype.dtype)))
+    if wrong_type:
+        raise _invalid_to_arguments(args, kwargs)
+    device, dtype = bound.get("device"), bound.get("dtype")
+    if "tensor" in bound:
+        device, dtype = bound["tensor"].device, bound["tensor"].dtype
     if device is not None:
         device = _backend.device(device)
-    return device, dtype, non_blocking, memory_format
+    return device, dtype, bound.get("non_blocking", False), bound.get("memory_format")
 
 
 # torch._C._nn holds the nn bindings; only the argument parser is wanted from Python

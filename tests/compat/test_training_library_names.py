@@ -40,18 +40,32 @@ def _described(parsed):
     lambda lib: ((lib.device("cpu"),), {}),
     lambda lib: ((), {"device": "cpu", "dtype": lib.float32, "memory_format": lib.channels_last}),
     lambda lib: ((), {}),
-], ids=["device-string", "dtype", "tensor", "device-dtype-non-blocking", "device", "keywords", "nothing"])
+    lambda lib: ((lib.ones(1), True), {}),
+    lambda lib: ((lib.float16, True), {}),
+    lambda lib: (("cpu", None, True), {}),
+    lambda lib: ((None,), {}),
+    lambda lib: ((), {"device": "cpu", "non_blocking": True}),
+], ids=["device-string", "dtype", "tensor", "device-dtype-non-blocking", "device", "keywords", "nothing",
+        "tensor-non-blocking", "dtype-non-blocking", "no-dtype", "none", "device-keyword-non-blocking"])
 def test_parse_to_splits_module_to_arguments_as_torch(make_args):
     expected = _described(torch._C._nn._parse_to(*make_args(torch)[0], **make_args(torch)[1]))
     got = _described(chainrule._C._nn._parse_to(*make_args(chainrule)[0], **make_args(chainrule)[1]))
     assert got == expected
 
 
-def test_parse_to_refuses_an_unknown_device_as_torch():
-    with pytest.raises(RuntimeError) as theirs:
-        torch._C._nn._parse_to("nope")
-    with pytest.raises(RuntimeError) as ours:
-        chainrule._C._nn._parse_to("nope")
+@pytest.mark.parametrize("make_args", [
+    lambda lib: (("nope",), {}),
+    lambda lib: ((), {"copy": False}),
+    lambda lib: (("cpu", True), {}),
+    lambda lib: ((), {"foo": 1}),
+    lambda lib: ((lib.float32, "cpu"), {}),
+    lambda lib: (("cpu", "cuda"), {}),
+], ids=["unknown-device", "copy", "bool-as-dtype", "unknown-keyword", "device-after-dtype", "two-devices"])
+def test_parse_to_refuses_as_torch(make_args):
+    with pytest.raises((RuntimeError, TypeError)) as theirs:
+        torch._C._nn._parse_to(*make_args(torch)[0], **make_args(torch)[1])
+    with pytest.raises(theirs.type) as ours:
+        chainrule._C._nn._parse_to(*make_args(chainrule)[0], **make_args(chainrule)[1])
     assert str(ours.value) == str(theirs.value)
 
 
