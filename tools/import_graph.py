@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("libraries", ("chainrule.optim", "chainrule.utils", "chainrule.datasets",
                    "chainrule.serialization", "chainrule._safetensors", "chainrule._torch_zip",
                    "chainrule.testing", "chainrule.onnx", "chainrule.hub", "chainrule.jit",
-                   "chainrule.compiler", "chainrule._dynamo", "chainrule.fx",
+                   "chainrule.compiler", "chainrule._dynamo", "chainrule.fx", "chainrule._C",
                    "chainrule.models", "chainrule.func", "chainrule.multiprocessing", "chainrule._spawn_child",
                    "chainrule.version",
                    "chainrule.profiler", "chainrule.quasirandom", "chainrule.signal")),

@@ -128,6 +128,8 @@ import numpy as _np  # noqa: E402
 from . import accelerator, amp, backends, cuda, distributions, fft, hub, jit, onnx, special, testing  # noqa: E402
 from . import compiler, func, fx, multiprocessing, sparse, version  # noqa: E402
 from . import _dynamo  # noqa: E402,F401  (torch._dynamo.config, set by scripts before compile)
+from . import _C  # noqa: E402,F401  (the few torch._C helpers libraries call from Python)
+from ._C import ScriptModule  # noqa: E402,F401  (torch exports it at the top level)
 from . import profiler  # noqa: E402
 from ._layout import layout, sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr, strided  # noqa: E402,F401
 from .sparse import sparse_coo_tensor, sparse_csr_tensor, spmm  # noqa: E402,F401

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import types
 
-from ..compiler import allow_in_graph, assume_constant_result, disable, is_compiling, reset
+from ..compiler import OptimizedModule, allow_in_graph, assume_constant_result, disable, is_compiling, reset
 
 __all__ = ["config", "reset", "disable", "allow_in_graph", "assume_constant_result", "is_compiling", "optimize",
-           "mark_dynamic", "maybe_mark_dynamic", "mark_static"]
+           "mark_dynamic", "maybe_mark_dynamic", "mark_static", "OptimizedModule"]
 
 # torch 2.x's defaults for the settings scripts touch; others may be set freely
 config = types.SimpleNamespace(suppress_errors=False, cache_size_limit=8, recompile_limit=8,
@@ -39,3 +39,4 @@ def maybe_mark_dynamic(t, index) -> None:
 
 def mark_static(t, index=None) -> None:
     """Marks a dimension as static for the compiler: nothing to record in eager code."""
+

@@ -29,14 +29,20 @@ BACKENDS = ("mpi", "gloo")
 class ReduceOp(enum.Enum):
     """torch.distributed.ReduceOp: how ``all_reduce``, ``reduce`` and ``reduce_scatter`` combine."""
 
-    SUM = "sum"
-    AVG = "avg"
-    PRODUCT = "product"
-    MIN = "min"
-    MAX = "max"
-    BAND = "band"
-    BOR = "bor"
-    BXOR = "bxor"
+    # torch's RedOpType numbers (``int(ReduceOp.AVG) == 1`` there)
+    SUM = 0
+    AVG = 1
+    PRODUCT = 2
+    MIN = 3
+    MAX = 4
+    BAND = 5
+    BOR = 6
+    BXOR = 7
+
+
+# torch's ReduceOp is a class whose members are ``ReduceOp.RedOpType`` values, and libraries name that
+# type in annotations (Lightning: ``RedOpType: TypeAlias = ReduceOp.RedOpType``); here the enum is both
+ReduceOp.RedOpType = ReduceOp
 
 
 class ProcessGroup:

@@ -24,7 +24,7 @@ import warnings
 from ..autograd.profiler import Recorder, record_function
 from ..autograd.profiler_util import EventList
 
-__all__ = ["profile", "record_function", "ProfilerActivity", "ProfilerAction", "schedule",
+__all__ = ["profile", "kineto_available", "record_function", "ProfilerActivity", "ProfilerAction", "schedule",
            "tensorboard_trace_handler", "supported_activities", "EventList"]
 
 
@@ -45,6 +45,12 @@ def supported_activities() -> set:
     from .._backend import cuda_available
 
     return {ProfilerActivity.CPU, ProfilerActivity.CUDA} if cuda_available() else {ProfilerActivity.CPU}
+
+
+def kineto_available() -> bool:
+    """Whether torch was built with Kineto, its tracing library: chainrule's profiler records in Python and
+    has no Kineto, so False (libraries then take their non-Kineto path)."""
+    return False
 
 
 class ProfilerAction(enum.Enum):

@@ -96,7 +96,7 @@ class LazyModuleMixin:
         return destination
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs, assign: bool = False) -> None:
+                              unexpected_keys, error_msgs) -> None:
         # A materialised checkpoint gives each uninitialised tensor its shape before the copy (torch's
         # _lazy_load_hook); an uninitialised one in the checkpoint has nothing to copy, so it is left out.
         nothing_to_copy = []
@@ -110,7 +110,7 @@ class LazyModuleMixin:
                         value.materialize(tuple(state_dict[key].shape))
         state_dict = {k: v for k, v in state_dict.items() if k not in nothing_to_copy}
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs, assign)
+                                      unexpected_keys, error_msgs)
         missing_keys[:] = [k for k in missing_keys if k not in nothing_to_copy]
 
 

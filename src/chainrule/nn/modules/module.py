@@ -335,7 +335,10 @@ class Module:
         raise RuntimeError("Reached a code path in Module.set_extra_state() that should never be called.")
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs, assign: bool = False) -> None:
+                              unexpected_keys, error_msgs) -> None:
+        # torch's seven-argument protocol: libraries override it (torchmetrics' Metric) and call
+        # super() with these seven; load_state_dict(assign=True) arrives in local_metadata
+        assign = local_metadata.get("assign_to_params_buffers", False)
         persistent = {k: v for k, v in self._buffers.items() if k not in self._non_persistent_buffers_set}
         local_state = {k: v for k, v in itertools.chain(self._parameters.items(), persistent.items()) if v is not None}
         for name, param in local_state.items():
@@ -409,8 +412,9 @@ class Module:
         state_dict = OrderedDict(state_dict)
 
         def load(module: Module, local_state_dict, prefix: str = "") -> None:
-            module._load_from_state_dict(local_state_dict, prefix, {}, True, missing_keys,
-                                         unexpected_keys, error_msgs, assign)
+            local_metadata = {"assign_to_params_buffers": True} if assign else {}
+            module._load_from_state_dict(local_state_dict, prefix, local_metadata, True, missing_keys,
+                                         unexpected_keys, error_msgs)
             for name, child in module._modules.items():
                 if child is not None:
                     child_prefix = prefix + name + "."

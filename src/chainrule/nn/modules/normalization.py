@@ -68,13 +68,13 @@ class _NormBase(Module):
         raise NotImplementedError
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs, assign: bool = False) -> None:
+                              unexpected_keys, error_msgs) -> None:
         # checkpoints from before num_batches_tracked existed load with the current count (torch's rule)
         key = prefix + "num_batches_tracked"
         if self.track_running_stats and key not in state_dict and local_metadata.get("version", None) is None:
             state_dict[key] = self.num_batches_tracked if self.num_batches_tracked is not None else tensor(0)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs, assign)
+                                      unexpected_keys, error_msgs)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

@@ -241,7 +241,14 @@ def _draw_base_seed(loader: DataLoader) -> int:
     return int(_rng(generator).integers(2**63))
 
 
-class _SingleProcessDataLoaderIter:
+class _BaseDataLoaderIter:
+    """What both iterators are, as in torch: libraries test ``isinstance(it, _BaseDataLoaderIter)``."""
+
+    def __iter__(self):
+        return self
+
+
+class _SingleProcessDataLoaderIter(_BaseDataLoaderIter):
     def __init__(self, loader: DataLoader) -> None:
         if loader.timeout != 0:
             # torch's rule: nothing to time out on without workers
@@ -252,14 +259,11 @@ class _SingleProcessDataLoaderIter:
         self._fetcher = _worker._make_fetcher(loader._iterable, loader.dataset, loader._auto_collation,
                                               loader.collate_fn, loader.drop_last)
 
-    def __iter__(self):
-        return self
-
     def __next__(self):
         return self._fetcher.fetch(next(self._indices))
 
 
-class _MultiProcessingDataLoaderIter:
+class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
     """Workers, their queues, and the bookkeeping that returns their batches in order.
 
     Tasks are numbered as sent (``_send_idx``) and returned in that order (``_rcvd_idx``);

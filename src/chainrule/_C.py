@@ -1,0 +1,100 @@
+"""chainrule._C: the few names of torch's C-extension module that Python libraries reach for.
+
+torch._C is torch's compiled core; chainrule has none. Libraries built on torch still call a
+handful of its helpers from Python: torchmetrics and torchvision record each class they build with
+``torch._C._log_api_usage_once`` (a no-op unless a usage logger is installed, which chainrule never
+does), Lightning parses ``Module.to``'s arguments with ``torch._C._nn._parse_to`` and names
+``torch._C._TensorMeta`` (the type of ``torch.Tensor``) in annotations. Nothing else of torch._C is
+provided: code that needs its bindings (dispatch keys, the JIT, c10d) fails with AttributeError.
+"""
+
+from __future__ import annotations
+
+import types
+
+from . import _backend, _dtype
+from .tensor import Tensor
+
+__all__: list[str] = []
+
+# torch.Tensor's metaclass; chainrule's Tensor is a plain class
+_TensorMeta = type(Tensor)
+
+
+class ScriptModule:
+    """torch.ScriptModule: the compiled module object inside ``torch.jit.script(m)``'s result (not an
+    ``nn.Module``). chainrule compiles nothing, so none is ever built; libraries name it in
+    ``isinstance`` checks and annotations (Lightning's ``to_torchscript``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        raise RuntimeError("torch.ScriptModule is built by the TorchScript compiler, which chainrule does not have")
+
+
+def _log_api_usage_once(event: str) -> None:
+    """Record that an API was used: torch logs only to an installed usage logger; there is none here."""
+
+
+def _get_tracing_state() -> None:
+    """The JIT tracer's state: None, as in torch outside ``torch.jit.trace`` (chainrule never traces)."""
+    return None
+
+
+_TO_SIGNATURES = (
+    " * (torch.device device = None, torch.dtype dtype = None, bool non_blocking = False, bool copy = False, "
+    "*, torch.memory_format memory_format = None)\n"
+    " * (torch.dtype dtype, bool non_blocking = False, bool copy = False, *, torch.memory_format memory_format = None)\n"
+    " * (Tensor tensor, bool non_blocking = False, bool copy = False, *, torch.memory_format memory_format = None)\n")
+_TO_KEYWORDS = ("device", "dtype", "non_blocking", "copy", "memory_format", "tensor")
+
+
+def _type_label(value) -> str:
+    if isinstance(value, Tensor):
+        return "Tensor"
+    if isinstance(value, _dtype.dtype):
+        return "torch.dtype"
+    return type(value).__name__
+
+
+def _invalid_to_arguments(args, kwargs) -> TypeError:
+    got = ", ".join([_type_label(a) for a in args] + [f"{k}={_type_label(v)}" for k, v in kwargs.items()])
+    got += ", " if kwargs and not args else ""
+    return TypeError(f"to() received an invalid combination of arguments - got ({got}), but expected one of:\n"
+                     + _TO_SIGNATURES)
+
+
+def _parse_to(*args, **kwargs):
+    """``(device, dtype, non_blocking, memory_format)`` from ``Tensor.to``/``Module.to``'s arguments, by
+    torch's three signatures: ``(device, dtype, non_blocking, copy)``, ``(dtype, non_blocking, copy)``,
+    ``(tensor, non_blocking, copy)``. As torch, the dtype is not checked here (``Module.to`` refuses
+    integer dtypes itself) and a ``copy`` argument is refused."""
+    if any(k not in _TO_KEYWORDS for k in kwargs):
+        raise _invalid_to_arguments(args, kwargs)
+    first = args[0] if args else kwargs.get("tensor", kwargs.get("dtype") if "device" not in kwargs else None)
+    if isinstance(first, (Tensor, _dtype.dtype)):
+        names = ("tensor" if isinstance(first, Tensor) else "dtype", "non_blocking", "copy")
+    else:
+        names = ("device", "dtype", "non_blocking", "copy")
+    if len(args) > len(names):
+        raise _invalid_to_arguments(args, kwargs)
+    bound = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key in bound or (key not in names and key != "memory_format"):
+            raise _invalid_to_arguments(args, kwargs)
+        bound[key] = value
+    if "copy" in bound:
+        raise RuntimeError(".to() does not accept copy argument")
+    wrong_type = ((bound.get("dtype") is not None and not isinstance(bound["dtype"], _dtype.dtype))
+                  or not isinstance(bound.get("non_blocking", False), bool)
+                  or isinstance(bound.get("device"), (bool, _dtype.dtype)))
+    if wrong_type:
+        raise _invalid_to_arguments(args, kwargs)
+    device, dtype = bound.get("device"), bound.get("dtype")
+    if "tensor" in bound:
+        device, dtype = bound["tensor"].device, bound["tensor"].dtype
+    if device is not None:
+        device = _backend.device(device)
+    return device, dtype, bound.get("non_blocking", False), bound.get("memory_format")
+
+
+# torch._C._nn holds the nn bindings; only the argument parser is wanted from Python
+_nn = types.SimpleNamespace(_parse_to=_parse_to)
