@@ -1165,12 +1165,18 @@ def on_arrays_when_unrecorded(derivative):
     compute in float32 as torch does.
     """
     def rule(g, x, y):
-        data = g._data
-        if _grad_state.enabled or data.dtype.itemsize < 4 or data.dtype.kind not in "fc":
+        if not on_arrays(g):
             return derivative(g, x, y)
-        return _Tensor._make(derivative(data, None if x is None else x._data, None if y is None else y._data))
+        return _Tensor._make(derivative(g._data, None if x is None else x._data, None if y is None else y._data))
 
     return rule
+
+
+def on_arrays(grad) -> bool:
+    """Whether a rule may compute on ``grad``'s raw array, as ``on_arrays_when_unrecorded`` does:
+    nothing records now and ``grad`` is not half precision (whose Tensor ops compute in float32)."""
+    dtype = grad._data.dtype
+    return not _grad_state.enabled and dtype.itemsize >= 4 and dtype.kind in "fc"
 
 
 def is_recording(*tensors) -> bool:
