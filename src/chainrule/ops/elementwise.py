@@ -362,12 +362,13 @@ class Mul(Function):
 
 
 def _times(grad: Tensor, factor: Tensor) -> Tensor:
-    """``grad * factor`` in a rule: on the arrays in a plain backward when the dtypes agree (the
-    same ufunc; the Tensor op would record nothing and only wrap it), else the Tensor op, which
-    records under create_graph and promotes mixed dtypes as torch does (NumPy would promote a
-    0-d operand of another dtype differently)."""
+    """``grad * factor`` in a rule: on the arrays in a plain backward when the dtypes and the
+    array kinds agree (the same ufunc; the Tensor op would record nothing and only wrap it), else
+    the Tensor op, which records under create_graph, promotes mixed dtypes as torch does (NumPy
+    would promote a 0-d operand of another dtype differently) and brings a 0-d CPU factor to a
+    device gradient's device."""
     data = factor._data
-    if on_arrays(grad) and data.dtype == grad._data.dtype:
+    if on_arrays(grad) and data.dtype == grad._data.dtype and type(data) is type(grad._data):
         return Tensor._make(grad._data * data)
     return grad * factor
 
