@@ -86,6 +86,9 @@ def _topological_order(roots):
             for child, _ in children:
                 if child is not None and child not in visited:
                     add(child)
+                    if not child.next_functions:  # a leaf's AccumulateGrad: finished at once
+                        order.append(child)
+                        continue
                     # walk down a run of single-input nodes in a loop, no stack entry each
                     while True:
                         edges = child.next_functions

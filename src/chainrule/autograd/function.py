@@ -847,7 +847,7 @@ def _apply_array_op(cls, *inputs, **params):
         outputs = make(out, node, 0)
     saved = node._saved
     if saved:
-        if n <= 2 and type(out) is not tuple:
+        if n <= 3 and type(out) is not tuple:
             # the common case, inline: each saved array is an input's (the first match) or the output
             resolved = []
             output_positions = None
@@ -856,8 +856,10 @@ def _apply_array_op(cls, *inputs, **params):
                     resolved.append(None)
                 elif s is arrays[0]:
                     resolved.append(inputs[0])
-                elif n == 2 and s is arrays[1]:
+                elif n >= 2 and s is arrays[1]:
                     resolved.append(inputs[1])
+                elif n == 3 and s is arrays[2]:  # addmm, a convolution with bias
+                    resolved.append(inputs[2])
                 elif s is out:
                     output_positions = (output_positions or ()) + (len(resolved),)
                     resolved.append(_saved_output(outputs))
