@@ -86,6 +86,9 @@ def _topological_order(roots):
             for child, _ in children:
                 if child is not None and child not in visited:
                     add(child)
+                    if not child.next_functions:  # a leaf's AccumulateGrad: finished at once
+                        order.append(child)
+                        continue
                     # walk down a run of single-input nodes in a loop, no stack entry each
                     while True:
                         edges = child.next_functions
@@ -232,7 +235,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             if on_gpus:  # the node's rule (and the .grad sum) run on its gradient's GPU
                 _follow_gradient(grads)
             is_leaf_sink = type(node) is AccumulateGrad
-            if is_leaf_sink or node._hooked:
+            # (a leaf's tensor hooks are kept on its tensor, not on the node)
+            if node._hooked or is_leaf_sink and node.variable._hooks:
                 grads = _call_pre_hooks(node, grads, exposed)
             if targets:
                 for output_nr in range(len(grads)):
@@ -244,8 +248,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             if is_leaf_sink:
                 if accumulate and (not inputs or (id(node), 0) in targets):
                     _accumulate(node.variable, grads[0], create_graph, exposed)
-                    for hook in list(node.variable._post_accumulate_grad_hooks or ()):
-                        hook(node.variable)
+                    if node.variable._post_accumulate_grad_hooks:
+                        for hook in list(node.variable._post_accumulate_grad_hooks):
+                            hook(node.variable)
                 continue
             if needed is not None and not any(
                 child is not None and id(child) in needed for child, _ in node.next_functions

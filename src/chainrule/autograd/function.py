@@ -705,6 +705,7 @@ def _make_node(cls, inputs) -> Node:
             if _anomaly.enabled:
                 node._traceback = _user_stack()
             return node
+    # three or more inputs (addmm, a convolution with bias, ...): the same steps as above in a loop
     edges = []
     needs = []
     meta = []
@@ -714,10 +715,19 @@ def _make_node(cls, inputs) -> Node:
             needs.append(False)
             meta.append(None)
             continue
-        edge, need = _edge_and_need(t)
-        edges.append(edge)
-        needs.append(need)
-        meta.append(_meta_of(t._data))
+        fn = t._grad_fn if t._base is None else t.grad_fn
+        if fn is not None:
+            edges.append((fn, t._output_nr))
+            needs.append(True)
+        elif t._requires_grad:
+            edges.append((t._get_accumulator(), 0))
+            needs.append(True)
+        else:
+            edges.append(_NO_EDGE)
+            needs.append(False)
+        array = t._data
+        meta_t = (array.shape, array.dtype)
+        meta.append(_SHARED_META.get(meta_t) or _share_meta(meta_t))
     node.next_functions = tuple(edges)
     node.needs_input_grad = _NEEDS_ONE if needs == [True] else tuple(needs)
     node._input_meta = tuple(meta)
@@ -733,15 +743,10 @@ _NEEDS_TWO = {False: {False: (False, False), True: (False, True)},
 _NEEDS_ONE = (True,)
 
 
-def _meta_of(array) -> tuple:
-    """``(shape, dtype)`` of an input, one shared tuple per distinct value: a graph holds one per
-    recorded input, and shared ones are not new objects for the garbage collector to visit."""
-    meta = (array.shape, array.dtype)
-    return _SHARED_META.get(meta) or _share_meta(meta)
-
-
 def _share_meta(meta: tuple) -> tuple:
-    """Remember ``meta`` as the shared tuple for its value (a miss of ``_SHARED_META``)."""
+    """Remember ``meta`` as the shared tuple for its value (a miss of ``_SHARED_META``): a graph
+    holds one ``(shape, dtype)`` per recorded input, and shared ones are not new objects for the
+    garbage collector to visit."""
     if len(_SHARED_META) > 4096:  # bounded, like the operand constants
         _SHARED_META.clear()
     _SHARED_META[meta] = meta
@@ -749,16 +754,6 @@ def _share_meta(meta: tuple) -> tuple:
 
 
 _SHARED_META: dict = {}
-
-
-def _edge_and_need(t):
-    """The (node, output_nr) edge through which a gradient reaches ``t``, and whether it needs one."""
-    fn = t.grad_fn
-    if fn is not None:
-        return (fn, t._output_nr), True
-    if t._requires_grad:
-        return (t._get_accumulator(), 0), True
-    return _NO_EDGE, False
 
 
 def _user_stack() -> list:
@@ -852,7 +847,7 @@ def _apply_array_op(cls, *inputs, **params):
         outputs = make(out, node, 0)
     saved = node._saved
     if saved:
-        if n <= 2 and type(out) is not tuple:
+        if n <= 3 and type(out) is not tuple:
             # the common case, inline: each saved array is an input's (the first match) or the output
             resolved = []
             output_positions = None
@@ -861,8 +856,10 @@ def _apply_array_op(cls, *inputs, **params):
                     resolved.append(None)
                 elif s is arrays[0]:
                     resolved.append(inputs[0])
-                elif n == 2 and s is arrays[1]:
+                elif n >= 2 and s is arrays[1]:
                     resolved.append(inputs[1])
+                elif n == 3 and s is arrays[2]:  # addmm, a convolution with bias
+                    resolved.append(inputs[2])
                 elif s is out:
                     output_positions = (output_positions or ()) + (len(resolved),)
                     resolved.append(_saved_output(outputs))
@@ -1173,12 +1170,18 @@ def on_arrays_when_unrecorded(derivative):
     compute in float32 as torch does.
     """
     def rule(g, x, y):
-        data = g._data
-        if _grad_state.enabled or data.dtype.itemsize < 4 or data.dtype.kind not in "fc":
+        if not on_arrays(g):
             return derivative(g, x, y)
-        return _Tensor._make(derivative(data, None if x is None else x._data, None if y is None else y._data))
+        return _Tensor._make(derivative(g._data, None if x is None else x._data, None if y is None else y._data))
 
     return rule
+
+
+def on_arrays(grad) -> bool:
+    """Whether a rule may compute on ``grad``'s raw array, as ``on_arrays_when_unrecorded`` does:
+    nothing records now and ``grad`` is not half precision (whose Tensor ops compute in float32)."""
+    dtype = grad._data.dtype
+    return not _grad_state.enabled and dtype.itemsize >= 4 and dtype.kind in "fc"
 
 
 def is_recording(*tensors) -> bool:

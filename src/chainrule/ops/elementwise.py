@@ -22,6 +22,7 @@ from ..autograd.function import (
     ctx_value,
     kept_value,
     name_node,
+    on_arrays,
     on_arrays_when_unrecorded,
     saved,
 )
@@ -357,7 +358,19 @@ class Mul(Function):
     def backward(ctx, grad):
         # d(a * b) = b da + a db
         b, a = ctx.saved_values
-        return (grad * b if b is not None else None), (grad * a if a is not None else None)
+        return (_times(grad, b) if b is not None else None), (_times(grad, a) if a is not None else None)
+
+
+def _times(grad: Tensor, factor: Tensor) -> Tensor:
+    """``grad * factor`` in a rule: on the arrays in a plain backward when the dtypes and the
+    array kinds agree (the same ufunc; the Tensor op would record nothing and only wrap it), else
+    the Tensor op, which records under create_graph, promotes mixed dtypes as torch does (NumPy
+    would promote a 0-d operand of another dtype differently) and brings a 0-d CPU factor to a
+    device gradient's device."""
+    data = factor._data
+    if on_arrays(grad) and data.dtype == grad._data.dtype and type(data) is type(grad._data):
+        return Tensor._make(grad._data * data)
+    return grad * factor
 
 
 class Div(Function):

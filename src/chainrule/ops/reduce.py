@@ -20,7 +20,16 @@ from .. import _dtype, return_types
 from .._backend import accumulate, amax_with_initial, array_module, ufunc_at
 from .._parallel import over_rows
 from ..autograd.engine import sum_to_shape  # re-exported: chainrule.sum_to_shape, Tensor.sum_to_shape
-from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, input_sizes, name_node, saved
+from ..autograd.function import (
+    Function,
+    SavedValue,
+    as_uint64,
+    ctx_value,
+    input_sizes,
+    name_node,
+    on_arrays,
+    saved,
+)
 from ..tensor import Tensor, _wrap_dim, preserve_layout
 from . import _cuda_kernels
 from .elementwise import conjugate_rule
@@ -54,10 +63,25 @@ def _dims(dim, ndim: int, op: str) -> tuple:
     return (wrapped,) if ndim else ()
 
 
-def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool) -> Tensor:
-    """Undo a reduction's shape change: reinsert the reduced dims as 1, then broadcast."""
+def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool, divisor: int = 1) -> Tensor:
+    """Undo a reduction's shape change: reinsert the reduced dims as 1, then broadcast (after
+    dividing by ``divisor``, a mean's count). In a plain backward this is the same reshape,
+    broadcast view and division on the array: the Tensor ops would record nothing, and as views
+    they cost a loss's backward more than the small ops around them."""
     if not keepdim and dims:
         kept_shape = tuple(1 if i in dims else s for i, s in enumerate(shape))
+    else:
+        kept_shape = None
+    if on_arrays(grad):
+        data = grad._data
+        if divisor != 1:
+            data = data / divisor
+        if kept_shape is not None:
+            data = data.reshape(kept_shape)
+        return Tensor._make(array_module(data).broadcast_to(data, shape))
+    if divisor != 1:
+        grad = grad / divisor
+    if kept_shape is not None:
         grad = grad.reshape(kept_shape)
     return grad.expand(shape)
 
@@ -152,7 +176,7 @@ class Mean(Function):
     @staticmethod
     def backward(ctx, grad):
         # d mean = d sum / n
-        return _expand_back(grad / ctx.count, ctx.shape, ctx.dims, ctx.keepdim)
+        return _expand_back(grad, ctx.shape, ctx.dims, ctx.keepdim, ctx.count)
 
 
 def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None, keepdims=None) -> Tensor:
