@@ -12,12 +12,15 @@ product of the same size). The ops a node's rule runs are not counted again.
 
 Keys of ``get_flop_counts()`` are the names torch prints (``"aten.mm"``); ``register_flop_formula``
 and ``custom_mapping`` take those names too (chainrule has no ``torch.ops.aten`` packets).
-Known differences: ``scaled_dot_product_attention`` runs as its math (``matmul`` → counted as
-``aten.bmm``) where torch's CPU kernel counts nothing; ``baddbmm`` is counted as its ``bmm``.
+``scaled_dot_product_attention`` (and ``multi_head_attention_forward`` without weights, which
+torch runs through it) is one fused op in torch: on the CPU torch has no formula for its kernel and
+counts nothing, on a GPU it counts its efficient/flash attention; chainrule does the same with its
+math left uncounted. Known difference: ``baddbmm`` is counted as its ``bmm``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
 from collections import defaultdict
@@ -25,6 +28,7 @@ from math import prod
 
 from ..autograd import function as _function
 from ..autograd.profiler import _op_name
+from ..nn import functional as _functional
 
 __all__ = ["FlopCounterMode", "register_flop_formula"]
 
@@ -81,6 +85,38 @@ def conv_backward_flop(grad_out_shape, x_shape, w_shape, transposed: bool, outpu
     return flops
 
 
+def sdpa_flop_count(query_shape, key_shape, value_shape) -> int:
+    """Attention as torch's fused kernels count it: q kᵀ and the weights times v, over batch·heads
+    (the query's heads: grouped key/value heads are broadcast)."""
+    *batch, s_q, d_q = query_shape
+    s_k, d_v = key_shape[-2], value_shape[-1]
+    heads = prod(batch)
+    return bmm_flop((heads, s_q, d_q), (heads, d_q, s_k)) + bmm_flop((heads, s_q, s_k), (heads, s_k, d_v))
+
+
+def sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape) -> int:
+    """torch's count: the scores recomputed, then two products through the weights times v and
+    two through q kᵀ."""
+    *batch, s_q, d_q = query_shape
+    s_k, d_v = key_shape[-2], value_shape[-1]
+    bh = prod(batch)
+    return (bmm_flop((bh, s_q, d_q), (bh, d_q, s_k)) + bmm_flop((bh, s_q, d_v), (bh, d_v, s_k))
+            + bmm_flop((bh, s_k, s_q), (bh, s_q, d_v)) + bmm_flop((bh, s_q, s_k), (bh, s_k, d_q))
+            + bmm_flop((bh, d_q, s_q), (bh, s_q, s_k)))
+
+
+def sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def sdpa_backward_flop(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+# the fused attention op torch's CUDA dispatch picks for float32 (flash attention takes half precision)
+_SDPA = "aten._scaled_dot_product_efficient_attention"
+_SDPA_FLASH = "aten._scaled_dot_product_flash_attention"
+
 # op name -> formula(*input shapes, out_shape=...); torch's registry, keyed by torch's printed names
 flop_registry: dict = {
     "aten.mm": mm_flop,
@@ -88,6 +124,10 @@ flop_registry: dict = {
     "aten.bmm": bmm_flop,
     "aten.baddbmm": lambda self_shape, a, b, out_shape=None, **kwargs: bmm_flop(a, b),
     "aten.convolution": conv_flop,
+    _SDPA: sdpa_flop,
+    _SDPA_FLASH: sdpa_flop,
+    _SDPA + "_backward": sdpa_backward_flop,
+    _SDPA_FLASH + "_backward": sdpa_backward_flop,
 }
 
 
@@ -252,12 +292,15 @@ class FlopCounterMode:
         # another observer (the profiler, add_graph's recorder) is set aside and comes back on exit
         self._previous = _function.active_profiler
         _function.active_profiler = self
+        self._previous_fused = _functional.fused_kernel_observer
+        _functional.fused_kernel_observer = self._fused_kernel
         return self
 
     def __exit__(self, *exc):
         if _function.active_profiler is self:
             _function.active_profiler = self._previous
         self._previous = None
+        _functional.fused_kernel_observer = self._previous_fused
         self._scopes.__exit__()
         self._nodes = {}
         if self.display:
@@ -270,7 +313,8 @@ class FlopCounterMode:
         if getattr(local, "rerun", False):
             local.rerun = False
             return _function.RUN_UNRECORDED
-        if getattr(local, "depth", 0) or getattr(local, "backward", False) or user_function:
+        if (getattr(local, "depth", 0) or getattr(local, "backward", False) or getattr(local, "fused", False)
+                or user_function):
             return _function.RUN_UNRECORDED
         local.depth = 1
         local.rerun = True
@@ -296,6 +340,34 @@ class FlopCounterMode:
     def end(self, event) -> None:
         if event is _BACKWARD:
             self._local.backward = False
+
+    @contextlib.contextmanager
+    def _fused_kernel(self, name, query, key, value):
+        """Attention's math runs uncounted, as torch's fused kernel is one op: on the CPU one it
+        has no formula for (nothing counted), on a GPU its efficient (float32) or flash one."""
+        local = self._local
+        outer = getattr(local, "fused", False)
+        local.fused = True
+        shapes = [_shape(query), _shape(key), _shape(value)]
+
+        def finished(out):
+            if not outer and getattr(query.device, "type", "cpu") != "cpu":
+                half = str(query.dtype).rsplit(".", 1)[-1] in ("float16", "bfloat16")
+                op = _SDPA_FLASH if half else _SDPA
+                if op in self.flop_registry:
+                    scopes = set(self._scopes.parents)
+                    self._add(op, self.flop_registry[op](*shapes, out_shape=_shape(out)), scopes)
+                    node = getattr(out, "grad_fn", None)
+                    backward_op = op + "_backward"
+                    if node is not None and backward_op in self.flop_registry:
+                        flops = self.flop_registry[backward_op](_shape(out), *shapes, out_shape=None)
+                        self._nodes[id(node)] = (node, lambda needs: [(backward_op, flops)], scopes)
+            return out
+
+        try:
+            yield finished
+        finally:
+            local.fused = outer
 
     # -- counting ------------------------------------------------------------------------
     def _add(self, name: str, flops: int, scopes) -> None:
@@ -367,9 +439,24 @@ def _percent(num, denom) -> str:
 def _simple_table(headers, rows) -> str:
     """tabulate's "simple" format, first column left-aligned and the rest right-aligned, as
     torch's table is printed (a header is at least two wider than its name)."""
+    rows = [list(row) for row in rows]
+    for column in range(len(headers)):
+        cells = [row[column] for row in rows]
+        if all(_is_number(cell) for cell in cells):
+            # tabulate reads an all-numeric column as numbers and prints them with "g" (640.000 -> 640)
+            for row in rows:
+                row[column] = row[column] if row[column].lstrip("-").isdigit() else format(float(row[column]), "g")
     widths = [max(len(h) + 2, *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
 
     def line(cells):
         return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                          for i, (cell, w) in enumerate(zip(cells, widths))).rstrip()
     return "\n".join([line(headers), "  ".join("-" * w for w in widths)] + [line(row) for row in rows])
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
