@@ -171,14 +171,33 @@ def test_display_prints_the_table_on_exit(capsys):
     assert capsys.readouterr().out.strip() == counter.get_table().strip()
 
 
-def test_lightning_model_summary_call_pattern():
-    # Lightning's ModelSummary: FlopCounterMode(display=False), the example input through forward
-    chainrule.manual_seed(0)
-    model, example_input_array = _cnn(chainrule)
-    flop_counter = FlopCounterMode(display=False)
-    with flop_counter:
+def _lightning_summary(lib, mode_cls):
+    # Lightning's ModelSummary: the example input through forward in eval mode under no_grad,
+    # FlopCounterMode(display=False, depth=None); the total, and each layer's under "<Class>.<name>"
+    lib.manual_seed(0)
+    # (not the attention block: under no_grad in eval torch's MultiheadAttention takes its fused
+    # fast path, whose kernel torch counts nothing for; chainrule has no such path)
+    model, example_input_array = _cnn(lib)
+    model.eval()
+    flop_counter = mode_cls(display=False, depth=None)
+    with lib.no_grad(), flop_counter:
         model(example_input_array)
-    assert flop_counter.get_total_flops() == _run(real_torch, TorchFlopCounterMode, _cnn, False).get_total_flops()
+    counts = flop_counter.get_flop_counts()
+    prefix = type(model).__name__
+    per_layer = {name: sum(counts.get(f"{prefix}.{name}", {}).values()) for name, _ in model.named_modules() if name}
+    return flop_counter.get_total_flops(), per_layer
+
+
+def test_lightning_model_summary_call_pattern():
+    total, per_layer = _lightning_summary(chainrule, FlopCounterMode)
+    assert (total, per_layer) == _lightning_summary(real_torch, TorchFlopCounterMode)
+    assert total > 0 and per_layer["2"] > 0
+
+
+def test_mods_argument_warns_as_torch():
+    model, x = _mlp(chainrule)
+    with pytest.warns(UserWarning, match="mods argument is not needed anymore"):
+        FlopCounterMode(model, display=False)
 
 
 def test_custom_mapping_and_nesting_restore_the_profiler():
