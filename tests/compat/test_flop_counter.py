@@ -210,7 +210,24 @@ def test_custom_mapping_and_nesting_restore_the_profiler():
         assert _function.active_profiler is not None and _function.active_profiler is not counter
         model(x)
     assert counter.get_flop_counts()["Global"]["aten.relu"] == 7
-    assert any(event.name == "aten::addmm" for event in prof.function_events)
+    assert counter.get_total_flops() == 1920 + 7
+    names = [event.name for event in prof.function_events]
+    # the profiler around the counter still records every op, inside the block and after it
+    assert names.count("aten::addmm") == 4 and names.count("aten::relu") == 2
+
+
+def test_profiler_around_the_counter_still_times_the_backward():
+    model, x = _mlp(chainrule)
+    with chainrule.autograd.profiler.profile() as prof:
+        with FlopCounterMode(display=False) as counter:
+            model(x).sum().backward()
+    names = [event.name for event in prof.function_events]
+    assert "autograd::engine::evaluate_function: AddmmBackward0" in names
+    real_torch.manual_seed(0)
+    torch_model, torch_x = _mlp(real_torch)
+    with TorchFlopCounterMode(display=False) as expected:
+        torch_model(torch_x).sum().backward()
+    assert counter.get_total_flops() == expected.get_total_flops()
 
 
 def test_register_flop_formula_rejects_duplicates():

@@ -27,7 +27,7 @@ from collections import defaultdict
 from math import prod
 
 from ..autograd import function as _function
-from ..autograd.profiler import _op_name
+from ..autograd.profiler import _op_name, recording_switches
 from ..nn import functional as _functional
 
 __all__ = ["FlopCounterMode", "register_flop_formula"]
@@ -217,7 +217,14 @@ class _ModuleScopes:
         self._module_cls.__call__ = self._original_call
 
 
-_BACKWARD = object()  # the range token the engine hands back to end(): the backward walk is over
+class _BackwardRange:
+    """What evaluate_function gives the engine, which hands the last one to ``end`` when the
+    backward walk is over; it carries the set-aside observer's own range for the node."""
+
+    __slots__ = ("outer",)
+
+    def __init__(self, outer) -> None:
+        self.outer = outer
 
 
 class FlopCounterMode:
@@ -294,11 +301,17 @@ class FlopCounterMode:
         _function.active_profiler = self
         self._previous_fused = _functional.fused_kernel_observer
         _functional.fused_kernel_observer = self._fused_kernel
+        if self._previous is None:
+            for switch in recording_switches:  # + - * / take the path that reports each op
+                switch(True)
         return self
 
     def __exit__(self, *exc):
         if _function.active_profiler is self:
             _function.active_profiler = self._previous
+            if self._previous is None:
+                for switch in recording_switches:
+                    switch(False)
         self._previous = None
         _functional.fused_kernel_observer = self._previous_fused
         self._scopes.__exit__()
@@ -309,21 +322,38 @@ class FlopCounterMode:
 
     # -- what the hot paths hand over ----------------------------------------------------
     def record_op(self, cls, inputs, params, user_function: bool = False):
+        """Run the op (through the observer set aside, if any, so a profiler around this block
+        still records it) and count it: only the outermost op of a forward, as torch counts the
+        op a call dispatches to; a user Function's own ops are counted one by one."""
         local = self._local
-        if getattr(local, "rerun", False):
+        if getattr(local, "rerun", False):  # this counter's own call of the op: run it plainly
             local.rerun = False
+            if self._previous is not None:  # ... or the set-aside observer's own call: it says so
+                return self._previous.record_op(cls, inputs, params, user_function)
             return _function.RUN_UNRECORDED
-        if (getattr(local, "depth", 0) or getattr(local, "backward", False) or getattr(local, "fused", False)
-                or user_function):
+        counting = not (getattr(local, "depth", 0) or getattr(local, "backward", False)
+                        or getattr(local, "fused", False) or user_function)
+        previous = self._previous
+        if not counting and previous is None:
             return _function.RUN_UNRECORDED
-        local.depth = 1
+        if counting:
+            local.depth = 1
         local.rerun = True
         try:
-            out = _function.run_intercepted(cls, inputs, params, user_function)
+            out = _function.RUN_UNRECORDED
+            if previous is not None:
+                out = previous.record_op(cls, inputs, params, user_function)
+            if out is _function.RUN_UNRECORDED:
+                if not counting:
+                    return out
+                local.rerun = True
+                out = _function.run_intercepted(cls, inputs, params, user_function)
         finally:
             local.rerun = False
-            local.depth = 0
-        self._count(cls, inputs, params, out)
+            if counting:
+                local.depth = 0
+        if counting:
+            self._count(cls, inputs, params, out)
         return out
 
     def evaluate_function(self, node, previous):
@@ -335,11 +365,18 @@ class FlopCounterMode:
             needs = [child is not None for child, _ in node.next_functions]
             for name, flops in counter(needs):
                 self._add(name, flops, scopes)
-        return _BACKWARD
+        outer = None
+        if self._previous is not None:  # the observer set aside times the node as usual
+            outer = self._previous.evaluate_function(node, previous.outer if previous is not None else None)
+        return _BackwardRange(outer)
 
     def end(self, event) -> None:
-        if event is _BACKWARD:
+        if isinstance(event, _BackwardRange):
             self._local.backward = False
+            if event.outer is not None and self._previous is not None:
+                self._previous.end(event.outer)
+        elif self._previous is not None:
+            self._previous.end(event)
 
     @contextlib.contextmanager
     def _fused_kernel(self, name, query, key, value):
