@@ -235,3 +235,40 @@ def test_register_flop_formula_rejects_duplicates():
         register_flop_formula("aten.mm")(lambda a, b, out_shape=None: 0)
     with pytest.raises(ValueError, match="register_flop_formula"):
         register_flop_formula([3])(lambda: 0)
+
+
+MATMUL_SHAPES = [((3,), (3,)), ((4, 3), (3,)), ((3,), (3, 5)), ((2, 4, 3), (3,)), ((2, 4, 3), (3, 5)),
+                 ((3,), (2, 3, 5)), ((4, 3), (2, 3, 5)), ((2, 1, 4, 3), (5, 3, 6)), ((6, 4, 3), (6, 3, 2))]
+
+
+def _matmul_counts(lib, mode_cls, a_shape, b_shape, backward):
+    lib.manual_seed(0)
+    a = lib.randn(*a_shape, requires_grad=True)
+    b = lib.randn(*b_shape, requires_grad=True)
+    with mode_cls(display=False) as counter:
+        out = lib.matmul(a, b)
+        if backward:
+            out.sum().backward()
+    return _counts(counter).get("Global", {})
+
+
+@pytest.mark.parametrize("backward", [False, True])
+@pytest.mark.parametrize(("a_shape", "b_shape"), MATMUL_SHAPES)
+def test_matmul_counts_as_torch_decomposes_it(a_shape, b_shape, backward):
+    ours = _matmul_counts(chainrule, FlopCounterMode, a_shape, b_shape, backward)
+    assert ours == _matmul_counts(real_torch, TorchFlopCounterMode, a_shape, b_shape, backward)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize(("stride", "padding", "dilation", "groups"), [(1, 0, 1, 1), (2, 1, 1, 2), (1, 2, 2, 4)])
+def test_convolution_forward_and_backward_counts(transposed, stride, padding, dilation, groups):
+    def counts(lib, mode_cls):
+        lib.manual_seed(0)
+        conv_cls = lib.nn.ConvTranspose1d if transposed else lib.nn.Conv1d
+        conv = conv_cls(4, 8, 3, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        x = lib.randn(2, 4, 11, requires_grad=True)
+        with mode_cls(display=False) as counter:
+            conv(x).sum().backward()
+        return _counts(counter)
+
+    assert counts(chainrule, FlopCounterMode) == counts(real_torch, TorchFlopCounterMode)

@@ -99,10 +99,10 @@ def sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape
     two through q kᵀ."""
     *batch, s_q, d_q = query_shape
     s_k, d_v = key_shape[-2], value_shape[-1]
-    bh = prod(batch)
-    return (bmm_flop((bh, s_q, d_q), (bh, d_q, s_k)) + bmm_flop((bh, s_q, d_v), (bh, d_v, s_k))
-            + bmm_flop((bh, s_k, s_q), (bh, s_q, d_v)) + bmm_flop((bh, s_q, s_k), (bh, s_k, d_q))
-            + bmm_flop((bh, d_q, s_q), (bh, s_q, s_k)))
+    heads = prod(batch)
+    return (bmm_flop((heads, s_q, d_q), (heads, d_q, s_k)) + bmm_flop((heads, s_q, d_v), (heads, d_v, s_k))
+            + bmm_flop((heads, s_k, s_q), (heads, s_q, d_v)) + bmm_flop((heads, s_q, s_k), (heads, s_k, d_q))
+            + bmm_flop((heads, d_q, s_q), (heads, s_q, s_k)))
 
 
 def sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -159,19 +159,18 @@ def _shape(value):
 def _matmul_as_torch(a, b):
     """What torch's ``matmul`` decomposes into for these shapes, as (op name, a, b) of the
     counted product, or None when it becomes a ``dot``/``mv`` (not counted)."""
-    if len(a) == 1 and len(b) == 1 or len(a) == 2 and len(b) == 1:
+    if len(b) == 1 and len(a) <= 2:
         return None
     if len(a) == 1 and len(b) == 2:
         return "aten.mm", (1, a[0]), b
     if len(a) == 2 and len(b) == 2:
         return "aten.mm", a, b
-    if len(a) >= 3 and len(b) <= 2:  # the batch folds into the rows
-        return (None if len(b) == 1 else ("aten.mm", (prod(a[:-1]), a[-1]), b))
-    if len(a) <= 2 and len(b) >= 3 and len(a) == 1:
-        return None if len(b) == 1 else ("aten.bmm", (prod(b[:-2]), 1, a[0]), (prod(b[:-2]), *b[-2:]))
-    rows = a if len(a) >= 2 else (1, *a)
-    batch = _broadcast(rows[:-2], b[:-2])
-    return "aten.bmm", (prod(batch), *rows[-2:]), (prod(batch), *b[-2:])
+    if len(b) <= 2:  # a's batch folds into its rows
+        return None if len(b) == 1 else ("aten.mm", (prod(a[:-1]), a[-1]), b)
+    if len(a) <= 2:  # folded the other way: b's batch into the columns
+        return None if len(a) == 1 else ("aten.mm", a, (a[1], prod(b[:-2]) * b[-1]))
+    batch = prod(_broadcast(a[:-2], b[:-2]))
+    return "aten.bmm", (batch, *a[-2:]), (batch, *b[-2:])
 
 
 def _broadcast(a, b):
@@ -447,7 +446,7 @@ class FlopCounterMode:
             shapes = [a, b]
         if name not in registry:
             return None
-        flops = registry[name](*shapes, out_shape=out_shape, **(params or {}))
+        flops = registry[name](*shapes, out_shape=out_shape)
         product = {"aten.addmm": "aten.mm", "aten.baddbmm": "aten.bmm"}.get(name, name)
         if product not in ("aten.mm", "aten.bmm"):
             return [(name, flops, None)]
