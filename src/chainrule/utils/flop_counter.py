@@ -140,7 +140,7 @@ def _target_name(target) -> str:
 
 def register_flop_formula(targets, get_raw: bool = False):
     """Decorator: count the ops named ``targets`` (one name or a list, ``"aten.mm"``) with the
-    decorated ``formula(*input_shapes, out_shape=..., **params)``."""
+    decorated ``formula(*input_shapes, out_shape=...)``."""
     def register(formula):
         for target in targets if isinstance(targets, (list, tuple)) else [targets]:
             name = _target_name(target)
@@ -352,7 +352,7 @@ class FlopCounterMode:
             if counting:
                 local.depth = 0
         if counting:
-            self._count(cls, inputs, params, out)
+            self._count(cls, inputs, out)
         return out
 
     def evaluate_function(self, node, previous):
@@ -410,12 +410,12 @@ class FlopCounterMode:
         for scope in scopes:
             self.flop_counts[scope][name] += flops
 
-    def _count(self, cls, inputs, params, out) -> None:
+    def _count(self, cls, inputs, out) -> None:
         name = _op_name(cls).replace("::", ".")
         shapes = [_shape(value) for value in inputs]
         result = out[0] if isinstance(out, tuple) else out
         scopes = set(self._scopes.parents)
-        counted = self._forward_products(cls, name, shapes, params, _shape(result))
+        counted = self._forward_products(cls, name, shapes, _shape(result))
         if counted is None:
             return
         for op, flops, backward in counted:
@@ -424,15 +424,13 @@ class FlopCounterMode:
             if backward is not None and node is not None:
                 self._nodes[id(node)] = (node, backward, scopes)
 
-    def _forward_products(self, cls, name, shapes, params, out_shape):
+    def _forward_products(self, cls, name, shapes, out_shape):
         """[(torch's op name, flops, backward counter(needs) or None)] for this op."""
         registry = self.flop_registry
-        if name == "aten.convolution":
+        if name == "aten.convolution" and name in registry:
             from ..ops.conv import ConvInput
-            transposed = cls is ConvInput
+            transposed = cls is ConvInput  # a transposed convolution runs as the input-gradient op
             x, w = shapes[0], shapes[1]
-            if name not in registry:
-                return None
             flops = registry[name](x, w, None, None, None, None, transposed, out_shape=out_shape)
 
             def backward(needs, x=x, w=w, grad=out_shape):
