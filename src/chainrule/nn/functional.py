@@ -663,6 +663,12 @@ def _mask_to_additive(mask: Tensor, dtype, true_means_masked: bool) -> Tensor:
     return mask
 
 
+# torch runs attention as one fused kernel, so an observer of its ops (the flop counter) sees one
+# op where chainrule runs its math: while set, fused_kernel_observer(name, query, key, value) is a
+# context manager around that math, giving a function to call with the result
+fused_kernel_observer = None
+
+
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
                                  dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
                                  enable_gqa: bool = False) -> Tensor:
@@ -670,6 +676,14 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
 
     A boolean ``attn_mask`` marks the positions that may be attended (True = keep), as in torch.
     """
+    observer = fused_kernel_observer
+    if observer is None:
+        return _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+    with observer("scaled_dot_product_attention", query, key, value) as finished:
+        return finished(_attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa))
+
+
+def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> Tensor:
     length, source = query.shape[-2], key.shape[-2]
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     if enable_gqa:
@@ -758,13 +772,14 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         src_len = kpm.shape[-1]
         kpm = kpm.reshape(bsz, 1, 1, src_len).expand(bsz, num_heads, 1, src_len).reshape(bsz * num_heads, 1, src_len)
         mask = kpm if mask is None else mask + kpm
-    scores = (q * (1.0 / math.sqrt(head_dim))) @ k.transpose(-2, -1)
-    if mask is not None:
-        scores = scores + mask
-    weights = _softmax(scores, -1)
-    if training and dropout_p > 0.0:
-        weights = dropout(weights, dropout_p, True)
-    out = (weights @ v).transpose(0, 1).reshape(tgt_len * bsz, embed_dim)
+    observer = None if need_weights else fused_kernel_observer
+    if observer is None:
+        attended, weights = _attention_heads(q, k, v, mask, head_dim, dropout_p if training else 0.0)
+    else:  # torch runs this as scaled_dot_product_attention
+        with observer("scaled_dot_product_attention", q, k, v) as finished:
+            attended, weights = _attention_heads(q, k, v, mask, head_dim, dropout_p if training else 0.0)
+            finished(attended)
+    out = attended.transpose(0, 1).reshape(tgt_len * bsz, embed_dim)
     out = linear(out, out_proj_weight, out_proj_bias).reshape(tgt_len, bsz, embed_dim)
     if unbatched:
         out = out.squeeze(1)
@@ -776,6 +791,17 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
     if unbatched:
         weights = weights.squeeze(0)
     return out, weights
+
+
+def _attention_heads(q, k, v, mask, head_dim: int, dropout_p: float):
+    """multi_head_attention_forward's attention over (batch·heads, L, E): the result and the weights."""
+    scores = (q * (1.0 / math.sqrt(head_dim))) @ k.transpose(-2, -1)
+    if mask is not None:
+        scores = scores + mask
+    weights = _softmax(scores, -1)
+    if dropout_p > 0.0:
+        weights = dropout(weights, dropout_p, True)
+    return weights @ v, weights
 
 
 def gumbel_softmax(logits: Tensor, tau: float = 1, hard: bool = False, eps: float = 1e-10, dim: int = -1) -> Tensor:
