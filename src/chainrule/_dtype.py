@@ -192,8 +192,7 @@ def to_float8(array: np.ndarray, np_dtype) -> np.ndarray:
     float8_e8m0fnu (a power of two, no sign) encodes the magnitude, zero as its smallest 2^-127."""
     name = np_dtype.name
     if name == "float8_e8m0fnu":
-        magnitude = np.abs(array)
-        return np.where(magnitude == 0, np.zeros((), np.uint8).view(np_dtype), magnitude.astype(np_dtype))
+        return _to_e8m0(array).view(np_dtype)
     out = array.astype(np_dtype)
     if name == "float8_e4m3fn":
         overflow = ((out.view(np.uint8) & 0x7F) == 0x7F) & ~np.isnan(array)
@@ -201,6 +200,22 @@ def to_float8(array: np.ndarray, np_dtype) -> np.ndarray:
     elif name == "float8_e5m2":
         out = np.where(np.isnan(array), (np.signbit(array).astype(np.uint8) << 7 | 0x7F).view(np_dtype), out)
     return out
+
+
+def _to_e8m0(array: np.ndarray) -> np.ndarray:
+    """The float8_e8m0fnu byte (a biased exponent) of each |value|, rounded from the float32 bits as
+    torch's conversion rounds (not through ml_dtypes, whose rounding of subnormal inputs changed
+    between its releases): up when the mantissa's top bit is set and the value is not exactly
+    halfway on a subnormal; NaN and infinity give NaN (0xFF), zero the smallest 2^-127 (0x00)."""
+    bits = np.abs(np.asarray(array, dtype=np.float32)).view(np.uint32)
+    exponent = (bits >> 23).astype(np.uint32)
+    mantissa = bits & 0x7FFFFF
+    guard = (mantissa >> 22) & 1
+    rest = mantissa & 0x3FFFFF  # round and sticky bits
+    # round half to even on the exponent's implied bit: normal values (implied 1) round a half up
+    round_up = (guard == 1) & ((rest != 0) | (exponent > 0))
+    biased = np.minimum(exponent + round_up, 0xFF)
+    return np.where(exponent == 0xFF, 0xFF, biased).astype(np.uint8)
 
 
 def cast_array(array, np_dtype):

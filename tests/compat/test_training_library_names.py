@@ -175,7 +175,13 @@ def test_dynamo_names_the_wrapper_compile_returns(lib):
 
     dynamo = import_module(f"{lib.__name__}._dynamo")
     model = lib.nn.Linear(2, 2)
-    compiled = lib.compile(model)
+    # torch.compile turns torch.distributions' argument validation off for the whole process:
+    # put it back, or later tests in this worker see torch skip its checks
+    validate = torch.distributions.Distribution._validate_args
+    try:
+        compiled = lib.compile(model)
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(validate)
     # Lightning unwraps a compiled module by this check and reads _orig_mod
     assert isinstance(compiled, dynamo.OptimizedModule) and compiled._orig_mod is model
     assert not isinstance(model, dynamo.OptimizedModule)
