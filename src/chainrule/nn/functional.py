@@ -664,9 +664,9 @@ def _mask_to_additive(mask: Tensor, dtype, true_means_masked: bool) -> Tensor:
 
 
 # torch runs attention as one fused kernel, so an observer of its ops (the flop counter) sees one
-# op where chainrule runs its math: while set, fused_kernel_observer(name, query, key, value) is a
+# op where chainrule runs its math: while set, _fused_kernel_observer(name, query, key, value) is a
 # context manager around that math, giving a function to call with the result
-fused_kernel_observer = None
+_fused_kernel_observer = None
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
@@ -676,7 +676,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
 
     A boolean ``attn_mask`` marks the positions that may be attended (True = keep), as in torch.
     """
-    observer = fused_kernel_observer
+    observer = _fused_kernel_observer
     if observer is None:
         return _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
     with observer("scaled_dot_product_attention", query, key, value) as finished:
@@ -772,7 +772,7 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         src_len = kpm.shape[-1]
         kpm = kpm.reshape(bsz, 1, 1, src_len).expand(bsz, num_heads, 1, src_len).reshape(bsz * num_heads, 1, src_len)
         mask = kpm if mask is None else mask + kpm
-    observer = None if need_weights else fused_kernel_observer
+    observer = None if need_weights else _fused_kernel_observer
     if observer is None:
         attended, weights = _attention_heads(q, k, v, mask, head_dim, dropout_p if training else 0.0)
     else:  # torch runs this as scaled_dot_product_attention

@@ -298,8 +298,8 @@ class FlopCounterMode:
         # another observer (the profiler, add_graph's recorder) is set aside and comes back on exit
         self._previous = _function.active_profiler
         _function.active_profiler = self
-        self._previous_fused = _functional.fused_kernel_observer
-        _functional.fused_kernel_observer = self._fused_kernel
+        self._previous_fused = _functional._fused_kernel_observer
+        _functional._fused_kernel_observer = self._fused_kernel
         if self._previous is None:
             for switch in recording_switches:  # + - * / take the path that reports each op
                 switch(True)
@@ -312,7 +312,7 @@ class FlopCounterMode:
                 for switch in recording_switches:
                     switch(False)
         self._previous = None
-        _functional.fused_kernel_observer = self._previous_fused
+        _functional._fused_kernel_observer = self._previous_fused
         self._scopes.__exit__()
         self._nodes = {}
         if self.display:
