@@ -58,6 +58,8 @@ def _as_operand(x, dtype: _dtype.dtype, like: Tensor | None = None) -> Tensor:
     int8 + 44); the ops that refuse such numbers check them first (``_dtype.checked_scalar``)."""
     try:
         if like is None or type(like._data) is np.ndarray:
+            if dtype.itemsize == 1 and dtype.is_floating_point:  # float8: torch's rounding (0 is 2^-127 in e8m0)
+                return Tensor._make(_dtype.cast_array(np.asarray(x, dtype=np.float32), dtype.np))
             return Tensor._make(np.asarray(x, dtype=dtype.np))
         return Tensor._make(array_module(like).full((), x, dtype=dtype.np))  # a fill, not a host copy
     except OverflowError:
@@ -1503,6 +1505,8 @@ def _compare(ufunc, ordered: str = ""):
         x, y = a._data, b._data
         if ordered and x.dtype.kind == "c":  # NumPy orders complex numbers lexicographically; torch refuses
             refuse_complex(a, f"\"{ordered}_cpu\" not implemented for '{{dtype}}'")
+        if ordered and x.dtype.itemsize == 1:  # torch does not order float8 values
+            _dtype.refuse_float8(x.dtype, f"{ordered}_cpu")
         if type(x) is not type(y):  # a device array meets a CPU one: the same check as every op's
             x, y = on_one_device([x, y], ufunc.__name__)
         elif type(x) is not np.ndarray:
