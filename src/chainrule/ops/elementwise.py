@@ -1499,13 +1499,16 @@ def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=Non
 
 
 # ---------------------------------------------------------------- comparisons and logic (no grad)
+_FLOAT8_NP = _dtype.FLOAT8_NP  # (the loaded float8 types; empty, one cheap test, until one loads)
+
+
 def _compare(ufunc, ordered: str = ""):
     def op(input, other) -> Tensor:
         a, b = _pair(input, other)
         x, y = a._data, b._data
         if ordered and x.dtype.kind == "c":  # NumPy orders complex numbers lexicographically; torch refuses
             refuse_complex(a, f"\"{ordered}_cpu\" not implemented for '{{dtype}}'")
-        if ordered and x.dtype.itemsize == 1:  # torch does not order float8 values
+        if ordered and _FLOAT8_NP and x.dtype in _FLOAT8_NP:  # torch does not order float8 values
             _dtype.refuse_float8(x.dtype, f"{ordered}_cpu")
         if type(x) is not type(y):  # a device array meets a CPU one: the same check as every op's
             x, y = on_one_device([x, y], ufunc.__name__)
