@@ -39,6 +39,13 @@ def _ops(lib):
         "masked_fill": lambda x, y: x.masked_fill(x.float() > 1, 0),
         "gather": lambda x, y: x.gather(0, lib.tensor([0, 1])),
         "scatter_": lambda x, y: x.clone().scatter_(0, lib.tensor([0]), y),
+        "isclose": lambda x, y: lib.isclose(x, y), "allclose": lambda x, y: lib.allclose(x, y),
+        "nonzero": lambda x, y: x.nonzero(), "nonzero_tuple": lambda x, y: x.nonzero(as_tuple=True)[0],
+        "argwhere": lambda x, y: lib.argwhere(x), "unique": lambda x, y: lib.unique(x),
+        "unique_inverse": lambda x, y: lib.unique(x, return_inverse=True)[1],
+        "unique_dim": lambda x, y: lib.unique(x.reshape(2, 2), dim=0),
+        # taken for some float8 types only (isinf: float8_e5m2; isfinite: it and float8_e8m0fnu)
+        "isinf": lambda x, y: lib.isinf(x), "isfinite": lambda x, y: lib.isfinite(x),
         # taken by torch (abs and mm not for float8_e8m0fnu)
         "mul": lambda x, y: x * y, "mul_": lambda x, y: x.clone().mul_(y), "abs": lambda x, y: x.abs(),
         "matmul": lambda x, y: x.reshape(2, 2) @ y.reshape(2, 2), "mm": lambda x, y: lib.mm(x.reshape(2, 2), y.reshape(2, 2)),

@@ -1573,12 +1573,21 @@ def isnan(input: Tensor) -> Tensor:
     return Tensor._make(xp.isnan(input._data))
 
 
+# the float8 types whose isinf / isfinite torch 2.13 has a kernel for (the others refuse)
+_FLOAT8_ISINF = frozenset({"float8_e5m2"})
+_FLOAT8_ISFINITE = frozenset({"float8_e5m2", "float8_e8m0fnu"})
+
+
 def isinf(input: Tensor) -> Tensor:
+    if _FLOAT8_NP and input._data.dtype.name not in _FLOAT8_ISINF:
+        _dtype.refuse_float8(input._data.dtype, "isinf")
     xp = array_module(input)
     return Tensor._make(xp.isinf(input._data))
 
 
 def isfinite(input: Tensor) -> Tensor:
+    if _FLOAT8_NP and input._data.dtype.name not in _FLOAT8_ISFINITE:
+        _dtype.refuse_float8(input._data.dtype, "isfinite")
     xp = array_module(input)
     return Tensor._make(xp.isfinite(input._data))
 
@@ -1596,6 +1605,8 @@ def equal(input: Tensor, other: Tensor) -> builtins.bool:
 
 def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
     a, b = _pair(input, other)
+    if _FLOAT8_NP:  # torch scales the tolerance by a number, which float8 has no kernel for
+        _dtype.refuse_float8(a._data.dtype, "mul_cpu_reduced_float")
     xp = array_module(a, b)
     return Tensor._make(xp.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
