@@ -172,7 +172,24 @@ def _load_float8(d: dtype):
                           f"(chainrule.{d.name} exists without it, so dtype tables still evaluate)") from None
     np_dtype = np.dtype(getattr(ml_dtypes, d.name))
     _BY_NP[np_dtype] = d
+    if np_dtype not in FLOAT8_NP:
+        FLOAT8_NP[np_dtype] = d._scalar_name
+        from . import _opmath
+
+        _opmath.install()  # ops now refuse float8 arrays where torch has no kernel for them
     return np_dtype
+
+
+# each loaded float8 NumPy dtype, with torch's scalar name for error messages (filled by _load_float8)
+FLOAT8_NP: dict = {}
+
+
+def refuse_float8(np_dtype, kernel: str) -> None:
+    """torch's error when an array of ``np_dtype``, a float8 type, meets an op whose CPU kernel
+    ``kernel`` has no float8 instance; any other dtype passes."""
+    scalar_name = FLOAT8_NP.get(np_dtype)
+    if scalar_name is not None:
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{scalar_name}'")
 
 
 float8_e4m3fn = _LowPrecisionFloat("float8_e4m3fn", "Float8_e4m3fn")

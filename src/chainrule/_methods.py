@@ -95,7 +95,9 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
 
     def method(self, other) -> Tensor:
         data = self._data
-        if data.dtype.kind in "fV":
+        # float64/32/16 and bfloat16 (by type code): float8 tensors take the general op, which
+        # refuses them as torch does
+        if data.dtype.char in "fdeE":
             kind = type(other)
             if kind is float or kind is int:
                 # _constant's cache, looked up here first: one call less per op

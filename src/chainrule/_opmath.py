@@ -49,6 +49,50 @@ CPU_FLOAT32_OPS = frozenset({
 
 _FLOAT32 = np.dtype(np.float32)
 
+# torch 2.13's CPU kernels for the float8 types are few: copies, views, casts, indexing, where, ==,
+# abs, and the product of two float8 tensors (mul, mm). Every op below refuses a float8 input as
+# torch does, naming its kernel; an op not listed runs on the float8 values (checked against torch
+# in tests/test_float8_ops.py). Keyed by the op's Function class, as labels are shared (min, max).
+_NO_FLOAT8_KERNEL = {
+    "Add": "add_stub", "Sub": "add_stub", "Div": "div_cpu", "Neg": "neg_cpu",
+    "Sum": "sum_cpu", "SumDim": "sum_cpu", "Mean": "sum_cpu", "MeanDim": "sum_cpu", "Prod": "prod_out_cpu",
+    "AmaxAll": "max_all", "AminAll": "min_all", "Amax": "max_values_cpu", "Amin": "min_values_cpu",
+    "MaxDim": "max_cpu", "MinDim": "min_cpu", "Maximum": "maximum_cpu", "Minimum": "minimum_cpu",
+    "Exp": "exp_vml_cpu", "Log": "log_vml_cpu", "Sqrt": "sqrt_vml_cpu", "Rsqrt": "rsqrt_cpu",
+    "Reciprocal": "reciprocal_cpu", "Sin": "sin_vml_cpu", "Cos": "cos_vml_cpu", "Tanh": "tanh_vml_cpu",
+    "PowScalar": "pow", "Square": "pow", "Sign": "sign_cpu",
+    "Round": "round_vml_cpu", "Floor": "floor_vml_cpu", "Ceil": "ceil_vml_cpu", "Trunc": "trunc_vml_cpu",
+    "Relu": "clamp_min_scalar_cpu", "Clamp": "clamp_scalar_cpu", "Sigmoid": "sigmoid_cpu_reduced_float",
+    "Gelu": "GeluKernelImpl", "Silu": "silu_cpu", "LeakyRelu": "leaky_relu_cpu",
+    "Softmax": "softmax_lastdim_kernel_impl", "LogSoftmax": "log_softmax_lastdim_kernel_impl",
+    "Cumsum": "cumsum_out_cpu", "SortValues": "sorting_kernel_method_name", "TopkValues": "topk_cpu",
+    "Norm": "norm_cpu", "Bmm": "bmm", "Dot": "dot", "Flip": "flip_cpu", "Tril": "tril",
+    "MaskedFill": "masked_fill", "Gather": "gather_expanded_index", "Scatter": "scatter_gather_tensor_cpu",
+}
+# float8_e8m0fnu (an exponent only) has fewer still: no abs, no matrix product
+_NO_E8M0_KERNEL = {"Abs": "abs_cpu", "Mm": "addmm_impl_cpu_"}
+# ops whose float8 product torch rounds back to the inputs' float8 type (NumPy's gives float32)
+_FLOAT8_RESULT = frozenset({"Mm"})
+
+
+def _float8_op(cls, ctx, arrays: list, params: dict, found):
+    """Run (or refuse) an op given a float8 array of NumPy dtype ``found``, as torch 2.13 does."""
+    name = cls.__name__
+    scalar_name = _dtype.FLOAT8_NP[found]
+    kernel = _NO_FLOAT8_KERNEL.get(name)
+    if kernel is None and scalar_name == "Float8_e8m0fnu":
+        kernel = _NO_E8M0_KERNEL.get(name)
+    if kernel is None and name == "Mul" and len(arrays) == 2 and (arrays[0].ndim == 0) != (arrays[1].ndim == 0):
+        kernel = "mul_cpu_reduced_float"  # a tensor times a number (or a 0-d tensor): no float8 kernel
+    if name == "Var" or name == "Std":
+        raise RuntimeError(f"std_var_all: Unsupported dtype {scalar_name}")
+    if kernel is not None:
+        _dtype.refuse_float8(found, kernel)
+    out = cls.forward(ctx, *arrays, **params)
+    if name in _FLOAT8_RESULT and out.dtype != found:
+        out = _dtype.cast_array(out, found)
+    return out
+
 
 # called with ``run`` when the hook is first needed (autograd.function registers its setter)
 hook_setters: list = []
@@ -88,6 +132,12 @@ def run(cls, ctx, arrays: list, params: dict):
     lower = autocast_hook.cpu_dtype
     if lower is not None:
         _cast_for_cpu_autocast(arrays, op, lower)
+    float8 = _dtype.FLOAT8_NP
+    if float8:
+        for array in arrays:
+            found = getattr(array, "dtype", None)
+            if found in float8:
+                return _float8_op(cls, ctx, arrays, params, found)
     bfloat16 = _dtype._bfloat16_np
     if bfloat16 is None or op not in ACCUMULATE_IN_FLOAT32:
         return cls.forward(ctx, *arrays, **params)

@@ -44,7 +44,9 @@ class Distribution:
     has_enumerate_support = False
     arg_constraints: dict = {}
     support: Constraint = real
-    _validate_default = True
+    # torch's default, as Python's assert: on, off under ``python -O``; an instance given
+    # validate_args shadows it, and set_default_validate_args replaces it
+    _validate_args = __debug__
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -55,7 +57,8 @@ class Distribution:
     def __init__(self, batch_shape=(), event_shape=(), validate_args=None) -> None:
         self._batch_shape = Size(batch_shape)
         self._event_shape = Size(event_shape)
-        self._validate_args = self._validate_default if validate_args is None else bool(validate_args)
+        if validate_args is not None:
+            self._validate_args = bool(validate_args)
         if self._validate_args:
             for name, constraint in self.arg_constraints.items():
                 if name not in self.__dict__ and not isinstance(getattr(type(self), name, None), property):
@@ -93,7 +96,9 @@ class Distribution:
 
     @staticmethod
     def set_default_validate_args(value: bool) -> None:
-        Distribution._validate_default = bool(value)
+        if value not in [True, False]:
+            raise ValueError
+        Distribution._validate_args = value
 
     @property
     def batch_shape(self) -> Size:

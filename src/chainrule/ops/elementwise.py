@@ -58,6 +58,8 @@ def _as_operand(x, dtype: _dtype.dtype, like: Tensor | None = None) -> Tensor:
     int8 + 44); the ops that refuse such numbers check them first (``_dtype.checked_scalar``)."""
     try:
         if like is None or type(like._data) is np.ndarray:
+            if dtype.itemsize == 1 and dtype.is_floating_point:  # float8: torch's rounding (0 is 2^-127 in e8m0)
+                return Tensor._make(_dtype.cast_array(np.asarray(x, dtype=np.float32), dtype.np))
             return Tensor._make(np.asarray(x, dtype=dtype.np))
         return Tensor._make(array_module(like).full((), x, dtype=dtype.np))  # a fill, not a host copy
     except OverflowError:
@@ -1497,12 +1499,17 @@ def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=Non
 
 
 # ---------------------------------------------------------------- comparisons and logic (no grad)
+_FLOAT8_NP = _dtype.FLOAT8_NP  # (the loaded float8 types; empty, one cheap test, until one loads)
+
+
 def _compare(ufunc, ordered: str = ""):
     def op(input, other) -> Tensor:
         a, b = _pair(input, other)
         x, y = a._data, b._data
         if ordered and x.dtype.kind == "c":  # NumPy orders complex numbers lexicographically; torch refuses
             refuse_complex(a, f"\"{ordered}_cpu\" not implemented for '{{dtype}}'")
+        if ordered and _FLOAT8_NP and x.dtype in _FLOAT8_NP:  # torch does not order float8 values
+            _dtype.refuse_float8(x.dtype, f"{ordered}_cpu")
         if type(x) is not type(y):  # a device array meets a CPU one: the same check as every op's
             x, y = on_one_device([x, y], ufunc.__name__)
         elif type(x) is not np.ndarray:
@@ -1566,12 +1573,21 @@ def isnan(input: Tensor) -> Tensor:
     return Tensor._make(xp.isnan(input._data))
 
 
+# the float8 types whose isinf / isfinite torch 2.13 has a kernel for (the others refuse)
+_FLOAT8_ISINF = frozenset({"float8_e5m2"})
+_FLOAT8_ISFINITE = frozenset({"float8_e5m2", "float8_e8m0fnu"})
+
+
 def isinf(input: Tensor) -> Tensor:
+    if _FLOAT8_NP and input._data.dtype.name not in _FLOAT8_ISINF:
+        _dtype.refuse_float8(input._data.dtype, "isinf")
     xp = array_module(input)
     return Tensor._make(xp.isinf(input._data))
 
 
 def isfinite(input: Tensor) -> Tensor:
+    if _FLOAT8_NP and input._data.dtype.name not in _FLOAT8_ISFINITE:
+        _dtype.refuse_float8(input._data.dtype, "isfinite")
     xp = array_module(input)
     return Tensor._make(xp.isfinite(input._data))
 
@@ -1589,6 +1605,8 @@ def equal(input: Tensor, other: Tensor) -> builtins.bool:
 
 def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
     a, b = _pair(input, other)
+    if _FLOAT8_NP:  # torch scales the tolerance by a number, which float8 has no kernel for
+        _dtype.refuse_float8(a._data.dtype, "mul_cpu_reduced_float")
     xp = array_module(a, b)
     return Tensor._make(xp.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 

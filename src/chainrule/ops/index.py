@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from .._backend import array_module, is_array, ufunc_at, write_refusal, writeable
-from .._dtype import checked_scalar, scalar_name
+from .._dtype import checked_scalar, refuse_float8, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
 from ..autograd.function import Function, SavedValue, as_uint64, is_recording, name_node
@@ -1598,6 +1598,7 @@ def nonzero(input: Tensor, *, as_tuple: bool = False):
     index tensor per dim (a 0-d input counts as 1-D)."""
     xp = array_module(input)
     array = input._data
+    refuse_float8(array.dtype, "nonzero_count_cpu")
     if as_tuple:
         return tuple(Tensor._make(i.astype(np.int64, copy=False)) for i in xp.nonzero(xp.atleast_1d(array)))
     if array.ndim == 0:

@@ -821,6 +821,7 @@ def _arg_extremum(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> 
     x = input._data
     if x.dtype.kind == "c":
         raise RuntimeError(f"{op}(): does not support complex input")
+    _dtype.refuse_float8(x.dtype, f"{op}_cpu")
     find = xp.argmax if largest else xp.argmin
     if dim is None:
         if x.size == 0:

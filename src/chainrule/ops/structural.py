@@ -92,6 +92,7 @@ def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, ret
     when ``sorted=False``. The values carry no gradient."""
     _check_tensor(input, "unique")
     x = input._data
+    _dtype.refuse_float8(x.dtype, "unique" if dim is None else "unique_dim")
     if dim is None:
         values, inverse, counts = _unique_flat(x)
     else:
