@@ -17,7 +17,17 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
-from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, kept_value, name_node, saved
+from ..autograd import function as _function
+from ..autograd.function import (
+    Function,
+    SavedValue,
+    as_uint64,
+    ctx_value,
+    kept_value,
+    name_node,
+    on_arrays,
+    saved,
+)
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
@@ -486,7 +496,12 @@ class _IndexClassLoss(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _IndexClassLossBackward.apply(grad, *ctx.saved_values, loss=ctx), None
+        saved = ctx.saved_values  # (checks the input was not changed in place since)
+        if (on_arrays(grad) and _function.active_profiler is None and _function.active_extension is None
+                and _function.opmath_hook is None):
+            # a plain walk that nothing watches: the unrecorded apply would only wrap these arrays
+            return Tensor._make(_IndexClassLoss._input_grad_array(ctx, grad._data)), None
+        return _IndexClassLossBackward.apply(grad, *saved, loss=ctx), None
 
     @staticmethod
     def _input_grad_array(ctx, grad):
