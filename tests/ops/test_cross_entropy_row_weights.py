@@ -90,3 +90,19 @@ def test_a_plain_backward_equals_the_recorded_one_bit_for_bit(kwargs):
         (grad,) = chainrule.autograd.grad(loss.sum(), (x,), create_graph=create_graph)
         grads.append(grad.detach().numpy())
     np.testing.assert_array_equal(grads[0], grads[1])
+
+
+def test_strided_targets_are_checked_and_used_as_torch_does():
+    logits = np.random.default_rng(3).standard_normal((2, 5, 3, 4)).astype(np.float32)
+    classes = np.random.default_rng(4).integers(0, 5, (2, 4, 3))
+    results = []
+    for lib in (chainrule, torch):
+        x = lib.tensor(logits, requires_grad=True)
+        loss = lib.nn.functional.cross_entropy(x, lib.tensor(classes).transpose(1, 2))  # a non-contiguous target
+        loss.backward()
+        results.append((loss.item(), x.grad.numpy()))
+        every_other = lib.tensor(np.array([1, 9, 2, 9, -1, 9]))[::2]
+        with pytest.raises(IndexError, match="Target -1 is out of bounds."):
+            lib.nn.functional.cross_entropy(lib.tensor(logits[:3, :, 0, 0]), every_other)
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-6)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-5, atol=1e-7)
