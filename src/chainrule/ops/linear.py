@@ -21,10 +21,12 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module, autocast_unifies
 from .._parallel import over_rows
+from ..autograd import function as _function
 from ..autograd.function import (
     Function,
     input_sizes,
     name_node,
+    on_arrays,
     on_arrays_when_unrecorded,
     saved,
 )
@@ -134,7 +136,7 @@ class Addmm(Function):
         need_b, need_x, need_w = ctx.needs_input_grad
         # a bias of rows takes G itself, which the engine sums to its shape
         sum_rows = need_b and len(ctx._input_meta[0][0]) <= 1
-        grads = iter(LinearBackward.apply(grad, *_kept(x, w_t), needs=(need_x, need_w, sum_rows)))
+        grads = iter(_linear_backward(grad, x, w_t, (need_x, need_w, sum_rows)))
         grad_x = next(grads) if need_x else None
         grad_w = _transposed(next(grads), None, None) if need_w else None
         grad_b = (next(grads) if sum_rows else grad) if need_b else None
@@ -162,7 +164,7 @@ class Mm(Function):
     def backward(ctx, grad):
         x, w_t = ctx.saved_values
         need_x, need_w = ctx.needs_input_grad
-        grads = iter(LinearBackward.apply(grad, *_kept(x, w_t), needs=(need_x, need_w, False)))
+        grads = iter(_linear_backward(grad, x, w_t, (need_x, need_w, False)))
         grad_x = next(grads) if need_x else None
         return grad_x, (_transposed(next(grads), None, None) if need_w else None)
 
@@ -182,18 +184,9 @@ class LinearBackward(Function):
     def forward(ctx, grad, *matrices, needs):
         if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
             ctx.needs = needs
-        matrices = iter(matrices)
-        x = next(matrices) if needs[1] else None
-        w = next(matrices) if needs[0] else None
+        x, w = _needed_matrices(matrices, needs)
         ctx.save_for_backward(grad, x, w)
-        grads = []
-        if needs[0]:
-            grads.append(grad @ w)
-        if needs[1]:
-            grads.append(grad.T @ x)
-        if needs[2]:
-            grads.append(_column_sums(grad))
-        return tuple(grads)
+        return _linear_grads(grad, x, w, needs)
 
     @staticmethod
     def backward(ctx, *grad_grads):
@@ -217,6 +210,39 @@ class LinearBackward(Function):
         if needs[2] and u_x is not None:
             grad_w = grad.t() @ u_x
         return per_input(ctx, grad_g, grad_x, grad_w)
+
+
+def _needed_matrices(matrices, needs) -> tuple:
+    """(x, W) from LinearBackward's matrices: x given for W's gradient, W for x's (else None)."""
+    matrices = iter(matrices)
+    x = next(matrices) if needs[1] else None
+    w = next(matrices) if needs[0] else None
+    return x, w
+
+
+def _linear_grads(grad, x, w, needs) -> tuple:
+    """The arrays (G W, Gᵀ x, Σ G) that ``needs`` asks for: LinearBackward's forward."""
+    grads = []
+    if needs[0]:
+        grads.append(grad @ w)
+    if needs[1]:
+        grads.append(grad.T @ x)
+    if needs[2]:
+        grads.append(_column_sums(grad))
+    return tuple(grads)
+
+
+def _linear_backward(grad: Tensor, x, w_t, needs) -> tuple:
+    """A product's gradients through LinearBackward. In a plain backward nothing records and no
+    profiler, forward-AD level or low-precision hook would see the op, so its unrecorded apply
+    would only wrap these arrays: its array forward is called directly (same arrays, same
+    order), saving a node-less apply per linear layer. Otherwise (create_graph, half precision,
+    a profiler counting the GEMMs) it is applied as an op."""
+    if (on_arrays(grad) and _function.active_profiler is None and _function.active_extension is None
+            and _function.opmath_hook is None):
+        kept = ((x._data,) if x is not None else ()) + ((w_t._data.T,) if w_t is not None else ())
+        return tuple(Tensor._make(g) for g in _linear_grads(grad._data, *_needed_matrices(kept, needs), needs))
+    return LinearBackward.apply(grad, *_kept(x, w_t), needs=needs)
 
 
 def matrix_needs(node) -> tuple:

@@ -17,7 +17,17 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
-from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, kept_value, name_node, saved
+from ..autograd import function as _function
+from ..autograd.function import (
+    Function,
+    SavedValue,
+    as_uint64,
+    ctx_value,
+    kept_value,
+    name_node,
+    on_arrays,
+    saved,
+)
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
@@ -25,7 +35,6 @@ from . import _cuda_kernels
 from . import elementwise as ew
 from ._arg_parser import check_bool, check_float, check_int
 from .reduce import LogSoftmax, Softmax
-from .reduce import log_softmax as _log_softmax
 from .reduce import sum as _sum
 
 __all__ = [
@@ -339,6 +348,33 @@ def _check_class_weight_shape(w, C: int) -> None:
                            f"weight tensor of shape: {list(w.shape)}")
 
 
+def _all_classes_below(t: np.ndarray, C: int) -> bool:
+    """Whether every class index in the non-empty ``t`` lies in [0, C): one max, negative int64
+    targets reading as huge unsigned ones."""
+    return int((t.view(np.uint64) if t.dtype == np.int64 else t).max()) < C
+
+
+# below this many rows a sum of ones is exact in every float dtype (bfloat16 keeps 8 bits)
+_EXACT_COUNT = {np.dtype(np.float32): 2**24, np.dtype(np.float64): 2**53}
+
+
+def _total_weight(w_row, rows: int, dtype):
+    """The summed row weights of a 'mean' NLL; ``w_row`` None is every row weighing 1, counted
+    without an array of ones where the count is exact in ``dtype``."""
+    if w_row is not None:
+        return w_row.sum(dtype=dtype)
+    if rows <= _EXACT_COUNT.get(np.dtype(dtype), 256):
+        return dtype.type(rows)
+    return np.ones(rows, dtype).sum(dtype=dtype)
+
+
+def _weighted_rows(ctx, g_row):
+    """``w_t · g`` per row of an NLL node; without row weights (each 1) ``g`` promoted as ``1 · g`` is."""
+    if ctx.w_row is not None:
+        return ctx.w_row * g_row
+    return g_row.astype(np.result_type(ctx.input.dtype, g_row.dtype), copy=False)
+
+
 def _masked(valid, values: np.ndarray) -> np.ndarray:
     xp = array_module(valid)
     return values if valid is None else xp.where(valid, values, 0)
@@ -369,11 +405,9 @@ class _IndexClassLoss(Function):
         if xp is not np:
             # the bounds check would make the host wait for the device on every call; torch's CUDA
             # kernel asserts on the device instead. Targets are masked against ignore_index.
-            lo, hi = 0, -1
             valid = t != ignore_index
-        else:
-            lo, hi = (int(t.min()), int(t.max())) if t.size else (0, -1)
-        if xp is np and t.size and not (0 <= lo and hi < C and not lo <= ignore_index <= hi):
+        elif t.size and not (_all_classes_below(t, C) and not 0 <= ignore_index < C):
+            # (one reduction for the common case: every target a class, none of them ignore_index)
             valid = t != ignore_index
             bad = (t < 0) | (t >= C)
             bad &= valid
@@ -387,7 +421,8 @@ class _IndexClassLoss(Function):
             if not all_valid:
                 w_row = w_row * valid
         else:
-            w_row = xp.ones(t.shape, dtype) if all_valid else valid.astype(dtype)
+            # None: every row weighs 1 (no array of ones to multiply by and sum)
+            w_row = None if all_valid else valid.astype(dtype)
         eps = label_smoothing
         wc_sum = float(weight.sum()) if weight is not None else float(C)
         probs = None
@@ -410,7 +445,7 @@ class _IndexClassLoss(Function):
                 picked = rows[arange, safe]
                 if eps:
                     summed = rows @ weight if weight is not None else rows.sum(axis=1)
-            loss = w_row * picked
+            loss = picked if w_row is None else w_row * picked  # (picked is a fresh array)
             loss *= -(1.0 - eps)
             if eps:
                 loss -= _masked(valid, summed) * dtype.type(eps / C)
@@ -424,7 +459,7 @@ class _IndexClassLoss(Function):
             out = xp.asarray(loss.sum(dtype=dtype))
             denom = dtype.type(1)
         else:
-            denom = w_row.sum(dtype=dtype)
+            denom = _total_weight(w_row, t.size, dtype)
             # (every target ignored divides by 0, silently: forward runs with NumPy's warnings off)
             out = xp.asarray(loss.sum(dtype=dtype) / denom, dtype=dtype)
         if ctx.needs_input_grad[0]:
@@ -447,8 +482,8 @@ class _IndexClassLoss(Function):
         xp = array_module(g_row)
         M, C = ctx.rows_shape
         eps = ctx.eps
-        A = xp.zeros((M, C), ctx.w_row.dtype)
-        picked = ctx.w_row * g_row * (1.0 - eps)
+        A = xp.zeros((M, C), ctx.input.dtype)  # (the row weights' dtype)
+        picked = _weighted_rows(ctx, g_row) * (1.0 - eps)
         if M:
             A[xp.arange(M), ctx.safe] = picked
         rowsum = picked
@@ -461,7 +496,12 @@ class _IndexClassLoss(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _IndexClassLossBackward.apply(grad, *ctx.saved_values, loss=ctx), None
+        saved = ctx.saved_values  # (checks the input was not changed in place since)
+        if (on_arrays(grad) and _function.active_profiler is None and _function.active_extension is None
+                and _function.opmath_hook is None):
+            # a plain walk that nothing watches: the unrecorded apply would only wrap these arrays
+            return Tensor._make(_IndexClassLoss._input_grad_array(ctx, grad._data)), None
+        return _IndexClassLossBackward.apply(grad, *saved, loss=ctx), None
 
     @staticmethod
     def _input_grad_array(ctx, grad):
@@ -479,7 +519,7 @@ class _IndexClassLoss(Function):
             g_row = _masked(ctx.valid, g_row)
         if ctx.log_softmax and M:
             eps = ctx.eps
-            picked = ctx.w_row * g_row
+            picked = _weighted_rows(ctx, g_row)
             rowsum = picked if not eps else (1.0 - eps) * picked + _masked(ctx.valid, g_row) * (eps * ctx.wc_sum / C)
             coef = ctx.probs * rowsum[:, None].astype(dtype, copy=False)
             coef[xp.arange(M), ctx.safe] -= (1.0 - eps) * picked
@@ -561,8 +601,8 @@ class _NllLoss(_IndexClassLoss):
         "_saved_reduction": ctx_value("reduction", _REDUCTIONS.index),
         "_saved_self": ctx_value("input", Tensor._make, tensor=True),
         "_saved_target": ctx_value("target", Tensor._make, tensor=True),
-        "_saved_total_weight": SavedValue(lambda node: Tensor._make(array_module(node.w_row).asarray(
-            node.w_row.sum(dtype=node.w_row.dtype))), tensor=True),
+        "_saved_total_weight": SavedValue(lambda node: Tensor._make(array_module(node.input).asarray(
+            _total_weight(node.w_row, node.safe.size, node.input.dtype))), tensor=True),
         "_saved_weight": ctx_value("weight", lambda weight: None if weight is None else Tensor._make(weight),
                                    tensor=True),
     }
@@ -620,7 +660,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         return _FusedCrossEntropy.apply(input, target, ignore_index=ignore_index, reduction=reduction)
     # two nodes, as torch records them (NllLossBackward0 over LogSoftmaxBackward0), so graphs
     # walked by user code look the same
-    logp = _log_softmax(input, 1 if input._data.ndim > 1 else 0)
+    # (straight to the node: log_softmax's own dim and dtype parsing has nothing left to do here)
+    logp = LogSoftmax.apply(input, dim=1 if input._data.ndim > 1 else 0)
     loss = _NllLoss.apply(logp, target, weight=w, ignore_index=ignore_index, reduction=reduction,
                           label_smoothing=float(label_smoothing), log_softmax=False)
     # with label smoothing torch adds the smoothing term to the nll loss in a last node
