@@ -1184,6 +1184,13 @@ def on_arrays(grad) -> bool:
     return not _grad_state.enabled and dtype.itemsize >= 4 and dtype.kind in "fc"
 
 
+def unwatched_on_arrays(grad) -> bool:
+    """``on_arrays(grad)``, and nothing watches the ops a rule would run (no profiler or flop
+    counter, no forward-AD extension, no low-precision hook): a rule may then call its array
+    kernel directly instead of applying a node-less op around it."""
+    return on_arrays(grad) and active_profiler is None and active_extension is None and opmath_hook is None
+
+
 def is_recording(*tensors) -> bool:
     """Whether an op on ``tensors`` would be recorded now: grad mode is on and one of them
     (None entries skipped) requires grad. Code outside autograd/ asks this (never the grad mode

@@ -26,7 +26,6 @@ from ..autograd.function import (
     Function,
     input_sizes,
     name_node,
-    on_arrays,
     on_arrays_when_unrecorded,
     saved,
 )
@@ -238,8 +237,7 @@ def _linear_backward(grad: Tensor, x, w_t, needs) -> tuple:
     would only wrap these arrays: its array forward is called directly (same arrays, same
     order), saving a node-less apply per linear layer. Otherwise (create_graph, half precision,
     a profiler counting the GEMMs) it is applied as an op."""
-    if (on_arrays(grad) and _function.active_profiler is None and _function.active_extension is None
-            and _function.opmath_hook is None):
+    if _function.unwatched_on_arrays(grad):
         kept = ((x._data,) if x is not None else ()) + ((w_t._data.T,) if w_t is not None else ())
         return tuple(Tensor._make(g) for g in _linear_grads(grad._data, *_needed_matrices(kept, needs), needs))
     return LinearBackward.apply(grad, *_kept(x, w_t), needs=needs)

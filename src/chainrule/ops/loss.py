@@ -25,7 +25,6 @@ from ..autograd.function import (
     ctx_value,
     kept_value,
     name_node,
-    on_arrays,
     saved,
 )
 from ..autograd.grad_mode import is_grad_enabled
@@ -497,8 +496,7 @@ class _IndexClassLoss(Function):
     @staticmethod
     def backward(ctx, grad):
         saved = ctx.saved_values  # (checks the input was not changed in place since)
-        if (on_arrays(grad) and _function.active_profiler is None and _function.active_extension is None
-                and _function.opmath_hook is None):
+        if _function.unwatched_on_arrays(grad):
             # a plain walk that nothing watches: the unrecorded apply would only wrap these arrays
             return Tensor._make(_IndexClassLoss._input_grad_array(ctx, grad._data)), None
         return _IndexClassLossBackward.apply(grad, *saved, loss=ctx), None
