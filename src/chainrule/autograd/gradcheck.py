@@ -150,6 +150,18 @@ def _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_
     return True
 
 
+def _outputs_either_side(func, inputs, x, v, eps) -> tuple:
+    """``func``'s outputs with the input array ``x`` moved by +eps·v and by -eps·v (in place,
+    then restored): the two sides of a central difference along ``v``."""
+    original = x.copy()
+    x += eps * v
+    plus = _evaluate(func, inputs)
+    x[...] = original - eps * v
+    minus = _evaluate(func, inputs)
+    x[...] = original
+    return plus, minus
+
+
 def _numerical_gradient_is_zero(func, inputs, diff_indices, eps, fast_mode, nondet_tol, raise_exception) -> bool:
     """gradcheck of a function none of whose outputs require grad (a solver leaving autograd through
     NumPy, a detached result): any finite-difference change of its float outputs is a gradient that
@@ -159,13 +171,7 @@ def _numerical_gradient_is_zero(func, inputs, diff_indices, eps, fast_mode, nond
     for i in diff_indices:
         if fast_mode:
             x = inputs[i]._data
-            v = _random_like(rng, x)
-            original = x.copy()
-            x += eps * v
-            plus = _evaluate(func, inputs)
-            x[...] = original - eps * v
-            minus = _evaluate(func, inputs)
-            x[...] = original
+            plus, minus = _outputs_either_side(func, inputs, x, _random_like(rng, x), eps)
             moved = any(p is not None and p.size and np.abs((p - m) / (2 * eps)).max() > nondet_tol
                         for p, m in zip(plus, minus))
         else:
@@ -257,12 +263,7 @@ def _fast_gradcheck(func, inputs, diff_indices, eps, atol, rtol, raise_exception
     for i in diff_indices:
         x = inputs[i]._data
         v = _random_like(rng, x)
-        original = x.copy()
-        x += eps * v
-        plus = _evaluate(func, inputs)
-        x[...] = original - eps * v
-        minus = _evaluate(func, inputs)
-        x[...] = original
+        plus, minus = _outputs_either_side(func, inputs, x, v, eps)
         plus = [p for p in plus if p is not None]
         minus = [m for m in minus if m is not None]
         for o, u in enumerate(us):
