@@ -129,6 +129,13 @@ NOT_OPS.update({
     ),
 })
 
+# --- s14 overrides: the __torch_function__ protocol ---
+NOT_OPS.update(_group(
+    "the __torch_function__ protocol's default handler: runs another op, computes nothing itself "
+    "(tests/compat/test_torch_function.py)",
+    "Tensor.__torch_function__",
+))
+
 # --- bf16: autocast state ---
 NOT_OPS.update(_group(
     "autocast state (torch.set_autocast_enabled and friends): switch a mode, compute no tensor "

@@ -23,7 +23,8 @@ PACKAGE = "chainrule"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("chainrule._dtype", "chainrule._backend", "chainrule._meta", "chainrule._standin", "chainrule._cupy_surface",
               "chainrule._config", "chainrule._parallel", "chainrule._shared", "chainrule._layout",
-              "chainrule.return_types", "chainrule._opmath", "chainrule._naming")),
+              "chainrule.return_types", "chainrule._opmath", "chainrule._naming",
+              "chainrule._torch_function")),
     ("autograd", ("chainrule.autograd",)),
     ("tensor", ("chainrule.tensor", "chainrule._format", "chainrule.storage")),
     ("ops", ("chainrule.ops", "chainrule._methods", "chainrule.linalg", "chainrule.fft", "chainrule.special",
@@ -38,7 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                    "chainrule.compiler", "chainrule._dynamo", "chainrule.fx", "chainrule._C",
                    "chainrule.models", "chainrule.func", "chainrule.multiprocessing", "chainrule._spawn_child",
                    "chainrule.version",
-                   "chainrule.profiler", "chainrule.quasirandom", "chainrule.signal")),
+                   "chainrule.profiler", "chainrule.quasirandom", "chainrule.signal", "chainrule.overrides")),
     ("tools", ("chainrule.viz", "chainrule.commands", "chainrule.cli", "chainrule.benchmark",
                "chainrule.benchmark_distributed", "chainrule.benchmark_cuda", "chainrule.__main__")),
     # the package itself wires the layers together (binds methods, attaches namespaces)

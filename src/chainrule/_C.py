@@ -98,3 +98,21 @@ def _parse_to(*args, **kwargs):
 
 # torch._C._nn holds the nn bindings; only the argument parser is wanted from Python
 _nn = types.SimpleNamespace(_parse_to=_parse_to)
+
+
+# ---- the __torch_function__ switches and checks (chainrule/_torch_function.py; torch.overrides uses them)
+from ._torch_function import DisableTorchFunction, DisableTorchFunctionSubclass  # noqa: E402,F401
+from ._torch_function import disabled_torch_function_impl as _disabled_torch_function_impl  # noqa: E402,F401
+from ._torch_function import has_torch_function as _has_torch_function  # noqa: E402,F401
+from ._torch_function import has_torch_function_unary as _has_torch_function_unary  # noqa: E402,F401
+from ._torch_function import has_torch_function_variadic as _has_torch_function_variadic  # noqa: E402,F401
+from ._torch_function import is_torch_function_enabled as _is_torch_function_enabled  # noqa: E402,F401
+from ._torch_function import is_torch_function_mode_enabled as _is_torch_function_mode_enabled  # noqa: E402,F401
+from ._torch_function import pop_mode as _pop_torch_function_stack  # noqa: E402,F401
+from ._torch_function import push_mode as _push_on_torch_function_stack  # noqa: E402,F401
+
+
+def _len_torch_function_stack() -> int:
+    from . import _torch_function
+
+    return len(_torch_function.mode_stack)

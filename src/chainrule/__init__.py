@@ -350,3 +350,24 @@ _numpy_names.install(_sys.modules[__name__], _numpy_names.PUBLIC_NAMES["torch"],
 _numpy_names.install(linalg, _numpy_names.PUBLIC_NAMES["linalg"])
 _numpy_names.install(_special_namespace, _numpy_names.PUBLIC_NAMES["special"])
 _numpy_names.install(nn.functional, _numpy_names.PUBLIC_NAMES["nn.functional"])
+
+# --- torch's __torch_function__ protocol (chainrule.overrides): every public op, method, operator and
+# the properties torch dispatches hand their calls to TorchFunctionModes and overriding arguments
+from . import _torch_function  # noqa: E402
+from . import overrides  # noqa: E402,F401
+
+_methods.bind_torch_function()
+_torch_function.wrap_module(_sys.modules[__name__], "torch", skip=overrides._UNDISPATCHED_TOP_LEVEL)
+# the top-level spellings taken from Tensor's methods above stay those methods
+for _name in ("detach", "fill_", "zero_", "detach_", "resize_as_", "as_strided_", "get_device", "is_nonzero",
+              "is_same_size", "is_signed", "is_inference", "adjoint", "index_put", "index_put_", "put"):
+    globals()[_name] = getattr(Tensor, _name)
+_torch_function.wrap_module(nn.functional, "torch.nn.functional", skip=overrides._UNDISPATCHED_FUNCTIONAL)
+for _namespace, _owner in ((linalg, "torch.linalg"), (fft, "torch.fft"), (special, "torch.special")):
+    _torch_function.wrap_module(_namespace, _owner)
+_modules = [nn.Module]
+for _module_class in _modules:  # every Module class defined so far, subclasses of subclasses included
+    _modules.extend(_module_class.__subclasses__())
+_torch_function.rewrap_captured(_modules)
+del _modules, _module_class, _namespace, _owner, _name
+from ._C import DisableTorchFunction, DisableTorchFunctionSubclass  # noqa: E402,F401

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _dtype, _layout, _shared
+from . import _dtype, _layout, _shared, _torch_function
 from . import sparse as _sparse
 from . import storage as _storage
 from ._backend import array_module, write_refusal, writeable
@@ -879,3 +879,98 @@ def _volatile(self: Tensor) -> bool:
 
     warnings.warn("volatile was removed (Variable.volatile is always False)", UserWarning, stacklevel=2)
     return False
+
+
+# ---- torch's __torch_function__ protocol on the methods, operators and properties (see _torch_function.py)
+
+# the Tensor methods torch does not dispatch (torch.overrides.get_ignored_functions), and chainrule's
+# own helpers; private names are never dispatched
+_UNDISPATCHED_METHODS = frozenset({
+    "as_subclass", "new", "new_empty", "new_empty_strided", "new_full", "new_ones", "new_tensor", "new_zeros",
+    "stride", "unflatten", "eig", "lstsq", "solve", "symeig", "normal", "to_sparse_coo", "to_sparse_csr",
+    "to_sparse_csc", "to_sparse_bsr", "to_sparse_bsc",
+})
+# the special methods torch dispatches, by the method torch hands a handler ("a + b" hands Tensor.add)
+_DISPATCHED_SPECIALS = {
+    "__add__": "add", "__radd__": "add", "__iadd__": "add_", "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul_",
+    "__sub__": "sub", "__isub__": "sub_", "__rsub__": None, "__truediv__": "div", "__itruediv__": "div_",
+    "__rtruediv__": "__rdiv__", "__matmul__": "matmul", "__rmatmul__": None, "__pow__": "pow", "__ipow__": "pow_",
+    "__rpow__": None, "__neg__": "neg", "__abs__": "abs", "__pos__": "positive", "__invert__": None,
+    "__floordiv__": None, "__rfloordiv__": None, "__ifloordiv__": None, "__mod__": None, "__rmod__": None,
+    "__imod__": None, "__and__": None, "__rand__": None, "__iand__": None, "__or__": None, "__ror__": None,
+    "__ior__": None, "__xor__": None, "__rxor__": None, "__ixor__": None, "__lshift__": None, "__rlshift__": None,
+    "__ilshift__": None, "__rshift__": None, "__rrshift__": None, "__irshift__": None,
+    "__eq__": None, "__ne__": None, "__lt__": "lt", "__le__": "le", "__gt__": "gt", "__ge__": "ge",
+    "__getitem__": None, "__setitem__": None, "__len__": None, "__float__": None, "__int__": None, "__bool__": None,
+    "__index__": None, "__complex__": None, "__repr__": None, "__format__": None, "__contains__": None,
+    "__reversed__": None,
+}
+# the Python operators of two operands, called by Python as (self, other)
+_BINARY_SPECIALS = frozenset(name for name in _DISPATCHED_SPECIALS if name not in (
+    "__neg__", "__abs__", "__pos__", "__invert__", "__getitem__", "__setitem__", "__len__", "__float__", "__int__",
+    "__bool__", "__index__", "__complex__", "__repr__", "__format__", "__contains__", "__reversed__"))
+# the properties torch dispatches (a handler is given ``Tensor.<name>.__get__``)
+_DISPATCHED_PROPERTIES = ("shape", "dtype", "device", "requires_grad", "grad", "grad_fn", "data", "is_leaf", "ndim",
+                          "T", "mT", "H", "mH", "real", "imag", "is_cuda", "is_cpu", "is_meta", "layout", "itemsize",
+                          "nbytes", "output_nr", "retains_grad", "name", "_base", "_version")
+_PLAIN_PROPERTIES: dict = {}
+_DISPATCHING_PROPERTIES: dict = {}
+
+
+def _dispatching_property(prop: property) -> property:
+    """``prop`` with its getter dispatched as torch does (a setter is not)."""
+    getter = prop.fget
+    state = _torch_function.flags
+    plain = _torch_function.PLAIN
+
+    def dispatched_get(self):
+        if state.modes_live or (self.__class__ not in plain and not state.arguments_off):
+            return _torch_function.dispatch(handed, (self,), None)
+        return getter(self)
+
+    dispatching = property(dispatched_get, prop.fset, prop.fdel, prop.__doc__)
+    handed = dispatching.__get__  # what a handler receives: Tensor.<name>.__get__, called as (tensor,)
+    return dispatching
+
+
+def _arm_properties(armed: bool) -> None:
+    """Properties check for modes and subclasses only while one exists: a plain program reads them
+    at the plain getter's cost."""
+    for name, prop in (_DISPATCHING_PROPERTIES if armed else _PLAIN_PROPERTIES).items():
+        setattr(Tensor, name, prop)
+
+
+def bind_torch_function() -> None:
+    """Wrap every public method, the special methods torch dispatches, and the dispatched properties
+    of Tensor; called last by the package wiring, once every method is bound."""
+    Tensor.__rdiv__ = Tensor.__rtruediv__
+    if "positive" not in Tensor.__dict__:
+        Tensor.positive = Tensor.__pos__
+    for name, value in list(vars(Tensor).items()):
+        if name.startswith("_") or name in _UNDISPATCHED_METHODS or not _torch_function.is_function(value):
+            continue
+        setattr(Tensor, name, _torch_function.dispatching(value, "torch.Tensor", name=name))
+    specials = dict(_DISPATCHED_SPECIALS, __rdiv__=None)
+    raw = {name: Tensor.__dict__.get(name) for name in specials}
+    # the specials handed themselves first, so that those handing another ("__rtruediv__" hands
+    # "__rdiv__") hand its dispatching wrapper
+    for name in sorted(specials, key=lambda name: specials[name] is not None):
+        if raw[name] is None or not _torch_function.is_function(raw[name]):
+            continue
+        handed = getattr(Tensor, specials[name]) if specials[name] else None
+        setattr(Tensor, name, _torch_function.dispatching(raw[name], "torch.Tensor", handed, name in _BINARY_SPECIALS,
+                                                          name))
+    for table in (_GENERAL_OPERATORS, _FAST_OPERATORS):
+        for name, value in table.items():
+            handed = getattr(Tensor, specials[name]) if specials.get(name) else None
+            table[name] = _torch_function.dispatching(value, "torch.Tensor", handed, binary=True, name=name)
+    for name in _DISPATCHED_PROPERTIES:
+        prop = Tensor.__dict__.get(name)
+        if isinstance(prop, property):
+            _PLAIN_PROPERTIES[name] = prop
+            _DISPATCHING_PROPERTIES[name] = _dispatching_property(prop)
+    from .tensor import DEFAULT_NOWRAP_FUNCTIONS
+
+    DEFAULT_NOWRAP_FUNCTIONS.update(_DISPATCHING_PROPERTIES[name].__get__ for name in ("grad", "_base")
+                                    if name in _DISPATCHING_PROPERTIES)
+    _torch_function.arming_watchers.append(_arm_properties)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 
+from . import _torch_function
 from .ops import decompositions as _decompositions
 from .ops import linalg as _ops_linalg
 
@@ -43,7 +44,7 @@ def __getattr__(name: str):
     # looked up at call time, so functions added to ops/linalg.py appear here without an edit
     function = _public_function(name) or _DECOMPOSITIONS.get(name)
     if function is not None:
-        return function
+        return _torch_function.dispatching(function, "torch")  # the top level's wrapper, where it has one
     raise AttributeError(f"module 'chainrule.linalg' has no attribute '{name}'")
 
 

@@ -26,6 +26,7 @@ from . import _dtype
 from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
 from ._layout import sparse_coo, sparse_csr
+from ._torch_function import disabled_torch_function_impl
 from .ops.creation import _to_array
 from .ops.linalg import matmul as _matmul
 from .tensor import Size, Tensor
@@ -63,6 +64,8 @@ def _densely_stored(cls, op: str, size: tuple, positions: tuple, values):
 class SparseCOOTensor(Tensor):
     """A tensor in the sparse COO layout: ``sparse_dim`` index rows, one column per stored
     entry, and the entries' values (which may have dense trailing dims)."""
+
+    __torch_function__ = disabled_torch_function_impl  # chainrule's own subclass: ops give plain Tensors
 
     @classmethod
     def _from_parts(cls, indices, values, size: tuple, coalesced: bool) -> SparseCOOTensor:
@@ -168,6 +171,8 @@ class SparseCSRTensor(Tensor):
     """A matrix in the sparse CSR layout: ``crow_indices`` (row r's entries are stored at
     positions crow[r] to crow[r + 1]), each entry's column in ``col_indices`` and its value in
     ``values``. Stored densely as well, as a COO tensor is (see the module doc)."""
+
+    __torch_function__ = disabled_torch_function_impl  # chainrule's own subclass: ops give plain Tensors
 
     @classmethod
     def _from_parts(cls, crow, col, values, size: tuple) -> SparseCSRTensor:

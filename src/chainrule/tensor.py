@@ -14,7 +14,7 @@ import weakref
 
 import numpy as np
 
-from . import _dtype
+from . import _dtype, _torch_function
 from ._backend import array_module, device_of, resolve, to_device
 from ._backend import device as _device
 from .autograd.function import AccumulateGrad, is_recording
@@ -64,6 +64,24 @@ class Tensor:
 
     # make ndarray <op> Tensor defer to Tensor's reflected operators
     __array_priority__ = 1000
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        _torch_function.note_tensor_subclass(cls)
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        """torch's default handler: run ``func`` with the arguments' handlers off and give Tensor
+        results (in tuples and lists too) the class ``cls``, unless ``func`` reads ``grad`` or
+        ``_base`` (torch.overrides.get_default_nowrap_functions). NotImplemented when a type among
+        ``types`` is not a superclass of ``cls``, so that type's own handler is asked."""
+        if not all(issubclass(cls, kind) for kind in types):
+            return NotImplemented
+        with _torch_function.DisableTorchFunctionSubclass():
+            result = func(*args, **(kwargs or {}))
+            if func in DEFAULT_NOWRAP_FUNCTIONS:
+                return result
+            return _convert(result, cls)
 
     def __init__(self, *args, requires_grad: bool = False, dtype=None) -> None:
         """``Tensor(data)`` copies data as the default float dtype; ``Tensor(2, 3)`` and
@@ -604,6 +622,26 @@ class Tensor:
         return t
 
 
+_torch_function.PLAIN.add(Tensor)
+
+# what Tensor.__torch_function__ returns as the function gives it, unconverted (filled by _methods.py,
+# which makes the dispatching properties that hand these to handlers)
+DEFAULT_NOWRAP_FUNCTIONS: set = set()
+
+
+def _convert(result, cls):
+    """torch's _convert: a Tensor result becomes a ``cls`` view of itself (on the graph through an
+    alias node, as Tensor.as_subclass), tuples and lists converted item by item."""
+    if cls is Tensor:
+        return result
+    if isinstance(result, Tensor) and not isinstance(result, cls):
+        return result.as_subclass(cls)
+    if isinstance(result, (tuple, list)):
+        items = [_convert(item, cls) for item in result]
+        return type(result)(*items) if hasattr(result, "_fields") else type(result)(items)
+    return result
+
+
 def _rebuild(array, requires_grad, device="cpu"):
     t = Tensor._make(array if device == "cpu" else to_device(array, _device(device)))
     t._requires_grad = requires_grad
@@ -839,3 +877,6 @@ def _int_sequence(values, op: str, name: str = "size") -> tuple:
             raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, but found element of type "
                             f"{type(v).__name__} at pos {i}") from None
     return tuple(out)
+
+
+_torch_function.PLAIN.add(Size)

@@ -1,5 +1,6 @@
 """Reverse-mode automatic differentiation: Function, backward/grad, grad modes, checks."""
 
+from .._torch_function import handle_torch_function, has_torch_function  # noqa: F401  (torch.autograd has them too)
 from . import forward_ad, functional, graph, profiler
 from .anomaly import detect_anomaly, set_detect_anomaly
 from .engine import backward, grad

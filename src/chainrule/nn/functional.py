@@ -15,6 +15,12 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module as _array_module
+from .._torch_function import (  # noqa: F401  (torch's F re-exports them; not in __all__)
+    handle_torch_function,
+    has_torch_function,
+    has_torch_function_unary,
+    has_torch_function_variadic,
+)
 from ..autograd.function import SavedValue as _SavedValue
 from ..autograd.function import kept_value as _kept_value
 from ..autograd.function import name_node as _name_node
@@ -113,6 +119,7 @@ from ..tensor import Tensor, _wrap_dim
 from ..tensor import honours_out as _honours_out
 
 # torch.nn.functional's names, and only those: the modules this one is built from are not part of it
+
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
     "alpha_dropout", "avg_pool1d", "avg_pool2d", "avg_pool3d", "batch_norm", "bilinear",

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import allocate_on, array_module, module_for_device
+from .._torch_function import disabled_torch_function_impl
 from ..ops.creation import _shape_args, empty
 from ..tensor import Size, Tensor
 
@@ -15,8 +16,11 @@ __all__ = ["Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer
 class Parameter(Tensor):
     """A leaf Tensor that requires grad by default and that ``Module.__setattr__`` registers.
 
-    Like ``torch.nn.Parameter`` it shares memory with the tensor it is built from.
+    Like ``torch.nn.Parameter`` it shares memory with the tensor it is built from, and ops on it
+    return plain Tensors (its ``__torch_function__`` is torch's disabled one).
     """
+
+    __torch_function__ = disabled_torch_function_impl
 
     def __new__(cls, data: Tensor | None = None, requires_grad: bool = True):
         if data is None:
@@ -57,6 +61,8 @@ def _rebuild_parameter(array, requires_grad):
 class Buffer(Tensor):
     """``nn.Buffer(data, persistent=True)``: marks a tensor that ``Module.__setattr__`` registers as a buffer."""
 
+    __torch_function__ = disabled_torch_function_impl
+
     def __new__(cls, data: Tensor, *, persistent: bool = True):
         buffer = object.__new__(cls)
         buffer._init(data._data)
@@ -75,6 +81,8 @@ class UninitializedTensorMixin:
     that shape and turns it, in place and keeping its identity (so an optimizer built on it sees the
     materialised tensor), into ``cls_to_become``. Its shape cannot be read until then, as in torch.
     """
+
+    __torch_function__ = disabled_torch_function_impl  # chainrule's own subclass: ops give plain Tensors
 
     cls_to_become: type = Tensor
 

@@ -9,6 +9,7 @@ and with a mesh they raise NotImplementedError instead of computing something el
 
 from __future__ import annotations
 
+from ..._torch_function import disabled_torch_function_impl
 from ...tensor import Tensor
 from ..device_mesh import DeviceMesh
 from .placement_types import Partial, Placement, Replicate, Shard
@@ -29,6 +30,8 @@ def _refuse(what: str, device_mesh) -> None:
 class DTensor(Tensor):
     """torch.distributed.tensor.DTensor: a tensor sharded over a DeviceMesh. Nothing in chainrule
     creates one, so ``isinstance(t, DTensor)`` is False for every chainrule tensor."""
+
+    __torch_function__ = disabled_torch_function_impl  # chainrule's own subclass: ops give plain Tensors
 
     def __new__(cls, local_tensor, spec, *, requires_grad: bool):
         spec.tensor_meta  # noqa: B018 - torch reads the spec first: None fails with its AttributeError

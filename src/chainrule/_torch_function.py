@@ -1,0 +1,352 @@
+"""torch's ``__torch_function__`` protocol: the mode stack, the argument check, and the dispatch.
+
+Every public op (``chainrule.add``, ``Tensor.add``, ``x + y``, ``F.relu``, ...) is a thin wrapper
+made by ``dispatching``: with no ``TorchFunctionMode`` active and only plain arguments (Tensors,
+Parameters, numbers, dtypes, ...) it calls the op at once; otherwise it hands the call to the
+innermost mode, then to the arguments' ``__torch_function__`` (subclasses before their
+superclasses, else left to right), as torch does. The ops call each other through their modules'
+functions, not the wrappers, and a mode is off while its own handler runs, so what a mode sees is
+the calls the user's code made, not chainrule's internals (torch's C++ internals are invisible
+too).
+
+Kept below every other layer: tensor.py registers Tensor as a plain type, and the wiring package
+wraps the public names once every op is bound.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+
+__all__ = [
+    "DisableTorchFunction", "DisableTorchFunctionSubclass", "disabled_torch_function_impl", "dispatching",
+    "handle_torch_function", "has_torch_function", "has_torch_function_unary", "has_torch_function_variadic",
+]
+
+
+class _Flags:
+    """The dispatch state the wrappers read on every call: two attribute reads decide the fast path."""
+
+    __slots__ = ("modes_live", "arguments_off", "mode_dispatch_off")
+
+    def __init__(self) -> None:
+        self.modes_live = False  # a mode is on the stack and mode dispatch is not disabled
+        self.arguments_off = False  # under DisableTorchFunction(Subclass): arguments' handlers skipped
+        self.mode_dispatch_off = False  # under DisableTorchFunction: modes skipped too
+
+
+flags = _Flags()
+mode_stack: list = []  # innermost last
+# watchers called with True when a mode or an overriding Tensor subclass first appears (tensor.py's
+# dispatching properties), with False when the last mode leaves and no such subclass exists
+arming_watchers: list = []
+_overriding_subclass_seen = False
+
+
+class _DisabledTorchFunctionImpl:
+    """torch._C._disabled_torch_function_impl: as a class's ``__torch_function__`` it opts that class
+    out of the protocol (nn.Parameter's, so ops on parameters return plain Tensors). An instance, not
+    a function, so that reading it through an instance does not bind it (torch's is a builtin)."""
+
+    __name__ = __qualname__ = "_disabled_torch_function_impl"
+
+    def __call__(self, func, types, args=(), kwargs=None):
+        with DisableTorchFunctionSubclass():
+            return func(*args, **(kwargs or {}))
+
+    def __repr__(self) -> str:
+        return "<built-in function _disabled_torch_function_impl>"
+
+
+disabled_torch_function_impl = _DisabledTorchFunctionImpl()
+
+
+# types whose instances never override: looked up in this set before anything else. Tensor, Parameter
+# and any class seen to lack (or disable) __torch_function__ are added as they are met
+PLAIN: set = {int, float, bool, complex, str, bytes, type(None), type(Ellipsis), slice, range, type}
+_SEQUENCES = (list, tuple)
+
+
+def _overrides(value) -> bool:
+    """Whether ``value`` (not of a PLAIN type) or, for a list/tuple, one of its items overrides."""
+    kind = type(value)
+    if kind in _SEQUENCES or (issubclass(kind, tuple) and kind not in PLAIN and not hasattr(kind, "__torch_function__")):
+        return any(type(item) not in PLAIN and _type_overrides(type(item)) for item in value)
+    return _type_overrides(kind)
+
+
+def _type_overrides(kind: type) -> bool:
+    handler = getattr(kind, "__torch_function__", None)
+    if handler is None or handler is disabled_torch_function_impl:
+        if not issubclass(kind, _SEQUENCES):
+            PLAIN.add(kind)
+        return False
+    return True
+
+
+def note_tensor_subclass(cls: type) -> None:
+    """Called by Tensor.__init_subclass__: a subclass that keeps a working ``__torch_function__``
+    (the inherited default included) makes ops on its instances dispatch."""
+    global _overriding_subclass_seen
+    if getattr(cls, "__torch_function__", None) is disabled_torch_function_impl:
+        PLAIN.add(cls)
+        return
+    if not _overriding_subclass_seen:
+        _overriding_subclass_seen = True
+        _notify(True)
+
+
+def _notify(armed: bool) -> None:
+    for watcher in arming_watchers:
+        watcher(armed)
+
+
+def _refresh() -> None:
+    live = bool(mode_stack) and not flags.mode_dispatch_off
+    if live != flags.modes_live:
+        flags.modes_live = live
+        if not _overriding_subclass_seen:
+            _notify(live)
+
+
+def push_mode(mode) -> None:
+    mode_stack.append(mode)
+    _refresh()
+
+
+def pop_mode():
+    if not mode_stack:
+        raise RuntimeError("Trying to pop from an empty mode stack")
+    mode = mode_stack.pop()
+    _refresh()
+    return mode
+
+
+class _Disabled:
+    """Shared by the two context managers: set the flags on entry, restore the previous ones on exit."""
+
+    _modes_too = False
+
+    def __enter__(self):
+        self._saved = (flags.arguments_off, flags.mode_dispatch_off)
+        flags.arguments_off = True
+        if self._modes_too:
+            flags.mode_dispatch_off = True
+            _refresh()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        flags.arguments_off, flags.mode_dispatch_off = self._saved
+        _refresh()
+
+
+class DisableTorchFunctionSubclass(_Disabled):
+    """torch._C.DisableTorchFunctionSubclass: inside it, arguments' ``__torch_function__`` are not
+    consulted (modes still are); Tensor's default handler runs the op this way."""
+
+
+class DisableTorchFunction(_Disabled):
+    """torch._C.DisableTorchFunction: inside it, neither modes nor arguments' handlers are consulted."""
+
+    _modes_too = True
+
+
+def is_torch_function_enabled() -> bool:
+    return not flags.arguments_off
+
+
+def is_torch_function_mode_enabled() -> bool:
+    return flags.modes_live
+
+
+# ---------------------------------------------------------------------------- the checks and dispatch
+def _overloaded(values) -> list:
+    """The arguments whose types override, one per type, subclasses before their superclasses,
+    otherwise in the order met (torch's _get_overloaded_args); list/tuple arguments are looked in."""
+    found: list = []
+    for value in values:
+        kind = type(value)
+        if kind in PLAIN:
+            continue
+        if kind in _SEQUENCES or (issubclass(kind, tuple) and not hasattr(kind, "__torch_function__")):
+            _add_overloaded(found, (item for item in value if type(item) not in PLAIN))
+        else:
+            _add_overloaded(found, (value,))
+    return found
+
+
+def _add_overloaded(found: list, candidates) -> None:
+    for value in candidates:
+        kind = type(value)
+        if not _has_handler(kind) or any(type(old) is kind for old in found):
+            continue
+        position = next((i for i, old in enumerate(found) if issubclass(kind, type(old))), len(found))
+        found.insert(position, value)
+
+
+def _relevant(args: tuple, kwargs: dict | None):
+    return args if not kwargs else (*args, *kwargs.values())
+
+
+def has_torch_function(relevant_args) -> bool:
+    """torch.overrides.has_torch_function: a mode is active or one of ``relevant_args`` (or an item of a
+    list/tuple among them) overrides ``__torch_function__`` (plain Tensors and Parameters do not)."""
+    if flags.modes_live:
+        return True
+    if flags.arguments_off:
+        return False
+    return any(type(value) not in PLAIN and _overrides(value) for value in relevant_args)
+
+
+def has_torch_function_unary(value) -> bool:
+    return has_torch_function((value,))
+
+
+def has_torch_function_variadic(*values) -> bool:
+    return has_torch_function(values)
+
+
+def _qualified_name(func) -> str:
+    owner = getattr(func, "__torch_owner__", None) or getattr(func, "__module__", None) or ""
+    return f"{owner}.{getattr(func, '__name__', func)}" if owner else str(getattr(func, "__name__", func))
+
+
+def dispatch(public, args: tuple, kwargs: dict | None, overloaded: list | None = None):
+    """Hand ``public(*args, **kwargs)`` to the innermost mode (off while its handler runs), then to
+    each overloaded argument's ``__torch_function__`` until one returns something other than
+    NotImplemented; torch's TypeError if none does."""
+    kwargs = {} if kwargs is None else kwargs
+    if overloaded is None:
+        overloaded = [] if flags.arguments_off else _overloaded(_relevant(args, kwargs))
+    kinds = tuple(type(value) for value in overloaded)
+    tried = []
+    if flags.modes_live:
+        mode = pop_mode()
+        try:
+            result = mode.__torch_function__(public, kinds, args, kwargs)
+        finally:
+            push_mode(mode)
+        if result is not NotImplemented:
+            return result
+        tried.append(f"  - mode object {mode!r}")
+    for value in overloaded:
+        result = value.__torch_function__(public, kinds, args, kwargs)
+        if result is not NotImplemented:
+            return result
+        tried.append(f"  - tensor subclass {type(value)}")
+    if not tried:  # nothing to dispatch to after all (an argument's handler was disabled): run the op
+        with DisableTorchFunctionSubclass():
+            return public(*args, **kwargs)
+    raise TypeError(f"Multiple dispatch failed for '{_qualified_name(public)}'; all __torch_function__ handlers "
+                    "returned NotImplemented:\n\n" + "\n".join(tried)
+                    + "\n\nFor more information, try re-running with TORCH_LOGS=not_implemented")
+
+
+def handle_torch_function(public_api, relevant_args, *args, **kwargs):
+    """torch.overrides.handle_torch_function: dispatch ``public_api(*args, **kwargs)`` to the active mode,
+    then to every type among ``relevant_args`` with a ``__torch_function__`` (plain Tensors' default
+    handler included, as torch's Python implementation does)."""
+    overloaded: list = []
+    _add_overloaded(overloaded, (value for value in relevant_args if _has_handler(type(value))))
+    if not flags.modes_live and not overloaded:
+        raise TypeError(f"no implementation found for '{_qualified_name(public_api)}' on types that implement "
+                        f"__torch_function__: {[type(value) for value in overloaded]}")
+    return dispatch(public_api, args, kwargs, overloaded)
+
+
+def _has_handler(kind: type) -> bool:
+    handler = getattr(kind, "__torch_function__", None)
+    return handler is not None and handler is not disabled_torch_function_impl
+
+
+# ---------------------------------------------------------------------------- the public wrappers
+def _arguments_override(values) -> bool:
+    """Whether dispatch is due to an argument (argument handlers on, one of them overriding)."""
+    return not flags.arguments_off and any(type(value) not in PLAIN and _overrides(value) for value in values)
+
+
+def _call_general(public, impl, args: tuple, kwargs: dict):
+    if flags.modes_live or _arguments_override(args) or _arguments_override(kwargs.values()):
+        return dispatch(public, args, kwargs)
+    return impl(*args, **kwargs)
+
+
+# impl -> its dispatching wrapper, so that a function public in two namespaces (torch.bilinear and
+# F.bilinear) stays one object
+_WRAPPED: dict = {}
+
+
+def dispatching(impl, owner: str | None = None, handed=None, binary: bool = False, name: str | None = None):
+    """The public face of ``impl``: dispatches when a mode is active or an argument overrides,
+    else calls ``impl`` directly. ``handed`` is the function modes and handlers receive when it is not
+    the wrapper itself (``x + y`` hands them ``Tensor.add``, as torch does); ``binary`` marks a Python
+    operator, always called as ``(self, other)``; ``name`` the method's own name (Tensor.divide
+    and Tensor.div are two objects, as in torch, though one function implements both)."""
+    if getattr(impl, "__torch_dispatching__", False):
+        return impl
+    # a method is its own object, as torch.Tensor.add is not torch.add
+    key = (impl, handed, owner == "torch.Tensor") if name is None else (impl, handed, name)
+    if key in _WRAPPED:
+        return _WRAPPED[key]
+    plain = PLAIN
+    state = flags
+    handed_or_self = handed
+
+    # The fast path reads one flag and looks each argument's class up in a set; keywords (rarer
+    # in hot code) take a second function, so the common call passes no empty dict on; the
+    # operators name their two operands instead of packing them
+    if binary:
+        def public(self, other):
+            if state.modes_live or ((self.__class__ not in plain or other.__class__ not in plain)
+                                    and _arguments_override((self, other))):
+                return dispatch(handed_or_self or public, (self, other), None)
+            return impl(self, other)
+    else:
+        def public(*args, **kwargs):
+            if kwargs:
+                return _call_general(handed_or_self or public, impl, args, kwargs)
+            if state.modes_live:
+                return dispatch(handed_or_self or public, args, None)
+            for value in args:
+                if value.__class__ not in plain and _arguments_override(args):
+                    return dispatch(handed_or_self or public, args, None)
+            return impl(*args)
+
+    try:
+        functools.update_wrapper(public, impl)
+    except AttributeError:  # a builtin or partial without some of the attributes
+        pass
+    if name is not None:
+        public.__name__ = name
+    public.__torch_dispatching__ = True
+    if owner is not None:
+        public.__torch_owner__ = owner
+    _WRAPPED[key] = public
+    return public
+
+
+def wrap_module(module, owner: str, skip=frozenset()) -> None:
+    """Replace ``module``'s public functions by their dispatching wrappers (those in ``skip`` and
+    those torch does not dispatch stay as they are)."""
+    for name, value in list(vars(module).items()):
+        if name.startswith("_") or name in skip or not is_function(value) or value.__module__ == __name__:
+            continue  # (this module's own checks, re-exported by nn.functional, never dispatch)
+        setattr(module, name, dispatching(value, owner))
+
+
+def rewrap_captured(classes) -> None:
+    """Classes that captured a public function at their definition (``_fn = staticmethod(F.relu)``,
+    before the wiring wrapped it) call the dispatching wrapper instead, as torch's modules call F's."""
+    for cls in classes:
+        for name, value in list(vars(cls).items()):
+            if isinstance(value, staticmethod):
+                wrapper = _WRAPPED.get((value.__func__, None, False))
+                if wrapper is not None:
+                    setattr(cls, name, staticmethod(wrapper))
+
+
+_FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType, functools.partial)
+
+
+def is_function(value) -> bool:
+    return isinstance(value, _FUNCTION_TYPES)
