@@ -205,8 +205,9 @@ def _attribute(name: str, value, annotations: _Annotations, in_class: bool) -> l
     if isinstance(value, types.MemberDescriptorType):  # a __slots__ field
         return [f"    {name}: Any"]
     if isinstance(value, property):
-        returns = annotations.render(inspect.signature(value.fget).return_annotation,
-                                     getattr(value.fget, "__globals__", {}), in_class) if value.fget else None
+        getter = inspect.unwrap(value.fget) if value.fget else None  # a dispatching getter wraps the plain one
+        returns = annotations.render(inspect.signature(getter).return_annotation,
+                                     getattr(getter, "__globals__", {}), in_class) if getter else None
         lines = ["    @property", f"    def {name}(self) -> {returns or 'Any'}: ..."]
         if value.fset is not None:
             lines += [f"    @{name}.setter", f"    def {name}(self, value) -> None: ..."]

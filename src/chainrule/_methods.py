@@ -14,6 +14,8 @@ and ``__not_methods__`` lists functions that are not methods (creation functions
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import _dtype, _layout, _shared, _torch_function
@@ -928,6 +930,9 @@ def _dispatching_property(prop: property) -> property:
             return _torch_function.dispatch(handed, (self,), None)
         return getter(self)
 
+    # the getter's name, module and annotations, so that the armed property reads as the plain one
+    # (tools/gen_tensor_stub.py writes the same stub either way)
+    functools.update_wrapper(dispatched_get, getter)
     dispatching = property(dispatched_get, prop.fset, prop.fdel, prop.__doc__)
     handed = dispatching.__get__  # what a handler receives: Tensor.<name>.__get__, called as (tensor,)
     return dispatching
