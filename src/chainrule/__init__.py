@@ -263,6 +263,10 @@ globals().update(_legacy_types.cpu_types)
 for _name, _legacy in _legacy_types.cuda_types.items():
     setattr(cuda, _name, _legacy)
 autograd.Variable = _legacy_types.Variable
+# `from torch.autograd.variable import Variable` (older scripts) finds a module of that name, while
+# the attribute autograd.variable stays torch's deprecated function
+_sys_modules = _importlib.import_module("sys").modules
+_sys_modules.setdefault(__name__ + ".autograd.variable", _legacy_types.variable_module(__name__ + ".autograd.variable"))
 
 
 def set_default_tensor_type(t) -> None:
