@@ -38,7 +38,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                    "chainrule.compiler", "chainrule._dynamo", "chainrule.fx", "chainrule._C",
                    "chainrule.models", "chainrule.func", "chainrule.multiprocessing", "chainrule._spawn_child",
                    "chainrule.version",
-                   "chainrule.profiler", "chainrule.quasirandom", "chainrule.signal")),
+                   "chainrule.profiler", "chainrule.quasirandom", "chainrule.signal",
+                   "chainrule.library")),
     ("tools", ("chainrule.viz", "chainrule.commands", "chainrule.cli", "chainrule.benchmark",
                "chainrule.benchmark_distributed", "chainrule.benchmark_cuda", "chainrule.__main__")),
     # the package itself wires the layers together (binds methods, attaches namespaces)
