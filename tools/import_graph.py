@@ -25,9 +25,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "chainrule._config", "chainrule._parallel", "chainrule._shared", "chainrule._layout",
               "chainrule.return_types", "chainrule._opmath", "chainrule._naming")),
     ("autograd", ("chainrule.autograd",)),
-    ("tensor", ("chainrule.tensor", "chainrule._format", "chainrule.storage")),
+    ("tensor", ("chainrule.tensor", "chainrule._format", "chainrule.storage", "chainrule.types")),
     ("ops", ("chainrule.ops", "chainrule._methods", "chainrule.linalg", "chainrule.fft", "chainrule.special",
-             "chainrule.sparse")),
+             "chainrule.sparse", "chainrule.random")),
     # DistributedDataParallel (nn.parallel) all-reduces through chainrule.distributed
     ("nn", ("chainrule.nn", "chainrule.distributed", "chainrule.distributions", "chainrule.amp",
             "chainrule.cuda", "chainrule.backends", "chainrule.accelerator", "chainrule._legacy_types",

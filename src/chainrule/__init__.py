@@ -128,6 +128,9 @@ import numpy as _np  # noqa: E402
 from . import accelerator, amp, backends, cuda, distributions, fft, hub, jit, onnx, special, testing  # noqa: E402
 from . import compiler, func, fx, multiprocessing, sparse, version  # noqa: E402
 from . import library  # noqa: E402  (torch.library; torch.ops is the ops package's namespaces)
+from . import types  # noqa: E402
+# ``from .ops import random`` above bound the op module; torch.random is the state module
+random = _importlib.import_module(".random", __name__)
 from . import _dynamo  # noqa: E402,F401  (torch._dynamo.config, set by scripts before compile)
 from . import _C  # noqa: E402,F401  (the few torch._C helpers libraries call from Python)
 from ._C import ScriptModule  # noqa: E402,F401  (torch exports it at the top level)
