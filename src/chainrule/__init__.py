@@ -133,7 +133,7 @@ from . import types  # noqa: E402
 random = _importlib.import_module(".random", __name__)
 from . import _dynamo  # noqa: E402,F401  (torch._dynamo.config, set by scripts before compile)
 from . import _C  # noqa: E402,F401  (the few torch._C helpers libraries call from Python)
-from ._C import ScriptModule  # noqa: E402,F401  (torch exports it at the top level)
+from ._C import PyTorchFileReader, PyTorchFileWriter, ScriptModule  # noqa: E402,F401  (torch exports them at the top level)
 from . import profiler  # noqa: E402
 from ._layout import layout, sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr, strided  # noqa: E402,F401
 from .sparse import sparse_coo_tensor, sparse_csr_tensor, spmm  # noqa: E402,F401
