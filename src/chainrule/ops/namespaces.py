@@ -144,7 +144,7 @@ def load_library(path) -> None:
 _ATEN_SAME: dict[str, tuple[str, ...]] = {
     "add": ("Tensor", "Scalar", "default"), "sub": ("Tensor", "Scalar", "default"),
     "mul": ("Tensor", "Scalar", "default"), "div": ("Tensor", "Scalar", "Tensor_mode", "Scalar_mode", "default"),
-    "pow": ("Tensor_Tensor", "Tensor_Scalar", "Scalar", "default"),
+    "pow": ("Tensor_Tensor", "Tensor_Scalar", "Scalar"),
     "mm": ("default",), "bmm": ("default",), "matmul": ("default",), "addmm": ("default",), "dot": ("default",),
     "relu": ("default",), "sigmoid": ("default",), "tanh": ("default",), "exp": ("default",),
     "log": ("default",), "sin": ("default",), "cos": ("default",), "neg": ("default",), "abs": ("default",),
@@ -162,13 +162,13 @@ _ATEN_SAME: dict[str, tuple[str, ...]] = {
     "lt": ("Tensor", "Scalar"), "le": ("Tensor", "Scalar"), "gt": ("Tensor", "Scalar"), "ge": ("Tensor", "Scalar"),
     "index_select": ("default",), "gather": ("default",), "masked_fill": ("Scalar", "Tensor"),
     "split": ("Tensor",), "chunk": ("default",), "topk": ("default",), "sort": ("default",),
-    "cumsum": ("default",), "layer_norm": ("default",), "var": ("default", "dim", "correction"),
+    "cumsum": ("default",), "var": ("default", "dim", "correction"),
     "std": ("default", "dim", "correction"), "contiguous": ("default",), "expand": ("default",),
     "view": ("default",),
 }
 # the names the Tensor method answers (ATen's view/expand/contiguous are methods, not functions)
 _ATEN_METHODS = {"view", "expand", "contiguous"}
-_NN_FUNCTIONAL = {"linear", "gelu", "silu", "softplus", "layer_norm"}
+_NN_FUNCTIONAL = {"linear", "gelu", "silu", "softplus"}
 
 
 def _softmax(input, dim: int, half_to_float: bool):
@@ -192,7 +192,15 @@ def _embedding(weight, indices, padding_idx: int = -1, scale_grad_by_freq: bool 
                                              scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
 
 
-_ATEN_ADAPTED: dict[str, Callable] = {"_softmax": _softmax, "_log_softmax": _log_softmax, "embedding": _embedding}
+def _layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5, cudnn_enable: bool = True):
+    """aten.layer_norm: F.layer_norm's arguments and a cudnn_enable flag (meaningless here)."""
+    import chainrule
+
+    return chainrule.nn.functional.layer_norm(input, normalized_shape, weight, bias, eps)
+
+
+_ATEN_ADAPTED: dict[str, Callable] = {"_softmax": _softmax, "_log_softmax": _log_softmax, "embedding": _embedding,
+                                      "layer_norm": _layer_norm}
 _aten_cache: dict[str, dict[str, OpOverload]] = {}
 
 
