@@ -2,6 +2,7 @@
 register_autograd, kernels per device, aliasing and argument errors), Library/define/impl, opcheck,
 and torch.ops (library namespaces, aten overloads, load_library)."""
 
+import gc
 import typing
 import warnings
 
@@ -439,3 +440,32 @@ def test_the_op_package_still_hands_out_its_modules():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert chainrule.ops.load_library is namespaces.load_library
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_a_library_takes_its_definitions_and_kernels_with_it(lib):
+    ns = _namespace(lib, "lifetime")
+    library = lib.library.Library(ns, "DEF")
+    library.define("inc(Tensor x) -> Tensor")
+    library.impl("inc", lambda x: x + 1, "CPU")
+    assert getattr(lib.ops, ns).inc(lib.zeros(1)).tolist() == [1.0]
+    del library
+    gc.collect()
+    with pytest.raises(AttributeError, match=f"^'_OpNamespace' '{ns}' object has no attribute 'inc'$"):
+        getattr(lib.ops, ns).inc  # noqa: B018
+    again = lib.library.Library(ns, "DEF")  # the namespace is free again
+    again.define("inc(Tensor x) -> Tensor")
+    with pytest.raises(NotImplementedError, match=f"^Could not run '{ns}::inc' with arguments from the 'CPU' backend"):
+        getattr(lib.ops, ns).inc(lib.zeros(1))
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_a_custom_ops_kernel_records_nothing_even_with_a_parameter_inside(lib):
+    weight = lib.ones(2, requires_grad=True)
+
+    @lib.library.custom_op(f"{_namespace(lib, 'closure')}::scaled", mutates_args=())
+    def scaled(x: lib.Tensor) -> lib.Tensor:
+        return x * weight
+
+    out = scaled(lib.ones(2))
+    assert out.grad_fn is None and not out.requires_grad

@@ -17,6 +17,7 @@ custom op get no gradient edges (only top-level Tensor arguments do).
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Callable, Sequence
 
 from ..ops import namespaces
@@ -38,7 +39,7 @@ __all__ = ["CustomOpDef", "Library", "OpCheckError", "custom_op", "define", "fal
            "impl_abstract", "infer_schema", "opcheck", "register_autograd", "register_fake", "register_kernel"]
 
 _LIBRARY_KINDS = ("DEF", "IMPL", "FRAGMENT")
-_defining_libraries: dict[str, Library] = {}  # namespace -> its live "DEF" Library
+_defining_libraries: dict[str, weakref.ref] = {}  # namespace -> its live "DEF" Library
 
 
 class CustomOpDef:
@@ -205,6 +206,19 @@ def _install(op: Operator, dispatch_key: str, fn: Callable) -> None:
         raise RuntimeError(f"could not parse dispatch key: {dispatch_key}")
 
 
+def _uninstall(op: Operator, dispatch_key: str, fn: Callable) -> None:
+    """Take back what ``_install`` put there, unless something else has replaced it since."""
+    slots = {"": "composite_implicit", "CompositeImplicitAutograd": "composite_implicit", "Meta": "fake",
+             **dict.fromkeys(AUTOGRAD_KEYS, "autograd_kernel")}
+    if dispatch_key in slots:
+        if getattr(op, slots[dispatch_key]) is fn:
+            setattr(op, slots[dispatch_key], None)
+        return
+    device_kind = None if dispatch_key in ALL_DEVICES_KEYS else BACKEND_KEYS.get(dispatch_key)
+    if op.kernels.get(device_kind) is fn:
+        del op.kernels[device_kind]
+
+
 def impl(qualname: str, types, func: Callable | None = None, *, lib=None):
     """torch.library.impl: ``func`` as ``qualname``'s kernel for ``types``: device types ("cpu",
     "cuda"), "default" (every device), or a dispatch key ("CPU", "CompositeImplicitAutograd", ...)."""
@@ -229,7 +243,7 @@ class Library:
     def __init__(self, ns: str, kind: str, dispatch_key: str = "") -> None:
         if kind not in _LIBRARY_KINDS:
             raise ValueError(f"Unsupported kind: {kind}")
-        if kind == "DEF" and ns in _defining_libraries:
+        if kind == "DEF" and ns in _defining_libraries and _defining_libraries[ns]() is not None:
             raise RuntimeError(f"Only a single TORCH_LIBRARY can be used to register the namespace {ns}; please put "
                                "all of your definitions in a single TORCH_LIBRARY block.  If you were trying to "
                                "specify implementations, consider using TORCH_LIBRARY_IMPL (which can be "
@@ -237,8 +251,11 @@ class Library:
                                "a distributed way, you can use TORCH_LIBRARY_FRAGMENT to explicitly indicate this.")
         self.ns, self.kind, self.dispatch_key = ns, kind, dispatch_key
         self._defined: list[Operator] = []
+        self._installed: list[tuple[Operator, str, Callable]] = []
         if kind == "DEF":
-            _defining_libraries[ns] = self
+            _defining_libraries[ns] = weakref.ref(self)
+        # as torch's: what a library defined goes away with it (a notebook cell run twice redefines)
+        self._finalizer = weakref.finalize(self, _undefine, ns, self._defined, self._installed)
 
     def __repr__(self) -> str:
         return f"Library(kind={self.kind}, ns={self.ns}, dispatch_key={self.dispatch_key})>"
@@ -262,14 +279,23 @@ class Library:
         else:
             operator = operator_named(f"{self.ns}::{op_name}")
         _install(operator, dispatch_key or self.dispatch_key, fn)
+        self._installed.append((operator, dispatch_key or self.dispatch_key, fn))
 
     def _destroy(self) -> None:
-        """Undo this library's definitions (torch does it when the library is garbage collected)."""
-        for operator in self._defined:
-            namespaces.unregister_overload(operator.namespace, operator.name, operator.overload_handle._overloadname)
-            operator.schema = None
-        if _defining_libraries.get(self.ns) is self:
-            del _defining_libraries[self.ns]
+        """Undo this library's definitions now (torch does it when the library is garbage collected)."""
+        self._finalizer()
+
+
+def _undefine(ns: str, defined: list[Operator], installed: list) -> None:
+    for operator in defined:
+        namespaces.unregister_overload(operator.namespace, operator.name, operator.overload_handle._overloadname)
+        operator.schema = None
+    for operator, dispatch_key, fn in installed:
+        _uninstall(operator, dispatch_key, fn)
+    claim = _defining_libraries.get(ns)
+    library = None if claim is None else claim()
+    if claim is not None and (library is None or library._defined is defined):
+        del _defining_libraries[ns]
 
 
 # torch's alias for the ``device_types`` argument's type, named in annotations

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._backend import device
 from ..autograd import Function
-from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..ops import namespaces
 from ..tensor import Tensor
 from .schema import FunctionSchema, bind
@@ -88,6 +88,9 @@ class Operator:
                           "correct Autograd key (e.g. DispatchKey::Autograd, "
                           "DispatchKey::CompositeImplicitAutograd).", UserWarning, stacklevel=2)
             out = self._run(kernel, values)
+        elif self.is_custom_op:
+            with no_grad():  # a custom op's kernel runs below autograd: it records nothing itself
+                out = self._run(kernel, values)
         else:
             out = self._run(kernel, values)
         if self.is_custom_op:
