@@ -469,3 +469,10 @@ def test_a_custom_ops_kernel_records_nothing_even_with_a_parameter_inside(lib):
 
     out = scaled(lib.ones(2))
     assert out.grad_fn is None and not out.requires_grad
+
+
+def test_a_kernel_that_wants_the_dispatch_key_set_is_refused_with_a_reason():
+    library = chainrule.library.Library("keyset_chainrule", "FRAGMENT")
+    library.define("f(Tensor x) -> Tensor")
+    with pytest.raises(NotImplementedError, match=r"with_keyset=True\): chainrule has no dispatch key sets"):
+        library.impl("f", lambda keyset, x: x, "CPU", with_keyset=True)

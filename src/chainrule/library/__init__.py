@@ -21,6 +21,7 @@ import weakref
 from collections.abc import Callable, Sequence
 
 from ..ops import namespaces
+from ..ops.namespaces import OpOverload
 from .opcheck import OpCheckError, get_ctx, opcheck
 from .operators import (
     ALL_DEVICES_KEYS,
@@ -35,7 +36,7 @@ from .operators import (
 )
 from .schema import infer_schema, parse_schema
 
-__all__ = ["CustomOpDef", "Library", "OpCheckError", "custom_op", "define", "fallthrough_kernel", "get_ctx", "impl",
+__all__ = ["CustomOpDef", "Library", "OpCheckError", "OpOverload", "custom_op", "define", "fallthrough_kernel", "get_ctx", "impl",
            "impl_abstract", "infer_schema", "opcheck", "register_autograd", "register_fake", "register_kernel"]
 
 _LIBRARY_KINDS = ("DEF", "IMPL", "FRAGMENT")
@@ -274,6 +275,9 @@ class Library:
              allow_override: bool = True) -> None:
         """``fn`` as the kernel of ``op_name`` (this namespace's "foo" or "foo.overload", or an
         OpOverload) under ``dispatch_key`` (the library's own when empty)."""
+        if with_keyset:
+            raise NotImplementedError("Library.impl(..., with_keyset=True): chainrule has no dispatch key sets to pass "
+                                      "the kernel (nor a redispatch for it to call); register the kernel without it")
         if isinstance(op_name, namespaces.OpOverload):
             operator = _operator_of(op_name)
         else:
