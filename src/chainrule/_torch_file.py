@@ -88,13 +88,14 @@ class PyTorchFileReader:
     get_record_offset_no_read = get_record_offset
 
     def get_storage_from_record(self, name: str, numel: int, dtype) -> Tensor:
-        """The record's bytes as a 1-d tensor of ``numel`` elements of ``dtype`` (bytes for a
-        storage class such as UntypedStorage)."""
+        """The record's first ``numel`` elements of ``dtype`` as a 1-d tensor; for a storage class
+        (``UntypedStorage``, as torch.load passes) ``numel`` counts bytes and the tensor is uint8."""
         data = self.get_record(name)
-        if isinstance(dtype, _dtype.dtype):
-            array = np.frombuffer(data, dtype=dtype.np, count=numel).copy()
-            return Tensor._make(array)
-        return Tensor._make(np.frombuffer(data, dtype=np.uint8).copy())
+        element = dtype.np if isinstance(dtype, _dtype.dtype) else np.dtype(np.uint8)
+        if numel * element.itemsize > len(data):
+            raise RuntimeError(f"PytorchStreamReader: record {name} has {len(data)} bytes, fewer than the "
+                               f"{numel} elements of {element.itemsize} bytes asked for")
+        return Tensor._make(np.frombuffer(data, dtype=element, count=numel).copy())
 
     def serialization_id(self) -> str:
         name = ".data/serialization_id"

@@ -190,3 +190,12 @@ def test_unsafe_globals_are_listed_as_torch_lists_them(tmp_path):
 def test_validate_cuda_device_without_a_gpu():
     assert _error(chainrule.serialization.validate_cuda_device, "cuda:0") == \
         _error(torch.serialization.validate_cuda_device, "cuda:0")
+
+
+def test_storage_records_as_torch_load_asks_for_them(torch_checkpoint):
+    ours = chainrule.PyTorchFileReader(str(torch_checkpoint))
+    raw = ours.get_storage_from_record("data/0", 24, chainrule.UntypedStorage)  # torch.load passes bytes and the class
+    assert raw.dtype == chainrule.uint8 and bytes(raw.numpy()) == torch.PyTorchFileReader(
+        str(torch_checkpoint)).get_record("data/0")
+    with pytest.raises(RuntimeError, match="record data/0 has 24 bytes, fewer than the 7 elements of 4 bytes"):
+        ours.get_storage_from_record("data/0", 7, chainrule.float32)
