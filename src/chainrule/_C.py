@@ -4,7 +4,8 @@ torch._C is torch's compiled core; chainrule has none. Libraries built on torch 
 handful of its helpers from Python: torchmetrics and torchvision record each class they build with
 ``torch._C._log_api_usage_once`` (a no-op unless a usage logger is installed, which chainrule never
 does), Lightning parses ``Module.to``'s arguments with ``torch._C._nn._parse_to`` and names
-``torch._C._TensorMeta`` (the type of ``torch.Tensor``) in annotations. Nothing else of torch._C is
+``torch._C._TensorMeta`` (the type of ``torch.Tensor``) in annotations and reads checkpoints record by
+record with ``torch._C.PyTorchFileReader`` (chainrule._torch_file). Nothing else of torch._C is
 provided: code that needs its bindings (dispatch keys, the JIT, c10d) fails with AttributeError.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import types
 
 from . import _backend, _dtype
+from ._torch_file import PyTorchFileReader, PyTorchFileWriter  # noqa: F401  (torch._C's names for them)
 from .tensor import Tensor
 
 __all__: list[str] = []

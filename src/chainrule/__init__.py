@@ -127,9 +127,13 @@ import numpy as _np  # noqa: E402
 
 from . import accelerator, amp, backends, cuda, distributions, fft, hub, jit, onnx, special, testing  # noqa: E402
 from . import compiler, func, fx, multiprocessing, sparse, version  # noqa: E402
+from . import library  # noqa: E402  (torch.library; torch.ops is the ops package's namespaces)
+from . import types  # noqa: E402
+# ``from .ops import random`` above bound the op module; torch.random is the state module
+random = _importlib.import_module(".random", __name__)
 from . import _dynamo  # noqa: E402,F401  (torch._dynamo.config, set by scripts before compile)
 from . import _C  # noqa: E402,F401  (the few torch._C helpers libraries call from Python)
-from ._C import ScriptModule  # noqa: E402,F401  (torch exports it at the top level)
+from ._C import PyTorchFileReader, PyTorchFileWriter, ScriptModule  # noqa: E402,F401  (torch exports them at the top level)
 from . import profiler  # noqa: E402
 from ._layout import layout, sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr, strided  # noqa: E402,F401
 from .sparse import sparse_coo_tensor, sparse_csr_tensor, spmm  # noqa: E402,F401
@@ -263,6 +267,10 @@ globals().update(_legacy_types.cpu_types)
 for _name, _legacy in _legacy_types.cuda_types.items():
     setattr(cuda, _name, _legacy)
 autograd.Variable = _legacy_types.Variable
+# `from torch.autograd.variable import Variable` (older scripts) finds a module of that name, while
+# the attribute autograd.variable stays torch's deprecated function
+_sys_modules = _importlib.import_module("sys").modules
+_sys_modules.setdefault(__name__ + ".autograd.variable", _legacy_types.variable_module(__name__ + ".autograd.variable"))
 
 
 def set_default_tensor_type(t) -> None:

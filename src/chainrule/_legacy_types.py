@@ -9,7 +9,9 @@ Calling it builds a tensor of that pair, and ``isinstance(x, torch.FloatTensor)`
 
 from __future__ import annotations
 
+import importlib.machinery
 import numbers
+import types
 import warnings
 
 import numpy as np
@@ -121,3 +123,12 @@ class _VariableMeta(type):
 class Variable(metaclass=_VariableMeta):
     """torch.autograd.Variable (deprecated): ``Variable(t, requires_grad=...)`` returns a Tensor,
     a leaf sharing ``t``'s memory; every Tensor is an instance of it."""
+
+
+def variable_module(name: str) -> types.ModuleType:
+    """torch.autograd.variable as a module: what ``from torch.autograd.variable import Variable`` reads."""
+    module = types.ModuleType(name, "torch.autograd.variable: the legacy Variable class (a Tensor factory).")
+    module.Variable = Variable
+    # a spec, so importlib.util.find_spec answers for it as for a module imported from a file
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+    return module

@@ -38,6 +38,8 @@ import numpy as np
 from . import _dtype
 from .tensor import Tensor
 
+# the byte order of a checkpoint that records none (torch.serialization.set_default_load_endianness)
+default_load_byteorder = "little"
 MAX_DIMS = 64
 MAX_MEMBERS = 1 << 16
 _LEGACY_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # torch's legacy magic number as a pickle's LONG1
@@ -493,7 +495,8 @@ def load(buffer, name: str, weights_only: bool, extra_globals: dict, place):
     # a corrupt archive or pickle surfaces as whatever zipfile or an opcode trips over
     with _load_errors(fail, file_code_ran=not weights_only, always=(zipfile.BadZipFile, EOFError)):
         archive = _Archive(buffer, name)
-        byteorder = bytes(archive.member("byteorder")) if archive.prefix + "byteorder" in archive.members else b"little"
+        byteorder = (bytes(archive.member("byteorder")) if archive.prefix + "byteorder" in archive.members
+                     else default_load_byteorder.encode())
         if byteorder not in (b"little", b"big"):
             raise _invalid(f"its byteorder is {byteorder[:20]!r}")
         storages: dict = {}
@@ -774,14 +777,20 @@ def write(obj, out, archive_name: str = "archive", protocol: int = 2) -> None:
     records.append(("version", b"3\n"))
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name, data in records:
-            info = zipfile.ZipInfo(f"{archive_name}/{name}", date_time=(1980, 1, 1, 0, 0, 0))
-            # pad the local header with an extra field (torch's "FB") so the data starts on the alignment;
-            # zipfile adds a 20-byte zip64 field for records this large
-            header = 30 + len(info.filename.encode("utf-8")) + (20 if len(data) * 1.05 > zipfile.ZIP64_LIMIT else 0)
-            padding = -(archive.fp.tell() + header + 4) % ALIGNMENT
-            info.extra = b"FB" + struct.pack("<H", padding) + b"Z" * padding
-            archive.writestr(info, data)
-            info.extra = b""  # the central directory needs no padding
+            write_aligned(archive, f"{archive_name}/{name}", data)
+
+
+def write_aligned(archive: zipfile.ZipFile, name: str, data, alignment: int = ALIGNMENT) -> None:
+    """One stored member whose bytes start on a multiple of ``alignment`` in the file, as torch's
+    writer places them (so mmap=True can view them)."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    # pad the local header with an extra field (torch's "FB") so the data starts on the alignment;
+    # zipfile adds a 20-byte zip64 field for records this large
+    header = 30 + len(info.filename.encode("utf-8")) + (20 if len(data) * 1.05 > zipfile.ZIP64_LIMIT else 0)
+    padding = -(archive.fp.tell() + header + 4) % alignment
+    info.extra = b"FB" + struct.pack("<H", padding) + b"Z" * padding
+    archive.writestr(info, data)
+    info.extra = b""  # the central directory needs no padding
 
 
 def dumps(obj) -> bytes:
@@ -877,6 +886,29 @@ class _DryRun(pickle._Unpickler):
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
     dispatch[pickle.BUILD[0]] = load_build
     dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
+
+class _GlobalsRecorder(_DryRun):
+    """A dry run that notes every global the pickle names, in order of first appearance."""
+
+    def __init__(self, file, size: int) -> None:
+        super().__init__(file, size)
+        self.names: dict[str, None] = {}
+
+    def find_class(self, module, name):
+        self.names[f"{module}.{name}"] = None
+        return super().find_class(module, name)
+
+
+def globals_outside_allowlist(buffer, name: str, extra_globals: dict) -> list[str]:
+    """The globals a zip checkpoint's pickle names that weights-only loading would refuse, read
+    without importing or calling anything (torch.serialization.get_unsafe_globals_in_checkpoint)."""
+    archive = _Archive(buffer, name)
+    begin, end = archive.member_range("data.pkl")
+    recorder = _GlobalsRecorder(_View(buffer, begin, end), end - begin)
+    recorder.load()
+    allowed = _allowed_globals()
+    return [g for g in recorder.names if g not in allowed and g not in extra_globals]
 
 
 def _legacy_storages(buffer, ids: list, keys, data_start: int, fail) -> dict:

@@ -21,8 +21,10 @@ called.
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import pickle
+import sys
 import tempfile
 import warnings
 
@@ -184,7 +186,16 @@ def _read_bytes(f) -> tuple[bytearray, str]:
 
 
 def _restore(t: Tensor, location: str) -> Tensor:
-    """``t`` on the device it was saved from (torch's default_restore_location)."""
+    """``t`` on the device it was saved from (torch's default_restore_location): a deserializer
+    registered with ``register_package`` first, then the built-in rules."""
+    for _, _, deserializer in _package_registry:
+        moved = deserializer(t, location)
+        if moved is not None:
+            return moved
+    return _builtin_restore(t, location)
+
+
+def _builtin_restore(t: Tensor, location: str) -> Tensor:
     if location == "cpu":
         return t
     from . import cuda
@@ -280,3 +291,165 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool | None 
     arrays, metadata = _safetensors.parse(buffer, name)
     return _safetensors.rebuild(arrays, metadata, name, lambda array, location: place(Tensor._make(array), location))
 
+
+
+# ---- torch.serialization's public constants and helpers
+DEFAULT_PROTOCOL = 2
+MAGIC_NUMBER = _torch_zip.LEGACY_MAGIC_NUMBER
+PROTOCOL_VERSION = _torch_zip.LEGACY_PROTOCOL_VERSION
+STORAGE_KEY_SEPARATOR = ","
+LONG_SIZE, INT_SIZE, SHORT_SIZE = 4, 4, 2  # the legacy format's sys_info
+MAP_SHARED, MAP_PRIVATE = 1, 2  # mmap's flags, as torch names them (Linux values)
+
+
+class SourceChangeWarning(Warning):
+    """torch warns with it when a pickled Module's source differs from the class loaded now."""
+
+
+class LoadEndianness(enum.Enum):
+    NATIVE = 1
+    LITTLE = 2
+    BIG = 3
+
+
+_load_endianness: LoadEndianness | None = None
+_BYTEORDER = {LoadEndianness.NATIVE: sys.byteorder, LoadEndianness.LITTLE: "little", LoadEndianness.BIG: "big"}
+
+
+def get_default_load_endianness() -> LoadEndianness | None:
+    """The byte order assumed for a checkpoint that records none (None: little-endian, torch's default)."""
+    return _load_endianness
+
+
+def set_default_load_endianness(endianness) -> None:
+    """Set the byte order ``load`` assumes for a checkpoint with no ``byteorder`` record (None resets)."""
+    global _load_endianness
+    if endianness is not None and not isinstance(endianness, LoadEndianness):
+        raise TypeError("Invalid argument type in function set_default_load_endianness")
+    _load_endianness = endianness
+    _torch_zip.default_load_byteorder = "little" if endianness is None else _BYTEORDER[endianness]
+
+
+_compute_crc32 = True
+_mmap_flags = MAP_PRIVATE
+
+
+def get_crc32_options() -> bool:
+    """Whether ``save`` computes each record's CRC32 (always, in chainrule: zip members carry one)."""
+    return _compute_crc32
+
+
+def set_crc32_options(compute_crc32: bool) -> None:
+    """Kept for torch's API; chainrule's writer always computes the CRC32s (zipfile needs them)."""
+    global _compute_crc32
+    _compute_crc32 = bool(compute_crc32)
+
+
+def get_default_mmap_options() -> int:
+    return _mmap_flags
+
+
+def set_default_mmap_options(flags: int) -> None:
+    """torch's mmap flags for ``load(mmap=True)``: MAP_PRIVATE (the default) or MAP_SHARED."""
+    global _mmap_flags
+    if flags not in (MAP_PRIVATE, MAP_SHARED):
+        raise ValueError("Invalid argument in function set_default_mmap_options, expected mmap.MAP_PRIVATE or "
+                         f"mmap.MAP_SHARED, but got {flags}")
+    _mmap_flags = flags
+
+
+# (priority, tagger, deserializer), lowest priority first; the built-in CPU/CUDA rules come after
+_package_registry: list[tuple[int, object, object]] = []
+
+
+def register_package(priority: int, tagger, deserializer) -> None:
+    """torch.serialization.register_package: ``tagger(storage)`` names a storage's device at save time
+    and ``deserializer(storage, location)`` moves it at load time, tried by ascending priority until
+    one returns something other than None. chainrule passes tensors where torch passes storages; the
+    deserializers run in ``load`` for each tensor restored to its saved location."""
+    _package_registry.append((priority, tagger, deserializer))
+    _package_registry.sort(key=lambda entry: entry[0])
+
+
+def _type_name(obj) -> str:
+    kind = type(obj)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def location_tag(storage) -> str:
+    """The location a tensor or storage is saved with: 'cpu', 'cuda:0', or a registered tagger's."""
+    for _, tagger, _ in _package_registry:
+        tag = tagger(storage)
+        if tag is not None:
+            return tag
+    device = getattr(storage, "device", None)
+    if device is not None:
+        kind = getattr(device, "type", str(device))
+        if kind == "cpu":
+            return "cpu"
+        if kind == "cuda":
+            return f"cuda:{device.index or 0}"
+    raise RuntimeError(f"don't know how to determine data location of {_type_name(storage)}")
+
+
+def default_restore_location(storage, location: str):
+    """``storage`` (a tensor in chainrule) moved to ``location`` by the registered deserializers, else
+    the built-in CPU and CUDA rules; torch's RuntimeError for a location nothing knows."""
+    for _, _, deserializer in _package_registry:
+        result = deserializer(storage, location)
+        if result is not None:
+            return result
+    if location == "cpu" or location.startswith("cuda"):
+        return _builtin_restore(storage, location)
+    raise RuntimeError(f"don't know how to restore data location of {_type_name(storage)} (tagged with {location})")
+
+
+def validate_cuda_device(location) -> int:
+    """The index of the CUDA device ``location`` names, or torch's error when there is none."""
+    from . import cuda
+    from ._backend import device
+
+    target = device(location)
+    if not cuda.is_available():
+        raise RuntimeError("Attempting to deserialize object on a CUDA device but torch.cuda.is_available() is False. "
+                           "If you are running on a CPU-only machine, please use torch.load with "
+                           "map_location=torch.device('cpu') to map your storages to the CPU.")
+    index = target.index or 0
+    if index >= cuda.device_count():
+        raise RuntimeError(f"Attempting to deserialize object on CUDA device {index} but torch.cuda.device_count() is "
+                           f"{cuda.device_count()}. Please use torch.load with map_location to map your storages to "
+                           "an existing device.")
+    return index
+
+
+def normalize_storage_type(storage_type):
+    """The top-level storage class of that name (chainrule.FloatStorage for any FloatStorage)."""
+    import chainrule
+
+    return getattr(chainrule, storage_type.__name__)
+
+
+def check_module_version_greater_or_equal(module, req_version_tuple, error_if_malformed: bool = True) -> bool:
+    """Whether ``module.__version__`` is at least ``req_version_tuple`` (compared field by field,
+    each field cast to the type of the required one)."""
+    try:
+        fields = module.__version__.split(".")
+        version = tuple(type(required)(fields[i]) for i, required in enumerate(req_version_tuple))
+        return version >= tuple(req_version_tuple)
+    except Exception as error:
+        message = (f"'{module.__name__}' module version string is malformed '{module.__version__}' and cannot be "
+                   f"compared with tuple {req_version_tuple}")
+        if error_if_malformed:
+            raise RuntimeError(message) from error
+        warnings.warn(message + ", but continuing assuming that requirement is met", stacklevel=2)
+        return True
+
+
+def get_unsafe_globals_in_checkpoint(f) -> list[str]:
+    """The globals in a zip checkpoint that ``load(weights_only=True)`` would refuse (beyond those
+    allowed with ``add_safe_globals``), found without importing or running anything."""
+    buffer, name = _read_bytes(f)
+    if not _torch_zip.is_zip(buffer):
+        raise ValueError("Expected input to be a checkpoint returned by torch.save")
+    extra = dict(_global_name(entry) for entry in _safe_globals)
+    return _torch_zip.globals_outside_allowlist(buffer, name, extra)

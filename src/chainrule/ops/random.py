@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import warnings
 
 import numpy as np
 
@@ -507,6 +508,7 @@ def fork_rng(devices=None, enabled: builtins.bool = True, _caller: str = "fork_r
         return
     if devices is None:
         devices = range(_cuda_device_count())
+        _warn_forking_every_device(len(devices), _caller, _devices_kw)
     generators = [cuda_default_generator(_device_index(d)) for d in devices]
     cpu_state = default_generator.get_state()
     saved = [(g._seed, g._offset, g._stream) for g in generators]
@@ -518,6 +520,27 @@ def fork_rng(devices=None, enabled: builtins.bool = True, _caller: str = "fork_r
         default_generator.set_state(cpu_state)
         for generator, (seed_, offset, stream) in zip(generators, saved):
             generator._seed, generator._offset, generator._stream = seed_, offset, stream
+
+
+_fork_rng_warned_already = False
+
+
+def _warn_forking_every_device(count: int, caller: str, devices_kw: str) -> None:
+    """torch warns once per process when fork_rng, not told which devices, forks more than one GPU's
+    generator (each fork initialises the device)."""
+    global _fork_rng_warned_already
+    if count <= 1 or _fork_rng_warned_already:
+        return
+    warnings.warn(
+        f"CUDA reports that you have {count} available devices, and you have used {caller} without explicitly "
+        "specifying which devices are being used. For safety, we initialize *every* CUDA device by default, which "
+        "can be quite slow if you have a lot of CUDAs. If you know that you are only making use of a few CUDA "
+        "devices, set the environment variable CUDA_VISIBLE_DEVICES or the "
+        f"'{devices_kw}' keyword argument of {caller} with the set of devices you are actually using. For example, "
+        "if you are using CPU only, set device.upper()_VISIBLE_DEVICES= or devices=[]; if you are using device 0 "
+        "only, set CUDA_VISIBLE_DEVICES=0 or devices=[0].  To initialize all devices and suppress this warning, set "
+        f"the '{devices_kw}' keyword argument to `range(torch.cuda.device_count())`.", UserWarning, stacklevel=4)
+    _fork_rng_warned_already = True
 
 
 def _cuda_device_count() -> int:

@@ -8,7 +8,26 @@ torch's but saves no memory.
 
 from __future__ import annotations
 
-__all__ = ["checkpoint", "checkpoint_sequential"]
+import contextlib
+import warnings
+
+from ..autograd import Function, backward
+from ..autograd.grad_mode import enable_grad, no_grad
+from ..tensor import Tensor
+
+__all__ = ["checkpoint", "checkpoint_sequential", "CheckpointError", "CheckpointFunction", "check_backward_validity",
+           "detach_variable", "get_device_states", "noop_context_fn", "set_checkpoint_debug_enabled",
+           "set_checkpoint_early_stop", "set_device_states"]
+
+# torch's switches for its non-reentrant checkpoint; chainrule recomputes nothing, so they are
+# read by nobody, but the context managers set and restore them as torch's do
+_enable_checkpoint_early_stop: bool | None = None  # None: each checkpoint decides (torch stops early)
+_checkpoint_debug_enabled: bool | None = None
+
+
+class CheckpointError(RuntimeError):
+    """torch.utils.checkpoint.CheckpointError: raised by torch when a recomputation differs from the
+    original forward. chainrule never recomputes, so it only raises it where user code does."""
 
 
 def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism_check: str = "default",
@@ -25,3 +44,123 @@ def checkpoint_sequential(functions, segments: int, input, use_reentrant=None, *
     for function in (list(functions.children()) if hasattr(functions, "children") else list(functions)):
         input = function(input)
     return input
+
+
+class CheckpointFunction(Function):
+    """torch's reentrant checkpoint as a Function: ``CheckpointFunction.apply(run_function,
+    preserve_rng_state, *args)``. Unlike ``checkpoint`` above, this one does what torch's does:
+    forward runs ``run_function`` without recording, and backward runs it again with recording
+    on and backpropagates through that second graph (so activations are not kept between the
+    passes). ``preserve_rng_state`` restores the CPU generator before the rerun so random ops
+    draw the same numbers."""
+
+    @staticmethod
+    def forward(ctx, run_function, preserve_rng_state, *args):
+        from ..ops import random as random_ops  # the generator lives in the op package
+
+        check_backward_validity(args)
+        ctx.run_function = run_function
+        ctx.preserve_rng_state = preserve_rng_state
+        if preserve_rng_state:
+            ctx.forward_rng_state = random_ops.get_rng_state()
+        ctx.inputs = [None if isinstance(a, Tensor) else a for a in args]
+        ctx.tensor_indices = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+        ctx.save_for_backward(*[a for a in args if isinstance(a, Tensor)])
+        with no_grad():
+            return run_function(*args)
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        from ..ops import random as random_ops
+
+        inputs = list(ctx.inputs)
+        for index, tensor in zip(ctx.tensor_indices, ctx.saved_values):
+            inputs[index] = tensor
+        detached = detach_variable(tuple(inputs))
+        with random_ops.fork_rng(devices=[], enabled=ctx.preserve_rng_state):
+            if ctx.preserve_rng_state:
+                random_ops.set_rng_state(ctx.forward_rng_state)
+            with enable_grad():
+                outputs = ctx.run_function(*detached)
+        if isinstance(outputs, Tensor):
+            outputs = (outputs,)
+        pairs = [(out, grad) for out, grad in zip(outputs, grad_outputs) if isinstance(out, Tensor)
+                 and out.requires_grad]
+        if not pairs:
+            raise RuntimeError("none of output has requires_grad=True, this checkpoint() is not necessary")
+        backward([out for out, _ in pairs], [grad for _, grad in pairs])
+        return (None, None) + tuple(x.grad if isinstance(x, Tensor) else None for x in detached)
+
+
+def detach_variable(inputs: tuple) -> tuple:
+    """Each tensor of ``inputs`` detached, keeping its ``requires_grad`` (a fresh leaf for a rerun);
+    other items as they are. Only a tuple is accepted, as torch."""
+    if not isinstance(inputs, tuple):
+        raise RuntimeError(f"Only tuple of tensors is supported. Got Unsupported input type: {type(inputs).__name__}")
+    out = []
+    for item in inputs:
+        if isinstance(item, Tensor):
+            leaf = item.detach()
+            leaf.requires_grad = item.requires_grad
+            item = leaf
+        out.append(item)
+    return tuple(out)
+
+
+def check_backward_validity(inputs) -> None:
+    """Warn, as torch, when no tensor among ``inputs`` requires grad (the checkpoint then gives None
+    gradients)."""
+    if not any(x.requires_grad for x in inputs if isinstance(x, Tensor)):
+        warnings.warn("None of the inputs have requires_grad=True. Gradients will be None", stacklevel=2)
+
+
+def get_device_states(*args) -> tuple[list[int], list[Tensor]]:
+    """The GPU indices of the tensors among ``args`` (nested in lists, tuples, dicts too) and each
+    device's generator state, for ``set_device_states`` to put back before a rerun."""
+    from ..ops import random as random_ops
+    from ._pytree import tree_leaves
+
+    indices = []
+    for leaf in tree_leaves(args):
+        if isinstance(leaf, Tensor) and leaf.device.type not in ("cpu", "meta"):
+            indices.append(leaf.get_device())
+    return indices, [random_ops.cuda_default_generator(i).get_state() for i in indices]
+
+
+def set_device_states(devices, states, *, device_type=None) -> None:
+    """Restore the generator state of each GPU in ``devices`` from ``states`` (get_device_states')."""
+    from ..ops import random as random_ops
+
+    for index, state in zip(devices, states):
+        random_ops.cuda_default_generator(index).set_state(state)
+
+
+def noop_context_fn():
+    """The default ``context_fn`` of ``checkpoint``: two null context managers (forward, recompute)."""
+    return contextlib.nullcontext(), contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def set_checkpoint_early_stop(enable: bool):
+    """torch's switch for stopping a non-reentrant recomputation once the needed tensors exist;
+    set for the block and restored after (chainrule recomputes nothing, so it changes no result)."""
+    global _enable_checkpoint_early_stop
+    previous = _enable_checkpoint_early_stop
+    _enable_checkpoint_early_stop = enable
+    try:
+        yield
+    finally:
+        _enable_checkpoint_early_stop = previous
+
+
+@contextlib.contextmanager
+def set_checkpoint_debug_enabled(enabled: bool | None):
+    """torch's override of ``checkpoint(debug=)`` for the block (None defers to each call); set and
+    restored as torch's, and read by nobody here since there is no recomputation to trace."""
+    global _checkpoint_debug_enabled
+    previous = _checkpoint_debug_enabled
+    _checkpoint_debug_enabled = enabled
+    try:
+        yield
+    finally:
+        _checkpoint_debug_enabled = previous

@@ -1,0 +1,62 @@
+"""torch.autograd's engine switches that chainrule's single-threaded engine has no use for.
+
+torch runs a backward pass on per-device worker threads unless ``set_multithreading_enabled(False)``,
+and can replay views during backward. chainrule's engine runs every backward on the calling thread,
+so the flags are kept (per thread, set and restored as torch's) for code that sets or queries them,
+and change nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .grad_mode import _GradModeContext
+
+__all__ = ["set_multithreading_enabled", "is_multithreading_enabled", "is_view_replay_enabled", "variable"]
+
+
+class _EngineFlags(threading.local):
+    def __init__(self) -> None:
+        self.multithreading = True
+
+
+_flags = _EngineFlags()
+
+
+def is_multithreading_enabled() -> bool:
+    """torch.autograd.is_multithreading_enabled: True unless a ``set_multithreading_enabled(False)``
+    is in force on this thread."""
+    return _flags.multithreading
+
+
+def is_view_replay_enabled() -> bool:
+    """torch.autograd.is_view_replay_enabled: False, as torch's default (chainrule never replays views)."""
+    return False
+
+
+class set_multithreading_enabled(_GradModeContext):
+    """torch.autograd.set_multithreading_enabled(mode): sets the flag at once (a function call) and,
+    used as a context manager or decorator, restores the previous value on exit."""
+
+    _accepts_bare = False
+
+    def __init__(self, mode: bool) -> None:
+        self.prev = _flags.multithreading
+        _flags.multithreading = mode
+        self.mode = mode
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc) -> None:
+        _flags.multithreading = self.prev
+
+    def _clone(self) -> set_multithreading_enabled:
+        return self.__class__(self.mode)
+
+    clone = _clone
+
+
+def variable(*args, **kwargs):
+    """torch.autograd.variable: torch's deprecated constructor, which only raises."""
+    raise RuntimeError("torch.autograd.variable(...) is deprecated, use torch.tensor(...) instead")
