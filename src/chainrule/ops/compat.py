@@ -28,8 +28,8 @@ from .shape import _even_split, chunk, narrow, split
 __all__ = ["unravel_index", "dsplit", "msort", "isneginf", "isposinf", "range", "fill",
            "empty_strided", "frombuffer", "from_dlpack", "to_dlpack", "typename", "bitwise_left_shift",
            "bitwise_right_shift", "split_with_sizes", "unsafe_chunk", "unsafe_split", "narrow_copy", "cond",
-           "while_loop", "index_reduce", "nonzero_static", "poisson", "binomial", "histogramdd"]
-__not_methods__ = {"histogramdd", "poisson", "binomial", "unravel_index", "range", "fill", "empty_strided", "frombuffer", "from_dlpack", "to_dlpack",
+           "while_loop", "index_reduce", "nonzero_static", "poisson", "binomial", "histogramdd", "_assert_async"]
+__not_methods__ = {"_assert_async", "histogramdd", "poisson", "binomial", "unravel_index", "range", "fill", "empty_strided", "frombuffer", "from_dlpack", "to_dlpack",
                    "typename", "cond", "while_loop"}
 __tensor_methods__ = {"__lshift__": "bitwise_left_shift", "__rshift__": "bitwise_right_shift",
                       "__rlshift__": "_reflected_left_shift", "__rrshift__": "_reflected_right_shift"}
@@ -455,6 +455,19 @@ def cond(pred, true_fn, false_fn, operands=()):
     take = _predicate(pred, "cond")
     operands = _operand_tuple(operands, "cond", "operands")
     return true_fn(*operands) if take else false_fn(*operands)
+
+
+def _assert_async(input: Tensor, assert_msg: str | None = None) -> None:
+    """torch._assert_async: raise RuntimeError unless the one-element ``input`` is nonzero (``assert_msg``
+    is the message). Asynchronous on a GPU in torch; here the check runs at once (NaN counts as nonzero)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"_assert_async(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    if input._data.size != 1:
+        raise RuntimeError("Boolean value of Tensor with no values is ambiguous" if input._data.size == 0
+                           else "Boolean value of Tensor with more than one value is ambiguous")
+    if not builtins.bool(input._data.reshape(())):
+        raise RuntimeError(assert_msg if assert_msg is not None else
+                           "Expected Tensor with single nonzero value, but got zero")
 
 
 def while_loop(cond_fn, body_fn, carried_inputs):
