@@ -23,9 +23,9 @@ PACKAGE = "chainrule"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("chainrule._dtype", "chainrule._backend", "chainrule._meta", "chainrule._standin", "chainrule._cupy_surface",
               "chainrule._config", "chainrule._parallel", "chainrule._shared", "chainrule._layout",
-              "chainrule.return_types", "chainrule._opmath", "chainrule._naming")),
+              "chainrule.return_types", "chainrule._opmath", "chainrule._naming", "chainrule._symbolic_sizes")),
     ("autograd", ("chainrule.autograd",)),
-    ("tensor", ("chainrule.tensor", "chainrule._format", "chainrule.storage")),
+    ("tensor", ("chainrule.tensor", "chainrule._format", "chainrule.storage", "chainrule._tensor_str")),
     ("ops", ("chainrule.ops", "chainrule._methods", "chainrule.linalg", "chainrule.fft", "chainrule.special",
              "chainrule.sparse")),
     # DistributedDataParallel (nn.parallel) all-reduces through chainrule.distributed
@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                    "chainrule.testing", "chainrule.onnx", "chainrule.hub", "chainrule.jit",
                    "chainrule.compiler", "chainrule._dynamo", "chainrule.fx", "chainrule._C",
                    "chainrule.models", "chainrule.func", "chainrule.multiprocessing", "chainrule._spawn_child",
-                   "chainrule.version",
+                   "chainrule.version", "chainrule.__config__", "chainrule._subclasses", "chainrule.futures",
                    "chainrule.profiler", "chainrule.quasirandom", "chainrule.signal")),
     ("tools", ("chainrule.viz", "chainrule.commands", "chainrule.cli", "chainrule.benchmark",
                "chainrule.benchmark_distributed", "chainrule.benchmark_cuda", "chainrule.__main__")),
