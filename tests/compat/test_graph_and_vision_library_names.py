@@ -21,9 +21,9 @@ def _both(path):
     return importlib.import_module("torch." + path), importlib.import_module("chainrule." + path)
 
 
-def _raised(call):
+def _raised(call, *args, **kwargs):
     try:
-        call()
+        call(*args, **kwargs)
     except Exception as error:  # the type and words are what is compared
         return type(error), str(error)
     return None
@@ -146,19 +146,19 @@ def test_symbolic_size_types_exist_and_plain_numbers_are_not_instances():
 
 # ---------------------------------------------------------------- torch.futures
 
-def test_future_result_callbacks_and_chaining_as_torchs():
-    for lib in (torch, chainrule):
-        f = lib.futures.Future()
-        calls = []
-        chained = f.then(lambda fut: fut.wait() * 2)
-        f.add_done_callback(lambda fut: calls.append(fut.value()))
-        assert not f.done()
-        f.set_result(5)
-        assert f.done() and f.wait() == 5 and f.value() == 5 and chained.wait() == 10 and calls == [5]
-        late = []
-        f.add_done_callback(lambda fut: late.append(1))  # already completed: runs at once
-        assert late == [1]
-        assert _raised(lambda: f.set_result(6))[0] is RuntimeError
+@pytest.mark.parametrize("lib", [torch, chainrule], ids=["torch", "chainrule"])
+def test_future_result_callbacks_and_chaining_as_torchs(lib):
+    f = lib.futures.Future()
+    calls = []
+    chained = f.then(lambda fut: fut.wait() * 2)
+    f.add_done_callback(lambda fut: calls.append(fut.value()))
+    assert not f.done()
+    f.set_result(5)
+    assert f.done() and f.wait() == 5 and f.value() == 5 and chained.wait() == 10 and calls == [5]
+    late = []
+    f.add_done_callback(lambda fut: late.append(1))  # already completed: runs at once
+    assert late == [1]
+    assert _raised(f.set_result, 6)[0] is RuntimeError
 
 
 def test_future_errors_as_torchs():
@@ -177,18 +177,18 @@ def test_future_errors_as_torchs():
     assert outcomes[1][0] == (ValueError, "bad") and outcomes[1][3]
 
 
-def test_collect_all_and_wait_all_as_torchs():
-    for lib in (torch, chainrule):
-        a, b = lib.futures.Future(), lib.futures.Future()
-        both = lib.futures.collect_all([a, b])
-        a.set_result(1)
-        assert not both.done()
-        b.set_result(2)
-        assert both.done() and [f.value() for f in both.wait()] == [1, 2]
-        assert lib.futures.wait_all([a, b]) == [1, 2]
-        failed = lib.futures.Future()
-        failed.set_exception(ValueError("x"))
-        assert _raised(lambda: lib.futures.wait_all([a, failed])) == (ValueError, "x")
+@pytest.mark.parametrize("lib", [torch, chainrule], ids=["torch", "chainrule"])
+def test_collect_all_and_wait_all_as_torchs(lib):
+    a, b = lib.futures.Future(), lib.futures.Future()
+    both = lib.futures.collect_all([a, b])
+    a.set_result(1)
+    assert not both.done()
+    b.set_result(2)
+    assert both.done() and [f.value() for f in both.wait()] == [1, 2]
+    assert lib.futures.wait_all([a, b]) == [1, 2]
+    failed = lib.futures.Future()
+    failed.set_exception(ValueError("x"))
+    assert _raised(lib.futures.wait_all, [a, failed]) == (ValueError, "x")
 
 
 def test_future_wait_blocks_until_another_thread_completes_it():
@@ -223,9 +223,10 @@ def test_complex32_promotes_as_torchs(other):
         except RuntimeError as error:
             return type(error), str(error)
 
-    for lib_order in ((0, 1), (1, 0)):
-        pair = lambda lib: [(lib.complex32, getattr(lib, other))[i] for i in lib_order]  # noqa: E731
-        assert promoted(chainrule, *pair(chainrule)) == promoted(torch, *pair(torch))
+    assert promoted(chainrule, chainrule.complex32, getattr(chainrule, other)) == \
+        promoted(torch, torch.complex32, getattr(torch, other))
+    assert promoted(chainrule, getattr(chainrule, other), chainrule.complex32) == \
+        promoted(torch, getattr(torch, other), torch.complex32)
 
 
 @pytest.mark.parametrize("device_type", ["mps", "xpu", "hpu", "ipu", "xla", "mtia", "maia", "privateuseone"])
@@ -272,3 +273,55 @@ def test_functorch_transforms_are_never_active_around_plain_tensors():
 
     chainrule.vmap(f)(chainrule.ones(3, 2))
     assert seen and all(active is False and plain for active, plain in seen)
+
+
+# ---------------------------------------------------------------- index-format conversions and sparse flags
+
+@pytest.mark.parametrize("indices, size, out_int32", [
+    ([0, 0, 2, 3, 3, 3, 5], 7, False), ([0, 0, 2, 3, 3, 3, 5], 6, True), ([], 3, False), ([1, 1], 3, False),
+    ([0, 1, 2], 0, False),
+])
+def test_coo_to_csr_row_pointers_as_torchs(indices, size, out_int32):
+    # PyTorch Geometric's index2ptr (every sampler's CSC/CSR build)
+    for dtype in ("int64", "int32"):
+        ours = chainrule._convert_indices_from_coo_to_csr(
+            chainrule.tensor(indices, dtype=getattr(chainrule, dtype)), size, out_int32=out_int32)
+        theirs = torch._convert_indices_from_coo_to_csr(
+            torch.tensor(indices, dtype=getattr(torch, dtype)), size, out_int32=out_int32)
+        assert ours.tolist() == theirs.tolist() and str(ours.dtype).split(".")[1] == str(theirs.dtype).split(".")[1]
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+@pytest.mark.parametrize("out_int32", [False, True])
+def test_csr_to_coo_indices_as_torchs(transpose, out_int32):
+    crow, col = [0, 2, 2, 5, 6], [0, 1, 0, 1, 2, 2]
+    ours = chainrule._convert_indices_from_csr_to_coo(chainrule.tensor(crow), chainrule.tensor(col),
+                                                      out_int32=out_int32, transpose=transpose)
+    theirs = torch._convert_indices_from_csr_to_coo(torch.tensor(crow), torch.tensor(col), out_int32=out_int32,
+                                                    transpose=transpose)
+    assert ours.tolist() == theirs.tolist() and str(ours.dtype).split(".")[1] == str(theirs.dtype).split(".")[1]
+
+
+@pytest.mark.parametrize("values, dtype", [([[0, 1]], "int64"), ([0.0, 1.0], "float32")])
+def test_index_conversions_refuse_what_torch_refuses(values, dtype):
+    ours = _raised(chainrule._convert_indices_from_coo_to_csr, chainrule.tensor(values, dtype=getattr(chainrule, dtype)),
+                   3)
+    theirs = _raised(torch._convert_indices_from_coo_to_csr, torch.tensor(values, dtype=getattr(torch, dtype)), 3)
+    assert ours == theirs and ours is not None
+    floats = [0.0, 1.0]
+    assert _raised(chainrule._convert_indices_from_csr_to_coo, chainrule.tensor(floats), chainrule.tensor([0.0])) == \
+        _raised(torch._convert_indices_from_csr_to_coo, torch.tensor(floats), torch.tensor([0.0]))
+
+
+def test_coalesced_flag_is_set_in_place_and_unchecked_as_torchs():
+    import warnings
+    outcomes = []
+    for lib in (chainrule, torch):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's note that sparse invariant checks are off
+            a = lib.sparse_coo_tensor(lib.tensor([[1, 0], [0, 1]]), lib.tensor([1.0, 2.0]), (2, 2))
+        before = _raised(a.indices)
+        same = a._coalesced_(True) is a
+        # the promise is not checked: the indices stay in the given (unsorted) order
+        outcomes.append((before[0], same, a.is_coalesced(), a.indices().tolist(), a._coalesced_(False).is_coalesced()))
+    assert outcomes[0] == outcomes[1]
