@@ -325,3 +325,61 @@ def test_coalesced_flag_is_set_in_place_and_unchecked_as_torchs():
         # the promise is not checked: the indices stay in the given (unsorted) order
         outcomes.append((before[0], same, a.is_coalesced(), a.indices().tolist(), a._coalesced_(False).is_coalesced()))
     assert outcomes[0] == outcomes[1]
+
+
+# ---------------------------------------------------------------- state-dict load hooks (kornia's MKDDescriptor)
+
+def _net(lib):
+    lib.manual_seed(0)
+    net = lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.Linear(3, 1))
+    net[0].register_buffer("scale", lib.ones(3))
+    return net
+
+
+@pytest.mark.parametrize("with_module", [False, True])
+def test_load_pre_hook_fills_a_missing_entry_before_the_module_reads_it(with_module):
+    results = []
+    for lib in (torch, chainrule):
+        net, calls = _net(lib), []
+
+        def fill(*args, lib=lib, calls=calls):
+            state_dict, prefix = args[-7], args[-6]
+            calls.append((len(args), prefix, sorted(state_dict)))
+            state_dict.setdefault(prefix + "scale", lib.full((3,), 2.0))
+
+        handle = net[0]._register_load_state_dict_pre_hook(fill, with_module=with_module)
+        source = {k: v for k, v in _net(lib).state_dict().items() if not k.endswith("scale")}
+        result = net.load_state_dict(source)
+        results.append((str(result), calls, net[0].scale.tolist()))
+        handle.remove()
+        net.load_state_dict(dict(source, **{"0.scale": lib.zeros(3)}))
+        assert net[0].scale.tolist() == [0.0, 0.0, 0.0] and len(calls) == 1  # removed: not called again
+    assert results[0] == results[1] and results[1][2] == [2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize("lib", [torch, chainrule], ids=["torch", "chainrule"])
+def test_public_load_pre_hook_gets_the_module_first(lib):
+    net, seen = _net(lib), []
+    net[1].register_load_state_dict_pre_hook(lambda module, *rest: seen.append((module, rest[1])))
+    net.load_state_dict(_net(lib).state_dict())
+    assert seen == [(net[1], "1.")]
+
+
+def test_load_post_hook_may_clear_missing_keys_and_must_return_nothing():
+    outcomes = []
+    for lib in (torch, chainrule):
+        net = _net(lib)
+        partial = {k: v for k, v in _net(lib).state_dict().items() if k != "1.bias"}
+        seen = []
+
+        def forgive(module, keys, seen=seen):
+            seen.append((type(module).__name__, list(keys.missing_keys), list(keys.unexpected_keys)))
+            keys.missing_keys.clear()
+
+        handle = net.register_load_state_dict_post_hook(forgive)
+        result = net.load_state_dict(partial)
+        handle.remove()
+        net.register_load_state_dict_post_hook(lambda module, keys: "not None")
+        error = _raised(net.load_state_dict, _net(lib).state_dict())
+        outcomes.append((str(result), seen, error[0], error[1].split(",")[0]))
+    assert outcomes[0] == outcomes[1] and outcomes[1][1] == [("Sequential", ["1.bias"], [])]
