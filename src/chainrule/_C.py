@@ -98,6 +98,13 @@ def _parse_to(*args, **kwargs):
     return device, dtype, bound.get("non_blocking", False), bound.get("memory_format")
 
 
+def _are_functorch_transforms_active() -> bool:
+    """Whether a torch.func transform (vmap, grad, jvp) has wrapped the tensors in flight, so that
+    data-dependent Python checks must be skipped. chainrule's transforms hand the function plain
+    tensors (vmap calls it per slice, grad records on autograd), so none ever wraps one: False."""
+    return False
+
+
 # torch._C._nn holds the nn bindings; only the argument parser is wanted from Python
 _nn = types.SimpleNamespace(_parse_to=_parse_to)
 

@@ -16,7 +16,7 @@ from ._dtype import bfloat16, uint16, uint32, uint64
 from ._dtype import (
     float4_e2m1fn_x2, float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz, float8_e8m0fnu,
 )
-from ._dtype import cdouble, cfloat, complex64, complex128, get_default_complex_dtype
+from ._dtype import cdouble, cfloat, chalf, complex32, complex64, complex128, get_default_complex_dtype
 from .tensor import Size, Tensor
 from .autograd.grad_mode import (
     enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
@@ -358,6 +358,13 @@ _numpy_names.install(_sys.modules[__name__], _numpy_names.PUBLIC_NAMES["torch"],
 _numpy_names.install(linalg, _numpy_names.PUBLIC_NAMES["linalg"])
 _numpy_names.install(_special_namespace, _numpy_names.PUBLIC_NAMES["special"])
 _numpy_names.install(nn.functional, _numpy_names.PUBLIC_NAMES["nn.functional"])
+
+# --- names PyTorch Geometric and kornia reach for at import (docs/compatibility-trials.md, session 14)
+from . import __config__, _subclasses, _tensor_str, futures  # noqa: E402,F401
+from ._symbolic_sizes import SymBool, SymFloat, SymInt  # noqa: E402,F401
+from .utils import dlpack as _dlpack  # noqa: E402,F401  (binds utils.dlpack, as `import torch` does)
+
+torch = _sys.modules[__name__]  # torch.torch is torch: its own submodules' `import torch` binds it
 
 # --- torch's __torch_function__ protocol (chainrule.overrides): every public op, method, operator and
 # the properties torch dispatches hand their calls to TorchFunctionModes and overriding arguments

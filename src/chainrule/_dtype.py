@@ -198,8 +198,30 @@ float8_e5m2 = _LowPrecisionFloat("float8_e5m2", "Float8_e5m2")
 float8_e5m2fnuz = _LowPrecisionFloat("float8_e5m2fnuz", "Float8_e5m2fnuz")
 float8_e8m0fnu = _LowPrecisionFloat("float8_e8m0fnu", "Float8_e8m0fnu", is_signed=False)
 float4_e2m1fn_x2 = _LowPrecisionFloat("float4_e2m1fn_x2", "Float4_e2m1fn_x2")
-_UNSTORED = (float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz, float8_e8m0fnu, float4_e2m1fn_x2)
-_FLOAT8_NAMES = frozenset(d.name for d in _UNSTORED[:5])
+_FLOAT8_NAMES = frozenset(d.name for d in (float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz,
+                                            float8_e8m0fnu))
+
+
+class _ComplexHalf(_LowPrecisionFloat):
+    """torch.complex32 (chalf): a pair of float16s. NumPy has no such type, so it has no storage here
+    (as float4_e2m1fn_x2): the name exists because libraries list it in dtype tables (kornia's
+    geometry checks ``dtype not in (..., torch.complex32, ...)`` on every warp), and making a tensor
+    of it raises torch's "not implemented" error."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__("complex32", "ComplexHalf")
+        self.is_floating_point, self.itemsize, self._category = False, 4, 3
+
+    @property
+    def is_complex(self) -> builtins.bool:
+        return True
+
+
+complex32 = chalf = _ComplexHalf()
+_UNSTORED = (float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz, float8_e8m0fnu, float4_e2m1fn_x2,
+             complex32)
 
 
 def to_float8(array: np.ndarray, np_dtype) -> np.ndarray:
@@ -314,6 +336,8 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     """torch.promote_types: the smallest dtype both values fit in, by torch's table."""
     if a is b:
         return a
+    if (a is complex32 or b is complex32) and not (a in _UNSTORED[:-1] or b in _UNSTORED[:-1]):
+        return _promote_complex32(b if a is complex32 else a, a, b)
     if a in _UNSTORED or b in _UNSTORED:
         raise RuntimeError("Promotion for Float8 Types is not supported, attempted to promote "
                            f"{scalar_name(a)} and {scalar_name(b)}")
@@ -330,6 +354,15 @@ def promote_types(a: dtype, b: dtype) -> dtype:
         other = b if a is bfloat16 else a
         return float32 if other is float16 else other
     return _BY_NP[np.promote_types(a.np, b.np)]
+
+
+def _promote_complex32(other: dtype, a: dtype, b: dtype) -> dtype:
+    # torch's table: complex32 holds bools, integers and float16; a wider float or complex widens it
+    if other in _BARE_UNSIGNED:
+        raise _unsigned_promotion_error(a, b)
+    if other._category < 2 or other in (float16, complex32):
+        return complex32
+    return promote_types(complex64, other)
 
 
 # the scalar-type names torch's messages use

@@ -95,6 +95,12 @@ class SparseCOOTensor(Tensor):
     def is_coalesced(self) -> bool:
         return self._coo[2]
 
+    def _coalesced_(self, coalesced: bool) -> SparseCOOTensor:
+        """torch's in-place promise that the indices are (or are not) sorted and unique, unchecked as in
+        torch (PyTorch Geometric marks the adjacency it built from coalesced edges this way)."""
+        self._coo = (self._coo[0], self._coo[1], bool(coalesced))
+        return self
+
     def _indices(self) -> Tensor:
         return Tensor._make(self._coo[0])
 

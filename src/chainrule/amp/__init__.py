@@ -97,10 +97,19 @@ def _check_device_type(device_type: str, caller: str) -> None:
         raise RuntimeError(f"{caller}: unsupported device_type {device_type!r}; expected 'cpu' or 'cuda'")
 
 
+# torch's other autocast devices and their default dtypes: chainrule runs on none of them, so no region
+# for them is ever on, but libraries ask about them all (kornia checks cpu, cuda, mps and xpu in turn)
+_OTHER_DEVICE_DTYPES = {"mps": _dtype.float16, "xpu": _dtype.float16, "ipu": _dtype.float16,
+                        "mtia": _dtype.float16, "privateuseone": _dtype.float16, "hpu": _dtype.bfloat16,
+                        "xla": _dtype.bfloat16, "maia": _dtype.bfloat16}
+
+
 def is_autocast_enabled(device_type: str | None = None) -> bool:
     """torch.is_autocast_enabled: whether an autocast region for ``device_type`` (default 'cuda') is on."""
     if device_type is None or device_type == "cuda":
         return _backend.autocast_hook.cast is not None
+    if device_type in _OTHER_DEVICE_DTYPES:
+        return False
     _check_device_type(device_type, "is_autocast_enabled")
     return _enabled["cpu"]
 
@@ -108,6 +117,8 @@ def is_autocast_enabled(device_type: str | None = None) -> bool:
 def get_autocast_dtype(device_type: str = "cuda"):
     """torch.get_autocast_dtype: the dtype autocast lowers to for ``device_type`` (bfloat16 on the CPU,
     float16 on CUDA, unless set otherwise)."""
+    if device_type in _OTHER_DEVICE_DTYPES:
+        return _OTHER_DEVICE_DTYPES[device_type]
     _check_device_type(device_type, "get_autocast_dtype")
     return _lower_dtype[device_type]
 

@@ -28,8 +28,9 @@ from .shape import _even_split, chunk, narrow, split
 __all__ = ["unravel_index", "dsplit", "msort", "isneginf", "isposinf", "range", "fill",
            "empty_strided", "frombuffer", "from_dlpack", "to_dlpack", "typename", "bitwise_left_shift",
            "bitwise_right_shift", "split_with_sizes", "unsafe_chunk", "unsafe_split", "narrow_copy", "cond",
-           "while_loop", "index_reduce", "nonzero_static", "poisson", "binomial", "histogramdd"]
-__not_methods__ = {"histogramdd", "poisson", "binomial", "unravel_index", "range", "fill", "empty_strided", "frombuffer", "from_dlpack", "to_dlpack",
+           "while_loop", "index_reduce", "nonzero_static", "poisson", "binomial", "histogramdd", "_assert_async",
+           "_convert_indices_from_coo_to_csr", "_convert_indices_from_csr_to_coo"]
+__not_methods__ = {"_assert_async", "_convert_indices_from_coo_to_csr", "_convert_indices_from_csr_to_coo", "histogramdd", "poisson", "binomial", "unravel_index", "range", "fill", "empty_strided", "frombuffer", "from_dlpack", "to_dlpack",
                    "typename", "cond", "while_loop"}
 __tensor_methods__ = {"__lshift__": "bitwise_left_shift", "__rshift__": "bitwise_right_shift",
                       "__rlshift__": "_reflected_left_shift", "__rrshift__": "_reflected_right_shift"}
@@ -61,6 +62,40 @@ def unravel_index(indices: Tensor, shape) -> tuple:
     # one (..., ndim) array viewed per dim, torch's layout (its outputs are strided views)
     stacked = xp.stack(coordinates[::-1], axis=-1)
     return tuple(Tensor._make(stacked[..., d]) for d in builtins.range(len(shape)))
+
+
+def _integer_vector(t: Tensor, kernel: str, name: str = "Input") -> None:
+    if t._data.dtype.kind not in "iu" or t._data.dtype == np.bool_:
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(t._data.dtype)}\'')
+    if t._data.ndim != 1:
+        raise RuntimeError(f"{name} is supposed to be a vector, but got {t._data.ndim} dimensional tensor.")
+
+
+def _convert_indices_from_coo_to_csr(input: Tensor, size: int, *, out_int32: bool = False) -> Tensor:
+    """torch._convert_indices_from_coo_to_csr: the ``size + 1`` row pointers of sorted row indices
+    (``ptr[r]`` = how many indices are below ``r``); int64, or int32 with ``out_int32``. Like torch,
+    the indices must be sorted (PyTorch Geometric's ``index2ptr`` sorts them first)."""
+    _integer_vector(input, "convert_indices_from_coo_to_csr_cpu")
+    xp = array_module(input)
+    ptr = xp.searchsorted(input._data, xp.arange(builtins.int(size) + 1), side="left")
+    return Tensor._make(ptr.astype(np.int32 if out_int32 else np.int64))
+
+
+def _convert_indices_from_csr_to_coo(crow_indices: Tensor, col_indices: Tensor, *, out_int32: bool = False,
+                                     transpose: bool = False) -> Tensor:
+    """torch._convert_indices_from_csr_to_coo: the (2, nnz) row and column indices of a CSR matrix's
+    row pointers and columns (columns first with ``transpose``)."""
+    if crow_indices._data.ndim != col_indices._data.ndim:
+        raise RuntimeError(f"crow_indices and col_indices are supposed to have the same dimensionality, but got "
+                           f"{crow_indices._data.ndim} and {col_indices._data.ndim} dimensional tensors, "
+                           "respectively.")
+    _integer_vector(crow_indices, "convert_indices_from_csr_to_coo_cpu", "crow_indices")
+    xp = array_module(crow_indices)
+    target = np.int32 if out_int32 else np.int64
+    counts = xp.diff(crow_indices._data.astype(np.int64))
+    rows = xp.repeat(xp.arange(counts.shape[0], dtype=target), counts)
+    pair = (col_indices._data.astype(target), rows) if transpose else (rows, col_indices._data.astype(target))
+    return Tensor._make(xp.stack(pair))
 
 
 def dsplit(input: Tensor, indices_or_sections) -> tuple:
@@ -455,6 +490,19 @@ def cond(pred, true_fn, false_fn, operands=()):
     take = _predicate(pred, "cond")
     operands = _operand_tuple(operands, "cond", "operands")
     return true_fn(*operands) if take else false_fn(*operands)
+
+
+def _assert_async(input: Tensor, assert_msg: str | None = None) -> None:
+    """torch._assert_async: raise RuntimeError unless the one-element ``input`` is nonzero (``assert_msg``
+    is the message). Asynchronous on a GPU in torch; here the check runs at once (NaN counts as nonzero)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"_assert_async(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    if input._data.size != 1:
+        raise RuntimeError("Boolean value of Tensor with no values is ambiguous" if input._data.size == 0
+                           else "Boolean value of Tensor with more than one value is ambiguous")
+    if not builtins.bool(input._data.reshape(())):
+        raise RuntimeError(assert_msg if assert_msg is not None else
+                           "Expected Tensor with single nonzero value, but got zero")
 
 
 def while_loop(cond_fn, body_fn, carried_inputs):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from ... import _dtype
 from ...ops.creation import empty, ones, tensor, zeros
 from ...ops.cross_map_lrn import cross_map_lrn2d
@@ -127,35 +129,75 @@ class BatchNorm3d(_BatchNorm):
 
 
 class _InstanceNorm(_NormBase):
-    _batched_ndim = 0
+    """torch's instance-norm base: subclasses say which input ranks they take (``_check_input_dim``)
+    and the rank of an unbatched input (``_get_no_batch_dim``); libraries subclass it with their own
+    (PyTorch Geometric's graph InstanceNorm)."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
                  track_running_stats: bool = False, device=None, dtype=None, *, bias: bool = True) -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
 
+    def _check_input_dim(self, input: Tensor) -> None:
+        raise NotImplementedError
+
+    def _get_no_batch_dim(self) -> int:
+        raise NotImplementedError
+
+    def _handle_no_batch_input(self, input: Tensor) -> Tensor:
+        return self._apply_instance_norm(input.unsqueeze(0)).squeeze(0)
+
+    def _apply_instance_norm(self, input: Tensor) -> Tensor:
+        return F.instance_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
+                               self.training or not self.track_running_stats,
+                               self.momentum if self.momentum is not None else 0.0, self.eps)
+
     def forward(self, input: Tensor) -> Tensor:
-        if input.dim() not in (self._batched_ndim - 1, self._batched_ndim):
-            raise ValueError(
-                f"expected {self._batched_ndim - 1}D or {self._batched_ndim}D input (got {input.dim()}D input)"
-            )
-        unbatched = input.dim() == self._batched_ndim - 1
-        if unbatched:
-            input = input.unsqueeze(0)
-        out = F.instance_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
-                              self.training or not self.track_running_stats, self.momentum or 0.0, self.eps)
-        return out.squeeze(0) if unbatched else out
+        self._check_input_dim(input)
+        feature_dim = input.dim() - self._get_no_batch_dim()
+        if input.size(feature_dim) != self.num_features:
+            if self.affine:
+                raise ValueError(f"expected input's size at dim={feature_dim} to match num_features"
+                                 f" ({self.num_features}), but got: {input.size(feature_dim)}.")
+            # without affine parameters num_features is unused, so torch only warns
+            warnings.warn(f"input's size at dim={feature_dim} does not match num_features. You can silence this "
+                          "warning by not passing in num_features, which is not used because affine=False",
+                          stacklevel=2)
+        if input.dim() == self._get_no_batch_dim():
+            return self._handle_no_batch_input(input)
+        return self._apply_instance_norm(input)
 
 
 class InstanceNorm1d(_InstanceNorm):
-    _batched_ndim = 3
+    """Instance normalisation of each sample's channels: 3D input, or 2D unbatched."""
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() not in (2, 3):
+            raise ValueError(f"expected 2D or 3D input (got {input.dim()}D input)")
+
+    def _get_no_batch_dim(self) -> int:
+        return 2
 
 
 class InstanceNorm2d(_InstanceNorm):
-    _batched_ndim = 4
+    """Instance normalisation of each sample's channels: 4D input, or 3D unbatched."""
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() not in (3, 4):
+            raise ValueError(f"expected 3D or 4D input (got {input.dim()}D input)")
+
+    def _get_no_batch_dim(self) -> int:
+        return 3
 
 
 class InstanceNorm3d(_InstanceNorm):
-    _batched_ndim = 5
+    """Instance normalisation of each sample's channels: 5D input, or 4D unbatched."""
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() not in (4, 5):
+            raise ValueError(f"expected 4D or 5D input (got {input.dim()}D input)")
+
+    def _get_no_batch_dim(self) -> int:
+        return 4
 
 
 class LayerNorm(Module):
