@@ -245,6 +245,51 @@ def store_checks(rank: int, size: int) -> None:
     dist.barrier()
 
 
+def differentiable_checks(rank: int, size: int) -> None:
+    """distributed.nn.functional: each rank's loss weights its output by (rank + 1), so the
+    gradient of every input is known in closed form (each exchange is linear)."""
+    import chainrule.distributed.nn.functional as F
+
+    weights = sum(r + 1 for r in range(size))
+    x = torch.tensor(values(rank, 2, np.float64), requires_grad=True)
+    gathered = F.all_gather(x)
+    check(len(gathered) == size and all(g.dtype == torch.float64 for g in gathered), "all_gather returns a tuple")
+    for r in range(size):
+        same(gathered[r].detach(), values(r, 2, np.float64), f"nn all_gather entry {r}")
+    sum((k + 1) * (rank + 1) * g.sum() for k, g in enumerate(gathered)).backward()
+    same(x.grad, np.full((2, 2), (rank + 1.0) * weights), "nn all_gather's gradient is a reduce-scatter")
+
+    x = torch.tensor(values(rank, 2 * size, np.float64), requires_grad=True)
+    y = F.all_to_all_single(torch.empty(2 * size, 2, dtype=torch.float64), x)
+    same(y.detach(), np.concatenate([values(r, 2 * size, np.float64)[2 * rank:2 * rank + 2] for r in range(size)]),
+         "nn all_to_all_single")
+    ((rank + 1) * y).sum().backward()
+    same(x.grad, np.repeat(np.arange(1.0, size + 1), 4).reshape(2 * size, 2),
+         "nn all_to_all_single's gradient goes back to the sender")
+
+    sent = uneven_splits(rank, size)
+    received = [uneven_splits(r, size)[rank] for r in range(size)]
+    x = torch.tensor(values(rank, sum(sent), np.float64, width=3), requires_grad=True)
+    y = F.all_to_all_single(torch.empty(sum(received), 3, dtype=torch.float64), x, received, sent)
+    ((rank + 1) * y).sum().backward()
+    same(x.grad, np.repeat(np.repeat(np.arange(1.0, size + 1), sent), 3).reshape(-1, 3),
+         "nn all_to_all_single uneven: each row's gradient is its receiver's weight")
+
+    x = torch.tensor(values(rank, 2, np.float64), requires_grad=True)
+    y = F.broadcast(x, src=size - 1)
+    same(y.detach(), values(size - 1, 2, np.float64), "nn broadcast")
+    ((rank + 1) * y).sum().backward()
+    same(x.grad, np.full((2, 2), float(weights) if rank == size - 1 else 0.0),
+         "nn broadcast's gradient is summed to the source")
+
+    inputs = [torch.tensor(values(rank, 2, np.float64) * (k + 1), requires_grad=True) for k in range(size)]
+    y = F.reduce_scatter(torch.empty(2, 2, dtype=torch.float64), inputs)
+    same(y.detach(), sum(values(r, 2, np.float64) * (rank + 1) for r in range(size)), "nn reduce_scatter")
+    ((rank + 1) * y).sum().backward()
+    for k in range(size):
+        same(inputs[k].grad, np.full((2, 2), k + 1.0), f"nn reduce_scatter's gradient of input_list[{k}]")
+
+
 def monitored_timeout(rank: int, size: int) -> None:
     """The last rank arrives late: rank 0 names it (torch's message), the others are not released."""
     late = size - 1
@@ -271,7 +316,7 @@ def main() -> None:
     dist.init_process_group("gloo")
     rank, size = dist.get_rank(), dist.get_world_size()
     scenarios = {"exchange": (all_to_all_checks, reduce_scatter_checks, p2p_batch_checks, object_checks,
-                              group_checks, store_checks, monitored_timeout)}
+                              group_checks, store_checks, differentiable_checks, monitored_timeout)}
     for scenario in scenarios[SCENARIO]:
         scenario(rank, size)
     print(f"PASS rank {rank}: {checks} checks", flush=True)
