@@ -290,6 +290,37 @@ def differentiable_checks(rank: int, size: int) -> None:
         same(inputs[k].grad, np.full((2, 2), k + 1.0), f"nn reduce_scatter's gradient of input_list[{k}]")
 
 
+def cuda_checks(rank: int, size: int) -> None:
+    """The new collectives on device='cuda' tensors (the CuPy stand-in here): results land on the
+    tensor's device, all_to_all_single's in the output's own memory."""
+    import chainrule.distributed.nn.functional as F
+
+    def gpu(array):
+        return torch.from_numpy(np.ascontiguousarray(array)).to("cuda")
+
+    out = torch.zeros(2 * size, 2, device="cuda")
+    memory = out._data
+    dist.all_to_all_single(out, gpu(values(rank, 2 * size, np.float32)))
+    check(out.device.type == "cuda" and out._data is memory, "cuda all_to_all_single stays in the output's memory")
+    same(out.cpu(), np.concatenate([values(r, 2 * size, np.float32)[2 * rank:2 * rank + 2] for r in range(size)]),
+         "cuda all_to_all_single")
+    outs = [torch.zeros(1 + rank, 2, dtype=torch.int64, device="cuda") for _ in range(size)]
+    dist.all_to_all(outs, [gpu(values(rank, 1 + peer, np.int64)) for peer in range(size)])
+    for r in range(size):
+        check(outs[r].device.type == "cuda", "cuda all_to_all fills tensors on their device")
+        same(outs[r].cpu(), values(r, 1 + rank, np.int64), f"cuda all_to_all from rank {r}")
+    reduced = torch.zeros(2, 2, dtype=torch.float64, device="cuda")
+    dist.reduce_scatter(reduced, [gpu(values(rank, 2, np.float64) * (k + 1)) for k in range(size)])
+    check(reduced.device.type == "cuda", "cuda reduce_scatter stays on the device")
+    same(reduced.cpu(), sum(values(r, 2, np.float64) * (rank + 1) for r in range(size)), "cuda reduce_scatter")
+    x = gpu(values(rank, 2, np.float64)).requires_grad_()
+    gathered = F.all_gather(x)
+    sum((k + 1) * g.sum() for k, g in enumerate(gathered)).backward()
+    check(all(g.device.type == "cuda" for g in gathered) and x.grad.device.type == "cuda",
+          "nn all_gather's outputs and gradient stay on cuda")
+    same(x.grad.cpu(), np.full((2, 2), size * (rank + 1.0)), "nn all_gather's gradient on cuda")
+
+
 def monitored_timeout(rank: int, size: int) -> None:
     """The last rank arrives late: rank 0 names it (torch's message), the others are not released."""
     late = size - 1
@@ -316,7 +347,7 @@ def main() -> None:
     dist.init_process_group("gloo")
     rank, size = dist.get_rank(), dist.get_world_size()
     scenarios = {"exchange": (all_to_all_checks, reduce_scatter_checks, p2p_batch_checks, object_checks,
-                              group_checks, store_checks, differentiable_checks, monitored_timeout)}
+                              group_checks, store_checks, differentiable_checks, cuda_checks, monitored_timeout)}
     for scenario in scenarios[SCENARIO]:
         scenario(rank, size)
     print(f"PASS rank {rank}: {checks} checks", flush=True)

@@ -19,7 +19,9 @@ SRC = os.path.abspath(os.path.join(HERE, "..", "..", "src"))
 
 def run_job(nprocs: int, scenario: str, tmp_path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1",
-               OPENBLAS_NUM_THREADS="1", EXCHANGE_FILESTORE=str(tmp_path / "filestore"))
+               OPENBLAS_NUM_THREADS="1", EXCHANGE_FILESTORE=str(tmp_path / "filestore"),
+               # the CuPy stand-in is the GPU for the checks on device='cuda' tensors
+               CHAINRULE_STANDIN_CUDA="1")
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "TORCH_DISTRIBUTED_DEBUG"):
         env.pop(name, None)
     command = [sys.executable, "-m", "chainrule.distributed.run", "--nproc-per-node", str(nprocs),
