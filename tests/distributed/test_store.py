@@ -200,7 +200,7 @@ def test_calls_before_init_raise_torchs_error():
     for call in (dist.get_backend_config, dist.monitored_barrier,
                  lambda: dist.P2POp(dist.isend, chainrule.ones(1), 1),
                  lambda: dist.all_to_all_single(chainrule.zeros(2), chainrule.zeros(2)),
-                 lambda: dist.gather_object(1, [None])):
+                 lambda: dist.gather_object(1, [None]), dist.distributed_c10d._get_default_store):
         with pytest.raises(ValueError, match="Default process group has not been initialized"):
             call()
     with pytest.raises(ValueError, match="Invalid ``op``"):

@@ -224,6 +224,17 @@ def destroy_process_group(group: ProcessGroup | None = None) -> None:
     _set_world(None)
 
 
+def _get_default_store():
+    """The store given to ``init_process_group(store=...)`` (torch's default store). Without one
+    there is none: MPI's launcher connected the ranks, no store was made."""
+    _world("_get_default_store")
+    if _State.store is None:
+        raise ValueError("_get_default_store: this process group was initialised without store=; chainrule's ranks "
+                         "meet through MPI, so there is no default store (pass store= to init_process_group, or "
+                         "make a TCPStore or FileStore yourself)")
+    return _State.store
+
+
 def new_group(ranks: list[int] | None = None, timeout: datetime.timedelta | None = None, backend=None,
               pg_options=None, use_local_synchronization: bool = False, group_desc=None):
     """A group of a subset of ranks; every rank must call it (as in torch). Group ranks follow
