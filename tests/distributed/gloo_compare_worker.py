@@ -83,6 +83,31 @@ def results(torch, dist, rank: int, size: int) -> dict:
     ((rank + 1) * y).sum().backward()
     out["nn broadcast"] = [tensor(y.detach()), tensor(x.grad)]
 
+    x = torch.arange(4.0, dtype=torch.float64).add(rank).requires_grad_()
+    pieces = F.gather(x, dst=1)
+    # weights that vary along the tensor: torch's gloo scatters an expanded gradient (a plain .sum()'s)
+    # from its one stored element, and the receiving ranks read memory past it
+    sum(((k + 1) * (rank + 1) * torch.arange(1.0, 5.0, dtype=torch.float64) * p).sum()
+        for k, p in enumerate(pieces)).backward()
+    out["nn gather"] = [[tensor(p.detach()) for p in pieces], tensor(x.grad)]
+    parts = [torch.arange(3.0, dtype=torch.float64).add(10 * rank + k).requires_grad_() for k in range(size)]
+    y = F.scatter(parts, src=0)
+    ((rank + 1) * y * y).sum().backward()
+    out["nn scatter"] = [tensor(y.detach()), [tensor(p.grad) for p in parts]]
+    x = torch.arange(4.0, dtype=torch.float64).add(rank).requires_grad_()
+    y = F.reduce(x, dst=1)
+    ((rank + 1) * y).sum().backward()
+    # off rank dst torch leaves gloo's scratch values in the output (its docs: only dst's is defined)
+    out["nn reduce"] = [tensor(y.detach()) if rank == 1 else None, tensor(x.grad)]
+    parts = [torch.arange(3.0, dtype=torch.float64).add(10 * rank + k).requires_grad_() for k in range(size)]
+    received = F.all_to_all([torch.empty(3, dtype=torch.float64) for _ in range(size)], parts)
+    sum((k + 1) * (rank + 1) * r.sum() for k, r in enumerate(received)).backward()
+    out["nn all_to_all"] = [[tensor(r.detach()) for r in received], [tensor(p.grad) for p in parts]]
+    parts = [torch.arange(3.0, dtype=torch.float64).add(10 * rank + k).requires_grad_() for k in range(size)]
+    y = F.reduce_scatter(torch.empty(3, dtype=torch.float64), parts)
+    ((rank + 1) * y).sum().backward()
+    out["nn reduce_scatter"] = [tensor(y.detach()), [tensor(p.grad) for p in parts]]
+
     # errors raised on the calling rank before anything is sent
     attempt("error split count", lambda: dist.all_to_all_single(torch.zeros(4), torch.zeros(4), [2, 2], [4]))
     attempt("error split sum", lambda: dist.all_to_all_single(torch.zeros(4), torch.zeros(4), [2, 2], [1, 2]))

@@ -12,7 +12,8 @@ from .. import distributed_c10d as c10d
 from .._all_to_all import all_to_all_single as _all_to_all_single
 from ..distributed_c10d import ReduceOp
 
-__all__ = ["all_reduce", "all_gather", "all_to_all_single", "broadcast", "reduce_scatter"]
+__all__ = ["all_reduce", "all_gather", "all_to_all", "all_to_all_single", "broadcast", "gather", "reduce",
+           "reduce_scatter", "scatter"]
 
 
 def _staged(array) -> Tensor:
@@ -51,31 +52,95 @@ def _gather_stacked(group):
     return gather
 
 
-def _reduce_scatter_stacked(group):
+def all_gather(tensor: Tensor, group=None) -> tuple[Tensor, ...]:
+    """Every rank's ``tensor``, as a tuple indexed by group rank; the gradient of rank i's input
+    is the sum over ranks of the gradients of entry i (a reduce-scatter)."""
+    stacked = LinearExchange.apply(tensor, exchange=_gather_stacked(group), adjoint=_reduce_scatter_stacked(ReduceOp.SUM, group))
+    return tuple(stacked.unbind(0))
+
+
+def _reduce_scatter_stacked(op, group):
     def reduce_scatter(array):
         out = _empty_like(array, tuple(array.shape[1:]))
-        c10d.reduce_scatter_tensor(out, _staged(array), group=group)
+        c10d.reduce_scatter_tensor(out, _staged(array), op=op, group=group)
         return out._data
     return reduce_scatter
 
 
-def all_gather(tensor: Tensor, group=None) -> tuple[Tensor, ...]:
-    """Every rank's ``tensor``, as a tuple indexed by group rank; the gradient of rank i's input
-    is the sum over ranks of the gradients of entry i (a reduce-scatter)."""
-    stacked = LinearExchange.apply(tensor, exchange=_gather_stacked(group), adjoint=_reduce_scatter_stacked(group))
-    return tuple(stacked.unbind(0))
-
-
 def reduce_scatter(output: Tensor, input_list, op=ReduceOp.SUM, group=None) -> Tensor:
-    """A new tensor shaped like ``output`` holding Σ over ranks of their ``input_list[rank]``;
-    the gradient of ``input_list[i]`` is rank i's output gradient (an all-gather)."""
-    if op is not ReduceOp.SUM:
-        raise RuntimeError(f"distributed.nn.reduce_scatter: only ReduceOp.SUM is differentiable, got {op}")
+    """A new tensor shaped like ``output`` holding ``input_list[rank]`` reduced over the ranks;
+    the gradient of ``input_list[i]`` is rank i's output gradient (an all-gather, whatever the
+    op: torch's rule, exact for SUM)."""
     stacked = stack(list(input_list))
     if tuple(stacked.shape[1:]) != tuple(output.shape):
         raise RuntimeError(f"distributed.nn.reduce_scatter: input_list entries of shape {tuple(stacked.shape[1:])} "
                            f"must be shaped like output {tuple(output.shape)}")
-    return LinearExchange.apply(stacked, exchange=_reduce_scatter_stacked(group), adjoint=_gather_stacked(group))
+    return LinearExchange.apply(stacked, exchange=_reduce_scatter_stacked(op, group),
+                                adjoint=_gather_stacked(group))
+
+
+def _gather_to(dst, group):
+    """(shape) -> (world, *shape): every rank's array on ``dst``, zeros elsewhere."""
+    def gather(array):
+        rows = [_empty_like(array, tuple(array.shape)) for _ in range(c10d.get_world_size(group))]
+        mine = _staged(array)
+        c10d.gather(mine, rows if c10d.get_rank() == dst else None, dst=dst, group=group)
+        xp = _backend.array_module(array)
+        return xp.stack([row._data for row in rows])
+    return gather
+
+
+def _scatter_from(src, group):
+    """(world, *shape) -> (shape): row i of ``src``'s array to rank i."""
+    def scatter(array):
+        out = _empty_like(array, tuple(array.shape[1:]))
+        rows = [_staged(row) for row in array] if c10d.get_rank() == src else None
+        c10d.scatter(out, rows, src=src, group=group)
+        return out._data
+    return scatter
+
+
+def gather(tensor: Tensor, dst: int = 0, group=None) -> tuple[Tensor, ...]:
+    """Every rank's ``tensor`` on rank ``dst`` as a tuple (zeros on the other ranks); the
+    gradient of rank i's input is ``dst``'s gradient of entry i (a scatter)."""
+    stacked = LinearExchange.apply(tensor, exchange=_gather_to(dst, group), adjoint=_scatter_from(dst, group))
+    return tuple(stacked.unbind(0))
+
+
+def scatter(tensors, src: int = 0, group=None) -> Tensor:
+    """Rank ``src``'s ``tensors[i]`` on rank i (every rank passes tensors of the same shapes);
+    the gradients of ``src``'s tensors are gathered from the ranks, the others' are zeros."""
+    stacked = stack(list(tensors))
+    return LinearExchange.apply(stacked, exchange=_scatter_from(src, group), adjoint=_gather_to(src, group))
+
+
+def reduce(tensor: Tensor, dst: int, op=ReduceOp.SUM, group=None) -> Tensor:
+    """``tensor`` reduced over the ranks on rank ``dst`` (a copy of the rank's own input
+    elsewhere); the gradient is ``dst``'s output gradient broadcast to every rank, as torch's."""
+    def reduce_to_destination(array):
+        out = _staged(array)
+        c10d.reduce(out, dst=dst, op=op, group=group)
+        return out._data
+
+    def copy_from_destination(array):
+        out = _staged(array)
+        c10d.broadcast(out, src=dst, group=group)
+        return out._data
+
+    return LinearExchange.apply(tensor, exchange=reduce_to_destination, adjoint=copy_from_destination)
+
+
+def all_to_all(output_tensor_list, input_tensor_list, group=None) -> tuple[Tensor, ...]:
+    """``input_tensor_list[i]`` to rank i; returns what each rank sent here, shaped like
+    ``output_tensor_list`` (all one shape, as gloo requires); the gradient goes back the same way."""
+    shapes = {tuple(t.shape) for t in (*output_tensor_list, *input_tensor_list)}
+    if len(shapes) != 1:
+        raise RuntimeError(f"distributed.nn.all_to_all: every tensor must have one shape, got {sorted(shapes)}")
+    stacked = stack(list(input_tensor_list))
+    shape = tuple(stacked.shape)
+    # one block per rank along dim 0: sending block i to rank i is its own adjoint (a transpose)
+    exchange = _exchange_rows(group, shape, None, None)
+    return tuple(LinearExchange.apply(stacked, exchange=exchange, adjoint=exchange).unbind(0))
 
 
 def _exchange_rows(group, out_shape, send_splits, receive_splits):
