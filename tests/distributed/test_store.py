@@ -185,6 +185,9 @@ def test_register_backend_adds_a_name(monkeypatch):
     try:
         assert dist.Backend.DUMMY_S14 == "dummy_s14" and "dummy_s14" in dist.Backend.backend_list
         assert dist.is_backend_available("dummy_s14")
+        # recorded, not runnable: every process group here is an MPI communicator
+        with pytest.raises(ValueError, match="unknown backend 'dummy_s14'"):
+            dist.init_process_group("dummy_s14")
     finally:
         del dist.Backend.DUMMY_S14
     with pytest.raises(TypeError, match="func must be callable"):

@@ -44,8 +44,9 @@ class Backend(str):
     @classmethod
     def register_backend(cls, name: str, func, extended_api: bool = False, devices=None) -> None:
         """Add a third-party backend's name (torch's registry). chainrule records it, so
-        ``Backend.NAME`` and ``is_backend_available`` know it, but its process groups still run
-        on MPI: ``func`` is kept, never called."""
+        ``Backend.NAME``, ``is_backend_available`` and ``get_default_backend_for_device`` know
+        it, but cannot run it: ``func`` is kept, never called, and ``init_process_group`` with
+        that name raises (every group here is an MPI communicator)."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"Backend.register_backend: name must be a non-empty string, got {name!r}")
         if not callable(func):

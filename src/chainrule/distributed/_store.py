@@ -310,7 +310,10 @@ class FileStore(Store):
             pass
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - at interpreter exit the modules close() needs may be gone
+            pass
 
 
 class PrefixStore(Store):
