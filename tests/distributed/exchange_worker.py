@@ -245,6 +245,23 @@ def store_checks(rank: int, size: int) -> None:
     dist.barrier()
 
 
+def debug_checks(rank: int, size: int) -> None:
+    """With TORCH_DISTRIBUTED_DEBUG=DETAIL (the 4-rank job), ranks that enter different exchanges
+    all raise torch's mismatch error before anything is sent, and the job goes on."""
+    if os.environ.get("TORCH_DISTRIBUTED_DEBUG") != "DETAIL":
+        return
+    try:
+        if rank == 0:
+            dist.all_to_all_single(torch.zeros(size), torch.zeros(size))
+        else:
+            dist.reduce_scatter(torch.zeros(2), [torch.zeros(2)] * size)
+    except RuntimeError as exc:
+        check("Detected mismatch between collectives on ranks" in str(exc) and "all_to_all_single" in str(exc)
+              and "reduce_scatter on a tensor of shape (2,) (float32)" in str(exc), f"the mismatch error: {exc}")
+    else:
+        raise AssertionError("different exchanges on different ranks should raise under DETAIL")
+
+
 def differentiable_checks(rank: int, size: int) -> None:
     """distributed.nn.functional: each rank's loss weights its output by (rank + 1), so the
     gradient of every input is known in closed form (each exchange is linear)."""
@@ -360,7 +377,7 @@ def main() -> None:
         dist.init_process_group("gloo")
     rank, size = dist.get_rank(), dist.get_world_size()
     scenarios = {"exchange": (all_to_all_checks, reduce_scatter_checks, p2p_batch_checks, object_checks,
-                              group_checks, store_checks, differentiable_checks, cuda_checks, monitored_timeout)}
+                              group_checks, store_checks, debug_checks, differentiable_checks, cuda_checks, monitored_timeout)}
     for scenario in scenarios[SCENARIO]:
         scenario(rank, size)
     print(f"PASS rank {rank}: {checks} checks", flush=True)

@@ -24,6 +24,9 @@ def run_job(nprocs: int, scenario: str, tmp_path) -> subprocess.CompletedProcess
                CHAINRULE_STANDIN_CUDA="1")
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "TORCH_DISTRIBUTED_DEBUG"):
         env.pop(name, None)
+    if nprocs == 4:
+        # torch's cross-rank checks: correct calls must pass them, mismatched ones fail on every rank
+        env["TORCH_DISTRIBUTED_DEBUG"] = "DETAIL"
     command = [sys.executable, "-m", "chainrule.distributed.run", "--nproc-per-node", str(nprocs),
                os.path.join(HERE, "exchange_worker.py"), scenario]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)

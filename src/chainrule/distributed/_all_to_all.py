@@ -29,6 +29,8 @@ def all_to_all_single(output, input, output_split_sizes=None, input_split_sizes=
     send, _ = c10d._buffer(input, what, "input")
     receive, write_back = c10d._buffer(output, what, "output")
     _ensure_same_dtype([output, input])
+    # which op only: with split sizes, each rank's shapes may rightly differ
+    c10d._check_same_call(pg, what, None)
     size = pg.size()
     if not output_split_sizes and not input_split_sizes and send.size != receive.size:
         raise RuntimeError(f"{what}: input of shape {send.shape} and output of shape {receive.shape} must have "
@@ -51,6 +53,7 @@ def all_to_all(output_tensor_list, input_tensor_list, group=None, async_op: bool
     pg = c10d._pg(group, what)
     if pg is None:
         return None
+    c10d._check_same_call(pg, what, None)  # which op only: the pieces may differ in size
     size = pg.size()
     for name, tensors in (("output", output_tensor_list), ("input", input_tensor_list)):
         if len(tensors) != size:
@@ -81,6 +84,7 @@ def reduce_scatter(output, input_list, op: ReduceOp = ReduceOp.SUM, group=None, 
     pg = c10d._pg(group, what)
     if pg is None:
         return None
+    c10d._check_same_call(pg, what, receive)
     if len(input_list) != pg.size():
         raise RuntimeError(f"{what}: invalid input tensor list size, must be world size: got {len(input_list)} "
                            f"tensors for a group of {pg.size()}")

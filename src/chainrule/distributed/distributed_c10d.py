@@ -601,7 +601,9 @@ def _check_tag(tag, what: str) -> None:
 
 
 _CHECKED_OPS = ("all_reduce", "reduce", "broadcast", "all_gather", "all_gather_into_tensor",
-                "reduce_scatter_tensor", "gather", "scatter", "barrier")
+                "reduce_scatter_tensor", "gather", "scatter", "barrier",
+                # the exchanges of _all_to_all.py
+                "reduce_scatter", "all_to_all_single", "all_to_all")
 _MAX_DIMS = 8
 
 
