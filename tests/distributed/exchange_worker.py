@@ -276,6 +276,14 @@ def differentiable_checks(rank: int, size: int) -> None:
     sum((k + 1) * (rank + 1) * g.sum() for k, g in enumerate(gathered)).backward()
     same(x.grad, np.full((2, 2), (rank + 1.0) * weights), "nn all_gather's gradient is a reduce-scatter")
 
+    # double backward: the backward exchange is itself recorded (create_graph=True)
+    x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    loss = sum((k + 1) * (g * g).sum() for k, g in enumerate(F.all_gather(x)))
+    (first,) = torch.autograd.grad(loss, x, create_graph=True)
+    same(first.detach(), 2 * size * (rank + 1) * np.array([1.0, 2.0]), "nn all_gather's first derivative")
+    first.sum().backward()
+    same(x.grad, np.full(2, 2.0 * size * (rank + 1)), "nn all_gather's second derivative")
+
     x = torch.tensor(values(rank, 2 * size, np.float64), requires_grad=True)
     y = F.all_to_all_single(torch.empty(2 * size, 2, dtype=torch.float64), x)
     same(y.detach(), np.concatenate([values(r, 2 * size, np.float64)[2 * rank:2 * rank + 2] for r in range(size)]),
