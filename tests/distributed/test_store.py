@@ -139,6 +139,15 @@ def test_tcp_store_serves_clients_and_waits_for_workers():
     assert clients[0].get("later") == b"now"
 
 
+def test_a_closed_tcp_store_master_frees_its_port():
+    master = dist.TCPStore("127.0.0.1", 0, 1, True)
+    port = master.port
+    master.close()
+    again = dist.TCPStore("127.0.0.1", port, 1, True)
+    again.set("k", "v")
+    assert again.get("k") == b"v" and again.port == port
+
+
 def test_tcp_store_errors_like_torch():
     master = dist.TCPStore("127.0.0.1", 0, 1, True)
     with pytest.raises(dist.DistNetworkError, match="failed to bind"):

@@ -475,6 +475,11 @@ class _TCPStoreServer:
         raise ValueError(f"TCPStore: unknown request {op!r}")
 
     def close(self) -> None:
+        # shutdown wakes the thread blocked in accept(); close alone would leave the port bound
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
 
 
@@ -539,6 +544,18 @@ class TCPStore(Store):
             kind = {"DistStoreError": DistStoreError, "TypeError": TypeError}.get(reply[1].decode(), ValueError)
             raise kind(reply[2].decode())
         return reply[1:]
+
+    def close(self) -> None:
+        """Disconnect; the master also stops accepting connections (its port is free again)."""
+        self._socket.close()
+        if self._server is not None:
+            self._server.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - a half-built store, or modules gone at interpreter exit
+            pass
 
     def _read(self, keys):
         return [v[1:] if v else None for v in self._request("read", *(k.encode() for k in keys))]
