@@ -7,6 +7,13 @@ starts MPI. See docs/distributed.md.
 """
 
 from . import _mpi
+from ._all_to_all import all_to_all, all_to_all_single, reduce_scatter
+from ._backend_names import Backend, get_default_backend_for_device, is_backend_available
+from ._errors import DistBackendError, DistError, DistNetworkError, DistStoreError
+from ._groups import get_backend_config, monitored_barrier, new_subgroups, new_subgroups_by_enumeration
+from ._object_collectives import gather_object, recv_object_list, scatter_object_list, send_object_list
+from ._p2p_batch import P2POp, batch_isend_irecv
+from ._store import FileStore, HashStore, PrefixStore, Store, TCPStore
 from .distributed_c10d import (
     BACKENDS,
     DEFAULT_TIMEOUT,
@@ -57,4 +64,10 @@ __all__ = ["BACKENDS", "DEFAULT_TIMEOUT", "GroupMember", "ProcessGroup", "Reduce
            "get_group_rank", "get_process_group_ranks", "get_rank", "get_world_size", "group",
            "init_process_group", "irecv", "is_available", "is_gloo_available", "is_initialized", "is_mpi_available",
            "is_nccl_available", "is_torchelastic_launched", "isend", "new_group", "recv", "reduce",
-           "reduce_scatter_tensor", "scatter", "send"]
+           "reduce_scatter_tensor", "scatter", "send",
+           # the rest of torch's collective API (session 14)
+           "Backend", "DistBackendError", "DistError", "DistNetworkError", "DistStoreError", "FileStore",
+           "HashStore", "P2POp", "PrefixStore", "Store", "TCPStore", "all_to_all", "all_to_all_single",
+           "batch_isend_irecv", "gather_object", "get_backend_config", "get_default_backend_for_device",
+           "is_backend_available", "monitored_barrier", "new_subgroups", "new_subgroups_by_enumeration",
+           "recv_object_list", "reduce_scatter", "scatter_object_list", "send_object_list"]

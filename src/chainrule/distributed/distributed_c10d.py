@@ -122,6 +122,7 @@ class _State:
     MPI = None
     world: ProcessGroup | None = None
     abort_on_error: _mpi.AbortOnError | None = None
+    store = None  # the store given to init_process_group, if any
     watchdog: _mpi.Watchdog | None = None
 
 
@@ -157,7 +158,8 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
     """Join the default process group: every process started by ``mpiexec`` (or our launcher,
     or srun) is one rank. ``backend`` None, ``"mpi"`` or ``"gloo"`` (a torch CPU script's choice)
     all use MPI; ``rank``/``world_size`` and the RANK/WORLD_SIZE variables are checked against
-    MPI's, since MPI, not a store, decides them."""
+    MPI's, since MPI, not a store, decides them. A ``store=`` (with ``rank`` and ``world_size``,
+    as torch requires) is accepted and kept, but the ranks still meet through MPI."""
     if _State.world is not None:
         raise ValueError("trying to initialize the default process group twice!")
     name = (backend or "mpi").lower()
@@ -166,8 +168,12 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
         raise ValueError(f"init_process_group: unknown backend {backend!r}; chainrule supports "
                          f"{', '.join(repr(b) for b in BACKENDS)} (both run on MPI){hint}")
     if store is not None:
-        raise ValueError("init_process_group: store= is not supported: MPI's launcher (mpiexec, "
-                         "srun, or python -m chainrule.distributed.run) connects the ranks")
+        if init_method is not None:
+            raise ValueError("Cannot specify both init_method and store.")
+        if not world_size > 0:
+            raise AssertionError("world_size must be positive if using store")
+        if not rank >= 0:
+            raise AssertionError("rank must be non-negative if using store")
     seconds = _seconds(timeout if timeout is not None else DEFAULT_TIMEOUT)
     if not seconds > 0:
         raise ValueError(f"init_process_group: timeout must be positive, got {timeout!r}")
@@ -186,6 +192,9 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
             )
     comm = world.Dup()
     _State.MPI = MPI
+    # MPI's launcher connected the ranks; a given store is kept for the program (torch's default
+    # store), not used to connect them
+    _State.store = store
     _set_world(ProcessGroup(comm, list(range(mpi_size)), seconds, name))
     node = world.Split_type(MPI.COMM_TYPE_SHARED, key=mpi_rank)
     for key, value in (("RANK", mpi_rank), ("WORLD_SIZE", mpi_size), ("LOCAL_RANK", node.Get_rank()),
@@ -211,7 +220,19 @@ def destroy_process_group(group: ProcessGroup | None = None) -> None:
     _State.world.comm.Free()
     _State.abort_on_error.uninstall()
     _State.abort_on_error = None
+    _State.store = None
     _set_world(None)
+
+
+def _get_default_store():
+    """The store given to ``init_process_group(store=...)`` (torch's default store). Without one
+    there is none: MPI's launcher connected the ranks, no store was made."""
+    _world("_get_default_store")
+    if _State.store is None:
+        raise ValueError("_get_default_store: this process group was initialised without store=; chainrule's ranks "
+                         "meet through MPI, so there is no default store (pass store= to init_process_group, or "
+                         "make a TCPStore or FileStore yourself)")
+    return _State.store
 
 
 def new_group(ranks: list[int] | None = None, timeout: datetime.timedelta | None = None, backend=None,
@@ -580,7 +601,9 @@ def _check_tag(tag, what: str) -> None:
 
 
 _CHECKED_OPS = ("all_reduce", "reduce", "broadcast", "all_gather", "all_gather_into_tensor",
-                "reduce_scatter_tensor", "gather", "scatter", "barrier")
+                "reduce_scatter_tensor", "gather", "scatter", "barrier",
+                # the exchanges of _all_to_all.py
+                "reduce_scatter", "all_to_all_single", "all_to_all")
 _MAX_DIMS = 8
 
 

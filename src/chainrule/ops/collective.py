@@ -30,3 +30,26 @@ class AllReduceSum(Function):
     def backward(ctx, grad):
         # L = Σ_r L_r and y = Σ_r x_r, so ∂L/∂x_r = Σ_r' ∂L_r'/∂y: the same all-reduce
         return AllReduceSum.apply(grad, sum_over_ranks=ctx.sum_over_ranks)
+
+
+class LinearExchange(Function):
+    """y = A(x) for a linear exchange A between ranks (all-gather, all-to-all, broadcast,
+    reduce-scatter), given with its adjoint Aᵀ."""
+
+    _array_forward = True
+    node_name = "_LinearExchangeBackward"
+    label = "collective exchange"
+    rule = ("a linear map across ranks: the gradient goes through the adjoint exchange (all-gather and "
+            "reduce-scatter are each other's, an all-to-all's is the all-to-all back, a broadcast's is the sum "
+            "to its source)")
+    formula = "adjoint_exchange({0})"
+
+    @staticmethod
+    def forward(ctx, x, exchange, adjoint):
+        ctx.exchange, ctx.adjoint = exchange, adjoint
+        return exchange(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # Σ_ranks ⟨A x, g⟩ = Σ_ranks ⟨x, Aᵀ g⟩; Aᵀ's own gradient is A again, so double backward works
+        return LinearExchange.apply(grad, exchange=ctx.adjoint, adjoint=ctx.exchange)
