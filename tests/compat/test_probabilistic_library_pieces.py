@@ -119,3 +119,58 @@ def test_tracer_warning_is_a_warning_category_as_torchs():
         warnings.warn("ignored", chainrule.jit.TracerWarning, stacklevel=1)
         warnings.warn("kept", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["kept"]
+
+
+def _learnable_shift_class(lib):
+    # a transform that is also a module, as Pyro's TransformModule (its flows' base class)
+    class TransformModule(lib.distributions.Transform, lib.nn.Module):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+
+        def __hash__(self):  # Transform's __eq__ leaves it unhashable; a module must hash
+            return super(lib.nn.Module, self).__hash__()
+
+    class LearnableShift(TransformModule):
+        domain = codomain = lib.distributions.constraints.real
+        bijective = True
+
+        def __init__(self):
+            super().__init__(cache_size=1)
+            self.shift = lib.nn.Parameter(lib.tensor([0.5, -1.0]))
+
+        def _call(self, x):
+            return x + self.shift
+
+        def _inverse(self, y):
+            return y - self.shift
+
+        def log_abs_det_jacobian(self, x, y):
+            return lib.zeros_like(x)
+
+    return LearnableShift
+
+
+def test_a_transform_that_is_a_module_gets_module_init_through_transform():
+    results = {}
+    for name, lib in (("chainrule", chainrule), ("torch", torch)):
+        shift = _learnable_shift_class(lib)()
+        assert [n for n, _ in shift.named_parameters()] == ["shift"]
+        flow = lib.distributions.TransformedDistribution(lib.distributions.Normal(lib.zeros(2), 1.0), [shift])
+        log_prob = flow.log_prob(lib.tensor([0.2, 0.3])).sum()
+        log_prob.backward()
+        results[name] = (log_prob.item(), shift.shift.grad.numpy().copy(), shift._cache_size)
+    assert results["chainrule"][0] == pytest.approx(results["torch"][0], rel=1e-6)
+    np.testing.assert_allclose(results["chainrule"][1], results["torch"][1], rtol=1e-6)
+    assert results["chainrule"][2] == results["torch"][2] == 1
+
+
+@pytest.mark.parametrize("lib", [chainrule, torch], ids=["chainrule", "torch"])
+def test_distribution_init_is_cooperative(lib):
+    class Tagged:
+        def __init__(self):
+            self.tagged = True
+
+    class TaggedNormal(lib.distributions.Normal, Tagged):
+        pass
+
+    assert TaggedNormal(0.0, 1.0).tagged is True

@@ -76,6 +76,7 @@ class Distribution:
                     raise ValueError(
                         f"Expected parameter {name} (Tensor of shape {tuple(value.shape)}) of distribution "
                         f"{self!r} to satisfy the constraint {constraint!r}, but found invalid values:\n{value}")
+        super().__init__()  # cooperative, as torch's (a family mixed with another base class)
 
     def expand(self, batch_shape, _instance=None) -> Distribution:
         """A copy with its batch dims broadcast to ``batch_shape``, sharing memory (torch's expand):

@@ -52,6 +52,9 @@ class Transform:
         self._cache_size = cache_size
         self._cached_x_y = (None, None)
         self._inv = None
+        # cooperative, as torch's: a transform that is also an nn.Module (Pyro's TransformModule:
+        # Planar, Spline, autoregressive flows) gets Module.__init__ through here
+        super().__init__()
 
     @property
     def event_dim(self) -> int:
