@@ -174,3 +174,14 @@ def test_distribution_init_is_cooperative(lib):
         pass
 
     assert TaggedNormal(0.0, 1.0).tagged is True
+
+
+@pytest.mark.parametrize("lib", [chainrule, torch], ids=["chainrule", "torch"])
+def test_cdata_names_the_tensor_object_not_its_values(lib):
+    weight = lib.nn.Parameter(lib.ones(2, 2))
+    assert isinstance(weight._cdata, int)
+    assert weight._cdata == weight._cdata
+    others = [weight.detach(), weight.view(4), weight[0], lib.ones(2, 2)]
+    assert all(other._cdata != weight._cdata for other in others)
+    stored = {"w": weight}
+    assert stored["w"]._cdata == weight._cdata  # the identity test pyro.module makes
