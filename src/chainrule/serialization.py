@@ -27,13 +27,19 @@ import pickle
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 
 from . import _safetensors, _torch_zip
+from ._backend import device
+from .storage import UntypedStorage
 from .tensor import Tensor
 
 __all__ = ["save", "load", "add_safe_globals", "safe_globals", "get_safe_globals", "clear_safe_globals"]
 
 _safe_globals: list = []
+
+# the type of ``load``'s map_location, as torch spells it (libraries annotate with it: Pyro's ParamStore)
+MAP_LOCATION = Callable[[UntypedStorage, str], UntypedStorage] | device | str | dict[str, str] | None
 
 
 # ---------------------------------------------------------------------------------------- allowlist

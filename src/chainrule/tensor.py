@@ -200,6 +200,13 @@ class Tensor:
     def data_ptr(self) -> int:
         return self._data.__array_interface__["data"][0] if isinstance(self._data, np.ndarray) else 0
 
+    @property
+    def _cdata(self) -> int:
+        """torch's address of the tensor's C++ object: one per tensor object (a view or ``detach()``
+        is another), so Pyro's ``pyro.module`` asks by it whether the param store handed back the
+        same parameter. Here each tensor object is its own, so its ``id``."""
+        return id(self)
+
     def _is_view(self) -> bool:
         """Whether this tensor is a view of ``_base`` (torch's private check; torchviz reads it)."""
         return self._base is not None

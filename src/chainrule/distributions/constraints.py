@@ -53,7 +53,9 @@ class Constraint:
         return Tensor._make(array_module(result).asarray(result)) if isinstance(value, Tensor) else result
 
     def __repr__(self) -> str:
-        return self._description if self._description is not None else f"{type(self).__name__}()"
+        # torch drops the class name's first character, the underscore of its private classes
+        # (``_Simplex`` reads ``Simplex()``); a library's own constraints are named that way too
+        return self._description if self._description is not None else type(self).__name__[1:] + "()"
 
 
 class _Dependent(Constraint):

@@ -10,7 +10,7 @@ from .. import _dtype
 from .._naming import naming_the_class
 from ..autograd.grad_mode import no_grad
 from ..tensor import Size, Tensor
-from .constraints import Constraint, boolean, positive, real, simplex, unit_interval  # noqa: F401 (re-exported)
+from .constraints import Constraint, boolean, is_dependent, positive, real, simplex, unit_interval  # noqa: F401 (re-exported)
 
 __all__ = ["Distribution", "Constraint", "broadcast_all"]
 
@@ -34,6 +34,11 @@ def _describe(value) -> str:
     if value.numel() != 1:
         return repr(value.shape)
     return str(value.item()) if value.dim() == 0 else str(value)
+
+
+def _all_true(checked) -> bool:
+    """Whether a constraint's answer (a bool Tensor, array or Python bool) holds everywhere."""
+    return bool(np.all(checked._data if isinstance(checked, Tensor) else checked))
 
 
 class Distribution:
@@ -61,13 +66,17 @@ class Distribution:
             self._validate_args = bool(validate_args)
         if self._validate_args:
             for name, constraint in self.arg_constraints.items():
+                if is_dependent(constraint):
+                    continue  # torch skips what cannot be checked (Pyro's Delta declares its value so)
                 if name not in self.__dict__ and not isinstance(getattr(type(self), name, None), property):
                     continue  # a parameter given the other way (probs vs logits), not computed yet
                 value = getattr(self, name)
-                if not np.all(constraint.check(value._data)):
+                # the Tensor itself, as torch passes it: a library's own constraints check with tensor ops
+                if not _all_true(constraint.check(value)):
                     raise ValueError(
                         f"Expected parameter {name} (Tensor of shape {tuple(value.shape)}) of distribution "
                         f"{self!r} to satisfy the constraint {constraint!r}, but found invalid values:\n{value}")
+        super().__init__()  # cooperative, as torch's (a family mixed with another base class)
 
     def expand(self, batch_shape, _instance=None) -> Distribution:
         """A copy with its batch dims broadcast to ``batch_shape``, sharing memory (torch's expand):
@@ -90,6 +99,15 @@ class Distribution:
                 new.__dict__[name] = value.expand(batch_shape + tuple(value.batch_shape[len(old_batch):]))
         new._batch_shape = Size(batch_shape)
         return new
+
+    def _get_checked_instance(self, cls, _instance=None):
+        """The blank instance an ``expand`` fills: torch's protocol, which libraries' families
+        (Pyro's Delta, its wrappers) call from their own ``expand``."""
+        if _instance is None and type(self).__init__ != cls.__init__:
+            raise NotImplementedError(
+                f"Subclass {self.__class__.__name__} of {cls.__name__} that defines a custom __init__ method "
+                "must also define a custom .expand() method.")
+        return self.__new__(type(self)) if _instance is None else _instance
 
     def enumerate_support(self, expand: bool = True) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not enumerate its support")
@@ -167,7 +185,7 @@ class Distribution:
         if any(i != 1 and j != 1 and i != j for i, j in zip(reversed(shape), reversed(expected))):
             raise ValueError(f"Value is not broadcastable with batch_shape+event_shape: {Size(shape)} vs "
                              f"{Size(expected)}.")
-        if not np.all(self.support.check(value._data)):
+        if not _all_true(self.support.check(value)):
             raise ValueError(
                 f"Expected value argument (Tensor of shape {tuple(value.shape)}) to be within the support "
                 f"({self.support!r}) of the distribution {self!r}, but found invalid values:\n{value}")

@@ -22,20 +22,13 @@ from ..ops.shape import cat, stack
 from ..ops.special_functions import atanh
 from ..tensor import Tensor
 from . import constraints
-from .utils import tril_matrix_to_vec, vec_to_tril_matrix
+from .utils import _sum_rightmost, tril_matrix_to_vec, vec_to_tril_matrix
 
 __all__ = ["AbsTransform", "AffineTransform", "CatTransform", "ComposeTransform", "CorrCholeskyTransform",
            "CumulativeDistributionTransform", "ExpTransform", "IndependentTransform", "LowerCholeskyTransform",
            "PositiveDefiniteTransform", "PowerTransform", "ReshapeTransform", "SigmoidTransform", "SoftmaxTransform",
            "SoftplusTransform", "StackTransform", "StickBreakingTransform", "TanhTransform", "Transform",
            "identity_transform"]
-
-
-def _sum_rightmost(value, dims: int):
-    """``value`` summed over its rightmost ``dims`` dims (none: itself)."""
-    if dims <= 0 or not isinstance(value, Tensor):
-        return value
-    return value.reshape(tuple(value.shape[:value.dim() - dims]) + (-1,)).sum(-1)
 
 
 def _tiny_and_eps(x: Tensor):
@@ -59,6 +52,9 @@ class Transform:
         self._cache_size = cache_size
         self._cached_x_y = (None, None)
         self._inv = None
+        # cooperative, as torch's: a transform that is also an nn.Module (Pyro's TransformModule:
+        # Planar, Spline, autoregressive flows) gets Module.__init__ through here
+        super().__init__()
 
     @property
     def event_dim(self) -> int:

@@ -51,6 +51,14 @@ class lazy_property:  # noqa: N801 - torch's name
         return value
 
 
+def _sum_rightmost(value, dims: int):
+    """``value`` summed over its rightmost ``dims`` dims (none: itself). torch keeps it here, and
+    libraries built on torch.distributions (Pyro's transforms) import it from here."""
+    if dims <= 0 or not isinstance(value, Tensor):
+        return value
+    return value.reshape(tuple(value.shape[:value.dim() - dims]) + (-1,)).sum(-1)
+
+
 def _tril_mask(n: int, diag: int) -> np.ndarray:
     arange = np.arange(n)
     return arange < arange.reshape(-1, 1) + (diag + 1)

@@ -17,10 +17,19 @@ from ..nn import Module
 from . import annotations  # noqa: F401
 
 __all__ = ["script", "trace", "ignore", "unused", "export", "is_scripting", "is_tracing", "save", "load",
-           "Final", "ScriptModule", "script_method", "annotate", "interface"]
+           "Final", "ScriptModule", "script_method", "annotate", "interface", "TracerWarning"]
 
 _NO_TORCHSCRIPT = ("chainrule.jit.{}: chainrule has no TorchScript format; save the state dict "
                    "with chainrule.save(model.state_dict(), path) instead")
+
+
+class TracerWarning(Warning):
+    """torch.jit.TracerWarning: chainrule's ``trace`` records nothing, so it never warns, but libraries
+    name the category in their warning filters (Pyro's ``jit_iter`` around every ``list(tensor)``)."""
+
+    @staticmethod
+    def ignore_lib_warnings():
+        warnings.filterwarnings("ignore", category=TracerWarning, module="torch.(?!jit)")
 
 
 def script(obj, optimize=None, _frames_up: int = 0, _rcb=None, example_inputs=None):
