@@ -21,3 +21,30 @@ def test_device_equality_between_devices_is_unchanged():
     pairs = [("cpu", "cpu"), ("cpu", "cpu:0"), ("cuda", "cuda:0"), ("cuda:1", "cuda:1")]
     for a, b in pairs:
         assert (chainrule.device(a) == chainrule.device(b)) is (torch.device(a) == torch.device(b))
+
+
+def test_compiled_module_class_is_found_under_dynamo_eval_frame():
+    # accelerate's is_compiled_module: isinstance(model, torch._dynamo.eval_frame.OptimizedModule)
+    import torch._dynamo  # noqa: F401  (torch binds the submodule on import)
+
+    import chainrule._dynamo  # noqa: F401
+
+    for lib in (torch, chainrule):
+        compiled = lib.compile(lib.nn.Linear(2, 2))
+        assert isinstance(compiled, lib._dynamo.eval_frame.OptimizedModule)
+        assert lib._dynamo.eval_frame.OptimizedModule is lib._dynamo.OptimizedModule
+        assert not isinstance(lib.nn.Linear(2, 2), lib._dynamo.eval_frame.OptimizedModule)
+        assert isinstance(compiled._orig_mod, lib.nn.Linear)
+
+
+def test_fsdp_wrapper_module_path_holds_the_package_names():
+    # accelerate: from torch.distributed.fsdp.fully_sharded_data_parallel import FullyShardedDataParallel
+    import torch.distributed.fsdp.fully_sharded_data_parallel as theirs
+
+    import chainrule.distributed.fsdp as package
+    import chainrule.distributed.fsdp.fully_sharded_data_parallel as mine
+
+    for name in ("FullyShardedDataParallel", "ShardingStrategy", "StateDictType", "BackwardPrefetch"):
+        assert hasattr(theirs, name)
+        assert getattr(mine, name) is getattr(package, name)
+    assert not isinstance(chainrule.nn.Linear(2, 2), mine.FullyShardedDataParallel)
