@@ -48,3 +48,33 @@ def test_fsdp_wrapper_module_path_holds_the_package_names():
         assert hasattr(theirs, name)
         assert getattr(mine, name) is getattr(package, name)
     assert not isinstance(chainrule.nn.Linear(2, 2), mine.FullyShardedDataParallel)
+
+
+SUB_BYTE = [f"{kind}{bits}" for kind in ("uint", "int") for bits in range(1, 8)]
+
+
+@pytest.mark.parametrize("name", SUB_BYTE)
+def test_sub_byte_integer_dtypes_exist_with_torchs_properties(name):
+    # diffusers' torchao quantiser lists torch.uint1..uint7 at import
+    mine, theirs = getattr(chainrule, name), getattr(torch, name)
+    assert (mine.is_floating_point, mine.is_complex, mine.is_signed, mine.itemsize) == (
+        theirs.is_floating_point, theirs.is_complex, theirs.is_signed, theirs.itemsize)
+    assert repr(mine) == repr(theirs).replace("torch.", "chainrule.") and str(mine) == repr(mine)
+    import pickle
+
+    assert pickle.loads(pickle.dumps(mine)) is mine
+    assert chainrule.promote_types(mine, mine) is mine
+
+
+def test_sub_byte_integer_promotion_refuses_as_torch():
+    for a, b in [("uint4", "int8"), ("uint4", "uint2")]:
+        with pytest.raises(RuntimeError) as theirs:
+            torch.promote_types(getattr(torch, a), getattr(torch, b))
+        with pytest.raises(RuntimeError) as mine:
+            chainrule.promote_types(getattr(chainrule, a), getattr(chainrule, b))
+        assert str(mine.value) == str(theirs.value)
+
+
+def test_sub_byte_integer_tensors_are_not_stored():
+    with pytest.raises(NotImplementedError, match="UInt4"):
+        chainrule.zeros(2, dtype=chainrule.uint4)
