@@ -78,3 +78,14 @@ def test_sub_byte_integer_promotion_refuses_as_torch():
 def test_sub_byte_integer_tensors_are_not_stored():
     with pytest.raises(NotImplementedError, match="UInt4"):
         chainrule.zeros(2, dtype=chainrule.uint4)
+
+
+def test_to_none_is_the_default_device_and_dtype():
+    # diffusers' set_timesteps(n, device=None) calls torch.from_numpy(...).to(None)
+    for lib in (torch, chainrule):
+        t = lib.ones(2)
+        assert t.to(None) is t and t.to(None, None) is t
+        assert t.to(None, lib.float64).dtype == lib.float64
+        assert t.to(None, copy=True) is not t
+        with pytest.raises(TypeError):
+            t.to(None, None, None)
