@@ -134,3 +134,30 @@ def test_cpu_autocast_records_the_cast_of_a_float32_input():
         while w_grad_path is not None and w_grad_path.name() != "ToCopyBackward0":
             w_grad_path = next((fn for fn, _ in w_grad_path.next_functions if fn is not None), None)
         assert w_grad_path is not None, lib.__name__
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_bfloat16_layer_norm_input_gradient_uses_statistics_saved_in_bfloat16(affine):
+    # torch saves a bfloat16 layer norm's row means and 1/σ in bfloat16 and recomputes x̂ from them
+    # in its backward; chainrule used the float32 ones, one bfloat16 step off (accelerate's bf16 loop)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    data = [rng.standard_normal(shape).astype(np.float32) for shape in ((3, 6, 16), (3, 6, 16), (16,), (16,))]
+    got = {}
+    for lib in (torch, chainrule):
+        x, upstream, weight, bias = (lib.tensor(a).to(lib.bfloat16) for a in data)
+        x.requires_grad_()
+        out = lib.nn.functional.layer_norm(x, (16,), weight if affine else None, bias if affine else None)
+        out.backward(upstream)
+        got[lib] = (out.float().detach().numpy(), x.grad.float().numpy())
+    for expected, mine in zip(got[torch], got[chainrule]):
+        np.testing.assert_array_equal(mine, expected)
+
+
+def test_layer_norm_gradients_in_float32_are_unchanged():
+    from chainrule.autograd.gradcheck import gradcheck
+
+    x = chainrule.randn(2, 3, 5, dtype=chainrule.float64, requires_grad=True)
+    weight = chainrule.randn(5, dtype=chainrule.float64, requires_grad=True)
+    assert gradcheck(lambda a, w: chainrule.nn.functional.layer_norm(a, (5,), w, None), (x, weight))
