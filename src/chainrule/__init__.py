@@ -17,6 +17,7 @@ from ._dtype import (
     float4_e2m1fn_x2, float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz, float8_e8m0fnu,
 )
 from ._dtype import cdouble, cfloat, chalf, complex32, complex64, complex128, get_default_complex_dtype
+from ._dtype import int1, int2, int3, int4, int5, int6, int7, uint1, uint2, uint3, uint4, uint5, uint6, uint7
 from .tensor import Size, Tensor
 from .autograd.grad_mode import (
     enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,

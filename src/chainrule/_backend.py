@@ -157,9 +157,9 @@ class device:
         self.index = index
 
     def __eq__(self, other) -> bool:
-        # as torch: 'cuda' (no index: whichever GPU is current) is not 'cuda:0', nor 'cpu' 'cpu:0'
-        if isinstance(other, str):
-            other = device(other)
+        # as torch: 'cuda' (no index: whichever GPU is current) is not 'cuda:0', nor 'cpu' 'cpu:0'.
+        # A string is never equal, not even 'cpu' (torch compares devices only with devices), and is
+        # not parsed: libraries probe ``device == "npu"`` on any device (accelerate's send_to_device)
         if not isinstance(other, device):
             return NotImplemented
         return self.type == other.type and self.index == other.index

@@ -224,6 +224,32 @@ _UNSTORED = (float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz, float
              complex32)
 
 
+# ---- the sub-byte integer types (torch 2.3+: uint1..uint7, int1..int7)
+# Quantisation libraries list them at import (diffusers' torchao dtype table); torch itself has
+# no kernels for them. chainrule has no storage for them: making a tensor raises, as for float4.
+class _SubByteInteger(dtype):
+    __slots__ = ("_scalar_name",)
+
+    def __init__(self, bits: builtins.int, signed: builtins.bool) -> None:
+        self.name = f"{'int' if signed else 'uint'}{bits}"
+        self.is_floating_point, self.is_signed, self.itemsize, self._category = False, signed, 1, 1
+        self._scalar_name = f"{'Int' if signed else 'UInt'}{bits}"
+
+    @property
+    def np(self):
+        raise NotImplementedError(f'"tensor storage" not implemented for \'{self._scalar_name}\' (chainrule has no '
+                                  f"{self.name} tensors)")
+
+    @property
+    def is_complex(self) -> builtins.bool:
+        return False
+
+
+uint1, uint2, uint3, uint4, uint5, uint6, uint7 = (_SubByteInteger(bits, signed=False) for bits in range(1, 8))
+int1, int2, int3, int4, int5, int6, int7 = (_SubByteInteger(bits, signed=True) for bits in range(1, 8))
+_SUB_BYTE = (uint1, uint2, uint3, uint4, uint5, uint6, uint7, int1, int2, int3, int4, int5, int6, int7)
+
+
 def to_float8(array: np.ndarray, np_dtype) -> np.ndarray:
     """``array`` cast to an ml_dtypes float8 dtype with torch's conversion: round to nearest even
     (ml_dtypes' cast), then torch's own rules where they differ: float8_e4m3fn saturates every
@@ -268,8 +294,8 @@ def cast_array(array, np_dtype):
 
 
 _ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool, complex64, complex128, bfloat16,
-        uint16, uint32, uint64, *_UNSTORED)
-_BY_NP = {d.np: d for d in _ALL if d is not bfloat16 and d not in _UNSTORED}
+        uint16, uint32, uint64, *_UNSTORED, *_SUB_BYTE)
+_BY_NP = {d.np: d for d in _ALL if d is not bfloat16 and d not in _UNSTORED and d not in _SUB_BYTE}
 _BY_NAME = {d.name: d for d in _ALL}
 _default_float = float32
 
@@ -336,6 +362,8 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     """torch.promote_types: the smallest dtype both values fit in, by torch's table."""
     if a is b:
         return a
+    if a in _SUB_BYTE or b in _SUB_BYTE:  # torch's table sends them down its bare-unsigned refusal
+        raise _unsigned_promotion_error(a, b)
     if (a is complex32 or b is complex32) and not (a in _UNSTORED[:-1] or b in _UNSTORED[:-1]):
         return _promote_complex32(b if a is complex32 else a, a, b)
     if a in _UNSTORED or b in _UNSTORED:
@@ -370,7 +398,7 @@ TORCH_SCALAR_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double"
                       "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool",
                       "bfloat16": "BFloat16", "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64",
                       "complex64": "ComplexFloat", "complex128": "ComplexDouble",
-                      **{d.name: d._scalar_name for d in _UNSTORED}}
+                      **{d.name: d._scalar_name for d in (*_UNSTORED, *_SUB_BYTE)}}
 
 
 def scalar_name(value) -> str:

@@ -108,6 +108,26 @@ def install() -> None:
             set_hook(run)
 
 
+def cast_inputs_for_cpu_autocast(cls, inputs: tuple) -> tuple:
+    """The op's input tensors as torch's CPU autocast hands them to its kernel: each one the op's
+    list takes to another dtype goes through a recorded cast (torch's ToCopyBackward0), so its
+    gradient comes back through the op in the lowered dtype (rounded to it, as torch's) and is
+    then cast back to the input's own dtype. ``inputs`` unchanged outside a region or list."""
+    lower = autocast_hook.cpu_dtype
+    if lower is None:
+        return inputs
+    op = getattr(cls, "label", None)
+    if op in CPU_LOWER_PRECISION_OPS:
+        source, target = _FLOAT32, lower
+    elif op in CPU_FLOAT32_OPS:
+        source, target = lower, _FLOAT32
+    else:
+        return inputs
+    target_dtype = _dtype.from_numpy_dtype(target)
+    return tuple(t.to(dtype=target_dtype) if type(t._data) is np.ndarray and t._data.dtype == source else t
+                 for t in inputs)
+
+
 def _cast_for_cpu_autocast(arrays: list, op, lower) -> None:
     """torch's CPU autocast, in place on the op's arrays: its lower-precision list takes float32
     inputs down to ``lower``, its float32 list takes lower-precision inputs up to float32."""

@@ -467,7 +467,9 @@ class Tensor:
         memory_format = kwargs.pop("memory_format", None)
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-        for a in args:
+        for position, a in enumerate(args):
+            if a is None and position < 2:
+                continue  # ``to(None)``, ``to(None, dtype)``: torch's defaults (device=None, dtype=None)
             if isinstance(a, Tensor):
                 dtype, dev = a.dtype, a.device
             elif isinstance(a, _dtype.dtype) or isinstance(a, type):  # a Python type, or refused there

@@ -12,9 +12,10 @@ from __future__ import annotations
 import types
 
 from ..compiler import OptimizedModule, allow_in_graph, assume_constant_result, disable, is_compiling, reset
+from . import eval_frame
 
 __all__ = ["config", "reset", "disable", "allow_in_graph", "assume_constant_result", "is_compiling", "optimize",
-           "mark_dynamic", "maybe_mark_dynamic", "mark_static", "OptimizedModule"]
+           "mark_dynamic", "maybe_mark_dynamic", "mark_static", "OptimizedModule", "eval_frame"]
 
 # torch 2.x's defaults for the settings scripts touch; others may be set freely
 config = types.SimpleNamespace(suppress_errors=False, cache_size_limit=8, recompile_limit=8,

@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from .. import _opmath
-from .._backend import on_one_device
+from .._backend import autocast_hook, on_one_device
 from .grad_mode import state as _grad_state
 
 _ndarray = np.ndarray
@@ -789,6 +789,8 @@ def _apply_array_op(cls, *inputs, **params):
             return out
     if active_extension is not None:
         return active_extension(cls, inputs, params)
+    if opmath_hook is not None and autocast_hook.cpu_dtype is not None:
+        inputs = _opmath.cast_inputs_for_cpu_autocast(cls, inputs)
     make = _make_tensor
     n = len(inputs)
     if n == 2:

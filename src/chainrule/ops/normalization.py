@@ -60,6 +60,19 @@ def _spread(outputs, needs) -> tuple:
     return tuple(next(remaining) if need else None for need in needs)
 
 
+def _statistics_as_torch_saves(x: Tensor, invstd, dims: tuple):
+    """(x̂, 1/σ) for the backward of a layer norm of ``x``: for a bfloat16 or float16 ``x`` torch saves
+    the rows' mean and 1/σ in that dtype and its backward recomputes x̂ from them (in float32), so
+    the gradients come out as torch's; None for any other dtype (the forward's own x̂ serves)."""
+    if x.dtype is not _dtype.bfloat16 and x.dtype is not _dtype.float16:
+        return None
+    low = x._data.dtype
+    x32 = x._data.astype(np.float32)
+    mean = x32.mean(axis=dims, keepdims=True).astype(low).astype(np.float32)
+    invstd = invstd.astype(low).astype(np.float32)
+    return (x32 - mean) * invstd, invstd
+
+
 # ---------------------------------------------------------------- x̂ alone
 class NormalizeBackward(Function):
     """dx = invstd · (g - mean(g) - x̂ · mean(g x̂)) over ``dims``: Normalize's gradient."""
@@ -189,8 +202,12 @@ class LayerNormalize(Normalize):
     @staticmethod
     def backward(ctx, grad):
         x, xhat = ctx.saved_values
-        return LayerNormalizeBackward.apply(grad, x, xhat=xhat._data, invstd=ctx.invstd, dims=ctx.dims, eps=ctx.eps,
-                                            mean=getattr(ctx, "mean", None))
+        mean = getattr(ctx, "mean", None)
+        xhat, invstd = xhat._data, ctx.invstd
+        as_torch = _statistics_as_torch_saves(x, invstd, ctx.dims) if mean is None else None
+        if as_torch is not None:
+            xhat, invstd = as_torch
+        return LayerNormalizeBackward.apply(grad, x, xhat=xhat, invstd=invstd, dims=ctx.dims, eps=ctx.eps, mean=mean)
 
 
 class GroupNormalize(Function):
@@ -401,8 +418,14 @@ class LayerNorm(Function):
     def backward(ctx, grad):
         x, w = ctx.saved_values
         needs = ctx.needs_input_grad
-        grads = LayerNormBackward.apply(grad, x, w, xhat=ctx.xhat, invstd=ctx.invstd, dims=ctx.dims,
-                                        eps=ctx.eps, needs=tuple(needs), mean=getattr(ctx, "mean", None))
+        mean = getattr(ctx, "mean", None)
+        xhat, invstd = ctx.xhat, ctx.invstd
+        if mean is None:  # (rows, D) as the forward left them
+            as_torch = _statistics_as_torch_saves(x.reshape(-1, w.numel()), invstd, (1,))
+            if as_torch is not None:
+                xhat, invstd = as_torch
+        grads = LayerNormBackward.apply(grad, x, w, xhat=xhat, invstd=invstd, dims=ctx.dims,
+                                        eps=ctx.eps, needs=tuple(needs), mean=mean)
         return _spread(grads, needs)
 
 
