@@ -1,0 +1,157 @@
+"""torch.fx.graph_module: ``GraphModule``, an nn.Module whose ``forward`` is generated from a Graph.
+
+Each GraphModule gets its own subclass (as in torch), so that ``recompile()`` can set ``forward``
+on the class without touching other GraphModules. It holds only the submodules, parameters and
+buffers its graph reads, copied by reference from the root.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ..nn.modules.module import Module
+from ..nn.parameter import Parameter
+from ..tensor import Tensor
+from .graph import Graph
+
+__all__ = ["GraphModule"]
+
+
+def _copy_attribute(source: Module, destination: Module, target: str) -> None:
+    """Makes ``destination.<target>`` the object ``source.<target>`` is; intermediate modules
+    are fresh, empty ``Module``s, so that unused siblings are not carried along."""
+    *path, field = target.split(".")
+    for atom in path:
+        source = getattr(source, atom)
+        child = getattr(destination, atom, None)
+        if not isinstance(child, Module):
+            child = Module()
+            setattr(destination, atom, child)
+        destination = child
+    value = getattr(source, field)
+    if isinstance(source, Module) and field in source._buffers:
+        destination.register_buffer(field, value, field not in source._non_persistent_buffers_set)
+    elif isinstance(value, Tensor) and not isinstance(value, Module) and field not in source._parameters:
+        # a tensor constant is kept as a buffer (torch does too), so that .to() moves it
+        destination.register_buffer(field, value)
+    else:
+        setattr(destination, field, value)
+
+
+def _assign_attribute(value: Any, destination: Module, target: str) -> None:
+    *path, field = target.split(".")
+    for atom in path:
+        child = getattr(destination, atom, None)
+        if not isinstance(child, Module):
+            child = Module()
+            setattr(destination, atom, child)
+        destination = child
+    if isinstance(value, Tensor) and not isinstance(value, Parameter):
+        destination.register_buffer(field, value)
+    else:
+        setattr(destination, field, value)
+
+
+def _rebuild(body: dict, graph: Graph, class_name: str) -> GraphModule:
+    """Unpickles a GraphModule from its module state and a copy of its graph."""
+    root = Module()
+    root.__dict__.update(body)
+    return GraphModule(root, graph, class_name)
+
+
+class GraphModule(Module):
+    """torch.fx.GraphModule(root, graph, class_name): runs ``graph`` as its forward. ``root`` is
+    the module (or a dict of name -> object) whose attributes the graph's get_attr and
+    call_module nodes name."""
+
+    def __new__(cls, *args, **kwargs):
+        # one subclass per instance: recompile() sets forward on it
+        if cls.__name__ != "GraphModuleImpl":
+            cls = type("GraphModuleImpl", (cls,), {})
+        return super().__new__(cls)
+
+    def __init__(self, root: Module | dict[str, Any], graph: Graph, class_name: str = "GraphModule") -> None:
+        super().__init__()
+        self.__class__.__name__ = class_name
+        self.meta: dict[str, Any] = {}
+        if isinstance(root, Module):
+            self.training = getattr(root, "training", True)
+            for node in graph.nodes:
+                if node.op in ("get_attr", "call_module"):
+                    _copy_attribute(root, self, node.target)
+        elif isinstance(root, dict):
+            for node in graph.nodes:
+                if node.op in ("get_attr", "call_module"):
+                    if node.target not in root:
+                        raise RuntimeError(f"Node {node} referenced target {node.target} but that target "
+                                           "was not provided in ``root``!")
+                    _assign_attribute(root[node.target], self, node.target)
+        else:
+            raise RuntimeError("Unsupported type " + str(root) + " passed for root!")
+        self.graph = graph
+
+    @property
+    def graph(self) -> Graph:
+        return self._graph
+
+    @graph.setter
+    def graph(self, g: Graph) -> None:
+        if not isinstance(g, Graph):
+            raise AssertionError(f"Expected a Graph instance, but got {type(g)}")
+        self.__dict__["_graph"] = g
+        g.owning_module = self
+        self.recompile()
+
+    @property
+    def code(self) -> str:
+        """The Python source of the generated forward."""
+        return self._code
+
+    def recompile(self):
+        """Regenerates ``forward`` from the graph; call it after editing ``self.graph``."""
+        python_code = self._graph.python_code(root_module="self")
+        self.__dict__["_code"] = python_code.src
+        namespace: dict[str, Any] = {}
+        exec(compile(python_code.src, f"<eval_with_key>.{id(self)}", "exec"), python_code.globals, namespace)
+        type(self).forward = namespace["forward"]
+        return python_code
+
+    def print_readable(self, print_output: bool = True, include_stride: bool = False,
+                       include_device: bool = False, colored: bool = False, **_ignored) -> str:
+        """The generated code as a class, with GraphModule children nested; printed unless
+        ``print_output=False``."""
+        text = self._readable(type(self).__name__)
+        if print_output:
+            print(text)
+        return text
+
+    def _readable(self, name: str) -> str:
+        body = self._code.strip("\n").rstrip()
+        lines = [f"class {name}(torch.nn.Module):"]
+        lines += ["    " + line if line.strip() else "" for line in body.split("\n")]
+        for child_name, child in self.named_children():
+            if isinstance(child, GraphModule):
+                lines += ["    " + line for line in child._readable(child_name).split("\n")]
+        return "\n".join(lines) + "\n"
+
+    def __str__(self) -> str:
+        return super().__repr__() + "\n\n" + self._code.strip("\n") + "\n"
+
+    def __reduce__(self):
+        body = {key: value for key, value in self.__dict__.items() if key not in ("_graph", "_code")}
+        # the copy drops the graph's link back to this module, which pickle could not rebuild
+        return (_rebuild, (body, copy.deepcopy(self._graph), type(self).__name__))
+
+    def __deepcopy__(self, memo):
+        fake = Module()
+        memo[id(self)] = fake
+        fake.__dict__ = copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in ("_graph", "_code")}, memo)
+        result = GraphModule(fake, copy.deepcopy(self._graph), type(self).__name__)
+        result.meta = copy.deepcopy(self.meta, memo)
+        return result
+
+    def __copy__(self):
+        result = GraphModule(self, self._graph, type(self).__name__)
+        result.meta = dict(self.meta)
+        return result
