@@ -409,9 +409,6 @@ class _CodeWriter:
         for node in nodes:
             for source in node.all_input_nodes:
                 last_reader[source] = node
-        freed_after: dict[Node, list[Node]] = {}
-        for source, reader in last_reader.items():
-            freed_after.setdefault(reader, []).append(source)
 
         signature: list[str] = []
         body: list[str] = []
@@ -428,7 +425,7 @@ class _CodeWriter:
                 body.append(f"return {self.value(node.args[0]) if node.args else 'None'}")
                 continue
             line = f"{node.name} = {self.expression(node)}"
-            dropped = [n.name for n in freed_after.get(node, []) if n.op != "output"]
+            dropped = [source.name for source in node.all_input_nodes if last_reader[source] is node]
             if not node.users:
                 dropped.append(node.name)
             if dropped:
