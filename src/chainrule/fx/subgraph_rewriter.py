@@ -105,7 +105,9 @@ def replace_pattern(gm: GraphModule, pattern: Callable | Graph | GraphModule,
     for match in matches:
         value_map = {placeholder: match.nodes_map[pattern_placeholder]
                      for placeholder, pattern_placeholder in zip(replacement_inputs, matcher.placeholders)}
-        with gm.graph.inserting_before(match.anchor):
+        # as torch: the replacement goes just before the first reader of the matched result
+        first_reader = next((n for n in gm.graph.nodes if n in match.anchor.users), match.anchor)
+        with gm.graph.inserting_before(first_reader):
             new_value = gm.graph.graph_copy(replacement_graph, value_map)
         for module_node in (n for n in replacement_graph.nodes if n.op in ("get_attr", "call_module")):
             if isinstance(replacement, Module):
