@@ -133,3 +133,53 @@ def test_library_functions_record_call_function_through_torch_function():
     assert [(op, target) for op, _, target, _, _ in structure(ours_gm)] == \
         [(op, target) for op, _, target, _, _ in structure(reference_gm)]
     _check_forward_and_gradient(reference_gm, ours_gm, (2, 2, 6, 6))
+
+
+def test_torch_function_protocol_records_functions_and_tensor_methods_as_torch():
+    """Calls Proxy.__torch_function__ directly, as the dispatch of a chainrule function will."""
+    recorded = []
+    for lib, fx in ((torch, torch.fx), (chainrule, chainrule.fx)):
+        graph = fx.Graph()
+        x = fx.Proxy(graph.placeholder("x"))
+        relu = fx.Proxy.__torch_function__(lib.relu, (fx.Proxy,), (x,), {})
+        fx.Proxy.__torch_function__(lib.Tensor.repeat, (fx.Proxy,), (relu, 2), {})
+        recorded.append([(n.op, n.name, _models.normalised_name(n.target), len(n.args), n.kwargs)
+                         for n in graph.nodes])
+    assert recorded[0] == recorded[1]
+    assert [op for op, *_ in recorded[1]] == ["placeholder", "call_function", "call_method"]
+
+
+def test_a_tracer_subclass_in_torchvisions_style_names_module_paths():
+    """torchvision's feature extraction subclasses Tracer: call_module remembers the module being
+    traced, create_proxy tags each node with it; the same subclass works on both libraries."""
+    def tagging_tracer(fx):
+        class TaggingTracer(fx.Tracer):
+            current = ""
+
+            def call_module(self, m, forward, args, kwargs):
+                outer, self.current = self.current, self.path_of_module(m)
+                try:
+                    return super().call_module(m, forward, args, kwargs)
+                finally:
+                    self.current = outer
+
+            def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, *_):
+                proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr)
+                proxy.node.meta["owner"] = self.current
+                return proxy
+
+            def is_leaf_module(self, m, module_qualified_name):
+                return type(m).__name__ in ("Conv2d", "BatchNorm2d", "ReLU", "AdaptiveAvgPool2d", "Linear")
+
+        return TaggingTracer()
+
+    tags = []
+    for lib, fx in ((torch, torch.fx), (chainrule, chainrule.fx)):
+        model = _models.basic_block(lib)
+        graph = tagging_tracer(fx).trace(model)
+        gm = fx.GraphModule(model, graph, "Tagged")
+        tags.append([(n.name, n.op, n.meta.get("owner")) for n in gm.graph.nodes])
+        assert fx._symbolic_trace.is_fx_tracing() is False
+    assert tags[0] == tags[1]
+    assert ("layer1_0_conv1", "call_module", "layer1.0.conv1") in tags[1]
+    assert ("add", "call_function", "layer1.0") in tags[1]

@@ -25,10 +25,18 @@ from .graph_module import GraphModule
 from .node import Argument, map_aggregate
 from .proxy import Proxy, TracerBase
 
-__all__ = ["Tracer", "symbolic_trace", "wrap", "PH"]
+__all__ = ["Tracer", "symbolic_trace", "wrap", "PH", "is_fx_tracing"]
 
 # (globals dict, name) of every function registered with wrap(); patched while tracing
 _wrapped_globals: list[tuple[dict, str]] = []
+
+
+_tracing_depth = 0
+
+
+def is_fx_tracing() -> bool:
+    """True while a symbolic trace runs (model code may skip checks a Proxy cannot answer)."""
+    return _tracing_depth > 0
 
 
 class _PlaceholderMarker:
@@ -89,6 +97,9 @@ class _Patcher:
         old = owner.__dict__[name] if name in vars(owner) else getattr(owner, name)
         setattr(owner, name, value)
         self._undo.append(lambda: setattr(owner, name, old))
+
+    def on_exit(self, undo: Callable[[], None]) -> None:
+        self._undo.append(undo)
 
     def __enter__(self) -> _Patcher:
         return self
@@ -240,7 +251,10 @@ class Tracer(TracerBase):
         def module_getattr(mod, name):
             return tracer.getattr(name, original_getattr(mod, name), parameter_proxy_cache)
 
+        global _tracing_depth
+        _tracing_depth += 1
         with _Patcher() as patcher:
+            patcher.on_exit(_leave_tracing)
             patcher.set_attribute(Module, "__call__", module_call)
             patcher.set_attribute(Module, "__getattr__", module_getattr)
             self._patch_leaf_functions(patcher, fn.__globals__)
@@ -259,6 +273,11 @@ class Tracer(TracerBase):
             for name, value in list(vars(module).items()):
                 if not name.startswith("_") and callable(value) and not isinstance(value, type):
                     patcher.set_attribute(module, name, _recording(value))
+
+
+def _leave_tracing() -> None:
+    global _tracing_depth
+    _tracing_depth -= 1
 
 
 def symbolic_trace(root: Module | Callable, concrete_args: dict[str, Any] | None = None) -> GraphModule:

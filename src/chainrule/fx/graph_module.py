@@ -39,6 +39,10 @@ def _copy_attribute(source: Module, destination: Module, target: str) -> None:
         setattr(destination, field, value)
 
 
+# torchvision's feature extraction imports torch's name for it
+_copy_attr = _copy_attribute
+
+
 def _assign_attribute(value: Any, destination: Module, target: str) -> None:
     *path, field = target.split(".")
     for atom in path:

@@ -136,7 +136,10 @@ class Proxy:
         import chainrule
 
         name = getattr(orig_method, "__name__", None)
-        if name is not None and getattr(chainrule.Tensor, name, None) is orig_method:
+        # chainrule binds many functions as Tensor methods too (Tensor.relu is chainrule.relu):
+        # a function of the namespace is recorded as a function, as torch.relu is in torch
+        is_function = name is not None and getattr(chainrule, name, None) is orig_method
+        if not is_function and name is not None and getattr(chainrule.Tensor, name, None) is orig_method:
             return tracer.create_proxy("call_method", name, args, kwargs)
         return tracer.create_proxy("call_function", orig_method, args, kwargs)
 
