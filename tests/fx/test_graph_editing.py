@@ -192,3 +192,23 @@ def test_setting_the_graph_recompiles_forward():
     gm.graph = graph
     assert gm(chainrule.tensor([2.0])).tolist() == [20.0]
     assert "mul = x * 10" in gm.code
+
+
+def _submodule_surgery(lib, fx):
+    model = lib.nn.Sequential(lib.nn.Linear(2, 2), lib.nn.ReLU(), lib.nn.Sequential(lib.nn.Linear(2, 2)))
+    gm = fx.symbolic_trace(model)
+    answers = [gm.add_submodule("extra.lin", lib.nn.Linear(2, 2)), gm.delete_submodule("extra.lin"),
+               gm.delete_submodule("missing"), gm.add_submodule("extra.lin", lib.nn.Linear(2, 2))]
+    inner = next(n for n in gm.graph.nodes if n.target == "2.0")
+    inner.replace_all_uses_with(inner.args[0])
+    gm.graph.erase_node(inner)
+    gm.recompile()
+    gm.delete_all_unused_submodules()
+    return answers, list(dict(gm.named_modules())), str(gm)
+
+
+def test_submodule_surgery_and_printing_match_torch():
+    expected = _submodule_surgery(torch, torch.fx)
+    got = _submodule_surgery(chainrule, chainrule.fx)
+    assert got[:2] == expected[:2] == ([True, True, False, True], ["", "0", "1"])
+    assert got[2] == expected[2]

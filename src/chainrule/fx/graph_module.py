@@ -140,7 +140,52 @@ class GraphModule(Module):
         return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
-        return super().__repr__() + "\n\n" + self._code.strip("\n") + "\n"
+        return "\n".join([super().__repr__(), self._code,
+                          "# To see more debug info, please use `graph_module.print_readable()`"])
+
+    # ------------------------------------------------------------------ submodule surgery
+    def add_submodule(self, target: str, m: Module) -> bool:
+        """Installs ``m`` at the dotted path ``target``, making empty Modules along the way;
+        False when a non-Module attribute is in the way."""
+        *path, field = target.split(".")
+        owner: Module = self
+        for atom in path:
+            child = getattr(owner, atom, None)
+            if child is None:
+                child = Module()
+                owner.add_module(atom, child)
+            if not isinstance(child, Module):
+                return False
+            owner = child
+        owner.add_module(field, m)
+        return True
+
+    def delete_submodule(self, target: str) -> bool:
+        """Removes the submodule at ``target``; False when there is none."""
+        *path, field = target.split(".")
+        owner: Module = self
+        for atom in path:
+            owner = getattr(owner, atom, None)
+            if not isinstance(owner, Module):
+                return False
+        if not isinstance(owner._modules.get(field), Module):
+            return False
+        del owner._modules[field]
+        return True
+
+    def delete_all_unused_submodules(self) -> None:
+        """Removes every submodule no call_module or get_attr node reaches."""
+        used: set[str] = set()
+        for node in self._graph.nodes:
+            if node.op in ("call_module", "get_attr"):
+                atoms = node.target.split(".")
+                used.update(".".join(atoms[:i]) for i in range(1, len(atoms) + 1))
+                if node.op == "call_module":
+                    # a called module uses all of its own children
+                    used.update(f"{node.target}.{name}" for name, _ in self.get_submodule(node.target).named_modules())
+        for name, _ in reversed(list(self.named_modules())):
+            if name and name not in used:
+                self.delete_submodule(name)
 
     def __reduce__(self):
         body = {key: value for key, value in self.__dict__.items() if key not in ("_graph", "_code")}
