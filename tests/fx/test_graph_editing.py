@@ -212,3 +212,23 @@ def test_submodule_surgery_and_printing_match_torch():
     got = _submodule_surgery(chainrule, chainrule.fx)
     assert got[:2] == expected[:2] == ([True, True, False, True], ["", "0", "1"])
     assert got[2] == expected[2]
+
+
+def test_erasing_nodes_while_walking_the_graph_and_names_not_reused():
+    names = []
+    for fx in (torch.fx, chainrule.fx):
+        graph = fx.symbolic_trace(lambda x: x.relu().neg().relu()).graph
+        for node in graph.nodes:
+            if node.op == "call_method" and node.target == "relu" and node.args[0].op == "placeholder":
+                neg = node.next
+                neg.replace_all_uses_with(node)
+                graph.erase_node(neg)  # the node after the one the walk stands on
+        for node in graph.nodes:
+            if node.name == "relu_1":
+                node.replace_all_uses_with(node.args[0])
+                graph.erase_node(node)  # the node the walk stands on
+        x = next(iter(graph.nodes))
+        with graph.inserting_after(x):
+            graph.call_method("relu", (x,))
+        names.append([n.name for n in graph.nodes])
+    assert names[0] == names[1] == ["x", "relu_2", "relu", "output"]

@@ -85,9 +85,6 @@ class _Namespace:
         self._count[base] = max(self._count.get(base, 0), number)
         return candidate
 
-    def release(self, name: str) -> None:
-        self._used.discard(name)
-
 
 @dataclass
 class PythonCode:
@@ -111,11 +108,10 @@ class _NodeList:
         root = self._graph._root
         node = root._prev if self._reverse else root._next
         while node is not root:
-            # read the successor first, so that erasing the current node while iterating is safe
-            following = node._prev if self._reverse else node._next
+            # an erased node keeps its links, so erasing nodes during the walk is safe
             if not node._erased:
                 yield node
-            node = following
+            node = node._prev if self._reverse else node._next
 
     def __reversed__(self) -> _NodeList:
         return _NodeList(self._graph, not self._reverse)
@@ -213,7 +209,6 @@ class Graph:
         to_erase._remove_from_list()
         to_erase._erased = True
         self._len -= 1
-        self._namespace.release(to_erase.name)
         to_erase._set_inputs((), {})
 
     def node_copy(self, node: Node, arg_transform: Callable[[Node], Argument] = lambda x: x) -> Node:

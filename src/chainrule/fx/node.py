@@ -205,9 +205,9 @@ class Node:
         self._next.prepend(x)
 
     def _remove_from_list(self) -> None:
+        # the removed node keeps its own links, so that a walk standing on it can go on
         before, after = self._prev, self._next
         before._next, after._prev = after, before
-        self._prev = self._next = self
 
     # ------------------------------------------------------------------ questions
     @property
