@@ -183,3 +183,14 @@ def test_a_tracer_subclass_in_torchvisions_style_names_module_paths():
     assert tags[0] == tags[1]
     assert ("layer1_0_conv1", "call_module", "layer1.0.conv1") in tags[1]
     assert ("add", "call_function", "layer1.0") in tags[1]
+
+
+def test_node_meta_records_the_module_stack_as_torch():
+    def stacks(lib, fx):
+        gm = fx.symbolic_trace(_models.basic_block(lib))
+        return [{key: (path, cls.__name__) for key, (path, cls) in n.meta.get("nn_module_stack", {}).items()}
+                for n in gm.graph.nodes]
+
+    got, expected = stacks(chainrule, chainrule.fx), stacks(torch, torch.fx)
+    assert got == expected
+    assert any("layer1.0.relu@1" in stack for stack in got)  # the block's ReLU, called a second time

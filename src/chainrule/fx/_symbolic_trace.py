@@ -152,7 +152,11 @@ class Tracer(TracerBase):
     def call_module(self, m: Module, forward: Callable, args: tuple, kwargs: dict) -> Any:
         """A leaf records ``call_module``; any other module is traced through."""
         qualified_name = self.path_of_module(m)
-        self._module_stack.append((qualified_name, type(m)))
+        # a module called again is keyed "path@1", "path@2", ... in nn_module_stack, as in torch
+        calls = self._module_calls.get(qualified_name, 0)
+        self._module_calls[qualified_name] = calls + 1
+        key = qualified_name if calls == 0 else f"{qualified_name}@{calls}"
+        self._module_stack.append((key, qualified_name, type(m)))
         try:
             if not self.is_leaf_module(m, qualified_name):
                 return forward(*args, **kwargs)
@@ -173,7 +177,7 @@ class Tracer(TracerBase):
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         if kind == "call_module" or self._module_stack:
-            node.meta["nn_module_stack"] = {path: (path, cls) for path, cls in self._module_stack}
+            node.meta["nn_module_stack"] = {key: (path, cls) for key, path, cls in self._module_stack}
         return node
 
     def create_arg(self, a: Any) -> Argument:
@@ -232,7 +236,8 @@ class Tracer(TracerBase):
         self._tensor_names = {id(t): name for name, t in self.root.named_parameters()}
         self._tensor_names.update({id(t): name for name, t in self.root.named_buffers()})
         self._constant_count = 0
-        self._module_stack: list[tuple[str, type]] = []
+        self._module_stack: list[tuple[str, str, type]] = []
+        self._module_calls: dict[str, int] = {}
         is_method = isinstance(root, Module)
         args = self._placeholders(fn, is_method, concrete_args)
         if is_method:
