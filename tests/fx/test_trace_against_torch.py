@@ -47,6 +47,11 @@ def _check_forward_and_gradient(reference, ours, shape, **kwargs):
     got.sum().backward()
     np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got_in.grad.numpy(), expected_in.grad.numpy(), rtol=1e-5, atol=1e-5)
+    expected_grads = {name: p.grad for name, p in reference.named_parameters()}
+    got_grads = {name: p.grad for name, p in ours.named_parameters()}
+    assert got_grads.keys() == expected_grads.keys()
+    for name, grad in got_grads.items():
+        np.testing.assert_allclose(grad.numpy(), expected_grads[name].numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 @pytest.mark.parametrize("builder, shape", [
