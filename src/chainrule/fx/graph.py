@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .node import Argument, Node, Target, map_arg
+from .node import Argument, Node, Target, map_arg, public_path
 
-__all__ = ["Graph", "PythonCode", "public_path"]
+__all__ = ["Graph", "PythonCode"]
 
 _BINARY_SYMBOLS = {
     operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/", operator.floordiv: "//",
@@ -34,28 +34,6 @@ _RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"torch", "self", "operat
 _TRAILING_NUMBER = re.compile(r"(.*)_(\d+)$")
 _NOT_IDENTIFIER = re.compile(r"[^0-9a-zA-Z_]+")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])([A-Z])")
-
-_public_paths: dict[int, str] = {}
-
-
-def public_path(target) -> str | None:
-    """The name under which torch's code prints ``target``: ``operator.add``, ``builtins.getattr``,
-    ``torch.relu``, ``torch.nn.functional.gelu``, ``torch.linalg.norm``; None for other callables."""
-    if not _public_paths:
-        import chainrule
-
-        # later namespaces do not override earlier ones: chainrule.relu is F.relu, printed torch.relu
-        namespaces = [("torch", chainrule), ("torch.nn.functional", chainrule.nn.functional),
-                      ("torch.linalg", chainrule.linalg), ("torch.special", chainrule.special),
-                      ("torch.fft", chainrule.fft), ("torch.Tensor", chainrule.Tensor),
-                      ("operator", operator), ("math", math), ("builtins", builtins)]
-        for prefix, namespace in namespaces:
-            for name in dir(namespace):
-                value = getattr(namespace, name, None)
-                if callable(value) and not isinstance(value, type) and not name.startswith("__"):
-                    _public_paths.setdefault(id(value), f"{prefix}.{name}")
-    return _public_paths.get(id(target))
-
 
 def snake_case(name: str) -> str:
     return _CAMEL_BOUNDARY.sub(r"_\1", name).lower()

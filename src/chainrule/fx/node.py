@@ -8,6 +8,7 @@ stay true after any edit.
 from __future__ import annotations
 
 import builtins
+import math
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -55,13 +56,33 @@ def _nodes_in(a: Argument) -> dict[Node, None]:
 def _qualified_name(target) -> str:
     """The dotted name a graph prints for a function: ``operator.add``, ``torch.relu``,
     ``torch.nn.functional.relu``; chainrule's functions print under torch's name, as in torch."""
-    from .graph import public_path  # graph imports node; the lookup table lives with the code generator
-
     path = public_path(target)
     if path is not None:
         return path
     module = getattr(target, "__module__", None) or "builtins"
     return f"{module}.{getattr(target, '__qualname__', getattr(target, '__name__', repr(target)))}"
+
+
+_public_paths: dict[int, str] = {}
+
+
+def public_path(target) -> str | None:
+    """The name under which torch's code prints ``target``: ``operator.add``, ``builtins.getattr``,
+    ``torch.relu``, ``torch.nn.functional.gelu``, ``torch.linalg.norm``; None for other callables."""
+    if not _public_paths:
+        import chainrule
+
+        # later namespaces do not override earlier ones: chainrule.relu is F.relu, printed torch.relu
+        namespaces = [("torch", chainrule), ("torch.nn.functional", chainrule.nn.functional),
+                      ("torch.linalg", chainrule.linalg), ("torch.special", chainrule.special),
+                      ("torch.fft", chainrule.fft), ("torch.Tensor", chainrule.Tensor),
+                      ("operator", operator), ("math", math), ("builtins", builtins)]
+        for prefix, namespace in namespaces:
+            for name in dir(namespace):
+                value = getattr(namespace, name, None)
+                if callable(value) and not isinstance(value, type) and not name.startswith("__"):
+                    _public_paths.setdefault(id(value), f"{prefix}.{name}")
+    return _public_paths.get(id(target))
 
 
 def _format_arg(arg: Argument) -> str:
