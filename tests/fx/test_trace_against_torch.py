@@ -199,3 +199,24 @@ def test_node_meta_records_the_module_stack_as_torch():
     got, expected = stacks(chainrule, chainrule.fx), stacks(torch, torch.fx)
     assert got == expected
     assert any("layer1.0.relu@1" in stack for stack in got)  # the block's ReLU, called a second time
+
+
+def test_tensors_read_from_the_module_become_get_attr_and_others_constants():
+    def build(lib):
+        class Masked(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.mask = lib.tensor([1.0, 0.0, 1.0])  # a plain attribute, not registered
+                self.register_buffer("shift", lib.tensor([0.5, 0.5, 0.5]))
+
+            def forward(self, x):
+                return (x - self.shift) * self.mask + lib.tensor([1.0, 2.0, 3.0]).sum()
+
+        return Masked()
+
+    got = chainrule.fx.symbolic_trace(build(chainrule))
+    expected = torch.fx.symbolic_trace(build(torch))
+    assert structure(got) == structure(expected)
+    assert [n.target for n in got.graph.nodes if n.op == "get_attr"] == ["shift", "mask", "_tensor_constant0"]
+    assert list(got.state_dict()) == list(expected.state_dict())
+    assert got(chainrule.tensor([1.0, 1.0, 1.0])).tolist() == [6.5, 6.0, 6.5]

@@ -121,6 +121,17 @@ def _positional_code(fn: types.FunctionType) -> types.FunctionType:
     return types.FunctionType(flat, fn.__globals__, fn.__name__, None, fn.__closure__)
 
 
+def _tensor_attributes(root: Module) -> dict[int, str]:
+    """id -> dotted path of the tensors held as plain attributes (neither parameter nor buffer)
+    of ``root`` and its submodules: a traced program reads them with get_attr too."""
+    found: dict[int, str] = {}
+    for prefix, module in root.named_modules():
+        for name, value in vars(module).items():
+            if isinstance(value, Tensor):
+                found.setdefault(id(value), f"{prefix}.{name}" if prefix else name)
+    return found
+
+
 class Tracer(TracerBase):
     """torch.fx.Tracer: ``trace(root)`` returns the Graph of ``root.forward`` (or of a function).
     Override ``is_leaf_module`` to choose which modules stay opaque ``call_module`` nodes."""
@@ -233,8 +244,9 @@ class Tracer(TracerBase):
             fn = root
         self.graph = Graph(tracer_cls=type(self))
         self._module_paths = {id(module): name for name, module in self.root.named_modules()}
-        self._tensor_names = {id(t): name for name, t in self.root.named_parameters()}
+        self._tensor_names = _tensor_attributes(self.root)
         self._tensor_names.update({id(t): name for name, t in self.root.named_buffers()})
+        self._tensor_names.update({id(t): name for name, t in self.root.named_parameters()})
         self._constant_count = 0
         self._module_stack: list[tuple[str, str, type]] = []
         self._module_calls: dict[str, int] = {}
