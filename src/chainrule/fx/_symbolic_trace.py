@@ -78,7 +78,6 @@ def _recording(original: Callable) -> Callable:
             return original(*args, **kwargs)
         return proxy.tracer.create_proxy("call_function", original, args, kwargs)
 
-    recorded._fx_original = original
     return recorded
 
 
@@ -280,11 +279,14 @@ class Tracer(TracerBase):
         return self.graph
 
     def _patch_leaf_functions(self, patcher: _Patcher, fn_globals: dict) -> None:
+        patched: set[tuple[int, str]] = set()
         for table, name in _wrapped_globals:
-            if name in table:
+            # a name registered twice (a module imported again) is patched once
+            if name in table and (id(table), name) not in patched:
+                patched.add((id(table), name))
                 patcher.set_item(table, name, _recording(table[name]))
         for name, value in list(fn_globals.items()):
-            if id(value) in self._autowrap_ids:
+            if id(value) in self._autowrap_ids and (id(fn_globals), name) not in patched:
                 patcher.set_item(fn_globals, name, _recording(value))
         for module in self._autowrap_modules:
             for name, value in list(vars(module).items()):
