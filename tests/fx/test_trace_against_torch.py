@@ -220,3 +220,15 @@ def test_tensors_read_from_the_module_become_get_attr_and_others_constants():
     assert [n.target for n in got.graph.nodes if n.op == "get_attr"] == ["shift", "mask", "_tensor_constant0"]
     assert list(got.state_dict()) == list(expected.state_dict())
     assert got(chainrule.tensor([1.0, 1.0, 1.0])).tolist() == [6.5, 6.0, 6.5]
+
+
+@pytest.mark.parametrize("name", ["logistic", "mlp", "cnn", "gru"])
+@pytest.mark.parametrize("input_shape", [(1, 8, 8), (40,)], ids=["image", "sequence"])
+def test_chainrules_model_zoo_traces_to_modules_equal_to_eager(name, input_shape):
+    from chainrule import models
+
+    model = models.build(name, input_shape).eval()
+    gm = chainrule.fx.symbolic_trace(model)
+    data = chainrule.tensor(random_inputs((2, *input_shape)))
+    np.testing.assert_array_equal(gm(data).detach().numpy(), model(data).detach().numpy())
+    assert any(n.op == "call_module" for n in gm.graph.nodes)
