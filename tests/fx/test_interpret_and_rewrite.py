@@ -175,3 +175,22 @@ def test_feature_extractor_returns_the_intermediate_values_torch_returns():
     assert list(got) == list(expected) == ["stem", "block0", "pooled"]
     for key in expected:
         np.testing.assert_allclose(got[key].detach().numpy(), expected[key].detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def clamp_scale(x):
+    return x * 0.5
+
+
+def test_autowrap_functions_makes_a_global_a_leaf_for_one_tracer():
+    def forward(x):
+        return clamp_scale(x) + 1
+
+    results = []
+    for fx in (torch.fx, chainrule.fx):
+        leafy = fx.Tracer(autowrap_functions=(clamp_scale,)).trace(forward)
+        plain = fx.Tracer().trace(forward)
+        results.append(([(n.op, n.target) for n in leafy.nodes if n.op == "call_function"],
+                        [(n.op, n.target) for n in plain.nodes if n.op == "call_function"]))
+    assert results[0] == results[1]
+    assert results[1][0][0] == ("call_function", clamp_scale)
+    assert results[1][1][0] == ("call_function", operator.mul)
