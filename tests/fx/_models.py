@@ -132,3 +132,22 @@ def methods_and_kwargs(lib):
 
 def random_inputs(shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def recurrent_attention(lib):
+    """Leaves returning tuples (unpacked, nested), a keyword to a leaf, a *inputs signature."""
+    nn = lib.nn
+
+    class RecurrentAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(3, 4, batch_first=True)
+            self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+
+        def forward(self, *inputs):
+            x = inputs[0]
+            out, (h, c) = self.rnn(x)
+            attended, _ = self.attn(out, out, out, need_weights=False)
+            return attended + h[-1].unsqueeze(1)
+
+    return RecurrentAttention()

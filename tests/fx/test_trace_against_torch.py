@@ -232,3 +232,12 @@ def test_chainrules_model_zoo_traces_to_modules_equal_to_eager(name, input_shape
     data = chainrule.tensor(random_inputs((2, *input_shape)))
     np.testing.assert_array_equal(gm(data).detach().numpy(), model(data).detach().numpy())
     assert any(n.op == "call_module" for n in gm.graph.nodes)
+
+
+def test_tuple_returning_leaves_and_star_inputs_trace_like_torch():
+    reference, ours = _pair(_models.recurrent_attention)
+    reference_gm = torch.fx.symbolic_trace(reference)
+    ours_gm = chainrule.fx.symbolic_trace(ours)
+    assert structure(ours_gm) == structure(reference_gm)
+    assert ours_gm.code == reference_gm.code
+    _check_forward_and_gradient(reference_gm, ours_gm, (2, 5, 3))
