@@ -176,13 +176,12 @@ class Tracer(TracerBase):
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict) -> Any:
         """Reading a parameter of the root records one ``get_attr`` node (shared by later reads)."""
-        if isinstance(attr_val, Parameter):
-            for name, param in self.root.named_parameters():
-                if param is attr_val:
-                    if name not in parameter_proxy_cache:
-                        parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
-                    return parameter_proxy_cache[name]
-        return attr_val
+        name = self._parameter_names.get(id(attr_val)) if isinstance(attr_val, Parameter) else None
+        if name is None:
+            return attr_val
+        if name not in parameter_proxy_cache:
+            parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
+        return parameter_proxy_cache[name]
 
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
@@ -245,7 +244,8 @@ class Tracer(TracerBase):
         self._module_paths = {id(module): name for name, module in self.root.named_modules()}
         self._tensor_names = _tensor_attributes(self.root)
         self._tensor_names.update({id(t): name for name, t in self.root.named_buffers()})
-        self._tensor_names.update({id(t): name for name, t in self.root.named_parameters()})
+        self._parameter_names = {id(t): name for name, t in self.root.named_parameters()}
+        self._tensor_names.update(self._parameter_names)
         self._constant_count = 0
         self._module_stack: list[tuple[str, str, type]] = []
         self._module_calls: dict[str, int] = {}
