@@ -71,8 +71,8 @@ class GraphModule(Module):
 
     def __new__(cls, *args, **kwargs):
         # one subclass per instance: recompile() sets forward on it
-        if cls.__name__ != "GraphModuleImpl":
-            cls = type("GraphModuleImpl", (cls,), {})
+        if not cls.__dict__.get("_per_instance", False):
+            cls = type("GraphModuleImpl", (cls,), {"_per_instance": True})
         return super().__new__(cls)
 
     def __init__(self, root: Module | dict[str, Any], graph: Graph, class_name: str = "GraphModule") -> None:
