@@ -232,3 +232,14 @@ def test_erasing_nodes_while_walking_the_graph_and_names_not_reused():
             graph.call_method("relu", (x,))
         names.append([n.name for n in graph.nodes])
     assert names[0] == names[1] == ["x", "relu_2", "relu", "output"]
+
+
+def test_each_graph_module_recompiles_its_own_forward():
+    gm = chainrule.fx.symbolic_trace(lambda x: x + 1)
+    sibling = type(gm)(gm, copy.deepcopy(gm.graph))
+    assert type(sibling) is not type(gm) and type(sibling).__mro__[1] is chainrule.fx.GraphModule
+    add = next(n for n in sibling.graph.nodes if n.op == "call_function")
+    add.target = operator.sub
+    sibling.recompile()
+    assert sibling(chainrule.tensor([1.0])).tolist() == [0.0]
+    assert gm(chainrule.tensor([1.0])).tolist() == [2.0]

@@ -70,10 +70,10 @@ class GraphModule(Module):
     call_module nodes name."""
 
     def __new__(cls, *args, **kwargs):
-        # one subclass per instance: recompile() sets forward on it
-        if not cls.__dict__.get("_per_instance", False):
-            cls = type("GraphModuleImpl", (cls,), {"_per_instance": True})
-        return super().__new__(cls)
+        # one subclass per instance, so that recompile() sets forward for this instance alone;
+        # built on the first class that is not itself such a subclass (type(gm)(...) gets its own)
+        base = next(c for c in cls.__mro__ if not c.__dict__.get("_per_instance", False))
+        return super().__new__(type("GraphModuleImpl", (base,), {"_per_instance": True}))
 
     def __init__(self, root: Module | dict[str, Any], graph: Graph, class_name: str = "GraphModule") -> None:
         super().__init__()
