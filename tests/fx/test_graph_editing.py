@@ -237,7 +237,7 @@ def test_erasing_nodes_while_walking_the_graph_and_names_not_reused():
 def test_each_graph_module_recompiles_its_own_forward():
     gm = chainrule.fx.symbolic_trace(lambda x: x + 1)
     sibling = type(gm)(gm, copy.deepcopy(gm.graph))
-    assert type(sibling) is not type(gm) and type(sibling).__mro__[1] is chainrule.fx.GraphModule
+    assert type(sibling) is not type(gm)
     add = next(n for n in sibling.graph.nodes if n.op == "call_function")
     add.target = operator.sub
     sibling.recompile()

@@ -70,10 +70,9 @@ class GraphModule(Module):
     call_module nodes name."""
 
     def __new__(cls, *args, **kwargs):
-        # one subclass per instance, so that recompile() sets forward for this instance alone;
-        # built on the first class that is not itself such a subclass (type(gm)(...) gets its own)
-        base = next(c for c in cls.__mro__ if not c.__dict__.get("_per_instance", False))
-        return super().__new__(type("GraphModuleImpl", (base,), {"_per_instance": True}))
+        # one subclass per instance, so that recompile() sets forward for this instance alone
+        # (type(gm)(...) derives from gm's class, and so still runs __init__, with its own forward)
+        return super().__new__(type("GraphModuleImpl", (cls,), {}))
 
     def __init__(self, root: Module | dict[str, Any], graph: Graph, class_name: str = "GraphModule") -> None:
         super().__init__()
