@@ -243,3 +243,19 @@ def test_each_graph_module_recompiles_its_own_forward():
     sibling.recompile()
     assert sibling(chainrule.tensor([1.0])).tolist() == [0.0]
     assert gm(chainrule.tensor([1.0])).tolist() == [2.0]
+
+
+def test_generated_code_writes_dtypes_formats_and_indices_as_torch():
+    def make(lib):
+        def forward(x):
+            wide = x.to(lib.float64)[..., None, 1:]
+            packed = x.to(dtype=lib.float32).contiguous(memory_format=lib.contiguous_format)
+            return wide, packed, x.new_full((2,), float("-inf"))
+
+        return forward
+
+    got = chainrule.fx.symbolic_trace(make(chainrule))
+    assert got.code == torch.fx.symbolic_trace(make(torch)).code
+    wide, packed, filled = got(chainrule.ones(2, 3))
+    assert (wide.dtype, tuple(wide.shape), packed.dtype) == (chainrule.float64, (2, 1, 2), chainrule.float32)
+    assert filled.tolist() == [float("-inf")] * 2

@@ -340,7 +340,11 @@ class _CodeWriter:
         if arg is None or arg is Ellipsis or isinstance(arg, (bool, int, float, complex, str, bytes)):
             return repr(arg)
         if isinstance(arg, chainrule.dtype):
+            # by its own name, not an alias (torch.float32, not torch.float)
             return "torch." + str(arg).split(".")[-1]
+        constant = public_path(arg)
+        if constant is not None:
+            return self.callable_name(arg) if callable(arg) else constant
         if isinstance(arg, chainrule.device):
             return f"torch.device({str(arg)!r})"
         return self.global_name(arg, type(arg).__name__.lower())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import math
 import operator
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -82,6 +83,13 @@ def public_path(target) -> str | None:
                 value = getattr(namespace, name, None)
                 if callable(value) and not isinstance(value, type) and not name.startswith("__"):
                     _public_paths.setdefault(id(value), f"{prefix}.{name}")
+        # the namespace's constant objects (dtypes, memory formats, layouts) print by name too;
+        # plain numbers and strings are left out: their identity is shared with unrelated values
+        for name in dir(chainrule):
+            value = getattr(chainrule, name, None)
+            if not (callable(value) or isinstance(value, (types.ModuleType, type, int, float, str, bytes))
+                    or value is None or name.startswith("_")):
+                _public_paths.setdefault(id(value), f"torch.{name}")
     return _public_paths.get(id(target))
 
 
