@@ -126,9 +126,6 @@ class _TransformerTracer(TracerBase):
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
 
-    def is_leaf_module(self, m: Module, module_qualified_name: str) -> bool:
-        return True
-
 
 class Transformer(Interpreter):
     """torch.fx.Transformer(module): runs the graph on Proxies, so that each overridden opcode
@@ -169,6 +166,3 @@ class Transformer(Interpreter):
         if result is not None:
             self.new_graph.output(map_aggregate(result, lambda v: v.node if isinstance(v, Proxy) else v))
         return GraphModule(self.module, self.new_graph)
-
-    def output(self, target: Target, args: tuple, kwargs: dict) -> Any:
-        return args[0]
