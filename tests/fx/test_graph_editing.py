@@ -259,3 +259,12 @@ def test_generated_code_writes_dtypes_formats_and_indices_as_torch():
     wide, packed, filled = got(chainrule.ones(2, 3))
     assert (wide.dtype, tuple(wide.shape), packed.dtype) == (chainrule.float64, (2, 1, 2), chainrule.float32)
     assert filled.tolist() == [float("-inf")] * 2
+
+
+def test_a_graph_module_saved_whole_loads_and_runs(tmp_path):
+    gm = chainrule.fx.symbolic_trace(_models.mlp(chainrule))
+    chainrule.save(gm, tmp_path / "traced.pt")
+    loaded = chainrule.load(tmp_path / "traced.pt", weights_only=False)
+    data = chainrule.tensor(random_inputs((2, 6)))
+    assert type(loaded).__name__ == "MLP" and loaded.code == gm.code
+    np.testing.assert_array_equal(loaded(data).detach().numpy(), gm(data).detach().numpy())
