@@ -268,3 +268,25 @@ def test_a_graph_module_saved_whole_loads_and_runs(tmp_path):
     data = chainrule.tensor(random_inputs((2, 6)))
     assert type(loaded).__name__ == "MLP" and loaded.code == gm.code
     np.testing.assert_array_equal(loaded(data).detach().numpy(), gm(data).detach().numpy())
+
+
+@pytest.mark.parametrize("path, names", [
+    ("fx", ["symbolic_trace", "wrap", "Tracer", "Graph", "GraphModule", "Node", "Proxy", "Interpreter",
+            "Transformer", "map_arg", "replace_pattern", "PH"]),
+    ("fx.node", ["Node", "map_arg", "map_aggregate", "Argument", "Target"]),
+    ("fx.graph", ["Graph", "PythonCode"]),
+    ("fx.graph_module", ["GraphModule", "_copy_attr"]),
+    ("fx.proxy", ["Proxy", "Attribute", "TraceError", "TracerBase", "GraphAppendingTracer"]),
+    ("fx.interpreter", ["Interpreter", "Transformer"]),
+    ("fx.passes.shape_prop", ["ShapeProp", "TensorMetadata"]),
+    ("fx.subgraph_rewriter", ["replace_pattern", "Match"]),
+    ("fx._symbolic_trace", ["Tracer", "symbolic_trace", "wrap", "is_fx_tracing", "PH"]),
+])
+def test_torchs_import_paths_exist(path, names):
+    import importlib
+
+    ours = importlib.import_module(f"chainrule.{path}")
+    theirs = importlib.import_module(f"torch.{path}")
+    for name in names:
+        assert hasattr(theirs, name), f"torch.{path}.{name}"
+        assert hasattr(ours, name), f"chainrule.{path}.{name}"
