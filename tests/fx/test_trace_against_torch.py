@@ -241,3 +241,21 @@ def test_tuple_returning_leaves_and_star_inputs_trace_like_torch():
     assert structure(ours_gm) == structure(reference_gm)
     assert ours_gm.code == reference_gm.code
     _check_forward_and_gradient(reference_gm, ours_gm, (2, 5, 3))
+
+
+@needs_torch_function
+def test_a_tensor_on_the_left_of_a_proxy_records_torchs_nodes():
+    def make(lib):
+        constant = lib.ones(2)
+
+        def forward(x):
+            return constant + x, constant.add(x), lib.add(constant, x), constant * 2 + x.sum()
+
+        return forward
+
+    got = chainrule.fx.symbolic_trace(make(chainrule))
+    expected = torch.fx.symbolic_trace(make(torch))
+    assert structure(got) == structure(expected)
+    assert got.code == expected.code
+    outputs = got(chainrule.tensor([1.0, 2.0]))
+    assert [o.tolist() for o in outputs] == [[2.0, 3.0], [2.0, 3.0], [2.0, 3.0], [5.0, 5.0]]
