@@ -18,25 +18,29 @@ from .graph import Graph
 __all__ = ["GraphModule"]
 
 
-def _copy_attribute(source: Module, destination: Module, target: str) -> None:
-    """Makes ``destination.<target>`` the object ``source.<target>`` is; intermediate modules
-    are fresh, empty ``Module``s, so that unused siblings are not carried along."""
-    *path, field = target.split(".")
+def _holder(destination: Module, path: list[str]) -> Module:
+    """The module at ``path`` under ``destination``, made of fresh empty ``Module``s where
+    missing, so that a copied attribute's unused siblings are not carried along."""
     for atom in path:
-        source = getattr(source, atom)
         child = getattr(destination, atom, None)
         if not isinstance(child, Module):
             child = Module()
             setattr(destination, atom, child)
         destination = child
+    return destination
+
+
+def _copy_attribute(source: Module, destination: Module, target: str) -> None:
+    """Makes ``destination.<target>`` the very object ``source.<target>`` is."""
+    *path, field = target.split(".")
+    for atom in path:
+        source = getattr(source, atom)
+    holder = _holder(destination, path)
     value = getattr(source, field)
-    if isinstance(source, Module) and field in source._buffers:
-        destination.register_buffer(field, value, field not in source._non_persistent_buffers_set)
-    elif isinstance(value, Tensor) and not isinstance(value, Module) and field not in source._parameters:
-        # a tensor constant is kept as a buffer (torch does too), so that .to() moves it
-        destination.register_buffer(field, value)
+    if field in source._buffers:
+        holder.register_buffer(field, value, field not in source._non_persistent_buffers_set)
     else:
-        setattr(destination, field, value)
+        _assign_attribute(value, holder, field)
 
 
 # torchvision's feature extraction imports torch's name for it
@@ -45,16 +49,12 @@ _copy_attr = _copy_attribute
 
 def _assign_attribute(value: Any, destination: Module, target: str) -> None:
     *path, field = target.split(".")
-    for atom in path:
-        child = getattr(destination, atom, None)
-        if not isinstance(child, Module):
-            child = Module()
-            setattr(destination, atom, child)
-        destination = child
+    holder = _holder(destination, path)
     if isinstance(value, Tensor) and not isinstance(value, Parameter):
-        destination.register_buffer(field, value)
+        # a plain tensor (a constant, an attribute) is kept as a buffer, so that .to() moves it
+        holder.register_buffer(field, value)
     else:
-        setattr(destination, field, value)
+        setattr(holder, field, value)
 
 
 def _rebuild(body: dict, graph: Graph, class_name: str) -> GraphModule:
