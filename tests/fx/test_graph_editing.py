@@ -290,3 +290,12 @@ def test_torchs_import_paths_exist(path, names):
     for name in names:
         assert hasattr(theirs, name), f"torch.{path}.{name}"
         assert hasattr(ours, name), f"chainrule.{path}.{name}"
+
+
+def test_a_traceback_through_forward_shows_the_generated_line():
+    import traceback
+
+    gm = chainrule.fx.symbolic_trace(lambda x: x.view(7))
+    with pytest.raises(RuntimeError) as caught:
+        gm(chainrule.ones(3))
+    assert "view = x.view(7)" in "".join(traceback.format_tb(caught.value.__traceback__))

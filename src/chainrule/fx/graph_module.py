@@ -8,6 +8,7 @@ buffers its graph reads, copied by reference from the root.
 from __future__ import annotations
 
 import copy
+import linecache
 from typing import Any
 
 from ..nn.modules.module import Module
@@ -116,7 +117,10 @@ class GraphModule(Module):
         python_code = self._graph.python_code(root_module="self")
         self.__dict__["_code"] = python_code.src
         namespace: dict[str, Any] = {}
-        exec(compile(python_code.src, f"<eval_with_key>.{id(self)}", "exec"), python_code.globals, namespace)
+        filename = f"<eval_with_key>.{id(self)}"
+        # registered with linecache, so that a traceback through forward shows the generated line
+        linecache.cache[filename] = (len(python_code.src), None, python_code.src.splitlines(True), filename)
+        exec(compile(python_code.src, filename, "exec"), python_code.globals, namespace)
         type(self).forward = namespace["forward"]
         return python_code
 
