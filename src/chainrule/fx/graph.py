@@ -339,9 +339,6 @@ class _CodeWriter:
             return repr(arg)  # inf, -inf and nan are bound in the globals
         if arg is None or arg is Ellipsis or isinstance(arg, (bool, int, float, complex, str, bytes)):
             return repr(arg)
-        if isinstance(arg, chainrule.dtype):
-            # by its own name, not an alias (torch.float32, not torch.float)
-            return "torch." + str(arg).split(".")[-1]
         constant = public_path(arg)
         if constant is not None:
             return self.callable_name(arg) if callable(arg) else constant

@@ -89,13 +89,17 @@ def public_path(target) -> str | None:
             value = getattr(chainrule, name, None)
             if not (callable(value) or isinstance(value, (types.ModuleType, type, int, float, str, bytes))
                     or value is None or name.startswith("_")):
-                _public_paths.setdefault(id(value), f"torch.{name}")
+                # an alias (torch.double) yields to the object's own name (torch.float64)
+                own_name = str(value).removeprefix("chainrule.")
+                _public_paths[id(value)] = f"torch.{own_name if hasattr(chainrule, own_name) else name}"
     return _public_paths.get(id(target))
 
 
 def _format_arg(arg: Argument) -> str:
     if isinstance(arg, Node):
         return "%" + arg.name
+    if not callable(arg) and public_path(arg) is not None:
+        return public_path(arg)
     if isinstance(arg, list):
         return "[" + ", ".join(_format_arg(a) for a in arg) + "]"
     if isinstance(arg, tuple):
