@@ -64,6 +64,7 @@ def test_traced_graph_has_torch_nodes_and_runs_like_the_eager_model(builder, sha
     reference_gm = torch.fx.symbolic_trace(reference)
     ours_gm = chainrule.fx.symbolic_trace(ours)
     assert structure(ours_gm) == structure(reference_gm)
+    assert str(ours_gm.graph) == str(reference_gm.graph)
     assert type(ours_gm).__name__ == type(reference_gm).__name__ == type(ours).__name__
     assert list(ours_gm.state_dict()) == list(reference_gm.state_dict())
     _check_forward_and_gradient(reference_gm, ours_gm, shape)
