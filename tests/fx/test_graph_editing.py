@@ -301,3 +301,24 @@ def test_a_traceback_through_forward_shows_the_generated_line():
     with pytest.raises(RuntimeError) as caught:
         gm(chainrule.ones(3))
     assert "view = x.view(7)" in "".join(traceback.format_tb(caught.value.__traceback__))
+
+
+def _nested_readable(lib, fx):
+    class AddOne(lib.nn.Module):
+        def forward(self, x):
+            return x + 1
+
+    gm = fx.symbolic_trace(lib.nn.Sequential(lib.nn.Linear(2, 2), lib.nn.ReLU()))
+    gm.sub = fx.symbolic_trace(AddOne())
+    output = next(iter(reversed(gm.graph.nodes)))
+    with gm.graph.inserting_before(output):
+        output.args = (gm.graph.call_module("sub", (output.args[0],)),)
+    gm.recompile()
+    return gm.print_readable(print_output=False)
+
+
+def test_print_readable_nests_graph_module_children_as_torch(capsys):
+    got = _nested_readable(chainrule, chainrule.fx)
+    assert got == _nested_readable(torch, torch.fx)
+    assert "    class sub(torch.nn.Module):\n        def forward(self, x):" in got
+    assert capsys.readouterr().out == ""

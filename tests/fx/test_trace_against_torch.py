@@ -79,6 +79,7 @@ def test_generated_code_names_the_calls_as_torch_writes_them():
     assert ours_gm.code == reference_code
     assert 'getattr(self.layer1, "0").conv1(stem)' in ours_gm.code
     readable = ours_gm.print_readable(print_output=False)
+    assert readable == torch.fx.symbolic_trace(reference).print_readable(print_output=False)
     assert readable.startswith("class TinyResNet(torch.nn.Module):\n    def forward(self, x):")
     assert "view = pool.view(getitem, -1)" in readable
 

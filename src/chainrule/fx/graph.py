@@ -27,6 +27,7 @@ _BINARY_SYMBOLS = {
     operator.and_: "&", operator.or_: "|", operator.xor: "^", operator.eq: "==", operator.ne: "!=",
     operator.lt: "<", operator.le: "<=", operator.gt: ">", operator.ge: ">=",
 }
+_NO_STACK_TRACE = "# No stacktrace found for following nodes"
 _UNARY_SYMBOLS = {operator.neg: "-", operator.pos: "+", operator.invert: "~"}
 
 # names a generated variable must not take: they would shadow what the generated code calls
@@ -284,8 +285,10 @@ class Graph:
         return "graph():\n" + "\n".join("    " + line for line in lines if line)
 
     # ------------------------------------------------------------------ code generation
-    def python_code(self, root_module: str = "self", **_ignored) -> PythonCode:
-        return _CodeWriter(self, root_module).write()
+    def python_code(self, root_module: str = "self", *, verbose: bool = False, **_ignored) -> PythonCode:
+        """The generated ``forward``; ``verbose`` adds torch's note that nodes carry no stack trace
+        (the form ``print_readable`` shows)."""
+        return _CodeWriter(self, root_module).write(verbose)
 
 
 class _CodeWriter:
@@ -377,7 +380,7 @@ class _CodeWriter:
                 return f"{self.value(args[0])}.{args[1]}"
         return f"{self.callable_name(target)}({self.call_arguments(args, kwargs)})"
 
-    def write(self) -> PythonCode:
+    def write(self, verbose: bool = False) -> PythonCode:
         nodes = list(self.graph.nodes)
         # a value is dropped after the last node that reads it, as eager code would free it
         last_reader: dict[Node, Node] = {}
@@ -387,7 +390,12 @@ class _CodeWriter:
 
         signature: list[str] = []
         body: list[str] = []
+        noted = not verbose
         for node in nodes:
+            if not noted and node.op != "placeholder":
+                # chainrule records no stack traces, so torch's note covers every node
+                body += ["", _NO_STACK_TRACE] if body else [_NO_STACK_TRACE]
+                noted = True
             if node.op == "placeholder":
                 parameter = node.target
                 if node.args:
@@ -409,6 +417,6 @@ class _CodeWriter:
         if not body or not body[-1].startswith("return"):
             body.append("pass")
         source = "\n\n\ndef forward(" + ", ".join([self.root, *signature]) + "):\n"
-        source += "".join(f"    {line}\n" for line in body) + "    "
+        source += "".join(f"    {line}\n" if line else "\n" for line in body) + "    "
         return PythonCode(source, self.globals)
 

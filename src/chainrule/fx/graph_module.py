@@ -134,13 +134,13 @@ class GraphModule(Module):
         return text
 
     def _readable(self, name: str) -> str:
-        body = self._code.strip("\n").rstrip()
+        body = self._graph.python_code(root_module="self", verbose=True).src.strip("\n").rstrip()
         lines = [f"class {name}(torch.nn.Module):"]
         lines += ["    " + line if line.strip() else "" for line in body.split("\n")]
         for child_name, child in self.named_children():
             if isinstance(child, GraphModule):
-                lines += ["    " + line for line in child._readable(child_name).split("\n")]
-        return "\n".join(lines) + "\n"
+                lines += [""] + ["    " + line if line else "" for line in child._readable(child_name).split("\n")]
+        return "\n".join(lines).rstrip("\n") + "\n"
 
     def __str__(self) -> str:
         return "\n".join([super().__repr__(), self._code,
