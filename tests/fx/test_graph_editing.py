@@ -322,3 +322,20 @@ def test_print_readable_nests_graph_module_children_as_torch(capsys):
     assert got == _nested_readable(torch, torch.fx)
     assert "    class sub(torch.nn.Module):\n        def forward(self, x):" in got
     assert capsys.readouterr().out == ""
+
+
+def test_arbitrary_objects_in_arguments_are_bound_for_the_generated_code():
+    import enum
+
+    class Mode(enum.Enum):
+        DOUBLE = 2
+
+    def scale(x, mode):
+        return x * mode.value
+
+    graph = chainrule.fx.Graph()
+    x = graph.placeholder("x")
+    graph.output(graph.call_function(scale, (x, Mode.DOUBLE)))
+    gm = chainrule.fx.GraphModule(chainrule.nn.Module(), graph)
+    assert gm(chainrule.tensor([1.5])).tolist() == [3.0]
+    assert "_fx_mode" in gm.code

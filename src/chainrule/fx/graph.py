@@ -347,7 +347,8 @@ class _CodeWriter:
             return self.callable_name(arg) if callable(arg) else constant
         if isinstance(arg, chainrule.device):
             return f"torch.device({str(arg)!r})"
-        return self.global_name(arg, type(arg).__name__.lower())
+        # a prefix no node name takes, so that a local never shadows the object
+        return self.global_name(arg, f"_fx_{type(arg).__name__.lower()}")
 
     def call_arguments(self, args: tuple, kwargs: dict) -> str:
         parts = [self.value(a) for a in args] + [f"{key} = {self.value(v)}" for key, v in kwargs.items()]
