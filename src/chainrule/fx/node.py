@@ -173,6 +173,7 @@ class Node:
     def _set_inputs(self, new_args: tuple, new_kwargs: dict) -> None:
         for old in self._input_nodes:
             old.users.pop(self, None)
+        # rebuilt containers: a caller editing its own list afterwards cannot change the node
         self._args = map_arg(new_args, lambda n: n)
         self._kwargs = map_arg(new_kwargs, lambda n: n)
         self._input_nodes = _nodes_in((self._args, self._kwargs))
