@@ -85,14 +85,14 @@ def test_generated_code_names_the_calls_as_torch_writes_them():
 
 
 def test_keyword_only_default_and_star_args_become_placeholders_in_torch_order():
-    def forward(x, y=3, *rest, scale=2.0):
-        return x * y * scale
+    def forward(x, y=3, *rest, scale=2.0, **options):
+        return x * y * scale + options["bias"]
 
     got = chainrule.fx.symbolic_trace(forward)
     expected = torch.fx.symbolic_trace(forward)
     assert structure(got) == structure(expected)
     assert got.code == expected.code
-    assert got(chainrule.tensor([1.0, 2.0])).tolist() == [6.0, 12.0]
+    assert got(chainrule.tensor([1.0, 2.0]), bias=1).tolist() == [7.0, 13.0]
 
 
 def test_concrete_args_trace_away_control_flow():

@@ -109,14 +109,15 @@ class _Patcher:
 
 
 def _positional_code(fn: types.FunctionType) -> types.FunctionType:
-    """``fn`` with keyword-only and ``*args`` parameters made positional, in ``co_varnames``
-    order, so that a trace can pass one Proxy for each (torch's placeholder order)."""
+    """``fn`` with keyword-only, ``*args`` and ``**kwargs`` parameters made positional, in
+    ``co_varnames`` order, so that a trace can pass one Proxy for each (torch's placeholders)."""
     code = fn.__code__
     varargs = bool(code.co_flags & inspect.CO_VARARGS)
-    if not varargs and not code.co_kwonlyargcount:
+    varkeywords = bool(code.co_flags & inspect.CO_VARKEYWORDS)
+    if not (varargs or varkeywords or code.co_kwonlyargcount):
         return fn
-    flat = code.replace(co_argcount=code.co_argcount + code.co_kwonlyargcount + int(varargs),
-                        co_kwonlyargcount=0, co_flags=code.co_flags & ~inspect.CO_VARARGS)
+    flat = code.replace(co_argcount=code.co_argcount + code.co_kwonlyargcount + varargs + varkeywords,
+                        co_kwonlyargcount=0, co_flags=code.co_flags & ~(inspect.CO_VARARGS | inspect.CO_VARKEYWORDS))
     return types.FunctionType(flat, fn.__globals__, fn.__name__, None, fn.__closure__)
 
 
@@ -213,12 +214,11 @@ class Tracer(TracerBase):
     def _placeholders(self, fn: Callable, skip_self: bool, concrete_args: dict | None) -> list:
         concrete_args = concrete_args or {}
         parameters = list(inspect.signature(fn).parameters.values())[int(skip_self):]
+        # co_varnames order: positional, keyword-only, *args, **kwargs
         ordered = ([p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
                    + [p for p in parameters if p.kind is p.KEYWORD_ONLY]
-                   + [p for p in parameters if p.kind is p.VAR_POSITIONAL])
-        if any(p.kind is p.VAR_KEYWORD for p in parameters):
-            raise NotImplementedError("symbolic_trace: a forward taking **kwargs cannot be traced; "
-                                      "pass its keys as named arguments instead")
+                   + [p for p in parameters if p.kind is p.VAR_POSITIONAL]
+                   + [p for p in parameters if p.kind is p.VAR_KEYWORD])
         values = []
         for p in ordered:
             if p.name in concrete_args and concrete_args[p.name] is not PH:
@@ -227,7 +227,7 @@ class Tracer(TracerBase):
                 self.create_node("placeholder", p.name, (value,), {}, name=p.name)
                 values.append(value)
                 continue
-            target = "*" + p.name if p.kind is p.VAR_POSITIONAL else p.name
+            target = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name
             default = () if p.default is inspect.Parameter.empty else (p.default,)
             values.append(self.create_proxy("placeholder", target, default, {}))
         return values

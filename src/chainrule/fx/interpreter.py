@@ -73,6 +73,8 @@ class Interpreter:
 
     # ------------------------------------------------------------------ one method per opcode
     def placeholder(self, target: Target, args: tuple, kwargs: dict) -> Any:
+        if target.startswith("**"):
+            return {}  # run() takes positional values only
         if target.startswith("*"):
             return list(self.args_iter)
         try:
