@@ -261,3 +261,28 @@ def test_a_tensor_on_the_left_of_a_proxy_records_torchs_nodes():
     assert got.code == expected.code
     outputs = got(chainrule.tensor([1.0, 2.0]))
     assert [o.tolist() for o in outputs] == [[2.0, 3.0], [2.0, 3.0], [2.0, 3.0], [5.0, 5.0]]
+
+
+def test_annotations_become_node_types_and_the_generated_signature():
+    import typing
+
+    def build(lib):
+        class Annotated(lib.nn.Module):
+            def forward(self, x: lib.Tensor, n: int = 2, mask: typing.Optional[lib.Tensor] = None,  # noqa: UP045
+                        sizes: typing.List[int] = None, scale: float | None = None,  # noqa: UP006
+                        shape: tuple[int, ...] = ()) -> lib.Tensor:
+                return x * n
+
+        return Annotated()
+
+    def postponed(x: "torch.Tensor", k: "list[int] | None" = None):
+        return x
+
+    for make in (build, lambda lib: postponed):
+        got = chainrule.fx.symbolic_trace(make(chainrule))
+        expected = torch.fx.symbolic_trace(make(torch))
+        assert got.code == expected.code
+        assert str(got.graph) == str(expected.graph)
+    annotated = chainrule.fx.symbolic_trace(build(chainrule))
+    assert [n.type for n in annotated.graph.nodes][:2] == [chainrule.Tensor, int]
+    assert annotated(chainrule.tensor([1.5])).tolist() == [3.0]

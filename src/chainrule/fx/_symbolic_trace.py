@@ -229,7 +229,8 @@ class Tracer(TracerBase):
                 continue
             target = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name
             default = () if p.default is inspect.Parameter.empty else (p.default,)
-            values.append(self.create_proxy("placeholder", target, default, {}))
+            annotation = None if p.annotation is inspect.Parameter.empty else p.annotation
+            values.append(self.create_proxy("placeholder", target, default, {}, type_expr=annotation))
         return values
 
     def trace(self, root: Module | Callable, concrete_args: dict[str, Any] | None = None) -> Graph:
@@ -275,7 +276,9 @@ class Tracer(TracerBase):
             patcher.set_attribute(Module, "__getattr__", module_getattr)
             self._patch_leaf_functions(patcher, fn.__globals__)
             result = _positional_code(fn)(*args)
-            self.create_node("output", "output", (self.create_arg(result),), {})
+            returns = inspect.signature(fn).return_annotation
+            self.create_node("output", "output", (self.create_arg(result),), {},
+                             type_expr=None if returns is inspect.Signature.empty else returns)
         return self.graph
 
     def _patch_leaf_functions(self, patcher: _Patcher, fn_globals: dict) -> None:

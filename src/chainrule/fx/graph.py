@@ -12,6 +12,8 @@ import keyword
 import math
 import operator
 import re
+import types
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -316,6 +318,36 @@ class _CodeWriter:
         self.constant_names[id(value)] = name
         return name
 
+    def type_text(self, t: Any) -> str:
+        """An annotation as the generated code writes it (``torch.Tensor``,
+        ``typing_Union[torch.Tensor,NoneType]``), binding what it names in the globals."""
+        import chainrule
+
+        if isinstance(t, str):
+            return self.global_name(t, repr(t))  # a postponed annotation, bound as the string
+        if isinstance(t, type):
+            if t is type(None):
+                return "NoneType"
+            if getattr(chainrule, t.__name__, None) is t:
+                return f"torch.{t.__name__}"
+            if t.__module__ == "builtins":
+                return t.__qualname__
+            return self.global_name(t, f"{t.__module__}_{t.__qualname__}")
+        if t is Ellipsis:
+            return self.global_name(t, "...")  # torch writes tuple[int, ...] as tuple[int,_]
+        args = typing.get_args(t)
+        if isinstance(t, types.UnionType):
+            return "|".join(self.type_text(a) for a in args)
+        if typing.get_origin(t) is typing.Union:
+            base = self.global_name(typing.Union, "typing_Union")
+        elif getattr(t, "_name", None) and args:
+            base = self.global_name(getattr(typing, t._name), f"typing_{t._name}")
+        elif isinstance(t, types.GenericAlias):
+            base = self.type_text(t.__origin__)
+        else:
+            return self.global_name(t, repr(t))
+        return f"{base}[" + ",".join(self.type_text(a) for a in args) + "]"
+
     def callable_name(self, target: Callable) -> str:
         path = public_path(target)
         if path is not None and path.split(".")[0] in ("torch", "operator", "math"):
@@ -392,6 +424,7 @@ class _CodeWriter:
         signature: list[str] = []
         body: list[str] = []
         noted = not verbose
+        returns = ""
         for node in nodes:
             if not noted and node.op != "placeholder":
                 # chainrule records no stack traces, so torch's note covers every node
@@ -399,6 +432,8 @@ class _CodeWriter:
                 noted = True
             if node.op == "placeholder":
                 parameter = node.target
+                if node.type is not None:
+                    parameter += f" : {self.type_text(node.type)}"
                 if node.args:
                     parameter += f" = {self.value(node.args[0])}"
                 signature.append(parameter)
@@ -407,6 +442,8 @@ class _CodeWriter:
                 continue
             if node.op == "output":
                 body.append(f"return {self.value(node.args[0]) if node.args else 'None'}")
+                if node.type is not None:
+                    returns = f" -> {self.type_text(node.type)}"
                 continue
             line = f"{node.name} = {self.expression(node)}"
             dropped = [source.name for source in node.all_input_nodes if last_reader[source] is node]
@@ -417,7 +454,7 @@ class _CodeWriter:
             body.append(line)
         if not body or not body[-1].startswith("return"):
             body.append("pass")
-        source = "\n\n\ndef forward(" + ", ".join([self.root, *signature]) + "):\n"
+        source = "\n\n\ndef forward(" + ", ".join([self.root, *signature]) + f"){returns}:\n"
         source += "".join(f"    {line}\n" if line else "\n" for line in body) + "    "
         return PythonCode(source, self.globals)
 

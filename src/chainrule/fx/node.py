@@ -11,6 +11,7 @@ import builtins
 import math
 import operator
 import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -93,6 +94,34 @@ def public_path(target) -> str | None:
                 own_name = str(value).removeprefix("chainrule.")
                 _public_paths[id(value)] = f"torch.{own_name if hasattr(chainrule, own_name) else name}"
     return _public_paths.get(id(target))
+
+
+def type_repr(t) -> str:
+    """How a graph prints a node's type: ``torch.Tensor``, ``int``, ``typing.Optional[torch.Tensor]``,
+    or a quoted string for a postponed annotation."""
+    if isinstance(t, str):
+        return repr(t)
+    if isinstance(t, type):
+        import chainrule
+
+        if getattr(chainrule, t.__name__, None) is t:
+            return f"torch.{t.__name__}"
+        return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+    if t is Ellipsis:
+        return "..."
+    args = typing.get_args(t)
+    if isinstance(t, types.UnionType):
+        return " | ".join("None" if a is type(None) else type_repr(a) for a in args)
+    if isinstance(t, types.GenericAlias):
+        return f"{type_repr(t.__origin__)}[" + ", ".join(type_repr(a) for a in args) + "]"
+    if typing.get_origin(t) is typing.Union:
+        if len(args) == 2 and type(None) in args:
+            return f"typing.Optional[{type_repr(next(a for a in args if a is not type(None)))}]"
+        return "typing.Union[" + ", ".join(type_repr(a) for a in args) + "]"
+    name = getattr(t, "_name", None)
+    if name and args:
+        return f"typing.{name}[" + ", ".join(type_repr(a) for a in args) + "]"
+    return repr(t)
 
 
 def _format_arg(arg: Argument) -> str:
@@ -268,19 +297,20 @@ class Node:
     def format_node(self, placeholder_names: list[str] | None = None, maybe_return_typename: list[str] | None = None,
                     **_ignored) -> str | None:
         """One line of ``str(graph)``: ``%name : [num_users=N] = op[target=T](args = ..., kwargs = ...)``."""
+        declared = f"%{self.name} : " + (f"{type_repr(self.type)} " if self.type is not None else "")
         if self.op == "placeholder":
             if placeholder_names is not None:
                 placeholder_names.append(self.target)
             default = f"(default={self.args[0]})" if self.args else ""
-            return f"%{self.name} : [num_users={len(self.users)}] = placeholder[target={self.target}]{default}"
+            return f"{declared}[num_users={len(self.users)}] = placeholder[target={self.target}]{default}"
         if self.op == "output":
             if self.type is not None and maybe_return_typename is not None:
                 maybe_return_typename[0] = f" -> {self.type}"
             return f"return {_format_returned(self.args[0])}" if self.args else "return None"
         target = _qualified_name(self.target) if self.op == "call_function" else self.target
         if self.op == "get_attr":
-            return f"%{self.name} : [num_users={len(self.users)}] = get_attr[target={target}]"
-        return (f"%{self.name} : [num_users={len(self.users)}] = {self.op}[target={target}]"
+            return f"{declared}[num_users={len(self.users)}] = get_attr[target={target}]"
+        return (f"{declared}[num_users={len(self.users)}] = {self.op}[target={target}]"
                 f"(args = {_format_arg(self.args)}, kwargs = {_format_arg(self.kwargs)})")
 
     def __repr__(self) -> str:
