@@ -194,3 +194,21 @@ def test_autowrap_functions_makes_a_global_a_leaf_for_one_tracer():
     assert results[0] == results[1]
     assert results[1][0][0] == ("call_function", clamp_scale)
     assert results[1][1][0] == ("call_function", operator.mul)
+
+
+def test_interpreter_takes_defaults_star_args_and_boxed_lists_as_torch():
+    def forward(x, scale=3, *rest):
+        return x * scale
+
+    results = []
+    for lib, fx in ((torch, torch.fx), (chainrule, chainrule.fx)):
+        interpreter = fx.Interpreter(fx.symbolic_trace(forward))
+        boxed = [lib.tensor([1.0]), 4, ()]
+        results.append((interpreter.run(lib.tensor([2.0])).tolist(),
+                        interpreter.run(lib.tensor([2.0]), 5, "ignored").tolist(),
+                        interpreter.boxed_run(boxed).tolist(), boxed))
+        with pytest.raises(RuntimeError) as caught:
+            interpreter.boxed_run([lib.tensor([1.0])])
+        results.append(str(caught.value))
+    assert results[0:2] == results[2:4]
+    assert results[0] == ([6.0], [10.0], [4.0], [])

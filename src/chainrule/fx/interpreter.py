@@ -63,9 +63,16 @@ class Interpreter:
         return None
 
     def boxed_run(self, args_list: list) -> Any:
-        args = list(args_list)
+        """Runs on one value per placeholder, taken from ``args_list``, which is emptied so that
+        the caller holds no reference to the inputs while the graph runs."""
+        placeholders = [n for n in self.graph.nodes if n.op == "placeholder"]
+        if len(args_list) != len(placeholders):
+            detail = "extra arguments" if len(args_list) > len(placeholders) else "missing arguments"
+            raise RuntimeError(f"Interpreter.boxed_run expected {len(placeholders)} arguments for placeholders "
+                               f"but received {len(args_list)} ({detail})")
+        environment = dict(zip(placeholders, args_list))
         args_list.clear()
-        return self.run(*args)
+        return self.run(initial_env=environment)
 
     def run_node(self, n: Node) -> Any:
         args, kwargs = self.fetch_args_kwargs_from_env(n)
