@@ -369,5 +369,6 @@ _modules = [nn.Module]
 for _module_class in _modules:  # every Module class defined so far, subclasses of subclasses included
     _modules.extend(_module_class.__subclasses__())
 _torch_function.rewrap_captured(_modules)
+_torch_function.wired = True
 del _modules, _module_class, _namespace, _owner, _name
 from ._C import DisableTorchFunction, DisableTorchFunctionSubclass  # noqa: E402,F401

@@ -940,6 +940,10 @@ def _arm_properties(armed: bool) -> None:
         setattr(Tensor, name, prop)
 
 
+def _method_home(name: str) -> tuple[str, str]:
+    return Tensor.__module__, f"Tensor.{name}"
+
+
 def bind_torch_function() -> None:
     """Wrap every public method, the special methods torch dispatches, and the dispatched properties
     of Tensor; called last by the package wiring, once every method is bound."""
@@ -949,7 +953,7 @@ def bind_torch_function() -> None:
     for name, value in list(vars(Tensor).items()):
         if name.startswith("_") or name in _UNDISPATCHED_METHODS or not _torch_function.is_function(value):
             continue
-        setattr(Tensor, name, _torch_function.dispatching(value, "torch.Tensor", name=name))
+        setattr(Tensor, name, _torch_function.dispatching(value, "torch.Tensor", home=_method_home(name)))
     specials = dict(_DISPATCHED_SPECIALS, __rdiv__=None)
     raw = {name: Tensor.__dict__.get(name) for name in specials}
     # the specials handed themselves first, so that those handing another ("__rtruediv__" hands
@@ -959,11 +963,12 @@ def bind_torch_function() -> None:
             continue
         handed = getattr(Tensor, specials[name]) if specials[name] else None
         setattr(Tensor, name, _torch_function.dispatching(raw[name], "torch.Tensor", handed, name in _BINARY_SPECIALS,
-                                                          name))
+                                                          name, _method_home(name)))
     for table in (_GENERAL_OPERATORS, _FAST_OPERATORS):
         for name, value in table.items():
             handed = getattr(Tensor, specials[name]) if specials.get(name) else None
-            table[name] = _torch_function.dispatching(value, "torch.Tensor", handed, binary=True, name=name)
+            table[name] = _torch_function.dispatching(value, "torch.Tensor", handed, binary=True, name=name,
+                                                      home=_method_home(name))
     for name in _DISPATCHED_PROPERTIES:
         prop = Tensor.__dict__.get(name)
         if isinstance(prop, property):
