@@ -766,6 +766,21 @@ def _as_subclass(self: Tensor, cls) -> Tensor:
     return out
 
 
+def _make_subclass(cls, data: Tensor, require_grad: bool = False, **dispatch_policies) -> Tensor:
+    """torch.Tensor._make_subclass (what subclasses' ``__new__`` call): a ``cls`` leaf on ``data``'s
+    memory, detached from its graph, requiring grad if asked. torch's dispatch policies (sizes,
+    strides, device, layout from Python) have nothing to change here and are accepted as given."""
+    if not (isinstance(cls, type) and issubclass(cls, Tensor)):
+        raise TypeError(f"cls must be a type (got {cls})")
+    if not isinstance(data, Tensor):
+        raise TypeError(f"_make_subclass(): argument 'data' (position 2) must be Tensor, not {type(data).__name__}")
+    out = Tensor._make(data._data)
+    out._vbox = data._version_box  # shares the version counter with the memory it shares
+    out.__class__ = cls
+    out._set_requires_grad(require_grad)
+    return out
+
+
 def _apply(self: Tensor, callable) -> Tensor:
     """torch's apply_: ``callable`` on each element, in place (CPU tensors only, no autograd)."""
     if not isinstance(self._data, np.ndarray):
@@ -859,6 +874,7 @@ def bind_tensor_misc() -> None:
     Tensor.set_ = _set
     Tensor.is_set_to = _is_set_to
     Tensor.as_subclass = _as_subclass
+    Tensor._make_subclass = staticmethod(_make_subclass)
     Tensor.storage_type = _storage.storage_type
     Tensor.apply_ = _apply
     Tensor.map_ = _map
