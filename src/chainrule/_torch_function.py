@@ -16,6 +16,7 @@ wraps the public names once every op is bound.
 from __future__ import annotations
 
 import functools
+import os
 import types
 
 __all__ = [
@@ -302,7 +303,8 @@ def _general_wrapper(impl, handed):
         return impl(*args)
     return public
 """
-_WRAPPER_FILE = "<chainrule dispatch wrapper (hidden from warnings as importlib._bootstrap frames are)>"
+# (inside the package's directory, so that the profiler's with_stack leaves these frames out too)
+_WRAPPER_FILE = os.path.join(os.path.dirname(__file__), "<dispatch wrapper, hidden from warnings as importlib._bootstrap is>")
 _wrapper_namespace = {"state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override,
                       "call_general": _call_general}
 exec(compile(_WRAPPER_SOURCE, _WRAPPER_FILE, "exec"), _wrapper_namespace)
