@@ -16,6 +16,7 @@ wraps the public names once every op is bound.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import types
 
@@ -337,6 +338,11 @@ def dispatching(impl, owner: str | None = None, handed=None, binary: bool = Fals
         pass
     if name is not None:
         public.__name__ = name
+    if hasattr(impl, "__wrapped__") and owner != "torch.Tensor":
+        # a namespace function that is itself a wrapper with a signature of its own (torch's out=
+        # keyword): the outermost object shows it too, as inspect.signature(..., follow_wrapped=False)
+        # reads it (a method's wrapped op, an in-place one's say, is followed instead)
+        public.__signature__ = inspect.signature(impl, follow_wrapped=False)
     if home is not None:
         public.__module__, public.__qualname__ = home
     public.__torch_dispatching__ = True
