@@ -27,7 +27,7 @@ __all__ = [
 
 
 class _Flags:
-    """The dispatch state the wrappers read on every call: two attribute reads decide the fast path."""
+    """The dispatch state the wrappers read on every call (one flag, modes_live, on the fast path)."""
 
     __slots__ = ("modes_live", "arguments_off", "mode_dispatch_off")
 
@@ -268,12 +268,6 @@ def _arguments_override(values) -> bool:
     return not flags.arguments_off and any(type(value) not in PLAIN and _overrides(value) for value in values)
 
 
-def _call_general(public, impl, args: tuple, kwargs: dict):
-    if flags.modes_live or _arguments_override(args) or _arguments_override(kwargs.values()):
-        return dispatch(public, args, kwargs)
-    return impl(*args, **kwargs)
-
-
 # The wrappers' source, compiled under a file name that marks their frames as interpreter plumbing:
 # CPython's warnings machinery skips frames of files named like importlib's bootstrap when it counts
 # ``stacklevel`` (the only such hook before 3.12's skip_file_prefixes), so an op's warning still
@@ -295,7 +289,9 @@ def _binary_wrapper(impl, handed):
 def _general_wrapper(impl, handed):
     def public(*args, **kwargs):
         if kwargs:
-            return call_general(handed or public, impl, args, kwargs)
+            if state.modes_live or arguments_override(args) or arguments_override(kwargs.values()):
+                return dispatch(handed or public, args, kwargs)
+            return impl(*args, **kwargs)
         if state.modes_live:
             return dispatch(handed or public, args, None)
         for value in args:
@@ -306,8 +302,7 @@ def _general_wrapper(impl, handed):
 """
 # (inside the package's directory, so that the profiler's with_stack leaves these frames out too)
 _WRAPPER_FILE = os.path.join(os.path.dirname(__file__), "<dispatch wrapper, hidden from warnings as importlib._bootstrap is>")
-_wrapper_namespace = {"state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override,
-                      "call_general": _call_general}
+_wrapper_namespace = {"state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override}
 exec(compile(_WRAPPER_SOURCE, _WRAPPER_FILE, "exec"), _wrapper_namespace)
 _binary_wrapper = _wrapper_namespace["_binary_wrapper"]
 _general_wrapper = _wrapper_namespace["_general_wrapper"]
