@@ -557,7 +557,7 @@ class Tensor:
         return self._data.shape[0]
 
     def __iter__(self):
-        if self._data.ndim == 0:
+        if self.dim() == 0:  # the method, as torch's __iter__ calls it (a mode sees dim, then unbind)
             raise TypeError("iteration over a 0-d tensor")
         return iter(self.unbind(0))
 

@@ -233,7 +233,8 @@ def _methods_program(lib, data):
     z[0, 1] = 3.0
     z.add_(1).mul_(y[:1])
     w = lib.cat([z, y], dim=0).sum(0).clamp(min=0)
-    return lib.stack([w, w.exp()]).shape, w.tolist()
+    rows = [float(row.sum()) for row in y]  # iteration: dim, then unbind
+    return lib.stack([w, w.exp()]).shape, w.tolist(), rows, len(y), repr(y[0])
 
 
 PROGRAMS = {"mlp": _mlp_program, "conv": _conv_program, "methods": _methods_program}
