@@ -301,9 +301,9 @@ def _general_wrapper(impl, handed):
     return public
 """
 # (inside the package's directory, so that the profiler's with_stack leaves these frames out too)
-_WRAPPER_FILE = os.path.join(os.path.dirname(__file__), "<dispatch wrapper, hidden from warnings as importlib._bootstrap is>")
+WRAPPER_FILE = os.path.join(os.path.dirname(__file__), "<dispatch wrapper, hidden from warnings as importlib._bootstrap is>")
 _wrapper_namespace = {"state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override}
-exec(compile(_WRAPPER_SOURCE, _WRAPPER_FILE, "exec"), _wrapper_namespace)
+exec(compile(_WRAPPER_SOURCE, WRAPPER_FILE, "exec"), _wrapper_namespace)
 _binary_wrapper = _wrapper_namespace["_binary_wrapper"]
 _general_wrapper = _wrapper_namespace["_general_wrapper"]
 
