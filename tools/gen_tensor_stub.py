@@ -174,6 +174,8 @@ def _signature(function, annotations: _Annotations, *, as_method: bool, in_class
 
 def _origin(value) -> str:
     function = value.fget if isinstance(value, property) else getattr(value, "__func__", value)
+    if getattr(function, "__torch_dispatching__", False):  # a method's __torch_function__ wrapper: its op's module
+        function = function.__wrapped__
     return getattr(function, "__module__", None) or "builtins"
 
 

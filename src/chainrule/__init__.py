@@ -381,9 +381,13 @@ for _name in ("detach", "fill_", "zero_", "detach_", "resize_as_", "as_strided_"
 _torch_function.wrap_module(nn.functional, "torch.nn.functional", skip=overrides._UNDISPATCHED_FUNCTIONAL)
 for _namespace, _owner in ((linalg, "torch.linalg"), (fft, "torch.fft"), (special, "torch.special")):
     _torch_function.wrap_module(_namespace, _owner)
+for _name in ("constant_", "kaiming_uniform_", "normal_", "uniform_"):  # the nn.init functions torch dispatches
+    setattr(nn.init, _name, _torch_function.dispatching(getattr(nn.init, _name), "torch.nn.init",
+                                                        home=(nn.init.__name__, _name)))
 _modules = [nn.Module]
 for _module_class in _modules:  # every Module class defined so far, subclasses of subclasses included
     _modules.extend(_module_class.__subclasses__())
 _torch_function.rewrap_captured(_modules)
+_torch_function.wired = True
 del _modules, _module_class, _namespace, _owner, _name
 from ._C import DisableTorchFunction, DisableTorchFunctionSubclass  # noqa: E402,F401

@@ -768,6 +768,21 @@ def _as_subclass(self: Tensor, cls) -> Tensor:
     return out
 
 
+def _make_subclass(cls, data: Tensor, require_grad: bool = False, **dispatch_policies) -> Tensor:
+    """torch.Tensor._make_subclass (what subclasses' ``__new__`` call): a ``cls`` leaf on ``data``'s
+    memory, detached from its graph, requiring grad if asked. torch's dispatch policies (sizes,
+    strides, device, layout from Python) have nothing to change here and are accepted as given."""
+    if not (isinstance(cls, type) and issubclass(cls, Tensor)):
+        raise TypeError(f"cls must be a type (got {cls})")
+    if not isinstance(data, Tensor):
+        raise TypeError(f"_make_subclass(): argument 'data' (position 2) must be Tensor, not {type(data).__name__}")
+    out = Tensor._make(data._data)
+    out._vbox = data._version_box  # shares the version counter with the memory it shares
+    out.__class__ = cls
+    out._set_requires_grad(require_grad)
+    return out
+
+
 def _apply(self: Tensor, callable) -> Tensor:
     """torch's apply_: ``callable`` on each element, in place (CPU tensors only, no autograd)."""
     if not isinstance(self._data, np.ndarray):
@@ -861,6 +876,7 @@ def bind_tensor_misc() -> None:
     Tensor.set_ = _set
     Tensor.is_set_to = _is_set_to
     Tensor.as_subclass = _as_subclass
+    Tensor._make_subclass = staticmethod(_make_subclass)
     Tensor.storage_type = _storage.storage_type
     Tensor.apply_ = _apply
     Tensor.map_ = _map
@@ -945,6 +961,10 @@ def _arm_properties(armed: bool) -> None:
         setattr(Tensor, name, prop)
 
 
+def _method_home(name: str) -> tuple[str, str]:
+    return Tensor.__module__, f"Tensor.{name}"
+
+
 def bind_torch_function() -> None:
     """Wrap every public method, the special methods torch dispatches, and the dispatched properties
     of Tensor; called last by the package wiring, once every method is bound."""
@@ -954,7 +974,7 @@ def bind_torch_function() -> None:
     for name, value in list(vars(Tensor).items()):
         if name.startswith("_") or name in _UNDISPATCHED_METHODS or not _torch_function.is_function(value):
             continue
-        setattr(Tensor, name, _torch_function.dispatching(value, "torch.Tensor", name=name))
+        setattr(Tensor, name, _torch_function.dispatching(value, "torch.Tensor", home=_method_home(name)))
     specials = dict(_DISPATCHED_SPECIALS, __rdiv__=None)
     raw = {name: Tensor.__dict__.get(name) for name in specials}
     # the specials handed themselves first, so that those handing another ("__rtruediv__" hands
@@ -964,11 +984,12 @@ def bind_torch_function() -> None:
             continue
         handed = getattr(Tensor, specials[name]) if specials[name] else None
         setattr(Tensor, name, _torch_function.dispatching(raw[name], "torch.Tensor", handed, name in _BINARY_SPECIALS,
-                                                          name))
+                                                          name, _method_home(name)))
     for table in (_GENERAL_OPERATORS, _FAST_OPERATORS):
         for name, value in table.items():
             handed = getattr(Tensor, specials[name]) if specials.get(name) else None
-            table[name] = _torch_function.dispatching(value, "torch.Tensor", handed, binary=True, name=name)
+            table[name] = _torch_function.dispatching(value, "torch.Tensor", handed, binary=True, name=name,
+                                                      home=_method_home(name))
     for name in _DISPATCHED_PROPERTIES:
         prop = Tensor.__dict__.get(name)
         if isinstance(prop, property):

@@ -16,6 +16,8 @@ wraps the public names once every op is bound.
 from __future__ import annotations
 
 import functools
+import inspect
+import os
 import types
 
 __all__ = [
@@ -25,7 +27,7 @@ __all__ = [
 
 
 class _Flags:
-    """The dispatch state the wrappers read on every call: two attribute reads decide the fast path."""
+    """The dispatch state the wrappers read on every call (one flag, modes_live, on the fast path)."""
 
     __slots__ = ("modes_live", "arguments_off", "mode_dispatch_off")
 
@@ -36,6 +38,7 @@ class _Flags:
 
 
 flags = _Flags()
+wired = False  # set by the package once every public name is wrapped (linalg's lazy names wrap after that)
 mode_stack: list = []  # innermost last
 # watchers called with True when a mode or an overriding Tensor subclass first appears (tensor.py's
 # dispatching properties), with False when the last mode leaves and no such subclass exists
@@ -265,59 +268,78 @@ def _arguments_override(values) -> bool:
     return not flags.arguments_off and any(type(value) not in PLAIN and _overrides(value) for value in values)
 
 
-def _call_general(public, impl, args: tuple, kwargs: dict):
-    if flags.modes_live or _arguments_override(args) or _arguments_override(kwargs.values()):
-        return dispatch(public, args, kwargs)
-    return impl(*args, **kwargs)
+# The wrappers' source, compiled under a file name that marks their frames as interpreter plumbing:
+# CPython's warnings machinery skips frames of files named like importlib's bootstrap when it counts
+# ``stacklevel`` (the only such hook before 3.12's skip_file_prefixes), so an op's warning still
+# points at the user's line, as torch's (whose dispatch is C++ and has no Python frame) do.
+#
+# The fast path reads one flag and looks each argument's class up in a set; keywords (rarer in hot
+# code) take a second function, so the common call passes no empty dict on; the operators name
+# their two operands instead of packing them.
+_WRAPPER_SOURCE = """
+def _binary_wrapper(impl, handed):
+    def public(self, other):
+        if state.modes_live or ((self.__class__ not in plain or other.__class__ not in plain)
+                                and arguments_override((self, other))):
+            return dispatch(handed or public, (self, other), None)
+        return impl(self, other)
+    return public
 
+
+def _general_wrapper(impl, handed):
+    def public(*args, **kwargs):
+        if kwargs:
+            if state.modes_live or arguments_override(args) or arguments_override(kwargs.values()):
+                return dispatch(handed or public, args, kwargs)
+            return impl(*args, **kwargs)
+        if state.modes_live:
+            return dispatch(handed or public, args, None)
+        for value in args:
+            if value.__class__ not in plain and arguments_override(args):
+                return dispatch(handed or public, args, None)
+        return impl(*args)
+    return public
+"""
+# (inside the package's directory, so that the profiler's with_stack leaves these frames out too)
+WRAPPER_FILE = os.path.join(os.path.dirname(__file__), "<dispatch wrapper, hidden from warnings as importlib._bootstrap is>")
+_wrapper_namespace = {"state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override}
+exec(compile(_WRAPPER_SOURCE, WRAPPER_FILE, "exec"), _wrapper_namespace)
+_binary_wrapper = _wrapper_namespace["_binary_wrapper"]
+_general_wrapper = _wrapper_namespace["_general_wrapper"]
 
 # impl -> its dispatching wrapper, so that a function public in two namespaces (torch.bilinear and
 # F.bilinear) stays one object
 _WRAPPED: dict = {}
 
 
-def dispatching(impl, owner: str | None = None, handed=None, binary: bool = False, name: str | None = None):
+def dispatching(impl, owner: str | None = None, handed=None, binary: bool = False, name: str | None = None,
+                home: tuple[str, str] | None = None):
     """The public face of ``impl``: dispatches when a mode is active or an argument overrides,
     else calls ``impl`` directly. ``handed`` is the function modes and handlers receive when it is not
     the wrapper itself (``x + y`` hands them ``Tensor.add``, as torch does); ``binary`` marks a Python
-    operator, always called as ``(self, other)``; ``name`` the method's own name (Tensor.divide
-    and Tensor.div are two objects, as in torch, though one function implements both)."""
+    operator, always called as ``(self, other)``; ``name`` the special method's name, where its
+    function has another (``__getitem__`` is ``getitem``); ``home`` the module and qualified name
+    where the wrapper is public, so that pickle finds it there."""
     if getattr(impl, "__torch_dispatching__", False):
         return impl
     # a method is its own object, as torch.Tensor.add is not torch.add
     key = (impl, handed, owner == "torch.Tensor") if name is None else (impl, handed, name)
     if key in _WRAPPED:
         return _WRAPPED[key]
-    plain = PLAIN
-    state = flags
-    handed_or_self = handed
-
-    # The fast path reads one flag and looks each argument's class up in a set; keywords (rarer
-    # in hot code) take a second function, so the common call passes no empty dict on; the
-    # operators name their two operands instead of packing them
-    if binary:
-        def public(self, other):
-            if state.modes_live or ((self.__class__ not in plain or other.__class__ not in plain)
-                                    and _arguments_override((self, other))):
-                return dispatch(handed_or_self or public, (self, other), None)
-            return impl(self, other)
-    else:
-        def public(*args, **kwargs):
-            if kwargs:
-                return _call_general(handed_or_self or public, impl, args, kwargs)
-            if state.modes_live:
-                return dispatch(handed_or_self or public, args, None)
-            for value in args:
-                if value.__class__ not in plain and _arguments_override(args):
-                    return dispatch(handed_or_self or public, args, None)
-            return impl(*args)
-
+    public = (_binary_wrapper if binary else _general_wrapper)(impl, handed)
     try:
         functools.update_wrapper(public, impl)
     except AttributeError:  # a builtin or partial without some of the attributes
         pass
     if name is not None:
         public.__name__ = name
+    if hasattr(impl, "__wrapped__") and owner != "torch.Tensor":
+        # a namespace function that is itself a wrapper with a signature of its own (torch's out=
+        # keyword): the outermost object shows it too, as inspect.signature(..., follow_wrapped=False)
+        # reads it (a method's wrapped op, an in-place one's say, is followed instead)
+        public.__signature__ = inspect.signature(impl, follow_wrapped=False)
+    if home is not None:
+        public.__module__, public.__qualname__ = home
     public.__torch_dispatching__ = True
     if owner is not None:
         public.__torch_owner__ = owner
@@ -331,7 +353,7 @@ def wrap_module(module, owner: str, skip=frozenset()) -> None:
     for name, value in list(vars(module).items()):
         if name.startswith("_") or name in skip or not is_function(value) or value.__module__ == __name__:
             continue  # (this module's own checks, re-exported by nn.functional, never dispatch)
-        setattr(module, name, dispatching(value, owner))
+        setattr(module, name, dispatching(value, owner, home=(module.__name__, name)))
 
 
 def rewrap_captured(classes) -> None:

@@ -44,7 +44,10 @@ def __getattr__(name: str):
     # looked up at call time, so functions added to ops/linalg.py appear here without an edit
     function = _public_function(name) or _DECOMPOSITIONS.get(name)
     if function is not None:
-        return _torch_function.dispatching(function, "torch")  # the top level's wrapper, where it has one
+        if not _torch_function.wired:  # the package is still wiring itself: the op as defined
+            return function
+        # the top level's wrapper where it has one (torch.linalg.matmul is torch.matmul's), else its own
+        return _torch_function.dispatching(function, "torch.linalg", home=(__name__, name))
     raise AttributeError(f"module 'chainrule.linalg' has no attribute '{name}'")
 
 

@@ -86,6 +86,8 @@ class Tensor:
     def __init__(self, *args, requires_grad: bool = False, dtype=None) -> None:
         """``Tensor(data)`` copies data as the default float dtype; ``Tensor(2, 3)`` and
         ``Tensor(Size)`` make a zero-filled tensor of that shape (torch's is uninitialised)."""
+        if getattr(self, "_data", None) is not None:
+            return  # a subclass's __new__ built it already (Tensor._make_subclass, as_subclass): as torch, kept
         dt = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
         if len(args) == 1 and not isinstance(args[0], (Size, int)) or not args:
             array = self._to_array([] if not args else args[0], dt)
@@ -564,7 +566,7 @@ class Tensor:
         return self._data.shape[0]
 
     def __iter__(self):
-        if self._data.ndim == 0:
+        if self.dim() == 0:  # the method, as torch's __iter__ calls it (a mode sees dim, then unbind)
             raise TypeError("iteration over a 0-d tensor")
         return iter(self.unbind(0))
 

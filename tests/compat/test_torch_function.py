@@ -233,7 +233,8 @@ def _methods_program(lib, data):
     z[0, 1] = 3.0
     z.add_(1).mul_(y[:1])
     w = lib.cat([z, y], dim=0).sum(0).clamp(min=0)
-    return lib.stack([w, w.exp()]).shape, w.tolist()
+    rows = [float(row.sum()) for row in y]  # iteration: dim, then unbind
+    return lib.stack([w, w.exp()]).shape, w.tolist(), rows, len(y), repr(y[0])
 
 
 PROGRAMS = {"mlp": _mlp_program, "conv": _conv_program, "methods": _methods_program}
@@ -408,3 +409,57 @@ def test_names_and_predicates(lib):
     assert o.is_tensor_like(lib.ones(1)) and not o.is_tensor_like(1)
     assert o.has_torch_function_unary(lib.ones(1).as_subclass(_subclass(lib)))
     assert not o.has_torch_function_variadic(lib.ones(1), 2)
+
+
+def test_a_subclass_built_by_make_subclass_in_its_new():
+    def run(lib):
+        class Wrapped(lib.Tensor):
+            def __new__(cls, data):
+                return lib.Tensor._make_subclass(cls, data, True)
+
+        base = lib.ones(2) * 3
+        w = Wrapped(base)
+        y = (w * 2).sum()
+        y.backward()
+        base[0] = 5.0  # the memory is shared
+        return type(w).__name__, w.is_leaf, type(y).__name__, w.grad.tolist(), w.tolist()
+
+    assert run(chainrule) == run(real_torch) == ("Wrapped", True, "Wrapped", [2.0, 2.0], [5.0, 3.0])
+
+
+def test_a_mode_can_skip_parameter_initialisation_as_lightnings_empty_init_does():
+    # Fabric's _EmptyInit returns the tensor unfilled from the nn.init functions a mode sees
+    def run(lib):
+        seen = []
+
+        class SkipInit(lib.overrides.TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                if func in (lib.nn.init.kaiming_uniform_, lib.nn.init.uniform_):
+                    seen.append(func.__name__)
+                    return (kwargs or {}).get("tensor", args[0] if args else None)
+                return func(*args, **(kwargs or {}))
+
+        lib.manual_seed(0)
+        with SkipInit():
+            lib.nn.Linear(3, 2)
+        return seen
+
+    assert run(chainrule) == run(real_torch) == ["kaiming_uniform_", "uniform_"]
+
+
+def test_dispatching_functions_pickle_by_reference():
+    import pickle
+
+    for function in (chainrule.add, chainrule.Tensor.add, chainrule.Tensor.__add__, chainrule.nn.functional.linear,
+                     chainrule.linalg.norm, chainrule.linalg.inv, chainrule.fft.fft, chainrule.special.erf):
+        assert pickle.loads(pickle.dumps(function)) is function
+
+
+def test_an_ops_warning_points_at_the_callers_line():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chainrule.ones(2, 3).T  # noqa: B018  (torch's deprecation warning for .T on a non-matrix is not this)
+        chainrule.nn.functional.softmax(chainrule.ones(2, 3))  # no dim: torch's implicit-dim warning
+    assert caught and all(w.filename == __file__ for w in caught)

@@ -558,10 +558,14 @@ def user_stacklevel() -> int:
     import os
     import sys
 
+    from .._torch_function import WRAPPER_FILE
+
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     frame, stacklevel = sys._getframe(2), 2
     while frame is not None and frame.f_code.co_filename.startswith(package):
-        frame, stacklevel = frame.f_back, stacklevel + 1
+        # (the __torch_function__ wrappers' frames are skipped by warnings itself: not counted)
+        stacklevel += frame.f_code.co_filename != WRAPPER_FILE
+        frame = frame.f_back
     return stacklevel
 
 
