@@ -54,6 +54,9 @@ class CheckpointFunction(Function):
     passes). ``preserve_rng_state`` restores the CPU generator before the rerun so random ops
     draw the same numbers."""
 
+    label = "checkpoint"
+    rule = "reruns the segment with recording on and backpropagates through that second graph"
+
     @staticmethod
     def forward(ctx, run_function, preserve_rng_state, *args):
         from ..ops import random as random_ops  # the generator lives in the op package
