@@ -1,0 +1,10 @@
+"""torch.nn.modules.instancenorm: where torch keeps the instance-norm layers (chainrule defines them
+in normalization.py; torchvision's RAFT imports InstanceNorm2d from here)."""
+
+from __future__ import annotations
+
+from .lazy import LazyInstanceNorm1d, LazyInstanceNorm2d, LazyInstanceNorm3d
+from .normalization import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, _InstanceNorm
+
+__all__ = ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LazyInstanceNorm1d", "LazyInstanceNorm2d",
+           "LazyInstanceNorm3d", "_InstanceNorm"]
