@@ -147,6 +147,7 @@ class Tensor:
     _requires_grad: Any
     _vbox: Any
     is_sparse: builtins.bool
+    is_quantized: builtins.bool
     is_xpu: builtins.bool
     is_mps: builtins.bool
     is_ipu: builtins.bool
