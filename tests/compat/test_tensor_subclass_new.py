@@ -33,25 +33,26 @@ def test_plain_tensor_still_rejects_unknown_keywords():
         torch.Tensor([1.0], format="XYXY")
 
 
-def test_state_dict_metadata_records_module_versions_and_reaches_load_from_state_dict():
+@pytest.mark.parametrize("lib", [chainrule, torch], ids=["chainrule", "torch"])
+def test_state_dict_metadata_records_module_versions_and_reaches_load_from_state_dict(lib):
     seen = {}
-    for lib in (chainrule, torch):
-        class Versioned(lib.nn.Module):
-            _version = 3
 
-            def __init__(self):
-                super().__init__()
-                self.norm = lib.nn.BatchNorm1d(2)
+    class Versioned(lib.nn.Module):
+        _version = 3
 
-            def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args):
-                seen[lib.__name__] = local_metadata.get("version")
-                super()._load_from_state_dict(state_dict, prefix, local_metadata, *args)
+        def __init__(self):
+            super().__init__()
+            self.norm = lib.nn.BatchNorm1d(2)
 
-        state = Versioned().state_dict()
-        assert dict(state._metadata) == {"": {"version": 3}, "norm": {"version": 2}}
-        Versioned().load_state_dict(state)
-        assert seen[lib.__name__] == 3
-        old = dict(state)  # no metadata: a BatchNorm without num_batches_tracked still loads (version None)
-        del old["norm.num_batches_tracked"]
-        assert not Versioned().load_state_dict(old).missing_keys
-        assert seen[lib.__name__] is None
+        def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args):
+            seen[lib.__name__] = local_metadata.get("version")
+            super()._load_from_state_dict(state_dict, prefix, local_metadata, *args)
+
+    state = Versioned().state_dict()
+    assert dict(state._metadata) == {"": {"version": 3}, "norm": {"version": 2}}
+    Versioned().load_state_dict(state)
+    assert seen[lib.__name__] == 3
+    old = dict(state)  # no metadata: a BatchNorm without num_batches_tracked still loads (version None)
+    del old["norm.num_batches_tracked"]
+    assert not Versioned().load_state_dict(old).missing_keys
+    assert seen[lib.__name__] is None
