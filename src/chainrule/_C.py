@@ -5,8 +5,10 @@ handful of its helpers from Python: torchmetrics and torchvision record each cla
 ``torch._C._log_api_usage_once`` (a no-op unless a usage logger is installed, which chainrule never
 does), Lightning parses ``Module.to``'s arguments with ``torch._C._nn._parse_to`` and names
 ``torch._C._TensorMeta`` (the type of ``torch.Tensor``) in annotations and reads checkpoints record by
-record with ``torch._C.PyTorchFileReader`` (chainrule._torch_file). Nothing else of torch._C is
-provided: code that needs its bindings (dispatch keys, the JIT, c10d) fails with AttributeError.
+record with ``torch._C.PyTorchFileReader`` (chainrule._torch_file), and torchvision builds a
+``DispatchKeySet`` of autocast keys at import (the enum and set are here; chainrule has no
+dispatcher to consult them). Nothing else of torch._C is provided: code that needs its other
+bindings (the JIT, c10d) fails with AttributeError.
 """
 
 from __future__ import annotations
