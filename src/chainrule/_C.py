@@ -5,12 +5,15 @@ handful of its helpers from Python: torchmetrics and torchvision record each cla
 ``torch._C._log_api_usage_once`` (a no-op unless a usage logger is installed, which chainrule never
 does), Lightning parses ``Module.to``'s arguments with ``torch._C._nn._parse_to`` and names
 ``torch._C._TensorMeta`` (the type of ``torch.Tensor``) in annotations and reads checkpoints record by
-record with ``torch._C.PyTorchFileReader`` (chainrule._torch_file). Nothing else of torch._C is
-provided: code that needs its bindings (dispatch keys, the JIT, c10d) fails with AttributeError.
+record with ``torch._C.PyTorchFileReader`` (chainrule._torch_file), and torchvision builds a
+``DispatchKeySet`` of autocast keys at import (the enum and set are here; chainrule has no
+dispatcher to consult them). Nothing else of torch._C is provided: code that needs its other
+bindings (the JIT, c10d) fails with AttributeError.
 """
 
 from __future__ import annotations
 
+import enum
 import types
 
 from . import _backend, _dtype
@@ -125,3 +128,62 @@ def _len_torch_function_stack() -> int:
     from . import _torch_function
 
     return len(_torch_function.mode_stack)
+
+
+# ---- dispatch keys: torch's dispatcher picks a kernel per key; chainrule has no dispatcher, but
+# libraries name keys when they register kernels (chainrule.library takes the backend, autograd and
+# Meta ones, and ignores the rest, autocast's included) and torchvision builds a key set at import
+DispatchKey = enum.IntEnum("DispatchKey", {  # torch's numbering, for the keys torch.library users name
+    "Undefined": 0, "BackendSelect": 11, "Python": 13, "FuncTorchDynamicLayerBackMode": 14, "Functionalize": 15,
+    "Conjugate": 16, "Negative": 17, "ZeroTensor": 18, "ADInplaceOrView": 19, "AutocastCPU": 24,
+    "AutocastXPU": 27, "AutocastHPU": 29, "AutocastMPS": 31, "AutocastCUDA": 32, "AutocastPrivateUse1": 33,
+    "FuncTorchBatched": 34, "CPU": 49, "CUDA": 50, "HIP": 51, "XLA": 52, "MPS": 53, "XPU": 55, "PrivateUse1": 61,
+    "Meta": 64, "SparseCPU": 83, "SparseCUDA": 84, "AutogradCPU": 134, "AutogradCUDA": 135, "Autograd": 150,
+    "CompositeImplicitAutograd": 151, "CompositeExplicitAutograd": 154})
+
+
+class DispatchKeySet:
+    """torch._C.DispatchKeySet: a set of dispatch keys (``|``, ``add``, ``remove``, ``has``)."""
+
+    def __init__(self, *keys) -> None:
+        self._keys = frozenset(DispatchKey(k) for k in keys)
+
+    @classmethod
+    def _of(cls, keys) -> DispatchKeySet:
+        return cls(*keys)
+
+    def __or__(self, other: DispatchKeySet) -> DispatchKeySet:
+        return self._of(self._keys | other._keys)
+
+    def add(self, key) -> DispatchKeySet:
+        return self._of(self._keys | {DispatchKey(key)})
+
+    def remove(self, key) -> DispatchKeySet:
+        return self._of(self._keys - {DispatchKey(key)})
+
+    def has(self, key) -> bool:
+        return DispatchKey(key) in self._keys
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, DispatchKeySet) and self._keys == other._keys
+
+    def __hash__(self) -> int:
+        return hash(self._keys)
+
+    def __repr__(self) -> str:
+        return f"DispatchKeySet({', '.join(k.name for k in sorted(self._keys))})"
+
+
+class _ExcludeDispatchKeyGuard:
+    """torch._C._ExcludeDispatchKeyGuard(keys): inside it torch skips those keys' kernels. chainrule
+    runs no per-key kernels that a guard could skip (an autocast kernel registered through
+    torch.library is ignored), so entering it changes nothing."""
+
+    def __init__(self, keys: DispatchKeySet) -> None:
+        self.keys = keys
+
+    def __enter__(self) -> _ExcludeDispatchKeyGuard:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None

@@ -102,6 +102,12 @@ def is_floating_point(input: Tensor) -> bool:
     return input.is_floating_point()
 
 
+def _assert(condition, message) -> None:
+    """torch._assert: an ``assert`` that torch's symbolic tracing can record (torchvision's box
+    checks use it); eagerly, a plain assert."""
+    assert condition, message
+
+
 def numel(input: Tensor) -> int:
     return input.numel()
 

@@ -40,6 +40,14 @@ def _warn_scalar_leaves_the_graph() -> None:
         warnings.warn("Converting a tensor with requires_grad=True to a scalar may lead to unexpected behavior.\n"
                       "Consider using tensor.detach() first.", UserWarning, stacklevel=3)
 
+def _is_built(tensor) -> bool:
+    try:
+        tensor._data  # noqa: B018
+    except AttributeError:
+        return False
+    return True
+
+
 class Tensor:
     """A multi-dimensional array that can record the operations applied to it.
 
@@ -83,11 +91,16 @@ class Tensor:
                 return result
             return _convert(result, cls)
 
-    def __init__(self, *args, requires_grad: bool = False, dtype=None) -> None:
+    def __init__(self, *args, requires_grad: bool = False, dtype=None, **subclass_arguments) -> None:
         """``Tensor(data)`` copies data as the default float dtype; ``Tensor(2, 3)`` and
         ``Tensor(Size)`` make a zero-filled tensor of that shape (torch's is uninitialised)."""
-        if getattr(self, "_data", None) is not None:
-            return  # a subclass's __new__ built it already (Tensor._make_subclass, as_subclass): as torch, kept
+        if type(self) is not Tensor and _is_built(self):
+            # a subclass's __new__ built it (tv_tensors.BoundingBoxes(data, format=...) returns
+            # ``tensor.as_subclass(cls)``) and Python now calls __init__ with __new__'s arguments:
+            # torch's Tensor does all its construction in __new__, so there is nothing left to do
+            return
+        if subclass_arguments:
+            raise TypeError(f"Tensor.__init__() got an unexpected keyword argument '{next(iter(subclass_arguments))}'")
         dt = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
         if len(args) == 1 and not isinstance(args[0], (Size, int)) or not args:
             array = self._to_array([] if not args else args[0], dt)

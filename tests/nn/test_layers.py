@@ -482,10 +482,27 @@ def test_interpolate_errors():
         F.interpolate(x, size=2, mode="linear")
     with pytest.raises(ValueError, match="align_corners option can only be set"):
         F.interpolate(x, size=2, mode="area", align_corners=False)
-    # antialiased downsampling widens the filter: refused rather than silently different
+    # antialiased downsampling of 3-d input (torch has it for 4-d bilinear/bicubic only) is refused
     with pytest.raises(NotImplementedError, match="antialias=True when downsampling"):
-        F.interpolate(x, size=2, mode="bilinear", antialias=True)
+        F.interpolate(chainrule.zeros(1, 1, 6), size=2, mode="linear", antialias=True)
     assert tuple(F.interpolate(x, size=8, mode="bilinear", antialias=True).shape) == (1, 1, 8, 8)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("resize", [{"size": (7, 9)}, {"size": (30, 40)}, {"size": (17, 11)},
+                                    {"scale_factor": 0.37}, {"scale_factor": (2.5, 0.5)}])
+def test_antialiased_interpolate_matches_torch_forward_and_gradient(mode, resize):
+    x = np.random.default_rng(1).standard_normal((2, 3, 17, 23))
+    results = []
+    for lib in (chainrule, torch):
+        t = lib.tensor(x, requires_grad=True)
+        out = lib.nn.functional.interpolate(t, mode=mode, antialias=True, **resize)
+        (out * lib.arange(out.numel(), dtype=lib.float64).reshape(out.shape).sin()).sum().backward()
+        results.append((out.detach().numpy(), t.grad.numpy()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10, atol=1e-10)
+    x32 = chainrule.tensor(x, dtype=chainrule.float32)
+    assert chainrule.nn.functional.interpolate(x32, mode=mode, antialias=True, **resize).dtype == chainrule.float32
 
 
 def test_max_unpool_round_trip_matches_torch():

@@ -1020,7 +1020,8 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
         if not isinstance(o, Tensor):
             results.append(o)
             continue
-        if any(o is n for n in non_diff):
+        if any(o is n for n in non_diff) or o._data.dtype.kind in "biu":
+            # as torch's: an integer or bool output (roi_pool's argmax) is never differentiable
             results.append(o)
             continue
         if any(o is a for a in args):

@@ -87,6 +87,12 @@ def _overload_method(fn):
     return fn
 
 
+def _script_if_tracing(fn):
+    """torch scripts ``fn`` on its first call while tracing; chainrule never traces, so ``fn`` runs
+    eagerly as it is (torchvision decorates its box helpers with it)."""
+    return fn
+
+
 class ScriptModule(Module):
     """torch.jit.ScriptModule: a Module; its ``@script_method``s run eagerly (no compiler)."""
 

@@ -304,3 +304,11 @@ def _undefine(ns: str, defined: list[Operator], installed: list) -> None:
 
 # torch's alias for the ``device_types`` argument's type, named in annotations
 device_types_t = str | Sequence[str] | None
+
+
+def _load_torchvision_ops() -> None:
+    """torchvision's compiled ``_C``: its operators, defined in Python (torchvision_ops.py)."""
+    from . import torchvision_ops  # noqa: F401  (defining the operators is what importing it does)
+
+
+namespaces._python_stand_ins[("torchvision", "_C")] = _load_torchvision_ops

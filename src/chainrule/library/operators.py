@@ -25,7 +25,7 @@ BACKEND_KEYS = {"CPU": "cpu", "CUDA": "cuda", "Meta": "meta", "MPS": "mps", "XPU
 ALL_DEVICES_KEYS = {"CompositeExplicitAutograd", "default"}
 AUTOGRAD_KEYS = {"Autograd", "AutogradCPU", "AutogradCUDA"}
 IGNORED_KEYS = {"Python", "Functionalize", "ADInplaceOrView", "BackendSelect", "Autocast", "AutocastCPU",
-                "AutocastCUDA", "FuncTorchBatched", "FuncTorchDynamicLayerBackMode", "Conjugate", "Negative",
+                "AutocastCUDA", "AutocastXPU", "AutocastMPS", "AutocastHPU", "AutocastPrivateUse1", "FuncTorchBatched", "FuncTorchDynamicLayerBackMode", "Conjugate", "Negative",
                 "ZeroTensor", "SparseCPU", "SparseCUDA"}
 _BACKEND_NAMES = {"cpu": "CPU", "cuda": "CUDA", "meta": "Meta", "mps": "MPS", "xpu": "XPU"}
 

@@ -552,6 +552,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             raise RuntimeError("Input and output sizes should be greater than 0, but got input ("
                                + ", ".join(f"{k}: {n}" for k, n in zip(names, in_sizes)) + ") output ("
                                + ", ".join(f"{k}: {n}" for k, n in zip(names, out_sizes)) + ")")
+    if antialias and mode in ("bilinear", "bicubic") and d == 2:
+        return _interpolate_antialiased(input, in_sizes, out_sizes, scales, mode, bool(align_corners))
     if antialias and any(o < i for o, i in zip(out_sizes, in_sizes)):
         # downsampling with antialias widens the filter; giving the plain result would differ silently
         raise NotImplementedError("interpolate: antialias=True when downsampling is not supported by chainrule")
@@ -595,6 +597,51 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                       kept={"align_corners": bool(align_corners), "output_size": tuple(out_sizes),
                             "scales": tuple(None if f is None else float(f) for f in scales),
                             "self_sym_sizes": tuple(input.shape)})
+
+
+def _aa_bilinear(x: np.ndarray) -> np.ndarray:
+    x = np.abs(x)
+    return np.where(x < 1.0, 1.0 - x, 0.0)
+
+
+def _aa_bicubic(x: np.ndarray) -> np.ndarray:
+    a = -0.5  # torch's antialiased bicubic uses PIL's a = -0.5 (the plain one a = -0.75)
+    x = np.abs(x)
+    return np.where(x < 1.0, ((a + 2.0) * x - (a + 3.0)) * x * x + 1,
+                    np.where(x < 2.0, (((x - 5) * x + 8) * x - 4) * a, 0.0))
+
+
+def _aa_weights(in_size: int, out_size: int, scale_factor, mode: str) -> np.ndarray:
+    """(out, in): torch's antialiased interpolation weights along one axis (UpSampleKernel.cpp's
+    _compute_weights_aa): a filter stretched by the scale when downsampling, each row normalised."""
+    scale = in_size / out_size if scale_factor is None else 1.0 / scale_factor
+    support = (1.0 if mode == "bilinear" else 2.0) * max(scale, 1.0)
+    invscale = 1.0 / scale if scale >= 1.0 else 1.0
+    weights = np.zeros((out_size, in_size))
+    kernel = _aa_bilinear if mode == "bilinear" else _aa_bicubic
+    for i in range(out_size):
+        center = scale * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), in_size)
+        row = kernel((np.arange(lo, hi) - center + 0.5) * invscale)
+        total = row.sum()
+        weights[i, lo:hi] = row / total if total != 0.0 else row
+    return weights
+
+
+def _interpolate_antialiased(input: Tensor, in_sizes, out_sizes, scales, mode: str, align_corners: bool) -> Tensor:
+    """torch's _upsample_bilinear2d_aa / _upsample_bicubic2d_aa: separable, each axis a weight
+    matrix (so the gradient is the transposed matrices), up- and downsampling alike."""
+    if align_corners:
+        raise NotImplementedError("interpolate: antialias=True with align_corners=True is not supported by chainrule")
+    if not input.dtype.is_floating_point:
+        # torch rounds uint8 images through its own fixed-point weights, not reproduced here
+        raise NotImplementedError(f"interpolate: antialias=True on {input.dtype} input is not supported by chainrule")
+    xp = _array_module(input)
+    dtype = input._data.dtype
+    rows, cols = (xp.asarray(_aa_weights(i, o, s, mode).astype(dtype))
+                  for i, o, s in zip(in_sizes, out_sizes, scales))
+    return Tensor._make(rows) @ input @ Tensor._make(cols.T.copy())
 
 
 _UPSAMPLE_SAVED: dict = {}

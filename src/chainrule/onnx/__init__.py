@@ -17,10 +17,29 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["export", "is_in_onnx_export"]
+__all__ = ["export", "is_in_onnx_export", "register_custom_op_symbolic", "unregister_custom_op_symbolic"]
 
 DEFAULT_OPSET = 17
 _exporting = False
+# "namespace::op" -> opset version -> symbolic function, as libraries register them at import
+# (torchvision's nms, roi_align, roi_pool). torch's TorchScript exporter calls them for the graph
+# it traced; chainrule's exporter translates layers, not traced ops, so it keeps them unused.
+_custom_symbolics: dict[str, dict[int, object]] = {}
+
+
+def register_custom_op_symbolic(symbolic_name: str, symbolic_fn, opset_version: int) -> None:
+    """torch.onnx.register_custom_op_symbolic: how ``symbolic_name`` ("ns::op") exports from
+    ``opset_version`` on. Recorded only (see ``_custom_symbolics``)."""
+    namespace, _, op_name = symbolic_name.partition("::")
+    if not namespace or not op_name:
+        raise ValueError(f"Failed to register operator {symbolic_name}. The symbolic name must match the format "
+                         "domain::name, and should start with a letter and contain only alphanumerical characters")
+    _custom_symbolics.setdefault(symbolic_name, {})[opset_version] = symbolic_fn
+
+
+def unregister_custom_op_symbolic(symbolic_name: str, opset_version: int) -> None:
+    """torch.onnx.unregister_custom_op_symbolic: forget what ``register_custom_op_symbolic`` recorded."""
+    _custom_symbolics.get(symbolic_name, {}).pop(opset_version, None)
 
 
 def is_in_onnx_export() -> bool:

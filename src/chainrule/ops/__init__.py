@@ -16,8 +16,8 @@ def __getattr__(name: str):
         return _import_module(name)
     from . import namespaces
 
-    if name == "load_library":
-        return namespaces.load_library
+    if name in ("load_library", "loaded_libraries"):
+        return getattr(namespaces, name)
     return namespaces.namespace(name)
 
 

@@ -127,15 +127,29 @@ def unregister_overload(namespace_name: str, op_name: str, overload_name: str) -
         _defined.get(namespace_name, {}).pop(op_name, None)
 
 
+# compiled operator libraries whose operators chainrule defines in Python instead, by (the folder
+# holding the file, the file's name up to its first dot); chainrule.library fills it (torchvision's _C)
+_python_stand_ins: dict[tuple[str, str], Callable[[], None]] = {}
+loaded_libraries: set[str] = set()  # torch.ops.loaded_libraries: the paths loaded so far
+
+
 def load_library(path) -> None:
     """torch.ops.load_library: torch loads a compiled extension that registers C++ operators.
-    chainrule runs no C++ operators, so a missing file gets torch's OSError and an existing one
-    a RuntimeError saying so."""
+    chainrule runs no compiled code: a library it has a Python stand-in for (torchvision's ``_C``)
+    loads that stand-in, which defines the same operators with the same schemas; any other file
+    fails with the OSError torch's loader gives for a library it cannot open, which is what
+    packages catch to carry on without their extension."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise OSError(f"Could not load this library: {path}")
-    raise RuntimeError(f"Could not load this library: {path}: chainrule cannot run compiled torch operator "
-                       "libraries; define the operators in Python with chainrule.library.custom_op")
+    location = os.path.abspath(path)
+    stand_in = _python_stand_ins.get((os.path.basename(os.path.dirname(location)),
+                                      os.path.basename(location).split(".")[0]))
+    if stand_in is None:
+        raise OSError(f"Could not load this library: {path}: chainrule cannot run compiled torch operator "
+                      "libraries; define the operators in Python with chainrule.library.custom_op")
+    stand_in()
+    loaded_libraries.add(location)
 
 
 # ---- aten: overload name -> (public function's dotted path, how its arguments map)

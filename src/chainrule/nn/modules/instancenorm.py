@@ -1,5 +1,7 @@
-"""torch.nn.modules.instancenorm: the instance-norm classes under the module path libraries subclass
-them from (PyTorch Geometric's ``InstanceNorm`` extends ``_InstanceNorm``); defined in normalization.py."""
+"""torch.nn.modules.instancenorm: where torch keeps the instance-norm layers (chainrule defines them
+in normalization.py; torchvision's RAFT imports InstanceNorm2d from here)."""
+
+from __future__ import annotations
 
 from .lazy import LazyInstanceNorm1d, LazyInstanceNorm2d, LazyInstanceNorm3d
 from .normalization import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, _InstanceNorm

@@ -320,6 +320,12 @@ class Module:
             keep_vars = args[2] if len(args) > 2 else keep_vars
         if destination is None:
             destination = OrderedDict()
+            destination._metadata = OrderedDict()
+        metadata = getattr(destination, "_metadata", None)
+        if metadata is not None:
+            # each module's _version, as torch's: a layer whose format changed (BatchNorm's
+            # num_batches_tracked, torchvision's MNASNet) reads it back in _load_from_state_dict
+            metadata[prefix[:-1]] = {"version": self._version}
         for name, param in self._parameters.items():
             if param is not None:
                 destination[prefix + name] = param if keep_vars else param.detach()
@@ -417,10 +423,13 @@ class Module:
         missing_keys: list = []
         unexpected_keys: list = []
         error_msgs: list = []
+        metadata = getattr(state_dict, "_metadata", None)
         state_dict = OrderedDict(state_dict)
 
         def load(module: Module, local_state_dict, prefix: str = "") -> None:
-            local_metadata = {"assign_to_params_buffers": True} if assign else {}
+            local_metadata = dict({} if metadata is None else metadata.get(prefix[:-1], {}))
+            if assign:
+                local_metadata["assign_to_params_buffers"] = True
             module._load_from_state_dict(local_state_dict, prefix, local_metadata, True, missing_keys,
                                          unexpected_keys, error_msgs)
             for name, child in module._modules.items():

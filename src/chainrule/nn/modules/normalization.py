@@ -33,6 +33,8 @@ def _reset_affine(module: Module) -> None:
 
 
 class _NormBase(Module):
+    _version = 2  # torch's: version 2 added num_batches_tracked (state_dict metadata records it)
+
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, device=None, dtype=None, *,
                  bias: bool = True) -> None:
@@ -73,7 +75,8 @@ class _NormBase(Module):
                               unexpected_keys, error_msgs) -> None:
         # checkpoints from before num_batches_tracked existed load with the current count (torch's rule)
         key = prefix + "num_batches_tracked"
-        if self.track_running_stats and key not in state_dict and local_metadata.get("version", None) is None:
+        version = local_metadata.get("version", None)
+        if self.track_running_stats and key not in state_dict and (version is None or version < 2):
             state_dict[key] = self.num_batches_tracked if self.num_batches_tracked is not None else tensor(0)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)

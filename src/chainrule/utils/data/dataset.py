@@ -7,6 +7,7 @@ import itertools
 import math
 import warnings
 from collections.abc import Sequence
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -17,8 +18,12 @@ __all__ = ["Dataset", "IterableDataset", "TensorDataset", "StackDataset", "Subse
            "ChainDataset", "random_split"]
 
 
-class Dataset:
-    """A map-style dataset: subclasses define ``__getitem__(index)`` and ``__len__``."""
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+class Dataset(Generic[_T_co]):
+    """A map-style dataset: subclasses define ``__getitem__(index)`` and ``__len__``. Generic in its
+    sample type, as torch's (libraries subclass ``Dataset[T_co]``)."""
 
     def __getitem__(self, index):
         raise NotImplementedError("Subclasses of Dataset should implement __getitem__.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Sized
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -47,8 +48,12 @@ def _is_positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-class Sampler:
-    """Base class: subclasses define ``__iter__`` over indices (and usually ``__len__``)."""
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+class Sampler(Generic[_T_co]):
+    """Base class: subclasses define ``__iter__`` over indices (and usually ``__len__``); generic
+    in the index type, as torch's (``Sampler[int]``)."""
 
     def __init__(self, data_source: Sized | None = None) -> None:
         pass
