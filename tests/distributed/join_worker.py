@@ -1,0 +1,182 @@
+"""Uneven inputs under Join, run on torch's gloo (``--torch``: 2 processes from ``mp.spawn``) and
+on chainrule under our launcher. Rank 0 has 3 batches, rank 1 has 5. Each rank writes what it
+ended with to ``OUT_DIR/<library>_<rank>.json``; test_join.py compares the two libraries."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+STEPS = (3, 5)  # batches on rank 0 and rank 1
+
+
+def _filled(torch, module):
+    """Deterministic, distinct parameter values (the two libraries' random streams differ)."""
+    with torch.no_grad():
+        for index, p in enumerate(module.parameters()):
+            p.copy_(torch.linspace(-0.6, 0.5 + 0.1 * index, p.numel()).reshape(p.shape))
+    return module
+
+
+def _batch(torch, rank: int, step: int):
+    grid = torch.arange(24, dtype=torch.float32).reshape(6, 4)
+    return torch.cos(grid * 0.37 + rank + 0.5 * step), torch.sin(grid[:, :2] * 0.21 - step)
+
+
+class _WithUnused:
+    """A model whose second head never reaches the loss (for find_unused_parameters)."""
+
+    @staticmethod
+    def build(torch):
+        class Model(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = torch.nn.Linear(4, 3)
+                self.unused = torch.nn.Linear(3, 2)
+                self.head = torch.nn.Linear(3, 2)
+
+            def forward(self, x):
+                return self.head(torch.tanh(self.body(x)))
+
+        return Model()
+
+
+def _train(torch, dist, ddp, rank, optimizer, join, extra=None) -> int:
+    steps = 0
+    with join:
+        for step in range(STEPS[rank]):
+            x, y = _batch(torch, rank, step)
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(ddp(x), y).backward()
+            optimizer.step()
+            if extra is not None:
+                extra()
+            steps += 1
+    return steps
+
+
+def run_all(torch, dist, join_module, ddp_class, rank: int) -> dict:
+    out: dict = {}
+
+    def state(module):
+        return {name: t.tolist() for name, t in module.state_dict().items()}
+
+    # 1. a model with buffers (BatchNorm), SGD with momentum, gradients over the initial world size
+    model = _filled(torch, torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+                                               torch.nn.Linear(8, 2)))
+    ddp = ddp_class(model)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
+    out["bn steps"] = _train(torch, dist, ddp, rank, optimizer, ddp.join())
+    out["bn state"] = state(model)
+
+    # 2. unused parameters, gradients over the ranks still training
+    model = _filled(torch, _WithUnused.build(torch))
+    ddp = ddp_class(model, find_unused_parameters=True)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.2)
+    out["unused steps"] = _train(torch, dist, ddp, rank, optimizer, ddp.join(divide_by_initial_world_size=False))
+    out["unused state"] = state(model)
+
+    # 3. a joinable of our own next to DDP: it counts, per iteration, the ranks still training
+    class Counter(join_module.Joinable):
+        def __init__(self):
+            super().__init__()
+            self.count = torch.zeros(1)
+
+        def __call__(self):
+            join_module.Join.notify_join_context(self)
+            training = torch.ones(1)
+            dist.all_reduce(training)
+            self.count += training
+
+        def join_hook(self, **kwargs):
+            return CounterHook(self, kwargs.get("share_count", False))
+
+        @property
+        def join_device(self):
+            return torch.device("cpu")
+
+        @property
+        def join_process_group(self):
+            return dist.group.WORLD
+
+    class CounterHook(join_module.JoinHook):
+        def __init__(self, counter, share_count):
+            self.counter, self.share_count, self.calls = counter, share_count, []
+
+        def main_hook(self):
+            dist.all_reduce(torch.zeros(1))  # this rank has joined: it counts for nothing
+            self.calls.append("main")
+
+        def post_hook(self, is_last_joiner):
+            self.calls.append(f"post {is_last_joiner}")
+            if self.share_count:
+                last = torch.tensor([dist.get_rank() if is_last_joiner else -1])
+                dist.all_reduce(last, op=dist.ReduceOp.MAX)
+                dist.broadcast(self.counter.count, src=int(last.item()))
+
+    counter = Counter()
+    alone = join_module.Join([counter])
+    with alone:
+        for _ in range(STEPS[rank]):
+            counter()
+    out["counter alone"] = [counter.count.tolist(), alone._join_hooks[0].calls]
+
+    model = _filled(torch, torch.nn.Linear(4, 2))
+    ddp, counter = ddp_class(model), Counter()
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
+    both = join_module.Join([ddp, counter], share_count=True)
+    out["with ddp steps"] = _train(torch, dist, ddp, rank, optimizer, both, counter)
+    out["with ddp"] = [counter.count.tolist(), both._join_hooks[1].calls, state(model)]
+
+    # 4. throw_on_early_termination: every rank raises in the iteration where rank 0 ran out
+    model = _filled(torch, torch.nn.Linear(4, 2))
+    ddp = ddp_class(model)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
+    steps = [0]
+    try:
+        with ddp.join(throw_on_early_termination=True):
+            for step in range(STEPS[rank]):
+                x, y = _batch(torch, rank, step)
+                optimizer.zero_grad()
+                torch.nn.functional.mse_loss(ddp(x), y).backward()
+                optimizer.step()
+                steps[0] += 1
+        out["throw"] = ["no error", steps[0]]
+    except RuntimeError as error:
+        out["throw"] = [type(error).__name__, str(error), steps[0], state(model)]
+    return out
+
+
+def run(torch, dist, join_module, ddp_class, rank: int, out_dir: str, library: str) -> None:
+    found = run_all(torch, dist, join_module, ddp_class, rank)
+    with open(os.path.join(out_dir, f"{library}_{rank}.json"), "w") as handle:
+        json.dump(found, handle)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def _torch_rank(rank: int, size: int, out_dir: str, port: str) -> None:
+    import torch
+    import torch.distributed as dist
+    import torch.distributed.algorithms.join as join_module
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    dist.init_process_group("gloo", rank=rank, world_size=size)
+    run(torch, dist, join_module, torch.nn.parallel.DistributedDataParallel, rank, out_dir, "torch")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--torch":
+        import torch.multiprocessing as mp
+
+        mp.spawn(_torch_rank, args=(2, sys.argv[2], sys.argv[3]), nprocs=2)
+    else:
+        import chainrule
+        import chainrule.distributed as cdist
+        import chainrule.distributed.algorithms.join as join_module
+        from chainrule.nn.parallel import DistributedDataParallel
+
+        cdist.init_process_group("gloo")
+        run(chainrule, cdist, join_module, DistributedDataParallel, cdist.get_rank(), sys.argv[1], "chainrule")
