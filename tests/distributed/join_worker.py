@@ -4,6 +4,7 @@ ended with to ``OUT_DIR/<library>_<rank>.json``; test_join.py compares the two l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -129,7 +130,19 @@ def run_all(torch, dist, join_module, ddp_class, rank: int) -> dict:
     out["with ddp steps"] = _train(torch, dist, ddp, rank, optimizer, both, counter)
     out["with ddp"] = [counter.count.tolist(), both._join_hooks[1].calls, state(model)]
 
-    # 4. throw_on_early_termination: every rank raises in the iteration where rank 0 ran out
+    # 4. buffers are re-sent only after an iteration that synchronised gradients (torch's
+    # require_forward_param_sync): after a no_sync step each rank keeps its own running stats
+    model = _filled(torch, torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3)))
+    ddp = ddp_class(model)
+    stats = []
+    for step, synchronised in enumerate((False, True, True)):
+        x, _ = _batch(torch, rank, step)
+        with (contextlib.nullcontext() if synchronised else ddp.no_sync()):
+            ddp(x).sum().backward()
+        stats.append(model[1].running_mean.tolist())
+    out["buffers after no_sync"] = stats
+
+    # 5. throw_on_early_termination: every rank raises in the iteration where rank 0 ran out
     model = _filled(torch, torch.nn.Linear(4, 2))
     ddp = ddp_class(model)
     optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
