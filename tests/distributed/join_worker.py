@@ -2,8 +2,6 @@
 on chainrule under our launcher. Rank 0 has 3 batches, rank 1 has 5. Each rank writes what it
 ended with to ``OUT_DIR/<library>_<rank>.json``; test_join.py compares the two libraries."""
 
-from __future__ import annotations
-
 import contextlib
 import json
 import os
@@ -57,7 +55,7 @@ def _train(torch, dist, ddp, rank, optimizer, join, extra=None) -> int:
     return steps
 
 
-def run_all(torch, dist, join_module, ddp_class, rank: int) -> dict:
+def run_all(torch, dist, join_module, hooks, ddp_class, rank: int) -> dict:
     out: dict = {}
 
     def state(module):
@@ -142,7 +140,57 @@ def run_all(torch, dist, join_module, ddp_class, rank: int) -> dict:
         stats.append(model[1].running_mean.tolist())
     out["buffers after no_sync"] = stats
 
-    # 5. throw_on_early_termination: every rank raises in the iteration where rank 0 ran out
+    # 5. communication hooks: torch's default ones (under join, where a joined rank runs the hook
+    # on zero buckets) and one of our own that sums without averaging and reports its buckets
+    model = _filled(torch, torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2)))
+    ddp = ddp_class(model)
+    ddp.register_comm_hook(None, hooks.allreduce_hook)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
+    out["allreduce_hook steps"] = _train(torch, dist, ddp, rank, optimizer, ddp.join())
+    out["allreduce_hook state"] = state(model)
+
+    model = _filled(torch, torch.nn.Linear(4, 2))
+    ddp = ddp_class(model)
+    ddp.register_comm_hook(dist.group.WORLD, hooks.fp16_compress_hook)
+    x, y = _batch(torch, rank, 0)
+    torch.nn.functional.mse_loss(ddp(x), y).backward()
+    out["fp16_compress_hook grads"] = [model.weight.grad.tolist(), model.bias.grad.tolist()]
+
+    seen = []
+
+    def summed(state, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
+        seen.append([state, bucket.index(), bucket.is_last(), bucket.buffer().numel(),
+                     sorted(list(p.shape) for p in bucket.parameters()),
+                     sorted(list(g.shape) for g in bucket.gradients())])
+        return dist.all_reduce(bucket.buffer(), async_op=True).get_future().then(lambda fut: fut.value()[0])
+
+    model = _filled(torch, torch.nn.Linear(4, 2))
+    ddp = ddp_class(model)
+    ddp.register_comm_hook("my state", summed)
+    torch.nn.functional.mse_loss(ddp(x), y).backward()
+    out["own hook"] = [seen, model.weight.grad.tolist(), model.bias.grad.tolist()]
+
+    # a Work's Future: waited through collect_all/wait_all, and its value, as torch gives them
+    pending = [dist.all_reduce(torch.full((2,), float(rank + k)), async_op=True) for k in range(2)]
+    gathered = torch.futures.wait_all([work.get_future() for work in pending])
+    out["work futures"] = [[t.tolist() for t in value] for value in gathered]
+    out["work result"] = [t.tolist() for t in pending[0].result()]
+
+    def attempt(name, fn):
+        try:
+            fn()
+            out[name] = "no error"
+        except Exception as error:  # noqa: BLE001 - the type and words are what is compared
+            out[name] = [type(error).__name__, str(error)]
+
+    def badly_annotated(state, bucket: int):
+        return None
+
+    attempt("hook twice", lambda: ddp.register_comm_hook(None, summed))
+    attempt("hook not callable", lambda: ddp_class(model).register_comm_hook(None, "hook"))
+    attempt("hook annotation", lambda: ddp_class(model).register_comm_hook(None, badly_annotated))
+
+    # 6. throw_on_early_termination: every rank raises in the iteration where rank 0 ran out
     model = _filled(torch, torch.nn.Linear(4, 2))
     ddp = ddp_class(model)
     optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
@@ -161,8 +209,8 @@ def run_all(torch, dist, join_module, ddp_class, rank: int) -> dict:
     return out
 
 
-def run(torch, dist, join_module, ddp_class, rank: int, out_dir: str, library: str) -> None:
-    found = run_all(torch, dist, join_module, ddp_class, rank)
+def run(torch, dist, join_module, hooks, ddp_class, rank: int, out_dir: str, library: str) -> None:
+    found = run_all(torch, dist, join_module, hooks, ddp_class, rank)
     with open(os.path.join(out_dir, f"{library}_{rank}.json"), "w") as handle:
         json.dump(found, handle)
     dist.barrier()
@@ -173,11 +221,12 @@ def _torch_rank(rank: int, size: int, out_dir: str, port: str) -> None:
     import torch
     import torch.distributed as dist
     import torch.distributed.algorithms.join as join_module
+    from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
     dist.init_process_group("gloo", rank=rank, world_size=size)
-    run(torch, dist, join_module, torch.nn.parallel.DistributedDataParallel, rank, out_dir, "torch")
+    run(torch, dist, join_module, default_hooks, torch.nn.parallel.DistributedDataParallel, rank, out_dir, "torch")
 
 
 if __name__ == "__main__":
@@ -189,7 +238,8 @@ if __name__ == "__main__":
         import chainrule
         import chainrule.distributed as cdist
         import chainrule.distributed.algorithms.join as join_module
+        from chainrule.distributed.algorithms.ddp_comm_hooks import default_hooks
         from chainrule.nn.parallel import DistributedDataParallel
 
         cdist.init_process_group("gloo")
-        run(chainrule, cdist, join_module, DistributedDataParallel, cdist.get_rank(), sys.argv[1], "chainrule")
+        run(chainrule, cdist, join_module, default_hooks, DistributedDataParallel, cdist.get_rank(), sys.argv[1], "chainrule")

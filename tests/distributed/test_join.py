@@ -122,3 +122,14 @@ def test_a_joinable_outside_join_does_not_communicate():
         assert library.Join.notify_join_context(_joinable_class(library, None)()) is None
         hook = library.JoinHook()
         assert hook.main_hook() is None and hook.post_hook(True) is None
+
+
+def test_future_names_its_value_type_as_torchs():
+    # hooks are annotated ``-> torch.futures.Future[torch.Tensor]``; DDP compares that annotation
+    import torch
+
+    import chainrule
+
+    assert chainrule.futures.Future[chainrule.Tensor] == chainrule.futures.Future[chainrule.Tensor]
+    assert torch.futures.Future[torch.Tensor] == torch.futures.Future[torch.Tensor]
+    assert isinstance(chainrule.futures.Future[chainrule.Tensor](), chainrule.futures.Future)

@@ -19,6 +19,7 @@ import pickle
 import numpy as np
 
 from .. import _backend
+from ..futures import Future
 from . import _mpi
 
 # torch's default_pg_timeout
@@ -84,6 +85,7 @@ class Work:
     def __init__(self, request, what: str, pg: ProcessGroup, finish=None, status=None, result=None) -> None:
         self._request = request
         self._result = [] if result is None else result  # the tensors the op writes, for result()
+        self._future: Future | None = None
         self._what = what
         self._pg = pg
         self._finish = finish
@@ -97,7 +99,19 @@ class Work:
             self._done = True
             if self._finish is not None:
                 self._finish()
+            if self._future is not None:
+                self._future.set_result(list(self._result))
         return True
+
+    def get_future(self) -> Future:
+        """A ``torch.futures.Future`` completed with ``result()`` when the collective completes;
+        waiting on it, or on a Future chained from it with ``then``, waits for the collective
+        (MPI progresses only when asked)."""
+        if self._future is None:
+            self._future = Future(_progress=self.wait)
+            if self._done:
+                self._future.set_result(list(self._result))
+        return self._future
 
     def is_completed(self) -> bool:
         if not self._done and self._request.Test():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 
 import numpy as np
@@ -26,7 +27,9 @@ from ... import distributed as dist
 from ..._backend import array_module, device_of
 from ..._backend import device as _device
 from ...autograd.grad_mode import is_grad_enabled
+from ...distributed._grad_bucket import GradBucket
 from ...distributed.algorithms.join import Join, Joinable, JoinHook
+from ...futures import Future
 from ...tensor import Tensor
 from ..modules.module import Module
 
@@ -63,7 +66,8 @@ class DistributedDataParallel(Module, Joinable):
     ``gradient_as_bucket_view``/``static_graph`` are accepted for torch's signature and change
     nothing here (gradients are always copied back into ``.grad``).
     ``state_dict()`` keys carry the ``module.`` prefix, as torch's do; use ``ddp.module`` for the
-    unwrapped model's. ``join()`` trains on uneven inputs (torch's Join context manager).
+    unwrapped model's. ``join()`` trains on uneven inputs (torch's Join context manager);
+    ``register_comm_hook(state, hook)`` replaces each bucket's all-reduce and average.
     """
 
     def __init__(self, module: Module, device_ids=None, output_device=None, dim: int = 0,
@@ -105,6 +109,7 @@ class DistributedDataParallel(Module, Joinable):
         self._next_bucket = 0
         self._divide_by_initial_world_size = True
         self._training_ranks = None  # under join(): the Work counting the ranks still training
+        self._comm_hook = None  # (state, hook) from register_comm_hook
 
     # ------------------------------------------------------------------ the forward pass
     def forward(self, *inputs, **kwargs):
@@ -135,6 +140,42 @@ class DistributedDataParallel(Module, Joinable):
             return
         source = self._find_common_rank(not is_joined_rank) if self._join_config.enable else 0
         self._broadcast_state(buffers, source)
+
+    # ------------------------------------------------------------------ communication hooks
+    def register_comm_hook(self, state: object, hook) -> None:
+        """torch's ``register_comm_hook``: ``hook(state, bucket: dist.GradBucket) ->
+        torch.futures.Future[torch.Tensor]`` runs for each bucket, in bucket order, in place of the
+        all-reduce and the average (it must divide, as ``ddp_comm_hooks.default_hooks`` do); the
+        tensor its Future completes with becomes the bucket's gradients. Once per model."""
+        if not callable(hook):
+            raise TypeError("Communication hook must be callable.")
+        signature = inspect.signature(hook)
+        empty = inspect.Signature.empty
+        # torch reads the parameter named "bucket" (a hook naming it otherwise fails there with KeyError)
+        if signature.parameters["bucket"].annotation not in (empty, GradBucket):
+            raise ValueError("Communication hook: bucket annotation should be dist.GradBucket.")
+        if signature.return_annotation not in (empty, Future[Tensor]):
+            raise ValueError("Communication hook: return annotation should be torch.futures.Future[torch.Tensor].")
+        if self._comm_hook is not None:
+            raise RuntimeError("register_comm_hook or register_builtin_comm_hook can only be called once.")
+        self._comm_hook = (state, hook)
+
+    def _run_comm_hook(self, index: int, flat, params: list) -> Future:
+        state, hook = self._comm_hook
+        future = hook(state, GradBucket(index, len(self._buckets), Tensor._make(flat), params))
+        if not isinstance(future, Future):
+            raise TypeError(f"DistributedDataParallel: the communication hook {getattr(hook, '__name__', hook)} "
+                            f"must return a torch.futures.Future, got {type(future).__name__}")
+        return future
+
+    def _comm_hook_result(self, future: Future, bucket: _Bucket, bucket_index: int):
+        """The flat gradients a hook's Future completed with, checked against the bucket."""
+        result = future.wait()
+        if not isinstance(result, Tensor) or result.numel() != bucket.flat.size:
+            got = f"a tensor of {result.numel()} elements" if isinstance(result, Tensor) else type(result).__name__
+            raise RuntimeError(f"DistributedDataParallel: the communication hook's Future for bucket {bucket_index} "
+                               f"must hold a tensor of the bucket's {bucket.flat.size} elements, got {got}")
+        return result._data.reshape(-1)
 
     # ------------------------------------------------------------------ uneven inputs: Join
     def join(self, divide_by_initial_world_size: bool = True, enable: bool = True,
@@ -182,10 +223,16 @@ class DistributedDataParallel(Module, Joinable):
         return None if work is None else int(work.result()[0]._data[0])
 
     def _shadow_backward(self) -> None:
-        """On a joined rank: the training ranks' backward collectives, with zero gradients."""
-        works = [dist.all_reduce(Tensor._make(array_module(bucket.flat).zeros_like(bucket.flat)),
-                                 group=self.process_group, async_op=True) for bucket in self._buckets]
-        for work in works:
+        """On a joined rank: the training ranks' backward collectives, with zero gradients (the
+        communication hook runs on zero buckets, as in torch)."""
+        zero_buckets = [array_module(bucket.flat).zeros_like(bucket.flat) for bucket in self._buckets]
+        if self._comm_hook is None:
+            pending = [dist.all_reduce(Tensor._make(flat), group=self.process_group, async_op=True)
+                       for flat in zero_buckets]
+        else:
+            pending = [self._run_comm_hook(index, flat, bucket.params)
+                       for index, (flat, bucket) in enumerate(zip(zero_buckets, self._buckets))]
+        for work in pending:
             work.wait()
         if self.find_unused_parameters:
             dist.all_reduce(Tensor._make(np.zeros(len(self._parameters_list), np.int32)), group=self.process_group)
@@ -218,7 +265,7 @@ class DistributedDataParallel(Module, Joinable):
                 self._mark_ready(unused, None)
         self._mark_ready(index, param.grad._data)
         for bucket in self._buckets[:self._next_bucket]:
-            if bucket.work is not None:
+            if isinstance(bucket.work, dist.Work):
                 bucket.work._test()  # MPI progresses only inside MPI calls
         if self._next_bucket == len(self._buckets):
             self._finish_reduction()
@@ -242,7 +289,10 @@ class DistributedDataParallel(Module, Joinable):
         # start buckets in index order only: every rank must issue its collectives alike
         while self._next_bucket < len(self._buckets) and self._buckets[self._next_bucket].pending == 0:
             ready = self._buckets[self._next_bucket]
-            ready.work = dist.all_reduce(ready.tensor, group=self.process_group, async_op=True)
+            if self._comm_hook is None:
+                ready.work = dist.all_reduce(ready.tensor, group=self.process_group, async_op=True)
+            else:
+                ready.work = self._run_comm_hook(self._next_bucket, ready.flat, ready.params)
             self._next_bucket += 1
 
     def _finish_reduction(self) -> None:
@@ -257,16 +307,20 @@ class DistributedDataParallel(Module, Joinable):
             used[list(self._unused)] = 0
             dist.all_reduce(Tensor._make(used), group=self.process_group)
         for bucket_index, bucket in enumerate(self._buckets):
-            bucket.work.wait()
-            bucket.flat /= divisor
+            if self._comm_hook is None:
+                bucket.work.wait()
+                bucket.flat /= divisor
+                reduced = bucket.flat
+            else:
+                reduced = self._comm_hook_result(bucket.work, bucket, bucket_index)
             for position, param in enumerate(bucket.params):
                 index = self._bucket_members[bucket_index][position]
                 if used is not None and not used[index]:
                     continue  # unused on every rank: .grad stays as it was, as in torch
                 start, stop = bucket.offsets[position], bucket.offsets[position + 1]
-                averaged = bucket.flat[start:stop].reshape(param._data.shape)
-                if param._grad is None:
-                    param._grad = Tensor._make(averaged.copy())
+                averaged = reduced[start:stop].reshape(param._data.shape)
+                if param._grad is None:  # a copy in the parameter's dtype (a hook's result may differ)
+                    param._grad = Tensor._make(averaged.astype(param._data.dtype))
                 else:
                     param._grad._data[...] = averaged
                     param._grad._bump_version()
