@@ -1,6 +1,7 @@
-"""Uneven inputs under Join, run on torch's gloo (``--torch``: 2 processes from ``mp.spawn``) and
-on chainrule under our launcher. Rank 0 has 3 batches, rank 1 has 5. Each rank writes what it
-ended with to ``OUT_DIR/<library>_<rank>.json``; test_join.py compares the two libraries."""
+"""torch.distributed.algorithms, run on torch's gloo (``--torch``: 2 processes from ``mp.spawn``)
+and on chainrule under our launcher: uneven inputs under Join (rank 0 has 3 batches, rank 1 has 5),
+DDP communication hooks, model averaging. Each rank writes what it ended with to
+``OUT_DIR/<library>_<rank>.json``; test_join.py compares the two libraries."""
 
 import contextlib
 import json
@@ -55,7 +56,7 @@ def _train(torch, dist, ddp, rank, optimizer, join, extra=None) -> int:
     return steps
 
 
-def run_all(torch, dist, join_module, hooks, ddp_class, rank: int) -> dict:
+def run_all(torch, dist, join_module, hooks, averaging, ddp_class, rank: int) -> dict:
     out: dict = {}
 
     def state(module):
@@ -190,7 +191,26 @@ def run_all(torch, dist, join_module, hooks, ddp_class, rank: int) -> dict:
     attempt("hook not callable", lambda: ddp_class(model).register_comm_hook(None, "hook"))
     attempt("hook annotation", lambda: ddp_class(model).register_comm_hook(None, badly_annotated))
 
-    # 6. throw_on_early_termination: every rank raises in the iteration where rank 0 ran out
+    # 6. model averaging (local SGD): parameters averaged every 2 steps after 1 warm-up step,
+    # given as parameters, then as the optimizer's parameter groups
+    model = _filled(torch, torch.nn.Linear(4, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    averager = averaging.averagers.PeriodicModelAverager(period=2, warmup_steps=1)
+    averaged = []
+    for step in range(5):
+        x, y = _batch(torch, rank, step)
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        optimizer.step()
+        averager.average_parameters(model.parameters() if step < 3 else optimizer.param_groups)
+        averaged.append(model.bias.tolist())
+    out["model averaging"] = [averaged, averager.step, state(model)]
+    attempt("averager period", lambda: averaging.averagers.PeriodicModelAverager(period=0))
+    attempt("averager warmup", lambda: averaging.averagers.PeriodicModelAverager(period=2, warmup_steps=-1))
+    attempt("averager inputs", lambda: averaging.utils.get_params_to_average([torch.ones(1)]))
+    out["averager inputs"] = out["averager inputs"][0]  # the words name each library's Tensor class
+
+    # 7. throw_on_early_termination: every rank raises in the iteration where rank 0 ran out
     model = _filled(torch, torch.nn.Linear(4, 2))
     ddp = ddp_class(model)
     optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
@@ -209,8 +229,8 @@ def run_all(torch, dist, join_module, hooks, ddp_class, rank: int) -> dict:
     return out
 
 
-def run(torch, dist, join_module, hooks, ddp_class, rank: int, out_dir: str, library: str) -> None:
-    found = run_all(torch, dist, join_module, hooks, ddp_class, rank)
+def run(torch, dist, join_module, hooks, averaging, ddp_class, rank: int, out_dir: str, library: str) -> None:
+    found = run_all(torch, dist, join_module, hooks, averaging, ddp_class, rank)
     with open(os.path.join(out_dir, f"{library}_{rank}.json"), "w") as handle:
         json.dump(found, handle)
     dist.barrier()
@@ -221,12 +241,15 @@ def _torch_rank(rank: int, size: int, out_dir: str, port: str) -> None:
     import torch
     import torch.distributed as dist
     import torch.distributed.algorithms.join as join_module
+    import torch.distributed.algorithms.model_averaging.averagers
+    import torch.distributed.algorithms.model_averaging.utils
+    from torch.distributed.algorithms import model_averaging
     from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
     dist.init_process_group("gloo", rank=rank, world_size=size)
-    run(torch, dist, join_module, default_hooks, torch.nn.parallel.DistributedDataParallel, rank, out_dir, "torch")
+    run(torch, dist, join_module, default_hooks, model_averaging, torch.nn.parallel.DistributedDataParallel, rank, out_dir, "torch")
 
 
 if __name__ == "__main__":
@@ -238,8 +261,9 @@ if __name__ == "__main__":
         import chainrule
         import chainrule.distributed as cdist
         import chainrule.distributed.algorithms.join as join_module
+        from chainrule.distributed.algorithms import model_averaging
         from chainrule.distributed.algorithms.ddp_comm_hooks import default_hooks
         from chainrule.nn.parallel import DistributedDataParallel
 
         cdist.init_process_group("gloo")
-        run(chainrule, cdist, join_module, default_hooks, DistributedDataParallel, cdist.get_rank(), sys.argv[1], "chainrule")
+        run(chainrule, cdist, join_module, default_hooks, model_averaging, DistributedDataParallel, cdist.get_rank(), sys.argv[1], "chainrule")

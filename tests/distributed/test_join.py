@@ -1,6 +1,7 @@
-"""torch.distributed.algorithms.join and DistributedDataParallel.join on uneven inputs (rank 0 has
-3 batches, rank 1 has 5): the same script (join_worker.py) runs on torch's gloo and on chainrule,
-and every outcome must match: final parameters and buffers, counts, hook calls, errors."""
+"""torch.distributed.algorithms on 2 ranks: Join and DistributedDataParallel.join on uneven inputs
+(rank 0 has 3 batches, rank 1 has 5), DDP communication hooks and model averaging. The same script
+(join_worker.py) runs on torch's gloo and on chainrule, and every outcome must match: final
+parameters, buffers and gradients, counts, hook calls, errors."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def _close(found, expected, where: str) -> None:
 
 @pytest.mark.skipif(not torch_distributed.is_available() or not torch_distributed.is_gloo_available(),
                     reason="this torch has no gloo backend to compare with")
-def test_uneven_inputs_match_torch_gloo(tmp_path):
+def test_join_comm_hooks_and_averaging_match_torch_gloo(tmp_path):
     pytest.importorskip("mpi4py", reason='MPI tests need mpi4py: pip install "chainrule[mpi]"')
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1",
                OPENBLAS_NUM_THREADS="1")
@@ -72,6 +73,9 @@ def test_uneven_inputs_match_torch_gloo(tmp_path):
     assert [f["counter alone"] for f in found] == [[[6.0], ["main", "main", "post False"]], [[8.0], ["post True"]]]
     assert [f["with ddp"][0] for f in found] == [[8.0], [8.0]]
     assert found[0]["throw"][:3] == ["RuntimeError", "Rank 0 exhausted all inputs.", 3]
+    assert found[0]["own hook"][0] == [["my state", 0, True, 10, [[2], [2, 4]], [[2], [2, 4]]]]
+    assert found[0]["hook twice"] == ["RuntimeError", "register_comm_hook or register_builtin_comm_hook can only "
+                                      "be called once."]
     assert found[1]["throw"][:3] == ["RuntimeError", "Detected at least one rank that exhausted inputs. "
                                      "Throwing across all ranks.", 3]
 
