@@ -137,3 +137,20 @@ def test_future_names_its_value_type_as_torchs():
     assert chainrule.futures.Future[chainrule.Tensor] == chainrule.futures.Future[chainrule.Tensor]
     assert torch.futures.Future[torch.Tensor] == torch.futures.Future[torch.Tensor]
     assert isinstance(chainrule.futures.Future[chainrule.Tensor](), chainrule.futures.Future)
+
+
+def test_grad_bucket_views_its_flat_buffer():
+    import chainrule
+    from chainrule.distributed import GradBucket
+
+    weight, bias = chainrule.nn.Parameter(chainrule.zeros(2, 3)), chainrule.nn.Parameter(chainrule.zeros(2))
+    bucket = GradBucket(1, 2, chainrule.arange(8, dtype=chainrule.float32), [weight, bias])
+    assert bucket.index() == 1 and bucket.is_last() and bucket.parameters() == [weight, bias]
+    gradients = bucket.gradients()
+    assert [list(g.shape) for g in gradients] == [[2, 3], [2]]
+    assert gradients[1].tolist() == [6.0, 7.0]
+    gradients[0].mul_(0)  # a hook may compress in place: the views write through to the buffer
+    assert bucket.buffer().tolist() == [0.0] * 6 + [6.0, 7.0]
+    replacement = chainrule.ones(8, dtype=chainrule.float16)
+    bucket.set_buffer(replacement)
+    assert bucket.buffer() is replacement and not GradBucket(0, 2, replacement, [weight, bias]).is_last()

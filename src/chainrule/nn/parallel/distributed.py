@@ -213,8 +213,9 @@ class DistributedDataParallel(Module, Joinable):
         chosen = Tensor._make(np.array([rank if is_candidate else -1], np.int64))
         dist.all_reduce(chosen, op=dist.ReduceOp.MAX, group=self.process_group)
         if chosen._data[0] == -1:
-            raise ValueError("BUG! Expected rank_cond to be true for at least one process. This indicates a bug "
-                             "in PyTorch, please report an issue.")
+            # torch's ValueError; reaching it means the ranks' join bookkeeping disagrees
+            raise ValueError("DistributedDataParallel: expected at least one rank to be a candidate when choosing "
+                             "the rank to take state from (a bug in DDP's join, please report it)")
         return int(chosen._data[0])
 
     def _complete_training_ranks_count(self) -> int | None:
