@@ -11,14 +11,24 @@ that completes it, at once if it already is — the order torch gives.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 __all__ = ["Future", "collect_all", "wait_all"]
 
+T = TypeVar("T")
 
-class Future:
-    """torch.futures.Future: a value (or an error) delivered later, exactly once."""
 
-    def __init__(self, *, devices=None) -> None:
+class Future(Generic[T]):
+    """torch.futures.Future: a value (or an error) delivered later, exactly once.
+
+    ``Future[Tensor]`` names its value's type, as in torch's annotations (DDP communication hooks).
+    """
+
+    def __init__(self, *, devices=None, _progress: Callable[[], object] | None = None) -> None:
+        # _progress completes a Future whose producer acts only when asked (an MPI request is
+        # finished by waiting on it, with no thread behind it): wait() calls it first
+        self._progress = _progress
         self._condition = threading.Condition()
         self._completed = False
         self._result = None
@@ -31,6 +41,8 @@ class Future:
 
     def wait(self):
         """Block until completed; the result, or the error set with ``set_exception`` raised."""
+        if self._progress is not None and not self._completed:
+            self._progress()
         with self._condition:
             self._condition.wait_for(lambda: self._completed)
         return self.value()
@@ -46,7 +58,7 @@ class Future:
     def then(self, callback) -> Future:
         """A new Future completed with ``callback(self)`` once this one completes; an exception in the
         callback becomes the new Future's RuntimeError."""
-        chained = Future()
+        chained = Future(_progress=self._progress)
 
         def run(done: Future) -> None:
             try:
@@ -92,7 +104,7 @@ def collect_all(futures) -> Future:
     """One Future completed with the list of ``futures`` once all have completed (with the first
     error, in list order, if any holds one)."""
     futures = list(futures)
-    collected = Future()
+    collected = Future(_progress=lambda: [future.wait() for future in futures if future._progress is not None])
     remaining = [len(futures)]
     lock = threading.Lock()
 

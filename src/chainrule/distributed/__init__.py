@@ -10,6 +10,7 @@ from . import _mpi
 from ._all_to_all import all_to_all, all_to_all_single, reduce_scatter
 from ._backend_names import Backend, get_default_backend_for_device, is_backend_available
 from ._errors import DistBackendError, DistError, DistNetworkError, DistStoreError
+from ._grad_bucket import GradBucket
 from ._groups import get_backend_config, monitored_barrier, new_subgroups, new_subgroups_by_enumeration
 from ._object_collectives import gather_object, recv_object_list, scatter_object_list, send_object_list
 from ._p2p_batch import P2POp, batch_isend_irecv
@@ -70,4 +71,6 @@ __all__ = ["BACKENDS", "DEFAULT_TIMEOUT", "GroupMember", "ProcessGroup", "Reduce
            "HashStore", "P2POp", "PrefixStore", "Store", "TCPStore", "all_to_all", "all_to_all_single",
            "batch_isend_irecv", "gather_object", "get_backend_config", "get_default_backend_for_device",
            "is_backend_available", "monitored_barrier", "new_subgroups", "new_subgroups_by_enumeration",
-           "recv_object_list", "reduce_scatter", "scatter_object_list", "send_object_list"]
+           "recv_object_list", "reduce_scatter", "scatter_object_list", "send_object_list",
+           # DDP communication hooks and Join (session 14)
+           "GradBucket"]

@@ -19,6 +19,7 @@ import pickle
 import numpy as np
 
 from .. import _backend
+from ..futures import Future
 from . import _mpi
 
 # torch's default_pg_timeout
@@ -81,8 +82,10 @@ class Work:
     """The handle of a collective: ``wait()`` completes it (or raises after the group's timeout),
     then finishes the op on our side (AVG's division, copying into gathered lists)."""
 
-    def __init__(self, request, what: str, pg: ProcessGroup, finish=None, status=None) -> None:
+    def __init__(self, request, what: str, pg: ProcessGroup, finish=None, status=None, result=None) -> None:
         self._request = request
+        self._result = [] if result is None else result  # the tensors the op writes, for result()
+        self._future: Future | None = None
         self._what = what
         self._pg = pg
         self._finish = finish
@@ -96,7 +99,19 @@ class Work:
             self._done = True
             if self._finish is not None:
                 self._finish()
+            if self._future is not None:
+                self._future.set_result(list(self._result))
         return True
+
+    def get_future(self) -> Future:
+        """A ``torch.futures.Future`` completed with ``result()`` when the collective completes;
+        waiting on it, or on a Future chained from it with ``then``, waits for the collective
+        (MPI progresses only when asked)."""
+        if self._future is None:
+            self._future = Future(_progress=self.wait)
+            if self._done:
+                self._future.set_result(list(self._result))
+        return self._future
 
     def is_completed(self) -> bool:
         if not self._done and self._request.Test():
@@ -105,6 +120,11 @@ class Work:
 
     def is_success(self) -> bool:
         return self._done
+
+    def result(self) -> list:
+        """The op's output tensors, once complete (torch's ``Work.result``; all_reduce's tensor)."""
+        self.wait()
+        return list(self._result)
 
     def _source_rank(self) -> int:
         """A completed receive's sender, as a rank of the group (torch's ``Work._source_rank``)."""
@@ -308,7 +328,7 @@ def all_reduce(tensor, op: ReduceOp = ReduceOp.SUM, group: ProcessGroup | None =
     mpi_op = _mpi_op(op, buffer.dtype, "all_reduce")
     request = pg.comm.Iallreduce(_State.MPI.IN_PLACE, buffer, op=mpi_op)
     tensor._bump_version()
-    return _issue(request, "all_reduce", pg, _finisher(buffer, op, pg.size(), write_back), async_op)
+    return _issue(request, "all_reduce", pg, _finisher(buffer, op, pg.size(), write_back), async_op, [tensor])
 
 
 def reduce(tensor, dst: int = 0, op: ReduceOp = ReduceOp.SUM, group: ProcessGroup | None = None,
@@ -547,8 +567,8 @@ def _set_world(pg: ProcessGroup | None) -> None:
     _State.world = GroupMember.WORLD = group.WORLD = pg
 
 
-def _issue(request, what: str, pg: ProcessGroup, finish, async_op: bool):
-    work = Work(request, what, pg, finish)
+def _issue(request, what: str, pg: ProcessGroup, finish, async_op: bool, result=None):
+    work = Work(request, what, pg, finish, result=result)
     if async_op:
         return work
     work.wait()

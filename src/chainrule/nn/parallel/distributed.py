@@ -8,12 +8,17 @@ bucket starts a non-blocking all-reduce at once, while backward goes on with the
 graph. When the last bucket has started, all are completed and averaged back into ``.grad``.
 Buckets start in index order on every rank, whatever order their gradients arrive in, because
 MPI requires every rank to issue collectives on a communicator in the same order.
+
+DDP is a ``Joinable``: under ``with ddp.join():`` a rank that has run out of inputs shadows the
+others' collectives (buffer broadcasts, gradient buckets of zeros) until all have run out, then
+every rank takes the parameters of a rank that joined last (see ``distributed.algorithms.join``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 
 import numpy as np
@@ -22,6 +27,9 @@ from ... import distributed as dist
 from ..._backend import array_module, device_of
 from ..._backend import device as _device
 from ...autograd.grad_mode import is_grad_enabled
+from ...distributed._grad_bucket import GradBucket
+from ...distributed.algorithms.join import Join, Joinable, JoinHook
+from ...futures import Future
 from ...tensor import Tensor
 from ..modules.module import Module
 
@@ -45,7 +53,7 @@ class _Bucket:
         self.work = None
 
 
-class DistributedDataParallel(Module):
+class DistributedDataParallel(Module, Joinable):
     """Wrap ``module`` so that backward averages its gradients over the process group's ranks.
 
     ``bucket_cap_mb`` sizes the buckets (default 25); ``find_unused_parameters`` handles models
@@ -58,7 +66,8 @@ class DistributedDataParallel(Module):
     ``gradient_as_bucket_view``/``static_graph`` are accepted for torch's signature and change
     nothing here (gradients are always copied back into ``.grad``).
     ``state_dict()`` keys carry the ``module.`` prefix, as torch's do; use ``ddp.module`` for the
-    unwrapped model's.
+    unwrapped model's. ``join()`` trains on uneven inputs (torch's Join context manager);
+    ``register_comm_hook(state, hook)`` replaces each bucket's all-reduce and average.
     """
 
     def __init__(self, module: Module, device_ids=None, output_device=None, dim: int = 0,
@@ -66,6 +75,7 @@ class DistributedDataParallel(Module):
                  find_unused_parameters: bool = False, check_reduction: bool = False,
                  gradient_as_bucket_view: bool = False, static_graph: bool = False, **kwargs) -> None:
         super().__init__()
+        Joinable.__init__(self)
         if not isinstance(module, Module):
             raise TypeError(f"DistributedDataParallel: module must be an nn.Module, got {type(module).__name__}")
         self.module = module
@@ -97,22 +107,143 @@ class DistributedDataParallel(Module):
         self._unused: tuple[int, ...] = ()
         self._ready: set[int] = set()
         self._next_bucket = 0
+        self._divide_by_initial_world_size = True
+        self._training_ranks = None  # under join(): the Work counting the ranks still training
+        self._comm_hook = None  # (state, hook) from register_comm_hook
 
     # ------------------------------------------------------------------ the forward pass
     def forward(self, *inputs, **kwargs):
         if self._ready and self._syncing:
             self._raise_unfinished_reduction()
-        if self.broadcast_buffers and self.require_forward_param_sync:
-            buffers = [b for _, b in self.module.named_buffers()]
-            if buffers:
-                self._broadcast_state(buffers)
+        self._complete_training_ranks_count()
+        self._training_ranks = Join.notify_join_context(self)
+        self._sync_buffers_before_forward(is_joined_rank=False)
         self._syncing = is_grad_enabled() and self.require_backward_grad_sync
+        if self._join_config.enable:
+            self._agree_on_backward_sync(is_joined_rank=False)
+        # torch's: buffers are re-sent only after an iteration that synchronised gradients
+        self.require_forward_param_sync = self._syncing
         self._reset_iteration()
         if self.device_ids:
             inputs, kwargs = _moved(inputs, self.device), _moved(kwargs, self.device)
         output = self.module(*inputs, **kwargs)
         self._unused = self._find_unused(output) if self._syncing and self.find_unused_parameters else ()
         return output
+
+    def _sync_buffers_before_forward(self, is_joined_rank: bool) -> None:
+        """Broadcast the buffers, from rank 0, or under join() from the highest rank still training
+        (rank 0 may have joined, its buffers stale); a joined rank takes part from its hook."""
+        if not (self.broadcast_buffers and self.require_forward_param_sync):
+            return
+        buffers = [b for _, b in self.module.named_buffers()]
+        if not buffers:
+            return
+        source = self._find_common_rank(not is_joined_rank) if self._join_config.enable else 0
+        self._broadcast_state(buffers, source)
+
+    # ------------------------------------------------------------------ communication hooks
+    def register_comm_hook(self, state: object, hook) -> None:
+        """torch's ``register_comm_hook``: ``hook(state, bucket: dist.GradBucket) ->
+        torch.futures.Future[torch.Tensor]`` runs for each bucket, in bucket order, in place of the
+        all-reduce and the average (it must divide, as ``ddp_comm_hooks.default_hooks`` do); the
+        tensor its Future completes with becomes the bucket's gradients. Once per model."""
+        if not callable(hook):
+            raise TypeError("Communication hook must be callable.")
+        signature = inspect.signature(hook)
+        empty = inspect.Signature.empty
+        # torch reads the parameter named "bucket" (a hook naming it otherwise fails there with KeyError)
+        if signature.parameters["bucket"].annotation not in (empty, GradBucket):
+            raise ValueError("Communication hook: bucket annotation should be dist.GradBucket.")
+        if signature.return_annotation not in (empty, Future[Tensor]):
+            raise ValueError("Communication hook: return annotation should be torch.futures.Future[torch.Tensor].")
+        if self._comm_hook is not None:
+            raise RuntimeError("register_comm_hook or register_builtin_comm_hook can only be called once.")
+        self._comm_hook = (state, hook)
+
+    def _run_comm_hook(self, index: int, flat, params: list) -> Future:
+        state, hook = self._comm_hook
+        future = hook(state, GradBucket(index, len(self._buckets), Tensor._make(flat), params))
+        if not isinstance(future, Future):
+            raise TypeError(f"DistributedDataParallel: the communication hook {getattr(hook, '__name__', hook)} "
+                            f"must return a torch.futures.Future, got {type(future).__name__}")
+        return future
+
+    def _comm_hook_result(self, future: Future, bucket: _Bucket, bucket_index: int):
+        """The flat gradients a hook's Future completed with, checked against the bucket."""
+        result = future.wait()
+        if not isinstance(result, Tensor) or result.numel() != bucket.flat.size:
+            got = f"a tensor of {result.numel()} elements" if isinstance(result, Tensor) else type(result).__name__
+            raise RuntimeError(f"DistributedDataParallel: the communication hook's Future for bucket {bucket_index} "
+                               f"must hold a tensor of the bucket's {bucket.flat.size} elements, got {got}")
+        return result._data.reshape(-1)
+
+    # ------------------------------------------------------------------ uneven inputs: Join
+    def join(self, divide_by_initial_world_size: bool = True, enable: bool = True,
+             throw_on_early_termination: bool = False) -> Join:
+        """torch's ``DistributedDataParallel.join``: ``with ddp.join():`` around the training loop
+        lets ranks have different numbers of batches. A rank that ran out contributes zero
+        gradients while the others train; gradients are divided by the initial world size, or
+        with ``divide_by_initial_world_size=False`` by the number of ranks still training. At the
+        end every rank takes the model of a rank that ran out last."""
+        return Join([self], enable, throw_on_early_termination,
+                    divide_by_initial_world_size=divide_by_initial_world_size)
+
+    def join_hook(self, **kwargs) -> JoinHook:
+        return _DDPJoinHook(self, divide_by_initial_world_size=kwargs.get("divide_by_initial_world_size", True))
+
+    @property
+    def join_device(self):
+        return self.device
+
+    @property
+    def join_process_group(self):
+        return self.process_group
+
+    def _agree_on_backward_sync(self, is_joined_rank: bool) -> bool:
+        """One all-reduce per iteration: the training ranks say whether backward will all-reduce
+        (torch sends ``require_backward_grad_sync``; we also count grad mode off as no, so a
+        joined rank never waits in a bucket all-reduce that a no_grad forward will not issue)."""
+        flag = Tensor._make(np.array([0.0 if is_joined_rank else float(self._syncing)], np.float32))
+        dist.all_reduce(flag, group=self.process_group)
+        return bool(flag._data[0])
+
+    def _find_common_rank(self, is_candidate: bool) -> int:
+        """The highest group rank among the candidates (all ranks call it; one must be a candidate)."""
+        rank = dist.get_rank(self.process_group)
+        chosen = Tensor._make(np.array([rank if is_candidate else -1], np.int64))
+        dist.all_reduce(chosen, op=dist.ReduceOp.MAX, group=self.process_group)
+        if chosen._data[0] == -1:
+            # torch's ValueError; reaching it means the ranks' join bookkeeping disagrees
+            raise ValueError("DistributedDataParallel: expected at least one rank to be a candidate when choosing "
+                             "the rank to take state from (a bug in DDP's join, please report it)")
+        return int(chosen._data[0])
+
+    def _complete_training_ranks_count(self) -> int | None:
+        """Wait for this iteration's count of training ranks (under join()), once; None if none."""
+        work, self._training_ranks = self._training_ranks, None
+        return None if work is None else int(work.result()[0]._data[0])
+
+    def _shadow_backward(self) -> None:
+        """On a joined rank: the training ranks' backward collectives, with zero gradients (the
+        communication hook runs on zero buckets, as in torch)."""
+        zero_buckets = [array_module(bucket.flat).zeros_like(bucket.flat) for bucket in self._buckets]
+        if self._comm_hook is None:
+            pending = [dist.all_reduce(Tensor._make(flat), group=self.process_group, async_op=True)
+                       for flat in zero_buckets]
+        else:
+            pending = [self._run_comm_hook(index, flat, bucket.params)
+                       for index, (flat, bucket) in enumerate(zip(zero_buckets, self._buckets))]
+        for work in pending:
+            work.wait()
+        if self.find_unused_parameters:
+            dist.all_reduce(Tensor._make(np.zeros(len(self._parameters_list), np.int32)), group=self.process_group)
+
+    def _sync_final_model(self, is_last_joiner: bool) -> None:
+        """After everyone joined: all take the parameters (and buffers) of the highest last joiner."""
+        states = [p for _, p in self.module.named_parameters()]
+        if self.broadcast_buffers:
+            states += [b for _, b in self.module.named_buffers()]
+        self._broadcast_state(states, self._find_common_rank(is_last_joiner))
 
     @contextlib.contextmanager
     def no_sync(self):
@@ -135,7 +266,7 @@ class DistributedDataParallel(Module):
                 self._mark_ready(unused, None)
         self._mark_ready(index, param.grad._data)
         for bucket in self._buckets[:self._next_bucket]:
-            if bucket.work is not None:
+            if isinstance(bucket.work, dist.Work):
                 bucket.work._test()  # MPI progresses only inside MPI calls
         if self._next_bucket == len(self._buckets):
             self._finish_reduction()
@@ -159,10 +290,17 @@ class DistributedDataParallel(Module):
         # start buckets in index order only: every rank must issue its collectives alike
         while self._next_bucket < len(self._buckets) and self._buckets[self._next_bucket].pending == 0:
             ready = self._buckets[self._next_bucket]
-            ready.work = dist.all_reduce(ready.tensor, group=self.process_group, async_op=True)
+            if self._comm_hook is None:
+                ready.work = dist.all_reduce(ready.tensor, group=self.process_group, async_op=True)
+            else:
+                ready.work = self._run_comm_hook(self._next_bucket, ready.flat, ready.params)
             self._next_bucket += 1
 
     def _finish_reduction(self) -> None:
+        training_ranks = self._complete_training_ranks_count()
+        divisor = self._world_size
+        if training_ranks is not None and not self._divide_by_initial_world_size:
+            divisor = training_ranks  # the joined ranks sent zeros: average over those that trained
         used = None
         if self.find_unused_parameters:
             # a parameter unused here may be used on another rank: it then gets the average
@@ -170,16 +308,20 @@ class DistributedDataParallel(Module):
             used[list(self._unused)] = 0
             dist.all_reduce(Tensor._make(used), group=self.process_group)
         for bucket_index, bucket in enumerate(self._buckets):
-            bucket.work.wait()
-            bucket.flat /= self._world_size
+            if self._comm_hook is None:
+                bucket.work.wait()
+                bucket.flat /= divisor
+                reduced = bucket.flat
+            else:
+                reduced = self._comm_hook_result(bucket.work, bucket, bucket_index)
             for position, param in enumerate(bucket.params):
                 index = self._bucket_members[bucket_index][position]
                 if used is not None and not used[index]:
                     continue  # unused on every rank: .grad stays as it was, as in torch
                 start, stop = bucket.offsets[position], bucket.offsets[position + 1]
-                averaged = bucket.flat[start:stop].reshape(param._data.shape)
-                if param._grad is None:
-                    param._grad = Tensor._make(averaged.copy())
+                averaged = reduced[start:stop].reshape(param._data.shape)
+                if param._grad is None:  # a copy in the parameter's dtype (a hook's result may differ)
+                    param._grad = Tensor._make(averaged.astype(param._data.dtype))
                 else:
                     param._grad._data[...] = averaged
                     param._grad._bump_version()
@@ -266,21 +408,41 @@ class DistributedDataParallel(Module):
                 raise RuntimeError(f"DistributedDataParallel: DDP expects the same model on all ranks, but "
                                    f"{detail}")
 
-    def _broadcast_state(self, tensors: list) -> None:
-        """Overwrite ``tensors`` with rank 0's, one broadcast per dtype and device (packed flat on
-        that device)."""
+    def _broadcast_state(self, tensors: list, source: int = 0) -> None:
+        """Overwrite ``tensors`` with those of group rank ``source``, one broadcast per dtype and
+        device (packed flat on that device)."""
         by_kind: dict = {}
         for t in tensors:
             by_kind.setdefault((t._data.dtype, device_of(t._data)), []).append(t)
         for group in by_kind.values():
             flat = array_module(group[0]._data).concatenate([t._data.reshape(-1) for t in group])
-            dist.broadcast(Tensor._make(flat), src=dist.get_global_rank(self.process_group, 0),
+            dist.broadcast(Tensor._make(flat), src=dist.get_global_rank(self.process_group, source),
                            group=self.process_group)
             start = 0
             for t in group:
                 t._data[...] = flat[start:start + t._data.size].reshape(t._data.shape)
                 t._bump_version()
                 start += t._data.size
+
+
+class _DDPJoinHook(JoinHook):
+    """What DDP does on a rank that ran out of inputs (torch's ``_DDPJoinHook``)."""
+
+    def __init__(self, ddp: DistributedDataParallel, divide_by_initial_world_size: bool) -> None:
+        self.ddp = ddp
+        self.ddp._divide_by_initial_world_size = divide_by_initial_world_size
+
+    def main_hook(self) -> None:
+        """Mirror one forward and backward of the training ranks, in their order."""
+        ddp = self.ddp
+        ddp._sync_buffers_before_forward(is_joined_rank=True)
+        should_sync = ddp._agree_on_backward_sync(is_joined_rank=True)
+        ddp.require_forward_param_sync = should_sync
+        if should_sync:
+            ddp._shadow_backward()
+
+    def post_hook(self, is_last_joiner: bool) -> None:
+        self.ddp._sync_final_model(is_last_joiner)
 
 
 def _check_devices(module: Module, device_ids, output_device):
