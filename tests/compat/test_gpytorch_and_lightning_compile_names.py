@@ -84,3 +84,46 @@ def test_lightning_style_from_compiled_keeps_the_numbers():
         np.testing.assert_array_equal(compiled(x).detach().numpy(), before)
     model.forward = original_forward  # Lightning's to_uncompiled puts the original back
     np.testing.assert_array_equal(model(x).detach().numpy(), before)
+
+
+def _lazily_loaded(lib, path, name, offset, size, stride, dtype):
+    """What Lightning Fabric's ``_lazy_load`` does for one tensor of a ``torch.save`` file: a meta
+    tensor first (shape and dtype, no data), then the record's bytes wrapped as a typed storage."""
+    import warnings
+    from importlib import import_module
+
+    utils = import_module(f"{lib.__name__}._utils")
+    storage_module = import_module(f"{lib.__name__}.storage")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that TypedStorage is deprecated
+        meta_storage = storage_module.TypedStorage(dtype=dtype, device="meta")
+        meta = utils._rebuild_tensor_v2(meta_storage, offset, size, stride, False, {})
+        reader = lib.PyTorchFileReader(path)
+        record = reader.get_storage_from_record(f"data/{name}", 10 * utils._element_size(dtype),
+                                                storage_module.UntypedStorage)
+        untyped = record._typed_storage()._untyped_storage
+        typed = storage_module.TypedStorage(wrap_storage=untyped, dtype=dtype, _internal=True)
+    return meta, utils._rebuild_tensor_v2(typed, offset, size, stride, True, {})
+
+
+@LIBS
+def test_a_checkpoint_read_lazily_as_lightning_does(lib, tmp_path):
+    path = str(tmp_path / "weights.pt")
+    lib.save(lib.arange(10.0, dtype=lib.float64), path)
+    meta, tensor = _lazily_loaded(lib, path, "0", 2, (2, 3), (1, 2), lib.float64)
+    assert meta.device.type == "meta" and tuple(meta.shape) == (2, 3) and meta.dtype == lib.float64
+    assert tensor.requires_grad and tensor.dtype == lib.float64
+    np.testing.assert_array_equal(tensor.detach().numpy(), [[2.0, 4.0, 6.0], [3.0, 5.0, 7.0]])
+    assert tensor.stride() == (1, 2)
+
+
+@LIBS
+def test_legacy_storage_classes_build_empty_of_their_dtype(lib):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert lib.FloatStorage().dtype == lib.float32
+        assert lib.LongStorage().dtype == lib.int64
+        assert len(lib.DoubleStorage()) == 0
+        assert lib.storage.TypedStorage(dtype=lib.float16, device="meta").device.type == "meta"
