@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "chainrule.cuda", "chainrule.backends", "chainrule.accelerator", "chainrule._legacy_types",
             "chainrule.cpu", "chainrule.mps", "chainrule.xpu")),
     ("libraries", ("chainrule.optim", "chainrule.utils", "chainrule.datasets",
-                   "chainrule.serialization", "chainrule._safetensors", "chainrule._torch_zip", "chainrule._torch_file",
+                   "chainrule.serialization", "chainrule._utils", "chainrule._safetensors", "chainrule._torch_zip", "chainrule._torch_file",
                    "chainrule.testing", "chainrule.onnx", "chainrule.hub", "chainrule.jit",
                    "chainrule.compiler", "chainrule._dynamo", "chainrule.fx", "chainrule._C",
                    "chainrule.models", "chainrule.func", "chainrule.multiprocessing", "chainrule._spawn_child",

@@ -350,6 +350,7 @@ row_stack = vstack  # noqa: F405
 newaxis = None
 is_inference = Tensor.is_inference
 from . import storage  # noqa: E402
+from . import _utils  # noqa: E402,F401  (torch._utils, for checkpoint readers that rebuild tensors themselves)
 from .storage import TypedStorage, UntypedStorage  # noqa: E402,F401
 
 globals().update(storage.LEGACY_STORAGES)  # torch.FloatStorage, ..., what Tensor.storage_type() returns

@@ -886,6 +886,7 @@ def bind_tensor_misc() -> None:
     Tensor.geometric_ = _random_fill(lambda rng, shape, p: rng.geometric(p, shape))
     Tensor.untyped_storage = _storage.untyped_storage
     Tensor.storage = _storage.typed_storage
+    Tensor._typed_storage = _storage.typed_storage_quietly
     # chainrule's inference_mode is no_grad: it makes no inference tensors
     Tensor.is_inference = lambda self: self._vbox is _grad_mode.INFERENCE_VERSION or (
         self._vbox is _grad_mode.INFERENCE_WRITE)

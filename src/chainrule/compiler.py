@@ -37,6 +37,22 @@ def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="induc
     return OptimizedModule(model) if isinstance(model, Module) else model
 
 
+class _EagerDynamoContext:
+    """Stands for torch's ``OptimizeContext`` (``OptimizedModule.dynamo_ctx``): applied to a
+    function it returns what compiling it gives here (the function itself, run eagerly), and as a
+    context manager it changes nothing. Lightning's ``from_compiled`` wraps a module's
+    ``forward`` and ``*_step`` methods with it."""
+
+    def __call__(self, fn):
+        return compile(fn)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+
 class OptimizedModule(Module):
     """What ``torch.compile(module)`` returns: the module registered as the child ``_orig_mod``
     (so parameters and state_dict keys carry the ``_orig_mod.`` prefix), calls forwarded to it,
@@ -44,6 +60,7 @@ class OptimizedModule(Module):
 
     # set on the wrapper itself; everything else is the wrapped module's
     _own_attributes = frozenset({"_orig_mod", "forward", "__dict__", "_wrapper_initialized"})
+    dynamo_ctx = _EagerDynamoContext()
 
     def __init__(self, mod: Module) -> None:
         # first: the training property below reads _orig_mod, and Module.__init__ sets training

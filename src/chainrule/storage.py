@@ -14,7 +14,7 @@ import weakref
 
 import numpy as np
 
-from . import _dtype
+from . import _dtype, _meta
 from ._backend import array_module, device_of
 
 __all__ = ["UntypedStorage", "TypedStorage", "storage_root", "note_strided_view", "LEGACY_STORAGES"]
@@ -30,8 +30,8 @@ _strided_roots: dict[int, tuple] = {}
 def note_strided_view(view, root) -> None:
     """Record that ``view``, made by as_strided on ``root``'s memory, belongs to ``root``'s storage
     (a no-op where the array library keeps a base, as NumPy does)."""
-    if getattr(view, "base", None) is not None or view is root:
-        return
+    if getattr(view, "base", None) is not None or view is root or isinstance(view, _meta.ndarray):
+        return  # (a meta array has no memory to share)
     key = id(view)
     _strided_roots[key] = (weakref.ref(view, lambda _, key=key: _strided_roots.pop(key, None)), root)
 
@@ -126,13 +126,50 @@ class TypedStorage(_Storage):
     """torch.TypedStorage (deprecated in torch, as ``x.storage()`` warns): the elements under a
     tensor; ``size()`` and ``len()`` count elements of ``dtype``."""
 
-    def __init__(self, root) -> None:
+    # the element dtype of a legacy class (FloatStorage: float32), set on those subclasses below
+    _legacy_dtype: _dtype.dtype | None = None
+
+    def __init__(self, *args, wrap_storage=None, dtype=None, device=None, _internal: bool = False) -> None:
+        """Over a tensor's root array (chainrule's own use), or as torch builds one: empty (of
+        ``dtype`` on ``device``: ``device="meta"`` holds no memory), ``wrap_storage``'s bytes read
+        as ``dtype``, or a size. Checkpoint readers (Lightning's lazy loader) build them these ways."""
+        self._dtype = None
+        if len(args) == 1 and hasattr(args[0], "dtype") and wrap_storage is dtype is device is None:
+            root = args[0]
+        else:
+            dtype = dtype or self._legacy_dtype or _dtype.get_default_dtype()
+            if wrap_storage is not None:
+                if args or device is not None:
+                    raise RuntimeError("TypedStorage: with wrap_storage, only dtype may be given as well")
+                if not isinstance(wrap_storage, UntypedStorage):
+                    raise TypeError(f"TypedStorage: wrap_storage must be an UntypedStorage, not "
+                                    f"{type(wrap_storage).__name__}")
+                raw = wrap_storage._root.reshape(-1).view(np.uint8)
+                if raw.size % dtype.itemsize:
+                    raise RuntimeError(f"TypedStorage: {raw.size} bytes do not hold whole {dtype} elements")
+                root = raw.view(dtype.np)
+            else:
+                if len(args) > 1 or (args and isinstance(args[0], bool)):
+                    raise TypeError(f"TypedStorage: expected a size or a sequence, got {args}")
+                size = args[0] if args and isinstance(args[0], int) else None
+                values = args[0] if args and size is None else None
+                from ._backend import device as as_device
+                where = as_device(device) if device is not None else None
+                if where is not None and where.type == "meta":
+                    from . import _meta
+
+                    root = _meta.from_array(np.empty((size or 0,), dtype=dtype.np))
+                elif values is not None:
+                    root = np.asarray(list(values), dtype=dtype.np)
+                else:
+                    root = np.zeros((size or 0,), dtype=dtype.np)
+            self._dtype = dtype
         super().__init__(root)
         self._element_dtype = root.dtype
 
     @property
     def dtype(self) -> _dtype.dtype:
-        return _dtype._BY_NP[self._root.dtype]
+        return self._dtype or _dtype._BY_NP[self._root.dtype]
 
     def size(self) -> int:
         return self._root.size
@@ -203,17 +240,24 @@ def typed_storage(tensor) -> TypedStorage:
     return TypedStorage(storage_root(tensor._data)[0])
 
 
+def typed_storage_quietly(tensor) -> TypedStorage:
+    """Tensor._typed_storage: Tensor.storage without the deprecation warning (torch's internal
+    spelling, which checkpoint readers call)."""
+    return TypedStorage(storage_root(tensor._data)[0])
+
+
 # torch's legacy per-dtype storage classes (torch.FloatStorage, ...), what Tensor.storage_type()
 # returns; here TypedStorage's subclasses by name, for ``x.storage_type() is torch.FloatStorage``
-# checks and printing (they are not constructed from sizes, as torch's can be)
+# checks and printing, and built as torch's are (``torch.FloatStorage()``: an empty float32 storage)
 _LEGACY_STORAGE_NAMES = {
     "float32": "FloatStorage", "float64": "DoubleStorage", "float16": "HalfStorage", "bfloat16": "BFloat16Storage",
     "int64": "LongStorage", "int32": "IntStorage", "int16": "ShortStorage", "int8": "CharStorage",
     "uint8": "ByteStorage", "bool": "BoolStorage", "complex64": "ComplexFloatStorage",
     "complex128": "ComplexDoubleStorage",
 }
-LEGACY_STORAGES = {name: type(name, (TypedStorage,), {"__module__": "chainrule"})
-                   for name in _LEGACY_STORAGE_NAMES.values()}
+LEGACY_STORAGES = {name: type(name, (TypedStorage,), {"__module__": "chainrule",
+                                                       "_legacy_dtype": getattr(_dtype, dtype_name)})
+                   for dtype_name, name in _LEGACY_STORAGE_NAMES.items()}
 
 
 def storage_type(tensor) -> type:

@@ -57,7 +57,7 @@ except ImportError:  # NumPy 1.x: the same through np.errstate
 
     numpy_errstate, QUIET = _ErrstateVar(), None
 
-__all__ = ["Function", "Node", "AccumulateGrad", "once_differentiable"]
+__all__ = ["Function", "FunctionCtx", "Node", "AccumulateGrad", "once_differentiable"]
 
 # the Tensor class, set by chainrule._methods: autograd sits below tensor.py and does not import it
 _Tensor = None
@@ -88,7 +88,16 @@ def _set_opmath_hook(hook) -> None:
 _opmath.hook_setters.append(_set_opmath_hook)
 
 
-class Node:
+class FunctionCtx:
+    """The type of the ``ctx`` a Function's ``forward``/``backward`` receive, under torch's name:
+    libraries annotate with it (GPyTorch's ``ctx: FunctionCtx``) and test ``isinstance`` on it.
+    Every ctx chainrule hands out (a recorded Node, or the stand-ins used when nothing is
+    recorded) derives from it; the methods live on those classes."""
+
+    __slots__ = ()
+
+
+class Node(FunctionCtx):
     """A recorded op in the backward graph (torch's ``grad_fn``)."""
 
     # Slots for what every recorded op sets; the rarely set attributes (hooks, anomaly traceback,
@@ -520,7 +529,7 @@ class _NoInputNeedsGrad:
         return False
 
 
-class _NullCtx:
+class _NullCtx(FunctionCtx):
     """Stands in for a Node when nothing is recorded: saving is free and nothing is kept."""
 
     needs_input_grad = _NoInputNeedsGrad()
@@ -1088,7 +1097,7 @@ def _is_default_setup(cls) -> bool:
     return cls.setup_context is Function.setup_context
 
 
-class _UserNullCtx:
+class _UserNullCtx(FunctionCtx):
     """The ctx a user Function's forward sees when nothing is recorded (attributes allowed)."""
 
     _saved_for_forward = None

@@ -8,6 +8,7 @@ import functools
 import numpy as np
 
 from ..autograd.grad_mode import enable_grad
+from ..ops.creation import empty
 from ..ops.elementwise import log, log1p, sigmoid
 from ..ops.reduce import softmax
 from ..tensor import Tensor
@@ -57,6 +58,12 @@ def _sum_rightmost(value, dims: int):
     if dims <= 0 or not isinstance(value, Tensor):
         return value
     return value.reshape(tuple(value.shape[:value.dim() - dims]) + (-1,)).sum(-1)
+
+
+def _standard_normal(shape, dtype, device) -> Tensor:
+    """A tensor of standard-normal draws of ``shape``: torch keeps this private helper here, and
+    GPyTorch's ``MultivariateNormal.rsample`` imports it from here."""
+    return empty(shape, dtype=dtype, device=device).normal_()
 
 
 def _tril_mask(n: int, diag: int) -> np.ndarray:
