@@ -48,8 +48,8 @@ def _rng(tensor: Tensor, generator):
 
 def _uniform(tensor: Tensor, a: float, b: float, shape: tuple, generator):
     xp = array_module(tensor)
-    if xp is np:
-        return _random._rng(generator).uniform(a, b, shape)
+    if xp is np:  # torch's uniform_ values for the tensor's dtype
+        return _random._rng(generator).uniform(a, b, shape, dtype=tensor._data.dtype)
     # a + (b - a)·U[0, 1) is NumPy's uniform; CuPy's Generator is sure to have random()
     return a + (b - a) * _random._rng(generator, xp).random(shape)
 
@@ -66,7 +66,7 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> 
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
-    return _fill(tensor, mean + std * _rng(tensor, generator).standard_normal(tensor._data.shape))
+    return _fill(tensor, _random.normal_values(tensor, mean, std, generator))
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
@@ -178,7 +178,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     rows = tensor.shape[0]
     cols = tensor.numel() // rows
     xp = array_module(tensor)
-    flat = _rng(tensor, generator).standard_normal((rows, cols))
+    flat = _random.normal_values(Tensor._make(xp.empty((rows, cols), tensor._data.dtype)), 0.0, 1.0, generator)
     if rows < cols:
         flat = flat.T
     q, r = xp.linalg.qr(flat)
