@@ -1,6 +1,6 @@
 """The CPU random streams are torch's: the same seed and the same calls give torch 2.13's values,
-compared bit for bit (``torch.equal``) except where torch's vectorised normal uses its own AVX2
-sin/cos/log (checked within a few float32 ulps)."""
+compared bit for bit (``torch.equal``), except float64 normal draws of 16 values or more (NumPy's
+log is not glibc's in the last bit: checked within 2 ulps)."""
 
 import numpy as np
 import pytest
@@ -62,20 +62,20 @@ def test_small_normal_draws_are_bit_equal_and_cache_the_second_value(seed):
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("count", [16, 1000, 1003])
-def test_vectorised_normal_matches_within_float_rounding(seed, count):
+def test_vectorised_normal_float32_is_bit_equal_float64_within_an_ulp(seed, count):
+    # from 16 values torch transforms blocks of 16 uniforms (and redraws the last 16 for a
+    # remainder); float32 with its AVX kernel's own log and sincos, float64 with the libm's
     def draw(lib):
-        return [lib.randn(count), lib.randn(count, dtype=lib.float64), lib.empty(count).normal_(2.0, 3.0),
-                lib.get_rng_state()]
+        return [lib.randn(count), lib.empty(count).normal_(2.0, 3.0), lib.normal(-1.0, 0.5, size=(count,)),
+                lib.get_rng_state(), lib.randn(count, dtype=lib.float64)]
 
     ours, theirs = _both(seed, draw)
-    # the stream advances alike (the state is bit-equal); values differ only by torch's AVX2 math
-    _assert_equal(ours[3], theirs[3])
-    for value_ours, value_theirs in zip(ours[:3], theirs[:3]):
-        value_ours = _as_torch(value_ours)
-        assert value_ours.dtype == value_theirs.dtype
-        torch.testing.assert_close(value_ours, value_theirs, rtol=2e-6, atol=2e-6)
-    assert torch.equal(_as_torch(ours[1]), theirs[1]) or torch.allclose(_as_torch(ours[1]), theirs[1],
-                                                                         rtol=1e-15, atol=1e-15)
+    for value_ours, value_theirs in zip(ours[:4], theirs[:4]):
+        _assert_equal(value_ours, value_theirs)
+    # NumPy's float64 log differs from glibc's in the last bit for a few values in a thousand
+    doubles = _as_torch(ours[4])
+    assert doubles.dtype == torch.float64
+    assert ((doubles - theirs[4]).abs() <= 2 * torch.finfo(torch.float64).eps * theirs[4].abs().clamp(min=1)).all()
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -131,7 +131,7 @@ def test_default_module_initialisation_is_torchs():
         model = lib.nn.Sequential(lib.nn.Conv2d(3, 8, 3), lib.nn.ReLU(), lib.nn.Flatten(),
                                   lib.nn.Linear(8 * 4 * 4, 10), lib.nn.LayerNorm(10))
         return [model.state_dict(), lib.nn.Linear(784, 256).weight, lib.nn.LSTM(5, 7, num_layers=2).state_dict(),
-                lib.nn.GRU(3, 4).state_dict()]
+                lib.nn.Embedding(11, 16).weight, lib.nn.GRU(3, 4).state_dict()]
 
     ours, theirs = _both(0, build)
     for part_ours, part_theirs in zip(ours, theirs):

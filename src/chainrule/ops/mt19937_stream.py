@@ -29,6 +29,7 @@ _WORDS_AT = 24
 _DOUBLE_NORMAL_AT = _WORDS_AT + 8 * MERSENNE_STATE_N  # normal_x, normal_y, normal_rho, normal_is_valid
 _FLOAT_NORMAL_AT = LEGACY_STATE_BYTES  # next_float_normal_sample, is_next_float_normal_sample_valid
 _VECTORISED_NORMAL_MIN = 16  # torch's normal_ fills 16 at a time from this size (contiguous tensors)
+_BLOCKS_PER_CHUNK = 2048  # Box–Muller temporaries of 64-128 KiB: they stay in cache and are reused
 
 
 def seeded_key(seed: int) -> np.ndarray:
@@ -165,7 +166,10 @@ class MT19937Stream:
         uniforms = self.uniform(0.0, 1.0, count, acc)
         whole = count - count % 16
         values = np.empty(count, dtype=acc)
-        values[:whole] = _box_muller_16(uniforms[:whole].reshape(-1, 16), acc, loc, scale).reshape(-1)
+        blocks, rows = uniforms[:whole].reshape(-1, 16), values[:whole].reshape(-1, 16)
+        for start in range(0, len(blocks), _BLOCKS_PER_CHUNK):  # cache-sized temporaries
+            rows[start:start + _BLOCKS_PER_CHUNK] = _box_muller_16(blocks[start:start + _BLOCKS_PER_CHUNK], acc,
+                                                                   loc, scale)
         if whole != count:
             values[count - 16:] = _box_muller_16(self.uniform(0.0, 1.0, 16, acc).reshape(1, 16), acc, loc, scale)[0]
         return values.astype(dtype, copy=False)
@@ -224,15 +228,81 @@ class MT19937Stream:
 
 
 def _box_muller_16(blocks: np.ndarray, acc, loc, scale) -> np.ndarray:
-    """normal_fill_16 on rows of 16 uniforms: value j and j + 8 from u1 = 1 - u[j], u2 = u[j + 8]."""
+    """normal_fill_16 on rows of 16 uniforms: value j and j + 8 from u1 = 1 - u[j], u2 = u[j + 8].
+    float32 takes torch's vectorised kernel's log and sincos (the cephes polynomials of
+    avx_mathfun.h), whose results the libm's correctly rounded ones differ from in the last bit."""
     u1 = acc(1) - blocks[:, :8]
     u2 = blocks[:, 8:]
-    radius = np.sqrt(acc(-2) * np.log(u1))
-    theta = acc(2.0 * np.pi) * u2  # 2π rounded to the dtype first, as torch's AVX2 kernel
+    theta = acc(2.0 * np.pi) * u2  # 2π rounded to the dtype first, as torch's kernel
+    if acc is np.float32:
+        radius = np.sqrt(np.float32(-2) * _log_float32(u1))
+        sin, cos = _sincos_float32(theta)
+    else:
+        radius = np.sqrt(-2.0 * np.log(u1))
+        sin, cos = np.sin(theta), np.cos(theta)
     out = np.empty_like(blocks)
-    out[:, :8] = fused_multiply_add(radius * np.cos(theta), acc(scale), acc(loc))
-    out[:, 8:] = fused_multiply_add(radius * np.sin(theta), acc(scale), acc(loc))
+    out[:, :8] = fused_multiply_add(radius * cos, acc(scale), acc(loc))
+    out[:, 8:] = fused_multiply_add(radius * sin, acc(scale), acc(loc))
     return out
+
+
+_f32 = np.float32
+_LOG_POLYNOMIAL = [_f32(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
+                                     1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1,
+                                     3.3333331174e-1)]
+
+
+def _fma32(a, b, c):
+    """float32 ``a * b + c`` rounded once (the float64 product of two float32 values is exact)."""
+    wide = np.multiply(a, b, dtype=np.float64)
+    wide += c
+    return wide.astype(_f32)
+
+
+def _log_float32(x: np.ndarray) -> np.ndarray:
+    """Natural log of positive float32 values as avx_mathfun's log256_ps computes it, with the
+    multiply-adds fused as torch's build fuses them: x = m·2^e with m in [√½, √2), then
+    log(m) by a degree-9 polynomial in m - 1 and e·ln 2 added in two parts."""
+    x = np.maximum(x, np.finfo(_f32).tiny)
+    bits = x.view(np.uint32)
+    exponent = ((bits >> 23).astype(np.int32) - 126).astype(_f32)
+    mantissa = ((bits & np.uint32(0x807FFFFF)) | np.uint32(0x3F000000)).view(_f32)  # in [0.5, 1)
+    small = mantissa < _f32(0.707106781186547524)
+    exponent -= small.astype(_f32)
+    m = mantissa - _f32(1) + np.where(small, mantissa, _f32(0))
+    m_squared = m * m
+    y = np.full_like(m, _LOG_POLYNOMIAL[0])
+    for coefficient in _LOG_POLYNOMIAL[1:]:
+        y = _fma32(y, m, coefficient)
+    y = _fma32(y * m, m_squared, exponent * _f32(-2.12194440e-4))
+    y = _fma32(m_squared, _f32(-0.5), y)
+    return _fma32(exponent, _f32(0.693359375), m + y)
+
+
+def _sincos_float32(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """sin and cos of float32 values as avx_mathfun's sincos256_ps computes them: reduced by the
+    nearest even multiple j of π/4 (in three parts), then cephes' sin and cos polynomials, swapped
+    and signed by j."""
+    sin_negative = np.signbit(x)
+    x = np.abs(x)
+    octant = (x * _f32(1.27323954473516)).astype(np.int32)  # 4/π, truncated
+    octant = (octant + 1) & ~1
+    y = octant.astype(_f32)
+    for part in (-0.78515625, -2.4187564849853515625e-4, -3.77489497744594108e-8):
+        x = _fma32(y, _f32(part), x)
+    sin_negative ^= (octant & 4) != 0
+    cos_negative = (~(octant - 2) & 4) != 0
+    z = x * x
+    cos_poly = _fma32(_fma32(np.full_like(z, _f32(2.443315711809948e-5)), z, _f32(-1.388731625493765e-3)), z,
+                      _f32(4.166664568298827e-2))
+    cos_poly = _fma32(cos_poly * z, z, -(z * _f32(0.5))) + _f32(1)
+    sin_poly = _fma32(_fma32(np.full_like(z, _f32(-1.9515295891e-4)), z, _f32(8.3321608736e-3)), z,
+                      _f32(-1.6666654611e-1))
+    sin_poly = _fma32(sin_poly * z, x, x)
+    near_axis = (octant & 2) == 0
+    sin = np.where(near_axis, sin_poly, cos_poly)
+    cos = np.where(near_axis, cos_poly, sin_poly)
+    return np.where(sin_negative, -sin, sin), np.where(cos_negative, -cos, cos)
 
 
 def fused_multiply_add(a, b, c):
