@@ -170,3 +170,12 @@ def test_shuffled_data_loader_order_is_torchs(replacement):
 
     for ours, theirs in zip(*_both(0, order)):
         _assert_equal(ours, theirs)
+
+
+def test_distributed_sampler_shuffles_as_torch():
+    def order(lib):
+        sampler = lib.utils.data.DistributedSampler(list(range(23)), num_replicas=3, rank=1, shuffle=True, seed=5)
+        sampler.set_epoch(2)
+        return lib.tensor(list(sampler))
+
+    _assert_equal(*_both(0, order))

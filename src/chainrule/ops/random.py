@@ -1,5 +1,5 @@
-"""Random tensors and the Generators behind them: one on the CPU (torch's MT19937 stream, see
-``mt19937_stream``) and one per CUDA device (the device's array module: ``cupy.random`` on CuPy, the stand-in's on the stand-in).
+"""Random tensors and the Generators behind them: one on the CPU (torch's MT19937 stream) and one
+per CUDA device (the device's array module: ``cupy.random`` on CuPy, the stand-in's on the stand-in).
 
 As in torch, ``manual_seed`` seeds the CPU generator and every CUDA generator;
 ``cuda.manual_seed`` seeds only the current device's, so it never moves the CPU stream. A CUDA
@@ -7,12 +7,11 @@ generator's state is torch's (seed, offset) pair: ``offset`` counts the draws ha
 seeding, and a device stream is started from ``(seed, offset)`` whenever the state is set or
 read, so a state read before some draws replays them after ``set_state``.
 
-The CPU stream is torch's: after the same ``manual_seed`` the CPU draws of rand/uniform_,
-randint/random_, randperm and the small (< 16 values) randn/normal_ are bit-equal to torch's, and
-``get_rng_state`` is torch's 5056-byte state, loadable by either. randn/normal_ of 16 values or
-more use torch's Box–Muller blocks, within a few float32 ulps of torch's vectorised (AVX2) sin/cos/log
-(float64 within 1 ulp). Other CPU distributions (bernoulli, exponential, multinomial, gamma, ...)
-draw from the same stream but not torch's values. CUDA streams differ from torch's.
+The CPU stream is torch's (``mt19937_stream``): after the same ``manual_seed`` the CPU draws of
+rand/uniform_, randn/normal_ (float32; float64 of 16 values or more within 2 ulps, NumPy's log not
+being glibc's), randint/random_ and randperm are torch's, and ``get_rng_state`` is torch's 5056-byte
+state, loadable by either. Other CPU distributions (bernoulli, exponential, multinomial, gamma, ...)
+draw from the same stream but are not torch's values; CUDA streams differ from torch's.
 """
 
 from __future__ import annotations
