@@ -179,3 +179,17 @@ def test_distributed_sampler_shuffles_as_torch():
         return lib.tensor(list(sampler))
 
     _assert_equal(*_both(0, order))
+
+
+@pytest.mark.parametrize("seed", [0, 42])
+def test_bernoulli_exponential_and_dropout_masks_are_torchs(seed):
+    def draw(lib):
+        x = lib.arange(1, 601, dtype=lib.float32).reshape(20, 30)
+        return [lib.empty(700).bernoulli_(0.37), lib.empty(9, dtype=lib.float64).bernoulli_(0.5),
+                lib.bernoulli(lib.linspace(0, 1, 50)), lib.bernoulli(lib.linspace(0, 1, 50, dtype=lib.float64)),
+                lib.bernoulli(lib.zeros(8), p=0.5), lib.empty(500).exponential_(1.5),
+                lib.nn.functional.dropout(x, 0.3, training=True), lib.nn.Dropout(0.77)(x),
+                lib.nn.functional.alpha_dropout(x, 0.2, training=True), lib.get_rng_state()]
+
+    for ours, theirs in zip(*_both(seed, draw)):
+        _assert_equal(ours, theirs)

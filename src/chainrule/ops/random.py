@@ -413,9 +413,18 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
 
 
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
+    """1 with probability ``input`` (or ``p``) per value. On the CPU torch's draws: a uniform of the
+    input's precision (24 bits below float64) below each probability, or for a float ``p`` a
+    double uniform below ``p``."""
     xp = array_module(input)
-    probs = input._data if p is None else p
-    return Tensor._make((_rng(generator, xp).random(input._data.shape) < probs).astype(input._data.dtype))
+    data = input._data
+    if xp is np:
+        stream = _rng(generator)
+        uniforms = stream.random(data.shape, dtype=np.float64 if p is not None or data.dtype == np.float64
+                                 else np.float32)
+        return Tensor._make((uniforms < (data if p is None else p)).astype(data.dtype))
+    probs = data if p is None else p
+    return Tensor._make((_rng(generator, xp).random(data.shape) < probs).astype(data.dtype))
 
 
 def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
@@ -509,7 +518,8 @@ def normal_values(self: Tensor, mean, std, generator) -> np.ndarray:
 
 
 def bernoulli_(self: Tensor, p: builtins.float = 0.5, *, generator=None) -> Tensor:
-    return _fill_inplace(self, _rng(generator, array_module(self)).random(self._data.shape) < p)
+    # a double uniform below p, as torch's CPU kernel draws it
+    return _fill_inplace(self, _rng(generator, array_module(self)).random(self._data.shape, dtype=np.float64) < p)
 
 
 def random_(self: Tensor, low: int = 0, high=None, *, generator=None) -> Tensor:
@@ -542,7 +552,10 @@ def _dtype_digits(dt) -> int:
 
 
 def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
-    return _fill_inplace(self, _rng(generator, array_module(self)).exponential(1.0 / lambd, self._data.shape))
+    xp = array_module(self)
+    if xp is np:  # torch's CPU draw: -1/λ · log(1 - u) of a double uniform u
+        return _fill_inplace(self, (-1.0 / lambd) * np.log1p(-_rng(generator).random(self._data.shape)))
+    return _fill_inplace(self, _rng(generator, xp).exponential(1.0 / lambd, self._data.shape))
 
 
 
