@@ -193,3 +193,17 @@ def test_bernoulli_exponential_and_dropout_masks_are_torchs(seed):
 
     for ours, theirs in zip(*_both(seed, draw)):
         _assert_equal(ours, theirs)
+
+
+def test_strided_tensors_are_filled_in_memory_order():
+    # torch's CPU kernels walk a transposed or sliced tensor in memory order; a transposed
+    # tensor's normal_ takes the one-at-a-time path, as it is not contiguous
+    def draw(lib):
+        fills = [lib.zeros(4, 6).t().normal_(), lib.zeros(40, 3).t().normal_(1.0, 2.0),
+                 lib.zeros(4, 6)[:, ::2].uniform_(), lib.zeros(20, 3, dtype=lib.float64).t().uniform_(-1, 1),
+                 lib.zeros(5, 7, dtype=lib.int64).t().random_(0, 100), lib.zeros(6, 5).t().bernoulli_(0.3),
+                 lib.zeros(3, 9).t().exponential_()]
+        return fills + [lib.get_rng_state()]
+
+    for ours, theirs in zip(*_both(3, draw)):
+        _assert_equal(ours.contiguous(), theirs.contiguous())

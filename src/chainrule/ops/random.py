@@ -489,6 +489,17 @@ def _fill_inplace(self: Tensor, values: np.ndarray) -> Tensor:
     return self
 
 
+def _in_memory_order(data: np.ndarray, draw):
+    """``draw(shape)``'s values laid out as torch's CPU kernels fill a strided tensor: in memory
+    order (outermost stride first), so a transposed tensor gets the draws a contiguous one would.
+    Returned in ``data``'s own (logical) shape."""
+    if data.flags.c_contiguous or data.ndim < 2:
+        return draw(data.shape)
+    axes = sorted(range(data.ndim), key=lambda axis: -abs(data.strides[axis]))  # stable on ties
+    values = draw(tuple(data.shape[axis] for axis in axes))
+    return values.transpose(tuple(np.argsort(axes).tolist()))
+
+
 def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, *, generator=None) -> Tensor:
     return _fill_inplace(self, uniform_values(self, a, b, generator))
 
@@ -497,7 +508,8 @@ def uniform_values(self: Tensor, a, b, generator) -> np.ndarray:
     """What ``self.uniform_(a, b)`` fills in: on the CPU torch's values for the tensor's dtype."""
     xp = array_module(self)
     if xp is np:
-        return _rng(generator).uniform(a, b, self._data.shape, dtype=self._data.dtype)
+        stream, dtype = _rng(generator), self._data.dtype
+        return _in_memory_order(self._data, lambda shape: stream.uniform(a, b, shape, dtype=dtype))
     return a + (b - a) * _rng(generator, xp).random(self._data.shape)
 
 
@@ -511,24 +523,28 @@ def normal_values(self: Tensor, mean, std, generator) -> np.ndarray:
     (its 16-at-a-time path only for a contiguous tensor, as torch)."""
     xp = array_module(self)
     if xp is np:
-        data = self._data
-        return _rng(generator).normal(mean, std, data.shape, dtype=data.dtype,
-                                      contiguous=data.flags.c_contiguous)
+        data, stream = self._data, _rng(generator)
+        return _in_memory_order(data, lambda shape: stream.normal(mean, std, shape, dtype=data.dtype,
+                                                                  contiguous=data.flags.c_contiguous))
     return mean + std * _rng(generator, xp).standard_normal(self._data.shape)
 
 
 def bernoulli_(self: Tensor, p: builtins.float = 0.5, *, generator=None) -> Tensor:
     # a double uniform below p, as torch's CPU kernel draws it
-    return _fill_inplace(self, _rng(generator, array_module(self)).random(self._data.shape, dtype=np.float64) < p)
+    stream = _rng(generator, array_module(self))
+    return _fill_inplace(self, _in_memory_order(self._data, lambda shape: stream.random(shape, dtype=np.float64) < p))
 
 
 def random_(self: Tensor, low: int = 0, high=None, *, generator=None) -> Tensor:
     xp = array_module(self)
     if high is None and not low and xp is np:
-        return _fill_inplace(self, _full_range_values(self._data.dtype, self._data.shape, _rng(generator)))
+        stream = _rng(generator)
+        return _fill_inplace(self, _in_memory_order(
+            self._data, lambda shape: _full_range_values(self._data.dtype, shape, stream)))
     if high is None:
         low, high = 0, low if low else 2**24
-    return _fill_inplace(self, _rng(generator, xp).integers(low, high, self._data.shape))
+    stream = _rng(generator, xp)
+    return _fill_inplace(self, _in_memory_order(self._data, lambda shape: stream.integers(low, high, shape)))
 
 
 def _full_range_values(dt, shape, stream) -> np.ndarray:
@@ -554,7 +570,9 @@ def _dtype_digits(dt) -> int:
 def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
     xp = array_module(self)
     if xp is np:  # torch's CPU draw: -1/λ · log(1 - u) of a double uniform u
-        return _fill_inplace(self, (-1.0 / lambd) * np.log1p(-_rng(generator).random(self._data.shape)))
+        stream = _rng(generator)
+        return _fill_inplace(self, _in_memory_order(
+            self._data, lambda shape: (-1.0 / lambd) * np.log1p(-stream.random(shape))))
     return _fill_inplace(self, _rng(generator, xp).exponential(1.0 / lambd, self._data.shape))
 
 
