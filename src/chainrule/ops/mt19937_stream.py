@@ -260,19 +260,18 @@ def _fma32(a, b, c):
 
 
 def _log_float32(x: np.ndarray) -> np.ndarray:
-    """Natural log of positive float32 values as avx_mathfun's log256_ps computes it, with the
-    multiply-adds fused as torch's build fuses them: x = m·2^e with m in [√½, √2), then
-    log(m) by a degree-9 polynomial in m - 1 and e·ln 2 added in two parts."""
-    x = np.maximum(x, np.finfo(_f32).tiny)
-    bits = x.view(np.uint32)
-    exponent = ((bits >> 23).astype(np.int32) - 126).astype(_f32)
+    """Natural log of normal positive float32 values (here 1 - u ≥ 2**-24) as avx_mathfun's
+    log256_ps computes it, with the multiply-adds fused as torch's build fuses them: x = m·2^e with
+    m in [√½, √2), then log(m) by a degree-9 polynomial in m - 1 and e·ln 2 added in two parts."""
+    bits = np.ascontiguousarray(x).view(np.uint32)
+    exponent = (bits >> 23).astype(_f32) - _f32(126)
     mantissa = ((bits & np.uint32(0x807FFFFF)) | np.uint32(0x3F000000)).view(_f32)  # in [0.5, 1)
     small = mantissa < _f32(0.707106781186547524)
     exponent -= small.astype(_f32)
     m = mantissa - _f32(1) + np.where(small, mantissa, _f32(0))
     m_squared = m * m
-    y = np.full_like(m, _LOG_POLYNOMIAL[0])
-    for coefficient in _LOG_POLYNOMIAL[1:]:
+    y = _fma32(m, _LOG_POLYNOMIAL[0], _LOG_POLYNOMIAL[1])
+    for coefficient in _LOG_POLYNOMIAL[2:]:
         y = _fma32(y, m, coefficient)
     y = _fma32(y * m, m_squared, exponent * _f32(-2.12194440e-4))
     y = _fma32(m_squared, _f32(-0.5), y)
@@ -293,11 +292,10 @@ def _sincos_float32(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sin_negative ^= (octant & 4) != 0
     cos_negative = (~(octant - 2) & 4) != 0
     z = x * x
-    cos_poly = _fma32(_fma32(np.full_like(z, _f32(2.443315711809948e-5)), z, _f32(-1.388731625493765e-3)), z,
+    cos_poly = _fma32(_fma32(z, _f32(2.443315711809948e-5), _f32(-1.388731625493765e-3)), z,
                       _f32(4.166664568298827e-2))
     cos_poly = _fma32(cos_poly * z, z, -(z * _f32(0.5))) + _f32(1)
-    sin_poly = _fma32(_fma32(np.full_like(z, _f32(-1.9515295891e-4)), z, _f32(8.3321608736e-3)), z,
-                      _f32(-1.6666654611e-1))
+    sin_poly = _fma32(_fma32(z, _f32(-1.9515295891e-4), _f32(8.3321608736e-3)), z, _f32(-1.6666654611e-1))
     sin_poly = _fma32(sin_poly * z, x, x)
     near_axis = (octant & 2) == 0
     sin = np.where(near_axis, sin_poly, cos_poly)
@@ -310,10 +308,10 @@ def fused_multiply_add(a, b, c):
     float32: the product is exact in float64. float64: Dekker's exact product and Knuth's exact
     sum, whose residues are added last (correctly rounded but for rare near-ties)."""
     a = np.asarray(a)
-    if a.dtype != np.float64:
-        return (a.astype(np.float64) * np.float64(b) + np.float64(c)).astype(a.dtype)
     if b == 1 and c == 0:
         return a
+    if a.dtype != np.float64:
+        return (a.astype(np.float64) * np.float64(b) + np.float64(c)).astype(a.dtype)
     b, c = np.float64(b), np.float64(c)
     product = a * b
     a_high, a_low = _split(a)
