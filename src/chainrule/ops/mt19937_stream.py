@@ -48,6 +48,8 @@ class MT19937Stream:
 
     def __init__(self, seed: int) -> None:
         self._engine = np.random.MT19937()
+        # full-range uint32 integers of a Generator are the engine's raw words, half random_raw's bytes
+        self._words = np.random.Generator(self._engine)
         self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
@@ -59,13 +61,13 @@ class MT19937Stream:
 
     # ---- raw words
     def words(self, count: int) -> np.ndarray:
-        """``count`` of torch's ``random()`` (32-bit words), as uint64."""
-        return self._engine.random_raw(count)
+        """``count`` of torch's ``random()`` (32-bit words), as uint32."""
+        return self._words.integers(0, 2**32, size=count, dtype=np.uint32)
 
     def words64(self, count: int) -> np.ndarray:
         """``count`` of torch's ``random64()``: two words each, the first the high half."""
         pairs = self.words(2 * count).reshape(count, 2)
-        return (pairs[:, 0] << np.uint64(32)) | pairs[:, 1]
+        return (pairs[:, 0].astype(np.uint64) << np.uint64(32)) | pairs[:, 1]
 
     # ---- torch's state bytes
     def state_bytes(self, initial_seed: int) -> np.ndarray:
@@ -121,14 +123,17 @@ class MT19937Stream:
         dtype = np.dtype(dtype)
         count = math.prod(_shape(size))
         if dtype == np.float64:
-            bits = self.words64(count) & np.uint64((1 << 53) - 1)
+            bits = self.words64(count)
+            bits &= np.uint64((1 << 53) - 1)
             acc, scale = np.float64, 2.0 ** -53
         else:
-            bits = self.words(count) & np.uint64((1 << 24) - 1)
+            bits = self.words(count)
+            bits &= np.uint32((1 << 24) - 1)
             acc, scale = np.float32, 2.0 ** -24
         # torch casts the bounds to the tensor's dtype first, then computes in the accumulation type
         low, high = acc(dtype.type(low)), acc(dtype.type(high))
-        values = bits.astype(acc) * acc(scale)
+        values = bits.astype(acc)
+        values *= acc(scale)
         if low != 0 or high != 1:
             values = fused_multiply_add(values, high - low, low)
         values = values.astype(dtype, copy=False).reshape(_shape(size))
@@ -201,8 +206,8 @@ class MT19937Stream:
         low, high = int(low), int(high) + bool(endpoint)
         span = high - low
         count = math.prod(_shape(size))
-        draws = self.words64(count) if span >= 2**32 else self.words(count)
-        values = (draws % np.uint64(span)).astype(object if high > 2**63 else np.int64) + low
+        draws = self.words64(count) % np.uint64(span) if span >= 2**32 else self.words(count) % np.uint32(span)
+        values = draws.astype(object if high > 2**63 else np.int64) + low
         values = np.asarray(values).astype(dtype).reshape(_shape(size))
         return values[()].item() if size is None else values
 
