@@ -207,3 +207,17 @@ def test_strided_tensors_are_filled_in_memory_order():
 
     for ours, theirs in zip(*_both(3, draw)):
         _assert_equal(ours.contiguous(), theirs.contiguous())
+
+
+@pytest.mark.parametrize("bounds", [{}, {"mean": 0.5, "std": 1.0, "a": -0.5, "b": 1.0},
+                                    {"mean": 0.0, "std": 1.0, "a": 1.5, "b": 3.0}])
+def test_trunc_normal_rejects_and_redraws_as_torch(bounds):
+    # more than 0.3 of the mass inside: normal draws redrawn whole; less: uniforms accepted
+    # against the density; either way the values and the stream afterwards are torch's
+    def draw(lib):
+        weight = lib.empty(40, 30)
+        lib.nn.init.trunc_normal_(weight, **bounds)
+        return [weight.detach().clone(), lib.rand(3)]
+
+    for ours, theirs in zip(*_both(5, draw)):
+        _assert_equal(ours, theirs)

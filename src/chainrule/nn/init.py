@@ -71,21 +71,45 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None)
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
                   generator=None) -> Tensor:
-    """N(mean, std²) truncated to [a, b]: redraw the samples that fall outside until none do."""
+    """N(mean, std²) truncated to [a, b] by torch's rejection sampling, draw for draw: when the
+    interval holds more than 0.3 of the mass, normal draws for the whole tensor redrawn (whole
+    tensors again) where they fall outside; else uniforms on [a, b] accepted against the density
+    by a second uniform, redrawn where rejected. So a seeded stream stays torch's."""
     if mean < a - 2 * std or mean > b + 2 * std:
         warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
                       "The distribution of values may be incorrect.", stacklevel=2)
+
+    def normal_cdf(x: float) -> float:
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
     xp = array_module(tensor)
-    rng = _rng(tensor, generator)
-    values = mean + std * rng.standard_normal(tensor._data.shape)
-    outside = (values < a) | (values > b)
-    for _ in range(1000):  # each round redraws only the rejected samples
-        count = int(outside.sum())  # on a device, one small read-back per round
-        if not count:
-            break
-        values[outside] = mean + std * rng.standard_normal(count)
-        outside = (values < a) | (values > b)
-    return _fill(tensor, xp.clip(values, a, b))
+    dtype = tensor._data.dtype
+    if normal_cdf((b - mean) / std) - normal_cdf((a - mean) / std) > 0.3:
+        low, high = float(dtype.type(a)), float(dtype.type(b))  # the bounds as the tensor holds them
+        values = _random.normal_values(tensor, mean, std, generator).astype(dtype)
+        while True:
+            outside = (values < low) | (values > high)
+            if not bool(outside.any()):
+                break
+            values = xp.where(outside, _random.normal_values(tensor, mean, std, generator).astype(dtype), values)
+        return _fill(tensor, values)
+
+    mode = max(a, min(mean, b))
+    log_peak = -0.5 * ((mode - mean) / std) ** 2
+
+    def log_density(x):  # torch's in-place sequence, in the tensor's dtype
+        return ((((x - mean) / std) ** 2) * -0.5 - log_peak).astype(dtype)
+
+    def rejected(candidates):
+        return xp.log(_random.uniform_values(tensor, 0.0, 1.0, generator).astype(dtype)) > log_density(candidates)
+
+    values = _random.uniform_values(tensor, a, b, generator).astype(dtype)
+    pending = rejected(values)
+    while bool(pending.any()):
+        candidates = _random.uniform_values(tensor, a, b, generator).astype(dtype)
+        values = xp.where(pending, candidates, values)
+        pending = xp.where(pending, rejected(candidates), pending)
+    return _fill(tensor, values)
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
