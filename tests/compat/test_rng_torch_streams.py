@@ -151,7 +151,8 @@ def test_init_functions_on_a_seeded_stream():
         lib.nn.init.uniform_(weights[2], -1.0, 2.0)
         lib.nn.init.normal_(weights[3], 0.5, 0.02)
         lib.nn.init.normal_(weights[4][:2, :3])
-        return [w.detach().clone() for w in weights[:3]] + [lib.get_rng_state()]
+        sparse = lib.nn.init.sparse_(lib.empty(10, 20), 0.3)
+        return [w.detach().clone() for w in weights[:3]] + [sparse, lib.get_rng_state()]
 
     for ours, theirs in zip(*_both(7, draw)):
         _assert_equal(ours, theirs)

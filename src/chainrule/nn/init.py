@@ -218,10 +218,10 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) 
     rows, cols = tensor.shape
     xp = array_module(tensor)
     rng = _rng(tensor, generator)
-    values = std * rng.standard_normal((rows, cols))
+    values = _random.normal_values(tensor, 0.0, std, generator)
     num_zeros = int(math.ceil(sparsity * rows))
     for col in range(cols):
-        # the rows to zero: NumPy's permutation on the CPU; on a device the order of random keys
+        # the rows to zero: torch's randperm on the CPU; on a device the order of random keys
         # (CuPy's Generator has no permutation)
         order = rng.permutation(rows) if xp is np else xp.argsort(rng.random(rows))
         values[order[:num_zeros], col] = 0
