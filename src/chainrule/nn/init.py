@@ -48,8 +48,8 @@ def _rng(tensor: Tensor, generator):
 
 def _uniform(tensor: Tensor, a: float, b: float, shape: tuple, generator):
     xp = array_module(tensor)
-    if xp is np:
-        return _random._rng(generator).uniform(a, b, shape)
+    if xp is np:  # torch's uniform_ values for the tensor's dtype
+        return _random._rng(generator).uniform(a, b, shape, dtype=tensor._data.dtype)
     # a + (b - a)·U[0, 1) is NumPy's uniform; CuPy's Generator is sure to have random()
     return a + (b - a) * _random._rng(generator, xp).random(shape)
 
@@ -66,26 +66,50 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> 
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
-    return _fill(tensor, mean + std * _rng(tensor, generator).standard_normal(tensor._data.shape))
+    return _fill(tensor, _random.normal_values(tensor, mean, std, generator))
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
                   generator=None) -> Tensor:
-    """N(mean, std²) truncated to [a, b]: redraw the samples that fall outside until none do."""
+    """N(mean, std²) truncated to [a, b] by torch's rejection sampling, draw for draw: when the
+    interval holds more than 0.3 of the mass, normal draws for the whole tensor redrawn (whole
+    tensors again) where they fall outside; else uniforms on [a, b] accepted against the density
+    by a second uniform, redrawn where rejected. So a seeded stream stays torch's."""
     if mean < a - 2 * std or mean > b + 2 * std:
         warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
                       "The distribution of values may be incorrect.", stacklevel=2)
+
+    def normal_cdf(x: float) -> float:
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
     xp = array_module(tensor)
-    rng = _rng(tensor, generator)
-    values = mean + std * rng.standard_normal(tensor._data.shape)
-    outside = (values < a) | (values > b)
-    for _ in range(1000):  # each round redraws only the rejected samples
-        count = int(outside.sum())  # on a device, one small read-back per round
-        if not count:
-            break
-        values[outside] = mean + std * rng.standard_normal(count)
-        outside = (values < a) | (values > b)
-    return _fill(tensor, xp.clip(values, a, b))
+    dtype = tensor._data.dtype
+    if normal_cdf((b - mean) / std) - normal_cdf((a - mean) / std) > 0.3:
+        low, high = float(dtype.type(a)), float(dtype.type(b))  # the bounds as the tensor holds them
+        values = _random.normal_values(tensor, mean, std, generator).astype(dtype)
+        while True:
+            outside = (values < low) | (values > high)
+            if not bool(outside.any()):
+                break
+            values = xp.where(outside, _random.normal_values(tensor, mean, std, generator).astype(dtype), values)
+        return _fill(tensor, values)
+
+    mode = max(a, min(mean, b))
+    log_peak = -0.5 * ((mode - mean) / std) ** 2
+
+    def log_density(x):  # torch's in-place sequence, in the tensor's dtype
+        return ((((x - mean) / std) ** 2) * -0.5 - log_peak).astype(dtype)
+
+    def rejected(candidates):
+        return xp.log(_random.uniform_values(tensor, 0.0, 1.0, generator).astype(dtype)) > log_density(candidates)
+
+    values = _random.uniform_values(tensor, a, b, generator).astype(dtype)
+    pending = rejected(values)
+    while bool(pending.any()):
+        candidates = _random.uniform_values(tensor, a, b, generator).astype(dtype)
+        values = xp.where(pending, candidates, values)
+        pending = xp.where(pending, rejected(candidates), pending)
+    return _fill(tensor, values)
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
@@ -178,7 +202,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     rows = tensor.shape[0]
     cols = tensor.numel() // rows
     xp = array_module(tensor)
-    flat = _rng(tensor, generator).standard_normal((rows, cols))
+    flat = _random.normal_values(Tensor._make(xp.empty((rows, cols), tensor._data.dtype)), 0.0, 1.0, generator)
     if rows < cols:
         flat = flat.T
     q, r = xp.linalg.qr(flat)
@@ -194,10 +218,10 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) 
     rows, cols = tensor.shape
     xp = array_module(tensor)
     rng = _rng(tensor, generator)
-    values = std * rng.standard_normal((rows, cols))
+    values = _random.normal_values(tensor, 0.0, std, generator)
     num_zeros = int(math.ceil(sparsity * rows))
     for col in range(cols):
-        # the rows to zero: NumPy's permutation on the CPU; on a device the order of random keys
+        # the rows to zero: torch's randperm on the CPU; on a device the order of random keys
         # (CuPy's Generator has no permutation)
         order = rng.permutation(rows) if xp is np else xp.argsort(rng.random(rows))
         values[order[:num_zeros], col] = 0

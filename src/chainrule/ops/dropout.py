@@ -63,8 +63,15 @@ def _dropout_mask(x: Tensor, p: float, shape: tuple) -> np.ndarray:
     dtype = x._data.dtype if x._data.dtype.kind in "fV" else np.dtype(_dtype.get_default_dtype().np)
     if p == 1.0:
         return xp.zeros(shape, dtype=dtype)
-    keep = _random._rng(None, xp).random(shape, dtype=np.float64 if dtype == np.float64 else np.float32) >= p
-    return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
+    return _keep_mask(xp, shape, p).astype(dtype) * dtype.type(1.0 / (1.0 - p))
+
+
+def _keep_mask(xp, shape: tuple, p: float):
+    """Units kept with probability 1 - p: on the CPU torch's ``bernoulli_(1 - p)`` (a double
+    uniform below 1 - p), so a seeded mask is torch's."""
+    if xp is np:
+        return _random._rng(None).random(shape, dtype=np.float64) < 1.0 - p
+    return _random._rng(None, xp).random(shape, dtype=np.float32) >= p
 
 
 def _apply_dropout(input: Tensor, mask: np.ndarray, inplace: bool, p: float) -> Tensor:
@@ -164,7 +171,7 @@ def _alpha_dropout(input: Tensor, p: float, training: bool, mask_shape: tuple, i
         return input
     alpha = 1.7580993408473766  # SELU's scale · alpha; dropped units land on -alpha before the affine map
     dtype = input._data.dtype
-    keep = (_random._rng(None, array_module(input)).random(mask_shape) >= p).astype(dtype)
+    keep = _keep_mask(array_module(input), mask_shape, p).astype(dtype)
     a = ((1 - p) * (1 + p * alpha ** 2)) ** -0.5
     # y = a·(x·m + (-alpha)(1 - m)) + alpha·a·p keeps mean 0 and variance 1 (torch's formula)
     shift = ((keep - 1) * alpha * a + alpha * a * p).astype(dtype)

@@ -1,5 +1,5 @@
-"""Random tensors and the Generators behind them: one on the CPU (NumPy's PCG64) and one per
-CUDA device (the device's array module: ``cupy.random`` on CuPy, the stand-in's on the stand-in).
+"""Random tensors and the Generators behind them: one on the CPU (torch's MT19937 stream) and one
+per CUDA device (the device's array module: ``cupy.random`` on CuPy, the stand-in's on the stand-in).
 
 As in torch, ``manual_seed`` seeds the CPU generator and every CUDA generator;
 ``cuda.manual_seed`` seeds only the current device's, so it never moves the CPU stream. A CUDA
@@ -7,8 +7,11 @@ generator's state is torch's (seed, offset) pair: ``offset`` counts the draws ha
 seeding, and a device stream is started from ``(seed, offset)`` whenever the state is set or
 read, so a state read before some draws replays them after ``set_state``.
 
-Streams differ from torch's, so seeded runs are reproducible within chainrule, not bit-equal
-to torch's; tests compare against torch by copying data, never by sharing seeds.
+The CPU stream is torch's (``mt19937_stream``): after the same ``manual_seed`` the CPU draws of
+rand/uniform_, randn/normal_ (float32; float64 of 16 values or more within 2 ulps, NumPy's log not
+being glibc's), randint/random_ and randperm are torch's, and ``get_rng_state`` is torch's 5056-byte
+state, loadable by either. Other CPU distributions (bernoulli, exponential, multinomial, gamma, ...)
+draw from the same stream but are not torch's values; CUDA streams differ from torch's.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ..autograd.function import Function
 from ..tensor import Tensor
 from .creation import _dt, _finish, _shape_args, _sizes, _strided_only, _xp, factory_args, refuse_dtype
 from .elementwise import zeros_like_tensor
+from .mt19937_stream import STATE_BYTES, MT19937Stream
 
 __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
            "default_generator", "rand", "randn", "randint", "randperm", "rand_like", "randn_like",
@@ -49,7 +53,7 @@ class Generator:
         self.device = _generator_device(device)
         self._seed = DEFAULT_SEED
         if self.device.type == "cpu":
-            self._rng = np.random.default_rng(self._seed)
+            self._rng = MT19937Stream(self._seed)
         else:
             self._offset = 0  # draws handed out since the device stream's (seed, offset) start
             self._stream = None  # (array module, its generator) once a draw has started one
@@ -62,7 +66,7 @@ class Generator:
 
     def seed(self) -> int:
         """Seed from the operating system's entropy; returns the seed."""
-        self._restart(int(np.random.SeedSequence().entropy % (2**63)), 0)
+        self._restart(int(np.random.SeedSequence().entropy % 2**64), 0)  # any 64-bit seed, as torch
         return self._seed
 
     def initial_seed(self) -> int:
@@ -71,10 +75,7 @@ class Generator:
     def get_state(self) -> Tensor:
         """The state as a CPU uint8 tensor (torch's ByteTensor), for ``set_state``."""
         if self.device.type == "cpu":
-            import json
-
-            state = json.dumps(self._rng.bit_generator.state).encode()
-            return Tensor._make(np.frombuffer(state, dtype=np.uint8).copy())
+            return Tensor._make(self._rng.state_bytes(self._seed))
         # the next draw starts a device stream at exactly this (seed, offset), so that restoring
         # this state replays it (a live device stream's position cannot be read back)
         self._stream = None
@@ -86,15 +87,10 @@ class Generator:
                             f"{_describe_state(state)}")
         raw = state._data.reshape(-1)
         if self.device.type == "cpu":
-            import json
-
-            try:
-                decoded = json.loads(raw.tobytes().decode())
-                np.random.default_rng().bit_generator.state = decoded  # validated on a scratch stream first
-            except (ValueError, TypeError, KeyError) as error:
-                raise RuntimeError(f"set_state: these {raw.size} bytes are not a CPU generator state from "
-                                   f"get_state() ({error})") from None
-            self._rng.bit_generator.state = decoded
+            if raw.size != STATE_BYTES:
+                raise RuntimeError(f"Expected a CPUGeneratorImplState of size {STATE_BYTES} but found the input "
+                                   f"RNG state size to be {raw.size}")
+            self._seed = self._rng.load_state_bytes(raw)
             return self
         if raw.size != _CUDA_STATE_BYTES:
             raise RuntimeError(f"RNG state is wrong size: a CUDA generator's state is {_CUDA_STATE_BYTES} bytes "
@@ -106,7 +102,7 @@ class Generator:
     def _restart(self, seed: int, offset: int) -> None:
         self._seed = seed
         if self.device.type == "cpu":
-            self._rng = np.random.default_rng(seed)
+            self._rng.reseed(seed)
         else:
             self._offset, self._stream = offset, None
 
@@ -254,6 +250,8 @@ def rand(*sizes, size=None, generator=None, dtype=None, layout=None, device=None
     shape = _shape_args(_sizes(sizes, size))
     if dt.kind == "c":  # torch: real and imaginary parts each uniform on [0, 1)
         return _finish(_complex_pairs(_rng(generator, xp).random(shape + (2,), dtype=np.float64), dt), requires_grad)
+    if xp is np:  # torch's bits: 24 for float32 and below, 53 for float64
+        return _finish(_rng(generator).random(shape, dtype=dt), requires_grad)
     array = _rng(generator, xp).random(shape, dtype=np.float64).astype(dt)
     return _finish(array, requires_grad)
 
@@ -274,6 +272,8 @@ def randn(*sizes, size=None, generator=None, dtype=None, layout=None, device=Non
     if dt.kind == "c":  # torch: variance 1 split evenly, real and imaginary parts each N(0, 1/2)
         pairs = _rng(generator, xp).standard_normal(shape + (2,)) * np.sqrt(0.5)
         return _finish(_complex_pairs(pairs, dt), requires_grad)
+    if xp is np:
+        return _finish(_rng(generator).standard_normal(shape, dtype=dt), requires_grad)
     array = _rng(generator, xp).standard_normal(shape).astype(dt)
     return _finish(array, requires_grad)
 
@@ -294,8 +294,8 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     if dtype is _dtype.bool and high - 1 > 1:
         raise RuntimeError("to - 1 is out of bounds for bool")
     xp = _xp(device)
-    array = _rng(generator, xp).integers(low, high, size=tuple(size)).astype(_dt(dtype, _dtype.int64))
-    return _finish(array, requires_grad)
+    array = _rng(generator, xp).integers(low, high, size=tuple(size))
+    return _finish(array.astype(_dt(dtype, _dtype.int64)), requires_grad)
 
 
 def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -304,7 +304,7 @@ def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=F
     refuse_dtype(dtype, "randperm", complex_too=True)
     xp = _xp(device)
     if xp is np:
-        array = _rng(generator).permutation(n)
+        array = _rng(generator).permutation(n)  # torch's CPU Fisher–Yates order
     else:
         # on the device, with no host copy: the order that sorts n uniform keys (CuPy's Generator
         # has no permutation; torch's CUDA randperm sorts random keys too)
@@ -329,9 +329,15 @@ def randint_like(input: Tensor, low, high=None, *, dtype=None, device=None, requ
 
 
 def _draw_normal(mean, std, generator, dtype):
-    """``mean + std * N(0, 1)`` on the arrays' device, broadcast, in ``dtype``."""
+    """``mean + std * N(0, 1)`` on the arrays' device, broadcast, in ``dtype``. On the CPU as torch's
+    normal: ``normal_(0, std)`` then ``+ mean`` for a float std, else ``normal_(0, 1) * std + mean``."""
     shape = np.broadcast_shapes(getattr(mean, "shape", ()), getattr(std, "shape", ()))
-    return (mean + std * _rng(generator, array_module(mean, std)).standard_normal(shape)).astype(dtype)
+    xp = array_module(mean, std)
+    if xp is not np:
+        return (mean + std * _rng(generator, xp).standard_normal(shape)).astype(dtype)
+    if isinstance(std, np.ndarray):
+        return (_rng(generator).standard_normal(shape, dtype=dtype) * std + mean).astype(dtype)
+    return (_rng(generator).normal(0.0, std, shape, dtype=dtype) + mean).astype(dtype)
 
 
 _NORMAL_RULE = "zero gradient for mean and std, as torch's (normal is not reparameterised: Normal.rsample is)"
@@ -399,14 +405,26 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
     if isinstance(std, Tensor):
         return NormalFloatTensor.apply(std, mean=mean, generator=generator)
     xp = _xp(device)
-    array = (mean + std * _rng(generator, xp).standard_normal(tuple(size))).astype(_float_dtype(dtype, "normal"))
+    dt = _float_dtype(dtype, "normal")
+    if xp is np:
+        return _finish(_rng(generator).normal(mean, std, tuple(size), dtype=dt), requires_grad)
+    array = (mean + std * _rng(generator, xp).standard_normal(tuple(size))).astype(dt)
     return _finish(array, requires_grad)
 
 
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
+    """1 with probability ``input`` (or ``p``) per value. On the CPU torch's draws: a uniform of the
+    input's precision (24 bits below float64) below each probability, or for a float ``p`` a
+    double uniform below ``p``."""
     xp = array_module(input)
-    probs = input._data if p is None else p
-    return Tensor._make((_rng(generator, xp).random(input._data.shape) < probs).astype(input._data.dtype))
+    data = input._data
+    if xp is np:
+        stream = _rng(generator)
+        uniforms = stream.random(data.shape, dtype=np.float64 if p is not None or data.dtype == np.float64
+                                 else np.float32)
+        return Tensor._make((uniforms < (data if p is None else p)).astype(data.dtype))
+    probs = data if p is None else p
+    return Tensor._make((_rng(generator, xp).random(data.shape) < probs).astype(data.dtype))
 
 
 def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
@@ -471,27 +489,91 @@ def _fill_inplace(self: Tensor, values: np.ndarray) -> Tensor:
     return self
 
 
+def _in_memory_order(data: np.ndarray, draw):
+    """``draw(shape)``'s values laid out as torch's CPU kernels fill a strided tensor: in memory
+    order (outermost stride first), so a transposed tensor gets the draws a contiguous one would.
+    Returned in ``data``'s own (logical) shape."""
+    if data.flags.c_contiguous or data.ndim < 2:
+        return draw(data.shape)
+    axes = sorted(range(data.ndim), key=lambda axis: -abs(data.strides[axis]))  # stable on ties
+    values = draw(tuple(data.shape[axis] for axis in axes))
+    return values.transpose(tuple(np.argsort(axes).tolist()))
+
+
 def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, *, generator=None) -> Tensor:
-    return _fill_inplace(self, _rng(generator, array_module(self)).uniform(a, b, self._data.shape))
+    return _fill_inplace(self, uniform_values(self, a, b, generator))
+
+
+def uniform_values(self: Tensor, a, b, generator) -> np.ndarray:
+    """What ``self.uniform_(a, b)`` fills in: on the CPU torch's values for the tensor's dtype."""
+    xp = array_module(self)
+    if xp is np:
+        stream, dtype = _rng(generator), self._data.dtype
+        return _in_memory_order(self._data, lambda shape: stream.uniform(a, b, shape, dtype=dtype))
+    return a + (b - a) * _rng(generator, xp).random(self._data.shape)
 
 
 def normal_(self: Tensor, mean: builtins.float = 0.0, std: builtins.float = 1.0, *, generator=None) -> Tensor:
     _check_std(std)
-    return _fill_inplace(self, mean + std * _rng(generator, array_module(self)).standard_normal(self._data.shape))
+    return _fill_inplace(self, normal_values(self, mean, std, generator))
+
+
+def normal_values(self: Tensor, mean, std, generator) -> np.ndarray:
+    """What ``self.normal_(mean, std)`` fills in: on the CPU torch's values for the tensor's dtype
+    (its 16-at-a-time path only for a contiguous tensor, as torch)."""
+    xp = array_module(self)
+    if xp is np:
+        data, stream = self._data, _rng(generator)
+        return _in_memory_order(data, lambda shape: stream.normal(mean, std, shape, dtype=data.dtype,
+                                                                  contiguous=data.flags.c_contiguous))
+    return mean + std * _rng(generator, xp).standard_normal(self._data.shape)
 
 
 def bernoulli_(self: Tensor, p: builtins.float = 0.5, *, generator=None) -> Tensor:
-    return _fill_inplace(self, _rng(generator, array_module(self)).random(self._data.shape) < p)
+    # a double uniform below p, as torch's CPU kernel draws it
+    stream = _rng(generator, array_module(self))
+    return _fill_inplace(self, _in_memory_order(self._data, lambda shape: stream.random(shape, dtype=np.float64) < p))
 
 
 def random_(self: Tensor, low: int = 0, high=None, *, generator=None) -> Tensor:
+    xp = array_module(self)
+    if high is None and not low and xp is np:
+        stream = _rng(generator)
+        return _fill_inplace(self, _in_memory_order(
+            self._data, lambda shape: _full_range_values(self._data.dtype, shape, stream)))
     if high is None:
         low, high = 0, low if low else 2**24
-    return _fill_inplace(self, _rng(generator, array_module(self)).integers(low, high, self._data.shape))
+    stream = _rng(generator, xp)
+    return _fill_inplace(self, _in_memory_order(self._data, lambda shape: stream.integers(low, high, shape)))
+
+
+def _full_range_values(dt, shape, stream) -> np.ndarray:
+    """torch's ``random_()``: [0, 2**mantissa] for floating dtypes, [0, max] for integers, a bit for
+    bool; from random64 words for int64 and float64, 32-bit ones otherwise."""
+    dt = np.dtype(dt)
+    count = builtins.int(np.prod(shape))
+    if dt == np.bool_:
+        return (stream.words(count) & np.uint64(1)).astype(bool).reshape(shape)
+    if dt.kind in "iu":
+        span = builtins.int(np.iinfo(dt).max) + 1
+    else:
+        span = (1 << _dtype_digits(dt)) + 1
+    draws = stream.words64(count) if dt in (np.int64, np.float64) else stream.words(count)
+    return (draws % np.uint64(span)).astype(dt).reshape(shape)
+
+
+def _dtype_digits(dt) -> int:
+    """Significand bits (std::numeric_limits<T>::digits) of a floating dtype."""
+    return {2: 11, 4: 24, 8: 53}[dt.itemsize] if dt.kind == "f" else 8  # bfloat16 has 8
 
 
 def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
-    return _fill_inplace(self, _rng(generator, array_module(self)).exponential(1.0 / lambd, self._data.shape))
+    xp = array_module(self)
+    if xp is np:  # torch's CPU draw: -1/λ · log(1 - u) of a double uniform u
+        stream = _rng(generator)
+        return _fill_inplace(self, _in_memory_order(
+            self._data, lambda shape: (-1.0 / lambd) * np.log1p(-stream.random(shape))))
+    return _fill_inplace(self, _rng(generator, xp).exponential(1.0 / lambd, self._data.shape))
 
 
 

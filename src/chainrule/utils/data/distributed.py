@@ -1,4 +1,4 @@
-"""torch.utils.data.DistributedSampler: each rank's share of a dataset, with torch's partitioning."""
+"""torch.utils.data.DistributedSampler: each rank's share of a dataset, with torch's partitioning and shuffled order."""
 
 from __future__ import annotations
 
@@ -50,7 +50,10 @@ class DistributedSampler(Sampler):
     def _indices(self) -> np.ndarray:
         n = len(self.dataset)
         if self.shuffle:
-            indices = np.random.default_rng(self.seed + self.epoch).permutation(n)
+            from ...ops.mt19937_stream import MT19937Stream
+
+            # torch: randperm(n) from a Generator seeded with seed + epoch, so the order is torch's
+            indices = MT19937Stream(self.seed + self.epoch).permutation(n)
         else:
             indices = np.arange(n)
         if not self.drop_last:

@@ -26,15 +26,25 @@ __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler
 _CHUNK = 4096
 
 
-def _epoch_rng(generator) -> np.random.Generator:
-    """The NumPy stream for one epoch: the given Generator's, or a fresh one seeded from the
-    default generator (as torch does, so ``manual_seed`` makes shuffling reproducible)."""
+def _epoch_rng(generator):
+    """The stream for one epoch: the given Generator's, or, as torch's RandomSampler, a fresh
+    Generator seeded with ``torch.empty((), dtype=torch.int64).random_()`` from the default one (so
+    after ``manual_seed`` the order is torch's)."""
+    from ...ops.mt19937_stream import MT19937Stream
     from ...ops.random import _rng, default_generator
 
     if generator is not None:
         return _rng(generator)  # a CUDA generator is refused with torch's error
 
-    return np.random.default_rng(int(default_generator._rng.integers(2**63)))
+    return MT19937Stream(int(default_generator._rng.integers(2**63)))
+
+
+def _given_or_default_rng(generator):
+    """The given Generator's stream, or the default one itself (torch's SubsetRandomSampler calls
+    randperm with ``generator=None``: no fresh Generator)."""
+    from ...ops.random import _rng
+
+    return _rng(generator)
 
 
 def _as_int_list(chunks: Iterable[np.ndarray]) -> Iterator[int]:
@@ -131,7 +141,7 @@ class SubsetRandomSampler(Sampler):
         self.generator = generator
 
     def _index_chunks(self) -> Iterator[np.ndarray]:
-        order = _epoch_rng(self.generator).permutation(len(self.indices))
+        order = _given_or_default_rng(self.generator).permutation(len(self.indices))
         indices = np.asarray(getattr(self.indices, "_data", self.indices), dtype=np.int64)
         for start in range(0, len(order), _CHUNK):
             yield indices[order[start:start + _CHUNK]]

@@ -1,0 +1,362 @@
+"""torch's CPU random stream: MT19937 seeded as torch seeds it, and torch's CPU draws made from it.
+
+torch's CPU generator is a 32-bit Mersenne Twister seeded with ``init_genrand`` from the low 32
+bits of the 64-bit seed (so seeds 5 and 2**32 + 5 give one stream). NumPy's ``MT19937`` bit
+generator is the same engine, so its state is set to torch's seeded key and its raw 32-bit words
+are torch's ``random()``; ``random64()`` is two words, the first the high half. On those words
+the draws below repeat torch's CPU kernels (ATen's uniform_real, normal_fill, uniform_int_from_to,
+randperm), vectorised, so after ``manual_seed`` the values are torch's.
+
+``MT19937Stream`` answers the calls chainrule's random ops make of a NumPy ``Generator``
+(``random``, ``uniform``, ``standard_normal``, ``integers``, ``permutation``); any other
+distribution (gamma, poisson, ...) comes from a NumPy Generator seeded with words of this stream,
+so it is reproducible after ``manual_seed`` though not torch's values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MERSENNE_STATE_N = 624
+# torch's CPU state (CPUGeneratorImplState): initial seed u64, left i32, seeded i32, next u64, the
+# 624 state words as u64, normal_x, normal_y, normal_rho (f64), normal_is_valid (i32, padded to 8),
+# then the cached float normal (f32) and its valid flag (bool), padded to 5056 bytes
+STATE_BYTES = 5056
+LEGACY_STATE_BYTES = 5048
+_WORDS_AT = 24
+_DOUBLE_NORMAL_AT = _WORDS_AT + 8 * MERSENNE_STATE_N  # normal_x, normal_y, normal_rho, normal_is_valid
+_FLOAT_NORMAL_AT = LEGACY_STATE_BYTES  # next_float_normal_sample, is_next_float_normal_sample_valid
+_VECTORISED_NORMAL_MIN = 16  # torch's normal_ fills 16 at a time from this size (contiguous tensors)
+_BLOCKS_PER_CHUNK = 2048  # Box–Muller temporaries of 64-128 KiB: they stay in cache and are reused
+
+
+def seeded_key(seed: int) -> np.ndarray:
+    """MT19937's ``init_genrand`` key for the low 32 bits of ``seed``, as torch's mt19937 seeds."""
+    key = np.empty(MERSENNE_STATE_N, dtype=np.uint32)
+    word = seed & 0xFFFFFFFF
+    for index in range(MERSENNE_STATE_N):  # 624 steps once per seeding: each depends on the last
+        key[index] = word
+        word = (1812433253 * (word ^ (word >> 30)) + index + 1) & 0xFFFFFFFF
+    return key
+
+
+class MT19937Stream:
+    """One CPU generator's stream: the Mersenne Twister, plus torch's cached second Box–Muller
+    value of its scalar normal sampler (part of torch's state)."""
+
+    def __init__(self, seed: int) -> None:
+        self._engine = np.random.MT19937()
+        # full-range uint32 integers of a Generator are the engine's raw words, half random_raw's bytes
+        self._words = np.random.Generator(self._engine)
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        self._seed_key = seeded_key(seed)
+        # position 624: the next word twists the freshly seeded key first, as torch's left == 1
+        self._engine.state = {"bit_generator": "MT19937", "state": {"key": self._seed_key, "pos": MERSENNE_STATE_N}}
+        self.cached_double_normal = None
+        self.cached_float_normal = None
+
+    # ---- raw words
+    def words(self, count: int) -> np.ndarray:
+        """``count`` of torch's ``random()`` (32-bit words), as uint32."""
+        return self._words.integers(0, 2**32, size=count, dtype=np.uint32)
+
+    def words64(self, count: int) -> np.ndarray:
+        """``count`` of torch's ``random64()``: two words each, the first the high half."""
+        pairs = self.words(2 * count).reshape(count, 2)
+        return (pairs[:, 0].astype(np.uint64) << np.uint64(32)) | pairs[:, 1]
+
+    # ---- torch's state bytes
+    def state_bytes(self, initial_seed: int) -> np.ndarray:
+        state = self._engine.state["state"]
+        key, pos = state["key"], int(state["pos"])
+        untouched = pos == MERSENNE_STATE_N and np.array_equal(key, self._seed_key)
+        out = bytearray(STATE_BYTES)
+        # torch counts ``left`` down to 1 before the next twist; a freshly seeded engine has next 0
+        np.frombuffer(out, "<u8", 1, 0)[0] = initial_seed
+        np.frombuffer(out, "<i4", 2, 8)[:] = (MERSENNE_STATE_N + 1 - pos, 1)
+        np.frombuffer(out, "<u8", 1, 16)[0] = 0 if untouched else pos
+        np.frombuffer(out, "<u8", MERSENNE_STATE_N, _WORDS_AT)[:] = key
+        if self.cached_double_normal is not None:
+            np.frombuffer(out, "<f8", 1, _DOUBLE_NORMAL_AT + 8)[0] = self.cached_double_normal
+            np.frombuffer(out, "<i4", 1, _DOUBLE_NORMAL_AT + 24)[0] = 1
+        if self.cached_float_normal is not None:
+            np.frombuffer(out, "<f4", 1, _FLOAT_NORMAL_AT)[0] = self.cached_float_normal
+            out[_FLOAT_NORMAL_AT + 4] = 1
+        return np.frombuffer(bytes(out), dtype=np.uint8).copy()
+
+    def load_state_bytes(self, raw: np.ndarray) -> int:
+        """Load torch's state bytes (checked by the caller for size); returns the initial seed."""
+        raw = np.ascontiguousarray(raw).tobytes()
+        initial_seed = int(np.frombuffer(raw, "<u8", 1, 0)[0])
+        left = int(np.frombuffer(raw, "<i4", 1, 8)[0])
+        key = np.frombuffer(raw, "<u8", MERSENNE_STATE_N, _WORDS_AT).astype(np.uint32)
+        next_word = int(np.frombuffer(raw, "<u8", 1, 16)[0])
+        if not 1 <= left <= MERSENNE_STATE_N or next_word > MERSENNE_STATE_N:
+            raise RuntimeError("Invalid mt19937 state")  # torch's check and words
+        self._seed_key = seeded_key(initial_seed) if next_word == 0 else None
+        self._engine.state = {"bit_generator": "MT19937",
+                              "state": {"key": key, "pos": MERSENNE_STATE_N + 1 - left}}
+        valid = int(np.frombuffer(raw, "<i4", 1, _DOUBLE_NORMAL_AT + 24)[0])
+        self.cached_double_normal = float(np.frombuffer(raw, "<f8", 1, _DOUBLE_NORMAL_AT + 8)[0]) if valid else None
+        self.cached_float_normal = None
+        if len(raw) == STATE_BYTES and raw[_FLOAT_NORMAL_AT + 4]:
+            self.cached_float_normal = float(np.frombuffer(raw, "<f4", 1, _FLOAT_NORMAL_AT)[0])
+        return initial_seed
+
+    # ---- torch's draws
+    def random(self, size=None, dtype=np.float64, out=None):
+        """Uniform on [0, 1): 24 random bits a float32 (or half) value, 53 (of random64) a float64."""
+        draws = self.uniform(0.0, 1.0, size, dtype)
+        if out is not None:
+            out[...] = draws
+            return out
+        return draws
+
+    def uniform(self, low=0.0, high=1.0, size=None, dtype=np.float64):
+        """torch's uniform_(low, high): ``u * (high - low) + low`` in the dtype's accumulation type
+        (float32 for float32 and below), fused (torch's kernel is compiled with FMA), rounded once
+        more to ``dtype``."""
+        dtype = np.dtype(dtype)
+        count = math.prod(_shape(size))
+        if dtype == np.float64:
+            bits = self.words64(count)
+            bits &= np.uint64((1 << 53) - 1)
+            acc, scale = np.float64, 2.0 ** -53
+        else:
+            bits = self.words(count)
+            bits &= np.uint32((1 << 24) - 1)
+            acc, scale = np.float32, 2.0 ** -24
+        # torch casts the bounds to the tensor's dtype first, then computes in the accumulation type
+        low, high = acc(dtype.type(low)), acc(dtype.type(high))
+        values = bits.astype(acc)
+        values *= acc(scale)
+        if low != 0 or high != 1:
+            values = fused_multiply_add(values, high - low, low)
+        values = values.astype(dtype, copy=False).reshape(_shape(size))
+        return values[()] if size is None else values
+
+    def standard_normal(self, size=None, dtype=np.float64, out=None):
+        draws = self.normal(0.0, 1.0, size, dtype)
+        if out is not None:
+            out[...] = draws
+            return out
+        return draws
+
+    def normal(self, loc=0.0, scale=1.0, size=None, dtype=np.float64, contiguous=True):
+        """torch's normal_(loc, scale) filling a tensor of ``size`` (in memory order): from 16
+        values on (contiguous), Box–Muller on blocks of 16 uniforms of the dtype; below that (or
+        strided), one double-precision sample per value, each pair's second value cached."""
+        shape = _shape(size)
+        count = math.prod(shape)
+        if not isinstance(loc, (int, float)) or not isinstance(scale, (int, float)):
+            values = self.normal(0.0, 1.0, np.broadcast_shapes(np.shape(loc), np.shape(scale), shape), np.float64)
+            return values * scale + loc
+        dtype = np.dtype(dtype)
+        if count >= _VECTORISED_NORMAL_MIN and contiguous:
+            values = self._normal_blocks(count, dtype, loc, scale)
+        else:
+            values = fused_multiply_add(self._normal_scalars(count), scale, loc).astype(dtype)
+        values = values.reshape(shape)
+        return values[()] if size is None else values
+
+    def _normal_blocks(self, count: int, dtype, loc, scale) -> np.ndarray:
+        """normal_fill: uniforms for every value, Box–Muller on each block of 16 (value j of a
+        block with j + 8), and when ``count`` is not a multiple of 16 the last 16 values redrawn
+        from 16 fresh uniforms and transformed again."""
+        acc = np.float64 if dtype == np.float64 else np.float32
+        uniforms = self.uniform(0.0, 1.0, count, acc)
+        whole = count - count % 16
+        values = np.empty(count, dtype=acc)
+        blocks, rows = uniforms[:whole].reshape(-1, 16), values[:whole].reshape(-1, 16)
+        for start in range(0, len(blocks), _BLOCKS_PER_CHUNK):  # cache-sized temporaries
+            rows[start:start + _BLOCKS_PER_CHUNK] = _box_muller_16(blocks[start:start + _BLOCKS_PER_CHUNK], acc,
+                                                                   loc, scale)
+        if whole != count:
+            values[count - 16:] = _box_muller_16(self.uniform(0.0, 1.0, 16, acc).reshape(1, 16), acc, loc, scale)[0]
+        return values.astype(dtype, copy=False)
+
+    def _normal_scalars(self, count: int) -> np.ndarray:
+        """torch's scalar normal_distribution<double>: a cached value first, then pairs of random64
+        uniforms (u1, u2) give r·cos θ and r·sin θ, r = sqrt(-2 log(1 - u2)), θ = 2π u1; an odd
+        count leaves the last sin cached."""
+        values = np.empty(count, dtype=np.float64)
+        start = 0
+        if count and self.cached_double_normal is not None:
+            values[0], start, self.cached_double_normal = self.cached_double_normal, 1, None
+        pairs = (count - start + 1) // 2
+        if pairs:
+            u = self.uniform(0.0, 1.0, 2 * pairs, np.float64).reshape(pairs, 2)
+            radius = np.sqrt(-2.0 * np.log1p(-u[:, 1]))
+            theta = 2.0 * np.pi * u[:, 0]
+            both = np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1).reshape(-1)
+            values[start:] = both[:count - start]
+            if (count - start) % 2:
+                self.cached_double_normal = float(both[-1])
+        return values
+
+    def integers(self, low, high=None, size=None, dtype=np.int64, endpoint=False):
+        """torch's random_(low, high): ``word % (high - low) + low``, a random64 word when the range
+        reaches 2**32, else a 32-bit one. ``integers(n)`` is [0, n), as NumPy's."""
+        if high is None:
+            low, high = 0, low
+        low, high = int(low), int(high) + bool(endpoint)
+        span = high - low
+        count = math.prod(_shape(size))
+        draws = self.words64(count) % np.uint64(span) if span >= 2**32 else self.words(count) % np.uint32(span)
+        values = draws.astype(object if high > 2**63 else np.int64) + low
+        values = np.asarray(values).astype(dtype).reshape(_shape(size))
+        return values[()].item() if size is None else values
+
+    def permutation(self, x):
+        """torch's CPU randperm(n): a Fisher–Yates pass swapping i with i + random() % (n - i);
+        from n ≥ 2**32 / 20 torch's inside-out variant on random64 words. An array is permuted
+        along its first axis by such an order."""
+        if not isinstance(x, (int, np.integer)):
+            x = np.asarray(x)
+            return x[self.permutation(len(x))]
+        return randperm_order(self, int(x))
+
+    def shuffle(self, x) -> None:
+        x[...] = x[self.permutation(len(x))]
+
+    def __getattr__(self, name):
+        # other distributions (gamma, poisson, binomial, choice, ...): NumPy's, from a Generator
+        # seeded with four words of this stream, so they follow manual_seed
+        if name.startswith("_"):
+            raise AttributeError(name)
+        seeded = np.random.Generator(np.random.PCG64(self.words(4).astype(np.uint32)))
+        return getattr(seeded, name)
+
+
+def _box_muller_16(blocks: np.ndarray, acc, loc, scale) -> np.ndarray:
+    """normal_fill_16 on rows of 16 uniforms: value j and j + 8 from u1 = 1 - u[j], u2 = u[j + 8].
+    float32 takes torch's vectorised kernel's log and sincos (the cephes polynomials of
+    avx_mathfun.h), whose results the libm's correctly rounded ones differ from in the last bit."""
+    u1 = acc(1) - blocks[:, :8]
+    u2 = blocks[:, 8:]
+    theta = acc(2.0 * np.pi) * u2  # 2π rounded to the dtype first, as torch's kernel
+    if acc is np.float32:
+        radius = np.sqrt(np.float32(-2) * _log_float32(u1))
+        sin, cos = _sincos_float32(theta)
+    else:
+        radius = np.sqrt(-2.0 * np.log(u1))
+        sin, cos = np.sin(theta), np.cos(theta)
+    out = np.empty_like(blocks)
+    out[:, :8] = fused_multiply_add(radius * cos, acc(scale), acc(loc))
+    out[:, 8:] = fused_multiply_add(radius * sin, acc(scale), acc(loc))
+    return out
+
+
+_f32 = np.float32
+_LOG_POLYNOMIAL = [_f32(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
+                                     1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1,
+                                     3.3333331174e-1)]
+
+
+def _fma32(a, b, c):
+    """float32 ``a * b + c`` rounded once (the float64 product of two float32 values is exact)."""
+    wide = np.multiply(a, b, dtype=np.float64)
+    wide += c
+    return wide.astype(_f32)
+
+
+def _log_float32(x: np.ndarray) -> np.ndarray:
+    """Natural log of normal positive float32 values (here 1 - u ≥ 2**-24) as avx_mathfun's
+    log256_ps computes it, with the multiply-adds fused as torch's build fuses them: x = m·2^e with
+    m in [√½, √2), then log(m) by a degree-9 polynomial in m - 1 and e·ln 2 added in two parts."""
+    bits = np.ascontiguousarray(x).view(np.uint32)
+    exponent = (bits >> 23).astype(_f32) - _f32(126)
+    mantissa = ((bits & np.uint32(0x807FFFFF)) | np.uint32(0x3F000000)).view(_f32)  # in [0.5, 1)
+    small = mantissa < _f32(0.707106781186547524)
+    exponent -= small.astype(_f32)
+    m = mantissa - _f32(1) + np.where(small, mantissa, _f32(0))
+    m_squared = m * m
+    y = _fma32(m, _LOG_POLYNOMIAL[0], _LOG_POLYNOMIAL[1])
+    for coefficient in _LOG_POLYNOMIAL[2:]:
+        y = _fma32(y, m, coefficient)
+    y = _fma32(y * m, m_squared, exponent * _f32(-2.12194440e-4))
+    y = _fma32(m_squared, _f32(-0.5), y)
+    return _fma32(exponent, _f32(0.693359375), m + y)
+
+
+def _sincos_float32(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """sin and cos of float32 values as avx_mathfun's sincos256_ps computes them: reduced by the
+    nearest even multiple j of π/4 (in three parts), then cephes' sin and cos polynomials, swapped
+    and signed by j."""
+    sin_negative = np.signbit(x)
+    x = np.abs(x)
+    octant = (x * _f32(1.27323954473516)).astype(np.int32)  # 4/π, truncated
+    octant = (octant + 1) & ~1
+    y = octant.astype(_f32)
+    for part in (-0.78515625, -2.4187564849853515625e-4, -3.77489497744594108e-8):
+        x = _fma32(y, _f32(part), x)
+    sin_negative ^= (octant & 4) != 0
+    cos_negative = (~(octant - 2) & 4) != 0
+    z = x * x
+    cos_poly = _fma32(_fma32(z, _f32(2.443315711809948e-5), _f32(-1.388731625493765e-3)), z,
+                      _f32(4.166664568298827e-2))
+    cos_poly = _fma32(cos_poly * z, z, -(z * _f32(0.5))) + _f32(1)
+    sin_poly = _fma32(_fma32(z, _f32(-1.9515295891e-4), _f32(8.3321608736e-3)), z, _f32(-1.6666654611e-1))
+    sin_poly = _fma32(sin_poly * z, x, x)
+    near_axis = (octant & 2) == 0
+    sin = np.where(near_axis, sin_poly, cos_poly)
+    cos = np.where(near_axis, cos_poly, sin_poly)
+    return np.where(sin_negative, -sin, sin), np.where(cos_negative, -cos, cos)
+
+
+def fused_multiply_add(a, b, c):
+    """``a * b + c`` rounded once, as the FMA instruction torch's CPU kernels are compiled to use.
+    float32: the product is exact in float64. float64: Dekker's exact product and Knuth's exact
+    sum, whose residues are added last (correctly rounded but for rare near-ties)."""
+    a = np.asarray(a)
+    if b == 1 and c == 0:
+        return a
+    if a.dtype != np.float64:
+        return (a.astype(np.float64) * np.float64(b) + np.float64(c)).astype(a.dtype)
+    b, c = np.float64(b), np.float64(c)
+    product = a * b
+    a_high, a_low = _split(a)
+    b_high, b_low = _split(b)
+    product_error = ((a_high * b_high - product) + a_high * b_low + a_low * b_high) + a_low * b_low
+    total = product + c
+    virtual = total - product
+    sum_error = (product - (total - virtual)) + (c - virtual)
+    return total + (product_error + sum_error)
+
+
+def _split(x):
+    """Veltkamp's split of float64 ``x`` into two halves of 26 bits whose sum is ``x``."""
+    scaled = 134217729.0 * x  # 2**27 + 1
+    high = scaled - (scaled - x)
+    return high, x - high
+
+
+def randperm_order(stream: MT19937Stream, n: int) -> np.ndarray:
+    """The permutation torch's CPU randperm gives for ``n``. The swaps are sequential (each reads
+    the array the last one left), so they run over Python ints; the words are drawn at once."""
+    if n < 2**32 // 20:
+        spans = np.arange(n, 1, -1, dtype=np.uint64)
+        offsets = (stream.words(max(n - 1, 0)) % spans).tolist()
+        order = list(range(n))
+        for i, offset in enumerate(offsets):
+            j = i + offset
+            order[i], order[j] = order[j], order[i]
+        return np.array(order, dtype=np.int64)
+    picks = (stream.words64(n) % np.arange(1, n + 1, dtype=np.uint64)).tolist()
+    order = [0] * n
+    for i, z in enumerate(picks):  # inside-out Fisher–Yates
+        order[i] = order[z]
+        order[z] = i
+    return np.array(order, dtype=np.int64)
+
+
+def _shape(size) -> tuple:
+    if size is None:
+        return ()
+    if isinstance(size, (int, np.integer)):
+        return (int(size),)
+    return tuple(int(s) for s in size)
