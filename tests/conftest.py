@@ -22,3 +22,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("long") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _torch_distributions_validation_restored():
+    """Real ``torch.compile`` turns torch.distributions' argument validation off for the whole
+    process; tests that compare with torch after one that compiled (in the same worker) would see
+    torch skip its checks. Put the setting back after every test that may have changed it."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    distributions = getattr(torch, "distributions", None) if torch is not None else None
+    saved = getattr(getattr(distributions, "Distribution", None), "_validate_args", None)
+    yield
+    if saved is not None and distributions.Distribution._validate_args is not saved:
+        distributions.Distribution.set_default_validate_args(saved)
