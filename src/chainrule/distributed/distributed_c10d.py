@@ -11,10 +11,13 @@ on send and unpickle on receive as torch's do.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import enum
+import itertools
 import os
 import pickle
+import time
 
 import numpy as np
 
@@ -82,8 +85,10 @@ class Work:
     """The handle of a collective: ``wait()`` completes it (or raises after the group's timeout),
     then finishes the op on our side (AVG's division, copying into gathered lists)."""
 
-    def __init__(self, request, what: str, pg: ProcessGroup, finish=None, status=None, result=None) -> None:
+    def __init__(self, request, what: str, pg: ProcessGroup, finish=None, status=None, result=None,
+                 keep=()) -> None:
         self._request = request
+        self._keep = keep  # the buffers MPI reads and writes until the request completes
         self._result = [] if result is None else result  # the tensors the op writes, for result()
         self._future: Future | None = None
         self._what = what
@@ -91,12 +96,15 @@ class Work:
         self._finish = finish
         self._status = status  # an MPI.Status for a receive: who sent it
         self._done = False
+        self._ticket = None  # its key in _InFlight while the caller holds it unwaited
 
     def wait(self, timeout: datetime.timedelta | float | None = None) -> bool:
         if not self._done:
             seconds = self._pg.timeout if timeout is None else _seconds(timeout)
             _State.watchdog.wait(self._request, self._what, seconds, self._status)
             self._done = True
+            if self._ticket is not None:
+                _InFlight.pending.pop(self._ticket, None)
             if self._finish is not None:
                 self._finish()
             if self._future is not None:
@@ -136,6 +144,55 @@ class Work:
     def _test(self) -> None:
         if not self._done:
             self._request.Test()
+
+
+class _InFlight:
+    """Every request handed out in a ``Work`` (``async_op=True``, isend, irecv), held here until
+    MPI completes it, with the buffers MPI reads and writes: mpi4py's Request does not keep them
+    alive, and a caller may drop the Work and its tensor before ``wait()``, leaving MPI to write
+    into freed memory. torch's Work keeps its tensors alive until completion; this registry
+    does so even without the Work. Blocking collectives never enter it."""
+
+    # ticket -> (request, status, is_point_to_point, buffers)
+    pending: dict[int, tuple] = {}
+    tickets = itertools.count()
+
+    @classmethod
+    def hold(cls, work: Work, point_to_point: bool = False) -> Work:
+        cls.prune()
+        work._ticket = next(cls.tickets)
+        cls.pending[work._ticket] = (work._request, work._status, point_to_point, work._keep)
+        return work
+
+    @classmethod
+    def prune(cls) -> None:
+        """Forget the requests MPI has completed (Test drives MPI's progress as well)."""
+        if cls.pending:
+            # a request the Work completed itself is null: testing it again would blank its status
+            done = [ticket for ticket, (request, status, _, _) in cls.pending.items()
+                    if not request or request.Test(status)]
+            for ticket in done:
+                del cls.pending[ticket]
+
+    @classmethod
+    def drain(cls) -> None:
+        """At ``destroy_process_group`` and exit: finish what is still in flight. Every rank
+        issued the collectives, so they complete (under the watchdog's timeout); a send or
+        receive nobody matched is cancelled, and held on (never freed) if MPI cannot cancel it."""
+        cls.prune()
+        for ticket, (request, status, point_to_point, _) in list(cls.pending.items()):
+            if not point_to_point:
+                timeout = _State.world.timeout if _State.world is not None else _seconds(DEFAULT_TIMEOUT)
+                _State.watchdog.wait(request, "a collective started with async_op=True and never waited", timeout)
+                del cls.pending[ticket]
+                continue
+            request.Cancel()
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                if request.Test(status):
+                    del cls.pending[ticket]
+                    break
+                time.sleep(0.001)
 
 
 class _State:
@@ -224,6 +281,8 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
     node.Free()
     if _State.watchdog is None:
         _State.watchdog = _mpi.Watchdog(MPI, mpi_rank)
+        # before mpi4py's MPI_Finalize (atexit runs last-registered first)
+        atexit.register(_InFlight.drain)
     _State.abort_on_error = _mpi.AbortOnError(MPI, mpi_rank)
     _State.abort_on_error.install()
 
@@ -237,6 +296,7 @@ def destroy_process_group(group: ProcessGroup | None = None) -> None:
     if _State.world is None:
         raise ValueError("Default process group has not been initialized, please make sure to call "
                          "init_process_group.")
+    _InFlight.drain()
     _State.world.comm.Free()
     _State.abort_on_error.uninstall()
     _State.abort_on_error = None
@@ -326,9 +386,9 @@ def all_reduce(tensor, op: ReduceOp = ReduceOp.SUM, group: ProcessGroup | None =
     buffer, write_back = _buffer(tensor, "all_reduce", "tensor")
     _check_same_call(pg, "all_reduce", buffer)
     mpi_op = _mpi_op(op, buffer.dtype, "all_reduce")
-    request = pg.comm.Iallreduce(_State.MPI.IN_PLACE, buffer, op=mpi_op)
+    request, keep = _start(pg.comm.Iallreduce, _State.MPI.IN_PLACE, buffer, op=mpi_op)
     tensor._bump_version()
-    return _issue(request, "all_reduce", pg, _finisher(buffer, op, pg.size(), write_back), async_op, [tensor])
+    return _issue(request, "all_reduce", pg, _finisher(buffer, op, pg.size(), write_back), async_op, [tensor], keep=keep)
 
 
 def reduce(tensor, dst: int = 0, op: ReduceOp = ReduceOp.SUM, group: ProcessGroup | None = None,
@@ -343,12 +403,13 @@ def reduce(tensor, dst: int = 0, op: ReduceOp = ReduceOp.SUM, group: ProcessGrou
     mpi_op = _mpi_op(op, buffer.dtype, "reduce")
     MPI = _State.MPI
     if pg.rank() == root:
-        request = pg.comm.Ireduce(MPI.IN_PLACE, buffer, op=mpi_op, root=root)
+        request, keep = _start(pg.comm.Ireduce, MPI.IN_PLACE, buffer, op=mpi_op, root=root)
         tensor._bump_version()
         finish = _finisher(buffer, op, pg.size(), write_back)
     else:
-        request, finish = pg.comm.Ireduce(buffer, None, op=mpi_op, root=root), None
-    return _issue(request, "reduce", pg, finish, async_op)
+        request, keep = _start(pg.comm.Ireduce, buffer, None, op=mpi_op, root=root)
+        finish = None
+    return _issue(request, "reduce", pg, finish, async_op, keep=keep)
 
 
 def broadcast(tensor, src: int = 0, group: ProcessGroup | None = None, async_op: bool = False,
@@ -360,10 +421,10 @@ def broadcast(tensor, src: int = 0, group: ProcessGroup | None = None, async_op:
     root = _group_rank(pg, src, group_src, "broadcast", "src")
     buffer, write_back = _buffer(tensor, "broadcast", "tensor")
     _check_same_call(pg, "broadcast", buffer)
-    request = pg.comm.Ibcast(buffer, root=root)
+    request, keep = _start(pg.comm.Ibcast, buffer, root=root)
     if pg.rank() != root:
         tensor._bump_version()
-    return _issue(request, "broadcast", pg, write_back, async_op)
+    return _issue(request, "broadcast", pg, write_back, async_op, keep=keep)
 
 
 def all_gather(tensor_list: list, tensor, group: ProcessGroup | None = None, async_op: bool = False):
@@ -375,8 +436,8 @@ def all_gather(tensor_list: list, tensor, group: ProcessGroup | None = None, asy
     _check_same_call(pg, "all_gather", buffer)
     _check_list(tensor_list, pg.size(), tensor, "all_gather", "tensor_list")
     gathered = np.empty((pg.size(),) + buffer.shape, buffer.dtype)
-    request = pg.comm.Iallgather(buffer, gathered)
-    return _issue(request, "all_gather", pg, _scatter_into(tensor_list, gathered), async_op)
+    request, keep = _start(pg.comm.Iallgather, buffer, gathered)
+    return _issue(request, "all_gather", pg, _scatter_into(tensor_list, gathered), async_op, keep=keep)
 
 
 def all_gather_into_tensor(output_tensor, input_tensor, group: ProcessGroup | None = None,
@@ -391,9 +452,9 @@ def all_gather_into_tensor(output_tensor, input_tensor, group: ProcessGroup | No
     receive, write_back = _buffer(output_tensor, what, "output_tensor")
     _check_same_call(pg, what, send)
     _check_chunks(receive, send, pg.size(), what, "output_tensor", "input_tensor")
-    request = pg.comm.Iallgather(send, receive)
+    request, keep = _start(pg.comm.Iallgather, send, receive)
     output_tensor._bump_version()
-    return _issue(request, what, pg, write_back, async_op)
+    return _issue(request, what, pg, write_back, async_op, keep=keep)
 
 
 def reduce_scatter_tensor(output, input, op: ReduceOp = ReduceOp.SUM, group: ProcessGroup | None = None,
@@ -408,9 +469,9 @@ def reduce_scatter_tensor(output, input, op: ReduceOp = ReduceOp.SUM, group: Pro
     _check_same_call(pg, what, send)
     _check_chunks(send, receive, pg.size(), what, "input", "output")
     mpi_op = _mpi_op(op, send.dtype, what)
-    request = pg.comm.Ireduce_scatter_block(send, receive, op=mpi_op)
+    request, keep = _start(pg.comm.Ireduce_scatter_block, send, receive, op=mpi_op)
     output._bump_version()
-    return _issue(request, what, pg, _finisher(receive, op, pg.size(), write_back), async_op)
+    return _issue(request, what, pg, _finisher(receive, op, pg.size(), write_back), async_op, keep=keep)
 
 
 def gather(tensor, gather_list: list | None = None, dst: int = 0, group: ProcessGroup | None = None,
@@ -425,11 +486,12 @@ def gather(tensor, gather_list: list | None = None, dst: int = 0, group: Process
     if pg.rank() == root:
         _check_list(gather_list, pg.size(), tensor, "gather", "gather_list")
         gathered = np.empty((pg.size(),) + buffer.shape, buffer.dtype)
-        request = pg.comm.Igather(buffer, gathered, root=root)
-        return _issue(request, "gather", pg, _scatter_into(gather_list, gathered), async_op)
+        request, keep = _start(pg.comm.Igather, buffer, gathered, root=root)
+        return _issue(request, "gather", pg, _scatter_into(gather_list, gathered), async_op, keep=keep)
     if gather_list:
         raise ValueError("Argument ``gather_list`` must NOT be specified on non-destination ranks.")
-    return _issue(pg.comm.Igather(buffer, None, root=root), "gather", pg, None, async_op)
+    request, keep = _start(pg.comm.Igather, buffer, None, root=root)
+    return _issue(request, "gather", pg, None, async_op, keep=keep)
 
 
 def scatter(tensor, scatter_list: list | None = None, src: int = 0, group: ProcessGroup | None = None,
@@ -448,9 +510,9 @@ def scatter(tensor, scatter_list: list | None = None, src: int = 0, group: Proce
         raise ValueError("Argument ``scatter_list`` must NOT be specified on non-source ranks.")
     else:
         send = None
-    request = pg.comm.Iscatter(send, buffer, root=root)
+    request, keep = _start(pg.comm.Iscatter, send, buffer, root=root)
     tensor._bump_version()
-    return _issue(request, "scatter", pg, write_back, async_op)
+    return _issue(request, "scatter", pg, write_back, async_op, keep=keep)
 
 
 # ------------------------------------------------------------------------------ point-to-point
@@ -464,8 +526,8 @@ def isend(tensor, dst: int | None = None, group: ProcessGroup | None = None, tag
     peer = _peer(pg, dst, group_dst, "isend", "dst")
     _check_tag(tag, "isend")
     buffer, _ = _buffer(tensor, "isend", "tensor")
-    # a staged copy (CUDA or non-contiguous tensor) stays alive with the request (mpi4py keeps it)
-    return Work(pg.comm.Isend(buffer, dest=peer, tag=tag), f"send to rank {pg.ranks[peer]}", pg)
+    request, keep = _start(pg.comm.Isend, buffer, dest=peer, tag=tag)
+    return _InFlight.hold(Work(request, f"send to rank {pg.ranks[peer]}", pg, keep=keep), point_to_point=True)
 
 
 def irecv(tensor, src: int | None = None, group: ProcessGroup | None = None, tag: int = 0,
@@ -480,10 +542,11 @@ def irecv(tensor, src: int | None = None, group: ProcessGroup | None = None, tag
     peer = _State.MPI.ANY_SOURCE if anyone else _peer(pg, src, group_src, "irecv", "src")
     _check_tag(tag, "irecv")
     buffer, write_back = _buffer(tensor, "irecv", "tensor")
-    request = pg.comm.Irecv(buffer, source=peer, tag=tag)
+    request, keep = _start(pg.comm.Irecv, buffer, source=peer, tag=tag)
     tensor._bump_version()
     what = "recv from any rank" if anyone else f"recv from rank {pg.ranks[peer]}"
-    return Work(request, what, pg, write_back, status=_State.MPI.Status())
+    return _InFlight.hold(Work(request, what, pg, write_back, status=_State.MPI.Status(), keep=keep),
+                          point_to_point=True)
 
 
 def send(tensor, dst: int | None = None, group: ProcessGroup | None = None, tag: int = 0,
@@ -567,10 +630,16 @@ def _set_world(pg: ProcessGroup | None) -> None:
     _State.world = GroupMember.WORLD = group.WORLD = pg
 
 
-def _issue(request, what: str, pg: ProcessGroup, finish, async_op: bool, result=None):
-    work = Work(request, what, pg, finish, result=result)
+def _start(mpi_call, *args, **kwargs):
+    """Start a non-blocking MPI call: its request, and the arguments whose memory MPI uses until
+    it completes (mpi4py's request does not keep them alive; the Work and _InFlight do)."""
+    return mpi_call(*args, **kwargs), args
+
+
+def _issue(request, what: str, pg: ProcessGroup, finish, async_op: bool, result=None, keep=()):
+    work = Work(request, what, pg, finish, result=result, keep=keep)
     if async_op:
-        return work
+        return _InFlight.hold(work)
     work.wait()
     return None
 
