@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import _backend
 from ..futures import Future
+from ..tensor import Tensor
 from . import _mpi
 
 # torch's default_pg_timeout
@@ -201,6 +202,8 @@ class _State:
     abort_on_error: _mpi.AbortOnError | None = None
     store = None  # the store given to init_process_group, if any
     watchdog: _mpi.Watchdog | None = None
+    # TORCH_DISTRIBUTED_DEBUG=DETAIL, read at init_process_group as torch reads its debug level
+    detail = False
 
 
 # ------------------------------------------------------------------------------ set-up
@@ -272,6 +275,7 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
     # MPI's launcher connected the ranks; a given store is kept for the program (torch's default
     # store), not used to connect them
     _State.store = store
+    _State.detail = os.environ.get("TORCH_DISTRIBUTED_DEBUG", "").upper() == "DETAIL"
     _set_world(ProcessGroup(comm, list(range(mpi_size)), seconds, name))
     node = world.Split_type(MPI.COMM_TYPE_SHARED, key=mpi_rank)
     for key, value in (("RANK", mpi_rank), ("WORLD_SIZE", mpi_size), ("LOCAL_RANK", node.Get_rank()),
@@ -637,10 +641,12 @@ def _start(mpi_call, *args, **kwargs):
 
 
 def _issue(request, what: str, pg: ProcessGroup, finish, async_op: bool, result=None, keep=()):
-    work = Work(request, what, pg, finish, result=result, keep=keep)
     if async_op:
-        return _InFlight.hold(work)
-    work.wait()
+        return _InFlight.hold(Work(request, what, pg, finish, result=result, keep=keep))
+    # waited at once, so no Work is built; the caller's references keep the buffers alive
+    _State.watchdog.wait(request, what, pg.timeout)
+    if finish is not None:
+        finish()
     return None
 
 
@@ -701,7 +707,7 @@ def _check_same_call(pg: ProcessGroup, what: str, array: np.ndarray | None) -> N
     they are in and their tensor's shape and dtype: a mismatch (which MPI may not notice, e.g.
     all_reduce of 3 elements against 4) becomes an error naming both sides. One small
     all-gather per collective."""
-    if os.environ.get("TORCH_DISTRIBUTED_DEBUG", "").upper() != "DETAIL":
+    if not _State.detail:
         return
     shape = array.shape[:_MAX_DIMS] if array is not None else ()
     mine = np.full(3 + _MAX_DIMS, -1, np.int64)
@@ -731,13 +737,13 @@ def _buffer(tensor, what: str, name: str):
     so a CUDA tensor is staged through host memory, as torch's gloo backend does for CUDA
     tensors: one copy to the host now, one back onto the tensor's device (into its own memory,
     so the collective stays in place) when the collective completes."""
-    from ..tensor import Tensor
-
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{what}: {name} must be a Tensor, got {type(tensor).__name__}")
     data = tensor._data
-    if type(data) is np.ndarray and data.flags.c_contiguous and data.flags.writeable:
-        return data, None
+    if type(data) is np.ndarray:
+        flags = data.flags
+        if flags.c_contiguous and flags.writeable:
+            return data, None
     host = np.ascontiguousarray(_to_host(data))
     if host is data:
         host = host.copy()
@@ -779,6 +785,7 @@ def _scatter_into(tensor_list: list, gathered: np.ndarray):
 _OPS = {ReduceOp.SUM: "SUM", ReduceOp.AVG: "SUM", ReduceOp.PRODUCT: "PROD", ReduceOp.MIN: "MIN",
         ReduceOp.MAX: "MAX", ReduceOp.BAND: "BAND", ReduceOp.BOR: "BOR", ReduceOp.BXOR: "BXOR"}
 # MPI reduces booleans only logically; torch's bool sum/max is "any", min/product "all"
+_BITWISE_OPS = frozenset((ReduceOp.BAND, ReduceOp.BOR, ReduceOp.BXOR))
 _BOOL_OPS = {ReduceOp.SUM: "LOR", ReduceOp.MAX: "LOR", ReduceOp.BOR: "LOR", ReduceOp.MIN: "LAND",
              ReduceOp.PRODUCT: "LAND", ReduceOp.BAND: "LAND", ReduceOp.BXOR: "LXOR"}
 
@@ -786,11 +793,12 @@ _BOOL_OPS = {ReduceOp.SUM: "LOR", ReduceOp.MAX: "LOR", ReduceOp.BOR: "LOR", Redu
 def _mpi_op(op, dtype: np.dtype, what: str):
     if not isinstance(op, ReduceOp):
         raise TypeError(f"{what}: op must be a dist.ReduceOp, got {op!r}")
-    if dtype == np.bool_:
+    kind = dtype.kind
+    if kind == "b":
         if op is ReduceOp.AVG:
             raise ValueError(f"{what}: ReduceOp.AVG is not defined for bool tensors")
         return getattr(_State.MPI, _BOOL_OPS[op])
-    if op in (ReduceOp.BAND, ReduceOp.BOR, ReduceOp.BXOR) and dtype.kind not in "iu":
+    if op in _BITWISE_OPS and kind not in "iu":
         raise ValueError(f"{what}: {op} needs an integer or bool tensor, got {dtype}")
     return getattr(_State.MPI, _OPS[op])
 
