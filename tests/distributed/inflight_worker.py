@@ -47,6 +47,23 @@ def main() -> None:
               f"{np.unique(later.numpy())[:4]} instead of {expected}")
         check(untouched(junk), f"round {round_}: a dropped all_reduce wrote into memory allocated after it")
 
+    # the other collectives' buffers: a broadcast into a non-contiguous view (staged through a
+    # copy), an all_gather_into_tensor's output, a reduce_scatter_tensor's input and output
+    for name, start in (
+        ("broadcast", lambda: dist.broadcast(torch.zeros(N, 2)[:, 0], src=0, async_op=True)),
+        ("all_gather_into_tensor",
+         lambda: dist.all_gather_into_tensor(torch.zeros(size * N), torch.ones(N), async_op=True)),
+        ("reduce_scatter_tensor",
+         lambda: dist.reduce_scatter_tensor(torch.zeros(N), torch.ones(size * N), async_op=True)),
+    ):
+        start()
+        gc.collect()
+        junk = garbage()
+        later = torch.full((N,), float(rank + 1))
+        dist.all_reduce(later)
+        check(bool((later.numpy() == expected).all()), f"the all_reduce after a dropped {name} went wrong")
+        check(untouched(junk), f"a dropped {name} wrote into memory allocated after it")
+
     # an irecv dropped before its sender even starts
     junk = None
     if rank == 1:
