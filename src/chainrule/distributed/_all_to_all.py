@@ -37,10 +37,10 @@ def all_to_all_single(output, input, output_split_sizes=None, input_split_sizes=
                            "the same number of elements when no split sizes are given")
     send_counts = _byte_counts(send, input_split_sizes, size, what, "input")
     receive_counts = _byte_counts(receive, output_split_sizes, size, what, "output")
-    request = pg.comm.Ialltoallv([_bytes_of(send), _with_offsets(send_counts)],
+    request, keep = c10d._start(pg.comm.Ialltoallv, [_bytes_of(send), _with_offsets(send_counts)],
                                 [_bytes_of(receive), _with_offsets(receive_counts)])
     output._bump_version()
-    return c10d._issue(request, what, pg, write_back, async_op)
+    return c10d._issue(request, what, pg, write_back, async_op, keep=keep)
 
 
 def all_to_all(output_tensor_list, input_tensor_list, group=None, async_op: bool = False):
@@ -63,7 +63,8 @@ def all_to_all(output_tensor_list, input_tensor_list, group=None, async_op: bool
     send_counts = [p.nbytes for p in pieces]
     receive_counts = [t.numel() * t._data.dtype.itemsize for t in output_tensor_list]
     receive = np.empty(sum(receive_counts), np.uint8)
-    request = pg.comm.Ialltoallv([send, _with_offsets(send_counts)], [receive, _with_offsets(receive_counts)])
+    request, keep = c10d._start(pg.comm.Ialltoallv, [send, _with_offsets(send_counts)],
+                                [receive, _with_offsets(receive_counts)])
 
     def finish() -> None:
         start = 0
@@ -71,7 +72,7 @@ def all_to_all(output_tensor_list, input_tensor_list, group=None, async_op: bool
             _write_into(t, receive[start:start + count].view(t._data.dtype).reshape(t._data.shape))
             start += count
 
-    return c10d._issue(request, what, pg, finish, async_op)
+    return c10d._issue(request, what, pg, finish, async_op, keep=keep)
 
 
 def reduce_scatter(output, input_list, op: ReduceOp = ReduceOp.SUM, group=None, async_op: bool = False):
@@ -94,9 +95,9 @@ def reduce_scatter(output, input_list, op: ReduceOp = ReduceOp.SUM, group=None, 
                                f"{tuple(output.shape)}; every entry must be shaped like output")
     mpi_op = c10d._mpi_op(op, receive.dtype, what)
     send = np.stack([c10d._to_host(t._data) for t in input_list])
-    request = pg.comm.Ireduce_scatter_block(send, receive, op=mpi_op)
+    request, keep = c10d._start(pg.comm.Ireduce_scatter_block, send, receive, op=mpi_op)
     output._bump_version()
-    return c10d._issue(request, what, pg, c10d._finisher(receive, op, pg.size(), write_back), async_op)
+    return c10d._issue(request, what, pg, c10d._finisher(receive, op, pg.size(), write_back), async_op, keep=keep)
 
 
 # ------------------------------------------------------------------------------ helpers

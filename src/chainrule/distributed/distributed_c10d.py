@@ -11,15 +11,19 @@ on send and unpickle on receive as torch's do.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import enum
+import itertools
 import os
 import pickle
+import time
 
 import numpy as np
 
 from .. import _backend
 from ..futures import Future
+from ..tensor import Tensor
 from . import _mpi
 
 # torch's default_pg_timeout
@@ -82,8 +86,10 @@ class Work:
     """The handle of a collective: ``wait()`` completes it (or raises after the group's timeout),
     then finishes the op on our side (AVG's division, copying into gathered lists)."""
 
-    def __init__(self, request, what: str, pg: ProcessGroup, finish=None, status=None, result=None) -> None:
+    def __init__(self, request, what: str, pg: ProcessGroup, finish=None, status=None, result=None,
+                 keep=()) -> None:
         self._request = request
+        self._keep = keep  # the buffers MPI reads and writes until the request completes
         self._result = [] if result is None else result  # the tensors the op writes, for result()
         self._future: Future | None = None
         self._what = what
@@ -91,12 +97,15 @@ class Work:
         self._finish = finish
         self._status = status  # an MPI.Status for a receive: who sent it
         self._done = False
+        self._ticket = None  # its key in _InFlight while the caller holds it unwaited
 
     def wait(self, timeout: datetime.timedelta | float | None = None) -> bool:
         if not self._done:
             seconds = self._pg.timeout if timeout is None else _seconds(timeout)
             _State.watchdog.wait(self._request, self._what, seconds, self._status)
             self._done = True
+            if self._ticket is not None:
+                _InFlight.pending.pop(self._ticket, None)
             if self._finish is not None:
                 self._finish()
             if self._future is not None:
@@ -138,12 +147,63 @@ class Work:
             self._request.Test()
 
 
+class _InFlight:
+    """Every request handed out in a ``Work`` (``async_op=True``, isend, irecv), held here until
+    MPI completes it, with the buffers MPI reads and writes: mpi4py's Request does not keep them
+    alive, and a caller may drop the Work and its tensor before ``wait()``, leaving MPI to write
+    into freed memory. torch's Work keeps its tensors alive until completion; this registry
+    does so even without the Work. Blocking collectives never enter it."""
+
+    # ticket -> (request, status, is_point_to_point, buffers)
+    pending: dict[int, tuple] = {}
+    tickets = itertools.count()
+
+    @classmethod
+    def hold(cls, work: Work, point_to_point: bool = False) -> Work:
+        cls.prune()
+        work._ticket = next(cls.tickets)
+        cls.pending[work._ticket] = (work._request, work._status, point_to_point, work._keep)
+        return work
+
+    @classmethod
+    def prune(cls) -> None:
+        """Forget the requests MPI has completed (Test drives MPI's progress as well)."""
+        if cls.pending:
+            # a request the Work completed itself is null: testing it again would blank its status
+            done = [ticket for ticket, (request, status, _, _) in cls.pending.items()
+                    if not request or request.Test(status)]
+            for ticket in done:
+                del cls.pending[ticket]
+
+    @classmethod
+    def drain(cls) -> None:
+        """At ``destroy_process_group`` and exit: finish what is still in flight. Every rank
+        issued the collectives, so they complete (under the watchdog's timeout); a send or
+        receive nobody matched is cancelled, and held on (never freed) if MPI cannot cancel it."""
+        cls.prune()
+        for ticket, (request, status, point_to_point, _) in list(cls.pending.items()):
+            if not point_to_point:
+                timeout = _State.world.timeout if _State.world is not None else _seconds(DEFAULT_TIMEOUT)
+                _State.watchdog.wait(request, "a collective started with async_op=True and never waited", timeout)
+                del cls.pending[ticket]
+                continue
+            request.Cancel()
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                if request.Test(status):
+                    del cls.pending[ticket]
+                    break
+                time.sleep(0.001)
+
+
 class _State:
     MPI = None
     world: ProcessGroup | None = None
     abort_on_error: _mpi.AbortOnError | None = None
     store = None  # the store given to init_process_group, if any
     watchdog: _mpi.Watchdog | None = None
+    # TORCH_DISTRIBUTED_DEBUG=DETAIL, read at init_process_group as torch reads its debug level
+    detail = False
 
 
 # ------------------------------------------------------------------------------ set-up
@@ -215,6 +275,7 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
     # MPI's launcher connected the ranks; a given store is kept for the program (torch's default
     # store), not used to connect them
     _State.store = store
+    _State.detail = os.environ.get("TORCH_DISTRIBUTED_DEBUG", "").upper() == "DETAIL"
     _set_world(ProcessGroup(comm, list(range(mpi_size)), seconds, name))
     node = world.Split_type(MPI.COMM_TYPE_SHARED, key=mpi_rank)
     for key, value in (("RANK", mpi_rank), ("WORLD_SIZE", mpi_size), ("LOCAL_RANK", node.Get_rank()),
@@ -224,6 +285,8 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
     node.Free()
     if _State.watchdog is None:
         _State.watchdog = _mpi.Watchdog(MPI, mpi_rank)
+        # before mpi4py's MPI_Finalize (atexit runs last-registered first)
+        atexit.register(_InFlight.drain)
     _State.abort_on_error = _mpi.AbortOnError(MPI, mpi_rank)
     _State.abort_on_error.install()
 
@@ -237,6 +300,7 @@ def destroy_process_group(group: ProcessGroup | None = None) -> None:
     if _State.world is None:
         raise ValueError("Default process group has not been initialized, please make sure to call "
                          "init_process_group.")
+    _InFlight.drain()
     _State.world.comm.Free()
     _State.abort_on_error.uninstall()
     _State.abort_on_error = None
@@ -326,9 +390,9 @@ def all_reduce(tensor, op: ReduceOp = ReduceOp.SUM, group: ProcessGroup | None =
     buffer, write_back = _buffer(tensor, "all_reduce", "tensor")
     _check_same_call(pg, "all_reduce", buffer)
     mpi_op = _mpi_op(op, buffer.dtype, "all_reduce")
-    request = pg.comm.Iallreduce(_State.MPI.IN_PLACE, buffer, op=mpi_op)
+    request, keep = _start(pg.comm.Iallreduce, _State.MPI.IN_PLACE, buffer, op=mpi_op)
     tensor._bump_version()
-    return _issue(request, "all_reduce", pg, _finisher(buffer, op, pg.size(), write_back), async_op, [tensor])
+    return _issue(request, "all_reduce", pg, _finisher(buffer, op, pg.size(), write_back), async_op, [tensor], keep=keep)
 
 
 def reduce(tensor, dst: int = 0, op: ReduceOp = ReduceOp.SUM, group: ProcessGroup | None = None,
@@ -343,12 +407,13 @@ def reduce(tensor, dst: int = 0, op: ReduceOp = ReduceOp.SUM, group: ProcessGrou
     mpi_op = _mpi_op(op, buffer.dtype, "reduce")
     MPI = _State.MPI
     if pg.rank() == root:
-        request = pg.comm.Ireduce(MPI.IN_PLACE, buffer, op=mpi_op, root=root)
+        request, keep = _start(pg.comm.Ireduce, MPI.IN_PLACE, buffer, op=mpi_op, root=root)
         tensor._bump_version()
         finish = _finisher(buffer, op, pg.size(), write_back)
     else:
-        request, finish = pg.comm.Ireduce(buffer, None, op=mpi_op, root=root), None
-    return _issue(request, "reduce", pg, finish, async_op)
+        request, keep = _start(pg.comm.Ireduce, buffer, None, op=mpi_op, root=root)
+        finish = None
+    return _issue(request, "reduce", pg, finish, async_op, keep=keep)
 
 
 def broadcast(tensor, src: int = 0, group: ProcessGroup | None = None, async_op: bool = False,
@@ -360,10 +425,10 @@ def broadcast(tensor, src: int = 0, group: ProcessGroup | None = None, async_op:
     root = _group_rank(pg, src, group_src, "broadcast", "src")
     buffer, write_back = _buffer(tensor, "broadcast", "tensor")
     _check_same_call(pg, "broadcast", buffer)
-    request = pg.comm.Ibcast(buffer, root=root)
+    request, keep = _start(pg.comm.Ibcast, buffer, root=root)
     if pg.rank() != root:
         tensor._bump_version()
-    return _issue(request, "broadcast", pg, write_back, async_op)
+    return _issue(request, "broadcast", pg, write_back, async_op, keep=keep)
 
 
 def all_gather(tensor_list: list, tensor, group: ProcessGroup | None = None, async_op: bool = False):
@@ -375,8 +440,8 @@ def all_gather(tensor_list: list, tensor, group: ProcessGroup | None = None, asy
     _check_same_call(pg, "all_gather", buffer)
     _check_list(tensor_list, pg.size(), tensor, "all_gather", "tensor_list")
     gathered = np.empty((pg.size(),) + buffer.shape, buffer.dtype)
-    request = pg.comm.Iallgather(buffer, gathered)
-    return _issue(request, "all_gather", pg, _scatter_into(tensor_list, gathered), async_op)
+    request, keep = _start(pg.comm.Iallgather, buffer, gathered)
+    return _issue(request, "all_gather", pg, _scatter_into(tensor_list, gathered), async_op, keep=keep)
 
 
 def all_gather_into_tensor(output_tensor, input_tensor, group: ProcessGroup | None = None,
@@ -391,9 +456,9 @@ def all_gather_into_tensor(output_tensor, input_tensor, group: ProcessGroup | No
     receive, write_back = _buffer(output_tensor, what, "output_tensor")
     _check_same_call(pg, what, send)
     _check_chunks(receive, send, pg.size(), what, "output_tensor", "input_tensor")
-    request = pg.comm.Iallgather(send, receive)
+    request, keep = _start(pg.comm.Iallgather, send, receive)
     output_tensor._bump_version()
-    return _issue(request, what, pg, write_back, async_op)
+    return _issue(request, what, pg, write_back, async_op, keep=keep)
 
 
 def reduce_scatter_tensor(output, input, op: ReduceOp = ReduceOp.SUM, group: ProcessGroup | None = None,
@@ -408,9 +473,9 @@ def reduce_scatter_tensor(output, input, op: ReduceOp = ReduceOp.SUM, group: Pro
     _check_same_call(pg, what, send)
     _check_chunks(send, receive, pg.size(), what, "input", "output")
     mpi_op = _mpi_op(op, send.dtype, what)
-    request = pg.comm.Ireduce_scatter_block(send, receive, op=mpi_op)
+    request, keep = _start(pg.comm.Ireduce_scatter_block, send, receive, op=mpi_op)
     output._bump_version()
-    return _issue(request, what, pg, _finisher(receive, op, pg.size(), write_back), async_op)
+    return _issue(request, what, pg, _finisher(receive, op, pg.size(), write_back), async_op, keep=keep)
 
 
 def gather(tensor, gather_list: list | None = None, dst: int = 0, group: ProcessGroup | None = None,
@@ -425,11 +490,12 @@ def gather(tensor, gather_list: list | None = None, dst: int = 0, group: Process
     if pg.rank() == root:
         _check_list(gather_list, pg.size(), tensor, "gather", "gather_list")
         gathered = np.empty((pg.size(),) + buffer.shape, buffer.dtype)
-        request = pg.comm.Igather(buffer, gathered, root=root)
-        return _issue(request, "gather", pg, _scatter_into(gather_list, gathered), async_op)
+        request, keep = _start(pg.comm.Igather, buffer, gathered, root=root)
+        return _issue(request, "gather", pg, _scatter_into(gather_list, gathered), async_op, keep=keep)
     if gather_list:
         raise ValueError("Argument ``gather_list`` must NOT be specified on non-destination ranks.")
-    return _issue(pg.comm.Igather(buffer, None, root=root), "gather", pg, None, async_op)
+    request, keep = _start(pg.comm.Igather, buffer, None, root=root)
+    return _issue(request, "gather", pg, None, async_op, keep=keep)
 
 
 def scatter(tensor, scatter_list: list | None = None, src: int = 0, group: ProcessGroup | None = None,
@@ -448,9 +514,9 @@ def scatter(tensor, scatter_list: list | None = None, src: int = 0, group: Proce
         raise ValueError("Argument ``scatter_list`` must NOT be specified on non-source ranks.")
     else:
         send = None
-    request = pg.comm.Iscatter(send, buffer, root=root)
+    request, keep = _start(pg.comm.Iscatter, send, buffer, root=root)
     tensor._bump_version()
-    return _issue(request, "scatter", pg, write_back, async_op)
+    return _issue(request, "scatter", pg, write_back, async_op, keep=keep)
 
 
 # ------------------------------------------------------------------------------ point-to-point
@@ -464,8 +530,8 @@ def isend(tensor, dst: int | None = None, group: ProcessGroup | None = None, tag
     peer = _peer(pg, dst, group_dst, "isend", "dst")
     _check_tag(tag, "isend")
     buffer, _ = _buffer(tensor, "isend", "tensor")
-    # a staged copy (CUDA or non-contiguous tensor) stays alive with the request (mpi4py keeps it)
-    return Work(pg.comm.Isend(buffer, dest=peer, tag=tag), f"send to rank {pg.ranks[peer]}", pg)
+    request, keep = _start(pg.comm.Isend, buffer, dest=peer, tag=tag)
+    return _InFlight.hold(Work(request, f"send to rank {pg.ranks[peer]}", pg, keep=keep), point_to_point=True)
 
 
 def irecv(tensor, src: int | None = None, group: ProcessGroup | None = None, tag: int = 0,
@@ -480,10 +546,11 @@ def irecv(tensor, src: int | None = None, group: ProcessGroup | None = None, tag
     peer = _State.MPI.ANY_SOURCE if anyone else _peer(pg, src, group_src, "irecv", "src")
     _check_tag(tag, "irecv")
     buffer, write_back = _buffer(tensor, "irecv", "tensor")
-    request = pg.comm.Irecv(buffer, source=peer, tag=tag)
+    request, keep = _start(pg.comm.Irecv, buffer, source=peer, tag=tag)
     tensor._bump_version()
     what = "recv from any rank" if anyone else f"recv from rank {pg.ranks[peer]}"
-    return Work(request, what, pg, write_back, status=_State.MPI.Status())
+    return _InFlight.hold(Work(request, what, pg, write_back, status=_State.MPI.Status(), keep=keep),
+                          point_to_point=True)
 
 
 def send(tensor, dst: int | None = None, group: ProcessGroup | None = None, tag: int = 0,
@@ -567,11 +634,19 @@ def _set_world(pg: ProcessGroup | None) -> None:
     _State.world = GroupMember.WORLD = group.WORLD = pg
 
 
-def _issue(request, what: str, pg: ProcessGroup, finish, async_op: bool, result=None):
-    work = Work(request, what, pg, finish, result=result)
+def _start(mpi_call, *args, **kwargs):
+    """Start a non-blocking MPI call: its request, and the arguments whose memory MPI uses until
+    it completes (mpi4py's request does not keep them alive; the Work and _InFlight do)."""
+    return mpi_call(*args, **kwargs), args
+
+
+def _issue(request, what: str, pg: ProcessGroup, finish, async_op: bool, result=None, keep=()):
     if async_op:
-        return work
-    work.wait()
+        return _InFlight.hold(Work(request, what, pg, finish, result=result, keep=keep))
+    # waited at once, so no Work is built; the caller's references keep the buffers alive
+    _State.watchdog.wait(request, what, pg.timeout)
+    if finish is not None:
+        finish()
     return None
 
 
@@ -632,7 +707,7 @@ def _check_same_call(pg: ProcessGroup, what: str, array: np.ndarray | None) -> N
     they are in and their tensor's shape and dtype: a mismatch (which MPI may not notice, e.g.
     all_reduce of 3 elements against 4) becomes an error naming both sides. One small
     all-gather per collective."""
-    if os.environ.get("TORCH_DISTRIBUTED_DEBUG", "").upper() != "DETAIL":
+    if not _State.detail:
         return
     shape = array.shape[:_MAX_DIMS] if array is not None else ()
     mine = np.full(3 + _MAX_DIMS, -1, np.int64)
@@ -662,13 +737,13 @@ def _buffer(tensor, what: str, name: str):
     so a CUDA tensor is staged through host memory, as torch's gloo backend does for CUDA
     tensors: one copy to the host now, one back onto the tensor's device (into its own memory,
     so the collective stays in place) when the collective completes."""
-    from ..tensor import Tensor
-
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{what}: {name} must be a Tensor, got {type(tensor).__name__}")
     data = tensor._data
-    if type(data) is np.ndarray and data.flags.c_contiguous and data.flags.writeable:
-        return data, None
+    if type(data) is np.ndarray:
+        flags = data.flags
+        if flags.c_contiguous and flags.writeable:
+            return data, None
     host = np.ascontiguousarray(_to_host(data))
     if host is data:
         host = host.copy()
@@ -710,6 +785,7 @@ def _scatter_into(tensor_list: list, gathered: np.ndarray):
 _OPS = {ReduceOp.SUM: "SUM", ReduceOp.AVG: "SUM", ReduceOp.PRODUCT: "PROD", ReduceOp.MIN: "MIN",
         ReduceOp.MAX: "MAX", ReduceOp.BAND: "BAND", ReduceOp.BOR: "BOR", ReduceOp.BXOR: "BXOR"}
 # MPI reduces booleans only logically; torch's bool sum/max is "any", min/product "all"
+_BITWISE_OPS = frozenset((ReduceOp.BAND, ReduceOp.BOR, ReduceOp.BXOR))
 _BOOL_OPS = {ReduceOp.SUM: "LOR", ReduceOp.MAX: "LOR", ReduceOp.BOR: "LOR", ReduceOp.MIN: "LAND",
              ReduceOp.PRODUCT: "LAND", ReduceOp.BAND: "LAND", ReduceOp.BXOR: "LXOR"}
 
@@ -717,11 +793,12 @@ _BOOL_OPS = {ReduceOp.SUM: "LOR", ReduceOp.MAX: "LOR", ReduceOp.BOR: "LOR", Redu
 def _mpi_op(op, dtype: np.dtype, what: str):
     if not isinstance(op, ReduceOp):
         raise TypeError(f"{what}: op must be a dist.ReduceOp, got {op!r}")
-    if dtype == np.bool_:
+    kind = dtype.kind
+    if kind == "b":
         if op is ReduceOp.AVG:
             raise ValueError(f"{what}: ReduceOp.AVG is not defined for bool tensors")
         return getattr(_State.MPI, _BOOL_OPS[op])
-    if op in (ReduceOp.BAND, ReduceOp.BOR, ReduceOp.BXOR) and dtype.kind not in "iu":
+    if op in _BITWISE_OPS and kind not in "iu":
         raise ValueError(f"{what}: {op} needs an integer or bool tensor, got {dtype}")
     return getattr(_State.MPI, _OPS[op])
 
