@@ -90,6 +90,18 @@ def test_integer_draws_and_permutations(seed):
         _assert_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("n", [2, 128, 129, 65535, 65536, 70001, 300000])
+def test_randperm_resolves_the_swaps_as_torchs_loop_does(n):
+    # around the switch from the swap loop to the sorted, pointer-jumped resolution, and the
+    # (target, step) sort keys outgrowing 32 bits above 65535
+    def draw(lib):
+        return [lib.randperm(n), lib.randperm(n // 2 + 1, dtype=lib.int32), lib.get_rng_state()]
+
+    for seed in (0, 2**32 + 5):
+        for ours, theirs in zip(*_both(seed, draw)):
+            _assert_equal(ours, theirs)
+
+
 def test_state_round_trips_between_torch_and_chainrule():
     torch.manual_seed(3)
     torch.rand(11)

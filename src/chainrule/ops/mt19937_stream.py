@@ -336,22 +336,79 @@ def _split(x):
 
 
 def randperm_order(stream: MT19937Stream, n: int) -> np.ndarray:
-    """The permutation torch's CPU randperm gives for ``n``. The swaps are sequential (each reads
-    the array the last one left), so they run over Python ints; the words are drawn at once."""
+    """The permutation torch's CPU randperm gives for ``n``: below 2**32 / 20 a Fisher–Yates pass
+    swapping i with i + random() % (n - i); from there torch's inside-out variant on random64
+    words. The words are drawn at once and the swaps resolved without a per-swap loop."""
     if n < 2**32 // 20:
-        spans = np.arange(n, 1, -1, dtype=np.uint64)
-        offsets = (stream.words(max(n - 1, 0)) % spans).tolist()
-        order = list(range(n))
-        for i, offset in enumerate(offsets):
-            j = i + offset
-            order[i], order[j] = order[j], order[i]
-        return np.array(order, dtype=np.int64)
+        spans = np.arange(n, 1, -1, dtype=np.uint32)
+        offsets = stream.words(max(n - 1, 0)) % spans
+        if n <= _SEQUENTIAL_SWAPS_MAX:
+            return _swap_in_order(offsets.tolist(), n)
+        return _fisher_yates_order(offsets, n)
     picks = (stream.words64(n) % np.arange(1, n + 1, dtype=np.uint64)).tolist()
     order = [0] * n
     for i, z in enumerate(picks):  # inside-out Fisher–Yates
         order[i] = order[z]
         order[z] = i
     return np.array(order, dtype=np.int64)
+
+
+_SEQUENTIAL_SWAPS_MAX = 128  # below this a Python loop over the swaps beats the array passes
+
+
+def _swap_in_order(offsets: list, n: int) -> np.ndarray:
+    order = list(range(n))
+    for i, offset in enumerate(offsets):
+        j = i + offset
+        order[i], order[j] = order[j], order[i]
+    return np.array(order, dtype=np.int64)
+
+
+def _fisher_yates_order(offsets: np.ndarray, n: int) -> np.ndarray:
+    """The order the swaps (k, t_k = k + offsets[k]), k = 0..n-2, leave, found by array passes.
+
+    Step k fixes position k for good (later steps touch only positions after their own), so
+    ``order[k]`` is what position t_k holds just before step k: the value the previous step with
+    target t_k put there, or t_k itself when none did. A step puts there what its own position
+    held, ``held[k]``; that is ``held`` of the last earlier step that targeted position k, or k.
+    Those links point to earlier steps, so every ``held`` is the root of a chain, found by pointer
+    jumping; the steps grouped by target (one sort of (target, step) keys) give both links."""
+    steps = n - 1
+    index = np.int32 if n < 2**31 else np.int64
+    shift = n.bit_length()
+    key_type = np.uint32 if 2 * shift <= 32 else np.uint64
+    step = np.arange(steps, dtype=index)
+    targets = step + offsets.astype(index)
+    keys = targets.astype(key_type)
+    keys <<= key_type(shift)
+    keys |= step.astype(key_type)
+    keys.sort()
+    writer = (keys & key_type((1 << shift) - 1)).astype(index)  # steps by target, then by step
+    keys >>= key_type(shift)
+    target = keys.astype(index)
+    new_target = np.empty(steps, dtype=bool)
+    new_target[0] = True
+    np.not_equal(target[1:], target[:-1], out=new_target[1:])
+    earlier_same_target = np.empty(steps, dtype=index)  # per step, indexed by step
+    earlier_same_target[writer] = np.where(new_target, -1, np.roll(writer, 1))
+    # position k before step k: the last step of group k that is not step k itself (t_k = k
+    # puts step k last in its group)
+    not_self = writer != target
+    last_before_self = np.empty(steps, dtype=bool)
+    last_before_self[-1] = True
+    last_before_self[:-1] = new_target[1:] | ~not_self[1:]
+    last_before_self &= not_self
+    held = np.arange(n, dtype=index)  # held[n - 1]: what the last position ends with
+    held[target[last_before_self]] = writer[last_before_self]
+    unresolved = np.flatnonzero(held != np.arange(n, dtype=index))
+    while unresolved.size:
+        up = held[held[unresolved]]
+        held[unresolved] = up
+        unresolved = unresolved[held[up] != up]
+    order = np.empty(n, dtype=np.int64)
+    order[:steps] = np.where(earlier_same_target >= 0, held[earlier_same_target], targets)
+    order[n - 1] = held[n - 1]
+    return order
 
 
 def _shape(size) -> tuple:
