@@ -172,9 +172,14 @@ class MT19937Stream:
         whole = count - count % 16
         values = np.empty(count, dtype=acc)
         blocks, rows = uniforms[:whole].reshape(-1, 16), values[:whole].reshape(-1, 16)
+        scratch = None
         for start in range(0, len(blocks), _BLOCKS_PER_CHUNK):  # cache-sized temporaries
-            rows[start:start + _BLOCKS_PER_CHUNK] = _box_muller_16(blocks[start:start + _BLOCKS_PER_CHUNK], acc,
-                                                                   loc, scale)
+            chunk = slice(start, start + _BLOCKS_PER_CHUNK)
+            if acc is np.float32:
+                scratch = (scratch or _Float32Scratch(8 * _BLOCKS_PER_CHUNK)).resize(8 * len(blocks[chunk]))
+                _box_muller_16_float32(blocks[chunk], rows[chunk], scratch, loc, scale)
+            else:
+                rows[chunk] = _box_muller_16(blocks[chunk], acc, loc, scale)
         if whole != count:
             values[count - 16:] = _box_muller_16(self.uniform(0.0, 1.0, 16, acc).reshape(1, 16), acc, loc, scale)[0]
         return values.astype(dtype, copy=False)
@@ -236,76 +241,151 @@ def _box_muller_16(blocks: np.ndarray, acc, loc, scale) -> np.ndarray:
     """normal_fill_16 on rows of 16 uniforms: value j and j + 8 from u1 = 1 - u[j], u2 = u[j + 8].
     float32 takes torch's vectorised kernel's log and sincos (the cephes polynomials of
     avx_mathfun.h), whose results the libm's correctly rounded ones differ from in the last bit."""
-    u1 = acc(1) - blocks[:, :8]
-    u2 = blocks[:, 8:]
-    theta = acc(2.0 * np.pi) * u2  # 2π rounded to the dtype first, as torch's kernel
-    if acc is np.float32:
-        radius = np.sqrt(np.float32(-2) * _log_float32(u1))
-        sin, cos = _sincos_float32(theta)
-    else:
-        radius = np.sqrt(-2.0 * np.log(u1))
-        sin, cos = np.sin(theta), np.cos(theta)
     out = np.empty_like(blocks)
-    out[:, :8] = fused_multiply_add(radius * cos, acc(scale), acc(loc))
-    out[:, 8:] = fused_multiply_add(radius * sin, acc(scale), acc(loc))
+    if acc is np.float32:
+        _box_muller_16_float32(blocks, out, _Float32Scratch(blocks.shape[0] * 8), loc, scale)
+        return out
+    u1 = 1.0 - blocks[:, :8]
+    theta = (2.0 * np.pi) * blocks[:, 8:]
+    radius = np.sqrt(-2.0 * np.log(u1))
+    out[:, :8] = fused_multiply_add(radius * np.cos(theta), scale, loc)
+    out[:, 8:] = fused_multiply_add(radius * np.sin(theta), scale, loc)
     return out
 
 
 _f32 = np.float32
+_f64 = np.float64
 _LOG_POLYNOMIAL = [_f32(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
                                      1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1,
                                      3.3333331174e-1)]
+_COS_POLYNOMIAL = [_f32(c) for c in (2.443315711809948e-5, -1.388731625493765e-3, 4.166664568298827e-2)]
+_SIN_POLYNOMIAL = [_f32(c) for c in (-1.9515295891e-4, 8.3321608736e-3, -1.6666654611e-1)]
+_PI_OVER_4_PARTS = [_f32(c) for c in (-0.78515625, -2.4187564849853515625e-4, -3.77489497744594108e-8)]
+_SIGN_BIT_SHIFT = np.int32(29)  # bit 2 (value 4) of an octant moved to the float32 sign bit
 
 
-def _fma32(a, b, c):
-    """float32 ``a * b + c`` rounded once (the float64 product of two float32 values is exact)."""
-    wide = np.multiply(a, b, dtype=np.float64)
-    wide += c
-    return wide.astype(_f32)
+class _Float32Scratch:
+    """Flat temporaries for one chunk of the float32 transform, made once and reused by every
+    chunk, so each step writes into memory that is already in cache."""
+
+    def __init__(self, size: int) -> None:
+        self.wide = np.empty(size, _f64)  # the exact float64 product inside each fused multiply-add
+        self.floats = [np.empty(size, _f32) for _ in range(7)]
+        self.ints = np.empty(size, np.int32)
+        self.more_ints = np.empty(size, np.int32)
+        self.mask = np.empty(size, bool)
+
+    def resize(self, size: int) -> _Float32Scratch:
+        return self if size == len(self.wide) else _Float32Scratch(size)
 
 
-def _log_float32(x: np.ndarray) -> np.ndarray:
+def _fma_into(out, a, b, c, wide):
+    """``out = a * b + c`` for float32 values, rounded once: the float64 product is exact and the
+    float64 sum is rounded to float32 as it is stored into ``out``."""
+    np.multiply(a, b, out=wide, dtype=_f64)
+    return np.add(wide, c if isinstance(c, np.ndarray) else _f64(c), out=out)
+
+
+def _box_muller_16_float32(blocks: np.ndarray, out: np.ndarray, scratch: _Float32Scratch, loc, scale) -> None:
+    rows = blocks.shape[0]
+    u1, theta, radius, cos, sin = (a.reshape(rows, 8) for a in scratch.floats[:5])
+    np.subtract(_f32(1), blocks[:, :8], out=u1)
+    np.multiply(_f32(2.0 * np.pi), blocks[:, 8:], out=theta)  # 2π rounded to float32 first, as torch
+    _log_float32_into(u1.reshape(-1), radius.reshape(-1), scratch)
+    radius *= _f32(-2)
+    np.sqrt(radius, out=radius)
+    _sincos_float32_into(theta.reshape(-1), sin.reshape(-1), cos.reshape(-1), scratch)
+    for half, trig in ((out[:, :8], cos), (out[:, 8:], sin)):
+        if scale == 1 and loc == 0:
+            np.multiply(radius, trig, out=half)
+        else:
+            np.multiply(radius, trig, out=trig)
+            _fma_into(half, trig, _f32(scale), _f32(loc), scratch.wide.reshape(rows, 8))
+
+
+def _log_float32_into(x: np.ndarray, out: np.ndarray, scratch: _Float32Scratch) -> np.ndarray:
     """Natural log of normal positive float32 values (here 1 - u ≥ 2**-24) as avx_mathfun's
     log256_ps computes it, with the multiply-adds fused as torch's build fuses them: x = m·2^e with
-    m in [√½, √2), then log(m) by a degree-9 polynomial in m - 1 and e·ln 2 added in two parts."""
-    bits = np.ascontiguousarray(x).view(np.uint32)
-    exponent = (bits >> 23).astype(_f32) - _f32(126)
-    mantissa = ((bits & np.uint32(0x807FFFFF)) | np.uint32(0x3F000000)).view(_f32)  # in [0.5, 1)
-    small = mantissa < _f32(0.707106781186547524)
-    exponent -= small.astype(_f32)
-    m = mantissa - _f32(1) + np.where(small, mantissa, _f32(0))
-    m_squared = m * m
-    y = _fma32(m, _LOG_POLYNOMIAL[0], _LOG_POLYNOMIAL[1])
+    m in [√½, √2), then log(m) by a degree-9 polynomial in m - 1 and e·ln 2 added in two parts.
+    Reads ``x`` (flat, float32) and writes ``out``; its temporaries are the scratch's floats 3, 5
+    and 6, ints, mask and wide."""
+    wide, mask = scratch.wide, scratch.mask
+    exponent, m, y, m_squared = scratch.floats[5], scratch.floats[6], scratch.floats[3], out
+    bits = scratch.ints.view(np.uint32)
+    np.right_shift(x.view(np.uint32), 23, out=bits)
+    np.subtract(bits, 126, out=exponent, dtype=_f32)  # small integers, exact in float32
+    np.bitwise_and(x.view(np.uint32), np.uint32(0x807FFFFF), out=bits)
+    np.bitwise_or(bits, np.uint32(0x3F000000), out=bits)
+    mantissa = bits.view(_f32)  # in [0.5, 1)
+    np.less(mantissa, _f32(0.707106781186547524), out=mask)
+    np.subtract(exponent, mask, out=exponent, dtype=_f32)
+    np.subtract(mantissa, _f32(1), out=m)
+    np.add(m, mantissa, out=m, where=mask)  # below √½: 2m - 1, exactly as the kernel's m - 1 + m
+    _fma_into(y, m, _LOG_POLYNOMIAL[0], _LOG_POLYNOMIAL[1], wide)
     for coefficient in _LOG_POLYNOMIAL[2:]:
-        y = _fma32(y, m, coefficient)
-    y = _fma32(y * m, m_squared, exponent * _f32(-2.12194440e-4))
-    y = _fma32(m_squared, _f32(-0.5), y)
-    return _fma32(exponent, _f32(0.693359375), m + y)
+        _fma_into(y, y, m, coefficient, wide)
+    y *= m
+    np.multiply(m, m, out=m_squared)
+    tail = mantissa  # the mantissa is spent: its buffer takes e·(-2.12e-4)
+    np.multiply(exponent, _f32(-2.12194440e-4), out=tail)
+    _fma_into(y, y, m_squared, tail, wide)
+    # the last two multiply-adds have products exact in float32 (a power of two; |e| ≤ 24 times
+    # ln 2's 9-bit high part), so fused or not they round once, and plain float32 steps do
+    m_squared *= _f32(-0.5)
+    y += m_squared
+    y += m
+    np.multiply(exponent, _f32(0.693359375), out=out)
+    out += y
+    return out
 
 
-def _sincos_float32(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """sin and cos of float32 values as avx_mathfun's sincos256_ps computes them: reduced by the
-    nearest even multiple j of π/4 (in three parts), then cephes' sin and cos polynomials, swapped
-    and signed by j."""
-    sin_negative = np.signbit(x)
-    x = np.abs(x)
-    octant = (x * _f32(1.27323954473516)).astype(np.int32)  # 4/π, truncated
-    octant = (octant + 1) & ~1
-    y = octant.astype(_f32)
-    for part in (-0.78515625, -2.4187564849853515625e-4, -3.77489497744594108e-8):
-        x = _fma32(y, _f32(part), x)
-    sin_negative ^= (octant & 4) != 0
-    cos_negative = (~(octant - 2) & 4) != 0
-    z = x * x
-    cos_poly = _fma32(_fma32(z, _f32(2.443315711809948e-5), _f32(-1.388731625493765e-3)), z,
-                      _f32(4.166664568298827e-2))
-    cos_poly = _fma32(cos_poly * z, z, -(z * _f32(0.5))) + _f32(1)
-    sin_poly = _fma32(_fma32(z, _f32(-1.9515295891e-4), _f32(8.3321608736e-3)), z, _f32(-1.6666654611e-1))
-    sin_poly = _fma32(sin_poly * z, x, x)
-    near_axis = (octant & 2) == 0
-    sin = np.where(near_axis, sin_poly, cos_poly)
-    cos = np.where(near_axis, cos_poly, sin_poly)
-    return np.where(sin_negative, -sin, sin), np.where(cos_negative, -cos, cos)
+def _sincos_float32_into(x: np.ndarray, sin: np.ndarray, cos: np.ndarray, scratch: _Float32Scratch) -> None:
+    """sin and cos of non-negative float32 values (Box–Muller's angles) as avx_mathfun's
+    sincos256_ps computes them: reduced by the nearest even multiple j of π/4 (in three parts),
+    then cephes' sin and cos polynomials, swapped and signed by j. Writes ``sin`` and ``cos``
+    (flat); its temporaries are the scratch's floats 5 and 6, ints, mask and wide."""
+    wide, octant, flips = scratch.wide, scratch.ints, scratch.more_ints
+    reduced, z = scratch.floats[5], scratch.floats[6]
+    np.multiply(x, _f32(1.27323954473516), out=reduced)  # 4/π, truncated to an integer
+    np.copyto(octant, reduced, casting="unsafe")
+    octant += 1
+    octant &= ~1
+    np.copyto(z, octant, casting="unsafe")  # exact: small integers
+    # j ≤ 8 has 4 bits and the first two parts of π/4 8 and 11: those products are exact in
+    # float32, so their multiply-adds round once without fusing; the third part's is fused
+    np.multiply(z, _PI_OVER_4_PARTS[0], out=reduced)
+    reduced += x
+    np.multiply(z, _PI_OVER_4_PARTS[1], out=cos)
+    reduced += cos
+    _fma_into(reduced, z, _PI_OVER_4_PARTS[2], reduced, wide)
+    np.multiply(reduced, reduced, out=z)
+    _fma_into(cos, z, _COS_POLYNOMIAL[0], _COS_POLYNOMIAL[1], wide)
+    _fma_into(cos, cos, z, _COS_POLYNOMIAL[2], wide)
+    cos *= z
+    np.multiply(cos, z, out=wide, dtype=_f64)
+    z *= _f32(0.5)
+    np.subtract(wide, z, out=cos)  # fma(c·z, z, -(z/2))
+    z *= _f32(2)  # exact: undoes the halving
+    cos += _f32(1)
+    _fma_into(sin, z, _SIN_POLYNOMIAL[0], _SIN_POLYNOMIAL[1], wide)
+    _fma_into(sin, sin, z, _SIN_POLYNOMIAL[2], wide)
+    sin *= z
+    _fma_into(sin, sin, reduced, reduced, wide)
+    # j & 2 (octants 2 and 6) swaps the polynomials; sin's sign flips with j & 4, cos's with
+    # ~(j - 2) & 4
+    np.bitwise_and(octant, 2, out=flips)
+    swap = np.not_equal(flips, 0, out=scratch.mask)
+    np.copyto(z, sin)
+    np.copyto(sin, cos, where=swap)
+    np.copyto(cos, z, where=swap)
+    np.bitwise_and(octant, 4, out=flips)
+    flips <<= _SIGN_BIT_SHIFT
+    sin.view(np.int32)[...] ^= flips
+    octant -= 2
+    np.invert(octant, out=octant)
+    octant &= 4
+    octant <<= _SIGN_BIT_SHIFT
+    cos.view(np.int32)[...] ^= octant
 
 
 def fused_multiply_add(a, b, c):
