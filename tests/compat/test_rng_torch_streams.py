@@ -234,3 +234,48 @@ def test_trunc_normal_rejects_and_redraws_as_torch(bounds):
 
     for ours, theirs in zip(*_both(5, draw)):
         _assert_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("seed", [0, 2**32 + 5])
+def test_multinomial_draws_are_torchs(seed):
+    # without replacement (and for one sample) torch divides the weights by exponential draws of
+    # their dtype and takes the largest keys; with replacement it searches the cumulative
+    # weights for one double uniform per sample
+    weights = np.random.default_rng(seed % 97).random((4, 60)) ** 3
+
+    def draw(lib):
+        rows32 = lib.tensor(weights.astype(np.float32))
+        rows64 = lib.tensor(weights)
+        return [lib.multinomial(rows32, 10), lib.multinomial(rows32, 1), lib.multinomial(rows32, 1, True),
+                lib.multinomial(rows32, 300, replacement=True), lib.multinomial(rows64[1], 60),
+                lib.multinomial(rows64, 7, replacement=True), lib.multinomial(rows32.t()[:5], 3),
+                lib.multinomial(lib.tensor(weights[0].astype(np.float16)), 20, True), lib.get_rng_state()]
+
+    for ours, theirs in zip(*_both(seed, draw)):
+        _assert_equal(ours, theirs)
+
+
+@pytest.mark.parametrize(("weights", "num_samples", "replacement"), [
+    ([0.5, -1.0], 1, True), ([0.5, float("inf")], 2, False), ([0.0, 0.0], 1, False),
+    ([float("nan"), 1.0], 2, True), ([0.5, float("inf")], 2, True), ([[1.0, 2.0], [0.0, -0.0]], 2, True),
+    ([1.0, 2.0], 3, False)])
+def test_multinomial_refuses_bad_weights_in_torchs_words(weights, num_samples, replacement):
+    with pytest.raises(RuntimeError) as theirs:
+        torch.multinomial(torch.tensor(weights), num_samples, replacement)
+    with pytest.raises(RuntimeError) as ours:
+        cr.multinomial(cr.tensor(weights), num_samples, replacement)
+    assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+def test_weighted_random_sampler_draws_torchs_indices(replacement):
+    # torch's sampler calls multinomial on the default generator itself (no fresh one per epoch)
+    def draw(lib):
+        weights = [0.1, 0.0, 2.0, 3.0, 0.5, 1.0, 0.25]
+        sampler = lib.utils.data.WeightedRandomSampler(weights, 5 if not replacement else 40, replacement)
+        seeded = lib.utils.data.WeightedRandomSampler(weights, 3, replacement,
+                                                      generator=lib.Generator().manual_seed(9))
+        return [lib.tensor(list(sampler)), lib.tensor(list(sampler)), lib.tensor(list(seeded)), lib.get_rng_state()]
+
+    for ours, theirs in zip(*_both(11, draw)):
+        _assert_equal(ours, theirs)
