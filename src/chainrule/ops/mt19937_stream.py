@@ -270,6 +270,7 @@ class _Float32Scratch:
 
     def __init__(self, size: int) -> None:
         self.wide = np.empty(size, _f64)  # the exact float64 product inside each fused multiply-add
+        self.widened = np.empty(size, _f64)  # a float32 factor used in several multiply-adds, widened once
         self.floats = [np.empty(size, _f32) for _ in range(7)]
         self.ints = np.empty(size, np.int32)
         self.more_ints = np.empty(size, np.int32)
@@ -280,10 +281,15 @@ class _Float32Scratch:
 
 
 def _fma_into(out, a, b, c, wide):
-    """``out = a * b + c`` for float32 values, rounded once: the float64 product is exact and the
-    float64 sum is rounded to float32 as it is stored into ``out``."""
-    np.multiply(a, b, out=wide, dtype=_f64)
-    return np.add(wide, c if isinstance(c, np.ndarray) else _f64(c), out=out)
+    """``out = a * b + c`` for float32 values, rounded once: ``a`` widened to float64 times ``b``
+    (a scalar, or float32 values already widened) is exact, and the float64 sum is rounded to
+    float32 as it is stored. Native float64 passes and plain casts: NumPy's mixed-dtype loops
+    cost about twice as much."""
+    np.copyto(wide, a)
+    wide *= b
+    wide += c
+    np.copyto(out, wide, casting="same_kind")
+    return out
 
 
 def _box_muller_16_float32(blocks: np.ndarray, out: np.ndarray, scratch: _Float32Scratch, loc, scale) -> None:
@@ -300,7 +306,8 @@ def _box_muller_16_float32(blocks: np.ndarray, out: np.ndarray, scratch: _Float3
             np.multiply(radius, trig, out=half)
         else:
             np.multiply(radius, trig, out=trig)
-            _fma_into(half, trig, _f32(scale), _f32(loc), scratch.wide.reshape(rows, 8))
+            _fma_into(trig, trig, _f32(scale), _f32(loc), scratch.wide.reshape(rows, 8))
+            half[...] = trig
 
 
 def _log_float32_into(x: np.ndarray, out: np.ndarray, scratch: _Float32Scratch) -> np.ndarray:
@@ -308,27 +315,32 @@ def _log_float32_into(x: np.ndarray, out: np.ndarray, scratch: _Float32Scratch) 
     log256_ps computes it, with the multiply-adds fused as torch's build fuses them: x = m·2^e with
     m in [√½, √2), then log(m) by a degree-9 polynomial in m - 1 and e·ln 2 added in two parts.
     Reads ``x`` (flat, float32) and writes ``out``; its temporaries are the scratch's floats 3, 5
-    and 6, ints, mask and wide."""
-    wide, mask = scratch.wide, scratch.mask
+    and 6, ints, mask, wide and widened."""
+    wide, widened, mask = scratch.wide, scratch.widened, scratch.mask
     exponent, m, y, m_squared = scratch.floats[5], scratch.floats[6], scratch.floats[3], out
     bits = scratch.ints.view(np.uint32)
     np.right_shift(x.view(np.uint32), 23, out=bits)
     np.subtract(bits, 126, out=exponent, dtype=_f32)  # small integers, exact in float32
     np.bitwise_and(x.view(np.uint32), np.uint32(0x807FFFFF), out=bits)
-    np.bitwise_or(bits, np.uint32(0x3F000000), out=bits)
+    bits |= np.uint32(0x3F000000)
     mantissa = bits.view(_f32)  # in [0.5, 1)
     np.less(mantissa, _f32(0.707106781186547524), out=mask)
     np.subtract(exponent, mask, out=exponent, dtype=_f32)
     np.subtract(mantissa, _f32(1), out=m)
-    np.add(m, mantissa, out=m, where=mask)  # below √½: 2m - 1, exactly as the kernel's m - 1 + m
+    # below √½ m - 1 + m, else m - 1 + 0: a multiply by the mask, as a select (np.where, or a
+    # masked ufunc) costs ten times as much on random masks
+    np.multiply(mantissa, mask, out=y, dtype=_f32)
+    m += y
+    np.copyto(widened, m)
     _fma_into(y, m, _LOG_POLYNOMIAL[0], _LOG_POLYNOMIAL[1], wide)
     for coefficient in _LOG_POLYNOMIAL[2:]:
-        _fma_into(y, y, m, coefficient, wide)
+        _fma_into(y, y, widened, coefficient, wide)
     y *= m
     np.multiply(m, m, out=m_squared)
     tail = mantissa  # the mantissa is spent: its buffer takes e·(-2.12e-4)
     np.multiply(exponent, _f32(-2.12194440e-4), out=tail)
-    _fma_into(y, y, m_squared, tail, wide)
+    np.copyto(widened, m_squared)
+    _fma_into(y, y, widened, tail, wide)
     # the last two multiply-adds have products exact in float32 (a power of two; |e| ≤ 24 times
     # ln 2's 9-bit high part), so fused or not they round once, and plain float32 steps do
     m_squared *= _f32(-0.5)
@@ -343,8 +355,8 @@ def _sincos_float32_into(x: np.ndarray, sin: np.ndarray, cos: np.ndarray, scratc
     """sin and cos of non-negative float32 values (Box–Muller's angles) as avx_mathfun's
     sincos256_ps computes them: reduced by the nearest even multiple j of π/4 (in three parts),
     then cephes' sin and cos polynomials, swapped and signed by j. Writes ``sin`` and ``cos``
-    (flat); its temporaries are the scratch's floats 5 and 6, ints, mask and wide."""
-    wide, octant, flips = scratch.wide, scratch.ints, scratch.more_ints
+    (flat); its temporaries are the scratch's floats 5 and 6, ints, wide and widened."""
+    wide, widened, octant, flips = scratch.wide, scratch.widened, scratch.ints, scratch.more_ints
     reduced, z = scratch.floats[5], scratch.floats[6]
     np.multiply(x, _f32(1.27323954473516), out=reduced)  # 4/π, truncated to an integer
     np.copyto(octant, reduced, casting="unsafe")
@@ -359,25 +371,31 @@ def _sincos_float32_into(x: np.ndarray, sin: np.ndarray, cos: np.ndarray, scratc
     reduced += cos
     _fma_into(reduced, z, _PI_OVER_4_PARTS[2], reduced, wide)
     np.multiply(reduced, reduced, out=z)
+    np.copyto(widened, z)
     _fma_into(cos, z, _COS_POLYNOMIAL[0], _COS_POLYNOMIAL[1], wide)
-    _fma_into(cos, cos, z, _COS_POLYNOMIAL[2], wide)
+    _fma_into(cos, cos, widened, _COS_POLYNOMIAL[2], wide)
     cos *= z
-    np.multiply(cos, z, out=wide, dtype=_f64)
-    z *= _f32(0.5)
-    np.subtract(wide, z, out=cos)  # fma(c·z, z, -(z/2))
-    z *= _f32(2)  # exact: undoes the halving
+    np.multiply(z, _f32(0.5), out=sin)
+    np.copyto(wide, cos)
+    wide *= widened
+    wide -= sin  # fma(c·z, z, -(z/2))
+    np.copyto(cos, wide, casting="same_kind")
     cos += _f32(1)
     _fma_into(sin, z, _SIN_POLYNOMIAL[0], _SIN_POLYNOMIAL[1], wide)
-    _fma_into(sin, sin, z, _SIN_POLYNOMIAL[2], wide)
+    _fma_into(sin, sin, widened, _SIN_POLYNOMIAL[2], wide)
     sin *= z
-    _fma_into(sin, sin, reduced, reduced, wide)
-    # j & 2 (octants 2 and 6) swaps the polynomials; sin's sign flips with j & 4, cos's with
-    # ~(j - 2) & 4
+    np.copyto(widened, reduced)
+    _fma_into(sin, sin, widened, reduced, wide)
+    # j & 2 (octants 2 and 6) swaps the polynomials, by an xor under an all-ones mask (cheaper
+    # than a select); sin's sign flips with j & 4, cos's with ~(j - 2) & 4
     np.bitwise_and(octant, 2, out=flips)
-    swap = np.not_equal(flips, 0, out=scratch.mask)
-    np.copyto(z, sin)
-    np.copyto(sin, cos, where=swap)
-    np.copyto(cos, z, where=swap)
+    flips >>= 1
+    np.negative(flips, out=flips)
+    difference = z.view(np.int32)
+    np.bitwise_xor(sin.view(np.int32), cos.view(np.int32), out=difference)
+    difference &= flips
+    sin.view(np.int32)[...] ^= difference
+    cos.view(np.int32)[...] ^= difference
     np.bitwise_and(octant, 4, out=flips)
     flips <<= _SIGN_BIT_SHIFT
     sin.view(np.int32)[...] ^= flips
