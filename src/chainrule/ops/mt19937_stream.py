@@ -16,6 +16,7 @@ so it is reproducible after ``manual_seed`` though not torch's values.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
@@ -66,8 +67,12 @@ class MT19937Stream:
 
     def words64(self, count: int) -> np.ndarray:
         """``count`` of torch's ``random64()``: two words each, the first the high half."""
-        pairs = self.words(2 * count).reshape(count, 2)
-        return (pairs[:, 0].astype(np.uint64) << np.uint64(32)) | pairs[:, 1]
+        joined = self.words(2 * count).view(np.uint64)
+        if sys.byteorder == "little":  # each pair read as one uint64 has its first word low: swap
+            second = joined >> np.uint64(32)
+            joined <<= np.uint64(32)
+            joined |= second
+        return joined
 
     # ---- torch's state bytes
     def state_bytes(self, initial_seed: int) -> np.ndarray:
@@ -172,16 +177,14 @@ class MT19937Stream:
         whole = count - count % 16
         values = np.empty(count, dtype=acc)
         blocks, rows = uniforms[:whole].reshape(-1, 16), values[:whole].reshape(-1, 16)
-        scratch = None
+        scratch = _Float32Scratch(8 * min(len(blocks), _BLOCKS_PER_CHUNK)) if acc is np.float32 else None
         for start in range(0, len(blocks), _BLOCKS_PER_CHUNK):  # cache-sized temporaries
             chunk = slice(start, start + _BLOCKS_PER_CHUNK)
-            if acc is np.float32:
-                scratch = (scratch or _Float32Scratch(8 * _BLOCKS_PER_CHUNK)).resize(8 * len(blocks[chunk]))
-                _box_muller_16_float32(blocks[chunk], rows[chunk], scratch, loc, scale)
-            else:
-                rows[chunk] = _box_muller_16(blocks[chunk], acc, loc, scale)
+            scratch = scratch and scratch.resize(8 * len(blocks[chunk]))
+            _box_muller_16(blocks[chunk], rows[chunk], acc, loc, scale, scratch)
         if whole != count:
-            values[count - 16:] = _box_muller_16(self.uniform(0.0, 1.0, 16, acc).reshape(1, 16), acc, loc, scale)[0]
+            last = self.uniform(0.0, 1.0, 16, acc).reshape(1, 16)
+            _box_muller_16(last, values[count - 16:].reshape(1, 16), acc, loc, scale)
         return values.astype(dtype, copy=False)
 
     def _normal_scalars(self, count: int) -> np.ndarray:
@@ -237,20 +240,24 @@ class MT19937Stream:
         return getattr(seeded, name)
 
 
-def _box_muller_16(blocks: np.ndarray, acc, loc, scale) -> np.ndarray:
-    """normal_fill_16 on rows of 16 uniforms: value j and j + 8 from u1 = 1 - u[j], u2 = u[j + 8].
-    float32 takes torch's vectorised kernel's log and sincos (the cephes polynomials of
-    avx_mathfun.h), whose results the libm's correctly rounded ones differ from in the last bit."""
-    out = np.empty_like(blocks)
+def _box_muller_16(blocks: np.ndarray, out: np.ndarray, acc, loc, scale, scratch=None) -> None:
+    """normal_fill_16 on rows of 16 uniforms, into ``out``: value j and j + 8 from u1 = 1 - u[j],
+    u2 = u[j + 8]. float32 takes torch's vectorised kernel's log and sincos (the cephes
+    polynomials of avx_mathfun.h), whose results the libm's correctly rounded ones differ from in
+    the last bit."""
     if acc is np.float32:
-        _box_muller_16_float32(blocks, out, _Float32Scratch(blocks.shape[0] * 8), loc, scale)
-        return out
-    u1 = 1.0 - blocks[:, :8]
-    theta = (2.0 * np.pi) * blocks[:, 8:]
-    radius = np.sqrt(-2.0 * np.log(u1))
-    out[:, :8] = fused_multiply_add(radius * np.cos(theta), scale, loc)
-    out[:, 8:] = fused_multiply_add(radius * np.sin(theta), scale, loc)
-    return out
+        _box_muller_16_float32(blocks, out, scratch or _Float32Scratch(8 * len(blocks)), loc, scale)
+        return
+    radius = np.subtract(1.0, blocks[:, :8])
+    np.log(radius, out=radius)
+    radius *= -2.0
+    np.sqrt(radius, out=radius)
+    theta = np.multiply(2.0 * np.pi, blocks[:, 8:])
+    cos = np.cos(theta)
+    sin = np.sin(theta, out=theta)
+    for half, trig in ((out[:, :8], cos), (out[:, 8:], sin)):
+        trig *= radius
+        half[...] = trig if scale == 1 and loc == 0 else fused_multiply_add(trig, scale, loc)
 
 
 _f32 = np.float32
