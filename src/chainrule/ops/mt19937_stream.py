@@ -214,9 +214,14 @@ class MT19937Stream:
         low, high = int(low), int(high) + bool(endpoint)
         span = high - low
         count = math.prod(_shape(size))
-        draws = self.words64(count) % np.uint64(span) if span >= 2**32 else self.words(count) % np.uint32(span)
-        values = draws.astype(object if high > 2**63 else np.int64) + low
-        values = np.asarray(values).astype(dtype).reshape(_shape(size))
+        draws = self.words64(count) if span >= 2**32 else self.words(count)
+        draws %= draws.dtype.type(span)
+        if high > 2**63:  # past int64: Python ints
+            values = np.asarray(draws.astype(object) + low)
+        else:
+            values = draws.astype(np.int64)
+            values += low
+        values = values.astype(dtype, copy=False).reshape(_shape(size))
         return values[()].item() if size is None else values
 
     def permutation(self, x):
