@@ -78,6 +78,16 @@ def test_vectorised_normal_float32_is_bit_equal_float64_within_an_ulp(seed, coun
     assert ((doubles - theirs[4]).abs() <= 2 * torch.finfo(torch.float64).eps * theirs[4].abs().clamp(min=1)).all()
 
 
+@pytest.mark.parametrize("seed", [5, 2**32 + 5])
+def test_a_million_float32_normals_are_torchs_bit_for_bit(seed):
+    # many chunks of the in-place cephes log/sincos, a shifted and scaled fill, and a remainder
+    def draw(lib):
+        return [lib.randn(2**20 + 5), lib.empty(10**6 + 7).normal_(-2.0, 0.25), lib.get_rng_state()]
+
+    for ours, theirs in zip(*_both(seed, draw)):
+        _assert_equal(ours, theirs)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_integer_draws_and_permutations(seed):
     def draw(lib):

@@ -7,6 +7,14 @@ are torch's ``random()``; ``random64()`` is two words, the first the high half. 
 the draws below repeat torch's CPU kernels (ATen's uniform_real, normal_fill, uniform_int_from_to,
 randperm), vectorised, so after ``manual_seed`` the values are torch's.
 
+Speed notes. float32 normal_fill repeats avx_mathfun's log and sincos rounding for rounding; each
+fused multiply-add is four native NumPy passes (widen, multiply, add in float64, round to float32),
+selects are integer masks (np.where and masked ufuncs cost ~10× a pass on random masks), and the
+work runs on per-chunk buffers that stay in cache; those functions are only ever fed Box–Muller's
+inputs (1 - u and 2π·u for the 2**24 float32 uniforms), on which they were checked against the
+step-by-step version for every input. randperm's dependent swaps are resolved with one sort and
+pointer jumping (``_fisher_yates_order``) rather than a Python loop.
+
 ``MT19937Stream`` answers the calls chainrule's random ops make of a NumPy ``Generator``
 (``random``, ``uniform``, ``standard_normal``, ``integers``, ``permutation``); any other
 distribution (gamma, poisson, ...) comes from a NumPy Generator seeded with words of this stream,
