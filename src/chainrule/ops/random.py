@@ -296,7 +296,7 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
         raise RuntimeError("to - 1 is out of bounds for bool")
     xp = _xp(device)
     array = _rng(generator, xp).integers(low, high, size=tuple(size))
-    return _finish(array.astype(_dt(dtype, _dtype.int64)), requires_grad)
+    return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
 
 
 def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -310,7 +310,7 @@ def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=F
         # on the device, with no host copy: the order that sorts n uniform keys (CuPy's Generator
         # has no permutation; torch's CUDA randperm sorts random keys too)
         array = xp.argsort(_rng(generator, xp).random(n), kind="stable")
-    return _finish(array.astype(_dt(dtype, _dtype.int64)), requires_grad)
+    return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
 
 
 def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
