@@ -507,8 +507,6 @@ def _fisher_yates_order(offsets: np.ndarray, n: int) -> np.ndarray:
     new_target = np.empty(steps, dtype=bool)
     new_target[0] = True
     np.not_equal(target[1:], target[:-1], out=new_target[1:])
-    earlier_same_target = np.empty(steps, dtype=index)  # per step, indexed by step
-    earlier_same_target[writer] = np.where(new_target, -1, np.roll(writer, 1))
     # position k before step k: the last step of group k that is not step k itself (t_k = k
     # puts step k last in its group)
     not_self = writer != target
@@ -523,8 +521,14 @@ def _fisher_yates_order(offsets: np.ndarray, n: int) -> np.ndarray:
         up = held[held[unresolved]]
         held[unresolved] = up
         unresolved = unresolved[held[up] != up]
+    # in sorted order: what the step before in the same group left (held by that step), or the
+    # target itself for a group's first step; the select is arithmetic (np.where costs ~10× a pass)
+    found = held[np.roll(writer, 1)]
+    target -= found
+    target *= new_target
+    found += target
     order = np.empty(n, dtype=np.int64)
-    order[:steps] = np.where(earlier_same_target >= 0, held[earlier_same_target], targets)
+    order[writer] = found
     order[n - 1] = held[n - 1]
     return order
 
