@@ -78,6 +78,16 @@ def test_vectorised_normal_float32_is_bit_equal_float64_within_an_ulp(seed, coun
     assert ((doubles - theirs[4]).abs() <= 2 * torch.finfo(torch.float64).eps * theirs[4].abs().clamp(min=1)).all()
 
 
+@pytest.mark.parametrize("seed", [5, 2**32 + 5])
+def test_a_million_float32_normals_are_torchs_bit_for_bit(seed):
+    # many chunks of the in-place cephes log/sincos, a shifted and scaled fill, and a remainder
+    def draw(lib):
+        return [lib.randn(2**20 + 5), lib.empty(10**6 + 7).normal_(-2.0, 0.25), lib.get_rng_state()]
+
+    for ours, theirs in zip(*_both(seed, draw)):
+        _assert_equal(ours, theirs)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_integer_draws_and_permutations(seed):
     def draw(lib):
@@ -88,6 +98,18 @@ def test_integer_draws_and_permutations(seed):
 
     for ours, theirs in zip(*_both(seed, draw)):
         _assert_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("n", [2, 128, 129, 65535, 65536, 70001, 300000])
+def test_randperm_resolves_the_swaps_as_torchs_loop_does(n):
+    # around the switch from the swap loop to the sorted, pointer-jumped resolution, and the
+    # (target, step) sort keys outgrowing 32 bits above 65535
+    def draw(lib):
+        return [lib.randperm(n), lib.randperm(n // 2 + 1, dtype=lib.int32), lib.get_rng_state()]
+
+    for seed in (0, 2**32 + 5):
+        for ours, theirs in zip(*_both(seed, draw)):
+            _assert_equal(ours, theirs)
 
 
 def test_state_round_trips_between_torch_and_chainrule():
@@ -221,4 +243,49 @@ def test_trunc_normal_rejects_and_redraws_as_torch(bounds):
         return [weight.detach().clone(), lib.rand(3)]
 
     for ours, theirs in zip(*_both(5, draw)):
+        _assert_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("seed", [0, 2**32 + 5])
+def test_multinomial_draws_are_torchs(seed):
+    # without replacement (and for one sample) torch divides the weights by exponential draws of
+    # their dtype and takes the largest keys; with replacement it searches the cumulative
+    # weights for one double uniform per sample
+    weights = np.random.default_rng(seed % 97).random((4, 60)) ** 3
+
+    def draw(lib):
+        rows32 = lib.tensor(weights.astype(np.float32))
+        rows64 = lib.tensor(weights)
+        return [lib.multinomial(rows32, 10), lib.multinomial(rows32, 1), lib.multinomial(rows32, 1, True),
+                lib.multinomial(rows32, 300, replacement=True), lib.multinomial(rows64[1], 60),
+                lib.multinomial(rows64, 7, replacement=True), lib.multinomial(rows32.t()[:5], 3),
+                lib.multinomial(lib.tensor(weights[0].astype(np.float16)), 20, True), lib.get_rng_state()]
+
+    for ours, theirs in zip(*_both(seed, draw)):
+        _assert_equal(ours, theirs)
+
+
+@pytest.mark.parametrize(("weights", "num_samples", "replacement"), [
+    ([0.5, -1.0], 1, True), ([0.5, float("inf")], 2, False), ([0.0, 0.0], 1, False),
+    ([float("nan"), 1.0], 2, True), ([0.5, float("inf")], 2, True), ([[1.0, 2.0], [0.0, -0.0]], 2, True),
+    ([1.0, 2.0], 3, False)])
+def test_multinomial_refuses_bad_weights_in_torchs_words(weights, num_samples, replacement):
+    with pytest.raises(RuntimeError) as theirs:
+        torch.multinomial(torch.tensor(weights), num_samples, replacement)
+    with pytest.raises(RuntimeError) as ours:
+        cr.multinomial(cr.tensor(weights), num_samples, replacement)
+    assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+def test_weighted_random_sampler_draws_torchs_indices(replacement):
+    # torch's sampler calls multinomial on the default generator itself (no fresh one per epoch)
+    def draw(lib):
+        weights = [0.1, 0.0, 2.0, 3.0, 0.5, 1.0, 0.25]
+        sampler = lib.utils.data.WeightedRandomSampler(weights, 5 if not replacement else 40, replacement)
+        seeded = lib.utils.data.WeightedRandomSampler(weights, 3, replacement,
+                                                      generator=lib.Generator().manual_seed(9))
+        return [lib.tensor(list(sampler)), lib.tensor(list(sampler)), lib.tensor(list(seeded)), lib.get_rng_state()]
+
+    for ours, theirs in zip(*_both(11, draw)):
         _assert_equal(ours, theirs)

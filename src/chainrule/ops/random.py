@@ -10,8 +10,9 @@ read, so a state read before some draws replays them after ``set_state``.
 The CPU stream is torch's (``mt19937_stream``): after the same ``manual_seed`` the CPU draws of
 rand/uniform_, randn/normal_ (float32; float64 of 16 values or more within 2 ulps, NumPy's log not
 being glibc's), randint/random_ and randperm are torch's, and ``get_rng_state`` is torch's 5056-byte
-state, loadable by either. Other CPU distributions (bernoulli, exponential, multinomial, gamma, ...)
-draw from the same stream but are not torch's values; CUDA streams differ from torch's.
+state, loadable by either; so are bernoulli, exponential_ and multinomial. Other CPU distributions
+(gamma, poisson, ...) draw from the same stream but are not torch's values; CUDA streams differ
+from torch's.
 """
 
 from __future__ import annotations
@@ -295,7 +296,7 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
         raise RuntimeError("to - 1 is out of bounds for bool")
     xp = _xp(device)
     array = _rng(generator, xp).integers(low, high, size=tuple(size))
-    return _finish(array.astype(_dt(dtype, _dtype.int64)), requires_grad)
+    return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
 
 
 def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -309,7 +310,7 @@ def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=F
         # on the device, with no host copy: the order that sorts n uniform keys (CuPy's Generator
         # has no permutation; torch's CUDA randperm sorts random keys too)
         array = xp.argsort(_rng(generator, xp).random(n), kind="stable")
-    return _finish(array.astype(_dt(dtype, _dtype.int64)), requires_grad)
+    return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
 
 
 def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
@@ -441,15 +442,67 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
     xp = array_module(data)
     if xp is not np:
         return Tensor._make(_multinomial_on_device(xp, data, num_samples, replacement, _rng(generator, xp)))
-    probs = np.atleast_2d(data.astype(np.float64))
-    rng = _rng(generator)
-    rows = []
-    for p in probs:
-        p = p / p.sum()
-        rows.append(rng.choice(len(p), size=num_samples, replace=replacement, p=p))
-    out = np.array(rows, dtype=np.int64)
-    return Tensor._make(out if input._data.ndim == 2 else out[0])
+    return Tensor._make(multinomial_on_cpu(data, num_samples, replacement, _rng(generator)))
 
+
+def multinomial_on_cpu(data: np.ndarray, num_samples: int, replacement: bool, stream) -> np.ndarray:
+    """torch's CPU multinomial on a 1-d or 2-d array of weights, drawn from ``stream``: without
+    replacement (or for one sample) the weights divided by exponential draws of their own dtype
+    (in memory order, as ``empty_like(self).exponential_()``), the largest ``num_samples`` keys
+    first; with replacement per row the cumulative weights (summed in order, divided by their
+    total, the last set to 1) and a double uniform per sample, the first category whose
+    cumulative weight reaches it. Zero-weight categories, tied at key 0, come in index order
+    where torch's topk leaves their order unspecified."""
+    check_multinomial_weights(data, num_samples, replacement)
+    rows = np.atleast_2d(data)
+    if not replacement or num_samples == 1:
+        races = _in_memory_order(data, lambda shape: _exponential_draws(stream, shape, 1.0).astype(data.dtype))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            keys = np.atleast_2d(data / races)
+        if num_samples == 1:
+            out = np.argmax(keys, axis=1)[:, None]
+        else:
+            out = np.argsort(-keys, axis=1, kind="stable")[:, :num_samples]
+    else:
+        uniforms = stream.random((len(rows), num_samples))
+        out = np.empty((len(rows), num_samples), dtype=np.int64)
+        for row, weights, draws in zip(out, rows, uniforms):
+            row[:] = np.searchsorted(multinomial_cumulative_weights(weights), draws, side="left")
+    out = out.astype(np.int64, copy=False)
+    return out if data.ndim == 2 else out[0]
+
+
+def multinomial_cumulative_weights(weights: np.ndarray) -> np.ndarray:
+    """One row's cumulative weights as torch's with-replacement kernel makes them: summed in order
+    in the weights' dtype (float32 for reduced precisions), divided by the total, the last set to
+    exactly 1; returned as float64, in which torch compares them with its uniform draws."""
+    cumulative = np.cumsum(weights, dtype=np.float32 if weights.dtype.itemsize < 4 else weights.dtype)
+    cumulative /= cumulative[-1]
+    cumulative[-1] = 1
+    return cumulative.astype(np.float64)
+
+
+def check_multinomial_weights(data: np.ndarray, num_samples: int, replacement: bool) -> None:
+    """torch's checks on the weights, in its wording: the exponential path's checks whole; the
+    with-replacement kernel's per entry (a NaN fails its ``>= 0`` test first)."""
+    if not replacement and num_samples > data.shape[-1]:
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+    rows = np.atleast_2d(data).astype(np.float64)
+    if not replacement or num_samples == 1:
+        if not np.all(np.isfinite(rows)) or np.any(rows < 0):
+            raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+        if np.any(rows.sum(axis=1) == 0):
+            raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+        return
+    for row in rows:
+        negative, infinite = ~(row >= 0), np.isinf(row)
+        if negative.any() or infinite.any():
+            first_negative = np.argmax(negative) if negative.any() else len(row)
+            if first_negative <= (np.argmax(infinite) if infinite.any() else len(row)):
+                raise RuntimeError("invalid multinomial distribution (encountering probability entry < 0)")
+            raise RuntimeError("invalid multinomial distribution (encountering probability entry = infinity or NaN)")
+        if not row.sum() > 0:
+            raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
 
 
 def _multinomial_on_device(xp, data, num_samples: int, replacement: bool, rng):
@@ -562,6 +615,11 @@ def _full_range_values(dt, shape, stream) -> np.ndarray:
     return (draws % np.uint64(span)).astype(dt).reshape(shape)
 
 
+def _exponential_draws(stream, shape, lambd) -> np.ndarray:
+    """torch's CPU exponential draw: -1/λ · log(1 - u) of a double uniform u, in float64."""
+    return (-1.0 / lambd) * np.log1p(-stream.random(shape))
+
+
 def _dtype_digits(dt) -> int:
     """Significand bits (std::numeric_limits<T>::digits) of a floating dtype."""
     return {2: 11, 4: 24, 8: 53}[dt.itemsize] if dt.kind == "f" else 8  # bfloat16 has 8
@@ -569,10 +627,9 @@ def _dtype_digits(dt) -> int:
 
 def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
     xp = array_module(self)
-    if xp is np:  # torch's CPU draw: -1/λ · log(1 - u) of a double uniform u
+    if xp is np:
         stream = _rng(generator)
-        return _fill_inplace(self, _in_memory_order(
-            self._data, lambda shape: (-1.0 / lambd) * np.log1p(-stream.random(shape))))
+        return _fill_inplace(self, _in_memory_order(self._data, lambda shape: _exponential_draws(stream, shape, lambd)))
     return _fill_inplace(self, _rng(generator, xp).exponential(1.0 / lambd, self._data.shape))
 
 

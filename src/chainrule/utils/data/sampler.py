@@ -156,10 +156,12 @@ class SubsetRandomSampler(Sampler):
 class WeightedRandomSampler(Sampler):
     """``num_samples`` indices drawn with probabilities proportional to ``weights``.
 
-    With replacement the draws stream in chunks (inverse-CDF sampling: a zero weight is never
-    drawn); without replacement at most ``len(weights)`` are drawn, all at once, and once the
-    positive weights are used up the zero-weight indices follow, as in torch. Invalid weights
-    raise torch.multinomial's RuntimeError when the epoch starts, as in torch.
+    Each epoch is torch.multinomial's draw on the given generator or the default one (with
+    replacement streamed a chunk at a time), as in torch, so after ``manual_seed`` the indices
+    are torch's (without replacement, once the
+    positive weights are used up the zero-weight indices follow in index order, where torch
+    leaves their order unspecified). Invalid weights raise torch.multinomial's RuntimeError
+    when the epoch starts, as in torch.
     """
 
     def __init__(self, weights, num_samples: int, replacement: bool = True, generator=None) -> None:
@@ -178,33 +180,25 @@ class WeightedRandomSampler(Sampler):
         self.replacement = replacement
         self.generator = generator
 
-    def _check_weights(self) -> None:
-        # torch.multinomial's checks and wording, so the same mistakes fail the same way
-        weights = self.weights
-        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
-            raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
-        if weights.sum() <= 0:
-            raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
-        if not self.replacement and self.num_samples > len(weights):
-            raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
-
     def _index_chunks(self) -> Iterator[np.ndarray]:
-        self._check_weights()
-        rng = _epoch_rng(self.generator)
-        if not self.replacement:
-            # exponential race, as torch.multinomial: index i finishes at E_i / w_i; the first
-            # num_samples finishers are a weighted draw without replacement, and zero weights
-            # (never finishing) come last, as in torch (which leaves their order unspecified)
-            with np.errstate(divide="ignore"):
-                finish = rng.exponential(size=len(self.weights)) / self.weights
-            yield np.argsort(finish, kind="stable")[:self.num_samples].astype(np.int64)
+        # torch calls torch.multinomial on the given or the default generator
+        from ...ops.random import (
+            check_multinomial_weights,
+            multinomial_cumulative_weights,
+            multinomial_on_cpu,
+        )
+
+        stream = _given_or_default_rng(self.generator)
+        if not self.replacement or self.num_samples == 1:
+            yield multinomial_on_cpu(self.weights, self.num_samples, self.replacement, stream)
             return
-        cdf = np.cumsum(self.weights)
-        cdf /= cdf[-1]
+        # one double uniform per index searched in the cumulative weights: torch's values drawn a
+        # chunk at a time, so a huge num_samples streams (torch draws them all at the start)
+        check_multinomial_weights(self.weights, self.num_samples, self.replacement)
+        cumulative = multinomial_cumulative_weights(self.weights)
         for start in range(0, self.num_samples, _CHUNK):
-            uniform = rng.random(min(_CHUNK, self.num_samples - start))
-            # side="right": u lands in [cdf[i-1], cdf[i]), an empty interval for a zero weight
-            yield np.searchsorted(cdf, uniform, side="right").astype(np.int64)
+            uniforms = stream.random(min(_CHUNK, self.num_samples - start))
+            yield np.searchsorted(cumulative, uniforms, side="left").astype(np.int64)
 
     def __iter__(self) -> Iterator[int]:
         return _as_int_list(self._index_chunks())
