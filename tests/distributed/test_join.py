@@ -5,14 +5,11 @@ parameters, buffers and gradients, counts, hook calls, errors."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import socket
-import subprocess
-import sys
 
 import pytest
+from _gloo_oracle import run_on_gloo_and_mpi  # this folder is on sys.path (no __init__.py)
 
 import chainrule.distributed.algorithms.join as ours
 
@@ -21,13 +18,6 @@ torch_join = pytest.importorskip("torch.distributed.algorithms.join")
 
 HERE = os.path.dirname(__file__)
 WORKER = os.path.join(HERE, "join_worker.py")
-SRC = os.path.abspath(os.path.join(HERE, "..", "..", "src"))
-
-
-def _free_port() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1])
 
 
 def _close(found, expected, where: str) -> None:
@@ -51,20 +41,9 @@ def _close(found, expected, where: str) -> None:
                     reason="this torch has no gloo backend to compare with")
 def test_join_comm_hooks_and_averaging_match_torch_gloo(tmp_path):
     pytest.importorskip("mpi4py", reason='MPI tests need mpi4py: pip install "chainrule[mpi]"')
-    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1",
-               OPENBLAS_NUM_THREADS="1")
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "TORCH_DISTRIBUTED_DEBUG"):
-        env.pop(name, None)
-    theirs = subprocess.run([sys.executable, WORKER, "--torch", str(tmp_path), _free_port()], env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert theirs.returncode == 0, theirs.stdout + theirs.stderr
-    mine = subprocess.run([sys.executable, "-m", "chainrule.distributed.run", "--nproc-per-node", "2", WORKER,
-                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=120)
-    assert mine.returncode == 0, mine.stdout + mine.stderr
-    found = [json.loads((tmp_path / f"chainrule_{rank}.json").read_text()) for rank in range(2)]
+    theirs, found = run_on_gloo_and_mpi(WORKER, tmp_path)
     for rank in range(2):
-        expected = json.loads((tmp_path / f"torch_{rank}.json").read_text())
-        _close(found[rank], expected, f"rank {rank}")
+        _close(found[rank], theirs[rank], f"rank {rank}")
     # what the comparison covers, said outright: uneven steps, one final model, the count of
     # training ranks shared from the last joiner, and the errors of early termination
     assert [f["bn steps"] for f in found] == [3, 5]
