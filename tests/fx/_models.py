@@ -151,3 +151,16 @@ def recurrent_attention(lib):
             return attended + h[-1].unsqueeze(1)
 
     return RecurrentAttention()
+
+
+def trace_both(builder):
+    """``builder``'s model traced on torch and on chainrule, with torch's weights copied into ours."""
+    import torch
+
+    import chainrule
+
+    torch.manual_seed(0)
+    reference = builder(torch)
+    ours = builder(chainrule)
+    copy_weights(reference, ours, chainrule)
+    return torch.fx.symbolic_trace(reference), chainrule.fx.symbolic_trace(ours)

@@ -13,18 +13,12 @@ import chainrule
 import chainrule.fx
 
 from . import _models
-from ._models import copy_weights, random_inputs, structure
+from ._models import random_inputs, structure, trace_both
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torch.fx")
 
 
-def _both(builder):
-    torch.manual_seed(0)
-    reference = builder(torch)
-    ours = builder(chainrule)
-    copy_weights(reference, ours, chainrule)
-    return torch.fx.symbolic_trace(reference), chainrule.fx.symbolic_trace(ours)
 
 
 def _outputs_match(reference_gm, ours_gm, shape):
@@ -47,7 +41,7 @@ def _relu_modules_to_gelu(gm, lib):
 
 
 def test_replacing_relu_by_gelu_gives_torchs_graph_and_numbers():
-    reference_gm, ours_gm = _both(_models.basic_block)
+    reference_gm, ours_gm = trace_both(_models.basic_block)
     _relu_modules_to_gelu(reference_gm, torch)
     _relu_modules_to_gelu(ours_gm, chainrule)
     assert structure(ours_gm) == structure(reference_gm)
@@ -64,7 +58,7 @@ def _double_the_output(gm):
 
 
 def test_inserting_a_node_before_the_output():
-    reference_gm, ours_gm = _both(_models.mlp)
+    reference_gm, ours_gm = trace_both(_models.mlp)
     _double_the_output(reference_gm)
     _double_the_output(ours_gm)
     assert structure(ours_gm) == structure(reference_gm)
@@ -80,7 +74,7 @@ def _add_unused_nodes(gm):
 
 
 def test_dead_code_elimination_removes_unused_nodes_and_keeps_inputs():
-    for fx, gm in zip((torch.fx, chainrule.fx), _both(_models.mlp)):
+    for fx, gm in zip((torch.fx, chainrule.fx), trace_both(_models.mlp)):
         before = [n.name for n in gm.graph.nodes]
         _add_unused_nodes(gm)
         assert len(gm.graph.nodes) == len(before) + 2

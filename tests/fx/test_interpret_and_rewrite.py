@@ -13,19 +13,11 @@ import chainrule.fx
 from chainrule.fx.passes.shape_prop import ShapeProp
 
 from . import _models
-from ._models import copy_weights, random_inputs, structure
+from ._models import copy_weights, random_inputs, structure, trace_both
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torch.fx")
 from torch.fx.passes.shape_prop import ShapeProp as TorchShapeProp  # noqa: E402
-
-
-def _both(builder):
-    torch.manual_seed(0)
-    reference = builder(torch)
-    ours = builder(chainrule)
-    copy_weights(reference, ours, chainrule)
-    return torch.fx.symbolic_trace(reference), chainrule.fx.symbolic_trace(ours)
 
 
 def _swap_relu_for_sigmoid(fx):
@@ -39,7 +31,7 @@ def _swap_relu_for_sigmoid(fx):
 
 
 def test_interpreter_runs_the_graph_and_overrides_change_it_as_in_torch():
-    reference_gm, ours_gm = _both(_models.basic_block)
+    reference_gm, ours_gm = trace_both(_models.basic_block)
     data = random_inputs((2, 3, 5, 5))
     plain = chainrule.fx.Interpreter(ours_gm).run(chainrule.tensor(data))
     np.testing.assert_allclose(plain.detach().numpy(), ours_gm(chainrule.tensor(data)).detach().numpy(), rtol=1e-6)
@@ -73,7 +65,7 @@ def _negate_then_call(fx):
 
 
 def test_transformer_returns_a_new_graph_module_like_torchs():
-    reference_gm, ours_gm = _both(_models.mlp)
+    reference_gm, ours_gm = trace_both(_models.mlp)
     reference_new = _negate_then_call(torch.fx)(reference_gm).transform()
     ours_new = _negate_then_call(chainrule.fx)(ours_gm).transform()
     assert isinstance(ours_new, chainrule.fx.GraphModule) and ours_new is not ours_gm
@@ -84,7 +76,7 @@ def test_transformer_returns_a_new_graph_module_like_torchs():
 
 
 def test_shape_prop_records_torchs_tensor_meta():
-    reference_gm, ours_gm = _both(_models.basic_block)
+    reference_gm, ours_gm = trace_both(_models.basic_block)
     data = random_inputs((2, 3, 5, 5))
     TorchShapeProp(reference_gm).propagate(torch.tensor(data))
     ShapeProp(ours_gm).propagate(chainrule.tensor(data))
