@@ -184,3 +184,13 @@ def test_offload_wrapper_gives_the_same_values_and_gradients():
     wrapped = _wrappers(chainrule).offload_wrapper(plain)
     assert type(wrapped).__name__ == "OffloadWrapper"
     _assert_same_run(_run(chainrule, wrapped, x), reference)
+
+
+def test_wrapped_model_keeps_its_unprefixed_keys_through_pickle_and_deepcopy():
+    import copy
+    import pickle
+
+    wrappers = _wrappers(chainrule)
+    model = chainrule.nn.Sequential(wrappers.checkpoint_wrapper(chainrule.nn.Linear(2, 2)))
+    assert list(copy.deepcopy(model).state_dict()) == ["0.weight", "0.bias"]
+    assert list(pickle.loads(pickle.dumps(model)).state_dict()) == ["0.weight", "0.bias"]

@@ -100,3 +100,13 @@ def test_pre_hook_sees_the_module_before_its_entries_are_written():
         model[0].register_state_dict_pre_hook(fill)
         values.append(model.state_dict()["0.bias"].tolist())
     assert values[1] == values[0] == [7.0, 7.0, 7.0]
+
+
+def test_a_module_pickled_before_the_hooks_existed_gets_empty_ones():
+    old_state = dict(chainrule.nn.Linear(2, 3).__dict__)
+    del old_state["_state_dict_hooks"], old_state["_state_dict_pre_hooks"]
+    restored = chainrule.nn.Linear.__new__(chainrule.nn.Linear)
+    restored.__setstate__(old_state)
+    assert list(restored.state_dict()) == ["weight", "bias"]
+    restored.register_state_dict_pre_hook(lambda module, prefix, keep_vars: None)
+    assert len(restored._state_dict_pre_hooks) == 1
