@@ -90,6 +90,8 @@ class Module:
         setattr_(self, "_backward_pre_hooks", OrderedDict())
         setattr_(self, "_load_state_dict_pre_hooks", OrderedDict())
         setattr_(self, "_load_state_dict_post_hooks", OrderedDict())
+        setattr_(self, "_state_dict_pre_hooks", OrderedDict())
+        setattr_(self, "_state_dict_hooks", OrderedDict())
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(
@@ -249,8 +251,9 @@ class Module:
 
     def __setstate__(self, state) -> None:
         self.__dict__.update(state)
-        # modules pickled before the load hooks existed get empty ones, as torch's __setstate__ does
-        for name in ("_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"):
+        # modules pickled before the state-dict hooks existed get empty ones, as torch's __setstate__ does
+        for name in ("_load_state_dict_pre_hooks", "_load_state_dict_post_hooks", "_state_dict_pre_hooks",
+                     "_state_dict_hooks"):
             self.__dict__.setdefault(name, OrderedDict())
 
     # ------------------------------------------------------------------ iteration
@@ -321,11 +324,14 @@ class Module:
         if destination is None:
             destination = OrderedDict()
             destination._metadata = OrderedDict()
+        local_metadata = {"version": self._version}
         metadata = getattr(destination, "_metadata", None)
         if metadata is not None:
             # each module's _version, as torch's: a layer whose format changed (BatchNorm's
             # num_batches_tracked, torchvision's MNASNet) reads it back in _load_from_state_dict
-            metadata[prefix[:-1]] = {"version": self._version}
+            metadata[prefix[:-1]] = local_metadata
+        for hook in self.__dict__.get("_state_dict_pre_hooks", {}).values():
+            hook(self, prefix, keep_vars)
         for name, param in self._parameters.items():
             if param is not None:
                 destination[prefix + name] = param if keep_vars else param.detach()
@@ -338,6 +344,15 @@ class Module:
         for name, module in self._modules.items():
             if module is not None:
                 module.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
+        for hook in self.__dict__.get("_state_dict_hooks", {}).values():
+            result = hook(self, destination, prefix, local_metadata)
+            if getattr(hook, "_from_public_api", False):
+                if result is not None:
+                    raise RuntimeError("state_dict post-hook must return None")
+            elif result is not None:
+                # the private hook may hand back a new dict; as in torch, only the root's caller sees it
+                # (a child's parent keeps filling the dict it passed down)
+                destination = result
         return destination
 
     def get_extra_state(self):
@@ -633,6 +648,31 @@ class Module:
         edit ``incompatible_keys.missing_keys``/``unexpected_keys`` in place (strict mode then sees that)."""
         handle = RemovableHandle(self._load_state_dict_post_hooks)
         self._load_state_dict_post_hooks[handle.id] = hook
+        return handle
+
+    def register_state_dict_pre_hook(self, hook) -> RemovableHandle:
+        """``hook(module, prefix, keep_vars)`` before this module writes its entries of a ``state_dict``."""
+        handle = RemovableHandle(self._state_dict_pre_hooks)
+        self._state_dict_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_state_dict_post_hook(self, hook) -> RemovableHandle:
+        """``hook(module, state_dict, prefix, local_metadata)`` after this module and its children have
+        written their entries; it edits ``state_dict`` in place and must return None."""
+        # torch marks the function itself, so one function cannot be both a public and a private hook
+        hook._from_public_api = True
+        handle = RemovableHandle(self._state_dict_hooks)
+        self._state_dict_hooks[handle.id] = hook
+        return handle
+
+    def _register_state_dict_hook(self, hook) -> RemovableHandle:
+        """The private post hook libraries use (checkpoint_wrapper, FSDP): like the public one, but it
+        may return a new state dict, which replaces the result when this module is the root."""
+        if getattr(hook, "_from_public_api", False):
+            raise RuntimeError("Cannot register the same function as the state dict post hook that was "
+                               "previously registered via register_state_dict_post_hook")
+        handle = RemovableHandle(self._state_dict_hooks)
+        self._state_dict_hooks[handle.id] = hook
         return handle
 
     def register_full_backward_pre_hook(self, hook, prepend: bool = False) -> RemovableHandle:
