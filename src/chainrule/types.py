@@ -1,6 +1,7 @@
 """chainrule.types: torch.types, the type aliases torch's signatures and user annotations name
-(``_int``, ``_size``, ``Number``, ``Device``, ``_TensorOrTensors``, ...). chainrule has no symbolic
-sizes, so ``SymInt``/``SymFloat``/``SymBool`` are the plain ``int``/``float``/``bool``."""
+(``_int``, ``_size``, ``Number``, ``Device``, ``_TensorOrTensors``, ...). ``SymInt``/``SymFloat``/
+``SymBool`` are the top-level classes (torch.types names torch.SymInt), of which no value chainrule
+makes is an instance: its sizes are always plain ints."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import IO, Any, Union  # noqa: F401  (torch.types re-exports them)
 from ._backend import device
 from ._dtype import dtype
 from ._layout import layout
+from ._symbolic_sizes import SymBool, SymFloat, SymInt
 from .storage import UntypedStorage
 from .tensor import Size, Tensor
 
@@ -26,9 +28,6 @@ _bytes = bytes
 _dtype = dtype
 _device = device
 _layout = layout
-SymInt = int
-SymFloat = float
-SymBool = bool
 _size = Size | list[int] | tuple[int, ...]
 _symsize = Size | Sequence[int]
 _dispatchkey = str

@@ -84,6 +84,15 @@ def test_types_aliases_match_torchs():
     assert typing.get_args(chainrule.types._size)[1:] == typing.get_args(torch.types._size)[1:]
 
 
+@pytest.mark.parametrize("lib", [torch, chainrule])
+def test_symbolic_size_types_are_the_top_level_classes(lib):
+    # torch.types names torch.SymInt (not int): a plain size is no instance of it
+    for name in ("SymInt", "SymFloat", "SymBool"):
+        assert getattr(lib.types, name) is getattr(lib, name)
+    assert not isinstance(3, lib.types.SymInt) and not isinstance(2.5, lib.types.SymFloat)
+    assert lib.types.py_sym_types == (lib.SymInt, lib.SymFloat, lib.SymBool)
+
+
 def test_a_number_annotation_is_a_scalar_in_an_inferred_schema():
     def ours(x: chainrule.Tensor, alpha: chainrule.types.Number) -> chainrule.Tensor: ...
 
