@@ -123,11 +123,7 @@ class MT19937Stream:
     # ---- torch's draws
     def random(self, size=None, dtype=np.float64, out=None):
         """Uniform on [0, 1): 24 random bits a float32 (or half) value, 53 (of random64) a float64."""
-        draws = self.uniform(0.0, 1.0, size, dtype)
-        if out is not None:
-            out[...] = draws
-            return out
-        return draws
+        return _delivered(self.uniform(0.0, 1.0, size, dtype), out)
 
     def uniform(self, low=0.0, high=1.0, size=None, dtype=np.float64):
         """torch's uniform_(low, high): ``u * (high - low) + low`` in the dtype's accumulation type
@@ -153,11 +149,7 @@ class MT19937Stream:
         return values[()] if size is None else values
 
     def standard_normal(self, size=None, dtype=np.float64, out=None):
-        draws = self.normal(0.0, 1.0, size, dtype)
-        if out is not None:
-            out[...] = draws
-            return out
-        return draws
+        return _delivered(self.normal(0.0, 1.0, size, dtype), out)
 
     def normal(self, loc=0.0, scale=1.0, size=None, dtype=np.float64, contiguous=True):
         """torch's normal_(loc, scale) filling a tensor of ``size`` (in memory order): from 16
@@ -539,3 +531,11 @@ def _shape(size) -> tuple:
     if isinstance(size, (int, np.integer)):
         return (int(size),)
     return tuple(int(s) for s in size)
+
+
+def _delivered(draws, out):
+    """``draws``, or ``out`` filled with them (NumPy's ``out=`` convention for the Generator methods)."""
+    if out is None:
+        return draws
+    out[...] = draws
+    return out
