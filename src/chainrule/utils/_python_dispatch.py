@@ -1,0 +1,297 @@
+"""torch's ``torch.utils._python_dispatch``: ``TorchDispatchMode``, the layer below autograd.
+
+A ``TorchDispatchMode`` entered with ``with`` sees every op run inside the block as
+``mode.__torch_dispatch__(func, types, args, kwargs)``: ``func`` is the op as an aten overload
+(``str(func) == "aten.addmm.default"``), calling ``func(*args, **kwargs)`` runs it below the mode,
+and what the handler returns is the op's result. Autograd sits above the mode: the op's node is
+recorded around the handler, so a handler that changes a result changes the forward value while
+the op's gradient rule stays the op's own, as in torch.
+
+How chainrule places it. Built-in ops are ``Function`` classes applied by
+``autograd.function._apply_array_op``; while a mode is entered, ``function.active_dispatch``
+names ``_dispatch`` below, and every such op is handed to the innermost mode. The mode is off
+(popped) while its own handler runs, so ``func(...)`` inside reaches the next mode down, or the op.
+
+Known differences from torch (docs/extending.md lists them too):
+
+- ``func`` is named after the chainrule op: the aten name torch would show where the table below
+  or the node's name gives one; one chainrule op can stand for what torch decomposes
+  (``F.linear`` is ``aten.linear.default``, where torch shows ``aten.t`` + ``aten.addmm``).
+  ``func == torch.ops.aten.add.Tensor`` holds and both hash alike, but ``func is ...`` does not.
+- ``args`` are the op's tensor inputs and ``kwargs`` its other arguments as chainrule's op takes
+  them (``aten.sum.dim_IntList`` gets ``kwargs={"dim": ..., "keepdim": ...}`` in chainrule's
+  spelling), not torch's schema order.
+- The backward's ops reach the mode as the chainrule ops the gradient rules run (a mode makes the
+  rules compute in Tensor ops, not on raw arrays), not torch's fused backward kernels
+  (``threshold_backward``, ``_log_softmax_backward_data``); factory functions (``torch.ones``),
+  views taken by indexing and plain in-place writes do not reach the mode.
+- The mode stack is one for the process, not one per thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+from ..autograd import function as _function
+from ..autograd.grad_mode import no_grad
+from ..autograd.profiler import _op_name, recording_switches
+from ..ops.namespaces import OpOverload
+
+__all__ = ["DispatchedOverload", "TorchDispatchMode", "is_traceable_wrapper_subclass", "return_and_correct_aliasing",
+           "transform_subclass"]
+
+_mode_stack: list = []
+
+
+class TorchDispatchMode:
+    """Base class of dispatch modes: override ``__torch_dispatch__(self, func, types, args=(),
+    kwargs=None)`` and enter the mode with ``with``. Modes nest; the innermost sees an op first."""
+
+    def __init__(self, _dispatch_key=None) -> None:
+        self._dispatch_key = _dispatch_key
+        self.old_dispatch_mode_flags: list = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        raise NotImplementedError()
+
+    def __enter__(self):
+        _push_mode(self)
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
+        _pop_mode()
+
+    @classmethod
+    def push(cls, *args, **kwargs):
+        """torch's ``push``: build the mode and return it, ready for ``with``."""
+        return cls(*args, **kwargs)
+
+    @classmethod
+    def is_infra_mode(cls) -> bool:
+        return False
+
+
+def _get_current_dispatch_mode():
+    """The innermost entered mode, or None."""
+    return _mode_stack[-1] if _mode_stack else None
+
+
+def _get_current_dispatch_mode_stack() -> list:
+    """The entered modes, outermost first (a copy)."""
+    return list(_mode_stack)
+
+
+def _push_mode(mode) -> None:
+    was_empty = not _mode_stack
+    _mode_stack.append(mode)
+    _function.active_dispatch = _dispatch
+    if was_empty:
+        _switch_fast_paths(True)
+
+
+def _pop_mode(k=None):
+    """Take the innermost mode off the stack and return it."""
+    if not _mode_stack:
+        raise AssertionError("Trying to pop from an empty mode stack")
+    mode = _mode_stack.pop()
+    if not _mode_stack:
+        _function.active_dispatch = None
+        _switch_fast_paths(False)
+    return mode
+
+
+@contextlib.contextmanager
+def _pop_mode_temporarily(k=None):
+    """Off the stack for the block, the innermost mode comes back after it (what a handler runs in)."""
+    mode = _pop_mode()
+    try:
+        yield mode
+    finally:
+        _push_mode(mode)
+
+
+@contextlib.contextmanager
+def _disable_current_modes():
+    """All modes off the stack for the block, back in their order after it."""
+    modes = []
+    while _mode_stack:
+        modes.append(_pop_mode())
+    try:
+        yield list(reversed(modes))
+    finally:
+        for mode in reversed(modes):
+            _push_mode(mode)
+
+
+class _DisableTorchDispatch:
+    """torch._C._DisableTorchDispatch: ops inside the block skip the dispatch layer (the modes)."""
+
+    def __enter__(self):
+        self._modes = _disable_current_modes()
+        self._modes.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._modes.__exit__(*exc)
+
+
+def _switch_fast_paths(on: bool) -> None:
+    """+ - * / have a one-ufunc path that skips Function.apply when nothing is recorded; it steps
+    aside while a mode is entered (as for the profiler), unless another observer already holds it."""
+    if _function.active_profiler is None and _function.active_extension is None:
+        for switch in recording_switches:
+            switch(on)
+
+
+def _keep_general_operators(recording: bool) -> None:
+    """A profiler or forward-AD level ending inside a mode has just put the fast paths back: they
+    stay off while a mode is entered."""
+    if not recording and _mode_stack:
+        for switch in recording_switches:
+            if switch is not _keep_general_operators:
+                switch(True)
+
+
+recording_switches.append(_keep_general_operators)
+
+
+def is_traceable_wrapper_subclass(t) -> bool:
+    """Whether ``t`` is a tensor subclass that says how to flatten itself (``__tensor_flatten__``
+    and ``__tensor_unflatten__``), as torch's check for wrapper subclasses."""
+    from ..tensor import Tensor
+
+    return (isinstance(t, Tensor) and type(t) is not Tensor
+            and hasattr(t, "__tensor_flatten__") and hasattr(t, "__tensor_unflatten__"))
+
+
+def transform_subclass(t, callback, outer_size=None, outer_stride=None):
+    """Rebuild wrapper subclass ``t`` with ``callback(name, inner)`` applied to each inner tensor."""
+    attrs, ctx = t.__tensor_flatten__()
+    inner = {name: callback(name, getattr(t, name)) for name in attrs}
+    return type(t).__tensor_unflatten__(inner, ctx, outer_size or t.size(), outer_stride or t.stride())
+
+
+def return_and_correct_aliasing(func, args, kwargs, out):
+    """torch's helper makes a wrapper subclass's outputs alias its inputs as ``func``'s schema
+    says; chainrule's views already share their base's array, so ``out`` comes back unchanged."""
+    return out
+
+
+# ---- the aten overloads handed to handlers
+# op (as the profiler names it, from the node) -> (aten op name, overload name) where the node's name
+# is not torch's op or its overload is not "default"
+_ATEN_NAMES: dict[str, tuple[str, str]] = {
+    "add": ("add", "Tensor"), "sub": ("sub", "Tensor"), "r_sub": ("rsub", "Tensor"), "mul": ("mul", "Tensor"),
+    "div": ("div", "Tensor"), "pow": ("pow", "Tensor_Tensor"), "transpose": ("transpose", "int"),
+    "eq": ("eq", "Tensor"), "ne": ("ne", "Tensor"), "lt": ("lt", "Tensor"), "le": ("le", "Tensor"),
+    "gt": ("gt", "Tensor"), "ge": ("ge", "Tensor"), "flatten": ("flatten", "using_ints"),
+    "squeeze": ("squeeze", "dims"), "where": ("where", "self"), "split": ("split", "Tensor"),
+    "select": ("select", "int"), "slice": ("slice", "Tensor"), "softmax": ("_softmax", "default"),
+    "log_softmax": ("_log_softmax", "default"), "nll_loss": ("nll_loss_forward", "default"),
+    "log_softmax_backward_data": ("_log_softmax_backward_data", "default"),
+}
+
+
+class DispatchedOverload(OpOverload):
+    """The ``func`` a handler receives: one chainrule op as the aten overload torch would name.
+
+    Calling it runs the op below the current mode. It compares and hashes equal to the overload
+    of the same name in ``torch.ops.aten`` (``func == torch.ops.aten.mul.Tensor``), as overloads
+    compare by their qualified name."""
+
+    def __init__(self, op_class, op_name: str, overload_name: str) -> None:
+        super().__init__("aten", op_name, overload_name, self._run_op)
+        self._op_class = op_class
+
+    def _run_op(self, *args, **kwargs):
+        pending = _pending.stack[-1] if getattr(_pending, "stack", None) else None
+        if (pending is not None and pending.record and pending.output is None
+                and pending.op_class is self._op_class and len(args) == len(pending.inputs)
+                and all(a is b for a, b in zip(args, pending.inputs))):
+            # the handler runs the op on its own inputs: this is the call autograd records
+            with _grad_enabled():
+                pending.output = _function._apply_array_op(self._op_class, *args, **kwargs)
+            return pending.output
+        return _function._apply_array_op(self._op_class, *args, **kwargs)
+
+
+_overloads: dict = {}
+
+
+def overload_of(op_class) -> DispatchedOverload:
+    """The aten overload a chainrule op class is shown as (built once per class)."""
+    overload = _overloads.get(op_class)
+    if overload is None:
+        stem = _op_name(op_class).split("::", 1)[1]
+        op_name, overload_name = _ATEN_NAMES.get(stem, (stem, "default"))
+        overload = _overloads[op_class] = DispatchedOverload(op_class, op_name, overload_name)
+    return overload
+
+
+# ---- the dispatcher
+class _PendingOp:
+    """One op handed to a handler: what autograd records around it."""
+
+    __slots__ = ("op_class", "inputs", "record", "output")
+
+    def __init__(self, op_class, inputs, record: bool) -> None:
+        self.op_class = op_class
+        self.inputs = inputs
+        self.record = record
+        self.output = None
+
+
+_pending = threading.local()
+
+
+@contextlib.contextmanager
+def _grad_enabled():
+    from ..autograd.grad_mode import enable_grad
+
+    with enable_grad():
+        yield
+
+
+def _dispatch(op_class, inputs, params):
+    """``function.active_dispatch`` while a mode is entered: hand the op to the innermost mode,
+    its handler running with the mode popped and below autograd (grad mode off); then give the
+    handler's result the node recorded for the op, so gradients flow through it."""
+    if not _mode_stack:
+        return _function.RUN_UNDISPATCHED
+    from ..autograd.grad_mode import is_grad_enabled
+
+    record = is_grad_enabled() and any(t is not None and t._requires_grad for t in inputs)
+    pending = _PendingOp(op_class, inputs, record)
+    stack = getattr(_pending, "stack", None)
+    if stack is None:
+        stack = _pending.stack = []
+    stack.append(pending)
+    try:
+        with _pop_mode_temporarily() as mode, no_grad():
+            result = mode.__torch_dispatch__(overload_of(op_class), (), tuple(inputs), dict(params))
+    finally:
+        stack.pop()
+    if not record:
+        return result
+    recorded = pending.output
+    if recorded is None:  # the handler never ran the op on its inputs: record it now, below the modes
+        with _disable_current_modes():
+            recorded = _function._apply_array_op(op_class, *inputs, **params)
+    if result is recorded:
+        return result
+    return _attach(result, recorded)
+
+
+def _attach(result, recorded):
+    """``result``'s values with ``recorded``'s place in the graph (its node and output number)."""
+    make = _function._make_tensor
+    if isinstance(result, (tuple, list)):
+        recorded = recorded if isinstance(recorded, (tuple, list)) else (recorded,)
+        return tuple(_attach(r, o) for r, o in zip(result, recorded))
+    node = recorded.grad_fn
+    if node is None:
+        return result
+    return make(result._data, node, recorded._output_nr)
+
+

@@ -1,0 +1,225 @@
+"""torch's __torch_dispatch__ layer against torch 2.13: TorchDispatchMode (what a logging mode sees
+of small programs, forward and backward; a mode that changes results; nesting and the switches that
+turn the layer off) and the aten overloads handed to handlers."""
+
+import numpy as np
+import pytest
+import torch as real_torch
+
+import chainrule
+
+LIBRARIES = pytest.mark.parametrize("lib", [real_torch, chainrule], ids=["torch", "chainrule"])
+
+
+def _logging_mode(lib):
+    base = lib.utils._python_dispatch.TorchDispatchMode
+
+    class Logging(base):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    return Logging()
+
+
+def _without_detach(ops):
+    # torch's autograd detaches the tensors it saves through the mode; chainrule saves without an op
+    return [op for op in ops if op != "aten.detach.default"]
+
+
+def _mlp_step(lib):
+    F = lib.nn.functional
+    lib.manual_seed(0)
+    x = lib.tensor(np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3))
+    w = lib.tensor(np.linspace(-0.5, 0.7, 15, dtype=np.float32).reshape(5, 3), requires_grad=True)
+    b = lib.tensor(np.linspace(0.1, -0.2, 5, dtype=np.float32), requires_grad=True)
+    target = lib.tensor([0, 1, 2, 3])
+    mode = _logging_mode(lib)
+    with mode:
+        loss = F.cross_entropy(F.relu(F.linear(x, w, b)), target)
+        forward_ops = list(mode.ops)
+        loss.backward()
+    return loss.item(), w.grad.numpy(), b.grad.numpy(), forward_ops, mode.ops[len(forward_ops):]
+
+
+def test_logging_mode_sees_an_mlp_step_as_torch_does():
+    loss, w_grad, b_grad, forward_ops, backward_ops = _mlp_step(chainrule)
+    t_loss, t_w_grad, t_b_grad, t_forward_ops, t_backward_ops = _mlp_step(real_torch)
+    np.testing.assert_allclose(loss, t_loss, rtol=1e-6)
+    np.testing.assert_allclose(w_grad, t_w_grad, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(b_grad, t_b_grad, rtol=1e-5, atol=1e-7)
+    assert _without_detach(t_forward_ops) == forward_ops == [
+        "aten.t.default", "aten.addmm.default", "aten.relu.default", "aten._log_softmax.default",
+        "aten.nll_loss_forward.default"]
+    # the backward's ops: chainrule's rules run their own ops (relu's mask is applied on arrays,
+    # torch's threshold_backward is not shown); the fused backward kernels are named as torch's
+    for op in ("aten.nll_loss_backward.default", "aten._log_softmax_backward_data.default", "aten.mm.default"):
+        assert op in t_backward_ops and op in backward_ops
+
+
+def _conv_forward_ops(lib):
+    lib.manual_seed(0)
+    conv = lib.nn.Conv2d(2, 3, 3)
+    x = lib.randn(1, 2, 5, 5)
+    mode = _logging_mode(lib)
+    with mode:
+        out = lib.nn.functional.max_pool2d(conv(x).tanh(), 2).flatten(1).sum()
+        forward_ops = list(mode.ops)
+        out.backward()
+    return forward_ops, mode.ops[len(forward_ops):]
+
+
+def test_logging_mode_sees_a_conv_net_as_torch_does():
+    forward_ops, backward_ops = _conv_forward_ops(chainrule)
+    t_forward_ops, t_backward_ops = _conv_forward_ops(real_torch)
+    assert forward_ops == _without_detach(t_forward_ops)
+    assert "aten.convolution_backward.default" in backward_ops
+    assert "aten.convolution_backward.default" in t_backward_ops
+
+
+@LIBRARIES
+def test_views_operators_and_reductions_reach_the_mode(lib):
+    x = lib.ones(4, 3)
+    mode = _logging_mode(lib)
+    with mode:
+        lib.cat([x, x * x]).softmax(-1).sigmoid().sum(0)
+        x[0]
+        x[:, 1:]
+        x + x  # the operator's unrecorded fast path steps aside while a mode is entered
+    assert mode.ops == ["aten.mul.Tensor", "aten.cat.default", "aten._softmax.default", "aten.sigmoid.default",
+                        "aten.sum.dim_IntList" if lib is real_torch else "aten.sum.default",
+                        "aten.select.int", "aten.slice.Tensor", "aten.add.Tensor"]
+
+
+def _doubling_products(lib):
+    class DoubleProducts(lib.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            return out * 2 if func == lib.ops.aten.mul.Tensor else out
+
+    p = lib.tensor([1.0, 2.0, -3.0], requires_grad=True)
+    with DoubleProducts():
+        q = (p * p).sum()
+        q.backward()  # the backward's products are doubled too
+    return q.item(), p.grad.numpy(), q.grad_fn.name()
+
+
+def test_a_mode_that_changes_results_changes_them_as_torch_does():
+    value, grad, node = _doubling_products(chainrule)
+    t_value, t_grad, t_node = _doubling_products(real_torch)
+    assert value == t_value == 28.0
+    np.testing.assert_array_equal(grad, t_grad)
+    assert node == t_node == "SumBackward0"
+
+
+@LIBRARIES
+def test_autograd_records_above_the_mode(lib):
+    x = lib.tensor([0.5, -1.0, 2.0], dtype=lib.float64, requires_grad=True)
+    with _logging_mode(lib):
+        y = (x.exp() * x).sin()
+        (grad,) = lib.autograd.grad(y.sum(), x)
+    assert y.grad_fn.name() == "SinBackward0" and y.requires_grad
+    expected = np.cos(np.exp([0.5, -1.0, 2.0]) * [0.5, -1.0, 2.0]) * np.exp([0.5, -1.0, 2.0]) * (1 + np.array(
+        [0.5, -1.0, 2.0]))
+    np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-12)
+
+
+@LIBRARIES
+def test_modes_nest_and_each_is_off_inside_its_own_handler(lib):
+    dispatch = lib.utils._python_dispatch
+    seen = []
+
+    class Named(dispatch.TorchDispatchMode):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            current = dispatch._get_current_dispatch_mode()
+            seen.append((self.name, str(func), None if current is None else current.name,
+                         len(dispatch._get_current_dispatch_mode_stack())))
+            return func(*args, **(kwargs or {}))
+
+    outer, inner = Named("outer"), Named("inner")
+    x = lib.ones(2)
+    with outer, inner:
+        assert dispatch._get_current_dispatch_mode() is inner
+        assert dispatch._get_current_dispatch_mode_stack() == [outer, inner]
+        lib.neg(x)
+    assert seen == [("inner", "aten.neg.default", "outer", 1), ("outer", "aten.neg.default", None, 0)]
+    assert dispatch._get_current_dispatch_mode() is None
+
+
+@LIBRARIES
+def test_the_switches_that_turn_the_layer_off(lib):
+    dispatch = lib.utils._python_dispatch
+    x = lib.tensor([1.0, 2.0])
+    mode = _logging_mode(lib)
+    with mode:
+        with lib._C._DisableTorchDispatch():
+            x.exp()
+        with dispatch._disable_current_modes() as modes:
+            assert modes == [mode]
+            x.sin()
+        with dispatch._pop_mode_temporarily() as popped:
+            assert popped is mode and dispatch._get_current_dispatch_mode() is None
+            x.cos()
+        x.tanh()
+    assert mode.ops == ["aten.tanh.default"]
+
+
+@LIBRARIES
+def test_the_overload_a_handler_gets(lib):
+    got = {}
+
+    class Keep(lib.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            got.setdefault("func", func)
+            got.setdefault("types", types)
+            return func(*args, **(kwargs or {}))
+
+    a, b = lib.tensor([1.0, 2.0]), lib.tensor([3.0, 4.0])
+    with Keep():
+        lib.mul(a, b)
+    func = got["func"]
+    assert str(func) == "aten.mul.Tensor" and func.__name__ == "mul.Tensor" and func.name() == "aten::mul.Tensor"
+    assert func == lib.ops.aten.mul.Tensor and hash(func) == hash(lib.ops.aten.mul.Tensor)
+    assert {lib.ops.aten.mul.Tensor: "found"}[func] == "found"
+    assert func.overloadpacket == lib.ops.aten.mul and str(func.overloadpacket) == "aten.mul"
+    assert got["types"] == ()
+    np.testing.assert_array_equal(func(a, b).numpy(), [3.0, 8.0])  # outside the mode: runs the op
+
+
+@LIBRARIES
+def test_the_helpers_for_wrapper_subclasses_on_plain_tensors(lib):
+    dispatch = lib.utils._python_dispatch
+    x = lib.tensor([1.0])
+    assert not dispatch.is_traceable_wrapper_subclass(x)
+    out = lib.tensor([2.0])
+    assert dispatch.return_and_correct_aliasing(lib.ops.aten.add.Tensor, (x, x), {}, out) is out
+
+
+def _flops_and_profile(lib):
+    from importlib import import_module
+
+    flop_counter = import_module(lib.__name__ + ".utils.flop_counter")
+    a = lib.ones(8, 16, requires_grad=True)
+    b = lib.ones(16, 4)
+    mode = _logging_mode(lib)
+    with mode, flop_counter.FlopCounterMode(display=False) as counter:
+        lib.mm(a, b).sum().backward()
+    with lib.profiler.profile() as prof, _logging_mode(lib):
+        lib.mm(a, b)
+    return counter.get_total_flops(), "aten.mm.default" in mode.ops, [e.name for e in prof.events()]
+
+
+def test_flop_counter_and_profiler_inside_a_mode():
+    flops, logged, events = _flops_and_profile(chainrule)
+    t_flops, t_logged, t_events = _flops_and_profile(real_torch)
+    assert flops == t_flops == 2 * (2 * 8 * 16 * 4)  # the product and its gradient for a
+    assert logged and t_logged
+    assert "aten::mm" in events and "aten::mm" in t_events
