@@ -223,3 +223,129 @@ def test_flop_counter_and_profiler_inside_a_mode():
     assert flops == t_flops == 2 * (2 * 8 * 16 * 4)  # the product and its gradient for a
     assert logged and t_logged
     assert "aten::mm" in events and "aten::mm" in t_events
+
+
+# ---------------------------------------------------------------- wrapper subclasses
+def _logging_tensor_class(lib, log):
+    from importlib import import_module
+
+    tree_map = import_module(lib.__name__ + ".utils._pytree").tree_map
+
+    class LoggingTensor(lib.Tensor):
+        """torch's docs' wrapper: the values live in ``elem``; every op is logged and rewrapped."""
+
+        @staticmethod
+        def __new__(cls, elem, requires_grad=False):
+            wrapper = lib.Tensor._make_wrapper_subclass(cls, elem.size(), dtype=elem.dtype,
+                                                        requires_grad=requires_grad)
+            wrapper.elem = elem
+            return wrapper
+
+        __torch_function__ = lib._C._disabled_torch_function_impl
+
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            def unwrap(e):
+                return e.elem if isinstance(e, LoggingTensor) else e
+
+            def wrap(e):
+                return LoggingTensor(e) if isinstance(e, lib.Tensor) else e
+
+            log.append(str(func))
+            return tree_map(wrap, func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs or {})))
+
+    return LoggingTensor
+
+
+def _logging_tensor_program(lib):
+    log = []
+    LoggingTensor = _logging_tensor_class(lib, log)
+    x = LoggingTensor(lib.tensor([1.0, -2.0, 3.0]), requires_grad=True)
+    w = lib.tensor([0.5, 0.25, 2.0])
+    y = (x * w).exp().relu().sum()
+    forward_log = list(log)
+    y.backward()
+    return (type(y).__name__, y.elem.item(), y.grad_fn.name(), type(x.grad).__name__, x.grad.elem.numpy(),
+            forward_log, log[len(forward_log):])
+
+
+def test_a_logging_wrapper_subclass_sees_every_op_and_gets_its_gradient():
+    name, value, node, grad_type, grad, forward_log, backward_log = _logging_tensor_program(chainrule)
+    t_name, t_value, t_node, t_grad_type, t_grad, t_forward_log, t_backward_log = _logging_tensor_program(real_torch)
+    assert name == t_name == "LoggingTensor" and node == t_node == "SumBackward0"
+    np.testing.assert_allclose(value, t_value, rtol=1e-6)
+    assert grad_type == t_grad_type == "LoggingTensor"
+    np.testing.assert_allclose(grad, t_grad, rtol=1e-6)
+    assert forward_log == _without_detach(t_forward_log)
+    # each node reaches the wrapper as one backward op (torch shows the ops its formula runs)
+    assert backward_log == ["aten.threshold_backward.default", "aten.exp_backward.default",
+                            "aten.mul_backward.default"]
+    assert "aten.threshold_backward.default" in t_backward_log
+
+
+def _scaled_tensor_program(lib):
+    class Scaled(lib.Tensor):
+        """A tensor stored as int8 values times one scale: every op sees the dequantized values."""
+
+        @staticmethod
+        def __new__(cls, values, scale, requires_grad=False):
+            wrapper = lib.Tensor._make_wrapper_subclass(cls, values.size(), dtype=lib.float32,
+                                                        requires_grad=requires_grad)
+            wrapper.values, wrapper.scale = values, scale
+            return wrapper
+
+        __torch_function__ = lib._C._disabled_torch_function_impl
+
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            def dense(e):
+                return e.values.float() * e.scale if isinstance(e, Scaled) else e
+
+            return func(*[dense(a) for a in args], **{k: dense(v) for k, v in (kwargs or {}).items()})
+
+    x = Scaled(lib.tensor([[3, -1], [2, 5]], dtype=lib.int8), 0.5, requires_grad=True)
+    w = lib.tensor([[1.0, 2.0], [-1.0, 0.5]], requires_grad=True)
+    y = lib.mm(x, w).tanh().sum()
+    y.backward()
+    return type(y).__name__, y.item(), w.grad.numpy(), type(x.grad).__name__, x.grad.numpy()
+
+
+def test_a_scaled_wrapper_subclass_computes_and_differentiates_as_torch():
+    name, value, w_grad, x_grad_type, x_grad = _scaled_tensor_program(chainrule)
+    t_name, t_value, t_w_grad, t_x_grad_type, t_x_grad = _scaled_tensor_program(real_torch)
+    assert name == t_name == "Tensor" and x_grad_type == t_x_grad_type == "Tensor"
+    np.testing.assert_allclose(value, t_value, rtol=1e-6)
+    np.testing.assert_allclose(w_grad, t_w_grad, rtol=1e-5)
+    np.testing.assert_allclose(x_grad, t_x_grad, rtol=1e-5)
+
+
+@LIBRARIES
+def test_make_wrapper_subclass_gives_the_metadata_asked_for(lib):
+    class Wrapper(lib.Tensor):
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            return NotImplemented
+
+    w = lib.Tensor._make_wrapper_subclass(Wrapper, (2, 3), dtype=lib.float64, requires_grad=True)
+    assert type(w) is Wrapper and tuple(w.shape) == (2, 3) and w.dtype == lib.float64
+    assert w.requires_grad and w.is_leaf
+    with pytest.raises(TypeError, match="Multiple dispatch failed for 'torch._ops.aten.neg.default'; all "
+                       "__torch_dispatch__ handlers returned NotImplemented:\n\n  - tensor subclass <class"):
+        lib.neg(w)
+
+
+def test_ops_stop_looking_for_wrappers_once_none_is_alive():
+    import gc
+
+    from chainrule.autograd import function
+
+    class Wrapper(chainrule.Tensor):
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            return NotImplemented
+
+    wrapper = chainrule.Tensor._make_wrapper_subclass(Wrapper, (2,))
+    assert function.active_dispatch is not None
+    del wrapper
+    gc.collect()
+    assert function.active_dispatch is None  # the hot path's one check again

@@ -77,6 +77,10 @@ active_extension = None
 # answers RUN_UNDISPATCHED for an op it leaves alone
 active_dispatch = None
 RUN_UNDISPATCHED = object()
+# node_dispatch(node, grads): while active_dispatch is set, what the engine asks before a node's rule
+# runs; a node whose gradients or saved tensors are wrapper subclasses goes to their
+# __torch_dispatch__ as one backward op, anything else is answered RUN_UNDISPATCHED
+node_dispatch = None
 # set by autograd.forward_ad: copy_tangent(source, target) gives a saved output, brought back by
 # _with_grad_fn, its output's tangent (called only while active_extension is set)
 copy_tangent = None

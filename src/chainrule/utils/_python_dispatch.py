@@ -32,6 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
+
+import numpy as np
 
 from ..autograd import function as _function
 from ..autograd.grad_mode import no_grad
@@ -86,7 +89,7 @@ def _push_mode(mode) -> None:
     was_empty = not _mode_stack
     _mode_stack.append(mode)
     _function.active_dispatch = _dispatch
-    if was_empty:
+    if was_empty and not _live_wrappers:
         _switch_fast_paths(True)
 
 
@@ -95,7 +98,7 @@ def _pop_mode(k=None):
     if not _mode_stack:
         raise AssertionError("Trying to pop from an empty mode stack")
     mode = _mode_stack.pop()
-    if not _mode_stack:
+    if not _mode_stack and not _live_wrappers:
         _function.active_dispatch = None
         _switch_fast_paths(False)
     return mode
@@ -147,7 +150,7 @@ def _switch_fast_paths(on: bool) -> None:
 def _keep_general_operators(recording: bool) -> None:
     """A profiler or forward-AD level ending inside a mode has just put the fast paths back: they
     stay off while a mode is entered."""
-    if not recording and _mode_stack:
+    if not recording and (_mode_stack or _live_wrappers):
         for switch in recording_switches:
             if switch is not _keep_general_operators:
                 switch(True)
@@ -254,14 +257,27 @@ def _grad_enabled():
 
 
 def _dispatch(op_class, inputs, params):
-    """``function.active_dispatch`` while a mode is entered: hand the op to the innermost mode,
-    its handler running with the mode popped and below autograd (grad mode off); then give the
-    handler's result the node recorded for the op, so gradients flow through it."""
-    if not _mode_stack:
-        return _function.RUN_UNDISPATCHED
+    """``function.active_dispatch``: hand the op to the innermost mode, else to the
+    ``__torch_dispatch__`` of a wrapper subclass among its inputs, else leave it alone."""
+    if _mode_stack:
+        return _to_mode(op_class, inputs, params)
+    if _live_wrappers:
+        for t in inputs:
+            if t is not None and getattr(type(t), "__torch_dispatch__", None) is not None:
+                return _to_subclass(op_class, inputs, params)
+    return _function.RUN_UNDISPATCHED
+
+
+def _is_recording(inputs) -> bool:
     from ..autograd.grad_mode import is_grad_enabled
 
-    record = is_grad_enabled() and any(t is not None and t._requires_grad for t in inputs)
+    return is_grad_enabled() and any(t is not None and t._requires_grad for t in inputs)
+
+
+def _to_mode(op_class, inputs, params):
+    """The mode's handler runs with the mode popped and below autograd (grad mode off); then the
+    handler's result gets the node recorded for the op, so gradients flow through it."""
+    record = _is_recording(inputs)
     pending = _PendingOp(op_class, inputs, record)
     stack = getattr(_pending, "stack", None)
     if stack is None:
@@ -295,3 +311,204 @@ def _attach(result, recorded):
     return make(result._data, node, recorded._output_nr)
 
 
+# ---- wrapper subclasses
+# how many wrapper subclass instances are alive: while any is, ops look for one among their inputs
+_live_wrappers = 0
+
+
+def _dispatch_types(inputs) -> tuple:
+    """The classes among ``inputs`` with their own ``__torch_dispatch__``, subclasses first."""
+    kinds = []
+    for t in inputs:
+        kind = type(t)
+        if t is not None and getattr(kind, "__torch_dispatch__", None) is not None and kind not in kinds:
+            kinds.append(kind)
+    return tuple(sorted(kinds, key=lambda kind: -len(kind.__mro__)))
+
+
+def _to_subclass(op_class, inputs, params):
+    """Each wrapper class's ``__torch_dispatch__`` in turn until one answers (not NotImplemented),
+    below autograd; the op's node, recorded on the wrappers, goes on the result it returned."""
+    func = overload_of(op_class)
+    types = _dispatch_types(inputs)
+    with no_grad():
+        for kind in types:
+            result = kind.__torch_dispatch__(func, types, tuple(inputs), dict(params))
+            if result is not NotImplemented:
+                break
+        else:
+            raise _no_handler_answered(func, types)
+    if _is_recording(inputs):
+        _record_on_wrappers(op_class, inputs, params, result)
+    return result
+
+
+def _no_handler_answered(func, types) -> TypeError:
+    listed = "".join(f"\n  - tensor subclass {kind}" for kind in types)
+    return TypeError(f"Multiple dispatch failed for 'torch._ops.{func}'; all __torch_dispatch__ handlers "
+                     f"returned NotImplemented:\n{listed}\n\nFor more information, try re-running with "
+                     "TORCH_LOGS=not_implemented")
+
+
+def _record_on_wrappers(op_class, inputs, params, result) -> None:
+    """Record the op's node as autograd above ``__torch_dispatch__`` does: the forward runs once
+    more on the wrappers' own arrays (placeholders: their values live in the subclass) only for
+    the node and what it saves; the node then goes on the handler's result in place, which stays
+    the wrapper the handler returned, and stands for the output the rule reads."""
+    previous = _function.active_dispatch
+    _function.active_dispatch = None
+    try:
+        with _grad_enabled():
+            recorded = _function._apply_array_op(op_class, *inputs, **params)
+    finally:
+        _function.active_dispatch = previous
+    results = result if isinstance(result, (tuple, list)) else (result,)
+    recorded = recorded if isinstance(recorded, tuple) else (recorded,)
+    node = next((r.grad_fn for r in recorded if r.grad_fn is not None), None)
+    if node is None:
+        return
+    for out, placeholder in zip(results, recorded):
+        if out is None or placeholder.grad_fn is None or any(out is t for t in inputs):
+            continue  # (an input handed back is not made an output of the op)
+        out._grad_fn = node
+        out._output_nr = placeholder._output_nr
+        out._requires_grad = True
+    positions = getattr(node, "_saved_outputs", None)
+    if positions:
+        saved = list(node._saved)
+        for i in positions:
+            saved[i] = results[saved[i]._output_nr]
+        node._saved = tuple(saved)
+        node._saved_outputs = None
+
+
+def _make_wrapper_subclass(cls, size, strides=None, storage_offset=None, memory_format=None, dtype=None,
+                           layout=None, device=None, pin_memory=False, requires_grad=False, **dispatch_policies):
+    """torch.Tensor._make_wrapper_subclass: a ``cls`` instance with ``size`` and ``dtype`` and no
+    values of its own; its class keeps them (an inner tensor, say) and its ``__torch_dispatch__``
+    answers every op on it. chainrule gives it a zero-strided placeholder array of that shape and
+    dtype (no memory); ``strides``, ``device`` and the dispatch policies are accepted as given."""
+    from .. import _dtype
+    from ..tensor import Tensor
+
+    global _live_wrappers
+    if not (isinstance(cls, type) and issubclass(cls, Tensor)):
+        raise TypeError(f"cls must be a type (got {cls})")
+    dt = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
+    placeholder = np.broadcast_to(np.zeros((), dtype=dt.np), tuple(int(n) for n in size))
+    out = Tensor._make.__func__(cls, placeholder)
+    out._set_requires_grad(requires_grad)
+    if getattr(cls, "__torch_dispatch__", None) is not None:
+        if not _live_wrappers:
+            _function.active_dispatch = _dispatch
+            if not _mode_stack:
+                _switch_fast_paths(True)
+        _live_wrappers += 1
+        weakref.finalize(out, _wrapper_gone)
+    return out
+
+
+def _wrapper_gone() -> None:
+    """The last wrapper instance gone (and no mode entered), ops stop looking for one."""
+    global _live_wrappers
+    _live_wrappers -= 1
+    if not _live_wrappers and not _mode_stack:
+        _function.active_dispatch = None
+        _switch_fast_paths(False)
+
+
+
+
+# the backward of a node as one op: node name -> torch's backward aten op where it has one
+# (others are "<op>_backward.default", after the forward op's name)
+_BACKWARD_NAMES: dict[str, str] = {
+    "ReluBackward0": "threshold_backward", "TanhBackward0": "tanh_backward", "SigmoidBackward0": "sigmoid_backward",
+    "LogSoftmaxBackward0": "_log_softmax_backward_data", "SoftmaxBackward0": "_softmax_backward_data",
+    "NllLossBackward0": "nll_loss_backward", "ConvolutionBackward0": "convolution_backward",
+    "GeluBackward0": "gelu_backward", "SiluBackward0": "silu_backward",
+    "MaxPool2DWithIndicesBackward0": "max_pool2d_with_indices_backward",
+}
+
+
+class BackwardOverload(OpOverload):
+    """The ``func`` a wrapper subclass's handler gets for a node's backward: called with the
+    incoming gradients and then the node's saved tensors (unwrapped, say), it runs the node's
+    rule on those and returns one gradient per input (None where none flows)."""
+
+    def __init__(self, node_class, op_name: str) -> None:
+        super().__init__("aten", op_name, "default", self._run_rule)
+        self._node_class = node_class
+
+    def _run_rule(self, *args):
+        node = _pending.nodes[-1]
+        if type(node) is not self._node_class:
+            raise RuntimeError(f"{self}: called outside the backward of a {self._node_class.__name__} node")
+        grads, saved = args[:node._num_outputs], args[node._num_outputs:]
+        result = node._forward_cls.backward(_node_with_saved(node, saved), *grads)
+        return result if type(result) is tuple else (result,)
+
+
+def _node_with_saved(node, saved):
+    """A copy of ``node`` whose rule reads ``saved`` instead of what it saved."""
+    copy = object.__new__(type(node))
+    for klass in type(node).__mro__:
+        for slot in klass.__dict__.get("__slots__", ()):
+            if slot not in ("__dict__", "__weakref__") and hasattr(node, slot):
+                setattr(copy, slot, getattr(node, slot))
+    copy.__dict__.update(node.__dict__)
+    copy._saved = tuple(saved)
+    copy._saved_versions = None
+    copy._saved_outputs = None
+    copy._freed = False
+    return copy
+
+
+_backward_overloads: dict = {}
+
+
+def backward_overload_of(node_class) -> BackwardOverload:
+    overload = _backward_overloads.get(node_class)
+    if overload is None:
+        name = node_class.__name__
+        op_name = _BACKWARD_NAMES.get(name) or _op_name(node_class._forward_cls).split("::", 1)[1] + "_backward"
+        overload = _backward_overloads[node_class] = BackwardOverload(node_class, op_name)
+    return overload
+
+
+def _dispatch_node(node, grads):
+    """``function.node_dispatch``: a node whose gradients or saved tensors include a wrapper
+    subclass goes to its ``__torch_dispatch__`` as one backward op (torch runs a wrapper's
+    backward through its handler too, op by op); other nodes run their rule as usual."""
+    if not _live_wrappers:
+        return _function.RUN_UNDISPATCHED
+    saved = tuple(node.saved_values) if node._saved else ()
+    args = (*grads, *saved)
+    types = _dispatch_types([t for t in args if t is not None])
+    if not types:
+        return _function.RUN_UNDISPATCHED
+    func = backward_overload_of(type(node))
+    nodes = getattr(_pending, "nodes", None)
+    if nodes is None:
+        nodes = _pending.nodes = []
+    nodes.append(node)
+    try:
+        with no_grad():
+            for kind in types:
+                result = kind.__torch_dispatch__(func, types, args, {})
+                if result is not NotImplemented:
+                    return tuple(result)
+    finally:
+        nodes.pop()
+    raise _no_handler_answered(func, types)
+
+
+_function.node_dispatch = _dispatch_node
+
+
+def _bind_wrapper_constructor() -> None:
+    from ..tensor import Tensor
+
+    Tensor._make_wrapper_subclass = staticmethod(_make_wrapper_subclass)
+
+
+_bind_wrapper_constructor()
