@@ -12,20 +12,13 @@ How chainrule places it. Built-in ops are ``Function`` classes applied by
 names ``_dispatch`` below, and every such op is handed to the innermost mode. The mode is off
 (popped) while its own handler runs, so ``func(...)`` inside reaches the next mode down, or the op.
 
-Known differences from torch (docs/extending.md lists them too):
+A wrapper subclass (``Tensor._make_wrapper_subclass`` and a classmethod ``__torch_dispatch__``)
+gets every op on it the same way while any instance is alive, autograd recording above it, and each
+backward node over wrappers as one backward op (``aten.threshold_backward.default``).
 
-- ``func`` is named after the chainrule op: the aten name torch would show where the table below
-  or the node's name gives one; one chainrule op can stand for what torch decomposes
-  (``F.linear`` is ``aten.linear.default``, where torch shows ``aten.t`` + ``aten.addmm``).
-  ``func == torch.ops.aten.add.Tensor`` holds and both hash alike, but ``func is ...`` does not.
-- ``args`` are the op's tensor inputs and ``kwargs`` its other arguments as chainrule's op takes
-  them (``aten.sum.dim_IntList`` gets ``kwargs={"dim": ..., "keepdim": ...}`` in chainrule's
-  spelling), not torch's schema order.
-- The backward's ops reach the mode as the chainrule ops the gradient rules run (a mode makes the
-  rules compute in Tensor ops, not on raw arrays), not torch's fused backward kernels
-  (``threshold_backward``, ``_log_softmax_backward_data``); factory functions (``torch.ones``),
-  views taken by indexing and plain in-place writes do not reach the mode.
-- The mode stack is one for the process, not one per thread.
+docs/extending.md ("The layer below") lists what differs from torch: ``args``/``kwargs`` are the
+chainrule op's, some ops show another overload or no decomposition, factory functions do not reach
+the mode, and the backward is shown as the ops chainrule's rules run.
 """
 
 from __future__ import annotations
@@ -37,7 +30,7 @@ import weakref
 import numpy as np
 
 from ..autograd import function as _function
-from ..autograd.grad_mode import no_grad
+from ..autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
 from ..autograd.profiler import _op_name, recording_switches
 from ..ops.namespaces import OpOverload
 
@@ -213,7 +206,7 @@ class DispatchedOverload(OpOverload):
                 and pending.op_class is self._op_class and len(args) == len(pending.inputs)
                 and all(a is b for a, b in zip(args, pending.inputs))):
             # the handler runs the op on its own inputs: this is the call autograd records
-            with _grad_enabled():
+            with enable_grad():
                 pending.output = _function._apply_array_op(self._op_class, *args, **kwargs)
             return pending.output
         return _function._apply_array_op(self._op_class, *args, **kwargs)
@@ -248,14 +241,6 @@ class _PendingOp:
 _pending = threading.local()
 
 
-@contextlib.contextmanager
-def _grad_enabled():
-    from ..autograd.grad_mode import enable_grad
-
-    with enable_grad():
-        yield
-
-
 def _dispatch(op_class, inputs, params):
     """``function.active_dispatch``: hand the op to the innermost mode, else to the
     ``__torch_dispatch__`` of a wrapper subclass among its inputs, else leave it alone."""
@@ -269,8 +254,6 @@ def _dispatch(op_class, inputs, params):
 
 
 def _is_recording(inputs) -> bool:
-    from ..autograd.grad_mode import is_grad_enabled
-
     return is_grad_enabled() and any(t is not None and t._requires_grad for t in inputs)
 
 
@@ -358,7 +341,7 @@ def _record_on_wrappers(op_class, inputs, params, result) -> None:
     previous = _function.active_dispatch
     _function.active_dispatch = None
     try:
-        with _grad_enabled():
+        with enable_grad():
             recorded = _function._apply_array_op(op_class, *inputs, **params)
     finally:
         _function.active_dispatch = previous
