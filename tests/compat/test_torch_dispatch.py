@@ -95,6 +95,29 @@ def test_views_operators_and_reductions_reach_the_mode(lib):
                         "aten.select.int", "aten.slice.Tensor", "aten.add.Tensor"]
 
 
+def _factory_calls(lib):
+    calls = []
+
+    class Record(lib.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            calls.append((str(func), repr(args), repr(sorted((k, str(v)) for k, v in (kwargs or {}).items()))))
+            return func(*args, **(kwargs or {}))
+
+    with Record():
+        made = [lib.ones(2, 3, requires_grad=True), lib.zeros((2,), dtype=lib.float64), lib.full((2,), 3.0),
+                lib.empty(1)]
+    return calls, [(tuple(t.shape), str(t.dtype).rsplit(".", 1)[1], t.requires_grad, t.is_leaf) for t in made]
+
+
+def test_factory_functions_reach_the_mode_as_torch_shows_them():
+    calls, made = _factory_calls(chainrule)
+    t_calls, t_made = _factory_calls(real_torch)
+    assert [(name, args, kwargs.replace("chainrule.", "torch.")) for name, args, kwargs in calls] == t_calls
+    assert [call[0] for call in calls] == ["aten.ones.default", "aten.zeros.default", "aten.full.default",
+                                           "aten.empty.memory_format"]
+    assert made == t_made
+
+
 def _doubling_products(lib):
     class DoubleProducts(lib.utils._python_dispatch.TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):

@@ -81,6 +81,9 @@ RUN_UNDISPATCHED = object()
 # runs; a node whose gradients or saved tensors are wrapper subclasses goes to their
 # __torch_dispatch__ as one backward op, anything else is answered RUN_UNDISPATCHED
 node_dispatch = None
+# factory_dispatch(name, factory, args, kwargs): what torch.ones/zeros/empty/full ask while
+# active_dispatch is set; the innermost mode's handler makes the tensor, or RUN_UNDISPATCHED
+factory_dispatch = None
 # set by autograd.forward_ad: copy_tangent(source, target) gives a saved output, brought back by
 # _with_grad_fn, its output's tangent (called only while active_extension is set)
 copy_tangent = None

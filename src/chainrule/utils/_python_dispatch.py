@@ -17,8 +17,8 @@ gets every op on it the same way while any instance is alive, autograd recording
 backward node over wrappers as one backward op (``aten.threshold_backward.default``).
 
 docs/extending.md ("The layer below") lists what differs from torch: ``args``/``kwargs`` are the
-chainrule op's, some ops show another overload or no decomposition, factory functions do not reach
-the mode, and the backward is shown as the ops chainrule's rules run.
+chainrule op's, some ops show another overload or no decomposition, only some factory functions
+reach the mode, and the backward is shown as the ops chainrule's rules run.
 """
 
 from __future__ import annotations
@@ -486,6 +486,26 @@ def _dispatch_node(node, grads):
 
 
 _function.node_dispatch = _dispatch_node
+
+
+_factory_overloads: dict = {}
+
+
+def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
+    """``function.factory_dispatch``: a factory call (``torch.ones``) to the innermost mode as
+    ``aten.<name>`` (``"ones"`` is ``aten.ones.default``, ``"empty.memory_format"`` names its overload),
+    whose ``func(*args, **kwargs)`` calls the factory below the mode."""
+    if not _mode_stack:
+        return _function.RUN_UNDISPATCHED
+    func = _factory_overloads.get(name)
+    if func is None:
+        op_name, _, overload_name = name.partition(".")
+        func = _factory_overloads[name] = OpOverload("aten", op_name, overload_name or "default", factory)
+    with _pop_mode_temporarily() as mode, no_grad():
+        return mode.__torch_dispatch__(func, (), args, kwargs)
+
+
+_function.factory_dispatch = _dispatch_factory
 
 
 def _bind_wrapper_constructor() -> None:
