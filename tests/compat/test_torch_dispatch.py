@@ -301,9 +301,37 @@ def test_a_logging_wrapper_subclass_sees_every_op_and_gets_its_gradient():
     np.testing.assert_allclose(grad, t_grad, rtol=1e-6)
     assert forward_log == _without_detach(t_forward_log)
     # each node reaches the wrapper as one backward op (torch shows the ops its formula runs)
-    assert backward_log == ["aten.threshold_backward.default", "aten.exp_backward.default",
-                            "aten.mul_backward.default"]
+    assert backward_log == ["aten.ones_like.default", "aten.sum_backward.default", "aten.threshold_backward.default",
+                            "aten.exp_backward.default", "aten.mul_backward.default"]
+    assert t_backward_log[0] == "aten.ones_like.default"  # the seed is made by the wrapper as well
     assert "aten.threshold_backward.default" in t_backward_log
+
+
+def _mode_over_a_wrapper(lib):
+    log = []
+    LoggingTensor = _logging_tensor_class(lib, log)
+
+    class Mode(lib.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            log.append(f"mode {func} {[kind.__name__ for kind in types]}")
+            return func(*args, **(kwargs or {}))
+
+    x = LoggingTensor(lib.tensor([1.0, -2.0, 3.0]), requires_grad=True)
+    with Mode():
+        y = (x * 2).sum()
+    y.backward()
+    return log, type(y).__name__, y.grad_fn.name(), type(x.grad).__name__, x.grad.elem.numpy()
+
+
+def test_a_mode_sees_an_op_on_a_wrapper_before_the_wrapper_does():
+    log, name, node, grad_type, grad = _mode_over_a_wrapper(chainrule)
+    t_log, t_name, t_node, t_grad_type, t_grad = _mode_over_a_wrapper(real_torch)
+    forward = ["mode aten.mul.Tensor ['LoggingTensor']", "aten.mul.Tensor",
+               "mode aten.sum.default ['LoggingTensor']", "aten.sum.default"]
+    assert log[:4] == t_log[:4] == forward
+    assert (name, node, grad_type) == (t_name, t_node, t_grad_type) == ("LoggingTensor", "SumBackward0",
+                                                                        "LoggingTensor")
+    np.testing.assert_array_equal(grad, t_grad)
 
 
 def _scaled_tensor_program(lib):

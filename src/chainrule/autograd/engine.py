@@ -52,6 +52,9 @@ def _root_grads(outputs, grad_outputs, create_graph: bool):
                 raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got "
                                    f"{_np_to_dtype(out._data.dtype)}")
             g = Tensor._make(np.ones_like(out._data))
+            if _function.active_dispatch is not None:  # a mode, or a wrapper subclass output, makes it
+                made = _function.factory_dispatch("ones_like", _ones_like, (out,), {})
+                g = g if made is _function.RUN_UNDISPATCHED else made
         elif not isinstance(g, Tensor):
             g = Tensor._make(np.asarray(g, dtype=out._data.dtype))
         if g._data.shape != out._data.shape:
@@ -63,6 +66,11 @@ def _root_grads(outputs, grad_outputs, create_graph: bool):
             g = g.detach()
         grads.append(g)
     return grads
+
+
+def _ones_like(tensor):
+    """The implicit seed of a scalar output (torch's ``aten.ones_like``, which dispatch modes see)."""
+    return _tensor_cls()._make(np.ones_like(tensor._data))
 
 
 def _topological_order(roots):

@@ -268,7 +268,8 @@ def _to_mode(op_class, inputs, params):
     stack.append(pending)
     try:
         with _pop_mode_temporarily() as mode, no_grad():
-            result = mode.__torch_dispatch__(overload_of(op_class), (), tuple(inputs), dict(params))
+            types = _dispatch_types(inputs) if _live_wrappers else ()
+            result = mode.__torch_dispatch__(overload_of(op_class), types, tuple(inputs), dict(params))
     finally:
         stack.pop()
     if not record:
@@ -304,7 +305,7 @@ def _dispatch_types(inputs) -> tuple:
     kinds = []
     for t in inputs:
         kind = type(t)
-        if t is not None and getattr(kind, "__torch_dispatch__", None) is not None and kind not in kinds:
+        if isinstance(t, _function._Tensor) and getattr(kind, "__torch_dispatch__", None) is not None and kind not in kinds:
             kinds.append(kind)
     return tuple(sorted(kinds, key=lambda kind: -len(kind.__mro__)))
 
@@ -492,17 +493,26 @@ _factory_overloads: dict = {}
 
 
 def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
-    """``function.factory_dispatch``: a factory call (``torch.ones``) to the innermost mode as
-    ``aten.<name>`` (``"ones"`` is ``aten.ones.default``, ``"empty.memory_format"`` names its overload),
-    whose ``func(*args, **kwargs)`` calls the factory below the mode."""
-    if not _mode_stack:
-        return _function.RUN_UNDISPATCHED
+    """``function.factory_dispatch``: a call that makes a tensor (``torch.ones``; the backward's seed,
+    ``aten.ones_like``) to the innermost mode, else to a wrapper subclass among ``args``, as
+    ``aten.<name>`` (``"ones"`` is ``aten.ones.default``, ``"empty.memory_format"`` names its
+    overload); ``func(*args, **kwargs)`` calls ``factory`` below the mode."""
     func = _factory_overloads.get(name)
     if func is None:
         op_name, _, overload_name = name.partition(".")
         func = _factory_overloads[name] = OpOverload("aten", op_name, overload_name or "default", factory)
-    with _pop_mode_temporarily() as mode, no_grad():
-        return mode.__torch_dispatch__(func, (), args, kwargs)
+    types = _dispatch_types(args) if _live_wrappers else ()
+    if _mode_stack:
+        with _pop_mode_temporarily() as mode, no_grad():
+            return mode.__torch_dispatch__(func, types, args, kwargs)
+    with no_grad():
+        for kind in types:
+            result = kind.__torch_dispatch__(func, types, args, kwargs)
+            if result is not NotImplemented:
+                return result
+    if types:
+        raise _no_handler_answered(func, types)
+    return _function.RUN_UNDISPATCHED
 
 
 _function.factory_dispatch = _dispatch_factory
