@@ -99,12 +99,16 @@ def _pop_mode(k=None):
 
 @contextlib.contextmanager
 def _pop_mode_temporarily(k=None):
-    """Off the stack for the block, the innermost mode comes back after it (what a handler runs in)."""
-    mode = _pop_mode()
+    """Off the stack for the block, the innermost mode comes back after it (what a handler runs in).
+    The dispatcher stays installed meanwhile (it finds the stack empty and steps aside), so a
+    handler's every op does not switch the operators' fast paths off and on again."""
+    if not _mode_stack:
+        raise AssertionError("Trying to pop from an empty mode stack")
+    mode = _mode_stack.pop()
     try:
         yield mode
     finally:
-        _push_mode(mode)
+        _mode_stack.append(mode)
 
 
 @contextlib.contextmanager
