@@ -371,6 +371,26 @@ def test_a_scaled_wrapper_subclass_computes_and_differentiates_as_torch():
 
 
 @LIBRARIES
+def test_a_class_with_torch_dispatch_has_torch_function_disabled(lib):
+    class Wrapper(lib.Tensor):
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            return NotImplemented
+
+    class Both(lib.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            return super().__torch_function__(func, types, args, kwargs)
+
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            return NotImplemented
+
+    assert Wrapper.__torch_function__ is lib._C._disabled_torch_function_impl
+    assert Both.__torch_function__ is not lib._C._disabled_torch_function_impl
+
+
+@LIBRARIES
 def test_make_wrapper_subclass_gives_the_metadata_asked_for(lib):
     class Wrapper(lib.Tensor):
         @classmethod
