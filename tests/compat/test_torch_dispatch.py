@@ -151,6 +151,15 @@ def test_autograd_records_above_the_mode(lib):
     np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-12)
 
 
+def test_gradients_under_a_logging_mode_pass_gradcheck():
+    x = chainrule.tensor([0.3, -1.2, 2.0], dtype=chainrule.float64, requires_grad=True)
+    w = chainrule.tensor([[0.5, -0.1, 0.2], [1.0, 0.3, -0.7]], dtype=chainrule.float64, requires_grad=True)
+    mode = _logging_mode(chainrule)
+    with mode:
+        assert chainrule.autograd.gradcheck(lambda x, w: (w @ x.exp()).tanh() * x.sum(), (x, w))
+    assert "aten.tanh.default" in mode.ops
+
+
 @LIBRARIES
 def test_modes_nest_and_each_is_off_inside_its_own_handler(lib):
     dispatch = lib.utils._python_dispatch
