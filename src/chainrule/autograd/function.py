@@ -71,8 +71,9 @@ RUN_UNRECORDED = object()
 # what runs each op instead while a forward-AD level or saved-tensor hooks are active (set by
 # autograd.forward_ad), else None: the one check the op hot path pays for both
 active_extension = None
-# the dispatcher of torch's __torch_dispatch__ layer while a TorchDispatchMode is entered (set by
-# utils._python_dispatch), else None: the one check the op hot path pays for it. It runs below the
+# the dispatcher of torch's __torch_dispatch__ layer while a TorchDispatchMode is entered or a
+# wrapper subclass instance is alive (set by utils._python_dispatch), else None: the one check the
+# op hot path pays for it. It runs below the
 # profiler (which times the op, dispatch included) and above forward AD and the forward itself; it
 # answers RUN_UNDISPATCHED for an op it leaves alone
 active_dispatch = None
@@ -81,8 +82,9 @@ RUN_UNDISPATCHED = object()
 # runs; a node whose gradients or saved tensors are wrapper subclasses goes to their
 # __torch_dispatch__ as one backward op, anything else is answered RUN_UNDISPATCHED
 node_dispatch = None
-# factory_dispatch(name, factory, args, kwargs): what torch.ones/zeros/empty/full ask while
-# active_dispatch is set; the innermost mode's handler makes the tensor, or RUN_UNDISPATCHED
+# factory_dispatch(name, factory, args, kwargs): what torch.ones/zeros/empty/full and the backward's
+# implicit seed ask while active_dispatch is set; the innermost mode's handler (or a wrapper's among
+# args) makes the tensor, or RUN_UNDISPATCHED
 factory_dispatch = None
 # set by autograd.forward_ad: copy_tangent(source, target) gives a saved output, brought back by
 # _with_grad_fn, its output's tangent (called only while active_extension is set)
