@@ -95,6 +95,30 @@ def test_views_operators_and_reductions_reach_the_mode(lib):
                         "aten.select.int", "aten.slice.Tensor", "aten.add.Tensor"]
 
 
+def _in_place_program(lib):
+    a = lib.tensor(np.linspace(-1, 1, 12).reshape(3, 4), dtype=lib.float32, requires_grad=True)
+    mode = _logging_mode(lib)
+    with mode:
+        b = a * 2
+        b.mul_(3)
+        b[0].add_(1)
+        b[:, 1:3]
+        out = b.exp().mean()
+        forward_ops = list(mode.ops)
+        out.backward()
+    return forward_ops, out.item(), a.grad.numpy()
+
+
+def test_in_place_methods_reach_the_mode_and_stay_recorded():
+    forward_ops, value, grad = _in_place_program(chainrule)
+    t_forward_ops, t_value, t_grad = _in_place_program(real_torch)
+    assert forward_ops == _without_detach(t_forward_ops) == [
+        "aten.mul.Tensor", "aten.mul_.Tensor", "aten.select.int", "aten.add_.Tensor", "aten.slice.Tensor",
+        "aten.exp.default", "aten.mean.default"]
+    np.testing.assert_allclose(value, t_value, rtol=1e-6)
+    np.testing.assert_allclose(grad, t_grad, rtol=1e-6)
+
+
 def _factory_calls(lib):
     calls = []
 
@@ -341,6 +365,22 @@ def test_a_mode_sees_an_op_on_a_wrapper_before_the_wrapper_does():
     assert (name, node, grad_type) == (t_name, t_node, t_grad_type) == ("LoggingTensor", "SumBackward0",
                                                                         "LoggingTensor")
     np.testing.assert_array_equal(grad, t_grad)
+
+
+def _in_place_on_a_wrapper(lib):
+    log = []
+    LoggingTensor = _logging_tensor_class(lib, log)
+    x = LoggingTensor(lib.tensor([1.0, -2.0, 3.0]))
+    x.add_(1)
+    x.mul_(lib.tensor([2.0, 2.0, 0.5]))
+    return log, x.elem.numpy()
+
+
+def test_in_place_methods_on_a_wrapper_go_to_its_handler():
+    log, values = _in_place_on_a_wrapper(chainrule)
+    t_log, t_values = _in_place_on_a_wrapper(real_torch)
+    assert log == t_log == ["aten.add_.Tensor", "aten.mul_.Tensor"]
+    np.testing.assert_array_equal(values, t_values)
 
 
 def _scaled_tensor_program(lib):

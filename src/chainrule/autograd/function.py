@@ -86,6 +86,9 @@ node_dispatch = None
 # implicit seed ask while active_dispatch is set; the innermost mode's handler (or a wrapper's among
 # args) makes the tensor, or RUN_UNDISPATCHED
 factory_dispatch = None
+# inplace_dispatch(fn, self, args, kwargs, run_inplace): what an in-place method (``x.add_(y)``) asks
+# while active_dispatch is set; the mode or a wrapper's handler runs it as ``aten.add_.Tensor``
+inplace_dispatch = None
 # set by autograd.forward_ad: copy_tangent(source, target) gives a saved output, brought back by
 # _with_grad_fn, its output's tangent (called only while active_extension is set)
 copy_tangent = None

@@ -30,11 +30,11 @@ import weakref
 import numpy as np
 
 from ..autograd import function as _function
-from ..autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
+from ..autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ..autograd.profiler import _op_name, recording_switches
 from ..ops.namespaces import OpOverload
 
-__all__ = ["DispatchedOverload", "TorchDispatchMode", "is_traceable_wrapper_subclass", "return_and_correct_aliasing",
+__all__ = ["DispatchedOverload", "InplaceOverload", "TorchDispatchMode", "is_traceable_wrapper_subclass", "return_and_correct_aliasing",
            "transform_subclass"]
 
 _mode_stack: list = []
@@ -520,6 +520,66 @@ def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
 
 
 _function.factory_dispatch = _dispatch_factory
+
+
+class InplaceOverload(OpOverload):
+    """The ``func`` a handler gets for an in-place method (``aten.add_.Tensor``): calling it runs
+    the method below the mode. Called on the tensor the method was called on, it runs under the
+    caller's grad mode, so the write is recorded above the mode as without one."""
+
+    def __init__(self, function, run_inplace, op_name: str, overload_name: str) -> None:
+        super().__init__("aten", op_name, overload_name, self._run_method)
+        self._function = function
+        self._run_inplace = run_inplace
+
+    def _run_method(self, target, *args, **kwargs):
+        targets = getattr(_pending, "inplace", None)
+        if targets and targets[-1][0] is target:
+            with set_grad_enabled(targets[-1][1]):
+                return self._run_inplace(target, self._function, *args, **kwargs)
+        return self._run_inplace(target, self._function, *args, **kwargs)
+
+
+_inplace_overloads: dict = {}
+
+
+def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
+    """``function.inplace_dispatch``: ``target.<name>_(*args)`` to the innermost mode, else to a
+    wrapper subclass among the tensors, as ``aten.<name>_.Tensor`` (``.default`` without arguments).
+    The method's own name comes from ``function`` (the out-of-place op); one built from a lambda
+    (``fill_``, ``copy_``) is left alone, its inner op reaching the mode. The method returns
+    ``target``, written in place, whatever the handler returns."""
+    name = getattr(function, "__name__", "")
+    if not name.isidentifier():
+        return _function.RUN_UNDISPATCHED
+    tensors = [target, *args, *kwargs.values()]
+    types = _dispatch_types(tensors) if _live_wrappers else ()
+    if not _mode_stack and not types:
+        return _function.RUN_UNDISPATCHED
+    key = (function, bool(args))
+    func = _inplace_overloads.get(key)
+    if func is None:
+        func = _inplace_overloads[key] = InplaceOverload(function, run_inplace, name + "_",
+                                                         "Tensor" if args else "default")
+    targets = getattr(_pending, "inplace", None)
+    if targets is None:
+        targets = _pending.inplace = []
+    targets.append((target, is_grad_enabled()))
+    try:
+        if _mode_stack:
+            with _pop_mode_temporarily() as mode, no_grad():
+                mode.__torch_dispatch__(func, types, (target, *args), kwargs)
+            return target
+        with no_grad():
+            for kind in types:
+                if kind.__torch_dispatch__(func, types, (target, *args), kwargs) is not NotImplemented:
+                    return target
+    finally:
+        targets.pop()
+    raise _no_handler_answered(func, types)
+
+
+_function.inplace_dispatch = _dispatch_inplace
 
 
 def _bind_wrapper_constructor() -> None:
