@@ -259,6 +259,35 @@ def test_the_helpers_for_wrapper_subclasses_on_plain_tensors(lib):
     assert dispatch.return_and_correct_aliasing(lib.ops.aten.add.Tensor, (x, x), {}, out) is out
 
 
+@LIBRARIES
+def test_a_wrapper_that_flattens_is_traceable_and_transformable(lib):
+    dispatch = lib.utils._python_dispatch
+
+    class Pair(lib.Tensor):
+        @staticmethod
+        def __new__(cls, first, second):
+            wrapper = lib.Tensor._make_wrapper_subclass(cls, first.size(), dtype=first.dtype)
+            wrapper.first, wrapper.second = first, second
+            return wrapper
+
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            return NotImplemented
+
+        def __tensor_flatten__(self):
+            return ["first", "second"], None
+
+        @staticmethod
+        def __tensor_unflatten__(inner, context, outer_size, outer_stride):
+            return Pair(inner["first"], inner["second"])
+
+    pair = Pair(lib.tensor([1.0, 2.0]), lib.tensor([3.0, 4.0]))
+    assert dispatch.is_traceable_wrapper_subclass(pair)
+    doubled = dispatch.transform_subclass(pair, lambda name, inner: inner * 2)
+    assert type(doubled) is Pair
+    np.testing.assert_array_equal(doubled.second.numpy(), [6.0, 8.0])
+
+
 def _flops_and_profile(lib):
     from importlib import import_module
 
