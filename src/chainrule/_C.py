@@ -124,6 +124,15 @@ from ._torch_function import pop_mode as _pop_torch_function_stack  # noqa: E402
 from ._torch_function import push_mode as _push_on_torch_function_stack  # noqa: E402,F401
 
 
+def __getattr__(name: str):
+    # the dispatch layer (utils._python_dispatch) is imported at first use, not with torch._C
+    if name == "_DisableTorchDispatch":
+        from .utils._python_dispatch import _DisableTorchDispatch
+
+        return _DisableTorchDispatch
+    raise AttributeError(f"module 'torch._C' has no attribute '{name}'")
+
+
 def _len_torch_function_stack() -> int:
     from . import _torch_function
 

@@ -224,6 +224,10 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     Raises before anything changes: on a leaf that requires grad (outside no_grad), or a view of
     one, when the result would need a different shape, or a dtype ``self`` cannot hold.
     """
+    if _function.active_dispatch is not None:  # a dispatch mode or a wrapper subclass sees it as one op
+        done = _function.inplace_dispatch(fn, self, args, kwargs, _inplace)
+        if done is not _function.RUN_UNDISPATCHED:
+            return done
     recording = is_grad_enabled()
     # a view(dtype) shares memory but not the graph: written as a plain tensor
     base = self._base if not self._nondifferentiable_view else None

@@ -91,6 +91,9 @@ def note_tensor_subclass(cls: type) -> None:
     """Called by Tensor.__init_subclass__: a subclass that keeps a working ``__torch_function__``
     (the inherited default included) makes ops on its instances dispatch."""
     global _overriding_subclass_seen
+    if "__torch_dispatch__" in cls.__dict__ and "__torch_function__" not in cls.__dict__:
+        # as torch: a class answering ops below autograd (a wrapper subclass) does not also take them above it
+        cls.__torch_function__ = disabled_torch_function_impl
     if getattr(cls, "__torch_function__", None) is disabled_torch_function_impl:
         PLAIN.add(cls)
         return

@@ -52,6 +52,9 @@ def _root_grads(outputs, grad_outputs, create_graph: bool):
                 raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got "
                                    f"{_np_to_dtype(out._data.dtype)}")
             g = Tensor._make(np.ones_like(out._data))
+            if _function.active_dispatch is not None:  # a mode, or a wrapper subclass output, makes it
+                made = _function.factory_dispatch("ones_like", _ones_like, (out,), {})
+                g = g if made is _function.RUN_UNDISPATCHED else made
         elif not isinstance(g, Tensor):
             g = Tensor._make(np.asarray(g, dtype=out._data.dtype))
         if g._data.shape != out._data.shape:
@@ -63,6 +66,11 @@ def _root_grads(outputs, grad_outputs, create_graph: bool):
             g = g.detach()
         grads.append(g)
     return grads
+
+
+def _ones_like(tensor):
+    """The implicit seed of a scalar output (torch's ``aten.ones_like``, which dispatch modes see)."""
+    return _tensor_cls()._make(np.ones_like(tensor._data))
 
 
 def _topological_order(roots):
@@ -221,6 +229,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     _grad_state.enabled = create_graph
     # a recording profiler times each node's evaluation as one range (the ops its rule runs nest inside)
     profiler = _function.active_profiler
+    dispatching = _function.active_dispatch is not None  # rules then run through _call_rule
     node_range = None
     on_gpus = gpu_in_use()
     try:
@@ -258,7 +267,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 continue
             forward_cls = node._forward_cls
             if (len(grads) != 1 or grads[0] is None or not forward_cls._array_forward
-                    or node._hooked or _anomaly.enabled):
+                    or node._hooked or _anomaly.enabled or dispatching):
                 grad_inputs = _call_rule(node, grads, retain_graph, exposed)
                 for (child, child_nr), g in zip(node.next_functions, grad_inputs):
                     if child is not None and g is not None:
@@ -405,7 +414,11 @@ def _call_rule(node, grads, retain_graph, exposed=None):
     forward_cls = node._forward_cls
     user_state = None if forward_cls._array_forward else _function.numpy_errstate.set(_callers_errstate[-1])
     try:
-        result = forward_cls.backward(node, *grads)
+        result = _function.RUN_UNDISPATCHED
+        if _function.active_dispatch is not None and forward_cls._array_forward:
+            result = _function.node_dispatch(node, grads)
+        if result is _function.RUN_UNDISPATCHED:
+            result = forward_cls.backward(node, *grads)
     except Exception as exc:
         if _anomaly.enabled and node._traceback:
             raise RuntimeError(
@@ -581,7 +594,8 @@ def _accumulate(variable, grad, create_graph, exposed=()):
     Tensor = _tensor_cls()
     current = variable._grad
     if current is None:
-        if create_graph:
+        # (a wrapper subclass's gradient is kept as its handler made it: its values live in the subclass)
+        if create_graph or _is_wrapper(grad):
             variable._grad = grad
             return
         array = grad._data
@@ -591,11 +605,16 @@ def _accumulate(variable, grad, create_graph, exposed=()):
                 or not writeable(array) or id(grad) in exposed):
             array = array.copy()
         variable._grad = Tensor._make(array)
-    elif create_graph or current._requires_grad:
+    elif create_graph or current._requires_grad or _is_wrapper(current) or _is_wrapper(grad):
         variable._grad = current + grad
     else:
         np.add(current._data, grad._data, out=current._data)
         current._version_box[0] += 1
+
+
+def _is_wrapper(tensor) -> bool:
+    """Whether ``tensor``'s class answers ops through ``__torch_dispatch__`` (a wrapper subclass)."""
+    return getattr(type(tensor), "__torch_dispatch__", None) is not None
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,

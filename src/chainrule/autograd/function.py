@@ -71,6 +71,24 @@ RUN_UNRECORDED = object()
 # what runs each op instead while a forward-AD level or saved-tensor hooks are active (set by
 # autograd.forward_ad), else None: the one check the op hot path pays for both
 active_extension = None
+# the dispatcher of torch's __torch_dispatch__ layer while a TorchDispatchMode is entered or a
+# wrapper subclass instance is alive (set by utils._python_dispatch), else None: the one check the
+# op hot path pays for it. It runs below the
+# profiler (which times the op, dispatch included) and above forward AD and the forward itself; it
+# answers RUN_UNDISPATCHED for an op it leaves alone
+active_dispatch = None
+RUN_UNDISPATCHED = object()
+# node_dispatch(node, grads): while active_dispatch is set, what the engine asks before a node's rule
+# runs; a node whose gradients or saved tensors are wrapper subclasses goes to their
+# __torch_dispatch__ as one backward op, anything else is answered RUN_UNDISPATCHED
+node_dispatch = None
+# factory_dispatch(name, factory, args, kwargs): what torch.ones/zeros/empty/full and the backward's
+# implicit seed ask while active_dispatch is set; the innermost mode's handler (or a wrapper's among
+# args) makes the tensor, or RUN_UNDISPATCHED
+factory_dispatch = None
+# inplace_dispatch(fn, self, args, kwargs, run_inplace): what an in-place method (``x.add_(y)``) asks
+# while active_dispatch is set; the mode or a wrapper's handler runs it as ``aten.add_.Tensor``
+inplace_dispatch = None
 # set by autograd.forward_ad: copy_tangent(source, target) gives a saved output, brought back by
 # _with_grad_fn, its output's tangent (called only while active_extension is set)
 copy_tangent = None
@@ -796,6 +814,10 @@ def _apply_array_op(cls, *inputs, **params):
         out = active_profiler.record_op(cls, inputs, params)
         if out is not RUN_UNRECORDED:
             return out
+    if active_dispatch is not None:
+        out = active_dispatch(cls, inputs, params)
+        if out is not RUN_UNDISPATCHED:
+            return out
     if active_extension is not None:
         return active_extension(cls, inputs, params)
     if opmath_hook is not None and autocast_hook.cpu_dtype is not None:
@@ -1191,9 +1213,10 @@ def on_arrays_when_unrecorded(derivative):
 
 def on_arrays(grad) -> bool:
     """Whether a rule may compute on ``grad``'s raw array, as ``on_arrays_when_unrecorded`` does:
-    nothing records now and ``grad`` is not half precision (whose Tensor ops compute in float32)."""
+    nothing records now, ``grad`` is not half precision (whose Tensor ops compute in float32), and no
+    dispatch mode is entered (it sees the rule's ops, as torch's modes see the backward's)."""
     dtype = grad._data.dtype
-    return not _grad_state.enabled and dtype.itemsize >= 4 and dtype.kind in "fc"
+    return not _grad_state.enabled and dtype.itemsize >= 4 and dtype.kind in "fc" and active_dispatch is None
 
 
 def unwatched_on_arrays(grad) -> bool:

@@ -15,6 +15,7 @@ import numpy as np
 from .. import _dtype, _layout
 from .._backend import allocate_on, default_device, follow_device, module_for_device, resolve, to_device
 from .._backend import device as _device
+from ..autograd import function as _function
 from ..tensor import Tensor, _int_sequence, write_out
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "full", "empty",
@@ -298,10 +299,29 @@ def _dt(dtype, default=None):
     return _dtype.to_dtype(dtype).np
 
 
+def _through_dispatch_mode(name: str, factory, args: tuple, dtype, device, requires_grad: builtins.bool):
+    """A factory call handed to the innermost dispatch mode as ``aten.<name>`` (torch's
+    factories reach modes too), or RUN_UNDISPATCHED when no mode is entered. The handler's
+    ``func(*args, **kwargs)`` calls ``factory`` again, the mode popped; requires_grad is set on
+    what it returns, above the mode, as torch's autograd does."""
+    kwargs = {"dtype": dtype} if dtype is not None else {}
+    kwargs["device"] = _device(device) if device is not None else default_device.device or _device("cpu")
+    kwargs["pin_memory"] = False
+    made = _function.factory_dispatch(name, factory, args, kwargs)
+    if made is not _function.RUN_UNDISPATCHED and requires_grad:
+        made.requires_grad_(True)
+    return made
+
+
 def zeros(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=False, out=None,
           pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("zeros", dtype, requires_grad, device)
     _strided_only(layout, "zeros")
+    if _function.active_dispatch is not None and out is None:
+        made = _through_dispatch_mode("zeros", zeros, (list(_shape_args(_sizes(sizes, size))),), dtype, device,
+                                      requires_grad)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     if out is not None and dtype is None:
         dtype = out.dtype  # torch fills out in its own dtype
     result = _finish(_xp(device).zeros(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
@@ -312,6 +332,11 @@ def ones(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=
          pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("ones", dtype, requires_grad, device)
     _strided_only(layout, "ones")
+    if _function.active_dispatch is not None and out is None:
+        made = _through_dispatch_mode("ones", ones, (list(_shape_args(_sizes(sizes, size))),), dtype, device,
+                                      requires_grad)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     if out is not None and dtype is None:
         dtype = out.dtype
     result = _finish(_xp(device).ones(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
@@ -325,6 +350,11 @@ def empty(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad
           pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("empty", dtype, requires_grad, device)
     _strided_only(layout, "empty")
+    if _function.active_dispatch is not None:
+        made = _through_dispatch_mode("empty.memory_format", empty, (list(_shape_args(_sizes(sizes, size))),), dtype, device,
+                                      requires_grad)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return _finish(_xp(device).empty(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
 
 
@@ -348,6 +378,11 @@ def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=Non
 def full(size, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("full", dtype, requires_grad, device)
     _strided_only(layout, "full")
+    if _function.active_dispatch is not None:
+        made = _through_dispatch_mode("full", full, (list(_shape_args((size,))), fill_value), dtype, device,
+                                      requires_grad)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     if dtype is None:
         dtype = _dtype.scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
     shape = _shape_args((size,))

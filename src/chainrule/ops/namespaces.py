@@ -49,6 +49,17 @@ class OpOverload:
     def __repr__(self) -> str:
         return f"{self.namespace}.{self._op_name}.{self._overloadname}"
 
+    # overloads compare by qualified name: the one a dispatch mode's handler gets for an op
+    # equals (and hashes as) the one in torch.ops.aten
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, OpOverload):
+            return NotImplemented
+        return (self.namespace, self._op_name, self._overloadname) == \
+            (other.namespace, other._op_name, other._overloadname)
+
+    def __hash__(self) -> int:
+        return hash((self.namespace, self._op_name, self._overloadname))
+
     __str__ = __repr__
 
 
@@ -86,6 +97,15 @@ class OpOverloadPacket:
 
     def __repr__(self) -> str:
         return f"{self._namespace}.{self._op_name}"
+
+    # a packet is built per access, so packets compare (and hash) by name, not identity
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, OpOverloadPacket):
+            return NotImplemented
+        return (self._namespace, self._op_name) == (other._namespace, other._op_name)
+
+    def __hash__(self) -> int:
+        return hash((self._namespace, self._op_name))
 
     __str__ = __repr__
 
