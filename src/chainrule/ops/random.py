@@ -30,7 +30,7 @@ from ..autograd.function import Function
 from ..tensor import Tensor
 from .creation import _dt, _finish, _shape_args, _sizes, _strided_only, _xp, factory_args, refuse_dtype
 from .elementwise import zeros_like_tensor
-from .mt19937_stream import STATE_BYTES, MT19937Stream
+from .mt19937_stream import STATE_BYTES, MT19937Stream, from_double
 
 __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
            "default_generator", "rand", "randn", "randint", "randperm", "rand_like", "randn_like",
@@ -456,7 +456,7 @@ def multinomial_on_cpu(data: np.ndarray, num_samples: int, replacement: bool, st
     check_multinomial_weights(data, num_samples, replacement)
     rows = np.atleast_2d(data)
     if not replacement or num_samples == 1:
-        races = _in_memory_order(data, lambda shape: _exponential_draws(stream, shape, 1.0).astype(data.dtype))
+        races = _in_memory_order(data, lambda shape: from_double(stream.exponential_draws(1.0, shape), data.dtype))
         with np.errstate(divide="ignore", invalid="ignore"):
             keys = np.atleast_2d(data / races)
         if num_samples == 1:
@@ -615,23 +615,66 @@ def _full_range_values(dt, shape, stream) -> np.ndarray:
     return (draws % np.uint64(span)).astype(dt).reshape(shape)
 
 
-def _exponential_draws(stream, shape, lambd) -> np.ndarray:
-    """torch's CPU exponential draw: -1/λ · log(1 - u) of a double uniform u, in float64."""
-    return (-1.0 / lambd) * np.log1p(-stream.random(shape))
-
-
 def _dtype_digits(dt) -> int:
     """Significand bits (std::numeric_limits<T>::digits) of a floating dtype."""
     return {2: 11, 4: 24, 8: 53}[dt.itemsize] if dt.kind == "f" else 8  # bfloat16 has 8
 
 
-def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
+def _continuous_only(self: Tensor, distribution: str, name: str) -> None:
+    """torch's refusal to fill an integer or bool tensor with a continuous distribution."""
+    if self._data.dtype.kind not in "fcV":
+        raise RuntimeError(f"{distribution} distribution is a continuous probability distribution. dtype must be a "
+                           f"floating point but you specified {name}")
+
+
+def _fill_from_doubles(self: Tensor, generator, draw_doubles, draw_on_device) -> Tensor:
+    """Fill ``self`` in place: on the CPU with ``draw_doubles(stream, shape)`` (torch's one double per
+    value, in memory order, cast as torch casts), on a device with ``draw_on_device(rng, shape)``."""
     xp = array_module(self)
     if xp is np:
-        stream = _rng(generator)
-        return _fill_inplace(self, _in_memory_order(self._data, lambda shape: _exponential_draws(stream, shape, lambd)))
-    return _fill_inplace(self, _rng(generator, xp).exponential(1.0 / lambd, self._data.shape))
+        stream, dtype = _rng(generator), self._data.dtype
+        return _fill_inplace(self, _in_memory_order(
+            self._data, lambda shape: from_double(draw_doubles(stream, shape), dtype)))
+    return _fill_inplace(self, draw_on_device(_rng(generator, xp), self._data.shape))
 
+
+def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
+    _continuous_only(self, "Exponential", _dtype.scalar_name(self._data.dtype))
+    if not lambd > 0:
+        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd:g}")
+    return _fill_from_doubles(self, generator, lambda stream, shape: stream.exponential_draws(lambd, shape),
+                              lambda rng, shape: rng.exponential(1.0 / lambd, shape))
+
+
+def cauchy_(self: Tensor, median: builtins.float = 0.0, sigma: builtins.float = 1.0, *, generator=None) -> Tensor:
+    _continuous_only(self, "Cauchy", _CAUCHY_TYPE_NAMES.get(self._data.dtype.name, self._data.dtype.name))
+    if not sigma > 0:
+        raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma:g}")
+    return _fill_from_doubles(self, generator, lambda stream, shape: stream.cauchy_draws(median, sigma, shape),
+                              lambda rng, shape: median + sigma * rng.standard_cauchy(shape))
+
+
+# torch's Cauchy check names the C++ type (its Exponential check the scalar type)
+_CAUCHY_TYPE_NAMES = {"int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+                      "uint8": "unsigned char", "bool": "bool"}
+
+
+def log_normal_(self: Tensor, mean: builtins.float = 1.0, std: builtins.float = 2.0, *, generator=None) -> Tensor:
+    if self._data.dtype.kind not in "fV":
+        raise NotImplementedError(f'"log_normal_cpu" not implemented for \'{_dtype.scalar_name(self._data.dtype)}\'')
+    if not std > 0:
+        raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std:g}")
+    return _fill_from_doubles(self, generator, lambda stream, shape: stream.log_normal_draws(mean, std, shape),
+                              lambda rng, shape: rng.lognormal(mean, std, shape))
+
+
+def geometric_(self: Tensor, p: builtins.float, *, generator=None) -> Tensor:
+    if self._data.dtype == np.bool_:
+        raise NotImplementedError("\"geometric_cpu\" not implemented for 'Bool'")
+    if not 0 < p < 1:
+        raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p:g}")
+    return _fill_from_doubles(self, generator, lambda stream, shape: stream.geometric_draws(p, shape),
+                              lambda rng, shape: rng.geometric(p, shape))
 
 
 @contextlib.contextmanager
