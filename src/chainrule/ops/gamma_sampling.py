@@ -10,6 +10,8 @@ difference of it.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._backend import array_module
@@ -17,6 +19,7 @@ from ..autograd.function import Function
 from ..tensor import Tensor
 from . import _special_math
 from . import random as _random
+from .mt19937_stream import from_double
 
 __all__ = ["standard_gamma"]
 __not_methods__ = set(__all__)
@@ -34,6 +37,63 @@ def standard_gamma_grad(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.where(xx > 0, grad, 0.0).astype(np.asarray(x).dtype)
 
 
+def torch_gamma_draws(stream, alpha: np.ndarray, scalar_type) -> np.ndarray:
+    """torch's CPU _standard_gamma: Marsaglia and Tsang's method per value, in order, on the
+    stream's double uniforms and its scalar normal sampler (whose cached second value carries
+    from one value to the next). α below 1 is boosted to α + 1 with a factor (1 - u)^(1/α).
+    ``scalar_type`` (float32 or float64) is the type torch's sampler keeps α in: α + 1 and
+    d = α - 1/3 are computed in it (1/3 itself a float32 constant), the rest in double; the
+    constants 0.0331 is a float32 value too. Returns doubles, before the cast."""
+    scalar = np.float32 if np.dtype(scalar_type) == np.float32 else np.float64
+    third = float(np.float32(1.0) / np.float32(3.0))
+    squeeze = float(np.float32(0.0331))
+    values = np.asarray(alpha, dtype=scalar).reshape(-1).tolist()
+    out = np.empty(len(values), dtype=np.float64)
+    cursor = stream.double_cursor(4 * len(values) + 16)
+    log, sqrt = math.log, math.sqrt
+    try:
+        for index, a in enumerate(values):
+            scale = 1.0
+            if a < 1.0:
+                if a == 0.0:
+                    out[index] = 0.0
+                    continue
+                scale *= (1.0 - cursor.uniform()) ** float(scalar(1.0) / scalar(a))
+                a = float(scalar(a) + scalar(1.0))
+            d = float(scalar(a) - scalar(third))
+            c = 1.0 / sqrt(9.0 * d)
+            while True:
+                x = cursor.normal()
+                y = 1.0 + c * x
+                while y <= 0:
+                    x = cursor.normal()
+                    y = 1.0 + c * x
+                v = y * y * y
+                u = 1.0 - cursor.uniform()
+                xx = x * x
+                if u < 1.0 - squeeze * xx * xx or log(u) < 0.5 * xx + d * (1.0 - v + log(v)):
+                    out[index] = scale * d * v
+                    break
+    finally:
+        cursor.close()
+    return out
+
+
+def gamma_values(alpha: np.ndarray, generator=None) -> np.ndarray:
+    """Gamma(α, 1) draws of α's dtype: on the CPU torch's values for float32 and float64 (half
+    precision through float32), each at least the dtype's smallest normal number as torch keeps
+    it; on a device the device stream's."""
+    xp = array_module(alpha)
+    if xp is np:
+        scalar = np.float64 if alpha.dtype == np.float64 else np.float32
+        draws = torch_gamma_draws(_random._rng(generator), alpha, scalar).reshape(alpha.shape)
+        draws = from_double(draws.astype(scalar), alpha.dtype)
+    else:
+        draws = _random._rng(generator, xp).standard_gamma(alpha).astype(alpha.dtype)
+    # a draw can round to 0 for small α: torch keeps it at the smallest normal number
+    return xp.maximum(draws, np.finfo(alpha.dtype).tiny)
+
+
 class StandardGamma(Function):
     """x ~ Gamma(α, 1), differentiable in α through the implicit reparameterisation gradient."""
 
@@ -45,10 +105,7 @@ class StandardGamma(Function):
 
     @staticmethod
     def forward(ctx, alpha):
-        xp = array_module(alpha)
-        draws = _random._rng(None, xp).standard_gamma(alpha).astype(alpha.dtype)
-        # a float32 draw can round to 0 for small α: torch keeps it at the smallest normal number
-        draws = xp.maximum(draws, np.finfo(alpha.dtype).tiny)
+        draws = gamma_values(alpha)
         ctx.save_for_backward(draws, alpha)
         return draws
 

@@ -68,6 +68,12 @@ class MT19937Stream:
         self.cached_double_normal = None
         self.cached_float_normal = None
 
+    def double_cursor(self, expected: int) -> DoubleCursor:
+        """A cursor handing out this stream's double uniforms one at a time, for torch's rejection
+        samplers (whose number of draws is known only as they run); ``close()`` leaves the stream
+        just past the ones taken."""
+        return DoubleCursor(self, expected)
+
     # ---- raw words
     def words(self, count: int) -> np.ndarray:
         """``count`` of torch's ``random()`` (32-bit words), as uint32."""
@@ -295,6 +301,47 @@ class MT19937Stream:
             raise AttributeError(name)
         seeded = np.random.Generator(np.random.PCG64(self.words(4).astype(np.uint32)))
         return getattr(seeded, name)
+
+
+class DoubleCursor:
+    """Double uniforms (random64, 53 bits) drawn ahead in blocks and handed out one by one, plus
+    torch's scalar normal sampler on them (with the stream's cached second value). Closing puts
+    the engine back and redraws exactly the words taken."""
+
+    def __init__(self, stream: MT19937Stream, expected: int) -> None:
+        self._stream = stream
+        self._start = stream._engine.state
+        self._block = max(int(expected), 64)
+        self._values = stream.uniform(0.0, 1.0, self._block, np.float64).tolist()
+        self._drawn = 0  # uniforms before this block
+        self._index = 0
+        self.taken = 0
+
+    def uniform(self) -> float:
+        if self._index == len(self._values):
+            self._drawn += len(self._values)
+            self._values = self._stream.uniform(0.0, 1.0, self._block, np.float64).tolist()
+            self._index = 0
+        self._index += 1
+        self.taken += 1
+        return self._values[self._index - 1]
+
+    def normal(self) -> float:
+        """torch's normal_distribution<double>(0, 1): the cached sin value, else a new pair."""
+        stream = self._stream
+        if stream.cached_double_normal is not None:
+            value, stream.cached_double_normal = stream.cached_double_normal, None
+            return value
+        u1 = self.uniform()
+        u2 = self.uniform()
+        radius = math.sqrt(-2.0 * math.log1p(-u2))
+        theta = 2.0 * math.pi * u1
+        stream.cached_double_normal = radius * math.sin(theta)
+        return radius * math.cos(theta)
+
+    def close(self) -> None:
+        self._stream._engine.state = self._start
+        self._stream.words(2 * self.taken)
 
 
 def _box_muller_16(blocks: np.ndarray, out: np.ndarray, acc, loc, scale, scratch=None) -> None:
