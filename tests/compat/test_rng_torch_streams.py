@@ -423,3 +423,45 @@ def test_gamma_family_samples_are_torchs(seed, dtype):
 
     for ours, theirs in zip(*_both(seed, draw)):
         _assert_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("seed", [0, 3, 2**32 + 5])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_poisson_and_binomial_counts_are_torchs(seed, dtype):
+    # Poisson: products of uniforms below λ = 10, Hörmann's transformed rejection from there,
+    # nothing drawn for λ = 0; binomial: waiting-time inversion below count·p = 10, BTRS above,
+    # on min(p, 1 - p), nothing drawn for count ≤ 0, p ≤ 0 or p ≥ 1
+    rates = np.concatenate([np.linspace(0.0, 12.0, 49), [0.001, 9.999, 10.0, 57.3, 1e3, 2.5e5]])
+    counts = np.array([0.0, -3.0, 1.0, 5.0, 20.0, 20.0, 100.0, 1000.0, 1e6, 37.0, 37.0, 12.0])
+    probs = np.array([0.3, 0.3, 0.5, 1.0, 0.0, 0.6, 0.05, 0.97, 0.5, 0.2, 0.8, 0.999])
+
+    def draw(lib):
+        dt = getattr(lib, dtype)
+        dist = lib.distributions
+        count, prob = lib.tensor(counts, dtype=dt), lib.tensor(probs, dtype=dt)
+        return [lib.poisson(lib.tensor(rates, dtype=dt).repeat(8)), lib.binomial(count.repeat(20), prob.repeat(20)),
+                lib.binomial(lib.tensor([[50.0], [7.0]], dtype=dt).expand(2, 3),
+                             lib.tensor([0.1, 0.4, 0.9], dtype=dt).expand(2, 3)),
+                dist.Poisson(lib.tensor([0.5, 30.0], dtype=dt)).sample((25,)),
+                dist.Binomial(lib.tensor([10.0, 200.0], dtype=dt), lib.tensor([0.3, 0.7], dtype=dt)).sample((25,)),
+                lib.get_rng_state(), lib.randn(3)]
+
+    for ours, theirs in zip(*_both(seed, draw)):
+        _assert_equal(ours, theirs)
+
+
+def test_half_precision_poisson_is_torchs():
+    def draw(lib):
+        return [lib.poisson(lib.tensor([0.5, 4.0, 30.0, 700.0]).half().repeat(10)), lib.get_rng_state()]
+
+    for ours, theirs in zip(*_both(1, draw)):
+        _assert_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("rates", [[1.0, -0.5], [float("nan")]])
+def test_poisson_refuses_negative_and_nan_rates_as_torch(rates):
+    with pytest.raises(RuntimeError) as theirs:
+        torch.poisson(torch.tensor(rates))
+    with pytest.raises(RuntimeError) as ours:
+        cr.poisson(cr.tensor(rates))
+    assert str(ours.value) == str(theirs.value)
