@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.ops import gamma_sampling
 
 torch = pytest.importorskip("torch")
 
@@ -404,7 +403,7 @@ def test_distribution_samples_are_torchs(seed):
 def test_gamma_family_samples_are_torchs(seed, dtype):
     # Marsaglia and Tsang per value on the double uniforms and the cached scalar normal sampler,
     # α < 1 boosted (0.01 and 0.3 here), α = 0 drawing nothing; Dirichlet and Beta normalise
-    # double-precision draws as torch's _sample_dirichlet
+    # double-precision draws as torch's _sample_dirichlet; StudentT is a normal over a Chi2
     alphas = np.array([0.0, 0.01, 0.3, 1.0, 2.5, 7.0, 100.0, 0.999])
     concentrations = np.linspace(0.2, 3.0, 10)
 
@@ -412,13 +411,15 @@ def test_gamma_family_samples_are_torchs(seed, dtype):
         dt = getattr(lib, dtype)
         dist = lib.distributions
         alpha = lib.tensor(alphas, dtype=dt)
-        standard_gamma = torch._standard_gamma if lib is torch else gamma_sampling.standard_gamma
-        return [standard_gamma(alpha.repeat(40)), dist.Gamma(alpha[1:], lib.tensor(2.0, dtype=dt)).rsample((30,)),
+        return [lib._standard_gamma(alpha.repeat(40)), dist.Gamma(alpha[1:], lib.tensor(2.0, dtype=dt)).rsample((30,)),
                 dist.Chi2(lib.tensor([0.5, 3.0], dtype=dt)).sample((50,)),
                 # float64 over 10 classes parts in the last bit: torch's vectorised sum of the draws
                 dist.Dirichlet(lib.tensor(concentrations[:10 if dtype == 'float32' else 4], dtype=dt)).rsample((60,)),
                 dist.Dirichlet(lib.tensor(concentrations[:3], dtype=dt)).sample(),
                 dist.Beta(lib.tensor([0.5, 2.0], dtype=dt), lib.tensor([2.0, 0.05], dtype=dt)).sample((40,)),
+                lib._sample_dirichlet(lib.tensor(concentrations[:4], dtype=dt).expand(30, 4)),
+                lib._standard_gamma(alpha, generator=lib.Generator().manual_seed(4)),
+                dist.StudentT(lib.tensor([1.5, 3.0, 30.0], dtype=dt)).sample((20,)),
                 lib.get_rng_state(), lib.randn(3)]
 
     for ours, theirs in zip(*_both(seed, draw)):

@@ -21,7 +21,7 @@ from . import _special_math
 from . import random as _random
 from .mt19937_stream import from_double
 
-__all__ = ["standard_gamma"]
+__all__ = ["standard_gamma", "sample_dirichlet"]
 __not_methods__ = set(__all__)
 
 
@@ -104,8 +104,8 @@ class StandardGamma(Function):
     formula = "Gamma({0}, 1) draw"
 
     @staticmethod
-    def forward(ctx, alpha):
-        draws = gamma_values(alpha)
+    def forward(ctx, alpha, generator=None):
+        draws = gamma_values(alpha, generator)
         ctx.save_for_backward(draws, alpha)
         return draws
 
@@ -120,9 +120,28 @@ class StandardGamma(Function):
         return grad * Tensor._make(local)
 
 
-def standard_gamma(concentration: Tensor) -> Tensor:
+def standard_gamma(concentration: Tensor, generator=None) -> Tensor:
     """torch._standard_gamma: one Gamma(α, 1) draw per element of ``concentration``, whose
     gradient with respect to α is the implicit reparameterisation gradient."""
     if concentration._data.dtype.kind not in "fV":
         raise RuntimeError(f"_standard_gamma: expected a floating-point concentration, got {concentration.dtype}")
-    return StandardGamma.apply(concentration)
+    return StandardGamma.apply(concentration, generator=generator)
+
+
+def sample_dirichlet(concentration: Tensor, generator=None) -> Tensor:
+    """torch._sample_dirichlet: Dirichlet draws along the last dim, not recorded (torch has no
+    derivative for it; Dirichlet.rsample differentiates through its draws). On the CPU torch's
+    values: Gamma draws in double, divided by their sum, cast and kept within [smallest normal,
+    largest value below 1]."""
+    alpha = concentration._data
+    if alpha.dtype.kind not in "fV":
+        raise RuntimeError(f"_sample_dirichlet: expected a floating-point concentration, got {concentration.dtype}")
+    xp = array_module(alpha)
+    if xp is np:
+        gammas = torch_gamma_draws(_random._rng(generator), alpha, np.float64).reshape(alpha.shape)
+        gammas = np.maximum(gammas, np.finfo(np.float64).tiny)
+    else:
+        gammas = gamma_values(alpha.astype(np.float64), generator)
+    ratios = from_double(gammas / gammas.sum(axis=-1, keepdims=True), alpha.dtype)
+    below_one = np.nextafter(np.array(1, alpha.dtype), np.array(0, alpha.dtype))
+    return Tensor._make(xp.clip(ratios, np.finfo(alpha.dtype).tiny, below_one))
