@@ -5,7 +5,12 @@ bits of the 64-bit seed (so seeds 5 and 2**32 + 5 give one stream). NumPy's ``MT
 generator is the same engine, so its state is set to torch's seeded key and its raw 32-bit words
 are torch's ``random()``; ``random64()`` is two words, the first the high half. On those words
 the draws below repeat torch's CPU kernels (ATen's uniform_real, normal_fill, uniform_int_from_to,
-randperm), vectorised, so after ``manual_seed`` the values are torch's.
+randperm, and the one-double-per-value exponential, cauchy, log-normal and geometric kernels),
+vectorised, so after ``manual_seed`` the values are torch's. torch's scalar kernels call the C
+library's log, exp, ...; NumPy's own float64 kernels differ from it in the last bit for some
+values, so those calls go through ``libm`` (NumPy's kernel where it was found to agree). The
+rejection samplers (gamma_sampling, count_sampling) take double uniforms and the cached scalar
+normal one at a time from a ``DoubleCursor``.
 
 Speed notes. float32 normal_fill repeats avx_mathfun's log and sincos rounding for rounding; each
 fused multiply-add is four native NumPy passes (widen, multiply, add in float64, round to float32),
@@ -17,8 +22,8 @@ pointer jumping (``_fisher_yates_order``) rather than a Python loop.
 
 ``MT19937Stream`` answers the calls chainrule's random ops make of a NumPy ``Generator``
 (``random``, ``uniform``, ``standard_normal``, ``integers``, ``permutation``); any other
-distribution (gamma, poisson, ...) comes from a NumPy Generator seeded with words of this stream,
-so it is reproducible after ``manual_seed`` though not torch's values.
+distribution NumPy's Generator has (choice, hypergeometric, ...) comes from a NumPy Generator
+seeded with words of this stream, so it is reproducible after ``manual_seed`` though not torch's.
 """
 
 from __future__ import annotations
@@ -246,23 +251,24 @@ class MT19937Stream:
     # ---- torch's one-double-per-value kernels (exponential_, cauchy_, log_normal_, geometric_):
     # each value a double computed with the C library's functions, cast to the tensor's dtype by
     # the caller (``from_double``)
-    def exponential_draws(self, lambd, size) -> np.ndarray:
+    def exponential_draws(self, lambd, size, exact: bool = True) -> np.ndarray:
         """-1/λ · log1p(-u) of a double uniform u per value."""
-        return (-1.0 / lambd) * libm(math.log1p, -self.uniform(0.0, 1.0, size, np.float64))
+        return (-1.0 / lambd) * libm(math.log1p, -self.uniform(0.0, 1.0, size, np.float64), exact)
 
-    def cauchy_draws(self, median, sigma, size) -> np.ndarray:
+    def cauchy_draws(self, median, sigma, size, exact: bool = True) -> np.ndarray:
         """median + sigma · tan(π (u - 1/2)), the multiply-add fused as torch's kernel is compiled."""
-        return fused_multiply_add(libm(math.tan, np.pi * (self.uniform(0.0, 1.0, size, np.float64) - 0.5)),
+        return fused_multiply_add(libm(math.tan, np.pi * (self.uniform(0.0, 1.0, size, np.float64) - 0.5), exact),
                                   sigma, median)
 
-    def log_normal_draws(self, mean, std, size) -> np.ndarray:
+    def log_normal_draws(self, mean, std, size, exact: bool = True) -> np.ndarray:
         """exp of the scalar normal sampler's mean + std · z (its cache taken and left as torch's)."""
         count = math.prod(_shape(size))
-        return libm(math.exp, fused_multiply_add(self._normal_scalars(count), std, mean)).reshape(_shape(size))
+        normals = fused_multiply_add(self._normal_scalars(count), std, mean)
+        return libm(math.exp, normals, exact).reshape(_shape(size))
 
-    def geometric_draws(self, p, size) -> np.ndarray:
+    def geometric_draws(self, p, size, exact: bool = True) -> np.ndarray:
         """ceil(log(u) / log1p(-p)) of a double uniform u per value (trials up to the first success)."""
-        return np.ceil(libm(math.log, self.uniform(0.0, 1.0, size, np.float64)) / math.log1p(-p))
+        return np.ceil(libm(math.log, self.uniform(0.0, 1.0, size, np.float64), exact) / math.log1p(-p))
 
     def integers(self, low, high=None, size=None, dtype=np.int64, endpoint=False):
         """torch's random_(low, high): ``word % (high - low) + low``, a random64 word when the range
@@ -517,11 +523,16 @@ def _sincos_float32_into(x: np.ndarray, sin: np.ndarray, cos: np.ndarray, scratc
     cos.view(np.int32)[...] ^= octant
 
 
-def libm(function, values) -> np.ndarray:
+def libm(function, values, exact: bool = True) -> np.ndarray:
     """``function`` (one of Python's math functions, the C library's) on each float64 value:
-    torch's scalar kernels call the C library, whose last bit NumPy's vectorised kernels do not
-    always give."""
+    torch's scalar kernels call the C library, whose last bit NumPy's own kernels do not always
+    give. NumPy's kernel is used where it gives the C library's values (checked once on a
+    sample), or where ``exact`` is False: for values then rounded to float32 or below, whose
+    rounding a last-bit difference in the double changes once in about 2**29 values."""
     values = np.asarray(values, dtype=np.float64)
+    if not exact or _numpy_gives_libm(function):
+        with np.errstate(all="ignore"):
+            return _NUMPY_TWINS[function](values)
     listed = values.reshape(-1).tolist()
     try:
         flat = np.fromiter(map(function, listed), np.float64, values.size)
@@ -532,9 +543,24 @@ def libm(function, values) -> np.ndarray:
 
 _NUMPY_TWINS = {math.log: np.log, math.log1p: np.log1p, math.exp: np.exp, math.cos: np.cos, math.sin: np.sin,
                 math.tan: np.tan}
+# where each function is compared: the arguments the samplers give it
+_SAMPLE_ARGUMENTS = {math.log: lambda u: u, math.log1p: lambda u: -u, math.exp: lambda u: (u - 0.5) * 60,
+                     math.cos: lambda u: u * 2 * math.pi, math.sin: lambda u: u * 2 * math.pi,
+                     math.tan: lambda u: (u - 0.5) * math.pi}
+_AGREES: dict = {}
 
 
+def _numpy_gives_libm(function) -> bool:
+    """Whether NumPy's kernel gives the C library's value on 4096 sample arguments (NumPy's own
+    log, log1p, exp and tan differ in a few values in a hundred where they differ at all)."""
+    agrees = _AGREES.get(function)
+    if agrees is None:
+        arguments = _SAMPLE_ARGUMENTS[function](np.random.default_rng(2013).random(4096))
+        expected = np.fromiter(map(function, arguments.tolist()), np.float64, arguments.size)
+        agrees = _AGREES[function] = bool(np.array_equal(_NUMPY_TWINS[function](arguments), expected))
+    return agrees
 def _edge_safe(function):
+    """``function`` returning NumPy's answer (-inf, inf, nan) where math raises."""
     twin = _NUMPY_TWINS[function]
 
     def guarded(x: float) -> float:

@@ -8,10 +8,10 @@ seeding, and a device stream is started from ``(seed, offset)`` whenever the sta
 read, so a state read before some draws replays them after ``set_state``.
 
 The CPU stream is torch's (``mt19937_stream``): after the same ``manual_seed`` the CPU draws of
-rand/uniform_, randn/normal_ (float32; float64 of 16 values or more within 2 ulps, NumPy's log not
-being glibc's), randint/random_ and randperm are torch's, and ``get_rng_state`` is torch's 5056-byte
-state, loadable by either; so are bernoulli, exponential_ and multinomial. Other CPU distributions
-(gamma, poisson, ...) draw from the same stream but are not torch's values; CUDA streams differ
+rand/uniform_, randn/normal_ (every floating dtype), randint/random_ and randperm are torch's, and
+``get_rng_state`` is torch's 5056-byte state, loadable by either; so are bernoulli,
+exponential_, cauchy_, log_normal_, geometric_, multinomial, and (in gamma_sampling and
+count_sampling) _standard_gamma, _sample_dirichlet, poisson and binomial. CUDA streams differ
 from torch's.
 """
 
@@ -456,7 +456,9 @@ def multinomial_on_cpu(data: np.ndarray, num_samples: int, replacement: bool, st
     check_multinomial_weights(data, num_samples, replacement)
     rows = np.atleast_2d(data)
     if not replacement or num_samples == 1:
-        races = _in_memory_order(data, lambda shape: from_double(stream.exponential_draws(1.0, shape), data.dtype))
+        exact = data.dtype.itemsize == 8
+        races = _in_memory_order(data, lambda shape: from_double(stream.exponential_draws(1.0, shape, exact),
+                                                                   data.dtype))
         with np.errstate(divide="ignore", invalid="ignore"):
             keys = np.atleast_2d(data / races)
         if num_samples == 1:
@@ -628,13 +630,15 @@ def _continuous_only(self: Tensor, distribution: str, name: str) -> None:
 
 
 def _fill_from_doubles(self: Tensor, generator, draw_doubles, draw_on_device) -> Tensor:
-    """Fill ``self`` in place: on the CPU with ``draw_doubles(stream, shape)`` (torch's one double per
-    value, in memory order, cast as torch casts), on a device with ``draw_on_device(rng, shape)``."""
+    """Fill ``self`` in place: on the CPU with ``draw_doubles(stream, shape, exact)`` (torch's one
+    double per value, in memory order, cast as torch casts), on a device with
+    ``draw_on_device(rng, shape)``."""
     xp = array_module(self)
     if xp is np:
         stream, dtype = _rng(generator), self._data.dtype
+        exact = dtype.itemsize == 8  # doubles only rounded to float32 or below need not be the C library's
         return _fill_inplace(self, _in_memory_order(
-            self._data, lambda shape: from_double(draw_doubles(stream, shape), dtype)))
+            self._data, lambda shape: from_double(draw_doubles(stream, shape, exact), dtype)))
     return _fill_inplace(self, draw_on_device(_rng(generator, xp), self._data.shape))
 
 
@@ -642,7 +646,7 @@ def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -
     _continuous_only(self, "Exponential", _dtype.scalar_name(self._data.dtype))
     if not lambd > 0:
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd:g}")
-    return _fill_from_doubles(self, generator, lambda stream, shape: stream.exponential_draws(lambd, shape),
+    return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.exponential_draws(lambd, shape, exact),
                               lambda rng, shape: rng.exponential(1.0 / lambd, shape))
 
 
@@ -650,7 +654,7 @@ def cauchy_(self: Tensor, median: builtins.float = 0.0, sigma: builtins.float = 
     _continuous_only(self, "Cauchy", _CAUCHY_TYPE_NAMES.get(self._data.dtype.name, self._data.dtype.name))
     if not sigma > 0:
         raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma:g}")
-    return _fill_from_doubles(self, generator, lambda stream, shape: stream.cauchy_draws(median, sigma, shape),
+    return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.cauchy_draws(median, sigma, shape, exact),
                               lambda rng, shape: median + sigma * rng.standard_cauchy(shape))
 
 
@@ -664,7 +668,7 @@ def log_normal_(self: Tensor, mean: builtins.float = 1.0, std: builtins.float = 
         raise NotImplementedError(f'"log_normal_cpu" not implemented for \'{_dtype.scalar_name(self._data.dtype)}\'')
     if not std > 0:
         raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std:g}")
-    return _fill_from_doubles(self, generator, lambda stream, shape: stream.log_normal_draws(mean, std, shape),
+    return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.log_normal_draws(mean, std, shape, exact),
                               lambda rng, shape: rng.lognormal(mean, std, shape))
 
 
@@ -673,7 +677,7 @@ def geometric_(self: Tensor, p: builtins.float, *, generator=None) -> Tensor:
         raise NotImplementedError("\"geometric_cpu\" not implemented for 'Bool'")
     if not 0 < p < 1:
         raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p:g}")
-    return _fill_from_doubles(self, generator, lambda stream, shape: stream.geometric_draws(p, shape),
+    return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.geometric_draws(p, shape, exact),
                               lambda rng, shape: rng.geometric(p, shape))
 
 
