@@ -466,3 +466,14 @@ def test_poisson_refuses_negative_and_nan_rates_as_torch(rates):
     with pytest.raises(RuntimeError) as ours:
         cr.poisson(cr.tensor(rates))
     assert str(ours.value) == str(theirs.value)
+
+
+def test_gamma_of_negative_nan_and_infinite_concentrations_is_torchs():
+    # a negative α below -1 or a NaN one gives torch's NaN draw, kept at the smallest normal
+    # number; between -1 and 0 the boost still runs; an infinite α draws inf
+    def draw(lib):
+        alpha = lib.tensor([-0.5, float("nan"), -3.0, float("inf"), 0.0, 2.0])
+        return [lib._standard_gamma(alpha), lib._standard_gamma(alpha.double()), lib.get_rng_state()]
+
+    for ours, theirs in zip(*_both(2, draw)):
+        _assert_equal(ours, theirs)

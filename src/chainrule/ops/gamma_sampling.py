@@ -41,42 +41,67 @@ def torch_gamma_draws(stream, alpha: np.ndarray, scalar_type) -> np.ndarray:
     """torch's CPU _standard_gamma: Marsaglia and Tsang's method per value, in order, on the
     stream's double uniforms and its scalar normal sampler (whose cached second value carries
     from one value to the next). α below 1 is boosted to α + 1 with a factor (1 - u)^(1/α).
-    ``scalar_type`` (float32 or float64) is the type torch's sampler keeps α in: α + 1 and
+    ``scalar_type`` (float32 or float64) is the type torch's sampler keeps α in: 1/α, α + 1 and
     d = α - 1/3 are computed in it (1/3 itself a float32 constant), the rest in double; the
-    constants 0.0331 is a float32 value too. Returns doubles, before the cast."""
+    constant 0.0331 is a float32 value too. Returns doubles, before the cast.
+
+    One Python loop (each value's number of draws shows only as it runs), with the uniforms
+    read from a list by a local index and each α's constants worked out once."""
     scalar = np.float32 if np.dtype(scalar_type) == np.float32 else np.float64
-    third = float(np.float32(1.0) / np.float32(3.0))
+    third = scalar(np.float32(1.0) / np.float32(3.0))
     squeeze = float(np.float32(0.0331))
-    values = np.asarray(alpha, dtype=scalar).reshape(-1).tolist()
-    out = np.empty(len(values), dtype=np.float64)
-    cursor = stream.double_cursor(4 * len(values) + 16)
-    log, sqrt = math.log, math.sqrt
+    constants = {}  # α -> (1/α for the boost or None, d, c)
+    alphas = np.asarray(alpha, dtype=scalar).reshape(-1).tolist()
+    out = []
+    cursor = stream.double_cursor(4 * len(alphas) + 16)
+    uniforms, index, cached = cursor.values, 0, stream.cached_double_normal
+    log, log1p, sqrt, cos, sin, two_pi = math.log, math.log1p, math.sqrt, math.cos, math.sin, 2.0 * math.pi
     try:
-        for index, a in enumerate(values):
+        for a in alphas:
+            if a == 0.0:
+                out.append(0.0)
+                continue
+            known = constants.get(a)
+            if known is None:
+                boost = float(scalar(1.0) / scalar(a)) if a < 1.0 else None
+                shifted = scalar(a) + scalar(1.0) if boost is not None else scalar(a)
+                d = float(shifted - third)
+                # a negative or NaN α gives a NaN c, as torch's, whose draw then ends NaN
+                known = constants[a] = (boost, d, 1.0 / sqrt(9.0 * d) if d >= 0 else math.nan)
+            boost, d, c = known
+            if index + 64 > len(uniforms):  # enough for any value but a long run of rejections
+                uniforms = cursor.grow()
             scale = 1.0
-            if a < 1.0:
-                if a == 0.0:
-                    out[index] = 0.0
-                    continue
-                scale *= (1.0 - cursor.uniform()) ** float(scalar(1.0) / scalar(a))
-                a = float(scalar(a) + scalar(1.0))
-            d = float(scalar(a) - scalar(third))
-            c = 1.0 / sqrt(9.0 * d)
+            if boost is not None:
+                scale *= (1.0 - uniforms[index]) ** boost
+                index += 1
             while True:
-                x = cursor.normal()
-                y = 1.0 + c * x
-                while y <= 0:
-                    x = cursor.normal()
+                while True:
+                    if cached is not None:
+                        x, cached = cached, None
+                    else:
+                        if index + 2 > len(uniforms):
+                            uniforms = cursor.grow()
+                        radius = sqrt(-2.0 * log1p(-uniforms[index + 1]))
+                        theta = two_pi * uniforms[index]
+                        index += 2
+                        x, cached = radius * cos(theta), radius * sin(theta)
                     y = 1.0 + c * x
+                    if not y <= 0:  # NaN leaves too, as torch's do-while
+                        break
                 v = y * y * y
-                u = 1.0 - cursor.uniform()
+                if index + 1 > len(uniforms):
+                    uniforms = cursor.grow()
+                u = 1.0 - uniforms[index]
+                index += 1
                 xx = x * x
                 if u < 1.0 - squeeze * xx * xx or log(u) < 0.5 * xx + d * (1.0 - v + log(v)):
-                    out[index] = scale * d * v
+                    out.append(scale * d * v)
                     break
     finally:
-        cursor.close()
-    return out
+        stream.cached_double_normal = cached
+        cursor.close(index)
+    return np.array(out, dtype=np.float64)
 
 
 def gamma_values(alpha: np.ndarray, generator=None) -> np.ndarray:
@@ -90,8 +115,9 @@ def gamma_values(alpha: np.ndarray, generator=None) -> np.ndarray:
         draws = from_double(draws.astype(scalar), alpha.dtype)
     else:
         draws = _random._rng(generator, xp).standard_gamma(alpha).astype(alpha.dtype)
-    # a draw can round to 0 for small α: torch keeps it at the smallest normal number
-    return xp.maximum(draws, np.finfo(alpha.dtype).tiny)
+    # a draw can round to 0 for small α: torch keeps it at the smallest normal number (NaN too,
+    # as its std::max(smallest, draw))
+    return xp.fmax(draws, np.finfo(alpha.dtype).tiny)
 
 
 class StandardGamma(Function):
@@ -139,7 +165,7 @@ def sample_dirichlet(concentration: Tensor, generator=None) -> Tensor:
     xp = array_module(alpha)
     if xp is np:
         gammas = torch_gamma_draws(_random._rng(generator), alpha, np.float64).reshape(alpha.shape)
-        gammas = np.maximum(gammas, np.finfo(np.float64).tiny)
+        gammas = np.fmax(gammas, np.finfo(np.float64).tiny)
     else:
         gammas = gamma_values(alpha.astype(np.float64), generator)
     ratios = from_double(gammas / gammas.sum(axis=-1, keepdims=True), alpha.dtype)

@@ -9,8 +9,8 @@ randperm, and the one-double-per-value exponential, cauchy, log-normal and geome
 vectorised, so after ``manual_seed`` the values are torch's. torch's scalar kernels call the C
 library's log, exp, ...; NumPy's own float64 kernels differ from it in the last bit for some
 values, so those calls go through ``libm`` (NumPy's kernel where it was found to agree). The
-rejection samplers (gamma_sampling, count_sampling) take double uniforms and the cached scalar
-normal one at a time from a ``DoubleCursor``.
+rejection samplers (gamma_sampling, count_sampling) read double uniforms one at a time from a
+``DoubleCursor`` (gamma runs the scalar normal sampler on them, with the stream's cached value).
 
 Speed notes. float32 normal_fill repeats avx_mathfun's log and sincos rounding for rounding; each
 fused multiply-add is four native NumPy passes (widen, multiply, add in float64, round to float32),
@@ -310,44 +310,33 @@ class MT19937Stream:
 
 
 class DoubleCursor:
-    """Double uniforms (random64, 53 bits) drawn ahead in blocks and handed out one by one, plus
-    torch's scalar normal sampler on them (with the stream's cached second value). Closing puts
-    the engine back and redraws exactly the words taken."""
+    """Double uniforms (random64, 53 bits) drawn ahead into the list ``values`` (``grow()``
+    appends another block) for a sampler that reads them by its own index, or one at a time
+    (``uniform()``). ``close(taken)`` puts the engine back and redraws exactly the words of the
+    uniforms used."""
 
     def __init__(self, stream: MT19937Stream, expected: int) -> None:
-        self._stream = stream
+        self.stream = stream
         self._start = stream._engine.state
         self._block = max(int(expected), 64)
-        self._values = stream.uniform(0.0, 1.0, self._block, np.float64).tolist()
-        self._drawn = 0  # uniforms before this block
-        self._index = 0
-        self.taken = 0
+        self.values = stream.uniform(0.0, 1.0, self._block, np.float64).tolist()
+
+        self.taken = 0  # read by ``uniform()``
+
+    def grow(self) -> list:
+        self.values.extend(self.stream.uniform(0.0, 1.0, self._block, np.float64).tolist())
+        return self.values
 
     def uniform(self) -> float:
-        if self._index == len(self._values):
-            self._drawn += len(self._values)
-            self._values = self._stream.uniform(0.0, 1.0, self._block, np.float64).tolist()
-            self._index = 0
-        self._index += 1
+        """The next uniform, for samplers that take them one call at a time."""
+        if self.taken == len(self.values):
+            self.grow()
         self.taken += 1
-        return self._values[self._index - 1]
+        return self.values[self.taken - 1]
 
-    def normal(self) -> float:
-        """torch's normal_distribution<double>(0, 1): the cached sin value, else a new pair."""
-        stream = self._stream
-        if stream.cached_double_normal is not None:
-            value, stream.cached_double_normal = stream.cached_double_normal, None
-            return value
-        u1 = self.uniform()
-        u2 = self.uniform()
-        radius = math.sqrt(-2.0 * math.log1p(-u2))
-        theta = 2.0 * math.pi * u1
-        stream.cached_double_normal = radius * math.sin(theta)
-        return radius * math.cos(theta)
-
-    def close(self) -> None:
-        self._stream._engine.state = self._start
-        self._stream.words(2 * self.taken)
+    def close(self, taken: int | None = None) -> None:
+        self.stream._engine.state = self._start
+        self.stream.words(2 * (self.taken if taken is None else taken))
 
 
 def _box_muller_16(blocks: np.ndarray, out: np.ndarray, acc, loc, scale, scratch=None) -> None:
