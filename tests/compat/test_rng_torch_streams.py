@@ -433,8 +433,10 @@ def test_poisson_and_binomial_counts_are_torchs(seed, dtype):
     # nothing drawn for λ = 0; binomial: waiting-time inversion below count·p = 10, BTRS above,
     # on min(p, 1 - p), nothing drawn for count ≤ 0, p ≤ 0 or p ≥ 1
     rates = np.concatenate([np.linspace(0.0, 12.0, 49), [0.001, 9.999, 10.0, 57.3, 1e3, 2.5e5]])
-    counts = np.array([0.0, -3.0, 1.0, 5.0, 20.0, 20.0, 100.0, 1000.0, 1e6, 37.0, 37.0, 12.0])
-    probs = np.array([0.3, 0.3, 0.5, 1.0, 0.0, 0.6, 0.05, 0.97, 0.5, 0.2, 0.8, 0.999])
+    # fractional counts and counts from 2**23 take torch's float32 roundings of k and count - k + 1
+    counts = np.array([0.0, -3.0, 1.0, 5.0, 20.0, 20.0, 100.0, 1000.0, 1e6, 37.0, 37.0, 12.0, 3.5, 25.5, 2e7,
+                       2.0**24 + 2, 1e9, 33.25])
+    probs = np.array([0.3, 0.3, 0.5, 1.0, 0.0, 0.6, 0.05, 0.97, 0.5, 0.2, 0.8, 0.999, 0.3, 0.45, 0.5, 0.2, 0.7, 0.9])
 
     def draw(lib):
         dt = getattr(lib, dtype)
@@ -476,4 +478,15 @@ def test_gamma_of_negative_nan_and_infinite_concentrations_is_torchs():
         return [lib._standard_gamma(alpha), lib._standard_gamma(alpha.double()), lib.get_rng_state()]
 
     for ours, theirs in zip(*_both(2, draw)):
+        _assert_equal(ours, theirs)
+
+
+def test_binomial_edge_probabilities_are_torchs():
+    # a NaN probability gives NaN without a draw; p ≤ 0, p ≥ 1 and count ≤ 0 draw nothing
+    def draw(lib):
+        count = lib.tensor([5.0, 0.0, -2.0, 5.0, 5.0, 5.0, 40.0, 40.0])
+        prob = lib.tensor([float("nan"), float("nan"), 0.5, -0.5, 1.5, 1.0, 0.5, 0.0])
+        return [lib.binomial(count, prob), lib.binomial(count.double(), prob.double()), lib.get_rng_state()]
+
+    for ours, theirs in zip(*_both(0, draw)):
         _assert_equal(ours, theirs)

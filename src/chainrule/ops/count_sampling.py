@@ -83,43 +83,57 @@ def torch_binomial_draws(stream, counts: np.ndarray, probs: np.ndarray, scalar_t
     """sample_binomial per (count, prob) pair, in order: 0 for count ≤ 0 or prob ≤ 0, count for
     prob ≥ 1; else on the smaller of p and 1 - p (the other subtracted from count), BTRS from
     count·p = 10, inversion by geometric waiting times below. ``scalar_type`` (float32 or
-    float64) is the tensors' type, in which torch keeps count, p and the draw."""
+    float64) is the tensors' type, in which torch keeps count, p and the draw.
+
+    Each pair's constants are worked out for all pairs at once (NumPy's arithmetic in the
+    tensors' type and in double rounds as torch's; logarithms through the C library), then one
+    Python loop draws."""
     scalar = np.float32 if np.dtype(scalar_type) == np.float32 else np.float64
-    pairs = zip(np.asarray(counts, dtype=scalar).reshape(-1).tolist(), np.asarray(probs, dtype=scalar).reshape(-1).tolist())
-    out = np.empty(np.asarray(counts).size, dtype=np.float64)
-    cursor = stream.double_cursor(2 * out.size + 16)
+    count = np.asarray(counts, dtype=scalar).reshape(-1)
+    prob = np.asarray(probs, dtype=scalar).reshape(-1)
+    with np.errstate(all="ignore"):
+        flip = prob > 0.5
+        smaller = np.where(flip, scalar(1) - prob, prob)
+        btrs = count * smaller >= 10
+        constants = _btrs_constants(count[btrs], smaller[btrs], scalar)
+        log_q = _log_one_minus(smaller[~btrs], scalar)
+    # count - k + 1, k and k + 1 are exact in float32 for a whole count below 2**23
+    plain = (scalar is np.float64) | ((count == np.floor(count)) & (count < 2**23))
+    settled = np.full(count.shape, np.nan)  # the draw where no uniform is taken, else NaN
+    settled[(count <= 0) | (prob <= 0)] = 0.0
+    settled[(prob >= 1) & ~(count <= 0)] = count[(prob >= 1) & ~(count <= 0)]
+    drawing = np.isnan(settled) & ~np.isnan(count) & ~np.isnan(prob)
+    rows = iter(zip(*constants))
+    log_qs = iter(log_q.tolist())
+    out = settled.tolist()
+    cursor = stream.double_cursor(2 * len(out) + 16)
     try:
-        for index, (count, prob) in enumerate(pairs):
-            out[index] = _binomial_one(count, prob, cursor, scalar)
+        for index, (n, draws, by_btrs, flipped, exact) in enumerate(zip(
+                count.tolist(), drawing.tolist(), btrs.tolist(), flip.tolist(), plain.tolist())):
+            row = next(rows) if by_btrs else None
+            q = None if by_btrs else next(log_qs)
+            if not draws:
+                continue
+            k = _btrs_draw(n, row, cursor, _PLAIN if exact else _rounder(scalar)) if by_btrs else _inversion(n, q, cursor)
+            out[index] = float(scalar(n) - scalar(k)) if flipped else k
     finally:
         cursor.close()
-    return out
+    return np.array(out, dtype=np.float64)
 
 
-def _binomial_one(count: float, prob: float, cursor, scalar) -> float:
-    if math.isnan(count):  # torch's waiting-time loop never ends on a NaN count: NaN here
-        return math.nan
-    if count <= 0 or prob <= 0:
-        return 0.0
-    if prob >= 1:
-        return count
-    if prob <= 0.5:
-        product = float(scalar(count) * scalar(prob))
-        return _btrs(count, prob, cursor, scalar) if product >= 10 else _inversion(count, prob, cursor, scalar)
-    if prob > 0.5:
-        q = float(scalar(1.0) - scalar(prob))
-        product = float(scalar(count) * scalar(q))
-        taken = _btrs(count, q, cursor, scalar) if product >= 10 else _inversion(count, q, cursor, scalar)
-        return float(scalar(count) - scalar(taken))
-    return math.nan
+def _log_one_minus(prob: np.ndarray, scalar) -> np.ndarray:
+    """log1p(-p) as torch's inversion computes it: the C library's log1pf for float32."""
+    if scalar is np.float32:
+        return np.array([_log1pf(-x) for x in prob.tolist()], dtype=np.float64)
+    return np.array([math.log1p(-x) if x < 1 else -math.inf for x in prob.tolist()], dtype=np.float64)
 
 
-def _inversion(count: float, prob: float, cursor, scalar) -> float:
+def _inversion(count: float, log_q: float, cursor) -> float:
     """Geometric waiting times ceil(log u / log(1 - p)) summed until they pass ``count``."""
-    log_q = _log1pf(-prob) if scalar is np.float32 else math.log1p(-prob)
+    uniform, log, ceil = cursor.uniform, math.log, math.ceil
     total, successes = 0.0, 0
     while True:
-        total += math.ceil(math.log(cursor.uniform()) / log_q)
+        total += ceil(log(uniform()) / log_q)
         if total > count:
             return float(successes)
         successes += 1
@@ -138,33 +152,60 @@ def _stirling_tail(k: float) -> float:
     return (1.0 / 12 - (1.0 / 360 - 1.0 / 1260 / square) / square) / (k + 1)
 
 
-def _btrs(count: float, prob: float, cursor, scalar) -> float:
-    """Hörmann's BTRS (transformed rejection with squeeze), torch's variant of TensorFlow's:
-    count·p·(1 - p), its square root and (count + 1)·p in the tensors' type, the rest double."""
-    n, p = scalar(count), scalar(prob)
-    deviation = float(np.sqrt(n * p * (scalar(1) - p)))
+def _btrs_constants(count: np.ndarray, prob: np.ndarray, scalar) -> list:
+    """BTRS's constants for every pair: count·p·(1 - p), its square root, count·p, p/(1 - p)
+    and (count + 1)·p in the tensors' type, the rest double; columns of Python floats."""
+    deviation = np.sqrt(count * prob * (scalar(1) - prob)).astype(np.float64)
+    p = prob.astype(np.float64)
     b = 1.15 + 2.53 * deviation
-    a = -0.0873 + 0.0248 * b + 0.01 * prob
-    c = float(n * p) + 0.5
+    a = -0.0873 + 0.0248 * b + 0.01 * p
+    c = (count * prob).astype(np.float64) + 0.5
     v_r = 0.92 - 4.2 / b
-    r = float(p / (scalar(1) - p))  # a quotient of two values of the tensors' type
+    r = (prob / (scalar(1) - prob)).astype(np.float64)
     alpha = (2.83 + 5.1 / b) * deviation
-    m = float(np.floor((n + scalar(1)) * p))
-    log, floor = math.log, math.floor
+    m = np.floor((count + scalar(1)) * prob).astype(np.float64)
+    n = count.astype(np.float64)
+    ratio = ((m + 1) / (r * (n - m + 1))).tolist()
+    first = (m + 0.5) * np.array([math.log(x) for x in ratio], dtype=np.float64)
+    tail_m = [_stirling_tail(x) for x in m.tolist()]
+    tail_rest = [_stirling_tail(x) for x in (n - m).tolist()]
+    count_plus_one = (count + scalar(1)).astype(np.float64)
+    return [column.tolist() if isinstance(column, np.ndarray) else column
+            for column in (a, b, c, v_r, r, alpha, m, first, tail_m, tail_rest, count_plus_one)]
+
+
+def _PLAIN(value: float) -> float:
+    return value
+
+
+def _rounder(scalar):
+    def rounded(value: float) -> float:
+        return float(scalar(value))
+
+    return rounded
+
+
+def _btrs_draw(count: float, constants: tuple, cursor, rounded) -> float:
+    """Hörmann's BTRS (transformed rejection with squeeze), torch's variant of TensorFlow's, for
+    one pair; ``rounded`` rounds k, count - k + 1 and k + 1 to the tensors' type (a no-op where
+    they are exact)."""
+    a, b, c, v_r, r, alpha, m, first_term, tail_m, tail_rest, count_plus_one = constants
+    uniform, log, floor = cursor.uniform, math.log, math.floor
     while True:
-        u = cursor.uniform() - 0.5
-        v = cursor.uniform()
+        u = uniform() - 0.5
+        v = uniform()
         us = 0.5 - abs(u)
-        k = float(scalar(floor((2 * a / us + b) * u + c)))
+        if us == 0:  # an infinite k, rejected below in torch's loop
+            continue
+        k = rounded(float(floor((2 * a / us + b) * u + c)))
         if k < 0 or k > count:
             continue
         if us >= 0.07 and v <= v_r:
             return k
         v = log(v * alpha / (a / (us * us) + b))
-        remaining = float(n - scalar(k) + scalar(1))  # count - k + 1, in the tensors' type
-        bound = ((m + 0.5) * log((m + 1) / (r * (count - m + 1)))
-                 + float(n + scalar(1)) * log((count - m + 1) / remaining)
-                 + (k + 0.5) * log(r * remaining / float(scalar(k) + scalar(1)))
-                 + _stirling_tail(m) + _stirling_tail(count - m) - _stirling_tail(k) - _stirling_tail(count - k))
+        remaining = rounded(rounded(count - k) + 1)  # count - k + 1, in the tensors' type
+        bound = (first_term + count_plus_one * log((count - m + 1) / remaining)
+                 + (k + 0.5) * log(r * remaining / rounded(k + 1))
+                 + tail_m + tail_rest - _stirling_tail(k) - _stirling_tail(count - k))
         if v <= bound:
             return k
