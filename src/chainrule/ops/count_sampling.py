@@ -40,26 +40,39 @@ _lgamma, _log1pf = _c_math()
 def torch_poisson_draws(stream, rates: np.ndarray) -> np.ndarray:
     """sample_poisson per rate (as doubles), in order: from λ = 10 Hörmann's transformed
     rejection (two uniforms a try), below it the product of uniforms until it falls to e^-λ,
-    none drawn for λ = 0. Returns the counts as float64."""
-    values = np.asarray(rates, dtype=np.float64).reshape(-1).tolist()
-    out = np.empty(len(values), dtype=np.float64)
-    cursor = stream.double_cursor(2 * len(values) + 16)
+    none drawn for λ = 0. Returns the counts as float64. The small-rate loop reads the uniforms
+    by a local index."""
+    values = np.asarray(rates, dtype=np.float64).reshape(-1)
+    bounds = np.array([math.exp(-x) if x < 10 else 0.0 for x in values.tolist()])
+    out = []
+    cursor = stream.double_cursor(int(np.nan_to_num(np.minimum(values, 10)).sum()) + 2 * len(values) + 16)
+    uniforms, index = cursor.values, 0
     try:
-        for index, rate in enumerate(values):
-            out[index] = _poisson_one(rate, cursor) if rate > 0 else 0.0
+        for rate, bound in zip(values.tolist(), bounds.tolist()):
+            if not rate > 0:
+                out.append(0.0)
+            elif rate < 10:
+                count, product = 0, 1.0
+                while True:
+                    if index == len(uniforms):
+                        uniforms = cursor.grow()
+                    product *= uniforms[index]
+                    index += 1
+                    if product <= bound:
+                        break
+                    count += 1
+                out.append(float(count))
+            else:
+                cursor.taken = index
+                out.append(_poisson_large(rate, cursor))
+                index = cursor.taken
     finally:
-        cursor.close()
-    return out
+        cursor.close(index)
+    return np.array(out, dtype=np.float64)
 
 
-def _poisson_one(rate: float, cursor) -> float:
-    if rate < 10:
-        bound, count, product = math.exp(-rate), 0, 1.0
-        while True:
-            product *= cursor.uniform()
-            if product <= bound:
-                return float(count)
-            count += 1
+def _poisson_large(rate: float, cursor) -> float:
+    """Hörmann's transformed rejection (PTRS) for λ ≥ 10."""
     log, floor = math.log, math.floor
     root, log_rate = math.sqrt(rate), log(rate)
     b = 0.931 + 2.53 * root
@@ -70,6 +83,8 @@ def _poisson_one(rate: float, cursor) -> float:
         u = cursor.uniform() - 0.5
         v = cursor.uniform()
         us = 0.5 - abs(u)
+        if us == 0:  # an infinite k: torch's loop goes round again
+            continue
         k = floor((2 * a / us + b) * u + rate + 0.43)
         if us >= 0.07 and v <= v_r:
             return float(k)
