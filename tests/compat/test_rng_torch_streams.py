@@ -490,3 +490,14 @@ def test_binomial_edge_probabilities_are_torchs():
 
     for ours, theirs in zip(*_both(0, draw)):
         _assert_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("function", ["rrelu", "rrelu_"])
+def test_training_rrelu_refuses_half_as_torch(function):
+    with pytest.raises(NotImplementedError) as theirs:
+        getattr(torch.nn.functional, function)(torch.ones(3, dtype=torch.float16), training=True)
+    x = cr.ones(3, dtype=cr.float16)
+    with pytest.raises(NotImplementedError) as ours:
+        getattr(cr.nn.functional, function)(x, training=True)
+    assert str(ours.value) == str(theirs.value)
+    assert cr.equal(x, cr.ones(3, dtype=cr.float16))  # refused before anything was written

@@ -339,6 +339,8 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
         out = leaky_relu(input, (lower + upper) / 2, inplace)
         return out if inplace else name_node(out, "RreluWithNoiseBackward0", label="rrelu")
     x = _float_input(input)
+    if xp is np and x._data.dtype == np.float16:  # torch's CPU kernel has no half version
+        raise NotImplementedError("\"rrelu_with_noise_out_cpu\" not implemented for 'Half'")
     slopes = _rrelu_slopes(x._data, lower, upper, xp)
     if slopes.dtype != x._data.dtype:  # half precision: the product in float32, rounded once
         return _run_inplace(input, lambda t: (t.float() * Tensor._make(slopes)).to(t.dtype)) if inplace else (
