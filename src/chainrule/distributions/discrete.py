@@ -153,7 +153,8 @@ class Binomial(ProbsOrLogits, Distribution):
         # torch.binomial of the expanded count and probabilities, as torch draws it
         shape = self._extended_shape(sample_shape)
         probs = self.probs.detach()
-        return binomial(self.total_count.detach().to(probs.dtype).expand(shape), probs.expand(shape))
+        count = self.total_count.detach().to(device=probs.device, dtype=probs.dtype)
+        return binomial(count.expand(shape), probs.expand(shape))
 
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)

@@ -168,6 +168,7 @@ def sample_dirichlet(concentration: Tensor, generator=None) -> Tensor:
         gammas = np.fmax(gammas, np.finfo(np.float64).tiny)
     else:
         gammas = gamma_values(alpha.astype(np.float64), generator)
-    ratios = from_double(gammas / gammas.sum(axis=-1, keepdims=True), alpha.dtype)
+    ratios = gammas / gammas.sum(axis=-1, keepdims=True)
+    ratios = from_double(ratios, alpha.dtype) if xp is np else ratios.astype(alpha.dtype)
     below_one = np.nextafter(np.array(1, alpha.dtype), np.array(0, alpha.dtype))
     return Tensor._make(xp.clip(ratios, np.finfo(alpha.dtype).tiny, below_one))

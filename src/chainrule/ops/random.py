@@ -655,7 +655,18 @@ def cauchy_(self: Tensor, median: builtins.float = 0.0, sigma: builtins.float = 
     if not sigma > 0:
         raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma:g}")
     return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.cauchy_draws(median, sigma, shape, exact),
-                              lambda rng, shape: median + sigma * rng.standard_cauchy(shape))
+                              lambda rng, shape: median + sigma * _device_tan_of_centred_uniform(rng, shape))
+
+
+def _device_tan_of_centred_uniform(rng, shape):
+    """tan(π (u - 1/2)) on the device (CuPy's Generator has no standard_cauchy)."""
+    u = rng.random(shape)
+    return array_module(u).tan(np.pi * (u - 0.5))
+
+
+def _device_log_normal(normals, mean, std):
+    """exp(mean + std · z) of device normals (CuPy's Generator has no lognormal)."""
+    return array_module(normals).exp(normals * std + mean)
 
 
 # torch's Cauchy check names the C++ type (its Exponential check the scalar type)
@@ -669,7 +680,7 @@ def log_normal_(self: Tensor, mean: builtins.float = 1.0, std: builtins.float = 
     if not std > 0:
         raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std:g}")
     return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.log_normal_draws(mean, std, shape, exact),
-                              lambda rng, shape: rng.lognormal(mean, std, shape))
+                              lambda rng, shape: _device_log_normal(rng.standard_normal(shape), mean, std))
 
 
 def geometric_(self: Tensor, p: builtins.float, *, generator=None) -> Tensor:
