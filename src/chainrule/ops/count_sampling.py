@@ -39,20 +39,21 @@ _lgamma, _log1pf = _c_math()
 
 def torch_poisson_draws(stream, rates: np.ndarray) -> np.ndarray:
     """sample_poisson per rate (as doubles), in order: from λ = 10 Hörmann's transformed
-    rejection (two uniforms a try), below it the product of uniforms until it falls to e^-λ,
-    none drawn for λ = 0. Returns the counts as float64. The small-rate loop reads the uniforms
-    by a local index."""
+    rejection (PTRS, two uniforms a try), below it the product of uniforms until it falls to
+    e^-λ, none drawn for λ = 0. Returns the counts as float64. One Python loop reading the
+    uniforms by a local index."""
     values = np.asarray(rates, dtype=np.float64).reshape(-1)
-    bounds = np.array([math.exp(-x) if x < 10 else 0.0 for x in values.tolist()])
     out = []
     cursor = stream.double_cursor(int(np.nan_to_num(np.minimum(values, 10)).sum()) + 2 * len(values) + 16)
     uniforms, index = cursor.values, 0
+    exp, log, sqrt, floor = math.exp, math.log, math.sqrt, math.floor
+    setups: dict = {}  # rate -> PTRS constants, each worked out once
     try:
-        for rate, bound in zip(values.tolist(), bounds.tolist()):
+        for rate in values.tolist():
             if not rate > 0:
                 out.append(0.0)
             elif rate < 10:
-                count, product = 0, 1.0
+                bound, count, product = exp(-rate), 0, 1.0
                 while True:
                     if index == len(uniforms):
                         uniforms = cursor.grow()
@@ -63,35 +64,33 @@ def torch_poisson_draws(stream, rates: np.ndarray) -> np.ndarray:
                     count += 1
                 out.append(float(count))
             else:
-                cursor.taken = index
-                out.append(_poisson_large(rate, cursor))
-                index = cursor.taken
+                known = setups.get(rate)
+                if known is None:
+                    b = 0.931 + 2.53 * sqrt(rate)
+                    known = setups[rate] = (log(rate), b, -0.059 + 0.02483 * b,
+                                            log(1.1239 + 1.1328 / (b - 3.4)), 0.9277 - 3.6224 / (b - 2))
+                log_rate, b, a, log_inverse_alpha, v_r = known
+                while True:
+                    if index + 2 > len(uniforms):
+                        uniforms = cursor.grow()
+                    u = uniforms[index] - 0.5
+                    v = uniforms[index + 1]
+                    index += 2
+                    us = 0.5 - abs(u)
+                    if us == 0:  # an infinite k: torch's loop goes round again
+                        continue
+                    k = floor((2 * a / us + b) * u + rate + 0.43)
+                    if us >= 0.07 and v <= v_r:
+                        break
+                    if k < 0 or (us < 0.013 and v > us):
+                        continue
+                    if (log(v) + log_inverse_alpha - log(a / (us * us) + b)
+                            <= -rate + k * log_rate - _lgamma(k + 1.0)):
+                        break
+                out.append(float(k))
     finally:
         cursor.close(index)
     return np.array(out, dtype=np.float64)
-
-
-def _poisson_large(rate: float, cursor) -> float:
-    """Hörmann's transformed rejection (PTRS) for λ ≥ 10."""
-    log, floor = math.log, math.floor
-    root, log_rate = math.sqrt(rate), log(rate)
-    b = 0.931 + 2.53 * root
-    a = -0.059 + 0.02483 * b
-    log_inverse_alpha = log(1.1239 + 1.1328 / (b - 3.4))
-    v_r = 0.9277 - 3.6224 / (b - 2)
-    while True:
-        u = cursor.uniform() - 0.5
-        v = cursor.uniform()
-        us = 0.5 - abs(u)
-        if us == 0:  # an infinite k: torch's loop goes round again
-            continue
-        k = floor((2 * a / us + b) * u + rate + 0.43)
-        if us >= 0.07 and v <= v_r:
-            return float(k)
-        if k < 0 or (us < 0.013 and v > us):
-            continue
-        if (log(v) + log_inverse_alpha - log(a / (us * us) + b)) <= -rate + k * log_rate - _lgamma(k + 1.0):
-            return float(k)
 
 
 def torch_binomial_draws(stream, counts: np.ndarray, probs: np.ndarray, scalar_type) -> np.ndarray:
