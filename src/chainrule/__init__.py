@@ -186,6 +186,9 @@ linalg = _importlib.import_module(".linalg", __name__)
 from .ops.decompositions import _removed_lstsq as lstsq, _removed_solve as solve  # noqa: E402
 from .ops.linalg import _removed_eig as eig, _removed_matrix_rank as matrix_rank  # noqa: E402
 from .ops.linalg import _removed_symeig as symeig  # noqa: E402
+# torch's private samplers, which distribution libraries (Pyro, NumPyro's torch backend) call
+from .ops.gamma_sampling import sample_dirichlet as _sample_dirichlet  # noqa: E402
+from .ops.gamma_sampling import standard_gamma as _standard_gamma  # noqa: E402
 
 def is_anomaly_enabled() -> bool:
     return autograd.anomaly.is_anomaly_enabled()

@@ -33,6 +33,7 @@ from .ops import complex as _complex
 from .ops import creation
 from .ops import elementwise as ew
 from .ops import index as _index
+from .ops import random as _random
 from .ops import shape as _shape
 from .ops._arg_parser import check_number
 from .ops.linalg import matmul as _matmul
@@ -811,16 +812,6 @@ def _map(self: Tensor, tensor: Tensor, callable) -> Tensor:
     return self
 
 
-def _random_fill(draw):
-    def method(self: Tensor, *args, generator=None) -> Tensor:
-        from .ops import random
-
-        rng = random._rng(generator, array_module(self._data))
-        return random._fill_inplace(self, draw(rng, self._data.shape, *args))
-
-    return method
-
-
 def _record_stream(self, stream) -> None:
     """Tensor.record_stream: in torch, marks memory as used by ``stream`` so its allocator does not hand it
     out before that stream's work ends. CuPy's memory pool has no such record (it reuses a block on the
@@ -885,9 +876,9 @@ def bind_tensor_misc() -> None:
     Tensor.storage_type = _storage.storage_type
     Tensor.apply_ = _apply
     Tensor.map_ = _map
-    Tensor.log_normal_ = _random_fill(lambda rng, shape, mean=1.0, std=2.0: rng.lognormal(mean, std, shape))
-    Tensor.cauchy_ = _random_fill(lambda rng, shape, median=0.0, sigma=1.0: median + sigma * rng.standard_cauchy(shape))
-    Tensor.geometric_ = _random_fill(lambda rng, shape, p: rng.geometric(p, shape))
+    Tensor.log_normal_ = _random.log_normal_
+    Tensor.cauchy_ = _random.cauchy_
+    Tensor.geometric_ = _random.geometric_
     Tensor.untyped_storage = _storage.untyped_storage
     Tensor.storage = _storage.typed_storage
     Tensor._typed_storage = _storage.typed_storage_quietly

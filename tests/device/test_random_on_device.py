@@ -83,3 +83,25 @@ def test_normal_with_a_size_draws_on_the_device(cuda):
     out = _draw_without_transfers(cuda, lambda: chainrule.normal(2.0, 0.5, (20000,), device="cuda"))
     assert out.dtype == np.float32 and abs(out.mean() - 2.0) < 0.02 and abs(out.std() - 0.5) < 0.02
     assert chainrule.normal(0.0, 1.0, (3,), dtype=chainrule.float64).dtype == chainrule.float64
+
+
+def test_one_double_samplers_and_distributions_draw_on_the_device(cuda):
+    # CuPy's Generator has no standard_cauchy or lognormal: cauchy_ and log_normal_ transform
+    # device uniforms and normals; the distributions built on them stay on the device
+    # (the distributions are made first: validating their parameters reads them on the host)
+    cauchy = chainrule.distributions.Cauchy(chainrule.zeros(2, device="cuda"), chainrule.ones(2, device="cuda"))
+    binomial = chainrule.distributions.Binomial(chainrule.full((3,), 10.0, device="cuda"),
+                                                chainrule.full((3,), 0.5, device="cuda"))
+    values = {
+        "cauchy_": lambda: chainrule.empty(20000, device="cuda").cauchy_(1.0, 2.0),
+        "log_normal_": lambda: chainrule.empty(20000, device="cuda").log_normal_(0.0, 0.5),
+        "Cauchy": lambda: cauchy.rsample((5,)),
+        "Binomial": lambda: binomial.sample((4,)),
+        "_sample_dirichlet": lambda: chainrule._sample_dirichlet(chainrule.ones(4, 3, device="cuda")),
+    }
+    draws = {name: _draw_without_transfers(cuda, fn) for name, fn in values.items()}
+    assert abs(np.median(draws["cauchy_"]) - 1.0) < 0.1  # the median, ~4 standard errors
+    assert abs(np.median(np.log(draws["log_normal_"]))) < 0.03
+    assert draws["Cauchy"].shape == (5, 2) and draws["Binomial"].shape == (4, 3)
+    assert ((draws["Binomial"] >= 0) & (draws["Binomial"] <= 10)).all()
+    np.testing.assert_allclose(draws["_sample_dirichlet"].sum(-1), 1.0, rtol=1e-6)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype
-from .._backend import array_module
 from ..autograd.grad_mode import enable_grad
-from ..ops.random import _rng
+from ..ops.random import multinomial
 from ..ops.reduce import logsumexp, softmax
 from ..tensor import Tensor
 from .distribution import Constraint, Distribution, real, simplex
@@ -73,18 +72,14 @@ class Categorical(Distribution):
         return self.probs.argmax(-1)
 
     def sample(self, sample_shape=()) -> Tensor:
-        """Class indices (int64) of shape ``sample_shape + batch_shape``: one uniform u per draw from
-        chainrule's generator, and the first class whose cumulative probability exceeds u — all rows
-        and draws at once (a zero-probability class is never drawn)."""
+        """Class indices (int64) of shape ``sample_shape + batch_shape``, drawn as torch draws them:
+        ``multinomial`` with replacement of every draw from each row of probabilities, so the
+        same seed gives torch's classes."""
         sample_shape = tuple(sample_shape)
         count = int(np.prod(sample_shape, dtype=np.int64))
-        probs = self.probs.detach()._data
-        xp = array_module(probs)
-        cdf = xp.cumsum(probs.reshape(-1, self._num_events).astype(xp.float64), axis=1)
-        cdf /= cdf[:, -1:]  # ends at exactly 1, above every u in [0, 1)
-        u = _rng(None, xp).random((count, cdf.shape[0]))
-        drawn = _first_above(xp, cdf, u)
-        return Tensor._make(drawn.reshape(sample_shape + tuple(self.batch_shape)))
+        probs_2d = self.probs.detach().reshape(-1, self._num_events)
+        drawn = multinomial(probs_2d, count, True).t()
+        return drawn.reshape(sample_shape + tuple(self.batch_shape))
 
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)
@@ -106,30 +101,3 @@ class Categorical(Distribution):
         values = Tensor._make(np.arange(self._num_events, dtype=np.int64)).to(param.device)
         values = values.reshape((-1,) + (1,) * len(self._batch_shape))
         return values.expand((-1,) + tuple(self._batch_shape)) if expand else values
-
-
-# one sorted search per row costs a Python call per row; the batched binary search, a pass over every
-# (draw, row) pair per halving: per row wins for few rows, or for many draws per row (measured on NumPy)
-_FEW_ROWS = 64
-_DRAW_STEPS_PER_ROW_CALL = 512
-
-
-def _first_above(xp, cdf, u):
-    """For each draw ``u[d, r]``, the first index k with ``cdf[r, k] > u[d, r]``. Few rows, or many
-    draws each: one ``searchsorted`` per row; otherwise a binary search run on every (draw, row)
-    pair together, ceil(log2 K) steps of one gather each. Both give the same indices."""
-    rows, classes = cdf.shape
-    steps = (classes - 1).bit_length()
-    if rows <= _FEW_ROWS or u.shape[0] * steps >= _DRAW_STEPS_PER_ROW_CALL:
-        columns = [xp.searchsorted(cdf[r], u[:, r], side="right") for r in range(rows)]
-        return xp.stack(columns, axis=1).astype(xp.int64) if columns else xp.zeros(u.shape, dtype=xp.int64)
-    flat = cdf.reshape(-1)
-    # positions in the flattened CDF: row r's class k is r·K + k
-    low = xp.broadcast_to(xp.arange(rows, dtype=xp.int64) * classes, u.shape).copy()
-    high = low + (classes - 1)
-    for _ in range(steps):  # the answer stays in [low, high], halving each step
-        middle = (low + high) >> 1
-        beyond = xp.take(flat, middle) <= u
-        low = xp.where(beyond, middle + 1, low)
-        high = xp.where(beyond, high, middle)
-    return low % classes

@@ -8,11 +8,11 @@ import math
 
 import numpy as np
 
-from .._backend import array_module
 from ..autograd.grad_mode import no_grad
 from ..nn.functional import binary_cross_entropy_with_logits, one_hot
+from ..ops.compat import binomial, poisson
 from ..ops.elementwise import log, log1p, xlogy
-from ..ops.random import _rng, rand
+from ..ops.random import rand
 from ..tensor import Tensor
 from . import constraints
 from .bernoulli import ProbsOrLogits
@@ -96,11 +96,8 @@ class Poisson(ExponentialFamily):
         return self.rate
 
     def sample(self, sample_shape=()) -> Tensor:
-        rate = self.rate._data
-        xp = array_module(rate)
-        shape = self._extended_shape(sample_shape)
-        drawn = _rng(None, xp).poisson(xp.broadcast_to(rate, shape))
-        return Tensor._make(drawn.astype(rate.dtype))
+        # torch.poisson of the expanded rates, as torch draws it
+        return poisson(self.rate.detach().expand(self._extended_shape(sample_shape)))
 
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)
@@ -153,12 +150,11 @@ class Binomial(ProbsOrLogits, Distribution):
         return self.total_count * self.probs * (1 - self.probs)
 
     def sample(self, sample_shape=()) -> Tensor:
-        probs = self.probs.detach()._data
-        xp = array_module(probs)
+        # torch.binomial of the expanded count and probabilities, as torch draws it
         shape = self._extended_shape(sample_shape)
-        n = xp.broadcast_to(self.total_count._data, shape).astype(np.int64)
-        drawn = _rng(None, xp).binomial(n, xp.broadcast_to(probs, shape))
-        return Tensor._make(drawn.astype(probs.dtype))
+        probs = self.probs.detach()
+        count = self.total_count.detach().to(device=probs.device, dtype=probs.dtype)
+        return binomial(count.expand(shape), probs.expand(shape))
 
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)

@@ -8,19 +8,12 @@ import math
 import numpy as np
 
 from ..ops.elementwise import atan, log, log1p, tan
-from ..ops.random import rand
 from ..tensor import Tensor
 from . import constraints
 from .distribution import Distribution, broadcast_all
 from .exp_family import ExponentialFamily
 
 __all__ = ["Cauchy", "Exponential", "Laplace"]
-
-
-def _uniform(shape, like: Tensor, low: float = 0.0, high: float = 1.0) -> Tensor:
-    """Uniform draws on [low, high) of ``like``'s dtype and device."""
-    u = rand(shape, dtype=like.dtype, device=like.device)
-    return u if (low, high) == (0.0, 1.0) else low + (high - low) * u
 
 
 def _full(like: Tensor, value: float) -> Tensor:
@@ -55,9 +48,9 @@ class Exponential(ExponentialFamily):
         return self.rate.pow(-2)
 
     def rsample(self, sample_shape=()) -> Tensor:
-        # inverse CDF: x = -log(1 - u) / rate
-        u = _uniform(self._extended_shape(sample_shape), self.rate)
-        return -log1p(-u) / self.rate
+        # as torch: Exp(1) draws of the rate's dtype (exponential_), divided by the rate
+        draws = self.rate.new_empty(self._extended_shape(sample_shape)).exponential_()
+        return draws / self.rate
 
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)
@@ -114,7 +107,7 @@ class Laplace(Distribution):
     def rsample(self, sample_shape=()) -> Tensor:
         # u uniform on (-1, 1): x = loc - scale · sign(u) · log(1 - |u|), as torch draws it
         eps = float(np.finfo(self.loc._data.dtype).eps)
-        u = _uniform(self._extended_shape(sample_shape), self.loc, eps - 1, 1.0)
+        u = self.loc.new_empty(self._extended_shape(sample_shape)).uniform_(eps - 1, 1.0)
         return self.loc - self.scale * u.sign() * log1p(-u.abs())
 
     def log_prob(self, value: Tensor) -> Tensor:
@@ -157,8 +150,9 @@ class Cauchy(Distribution):
         return _full(self.loc, math.inf)
 
     def rsample(self, sample_shape=()) -> Tensor:
-        u = _uniform(self._extended_shape(sample_shape), self.loc)
-        return self.loc + self.scale * tan(math.pi * (u - 0.5))
+        # as torch: standard Cauchy draws of loc's dtype (cauchy_), scaled and shifted
+        draws = self.loc.new_empty(self._extended_shape(sample_shape)).cauchy_()
+        return self.loc + draws * self.scale
 
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)

@@ -9,6 +9,7 @@ import numbers
 
 import numpy as np
 
+from .. import _dtype
 from ..ops.elementwise import log, log1p, xlogy
 from ..ops.gamma_sampling import standard_gamma
 from ..ops.random import randn
@@ -139,10 +140,15 @@ class Dirichlet(ExponentialFamily):
         return self.concentration * (total - self.concentration) / (total.pow(2) * (total + 1))
 
     def rsample(self, sample_shape=()) -> Tensor:
-        # normalised Gamma(αᵢ, 1) draws; the gradient reaches α through each draw and the sum
+        # normalised Gamma(αᵢ, 1) draws; the gradient reaches α through each draw and the sum.
+        # As torch's _sample_dirichlet: the draws and their ratios in double, then cast and kept
+        # within [smallest normal, largest value below 1]
         shape = self._extended_shape(sample_shape)
-        gammas = standard_gamma(self.concentration.expand(shape))
-        return (gammas / gammas.sum(-1, keepdim=True)).clamp(min=_tiny(gammas))
+        concentration = self.concentration.expand(shape)
+        gammas = standard_gamma(concentration.to(_dtype.float64))
+        ratios = (gammas / gammas.sum(-1, keepdim=True)).to(concentration.dtype)
+        below_one = float(np.nextafter(np.array(1, ratios._data.dtype), 0))
+        return ratios.clamp(min=_tiny(ratios), max=below_one)
 
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)

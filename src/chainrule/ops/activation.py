@@ -338,14 +338,34 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
     if not training:
         out = leaky_relu(input, (lower + upper) / 2, inplace)
         return out if inplace else name_node(out, "RreluWithNoiseBackward0", label="rrelu")
-    from .random import _rng
-
     x = _float_input(input)
-    slopes = _rng(None, xp).uniform(lower, upper, x._data.shape).astype(x._data.dtype)  # on x's device
-    slopes = xp.where(x._data >= 0, x._data.dtype.type(1), slopes)
+    if xp is np and x._data.dtype == np.float16:  # torch's CPU kernel has no half version
+        raise NotImplementedError("\"rrelu_with_noise_out_cpu\" not implemented for 'Half'")
+    slopes = _rrelu_slopes(x._data, lower, upper, xp)
+    if slopes.dtype != x._data.dtype:  # half precision: the product in float32, rounded once
+        return _run_inplace(input, lambda t: (t.float() * Tensor._make(slopes)).to(t.dtype)) if inplace else (
+            (x.float() * Tensor._make(slopes)).to(x.dtype))
     if inplace:
         return _run_inplace(input, lambda t: t * Tensor._make(slopes))
     return x * Tensor._make(slopes)
+
+
+def _rrelu_slopes(data, lower: float, upper: float, xp):
+    """Training rrelu's slope per element: 1 where x > 0 (or NaN), a draw from U(lower, upper) where
+    x ≤ 0. On the CPU torch's draws: one double uniform per non-positive element, in order, with
+    the bounds first rounded to the op's float type (float32 below float64), its value cast to it."""
+    from .random import _rng
+
+    op_type = np.float64 if data.dtype == np.float64 else np.float32
+    with np.errstate(invalid="ignore"):
+        non_positive = data <= 0  # NaN keeps slope 1 and draws nothing, as torch's loop
+    if xp is not np:  # on the device: a draw for every element
+        draws = _rng(None, xp).uniform(lower, upper, data.shape).astype(op_type)
+        return xp.where(non_positive, draws, op_type(1))
+    slopes = np.ones(data.shape, dtype=op_type)
+    low, high = float(op_type(lower)), float(op_type(upper))
+    slopes[non_positive] = _rng(None).unfused_uniform(low, high, int(np.count_nonzero(non_positive)))
+    return slopes
 
 
 # ---------------------------------------------------------------- exponential family

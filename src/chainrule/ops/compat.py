@@ -19,7 +19,9 @@ from .._backend import array_module, module_for_device
 from ..autograd.function import name_node
 from ..tensor import Tensor, _wrap_dim
 from . import creation, elementwise
+from .count_sampling import torch_binomial_draws, torch_poisson_draws
 from .index import nonzero, scatter_reduce
+from .mt19937_stream import from_double
 from .random import _rng
 from .reduce import sort
 from .scatter_views import as_strided
@@ -351,8 +353,10 @@ def poisson(input: Tensor, generator=None) -> Tensor:
     if data.dtype.kind != "f":
         raise NotImplementedError(f'"poisson_cpu" not implemented for \'{_dtype.scalar_name(data.dtype)}\'')
     xp = array_module(data)
-    if bool((data < 0).any()):
+    if not bool((data >= 0).all()):  # NaN too, as torch's check
         raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
+    if xp is np:  # torch's sampler on the CPU stream
+        return Tensor._make(from_double(torch_poisson_draws(_rng(generator), data).reshape(data.shape), data.dtype))
     return Tensor._make(_rng(generator, xp).poisson(data.astype(np.float64)).astype(data.dtype))
 
 
@@ -366,6 +370,11 @@ def binomial(count: Tensor, prob: Tensor, generator=None) -> Tensor:
         raise RuntimeError(f"Found dtype {_dtype.scalar_name(prob._data.dtype)} but expected "
                            f"{_dtype.scalar_name(count._data.dtype)}")
     xp = array_module(count._data)
+    if xp is np:  # torch's sampler on the CPU stream, count and prob broadcast
+        counts, probs = np.broadcast_arrays(count._data, prob._data)
+        scalar = np.float64 if counts.dtype == np.float64 else np.float32
+        draws = torch_binomial_draws(_rng(generator), counts, probs, scalar).reshape(counts.shape)
+        return Tensor._make(from_double(draws, counts.dtype))
     trials = xp.maximum(count._data, 0).astype(np.int64)
     draws = _rng(generator, xp).binomial(trials, xp.clip(prob._data.astype(np.float64), 0.0, 1.0))
     return Tensor._make(draws.astype(count._data.dtype))

@@ -5,7 +5,12 @@ bits of the 64-bit seed (so seeds 5 and 2**32 + 5 give one stream). NumPy's ``MT
 generator is the same engine, so its state is set to torch's seeded key and its raw 32-bit words
 are torch's ``random()``; ``random64()`` is two words, the first the high half. On those words
 the draws below repeat torch's CPU kernels (ATen's uniform_real, normal_fill, uniform_int_from_to,
-randperm), vectorised, so after ``manual_seed`` the values are torch's.
+randperm, and the one-double-per-value exponential, cauchy, log-normal and geometric kernels),
+vectorised, so after ``manual_seed`` the values are torch's. torch's scalar kernels call the C
+library's log, exp, ...; NumPy's own float64 kernels differ from it in the last bit for some
+values, so those calls go through ``libm`` (NumPy's kernel where it was found to agree). The
+rejection samplers (gamma_sampling, count_sampling) read double uniforms one at a time from a
+``DoubleCursor`` (gamma runs the scalar normal sampler on them, with the stream's cached value).
 
 Speed notes. float32 normal_fill repeats avx_mathfun's log and sincos rounding for rounding; each
 fused multiply-add is four native NumPy passes (widen, multiply, add in float64, round to float32),
@@ -17,8 +22,8 @@ pointer jumping (``_fisher_yates_order``) rather than a Python loop.
 
 ``MT19937Stream`` answers the calls chainrule's random ops make of a NumPy ``Generator``
 (``random``, ``uniform``, ``standard_normal``, ``integers``, ``permutation``); any other
-distribution (gamma, poisson, ...) comes from a NumPy Generator seeded with words of this stream,
-so it is reproducible after ``manual_seed`` though not torch's values.
+distribution NumPy's Generator has (choice, hypergeometric, ...) comes from a NumPy Generator
+seeded with words of this stream, so it is reproducible after ``manual_seed`` though not torch's.
 """
 
 from __future__ import annotations
@@ -67,6 +72,12 @@ class MT19937Stream:
         self._engine.state = {"bit_generator": "MT19937", "state": {"key": self._seed_key, "pos": MERSENNE_STATE_N}}
         self.cached_double_normal = None
         self.cached_float_normal = None
+
+    def double_cursor(self, expected: int) -> DoubleCursor:
+        """A cursor handing out this stream's double uniforms one at a time, for torch's rejection
+        samplers (whose number of draws is known only as they run); ``close()`` leaves the stream
+        just past the ones taken."""
+        return DoubleCursor(self, expected)
 
     # ---- raw words
     def words(self, count: int) -> np.ndarray:
@@ -145,8 +156,24 @@ class MT19937Stream:
         values *= acc(scale)
         if low != 0 or high != 1:
             values = fused_multiply_add(values, high - low, low)
-        values = values.astype(dtype, copy=False).reshape(_shape(size))
+        values = values.astype(dtype, copy=False)
+        if dtype.itemsize < 4:
+            # a draw that rounds up to ``high`` in half or bfloat16 is ``low`` instead, as torch's
+            # kernel keeps [low, high) half-open
+            values[values == dtype.type(high)] = dtype.type(low)
+        values = values.reshape(_shape(size))
         return values[()] if size is None else values
+
+    def unfused_uniform(self, low, high, size) -> np.ndarray:
+        """Doubles ``u * (high - low) + low`` of random64 uniforms, rounded twice: torch's
+        uniform_real_distribution<double> in its kernels built without FMA (rrelu's)."""
+        bits = self.words64(math.prod(_shape(size)))
+        bits &= np.uint64((1 << 53) - 1)
+        values = bits.astype(np.float64)
+        values *= 2.0 ** -53
+        values *= high - low
+        values += low
+        return values.reshape(_shape(size))
 
     def standard_normal(self, size=None, dtype=np.float64, out=None):
         return _delivered(self.normal(0.0, 1.0, size, dtype), out)
@@ -162,9 +189,10 @@ class MT19937Stream:
             return values * scale + loc
         dtype = np.dtype(dtype)
         if count >= _VECTORISED_NORMAL_MIN and contiguous:
-            values = self._normal_blocks(count, dtype, loc, scale)
+            values = (self._normal_blocks(count, dtype, loc, scale) if dtype.itemsize >= 4
+                      else self._normal_blocks_rounded_up(count, loc, scale).astype(dtype))
         else:
-            values = fused_multiply_add(self._normal_scalars(count), scale, loc).astype(dtype)
+            values = from_double(fused_multiply_add(self._normal_scalars(count), scale, loc), dtype)
         values = values.reshape(shape)
         return values[()] if size is None else values
 
@@ -187,10 +215,24 @@ class MT19937Stream:
             _box_muller_16(last, values[count - 16:].reshape(1, 16), acc, loc, scale)
         return values.astype(dtype, copy=False)
 
+    def _normal_blocks_rounded_up(self, count: int, loc, scale) -> np.ndarray:
+        """Half and bfloat16's normal_ from 16 values: float32 uniforms for a whole number of
+        blocks of 16, each block transformed by the float32 kernel, the last block's values
+        written over the last 16 places (so a remainder costs 16 - count % 16 more uniforms, not
+        16 as for float32); returned as float32, for the caller to round."""
+        blocks = -(-count // 16)
+        uniforms = self.uniform(0.0, 1.0, 16 * blocks, np.float32).reshape(blocks, 16)
+        transformed = np.empty((blocks, 16), dtype=np.float32)
+        _box_muller_16(uniforms, transformed, np.float32, loc, scale)
+        values = transformed.reshape(-1)[:count].copy()
+        values[count - 16:] = transformed[-1]
+        return values
+
     def _normal_scalars(self, count: int) -> np.ndarray:
         """torch's scalar normal_distribution<double>: a cached value first, then pairs of random64
         uniforms (u1, u2) give r·cos θ and r·sin θ, r = sqrt(-2 log(1 - u2)), θ = 2π u1; an odd
-        count leaves the last sin cached."""
+        count leaves the last sin cached. The C library's log1p, cos and sin (Python's math), as
+        torch's scalar code calls them: NumPy's own float64 kernels differ in the last bit."""
         values = np.empty(count, dtype=np.float64)
         start = 0
         if count and self.cached_double_normal is not None:
@@ -198,13 +240,35 @@ class MT19937Stream:
         pairs = (count - start + 1) // 2
         if pairs:
             u = self.uniform(0.0, 1.0, 2 * pairs, np.float64).reshape(pairs, 2)
-            radius = np.sqrt(-2.0 * np.log1p(-u[:, 1]))
+            radius = np.sqrt(-2.0 * libm(math.log1p, -u[:, 1]))
             theta = 2.0 * np.pi * u[:, 0]
-            both = np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1).reshape(-1)
+            both = np.stack([radius * libm(math.cos, theta), radius * libm(math.sin, theta)], axis=1).reshape(-1)
             values[start:] = both[:count - start]
             if (count - start) % 2:
                 self.cached_double_normal = float(both[-1])
         return values
+
+    # ---- torch's one-double-per-value kernels (exponential_, cauchy_, log_normal_, geometric_):
+    # each value a double computed with the C library's functions, cast to the tensor's dtype by
+    # the caller (``from_double``)
+    def exponential_draws(self, lambd, size, exact: bool = True) -> np.ndarray:
+        """-1/λ · log1p(-u) of a double uniform u per value."""
+        return (-1.0 / lambd) * libm(math.log1p, -self.uniform(0.0, 1.0, size, np.float64), exact)
+
+    def cauchy_draws(self, median, sigma, size, exact: bool = True) -> np.ndarray:
+        """median + sigma · tan(π (u - 1/2)), the multiply-add fused as torch's kernel is compiled."""
+        return fused_multiply_add(libm(math.tan, np.pi * (self.uniform(0.0, 1.0, size, np.float64) - 0.5), exact),
+                                  sigma, median)
+
+    def log_normal_draws(self, mean, std, size, exact: bool = True) -> np.ndarray:
+        """exp of the scalar normal sampler's mean + std · z (its cache taken and left as torch's)."""
+        count = math.prod(_shape(size))
+        normals = fused_multiply_add(self._normal_scalars(count), std, mean)
+        return libm(math.exp, normals, exact).reshape(_shape(size))
+
+    def geometric_draws(self, p, size, exact: bool = True) -> np.ndarray:
+        """ceil(log(u) / log1p(-p)) of a double uniform u per value (trials up to the first success)."""
+        return np.ceil(libm(math.log, self.uniform(0.0, 1.0, size, np.float64), exact) / math.log1p(-p))
 
     def integers(self, low, high=None, size=None, dtype=np.int64, endpoint=False):
         """torch's random_(low, high): ``word % (high - low) + low``, a random64 word when the range
@@ -245,21 +309,51 @@ class MT19937Stream:
         return getattr(seeded, name)
 
 
+class DoubleCursor:
+    """Double uniforms (random64, 53 bits) drawn ahead into the list ``values`` (``grow()``
+    appends another block) for a sampler that reads them by its own index, or one at a time
+    (``uniform()``). ``close(taken)`` puts the engine back and redraws exactly the words of the
+    uniforms used."""
+
+    def __init__(self, stream: MT19937Stream, expected: int) -> None:
+        self.stream = stream
+        self._start = stream._engine.state
+        self._block = max(int(expected), 64)
+        self.values = stream.uniform(0.0, 1.0, self._block, np.float64).tolist()
+
+        self.taken = 0  # read by ``uniform()``
+
+    def grow(self) -> list:
+        self.values.extend(self.stream.uniform(0.0, 1.0, self._block, np.float64).tolist())
+        return self.values
+
+    def uniform(self) -> float:
+        """The next uniform, for samplers that take them one call at a time."""
+        if self.taken == len(self.values):
+            self.grow()
+        self.taken += 1
+        return self.values[self.taken - 1]
+
+    def close(self, taken: int | None = None) -> None:
+        self.stream._engine.state = self._start
+        self.stream.words(2 * (self.taken if taken is None else taken))
+
+
 def _box_muller_16(blocks: np.ndarray, out: np.ndarray, acc, loc, scale, scratch=None) -> None:
     """normal_fill_16 on rows of 16 uniforms, into ``out``: value j and j + 8 from u1 = 1 - u[j],
     u2 = u[j + 8]. float32 takes torch's vectorised kernel's log and sincos (the cephes
     polynomials of avx_mathfun.h), whose results the libm's correctly rounded ones differ from in
-    the last bit."""
+    the last bit; float64 torch's scalar loop, on the C library's functions."""
     if acc is np.float32:
         _box_muller_16_float32(blocks, out, scratch or _Float32Scratch(8 * len(blocks)), loc, scale)
         return
-    radius = np.subtract(1.0, blocks[:, :8])
-    np.log(radius, out=radius)
+    # float64 calls the C library's log, cos and sin (NumPy's own kernels differ in the last bit)
+    radius = libm(math.log, np.subtract(1.0, blocks[:, :8]))
     radius *= -2.0
     np.sqrt(radius, out=radius)
     theta = np.multiply(2.0 * np.pi, blocks[:, 8:])
-    cos = np.cos(theta)
-    sin = np.sin(theta, out=theta)
+    cos = libm(math.cos, theta)
+    sin = libm(math.sin, theta)
     for half, trig in ((out[:, :8], cos), (out[:, 8:], sin)):
         trig *= radius
         half[...] = trig if scale == 1 and loc == 0 else fused_multiply_add(trig, scale, loc)
@@ -416,6 +510,66 @@ def _sincos_float32_into(x: np.ndarray, sin: np.ndarray, cos: np.ndarray, scratc
     octant &= 4
     octant <<= _SIGN_BIT_SHIFT
     cos.view(np.int32)[...] ^= octant
+
+
+def libm(function, values, exact: bool = True) -> np.ndarray:
+    """``function`` (one of Python's math functions, the C library's) on each float64 value:
+    torch's scalar kernels call the C library, whose last bit NumPy's own kernels do not always
+    give. NumPy's kernel is used where it gives the C library's values (checked once on a
+    sample), or where ``exact`` is False: for values then rounded to float32 or below, whose
+    rounding a last-bit difference in the double changes once in about 2**29 values."""
+    values = np.asarray(values, dtype=np.float64)
+    if not exact or _numpy_gives_libm(function):
+        with np.errstate(all="ignore"):
+            return _NUMPY_TWINS[function](values)
+    listed = values.reshape(-1).tolist()
+    try:
+        flat = np.fromiter(map(function, listed), np.float64, values.size)
+    except (ValueError, OverflowError):  # log(0), exp(1000): math raises where C returns -inf, inf
+        flat = np.fromiter(map(_edge_safe(function), listed), np.float64, values.size)
+    return flat.reshape(values.shape)
+
+
+_NUMPY_TWINS = {math.log: np.log, math.log1p: np.log1p, math.exp: np.exp, math.cos: np.cos, math.sin: np.sin,
+                math.tan: np.tan}
+# where each function is compared: the arguments the samplers give it
+_SAMPLE_ARGUMENTS = {math.log: lambda u: u, math.log1p: lambda u: -u, math.exp: lambda u: (u - 0.5) * 60,
+                     math.cos: lambda u: u * 2 * math.pi, math.sin: lambda u: u * 2 * math.pi,
+                     math.tan: lambda u: (u - 0.5) * math.pi}
+_AGREES: dict = {}
+
+
+def _numpy_gives_libm(function) -> bool:
+    """Whether NumPy's kernel gives the C library's value on 4096 sample arguments (NumPy's own
+    log, log1p, exp and tan differ in a few values in a hundred where they differ at all)."""
+    agrees = _AGREES.get(function)
+    if agrees is None:
+        arguments = _SAMPLE_ARGUMENTS[function](np.random.default_rng(2013).random(4096))
+        expected = np.fromiter(map(function, arguments.tolist()), np.float64, arguments.size)
+        agrees = _AGREES[function] = bool(np.array_equal(_NUMPY_TWINS[function](arguments), expected))
+    return agrees
+def _edge_safe(function):
+    """``function`` returning NumPy's answer (-inf, inf, nan) where math raises."""
+    twin = _NUMPY_TWINS[function]
+
+    def guarded(x: float) -> float:
+        try:
+            return function(x)
+        except (ValueError, OverflowError):
+            with np.errstate(all="ignore"):
+                return float(twin(x))
+
+    return guarded
+
+
+def from_double(values, dtype) -> np.ndarray:
+    """Doubles cast to ``dtype`` as torch's static_cast: half and bfloat16 through float32 (their
+    constructors take a float), so rounded twice."""
+    dtype = np.dtype(dtype)
+    values = np.asarray(values)
+    if dtype.kind in "fV" and dtype.itemsize < 4:
+        values = values.astype(np.float32)
+    return values.astype(dtype, copy=False)
 
 
 def fused_multiply_add(a, b, c):

@@ -8,10 +8,10 @@ seeding, and a device stream is started from ``(seed, offset)`` whenever the sta
 read, so a state read before some draws replays them after ``set_state``.
 
 The CPU stream is torch's (``mt19937_stream``): after the same ``manual_seed`` the CPU draws of
-rand/uniform_, randn/normal_ (float32; float64 of 16 values or more within 2 ulps, NumPy's log not
-being glibc's), randint/random_ and randperm are torch's, and ``get_rng_state`` is torch's 5056-byte
-state, loadable by either; so are bernoulli, exponential_ and multinomial. Other CPU distributions
-(gamma, poisson, ...) draw from the same stream but are not torch's values; CUDA streams differ
+rand/uniform_, randn/normal_ (every floating dtype), randint/random_ and randperm are torch's, and
+``get_rng_state`` is torch's 5056-byte state, loadable by either; so are bernoulli,
+exponential_, cauchy_, log_normal_, geometric_, multinomial, and (in gamma_sampling and
+count_sampling) _standard_gamma, _sample_dirichlet, poisson and binomial. CUDA streams differ
 from torch's.
 """
 
@@ -30,7 +30,7 @@ from ..autograd.function import Function
 from ..tensor import Tensor
 from .creation import _dt, _finish, _shape_args, _sizes, _strided_only, _xp, factory_args, refuse_dtype
 from .elementwise import zeros_like_tensor
-from .mt19937_stream import STATE_BYTES, MT19937Stream
+from .mt19937_stream import STATE_BYTES, MT19937Stream, from_double
 
 __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
            "default_generator", "rand", "randn", "randint", "randperm", "rand_like", "randn_like",
@@ -456,7 +456,9 @@ def multinomial_on_cpu(data: np.ndarray, num_samples: int, replacement: bool, st
     check_multinomial_weights(data, num_samples, replacement)
     rows = np.atleast_2d(data)
     if not replacement or num_samples == 1:
-        races = _in_memory_order(data, lambda shape: _exponential_draws(stream, shape, 1.0).astype(data.dtype))
+        exact = data.dtype.itemsize == 8
+        races = _in_memory_order(data, lambda shape: from_double(stream.exponential_draws(1.0, shape, exact),
+                                                                   data.dtype))
         with np.errstate(divide="ignore", invalid="ignore"):
             keys = np.atleast_2d(data / races)
         if num_samples == 1:
@@ -615,23 +617,79 @@ def _full_range_values(dt, shape, stream) -> np.ndarray:
     return (draws % np.uint64(span)).astype(dt).reshape(shape)
 
 
-def _exponential_draws(stream, shape, lambd) -> np.ndarray:
-    """torch's CPU exponential draw: -1/λ · log(1 - u) of a double uniform u, in float64."""
-    return (-1.0 / lambd) * np.log1p(-stream.random(shape))
-
-
 def _dtype_digits(dt) -> int:
     """Significand bits (std::numeric_limits<T>::digits) of a floating dtype."""
     return {2: 11, 4: 24, 8: 53}[dt.itemsize] if dt.kind == "f" else 8  # bfloat16 has 8
 
 
-def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
+def _continuous_only(self: Tensor, distribution: str, name: str) -> None:
+    """torch's refusal to fill an integer or bool tensor with a continuous distribution."""
+    if self._data.dtype.kind not in "fcV":
+        raise RuntimeError(f"{distribution} distribution is a continuous probability distribution. dtype must be a "
+                           f"floating point but you specified {name}")
+
+
+def _fill_from_doubles(self: Tensor, generator, draw_doubles, draw_on_device) -> Tensor:
+    """Fill ``self`` in place: on the CPU with ``draw_doubles(stream, shape, exact)`` (torch's one
+    double per value, in memory order, cast as torch casts), on a device with
+    ``draw_on_device(rng, shape)``."""
     xp = array_module(self)
     if xp is np:
-        stream = _rng(generator)
-        return _fill_inplace(self, _in_memory_order(self._data, lambda shape: _exponential_draws(stream, shape, lambd)))
-    return _fill_inplace(self, _rng(generator, xp).exponential(1.0 / lambd, self._data.shape))
+        stream, dtype = _rng(generator), self._data.dtype
+        exact = dtype.itemsize == 8  # doubles only rounded to float32 or below need not be the C library's
+        return _fill_inplace(self, _in_memory_order(
+            self._data, lambda shape: from_double(draw_doubles(stream, shape, exact), dtype)))
+    return _fill_inplace(self, draw_on_device(_rng(generator, xp), self._data.shape))
 
+
+def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
+    _continuous_only(self, "Exponential", _dtype.scalar_name(self._data.dtype))
+    if not lambd > 0:
+        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd:g}")
+    return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.exponential_draws(lambd, shape, exact),
+                              lambda rng, shape: rng.exponential(1.0 / lambd, shape))
+
+
+def cauchy_(self: Tensor, median: builtins.float = 0.0, sigma: builtins.float = 1.0, *, generator=None) -> Tensor:
+    _continuous_only(self, "Cauchy", _CAUCHY_TYPE_NAMES.get(self._data.dtype.name, self._data.dtype.name))
+    if not sigma > 0:
+        raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma:g}")
+    return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.cauchy_draws(median, sigma, shape, exact),
+                              lambda rng, shape: median + sigma * _device_tan_of_centred_uniform(rng, shape))
+
+
+def _device_tan_of_centred_uniform(rng, shape):
+    """tan(π (u - 1/2)) on the device (CuPy's Generator has no standard_cauchy)."""
+    u = rng.random(shape)
+    return array_module(u).tan(np.pi * (u - 0.5))
+
+
+def _device_log_normal(normals, mean, std):
+    """exp(mean + std · z) of device normals (CuPy's Generator has no lognormal)."""
+    return array_module(normals).exp(normals * std + mean)
+
+
+# torch's Cauchy check names the C++ type (its Exponential check the scalar type)
+_CAUCHY_TYPE_NAMES = {"int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+                      "uint8": "unsigned char", "bool": "bool"}
+
+
+def log_normal_(self: Tensor, mean: builtins.float = 1.0, std: builtins.float = 2.0, *, generator=None) -> Tensor:
+    if self._data.dtype.kind not in "fV":
+        raise NotImplementedError(f'"log_normal_cpu" not implemented for \'{_dtype.scalar_name(self._data.dtype)}\'')
+    if not std > 0:
+        raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std:g}")
+    return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.log_normal_draws(mean, std, shape, exact),
+                              lambda rng, shape: _device_log_normal(rng.standard_normal(shape), mean, std))
+
+
+def geometric_(self: Tensor, p: builtins.float, *, generator=None) -> Tensor:
+    if self._data.dtype == np.bool_:
+        raise NotImplementedError("\"geometric_cpu\" not implemented for 'Bool'")
+    if not 0 < p < 1:
+        raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p:g}")
+    return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.geometric_draws(p, shape, exact),
+                              lambda rng, shape: rng.geometric(p, shape))
 
 
 @contextlib.contextmanager
