@@ -11,6 +11,9 @@ except ImportError as error:
     raise ImportError('chainrule.utils.tensorboard needs the tensorboard package: '
                       'pip install "chainrule[tensorboard]"') from error
 
-from .writer import SummaryWriter  # noqa: E402
+from tensorboard.summary.writer.record_writer import RecordWriter  # noqa: E402
 
-__all__ = ["SummaryWriter"]
+from . import summary  # noqa: E402
+from .writer import FileWriter, SummaryWriter  # noqa: E402
+
+__all__ = ["FileWriter", "RecordWriter", "SummaryWriter", "summary"]

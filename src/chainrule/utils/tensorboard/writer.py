@@ -1,5 +1,5 @@
-"""SummaryWriter: scalars, grouped scalars, histograms, images, text, PR curves and the model graph
-as TensorBoard event records."""
+"""SummaryWriter: scalars, grouped scalars, histograms, images, figures, text, hyperparameters, PR curves
+and the model graph as TensorBoard event records."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from tensorboard.plugins.text.plugin_data_pb2 import TextPluginData
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from ._graph import graph
+from .summary import hparams
 
-__all__ = ["SummaryWriter"]
+__all__ = ["FileWriter", "SummaryWriter"]
 
 
 def _to_numpy(value) -> np.ndarray:
@@ -137,6 +138,52 @@ def _pr_curve_data(labels: np.ndarray, predictions: np.ndarray, num_thresholds: 
     return np.stack((true_pos, false_pos, true_neg, false_neg, precision, recall))
 
 
+def _figure_rgb(figure, close: bool) -> np.ndarray:
+    """A matplotlib figure rendered by the Agg backend as a (3, H, W) uint8 array."""
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    width, height = figure.canvas.get_width_height()
+    rgba = np.frombuffer(canvas.buffer_rgba(), dtype=np.uint8).reshape(height, width, 4)
+    if close:
+        plt.close(figure)
+    return np.moveaxis(rgba[:, :, :3], 2, 0)
+
+
+class FileWriter:
+    """torch.utils.tensorboard.writer.FileWriter(log_dir, max_queue=10, flush_secs=120, filename_suffix=''):
+    one event file in ``log_dir``, written by a background thread. ``SummaryWriter.file_writer`` is
+    one; libraries add their own records through it (stable-baselines3 adds ``summary.hparams``)."""
+
+    def __init__(self, log_dir, max_queue: int = 10, flush_secs: int = 120, filename_suffix: str = "") -> None:
+        self.event_writer = EventFileWriter(str(log_dir), max_queue, flush_secs, filename_suffix)
+
+    def get_logdir(self) -> str:
+        return self.event_writer.get_logdir()
+
+    def add_event(self, event: Event, step=None, walltime=None) -> None:
+        """``event`` stamped with ``walltime`` (now by default) and, when given, ``step``."""
+        event.wall_time = time.time() if walltime is None else float(walltime)
+        if step is not None:
+            event.step = int(step)  # a NumPy integer is not a protobuf int
+        self.event_writer.add_event(event)
+
+    def add_summary(self, summary: Summary, global_step=None, walltime=None) -> None:
+        self.add_event(Event(summary=summary), global_step, walltime)
+
+    def flush(self) -> None:
+        self.event_writer.flush()
+
+    def close(self) -> None:
+        self.event_writer.close()
+
+    def reopen(self) -> None:
+        # as torch's: TensorBoard's EventFileWriter has no reopen, so this raises AttributeError
+        self.event_writer.reopen()
+
+
 class SummaryWriter:
     """torch.utils.tensorboard.SummaryWriter(log_dir=None, comment='', purge_step=None,
     max_queue=10, flush_secs=120, filename_suffix='').
@@ -151,30 +198,32 @@ class SummaryWriter:
             stamp = datetime.now().strftime("%b%d_%H-%M-%S")
             log_dir = os.path.join("runs", f"{stamp}_{socket.gethostname()}{comment}")
         self.log_dir = str(log_dir)
-        self._max_queue = max_queue
-        self._flush_secs = flush_secs
-        self._filename_suffix = filename_suffix
-        self._writer = EventFileWriter(self.log_dir, max_queue, flush_secs, filename_suffix)
-        self._scalar_writers: dict = {}  # add_scalars' one writer per sub-run, as torch
-        if purge_step is not None:
-            # a restarted run drops the events at and after purge_step from TensorBoard's view
-            self._writer.add_event(Event(step=purge_step, file_version="brain.Event:2"))
-            self._writer.add_event(Event(step=purge_step, session_log={"status": 1}))
+        self.purge_step = purge_step
+        self.max_queue = max_queue
+        self.flush_secs = flush_secs
+        self.filename_suffix = filename_suffix
+        # torch's public attributes: the default run's writer, and every open writer by directory
+        # (add_scalars adds one per sub-run); close() clears both and the next record reopens
+        self.file_writer: FileWriter | None = None
+        self.all_writers: dict[str, FileWriter] | None = None
+        self._get_file_writer()
 
     def get_logdir(self) -> str:
         return self.log_dir
 
-    def _file_writer(self) -> EventFileWriter:
-        # after close() the next record opens a new event file in log_dir, as torch's writer does
-        if self._writer is None:
-            self._writer = EventFileWriter(self.log_dir, self._max_queue, self._flush_secs, self._filename_suffix)
-        return self._writer
+    def _get_file_writer(self) -> FileWriter:
+        if self.all_writers is None or self.file_writer is None:
+            self.file_writer = FileWriter(self.log_dir, self.max_queue, self.flush_secs, self.filename_suffix)
+            self.all_writers = {self.file_writer.get_logdir(): self.file_writer}
+            if self.purge_step is not None:
+                # a restarted run drops the events at and after purge_step from TensorBoard's view
+                self.file_writer.add_event(Event(step=self.purge_step, file_version="brain.Event:2"))
+                self.file_writer.add_event(Event(step=self.purge_step, session_log={"status": 1}))
+                self.purge_step = None
+        return self.file_writer
 
     def _add_summary(self, summary: Summary, global_step, walltime, writer=None) -> None:
-        event = Event(summary=summary, wall_time=time.time() if walltime is None else float(walltime))
-        if global_step is not None:
-            event.step = int(global_step)
-        (writer or self._file_writer()).add_event(event)
+        (writer or self._get_file_writer()).add_summary(summary, global_step, walltime)
 
     def add_scalar(self, tag: str, scalar_value, global_step=None, walltime=None, new_style: bool = False,
                    double_precision: bool = False) -> None:
@@ -195,10 +244,11 @@ class SummaryWriter:
         walltime = time.time() if walltime is None else walltime
         for tag, value in tag_scalar_dict.items():
             run_dir = os.path.join(self.log_dir, f"{main_tag.replace('/', '_')}_{tag}")
-            writer = self._scalar_writers.get(run_dir)
+            self._get_file_writer()
+            writer = self.all_writers.get(run_dir)
             if writer is None:
-                writer = self._scalar_writers[run_dir] = EventFileWriter(
-                    run_dir, self._max_queue, self._flush_secs, self._filename_suffix)
+                writer = self.all_writers[run_dir] = FileWriter(
+                    run_dir, self.max_queue, self.flush_secs, self.filename_suffix)
             summary = Summary(value=[Summary.Value(tag=main_tag, simple_value=_scalar(value))])
             self._add_summary(summary, global_step, walltime, writer)
 
@@ -219,6 +269,30 @@ class SummaryWriter:
         """A batch of images, (N, 3, H, W) by default, shown as one grid."""
         image = _image(_to_numpy(img_tensor), dataformats)
         self._add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), global_step, walltime)
+
+    def add_figure(self, tag: str, figure, global_step=None, close: bool = True, walltime=None) -> None:
+        """A matplotlib figure (or a list of them, shown as one grid) drawn as an RGB image;
+        ``close`` closes the figures once drawn, as torch's."""
+        figures = figure if isinstance(figure, list) else [figure]
+        images = np.stack([_figure_rgb(each, close) for each in figures])
+        if isinstance(figure, list):
+            self.add_image(tag, images, global_step, walltime, dataformats="NCHW")
+        else:
+            self.add_image(tag, images[0], global_step, walltime, dataformats="CHW")
+
+    def add_hparams(self, hparam_dict: dict, metric_dict: dict, hparam_domain_discrete=None, run_name=None,
+                    global_step=None) -> None:
+        """A hyperparameter set and its metrics for the HParams tab, written (as torch's) into the
+        sub-run ``log_dir/run_name`` (the current time when not given), each metric as a scalar."""
+        if type(hparam_dict) is not dict or type(metric_dict) is not dict:
+            raise TypeError("hparam_dict and metric_dict should be dictionary.")
+        records = hparams(hparam_dict, metric_dict, hparam_domain_discrete)
+        log_dir = os.path.join(self._get_file_writer().get_logdir(), run_name or str(time.time()))
+        with SummaryWriter(log_dir=log_dir) as run_writer:
+            for record in records:
+                run_writer.file_writer.add_summary(record, global_step)
+            for tag, value in metric_dict.items():
+                run_writer.add_scalar(tag, value, global_step)
 
     def add_text(self, tag: str, text_string: str, global_step=None, walltime=None) -> None:
         """Markdown text, shown by TensorBoard's text plugin under ``tag/text_summary``."""
@@ -248,25 +322,21 @@ class SummaryWriter:
         forward's arguments), in eval mode, for TensorBoard's Graphs tab: ops grouped by the
         module they ran in, with their output shapes. ``verbose`` prints the recorded graph."""
         graph_def, run_metadata = graph(model, input_to_model, verbose, use_strict_trace)
-        writer = self._file_writer()
+        writer = self._get_file_writer()
         # torch's writer follows the graph with (empty) step statistics tagged "step1"
-        writer.add_event(Event(graph_def=graph_def.SerializeToString(), wall_time=time.time()))
+        writer.add_event(Event(graph_def=graph_def.SerializeToString()))
         metadata = TaggedRunMetadata(tag="step1", run_metadata=run_metadata.SerializeToString())
-        writer.add_event(Event(tagged_run_metadata=metadata, wall_time=time.time()))
+        writer.add_event(Event(tagged_run_metadata=metadata))
 
     def flush(self) -> None:
-        if self._writer is not None:
-            self._writer.flush()
-        for writer in self._scalar_writers.values():
+        for writer in (self.all_writers or {}).values():
             writer.flush()
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        for writer in self._scalar_writers.values():
+        for writer in (self.all_writers or {}).values():
+            writer.flush()
             writer.close()
-        self._scalar_writers = {}
+        self.file_writer = self.all_writers = None
 
     def __enter__(self) -> SummaryWriter:
         return self
