@@ -135,3 +135,46 @@ def test_trace_graph_refuses_and_names_the_flop_counter():
         assert isinstance(getattr(chainrule._C, name), type)
         with pytest.raises(RuntimeError, match="TorchScript tracer"):
             getattr(chainrule._C, name)()
+
+
+@pytest.mark.parametrize("key, value_shape", [
+    (0, (1,)),  # thop: ``total_params[0] = DoubleTensor([n])``
+    (0, (1, 3)), (0, (1, 1, 3)), ((0, 1), (1,)), (slice(0, 2), (1, 3)), (slice(0, 2), (1, 2, 3)),
+    ([0, 1], (1, 1, 3)),
+])
+def test_setitem_drops_the_values_leading_size_one_dims(key, value_shape):
+    def write(lib):
+        target = lib.zeros(2, 3, dtype=lib.float64, requires_grad=True).clone()
+        value = lib.arange(1.0, 1.0 + int(np.prod(value_shape)), dtype=lib.float64).reshape(value_shape)
+        value.requires_grad_()
+        target[key] = value
+        (target * lib.arange(6.0, dtype=lib.float64).reshape(2, 3)).sum().backward()
+        return target.detach().numpy(), value.grad.numpy()
+
+    for ours, theirs in zip(write(chainrule), write(torch)):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_setitem_names_the_value_as_given_when_it_cannot_broadcast():
+    with pytest.raises(RuntimeError, match=r"value tensor of shape \[1, 2\] cannot be broadcast"):
+        chainrule.zeros(2, 3)[0] = chainrule.ones(1, 2)
+    with pytest.raises(RuntimeError):
+        torch.zeros(2, 3)[0] = torch.ones(1, 2)
+
+
+@LIBS
+def test_getsizeof_a_storage_grows_by_its_bytes(lib):
+    import sys
+
+    empty = sys.getsizeof(lib.zeros(0).untyped_storage())
+    for tensor in (lib.zeros(2, 7, dtype=lib.int64), lib.zeros(4, 10), lib.zeros(4, 10)[1:]):
+        assert sys.getsizeof(tensor.untyped_storage()) - empty == tensor.untyped_storage().nbytes()
+
+
+@LIBS
+def test_future_at_the_top_level_is_the_futures_class(lib):
+    assert issubclass(lib.futures.Future, lib.Future)
+    future = lib.futures.Future()
+    future.set_result(3)
+    assert isinstance(future, lib.Future) and future.wait() == 3
+    assert not isinstance(lib.ones(2), lib.Future)
