@@ -97,6 +97,12 @@ def test_a_layer_used_twice_sums_its_contributions():
         np.testing.assert_allclose(mine, reference, rtol=1e-12)
 
 
+def _expanded(lib, weight, batch_size, loss_reduction):
+    from importlib import import_module
+
+    return import_module(f"{lib.__name__}.nn.utils._expanded_weights").ExpandedWeight(weight, batch_size, loss_reduction)
+
+
 def _refusal(lib, action) -> str:
     from importlib import import_module
 
@@ -115,8 +121,11 @@ def _refusal(lib, action) -> str:
     lambda lib, call: call(lib.nn.BatchNorm1d(3))(lib.ones(4, 3)),
     lambda lib, call: call(lib.nn.Linear(3, 2), batch_size=5)(lib.ones(4, 3)),
     lambda lib, call: call(lib.nn.Linear(3, 2))(lib.ones(0, 3)),
+    lambda lib, call: lib.nn.functional.linear(
+        lib.ones(2, 3), _expanded(lib, lib.nn.Parameter(lib.ones(2, 3)), 2, "sum"),
+        _expanded(lib, lib.nn.Parameter(lib.ones(2)), 2, "mean")),
 ], ids=["reduction", "batch_size_zero", "batch_size_float", "not_a_module", "two_batch_sizes", "batch_norm",
-        "batch_size_mismatch", "empty_batch"])
+        "batch_size_mismatch", "empty_batch", "mixed_reductions"])
 def test_refusals_match_torch(action):
     assert _refusal(chainrule, action) == _refusal(torch, action)
 

@@ -7,16 +7,12 @@ one (linear, conv1d/2d/3d, embedding, group_norm, layer_norm, instance_norm, thr
 per-sample gradient (batch first) in ``weight.grad_sample`` instead of a summed ``weight.grad``.
 Any other function given an ExpandedWeight raises, as torch's does.
 
-torch writes a per-sample rule per layer; here one rule serves them all: the per-sample gradient
-of sample i is the gradient of ``<f(x[i:i+1], w), grad_output[i:i+1]>`` with respect to ``w``,
-taken for every i at once with ``func.vmap`` of ``func.grad`` (the layers are per-sample
-independent, so this is exact).
+The per-sample rule is ``ops.per_sample.PerSampleGradient`` (one for every layer function).
 """
 
 from __future__ import annotations
 
-from ...autograd.function import Function
-from ...autograd.grad_mode import enable_grad
+from ...ops.per_sample import PerSampleGradient
 from ...tensor import Tensor
 from .. import functional as F
 
@@ -47,7 +43,7 @@ class ExpandedWeight(Tensor):
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in _PER_SAMPLE_FUNCTIONS:
-            return _PerSampleGradient.apply(func, tuple(kwargs), *args, *kwargs.values())
+            return _expanded_call(func, args, kwargs)
         raise RuntimeError(f"Expanded Weights encountered but cannot handle function {func.__name__}")
 
     # what code asks of a parameter answers for the original weight, without dispatching
@@ -107,71 +103,25 @@ def _checked_call(func, args: tuple, kwargs: dict) -> None:
                 not weight.allow_smaller_batches and weight.batch_size != batch_size):
             raise RuntimeError("Expected ExpandedWeights to have batch size matching input but got input batch size "
                                f"of {batch_size} with ExpandedWeight of batch size {weight.batch_size}")
-    reductions = {weight.loss_reduction for weight in expanded}
-    if len(reductions) > 1:
-        first, second = [weight.loss_reduction for weight in expanded][:2]
-        raise RuntimeError("Expected ExpandedWeights to all have the same loss_reduction argument but got one"
-                           f"with {first} and one with {second}")
+    loss_reduction = None
+    for weight in expanded:
+        if loss_reduction is None:
+            loss_reduction = weight.loss_reduction
+        elif loss_reduction != weight.loss_reduction:
+            raise RuntimeError("Expected ExpandedWeights to all have the same loss_reduction argument but got one"
+                               f"with {loss_reduction} and one with {weight.loss_reduction}")
 
 
-def _unexpanded(values):
-    return tuple(v.orig_weight if isinstance(v, ExpandedWeight) else v for v in values)
+def _expanded_call(func, args: tuple, kwargs: dict):
+    _checked_call(func, args, kwargs)
+    values = (*args, *kwargs.values())
+    per_sample = tuple(k for k, v in enumerate(values) if isinstance(v, ExpandedWeight))
 
+    def deliver(position: int, gradient: Tensor) -> None:
+        _add_grad_sample(values[position], gradient)
 
-class _PerSampleGradient(Function):
-    """One layer function called with ExpandedWeights: the forward of ``func`` on the original
-    weights; backward gives the input its ordinary gradient and each ExpandedWeight's original a
-    ``grad_sample`` contribution (no ``.grad``)."""
-
-    @staticmethod
-    def forward(ctx, func, kwarg_names, *values):
-        positional = values[:len(values) - len(kwarg_names)]
-        keyword = dict(zip(kwarg_names, values[len(positional):]))
-        _checked_call(func, positional, keyword)
-        ctx.func, ctx.kwarg_names, ctx.values = func, kwarg_names, values
-        plain = _unexpanded(values)
-        return func(*plain[:len(positional)], **dict(zip(kwarg_names, plain[len(positional):])))
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        from ...autograd import grad as autograd_grad
-        from ...func import grad as func_grad
-        from ...func import vmap
-
-        func, kwarg_names, values = ctx.func, ctx.kwarg_names, ctx.values
-        n_positional = len(values) - len(kwarg_names)
-
-        def call(all_values):
-            kwargs = dict(zip(kwarg_names, all_values[n_positional:]))
-            return func(*all_values[:n_positional], **kwargs)
-
-        plain = [v.detach() if isinstance(v, Tensor) else v for v in _unexpanded(values)]
-        grads = [None] * len(values)
-        wanted = [k for k, v in enumerate(values) if isinstance(v, Tensor) and not isinstance(v, ExpandedWeight)
-                  and ctx.needs_input_grad[k + 2]]
-        if wanted:
-            with enable_grad():
-                leaves = list(plain)
-                for k in wanted:
-                    leaves[k] = plain[k].requires_grad_()
-                output = call(leaves)
-                for k, g in zip(wanted, autograd_grad(output, [leaves[k] for k in wanted], grad_output,
-                                                      allow_unused=True)):
-                    grads[k] = g
-        expanded = [k for k, v in enumerate(values) if isinstance(v, ExpandedWeight)]
-        if expanded:
-            def sample_loss(weights, sample, sample_grad):
-                filled = list(plain)
-                filled[0] = sample.unsqueeze(0)
-                for k, w in zip(expanded, weights):
-                    filled[k] = w
-                return (call(filled) * sample_grad.unsqueeze(0)).sum()
-
-            per_sample = vmap(func_grad(sample_loss), in_dims=(None, 0, 0))(
-                tuple(plain[k] for k in expanded), plain[0], grad_output)
-            for k, contribution in zip(expanded, per_sample):
-                _add_grad_sample(values[k], contribution)
-        return (None, None, *grads)
+    plain = tuple(v.orig_weight if isinstance(v, ExpandedWeight) else v for v in values)
+    return PerSampleGradient.apply(func, tuple(kwargs), per_sample, deliver, *plain)
 
 
 def _add_grad_sample(weight: ExpandedWeight, contribution: Tensor) -> None:
