@@ -35,6 +35,21 @@ class ScriptModule:
         raise RuntimeError("torch.ScriptModule is built by the TorchScript compiler, which chainrule does not have")
 
 
+class Graph:
+    """torch._C.Graph: a TorchScript IR graph, what ``jit._get_trace_graph`` returns in torch. chainrule
+    records no IR, so none is built; the name is here for the annotations that mention it (fvcore)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        raise RuntimeError("torch._C.Graph is built by the TorchScript tracer, which chainrule does not have")
+
+
+class Value:
+    """torch._C.Value: one value of a TorchScript IR graph; never built here (see Graph)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        raise RuntimeError("torch._C.Value is built by the TorchScript tracer, which chainrule does not have")
+
+
 def _log_api_usage_once(event: str) -> None:
     """Record that an API was used: torch logs only to an installed usage logger; there is none here."""
 

@@ -784,8 +784,10 @@ def _make_subclass(cls, data: Tensor, require_grad: bool = False, **dispatch_pol
         raise TypeError(f"_make_subclass(): argument 'data' (position 2) must be Tensor, not {type(data).__name__}")
     out = Tensor._make(data._data)
     out._vbox = data._version_box  # shares the version counter with the memory it shares
-    out.__class__ = cls
+    # set while still a plain Tensor: as cls, reading grad_fn would go through cls.__torch_function__,
+    # which torch's C++ constructor never calls (ExpandedWeight refuses every function it does not handle)
     out._set_requires_grad(require_grad)
+    out.__class__ = cls
     return out
 
 

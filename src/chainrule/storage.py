@@ -82,6 +82,10 @@ class _Storage:
     def __len__(self) -> int:
         return self.size()
 
+    def __sizeof__(self) -> int:
+        # torch counts the bytes a storage holds (sys.getsizeof is torchinfo's "Input size (MB)")
+        return super().__sizeof__() + self.nbytes()
+
     def __iter__(self):
         return iter(self.tolist())
 

@@ -75,6 +75,15 @@ def interface(obj):
     return obj
 
 
+def _get_trace_graph(f, args=(), kwargs=None, strict=True, _force_outplace=False, return_inputs=False,
+                     _return_inputs_states=False):
+    """torch's TorchScript IR graph of one traced call (fvcore's FlopCountAnalysis walks its nodes);
+    chainrule records no IR, so this refuses, naming what does count operations here."""
+    raise NotImplementedError(
+        "chainrule.jit._get_trace_graph: chainrule has no TorchScript tracer, so there is no IR graph to walk; "
+        "count FLOPs with chainrule.utils.flop_counter.FlopCounterMode instead")
+
+
 def _overload(fn):
     """Declares one TorchScript signature of a function (its body is ``pass``); the eager
     definition that follows replaces it, so the declaration is returned unchanged."""

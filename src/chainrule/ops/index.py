@@ -741,6 +741,14 @@ def setitem(input: Tensor, key, value) -> None:
         value = _as_operand(value, input.dtype, input)
     elif value._data.dtype != input._data.dtype:
         value = _cast(value, input.dtype)
+    as_given = value
+    if value._data.ndim and value._data.shape[0] == 1:
+        # torch drops the value's leading size-1 dims before broadcasting it (thop writes
+        # ``x[0] = t`` with t of shape [1]); a view, so a recorded write's gradient reaches t
+        from .shape import reshape
+
+        kept = next((i for i, size in enumerate(value._data.shape) if size != 1), value._data.ndim)
+        value = reshape(value, value._data.shape[kept:])
     recording = is_recording(input, value)
     if recording and type(input._view_state) is MadeWithoutGrad:
         raise _made_without_grad_write_refusal(input, raw_key, key)
@@ -774,7 +782,7 @@ def setitem(input: Tensor, key, value) -> None:
         try:
             input._data[key] = value._data
         except (ValueError, TypeError):  # NumPy checks the broadcast before it writes anything
-            raise _shape_mismatch(input, key, value) from None
+            raise _shape_mismatch(input, key, as_given) from None
         except IndexError as e:
             raise in_torch_words(e) from None
         input._version_box[0] += 1
@@ -784,7 +792,7 @@ def setitem(input: Tensor, key, value) -> None:
     try:
         out = IndexPut.apply(input, value, key=key, raw_key=raw_key)
     except (ValueError, TypeError):
-        raise _shape_mismatch(input, key, value) from None
+        raise _shape_mismatch(input, key, as_given) from None
     except IndexError as e:
         raise in_torch_words(e) from None
     input._version_box[0] += 1

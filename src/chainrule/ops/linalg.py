@@ -645,7 +645,9 @@ class Einsum(Function):
         ctx.save_for_backward(*operands)
         ctx.subs = subs
         ctx.output = output
-        if xp is not np and any("..." in sub for sub in subs):
+        # NumPy refuses an ellipsis the output drops ("ni...->ni"); torch sums those dims, as
+        # it does for any dropped letter, so spelt as letters the output simply omits them
+        if (xp is not np or "..." not in output) and any("..." in sub for sub in subs):
             subs, output, operands = _explicit_ellipsis(subs, output, operands, xp)
         equation = _join(subs) + "->" + "".join(output)
         # optimize=True contracts pairwise through BLAS (tensordot) in a good order; the

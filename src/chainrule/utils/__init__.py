@@ -5,6 +5,7 @@ import weakref
 from . import _python_dispatch as _python_dispatch  # torch.utils._python_dispatch, likewise
 from . import _pytree as _pytree  # torch.utils._pytree, reached as an attribute by libraries
 from . import data
+from . import hooks as hooks  # torch.utils.hooks.RemovableHandle, named in captum's annotations
 
 __all__ = ["data", "swap_tensors"]
 

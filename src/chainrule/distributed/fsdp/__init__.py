@@ -8,13 +8,35 @@ on a machine without an accelerator (FullyShardedDataParallel) or without a proc
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 
 from ...nn.modules.module import Module
 from ..device_mesh import _ensure_process_group
 
-__all__ = ["FullyShardedDataParallel", "FSDPModule", "fully_shard", "ShardingStrategy", "BackwardPrefetch",
-           "StateDictType"]
+__all__ = ["FullyShardedDataParallel", "FSDPModule", "fully_shard", "register_fsdp_forward_method",
+           "ShardingStrategy", "BackwardPrefetch", "StateDictType", "MixedPrecisionPolicy", "OffloadPolicy",
+           "CPUOffloadPolicy"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MixedPrecisionPolicy:
+    """fully_shard's mixed-precision settings (torch's fields and defaults); opacus imports it at load."""
+
+    param_dtype: object = None
+    reduce_dtype: object = None
+    output_dtype: object = None
+    cast_forward_inputs: bool = True
+
+
+@dataclasses.dataclass
+class OffloadPolicy:
+    """fully_shard's default: no offloading."""
+
+
+@dataclasses.dataclass
+class CPUOffloadPolicy(OffloadPolicy):
+    pin_memory: bool = True
 
 
 class ShardingStrategy(enum.Enum):
@@ -55,3 +77,9 @@ def fully_shard(module, *, mesh=None, reshard_after_forward=None, shard_placemen
                 offload_policy=None, ignored_params=None):
     _ensure_process_group()
     raise NotImplementedError("fully_shard: chainrule has no sharded (DTensor) parameters; run FSDP code on torch")
+
+
+def register_fsdp_forward_method(module, method_name: str) -> None:
+    """A no-op for a module that is not an FSDPModule, as in torch (and none is here)."""
+    if isinstance(module, FSDPModule):
+        raise NotImplementedError("register_fsdp_forward_method: chainrule has no FSDP modules")

@@ -1,5 +1,7 @@
 """The layer modules of chainrule.nn, one family per file."""
 
+# torch binds these submodules on import (thop reads nn.modules.batchnorm._BatchNorm as an attribute)
+from . import batchnorm, instancenorm  # noqa: F401
 from .activation import *  # noqa: F401,F403
 from .adaptive import *  # noqa: F401,F403
 from .container import *  # noqa: F401,F403

@@ -22,7 +22,9 @@ from ...ops.creation import empty_like
 from ...tensor import Tensor
 from ..parameter import Buffer, Parameter
 
-__all__ = ["Module"]
+__all__ = ["Module", "register_module_forward_pre_hook", "register_module_forward_hook",
+           "register_module_full_backward_pre_hook", "register_module_full_backward_hook",
+           "register_module_backward_hook"]
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -39,18 +41,87 @@ class RemovableHandle:
 
     _next_id = itertools.count()
 
-    def __init__(self, hooks: OrderedDict) -> None:
+    def __init__(self, hooks: OrderedDict, *, extra_dict=None) -> None:
         self._hooks = hooks
         self.id = next(RemovableHandle._next_id)
+        # the flag tables a hook is also entered in (with_kwargs, always_call), cleared with it
+        if extra_dict is None:
+            extra_dict = ()
+        self._extra_dicts = tuple(extra_dict) if isinstance(extra_dict, (list, tuple)) else (extra_dict,)
 
     def remove(self) -> None:
         self._hooks.pop(self.id, None)
+        for flags in self._extra_dicts:
+            flags.pop(self.id, None)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self.remove()
+
+
+# hooks every module runs (torch.nn.modules.module's register_module_*_hook), before its own
+_global_forward_pre_hooks: OrderedDict = OrderedDict()
+_global_forward_hooks: OrderedDict = OrderedDict()
+_global_forward_hooks_with_kwargs: OrderedDict = OrderedDict()
+_global_forward_hooks_always_called: OrderedDict = OrderedDict()
+_global_backward_pre_hooks: OrderedDict = OrderedDict()
+_global_backward_hooks: OrderedDict = OrderedDict()
+_global_is_full_backward_hook = None  # None until a global backward hook says which kind
+
+_MIXED_BACKWARD_HOOKS = "Cannot use both regular backward hooks and full backward hooks as a {}. " \
+                        "Please use only one of them."
+
+
+def register_module_forward_pre_hook(hook) -> RemovableHandle:
+    """``hook(module, args)`` before every module's forward; it may return replacement args."""
+    handle = RemovableHandle(_global_forward_pre_hooks)
+    _global_forward_pre_hooks[handle.id] = hook
+    return handle
+
+
+def register_module_forward_hook(hook, *, with_kwargs: bool = False, always_call: bool = False) -> RemovableHandle:
+    """``hook(module, args, output)`` (``args, kwargs, output`` with ``with_kwargs``) after every
+    module's forward; ``always_call`` runs it even when the forward raised."""
+    handle = RemovableHandle(_global_forward_hooks,
+                             extra_dict=[_global_forward_hooks_with_kwargs, _global_forward_hooks_always_called])
+    _global_forward_hooks[handle.id] = hook
+    if with_kwargs:
+        _global_forward_hooks_with_kwargs[handle.id] = True
+    if always_call:
+        _global_forward_hooks_always_called[handle.id] = True
+    return handle
+
+
+def register_module_full_backward_pre_hook(hook) -> RemovableHandle:
+    """``hook(module, grad_output)`` before every module's input gradients are computed."""
+    handle = RemovableHandle(_global_backward_pre_hooks)
+    _global_backward_pre_hooks[handle.id] = hook
+    return handle
+
+
+def register_module_full_backward_hook(hook) -> RemovableHandle:
+    """``hook(module, grad_input, grad_output)`` once every module's input gradients are known."""
+    global _global_is_full_backward_hook
+    if _global_is_full_backward_hook is False:
+        raise RuntimeError(_MIXED_BACKWARD_HOOKS.format("global Module hook"))
+    _global_is_full_backward_hook = True
+    handle = RemovableHandle(_global_backward_hooks)
+    _global_backward_hooks[handle.id] = hook
+    return handle
+
+
+def register_module_backward_hook(hook) -> RemovableHandle:
+    """The deprecated non-full form of ``register_module_full_backward_hook`` (see
+    ``Module.register_backward_hook``)."""
+    global _global_is_full_backward_hook
+    if _global_is_full_backward_hook is True:
+        raise RuntimeError(_MIXED_BACKWARD_HOOKS.format("global Module hook"))
+    _global_is_full_backward_hook = False
+    handle = RemovableHandle(_global_backward_hooks)
+    _global_backward_hooks[handle.id] = hook
+    return handle
 
 
 def _addindent(text: str, spaces: int) -> str:
@@ -83,10 +154,12 @@ class Module:
         setattr_(self, "_non_persistent_buffers_set", set())
         setattr_(self, "_modules", OrderedDict())
         setattr_(self, "_forward_pre_hooks", OrderedDict())
-        setattr_(self, "_forward_pre_hooks_with_kwargs", set())
+        setattr_(self, "_forward_pre_hooks_with_kwargs", OrderedDict())
         setattr_(self, "_forward_hooks", OrderedDict())
-        setattr_(self, "_forward_hooks_with_kwargs", set())
+        setattr_(self, "_forward_hooks_with_kwargs", OrderedDict())
+        setattr_(self, "_forward_hooks_always_called", OrderedDict())
         setattr_(self, "_backward_hooks", OrderedDict())
+        setattr_(self, "_is_full_backward_hook", None)
         setattr_(self, "_backward_pre_hooks", OrderedDict())
         setattr_(self, "_load_state_dict_pre_hooks", OrderedDict())
         setattr_(self, "_load_state_dict_post_hooks", OrderedDict())
@@ -253,8 +326,12 @@ class Module:
         self.__dict__.update(state)
         # modules pickled before the state-dict hooks existed get empty ones, as torch's __setstate__ does
         for name in ("_load_state_dict_pre_hooks", "_load_state_dict_post_hooks", "_state_dict_pre_hooks",
-                     "_state_dict_hooks"):
+                     "_state_dict_hooks", "_forward_hooks_always_called"):
             self.__dict__.setdefault(name, OrderedDict())
+        self.__dict__.setdefault("_is_full_backward_hook", None)
+        for name in ("_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs"):  # sets before session 15
+            if isinstance(self.__dict__.get(name), set):
+                self.__dict__[name] = OrderedDict.fromkeys(self.__dict__[name], True)
 
     # ------------------------------------------------------------------ iteration
     def _named_members(self, get_members, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
@@ -604,26 +681,32 @@ class Module:
 
     # ------------------------------------------------------------------ hooks
     def register_forward_pre_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False) -> RemovableHandle:
-        handle = RemovableHandle(self._forward_pre_hooks)
+        handle = RemovableHandle(self._forward_pre_hooks, extra_dict=self._forward_pre_hooks_with_kwargs)
         self._forward_pre_hooks[handle.id] = hook
         if with_kwargs:
-            self._forward_pre_hooks_with_kwargs.add(handle.id)
+            self._forward_pre_hooks_with_kwargs[handle.id] = True
         if prepend:
             self._forward_pre_hooks.move_to_end(handle.id, last=False)
         return handle
 
     def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
                               always_call: bool = False) -> RemovableHandle:
-        handle = RemovableHandle(self._forward_hooks)
+        handle = RemovableHandle(self._forward_hooks,
+                                 extra_dict=[self._forward_hooks_with_kwargs, self._forward_hooks_always_called])
         self._forward_hooks[handle.id] = hook
         if with_kwargs:
-            self._forward_hooks_with_kwargs.add(handle.id)
+            self._forward_hooks_with_kwargs[handle.id] = True
+        if always_call:
+            self._forward_hooks_always_called[handle.id] = True
         if prepend:
             self._forward_hooks.move_to_end(handle.id, last=False)
         return handle
 
     def register_full_backward_hook(self, hook, prepend: bool = False) -> RemovableHandle:
         """``hook(module, grad_input, grad_output)`` once the gradients w.r.t. the module's inputs are known."""
+        if self._is_full_backward_hook is False:
+            raise RuntimeError(_MIXED_BACKWARD_HOOKS.format("single Module").replace("as a", "on a"))
+        self._is_full_backward_hook = True
         handle = RemovableHandle(self._backward_hooks)
         self._backward_hooks[handle.id] = hook
         if prepend:
@@ -675,6 +758,18 @@ class Module:
         self._state_dict_hooks[handle.id] = hook
         return handle
 
+    def register_backward_hook(self, hook) -> RemovableHandle:
+        """Deprecated in torch for ``register_full_backward_hook``: ``hook(module, grad_input,
+        grad_output)`` is a hook on the autograd node that made the module's (first) output, so it
+        sees that node's gradients only, and torch warns with FutureWarning when that is not the
+        whole module."""
+        if self._is_full_backward_hook is True:
+            raise RuntimeError(_MIXED_BACKWARD_HOOKS.format("single Module").replace("as a", "on a"))
+        self._is_full_backward_hook = False
+        handle = RemovableHandle(self._backward_hooks)
+        self._backward_hooks[handle.id] = hook
+        return handle
+
     def register_full_backward_pre_hook(self, hook, prepend: bool = False) -> RemovableHandle:
         """``hook(module, grad_output)`` before the module's input gradients are computed."""
         handle = RemovableHandle(self._backward_pre_hooks)
@@ -685,27 +780,71 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         d = self.__dict__
-        if not (d["_forward_pre_hooks"] or d["_forward_hooks"] or d["_backward_hooks"] or d["_backward_pre_hooks"]):
+        if not (d["_forward_pre_hooks"] or d["_forward_hooks"] or d["_backward_hooks"] or d["_backward_pre_hooks"]
+                or _global_forward_pre_hooks or _global_forward_hooks or _global_backward_hooks
+                or _global_backward_pre_hooks):
             return self.forward(*args, **kwargs)
         return self._call_with_hooks(args, kwargs)
 
+    def _backward_hook_lists(self) -> tuple:
+        """(full hooks, non-full hooks, pre-hooks) for this call: the global ones first, each kind
+        only where it was registered as that kind, as torch gathers them."""
+        full, non_full = [], []
+        for is_full, hooks in ((_global_is_full_backward_hook, _global_backward_hooks),
+                               (self._is_full_backward_hook, self._backward_hooks)):
+            if is_full is True:
+                full.extend(hooks.values())
+            elif is_full is False:
+                non_full.extend(hooks.values())
+        return full, non_full, [*_global_backward_pre_hooks.values(), *self._backward_pre_hooks.values()]
+
     def _call_with_hooks(self, args, kwargs):
-        for hook_id, hook in list(self._forward_pre_hooks.items()):
+        called_always = set()
+        output = None
+        try:
+            return self._run_hooked(args, kwargs, called_always)
+        except Exception:
+            # the always_call forward hooks still run (with no output), their own errors only warned
+            for hooks, always, with_kwargs, scope in (
+                    (_global_forward_hooks, _global_forward_hooks_always_called, {}, "global module"),
+                    (self._forward_hooks, self._forward_hooks_always_called, self._forward_hooks_with_kwargs,
+                     "module")):
+                for hook_id, hook in list(hooks.items()):
+                    if hook_id not in always or hook_id in called_always:
+                        continue
+                    try:
+                        result = (hook(self, args, kwargs, output) if hook_id in with_kwargs
+                                  else hook(self, args, output))
+                        if result is not None:
+                            output = result
+                    except Exception as e:
+                        warnings.warn(f"{scope} forward hook with ``always_call=True`` raised an exception that "
+                                      f"was silenced as another error was raised in forward: {e}", stacklevel=2)
+            raise
+
+    def _run_hooked(self, args, kwargs, called_always: set):
+        full_hooks, non_full_hooks, pre_hooks = self._backward_hook_lists()
+        for hook_id, hook in [*_global_forward_pre_hooks.items(), *self._forward_pre_hooks.items()]:
             if hook_id in self._forward_pre_hooks_with_kwargs:
                 result = hook(self, args, kwargs)
                 if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError("forward pre-hook must return None or a tuple of (new_args, new_kwargs), "
+                                           f"but got {result}.")
                     args, kwargs = result
             else:
                 result = hook(self, args)
                 if result is not None:
                     args = result if isinstance(result, tuple) else (result,)
         state = None
-        if self._backward_hooks or self._backward_pre_hooks:
-            state = _BackwardHookState(self)
+        if full_hooks or pre_hooks:
+            state = _BackwardHookState(self, full_hooks, pre_hooks)
             args = state.wrap_inputs(args)
         output = self.forward(*args, **kwargs)
-        for hook_id, hook in list(self._forward_hooks.items()):
-            if hook_id in self._forward_hooks_with_kwargs:
+        for hook_id, hook in [*_global_forward_hooks.items(), *self._forward_hooks.items()]:
+            if hook_id in self._forward_hooks_always_called or hook_id in _global_forward_hooks_always_called:
+                called_always.add(hook_id)
+            if hook_id in self._forward_hooks_with_kwargs or hook_id in _global_forward_hooks_with_kwargs:
                 result = hook(self, args, kwargs, output)
             else:
                 result = hook(self, args, output)
@@ -713,6 +852,8 @@ class Module:
                 output = result
         if state is not None:
             output = state.wrap_outputs(output)
+        if non_full_hooks:
+            _attach_non_full_backward_hooks(self, non_full_hooks, args, output)
         return output
 
     # ------------------------------------------------------------------ repr
@@ -773,8 +914,10 @@ class _BackwardHookState:
     (grad_input, grad_output) — the same pair and order torch's BackwardHook gives.
     """
 
-    def __init__(self, module: Module) -> None:
+    def __init__(self, module: Module, full_hooks: list, pre_hooks: list) -> None:
         self.module = module
+        self.full_hooks = full_hooks
+        self.pre_hooks = pre_hooks
         self.grad_outputs = None
         self.n_inputs = 0
         self.input_positions: list = []
@@ -814,7 +957,7 @@ class _BackwardHookState:
         for k, g in zip(self.output_positions, grads):
             full[k] = g
         grad_output = tuple(full)
-        for hook in list(self.module._backward_pre_hooks.values()):
+        for hook in self.pre_hooks:
             result = hook(self.module, grad_output)
             if result is not None:
                 grad_output = tuple(result) if isinstance(result, (tuple, list)) else (result,)
@@ -823,7 +966,9 @@ class _BackwardHookState:
             # no input needs a gradient: torch calls the hooks now, with grad_input all None
             warnings.warn(
                 "Full backward hook is firing when gradients are computed with respect to module "
-                "outputs since no inputs require gradients.", UserWarning, stacklevel=2)
+                "outputs since no inputs require gradients. See "
+                "https://docs.pytorch.org/docs/main/generated/torch.nn.Module.html#torch.nn.Module.register_full_backward_hook "
+                "for more details.", UserWarning, stacklevel=2)
             self.call_hooks(tuple(None for _ in range(self.n_inputs)))
         return tuple(grad_output[k] for k in self.output_positions)
 
@@ -835,7 +980,7 @@ class _BackwardHookState:
         return tuple(grad_input[k] for k in self.input_positions)
 
     def call_hooks(self, grad_input: tuple):
-        for hook in list(self.module._backward_hooks.values()):
+        for hook in self.full_hooks:
             result = hook(self.module, grad_input, self.grad_outputs)
             if result is not None:
                 result = tuple(result) if isinstance(result, (tuple, list)) else (result,)
@@ -846,3 +991,47 @@ class _BackwardHookState:
                     )
                 grad_input = result
         return grad_input
+
+
+# ---------------------------------------------------------------- non-full (deprecated) backward hooks
+_NON_FULL_ADVICE = " Please use register_full_backward_hook to get the documented behavior."
+
+
+def _attach_non_full_backward_hooks(module: Module, hooks: list, args: tuple, output) -> None:
+    """torch's old module backward hook: a hook on the node that made the first output tensor,
+    called with that node's (grad_input, grad_output), and the FutureWarning torch gives when
+    that node is not the whole module."""
+    first = output
+    while not isinstance(first, Tensor):
+        first = next(v for v in first.values() if isinstance(v, Tensor)) if isinstance(first, dict) else first[0]
+    node = first.grad_fn
+    if node is None:
+        return
+    for hook in hooks:
+        node.register_hook(functools.partial(hook, module))
+    outputs = (output,) if isinstance(output, Tensor) else output
+    if not (isinstance(outputs, tuple) and all(isinstance(o, Tensor) for o in outputs)):
+        warnings.warn("Using non-full backward hooks on a Module that does not return a single Tensor or a tuple "
+                      "of Tensors is deprecated and will be removed in future versions. This hook will be missing "
+                      "some of the grad_output." + _NON_FULL_ADVICE, FutureWarning, stacklevel=3)
+        return
+    inputs = args
+    if not all(isinstance(i, Tensor) for i in inputs):
+        warnings.warn("Using non-full backward hooks on a Module that does not take as input a single Tensor or a "
+                      "tuple of Tensors is deprecated and will be removed in future versions. This hook will be "
+                      "missing some of the grad_input." + _NON_FULL_ADVICE, FutureWarning, stacklevel=3)
+        return
+    output_nodes = {o.grad_fn for o in outputs if o.grad_fn is not None}
+    if not output_nodes or (len(output_nodes) == 1 and node not in output_nodes):
+        warnings.warn("Using a non-full backward hook when outputs are nested in python data structure is "
+                      "deprecated and will be removed in future versions. This hook will be missing some "
+                      "grad_output.", FutureWarning, stacklevel=3)
+    elif len(output_nodes) > 1:
+        warnings.warn("Using a non-full backward hook when outputs are generated by different autograd Nodes is "
+                      "deprecated and will be removed in future versions. This hook will be missing some "
+                      "grad_output." + _NON_FULL_ADVICE, FutureWarning, stacklevel=3)
+    elif {i.grad_fn for i in inputs if i.grad_fn is not None} != {edge[0] for edge in node.next_functions}:
+        # the node's inputs are not the module's: the module ran more than this one node
+        warnings.warn("Using a non-full backward hook when the forward contains multiple autograd Nodes is "
+                      "deprecated and will be removed in future versions. This hook will be missing some "
+                      "grad_input." + _NON_FULL_ADVICE, FutureWarning, stacklevel=3)

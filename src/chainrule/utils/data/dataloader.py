@@ -24,6 +24,7 @@ import signal
 import time
 import warnings
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from . import _worker
 from .collate import default_collate, default_convert
@@ -31,6 +32,11 @@ from .dataset import Dataset, IterableDataset, _fancy_index_batcher
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
 __all__ = ["DataLoader", "default_collate", "default_convert"]
+
+# torch's type aliases for the callables a DataLoader takes; libraries annotate with them (opacus)
+_T = TypeVar("_T")
+_worker_init_fn_t = Callable[[int], None]
+_collate_fn_t = Callable[[list[_T]], Any]
 
 # seconds workers get to finish their current batch and exit once told to, before being terminated
 _WORKER_EXIT_GRACE = 5.0
