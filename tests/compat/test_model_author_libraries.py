@@ -1,0 +1,49 @@
+"""What the small libraries model authors import reach for (session 15 trial: einops, x-transformers,
+vit-pytorch, torch-ema, schedulefree, pytorch-metric-learning, skorch), compared with torch 2.13
+without needing those libraries."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import chainrule
+
+
+def test_lr_scheduler_keeps_the_old_underscore_base_class():
+    # skorch: from torch.optim.lr_scheduler import _LRScheduler; class WarmRestartLR(_LRScheduler)
+    for lib in (torch, chainrule):
+        base = lib.optim.lr_scheduler._LRScheduler
+        assert issubclass(base, lib.optim.lr_scheduler.LRScheduler)
+        assert "_LRScheduler" not in lib.optim.lr_scheduler.__all__
+
+    def halving(lib):
+        class Halving(lib.optim.lr_scheduler._LRScheduler):
+            def get_lr(self):
+                return [base_lr * 0.5 ** self.last_epoch for base_lr in self.base_lrs]
+
+        optimizer = lib.optim.SGD([lib.nn.Parameter(lib.zeros(2))], lr=0.8)
+        scheduler = Halving(optimizer)
+        seen = [scheduler.get_last_lr()[0]]
+        for _ in range(3):
+            optimizer.step()
+            scheduler.step()
+            seen.append(optimizer.param_groups[0]["lr"])
+        return seen
+
+    assert halving(chainrule) == halving(torch)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int16", "int8", "uint8"])
+def test_float_to_integer_cast_of_nan_and_infinity_is_silent(dtype):
+    # x-transformers' relative-position buckets take .long() of log(0) = -inf (masked away after):
+    # torch says nothing; the values themselves are the platform's (x86: the integer "indefinite")
+    values = [float("-inf"), float("nan"), 3.7, float("inf"), -3.7, 1e20, 300.7, -129.0]
+    theirs = torch.tensor(values).to(getattr(torch, dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mine = chainrule.tensor(values).to(getattr(chainrule, dtype))
+    assert mine.dtype == getattr(chainrule, dtype)
+    in_range = np.isfinite(values) & (np.abs(values) < 100)  # the rest is the platform's cast
+    np.testing.assert_array_equal(mine.numpy()[in_range], theirs.numpy()[in_range])
