@@ -2,6 +2,7 @@
 vit-pytorch, torch-ema, schedulefree, pytorch-metric-learning, skorch), compared with torch 2.13
 without needing those libraries."""
 
+import copy
 import warnings
 
 import numpy as np
@@ -47,3 +48,16 @@ def test_float_to_integer_cast_of_nan_and_infinity_is_silent(dtype):
     assert mine.dtype == getattr(chainrule, dtype)
     in_range = np.isfinite(values) & (np.abs(values) < 100)  # the rest is the platform's cast
     np.testing.assert_array_equal(mine.numpy()[in_range], theirs.numpy()[in_range])
+
+
+def test_deepcopy_of_a_non_leaf_tensor_refuses_with_torchs_message():
+    # torch-ema deep-copies its state dict, which holds clones of parameters after store()
+    def attempt(lib):
+        weight = lib.ones(3, requires_grad=True)
+        with pytest.raises(RuntimeError) as refusal:
+            copy.deepcopy({"collected": [weight.clone()]})
+        return str(refusal.value)
+
+    assert attempt(chainrule) == attempt(torch)
+    leaf = chainrule.ones(3, requires_grad=True)
+    assert copy.deepcopy(leaf).requires_grad
