@@ -61,3 +61,16 @@ def test_deepcopy_of_a_non_leaf_tensor_refuses_with_torchs_message():
     assert attempt(chainrule) == attempt(torch)
     leaf = chainrule.ones(3, requires_grad=True)
     assert copy.deepcopy(leaf).requires_grad
+
+
+@pytest.mark.parametrize("mask_dtype", ["int64", "int32", "int16", "int8", "uint8", "float32", "float64", "float16", "bfloat16"])
+def test_masked_fill_with_a_non_boolean_mask_names_the_dtype_as_torch(mask_dtype):
+    # torch's message streams the C++ type name ("long int", "c10::Half"), not the dtype's
+    def refusal(lib, inplace):
+        target, mask = lib.zeros(3), lib.ones(3, dtype=getattr(lib, mask_dtype))
+        with pytest.raises(RuntimeError) as raised:
+            (target.masked_fill_ if inplace else target.masked_fill)(mask, 1.0)
+        return str(raised.value)
+
+    for inplace in (False, True):
+        assert refusal(chainrule, inplace) == refusal(torch, inplace)
