@@ -74,3 +74,63 @@ def test_masked_fill_with_a_non_boolean_mask_names_the_dtype_as_torch(mask_dtype
 
     for inplace in (False, True):
         assert refusal(chainrule, inplace) == refusal(torch, inplace)
+
+
+def _attention_inputs(lib, batch_dims=(2, 2), length=4, source=5, dim=3, dtype="float32"):
+    rng = np.random.default_rng(7)
+    return [lib.tensor(rng.standard_normal((*batch_dims, n, dim)), dtype=getattr(lib, dtype), requires_grad=True)
+            for n in (length, source, source)]
+
+
+def _mask_with_a_blind_query(lib, kind):
+    # query 1 may see no key (a padding query of a left-padded batch); the rest see some keys
+    keep = np.ones((4, 5), dtype=bool)
+    keep[1] = False
+    keep[2, 3:] = False
+    if kind == "bool":
+        return lib.tensor(keep)
+    return lib.tensor(np.where(keep, 0.0, -np.inf).astype(np.float32))
+
+
+@pytest.mark.parametrize("kind", ["bool", "float"])
+@pytest.mark.parametrize("batch_dims", [(2, 2), (3,)])
+def test_attention_query_with_every_key_masked_gives_zeros_as_torch(kind, batch_dims):
+    # torch >= 2.5 uses a "safe" softmax in every scaled_dot_product_attention kernel: a query that may
+    # attend to nothing gets zeros (and a zero gradient), not NaN
+    results = {}
+    for lib in (torch, chainrule):
+        q, k, v = _attention_inputs(lib, batch_dims)
+        out = lib.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=_mask_with_a_blind_query(lib, kind))
+        (out * out).sum().backward()
+        results[lib.__name__] = [t.detach().numpy() for t in (out, q.grad, k.grad, v.grad)]
+    for mine, theirs in zip(results["chainrule"], results["torch"]):
+        assert not np.isnan(mine).any()
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    assert (results["chainrule"][0][..., 1, :] == 0).all()
+
+
+def test_attention_with_a_blind_query_passes_gradcheck_in_float64():
+    q, k, v = _attention_inputs(chainrule, (2,), dtype="float64")
+    mask = _mask_with_a_blind_query(chainrule, "bool")
+
+    def attend(q, k, v):
+        return chainrule.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+    assert chainrule.autograd.gradcheck(attend, (q, k, v))
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_multihead_attention_blind_query_follows_torchs_path(need_weights):
+    # torch: with the weights asked for, its own softmax (NaN on a blind query); without, it is
+    # scaled_dot_product_attention (zeros)
+    keep = np.ones((3, 3), dtype=bool)
+    keep[1] = False
+    outputs = {}
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        attention = lib.nn.MultiheadAttention(4, 2, batch_first=True)
+        x = lib.tensor(np.random.default_rng(3).standard_normal((2, 3, 4)).astype(np.float32))
+        out, _ = attention(x, x, x, attn_mask=lib.tensor(~keep), need_weights=need_weights)
+        outputs[lib.__name__] = out.detach().numpy()
+    np.testing.assert_allclose(outputs["chainrule"], outputs["torch"], rtol=1e-5, atol=1e-6)
+    assert np.isnan(outputs["chainrule"][:, 1]).all() == need_weights
