@@ -134,3 +134,60 @@ def test_multihead_attention_blind_query_follows_torchs_path(need_weights):
         outputs[lib.__name__] = out.detach().numpy()
     np.testing.assert_allclose(outputs["chainrule"], outputs["torch"], rtol=1e-5, atol=1e-6)
     assert np.isnan(outputs["chainrule"][:, 1]).all() == need_weights
+
+
+def _causal_with_mask(lib, case):
+    # returns the attention output, or the RuntimeError's text where the library refuses the pair
+    rng = np.random.default_rng(11)
+    shapes = {"q": (2, 4, 5, 3), "k": (2, 4, 6, 3), "v": (2, 4, 6, 3)}
+    mask = rng.random((5, 6)) > 0.3
+    kwargs = {}
+    if case == "value_head_size":
+        shapes["v"] = (2, 4, 6, 2)
+    if case == "grouped":
+        shapes["k"] = shapes["v"] = (2, 2, 6, 3)
+        kwargs["enable_gqa"] = True
+    q, k, v = (lib.tensor(rng.standard_normal(shapes[n]).astype(np.float32)) for n in "qkv")
+    if case == "three_d":
+        q, k, v = q[0], k[0], v[0]
+    if case == "mask_three_d":
+        mask = np.broadcast_to(mask, (4, 5, 6)).copy()
+    if case == "transposed":
+        q = lib.tensor(rng.standard_normal((2, 4, 3, 5)).astype(np.float32)).transpose(-1, -2)
+    if case == "float64":
+        q, k, v = q.double(), k.double(), v.double()
+    if case == "dropout":
+        kwargs["dropout_p"] = 0.5
+    attend = lib.nn.functional.scaled_dot_product_attention
+    try:
+        if case == "math_only":
+            from importlib import import_module
+
+            attention = import_module(f"{lib.__name__}.nn.attention")
+            with attention.sdpa_kernel(attention.SDPBackend.MATH):
+                return attend(q, k, v, attn_mask=lib.tensor(mask), is_causal=True).numpy()
+        return attend(q, k, v, attn_mask=lib.tensor(mask), is_causal=True, **kwargs).numpy()
+    except RuntimeError as refusal:
+        return str(refusal)
+
+
+@pytest.mark.parametrize("case", ["plain", "float64", "grouped", "value_head_size", "three_d", "mask_three_d",
+                                  "transposed", "dropout", "math_only"])
+def test_explicit_mask_with_is_causal_follows_torchs_cpu_kernel_choice(case):
+    # torch 2.13's CPU flash kernel applies both the mask and the (top-left) causal rule; where torch
+    # takes the math kernel instead, both refuse the pair with the same message
+    mine, theirs = _causal_with_mask(chainrule, case), _causal_with_mask(torch, case)
+    if isinstance(theirs, str):
+        assert mine == theirs
+    else:
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_sdpa_kernel_sets_the_backend_switches_for_its_block():
+    for lib in (torch, chainrule):
+        attention = __import__(f"{lib.__name__}.nn.attention", fromlist=["sdpa_kernel"])
+        switches = lib.backends.cuda
+        with attention.sdpa_kernel([attention.SDPBackend.MATH, attention.SDPBackend.CUDNN_ATTENTION]):
+            assert [switches.flash_sdp_enabled(), switches.math_sdp_enabled(), switches.mem_efficient_sdp_enabled(),
+                    switches.cudnn_sdp_enabled()] == [False, True, False, True]
+        assert switches.flash_sdp_enabled() and switches.math_sdp_enabled()

@@ -750,7 +750,7 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
     scores = (query @ key.transpose(-2, -1)) * scale
     dtype = scores._data.dtype
     if is_causal:
-        if attn_mask is not None:
+        if attn_mask is not None and not _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p, enable_gqa):
             raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True")
         xp = _array_module(scores)
         causal = xp.triu(xp.ones((length, source), dtype=bool), 1)
@@ -763,6 +763,29 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, True)
     return weights @ value
+
+
+_FLASH_CPU_DTYPES = ("float32", "float64", "bfloat16", "float16")
+
+
+def _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p: float, enable_gqa: bool) -> bool:
+    """Whether torch 2.13 on the CPU picks its flash kernel (the checks of its sdp_utils_cpp). That
+    kernel alone takes an explicit ``attn_mask`` together with ``is_causal=True`` and applies both;
+    the math kernel, taken otherwise, refuses the pair."""
+    from ..backends import cuda as sdp_switches  # the switches sdpa_kernel and sdp_kernel set
+
+    tensors = (query, key, value)
+    if not sdp_switches.flash_sdp_enabled() or dropout_p > 0.0:
+        return False
+    if any(t.device.type != "cpu" or t.dim() != 4 or t.dtype.name not in _FLASH_CPU_DTYPES for t in tensors):
+        return False
+    if not query.shape[-1] == key.shape[-1] == value.shape[-1] or attn_mask.dim() not in (2, 4):
+        return False
+    if not query.shape[0] == key.shape[0] == value.shape[0]:
+        return False
+    if not enable_gqa and not query.shape[1] == key.shape[1] == value.shape[1]:
+        return False
+    return all(t.stride(-1) == 1 for t in tensors)
 
 
 def _safe_softmax(scores: Tensor, dim: int) -> Tensor:
