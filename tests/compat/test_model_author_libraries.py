@@ -191,3 +191,34 @@ def test_sdpa_kernel_sets_the_backend_switches_for_its_block():
             assert [switches.flash_sdp_enabled(), switches.math_sdp_enabled(), switches.mem_efficient_sdp_enabled(),
                     switches.cudnn_sdp_enabled()] == [False, True, False, True]
         assert switches.flash_sdp_enabled() and switches.math_sdp_enabled()
+
+
+_VERSIONS = ["0.1.0", "2.13.0+cpu", "2.13.0", "1.10.0a0", "2.0.0.dev20230101", "2.1.0rc1", "2.1.0.post2", "1!0.5",
+             "2.1", "2.1.0-1", "2.1.0+cu121", "2.1.0+cpu.abc", "1.2.0beta3", "parrot"]
+_COMPARANDS = [(2, 1), (2,), (0, 1, 0), (2, 13), "2.1", "2.1.0", "0.10", "0.9", "2.13.0", "2.13.0+cpu",
+               "2.1.0rc2", "2.1.0.dev1", "parrot", "1!0.1", "2.1.0+cpu.1"]
+
+
+@pytest.mark.parametrize("version", _VERSIONS)
+def test_torch_version_compares_as_torchs(version):
+    # libraries gate code on torch.__version__ >= (2, 1) (bitsandbytes, mmengine) or >= "2.1": a
+    # plain str refuses the tuple and orders "0.10" below "0.9"
+    from torch.torch_version import TorchVersion as Theirs
+
+    from chainrule.torch_version import TorchVersion as Mine
+
+    mine, theirs = Mine(version), Theirs(version)
+    assert isinstance(mine, str) and str(mine) == version and hash(mine) == hash(version)
+    for other in _COMPARANDS:
+        for method in ("__lt__", "__le__", "__eq__", "__ge__", "__gt__", "__ne__"):
+            assert getattr(mine, method)(other) == getattr(theirs, method)(other), (version, method, other)
+
+
+def test_package_version_is_a_torch_version():
+    assert isinstance(chainrule.__version__, chainrule.torch_version.TorchVersion)
+    assert chainrule.__version__ == chainrule.version.__version__
+    assert chainrule.__version__ >= (0, 1) and chainrule.__version__ < "0.10"
+    with pytest.raises(TypeError, match="not supported between instances of 'TorchVersion' and 'int'"):
+        _ = chainrule.__version__ >= 3
+    with pytest.raises(TypeError, match="not supported between instances of 'TorchVersion' and 'int'"):
+        _ = torch.__version__ >= 3
