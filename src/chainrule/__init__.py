@@ -112,7 +112,7 @@ def numel(input: Tensor) -> int:
     return input.numel()
 
 
-from .version import __version__  # noqa: E402
+from .torch_version import __version__  # noqa: E402  (a TorchVersion, as torch.__version__)
 
 # subpackages torch exposes as attributes after `import torch`
 from . import nn  # noqa: E402

@@ -290,6 +290,11 @@ def cast_array(array, np_dtype):
         # bfloat16 and the other float8 types widen exactly to float32 first
         widen = array.dtype.name == "bfloat16" or array.dtype.name in _FLOAT8_NAMES
         return to_float8(array.astype(np.float32) if widen else array, np_dtype)
+    if array.dtype.kind in "fc" and np_dtype.kind in "iu":
+        # torch converts NaN, infinities and out-of-range floats to integers without a word (x-transformers'
+        # relative-position buckets take .long() of log(0) = -inf and mask it away); NumPy would warn
+        with np.errstate(invalid="ignore", over="ignore"):
+            return array.astype(np_dtype)
     return array.astype(np_dtype)
 
 

@@ -750,17 +750,52 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
     scores = (query @ key.transpose(-2, -1)) * scale
     dtype = scores._data.dtype
     if is_causal:
-        if attn_mask is not None:
+        if attn_mask is not None and not _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p, enable_gqa):
             raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True")
         xp = _array_module(scores)
         causal = xp.triu(xp.ones((length, source), dtype=bool), 1)
         scores = scores + Tensor._make(xp.where(causal, -np.inf, 0.0).astype(dtype))
     if attn_mask is not None:
         scores = scores + _mask_to_additive(attn_mask, dtype, true_means_masked=False)
-    weights = _softmax(scores, -1)
+        weights = _safe_softmax(scores, -1)
+    else:
+        weights = _softmax(scores, -1)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, True)
     return weights @ value
+
+
+_FLASH_CPU_DTYPES = ("float32", "float64", "bfloat16", "float16")
+
+
+def _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p: float, enable_gqa: bool) -> bool:
+    """Whether torch 2.13 on the CPU picks its flash kernel (the checks of its sdp_utils_cpp). That
+    kernel alone takes an explicit ``attn_mask`` together with ``is_causal=True`` and applies both;
+    the math kernel, taken otherwise, refuses the pair."""
+    from ..backends import cuda as sdp_switches  # the switches sdpa_kernel and sdp_kernel set
+
+    tensors = (query, key, value)
+    if not sdp_switches.flash_sdp_enabled() or dropout_p > 0.0:
+        return False
+    if any(t.device.type != "cpu" or t.dim() != 4 or t.dtype.name not in _FLASH_CPU_DTYPES for t in tensors):
+        return False
+    if not query.shape[-1] == key.shape[-1] == value.shape[-1] or attn_mask.dim() not in (2, 4):
+        return False
+    if not query.shape[0] == key.shape[0] == value.shape[0]:
+        return False
+    if not enable_gqa and not query.shape[1] == key.shape[1] == value.shape[1]:
+        return False
+    return all(t.stride(-1) == 1 for t in tensors)
+
+
+def _safe_softmax(scores: Tensor, dim: int) -> Tensor:
+    """torch's _safe_softmax, which every scaled_dot_product_attention kernel uses since torch 2.5: a
+    query whose keys are all masked (scores all -inf) attends to nothing, giving zeros and a zero
+    gradient where softmax gives NaN (left-padded batches, padding queries)."""
+    fully_masked = (scores == -math.inf).all(dim, keepdim=True)
+    # the masked rows' scores become finite first, so that softmax's backward sees no NaN weights
+    weights = _softmax(scores.masked_fill(fully_masked, 0.0), dim)
+    return weights.masked_fill(fully_masked, 0.0)
 
 
 def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embed_dim_to_check: int, num_heads: int,
@@ -828,10 +863,11 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         mask = kpm if mask is None else mask + kpm
     observer = None if need_weights else _fused_kernel_observer
     if observer is None:
-        attended, weights = _attention_heads(q, k, v, mask, head_dim, dropout_p if training else 0.0)
+        attended, weights = _attention_heads(q, k, v, mask, head_dim, dropout_p if training else 0.0,
+                                             safe=not need_weights)
     else:  # torch runs this as scaled_dot_product_attention
         with observer("scaled_dot_product_attention", q, k, v) as finished:
-            attended, weights = _attention_heads(q, k, v, mask, head_dim, dropout_p if training else 0.0)
+            attended, weights = _attention_heads(q, k, v, mask, head_dim, dropout_p if training else 0.0, safe=True)
             finished(attended)
     out = attended.transpose(0, 1).reshape(tgt_len * bsz, embed_dim)
     out = linear(out, out_proj_weight, out_proj_bias).reshape(tgt_len, bsz, embed_dim)
@@ -847,12 +883,14 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
     return out, weights
 
 
-def _attention_heads(q, k, v, mask, head_dim: int, dropout_p: float):
-    """multi_head_attention_forward's attention over (batch·heads, L, E): the result and the weights."""
+def _attention_heads(q, k, v, mask, head_dim: int, dropout_p: float, safe: bool = False):
+    """multi_head_attention_forward's attention over (batch·heads, L, E): the result and the weights.
+    ``safe``: torch's path without weights is scaled_dot_product_attention, whose fully masked rows
+    give zeros; the path with weights gives NaN there."""
     scores = (q * (1.0 / math.sqrt(head_dim))) @ k.transpose(-2, -1)
     if mask is not None:
         scores = scores + mask
-    weights = _softmax(scores, -1)
+    weights = _safe_softmax(scores, -1) if safe and mask is not None else _softmax(scores, -1)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, True)
     return weights @ v, weights

@@ -21,6 +21,7 @@ from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim
 from .complex import ViewAsReal, view_as_complex, view_as_real
 from .elementwise import Where, on_its_gpu
+from .linear import cpp_type_name
 from .shape import MadeWithoutGrad, _share
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -1469,7 +1470,7 @@ def _check_mask(mask, op: str) -> None:
         raise TypeError(f"{op}(): argument 'mask' must be Tensor, not {type(mask).__name__}")
     if mask._data.dtype != np.bool_:
         if op == "masked_fill":
-            raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {mask.dtype.name}")
+            raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {cpp_type_name(mask.dtype)}")
         raise RuntimeError(f"{op}: expected BoolTensor for mask")
 
 

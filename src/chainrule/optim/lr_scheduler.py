@@ -131,6 +131,11 @@ class LRScheduler:
         return [group["lr"] for group in self.optimizer.param_groups]
 
 
+class _LRScheduler(LRScheduler):
+    """torch's pre-2.0 name of :class:`LRScheduler`, kept as an empty subclass (as torch keeps it)
+    because libraries still subclass and import it (skorch's ``WarmRestartLR``)."""
+
+
 class StepLR(LRScheduler):
     """Multiply the lr by ``gamma`` every ``step_size`` epochs."""
 
