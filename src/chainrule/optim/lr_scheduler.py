@@ -131,6 +131,11 @@ class LRScheduler:
         return [group["lr"] for group in self.optimizer.param_groups]
 
 
+class _LRScheduler(LRScheduler):
+    """The base class's old name, kept by torch for schedulers written before LRScheduler
+    (monai's WarmupCosineSchedule subclasses it)."""
+
+
 class StepLR(LRScheduler):
     """Multiply the lr by ``gamma`` every ``step_size`` epochs."""
 
