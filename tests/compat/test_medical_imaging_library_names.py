@@ -1,3 +1,4 @@
+# ruff: noqa: UP006, UP045 - torch.jit.isinstance is given typing.List/Dict/Optional, as scripted code writes them
 """Torch names and behaviours MONAI reaches, compared with torch 2.13 (without MONAI).
 
 - ``torch.utils.data._utils.collate``: ``collate`` with a ``collate_fn_map``, the per-type
