@@ -49,16 +49,28 @@ def bind_module(module) -> None:
         setattr(Tensor, method, getattr(module, function))
 
 
+# Torch's binary operators answer NotImplemented where their op raises TypeError (an operand
+# that is no tensor or number), so Python asks the other operand's reflected method next: a
+# tuple subclass defining __rmul__ (zuko's NestedTensor) gets ``tensor * nested``, and anything
+# else fails with Python's own "unsupported operand type(s)" message.
+
+
 def _operator(fn):
     def method(self, other) -> Tensor:
-        return fn(self, other)
+        try:
+            return fn(self, other)
+        except TypeError:
+            return NotImplemented
 
     return method
 
 
 def _inplace_operator(fn):
     def method(self, other) -> Tensor:
-        return _inplace(self, fn, other)
+        try:
+            return _inplace(self, fn, other)
+        except TypeError:
+            return NotImplemented
 
     return method
 
@@ -73,7 +85,10 @@ def _comparison(fn):
 
 def _reflected(fn):
     def method(self, other) -> Tensor:
-        return fn(other, self)
+        try:
+            return fn(other, self)
+        except TypeError:
+            return NotImplemented
 
     method.__name__ = f"__r{fn.__name__}__"
     return method
@@ -146,7 +161,10 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
                     finally:
                         numpy_errstate.reset(quiet)
                 return apply(function_cls, self, other)
-        return fn(other, self) if reflected else fn(self, other)
+        try:
+            return fn(other, self) if reflected else fn(self, other)
+        except TypeError:
+            return NotImplemented
 
     return method
 

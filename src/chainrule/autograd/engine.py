@@ -222,7 +222,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         # compared inline, and only a node that fails asks the property for torch's error
         versions = node._saved_versions
         if node._freed or versions is not None and not _versions_match(node._saved, versions):
-            if needed is None or id(node) in needed:
+            if needed is None or _will_run(node, needed):
                 node.saved_values  # noqa: B018 - the property raises torch's error
 
     previous = _grad_state.enabled
@@ -261,9 +261,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                         for hook in list(node.variable._post_accumulate_grad_hooks):
                             hook(node.variable)
                 continue
-            if needed is not None and not any(
-                child is not None and id(child) in needed for child, _ in node.next_functions
-            ):
+            if needed is not None and not _will_run(node, needed):
                 continue
             forward_cls = node._forward_cls
             if (len(grads) != 1 or grads[0] is None or not forward_cls._array_forward
@@ -341,6 +339,14 @@ def _needed_nodes(order, targets):
         ):
             needed.add(id(node))
     return needed
+
+
+def _will_run(node, needed):
+    """Whether a needed node's rule runs: a requested non-leaf input's node only hands over the
+    gradient reaching it, and runs its rule only when another requested input lies beyond it."""
+    return id(node) in needed and any(
+        child is not None and id(child) in needed for child, _ in node.next_functions
+    )
 
 
 def _add_to_buffer(buffers, node, output_nr, grad, create_graph):

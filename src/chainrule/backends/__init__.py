@@ -9,3 +9,32 @@ change no computation; chainrule's kernels are deterministic on the CPU already.
 from . import cpu, cuda, cudnn, mkl, mkldnn, mps, openmp  # noqa: F401
 
 __all__ = ["cpu", "cuda", "cudnn", "mkl", "mkldnn", "mps", "openmp"]
+
+from contextlib import contextmanager  # noqa: E402
+
+# torch forbids bare assignment to the backend flags after disable_global_flags() (its test
+# suite's guard) unless inside __allow_nonbracketed_mutation(); chainrule's flags change no
+# computation, so the state is kept and reported but assignments are not refused
+__allow_nonbracketed_mutation_flag = True
+
+
+def disable_global_flags() -> None:
+    global __allow_nonbracketed_mutation_flag
+    __allow_nonbracketed_mutation_flag = False
+
+
+def flags_frozen() -> bool:
+    return not __allow_nonbracketed_mutation_flag
+
+
+@contextmanager
+def __allow_nonbracketed_mutation():
+    """Lets bare flag assignments through for the block (monai's set_determinism sets
+    ``cudnn.deterministic`` inside it)."""
+    global __allow_nonbracketed_mutation_flag
+    old = __allow_nonbracketed_mutation_flag
+    __allow_nonbracketed_mutation_flag = True
+    try:
+        yield
+    finally:
+        __allow_nonbracketed_mutation_flag = old

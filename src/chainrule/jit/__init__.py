@@ -15,9 +15,10 @@ from ..nn import Module
 # torch.jit.annotations is bound on ``import torch`` (and a ``from __future__ import annotations``
 # here would shadow the submodule's name)
 from . import annotations  # noqa: F401
+from ._container_types import isinstance
 
 __all__ = ["script", "trace", "ignore", "unused", "export", "is_scripting", "is_tracing", "save", "load",
-           "Final", "ScriptModule", "script_method", "annotate", "interface", "TracerWarning"]
+           "Final", "ScriptModule", "script_method", "annotate", "interface", "TracerWarning", "isinstance"]
 
 _NO_TORCHSCRIPT = ("chainrule.jit.{}: chainrule has no TorchScript format; save the state dict "
                    "with chainrule.save(model.state_dict(), path) instead")

@@ -558,9 +558,10 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         # downsampling with antialias widens the filter; giving the plain result would differ silently
         raise NotImplementedError("interpolate: antialias=True when downsampling is not supported by chainrule")
     if mode == "area":  # torch's 'area' is adaptive average pooling to the output size
-        from ..ops import pool
+        from ..ops import adaptive_pool3d, pool
 
-        return getattr(pool, f"adaptive_avg_pool{d}d")(input, out_sizes)
+        adaptive = {1: pool.adaptive_avg_pool1d, 2: pool.adaptive_avg_pool2d, 3: adaptive_pool3d.adaptive_avg_pool3d}
+        return adaptive[d](input, out_sizes)
     out = input
     xp = _array_module(input)
     for k in range(d):

@@ -112,7 +112,7 @@ def namespace_with_out(modules) -> dict:
     cast ..."); ``"computes_in"`` the out's dtype is the dtype the op computes in (sum, cumsum: as
     ``dtype=``); ``"same_as_input"`` (amax), ``"same"`` (norm, argmax: their C++ type names),
     ``"same_elementwise"`` (neg, round), ``"same_where"``, ``"same_scalar_type"`` (index_select),
-    ``"long"`` (nonzero): each torch's own refusal of any other; ``"cat"`` (cat, stack) a cast
+    ``"long"`` (nonzero), ``"long_samples"`` (multinomial): each torch's own refusal of any other; ``"cat"`` (cat, stack) a cast
     torch allows, else its TypeError;
     ``"floating"`` any floating dtype (logsumexp); ``"castable"`` torch's canCast check (max())."""
     from ..tensor import honours_out
@@ -180,6 +180,8 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
         return RuntimeError(f"{name}(): self and result must have the same scalar type")
     if rule == "long" and got.name != "int64":
         return RuntimeError(f"{name}: Expected out tensor to have scalar type Long but got scalar type{scalar(got)}")
+    if rule == "long_samples" and got.name != "int64":
+        return RuntimeError(f"{name} expects Long tensor out, got: {scalar(got)}")
     if rule == "floating" and not got.is_floating_point:
         return RuntimeError(f"{name}(): Expected floating point type for result tensor, but got: {scalar(got)}")
     if rule == "cat" and expected._category > got._category:  # stack's message names cat too

@@ -648,6 +648,9 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
                   weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """F.instance_norm over (N, C, *): statistics per sample and channel."""
+    if use_input_stats and math.prod(input.shape[2:]) == 1:
+        # one value per sample and channel: its variance is 0 and the output all bias (torch refuses)
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size {input.shape}")
     eps = check_float(eps, "instance_norm", "eps")
     if momentum is not None:  # chainrule's modules pass None for a cumulative average
         momentum = check_float(momentum, "instance_norm", "momentum")

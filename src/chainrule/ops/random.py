@@ -39,6 +39,8 @@ __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "get_rng_state", 
 __not_methods__ = {"Generator", "manual_seed", "seed", "initial_seed", "get_rng_state",
                    "set_rng_state", "default_generator", "rand", "randn", "randint", "randperm",
                    "rand_like", "randn_like", "randint_like"}
+# torch.multinomial(..., out=) (BoTorch's batched_multinomial); the method takes no out=
+__out_functions__ = {"multinomial": "long_samples"}
 
 # torch's default seed, for the CPU generator and each CUDA generator until one is seeded
 DEFAULT_SEED = 67280421310721

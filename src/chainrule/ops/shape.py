@@ -32,7 +32,8 @@ __all__ = ["reshape", "view", "view_as", "reshape_as", "expand", "expand_as", "b
 __not_methods__ = {"cat", "concat", "concatenate", "stack", "broadcast_tensors", "broadcast_shapes",
                    "hstack", "vstack", "dstack", "column_stack", "pad", "atleast_1d", "atleast_2d", "atleast_3d"}
 # Tensor-only methods (torch has no torch.repeat; torch.unfold is nn.functional's im2col)
-__tensor_methods__ = {"repeat": "repeat", "unfold": "unfold"}
+# Tensor.split names its size argument split_size where torch.split says split_size_or_sections
+__tensor_methods__ = {"repeat": "repeat", "unfold": "unfold", "split": "_split_method"}
 
 
 def _mark_view(out: Tensor, base: Tensor) -> Tensor:
@@ -679,6 +680,13 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     else:
         pieces = SplitWithSizes.apply(tensor, sizes=sizes, dim=d, given_dim=dim, split_size=tuple(sizes))
     return _share_pieces(pieces, tensor)
+
+
+def _split_method(self: Tensor, split_size, dim: int = 0) -> tuple:
+    return split(self, split_size, dim)
+
+
+_split_method.__name__, _split_method.__qualname__ = "split", "Tensor.split"  # named as torch's in errors
 
 
 def _share_pieces(pieces, input: Tensor) -> tuple:

@@ -133,7 +133,8 @@ class LRScheduler:
 
 class _LRScheduler(LRScheduler):
     """torch's pre-2.0 name of :class:`LRScheduler`, kept as an empty subclass (as torch keeps it)
-    because libraries still subclass and import it (skorch's ``WarmRestartLR``)."""
+    because libraries still subclass and import it (skorch's ``WarmRestartLR``, monai's
+    ``WarmupCosineSchedule``)."""
 
 
 class StepLR(LRScheduler):

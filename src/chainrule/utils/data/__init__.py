@@ -1,6 +1,6 @@
 """Datasets, samplers and the DataLoader, with torch.utils.data's names and semantics."""
 
-from . import _utils as _utils  # torch.utils.data._utils, bound on import as torch binds it
+from . import _utils  # noqa: F401 - torch.utils.data._utils, reached as an attribute too
 from ._worker import get_worker_info
 from .collate import default_collate, default_convert
 from .dataloader import DataLoader

@@ -5,7 +5,8 @@ strings kept, mappings and (named) tuples and lists collated field by field)."""
 from __future__ import annotations
 
 import collections.abc
-import numbers
+import copy
+import re
 
 import numpy as np
 
@@ -14,11 +15,15 @@ from ...tensor import Tensor
 
 __all__ = ["default_collate", "default_convert"]
 
+# NumPy dtype strings of arrays that cannot become tensors: bytes, strings, objects
+np_str_obj_array_pattern = re.compile(r"[SaUO]")
+default_collate_err_msg_format = (
+    "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found {}")
+
 
 def _from_numpy(array: np.ndarray) -> Tensor:
     if array.dtype.kind in "SUO":
-        raise TypeError(
-            f"default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found {array.dtype}")
+        raise TypeError(default_collate_err_msg_format.format(array.dtype))
     _dtype.from_numpy_dtype(array.dtype)  # TypeError for dtypes chainrule does not have
     return Tensor._make(np.ascontiguousarray(array))
 
@@ -59,44 +64,93 @@ def _stack(tensors: list) -> Tensor:
     return Tensor._make(np.stack([t._data for t in tensors]))
 
 
-def default_collate(batch):
-    """Merge a list of samples into a batch, as torch's default_collate: tensors and NumPy arrays
-    are stacked along a new first dim; Python floats become a float64 tensor, ints int64, bools
-    bool; strings stay a list; dicts, (named)tuples and lists are collated field by field."""
+def collate(batch, *, collate_fn_map: dict | None = None):
+    """Merge a list of samples into a batch, as torch's ``collate``: the first sample's type picks
+    a function from ``collate_fn_map`` (its exact type first, then the first key it is an instance
+    of); mappings, (named) tuples and sequences are collated field by field."""
     elem = batch[0]
-    if isinstance(elem, Tensor):
-        return _stack(batch)
-    if isinstance(elem, np.ndarray):
-        if elem.dtype.kind in "SUO":
-            raise TypeError(f"default_collate: batch must contain tensors, numpy arrays, numbers, dicts or "
-                            f"lists; found {elem.dtype}")
-        return _stack([_from_numpy(np.asarray(b)) for b in batch])
-    if isinstance(elem, np.generic):
-        return _from_numpy(np.asarray(batch))
-    if isinstance(elem, bool):
-        return Tensor._make(np.asarray(batch, dtype=np.bool_))
-    if isinstance(elem, float):
-        return Tensor._make(np.asarray(batch, dtype=np.float64))
-    if isinstance(elem, int):
-        return Tensor._make(np.asarray(batch, dtype=np.int64))
-    if isinstance(elem, numbers.Number):
-        return Tensor._make(np.asarray(batch, dtype=np.float64))
-    if isinstance(elem, (str, bytes)):
-        return batch
+    elem_type = type(elem)
+    if collate_fn_map is not None:
+        if elem_type in collate_fn_map:
+            return collate_fn_map[elem_type](batch, collate_fn_map=collate_fn_map)
+        for collate_type in collate_fn_map:
+            if isinstance(elem, collate_type):
+                return collate_fn_map[collate_type](batch, collate_fn_map=collate_fn_map)
     if isinstance(elem, collections.abc.Mapping):
-        collated = {key: default_collate([d[key] for d in batch]) for key in elem}
-        if isinstance(elem, dict) and type(elem) is not dict:
-            try:
-                return type(elem)(collated)
-            except TypeError:
-                return collated
-        return collated
+        try:
+            if isinstance(elem, collections.abc.MutableMapping):
+                # a copy keeps the mapping's own type and attributes (an OrderedDict subclass, ...)
+                clone = copy.copy(elem)
+                clone.update({key: collate([d[key] for d in batch], collate_fn_map=collate_fn_map) for key in elem})
+                return clone
+            return elem_type({key: collate([d[key] for d in batch], collate_fn_map=collate_fn_map) for key in elem})
+        except TypeError:  # a mapping type that cannot be built from a dict
+            return {key: collate([d[key] for d in batch], collate_fn_map=collate_fn_map) for key in elem}
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):
-        return type(elem)(*(default_collate(samples) for samples in zip(*batch)))
+        return elem_type(*(collate(samples, collate_fn_map=collate_fn_map) for samples in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
         size = len(elem)
         if any(len(sample) != size for sample in batch):
             raise RuntimeError("each element in list of batch should be of equal size")
-        return [default_collate(samples) for samples in zip(*batch)]
-    raise TypeError(f"default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; "
-                    f"found {type(elem)}")
+        transposed = list(zip(*batch))
+        if isinstance(elem, tuple):
+            return [collate(samples, collate_fn_map=collate_fn_map) for samples in transposed]
+        try:
+            if isinstance(elem, collections.abc.MutableSequence):
+                clone = copy.copy(elem)
+                for i, samples in enumerate(transposed):
+                    clone[i] = collate(samples, collate_fn_map=collate_fn_map)
+                return clone
+            return elem_type([collate(samples, collate_fn_map=collate_fn_map) for samples in transposed])
+        except TypeError:
+            return [collate(samples, collate_fn_map=collate_fn_map) for samples in transposed]
+    raise TypeError(default_collate_err_msg_format.format(elem_type))
+
+
+def collate_tensor_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:
+    return _stack(list(batch))
+
+
+def collate_numpy_array_fn(batch, *, collate_fn_map: dict | None = None):
+    elem = batch[0]
+    if np_str_obj_array_pattern.search(elem.dtype.str) is not None:
+        raise TypeError(default_collate_err_msg_format.format(elem.dtype))
+    return collate([_from_numpy(np.asarray(b)) for b in batch], collate_fn_map=collate_fn_map)
+
+
+def collate_numpy_scalar_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:
+    return _from_numpy(np.asarray(batch))
+
+
+def collate_float_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:
+    return Tensor._make(np.asarray(batch, dtype=np.float64))
+
+
+def collate_int_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:
+    # a batch of bools is a bool tensor (bool is an int), of ints int64, as torch.tensor(batch)
+    kind = np.bool_ if all(type(b) is bool for b in batch) else np.int64
+    return Tensor._make(np.asarray(batch, dtype=kind))
+
+
+def collate_str_fn(batch, *, collate_fn_map: dict | None = None):
+    return batch
+
+
+# what default_collate does for each type; libraries add their own types (monai: MetaTensor)
+default_collate_fn_map: dict = {
+    Tensor: collate_tensor_fn,
+    np.ndarray: collate_numpy_array_fn,
+    (np.bool_, np.number, np.object_): collate_numpy_scalar_fn,
+    float: collate_float_fn,
+    int: collate_int_fn,
+    str: collate_str_fn,
+    bytes: collate_str_fn,
+}
+
+
+def default_collate(batch):
+    """Merge a list of samples into a batch, as torch's default_collate: tensors and NumPy arrays
+    are stacked along a new first dim; Python floats become a float64 tensor, ints int64, bools
+    bool; strings stay a list; dicts, (named)tuples and lists are collated field by field; types
+    registered in ``default_collate_fn_map`` go to their own function."""
+    return collate(batch, collate_fn_map=default_collate_fn_map)

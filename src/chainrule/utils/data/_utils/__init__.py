@@ -1,8 +1,6 @@
-"""torch.utils.data._utils: the private package libraries import ``default_collate`` from
-(``torch.utils.data._utils.collate``, opacus's DP data loader); chainrule's collate module under that name."""
+"""torch.utils.data._utils: where torch keeps the DataLoader's helpers (libraries import the
+collate functions from ``_utils.collate``)."""
 
-import sys
+from . import collate
 
-from .. import collate as collate
-
-sys.modules[f"{__name__}.collate"] = collate
+__all__ = ["collate"]
