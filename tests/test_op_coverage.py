@@ -57,7 +57,7 @@ NOT_OPS: dict[str, str] = {
     ),
     **_group(
         "type and dtype queries: answer about a tensor or dtype, compute no tensor",
-        "is_tensor", "is_floating_point", "is_complex", "get_default_complex_dtype", "promote_types", "result_type", "broadcast_shapes", "can_cast",
+        "is_tensor", "is_storage", "is_floating_point", "is_complex", "get_default_complex_dtype", "promote_types", "result_type", "broadcast_shapes", "can_cast",
         "numel", "Tensor.is_floating_point", "Tensor.is_complex", "Tensor.is_contiguous", "Tensor.is_leaf",
         "Tensor.is_cuda", "Tensor.is_shared", "Tensor.numel", "Tensor.nelement", "Tensor.dim", "Tensor.ndim",
         "Tensor.ndimension", "Tensor.size", "Tensor.shape", "Tensor.stride", "Tensor.dtype", "Tensor.device",
@@ -91,7 +91,7 @@ NOT_OPS: dict[str, str] = {
     ),
     **_group(
         "autograd bookkeeping: graph and gradient state, tested in tests/autograd",
-        "Tensor.backward", "Tensor.grad", "Tensor.grad_fn", "Tensor.requires_grad", "Tensor.requires_grad_",
+        "Tensor.backward", "Tensor.grad", "Tensor.grad_dtype", "Tensor.grad_fn", "Tensor.requires_grad", "Tensor.requires_grad_",
         "Tensor.retain_grad", "Tensor.retains_grad", "Tensor.register_hook",
         "Tensor.register_post_accumulate_grad_hook", "Tensor.detach", "Tensor.detach_", "Tensor.data",
     ),

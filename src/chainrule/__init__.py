@@ -98,6 +98,14 @@ def is_tensor(obj) -> bool:
     return isinstance(obj, Tensor)
 
 
+def is_storage(obj) -> bool:
+    """torch.is_storage: whether ``obj`` is a storage (typed, untyped, or a legacy FloatStorage-style
+    class's instance)."""
+    from .storage import _Storage
+
+    return isinstance(obj, _Storage)
+
+
 def is_floating_point(input: Tensor) -> bool:
     return input.is_floating_point()
 
@@ -310,7 +318,8 @@ from .ops.statistics import *  # noqa: E402,F401,F403
 from .ops.windows import *  # noqa: E402,F401,F403
 # torch's top-level spellings of these nn.functional ops are the same functions
 from .nn.functional import (  # noqa: E402,F401
-    bilinear, channel_shuffle, cosine_similarity, pairwise_distance, pdist, pixel_shuffle, pixel_unshuffle,
+    bilinear, channel_shuffle, cosine_similarity, native_channel_shuffle, pairwise_distance, pdist, pixel_shuffle,
+    pixel_unshuffle,
 )
 
 # --- s6 names: scatter views, as_strided, and torch's other small names (bound before the in-place variants)

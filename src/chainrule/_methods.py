@@ -601,8 +601,21 @@ def _storage_offset(self: Tensor) -> int:
 
 
 def _dim_order(self: Tensor, *, ambiguity_check=False) -> tuple:
-    """The dims from outermost to innermost in memory (largest stride first; ties keep their order)."""
-    strides = self._data.strides
+    """The dims from outermost to innermost in memory (largest stride first; ties keep their order).
+    ``ambiguity_check=True`` refuses a tensor whose order is not unique (a size-1 dim, two equal
+    strides); a list of memory formats accepts such a tensor only when exactly one of them fits it."""
+    from . import memory_format
+
+    formats = ambiguity_check if isinstance(ambiguity_check, list) else []
+    if not isinstance(ambiguity_check, bool) and not (
+            isinstance(ambiguity_check, list) and all(isinstance(f, memory_format) for f in ambiguity_check)):
+        raise TypeError("The ambiguity_check argument must be a bool or a list of memory formats.")
+    strides = self.stride()
+    if ambiguity_check is not False:
+        ambiguous = any(n == 1 for n in self._data.shape) or any(a == b for a, b in zip(strides, strides[1:]))
+        if ambiguous and sum(self.is_contiguous(memory_format=f) for f in formats) != 1:
+            raise RuntimeError("The tensor does not have unique dim order, or cannot map to exact one of the given "
+                               "memory formats.")
     return tuple(sorted(range(self._data.ndim), key=lambda d: -strides[d]))
 
 

@@ -23,6 +23,7 @@ import types
 __all__ = [
     "DisableTorchFunction", "DisableTorchFunctionSubclass", "disabled_torch_function_impl", "dispatching",
     "handle_torch_function", "has_torch_function", "has_torch_function_unary", "has_torch_function_variadic",
+    "redispatch_function",
 ]
 
 
@@ -194,9 +195,17 @@ def _relevant(args: tuple, kwargs: dict | None):
     return args if not kwargs else (*args, *kwargs.values())
 
 
+# set by redispatch_function: the next has_torch_function check answers False, once
+_skip_one_hop = False
+
+
 def has_torch_function(relevant_args) -> bool:
     """torch.overrides.has_torch_function: a mode is active or one of ``relevant_args`` (or an item of a
     list/tuple among them) overrides ``__torch_function__`` (plain Tensors and Parameters do not)."""
+    global _skip_one_hop
+    if _skip_one_hop:
+        _skip_one_hop = False
+        return False
     if flags.modes_live:
         return True
     if flags.arguments_off:
@@ -258,6 +267,30 @@ def handle_torch_function(public_api, relevant_args, *args, **kwargs):
         raise TypeError(f"no implementation found for '{_qualified_name(public_api)}' on types that implement "
                         f"__torch_function__: {[type(value) for value in overloaded]}")
     return dispatch(public_api, args, kwargs, overloaded)
+
+
+def redispatch_function(func, types, args, kwargs):
+    """torch.overrides.redispatch_function: call ``func`` skipping one level of ``__torch_function__``
+    dispatch (its own), while the calls inside it dispatch as usual. A built-in function runs its
+    implementation; a Python function that checks ``has_torch_function`` finds that check False once."""
+    global _skip_one_hop
+    kwargs = {} if kwargs is None else kwargs
+    implementation = None
+    if getattr(func, "__torch_dispatching__", False):
+        implementation = func.__wrapped__
+    elif isinstance(getattr(func, "__self__", None), property):  # a dispatched property's __get__
+        getter = func.__self__.fget
+        implementation = getattr(getter, "__wrapped__", getter)
+    if implementation is not None:
+        # torch's built-ins run in C++, where nothing dispatches again: neither must chainrule's
+        # Python internals (the modes and subclasses see the calls the user's code makes)
+        with DisableTorchFunction():
+            return implementation(*args, **kwargs)
+    saved, _skip_one_hop = _skip_one_hop, True
+    try:
+        return func(*args, **kwargs)
+    finally:
+        _skip_one_hop = saved
 
 
 def _has_handler(kind: type) -> bool:

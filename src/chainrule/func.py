@@ -33,7 +33,7 @@ from .ops.shape import stack as _stack
 from .tensor import Tensor
 
 __all__ = ["grad", "grad_and_value", "vjp", "jvp", "linearize", "jacrev", "jacfwd", "hessian", "vmap", "functional_call",
-           "stack_module_state"]
+           "stack_module_state", "functionalize", "rearrange"]
 
 
 # ---------------------------------------------------------------- pytrees
@@ -731,3 +731,136 @@ def stack_module_state(models) -> tuple:
         params[name] = _stack([p.detach() for p in parts]).requires_grad_(all(p.requires_grad for p in parts))
     buffers = {name: _stack([dict(m.named_buffers())[name] for m in models]) for name, _ in models[0].named_buffers()}
     return params, buffers
+
+
+# ---------------------------------------------------------------- functionalize, rearrange
+def functionalize(func, *, remove: str = "mutations"):
+    """torch.func.functionalize: ``func`` with its mutations (and, with ``remove="mutations_and_views"``,
+    its views) replaced by out-of-place ops when a tracer records it. Run eagerly, as here, the result
+    computes what ``func`` computes and mutates its inputs as ``func`` does (torch copies the new
+    values back into mutated inputs), so the function runs as it is."""
+    if remove not in ("mutations", "mutations_and_views"):
+        raise RuntimeError(f"functionalize(f, remove='mutations'): received invalid argument for remove={remove}. "
+                           "Valid options are:\n     remove='mutations': all inplace and out= operators will be "
+                           "removed from the program, and replaced with their out-of-place equivalents.\n     "
+                           "remove='mutations_and_views': In addition to the above, all aliasing operators "
+                           "{view} will be replaced with their non-aliasing counterparts, {view}_copy.\n")
+    import functools
+
+    @functools.wraps(func)
+    def functionalized(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return functionalized
+
+
+def _rearrange_side(text: str, side: str) -> list:
+    """One side of a rearrange pattern as a list of groups: a group is a list of axis names, or the
+    string "..." for the ellipsis; "()" and "1" are empty groups (a dim of size 1)."""
+    groups, current = [], None
+    for token in text.replace("(", " ( ").replace(")", " ) ").split():
+        if token == "(":
+            if current is not None:
+                raise ValueError(f"Nested brackets are not allowed in the {side} of a rearrange pattern: {text!r}")
+            current = []
+        elif token == ")":
+            if current is None:
+                raise ValueError(f"Unbalanced brackets in the {side} of a rearrange pattern: {text!r}")
+            groups.append(current)
+            current = None
+        elif token == "...":
+            if current is None:
+                groups.append("...")
+            elif side == "right":  # "(a ...)": the ellipsis's dims merged with others
+                current.append("...")
+            else:
+                raise ValueError("rearrange: an ellipsis inside brackets is only supported on the right side")
+        elif token == "1":  # a dim of size 1 (inside brackets it multiplies by 1: nothing)
+            if current is None:
+                groups.append([])
+        elif token.isidentifier():
+            if current is None:
+                groups.append([token])
+            else:
+                current.append(token)
+        else:
+            raise ValueError(f"Invalid axis identifier {token!r} in rearrange pattern")
+    if current is not None:
+        raise ValueError(f"Unbalanced brackets in the {side} of a rearrange pattern: {text!r}")
+    names = [n for g in groups if g != "..." for n in g if n != "..."]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"Indexing expression contains duplicate dimension '{name}'")
+    if sum(g == "..." or "..." in g for g in groups) > 1:
+        raise ValueError("Ellipsis may appear at most once on each side of a rearrange pattern")
+    return groups
+
+
+def rearrange(tensor, pattern: str, **axes_lengths: int):
+    """torch.func.rearrange: einops-style ``"a (b c) ... -> (a b) ... c"`` reshapes and permutes of
+    one tensor (or a list/tuple of same-shaped tensors, stacked along a new first dim); sizes of split
+    dims come from ``axes_lengths`` or are inferred, at most one unknown per group."""
+    import math
+
+    if isinstance(tensor, (list, tuple)):
+        tensor = _stack(list(tensor))
+    if "->" not in pattern:
+        raise ValueError(f"rearrange pattern must contain '->': {pattern!r}")
+    left_text, right_text = pattern.split("->", 1)
+    left, right = _rearrange_side(left_text, "left"), _rearrange_side(right_text, "right")
+    left_names = {n for g in left if g != "..." for n in g}
+    right_names = {n for g in right if g != "..." for n in g if n != "..."}
+    right_has_ellipsis = any(g == "..." or "..." in g for g in right)
+    if left_names != right_names or (("..." in left) != right_has_ellipsis):
+        raise ValueError("Identifiers only on one side of rearrange expression (should be on both): "
+                         f"{(left_names ^ right_names) or {'...'}}")
+    shape = tuple(tensor.shape)
+    fixed = len(left) - ("..." in left)
+    if ("..." in left and len(shape) < fixed) or ("..." not in left and len(shape) != fixed):
+        raise ValueError(f"rearrange: the pattern's left side has {fixed} dims but the tensor has {len(shape)} "
+                         f"(shape {list(shape)})")
+    sizes: dict = {}
+    ellipsis: tuple = ()
+    position = 0
+    for group in left:
+        if group == "...":
+            count = len(shape) - fixed
+            ellipsis = shape[position:position + count]
+            position += count
+            continue
+        size = shape[position]
+        position += 1
+        unknown = [n for n in group if n not in axes_lengths]
+        if len(unknown) > 1:
+            raise ValueError(f"rearrange: could not infer the sizes of {unknown} (give all but one in axes_lengths)")
+        known = math.prod(axes_lengths[n] for n in group if n in axes_lengths)
+        if unknown:
+            if known == 0 or size % known:
+                raise ValueError(f"inferred dimension does not evenly fit into larger dimension: {size} vs "
+                                 f"{tuple(axes_lengths.get(n, '?') for n in group)}")
+            sizes[unknown[0]] = size // known
+        elif known != size:
+            raise ValueError(f"rearrange: the sizes {tuple(axes_lengths[n] for n in group)} of the group "
+                             f"{group} do not multiply to the dim's size {size}")
+        sizes.update({n: axes_lengths[n] for n in group if n in axes_lengths})
+    elementary = [f"...{i}" for i in range(len(ellipsis))]
+    sizes.update(zip(elementary, ellipsis))
+
+    def flat(groups) -> list:
+        """The elementary axes of ``groups`` in order, the ellipsis's own dims in its place."""
+        axes = []
+        for group in groups:
+            for name in (["..."] if group == "..." else group):
+                axes.extend(elementary if name == "..." else [name])
+        return axes
+
+    source, target = flat(left), flat(right)
+    out = tensor.reshape([sizes[n] for n in source]) if source else tensor.reshape(())
+    out = out.permute([source.index(n) for n in target]) if target else out
+    final_shape = []
+    for group in right:
+        if group == "...":
+            final_shape.extend(ellipsis)
+        else:
+            final_shape.append(math.prod(sizes[n] for n in flat([group])))
+    return out.reshape(final_shape)

@@ -15,7 +15,7 @@ from .ops import decompositions as _decompositions
 from .ops import linalg as _ops_linalg
 
 # torch.linalg name -> its function in ops/decompositions.py (whose top-level namesakes, torch.svd,
-# torch.qr and torch.cholesky, have other signatures)
+# torch.qr, torch.cholesky and torch.cross, have other signatures)
 _DECOMPOSITIONS = {
     name.removeprefix("linalg_"): getattr(_decompositions, name)
     for name in dir(_decompositions) if name.startswith("linalg_")
@@ -42,7 +42,7 @@ def _public_function(name: str):
 
 def __getattr__(name: str):
     # looked up at call time, so functions added to ops/linalg.py appear here without an edit
-    function = _public_function(name) or _DECOMPOSITIONS.get(name)
+    function = _DECOMPOSITIONS.get(name) or _public_function(name)
     if function is not None:
         if not _torch_function.wired:  # the package is still wiring itself: the op as defined
             return function

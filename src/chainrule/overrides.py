@@ -19,14 +19,15 @@ from ._torch_function import (
     has_torch_function,
     has_torch_function_unary,
     has_torch_function_variadic,
+    redispatch_function,
 )
 from .tensor import DEFAULT_NOWRAP_FUNCTIONS, Tensor
 
 __all__ = [
     "BaseTorchFunctionMode", "TorchFunctionMode", "enable_reentrant_dispatch", "get_default_nowrap_functions",
-    "get_ignored_functions", "get_overridable_functions", "handle_torch_function", "has_torch_function",
+    "get_ignored_functions", "get_overridable_functions", "get_testing_overrides", "handle_torch_function", "has_torch_function",
     "has_torch_function_unary", "has_torch_function_variadic", "is_tensor_like", "is_tensor_method_or_property",
-    "resolve_name", "wrap_torch_function",
+    "redispatch_function", "resolve_name", "wrap_torch_function",
 ]
 
 # the public functions of chainrule's top level that torch does not hand to __torch_function__
@@ -184,6 +185,25 @@ def get_overridable_functions() -> dict:
     nn.functional, linalg, fft, special) the public functions that dispatch ``__torch_function__``;
     properties appear as their ``__get__``."""
     return {namespace: list(functions) for namespace, functions in _overridable()[0].items()}
+
+
+def get_testing_overrides() -> dict:
+    """torch.overrides.get_testing_overrides: for every overridable function, a dummy with its
+    signature that returns -1 (for checking that a ``__torch_function__`` type covers the API)."""
+    import inspect
+
+    dummies = {}
+    for functions in _overridable()[0].values():
+        for f in functions:
+            def dummy(*args, **kwargs):
+                return -1
+            try:
+                dummy.__signature__ = inspect.signature(f)
+            except (TypeError, ValueError):  # a property getter, a builtin without one
+                pass
+            dummy.__name__ = getattr(f, "__name__", "dummy")
+            dummies[f] = dummy
+    return dummies
 
 
 def get_ignored_functions() -> set:

@@ -65,6 +65,7 @@ class Tensor:
     _post_accumulate_grad_hooks = None
     _accumulator = None
     _retains_grad = False
+    _grad_dtype = False  # torch's grad_dtype: False = the tensor's dtype, None = any, else that dtype
     _name = None
     _live_views = None  # weak references to the views made from this tensor while recording
     _nondifferentiable_view = False  # a view(dtype): shares memory, never the graph (ops/shape.py _share)
@@ -329,12 +330,39 @@ class Tensor:
                     f"attempting to assign a gradient of size '{list(value.shape)}' to a tensor of size "
                     f"'{list(self.shape)}'. Please ensure that the gradient and the tensor are the same size"
                 )
-            if value.dtype is not self.dtype:
+            wanted = self.dtype if self._grad_dtype is False else self._grad_dtype
+            if wanted is not None and value.dtype is not wanted:
                 raise RuntimeError(
                     f"attempting to assign a gradient with dtype '{value.dtype.name}' to a tensor with "
-                    f"dtype '{self.dtype.name}'. The gradient must match the tensor's dtype."
+                    f"grad_dtype '{wanted.name}'. The gradient must match the tensor's grad_dtype (defaults "
+                    "to the tensor's dtype). You can set the tensor's grad_dtype attribute with a specific "
+                    "dtype, or None to allow any dtype. Set grad_dtype with caution. Diverging the dtypes of "
+                    "a tensor and its gradient may break downstream systems that assume they match."
                 )
         self._grad = value
+
+    @property
+    def grad_dtype(self):
+        """The dtype a leaf's ``.grad`` must have: the tensor's own unless set; ``None`` allows any,
+        and a dtype makes backward accumulate the gradient in it."""
+        if self.grad_fn is not None:
+            raise RuntimeError("grad_dtype can only be accessed on leaf tensors.")
+        return self.dtype if self._grad_dtype is False else self._grad_dtype
+
+    @grad_dtype.setter
+    def grad_dtype(self, value) -> None:
+        from ._dtype import dtype as _dtype_class
+
+        if self.grad_fn is not None:
+            raise RuntimeError("grad_dtype can only be set on leaf tensors.")
+        if value is not None and not isinstance(value, _dtype_class):
+            raise RuntimeError(f"grad_dtype must be a torch.dtype or None, but got {type(value).__name__}")
+        if value is not None and self._grad is not None and self._grad.dtype is not value:
+            raise RuntimeError(
+                f"Cannot set grad_dtype to '{value.name}' because there is already a gradient with dtype "
+                f"'{self._grad.dtype.name}'. Please clear the gradient (.grad = None) before changing grad_dtype, "
+                "or ensure the new grad_dtype matches the existing gradient's dtype.")
+        self._grad_dtype = value
 
     @grad.deleter
     def grad(self) -> None:

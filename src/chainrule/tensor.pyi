@@ -21,6 +21,7 @@ class Tensor:
     _post_accumulate_grad_hooks: Any
     _accumulator: Any
     _retains_grad: builtins.bool
+    _grad_dtype: builtins.bool
     _name: Any
     _live_views: Any
     _nondifferentiable_view: builtins.bool
@@ -88,6 +89,10 @@ class Tensor:
     def grad(self, value) -> None: ...
     @grad.deleter
     def grad(self) -> None: ...
+    @property
+    def grad_dtype(self) -> Any: ...
+    @grad_dtype.setter
+    def grad_dtype(self, value) -> None: ...
     @property
     def name(self) -> str | None: ...
     @name.setter

@@ -70,6 +70,7 @@ NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "logaddexp": _COMPOSED,
     "nan_to_num": _COMPOSED,
     "cross_entropy_probabilities": "torch divides by a Python number (DivBackward1); ours by a tensor (DivBackward0)",
+    "linear_cross_entropy_probabilities": "its cross_entropy_probabilities: torch divides by a Python number (DivBackward1)",
     "batch_norm_eval": _COMPOSED,
     "group_norm": _COMPOSED,
     "instance_norm": "torch runs instance norm as batch norm over a reshaped view (ViewBackward0)",

@@ -5,6 +5,7 @@ from . import forward_ad, functional, graph, profiler
 from .anomaly import detect_anomaly, set_detect_anomaly
 from .engine import backward, grad
 from .engine_options import (
+           enforce_grad_layout_policy,
            is_multithreading_enabled,
            is_view_replay_enabled,
            set_multithreading_enabled,
@@ -17,5 +18,6 @@ from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 __all__ = ["Function", "Node", "backward", "grad", "gradcheck", "gradgradcheck", "GradcheckError",
            "functional", "profiler", "forward_ad", "graph", "no_grad", "enable_grad", "set_grad_enabled", "inference_mode",
            "is_grad_enabled", "detect_anomaly", "set_detect_anomaly", "once_differentiable",
-           "set_multithreading_enabled", "is_multithreading_enabled", "is_view_replay_enabled", "variable"]
+           "set_multithreading_enabled", "is_multithreading_enabled", "is_view_replay_enabled", "variable",
+           "enforce_grad_layout_policy"]
 # chainrule.autograd.explain is attached by chainrule/__init__.py: viz sits above autograd

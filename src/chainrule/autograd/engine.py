@@ -15,6 +15,7 @@ import numpy as np
 
 from .._backend import array_module, follow_device, gpu_in_use, writeable
 from . import function as _function
+from .engine_options import _flags as _engine_flags
 from .function import AccumulateGrad, Function, _anomaly
 from .grad_mode import state as _grad_state
 
@@ -585,6 +586,32 @@ def _check_finite(node, index, grad):
         )
 
 
+def _in_leaf_layout(grad, leaf, copy: bool):
+    """torch's gradient layout contract: a new ``.grad`` of a dense, non-overlapping leaf has the
+    leaf's strides (a permuted or channels-last weight gets a gradient laid out alike), any other
+    leaf's is row-major. ``grad`` itself when it already complies and need not be copied."""
+    if leaf.flags.c_contiguous or not _dense_non_overlapping(leaf):
+        if grad.flags.c_contiguous:
+            return grad.copy() if copy else grad
+        return array_module(grad).ascontiguousarray(grad)
+    if grad.strides == leaf.strides:
+        return grad.copy() if copy else grad
+    xp = array_module(grad)
+    laid_out = xp.empty_like(leaf, dtype=grad.dtype)  # order "K": the leaf's stride order
+    xp.copyto(laid_out, grad)
+    return laid_out
+
+
+def _dense_non_overlapping(array) -> bool:
+    """Whether ``array``'s elements fill its memory block exactly once, in some order of its dims."""
+    expected = array.itemsize
+    for stride, size in sorted((abs(st), n) for n, st in zip(array.shape, array.strides) if n != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
 def _sole_view(array) -> bool:
     """Whether ``array`` is a C-contiguous view of all of an array that nothing else references,
     as a weight's gradient transposed twice (linear's TBackward0): stealing it is as safe as
@@ -598,6 +625,9 @@ def _sole_view(array) -> bool:
 def _accumulate(variable, grad, create_graph, exposed=()):
     """Add ``grad`` into ``variable.grad``: steal the array when nothing else holds it."""
     Tensor = _tensor_cls()
+    wanted = variable._grad_dtype
+    if wanted is not False and wanted is not None and grad.dtype is not wanted:
+        grad = grad.to(wanted)  # torch's grad_dtype: the leaf keeps its gradient in that dtype
     current = variable._grad
     if current is None:
         # (a wrapper subclass's gradient is kept as its handler made it: its values live in the subclass)
@@ -609,7 +639,9 @@ def _accumulate(variable, grad, create_graph, exposed=()):
         # the tensor's slot, the local name, getrefcount's argument) and user code never saw it.
         if ((array.base is not None and not _sole_view(array)) or sys.getrefcount(array) > 3
                 or not writeable(array) or id(grad) in exposed):
-            array = array.copy()
+            array = _in_leaf_layout(array, variable._data, copy=True)
+        elif _engine_flags.grad_layout_enforced:
+            array = _in_leaf_layout(array, variable._data, copy=False)
         variable._grad = Tensor._make(array)
     elif create_graph or current._requires_grad or _is_wrapper(current) or _is_wrapper(grad):
         variable._grad = current + grad

@@ -2,8 +2,9 @@
 
 torch runs a backward pass on per-device worker threads unless ``set_multithreading_enabled(False)``,
 and can replay views during backward. chainrule's engine runs every backward on the calling thread,
-so the flags are kept (per thread, set and restored as torch's) for code that sets or queries them,
-and change nothing.
+so those flags are kept (per thread, set and restored as torch's) for code that sets or queries them,
+and change nothing. ``enforce_grad_layout_policy`` does act: the engine reads it when it stores a
+leaf's new gradient.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import threading
 
 from .grad_mode import _GradModeContext
 
-__all__ = ["set_multithreading_enabled", "is_multithreading_enabled", "is_view_replay_enabled", "variable"]
+__all__ = ["set_multithreading_enabled", "is_multithreading_enabled", "is_view_replay_enabled", "variable",
+           "enforce_grad_layout_policy"]
 
 
 class _EngineFlags(threading.local):
     def __init__(self) -> None:
         self.multithreading = True
+        self.grad_layout_enforced = True  # read by the engine's AccumulateGrad (engine._accumulate)
 
 
 _flags = _EngineFlags()
@@ -52,6 +55,31 @@ class set_multithreading_enabled(_GradModeContext):
         _flags.multithreading = self.prev
 
     def _clone(self) -> set_multithreading_enabled:
+        return self.__class__(self.mode)
+
+    clone = _clone
+
+
+class enforce_grad_layout_policy(_GradModeContext):
+    """torch.autograd.enforce_grad_layout_policy(enable): whether a leaf's new gradient is given the
+    leaf's strides (torch's gradient layout contract: a dense, non-overlapping leaf's ``.grad`` has
+    the leaf's strides, any other leaf's is row-major). With ``False`` a gradient the engine may
+    take over is kept in its own layout instead of copied. Per thread; a call or a context manager."""
+
+    _accepts_bare = False
+
+    def __init__(self, enable: bool) -> None:
+        self.prev = _flags.grad_layout_enforced
+        _flags.grad_layout_enforced = bool(enable)
+        self.mode = bool(enable)
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc) -> None:
+        _flags.grad_layout_enforced = self.prev
+
+    def _clone(self) -> enforce_grad_layout_policy:
         return self.__class__(self.mode)
 
     clone = _clone

@@ -13,7 +13,15 @@ import math
 import numpy as np
 
 from .. import _dtype, _layout
-from .._backend import allocate_on, default_device, follow_device, module_for_device, resolve, to_device
+from .._backend import (
+    allocate_on,
+    array_module,
+    default_device,
+    follow_device,
+    module_for_device,
+    resolve,
+    to_device,
+)
 from .._backend import device as _device
 from ..autograd import function as _function
 from ..tensor import Tensor, _int_sequence, write_out
@@ -350,12 +358,56 @@ def empty(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad
           pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("empty", dtype, requires_grad, device)
     _strided_only(layout, "empty")
+    shape = _shape_args(_sizes(sizes, size))
+    name = getattr(memory_format, "_name", None)
+    if name == "preserve_format":
+        raise RuntimeError("unsupported memory format Preserve")
     if _function.active_dispatch is not None:
-        made = _through_dispatch_mode("empty.memory_format", empty, (list(_shape_args(_sizes(sizes, size))),), dtype, device,
-                                      requires_grad)
+        made = _through_dispatch_mode("empty.memory_format", empty, (list(shape),), dtype, device, requires_grad)
         if made is not _function.RUN_UNDISPATCHED:
             return made
-    return _finish(_xp(device).empty(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
+    order = _channels_last_order(name, len(shape))
+    array = _xp(device).empty(shape if order is None else tuple(shape[d] for d in order), dtype=_dt(dtype))
+    return _finish(array if order is None else array.transpose(_inverse(order)), requires_grad)
+
+
+_CHANNELS_LAST_ORDERS = {"channels_last": (0, 2, 3, 1), "channels_last_3d": (0, 2, 3, 4, 1)}
+
+
+def _channels_last_order(name, ndim: builtins.int):
+    """The dims' order in memory (outermost first) that a channels-last format asks for, or None."""
+    order = _CHANNELS_LAST_ORDERS.get(name)
+    if order is not None and len(order) != ndim:
+        raise RuntimeError(f"required rank {len(order)} tensor to use {name} format")
+    return order
+
+
+def _inverse(order: tuple) -> list:
+    return [order.index(d) for d in range(len(order))]
+
+
+def _like_order(input: Tensor, memory_format):
+    """The memory order of a ``*_like`` result (None: row-major): torch's preserve_format (the default)
+    keeps a dense, non-overlapping input's layout, and lays out any other one row-major."""
+    name = getattr(memory_format, "_name", "preserve_format")
+    if name != "preserve_format":
+        return _channels_last_order(name, input._data.ndim)
+    array = input._data
+    if type(array).__module__.split(".")[0] not in ("numpy", "cupy") or array.flags.c_contiguous:
+        return None
+    from ..autograd.engine import _dense_non_overlapping
+
+    if not _dense_non_overlapping(array):
+        return None
+    return _ordered_around_singletons(array)
+
+
+def _ordered_around_singletons(array) -> tuple:
+    """The dims by decreasing stride (outermost first), each size-1 dim kept in its own place (its
+    stride says nothing about where it lies)."""
+    moving = sorted((d for d in range(array.ndim) if array.shape[d] != 1), key=lambda d: -abs(array.strides[d]))
+    slots = iter(moving)
+    return tuple(d if array.shape[d] == 1 else next(slots) for d in range(array.ndim))
 
 
 def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=None, requires_grad=False,
@@ -403,38 +455,49 @@ def scalar_tensor(value, *, dtype=None, device=None, requires_grad=False) -> Ten
     return _finish(_xp(device).asarray(value, dtype=_dt(dtype)), requires_grad)
 
 
-def _like(fn, t: Tensor, dtype, device, requires_grad, *extra):
+def _like(fn, t: Tensor, dtype, device, requires_grad, *extra, memory_format=None):
     dt = t.dtype if dtype is None else dtype
     dev = t.device if device is None else device
-    return fn(*extra, dtype=dt, device=dev, requires_grad=requires_grad)
+    out = fn(*extra, dtype=dt, device=dev, requires_grad=requires_grad)
+    order = _like_order(t, memory_format)
+    if order is None or order == tuple(range(len(order))):
+        return out
+    values = out._data
+    laid_out = array_module(values).empty(tuple(values.shape[d] for d in order), dtype=values.dtype)
+    laid_out = laid_out.transpose(_inverse(order))
+    laid_out[...] = values
+    result = Tensor._make(laid_out)
+    result._requires_grad = out._requires_grad
+    return result
 
 
 def zeros_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None) -> Tensor:
     dtype, requires_grad = factory_args("zeros_like", dtype, requires_grad, device)
     _strided_only(layout, "zeros_like")
-    return _like(zeros, input, dtype, device, requires_grad, tuple(input.shape))
+    return _like(zeros, input, dtype, device, requires_grad, tuple(input.shape), memory_format=memory_format)
 
 
 def ones_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None) -> Tensor:
     dtype, requires_grad = factory_args("ones_like", dtype, requires_grad, device)
     _strided_only(layout, "ones_like")
-    return _like(ones, input, dtype, device, requires_grad, tuple(input.shape))
+    return _like(ones, input, dtype, device, requires_grad, tuple(input.shape), memory_format=memory_format)
 
 
 def empty_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None) -> Tensor:
     dtype, requires_grad = factory_args("empty_like", dtype, requires_grad, device)
     _strided_only(layout, "empty_like")
-    return _like(empty, input, dtype, device, requires_grad, tuple(input.shape))
+    return _like(empty, input, dtype, device, requires_grad, tuple(input.shape), memory_format=memory_format)
 
 
 def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None) -> Tensor:
     dtype, requires_grad = factory_args("full_like", dtype, requires_grad, device)
     _strided_only(layout, "full_like")
-    return _like(full, input, dtype, device, requires_grad, tuple(input.shape), fill_value)
+    return _like(full, input, dtype, device, requires_grad, tuple(input.shape), fill_value,
+                 memory_format=memory_format)
 
 
 def arange(start, end=None, step=1, *, dtype=None, layout=None, device=None, requires_grad=False) -> Tensor:

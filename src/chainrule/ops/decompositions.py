@@ -19,8 +19,8 @@ import numpy as np
 from .. import _dtype, return_types
 from .._backend import array_module, broadcast_solve, checked_linalg
 from ..autograd.function import Function, name_node
-from ..tensor import Tensor, write_out
-from .linalg import _check_square, _column_major, _mat, matmul
+from ..tensor import Tensor, honours_out, write_out
+from .linalg import _check_square, _column_major, _cross, _mat, matmul
 
 __all__ = ["cholesky", "cholesky_solve", "cholesky_inverse", "qr", "svd", "pinverse", "matrix_exp", "orgqr", "lu_unpack",
            "lu", "lu_solve", "triangular_solve", "nuclear_norm", "frobenius_norm", "svd_lowrank", "pca_lowrank"]
@@ -318,6 +318,10 @@ class CholeskyInverse(Function):
     @staticmethod
     def forward(ctx, L, upper):
         xp = array_module(L)
+        zero_diagonal = xp.diagonal(L, axis1=-2, axis2=-1) == 0
+        if zero_diagonal.any():  # torch's check of the factor, before NumPy's solver refuses it
+            info = xp.where(zero_diagonal.any(-1), zero_diagonal.argmax(-1) + 1, 0)
+            raise _inversion_error("cholesky_inverse", info, L.ndim > 2)
         identity = xp.broadcast_to(xp.eye(L.shape[-1], dtype=L.dtype), L.shape)
         ctx.upper = upper
         out = CholeskySolve.forward(ctx, identity, L, upper)
@@ -1000,6 +1004,15 @@ def matrix_exp(A: Tensor) -> Tensor:
     matrix, by scaling and squaring with a Padé approximant."""
     _check_square(A, "linalg.matrix_exp")
     return MatrixExp.apply(A)
+
+
+@honours_out
+def linalg_cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
+    """torch.linalg.cross: the 3-vector cross product along ``dim`` (the last by default; torch.cross's
+    first dim of size 3 is not looked for); inputs of the same number of dims broadcast."""
+    if input.dim() != other.dim():
+        raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
+    return _cross(input, other, dim, "linalg.cross")
 
 
 def linalg_vander(x: Tensor, *, N: int | None = None) -> Tensor:

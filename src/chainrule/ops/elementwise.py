@@ -665,6 +665,7 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
     a, b = _pair(input, other)
     xp = array_module(a, b)
+    _check_broadcast(a, b)
     if a._data.dtype.kind in "iub":
         _check_integer_divisor(b)
         if rounding_mode == "floor":
@@ -674,6 +675,16 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     with np.errstate(all="ignore"):  # x / 0 is ±inf (or NaN) silently, as in torch
         rounded = _floor_divide_float(a._data, b._data) if rounding_mode == "floor" else xp.trunc(a._data / b._data)
     return Tensor._make(rounded)  # piecewise constant: torch gives no gradient path either
+
+
+def _check_broadcast(a: Tensor, b: Tensor) -> None:
+    """torch's RuntimeError for shapes that do not broadcast, for the ops that call NumPy directly
+    (whose ValueError would otherwise reach the user)."""
+    if a._data.shape != b._data.shape:
+        try:
+            np.broadcast_shapes(a._data.shape, b._data.shape)
+        except ValueError as error:
+            raise broadcast_error(error, (a._data, b._data)) from None
 
 
 def _floor_divide_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -748,6 +759,7 @@ def remainder(input, other) -> Tensor:
     a, b = _pair(input, other)
     xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
+        _check_broadcast(a, b)
         _check_integer_divisor(b)
         return Tensor._make(xp.mod(a._data, b._data))
     out = Remainder.apply(a, b)
@@ -763,6 +775,7 @@ def fmod(input, other) -> Tensor:
     a, b = _pair(input, other)
     xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
+        _check_broadcast(a, b)
         _check_integer_divisor(b)
         return Tensor._make(xp.fmod(a._data, b._data))
     return Fmod.apply(a, b)
@@ -1609,6 +1622,7 @@ def equal(input: Tensor, other: Tensor) -> builtins.bool:
 
 def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
     a, b = _pair(input, other)
+    _check_broadcast(a, b)
     if _FLOAT8_NP:  # torch scales the tolerance by a number, which float8 has no kernel for
         _dtype.refuse_float8(a._data.dtype, "mul_cpu_reduced_float")
     xp = array_module(a, b)

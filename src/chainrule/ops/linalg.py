@@ -1011,9 +1011,25 @@ def _check_square(A: Tensor, op: str) -> None:
 
 
 
-def _singular(op: str) -> RuntimeError:
-    return RuntimeError(f"{op}: The diagonal element is zero, the inversion could not be completed "
-                        "because the input matrix is singular.")
+def _singular(op: str, A) -> Exception:
+    """torch's LinAlgError for a singular A that LAPACK refused: the batch element and the 1-based
+    index of LU's first zero pivot."""
+    from .decompositions import _inversion_error, _linalg_error, _lu_array
+
+    info = _lu_array(array_module(A), A)[2]
+    if not (info != 0).any():  # NumPy's LAPACK saw a zero pivot where the vectorised LU did not
+        return _linalg_error(f"{op}: The diagonal element is zero, the inversion could not be completed "
+                             "because the input matrix is singular.")
+    return _inversion_error(op, info, A.ndim > 2)
+
+
+def _singular_solve(A) -> Exception:
+    from .decompositions import _linalg_error, _lu_array
+
+    info = _lu_array(array_module(A), A)[2].reshape(-1)
+    failing = np.flatnonzero(info.get() if hasattr(info, "get") else info)
+    where = f"(Batch element {int(failing[0])}): " if A.ndim > 2 and failing.size else ""
+    return _linalg_error(f"torch.linalg.solve: {where}The solver failed because the input matrix is singular.")
 
 
 class Inverse(Function):
@@ -1030,7 +1046,7 @@ class Inverse(Function):
             with checked_linalg(xp):  # CuPy checks for a singular A only when asked
                 out = _column_major(xp.linalg.inv(A))
         except xp.linalg.LinAlgError:
-            raise _singular("linalg.inv") from None
+            raise _singular("linalg.inv", A) from None
         ctx.save_for_backward(out)
         return out
 
@@ -1138,8 +1154,7 @@ class Solve(Function):
             with checked_linalg(xp):
                 out = _column_major(broadcast_solve(xp, A, B))
         except xp.linalg.LinAlgError:
-            raise RuntimeError("torch.linalg.solve: The solver failed because the input matrix is "
-                               "singular.") from None
+            raise _singular_solve(A) from None
         ctx.save_for_backward(A, out)
         return out
 
@@ -1605,6 +1620,9 @@ def _cross(input: Tensor, other: Tensor, dim: int, op: str) -> Tensor:
     from .elementwise import mul, sub
     from .shape import broadcast_tensors, roll
 
+    sizes = [t._data.shape[dim] if -t._data.ndim <= dim < t._data.ndim else None for t in (input, other)]
+    if None not in sizes and sizes != [3, 3]:  # torch checks the sizes before broadcasting
+        raise RuntimeError(f"linalg.cross: inputs dimension {dim} must have length 3. Got {sizes[0]} and {sizes[1]}")
     a, b = broadcast_tensors(input, other)
     d = _wrap_dim(dim, a._data.ndim, op)
     if a._data.shape[d] != 3:
@@ -1620,7 +1638,10 @@ def cross(input: Tensor, other: Tensor, dim=None) -> Tensor:
     if input._data.ndim != other._data.ndim:
         raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
     if dim is None:
-        sizes = np.broadcast_shapes(input._data.shape, other._data.shape)
+        try:
+            sizes = np.broadcast_shapes(input._data.shape, other._data.shape)
+        except ValueError:  # torch looks in the input's sizes; the broadcast fails below
+            sizes = input._data.shape
         dim = next((i for i, n in enumerate(sizes) if n == 3), None)
         if dim is None:
             raise RuntimeError("no dimension of size 3 in input")

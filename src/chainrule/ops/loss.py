@@ -949,3 +949,44 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin
     pos = ew.where(target == 1, 1 - cos, zero)
     neg = ew.where(target == -1, ew.clamp_min(cos - margin, 0.0), zero)
     return _reduce(pos + neg, reduction)
+
+
+def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, *, linear_bias: Tensor | None = None,
+                         weight: Tensor | None = None, reduction: str = "mean", ignore_index: int | None = None,
+                         label_smoothing: float = 0.0, options=None) -> Tensor:
+    """F.linear_cross_entropy: ``cross_entropy(linear(input, linear_weight, linear_bias), target)``, with
+    the logits shaped ``(N, C, d_1, ..., d_K)`` by a ``(C, d_1, ..., d_K, in_features)`` weight.
+    ``ignore_index`` None means -100 for class indices and is refused for class probabilities.
+    ``options`` (a LinearCrossEntropyOptions) asks torch for its batch-chunked kernel, which saves
+    memory; chainrule computes the same loss and gradients by this reference path."""
+    from .linear import linear
+
+    if input.dim() < 1 or input.dim() > 2:
+        raise RuntimeError(f"expected input with dimensionality 1 or 2, got {input.dim()}")
+    if linear_weight.dim() < 2:
+        raise RuntimeError(f"expected linear_weight with dimensionality at least 2, got {linear_weight.dim()}")
+    batch, in_features = tuple(input.shape[:-1]), input.shape[-1]
+    if in_features != linear_weight.shape[-1]:
+        raise RuntimeError("expected equal input and linear_weight last dimensions (in_features), got "
+                           f"{input.shape[-1]} and {linear_weight.shape[-1]}, respectively")
+    num_classes, out_features = linear_weight.shape[0], tuple(linear_weight.shape[1:-1])
+    if linear_bias is not None and tuple(linear_bias.shape) != (num_classes, *out_features):
+        raise RuntimeError(f"expected linear_bias shape {(num_classes, *out_features)}, got "
+                           f"{tuple(linear_bias.shape)}")
+    if out_features and not batch:
+        raise RuntimeError(f"K-dimensional loss defined by linear_weight shape {tuple(linear_weight.shape)} "
+                           f"requires batched input, (N, {in_features}), got unbatched input with shape "
+                           f"{tuple(input.shape)}")
+    logits_shape = (*batch, num_classes, *out_features)
+    if tuple(target.shape) == logits_shape and ignore_index is not None:  # class probabilities
+        raise RuntimeError("ignore_index cannot be specified when target contains probabilities")
+    width = num_classes
+    for size in out_features:
+        width *= size
+    if out_features:
+        linear_weight = linear_weight.reshape(width, in_features)
+        linear_bias = None if linear_bias is None else linear_bias.reshape(width)
+    logits = linear(input, linear_weight, linear_bias).reshape(logits_shape)
+    return cross_entropy(logits, target, weight=weight, reduction=reduction,
+                         ignore_index=-100 if ignore_index is None else ignore_index,
+                         label_smoothing=label_smoothing)

@@ -500,11 +500,38 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
 _UNSQUEEZE_SAVED: dict = {}
 
 
-def atleast_1d(input: Tensor) -> Tensor:
+def _each_at_least(one, tensors: tuple, op: str):
+    """torch.atleast_Nd's calling forms: one tensor gives a tensor; several, or one tuple or list
+    of them, give a tuple; no argument gives ()."""
+    if len(tensors) == 1 and isinstance(tensors[0], Tensor):
+        return one(tensors[0])
+    if len(tensors) == 1 and isinstance(tensors[0], (tuple, list)):
+        tensors = tuple(tensors[0])
+    elif len(tensors) == 1:
+        raise TypeError(f"{op}() received an invalid combination of arguments - got "
+                        f"({type(tensors[0]).__name__}), but expected one of: (Tensor input) or "
+                        "(tuple of Tensors tensors)")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
+    return tuple(one(t) for t in tensors)
+
+
+def atleast_1d(*tensors):
+    """torch.atleast_1d: a 0-d tensor as shape (1,), others as they are."""
+    return _each_at_least(_atleast_1d, tensors, "atleast_1d")
+
+
+def atleast_2d(*tensors):
+    """torch.atleast_2d: 0-d -> (1, 1), (n,) -> (1, n), others as they are."""
+    return _each_at_least(_atleast_2d, tensors, "atleast_2d")
+
+
+def _atleast_1d(input: Tensor) -> Tensor:
     return reshape(input, 1) if input._data.ndim == 0 else input
 
 
-def atleast_2d(input: Tensor) -> Tensor:
+def _atleast_2d(input: Tensor) -> Tensor:
     if input._data.ndim >= 2:
         return input
     return name_node(reshape(input, (1,) + input._data.shape if input._data.ndim else (1, 1)),
@@ -772,8 +799,12 @@ def unbind(input: Tensor, dim: int = 0) -> tuple:
     return _share_pieces(Unbind.apply(input, dim=d, given_dim=dim), input)
 
 
-def atleast_3d(input: Tensor) -> Tensor:
+def atleast_3d(*tensors):
     """torch.atleast_3d: 0-d -> (1, 1, 1), (n,) -> (1, n, 1), (m, n) -> (m, n, 1)."""
+    return _each_at_least(_atleast_3d, tensors, "atleast_3d")
+
+
+def _atleast_3d(input: Tensor) -> Tensor:
     shape = input._data.shape
     if len(shape) >= 3:
         return input
@@ -1092,18 +1123,18 @@ def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
 # ---------------------------------------------------------------- joining and splitting
 def hstack(tensors) -> Tensor:
     """torch.hstack: cat along dim 1, or dim 0 for 1-D tensors (0-d ones become 1-D)."""
-    tensors = [atleast_1d(t) for t in _tensor_list(tensors, "hstack")]
+    tensors = [_atleast_1d(t) for t in _tensor_list(tensors, "hstack")]
     return cat(tensors, 0 if tensors[0]._data.ndim == 1 else 1)
 
 
 def vstack(tensors) -> Tensor:
     """torch.vstack: cat along dim 0 after making every tensor at least 2-D."""
-    return cat([atleast_2d(t) for t in _tensor_list(tensors, "vstack")], 0)
+    return cat([_atleast_2d(t) for t in _tensor_list(tensors, "vstack")], 0)
 
 
 def dstack(tensors) -> Tensor:
     """torch.dstack: cat along dim 2 after making every tensor at least 3-D."""
-    return cat([atleast_3d(t) for t in _tensor_list(tensors, "dstack")], 2)
+    return cat([_atleast_3d(t) for t in _tensor_list(tensors, "dstack")], 2)
 
 
 def column_stack(tensors) -> Tensor:

@@ -21,6 +21,7 @@ from . import _special_math as kernels
 from ._arg_parser import write_out_same_dtype
 from .elementwise import (
     _cast,
+    _check_broadcast,
     _float_input,
     _float_pair,
     _pair,
@@ -561,6 +562,7 @@ def _integer_pair(op: str, input, other):
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "iu":
         raise NotImplementedError(f"\"{op}_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
+    _check_broadcast(a, b)
     return a, b
 
 

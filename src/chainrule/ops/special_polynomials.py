@@ -22,7 +22,7 @@ from .. import _dtype
 from .._backend import array_module
 from ..tensor import Tensor, honours_out
 from . import _bessel
-from .elementwise import _cast, _float_pair
+from .elementwise import _cast, _check_broadcast, _float_pair
 
 __all__ = [
     "airy_ai", "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "modified_bessel_i0", "modified_bessel_i1",
@@ -204,6 +204,7 @@ def _polynomial_inputs(op: str, input, n):
                         "(Number x, Tensor n) or (Tensor x, Number n)")
     x, n = _float_pair(input, n)
     _refuse_complex(op, x._data)
+    _check_broadcast(x, n)
     xp = array_module(x._data)
     x_data, n_data = xp.broadcast_arrays(x._data, n._data)
     return x_data, _degrees(n_data)

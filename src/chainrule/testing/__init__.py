@@ -100,7 +100,10 @@ def _assert_close(actual, expected, rtol, atol, equal_nan, check_device, check_d
     where = f"\n\nThe failure occurred for item {path}" if path else ""
     if isinstance(actual, Tensor) and isinstance(expected, Tensor):
         _compare_tensors(actual, expected, rtol, atol, equal_nan, check_device, check_dtype, msg, where)
-    elif isinstance(actual, (int, float, bool)) and isinstance(expected, (int, float, bool)):
+    elif isinstance(actual, np.ndarray) and isinstance(expected, np.ndarray):  # compared as tensors, as torch
+        _compare_tensors(Tensor._make(np.array(actual)), Tensor._make(np.array(expected)), rtol, atol, equal_nan,
+                         check_device, check_dtype, msg, where)
+    elif isinstance(actual, (int, float, bool, np.number, np.bool_)) and isinstance(expected, (int, float, bool, np.number, np.bool_)):
         _compare_scalars(actual, expected, rtol, atol, equal_nan, msg, where)
     elif isinstance(actual, collections.abc.Mapping) and isinstance(expected, collections.abc.Mapping):
         if set(actual) != set(expected):
@@ -129,44 +132,70 @@ def assert_allclose(actual, expected, rtol=None, atol=None, equal_nan: bool = Tr
 def make_tensor(*shape, dtype, device=None, low=None, high=None, requires_grad: bool = False,
                 noncontiguous: bool = False, exclude_zero: bool = False, memory_format=None):
     """torch.testing.make_tensor: a tensor of ``shape`` with values drawn uniformly from [low, high)
-    (floats default to [-9, 9), integers to [-9, 10), uint8 to [0, 10)), from chainrule's default
-    generator. ``exclude_zero`` replaces zeros with the dtype's smallest step, ``noncontiguous`` lays
-    the values out with a stride of two in the last dim."""
-    from .. import _dtype
-    from ..ops.random import _rng
-    from ..tensor import Tensor
+    (floats default to [-9, 9), integers to [-9, 10) clamped to the dtype's range), drawn as torch
+    draws them (``randint``, or ``uniform_`` on an empty tensor), so the same seed gives torch's
+    values. ``exclude_zero`` replaces zeros with 1 or the dtype's smallest normal number;
+    ``noncontiguous`` takes every other element of a last dim twice as long."""
+    import math
+    import warnings
+
+    from .. import _dtype, finfo
+    from ..ops import complex as complex_ops
+    from ..ops import creation, random
 
     if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
         shape = tuple(shape[0])
     shape = tuple(int(s) for s in shape)
     dtype = _dtype.to_dtype(dtype)
-    np_dtype = dtype.np
-    if low is not None and high is not None and low > high:
-        raise ValueError(f"`low` must be less than or equal to `high`, but got {low} > {high}")
-    rng = _rng(None)
-    if np_dtype == np.bool_:
-        values = rng.integers(0, 2, size=shape).astype(np.bool_)
-    elif np_dtype.kind in "iu":
-        lowest = 0 if np_dtype.kind == "u" else -9
-        lo = builtins.max(lowest if low is None else int(np.ceil(low)), np.iinfo(np_dtype).min)
-        hi = builtins.min(10 if high is None else int(np.ceil(high)), np.iinfo(np_dtype).max)
-        values = rng.integers(lo, builtins.max(hi, lo + 1), size=shape).astype(np_dtype)
+    integral = dtype.np.kind in "iub"
+    if noncontiguous and memory_format is not None:
+        raise ValueError("The parameters `noncontiguous` and `memory_format` are mutually exclusive, but got "
+                         f"noncontiguous={noncontiguous} and memory_format={memory_format}")
+    if requires_grad and integral:
+        raise ValueError(f"`requires_grad=True` is not supported for boolean and integral dtypes, but got "
+                         f"dtype={dtype}")
+
+    def interval(lowest, highest, default_low, default_high):
+        lo = default_low if low is None else low
+        hi = default_high if high is None else high
+        if any(isinstance(v, float) and math.isnan(v) for v in (lo, hi)):
+            raise ValueError(f"`low` and `high` cannot be NaN, but got low={lo} and high={hi}")
+        if lo == hi and not integral:
+            warnings.warn("Passing `low==high` to `torch.testing.make_tensor` for floating or complex types is "
+                          "deprecated since 2.1 and will be removed in 2.3. Use `torch.full(...)` instead.",
+                          FutureWarning, stacklevel=3)
+        elif lo >= hi:
+            raise ValueError(f"`low` must be less than `high`, but got {lo} >= {hi}")
+        elif hi < lowest or lo >= highest:
+            raise ValueError(f"The value interval specified by `low` and `high` is [{lo}, {hi}), but {dtype} only "
+                             f"supports [{lowest}, {highest})")
+        lo, hi = builtins.min(builtins.max(lo, lowest), highest), builtins.min(builtins.max(hi, lowest), highest)
+        return (math.ceil(lo), math.ceil(hi)) if integral else (lo, hi)
+
+    noncontiguous = noncontiguous and math.prod(shape) > 1
+    drawn_shape = (*shape[:-1], 2 * shape[-1]) if noncontiguous else shape
+    if dtype.np == np.bool_:
+        lo, hi = interval(0, 2, 0, 2)
+        result = random.randint(lo, hi, drawn_shape, device=device, dtype=dtype)
+    elif integral:
+        info = np.iinfo(dtype.np)
+        # randint cannot draw int64's largest value (its bounds are int64s): torch's exclusive bound
+        lo, hi = interval(int(info.min), int(info.max) + (dtype.np != np.int64), -9, 10)
+        result = random.randint(lo, hi, drawn_shape, device=device, dtype=dtype)
     else:
-        lo = -9.0 if low is None else float(low)
-        hi = 9.0 if high is None else float(high)
-        values = rng.uniform(lo, hi, size=shape).astype(np_dtype)
+        lo, hi = interval(finfo(dtype).min, finfo(dtype).max, -9, 9)
+        result = creation.empty(drawn_shape, device=device, dtype=dtype)
+        target = complex_ops.view_as_real(result) if dtype.is_complex else result
+        if hi - lo >= finfo(target.dtype).max:  # uniform_ needs high - low within the dtype
+            target.uniform_(lo / 2, hi / 2).mul_(2)
+        else:
+            target.uniform_(lo, hi)
+    if noncontiguous:
+        result = result[..., 1::2]  # from the second element: offset mistakes show too
+    elif memory_format is not None:
+        result = result.clone(memory_format=memory_format)
     if exclude_zero:
-        step = 1 if np_dtype.kind in "iub" else np.finfo(np_dtype).tiny
-        values = np.where(values == 0, np.asarray(step, dtype=np_dtype), values)
-    if noncontiguous and values.size > 1:
-        wide = np.empty(shape[:-1] + (shape[-1] * 2,), dtype=np_dtype)
-        wide[..., ::2] = values
-        values = wide[..., ::2]
-    result = Tensor._make(values)
-    if memory_format is not None:
-        result = result.contiguous(memory_format=memory_format)
-    if device is not None:
-        result = result.to(device)
-    if requires_grad:
-        result.requires_grad_(True)
+        result[result == 0] = 1 if integral else finfo(dtype).tiny
+    if not integral:
+        result.requires_grad = requires_grad
     return result

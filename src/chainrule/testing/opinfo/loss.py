@@ -75,8 +75,24 @@ def _nll_loss() -> list[OpCase]:
     ]
 
 
+def _linear_cross_entropy() -> list[OpCase]:
+    x, labels = randn(4, 3), _labels(4, 5, seed=2)
+    return [
+        OpCase("linear_cross_entropy", lambda lib, x, w, t: _F(lib).linear_cross_entropy(x, w, lib.tensor(t)),
+               [x, randn(5, 3, seed=4), labels]),
+        OpCase("linear_cross_entropy_bias_smoothing", lambda lib, x, w, b, t: _F(lib).linear_cross_entropy(
+            x, w, lib.tensor(t), linear_bias=b, label_smoothing=0.1, reduction="sum"),
+            [x, randn(5, 3, seed=4), randn(5, seed=5), labels]),
+        OpCase("linear_cross_entropy_k_dim", lambda lib, x, w, t: _F(lib).linear_cross_entropy(
+            x, w, lib.tensor(t), reduction="none"), [x, randn(5, 2, 3, seed=6), _labels(8, 5).reshape(4, 2)]),
+        OpCase("linear_cross_entropy_probabilities", lambda lib, x, w, p: _F(lib).linear_cross_entropy(
+            x, w, p.softmax(1)), [x, randn(5, 3, seed=4), randn(4, 5, seed=7)]),
+    ]
+
+
 op_db: list[OpInfo] = [
     _loss("cross_entropy", _cross_entropy),
+    _loss("linear_cross_entropy", _linear_cross_entropy),
     _loss("nll_loss", _nll_loss),
     _pointwise("mse_loss"),
     _pointwise("l1_loss"),
