@@ -7,9 +7,12 @@ initialises CUDA.
 
 from __future__ import annotations
 
-__all__ = ["__version__", "hip", "debug", "git_version"]  # and cuda, looked up on first access
+__all__ = ["__version__", "hip", "debug", "git_version", "torch_api_version"]  # and cuda, looked up on first access
 
 __version__ = "0.1.0"
+# the torch release whose API (names, defaults, errors, random streams) chainrule follows; what
+# ``torch.__version__`` answers where ``import torch`` is answered by chainrule (tests/programs/_alias)
+torch_api_version = "2.13.0"
 hip = None
 debug = False
 git_version = "unknown"

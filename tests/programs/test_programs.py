@@ -143,3 +143,26 @@ def test_program_on_torch(program):
 ])
 def test_program_on_chainrule(program):
     check_against_calibration(run_program(program, "chainrule"))
+
+
+def test_the_alias_answers_the_torch_api_version_libraries_gate_on():
+    """Under the alias, torch.__version__ is the torch release chainrule follows (PyG, skorch, DeepXDE
+    pick their code paths by it), a TorchVersion comparing with strings and tuples as torch's does."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "tests" / "programs" / "_alias"), str(root / "src")])
+    probe = ("import torch, chainrule; from torch.version import __version__ as v; "
+             "print(torch.__version__, v, torch.__version__ >= (2, 1), torch.__version__ >= '2.10', "
+             "type(torch.__version__).__name__, chainrule.version.torch_api_version)")
+    run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    import torch
+
+    major_minor = tuple(int(p) for p in str(torch.__version__).split("+")[0].split(".")[:2])
+    assert run.stdout.split() == ["2.13.0", "2.13.0", "True", "True", "TorchVersion", "2.13.0"]
+    assert major_minor == (2, 13)  # the oracle the API is checked against is that release

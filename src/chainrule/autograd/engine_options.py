@@ -37,52 +37,44 @@ def is_view_replay_enabled() -> bool:
     return False
 
 
-class set_multithreading_enabled(_GradModeContext):
-    """torch.autograd.set_multithreading_enabled(mode): sets the flag at once (a function call) and,
-    used as a context manager or decorator, restores the previous value on exit."""
+class _ThreadFlagSwitch(_GradModeContext):
+    """Sets one of this thread's engine flags at once (a function call) and, used as a context
+    manager or decorator, restores the previous value on exit."""
 
     _accepts_bare = False
+    _flag = ""  # the _EngineFlags attribute a subclass switches
 
     def __init__(self, mode: bool) -> None:
-        self.prev = _flags.multithreading
-        _flags.multithreading = mode
-        self.mode = mode
+        self.prev = getattr(_flags, self._flag)
+        self.mode = bool(mode)
+        setattr(_flags, self._flag, self.mode)
 
     def __enter__(self) -> None:
-        pass
+        return None
 
     def __exit__(self, *exc) -> None:
-        _flags.multithreading = self.prev
+        setattr(_flags, self._flag, self.prev)
 
-    def _clone(self) -> set_multithreading_enabled:
+    def _clone(self):
         return self.__class__(self.mode)
 
     clone = _clone
 
 
-class enforce_grad_layout_policy(_GradModeContext):
+class set_multithreading_enabled(_ThreadFlagSwitch):
+    """torch.autograd.set_multithreading_enabled(mode): sets the flag at once (a function call) and,
+    used as a context manager or decorator, restores the previous value on exit."""
+
+    _flag = "multithreading"
+
+
+class enforce_grad_layout_policy(_ThreadFlagSwitch):
     """torch.autograd.enforce_grad_layout_policy(enable): whether a leaf's new gradient is given the
     leaf's strides (torch's gradient layout contract: a dense, non-overlapping leaf's ``.grad`` has
     the leaf's strides, any other leaf's is row-major). With ``False`` a gradient the engine may
     take over is kept in its own layout instead of copied. Per thread; a call or a context manager."""
 
-    _accepts_bare = False
-
-    def __init__(self, enable: bool) -> None:
-        self.prev = _flags.grad_layout_enforced
-        _flags.grad_layout_enforced = bool(enable)
-        self.mode = bool(enable)
-
-    def __enter__(self) -> None:
-        pass
-
-    def __exit__(self, *exc) -> None:
-        _flags.grad_layout_enforced = self.prev
-
-    def _clone(self) -> enforce_grad_layout_policy:
-        return self.__class__(self.mode)
-
-    clone = _clone
+    _flag = "grad_layout_enforced"
 
 
 def variable(*args, **kwargs):

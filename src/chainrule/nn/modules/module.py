@@ -103,22 +103,21 @@ def register_module_full_backward_pre_hook(hook) -> RemovableHandle:
 
 def register_module_full_backward_hook(hook) -> RemovableHandle:
     """``hook(module, grad_input, grad_output)`` once every module's input gradients are known."""
-    global _global_is_full_backward_hook
-    if _global_is_full_backward_hook is False:
-        raise RuntimeError(_MIXED_BACKWARD_HOOKS.format("global Module hook"))
-    _global_is_full_backward_hook = True
-    handle = RemovableHandle(_global_backward_hooks)
-    _global_backward_hooks[handle.id] = hook
-    return handle
+    return _register_global_backward_hook(hook, full=True)
 
 
 def register_module_backward_hook(hook) -> RemovableHandle:
     """The deprecated non-full form of ``register_module_full_backward_hook`` (see
     ``Module.register_backward_hook``)."""
+    return _register_global_backward_hook(hook, full=False)
+
+
+def _register_global_backward_hook(hook, full: bool) -> RemovableHandle:
+    # the global hooks are all full or all non-full, as torch refuses to mix them
     global _global_is_full_backward_hook
-    if _global_is_full_backward_hook is True:
+    if _global_is_full_backward_hook is (not full):
         raise RuntimeError(_MIXED_BACKWARD_HOOKS.format("global Module hook"))
-    _global_is_full_backward_hook = False
+    _global_is_full_backward_hook = full
     handle = RemovableHandle(_global_backward_hooks)
     _global_backward_hooks[handle.id] = hook
     return handle

@@ -4,7 +4,8 @@ This directory goes first on PYTHONPATH of a program's process (and so of every 
 starts, DataLoader workers included). Importing it replaces itself in ``sys.modules`` with
 ``chainrule`` and installs a meta-path finder that answers ``torch.X`` with the already-imported
 ``chainrule.X``: one module object under two names, so ``torch.nn.Module is chainrule.nn.Module``
-and no chainrule module is ever executed twice.
+and no chainrule module is ever executed twice. ``torch.__version__`` answers the torch release
+whose API chainrule follows (``chainrule.version.torch_api_version``), as libraries read it.
 """
 
 import importlib
@@ -57,3 +58,8 @@ class _ChainruleAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 if not any(isinstance(finder, _ChainruleAlias) for finder in sys.meta_path):
     sys.meta_path.insert(0, _ChainruleAlias())
 sys.modules[_PREFIX] = chainrule
+# Under this alias torch.__version__ is the torch release whose API chainrule follows, not chainrule's own
+# 0.1.0: libraries choose code paths by it (PyG, skorch, DeepXDE, einx, x-transformers refuse or fall back
+# below 2.x). chainrule.version.torch_api_version names it; chainrule's own version is the package metadata's.
+chainrule.__version__ = chainrule.version.__version__ = chainrule.torch_version.TorchVersion(
+    chainrule.version.torch_api_version)
