@@ -141,7 +141,7 @@ import math as _math  # noqa: E402
 import numpy as _np  # noqa: E402
 
 from . import accelerator, amp, backends, cuda, distributions, fft, hub, jit, onnx, special, testing  # noqa: E402
-from . import compiler, func, fx, multiprocessing, sparse, version  # noqa: E402
+from . import compiler, func, fx, multiprocessing, nested, sparse, version  # noqa: E402
 from . import library  # noqa: E402  (torch.library; torch.ops is the ops package's namespaces)
 from . import types  # noqa: E402
 # ``from .ops import random`` above bound the op module; torch.random is the state module
@@ -150,7 +150,7 @@ from . import _dynamo  # noqa: E402,F401  (torch._dynamo.config, set by scripts 
 from . import _C  # noqa: E402,F401  (the few torch._C helpers libraries call from Python)
 from ._C import PyTorchFileReader, PyTorchFileWriter, ScriptModule  # noqa: E402,F401  (torch exports them at the top level)
 from . import profiler  # noqa: E402
-from ._layout import layout, sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr, strided  # noqa: E402,F401
+from ._layout import jagged, layout, sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr, strided  # noqa: E402,F401
 from .sparse import sparse_coo_tensor, sparse_csr_tensor, spmm  # noqa: E402,F401
 # torch.utils.checkpoint is reachable right after `import torch`; importing it binds utils.checkpoint
 from .utils import checkpoint as _checkpoint  # noqa: E402,F401
