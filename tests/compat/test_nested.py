@@ -318,3 +318,15 @@ def test_gradcheck_float64_through_ragged_ops(op):
         return CF.scaled_dot_product_attention(heads, heads, heads).transpose(1, 2).to_padded_tensor(0.0)
 
     assert gradcheck(fn, (a, b))
+
+
+def test_strided_to_padded_tensor_pads_every_dim_and_refuses_truncation_as_torch():
+    results = []
+    for lib in (chainrule, torch):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nested = lib.nested.nested_tensor([lib.arange(6.0).reshape(2, 3), lib.arange(12.0).reshape(4, 3)])
+        results.append(lib.nested.to_padded_tensor(nested, 1.0, (2, 5, 4)).numpy())
+        with pytest.raises(RuntimeError, match="Truncation is not supported"):
+            lib.nested.to_padded_tensor(nested, 1.0, (2, 3, 3))
+    np.testing.assert_array_equal(results[0], results[1])

@@ -25,14 +25,17 @@ HANDLERS: dict = {}
 
 class RaggedSize:
     """The size of the ragged dim (torch's nested int ``j1``): one per offsets tensor, equal only to
-    itself, so two nested tensors combine elementwise only when they share their offsets."""
+    itself, so two nested tensors combine elementwise only when they share their offsets. Numbered
+    when first printed, as torch numbers its nested ints when a shape is first read."""
 
     __slots__ = ("_number",)
 
     def __init__(self) -> None:
-        self._number = next(_ragged_counter)
+        self._number = None
 
     def __repr__(self) -> str:
+        if self._number is None:
+            self._number = next(_ragged_counter)
         return f"j{self._number}"
 
 

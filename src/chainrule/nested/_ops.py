@@ -206,8 +206,18 @@ def to_padded_tensor(nested: NestedTensor, padding: float, output_size=None) -> 
     if len(output_size) != nested.dim():
         raise RuntimeError(f"to_padded_tensor(): output_size {list(output_size)} must have {nested.dim()} dims "
                            f"for a nested tensor of shape {_shape_text(nested)}")
-    # torch's jagged layout reads only the ragged dim's entry: the other dims keep their sizes
-    return padded(nested, padding, int(output_size[ragged]))
+    if not nested._strided_layout:
+        # torch's jagged layout reads only the ragged dim's entry: the other dims keep their sizes
+        return padded(nested, padding, int(output_size[ragged]))
+    block = padded(nested, padding)
+    if any(int(want) < have for want, have in zip(output_size, block.shape)):
+        raise RuntimeError("Value in output_size is less than NestedTensor padded size. Truncation is not supported.")
+    for dim in range(1, block.dim()):
+        extra = list(block.shape)
+        extra[dim] = int(output_size[dim]) - block.shape[dim]
+        if extra[dim]:
+            block = cat([block, full(extra, padding, dtype=block.dtype, device=block.device)], dim)
+    return block
 
 
 # ---------------------------------------------------------------------------- dims
