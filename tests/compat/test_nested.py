@@ -1,5 +1,7 @@
 """torch.nested (jagged nested tensors) against torch 2.13: values, padding, gradients, errors."""
 
+import contextlib
+import io
 import re
 import warnings
 
@@ -330,3 +332,17 @@ def test_strided_to_padded_tensor_pads_every_dim_and_refuses_truncation_as_torch
         with pytest.raises(RuntimeError, match="Truncation is not supported"):
             lib.nested.to_padded_tensor(nested, 1.0, (2, 3, 3))
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_docs_nested_examples_print_what_the_doc_says():
+    from tests.test_docs import DOCS, examples
+
+    namespace = {"__name__": "docs_nested"}
+    cases = examples(DOCS / "nested.md")
+    assert len(cases) == 2
+    for code, expected, line in cases:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(code, f"nested.md:{line}", "exec"), namespace)
+        # ragged sizes are numbered in the order a process first prints them
+        assert _without_ragged_numbers(printed.getvalue()) == _without_ragged_numbers(expected), f"nested.md:{line}"
