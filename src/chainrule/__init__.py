@@ -141,7 +141,7 @@ import math as _math  # noqa: E402
 import numpy as _np  # noqa: E402
 
 from . import accelerator, amp, backends, cuda, distributions, fft, hub, jit, onnx, special, testing  # noqa: E402
-from . import compiler, func, fx, multiprocessing, nested, sparse, version  # noqa: E402
+from . import compiler, func, fx, multiprocessing, sparse, version  # noqa: E402
 from . import library  # noqa: E402  (torch.library; torch.ops is the ops package's namespaces)
 from . import types  # noqa: E402
 # ``from .ops import random`` above bound the op module; torch.random is the state module
@@ -384,6 +384,17 @@ from . import __config__, _subclasses, _tensor_str, futures  # noqa: E402,F401
 from ._symbolic_sizes import SymBool, SymFloat, SymInt  # noqa: E402,F401
 from .futures import Future  # noqa: E402,F401  (torch.Future: captum's ablations test isinstance(out, torch.Future))
 from .utils import dlpack as _dlpack  # noqa: E402,F401  (binds utils.dlpack, as `import torch` does)
+
+
+
+def __getattr__(name: str):
+    # torch.nested is imported on first use: its Tensor subclass overrides __torch_function__, and the
+    # first such class makes every dispatched property check for handlers, which a program that never
+    # builds a nested tensor should not pay for
+    if name == "nested":
+        return _importlib.import_module(".nested", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 torch = _sys.modules[__name__]  # torch.torch is torch: its own submodules' `import torch` binds it
 
