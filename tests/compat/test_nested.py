@@ -346,3 +346,47 @@ def test_docs_nested_examples_print_what_the_doc_says():
             exec(compile(code, f"nested.md:{line}", "exec"), namespace)
         # ragged sizes are numbered in the order a process first prints them
         assert _without_ragged_numbers(printed.getvalue()) == _without_ragged_numbers(expected), f"nested.md:{line}"
+
+
+def _attention_block(lib):
+    """A pre-norm transformer block written for torch, run on a nested batch of sequences."""
+    nn, F = lib.nn, lib.nn.functional
+
+    class Block(nn.Module):
+        def __init__(self, width=8, heads=2):
+            super().__init__()
+            self.heads = heads
+            self.norm = nn.LayerNorm(width)
+            self.qkv = nn.Linear(width, 3 * width)
+            self.out = nn.Linear(width, width)
+            self.mlp = nn.Sequential(nn.Linear(width, 16), nn.GELU(), nn.Linear(16, width))
+
+        def forward(self, x):
+            q, k, v = self.qkv(self.norm(x)).chunk(3, dim=-1)
+            # torch's CPU attention on nested tensors wants contiguous heads
+            q, k, v = (t.view(x.size(0), -1, self.heads, t.size(-1) // self.heads).contiguous().transpose(1, 2)
+                       for t in (q, k, v))
+            attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(x.size(0), -1, x.size(-1))
+            x = x + self.out(attended)
+            return x + self.mlp(x)
+
+    lib.manual_seed(0)
+    return Block()
+
+
+def test_transformer_block_on_nested_sequences_matches_torch():
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((n, 8)).astype(np.float32) for n in (3, 5, 2)]
+    results = []
+    for lib in (chainrule, torch):
+        block = _attention_block(lib)
+        x = lib.nested.nested_tensor([lib.tensor(array) for array in arrays], layout=lib.jagged)
+        y = block(x)
+        # each sequence's mean (torch's NJT mean over the ragged dim has no backward, its unbind has)
+        pooled = lib.stack([sequence.mean(0) for sequence in y.unbind()])
+        (pooled * lib.arange(8.0)).sum().backward()
+        results.append((y.to_padded_tensor(0.0).detach().numpy(),
+                        [parameter.grad.numpy() for parameter in block.parameters()]))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-5)
+    for ours, theirs in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
