@@ -278,6 +278,8 @@ ERRORS = {
     "view_flat": lambda lib: lib.nested.nested_tensor([lib.ones(2, 3)], layout=lib.jagged).view(6, 3),
     "slice_batch": lambda lib: lib.nested.nested_tensor([lib.ones(2, 3)], layout=lib.jagged)[:, 0],
     "unsupported_cumsum": lambda lib: lib.nested.nested_tensor([lib.ones(2, 3)], layout=lib.jagged).cumsum(1),
+    "flatten_batch": lambda lib: lib.nested.nested_tensor([lib.ones(2, 3)], layout=lib.jagged).flatten(0, 1),
+    "flatten_ragged": lambda lib: lib.nested.nested_tensor([lib.ones(2, 3)], layout=lib.jagged).flatten(1, 2),
     "tolist": lambda lib: lib.nested.nested_tensor([lib.ones(2, 3)], layout=lib.jagged).tolist(),
     "item": lambda lib: lib.nested.nested_tensor([lib.ones(2, 3)], layout=lib.jagged).item(),
     "dense_other_batch": lambda lib: lib.nested.nested_tensor([lib.ones(2, 3)], layout=lib.jagged) + lib.ones(4),
@@ -390,3 +392,61 @@ def test_transformer_block_on_nested_sequences_matches_torch():
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-5)
     for ours, theirs in zip(results[0][1], results[1][1]):
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def _navit_like(lib):
+    """NaViT's nested-tensor path (vit-pytorch's na_vit_nested_tensor.py, in our words): sequences of
+    different lengths packed with nested_tensor, attention with unflattened heads and per-head
+    LayerNorm, then attention pooling with one nested query per sequence."""
+    nn, F = lib.nn, lib.nn.functional
+
+    class Attention(nn.Module):
+        def __init__(self, width=8, heads=2, head_width=4):
+            super().__init__()
+            self.heads, self.head_width = heads, head_width
+            self.norm = nn.LayerNorm(width, bias=False)
+            self.to_q, self.to_k, self.to_v = (nn.Linear(width, heads * head_width, bias=False) for _ in range(3))
+            self.q_norm, self.k_norm = nn.LayerNorm(head_width, bias=False), nn.LayerNorm(head_width, bias=False)
+            self.to_out = nn.Linear(heads * head_width, width, bias=False)
+
+        def forward(self, x, context=None):
+            x = self.norm(x)
+            context = x if context is None else context
+            q, k, v = (t.unflatten(-1, (self.heads, self.head_width))
+                       for t in (self.to_q(x), self.to_k(context), self.to_v(context)))
+            q, k, v = self.q_norm(q).transpose(1, 2), self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
+            out = F.scaled_dot_product_attention(q, k, v)
+            return self.to_out(out.transpose(1, 2).flatten(-2))
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Linear(6, 8)
+            self.attention, self.pool = Attention(), Attention()
+            self.pool_query = nn.Parameter(lib.linspace(-1, 1, 8))
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, tokens, lengths):
+            tokens = lib.nested.nested_tensor(self.embed(tokens).split(lengths), layout=lib.jagged)
+            tokens = self.attention(tokens) + tokens
+            queries = lib.nested.nested_tensor([self.pool_query.reshape(1, -1)] * len(lengths), layout=lib.jagged)
+            pooled = self.pool(queries, tokens)
+            return self.head(lib.stack(pooled.unbind()).reshape(len(lengths), -1))
+
+    lib.manual_seed(0)
+    return Model()
+
+
+def test_navit_style_attention_pooling_matches_torch():
+    tokens = np.random.default_rng(1).standard_normal((9, 6)).astype(np.float32)
+    results = []
+    for lib in (chainrule, torch):
+        model = _navit_like(lib)
+        logits = model(lib.tensor(tokens), [4, 2, 3])
+        (logits * lib.arange(3.0)).sum().backward()
+        grads = {name: None if p.grad is None else p.grad.numpy() for name, p in model.named_parameters()}
+        results.append((logits.detach().numpy(), grads))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-5)
+    assert results[0][1].keys() == results[1][1].keys()
+    for name in results[0][1]:
+        _assert_close(results[0][1][name], results[1][1][name], rtol=1e-4, atol=1e-5)

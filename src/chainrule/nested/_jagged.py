@@ -161,6 +161,10 @@ class NestedTensor(Tensor):
     def lengths(self) -> Tensor | None:
         return self._lengths
 
+    def unflatten(self, dim: int, sizes) -> NestedTensor:
+        # Tensor.unflatten does not dispatch (it is chainrule's composite): hand it to the handler
+        return HANDLERS["unflatten"](None, "unflatten", (self, dim, sizes), {})
+
     def component_bounds(self) -> list[tuple[int, int]]:
         """(start, length) of each component along the packed dim."""
         starts = self._offsets.tolist()

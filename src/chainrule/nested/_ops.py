@@ -334,6 +334,32 @@ def _transpose(func, name, args, kwargs):
     return nested._like(nested._values.transpose(first - 1, second - 1), ragged)
 
 
+@handles("flatten")
+def _flatten(func, name, args, kwargs):
+    nested = args[0]
+    start = _wrap_dim(_argument(args, kwargs, 1, "start_dim", 0), nested.dim())
+    end = _wrap_dim(_argument(args, kwargs, 2, "end_dim", -1), nested.dim())
+    ragged = nested._ragged_idx
+    if start == 0:
+        raise RuntimeError("flatten(): not supported for NestedTensor on dim=0")
+    if start <= ragged <= end and start != end:
+        raise RuntimeError("flatten(): not supported for NestedTensor on ragged dim")
+    if start >= end:
+        return nested
+    return nested._like(nested._values.flatten(start - 1, end - 1), ragged - (end - start) * (ragged > end))
+
+
+@handles("unflatten")
+def _unflatten(func, name, args, kwargs):
+    nested = args[0]
+    dim = _wrap_dim(_argument(args, kwargs, 1, "dim"), nested.dim())
+    sizes = tuple(_argument(args, kwargs, 2, "sizes"))
+    ragged = nested._ragged_idx
+    if dim in (0, ragged):
+        raise RuntimeError(f"unflatten(): not supported for NestedTensor on dim={dim}")
+    return nested._like(nested._values.unflatten(dim - 1, sizes), ragged + (len(sizes) - 1) * (ragged > dim))
+
+
 @handles("chunk", "split")
 def _split(func, name, args, kwargs):
     nested = args[0]
