@@ -1,6 +1,7 @@
 """torch.nested (jagged nested tensors) against torch 2.13: values, padding, gradients, errors."""
 
 import contextlib
+import copy
 import io
 import re
 import warnings
@@ -11,7 +12,7 @@ import torch
 
 import chainrule
 import chainrule.nn.functional as CF
-from chainrule.autograd.gradcheck import gradcheck
+from chainrule.autograd.gradcheck import gradcheck, gradgradcheck
 
 torch_F = torch.nn.functional
 
@@ -450,3 +451,28 @@ def test_navit_style_attention_pooling_matches_torch():
     assert results[0][1].keys() == results[1][1].keys()
     for name in results[0][1]:
         _assert_close(results[0][1][name], results[1][1][name], rtol=1e-4, atol=1e-5)
+
+
+def test_deepcopy_keeps_the_nested_structure_as_torch():
+    for lib in (chainrule, torch):
+        nested = lib.nested.nested_tensor([lib.ones(2, 3), lib.zeros(1, 3)], layout=lib.jagged, requires_grad=True)
+        copied = copy.deepcopy(nested)
+        assert copied.is_nested and copied.requires_grad and copied.offsets().tolist() == [0, 2, 3]
+        assert [tuple(c.shape) for c in copied.unbind()] == [(2, 3), (1, 3)]
+        copied.values().detach().add_(1)
+        assert nested.values().sum().item() == 6.0
+
+
+@pytest.mark.parametrize("op", ["softmax_ragged", "sum_ragged", "amax_ragged"])
+def test_gradgradcheck_float64_through_ragged_ops(op):
+    rng = np.random.default_rng(4)
+    a = chainrule.tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    b = chainrule.tensor(rng.standard_normal((3, 3)), requires_grad=True)
+
+    def fn(a, b):
+        nested = chainrule.nested.as_nested_tensor([a, b], layout=chainrule.jagged)
+        if op == "softmax_ragged":
+            return nested.softmax(1).to_padded_tensor(0.0)
+        return getattr(nested, op.split("_")[0])(1) ** 2
+
+    assert gradgradcheck(fn, (a, b))

@@ -9,6 +9,7 @@ packed_dim + 1``; every other dim d of the nested tensor is dim d - 1 of ``value
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 from .. import _layout
@@ -176,6 +177,13 @@ class NestedTensor(Tensor):
         """A nested tensor of ``values`` with this one's ragged structure."""
         return make_nested(values, self._offsets, self._lengths, self._ragged_idx if ragged_idx is None else ragged_idx,
                            strided_layout=self._strided_layout)
+
+    def __deepcopy__(self, memo):
+        # Tensor's deepcopy rebuilds a tensor from its storage: the nested fields are copied here
+        if id(self) not in memo:
+            memo[id(self)] = make_nested(copy.deepcopy(self._values, memo), copy.deepcopy(self._offsets, memo),
+                                         copy.deepcopy(self._lengths, memo), self._ragged_idx, self._strided_layout)
+        return memo[id(self)]
 
     def __repr__(self) -> str:
         if self._strided_layout:
