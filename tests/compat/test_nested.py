@@ -476,3 +476,14 @@ def test_gradgradcheck_float64_through_ragged_ops(op):
         return getattr(nested, op.split("_")[0])(1) ** 2
 
     assert gradgradcheck(fn, (a, b))
+
+
+def test_in_place_ops_change_the_nested_tensor_itself_as_torch():
+    results = []
+    for lib in (chainrule, torch):
+        nested = lib.nested.nested_tensor([lib.arange(6.0).reshape(2, 3), lib.ones(1, 3)], layout=lib.jagged)
+        same = nested
+        same += 1
+        assert same is nested and nested.mul_(2) is nested
+        results.append(nested.values().numpy())
+    np.testing.assert_array_equal(results[0], results[1])

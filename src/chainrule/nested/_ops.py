@@ -29,13 +29,13 @@ _UNARY = ("abs", "neg", "negative", "pos", "positive", "sin", "cos", "tan", "tan
           "invert", "isnan", "isinf", "isfinite", "dropout", "alpha_dropout", "threshold", "detach", "clone",
           "to", "type", "float", "double", "half", "bfloat16", "long", "int", "short", "bool", "byte", "char",
           "cpu", "cuda", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
-          "fill_", "zero_", "normal_", "uniform_", "requires_grad_", "type_as")
+          "fill_", "zero_", "normal_", "uniform_", "type_as")
 _BINARY = ("add", "sub", "subtract", "rsub", "mul", "multiply", "div", "divide", "true_divide", "truediv", "floordiv",
            "floor_divide", "remainder", "mod", "fmod", "pow", "float_power", "atan2", "maximum", "minimum", "fmax",
-           "fmin", "eq", "ne", "lt", "le", "gt", "ge", "less", "less_equal", "greater", "greater_equal", "not_equal", "logical_and", "logical_or", "logical_xor", "bitwise_and",
-           "bitwise_or", "bitwise_xor", "and", "or", "xor", "where", "masked_fill", "lerp", "addcmul", "addcdiv",
-           "copysign", "hypot", "xlogy", "radd", "rmul", "rtruediv", "rdiv", "rpow", "rfloordiv", "rmod",
-           "rand", "ror", "rxor", "iadd", "isub", "imul", "itruediv", "ipow")
+           "fmin", "eq", "ne", "lt", "le", "gt", "ge", "less", "less_equal", "greater", "greater_equal",
+           "not_equal", "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
+           "and", "or", "xor", "where", "masked_fill", "lerp", "addcmul", "addcdiv", "copysign", "hypot", "xlogy",
+           "rdiv", "rpow", "rfloordiv", "rmod", "rand", "ror", "rxor")
 # reductions over the ragged dim pad the gaps with the value that leaves the result unchanged
 _PADDING_FOR = {"sum": 0.0, "mean": 0.0, "nansum": 0.0, "amax": -np.inf, "max": -np.inf, "amin": np.inf,
                 "min": np.inf, "all": True, "any": False, "prod": 1.0}
