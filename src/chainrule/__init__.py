@@ -150,7 +150,7 @@ from . import _dynamo  # noqa: E402,F401  (torch._dynamo.config, set by scripts 
 from . import _C  # noqa: E402,F401  (the few torch._C helpers libraries call from Python)
 from ._C import PyTorchFileReader, PyTorchFileWriter, ScriptModule  # noqa: E402,F401  (torch exports them at the top level)
 from . import profiler  # noqa: E402
-from ._layout import layout, sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr, strided  # noqa: E402,F401
+from ._layout import jagged, layout, sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr, strided  # noqa: E402,F401
 from .sparse import sparse_coo_tensor, sparse_csr_tensor, spmm  # noqa: E402,F401
 # torch.utils.checkpoint is reachable right after `import torch`; importing it binds utils.checkpoint
 from .utils import checkpoint as _checkpoint  # noqa: E402,F401
@@ -384,6 +384,17 @@ from . import __config__, _subclasses, _tensor_str, futures  # noqa: E402,F401
 from ._symbolic_sizes import SymBool, SymFloat, SymInt  # noqa: E402,F401
 from .futures import Future  # noqa: E402,F401  (torch.Future: captum's ablations test isinstance(out, torch.Future))
 from .utils import dlpack as _dlpack  # noqa: E402,F401  (binds utils.dlpack, as `import torch` does)
+
+
+
+def __getattr__(name: str):
+    # torch.nested is imported on first use: its Tensor subclass overrides __torch_function__, and the
+    # first such class makes every dispatched property check for handlers, which a program that never
+    # builds a nested tensor should not pay for
+    if name == "nested":
+        return _importlib.import_module(".nested", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 torch = _sys.modules[__name__]  # torch.torch is torch: its own submodules' `import torch` binds it
 

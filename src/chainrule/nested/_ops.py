@@ -1,0 +1,491 @@
+"""What each op does on a jagged nested tensor, written as ordinary chainrule ops on its ``values``.
+
+Elementwise ops run on ``values`` as they are; ops over a dim other than the batch and ragged ones
+run on ``values`` at that dim minus one; ops over the ragged dim (sum, mean, max, softmax,
+padding) gather the components into a padded block and back, so each is an indexing op with its
+own gradient; attention and batched matmul run per component. Anything else raises torch's
+NotImplementedError naming the aten op, as torch's NJT does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import return_types
+from .._torch_function import DisableTorchFunctionSubclass
+from ..ops.creation import full, tensor
+from ..ops.shape import cat
+from ..tensor import Tensor
+from ._jagged import HANDLERS, NestedTensor
+
+__all__ = ["padded", "to_padded_tensor", "unpadded"]
+
+_UNARY = ("abs", "neg", "negative", "pos", "positive", "sin", "cos", "tan", "tanh", "sigmoid", "exp", "exp2", "expm1",
+          "log", "log1p", "log2", "log10", "sqrt", "rsqrt", "square", "reciprocal", "erf", "erfc", "erfinv", "floor",
+          "ceil", "round", "trunc", "frac", "sign", "sgn", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh",
+          "atanh", "relu", "relu6", "gelu", "silu", "elu", "selu", "celu", "leaky_relu", "softplus", "mish",
+          "hardswish", "hardsigmoid", "hardtanh", "logsigmoid", "tanhshrink", "softsign", "softshrink",
+          "hardshrink", "clamp", "clip", "clamp_min", "clamp_max", "nan_to_num", "logical_not", "bitwise_not",
+          "invert", "isnan", "isinf", "isfinite", "dropout", "alpha_dropout", "threshold", "detach", "clone",
+          "to", "type", "float", "double", "half", "bfloat16", "long", "int", "short", "bool", "byte", "char",
+          "cpu", "cuda", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
+          "fill_", "zero_", "normal_", "uniform_", "type_as")
+_BINARY = ("add", "sub", "subtract", "rsub", "mul", "multiply", "div", "divide", "true_divide", "truediv", "floordiv",
+           "floor_divide", "remainder", "mod", "fmod", "pow", "float_power", "atan2", "maximum", "minimum", "fmax",
+           "fmin", "eq", "ne", "lt", "le", "gt", "ge", "less", "less_equal", "greater", "greater_equal",
+           "not_equal", "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
+           "and", "or", "xor", "where", "masked_fill", "lerp", "addcmul", "addcdiv", "copysign", "hypot", "xlogy",
+           "rdiv", "rpow", "rfloordiv", "rmod", "rand", "ror", "rxor")
+# reductions over the ragged dim pad the gaps with the value that leaves the result unchanged
+_PADDING_FOR = {"sum": 0.0, "mean": 0.0, "nansum": 0.0, "amax": -np.inf, "max": -np.inf, "amin": np.inf,
+                "min": np.inf, "all": True, "any": False, "prod": 1.0}
+
+
+def handles(*names):
+    def register(handler):
+        for name in names:
+            HANDLERS[name] = handler
+        return handler
+    return register
+
+
+def _shape_text(value) -> str:
+    return "(" + ", ".join(str(s) for s in value.shape) + ")"
+
+
+def _wrap_dim(dim: int, ndim: int) -> int:
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {dim})")
+    return dim % ndim
+
+
+def _first_nested(values) -> NestedTensor:
+    for value in values:
+        if isinstance(value, NestedTensor):
+            return value
+        if isinstance(value, (list, tuple)):
+            found = _first_nested(value)
+            if found is not None:
+                return found
+    return None
+
+
+def _batch_index(nested: NestedTensor) -> Tensor:
+    """For each position along the packed dim, the component it belongs to (0 in gaps)."""
+    owner = np.zeros(nested._values.shape[nested._ragged_idx - 1], dtype=np.int64)
+    for i, (start, length) in enumerate(nested.component_bounds()):
+        owner[start:start + length] = i
+    return tensor(owner, device=nested.device)
+
+
+def _dense_operand(nested: NestedTensor, dense: Tensor, name: str) -> Tensor:
+    """``dense`` shaped to broadcast against ``nested``'s values: a leading batch dim (size B or 1)
+    is spread over each component's positions; the ragged dim must be absent or of size 1."""
+    ndim, ragged = nested.dim(), nested._ragged_idx
+    mismatch = RuntimeError(f"cannot call binary pointwise function {name}.Tensor with inputs of shapes "
+                            f"{_shape_text(nested)} and {_shape_text(dense)}")
+    if dense.dim() > ndim:
+        raise mismatch
+    if dense.dim() == ndim:
+        if dense.shape[0] == 1:
+            dense = dense.squeeze(0)
+        elif dense.shape[0] == len(nested) and ragged == 1 and dense.shape[1] == 1:
+            return dense.squeeze(1)[_batch_index(nested)]
+        else:
+            raise mismatch
+    reach = dense.dim() - (ndim - ragged)  # dense's dim aligned with the ragged one, if it reaches it
+    if reach >= 0 and dense.shape[reach] != 1:
+        raise mismatch
+    return dense
+
+
+def _unwrap(value, first: NestedTensor, name: str):
+    if isinstance(value, NestedTensor):
+        if value._ragged is not first._ragged or len(value) != len(first):
+            raise RuntimeError(f"cannot call binary pointwise function {name}.Tensor with inputs of shapes "
+                               f"{_shape_text(first)} and {_shape_text(value)}")
+        return value._values
+    if isinstance(value, Tensor) and value.dim() > 0:
+        return _dense_operand(first, value, name)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_unwrap(item, first, name) for item in value)
+    return value
+
+
+def _wrap(first: NestedTensor, result):
+    if isinstance(result, Tensor):
+        return first._like(result)
+    if isinstance(result, tuple):
+        return type(result)(_wrap(first, item) for item in result)
+    return result
+
+
+@handles(*_UNARY, *_BINARY, *(name + "_" for name in _UNARY + _BINARY if not name.endswith("_")))
+def _elementwise(func, name, args, kwargs):
+    first = _first_nested((*args, *kwargs.values()))
+    plain_args = tuple(_unwrap(value, first, name) for value in args)
+    plain_kwargs = {key: _unwrap(value, first, name) for key, value in kwargs.items()}
+    result = func(*plain_args, **plain_kwargs)
+    if name.endswith("_") and args and isinstance(args[0], NestedTensor) and result is plain_args[0]:
+        args[0]._data = args[0]._values._data  # an in-place op: the nested tensor is the result
+        return args[0]
+    return _wrap(first, result)
+
+
+@handles("is_cuda", "is_cpu", "is_meta", "itemsize", "nbytes", "element_size", "get_device", "is_floating_point",
+         "is_complex", "is_signed", "data_ptr", "output_nr", "retains_grad", "name", "_version")
+def _metadata(func, name, args, kwargs):
+    with DisableTorchFunctionSubclass():
+        return func(*args, **kwargs)
+
+
+@handles("data")
+def _data(func, name, args, kwargs):
+    return args[0]._like(args[0]._values.data)
+
+
+@handles("format")
+def _format(func, name, args, kwargs):
+    return format(repr(args[0]), args[1] if len(args) > 1 else "")
+
+
+@handles("tolist")
+def _tolist(func, name, args, kwargs):
+    raise RuntimeError(".tolist() is not supported for tensor subclasses, got NestedTensor")
+
+
+@handles("numpy")
+def _numpy(func, name, args, kwargs):
+    raise RuntimeError(".numpy() is not supported for tensor subclasses.")
+
+
+@handles("item")
+def _item(func, name, args, kwargs):
+    raise RuntimeError(f"a Tensor with {args[0].numel()} elements cannot be converted to Scalar")
+
+
+# ---------------------------------------------------------------------------- padding and back
+def padded(nested: NestedTensor, padding, length: int | None = None) -> Tensor:
+    """The dense (B, ..., max length, ...) block of ``nested`` (the ragged dim where it is), gaps
+    filled with ``padding``: one gather from the packed values plus a padding row, so its gradient
+    is the gather's (each value's gradient from its one place in the block)."""
+    values, packed = nested._values, nested._ragged_idx - 1
+    rows = values.movedim(packed, 0) if packed else values
+    bounds = nested.component_bounds()
+    if length is None:
+        length = max((n for _, n in bounds), default=0)
+    total = rows.shape[0]
+    index = np.full((len(bounds), length), total, dtype=np.int64)
+    for i, (start, n) in enumerate(bounds):
+        n = min(n, length)
+        index[i, :n] = np.arange(start, start + n)
+    fill = full((1, *rows.shape[1:]), padding, dtype=values.dtype, device=values.device)
+    block = cat([rows, fill])[tensor(index, device=values.device)]
+    return block.movedim(1, packed + 1) if packed else block
+
+
+def unpadded(nested: NestedTensor, block: Tensor) -> Tensor:
+    """The inverse of ``padded``: packed values laid out as ``nested``'s (zeros in any gaps)."""
+    packed = nested._ragged_idx - 1
+    rows = block.movedim(packed + 1, 1) if packed else block
+    batch, length = rows.shape[0], rows.shape[1]
+    flat = rows.reshape(batch * length, *rows.shape[2:])
+    total = nested._values.shape[packed]
+    index = np.full(total, batch * length, dtype=np.int64)
+    for i, (start, n) in enumerate(nested.component_bounds()):
+        index[start:start + n] = i * length + np.arange(n)
+    zero = full((1, *flat.shape[1:]), 0, dtype=flat.dtype, device=flat.device)
+    values = cat([flat, zero])[tensor(index, device=flat.device)]
+    return values.movedim(0, packed) if packed else values
+
+
+def to_padded_tensor(nested: NestedTensor, padding: float, output_size=None) -> Tensor:
+    ragged = nested._ragged_idx
+    if output_size is None:
+        return padded(nested, padding)
+    if len(output_size) != nested.dim():
+        raise RuntimeError(f"to_padded_tensor(): output_size {list(output_size)} must have {nested.dim()} dims "
+                           f"for a nested tensor of shape {_shape_text(nested)}")
+    if not nested._strided_layout:
+        # torch's jagged layout reads only the ragged dim's entry: the other dims keep their sizes
+        return padded(nested, padding, int(output_size[ragged]))
+    block = padded(nested, padding)
+    if any(int(want) < have for want, have in zip(output_size, block.shape)):
+        raise RuntimeError("Value in output_size is less than NestedTensor padded size. Truncation is not supported.")
+    for dim in range(1, block.dim()):
+        extra = list(block.shape)
+        extra[dim] = int(output_size[dim]) - block.shape[dim]
+        if extra[dim]:
+            block = cat([block, full(extra, padding, dtype=block.dtype, device=block.device)], dim)
+    return block
+
+
+# ---------------------------------------------------------------------------- dims
+def _argument(args, kwargs, position: int, keyword: str, default=None):
+    if len(args) > position:
+        return args[position]
+    return kwargs.get(keyword, default)
+
+
+def _replace_argument(args, kwargs, position: int, keyword: str, value):
+    """``args``/``kwargs`` with the argument at ``position`` (or named ``keyword``) set to ``value``."""
+    if len(args) > position:
+        return (*args[:position], value, *args[position + 1:]), kwargs
+    return args, {**kwargs, keyword: value}
+
+
+@handles("sum", "mean", "nansum", "amax", "amin", "max", "min", "all", "any", "prod")
+def _reduction(func, name, args, kwargs):
+    nested = args[0]
+    dim = _argument(args, kwargs, 1, "dim")
+    if isinstance(dim, Tensor):  # torch.max(a, b): the elementwise maximum
+        return _elementwise(func, name, args, kwargs)
+    plain_args = (nested._values, *args[1:])
+    if dim is None:
+        return func(*plain_args, **kwargs)
+    keepdim = bool(_argument(args, kwargs, 2, "keepdim", False))
+    dims = sorted({_wrap_dim(d, nested.dim()) for d in (dim if isinstance(dim, (list, tuple)) else (dim,))})
+    ragged = nested._ragged_idx
+    if 0 in dims and ragged not in dims:
+        raise RuntimeError(f"{name}(): reducing along the batch dimension but not the ragged dimension is not "
+                           "supported for nested tensors")
+    if ragged in dims and len(dims) > 1 and 0 not in dims:
+        raise RuntimeError(f"{name}(): reducing along a ragged and non-batch dimension is not supported for "
+                           "nested tensors")
+    if 0 in dims:  # the batch and ragged dims together: every component's elements at once
+        inner = [d - 1 for d in dims if d != 0]
+        args, kwargs = _replace_argument(plain_args, kwargs, 1, "dim", inner[0] if len(inner) == 1 else tuple(inner))
+        result = func(*args, **kwargs)
+        return result.unsqueeze(0) if keepdim and isinstance(result, Tensor) else result
+    if ragged in dims:
+        return _ragged_reduction(nested, name, ragged, keepdim, kwargs.get("dtype"))
+    inner = [d - 1 for d in dims]
+    args, kwargs = _replace_argument(plain_args, kwargs, 1, "dim", inner[0] if len(inner) == 1 else tuple(inner))
+    result = func(*args, **kwargs)
+    new_ragged = ragged if keepdim else ragged - sum(d < ragged for d in dims)
+    if isinstance(result, tuple):
+        return type(result)(nested._like(item, new_ragged) for item in result)
+    return nested._like(result, new_ragged)
+
+
+def _ragged_reduction(nested: NestedTensor, name: str, ragged: int, keepdim: bool, dtype):
+    block = padded(nested, _PADDING_FOR[name])
+    if name in ("max", "min"):
+        values, indices = getattr(block, name)(ragged, keepdim)
+        return getattr(return_types, name)(values, indices)
+    if name == "mean":
+        total = block.sum(ragged, keepdim=keepdim, dtype=dtype)
+        counts = [n for _, n in nested.component_bounds()]
+        shape = (len(counts),) + (1,) * (total.dim() - 1)
+        return total / tensor(counts, dtype=total.dtype, device=total.device).reshape(shape)
+    reduce = getattr(block, name)
+    return reduce(ragged, keepdim=keepdim, dtype=dtype) if name in ("sum", "nansum", "prod") else reduce(ragged, keepdim)
+
+
+@handles("softmax", "log_softmax")
+def _softmax(func, name, args, kwargs):
+    nested = args[0]
+    dim = _wrap_dim(_argument(args, kwargs, 1, "dim"), nested.dim())
+    if dim == 0:
+        raise RuntimeError(f"{name}(): not supported when reducing across the batch dimension for NestedTensor")
+    plain = (nested._values, *args[1:])
+    if dim == nested._ragged_idx:
+        if name == "log_softmax":
+            raise RuntimeError("log_softmax(): not supported when reducing along the ragged dimension for NestedTensor")
+        block = padded(nested, -np.inf)
+        args, kwargs = _replace_argument((block, *args[1:]), kwargs, 1, "dim", dim)
+        return nested._like(unpadded(nested, func(*args, **kwargs)))
+    args, kwargs = _replace_argument(plain, kwargs, 1, "dim", dim - 1)
+    return nested._like(func(*args, **kwargs))
+
+
+@handles("unsqueeze")
+def _unsqueeze(func, name, args, kwargs):
+    nested = args[0]
+    dim = _wrap_dim(_argument(args, kwargs, 1, "dim"), nested.dim() + 1)
+    if dim == 0:
+        raise RuntimeError("unsqueeze(): not supported for NestedTensor on dim=0")
+    ragged = nested._ragged_idx + (dim <= nested._ragged_idx)
+    return nested._like(nested._values.unsqueeze(dim - 1), ragged)
+
+
+@handles("squeeze")
+def _squeeze(func, name, args, kwargs):
+    nested = args[0]
+    dim = _argument(args, kwargs, 1, "dim")
+    if dim is None or isinstance(dim, (list, tuple)):
+        raise RuntimeError("squeeze(): For nested tensors, squeeze without the dim argument is not supported")
+    dim = _wrap_dim(dim, nested.dim())
+    if dim in (0, nested._ragged_idx):
+        raise RuntimeError(f"squeeze(): not supported for NestedTensor on dim={dim}")
+    ragged = nested._ragged_idx - (dim < nested._ragged_idx and nested.shape[dim] == 1)
+    return nested._like(nested._values.squeeze(dim - 1), ragged)
+
+
+@handles("transpose", "swapaxes", "swapdims")
+def _transpose(func, name, args, kwargs):
+    nested = args[0]
+    first = _wrap_dim(_argument(args, kwargs, 1, "dim0"), nested.dim())
+    second = _wrap_dim(_argument(args, kwargs, 2, "dim1"), nested.dim())
+    if 0 in (first, second):
+        raise ValueError("Transpose is not supported on the batch dimension for jagged NT")
+    ragged = nested._ragged_idx
+    ragged = second if ragged == first else first if ragged == second else ragged
+    return nested._like(nested._values.transpose(first - 1, second - 1), ragged)
+
+
+@handles("flatten")
+def _flatten(func, name, args, kwargs):
+    nested = args[0]
+    start = _wrap_dim(_argument(args, kwargs, 1, "start_dim", 0), nested.dim())
+    end = _wrap_dim(_argument(args, kwargs, 2, "end_dim", -1), nested.dim())
+    ragged = nested._ragged_idx
+    if start == 0:
+        raise RuntimeError("flatten(): not supported for NestedTensor on dim=0")
+    if start <= ragged <= end and start != end:
+        raise RuntimeError("flatten(): not supported for NestedTensor on ragged dim")
+    if start >= end:
+        return nested
+    return nested._like(nested._values.flatten(start - 1, end - 1), ragged - (end - start) * (ragged > end))
+
+
+@handles("unflatten")
+def _unflatten(func, name, args, kwargs):
+    nested = args[0]
+    dim = _wrap_dim(_argument(args, kwargs, 1, "dim"), nested.dim())
+    sizes = tuple(_argument(args, kwargs, 2, "sizes"))
+    ragged = nested._ragged_idx
+    if dim in (0, ragged):
+        raise RuntimeError(f"unflatten(): not supported for NestedTensor on dim={dim}")
+    return nested._like(nested._values.unflatten(dim - 1, sizes), ragged + (len(sizes) - 1) * (ragged > dim))
+
+
+@handles("chunk", "split")
+def _split(func, name, args, kwargs):
+    nested = args[0]
+    dim = _wrap_dim(_argument(args, kwargs, 2, "dim", 0), nested.dim())
+    if dim in (0, nested._ragged_idx):
+        raise RuntimeError(f"{name}(): not supported for NestedTensor on dim={dim}")
+    args, kwargs = _replace_argument((nested._values, *args[1:]), kwargs, 2, "dim", dim - 1)
+    return tuple(nested._like(piece) for piece in func(*args, **kwargs))
+
+
+@handles("unbind")
+def _unbind(func, name, args, kwargs):
+    nested = args[0]
+    dim = _wrap_dim(_argument(args, kwargs, 1, "dim", 0), nested.dim())
+    if dim != 0:
+        raise RuntimeError("unbind(): only supported for NestedTensor on dim=0 currently")
+    packed = nested._ragged_idx - 1
+    return tuple(nested._values.narrow(packed, start, length) for start, length in nested.component_bounds())
+
+
+@handles("getitem")
+def _getitem(func, name, args, kwargs):
+    nested, index = args[0], args[1]
+    rest = ()
+    if isinstance(index, tuple) and index:
+        index, rest = index[0], index[1:]
+    if isinstance(index, slice):
+        if index == slice(None) and not rest:
+            return nested
+        raise RuntimeError("slice(): not supported for NestedTensor on dim=0")
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise NotImplementedError("aten.index.Tensor")
+    component = nested.unbind()[_wrap_dim(index, len(nested))]
+    return component[rest] if rest else component
+
+
+@handles("expand")
+def _expand(func, name, args, kwargs):
+    nested = args[0]
+    sizes = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
+    shape = nested.shape
+    if len(sizes) == len(shape) and all(s == -1 or s is shape[i] or s == shape[i] for i, s in enumerate(sizes)):
+        return nested._like(nested._values.view(nested._values.shape))
+    raise NotImplementedError("aten.expand.default")
+
+
+@handles("view", "reshape")
+def _view(func, name, args, kwargs):
+    nested = args[0]
+    sizes = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
+    sizes = tuple(kwargs.get("shape", sizes))
+    shape, ragged = nested.shape, nested._ragged_idx
+    unchanged_front = len(sizes) > ragged and all(sizes[i] == shape[i] for i in range(ragged) if i != ragged)
+    ragged_kept = len(sizes) > ragged and (sizes[ragged] == -1 or sizes[ragged] is nested._ragged)
+    if not (unchanged_front and ragged_kept and -1 not in sizes[ragged + 1:]):
+        raise RuntimeError(f"{name}(): cannot view shape {_shape_text(nested)} as {list(sizes)}")
+    values = nested._values
+    target = (*values.shape[:ragged], *sizes[ragged + 1:])
+    return nested._like(getattr(values, name)(target))
+
+
+@handles("contiguous")
+def _contiguous(func, name, args, kwargs):
+    nested = args[0]
+    if nested._lengths is None:
+        return nested
+    from . import as_packed
+    return as_packed(list(nested.unbind()), nested._ragged_idx - 1, nested._strided_layout)
+
+
+# ---------------------------------------------------------------------------- nn ops on the last dims
+@handles("layer_norm")
+def _layer_norm(func, name, args, kwargs):
+    nested = args[0]
+    normalized = _argument(args, kwargs, 1, "normalized_shape")
+    count = 1 if isinstance(normalized, int) else len(normalized)
+    if count >= nested.dim() - nested._ragged_idx:
+        raise RuntimeError(f"layer_norm(): normalizing over the ragged or batch dimension is not supported for "
+                           f"nested tensors (input of shape {_shape_text(nested)}, normalized_shape "
+                           f"{list(normalized) if count > 1 or not isinstance(normalized, int) else [normalized]})")
+    return nested._like(func(nested._values, *args[1:], **kwargs))
+
+
+@handles("linear")
+def _linear(func, name, args, kwargs):
+    nested = args[0]
+    if not isinstance(nested, NestedTensor) or any(isinstance(value, NestedTensor) for value in (*args[1:], *kwargs.values())):
+        raise NotImplementedError("aten.linear.default")
+    if nested._ragged_idx == nested.dim() - 1:
+        raise RuntimeError(f"linear(): not supported for NestedTensor of shape {_shape_text(nested)} ragged in its last dim")
+    return nested._like(func(nested._values, *args[1:], **kwargs))
+
+
+@handles("matmul", "bmm")
+def _matmul(func, name, args, kwargs):
+    left, right = args[0], args[1]
+    if isinstance(left, NestedTensor) and not isinstance(right, NestedTensor) and isinstance(right, Tensor):
+        if name == "matmul" and right.dim() == 2 and left._ragged_idx != left.dim() - 1:
+            return left._like(left._values.matmul(right))
+        if right.dim() == left.dim() == 3 and right.shape[0] == len(left):
+            pieces = [piece.matmul(right[i]) for i, piece in enumerate(left.unbind())]
+            from . import as_packed
+            return as_packed(pieces, left._ragged_idx - 1, left._strided_layout)
+    right_shape = _shape_text(right) if isinstance(right, NestedTensor) else repr(right.shape)
+    raise RuntimeError(f"{name}(): not supported between inputs of shapes {_shape_text(left)} and {right_shape}")
+
+
+@handles("scaled_dot_product_attention")
+def _attention(func, name, args, kwargs):
+    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+    given = dict(zip(names, args), **kwargs)
+    query, key, value = given["query"], given["key"], given["value"]
+    if given.get("attn_mask") is not None or given.get("is_causal"):
+        raise RuntimeError("No viable backend for scaled_dot_product_attention was found.")
+    if not isinstance(query, NestedTensor):
+        raise RuntimeError("scaled_dot_product_attention(): a nested key or value needs a nested query")
+    batch = len(query)
+    pieces = []
+    parts = [operand.unbind() if isinstance(operand, NestedTensor) else operand for operand in (query, key, value)]
+    for i in range(batch):
+        q, k, v = (part[i] for part in parts)
+        pieces.append(func(q, k, v, dropout_p=given.get("dropout_p", 0.0), scale=given.get("scale"),
+                           enable_gqa=given.get("enable_gqa", False)))
+    packed = query._ragged_idx - 1
+    if query._lengths is None:
+        return query._like(cat(pieces, packed))
+    from . import as_packed
+    return as_packed(pieces, packed, query._strided_layout)
+
