@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..ops.namespaces import OpOverload
 from .node import Argument, Node, Target, map_arg, public_path
 
 __all__ = ["Graph", "PythonCode"]
@@ -33,7 +34,8 @@ _NO_STACK_TRACE = "# No stacktrace found for following nodes"
 _UNARY_SYMBOLS = {operator.neg: "-", operator.pos: "+", operator.invert: "~"}
 
 # names a generated variable must not take: they would shadow what the generated code calls
-_RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"torch", "self", "operator", "math", "inf", "nan"}
+_RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"torch", "self", "operator", "math", "inf", "nan",
+                                                                "device"}
 _TRAILING_NUMBER = re.compile(r"(.*)_(\d+)$")
 _NOT_IDENTIFIER = re.compile(r"[^0-9a-zA-Z_]+")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])([A-Z])")
@@ -354,6 +356,8 @@ class _CodeWriter:
             return path
         if path is not None and path.startswith("builtins."):
             return path.split(".", 1)[1]
+        if isinstance(target, OpOverload):  # one torch.ops does not answer with: called as the object
+            return self.global_name(target, f"{target.namespace}_{target._op_name}_{target._overloadname}")
         qualified = f"{getattr(target, '__module__', None) or ''}_{getattr(target, '__name__', 'fn')}"
         return self.global_name(target, qualified.lstrip("_"))
 
@@ -378,7 +382,8 @@ class _CodeWriter:
         if constant is not None:
             return self.callable_name(arg) if callable(arg) else constant
         if isinstance(arg, chainrule.device):
-            return f"torch.device({str(arg)!r})"
+            self.globals["device"] = chainrule.device  # torch's code writes a device as its repr
+            return repr(arg)
         # a prefix no node name takes, so that a local never shadows the object
         return self.global_name(arg, f"_fx_{type(arg).__name__.lower()}")
 

@@ -1,0 +1,393 @@
+"""torch.fx.experimental.proxy_tensor: ``make_fx(f)(*args)``, the aten-level graph of ``f``.
+
+``make_fx`` runs ``f`` on the real inputs under a ``TorchDispatchMode`` that records every op the
+dispatch layer hands it (the forward's ops, factory calls such as ``aten.ones.default``, in-place
+methods such as ``aten.add_.Tensor``, and the backward's ops when ``f`` computes gradients) as a
+``call_function`` node of an fx ``Graph``, and returns a ``GraphModule`` whose generated code runs
+those ops again. Placeholders are named as torch names them (``x_1``), a tensor made inside ``f``
+and read by an op becomes a ``_tensor_constantN`` attribute, and a function wrapped in
+``torch.func.functionalize`` is recorded with out-of-place ops and a final ``aten.copy_.default``
+into each input it mutated, as torch's functionalized graph.
+
+The dispatch layer hands an op over with chainrule's own arguments (docs/extending.md); each op
+torch's schema is known for is written with torch's arguments and target
+(``torch.ops.aten.sum.dim_IntList(x_1, [0])``), so the code reads as torch's and runs through
+``torch.ops.aten``. Any other op keeps chainrule's arguments and is called through the overload the
+mode received, bound in the code's globals as ``aten_<op>_<overload>``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import operator
+import sys
+from collections.abc import Callable
+
+import numpy as np
+
+from ...nn.parameter import Parameter
+from ...ops.namespaces import OpOverload, namespace
+from ...tensor import Tensor
+from ...utils._python_dispatch import InplaceOverload, TorchDispatchMode, _disable_current_modes
+from ..graph import Graph
+from ..graph_module import GraphModule
+
+__all__ = ["get_isolated_graphmodule", "make_fx"]
+
+_TRACING_MODES = ("real", "fake", "symbolic")
+
+
+def make_fx(f: Callable, decomposition_table=None, tracing_mode: str = "real", _allow_non_fake_inputs: bool = False,
+            *, pre_dispatch: bool = False, record_module_stack: bool = False, _allow_fake_constant: bool = False,
+            _error_on_data_dependent_ops: bool = True, record_stack_traces: bool = False,
+            proxy_module_inputs: bool = False, _disable_torch_fn_metadata_mode: bool = False) -> Callable:
+    """A function that traces ``f`` on the arguments it is given and returns the GraphModule of the
+    aten ops ``f`` ran. ``decomposition_table`` maps an overload (``torch.ops.aten.addmm.default``) to
+    a function run in its place, whose own ops are recorded. Only ``tracing_mode="real"`` is built:
+    ``f`` runs on the real inputs (their in-place writes happen, as in torch)."""
+    if tracing_mode not in _TRACING_MODES:
+        raise AssertionError(f"Unexpected tracing type: {tracing_mode}")
+    if tracing_mode != "real":
+        raise NotImplementedError(f"make_fx(tracing_mode={tracing_mode!r}): chainrule has no fake or symbolic "
+                                  "tensors; trace with tracing_mode='real' on real inputs")
+    decompositions = dict(decomposition_table or {})
+
+    def wrapped(*args):
+        return _trace(f, args, decompositions)
+
+    return wrapped
+
+
+def get_isolated_graphmodule(func: Callable, args: tuple, kwargs: dict, tracing_mode: str = "real",
+                             decomposition_table=None) -> GraphModule:
+    """The graph of ``func(*args, **kwargs)``, traced apart from any trace now running (its ops
+    are not recorded by the outer one); the inputs are the flattened ``args`` and ``kwargs``."""
+    from ...utils._pytree import tree_flatten, tree_unflatten
+
+    leaves, spec = tree_flatten((tuple(args), dict(kwargs)))
+
+    def flat(*leaves):
+        call_args, call_kwargs = tree_unflatten(list(leaves), spec)
+        return func(*call_args, **call_kwargs)
+
+    with _disable_current_modes():
+        return make_fx(flat, decomposition_table, tracing_mode)(*leaves)
+
+
+def _placeholder_names(f: Callable, count: int) -> list[str]:
+    """torch's names: the parameters of ``f``'s signature, ``arg<i>`` for ``*args``."""
+    try:
+        parameters = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):
+        parameters = []
+    names = []
+    for i in range(count):
+        if i < len(parameters) and parameters[i].kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                                          inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            names.append(parameters[i].name)
+        else:
+            names.append(f"arg{i}")
+    return names
+
+
+def _trace(f: Callable, args: tuple, decompositions: dict) -> GraphModule:
+    recorder = _GraphRecorder(decompositions)
+    for name, value in zip(_placeholder_names(f, len(args)), args):
+        node = recorder.graph.placeholder(f"{name}_1")
+        if isinstance(value, Tensor):
+            recorder.bind(value, node)
+            recorder.inputs.append((value, node))
+        elif isinstance(value, (tuple, list, dict)) and _holds_tensor(value):
+            raise NotImplementedError("make_fx: chainrule traces tensors passed as separate arguments; pass the "
+                                      f"tensors inside {type(value).__name__} argument '{name}' one by one")
+    with recorder:
+        out = f(*args)
+    recorder.copy_back_mutated_inputs()
+    recorder.graph.output(recorder.value_of(out, inline_scalars=False))
+    return GraphModule(dict(recorder.constants), recorder.graph)
+
+
+def _holds_tensor(value) -> bool:
+    if isinstance(value, Tensor):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_tensor(v) for v in value.values())
+    if isinstance(value, (tuple, list)):
+        return any(_holds_tensor(v) for v in value)
+    return False
+
+
+def _is_functionalizing() -> bool:
+    from ... import func
+
+    return func._functionalize_depth > 0
+
+
+class _GraphRecorder(TorchDispatchMode):
+    """The mode ``make_fx`` traces under: each op it is handed runs, then becomes a graph node."""
+
+    def __init__(self, decompositions: dict) -> None:
+        super().__init__()
+        self.graph = Graph()
+        self.decompositions = decompositions
+        self.nodes: dict[int, object] = {}  # id(tensor) -> the node that last produced its value
+        # id(tensor._data) -> node: a tensor made around a traced one's array (detach, the alias
+        # torch.func.grad differentiates by) stands for the same value
+        self.array_nodes: dict[int, object] = {}
+        self.alive: list[Tensor] = []  # the tensors keyed above, kept so that their ids stay theirs
+        self.constants: dict[str, Tensor] = {}
+        self.inputs: list = []  # (input tensor, its placeholder)
+        # functionalize's bookkeeping: a view -> (its base tensor, the node that made it)
+        self.view_recipes: dict[int, tuple[Tensor, object]] = {}
+        self.views_of: dict[int, list[Tensor]] = {}
+
+    def bind(self, t: Tensor, node) -> None:
+        if id(t) not in self.nodes:
+            self.alive.append(t)
+        self.nodes[id(t)] = node
+        self.array_nodes[id(t._data)] = node
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        decomposition = self.decompositions.get(func)
+        if decomposition is not None:
+            _, schema_args, schema_kwargs = _torch_form(func, args, kwargs)
+            with self:  # the decomposition's own ops are recorded
+                return decomposition(*schema_args, **schema_kwargs)
+        out = func(*args, **kwargs)
+        if isinstance(func, InplaceOverload):
+            self._record_inplace(func, args, kwargs)
+        else:
+            self._record(func, args, kwargs, out)
+        return out
+
+    # ---- values: tensors as nodes, scalars inline, other tensors as constants
+    def value_of(self, value, inline_scalars: bool = True, siblings: tuple = ()):
+        if isinstance(value, Tensor):
+            return self._tensor_value(value, inline_scalars, siblings)
+        if isinstance(value, tuple) and not hasattr(value, "_fields"):
+            return tuple(self.value_of(v, inline_scalars, value) for v in value)
+        if isinstance(value, list):
+            return [self.value_of(v, inline_scalars, tuple(value)) for v in value]
+        if isinstance(value, dict):
+            return {k: self.value_of(v, inline_scalars, tuple(value.values())) for k, v in value.items()}
+        return value
+
+    def _tensor_value(self, t: Tensor, inline_scalars: bool, siblings: tuple):
+        node = self.nodes.get(id(t))
+        if node is not None:
+            return node
+        node = self.array_nodes.get(id(t._data))
+        if node is not None:
+            self.bind(t, node)
+            return node
+        if inline_scalars and t.ndim == 0 and not t.requires_grad:
+            # the dispatch layer hands a Python number over as a 0-d tensor: torch's graph writes the number
+            return _number(t, siblings)
+        # a module's parameter read inside is torch's _param_constantN, any other tensor _tensor_constantN
+        kind = "_param_constant" if isinstance(t, Parameter) else "_tensor_constant"
+        name = f"{kind}{sum(key.startswith(kind) for key in self.constants)}"
+        self.constants[name] = t
+        node = self.graph.create_node("get_attr", name, name=name)
+        self.bind(t, node)
+        return node
+
+    # ---- recording
+    def _node(self, target, args, kwargs, name: str):
+        return self.graph.create_node("call_function", target, self.value_of(tuple(args)),
+                                      self.value_of(dict(kwargs)), name=name)
+
+    def _record(self, func, args, kwargs, out) -> None:
+        target, schema_args, schema_kwargs = _torch_form(func, args, kwargs)
+        node = self._node(target, schema_args, schema_kwargs, func._op_name)
+        if isinstance(out, Tensor):
+            self.bind(out, node)
+            base = args[0] if args and isinstance(args[0], Tensor) else None
+            if base is not None and base is not out and np.may_share_memory(out._data, base._data):
+                self.view_recipes[id(out)] = (base, node)
+                self.views_of.setdefault(id(base), []).append(out)
+        elif isinstance(out, (tuple, list)):
+            for i, item in enumerate(out):
+                if isinstance(item, Tensor):
+                    self.bind(item, self.graph.create_node("call_function", operator.getitem, (node, i),
+                                                           name="getitem"))
+
+    def _record_inplace(self, func: InplaceOverload, args, kwargs) -> None:
+        target = args[0]
+        op_name = func._op_name
+        if not _is_functionalizing():
+            resolved = _resolve(func.namespace, op_name, func._overloadname)
+            self.bind(target, self._node(resolved or func, args, kwargs, op_name))
+            return
+        # functionalized: the out-of-place op, its result standing for the written tensor from here on
+        functional = _resolve(func.namespace, op_name[:-1], func._overloadname) or func._function
+        self._rebind_written(target, self._node(functional, args, kwargs, op_name[:-1]))
+
+    def _rebind_written(self, t: Tensor, node, from_view: Tensor | None = None) -> None:
+        """``t`` now holds ``node``'s value: so does the base it views (through the inverse view) and
+        every other view of it (made again from the new value), as torch's functionalization does."""
+        self.bind(t, node)
+        recipe = self.view_recipes.get(id(t))
+        if recipe is not None and recipe[0] is not from_view:
+            base, view_node = recipe
+            if base.numel() != t.numel() or view_node.target._op_name not in _SHAPE_VIEWS:
+                raise NotImplementedError(f"make_fx(functionalize(f)): a write through a view made by "
+                                          f"{view_node.target} is not supported (only through reshaping views)")
+            inverse = self.graph.create_node("call_function", _resolve("aten", "view", "default"),
+                                             (node, list(base.shape)), name="view")
+            self._rebind_written(base, inverse, from_view=t)
+        for view in self.views_of.get(id(t), ()):
+            if view is from_view:
+                continue
+            _, view_node = self.view_recipes[id(view)]
+            remade = self.graph.create_node("call_function", view_node.target, (node, *view_node.args[1:]),
+                                            dict(view_node.kwargs), name=view_node.target._op_name)
+            self.bind(view, remade)
+
+    def copy_back_mutated_inputs(self) -> None:
+        """functionalize's epilogue: each input written inside gets its new value by ``aten.copy_``."""
+        copy = _resolve("aten", "copy_", "default")
+        for t, placeholder in self.inputs:
+            latest = self.nodes[id(t)]
+            if latest is not placeholder and _is_functional_write(latest):
+                self.graph.create_node("call_function", copy, (placeholder, latest), name="copy_")
+
+
+def _is_functional_write(latest) -> bool:
+    """Whether an input's latest value came from a functionalized write (out-of-place ops leave the
+    placeholder unchanged; an unfunctionalized ``add_`` node already wrote the input in place)."""
+    target = latest.target
+    return not (isinstance(target, OpOverload) and target._op_name.endswith("_"))
+
+
+_SHAPE_VIEWS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten", "unflatten"}
+
+
+def _number(t: Tensor, siblings: tuple):
+    """A 0-d tensor as the number torch's graph shows: ``2`` for a float 2.0 next to floating
+    tensors (where int and float give the same result), the value itself otherwise."""
+    value = t.item()
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and siblings and all(
+            s.is_floating_point() for s in siblings if isinstance(s, Tensor) and s is not t):
+        return int(value)
+    return value
+
+
+# ---- chainrule's arguments as torch's schema
+def _resolve(namespace_name: str, op_name: str, overload_name: str):
+    """``torch.ops.<namespace>.<op>.<overload>`` as chainrule answers it, or None."""
+    try:
+        return getattr(getattr(namespace(namespace_name), op_name), overload_name)
+    except AttributeError:
+        return None
+
+
+def _reduction(op_name: str, dim_overload: str, extra=("dtype",)) -> Callable:
+    def form(args, kwargs):
+        x = args[0]
+        dims, keepdim = kwargs.get("dims"), kwargs.get("keepdim", False)
+        options = {k: kwargs[k] for k in extra if kwargs.get(k) is not None}
+        whole = dims is None or sorted(d % max(x.ndim, 1) for d in dims) == list(range(x.ndim))
+        if whole and not keepdim:
+            return op_name, "default", (x,), options
+        return op_name, dim_overload, (x, list(dims), *((True,) if keepdim else ())), options
+    return form
+
+
+def _max_or_min(args, kwargs):
+    x, dims = args[0], kwargs.get("dims")
+    whole = dims is None or sorted(d % max(x.ndim, 1) for d in dims) == list(range(x.ndim))
+    if not whole or kwargs.get("keepdim"):
+        return None
+    return ("max" if kwargs.get("largest", True) else "min"), "default", (x,), {}
+
+
+def _slice(args, kwargs):
+    key = kwargs.get("key")
+    if not isinstance(key, slice):
+        return None
+    start = 0 if key.start is None else key.start
+    end = sys.maxsize if key.stop is None else key.stop
+    step = () if key.step in (None, 1) else (key.step,)
+    return "slice", "Tensor", (args[0], 0, start, end, *step), {}
+
+
+def _select(args, kwargs):
+    key = kwargs.get("key")
+    if not isinstance(key, int):
+        return None
+    return "select", "int", (args[0], 0, key), {}
+
+
+def _cat(args, kwargs):
+    if kwargs.get("skipped"):
+        return None
+    dim = kwargs.get("dim", 0)
+    return "cat", "default", ([*args], *((dim,) if dim else ())), {}
+
+
+def _pow(args, kwargs):
+    if "exponent" in kwargs and len(args) == 1:
+        return "pow", "Tensor_Scalar", (args[0], kwargs["exponent"]), {}
+    return None if kwargs else ("pow", "Tensor_Tensor", tuple(args), {})
+
+
+def _with_alpha(op_name: str, overload: str) -> Callable:
+    def form(args, kwargs):
+        if set(kwargs) - {"alpha"}:
+            return None
+        alpha = {} if kwargs.get("alpha", 1) == 1 else {"alpha": kwargs["alpha"]}
+        return op_name, overload, tuple(args), alpha
+    return form
+
+
+def _named(op_name: str, overload: str, *names: str, extra: Callable = lambda kwargs: ()) -> Callable:
+    """The op's tensor inputs, then its keyword arguments ``names`` in order, positionally."""
+    def form(args, kwargs):
+        if set(kwargs) - set(names):
+            return None
+        values = tuple(list(kwargs[n]) if isinstance(kwargs[n], tuple) else kwargs[n] for n in names)
+        return op_name, overload, (*args, *values, *extra(kwargs)), {}
+    return form
+
+
+_SCHEMA_FORMS: dict[str, Callable] = {
+    "aten.sum.default": _reduction("sum", "dim_IntList"),
+    "aten.mean.default": _reduction("mean", "dim"),
+    "aten.max.default": _max_or_min,
+    "aten.view.default": _named("view", "default", "shape"),
+    "aten.unsafe_view.default": _named("_unsafe_view", "default", "shape"),
+    "aten.expand.default": _named("expand", "default", "shape"),
+    "aten.transpose.int": _named("transpose", "int", "dim0", "dim1"),
+    "aten._softmax.default": _named("_softmax", "default", "dim", extra=lambda kwargs: (False,)),
+    "aten._log_softmax.default": _named("_log_softmax", "default", "dim", extra=lambda kwargs: (False,)),
+    "aten.slice.Tensor": _slice,
+    "aten.select.int": _select,
+    "aten.cat.default": _cat,
+    "aten.pow.Tensor_Tensor": _pow,
+    "aten.add.Tensor": _with_alpha("add", "Tensor"),
+    "aten.sub.Tensor": _with_alpha("sub", "Tensor"),
+}
+
+
+def _torch_form(func, args, kwargs) -> tuple:
+    """(target, args, kwargs) as torch's graph writes the op: the overload ``torch.ops`` answers with
+    torch's arguments where its schema is known, else ``func`` itself with chainrule's arguments."""
+    form = _SCHEMA_FORMS.get(str(func))
+    if form is not None:
+        written = form(tuple(args), dict(kwargs))
+        if written is not None:
+            op_name, overload, schema_args, schema_kwargs = written
+            target = _resolve("aten", op_name, overload)
+            if target is not None:
+                return target, schema_args, schema_kwargs
+    elif not kwargs or str(func).split(".")[1] in _FACTORIES:
+        target = _resolve(func.namespace, func._op_name, func._overloadname)
+        if target is not None:
+            return target, tuple(args), dict(kwargs)
+    return func, tuple(args), dict(kwargs)
+
+
+# factory calls reach a mode with torch's own arguments (aten.ones.default([3], device=..., pin_memory=False))
+_FACTORIES = {"ones", "zeros", "full", "empty"}
