@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ...nn.parameter import Parameter
-from ...ops.namespaces import OpOverload, namespace
+from ...ops.namespaces import namespace
 from ...tensor import Tensor
 from ...utils._python_dispatch import InplaceOverload, TorchDispatchMode, _disable_current_modes
 from ..graph import Graph
@@ -141,6 +141,7 @@ class _GraphRecorder(TorchDispatchMode):
         # functionalize's bookkeeping: a view -> (its base tensor, the node that made it)
         self.view_recipes: dict[int, tuple[Tensor, object]] = {}
         self.views_of: dict[int, list[Tensor]] = {}
+        self.written: set[int] = set()  # ids of the tensors a functionalized write gave a new value
 
     def bind(self, t: Tensor, node) -> None:
         if id(t) not in self.nodes:
@@ -228,6 +229,7 @@ class _GraphRecorder(TorchDispatchMode):
         """``t`` now holds ``node``'s value: so does the base it views (through the inverse view) and
         every other view of it (made again from the new value), as torch's functionalization does."""
         self.bind(t, node)
+        self.written.add(id(t))
         recipe = self.view_recipes.get(id(t))
         if recipe is not None and recipe[0] is not from_view:
             base, view_node = recipe
@@ -249,16 +251,8 @@ class _GraphRecorder(TorchDispatchMode):
         """functionalize's epilogue: each input written inside gets its new value by ``aten.copy_``."""
         copy = _resolve("aten", "copy_", "default")
         for t, placeholder in self.inputs:
-            latest = self.nodes[id(t)]
-            if latest is not placeholder and _is_functional_write(latest):
-                self.graph.create_node("call_function", copy, (placeholder, latest), name="copy_")
-
-
-def _is_functional_write(latest) -> bool:
-    """Whether an input's latest value came from a functionalized write (out-of-place ops leave the
-    placeholder unchanged; an unfunctionalized ``add_`` node already wrote the input in place)."""
-    target = latest.target
-    return not (isinstance(target, OpOverload) and target._op_name.endswith("_"))
+            if id(t) in self.written:
+                self.graph.create_node("call_function", copy, (placeholder, self.nodes[id(t)]), name="copy_")
 
 
 _SHAPE_VIEWS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten", "unflatten"}

@@ -35,11 +35,15 @@ def expect_true(a, skip: int = 0) -> bool:
 
 def is_concrete_int(a) -> bool:
     """Whether ``a`` is an int rather than a symbol: sizes here always are."""
-    return isinstance(a, int)
+    if not isinstance(a, int):
+        raise AssertionError(f"Expected SymInt or int, got {type(a)}")
+    return True
 
 
 def is_concrete_bool(a) -> bool:
-    return isinstance(a, bool)
+    if not isinstance(a, bool):
+        raise AssertionError(f"Expected SymBool or bool, got {type(a)}")
+    return True
 
 
 def has_free_symbols(val) -> bool:

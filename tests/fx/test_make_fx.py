@@ -1,0 +1,270 @@
+"""make_fx (torch.fx.experimental.proxy_tensor) against torch 2.13: the generated code of small
+functions (the same text where chainrule's dispatch layer names the ops as torch), the traced
+GraphModule giving the eager values, functionalize's out-of-place graph, the backward recorded
+when tracing torch.func.grad, and the symbolic_shapes helpers on plain ints.
+
+Accepted differences (docs/fx.md lists them): chainrule writes dims as non-negative
+(``_softmax(cat, 1, False)`` where torch writes ``-1``), ``x.view(-1)`` with its resolved size,
+``unsqueeze`` as a view, a constant made by ``torch.tensor`` without torch's ``lift_fresh_copy``,
+no ``aten.detach`` for saved tensors, the backward's seed ``ones_like`` without keyword arguments and
+``sum``'s gradient as ``view`` then ``expand``, and a functionalized graph that does not regenerate
+views nobody reads."""
+
+import numpy as np
+import pytest
+import torch as real_torch
+from torch.fx.experimental import proxy_tensor as torch_proxy_tensor
+
+import chainrule
+from chainrule.fx.experimental import proxy_tensor, symbolic_shapes
+
+VALUES = np.array([0.3, -1.2, 0.8, 2.0, -0.4, 1.1], dtype=np.float32)
+
+
+def _inputs(lib, *shapes):
+    return [lib.tensor(VALUES[: int(np.prod(shape))].reshape(shape)) for shape in shapes]
+
+
+def _code(lib, make_fx, f, *shapes):
+    return make_fx(f(lib))(*_inputs(lib, *shapes)).code.strip()
+
+
+def _both_codes(f, *shapes):
+    return (_code(real_torch, torch_proxy_tensor.make_fx, f, *shapes),
+            _code(chainrule, proxy_tensor.make_fx, f, *shapes))
+
+
+def _sin_plus_cos(lib):
+    return lambda x: x.sin() + x.cos()
+
+
+def _mm_relu_sum(lib):
+    return lambda a, b: lib.relu(a @ b).sum()
+
+
+def _in_place_on_clone(lib):
+    def f(x):
+        y = x.clone()
+        y.add_(1)
+        y.mul_(2)
+        return y
+    return f
+
+
+def _factories(lib):
+    return lambda x: x + lib.ones(3) + lib.zeros(3)
+
+
+def _arithmetic_with_numbers(lib):
+    return lambda x, y: (x * y - y) * 2 + 1
+
+
+def _two_outputs(lib):
+    return lambda x: (x.sin(), x.cos())
+
+
+def _index_and_reduce(lib):
+    return lambda x: x[1] + x.transpose(0, 1).sum(1, keepdim=True).sum() + x.max()
+
+
+def _slices_and_powers(lib):
+    return lambda x: x[1:] - x[:-1] + x[1:].pow(2)
+
+
+SAME_TEXT = [
+    (_sin_plus_cos, [(3,)]),
+    (_mm_relu_sum, [(2, 3), (3, 2)]),
+    (_in_place_on_clone, [(3,)]),
+    (_factories, [(3,)]),
+    (_arithmetic_with_numbers, [(3,), (3,)]),
+    (_two_outputs, [(3,)]),
+    (_index_and_reduce, [(2, 3)]),
+    (_slices_and_powers, [(4,)]),
+]
+
+
+@pytest.mark.parametrize("f, shapes", SAME_TEXT, ids=[f.__name__ for f, _ in SAME_TEXT])
+def test_generated_code_is_torchs(f, shapes):
+    expected, got = _both_codes(f, *shapes)
+    assert got == expected
+
+
+@pytest.mark.parametrize("f, shapes", SAME_TEXT, ids=[f.__name__ for f, _ in SAME_TEXT])
+def test_traced_module_gives_the_eager_values_on_new_inputs(f, shapes):
+    gm = proxy_tensor.make_fx(f(chainrule))(*_inputs(chainrule, *shapes))
+    fresh = [chainrule.tensor(np.random.default_rng(1).standard_normal(shape).astype(np.float32)) for shape in shapes]
+    got, expected = gm(*[t.clone() for t in fresh]), f(chainrule)(*[t.clone() for t in fresh])
+    got, expected = (got, expected) if isinstance(got, tuple) else ((got,), (expected,))
+    for g, e in zip(got, expected):
+        assert g.dtype == e.dtype
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-6)
+
+
+def test_graph_prints_torchs_targets():
+    x = chainrule.tensor(VALUES[:3])
+    text = str(proxy_tensor.make_fx(_sin_plus_cos(chainrule))(x).graph)
+    expected = str(torch_proxy_tensor.make_fx(_sin_plus_cos(real_torch))(real_torch.tensor(VALUES[:3])).graph)
+    assert text == expected
+
+
+def test_dims_are_written_non_negative():
+    def f(lib):
+        return lambda x: lib.cat([x, x], 1).softmax(-1)
+
+    expected, got = _both_codes(f, (2, 3))
+    assert got == expected.replace("_softmax.default(cat, -1, False)", "_softmax.default(cat, 1, False)")
+
+
+def test_tensor_made_inside_is_a_constant_attribute():
+    def f(lib):
+        return lambda x: x + lib.tensor([1.0, 2.0, 3.0])
+
+    expected, got = _both_codes(f, (3,))
+    # torch copies a torch.tensor literal with aten.lift_fresh_copy; chainrule's literal reaches no mode
+    lift = "    lift_fresh_copy = torch.ops.aten.lift_fresh_copy.default(_tensor_constant0);  _tensor_constant0 = None\n"
+    assert got == expected.replace(lift, "").replace("lift_fresh_copy = None", "_tensor_constant0 = None") \
+        .replace("(x_1, lift_fresh_copy)", "(x_1, _tensor_constant0)")
+    gm = proxy_tensor.make_fx(f(chainrule))(chainrule.zeros(3))
+    np.testing.assert_array_equal(gm._tensor_constant0.numpy(), [1.0, 2.0, 3.0])
+
+
+def test_module_parameters_are_param_constants():
+    chainrule.manual_seed(0)
+    layer = chainrule.nn.Linear(3, 2)
+    x = chainrule.tensor(VALUES.reshape(2, 3))
+    gm = proxy_tensor.make_fx(lambda x: layer(x).relu())(x)
+    assert gm._param_constant0 is layer.weight and gm._param_constant1 is layer.bias
+    assert "torch.ops.aten.addmm.default(_param_constant1, x_1, t)" in gm.code
+    np.testing.assert_allclose(gm(x).detach().numpy(), layer(x).relu().detach().numpy())
+
+
+def test_in_place_write_on_an_input_happens_while_tracing_as_in_torch():
+    def f(lib):
+        def add_one(x):
+            x.add_(1)
+            return x
+        return add_one
+
+    torch_x, x = real_torch.zeros(2), chainrule.zeros(2)
+    expected = torch_proxy_tensor.make_fx(f(real_torch))(torch_x).code
+    got = proxy_tensor.make_fx(f(chainrule))(x).code
+    assert got == expected
+    np.testing.assert_array_equal(x.numpy(), torch_x.numpy())
+
+
+def _write_through_a_view(x):
+    x.add_(1)
+    y = x.view(-1)
+    y.mul_(2)
+    return x.sin()
+
+
+def test_functionalize_records_out_of_place_ops_and_copies_back():
+    x = chainrule.tensor(VALUES[:3])
+    gm = proxy_tensor.make_fx(chainrule.func.functionalize(_write_through_a_view))(x.clone())
+    ops = [n.target for n in gm.graph.nodes if n.op == "call_function"]
+    aten = chainrule.ops.aten
+    # torch: add, view, view, mul, view, view, sin, copy_ (it regenerates the views of the written base)
+    assert ops == [aten.add.Tensor, aten.view.default, aten.mul.Tensor, aten.view.default, aten.sin.default,
+                   aten.copy_.default]
+    torch_gm = torch_proxy_tensor.make_fx(real_torch.func.functionalize(_write_through_a_view))(
+        real_torch.tensor(VALUES[:3]))
+    torch_ops = [str(n.target) for n in torch_gm.graph.nodes if n.op == "call_function"]
+    assert [op for op in torch_ops if op != "aten.view.default"] == \
+        [str(op) for op in ops if op != aten.view.default]
+    # the graph computes the result and writes the input as the function does
+    fresh = chainrule.tensor(VALUES[3:6])
+    traced_input, eager_input = fresh.clone(), fresh.clone()
+    np.testing.assert_allclose(gm(traced_input).numpy(), _write_through_a_view(eager_input).numpy())
+    np.testing.assert_allclose(traced_input.numpy(), eager_input.numpy())
+
+
+def test_functionalize_rejects_a_write_through_a_strided_view():
+    def f(x):
+        x.t()[0].add_(1)
+        return x
+
+    with pytest.raises(NotImplementedError, match="write through a view made by"):
+        proxy_tensor.make_fx(chainrule.func.functionalize(f))(chainrule.zeros(2, 2))
+
+
+def test_grad_records_the_backward():
+    def f(lib):
+        return lib.func.grad(lambda x: x.sin().sum())
+
+    expected, got = _both_codes(f, (3,))
+    # chainrule's seed has no keyword arguments and sum's rule views the seed before expanding it
+    torch_seed = "ones_like = torch.ops.aten.ones_like.default(sum_1, pin_memory = False, " \
+                 "memory_format = torch.preserve_format);  sum_1 = None\n    " \
+                 "expand = torch.ops.aten.expand.default(ones_like, [3]);  ones_like = None"
+    chainrule_seed = "ones_like = torch.ops.aten.ones_like.default(sum_1);  sum_1 = None\n    " \
+                     "view = torch.ops.aten.view.default(ones_like, [1]);  ones_like = None\n    " \
+                     "expand = torch.ops.aten.expand.default(view, [3]);  view = None"
+    assert torch_seed in expected
+    assert got == expected.replace(torch_seed, chainrule_seed)
+    gm = proxy_tensor.make_fx(f(chainrule))(chainrule.tensor(VALUES[:3]))
+    fresh = chainrule.tensor(VALUES[3:6])
+    np.testing.assert_allclose(gm(fresh).numpy(), np.cos(VALUES[3:6]), rtol=1e-6)
+
+
+def test_decomposition_table_replaces_an_op_by_its_recorded_decomposition():
+    def f(lib):
+        return lambda x: x.sin() * 3
+
+    table = {real_torch.ops.aten.mul.Tensor: lambda a, b: a + a + a}
+    expected = torch_proxy_tensor.make_fx(f(real_torch), table)(real_torch.tensor(VALUES[:3])).code
+    gm = proxy_tensor.make_fx(f(chainrule), {chainrule.ops.aten.mul.Tensor: lambda a, b: a + a + a})(
+        chainrule.tensor(VALUES[:3]))
+    assert gm.code == expected
+    np.testing.assert_allclose(gm(chainrule.tensor(VALUES[:3])).numpy(), np.sin(VALUES[:3]) * 3, rtol=1e-6)
+
+
+def test_placeholders_follow_the_signature():
+    gm = proxy_tensor.make_fx(lambda *args: args[0] + args[1])(chainrule.ones(2), chainrule.ones(2))
+    expected = torch_proxy_tensor.make_fx(lambda *args: args[0] + args[1])(real_torch.ones(2), real_torch.ones(2))
+    assert gm.code == expected.code
+    gm = proxy_tensor.make_fx(lambda x, n: x * n)(chainrule.ones(2), 3)
+    assert gm.code == torch_proxy_tensor.make_fx(lambda x, n: x * n)(real_torch.ones(2), 3).code
+
+
+def test_fake_and_symbolic_tracing_are_not_built():
+    for mode in ("fake", "symbolic"):
+        with pytest.raises(NotImplementedError, match=f"tracing_mode='{mode}'"):
+            proxy_tensor.make_fx(lambda x: x, tracing_mode=mode)
+    with pytest.raises(AssertionError, match="Unexpected tracing type: eager"):
+        proxy_tensor.make_fx(lambda x: x, tracing_mode="eager")
+
+
+def test_tensors_inside_a_container_argument_are_refused():
+    with pytest.raises(NotImplementedError, match="one by one"):
+        proxy_tensor.make_fx(lambda xs: xs[0] + xs[1])([chainrule.ones(2), chainrule.ones(2)])
+
+
+def test_isolated_graph_is_not_recorded_by_the_outer_trace():
+    inner_codes = []
+
+    def outer(x):
+        inner = proxy_tensor.get_isolated_graphmodule(lambda a, b: a * b, (x, x), {})
+        inner_codes.append(inner.code)
+        return x.cos()
+
+    gm = proxy_tensor.make_fx(outer)(chainrule.tensor(VALUES[:3]))
+    assert [str(n.target) for n in gm.graph.nodes if n.op == "call_function"] == ["aten.cos.default"]
+    # one tensor passed twice is read as the last input holding it, as torch does
+    assert "mul = torch.ops.aten.mul.Tensor(arg1_1, arg1_1)" in inner_codes[0]
+    assert "copy_" not in inner_codes[0]
+
+
+def test_symbolic_shape_helpers_on_plain_ints():
+    from torch.fx.experimental import symbolic_shapes as torch_shapes
+
+    for name in ("guard_or_false", "guard_or_true", "statically_known_true", "expect_true"):
+        for value in (True, False, 3 == 3, 2 > 3):
+            assert getattr(symbolic_shapes, name)(value) == getattr(torch_shapes, name)(value)
+    for value in (3, True):
+        assert symbolic_shapes.is_concrete_int(value) == torch_shapes.is_concrete_int(value)
+    with pytest.raises(AssertionError, match="Expected SymInt or int, got <class 'float'>"):
+        symbolic_shapes.is_concrete_int(2.0)
+    assert symbolic_shapes.has_free_symbols(4) == torch_shapes.has_free_symbols(4)
+    assert symbolic_shapes.sym_eq((2, 3), (2, 3)) == torch_shapes.sym_eq((2, 3), (2, 3))
+    assert symbolic_shapes.sym_eq((2, 3), (2, 4)) == torch_shapes.sym_eq((2, 3), (2, 4))
