@@ -268,3 +268,20 @@ def test_symbolic_shape_helpers_on_plain_ints():
     assert symbolic_shapes.has_free_symbols(4) == torch_shapes.has_free_symbols(4)
     assert symbolic_shapes.sym_eq((2, 3), (2, 3)) == torch_shapes.sym_eq((2, 3), (2, 3))
     assert symbolic_shapes.sym_eq((2, 3), (2, 4)) == torch_shapes.sym_eq((2, 3), (2, 4))
+
+
+def test_library_code_can_ask_whether_it_is_traced():
+    seen = []
+
+    def f(x):
+        seen.append(proxy_tensor.get_proxy_mode())
+        with proxy_tensor.disable_proxy_modes_tracing():
+            hidden = x.exp()  # computed, not recorded: read by the traced code as a constant
+        return x.sin() + hidden
+
+    assert proxy_tensor.get_proxy_mode() is None
+    gm = proxy_tensor.make_fx(f)(chainrule.tensor(VALUES[:3]))
+    assert isinstance(seen[0], proxy_tensor.ProxyTorchDispatchMode)
+    assert [str(n.target) for n in gm.graph.nodes if n.op == "call_function"] == ["aten.sin.default",
+                                                                                  "aten.add.Tensor"]
+    assert real_torch.fx.experimental.proxy_tensor.get_proxy_mode() is None

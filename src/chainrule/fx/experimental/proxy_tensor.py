@@ -18,6 +18,7 @@ mode received, bound in the code's globals as ``aten_<op>_<overload>``.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import operator
@@ -29,11 +30,19 @@ import numpy as np
 from ...nn.parameter import Parameter
 from ...ops.namespaces import namespace
 from ...tensor import Tensor
-from ...utils._python_dispatch import InplaceOverload, TorchDispatchMode, _disable_current_modes
+from ...utils._python_dispatch import (
+    InplaceOverload,
+    TorchDispatchMode,
+    _disable_current_modes,
+    _get_current_dispatch_mode_stack,
+    _pop_mode,
+    _push_mode,
+)
 from ..graph import Graph
 from ..graph_module import GraphModule
 
-__all__ = ["get_isolated_graphmodule", "make_fx"]
+__all__ = ["ProxyTorchDispatchMode", "disable_proxy_modes_tracing", "get_innermost_proxy_mode", "get_isolated_graphmodule",
+           "get_proxy_mode", "make_fx"]
 
 _TRACING_MODES = ("real", "fake", "symbolic")
 
@@ -75,6 +84,30 @@ def get_isolated_graphmodule(func: Callable, args: tuple, kwargs: dict, tracing_
         return make_fx(flat, decomposition_table, tracing_mode)(*leaves)
 
 
+def get_proxy_mode() -> ProxyTorchDispatchMode | None:
+    """The innermost make_fx trace running now, or None (library code asks whether it is traced)."""
+    tracing = [m for m in _get_current_dispatch_mode_stack() if isinstance(m, ProxyTorchDispatchMode)]
+    return tracing[-1] if tracing else None
+
+
+get_innermost_proxy_mode = get_proxy_mode
+
+
+@contextlib.contextmanager
+def disable_proxy_modes_tracing():
+    """Ops inside the block are not recorded by the make_fx traces running (other modes stay on)."""
+    tracing = get_proxy_mode()
+    with _disable_current_modes() as modes:
+        kept = [m for m in modes if not isinstance(m, ProxyTorchDispatchMode)]
+        for mode in kept:
+            _push_mode(mode)
+        try:
+            yield tracing
+        finally:
+            for _ in kept:
+                _pop_mode()
+
+
 def _placeholder_names(f: Callable, count: int) -> list[str]:
     """torch's names: the parameters of ``f``'s signature, ``arg<i>`` for ``*args``."""
     try:
@@ -92,7 +125,7 @@ def _placeholder_names(f: Callable, count: int) -> list[str]:
 
 
 def _trace(f: Callable, args: tuple, decompositions: dict) -> GraphModule:
-    recorder = _GraphRecorder(decompositions)
+    recorder = ProxyTorchDispatchMode(decompositions)
     for name, value in zip(_placeholder_names(f, len(args)), args):
         node = recorder.graph.placeholder(f"{name}_1")
         if isinstance(value, Tensor):
@@ -124,7 +157,7 @@ def _is_functionalizing() -> bool:
     return func._functionalize_depth > 0
 
 
-class _GraphRecorder(TorchDispatchMode):
+class ProxyTorchDispatchMode(TorchDispatchMode):
     """The mode ``make_fx`` traces under: each op it is handed runs, then becomes a graph node."""
 
     def __init__(self, decompositions: dict) -> None:
