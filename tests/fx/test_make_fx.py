@@ -285,3 +285,23 @@ def test_library_code_can_ask_whether_it_is_traced():
     assert [str(n.target) for n in gm.graph.nodes if n.op == "call_function"] == ["aten.sin.default",
                                                                                   "aten.add.Tensor"]
     assert real_torch.fx.experimental.proxy_tensor.get_proxy_mode() is None
+
+
+def test_writes_by_fill_zero_and_copy_are_read_from_the_op_they_run():
+    def copy_into_empty(x):
+        y = chainrule.empty(3)
+        y.copy_(x.sin())
+        return y * 2
+
+    def zero_input(x):
+        x.zero_()
+        return x + 1
+
+    cases = [(lambda x: x.clone().fill_(2.0) + x, False), (copy_into_empty, False),
+             (chainrule.func.functionalize(zero_input), True)]
+    for f, copies_back in cases:
+        gm = proxy_tensor.make_fx(f)(chainrule.tensor(VALUES[:3]))
+        traced_input, eager_input = chainrule.tensor(VALUES[3:6]), chainrule.tensor(VALUES[3:6])
+        np.testing.assert_allclose(gm(traced_input).numpy(), f(eager_input).numpy(), rtol=1e-6)
+        np.testing.assert_array_equal(traced_input.numpy(), eager_input.numpy())
+        assert ("copy_ = torch.ops.aten.copy_.default(x_1, where)" in gm.code) == copies_back

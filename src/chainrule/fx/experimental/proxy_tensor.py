@@ -175,12 +175,36 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
         self.view_recipes: dict[int, tuple[Tensor, object]] = {}
         self.views_of: dict[int, list[Tensor]] = {}
         self.written: set[int] = set()  # ids of the tensors a functionalized write gave a new value
+        # a tensor's version when bound, and each version box's version after a recorded in-place op
+        # (a view shares its base's box): a later version means a write the graph has not seen
+        self.versions: dict[int, int] = {}
+        self.recorded_writes: dict[int, int] = {}
+        self.last_output: tuple | None = None  # (tensor, node) of the last op recorded
 
     def bind(self, t: Tensor, node) -> None:
         if id(t) not in self.nodes:
             self.alive.append(t)
         self.nodes[id(t)] = node
         self.array_nodes[id(t._data)] = node
+        self.versions[id(t)] = t._version
+
+    def _current_node(self, t: Tensor):
+        """``t``'s node, brought up to date when a method the dispatch layer does not show as one op
+        (``fill_``, ``zero_``, ``copy_``) wrote it: such a method writes the result of the op it ran
+        inside, the last op recorded, which then stands for ``t``."""
+        node = self.nodes[id(t)]
+        seen = max(self.versions[id(t)], self.recorded_writes.get(id(t._version_box), -1))
+        if t._version == seen:
+            return node
+        last = self.last_output
+        if last is None or last[0].shape != t.shape or not np.array_equal(last[0]._data, t._data):
+            raise NotImplementedError(f"make_fx: a tensor of shape {list(t.shape)} was written in place by a "
+                                      "call the dispatch layer does not show; the graph cannot say what it holds")
+        if _is_functionalizing():
+            self._rebind_written(t, last[1])
+        else:
+            self.bind(t, last[1])
+        return last[1]
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -209,9 +233,8 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
         return value
 
     def _tensor_value(self, t: Tensor, inline_scalars: bool, siblings: tuple):
-        node = self.nodes.get(id(t))
-        if node is not None:
-            return node
+        if id(t) in self.nodes:
+            return self._current_node(t)
         node = self.array_nodes.get(id(t._data))
         if node is not None:
             self.bind(t, node)
@@ -237,6 +260,7 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
         node = self._node(target, schema_args, schema_kwargs, func._op_name)
         if isinstance(out, Tensor):
             self.bind(out, node)
+            self.last_output = (out, node)
             base = args[0] if args and isinstance(args[0], Tensor) else None
             if base is not None and base is not out and np.may_share_memory(out._data, base._data):
                 self.view_recipes[id(out)] = (base, node)
@@ -250,6 +274,8 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
     def _record_inplace(self, func: InplaceOverload, args, kwargs) -> None:
         target = args[0]
         op_name = func._op_name
+        self.recorded_writes[id(target._version_box)] = target._version
+        self.last_output = None
         if not _is_functionalizing():
             resolved = _resolve(func.namespace, op_name, func._overloadname)
             self.bind(target, self._node(resolved or func, args, kwargs, op_name))
