@@ -305,3 +305,42 @@ def test_writes_by_fill_zero_and_copy_are_read_from_the_op_they_run():
         np.testing.assert_allclose(gm(traced_input).numpy(), f(eager_input).numpy(), rtol=1e-6)
         np.testing.assert_array_equal(traced_input.numpy(), eager_input.numpy())
         assert ("copy_ = torch.ops.aten.copy_.default(x_1, where)" in gm.code) == copies_back
+
+
+def test_module_class_is_named_after_the_function():
+    def f(x):
+        return x.sin()
+
+    for lib, make_fx in ((real_torch, torch_proxy_tensor.make_fx), (chainrule, proxy_tensor.make_fx)):
+        assert type(make_fx(f)(lib.ones(2))).__name__ == "f"
+    layer = chainrule.nn.ReLU()
+    assert type(proxy_tensor.make_fx(layer)(chainrule.ones(2))).__name__ == "ReLU"
+
+
+def _training_step(x, w):
+    loss = (x @ w).tanh().sum()
+    loss.backward()
+    return w.grad
+
+
+def test_backward_called_inside_is_recorded():
+    def ops_of(lib, make_fx):
+        x = lib.tensor(VALUES.reshape(2, 3))
+        w = lib.full((3, 2), 0.1, requires_grad=True)
+        gm = make_fx(_training_step)(x, w)
+        return gm, [str(n.target) for n in gm.graph.nodes if n.op == "call_function"]
+
+    torch_gm, torch_ops = ops_of(real_torch, torch_proxy_tensor.make_fx)
+    gm, ops = ops_of(chainrule, proxy_tensor.make_fx)
+    # the same forward; torch's backward is tanh_backward and t, chainrule's the ops of tanh's rule
+    # (1 - y * y) * grad and transpose, with sum's seed viewed before expanding; torch also detaches
+    assert [op for op in torch_ops if op != "aten.detach.default"] == [
+        "aten.mm.default", "aten.tanh.default", "aten.sum.default", "aten.ones_like.default", "aten.expand.default",
+        "aten.tanh_backward.default", "aten.t.default", "aten.mm.default"]
+    assert ops == ["aten.mm.default", "aten.tanh.default", "aten.sum.default", "aten.ones_like.default",
+                   "aten.view.default", "aten.expand.default", "aten.mul.Tensor", "aten.sub.Tensor", "aten.mul.Tensor",
+                   "aten.transpose.int", "aten.mm.default"]
+    x, w = VALUES.reshape(2, 3), np.full((3, 2), 0.2, dtype=np.float32)
+    expected = torch_gm(real_torch.tensor(x), real_torch.tensor(w, requires_grad=True))
+    got = gm(chainrule.tensor(x), chainrule.tensor(w, requires_grad=True))
+    np.testing.assert_allclose(got.detach().numpy(), expected.numpy(), rtol=1e-6)

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ...nn.modules.module import Module
 from ...nn.parameter import Parameter
 from ...ops.namespaces import namespace
 from ...tensor import Tensor
@@ -138,7 +139,9 @@ def _trace(f: Callable, args: tuple, decompositions: dict) -> GraphModule:
         out = f(*args)
     recorder.copy_back_mutated_inputs()
     recorder.graph.output(recorder.value_of(out, inline_scalars=False))
-    return GraphModule(dict(recorder.constants), recorder.graph)
+    # torch names the module's class after the function (after the class for a module)
+    name = type(f).__name__ if isinstance(f, Module) else getattr(f, "__name__", type(f).__name__)
+    return GraphModule(dict(recorder.constants), recorder.graph, name)
 
 
 def _holds_tensor(value) -> bool:
