@@ -739,8 +739,9 @@ def stack_module_state(models) -> tuple:
 
 
 # ---------------------------------------------------------------- functionalize, rearrange
-# how many functionalize-wrapped calls are running: make_fx's tracer records their writes out of place
-_functionalize_depth = 0
+# the ``remove`` of each functionalize-wrapped call running, innermost last: make_fx's tracer records
+# their writes out of place (and their views as copies for "mutations_and_views")
+_functionalizing: list[str] = []
 
 
 def functionalize(func, *, remove: str = "mutations"):
@@ -758,12 +759,11 @@ def functionalize(func, *, remove: str = "mutations"):
 
     @functools.wraps(func)
     def functionalized(*args, **kwargs):
-        global _functionalize_depth
-        _functionalize_depth += 1  # make_fx records out-of-place ops while this is above zero
+        _functionalizing.append(remove)
         try:
             return func(*args, **kwargs)
         finally:
-            _functionalize_depth -= 1
+            _functionalizing.pop()
 
     return functionalized
 

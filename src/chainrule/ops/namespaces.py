@@ -261,6 +261,12 @@ def _aten_overloads(op_name: str) -> dict[str, OpOverload]:
         function, overload_names = _ATEN_ADAPTED[op_name], _ADAPTED_OVERLOADS.get(op_name, ("default",))
     elif op_name in _ATEN_SAME:
         function, overload_names = _aten_function(op_name), _ATEN_SAME[op_name]
+    elif op_name.endswith("_copy") and _aten_overloads(op_name[:-5]):
+        # aten.view_copy.default and the like: the view op, then a copy of its result
+        overloads = {name: OpOverload("aten", op_name, name, _copying(view))
+                     for name, view in _aten_overloads(op_name[:-5]).items()}
+        _aten_cache[op_name] = overloads
+        return overloads
     elif op_name.endswith("_") and (op_name[:-1] in _ATEN_SAME or op_name == "copy_"):
         # in-place overloads (aten.add_.Tensor, aten.copy_.default) are the Tensor methods
         function, overload_names = _inplace_method(op_name), _INPLACE_OVERLOADS.get(op_name, ("default",))
@@ -272,6 +278,10 @@ def _aten_overloads(op_name: str) -> dict[str, OpOverload]:
 
 
 _INPLACE_OVERLOADS = {name + "_": ("Tensor", "Scalar") for name in ("add", "sub", "mul", "div", "pow")}
+
+
+def _copying(view: OpOverload) -> Callable:
+    return lambda *args, **kwargs: view(*args, **kwargs).clone()
 
 
 def _inplace_method(op_name: str) -> Callable:

@@ -157,7 +157,14 @@ def _holds_tensor(value) -> bool:
 def _is_functionalizing() -> bool:
     from ... import func
 
-    return func._functionalize_depth > 0
+    return bool(func._functionalizing)
+
+
+def _removing_views() -> bool:
+    """Inside ``functionalize(f, remove="mutations_and_views")``: views are recorded as copies."""
+    from ... import func
+
+    return bool(func._functionalizing) and func._functionalizing[-1] == "mutations_and_views"
 
 
 class ProxyTorchDispatchMode(TorchDispatchMode):
@@ -260,12 +267,16 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
 
     def _record(self, func, args, kwargs, out) -> None:
         target, schema_args, schema_kwargs = _torch_form(func, args, kwargs)
-        node = self._node(target, schema_args, schema_kwargs, func._op_name)
+        base = args[0] if args and isinstance(args[0], Tensor) else None
+        is_view = (isinstance(out, Tensor) and base is not None and base is not out
+                   and np.may_share_memory(out._data, base._data))
+        if is_view and _removing_views():
+            target = _copy_variant(target)
+        node = self._node(target, schema_args, schema_kwargs, target._op_name if is_view else func._op_name)
         if isinstance(out, Tensor):
             self.bind(out, node)
             self.last_output = (out, node)
-            base = args[0] if args and isinstance(args[0], Tensor) else None
-            if base is not None and base is not out and np.may_share_memory(out._data, base._data):
+            if is_view:
                 self.view_recipes[id(out)] = (base, node)
                 self.views_of.setdefault(id(base), []).append(out)
         elif isinstance(out, (tuple, list)):
@@ -295,15 +306,16 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
         recipe = self.view_recipes.get(id(t))
         if recipe is not None and recipe[0] is not from_view:
             base, view_node = recipe
-            if base.numel() != t.numel() or view_node.target._op_name not in _SHAPE_VIEWS:
+            if base.numel() != t.numel() or view_node.target._op_name.removesuffix("_copy") not in _SHAPE_VIEWS:
                 raise NotImplementedError(f"make_fx(functionalize(f)): a write through a view made by "
                                           f"{view_node.target} is not supported (only through reshaping views)")
-            inverse = self.graph.create_node("call_function", _resolve("aten", "view", "default"),
-                                             (node, list(base.shape)), name="view")
+            view = _resolve("aten", "view", "default")
+            view = _copy_variant(view) if _removing_views() else view
+            inverse = self.graph.create_node("call_function", view, (node, list(base.shape)), name=view._op_name)
             self._rebind_written(base, inverse, from_view=t)
+            return
+        # every view of the written tensor (the one written through included) is made again from it
         for view in self.views_of.get(id(t), ()):
-            if view is from_view:
-                continue
             _, view_node = self.view_recipes[id(view)]
             remade = self.graph.create_node("call_function", view_node.target, (node, *view_node.args[1:]),
                                             dict(view_node.kwargs), name=view_node.target._op_name)
@@ -315,6 +327,11 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
         for t, placeholder in self.inputs:
             if id(t) in self.written:
                 self.graph.create_node("call_function", copy, (placeholder, self.nodes[id(t)]), name="copy_")
+
+
+def _copy_variant(view_op):
+    """``torch.ops.aten.view_copy.default`` for ``view.default``: the view op's copying twin."""
+    return _resolve(view_op.namespace, view_op._op_name + "_copy", view_op._overloadname) or view_op
 
 
 _SHAPE_VIEWS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten", "unflatten"}
