@@ -71,6 +71,14 @@ def _slices_and_powers(lib):
     return lambda x: x[1:] - x[:-1] + x[1:].pow(2)
 
 
+def _where_positive(lib):
+    return lambda x: lib.where(x > 0, x, x * 0.5)
+
+
+def _comparisons(lib):
+    return lambda x, y: (x == y, x.ne(1.5), lib.logical_and(x > 0, y < 0), 0 < x)
+
+
 SAME_TEXT = [
     (_sin_plus_cos, [(3,)]),
     (_mm_relu_sum, [(2, 3), (3, 2)]),
@@ -80,6 +88,8 @@ SAME_TEXT = [
     (_two_outputs, [(3,)]),
     (_index_and_reduce, [(2, 3)]),
     (_slices_and_powers, [(4,)]),
+    (_where_positive, [(4,)]),
+    (_comparisons, [(3,), (3,)]),
 ]
 
 

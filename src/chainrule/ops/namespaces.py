@@ -198,7 +198,7 @@ _ATEN_SAME: dict[str, tuple[str, ...]] = {
     "split": ("Tensor",), "chunk": ("default",), "topk": ("default",), "sort": ("default",),
     "cumsum": ("default",), "var": ("default", "dim", "correction"),
     "std": ("default", "dim", "correction"), "contiguous": ("default",), "expand": ("default",),
-    "view": ("default",),
+    "view": ("default",), "logical_and": ("default",), "logical_or": ("default",), "logical_xor": ("default",),
 }
 # the names the Tensor method answers (ATen's view/expand/contiguous are methods, not functions)
 _ATEN_METHODS = {"view", "expand", "contiguous"}
