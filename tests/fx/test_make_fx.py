@@ -17,6 +17,7 @@ from torch.fx.experimental import proxy_tensor as torch_proxy_tensor
 
 import chainrule
 from chainrule.fx.experimental import proxy_tensor, symbolic_shapes
+from chainrule.utils._pytree import tree_flatten
 
 VALUES = np.array([0.3, -1.2, 0.8, 2.0, -0.4, 1.1], dtype=np.float32)
 
@@ -79,6 +80,10 @@ def _comparisons(lib):
     return lambda x, y: (x == y, x.ne(1.5), lib.logical_and(x > 0, y < 0), 0 < x)
 
 
+def _max_along_dims(lib):
+    return lambda x: (x.max(0), x.min(1, keepdim=True).values * 2, x.max(1)[1] + 1)
+
+
 SAME_TEXT = [
     (_sin_plus_cos, [(3,)]),
     (_mm_relu_sum, [(2, 3), (3, 2)]),
@@ -90,6 +95,7 @@ SAME_TEXT = [
     (_slices_and_powers, [(4,)]),
     (_where_positive, [(4,)]),
     (_comparisons, [(3,), (3,)]),
+    (_max_along_dims, [(2, 3)]),
 ]
 
 
@@ -104,7 +110,8 @@ def test_traced_module_gives_the_eager_values_on_new_inputs(f, shapes):
     gm = proxy_tensor.make_fx(f(chainrule))(*_inputs(chainrule, *shapes))
     fresh = [chainrule.tensor(np.random.default_rng(1).standard_normal(shape).astype(np.float32)) for shape in shapes]
     got, expected = gm(*[t.clone() for t in fresh]), f(chainrule)(*[t.clone() for t in fresh])
-    got, expected = (got, expected) if isinstance(got, tuple) else ((got,), (expected,))
+    got, expected = tree_flatten(got)[0], tree_flatten(expected)[0]
+    assert len(got) == len(expected)
     for g, e in zip(got, expected):
         assert g.dtype == e.dtype
         np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-6)

@@ -190,6 +190,7 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
         self.versions: dict[int, int] = {}
         self.recorded_writes: dict[int, int] = {}
         self.last_output: tuple | None = None  # (tensor, node) of the last op recorded
+        self.pending_indices: list = []  # (indices array, max.dim node) not yet read
 
     def bind(self, t: Tensor, node) -> None:
         if id(t) not in self.nodes:
@@ -234,7 +235,7 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
     def value_of(self, value, inline_scalars: bool = True, siblings: tuple = ()):
         if isinstance(value, Tensor):
             return self._tensor_value(value, inline_scalars, siblings)
-        if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        if isinstance(value, tuple):  # a named tuple (torch.return_types.max) is returned as a tuple
             return tuple(self.value_of(v, inline_scalars, value) for v in value)
         if isinstance(value, list):
             return [self.value_of(v, inline_scalars, tuple(value)) for v in value]
@@ -248,6 +249,9 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
         node = self.array_nodes.get(id(t._data))
         if node is not None:
             self.bind(t, node)
+            return node
+        node = self._indices_of_max(t) if self.pending_indices else None
+        if node is not None:
             return node
         if inline_scalars and t.ndim == 0 and not t.requires_grad:
             # the dispatch layer hands a Python number over as a 0-d tensor: torch's graph writes the number
@@ -266,6 +270,9 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
                                       self.value_of(dict(kwargs)), name=name)
 
     def _record(self, func, args, kwargs, out) -> None:
+        if str(func) in ("aten.max.default", "aten.min.default") and "index" in kwargs and isinstance(out, Tensor):
+            self._record_max_along_dim(func, args[0], kwargs, out)
+            return
         target, schema_args, schema_kwargs = _torch_form(func, args, kwargs)
         base = args[0] if args and isinstance(args[0], Tensor) else None
         is_view = (isinstance(out, Tensor) and base is not None and base is not out
@@ -284,6 +291,27 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
                 if isinstance(item, Tensor):
                     self.bind(item, self.graph.create_node("call_function", operator.getitem, (node, i),
                                                            name="getitem"))
+
+    def _record_max_along_dim(self, func, x: Tensor, kwargs, values: Tensor) -> None:
+        """``x.max(dim)``: chainrule's op takes the indices found and returns the values; torch's
+        graph has ``aten.max.dim(x_1, dim)`` and both its outputs. The indices tensor chainrule makes
+        beside the op is known by its values when an op or the output reads it."""
+        dim, keepdim = kwargs["dim"], kwargs.get("keepdim", False)
+        target = _resolve("aten", func._op_name, "dim")
+        node = self._node(target, (x, dim, *((True,) if keepdim else ())), {}, func._op_name)
+        self.bind(values, self.graph.create_node("call_function", operator.getitem, (node, 0), name="getitem"))
+        indices = self.graph.create_node("call_function", operator.getitem, (node, 1), name="getitem")
+        self.last_output = None
+        index = np.asarray(kwargs["index"])
+        self.pending_indices.append((index if keepdim else index.squeeze(dim), indices))
+
+    def _indices_of_max(self, t: Tensor):
+        for i, (index, item) in enumerate(self.pending_indices):
+            if t._data.dtype == np.int64 and t._data.shape == index.shape and np.array_equal(t._data, index):
+                del self.pending_indices[i]
+                self.bind(t, item)
+                return item
+        return None
 
     def _record_inplace(self, func: InplaceOverload, args, kwargs) -> None:
         target = args[0]
@@ -370,6 +398,8 @@ def _reduction(op_name: str, dim_overload: str, extra=("dtype",)) -> Callable:
 
 def _max_or_min(args, kwargs):
     x, dims = args[0], kwargs.get("dims")
+    if "index" in kwargs:
+        return None
     whole = dims is None or sorted(d % max(x.ndim, 1) for d in dims) == list(range(x.ndim))
     if not whole or kwargs.get("keepdim"):
         return None
