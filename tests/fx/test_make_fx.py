@@ -399,3 +399,16 @@ def test_views_removed_are_recorded_as_copies():
     assert got == expected.replace("t_copy = torch.ops.aten.t_copy.default(x_1)",
                                    "transpose_copy = torch.ops.aten.transpose_copy.int(x_1, 0, 1)") \
         .replace("(t_copy, 0, 0);  t_copy = None", "(transpose_copy, 0, 0);  transpose_copy = None")
+
+
+def test_nodes_carry_their_value_and_print_readable_shows_it():
+    def f(lib):
+        return lambda x: (x.sin().sum(), x > 0)
+
+    texts = []
+    for lib, make_fx in ((real_torch, torch_proxy_tensor.make_fx), (chainrule, proxy_tensor.make_fx)):
+        gm = make_fx(f(lib))(lib.ones(2, 3))
+        texts.append(gm.print_readable(print_output=False))
+    assert texts[1] == texts[0]
+    node = next(n for n in gm.graph.nodes if n.name == "sin")
+    assert tuple(node.meta["val"].shape) == (2, 3) and node.meta["tensor_meta"].dtype == chainrule.float32

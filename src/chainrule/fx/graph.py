@@ -295,6 +295,22 @@ class Graph:
         return _CodeWriter(self, root_module).write(verbose)
 
 
+# torch's short dtype names in print_readable's annotations
+_DTYPE_ABBREVIATIONS = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16", "int64": "i64",
+                        "int32": "i32", "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "b8",
+                        "complex64": "c64", "complex128": "c128"}
+
+
+def _value_annotation(node: Node) -> str | None:
+    """``"f32[2, 3]"`` for a node whose ``meta["val"]`` is a tensor (make_fx's nodes), else None."""
+    value = node.meta.get("val")
+    dtype, shape = getattr(value, "dtype", None), getattr(value, "shape", None)
+    if dtype is None or shape is None:
+        return None
+    short = _DTYPE_ABBREVIATIONS.get(str(dtype).rsplit(".", 1)[-1])
+    return None if short is None else f'"{short}[{", ".join(str(n) for n in shape)}]"'
+
+
 class _CodeWriter:
     """Writes a graph as the body of ``def forward(self, ...)``."""
 
@@ -437,7 +453,9 @@ class _CodeWriter:
                 noted = True
             if node.op == "placeholder":
                 parameter = node.target
-                if node.type is not None:
+                if verbose and _value_annotation(node):  # print_readable's "f32[2, 3]" (torch's)
+                    parameter += f": {_value_annotation(node)}"
+                elif node.type is not None:
                     parameter += f" : {self.type_text(node.type)}"
                 if node.args:
                     parameter += f" = {self.value(node.args[0])}"
@@ -450,7 +468,9 @@ class _CodeWriter:
                 if node.type is not None:
                     returns = f" -> {self.type_text(node.type)}"
                 continue
-            line = f"{node.name} = {self.expression(node)}"
+            annotation = _value_annotation(node) if verbose else None
+            target = f"{node.name}: {annotation}" if annotation else node.name
+            line = f"{target} = {self.expression(node)}"
             dropped = [source.name for source in node.all_input_nodes if last_reader[source] is node]
             if not node.users:
                 dropped.append(node.name)

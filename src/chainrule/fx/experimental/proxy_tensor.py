@@ -41,6 +41,7 @@ from ...utils._python_dispatch import (
 )
 from ..graph import Graph
 from ..graph_module import GraphModule
+from ..passes.shape_prop import _extract_tensor_metadata
 
 __all__ = ["ProxyTorchDispatchMode", "disable_proxy_modes_tracing", "get_innermost_proxy_mode", "get_isolated_graphmodule",
            "get_proxy_mode", "make_fx"]
@@ -193,6 +194,12 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
         self.pending_indices: list = []  # (indices array, max.dim node) not yet read
 
     def bind(self, t: Tensor, node) -> None:
+        if node.op != "get_attr" and "val" not in node.meta:
+            # torch's nodes carry their value as a fake tensor (shape and dtype, no data) and its metadata;
+            # here a tensor of that shape and dtype over one zero (holding no reference to t's array,
+            # which the backward may then reuse in place, as without a trace)
+            node.meta["val"] = Tensor._make(np.broadcast_to(np.zeros((), dtype=t._data.dtype), t._data.shape))
+            node.meta["tensor_meta"] = _extract_tensor_metadata(t)
         if id(t) not in self.nodes:
             self.alive.append(t)
         self.nodes[id(t)] = node
