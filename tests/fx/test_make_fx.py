@@ -84,6 +84,10 @@ def _max_along_dims(lib):
     return lambda x: (x.max(0), x.min(1, keepdim=True).values * 2, x.max(1)[1] + 1)
 
 
+def _casts_permute_clamp(lib):
+    return lambda x: (x.long(), x.to(lib.float64), x.permute(1, 0), x.clamp(-0.5, 0.5))
+
+
 SAME_TEXT = [
     (_sin_plus_cos, [(3,)]),
     (_mm_relu_sum, [(2, 3), (3, 2)]),
@@ -96,6 +100,7 @@ SAME_TEXT = [
     (_where_positive, [(4,)]),
     (_comparisons, [(3,), (3,)]),
     (_max_along_dims, [(2, 3)]),
+    (_casts_permute_clamp, [(2, 3)]),
 ]
 
 

@@ -103,8 +103,9 @@ def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
     if t._data.dtype == dtype.np:
         return t
     # the shortcut records nothing, so not while forward AD (or a saved-tensor hook) watches ops:
-    # a dual tensor's tangent must follow it through the cast (x.double(), float * complex)
-    if not t._requires_grad and _function_module.active_extension is None:
+    # a dual tensor's tangent must follow it through the cast (x.double(), float * complex); nor while
+    # a dispatch mode or wrapper watches ops (torch shows the cast as aten._to_copy)
+    if not t._requires_grad and _function_module.active_extension is None and _function_module.active_dispatch is None:
         on_its_gpu(t._data)
         data = t._data.real if t._data.dtype.kind == "c" and dtype.np.kind != "c" else t._data
         return Tensor._make(_dtype.cast_array(data, dtype.np))

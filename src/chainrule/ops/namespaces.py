@@ -247,7 +247,13 @@ def _slice(input, dim: int = 0, start=None, end=None, step: int = 1):
     return input[(slice(None),) * (dim % input.ndim) + (slice(start, end, step),)]
 
 
-_ATEN_ADAPTED: dict[str, Callable] = {"_softmax": _softmax, "_log_softmax": _log_softmax, "embedding": _embedding,
+def _to_copy(input, *, dtype=None, layout=None, device=None, pin_memory=None, non_blocking: bool = False,
+             memory_format=None):
+    """aten._to_copy: ``input`` in ``dtype`` (and on ``device``), always a new tensor."""
+    return input.to(device=device, dtype=dtype, copy=True)
+
+
+_ATEN_ADAPTED: dict[str, Callable] = {"_to_copy": _to_copy, "_softmax": _softmax, "_log_softmax": _log_softmax, "embedding": _embedding,
                                       "layer_norm": _layer_norm, "_unsafe_view": _unsafe_view, "select": _select,
                                       "slice": _slice}
 _ADAPTED_OVERLOADS = {"select": ("int",), "slice": ("Tensor",)}

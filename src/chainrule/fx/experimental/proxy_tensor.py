@@ -462,7 +462,29 @@ def _named(op_name: str, overload: str, *names: str, extra: Callable = lambda kw
     return form
 
 
+def _to_copy(args, kwargs):
+    if set(kwargs) - {"dtype"}:
+        return None
+    from ... import _dtype
+
+    return "_to_copy", "default", tuple(args), {"dtype": _dtype.to_dtype(kwargs["dtype"])}
+
+
+def _permute(args, kwargs):
+    return None if set(kwargs) != {"dims"} else ("permute", "default", (args[0], list(kwargs["dims"])), {})
+
+
+def _clamp(args, kwargs):
+    if set(kwargs) - {"min", "max"} or len(args) != 1:
+        return None
+    low, high = kwargs.get("min"), kwargs.get("max")
+    return "clamp", "default", (args[0], low, *((high,) if high is not None else ())), {}
+
+
 _SCHEMA_FORMS: dict[str, Callable] = {
+    "aten._to_copy.default": _to_copy,
+    "aten.permute.default": _permute,
+    "aten.clamp.default": _clamp,
     "aten.sum.default": _reduction("sum", "dim_IntList"),
     "aten.mean.default": _reduction("mean", "dim"),
     "aten.max.default": _max_or_min,
