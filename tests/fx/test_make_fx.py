@@ -84,6 +84,10 @@ def _max_along_dims(lib):
     return lambda x: (x.max(0), x.min(1, keepdim=True).values * 2, x.max(1)[1] + 1)
 
 
+def _number_minus_tensor(lib):
+    return lambda x: 1 - x + (2.5 - x.exp())
+
+
 def _casts_permute_clamp(lib):
     return lambda x: (x.long(), x.to(lib.float64), x.permute(1, 0), x.clamp(-0.5, 0.5))
 
@@ -101,6 +105,7 @@ SAME_TEXT = [
     (_comparisons, [(3,), (3,)]),
     (_max_along_dims, [(2, 3)]),
     (_casts_permute_clamp, [(2, 3)]),
+    (_number_minus_tensor, [(3,)]),
 ]
 
 
@@ -361,7 +366,7 @@ def test_backward_called_inside_is_recorded():
         "aten.mm.default", "aten.tanh.default", "aten.sum.default", "aten.ones_like.default", "aten.expand.default",
         "aten.tanh_backward.default", "aten.t.default", "aten.mm.default"]
     assert ops == ["aten.mm.default", "aten.tanh.default", "aten.sum.default", "aten.ones_like.default",
-                   "aten.view.default", "aten.expand.default", "aten.mul.Tensor", "aten.sub.Tensor", "aten.mul.Tensor",
+                   "aten.view.default", "aten.expand.default", "aten.mul.Tensor", "aten.rsub.Scalar", "aten.mul.Tensor",
                    "aten.transpose.int", "aten.mm.default"]
     x, w = VALUES.reshape(2, 3), np.full((3, 2), 0.2, dtype=np.float32)
     expected = torch_gm(real_torch.tensor(x), real_torch.tensor(w, requires_grad=True))

@@ -253,10 +253,15 @@ def _to_copy(input, *, dtype=None, layout=None, device=None, pin_memory=None, no
     return input.to(device=device, dtype=dtype, copy=True)
 
 
-_ATEN_ADAPTED: dict[str, Callable] = {"_to_copy": _to_copy, "_softmax": _softmax, "_log_softmax": _log_softmax, "embedding": _embedding,
+def _rsub(input, other, alpha=1):
+    """aten.rsub: ``other - alpha * input``."""
+    return other - (input * alpha if alpha != 1 else input)
+
+
+_ATEN_ADAPTED: dict[str, Callable] = {"_to_copy": _to_copy, "rsub": _rsub, "_softmax": _softmax, "_log_softmax": _log_softmax, "embedding": _embedding,
                                       "layer_norm": _layer_norm, "_unsafe_view": _unsafe_view, "select": _select,
                                       "slice": _slice}
-_ADAPTED_OVERLOADS = {"select": ("int",), "slice": ("Tensor",)}
+_ADAPTED_OVERLOADS = {"select": ("int",), "slice": ("Tensor",), "rsub": ("Tensor", "Scalar")}
 _aten_cache: dict[str, dict[str, OpOverload]] = {}
 
 

@@ -280,6 +280,9 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
         if str(func) in ("aten.max.default", "aten.min.default") and "index" in kwargs and isinstance(out, Tensor):
             self._record_max_along_dim(func, args[0], kwargs, out)
             return
+        if str(func) == "aten.sub.Tensor" and not kwargs and self._is_number(args[0]) and not self._is_number(args[1]):
+            # number - tensor: torch's graph has aten.rsub.Scalar(tensor, number)
+            func, args = _resolve("aten", "rsub", "Scalar") or func, (args[1], args[0])
         target, schema_args, schema_kwargs = _torch_form(func, args, kwargs)
         base = args[0] if args and isinstance(args[0], Tensor) else None
         is_view = (isinstance(out, Tensor) and base is not None and base is not out
@@ -298,6 +301,11 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
                 if isinstance(item, Tensor):
                     self.bind(item, self.graph.create_node("call_function", operator.getitem, (node, i),
                                                            name="getitem"))
+
+    def _is_number(self, t) -> bool:
+        """Whether ``t`` will be written as a number (a 0-d tensor no traced op made)."""
+        return (isinstance(t, Tensor) and t.ndim == 0 and not t.requires_grad and id(t) not in self.nodes
+                and id(t._data) not in self.array_nodes)
 
     def _record_max_along_dim(self, func, x: Tensor, kwargs, values: Tensor) -> None:
         """``x.max(dim)``: chainrule's op takes the indices found and returns the values; torch's
