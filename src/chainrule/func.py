@@ -126,7 +126,9 @@ def _split_aux(result, has_aux: bool, where: str):
 
 def grad_and_value(func, argnums=0, has_aux: bool = False):
     """Like ``grad``, returning ``(gradient, value)``; with ``has_aux``, ``(gradient, (value, aux))``."""
+    import functools
 
+    @functools.wraps(func)  # torch's wrapper keeps func's name and signature (make_fx names inputs by it)
     def wrapper(*args, **kwargs):
         numbers = _argnums_tuple(argnums, len(args), "grad_and_value(f)(*args)")
         with enable_grad():
@@ -170,8 +172,11 @@ def grad(func, argnums=0, has_aux: bool = False):
     """The gradient of a scalar function with respect to its ``argnums`` argument(s):
     ``grad(f)(x)`` has ``x``'s structure and shapes. With ``has_aux`` ``f`` returns
     ``(output, aux)`` and ``grad`` returns ``(gradient, aux)``."""
+    import functools
+
     both = grad_and_value(func, argnums, has_aux)
 
+    @functools.wraps(func)
     def wrapper(*args, **kwargs):
         gradient, value = both(*args, **kwargs)
         return (gradient, value[1]) if has_aux else gradient
@@ -734,6 +739,11 @@ def stack_module_state(models) -> tuple:
 
 
 # ---------------------------------------------------------------- functionalize, rearrange
+# the ``remove`` of each functionalize-wrapped call running, innermost last: make_fx's tracer records
+# their writes out of place (and their views as copies for "mutations_and_views")
+_functionalizing: list[str] = []
+
+
 def functionalize(func, *, remove: str = "mutations"):
     """torch.func.functionalize: ``func`` with its mutations (and, with ``remove="mutations_and_views"``,
     its views) replaced by out-of-place ops when a tracer records it. Run eagerly, as here, the result
@@ -749,7 +759,11 @@ def functionalize(func, *, remove: str = "mutations"):
 
     @functools.wraps(func)
     def functionalized(*args, **kwargs):
-        return func(*args, **kwargs)
+        _functionalizing.append(remove)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            _functionalizing.pop()
 
     return functionalized
 

@@ -498,3 +498,17 @@ def test_ops_stop_looking_for_wrappers_once_none_is_alive():
     del wrapper
     gc.collect()
     assert function.active_dispatch is None  # the hot path's one check again
+
+
+def _comparisons_on_a_wrapper(lib):
+    log = []
+    LoggingTensor = _logging_tensor_class(lib, log)
+    x = LoggingTensor(lib.tensor([1.0, -2.0, 3.0]))
+    y = lib.tensor([1.0, 0.0, 5.0])
+    results = [x > 0, x == y, lib.logical_and(x < 2, x.ne(-2.0))]
+    return [type(r).__name__ for r in results], [r.elem.tolist() for r in results], log
+
+
+def test_comparisons_reach_a_wrapper_as_torchs_aten_ops():
+    # comparisons record no node; they reach the wrapper (so its values, not its placeholder, are compared)
+    assert _comparisons_on_a_wrapper(chainrule) == _comparisons_on_a_wrapper(real_torch)

@@ -5,12 +5,13 @@
 generating Python for its forward. ``Interpreter`` and ``Transformer`` walk a graph node by node,
 ``passes.shape_prop.ShapeProp`` records shapes, ``subgraph_rewriter.replace_pattern`` rewrites
 matching subgraphs. The import paths are torch's (``torch.fx.node.Node``, ``torch.fx.graph.Graph``,
-...). Not built: ``torch.fx.experimental`` (symbolic shapes, make_fx), ``torch.export``.
+...). ``experimental.proxy_tensor.make_fx`` records a function's aten ops through the dispatch
+layer. Not built: ``torch.export``, symbolic shapes beyond the plain-int helpers.
 """
 
 from __future__ import annotations
 
-from . import graph, graph_module, interpreter, node, passes, proxy, subgraph_rewriter
+from . import experimental, graph, graph_module, interpreter, node, passes, proxy, subgraph_rewriter
 from ._symbolic_trace import PH, Tracer, symbolic_trace, wrap
 from .graph import Graph
 from .graph_module import GraphModule
@@ -21,4 +22,4 @@ from .subgraph_rewriter import replace_pattern
 
 __all__ = ["symbolic_trace", "wrap", "Tracer", "Graph", "GraphModule", "Node", "Proxy", "Interpreter",
            "Transformer", "map_arg", "replace_pattern", "PH", "graph", "graph_module", "interpreter", "node",
-           "passes", "proxy", "subgraph_rewriter"]
+           "passes", "proxy", "subgraph_rewriter", "experimental"]

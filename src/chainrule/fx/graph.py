@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..ops.namespaces import OpOverload
 from .node import Argument, Node, Target, map_arg, public_path
 
 __all__ = ["Graph", "PythonCode"]
@@ -33,7 +34,8 @@ _NO_STACK_TRACE = "# No stacktrace found for following nodes"
 _UNARY_SYMBOLS = {operator.neg: "-", operator.pos: "+", operator.invert: "~"}
 
 # names a generated variable must not take: they would shadow what the generated code calls
-_RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"torch", "self", "operator", "math", "inf", "nan"}
+_RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"torch", "self", "operator", "math", "inf", "nan",
+                                                                "device"}
 _TRAILING_NUMBER = re.compile(r"(.*)_(\d+)$")
 _NOT_IDENTIFIER = re.compile(r"[^0-9a-zA-Z_]+")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])([A-Z])")
@@ -293,6 +295,22 @@ class Graph:
         return _CodeWriter(self, root_module).write(verbose)
 
 
+# torch's short dtype names in print_readable's annotations
+_DTYPE_ABBREVIATIONS = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16", "int64": "i64",
+                        "int32": "i32", "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "b8",
+                        "complex64": "c64", "complex128": "c128"}
+
+
+def _value_annotation(node: Node) -> str | None:
+    """``"f32[2, 3]"`` for a node whose ``meta["val"]`` is a tensor (make_fx's nodes), else None."""
+    value = node.meta.get("val")
+    dtype, shape = getattr(value, "dtype", None), getattr(value, "shape", None)
+    if dtype is None or shape is None:
+        return None
+    short = _DTYPE_ABBREVIATIONS.get(str(dtype).rsplit(".", 1)[-1])
+    return None if short is None else f'"{short}[{", ".join(str(n) for n in shape)}]"'
+
+
 class _CodeWriter:
     """Writes a graph as the body of ``def forward(self, ...)``."""
 
@@ -354,6 +372,8 @@ class _CodeWriter:
             return path
         if path is not None and path.startswith("builtins."):
             return path.split(".", 1)[1]
+        if isinstance(target, OpOverload):  # one torch.ops does not answer with: called as the object
+            return self.global_name(target, f"{target.namespace}_{target._op_name}_{target._overloadname}")
         qualified = f"{getattr(target, '__module__', None) or ''}_{getattr(target, '__name__', 'fn')}"
         return self.global_name(target, qualified.lstrip("_"))
 
@@ -378,7 +398,8 @@ class _CodeWriter:
         if constant is not None:
             return self.callable_name(arg) if callable(arg) else constant
         if isinstance(arg, chainrule.device):
-            return f"torch.device({str(arg)!r})"
+            self.globals["device"] = chainrule.device  # torch's code writes a device as its repr
+            return repr(arg)
         # a prefix no node name takes, so that a local never shadows the object
         return self.global_name(arg, f"_fx_{type(arg).__name__.lower()}")
 
@@ -432,7 +453,9 @@ class _CodeWriter:
                 noted = True
             if node.op == "placeholder":
                 parameter = node.target
-                if node.type is not None:
+                if verbose and _value_annotation(node):  # print_readable's "f32[2, 3]" (torch's)
+                    parameter += f": {_value_annotation(node)}"
+                elif node.type is not None:
                     parameter += f" : {self.type_text(node.type)}"
                 if node.args:
                     parameter += f" = {self.value(node.args[0])}"
@@ -445,7 +468,9 @@ class _CodeWriter:
                 if node.type is not None:
                     returns = f" -> {self.type_text(node.type)}"
                 continue
-            line = f"{node.name} = {self.expression(node)}"
+            annotation = _value_annotation(node) if verbose else None
+            target = f"{node.name}: {annotation}" if annotation else node.name
+            line = f"{target} = {self.expression(node)}"
             dropped = [source.name for source in node.all_input_nodes if last_reader[source] is node]
             if not node.users:
                 dropped.append(node.name)

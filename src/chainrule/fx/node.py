@@ -15,6 +15,8 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from ..ops.namespaces import OpOverload
+
 __all__ = ["Node", "map_arg", "map_aggregate", "Argument", "Target"]
 
 Argument = Any
@@ -61,6 +63,8 @@ def _qualified_name(target) -> str:
     path = public_path(target)
     if path is not None:
         return path
+    if isinstance(target, OpOverload):  # make_fx's targets: an overload the dispatch layer handed over
+        return f"torch.ops.{target}"
     module = getattr(target, "__module__", None) or "builtins"
     return f"{module}.{getattr(target, '__qualname__', getattr(target, '__name__', repr(target)))}"
 
@@ -70,7 +74,10 @@ _public_paths: dict[int, str] = {}
 
 def public_path(target) -> str | None:
     """The name under which torch's code prints ``target``: ``operator.add``, ``builtins.getattr``,
-    ``torch.relu``, ``torch.nn.functional.gelu``, ``torch.linalg.norm``; None for other callables."""
+    ``torch.relu``, ``torch.nn.functional.gelu``, ``torch.linalg.norm``, ``torch.ops.aten.sin.default``
+    (an overload ``torch.ops`` answers with); None for other callables."""
+    if isinstance(target, OpOverload):
+        return _overload_path(target)
     if not _public_paths:
         import chainrule
 
@@ -94,6 +101,16 @@ def public_path(target) -> str | None:
                 own_name = str(value).removeprefix("chainrule.")
                 _public_paths[id(value)] = f"torch.{own_name if hasattr(chainrule, own_name) else name}"
     return _public_paths.get(id(target))
+
+
+def _overload_path(overload: OpOverload) -> str | None:
+    from ..ops.namespaces import namespace
+
+    try:
+        answered = getattr(getattr(namespace(overload.namespace), overload._op_name), overload._overloadname)
+    except AttributeError:
+        return None
+    return f"torch.ops.{overload}" if answered is overload else None
 
 
 def type_repr(t) -> str:

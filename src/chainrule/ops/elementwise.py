@@ -103,8 +103,9 @@ def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
     if t._data.dtype == dtype.np:
         return t
     # the shortcut records nothing, so not while forward AD (or a saved-tensor hook) watches ops:
-    # a dual tensor's tangent must follow it through the cast (x.double(), float * complex)
-    if not t._requires_grad and _function_module.active_extension is None:
+    # a dual tensor's tangent must follow it through the cast (x.double(), float * complex); nor while
+    # a dispatch mode or wrapper watches ops (torch shows the cast as aten._to_copy)
+    if not t._requires_grad and _function_module.active_extension is None and _function_module.active_dispatch is None:
         on_its_gpu(t._data)
         data = t._data.real if t._data.dtype.kind == "c" and dtype.np.kind != "c" else t._data
         return Tensor._make(_dtype.cast_array(data, dtype.np))
@@ -1519,8 +1520,15 @@ def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=Non
 _FLOAT8_NP = _dtype.FLOAT8_NP  # (the loaded float8 types; empty, one cheap test, until one loads)
 
 
-def _compare(ufunc, ordered: str = ""):
+def _compare(ufunc, ordered: str = "", aten: str = ""):
     def op(input, other) -> Tensor:
+        if _function_module.active_dispatch is not None:
+            # no Function records a comparison: it reaches a dispatch mode as torch's aten.gt.Scalar/.Tensor
+            overload = "Tensor" if isinstance(other, Tensor) or aten.startswith("logical") else "Scalar"
+            name = aten if aten.startswith("logical") else f"{aten}.{overload}"
+            made = _function_module.factory_dispatch(name, op, (input, other), {})
+            if made is not _function_module.RUN_UNDISPATCHED:
+                return made
         a, b = _pair(input, other)
         x, y = a._data, b._data
         if ordered and x.dtype.kind == "c":  # NumPy orders complex numbers lexicographically; torch refuses
@@ -1540,15 +1548,15 @@ def _compare(ufunc, ordered: str = ""):
     return op
 
 
-eq = _compare(np.equal)
-ne = _compare(np.not_equal)
-lt = _compare(np.less, ordered="lt")
-le = _compare(np.less_equal, ordered="le")
-gt = _compare(np.greater, ordered="gt")
-ge = _compare(np.greater_equal, ordered="ge")
-logical_and = _compare(np.logical_and)
-logical_or = _compare(np.logical_or)
-logical_xor = _compare(np.logical_xor)
+eq = _compare(np.equal, aten="eq")
+ne = _compare(np.not_equal, aten="ne")
+lt = _compare(np.less, ordered="lt", aten="lt")
+le = _compare(np.less_equal, ordered="le", aten="le")
+gt = _compare(np.greater, ordered="gt", aten="gt")
+ge = _compare(np.greater_equal, ordered="ge", aten="ge")
+logical_and = _compare(np.logical_and, aten="logical_and")
+logical_or = _compare(np.logical_or, aten="logical_or")
+logical_xor = _compare(np.logical_xor, aten="logical_xor")
 
 
 def _bitwise(ufunc, symbol: str):

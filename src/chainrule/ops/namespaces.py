@@ -198,7 +198,7 @@ _ATEN_SAME: dict[str, tuple[str, ...]] = {
     "split": ("Tensor",), "chunk": ("default",), "topk": ("default",), "sort": ("default",),
     "cumsum": ("default",), "var": ("default", "dim", "correction"),
     "std": ("default", "dim", "correction"), "contiguous": ("default",), "expand": ("default",),
-    "view": ("default",),
+    "view": ("default",), "logical_and": ("default",), "logical_or": ("default",), "logical_xor": ("default",),
 }
 # the names the Tensor method answers (ATen's view/expand/contiguous are methods, not functions)
 _ATEN_METHODS = {"view", "expand", "contiguous"}
@@ -233,8 +233,35 @@ def _layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e
     return chainrule.nn.functional.layer_norm(input, normalized_shape, weight, bias, eps)
 
 
-_ATEN_ADAPTED: dict[str, Callable] = {"_softmax": _softmax, "_log_softmax": _log_softmax, "embedding": _embedding,
-                                      "layer_norm": _layer_norm}
+def _unsafe_view(input, size):
+    """aten._unsafe_view: a reshape whose result torch does not track as a view."""
+    return input.reshape(size)
+
+
+def _select(input, dim: int, index: int):
+    return input.select(dim, index)
+
+
+def _slice(input, dim: int = 0, start=None, end=None, step: int = 1):
+    """aten.slice.Tensor(self, dim, start, end, step): ``input[start:end:step]`` along ``dim``."""
+    return input[(slice(None),) * (dim % input.ndim) + (slice(start, end, step),)]
+
+
+def _to_copy(input, *, dtype=None, layout=None, device=None, pin_memory=None, non_blocking: bool = False,
+             memory_format=None):
+    """aten._to_copy: ``input`` in ``dtype`` (and on ``device``), always a new tensor."""
+    return input.to(device=device, dtype=dtype, copy=True)
+
+
+def _rsub(input, other, alpha=1):
+    """aten.rsub: ``other - alpha * input``."""
+    return other - (input * alpha if alpha != 1 else input)
+
+
+_ATEN_ADAPTED: dict[str, Callable] = {"_to_copy": _to_copy, "rsub": _rsub, "_softmax": _softmax, "_log_softmax": _log_softmax, "embedding": _embedding,
+                                      "layer_norm": _layer_norm, "_unsafe_view": _unsafe_view, "select": _select,
+                                      "slice": _slice}
+_ADAPTED_OVERLOADS = {"select": ("int",), "slice": ("Tensor",), "rsub": ("Tensor", "Scalar")}
 _aten_cache: dict[str, dict[str, OpOverload]] = {}
 
 
@@ -242,14 +269,37 @@ def _aten_overloads(op_name: str) -> dict[str, OpOverload]:
     if op_name in _aten_cache:
         return _aten_cache[op_name]
     if op_name in _ATEN_ADAPTED:
-        function, overload_names = _ATEN_ADAPTED[op_name], ("default",)
+        function, overload_names = _ATEN_ADAPTED[op_name], _ADAPTED_OVERLOADS.get(op_name, ("default",))
     elif op_name in _ATEN_SAME:
         function, overload_names = _aten_function(op_name), _ATEN_SAME[op_name]
+    elif op_name.endswith("_copy") and _aten_overloads(op_name[:-5]):
+        # aten.view_copy.default and the like: the view op, then a copy of its result
+        overloads = {name: OpOverload("aten", op_name, name, _copying(view))
+                     for name, view in _aten_overloads(op_name[:-5]).items()}
+        _aten_cache[op_name] = overloads
+        return overloads
+    elif op_name.endswith("_") and (op_name[:-1] in _ATEN_SAME or op_name == "copy_"):
+        # in-place overloads (aten.add_.Tensor, aten.copy_.default) are the Tensor methods
+        function, overload_names = _inplace_method(op_name), _INPLACE_OVERLOADS.get(op_name, ("default",))
     else:
         return {}
     overloads = {name: OpOverload("aten", op_name, name, function) for name in overload_names}
     _aten_cache[op_name] = overloads
     return overloads
+
+
+_INPLACE_OVERLOADS = {name + "_": ("Tensor", "Scalar") for name in ("add", "sub", "mul", "div", "pow")}
+
+
+def _copying(view: OpOverload) -> Callable:
+    return lambda *args, **kwargs: view(*args, **kwargs).clone()
+
+
+def _inplace_method(op_name: str) -> Callable:
+    import chainrule
+
+    method = getattr(chainrule.Tensor, op_name)
+    return lambda self, *args, **kwargs: method(self, *args, **kwargs)
 
 
 def _aten_function(op_name: str) -> Callable:

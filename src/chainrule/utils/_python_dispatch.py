@@ -189,7 +189,7 @@ _ATEN_NAMES: dict[str, tuple[str, str]] = {
     "squeeze": ("squeeze", "dims"), "where": ("where", "self"), "split": ("split", "Tensor"),
     "select": ("select", "int"), "slice": ("slice", "Tensor"), "softmax": ("_softmax", "default"),
     "log_softmax": ("_log_softmax", "default"), "nll_loss": ("nll_loss_forward", "default"),
-    "log_softmax_backward_data": ("_log_softmax_backward_data", "default"),
+    "log_softmax_backward_data": ("_log_softmax_backward_data", "default"), "to_copy": ("_to_copy", "default"),
 }
 
 
