@@ -22,6 +22,9 @@ class PerSampleGradient(Function):
     gradient: ``deliver(position, per_sample_gradient)`` receives theirs (shape: batch, then the
     argument's own), and every other tensor argument gets its ordinary gradient."""
 
+    label = "per_sample_grad"
+    rule = "per-sample arguments: one gradient per sample (a vmap of grad over the batch); others: their own"
+
     @staticmethod
     def forward(ctx, func, kwarg_names, per_sample, deliver, *values):
         n_positional = len(values) - len(kwarg_names)
