@@ -20,6 +20,7 @@ per forward input, written with chainrule ops so that ``create_graph=True`` reco
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -122,7 +123,7 @@ class Node(FunctionCtx):
     # several outputs) are class-level defaults instead, so a node is built with few stores
     # (``_make_node`` bypasses ``__init__``), and one that sets them gets its ``__dict__``.
     __slots__ = ("next_functions", "needs_input_grad", "_input_meta", "_saved", "_saved_versions",
-                 "_freed", "__dict__", "__weakref__")
+                 "_freed", "_sequence_number", "__dict__", "__weakref__")
 
     _num_outputs = 1
     # set on a node given any hook or a retained output: the engine's walk then takes the
@@ -154,6 +155,7 @@ class Node(FunctionCtx):
     def __init__(self) -> None:
         self._saved = ()
         self._freed = False
+        self._sequence_number = _next_sequence_number()
 
     @property
     def metadata(self) -> dict:
@@ -219,8 +221,14 @@ class Node(FunctionCtx):
     def name(cls) -> str:
         return cls.__name__
 
+    def _sequence_nr(self) -> int:
+        """torch's creation number of this node: among the nodes ready to run, the backward runs
+        the highest first (AccumulateGrad's is the largest 64-bit value, so a leaf's runs at once)."""
+        return self._sequence_number
+
     def register_hook(self, fn):
-        """Post-hook: ``fn(grad_inputs, grad_outputs)`` after this node's backward runs."""
+        """Post-hook: ``fn(grad_inputs, grad_outputs)`` after this node's backward runs; what it
+        returns (if not None) replaces the gradients the node passes on."""
         if self._post_hooks is None:
             self._post_hooks = []
             self._hooked = True
@@ -508,6 +516,7 @@ class AccumulateGrad(Node):
     def __init__(self, variable) -> None:
         Node.__init__(self)
         self.variable = variable
+        self._sequence_number = ACCUMULATE_GRAD_PRIORITY
         self.next_functions = ()
         self.needs_input_grad = ()
         self._input_meta = ()
@@ -688,6 +697,7 @@ def _make_node(cls, inputs) -> Node:
     node = _new_node(cls._node_cls)
     node._saved = ()
     node._freed = False
+    node._sequence_number = _next_sequence_number()
     node._saved_versions = None
     n = len(inputs)
     if n == 2:
@@ -764,6 +774,9 @@ def _make_node(cls, inputs) -> Node:
 
 
 _new_node = object.__new__
+# torch numbers nodes in the order they are made; its backward runs the newest ready node first
+_next_sequence_number = itertools.count().__next__
+ACCUMULATE_GRAD_PRIORITY = 2**64 - 1  # torch's UINT64_MAX: a leaf's accumulation runs as soon as it is ready
 _COMMON_VERSIONS = {v: v for v in ((0,), (None,), (0, 0), (0, None), (None, 0), (0, 0, 0))}
 _NEEDS_TWO = {False: {False: (False, False), True: (False, True)},
               True: {False: (True, False), True: (True, True)}}
