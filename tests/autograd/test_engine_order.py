@@ -1,4 +1,5 @@
-"""The backward engine's order of execution and node post-hooks' results, against torch 2.13.
+"""The backward engine's order of execution, node post-hooks' results, and in-place writes on a
+custom Function's returned inputs, each against torch 2.13.
 
 torch runs, among the nodes whose consumers have all run, the most recently made one first (a
 leaf's AccumulateGrad before anything else): the order hooks fire in, and whether a custom
@@ -259,3 +260,117 @@ def test_module_backward_hook_result_replaces_grad_input():
     for got, want in zip(run(chainrule), run(torch)):
         np.testing.assert_array_equal(got, want)
         assert (got == 7).all()
+
+
+# ------------------------------------------------------------------ a custom Function's input returned as-is
+
+def _identity_function(lib):
+    class Identity(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    return Identity
+
+
+def _pair_function(lib):
+    class Pair(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            return x, y * 2
+
+        @staticmethod
+        def backward(ctx, gx, gy):
+            return gx, gy * 2
+
+    return Pair
+
+
+def _dirty_function(lib):
+    class Double(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            x.mul_(2)
+            ctx.mark_dirty(x)
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2
+
+    return Double
+
+
+def _write_identity_output(lib):
+    out = _identity_function(lib).apply(_leaves(lib, 1)[0])
+    out.add_(1)
+
+
+def _write_identity_of_non_leaf(lib):
+    out = _identity_function(lib).apply(_leaves(lib, 1)[0] * 1)
+    out.add_(1)
+
+
+def _write_identity_of_a_view(lib):
+    base = _leaves(lib, 1, size=4)[0].clone()
+    out = _identity_function(lib).apply(base[:2])
+    out.mul_(2)
+
+
+def _write_a_view_of_identity_output(lib):
+    out = _identity_function(lib).apply(_leaves(lib, 1)[0])
+    out.view(3).add_(1)
+
+
+def _write_pair_output(lib):
+    x, y = _leaves(lib, 2)
+    returned, made = _pair_function(lib).apply(x, y)
+    made.add_(1)  # a new tensor: allowed
+    returned.add_(1)
+
+
+def _relu_in_place_after_full_backward_hook(lib):
+    layer = lib.nn.Linear(3, 3)
+    layer.register_full_backward_hook(lambda *args: None)
+    lib.nn.Sequential(layer, lib.nn.ReLU(inplace=True))(lib.ones(2, 3)).sum().backward()
+
+
+@pytest.mark.parametrize("write", [_write_identity_output, _write_identity_of_non_leaf, _write_identity_of_a_view,
+                                   _write_a_view_of_identity_output, _write_pair_output,
+                                   _relu_in_place_after_full_backward_hook], ids=lambda f: f.__name__.strip("_"))
+def test_writing_a_returned_input_in_place_raises_as_torch(write):
+    messages = {}
+    for name, lib in LIBRARIES.items():
+        with pytest.raises(RuntimeError) as info:
+            write(lib)
+        messages[name] = str(info.value)
+    assert messages["chainrule"] == messages["torch"]
+    assert "is a view and is being modified inplace" in messages["torch"]
+
+
+def test_returned_input_is_a_view_of_it():
+    for lib in LIBRARIES.values():
+        x = _leaves(lib, 1)[0]
+        out = _identity_function(lib).apply(x)
+        assert out is not x and out._is_view() and out._base is x
+        (out * 3).sum().backward()
+        np.testing.assert_array_equal(x.grad.numpy(), np.full(3, 3.0, np.float32))
+        cloned = _identity_function(lib).apply(x).clone()
+        cloned.add_(1)  # the fix torch's message suggests
+
+
+def test_marked_dirty_output_may_be_written():
+    results = {}
+    for name, lib in LIBRARIES.items():
+        x = _leaves(lib, 1)[0]
+        out = _dirty_function(lib).apply(x.clone())
+        assert not out._is_view()
+        out.add_(1)
+        out.sum().backward()
+        results[name] = (out.detach().numpy(), x.grad.numpy())
+    for got, want in zip(results["chainrule"], results["torch"]):
+        np.testing.assert_allclose(got, want)

@@ -21,6 +21,7 @@ per forward input, written with chainrule ops so that ``create_graph=True`` reco
 from __future__ import annotations
 
 import itertools
+import re
 import warnings
 
 import numpy as np
@@ -134,6 +135,7 @@ class Node(FunctionCtx):
     _pre_hooks = None
     _post_hooks = None
     _non_differentiable = None
+    _dirty = None
     _traceback = None
     _metadata = None
     _output_meta = None
@@ -176,7 +178,9 @@ class Node(FunctionCtx):
         self._non_differentiable = tensors
 
     def mark_dirty(self, *tensors) -> None:
-        """Accepted for torch compatibility; chainrule bumps versions in its in-place ops."""
+        """The inputs forward wrote in place: chainrule bumps versions in its in-place ops; the
+        mark says an output that is such an input is no view of it (see as_input_view)."""
+        self._dirty = tensors
 
     def set_materialize_grads(self, value: bool) -> None:
         self.__dict__["_materialize"] = bool(value)
@@ -1069,8 +1073,12 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
             results.append(o)
             continue
         if any(o is a for a in args):
-            # forward returned an input unchanged: give the output its own identity (torch does too)
+            # forward returned an input unchanged: give the output its own identity (torch does too),
+            # a view of that input unless forward marked it dirty
+            source = o
             o = Tensor._make(o._data)
+            if not any(source is d for d in node._dirty or ()):
+                as_input_view(o, source, several=len(out_list) > 1)
         o._requires_grad = True
         o.grad_fn = node
         o._output_nr = i
@@ -1084,6 +1092,55 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
         node._saved_versions = tuple(t._version if isinstance(t, Tensor) else None for t in saved)
         node._saved = tuple(saved)
     return tuple(results) if is_tuple else results[0]
+
+
+class InputView:
+    """The view state (``Tensor._view_state``) of a custom Function's output that is one of its
+    inputs returned as-is, and of the views of such an output: torch makes it a view of the input
+    and refuses to write it in place while recording, since autograd's rebuilding of a written
+    view's graph would replace the Function's own backward."""
+
+    __slots__ = ("several",)
+
+    def __init__(self, several: bool) -> None:
+        self.several = several  # the Function returned several outputs: torch's multi-view wording
+
+    @staticmethod
+    def grad_fn(view):
+        return view._grad_fn
+
+    @staticmethod
+    def assigned(view) -> None:
+        return None
+
+    @staticmethod
+    def accumulator(view):
+        return view._leaf_accumulator()
+
+    def refusal(self, view) -> RuntimeError:
+        maker = re.sub(r"Backward\d*$", "", type(view._grad_fn).__name__)
+        if self.several:
+            why = ("This view is the output of a function that returns multiple views. Such functions do not allow "
+                   "the output views to be modified inplace. You should replace the inplace operation by an "
+                   "out-of-place one.")
+        else:
+            why = ("This view was created inside a custom Function (or because an input was returned as-is) and the "
+                   "autograd logic to handle view+inplace would override the custom backward associated with the "
+                   "custom Function, leading to incorrect gradients. This behavior is forbidden. You can fix this "
+                   "by cloning the output of the custom Function.")
+        return RuntimeError(f"Output {view._output_nr} of {maker} is a view and is being modified inplace. {why}")
+
+
+_INPUT_VIEW = {False: InputView(False), True: InputView(True)}
+
+
+def as_input_view(output, input, several: bool = False) -> None:
+    """Make ``output``, a new tensor on ``input``'s memory that a Function returned for it, a view
+    of ``input`` as torch does: one version counter, ``input``'s root as its ``_base``, and no
+    writing in place while recording (InputView)."""
+    output._version_box = input._version_box
+    output._base = input if input._base is None else input._base
+    output._view_state = _INPUT_VIEW[several]
 
 
 _RENAMED_NODES: dict = {}
