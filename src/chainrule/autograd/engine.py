@@ -1,4 +1,9 @@
-"""The backward engine: one iterative walk of the graph in reverse topological order.
+"""The backward engine: one iterative walk of the graph in torch's order.
+
+A node runs once every node consuming its outputs has run; among the nodes ready, the newest
+(highest sequence number, a leaf's AccumulateGrad before all) runs first, as torch's ready queue
+orders them — so hooks fire in torch's order, and a custom Function's backward that differentiates
+an older part of the graph runs before that part's saved tensors are released.
 
 For each node, gradients arriving from every consumer are summed first (fan-out), then the
 node's rule maps them to one gradient per input. The engine — not the rules — reduces a
@@ -123,6 +128,90 @@ def _topological_order(roots):
     return order
 
 
+def _dependencies(roots):
+    """For each node reachable from ``roots``, how many edges lead into it — from the nodes of
+    the graph and from the roots themselves (one per output the backward starts at, as torch's
+    GraphRoot has): a node runs once that many have been released."""
+    dependencies = {}
+    stack = []
+    for root in roots:
+        count = dependencies.get(root)
+        if count is None:
+            dependencies[root] = 1
+            stack.append(root)
+        else:
+            dependencies[root] = count + 1
+    pop, push = stack.pop, stack.append
+    while stack:
+        for child, _ in pop().next_functions:
+            if child is not None:
+                count = dependencies.get(child)
+                if count is None:
+                    dependencies[child] = 1
+                    push(child)
+                else:
+                    dependencies[child] = count + 1
+    return dependencies
+
+
+def _release(node, dependencies, ready, following):
+    """One more edge into ``node`` has been followed: when it was the last, ``node`` is ready — the
+    next to run if nothing else waits (returned as ``following``), else queued. Returns the new
+    ``following``."""
+    left = dependencies[node] - 1
+    dependencies[node] = left
+    if left == 0:
+        if following is None and not ready:
+            return node
+        if following is not None:
+            _push_ready(ready, following)
+            following = None
+        _push_ready(ready, node)
+    return following
+
+
+# The ready queue, as torch's std::priority_queue (libstdc++'s push_heap/pop_heap) orders it by
+# sequence number: only AccumulateGrad nodes tie, and the order they leave the heap in — the order
+# leaves' hooks fire — follows from that heap's exact layout, so its steps are copied here.
+
+def _push_ready(heap, node) -> None:
+    heap.append(node)
+    _sift_up(heap, len(heap) - 1, node)
+
+
+def _sift_up(heap, hole: int, node) -> None:
+    priority = node._sequence_number
+    while hole > 0:
+        parent = (hole - 1) // 2
+        if not heap[parent]._sequence_number < priority:
+            break
+        heap[hole] = heap[parent]
+        hole = parent
+    heap[hole] = node
+
+
+def _pop_ready(heap):
+    top = heap[0]
+    last = heap.pop()
+    size = len(heap)
+    if size:
+        # the hole left at the top sinks to a leaf along the larger children (the right one on
+        # a tie), then the last element rises from there
+        hole = child = 0
+        while child < (size - 1) // 2:
+            child = 2 * (child + 1)
+            if heap[child]._sequence_number < heap[child - 1]._sequence_number:
+                child -= 1
+            heap[hole] = heap[child]
+            hole = child
+        if size % 2 == 0 and child == (size - 2) // 2:
+            child = 2 * (child + 1)
+            heap[hole] = heap[child - 1]
+            hole = child - 1
+        _sift_up(heap, hole, last)
+    return top
+
+
 _DONE = iter(())  # an exhausted iterator: a node whose only child has already been descended into
 
 
@@ -215,9 +304,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                        create_graph)
         roots.append(node)
 
-    order = _topological_order(roots)
-    needed = _needed_nodes(order, targets) if inputs else None
-    for node in order:
+    dependencies = _dependencies(roots)
+    needed = _needed_nodes(_topological_order(roots), targets) if inputs else None
+    for node in dependencies:
         # a freed graph or a saved tensor changed in place raises here, before any .grad
         # changes — for the nodes that will run, as torch checks only those; the versions are
         # compared inline, and only a node that fails asks the property for torch's error
@@ -225,6 +314,15 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         if node._freed or versions is not None and not _versions_match(node._saved, versions):
             if needed is None or _will_run(node, needed):
                 node.saved_values  # noqa: B018 - the property raises torch's error
+
+    # torch's order: among the nodes whose consumers have all run, the newest (highest sequence
+    # number) runs first. A node that becomes ready while none waits runs next without the
+    # queue (every link of a chain); otherwise the ready ones wait in `ready`, a heap kept as
+    # torch's std::priority_queue keeps it, so leaves' hooks fire in torch's order as well.
+    ready = []
+    following = None  # the next node to run, when it became ready with `ready` empty
+    for root in roots:
+        following = _release(root, dependencies, ready, following)
 
     previous = _grad_state.enabled
     _grad_state.enabled = create_graph
@@ -234,11 +332,21 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     node_range = None
     on_gpus = gpu_in_use()
     try:
-        for node in order:
+        while True:
+            if following is not None:
+                node = following
+                following = None
+            elif ready:
+                node = _pop_ready(ready)
+            else:
+                break
             if needed is not None and id(node) not in needed:
-                continue
+                continue  # (nothing beyond it is needed either: its inputs are never released)
             grads = buffers.pop(id(node), None)
-            if grads is None:
+            if grads is None:  # no gradient reached it: it does not run, but its inputs are released
+                for child, _ in node.next_functions:
+                    if child is not None:
+                        following = _release(child, dependencies, ready, following)
                 continue
             if profiler is not None:
                 node_range = profiler.evaluate_function(node, node_range)
@@ -267,38 +375,43 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             forward_cls = node._forward_cls
             if (len(grads) != 1 or grads[0] is None or not forward_cls._array_forward
                     or node._hooked or _anomaly.enabled or dispatching):
-                grad_inputs = _call_rule(node, grads, retain_graph, exposed)
-                for (child, child_nr), g in zip(node.next_functions, grad_inputs):
-                    if child is not None and g is not None:
-                        _add_to_buffer(buffers, child, child_nr, g, create_graph)
-                continue
-            # the common node — a built-in op, one output, no hooks — without _call_rule: the
-            # same steps inline, and a gradient of its input's exact shape and dtype goes
-            # straight into the child's buffer (anything else through _fixed_gradient)
-            result = forward_cls.backward(node, grads[0])
-            if not retain_graph and (node._saved or node.torch_kept is not None):
-                _function.release_saved(node)
-            if type(result) is not tuple:
-                result = (result,)
-            edges = node.next_functions
-            if len(result) != len(edges):
-                result = _checked_count(node, result)
-            metas = node._input_meta
-            for i, g in enumerate(result):
-                if g is None:
-                    continue
-                child, child_nr = edges[i]
+                result = _call_rule(node, grads, retain_graph, exposed)
+                metas = None  # (_call_rule fixed each gradient's shape and dtype)
+            else:
+                # the common node — a built-in op, one output, no hooks — without _call_rule: the
+                # same steps inline, and a gradient of its input's exact shape and dtype goes
+                # straight into the child's buffer (anything else through _fixed_gradient)
+                result = forward_cls.backward(node, grads[0])
+                if not retain_graph and (node._saved or node.torch_kept is not None):
+                    _function.release_saved(node)
+                if type(result) is not tuple:
+                    result = (result,)
+                if len(result) != len(node.next_functions):
+                    result = _checked_count(node, result)
+                metas = node._input_meta
+            for i, (child, child_nr) in enumerate(node.next_functions):
                 if child is None:
                     continue
-                meta = metas[i]
-                if meta is None:
-                    continue
-                if type(g) is not Tensor or g._data.shape != meta[0] or g._data.dtype != meta[1]:
-                    g = _fixed_gradient(node, i, g, meta)
-                if child._num_outputs == 1 and id(child) not in buffers:
-                    buffers[id(child)] = [g]
-                else:
-                    _add_to_buffer(buffers, child, child_nr, g, create_graph)
+                g = result[i]
+                if g is not None:
+                    if metas is not None:
+                        meta = metas[i]
+                        if type(g) is not Tensor or g._data.shape != meta[0] or g._data.dtype != meta[1]:
+                            g = _fixed_gradient(node, i, g, meta)
+                    if child._num_outputs == 1 and id(child) not in buffers:
+                        buffers[id(child)] = [g]
+                    else:
+                        _add_to_buffer(buffers, child, child_nr, g, create_graph)
+                left = dependencies[child] - 1  # (_release's steps, inline: this runs per edge)
+                dependencies[child] = left
+                if left == 0:
+                    if following is None and not ready:
+                        following = child
+                    else:
+                        if following is not None:
+                            _push_ready(ready, following)
+                            following = None
+                        _push_ready(ready, child)
     finally:
         _grad_state.enabled = previous
         if node_range is not None:
@@ -352,7 +465,7 @@ def _will_run(node, needed):
 
 def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
     """Add a gradient for ``node``'s output ``output_nr`` to the ones waiting for it; the
-    buffers are keyed by node id, and the walk's order list keeps every node alive meanwhile."""
+    buffers are keyed by node id, and the walk's dependency counts keep every node alive meanwhile."""
     slots = buffers.get(id(node))
     if slots is None:
         slots = [None] * node._num_outputs
@@ -451,11 +564,35 @@ def _call_rule(node, grads, retain_graph, exposed=None):
             continue
         fixed.append(_fixed_gradient(node, i, g, meta))
     if node._post_hooks:
-        if exposed is not None:
-            exposed.update(id(g) for g in fixed)
+        fixed = tuple(fixed)
         for hook in list(node._post_hooks):
-            hook(tuple(fixed), tuple(grads))
+            if exposed is not None:
+                exposed.update(id(g) for g in fixed)
+            result = hook(fixed, tuple(grads))
+            if result is not None:  # the hook's gradients replace the ones the node passes on
+                fixed = _checked_hook_result(hook, result, fixed)
     return fixed
+
+
+def _checked_hook_result(hook, result, values: tuple) -> tuple:
+    """What a node post-hook returned in place of ``values``, checked as torch checks it: a tuple
+    of as many values, each None where the original was, else of the original's size and type."""
+    name = getattr(hook, "__name__", type(hook).__name__)
+    if type(result) is not tuple:
+        raise TypeError(f"expected tuple, but hook returned '{type(result).__name__}'")
+    if len(result) != len(values):
+        raise RuntimeError(f"hook '{name}' has returned an incorrect number of values (got {len(result)}, but "
+                           f"expected {len(values)})")
+    for value, new in zip(values, result):
+        if new is None:
+            continue
+        if value is None:
+            raise RuntimeError("can't replace a None gradient with a non-None value")
+        if new.dtype != value.dtype:
+            raise RuntimeError(f"hook '{name}' has changed the type of value (was {value.type()} got {new.type()})")
+        if new.shape != value.shape:
+            raise RuntimeError(f"hook '{name}' has changed the size of value")
+    return result
 
 
 def _checked_count(node, result: tuple) -> tuple:

@@ -20,6 +20,8 @@ per forward input, written with chainrule ops so that ``create_graph=True`` reco
 
 from __future__ import annotations
 
+import itertools
+import re
 import warnings
 
 import numpy as np
@@ -122,7 +124,7 @@ class Node(FunctionCtx):
     # several outputs) are class-level defaults instead, so a node is built with few stores
     # (``_make_node`` bypasses ``__init__``), and one that sets them gets its ``__dict__``.
     __slots__ = ("next_functions", "needs_input_grad", "_input_meta", "_saved", "_saved_versions",
-                 "_freed", "__dict__", "__weakref__")
+                 "_freed", "_sequence_number", "__dict__", "__weakref__")
 
     _num_outputs = 1
     # set on a node given any hook or a retained output: the engine's walk then takes the
@@ -133,6 +135,7 @@ class Node(FunctionCtx):
     _pre_hooks = None
     _post_hooks = None
     _non_differentiable = None
+    _dirty = None
     _traceback = None
     _metadata = None
     _output_meta = None
@@ -154,6 +157,7 @@ class Node(FunctionCtx):
     def __init__(self) -> None:
         self._saved = ()
         self._freed = False
+        self._sequence_number = _next_sequence_number()
 
     @property
     def metadata(self) -> dict:
@@ -174,7 +178,9 @@ class Node(FunctionCtx):
         self._non_differentiable = tensors
 
     def mark_dirty(self, *tensors) -> None:
-        """Accepted for torch compatibility; chainrule bumps versions in its in-place ops."""
+        """The inputs forward wrote in place: chainrule bumps versions in its in-place ops; the
+        mark says an output that is such an input is no view of it (see as_input_view)."""
+        self._dirty = tensors
 
     def set_materialize_grads(self, value: bool) -> None:
         self.__dict__["_materialize"] = bool(value)
@@ -219,8 +225,14 @@ class Node(FunctionCtx):
     def name(cls) -> str:
         return cls.__name__
 
+    def _sequence_nr(self) -> int:
+        """torch's creation number of this node: among the nodes ready to run, the backward runs
+        the highest first (AccumulateGrad's is the largest 64-bit value, so a leaf's runs at once)."""
+        return self._sequence_number
+
     def register_hook(self, fn):
-        """Post-hook: ``fn(grad_inputs, grad_outputs)`` after this node's backward runs."""
+        """Post-hook: ``fn(grad_inputs, grad_outputs)`` after this node's backward runs; what it
+        returns (if not None) replaces the gradients the node passes on."""
         if self._post_hooks is None:
             self._post_hooks = []
             self._hooked = True
@@ -508,6 +520,7 @@ class AccumulateGrad(Node):
     def __init__(self, variable) -> None:
         Node.__init__(self)
         self.variable = variable
+        self._sequence_number = ACCUMULATE_GRAD_PRIORITY
         self.next_functions = ()
         self.needs_input_grad = ()
         self._input_meta = ()
@@ -688,6 +701,7 @@ def _make_node(cls, inputs) -> Node:
     node = _new_node(cls._node_cls)
     node._saved = ()
     node._freed = False
+    node._sequence_number = _next_sequence_number()
     node._saved_versions = None
     n = len(inputs)
     if n == 2:
@@ -764,6 +778,9 @@ def _make_node(cls, inputs) -> Node:
 
 
 _new_node = object.__new__
+# torch numbers nodes in the order they are made; its backward runs the newest ready node first
+_next_sequence_number = itertools.count().__next__
+ACCUMULATE_GRAD_PRIORITY = 2**64 - 1  # torch's UINT64_MAX: a leaf's accumulation runs as soon as it is ready
 _COMMON_VERSIONS = {v: v for v in ((0,), (None,), (0, 0), (0, None), (None, 0), (0, 0, 0))}
 _NEEDS_TWO = {False: {False: (False, False), True: (False, True)},
               True: {False: (True, False), True: (True, True)}}
@@ -1056,8 +1073,12 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
             results.append(o)
             continue
         if any(o is a for a in args):
-            # forward returned an input unchanged: give the output its own identity (torch does too)
+            # forward returned an input unchanged: give the output its own identity (torch does too),
+            # a view of that input unless forward marked it dirty
+            source = o
             o = Tensor._make(o._data)
+            if not any(source is d for d in node._dirty or ()):
+                as_input_view(o, source, several=len(out_list) > 1)
         o._requires_grad = True
         o.grad_fn = node
         o._output_nr = i
@@ -1071,6 +1092,55 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
         node._saved_versions = tuple(t._version if isinstance(t, Tensor) else None for t in saved)
         node._saved = tuple(saved)
     return tuple(results) if is_tuple else results[0]
+
+
+class InputView:
+    """The view state (``Tensor._view_state``) of a custom Function's output that is one of its
+    inputs returned as-is, and of the views of such an output: torch makes it a view of the input
+    and refuses to write it in place while recording, since autograd's rebuilding of a written
+    view's graph would replace the Function's own backward."""
+
+    __slots__ = ("several",)
+
+    def __init__(self, several: bool) -> None:
+        self.several = several  # the Function returned several outputs: torch's multi-view wording
+
+    @staticmethod
+    def grad_fn(view):
+        return view._grad_fn
+
+    @staticmethod
+    def assigned(view) -> None:
+        return None
+
+    @staticmethod
+    def accumulator(view):
+        return view._leaf_accumulator()
+
+    def refusal(self, view) -> RuntimeError:
+        maker = re.sub(r"Backward\d*$", "", type(view._grad_fn).__name__)
+        if self.several:
+            why = ("This view is the output of a function that returns multiple views. Such functions do not allow "
+                   "the output views to be modified inplace. You should replace the inplace operation by an "
+                   "out-of-place one.")
+        else:
+            why = ("This view was created inside a custom Function (or because an input was returned as-is) and the "
+                   "autograd logic to handle view+inplace would override the custom backward associated with the "
+                   "custom Function, leading to incorrect gradients. This behavior is forbidden. You can fix this "
+                   "by cloning the output of the custom Function.")
+        return RuntimeError(f"Output {view._output_nr} of {maker} is a view and is being modified inplace. {why}")
+
+
+_INPUT_VIEW = {False: InputView(False), True: InputView(True)}
+
+
+def as_input_view(output, input, several: bool = False) -> None:
+    """Make ``output``, a new tensor on ``input``'s memory that a Function returned for it, a view
+    of ``input`` as torch does: one version counter, ``input``'s root as its ``_base``, and no
+    writing in place while recording (InputView)."""
+    output._version_box = input._version_box
+    output._base = input if input._base is None else input._base
+    output._view_state = _INPUT_VIEW[several]
 
 
 _RENAMED_NODES: dict = {}

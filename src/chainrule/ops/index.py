@@ -15,7 +15,7 @@ from .._backend import array_module, is_array, ufunc_at, write_refusal, writeabl
 from .._dtype import checked_scalar, refuse_float8, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
-from ..autograd.function import Function, SavedValue, as_uint64, is_recording, name_node
+from ..autograd.function import Function, InputView, SavedValue, as_uint64, is_recording, name_node
 from ..autograd.grad_mode import enable_grad
 from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim
@@ -533,6 +533,8 @@ def view_write_key(view: Tensor):
     write through), with the view's graph rebuilt from the base's current one (an earlier
     in-place op on the base or on another of its views left it stale). None: no write-through."""
     base = view._base
+    if type(view._view_state) is InputView:  # a custom Function's input returned as-is
+        raise view._view_state.refusal(view)
     if not base._requires_grad:
         return None
     # torch refuses a multi-output view's write first, even when its base changed since

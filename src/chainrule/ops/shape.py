@@ -12,7 +12,16 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
-from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, input_sizes, kept_value, name_node
+from ..autograd.function import (
+    Function,
+    InputView,
+    SavedValue,
+    as_uint64,
+    ctx_value,
+    input_sizes,
+    kept_value,
+    name_node,
+)
 from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, preserve_layout
@@ -162,6 +171,8 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
     if not differentiable or base._nondifferentiable_view:
         self._nondifferentiable_view = True
         return self
+    if type(base._view_state) is InputView:  # a view of a Function's input returned as-is: refused alike
+        self._view_state = base._view_state
     made_without_grad = type(base._view_state) is MadeWithoutGrad
     if not is_grad_enabled():
         if root._requires_grad or root._data.dtype.kind in _DIFFERENTIABLE_KINDS:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ... import _dtype
 from ..._naming import naming_the_class
-from ...autograd.function import is_recording
+from ...autograd.function import as_input_view, is_recording
 from ...autograd.grad_mode import no_grad
 from ...autograd.hooks import BackwardHookFunction
 from ...ops.creation import empty_like
@@ -932,6 +932,8 @@ class _BackwardHookState:
         self.input_positions = [k for k, (i, _) in enumerate(tensors) if tensors[k][1].requires_grad]
         wrapped = BackwardHookFunction.apply(*[a for _, a in wanted], on_backward=self.received_grad_inputs)
         wrapped = wrapped if isinstance(wrapped, tuple) else (wrapped,)
+        for (_, a), w in zip(wanted, wrapped):  # torch's BackwardHookFunction returns its inputs as-is
+            as_input_view(w, a, several=len(wrapped) > 1)
         args = list(args)
         for (i, _), w in zip(wanted, wrapped):
             args[i] = w
@@ -946,6 +948,8 @@ class _BackwardHookState:
         self.output_positions = positions
         wrapped = BackwardHookFunction.apply(*[outs[k] for k in positions], on_backward=self.received_grad_outputs)
         wrapped = wrapped if isinstance(wrapped, tuple) else (wrapped,)
+        for k, w in zip(positions, wrapped):
+            as_input_view(w, outs[k], several=len(wrapped) > 1)
         outs = list(outs)
         for k, w in zip(positions, wrapped):
             outs[k] = w
