@@ -338,3 +338,29 @@ def test_functionalize_runs_the_function_as_it_is():
         results.append((lib.func.functionalize(f)(t).tolist(), t.tolist()))
         assert _outcome(lambda: lib.func.functionalize(f, remove="all"))[0] == "RuntimeError"
     assert results[0] == results[1]
+
+
+# ---------------------------------------------------------------- from_dlpack of a bare capsule
+def test_from_dlpack_of_a_capsule_shares_writable_memory():
+    for lib in LIBS:
+        source = torch.arange(24.0).reshape(4, 6)[1:, ::2]  # a strided view with an offset
+        shared = lib.from_dlpack(torch.utils.dlpack.to_dlpack(source))
+        shared[0, 0] = -9.0  # torch writes through; NumPy's reader would have made the memory read-only
+        assert source[0, 0].item() == -9.0 and shared.tolist() == source.tolist()
+    ours = chainrule.arange(3)
+    shared = chainrule.from_dlpack(chainrule.utils.dlpack.to_dlpack(ours))
+    shared[1] = 7
+    assert ours.tolist() == [0, 7, 2]
+    for dtype in (torch.bool, torch.complex64, torch.int16, torch.float16):
+        source = torch.ones(2, 0, dtype=dtype) if dtype is torch.int16 else torch.ones(3, dtype=dtype)
+        ours = chainrule.from_dlpack(torch.utils.dlpack.to_dlpack(source))
+        assert str(ours.dtype) == str(source.dtype).replace("torch", "chainrule") and ours.shape == source.shape
+
+
+def test_from_dlpack_keeps_a_read_only_versioned_capsule_read_only():
+    array = np.arange(3.0)
+    array.flags.writeable = False
+    shared = chainrule.from_dlpack(array.__dlpack__(max_version=(1, 0)))
+    assert not shared.numpy().flags.writeable
+    writable = chainrule.from_dlpack(np.arange(3.0).__dlpack__(max_version=(1, 0)))
+    assert writable.numpy().flags.writeable
