@@ -364,3 +364,35 @@ def test_from_dlpack_keeps_a_read_only_versioned_capsule_read_only():
     assert not shared.numpy().flags.writeable
     writable = chainrule.from_dlpack(np.arange(3.0).__dlpack__(max_version=(1, 0)))
     assert writable.numpy().flags.writeable
+
+
+# ---------------------------------------------------------------- random *_like in the input's layout
+@pytest.mark.parametrize("make", [
+    lambda lib, x: lib.rand_like(x),
+    lambda lib, x: lib.randn_like(x),
+    lambda lib, x: lib.randn_like(x, dtype=lib.float64),
+    lambda lib, x: lib.randn_like(x, dtype=lib.float16),
+    lambda lib, x: lib.randint_like(x, 10),
+    lambda lib, x: lib.randint_like(x.long(), -5, 5),
+    lambda lib, x: lib.rand_like(x, memory_format=lib.contiguous_format),
+    lambda lib, x: lib.randn_like(x.transpose(0, 1)),
+    lambda lib, x: lib.rand_like(x, requires_grad=True),
+])
+def test_random_like_keeps_the_layout_and_torchs_values(make):
+    results = []
+    for lib in LIBS:
+        lib.manual_seed(0)
+        made = make(lib, lib.empty(2, 3, 4, 5).to(memory_format=lib.channels_last))
+        results.append((made.detach().numpy(), made.stride(), made.requires_grad, made.is_leaf))
+    (ours, our_strides, *our_flags), (theirs, their_strides, *their_flags) = results
+    np.testing.assert_array_equal(ours, theirs)
+    assert our_strides == their_strides and our_flags == their_flags
+
+
+def test_uniform_and_normal_refuse_integer_tensors_as_torch():
+    for call in (lambda lib: lib.zeros(3, dtype=lib.long).uniform_(),
+                 lambda lib: lib.zeros(3, dtype=lib.bool).uniform_(),
+                 lambda lib: lib.zeros(3, dtype=lib.int32).normal_(),
+                 lambda lib: lib.zeros(3, dtype=lib.int32).normal_(0.0, -1.0),
+                 lambda lib: lib.rand_like(lib.zeros(1, 2, 2, 2, dtype=lib.long).to(memory_format=lib.channels_last))):
+        assert _outcome(lambda: call(chainrule)) == _outcome(lambda: call(torch))
