@@ -28,8 +28,18 @@ from .._backend import array_module, cuda_available, cuda_module
 from .._backend import device as _device
 from ..autograd.function import Function
 from ..tensor import Tensor
-from .creation import (_dt, _finish, _like_order, _shape_args, _sizes, _strided_only, _xp, empty_like, factory_args,
-                       refuse_dtype)
+from .creation import (
+    _dt,
+    _finish,
+    _like_order,
+    _shape_args,
+    _sizes,
+    _strided_only,
+    _xp,
+    empty_like,
+    factory_args,
+    refuse_dtype,
+)
 from .elementwise import zeros_like_tensor
 from .mt19937_stream import STATE_BYTES, MT19937Stream, from_double
 
