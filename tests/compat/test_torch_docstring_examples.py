@@ -396,3 +396,45 @@ def test_uniform_and_normal_refuse_integer_tensors_as_torch():
                  lambda lib: lib.zeros(3, dtype=lib.int32).normal_(0.0, -1.0),
                  lambda lib: lib.rand_like(lib.zeros(1, 2, 2, 2, dtype=lib.long).to(memory_format=lib.channels_last))):
         assert _outcome(lambda: call(chainrule)) == _outcome(lambda: call(torch))
+
+
+# ---------------------------------------------------------------- uniform_: ranges near the dtype's limits, bounds
+@pytest.mark.parametrize("low, high", [(-8e307, 8e307), (0.0, 1.7e308), (-1e300, 1e300), (-1e200, 1e200)])
+def test_uniform_over_a_huge_float64_range_gives_torchs_finite_values(low, high):
+    results = []
+    for lib in LIBS:
+        lib.manual_seed(0)
+        results.append(lib.empty(1000, dtype=lib.float64).uniform_(low, high).numpy())
+    assert np.isfinite(results[0]).all()
+    np.testing.assert_array_equal(*results)
+
+
+def test_make_tensor_float64_full_range_is_torchs():
+    results = []
+    for lib in LIBS:
+        lib.manual_seed(0)
+        info = lib.finfo(lib.float64)
+        results.append(lib.testing.make_tensor((50,), dtype=lib.float64, device="cpu", low=info.min,
+                                               high=info.max).numpy())
+    assert np.isfinite(results[0]).all()
+    np.testing.assert_array_equal(*results)
+
+
+@pytest.mark.parametrize("low, high", [(2.0, 1.0), (-1e308, 1e308), (-7e4, 7e4), (0.0, 3.5e38), (-2e38, 2e38),
+                                       (0.0, float("inf")), (float("nan"), 1.0)])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16", "complex64"])
+def test_uniform_checks_its_bounds_as_torch(low, high, dtype):
+    ours, theirs = (_outcome(lambda: lib.empty(3, dtype=getattr(lib, dtype)).uniform_(low, high) is None)
+                    for lib in LIBS)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("make", [lambda lib: lib.empty(3, dtype=lib.complex64),
+                                  lambda lib: lib.empty(3, 4, dtype=lib.complex128).t(),
+                                  lambda lib: lib.empty(2, 3, dtype=lib.complex64)[:, ::2]])
+def test_uniform_of_a_complex_tensor_fills_real_and_imaginary_parts_as_torch(make):
+    results = []
+    for lib in LIBS:
+        lib.manual_seed(0)
+        results.append(make(lib).uniform_(-2.0, 3.0).numpy())
+    np.testing.assert_array_equal(*results)

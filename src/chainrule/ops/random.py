@@ -604,15 +604,39 @@ def _floating_only(self: Tensor, kernel: str) -> None:
 
 def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, *, generator=None) -> Tensor:
     _floating_only(self, "check_uniform_bounds")
+    _check_uniform_bounds(self, a, b)
     return _fill_inplace(self, uniform_values(self, a, b, generator))
+
+
+_TYPE_META_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16"}
+
+
+def _check_uniform_bounds(self: Tensor, low, high) -> None:
+    """torch's check_uniform_bounds, on the real parts' dtype for a complex tensor."""
+    real = self._data.real.dtype if self._data.dtype.kind == "c" else self._data.dtype
+    largest = builtins.float(_dtype.finfo_of(real).max)
+    for value, name in ((low, "from"), (high, "to")):
+        if not -largest <= value <= largest:
+            raise RuntimeError(f"{name} is out of bounds for {_TYPE_META_NAMES.get(real.name, real.name)}")
+    if low > high:
+        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={low:g} > to={high:g}")
+    if high - low > largest:
+        raise RuntimeError(f"uniform_ expects to-from <= std::numeric_limits<{_dtype.scalar_name(real)}>::max(), "
+                           f"but found to={high:g} and from={low:g} which result in to-from to exceed the limit")
 
 
 def uniform_values(self: Tensor, a, b, generator) -> np.ndarray:
     """What ``self.uniform_(a, b)`` fills in: on the CPU torch's values for the tensor's dtype."""
     xp = array_module(self)
     if xp is np:
-        stream, dtype = _rng(generator), self._data.dtype
-        return _in_memory_order(self._data, lambda shape: stream.uniform(a, b, shape, dtype=dtype))
+        stream, data = _rng(generator), self._data
+        if data.dtype.kind == "c":  # torch fills view_as_real: each real part, then its imaginary part
+            real = data[..., None].view(data.real.dtype)
+            parts = _in_memory_order(real, lambda shape: stream.uniform(a, b, shape, dtype=real.dtype))
+            values = np.empty(data.shape, data.dtype)
+            values.real, values.imag = parts[..., 0], parts[..., 1]
+            return values
+        return _in_memory_order(data, lambda shape: stream.uniform(a, b, shape, dtype=data.dtype))
     return a + (b - a) * _rng(generator, xp).random(self._data.shape)
 
 
