@@ -438,3 +438,21 @@ def test_uniform_of_a_complex_tensor_fills_real_and_imaginary_parts_as_torch(mak
         lib.manual_seed(0)
         results.append(make(lib).uniform_(-2.0, 3.0).numpy())
     np.testing.assert_array_equal(*results)
+
+
+# ---------------------------------------------------------------- torch.cpu.get_capabilities
+def test_cpu_capabilities_agree_with_torchs_where_reported():
+    ours, theirs = chainrule.cpu.get_capabilities(), torch.cpu.get_capabilities()
+    assert ours["architecture"] == theirs["architecture"]
+    assert ours.get("avx2", False) == theirs.get("avx2", False)
+    for name, value in ours.items():
+        assert theirs[name] == value, name
+    with pytest.raises(TypeError):
+        ours["avx2"] = False  # immutable, as torch's MappingProxyType
+
+
+def test_generator_repr_is_torchs_default_one():
+    for lib in LIBS:
+        generator = lib.Generator()
+        assert repr(generator) == f"<{lib.__name__}._C.Generator object at {hex(id(generator))}>"
+        assert repr(lib.manual_seed(0)).startswith(f"<{lib.__name__}._C.Generator object at 0x")

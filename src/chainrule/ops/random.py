@@ -130,7 +130,8 @@ class Generator:
         return stream[1]
 
     def __repr__(self) -> str:
-        return f"<chainrule.Generator object on {self.device}>"
+        # torch's Generator has no repr of its own: the default one of its C class, torch._C.Generator
+        return f"<chainrule._C.Generator object at {hex(id(self))}>"
 
 
 def _checked_seed(seed) -> int:
