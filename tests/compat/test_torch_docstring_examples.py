@@ -456,3 +456,22 @@ def test_generator_repr_is_torchs_default_one():
         generator = lib.Generator()
         assert repr(generator) == f"<{lib.__name__}._C.Generator object at {hex(id(generator))}>"
         assert repr(lib.manual_seed(0)).startswith(f"<{lib.__name__}._C.Generator object at 0x")
+
+
+# ---------------------------------------------------------------- serialization.skip_data
+def test_skip_data_saves_the_layout_with_zero_bytes(tmp_path):
+    path = tmp_path / "skipped.pt"
+    state = {"w": chainrule.randn(2, 3), "b": chainrule.arange(4, dtype=chainrule.int16)}
+    with chainrule.serialization.skip_data():
+        chainrule.save(state, path)
+    for lib in LIBS:  # torch reads the file: same keys, shapes and dtypes, every value zero
+        loaded = lib.load(path, weights_only=True)
+        assert loaded["w"].shape == (2, 3) and loaded["b"].tolist() == [0, 0, 0, 0]
+        assert not loaded["w"].any() and str(loaded["b"].dtype).endswith("int16")
+    for lib in LIBS:
+        with lib.serialization.skip_data():
+            outcome = _outcome(lambda: lib.save(lib.ones(2), tmp_path / "legacy.pt",
+                                                _use_new_zipfile_serialization=False))
+        assert outcome[0] == "RuntimeError" and "skip_data" in outcome[1]
+    chainrule.save(state, path)  # outside the block the bytes are written again
+    assert chainrule.load(path)["w"].tolist() == state["w"].tolist()
