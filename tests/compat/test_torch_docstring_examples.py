@@ -475,3 +475,24 @@ def test_skip_data_saves_the_layout_with_zero_bytes(tmp_path):
         assert outcome[0] == "RuntimeError" and "skip_data" in outcome[1]
     chainrule.save(state, path)  # outside the block the bytes are written again
     assert chainrule.load(path)["w"].tolist() == state["w"].tolist()
+
+
+# ---------------------------------------------------------------- Store.barrier
+def test_store_barrier_counts_members_in_torchs_keys():
+    import datetime
+    import threading
+
+    for lib in LIBS:
+        store = lib.distributed.HashStore()
+        store.barrier("alone", 1)
+        assert store.list_keys() == ["alone/last_member", "alone/num_members"]
+        assert store.get("alone/num_members") == b"1"
+        assert _outcome(lambda: store.barrier("short", 2, datetime.timedelta(milliseconds=50)))[0] == "DistStoreError"
+    store = chainrule.distributed.HashStore()
+    passed = []
+    workers = [threading.Thread(target=lambda: passed.append(store.barrier("pair", 2))) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+    assert passed == [None, None]
