@@ -496,3 +496,38 @@ def test_store_barrier_counts_members_in_torchs_keys():
     for worker in workers:
         worker.join(timeout=30)
     assert passed == [None, None]
+
+
+# ---------------------------------------------------------------- eigh / eigvalsh of a Hermitian matrix
+def test_eigvalsh_of_a_complex_hermitian_matrix_is_real_and_torchs():
+    results = []
+    for lib in LIBS:
+        lib.manual_seed(0)
+        A = lib.randn(3, 4, 4, dtype=lib.complex128)
+        A = (A + A.mH).requires_grad_()
+        values, vectors = lib.linalg.eigh(A)
+        ((values ** 2).sum() + (vectors.abs() ** 2 * lib.arange(4.0)).sum()).backward()
+        results.append((lib.linalg.eigvalsh(A.detach()).numpy(), values.detach().numpy(), A.grad.numpy(),
+                        str(values.dtype).split(".")[-1]))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-9, atol=1e-12)
+    assert results[0][3] == results[1][3] == "float64"
+
+
+def test_eigh_gradcheck_complex():
+    def eigenvalues_and_gauge_free_vectors(X):
+        values, vectors = chainrule.linalg.eigh(X + X.mH)
+        return values, vectors.abs()
+
+    X = chainrule.randn(3, 3, dtype=chainrule.complex128, requires_grad=True)
+    assert chainrule.autograd.gradcheck(eigenvalues_and_gauge_free_vectors, (X,))
+    assert chainrule.autograd.gradcheck(lambda X: chainrule.linalg.eigvalsh(X + X.mH), (X,))
+
+
+def test_linalg_ops_without_complex_support_say_so():
+    A = chainrule.eye(2, dtype=chainrule.complex64)
+    with pytest.raises(NotImplementedError, match=r"linalg.inv: complex input \(ComplexFloat\)"):
+        chainrule.linalg.inv(A)
+    for lib in LIBS:
+        assert _outcome(lambda: lib.linalg.inv(lib.eye(2, dtype=lib.int64)))[0] == "RuntimeError"
