@@ -531,3 +531,16 @@ def test_linalg_ops_without_complex_support_say_so():
         chainrule.linalg.inv(A)
     for lib in LIBS:
         assert _outcome(lambda: lib.linalg.inv(lib.eye(2, dtype=lib.int64)))[0] == "RuntimeError"
+
+
+# ---------------------------------------------------------------- autograd.graph.region_activation_memory_budget
+def test_region_activation_memory_budget_checks_the_budget_as_torch():
+    for bad in (True, "0.5", 1.5, -0.1):
+        ours, theirs = (_outcome(lambda: lib.autograd.graph.region_activation_memory_budget(bad)) for lib in LIBS)
+        assert ours == theirs
+    # chainrule's compile runs eagerly: the block is accepted there and changes nothing
+    layer = chainrule.nn.Linear(3, 2)
+    x = chainrule.ones(1, 3)
+    with chainrule.autograd.graph.region_activation_memory_budget(0.0):
+        y = layer(x)
+    assert y.tolist() == layer(x).tolist()
