@@ -544,3 +544,14 @@ def test_region_activation_memory_budget_checks_the_budget_as_torch():
     with chainrule.autograd.graph.region_activation_memory_budget(0.0):
         y = layer(x)
     assert y.tolist() == layer(x).tolist()
+
+
+def test_assert_close_without_subclasses_refuses_a_parameter_against_a_tensor():
+    for allow in (True, False):
+        ours, theirs = (_outcome(lambda: lib.testing.assert_close(
+            lib.nn.Parameter(lib.ones(2)), [lib.ones(2)][0], allow_subclasses=allow)) for lib in LIBS)
+        assert ours[0] == theirs[0]
+        if not allow:
+            assert ours[0] == "TypeError" and "No comparison pair" in ours[1]
+    for lib in LIBS:  # the same type on both sides still compares
+        lib.testing.assert_close({"a": [lib.ones(2)]}, {"a": [lib.ones(2)]}, allow_subclasses=False)
