@@ -555,3 +555,33 @@ def test_assert_close_without_subclasses_refuses_a_parameter_against_a_tensor():
             assert ours[0] == "TypeError" and "No comparison pair" in ours[1]
     for lib in LIBS:  # the same type on both sides still compares
         lib.testing.assert_close({"a": [lib.ones(2)]}, {"a": [lib.ones(2)]}, allow_subclasses=False)
+
+
+# ---------------------------------------------------------------- deterministic mode refuses what torch refuses
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.zeros(3).put_(lib.tensor([0]), lib.tensor([1.0])),
+    lambda lib: lib.zeros(3).put(lib.tensor([0]), lib.tensor([1.0])),
+    lambda lib: lib.zeros(3).put_(lib.tensor([0]), lib.tensor([1.0]), accumulate=True),
+    lambda lib: lib.nn.functional.max_unpool1d(lib.ones(1, 1, 2), lib.tensor([[[0, 3]]]), 2),
+    lambda lib: lib.nn.MaxUnpool2d(2)(lib.ones(1, 1, 1, 1), lib.tensor([[[[3]]]])),
+    lambda lib: lib.nn.functional.max_unpool3d(lib.ones(1, 1, 1, 1, 1), lib.tensor([[[[[0]]]]]), 2),
+])
+def test_deterministic_mode_refuses_the_ops_torch_refuses_on_the_cpu(call):
+    import warnings
+
+    for lib in LIBS:
+        lib.use_deterministic_algorithms(True)
+        try:
+            outcome = _outcome(lambda: call(lib))
+            lib.use_deterministic_algorithms(True, warn_only=True)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                call(lib)
+            warned = [str(w.message).split(" (Triggered")[0] for w in caught]
+        finally:
+            lib.use_deterministic_algorithms(False)
+        if lib is chainrule:
+            ours = (outcome[0], outcome[1] if outcome[0] != "ok" else None, warned)
+        else:
+            assert ours == (outcome[0], outcome[1] if outcome[0] != "ok" else None, warned)
+    assert _outcome(lambda: call(chainrule))[0] == "ok"  # off again: no refusal
