@@ -506,6 +506,7 @@ def bind_all(modules) -> None:
     Tensor.to_sparse = _sparse.to_sparse
     Tensor.to_sparse_coo = lambda self: _sparse.to_sparse(self)
     Tensor.to_sparse_csr = _sparse.to_sparse_csr
+    Tensor.to_sparse_csc = _sparse.to_sparse_csc
     Tensor.to_dense = lambda self, dtype=None, *, masked_grad=None: self if dtype is None else self.to(dtype)
     Tensor.is_shared = _is_shared
     Tensor.pin_memory = lambda self: self

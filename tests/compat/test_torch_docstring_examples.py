@@ -585,3 +585,22 @@ def test_deterministic_mode_refuses_the_ops_torch_refuses_on_the_cpu(call):
         else:
             assert ours == (outcome[0], outcome[1] if outcome[0] != "ok" else None, warned)
     assert _outcome(lambda: call(chainrule))[0] == "ok"  # off again: no refusal
+
+
+# ---------------------------------------------------------------- to_sparse_csc
+@pytest.mark.parametrize("rows", [[[0.0, 2, 0], [1, 0, 3], [0, 0, 4], [5, 0, 0]], [[0.0, 0, 0], [0, 0, 0]]])
+def test_to_sparse_csc_is_torchs(rows):
+    import warnings
+
+    shown = []
+    for lib in LIBS:
+        dense = lib.tensor(rows)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch: "Sparse CSC tensor support is in beta state"
+            sparse = dense.to_sparse_csc()
+            via_layout = dense.to_sparse(layout=lib.sparse_csc)
+        assert sparse.to_dense().equal(dense) and via_layout.layout is lib.sparse_csc
+        shown.append((repr(sparse).replace(lib.__name__, "torch"), sparse._nnz(), sparse.ccol_indices().tolist(),
+                      sparse.row_indices().tolist(), sparse.values().tolist()))
+    assert shown[0] == shown[1]
+    assert _outcome(lambda: chainrule.ones(2, 2, 1).to_sparse_csc())[0] == "RuntimeError"
