@@ -81,6 +81,11 @@ NOT_OPS: dict[str, str] = {
         "sparse_csr_tensor", "Tensor.to_sparse_csr",
     ),
     **_group(
+        "sparse CSC layout: conversion from a dense matrix, tested against torch in "
+        "tests/compat/test_torch_docstring_examples.py (stored densely too)",
+        "Tensor.to_sparse_csc",
+    ),
+    **_group(
         "conversion to Python or NumPy values, or between devices/dtypes (casts are checked in tests/test_dtype.py)",
         "Tensor.item", "Tensor.tolist", "Tensor.numpy", "Tensor.__array__", "Tensor.__bool__",
         "Tensor.__float__", "Tensor.__int__", "Tensor.__index__", "Tensor.__complex__", "Tensor.__dlpack__",

@@ -132,10 +132,30 @@ def get_num_interop_threads() -> int:
 
 
 def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
-    """Recorded; every chainrule kernel is already deterministic (NumPy's CPU BLAS gives the
-    same bits run to run for the same thread count), so there is nothing to switch."""
+    """Recorded; chainrule's kernels are deterministic (NumPy's CPU BLAS gives the same bits run to
+    run for the same thread count), so there is nothing to switch. The ops torch refuses in this mode
+    on the CPU (max_unpool, put_ without accumulate: a repeated index keeps an unspecified value) are
+    refused as torch refuses them (``alert_not_deterministic``), so a script portable to torch stays so."""
     _deterministic["mode"] = bool(mode)
     _deterministic["warn_only"] = bool(warn_only)
+
+
+def alert_not_deterministic(caller: str) -> None:
+    """torch's alertNotDeterministic: in deterministic mode, ``caller`` (torch's kernel name) raises
+    RuntimeError, or warns under ``warn_only=True``, in torch's words."""
+    if not _deterministic["mode"]:
+        return
+    issue = ("file an issue at https://github.com/pytorch/pytorch/issues to help us prioritize adding "
+             "deterministic support for this operation.")
+    if _deterministic["warn_only"]:
+        warnings.warn(f"{caller} does not have a deterministic implementation, but you set "
+                      f"'torch.use_deterministic_algorithms(True, warn_only=True)'. You can {issue}", UserWarning,
+                      stacklevel=3)
+        return
+    raise RuntimeError(f"{caller} does not have a deterministic implementation, but you set "
+                       "'torch.use_deterministic_algorithms(True)'. You can turn off determinism just for this "
+                       "operation, or you can use the 'warn_only=True' option, if that's acceptable for your "
+                       f"application. You can also {issue}")
 
 
 def are_deterministic_algorithms_enabled() -> bool:

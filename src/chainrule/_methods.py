@@ -18,7 +18,7 @@ import functools
 
 import numpy as np
 
-from . import _dtype, _layout, _shared, _torch_function
+from . import _config, _dtype, _layout, _shared, _torch_function
 from . import sparse as _sparse
 from . import storage as _storage
 from ._backend import array_module, write_refusal, writeable
@@ -506,6 +506,7 @@ def bind_all(modules) -> None:
     Tensor.to_sparse = _sparse.to_sparse
     Tensor.to_sparse_coo = lambda self: _sparse.to_sparse(self)
     Tensor.to_sparse_csr = _sparse.to_sparse_csr
+    Tensor.to_sparse_csc = _sparse.to_sparse_csc
     Tensor.to_dense = lambda self, dtype=None, *, masked_grad=None: self if dtype is None else self.to(dtype)
     Tensor.is_shared = _is_shared
     Tensor.pin_memory = lambda self: self
@@ -678,6 +679,8 @@ def _put(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) 
     flat_index = index._data.reshape(-1)
     if flat_index.size and (int(flat_index.max()) >= n or int(flat_index.min()) < -n):
         raise IndexError(f"put_(): index out of range for a tensor of {n} elements")
+    if not accumulate:
+        _config.alert_not_deterministic("put_")
     positions = Tensor._make((flat_index % max(n, 1)).astype(np.int64))
     result = _put_flat(self, positions, source.reshape(-1), accumulate, "put")
     return name_node(result, "PutBackward0", label="put",

@@ -763,17 +763,18 @@ def _record_bytes(array: np.ndarray) -> memoryview:
     return memoryview(array.view(np.uint8)) if array.size else memoryview(b"")
 
 
-def write(obj, out, archive_name: str = "archive", protocol: int = 2) -> None:
+def write(obj, out, archive_name: str = "archive", protocol: int = 2, skip_data: bool = False) -> None:
     """Write ``obj`` to the binary stream ``out`` as torch.save does: a zip archive of stored records
     ``<archive_name>/data.pkl``, ``byteorder``, one ``data/<key>`` per storage (each aligned to 64
     bytes), ``version``; torch.load reads it, with weights_only=True when ``obj`` holds only tensors,
-    containers and plain values."""
+    containers and plain values. ``skip_data``: the storage records hold zeros of their size."""
     pickled = io.BytesIO()
     pickler = _Pickler(pickled, protocol)
     pickler.dump(obj)
     records = [("data.pkl", pickled.getbuffer()), (".format_version", b"1"),
                (".storage_alignment", str(ALIGNMENT).encode()), ("byteorder", sys.byteorder.encode())]
-    records += [(f"data/{r.key}", _record_bytes(r.array)) for r in pickler.storages.values()]
+    records += [(f"data/{r.key}", bytes(r.array.nbytes) if skip_data else _record_bytes(r.array))
+                for r in pickler.storages.values()]
     records.append(("version", b"3\n"))
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name, data in records:

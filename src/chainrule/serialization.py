@@ -26,6 +26,7 @@ import os
 import pickle
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable
 
@@ -34,7 +35,7 @@ from ._backend import device
 from .storage import UntypedStorage
 from .tensor import Tensor
 
-__all__ = ["save", "load", "add_safe_globals", "safe_globals", "get_safe_globals", "clear_safe_globals"]
+__all__ = ["save", "load", "add_safe_globals", "safe_globals", "get_safe_globals", "clear_safe_globals", "skip_data"]
 
 _safe_globals: list = []
 
@@ -101,6 +102,34 @@ def _archive_name(path: str) -> str:
     return stem if stem and stem.isascii() and stem.isprintable() and "\\" not in stem else "archive"
 
 
+class _SerializationLocal(threading.local):
+    def __init__(self) -> None:
+        super().__init__()
+        self.skip_data = False
+        self.materialize_fake_tensors = False
+
+
+_serialization_tls = _SerializationLocal()
+
+
+class skip_data:
+    """torch.serialization.skip_data: within it, ``save`` writes each storage's record at its full size
+    but leaves the bytes zero (to be filled in a separate pass), as torch reserves the space. ``load``
+    within it reads the file as usual (torch leaves the storages uninitialised: their values are
+    undefined there, the file's here). ``materialize_fake_tensors`` is accepted for torch's signature
+    (chainrule has no fake tensors to materialise)."""
+
+    def __init__(self, materialize_fake_tensors: bool = False) -> None:
+        self.materialize_fake_tensors = materialize_fake_tensors
+
+    def __enter__(self) -> None:
+        self._old = (_serialization_tls.skip_data, _serialization_tls.materialize_fake_tensors)
+        _serialization_tls.skip_data, _serialization_tls.materialize_fake_tensors = True, self.materialize_fake_tensors
+
+    def __exit__(self, *exc_info) -> None:
+        _serialization_tls.skip_data, _serialization_tls.materialize_fake_tensors = self._old
+
+
 def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True) -> None:
     """torch.save: write ``obj`` to ``f`` (a path or a binary file object) in torch's zip format,
     which torch.load reads (with ``weights_only=True`` for tensors, containers and plain values).
@@ -117,8 +146,12 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
     if not (type(protocol) is int and 2 <= protocol <= pickle.HIGHEST_PROTOCOL):
         raise ValueError(f"chainrule.save: pickle_protocol must be an int from 2 to {pickle.HIGHEST_PROTOCOL}, "
                          f"got {pickle_protocol!r}")
+    if _serialization_tls.skip_data and not _use_new_zipfile_serialization:
+        raise RuntimeError("Cannot use skip_data=True with _use_new_zipfile_serialization=False")
     path = None if hasattr(f, "write") else os.fspath(f)
-    write = _safetensors_writer(obj) if isinstance(path, str) and path.endswith(".safetensors") else None
+    skipping = _serialization_tls.skip_data
+    write = (_safetensors_writer(obj) if isinstance(path, str) and path.endswith(".safetensors") and not skipping
+             else None)
     if write is None and not _use_new_zipfile_serialization:
         def write(out):
             _torch_zip.write_legacy(obj, out, protocol)
@@ -126,7 +159,7 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
         name = "archive" if path is None else _archive_name(os.fsdecode(path))
 
         def write(out):
-            _torch_zip.write(obj, out, name, protocol)
+            _torch_zip.write(obj, out, name, protocol, skip_data=skipping)
 
     if path is None:
         write(f)

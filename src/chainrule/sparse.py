@@ -1,6 +1,7 @@
 """Sparse COO tensors (torch.sparse_coo_tensor, Tensor.to_sparse, torch.sparse): enough for the
 graph networks people write by hand (GCN, GAT), whose adjacency matrices are sparse; and sparse
-CSR matrices (torch.sparse_csr_tensor, Tensor.to_sparse_csr) built the same way.
+CSR and CSC matrices (torch.sparse_csr_tensor, Tensor.to_sparse_csr, Tensor.to_sparse_csc) built the
+same way.
 
 chainrule stores a sparse tensor's values densely as well: its indices and values are kept as
 given (``indices()``, ``values()``, ``coalesce()``, ``_nnz()`` and the repr are torch's), and
@@ -25,7 +26,7 @@ import numpy as np
 from . import _dtype
 from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
-from ._layout import sparse_coo, sparse_csr
+from ._layout import sparse_coo, sparse_csc, sparse_csr
 from ._torch_function import disabled_torch_function_impl
 from .ops.creation import _to_array
 from .ops.linalg import matmul as _matmul
@@ -221,20 +222,72 @@ class SparseCSRTensor(Tensor):
         return self
 
     def __repr__(self) -> str:
-        indent = len("tensor(")
-        parts = []
-        for name, array in zip(("crow_indices", "col_indices", "values"), self._csr):
-            prefix = f"{name}=tensor("
-            body = array_body(array, indent + len(prefix)) if array.size else "[]"
-            if array.size == 0:
-                body += f", size={tuple(array.shape)}"
-            parts.append(prefix + body + ")")
-        suffixes = [] if self.device.type == "cpu" else [f"device='{self.device}'"]
-        suffixes += [f"size={tuple(self.shape)}", f"nnz={self._nnz()}"]
-        if self.dtype not in (_dtype.get_default_dtype(), _dtype.int64, _dtype.bool):
-            suffixes.append(f"dtype={self.dtype!r}")
-        suffixes.append(f"layout={sparse_csr}")
-        return add_suffixes("tensor(" + (",\n" + " " * indent).join(parts), suffixes, indent)
+        return _compressed_repr(self, ("crow_indices", "col_indices", "values"), self._csr)
+
+
+def _compressed_repr(tensor: Tensor, names: tuple, parts: tuple) -> str:
+    """torch's repr of a compressed (CSR or CSC) tensor: its three parts, then size, nnz and layout."""
+    indent = len("tensor(")
+    shown = []
+    for name, array in zip(names, parts):
+        prefix = f"{name}=tensor("
+        body = array_body(array, indent + len(prefix)) if array.size else "[]"
+        if array.size == 0:
+            body += f", size={tuple(array.shape)}"
+        shown.append(prefix + body + ")")
+    suffixes = [] if tensor.device.type == "cpu" else [f"device='{tensor.device}'"]
+    suffixes += [f"size={tuple(tensor.shape)}", f"nnz={tensor._nnz()}"]
+    if tensor.dtype not in (_dtype.get_default_dtype(), _dtype.int64, _dtype.bool):
+        suffixes.append(f"dtype={tensor.dtype!r}")
+    suffixes.append(f"layout={tensor.layout}")
+    return add_suffixes("tensor(" + (",\n" + " " * indent).join(shown), suffixes, indent)
+
+
+class SparseCSCTensor(Tensor):
+    """A matrix in the sparse CSC layout, the CSR layout of its transpose: ``ccol_indices`` (column
+    c's entries are stored at positions ccol[c] to ccol[c + 1]), each entry's row in ``row_indices``
+    and its value in ``values``. Stored densely as well, as a COO tensor is (see the module doc)."""
+
+    __torch_function__ = disabled_torch_function_impl  # chainrule's own subclass: ops give plain Tensors
+
+    @classmethod
+    def _from_parts(cls, ccol, row, values, size: tuple) -> SparseCSCTensor:
+        xp = array_module(values)
+        cols = xp.repeat(xp.arange(size[1]), xp.diff(ccol))
+        tensor = _densely_stored(cls, "sparse_csc_tensor", size, (row, cols), values)
+        tensor._csc = (ccol, row, values)
+        return tensor
+
+    @property
+    def layout(self):
+        return sparse_csc
+
+    def _nnz(self) -> int:
+        return self._csc[1].shape[0]
+
+    def ccol_indices(self) -> Tensor:
+        return Tensor._make(self._csc[0])
+
+    def row_indices(self) -> Tensor:
+        return Tensor._make(self._csc[1])
+
+    def values(self) -> Tensor:
+        return Tensor._make(self._csc[2])
+
+    def to_dense(self, dtype=None, *, masked_grad=None) -> Tensor:
+        dense = Tensor._make(self._data.copy())
+        return dense if dtype is None else dense.to(dtype)
+
+    def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True):
+        if requires_grad:
+            raise RuntimeError(_NO_GRAD)
+        return self
+
+    def __repr__(self) -> str:
+        return _compressed_repr(self, ("ccol_indices", "row_indices", "values"), self._csc)
 
 
 def _csr_index(indices, name: str):
@@ -291,6 +344,21 @@ def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
     rows, cols = xp.nonzero(self._data)  # row-major order, as CSR stores them
     crow = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(rows, minlength=self.shape[0]))])
     return SparseCSRTensor._from_parts(crow.astype(np.int64), cols.astype(np.int64),
+                                       xp.ascontiguousarray(self._data[rows, cols]), tuple(self.shape))
+
+
+def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
+    """Tensor.to_sparse_csc: the CSC form of a dense matrix, its nonzero entries column by column."""
+    if dense_dim is not None:
+        raise NotImplementedError("to_sparse_csc: dense_dim is not supported")
+    if self.dim() != 2:
+        raise RuntimeError(f"to_sparse_csc: expected a 2-D tensor, got {self.dim()} dims")
+    if self.requires_grad:
+        raise RuntimeError(_NO_GRAD)
+    xp = array_module(self._data)
+    cols, rows = xp.nonzero(self._data.T)  # column-major order, as CSC stores them
+    ccol = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(cols, minlength=self.shape[1]))])
+    return SparseCSCTensor._from_parts(ccol.astype(np.int64), rows.astype(np.int64),
                                        xp.ascontiguousarray(self._data[rows, cols]), tuple(self.shape))
 
 
@@ -396,8 +464,11 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
     """Tensor.to_sparse: the COO form of a dense tensor (coalesced: sorted unique indices)."""
     if layout is sparse_csr:
         return to_sparse_csr(self)
+    if layout is sparse_csc:
+        return to_sparse_csc(self)
     if layout not in (None, sparse_coo):
-        raise NotImplementedError(f"to_sparse: only the sparse_coo and sparse_csr layouts are supported, got {layout}")
+        raise NotImplementedError(f"to_sparse: only the sparse_coo, sparse_csr and sparse_csc layouts are supported, "
+                                  f"got {layout}")
     if self.requires_grad:
         raise RuntimeError(_NO_GRAD)
     sparse_dim = self.dim() if sparse_dim is None else sparse_dim

@@ -338,3 +338,269 @@ def test_functionalize_runs_the_function_as_it_is():
         results.append((lib.func.functionalize(f)(t).tolist(), t.tolist()))
         assert _outcome(lambda: lib.func.functionalize(f, remove="all"))[0] == "RuntimeError"
     assert results[0] == results[1]
+
+
+# ---------------------------------------------------------------- from_dlpack of a bare capsule
+def test_from_dlpack_of_a_capsule_shares_writable_memory():
+    for lib in LIBS:
+        source = torch.arange(24.0).reshape(4, 6)[1:, ::2]  # a strided view with an offset
+        shared = lib.from_dlpack(torch.utils.dlpack.to_dlpack(source))
+        shared[0, 0] = -9.0  # torch writes through; NumPy's reader would have made the memory read-only
+        assert source[0, 0].item() == -9.0 and shared.tolist() == source.tolist()
+    ours = chainrule.arange(3)
+    shared = chainrule.from_dlpack(chainrule.utils.dlpack.to_dlpack(ours))
+    shared[1] = 7
+    assert ours.tolist() == [0, 7, 2]
+    for dtype in (torch.bool, torch.complex64, torch.int16, torch.float16):
+        source = torch.ones(2, 0, dtype=dtype) if dtype is torch.int16 else torch.ones(3, dtype=dtype)
+        ours = chainrule.from_dlpack(torch.utils.dlpack.to_dlpack(source))
+        assert str(ours.dtype) == str(source.dtype).replace("torch", "chainrule") and ours.shape == source.shape
+
+
+def test_from_dlpack_keeps_a_read_only_versioned_capsule_read_only():
+    array = np.arange(3.0)
+    array.flags.writeable = False
+    shared = chainrule.from_dlpack(array.__dlpack__(max_version=(1, 0)))
+    assert not shared.numpy().flags.writeable
+    writable = chainrule.from_dlpack(np.arange(3.0).__dlpack__(max_version=(1, 0)))
+    assert writable.numpy().flags.writeable
+
+
+# ---------------------------------------------------------------- random *_like in the input's layout
+@pytest.mark.parametrize("make", [
+    lambda lib, x: lib.rand_like(x),
+    lambda lib, x: lib.randn_like(x),
+    lambda lib, x: lib.randn_like(x, dtype=lib.float64),
+    lambda lib, x: lib.randn_like(x, dtype=lib.float16),
+    lambda lib, x: lib.randint_like(x, 10),
+    lambda lib, x: lib.randint_like(x.long(), -5, 5),
+    lambda lib, x: lib.rand_like(x, memory_format=lib.contiguous_format),
+    lambda lib, x: lib.randn_like(x.transpose(0, 1)),
+    lambda lib, x: lib.rand_like(x, requires_grad=True),
+])
+def test_random_like_keeps_the_layout_and_torchs_values(make):
+    results = []
+    for lib in LIBS:
+        lib.manual_seed(0)
+        made = make(lib, lib.empty(2, 3, 4, 5).to(memory_format=lib.channels_last))
+        results.append((made.detach().numpy(), made.stride(), made.requires_grad, made.is_leaf))
+    (ours, our_strides, *our_flags), (theirs, their_strides, *their_flags) = results
+    np.testing.assert_array_equal(ours, theirs)
+    assert our_strides == their_strides and our_flags == their_flags
+
+
+def test_uniform_and_normal_refuse_integer_tensors_as_torch():
+    for call in (lambda lib: lib.zeros(3, dtype=lib.long).uniform_(),
+                 lambda lib: lib.zeros(3, dtype=lib.bool).uniform_(),
+                 lambda lib: lib.zeros(3, dtype=lib.int32).normal_(),
+                 lambda lib: lib.zeros(3, dtype=lib.int32).normal_(0.0, -1.0),
+                 lambda lib: lib.rand_like(lib.zeros(1, 2, 2, 2, dtype=lib.long).to(memory_format=lib.channels_last))):
+        assert _outcome(lambda: call(chainrule)) == _outcome(lambda: call(torch))
+
+
+# ---------------------------------------------------------------- uniform_: ranges near the dtype's limits, bounds
+@pytest.mark.parametrize("low, high", [(-8e307, 8e307), (0.0, 1.7e308), (-1e300, 1e300), (-1e200, 1e200)])
+def test_uniform_over_a_huge_float64_range_gives_torchs_finite_values(low, high):
+    results = []
+    for lib in LIBS:
+        lib.manual_seed(0)
+        results.append(lib.empty(1000, dtype=lib.float64).uniform_(low, high).numpy())
+    assert np.isfinite(results[0]).all()
+    np.testing.assert_array_equal(*results)
+
+
+def test_make_tensor_float64_full_range_is_torchs():
+    results = []
+    for lib in LIBS:
+        lib.manual_seed(0)
+        info = lib.finfo(lib.float64)
+        results.append(lib.testing.make_tensor((50,), dtype=lib.float64, device="cpu", low=info.min,
+                                               high=info.max).numpy())
+    assert np.isfinite(results[0]).all()
+    np.testing.assert_array_equal(*results)
+
+
+@pytest.mark.parametrize("low, high", [(2.0, 1.0), (-1e308, 1e308), (-7e4, 7e4), (0.0, 3.5e38), (-2e38, 2e38),
+                                       (0.0, float("inf")), (float("nan"), 1.0)])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16", "complex64"])
+def test_uniform_checks_its_bounds_as_torch(low, high, dtype):
+    ours, theirs = (_outcome(lambda: lib.empty(3, dtype=getattr(lib, dtype)).uniform_(low, high) is None)
+                    for lib in LIBS)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("make", [lambda lib: lib.empty(3, dtype=lib.complex64),
+                                  lambda lib: lib.empty(3, 4, dtype=lib.complex128).t(),
+                                  lambda lib: lib.empty(2, 3, dtype=lib.complex64)[:, ::2]])
+def test_uniform_of_a_complex_tensor_fills_real_and_imaginary_parts_as_torch(make):
+    results = []
+    for lib in LIBS:
+        lib.manual_seed(0)
+        results.append(make(lib).uniform_(-2.0, 3.0).numpy())
+    np.testing.assert_array_equal(*results)
+
+
+# ---------------------------------------------------------------- torch.cpu.get_capabilities
+def test_cpu_capabilities_agree_with_torchs_where_reported():
+    ours, theirs = chainrule.cpu.get_capabilities(), torch.cpu.get_capabilities()
+    assert ours["architecture"] == theirs["architecture"]
+    assert ours.get("avx2", False) == theirs.get("avx2", False)
+    for name, value in ours.items():
+        assert theirs[name] == value, name
+    with pytest.raises(TypeError):
+        ours["avx2"] = False  # immutable, as torch's MappingProxyType
+
+
+def test_generator_repr_is_torchs_default_one():
+    for lib in LIBS:
+        generator = lib.Generator()
+        assert repr(generator) == f"<{lib.__name__}._C.Generator object at {hex(id(generator))}>"
+        assert repr(lib.manual_seed(0)).startswith(f"<{lib.__name__}._C.Generator object at 0x")
+
+
+# ---------------------------------------------------------------- serialization.skip_data
+def test_skip_data_saves_the_layout_with_zero_bytes(tmp_path):
+    path = tmp_path / "skipped.pt"
+    state = {"w": chainrule.randn(2, 3), "b": chainrule.arange(4, dtype=chainrule.int16)}
+    with chainrule.serialization.skip_data():
+        chainrule.save(state, path)
+    for lib in LIBS:  # torch reads the file: same keys, shapes and dtypes, every value zero
+        loaded = lib.load(path, weights_only=True)
+        assert loaded["w"].shape == (2, 3) and loaded["b"].tolist() == [0, 0, 0, 0]
+        assert not loaded["w"].any() and str(loaded["b"].dtype).endswith("int16")
+    for lib in LIBS:
+        with lib.serialization.skip_data():
+            outcome = _outcome(lambda: lib.save(lib.ones(2), tmp_path / "legacy.pt",
+                                                _use_new_zipfile_serialization=False))
+        assert outcome[0] == "RuntimeError" and "skip_data" in outcome[1]
+    chainrule.save(state, path)  # outside the block the bytes are written again
+    assert chainrule.load(path)["w"].tolist() == state["w"].tolist()
+
+
+# ---------------------------------------------------------------- Store.barrier
+def test_store_barrier_counts_members_in_torchs_keys():
+    import datetime
+    import threading
+
+    for lib in LIBS:
+        store = lib.distributed.HashStore()
+        store.barrier("alone", 1)
+        assert store.list_keys() == ["alone/last_member", "alone/num_members"]
+        assert store.get("alone/num_members") == b"1"
+        assert _outcome(lambda: store.barrier("short", 2, datetime.timedelta(milliseconds=50)))[0] == "DistStoreError"
+    store = chainrule.distributed.HashStore()
+    passed = []
+    workers = [threading.Thread(target=lambda: passed.append(store.barrier("pair", 2))) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+    assert passed == [None, None]
+
+
+# ---------------------------------------------------------------- eigh / eigvalsh of a Hermitian matrix
+def test_eigvalsh_of_a_complex_hermitian_matrix_is_real_and_torchs():
+    results = []
+    for lib in LIBS:
+        lib.manual_seed(0)
+        A = lib.randn(3, 4, 4, dtype=lib.complex128)
+        A = (A + A.mH).requires_grad_()
+        values, vectors = lib.linalg.eigh(A)
+        ((values ** 2).sum() + (vectors.abs() ** 2 * lib.arange(4.0)).sum()).backward()
+        results.append((lib.linalg.eigvalsh(A.detach()).numpy(), values.detach().numpy(), A.grad.numpy(),
+                        str(values.dtype).split(".")[-1]))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-9, atol=1e-12)
+    assert results[0][3] == results[1][3] == "float64"
+
+
+def test_eigh_gradcheck_complex():
+    def eigenvalues_and_gauge_free_vectors(X):
+        values, vectors = chainrule.linalg.eigh(X + X.mH)
+        return values, vectors.abs()
+
+    X = chainrule.randn(3, 3, dtype=chainrule.complex128, requires_grad=True)
+    assert chainrule.autograd.gradcheck(eigenvalues_and_gauge_free_vectors, (X,))
+    assert chainrule.autograd.gradcheck(lambda X: chainrule.linalg.eigvalsh(X + X.mH), (X,))
+
+
+def test_linalg_ops_without_complex_support_say_so():
+    A = chainrule.eye(2, dtype=chainrule.complex64)
+    with pytest.raises(NotImplementedError, match=r"linalg.inv: complex input \(ComplexFloat\)"):
+        chainrule.linalg.inv(A)
+    for lib in LIBS:
+        assert _outcome(lambda: lib.linalg.inv(lib.eye(2, dtype=lib.int64)))[0] == "RuntimeError"
+
+
+# ---------------------------------------------------------------- autograd.graph.region_activation_memory_budget
+def test_region_activation_memory_budget_checks_the_budget_as_torch():
+    for bad in (True, "0.5", 1.5, -0.1):
+        ours, theirs = (_outcome(lambda: lib.autograd.graph.region_activation_memory_budget(bad)) for lib in LIBS)
+        assert ours == theirs
+    # chainrule's compile runs eagerly: the block is accepted there and changes nothing
+    layer = chainrule.nn.Linear(3, 2)
+    x = chainrule.ones(1, 3)
+    with chainrule.autograd.graph.region_activation_memory_budget(0.0):
+        y = layer(x)
+    assert y.tolist() == layer(x).tolist()
+
+
+def test_assert_close_without_subclasses_refuses_a_parameter_against_a_tensor():
+    for allow in (True, False):
+        ours, theirs = (_outcome(lambda: lib.testing.assert_close(
+            lib.nn.Parameter(lib.ones(2)), [lib.ones(2)][0], allow_subclasses=allow)) for lib in LIBS)
+        assert ours[0] == theirs[0]
+        if not allow:
+            assert ours[0] == "TypeError" and "No comparison pair" in ours[1]
+    for lib in LIBS:  # the same type on both sides still compares
+        lib.testing.assert_close({"a": [lib.ones(2)]}, {"a": [lib.ones(2)]}, allow_subclasses=False)
+
+
+# ---------------------------------------------------------------- deterministic mode refuses what torch refuses
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.zeros(3).put_(lib.tensor([0]), lib.tensor([1.0])),
+    lambda lib: lib.zeros(3).put(lib.tensor([0]), lib.tensor([1.0])),
+    lambda lib: lib.zeros(3).put_(lib.tensor([0]), lib.tensor([1.0]), accumulate=True),
+    lambda lib: lib.nn.functional.max_unpool1d(lib.ones(1, 1, 2), lib.tensor([[[0, 3]]]), 2),
+    lambda lib: lib.nn.MaxUnpool2d(2)(lib.ones(1, 1, 1, 1), lib.tensor([[[[3]]]])),
+    lambda lib: lib.nn.functional.max_unpool3d(lib.ones(1, 1, 1, 1, 1), lib.tensor([[[[[0]]]]]), 2),
+])
+def test_deterministic_mode_refuses_the_ops_torch_refuses_on_the_cpu(call):
+    import warnings
+
+    for lib in LIBS:
+        lib.use_deterministic_algorithms(True)
+        try:
+            outcome = _outcome(lambda: call(lib))
+            lib.use_deterministic_algorithms(True, warn_only=True)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                call(lib)
+            warned = [str(w.message).split(" (Triggered")[0] for w in caught]
+        finally:
+            lib.use_deterministic_algorithms(False)
+        if lib is chainrule:
+            ours = (outcome[0], outcome[1] if outcome[0] != "ok" else None, warned)
+        else:
+            assert ours == (outcome[0], outcome[1] if outcome[0] != "ok" else None, warned)
+    assert _outcome(lambda: call(chainrule))[0] == "ok"  # off again: no refusal
+
+
+# ---------------------------------------------------------------- to_sparse_csc
+@pytest.mark.parametrize("rows", [[[0.0, 2, 0], [1, 0, 3], [0, 0, 4], [5, 0, 0]], [[0.0, 0, 0], [0, 0, 0]]])
+def test_to_sparse_csc_is_torchs(rows):
+    import warnings
+
+    shown = []
+    for lib in LIBS:
+        dense = lib.tensor(rows)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch: "Sparse CSC tensor support is in beta state"
+            sparse = dense.to_sparse_csc()
+            via_layout = dense.to_sparse(layout=lib.sparse_csc)
+        assert sparse.to_dense().equal(dense) and via_layout.layout is lib.sparse_csc
+        shown.append((repr(sparse).replace(lib.__name__, "torch"), sparse._nnz(), sparse.ccol_indices().tolist(),
+                      sparse.row_indices().tolist(), sparse.values().tolist()))
+    assert shown[0] == shown[1]
+    assert _outcome(lambda: chainrule.ones(2, 2, 1).to_sparse_csc())[0] == "RuntimeError"

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, NamedTuple
 
 from . import engine as _engine
@@ -26,7 +27,21 @@ from .grad_mode import no_grad
 
 __all__ = ["Node", "GradientEdge", "get_gradient_edge", "increment_version", "saved_tensors_hooks",
            "save_on_cpu", "disable_saved_tensors_hooks", "register_multi_grad_hook",
-           "allow_mutation_on_saved_tensors"]
+           "allow_mutation_on_saved_tensors", "region_activation_memory_budget"]
+
+
+def region_activation_memory_budget(budget: float) -> contextlib.AbstractContextManager[None]:
+    """torch.autograd.graph.region_activation_memory_budget: the activation-memory budget (a ratio in
+    [0, 1]) torch.compile's partitioner applies to the forward traced in the block. chainrule's compile
+    runs eagerly and keeps every activation, so the block changes nothing; the budget is checked as
+    torch checks it. torch raises RuntimeError when the block runs outside a compiled region; here a
+    compiled region runs eagerly too, so a model written for torch.compile is not refused."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)):
+        raise TypeError(f"torch.autograd.graph.region_activation_memory_budget: expects a float, got "
+                        f"{type(budget).__name__}")
+    if not 0.0 <= budget <= 1.0:
+        raise ValueError(f"torch.autograd.graph.region_activation_memory_budget: must be in [0, 1], got {budget}")
+    return contextlib.nullcontext()
 
 
 class GradientEdge(NamedTuple):

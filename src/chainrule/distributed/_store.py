@@ -165,6 +165,16 @@ class Store:
                                      f"{', '.join(missing)}")
             self._pause(left)
 
+    def barrier(self, key: str, world_size: int, timeout: datetime.timedelta | None = None) -> None:
+        """Block until ``world_size`` workers have called barrier with ``key`` (``DistStoreError`` after
+        ``timeout``, the store's by default). As torch's: each caller counts itself in
+        ``<key>/num_members``; the last one sets ``<key>/last_member``, which every caller waits for."""
+        key = _check_key(key, "barrier")
+        members = self.add(f"{key}/num_members", 1)
+        if members == world_size:
+            self.set(f"{key}/last_member", str(members))
+        self.wait([f"{key}/last_member"], timeout)
+
     def has_extended_api(self) -> bool:
         return True
 

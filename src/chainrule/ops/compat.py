@@ -391,9 +391,80 @@ class _DLDevice(ctypes.Structure):
     _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
 
 
-class _DLTensorHead(ctypes.Structure):
-    # the first two fields of DLPack's DLTensor, enough to learn where a capsule's data lives
-    _fields_ = [("data", ctypes.c_void_p), ("device", _DLDevice)]
+class _DLDataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device", _DLDevice), ("ndim", ctypes.c_int32), ("dtype", _DLDataType),
+                ("shape", ctypes.POINTER(ctypes.c_int64)), ("strides", ctypes.POINTER(ctypes.c_int64)),
+                ("byte_offset", ctypes.c_uint64)]
+
+
+class _DLManagedTensor(ctypes.Structure):
+    pass
+
+
+_DLDeleter = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_DLManagedTensor._fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", _DLDeleter)]
+
+
+class _DLManagedTensorVersioned(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32 * 2), ("manager_ctx", ctypes.c_void_p), ("deleter", _DLDeleter),
+                ("flags", ctypes.c_uint64), ("dl_tensor", _DLTensor)]
+
+
+_DL_READ_ONLY = 1
+# DLPack's type codes (kDLInt, kDLUInt, kDLFloat, kDLComplex, kDLBool) as NumPy's kind letters
+_DL_KINDS = {0: "i", 1: "u", 2: "f", 5: "c", 6: "b"}
+
+
+def _capsule_api():
+    api = ctypes.pythonapi
+    api.PyCapsule_GetPointer.restype, api.PyCapsule_GetPointer.argtypes = ctypes.c_void_p, [ctypes.py_object,
+                                                                                            ctypes.c_char_p]
+    api.PyCapsule_GetName.restype, api.PyCapsule_GetName.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    api.PyCapsule_SetName.restype, api.PyCapsule_SetName.argtypes = ctypes.c_int, [ctypes.py_object, ctypes.c_char_p]
+    return api
+
+
+class _DLPackOwner:
+    """Owns a consumed DLPack tensor for the NumPy array built over its memory (the array's base): when
+    the array goes, the producer's deleter runs, as the protocol asks of a consumer."""
+
+    def __init__(self, managed, interface: dict) -> None:
+        self._managed = managed
+        self.__array_interface__ = interface
+
+    def __del__(self) -> None:
+        if self._managed.deleter:
+            self._managed.deleter(ctypes.addressof(self._managed))
+
+
+def _array_from_capsule(capsule, name: bytes) -> np.ndarray | None:
+    """A writable NumPy array over a CPU DLPack capsule's memory, the capsule marked consumed; None for an
+    element type NumPy cannot name (the caller falls back to NumPy's reader). NumPy's own from_dlpack makes
+    a legacy capsule's array read-only; torch shares the memory writably, so writes reach the producer."""
+    api = _capsule_api()
+    pointer = api.PyCapsule_GetPointer(capsule, name)
+    versioned = name == b"dltensor_versioned"
+    managed = (_DLManagedTensorVersioned if versioned else _DLManagedTensor).from_address(pointer)
+    tensor = managed.dl_tensor
+    kind, bits, lanes = _DL_KINDS.get(tensor.dtype.code), tensor.dtype.bits, tensor.dtype.lanes
+    if kind is None or lanes != 1 or (kind == "b" and bits != 8):
+        return None
+    dtype = np.dtype(np.bool_ if kind == "b" else f"{kind}{bits // 8}")
+    shape = tuple(tensor.shape[i] for i in builtins.range(tensor.ndim))
+    strides = None if not tensor.strides else tuple(tensor.strides[i] * dtype.itemsize for i in builtins.range(tensor.ndim))
+    read_only = versioned and builtins.bool(managed.flags & _DL_READ_ONLY)
+    api.PyCapsule_SetName(capsule, b"used_dltensor_versioned" if versioned else b"used_dltensor")
+    if math.prod(shape) == 0:  # no memory to share (the data pointer may be null)
+        _DLPackOwner(managed, {})
+        return np.empty(shape, dtype)
+    address = (tensor.data or 0) + tensor.byte_offset
+    interface = {"shape": shape, "typestr": dtype.str, "data": (address, read_only), "strides": strides,
+                 "version": 3}
+    return np.asarray(_DLPackOwner(managed, interface))
 
 
 class _Capsule:
@@ -401,14 +472,13 @@ class _Capsule:
     an object with ``__dlpack__``, the form the array modules' ``from_dlpack`` take."""
 
     def __init__(self, capsule) -> None:
-        get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-        get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-        try:
-            pointer = get_pointer(capsule, b"dltensor")
-        except ValueError:  # DLPack renames a capsule "used_dltensor" once read
-            raise ValueError("from_dlpack: the DLPack capsule was already consumed (a capsule can be read "
-                             "once) or is not a DLPack tensor") from None
-        head = _DLTensorHead.from_address(pointer)
+        api = _capsule_api()
+        self._name = api.PyCapsule_GetName(capsule)
+        if self._name not in (b"dltensor", b"dltensor_versioned"):  # DLPack renames a capsule "used_..." once read
+            raise RuntimeError("from_dlpack received an invalid capsule. Note that DLTensor capsules can be "
+                               "consumed only once, so you might have already constructed a tensor from it once.")
+        managed_type = _DLManagedTensorVersioned if self._name == b"dltensor_versioned" else _DLManagedTensor
+        head = managed_type.from_address(api.PyCapsule_GetPointer(capsule, self._name)).dl_tensor
         self._capsule = capsule
         self._device = (head.device.device_type, head.device.device_id)
 
@@ -430,6 +500,10 @@ def from_dlpack(ext_tensor) -> Tensor:
             raise TypeError(f"from_dlpack: expected an object with __dlpack__ or a DLPack capsule, got "
                             f"{type(ext_tensor).__name__}")
         ext_tensor = _Capsule(ext_tensor)
+        if ext_tensor._device[0] in (_DL_CPU, _DL_CUDA_HOST):
+            array = _array_from_capsule(ext_tensor._capsule, ext_tensor._name)
+            if array is not None:
+                return Tensor._make(array)
     device_type, device_id = ext_tensor.__dlpack_device__()
     if device_type in (_DL_CPU, _DL_CUDA_HOST):
         xp = np

@@ -426,27 +426,29 @@ class Eigh(Function):
     def forward(ctx, A, UPLO):
         xp = array_module(A)
         values, vectors = xp.linalg.eigh(A, UPLO=UPLO)
-        values, vectors = values.astype(A.dtype, copy=False), _column_major(vectors.astype(A.dtype, copy=False))
+        # a Hermitian matrix's eigenvalues are real: float64 for complex128, as torch's
+        values = values.astype(A.real.dtype, copy=False)
+        vectors = _column_major(vectors.astype(A.dtype, copy=False))
         ctx.save_for_backward(values, vectors)
         return values, vectors
 
     @staticmethod
     def backward(ctx, grad_values, grad_vectors):
         values, vectors = ctx.saved_values
-        # project Vᵀ G_V onto the skew-symmetric matrices (the tangent space of the orthogonal group)
-        vtgv = _mat(vectors.mT, grad_vectors)
-        vtgv = 0.5 * (vtgv - vtgv.mT)
+        # project Vᴴ G_V onto the skew-Hermitian matrices (the tangent space of the unitary group)
+        vhgv = _mat(vectors.mH, grad_vectors)
+        vhgv = 0.5 * (vhgv - vhgv.mH)
         n = values.shape[-1]
         gaps = values.unsqueeze(-2) - values.unsqueeze(-1) + _eye_like(values, n)  # λⱼ - λᵢ, 1 on the diagonal
-        inner = vtgv / gaps + _diag_embed(grad_values)
-        return _mat(_mat(vectors, inner), vectors.mT)
+        inner = vhgv / gaps + _diag_embed(grad_values)
+        return _mat(_mat(vectors, inner), vectors.mH)
 
 
 def linalg_eigh(A: Tensor, UPLO: str = "L", *, out=None):
     """torch.linalg.eigh: ``(eigenvalues, eigenvectors)`` of a symmetric matrix, eigenvalues
     ascending, reading A's lower (UPLO='L') or upper ('U') triangle. Eigenvectors are defined up
     to sign: a loss must not depend on it."""
-    _check_square(A, "linalg.eigh")
+    _check_square(A, "linalg.eigh", complex_ok=True)
     if UPLO not in ("L", "U"):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
     values, vectors = Eigh.apply(A, UPLO=UPLO)
@@ -455,7 +457,7 @@ def linalg_eigh(A: Tensor, UPLO: str = "L", *, out=None):
 
 def linalg_eigvalsh(A: Tensor, UPLO: str = "L", *, out=None) -> Tensor:
     """torch.linalg.eigvalsh: the eigenvalues of a symmetric matrix, ascending."""
-    _check_square(A, "linalg.eigvalsh")
+    _check_square(A, "linalg.eigvalsh", complex_ok=True)
     if UPLO not in ("L", "U"):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
     return _copy_out(Eigh.apply(A, UPLO=UPLO)[0], out, "linalg.eigvalsh")

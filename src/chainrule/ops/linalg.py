@@ -997,14 +997,17 @@ def norm(A: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) ->
 
 
 # ---------------------------------------------------------------- inverse, determinants, solve
-def _check_square(A: Tensor, op: str) -> None:
+def _check_square(A: Tensor, op: str, complex_ok: bool = False) -> None:
     shape = A._data.shape
     if A._data.ndim < 2:
         raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
     if shape[-1] != shape[-2]:
         raise RuntimeError(f"{op}: A must be batches of square matrices, but they are {shape[-2]} by "
                            f"{shape[-1]} matrices")
-    if A._data.dtype.kind not in "fV":
+    if A._data.dtype.kind == "c" and not complex_ok:
+        raise NotImplementedError(f"{op}: complex input ({_dtype.scalar_name(A.dtype)}) is not supported by "
+                                  "chainrule yet (torch supports it)")
+    if A._data.dtype.kind not in "fVc":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
                            f"{_dtype.scalar_name(A.dtype)}")
 

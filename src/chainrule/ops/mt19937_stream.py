@@ -582,6 +582,10 @@ def fused_multiply_add(a, b, c):
     if a.dtype != np.float64:
         return (a.astype(np.float64) * np.float64(b) + np.float64(c)).astype(a.dtype)
     b, c = np.float64(b), np.float64(c)
+    if max(abs(b), abs(c)) > 2.0**960:
+        # Veltkamp's split of b would overflow to inf (NaN halves: uniform_ over a range near float64's
+        # limit): the same sum, scaled by a power of two (exact both ways), rounds the same
+        return fused_multiply_add(a, b * 2.0**-64, c * 2.0**-64) * 2.0**64
     product = a * b
     a_high, a_low = _split(a)
     b_high, b_low = _split(b)

@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from .. import _config
 from .._backend import array_module
 from .._parallel import over_rows
 from ..autograd.function import Function, SavedValue, ctx_value, kept_value, name_node, saved
@@ -845,6 +846,7 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
         if len(plane) != d:
             raise ValueError(f"output_size should be a sequence containing {d} or {d + 2} elements, but it "
                              f"has a length of '{len(tuple(output_size))}'")
+    _config.alert_not_deterministic(f"max_unpooling{max(d, 2)}d_forward_out")
     size = math.prod(plane)
     if idx._data.size and (idx._data.min() < 0 or idx._data.max() >= size):
         raise RuntimeError(f"Found an invalid max index: {int(idx._data.max())} (output volumes are of size "

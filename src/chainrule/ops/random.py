@@ -28,7 +28,18 @@ from .._backend import array_module, cuda_available, cuda_module
 from .._backend import device as _device
 from ..autograd.function import Function
 from ..tensor import Tensor
-from .creation import _dt, _finish, _shape_args, _sizes, _strided_only, _xp, factory_args, refuse_dtype
+from .creation import (
+    _dt,
+    _finish,
+    _like_order,
+    _shape_args,
+    _sizes,
+    _strided_only,
+    _xp,
+    empty_like,
+    factory_args,
+    refuse_dtype,
+)
 from .elementwise import zeros_like_tensor
 from .mt19937_stream import STATE_BYTES, MT19937Stream, from_double
 
@@ -119,7 +130,8 @@ class Generator:
         return stream[1]
 
     def __repr__(self) -> str:
-        return f"<chainrule.Generator object on {self.device}>"
+        # torch's Generator has no repr of its own: the default one of its C class, torch._C.Generator
+        return f"<chainrule._C.Generator object at {hex(id(self))}>"
 
 
 def _checked_seed(seed) -> int:
@@ -315,20 +327,49 @@ def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=F
     return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
 
 
-def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
+def _random_like(input: Tensor, memory_format, dtype, device, requires_grad, draw, fill_) -> Tensor:
+    """A random ``*_like`` result as torch makes it: ``empty_like`` in the input's layout (preserve_format
+    keeps a dense input's, see ``_like_order``), then the in-place sampler ``fill_`` over its memory. A
+    row-major result is drawn directly: ``draw(shape)``."""
+    order = _like_order(input, memory_format)
+    if order is None or order == tuple(builtins.range(len(order))):
+        return _finish(draw(tuple(input.shape))._data, requires_grad)
+    out = empty_like(input, dtype=dtype, device=device, memory_format=memory_format)
+    fill_(out)
+    return _finish(out._data, requires_grad)
+
+
+def rand_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None) -> Tensor:
     dtype, requires_grad = factory_args("rand_like", dtype, requires_grad, device, overloaded=True)
-    return rand(tuple(input.shape), generator=generator, dtype=dtype or input.dtype,
-                device=input.device if device is None else device, requires_grad=requires_grad)
+    _strided_only(layout, "rand_like")
+    return _random_like(
+        input, memory_format, dtype, device, requires_grad,
+        lambda shape: rand(shape, generator=generator, dtype=dtype or input.dtype,
+                           device=input.device if device is None else device),
+        lambda out: uniform_(out, 0.0, 1.0, generator=generator))
 
 
-def randn_like(input: Tensor, *, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
+def randn_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
+               memory_format=None) -> Tensor:
     dtype, requires_grad = factory_args("randn_like", dtype, requires_grad, device, overloaded=True)
-    return randn(tuple(input.shape), generator=generator, dtype=dtype or input.dtype,
-                 device=input.device if device is None else device, requires_grad=requires_grad)
+    _strided_only(layout, "randn_like")
+    return _random_like(
+        input, memory_format, dtype, device, requires_grad,
+        lambda shape: randn(shape, generator=generator, dtype=dtype or input.dtype,
+                            device=input.device if device is None else device),
+        lambda out: normal_(out, 0.0, 1.0, generator=generator))
 
 
-def randint_like(input: Tensor, low, high=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype, device=device)
+def randint_like(input: Tensor, low, high=None, *, generator=None, dtype=None, layout=None, device=None,
+                 requires_grad=False, memory_format=None) -> Tensor:
+    _strided_only(layout, "randint_like")
+    low, high = (0, low) if high is None else (low, high)
+    return _random_like(
+        input, memory_format, dtype, device, requires_grad,
+        lambda shape: randint(low, high, shape, generator=generator, dtype=dtype or input.dtype,
+                              device=input.device if device is None else device),
+        lambda out: random_(out, low, high, generator=generator))
 
 
 def _draw_normal(mean, std, generator, dtype):
@@ -557,21 +598,52 @@ def _in_memory_order(data: np.ndarray, draw):
     return values.transpose(tuple(np.argsort(axes).tolist()))
 
 
+def _floating_only(self: Tensor, kernel: str) -> None:
+    if self._data.dtype.kind not in _dtype.FLOAT_KINDS + "c":
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(self.dtype)}\'')
+
+
 def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, *, generator=None) -> Tensor:
+    _floating_only(self, "check_uniform_bounds")
+    _check_uniform_bounds(self, a, b)
     return _fill_inplace(self, uniform_values(self, a, b, generator))
+
+
+_TYPE_META_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16"}
+
+
+def _check_uniform_bounds(self: Tensor, low, high) -> None:
+    """torch's check_uniform_bounds, on the real parts' dtype for a complex tensor."""
+    real = self._data.real.dtype if self._data.dtype.kind == "c" else self._data.dtype
+    largest = builtins.float(_dtype.finfo_of(real).max)
+    for value, name in ((low, "from"), (high, "to")):
+        if not -largest <= value <= largest:
+            raise RuntimeError(f"{name} is out of bounds for {_TYPE_META_NAMES.get(real.name, real.name)}")
+    if low > high:
+        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={low:g} > to={high:g}")
+    if high - low > largest:
+        raise RuntimeError(f"uniform_ expects to-from <= std::numeric_limits<{_dtype.scalar_name(real)}>::max(), "
+                           f"but found to={high:g} and from={low:g} which result in to-from to exceed the limit")
 
 
 def uniform_values(self: Tensor, a, b, generator) -> np.ndarray:
     """What ``self.uniform_(a, b)`` fills in: on the CPU torch's values for the tensor's dtype."""
     xp = array_module(self)
     if xp is np:
-        stream, dtype = _rng(generator), self._data.dtype
-        return _in_memory_order(self._data, lambda shape: stream.uniform(a, b, shape, dtype=dtype))
+        stream, data = _rng(generator), self._data
+        if data.dtype.kind == "c":  # torch fills view_as_real: each real part, then its imaginary part
+            real = data[..., None].view(data.real.dtype)
+            parts = _in_memory_order(real, lambda shape: stream.uniform(a, b, shape, dtype=real.dtype))
+            values = np.empty(data.shape, data.dtype)
+            values.real, values.imag = parts[..., 0], parts[..., 1]
+            return values
+        return _in_memory_order(data, lambda shape: stream.uniform(a, b, shape, dtype=data.dtype))
     return a + (b - a) * _rng(generator, xp).random(self._data.shape)
 
 
 def normal_(self: Tensor, mean: builtins.float = 0.0, std: builtins.float = 1.0, *, generator=None) -> Tensor:
     _check_std(std)
+    _floating_only(self, "normal_kernel_cpu")
     return _fill_inplace(self, normal_values(self, mean, std, generator))
 
 

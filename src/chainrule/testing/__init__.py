@@ -91,14 +91,16 @@ def assert_close(actual, expected, *, allow_subclasses: bool = True, rtol=None, 
     """Raise AssertionError unless ``actual`` and ``expected`` are close, elementwise:
     ``|actual - expected| <= atol + rtol * |expected|``. Tensors, Python numbers, and (nested)
     sequences and mappings of them are accepted; shapes, dtypes and devices must match."""
-    _assert_close(actual, expected, rtol, atol, equal_nan, check_device, check_dtype, msg, "")
+    _assert_close(actual, expected, rtol, atol, equal_nan, check_device, check_dtype, msg, "", allow_subclasses)
 
 
-def _assert_close(actual, expected, rtol, atol, equal_nan, check_device, check_dtype, msg, path) -> None:
+def _assert_close(actual, expected, rtol, atol, equal_nan, check_device, check_dtype, msg, path,
+                  allow_subclasses=True) -> None:
     from ..tensor import Tensor
 
     where = f"\n\nThe failure occurred for item {path}" if path else ""
-    if isinstance(actual, Tensor) and isinstance(expected, Tensor):
+    if isinstance(actual, Tensor) and isinstance(expected, Tensor) and (allow_subclasses
+                                                                       or type(actual) is type(expected)):
         _compare_tensors(actual, expected, rtol, atol, equal_nan, check_device, check_dtype, msg, where)
     elif isinstance(actual, np.ndarray) and isinstance(expected, np.ndarray):  # compared as tensors, as torch
         _compare_tensors(Tensor._make(np.array(actual)), Tensor._make(np.array(expected)), rtol, atol, equal_nan,
@@ -111,13 +113,14 @@ def _assert_close(actual, expected, rtol, atol, equal_nan, check_device, check_d
                   f"{sorted(map(str, expected))}{where}.", msg)
         for key in actual:
             _assert_close(actual[key], expected[key], rtol, atol, equal_nan, check_device, check_dtype,
-                          msg, f"{path}[{key!r}]")
+                          msg, f"{path}[{key!r}]", allow_subclasses)
     elif (isinstance(actual, collections.abc.Sequence) and isinstance(expected, collections.abc.Sequence)
           and not isinstance(actual, str) and not isinstance(expected, str)):
         if len(actual) != len(expected):
             _fail(f"The length of the sequences mismatch: {len(actual)} != {len(expected)}{where}", msg)
         for i, (mine, theirs) in enumerate(zip(actual, expected)):
-            _assert_close(mine, theirs, rtol, atol, equal_nan, check_device, check_dtype, msg, f"{path}[{i}]")
+            _assert_close(mine, theirs, rtol, atol, equal_nan, check_device, check_dtype, msg, f"{path}[{i}]",
+                          allow_subclasses)
     else:
         raise TypeError(f"No comparison pair was able to handle inputs of type {type(actual)} "
                         f"and {type(expected)}.")
