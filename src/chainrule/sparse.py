@@ -174,19 +174,46 @@ class SparseCOOTensor(Tensor):
         return add_suffixes("tensor(" + (",\n" + " " * indent).join(parts), suffixes, indent, force_newline=True)
 
 
-class SparseCSRTensor(Tensor):
-    """A matrix in the sparse CSR layout: ``crow_indices`` (row r's entries are stored at
-    positions crow[r] to crow[r + 1]), each entry's column in ``col_indices`` and its value in
-    ``values``. Stored densely as well, as a COO tensor is (see the module doc)."""
+class _CompressedTensor(Tensor):
+    """A matrix in a compressed layout (CSR or CSC): its three parts — compressed indices, the other
+    dim's index of each entry, the values — in ``_parts``, and stored densely as well, as a COO
+    tensor is (see the module doc). Subclasses name the layout and the parts."""
 
     __torch_function__ = disabled_torch_function_impl  # chainrule's own subclass: ops give plain Tensors
+    _part_names: tuple = ()
+
+    def _nnz(self) -> int:
+        return self._parts[1].shape[0]
+
+    def values(self) -> Tensor:
+        return Tensor._make(self._parts[2])
+
+    def to_dense(self, dtype=None, *, masked_grad=None) -> Tensor:
+        dense = Tensor._make(self._data.copy())
+        return dense if dtype is None else dense.to(dtype)
+
+    def requires_grad_(self, requires_grad: bool = True):
+        if requires_grad:
+            raise RuntimeError(_NO_GRAD)
+        return self
+
+    def __repr__(self) -> str:
+        return _compressed_repr(self, self._part_names, self._parts)
+
+
+class SparseCSRTensor(_CompressedTensor):
+    """A matrix in the sparse CSR layout: ``crow_indices`` (row r's entries are stored at
+    positions crow[r] to crow[r + 1]), each entry's column in ``col_indices`` and its value in
+    ``values``."""
+
+    _part_names = ("crow_indices", "col_indices", "values")
 
     @classmethod
     def _from_parts(cls, crow, col, values, size: tuple) -> SparseCSRTensor:
         xp = array_module(values)
         rows = xp.repeat(xp.arange(size[0]), xp.diff(crow))
         tensor = _densely_stored(cls, "sparse_csr_tensor", size, (rows, col), values)
-        tensor._csr = (crow, col, values)
+        tensor._parts = (crow, col, values)
         return tensor
 
     @property
@@ -197,32 +224,14 @@ class SparseCSRTensor(Tensor):
     def is_sparse_csr(self) -> bool:
         return True
 
-    def _nnz(self) -> int:
-        return self._csr[1].shape[0]
-
     def crow_indices(self) -> Tensor:
-        return Tensor._make(self._csr[0])
+        return Tensor._make(self._parts[0])
 
     def col_indices(self) -> Tensor:
-        return Tensor._make(self._csr[1])
-
-    def values(self) -> Tensor:
-        return Tensor._make(self._csr[2])
-
-    def to_dense(self, dtype=None, *, masked_grad=None) -> Tensor:
-        dense = Tensor._make(self._data.copy())
-        return dense if dtype is None else dense.to(dtype)
+        return Tensor._make(self._parts[1])
 
     def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
         return self
-
-    def requires_grad_(self, requires_grad: bool = True):
-        if requires_grad:
-            raise RuntimeError(_NO_GRAD)
-        return self
-
-    def __repr__(self) -> str:
-        return _compressed_repr(self, ("crow_indices", "col_indices", "values"), self._csr)
 
 
 def _compressed_repr(tensor: Tensor, names: tuple, parts: tuple) -> str:
@@ -243,51 +252,33 @@ def _compressed_repr(tensor: Tensor, names: tuple, parts: tuple) -> str:
     return add_suffixes("tensor(" + (",\n" + " " * indent).join(shown), suffixes, indent)
 
 
-class SparseCSCTensor(Tensor):
+class SparseCSCTensor(_CompressedTensor):
     """A matrix in the sparse CSC layout, the CSR layout of its transpose: ``ccol_indices`` (column
     c's entries are stored at positions ccol[c] to ccol[c + 1]), each entry's row in ``row_indices``
-    and its value in ``values``. Stored densely as well, as a COO tensor is (see the module doc)."""
+    and its value in ``values``."""
 
-    __torch_function__ = disabled_torch_function_impl  # chainrule's own subclass: ops give plain Tensors
+    _part_names = ("ccol_indices", "row_indices", "values")
 
     @classmethod
     def _from_parts(cls, ccol, row, values, size: tuple) -> SparseCSCTensor:
         xp = array_module(values)
         cols = xp.repeat(xp.arange(size[1]), xp.diff(ccol))
         tensor = _densely_stored(cls, "sparse_csc_tensor", size, (row, cols), values)
-        tensor._csc = (ccol, row, values)
+        tensor._parts = (ccol, row, values)
         return tensor
 
     @property
     def layout(self):
         return sparse_csc
 
-    def _nnz(self) -> int:
-        return self._csc[1].shape[0]
-
     def ccol_indices(self) -> Tensor:
-        return Tensor._make(self._csc[0])
+        return Tensor._make(self._parts[0])
 
     def row_indices(self) -> Tensor:
-        return Tensor._make(self._csc[1])
-
-    def values(self) -> Tensor:
-        return Tensor._make(self._csc[2])
-
-    def to_dense(self, dtype=None, *, masked_grad=None) -> Tensor:
-        dense = Tensor._make(self._data.copy())
-        return dense if dtype is None else dense.to(dtype)
+        return Tensor._make(self._parts[1])
 
     def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
         return self
-
-    def requires_grad_(self, requires_grad: bool = True):
-        if requires_grad:
-            raise RuntimeError(_NO_GRAD)
-        return self
-
-    def __repr__(self) -> str:
-        return _compressed_repr(self, ("ccol_indices", "row_indices", "values"), self._csc)
 
 
 def _csr_index(indices, name: str):
