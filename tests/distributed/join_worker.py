@@ -175,6 +175,7 @@ def run_all(torch, dist, join_module, hooks, averaging, ddp_class, rank: int) ->
     pending = [dist.all_reduce(torch.full((2,), float(rank + k)), async_op=True) for k in range(2)]
     gathered = torch.futures.wait_all([work.get_future() for work in pending])
     out["work futures"] = [[t.tolist() for t in value] for value in gathered]
+    pending[0].wait()  # torch's Work.result() needs the work waited on, not only its future (a race otherwise)
     out["work result"] = [t.tolist() for t in pending[0].result()]
 
     def attempt(name, fn):
