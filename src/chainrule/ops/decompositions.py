@@ -211,11 +211,10 @@ class Cholesky(Function):
         # upper=True reads A's upper triangle: the lower factor of Aᵀ, transposed
         factor, info = _cholesky_with_info(xp, A.swapaxes(-1, -2) if upper else A)
         if raise_errors and info.any():
-            failing = np.flatnonzero(info)[0]
-            where = f"(Batch element {failing}): " if A.ndim > 2 else ""
+            where, order = _first_failure(info, A.ndim > 2)
             raise _linalg_error(
                 f"{op}: {where}The factorization could not be completed because the input is not positive-definite "
-                f"(the leading minor of order {info.reshape(-1)[failing]} is not positive-definite).")
+                f"(the leading minor of order {order} is not positive-definite).")
         out = _column_major(factor.swapaxes(-1, -2) if upper else factor)
         # (built on the device without a copy from the host when every factor exists)
         info = xp.asarray(info) if info.any() else xp.zeros(info.shape, dtype=info.dtype)
@@ -818,11 +817,17 @@ def _lu_backward(P: Tensor, L: Tensor, U: Tensor, grad_l: Tensor, grad_u: Tensor
     return _mat(P, grad)
 
 
-def _zero_pivot_error(op: str, info, batched: bool) -> RuntimeError:
+def _first_failure(info, batched: bool) -> tuple:
+    """(torch's "(Batch element i): " prefix for a batched input, or "", and LAPACK's info value) of
+    the first matrix whose info is non-zero (info: an array of the batch shape, on any device)."""
     flat = info.reshape(-1)
-    failing = int(np.flatnonzero(flat)[0]) if not hasattr(flat, "get") else int(np.flatnonzero(flat.get())[0])
-    k = int(flat[failing])
-    where = f"(Batch element {failing}): " if batched else ""
+    host = flat.get() if hasattr(flat, "get") else flat
+    failing = int(np.flatnonzero(host)[0])
+    return (f"(Batch element {failing}): " if batched else ""), int(host[failing])
+
+
+def _zero_pivot_error(op: str, info, batched: bool) -> RuntimeError:
+    where, k = _first_failure(info, batched)
     return RuntimeError(f"{op}: {where}U[{k},{k}] is zero and using it on lu_solve would result in a division by zero. "
                         "If you still want to perform the factorization, consider calling linalg.lu(A, pivot) or "
                         "linalg.lu_factor_ex(A, pivot)")
@@ -1056,11 +1061,8 @@ def _singular_mask(A: Tensor):
 
 
 def _inversion_error(op: str, info, batched: bool) -> Exception:
-    flat = info.reshape(-1)
-    host = flat.get() if hasattr(flat, "get") else flat
-    failing = int(np.flatnonzero(host)[0])
-    where = f"(Batch element {failing}): " if batched else ""
-    return _linalg_error(f"{op}: {where}The diagonal element {int(host[failing])} is zero, the inversion could not be "
+    where, k = _first_failure(info, batched)
+    return _linalg_error(f"{op}: {where}The diagonal element {k} is zero, the inversion could not be "
                          "completed because the input matrix is singular.")
 
 

@@ -1027,11 +1027,10 @@ def _singular(op: str, A) -> Exception:
 
 
 def _singular_solve(A) -> Exception:
-    from .decompositions import _linalg_error, _lu_array
+    from .decompositions import _first_failure, _linalg_error, _lu_array
 
-    info = _lu_array(array_module(A), A)[2].reshape(-1)
-    failing = np.flatnonzero(info.get() if hasattr(info, "get") else info)
-    where = f"(Batch element {int(failing[0])}): " if A.ndim > 2 and failing.size else ""
+    info = _lu_array(array_module(A), A)[2]
+    where = _first_failure(info, A.ndim > 2)[0] if (info != 0).any() else ""
     return _linalg_error(f"torch.linalg.solve: {where}The solver failed because the input matrix is singular.")
 
 
