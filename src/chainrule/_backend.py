@@ -241,6 +241,16 @@ def is_array(value) -> bool:
     return cp is not None and isinstance(value, cp.ndarray)
 
 
+def dense_non_overlapping(array) -> bool:
+    """Whether ``array``'s elements fill its memory block exactly once, in some order of its dims."""
+    expected = array.itemsize
+    for stride, size in sorted((abs(st), n) for n, st in zip(array.shape, array.strides) if n != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
 def writeable(array) -> bool:
     """NumPy's read-only flag (set on broadcast and overlapping strided views). CuPy arrays have
     none and take any write, so there an array with a zero stride over more than one element (an

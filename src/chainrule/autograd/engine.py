@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._backend import array_module, follow_device, gpu_in_use, writeable
+from .._backend import array_module, dense_non_overlapping, follow_device, gpu_in_use, writeable
 from . import function as _function
 from .engine_options import _flags as _engine_flags
 from .function import AccumulateGrad, Function, _anomaly
@@ -727,7 +727,7 @@ def _in_leaf_layout(grad, leaf, copy: bool):
     """torch's gradient layout contract: a new ``.grad`` of a dense, non-overlapping leaf has the
     leaf's strides (a permuted or channels-last weight gets a gradient laid out alike), any other
     leaf's is row-major. ``grad`` itself when it already complies and need not be copied."""
-    if leaf.flags.c_contiguous or not _dense_non_overlapping(leaf):
+    if leaf.flags.c_contiguous or not dense_non_overlapping(leaf):
         if grad.flags.c_contiguous:
             return grad.copy() if copy else grad
         return array_module(grad).ascontiguousarray(grad)
@@ -737,16 +737,6 @@ def _in_leaf_layout(grad, leaf, copy: bool):
     laid_out = xp.empty_like(leaf, dtype=grad.dtype)  # order "K": the leaf's stride order
     xp.copyto(laid_out, grad)
     return laid_out
-
-
-def _dense_non_overlapping(array) -> bool:
-    """Whether ``array``'s elements fill its memory block exactly once, in some order of its dims."""
-    expected = array.itemsize
-    for stride, size in sorted((abs(st), n) for n, st in zip(array.shape, array.strides) if n != 1):
-        if stride != expected:
-            return False
-        expected *= size
-    return True
 
 
 def _sole_view(array) -> bool:

@@ -17,6 +17,7 @@ from .._backend import (
     allocate_on,
     array_module,
     default_device,
+    dense_non_overlapping,
     follow_device,
     module_for_device,
     resolve,
@@ -395,9 +396,7 @@ def _like_order(input: Tensor, memory_format):
     array = input._data
     if type(array).__module__.split(".")[0] not in ("numpy", "cupy") or array.flags.c_contiguous:
         return None
-    from ..autograd.engine import _dense_non_overlapping
-
-    if not _dense_non_overlapping(array):
+    if not dense_non_overlapping(array):
         return None
     return _ordered_around_singletons(array)
 
