@@ -37,6 +37,25 @@ class InvalidVersion(ValueError):
     """A string that is not a PEP 440 version (packaging's exception of the same name)."""
 
 
+_ORDERING = ("__lt__", "__le__", "__eq__", "__ge__", "__gt__")
+
+
+def _compared_by(*names: str):
+    """A class decorator: each rich comparison in ``names`` answered by ``self._compare(other, name)``
+    (set after the class is made, so an explicit ``__hash__`` stays)."""
+    def decorate(cls):
+        for name in names:
+            def compare(self, other: Any, _name: str = name):
+                return self._compare(other, _name)
+
+            compare.__name__ = compare.__qualname__ = name
+            setattr(cls, name, compare)
+        return cls
+
+    return decorate
+
+
+@_compared_by(*_ORDERING, "__ne__")
 class Version:
     """A PEP 440 version: parsed once, compared by packaging's order (1.0.dev0 < 1.0a1 < 1.0 < 1.0.post1)."""
 
@@ -128,25 +147,8 @@ class Version:
             return NotImplemented
         return getattr(self._key, method)(other._key)
 
-    def __lt__(self, other: Any):
-        return self._compare(other, "__lt__")
 
-    def __le__(self, other: Any):
-        return self._compare(other, "__le__")
-
-    def __eq__(self, other: Any):
-        return self._compare(other, "__eq__")
-
-    def __ge__(self, other: Any):
-        return self._compare(other, "__ge__")
-
-    def __gt__(self, other: Any):
-        return self._compare(other, "__gt__")
-
-    def __ne__(self, other: Any):
-        return self._compare(other, "__ne__")
-
-
+@_compared_by(*_ORDERING)  # != stays str's, as torch's TorchVersion leaves it
 class TorchVersion(str):
     """torch.torch_version.TorchVersion: a ``str`` that compares with a ``Version``, a version string
     or a tuple ``(major, minor, ...)`` by version order; against something that is not a version
@@ -168,21 +170,6 @@ class TorchVersion(str):
             return getattr(Version(self), method)(self._as_version(other))
         except InvalidVersion:
             return getattr(str, method)(self, other)
-
-    def __lt__(self, other: Any):
-        return self._compare(other, "__lt__")
-
-    def __le__(self, other: Any):
-        return self._compare(other, "__le__")
-
-    def __eq__(self, other: Any):
-        return self._compare(other, "__eq__")
-
-    def __ge__(self, other: Any):
-        return self._compare(other, "__ge__")
-
-    def __gt__(self, other: Any):
-        return self._compare(other, "__gt__")
 
     __hash__ = str.__hash__
 
