@@ -1032,4 +1032,4 @@ def bind_torch_function() -> None:
 
     DEFAULT_NOWRAP_FUNCTIONS.update(_DISPATCHING_PROPERTIES[name].__get__ for name in ("grad", "_base")
                                     if name in _DISPATCHING_PROPERTIES)
-    _torch_function.arming_watchers.append(_arm_properties)
+    _torch_function.add_arming_watcher(_arm_properties)

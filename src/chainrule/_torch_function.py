@@ -103,6 +103,14 @@ def note_tensor_subclass(cls: type) -> None:
         _notify(True)
 
 
+def add_arming_watcher(watcher) -> None:
+    """Register ``watcher`` and tell it the current state at once: an overriding subclass defined
+    before the watcher exists (one defined while the package imports) must still arm it."""
+    arming_watchers.append(watcher)
+    if _overriding_subclass_seen or flags.modes_live:
+        watcher(True)
+
+
 def _notify(armed: bool) -> None:
     for watcher in arming_watchers:
         watcher(armed)

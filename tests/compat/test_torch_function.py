@@ -463,3 +463,54 @@ def test_an_ops_warning_points_at_the_callers_line():
         chainrule.ones(2, 3).T  # noqa: B018  (torch's deprecation warning for .T on a non-matrix is not this)
         chainrule.nn.functional.softmax(chainrule.ones(2, 3))  # no dim: torch's implicit-dim warning
     assert caught and all(w.filename == __file__ for w in caught)
+
+
+# A Tensor subclass overriding __torch_function__ defined while chainrule's package is still importing
+# (here: from an import hook, as a module imported during the package's wiring would) came before the
+# property watcher existed, so modes never saw property reads such as ``x.grad`` afterwards.
+_SUBCLASS_DURING_IMPORT = '''
+import importlib.abc, sys
+defined = []
+class DefineSubclassMidImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "chainrule.nn" and not defined and "chainrule.tensor" in sys.modules:
+            from chainrule.tensor import Tensor
+            class Logged(Tensor):
+                @classmethod
+                def __torch_function__(cls, func, types, args=(), kwargs=None):
+                    return super().__torch_function__(func, types, args, kwargs or {})
+            defined.append(Logged)
+        return None
+sys.meta_path.insert(0, DefineSubclassMidImport())
+import chainrule
+from chainrule.overrides import TorchFunctionMode
+seen = []
+class Record(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        seen.append(getattr(func, "__name__", str(func)))
+        return func(*args, **(kwargs or {}))
+x = chainrule.ones(2, requires_grad=True)
+with Record():
+    x.grad
+print(bool(defined), seen)
+'''
+
+
+def test_subclass_defined_during_package_import_still_arms_property_dispatch():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _SUBCLASS_DURING_IMPORT], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "['__get__']"]  # torch's mode sees x.grad as one __get__ call
+
+
+def test_arming_watcher_registered_late_learns_the_current_state(monkeypatch):
+    from chainrule import _torch_function
+
+    calls = []
+    monkeypatch.setattr(_torch_function, "_overriding_subclass_seen", True)
+    monkeypatch.setattr(_torch_function, "arming_watchers", [])
+    _torch_function.add_arming_watcher(calls.append)
+    assert calls == [True]
