@@ -404,14 +404,16 @@ from . import _torch_function  # noqa: E402
 from . import overrides  # noqa: E402,F401
 
 _methods.bind_torch_function()
-_torch_function.wrap_module(_sys.modules[__name__], "torch", skip=overrides._UNDISPATCHED_TOP_LEVEL)
-# the top-level spellings taken from Tensor's methods above stay those methods
+_torch_function.wrap_module(_sys.modules[__name__], "torch", skip=overrides._UNDISPATCHED_TOP_LEVEL,
+                            builtin=lambda name: name not in _torch_function.PYTHON_FUNCTIONS_AT_TOP_LEVEL)
+# the top-level spellings taken from Tensor's methods above stay those methods (built-ins, as torch's)
 for _name in ("detach", "fill_", "zero_", "detach_", "resize_as_", "as_strided_", "get_device", "is_nonzero",
               "is_same_size", "is_signed", "is_inference", "adjoint", "index_put", "index_put_", "put"):
-    globals()[_name] = getattr(Tensor, _name)
-_torch_function.wrap_module(nn.functional, "torch.nn.functional", skip=overrides._UNDISPATCHED_FUNCTIONAL)
+    globals()[_name] = _torch_function.as_builtin(getattr(Tensor, _name), (__name__, _name))
+_torch_function.wrap_module(nn.functional, "torch.nn.functional", skip=overrides._UNDISPATCHED_FUNCTIONAL,
+                            builtin=_torch_function.BUILTINS_IN_FUNCTIONAL.__contains__)
 for _namespace, _owner in ((linalg, "torch.linalg"), (fft, "torch.fft"), (special, "torch.special")):
-    _torch_function.wrap_module(_namespace, _owner)
+    _torch_function.wrap_module(_namespace, _owner, builtin=lambda name: True)
 for _name in ("constant_", "kaiming_uniform_", "normal_", "uniform_"):  # the nn.init functions torch dispatches
     setattr(nn.init, _name, _torch_function.dispatching(getattr(nn.init, _name), "torch.nn.init",
                                                         home=(nn.init.__name__, _name)))

@@ -330,19 +330,21 @@ def _binary_wrapper(impl, handed):
     return public
 
 
-def _general_wrapper(impl, handed):
+def _general_wrapper(impl, handed, face_type=None):
+    face = None
     def public(*args, **kwargs):
         if kwargs:
             if state.modes_live or arguments_override(args) or arguments_override(kwargs.values()):
-                return dispatch(handed or public, args, kwargs)
+                return dispatch(handed or face, args, kwargs)
             return impl(*args, **kwargs)
         if state.modes_live:
-            return dispatch(handed or public, args, None)
+            return dispatch(handed or face, args, None)
         for value in args:
             if value.__class__ not in plain and arguments_override(args):
-                return dispatch(handed or public, args, None)
+                return dispatch(handed or face, args, None)
         return impl(*args)
-    return public
+    face = public if face_type is None else face_type(public)
+    return face
 """
 # (inside the package's directory, so that the profiler's with_stack leaves these frames out too)
 WRAPPER_FILE = os.path.join(os.path.dirname(__file__), "<dispatch wrapper, hidden from warnings as importlib._bootstrap is>")
@@ -356,21 +358,48 @@ _general_wrapper = _wrapper_namespace["_general_wrapper"]
 _WRAPPED: dict = {}
 
 
+class BuiltinFunction(functools.partial):
+    """A public function that, like torch's C++ built-ins (``torch.tanh``, ``torch.linalg.inv``,
+    ``F.conv2d``), does not bind as a method when a class body stores it (``act = torch.tanh``;
+    ``self.act(x)`` calls ``tanh(x)``). A partial with nothing bound: called at a function's cost
+    (vectorcall), signature and attributes those of the function, pickled by name as a function is."""
+
+    __slots__ = ()
+
+    def __reduce__(self):
+        return self.__qualname__
+
+    def __repr__(self) -> str:
+        return f"<built-in function {self.__name__}>"
+
+
+def as_builtin(function, home: tuple[str, str]):
+    """``function`` (one that does not dispatch) as a BuiltinFunction public at ``home``."""
+    face = BuiltinFunction(function)
+    functools.update_wrapper(face, function)
+    face.__module__, face.__qualname__ = home
+    return face
+
+
 def dispatching(impl, owner: str | None = None, handed=None, binary: bool = False, name: str | None = None,
-                home: tuple[str, str] | None = None):
+                home: tuple[str, str] | None = None, builtin: bool = False):
     """The public face of ``impl``: dispatches when a mode is active or an argument overrides,
     else calls ``impl`` directly. ``handed`` is the function modes and handlers receive when it is not
     the wrapper itself (``x + y`` hands them ``Tensor.add``, as torch does); ``binary`` marks a Python
     operator, always called as ``(self, other)``; ``name`` the special method's name, where its
     function has another (``__getitem__`` is ``getitem``); ``home`` the module and qualified name
-    where the wrapper is public, so that pickle finds it there."""
+    where the wrapper is public, so that pickle finds it there; ``builtin`` makes it a
+    BuiltinFunction, which does not bind in a class body, as torch's C++ functions do not."""
     if getattr(impl, "__torch_dispatching__", False):
         return impl
     # a method is its own object, as torch.Tensor.add is not torch.add
-    key = (impl, handed, owner == "torch.Tensor") if name is None else (impl, handed, name)
+    key = (impl, handed, owner == "torch.Tensor", builtin) if name is None else (impl, handed, name)
     if key in _WRAPPED:
         return _WRAPPED[key]
-    public = (_binary_wrapper if binary else _general_wrapper)(impl, handed)
+    if binary:
+        public = _binary_wrapper(impl, handed)
+    else:
+        public = _general_wrapper(impl, handed, BuiltinFunction if builtin else None)
     try:
         functools.update_wrapper(public, impl)
     except AttributeError:  # a builtin or partial without some of the attributes
@@ -391,13 +420,45 @@ def dispatching(impl, owner: str | None = None, handed=None, binary: bool = Fals
     return public
 
 
-def wrap_module(module, owner: str, skip=frozenset()) -> None:
+def wrap_module(module, owner: str, skip=frozenset(), builtin=lambda name: False) -> None:
     """Replace ``module``'s public functions by their dispatching wrappers (those in ``skip`` and
-    those torch does not dispatch stay as they are)."""
+    those torch does not dispatch stay as they are). ``builtin(name)``: whether torch's function of
+    that name is a C++ built-in, which does not bind in a class body — so neither does ours."""
     for name, value in list(vars(module).items()):
-        if name.startswith("_") or name in skip or not is_function(value) or value.__module__ == __name__:
-            continue  # (this module's own checks, re-exported by nn.functional, never dispatch)
-        setattr(module, name, dispatching(value, owner, home=(module.__name__, name)))
+        if name.startswith("_") or not is_function(value) or isinstance(value, BuiltinFunction):
+            continue
+        home = (module.__name__, name)
+        if name in skip or value.__module__ == __name__:
+            # (this module's own checks, re-exported by nn.functional, never dispatch)
+            if builtin(name) and isinstance(value, types.FunctionType):
+                setattr(module, name, as_builtin(value, home))
+            continue
+        setattr(module, name, dispatching(value, owner, home=home, builtin=builtin(name)))
+
+
+# torch's public functions written in Python (they bind as methods in a class body); the rest of the
+# top level, and all of torch.linalg/fft/special, are C++ built-ins. nn.functional is the other way
+# round: Python functions but for the built-ins below. Checked against torch in
+# tests/compat/test_builtin_functions.py.
+PYTHON_FUNCTIONS_AT_TOP_LEVEL = frozenset({
+    "are_deterministic_algorithms_enabled", "atleast_1d", "atleast_2d", "atleast_3d", "block_diag",
+    "broadcast_shapes", "broadcast_tensors", "cartesian_prod", "cdist", "chain_matmul", "compile", "cond", "eig",
+    "einsum", "from_dlpack", "get_default_device", "get_deterministic_debug_mode", "get_device_module",
+    "get_float32_matmul_precision", "get_rng_state", "initial_seed", "is_deterministic_algorithms_warn_only_enabled",
+    "is_storage", "is_tensor", "is_warn_always_enabled", "load", "lstsq", "lu", "manual_seed", "matrix_rank",
+    "meshgrid", "norm", "pca_lowrank", "save", "seed", "set_default_device", "set_default_dtype",
+    "set_default_tensor_type", "set_deterministic_debug_mode", "set_float32_matmul_precision", "set_printoptions",
+    "set_rng_state", "set_warn_always", "solve", "split", "stft", "svd_lowrank", "symeig", "tensordot", "typename",
+    "unique", "unique_consecutive", "unravel_index", "use_deterministic_algorithms", "vmap", "while_loop",
+})
+BUILTINS_IN_FUNCTIONAL = frozenset({
+    "adaptive_avg_pool1d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "bilinear", "celu_", "channel_shuffle",
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "cosine_similarity",
+    "elu_", "gelu", "hardshrink", "hardtanh_", "has_torch_function", "has_torch_function_unary",
+    "has_torch_function_variadic", "leaky_relu_", "linear", "logsigmoid", "native_channel_shuffle", "one_hot",
+    "pairwise_distance", "pdist", "pixel_shuffle", "pixel_unshuffle", "prelu", "relu_", "rrelu_",
+    "scaled_dot_product_attention", "selu_", "softplus", "softshrink", "threshold_",
+})
 
 
 def rewrap_captured(classes) -> None:
@@ -406,7 +467,8 @@ def rewrap_captured(classes) -> None:
     for cls in classes:
         for name, value in list(vars(cls).items()):
             if isinstance(value, staticmethod):
-                wrapper = _WRAPPED.get((value.__func__, None, False))
+                wrapper = _WRAPPED.get((value.__func__, None, False, False)) \
+                    or _WRAPPED.get((value.__func__, None, False, True))
                 if wrapper is not None:
                     setattr(cls, name, staticmethod(wrapper))
 
@@ -416,3 +478,9 @@ _FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType, functools.part
 
 def is_function(value) -> bool:
     return isinstance(value, _FUNCTION_TYPES)
+
+
+# torch's checks are C++ built-ins, one object in torch.overrides and torch.nn.functional
+has_torch_function, has_torch_function_unary, has_torch_function_variadic = (
+    as_builtin(check, ("chainrule.overrides", check.__name__))
+    for check in (has_torch_function, has_torch_function_unary, has_torch_function_variadic))

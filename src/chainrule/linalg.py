@@ -47,7 +47,7 @@ def __getattr__(name: str):
         if not _torch_function.wired:  # the package is still wiring itself: the op as defined
             return function
         # the top level's wrapper where it has one (torch.linalg.matmul is torch.matmul's), else its own
-        return _torch_function.dispatching(function, "torch.linalg", home=(__name__, name))
+        return _torch_function.dispatching(function, "torch.linalg", home=(__name__, name), builtin=True)
     raise AttributeError(f"module 'chainrule.linalg' has no attribute '{name}'")
 
 
