@@ -126,8 +126,9 @@ def chainrule_dtype(dtype):
 
 def to_chainrule_tensor(tensor):
     """A chainrule tensor with torch's dtype, values, strides, storage offset and requires_grad."""
-    import chainrule
     import torch
+
+    import chainrule
 
     if tensor.layout != torch.strided:
         raise Skip(f"{tensor.layout} tensors are out of scope")
@@ -178,8 +179,9 @@ class Translator:
         return result
 
     def _translate(self, obj):
-        import chainrule
         import torch
+
+        import chainrule
 
         if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes, range, slice)):
             return obj
@@ -374,8 +376,9 @@ def _time_limit(seconds):
 
 @contextlib.contextmanager
 def _default_dtype(torch_dtype):
-    import chainrule
     import torch
+
+    import chainrule
 
     saved = torch.get_default_dtype(), chainrule.get_default_dtype()
     torch.set_default_dtype(torch_dtype)
@@ -418,8 +421,9 @@ class _Side:
 
 
 def _seed(seed):
-    import chainrule
     import torch
+
+    import chainrule
 
     torch.manual_seed(seed)
     chainrule.manual_seed(seed)
@@ -480,7 +484,6 @@ def run_case(name, kind, params):
 def _run_long_tensor(test, seed):
     """torch's ``_with_long_tensor`` variant: the module's floating tensors and the input become int64
     (random integers in [-1000, 1000)), forward only, compared exactly."""
-    import chainrule
     import torch
 
     translate = Translator()
