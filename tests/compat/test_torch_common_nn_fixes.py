@@ -1,0 +1,68 @@
+"""What running torch 2.13's own common_nn test dicts on chainrule found (tools/torch_common_nn_trial.py),
+each case in our own words and compared with torch."""
+
+import numpy as np
+import pytest
+import torch
+
+import chainrule
+
+LIBS = (chainrule, torch)
+
+
+def _outcome(call):
+    """(type name, message) of what ``call`` raises, or ("ok", dtype name, values)."""
+    try:
+        result = call()
+    except Exception as error:  # noqa: BLE001 - the exception itself is compared
+        return type(error).__name__, str(error)
+    return "ok", str(result.dtype).split(".")[-1], result.numpy().tolist()
+
+
+# ---------------------------------------------------------------- integer convolutions (the dicts' _with_long_tensor)
+CONVS = [(f"conv{d}d", d, False) for d in (1, 2, 3)] + [(f"conv_transpose{d}d", d, True) for d in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int16", "int8", "uint8", "bool"])
+@pytest.mark.parametrize("name,d,transposed", CONVS)
+@pytest.mark.parametrize("options", [{}, {"stride": 2, "padding": 1}, {"dilation": 2}, {"groups": 2}])
+def test_integer_convolutions_run_where_torchs_cpu_kernels_do(dtype, name, d, transposed, options):
+    # int64 in every kernel; the other integer types only undilated and not transposed; bool nowhere
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 4, (2, 4) + (5,) * d)
+    groups = options.get("groups", 1)
+    weight = rng.integers(-3, 4, (4, 3 if transposed and groups == 1 else 4 // groups) + (2,) * d)
+    bias = rng.integers(-3, 4, (weight.shape[1] * groups if transposed else weight.shape[0],))
+    results = []
+    for lib in LIBS:
+        def call(lib=lib):
+            convert = lambda a: lib.tensor(a, dtype=getattr(lib, dtype))  # noqa: E731
+            return getattr(lib.nn.functional, name)(convert(x), convert(weight), convert(bias), **options)
+        results.append(_outcome(call))
+    assert results[0] == results[1]
+
+
+def test_integer_conv_checks_shapes_before_refusing_the_dtype():
+    # torch's dispatch reaches the kernel (and its dtype refusal) only after the shape checks
+    results = []
+    for lib in LIBS:
+        x, weight = lib.ones(1, 3, 5, 5, dtype=lib.bool), lib.ones(4, 4, 3, 3, dtype=lib.bool)
+        results.append(_outcome(lambda lib=lib, x=x, weight=weight: lib.nn.functional.conv2d(x, weight)))
+    assert results[0] == results[1]
+    assert results[0][0] == "RuntimeError" and "expected input[1, 3, 5, 5] to have 4 channels" in results[0][1]
+
+
+def test_conv2d_module_with_int64_parameters_and_input_matches_torch():
+    # the dicts' Conv2d_with_long_tensor: a module whose floating tensors became int64
+    modules = []
+    for lib in LIBS:
+        lib.manual_seed(0)
+        module = lib.nn.Conv2d(3, 4, (3, 2), stride=2).requires_grad_(False)
+        module._apply(lambda t, lib=lib: t.long())
+        modules.append(module)
+    values = np.random.default_rng(1).integers(-1000, 1000, (2, 3, 6, 5))
+    for name, parameter in modules[1].state_dict().items():
+        modules[0].state_dict()[name].copy_(chainrule.tensor(parameter.numpy()))
+    outputs = [module(lib.tensor(values)) for module, lib in zip(modules, LIBS)]
+    assert outputs[0].dtype == chainrule.int64
+    np.testing.assert_array_equal(outputs[0].numpy(), outputs[1].numpy())
