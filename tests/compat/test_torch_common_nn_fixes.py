@@ -66,3 +66,28 @@ def test_conv2d_module_with_int64_parameters_and_input_matches_torch():
     outputs = [module(lib.tensor(values)) for module, lib in zip(modules, LIBS)]
     assert outputs[0].dtype == chainrule.int64
     np.testing.assert_array_equal(outputs[0].numpy(), outputs[1].numpy())
+
+
+# ---------------------------------------------------------------- soft_margin_loss's target has no gradient
+def test_soft_margin_loss_refuses_a_target_that_requires_grad():
+    results = []
+    for lib in LIBS:
+        x = lib.tensor([0.5, -1.0, 2.0], requires_grad=True)
+        target = lib.tensor([1.0, -1.0, -1.0], requires_grad=True)
+        results.append(_outcome(lambda lib=lib, x=x, target=target: lib.nn.functional.soft_margin_loss(x, target)))
+    assert results[0] == results[1]
+    assert results[0][0] == "RuntimeError" and "with respect to argument 'target'" in results[0][1]
+
+
+def test_soft_margin_loss_takes_such_a_target_without_grad_mode_or_detached():
+    values = []
+    for lib in LIBS:
+        x = lib.tensor([0.5, -1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        target = lib.tensor([1.0, -1.0, -1.0], dtype=lib.float64, requires_grad=True)
+        with lib.no_grad():
+            no_grad_loss = lib.nn.functional.soft_margin_loss(x, target)
+        loss = lib.nn.functional.soft_margin_loss(x, target.detach(), reduction="sum")
+        loss.backward()
+        values.append((no_grad_loss.item(), loss.item(), x.grad.numpy().tolist()))
+    np.testing.assert_allclose(np.array(values[0][2]), np.array(values[1][2]), rtol=1e-12)
+    assert values[0][:2] == pytest.approx(values[1][:2], rel=1e-12)
