@@ -27,6 +27,7 @@ stage that does not (``torch_raised`` when torch itself cannot run it), or ``ski
 
     python tools/torch_common_nn_trial.py run --out /tmp/nn_trial
     python tools/torch_common_nn_trial.py run --out /tmp/nn_trial --filter CrossEntropy
+    python tools/torch_common_nn_trial.py ledger --out /tmp/nn_trial   # the CI test's agreeing cases
 """
 
 from __future__ import annotations
@@ -689,10 +690,12 @@ def run(out, name_filter=None):
         if name_filter and name_filter.lower() not in name.lower():
             continue
         record = {"name": name, "kind": kind, "group": group}
+        case_started = time.process_time()
         try:
             record.update(run_case(name, kind, params))
         except Exception as error:  # noqa: BLE001 - a case the trial itself cannot drive is reported
             record.update(outcome="skipped", reason=f"trial error {type(error).__name__}: {error}"[:300])
+        record["cpu_seconds"] = round(time.process_time() - case_started, 3)
         records.append(record)
     elapsed = time.perf_counter() - started
     counts = collections.Counter(record["outcome"] for record in records)
@@ -723,14 +726,42 @@ def summary_markdown(records):
     return "\n".join(lines) + "\n"
 
 
+LEDGER = os.path.join(ROOT, "tests", "compat", "torch_common_nn_ledger.txt")
+
+
+def write_ledger(out, budget_seconds):
+    """The agreeing cases of a run, cheapest first, up to ``budget_seconds`` of CPU time: the set
+    tests/compat/test_torch_common_nn.py keeps agreeing."""
+    with open(os.path.join(out, "common_nn.json")) as handle:
+        records = json.load(handle)["cases"]
+    agreeing = sorted((r for r in records if r["outcome"] == "same"), key=lambda r: (r["cpu_seconds"], r["name"]))
+    chosen, spent = [], 0.0
+    for record in agreeing:
+        if spent + record["cpu_seconds"] > budget_seconds:
+            break
+        chosen.append(record["name"])
+        spent += record["cpu_seconds"]
+    order = {record["name"]: index for index, record in enumerate(records)}
+    with open(LEDGER, "w") as handle:
+        handle.write("# torch common_nn dicts that agree with chainrule (tools/torch_common_nn_trial.py ledger)\n")
+        handle.writelines(name + "\n" for name in sorted(chosen, key=order.__getitem__))
+    print(f"{len(chosen)} of {len(agreeing)} agreeing cases, {spent:.1f} s of CPU, in {LEDGER}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="run every dict on torch and chainrule and compare")
     run_parser.add_argument("--out", required=True)
     run_parser.add_argument("--filter", default=None, help="only cases whose name contains this")
+    ledger_parser = commands.add_parser("ledger", help="write the CI ledger from a run's agreeing cases")
+    ledger_parser.add_argument("--out", required=True, help="the folder of a finished run")
+    ledger_parser.add_argument("--budget", type=float, default=30.0, help="CPU seconds the CI test may spend")
     arguments = parser.parse_args(argv)
-    run(arguments.out, arguments.filter)
+    if arguments.command == "run":
+        run(arguments.out, arguments.filter)
+    else:
+        write_ledger(arguments.out, arguments.budget)
 
 
 if __name__ == "__main__":
