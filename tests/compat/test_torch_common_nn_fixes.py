@@ -91,3 +91,34 @@ def test_soft_margin_loss_takes_such_a_target_without_grad_mode_or_detached():
         values.append((no_grad_loss.item(), loss.item(), x.grad.numpy().tolist()))
     np.testing.assert_allclose(np.array(values[0][2]), np.array(values[1][2]), rtol=1e-12)
     assert values[0][:2] == pytest.approx(values[1][:2], rel=1e-12)
+
+
+# ---------------------------------------------------------------- ctc_loss has no second derivative in torch
+def _ctc_first_gradient(lib, grad_output=None):
+    rng = np.random.default_rng(3)
+    log_probs = lib.tensor(rng.standard_normal((6, 3, 4)), dtype=lib.float64).log_softmax(2).detach()
+    log_probs.requires_grad_(True)
+    targets = lib.tensor(rng.integers(1, 4, (3, 3)))
+    loss = lib.nn.functional.ctc_loss(log_probs, targets, lib.tensor([6, 5, 6]), lib.tensor([3, 2, 1]))
+    (gradient,) = lib.autograd.grad(loss, log_probs, grad_output, create_graph=True)
+    return log_probs, gradient
+
+
+def test_ctc_loss_first_gradient_under_create_graph_matches_torch():
+    mine, theirs = (_ctc_first_gradient(lib)[1] for lib in LIBS)
+    assert mine.requires_grad and theirs.requires_grad
+    np.testing.assert_allclose(mine.detach().numpy(), theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("with_respect_to", ["log_probs", "grad_output"])
+def test_ctc_loss_second_backward_raises_as_torchs(with_respect_to):
+    # chainrule's gradient was a constant times grad_output, so its second derivative in log_probs
+    # came out zero (gradgradcheck failed); torch refuses any second backward through it
+    results = []
+    for lib in LIBS:
+        grad_output = lib.tensor(1.0, dtype=lib.float64, requires_grad=True)
+        log_probs, gradient = _ctc_first_gradient(lib, grad_output)
+        wrt = log_probs if with_respect_to == "log_probs" else grad_output
+        results.append(_outcome(lambda lib=lib, g=gradient, wrt=wrt: lib.autograd.grad(g.sum(), wrt)[0]))
+    assert results[0] == results[1]
+    assert results[0] == ("RuntimeError", "derivative for aten::_ctc_loss_backward is not implemented")
