@@ -17,11 +17,15 @@ torch's parameters and buffers into it by name, and compares, stage by stage:
 - ``backward``: gradients of the floating inputs and of every parameter for a seeded grad_output;
 - ``gradgrad`` (where the dict's ``check_gradgrad`` is true): the gradient of <grad, v> for a seeded
   v, through ``create_graph=True``;
-- ``noncontiguous``: forward and input gradient again on torch's own non-contiguous copy of the
-  input (``ModuleTest.noncontiguize``);
+- ``noncontiguous``: forward and gradients again on torch's own non-contiguous copy of the input
+  and target (``ModuleTest.noncontiguize``);
+
+After every stage the modules' buffers (running statistics, batch counts) are compared too.
 - ``float32`` / ``float64``: the module and the floating inputs cast to the other dtype, forward and
   backward again (torch's tests run both);
-- ``repr``, and ``pickle``: a chainrule.save / chainrule.load round trip gives the same output;
+- ``repr`` (chainrule's read with "torch" for "chainrule"), and ``pickle``: the module after a
+  chainrule.save / chainrule.load round trip against a deep copy of torch's, forward and backward;
+- ``eval``: both modules in eval mode (running statistics, no dropout), forward and backward;
 - ``float16`` only with ``--half``: torch's CPU tests do not run it, and float16 sums in a different
   order differ visibly (a stage both libraries refuse in the same words agrees).
 
@@ -48,6 +52,7 @@ import sys
 import time
 import types
 import zlib
+from copy import deepcopy
 
 import numpy as np
 
@@ -568,6 +573,7 @@ def _run_stages(test, kind, seed, torch, eval_mode=False, half=False):
     stages.append(("noncontiguous", None))
     if kind == "module" and test.should_test_pickle:
         stages.append(("pickle", None))
+    stages.append(("eval", None))
     stages.append((str(other).removeprefix("torch."), other))
     if half:
         stages.append(("float16", torch.float16))
@@ -593,24 +599,27 @@ def _pickled(module):
     return chainrule.load(buffer, weights_only=False)
 
 
-def _call(side, stage, seed, inputs=None, grads=None, create_graph=False, second_order=False):
+def _call(side, seed, inputs, grads=None, create_graph=False, second_order=False):
+    """One forward (so stateful modules advance once per stage on both sides), then the gradients
+    for ``grads``: (grad_outputs, vectors), or a function making them from the output and inputs."""
     _seed(seed)
     output = side.forward(inputs)
     if grads is None:
-        return output, None, None
-    inputs = side.inputs if inputs is None else inputs
+        return output, None, None, None
+    if callable(grads):
+        grads = grads(output, inputs)
     first = side.gradients(output, grads[0], inputs, create_graph=create_graph)
     if not second_order:
-        return output, first, None
+        return output, first, None, grads
     pairs = [(g, v) for g, v in zip(first, grads[1]) if g is not None and g.requires_grad]
     wrt = side.grad_inputs(inputs) + [p for p in side.parameters() if p.requires_grad]
     if not pairs:
         # a first gradient with no graph (piecewise-linear ops): every second gradient is zero
-        return output, first, [None] * len(wrt)
+        return output, first, [None] * len(wrt), grads
     products = [(g * v).sum() for g, v in pairs]
     total = sum(product.real if product.is_complex() else product for product in products)
     second = side.lib.autograd.grad(total, wrt, allow_unused=True)
-    return output, first, list(second)
+    return output, first, list(second), grads
 
 
 def _run_stage(stage, cast_to, theirs, mine, test, seed, translate):
@@ -638,40 +647,39 @@ def _run_stage(stage, cast_to, theirs, mine, test, seed, translate):
         except Exception as error:  # noqa: BLE001
             return {"outcome": "chainrule_raised", "error": f"{type(error).__name__}: {error}"}
     if stage == "pickle":
+        # the round-tripped chainrule module against a deep copy of torch's: the originals stay in step
         try:
             copy = _pickled(mine.module)
-            _seed(seed)
-            expected = mine.forward()
-            _seed(seed)
-            actual = _Side(mine.lib, copy, mine.inputs, mine.target, mine.extra_args, mine.kind).forward()
         except Exception as error:  # noqa: BLE001
             return {"outcome": "chainrule_raised", "error": f"{type(error).__name__}: {error}"[:400]}
-        difference = compare(expected, actual, "output after save/load")
-        return {"outcome": "differ", "error": difference} if difference else len(_flatten(expected))
-    want_grads = stage not in ("forward", "pickle")
+        theirs = _Side(theirs.lib, deepcopy(theirs.module), theirs.inputs, theirs.target, theirs.extra_args,
+                       theirs.kind)
+        mine = _Side(mine.lib, copy, mine.inputs, mine.target, mine.extra_args, mine.kind)
+    if stage == "eval":
+        theirs.module.eval()
+        mine.module.eval()
+    want_grads = stage != "forward"
     second_order = stage == "gradgrad"
-    grads_theirs = grads_mine = None
+
+    def make_grads(output, inputs):
+        wrt = theirs.grad_inputs(inputs) + [p for p in theirs.parameters() if p.requires_grad]
+        return _random_like(output, seed + 1), _random_like(wrt, seed + 2)
+
     try:
-        output, first, second = _call(theirs, stage, seed, inputs_theirs, None)
-        if want_grads:
-            grad_outputs = _random_like(output, seed + 1)
-            wrt = theirs.grad_inputs(inputs_theirs) + [p for p in theirs.parameters() if p.requires_grad]
-            vectors = _random_like(wrt, seed + 2)
-            grads_theirs = (grad_outputs, vectors)
-            grads_mine = (translate(grad_outputs), translate(vectors))
-            output, first, second = _call(theirs, stage, seed, inputs_theirs, grads_theirs,
-                                          create_graph=second_order, second_order=second_order)
+        output, first, second, grads_theirs = _call(theirs, seed, inputs_theirs, make_grads if want_grads else None,
+                                                    create_graph=second_order, second_order=second_order)
     except Exception as error:  # noqa: BLE001
         theirs_raised = f"{type(error).__name__}: {error}"
         try:  # the stage agrees when chainrule refuses it in the same words (torch's CPU half kernels)
-            _call(mine, stage, seed, inputs_mine, grads_mine, create_graph=second_order, second_order=second_order)
+            _call(mine, seed, inputs_mine)
         except Exception as my_error:  # noqa: BLE001
             if f"{type(my_error).__name__}: {my_error}" == theirs_raised:
                 return 0
         return {"outcome": "torch_raised", "error": theirs_raised}
+    grads_mine = None if grads_theirs is None else translate(grads_theirs)
     try:
-        my_output, my_first, my_second = _call(mine, stage, seed, inputs_mine, grads_mine,
-                                               create_graph=second_order, second_order=second_order)
+        my_output, my_first, my_second, _ = _call(mine, seed, inputs_mine, grads_mine,
+                                                  create_graph=second_order, second_order=second_order)
     except Exception as error:  # noqa: BLE001
         return {"outcome": "chainrule_raised", "error": f"{type(error).__name__}: {error}"[:400]}
     compared = 0
@@ -683,7 +691,21 @@ def _run_stage(stage, cast_to, theirs, mine, test, seed, translate):
         if difference is not None:
             return {"outcome": "differ", "error": difference}
         compared += len(_flatten(expected))
-    return compared
+    buffers = _compare_buffers(theirs.module, mine.module)
+    return buffers if isinstance(buffers, dict) else compared + buffers
+
+
+def _compare_buffers(theirs, mine):
+    """The modules' buffers (running statistics, batch counts) after a stage: the count compared,
+    or the outcome when they differ."""
+    their_buffers, my_buffers = dict(theirs.named_buffers()), dict(mine.named_buffers())
+    if sorted(their_buffers) != sorted(my_buffers):
+        return {"outcome": "differ", "error": f"buffers torch {sorted(their_buffers)}, chainrule {sorted(my_buffers)}"}
+    for name, buffer in their_buffers.items():
+        difference = compare(buffer, my_buffers[name], f"buffer {name}")
+        if difference is not None:
+            return {"outcome": "differ", "error": difference}
+    return len(their_buffers)
 
 
 # ------------------------------------------------------------------ the command line
