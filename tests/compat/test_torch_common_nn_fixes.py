@@ -122,3 +122,21 @@ def test_ctc_loss_second_backward_raises_as_torchs(with_respect_to):
         results.append(_outcome(lambda lib=lib, g=gradient, wrt=wrt: lib.autograd.grad(g.sum(), wrt)[0]))
     assert results[0] == results[1]
     assert results[0] == ("RuntimeError", "derivative for aten::_ctc_loss_backward is not implemented")
+
+
+def test_ctc_loss_forward_mode_derivative_is_refused_as_torchs():
+    # torch has no forward AD for _ctc_loss; chainrule's (a double backward through the gradient
+    # node) now meets the same refusal, a RuntimeError in both (torch's is a NotImplementedError)
+    rng = np.random.default_rng(5)
+    refusals = []
+    for lib in LIBS:
+        log_probs = lib.tensor(rng.standard_normal((5, 2, 3))).log_softmax(2)
+        targets = lib.tensor([[1, 2], [2, 2]])
+
+        def loss(lp, lib=lib, targets=targets):
+            return lib.nn.functional.ctc_loss(lp, targets, lib.tensor([5, 4]), lib.tensor([2, 2]))
+
+        with pytest.raises(RuntimeError) as refusal:
+            lib.func.jvp(loss, (log_probs,), (lib.ones_like(log_probs),))
+        refusals.append(str(refusal.value))
+    assert "_ctc_loss" in refusals[0] and "_ctc_loss" in refusals[1]
