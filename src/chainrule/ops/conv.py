@@ -590,7 +590,7 @@ def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
 def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None, transposed: bool = False) -> None:
     """torch's: conv checks the bias against the input first, in its own words; conv_transpose
     checks the weight, then the bias, as its kernel reads them."""
-    if input._data.dtype.kind not in "fV":
+    if input._data.dtype.kind not in "fVbiu":
         raise RuntimeError(f"\"slow_conv2d_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     if autocast_unifies(input._data):
         return
@@ -601,6 +601,23 @@ def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None, transposed
         if other is not None and other.dtype != input.dtype:
             raise RuntimeError(f"expected scalar type {_dtype.scalar_name(input.dtype)} but found {_dtype.scalar_name(other.dtype)}")
 
+
+def _check_integer_kernel(input: Tensor, d: int, transposed: bool, dilation: tuple) -> None:
+    """torch's CPU kernels for integer convolutions: int64 runs in all of them, the other integer
+    types only in the plain (not transposed, not dilated) one, bool in none. Checked, as torch's
+    dispatch does, after the shapes."""
+    dtype = input.dtype
+    if dtype.is_floating_point or dtype.is_complex or dtype == _dtype.int64:
+        return
+    if transposed:
+        kernel = "slow_conv_transpose3d_out_cpu" if d == 3 else "slow_conv_transpose2d_out_cpu"
+    elif any(dl != 1 for dl in dilation):
+        kernel = "slow_conv_dilated<>"
+    elif dtype == _dtype.bool:
+        kernel = "compute_columns3d" if d == 3 else "slow_conv2d_cpu"
+    else:
+        return
+    raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(dtype)}'")
 
 
 def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opname: str) -> Tensor:
@@ -662,6 +679,7 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
         raise RuntimeError(f"Calculated padded input size per channel: ({' x '.join(map(str, padded))}). "
                            f"Kernel size: ({' x '.join(map(str, effective))}). Kernel size can't be greater "
                            "than actual input size")
+    _check_integer_kernel(input, d, False, dilation)
     geo = _Geometry(kernel, stride, pad_lo, pad_hi, dilation, groups, in_shape)
     args = (input, weight) if bias is None else (input, weight, bias)
     out = Convolution.apply(*args, geo=geo)
@@ -741,6 +759,7 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
                            f"size per channel: ({' x '.join(map(str, in_shape))}). Output size is too small")
     # conv_transpose is Cᵀ of the conv whose input has the transpose's output shape; the
     # output_padding extra positions are simply not reached by that conv
+    _check_integer_kernel(input, d, True, dilation)
     geo = _Geometry(kernel, stride, padding, padding, dilation, groups, in_shape, out_shape)
     args = (input, weight) if bias is None else (input, weight, bias)
     out = ConvInput.apply(*args, geo=geo, c=c_out)

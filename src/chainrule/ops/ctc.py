@@ -89,6 +89,7 @@ class CtcLoss(Function):
         nll = -ends
         nll = xp.where(input_lengths == 0, xp.where(target_lengths == 0, 0.0, np.inf), nll).astype(log_probs.dtype)
         ctx.saved = (log_probs, alpha, emissions, labels, skip, used, input_lengths, nll)
+        ctx.save_for_backward(log_probs)  # the tensor, for the gradient's (refusing) node
         ctx.zero_infinity = zero_infinity
         if zero_infinity:
             return xp.where(xp.isinf(nll), 0.0, nll).astype(log_probs.dtype)
@@ -135,7 +136,26 @@ class CtcLoss(Function):
         gradient = xp.where(inside, gradient, 0.0)
         if ctx.zero_infinity:
             gradient = xp.where(xp.isinf(nll)[None, :, None], 0.0, gradient)
-        return Tensor._make(gradient.astype(log_probs.dtype)) * grad.reshape(1, -1, 1)
+        (log_probs_tensor,) = ctx.saved_values
+        return CtcGradient.apply(grad, log_probs_tensor, gradient=gradient.astype(log_probs.dtype))
+
+
+class CtcGradient(Function):
+    """The CTC gradient times grad_output. torch has no derivative for it (aten::_ctc_loss_backward):
+    a second backward through it raises, as torch's does, rather than return a wrong (zero) one."""
+
+    _array_forward = True
+    node_name = "NotImplemented"
+    label = "ctc_loss_backward"
+    rule = "none: torch defines no derivative of the CTC gradient, and a second backward raises"
+
+    @staticmethod
+    def forward(ctx, grad, log_probs, *, gradient):
+        return gradient * grad.reshape(1, -1, 1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("derivative for aten::_ctc_loss_backward is not implemented")
 
 
 def _lengths(value, name: str, xp) -> np.ndarray:

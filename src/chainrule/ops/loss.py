@@ -668,12 +668,17 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     return name_node(loss, _nll_node_name(input._data.ndim, reduction))
 
 
+def _check_not_differentiated(tensor, function: str, argument: str) -> None:
+    """torch's native kernels with no gradient formula for an argument refuse one that requires
+    grad (when grad mode is on) rather than return a wrong (zero) gradient."""
+    if isinstance(tensor, Tensor) and tensor._requires_grad and is_grad_enabled():
+        raise RuntimeError(f"The function '{function}' is not differentiable with respect to argument "
+                           f"'{argument}'. This input cannot have requires_grad True.")
+
+
 def _check_weight_not_differentiated(weight) -> None:
-    """torch has no gradient for the class weights of the class-index NLL; it refuses rather
-    than return a wrong (zero) one."""
-    if isinstance(weight, Tensor) and weight._requires_grad and is_grad_enabled():
-        raise RuntimeError("The function 'nll_loss_forward' is not differentiable with respect to argument "
-                           "'weight'. This input cannot have requires_grad True.")
+    """torch has no gradient for the class weights of the class-index NLL."""
+    _check_not_differentiated(weight, "nll_loss_forward", "weight")
 
 
 def _probability_cross_entropy(input, target, weight, reduction, label_smoothing):
@@ -906,8 +911,10 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: 
 @honours_legacy_flags
 def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                      reduction: str = "mean") -> Tensor:
-    """F.soft_margin_loss: ``log(1 + exp(-y x))``, computed stably."""
+    """F.soft_margin_loss: ``log(1 + exp(-y x))``, computed stably; the target gets no gradient
+    (torch's kernel has none and refuses a target that requires grad)."""
     _check_reduction(reduction)
+    _check_not_differentiated(target, "soft_margin_loss", "target")
     # torch computes -x·y into a tensor of the input's dtype, then log(1 + exp(·)) there
     product = _in_input_dtype(target * input, input)
     if not (product.dtype.is_floating_point or product.dtype.is_complex):  # (exp_ in place, in x's dtype)

@@ -1,0 +1,48 @@
+"""torch 2.13's own nn test dicts (``torch.testing._internal.common_nn``) keep agreeing with chainrule.
+
+tools/torch_common_nn_trial.py runs every dict on both libraries (forward, input and parameter
+gradients, gradgrad, a non-contiguous input, the other float dtype, repr, save/load, and torch's
+eval and long-tensor variants); the dicts that agreed, cheapest first within a CPU budget, are
+listed in torch_common_nn_ledger.txt (``python tools/torch_common_nn_trial.py ledger``). Each is
+run again here and must still agree."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("expecttest")  # torch.testing._internal imports it
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+LEDGER = pathlib.Path(__file__).with_name("torch_common_nn_ledger.txt")
+NAMES = [line.strip() for line in LEDGER.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+@pytest.fixture(scope="module")
+def trial():
+    spec = importlib.util.spec_from_file_location("torch_common_nn_trial", ROOT / "tools" / "torch_common_nn_trial.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def cases(trial):
+    return {name: (kind, params) for name, kind, params, _ in trial.collect_cases()}
+
+
+def test_the_ledger_names_only_dicts_torch_still_has(cases):
+    assert NAMES and not [name for name in NAMES if name not in cases]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_common_nn_dict_agrees_with_torch(trial, cases, name):
+    import warnings
+
+    kind, params = cases[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        record = trial.run_case(name, kind, params)
+    assert record["outcome"] == "same", record
+    assert record["compared"] > 0
