@@ -108,17 +108,24 @@ class Optimizer:
             if not isinstance(param, Tensor):
                 raise TypeError(f"{owner}: optimizer can only optimize Tensors, but one of the params is "
                                 f"{type(param).__name__}")
-            if not param.is_leaf:
+            # a differentiable optimizer's parameters are usually computed (torch allows non-leaves there)
+            if not (param.is_leaf or param.retains_grad or self.defaults.get("differentiable")):
                 raise ValueError(f"{owner}: can't optimize a non-leaf Tensor (params[{index}] is the result of "
                                  f"{type(param.grad_fn).__name__}; pass the leaf it was computed from, or its "
                                  ".detach().requires_grad_())")
         if self.param_groups and ("param_names" in param_group) != ("param_names" in self.param_groups[0]):
-            raise ValueError(f"{owner}: all optimizer param groups should be with/without names "
-                             "(params as (name, tensor) pairs in every group or in none)")
+            with_names = "with names" if "param_names" in param_group else "without names"
+            raise ValueError(f"{owner}: all optimizer param groups should be with/without names. cannot add param "
+                             f"group {with_names} to the optimizer (give params as (name, tensor) pairs in every "
+                             "group or in none)")
         for name, default in self.defaults.items():
             if default is required and name not in param_group:
                 raise ValueError(f"parameter group didn't specify a value of required optimization parameter {name}")
             param_group.setdefault(name, default)
+        if len({id(p) for p in param_group["params"]}) != len(param_group["params"]):
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; in future, this will "
+                          "cause an error; see github.com/pytorch/pytorch/issues/40967 for more information",
+                          stacklevel=3)
         seen = {id(p) for group in self.param_groups for p in group["params"]}
         if any(id(p) in seen for p in param_group["params"]):
             raise ValueError("some parameters appear in more than one parameter group")
@@ -144,6 +151,7 @@ class Optimizer:
                 loss = closure()
         for group in self.param_groups:
             _check_capturable(self, group)
+            _check_fused_params(group)
         for group in self.param_groups:
             self._step_group(_plain_numbers(group))
         return loss
@@ -232,9 +240,10 @@ def _copy_state(value):
 
 
 def _cast_state(key: str, value, param: Tensor):
-    """Loaded state joins its parameter's dtype and device, as in torch (``step`` stays as it is)."""
+    """Loaded state joins its parameter's device, and a floating-point parameter's dtype, as in torch
+    (``step`` stays as it is; a complex parameter's real state, NAdam's ``mu_product``, stays real)."""
     if key != "step" and isinstance(value, Tensor) and value._data.dtype.kind in _dtype.FLOAT_KINDS:
-        if value._data.dtype != param._data.dtype:
+        if value._data.dtype != param._data.dtype and param._data.dtype.kind in _dtype.FLOAT_KINDS:
             value = Tensor._make(value._data.astype(param._data.dtype))
         if type(value._data) is not type(param._data):
             value = Tensor._make(to_device(value._data, param.device))
@@ -392,7 +401,7 @@ def _check_capturable(optimizer: Optimizer, group: dict) -> None:
     """torch's check of ``capturable`` (any true value): a captured step (CUDA graphs) needs every
     parameter on the GPU. torch raises AssertionError at the step, with its message (here followed
     by the fix), after creating the state; chainrule raises before anything changes."""
-    if not group.get("capturable"):
+    if not group.get("capturable") or group.get("fused"):  # torch's fused kernels take no capturable
         return
     for p in group["params"]:
         if p.device.type == "cpu":
@@ -411,3 +420,19 @@ def _check_fused_flags(fused, foreach, differentiable) -> None:
         raise RuntimeError("`fused` does not support `differentiable`")
     if fused and foreach:
         raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
+# the devices torch's fused kernels run on, as its message lists them
+_FUSED_DEVICES = ['mps', 'cuda', 'xpu', 'hpu', 'cpu', 'mtia', 'privateuseone']
+
+
+def _check_fused_params(group: dict) -> None:
+    """torch's fused kernels take real floating-point parameters only (its RuntimeError at the step,
+    here raised before any parameter or state changes)."""
+    if not group.get("fused"):
+        return
+    for p in _params_with_grad(group):
+        if not p.is_floating_point():
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported "
+                               f"devices: {_FUSED_DEVICES} but {p.dtype} and {p.device.type} (fused=False takes "
+                               "complex parameters)")
