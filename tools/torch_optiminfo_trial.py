@@ -49,9 +49,6 @@ SCHEDULER_STEPS = 20
 SHAPES = {"weight": (4, 3), "bias": (4,), "scalar": (), "unused": (2,)}
 TOLERANCE = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-10, atol=1e-12)}
 
-# the reasons an entry is not run, by rule
-SKIP_SPARSE = "sparse gradients: chainrule's SparseAdam takes them, but the trial feeds dense grads"
-
 
 def _torch():
     import torch
@@ -154,17 +151,26 @@ def build_params(lib, values, differentiable):
     return params
 
 
-def grads_for(rng, values):
-    """One step's gradients (every parameter but 'unused')."""
+def grads_for(rng, values, sparse=False):
+    """One step's gradients (every parameter but 'unused'); ``sparse``: rows of zeros, as an
+    embedding's gradient has for the rows a batch did not look up."""
     grads = {}
     for name, value in values.items():
         if name == "unused":
             continue
         grad = rng.standard_normal(value.shape)
+        if sparse:
+            grad = grad * (rng.random(value.shape[:1]) < 0.5).reshape((-1,) + (1,) * (value.ndim - 1))
         if value.dtype.kind == "c":
             grad = grad + 1j * rng.standard_normal(value.shape)
         grads[name] = np.asarray(grad).astype(value.dtype)
     return grads
+
+
+def set_grads(lib, params, grads, sparse):
+    for key, grad in grads.items():
+        grad = lib.from_numpy(grad.copy())
+        params[key].grad = grad.to_sparse() if sparse else grad
 
 
 def closure_for(lib, params, target):
@@ -199,12 +205,12 @@ def short_error(error):
 def run_input(torch, info, dtype_name, kwargs, desc, complex_params, results, seed):
     optim = info.optim_cls.__name__
     name = f"{dtype_name}{'/complex' if complex_params else ''}/{desc}"
-    if info.only_supports_sparse_grads:
-        results.add(optim, name, "skipped", SKIP_SPARSE)
-        return
+    sparse_grads = info.only_supports_sparse_grads
     cr_cls = getattr(chainrule.optim, optim)
     rng = np.random.default_rng(seed)
     values = make_params(rng, dtype_name, complex_params)
+    if sparse_grads:  # an embedding table's rows: no 0-d parameter
+        values.pop("scalar")
     differentiable = bool(kwargs.get("differentiable"))
     torch_params = build_params(torch, values, differentiable)
     cr_params = build_params(chainrule, values, differentiable)
@@ -227,7 +233,7 @@ def run_input(torch, info, dtype_name, kwargs, desc, complex_params, results, se
     target = make_params(np.random.default_rng(seed + 2), dtype_name, complex_params)
 
     def step_both(step_index):
-        grads = grads_for(grad_rng, values)
+        grads = grads_for(grad_rng, values, sparse_grads)
         errors = {}
         for lib, params, opt in ((torch, torch_params, torch_opt), (chainrule, cr_params, cr_opt)):
             try:
@@ -236,8 +242,7 @@ def run_input(torch, info, dtype_name, kwargs, desc, complex_params, results, se
                     if info.step_requires_closure:
                         opt.step(closure_for(lib, params, target))
                     else:
-                        for key, grad in grads.items():
-                            params[key].grad = lib.from_numpy(grad.copy())
+                        set_grads(lib, params, grads, sparse_grads)
                         opt.step()
             except Exception as error:  # noqa: BLE001
                 errors[lib.__name__] = error
@@ -274,13 +279,12 @@ def run_input(torch, info, dtype_name, kwargs, desc, complex_params, results, se
                 loaded_cr.load_state_dict(state)
                 more_rng = np.random.default_rng(seed + 3)
                 for _ in range(MORE_STEPS):
-                    grads = grads_for(more_rng, values)
+                    grads = grads_for(more_rng, values, sparse_grads)
                     for lib, params, opt in ((torch, new_torch, loaded_torch), (chainrule, new_cr, loaded_cr)):
                         if info.step_requires_closure:
                             opt.step(closure_for(lib, params, target))
                         else:
-                            for key, grad in grads.items():
-                                params[key].grad = lib.from_numpy(grad.copy())
+                            set_grads(lib, params, grads, sparse_grads)
                             opt.step()
             differing = [f"{key}: {why}" for key in values
                          for same, why in [close(new_torch[key], new_cr[key], dtype_name)] if not same]
@@ -487,7 +491,7 @@ def run_schedulers(torch, optim_name, torch_cls, cr_cls, label, constructors, re
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     for p in params:
-                        p.grad = lib.ones_like(p)
+                        p.grad = lib.ones_like(p).to_sparse() if optim_name == "SparseAdam" else lib.ones_like(p)
                     optimizer.step()
                     for scheduler in schedulers:
                         if type(scheduler).__name__ == "ReduceLROnPlateau":

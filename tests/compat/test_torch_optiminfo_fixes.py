@@ -3,6 +3,7 @@ found chainrule doing differently, each checked against torch 2.13 in our own wo
 
 from __future__ import annotations
 
+import copy
 import re
 import warnings
 
@@ -236,3 +237,167 @@ def test_lbfgs_keeps_a_tensor_lr_and_its_step_length_as_tensors():
     assert isinstance(ours.param_groups[0]["lr"], chainrule.Tensor)
     for optimizer, kind in ((ours, chainrule.Tensor), (theirs, torch.Tensor)):
         assert isinstance(optimizer.state_dict()["state"][0]["t"], kind)
+
+
+# ------------------------------------------------------------------ SparseAdam, Adafactor, ASGD
+def test_sparse_adam_refuses_sparse_and_complex_parameters_naming_them():
+    for lib in (torch, chainrule):
+        dense = lib.nn.Parameter(lib.ones(3))
+        with pytest.raises(ValueError, match=re.escape("Sparse params at indices [[0, 1]]: SparseAdam requires "
+                                                       "dense parameter tensors")):
+            lib.optim.SparseAdam([dense, lib.zeros(3).to_sparse()])
+        with pytest.raises(ValueError, match=re.escape("Complex params at indices [[1, 0]]: SparseAdam does not "
+                                                       "support complex parameters")):
+            lib.optim.SparseAdam([{"params": [dense]}, {"params": [lib.ones(2, dtype=lib.complex64)]}])
+
+
+def test_sparse_adam_counts_steps_in_an_int_and_loads_torchs_state():
+    rng = np.random.default_rng(3)
+    table = rng.standard_normal((5, 2)).astype(np.float32)
+    grads = [rng.standard_normal((5, 2)).astype(np.float32) * np.array([[1], [0], [1], [0], [1]], np.float32)
+             for _ in range(4)]
+
+    def run(lib, steps, optimizer=None, weight=None):
+        weight = weight if weight is not None else lib.nn.Parameter(lib.from_numpy(table.copy()))
+        optimizer = optimizer or lib.optim.SparseAdam([weight], lr=0.05)
+        for grad in steps:
+            weight.grad = lib.from_numpy(grad.copy()).to_sparse()
+            optimizer.step()
+        return optimizer, weight
+
+    theirs, torch_weight = run(torch, grads[:2])
+    ours, weight = run(chainrule, grads[:2])
+    assert ours.state_dict()["state"][0]["step"] == theirs.state_dict()["state"][0]["step"] == 2
+    assert type(ours.state_dict()["state"][0]["step"]) is int
+    resumed = chainrule.optim.SparseAdam([weight], lr=0.05)
+    resumed.load_state_dict(theirs.state_dict())
+    run(chainrule, grads[2:], resumed, weight)
+    run(torch, grads[2:], theirs, torch_weight)
+    np.testing.assert_allclose(weight.detach().numpy(), torch_weight.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_adafactor_refuses_a_complex_parameter_at_the_step():
+    for lib in (torch, chainrule):
+        p = lib.nn.Parameter(lib.ones(2, 3, dtype=lib.complex64))
+        optimizer = lib.optim.Adafactor([p])
+        p.grad = lib.ones_like(p)
+        with pytest.raises(RuntimeError, match="Adafactor does not support complex parameters"):
+            optimizer.step()
+        assert p.detach().numpy().tolist() == [[1] * 3] * 2
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_asgd_eta_takes_torchs_float32_rounding(foreach):
+    # torch writes eta through a default-dtype tensor (and computes the foreach step's on the float32
+    # step tensor): float64 parameters see eta rounded to float32 however it is stored
+    _assert_same_steps("ASGD", np.float64, {"foreach": foreach, "lr": 0.1, "lambd": 0.9}, steps=8,
+                       rtol=1e-13, atol=1e-15)
+
+
+def test_asgd_continues_a_float64_state_loaded_from_torch():
+    values = _values(np.float64)
+    grads = _grads(values, 6)
+    _, reference, _ = _trajectory(torch, "ASGD", values, grads[:3], {"lr": 0.1})
+    start = [p.detach().numpy().copy() for group in reference.param_groups for p in group["params"]]
+    results = []
+    for lib in (torch, chainrule):
+        params = [lib.nn.Parameter(lib.from_numpy(v.copy())) for v in start]
+        optimizer = lib.optim.ASGD(params, lr=0.1)
+        # a copy: torch's load keeps a same-dtype tensor (ax) shared with the dict it was given
+        optimizer.load_state_dict(copy.deepcopy(reference.state_dict()))
+        for step in grads[3:]:
+            for p, g in zip(params, step):
+                p.grad = lib.from_numpy(g.copy())
+            optimizer.step()
+        results.append([p.detach().numpy() for p in params])
+    for theirs, ours in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-13, atol=1e-15)
+
+
+# ------------------------------------------------------------------ learning-rate schedulers
+def _sgd(lib, groups=1):
+    params = [lib.nn.Parameter(lib.ones(2)) for _ in range(groups)]
+    return lib.optim.SGD([{"params": [p]} for p in params], lr=0.1)
+
+
+def test_reduce_lr_on_plateau_keeps_its_default_min_lr_for_groups_added_later():
+    states = []
+    for lib in (torch, chainrule):
+        optimizer = _sgd(lib)
+        scheduler = lib.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0, min_lr=0.02)
+        scheduler.step(1.0)
+        optimizer.add_param_group({"params": [lib.nn.Parameter(lib.ones(2))], "lr": 0.5})
+        for _ in range(4):
+            scheduler.step(1.0)
+        states.append(({k: v for k, v in scheduler.state_dict().items()}, [g["lr"] for g in optimizer.param_groups]))
+    (theirs, their_lrs), (ours, our_lrs) = states
+    assert ours["default_min_lr"] == theirs["default_min_lr"] == 0.02
+    assert ours["min_lrs"] == theirs["min_lrs"] == [0.02, 0.02]
+    assert our_lrs == pytest.approx(their_lrs)
+
+
+def test_reduce_lr_on_plateau_with_per_group_min_lrs_refuses_a_new_group():
+    for lib in (torch, chainrule):
+        optimizer = _sgd(lib)
+        scheduler = lib.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0, min_lr=[0.01])
+        assert scheduler.state_dict()["default_min_lr"] is None
+        optimizer.add_param_group({"params": [lib.nn.Parameter(lib.ones(2))]})
+        scheduler.step(1.0)
+        with pytest.raises(RuntimeError, match=re.escape("The number of param groups in the `optimizer` (2) differs "
+                                                         "from when `ReduceLROnPlateau` was initialized (1)")):
+            scheduler.step(1.0)
+
+
+class _Warmup:
+    """A callable object: its attributes are state, saved by the scheduler's state_dict."""
+
+    def __init__(self, length):
+        self.length = length
+
+    def __call__(self, epoch):
+        return min(1.0, (epoch + 1) / self.length)
+
+
+@pytest.mark.parametrize("name", ["LambdaLR", "MultiplicativeLR"])
+def test_lambda_schedulers_save_callable_objects_and_none_for_functions(name):
+    saved = []
+    for lib in (torch, chainrule):
+        optimizer = _sgd(lib, groups=2)
+        cls = getattr(lib.optim.lr_scheduler, name)
+        scheduler = cls(optimizer, lr_lambda=[_Warmup(4), lambda epoch: 0.9])
+        state = scheduler.state_dict()
+        saved.append(state["lr_lambdas"])
+        state["lr_lambdas"][0]["length"] = 8
+        fresh = cls(optimizer, lr_lambda=[_Warmup(4), lambda epoch: 0.9])
+        fresh.load_state_dict(state)
+        assert fresh.lr_lambdas[0].length == 8 and "lr_lambdas" in state
+    assert saved[0] == saved[1] == [{"length": 8}, None]
+
+
+def test_cyclic_lr_saves_its_custom_scale_function_as_torch():
+    for lib in (torch, chainrule):
+        optimizer = _sgd(lib)
+        plain = lib.optim.lr_scheduler.CyclicLR(optimizer, base_lr=0.01, max_lr=0.1, cycle_momentum=False)
+        assert plain.state_dict()["_scale_fn_custom"] is None
+        custom = lib.optim.lr_scheduler.CyclicLR(optimizer, base_lr=0.01, max_lr=0.1, cycle_momentum=False,
+                                                 scale_fn=_Warmup(3))
+        state = custom.state_dict()
+        assert state["_scale_fn_custom"] == {"length": 3}
+        state["_scale_fn_custom"] = {"length": 6}
+        custom.load_state_dict(state)
+        assert custom._scale_fn_custom.length == 6
+
+
+def test_warm_restarts_step_count_stays_as_torchs():
+    counts = []
+    for lib in (torch, chainrule):
+        optimizer = _sgd(lib)
+        scheduler = lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=3, T_mult=2)
+        lrs = []
+        for _ in range(10):
+            optimizer.step()
+            scheduler.step()
+            lrs.append(scheduler.get_last_lr()[0])
+        counts.append((scheduler.state_dict()["_step_count"], scheduler.state_dict()["T_cur"], lrs))
+    assert counts[0][:2] == counts[1][:2]
+    np.testing.assert_allclose(counts[1][2], counts[0][2], rtol=1e-12)
