@@ -34,6 +34,7 @@ import sys
 import traceback
 import types
 import warnings
+import zlib
 
 import numpy as np
 
@@ -167,6 +168,14 @@ def grads_for(rng, values, sparse=False):
     return grads
 
 
+def param_groups(params, grouped):
+    """The optimizer's params: one list, or two groups (the second with its own lr)."""
+    if not grouped:
+        return list(params.values())
+    names = list(params)
+    return [{"params": [params[n] for n in names[::2]]}, {"params": [params[n] for n in names[1::2]], "lr": 0.005}]
+
+
 def set_grads(lib, params, grads, sparse):
     for key, grad in grads.items():
         grad = lib.from_numpy(grad.copy())
@@ -202,7 +211,7 @@ def short_error(error):
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
 
 
-def run_input(torch, info, dtype_name, kwargs, desc, complex_params, results, seed):
+def run_input(torch, info, dtype_name, kwargs, desc, complex_params, results, seed, grouped=False):
     optim = info.optim_cls.__name__
     name = f"{dtype_name}{'/complex' if complex_params else ''}/{desc}"
     sparse_grads = info.only_supports_sparse_grads
@@ -222,7 +231,7 @@ def run_input(torch, info, dtype_name, kwargs, desc, complex_params, results, se
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                outcomes[lib.__name__] = cls(list(params.values()), **kw)
+                outcomes[lib.__name__] = cls(param_groups(params, grouped), **kw)
         except Exception as error:  # noqa: BLE001 - the trial records what each raised
             outcomes[lib.__name__] = error
     torch_opt, cr_opt = outcomes["torch"], outcomes["chainrule"]
@@ -272,8 +281,8 @@ def run_input(torch, info, dtype_name, kwargs, desc, complex_params, results, se
             new_cr = build_params(chainrule, source_values, differentiable)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                loaded_torch = info.optim_cls(list(new_torch.values()), **kwargs)
-                loaded_cr = cr_cls(list(new_cr.values()), **cr_kwargs)
+                loaded_torch = info.optim_cls(param_groups(new_torch, grouped), **kwargs)
+                loaded_cr = cr_cls(param_groups(new_cr, grouped), **cr_kwargs)
                 state = dicts[source]
                 loaded_torch.load_state_dict(to_torch(torch, state))
                 loaded_cr.load_state_dict(state)
@@ -556,37 +565,53 @@ def plain_state(state):
 
 
 # ------------------------------------------------------------------ driver
-def trial(filter_text=None):
+DTYPES = ("float32", "float64")
+
+
+def stable_seed(*parts) -> int:
+    """An entry's seed from its name, so a filtered run draws what the full run draws."""
+    return zlib.crc32("/".join(map(str, parts)).encode()) % (2 ** 31)
+
+
+def trial(filter_text=None, names=None, dtypes=DTYPES, impl_variants=True, complex_variants=True,
+          extra_schedulers=None):
+    """Run the trial; ``names``: exact optimizer names (``filter_text``: a substring of them);
+    ``extra_schedulers``: whether to run EXTRA_SCHEDULERS (default: when SGD is in the run)."""
     torch, common = _torch()
     torch.manual_seed(0)
     chainrule.manual_seed(0)
     out = []
     results = Result(out)
-    seed = 0
+    selected = []
     for info in common.optim_db:
         optim = info.optim_cls.__name__
-        if filter_text and filter_text.lower() not in optim.lower():
+        if filter_text and filter_text.lower() not in optim.lower() or names is not None and optim not in names:
             continue
+        selected.append(optim)
         if not hasattr(chainrule.optim, optim):
             results.add(optim, "all", "skipped", "chainrule has no such optimizer")
             continue
         impls = [flag for flag in info.supported_impls if flag != "fused" or "cpu" in info.supports_fused_on]
-        for dtype_name in ("float32", "float64"):
+        for dtype_name in dtypes:
             inputs = [(i.kwargs, i.desc) for i in info.optim_inputs_func(device="cpu", dtype=getattr(torch, dtype_name))]
             cuda_only = [(i.kwargs, i.desc + " [CUDA config, on the CPU]")
                          for i in info.optim_inputs_func(device="cuda", dtype=getattr(torch, dtype_name))
                          if i.desc not in {d for _, d in inputs}]
-            for kwargs, desc in inputs + cuda_only:
-                variants = [(dict(kwargs, **{flag: False for flag in impls}), desc)]
-                variants += [(dict(kwargs, **{f: f == flag for f in impls}), f"{desc} & {flag}") for flag in impls]
-                for variant_kwargs, variant_desc in variants:
-                    for complex_params in (False, True):
+            for number, (kwargs, desc) in enumerate(inputs + cuda_only):
+                variants = [(dict(kwargs, **{flag: False for flag in impls}), desc, False)]
+                if impl_variants:
+                    variants += [(dict(kwargs, **{f: f == flag for f in impls}), f"{desc} & {flag}", False)
+                                 for flag in impls]
+                if number == 0 and info.supports_param_groups:
+                    variants.append((dict(kwargs), f"{desc} (two param groups)", True))
+                for variant_kwargs, variant_desc, grouped in variants:
+                    for complex_params in (False, True) if complex_variants else (False,):
                         if complex_params and not info.supports_complex:
                             continue
-                        seed += 10
+                        seed = stable_seed(optim, dtype_name, variant_desc, complex_params)
                         try:
                             run_input(torch, info, dtype_name, variant_kwargs, variant_desc, complex_params, results,
-                                      seed)
+                                      seed, grouped)
                         except Exception as error:  # noqa: BLE001 - a trial bug, recorded not hidden
                             results.add(optim, f"{dtype_name}/{variant_desc}", "chainrule_raised",
                                         "trial: " + short_error(error) + " | " + last_frame(error))
@@ -599,7 +624,9 @@ def trial(filter_text=None):
             label = f"db {number}: " + ", ".join(describe_lambda(c) for c in constructors)
             run_schedulers(torch, optim, info.optim_cls, cr_cls, label,
                            [lambda S, o, c=c: rebind(c, S)(o) for c in constructors], results)
-    if not filter_text or "sgd" in filter_text.lower() or "scheduler" in filter_text.lower():
+    if extra_schedulers is None:
+        extra_schedulers = "SGD" in selected
+    if extra_schedulers:
         for label, constructors in EXTRA_SCHEDULERS.items():
             run_schedulers(torch, "SGD", torch.optim.SGD, chainrule.optim.SGD, label, constructors, results,
                            two_groups="two groups" in label)

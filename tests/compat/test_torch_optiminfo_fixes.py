@@ -401,3 +401,13 @@ def test_warm_restarts_step_count_stays_as_torchs():
         counts.append((scheduler.state_dict()["_step_count"], scheduler.state_dict()["T_cur"], lrs))
     assert counts[0][:2] == counts[1][:2]
     np.testing.assert_allclose(counts[1][2], counts[0][2], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_one_element_tensor_betas_are_kept_zero_dimensional(name):
+    shapes = []
+    for lib in (torch, chainrule):
+        p = lib.nn.Parameter(lib.ones(2))
+        optimizer = getattr(lib.optim, name)([p], lr=lib.tensor(0.01), betas=(lib.tensor([[[0.9]]]), lib.tensor([[0.99]])))
+        shapes.append([tuple(beta.shape) for beta in optimizer.param_groups[0]["betas"]])
+    assert shapes[0] == shapes[1] == [(), ()]

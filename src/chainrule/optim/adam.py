@@ -34,6 +34,8 @@ class Adam(Optimizer):
         if isinstance(betas[0], Tensor) != isinstance(betas[1], Tensor):
             # torch's fused and foreach kernels take both as scalars or both as tensors
             raise ValueError(f"{type(self).__name__}: betas must be either both floats or both Tensors, got {betas!r}")
+        # a 1-element tensor beta is kept 0-d, as torch squeezes it
+        betas = tuple(beta.squeeze() if isinstance(beta, Tensor) and beta.dim() != 0 else beta for beta in betas)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach, capturable=capturable,
                         differentiable=differentiable, fused=fused,
