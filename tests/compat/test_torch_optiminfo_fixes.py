@@ -87,10 +87,10 @@ def test_adagrad_complex_accumulator_starts_at_the_value_in_both_parts():
 
 
 # ------------------------------------------------------------------ parameter lists and groups
-@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad"])
+@pytest.mark.parametrize("name", ["SGD", "Adam", "NAdam", "RMSprop", "Adagrad"])
 def test_a_differentiable_optimizer_takes_non_leaf_parameters(name):
     kwargs = {"differentiable": True, "momentum": 0.9} if name == "SGD" else {"differentiable": True}
-    # float64 to the last bits: torch's differentiable Adam folds float32 bias corrections in
+    # float64 to the last bits: torch's differentiable Adam and NAdam fold float32 0-d scales in
     _assert_same_steps(name, np.float64, kwargs, differentiable=True, rtol=1e-12, atol=1e-14)
 
 
