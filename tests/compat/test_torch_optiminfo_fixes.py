@@ -411,3 +411,19 @@ def test_one_element_tensor_betas_are_kept_zero_dimensional(name):
         optimizer = getattr(lib.optim, name)([p], lr=lib.tensor(0.01), betas=(lib.tensor([[[0.9]]]), lib.tensor([[0.99]])))
         shapes.append([tuple(beta.shape) for beta in optimizer.param_groups[0]["betas"]])
     assert shapes[0] == shapes[1] == [(), ()]
+
+
+def test_a_differentiable_step_over_gradients_with_a_graph_says_it_is_not_recorded():
+    leaf = chainrule.ones(2, requires_grad=True)
+    p = leaf.clone()
+    optimizer = chainrule.optim.SGD([p], lr=0.1, differentiable=True)
+    p.grad = (leaf * leaf).detach().requires_grad_()
+    with pytest.warns(UserWarning, match="not recorded by autograd"):
+        optimizer.step()
+    plain = leaf.clone()
+    plain.grad = chainrule.ones(2)  # a plain gradient: nothing is lost, nothing said
+    optimizer = chainrule.optim.SGD([plain], lr=0.1, differentiable=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        optimizer.step()
+    assert not [w for w in caught if "not recorded" in str(w.message)]

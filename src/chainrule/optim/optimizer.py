@@ -152,6 +152,7 @@ class Optimizer:
         for group in self.param_groups:
             _check_capturable(self, group)
             _check_fused_params(group)
+            _warn_unrecorded_differentiable_step(self, group)
         for group in self.param_groups:
             self._step_group(_plain_numbers(group))
         return loss
@@ -436,3 +437,16 @@ def _check_fused_params(group: dict) -> None:
             raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported "
                                f"devices: {_FUSED_DEVICES} but {p.dtype} and {p.device.type} (fused=False takes "
                                "complex parameters)")
+
+
+def _warn_unrecorded_differentiable_step(optimizer: Optimizer, group: dict) -> None:
+    """torch's differentiable=True records the step in autograd (meta-learning differentiates
+    through it); chainrule's step gives torch's values but is not recorded. That only matters when a
+    gradient carries a graph of its own (computed with create_graph=True): said once, not silently."""
+    if not group.get("differentiable") or getattr(optimizer, "_warned_unrecorded_step", False):
+        return
+    if any(p.grad.requires_grad for p in _params_with_grad(group)):
+        warnings.warn(f"{type(optimizer).__name__}(differentiable=True): chainrule's optimizer step is not recorded "
+                      "by autograd, so no gradient flows through step() into the gradients' graph (torch's "
+                      "differentiable step records it); the updated values are torch's", stacklevel=3)
+        optimizer._warned_unrecorded_step = True
