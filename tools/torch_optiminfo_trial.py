@@ -269,6 +269,10 @@ def run_input(torch, info, dtype_name, kwargs, desc, complex_params, results, se
                 results.add(optim, name + " (steps)", "differ", f"step {step_index + 1}, param {key}: {why}")
                 return
     results.add(optim, name + " (steps)", "same")
+    problems = [f"{key}: {why}" for key in sorted(set(torch_opt.defaults) | set(cr_opt.defaults))
+                for same, why in [compare_values(torch_opt.defaults.get(key, "<missing>"),
+                                                 cr_opt.defaults.get(key, "<missing>"), dtype_name)] if not same]
+    results.add(optim, name + " (defaults)", "differ" if problems else "same", "; ".join(problems))
     compare_state_dicts(torch, results, optim, name, torch_opt.state_dict(), cr_opt.state_dict(), dtype_name)
     # one state dict (torch's, then chainrule's) loaded into a fresh optimizer of each library, both
     # continued: loading casts state to the parameters' dtype, so each side must load the same dict
