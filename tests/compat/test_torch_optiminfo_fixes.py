@@ -427,3 +427,11 @@ def test_a_differentiable_step_over_gradients_with_a_graph_says_it_is_not_record
         warnings.simplefilter("always")
         optimizer.step()
     assert not [w for w in caught if "not recorded" in str(w.message)]
+
+
+@pytest.mark.parametrize("betas", [(0, 0.5), (0.9, 0), (np.float32(0.9), 0.99)])
+def test_adam_betas_must_be_floats_or_tensors_as_torch(betas):
+    for lib in (torch, chainrule):
+        p = lib.nn.Parameter(lib.ones(2))
+        with pytest.raises(ValueError, match="betas must be either both floats or both Tensors"):
+            lib.optim.Adam([p], betas=betas)

@@ -31,8 +31,8 @@ class Adam(Optimizer):
         decoupled = decoupled_weight_decay or self._decoupled
         _check_tensor_hyper_parameters(self, lr, betas, foreach, capturable)
         _check_adam_args(self, lr, eps, betas, weight_decay, l2_weight_decay=not decoupled)
-        if isinstance(betas[0], Tensor) != isinstance(betas[1], Tensor):
-            # torch's fused and foreach kernels take both as scalars or both as tensors
+        if not (all(isinstance(beta, float) for beta in betas[:2]) or all(isinstance(beta, Tensor) for beta in betas[:2])):
+            # torch's fused and foreach kernels take both as floats or both as tensors (an int is refused too)
             raise ValueError(f"{type(self).__name__}: betas must be either both floats or both Tensors, got {betas!r}")
         # a 1-element tensor beta is kept 0-d, as torch squeezes it
         betas = tuple(beta.squeeze() if isinstance(beta, Tensor) and beta.dim() != 0 else beta for beta in betas)
