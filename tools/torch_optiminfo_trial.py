@@ -278,8 +278,13 @@ def run_input(torch, info, dtype_name, kwargs, desc, complex_params, results, se
     # continued: loading casts state to the parameters' dtype, so each side must load the same dict
     source_values = {key: as_array(torch_params[key]).copy() for key in values}
     dicts = {"torch": torch_opt.state_dict(), "chainrule": cr_opt.state_dict()}
-    for source in ("torch", "chainrule"):
+    dicts["an older torch"] = older_state_dict(torch, dicts["torch"], info)
+    for source in dicts:
         entry = f"{name} (load {source}'s state_dict into both)"
+        if source == "an older torch" and differentiable:
+            results.add(optim, entry, "skipped", "an older dict drops `differentiable`, and torch's plain step then "
+                        "refuses the non-leaf parameters built for the differentiable one")
+            continue
         try:
             new_torch = build_params(torch, source_values, differentiable)
             new_cr = build_params(chainrule, source_values, differentiable)
@@ -288,22 +293,49 @@ def run_input(torch, info, dtype_name, kwargs, desc, complex_params, results, se
                 loaded_torch = info.optim_cls(param_groups(new_torch, grouped), **kwargs)
                 loaded_cr = cr_cls(param_groups(new_cr, grouped), **cr_kwargs)
                 state = dicts[source]
-                loaded_torch.load_state_dict(to_torch(torch, state))
+                try:
+                    loaded_torch.load_state_dict(to_torch(torch, state))
+                except Exception as error:  # noqa: BLE001
+                    results.add(optim, entry, "torch_raised", short_error(error))
+                    continue
                 loaded_cr.load_state_dict(state)
                 more_rng = np.random.default_rng(seed + 3)
+                errors = {}
                 for _ in range(MORE_STEPS):
                     grads = grads_for(more_rng, values, sparse_grads)
                     for lib, params, opt in ((torch, new_torch, loaded_torch), (chainrule, new_cr, loaded_cr)):
-                        if info.step_requires_closure:
-                            opt.step(closure_for(lib, params, target))
-                        else:
-                            set_grads(lib, params, grads, sparse_grads)
-                            opt.step()
+                        try:
+                            if info.step_requires_closure:
+                                opt.step(closure_for(lib, params, target))
+                            else:
+                                set_grads(lib, params, grads, sparse_grads)
+                                opt.step()
+                        except Exception as error:  # noqa: BLE001
+                            errors[lib.__name__] = error
+                    if errors:
+                        break
+            if errors:
+                compare_raised(results, optim, entry + " (continued steps)", errors.get("torch"),
+                               errors.get("chainrule"))
+                continue
             differing = [f"{key}: {why}" for key in values
                          for same, why in [close(new_torch[key], new_cr[key], dtype_name)] if not same]
             results.add(optim, entry, "differ" if differing else "same", "; ".join(differing))
         except Exception as error:  # noqa: BLE001
             results.add(optim, entry, "chainrule_raised", short_error(error) + " | " + last_frame(error))
+
+
+def older_state_dict(torch, state_dict, info):
+    """torch's state dict as an older torch wrote it (its test_can_load_older_state_dict): ``step`` a
+    number, not a tensor, and the flags added since the optimizer's release missing from its groups."""
+    older = to_torch(torch, state_dict)
+    for state in older["state"].values():
+        if isinstance(state.get("step"), torch.Tensor):
+            state["step"] = state["step"].item()
+    for group in older["param_groups"]:
+        for flag in info.not_og_supported_flags:
+            group.pop(flag, None)
+    return older
 
 
 def last_frame(error):

@@ -435,3 +435,44 @@ def test_adam_betas_must_be_floats_or_tensors_as_torch(betas):
         p = lib.nn.Parameter(lib.ones(2))
         with pytest.raises(ValueError, match="betas must be either both floats or both Tensors"):
             lib.optim.Adam([p], betas=betas)
+
+
+@pytest.mark.parametrize("name, kwargs", [("Adam", {"amsgrad": True}), ("AdamW", {}), ("SGD", {"momentum": 0.9}),
+                                          ("RMSprop", {"centered": True}), ("NAdam", {}), ("Adagrad", {})])
+def test_a_state_dict_from_an_older_torch_loads_and_continues(name, kwargs):
+    # older torch wrote step as a number and had no maximize/foreach/capturable/differentiable/fused
+    # in its groups: torch's setstate fills them in with the behaviour from before the flag
+    values = _values(np.float32, shapes=((3, 2), (3,)))
+    grads = _grads(values, 6)
+
+    def set_grads(lib, params, step):
+        for p, g in zip(params, step):
+            p.grad = lib.from_numpy(g.copy())
+
+    params_t = [torch.nn.Parameter(torch.from_numpy(v.copy())) for v in values]
+    reference = getattr(torch.optim, name)(params_t, **kwargs)
+    for step in grads[:3]:
+        set_grads(torch, params_t, step)
+        reference.step()
+    older = copy.deepcopy(reference.state_dict())
+    for state in older["state"].values():
+        if "step" in state:
+            state["step"] = int(state["step"])
+    for group in older["param_groups"]:
+        for flag in ("maximize", "foreach", "capturable", "differentiable", "fused"):
+            group.pop(flag, None)
+    results = []
+    for lib in (torch, chainrule):
+        params = [lib.nn.Parameter(lib.from_numpy(p.detach().numpy().copy())) for p in params_t]
+        optimizer = getattr(lib.optim, name)(params, **kwargs)
+        optimizer.load_state_dict(copy.deepcopy(older))
+        assert optimizer.param_groups[0]["maximize"] is False
+        for step in grads[3:]:
+            set_grads(lib, params, step)
+            optimizer.step()
+        results.append(([p.detach().numpy() for p in params], optimizer.state_dict()["state"][0].get("step")))
+    (theirs, their_step), (ours, our_step) = results
+    for mine, reference_value in zip(ours, theirs):
+        np.testing.assert_allclose(mine, reference_value, rtol=1e-6, atol=1e-7)
+    if their_step is not None:
+        assert float(our_step) == float(their_step) == 6 and isinstance(our_step, chainrule.Tensor)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import numbers
 import warnings
 from collections.abc import Callable, Iterable
@@ -218,12 +219,31 @@ class Optimizer:
             if key in id_map:
                 p = id_map[key]
                 state[p] = {k: _cast_state(k, v, p) for k, v in value.items()}
+                if self._step_is_tensor and isinstance(state[p].get("step"), numbers.Real):
+                    # an older torch saved the step as a number: now a float32 0-d tensor, as torch's setstate
+                    state[p]["step"] = Tensor._make(np.array(state[p]["step"], dtype=np.float32))
         self.state = state
+        missing_defaults = self._flag_defaults()
         for group, saved in zip(self.param_groups, saved_groups):
             params = group["params"]
             group.clear()
             group.update({k: v for k, v in saved.items() if k != "params"})
+            for key, default in missing_defaults.items():  # flags added after the dict was written
+                group.setdefault(key, default)
             group["params"] = params
+
+    # torch counts steps in a float32 0-d tensor (SparseAdam: a Python int)
+    _step_is_tensor = True
+
+    def _flag_defaults(self) -> dict:
+        """The value each option takes in a loaded group that lacks it (a state dict from before the
+        option existed): the constructor's default, the behaviour from before the flag (maximize False,
+        foreach None), as torch's ``__setstate__`` fills them in; an option the constructor does not
+        take (AdamW's decoupled weight decay) keeps this optimizer's value."""
+        parameters = inspect.signature(type(self).__init__).parameters
+        return {key: parameters[key].default if key in parameters
+                and parameters[key].default is not inspect.Parameter.empty else value
+                for key, value in self.defaults.items()}
 
 
 def _copy_state(value):
