@@ -7,6 +7,7 @@ import numpy as np
 
 from .._backend import array_module
 from ..tensor import Tensor
+from .adam import _as_real
 from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor
 
 __all__ = ["Adadelta"]
@@ -37,7 +38,9 @@ class Adadelta(Optimizer):
             _step_tensor(state)
             if weight_decay != 0:
                 g = g + weight_decay * w
-            square_avg, acc_delta = state["square_avg"]._data, state["acc_delta"]._data
+            # a complex parameter as real pairs, as torch: each part gets its own running averages
+            w, g = _as_real(w), _as_real(g)
+            square_avg, acc_delta = _as_real(state["square_avg"]._data), _as_real(state["acc_delta"]._data)
             # E[g^2] = rho E[g^2] + (1 - rho) g^2; delta = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g
             square_avg *= rho
             square_avg += (1 - rho) * (g * g)

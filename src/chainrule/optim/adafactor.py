@@ -33,6 +33,10 @@ class Adafactor(Optimizer):
     def _step_group(self, group: dict) -> None:
         lr, beta2_decay, d, weight_decay = group["lr"], group["beta2_decay"], group["d"], group["weight_decay"]
         eps1, eps2 = group["eps"]
+        if any(p.is_complex() for p in _params_with_grad(group)):
+            # torch's factored second moment has no complex form; it refuses before updating the group
+            raise RuntimeError("Adafactor does not support complex parameters (view_as_real gives a real "
+                               "parameter it can optimize)")
         for p in _params_with_grad(group):
             w = p._data
             xp = array_module(w)

@@ -28,7 +28,7 @@ class Adagrad(Optimizer):
             for p in group["params"]:
                 state = self.state[p]
                 state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
-                state["sum"] = Tensor._make(array_module(p).full_like(p._data, group["initial_accumulator_value"]))
+                state["sum"] = _initial_sum(p._data, group["initial_accumulator_value"])
 
     def _step_group(self, group: dict) -> None:
         lr, lr_decay, eps, weight_decay = group["lr"], group["lr_decay"], group["eps"], group["weight_decay"]
@@ -40,7 +40,7 @@ class Adagrad(Optimizer):
                 g = -g
             state = self.state[p]
             if "sum" not in state:  # a parameter added with add_param_group
-                state["sum"] = Tensor._make(xp.full_like(w, group["initial_accumulator_value"]))
+                state["sum"] = _initial_sum(w, group["initial_accumulator_value"])
             step = _step_tensor(state)
             w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
             if weight_decay != 0:
@@ -52,3 +52,11 @@ class Adagrad(Optimizer):
             std += eps
             w -= clr * (g / std)
             p._bump_version()
+
+
+def _initial_sum(w, initial_accumulator_value) -> Tensor:
+    """The accumulator's start, shaped like ``w``; a complex parameter's holds the value in both parts
+    (torch's complex(v, v): the real pairs of a complex parameter each start at v)."""
+    value = complex(initial_accumulator_value, initial_accumulator_value) if w.dtype.kind == "c" \
+        else initial_accumulator_value
+    return Tensor._make(array_module(w).full_like(w, value))

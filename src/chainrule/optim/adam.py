@@ -29,10 +29,13 @@ class Adam(Optimizer):
                  capturable: bool = False, differentiable: bool = False, fused=None,
                  decoupled_weight_decay: bool = False) -> None:
         decoupled = decoupled_weight_decay or self._decoupled
+        _check_tensor_hyper_parameters(self, lr, betas, foreach, capturable)
         _check_adam_args(self, lr, eps, betas, weight_decay, l2_weight_decay=not decoupled)
-        if isinstance(betas[0], Tensor) != isinstance(betas[1], Tensor):
-            # torch's fused and foreach kernels take both as scalars or both as tensors
+        if not (all(isinstance(beta, float) for beta in betas[:2]) or all(isinstance(beta, Tensor) for beta in betas[:2])):
+            # torch's fused and foreach kernels take both as floats or both as tensors (an int is refused too)
             raise ValueError(f"{type(self).__name__}: betas must be either both floats or both Tensors, got {betas!r}")
+        # a 1-element tensor beta is kept 0-d, as torch squeezes it
+        betas = tuple(beta.squeeze() if isinstance(beta, Tensor) and beta.dim() != 0 else beta for beta in betas)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach, capturable=capturable,
                         differentiable=differentiable, fused=fused,
@@ -68,17 +71,29 @@ class Adam(Optimizer):
             exp_avg += (1 - beta1) * (g - exp_avg)
             exp_avg_sq *= beta2
             exp_avg_sq += (1 - beta2) * (g * g)
-            bias_correction1 = 1 - beta1 ** step
-            bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
             if amsgrad:
                 max_sq = _as_real(state["max_exp_avg_sq"]._data)
                 xp.maximum(max_sq, exp_avg_sq, out=max_sq)
                 denom = xp.sqrt(max_sq)
             else:
                 denom = xp.sqrt(exp_avg_sq)
-            denom /= bias_correction2_sqrt
-            denom += eps
-            w -= (lr / bias_correction1) * (exp_avg / denom)
+            if group.get("differentiable"):
+                # torch's differentiable step reads the float32 step tensor: its bias corrections and
+                # step size are float32 0-d tensors, and it divides by them in one fold
+                step32 = np.float32(step)
+                # (a number divided by a tensor is the tensor's reciprocal times the number)
+                one = np.float32(1)
+                step_size_neg = -((one / (one - np.float32(beta1) ** step32)) * np.float32(lr))
+                bias_correction2_sqrt = np.sqrt(one - np.float32(beta2) ** step32)
+                denom /= (bias_correction2_sqrt * step_size_neg).astype(w.dtype)
+                denom += ((one / step_size_neg) * np.float32(eps)).astype(w.dtype)
+                w += exp_avg / denom
+            else:
+                bias_correction1 = 1 - beta1 ** step
+                bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+                denom /= bias_correction2_sqrt
+                denom += eps
+                w -= (lr / bias_correction1) * (exp_avg / denom)
             p._bump_version()
         if on_gpu:
             # CuPy: fused kernels update w, m, v (, max v) together. torch's foreach/fused Adam is
@@ -95,10 +110,28 @@ class Adam(Optimizer):
                 p._bump_version()
 
 
+def _check_tensor_hyper_parameters(optimizer: Optimizer, lr, betas, foreach, capturable) -> None:
+    """torch's foreach Adam reads a tensor lr or beta as a scalar only when capturable: it refuses them
+    with foreach=True otherwise (chainrule's step could take them; the error is torch's API)."""
+    if not foreach or capturable:
+        return
+    owner = type(optimizer).__name__
+    if isinstance(lr, Tensor):
+        raise ValueError(f"{owner}: lr as a Tensor is not supported for capturable=False and foreach=True "
+                         "(pass a float lr, or foreach=False)")
+    for index, beta in enumerate(betas if isinstance(betas, (tuple, list)) else ()):
+        if isinstance(beta, Tensor):
+            raise ValueError(f"{owner}: betas[{index}] as a Tensor is not supported for capturable=False and "
+                             "foreach=True (pass float betas, or foreach=False)")
+
+
 def _as_real(array):
     """A complex array as its (real, imaginary) pairs: torch's Adam updates a complex parameter as
     view_as_real of it, so each part gets its own second moment (g·g of a complex g would mix them)."""
-    return array if array.dtype.kind != "c" else array.view(array.real.dtype)
+    if array.dtype.kind != "c":
+        return array
+    # a 0-d array cannot change its itemsize in place: its 1-element view can (and writes through)
+    return (array.reshape(1) if array.ndim == 0 else array).view(array.real.dtype)
 
 
 class AdamW(Adam):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _dtype
 from .._backend import array_module
 from ..tensor import Tensor
 from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor
@@ -46,6 +47,15 @@ class ASGD(Optimizer):
                 ax += (w - ax) * mu
             else:
                 ax[...] = w
-            state["eta"]._data[...] = lr / ((1 + lambd * lr * step) ** alpha)
-            state["mu"]._data[...] = 1 / max(1, step - t0)
+            # torch writes these through a tensor of the default dtype (as_tensor of a float): a
+            # float64 eta (loaded beside a float64 parameter) still takes float32-rounded values
+            default = _dtype.get_default_dtype().np
+            if group["foreach"]:
+                # torch's foreach step computes eta on the float32 step tensor itself
+                one, step32 = np.float32(1), np.float32(step)
+                eta = (one / (one + np.float32(lambd * lr) * step32) ** np.float32(alpha)) * np.float32(lr)
+            else:
+                eta = lr / ((1 + lambd * lr * step) ** alpha)
+            state["eta"]._data[...] = default.type(eta)
+            state["mu"]._data[...] = default.type(1 / max(1, step - t0))
             p._bump_version()

@@ -128,8 +128,6 @@ class LBFGS(Optimizer):
                  tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100,
                  line_search_fn: str | None = None) -> None:
         _check_hyper_parameters(self, ("lr",), lr=lr)  # torch's step adds with alpha=lr
-        if isinstance(lr, Tensor):
-            lr = lr.item()
         for name, value in (("max_iter", max_iter), ("tolerance_grad", tolerance_grad),
                             ("tolerance_change", tolerance_change)):
             _as_number("LBFGS", name, value)
@@ -196,7 +194,7 @@ class LBFGS(Optimizer):
 
     def _step(self, closure: Callable):
         group = self.param_groups[0]
-        lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
+        lr, max_iter, max_eval = float(group["lr"]), group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
         history_size, line_search_fn = group["history_size"], group["line_search_fn"]
         state = self.state[self._params[0]]
@@ -212,10 +210,12 @@ class LBFGS(Optimizer):
         if np.abs(flat_grad).max() <= tolerance_grad:
             return first_loss
 
-        d, t = state.get("d"), state.get("t")
-        old_dirs, old_steps, rho = state.get("old_dirs"), state.get("old_stps"), state.get("ro")
-        h_diag, prev_flat_grad = state.get("H_diag"), state.get("prev_flat_grad")
+        # the state holds Tensors, as torch's (a state dict loads across): the iteration runs on arrays
+        d, t = _arrays(state.get("d")), _arrays(state.get("t"))
+        old_dirs, old_steps, rho = _arrays(state.get("old_dirs")), _arrays(state.get("old_stps")), _arrays(state.get("ro"))
+        h_diag, prev_flat_grad = _arrays(state.get("H_diag")), _arrays(state.get("prev_flat_grad"))
         prev_loss = state.get("prev_loss")
+        alpha = None
         iteration = 0
         while iteration < max_iter:
             iteration += 1
@@ -249,7 +249,9 @@ class LBFGS(Optimizer):
             prev_flat_grad = flat_grad.copy()
             prev_loss = loss
             # the first step ever is scaled by 1/|g|_1 so its length is at most lr
-            t = min(1.0, 1.0 / np.abs(flat_grad).sum()) * lr if state["n_iter"] == 1 else lr
+            # (later steps: lr itself, an int lr staying an int in the state, as torch's)
+            t = min(1.0, 1.0 / np.abs(flat_grad).sum()) * lr if state["n_iter"] == 1 else \
+                (group["lr"] if isinstance(group["lr"], numbers.Real) else lr)
             gtd = flat_grad.dot(d)
             if gtd > -tolerance_change:  # not a descent direction: stop
                 break
@@ -279,6 +281,32 @@ class LBFGS(Optimizer):
             if np.abs(d * t).max() <= tolerance_change or abs(loss - prev_loss) < tolerance_change:
                 break
 
-        state.update(d=d, t=t, old_dirs=old_dirs, old_stps=old_steps, ro=rho, H_diag=h_diag,
-                     prev_flat_grad=prev_flat_grad, prev_loss=prev_loss)
+        if alpha is not None and "al" not in state:
+            state["al"] = [None] * history_size  # torch's scratch list of the two-loop recursion's alphas
+        if alpha is not None:
+            state["al"][:len(alpha)] = _tensors(alpha)
+        if isinstance(group["lr"], Tensor):  # torch's step length is then a tensor of lr's dtype
+            t = np.asarray(t, dtype=group["lr"]._data.dtype)
+        state.update(d=_tensors(d), t=_tensors(t), old_dirs=_tensors(old_dirs), old_stps=_tensors(old_steps),
+                     ro=_tensors(rho), H_diag=_tensors(h_diag), prev_flat_grad=_tensors(prev_flat_grad),
+                     prev_loss=prev_loss)
         return first_loss
+
+
+def _arrays(value):
+    """State read back for the iteration: Tensors (and lists of them) as their arrays."""
+    if isinstance(value, Tensor):
+        return value._data
+    if isinstance(value, list):
+        return [_arrays(v) for v in value]
+    return value
+
+
+def _tensors(value):
+    """The iteration's arrays and NumPy scalars as the Tensors torch keeps in the state (Python
+    numbers, torch's int H_diag and t, stay numbers)."""
+    if isinstance(value, (np.ndarray, np.generic)) or (value is not None and hasattr(value, "__cuda_array_interface__")):
+        return Tensor._make(value if not isinstance(value, np.generic) else np.asarray(value))
+    if isinstance(value, list):
+        return [_tensors(v) for v in value]
+    return value

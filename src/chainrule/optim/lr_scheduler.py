@@ -7,6 +7,7 @@ performs the first step (``last_epoch`` becomes 0), as in torch.
 from __future__ import annotations
 
 import math
+import types
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
@@ -122,10 +123,20 @@ class LRScheduler:
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self) -> dict:
-        return {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "lr_lambdas")}
+        state = {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "lr_lambdas")}
+        if "lr_lambdas" in self.__dict__:
+            # a function does not pickle: torch keeps None for it, and a callable object's attributes
+            state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
+                                   for fn in self.lr_lambdas]
+        return state
 
     def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)  # the caller's dict keeps its keys, as torch's
+        lr_lambdas = state_dict.pop("lr_lambdas", None)
         self.__dict__.update(state_dict)
+        for fn, saved in zip(getattr(self, "lr_lambdas", ()), lr_lambdas or ()):
+            if saved is not None:
+                fn.__dict__.update(saved)
 
     def _lrs(self) -> list:
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -432,8 +443,11 @@ class ReduceLROnPlateau(LRScheduler):
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != len(optimizer.param_groups):
                 raise ValueError(f"expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}")
+            self.default_min_lr = None
             self.min_lrs = list(min_lr)
         else:
+            # one min_lr for every group, also for a group added to the optimizer later (torch's key)
+            self.default_min_lr = min_lr
             self.min_lrs = [min_lr] * len(optimizer.param_groups)
         if mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: mode {mode} is unknown! (expected 'min' or 'max')")
@@ -474,6 +488,14 @@ class ReduceLROnPlateau(LRScheduler):
         self._last_lr = self._lrs()
 
     def _reduce_lr(self) -> None:
+        if len(self.optimizer.param_groups) != len(self.min_lrs):
+            if self.default_min_lr is None:
+                raise RuntimeError(
+                    f"The number of param groups in the `optimizer` ({len(self.optimizer.param_groups)}) differs "
+                    f"from when `ReduceLROnPlateau` was initialized ({len(self.min_lrs)}), usually due to a new "
+                    "param group being added to the optimizer. Please modify the `min_lrs` field to match the "
+                    "length of the `optimizer` param groups.")
+            self.min_lrs = [self.default_min_lr] * len(self.optimizer.param_groups)
         for i, group in enumerate(self.optimizer.param_groups):
             old_lr = float(group["lr"])
             new_lr = max(old_lr * self.factor, self.min_lrs[i])
@@ -542,14 +564,14 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 for base in self.base_lrs]
 
     def step(self, epoch=None) -> None:
-        self._step_count += 1
+        # torch's own step here leaves _step_count as the construction set it (0): so does this one
         if epoch is None and self.last_epoch < 0:
             epoch = 0
         if epoch is None:
             epoch = self.last_epoch + 1
             self.T_cur = self.T_cur + 1
             if self.T_cur >= self.T_i:
-                self.T_cur = self.T_cur - self.T_i
+                self.T_cur = self.T_cur % self.T_i
                 self.T_i = self.T_i * self.T_mult
         else:
             if epoch < 0:
@@ -646,8 +668,17 @@ class CyclicLR(LRScheduler):
 
     def state_dict(self) -> dict:
         state = super().state_dict()
-        state.pop("_scale_fn_custom", None)  # a function does not pickle; torch drops it as well
+        # a function does not pickle: torch keeps None for it, and a callable object's attributes
+        fn = state.pop("_scale_fn_custom", None)
+        state["_scale_fn_custom"] = None if fn is None or isinstance(fn, types.FunctionType) else fn.__dict__.copy()
         return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        saved = state_dict.pop("_scale_fn_custom", None)
+        super().load_state_dict(state_dict)
+        if saved is not None and self._scale_fn_custom is not None:
+            self._scale_fn_custom.__dict__.update(saved)
 
 
 class _SchedulerOfSchedulers(LRScheduler):

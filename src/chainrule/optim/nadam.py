@@ -60,6 +60,16 @@ class NAdam(Optimizer):
             denom = xp.sqrt(exp_avg_sq / (1 - beta2**step)) + eps
             # the gradient's share and the (Nesterov) momentum's share of the step, each (value * t) / denom
             # in that order as torch's addcdiv computes it (the same rounding, and the same overflow)
-            w -= (lr * (1.0 - mu) / (1.0 - float(mu_product))) * g / denom
-            w -= (lr * mu_next / (1.0 - float(mu_product) * mu_next)) * exp_avg / denom
+            if group.get("differentiable"):
+                # torch's differentiable step scales by 0-d tensors of mu_product's dtype (float32, or
+                # the parameter's once loaded); a number divided by a tensor is its reciprocal times it
+                scalar = mu_product.dtype.type
+                one = scalar(1)
+                grad_scale = (one / (one - mu_product)) * scalar(-lr * (1.0 - mu))
+                momentum_scale = (one / (one - mu_product * scalar(mu_next))) * scalar(-lr * mu_next)
+                w += g * grad_scale.astype(w.dtype) / denom
+                w += exp_avg * momentum_scale.astype(w.dtype) / denom
+            else:
+                w -= (lr * (1.0 - mu) / (1.0 - float(mu_product))) * g / denom
+                w -= (lr * mu_next / (1.0 - float(mu_product) * mu_next)) * exp_avg / denom
             p._bump_version()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import numbers
 import warnings
 from collections.abc import Callable, Iterable
@@ -108,17 +109,24 @@ class Optimizer:
             if not isinstance(param, Tensor):
                 raise TypeError(f"{owner}: optimizer can only optimize Tensors, but one of the params is "
                                 f"{type(param).__name__}")
-            if not param.is_leaf:
+            # a differentiable optimizer's parameters are usually computed (torch allows non-leaves there)
+            if not (param.is_leaf or param.retains_grad or self.defaults.get("differentiable")):
                 raise ValueError(f"{owner}: can't optimize a non-leaf Tensor (params[{index}] is the result of "
                                  f"{type(param.grad_fn).__name__}; pass the leaf it was computed from, or its "
                                  ".detach().requires_grad_())")
         if self.param_groups and ("param_names" in param_group) != ("param_names" in self.param_groups[0]):
-            raise ValueError(f"{owner}: all optimizer param groups should be with/without names "
-                             "(params as (name, tensor) pairs in every group or in none)")
+            with_names = "with names" if "param_names" in param_group else "without names"
+            raise ValueError(f"{owner}: all optimizer param groups should be with/without names. cannot add param "
+                             f"group {with_names} to the optimizer (give params as (name, tensor) pairs in every "
+                             "group or in none)")
         for name, default in self.defaults.items():
             if default is required and name not in param_group:
                 raise ValueError(f"parameter group didn't specify a value of required optimization parameter {name}")
             param_group.setdefault(name, default)
+        if len({id(p) for p in param_group["params"]}) != len(param_group["params"]):
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; in future, this will "
+                          "cause an error; see github.com/pytorch/pytorch/issues/40967 for more information",
+                          stacklevel=3)
         seen = {id(p) for group in self.param_groups for p in group["params"]}
         if any(id(p) in seen for p in param_group["params"]):
             raise ValueError("some parameters appear in more than one parameter group")
@@ -144,6 +152,8 @@ class Optimizer:
                 loss = closure()
         for group in self.param_groups:
             _check_capturable(self, group)
+            _check_fused_params(group)
+            _warn_unrecorded_differentiable_step(self, group)
         for group in self.param_groups:
             self._step_group(_plain_numbers(group))
         return loss
@@ -209,12 +219,31 @@ class Optimizer:
             if key in id_map:
                 p = id_map[key]
                 state[p] = {k: _cast_state(k, v, p) for k, v in value.items()}
+                if self._step_is_tensor and isinstance(state[p].get("step"), numbers.Real):
+                    # an older torch saved the step as a number: now a float32 0-d tensor, as torch's setstate
+                    state[p]["step"] = Tensor._make(np.array(state[p]["step"], dtype=np.float32))
         self.state = state
+        missing_defaults = self._flag_defaults()
         for group, saved in zip(self.param_groups, saved_groups):
             params = group["params"]
             group.clear()
             group.update({k: v for k, v in saved.items() if k != "params"})
+            for key, default in missing_defaults.items():  # flags added after the dict was written
+                group.setdefault(key, default)
             group["params"] = params
+
+    # torch counts steps in a float32 0-d tensor (SparseAdam: a Python int)
+    _step_is_tensor = True
+
+    def _flag_defaults(self) -> dict:
+        """The value each option takes in a loaded group that lacks it (a state dict from before the
+        option existed): the constructor's default, the behaviour from before the flag (maximize False,
+        foreach None), as torch's ``__setstate__`` fills them in; an option the constructor does not
+        take (AdamW's decoupled weight decay) keeps this optimizer's value."""
+        parameters = inspect.signature(type(self).__init__).parameters
+        return {key: parameters[key].default if key in parameters
+                and parameters[key].default is not inspect.Parameter.empty else value
+                for key, value in self.defaults.items()}
 
 
 def _copy_state(value):
@@ -232,9 +261,10 @@ def _copy_state(value):
 
 
 def _cast_state(key: str, value, param: Tensor):
-    """Loaded state joins its parameter's dtype and device, as in torch (``step`` stays as it is)."""
+    """Loaded state joins its parameter's device, and a floating-point parameter's dtype, as in torch
+    (``step`` stays as it is; a complex parameter's real state, NAdam's ``mu_product``, stays real)."""
     if key != "step" and isinstance(value, Tensor) and value._data.dtype.kind in _dtype.FLOAT_KINDS:
-        if value._data.dtype != param._data.dtype:
+        if value._data.dtype != param._data.dtype and param._data.dtype.kind in _dtype.FLOAT_KINDS:
             value = Tensor._make(value._data.astype(param._data.dtype))
         if type(value._data) is not type(param._data):
             value = Tensor._make(to_device(value._data, param.device))
@@ -392,7 +422,7 @@ def _check_capturable(optimizer: Optimizer, group: dict) -> None:
     """torch's check of ``capturable`` (any true value): a captured step (CUDA graphs) needs every
     parameter on the GPU. torch raises AssertionError at the step, with its message (here followed
     by the fix), after creating the state; chainrule raises before anything changes."""
-    if not group.get("capturable"):
+    if not group.get("capturable") or group.get("fused"):  # torch's fused kernels take no capturable
         return
     for p in group["params"]:
         if p.device.type == "cpu":
@@ -411,3 +441,32 @@ def _check_fused_flags(fused, foreach, differentiable) -> None:
         raise RuntimeError("`fused` does not support `differentiable`")
     if fused and foreach:
         raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
+# the devices torch's fused kernels run on, as its message lists them
+_FUSED_DEVICES = ['mps', 'cuda', 'xpu', 'hpu', 'cpu', 'mtia', 'privateuseone']
+
+
+def _check_fused_params(group: dict) -> None:
+    """torch's fused kernels take real floating-point parameters only (its RuntimeError at the step,
+    here raised before any parameter or state changes)."""
+    if not group.get("fused"):
+        return
+    for p in _params_with_grad(group):
+        if not p.is_floating_point():
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported "
+                               f"devices: {_FUSED_DEVICES} but {p.dtype} and {p.device.type} (fused=False takes "
+                               "complex parameters)")
+
+
+def _warn_unrecorded_differentiable_step(optimizer: Optimizer, group: dict) -> None:
+    """torch's differentiable=True records the step in autograd (meta-learning differentiates
+    through it); chainrule's step gives torch's values but is not recorded. That only matters when a
+    gradient carries a graph of its own (computed with create_graph=True): said once, not silently."""
+    if not group.get("differentiable") or getattr(optimizer, "_warned_unrecorded_step", False):
+        return
+    if any(p.grad.requires_grad for p in _params_with_grad(group)):
+        warnings.warn(f"{type(optimizer).__name__}(differentiable=True): chainrule's optimizer step is not recorded "
+                      "by autograd, so no gradient flows through step() into the gradients' graph (torch's "
+                      "differentiable step records it); the updated values are torch's", stacklevel=3)
+        optimizer._warned_unrecorded_step = True

@@ -4,11 +4,12 @@ shrunk when it flips; only the gradient's sign moves the parameter."""
 from __future__ import annotations
 
 from .._backend import array_module
+from .adam import _as_real
 from .optimizer import (
     Optimizer,
+    _as_number,
     _check_hyper_parameters,
     _check_pair,
-    _check_range,
     _params_with_grad,
     _step_tensor,
 )
@@ -23,8 +24,11 @@ class Rprop(Optimizer):
                  capturable: bool = False, foreach=None, maximize: bool = False, differentiable: bool = False) -> None:
         _check_hyper_parameters(self, lr=lr)
         eta_minus, eta_plus = _check_pair(type(self).__name__, "etas", etas)
-        _check_range(type(self).__name__, "etas[0]", eta_minus, "Invalid eta value at index 0", 0.0, 1.0, False, False)
-        _check_range(type(self).__name__, "etas[1]", eta_plus, "Invalid eta value at index 1", 1.0, None, False)
+        owner = type(self).__name__
+        low, high = _as_number(owner, "etas[0]", eta_minus), _as_number(owner, "etas[1]", eta_plus)
+        if not 0.0 < low < 1.0 < high:  # NaN fails too
+            raise ValueError(f"{owner}: Invalid eta values: {eta_minus}, {eta_plus} "
+                             "(etas must satisfy 0 < etas[0] < 1 < etas[1])")
         defaults = dict(lr=lr, etas=etas, step_sizes=step_sizes, foreach=foreach, maximize=maximize,
                         differentiable=differentiable, capturable=capturable)
         super().__init__(params, defaults)
@@ -39,9 +43,13 @@ class Rprop(Optimizer):
             state = self.state[p]
             if "prev" not in state:
                 state["prev"] = p.new_zeros(tuple(p.shape))
-                state["step_size"] = p.new_full(tuple(p.shape), group["lr"])
+                lr = float(group["lr"])
+                # a complex parameter's step size is lr in both parts, as torch's complex(lr, lr)
+                state["step_size"] = p.new_full(tuple(p.shape), complex(lr, lr) if p.is_complex() else lr)
             _step_tensor(state)
-            prev, step_size = state["prev"]._data, state["step_size"]._data
+            # a complex parameter as real pairs, as torch: each part keeps its own sign and step size
+            w, g = _as_real(w), _as_real(g)
+            prev, step_size = _as_real(state["prev"]._data), _as_real(state["step_size"]._data)
             # same sign as last step: grow the step; flipped: shrink it and skip this element once
             agreement = xp.sign(g * prev)
             factor = xp.where(agreement > 0, eta_plus, xp.where(agreement < 0, eta_minus, 1.0)).astype(w.dtype)

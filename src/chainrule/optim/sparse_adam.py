@@ -14,7 +14,7 @@ import math
 
 from .._backend import array_module
 from ..sparse import SparseCOOTensor
-from .optimizer import Optimizer, _check_pair, _check_range, _params_with_grad, _step_tensor, _zero_state
+from .optimizer import Optimizer, _check_pair, _check_range, _params_with_grad
 
 __all__ = ["SparseAdam"]
 
@@ -33,6 +33,19 @@ class SparseAdam(Optimizer):
         _check_range(owner, "betas[0]", beta1, "Invalid beta parameter at index 0", 0.0, 1.0)
         _check_range(owner, "betas[1]", beta2, "Invalid beta parameter at index 1", 0.0, 1.0)
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, maximize=maximize))
+        where = [[i, j] for i, group in enumerate(self.param_groups) for j, p in enumerate(group["params"])]
+        sparse = [index for index, p in zip(where, self._all_params()) if p.is_sparse]
+        complex_ = [index for index, p in zip(where, self._all_params()) if p.is_complex()]
+        if sparse:
+            raise ValueError(f"Sparse params at indices {sparse}: SparseAdam requires dense parameter tensors "
+                             "(its gradients are the sparse ones)")
+        if complex_:
+            raise ValueError(f"Complex params at indices {complex_}: SparseAdam does not support complex parameters")
+
+    _step_is_tensor = False
+
+    def _all_params(self) -> list:
+        return [p for group in self.param_groups for p in group["params"]]
 
     def _step_group(self, group: dict) -> None:
         lr, (beta1, beta2), eps, maximize = group["lr"], group["betas"], group["eps"], group["maximize"]
@@ -43,8 +56,12 @@ class SparseAdam(Optimizer):
             g = -grad._data if maximize else grad._data
             rows = _touched_rows(xp, grad)
             state = self.state[p]
-            _zero_state(state, w, "exp_avg", "exp_avg_sq")
-            step = _step_tensor(state)
+            if "exp_avg" not in state:
+                # torch's SparseAdam counts its steps in a Python int (the others keep a float32 tensor)
+                state["step"] = 0
+                state["exp_avg"], state["exp_avg_sq"] = p.new_zeros(tuple(p.shape)), p.new_zeros(tuple(p.shape))
+            state["step"] += 1
+            step = state["step"]
             if rows.size == 0:
                 continue
             m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
