@@ -188,3 +188,190 @@ def test_ready_queue_pops_in_libstdcxx_heap_order(seed):
     assert not reference
     assert popped["ours"] == popped["reference"]
     assert len(popped["ours"]) > 100
+
+
+# ------------------------------------------------------------------ torch.stack: one StackBackward0 node
+
+def _stack_graph(lib, log):
+    x, y, z = _leaves(lib, 3)
+    a = x * 2
+    named = {"x": x, "y": y, "z": z, "a": a}
+    _log_hooks(log, named)
+    _log_leaf_accumulations(log, {"x": x, "y": y, "z": z})
+    s = lib.stack([z, a, y, x.double()], dim=-1)
+    s.register_hook(lambda g: log.append("s"))
+    (s * lib.arange(4.0, dtype=lib.float64)).sum().backward()
+    return s
+
+
+def test_stack_is_one_node_with_an_edge_per_input_as_torch():
+    shapes, logs = {}, {}
+    for name, lib in LIBRARIES.items():
+        logs[name] = []
+        s = _stack_graph(lib, logs[name])
+        fn = s.grad_fn
+        shapes[name] = (type(fn).__name__, [type(child).__name__ for child, _ in fn.next_functions],
+                        fn._saved_dim, str(s.dtype).rsplit(".", 1)[-1])
+    assert shapes["chainrule"] == shapes["torch"]
+    assert shapes["torch"][1] == ["AccumulateGrad", "MulBackward0", "AccumulateGrad", "ToCopyBackward0"]
+    assert logs["chainrule"] == logs["torch"]
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1, 2])
+def test_stack_gradients_as_torch(dim):
+    grads = {}
+    for name, lib in LIBRARIES.items():
+        leaves = [lib.tensor(np.arange(6.0).reshape(2, 3) + i, dtype=lib.float64, requires_grad=True) for i in range(3)]
+        s = lib.stack([leaves[0], leaves[1].t().t(), leaves[2] * 3], dim)
+        weights = lib.tensor(np.linspace(-1, 1, int(np.prod(tuple(s.shape)))).reshape(tuple(s.shape)))
+        (s * weights).sum().backward()
+        grads[name] = [t.grad.numpy() for t in leaves]
+    for got, want in zip(grads["chainrule"], grads["torch"]):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_stack_gradcheck_and_second_order():
+    x = chainrule.tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)
+    y = chainrule.tensor(np.linspace(0.5, 2, 6).reshape(2, 3), requires_grad=True)
+    assert chainrule.autograd.gradcheck(lambda a, b: chainrule.stack([a, b.sin(), a * b], 1), (x, y))
+    assert chainrule.autograd.gradgradcheck(lambda a, b: chainrule.stack([a * a, b], -1), (x, y))
+
+
+def test_stack_of_mixed_dtypes_gives_each_input_its_own_dtype_gradient():
+    got = {}
+    for name, lib in LIBRARIES.items():
+        half = lib.ones(3, dtype=lib.float32, requires_grad=True)
+        double = lib.ones(3, dtype=lib.float64, requires_grad=True)
+        s = lib.stack([half, double])
+        s.sum().backward()
+        got[name] = (str(s.dtype).rsplit(".", 1)[-1], str(half.grad.dtype).rsplit(".", 1)[-1],
+                     str(double.grad.dtype).rsplit(".", 1)[-1], len(s.grad_fn.next_functions))
+    assert got["chainrule"] == got["torch"] == ("float64", "float32", "float64", 2)
+
+
+# ------------------------------------------------------------------ ctx.mark_dirty returns the input itself
+
+def _increment(lib):
+    class Increment(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            x.add_(1)
+            ctx.mark_dirty(x)
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2
+
+    return Increment
+
+
+def _dirty_non_leaf(lib):
+    log = []
+    a = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = a.clone()
+    before, version = b.grad_fn, b._version
+    b.register_hook(lambda g: log.append(("hook before", g.tolist())))
+    b.retain_grad()
+    c = _increment(lib).apply(b)
+    c.register_hook(lambda g: log.append(("hook after", g.tolist())))
+    facts = (c is b, type(b.grad_fn).__name__, b.grad_fn is before, b._version - version,
+             [type(f).__name__ for f, _ in b.grad_fn.next_functions], b.tolist())
+    (c * 3).sum().backward()
+    return facts, log, b.grad.tolist(), a.grad.tolist()
+
+
+def test_mark_dirty_returns_the_input_object_with_its_history_rebased():
+    got, want = _dirty_non_leaf(chainrule), _dirty_non_leaf(torch)
+    assert got == want
+    assert want[0][:4] == (True, "IncrementBackward", False, 2)
+
+
+def _dirty_two_outputs(lib):
+    class DoubleFirst(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            x.mul_(2)
+            ctx.mark_dirty(x)
+            return x, y * 3
+
+        @staticmethod
+        def backward(ctx, g1, g2):
+            return g1 * 2, g2 * 3
+
+    p, q = lib.tensor([1.0, 2.0], requires_grad=True), lib.tensor([3.0, 4.0], requires_grad=True)
+    doubled = p * 1
+    first, second = DoubleFirst.apply(doubled, q)
+    facts = (first is doubled, first._version, first.grad_fn is second.grad_fn, first.output_nr, second.output_nr)
+    (first.sum() + second.sum()).backward()
+    return facts, p.grad.tolist(), q.grad.tolist()
+
+
+def _dirty_view(lib):
+    leaf = lib.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    base = leaf.clone()
+    view = base[1:3]
+    out = _increment(lib).apply(view)
+    facts = (out is view, view._version, base._version, out._base is base, base.tolist())
+    (base * lib.tensor([1.0, 10.0, 100.0, 1000.0])).sum().backward()
+    return facts, leaf.grad.tolist()
+
+
+def _dirty_without_grad(lib):
+    x = lib.tensor([1.0, 2.0])
+    out = _increment(lib).apply(x)
+    return out is x, x._version, out.requires_grad, x.tolist()
+
+
+@pytest.mark.parametrize("case", [_dirty_two_outputs, _dirty_view, _dirty_without_grad],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_mark_dirty_cases_as_torch(case):
+    assert case(chainrule) == case(torch)
+
+
+def _dirty_errors(lib):
+    class Hidden(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            x.add_(1)
+            ctx.mark_dirty(x)
+            return x * 1
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    seen = []
+    leaf = lib.tensor([1.0, 2.0], requires_grad=True)
+    for make in (lambda: _increment(lib).apply(leaf), lambda: Hidden.apply(lib.tensor([1.0]) * 1),
+                 lambda: Hidden.apply(lib.tensor([1.0])),
+                 lambda: _increment(lib).apply(lib.tensor([1.0, 2.0], requires_grad=True)[:1])):
+        with pytest.raises(RuntimeError) as info:
+            make()
+        seen.append(str(info.value))
+    seen.append((leaf._version, leaf.tolist()))  # (forward ran before the refusal, in torch too)
+    return seen
+
+
+def test_mark_dirty_errors_as_torch():
+    assert _dirty_errors(chainrule) == _dirty_errors(torch)
+
+
+def test_mark_dirty_of_a_tensor_not_an_input_warns_as_torch():
+    messages = {}
+    for name, lib in LIBRARIES.items():
+        class Fresh(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                y = x * 2
+                ctx.mark_dirty(y)
+                return y
+
+            @staticmethod
+            def backward(ctx, grad):
+                return grad
+
+        with pytest.warns(UserWarning) as record:
+            out = Fresh.apply(lib.tensor([1.0], requires_grad=True) * 1)
+        messages[name] = ([str(w.message).split(" (Triggered")[0] for w in record], out._version)
+    assert messages["chainrule"] == messages["torch"]
