@@ -399,9 +399,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                         if following is not None:
                             heappush(ready, _ready_entry(following))
                             following = None
-                        priority = child._sequence_number
+                        priority = child._sequence_number  # (_ready_entry's steps, inline)
                         heappush(ready, (-priority, child) if priority != ACCUMULATE_GRAD_PRIORITY
-                                 else _ready_entry(child))
+                                 else (-priority, -_NAN, child))
     finally:
         _grad_state.enabled = previous
         if node_range is not None:

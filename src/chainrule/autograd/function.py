@@ -1213,7 +1213,7 @@ def name_node(output, name: str, *, label: str | None = None, rule: str | None =
               formula: str | None = None, saved: dict | None = None, kept: dict | None = None):
     """Give ``output.grad_fn`` torch's node name for the composite op that produced it.
 
-    A composite op (``addmm`` = ``mm`` + ``add``, ``stack`` = ``unsqueeze`` + ``cat``) records
+    A composite op (``addmm`` = ``mm`` + ``add``) records
     the nodes of its parts; torch records one node named after the op, and users read that name
     (``type(y.grad_fn).__name__``, graph drawings). The node keeps its rule and edges; only its
     class is swapped for a same-layout subclass carrying torch's name. ``label``, ``rule`` and
