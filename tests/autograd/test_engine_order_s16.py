@@ -375,3 +375,70 @@ def test_mark_dirty_of_a_tensor_not_an_input_warns_as_torch():
             out = Fresh.apply(lib.tensor([1.0], requires_grad=True) * 1)
         messages[name] = ([str(w.message).split(" (Triggered")[0] for w in record], out._version)
     assert messages["chainrule"] == messages["torch"]
+
+
+# ------------------------------------------------------------------ node shapes users see through next_functions
+
+def _node_shape(fn, depth: int = 3):
+    """A node's name and, ``depth`` levels down, the names and output numbers its edges lead to."""
+    if fn is None or depth == 0:
+        return None if fn is None else type(fn).__name__
+    return type(fn).__name__, tuple((_node_shape(child, depth - 1), nr) for child, nr in fn.next_functions)
+
+
+def _common_ops(lib):
+    F = lib.nn.functional
+
+    def leaf(*shape, seed=0):
+        return lib.tensor(np.random.default_rng(seed).standard_normal(shape).astype(np.float32), requires_grad=True)
+
+    x, y, img = leaf(4, 6), leaf(4, 6, seed=1), leaf(2, 3, 5, 5, seed=2)
+    w, b, lw, lb = leaf(4, 3, 3, 3, seed=3), leaf(4, seed=4), leaf(5, 6, seed=5), leaf(5, seed=6)
+    return {
+        "cat": lambda: lib.cat([x, y * 2]),
+        "stack": lambda: lib.stack([x, y * 2]),
+        "split": lambda: x.split(2, 1)[1],
+        "chunk": lambda: x.chunk(3, 1)[2],
+        "unbind": lambda: x.unbind(0)[1],
+        "expand": lambda: x[:1].expand(3, 6),
+        "repeat": lambda: x.repeat(2, 1),
+        "flatten": lambda: img.flatten(1),
+        "view": lambda: x.view(24),
+        "reshape_copying": lambda: x.t().reshape(24),
+        "t": lambda: x.t(),
+        "transpose": lambda: img.transpose(1, 2),
+        "index_select": lambda: x.index_select(1, lib.tensor([0, 2])),
+        "clamp": lambda: x.clamp(-0.5, 0.5),
+        "clamp_min": lambda: x.clamp(min=0.1),
+        "softmax": lambda: x.softmax(1),
+        "log_softmax": lambda: F.log_softmax(x, 1),
+        "layer_norm": lambda: F.layer_norm(x, (6,), lw[0], lw[1]),
+        "linear": lambda: F.linear(x, lw, lb),
+        "linear_3d": lambda: F.linear(x.view(2, 2, 6), lw, lb),
+        "linear_no_bias": lambda: F.linear(x, lw),
+        "conv2d": lambda: F.conv2d(img, w, b, padding=1),
+        "mse_loss": lambda: F.mse_loss(x, y),
+        "relu": lambda: F.relu(x),
+        "gelu": lambda: F.gelu(x),
+        "matmul": lambda: x @ y.t(),
+        "mean": lambda: x.mean(1),
+        "max_dim": lambda: x.max(1)[0],
+        "pow": lambda: x ** 2,
+        "getitem_int": lambda: x[1],
+        "squeeze": lambda: x[:1].squeeze(0),
+        "unsqueeze": lambda: x.unsqueeze(1),
+        "permute": lambda: img.permute(0, 2, 3, 1),
+        "contiguous": lambda: x.t().contiguous(),
+        "embedding": lambda: F.embedding(lib.tensor([0, 2, 1, 4]), lw),
+        "batch_norm": lambda: F.batch_norm(img, None, None, b[:3], b[1:], training=True),
+        "max_pool2d": lambda: F.max_pool2d(img, 2),
+        "avg_pool2d": lambda: F.avg_pool2d(img, 2),
+        "adaptive_avg_pool2d": lambda: F.adaptive_avg_pool2d(img, 1),
+        "norm": lambda: x.norm(),
+    }
+
+
+@pytest.mark.parametrize("op", list(_common_ops(chainrule)))
+def test_common_ops_record_torchs_node_shapes(op):
+    # the node and two levels of next_functions below it: names and output numbers, as torch's
+    assert _node_shape(_common_ops(chainrule)[op]().grad_fn) == _node_shape(_common_ops(torch)[op]().grad_fn)
