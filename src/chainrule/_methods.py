@@ -308,6 +308,18 @@ def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
     return view
 
 
+def _record_view_write(view: Tensor, value: Tensor) -> None:
+    """A custom Function wrote ``view`` in place and marked it dirty; ``value``, its output, holds
+    the new values: recorded on the base as an in-place op on the view is (torch's CopySlices),
+    after torch's refusals for such a write."""
+    key = _index.view_write_key(view)
+    if key is None:
+        key = _index.covered_elements(view, view._base)
+    _write_through_base(view, value, key)
+
+
+_function.record_view_write = _record_view_write
+
 _TORCH_TYPE_NAMES = _dtype.TORCH_SCALAR_NAMES  # the scalar-type names torch's messages use
 
 

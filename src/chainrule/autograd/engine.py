@@ -14,6 +14,7 @@ and reports a rule that returns a gradient of the wrong shape, naming the node.
 from __future__ import annotations
 
 import sys
+from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 from .._backend import array_module, dense_non_overlapping, follow_device, gpu_in_use, writeable
 from . import function as _function
 from .engine_options import _flags as _engine_flags
-from .function import AccumulateGrad, Function, _anomaly
+from .function import ACCUMULATE_GRAD_PRIORITY, AccumulateGrad, Function, _anomaly
 from .grad_mode import state as _grad_state
 
 if TYPE_CHECKING:
@@ -170,46 +171,33 @@ def _release(node, dependencies, ready, following):
     return following
 
 
-# The ready queue, as torch's std::priority_queue (libstdc++'s push_heap/pop_heap) orders it by
-# sequence number: only AccumulateGrad nodes tie, and the order they leave the heap in — the order
-# leaves' hooks fire — follows from that heap's exact layout, so its steps are copied here.
+# The ready queue, ordered as torch's std::priority_queue orders it by sequence number. Only
+# AccumulateGrad nodes tie, and the order tied ones leave the heap in — the order leaves' hooks
+# fire — follows from the heap's exact layout. heapq (in C) keeps the same layout as libstdc++'s
+# push_heap/pop_heap: a pop sinks the hole to a leaf along the better child (the right one on a
+# tie), then lifts the last element from there; a push lifts while strictly better than the
+# parent. So entries must compare only by priority, tied ones as equivalent (neither less than
+# the other): a node's entry is (-sequence number, node), and a tied leaf's (-priority, NaN,
+# node) with a NaN of its own — two distinct NaNs are unequal and neither is less than the other,
+# so a tuple comparison stops at them and never compares the nodes.
+
+_NAN = float("nan")
+
+
+def _ready_entry(node) -> tuple:
+    """``node``'s entry in the ready heap (see above)."""
+    priority = node._sequence_number
+    if priority == ACCUMULATE_GRAD_PRIORITY:
+        return (-priority, -_NAN, node)  # (negating makes a new NaN object)
+    return (-priority, node)
+
 
 def _push_ready(heap, node) -> None:
-    heap.append(node)
-    _sift_up(heap, len(heap) - 1, node)
-
-
-def _sift_up(heap, hole: int, node) -> None:
-    priority = node._sequence_number
-    while hole > 0:
-        parent = (hole - 1) // 2
-        if not heap[parent]._sequence_number < priority:
-            break
-        heap[hole] = heap[parent]
-        hole = parent
-    heap[hole] = node
+    heappush(heap, _ready_entry(node))
 
 
 def _pop_ready(heap):
-    top = heap[0]
-    last = heap.pop()
-    size = len(heap)
-    if size:
-        # the hole left at the top sinks to a leaf along the larger children (the right one on
-        # a tie), then the last element rises from there
-        hole = child = 0
-        while child < (size - 1) // 2:
-            child = 2 * (child + 1)
-            if heap[child]._sequence_number < heap[child - 1]._sequence_number:
-                child -= 1
-            heap[hole] = heap[child]
-            hole = child
-        if size % 2 == 0 and child == (size - 2) // 2:
-            child = 2 * (child + 1)
-            heap[hole] = heap[child - 1]
-            hole = child - 1
-        _sift_up(heap, hole, last)
-    return top
+    return heappop(heap)[-1]
 
 
 _DONE = iter(())  # an exhausted iterator: a node whose only child has already been descended into
@@ -337,7 +325,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 node = following
                 following = None
             elif ready:
-                node = _pop_ready(ready)
+                node = heappop(ready)[-1]
             else:
                 break
             if needed is not None and id(node) not in needed:
@@ -409,9 +397,11 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                         following = child
                     else:
                         if following is not None:
-                            _push_ready(ready, following)
+                            heappush(ready, _ready_entry(following))
                             following = None
-                        _push_ready(ready, child)
+                        priority = child._sequence_number  # (_ready_entry's steps, inline)
+                        heappush(ready, (-priority, child) if priority != ACCUMULATE_GRAD_PRIORITY
+                                 else (-priority, -_NAN, child))
     finally:
         _grad_state.enabled = previous
         if node_range is not None:

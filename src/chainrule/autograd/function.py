@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import re
 import warnings
+import weakref
 
 import numpy as np
 
@@ -1055,10 +1056,11 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
         _grad_state.enabled = previous
     if ctx_seen is not None:
         ctx_seen.append(node)
-    if not record:
-        return out
     is_tuple = isinstance(out, tuple)
     out_list = out if is_tuple else (out,)
+    rebased = _mark_dirty(node, args, out_list, record) if node._dirty else ()
+    if not record:
+        return out
     node._num_outputs = len(out_list)
     node._output_meta = tuple((o._data.shape, o._data.dtype) if isinstance(o, Tensor) else ((), None)
                               for o in out_list)
@@ -1072,13 +1074,18 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
             # as torch's: an integer or bool output (roi_pool's argmax) is never differentiable
             results.append(o)
             continue
+        if any(o is d for d in rebased):
+            # an input forward wrote in place and marked dirty: torch returns that very tensor, its
+            # history now this node's output (a view's write recorded on its base, as CopySlices)
+            _rebase_history(o, node, i)
+            results.append(o)
+            continue
         if any(o is a for a in args):
-            # forward returned an input unchanged: give the output its own identity (torch does too),
-            # a view of that input unless forward marked it dirty
+            # forward returned an input unchanged: give the output its own identity (torch does
+            # too), a view of that input
             source = o
             o = Tensor._make(o._data)
-            if not any(source is d for d in node._dirty or ()):
-                as_input_view(o, source, several=len(out_list) > 1)
+            as_input_view(o, source, several=len(out_list) > 1)
         o._requires_grad = True
         o.grad_fn = node
         o._output_nr = i
@@ -1092,6 +1099,62 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
         node._saved_versions = tuple(t._version if isinstance(t, Tensor) else None for t in saved)
         node._saved = tuple(saved)
     return tuple(results) if is_tuple else results[0]
+
+
+def _mark_dirty(ctx, args, out_list, record: bool) -> tuple:
+    """torch's steps for the tensors forward marked dirty (written in place): each one's version
+    moves on, a tensor that is no input is warned about, a leaf that requires grad is refused
+    (forward has run: as in torch, its write stays), and every one must be among the outputs.
+    Returns the dirty tensors whose history the outputs rebase (none when not recording); a dirty
+    view's version moves with the write recorded on its base instead (see _rebase_history)."""
+    dirty = ctx._dirty
+    for tensor in dirty:
+        if not (record and _rebases_through_base(tensor)):
+            tensor._version_box[0] += 1
+    for tensor in dirty:
+        if any(tensor is o for o in out_list):
+            if not any(tensor is a for a in args):
+                warnings.warn("ctx.mark_dirty() received a tensor that was not an input. Only input Tensors that "
+                              "have been mutated should be passed to ctx.mark_dirty().", stacklevel=4)
+            elif record and tensor.grad_fn is None and tensor._requires_grad:
+                raise RuntimeError("a leaf Variable that requires grad has been used in an in-place operation.")
+    for tensor in dirty:
+        if not any(tensor is o for o in out_list):
+            raise RuntimeError("Some elements marked as dirty during the forward method were not returned as output. "
+                               "The inputs that are modified inplace must all be outputs of the Function.")
+    return dirty if record else ()
+
+
+def _rebases_through_base(tensor) -> bool:
+    """Whether a dirty ``tensor`` is a view whose write is recorded on its base (torch's CopySlices)."""
+    return tensor._base is not None and not tensor._nondifferentiable_view
+
+
+# set by chainrule._methods: record_view_write(view, value) records ``view``'s new values ``value``
+# (a tensor in the graph) on view's base, as an in-place op on a view is recorded, and gives the
+# view its regenerated history (autograd imports no ops)
+record_view_write = None
+
+
+def _rebase_history(tensor, node, output_nr: int) -> None:
+    """``tensor``, written in place by a custom Function, becomes output ``output_nr`` of ``node``:
+    the same Python object, with the node as its grad_fn (its retained grad moves along, as torch's);
+    a view is written through its base instead, whose graph then holds the node."""
+    if _rebases_through_base(tensor):
+        written = _make_tensor(tensor._data, node, output_nr)
+        written._requires_grad = True
+        record_view_write(tensor, written)
+        return
+    old = tensor.grad_fn
+    tensor.grad_fn = node
+    tensor._output_nr = output_nr
+    tensor._requires_grad = True
+    if old is not None and old._retained and tensor._retains_grad:
+        old._retained = {nr: ref for nr, ref in old._retained.items() if ref() is not tensor} or None
+        if node._retained is None:
+            node._retained = {}
+            node._hooked = True
+        node._retained[output_nr] = weakref.ref(tensor)
 
 
 class InputView:
@@ -1150,7 +1213,7 @@ def name_node(output, name: str, *, label: str | None = None, rule: str | None =
               formula: str | None = None, saved: dict | None = None, kept: dict | None = None):
     """Give ``output.grad_fn`` torch's node name for the composite op that produced it.
 
-    A composite op (``addmm`` = ``mm`` + ``add``, ``stack`` = ``unsqueeze`` + ``cat``) records
+    A composite op (``addmm`` = ``mm`` + ``add``) records
     the nodes of its parts; torch records one node named after the op, and users read that name
     (``type(y.grad_fn).__name__``, graph drawings). The node keeps its rule and edges; only its
     class is swapped for a same-layout subclass carrying torch's name. ``label``, ``rule`` and
@@ -1193,6 +1256,7 @@ class _UserNullCtx(FunctionCtx):
     """The ctx a user Function's forward sees when nothing is recorded (attributes allowed)."""
 
     _saved_for_forward = None
+    _dirty = None
 
     def __init__(self, tensor_args) -> None:
         self.needs_input_grad = tuple(False for _ in tensor_args)
@@ -1212,7 +1276,7 @@ class _UserNullCtx(FunctionCtx):
         pass
 
     def mark_dirty(self, *tensors) -> None:
-        pass
+        self._dirty = tensors
 
     def set_materialize_grads(self, value) -> None:
         pass

@@ -299,6 +299,12 @@ def _cat(node, grad):
                  for i in range(len(node.sizes) + len(node.skipped)))
 
 
+@register_batched_rule(shape.Stack)
+def _stack(node, grad):
+    # each input gets back its slice along the new dim, one place further for the batch dim
+    return grad.unbind(node.dim + 1)
+
+
 @register_batched_rule(shape.Split, shape.SplitWithSizes, shape.Unbind)
 def _split_unbind(node, *grads):
     # the pieces' gradients joined back along dim, one place further for the batch dim (zeros

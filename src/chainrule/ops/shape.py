@@ -608,6 +608,11 @@ def contiguous(input: Tensor, memory_format=None) -> Tensor:
     return Clone.apply(input)
 
 
+def _as_unsigned(dim: int) -> int:
+    """A dim as torch's C++ node keeps it (``_saved_dim`` of split, unbind and stack): unsigned 64-bit."""
+    return dim % (1 << 64)
+
+
 class Cat(Function):
     label = "cat"
     rule = "slices the gradient back into the pieces"
@@ -689,7 +694,33 @@ def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
             raise RuntimeError(
                 f"stack expects each tensor to be equal size, but got {list(shape)} at entry 0 and "
                 f"{list(t._data.shape)} at entry {i}")
-    return name_node(cat([unsqueeze(t, d) for t in tensors], d), "StackBackward0", label="stack", saved=Cat.saved_attributes)
+    from .._dtype import result_type
+
+    return Stack.apply(*tensors, dim=d, given_dim=dim, dtype=result_type(*tensors).np)
+
+
+class Stack(Function):
+    """torch.stack as torch records it: one StackBackward0 node with an edge straight to each input
+    (no per-input unsqueeze, no cast node for an input of another dtype — its gradient comes back
+    in its own dtype, cast by the engine as for any input)."""
+
+    _array_forward = True
+    node_name = "StackBackward0"
+    label = "stack"
+    rule = "hands each input its slice of the gradient along the new dim"
+    saved_attributes = {"_saved_dim": ctx_value("given_dim", _as_unsigned)}
+
+    @staticmethod
+    def forward(ctx, *arrays, dim, given_dim, dtype):
+        ctx.dim, ctx.given_dim = dim, given_dim
+        xp = array_module(*arrays)
+        same = [a if a.dtype == dtype else _dtype.cast_array(a, dtype) for a in arrays]
+        # C order whatever the inputs' layouts: torch's stack output is contiguous
+        return xp.asarray(xp.stack(same, axis=dim), order="C")
+
+    @staticmethod
+    def backward(ctx, grad):
+        return unbind(grad, ctx.dim)
 
 
 def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
@@ -731,11 +762,6 @@ def _share_pieces(pieces, input: Tensor) -> tuple:
     for piece in pieces:
         _share(piece, input)
     return pieces
-
-
-def _as_unsigned(dim: int) -> int:
-    """A dim as torch's C++ node keeps it (``_saved_dim`` of split and unbind): unsigned 64-bit."""
-    return dim % (1 << 64)
 
 
 class Split(Function):
