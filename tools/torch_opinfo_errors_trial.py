@@ -102,11 +102,13 @@ def _numpy_values(flat_torch_tensor, dtype):
     return flat_torch_tensor.numpy().astype(storage_dtype, copy=True)
 
 
-def torch_tensor_to_chainrule(tensor):
+def torch_tensor_to_chainrule(tensor, storages: dict | None = None):
     """A chainrule tensor with the torch tensor's dtype, values, sizes, strides and requires_grad.
 
-    A non-contiguous torch tensor becomes a non-contiguous chainrule tensor: the span of storage it
-    covers is copied and viewed with the same strides (chainrule's leaf keeps them).
+    The torch tensor's whole storage is copied once (``storages`` remembers the copies of one
+    sample) and viewed with the tensor's sizes, strides and offset: a non-contiguous or expanded
+    torch tensor stays one in chainrule, and tensors that share memory in torch (``out=`` given an
+    input) share it in chainrule too.
     """
     import torch
 
@@ -123,14 +125,13 @@ def torch_tensor_to_chainrule(tensor):
         raise NotComparable(f"a {tensor.dim()}-d tensor: NumPy arrays have at most 64 dimensions")
     dtype = chainrule_dtype(tensor.dtype)
     detached = tensor.detach()
-    if detached.is_contiguous() or detached.numel() == 0:
-        values = _numpy_values(detached.contiguous().reshape(-1), dtype)
-        converted = chainrule.from_numpy(values).reshape(tuple(detached.shape))
-    else:
-        span = 1 + sum((size - 1) * stride for size, stride in zip(detached.shape, detached.stride()))
-        flat = torch.as_strided(detached, (span,), (1,), detached.storage_offset()).clone()
-        base = chainrule.from_numpy(_numpy_values(flat, dtype))
-        converted = base.as_strided(tuple(detached.shape), detached.stride(), 0)
+    storages = {} if storages is None else storages
+    key = (detached.untyped_storage().data_ptr(), detached.dtype)
+    if key not in storages:
+        length = detached.untyped_storage().nbytes() // detached.element_size()
+        flat = torch.as_strided(detached, (length,), (1,), 0).clone()
+        storages[key] = chainrule.from_numpy(_numpy_values(flat, dtype))
+    converted = storages[key].as_strided(tuple(detached.shape), detached.stride(), detached.storage_offset())
     converted = converted.detach()
     if converted.dtype != dtype:
         raise NotComparable(f"converted {tensor.dtype} to {converted.dtype}")
@@ -139,14 +140,15 @@ def torch_tensor_to_chainrule(tensor):
     return converted
 
 
-def torch_value_to_chainrule(value):
-    """Convert a sample's argument (tensors, dtypes, devices, containers of them) to chainrule's."""
+def torch_value_to_chainrule(value, storages: dict | None = None):
+    """Convert a sample's argument (tensors, dtypes, devices, containers of them) to chainrule's;
+    ``storages``: the storage copies shared by one sample's tensors (see torch_tensor_to_chainrule)."""
     import torch
 
     import chainrule
 
     if isinstance(value, torch.Tensor):
-        return torch_tensor_to_chainrule(value)
+        return torch_tensor_to_chainrule(value, storages)
     if isinstance(value, torch.Size):
         return chainrule.Size(value)
     if isinstance(value, torch.dtype):
@@ -160,10 +162,10 @@ def torch_value_to_chainrule(value):
         generator.manual_seed(value.initial_seed())
         return generator
     if isinstance(value, (list, tuple)):
-        converted = [torch_value_to_chainrule(item) for item in value]
+        converted = [torch_value_to_chainrule(item, storages) for item in value]
         return converted if isinstance(value, list) else tuple(converted)
     if isinstance(value, dict):
-        return {key: torch_value_to_chainrule(item) for key, item in value.items()}
+        return {key: torch_value_to_chainrule(item, storages) for key, item in value.items()}
     if type(value).__module__.startswith("torch"):
         raise NotComparable(f"argument of type {type(value).__qualname__} is not converted")
     return value
@@ -290,9 +292,11 @@ def classify(error_input, chainrule_function, torch_function):
     if torch_exc is not None:
         record["torch"] = f"{type(torch_exc).__name__}: {_message(torch_exc)}"
     try:
+        storages: dict = {}
         chainrule_sample = types.SimpleNamespace(
-            input=torch_value_to_chainrule(sample.input), args=torch_value_to_chainrule(tuple(sample.args)),
-            kwargs=torch_value_to_chainrule(dict(sample.kwargs)))
+            input=torch_value_to_chainrule(sample.input, storages),
+            args=torch_value_to_chainrule(tuple(sample.args), storages),
+            kwargs=torch_value_to_chainrule(dict(sample.kwargs), storages))
     except NotComparable as reason:
         return {**record, "kind": "skipped", "reason": str(reason)}
     try:

@@ -77,3 +77,47 @@ def test_isclose_refuses_negative_tolerance(which):
 
     assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
                              rf"{which} must be greater than or equal to zero, but got -0.4")
+
+
+# ---- out= that aliases itself or an input: the result would depend on the order of writes
+_ALIASING_MESSAGE = r"unsupported operation: .* refers? to a single memory location\. Please clone\(\)"
+
+
+def _index_op_calls(module, out_of):
+    """gather / index_select / masked_select / cat / take with ``out`` chosen by ``out_of(source)``."""
+    source = module.arange(6.0)
+    return {
+        "gather": lambda: module.gather(source, 0, module.tensor([2, 1, 0]), out=out_of(source)),
+        "index_select": lambda: module.index_select(source, 0, module.tensor([0, 1, 2]), out=out_of(source)),
+        "masked_select": lambda: module.masked_select(source, source > 2, out=out_of(source)),
+        "cat": lambda: module.cat([source[:1], source[4:]], out=out_of(source)),
+        "take": lambda: module.take(source, module.tensor([0, 1, 2]), out=out_of(source)),
+    }
+
+
+@pytest.mark.parametrize("name", ["gather", "index_select", "masked_select", "cat"])
+def test_out_expanded_from_one_element_is_refused(name):
+    def expanded(module):
+        return lambda source: module.zeros(1).expand(3)
+
+    assert_raises_like_torch(_index_op_calls(torch, expanded(torch))[name],
+                             _index_op_calls(chainrule, expanded(chainrule))[name], _ALIASING_MESSAGE)
+
+
+@pytest.mark.parametrize("name", ["gather", "index_select", "masked_select", "cat"])
+def test_out_sharing_memory_with_the_input_is_refused(name):
+    def input_itself(source):
+        return source[:3]
+
+    assert_raises_like_torch(_index_op_calls(torch, input_itself)[name],
+                             _index_op_calls(chainrule, input_itself)[name], _ALIASING_MESSAGE)
+
+
+def test_refused_out_is_left_unchanged_and_a_separate_out_still_works():
+    source = chainrule.arange(6.0)
+    with pytest.raises(RuntimeError):
+        chainrule.index_select(source, 0, chainrule.tensor([5, 4, 3]), out=source[:3])
+    assert source.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    out = chainrule.empty(3)
+    chainrule.index_select(source, 0, chainrule.tensor([5, 4, 3]), out=out)
+    assert out.tolist() == torch.index_select(torch.arange(6.0), 0, torch.tensor([5, 4, 3])).tolist()
