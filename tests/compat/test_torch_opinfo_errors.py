@@ -121,3 +121,38 @@ def test_refused_out_is_left_unchanged_and_a_separate_out_still_works():
     out = chainrule.empty(3)
     chainrule.index_select(source, 0, chainrule.tensor([5, 4, 3]), out=out)
     assert out.tolist() == torch.index_select(torch.arange(6.0), 0, torch.tensor([5, 4, 3])).tolist()
+
+
+# ---- pooling: torch's checks, in torch's order, with each kernel's own wording
+def _pool(name):
+    return getattr(torch.nn.functional, name), getattr(chainrule.nn.functional, name)
+
+
+_POOL_CASES = [
+    # (function, input shape, keyword arguments, the phrase torch's message has)
+    ("max_pool1d", (2, 3, 8), dict(kernel_size=2, stride=0), r"max_pool1d\(\) stride must be greater than zero, but got 0"),
+    ("max_pool1d", (2, 3, 8), dict(kernel_size=2, dilation=0), r"dilation must be greater than zero, but got 0"),
+    ("max_pool1d", (1, 2, 2), dict(kernel_size=3, stride=1, dilation=2), r"Invalid computed output size: -2"),
+    ("max_pool1d", (0, 10), dict(kernel_size=1), r"max_pool1d: Expected 2D or 3D \(batch mode\) tensor with optional 0"),
+    ("max_pool1d", (1, 10, 0), dict(kernel_size=1), r"Expected 2D or 3D \(batch mode\) tensor with optional 0 dim"),
+    ("max_pool2d", (1, 0, 10), dict(kernel_size=1), r"Expected 3D or 4D \(batch mode\) tensor with optional 0 dim"),
+    ("max_pool2d", (2, 1, 10, 0), dict(kernel_size=1), r"Expected 3D or 4D \(batch mode\) tensor with optional 0 dim"),
+    ("max_pool3d", (0, 1, 2, 10), dict(kernel_size=1), r"Expected input's non-batch dimensions to have positive length"),
+    ("avg_pool3d", (0, 1, 49), dict(kernel_size=1), r"non-empty 4D or 5D \(batch mode\) tensor expected for input"),
+    ("max_pool2d", (0, 1, 49), dict(kernel_size=2, padding=-1), r"pad must be non-negative, but got pad: -1"),
+    ("avg_pool2d", (0, 1, 49), dict(kernel_size=2, padding=4), r"pad should be at most half of effective kernel size"),
+    ("max_pool3d", (0, 1, 49, 2), dict(kernel_size=2, padding=-1), r"pad must be non-negative, but got pad: -1"),
+    ("adaptive_avg_pool1d", (1, 2, 4), dict(output_size=()), r"'output_size' should contain one int \(got 0\)"),
+    ("adaptive_avg_pool2d", (1, 2, 4, 4), dict(output_size=()), r"output_size must be 2"),
+    ("adaptive_max_pool3d", (1, 2, 4, 4, 4), dict(output_size=()), r"internal error: output_size.size\(\) must be 3"),
+    ("adaptive_max_pool2d", (1, 1, 4, 4), dict(output_size=(-1, 0)), r"Trying to create tensor with negative dimension -1"),
+    ("adaptive_avg_pool2d", (2, 2), dict(output_size=(1, 1)), r"Input dimension should be at least 3"),
+    ("adaptive_max_pool3d", (2, 2, 2), dict(output_size=(1, 1, 1)), r"Input dimension should be at least 4"),
+]
+
+
+@pytest.mark.parametrize("name, shape, kwargs, phrase", _POOL_CASES, ids=[f"{c[0]}-{c[3][:24]}" for c in _POOL_CASES])
+def test_pool_argument_and_shape_errors_match_torch(name, shape, kwargs, phrase):
+    torch_fn, chainrule_fn = _pool(name)
+    assert_raises_like_torch(lambda: torch_fn(torch.zeros(shape), **kwargs),
+                             lambda: chainrule_fn(chainrule.zeros(shape), **kwargs), phrase)
