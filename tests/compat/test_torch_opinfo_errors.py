@@ -156,3 +156,58 @@ def test_pool_argument_and_shape_errors_match_torch(name, shape, kwargs, phrase)
     torch_fn, chainrule_fn = _pool(name)
     assert_raises_like_torch(lambda: torch_fn(torch.zeros(shape), **kwargs),
                              lambda: chainrule_fn(chainrule.zeros(shape), **kwargs), phrase)
+
+
+# ---- checks that were missing: chainrule computed something torch refuses
+def test_gradient_refuses_a_repeated_dim():
+    assert_raises_like_torch(lambda: torch.gradient(torch.ones(3, 3), dim=(1, 1)),
+                             lambda: chainrule.gradient(chainrule.ones(3, 3), dim=(1, 1)),
+                             r"dim 1 appears multiple times in the list of dims")
+
+
+@pytest.mark.parametrize("name", ["triplet_margin_loss", "triplet_margin_with_distance_loss"])
+def test_triplet_losses_refuse_a_margin_that_is_not_positive(name):
+    def call(module):
+        a, p, n = (module.ones(2, 3) for _ in range(3))
+        return getattr(module.nn.functional, name)(a, p, n, margin=-1.0)
+
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule), r"margin must be greater than 0, got -1.0")
+
+
+@pytest.mark.parametrize("weight_shape", [(), (1, 1, 1)])
+def test_embedding_weight_must_be_a_matrix(weight_shape):
+    def call(module):
+        return module.nn.functional.embedding(module.zeros(2, 2, dtype=module.long), module.ones(weight_shape))
+
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule), r"'weight' must be 2-D")
+
+
+@pytest.mark.parametrize("dtype_name, value_is_tensor", [("float32", False), ("int64", True), ("float64", True),
+                                                         ("float16", False)])
+def test_masked_fill_refuses_a_complex_value_for_a_real_tensor(dtype_name, value_is_tensor):
+    def call(module):
+        value = module.tensor(1j) if value_is_tensor else 1j
+        return module.ones(2, dtype=getattr(module, dtype_name)).masked_fill(module.tensor(True), value)
+
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule), r"value cannot be converted to type .* without overflow")
+
+
+@pytest.mark.parametrize("start", [1.0, [1, 2], [1]])
+def test_narrow_start_tensor_must_be_0d_integral(start):
+    assert_raises_like_torch(lambda: torch.narrow(torch.ones(3, 10, 5), 1, torch.tensor(start), 2),
+                             lambda: chainrule.narrow(chainrule.ones(3, 10, 5), 1, chainrule.tensor(start), 2),
+                             r"start must be an 0-dim integral Tensor\.")
+
+
+@pytest.mark.parametrize("name", ["linspace", "logspace"])
+def test_space_functions_check_steps_and_the_rank_of_start_and_end(name):
+    torch_fn, chainrule_fn = both(name)
+    assert_raises_like_torch(lambda: torch_fn(0, 3, 1.0), lambda: chainrule_fn(0, 3, 1.0),
+                             r"received an invalid combination of arguments - got \(int, int, float")
+    assert_raises_like_torch(lambda: torch_fn(0, 3, -1), lambda: chainrule_fn(0, 3, -1),
+                             r"number of steps must be non-negative")
+    assert_raises_like_torch(lambda: torch_fn(torch.tensor([1, 1]), torch.tensor([3, 3]), 1),
+                             lambda: chainrule_fn(chainrule.tensor([1, 1]), chainrule.tensor([3, 3]), 1),
+                             r"only supports 0-dimensional start and end tensors, but got start with 1 dimension")
+    same = chainrule_fn(chainrule.tensor(0.0), 1, 5)
+    assert same.tolist() == pytest.approx(torch_fn(torch.tensor(0.0), 1, 5).tolist())

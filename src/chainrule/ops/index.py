@@ -1501,6 +1501,8 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
         if value._data.ndim != 0:
             raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
                                f"with {value._data.ndim} dimension(s).")
+        if value.dtype.is_complex and not input.dtype.is_complex:
+            checked_scalar(value.item(), input.dtype)  # torch reads the value as a number first
         value = _same_dtype(value, input)
     else:
         value = _as_operand(checked_scalar(value, input.dtype), input.dtype, input)
