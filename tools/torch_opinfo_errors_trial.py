@@ -16,6 +16,7 @@ requires_grad), calls chainrule's counterpart of the op, and classifies what cha
 
     python tools/torch_opinfo_errors_trial.py run --out /tmp/operr          # all ops, ~1 minute
     python tools/torch_opinfo_errors_trial.py run --out /tmp/operr --filter conv
+    python tools/torch_opinfo_errors_trial.py run --out /tmp/operr --ledger tests/compat/torch_op_db_errors.json
 
 ``--filter`` is a regular expression searched in the OpInfo's full name (``name.variant``). The run
 writes ``errors.json`` (one record per error input) and ``summary.md`` (counts per op) under ``--out``
@@ -335,8 +336,9 @@ def error_inputs_of(opinfo):
             return [], f"building the error inputs raised {type(exc).__name__}: {exc}"
 
 
-def run_opinfo(opinfo):
-    """Records for every error input of one OpInfo (sparse ones skipped with the reason)."""
+def run_opinfo(opinfo, only=None):
+    """Records for every error input of one OpInfo (``only``: for these indices), sparse ones
+    skipped with the reason."""
     import torch
 
     import chainrule
@@ -357,6 +359,8 @@ def run_opinfo(opinfo):
             reason = str(exc)
     records = []
     for index, error_input in enumerate(error_inputs):
+        if only is not None and index not in only:
+            continue
         if reason is not None:
             records.append({**base, "index": index, "kind": "skipped", "reason": reason})
             continue
@@ -375,6 +379,20 @@ def sparse_skip_records(opinfo):
     return [{"op": f"{full_name(opinfo)} (sparse)", "index": 0, "kind": "skipped",
              "reason": "error_inputs_sparse: sparse layouts are outside this trial (chainrule's COO/CSR "
                        "tensors are a separate, smaller API)"}]
+
+
+def write_ledger(records, path) -> None:
+    """The error inputs that now agree (kind ``same``), per OpInfo, for tests/compat/test_torch_op_db_errors.py."""
+    import torch
+
+    agreeing = collections.defaultdict(list)
+    for record in records:
+        if record["kind"] == "same":
+            agreeing[record["op"]].append(record["index"])
+    lines = [f"  {json.dumps(op)}: {json.dumps(indices)}" for op, indices in sorted(agreeing.items())]
+    with open(path, "w") as handle:  # one line per op, so a diff shows which op changed
+        handle.write(f'{{"torch": {json.dumps(torch.__version__.split("+")[0])}, "same": {{\n')
+        handle.write(",\n".join(lines) + "\n}}\n")
 
 
 def run(out, pattern=None):
@@ -428,9 +446,13 @@ def main(argv=None):
     run_parser = commands.add_parser("run", help="run every error input on torch and chainrule")
     run_parser.add_argument("--out", required=True, help="folder for errors.json and summary.md")
     run_parser.add_argument("--filter", default=None, help="regex searched in the OpInfo's name.variant")
+    run_parser.add_argument("--ledger", default=None,
+                            help="also write the agreeing error inputs here (tests/compat/torch_op_db_errors.json)")
     arguments = parser.parse_args(argv)
     if arguments.command == "run":
-        run(arguments.out, arguments.filter)
+        records = run(arguments.out, arguments.filter)
+        if arguments.ledger:
+            write_ledger(records, arguments.ledger)
 
 
 if __name__ == "__main__":
