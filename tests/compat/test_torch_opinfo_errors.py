@@ -211,3 +211,54 @@ def test_space_functions_check_steps_and_the_rank_of_start_and_end(name):
                              r"only supports 0-dimensional start and end tensors, but got start with 1 dimension")
     same = chainrule_fn(chainrule.tensor(0.0), 1, 5)
     assert same.tolist() == pytest.approx(torch_fn(torch.tensor(0.0), 1, 5).tolist())
+
+
+# ---- the exception type torch raises, where chainrule raised another
+@pytest.mark.parametrize("name", ["hsplit", "vsplit", "dsplit"])
+def test_even_splits_refuse_zero_sections_and_a_string(name):
+    torch_fn, chainrule_fn = both(name)
+    assert_raises_like_torch(lambda: torch_fn(torch.ones(5, 5, 5), 0), lambda: chainrule_fn(chainrule.ones(5, 5, 5), 0),
+                             rf"torch.{name} attempted to split along dimension \d, but the size of the dimension 5 is "
+                             r"not divisible by the split_size 0!")
+    assert_raises_like_torch(lambda: torch_fn(torch.ones(5, 5, 5), "abc"),
+                             lambda: chainrule_fn(chainrule.ones(5, 5, 5), "abc"),
+                             r"received an invalid combination of arguments - got \(Tensor, str\)")
+
+
+@pytest.mark.parametrize("name", ["cat", "stack"])
+@pytest.mark.parametrize("bad", [None, 3])
+def test_joining_a_list_with_a_non_tensor_names_its_position(name, bad):
+    torch_fn, chainrule_fn = both(name)
+    assert_raises_like_torch(lambda: torch_fn([torch.ones(2), bad]), lambda: chainrule_fn([chainrule.ones(2), bad]),
+                             rf"expected Tensor as element 1 in argument 0, but got {type(bad).__name__}")
+
+
+@pytest.mark.parametrize("bounds", [(0, float("inf")), (float("-inf"), 1), (0, float("nan"))])
+def test_arange_refuses_an_infinite_or_nan_bound(bounds):
+    assert_raises_like_torch(lambda: torch.arange(*bounds), lambda: chainrule.arange(*bounds), r"unsupported range: ")
+
+
+def test_take_and_bernoulli_take_out_with_torch_checks():
+    assert_raises_like_torch(lambda: torch.take(torch.rand(4), torch.tensor([0, 1]), out=torch.empty(2, dtype=torch.float64)),
+                             lambda: chainrule.take(chainrule.rand(4), chainrule.tensor([0, 1]),
+                                                    out=chainrule.empty(2, dtype=chainrule.float64)),
+                             r"take\(\): self and out expected to have the same dtype, but got self.dtype = Float and "
+                             r"out.dtype = Double")
+    assert_raises_like_torch(lambda: torch.bernoulli(torch.rand(4), out=torch.empty(1).expand(4)),
+                             lambda: chainrule.bernoulli(chainrule.rand(4), out=chainrule.empty(1).expand(4)),
+                             _ALIASING_MESSAGE)
+    chainrule.manual_seed(0)
+    torch.manual_seed(0)
+    out, torch_out = chainrule.empty(4), torch.empty(4)
+    chainrule.bernoulli(chainrule.full((4,), 0.5), out=out)
+    torch.bernoulli(torch.full((4,), 0.5), out=torch_out)
+    assert out.tolist() == torch_out.tolist()
+    taken = chainrule.empty(2)
+    chainrule.take(chainrule.arange(4.0), chainrule.tensor([3, 1]), out=taken)
+    assert taken.tolist() == [3.0, 1.0]
+
+
+def test_elementwise_out_expanded_from_one_element_is_refused():
+    assert_raises_like_torch(lambda: torch.maximum(torch.ones(3), torch.zeros(3), out=torch.empty(1).expand(3)),
+                             lambda: chainrule.maximum(chainrule.ones(3), chainrule.zeros(3),
+                                                       out=chainrule.empty(1).expand(3)), _ALIASING_MESSAGE)

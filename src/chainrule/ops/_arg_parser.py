@@ -114,14 +114,14 @@ def namespace_with_out(modules) -> dict:
     ``"same_elementwise"`` (neg, round), ``"same_where"``, ``"same_scalar_type"`` (index_select),
     ``"long"`` (nonzero), ``"long_samples"`` (multinomial): each torch's own refusal of any other; ``"cat"`` (cat, stack) a cast
     torch allows, else its TypeError;
-    ``"floating"`` any floating dtype (logsumexp); ``"castable"`` torch's canCast check (max())."""
-    from ..tensor import honours_out
-
+    ``"floating"`` any floating dtype (logsumexp); ``"castable"`` torch's canCast check (max());
+    ``"same_as_self"`` (take). Every rule first refuses an ``out`` that aliases itself (an expanded
+    tensor), as torch's kernels do."""
     wrapped = {}
     for module in modules:
         for name, rule in getattr(module, "__out_functions__", {}).items():
             function = getattr(module, name)
-            wrapped[name] = honours_out(function, name) if rule == "cast" else _with_out_rule(function, name, rule)
+            wrapped[name] = _with_out_rule(function, name, rule)
     return wrapped
 
 
@@ -203,6 +203,9 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
         return RuntimeError(f"Found dtype {scalar(got)} but expected {scalar(expected)}")
     if rule == "same_where" and got != expected:
         return RuntimeError(f"Expected out type to be {scalar(expected)} but got {scalar(got)}")
+    if rule == "same_as_self" and got != input.dtype:
+        return RuntimeError(f"{name}(): self and out expected to have the same dtype, but got self.dtype = "
+                            f"{scalar(input.dtype)} and out.dtype = {scalar(got)}")
     if rule == "same_scalar_type" and got != expected:
         return RuntimeError(f"{name}(): self and result must have the same scalar type")
     if rule == "long" and got.name != "int64":

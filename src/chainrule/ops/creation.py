@@ -513,6 +513,8 @@ def arange(start, end=None, step=1, *, dtype=None, layout=None, device=None, req
         is_int = builtins.all(isinstance(v, (builtins.int, np.integer)) and not isinstance(v, builtins.bool) for v in values)
         dtype = _dtype.int64 if is_int else _dtype.get_default_dtype()
     start, end, step = values
+    if not builtins.all(math.isfinite(v) for v in (start, end)):
+        raise RuntimeError(f"unsupported range: {start} -> {end}")
     if (end - start) * step < 0:
         raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     # compute the length as torch does (ceil((end - start) / step)) to avoid float surprises

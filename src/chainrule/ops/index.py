@@ -26,7 +26,7 @@ from .shape import MadeWithoutGrad, _share
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
-__out_functions__ = {"index_select": "same_scalar_type", "masked_select": "same_scalar_type", "gather": "same",
+__out_functions__ = {"index_select": "same_scalar_type", "take": "same_as_self", "masked_select": "same_scalar_type", "gather": "same",
                      "nonzero": "long"}
 __all__ = ["getitem", "setitem", "gather", "scatter", "scatter_add", "scatter_reduce",
            "index_select", "index_add", "index_fill", "index_copy", "masked_fill", "masked_select",

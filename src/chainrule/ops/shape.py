@@ -641,6 +641,9 @@ def _tensor_list(tensors, op: str) -> list:
         if op == "cat":
             raise ValueError("torch.cat(): expected a non-empty list of Tensors")
         raise RuntimeError(f"{op} expects a non-empty TensorList")
+    for position, item in enumerate(tensors):
+        if not isinstance(item, Tensor):
+            raise TypeError(f"expected Tensor as element {position} in argument 0, but got {type(item).__name__}")
     return list(tensors)
 
 
@@ -1196,7 +1199,13 @@ def vsplit(input: Tensor, indices_or_sections) -> tuple:
 def _even_split(input: Tensor, indices_or_sections, dim: int, op: str) -> tuple:
     if input._data.ndim == 0:
         raise RuntimeError(f"torch.{op} requires a tensor with at least 1 dimension, but got a tensor with 0 dimensions!")
-    if isinstance(indices_or_sections, int) and input._data.shape[dim] % indices_or_sections:
+    if not isinstance(indices_or_sections, (int, np.integer, list, tuple, Tensor)):
+        raise TypeError(f"{op}() received an invalid combination of arguments - got (Tensor, "
+                        f"{type(indices_or_sections).__name__}), but expected one of:\n * (Tensor input, int sections)\n"
+                        f" * (Tensor input, tuple of ints indices)")
+    # a size that does not divide evenly (0 included) is refused before tensor_split sees it
+    if isinstance(indices_or_sections, int) and (indices_or_sections == 0
+                                                 or input._data.shape[dim] % indices_or_sections):
         raise RuntimeError(
             f"torch.{op} attempted to split along dimension {dim}, but the size of the dimension "
             f"{input._data.shape[dim]} is not divisible by the split_size {indices_or_sections}!")
