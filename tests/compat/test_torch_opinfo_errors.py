@@ -262,3 +262,100 @@ def test_elementwise_out_expanded_from_one_element_is_refused():
     assert_raises_like_torch(lambda: torch.maximum(torch.ones(3), torch.zeros(3), out=torch.empty(1).expand(3)),
                              lambda: chainrule.maximum(chainrule.ones(3), chainrule.zeros(3),
                                                        out=chainrule.empty(1).expand(3)), _ALIASING_MESSAGE)
+
+
+# ---- torch's wording, where chainrule raised the right type with other words
+@pytest.mark.parametrize("name", ["fft.fft", "fft.rfft", "fft.ihfft", "fft.fft2", "fft.hfft2", "unbind"])
+def test_a_0d_tensor_has_no_dim_to_transform_or_unbind(name):
+    torch_fn, chainrule_fn = both(name)
+    assert_raises_like_torch(lambda: torch_fn(torch.tensor(1.0)), lambda: chainrule_fn(chainrule.tensor(1.0)),
+                             r"Dimension specified as -?\d but tensor has no dimensions")
+    expected, got = _raised(lambda: torch_fn(torch.tensor(1.0))), _raised(lambda: chainrule_fn(chainrule.tensor(1.0)))
+    assert str(got) == str(expected)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_conv_weight_with_fewer_filters_than_groups(d):
+    def call(module):
+        return getattr(module.nn.functional, f"conv{d}d")(module.ones(1, 6, *[4] * d), module.ones(2, 2, *[1] * d),
+                                                          groups=3)
+
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
+                             r"Given groups=3, expected weight to be at least 3 at dimension 0")
+
+
+def test_conv_checks_the_bias_dtype_before_the_input_dtype():
+    def call(module):
+        return module.nn.functional.conv2d(module.ones(1, 1, 4, 3, dtype=module.long),
+                                           module.ones(1, 1, 2, 2, dtype=module.long), module.ones(1, dtype=module.double))
+
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
+                             r"Input type \(long int\) and bias type \(double\) should be the same")
+
+
+def test_conv_weight_of_another_rank_names_the_input_rank_it_wants():
+    def call(module):
+        return module.nn.functional.conv3d(module.ones(1, 1, 4, 3, 2), module.ones(1, 2, 2, 2), padding="same")
+
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
+                             r"Expected 4-dimensional input for 4-dimensional weight\[1, 2, 2, 2\], but got "
+                             r"5-dimensional input of size \[1, 1, 4, 3, 2\] instead")
+
+
+@pytest.mark.parametrize("name", ["reshape", "view"])
+def test_inferring_a_dim_of_an_empty_tensor_is_ambiguous(name):
+    assert_raises_like_torch(lambda: getattr(torch.zeros(0, 3), name)(0, -1),
+                             lambda: getattr(chainrule.zeros(0, 3), name)(0, -1),
+                             r"cannot reshape tensor of 0 elements into shape \[0, -1\] because the unspecified "
+                             r"dimension size -1 can be any value and is ambiguous")
+    assert chainrule.zeros(0, 3).reshape(-1, 3).shape == torch.zeros(0, 3).reshape(-1, 3).shape
+
+
+@pytest.mark.parametrize("name", ["scatter", "scatter_add"])
+def test_scatter_index_rank_message_names_self(name):
+    torch_fn, chainrule_fn = both(name)
+    assert_raises_like_torch(lambda: torch_fn(torch.ones(2, 2), 0, torch.tensor([0]), torch.ones(1, 1)),
+                             lambda: chainrule_fn(chainrule.ones(2, 2), 0, chainrule.tensor([0]), chainrule.ones(1, 1)),
+                             r"Index tensor must have the same number of dimensions as self tensor")
+
+
+def test_roll_without_shifts_and_masked_scatter_with_a_float_mask():
+    assert_raises_like_torch(lambda: torch.roll(torch.ones(3), ()), lambda: chainrule.roll(chainrule.ones(3), ()),
+                             r"`shifts` required")
+    assert_raises_like_torch(lambda: torch.ones(3).masked_scatter(torch.ones(3), torch.ones(3)),
+                             lambda: chainrule.ones(3).masked_scatter(chainrule.ones(3), chainrule.ones(3)),
+                             r"masked_scatter_ only supports boolean masks, but got mask with dtype Float")
+
+
+@pytest.mark.parametrize("normalized_shape, weight_shape, bias_shape, phrase", [
+    ([], None, None, r"Expected normalized_shape to be at least 1-dimensional"),
+    ([1, 2, 3], (1, 2), None, r"Expected weight to be of same shape as normalized_shape, but got weight of shape \[1, 2\]"),
+    ([1, 2, 3], None, (1, 2), r"Expected bias to be of same shape as normalized_shape, but got bias of shape \[1, 2\]"),
+])
+def test_layer_norm_checks_normalized_shape_weight_and_bias(normalized_shape, weight_shape, bias_shape, phrase):
+    def call(module):
+        weight = None if weight_shape is None else module.ones(weight_shape)
+        bias = None if bias_shape is None else module.ones(bias_shape)
+        return module.nn.functional.layer_norm(module.ones(1, 2, 3), normalized_shape, weight, bias)
+
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule), phrase)
+
+
+@pytest.mark.parametrize("name, shape", [("multi_margin_loss", (5, 0)), ("multi_margin_loss", (0,)),
+                                         ("multilabel_margin_loss", (5, 0)), ("multilabel_margin_loss", (0,))])
+def test_margin_losses_refuse_empty_rows(name, shape):
+    def call(module):
+        return getattr(module.nn.functional, name)(module.ones(shape), module.zeros(5, 4, dtype=module.long))
+
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
+                             r"Expected non-empty vector or matrix with optional 0-dim batch size, but got: ")
+
+
+def test_margin_ranking_loss_wants_inputs_of_one_rank_and_prelu_a_dim():
+    assert_raises_like_torch(lambda: torch.nn.functional.margin_ranking_loss(torch.ones(5, 4), torch.ones(5, 4), torch.ones(5)),
+                             lambda: chainrule.nn.functional.margin_ranking_loss(chainrule.ones(5, 4), chainrule.ones(5, 4),
+                                                                                 chainrule.ones(5)),
+                             r"margin_ranking_loss : All input tensors should have same dimension but got sizes: ")
+    assert_raises_like_torch(lambda: torch.nn.functional.prelu(torch.tensor(1.0), torch.ones(2)),
+                             lambda: chainrule.nn.functional.prelu(chainrule.tensor(1.0), chainrule.ones(2)),
+                             r"Not allow zero-dim input tensor\.")

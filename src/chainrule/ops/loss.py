@@ -898,6 +898,9 @@ def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full
 def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                         size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """F.margin_ranking_loss: ``max(0, -y (x1 - x2) + margin)``."""
+    if not input1.dim() == input2.dim() == target.dim():
+        raise RuntimeError(f"margin_ranking_loss : All input tensors should have same dimension but got sizes: "
+                           f"input1: {input1.size()}, input2: {input2.size()}, target: {target.size()} ")
     _check_reduction(reduction)
     loss = ew.clamp_min(-target * (input1 - input2) + margin, 0.0)
     return _reduce(loss, reduction)

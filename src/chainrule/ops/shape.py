@@ -69,6 +69,9 @@ def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
                 raise RuntimeError(f"invalid shape dimension {s}")
             known *= s
     if -1 in shape:
+        if known == 0 and numel == 0:
+            raise RuntimeError(f"cannot reshape tensor of 0 elements into shape {list(shape)} because the "
+                               "unspecified dimension size -1 can be any value and is ambiguous")
         if known == 0 or numel % known:
             raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
         shape = tuple(numel // known if s == -1 else s for s in shape)
@@ -809,6 +812,8 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
 
 def unbind(input: Tensor, dim: int = 0) -> tuple:
     """torch.unbind: the slices along ``dim``, each without that dim."""
+    if input._data.ndim == 0:
+        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
     d = _wrap_dim(dim, input._data.ndim, "unbind")
     return _share_pieces(Unbind.apply(input, dim=d, given_dim=dim), input)
 
@@ -961,6 +966,8 @@ class Roll(Function):
 def roll(input: Tensor, shifts, dims=None) -> Tensor:
     """torch.roll: shift elements cyclically along ``dims``; without dims, over the flattened tensor."""
     shifts = (int(shifts),) if isinstance(shifts, (int, np.integer)) else tuple(int(s) for s in shifts)
+    if not shifts:
+        raise RuntimeError("`shifts` required")
     if dims is None:
         if len(shifts) != 1:
             raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
