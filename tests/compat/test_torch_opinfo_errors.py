@@ -359,3 +359,13 @@ def test_margin_ranking_loss_wants_inputs_of_one_rank_and_prelu_a_dim():
     assert_raises_like_torch(lambda: torch.nn.functional.prelu(torch.tensor(1.0), torch.ones(2)),
                              lambda: chainrule.nn.functional.prelu(chainrule.tensor(1.0), chainrule.ones(2)),
                              r"Not allow zero-dim input tensor\.")
+
+
+@pytest.mark.parametrize("given_dtype", [False, True])
+def test_mean_of_integers_names_which_dtype_could_not_be_used(given_dtype):
+    def call(module):
+        return module.mean(module.ones(3, dtype=module.int64), **({"dtype": module.int64} if given_dtype else {}))
+
+    word = "Optional" if given_dtype else "Input"
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
+                             rf"mean\(\): could not infer output dtype\. {word} dtype must be either a floating point")
