@@ -456,5 +456,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.join(ROOT, "src"))
+    if not os.environ.get("PYTHONPATH"):  # this checkout's chainrule, unless another is asked for
+        sys.path.insert(0, os.path.join(ROOT, "src"))
     main()
