@@ -369,3 +369,22 @@ def test_mean_of_integers_names_which_dtype_could_not_be_used(given_dtype):
     word = "Optional" if given_dtype else "Input"
     assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
                              rf"mean\(\): could not infer output dtype\. {word} dtype must be either a floating point")
+
+
+def test_soft_margin_loss_shape_error_names_the_input_as_tensor_a():
+    assert_raises_like_torch(lambda: torch.nn.functional.soft_margin_loss(torch.ones(5, 4), torch.ones(5, 5)),
+                             lambda: chainrule.nn.functional.soft_margin_loss(chainrule.ones(5, 4), chainrule.ones(5, 5)),
+                             r"The size of tensor a \(4\) must match the size of tensor b \(5\) at non-singleton dimension 1")
+
+
+def test_ormqr_names_the_argument_and_bound_it_checks():
+    zero_d = (torch.tensor(1.0), chainrule.tensor(1.0))
+    assert_raises_like_torch(lambda: torch.ormqr(zero_d[0], zero_d[0], zero_d[0]),
+                             lambda: chainrule.ormqr(zero_d[1], zero_d[1], zero_d[1]),
+                             r"torch.ormqr: input must have at least 2 dimensions\.")
+
+    def call(module):
+        return module.ormqr(module.ones(5, 0), module.ones(5), module.ones(5, 5), True, True)
+
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
+                             r"tau.shape\[-1\] must be equal to min\(other.shape\[-2\], input.shape\[-1\]\)")

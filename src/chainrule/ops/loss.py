@@ -912,7 +912,7 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     """F.soft_margin_loss: ``log(1 + exp(-y x))``, computed stably."""
     _check_reduction(reduction)
     # torch computes -x·y into a tensor of the input's dtype, then log(1 + exp(·)) there
-    product = _in_input_dtype(target * input, input)
+    product = _in_input_dtype(input * target, input)  # input first: torch names it "tensor a" in a shape error
     if not (product.dtype.is_floating_point or product.dtype.is_complex):  # (exp_ in place, in x's dtype)
         raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.get_default_dtype())} can't be cast to the "
                            f"desired output type {_dtype.scalar_name(product.dtype)}")
