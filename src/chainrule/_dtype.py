@@ -494,6 +494,8 @@ def checked_scalar(value, target: dtype):
         return builtins.bool(value)
     parts = (value.real, value.imag) if isinstance(value, builtins.complex) else (value,)
     if target._category >= 2:
+        if len(parts) == 2 and value.imag and not target.is_complex:  # 1j does not fit a real type
+            raise _overflow(target)
         limit = _FLOAT_MAX.get(target.to_real().name)
         if limit is not None and builtins.any(abs(p) > limit and abs(p) != np.inf for p in parts):
             raise _overflow(target)

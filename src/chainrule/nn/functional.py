@@ -945,6 +945,8 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
                         reduction: str = "mean") -> Tensor:
     """F.triplet_margin_loss: max(d(a, p) - d(a, n) + margin, 0) with d the p-norm pairwise distance;
     ``swap`` uses min(d(a, n), d(p, n)) as the negative distance (Balntas et al.)."""
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
     reduction = _triplet_reduction("triplet_margin_loss", anchor, positive, negative, size_average, reduce,
                                    reduction)
     p = _check_float(p, "triplet_margin_loss", "p")
@@ -960,7 +962,7 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
                                       reduction: str = "mean") -> Tensor:
     """F.triplet_margin_with_distance_loss: the triplet loss with any distance (default pairwise_distance)."""
     if margin <= 0:
-        raise ValueError(f"TripletMarginWithDistanceLoss: expected margin to be greater than 0, got {margin} instead")
+        raise ValueError(f"margin must be greater than 0, got {margin}")
     reduction = _triplet_reduction("triplet_margin_with_distance_loss", anchor, positive, negative, None, None,
                                    reduction)
     distance = distance_function if distance_function is not None else pairwise_distance

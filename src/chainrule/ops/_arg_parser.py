@@ -114,14 +114,14 @@ def namespace_with_out(modules) -> dict:
     ``"same_elementwise"`` (neg, round), ``"same_where"``, ``"same_scalar_type"`` (index_select),
     ``"long"`` (nonzero), ``"long_samples"`` (multinomial): each torch's own refusal of any other; ``"cat"`` (cat, stack) a cast
     torch allows, else its TypeError;
-    ``"floating"`` any floating dtype (logsumexp); ``"castable"`` torch's canCast check (max())."""
-    from ..tensor import honours_out
-
+    ``"floating"`` any floating dtype (logsumexp); ``"castable"`` torch's canCast check (max());
+    ``"same_as_self"`` (take). Every rule first refuses an ``out`` that aliases itself (an expanded
+    tensor), as torch's kernels do."""
     wrapped = {}
     for module in modules:
         for name, rule in getattr(module, "__out_functions__", {}).items():
             function = getattr(module, name)
-            wrapped[name] = honours_out(function, name) if rule == "cast" else _with_out_rule(function, name, rule)
+            wrapped[name] = _with_out_rule(function, name, rule)
     return wrapped
 
 
@@ -147,6 +147,8 @@ def _with_out_rule(function, name: str, rule: str):
     from ..tensor import Tensor, _write_outs, out_keyword_front, write_out
 
     def with_out(*args, out, **kwargs):
+        if isinstance(out, Tensor):
+            _check_out_overlap(name, out, (*args, *kwargs.values()))
         if rule == "computes_in" and isinstance(out, Tensor) and kwargs.get("dtype") is None:
             kwargs["dtype"] = out.dtype
         result = function(*args, **kwargs)
@@ -158,6 +160,31 @@ def _with_out_rule(function, name: str, rule: str):
         return write_out(result, out, name)
 
     return out_keyword_front(function, with_out)
+
+
+# ops whose kernels refuse an out= sharing any memory with an input, even the same tensor (torch's
+# assert_no_overlap); elementwise ops allow an out that is exactly an input, so they are not here
+_REFUSES_OUT_OVERLAPPING_INPUT = {"gather", "index_select", "masked_select", "cat", "take"}
+
+
+def _check_out_overlap(name: str, out, arguments) -> None:
+    """torch's refusal of an ``out=`` whose elements alias each other (an expanded tensor) or, for the
+    ops above, alias an input: the result would depend on the order elements are written."""
+    from ..tensor import Tensor
+
+    data = out._data
+    if type(data) is not np.ndarray:
+        return
+    if any(stride == 0 and size > 1 for stride, size in zip(data.strides, data.shape)):
+        raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a single "
+                           "memory location. Please clone() the tensor before performing the operation.")
+    if name not in _REFUSES_OUT_OVERLAPPING_INPUT or not data.size:
+        return
+    inputs = [a for argument in arguments
+              for a in (argument if isinstance(argument, (list, tuple)) else (argument,)) if isinstance(a, Tensor)]
+    if any(type(a._data) is np.ndarray and np.may_share_memory(a._data, data) for a in inputs):
+        raise RuntimeError("unsupported operation: some elements of the input tensor and the written-to tensor refer "
+                           "to a single memory location. Please clone() the tensor before performing the operation.")
 
 
 def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | None:
@@ -176,6 +203,9 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
         return RuntimeError(f"Found dtype {scalar(got)} but expected {scalar(expected)}")
     if rule == "same_where" and got != expected:
         return RuntimeError(f"Expected out type to be {scalar(expected)} but got {scalar(got)}")
+    if rule == "same_as_self" and got != input.dtype:
+        return RuntimeError(f"{name}(): self and out expected to have the same dtype, but got self.dtype = "
+                            f"{scalar(input.dtype)} and out.dtype = {scalar(got)}")
     if rule == "same_scalar_type" and got != expected:
         return RuntimeError(f"{name}(): self and result must have the same scalar type")
     if rule == "long" and got.name != "int64":

@@ -590,13 +590,13 @@ def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
 def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None, transposed: bool = False) -> None:
     """torch's: conv checks the bias against the input first, in its own words; conv_transpose
     checks the weight, then the bias, as its kernel reads them."""
+    if not transposed and bias is not None and bias.dtype != input.dtype and not autocast_unifies(input._data):
+        raise RuntimeError(f"Input type ({cpp_type_name(input.dtype)}) and bias type ({cpp_type_name(bias.dtype)}) "
+                           "should be the same")
     if input._data.dtype.kind not in "fVbiu":
         raise RuntimeError(f"\"slow_conv2d_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     if autocast_unifies(input._data):
         return
-    if not transposed and bias is not None and bias.dtype != input.dtype:
-        raise RuntimeError(f"Input type ({cpp_type_name(input.dtype)}) and bias type ({cpp_type_name(bias.dtype)}) "
-                           "should be the same")
     for other in (weight, bias):
         if other is not None and other.dtype != input.dtype:
             raise RuntimeError(f"expected scalar type {_dtype.scalar_name(input.dtype)} but found {_dtype.scalar_name(other.dtype)}")
@@ -624,11 +624,11 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
     _check_tensor(weight, opname, "weight", 2)
     _check_tensor(bias, opname, "bias", 3, optional=True)
     input, unbatched = _batched(input, d, opname)
-    if weight.ndim != d + 2:
+    if weight.ndim != d + 2:  # torch takes the weight's rank as the one the input should have
         raise RuntimeError("weight should have at least three dimensions" if weight.ndim < 3 else
-                           f"Expected {d + 2}-dimensional weight for {d + 2}-dimensional input "
-                           f"{_fmt(input.shape)}, but got {weight.ndim}-dimensional weight of size "
-                           f"{_fmt(weight.shape)} instead")
+                           f"Expected {weight.ndim}-dimensional input for {weight.ndim}-dimensional weight"
+                           f"{_fmt(weight.shape)}, but got {input.ndim}-dimensional input of size "
+                           f"{_fmt(input.shape)} instead")
     _check_dtypes(input, weight, bias)
     if weight.shape[0] == 0:
         raise RuntimeError(f"Given groups={groups}, expected weight to be at least 1 at dimension 0, but got weight "
@@ -662,6 +662,9 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
             raise RuntimeError("negative padding is not supported")
     c = input.shape[1]
     o = weight.shape[0]
+    if o < groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, but got "
+                           f"weight of size {_fmt(weight.shape)} instead")
     if o % groups:
         raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "
                            f"but got weight of size {_fmt(weight.shape)} instead")

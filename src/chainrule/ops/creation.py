@@ -513,6 +513,8 @@ def arange(start, end=None, step=1, *, dtype=None, layout=None, device=None, req
         is_int = builtins.all(isinstance(v, (builtins.int, np.integer)) and not isinstance(v, builtins.bool) for v in values)
         dtype = _dtype.int64 if is_int else _dtype.get_default_dtype()
     start, end, step = values
+    if not builtins.all(math.isfinite(v) for v in (start, end)):
+        raise RuntimeError(f"unsupported range: {start} -> {end}")
     if (end - start) * step < 0:
         raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     # compute the length as torch does (ceil((end - start) / step)) to avoid float surprises
@@ -521,13 +523,28 @@ def arange(start, end=None, step=1, *, dtype=None, layout=None, device=None, req
     return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
 
 
+def _check_space_arguments(op: str, start, end, steps) -> None:
+    """torch's checks of linspace/logspace: an int ``steps`` (its parser refuses 3.0), not negative,
+    and start and end numbers or 0-d tensors."""
+    if isinstance(steps, builtins.bool) or not isinstance(steps, (builtins.int, np.integer)):
+        got = ", ".join(_dtype.parser_type_name(value) for value in (start, end, steps))
+        raise TypeError(f"{op}() received an invalid combination of arguments - got ({got}), but expected one of:\n"
+                        f" * (Tensor start, Tensor end, int steps, ...)\n * (Number start, Tensor end, int steps, ...)"
+                        f"\n * (Tensor start, Number end, int steps, ...)\n * (Number start, Number end, int steps, ...)")
+    start_dims, end_dims = (value._data.ndim if isinstance(value, Tensor) else 0 for value in (start, end))
+    if start_dims or end_dims:
+        raise RuntimeError(f"{op} only supports 0-dimensional start and end tensors, but got start with {start_dims} "
+                           f"dimension(s) and end with {end_dims} dimension(s).")
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+
+
 def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device=None,
              requires_grad=False) -> Tensor:
     dtype, requires_grad = factory_args("linspace", dtype, requires_grad, device, overloaded=True)
     refuse_dtype(dtype, "linspace_cpu")
     _strided_only(layout, "linspace")
-    if steps < 0:
-        raise RuntimeError("number of steps must be non-negative")
+    _check_space_arguments("linspace", start, end, steps)
     array = np.linspace(builtins.float(start), builtins.float(end), builtins.int(steps))
     return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
 
@@ -536,6 +553,7 @@ def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dt
              requires_grad=False) -> Tensor:
     dtype, requires_grad = factory_args("logspace", dtype, requires_grad, device, overloaded=True)
     refuse_dtype(dtype, "logspace_cpu")
+    _check_space_arguments("logspace", start, end, steps)
     array = np.logspace(builtins.float(start), builtins.float(end), builtins.int(steps), base=base)
     return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
 

@@ -167,6 +167,16 @@ def _to_device(t: Tensor, device) -> Tensor:
     return ToDevice.apply(t, device=device)
 
 
+def _require_tensors(op: str, input, other=None) -> None:
+    """torch's parser refuses a Python number where the signature says Tensor: ``fmax(t, 2)`` and
+    ``eq(2, t)`` raise its TypeError instead of computing (``other=None``: only ``input`` is checked,
+    for ops whose ``other`` may be a number)."""
+    checked = (("input", input),) if other is None else (("input", input), ("other", other))
+    for position, (name, x) in enumerate(checked, start=1):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{op}(): argument '{name}' (position {position}) must be Tensor, not {type(x).__name__}")
+
+
 def _pair(a, b):
     """Two Tensors of torch's promoted dtype from any mix of Tensors and Python numbers."""
     a_is_tensor = isinstance(a, Tensor)
@@ -647,6 +657,7 @@ def _is_bool(x) -> builtins.bool:
 
 def rsub(input, other, *, alpha=1) -> Tensor:
     """torch.rsub: ``other - alpha * input``."""
+    _require_tensors("rsub", input)
     return sub(other, input, alpha=alpha)
 
 
@@ -773,6 +784,7 @@ _REMAINDER_SAVED = {"_saved_other": saved(1, needed=1), "_saved_self": saved(0, 
 
 
 def fmod(input, other) -> Tensor:
+    _require_tensors("fmod", input)
     a, b = _pair(input, other)
     xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
@@ -1120,7 +1132,7 @@ class Minimum(Function):
 
 
 def maximum(input: Tensor, other: Tensor) -> Tensor:
-    _require_tensor_pair("maximum", input, other)
+    _require_tensors("maximum", input, other)
     for t in (input, other):
         refuse_complex(t, "maximum not implemented for complex tensors.", RuntimeError)
     a, b = _pair(input, other)
@@ -1128,7 +1140,7 @@ def maximum(input: Tensor, other: Tensor) -> Tensor:
 
 
 def minimum(input: Tensor, other: Tensor) -> Tensor:
-    _require_tensor_pair("minimum", input, other)
+    _require_tensors("minimum", input, other)
     for t in (input, other):
         refuse_complex(t, "minimum not implemented for complex tensors.", RuntimeError)
     a, b = _pair(input, other)
@@ -1137,18 +1149,15 @@ def minimum(input: Tensor, other: Tensor) -> Tensor:
 
 def fmax(input: Tensor, other: Tensor) -> Tensor:
     """Like maximum but a NaN loses to a number."""
+    _require_tensors("fmax", input, other)
     a, b = _pair(input, other)
     return where(isnan(b) | (a >= b), a, b)
 
 
 def fmin(input: Tensor, other: Tensor) -> Tensor:
+    _require_tensors("fmin", input, other)
     a, b = _pair(input, other)
     return where(isnan(b) | (a <= b), a, b)
-
-
-def _require_tensor_pair(op: str, a, b) -> None:
-    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
-        raise TypeError(f"{op}(): argument 'other' must be Tensor, not {type(b).__name__ if isinstance(a, Tensor) else type(a).__name__}")
 
 
 class Where(Function):
@@ -1266,6 +1275,7 @@ clip = clamp
 
 
 def clamp_min(input: Tensor, min) -> Tensor:
+    _require_tensors("clamp_min", input)
     out = clamp(input, min=min)
     if isinstance(min, Tensor) or out is input:
         return out
@@ -1273,6 +1283,7 @@ def clamp_min(input: Tensor, min) -> Tensor:
 
 
 def clamp_max(input: Tensor, max) -> Tensor:
+    _require_tensors("clamp_max", input)
     out = clamp(input, max=max)
     if isinstance(max, Tensor) or out is input:
         return out
@@ -1305,13 +1316,6 @@ class Atan2(Function):
         reciprocal = 1 / (a * a + b * b)
         reciprocal = where(Tensor._make(xp.isinf(reciprocal._data)), 0.0, reciprocal)
         return grad * b * reciprocal, -grad * a * reciprocal
-
-
-def _require_tensors(op: str, input, other) -> None:
-    """atan2 and hypot take no Python numbers (torch's signature is Tensor, Tensor)."""
-    for position, (name, x) in enumerate((("input", input), ("other", other)), start=1):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{op}(): argument '{name}' (position {position}) must be Tensor, not {type(x).__name__}")
 
 
 def atan2(input: Tensor, other: Tensor) -> Tensor:
@@ -1522,6 +1526,10 @@ _FLOAT8_NP = _dtype.FLOAT8_NP  # (the loaded float8 types; empty, one cheap test
 
 def _compare(ufunc, ordered: str = "", aten: str = ""):
     def op(input, other) -> Tensor:
+        if aten.startswith("logical"):
+            _require_tensors(aten, input, other)
+        else:
+            _require_tensors(aten, input)
         if _function_module.active_dispatch is not None:
             # no Function records a comparison: it reaches a dispatch mode as torch's aten.gt.Scalar/.Tensor
             overload = "Tensor" if isinstance(other, Tensor) or aten.startswith("logical") else "Scalar"
@@ -1629,6 +1637,11 @@ def equal(input: Tensor, other: Tensor) -> builtins.bool:
 
 
 def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
+    _require_tensors("isclose", input, other)
+    if rtol < 0:
+        raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol}")
+    if atol < 0:
+        raise RuntimeError(f"atol must be greater than or equal to zero, but got {atol}")
     a, b = _pair(input, other)
     _check_broadcast(a, b)
     if _FLOAT8_NP:  # torch scales the tolerance by a number, which float8 has no kernel for

@@ -100,6 +100,8 @@ class ScaleGradient(Function):
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
               norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """F.embedding: rows of ``weight`` (num_embeddings, dim) picked by the integer ``input``."""
+    if weight.ndim != 2:
+        raise RuntimeError(f"'weight' must be 2-D (embedding got a weight of shape {list(weight.shape)})")
     if input._data.dtype not in (np.int64, np.int32):
         raise RuntimeError(
             "Expected tensor for argument #1 'indices' to have one of the following scalar types: "

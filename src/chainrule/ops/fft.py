@@ -165,6 +165,8 @@ def _dims_and_sizes(x: Tensor, s, dim, op: str, default_dim=None) -> tuple:
         dim = default_dim
     if isinstance(dim, int):
         dim = (dim,)
+    if ndim == 0 and dim:  # torch names the first dim it looked for
+        raise IndexError(f"Dimension specified as {dim[0]} but tensor has no dimensions")
     if s is not None:
         s = tuple(int(n) for n in ([s] if isinstance(s, int) else s))
         if dim is None:

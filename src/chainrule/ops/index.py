@@ -26,7 +26,7 @@ from .shape import MadeWithoutGrad, _share
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
-__out_functions__ = {"index_select": "same_scalar_type", "masked_select": "same_scalar_type", "gather": "same",
+__out_functions__ = {"index_select": "same_scalar_type", "take": "same_as_self", "masked_select": "same_scalar_type", "gather": "same",
                      "nonzero": "long"}
 __all__ = ["getitem", "setitem", "gather", "scatter", "scatter_add", "scatter_reduce",
            "index_select", "index_add", "index_fill", "index_copy", "masked_fill", "masked_select",
@@ -860,7 +860,9 @@ def _check_gather_shapes(op: str, input: Tensor, index: np.ndarray, dim: int, sr
         return  # torch checks no shapes against an empty index: the op reads or writes nothing
     ndim = input._data.ndim
     if index.ndim != ndim and not (max(index.ndim, ndim) <= 1):
-        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+        # torch's gather names its input "input", the scatters name theirs "self"
+        raise RuntimeError(f"Index tensor must have the same number of dimensions as "
+                           f"{'self' if op.startswith('scatter') else 'input'} tensor")
     if src is not None and src._data.ndim != max(index.ndim, 0) and not (max(index.ndim, src._data.ndim) <= 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
     # a 0-d input or src counts as a vector of one (torch accepts index [0] for both)
@@ -1473,6 +1475,9 @@ def _check_mask(mask, op: str) -> None:
     if mask._data.dtype != np.bool_:
         if op == "masked_fill":
             raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {cpp_type_name(mask.dtype)}")
+        if op == "masked_scatter":
+            raise RuntimeError(f"masked_scatter_ only supports boolean masks, but got mask with dtype "
+                               f"{scalar_name(mask.dtype)}")
         raise RuntimeError(f"{op}: expected BoolTensor for mask")
 
 
@@ -1501,6 +1506,8 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
         if value._data.ndim != 0:
             raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
                                f"with {value._data.ndim} dimension(s).")
+        if value.dtype.is_complex and not input.dtype.is_complex:
+            checked_scalar(value.item(), input.dtype)  # torch reads the value as a number first
         value = _same_dtype(value, input)
     else:
         value = _as_operand(checked_scalar(value, input.dtype), input.dtype, input)

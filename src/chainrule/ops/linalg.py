@@ -1570,8 +1570,9 @@ def ormqr(input: Tensor, tau: Tensor, other: Tensor, left: bool = True, transpos
     from .decompositions import linalg_householder_product
     from .shape import cat
 
-    if input._data.ndim < 2 or other._data.ndim < 2:
-        raise RuntimeError("torch.ormqr: input and other must have at least 2 dimensions.")
+    for name, tensor in (("input", input), ("other", other)):
+        if tensor._data.ndim < 2:
+            raise RuntimeError(f"torch.ormqr: {name} must have at least 2 dimensions.")
     mn = input._data.shape[-2]
     side = -2 if left else -1
     if other._data.shape[side] != mn:
@@ -1582,8 +1583,8 @@ def ormqr(input: Tensor, tau: Tensor, other: Tensor, left: bool = True, transpos
                            f"{_dtype.scalar_name(other.dtype)}")
     k = tau._data.shape[-1]
     if k > min(mn, input._data.shape[-1]):
-        raise RuntimeError("torch.ormqr: tau.shape[-1] must be less than or equal to min(input.shape[-2], "
-                           "input.shape[-1])")
+        # (other.shape[side] equals input.shape[-2] by now; torch words the bound by other's)
+        raise RuntimeError(f"torch.ormqr: tau.shape[-1] must be equal to min(other.shape[{side}], input.shape[-1])")
     xp = array_module(input._data)
     # the k reflectors in an mn x mn matrix; zero columns and zero taus add identity reflectors
     reflectors = input[..., :, :k]

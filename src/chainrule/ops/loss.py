@@ -903,6 +903,9 @@ def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full
 def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                         size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """F.margin_ranking_loss: ``max(0, -y (x1 - x2) + margin)``."""
+    if not input1.dim() == input2.dim() == target.dim():
+        raise RuntimeError(f"margin_ranking_loss : All input tensors should have same dimension but got sizes: "
+                           f"input1: {input1.size()}, input2: {input2.size()}, target: {target.size()} ")
     _check_reduction(reduction)
     loss = ew.clamp_min(-target * (input1 - input2) + margin, 0.0)
     return _reduce(loss, reduction)
@@ -916,7 +919,7 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     _check_reduction(reduction)
     _check_not_differentiated(target, "soft_margin_loss", "target")
     # torch computes -x·y into a tensor of the input's dtype, then log(1 + exp(·)) there
-    product = _in_input_dtype(target * input, input)
+    product = _in_input_dtype(input * target, input)  # input first: torch names it "tensor a" in a shape error
     if not (product.dtype.is_floating_point or product.dtype.is_complex):  # (exp_ in place, in x's dtype)
         raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.get_default_dtype())} can't be cast to the "
                            f"desired output type {_dtype.scalar_name(product.dtype)}")

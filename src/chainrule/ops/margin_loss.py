@@ -89,6 +89,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
         raise ValueError("weight must be one-dimensional")
     _check_loss_reduction(reduction)
     margin = check_float(margin, "multi_margin_loss", "margin")
+    _check_nonempty_rows(input)
     x, y = _class_targets(input, target)
     classes = x.shape[1]
     if weight is not None and weight.shape[0] != classes:
@@ -117,6 +118,14 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     return name_node(_reduce(loss, reduction), "MultiMarginLossBackward0", label="multi_margin_loss")
 
 
+def _check_nonempty_rows(input: Tensor) -> None:
+    """The margin losses' kernels take a scalar, a non-empty vector or rows of one (any number of rows)."""
+    ndim = input.dim()
+    if (ndim == 2 and input.shape[1] == 0) or (ndim == 1 and input.shape[0] == 0):
+        raise RuntimeError(f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: "
+                           f"{list(input.shape)}")
+
+
 @honours_legacy_flags
 def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                            reduction: str = "mean") -> Tensor:
@@ -126,6 +135,7 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
     each time it is listed, as in torch's kernel).
     """
     _check_loss_reduction(reduction)
+    _check_nonempty_rows(input)
     if tuple(target.shape) != tuple(input.shape) or input.dim() > 2:
         raise RuntimeError(f"inconsistent target size: {list(target.shape)} for input of size: {list(input.shape)}")
     _check_kernel_dtypes(input, target, "multilabel_margin_loss_forward_out_frame")

@@ -563,13 +563,35 @@ def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
     if input.ndim == d + 1:
         return input.unsqueeze(0), True
     if input.ndim != d + 2:
+        if opname == "avg_pool3d":
+            raise RuntimeError("non-empty 4D or 5D (batch mode) tensor expected for input")
         raise RuntimeError(f"{opname}: Expected {d + 1}D or {d + 2}D (batch mode) tensor with optional 0 dim "
                            f"batch size for input, but got: {list(input.shape)}")
     return input, False
 
 
+def _check_nonempty_planes(input: Tensor, d: int, opname: str) -> None:
+    """torch pools no empty plane: every dim but the batch dim has elements (``input`` as given)."""
+    shape = list(input.shape)
+    first_plane_dim = 1 if len(shape) == d + 2 else 0
+    empty = [i for i in range(first_plane_dim, len(shape)) if shape[i] == 0]
+    if not empty:
+        return
+    if opname == "max_pool3d":
+        raise RuntimeError(f"max_pool3d_with_indices_out_cpu_template(): Expected input's non-batch dimensions to "
+                           f"have positive length, but input has a shape of {shape} and non-batch dimension "
+                           f"{empty[0]} has length zero!")
+    if opname == "avg_pool3d":
+        raise RuntimeError("non-empty 4D or 5D (batch mode) tensor expected for input")
+    prefix = f"{opname}: " if opname == "max_pool1d" else ""
+    raise RuntimeError(f"{prefix}Expected {d + 1}D or {d + 2}D (batch mode) tensor with optional 0 dim batch size "
+                       f"for input, but got:{shape}")
+
+
 def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_mode, d: int,
-                   opname: str) -> _PoolGeometry:
+                   opname: str, given: Tensor | None = None) -> _PoolGeometry:
+    """The pool's geometry after torch's checks, in torch's order; ``given``: the input as the user
+    passed it (unbatched or not), whose planes must not be empty."""
     kernel = _tuple(kernel_size, d, "kernel_size", opname)
     # torch's default stride (None or an empty list) is the kernel size
     stride_defaulted = stride is None or int_list(stride, opname, "stride") == ()
@@ -577,19 +599,33 @@ def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_m
     padding = _tuple(padding, d, "padding", opname)
     dilation = _tuple(dilation, d, "dilation", opname)
     check_bool(ceil_mode, opname, "ceil_mode")
+    # max_pool1d is its own kernel in torch, with its own wording ("max_pool1d() stride must be ...")
+    own_1d = opname == "max_pool1d"
     if any(k <= 0 for k in kernel):
-        raise RuntimeError(f"{opname}: kernel_size must be greater than zero, but got {list(kernel)}")
+        raise RuntimeError(f"{opname}() kernel_size must be greater than zero, but got {kernel[0]}" if own_1d else
+                           f"{opname}: kernel_size must be greater than zero, but got {list(kernel)}")
     if any(s <= 0 for s in stride):
+        if own_1d:
+            raise RuntimeError(f"{opname}() stride must be greater than zero, but got {stride[0]}")
         raise RuntimeError("stride should not be zero" if 0 in stride else
                            f"{opname}: stride must be greater than zero, but got {list(stride)}")
     if any(dl <= 0 for dl in dilation):
-        raise RuntimeError(f"{opname}: dilation must be greater than zero, but got {list(dilation)}")
+        if own_1d:
+            raise RuntimeError(f"{opname}() dilation must be greater than zero, but got {dilation[0]}")
+        named = " ".join(f"dilation{axis}: {dl}" for axis, dl in zip("TDHW"[-d:] if d < 3 else "THW", dilation))
+        raise RuntimeError(f"dilation should be greater than zero, but got {named}")
     for k, p, dl in zip(kernel, padding, dilation):
-        if p < 0 or p > (dl * (k - 1) + 1) // 2:
+        if p < 0:
+            raise RuntimeError(f"pad must be non-negative, but got pad: {p}")
+        if p > (dl * (k - 1) + 1) // 2:
             raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p}, "
                                f"kernel_size={k} and dilation={dl}")
+    if given is not None:
+        _check_nonempty_planes(given, d, opname)
     geo = _PoolGeometry(kernel, stride, padding, dilation, tuple(input.shape[2:]), ceil_mode)
     geo.stride_defaulted = stride_defaulted
+    if own_1d and geo.out_shape[0] <= 0:
+        raise RuntimeError(f"{opname}() Invalid computed output size: {geo.out_shape[0]}")
     if any(m <= 0 for m in geo.out_shape):
         channels = input.shape[1]
         raise RuntimeError(f"Given input size: ({'x'.join(map(str, (channels, *geo.in_shape)))}). Calculated "
@@ -599,7 +635,7 @@ def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_m
 
 def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, d, opname):
     x, unbatched = _batched(input, d, opname)
-    geo = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, d, opname)
+    geo = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, d, opname, given=input)
     out = _MAX_POOL[d].apply(x, geo=geo, return_indices=bool(return_indices))
     if not return_indices and out.grad_fn is not None:
         out.grad_fn.best_version = out._version_box  # shared by out's views: any write through them bumps it
@@ -628,7 +664,7 @@ def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
 
 def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, d, opname):
     x, unbatched = _batched(input, d, opname)
-    geo = _pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode, d, opname)
+    geo = _pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode, d, opname, given=input)
     check_bool(count_include_pad, opname, "count_include_pad")
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
@@ -666,22 +702,35 @@ def _adaptive_bounds(xp, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     return (i * n) // m, -((-(i + 1) * n) // m)
 
 
-def _output_size(output_size, input: Tensor, d: int, opname: str) -> tuple:
+def _with_kept_sizes(output_size, input: Tensor, d: int, opname: str):
+    """torch.nn.functional's 2-d and 3-d adaptive pools (``_list_with_default``) first: a None in
+    ``output_size`` keeps the input's size, and an input with too few dims is a ValueError."""
     if d > 1 and isinstance(output_size, (tuple, list)):
-        # torch.nn.functional's 2-d and 3-d pools (``_list_with_default``): a None keeps the input's size
         if input.ndim <= len(output_size):
             raise ValueError(f"{opname}: Input dimension should be at least {len(output_size) + 1}")
         kept = input.shape[input.ndim - len(output_size):]
-        output_size = [n if s is None else s for s, n in zip(output_size, kept)]
-    elif d > 1 and not isinstance(output_size, (int, np.integer)):
+        return [n if s is None else s for s, n in zip(output_size, kept)]
+    return output_size
+
+
+def _output_size(output_size, input: Tensor, d: int, opname: str) -> tuple:
+    """``output_size`` (after ``_with_kept_sizes``) as ``d`` ints, with each op's own wording."""
+    if d > 1 and not isinstance(output_size, (tuple, list, int, np.integer)):
         raise TypeError(f"{opname}(): argument 'output_size' must be an int or a tuple of {d} ints or None, "
                         f"not {type(output_size).__name__}")
     sizes = int_list(output_size, opname, "output_size")
     if d > 1 and len(sizes) == 1 and not isinstance(output_size, (tuple, list)):
         sizes *= d
     if len(sizes) != d:
-        raise RuntimeError(f"{opname}: output_size must contain {d} ints, got {len(sizes)}")
+        if d == 1:
+            raise RuntimeError(f"{opname}() argument 'output_size' should contain one int (got {len(sizes)})")
+        if opname.startswith("adaptive_max"):
+            raise RuntimeError(f"{opname}(): internal error: output_size.size() must be {d}")
+        raise RuntimeError(f"{opname}: output_size must be {d}")
     if any(s < 0 for s in sizes):
+        if opname.startswith("adaptive_max"):  # torch's max pool allocates its output before any check
+            shape = [*input.shape[:input.ndim - d], *([1] if d == 1 else []), *sizes]
+            raise RuntimeError(f"Trying to create tensor with negative dimension {min(sizes)}: {shape}")
         raise RuntimeError(f"adaptive pool: elements of output_size must be greater than or equal to 0 but "
                            f"received {list(sizes)}")
     return sizes
@@ -699,6 +748,8 @@ def _adaptive_check(input: Tensor, d: int, opname: str) -> None:
 
 
 def _adaptive_avg(input: Tensor, output_size, d: int, opname: str) -> Tensor:
+    if isinstance(input, Tensor):
+        output_size = _with_kept_sizes(output_size, input, d, opname)
     _adaptive_check(input, d, opname)
     if input._data.dtype.kind not in "fV":
         raise RuntimeError(f"\"{opname}\" not implemented for '{input._data.dtype.name}'")
@@ -772,8 +823,10 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
 
 
 def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opname: str):
-    xp = array_module(input)
+    if isinstance(input, Tensor):
+        output_size = _with_kept_sizes(output_size, input, d, opname)
     _adaptive_check(input, d, opname)
+    xp = array_module(input)
     x, unbatched = (input.unsqueeze(0), True) if input.ndim == d + 1 else (input, False)
     sizes = _output_size(output_size, x, d, opname)
     in_shape = tuple(x.shape[2:])

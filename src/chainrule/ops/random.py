@@ -51,7 +51,7 @@ __not_methods__ = {"Generator", "manual_seed", "seed", "initial_seed", "get_rng_
                    "set_rng_state", "default_generator", "rand", "randn", "randint", "randperm",
                    "rand_like", "randn_like", "randint_like"}
 # torch.multinomial(..., out=) (BoTorch's batched_multinomial); the method takes no out=
-__out_functions__ = {"multinomial": "long_samples"}
+__out_functions__ = {"multinomial": "long_samples", "bernoulli": "cast"}
 
 # torch's default seed, for the CPU generator and each CUDA generator until one is seeded
 DEFAULT_SEED = 67280421310721

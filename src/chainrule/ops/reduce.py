@@ -187,8 +187,8 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=Non
         input = input.to(dtype)
     if input._data.dtype.kind not in "fVc":
         raise RuntimeError(
-            f"mean(): could not infer output dtype. Input dtype must be either a floating point or "
-            f"complex dtype. Got: {_dtype.scalar_name(input.dtype)}"
+            f"mean(): could not infer output dtype. {'Input' if dtype is None else 'Optional'} dtype must be either "
+            f"a floating point or complex dtype. Got: {_dtype.scalar_name(input.dtype)}"
         )
     dims = _dims(dim, input._data.ndim, "mean")
     if dim is None:

@@ -69,6 +69,9 @@ def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
                 raise RuntimeError(f"invalid shape dimension {s}")
             known *= s
     if -1 in shape:
+        if known == 0 and numel == 0:
+            raise RuntimeError(f"cannot reshape tensor of 0 elements into shape {list(shape)} because the "
+                               "unspecified dimension size -1 can be any value and is ambiguous")
         if known == 0 or numel % known:
             raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
         shape = tuple(numel // known if s == -1 else s for s in shape)
@@ -646,6 +649,9 @@ def _tensor_list(tensors, op: str) -> list:
         if op == "cat":
             raise ValueError("torch.cat(): expected a non-empty list of Tensors")
         raise RuntimeError(f"{op} expects a non-empty TensorList")
+    for position, item in enumerate(tensors):
+        if not isinstance(item, Tensor):
+            raise TypeError(f"expected Tensor as element {position} in argument 0, but got {type(item).__name__}")
     return list(tensors)
 
 
@@ -832,6 +838,8 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
 
 def unbind(input: Tensor, dim: int = 0) -> tuple:
     """torch.unbind: the slices along ``dim``, each without that dim."""
+    if input._data.ndim == 0:
+        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
     d = _wrap_dim(dim, input._data.ndim, "unbind")
     return _share_pieces(Unbind.apply(input, dim=d, given_dim=dim), input)
 
@@ -984,6 +992,8 @@ class Roll(Function):
 def roll(input: Tensor, shifts, dims=None) -> Tensor:
     """torch.roll: shift elements cyclically along ``dims``; without dims, over the flattened tensor."""
     shifts = (int(shifts),) if isinstance(shifts, (int, np.integer)) else tuple(int(s) for s in shifts)
+    if not shifts:
+        raise RuntimeError("`shifts` required")
     if dims is None:
         if len(shifts) != 1:
             raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
@@ -1053,6 +1063,8 @@ def narrow(input: Tensor, dim: int, start, length: int) -> Tensor:
         raise RuntimeError("narrow(): length must be non-negative.")
     d = _wrap_dim(dim, input._data.ndim, "narrow")
     size = input._data.shape[d]
+    if isinstance(start, Tensor) and (start._data.ndim != 0 or start._data.dtype.kind not in "iu"):
+        raise RuntimeError("start must be an 0-dim integral Tensor.")
     start = int(start)
     if not -size <= start <= size:
         raise IndexError(f"start out of range (expected to be in range of [{-size}, {size}], but got {start})")
@@ -1220,7 +1232,13 @@ def vsplit(input: Tensor, indices_or_sections) -> tuple:
 def _even_split(input: Tensor, indices_or_sections, dim: int, op: str) -> tuple:
     if input._data.ndim == 0:
         raise RuntimeError(f"torch.{op} requires a tensor with at least 1 dimension, but got a tensor with 0 dimensions!")
-    if isinstance(indices_or_sections, int) and input._data.shape[dim] % indices_or_sections:
+    if not isinstance(indices_or_sections, (int, np.integer, list, tuple, Tensor)):
+        raise TypeError(f"{op}() received an invalid combination of arguments - got (Tensor, "
+                        f"{type(indices_or_sections).__name__}), but expected one of:\n * (Tensor input, int sections)\n"
+                        f" * (Tensor input, tuple of ints indices)")
+    # a size that does not divide evenly (0 included) is refused before tensor_split sees it
+    if isinstance(indices_or_sections, int) and (indices_or_sections == 0
+                                                 or input._data.shape[dim] % indices_or_sections):
         raise RuntimeError(
             f"torch.{op} attempted to split along dimension {dim}, but the size of the dimension "
             f"{input._data.shape[dim]} is not divisible by the split_size {indices_or_sections}!")

@@ -25,6 +25,7 @@ from .elementwise import (
     _float_input,
     _float_pair,
     _pair,
+    _require_tensors,
     cos,
     exp,
     logaddexp,
@@ -351,9 +352,7 @@ class Igammac(Igamma):
 
 
 def _float_tensors(op: str, input, other):
-    for position, (name, value) in enumerate((("input", input), ("other", other)), start=1):
-        if not isinstance(value, Tensor):
-            raise TypeError(f"{op}(): argument '{name}' (position {position}) must be Tensor, not {type(value).__name__}")
+    _require_tensors(op, input, other)
     return _float_pair(input, other)
 
 
@@ -508,6 +507,7 @@ class Copysign(Function):
 @honours_out
 def copysign(input: Tensor, other) -> Tensor:
     """torch.copysign: |input| with other's sign (integers compute in the default float dtype)."""
+    _require_tensors("copysign", input)
     a, b = _float_pair(input, other)
     return Copysign.apply(a, b)
 
@@ -559,6 +559,7 @@ def nextafter(input: Tensor, other: Tensor) -> Tensor:
 
 
 def _integer_pair(op: str, input, other):
+    _require_tensors(op, input, other)
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "iu":
         raise NotImplementedError(f"\"{op}_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
