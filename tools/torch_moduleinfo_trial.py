@@ -1,0 +1,597 @@
+"""Drive torch's own ModuleInfo database (``common_modules.module_db``) on torch and on chainrule, and compare.
+
+torch 2.13 describes 114 ``nn`` modules in ``torch.testing._internal.common_modules.module_db``: for
+each, a function producing ``ModuleInput``s (constructor arguments and forward arguments) and, for
+some, ``ErrorModuleInput``s. This trial calls every inputs function for float32 and float64, training
+and eval, builds each module on torch and the same-named class under ``chainrule.nn`` with the same
+arguments (tensors converted with their dtype, values, strides and ``requires_grad``), compares the
+state_dict's keys, order, shapes and dtypes, copies torch's parameters and buffers in by name, runs
+forward with the same seed, compares outputs, then backward with one seeded cotangent per output and
+compares parameter and input gradients and the buffers after the step. It also compares ``repr`` of
+the constructed modules, round-trips chainrule's ``state_dict`` through torch's
+``load_state_dict(strict=True)`` and back, checks that modules whose ``train_and_eval_differ`` is
+False give chainrule the same output in both modes, and runs the error inputs (type and regex).
+
+    python tools/torch_moduleinfo_trial.py run --out /tmp/moddb               # everything
+    python tools/torch_moduleinfo_trial.py run --out /tmp/moddb --filter LSTM  # names containing LSTM
+
+Each entry ends as ``same``, ``differ`` (with the aspects that differ), ``chainrule_raised`` (torch
+ran, chainrule raised; with the stage), ``torch_raised`` or ``skipped`` (with the reason). The run
+writes ``results.json`` and ``summary.md`` under ``--out`` and prints the count table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import signal
+import sys
+import time
+import warnings
+
+import numpy as np
+
+SEED_INPUTS, SEED_MODULE, SEED_FORWARD, SEED_COTANGENT = 0, 1, 2, 3
+ENTRY_TIME_LIMIT_S = 30
+DTYPES = ("float32", "float64")
+MODES = ("train", "eval")
+# |chainrule - torch| <= atol * max(1, max|torch|) + rtol * |torch|, elementwise
+TOLERANCES = {"float32": (1e-4, 1e-5), "float64": (1e-7, 1e-9)}
+
+# Entries left out on purpose, by module name: the reason is reported with each skipped entry.
+SKIPPED_MODULES: dict[str, str] = {}
+
+
+# ---------------------------------------------------------------- loading torch's database
+def load_module_db():
+    """torch, chainrule and torch's module_db, with torch's nn constructors recording their arguments.
+
+    Some constructor inputs hold torch modules (TransformerEncoder's encoder_layer); building the
+    chainrule counterpart needs the arguments each was constructed with.
+    """
+    import torch
+    import torch.nn
+
+    _record_torch_module_arguments(torch.nn)
+    from torch.testing._internal.common_modules import module_db
+
+    import chainrule
+
+    return torch, chainrule, module_db
+
+
+def _record_torch_module_arguments(torch_nn) -> None:
+    for name in dir(torch_nn):
+        cls = getattr(torch_nn, name)
+        if not (isinstance(cls, type) and issubclass(cls, torch_nn.Module)) or "__init__" not in vars(cls):
+            continue
+        original = vars(cls)["__init__"]
+        if getattr(original, "_trial_records", False):
+            continue
+
+        def recording_init(self, *args, _original=original, _cls=cls, **kwargs):
+            _original(self, *args, **kwargs)
+            if type(self) is _cls:
+                object.__setattr__(self, "_trial_constructor", (args, kwargs))
+
+        recording_init._trial_records = True
+        cls.__init__ = recording_init
+
+
+# ---------------------------------------------------------------- entries
+def entries(torch, chainrule, module_db, name_filter=None):
+    """Yield (entry id, module_info, dtype name, training, ModuleInput), deterministic."""
+    for module_info in module_db:
+        if name_filter and name_filter not in module_info.name:
+            continue
+        for dtype_name in DTYPES:
+            dtype = getattr(torch, dtype_name)
+            for mode in MODES:
+                training = mode == "train"
+                torch.manual_seed(SEED_INPUTS)
+                if dtype not in module_info.dtypes:
+                    yield f"{module_info.name}|{dtype_name}|{mode}|-", module_info, dtype_name, training, None
+                    continue
+                inputs = module_info.module_inputs_func(
+                    module_info, device="cpu", dtype=dtype, requires_grad=True, training=training)
+                for index, module_input in enumerate(inputs):
+                    entry_id = f"{module_info.name}|{dtype_name}|{mode}|{index}"
+                    yield entry_id, module_info, dtype_name, training, module_input
+
+
+def error_entries(torch, module_db, name_filter=None):
+    for module_info in module_db:
+        if module_info.module_error_inputs_func is None:
+            continue
+        if name_filter and name_filter not in module_info.name:
+            continue
+        torch.manual_seed(SEED_INPUTS)
+        inputs = module_info.module_error_inputs_func(
+            module_info, device="cpu", dtype=torch.float32, requires_grad=False, training=True)
+        for index, error_input in enumerate(inputs):
+            yield f"{module_info.name}|error|{index}", module_info, error_input
+
+
+# ---------------------------------------------------------------- converting torch objects
+class Converter:
+    """Turns torch values (tensors with their strides, dtypes, devices, modules, functions) into chainrule's."""
+
+    def __init__(self, torch, chainrule):
+        self.torch, self.chainrule = torch, chainrule
+
+    def tensor(self, value):
+        torch, chainrule = self.torch, self.chainrule
+        data = value.detach()
+        if data.is_conj():
+            data = data.resolve_conj()
+        # the whole storage from offset 0, then the same view over it, so strides and offset survive
+        storage_length = data.untyped_storage().nbytes() // max(data.element_size(), 1)
+        flat = torch.as_strided(data, (storage_length,), (1,), 0).clone().numpy()
+        base = chainrule.tensor(flat, dtype=getattr(chainrule, str(data.dtype).split(".")[-1]))
+        converted = chainrule.as_strided(base, tuple(data.shape), tuple(data.stride()), data.storage_offset())
+        converted = converted.detach()
+        if value.requires_grad:
+            converted.requires_grad_(True)
+        return converted
+
+    def __call__(self, value):
+        torch, chainrule = self.torch, self.chainrule
+        if isinstance(value, torch.Tensor):
+            return self.tensor(value)
+        if isinstance(value, torch.dtype):
+            return getattr(chainrule, str(value).split(".")[-1])
+        if isinstance(value, torch.device):
+            return chainrule.device(str(value))
+        if isinstance(value, torch.nn.utils.rnn.PackedSequence):
+            return chainrule.nn.utils.rnn.PackedSequence(*[self(part) for part in value])
+        if isinstance(value, torch.nn.Module):
+            return self.module(value)
+        if isinstance(value, torch.Size):
+            return tuple(value)
+        if type(value).__name__ == "LinearCrossEntropyOptions":
+            fields = {field.name: self(getattr(value, field.name)) for field in dataclasses.fields(value)}
+            return chainrule.nn.LinearCrossEntropyOptions(**fields)
+        if isinstance(value, tuple):
+            return type(value)(self(item) for item in value) if type(value) is tuple else tuple(map(self, value))
+        if isinstance(value, list):
+            return [self(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self(item) for key, item in value.items()}
+        if callable(value) and getattr(value, "__module__", "") and value.__module__.startswith("torch"):
+            return self.function(value)
+        return value
+
+    def function(self, value):
+        chainrule = self.chainrule
+        name = value.__name__
+        for namespace in (chainrule.nn.functional, chainrule):
+            if hasattr(namespace, name):
+                return getattr(namespace, name)
+        raise LookupError(f"no chainrule counterpart of torch function {value.__module__}.{name}")
+
+    def module(self, value):
+        """A chainrule module built like ``value`` with ``value``'s parameters and buffers."""
+        arguments = getattr(value, "_trial_constructor", None)
+        if arguments is None:
+            raise LookupError(f"the arguments torch's {type(value).__name__} was built with were not recorded")
+        args, kwargs = arguments
+        module = getattr(self.chainrule.nn, type(value).__name__)(*self(args), **self(kwargs))
+        copy_state(self, value, module)
+        module.train(value.training)
+        return module
+
+
+def copy_state(converter, torch_module, chainrule_module):
+    """Copy torch's parameters and buffers into chainrule's by name (shapes and dtypes taken from torch)."""
+    chainrule = converter.chainrule
+    targets = dict(chainrule_module.named_parameters())
+    targets.update(dict(chainrule_module.named_buffers()))
+    with chainrule.no_grad():
+        for name, value in list(torch_module.named_parameters()) + list(torch_module.named_buffers()):
+            if value is None or name not in targets or targets[name] is None:
+                continue
+            target = targets[name]
+            source = converter.tensor(value.detach())
+            if tuple(target.shape) != tuple(source.shape) or target.dtype != source.dtype:
+                raise ValueError(f"{name}: chainrule {tuple(target.shape)} {target.dtype}, "
+                                 f"torch {tuple(source.shape)} {source.dtype}")
+            target.copy_(source)
+
+
+# ---------------------------------------------------------------- comparing
+def to_numpy(value):
+    if hasattr(value, "detach"):
+        value = value.detach()
+    if hasattr(value, "resolve_conj"):
+        value = value.resolve_conj()
+    return np.asarray(value.numpy())
+
+
+def flatten(value, prefix="out"):
+    """[(path, leaf)] of a nested output: tensors, numbers, None; tuples/lists/namedtuples/dicts opened."""
+    if isinstance(value, (tuple, list)):
+        leaves = []
+        for index, item in enumerate(value):
+            leaves += flatten(item, f"{prefix}[{index}]")
+        return leaves
+    if isinstance(value, dict):
+        leaves = []
+        for key in value:
+            leaves += flatten(value[key], f"{prefix}[{key!r}]")
+        return leaves
+    return [(prefix, value)]
+
+
+def dtype_name(tensor) -> str:
+    return str(tensor.dtype).split(".")[-1]
+
+
+def compare_tensor(path, mine, theirs, dtype_key):
+    """None when they agree, else a short description of the first difference."""
+    if not hasattr(mine, "shape"):
+        return f"{path}: chainrule gave {type(mine).__name__}, torch a tensor"
+    if tuple(mine.shape) != tuple(theirs.shape):
+        return f"{path}: shape {tuple(mine.shape)} vs torch {tuple(theirs.shape)}"
+    if dtype_name(mine) != dtype_name(theirs):
+        return f"{path}: dtype {dtype_name(mine)} vs torch {dtype_name(theirs)}"
+    a, b = to_numpy(mine), to_numpy(theirs)
+    if a.dtype.kind not in "fc":
+        return None if np.array_equal(a, b) else f"{path}: values differ (exact dtype {a.dtype})"
+    rtol, atol = TOLERANCES.get(dtype_key, TOLERANCES["float32"])
+    finite = np.isfinite(b)
+    scale = max(1.0, float(np.abs(b[finite]).max())) if finite.any() else 1.0
+    close = np.isclose(a, b, rtol=rtol, atol=atol * scale, equal_nan=True)
+    if close.all():
+        return None
+    difference = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    worst = float(np.nanmax(np.where(close, 0, difference))) if difference.size else 0.0
+    return f"{path}: {int((~close).sum())}/{close.size} values differ, largest {worst:.3g} (scale {scale:.3g})"
+
+
+def compare_structures(mine, theirs, dtype_key, torch, prefix="out"):
+    mine_leaves, their_leaves = flatten(mine, prefix), flatten(theirs, prefix)
+    if [p for p, _ in mine_leaves] != [p for p, _ in their_leaves]:
+        return [f"{prefix} structure: {[p for p, _ in mine_leaves]} vs torch {[p for p, _ in their_leaves]}"]
+    problems = []
+    for (path, a), (_, b) in zip(mine_leaves, their_leaves):
+        if isinstance(b, torch.Tensor):
+            problem = compare_tensor(path, a, b, dtype_key)
+        elif b is None or isinstance(b, (bool, int, float, str)):
+            problem = None if (a == b or (isinstance(b, float) and b != b and a != a)) else f"{path}: {a!r} vs {b!r}"
+        else:
+            problem = None
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def gradient_targets(module, args, kwargs, torch_side: bool):
+    """[(name, tensor)] to differentiate: parameters by name, then forward inputs requiring grad."""
+    targets = [(f"param:{name}", p) for name, p in module.named_parameters() if p.requires_grad]
+    for path, leaf in flatten(args, "arg") + flatten(kwargs, "kwarg"):
+        if hasattr(leaf, "requires_grad") and leaf.requires_grad:
+            targets.append((path, leaf))
+    return targets
+
+
+def differentiable_outputs(output, lib):
+    return [leaf for _, leaf in flatten(output)
+            if isinstance(leaf, lib.Tensor) and leaf.requires_grad and leaf.is_floating_point()]
+
+
+# ---------------------------------------------------------------- running one entry
+class EntryTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    def expire(signum, frame):
+        raise EntryTimeout(f"ran past {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def describe(error) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+
+
+def build_torch(torch, module_info, module_input, dtype, training):
+    args, kwargs = module_input.constructor_input.args, module_input.constructor_input.kwargs
+    torch.manual_seed(SEED_MODULE)
+    module = module_info.module_cls(*args, **kwargs)
+    module.to(dtype)
+    module.train(training)
+    return module
+
+
+def run_entry(torch, chainrule, converter, module_info, dtype_key, training, module_input):
+    """Compare one ModuleInput; returns {status, aspects, detail, stage}."""
+    if module_info.name in SKIPPED_MODULES:
+        return {"status": "skipped", "detail": SKIPPED_MODULES[module_info.name]}
+    if module_input is None:
+        return {"status": "skipped", "detail": f"torch's ModuleInfo does not list {dtype_key}"}
+    if module_input.forward_input is None:
+        return {"status": "skipped", "detail": "the ModuleInput has no forward input"}
+    dtype, cr_dtype = getattr(torch, dtype_key), getattr(chainrule, dtype_key)
+    forward_args, forward_kwargs = module_input.forward_input.args, module_input.forward_input.kwargs
+    warnings.simplefilter("ignore")
+
+    # torch first: a torch failure makes the entry torch_raised whatever chainrule does
+    try:
+        torch_module = build_torch(torch, module_info, module_input, dtype, training)
+        if module_info.is_lazy:
+            with torch.no_grad():
+                torch_module(*forward_args, **forward_kwargs)
+        torch_state_before = {k: v.clone() for k, v in torch_module.state_dict().items()}
+        cr_args, cr_kwargs = converter(forward_args), converter(forward_kwargs)
+        torch.manual_seed(SEED_FORWARD)
+        torch_output = torch_module(*forward_args, **forward_kwargs)
+        torch_targets = gradient_targets(torch_module, forward_args, forward_kwargs, True)
+        torch_outputs = differentiable_outputs(torch_output, torch)
+        generator = torch.Generator().manual_seed(SEED_COTANGENT)
+        cotangents = [torch.randn(o.shape, dtype=o.dtype, generator=generator) for o in torch_outputs]
+        torch_grads = None
+        if torch_outputs and torch_targets:
+            torch_grads = torch.autograd.grad(torch_outputs, [t for _, t in torch_targets], cotangents,
+                                              allow_unused=True)
+    except EntryTimeout:
+        raise
+    except Exception as error:  # noqa: BLE001 - torch refusing an entry of its own database is recorded
+        return {"status": "torch_raised", "detail": describe(error)}
+
+    aspects, details = [], []
+
+    def differ(aspect, problems):
+        if problems:
+            aspects.append(aspect)
+            details.extend(f"{aspect}: {p}" for p in problems[:3])
+
+    stage = "construct"
+    try:
+        args = converter(module_input.constructor_input.args)
+        kwargs = converter(module_input.constructor_input.kwargs)
+        chainrule.manual_seed(SEED_MODULE)
+        cr_module = getattr(chainrule.nn, module_info.module_cls.__name__)(*args, **kwargs)
+        cr_module.to(cr_dtype)
+        cr_module.train(training)
+        if module_info.is_lazy:
+            stage = "lazy initialisation"
+            with chainrule.no_grad():
+                cr_module(*converter(forward_args), **converter(forward_kwargs))
+
+        stage = "state_dict"
+        mine = [(k, tuple(v.shape), dtype_name(v)) for k, v in cr_module.state_dict().items()]
+        theirs = [(k, tuple(v.shape), dtype_name(v)) for k, v in torch_state_before.items()]
+        if mine != theirs:
+            differ("state_dict", _describe_state_difference(mine, theirs))
+
+        stage = "repr"
+        if repr(cr_module) != repr(torch_module):
+            differ("repr", [f"{repr(cr_module)!r} vs torch {repr(torch_module)!r}"[:400]])
+
+        stage = "copy state"
+        load_into_chainrule(converter, torch_state_before, cr_module)
+
+        stage = "forward"
+        chainrule.manual_seed(SEED_FORWARD)
+        cr_output = cr_module(*cr_args, **cr_kwargs)
+        differ("forward", compare_structures(cr_output, torch_output, dtype_key, torch))
+
+        stage = "backward"
+        cr_targets = gradient_targets(cr_module, cr_args, cr_kwargs, False)
+        cr_outputs = differentiable_outputs(cr_output, chainrule)
+        if [n for n, _ in cr_targets] != [n for n, _ in torch_targets]:
+            differ("gradient targets", [f"{[n for n, _ in cr_targets]} vs torch {[n for n, _ in torch_targets]}"])
+        elif len(cr_outputs) != len(torch_outputs):
+            differ("backward", [f"{len(cr_outputs)} differentiable outputs vs torch {len(torch_outputs)}"])
+        elif torch_grads is not None:
+            cr_grads = chainrule.autograd.grad(cr_outputs, [t for _, t in cr_targets],
+                                               [converter(c) for c in cotangents], allow_unused=True)
+            problems = []
+            for (name, _), mine_grad, their_grad in zip(torch_targets, cr_grads, torch_grads):
+                if their_grad is None or mine_grad is None:
+                    other = mine_grad if their_grad is None else their_grad
+                    if other is not None and bool((to_numpy(other) != 0).any()):
+                        problems.append(f"{name}: gradient None on one side only")
+                    continue
+                problem = compare_tensor(name, mine_grad, their_grad, dtype_key)
+                if problem:
+                    problems.append(problem)
+            differ("backward", problems)
+
+        stage = "buffers after forward"
+        problems = []
+        cr_state = cr_module.state_dict()
+        for key, value in torch_module.state_dict().items():
+            if key in cr_state:
+                problem = compare_tensor(key, cr_state[key], value, dtype_key)
+                if problem:
+                    problems.append(problem)
+        differ("buffers", problems)
+
+        if not module_info.train_and_eval_differ and not training:
+            stage = "train_and_eval_differ"
+            cr_module.train(True)
+            chainrule.manual_seed(SEED_FORWARD)
+            trained_output = cr_module(*cr_args, **cr_kwargs)
+            cr_module.train(False)
+            differ("train_and_eval_differ", compare_structures(trained_output, torch_output, dtype_key, torch))
+
+        stage = "state_dict round trip"
+        differ("round trip", round_trip(torch, chainrule, converter, cr_module, torch_module, dtype_key))
+    except EntryTimeout:
+        raise
+    except Exception as error:  # noqa: BLE001 - the trial records what chainrule raised
+        result = {"status": "chainrule_raised", "stage": stage, "detail": describe(error)}
+        if aspects:
+            result["aspects"], result["differences"] = aspects, details
+        return result
+    if aspects:
+        return {"status": "differ", "aspects": aspects, "differences": details}
+    return {"status": "same"}
+
+
+def _describe_state_difference(mine, theirs):
+    mine_keys, their_keys = [k for k, *_ in mine], [k for k, *_ in theirs]
+    problems = []
+    if set(mine_keys) != set(their_keys):
+        problems.append(f"keys only in chainrule {sorted(set(mine_keys) - set(their_keys))}, "
+                        f"only in torch {sorted(set(their_keys) - set(mine_keys))}")
+    elif mine_keys != their_keys:
+        problems.append(f"key order {mine_keys} vs torch {their_keys}")
+    theirs_by_key = {k: rest for k, *rest in theirs}
+    for key, *rest in mine:
+        if key in theirs_by_key and rest != theirs_by_key[key]:
+            problems.append(f"{key}: {rest} vs torch {theirs_by_key[key]}")
+    return problems
+
+
+def load_into_chainrule(converter, torch_state, cr_module):
+    """Copy a torch state_dict's values into chainrule's tensors by name (keys torch lacks are left)."""
+    chainrule = converter.chainrule
+    targets = cr_module.state_dict(keep_vars=True)
+    with chainrule.no_grad():
+        for key, value in torch_state.items():
+            if key in targets and targets[key] is not None:
+                source = converter.tensor(value)
+                if tuple(targets[key].shape) != tuple(source.shape):
+                    raise ValueError(f"{key}: chainrule shape {tuple(targets[key].shape)}, torch {tuple(source.shape)}")
+                targets[key].copy_(source)
+
+
+def round_trip(torch, chainrule, converter, cr_module, torch_module, dtype_key):
+    """chainrule's state_dict loads into torch's module (strict) and torch's back into chainrule's."""
+    mine = {k: torch.from_numpy(to_numpy(v).copy()) for k, v in cr_module.state_dict().items()}
+    try:
+        torch_module.load_state_dict(mine, strict=True)
+    except Exception as error:  # noqa: BLE001 - torch refusing chainrule's state_dict is the finding
+        return [f"torch's load_state_dict(strict=True) refused chainrule's: {describe(error)}"]
+    theirs = {k: converter.tensor(v) for k, v in torch_module.state_dict().items()}
+    cr_module.load_state_dict(theirs, strict=True)
+    problems = []
+    for key, value in cr_module.state_dict().items():
+        problem = compare_tensor(key, value, mine[key], dtype_key)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def run_error_entry(torch, chainrule, converter, module_info, error_input):
+    from torch.testing._internal.common_modules import ModuleErrorEnum
+
+    module_input = error_input.module_error_input
+    at_forward = error_input.error_on == ModuleErrorEnum.FORWARD_ERROR
+    expected = f"{error_input.error_type.__name__} matching {error_input.error_regex!r}"
+    warnings.simplefilter("ignore")
+    try:
+        args = converter(module_input.constructor_input.args)
+        kwargs = converter(module_input.constructor_input.kwargs)
+        forward = module_input.forward_input
+        stage = "construction"
+        module = getattr(chainrule.nn, module_info.module_cls.__name__)(*args, **kwargs)
+        if at_forward:
+            stage = "forward"
+            module(*converter(forward.args), **converter(forward.kwargs))
+    except EntryTimeout:
+        raise
+    except Exception as error:  # noqa: BLE001 - the error itself is compared
+        wanted_stage = "forward" if at_forward else "construction"
+        problems = []
+        if stage != wanted_stage:
+            problems.append(f"raised at {stage}, torch at {wanted_stage}")
+        if not isinstance(error, error_input.error_type):
+            problems.append(f"type {type(error).__name__}, torch {error_input.error_type.__name__}")
+        if not re.search(error_input.error_regex, str(error)):
+            problems.append(f"message {str(error)[:200]!r} does not match {error_input.error_regex!r}")
+        if problems:
+            return {"status": "differ", "aspects": ["error"], "differences": problems}
+        return {"status": "same"}
+    return {"status": "differ", "aspects": ["error"],
+            "differences": [f"chainrule raised nothing; torch raises {expected}"]}
+
+
+# ---------------------------------------------------------------- the command
+def run(out, name_filter=None, verbose=False):
+    torch, chainrule, module_db = load_module_db()
+    converter = Converter(torch, chainrule)
+    torch.set_num_threads(1)
+    results = []
+    started = time.perf_counter()
+
+    def record(entry_id, module_name, call):
+        begun = time.perf_counter()
+        try:
+            with time_limit(ENTRY_TIME_LIMIT_S):
+                result = call()
+        except EntryTimeout as error:
+            result = {"status": "chainrule_raised", "stage": "time limit", "detail": str(error)}
+        result = {"id": entry_id, "module": module_name, **result,
+                  "seconds": round(time.perf_counter() - begun, 3)}
+        results.append(result)
+        if verbose and result["status"] != "same":
+            print(entry_id, result["status"], result.get("detail", ""), result.get("differences", ""))
+
+    for entry_id, module_info, dtype_key, training, module_input in entries(torch, chainrule, module_db,
+                                                                             name_filter):
+        desc = getattr(module_input, "desc", "")
+        record(entry_id + (f" {desc}" if desc else ""), module_info.name,
+               lambda: run_entry(torch, chainrule, converter, module_info, dtype_key, training, module_input))
+    for entry_id, module_info, error_input in error_entries(torch, module_db, name_filter):
+        record(entry_id, module_info.name,
+               lambda: run_error_entry(torch, chainrule, converter, module_info, error_input))
+
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "results.json"), "w") as handle:
+        json.dump({"seconds": round(time.perf_counter() - started, 1), "entries": results}, handle, indent=1)
+    table = summarise(results)
+    with open(os.path.join(out, "summary.md"), "w") as handle:
+        handle.write(table)
+    print(table)
+    print(f"{len(results)} entries in {time.perf_counter() - started:.0f} s; results in {out}/results.json")
+    return results
+
+
+def summarise(results) -> str:
+    statuses = ("same", "differ", "chainrule_raised", "torch_raised", "skipped")
+    totals = collections.Counter(r["status"] for r in results)
+    aspects = collections.Counter(a for r in results for a in r.get("aspects", ()))
+    stages = collections.Counter(r.get("stage") for r in results if r["status"] == "chainrule_raised")
+    per_module = collections.defaultdict(collections.Counter)
+    for r in results:
+        per_module[r["module"]][r["status"]] += 1
+    lines = ["| entries | " + " | ".join(statuses) + " |", "|---" * (len(statuses) + 1) + "|",
+             f"| {len(results)} | " + " | ".join(str(totals[s]) for s in statuses) + " |", "",
+             "Aspects that differ (entries): " + ", ".join(f"{a} {n}" for a, n in aspects.most_common()),
+             "chainrule raised at: " + ", ".join(f"{s} {n}" for s, n in stages.most_common()), "",
+             "| module | " + " | ".join(statuses) + " |", "|---" * (len(statuses) + 1) + "|"]
+    failing = sorted(per_module.items(), key=lambda item: -(item[1]["differ"] + item[1]["chainrule_raised"]))
+    for module_name, counts in failing:
+        lines.append(f"| {module_name} | " + " | ".join(str(counts[s]) for s in statuses) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="run module_db on torch and chainrule and compare")
+    run_parser.add_argument("--out", required=True)
+    run_parser.add_argument("--filter", help="only ModuleInfos whose name contains this")
+    run_parser.add_argument("--verbose", action="store_true", help="print each entry that is not the same")
+    options = parser.parse_args(argv)
+    run(options.out, options.filter, options.verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
