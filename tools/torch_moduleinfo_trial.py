@@ -123,8 +123,22 @@ class Converter:
 
     def __init__(self, torch, chainrule):
         self.torch, self.chainrule = torch, chainrule
+        # torch tensors already converted, by id: an input passed twice (KLDivLoss's scalar entries pass
+        # one tensor as input and target) stays one chainrule tensor, so its gradients add up as torch's
+        self.converted: dict[int, tuple] = {}
+
+    def forget(self):
+        self.converted.clear()
 
     def tensor(self, value):
+        known = self.converted.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        converted = self._new_tensor(value)
+        self.converted[id(value)] = (value, converted)
+        return converted
+
+    def _new_tensor(self, value):
         torch, chainrule = self.torch, self.chainrule
         data = value.detach()
         if data.is_conj():
@@ -325,6 +339,7 @@ def run_entry(torch, chainrule, converter, module_info, dtype_key, training, mod
     if module_input.forward_input is None:
         return {"status": "skipped", "detail": "the ModuleInput has no forward input"}
     dtype, cr_dtype = getattr(torch, dtype_key), getattr(chainrule, dtype_key)
+    converter.forget()
     forward_args, forward_kwargs = module_input.forward_input.args, module_input.forward_input.kwargs
     warnings.simplefilter("ignore")
 
@@ -495,6 +510,7 @@ def run_error_entry(torch, chainrule, converter, module_info, error_input):
     at_forward = error_input.error_on == ModuleErrorEnum.FORWARD_ERROR
     expected = f"{error_input.error_type.__name__} matching {error_input.error_regex!r}"
     warnings.simplefilter("ignore")
+    converter.forget()
     try:
         args = converter(module_input.constructor_input.args)
         kwargs = converter(module_input.constructor_input.kwargs)
