@@ -546,11 +546,11 @@ def run(out, name_filter=None, verbose=False):
     results = []
     started = time.perf_counter()
 
-    def record(entry_id, module_name, call):
+    def record(entry_id, module_name, call, *arguments):
         begun = time.perf_counter()
         try:
             with time_limit(ENTRY_TIME_LIMIT_S):
-                result = call()
+                result = call(torch, chainrule, converter, *arguments)
         except EntryTimeout as error:
             result = {"status": "chainrule_raised", "stage": "time limit", "detail": str(error)}
         result = {"id": entry_id, "module": module_name, **result,
@@ -562,11 +562,10 @@ def run(out, name_filter=None, verbose=False):
     for entry_id, module_info, dtype_key, training, module_input in entries(torch, chainrule, module_db,
                                                                              name_filter):
         desc = getattr(module_input, "desc", "")
-        record(entry_id + (f" {desc}" if desc else ""), module_info.name,
-               lambda: run_entry(torch, chainrule, converter, module_info, dtype_key, training, module_input))
+        record(entry_id + (f" {desc}" if desc else ""), module_info.name, run_entry, module_info, dtype_key, training,
+               module_input)
     for entry_id, module_info, error_input in error_entries(torch, module_db, name_filter):
-        record(entry_id, module_info.name,
-               lambda: run_error_entry(torch, chainrule, converter, module_info, error_input))
+        record(entry_id, module_info.name, run_error_entry, module_info, error_input)
 
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json"), "w") as handle:

@@ -1,6 +1,8 @@
 """What driving torch 2.13's ModuleInfo database (tools/torch_moduleinfo_trial.py) found, each case in
 our own words and compared with torch: values, gradients, buffers and errors."""
 
+# ruff: noqa: B023  (the lambdas built in loops are called at once, inside their own iteration)
+
 import numpy as np
 import pytest
 import torch
@@ -92,3 +94,96 @@ def test_fractional_max_pool_samples_gradcheck():
     assert chainrule.autograd.gradcheck(
         lambda t: chainrule.nn.functional.fractional_max_pool3d(t, 2, output_ratio=0.5, _random_samples=samples),
         (x,))
+
+
+# ---------------------------------------------------------------- errors torch's error inputs expect
+def _same_error(call):
+    """Run ``call(lib)`` on torch and chainrule: both raise the same type, chainrule's message ends with torch's."""
+    (their_type, their_message), (my_type, my_message) = [_raised(lambda lib=lib: call(lib))
+                                                          for lib in (torch, chainrule)]
+    assert their_type is not None, "torch raised nothing"
+    assert my_type is their_type, (my_type, my_message, their_type, their_message)
+    assert my_message.endswith(their_message), (my_message, their_message)
+
+
+@pytest.mark.parametrize("name,shape", [
+    ("max_pool1d", (1, 2, 3, 4, 5)), ("max_pool2d", (3, 4)), ("max_pool2d", (1, 2, 3, 4, 5)),
+    ("max_pool3d", (3, 4)), ("avg_pool3d", (3,)), ("avg_pool1d", (3,)), ("avg_pool2d", (1, 2, 3, 4, 5, 6))])
+def test_pooling_names_a_wrong_rank_in_torchs_words(name, shape):
+    _same_error(lambda lib: getattr(lib.nn.functional, name)(lib.zeros(shape), 1))
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("rank_offset", [-1, 2])
+def test_circular_pad_layers_check_the_input_rank(d, rank_offset):
+    shape = (2,) * (d + 1 + rank_offset) if d + 1 + rank_offset > 0 else ()
+    _same_error(lambda lib: getattr(lib.nn, f"CircularPad{d}d")(1)(lib.zeros(shape)))
+
+
+def test_circular_pad_still_pads_unbatched_and_batched_inputs():
+    x = np.arange(24.0).reshape(2, 3, 4)
+    for shape in ((3, 4), (2, 3, 4)):
+        mine = chainrule.nn.CircularPad1d((1, 2))(chainrule.tensor(x.reshape(-1)[:np.prod(shape)].reshape(shape)))
+        theirs = torch.nn.CircularPad1d((1, 2))(torch.tensor(x.reshape(-1)[:np.prod(shape)].reshape(shape)))
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+@pytest.mark.parametrize("delta", [1 + 0j, "1.0", None])
+def test_huber_loss_refuses_a_delta_that_is_not_a_real_number(delta):
+    _same_error(lambda lib: lib.nn.HuberLoss(delta=delta))
+
+
+def test_huber_loss_takes_an_int_delta():
+    a, b = np.linspace(-3, 3, 7), np.zeros(7)
+    mine = chainrule.nn.HuberLoss(delta=2)(chainrule.tensor(a), chainrule.tensor(b))
+    theirs = torch.nn.HuberLoss(delta=2)(torch.tensor(a), torch.tensor(b))
+    assert float(mine) == pytest.approx(float(theirs), rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint8", "bool", "int32"])
+def test_cross_entropy_reads_a_target_of_the_inputs_shape_as_probabilities(dtype):
+    """torch takes the shapes alone to decide, then refuses a non-float probability target."""
+    for input_shape in ((2, 3), (3,)):
+        _same_error(lambda lib, s=input_shape: lib.nn.functional.cross_entropy(
+            lib.zeros(s), lib.zeros(s, dtype=getattr(lib, dtype))))
+
+
+def test_cross_entropy_probabilities_accept_a_negative_ignore_index():
+    rng = np.random.default_rng(3)
+    logits, probabilities = rng.standard_normal((4, 5)), rng.dirichlet(np.ones(5), size=4)
+    results = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(logits, requires_grad=True)
+        loss = lib.nn.functional.cross_entropy(x, lib.tensor(probabilities), ignore_index=-5)
+        loss.backward()
+        results.append((loss.item(), x.grad.numpy()))
+    assert results[1][0] == pytest.approx(results[0][0], rel=1e-12)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-12)
+    _same_error(lambda lib: lib.nn.functional.cross_entropy(
+        lib.tensor(logits), lib.tensor(probabilities), ignore_index=0))
+
+
+# every input rank against targets of several shapes and dtypes: torch checks the batch size, the
+# target's rank, its dtype and the rest of its shape in an order that decides which message you see
+_LAYOUT_CASES = [(input_shape, target_shape, dtype)
+                 for input_shape in [(3,), (2, 3), (2, 3, 4), (2, 3, 4, 5), (2, 3, 4, 5, 6)]
+                 for target_shape in [(), (1,), (2,), (3,), (2, 2), (2, 4), (2, 5), (2, 4, 5), (2, 4, 6),
+                                      (2, 4, 5, 6), (2, 3, 4)]
+                 for dtype in ["int64", "float32", "int32", "uint8"]]
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+def test_class_index_losses_check_the_target_in_torchs_order(name):
+    differing = []
+    for input_shape, target_shape, dtype in _LAYOUT_CASES:
+        outcomes = [_raised(lambda lib=lib: getattr(lib.nn.functional, name)(
+            lib.zeros(input_shape), lib.zeros(target_shape, dtype=getattr(lib, dtype))))
+            for lib in (torch, chainrule)]
+        if outcomes[0] != outcomes[1]:
+            differing.append((input_shape, target_shape, dtype, outcomes))
+    assert not differing, differing[:3]
+
+
+def test_linear_cross_entropy_reports_a_batch_size_mismatch_first():
+    _same_error(lambda lib: lib.nn.LinearCrossEntropyLoss(3, 2)(lib.zeros(4, 3), lib.zeros(5, 2)))
+    _same_error(lambda lib: lib.nn.LinearCrossEntropyLoss(3, 2)(lib.zeros(4, 3), lib.zeros(4, 2, dtype=lib.int64)))
