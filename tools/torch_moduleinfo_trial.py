@@ -26,6 +26,7 @@ import argparse
 import collections
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -42,6 +43,18 @@ DTYPES = ("float32", "float64")
 MODES = ("train", "eval")
 # |chainrule - torch| <= atol * max(1, max|torch|) + rtol * |torch|, elementwise
 TOLERANCES = {"float32": (1e-4, 1e-5), "float64": (1e-7, 1e-9)}
+# float32 tolerances of modules whose float32 rounding exceeds the default, with what was measured
+FLOAT32_TOLERANCES = {
+    # the alpha-beta recursion over 50 time steps in log space: chainrule's and torch's float32
+    # gradients are each up to 4e-5 from the float64 result, so they differ from each other that much
+    "nn.CTCLoss": (1e-4, 1e-4),
+}
+
+
+def tolerance_for(module_name: str, dtype_key: str) -> tuple[float, float]:
+    if dtype_key == "float32" and module_name in FLOAT32_TOLERANCES:
+        return FLOAT32_TOLERANCES[module_name]
+    return TOLERANCES[dtype_key]
 
 # Entries left out on purpose, by module name: the reason is reported with each skipped entry.
 SKIPPED_MODULES: dict[str, str] = {}
@@ -49,15 +62,8 @@ SKIPPED_MODULES: dict[str, str] = {}
 
 # ---------------------------------------------------------------- loading torch's database
 def load_module_db():
-    """torch, chainrule and torch's module_db, with torch's nn constructors recording their arguments.
-
-    Some constructor inputs hold torch modules (TransformerEncoder's encoder_layer); building the
-    chainrule counterpart needs the arguments each was constructed with.
-    """
+    """torch, chainrule and torch's module_db."""
     import torch
-    import torch.nn
-
-    _record_torch_module_arguments(torch.nn)
     from torch.testing._internal.common_modules import module_db
 
     import chainrule
@@ -65,27 +71,47 @@ def load_module_db():
     return torch, chainrule, module_db
 
 
-def _record_torch_module_arguments(torch_nn) -> None:
+@contextlib.contextmanager
+def recording_constructor_arguments(torch_nn):
+    """While inputs are made, torch's nn classes record the arguments each instance was built with.
+
+    Some constructor inputs hold torch modules (TransformerEncoder's encoder_layer); building the
+    chainrule counterpart needs those arguments. The classes are restored afterwards.
+    """
+    patched = []
     for name in dir(torch_nn):
         cls = getattr(torch_nn, name)
         if not (isinstance(cls, type) and issubclass(cls, torch_nn.Module)) or "__init__" not in vars(cls):
             continue
         original = vars(cls)["__init__"]
-        if getattr(original, "_trial_records", False):
-            continue
 
+        @functools.wraps(original)
         def recording_init(self, *args, _original=original, _cls=cls, **kwargs):
             _original(self, *args, **kwargs)
             if type(self) is _cls:
                 object.__setattr__(self, "_trial_constructor", (args, kwargs))
 
-        recording_init._trial_records = True
+        patched.append((cls, original))
         cls.__init__ = recording_init
+    try:
+        yield
+    finally:
+        for cls, original in patched:
+            cls.__init__ = original
 
 
 # ---------------------------------------------------------------- entries
-def entries(torch, chainrule, module_db, name_filter=None):
-    """Yield (entry id, module_info, dtype name, training, ModuleInput), deterministic."""
+def sample_indices(count: int, dtype_key: str, mode: str) -> list[int]:
+    """The inputs the CI test runs (tests/compat/test_torch_module_db.py) of a ModuleInfo's ``count``:
+    float64 train and eval, the first, middle and last; float32 eval, the first."""
+    if dtype_key == "float64":
+        return sorted({0, count // 2, count - 1}) if count else []
+    return [0] if count and mode == "eval" else []
+
+
+def entries(torch, chainrule, module_db, name_filter=None, sample=False):
+    """Yield (entry id, module_info, dtype name, training, ModuleInput), deterministic; ``sample``
+    keeps the CI test's subset (``sample_indices``)."""
     for module_info in module_db:
         if name_filter and name_filter not in module_info.name:
             continue
@@ -95,11 +121,16 @@ def entries(torch, chainrule, module_db, name_filter=None):
                 training = mode == "train"
                 torch.manual_seed(SEED_INPUTS)
                 if dtype not in module_info.dtypes:
+                    if sample:
+                        continue
                     yield f"{module_info.name}|{dtype_name}|{mode}|-", module_info, dtype_name, training, None
                     continue
-                inputs = module_info.module_inputs_func(
-                    module_info, device="cpu", dtype=dtype, requires_grad=True, training=training)
-                for index, module_input in enumerate(inputs):
+                with recording_constructor_arguments(torch.nn):
+                    inputs = module_info.module_inputs_func(
+                        module_info, device="cpu", dtype=dtype, requires_grad=True, training=training)
+                kept = sample_indices(len(inputs), dtype_name, mode) if sample else range(len(inputs))
+                for index in kept:
+                    module_input = inputs[index]
                     entry_id = f"{module_info.name}|{dtype_name}|{mode}|{index}"
                     yield entry_id, module_info, dtype_name, training, module_input
 
@@ -111,8 +142,9 @@ def error_entries(torch, module_db, name_filter=None):
         if name_filter and name_filter not in module_info.name:
             continue
         torch.manual_seed(SEED_INPUTS)
-        inputs = module_info.module_error_inputs_func(
-            module_info, device="cpu", dtype=torch.float32, requires_grad=False, training=True)
+        with recording_constructor_arguments(torch.nn):
+            inputs = module_info.module_error_inputs_func(
+                module_info, device="cpu", dtype=torch.float32, requires_grad=False, training=True)
         for index, error_input in enumerate(inputs):
             yield f"{module_info.name}|error|{index}", module_info, error_input
 
@@ -245,7 +277,7 @@ def dtype_name(tensor) -> str:
     return str(tensor.dtype).split(".")[-1]
 
 
-def compare_tensor(path, mine, theirs, dtype_key):
+def compare_tensor(path, mine, theirs, tolerance):
     """None when they agree, else a short description of the first difference."""
     if not hasattr(mine, "shape"):
         return f"{path}: chainrule gave {type(mine).__name__}, torch a tensor"
@@ -256,7 +288,7 @@ def compare_tensor(path, mine, theirs, dtype_key):
     a, b = to_numpy(mine), to_numpy(theirs)
     if a.dtype.kind not in "fc":
         return None if np.array_equal(a, b) else f"{path}: values differ (exact dtype {a.dtype})"
-    rtol, atol = TOLERANCES.get(dtype_key, TOLERANCES["float32"])
+    rtol, atol = tolerance
     finite = np.isfinite(b)
     scale = max(1.0, float(np.abs(b[finite]).max())) if finite.any() else 1.0
     close = np.isclose(a, b, rtol=rtol, atol=atol * scale, equal_nan=True)
@@ -267,14 +299,14 @@ def compare_tensor(path, mine, theirs, dtype_key):
     return f"{path}: {int((~close).sum())}/{close.size} values differ, largest {worst:.3g} (scale {scale:.3g})"
 
 
-def compare_structures(mine, theirs, dtype_key, torch, prefix="out"):
+def compare_structures(mine, theirs, tolerance, torch, prefix="out"):
     mine_leaves, their_leaves = flatten(mine, prefix), flatten(theirs, prefix)
     if [p for p, _ in mine_leaves] != [p for p, _ in their_leaves]:
         return [f"{prefix} structure: {[p for p, _ in mine_leaves]} vs torch {[p for p, _ in their_leaves]}"]
     problems = []
     for (path, a), (_, b) in zip(mine_leaves, their_leaves):
         if isinstance(b, torch.Tensor):
-            problem = compare_tensor(path, a, b, dtype_key)
+            problem = compare_tensor(path, a, b, tolerance)
         elif b is None or isinstance(b, (bool, int, float, str)):
             problem = None if (a == b or (isinstance(b, float) and b != b and a != a)) else f"{path}: {a!r} vs {b!r}"
         else:
@@ -331,7 +363,13 @@ def build_torch(torch, module_info, module_input, dtype, training):
 
 
 def run_entry(torch, chainrule, converter, module_info, dtype_key, training, module_input):
-    """Compare one ModuleInput; returns {status, aspects, detail, stage}."""
+    """Compare one ModuleInput; returns {status, aspects, differences, detail, stage}."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _run_entry(torch, chainrule, converter, module_info, dtype_key, training, module_input)
+
+
+def _run_entry(torch, chainrule, converter, module_info, dtype_key, training, module_input):
     if module_info.name in SKIPPED_MODULES:
         return {"status": "skipped", "detail": SKIPPED_MODULES[module_info.name]}
     if module_input is None:
@@ -340,8 +378,8 @@ def run_entry(torch, chainrule, converter, module_info, dtype_key, training, mod
         return {"status": "skipped", "detail": "the ModuleInput has no forward input"}
     dtype, cr_dtype = getattr(torch, dtype_key), getattr(chainrule, dtype_key)
     converter.forget()
+    tolerance = tolerance_for(module_info.name, dtype_key)
     forward_args, forward_kwargs = module_input.forward_input.args, module_input.forward_input.kwargs
-    warnings.simplefilter("ignore")
 
     # torch first: a torch failure makes the entry torch_raised whatever chainrule does
     try:
@@ -402,7 +440,7 @@ def run_entry(torch, chainrule, converter, module_info, dtype_key, training, mod
         stage = "forward"
         chainrule.manual_seed(SEED_FORWARD)
         cr_output = cr_module(*cr_args, **cr_kwargs)
-        differ("forward", compare_structures(cr_output, torch_output, dtype_key, torch))
+        differ("forward", compare_structures(cr_output, torch_output, tolerance, torch))
 
         stage = "backward"
         cr_targets = gradient_targets(cr_module, cr_args, cr_kwargs, False)
@@ -421,7 +459,7 @@ def run_entry(torch, chainrule, converter, module_info, dtype_key, training, mod
                     if other is not None and bool((to_numpy(other) != 0).any()):
                         problems.append(f"{name}: gradient None on one side only")
                     continue
-                problem = compare_tensor(name, mine_grad, their_grad, dtype_key)
+                problem = compare_tensor(name, mine_grad, their_grad, tolerance)
                 if problem:
                     problems.append(problem)
             differ("backward", problems)
@@ -431,7 +469,7 @@ def run_entry(torch, chainrule, converter, module_info, dtype_key, training, mod
         cr_state = cr_module.state_dict()
         for key, value in torch_module.state_dict().items():
             if key in cr_state:
-                problem = compare_tensor(key, cr_state[key], value, dtype_key)
+                problem = compare_tensor(key, cr_state[key], value, tolerance)
                 if problem:
                     problems.append(problem)
         differ("buffers", problems)
@@ -442,10 +480,10 @@ def run_entry(torch, chainrule, converter, module_info, dtype_key, training, mod
             chainrule.manual_seed(SEED_FORWARD)
             trained_output = cr_module(*cr_args, **cr_kwargs)
             cr_module.train(False)
-            differ("train_and_eval_differ", compare_structures(trained_output, torch_output, dtype_key, torch))
+            differ("train_and_eval_differ", compare_structures(trained_output, torch_output, tolerance, torch))
 
         stage = "state_dict round trip"
-        differ("round trip", round_trip(torch, chainrule, converter, cr_module, torch_module, dtype_key))
+        differ("round trip", round_trip(torch, chainrule, converter, cr_module, torch_module, tolerance))
     except EntryTimeout:
         raise
     except Exception as error:  # noqa: BLE001 - the trial records what chainrule raised
@@ -486,7 +524,7 @@ def load_into_chainrule(converter, torch_state, cr_module):
                 targets[key].copy_(source)
 
 
-def round_trip(torch, chainrule, converter, cr_module, torch_module, dtype_key):
+def round_trip(torch, chainrule, converter, cr_module, torch_module, tolerance):
     """chainrule's state_dict loads into torch's module (strict) and torch's back into chainrule's."""
     mine = {k: torch.from_numpy(to_numpy(v).copy()) for k, v in cr_module.state_dict().items()}
     try:
@@ -497,19 +535,25 @@ def round_trip(torch, chainrule, converter, cr_module, torch_module, dtype_key):
     cr_module.load_state_dict(theirs, strict=True)
     problems = []
     for key, value in cr_module.state_dict().items():
-        problem = compare_tensor(key, value, mine[key], dtype_key)
+        problem = compare_tensor(key, value, mine[key], tolerance)
         if problem:
             problems.append(problem)
     return problems
 
 
 def run_error_entry(torch, chainrule, converter, module_info, error_input):
+    """Build and run one ErrorModuleInput on chainrule: the error's stage, type and message against torch's."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _run_error_entry(torch, chainrule, converter, module_info, error_input)
+
+
+def _run_error_entry(torch, chainrule, converter, module_info, error_input):
     from torch.testing._internal.common_modules import ModuleErrorEnum
 
     module_input = error_input.module_error_input
     at_forward = error_input.error_on == ModuleErrorEnum.FORWARD_ERROR
     expected = f"{error_input.error_type.__name__} matching {error_input.error_regex!r}"
-    warnings.simplefilter("ignore")
     converter.forget()
     try:
         args = converter(module_input.constructor_input.args)
@@ -539,7 +583,7 @@ def run_error_entry(torch, chainrule, converter, module_info, error_input):
 
 
 # ---------------------------------------------------------------- the command
-def run(out, name_filter=None, verbose=False):
+def run(out, name_filter=None, verbose=False, sample=False):
     torch, chainrule, module_db = load_module_db()
     converter = Converter(torch, chainrule)
     torch.set_num_threads(1)
@@ -560,7 +604,7 @@ def run(out, name_filter=None, verbose=False):
             print(entry_id, result["status"], result.get("detail", ""), result.get("differences", ""))
 
     for entry_id, module_info, dtype_key, training, module_input in entries(torch, chainrule, module_db,
-                                                                             name_filter):
+                                                                             name_filter, sample):
         desc = getattr(module_input, "desc", "")
         record(entry_id + (f" {desc}" if desc else ""), module_info.name, run_entry, module_info, dtype_key, training,
                module_input)
@@ -604,8 +648,9 @@ def main(argv=None):
     run_parser.add_argument("--out", required=True)
     run_parser.add_argument("--filter", help="only ModuleInfos whose name contains this")
     run_parser.add_argument("--verbose", action="store_true", help="print each entry that is not the same")
+    run_parser.add_argument("--sample", action="store_true", help="only the CI test's subset (sample_indices)")
     options = parser.parse_args(argv)
-    run(options.out, options.filter, options.verbose)
+    run(options.out, options.filter, options.verbose, options.sample)
 
 
 if __name__ == "__main__":
