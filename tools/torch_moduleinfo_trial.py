@@ -153,8 +153,11 @@ def error_entries(torch, module_db, name_filter=None):
 class Converter:
     """Turns torch values (tensors with their strides, dtypes, devices, modules, functions) into chainrule's."""
 
-    def __init__(self, torch, chainrule):
+    def __init__(self, torch, chainrule, noncontiguous=False):
         self.torch, self.chainrule = torch, chainrule
+        # every tensor of two or more elements becomes a view taking every other element of a larger
+        # storage (the same values, other strides): torch's test_non_contiguous_tensors, for chainrule
+        self.noncontiguous = noncontiguous
         # torch tensors already converted, by id: an input passed twice (KLDivLoss's scalar entries pass
         # one tensor as input and target) stays one chainrule tensor, so its gradients add up as torch's
         self.converted: dict[int, tuple] = {}
@@ -180,6 +183,10 @@ class Converter:
         flat = torch.as_strided(data, (storage_length,), (1,), 0).clone().numpy()
         base = chainrule.tensor(flat, dtype=getattr(chainrule, str(data.dtype).split(".")[-1]))
         converted = chainrule.as_strided(base, tuple(data.shape), tuple(data.stride()), data.storage_offset())
+        if self.noncontiguous and data.ndim and data.numel() > 1:
+            wide = chainrule.zeros(tuple(data.shape[:-1]) + (2 * data.shape[-1],), dtype=converted.dtype)
+            wide[..., ::2] = converted
+            converted = wide[..., ::2]
         converted = converted.detach()
         if value.requires_grad:
             converted.requires_grad_(True)
@@ -255,7 +262,10 @@ def to_numpy(value):
         value = value.detach()
     if hasattr(value, "resolve_conj"):
         value = value.resolve_conj()
-    return np.asarray(value.numpy())
+    try:
+        return np.asarray(value.numpy())
+    except RuntimeError:  # torch's efficient zero tensors (double backward) ask for force=True
+        return np.asarray(value.numpy(force=True))
 
 
 def flatten(value, prefix="out"):
@@ -396,9 +406,16 @@ def _run_entry(torch, chainrule, converter, module_info, dtype_key, training, mo
         generator = torch.Generator().manual_seed(SEED_COTANGENT)
         cotangents = [torch.randn(o.shape, dtype=o.dtype, generator=generator) for o in torch_outputs]
         torch_grads = None
+        gradgrad = dtype_key == "float64" and module_info.supports_gradgrad
         if torch_outputs and torch_targets:
             torch_grads = torch.autograd.grad(torch_outputs, [t for _, t in torch_targets], cotangents,
-                                              allow_unused=True)
+                                              allow_unused=True, create_graph=gradgrad)
+        torch_second = None
+        if gradgrad and torch_grads:
+            try:
+                torch_second = second_gradients(torch, torch_targets, torch_grads)
+            except RuntimeError:  # torch has no double backward here: nothing to compare
+                torch_second = None
     except EntryTimeout:
         raise
     except Exception as error:  # noqa: BLE001 - torch refusing an entry of its own database is recorded
@@ -451,18 +468,14 @@ def _run_entry(torch, chainrule, converter, module_info, dtype_key, training, mo
             differ("backward", [f"{len(cr_outputs)} differentiable outputs vs torch {len(torch_outputs)}"])
         elif torch_grads is not None:
             cr_grads = chainrule.autograd.grad(cr_outputs, [t for _, t in cr_targets],
-                                               [converter(c) for c in cotangents], allow_unused=True)
-            problems = []
-            for (name, _), mine_grad, their_grad in zip(torch_targets, cr_grads, torch_grads):
-                if their_grad is None or mine_grad is None:
-                    other = mine_grad if their_grad is None else their_grad
-                    if other is not None and bool((to_numpy(other) != 0).any()):
-                        problems.append(f"{name}: gradient None on one side only")
-                    continue
-                problem = compare_tensor(name, mine_grad, their_grad, tolerance)
-                if problem:
-                    problems.append(problem)
-            differ("backward", problems)
+                                               [converter(c) for c in cotangents], allow_unused=True,
+                                               create_graph=torch_second is not None)
+            differ("backward", compare_gradients(torch_targets, cr_grads, torch_grads, tolerance))
+            if torch_second is not None:
+                stage = "double backward"
+                directions, their_second = torch_second
+                my_second = second_gradients(chainrule, cr_targets, cr_grads, directions)[1]
+                differ("double backward", compare_gradients(torch_targets, my_second, their_second, tolerance))
 
         stage = "buffers after forward"
         problems = []
@@ -473,6 +486,12 @@ def _run_entry(torch, chainrule, converter, module_info, dtype_key, training, mo
                 if problem:
                     problems.append(problem)
         differ("buffers", problems)
+
+        # after the buffers are compared: a second training step moves running statistics again
+        stage = "non-contiguous inputs"
+        differ("non-contiguous", noncontiguous_problems(torch, chainrule, converter, cr_module, forward_args,
+                                                        forward_kwargs, torch_output, torch_grads, torch_targets,
+                                                        cotangents, tolerance))
 
         if not module_info.train_and_eval_differ and not training:
             stage = "train_and_eval_differ"
@@ -494,6 +513,60 @@ def _run_entry(torch, chainrule, converter, module_info, dtype_key, training, mo
     if aspects:
         return {"status": "differ", "aspects": aspects, "differences": details}
     return {"status": "same"}
+
+
+def compare_gradients(targets, mine, theirs, tolerance):
+    """Problems of two gradient lists, by target name; None and all-zero count as the same."""
+    problems = []
+    for (name, _), mine_grad, their_grad in zip(targets, mine, theirs):
+        if their_grad is None or mine_grad is None:
+            other = mine_grad if their_grad is None else their_grad
+            if other is not None and bool((to_numpy(other) != 0).any()):
+                problems.append(f"{name}: gradient None on one side only")
+            continue
+        problem = compare_tensor(name, mine_grad, their_grad, tolerance)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def second_gradients(lib, targets, grads, directions=None):
+    """(directions, d<v, grads>/d targets): one seeded direction v_i (a NumPy array, by index) for each
+    first gradient; those that are not differentiable on this side contribute nothing (torch records
+    some constant first gradients, such as leaky_relu's, as differentiable, chainrule does not)."""
+    if directions is None:
+        generator = np.random.default_rng(SEED_COTANGENT + 1)
+        directions = {i: generator.standard_normal(tuple(g.shape)) for i, g in enumerate(grads)
+                      if g is not None and g.requires_grad}
+        if not directions:
+            return None
+    used = [i for i in directions if grads[i] is not None and grads[i].requires_grad]
+    if not used:
+        return directions, [None] * len(targets)
+    second = lib.autograd.grad([grads[i] for i in used], [t for _, t in targets],
+                               [lib.tensor(directions[i], dtype=grads[i].dtype) for i in used], allow_unused=True)
+    return directions, second
+
+
+def noncontiguous_problems(torch, chainrule, converter, cr_module, forward_args, forward_kwargs, torch_output,
+                           torch_grads, torch_targets, cotangents, tolerance):
+    """chainrule's forward and input gradients on non-contiguous copies of the inputs, against torch's."""
+    strided = Converter(torch, chainrule, noncontiguous=True)
+    args, kwargs = strided(forward_args), strided(forward_kwargs)
+    if not any(hasattr(t, "is_contiguous") and not t.is_contiguous() for _, t in flatten((args, kwargs))):
+        return []
+    chainrule.manual_seed(SEED_FORWARD)
+    output = cr_module(*args, **kwargs)
+    problems = compare_structures(output, torch_output, tolerance, torch)
+    inputs = [(path, t) for path, t in flatten(args, "arg") + flatten(kwargs, "kwarg")
+              if hasattr(t, "requires_grad") and t.requires_grad]
+    outputs = differentiable_outputs(output, chainrule)
+    if problems or not inputs or not outputs or torch_grads is None or len(outputs) != len(cotangents):
+        return problems
+    grads = chainrule.autograd.grad(outputs, [t for _, t in inputs], [strided(c) for c in cotangents],
+                                    allow_unused=True)
+    theirs = dict(zip([name for name, _ in torch_targets], torch_grads))
+    return compare_gradients(inputs, grads, [theirs.get(name) for name, _ in inputs], tolerance)
 
 
 def _describe_state_difference(mine, theirs):
