@@ -59,6 +59,18 @@ def tolerance_for(module_name: str, dtype_key: str) -> tuple[float, float]:
 # Entries left out on purpose, by module name: the reason is reported with each skipped entry.
 SKIPPED_MODULES: dict[str, str] = {}
 
+# Modules whose outputs keep torch's values but not its channels-last layout (the "memory format"
+# aspect, still reported as differ): chainrule's conv, normalisation, pooling and padding kernels
+# return contiguous outputs, where torch's follow a channels-last input (and conv a channels-last
+# weight). The CI test tolerates this aspect for these modules only.
+LAYOUT_NOT_FOLLOWED = {
+    "nn.AdaptiveAvgPool2d", "nn.AdaptiveMaxPool2d", "nn.AvgPool2d", "nn.BatchNorm2d", "nn.BatchNorm3d",
+    "nn.ConstantPad2d", "nn.ConstantPad3d", "nn.Conv2d", "nn.Conv3d", "nn.ConvTranspose2d", "nn.ConvTranspose3d",
+    "nn.GroupNorm", "nn.InstanceNorm2d", "nn.InstanceNorm3d", "nn.LPPool2d", "nn.LocalResponseNorm",
+    "nn.MaxPool2d", "nn.MaxPool3d", "nn.RMSNorm", "nn.ReflectionPad2d", "nn.ReflectionPad3d",
+    "nn.ReplicationPad2d", "nn.ReplicationPad3d", "nn.ZeroPad2d", "nn.ZeroPad3d",
+}
+
 
 # ---------------------------------------------------------------- loading torch's database
 def load_module_db():
@@ -103,9 +115,9 @@ def recording_constructor_arguments(torch_nn):
 # ---------------------------------------------------------------- entries
 def sample_indices(count: int, dtype_key: str, mode: str) -> list[int]:
     """The inputs the CI test runs (tests/compat/test_torch_module_db.py) of a ModuleInfo's ``count``:
-    float64 train and eval, the first, middle and last; float32 eval, the first."""
+    float64 train and eval, the first and last; float32 eval, the first."""
     if dtype_key == "float64":
-        return sorted({0, count // 2, count - 1}) if count else []
+        return sorted({0, count - 1}) if count else []
     return [0] if count and mode == "eval" else []
 
 
@@ -493,6 +505,10 @@ def _run_entry(torch, chainrule, converter, module_info, dtype_key, training, mo
                                                         forward_kwargs, torch_output, torch_grads, torch_targets,
                                                         cotangents, tolerance))
 
+        stage = "memory format"
+        differ("memory format", memory_format_problems(torch, chainrule, converter, module_info, module_input,
+                                                       dtype_key, training, torch_state_before, tolerance))
+
         if not module_info.train_and_eval_differ and not training:
             stage = "train_and_eval_differ"
             cr_module.train(True)
@@ -567,6 +583,58 @@ def noncontiguous_problems(torch, chainrule, converter, cr_module, forward_args,
                                     allow_unused=True)
     theirs = dict(zip([name for name, _ in torch_targets], torch_grads))
     return compare_gradients(inputs, grads, [theirs.get(name) for name, _ in inputs], tolerance)
+
+
+def memory_format_problems(torch, chainrule, converter, module_info, module_input, dtype_key, training,
+                           torch_state, tolerance):
+    """torch's test_memory_format: 4-d and 5-d inputs and/or the module in channels_last(_3d); chainrule's
+    outputs must have torch's values and be channels-last exactly where torch's are."""
+    args, kwargs = module_input.forward_input.args, module_input.forward_input.kwargs
+    ranks = {t.ndim for _, t in flatten((args, kwargs)) if isinstance(t, torch.Tensor) and t.is_floating_point()}
+    if module_info.is_lazy or not ranks & {4, 5}:
+        return []
+    rank = 4 if 4 in ranks else 5
+    formats = {lib: lib.channels_last if rank == 4 else lib.channels_last_3d for lib in (torch, chainrule)}
+
+    def to_format(value):
+        if isinstance(value, torch.Tensor) and value.ndim == rank:
+            return value.detach().to(memory_format=formats[torch]).requires_grad_(value.requires_grad)
+        return value
+
+    problems = []
+    for inputs_in_format, module_in_format in ((True, False), (False, True), (True, True)):
+        label = f"inputs {'channels-last' if inputs_in_format else 'contiguous'}, module " \
+                f"{'channels-last' if module_in_format else 'contiguous'}"
+        torch_args = [to_format(a) for a in args] if inputs_in_format else list(args)
+        torch_kwargs = {k: to_format(v) for k, v in kwargs.items()} if inputs_in_format else dict(kwargs)
+        try:
+            theirs = build_torch(torch, module_info, module_input, getattr(torch, dtype_key), training)
+            theirs.load_state_dict(torch_state)
+            if module_in_format:
+                theirs.to(memory_format=formats[torch])
+            torch.manual_seed(SEED_FORWARD)
+            their_output = theirs(*torch_args, **torch_kwargs)
+        except Exception:  # noqa: BLE001 - torch refusing the layout leaves nothing to compare
+            continue
+        converter.forget()
+        mine = getattr(chainrule.nn, module_info.module_cls.__name__)(*converter(module_input.constructor_input.args),
+                                                                     **converter(module_input.constructor_input.kwargs))
+        mine.to(getattr(chainrule, dtype_key))
+        mine.train(training)
+        load_into_chainrule(converter, torch_state, mine)
+        if module_in_format:
+            mine.to(memory_format=formats[chainrule])
+        chainrule.manual_seed(SEED_FORWARD)
+        my_output = mine(*converter(torch_args), **converter(torch_kwargs))
+        problems += [f"{label}: {p}" for p in compare_structures(my_output, their_output, tolerance, torch)]
+        for (path, a), (_, b) in zip(flatten(my_output), flatten(their_output)):
+            if isinstance(b, torch.Tensor) and b.ndim == rank and hasattr(a, "is_contiguous"):
+                expected = b.is_contiguous(memory_format=formats[torch])
+                if a.is_contiguous(memory_format=formats[chainrule]) != expected:
+                    where = "torch's, not chainrule's" if expected else "chainrule's, not torch's"
+                    problems.append(f"{label}: {path} channels-last in {where} "
+                                    f"(strides {tuple(a.stride())}, torch {tuple(b.stride())})")
+    return problems
 
 
 def _describe_state_difference(mine, theirs):

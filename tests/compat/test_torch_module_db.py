@@ -2,10 +2,11 @@
 agrees keeps agreeing.
 
 A fixed subset of tools/torch_moduleinfo_trial.py (its ``sample_indices``: for every ModuleInfo,
-the first, middle and last float64 input in training and in eval mode, and the first float32 eval
+the first and last float64 input in training and in eval mode, and the first float32 eval
 input), each compared with torch as the trial does (state_dict keys, order, shapes and dtypes;
 forward; parameter and input gradients for one seeded cotangent; buffers after the step; repr;
-the state_dict round trip; train and eval agreeing where torch says they do), and every
+the state_dict round trip; train and eval agreeing where torch says they do; double backward in
+float64; non-contiguous copies of the inputs; channels-last inputs and modules), and every
 ErrorModuleInput (the error's stage, type and message). The full database: ``python
 tools/torch_moduleinfo_trial.py run --out DIR``.
 """
@@ -45,10 +46,13 @@ def test_module_db_sample_agrees_with_torch(trial):
             torch, chainrule, module_db, sample=True):
         result = module.run_entry(torch, chainrule, converter, module_info, dtype_key, training, module_input)
         compared += result["status"] == "same"
+        if (result["status"] == "differ" and result["aspects"] == ["memory format"]
+                and module_info.name in module.LAYOUT_NOT_FOLLOWED):
+            continue  # the same values in another layout, listed in the trial
         if result["status"] not in ("same", "skipped") and entry_id not in KNOWN_DIFFERENCES:
             failures.append((entry_id, result))
     assert not failures, _report(failures)
-    assert compared > 500  # the subset ran: every ModuleInfo contributes several entries
+    assert compared > 300  # the subset ran: every ModuleInfo contributes several entries
 
 
 def test_module_db_error_inputs_raise_as_torch_says(trial):
