@@ -187,3 +187,29 @@ def test_class_index_losses_check_the_target_in_torchs_order(name):
 def test_linear_cross_entropy_reports_a_batch_size_mismatch_first():
     _same_error(lambda lib: lib.nn.LinearCrossEntropyLoss(3, 2)(lib.zeros(4, 3), lib.zeros(5, 2)))
     _same_error(lambda lib: lib.nn.LinearCrossEntropyLoss(3, 2)(lib.zeros(4, 3), lib.zeros(4, 2, dtype=lib.int64)))
+
+
+# ---------------------------------------------------------------- convolution keeps a channels-last layout
+@pytest.mark.parametrize("d,dtype", [(2, "float32"), (2, "float64"), (3, "float32"), (3, "float64")])
+@pytest.mark.parametrize("layout_on", ["input", "weight", "both", "neither"])
+def test_convolution_output_follows_a_channels_last_input_or_weight(d, dtype, layout_on):
+    """torch: channels-last out of a channels-last input or weight (3-d float64 runs slow_conv3d: contiguous)."""
+    rng = np.random.default_rng(4)
+    x, w, b = rng.standard_normal((2, 3) + (5,) * d), rng.standard_normal((4, 3) + (2,) * d), rng.standard_normal(4)
+    results = []
+    for lib in (torch, chainrule):
+        layout = lib.channels_last if d == 2 else lib.channels_last_3d
+        input = lib.tensor(x, dtype=getattr(lib, dtype))
+        weight = lib.tensor(w, dtype=getattr(lib, dtype))
+        if layout_on in ("input", "both"):
+            input = input.contiguous(memory_format=layout)
+        if layout_on in ("weight", "both"):
+            weight = weight.contiguous(memory_format=layout)
+        input.requires_grad_(True)
+        weight.requires_grad_(True)
+        out = getattr(lib.nn.functional, f"conv{d}d")(input, weight, lib.tensor(b, dtype=getattr(lib, dtype)))
+        out.backward(lib.ones_like(out))
+        results.append((tuple(out.stride()), out.detach().numpy(), input.grad.numpy(), weight.grad.numpy()))
+    assert results[1][0] == results[0][0]
+    for mine, theirs in zip(results[1][1:], results[0][1:]):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-5)
