@@ -11,9 +11,13 @@ compares parameter and input gradients and the buffers after the step. It also c
 the constructed modules, round-trips chainrule's ``state_dict`` through torch's
 ``load_state_dict(strict=True)`` and back, checks that modules whose ``train_and_eval_differ`` is
 False give chainrule the same output in both modes, and runs the error inputs (type and regex).
+Three checks after torch's test_modules: double backward in float64 (where the ModuleInfo supports
+it), non-contiguous copies of the forward inputs, and channels-last inputs and/or modules (values,
+and whether each output is channels-last).
 
     python tools/torch_moduleinfo_trial.py run --out /tmp/moddb               # everything
     python tools/torch_moduleinfo_trial.py run --out /tmp/moddb --filter LSTM  # names containing LSTM
+    python tools/torch_moduleinfo_trial.py run --out /tmp/moddb --sample       # the CI test's subset
 
 Each entry ends as ``same``, ``differ`` (with the aspects that differ), ``chainrule_raised`` (torch
 ran, chainrule raised; with the stage), ``torch_raised`` or ``skipped`` (with the reason). The run
@@ -338,7 +342,7 @@ def compare_structures(mine, theirs, tolerance, torch, prefix="out"):
     return problems
 
 
-def gradient_targets(module, args, kwargs, torch_side: bool):
+def gradient_targets(module, args, kwargs):
     """[(name, tensor)] to differentiate: parameters by name, then forward inputs requiring grad."""
     targets = [(f"param:{name}", p) for name, p in module.named_parameters() if p.requires_grad]
     for path, leaf in flatten(args, "arg") + flatten(kwargs, "kwarg"):
@@ -413,7 +417,7 @@ def _run_entry(torch, chainrule, converter, module_info, dtype_key, training, mo
         cr_args, cr_kwargs = converter(forward_args), converter(forward_kwargs)
         torch.manual_seed(SEED_FORWARD)
         torch_output = torch_module(*forward_args, **forward_kwargs)
-        torch_targets = gradient_targets(torch_module, forward_args, forward_kwargs, True)
+        torch_targets = gradient_targets(torch_module, forward_args, forward_kwargs)
         torch_outputs = differentiable_outputs(torch_output, torch)
         generator = torch.Generator().manual_seed(SEED_COTANGENT)
         cotangents = [torch.randn(o.shape, dtype=o.dtype, generator=generator) for o in torch_outputs]
@@ -472,7 +476,7 @@ def _run_entry(torch, chainrule, converter, module_info, dtype_key, training, mo
         differ("forward", compare_structures(cr_output, torch_output, tolerance, torch))
 
         stage = "backward"
-        cr_targets = gradient_targets(cr_module, cr_args, cr_kwargs, False)
+        cr_targets = gradient_targets(cr_module, cr_args, cr_kwargs)
         cr_outputs = differentiable_outputs(cr_output, chainrule)
         if [n for n, _ in cr_targets] != [n for n, _ in torch_targets]:
             differ("gradient targets", [f"{[n for n, _ in cr_targets]} vs torch {[n for n, _ in torch_targets]}"])
