@@ -213,3 +213,21 @@ def test_convolution_output_follows_a_channels_last_input_or_weight(d, dtype, la
     assert results[1][0] == results[0][0]
     for mine, theirs in zip(results[1][1:], results[0][1:]):
         np.testing.assert_allclose(mine, theirs, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-5)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_affine_batch_norm_training_keeps_a_channels_last_layout(d):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3) + (4,) * d)
+    results = []
+    for lib in (torch, chainrule):
+        layout = lib.channels_last if d == 2 else lib.channels_last_3d
+        input = lib.tensor(x).contiguous(memory_format=layout).requires_grad_(True)
+        norm = getattr(lib.nn, f"BatchNorm{d}d")(3, dtype=lib.float64)
+        out = norm(input)
+        out.backward(lib.tensor(np.cos(x)))
+        results.append((tuple(out.stride()), out.detach().numpy(), input.grad.numpy(), norm.weight.grad.numpy(),
+                        norm.running_var.numpy()))
+    assert results[1][0] == results[0][0]
+    for mine, theirs in zip(results[1][1:], results[0][1:]):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-12)

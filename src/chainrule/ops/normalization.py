@@ -20,6 +20,7 @@ from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import _cuda_kernels
 from ._arg_parser import check_float
+from .conv import _channels_last, _suggests_channels_last
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
 __not_methods__ = set(__all__)
@@ -317,7 +318,9 @@ class BatchNorm(Function):
         if any(ctx.needs_input_grad):
             ctx.xhat, ctx.invstd, ctx.dims, ctx.eps, ctx.stats = xhat, invstd, dims, eps, stats
         ctx.save_for_backward(x, w)
-        return out.reshape(x.shape)
+        out = out.reshape(x.shape)
+        # torch's output keeps a channels-last input's layout
+        return _channels_last(out) if _suggests_channels_last(x) else out
 
     @staticmethod
     def backward(ctx, grad):
