@@ -289,6 +289,19 @@ def _is_channels_last(a) -> bool:
     return a.transpose(0, *range(2, a.ndim), 1).flags.c_contiguous
 
 
+def _suggests_channels_last(a) -> bool:
+    """torch's suggest_memory_format: a 4-d or 5-d array laid out channels-last and not also contiguous."""
+    return a.ndim in (4, 5) and not a.flags.c_contiguous and _is_channels_last(a)
+
+
+def _channels_last(a):
+    """(N, C, *S) with (N, *S, C)-contiguous memory: ``a`` itself when it already is."""
+    if _is_channels_last(a):
+        return a
+    d = a.ndim - 2
+    return _contiguous(a.transpose(0, *range(2, d + 2), 1)).transpose(0, d + 1, *range(1, d + 1))
+
+
 def _conv_weight(x: np.ndarray, grad: np.ndarray, geo: _Geometry, w_shape: tuple) -> np.ndarray:
     """w̄ = C_w(x, g): correlation of the input with the output gradient, shape (O, C/g, *K)."""
     if _cuda_conv.enabled and _cuda_conv.eligible(geo, x, grad):
@@ -457,7 +470,12 @@ class Convolution(Function):
         y = _conv(x, w, geo)
         if bias:
             y += bias[0].reshape((-1,) + (1,) * len(geo.kernel))
-        # the GEMM leaves another layout; torch's output is contiguous NC*S (x.view(n, -1) works)
+        # the GEMM leaves another layout; torch's output is contiguous NC*S (x.view(n, -1) works),
+        # or channels-last where the input or the weight is (torch's rule for 2-d; for 3-d its mkldnn
+        # kernel's, which float64 does not reach: slow_conv3d answers contiguous)
+        if ((_suggests_channels_last(x) or _suggests_channels_last(w))
+                and (x.ndim == 4 or x.dtype != np.float64)):
+            return _channels_last(y)
         return _contiguous(y)
 
     @staticmethod

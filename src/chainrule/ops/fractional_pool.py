@@ -67,10 +67,16 @@ def _fractional_max_pool(input: Tensor, kernel_size, output_size, output_ratio, 
 
         random_samples = rand(*batch, d, dtype=x.dtype, device=x.device)
     samples = random_samples._data
-    if tuple(samples.shape) != batch + (d,):
-        raise RuntimeError(f"{opname}(): Expect _random_samples to be of shape {list(batch + (d,))}, got "
-                           f"{list(samples.shape)}")
-    samples = samples.astype(x._data.dtype, copy=False)
+    # torch's checks: extra leading samples are allowed (an unbatched input reads the first)
+    if samples.ndim != 3:
+        raise RuntimeError(f"{opname}(): Expect _random_samples to have 3 dimensions, got {samples.ndim}")
+    if samples.shape[0] < batch[0]:
+        raise RuntimeError(f"{opname}(): Expect _random_samples.size(0) no less then input batch size.")
+    if samples.shape[1] != batch[1]:
+        raise RuntimeError(f"{opname}(): Expect _random_samples.size(1) equals to input channel size.")
+    if samples.shape[2] != d:
+        raise RuntimeError(f"{opname}(): Expect _random_samples.size(2) equals to {d}; got {samples.shape[2]}.")
+    samples = samples[:batch[0]].astype(x._data.dtype, copy=False)
     # per dim: (N, C, m, k) input positions of each window
     # torch's 2-d kernel reads a plane's samples as (width, height); the 3-d one as (time, height, width)
     sample_of = (1, 0) if d == 2 else tuple(range(d))

@@ -283,31 +283,34 @@ class _LogSigmoid(Function):
 
 # ---------------------------------------------------------------- nll / cross entropy
 def _class_layout(input: Tensor, target: Tensor, op: str):
-    """Validate shapes of an (N, C, d...) / (C,) input and index target (torch's messages)."""
+    """Validate shapes of an (N, C, d...) / (C,) input and index target (torch's messages).
+
+    torch's order (nll_loss_nd, then its kernels): the batch sizes; the target's rank, and its
+    shape where the input is not 1-, 2- or 4-d; the target's dtype; then the rest of its shape."""
     shape, tshape = input._data.shape, target._data.shape
-    if input._data.ndim == 0:
-        raise ValueError(f"Expected 1 or more dimensions (got {input._data.ndim})")
+    ndim, target_ndim = input._data.ndim, target._data.ndim
+    if ndim == 0:
+        raise ValueError(f"Expected 1 or more dimensions (got {ndim})")
+    target_batch = tshape[0] if target_ndim >= 1 else 0  # torch reads a 0-d target's batch as 0
+    if ndim != 1 and target_batch != shape[0]:
+        raise ValueError(f"Expected input batch_size ({shape[0]}) to match target batch_size ({target_batch}).")
+    if (ndim == 1 and target_ndim > 1) or (ndim == 2 and target_ndim != 1):
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    if ndim == 4 and target_ndim != 3:
+        raise RuntimeError("only batches of spatial targets supported (3D tensors) but got "
+                           f"targets of dimension: {target_ndim}")
+    expected = (shape[0],) + shape[2:]
+    if ndim not in (1, 2, 4) and tshape != expected:
+        raise RuntimeError(f"Expected target size {list(expected)}, got {list(tshape)}")
     if target._data.dtype not in (np.int64, np.uint8):  # torch takes no other index dtype
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype.scalar_name(target.dtype)}")
-    # torch's order (nll_loss_nd): the batch sizes first, then the target's rank and shape
-    if input._data.ndim != 1 and target._data.ndim >= 1 and tshape[0] != shape[0]:
-        raise ValueError(f"Expected input batch_size ({shape[0]}) to match target batch_size ({tshape[0]}).")
-    if input._data.ndim == 1:
-        if target._data.ndim == 1 and tshape[0] != 1:
-            raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {tshape[0]}")
-        if target._data.ndim != 0:
-            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-        return
-    if input._data.ndim == 2:
-        if target._data.ndim != 1:
-            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-        return
-    if input._data.ndim == 4 and target._data.ndim != 3:
-        raise RuntimeError("only batches of spatial targets supported (3D tensors) but got "
-                           f"targets of dimension: {target._data.ndim}")
-    expected = (shape[0],) + shape[2:]
-    if tshape != expected:
-        raise RuntimeError(f"Expected target size {list(expected)}, got {list(tshape)}")
+    if ndim == 1 and target_ndim == 1 and tshape[0] != 1:
+        raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {tshape[0]}")
+    if ndim == 4 and tshape != expected:
+        # torch's nll_loss2d words it so (its message has no closing parenthesis)
+        raise RuntimeError(f"size mismatch (got input: {list(shape)} , target: {list(tshape)}")
+    if ndim >= 3 and target._data.dtype == np.uint8:  # nll_loss2d's kernel takes Long only
+        raise RuntimeError("expected scalar type Long but found Byte")
 
 
 def _rows(x: np.ndarray) -> np.ndarray:
@@ -641,14 +644,16 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
     if weight is not None:
         _check_class_weight_shape(weight._data if isinstance(weight, Tensor) else np.asarray(weight), C)
-    if target._data.dtype.kind in "fV" and target._data.shape == input._data.shape:
-        if ignore_index != -100:
+    if target._data.shape == input._data.shape:
+        # torch reads a target of the input's shape as class probabilities, whatever its dtype
+        if target._data.dtype.kind not in "fV":
+            raise RuntimeError("Expected floating point type for target with class probabilities, got "
+                               f"{_dtype.scalar_name(target.dtype)}")
+        if ignore_index >= 0:  # torch ignores a negative ignore_index here
             raise RuntimeError("ignore_index is not supported for floating point target")
         return _probability_cross_entropy(input, target, weight, reduction, label_smoothing)
-    if target._data.dtype.kind in "fV":
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype.scalar_name(target.dtype)}")
-    _check_weight_not_differentiated(weight)
     _class_layout(input, target, "cross_entropy")
+    _check_weight_not_differentiated(weight)
     w = _class_weights(weight, C, input._data.dtype)
     if w is not None and label_smoothing and target._data.dtype == np.uint8:
         # torch smooths weighted byte targets by a gather, which takes int32/int64 indices only

@@ -20,6 +20,7 @@ from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import _cuda_kernels
 from ._arg_parser import check_float
+from .conv import _channels_last, _suggests_channels_last
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
 __not_methods__ = set(__all__)
@@ -317,7 +318,9 @@ class BatchNorm(Function):
         if any(ctx.needs_input_grad):
             ctx.xhat, ctx.invstd, ctx.dims, ctx.eps, ctx.stats = xhat, invstd, dims, eps, stats
         ctx.save_for_backward(x, w)
-        return out.reshape(x.shape)
+        out = out.reshape(x.shape)
+        # torch's output keeps a channels-last input's layout
+        return _channels_last(out) if _suggests_channels_last(x) else out
 
     @staticmethod
     def backward(ctx, grad):
@@ -544,7 +547,7 @@ def _values_per_channel(input: Tensor, training: bool) -> int:
     if input.ndim < 2:
         raise ValueError(f"Expected 2D or higher input to batch_norm (got {input.ndim}D input)")
     count = int(np.prod((input.shape[0],) + tuple(input.shape[2:])))
-    if training and count <= 1:
+    if training and count == 1:  # an empty batch passes: torch returns an empty output
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(input.shape)}")
     return count
 
@@ -563,6 +566,15 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
                 f"batch_norm: expected {name} to have shape [{c}] for input of shape "
                 f"{list(input.shape)}, but got {list(t.shape)}"
             )
+    if input.numel() == 0:
+        # torch's shortcut: no statistics to take or record; weight and bias stay in the graph
+        # (their gradients are zeros), as torch's input.clone() * weight[0] + bias[0]
+        out = input.clone()
+        if weight is not None:
+            out = out * weight[0]
+        if bias is not None:
+            out = out + bias[0]
+        return out
     if _runs_in_float32(input, weight, bias, running_mean, running_var):
         out = _batch_norm(input.to(_dtype.float32), running_mean, running_var, weight, bias, training, momentum, eps)
         return out.to(input.dtype)

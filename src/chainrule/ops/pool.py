@@ -557,16 +557,25 @@ def _tuple(value, d: int, name: str, opname: str) -> tuple:
     return value
 
 
+# torch's words for an input of the wrong rank differ between its pooling kernels
+_RANK_MESSAGES = {
+    "max_pool2d": "non-empty 3D or 4D (batch mode) tensor expected for input",
+    "max_pool3d": "non-empty 4D or 5D (batch mode) tensor expected for input",
+    "avg_pool3d": "non-empty 4D or 5D (batch mode) tensor expected for input",
+    "avg_pool1d": "Expected 2 to 3 dimensions, but got {ndim}-dimensional tensor for argument #1 'self' "
+                  "(while checking arguments for avg_pool1d)",
+}
+
+
 def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
     if not isinstance(input, Tensor):
         raise TypeError(f"{opname}(): argument 'input' must be Tensor, not {type(input).__name__}")
     if input.ndim == d + 1:
         return input.unsqueeze(0), True
     if input.ndim != d + 2:
-        if opname == "avg_pool3d":
-            raise RuntimeError("non-empty 4D or 5D (batch mode) tensor expected for input")
-        raise RuntimeError(f"{opname}: Expected {d + 1}D or {d + 2}D (batch mode) tensor with optional 0 dim "
-                           f"batch size for input, but got: {list(input.shape)}")
+        default = (f"Expected {d + 1}D or {d + 2}D (batch mode) tensor with optional 0 dim batch size for input, "
+                   f"but got:{list(input.shape)}")
+        raise RuntimeError(f"{opname}: " + _RANK_MESSAGES.get(opname, default).format(ndim=input.ndim))
     return input, False
 
 

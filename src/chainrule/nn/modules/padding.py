@@ -94,13 +94,27 @@ class ReplicationPad3d(_PadNd):
     _dims, _mode = 3, "replicate"
 
 
-class CircularPad1d(_PadNd):
-    _dims, _mode = 1, "circular"
+class _CircularPadNd(_PadNd):
+    """torch's circular padding layers check the input's rank themselves (a ValueError) before F.pad."""
+
+    _mode = "circular"
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() not in (self._dims + 1, self._dims + 2):
+            raise ValueError(f"expected {self._dims + 1}D or {self._dims + 2}D input (got {input.dim()}D input)")
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check_input_dim(input)
+        return super().forward(input)
 
 
-class CircularPad2d(_PadNd):
-    _dims, _mode = 2, "circular"
+class CircularPad1d(_CircularPadNd):
+    _dims = 1
 
 
-class CircularPad3d(_PadNd):
-    _dims, _mode = 3, "circular"
+class CircularPad2d(_CircularPadNd):
+    _dims = 2
+
+
+class CircularPad3d(_CircularPadNd):
+    _dims = 3
