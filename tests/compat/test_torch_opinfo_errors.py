@@ -388,3 +388,13 @@ def test_ormqr_names_the_argument_and_bound_it_checks():
 
     assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
                              r"tau.shape\[-1\] must be equal to min\(other.shape\[-2\], input.shape\[-1\]\)")
+
+
+def test_prelu_of_a_0d_input_runs_with_one_shared_weight_and_refuses_per_channel_weights():
+    # torch refuses a 0-d input only when the weight has several channels (module_db's PReLU runs a 0-d one)
+    for weight in ([0.25], 0.25):
+        ours = chainrule.nn.functional.prelu(chainrule.tensor(-2.0), chainrule.tensor(weight))
+        theirs = torch.nn.functional.prelu(torch.tensor(-2.0), torch.tensor(weight))
+        assert ours.item() == theirs.item() == -0.5
+    with pytest.raises(RuntimeError, match="Not allow zero-dim input tensor"):
+        chainrule.nn.functional.prelu(chainrule.tensor(-2.0), chainrule.tensor([0.25, 0.5]))

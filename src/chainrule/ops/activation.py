@@ -307,9 +307,9 @@ class Prelu(Function):
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """torch.prelu: x if x > 0 else weight * x, one weight per channel (dim 1) or one shared."""
-    if input._data.ndim == 0:
-        raise RuntimeError("Not allow zero-dim input tensor.")
     n = weight._data.size
+    if input._data.ndim == 0 and n != 1:  # (a 0-d input with one shared weight runs, as torch's)
+        raise RuntimeError("Not allow zero-dim input tensor.")
     channels = input._data.shape[1] if input._data.ndim >= 2 else 1
     if n != 1 and n != channels:
         raise RuntimeError(
