@@ -47,7 +47,6 @@ import functools
 import importlib
 import json
 import os
-import signal
 import sys
 import time
 import types
@@ -58,6 +57,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_oracle import NotComparable, time_limit, torch_tensor_to_chainrule  # noqa: E402
 
 CASE_SECONDS = 60
 
@@ -71,8 +72,9 @@ SKIPS: dict[str, str] = {}
 TOLERANCE = {"float16": (1e-2, 1e-2), "float64": (1e-7, 1e-7), "float32": (1e-4, 1e-5), "complex128": (1e-7, 1e-7), "complex64": (1e-4, 1e-5)}
 
 
-class Skip(Exception):
-    """The case cannot be run on chainrule for a stated reason that is not a chainrule defect."""
+# the case cannot be run on chainrule for a stated reason that is not a chainrule defect (the shared
+# converter's skips — layouts, devices — are of this kind too)
+Skip = NotComparable
 
 
 class Untranslatable(Skip):
@@ -136,27 +138,8 @@ def chainrule_dtype(dtype):
 
 def to_chainrule_tensor(tensor):
     """A chainrule tensor with torch's dtype, values, strides, storage offset and requires_grad."""
-    import torch
-
-    import chainrule
-
-    if tensor.layout != torch.strided:
-        raise Skip(f"{tensor.layout} tensors are out of scope")
-    dtype = chainrule_dtype(tensor.dtype)
-    data = tensor.detach()
-    if data.is_conj() or data.is_neg():
-        data = data.resolve_conj().resolve_neg()
-    if data.is_contiguous() and data.storage_offset() == 0:
-        result = chainrule.tensor(data.numpy().copy(), dtype=dtype)
-    else:
-        # rebuild the storage, then view it with torch's strides: a non-contiguous sample stays one
-        count = data.untyped_storage().nbytes() // data.element_size()
-        flat = torch.empty(0, dtype=data.dtype).set_(data.untyped_storage(), 0, (count,), (1,))
-        base = chainrule.tensor(flat.numpy().copy(), dtype=dtype)
-        result = base.as_strided(tuple(data.shape), tuple(data.stride()), data.storage_offset()).detach()
-    if isinstance(tensor, torch.nn.Parameter):
-        return chainrule.nn.Parameter(result, requires_grad=tensor.requires_grad)
-    return result.requires_grad_(tensor.requires_grad)
+    chainrule_dtype(tensor.dtype)  # skips the dtypes NumPy does not hold as torch does
+    return torch_tensor_to_chainrule(tensor)
 
 
 class _ReboundGlobals(dict):
@@ -371,20 +354,6 @@ def compare(theirs, mine, what):
 
 # ------------------------------------------------------------------ running one case
 @contextlib.contextmanager
-def _time_limit(seconds):
-    def expire(signum, frame):
-        raise CaseTimeout(f"over {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@contextlib.contextmanager
 def _default_dtype(torch_dtype):
     import torch
 
@@ -477,7 +446,7 @@ def run_case(name, kind, params, half=False):
         return {"outcome": "skipped", "reason": SKIPS[name]}
     seed = zlib.crc32(name.encode())
     try:
-        with _time_limit(CASE_SECONDS):
+        with time_limit(CASE_SECONDS, CaseTimeout):
             test_class = common_nn.NewModuleTest if kind == "module" else common_nn.CriterionTest
             params = dict(params)
             variant = params.pop("trial_variant", None)

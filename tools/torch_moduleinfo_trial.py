@@ -34,12 +34,14 @@ import functools
 import json
 import os
 import re
-import signal
 import sys
 import time
 import warnings
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_oracle import time_limit, torch_tensor_to_chainrule  # noqa: E402
 
 SEED_INPUTS, SEED_MODULE, SEED_FORWARD, SEED_COTANGENT = 0, 1, 2, 3
 ENTRY_TIME_LIMIT_S = 30
@@ -190,15 +192,10 @@ class Converter:
         return converted
 
     def _new_tensor(self, value):
-        torch, chainrule = self.torch, self.chainrule
+        chainrule = self.chainrule
         data = value.detach()
-        if data.is_conj():
-            data = data.resolve_conj()
-        # the whole storage from offset 0, then the same view over it, so strides and offset survive
-        storage_length = data.untyped_storage().nbytes() // max(data.element_size(), 1)
-        flat = torch.as_strided(data, (storage_length,), (1,), 0).clone().numpy()
-        base = chainrule.tensor(flat, dtype=getattr(chainrule, str(data.dtype).split(".")[-1]))
-        converted = chainrule.as_strided(base, tuple(data.shape), tuple(data.stride()), data.storage_offset())
+        # the whole storage, then the same view over it, so strides and offset survive
+        converted = torch_tensor_to_chainrule(data)
         if self.noncontiguous and data.ndim and data.numel() > 1:
             wide = chainrule.zeros(tuple(data.shape[:-1]) + (2 * data.shape[-1],), dtype=converted.dtype)
             wide[..., ::2] = converted
@@ -359,20 +356,6 @@ def differentiable_outputs(output, lib):
 # ---------------------------------------------------------------- running one entry
 class EntryTimeout(Exception):
     pass
-
-
-@contextlib.contextmanager
-def time_limit(seconds):
-    def expire(signum, frame):
-        raise EntryTimeout(f"ran past {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def describe(error) -> str:
@@ -738,7 +721,7 @@ def run(out, name_filter=None, verbose=False, sample=False):
     def record(entry_id, module_name, call, *arguments):
         begun = time.perf_counter()
         try:
-            with time_limit(ENTRY_TIME_LIMIT_S):
+            with time_limit(ENTRY_TIME_LIMIT_S, EntryTimeout):
                 result = call(torch, chainrule, converter, *arguments)
         except EntryTimeout as error:
             result = {"status": "chainrule_raised", "stage": "time limit", "detail": str(error)}

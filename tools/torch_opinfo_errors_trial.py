@@ -27,16 +27,21 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import json
 import os
 import re
-import signal
 import sys
 import types
 import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_oracle import NotComparable, chainrule_dtype, time_limit, torch_tensor_to_chainrule  # noqa: E402
+
+
+class _SampleTimeout(Exception):
+    pass
+
 
 KINDS = ("same", "other_message", "other_type", "did_not_raise", "torch_did_not_raise", "skipped")
 
@@ -47,10 +52,6 @@ SKIPPED_OPS = {
 }
 
 SECONDS_PER_SAMPLE = 10
-
-
-class NotComparable(Exception):
-    """A sample or op that cannot be run on chainrule; the message is the skip reason."""
 
 
 def load_op_db():
@@ -71,75 +72,6 @@ def full_name(opinfo) -> str:
 # ----------------------------------------------------------------------------------------------
 # converting torch values to chainrule values
 # ----------------------------------------------------------------------------------------------
-
-def chainrule_dtype(torch_dtype):
-    import chainrule
-
-    name = str(torch_dtype).rpartition(".")[2]
-    dtype = getattr(chainrule, name, None)
-    if dtype is None:
-        raise NotComparable(f"dtype {torch_dtype} has no chainrule counterpart")
-    return dtype
-
-
-def _numpy_values(flat_torch_tensor, dtype):
-    """The values of a contiguous 1-d torch tensor as a NumPy array of chainrule's storage dtype."""
-    import torch
-
-    import chainrule
-
-    try:
-        storage_dtype = chainrule.empty(0, dtype=dtype).numpy().dtype
-    except Exception as exc:
-        raise NotComparable(f"chainrule cannot store {flat_torch_tensor.dtype}: {exc}") from exc
-    if flat_torch_tensor.dtype in (torch.bfloat16,) or "float8" in str(flat_torch_tensor.dtype):
-        # NumPy has no such dtype: copy the bits and reinterpret them as chainrule's storage type
-        width = {1: torch.uint8, 2: torch.int16}[flat_torch_tensor.element_size()]
-        return flat_torch_tensor.view(width).numpy().view(storage_dtype)
-    if flat_torch_tensor.is_conj():
-        flat_torch_tensor = flat_torch_tensor.resolve_conj()
-    if flat_torch_tensor.is_neg():
-        flat_torch_tensor = flat_torch_tensor.resolve_neg()
-    return flat_torch_tensor.numpy().astype(storage_dtype, copy=True)
-
-
-def torch_tensor_to_chainrule(tensor, storages: dict | None = None):
-    """A chainrule tensor with the torch tensor's dtype, values, sizes, strides and requires_grad.
-
-    The torch tensor's whole storage is copied once (``storages`` remembers the copies of one
-    sample) and viewed with the tensor's sizes, strides and offset: a non-contiguous or expanded
-    torch tensor stays one in chainrule, and tensors that share memory in torch (``out=`` given an
-    input) share it in chainrule too.
-    """
-    import torch
-
-    import chainrule
-
-    if tensor.layout != torch.strided:
-        raise NotComparable(f"layout {tensor.layout} is not compared by this trial")
-    if tensor.device.type not in ("cpu", "meta"):
-        raise NotComparable(f"device {tensor.device}")
-    if tensor.device.type == "meta":
-        return chainrule.empty_strided(tuple(tensor.shape), tensor.stride(), dtype=chainrule_dtype(tensor.dtype),
-                                       device="meta", requires_grad=tensor.requires_grad)
-    if tensor.dim() > 64:
-        raise NotComparable(f"a {tensor.dim()}-d tensor: NumPy arrays have at most 64 dimensions")
-    dtype = chainrule_dtype(tensor.dtype)
-    detached = tensor.detach()
-    storages = {} if storages is None else storages
-    key = (detached.untyped_storage().data_ptr(), detached.dtype)
-    if key not in storages:
-        length = detached.untyped_storage().nbytes() // detached.element_size()
-        flat = torch.as_strided(detached, (length,), (1,), 0).clone()
-        storages[key] = chainrule.from_numpy(_numpy_values(flat, dtype))
-    converted = storages[key].as_strided(tuple(detached.shape), detached.stride(), detached.storage_offset())
-    converted = converted.detach()
-    if converted.dtype != dtype:
-        raise NotComparable(f"converted {tensor.dtype} to {converted.dtype}")
-    if tensor.requires_grad:
-        converted.requires_grad_(True)
-    return converted
-
 
 def torch_value_to_chainrule(value, storages: dict | None = None):
     """Convert a sample's argument (tensors, dtypes, devices, containers of them) to chainrule's;
@@ -233,30 +165,12 @@ def resolve_chainrule_callable(opinfo):
 # running and classifying
 # ----------------------------------------------------------------------------------------------
 
-class _SampleTimeout(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def _time_limit(seconds):
-    def on_alarm(signum, frame):
-        raise _SampleTimeout(f"ran longer than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def _call(function, sample):
     """(exception or None, short description of the result)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            with _time_limit(SECONDS_PER_SAMPLE):
+            with time_limit(SECONDS_PER_SAMPLE, _SampleTimeout):
                 result = function(sample.input, *sample.args, **sample.kwargs)
         except _SampleTimeout:
             raise
