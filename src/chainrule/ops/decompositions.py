@@ -12,6 +12,7 @@ the ``linalg_*`` functions are exposed by ``chainrule.linalg`` under torch.linal
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -184,7 +185,7 @@ def _cholesky_with_info(xp, A):
     info = np.zeros(batch, dtype=np.int32)
     if factor is not None:
         return factor, info
-    flat = A.reshape((-1,) + A.shape[-2:])
+    flat = A.reshape((math.prod(A.shape[:-2]),) + A.shape[-2:])  # an explicit batch: -1 fails on size 0
     factors = xp.zeros_like(flat)
     flat_info = info.reshape(-1)
     for i in range(flat.shape[0]):
@@ -753,7 +754,7 @@ def _lu_array(xp, A):
     """
     m, n = A.shape[-2:]
     k = min(m, n)
-    flat = A.reshape((-1, m, n)).astype(A.dtype, copy=True)
+    flat = A.reshape((math.prod(A.shape[:-2]), m, n)).astype(A.dtype, copy=True)
     count = flat.shape[0]
     rows = xp.arange(count)
     pivots = xp.zeros((count, k), dtype=np.int32)
@@ -777,9 +778,9 @@ def _lu_array(xp, A):
 def _permutation_array(xp, pivots, m: int, dtype):
     """P (..., m, m) with A = P L U, from getrf's sequence of row swaps."""
     batch = pivots.shape[:-1]
-    order = xp.broadcast_to(xp.arange(m), batch + (m,)).reshape(-1, m).copy()
+    order = xp.broadcast_to(xp.arange(m), batch + (m,)).reshape(math.prod(batch), m).copy()
     rows = xp.arange(order.shape[0])
-    flat_pivots = pivots.reshape(-1, pivots.shape[-1]) - 1
+    flat_pivots = pivots.reshape(math.prod(pivots.shape[:-1]), pivots.shape[-1]) - 1
     for j in range(flat_pivots.shape[-1]):
         p = flat_pivots[:, j]
         at_j, at_p = order[rows, j].copy(), order[rows, p].copy()

@@ -673,9 +673,31 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
             return Tensor._make(xp.floor_divide(a._data, b._data))
         quotient = xp.abs(a._data) // xp.abs(b._data)
         return Tensor._make(xp.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype))
-    with np.errstate(all="ignore"):  # x / 0 is ±inf (or NaN) silently, as in torch
-        rounded = _floor_divide_float(a._data, b._data) if rounding_mode == "floor" else xp.trunc(a._data / b._data)
-    return Tensor._make(rounded)  # piecewise constant: torch gives no gradient path either
+    return RoundedDiv.apply(a, b, rounding_mode=rounding_mode)
+
+
+class RoundedDiv(Function):
+    """Floating ``div`` with a rounding mode: piecewise constant, so torch's DivBackward2 gives
+    both operands zero gradients (they still require grad downstream)."""
+    label = "div"
+    node_name = "DivBackward2"
+    rule = "zero gradient (piecewise constant)"
+    formula = "div({0}, {1}, rounding_mode)"
+    _array_forward = True
+    saved_attributes = {"_saved_rounding_mode": ctx_value("rounding_mode")}
+
+    @staticmethod
+    def forward(ctx, a, b, rounding_mode):
+        ctx.rounding_mode = rounding_mode
+        with np.errstate(all="ignore"):  # x / 0 is ±inf (or NaN) silently, as in torch
+            if rounding_mode == "floor":
+                return _floor_divide_float(a, b)
+            return array_module(a).trunc(a / b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        zero = zeros_like_tensor(grad)
+        return zero, zero
 
 
 def _check_broadcast(a: Tensor, b: Tensor) -> None:
@@ -1035,12 +1057,30 @@ _round = _unary("Round", np.round, _zero_grad, saves="none", float_only=False)
 
 def round(input: Tensor, *, decimals: builtins.int = 0) -> Tensor:
     """torch.round: half to even, like torch; ``decimals`` rounds to that many places."""
-    xp = array_module(input)
     if decimals == 0:
         return _round(input)
     if input._data.dtype.kind in "biu":
         refuse_kernel(input, "round_cpu")  # torch's round(decimals=) kernel is floating only
-    return Tensor._make(xp.round(input._data, decimals))
+    return RoundDecimals.apply(input, decimals=decimals)
+
+
+class RoundDecimals(Function):
+    """``round(decimals=)``: piecewise constant, a zero gradient (torch's RoundBackward1)."""
+    label = "round"
+    node_name = "RoundBackward1"
+    rule = "zero gradient (piecewise constant)"
+    formula = "round({0}, decimals)"
+    _array_forward = True
+    saved_attributes = {"_saved_decimals": ctx_value("decimals")}
+
+    @staticmethod
+    def forward(ctx, x, decimals):
+        ctx.decimals = decimals
+        return array_module(x).round(x, decimals)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return zeros_like_tensor(grad)
 
 
 class Abs(Function):

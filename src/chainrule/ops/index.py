@@ -1167,6 +1167,8 @@ class ScatterReduce(Function):
                 out[touched] = 1
             elif x.dtype.kind in "fV":
                 out[touched] = -np.inf if reduce == "amax" else np.inf
+            elif x.dtype == np.bool_:
+                out[touched] = reduce != "amax"  # False is bool's lowest value, True its highest
             else:
                 info = np.iinfo(x.dtype)
                 out[touched] = info.min if reduce == "amax" else info.max
@@ -1221,7 +1223,8 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
     if reduce not in ("sum", "mean"):
         return ScatterReduce.apply(input, src, index=array, dim=d, reduce=reduce, include_self=include_self)
     touched = _touched(input._data.shape, array, d)
-    base = input if include_self else where(Tensor._make(touched), 0.0, input)
+    # a zero of input's own dtype: a Python 0.0 would promote an integer input to float
+    base = input if include_self else where(Tensor._make(touched), Tensor._make(xp.zeros((), input._data.dtype)), input)
     total = ScatterAdd.apply(base, src, index=array, dim=d)
     if reduce == "sum":
         return name_node(total, "ScatterReduceBackward0", label="scatter_reduce")  # torch's one node for the reduction
@@ -1601,6 +1604,10 @@ def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:
         input = input.expand(tuple(target_in))
     if tuple(target_idx) != indices._data.shape:
         indices = indices.expand(tuple(target_idx))
+    size = input._data.shape[d]
+    if size and indices._data.size and (indices._data.min() < 0 or indices._data.max() >= size):
+        # torch 2.13 takes an index along ``dim`` modulo the dim's size: -1 is the last, 7 of 5 is 2
+        indices = Tensor._make(array_module(indices).remainder(indices._data, size))
     return gather(input, d, indices)
 
 

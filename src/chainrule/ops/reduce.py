@@ -1323,12 +1323,18 @@ class Norm(Function):
         if ord in (np.inf, -np.inf):
             # d max|x| = sign(x) at the maximal |x| (ties share evenly, as in torch)
             return sign(x) * _split_among_equal(grad, abs(x), norm, grad, dims)
-        safe = where(Tensor._make(norm._data == 0), 1.0, norm)
+        norm_is_zero = Tensor._make(norm._data == 0)
+        safe = where(norm_is_zero, 1.0, norm)
         if ord == 2:
             # d |x|_2 = x / |x|_2 dx, taken as 0 at x = 0 (torch's choice)
             return x * (grad / safe)
-        # d |x|_p = sign(x) |x|^(p-1) / |x|_p^(p-1) dx
-        return grad * sign(x) * abs(x) ** (ord - 1) / safe ** (ord - 1)
+        # d |x|_p = sign(x) |x|^(p-1) / |x|_p^(p-1) dx; torch's subgradients: for p < 1 the factor
+        # |x|^(p-1) is 0 where x = 0 (and |x|_p^(1-p) is 0 at the zero vector); for p >= 1 the
+        # gradient is 0 at the zero vector
+        if ord < 1:
+            magnitude = where(Tensor._make(x._data == 0), 0.0, abs(x) ** (ord - 1))
+            return grad * sign(x) * magnitude * norm ** (1 - ord)
+        return where(norm_is_zero, 0.0, grad / safe ** (ord - 1)) * sign(x) * abs(x) ** (ord - 1)
 
 
 def _vector_norm(input: Tensor, ord, dim, keepdim: bool, dtype, op: str) -> Tensor:
