@@ -157,3 +157,35 @@ def test_group_norm_of_an_empty_batch():
     t, c = _both(np.zeros((0, 4, 3)), "float32")
     t_w, c_w = _both([1.0, 2.0, 3.0, 4.0], "float32")
     _same(torch.nn.functional.group_norm(t, 2, t_w, t_w), chainrule.nn.functional.group_norm(c, 2, c_w, c_w))
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8"])
+def test_integer_convolution(dtype):
+    rng = np.random.default_rng(0)
+    t_x, c_x = _both(rng.integers(0, 5, (2, 4, 5, 6)), dtype)
+    t_w, c_w = _both(rng.integers(0, 3, (6, 2, 3, 2)), dtype)
+    _same(torch.nn.functional.conv2d(t_x, t_w, stride=(2, 1), padding=1, groups=2),
+          chainrule.nn.functional.conv2d(c_x, c_w, stride=(2, 1), padding=1, groups=2))
+    _same(torch.nn.functional.conv1d(t_x[:, :, 0], t_w[:, :, 0], groups=2),
+          chainrule.nn.functional.conv1d(c_x[:, :, 0], c_w[:, :, 0], groups=2))
+
+
+def test_int64_transposed_convolution_and_other_integers_refused():
+    rng = np.random.default_rng(1)
+    t_x, c_x = _both(rng.integers(-4, 5, (1, 2, 3, 3)), "int64")
+    t_w, c_w = _both(rng.integers(-2, 3, (2, 3, 2, 2)), "int64")
+    _same(torch.nn.functional.conv_transpose2d(t_x, t_w, stride=2), chainrule.nn.functional.conv_transpose2d(c_x, c_w, stride=2))
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.conv_transpose2d(t_x.int(), t_w.int())
+    with pytest.raises(RuntimeError, match="slow_conv_transpose2d_out_cpu"):
+        chainrule.nn.functional.conv_transpose2d(c_x.int(), c_w.int())
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"padding": 1, "stride": 1}, {"padding": 1, "stride": 1, "count_include_pad": False},
+                                    {"ceil_mode": True}])
+def test_int64_average_pooling_truncates_toward_zero(kwargs):
+    t, c = _both([[[1, 2, 4, 7, -3, -4, 5]], [[-9, 8, 0, 3, -1, -1, 2]]], "int64")
+    _same(torch.nn.functional.avg_pool1d(t, 3, **kwargs), chainrule.nn.functional.avg_pool1d(c, 3, **kwargs))
+    t2, c2 = t.reshape(1, 2, 7, 1).expand(1, 2, 7, 2), c.reshape(1, 2, 7, 1).expand(1, 2, 7, 2)
+    _same(torch.nn.functional.avg_pool2d(t2, (3, 2), divisor_override=4),
+          chainrule.nn.functional.avg_pool2d(c2, (3, 2), divisor_override=4))

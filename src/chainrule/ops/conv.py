@@ -590,8 +590,11 @@ def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
 def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None, transposed: bool = False) -> None:
     """torch's: conv checks the bias against the input first, in its own words; conv_transpose
     checks the weight, then the bias, as its kernel reads them."""
-    if input._data.dtype.kind not in "fV":
-        raise RuntimeError(f"\"slow_conv2d_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
+    # torch's CPU kernels: conv takes every integer dtype, conv_transpose int64 only; bool neither
+    kind = input._data.dtype.kind
+    if kind not in "fViu" or (transposed and kind in "iu" and input._data.dtype != np.int64):
+        kernel = "slow_conv_transpose2d_out_cpu" if transposed else "slow_conv2d_cpu"
+        raise RuntimeError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     if autocast_unifies(input._data):
         return
     if not transposed and bias is not None and bias.dtype != input.dtype:
