@@ -189,3 +189,55 @@ def test_int64_average_pooling_truncates_toward_zero(kwargs):
     t2, c2 = t.reshape(1, 2, 7, 1).expand(1, 2, 7, 2), c.reshape(1, 2, 7, 1).expand(1, 2, 7, 2)
     _same(torch.nn.functional.avg_pool2d(t2, (3, 2), divisor_override=4),
           chainrule.nn.functional.avg_pool2d(c2, (3, 2), divisor_override=4))
+
+
+def test_integer_pow_with_negative_exponent_tensors():
+    t_base, c_base = _both([-3, -1, 0, 1, 2, -1, 1], "int64")
+    t_exp, c_exp = _both([-2, -3, -1, -5, 3, -2, 0], "int64")
+    _same(t_base ** t_exp, c_base ** c_exp)
+    _same(torch.tensor(2) ** t_exp, chainrule.tensor(2) ** c_exp)
+    _same(t_exp.__rpow__(torch.tensor(-1)), c_exp.__rpow__(chainrule.tensor(-1)))
+
+
+def test_norm_nuclear():
+    t, c = _both(np.arange(18.0).reshape(2, 3, 3) ** 1.5, requires_grad=True)
+    expected, actual = torch.norm(t, "nuc", dim=(1, 2)), chainrule.norm(c, "nuc", dim=(1, 2))
+    _same(expected, actual)
+    weights = np.array([0.5, -2.0])
+    np.testing.assert_allclose(chainrule.autograd.grad(actual, c, chainrule.tensor(weights))[0].numpy(),
+                               torch.autograd.grad(expected, t, torch.tensor(weights))[0].numpy(), rtol=1e-9)
+    _same(torch.norm(t[0], "nuc"), chainrule.norm(c[0], "nuc"))
+
+
+def test_small_signature_gaps():
+    t, c = _both([1.0, 4.0, 9.0, 16.0])
+    for e, a in zip(torch.gradient(t, spacing=None, dim=None), chainrule.gradient(c, spacing=None, dim=None)):
+        _same(e, a)
+    t0, c0 = _both(2.5)
+    _same(torch.linalg.vander(t0, N=3), chainrule.linalg.vander(c0, N=3))
+    torch.manual_seed(3)
+    chainrule.manual_seed(3)
+    _same(torch.normal(0.5, 2.0, (2, 3), layout=torch.strided), chainrule.normal(0.5, 2.0, (2, 3), layout=chainrule.strided))
+
+
+@pytest.mark.parametrize("which", ["alpha_dropout", "feature_alpha_dropout"])
+def test_alpha_dropout_of_everything_is_a_signed_zero(which):
+    t, c = _both(np.linspace(-2, 2, 12).reshape(2, 3, 2), requires_grad=True)
+    expected = getattr(torch.nn.functional, which)(t, 1.0, True)
+    actual = getattr(chainrule.nn.functional, which)(c, 1.0, True)
+    _same(expected, actual)
+    assert np.array_equal(np.signbit(actual.detach().numpy()), np.signbit(expected.detach().numpy()))
+    _same(torch.autograd.grad(expected.sum(), t)[0], chainrule.autograd.grad(actual.sum(), c)[0])
+
+
+@pytest.mark.parametrize("equation", ["...ik, ...j -> ij", "...ik,...j->...ij"])
+@pytest.mark.parametrize("shapes", [((1, 2, 3), (3,)), ((4, 2, 3), (3,)), ((5, 4, 2, 3), (4, 3))])
+def test_einsum_gradient_when_ellipses_have_different_ranks(equation, shapes):
+    rng = np.random.default_rng(2)
+    t_a, c_a = _both(rng.standard_normal(shapes[0]), requires_grad=True)
+    t_b, c_b = _both(rng.standard_normal(shapes[1]), requires_grad=True)
+    expected, actual = torch.einsum(equation, t_a, t_b), chainrule.einsum(equation, c_a, c_b)
+    _same(expected, actual)
+    for e, a in zip(torch.autograd.grad((expected ** 2).sum(), [t_a, t_b]),
+                    chainrule.autograd.grad((actual ** 2).sum(), [c_a, c_b])):
+        np.testing.assert_allclose(a.numpy(), e.numpy(), rtol=1e-10, atol=1e-12)

@@ -1030,8 +1030,10 @@ def linalg_vander(x: Tensor, *, N: int | None = None) -> Tensor:
     from .shape import cat
 
     N = (x._data.shape[-1] if x._data.ndim else 0) if N is None else N
-    if N < 1 or x._data.ndim < 1:  # torch's message for both
+    if N < 1:  # torch's message, also for a 0-d x without N
         raise RuntimeError("N must be greater than 1.")
+    if x._data.ndim == 0:
+        x = x.reshape(1)  # torch reads a 0-d x given N as one point: a (1, N) result
     if x._data.dtype.kind == "b":
         x = x.long()
     ones = ones_like(x).unsqueeze(-1)

@@ -414,6 +414,16 @@ class Neg(Function):
         return -grad
 
 
+def _integer_power_with_negative_exponents(xp, x, exponent):
+    """torch's integer pow where an exponent tensor holds negative values (NumPy refuses them): 1/x
+    truncated, so 1 for x = 1, ±1 for x = -1 by the exponent's parity, 0 otherwise (0 too)."""
+    negative = exponent < 0
+    powered = xp.power(x, xp.where(negative, 0, exponent))
+    odd = (exponent % 2) != 0
+    reciprocal = xp.where(x == 1, 1, xp.where(x == -1, xp.where(odd, -1, 1), 0))
+    return xp.where(negative, reciprocal, powered).astype(powered.dtype, copy=False)
+
+
 class Pow(Function):
     _array_forward = True
     saved_attributes = {"_saved_self": saved(0), "_saved_exponent": saved(1), "_saved_result": saved(2)}
@@ -425,7 +435,10 @@ class Pow(Function):
     @staticmethod
     def forward(ctx, x, exponent):
         xp = array_module(x)
-        y = xp.power(x, exponent)
+        if x.dtype.kind in "iu" and exponent.dtype.kind in "iu" and (exponent < 0).any():
+            y = _integer_power_with_negative_exponents(xp, x, exponent)
+        else:
+            y = xp.power(x, exponent)
         ctx.save_for_backward(x, exponent, y if ctx.needs_input_grad[1] else None)
         return y
 

@@ -756,8 +756,13 @@ def _reduce_ellipsis(g: Tensor, kept: list, x: Tensor, target: list) -> Tensor:
     own = _letter_sizes(target, x._data.shape)["..."]
     n_ell = g._data.ndim - (len(kept) - 1)
     extra = n_ell - len(own)
-    if extra:
+    if extra > 0:
         g = sum(g, tuple(range(start, start + extra)))
+    elif extra < 0:
+        # the other operands' ellipsis had fewer dims: x's leading ones get the gradient broadcast
+        shape = tuple(g._data.shape)
+        g = g.reshape(shape[:start] + (1,) * -extra + shape[start:])
+        g = g.expand(shape[:start] + tuple(own[:-extra]) + shape[start:])
     ones = tuple(start + i for i, s in enumerate(own) if s == 1 and g._data.shape[start + i] != 1)
     if ones:
         g = sum(g, ones, keepdim=True)

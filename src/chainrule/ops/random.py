@@ -437,7 +437,8 @@ def _check_std(std) -> None:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
 
 
-def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None, device=None, pin_memory=False,
+           requires_grad=False) -> Tensor:
     """Samples with the given mean(s) and std(s); tensors broadcast, as torch.normal. With float
     mean and std, ``size`` samples drawn on ``device`` (in ``dtype``). A sample from tensors that
     require grad is recorded (NormalBackward1/2/3) with torch's zero gradient for both."""
@@ -448,6 +449,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
         return NormalTensorFloat.apply(mean, std=std, generator=generator)
     if isinstance(std, Tensor):
         return NormalFloatTensor.apply(std, mean=mean, generator=generator)
+    _strided_only(layout, "normal")
     xp = _xp(device)
     dt = _float_dtype(dtype, "normal")
     if xp is np:

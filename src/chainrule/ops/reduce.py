@@ -1373,8 +1373,9 @@ def _check_norm_input(input: Tensor, op: str) -> None:
 def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """torch.norm: the vector p-norm over ``dim`` (all elements by default); 'fro' is the 2-norm.
 
-    ``p`` may be any number, ``inf``/``-inf`` (ties share the gradient evenly) or 'fro'; the
-    gradient of the 2-norm at the zero vector is 0, as in torch. 'nuc' is not supported.
+    ``p`` may be any number, ``inf``/``-inf`` (ties share the gradient evenly), 'fro' or 'nuc'
+    (the sum of the singular values over two dims); the gradient of the 2-norm at the zero vector
+    is 0, as in torch.
     """
     if isinstance(dim, int):
         dim = (dim,)
@@ -1382,6 +1383,10 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
         if dim is not None and len(dim) > 2:  # torch takes 'fro' over a tuple of dims as a matrix norm
             raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {' '.join(str(d) for d in dim)}")
         p = 2
+    elif p == "nuc":
+        from .linalg import matrix_norm
+
+        return matrix_norm(input, "nuc", (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
     elif isinstance(p, str):
         raise RuntimeError(f"norm: the '{p}' norm is not supported by chainrule")
     return _vector_norm(input, p, dim, keepdim, dtype, "linalg.vector_norm")
