@@ -241,3 +241,19 @@ def test_einsum_gradient_when_ellipses_have_different_ranks(equation, shapes):
     for e, a in zip(torch.autograd.grad((expected ** 2).sum(), [t_a, t_b]),
                     chainrule.autograd.grad((actual ** 2).sum(), [c_a, c_b])):
         np.testing.assert_allclose(a.numpy(), e.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 3), (4, 2), (3, 5, 2)])
+@pytest.mark.parametrize("driver", ["gels", "gelsd", "gelsy"])
+def test_lstsq_residuals_require_grad_and_differentiate_like_torch(shape, driver):
+    rng = np.random.default_rng(4)
+    t_a, c_a = _both(rng.standard_normal(shape), requires_grad=True)
+    t_b, c_b = _both(rng.standard_normal(shape[:-1] + (2,)), requires_grad=True)
+    expected, actual = torch.linalg.lstsq(t_a, t_b, driver=driver), chainrule.linalg.lstsq(c_a, c_b, driver=driver)
+    for e, a in zip(expected[:2], actual[:2]):
+        assert a.requires_grad == e.requires_grad
+        np.testing.assert_allclose(a.detach().numpy(), e.detach().numpy(), rtol=1e-10, atol=1e-12)
+    expected_grads = torch.autograd.grad(expected[0].sum() + 1.7 * expected[1].sum(), [t_a, t_b])
+    actual_grads = chainrule.autograd.grad(actual[0].sum() + 1.7 * actual[1].sum(), [c_a, c_b])
+    for e, a in zip(expected_grads, actual_grads):
+        np.testing.assert_allclose(a.numpy(), e.numpy(), rtol=1e-9, atol=1e-11)

@@ -669,6 +669,23 @@ class Lstsq(Function):
         return grad_a, grad_b
 
 
+class EmptyLstsqResiduals(Function):
+    """lstsq's empty residuals: they require grad with A or B, as torch's do, and pass nothing back."""
+    _array_forward = True
+    node_name = "LinalgLstsqBackward0"
+    label = "lstsq"
+    rule = "no gradient: torch's rule differentiates the solution only"
+    formula = "lstsq({0}, {1}).residuals"
+
+    @staticmethod
+    def forward(ctx, A, B, residuals):
+        return residuals
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, None
+
+
 def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
     """torch.linalg.lstsq on CPU: the minimum-norm least-squares solution of ``A X = B`` (A
     (..., m, n), B (..., m, k), batch dims broadcast) with torch's extra outputs for each driver:
@@ -699,11 +716,12 @@ def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
     tolerance = _cutoff(xp, S, m, n, None, rtol, dtype)
     rank = (S > tolerance).sum(-1).astype(np.int64)
     empty = _const(xp.zeros((0,), dtype=dtype))
-    residuals = empty
     if driver != "gelsy" and m > n and bool((rank == n).all()):
-        # torch's rule differentiates the solution only: its residuals pass no gradient back
-        fitted = xp.matmul(A._data, solution._data[..., None] if vector else solution._data)
-        residuals = _const(((fitted - rhs._data) ** 2).sum(-2))
+        # ‖AX - B‖² per column, differentiated as torch does (X itself depends on A and B)
+        fitted = matmul(A, solution.unsqueeze(-1) if vector else solution)
+        residuals = name_node(((fitted - rhs) ** 2).sum(-2), "LinalgLstsqBackward0")
+    else:
+        residuals = EmptyLstsqResiduals.apply(A, B, residuals=xp.zeros((0,), dtype=dtype))
     return return_types.linalg_lstsq(
         solution, residuals,
         _const(rank) if driver != "gels" else _const(xp.zeros((0,), dtype=np.int64)),
