@@ -257,3 +257,13 @@ def test_lstsq_residuals_require_grad_and_differentiate_like_torch(shape, driver
     actual_grads = chainrule.autograd.grad(actual[0].sum() + 1.7 * actual[1].sum(), [c_a, c_b])
     for e, a in zip(expected_grads, actual_grads):
         np.testing.assert_allclose(a.numpy(), e.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_bernoulli_of_probabilities_that_require_grad():
+    t, c = _both([[0.1, 0.9, 0.5], [0.0, 1.0, 0.3]], requires_grad=True)
+    torch.manual_seed(7)
+    chainrule.manual_seed(7)
+    expected, actual = torch.bernoulli(t), chainrule.bernoulli(c)
+    _same(expected, actual)
+    assert type(actual.grad_fn).__name__ == "BernoulliBackward0"
+    _same(torch.autograd.grad(expected.sum(), t)[0], chainrule.autograd.grad(actual.sum(), c)[0])

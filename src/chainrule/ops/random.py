@@ -458,10 +458,33 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
     return _finish(array, requires_grad)
 
 
+class BernoulliSample(Function):
+    """A draw from probabilities that require grad: recorded, with torch's zero gradient."""
+    node_name = "BernoulliBackward0"
+    label, rule, formula = "bernoulli", "zero gradient (a sample)", "bernoulli({0})"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, probabilities, sample):
+        return sample
+
+    @staticmethod
+    def backward(ctx, grad):
+        return zeros_like_tensor(grad)
+
+
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     """1 with probability ``input`` (or ``p``) per value. On the CPU torch's draws: a uniform of the
     input's precision (24 bits below float64) below each probability, or for a float ``p`` a
-    double uniform below ``p``."""
+    double uniform below ``p``. Probabilities that require grad give a sample that does (with a
+    zero gradient), as torch's."""
+    sample = _bernoulli_sample(input, p, generator)
+    if p is None and input.requires_grad:
+        return BernoulliSample.apply(input, sample=sample._data)
+    return sample
+
+
+def _bernoulli_sample(input: Tensor, p, generator) -> Tensor:
     xp = array_module(input)
     data = input._data
     if xp is np:
