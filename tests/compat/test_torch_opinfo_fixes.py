@@ -267,3 +267,27 @@ def test_bernoulli_of_probabilities_that_require_grad():
     _same(expected, actual)
     assert type(actual.grad_fn).__name__ == "BernoulliBackward0"
     _same(torch.autograd.grad(expected.sum(), t)[0], chainrule.autograd.grad(actual.sum(), c)[0])
+
+
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce_prod_gradient_with_zero_factors(include_self):
+    # slot 0 holds one zero factor, slot 1 two, slot 2 none; input zeros too
+    t_in, c_in = _both([[0.0, 2.0, -1.5, 3.0]], requires_grad=True)
+    t_src, c_src = _both([[0.0, 4.0, 0.0, 0.0, -2.0, 0.5]], requires_grad=True)
+    t_index, c_index = _both([[0, 0, 1, 1, 2, 3]], "int64")
+    expected = torch.scatter_reduce(t_in, 1, t_index, t_src, "prod", include_self=include_self)
+    actual = chainrule.scatter_reduce(c_in, 1, c_index, c_src, "prod", include_self=include_self)
+    _same(expected, actual)
+    weights = np.array([[1.5, -0.5, 2.0, 0.25]])
+    for e, a in zip(torch.autograd.grad(expected, [t_in, t_src], torch.tensor(weights)),
+                    chainrule.autograd.grad(actual, [c_in, c_src], chainrule.tensor(weights))):
+        _same(e, a)
+    t_index_reduce, c_index_reduce = _both([0, 0, 1, 2], "int64")
+    t_rows, c_rows = _both([[0.0, 1.0], [2.0, 0.0], [3.0, 4.0], [0.0, 0.0]], requires_grad=True)
+    t_base, c_base = _both([[1.0, 0.0], [2.0, 3.0], [0.0, 5.0]], requires_grad=True)
+    expected = t_base.index_reduce(0, t_index_reduce, t_rows, "prod", include_self=include_self)
+    actual = c_base.index_reduce(0, c_index_reduce, c_rows, "prod", include_self=include_self)
+    _same(expected, actual)
+    for e, a in zip(torch.autograd.grad(expected.sum(), [t_base, t_rows]),
+                    chainrule.autograd.grad(actual.sum(), [c_base, c_rows])):
+        _same(e, a)
