@@ -512,6 +512,13 @@ class Tensor:
         memory_format = kwargs.pop("memory_format", None)
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        # torch's overloads end in the positional flags ``non_blocking, copy``: ``to(device, dtype, False, True)``
+        flags = [a for a in args if isinstance(a, bool)]
+        if len(flags) > 2 or args[len(args) - len(flags):] != tuple(flags) or (flags and len(flags) == len(args)):
+            raise TypeError(f"to() received an invalid argument {flags[0]!r}")
+        if len(flags) == 2:
+            copy = flags[1]
+        args = args[:len(args) - len(flags)]
         for position, a in enumerate(args):
             if a is None and position < 2:
                 continue  # ``to(None)``, ``to(None, dtype)``: torch's defaults (device=None, dtype=None)
@@ -560,41 +567,41 @@ class Tensor:
             raise TypeError("dtype must be a type, str, or dtype object")
         return self.to(dtype, non_blocking=non_blocking)
 
-    def float(self) -> Tensor:
-        return self.to(_dtype.float32)
+    def float(self, memory_format=None) -> Tensor:
+        return self.to(_dtype.float32, memory_format=memory_format)
 
-    def double(self) -> Tensor:
-        return self.to(_dtype.float64)
+    def double(self, memory_format=None) -> Tensor:
+        return self.to(_dtype.float64, memory_format=memory_format)
 
-    def half(self) -> Tensor:
-        return self.to(_dtype.float16)
+    def half(self, memory_format=None) -> Tensor:
+        return self.to(_dtype.float16, memory_format=memory_format)
 
-    def bfloat16(self) -> Tensor:
-        return self.to(_dtype.bfloat16)
+    def bfloat16(self, memory_format=None) -> Tensor:
+        return self.to(_dtype.bfloat16, memory_format=memory_format)
 
-    def long(self) -> Tensor:
-        return self.to(_dtype.int64)
+    def long(self, memory_format=None) -> Tensor:
+        return self.to(_dtype.int64, memory_format=memory_format)
 
-    def int(self) -> Tensor:
-        return self.to(_dtype.int32)
+    def int(self, memory_format=None) -> Tensor:
+        return self.to(_dtype.int32, memory_format=memory_format)
 
-    def short(self) -> Tensor:
-        return self.to(_dtype.int16)
+    def short(self, memory_format=None) -> Tensor:
+        return self.to(_dtype.int16, memory_format=memory_format)
 
-    def bool(self) -> Tensor:
-        return self.to(_dtype.bool)
+    def bool(self, memory_format=None) -> Tensor:
+        return self.to(_dtype.bool, memory_format=memory_format)
 
-    def byte(self) -> Tensor:
-        return self.to(_dtype.uint8)
+    def byte(self, memory_format=None) -> Tensor:
+        return self.to(_dtype.uint8, memory_format=memory_format)
 
-    def char(self) -> Tensor:
-        return self.to(_dtype.int8)
+    def char(self, memory_format=None) -> Tensor:
+        return self.to(_dtype.int8, memory_format=memory_format)
 
-    def cfloat(self) -> Tensor:
-        return self.to(_dtype.complex64)
+    def cfloat(self, memory_format=None) -> Tensor:
+        return self.to(_dtype.complex64, memory_format=memory_format)
 
-    def cdouble(self) -> Tensor:
-        return self.to(_dtype.complex128)
+    def cdouble(self, memory_format=None) -> Tensor:
+        return self.to(_dtype.complex128, memory_format=memory_format)
 
     def cpu(self) -> Tensor:
         return self.to("cpu")

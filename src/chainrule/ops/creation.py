@@ -517,8 +517,16 @@ def arange(start, end=None, step=1, *, dtype=None, layout=None, device=None, req
         raise RuntimeError(f"unsupported range: {start} -> {end}")
     if (end - start) * step < 0:
         raise RuntimeError("upper bound and lower bound inconsistent with step sign")
-    # compute the length as torch does (ceil((end - start) / step)) to avoid float surprises
-    n = builtins.max(0, math.ceil((end - start) / step))
+    if _dtype.to_dtype(dtype).np.kind in "iu":
+        # torch's integer kernel truncates the bounds and the step to the dtype first, then counts
+        # in integers: arange(0., -8.000001, -4., dtype=int64) is [0, -4], not three values
+        start, end, step = (builtins.int(v) for v in (start, end, step))
+        if step == 0:
+            raise ValueError("step must be nonzero")  # torch's type when truncation makes it zero
+        n = builtins.max(0, (end - start + step - (1 if step > 0 else -1)) // step)
+    else:
+        # compute the length as torch does (ceil((end - start) / step)) to avoid float surprises
+        n = builtins.max(0, math.ceil((end - start) / step))
     array = (start + np.arange(n, dtype=np.int64 if _dtype.to_dtype(dtype).np.kind in "iu" else np.float64) * step)
     return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
 

@@ -12,6 +12,7 @@ the ``linalg_*`` functions are exposed by ``chainrule.linalg`` under torch.linal
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -184,7 +185,7 @@ def _cholesky_with_info(xp, A):
     info = np.zeros(batch, dtype=np.int32)
     if factor is not None:
         return factor, info
-    flat = A.reshape((-1,) + A.shape[-2:])
+    flat = A.reshape((math.prod(A.shape[:-2]),) + A.shape[-2:])  # an explicit batch: -1 fails on size 0
     factors = xp.zeros_like(flat)
     flat_info = info.reshape(-1)
     for i in range(flat.shape[0]):
@@ -668,6 +669,23 @@ class Lstsq(Function):
         return grad_a, grad_b
 
 
+class EmptyLstsqResiduals(Function):
+    """lstsq's empty residuals: they require grad with A or B, as torch's do, and pass nothing back."""
+    _array_forward = True
+    node_name = "LinalgLstsqBackward0"
+    label = "lstsq"
+    rule = "no gradient: torch's rule differentiates the solution only"
+    formula = "lstsq({0}, {1}).residuals"
+
+    @staticmethod
+    def forward(ctx, A, B, residuals):
+        return residuals
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, None
+
+
 def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
     """torch.linalg.lstsq on CPU: the minimum-norm least-squares solution of ``A X = B`` (A
     (..., m, n), B (..., m, k), batch dims broadcast) with torch's extra outputs for each driver:
@@ -698,11 +716,12 @@ def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
     tolerance = _cutoff(xp, S, m, n, None, rtol, dtype)
     rank = (S > tolerance).sum(-1).astype(np.int64)
     empty = _const(xp.zeros((0,), dtype=dtype))
-    residuals = empty
     if driver != "gelsy" and m > n and bool((rank == n).all()):
-        # torch's rule differentiates the solution only: its residuals pass no gradient back
-        fitted = xp.matmul(A._data, solution._data[..., None] if vector else solution._data)
-        residuals = _const(((fitted - rhs._data) ** 2).sum(-2))
+        # ‖AX - B‖² per column, differentiated as torch does (X itself depends on A and B)
+        fitted = matmul(A, solution.unsqueeze(-1) if vector else solution)
+        residuals = name_node(((fitted - rhs) ** 2).sum(-2), "LinalgLstsqBackward0")
+    else:
+        residuals = EmptyLstsqResiduals.apply(A, B, residuals=xp.zeros((0,), dtype=dtype))
     return return_types.linalg_lstsq(
         solution, residuals,
         _const(rank) if driver != "gels" else _const(xp.zeros((0,), dtype=np.int64)),
@@ -753,7 +772,7 @@ def _lu_array(xp, A):
     """
     m, n = A.shape[-2:]
     k = min(m, n)
-    flat = A.reshape((-1, m, n)).astype(A.dtype, copy=True)
+    flat = A.reshape((math.prod(A.shape[:-2]), m, n)).astype(A.dtype, copy=True)
     count = flat.shape[0]
     rows = xp.arange(count)
     pivots = xp.zeros((count, k), dtype=np.int32)
@@ -777,9 +796,9 @@ def _lu_array(xp, A):
 def _permutation_array(xp, pivots, m: int, dtype):
     """P (..., m, m) with A = P L U, from getrf's sequence of row swaps."""
     batch = pivots.shape[:-1]
-    order = xp.broadcast_to(xp.arange(m), batch + (m,)).reshape(-1, m).copy()
+    order = xp.broadcast_to(xp.arange(m), batch + (m,)).reshape(math.prod(batch), m).copy()
     rows = xp.arange(order.shape[0])
-    flat_pivots = pivots.reshape(-1, pivots.shape[-1]) - 1
+    flat_pivots = pivots.reshape(math.prod(pivots.shape[:-1]), pivots.shape[-1]) - 1
     for j in range(flat_pivots.shape[-1]):
         p = flat_pivots[:, j]
         at_j, at_p = order[rows, j].copy(), order[rows, p].copy()
@@ -1029,8 +1048,10 @@ def linalg_vander(x: Tensor, *, N: int | None = None) -> Tensor:
     from .shape import cat
 
     N = (x._data.shape[-1] if x._data.ndim else 0) if N is None else N
-    if N < 1 or x._data.ndim < 1:  # torch's message for both
+    if N < 1:  # torch's message, also for a 0-d x without N
         raise RuntimeError("N must be greater than 1.")
+    if x._data.ndim == 0:
+        x = x.reshape(1)  # torch reads a 0-d x given N as one point: a (1, N) result
     if x._data.dtype.kind == "b":
         x = x.long()
     ones = ones_like(x).unsqueeze(-1)

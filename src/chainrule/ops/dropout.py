@@ -169,6 +169,10 @@ def _alpha_dropout(input: Tensor, p: float, training: bool, mask_shape: tuple, i
     _check_p(p)
     if not training or p == 0.0:
         return input
+    if p == 1.0:
+        # torch multiplies by zero (the affine map's scale would divide by zero): zeros keeping
+        # the input's signs, and a zero gradient
+        return input.mul_(0) if inplace else input * 0
     alpha = 1.7580993408473766  # SELU's scale · alpha; dropped units land on -alpha before the affine map
     dtype = input._data.dtype
     keep = _keep_mask(array_module(input), mask_shape, p).astype(dtype)

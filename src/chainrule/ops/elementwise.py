@@ -424,6 +424,16 @@ class Neg(Function):
         return -grad
 
 
+def _integer_power_with_negative_exponents(xp, x, exponent):
+    """torch's integer pow where an exponent tensor holds negative values (NumPy refuses them): 1/x
+    truncated, so 1 for x = 1, ±1 for x = -1 by the exponent's parity, 0 otherwise (0 too)."""
+    negative = exponent < 0
+    powered = xp.power(x, xp.where(negative, 0, exponent))
+    odd = (exponent % 2) != 0
+    reciprocal = xp.where(x == 1, 1, xp.where(x == -1, xp.where(odd, -1, 1), 0))
+    return xp.where(negative, reciprocal, powered).astype(powered.dtype, copy=False)
+
+
 class Pow(Function):
     _array_forward = True
     saved_attributes = {"_saved_self": saved(0), "_saved_exponent": saved(1), "_saved_result": saved(2)}
@@ -435,7 +445,10 @@ class Pow(Function):
     @staticmethod
     def forward(ctx, x, exponent):
         xp = array_module(x)
-        y = xp.power(x, exponent)
+        if x.dtype.kind in "iu" and exponent.dtype.kind in "iu" and (exponent < 0).any():
+            y = _integer_power_with_negative_exponents(xp, x, exponent)
+        else:
+            y = xp.power(x, exponent)
         ctx.save_for_backward(x, exponent, y if ctx.needs_input_grad[1] else None)
         return y
 
@@ -684,9 +697,31 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
             return Tensor._make(xp.floor_divide(a._data, b._data))
         quotient = xp.abs(a._data) // xp.abs(b._data)
         return Tensor._make(xp.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype))
-    with np.errstate(all="ignore"):  # x / 0 is ±inf (or NaN) silently, as in torch
-        rounded = _floor_divide_float(a._data, b._data) if rounding_mode == "floor" else xp.trunc(a._data / b._data)
-    return Tensor._make(rounded)  # piecewise constant: torch gives no gradient path either
+    return RoundedDiv.apply(a, b, rounding_mode=rounding_mode)
+
+
+class RoundedDiv(Function):
+    """Floating ``div`` with a rounding mode: piecewise constant, so torch's DivBackward2 gives
+    both operands zero gradients (they still require grad downstream)."""
+    label = "div"
+    node_name = "DivBackward2"
+    rule = "zero gradient (piecewise constant)"
+    formula = "div({0}, {1}, rounding_mode)"
+    _array_forward = True
+    saved_attributes = {"_saved_rounding_mode": ctx_value("rounding_mode")}
+
+    @staticmethod
+    def forward(ctx, a, b, rounding_mode):
+        ctx.rounding_mode = rounding_mode
+        with np.errstate(all="ignore"):  # x / 0 is ±inf (or NaN) silently, as in torch
+            if rounding_mode == "floor":
+                return _floor_divide_float(a, b)
+            return array_module(a).trunc(a / b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        zero = zeros_like_tensor(grad)
+        return zero, zero
 
 
 def _check_broadcast(a: Tensor, b: Tensor) -> None:
@@ -1047,12 +1082,30 @@ _round = _unary("Round", np.round, _zero_grad, saves="none", float_only=False)
 
 def round(input: Tensor, *, decimals: builtins.int = 0) -> Tensor:
     """torch.round: half to even, like torch; ``decimals`` rounds to that many places."""
-    xp = array_module(input)
     if decimals == 0:
         return _round(input)
     if input._data.dtype.kind in "biu":
         refuse_kernel(input, "round_cpu")  # torch's round(decimals=) kernel is floating only
-    return Tensor._make(xp.round(input._data, decimals))
+    return RoundDecimals.apply(input, decimals=decimals)
+
+
+class RoundDecimals(Function):
+    """``round(decimals=)``: piecewise constant, a zero gradient (torch's RoundBackward1)."""
+    label = "round"
+    node_name = "RoundBackward1"
+    rule = "zero gradient (piecewise constant)"
+    formula = "round({0}, decimals)"
+    _array_forward = True
+    saved_attributes = {"_saved_decimals": ctx_value("decimals")}
+
+    @staticmethod
+    def forward(ctx, x, decimals):
+        ctx.decimals = decimals
+        return array_module(x).round(x, decimals)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return zeros_like_tensor(grad)
 
 
 class Abs(Function):

@@ -1169,6 +1169,8 @@ class ScatterReduce(Function):
                 out[touched] = 1
             elif x.dtype.kind in "fV":
                 out[touched] = -np.inf if reduce == "amax" else np.inf
+            elif x.dtype == np.bool_:
+                out[touched] = reduce != "amax"  # False is bool's lowest value, True its highest
             else:
                 info = np.iinfo(x.dtype)
                 out[touched] = info.min if reduce == "amax" else info.max
@@ -1188,9 +1190,24 @@ class ScatterReduce(Function):
         src_used = src if src._data.shape == index.shape else src[tuple(slice(0, n) for n in index.shape)]
         touched_t = Tensor._make(touched)
         if reduce == "prod":
-            # d out / d v = out / v for each factor v (factors assumed nonzero, as torch's formula)
-            grad_x = where(touched_t, grad * out / x, grad) if include_self else where(touched_t, 0.0, grad)
-            grad_src = Gather.apply(grad * out, index=index, dim=dim) / src_used
+            # d out / d v = the product of the other factors; torch's exclusive products keep a
+            # zero factor's gradient finite: recompute with that factor (alone in its slot) as 1
+            index_t = Tensor._make(index)
+            if include_self:
+                masked_x = where(Tensor._make(x._data == 0), 1.0, x)
+                grad_x = grad * scatter_reduce(masked_x, dim, index_t, src_used, "prod") / masked_x
+            else:
+                grad_x = where(touched_t, 0.0, grad)
+            src_zero = src_used._data == 0
+            zeros_per_slot = xp.zeros(x._data.shape, dtype=grad._data.dtype)
+            _scatter_add_array(zeros_per_slot, index, dim, src_zero.astype(grad._data.dtype))
+            single = Tensor._make(src_zero & (Gather.apply(Tensor._make(zeros_per_slot), index=index,
+                                                           dim=dim)._data == 1))
+            without_single = scatter_reduce(x, dim, index_t, where(single, 1.0, src_used), "prod",
+                                            include_self=include_self)
+            grad_src = where(single, Gather.apply(grad * without_single, index=index, dim=dim),
+                             Gather.apply(grad * out, index=index, dim=dim)
+                             / where(Tensor._make(src_zero), 1.0, src_used))
             return grad_x, _pad_to(grad_src, src._data.shape)
         # amax / amin: the gradient is shared evenly among every value equal to the result
         self_hit = x._data == out._data
@@ -1223,7 +1240,8 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
     if reduce not in ("sum", "mean"):
         return ScatterReduce.apply(input, src, index=array, dim=d, reduce=reduce, include_self=include_self)
     touched = _touched(input._data.shape, array, d)
-    base = input if include_self else where(Tensor._make(touched), 0.0, input)
+    # a zero of input's own dtype: a Python 0.0 would promote an integer input to float
+    base = input if include_self else where(Tensor._make(touched), Tensor._make(xp.zeros((), input._data.dtype)), input)
     total = ScatterAdd.apply(base, src, index=array, dim=d)
     if reduce == "sum":
         return name_node(total, "ScatterReduceBackward0", label="scatter_reduce")  # torch's one node for the reduction
@@ -1608,6 +1626,10 @@ def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:
         input = input.expand(tuple(target_in))
     if tuple(target_idx) != indices._data.shape:
         indices = indices.expand(tuple(target_idx))
+    size = input._data.shape[d]
+    if size and indices._data.size and (indices._data.min() < 0 or indices._data.max() >= size):
+        # torch 2.13 takes an index along ``dim`` modulo the dim's size: -1 is the last, 7 of 5 is 2
+        indices = Tensor._make(array_module(indices).remainder(indices._data, size))
     return gather(input, d, indices)
 
 

@@ -472,11 +472,17 @@ def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
     if autocast_unifies(input._data) and input.dtype is not product.dtype and input.is_floating_point():
         input = input.to(product.dtype)  # autocast lowered the product: torch casts the added input too
 
+    zero = 0.0
+    if not (product.is_floating_point() or product.is_complex()):
+        # torch's integer and bool kernels take beta and alpha in the tensors' dtype (2.6 -> 2,
+        # 3 -> True), so the result keeps that dtype
+        as_dtype = builtins.bool if product.dtype is _dtype.bool else builtins.int
+        alpha, beta, zero = as_dtype(alpha), as_dtype(beta), as_dtype(0)
     if alpha != 1:
         product = mul(product, alpha)
     if beta == 0:
         # torch ignores input's values (NaN and inf included) but still gives it a zero gradient
-        input = where(Tensor._make(xp.zeros((), dtype=bool)), input, 0.0)
+        input = where(Tensor._make(xp.zeros((), dtype=bool)), input, zero)
     elif beta != 1:
         input = mul(input, beta)
     return add(input, product)
@@ -750,8 +756,13 @@ def _reduce_ellipsis(g: Tensor, kept: list, x: Tensor, target: list) -> Tensor:
     own = _letter_sizes(target, x._data.shape)["..."]
     n_ell = g._data.ndim - (len(kept) - 1)
     extra = n_ell - len(own)
-    if extra:
+    if extra > 0:
         g = sum(g, tuple(range(start, start + extra)))
+    elif extra < 0:
+        # the other operands' ellipsis had fewer dims: x's leading ones get the gradient broadcast
+        shape = tuple(g._data.shape)
+        g = g.reshape(shape[:start] + (1,) * -extra + shape[start:])
+        g = g.expand(shape[:start] + tuple(own[:-extra]) + shape[start:])
     ones = tuple(start + i for i, s in enumerate(own) if s == 1 and g._data.shape[start + i] != 1)
     if ones:
         g = sum(g, ones, keepdim=True)
@@ -1439,7 +1450,7 @@ class LdlFactor(Function):
     def forward(ctx, A):
         xp = array_module(A)
         batch, n = A.shape[:-2], A.shape[-1]
-        flat = A.reshape((-1, n, n))
+        flat = A.reshape((math.prod(A.shape[:-2]), n, n))
         factors, pivots, infos = [], [], []
         for matrix in flat:  # each matrix pivots its own way
             ld, p, info = _sytrf_lower(xp, matrix.copy())
@@ -1507,9 +1518,9 @@ class LdlSolve(Function):
         xp = array_module(LD)
         n = LD.shape[-1]
         batch = xp.broadcast_shapes(LD.shape[:-2], B.shape[:-2])
-        LD = xp.broadcast_to(LD, batch + LD.shape[-2:]).reshape((-1, n, n))
-        pivots = xp.broadcast_to(pivots, batch + (n,)).reshape((-1, n))
-        B = xp.broadcast_to(B, batch + B.shape[-2:]).reshape((-1,) + B.shape[-2:])
+        LD = xp.broadcast_to(LD, batch + LD.shape[-2:]).reshape((math.prod(batch), n, n))
+        pivots = xp.broadcast_to(pivots, batch + (n,)).reshape((math.prod(batch), n))
+        B = xp.broadcast_to(B, batch + B.shape[-2:]).reshape((math.prod(batch),) + B.shape[-2:])
         out = xp.empty(B.shape, dtype=xp.result_type(LD.dtype, B.dtype))
         for i in range(B.shape[0]):
             out[i] = _sytrs_lower(xp, LD[i], [int(p) for p in pivots[i].tolist()], B[i].astype(out.dtype, copy=True))

@@ -223,7 +223,7 @@ class GroupNormalize(Function):
     @staticmethod
     def forward(ctx, x, groups, eps):
         xp = array_module(x)
-        x3 = x.reshape(x.shape[0], groups, -1)
+        x3 = x.reshape(x.shape[0], groups, math.prod(x.shape[1:]) // groups)  # -1 fails on a size-0 batch
         xhat = x3 - x3.mean(axis=2, keepdims=True)
         invstd = 1.0 / xp.sqrt(xp.mean(xp.square(xhat), axis=2, keepdims=True) + eps)
         xhat *= invstd

@@ -677,6 +677,12 @@ def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pa
     check_bool(count_include_pad, opname, "count_include_pad")
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
+    if x._data.dtype == np.int64:
+        # torch's int64 kernel divides each window's exact sum by the divisor, truncating toward
+        # zero; sums of int64 inputs are exact in float64 up to 2**53
+        averaged = _avg_poolnd(x.double(), kernel_size, stride, padding, ceil_mode, count_include_pad,
+                               divisor_override, d, opname).trunc().long()
+        return averaged.squeeze(0) if unbatched else averaged
     if x._data.dtype.kind not in "fV":
         raise RuntimeError(f"\"{opname}\" not implemented for '{x._data.dtype.name}'")
     divisor = _divisor(array_module(x), geo, count_include_pad, divisor_override, x._data.dtype)

@@ -437,7 +437,8 @@ def _check_std(std) -> None:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
 
 
-def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None, device=None, pin_memory=False,
+           requires_grad=False) -> Tensor:
     """Samples with the given mean(s) and std(s); tensors broadcast, as torch.normal. With float
     mean and std, ``size`` samples drawn on ``device`` (in ``dtype``). A sample from tensors that
     require grad is recorded (NormalBackward1/2/3) with torch's zero gradient for both."""
@@ -448,6 +449,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
         return NormalTensorFloat.apply(mean, std=std, generator=generator)
     if isinstance(std, Tensor):
         return NormalFloatTensor.apply(std, mean=mean, generator=generator)
+    _strided_only(layout, "normal")
     xp = _xp(device)
     dt = _float_dtype(dtype, "normal")
     if xp is np:
@@ -456,10 +458,33 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
     return _finish(array, requires_grad)
 
 
+class BernoulliSample(Function):
+    """A draw from probabilities that require grad: recorded, with torch's zero gradient."""
+    node_name = "BernoulliBackward0"
+    label, rule, formula = "bernoulli", "zero gradient (a sample)", "bernoulli({0})"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, probabilities, sample):
+        return sample
+
+    @staticmethod
+    def backward(ctx, grad):
+        return zeros_like_tensor(grad)
+
+
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     """1 with probability ``input`` (or ``p``) per value. On the CPU torch's draws: a uniform of the
     input's precision (24 bits below float64) below each probability, or for a float ``p`` a
-    double uniform below ``p``."""
+    double uniform below ``p``. Probabilities that require grad give a sample that does (with a
+    zero gradient), as torch's."""
+    sample = _bernoulli_sample(input, p, generator)
+    if p is None and input.requires_grad:
+        return BernoulliSample.apply(input, sample=sample._data)
+    return sample
+
+
+def _bernoulli_sample(input: Tensor, p, generator) -> Tensor:
     xp = array_module(input)
     data = input._data
     if xp is np:

@@ -1323,12 +1323,18 @@ class Norm(Function):
         if ord in (np.inf, -np.inf):
             # d max|x| = sign(x) at the maximal |x| (ties share evenly, as in torch)
             return sign(x) * _split_among_equal(grad, abs(x), norm, grad, dims)
-        safe = where(Tensor._make(norm._data == 0), 1.0, norm)
+        norm_is_zero = Tensor._make(norm._data == 0)
+        safe = where(norm_is_zero, 1.0, norm)
         if ord == 2:
             # d |x|_2 = x / |x|_2 dx, taken as 0 at x = 0 (torch's choice)
             return x * (grad / safe)
-        # d |x|_p = sign(x) |x|^(p-1) / |x|_p^(p-1) dx
-        return grad * sign(x) * abs(x) ** (ord - 1) / safe ** (ord - 1)
+        # d |x|_p = sign(x) |x|^(p-1) / |x|_p^(p-1) dx; torch's subgradients: for p < 1 the factor
+        # |x|^(p-1) is 0 where x = 0 (and |x|_p^(1-p) is 0 at the zero vector); for p >= 1 the
+        # gradient is 0 at the zero vector
+        if ord < 1:
+            magnitude = where(Tensor._make(x._data == 0), 0.0, abs(x) ** (ord - 1))
+            return grad * sign(x) * magnitude * norm ** (1 - ord)
+        return where(norm_is_zero, 0.0, grad / safe ** (ord - 1)) * sign(x) * abs(x) ** (ord - 1)
 
 
 def _vector_norm(input: Tensor, ord, dim, keepdim: bool, dtype, op: str) -> Tensor:
@@ -1367,8 +1373,9 @@ def _check_norm_input(input: Tensor, op: str) -> None:
 def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """torch.norm: the vector p-norm over ``dim`` (all elements by default); 'fro' is the 2-norm.
 
-    ``p`` may be any number, ``inf``/``-inf`` (ties share the gradient evenly) or 'fro'; the
-    gradient of the 2-norm at the zero vector is 0, as in torch. 'nuc' is not supported.
+    ``p`` may be any number, ``inf``/``-inf`` (ties share the gradient evenly), 'fro' or 'nuc'
+    (the sum of the singular values over two dims); the gradient of the 2-norm at the zero vector
+    is 0, as in torch.
     """
     if isinstance(dim, int):
         dim = (dim,)
@@ -1376,6 +1383,10 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
         if dim is not None and len(dim) > 2:  # torch takes 'fro' over a tuple of dims as a matrix norm
             raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {' '.join(str(d) for d in dim)}")
         p = 2
+    elif p == "nuc":
+        from .linalg import matrix_norm
+
+        return matrix_norm(input, "nuc", (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
     elif isinstance(p, str):
         raise RuntimeError(f"norm: the '{p}' norm is not supported by chainrule")
     return _vector_norm(input, p, dim, keepdim, dtype, "linalg.vector_norm")

@@ -488,6 +488,8 @@ def gradient(input: Tensor, *, spacing=1, dim=None, edge_order: int = 1) -> tupl
     repeated = next((d for i, d in enumerate(dims) if d in dims[:i]), None)
     if repeated is not None:
         raise RuntimeError(f"dim {repeated} appears multiple times in the list of dims")
+    if spacing is None:
+        spacing = 1  # torch's None: unit spacing
     if isinstance(spacing, (list, tuple)):
         if len(spacing) != len(dims):
             raise RuntimeError(
