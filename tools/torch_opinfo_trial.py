@@ -35,7 +35,6 @@ import itertools
 import json
 import math
 import os
-import signal
 import sys
 import time
 import types
@@ -43,6 +42,9 @@ import warnings
 import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_oracle import NotComparable, time_limit, torch_tensor_to_chainrule  # noqa: E402
+
 LEDGER = os.path.join(ROOT, "tests", "compat", "data", "torch_op_db_ledger.json")
 
 SAMPLES_PER_DTYPE = 24    # torch's generators yield up to a few hundred; the first ones cover the shapes
@@ -82,20 +84,6 @@ class Unconvertible(Exception):
 
 class SampleTimeout(Exception):
     pass
-
-
-@contextlib.contextmanager
-def _time_limit(seconds: float):
-    def _raise(signum, frame):
-        raise SampleTimeout(f"took over {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 class Trial:
@@ -155,26 +143,15 @@ class Trial:
 
     def tensor(self, t, memo):
         """A chainrule tensor with ``t``'s dtype, values, strides and storage offset (over a copy of
-        its storage) and ``requires_grad``; a leaf where ``t`` is a leaf."""
-        torch, chainrule = self.torch, self.chainrule
+        its storage, shared by the sample's tensors that share it in torch) and ``requires_grad``;
+        one tensor passed twice stays one leaf."""
         if id(t) in memo:
             return memo[id(t)]
-        if t.layout != torch.strided:
-            raise Unconvertible(f"layout {t.layout}")
-        dtype = self.dtype(t.dtype)
-        source = t.detach()
-        if source.is_conj() or source.is_neg():
-            source = source.resolve_conj().resolve_neg()
-        storage = source.untyped_storage()
-        elements = storage.nbytes() // source.element_size()
-        flat = torch.empty(0, dtype=source.dtype).set_(storage, 0, (elements,), (1,))
-        array = flat.numpy().copy()
-        with chainrule.no_grad():
-            base = chainrule.from_numpy(array)
-            assert base.dtype == dtype
-            result = base.as_strided(tuple(source.shape), tuple(source.stride()), source.storage_offset())
-        if t.requires_grad:
-            result.requires_grad_(True)
+        self.dtype(t.dtype)  # the dtypes this trial leaves out, with their reason
+        try:
+            result = torch_tensor_to_chainrule(t, memo.setdefault("storages", {}))
+        except NotComparable as reason:
+            raise Unconvertible(str(reason)) from None
         memo[id(t)] = result
         return result
 
@@ -378,7 +355,7 @@ def run_sample(trial, op, function, sample, dtype_name, seed, want_grad, process
     torch_error = chainrule_error = None
     torch.manual_seed(seed)
     try:
-        with _time_limit(SAMPLE_TIMEOUT_S):
+        with time_limit(SAMPLE_TIMEOUT_S, SampleTimeout):
             expected = op.op(sample.input, *sample.args, **sample.kwargs)
             expected = sample.output_process_fn_grad(expected)
     except SampleTimeout:
@@ -388,7 +365,7 @@ def run_sample(trial, op, function, sample, dtype_name, seed, want_grad, process
     torch.manual_seed(seed)
     chainrule.manual_seed(seed)
     try:
-        with _time_limit(SAMPLE_TIMEOUT_S), trial.chainrule_only():
+        with time_limit(SAMPLE_TIMEOUT_S, SampleTimeout), trial.chainrule_only():
             actual = function(chainrule_input, *chainrule_args, **chainrule_kwargs)
             actual = process_output(actual)
     except ReachedTorch as error:
@@ -429,7 +406,7 @@ def run_sample(trial, op, function, sample, dtype_name, seed, want_grad, process
     except Unconvertible as error:
         return "same", f"gradient not compared: {error}"
     try:
-        with _time_limit(SAMPLE_TIMEOUT_S), trial.chainrule_only():
+        with time_limit(SAMPLE_TIMEOUT_S, SampleTimeout), trial.chainrule_only():
             if not all(getattr(out, "requires_grad", False) for out in chainrule_outputs):
                 raise RuntimeError("an output that requires grad in torch does not in chainrule")
             actual_grads = chainrule.autograd.grad(chainrule_outputs, chainrule_inputs, chainrule_cotangents,

@@ -88,15 +88,15 @@ def torch_tensor_to_chainrule(tensor, storages: dict | None = None):
 
 
 @contextlib.contextmanager
-def time_limit(seconds: int, error: type[BaseException] = TimeoutError):
+def time_limit(seconds: float, error: type[BaseException] = TimeoutError):
     """Raise ``error`` in the main thread when the block runs past ``seconds`` (SIGALRM)."""
     def on_alarm(signum, frame):
         raise error(f"ran longer than {seconds} s")
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
