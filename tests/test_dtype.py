@@ -4,6 +4,7 @@ a matrix of dtype pairs, 0-d tensors and Python scalars; the default dtype."""
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -169,3 +170,26 @@ def test_more_op_dtypes_match_torch_where_torch_accepts_them(op):
                 np.testing.assert_allclose(ours.numpy().astype(float), ref.numpy().astype(float), rtol=1e-3)
                 checked += 1
     assert checked > 50
+
+
+@pytest.mark.parametrize("method", ["long", "int", "short", "bool", "byte"])
+def test_casting_a_tensor_that_requires_grad_to_an_integer_or_bool_dtype_records_nothing(method):
+    # torch: only floating and complex tensors require grad, so (x * 10).long() is a plain tensor whose
+    # .numpy() works (chainrule's used to record a ToCopyBackward0 node and refuse .numpy())
+    values = [1.5, -2.25, 0.0]
+    ours = getattr(chainrule.tensor(values, requires_grad=True) * 10, method)()
+    theirs = getattr(torch.tensor(values, requires_grad=True) * 10, method)()
+    assert ours.requires_grad is theirs.requires_grad is False and ours.grad_fn is None
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_complex_to_bool_tests_the_whole_value_without_warning():
+    values = [1j, 0j, 0.5j, 2 + 0j]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = chainrule.tensor(values).bool()
+        via_to = chainrule.tensor(values).to(chainrule.bool)
+    expected = torch.tensor(values).bool().numpy()
+    np.testing.assert_array_equal(ours.numpy(), expected)
+    np.testing.assert_array_equal(via_to.numpy(), expected)
+    assert chainrule.tensor(1j).bool().item() is True

@@ -534,7 +534,7 @@ class Tensor:
         if dev is not None and resolve(dev) != self.device:
             out = out._to_device(_device(dev))
         if dtype is not None and _dtype.to_dtype(dtype) is not out.dtype:
-            if out.dtype.is_complex and not _dtype.to_dtype(dtype).is_complex:
+            if out.dtype.is_complex and not _dtype.to_dtype(dtype).is_complex and _dtype.to_dtype(dtype) is not _dtype.bool:
                 import warnings
 
                 warnings.warn("Casting complex values to real discards the imaginary part", UserWarning, stacklevel=2)

@@ -105,9 +105,13 @@ def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
     # the shortcut records nothing, so not while forward AD (or a saved-tensor hook) watches ops:
     # a dual tensor's tangent must follow it through the cast (x.double(), float * complex); nor while
     # a dispatch mode or wrapper watches ops (torch shows the cast as aten._to_copy)
-    if not t._requires_grad and _function_module.active_extension is None and _function_module.active_dispatch is None:
+    # an integer or bool result never requires grad (torch: only floating and complex tensors do), so
+    # ``(x * 10).long()`` records nothing and its .numpy() works
+    recorded = t._requires_grad and (dtype.is_floating_point or dtype.is_complex)
+    if not recorded and _function_module.active_extension is None and _function_module.active_dispatch is None:
         on_its_gpu(t._data)
-        data = t._data.real if t._data.dtype.kind == "c" and dtype.np.kind != "c" else t._data
+        # complex to real keeps the real part; to bool tests the whole value for nonzero, as torch's
+        data = t._data.real if t._data.dtype.kind == "c" and dtype.np.kind not in "cb" else t._data
         return Tensor._make(_dtype.cast_array(data, dtype.np))
     return ToCopy.apply(t, dtype=dtype.np)
 
@@ -136,7 +140,7 @@ class ToCopy(Function):
 
     @staticmethod
     def forward(ctx, x, dtype):
-        if x.dtype.kind == "c" and dtype.kind != "c":
+        if x.dtype.kind == "c" and dtype.kind not in "cb":
             x = x.real  # torch keeps the real part (Tensor.to warns that the imaginary one is lost)
         return _dtype.cast_array(x, dtype)
 
