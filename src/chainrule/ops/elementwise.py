@@ -26,7 +26,7 @@ from ..autograd.function import (
     on_arrays_when_unrecorded,
     saved,
 )
-from ..tensor import Tensor, honours_out, write_out
+from ..tensor import Tensor, _check_tensor, honours_out, write_out
 from ._arg_parser import out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
 
@@ -110,9 +110,7 @@ def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
     recorded = t._requires_grad and (dtype.is_floating_point or dtype.is_complex)
     if not recorded and _function_module.active_extension is None and _function_module.active_dispatch is None:
         on_its_gpu(t._data)
-        # complex to real keeps the real part; to bool tests the whole value for nonzero, as torch's
-        data = t._data.real if t._data.dtype.kind == "c" and dtype.np.kind not in "cb" else t._data
-        return Tensor._make(_dtype.cast_array(data, dtype.np))
+        return Tensor._make(ToCopy.forward(None, t._data, dtype.np))  # the recorded op's forward, unrecorded
     return ToCopy.apply(t, dtype=dtype.np)
 
 
@@ -141,7 +139,9 @@ class ToCopy(Function):
     @staticmethod
     def forward(ctx, x, dtype):
         if x.dtype.kind == "c" and dtype.kind not in "cb":
-            x = x.real  # torch keeps the real part (Tensor.to warns that the imaginary one is lost)
+            # torch keeps the real part (Tensor.to warns that the imaginary one is lost); to bool it
+            # tests the whole value for nonzero
+            x = x.real
         return _dtype.cast_array(x, dtype)
 
     @staticmethod
@@ -175,10 +175,9 @@ def _require_tensors(op: str, input, other=None) -> None:
     """torch's parser refuses a Python number where the signature says Tensor: ``fmax(t, 2)`` and
     ``eq(2, t)`` raise its TypeError instead of computing (``other=None``: only ``input`` is checked,
     for ops whose ``other`` may be a number)."""
-    checked = (("input", input),) if other is None else (("input", input), ("other", other))
-    for position, (name, x) in enumerate(checked, start=1):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{op}(): argument '{name}' (position {position}) must be Tensor, not {type(x).__name__}")
+    _check_tensor(input, op, "input", 1)
+    if other is not None:
+        _check_tensor(other, op, "other", 2)
 
 
 def _pair(a, b):
