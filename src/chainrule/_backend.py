@@ -251,6 +251,12 @@ def dense_non_overlapping(array) -> bool:
     return True
 
 
+def has_expanded_dims(array) -> bool:
+    """Whether ``array`` has a zero stride over more than one element (an expanded view, torch's
+    MemOverlap::Yes): several of its elements are one memory location."""
+    return any(stride == 0 and size > 1 for stride, size in zip(getattr(array, "strides", ()), array.shape))
+
+
 def writeable(array) -> bool:
     """NumPy's read-only flag (set on broadcast and overlapping strided views). CuPy arrays have
     none and take any write, so there an array with a zero stride over more than one element (an
@@ -258,7 +264,7 @@ def writeable(array) -> bool:
     an in-place op on it raises torch's error on the GPU too instead of racing on one element."""
     if type(array) is _ndarray:
         return array.flags.writeable
-    return not any(stride == 0 and size > 1 for stride, size in zip(getattr(array, "strides", ()), array.shape))
+    return not has_expanded_dims(array)
 
 
 def write_refusal(array) -> RuntimeError:

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from .._backend import array_module, gpu_in_use, writeable
+from .._backend import array_module, gpu_in_use, has_expanded_dims, writeable
 from . import batched_grad as _batched_grad
 from . import engine as _engine
 from . import function as _function
@@ -140,8 +140,7 @@ def _owned(captured: list, seeds: list, create_graph: bool) -> tuple:
         if g is not None:
             array = g._data
             root = _root(array)
-            if id(root) in taken or not writeable(array) or any(
-                    stride == 0 and size > 1 for stride, size in zip(array.strides, array.shape)):
+            if id(root) in taken or not writeable(array) or has_expanded_dims(array):
                 g = g.clone() if create_graph else type(g)._make(array.copy())
                 root = g._data
             taken.add(id(root))

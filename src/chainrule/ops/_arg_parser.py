@@ -15,6 +15,7 @@ import operator
 import numpy as np
 
 from .. import _dtype
+from .._backend import has_expanded_dims, write_refusal
 
 __all__: list[str] = []
 
@@ -175,9 +176,8 @@ def _check_out_overlap(name: str, out, arguments) -> None:
     data = out._data
     if type(data) is not np.ndarray:
         return
-    if any(stride == 0 and size > 1 for stride, size in zip(data.strides, data.shape)):
-        raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a single "
-                           "memory location. Please clone() the tensor before performing the operation.")
+    if has_expanded_dims(data):
+        raise write_refusal(data)  # torch's "more than one element of the written-to tensor" error
     if name not in _REFUSES_OUT_OVERLAPPING_INPUT or not data.size:
         return
     inputs = [a for argument in arguments
