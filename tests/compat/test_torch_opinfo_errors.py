@@ -398,3 +398,26 @@ def test_prelu_of_a_0d_input_runs_with_one_shared_weight_and_refuses_per_channel
         assert ours.item() == theirs.item() == -0.5
     with pytest.raises(RuntimeError, match="Not allow zero-dim input tensor"):
         chainrule.nn.functional.prelu(chainrule.tensor(-2.0), chainrule.tensor([0.25, 0.5]))
+
+
+@pytest.mark.parametrize("weights", [[[-1.0, 0.5]], [[float("nan"), 0.5]], [[0.0, 0.0]]], ids=["negative", "nan", "zero"])
+def test_multinomial_refuses_a_non_long_out_before_it_reads_the_weights(weights):
+    # op_db's error input passes torch.empty weights (whatever memory holds): the out's dtype must
+    # be what is refused, whatever the weights are (a flaky CI failure otherwise)
+    assert_raises_like_torch(
+        lambda: torch.multinomial(torch.tensor(weights, dtype=torch.float64), 2, out=torch.empty(1, 2, dtype=torch.float64)),
+        lambda: chainrule.multinomial(chainrule.tensor(weights, dtype=chainrule.float64), 2,
+                                      out=chainrule.empty(1, 2, dtype=chainrule.float64)),
+        "multinomial expects Long tensor out, got: Double")
+
+
+def test_multinomial_checks_the_weights_rank_before_their_dtype():
+    assert_raises_like_torch(lambda: torch.multinomial(torch.zeros(1, 2, 3, dtype=torch.long), 2),
+                             lambda: chainrule.multinomial(chainrule.zeros(1, 2, 3, dtype=chainrule.long), 2),
+                             "prob_dist must be 1 or 2 dim")
+
+
+def test_nonzero_refuses_a_non_long_out():
+    assert_raises_like_torch(lambda: torch.nonzero(torch.tensor([1, 0, 2]), out=torch.empty(0)),
+                             lambda: chainrule.nonzero(chainrule.tensor([1, 0, 2]), out=chainrule.empty(0)),
+                             "nonzero: Expected out tensor to have scalar type Long but got scalar typeFloat")

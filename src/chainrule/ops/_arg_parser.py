@@ -152,6 +152,12 @@ def _with_out_rule(function, name: str, rule: str):
             _check_out_overlap(name, out, (*args, *kwargs.values()))
         if rule == "computes_in" and isinstance(out, Tensor) and kwargs.get("dtype") is None:
             kwargs["dtype"] = out.dtype
+        if rule in _OUT_DTYPE_FIXED and isinstance(out, Tensor):
+            # the out's dtype is refused before the values are looked at: multinomial's check of
+            # its weights would otherwise answer an int64-out error with one about the weights
+            refusal = _out_dtype_refusal(name, rule, None, None, out)
+            if refusal is not None:
+                raise refusal
         result = function(*args, **kwargs)
         if isinstance(result, tuple):  # max(dim)'s (values, indices): each written as it can be cast
             return _write_outs(result, out, name)
@@ -162,6 +168,9 @@ def _with_out_rule(function, name: str, rule: str):
 
     return out_keyword_front(function, with_out)
 
+
+# rules whose out dtype is fixed whatever the inputs are (torch's kernels check it on entry)
+_OUT_DTYPE_FIXED = {"long", "long_samples"}
 
 # ops whose kernels refuse an out= sharing any memory with an input, even the same tensor (torch's
 # assert_no_overlap); elementwise ops allow an out that is exactly an input, so they are not here
@@ -192,7 +201,7 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
     from .linear import cpp_type_name
 
     scalar = _dtype.scalar_name
-    expected, got = result.dtype, out.dtype
+    expected, got = (None if result is None else result.dtype), out.dtype  # None: a rule needing no result
     if rule == "same_as_input" and got != input.dtype:
         return RuntimeError(f"Expected the dtype for input and out to match, but got {scalar(input.dtype)} for "
                             f"input's dtype and {scalar(got)} for out's dtype.")

@@ -499,10 +499,10 @@ def _bernoulli_sample(input: Tensor, p, generator) -> Tensor:
 def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
     """torch.multinomial: ``num_samples`` category indices per row of (unnormalised) weights."""
     data = input._data
-    if data.dtype.kind not in "fV":
-        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: {_dtype.scalar_name(data.dtype)}")
     if data.ndim not in (1, 2):
         raise RuntimeError("prob_dist must be 1 or 2 dim")
+    if data.dtype.kind not in "fV":
+        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: {_dtype.scalar_name(data.dtype)}")
     if num_samples <= 0:
         raise RuntimeError("cannot sample n_sample <= 0 samples")
     if not replacement and num_samples > data.shape[-1]:
