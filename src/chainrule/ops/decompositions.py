@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import _dtype, return_types
 from .._backend import array_module, broadcast_solve, checked_linalg
+from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, honours_out, write_out
 from .linalg import _check_square, _column_major, _cross, _mat, matmul
@@ -1165,6 +1166,7 @@ def linalg_tensorsolve(A: Tensor, B: Tensor, dims=None, *, out=None) -> Tensor:
     return _copy_out(result, out, "linalg.tensorsolve")
 
 
+@cpu_autocast_policy("float32")  # torch's CPU autocast lists orgqr
 def linalg_householder_product(A: Tensor, tau: Tensor, *, out=None) -> Tensor:
     """torch.linalg.householder_product (LAPACK orgqr): the first n columns of H₁ ⋯ H_k with
     Hᵢ = I - τᵢ vᵢ vᵢᵀ, vᵢ = (0, ..., 0, 1, A[i+1:, i]) — the Q of geqrf's packed reflectors.

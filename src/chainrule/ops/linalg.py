@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import _dtype, _opmath, return_types
 from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg
+from .._opmath import cpu_autocast_policy
 from ..autograd.function import (
     Function,
     SavedValue,
@@ -316,6 +317,7 @@ def bmm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
     return result if out is None else _exact_out(result, out, "bmm")
 
 
+@cpu_autocast_policy("unlisted")
 def mv(input: Tensor, vec: Tensor, *, out=None) -> Tensor:
     """torch.mv: (n, m) @ (m,) -> (n,)."""
     _check_tensor("mv", "input", input)
@@ -488,12 +490,14 @@ def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
     return add(input, product)
 
 
+@cpu_autocast_policy("lower")
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmm: ``beta * input + alpha * (mat1 @ mat2)``."""
     result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
     return result if out is None else _exact_out(result, out, "addmm")
 
 
+@cpu_autocast_policy("unlisted")
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmv: ``beta * input + alpha * (mat @ vec)``."""
     dtype = _dtype.result_type(input, mat, vec)
@@ -509,12 +513,14 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
     return result if out is None else _exact_out(result, out, "addmv")
 
 
+@cpu_autocast_policy("lower")
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.baddbmm: ``beta * input + alpha * bmm(batch1, batch2)``."""
     result = _scaled_add(input, bmm, (batch1, batch2), beta, alpha, "BaddbmmBackward0", "bmm(batch1, batch2)")
     return result if out is None else _exact_out(result, out, "baddbmm")
 
 
+@cpu_autocast_policy("lower")
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.addbmm: ``beta * input + alpha * sum_b batch1[b] @ batch2[b]``."""
     b, n, m = batch1._data.shape
@@ -816,6 +822,7 @@ def einsum(equation, *operands) -> Tensor:
     return Einsum.apply(*operands, subs=subs, output=output)
 
 
+@cpu_autocast_policy("unlisted")
 def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
     """torch.tensordot: contract ``dims`` (an int: a's last and b's first dims; or two lists)."""
     if isinstance(dims, Tensor):
@@ -1662,6 +1669,7 @@ def cross(input: Tensor, other: Tensor, dim=None) -> Tensor:
     return _cross(input, other, dim, "linalg.cross")
 
 
+@cpu_autocast_policy("float32")
 def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
     """torch.cdist: p-norm distances between the rows of x1 (..., P, M) and x2 (..., R, M),
     shape (..., P, R). The gradient at a zero distance is 0, as in torch."""
@@ -1735,6 +1743,7 @@ def chain_matmul(*matrices) -> Tensor:
     return multi_dot(matrices)
 
 
+@cpu_autocast_policy("lower")
 def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
     """torch.linalg.vecdot: ``sum(x * y, dim)`` with broadcasting."""
     from .elementwise import mul

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from ..._backend import array_module, autocast_unifies
+from ..._opmath import cpu_autocast_policy
 from ...ops._arg_parser import _as_int, check_bool, check_int
 from ...ops.creation import empty
 from ...ops.rnn import recurrent_layer
@@ -343,6 +344,8 @@ class RNNCellBase(Module):
             s += f", nonlinearity={self.nonlinearity}"
         return s
 
+    # torch's cells are on no CPU autocast list: they run in their inputs' dtype, the gates' matmuls too
+    @cpu_autocast_policy("unlisted")
     def _step(self, input: Tensor, hx):
         name = type(self).__name__
         if input.dim() not in (1, 2):
