@@ -102,6 +102,8 @@ def _float8_op(cls, ctx, arrays: list, params: dict, found):
 
 # called with ``run`` when the hook is first needed (autograd.function registers its setter)
 hook_setters: list = []
+# grad mode's ``is_grad_enabled``, set by autograd.function (autograd imports this module, not the reverse)
+is_grad_enabled = None
 _installed = False
 
 
@@ -164,7 +166,7 @@ def cast_for_autocast(tensor, target):
         return tensor
     target_dtype = _dtype.from_numpy_dtype(target)
     if not (cache.enabled and target != _FLOAT32 and data.dtype == _FLOAT32 and tensor._requires_grad
-            and tensor.is_leaf and not tensor._is_view() and _grad_enabled()):
+            and tensor.is_leaf and not tensor._is_view() and is_grad_enabled()):
         return tensor.to(dtype=target_dtype)
     key = (id(tensor), target)
     found = cache.casts.get(key)
@@ -173,12 +175,6 @@ def cast_for_autocast(tensor, target):
     cast = tensor.to(dtype=target_dtype)
     cache.casts[key] = (weakref.ref(tensor), cast)
     return cast
-
-
-def _grad_enabled() -> bool:
-    from .autograd.grad_mode import is_grad_enabled
-
-    return is_grad_enabled()
 
 
 class _CastCache:

@@ -275,14 +275,12 @@ def _cell(mode: str, input: Tensor, h0: Tensor, c0, w_ih: Tensor, w_hh: Tensor, 
     return recurrent_layer(mode, input.unsqueeze(0), w_ih, w_hh, b_ih, b_hh, h0, c0)[1:]
 
 
-@cpu_autocast_policy("unlisted")
 def rnn_tanh_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None = None,
                   b_hh: Tensor | None = None) -> Tensor:
     """torch.rnn_tanh_cell: one step, h' = tanh(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)."""
     return _cell("RNN_TANH", input, hx, None, w_ih, w_hh, b_ih, b_hh)[0]
 
 
-@cpu_autocast_policy("unlisted")
 def rnn_relu_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None = None,
                   b_hh: Tensor | None = None) -> Tensor:
     """torch.rnn_relu_cell: rnn_tanh_cell with ReLU."""

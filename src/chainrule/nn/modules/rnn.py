@@ -344,8 +344,6 @@ class RNNCellBase(Module):
             s += f", nonlinearity={self.nonlinearity}"
         return s
 
-    # torch's cells are on no CPU autocast list: they run in their inputs' dtype, the gates' matmuls too
-    @cpu_autocast_policy("unlisted")
     def _step(self, input: Tensor, hx):
         name = type(self).__name__
         if input.dim() not in (1, 2):
@@ -421,6 +419,8 @@ class LSTMCell(RNNCellBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None) -> None:
         super().__init__(input_size, hidden_size, bias, 4, device=device, dtype=dtype)
 
+    # torch's lstm_cell is on no CPU autocast list: its gates' matmuls run in the inputs' dtype too
+    @cpu_autocast_policy("unlisted")
     def forward(self, input: Tensor, hx=None) -> tuple:
         return self._step(input, hx)
 
@@ -431,5 +431,6 @@ class GRUCell(RNNCellBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None) -> None:
         super().__init__(input_size, hidden_size, bias, 3, device=device, dtype=dtype)
 
+    @cpu_autocast_policy("unlisted")  # as LSTMCell's
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         return self._step(input, hx)
