@@ -254,3 +254,17 @@ def test_device_type_that_names_no_device_raises_torchs_error(call):
             call(lib)
         messages.append(str(caught.value))
     assert messages[0] == messages[1]
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("expression", [
+    lambda x: x * 0.0, lambda x: x + 0.0, lambda x: x - 0.0, lambda x: 0.0 - x, lambda x: 0.0 + x,
+    lambda x: x * -0.0, lambda x: x / 1.0,
+])
+def test_bfloat16_tensor_with_a_python_zero_stays_bfloat16(expression, requires_grad):
+    # found through cosine_embedding_loss (cos - margin with margin 0.0 gave float32): a zero took
+    # the general path, where ml_dtypes' bfloat16 meets a Python float as float32
+    results = [expression(_tensor(lib, V, "bfloat16", requires_grad)) for lib in (chainrule, torch)]
+    _assert_same(*results, rtol=0)
+    np.testing.assert_array_equal(np.signbit(results[0].detach().float().numpy()),
+                                  np.signbit(results[1].detach().float().numpy()))
