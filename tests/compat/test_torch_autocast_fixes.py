@@ -94,7 +94,12 @@ COMPOSED = {
     "linalg_vecdot": lambda lib, F: lib.linalg.vecdot(_tensor(lib, A), _tensor(lib, B)),
     "mv_unlisted": lambda lib, F: lib.mv(_tensor(lib, A), _tensor(lib, V)),
     "addmv_unlisted": lambda lib, F: lib.addmv(_tensor(lib, V), _tensor(lib, A), _tensor(lib, V)),
-    "tensordot_unlisted": lambda lib, F: lib.tensordot(_tensor(lib, A), _tensor(lib, B)),
+    "tensordot_full_contraction_unlisted": lambda lib, F: lib.tensordot(_tensor(lib, A), _tensor(lib, B)),
+    "tensordot": lambda lib, F: lib.tensordot(_tensor(lib, A), _tensor(lib, B), dims=1),
+    "inner": lambda lib, F: lib.inner(_tensor(lib, A), _tensor(lib, B)),
+    "inner_of_vectors_unlisted": lambda lib, F: lib.inner(_tensor(lib, V), _tensor(lib, V)),
+    "matmul_of_vectors": lambda lib, F: lib.matmul(_tensor(lib, V), _tensor(lib, V)),
+    "matmul_float16_and_float32": lambda lib, F: _tensor(lib, A, "float16") @ _tensor(lib, B),
 }
 
 

@@ -233,6 +233,7 @@ def _mat_shapes(a: tuple, b: tuple) -> RuntimeError:
     return RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({a[0]}x{a[1]} and {b[0]}x{b[1]})")
 
 
+@cpu_autocast_policy("lower")  # its vector cases too (a dot product is on no list of its own)
 def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.matmul: dot (1-D·1-D), matrix-vector, vector-matrix (the added dim is removed again),
     matrix product, and batched products broadcasting the batch dims."""
@@ -822,7 +823,6 @@ def einsum(equation, *operands) -> Tensor:
     return Einsum.apply(*operands, subs=subs, output=output)
 
 
-@cpu_autocast_policy("unlisted")
 def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
     """torch.tensordot: contract ``dims`` (an int: a's last and b's first dims; or two lists)."""
     if isinstance(dims, Tensor):
@@ -850,7 +850,13 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
     for da, db in zip(dims_a, dims_b):
         sub_b[db] = sub_a[da]
     out = [c for i, c in enumerate(sub_a) if i not in dims_a] + [c for i, c in enumerate(sub_b) if i not in dims_b]
-    return einsum("".join(sub_a) + "," + "".join(sub_b) + "->" + "".join(out), a, b)
+    equation = "".join(sub_a) + "," + "".join(sub_b) + "->" + "".join(out)
+    # torch multiplies the reshaped operands with mm (lowered by CPU autocast), but contracts every dim
+    # with a dot product, which is on no autocast list
+    return (_einsum_on_no_autocast_list if not out else einsum)(equation, a, b)
+
+
+_einsum_on_no_autocast_list = cpu_autocast_policy("unlisted")(lambda equation, a, b: einsum(equation, a, b))
 
 
 # ---------------------------------------------------------------- trace and diagonals
