@@ -687,6 +687,7 @@ class EmptyLstsqResiduals(Function):
         return None, None
 
 
+@cpu_autocast_policy("float32")
 def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
     """torch.linalg.lstsq on CPU: the minimum-norm least-squares solution of ``A X = B`` (A
     (..., m, n), B (..., m, k), batch dims broadcast) with torch's extra outputs for each driver:
@@ -729,6 +730,7 @@ def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
         _const(S) if driver in ("gelsd", "gelss") else empty)
 
 
+@cpu_autocast_policy("float32")
 def linalg_matrix_rank(A: Tensor, tol=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
     """torch.linalg.matrix_rank: the number of singular values above max(atol, rtol·σ₁) (int64,
     batch shape); ``tol`` is torch's old name for atol."""

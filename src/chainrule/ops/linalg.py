@@ -1295,6 +1295,7 @@ def eig(A: Tensor):
     return return_types.linalg_eig(values, vectors)
 
 
+@cpu_autocast_policy("float32")
 def eigvals(A: Tensor) -> Tensor:
     """torch.linalg.eigvals: the (complex) eigenvalues of a general square matrix. Differentiable
     through eig's rule (the node is LinalgEigBackward0, as torch's); without a gradient, LAPACK
