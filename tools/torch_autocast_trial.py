@@ -15,7 +15,9 @@ by tools/torch_oracle.py), and compares:
 - the gradients: each floating argument made a leaf that requires grad, ``out.float().sum()`` backpropagated
   after the region, every leaf's gradient dtype (its own dtype, as torch) and values.
 
-Then a few behaviours torch's autocast tests check beside the lists, each run on both libraries and compared:
+Then the functions torch's lists leave out (``BEYOND_LISTS``: the rest of its CPU policy, and the composites
+that inherit it from the ops they call), output dtype and values under bfloat16 autocast; and a few
+behaviours torch's autocast tests check beside the lists, each run on both libraries and compared:
 nested ``autocast(enabled=False)``, ``get_autocast_dtype``, ``autocast`` as a decorator, the cast cache of
 leaf weights (a weight changed in place inside a region keeps its cached cast until ``clear_autocast_cache()``
 or the outermost region exits; no cache with ``cache_enabled=False`` or for tensors that are not leaves
@@ -190,7 +192,8 @@ def compare_values(theirs, ours, tolerance_dtype, what):
             same = np.array_equal(expected, found)
         else:
             rtol, atol = TOLERANCE.get(tolerance_dtype or name_of(theirs.dtype), TOLERANCE["float32"])
-            scale = float(np.nanmax(np.abs(expected))) if expected.size else 0.0
+            finite = np.abs(expected[np.isfinite(expected)])
+            scale = float(finite.max()) if finite.size else 0.0
             same = np.allclose(found, expected, rtol=rtol, atol=max(atol, rtol * scale), equal_nan=True)
         if not same:
             worst = float(np.nanmax(np.abs(found.astype(np.float64) - expected))) if expected.size else 0.0
@@ -547,6 +550,169 @@ def run_behaviour(torch, name, function):
     return dict(row, kind=kind, detail=f"chainrule {ours!r}; torch {theirs!r}")
 
 
+# ------------------------------------------------------------------ functions beyond the lists
+# torch's lists name few ops; these are the rest of its CPU autocast policy as it acts on public
+# functions (aten's autocast_mode.cpp lists, and what composites inherit from the ops they call):
+# float32 inputs for the lower-precision side, bfloat16 (float16 for the FFTs) for the float32 side,
+# and the functions that run in their inputs' dtype. Output dtype and values are compared.
+def _inputs_for_beyond():
+    import numpy as np
+
+    rng = np.random.default_rng(17)
+    return {"v": rng.standard_normal(4), "m": rng.standard_normal((4, 4)), "m2": rng.standard_normal((4, 4)),
+            "b": rng.standard_normal((2, 4, 4)), "img": rng.standard_normal((1, 2, 4, 4)),
+            "vol": rng.standard_normal((1, 1, 4, 4, 4)), "seq": rng.standard_normal((3, 1, 4)),
+            "p": rng.uniform(0.1, 0.9, (4, 4)), "grid": rng.uniform(-1, 1, (1, 2, 2, 2)),
+            "sig": rng.standard_normal(64), "w3": rng.standard_normal((4, 4, 3)), "pos": rng.uniform(1, 2, (4, 4)),
+            "spd": np.eye(4) * 4 + 0.1}
+
+
+def _t(lib, key, dtype="float32"):
+    return lib.tensor(_BEYOND_INPUTS[key]).to(getattr(lib, dtype))
+
+
+def _b(lib, key):
+    return _t(lib, key, "bfloat16")
+
+
+def _module_output(lib, make, key, dtype="float32"):
+    lib.manual_seed(0)
+    module = make(lib)
+    out = module(_t(lib, key, dtype))
+    return out[0] if isinstance(out, tuple) else out
+
+
+_BEYOND_INPUTS = _inputs_for_beyond()
+BEYOND_LISTS = {
+    # lower precision (float32 inputs)
+    "mv": lambda lib, F: lib.mv(_t(lib, "m"), _t(lib, "v")),
+    "dot": lambda lib, F: lib.dot(_t(lib, "v"), _t(lib, "v")),
+    "matmul of vectors": lambda lib, F: lib.matmul(_t(lib, "v"), _t(lib, "v")),
+    "matmul vector-matrix": lambda lib, F: lib.matmul(_t(lib, "v"), _t(lib, "m")),
+    "einsum": lambda lib, F: lib.einsum("ij,jk->ik", _t(lib, "m"), _t(lib, "m2")),
+    "addmv": lambda lib, F: lib.addmv(_t(lib, "v"), _t(lib, "m"), _t(lib, "v")),
+    "addr": lambda lib, F: lib.addr(_t(lib, "m"), _t(lib, "v"), _t(lib, "v")),
+    "tensordot full contraction": lambda lib, F: lib.tensordot(_t(lib, "m"), _t(lib, "m2")),
+    "tensordot": lambda lib, F: lib.tensordot(_t(lib, "m"), _t(lib, "m2"), dims=([1], [1])),
+    "inner": lambda lib, F: lib.inner(_t(lib, "m"), _t(lib, "m2")),
+    "inner of vectors": lambda lib, F: lib.inner(_t(lib, "v"), _t(lib, "v")),
+    "outer": lambda lib, F: lib.outer(_t(lib, "v"), _t(lib, "v")),
+    "kron": lambda lib, F: lib.kron(_t(lib, "v"), _t(lib, "v")),
+    "linalg.multi_dot": lambda lib, F: lib.linalg.multi_dot([_t(lib, "m"), _t(lib, "m2"), _t(lib, "m")]),
+    "linalg.vecdot": lambda lib, F: lib.linalg.vecdot(_t(lib, "m"), _t(lib, "m2")),
+    "linalg.matmul": lambda lib, F: lib.linalg.matmul(_t(lib, "m"), _t(lib, "m2")),
+    "bilinear": lambda lib, F: F.bilinear(_t(lib, "m"), _t(lib, "m2"), _t(lib, "b")),
+    "scaled_dot_product_attention": lambda lib, F: F.scaled_dot_product_attention(*(_t(lib, "img"),) * 3),
+    "conv1d": lambda lib, F: F.conv1d(_t(lib, "b"), _t(lib, "w3")),
+    "conv_transpose1d": lambda lib, F: F.conv_transpose1d(_t(lib, "b"), _t(lib, "w3")),
+    "prelu": lambda lib, F: F.prelu(_t(lib, "m"), _t(lib, "v")),
+    "unfold": lambda lib, F: F.unfold(_t(lib, "img"), 2),
+    "LSTM": lambda lib, F: _module_output(lib, lambda lib: lib.nn.LSTM(4, 3), "seq"),
+    "GRU": lambda lib, F: _module_output(lib, lambda lib: lib.nn.GRU(4, 3), "seq"),
+    "RNN": lambda lib, F: _module_output(lib, lambda lib: lib.nn.RNN(4, 3), "seq"),
+    "LSTMCell": lambda lib, F: _module_output(lib, lambda lib: lib.nn.LSTMCell(4, 3), "m"),
+    "GRUCell": lambda lib, F: _module_output(lib, lambda lib: lib.nn.GRUCell(4, 3), "m"),
+    "RNNCell": lambda lib, F: _module_output(lib, lambda lib: lib.nn.RNNCell(4, 3), "m"),
+    "MultiheadAttention": lambda lib, F: _module_output(lib, lambda lib: _self_attention(lib), "seq"),
+    # float32 (bfloat16 inputs)
+    "sum": lambda lib, F: lib.sum(_b(lib, "v")),
+    "cumsum": lambda lib, F: lib.cumsum(_b(lib, "v"), 0),
+    "softmax": lambda lib, F: lib.softmax(_b(lib, "v"), 0),
+    "log_softmax": lambda lib, F: lib.log_softmax(_b(lib, "v"), 0),
+    "layer_norm": lambda lib, F: F.layer_norm(_b(lib, "m"), (4,)),
+    "group_norm": lambda lib, F: F.group_norm(_b(lib, "m"), 2),
+    "batch_norm": lambda lib, F: F.batch_norm(_b(lib, "m"), None, None, training=True),
+    "exp": lambda lib, F: lib.exp(_b(lib, "v")),
+    "pow": lambda lib, F: lib.pow(_b(lib, "v"), 2),
+    "norm": lambda lib, F: lib.norm(_b(lib, "v")),
+    "linalg.vector_norm": lambda lib, F: lib.linalg.vector_norm(_b(lib, "v")),
+    "linalg.matrix_norm": lambda lib, F: lib.linalg.matrix_norm(_b(lib, "m")),
+    "dist": lambda lib, F: lib.dist(_b(lib, "v"), _b(lib, "v") * 2),
+    "cosine_similarity": lambda lib, F: F.cosine_similarity(_b(lib, "m"), _b(lib, "m2")),
+    "logsumexp": lambda lib, F: lib.logsumexp(_b(lib, "v"), 0),
+    "gelu": lambda lib, F: F.gelu(_b(lib, "v")),
+    "std": lambda lib, F: lib.std(_b(lib, "v")),
+    "prod": lambda lib, F: lib.prod(_b(lib, "v")),
+    "trace": lambda lib, F: lib.trace(_b(lib, "m")),
+    "cdist": lambda lib, F: lib.cdist(_b(lib, "m"), _b(lib, "m2")),
+    "pdist": lambda lib, F: F.pdist(_b(lib, "m")),
+    "quantile": lambda lib, F: lib.quantile(_b(lib, "v"), 0.5),
+    "cross_entropy": lambda lib, F: F.cross_entropy(_b(lib, "m"), lib.tensor([0, 1, 2, 3])),
+    "nll_loss": lambda lib, F: F.nll_loss(_b(lib, "m"), lib.tensor([0, 1, 2, 3])),
+    "kl_div": lambda lib, F: F.kl_div(_b(lib, "m"), _b(lib, "p"), reduction="batchmean"),
+    "mse_loss": lambda lib, F: F.mse_loss(_b(lib, "m"), _b(lib, "m2")),
+    "l1_loss": lambda lib, F: F.l1_loss(_b(lib, "m"), _b(lib, "m2")),
+    "gaussian_nll_loss": lambda lib, F: F.gaussian_nll_loss(_b(lib, "m"), _b(lib, "m2"), _b(lib, "pos")),
+    "multilabel_soft_margin_loss": lambda lib, F: F.multilabel_soft_margin_loss(_b(lib, "m"), _b(lib, "p")),
+    "binary_cross_entropy": lambda lib, F: F.binary_cross_entropy(_b(lib, "p"), _b(lib, "p")),
+    "ctc_loss": lambda lib, F: F.ctc_loss(_b(lib, "seq").log_softmax(2), lib.tensor([[1, 2]]), lib.tensor([3]),
+                                          lib.tensor([2])),
+    "avg_pool2d": lambda lib, F: F.avg_pool2d(_b(lib, "img"), 2),
+    "max_pool2d": lambda lib, F: F.max_pool2d(_b(lib, "img"), 2),
+    "max_pool3d": lambda lib, F: F.max_pool3d(_b(lib, "vol"), 2),
+    "adaptive_avg_pool2d": lambda lib, F: F.adaptive_avg_pool2d(_b(lib, "img"), 2),
+    "adaptive_avg_pool3d": lambda lib, F: F.adaptive_avg_pool3d(_b(lib, "vol"), 2),
+    "adaptive_max_pool3d": lambda lib, F: F.adaptive_max_pool3d(_b(lib, "vol"), 2),
+    "max_unpool2d": lambda lib, F: F.max_unpool2d(*F.max_pool2d(_b(lib, "img"), 2, return_indices=True), 2),
+    "pad reflect 1-d": lambda lib, F: F.pad(_b(lib, "b"), (1, 1), mode="reflect"),
+    "pad reflect 2-d": lambda lib, F: F.pad(_b(lib, "img"), (1, 1, 1, 1), mode="reflect"),
+    "pad reflect 3-d": lambda lib, F: F.pad(_b(lib, "vol"), (1,) * 6, mode="reflect"),
+    "pad replicate 3-d": lambda lib, F: F.pad(_b(lib, "vol"), (1,) * 6, mode="replicate"),
+    "pad circular": lambda lib, F: F.pad(_b(lib, "b"), (1, 1), mode="circular"),
+    "grid_sample": lambda lib, F: F.grid_sample(_b(lib, "img"), _b(lib, "grid"), align_corners=False),
+    "interpolate bilinear": lambda lib, F: F.interpolate(_b(lib, "img"), scale_factor=2, mode="bilinear"),
+    "fft.rfft of float16": lambda lib, F: lib.fft.rfft(_t(lib, "v", "float16")).abs(),
+    "fft.fft2 of float16": lambda lib, F: lib.fft.fft2(_t(lib, "m", "float16")).abs(),
+    "stft": lambda lib, F: lib.stft(_b(lib, "sig"), 16, window=lib.ones(16), return_complex=True).abs(),
+    "linalg.inv": lambda lib, F: lib.linalg.inv(_b(lib, "spd")),
+    "linalg.det": lambda lib, F: lib.linalg.det(_b(lib, "spd")),
+    "linalg.slogdet": lambda lib, F: lib.linalg.slogdet(_b(lib, "spd"))[1],
+    "linalg.svdvals": lambda lib, F: lib.linalg.svdvals(_b(lib, "m")),
+    "linalg.eigvalsh": lambda lib, F: lib.linalg.eigvalsh(_b(lib, "spd")),
+    "linalg.eigvals": lambda lib, F: lib.linalg.eigvals(_b(lib, "spd")).abs(),
+    "linalg.cholesky": lambda lib, F: lib.linalg.cholesky(_b(lib, "spd")),
+    "linalg.solve": lambda lib, F: lib.linalg.solve(_b(lib, "spd"), _b(lib, "v")),
+    "linalg.lstsq": lambda lib, F: lib.linalg.lstsq(_b(lib, "spd"), _b(lib, "m")).solution,
+    "linalg.matrix_rank": lambda lib, F: lib.linalg.matrix_rank(_b(lib, "m")),
+    "linalg.pinv": lambda lib, F: lib.linalg.pinv(_b(lib, "spd")),
+    "linalg.matrix_exp": lambda lib, F: lib.linalg.matrix_exp(_b(lib, "m") / 4),
+    "linalg.lu_factor": lambda lib, F: lib.linalg.lu_factor(_b(lib, "spd"))[0],
+    "linalg.householder_product": lambda lib, F: lib.linalg.householder_product(_b(lib, "m"), _b(lib, "v")),
+    "polar": lambda lib, F: lib.polar(_b(lib, "pos"), _b(lib, "m")).abs(),
+    "view_as_complex": lambda lib, F: lib.view_as_complex(_b(lib, "m").reshape(8, 2)).abs(),
+}
+
+
+def _self_attention(lib):
+    attention = lib.nn.MultiheadAttention(4, 2)
+    return lambda x: attention(x, x, x)
+
+
+def run_beyond(torch, name, program):
+    """One function beyond the lists under bfloat16 autocast: output dtype and values against torch."""
+    row = {"list": "beyond_lists", "entry": name, "op": name, "amp": "bfloat16"}
+    results = []
+    for lib in (torch, chainrule):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with lib.autocast("cpu"):
+                    results.append(program(lib, lib.nn.functional))
+        except Exception as exc:
+            results.append(exc)
+    theirs, ours = results
+    if isinstance(theirs, Exception) or isinstance(ours, Exception):
+        if not isinstance(ours, Exception):
+            return dict(row, kind="torch_raised", detail=f"torch {short_error(theirs)}; chainrule ran")
+        if not isinstance(theirs, Exception):
+            return dict(row, kind="chainrule_raised", detail=short_error(ours))
+        same = type(ours).__name__ == type(theirs).__name__
+        return dict(row, kind="same" if same else "differ",
+                    detail=f"both raised: torch {short_error(theirs)}; chainrule {short_error(ours)}")
+    problems = compare_values(theirs, ours, "bfloat16", "output")
+    return dict(row, kind="differ" if problems else "same", detail="; ".join(problems))
+
+
 # ------------------------------------------------------------------ the trial
 def trial(filter_text="", amp_dtypes=AMP_DTYPES, behaviours=True, skip=None):
     """Every row; ``skip`` maps (entry, amp dtype) to the reason an entry is not run (CI's budget)."""
@@ -565,6 +731,9 @@ def trial(filter_text="", amp_dtypes=AMP_DTYPES, behaviours=True, skip=None):
         for name, function in BEHAVIOURS.items():
             if not filter_text or filter_text in name:
                 rows.append(run_behaviour(torch, name, function))
+        for name, program in BEYOND_LISTS.items():
+            if not filter_text or filter_text in name:
+                rows.append(run_beyond(torch, name, program))
     return rows
 
 

@@ -3,8 +3,9 @@
 ``autocast('cpu')`` in bfloat16 and in float16 (output dtypes and values against torch, the op bit for bit
 against its own control in the list's dtype, the method variant, ``is_autocast_enabled`` in nested regions,
 the op outside autocast, gradients in each input's dtype), and the autocast behaviours beside the lists (the
-cast cache of weights, decorators, nesting, unsupported dtypes and devices). Every entry must agree with
-torch but for the differences named below with their reasons."""
+cast cache of weights, decorators, nesting, unsupported dtypes and devices), and about ninety public functions
+the lists leave out, under bfloat16 autocast (output dtype and values). Every entry must agree with torch but
+for the differences named below with their reasons."""
 
 from __future__ import annotations
 
@@ -50,6 +51,13 @@ KNOWN_DIFFERENCES = [
     (lambda row: row["entry"] == "cache: float16 region inside a bfloat16 one",
      "torch's cache is keyed by the weight alone and hands the bfloat16 cast to a float16 region's mm, which "
      "then raises; chainrule keys it by dtype too"),
+    (lambda row: row["list"] == "beyond_lists" and row["kind"] == "torch_raised" and row["op"] in (
+        "pdist", "linalg.det", "linalg.slogdet", "linalg.pinv", "linalg.lu_factor"),
+     "torch has no bfloat16 CPU kernel for these and they are on no autocast list; chainrule computes them, as "
+     "it does outside autocast (README, bfloat16)"),
+    (lambda row: row["entry"] == "linalg.matrix_exp" and "values differ (max abs inf)" in row["detail"],
+     "torch's bfloat16 matrix_exp on the CPU gives inf for a matrix of norm about 0.5 (its float64 result is "
+     "finite and matches chainrule's)"),
     (lambda row: row["entry"] == "invalid and non-string device_type"
      and "chainrule._backend.device" in row["detail"].replace("torch._backend", "chainrule._backend"),
      "the ValueError names chainrule's device class, whose module path is not torch's"),
@@ -81,12 +89,12 @@ def test_every_cpu_list_is_run():
     assert found == sorted(LISTS)
 
 
-@pytest.mark.parametrize("list_name", LISTS + ["behaviour"])
+@pytest.mark.parametrize("list_name", LISTS + ["behaviour", "beyond_lists"])
 def test_autocast_list_entries_agree_with_torch(results, list_name):
     from torch.testing._internal.autocast_test_lists import AutocastCPUTestLists
 
     rows = [row for row in results if row["list"] == list_name]
-    if list_name != "behaviour":
+    if list_name not in ("behaviour", "beyond_lists"):
         assert len(rows) == 2 * len(getattr(AutocastCPUTestLists(torch.device("cpu")), list_name))
     differing = [f"{row['entry']} ({row['amp']}): {row['kind']} {row['detail']}" for row in rows
                  if row["kind"] != "same" and not any(rule(row) for rule, _ in KNOWN_DIFFERENCES)
