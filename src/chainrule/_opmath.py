@@ -127,16 +127,12 @@ def _cpu_autocast_target(cls, lower):
 
 
 def _castable(array_dtype, target) -> bool:
-    """torch's autocast eligibility: a floating input other than float64, not already in ``target``."""
-    return array_dtype in _LOW_OR_SINGLE and array_dtype != target
+    """torch's autocast eligibility: a floating input other than float64 (ml_dtypes' bfloat16 and
+    float8 types are of kind 'V'), not already in ``target``."""
+    return array_dtype.kind in "fV" and array_dtype != _FLOAT64 and array_dtype != target
 
 
-_LOW_OR_SINGLE = {np.dtype(np.float16), _FLOAT32}
-
-
-def _note_bfloat16() -> None:
-    if _dtype._bfloat16_np is not None:
-        _LOW_OR_SINGLE.add(_dtype._bfloat16_np)
+_FLOAT64 = np.dtype(np.float64)
 
 
 def cast_inputs_for_cpu_autocast(cls, inputs: tuple) -> tuple:
@@ -160,7 +156,6 @@ def cast_for_autocast(tensor, target):
     copy reused until the cache is cleared (``amp.clear_autocast_cache``, or the outermost region's
     exit), as torch's cache of model weights: a weight changed in place inside a region keeps its
     earlier cast. Keyed by the target dtype too (torch's key is the weight alone)."""
-    _note_bfloat16()
     data = tensor._data
     if type(data) is not np.ndarray or not _castable(data.dtype, target):
         return tensor
@@ -232,7 +227,6 @@ def _cast_for_cpu_autocast(arrays: list, cls, lower) -> None:
     target = _cpu_autocast_target(cls, lower)
     if target is None:
         return
-    _note_bfloat16()
     # only NumPy arrays: device arrays belong to CUDA autocast (the device seam in _backend)
     for i, array in enumerate(arrays):
         if type(array) is np.ndarray and _castable(array.dtype, target):
