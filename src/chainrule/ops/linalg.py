@@ -318,7 +318,6 @@ def bmm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
     return result if out is None else _exact_out(result, out, "bmm")
 
 
-@cpu_autocast_policy("unlisted")
 def mv(input: Tensor, vec: Tensor, *, out=None) -> Tensor:
     """torch.mv: (n, m) @ (m,) -> (n,)."""
     _check_tensor("mv", "input", input)
@@ -856,7 +855,7 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
     return (_einsum_on_no_autocast_list if not out else einsum)(equation, a, b)
 
 
-_einsum_on_no_autocast_list = cpu_autocast_policy("unlisted")(lambda equation, a, b: einsum(equation, a, b))
+_einsum_on_no_autocast_list = cpu_autocast_policy("unlisted")(einsum)
 
 
 # ---------------------------------------------------------------- trace and diagonals
