@@ -38,7 +38,8 @@ def _numpy_values(flat_torch_tensor, dtype):
     if flat_torch_tensor.dtype in (torch.bfloat16,) or "float8" in str(flat_torch_tensor.dtype):
         # NumPy has no such dtype: copy the bits and reinterpret them as chainrule's storage type
         width = {1: torch.uint8, 2: torch.int16}[flat_torch_tensor.element_size()]
-        return flat_torch_tensor.view(width).numpy().view(storage_dtype)
+        # copied, so the array's own memory (not the integer array it views) is the storage chainrule reads
+        return flat_torch_tensor.view(width).numpy().view(storage_dtype).copy()
     if flat_torch_tensor.is_conj():
         flat_torch_tensor = flat_torch_tensor.resolve_conj()
     if flat_torch_tensor.is_neg():

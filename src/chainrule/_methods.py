@@ -132,15 +132,17 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
                 # tensor's dtype: the same operand (NEP 50 casts a Python number to the array's
                 # dtype), which NumPy takes about twice as fast as a Python scalar on small arrays.
                 if quiet_now() is QUIET:  # already silent (a rule inside backward): no switch
-                    if c is None and other and cpu:
+                    if c is None and other:
                         c = constant(other, data.dtype)
-                    operand = c._data if c is not None and cpu else other
+                    operand = c._data if c is not None else data.dtype.type(other)
                     return make(ufunc(operand, data) if reflected else ufunc(data, operand))
                 quiet = numpy_errstate.set(QUIET)  # silent on x / 0 and overflow, as torch
                 try:
-                    if c is None and other and cpu:
+                    if c is None and other:
                         c = constant(other, data.dtype)  # (a cast that overflows is silent too)
-                    operand = c._data if c is not None and cpu else other
+                    # a zero (not cached: 0.0 and -0.0 are one key) as a scalar of the tensor's dtype, its
+                    # sign kept: ml_dtypes' bfloat16 takes a Python float to float32 (x * 0.0 was float32)
+                    operand = c._data if c is not None else data.dtype.type(other)
                     return make(ufunc(operand, data) if reflected else ufunc(data, operand))
                 finally:
                     numpy_errstate.reset(quiet)

@@ -13,6 +13,9 @@ loaded or a CPU autocast region opens; float32 programs never pay more than that
 
 from __future__ import annotations
 
+import functools
+import weakref
+
 import numpy as np
 
 from . import _dtype
@@ -37,15 +40,18 @@ ACCUMULATE_IN_FLOAT32 = frozenset({
     "cumulative extremum",
 })
 
-# torch's CPU autocast lists (torch.amp docs, "CPU Ops that can autocast to bfloat16" and "... to
-# float32"), as chainrule's op labels; every other op runs in its inputs' dtype
+# torch's CPU autocast lists (aten's autocast_mode.cpp, KERNEL_CPU lower_precision_fp and fp32), as
+# chainrule's op labels; every other op runs in its inputs' dtype. Public functions that chainrule
+# composes of several ops carry their list's policy themselves (``cpu_autocast_policy``).
 CPU_LOWER_PRECISION_OPS = frozenset({"linear", "matmul", "bmm", "einsum", "conv", "conv_transpose", "prelu",
-                                     "rnn", "gru", "lstm", "recurrent_layer"})
+                                     "rnn", "lstm", "recurrent_layer"})
 CPU_FLOAT32_OPS = frozenset({
     "prod", "trace", "cholesky", "cholesky_solve", "cholesky_inverse", "inv", "pinv", "qr", "eigh", "svd",
-    "lstsq", "lu_factor", "lu", "det", "slogdet", "solve", "solve_triangular", "matrix_exp", "max_unpool",
+    "lstsq", "lu_factor", "lu", "det", "slogdet", "solve", "solve_triangular", "max_unpool",
     "cross_entropy", "nll_loss", "binary_cross_entropy", "ctc_loss",
 })
+# ops that share a listed label but that torch's lists leave out (torch.mv runs in its inputs' dtype)
+_CPU_UNLISTED_CLASSES = frozenset({"Mv"})
 
 _FLOAT32 = np.dtype(np.float32)
 
@@ -96,6 +102,8 @@ def _float8_op(cls, ctx, arrays: list, params: dict, found):
 
 # called with ``run`` when the hook is first needed (autograd.function registers its setter)
 hook_setters: list = []
+# grad mode's ``is_grad_enabled``, set by autograd.function (autograd imports this module, not the reverse)
+is_grad_enabled = None
 _installed = False
 
 
@@ -108,6 +116,25 @@ def install() -> None:
             set_hook(run)
 
 
+def _cpu_autocast_target(cls, lower):
+    """The dtype (NumPy) torch's CPU autocast takes the op's floating inputs to, or None."""
+    op = getattr(cls, "label", None)
+    if op in CPU_LOWER_PRECISION_OPS:
+        return None if cls.__name__ in _CPU_UNLISTED_CLASSES else lower
+    if op in CPU_FLOAT32_OPS:
+        return _FLOAT32
+    return None
+
+
+def _castable(array_dtype, target) -> bool:
+    """torch's autocast eligibility: a floating input other than float64 (ml_dtypes' bfloat16 and
+    float8 types are of kind 'V'), not already in ``target``."""
+    return array_dtype.kind in "fV" and array_dtype != _FLOAT64 and array_dtype != target
+
+
+_FLOAT64 = np.dtype(np.float64)
+
+
 def cast_inputs_for_cpu_autocast(cls, inputs: tuple) -> tuple:
     """The op's input tensors as torch's CPU autocast hands them to its kernel: each one the op's
     list takes to another dtype goes through a recorded cast (torch's ToCopyBackward0), so its
@@ -116,30 +143,94 @@ def cast_inputs_for_cpu_autocast(cls, inputs: tuple) -> tuple:
     lower = autocast_hook.cpu_dtype
     if lower is None:
         return inputs
-    op = getattr(cls, "label", None)
-    if op in CPU_LOWER_PRECISION_OPS:
-        source, target = _FLOAT32, lower
-    elif op in CPU_FLOAT32_OPS:
-        source, target = lower, _FLOAT32
-    else:
+    target = _cpu_autocast_target(cls, lower)
+    if target is None:
         return inputs
+    return tuple(cast_for_autocast(t, target) for t in inputs)
+
+
+def cast_for_autocast(tensor, target):
+    """``tensor`` as torch's autocast ``cached_cast`` gives it to a listed op: a CPU floating tensor
+    other than float64 in the NumPy dtype ``target`` (a recorded cast), anything else unchanged.
+    Inside a region a float32 leaf that requires grad is cast to the lower precision once and the
+    copy reused until the cache is cleared (``amp.clear_autocast_cache``, or the outermost region's
+    exit), as torch's cache of model weights: a weight changed in place inside a region keeps its
+    earlier cast. Keyed by the target dtype too (torch's key is the weight alone)."""
+    data = tensor._data
+    if type(data) is not np.ndarray or not _castable(data.dtype, target):
+        return tensor
     target_dtype = _dtype.from_numpy_dtype(target)
-    return tuple(t.to(dtype=target_dtype) if type(t._data) is np.ndarray and t._data.dtype == source else t
-                 for t in inputs)
+    if not (cache.enabled and target != _FLOAT32 and data.dtype == _FLOAT32 and tensor._requires_grad
+            and tensor.is_leaf and not tensor._is_view() and is_grad_enabled()):
+        return tensor.to(dtype=target_dtype)
+    key = (id(tensor), target)
+    found = cache.casts.get(key)
+    if found is not None and found[0]() is tensor:
+        return found[1]
+    cast = tensor.to(dtype=target_dtype)
+    cache.casts[key] = (weakref.ref(tensor), cast)
+    return cast
 
 
-def _cast_for_cpu_autocast(arrays: list, op, lower) -> None:
-    """torch's CPU autocast, in place on the op's arrays: its lower-precision list takes float32
-    inputs down to ``lower``, its float32 list takes lower-precision inputs up to float32."""
+class _CastCache:
+    """torch's autocast cache of casted weights: on or off (``autocast(cache_enabled=)``) and its casts."""
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self.casts: dict = {}
+
+
+cache = _CastCache()
+
+
+def cpu_autocast_policy(policy: str):
+    """Decorate a public function that torch's CPU autocast treats as one kernel while chainrule
+    composes it of several ops: inside a CPU autocast region its floating tensor arguments (also
+    inside lists and tuples) are cast as torch's list says — ``"lower"`` to the region's dtype,
+    ``"float32"`` to float32, ``"unlisted"`` left alone — and the composition runs with autocast
+    off, as torch's kernel runs below its autocast layer (so an inner matmul is not lowered again)."""
+    if policy not in ("lower", "float32", "unlisted"):
+        raise ValueError(f"cpu_autocast_policy: unknown policy {policy!r}")
+
+    def decorate(function):
+        @functools.wraps(function)
+        def run_with_policy(*args, **kwargs):
+            lower = autocast_hook.cpu_dtype
+            if lower is None:
+                return function(*args, **kwargs)
+            if policy != "unlisted":
+                target = lower if policy == "lower" else _FLOAT32
+                args = _cast_tensors(args, target)
+                kwargs = {name: _cast_tensors(value, target) for name, value in kwargs.items()}
+            autocast_hook.cpu_dtype = None
+            try:
+                return function(*args, **kwargs)
+            finally:
+                autocast_hook.cpu_dtype = lower
+
+        return run_with_policy
+
+    return decorate
+
+
+def _cast_tensors(value, target):
+    if isinstance(value, (tuple, list)):
+        return type(value)(_cast_tensors(v, target) for v in value)
+    if hasattr(value, "_data") and hasattr(value, "_requires_grad"):
+        return cast_for_autocast(value, target)
+    return value
+
+
+def _cast_for_cpu_autocast(arrays: list, cls, lower) -> None:
+    """torch's CPU autocast, in place on the op's arrays: its lower-precision list takes floating
+    inputs (but float64) to ``lower``, its float32 list takes them to float32."""
+    target = _cpu_autocast_target(cls, lower)
+    if target is None:
+        return
     # only NumPy arrays: device arrays belong to CUDA autocast (the device seam in _backend)
-    if op in CPU_LOWER_PRECISION_OPS:
-        for i, array in enumerate(arrays):
-            if type(array) is np.ndarray and array.dtype == _FLOAT32:
-                arrays[i] = array.astype(lower)
-    elif op in CPU_FLOAT32_OPS:
-        for i, array in enumerate(arrays):
-            if type(array) is np.ndarray and array.dtype == lower:
-                arrays[i] = array.astype(_FLOAT32)
+    for i, array in enumerate(arrays):
+        if type(array) is np.ndarray and _castable(array.dtype, target):
+            arrays[i] = array.astype(target)
 
 
 def run(cls, ctx, arrays: list, params: dict):
@@ -151,7 +242,7 @@ def run(cls, ctx, arrays: list, params: dict):
     op = getattr(cls, "label", None)
     lower = autocast_hook.cpu_dtype
     if lower is not None:
-        _cast_for_cpu_autocast(arrays, op, lower)
+        _cast_for_cpu_autocast(arrays, cls, lower)
     float8 = _dtype.FLOAT8_NP
     if float8:
         for array in arrays:

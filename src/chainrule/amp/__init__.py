@@ -14,12 +14,14 @@ on its CPU lower-precision list (linear, matmul, bmm, einsum, conv, conv_transpo
 recurrent layers) cast float32 inputs to bfloat16 and return bfloat16; its CPU float32 list (the
 losses, prod, trace, the linalg decompositions) takes bfloat16 inputs up to float32; softmax, the
 norms and the rest run in their inputs' dtype, as torch's CPU autocast leaves them. The casts
-happen in one place, ``chainrule._opmath`` on the CPU op path. Losses composed of elementwise ops
-(mse_loss, l1_loss, ...) follow their inputs' dtype where torch's fused kernels return float32.
+happen in one place, ``chainrule._opmath`` on the CPU op path; the public functions chainrule composes
+of several ops (addmm, the losses, the 3-d pools, ...) carry their list's policy
+(``_opmath.cpu_autocast_policy``). A float32 leaf that requires grad (a weight) is cast once per
+region and the cast reused, as torch's autocast cache (``clear_autocast_cache``, ``cache_enabled=``).
 
 ``autocast('cuda', dtype=bfloat16)`` lowers the same lists to bfloat16, which CuPy 14 holds
 through ml_dtypes (experimental in CuPy: ``cuda.is_bf16_supported`` answers for the installed
-CuPy); checked on the CPU stand-in, not yet on a GPU. Not built: the cache of casted weights (each
+CuPy); checked on the CPU stand-in, not yet on a GPU. CUDA autocast keeps no cache of casted weights (each
 op casts its weight again). As in torch, ``autocast('cuda')`` on a machine without a GPU warns and
 disables itself.
 
@@ -84,7 +86,15 @@ _cast_for_bfloat16 = None  # built on first use: bfloat16 arrays need ml_dtypes 
 
 def is_autocast_available(device_type: str) -> bool:
     """Whether autocast can run for ``device_type``: 'cpu' (bfloat16/float16) and 'cuda' (float16)."""
+    _parse_device_type(device_type)
     return device_type in _DEFAULT_DTYPES
+
+
+def _parse_device_type(device_type: str) -> None:
+    """Refuse a string that names no device, with torch's error (``torch.device``'s own message)."""
+    from .._backend import device
+
+    device(device_type)
 
 
 # each device's autocast state, as torch keeps it: whether a region is on, and the dtype it lowers to
@@ -94,6 +104,7 @@ _lower_dtype = {"cpu": _dtype.bfloat16, "cuda": _dtype.float16}
 
 def _check_device_type(device_type: str, caller: str) -> None:
     if device_type not in _DEFAULT_DTYPES:
+        _parse_device_type(device_type)
         raise RuntimeError(f"{caller}: unsupported device_type {device_type!r}; expected 'cpu' or 'cuda'")
 
 
@@ -176,23 +187,23 @@ def set_autocast_gpu_dtype(dtype) -> None:
     set_autocast_dtype("cuda", dtype)
 
 
-# torch caches each weight's lower-precision copy inside a region; chainrule casts again per op
-# (see the module doc), so the cache switches are accepted and change nothing
-_cache_enabled = True
+# how many autocast regions are open (any device): the outermost one's exit clears the cast cache
 _nesting = 0
 
 
 def is_autocast_cache_enabled() -> bool:
-    return _cache_enabled
+    """torch.is_autocast_cache_enabled: whether CPU autocast reuses a weight's cast inside a region."""
+    return _opmath.cache.enabled
 
 
 def set_autocast_cache_enabled(enabled: bool) -> None:
-    global _cache_enabled
-    _cache_enabled = bool(enabled)
+    _opmath.cache.enabled = bool(enabled)
 
 
 def clear_autocast_cache() -> None:
-    """Nothing to clear: chainrule keeps no cache of casted weights."""
+    """torch.clear_autocast_cache: forget the casts of weights kept inside the current regions, so
+    the next listed op casts each weight again (from its current values)."""
+    _opmath.cache.casts.clear()
 
 
 def autocast_increment_nesting() -> int:
@@ -241,6 +252,7 @@ class autocast:
         self.device_type = device_type
         self.fast_dtype = get_autocast_dtype(device_type) if dtype is None else _dtype.to_dtype(dtype)
         self._enabled = bool(enabled)
+        self._cache_enabled = is_autocast_cache_enabled() if cache_enabled is None else bool(cache_enabled)
         if self._enabled and device_type == "cuda":
             from .. import cuda
 
@@ -264,15 +276,20 @@ class autocast:
 
     def __enter__(self) -> autocast:
         # a region of the other device type leaves this one's state alone
-        self._previous = (_enabled[self.device_type], _lower_dtype[self.device_type])
+        self._previous = (_enabled[self.device_type], _lower_dtype[self.device_type], is_autocast_cache_enabled())
         _enabled[self.device_type] = self._enabled
         if self._enabled:
             _lower_dtype[self.device_type] = self.fast_dtype
+        autocast_increment_nesting()
+        set_autocast_cache_enabled(self._cache_enabled)
         _sync(self.device_type)
         return self
 
     def __exit__(self, *exc_info) -> None:
-        _enabled[self.device_type], _lower_dtype[self.device_type] = self._previous
+        if autocast_decrement_nesting() == 0:
+            clear_autocast_cache()
+        _enabled[self.device_type], _lower_dtype[self.device_type], cache_enabled = self._previous
+        set_autocast_cache_enabled(cache_enabled)
         _sync(self.device_type)
         return None
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import _opmath
 from .._backend import autocast_hook, on_one_device
+from .grad_mode import is_grad_enabled
 from .grad_mode import state as _grad_state
 
 _ndarray = np.ndarray
@@ -107,6 +108,7 @@ def _set_opmath_hook(hook) -> None:
 
 
 _opmath.hook_setters.append(_set_opmath_hook)
+_opmath.is_grad_enabled = is_grad_enabled  # the autocast cache keeps no cast made under no_grad
 
 
 class FunctionCtx:

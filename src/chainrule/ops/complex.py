@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .. import _dtype
 from .._backend import array_module
+from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _check_tensor
@@ -124,6 +125,7 @@ def view_as_real(input: Tensor) -> Tensor:
     return ViewAsReal.apply(input)._share(input)  # a view: one version counter
 
 
+@cpu_autocast_policy("float32")
 def view_as_complex(input: Tensor) -> Tensor:
     """torch.view_as_complex: a float tensor whose last dim is 2 (stride 1) viewed as complex numbers."""
     _check_tensor(input, "view_as_complex", "input", 1)
@@ -267,6 +269,7 @@ class ComplexOp(Function):
                 imag(grad) if ctx.needs_input_grad[1] else None)
 
 
+@cpu_autocast_policy("float32")
 def polar(abs: Tensor, angle: Tensor) -> Tensor:
     """torch.polar: abs·(cos(angle) + i·sin(angle)), composed (its gradient comes from the parts)."""
     _check_tensor(abs, "polar", "abs", 1)

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import _dtype, return_types
 from .._backend import array_module, broadcast_solve, checked_linalg
+from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, honours_out, write_out
 from .linalg import _check_square, _column_major, _cross, _mat, matmul
@@ -686,6 +687,7 @@ class EmptyLstsqResiduals(Function):
         return None, None
 
 
+@cpu_autocast_policy("float32")
 def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
     """torch.linalg.lstsq on CPU: the minimum-norm least-squares solution of ``A X = B`` (A
     (..., m, n), B (..., m, k), batch dims broadcast) with torch's extra outputs for each driver:
@@ -728,6 +730,7 @@ def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
         _const(S) if driver in ("gelsd", "gelss") else empty)
 
 
+@cpu_autocast_policy("float32")
 def linalg_matrix_rank(A: Tensor, tol=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
     """torch.linalg.matrix_rank: the number of singular values above max(atol, rtol·σ₁) (int64,
     batch shape); ``tol`` is torch's old name for atol."""
@@ -1165,6 +1168,7 @@ def linalg_tensorsolve(A: Tensor, B: Tensor, dims=None, *, out=None) -> Tensor:
     return _copy_out(result, out, "linalg.tensorsolve")
 
 
+@cpu_autocast_policy("float32")  # torch's CPU autocast lists orgqr
 def linalg_householder_product(A: Tensor, tau: Tensor, *, out=None) -> Tensor:
     """torch.linalg.householder_product (LAPACK orgqr): the first n columns of H₁ ⋯ H_k with
     Hᵢ = I - τᵢ vᵢ vᵢᵀ, vᵢ = (0, ..., 0, 1, A[i+1:, i]) — the Q of geqrf's packed reflectors.

@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
+from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function
 from ..tensor import Tensor, _check_tensor, _wrap_dim
 from .elementwise import _cast
@@ -213,59 +214,72 @@ def _c2r(input, s, dim, norm, op: str, default_dim=None) -> Tensor:
 
 
 # ---------------------------------------------------------------- torch.fft's functions
+@cpu_autocast_policy("float32")
 def fft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.fft: the 1-D discrete Fourier transform along ``dim`` (``n`` crops or zero-pads)."""
     return _c2c(input, None if n is None else (n,), (dim,), norm, False, "fft")
 
 
+@cpu_autocast_policy("float32")
 def ifft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.ifft: the 1-D inverse transform (scaled by 1/n with the default norm)."""
     return _c2c(input, None if n is None else (n,), (dim,), norm, True, "ifft")
 
 
+@cpu_autocast_policy("float32")
 def fft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _c2c(input, s, dim, norm, False, "fft2")
 
 
+@cpu_autocast_policy("float32")
 def ifft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _c2c(input, s, dim, norm, True, "ifft2")
 
 
+@cpu_autocast_policy("float32")
 def fftn(input, s=None, dim=None, norm=None) -> Tensor:
     """torch.fft.fftn: over ``dim`` (every dim, or the last len(s) dims when only ``s`` is given)."""
     return _c2c(input, s, dim, norm, False, "fftn")
 
 
+@cpu_autocast_policy("float32")
 def ifftn(input, s=None, dim=None, norm=None) -> Tensor:
     return _c2c(input, s, dim, norm, True, "ifftn")
 
 
+@cpu_autocast_policy("float32")
 def rfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.rfft: the one-sided transform of a real signal (n // 2 + 1 bins)."""
     return _r2c(input, None if n is None else (n,), (dim,), norm, "rfft")
 
 
+@cpu_autocast_policy("float32")
 def irfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.irfft: the real signal (length ``n``, default 2·(bins - 1)) of a one-sided spectrum."""
     return _c2r(input, None if n is None else (n,), (dim,), norm, "irfft")
 
 
+@cpu_autocast_policy("float32")
 def rfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _r2c(input, s, dim, norm, "rfft2")
 
 
+@cpu_autocast_policy("float32")
 def irfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _c2r(input, s, dim, norm, "irfft2")
 
 
+@cpu_autocast_policy("float32")
 def rfftn(input, s=None, dim=None, norm=None) -> Tensor:
     return _r2c(input, s, dim, norm, "rfftn")
 
 
+@cpu_autocast_policy("float32")
 def irfftn(input, s=None, dim=None, norm=None) -> Tensor:
     return _c2r(input, s, dim, norm, "irfftn")
 
 
+@cpu_autocast_policy("float32")
 def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.hfft: the real transform of a Hermitian-symmetric signal given by its first half:
     irfft of the conjugate with the dual normalisation."""
@@ -273,6 +287,7 @@ def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
                 _DUAL[_norm(norm, "hfft")], "hfft")
 
 
+@cpu_autocast_policy("float32")
 def ihfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.ihfft: the inverse of hfft, the conjugate of rfft with the dual normalisation."""
     return _r2c(input, None if n is None else (n,), (dim,), _DUAL[_norm(norm, "ihfft")], "ihfft").conj()

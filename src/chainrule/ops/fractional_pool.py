@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .._backend import array_module
+from .._opmath import cpu_autocast_policy
 from ..autograd.function import name_node
 from ..tensor import Tensor
 from ._arg_parser import int_list
@@ -137,6 +138,7 @@ def _tuple_float(value, d: int) -> tuple:
     return (float(value),) * d if isinstance(value, (int, float)) else tuple(float(v) for v in value)
 
 
+@cpu_autocast_policy("float32")
 def fractional_max_pool2d(input: Tensor, kernel_size, output_size=None, output_ratio=None,
                           return_indices: bool = False, _random_samples: Tensor | None = None):
     """torch.nn.functional.fractional_max_pool2d: (N, C, H, W) or (C, H, W) → (..., *output_size),
@@ -145,6 +147,7 @@ def fractional_max_pool2d(input: Tensor, kernel_size, output_size=None, output_r
                                 "fractional_max_pool2d")
 
 
+@cpu_autocast_policy("float32")
 def fractional_max_pool3d(input: Tensor, kernel_size, output_size=None, output_ratio=None,
                           return_indices: bool = False, _random_samples: Tensor | None = None):
     """torch.nn.functional.fractional_max_pool3d: (N, C, T, H, W) or (C, T, H, W) → (..., *output_size),

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import _dtype, _opmath, return_types
 from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg
+from .._opmath import cpu_autocast_policy
 from ..autograd.function import (
     Function,
     SavedValue,
@@ -232,6 +233,7 @@ def _mat_shapes(a: tuple, b: tuple) -> RuntimeError:
     return RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({a[0]}x{a[1]} and {b[0]}x{b[1]})")
 
 
+@cpu_autocast_policy("lower")  # its vector cases too (a dot product is on no list of its own)
 def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.matmul: dot (1-D·1-D), matrix-vector, vector-matrix (the added dim is removed again),
     matrix product, and batched products broadcasting the batch dims."""
@@ -488,12 +490,14 @@ def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
     return add(input, product)
 
 
+@cpu_autocast_policy("lower")
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmm: ``beta * input + alpha * (mat1 @ mat2)``."""
     result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
     return result if out is None else _exact_out(result, out, "addmm")
 
 
+@cpu_autocast_policy("unlisted")
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmv: ``beta * input + alpha * (mat @ vec)``."""
     dtype = _dtype.result_type(input, mat, vec)
@@ -509,12 +513,14 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
     return result if out is None else _exact_out(result, out, "addmv")
 
 
+@cpu_autocast_policy("lower")
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.baddbmm: ``beta * input + alpha * bmm(batch1, batch2)``."""
     result = _scaled_add(input, bmm, (batch1, batch2), beta, alpha, "BaddbmmBackward0", "bmm(batch1, batch2)")
     return result if out is None else _exact_out(result, out, "baddbmm")
 
 
+@cpu_autocast_policy("lower")
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.addbmm: ``beta * input + alpha * sum_b batch1[b] @ batch2[b]``."""
     b, n, m = batch1._data.shape
@@ -843,7 +849,13 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
     for da, db in zip(dims_a, dims_b):
         sub_b[db] = sub_a[da]
     out = [c for i, c in enumerate(sub_a) if i not in dims_a] + [c for i, c in enumerate(sub_b) if i not in dims_b]
-    return einsum("".join(sub_a) + "," + "".join(sub_b) + "->" + "".join(out), a, b)
+    equation = "".join(sub_a) + "," + "".join(sub_b) + "->" + "".join(out)
+    # torch multiplies the reshaped operands with mm (lowered by CPU autocast), but contracts every dim
+    # with a dot product, which is on no autocast list
+    return (_einsum_on_no_autocast_list if not out else einsum)(equation, a, b)
+
+
+_einsum_on_no_autocast_list = cpu_autocast_policy("unlisted")(einsum)
 
 
 # ---------------------------------------------------------------- trace and diagonals
@@ -1282,6 +1294,7 @@ def eig(A: Tensor):
     return return_types.linalg_eig(values, vectors)
 
 
+@cpu_autocast_policy("float32")
 def eigvals(A: Tensor) -> Tensor:
     """torch.linalg.eigvals: the (complex) eigenvalues of a general square matrix. Differentiable
     through eig's rule (the node is LinalgEigBackward0, as torch's); without a gradient, LAPACK
@@ -1662,6 +1675,7 @@ def cross(input: Tensor, other: Tensor, dim=None) -> Tensor:
     return _cross(input, other, dim, "linalg.cross")
 
 
+@cpu_autocast_policy("float32")
 def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
     """torch.cdist: p-norm distances between the rows of x1 (..., P, M) and x2 (..., R, M),
     shape (..., P, R). The gradient at a zero distance is 0, as in torch."""
@@ -1735,6 +1749,7 @@ def chain_matmul(*matrices) -> Tensor:
     return multi_dot(matrices)
 
 
+@cpu_autocast_policy("lower")
 def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
     """torch.linalg.vecdot: ``sum(x * y, dim)`` with broadcasting."""
     from .elementwise import mul

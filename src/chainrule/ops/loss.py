@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
+from .._opmath import cpu_autocast_policy
 from ..autograd import function as _function
 from ..autograd.function import (
     Function,
@@ -194,6 +195,7 @@ class _MseLoss(Function):
 
 
 @honours_legacy_flags
+@cpu_autocast_policy("float32")
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
              reduction: str = "mean", weight=None) -> Tensor:
     """F.mse_loss: ``(input - target)**2``, reduced."""
@@ -213,6 +215,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
 
 
 @honours_legacy_flags
+@cpu_autocast_policy("float32")
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
             reduction: str = "mean", weight=None) -> Tensor:
     """F.l1_loss: ``|input - target|``, reduced (the gradient at 0 is 0, as torch)."""
@@ -224,6 +227,7 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
 
 
 @honours_legacy_flags
+@cpu_autocast_policy("float32")
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                    reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """F.smooth_l1_loss: ``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta``."""
@@ -240,6 +244,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
                            "beta": float(beta)})
 
 
+@cpu_autocast_policy("float32")
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
                weight=None) -> Tensor:
     """F.huber_loss: ``0.5 d**2`` where ``|d| <= delta``, else ``delta (|d| - 0.5 delta)``."""
@@ -834,6 +839,7 @@ def _size(t: Tensor) -> str:
 
 
 @honours_legacy_flags
+@cpu_autocast_policy("float32")
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
                                      size_average=None, reduce=None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
@@ -864,6 +870,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
 
 # ---------------------------------------------------------------- divergences and others
 @honours_legacy_flags
+@cpu_autocast_policy("float32")
 def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
     """F.kl_div with ``input`` = log-probabilities: ``target (log target - input)``, 0 where target is 0."""
@@ -883,6 +890,7 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
 
 
 @honours_legacy_flags
+@cpu_autocast_policy("float32")
 def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
                      size_average=None, eps: float = 1e-8, reduce=None, reduction: str = "mean") -> Tensor:
     """F.poisson_nll_loss (Stirling term added where target > 1 when ``full``)."""
@@ -905,6 +913,7 @@ def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full
 
 
 @honours_legacy_flags
+@cpu_autocast_policy("float32")
 def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                         size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """F.margin_ranking_loss: ``max(0, -y (x1 - x2) + margin)``."""
@@ -917,6 +926,7 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: 
 
 
 @honours_legacy_flags
+@cpu_autocast_policy("float32")
 def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                      reduction: str = "mean") -> Tensor:
     """F.soft_margin_loss: ``log(1 + exp(-y x))``, computed stably; the target gets no gradient
@@ -933,6 +943,7 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
 
 
 @honours_legacy_flags
+@cpu_autocast_policy("float32")
 def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, size_average=None,
                          reduce=None, reduction: str = "mean") -> Tensor:
     """F.hinge_embedding_loss: x where y == 1, max(0, margin - x) where y == -1 (both where y is
@@ -949,6 +960,7 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, siz
 
 
 @honours_legacy_flags
+@cpu_autocast_policy("float32")
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                           size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """F.cosine_embedding_loss: 1 - cos where y == 1, max(0, cos - margin) where y == -1."""

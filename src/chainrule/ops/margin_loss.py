@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
+from .._opmath import cpu_autocast_policy
 from ..autograd.function import name_node
 from ..tensor import Tensor
 from . import elementwise as ew
@@ -80,6 +81,7 @@ def _class_targets(input: Tensor, target: Tensor):
 
 
 @honours_legacy_flags
+@cpu_autocast_policy("float32")
 def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0, weight: Tensor | None = None,
                       size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """F.multi_margin_loss: per sample, ``Σ_{j≠y} w_y max(0, margin - x_y + x_j)^p / C`` (p is 1 or 2)."""
@@ -127,6 +129,7 @@ def _check_nonempty_rows(input: Tensor) -> None:
 
 
 @honours_legacy_flags
+@cpu_autocast_policy("float32")
 def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                            reduction: str = "mean") -> Tensor:
     """F.multilabel_margin_loss: per sample, ``Σ_{j ∈ targets} Σ_{k ∉ targets} max(0, 1 - (x_j - x_k)) / C``.

@@ -8,6 +8,7 @@ switches, which change nothing here), so each is a one-line call of the function
 from __future__ import annotations
 
 from .._backend import array_module
+from .._opmath import cpu_autocast_policy
 from ..autograd.function import name_node
 from ..tensor import Tensor
 from . import dropout as _dropout
@@ -286,12 +287,14 @@ def rnn_relu_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: T
     return _cell("RNN_RELU", input, hx, None, w_ih, w_hh, b_ih, b_hh)[0]
 
 
+@cpu_autocast_policy("unlisted")
 def gru_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None = None,
              b_hh: Tensor | None = None) -> Tensor:
     """torch.gru_cell: one GRU step, nn.GRUCell's."""
     return _cell("GRU", input, hx, None, w_ih, w_hh, b_ih, b_hh)[0]
 
 
+@cpu_autocast_policy("unlisted")
 def lstm_cell(input: Tensor, hx, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None = None,
               b_hh: Tensor | None = None) -> tuple:
     """torch.lstm_cell: one LSTM step from ``hx = (h, c)``, returning ``(h', c')``."""

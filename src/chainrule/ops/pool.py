@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import _config
 from .._backend import array_module
+from .._opmath import cpu_autocast_policy
 from .._parallel import over_rows
 from ..autograd.function import Function, SavedValue, ctx_value, kept_value, name_node, saved
 from ..tensor import Tensor
@@ -665,6 +666,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
     return _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2, "max_pool2d")
 
 
+@cpu_autocast_policy("float32")
 def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False):
     """torch.nn.functional.max_pool3d: (N, C, D, H, W) → (N, C, *out)."""
@@ -704,6 +706,7 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
                        "avg_pool2d")
 
 
+@cpu_autocast_policy("float32")
 def avg_pool3d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override=None) -> Tensor:
     """torch.nn.functional.avg_pool3d: mean over each window of (N, C, D, H, W)."""

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from .._backend import array_module
+from .._opmath import cpu_autocast_policy
 from ..tensor import Tensor
 from .creation import linspace
 from .elementwise import where
@@ -153,6 +154,7 @@ def _check_grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str
         raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
 
 
+@cpu_autocast_policy("float32")
 def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mode: str = "zeros",
                 align_corners=None) -> Tensor:
     """torch.nn.functional.grid_sample: ``input`` (N, C, H, W) read at the normalised positions of

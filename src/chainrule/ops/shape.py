@@ -11,7 +11,8 @@ import weakref
 import numpy as np
 
 from .. import _dtype
-from .._backend import array_module
+from .._backend import array_module, autocast_hook
+from .._opmath import cpu_autocast_policy
 from ..autograd.function import (
     Function,
     InputView,
@@ -1287,6 +1288,8 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
     wraps around. The non-constant modes pad the last 1-3 dims of a batched (or unbatched) input.
     """
     pad = int_list(pad, "pad", "pad", sized=False)
+    if autocast_hook.cpu_dtype is not None and (mode == "replicate" or (mode == "reflect" and len(pad) <= 4)):
+        return _pad_in_float32(input, pad, mode, value)
     if value is not None:
         value = check_float(value, "pad", "value")
     ndim = input._data.ndim
@@ -1344,6 +1347,10 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
     if mode == "circular" and not any(a or b for a, b in widths):
         return x if x is not input else Clone.apply(input)
     return ModePad.apply(x, widths=tuple(widths), mode=mode)  # torch's circular pad is slice copies: no name
+
+
+# torch's CPU autocast runs reflection_pad1d/2d and replication_pad1d/2d/3d in float32 (not 3-d reflection)
+_pad_in_float32 = cpu_autocast_policy("float32")(pad)
 
 
 def _reflect_or_replicate(input: Tensor, pairs: list, mode: str) -> Tensor:

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import _dtype, return_types
 from .._backend import accumulate, array_module
+from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, is_recording, name_node
 from ..tensor import Tensor, _wrap_dim
 from .elementwise import _cast, where
@@ -114,6 +115,7 @@ def _quantile(op: str, input: Tensor, q, dim, keepdim: bool, interpolation: str,
     return name_node(out.squeeze(0) if scalar_q else out.squeeze(()), "SqueezeBackward4", label=op)
 
 
+@cpu_autocast_policy("float32")
 def quantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
              interpolation: str = "linear") -> Tensor:
     """torch.quantile: the ``q``-th quantiles (a float or a 1-d tensor in [0, 1]) along ``dim``
@@ -123,6 +125,7 @@ def quantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
     return _quantile("quantile", input, q, dim, keepdim, interpolation, ignore_nan=False)
 
 
+@cpu_autocast_policy("float32")
 def nanquantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
                 interpolation: str = "linear") -> Tensor:
     """torch.nanquantile: ``quantile`` ignoring NaN (a slice of only NaN gives NaN)."""

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from ..._backend import array_module, autocast_unifies
+from ..._opmath import cpu_autocast_policy
 from ...ops._arg_parser import _as_int, check_bool, check_int
 from ...ops.creation import empty
 from ...ops.rnn import recurrent_layer
@@ -418,6 +419,8 @@ class LSTMCell(RNNCellBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None) -> None:
         super().__init__(input_size, hidden_size, bias, 4, device=device, dtype=dtype)
 
+    # torch's lstm_cell is on no CPU autocast list: its gates' matmuls run in the inputs' dtype too
+    @cpu_autocast_policy("unlisted")
     def forward(self, input: Tensor, hx=None) -> tuple:
         return self._step(input, hx)
 
@@ -428,5 +431,6 @@ class GRUCell(RNNCellBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None) -> None:
         super().__init__(input_size, hidden_size, bias, 3, device=device, dtype=dtype)
 
+    @cpu_autocast_policy("unlisted")  # as LSTMCell's
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         return self._step(input, hx)
