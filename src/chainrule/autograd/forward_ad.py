@@ -407,8 +407,9 @@ def _run_user_function(cls, args, kwargs):
     seen = []
     out = _function._apply_user_function(cls, args, kwargs, seen)
     ctx = seen[0]
-    full = [None if not isinstance(a, Tensor) else t if t is not None else Tensor._make(a._data * 0)
-            for a, t in zip(args, tangents)]
+    # as torch's: a floating input without a tangent gets zeros, an integer or bool one None
+    full = [None if not isinstance(a, Tensor) or not _is_differentiable_dtype(a) else t if t is not None
+            else Tensor._make(a._data * 0) for a, t in zip(args, tangents)]
     # in jvp, ctx.saved_tensors are what forward gave save_for_forward (torch's rule)
     kept = {name: getattr(ctx, name) for name in ("_saved", "_saved_versions", "_saved_outputs")
             if hasattr(ctx, name)}

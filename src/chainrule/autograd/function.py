@@ -20,6 +20,8 @@ per forward input, written with chainrule ops so that ``create_graph=True`` reco
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 import re
 import warnings
@@ -684,6 +686,8 @@ class Function(metaclass=FunctionMeta):
     def apply(cls, *args, **kwargs):
         if cls._array_forward:
             return _apply_array_op(cls, *args, **kwargs)
+        if not _is_default_setup(cls):
+            args, kwargs = _with_defaults(cls.forward, args, kwargs)
         return _apply_user_function(cls, args, kwargs)
 
 
@@ -1252,6 +1256,20 @@ def _is_default_setup(cls) -> bool:
     return cls.setup_context is Function.setup_context
 
 
+@functools.cache
+def _signature(forward) -> inspect.Signature:
+    return inspect.signature(forward)
+
+
+def _with_defaults(forward, args: tuple, kwargs: dict) -> tuple:
+    """``(args, kwargs)`` bound to ``forward``'s signature with its defaults filled in, as torch
+    binds them for a Function with ``setup_context``: its ``inputs`` (and ``jvp``'s tangents, the
+    ``vmap`` rule's in_dims) then count a defaulted argument too."""
+    bound = _signature(forward).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return bound.args, bound.kwargs
+
+
 class _UserNullCtx(FunctionCtx):
     """The ctx a user Function's forward sees when nothing is recorded (attributes allowed)."""
 
@@ -1310,19 +1328,44 @@ def _unpack_saved(node) -> tuple:
 
 
 def once_differentiable(backward):
-    """Decorator for a backward that is not itself differentiable: runs it with grad mode off."""
-    import functools
+    """Decorator for a backward that is not itself differentiable: runs it with grad mode off.
+
+    As torch's: when the graph of the backward is being recorded (grad mode on, a gradient
+    requiring grad), the results still require grad, hanging from an ``Error`` node that raises
+    if a second differentiation reaches it."""
 
     @functools.wraps(backward)
     def wrapper(ctx, *grads):
         previous = _grad_state.enabled
         _grad_state.enabled = False
         try:
-            return backward(ctx, *grads)
+            outputs = backward(ctx, *grads)
         finally:
             _grad_state.enabled = previous
+        if not previous or not any(isinstance(g, _Tensor) and g._requires_grad for g in grads):
+            return outputs
+        several = isinstance(outputs, tuple)
+        detached = [o.detach().requires_grad_() if isinstance(o, _Tensor) else o
+                    for o in (outputs if several else (outputs,))]
+        errored = DelayedError.apply(*detached)
+        return errored if several else errored[0]
 
     return wrapper
+
+
+class DelayedError(Function):
+    """torch's ``Error`` node: the once_differentiable backward's results, recorded so that
+    differentiating them again fails there rather than silently giving no gradient."""
+
+    node_name = "Error"
+
+    @staticmethod
+    def forward(ctx, *tensors):
+        return tuple(t.detach() if isinstance(t, _Tensor) else t for t in tensors)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError("trying to differentiate twice a function that was marked with @once_differentiable")
 
 
 def on_arrays_when_unrecorded(derivative):

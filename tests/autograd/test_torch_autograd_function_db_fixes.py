@@ -1,0 +1,167 @@
+"""What torch's autograd.Function database (autograd_function_db, driven by
+tools/torch_autograd_function_trial.py) found chainrule doing differently: custom Functions in the
+functorch style (forward without ctx, setup_context, jvp, vmap) under autograd and torch.func,
+each checked against torch 2.13 in our own words. Every Function is written once and built on
+both libraries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+LIBS = [chainrule, torch]
+
+
+def _close(ours, theirs, tol=1e-6):
+    assert str(ours.dtype).rpartition(".")[2] == str(theirs.dtype).rpartition(".")[2]
+    np.testing.assert_allclose(np.asarray(ours.detach().numpy()), theirs.detach().numpy(), rtol=tol, atol=tol)
+
+
+def _tensor(lib, values, **kwargs):
+    return lib.tensor(np.asarray(values, dtype=np.float64), **kwargs)
+
+
+# ---------------------------------------------------------------- forward with a default argument
+def _power_with_default(lib):
+    """x ** exponent, exponent defaulting to 3; setup_context keeps what ``inputs`` held."""
+
+    class Power(lib.autograd.Function):
+        @staticmethod
+        def forward(x, exponent=3):
+            return x ** exponent
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            x, exponent = inputs  # the default is among the inputs
+            ctx.save_for_backward(x)
+            ctx.save_for_forward(x)
+            ctx.exponent = exponent
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad * ctx.exponent * x ** (ctx.exponent - 1), None
+
+        @staticmethod
+        def jvp(ctx, x_tangent, exponent_tangent):  # one tangent per input, the default's included
+            (x,) = ctx.saved_tensors
+            return x_tangent * ctx.exponent * x ** (ctx.exponent - 1)
+
+    return Power
+
+
+def _power_derivative(lib, transform):
+    power = _power_with_default(lib)
+    x = _tensor(lib, [0.5, -1.5, 2.0])
+    if transform == "backward":
+        x.requires_grad_()
+        return lib.autograd.grad(power.apply(x).sum(), x)[0]
+    if transform == "forward_ad":
+        with lib.autograd.forward_ad.dual_level():
+            dual = lib.autograd.forward_ad.make_dual(x, lib.ones_like(x))
+            return lib.autograd.forward_ad.unpack_dual(power.apply(dual)).tangent.clone()
+    if transform == "func.grad":
+        return lib.func.grad(lambda v: power.apply(v).sum())(x)
+    return lib.func.jvp(power.apply, (x,), (lib.ones_like(x),))[1]
+
+
+@pytest.mark.parametrize("transform", ["backward", "forward_ad", "func.grad", "func.jvp"])
+def test_a_defaulted_forward_argument_reaches_setup_context_and_jvp(transform):
+    ours, theirs = (_power_derivative(lib, transform) for lib in LIBS)
+    _close(ours, theirs)
+    _close(ours, _tensor(torch, [0.75, 6.75, 12.0]))
+
+
+def test_a_defaulted_argument_given_by_keyword_binds_as_torch_binds_it():
+    outs = [_power_with_default(lib).apply(_tensor(lib, [2.0, 3.0]), exponent=2) for lib in LIBS]
+    _close(*outs)
+    for lib in LIBS:
+        with pytest.raises(TypeError, match="unexpected keyword argument 'power'"):
+            _power_with_default(lib).apply(_tensor(lib, [2.0]), power=2)
+
+
+# ---------------------------------------------------------------- once_differentiable under create_graph
+def _numpy_square(lib):
+    """x² whose backward leaves the library for NumPy, so it is marked once_differentiable."""
+
+    class NumpySquare(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return lib.tensor(x.detach().numpy() ** 2)
+
+        @staticmethod
+        @lib.autograd.function.once_differentiable
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return lib.tensor(2 * x.numpy() * grad.numpy())
+
+    return NumpySquare
+
+
+@pytest.mark.parametrize("lib", LIBS, ids=["chainrule", "torch"])
+def test_once_differentiable_results_refuse_a_second_differentiation(lib):
+    x = _tensor(lib, [1.0, -2.0], requires_grad=True)
+    cotangent = _tensor(lib, [1.0, 1.0], requires_grad=True)
+    (grad,) = lib.autograd.grad(_numpy_square(lib).apply(x), x, cotangent, create_graph=True)
+    # the cotangent requires grad, so the backward is being recorded: as torch records it, the
+    # gradient requires grad through an Error node ...
+    assert grad.requires_grad and type(grad.grad_fn).__name__ == "Error"
+    np.testing.assert_allclose(grad.detach().numpy(), [2.0, -4.0])
+    # ... that is no path back to x (no gradient there) and raises when a backward reaches it
+    assert lib.autograd.grad(grad.sum(), (x, cotangent), allow_unused=True) == (None, None)
+    with pytest.raises(RuntimeError, match="trying to differentiate twice a function that was marked with "
+                                           "@once_differentiable"):
+        grad.sum().backward()
+
+
+@pytest.mark.parametrize("lib", LIBS, ids=["chainrule", "torch"])
+def test_once_differentiable_results_stay_plain_without_create_graph(lib):
+    x = _tensor(lib, [1.0, -2.0], requires_grad=True)
+    (grad,) = lib.autograd.grad(_numpy_square(lib).apply(x).sum(), x)
+    assert not grad.requires_grad and grad.grad_fn is None
+
+
+# ---------------------------------------------------------------- forward AD: which inputs get a tangent
+def _scaled_gather(lib, seen):
+    """x[index] * scale; its jvp records which tangents it was given."""
+
+    class ScaledGather(lib.autograd.Function):
+        @staticmethod
+        def forward(x, index, scale):
+            return x[index] * scale
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            _, index, scale = inputs
+            ctx.save_for_forward(index, scale)
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise AssertionError("forward mode only")
+
+        @staticmethod
+        def jvp(ctx, x_tangent, index_tangent, scale_tangent):
+            index, scale = ctx.saved_tensors
+            seen.append((index_tangent, None if scale_tangent is None else scale_tangent.tolist()))
+            return x_tangent[index] * scale
+
+    return ScaledGather
+
+
+def _gather_tangent(lib):
+    seen = []
+    x, scale = _tensor(lib, [1.0, 2.0, 3.0]), _tensor(lib, [10.0, 10.0])
+    index = lib.tensor([2, 0])
+    gather = _scaled_gather(lib, seen)
+    _, tangent = lib.func.jvp(lambda v: gather.apply(v, index, scale), (x,), (_tensor(lib, [1.0, 0.5, 0.25]),))
+    return seen, tangent
+
+
+def test_forward_ad_gives_an_integer_input_no_tangent_and_a_floating_one_zeros():
+    (seen, ours), (seen_by_torch, theirs) = (_gather_tangent(lib) for lib in LIBS)
+    assert seen == seen_by_torch == [(None, [0.0, 0.0])]
+    _close(ours, theirs)
