@@ -165,3 +165,48 @@ def test_forward_ad_gives_an_integer_input_no_tangent_and_a_floating_one_zeros()
     (seen, ours), (seen_by_torch, theirs) = (_gather_tangent(lib) for lib in LIBS)
     assert seen == seen_by_torch == [(None, [0.0, 0.0])]
     _close(ours, theirs)
+
+
+# ---------------------------------------------------------------- forward over reverse through a saved output
+def _exp_saving_output(lib):
+    """exp(x), its backward reading the saved output: grad · y."""
+
+    class Exp(lib.autograd.Function):
+        @staticmethod
+        def forward(x):
+            return x.exp()
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(output)
+            ctx.save_for_forward(output)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (y,) = ctx.saved_tensors
+            return grad * y
+
+        @staticmethod
+        def jvp(ctx, x_tangent):
+            (y,) = ctx.saved_tensors
+            return x_tangent * y
+
+    return Exp
+
+
+def _jvp_of_vjp(lib):
+    exp = _exp_saving_output(lib)
+
+    def vjp_of(x, cotangent):
+        return lib.func.vjp(exp.apply, x)[1](cotangent)[0]
+
+    x, cotangent = _tensor(lib, [0.0, 1.0, -0.5]), _tensor(lib, [1.0, 2.0, 3.0])
+    return lib.func.jvp(vjp_of, (x, cotangent), (_tensor(lib, [1.0, 1.0, 0.0]), _tensor(lib, [0.0, 0.0, 1.0])))
+
+
+def test_a_saved_output_keeps_its_tangent_when_the_backward_runs_under_forward_ad():
+    # d/dx (c · e^x) = c · e^x · dx, + e^x · dc: the first term needs the saved output's tangent
+    (ours_value, ours_tangent), (theirs_value, theirs_tangent) = (_jvp_of_vjp(lib) for lib in LIBS)
+    _close(ours_value, theirs_value)
+    _close(ours_tangent, theirs_tangent)
+    _close(ours_tangent, _tensor(torch, [1.0, 2 * np.e, np.exp(-0.5)]))

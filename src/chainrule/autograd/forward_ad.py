@@ -301,15 +301,22 @@ def _jvp_of_array_op(cls, inputs, params, tangents):
                                           for i, need in enumerate(node.needs_input_grad))
     for o, tangent in zip(differentiable, pushed):
         _level.set_tangent(o, tangent)
-    if node is not None and node._saved_outputs is not None:
-        # the node keeps its saved outputs as separate tensors (_saved_output): they carry the
-        # outputs' tangents too, for a backward run under this level (forward over reverse)
-        for i in node._saved_outputs:
-            kept = node._saved[i]
-            source = next((o for o in outputs if o.grad_fn is node and o._output_nr == kept._output_nr), None)
-            if source is not None:
-                _copy_tangent(source, kept)
+    if node is not None:
+        _tangents_to_saved_outputs(node, outputs)
     return out
+
+
+def _tangents_to_saved_outputs(node, outputs) -> None:
+    """The node keeps its saved outputs as separate tensors (_saved_output): they carry the
+    outputs' tangents too, for a backward run under this level (forward over reverse)."""
+    if getattr(node, "_saved_outputs", None) is None:
+        return
+    for i in node._saved_outputs:
+        kept = node._saved[i]
+        source = next((o for o in outputs if isinstance(o, _function._Tensor) and o.grad_fn is node
+                       and o._output_nr == getattr(kept, "_output_nr", None)), None)
+        if source is not None:
+            _copy_tangent(source, kept)
 
 
 def _copy_tangent(source, target) -> None:
@@ -434,6 +441,7 @@ def _run_user_function(cls, args, kwargs):
                 raise RuntimeError(f"{cls.__name__}.jvp: the tangent of an output of shape {list(o.shape)} has "
                                    f"shape {list(t.shape)}; expected the output's shape")
             _level.set_tangent(o, t)
+    _tangents_to_saved_outputs(ctx, outputs)
     if _packer is not None:
         _packer(out)
     return out
