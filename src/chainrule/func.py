@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
+
 from .autograd import batched_walk as _batched_walk
 from .autograd import engine as _engine
 from .autograd import forward_ad as _forward_ad
 from .autograd import functional as _functional
 from .autograd.function import Function
-from .autograd.grad_mode import enable_grad
+from .autograd.grad_mode import enable_grad, no_grad
 from .ops.shape import stack as _stack
 from .tensor import Tensor
 
@@ -420,7 +422,9 @@ def _needs_a_users_jvp(outputs) -> bool:
     torch's jacfwd raises and the column-by-column path raises its error too. A declared Function
     with a backward promises, as torch's contract for these transforms, that its backward and
     jvp are the same derivative, so the reverse walk (batched, its backward row by row) gives the
-    jvp's numbers without one forward run per input element."""
+    jvp's numbers without one forward run per input element. The promise is checked at each such
+    node (_backward_agrees_with_jvp): torch's jacfwd runs the jvp, so a Function that breaks it
+    (torch's own CubeGenVmap test Function does) gets its jvp's Jacobian, column by column."""
     roots = [out.grad_fn for out in outputs if out.grad_fn is not None]
     for node in _engine._topological_order(roots):
         cls = getattr(node, "_forward_cls", None)
@@ -429,7 +433,42 @@ def _needs_a_users_jvp(outputs) -> bool:
         declared = getattr(cls, "generate_vmap_rule", False) is True or callable(getattr(cls, "vmap", None))
         if not declared or cls.backward is Function.backward or cls.jvp is Function.jvp:
             return True
+        if not _backward_agrees_with_jvp(node):
+            return True
     return False
+
+
+def _probe(shape, dtype, offset: int):
+    """A fixed, uneven direction (values in [1, 2), no two neighbours equal) for the check below."""
+    count = int(np.prod(shape, dtype=np.int64))
+    return Tensor._make((1 + ((np.arange(count) + offset) % 7) / 7).astype(dtype).reshape(shape))
+
+
+def _backward_agrees_with_jvp(node) -> bool:
+    """Whether a user Function's backward and jvp are one derivative at ``node``: ⟨u, J t⟩ by its
+    jvp equals ⟨Jᵀu, t⟩ by its backward, along fixed directions t and u (the directional check:
+    one call of each, whatever the sizes). Anything that stops either call says no, and jacfwd
+    then runs the jvp itself, as torch's does."""
+    cls = node._forward_cls
+    floating = [meta is not None and meta[1] is not None and meta[1].kind == "f" for meta in node._input_meta]
+    tangents = [_probe(*meta, offset=i) if is_float else None
+                for i, (meta, is_float) in enumerate(zip(node._input_meta, floating))]
+    out_meta = node._output_meta or ()
+    cotangents = [None if dtype is None else _probe(shape, dtype, offset=3 + i) if dtype.kind == "f"
+                  else Tensor._make(np.zeros(shape, dtype)) for i, (shape, dtype) in enumerate(out_meta)]
+    try:
+        with no_grad():
+            pushed = _forward_ad.users_jvp(cls, node, tangents)
+            pulled = cls.backward(node, *cotangents)
+    except Exception:  # noqa: BLE001 - no agreement shown: the forward columns decide (and raise)
+        return False
+    pushed = pushed if isinstance(pushed, tuple) else (pushed,)
+    pulled = pulled if isinstance(pulled, tuple) else (pulled,)
+    forward_side = sum(float((u * jt).sum()) for u, jt in zip(cotangents, pushed)
+                       if isinstance(jt, Tensor) and u is not None and u.is_floating_point())
+    backward_side = sum(float((g * t).sum()) for g, t in zip(pulled, tangents)
+                        if isinstance(g, Tensor) and t is not None)
+    return abs(forward_side - backward_side) <= 1e-4 * max(1.0, abs(forward_side), abs(backward_side))
 
 
 def _refuse_complex_outputs(out_leaves, where: str) -> None:

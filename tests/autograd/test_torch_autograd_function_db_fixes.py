@@ -210,3 +210,41 @@ def test_a_saved_output_keeps_its_tangent_when_the_backward_runs_under_forward_a
     _close(ours_value, theirs_value)
     _close(ours_tangent, theirs_tangent)
     _close(ours_tangent, _tensor(torch, [1.0, 2 * np.e, np.exp(-0.5)]))
+
+
+# ---------------------------------------------------------------- jacfwd runs the jvp, jacrev the backward
+def _square_with_two_rules(lib):
+    """x², whose jvp (2x·t) and backward (3x·g, deliberately another derivative) disagree, as
+    torch's CubeGenVmap test Function's do: each transform shows which rule it ran."""
+
+    class Square(lib.autograd.Function):
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(x):
+            return x * x
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(inputs[0])
+            ctx.save_for_forward(inputs[0])
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return 3 * x * grad
+
+        @staticmethod
+        def jvp(ctx, tangent):
+            (x,) = ctx.saved_tensors
+            return 2 * x * tangent
+
+    return Square
+
+
+@pytest.mark.parametrize("transform", ["jacfwd", "jacrev"])
+def test_jacfwd_runs_a_users_jvp_even_where_its_backward_disagrees(transform):
+    ours, theirs = (getattr(lib.func, transform)(_square_with_two_rules(lib).apply)(_tensor(lib, [1.0, -2.0]))
+                    for lib in LIBS)
+    _close(ours, theirs)
+    _close(ours, _tensor(torch, np.diag([2.0, -4.0] if transform == "jacfwd" else [3.0, -6.0])))

@@ -395,6 +395,22 @@ def _contract(outputs, inputs, tangents, keep_graph: bool) -> list:
     return [Tensor._make(o._data * 0) if f is None else f for f, o in zip(found, outputs)]
 
 
+def users_jvp(cls, ctx, tangents):
+    """A user Function's ``jvp`` on the ctx its forward filled (one tangent per input)."""
+    # in jvp, ctx.saved_tensors are what forward gave save_for_forward (torch's rule)
+    kept = {name: getattr(ctx, name) for name in ("_saved", "_saved_versions", "_saved_outputs")
+            if hasattr(ctx, name)}
+    ctx._saved = ctx._saved_for_forward or ()
+    if "_saved_versions" in kept:
+        ctx._saved_versions = None
+        ctx._saved_outputs = None
+    try:
+        return cls.jvp(ctx, *tangents)
+    finally:
+        for name, value in kept.items():
+            setattr(ctx, name, value)
+
+
 def _run_user_function(cls, args, kwargs):
     """A user Function: forward as usual, then its ``jvp`` when an argument carries a tangent."""
     Tensor = _function._Tensor
@@ -417,18 +433,9 @@ def _run_user_function(cls, args, kwargs):
     # as torch's: a floating input without a tangent gets zeros, an integer or bool one None
     full = [None if not isinstance(a, Tensor) or not _is_differentiable_dtype(a) else t if t is not None
             else Tensor._make(a._data * 0) for a, t in zip(args, tangents)]
-    # in jvp, ctx.saved_tensors are what forward gave save_for_forward (torch's rule)
-    kept = {name: getattr(ctx, name) for name in ("_saved", "_saved_versions", "_saved_outputs")
-            if hasattr(ctx, name)}
-    ctx._saved = ctx._saved_for_forward or ()
-    if "_saved_versions" in kept:
-        ctx._saved_versions = None
-        ctx._saved_outputs = None
     try:
-        result = cls.jvp(ctx, *full)
+        result = users_jvp(cls, ctx, full)
     finally:
-        for name, value in kept.items():
-            setattr(ctx, name, value)
         ctx._saved_for_forward = None
     outputs = out if isinstance(out, tuple) else (out,)
     results = result if isinstance(result, tuple) else (result,)
