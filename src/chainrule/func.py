@@ -28,6 +28,7 @@ import numpy as np
 from .autograd import batched_walk as _batched_walk
 from .autograd import engine as _engine
 from .autograd import forward_ad as _forward_ad
+from .autograd import function as _function
 from .autograd import functional as _functional
 from .autograd.function import Function
 from .autograd.grad_mode import enable_grad, no_grad
@@ -126,6 +127,29 @@ def _split_aux(result, has_aux: bool, where: str):
 
 # ---------------------------------------------------------------- grad, vjp, jvp
 
+@contextlib.contextmanager
+def _transform_running(batching: bool = False):
+    """Count a running transform, so that a user Function applied inside is held to torch's
+    conditions for it (autograd.function._refuse_if_not_written_for_transforms)."""
+    state = _function.func_transforms
+    state.active += 1
+    state.batching += batching
+    try:
+        yield
+    finally:
+        state.active -= 1
+        state.batching -= batching
+
+
+def _counted(wrapper, batching: bool = False):
+    """``wrapper`` run as a transform (see _transform_running)."""
+    def transform(*args, **kwargs):
+        with _transform_running(batching):
+            return wrapper(*args, **kwargs)
+
+    return transform
+
+
 def grad_and_value(func, argnums=0, has_aux: bool = False):
     """Like ``grad``, returning ``(gradient, value)``; with ``has_aux``, ``(gradient, (value, aux))``."""
     import functools
@@ -133,7 +157,7 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
     @functools.wraps(func)  # torch's wrapper keeps func's name and signature (make_fx names inputs by it)
     def wrapper(*args, **kwargs):
         numbers = _argnums_tuple(argnums, len(args), "grad_and_value(f)(*args)")
-        with enable_grad():
+        with enable_grad(), _transform_running():
             flat_args = {}
             keeps_any = False
             args = list(args)
@@ -189,7 +213,7 @@ def grad(func, argnums=0, has_aux: bool = False):
 def vjp(func, *primals, has_aux: bool = False):
     """``(func(*primals), vjp_fn)``: ``vjp_fn(cotangents)`` returns the vector-Jacobian
     product with respect to each primal, as a tuple. With ``has_aux`` a third element, aux."""
-    with enable_grad():
+    with enable_grad(), _transform_running():
         flat = [_flatten(primal) for primal in primals]
         aliases = [[_alias(leaf) for leaf in leaves] for leaves, _ in flat]
         keeps = _keeps_graph([leaf for leaves, _ in flat for leaf in leaves])
@@ -238,8 +262,9 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
                                f"got a primal of shape {tuple(p.shape)} and a tangent of shape "
                                f"{tuple(getattr(t, 'shape', ()))}")
     if _forward_ad._level is not None:  # already inside a dual level (one at a time): the double-vjp way
-        return _jvp_by_double_vjp(func, primals, tangents, has_aux)
-    with _forward_ad.dual_level():
+        with _transform_running():
+            return _jvp_by_double_vjp(func, primals, tangents, has_aux)
+    with _forward_ad.dual_level(), _transform_running():
         output, tangent_out, aux = _run_dual(func, primals, tangents, has_aux, "jvp(f, primals, tangents)")
     return (output, tangent_out, aux) if has_aux else (output, tangent_out)
 
@@ -289,7 +314,8 @@ def _jvp_by_double_vjp(func, primals, tangents, has_aux: bool):
 def linearize(func, *primals):
     """``(func(*primals), jvp_fn)``: ``jvp_fn(*tangents)`` is the Jacobian-vector product at
     ``primals`` (each call one forward-mode run of ``func``, as torch's linearize computes)."""
-    output = func(*primals)
+    with _transform_running():
+        output = func(*primals)
 
     def jvp_fn(*tangents):
         return jvp(func, primals, tangents)[1]
@@ -345,7 +371,7 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
         jacobian = found["rebuild"](per_output)
         return (jacobian, found["aux"]) if has_aux else jacobian
 
-    return wrapper
+    return _counted(wrapper)
 
 
 def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error"):
@@ -412,7 +438,8 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
             blocks_per_output.append(blocks)
         return _assemble_jacobian(found, blocks_per_output, groups, argnums, has_aux)
 
-    return wrapper
+    # torch's jacfwd vmaps its jvps: a user Function inside must support vmap
+    return _counted(wrapper, batching=True)
 
 
 def _needs_a_users_jvp(outputs) -> bool:
@@ -430,7 +457,7 @@ def _needs_a_users_jvp(outputs) -> bool:
         cls = getattr(node, "_forward_cls", None)
         if cls is None or getattr(cls, "_array_forward", True):
             continue
-        declared = getattr(cls, "generate_vmap_rule", False) is True or callable(getattr(cls, "vmap", None))
+        declared = cls.generate_vmap_rule is True or cls.vmap is not Function.vmap
         if not declared or cls.backward is Function.backward or cls.jvp is Function.jvp:
             return True
         if not _backward_agrees_with_jvp(node):
@@ -666,7 +693,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
             results.append(func(*sliced, **kwargs))
         return _stack_results(func, results, out_dims)
 
-    return wrapper
+    return _counted(wrapper, batching=True)
 
 
 def _stack_results(func, results, out_dims):

@@ -248,3 +248,63 @@ def test_jacfwd_runs_a_users_jvp_even_where_its_backward_disagrees(transform):
                     for lib in LIBS)
     _close(ours, theirs)
     _close(ours, _tensor(torch, np.diag([2.0, -4.0] if transform == "jacfwd" else [3.0, -6.0])))
+
+
+# ---------------------------------------------------------------- what torch.func requires of a Function
+def _doubler(lib, style):
+    """2x as a Function: ``old`` (forward takes ctx), ``plain`` (setup_context, no vmap support),
+    ``generated`` (generate_vmap_rule), ``both`` (generate_vmap_rule and a vmap staticmethod)."""
+
+    class Doubler(lib.autograd.Function):
+        @staticmethod
+        def backward(ctx, grad):
+            return 2 * grad
+
+    if style == "old":
+        Doubler.forward = staticmethod(lambda ctx, x: 2 * x)
+        return Doubler
+    Doubler.forward = staticmethod(lambda x: 2 * x)
+    Doubler.setup_context = staticmethod(lambda ctx, inputs, output: None)
+    if style in ("generated", "both"):
+        Doubler.generate_vmap_rule = True
+    if style == "both":
+        Doubler.vmap = staticmethod(lambda info, in_dims, x: (Doubler.apply(x), in_dims[0]))
+    return Doubler
+
+
+def _outcome(call):
+    try:
+        return call().detach().numpy().tolist()
+    except RuntimeError as error:
+        return str(error)
+
+
+@pytest.mark.parametrize("style", ["old", "plain", "generated", "both"])
+@pytest.mark.parametrize("transform", ["grad", "vmap", "vmap over a constant", "jacfwd", "no transform"])
+def test_functions_are_held_to_torch_func_requirements(style, transform):
+    def run(lib):
+        doubler, x = _doubler(lib, style), _tensor(lib, [[1.0, 2.0], [3.0, 4.0]])
+        if transform == "grad":
+            return lambda: lib.func.grad(lambda v: doubler.apply(v).sum())(x)
+        if transform == "vmap":
+            return lambda: lib.func.vmap(doubler.apply)(x)
+        if transform == "vmap over a constant":  # a Function's inputs need not be batched to count
+            return lambda: lib.func.vmap(lambda row: doubler.apply(x[0]) + row)(x)
+        if transform == "jacfwd":  # torch's jacfwd vmaps its jvps
+            return lambda: lib.func.jacfwd(lambda v: doubler.apply(v).sum())(x)
+        return lambda: doubler.apply(x.requires_grad_()).sum()
+
+    ours, theirs = (_outcome(run(lib)) for lib in LIBS)
+    assert ours == theirs
+    if style == "old" and transform != "no transform":
+        assert "must override the setup_context staticmethod" in ours
+    if transform.startswith("vmap") and style in ("plain", "both"):
+        assert "You tried to vmap over Doubler" in ours
+
+
+@pytest.mark.parametrize("lib", LIBS, ids=["chainrule", "torch"])
+def test_the_base_function_declares_no_vmap_support(lib):
+    assert lib.autograd.Function.generate_vmap_rule is False
+    with pytest.raises(NotImplementedError, match="either override the vmap staticmethod or set "
+                                                  "generate_vmap_rule=True"):
+        lib.autograd.Function.vmap(None, (0,), None)

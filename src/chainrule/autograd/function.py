@@ -682,10 +682,21 @@ class Function(metaclass=FunctionMeta):
         raise NotImplementedError("You must implement the jvp function for custom autograd.Function to use it "
                                   "with forward mode AD.")
 
+    # torch.func.vmap support, declared as torch's: a ``vmap`` staticmethod, or this flag. chainrule's
+    # vmap runs forward once per slice either way; the declaration is what torch's vmap requires.
+    generate_vmap_rule = False
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        raise NotImplementedError("To use autograd.Function with vmap, you must either override the vmap "
+                                  "staticmethod or set generate_vmap_rule=True.")
+
     @classmethod
     def apply(cls, *args, **kwargs):
         if cls._array_forward:
             return _apply_array_op(cls, *args, **kwargs)
+        if func_transforms.active and not cls.__module__.startswith("chainrule."):
+            _refuse_if_not_written_for_transforms(cls)
         if not _is_default_setup(cls):
             args, kwargs = _with_defaults(cls.forward, args, kwargs)
         return _apply_user_function(cls, args, kwargs)
@@ -1254,6 +1265,36 @@ def name_node(output, name: str, *, label: str | None = None, rule: str | None =
 
 def _is_default_setup(cls) -> bool:
     return cls.setup_context is Function.setup_context
+
+
+class func_transforms:  # noqa: N801 - a namespace of two counters, read on every user Function's apply
+    """How many torch.func transforms are running (func.py counts them), and how many of those
+    map over a batch (vmap; jacfwd, which torch builds on vmap)."""
+
+    active = 0
+    batching = 0
+
+
+_TRANSFORMS_DOC = "For more details, please see https://pytorch.org/docs/main/notes/extending.func.html"
+
+
+def _refuse_if_not_written_for_transforms(cls) -> None:
+    """torch's conditions for a user Function under torch.func: a ``setup_context`` (forward
+    without ctx), and under vmap a ``vmap`` staticmethod or ``generate_vmap_rule = True``, not both."""
+    if _is_default_setup(cls):
+        raise RuntimeError("In order to use an autograd.Function with functorch transforms (vmap, grad, jvp, "
+                           f"jacrev, ...), it must override the setup_context staticmethod. {_TRANSFORMS_DOC}")
+    if not func_transforms.batching:
+        return
+    overridden = cls.vmap is not Function.vmap
+    if cls.generate_vmap_rule and overridden:
+        raise RuntimeError(f"You tried to vmap over {cls.__name__}, but it has both generate_vmap_rule=True and an "
+                           "overridden vmap staticmethod. Please set generate_vmap_rule=False or delete the "
+                           f"overridden vmap staticmethod to avoid ambiguity. {_TRANSFORMS_DOC}")
+    if not cls.generate_vmap_rule and not overridden:
+        raise RuntimeError(f"You tried to vmap over {cls.__name__}, but it does not have vmap support. Please "
+                           "override and implement the vmap staticmethod or set generate_vmap_rule=True. "
+                           f"{_TRANSFORMS_DOC}")
 
 
 @functools.cache
