@@ -15,8 +15,8 @@ each OpInfo's ``op`` (a bound ``apply`` or a lambda) is re-bound to the twins. E
     func.grad, func.vjp, func.jvp, func.jacrev, func.jacfwd, func.vmap (every batched/unbatched
     choice of the tensor arguments), vmap(vjp), vjp(vjp), jvp(vjp), vmap(jvp), vjp(vmap)
 
-and values, gradients, dtypes, shapes, ``requires_grad`` and exceptions (type and first line of
-the message) are compared.
+and values, gradients, dtypes, shapes, strides (not of the batched transforms: see BATCHED_LAYOUT),
+``requires_grad`` and exceptions (type and first line of the message) are compared.
 
     python tools/torch_autograd_function_trial.py run --out /tmp/afdb [--filter Cube]
 
@@ -249,8 +249,8 @@ def run_func_jacfwd(lib, case, draws):
 
 
 def batched_args(lib, case, draws, in_dims):
-    """The arguments with a batch of BATCH along dim 0 where ``in_dims`` says 0: the sample
-    itself and, for floating tensors, drawn perturbations of it (index tensors repeat)."""
+    """The arguments with a batch of BATCH along the dim ``in_dims`` gives: the sample itself
+    and, for floating tensors, drawn perturbations of it (index tensors repeat)."""
     args = case.args(lib, False)
     for i, dim in enumerate(in_dims):
         if dim is None:
@@ -258,14 +258,16 @@ def batched_args(lib, case, draws, in_dims):
         rows = [args[i]]
         for k in range(1, BATCH):
             rows.append(args[i] + tensor(lib, draws["batch"][i][k - 1]) if i in case.diff else args[i].clone())
-        args[i] = lib.stack(rows)
+        args[i] = lib.stack(rows, dim=dim)
     return args
 
 
 def vmap_in_dims(case) -> list:
-    """Every choice of batched (0) or not (None) for the tensor arguments, but none batched."""
+    """Every choice of batched (dim 0) or not (None) for the tensor arguments, but none batched,
+    and every tensor batched along its last dim (-1)."""
     choices = []
-    for combo in itertools.product((0, None), repeat=len(case.tensor_positions)):
+    for combo in itertools.chain(itertools.product((0, None), repeat=len(case.tensor_positions)),
+                                 [(-1,) * len(case.tensor_positions)]):
         if all(c is None for c in combo):
             continue
         dims = [None] * len(case.torch_args)
@@ -376,7 +378,13 @@ def leaves_of(value):
     return [value]
 
 
-def compare(theirs, ours, dtype_name):
+# Transforms whose results' strides are not compared: torch's come from its batching rules and the
+# Functions' vmap staticmethods (a batch dim moved in place, a zero-stride expand), chainrule's from
+# one run per slice stacked into a new contiguous tensor; values, dtypes and shapes still are.
+BATCHED_LAYOUT = ("vmap", "jac")
+
+
+def compare(theirs, ours, dtype_name, strides=True):
     """'' when the two results agree, else what differs first."""
     a, b = leaves_of(theirs), leaves_of(ours)
     if len(a) != len(b):
@@ -394,6 +402,10 @@ def compare(theirs, ours, dtype_name):
         x_array, y_array = x.detach().numpy(), np.asarray(y.detach().numpy())
         if x_array.shape != y_array.shape:
             return f"value {index}: shape {x_array.shape} vs {y_array.shape}"
+        if x.requires_grad != y.requires_grad:
+            return f"value {index}: requires_grad {x.requires_grad} vs {y.requires_grad}"
+        if strides and x.numel() > 1 and tuple(x.stride()) != tuple(y.stride()):
+            return f"value {index}: strides {tuple(x.stride())} vs {tuple(y.stride())}"
         if not np.allclose(x_array, y_array, equal_nan=True, **TOLERANCE[dtype_name]):
             difference = np.max(np.abs(x_array.astype(np.float64) - y_array.astype(np.float64)))
             return f"value {index}: max |diff| {difference:.3g}"
@@ -405,7 +417,7 @@ def short_error(error) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
 
 
-def classify(theirs, ours, dtype_name):
+def classify(theirs, ours, dtype_name, strides=True):
     """(kind, detail) for torch's outcome and chainrule's (each a value or an exception)."""
     torch_failed, ours_failed = isinstance(theirs, Exception), isinstance(ours, Exception)
     if torch_failed and ours_failed:
@@ -418,7 +430,7 @@ def classify(theirs, ours, dtype_name):
         return "torch_raised", f"torch {short_error(theirs)}"
     if ours_failed:
         return "chainrule_raised", short_error(ours)
-    difference = compare(theirs, ours, dtype_name)
+    difference = compare(theirs, ours, dtype_name, strides)
     return ("differ", difference) if difference else ("same", "")
 
 
@@ -479,7 +491,8 @@ def run_case(torch, case, draws, results, transforms):
             theirs = outcome(transform, torch, case, draws, *extra)
             chainrule.manual_seed(0)
             ours = outcome(transform, chainrule, case, draws, *extra)
-            kind, detail = classify(theirs, ours, case.dtype_name)
+            strides = not any(word in name for word in BATCHED_LAYOUT)
+            kind, detail = classify(theirs, ours, case.dtype_name, strides)
             results.append({"op": case.name, "entry": entry, "kind": kind, "detail": detail})
 
 

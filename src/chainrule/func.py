@@ -116,6 +116,17 @@ def _grads(outputs, inputs, cotangents, create_graph: bool):
     return result
 
 
+def _tangent_only(x):
+    """``x`` detached, keeping its tangent: what a transform recorded only to carry an outer
+    jvp's tangents through (no outer transform differentiates it) leaves no graph on its results,
+    as torch's leave none."""
+    if not isinstance(x, Tensor):
+        return x
+    tangent = _forward_ad.unpack_dual(x).tangent
+    plain = x.detach()
+    return plain if tangent is None else _forward_ad.make_dual(plain, tangent.detach())
+
+
 def _split_aux(result, has_aux: bool, where: str):
     if not has_aux:
         return result, None
@@ -217,6 +228,7 @@ def vjp(func, *primals, has_aux: bool = False):
         flat = [_flatten(primal) for primal in primals]
         aliases = [[_alias(leaf) for leaf in leaves] for leaves, _ in flat]
         keeps = _keeps_graph([leaf for leaves, _ in flat for leaf in leaves])
+        outer_grad = any(isinstance(leaf, Tensor) and leaf.requires_grad for leaves, _ in flat for leaf in leaves)
         output, aux = _split_aux(func(*[rebuild(a) for a, (_, rebuild) in zip(aliases, flat)]), has_aux, "vjp(f, ...)")
     out_leaves, out_rebuild = _flatten(output)
 
@@ -233,13 +245,15 @@ def vjp(func, *primals, has_aux: bool = False):
         with enable_grad():
             all_aliases = [leaf for group in aliases for leaf in group]
             found = _grads(out_leaves, all_aliases, co_leaves, create_graph=graph)
+        if graph and create_graph is None and not outer_grad and not any(co.requires_grad for co in co_leaves):
+            found = [_tangent_only(g) for g in found]
         result, at = [], 0
         for group, (_, rebuild) in zip(aliases, flat):
             result.append(rebuild(found[at:at + len(group)]))
             at += len(group)
         return tuple(result)
 
-    shown = out_rebuild([leaf if keeps else leaf.detach() for leaf in out_leaves])
+    shown = out_rebuild([leaf if outer_grad else _tangent_only(leaf) for leaf in out_leaves])
     return (shown, vjp_fn, aux) if has_aux else (shown, vjp_fn)
 
 

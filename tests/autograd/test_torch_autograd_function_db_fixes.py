@@ -308,3 +308,24 @@ def test_the_base_function_declares_no_vmap_support(lib):
     with pytest.raises(NotImplementedError, match="either override the vmap staticmethod or set "
                                                   "generate_vmap_rule=True"):
         lib.autograd.Function.vmap(None, (0,), None)
+
+
+# ---------------------------------------------------------------- jvp of vjp leaves no graph behind
+def _jvp_of_a_vjp(lib, needs_grad: bool):
+    x = _tensor(lib, [0.5, 2.0], requires_grad=needs_grad)
+    cotangent = _tensor(lib, [1.0, 3.0])
+
+    def vjp_of(x, cotangent):
+        return lib.func.vjp(lambda v: v.sin() * v, x)[1](cotangent)[0]
+
+    return lib.func.jvp(vjp_of, (x, cotangent), (_tensor(lib, [1.0, -1.0]), _tensor(lib, [0.5, 0.5])))
+
+
+@pytest.mark.parametrize("needs_grad", [False, True])
+def test_jvp_of_vjp_results_require_grad_only_for_an_outer_reverse_pass(needs_grad):
+    (ours_value, ours_tangent), (theirs_value, theirs_tangent) = (_jvp_of_a_vjp(lib, needs_grad) for lib in LIBS)
+    _close(ours_value, theirs_value)
+    _close(ours_tangent, theirs_tangent)
+    # the graph recorded to carry the tangents through the backward is chainrule's, not the user's
+    assert ours_value.requires_grad == theirs_value.requires_grad == needs_grad
+    assert ours_tangent.requires_grad == theirs_tangent.requires_grad == needs_grad
