@@ -1267,12 +1267,18 @@ def _is_default_setup(cls) -> bool:
     return cls.setup_context is Function.setup_context
 
 
-class func_transforms:  # noqa: N801 - a namespace of two counters, read on every user Function's apply
+class _RunningTransforms:
     """How many torch.func transforms are running (func.py counts them), and how many of those
     map over a batch (vmap; jacfwd, which torch builds on vmap)."""
 
-    active = 0
-    batching = 0
+    __slots__ = ("active", "batching")
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.batching = 0
+
+
+func_transforms = _RunningTransforms()
 
 
 _TRANSFORMS_DOC = "For more details, please see https://pytorch.org/docs/main/notes/extending.func.html"
