@@ -329,3 +329,24 @@ def test_jvp_of_vjp_results_require_grad_only_for_an_outer_reverse_pass(needs_gr
     # the graph recorded to carry the tangents through the backward is chainrule's, not the user's
     assert ours_value.requires_grad == theirs_value.requires_grad == needs_grad
     assert ours_tangent.requires_grad == theirs_tangent.requires_grad == needs_grad
+
+
+def test_a_transform_running_in_another_thread_does_not_hold_this_threads_functions():
+    import threading
+
+    inside, outside = threading.Event(), threading.Event()
+    old_style = _doubler(chainrule, "old")
+
+    def transformed(v):
+        inside.set()
+        outside.wait(5)
+        return v.sum()
+
+    worker = threading.Thread(target=lambda: chainrule.func.grad(transformed)(_tensor(chainrule, [1.0])))
+    worker.start()
+    inside.wait(5)
+    try:  # the other thread is inside func.grad; this one runs no transform
+        assert old_style.apply(_tensor(chainrule, [1.0, 2.0])).tolist() == [2.0, 4.0]
+    finally:
+        outside.set()
+        worker.join()

@@ -24,6 +24,7 @@ import functools
 import inspect
 import itertools
 import re
+import threading
 import warnings
 import weakref
 
@@ -1267,11 +1268,10 @@ def _is_default_setup(cls) -> bool:
     return cls.setup_context is Function.setup_context
 
 
-class _RunningTransforms:
-    """How many torch.func transforms are running (func.py counts them), and how many of those
-    map over a batch (vmap; jacfwd, which torch builds on vmap)."""
-
-    __slots__ = ("active", "batching")
+class _RunningTransforms(threading.local):
+    """How many torch.func transforms are running in this thread (func.py counts them; torch's
+    transform stack is per thread too), and how many of those map over a batch (vmap; jacfwd,
+    which torch builds on vmap)."""
 
     def __init__(self) -> None:
         self.active = 0
