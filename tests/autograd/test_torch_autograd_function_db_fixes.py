@@ -350,3 +350,9 @@ def test_a_transform_running_in_another_thread_does_not_hold_this_threads_functi
     finally:
         outside.set()
         worker.join()
+
+
+@pytest.mark.parametrize("lib", LIBS, ids=["chainrule", "torch"])
+def test_too_many_arguments_for_forward_are_refused_before_it_runs(lib):
+    with pytest.raises(TypeError, match="too many positional arguments"):
+        _power_with_default(lib).apply(_tensor(lib, [2.0]), 2, 3)

@@ -1304,15 +1304,23 @@ def _refuse_if_not_written_for_transforms(cls) -> None:
 
 
 @functools.cache
-def _signature(forward) -> inspect.Signature:
-    return inspect.signature(forward)
+def _signature(forward) -> tuple:
+    """``forward``'s signature, how many positional parameters it has, and whether it takes ``*args``."""
+    signature = inspect.signature(forward)
+    kinds = [p.kind for p in signature.parameters.values()]
+    positional = sum(kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                     for kind in kinds)
+    return signature, positional, inspect.Parameter.VAR_POSITIONAL in kinds
 
 
 def _with_defaults(forward, args: tuple, kwargs: dict) -> tuple:
     """``(args, kwargs)`` bound to ``forward``'s signature with its defaults filled in, as torch
     binds them for a Function with ``setup_context``: its ``inputs`` (and ``jvp``'s tangents, the
     ``vmap`` rule's in_dims) then count a defaulted argument too."""
-    bound = _signature(forward).bind(*args, **kwargs)
+    signature, positional, takes_more = _signature(forward)
+    if not kwargs and (len(args) == positional or takes_more and len(args) > positional):
+        return args, kwargs  # every positional parameter given (binding, which costs, changes nothing)
+    bound = signature.bind(*args, **kwargs)
     bound.apply_defaults()
     return bound.args, bound.kwargs
 
