@@ -13,7 +13,8 @@ each OpInfo's ``op`` (a bound ``apply`` or a lambda) is re-bound to the twins. E
     forward, backward (autograd.grad), backward_twice (grad of grad), forward_ad (dual tensors),
     fwgrad_bwgrad (backward through a forward-AD tangent), inplace (the inplace variant),
     func.grad, func.vjp, func.jvp, func.jacrev, func.jacfwd, func.vmap (every batched/unbatched
-    choice of the tensor arguments), vmap(vjp), vjp(vjp), jvp(vjp), vmap(jvp), vjp(vmap)
+    choice of the tensor arguments), vmap(vjp), vjp(vjp), jvp(vjp), vmap(jvp), vjp(vmap),
+    jacfwd(jacrev) (torch's hessian)
 
 and values, gradients, dtypes, shapes, strides (not of the batched transforms: see BATCHED_LAYOUT),
 ``requires_grad`` and exceptions (type and first line of the message) are compared.
@@ -347,6 +348,13 @@ def run_vjp_vmap(lib, case, draws):
     return out, vjp_fn(tuple(tensor(lib, c) for c in draws["batch_out_cotangents"]))
 
 
+def run_jacfwd_jacrev(lib, case, draws):
+    """Second derivatives as torch's hessian takes them: jacfwd of jacrev."""
+    argnums = tuple(range(len(case.diff)))
+    inner = lib.func.jacrev(of_diff(case, lib, case.args(lib, False)), argnums=argnums)
+    return lib.func.jacfwd(inner, argnums=argnums)(*primals(lib, case))
+
+
 TRANSFORMS = {
     "forward": run_forward,
     "backward": run_backward,
@@ -366,6 +374,7 @@ TRANSFORMS = {
     "jvp(vjp)": run_jvp_vjp,
     "vmap(jvp)": run_vmap_jvp,
     "vjp(vmap)": run_vjp_vmap,
+    "jacfwd(jacrev)": run_jacfwd_jacrev,
 }
 
 
