@@ -1,10 +1,10 @@
 """torch's autograd.Function database, run on chainrule: every OpInfo of
 ``torch.testing._internal.autograd_function_db`` (custom Functions in the functorch style) through
 tools/torch_autograd_function_trial.py in float32 — forward, backward, grad of grad, forward AD,
-the inplace variant, and torch.func's grad, vjp, jvp, jacrev, jacfwd, vmap and their compositions —
-on chainrule twins of the Functions built from torch's own source, and jacfwd(jacrev). Every entry must agree with
-torch. The full trial (float64 too) runs outside CI: ``python tools/torch_autograd_function_trial.py
-run --out DIR``."""
+the inplace variant, and torch.func's grad, vjp, jvp, jacrev, jacfwd, vmap and their compositions
+(jacfwd of jacrev among them) — on chainrule twins of the Functions built from torch's own source.
+Every entry must agree with torch. The full trial (float64 too) runs outside CI:
+``python tools/torch_autograd_function_trial.py run --out DIR``."""
 
 from __future__ import annotations
 
