@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
+
 from .autograd import batched_walk as _batched_walk
 from .autograd import engine as _engine
 from .autograd import forward_ad as _forward_ad
+from .autograd import function as _function
 from .autograd import functional as _functional
 from .autograd.function import Function
-from .autograd.grad_mode import enable_grad
+from .autograd.grad_mode import enable_grad, no_grad
 from .ops.shape import stack as _stack
 from .tensor import Tensor
 
@@ -113,6 +116,17 @@ def _grads(outputs, inputs, cotangents, create_graph: bool):
     return result
 
 
+def _tangent_only(x):
+    """``x`` detached, keeping its tangent: what a transform recorded only to carry an outer
+    jvp's tangents through (no outer transform differentiates it) leaves no graph on its results,
+    as torch's leave none."""
+    if not isinstance(x, Tensor):
+        return x
+    tangent = _forward_ad.unpack_dual(x).tangent
+    plain = x.detach()
+    return plain if tangent is None else _forward_ad.make_dual(plain, tangent.detach())
+
+
 def _split_aux(result, has_aux: bool, where: str):
     if not has_aux:
         return result, None
@@ -124,6 +138,29 @@ def _split_aux(result, has_aux: bool, where: str):
 
 # ---------------------------------------------------------------- grad, vjp, jvp
 
+@contextlib.contextmanager
+def _transform_running(batching: bool = False):
+    """Count a running transform, so that a user Function applied inside is held to torch's
+    conditions for it (autograd.function._refuse_if_not_written_for_transforms)."""
+    state = _function.func_transforms
+    state.active += 1
+    state.batching += batching
+    try:
+        yield
+    finally:
+        state.active -= 1
+        state.batching -= batching
+
+
+def _counted(wrapper, batching: bool = False):
+    """``wrapper`` run as a transform (see _transform_running)."""
+    def transform(*args, **kwargs):
+        with _transform_running(batching):
+            return wrapper(*args, **kwargs)
+
+    return transform
+
+
 def grad_and_value(func, argnums=0, has_aux: bool = False):
     """Like ``grad``, returning ``(gradient, value)``; with ``has_aux``, ``(gradient, (value, aux))``."""
     import functools
@@ -131,7 +168,7 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
     @functools.wraps(func)  # torch's wrapper keeps func's name and signature (make_fx names inputs by it)
     def wrapper(*args, **kwargs):
         numbers = _argnums_tuple(argnums, len(args), "grad_and_value(f)(*args)")
-        with enable_grad():
+        with enable_grad(), _transform_running():
             flat_args = {}
             keeps_any = False
             args = list(args)
@@ -187,10 +224,11 @@ def grad(func, argnums=0, has_aux: bool = False):
 def vjp(func, *primals, has_aux: bool = False):
     """``(func(*primals), vjp_fn)``: ``vjp_fn(cotangents)`` returns the vector-Jacobian
     product with respect to each primal, as a tuple. With ``has_aux`` a third element, aux."""
-    with enable_grad():
+    with enable_grad(), _transform_running():
         flat = [_flatten(primal) for primal in primals]
         aliases = [[_alias(leaf) for leaf in leaves] for leaves, _ in flat]
         keeps = _keeps_graph([leaf for leaves, _ in flat for leaf in leaves])
+        outer_grad = any(isinstance(leaf, Tensor) and leaf.requires_grad for leaves, _ in flat for leaf in leaves)
         output, aux = _split_aux(func(*[rebuild(a) for a, (_, rebuild) in zip(aliases, flat)]), has_aux, "vjp(f, ...)")
     out_leaves, out_rebuild = _flatten(output)
 
@@ -207,13 +245,15 @@ def vjp(func, *primals, has_aux: bool = False):
         with enable_grad():
             all_aliases = [leaf for group in aliases for leaf in group]
             found = _grads(out_leaves, all_aliases, co_leaves, create_graph=graph)
+        if graph and create_graph is None and not outer_grad and not any(co.requires_grad for co in co_leaves):
+            found = [_tangent_only(g) for g in found]
         result, at = [], 0
         for group, (_, rebuild) in zip(aliases, flat):
             result.append(rebuild(found[at:at + len(group)]))
             at += len(group)
         return tuple(result)
 
-    shown = out_rebuild([leaf if keeps else leaf.detach() for leaf in out_leaves])
+    shown = out_rebuild([leaf if outer_grad else _tangent_only(leaf) for leaf in out_leaves])
     return (shown, vjp_fn, aux) if has_aux else (shown, vjp_fn)
 
 
@@ -236,8 +276,9 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
                                f"got a primal of shape {tuple(p.shape)} and a tangent of shape "
                                f"{tuple(getattr(t, 'shape', ()))}")
     if _forward_ad._level is not None:  # already inside a dual level (one at a time): the double-vjp way
-        return _jvp_by_double_vjp(func, primals, tangents, has_aux)
-    with _forward_ad.dual_level():
+        with _transform_running():
+            return _jvp_by_double_vjp(func, primals, tangents, has_aux)
+    with _forward_ad.dual_level(), _transform_running():
         output, tangent_out, aux = _run_dual(func, primals, tangents, has_aux, "jvp(f, primals, tangents)")
     return (output, tangent_out, aux) if has_aux else (output, tangent_out)
 
@@ -287,7 +328,8 @@ def _jvp_by_double_vjp(func, primals, tangents, has_aux: bool):
 def linearize(func, *primals):
     """``(func(*primals), jvp_fn)``: ``jvp_fn(*tangents)`` is the Jacobian-vector product at
     ``primals`` (each call one forward-mode run of ``func``, as torch's linearize computes)."""
-    output = func(*primals)
+    with _transform_running():
+        output = func(*primals)
 
     def jvp_fn(*tangents):
         return jvp(func, primals, tangents)[1]
@@ -343,7 +385,7 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
         jacobian = found["rebuild"](per_output)
         return (jacobian, found["aux"]) if has_aux else jacobian
 
-    return wrapper
+    return _counted(wrapper)
 
 
 def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error"):
@@ -410,7 +452,8 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
             blocks_per_output.append(blocks)
         return _assemble_jacobian(found, blocks_per_output, groups, argnums, has_aux)
 
-    return wrapper
+    # torch's jacfwd vmaps its jvps: a user Function inside must support vmap
+    return _counted(wrapper, batching=True)
 
 
 def _needs_a_users_jvp(outputs) -> bool:
@@ -420,16 +463,53 @@ def _needs_a_users_jvp(outputs) -> bool:
     torch's jacfwd raises and the column-by-column path raises its error too. A declared Function
     with a backward promises, as torch's contract for these transforms, that its backward and
     jvp are the same derivative, so the reverse walk (batched, its backward row by row) gives the
-    jvp's numbers without one forward run per input element."""
+    jvp's numbers without one forward run per input element. The promise is checked at each such
+    node (_backward_agrees_with_jvp): torch's jacfwd runs the jvp, so a Function that breaks it
+    (torch's own CubeGenVmap test Function does) gets its jvp's Jacobian, column by column."""
     roots = [out.grad_fn for out in outputs if out.grad_fn is not None]
     for node in _engine._topological_order(roots):
         cls = getattr(node, "_forward_cls", None)
         if cls is None or getattr(cls, "_array_forward", True):
             continue
-        declared = getattr(cls, "generate_vmap_rule", False) is True or callable(getattr(cls, "vmap", None))
+        declared = cls.generate_vmap_rule is True or cls.vmap is not Function.vmap
         if not declared or cls.backward is Function.backward or cls.jvp is Function.jvp:
             return True
+        if not _backward_agrees_with_jvp(node):
+            return True
     return False
+
+
+def _probe(shape, dtype, offset: int):
+    """A fixed, uneven direction (values in [1, 2), no two neighbours equal) for the check below."""
+    count = int(np.prod(shape, dtype=np.int64))
+    return Tensor._make((1 + ((np.arange(count) + offset) % 7) / 7).astype(dtype).reshape(shape))
+
+
+def _backward_agrees_with_jvp(node) -> bool:
+    """Whether a user Function's backward and jvp are one derivative at ``node``: ⟨u, J t⟩ by its
+    jvp equals ⟨Jᵀu, t⟩ by its backward, along fixed directions t and u (the directional check:
+    one call of each, whatever the sizes). Anything that stops either call says no, and jacfwd
+    then runs the jvp itself, as torch's does."""
+    cls = node._forward_cls
+    floating = [meta is not None and meta[1] is not None and meta[1].kind == "f" for meta in node._input_meta]
+    tangents = [_probe(*meta, offset=i) if is_float else None
+                for i, (meta, is_float) in enumerate(zip(node._input_meta, floating))]
+    out_meta = node._output_meta or ()
+    cotangents = [None if dtype is None else _probe(shape, dtype, offset=3 + i) if dtype.kind == "f"
+                  else Tensor._make(np.zeros(shape, dtype)) for i, (shape, dtype) in enumerate(out_meta)]
+    try:
+        with no_grad():
+            pushed = _forward_ad.users_jvp(cls, node, tangents)
+            pulled = cls.backward(node, *cotangents)
+    except Exception:  # noqa: BLE001 - no agreement shown: the forward columns decide (and raise)
+        return False
+    pushed = pushed if isinstance(pushed, tuple) else (pushed,)
+    pulled = pulled if isinstance(pulled, tuple) else (pulled,)
+    forward_side = sum(float((u * jt).sum()) for u, jt in zip(cotangents, pushed)
+                       if isinstance(jt, Tensor) and u is not None and u.is_floating_point())
+    backward_side = sum(float((g * t).sum()) for g, t in zip(pulled, tangents)
+                        if isinstance(g, Tensor) and t is not None)
+    return abs(forward_side - backward_side) <= 1e-4 * max(1.0, abs(forward_side), abs(backward_side))
 
 
 def _refuse_complex_outputs(out_leaves, where: str) -> None:
@@ -627,7 +707,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
             results.append(func(*sliced, **kwargs))
         return _stack_results(func, results, out_dims)
 
-    return wrapper
+    return _counted(wrapper, batching=True)
 
 
 def _stack_results(func, results, out_dims):

@@ -818,17 +818,26 @@ def test_jacfwd_under_an_outer_jvp_keeps_forward_mode():
 
 
 def test_jacfwd_runs_a_users_jvp_where_the_function_has_no_backward():
-    class Cube(chainrule.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_forward(x)
-            return x ** 3
+    def cube(lib):
+        class Cube(lib.autograd.Function):
+            generate_vmap_rule = True  # written for torch.func, as torch's jacfwd requires
 
-        @staticmethod
-        def jvp(ctx, t):
-            x, = ctx.saved_tensors
-            return 3 * x ** 2 * t
+            @staticmethod
+            def forward(x):
+                return x ** 3
 
-    x = chainrule.tensor([1.0, 2.0], dtype=chainrule.float64)
-    np.testing.assert_allclose(chainrule.func.jacfwd(lambda x: Cube.apply(x.sin()))(x).numpy(),
-                               np.diag(3 * np.sin([1.0, 2.0]) ** 2 * np.cos([1.0, 2.0])))
+            @staticmethod
+            def setup_context(ctx, inputs, output):
+                ctx.save_for_forward(inputs[0])
+
+            @staticmethod
+            def jvp(ctx, t):
+                x, = ctx.saved_tensors
+                return 3 * x ** 2 * t
+
+        return Cube
+
+    found = [lib.func.jacfwd(lambda x, c=cube(lib): c.apply(x.sin()))(lib.tensor([1.0, 2.0], dtype=lib.float64))
+             for lib in (chainrule, torch)]
+    np.testing.assert_allclose(found[0].numpy(), found[1].numpy(), rtol=1e-12)
+    np.testing.assert_allclose(found[0].numpy(), np.diag(3 * np.sin([1.0, 2.0]) ** 2 * np.cos([1.0, 2.0])))

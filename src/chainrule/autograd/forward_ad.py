@@ -301,15 +301,22 @@ def _jvp_of_array_op(cls, inputs, params, tangents):
                                           for i, need in enumerate(node.needs_input_grad))
     for o, tangent in zip(differentiable, pushed):
         _level.set_tangent(o, tangent)
-    if node is not None and node._saved_outputs is not None:
-        # the node keeps its saved outputs as separate tensors (_saved_output): they carry the
-        # outputs' tangents too, for a backward run under this level (forward over reverse)
-        for i in node._saved_outputs:
-            kept = node._saved[i]
-            source = next((o for o in outputs if o.grad_fn is node and o._output_nr == kept._output_nr), None)
-            if source is not None:
-                _copy_tangent(source, kept)
+    if node is not None:
+        _tangents_to_saved_outputs(node, outputs)
     return out
+
+
+def _tangents_to_saved_outputs(node, outputs) -> None:
+    """The node keeps its saved outputs as separate tensors (_saved_output): they carry the
+    outputs' tangents too, for a backward run under this level (forward over reverse)."""
+    if getattr(node, "_saved_outputs", None) is None:
+        return
+    for i in node._saved_outputs:
+        kept = node._saved[i]
+        source = next((o for o in outputs if isinstance(o, _function._Tensor) and o.grad_fn is node
+                       and o._output_nr == getattr(kept, "_output_nr", None)), None)
+        if source is not None:
+            _copy_tangent(source, kept)
 
 
 def _copy_tangent(source, target) -> None:
@@ -388,6 +395,22 @@ def _contract(outputs, inputs, tangents, keep_graph: bool) -> list:
     return [Tensor._make(o._data * 0) if f is None else f for f, o in zip(found, outputs)]
 
 
+def users_jvp(cls, ctx, tangents):
+    """A user Function's ``jvp`` on the ctx its forward filled (one tangent per input)."""
+    # in jvp, ctx.saved_tensors are what forward gave save_for_forward (torch's rule)
+    kept = {name: getattr(ctx, name) for name in ("_saved", "_saved_versions", "_saved_outputs")
+            if hasattr(ctx, name)}
+    ctx._saved = ctx._saved_for_forward or ()
+    if "_saved_versions" in kept:
+        ctx._saved_versions = None
+        ctx._saved_outputs = None
+    try:
+        return cls.jvp(ctx, *tangents)
+    finally:
+        for name, value in kept.items():
+            setattr(ctx, name, value)
+
+
 def _run_user_function(cls, args, kwargs):
     """A user Function: forward as usual, then its ``jvp`` when an argument carries a tangent."""
     Tensor = _function._Tensor
@@ -407,20 +430,12 @@ def _run_user_function(cls, args, kwargs):
     seen = []
     out = _function._apply_user_function(cls, args, kwargs, seen)
     ctx = seen[0]
-    full = [None if not isinstance(a, Tensor) else t if t is not None else Tensor._make(a._data * 0)
-            for a, t in zip(args, tangents)]
-    # in jvp, ctx.saved_tensors are what forward gave save_for_forward (torch's rule)
-    kept = {name: getattr(ctx, name) for name in ("_saved", "_saved_versions", "_saved_outputs")
-            if hasattr(ctx, name)}
-    ctx._saved = ctx._saved_for_forward or ()
-    if "_saved_versions" in kept:
-        ctx._saved_versions = None
-        ctx._saved_outputs = None
+    # as torch's: a floating input without a tangent gets zeros, an integer or bool one None
+    full = [None if not isinstance(a, Tensor) or not _is_differentiable_dtype(a) else t if t is not None
+            else Tensor._make(a._data * 0) for a, t in zip(args, tangents)]
     try:
-        result = cls.jvp(ctx, *full)
+        result = users_jvp(cls, ctx, full)
     finally:
-        for name, value in kept.items():
-            setattr(ctx, name, value)
         ctx._saved_for_forward = None
     outputs = out if isinstance(out, tuple) else (out,)
     results = result if isinstance(result, tuple) else (result,)
@@ -433,6 +448,7 @@ def _run_user_function(cls, args, kwargs):
                 raise RuntimeError(f"{cls.__name__}.jvp: the tangent of an output of shape {list(o.shape)} has "
                                    f"shape {list(t.shape)}; expected the output's shape")
             _level.set_tangent(o, t)
+    _tangents_to_saved_outputs(ctx, outputs)
     if _packer is not None:
         _packer(out)
     return out

@@ -20,8 +20,11 @@ per forward input, written with chainrule ops so that ``create_graph=True`` reco
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 import re
+import threading
 import warnings
 import weakref
 
@@ -682,10 +685,23 @@ class Function(metaclass=FunctionMeta):
         raise NotImplementedError("You must implement the jvp function for custom autograd.Function to use it "
                                   "with forward mode AD.")
 
+    # torch.func.vmap support, declared as torch's: a ``vmap`` staticmethod, or this flag. chainrule's
+    # vmap runs forward once per slice either way; the declaration is what torch's vmap requires.
+    generate_vmap_rule = False
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        raise NotImplementedError("To use autograd.Function with vmap, you must either override the vmap "
+                                  "staticmethod or set generate_vmap_rule=True.")
+
     @classmethod
     def apply(cls, *args, **kwargs):
         if cls._array_forward:
             return _apply_array_op(cls, *args, **kwargs)
+        if func_transforms.active and not cls.__module__.startswith("chainrule."):
+            _refuse_if_not_written_for_transforms(cls)
+        if not _is_default_setup(cls):
+            args, kwargs = _with_defaults(cls.forward, args, kwargs)
         return _apply_user_function(cls, args, kwargs)
 
 
@@ -1254,6 +1270,63 @@ def _is_default_setup(cls) -> bool:
     return cls.setup_context is Function.setup_context
 
 
+class _RunningTransforms(threading.local):
+    """How many torch.func transforms are running in this thread (func.py counts them; torch's
+    transform stack is per thread too), and how many of those map over a batch (vmap; jacfwd,
+    which torch builds on vmap)."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.batching = 0
+
+
+func_transforms = _RunningTransforms()
+
+
+_TRANSFORMS_DOC = "For more details, please see https://pytorch.org/docs/main/notes/extending.func.html"
+
+
+def _refuse_if_not_written_for_transforms(cls) -> None:
+    """torch's conditions for a user Function under torch.func: a ``setup_context`` (forward
+    without ctx), and under vmap a ``vmap`` staticmethod or ``generate_vmap_rule = True``, not both."""
+    if _is_default_setup(cls):
+        raise RuntimeError("In order to use an autograd.Function with functorch transforms (vmap, grad, jvp, "
+                           f"jacrev, ...), it must override the setup_context staticmethod. {_TRANSFORMS_DOC}")
+    if not func_transforms.batching:
+        return
+    overridden = cls.vmap is not Function.vmap
+    if cls.generate_vmap_rule and overridden:
+        raise RuntimeError(f"You tried to vmap over {cls.__name__}, but it has both generate_vmap_rule=True and an "
+                           "overridden vmap staticmethod. Please set generate_vmap_rule=False or delete the "
+                           f"overridden vmap staticmethod to avoid ambiguity. {_TRANSFORMS_DOC}")
+    if not cls.generate_vmap_rule and not overridden:
+        raise RuntimeError(f"You tried to vmap over {cls.__name__}, but it does not have vmap support. Please "
+                           "override and implement the vmap staticmethod or set generate_vmap_rule=True. "
+                           f"{_TRANSFORMS_DOC}")
+
+
+@functools.cache
+def _signature(forward) -> tuple:
+    """``forward``'s signature, how many positional parameters it has, and whether it takes ``*args``."""
+    signature = inspect.signature(forward)
+    kinds = [p.kind for p in signature.parameters.values()]
+    positional = sum(kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                     for kind in kinds)
+    return signature, positional, inspect.Parameter.VAR_POSITIONAL in kinds
+
+
+def _with_defaults(forward, args: tuple, kwargs: dict) -> tuple:
+    """``(args, kwargs)`` bound to ``forward``'s signature with its defaults filled in, as torch
+    binds them for a Function with ``setup_context``: its ``inputs`` (and ``jvp``'s tangents, the
+    ``vmap`` rule's in_dims) then count a defaulted argument too."""
+    signature, positional, takes_more = _signature(forward)
+    if not kwargs and (len(args) == positional or takes_more and len(args) > positional):
+        return args, kwargs  # every positional parameter given (binding, which costs, changes nothing)
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return bound.args, bound.kwargs
+
+
 class _UserNullCtx(FunctionCtx):
     """The ctx a user Function's forward sees when nothing is recorded (attributes allowed)."""
 
@@ -1312,19 +1385,44 @@ def _unpack_saved(node) -> tuple:
 
 
 def once_differentiable(backward):
-    """Decorator for a backward that is not itself differentiable: runs it with grad mode off."""
-    import functools
+    """Decorator for a backward that is not itself differentiable: runs it with grad mode off.
+
+    As torch's: when the graph of the backward is being recorded (grad mode on, a gradient
+    requiring grad), the results still require grad, hanging from an ``Error`` node that raises
+    if a second differentiation reaches it."""
 
     @functools.wraps(backward)
     def wrapper(ctx, *grads):
         previous = _grad_state.enabled
         _grad_state.enabled = False
         try:
-            return backward(ctx, *grads)
+            outputs = backward(ctx, *grads)
         finally:
             _grad_state.enabled = previous
+        if not previous or not any(isinstance(g, _Tensor) and g._requires_grad for g in grads):
+            return outputs
+        several = isinstance(outputs, tuple)
+        detached = [o.detach().requires_grad_() if isinstance(o, _Tensor) else o
+                    for o in (outputs if several else (outputs,))]
+        errored = DelayedError.apply(*detached)
+        return errored if several else errored[0]
 
     return wrapper
+
+
+class DelayedError(Function):
+    """torch's ``Error`` node: the once_differentiable backward's results, recorded so that
+    differentiating them again fails there rather than silently giving no gradient."""
+
+    node_name = "Error"
+
+    @staticmethod
+    def forward(ctx, *tensors):
+        return tuple(t.detach() if isinstance(t, _Tensor) else t for t in tensors)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError("trying to differentiate twice a function that was marked with @once_differentiable")
 
 
 def on_arrays_when_unrecorded(derivative):
