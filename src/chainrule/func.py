@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 
+from . import _vmap_frames
 from .autograd import batched_walk as _batched_walk
 from .autograd import engine as _engine
 from .autograd import forward_ad as _forward_ad
@@ -621,10 +622,13 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                              f"sizes {sizes} for the mapped dimension")
         size = sizes[0]
         results = []
-        for i in range(size):
-            sliced = [rebuild([leaf if dim is None else leaf.select(dim, i) for leaf, dim in zip(leaves, dims)])
-                      for leaves, rebuild, dims in mapped]
-            results.append(func(*sliced, **kwargs))
+        # the frame tells operators with a vmap rule (torch.library.register_vmap) where slices came from
+        with _vmap_frames.entered(_vmap_frames.VmapFrame(size, randomness)) as frame:
+            for i in range(size):
+                frame.index = i
+                sliced = [rebuild([frame.keep(leaf) if dim is None else frame.cut(leaf, dim, i)
+                                   for leaf, dim in zip(leaves, dims)]) for leaves, rebuild, dims in mapped]
+                results.append(func(*sliced, **kwargs))
         return _stack_results(func, results, out_dims)
 
     return wrapper

@@ -8,10 +8,11 @@ per-device kernels (``register_kernel``) and a fake kernel (``register_fake``). 
 is here too: ``Library(ns, kind).define(schema)`` / ``.impl(name, fn, dispatch_key)``, ``define``,
 ``impl``. ``opcheck`` tests an operator (see opcheck.py for what it checks and skips).
 
-What chainrule does not do: no FakeTensor or meta tracing (a fake kernel runs only inside opcheck,
-on real tensors), no torch.compile, vmap or autocast registrations (``register_vmap``,
-``register_autocast``, ``register_torch_dispatch`` are not provided), and Tensor[] arguments of a
-custom op get no gradient edges (only top-level Tensor arguments do).
+What chainrule does not do: no FakeTensor (a fake kernel runs inside opcheck on real tensors, and
+as the operator's Meta kernel on meta tensors), no torch.compile, no autocast registrations
+(``register_autocast``, ``register_torch_dispatch`` are not provided). ``register_vmap``'s rule runs
+when vmap maps the op's inputs directly (see chainrule/_vmap_frames.py); an op called on a tensor
+the vmapped function computed runs slice by slice instead.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 from ..ops import namespaces
 from ..ops.namespaces import OpOverload
-from .opcheck import OpCheckError, get_ctx, opcheck
+from .opcheck import OpCheckError, opcheck
 from .operators import (
     ALL_DEVICES_KEYS,
     AUTOGRAD_KEYS,
@@ -32,12 +33,13 @@ from .operators import (
     define_operator,
     device_type_of,
     fallthrough_kernel,
+    get_ctx,
     operator_named,
 )
 from .schema import infer_schema, parse_schema
 
 __all__ = ["CustomOpDef", "Library", "OpCheckError", "OpOverload", "custom_op", "define", "fallthrough_kernel", "get_ctx", "impl",
-           "impl_abstract", "infer_schema", "opcheck", "register_autograd", "register_fake", "register_kernel"]
+           "impl_abstract", "infer_schema", "opcheck", "register_autograd", "register_fake", "register_kernel", "register_vmap"]
 
 _LIBRARY_KINDS = ("DEF", "IMPL", "FRAGMENT")
 _defining_libraries: dict[str, weakref.ref] = {}  # namespace -> its live "DEF" Library
@@ -85,6 +87,11 @@ class CustomOpDef:
         ``setup_context(ctx, inputs, output)`` saves what it needs on ``ctx`` after forward."""
         _register_autograd(self._op, backward, setup_context)
 
+    def register_vmap(self, func: Callable | None = None, /):
+        """``func(info, in_dims, *args, **kwargs)`` computes the op on a whole vmap batch and returns
+        ``(output, out_dims)``; ``info.batch_size`` and ``info.randomness`` describe the vmap."""
+        return register_vmap(self, func)
+
 
 def custom_op(name: str, fn: Callable | None = None, /, *, mutates_args, device_types=None, schema: str | None = None,
               tags=None):
@@ -117,10 +124,19 @@ def custom_op(name: str, fn: Callable | None = None, /, *, mutates_args, device_
 
 
 def _check_identifier(part: str, qualname: str) -> None:
-    if not part.isidentifier():
-        position = qualname.find(part) + next((i for i, c in enumerate(part) if not (c.isalnum() or c == "_")), 0)
-        found = "ident" if part[:1].isalpha() else (part[:1] or "eof")
-        raise RuntimeError(f"expected eof but found '{found}' here:\n{qualname}\n{' ' * position}~ <--- HERE")
+    """torch's schema lexer's error for a name part that is no identifier: it reads the name as far
+    as it can and names the first token it did not expect."""
+    if part.isidentifier():
+        return
+    start = qualname.find(part)
+    if not part or part[0].isdigit():
+        raise RuntimeError(f"expected ident but found '{'number' if part else 'eof'}' here:\n{qualname}\n"
+                           f"{' ' * start}~ <--- HERE")
+    bad = next(i for i, c in enumerate(part) if not (c.isalnum() or c == "_"))
+    while bad < len(part) and part[bad].isspace():
+        bad += 1
+    found = "eof" if bad == len(part) else "ident" if part[bad].isalpha() or part[bad] == "_" else part[bad]
+    raise RuntimeError(f"expected eof but found '{found}' here:\n{qualname}\n{' ' * (start + bad)}~ <--- HERE")
 
 
 def _register_kernel(op: Operator, device_types, fn: Callable | None):
@@ -178,6 +194,17 @@ def register_autograd(op, backward: Callable, /, *, setup_context: Callable | No
     if not callable(backward):
         raise TypeError(f"register_autograd: expected backward to be callable, got {type(backward).__name__}")
     _register_autograd(_operator_of(op), backward, setup_context)
+
+
+def register_vmap(op, func: Callable | None = None, /, *, lib=None):
+    """torch.library.register_vmap: ``op``'s batching rule under vmap (see CustomOpDef.register_vmap)."""
+    operator = _operator_of(op)
+
+    def register(function: Callable) -> Callable:
+        operator.vmap_rule = function
+        return function
+
+    return register if func is None else register(func)
 
 
 def register_kernel(op, device_types, func: Callable | None = None, /, *, lib=None):
