@@ -13,10 +13,14 @@ OpInfo's own samples (drawn from torch, converted with tools/torch_oracle.py) on
 * ``backward``: a seeded cotangent per differentiable output, every input's gradient (vjp);
 * ``double_backward`` (float64): the gradient of ⟨gradients, seeded vector⟩, recorded with create_graph;
 * ``gradcheck`` (float64): ``autograd.gradcheck`` and ``gradgradcheck`` pass or raise on both;
+* ``func_grad`` and ``vmap_grad`` (float64): chainrule's ``func.grad`` and ``func.vmap(func.grad)`` of the
+  sum of the floating outputs, against ``torch.autograd.grad`` (per batch member): torch 2.13's own
+  torch.func refuses custom ops with register_autograd (its generated Function has no setup_context);
 * ``vmap``: ``torch.func.vmap`` over a batch of two (the sample's tensors and a shifted copy), through the
   op's ``register_vmap`` rule, values and the error where the rule refuses;
 * ``meta``: the op on ``device='meta'`` inputs (its fake kernel): output shapes and dtypes, or the error;
-* ``opcheck``: ``torch.library.opcheck``'s schema, autograd-registration and fake-tensor tests, each result;
+* ``opcheck``: ``torch.library.opcheck``'s schema, autograd-registration and fake-tensor tests, each result
+  (not the aot_dispatch tests: chainrule has no ahead-of-time compiler and reports them SKIPPED);
 * ``call_errors``: the op called with a missing argument and with a string for a Tensor: type and message.
 
 Then the file's mechanical operators (``source0``..``source5``: fake kernels registered through
@@ -57,17 +61,12 @@ from torch_oracle import NotComparable, time_limit, torch_tensor_to_chainrule  #
 import chainrule  # noqa: E402
 
 DTYPES = ("float32", "float64", "float16", "int64", "int32", "uint8", "bool")
-ALL_CHECKS = ("schema", "forward", "backward", "double_backward", "gradcheck", "vmap", "meta", "opcheck",
-              "call_errors")
+ALL_CHECKS = ("schema", "forward", "backward", "double_backward", "gradcheck", "func_grad", "vmap", "vmap_grad",
+              "meta", "opcheck", "call_errors")
 OPCHECK_TESTS = ("test_schema", "test_autograd_registration", "test_faketensor")
 TOLERANCE = {"float16": dict(rtol=1e-3, atol=1e-3), "float32": dict(rtol=1e-5, atol=1e-6),
              "float64": dict(rtol=1e-10, atol=1e-12)}
 SAMPLE_SECONDS = 20
-
-# entries not compared, each with its reason (the CI test reads them too)
-SKIPS = {
-    ("opcheck", "test_aot_dispatch_dynamic"): "chainrule has no ahead-of-time compiler (opcheck reports SKIPPED)",
-}
 
 
 def _torch():
@@ -336,6 +335,63 @@ def check_vmap(torch, op, twin, converted, dtype_name):
                 lambda: run(chainrule, twin, converted.chainrule_call), dtype_name)
 
 
+def _summed(lib, fn, args, kwargs):
+    """first -> the sum of the op's floating outputs: a scalar function of the first argument."""
+    def function(first):
+        out = fn(first, *args, **kwargs)
+        return sum(o.sum() for o in _leaves(out, lib.Tensor) if o.is_floating_point())
+    return function
+
+
+def _reference_grad(torch, function, first):
+    """torch.autograd.grad of ``function`` at ``first`` (a tensor or a list of them)."""
+    leaves = _map_structure(first, lambda t: t.detach().requires_grad_(True), torch.Tensor)
+    flat = _leaves(leaves, torch.Tensor)
+    grads = torch.autograd.grad(function(leaves), flat, allow_unused=True)
+    grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, flat)]
+    return grads if isinstance(first, list) else grads[0]
+
+
+# torch 2.13's torch.func refuses custom ops with register_autograd (its generated autograd.Function
+# defines forward(ctx, ...), not setup_context: "In order to use an autograd.Function with functorch
+# transforms ... it must override the setup_context staticmethod"); chainrule's transforms run them,
+# and their numbers are compared with torch.autograd.grad's
+def check_func_grad(torch, op, twin, converted, dtype_name):
+    def theirs():
+        first, args, kwargs = converted.torch_call
+        args = [a.detach() if isinstance(a, torch.Tensor) else a for a in args]
+        return _reference_grad(torch, _summed(torch, op, args, kwargs), first)
+
+    def ours():
+        first, args, kwargs = converted.chainrule_call
+        first = _map_structure(first, lambda t: t.detach(), chainrule.Tensor)
+        args = [a.detach() if isinstance(a, chainrule.Tensor) else a for a in args]
+        return chainrule.func.grad(_summed(chainrule, twin, args, kwargs))(first)
+
+    return both(torch, theirs, ours, dtype_name)
+
+
+def check_vmap_grad(torch, op, twin, converted, dtype_name):
+    """vmap(grad(f)) over a batch of two against torch.autograd.grad of each member."""
+    def theirs():
+        first, args, kwargs = converted.torch_call
+        args = [a.detach() if isinstance(a, torch.Tensor) else a for a in args]
+        members = [first, _map_structure(first, lambda t: _shifted(torch, t.detach()), torch.Tensor)]
+        grads = [_reference_grad(torch, _summed(torch, op, args, kwargs), member) for member in members]
+        if isinstance(first, list):
+            return [torch.stack(column) for column in zip(*grads)]
+        return torch.stack(grads)
+
+    def ours():
+        first, args, kwargs = converted.chainrule_call
+        first = _map_structure(first, lambda t: chainrule.stack([t.detach(), _shifted(chainrule, t.detach())]),
+                               chainrule.Tensor)
+        args = [a.detach() if isinstance(a, chainrule.Tensor) else a for a in args]
+        return chainrule.func.vmap(chainrule.func.grad(_summed(chainrule, twin, args, kwargs)))(first)
+
+    return both(torch, theirs, ours, dtype_name)
+
+
 def check_meta(torch, op, twin, converted, dtype_name):
     def to_meta(lib, arguments):
         return _map_structure(arguments, lambda t: t.detach().to("meta"), lib.Tensor)
@@ -461,6 +517,12 @@ def run_opinfo(rows, torch, info, op, twin, dtypes, checks):
                 wrapper = info.gradcheck_wrapper if info.name.endswith("WithIntCustomOp") else None
                 _guarded(rows, info.name, f"{entry}/gradcheck", check_gradcheck, torch, op, twin, converted,
                          dtype_name, wrapper)
+            if differentiable and dtype_name == "float64" and "func_grad" in checks:
+                _guarded(rows, info.name, f"{entry}/func_grad", check_func_grad, torch, op, twin, converted,
+                         dtype_name)
+            if differentiable and dtype_name == "float64" and "vmap_grad" in checks:
+                _guarded(rows, info.name, f"{entry}/vmap_grad", check_vmap_grad, torch, op, twin, converted,
+                         dtype_name)
             if dtype_name in ("float32", "int64") and "vmap" in checks:
                 _guarded(rows, info.name, f"{entry}/vmap", check_vmap, torch, op, twin, converted, dtype_name)
             if dtype_name in ("float32", "int64") and "meta" in checks:

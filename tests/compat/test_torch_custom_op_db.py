@@ -1,7 +1,7 @@
 """torch 2.13's own custom-operator database (``torch.testing._internal.custom_op_db``) run on chainrule
 through tools/torch_custom_op_trial.py: chainrule's twins of its operators, built from torch's source,
 must agree with torch on every OpInfo's samples (float32, float64 and int64: forward, vjp, double
-backward in float64, vmap through register_vmap, meta tensors through register_fake,
+backward, func.grad and vmap(grad) in float64, vmap through register_vmap, meta tensors through register_fake,
 opcheck, argument errors, the schema and torch.ops access), on the file's fake-kernel-only operators,
 and on the custom-op definitions torch refuses. Differences kept on purpose are listed below with their
 reasons. The whole trial (more dtypes, gradcheck): ``python tools/torch_custom_op_trial.py run --out DIR``."""
