@@ -600,7 +600,65 @@ def _schema_error_cases(lib, namespace):
         op = lib.library.custom_op(f"{namespace}::vmap_without_rule", f, mutates_args=())
         return lib.func.vmap(op)(lib.ones(2, 3))
 
-    return {"mutates_unknown": mutates_unknown, "schema_disagrees": schema_disagrees, "unannotated": unannotated,
+    def autograd_of_mutating_op():
+        def f(x: Tensor) -> None:
+            x.add_(1)
+        op = lib.library.custom_op(f"{namespace}::autograd_of_mutating_op", f, mutates_args=("x",))
+        op.register_autograd(lambda ctx, grad: grad)
+
+    def bad_device_type():
+        def f(x: Tensor) -> Tensor:
+            return x.clone()
+        lib.library.custom_op(f"{namespace}::bad_device_type", f, mutates_args=(), device_types="gpu")
+
+    def fake_for_missing_op():
+        lib.library.register_fake(f"{namespace}::missing", lambda x: x)
+
+    def bad_schema_text():
+        library = lib.library.Library(namespace, "FRAGMENT")
+        library.define("broken(Tensor x -> Tensor")
+
+    def wrong_fake_shape():
+        def f(x: Tensor) -> Tensor:
+            return x.sum(0)
+        op = lib.library.custom_op(f"{namespace}::wrong_fake_shape", f, mutates_args=())
+        op.register_fake(lambda x: x.clone())
+        result = lib.library.opcheck(op, (lib.ones(2, 3),), test_utils="test_faketensor", raise_exception=False)
+        return {k: v if isinstance(v, str) else type(v).__name__ for k, v in result.items()}
+
+    def missing_fake():
+        def f(x: Tensor) -> Tensor:
+            return x.clone()
+        op = lib.library.custom_op(f"{namespace}::missing_fake", f, mutates_args=())
+        result = lib.library.opcheck(op, (lib.ones(2),), test_utils="test_faketensor", raise_exception=False)
+        return {k: v if isinstance(v, str) else type(v).__name__ for k, v in result.items()}
+
+    def opcheck_bad_test_name():
+        def f(x: Tensor) -> Tensor:
+            return x.clone()
+        op = lib.library.custom_op(f"{namespace}::opcheck_bad_test_name", f, mutates_args=())
+        lib.library.opcheck(op, (lib.ones(2),), test_utils="test_everything")
+
+    def wrong_gradient_count():
+        def f(x: Tensor, y: Tensor) -> Tensor:
+            return x * y
+        op = lib.library.custom_op(f"{namespace}::wrong_gradient_count", f, mutates_args=())
+        op.register_autograd(lambda ctx, grad: (grad, grad, grad))
+        op(lib.ones(2, requires_grad=True), lib.ones(2)).sum().backward()
+
+    def gradient_for_non_tensor():
+        def f(x: Tensor, k: float) -> Tensor:
+            return x * k
+        op = lib.library.custom_op(f"{namespace}::gradient_for_non_tensor", f, mutates_args=())
+        op.register_autograd(lambda ctx, grad: (grad, grad))
+        op(lib.ones(2, requires_grad=True), 2.0).sum().backward()
+
+    return {"autograd_of_mutating_op": autograd_of_mutating_op, "bad_device_type": bad_device_type,
+            "fake_for_missing_op": fake_for_missing_op, "bad_schema_text": bad_schema_text,
+            "wrong_fake_shape": wrong_fake_shape, "missing_fake": missing_fake,
+            "opcheck_bad_test_name": opcheck_bad_test_name, "wrong_gradient_count": wrong_gradient_count,
+            "gradient_for_non_tensor": gradient_for_non_tensor,
+            "mutates_unknown": mutates_unknown, "schema_disagrees": schema_disagrees, "unannotated": unannotated,
             "bad_name": bad_name, "returns_input": returns_input, "undeclared_mutation": undeclared_mutation,
             "no_autograd_formula": no_autograd_formula, "vmap_without_rule": vmap_without_rule}
 

@@ -288,3 +288,64 @@ def test_custom_op_name_that_is_no_identifier_fails_as_torchs_lexer(name):
     ours, theirs = _in_both(build)
     assert ours[0] is theirs[0] is RuntimeError
     assert ours[1].splitlines()[0] == theirs[1].splitlines()[0]
+
+
+# ---- registration and backward errors
+def test_autograd_formula_for_a_mutating_op_is_refused_as_torch():
+    def build(lib):
+        def bump(x: lib.Tensor) -> None:
+            x.add_(1)
+
+        op = lib.library.custom_op(f"{_namespace(lib, 'mutating')}::bump", bump, mutates_args=("x",))
+        return _error(op.register_autograd, lambda ctx, grad: grad)
+
+    ours, theirs = _in_both(build)
+    assert ours[0] is theirs[0] is RuntimeError
+    assert ours[1].replace("chainrule", "torch") == theirs[1]
+    assert ours[1].startswith("Cannot register autograd formula for non-functional operator <CustomOpDef(")
+
+
+def test_fake_kernel_for_an_undefined_op_is_refused_and_a_kernel_is_kept_as_torch():
+    def build(lib):
+        ns = _namespace(lib, "undefined")
+        lib.library.register_kernel(f"{ns}::later", "cpu", lambda x: x)  # torch keeps it for a later define
+        return _error(lib.library.register_fake, f"{ns}::missing", lambda x: x)
+
+    ours, theirs = _in_both(build)
+    assert ours == (RuntimeError, f"operator {_namespace(chainrule, 'undefined')}::missing does not exist")
+    assert theirs == (RuntimeError, f"operator {_namespace(torch, 'undefined')}::missing does not exist")
+
+
+def test_opcheck_fake_shape_mismatch_raises_metadata_mismatch_error_as_torch():
+    def build(lib):
+        def column_sums(x: lib.Tensor) -> lib.Tensor:
+            return x.sum(0)
+
+        op = lib.library.custom_op(f"{_namespace(lib, 'fakeshape')}::sums", column_sums, mutates_args=())
+        op.register_fake(lambda x: x.clone())
+        found = lib.library.opcheck(op, (lib.ones(2, 3),), test_utils="test_faketensor", raise_exception=False)
+        error = found["test_faketensor"]
+        return type(error).__name__, isinstance(error, RuntimeError), str(error).split(" found ")[1]
+
+    ours, theirs = _in_both(build)
+    assert ours[:2] == theirs[:2] == ("MetadataMismatchError", True)
+    assert ours[2].replace("chainrule", "torch") == theirs[2]
+
+
+@pytest.mark.parametrize("returned", ["three", "gradient_for_metadata", "list"])
+def test_backward_returning_the_wrong_gradients_fails_as_torch(returned):
+    def build(lib):
+        def product(x: lib.Tensor, y: lib.Tensor) -> lib.Tensor:
+            return x * y
+
+        op = lib.library.custom_op(f"{_namespace(lib, 'count_' + returned)}::product", product, mutates_args=())
+        gradients = {"three": lambda g: (g, g, g), "gradient_for_metadata": lambda g: (g, None, g),
+                     "list": lambda g: [g, g]}[returned]
+        op.register_autograd(lambda ctx, grad: gradients(grad))
+        x = lib.ones(2, requires_grad=True)
+        return _error(lambda: op(x, lib.ones(2)).sum().backward())
+
+    ours, theirs = _in_both(build)
+    assert ours[0] is theirs[0] is RuntimeError
+    assert ours[1].replace(_namespace(chainrule, "count_" + returned), "NS") == \
+        theirs[1].replace(_namespace(torch, "count_" + returned), "NS")

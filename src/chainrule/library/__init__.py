@@ -85,6 +85,10 @@ class CustomOpDef:
     def register_autograd(self, backward: Callable, /, *, setup_context: Callable | None = None) -> None:
         """``backward(ctx, *grads)`` returns one gradient per input (None for non-Tensor inputs);
         ``setup_context(ctx, inputs, output)`` saves what it needs on ``ctx`` after forward."""
+        if not _is_functional(self._schema):
+            raise RuntimeError(f"Cannot register autograd formula for non-functional operator {self} with schema "
+                               f"{self._schema}. Please create a functional operator and register an autograd "
+                               "formula for that.")
         _register_autograd(self._op, backward, setup_context)
 
     def register_vmap(self, func: Callable | None = None, /):
@@ -151,6 +155,12 @@ def _register_kernel(op: Operator, device_types, fn: Callable | None):
     return register if fn is None else register(fn)
 
 
+def _is_functional(schema) -> bool:
+    """torch's test before an autograd formula is taken: the op writes no argument, returns
+    something, and returns no view of an argument."""
+    return not schema.mutated_arguments and bool(schema.returns) and all(r.alias is None for r in schema.returns)
+
+
 def _register_autograd(op: Operator, backward: Callable, setup_context: Callable | None) -> None:
     op.backward = backward
     op.setup_context = setup_context
@@ -177,6 +187,8 @@ def _operator_of(op) -> Operator:
 
 def register_fake(op, func: Callable | None = None, /, *, lib=None, _stacklevel: int = 1, allow_override: bool = True):
     """torch.library.register_fake: the fake kernel of ``op`` (a name, OpOverload or CustomOpDef)."""
+    if isinstance(op, str) and operator_named(op).schema is None:
+        raise RuntimeError(f"operator {op} does not exist")
     operator = _operator_of(op)
 
     def register(function: Callable) -> Callable:
@@ -193,7 +205,15 @@ def register_autograd(op, backward: Callable, /, *, setup_context: Callable | No
     """torch.library.register_autograd: ``op``'s backward formula (see CustomOpDef.register_autograd)."""
     if not callable(backward):
         raise TypeError(f"register_autograd: expected backward to be callable, got {type(backward).__name__}")
-    _register_autograd(_operator_of(op), backward, setup_context)
+    operator = _operator_of(op)
+    if operator.custom_op_def is not None:
+        operator.custom_op_def.register_autograd(backward, setup_context=setup_context)
+        return
+    if not _is_functional(operator.schema):
+        raise RuntimeError(f"Cannot register autograd formula for non-functional operator {operator.dotted} with "
+                           f"schema {operator.schema}. Please create a functional operator and register an autograd "
+                           "formula for that.")
+    _register_autograd(operator, backward, setup_context)
 
 
 def register_vmap(op, func: Callable | None = None, /, *, lib=None):
@@ -208,8 +228,9 @@ def register_vmap(op, func: Callable | None = None, /, *, lib=None):
 
 
 def register_kernel(op, device_types, func: Callable | None = None, /, *, lib=None):
-    """torch.library.register_kernel: ``op``'s kernel for ``device_types``."""
-    return _register_kernel(_operator_of(op), device_types, func)
+    """torch.library.register_kernel: ``op``'s kernel for ``device_types`` (an operator not yet
+    defined takes it too, as torch's)."""
+    return _register_kernel(operator_named(op) if isinstance(op, str) else _operator_of(op), device_types, func)
 
 
 def define(qualname: str, schema: str, *, lib=None, tags=()) -> None:

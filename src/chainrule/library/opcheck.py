@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype
+from .._subclasses.fake_tensor import MetadataMismatchError
 from ..autograd import gradcheck
 from ..ops import namespaces
 from ..tensor import Tensor
@@ -130,12 +131,12 @@ def _check_fake(op: Operator, args: tuple, kwargs: dict, atol, rtol) -> str:
         fake_kernel_contexts.pop()
     prefix = f"When comparing the output of {op.dotted} on FakeTensor and concrete Tensors, found mismatched tensor "
     if len(real) != len(fake):
-        raise RuntimeError(prefix + f"metadata: {len(real)} real outputs and {len(fake)} fake outputs!")
+        raise MetadataMismatchError(prefix + f"metadata: {len(real)} real outputs and {len(fake)} fake outputs!")
     for concrete, faked in zip(real, fake):
         for what, a, b in (("Shapes", concrete.shape, faked.shape), ("Dtypes", concrete.dtype, faked.dtype),
                            ("Devices", concrete.device, faked.device)):
             if a != b:
-                raise RuntimeError(prefix + f"metadata: {what} {a} and {b} are not equal!")
+                raise MetadataMismatchError(prefix + f"metadata: {what} {a} and {b} are not equal!")
     return "SUCCESS"
 
 

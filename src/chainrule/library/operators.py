@@ -298,11 +298,19 @@ def _make_function(op: Operator) -> type:
             result = op.backward(ctx, *grad_outputs)
         finally:
             ctx.needs_input_grad = flat_needs
-        result = tuple(result) if isinstance(result, (tuple, list)) else (result,)
-        if len(result) != positional_count:
+        # as torch's: a tuple is one gradient per argument (anything else the one gradient), the
+        # metadata input torch adds takes a None, and trailing Nones beyond the inputs are dropped
+        result = (*result, None) if isinstance(result, tuple) else (result, None)
+        expected = positional_count + 1
+        if len(result) > expected and all(grad is None for grad in result[expected:]):
+            result = result[:expected]
+        if len(result) != expected:
             raise RuntimeError(f"function {node_label}Backward returned an incorrect number of gradients (expected "
-                               f"{positional_count}, got {len(result)})")
-        given = iter(result)
+                               f"{expected}, got {len(result)})")
+        if result[-1] is not None:
+            raise RuntimeError(f"function {node_label}Backward returned a gradient different than None at position "
+                               f"{expected}, but the corresponding forward input was not a Variable")
+        given = iter(result[:-1])
         flat_result = []
         for length, is_keyword in zip(layout.lengths, keyword_only):
             grad = None if is_keyword else next(given)
