@@ -61,8 +61,8 @@ from torch_oracle import NotComparable, time_limit, torch_tensor_to_chainrule  #
 import chainrule  # noqa: E402
 
 DTYPES = ("float32", "float64", "float16", "int64", "int32", "uint8", "bool")
-ALL_CHECKS = ("schema", "forward", "backward", "double_backward", "gradcheck", "func_grad", "vmap", "vmap_grad",
-              "meta", "opcheck", "call_errors")
+ALL_CHECKS = ("schema", "forward", "backward", "double_backward", "gradcheck", "func_grad", "vmap", "vmap_dims",
+              "vmap_grad", "meta", "opcheck", "call_errors")
 OPCHECK_TESTS = ("test_schema", "test_autograd_registration", "test_faketensor")
 TOLERANCE = {"float16": dict(rtol=1e-3, atol=1e-3), "float32": dict(rtol=1e-5, atol=1e-6),
              "float64": dict(rtol=1e-10, atol=1e-12)}
@@ -323,13 +323,24 @@ def _shifted(lib, tensor):
     return tensor + 1
 
 
-def check_vmap(torch, op, twin, converted, dtype_name):
+def check_vmap(torch, op, twin, converted, dtype_name, batch_dim=0, out_dims=0, nested=False):
+    """vmap over a batch of two stacked at ``batch_dim``, results at ``out_dims``; ``nested``: a
+    vmap of a vmap over a batch of two batches (the inner rule runs once per outer slice)."""
     def run(lib, fn, arguments):
         first, args, kwargs = arguments
-        first = _map_structure(first, lambda t: lib.stack([t.detach(), _shifted(lib, t.detach())]), lib.Tensor)
+
+        def batch(t):
+            return lib.stack([t.detach(), _shifted(lib, t.detach())], dim=batch_dim if t.dim() else 0)
+
+        first = _map_structure(first, batch, lib.Tensor)
+        if nested:
+            first = _map_structure(first, batch, lib.Tensor)
         args = [a.detach() if isinstance(a, lib.Tensor) else a for a in args]
-        in_dims = (0,) + (None,) * len(args)
-        return lib.func.vmap(lambda *a: fn(*a, **kwargs), in_dims=in_dims)(first, *args)
+        in_dims = (_map_structure(first, lambda t: batch_dim, lib.Tensor),) + (None,) * len(args)
+        mapped = lib.func.vmap(lambda *a: fn(*a, **kwargs), in_dims=in_dims, out_dims=out_dims)
+        if nested:
+            mapped = lib.func.vmap(mapped, in_dims=in_dims, out_dims=out_dims)
+        return mapped(first, *args)
 
     return both(torch, lambda: run(torch, op, converted.torch_call),
                 lambda: run(chainrule, twin, converted.chainrule_call), dtype_name)
@@ -525,6 +536,11 @@ def run_opinfo(rows, torch, info, op, twin, dtypes, checks):
                          dtype_name)
             if dtype_name in ("float32", "int64") and "vmap" in checks:
                 _guarded(rows, info.name, f"{entry}/vmap", check_vmap, torch, op, twin, converted, dtype_name)
+            if dtype_name == "float32" and "vmap_dims" in checks:
+                _guarded(rows, info.name, f"{entry}/vmap_in_dim_last_out_dim_1", functools.partial(
+                    check_vmap, batch_dim=-1, out_dims=1), torch, op, twin, converted, dtype_name)
+                _guarded(rows, info.name, f"{entry}/vmap_nested", functools.partial(check_vmap, nested=True),
+                         torch, op, twin, converted, dtype_name)
             if dtype_name in ("float32", "int64") and "meta" in checks:
                 _guarded(rows, info.name, f"{entry}/meta", check_meta, torch, op, twin, converted, dtype_name)
             if dtype_name == "float32" and "opcheck" in checks:

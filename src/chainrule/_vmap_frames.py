@@ -24,6 +24,7 @@ class VmapFrame:
         self.index = 0
         self._origins: dict[int, tuple] = {}  # id(tensor handed to the function) -> (tensor, batched, dim)
         self.batched_results: dict = {}  # a rule's result for the whole batch, by the call it answers
+        self._parts: dict[int, tuple] = {}  # id(slice of a rule's result) -> (slice, result, dim, index)
 
     def cut(self, batched, dim: int, index: int):
         """Slice ``index`` of ``batched`` along ``dim``, remembered as cut from it."""
@@ -35,6 +36,25 @@ class VmapFrame:
         """An input passed to every slice's call as it is (its in_dim None), remembered as such."""
         self._origins[id(unmapped)] = (unmapped, unmapped, None)
         return unmapped
+
+    def part(self, result, dim: int, index: int):
+        """Slice ``index`` of a vmap rule's batched ``result`` along ``dim``, remembered as such."""
+        piece = result.select(dim, index)
+        self._parts[id(piece)] = (piece, result, dim, index)
+        return piece
+
+    def whole_of(self, column: list) -> tuple | None:
+        """(result, dim) when the function returned, slice by slice, the slices of one rule's result
+        in order: vmap then returns that result itself, its batch dim moved (torch's vmap returns
+        the rule's output, a view, not a copy); else None."""
+        found = [self._parts.get(id(piece)) for piece in column]
+        if not found or any(f is None or f[0] is not piece for f, piece in zip(found, column)):
+            return None
+        result, dim = found[0][1], found[0][2]
+        if any(f[1] is not result or f[2] != dim or f[3] != i for i, f in enumerate(found)) or \
+                result.shape[dim] != len(column):
+            return None
+        return result, dim
 
     def origin(self, tensor) -> tuple | None:
         """(batched tensor, dim) of a slice this frame cut, (tensor, None) of an unmapped input, or

@@ -629,12 +629,12 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                 sliced = [rebuild([frame.keep(leaf) if dim is None else frame.cut(leaf, dim, i)
                                    for leaf, dim in zip(leaves, dims)]) for leaves, rebuild, dims in mapped]
                 results.append(func(*sliced, **kwargs))
-        return _stack_results(func, results, out_dims)
+        return _stack_results(func, results, out_dims, frame)
 
     return wrapper
 
 
-def _stack_results(func, results, out_dims):
+def _stack_results(func, results, out_dims, frame=None):
     flat = [_flatten(result) for result in results]
     leaves_per_slice = [leaves for leaves, _ in flat]
     rebuild = flat[0][1]
@@ -653,7 +653,8 @@ def _stack_results(func, results, out_dims):
         if not all(isinstance(x, Tensor) for x in column):
             raise ValueError(f"vmap({name}, ...): `{name}` must only return Tensors, got type {type(column[0])}. "
                              "Did you mean to set out_dims= to None for output?")
-        stacked.append(_stack(column, dim=dim))
+        whole = frame.whole_of(column) if frame is not None else None  # a vmap rule's batched output, as torch
+        stacked.append(_stack(column, dim=dim) if whole is None else whole[0].movedim(whole[1], dim))
     return rebuild(stacked)
 
 

@@ -32,9 +32,10 @@ KNOWN_DIFFERENCES = [
     (lambda row: row["entry"] == "schema_errors/returns_input" and "torch._library.custom_ops" in row["detail"],
      "torch's aliasing error names its own torch._library.custom_ops module as the implementation's; chainrule "
      "names the module that defined the operator"),
-    (lambda row: row["entry"].endswith("/vmap") and row["kind"] == "differ" and row["detail"].startswith("output: strides"),
-     "chainrule's vmap stacks the per-slice outputs into a new contiguous tensor, where torch returns the vmap "
-     "rule's own output (numpy_mul's rule: a movedim view) with its batch dim moved; values, dtype, shape agree"),
+    (lambda row: row["entry"].endswith("/vmap_nested") and row["kind"] == "differ"
+     and row["detail"].startswith("output: strides"),
+     "a vmap of a vmap: torch's inner rule sees both batch dims and its output (numpy_mul's: a movedim view) "
+     "comes back as it is; chainrule's outer vmap stacks the inner vmaps' results; values, dtype, shape agree"),
     (lambda row: row["entry"] == "schema_errors/bad_schema_text" and row["kind"] == "differ",
      "chainrule reads schema text with patterns, not torch's lexer: a malformed schema raises the same RuntimeError, "
      "but names another token (\"expected '->' but found 'eof'\" for torch's \"expected ) but found 'arrow'\")"),

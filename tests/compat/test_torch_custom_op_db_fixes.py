@@ -65,6 +65,26 @@ def test_vmap_runs_the_registered_rule_once_for_the_batch_as_torch():
     assert our_seen == their_seen == {"batch_size": 3, "in_dims": (1,)}
 
 
+def test_vmap_returns_the_rules_output_with_its_batch_dim_moved_as_torch():
+    results = []
+    for lib in (chainrule, torch):
+        @lib.library.custom_op(f"{_namespace(lib, 'view')}::outer", mutates_args=())
+        def outer(x: lib.Tensor, y: lib.Tensor) -> lib.Tensor:
+            return x[:, None] * y[None, :]
+
+        @outer.register_vmap
+        def _(info, in_dims, x, y):
+            # the batch dim ends up last in the product: a movedim view is the rule's output
+            product = x.movedim(in_dims[0], -1)[:, None] * y.movedim(in_dims[1], -1)[None, :]
+            return product.movedim(-1, 0), 0
+
+        x, y = lib.arange(6.0).reshape(2, 3), lib.arange(8.0).reshape(2, 4)
+        out = lib.func.vmap(outer, out_dims=1)(x, y)
+        results.append((out.numpy(), tuple(out.shape), out.stride()))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    assert results[0][1:] == results[1][1:] == ((3, 2, 4), (4, 12, 1))
+
+
 def test_vmap_of_an_op_whose_rule_refuses_raises_the_rules_error_as_torch():
     def build(lib):
         @lib.library.custom_op(f"{_namespace(lib, 'refuse')}::positive", mutates_args=())

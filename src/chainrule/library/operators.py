@@ -379,18 +379,18 @@ def _run_vmap_rule(op: Operator, frame, values: list):
         frame.batched_results[key] = op.vmap_rule(VmapInfo(frame.batch_size, frame.randomness), dims, *positional,
                                                   **keywords)
     result, out_dims = frame.batched_results[key]
-    return _slice_of(result, out_dims, frame.index)
+    return _slice_of(frame, result, out_dims)
 
 
-def _slice_of(result, out_dims, index: int):
-    """Slice ``index`` of a rule's batched result along its out_dims (one for all, or per output)."""
+def _slice_of(frame, result, out_dims):
+    """This slice's part of a rule's batched result along its out_dims (one for all, or per output)."""
     if isinstance(result, (tuple, list)):
         dims = out_dims if isinstance(out_dims, (tuple, list)) else [out_dims] * len(result)
         if len(dims) != len(result):
             raise ValueError(f"vmap: the vmap rule returned {len(result)} outputs but out_dims {out_dims!r}")
-        return type(result)(_slice_of(r, d, index) for r, d in zip(result, dims))
+        return type(result)(_slice_of(frame, r, d) for r, d in zip(result, dims))
     if isinstance(result, Tensor) and out_dims is not None:
-        return result.select(out_dims, index)
+        return frame.part(result, out_dims, frame.index)
     return result
 
 
