@@ -336,6 +336,18 @@ def _fits(value, schema_type: str) -> bool:
     return True  # a type chainrule does not check (Layout, MemoryFormat, ...)
 
 
+class _Declaration:
+    """"Declaration: <schema>", as torch's binding errors end, formatted when an error shows it."""
+
+    __slots__ = ("schema",)
+
+    def __init__(self, schema) -> None:
+        self.schema = schema
+
+    def __format__(self, spec: str) -> str:
+        return f"Declaration: {self.schema}"
+
+
 _PYTHON_TYPE_NAMES = {"SymInt": "int", "Scalar": "number", "ScalarType": "int"}
 
 
@@ -351,7 +363,7 @@ def _python_type_name(schema_type: str) -> str:
 
 def bind(schema: FunctionSchema, args: tuple, kwargs: dict) -> list:
     """Every argument's value in schema order (defaults filled in), or torch's RuntimeError."""
-    declared = f"Declaration: {schema}"
+    declared = _Declaration(schema)  # the schema's text is formatted only for an error
     qualified = schema.name + (f".{schema.overload_name}" if schema.overload_name else "")
     positional = [a for a in schema.arguments if not a.kwarg_only]
     if len(args) > len(positional) or len(args) + len(kwargs) > len(schema.arguments):
