@@ -369,3 +369,47 @@ def test_backward_returning_the_wrong_gradients_fails_as_torch(returned):
     assert ours[0] is theirs[0] is RuntimeError
     assert ours[1].replace(_namespace(chainrule, "count_" + returned), "NS") == \
         theirs[1].replace(_namespace(torch, "count_" + returned), "NS")
+
+
+# ---- register_autocast
+def _autocast_run(lib, name, dtype_name, **inputs):
+    """An op registered to autocast on the CPU to ``dtype_name``, called inside and outside a CPU
+    autocast region: the dtypes its kernel saw and returned."""
+    seen = []
+
+    @lib.library.custom_op(f"{_namespace(lib, name)}::weigh", mutates_args=())
+    def weigh(x: lib.Tensor, w: lib.Tensor, counts: lib.Tensor) -> lib.Tensor:
+        seen.append((str(x.dtype), str(w.dtype), str(counts.dtype), lib.is_autocast_enabled("cpu")))
+        return (x * w).sum(-1) + counts
+
+    lib.library.register_autocast(f"{_namespace(lib, name)}::weigh", "cpu", getattr(lib, dtype_name))
+    x, w = lib.ones(2, 3), lib.ones(3, dtype=lib.float64)
+    counts = lib.arange(2)
+    plain = weigh(x, w, counts)
+    with lib.autocast("cpu", dtype=lib.bfloat16):
+        cast = weigh(x, w, counts)
+    return [s.replace(lib.__name__, "LIB") for s in map(str, seen)], str(plain.dtype).rpartition(".")[2], \
+        str(cast.dtype).rpartition(".")[2]
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+def test_register_autocast_casts_floating_inputs_and_runs_without_autocast_as_torch(dtype_name):
+    ours, theirs = _autocast_run(chainrule, f"cast_{dtype_name}", dtype_name), \
+        _autocast_run(torch, f"cast_{dtype_name}", dtype_name)
+    assert ours == theirs
+    assert ours[0][1] == f"('LIB.{dtype_name}', 'LIB.float64', 'LIB.int64', False)"
+
+
+def test_register_autocast_refuses_a_device_without_autocast_as_torch():
+    def build(lib):
+        def twice(x: lib.Tensor) -> lib.Tensor:
+            return x * 2
+
+        op = lib.library.custom_op(f"{_namespace(lib, 'nodevice')}::twice", twice, mutates_args=())
+        op.register_autocast("mps", lib.float16)  # a device with an autocast, where chainrule never runs
+        return [_error(op.register_autocast, device_type, lib.float16) for device_type in ("meta", "tpu", 3)]
+
+    ours, theirs = _in_both(build)
+    assert ours == theirs
+    assert ours[0] == (ValueError, "Device type 'meta' does not support autocast.")
+    assert ours[1][0] is RuntimeError

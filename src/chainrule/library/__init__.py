@@ -9,8 +9,7 @@ is here too: ``Library(ns, kind).define(schema)`` / ``.impl(name, fn, dispatch_k
 ``impl``. ``opcheck`` tests an operator (see opcheck.py for what it checks and skips).
 
 What chainrule does not do: no FakeTensor (a fake kernel runs inside opcheck on real tensors, and
-as the operator's Meta kernel on meta tensors), no torch.compile, no autocast registrations
-(``register_autocast``, ``register_torch_dispatch`` are not provided). ``register_vmap``'s rule runs
+as the operator's Meta kernel on meta tensors), no torch.compile, no ``register_torch_dispatch``. ``register_vmap``'s rule runs
 when vmap maps the op's inputs directly (see chainrule/_vmap_frames.py); an op called on a tensor
 the vmapped function computed runs slice by slice instead.
 """
@@ -21,6 +20,7 @@ import sys
 import weakref
 from collections.abc import Callable, Sequence
 
+from ..amp import get_autocast_dtype
 from ..ops import namespaces
 from ..ops.namespaces import OpOverload
 from .opcheck import OpCheckError, opcheck
@@ -39,7 +39,8 @@ from .operators import (
 from .schema import infer_schema, parse_schema
 
 __all__ = ["CustomOpDef", "Library", "OpCheckError", "OpOverload", "custom_op", "define", "fallthrough_kernel", "get_ctx", "impl",
-           "impl_abstract", "infer_schema", "opcheck", "register_autograd", "register_fake", "register_kernel", "register_vmap"]
+           "impl_abstract", "infer_schema", "opcheck", "register_autograd", "register_fake", "register_kernel", "register_vmap",
+           "register_autocast"]
 
 _LIBRARY_KINDS = ("DEF", "IMPL", "FRAGMENT")
 _defining_libraries: dict[str, weakref.ref] = {}  # namespace -> its live "DEF" Library
@@ -90,6 +91,11 @@ class CustomOpDef:
                                f"{self._schema}. Please create a functional operator and register an autograd "
                                "formula for that.")
         _register_autograd(self._op, backward, setup_context)
+
+    def register_autocast(self, device_type: str, cast_inputs) -> None:
+        """Inside an autocast region for ``device_type``, the op's floating inputs on that device
+        (float64 excepted) are cast to ``cast_inputs`` and the op runs with that autocast off."""
+        register_autocast(self, device_type, cast_inputs)
 
     def register_vmap(self, func: Callable | None = None, /):
         """``func(info, in_dims, *args, **kwargs)`` computes the op on a whole vmap batch and returns
@@ -225,6 +231,28 @@ def register_vmap(op, func: Callable | None = None, /, *, lib=None):
         return function
 
     return register if func is None else register(func)
+
+
+def register_autocast(op, device_type: str, cast_inputs, /, *, lib=None) -> None:
+    """torch.library.register_autocast: ``op``'s autocast rule for ``device_type`` (see
+    CustomOpDef.register_autocast); the first registration for a device stays, as torch's."""
+    operator = _operator_of(op)
+    if not isinstance(device_type, str):
+        raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+    device_type_of(device_type)  # torch's RuntimeError for a name that is no device type
+    if not _has_autocast(device_type):
+        raise ValueError(f"Device type '{device_type}' does not support autocast.")
+    operator.autocast_dtypes.setdefault(device_type, cast_inputs)
+
+
+def _has_autocast(device_type: str) -> bool:
+    """Whether torch has an autocast for ``device_type`` (cpu, cuda, and devices chainrule does not
+    run on, such as mps or hpu: a rule registered for those never fires here)."""
+    try:
+        get_autocast_dtype(device_type)
+    except (RuntimeError, ValueError):
+        return False
+    return True
 
 
 def register_kernel(op, device_types, func: Callable | None = None, /, *, lib=None):

@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import _vmap_frames
+from .. import _vmap_frames, amp
 from .._backend import device
+from .._dtype import float64 as _float64
 from ..autograd import Function
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..ops import namespaces
@@ -82,6 +83,7 @@ class Operator:
         self.backward: Callable | None = None
         self.setup_context: Callable | None = None
         self.vmap_rule: Callable | None = None  # register_vmap's rule(info, in_dims, *args, **kwargs)
+        self.autocast_dtypes: dict[str, object] = {}  # register_autocast: device type -> the dtype inputs take
         self.is_custom_op = False  # custom_op's ops: autograd through register_autograd only
         self.custom_op_def = None  # the CustomOpDef, for torch's messages that name it
         self.kernel_module = None  # the module of the custom op's function (torch's alias error names it)
@@ -103,6 +105,10 @@ class Operator:
         if self.schema is None:
             raise RuntimeError(f"{self.qualname}: no schema was defined for this operator")
         values = bind(self.schema, args, kwargs)
+        if self.autocast_dtypes:
+            autocast_device = self._autocast_device(values)
+            if autocast_device is not None:
+                return self._run_autocast(autocast_device, values)
         if self.vmap_rule is not None and _vmap_frames.current() is not None:
             batched = _run_vmap_rule(self, _vmap_frames.current(), values)
             if batched is not _NOT_BATCHED:
@@ -178,6 +184,20 @@ class Operator:
                     "custom_op(x) and y and x are the same Tensor. Please instead return a clone of the offending "
                     "output tensor(s) (e.g. return x.clone()) or refactor the custom operator to not return y.")
 
+    # ---- register_autocast: inputs cast, then the op runs with that device's autocast off
+    def _autocast_device(self, values: list) -> str | None:
+        tensors = _tensors_in(values)
+        kind = tensors[0].device.type if tensors else "cpu"
+        return kind if kind in self.autocast_dtypes and amp.is_autocast_enabled(kind) else None
+
+    def _run_autocast(self, device_type: str, values: list):
+        keywords = [a.name for a in self.schema.arguments if a.kwarg_only]
+        if keywords:  # torch's dispatcher hands keyword-only arguments to its autocast kernel as kwargs
+            raise AssertionError(f"Custom ops do not support kwargs yet, got {keywords}")
+        dtype = self.autocast_dtypes[device_type]
+        with amp.autocast(device_type, enabled=False):
+            return self(*(_cast_for_autocast(v, device_type, dtype) for v in values))
+
     # ---- the fake kernel on meta tensors
     def _meta_kernel(self, *args, **kwargs):
         fake_kernel_contexts.append(MetaKernelCtx(self))
@@ -224,6 +244,16 @@ class _CallLayout:
                 values.append(list(flat[at:at + length]))
                 at += length
         return values
+
+
+def _cast_for_autocast(value, device_type: str, dtype):
+    """torch's register_autocast cast: floating tensors on the device, float64 excepted, to ``dtype``."""
+    if isinstance(value, Tensor):
+        eligible = value.is_floating_point() and value.device.type == device_type and value.dtype != _float64
+        return value.to(dtype) if eligible else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast_for_autocast(v, device_type, dtype) for v in value)
+    return value
 
 
 def _is_tensor_list(value) -> bool:
