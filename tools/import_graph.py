@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("chainrule._dtype", "chainrule._backend", "chainrule._meta", "chainrule._standin", "chainrule._cupy_surface",
               "chainrule._config", "chainrule._parallel", "chainrule._shared", "chainrule._layout",
               "chainrule.return_types", "chainrule._opmath", "chainrule._naming",
-              "chainrule._torch_function", "chainrule._symbolic_sizes",
+              "chainrule._torch_function", "chainrule._symbolic_sizes", "chainrule._vmap_frames",
               # plain Python, no chainrule imports: distributed's Work.get_future builds on it
               "chainrule.futures")),
     ("autograd", ("chainrule.autograd",)),
@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                    "chainrule.models", "chainrule.func", "chainrule.multiprocessing", "chainrule._spawn_child",
                    "chainrule.version", "chainrule.torch_version", "chainrule.__config__", "chainrule._subclasses",
                    "chainrule.profiler", "chainrule.quasirandom", "chainrule.signal", "chainrule.overrides",
-                   "chainrule.library", "chainrule._custom_ops", "chainrule.ao", "chainrule.nested")),
+                   "chainrule.library", "chainrule._custom_ops", "chainrule._custom_op", "chainrule.ao", "chainrule.nested")),
     ("tools", ("chainrule.viz", "chainrule.commands", "chainrule.cli", "chainrule.benchmark",
                "chainrule.benchmark_distributed", "chainrule.benchmark_cuda", "chainrule.__main__")),
     # the package itself wires the layers together (binds methods, attaches namespaces)

@@ -143,6 +143,7 @@ import numpy as _np  # noqa: E402
 from . import accelerator, amp, backends, cuda, distributions, fft, hub, jit, onnx, special, testing  # noqa: E402
 from . import compiler, func, fx, multiprocessing, sparse, version  # noqa: E402
 from . import library  # noqa: E402  (torch.library; torch.ops is the ops package's namespaces)
+from . import _custom_op  # noqa: E402,F401  (torch._custom_op.impl.get_ctx, called by older fake kernels)
 from . import types  # noqa: E402
 # ``from .ops import random`` above bound the op module; torch.random is the state module
 random = _importlib.import_module(".random", __name__)

@@ -25,6 +25,7 @@ import contextlib
 
 import numpy as np
 
+from . import _vmap_frames
 from .autograd import batched_walk as _batched_walk
 from .autograd import engine as _engine
 from .autograd import forward_ad as _forward_ad
@@ -701,16 +702,19 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                              f"sizes {sizes} for the mapped dimension")
         size = sizes[0]
         results = []
-        for i in range(size):
-            sliced = [rebuild([leaf if dim is None else leaf.select(dim, i) for leaf, dim in zip(leaves, dims)])
-                      for leaves, rebuild, dims in mapped]
-            results.append(func(*sliced, **kwargs))
-        return _stack_results(func, results, out_dims)
+        # the frame tells operators with a vmap rule (torch.library.register_vmap) where slices came from
+        with _vmap_frames.entered(_vmap_frames.VmapFrame(size, randomness)) as frame:
+            for i in range(size):
+                frame.index = i
+                sliced = [rebuild([frame.keep(leaf) if dim is None else frame.cut(leaf, dim, i)
+                                   for leaf, dim in zip(leaves, dims)]) for leaves, rebuild, dims in mapped]
+                results.append(func(*sliced, **kwargs))
+        return _stack_results(func, results, out_dims, frame)
 
     return _counted(wrapper, batching=True)
 
 
-def _stack_results(func, results, out_dims):
+def _stack_results(func, results, out_dims, frame=None):
     flat = [_flatten(result) for result in results]
     leaves_per_slice = [leaves for leaves, _ in flat]
     rebuild = flat[0][1]
@@ -729,7 +733,8 @@ def _stack_results(func, results, out_dims):
         if not all(isinstance(x, Tensor) for x in column):
             raise ValueError(f"vmap({name}, ...): `{name}` must only return Tensors, got type {type(column[0])}. "
                              "Did you mean to set out_dims= to None for output?")
-        stacked.append(_stack(column, dim=dim))
+        whole = frame.whole_of(column) if frame is not None else None  # a vmap rule's batched output, as torch
+        stacked.append(_stack(column, dim=dim) if whole is None else whole[0].movedim(whole[1], dim))
     return rebuild(stacked)
 
 

@@ -1,8 +1,13 @@
-"""torch._subclasses.fake_tensor: ``is_fake``, the one name of it libraries call from eager code."""
+"""torch._subclasses.fake_tensor: ``is_fake``, the one name of it libraries call from eager code, and
+``MetadataMismatchError``, what opcheck's fake-tensor test raises."""
 
 from __future__ import annotations
 
-__all__ = ["is_fake"]
+__all__ = ["MetadataMismatchError", "is_fake"]
+
+
+class MetadataMismatchError(RuntimeError):
+    """A fake kernel's output disagrees with the real kernel's in shape, dtype or device."""
 
 
 def is_fake(x) -> bool:

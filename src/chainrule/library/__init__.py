@@ -8,10 +8,10 @@ per-device kernels (``register_kernel``) and a fake kernel (``register_fake``). 
 is here too: ``Library(ns, kind).define(schema)`` / ``.impl(name, fn, dispatch_key)``, ``define``,
 ``impl``. ``opcheck`` tests an operator (see opcheck.py for what it checks and skips).
 
-What chainrule does not do: no FakeTensor or meta tracing (a fake kernel runs only inside opcheck,
-on real tensors), no torch.compile, vmap or autocast registrations (``register_vmap``,
-``register_autocast``, ``register_torch_dispatch`` are not provided), and Tensor[] arguments of a
-custom op get no gradient edges (only top-level Tensor arguments do).
+What chainrule does not do: no FakeTensor (a fake kernel runs inside opcheck on real tensors, and
+as the operator's Meta kernel on meta tensors), no torch.compile, no ``register_torch_dispatch``. ``register_vmap``'s rule runs
+when vmap maps the op's inputs directly (see chainrule/_vmap_frames.py); an op called on a tensor
+the vmapped function computed runs slice by slice instead.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import sys
 import weakref
 from collections.abc import Callable, Sequence
 
+from ..amp import get_autocast_dtype
 from ..ops import namespaces
 from ..ops.namespaces import OpOverload
-from .opcheck import OpCheckError, get_ctx, opcheck
+from .opcheck import OpCheckError, opcheck
 from .operators import (
     ALL_DEVICES_KEYS,
     AUTOGRAD_KEYS,
@@ -32,12 +33,14 @@ from .operators import (
     define_operator,
     device_type_of,
     fallthrough_kernel,
+    get_ctx,
     operator_named,
 )
 from .schema import infer_schema, parse_schema
 
 __all__ = ["CustomOpDef", "Library", "OpCheckError", "OpOverload", "custom_op", "define", "fallthrough_kernel", "get_ctx", "impl",
-           "impl_abstract", "infer_schema", "opcheck", "register_autograd", "register_fake", "register_kernel"]
+           "impl_abstract", "infer_schema", "opcheck", "register_autograd", "register_fake", "register_kernel", "register_vmap",
+           "register_autocast"]
 
 _LIBRARY_KINDS = ("DEF", "IMPL", "FRAGMENT")
 _defining_libraries: dict[str, weakref.ref] = {}  # namespace -> its live "DEF" Library
@@ -83,7 +86,21 @@ class CustomOpDef:
     def register_autograd(self, backward: Callable, /, *, setup_context: Callable | None = None) -> None:
         """``backward(ctx, *grads)`` returns one gradient per input (None for non-Tensor inputs);
         ``setup_context(ctx, inputs, output)`` saves what it needs on ``ctx`` after forward."""
+        if not _is_functional(self._schema):
+            raise RuntimeError(f"Cannot register autograd formula for non-functional operator {self} with schema "
+                               f"{self._schema}. Please create a functional operator and register an autograd "
+                               "formula for that.")
         _register_autograd(self._op, backward, setup_context)
+
+    def register_autocast(self, device_type: str, cast_inputs) -> None:
+        """Inside an autocast region for ``device_type``, the op's floating inputs on that device
+        (float64 excepted) are cast to ``cast_inputs`` and the op runs with that autocast off."""
+        register_autocast(self, device_type, cast_inputs)
+
+    def register_vmap(self, func: Callable | None = None, /):
+        """``func(info, in_dims, *args, **kwargs)`` computes the op on a whole vmap batch and returns
+        ``(output, out_dims)``; ``info.batch_size`` and ``info.randomness`` describe the vmap."""
+        return register_vmap(self, func)
 
 
 def custom_op(name: str, fn: Callable | None = None, /, *, mutates_args, device_types=None, schema: str | None = None,
@@ -117,10 +134,19 @@ def custom_op(name: str, fn: Callable | None = None, /, *, mutates_args, device_
 
 
 def _check_identifier(part: str, qualname: str) -> None:
-    if not part.isidentifier():
-        position = qualname.find(part) + next((i for i, c in enumerate(part) if not (c.isalnum() or c == "_")), 0)
-        found = "ident" if part[:1].isalpha() else (part[:1] or "eof")
-        raise RuntimeError(f"expected eof but found '{found}' here:\n{qualname}\n{' ' * position}~ <--- HERE")
+    """torch's schema lexer's error for a name part that is no identifier: it reads the name as far
+    as it can and names the first token it did not expect."""
+    if part.isidentifier():
+        return
+    start = qualname.find(part)
+    if not part or part[0].isdigit():
+        raise RuntimeError(f"expected ident but found '{'number' if part else 'eof'}' here:\n{qualname}\n"
+                           f"{' ' * start}~ <--- HERE")
+    bad = next(i for i, c in enumerate(part) if not (c.isalnum() or c == "_"))
+    while bad < len(part) and part[bad].isspace():
+        bad += 1
+    found = "eof" if bad == len(part) else "ident" if part[bad].isalpha() or part[bad] == "_" else part[bad]
+    raise RuntimeError(f"expected eof but found '{found}' here:\n{qualname}\n{' ' * (start + bad)}~ <--- HERE")
 
 
 def _register_kernel(op: Operator, device_types, fn: Callable | None):
@@ -133,6 +159,12 @@ def _register_kernel(op: Operator, device_types, fn: Callable | None):
         return function
 
     return register if fn is None else register(fn)
+
+
+def _is_functional(schema) -> bool:
+    """torch's test before an autograd formula is taken: the op writes no argument, returns
+    something, and returns no view of an argument."""
+    return not schema.mutated_arguments and bool(schema.returns) and all(r.alias is None for r in schema.returns)
 
 
 def _register_autograd(op: Operator, backward: Callable, setup_context: Callable | None) -> None:
@@ -161,6 +193,8 @@ def _operator_of(op) -> Operator:
 
 def register_fake(op, func: Callable | None = None, /, *, lib=None, _stacklevel: int = 1, allow_override: bool = True):
     """torch.library.register_fake: the fake kernel of ``op`` (a name, OpOverload or CustomOpDef)."""
+    if isinstance(op, str) and operator_named(op).schema is None:
+        raise RuntimeError(f"operator {op} does not exist")
     operator = _operator_of(op)
 
     def register(function: Callable) -> Callable:
@@ -177,12 +211,54 @@ def register_autograd(op, backward: Callable, /, *, setup_context: Callable | No
     """torch.library.register_autograd: ``op``'s backward formula (see CustomOpDef.register_autograd)."""
     if not callable(backward):
         raise TypeError(f"register_autograd: expected backward to be callable, got {type(backward).__name__}")
-    _register_autograd(_operator_of(op), backward, setup_context)
+    operator = _operator_of(op)
+    if operator.custom_op_def is not None:
+        operator.custom_op_def.register_autograd(backward, setup_context=setup_context)
+        return
+    if not _is_functional(operator.schema):
+        raise RuntimeError(f"Cannot register autograd formula for non-functional operator {operator.dotted} with "
+                           f"schema {operator.schema}. Please create a functional operator and register an autograd "
+                           "formula for that.")
+    _register_autograd(operator, backward, setup_context)
+
+
+def register_vmap(op, func: Callable | None = None, /, *, lib=None):
+    """torch.library.register_vmap: ``op``'s batching rule under vmap (see CustomOpDef.register_vmap)."""
+    operator = _operator_of(op)
+
+    def register(function: Callable) -> Callable:
+        operator.vmap_rule = function
+        return function
+
+    return register if func is None else register(func)
+
+
+def register_autocast(op, device_type: str, cast_inputs, /, *, lib=None) -> None:
+    """torch.library.register_autocast: ``op``'s autocast rule for ``device_type`` (see
+    CustomOpDef.register_autocast); the first registration for a device stays, as torch's."""
+    operator = _operator_of(op)
+    if not isinstance(device_type, str):
+        raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+    device_type_of(device_type)  # torch's RuntimeError for a name that is no device type
+    if not _has_autocast(device_type):
+        raise ValueError(f"Device type '{device_type}' does not support autocast.")
+    operator.autocast_dtypes.setdefault(device_type, cast_inputs)
+
+
+def _has_autocast(device_type: str) -> bool:
+    """Whether torch has an autocast for ``device_type`` (cpu, cuda, and devices chainrule does not
+    run on, such as mps or hpu: a rule registered for those never fires here)."""
+    try:
+        get_autocast_dtype(device_type)
+    except (RuntimeError, ValueError):
+        return False
+    return True
 
 
 def register_kernel(op, device_types, func: Callable | None = None, /, *, lib=None):
-    """torch.library.register_kernel: ``op``'s kernel for ``device_types``."""
-    return _register_kernel(_operator_of(op), device_types, func)
+    """torch.library.register_kernel: ``op``'s kernel for ``device_types`` (an operator not yet
+    defined takes it too, as torch's)."""
+    return _register_kernel(operator_named(op) if isinstance(op, str) else _operator_of(op), device_types, func)
 
 
 def define(qualname: str, schema: str, *, lib=None, tags=()) -> None:

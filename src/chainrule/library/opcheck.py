@@ -21,10 +21,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype
+from .._subclasses.fake_tensor import MetadataMismatchError
 from ..autograd import gradcheck
 from ..ops import namespaces
 from ..tensor import Tensor
-from .operators import Operator, operator_named
+from .operators import Operator, fake_kernel_contexts, get_ctx, operator_named
 
 __all__ = ["OpCheckError", "get_ctx", "opcheck"]
 
@@ -48,14 +49,6 @@ class FakeImplCtx:
         raise _DataDependentSize("the fake kernel asked for a data-dependent size (new_dynamic_size)")
 
     create_unbacked_symint = new_dynamic_size
-
-
-_active_ctx: list[FakeImplCtx] = []
-
-
-def get_ctx() -> FakeImplCtx | None:
-    """torch.library.get_ctx: the context of the fake kernel now running (None outside one)."""
-    return _active_ctx[-1] if _active_ctx else None
 
 
 def _operator(op) -> Operator:
@@ -129,21 +122,21 @@ def _check_fake(op: Operator, args: tuple, kwargs: dict, atol, rtol) -> str:
                            f"torch.compile/export/fx tracing to work. Please use `{op.name}.register_fake` to add an "
                            "fake impl.")
     real = _outputs(op(*[_copy(a) for a in args], **{k: _copy(v) for k, v in kwargs.items()}))
-    _active_ctx.append(FakeImplCtx())
+    fake_kernel_contexts.append(FakeImplCtx())
     try:
         fake = _outputs(op._run(op.fake, _bound(op, args, kwargs)))
     except _DataDependentSize:
         return "SKIPPED"
     finally:
-        _active_ctx.pop()
+        fake_kernel_contexts.pop()
     prefix = f"When comparing the output of {op.dotted} on FakeTensor and concrete Tensors, found mismatched tensor "
     if len(real) != len(fake):
-        raise RuntimeError(prefix + f"metadata: {len(real)} real outputs and {len(fake)} fake outputs!")
+        raise MetadataMismatchError(prefix + f"metadata: {len(real)} real outputs and {len(fake)} fake outputs!")
     for concrete, faked in zip(real, fake):
         for what, a, b in (("Shapes", concrete.shape, faked.shape), ("Dtypes", concrete.dtype, faked.dtype),
                            ("Devices", concrete.device, faked.device)):
             if a != b:
-                raise RuntimeError(prefix + f"metadata: {what} {a} and {b} are not equal!")
+                raise MetadataMismatchError(prefix + f"metadata: {what} {a} and {b} are not equal!")
     return "SUCCESS"
 
 

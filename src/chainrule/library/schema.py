@@ -11,6 +11,8 @@ import typing
 from dataclasses import dataclass
 from types import GenericAlias, UnionType
 
+import numpy as np
+
 from .. import _dtype
 from .._backend import device
 from ..tensor import Tensor
@@ -313,14 +315,16 @@ def _fits(value, schema_type: str) -> bool:
         element = schema_type[:schema_type.index("[")]
         return all(_fits(v, element) for v in value)
     base = schema_type
+    # NumPy's scalars pass as Python's do (torch reads them through __index__ and __float__):
+    # np.cumsum's split points given to an int[] argument
     if base == "Tensor":
         return isinstance(value, Tensor)
     if base in ("SymInt", "int"):
-        return isinstance(value, int)
+        return isinstance(value, (int, np.integer))
     if base == "float":
-        return isinstance(value, (int, float))
+        return isinstance(value, (int, float, np.integer, np.floating))
     if base == "bool":
-        return isinstance(value, bool)
+        return isinstance(value, (bool, np.bool_))
     if base == "str":
         return isinstance(value, str)
     if base == "Scalar":
@@ -332,9 +336,34 @@ def _fits(value, schema_type: str) -> bool:
     return True  # a type chainrule does not check (Layout, MemoryFormat, ...)
 
 
+class _Declaration:
+    """"Declaration: <schema>", as torch's binding errors end, formatted when an error shows it."""
+
+    __slots__ = ("schema",)
+
+    def __init__(self, schema) -> None:
+        self.schema = schema
+
+    def __format__(self, spec: str) -> str:
+        return f"Declaration: {self.schema}"
+
+
+_PYTHON_TYPE_NAMES = {"SymInt": "int", "Scalar": "number", "ScalarType": "int"}
+
+
+def _python_type_name(schema_type: str) -> str:
+    """A schema type as torch's argument errors name it: ``Tensor[]`` is 'List[Tensor]',
+    ``Tensor?`` 'Optional[Tensor]', ``SymInt`` 'int', ``Scalar`` 'number'."""
+    if schema_type.endswith("?"):
+        return f"Optional[{_python_type_name(schema_type[:-1])}]"
+    if schema_type.endswith("]"):
+        return f"List[{_python_type_name(schema_type[:schema_type.index('[')])}]"
+    return _PYTHON_TYPE_NAMES.get(schema_type, schema_type)
+
+
 def bind(schema: FunctionSchema, args: tuple, kwargs: dict) -> list:
     """Every argument's value in schema order (defaults filled in), or torch's RuntimeError."""
-    declared = f"Declaration: {schema}"
+    declared = _Declaration(schema)  # the schema's text is formatted only for an error
     qualified = schema.name + (f".{schema.overload_name}" if schema.overload_name else "")
     positional = [a for a in schema.arguments if not a.kwarg_only]
     if len(args) > len(positional) or len(args) + len(kwargs) > len(schema.arguments):
@@ -357,7 +386,7 @@ def bind(schema: FunctionSchema, args: tuple, kwargs: dict) -> list:
         else:
             raise RuntimeError(f"{qualified}() is missing value for argument '{argument.name}'. {declared}")
         if not _fits(value, argument.type):
-            raise RuntimeError(f"{qualified}() Expected a value of type '{argument.type}' for argument "
+            raise RuntimeError(f"{qualified}() Expected a value of type '{_python_type_name(argument.type)}' for argument "
                                f"'{argument.name}' but instead found type '{type(value).__name__}'.\n"
                                f"Position: {position}\nValue: {value!r}\n{declared}")
         values.append(value)

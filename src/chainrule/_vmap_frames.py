@@ -1,0 +1,82 @@
+"""The vmap calls now running, for operators that batch themselves (torch.library's ``register_vmap``).
+
+chainrule's vmap runs the function once per slice of the mapped inputs. While it does, it notes
+here which tensor each slice was cut from (and which inputs it passes unmapped), so that an
+operator with its own vmap rule, called on such slices, can run the rule once on the whole batch,
+as torch's vmap would, and give each per-slice call its slice of the rule's result.
+
+Plain Python: the frame holds the slices it handed out, so their ids stay theirs while vmap runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+__all__ = ["VmapFrame", "current", "entered"]
+
+
+class VmapFrame:
+    """One running vmap: its batch size and randomness (the ``info`` a vmap rule is given), the
+    slice now being run, and per input tensor the batched tensor and dim it came from."""
+
+    def __init__(self, batch_size: int, randomness: str) -> None:
+        self.batch_size, self.randomness = batch_size, randomness
+        self.index = 0
+        self._origins: dict[int, tuple] = {}  # id(tensor handed to the function) -> (tensor, batched, dim)
+        self.batched_results: dict = {}  # a rule's result for the whole batch, by the call it answers
+        self._parts: dict[int, tuple] = {}  # id(slice of a rule's result) -> (slice, result, dim, index)
+
+    def cut(self, batched, dim: int, index: int):
+        """Slice ``index`` of ``batched`` along ``dim``, remembered as cut from it."""
+        piece = batched.select(dim, index)
+        self._origins[id(piece)] = (piece, batched, dim)
+        return piece
+
+    def keep(self, unmapped):
+        """An input passed to every slice's call as it is (its in_dim None), remembered as such."""
+        self._origins[id(unmapped)] = (unmapped, unmapped, None)
+        return unmapped
+
+    def part(self, result, dim: int, index: int):
+        """Slice ``index`` of a vmap rule's batched ``result`` along ``dim``, remembered as such."""
+        piece = result.select(dim, index)
+        self._parts[id(piece)] = (piece, result, dim, index)
+        return piece
+
+    def whole_of(self, column: list) -> tuple | None:
+        """(result, dim) when the function returned, slice by slice, the slices of one rule's result
+        in order: vmap then returns that result itself, its batch dim moved (torch's vmap returns
+        the rule's output, a view, not a copy); else None."""
+        found = [self._parts.get(id(piece)) for piece in column]
+        if not found or any(f is None or f[0] is not piece for f, piece in zip(found, column)):
+            return None
+        result, dim = found[0][1], found[0][2]
+        if any(f[1] is not result or f[2] != dim or f[3] != i for i, f in enumerate(found)) or \
+                result.shape[dim] != len(column):
+            return None
+        return result, dim
+
+    def origin(self, tensor) -> tuple | None:
+        """(batched tensor, dim) of a slice this frame cut, (tensor, None) of an unmapped input, or
+        None for a tensor the function made itself."""
+        found = self._origins.get(id(tensor))
+        if found is None or found[0] is not tensor:
+            return None
+        return found[1], found[2]
+
+
+_frames: list[VmapFrame] = []
+
+
+def current() -> VmapFrame | None:
+    """The innermost running vmap, or None."""
+    return _frames[-1] if _frames else None
+
+
+@contextlib.contextmanager
+def entered(frame: VmapFrame):
+    _frames.append(frame)
+    try:
+        yield frame
+    finally:
+        _frames.pop()
