@@ -361,8 +361,11 @@ def _make_function(op: Operator) -> type:
 
     # the backward that runs is the user's: the node class lives in the user's module, as a custom
     # Function's does (its ctx then offers saved_tensors, and the explainer says whose rule it is)
+    # generate_vmap_rule: under torch.func.vmap the operator answers for itself (its register_vmap
+    # rule, else per slice), so the Function's own "no vmap support" refusal must not fire
     namespace = {"forward": staticmethod(forward), "setup_context": staticmethod(setup_context),
-                 "backward": staticmethod(backward), "__module__": op.kernel_module_name or "__main__"}
+                 "backward": staticmethod(backward), "__module__": op.kernel_module_name or "__main__",
+                 "generate_vmap_rule": True}
     return type(node_label, (Function,), namespace)
 
 
