@@ -20,7 +20,7 @@ from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import _cuda_kernels
 from ._arg_parser import check_float
-from .conv import _channels_last, _suggests_channels_last
+from .memory_format import in_suggested_format, relaid_as_suggested
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
 __not_methods__ = set(__all__)
@@ -152,10 +152,13 @@ class Normalize(Function):
     }
 
     @staticmethod
-    def forward(ctx, x, dims, eps, stats=None):
+    def forward(ctx, x, dims, eps, stats=None, follow_layout=False):
         xp = array_module(x)
         mean = x.mean(axis=dims, keepdims=True)
-        out = subtract_contiguous(xp, x, mean)  # torch's norms write contiguous outputs, whatever x's layout
+        if follow_layout:  # batch norm: torch's kernel writes channels-last for an input that suggests it
+            out = in_suggested_format(x - mean, x)
+        else:  # torch's instance and layer norms write contiguous outputs, whatever x's layout
+            out = subtract_contiguous(xp, x, mean)
         var = xp.mean(xp.square(out), axis=dims, keepdims=True)
         invstd = 1.0 / xp.sqrt(var + eps)
         out *= invstd  # in place: the centred copy becomes x̂
@@ -230,7 +233,7 @@ class GroupNormalize(Function):
         if any(ctx.needs_input_grad):
             ctx.xhat, ctx.invstd, ctx.eps = xhat, invstd, eps
         ctx.save_for_backward(x)
-        return xhat.reshape(x.shape)
+        return in_suggested_format(xhat.reshape(x.shape), x)  # torch's kernel: as the input suggests
 
     @staticmethod
     def backward(ctx, grad):
@@ -320,7 +323,7 @@ class BatchNorm(Function):
         ctx.save_for_backward(x, w)
         out = out.reshape(x.shape)
         # torch's output keeps a channels-last input's layout
-        return _channels_last(out) if _suggests_channels_last(x) else out
+        return in_suggested_format(out, x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -586,7 +589,7 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
             out = BatchNorm.apply(x, weight, bias, dims=dims, eps=eps, stats=stats)
         else:
-            out = _affine(Normalize.apply(x, dims=dims, eps=eps, stats=stats), weight, bias, shape)
+            out = _affine(Normalize.apply(x, dims=dims, eps=eps, stats=stats, follow_layout=True), weight, bias, shape)
         if running_mean is not None:
             running_mean._data *= 1 - momentum
             running_mean._data += momentum * stats["mean"].reshape(c).astype(running_mean._data.dtype)
@@ -607,9 +610,11 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
     shift = -Tensor._make(running_mean._data.astype(input._data.dtype)) * scale
     if bias is not None:
         shift = shift + bias
-    # torch records one NativeBatchNormBackward0 here; ours is the composed scale-and-shift, named so
-    return name_node(input * scale.reshape(shape) + shift.reshape(shape), "NativeBatchNormBackward0",
-                     label="batch_norm (eval)")
+    # torch records one NativeBatchNormBackward0 here; ours is the composed scale-and-shift, named
+    # so, and laid out as torch's kernel lays it out
+    out = name_node(input * scale.reshape(shape) + shift.reshape(shape), "NativeBatchNormBackward0",
+                    label="batch_norm (eval)")
+    return relaid_as_suggested(out, input)
 
 
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
@@ -686,7 +691,8 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         running_mean, running_var = (
             t if t is None or t.dtype is input.dtype or not input.dtype.is_floating_point
             else t.detach().to(input.dtype) for t in (running_mean, running_var))
-        return _batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+        # torch normalises input.contiguous() viewed as one batch of N·C channels: a contiguous output
+        return _batch_norm(input.contiguous(), running_mean, running_var, weight, bias, False, momentum, eps)
     c = input.shape[1]
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = tuple(range(2, input.ndim))
