@@ -547,12 +547,38 @@ def _runs_in_float32(input: Tensor, *parameters, on_autocast_float32_list: bool 
 
 
 def _values_per_channel(input: Tensor, training: bool) -> int:
-    if input.ndim < 2:
-        raise ValueError(f"Expected 2D or higher input to batch_norm (got {input.ndim}D input)")
-    count = int(np.prod((input.shape[0],) + tuple(input.shape[2:])))
+    if input.ndim == 0 and training:  # torch's Python check reads size[0]
+        raise IndexError("tuple index out of range")
+    count = math.prod(input.shape[:1]) * math.prod(input.shape[2:])
     if training and count == 1:  # an empty batch passes: torch returns an empty output
-        raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(input.shape)}")
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+                         f"torch.Size({list(input.shape)})")
     return count
+
+
+def _empty_batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    """torch's shortcut for an empty input: no statistics to take or record; weight and bias stay
+    in the graph (their gradients are zeros), as torch's input.clone() * weight[0] + bias[0]."""
+    out = input.clone()
+    if weight is not None:
+        out = out * weight[0]
+    if bias is not None:
+        out = out + bias[0]
+    return out
+
+
+def _check_channelless_batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+                                  training: bool) -> None:
+    """A 0-d or 1-d input has no channel dim: torch normalises only an empty one (its shortcut comes
+    first); otherwise its checks find 0 features, then dim 1 out of range, in this order."""
+    if input.numel() == 0:
+        return
+    if not training and (running_mean is None or running_var is None):
+        raise RuntimeError("running_mean must be defined in evaluation mode")
+    for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
+        if stat is not None and stat.numel() != 0:
+            raise RuntimeError(f"{name} should contain 0 elements not {stat.numel()}")
+    raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
 
 
 def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
@@ -562,6 +588,9 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
     if momentum is not None:  # chainrule's modules pass None for a cumulative average
         momentum = check_float(momentum, "batch_norm", "momentum")
     count = _values_per_channel(input, training)  # torch checks this first
+    if input.ndim < 2:
+        _check_channelless_batch_norm(input, running_mean, running_var, training)
+        return _empty_batch_norm(input, weight, bias)
     c = input.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if t is not None and tuple(t.shape) != (c,):
@@ -570,14 +599,7 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
                 f"{list(input.shape)}, but got {list(t.shape)}"
             )
     if input.numel() == 0:
-        # torch's shortcut: no statistics to take or record; weight and bias stay in the graph
-        # (their gradients are zeros), as torch's input.clone() * weight[0] + bias[0]
-        out = input.clone()
-        if weight is not None:
-            out = out * weight[0]
-        if bias is not None:
-            out = out + bias[0]
-        return out
+        return _empty_batch_norm(input, weight, bias)
     if _runs_in_float32(input, weight, bias, running_mean, running_var):
         out = _batch_norm(input.to(_dtype.float32), running_mean, running_var, weight, bias, training, momentum, eps)
         return out.to(input.dtype)
