@@ -517,7 +517,7 @@ class FlatScatter(Function):
     rule = "reads the gradient back at the positions the values were written to"
 
     @staticmethod
-    def forward(ctx, values, indices, plane_shape, assign=False):
+    def forward(ctx, values, indices, plane_shape, assign=False, follow_layout=False):
         xp = array_module(values)
         if ctx.needs_input_grad[0]:
             ctx.indices = indices
@@ -526,7 +526,8 @@ class FlatScatter(Function):
             planes = values.shape[0] * values.shape[1]
             out = xp.zeros((planes, math.prod(plane_shape)), dtype=values.dtype)
             xp.put_along_axis(out, indices.reshape(planes, -1), values.reshape(planes, -1), axis=1)
-            return out.reshape(values.shape[:2] + tuple(plane_shape))
+            out = out.reshape(values.shape[:2] + tuple(plane_shape))
+            return in_suggested_format(out, values) if follow_layout else out
         return _flat_scatter(values, indices, plane_shape)
 
     @staticmethod
@@ -931,7 +932,8 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
     if idx._data.size and (idx._data.min() < 0 or idx._data.max() >= size):
         raise RuntimeError(f"Found an invalid max index: {int(idx._data.max())} (output volumes are of size "
                            f"{'x'.join(map(str, plane))}")
-    out = FlatScatter.apply(x, indices=idx._data, plane_shape=plane, assign=True)
+    # torch's max_unpool2d lays a batched output out as the input suggests; max_unpool3d writes contiguous
+    out = FlatScatter.apply(x, indices=idx._data, plane_shape=plane, assign=True, follow_layout=d == 2 and not unbatched)
     return out.squeeze(0) if unbatched else out
 
 
