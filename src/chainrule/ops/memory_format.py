@@ -83,7 +83,10 @@ def relaid_as_suggested(result, like, otherwise_stride_order: bool = False):
     array), with its values laid out as ``in_suggested_format(·, like)`` says, or (with
     ``otherwise_stride_order``) in ``like``'s stride order where that suggests contiguous: for ops
     composed of elementwise steps whose output NumPy's layout rule lays out otherwise than torch's.
-    The graph is untouched (no copy node)."""
+    The graph is untouched (no copy node); a wrapper subclass's result (its values live in the
+    subclass) is left as its handler made it."""
+    if getattr(type(result), "__torch_dispatch__", None) is not None:
+        return result
     if otherwise_stride_order and not suggests_channels_last(like._data):
         result._data = in_stride_order(result._data, like._data)
     else:
