@@ -187,3 +187,22 @@ def test_batch_norm_of_an_input_without_channels_as_torch(case):
             "scalar_training": lambda: F.batch_norm(lib.tensor(1.0), None, None, training=True),
         }[case]()
     assert _outcome(lambda: call(chainrule)) == _outcome(lambda: call(torch))
+
+
+@pytest.mark.parametrize("case", [
+    "statistic_of_wrong_size", "statistic_of_two_dims", "weight_of_wrong_size", "bias_of_wrong_size",
+    "weight_of_two_dims", "variance_missing_in_eval", "mean_missing_in_eval", "empty_input_with_wrong_sizes"])
+def test_batch_norm_checks_its_parameters_as_torch(case):
+    def call(lib):
+        F, x = lib.nn.functional, lib.ones(2, 3, 4)
+        return {
+            "statistic_of_wrong_size": lambda: F.batch_norm(x, lib.zeros(4), None, training=True),
+            "statistic_of_two_dims": lambda: F.batch_norm(x, lib.zeros(3, 1), lib.ones(3, 1), training=True),
+            "weight_of_wrong_size": lambda: F.batch_norm(x, lib.zeros(3), lib.ones(3), lib.ones(4)),
+            "bias_of_wrong_size": lambda: F.batch_norm(x, lib.zeros(3), lib.ones(3), None, lib.ones(4)),
+            "weight_of_two_dims": lambda: F.batch_norm(x, None, None, lib.ones(3, 1), training=True),
+            "variance_missing_in_eval": lambda: F.batch_norm(x, lib.zeros(3), None),
+            "mean_missing_in_eval": lambda: F.batch_norm(x, None, None),
+            "empty_input_with_wrong_sizes": lambda: F.batch_norm(lib.ones(0, 3, 4), lib.zeros(4), lib.ones(4)),
+        }[case]()
+    assert _outcome(lambda: call(chainrule)) == _outcome(lambda: call(torch))

@@ -567,18 +567,21 @@ def _empty_batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None)
     return out
 
 
-def _check_channelless_batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
-                                  training: bool) -> None:
-    """A 0-d or 1-d input has no channel dim: torch normalises only an empty one (its shortcut comes
-    first); otherwise its checks find 0 features, then dim 1 out of range, in this order."""
-    if input.numel() == 0:
-        return
-    if not training and (running_mean is None or running_var is None):
-        raise RuntimeError("running_mean must be defined in evaluation mode")
+def _check_batch_norm_parameters(channels: int, running_mean: Tensor | None, running_var: Tensor | None,
+                                 weight: Tensor | None, bias: Tensor | None, training: bool) -> None:
+    """torch's checks, in its order: each given statistic and affine parameter holds one value per
+    channel (the statistics as 1-d tensors), and evaluation needs both statistics."""
     for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
-        if stat is not None and stat.numel() != 0:
-            raise RuntimeError(f"{name} should contain 0 elements not {stat.numel()}")
-    raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
+        if stat is None:
+            if not training:
+                raise RuntimeError(f"{name} must be defined in evaluation mode")
+        elif stat.numel() != channels:
+            raise RuntimeError(f"{name} should contain {channels} elements not {stat.numel()}")
+        elif stat.ndim != 1:  # torch's kernel reads the statistics through a 1-d accessor
+            raise RuntimeError(f"TensorAccessor expected 1 dims but tensor has {stat.ndim}")
+    for name, parameter in (("weight", weight), ("bias", bias)):
+        if parameter is not None and parameter.numel() != channels:
+            raise RuntimeError(f"{name} should contain {channels} elements not {parameter.numel()}")
 
 
 def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
@@ -588,18 +591,16 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
     if momentum is not None:  # chainrule's modules pass None for a cumulative average
         momentum = check_float(momentum, "batch_norm", "momentum")
     count = _values_per_channel(input, training)  # torch checks this first
+    if input.numel() == 0:  # torch's shortcut comes before its checks of the parameters
+        return _empty_batch_norm(input, weight, bias)
     if input.ndim < 2:
-        _check_channelless_batch_norm(input, running_mean, running_var, training)
-        return _empty_batch_norm(input, weight, bias)
+        # no channel dim: torch's checks find 0 features, then dim 1 out of range
+        _check_batch_norm_parameters(0, running_mean, running_var, weight, bias, training)
+        raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
     c = input.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
-        if t is not None and tuple(t.shape) != (c,):
-            raise RuntimeError(
-                f"batch_norm: expected {name} to have shape [{c}] for input of shape "
-                f"{list(input.shape)}, but got {list(t.shape)}"
-            )
-    if input.numel() == 0:
-        return _empty_batch_norm(input, weight, bias)
+    _check_batch_norm_parameters(c, running_mean, running_var, weight, bias, training)
+    # (torch takes an affine parameter of any shape holding one value per channel)
+    weight, bias = (p if p is None or p.ndim == 1 else p.reshape(c) for p in (weight, bias))
     if _runs_in_float32(input, weight, bias, running_mean, running_var):
         out = _batch_norm(input.to(_dtype.float32), running_mean, running_var, weight, bias, training, momentum, eps)
         return out.to(input.dtype)
@@ -622,8 +623,6 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
             running_var._data += momentum * unbiased.astype(running_var._data.dtype)
             running_var._version_box[0] += 1
         return out
-    if running_mean is None or running_var is None:
-        raise RuntimeError("batch_norm: running_mean and running_var must be defined in evaluation mode")
     # eval: y = (x - μ) · w / sqrt(σ² + eps) + b, with constant statistics folded into one scale
     xp = array_module(running_var._data)
     scale = Tensor._make((1.0 / xp.sqrt(running_var._data + eps)).astype(input._data.dtype))
