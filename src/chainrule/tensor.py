@@ -203,8 +203,19 @@ class Tensor:
     def is_contiguous(self, memory_format=None) -> bool:
         rank = {"channels_last": 4, "channels_last_3d": 5}.get(getattr(memory_format, "_name", None))
         if rank is not None:  # laid out (N, ..., C) in memory; torch answers False for another rank
-            moved = array_module(self._data).moveaxis(self._data, 1, -1) if self._data.ndim == rank else None
-            return moved is not None and bool(moved.flags.c_contiguous)
+            if self._data.ndim != rank:
+                return False
+            if self._data.size == 0:
+                # NumPy keeps no strides for an empty array: torch's channels-last test on the
+                # contiguous strides stride() reports (every dim but size-1 ones in (C, W, H, [D,] N) order)
+                expected, strides = 1, self.stride()
+                for d in (1, *range(rank - 1, 1, -1), 0):
+                    if self._data.shape[d] != 1:
+                        if strides[d] != expected:
+                            return False
+                        expected *= self._data.shape[d]
+                return True
+            return bool(array_module(self._data).moveaxis(self._data, 1, -1).flags.c_contiguous)
         return bool(self._data.flags.c_contiguous)
 
     def is_floating_point(self) -> bool:

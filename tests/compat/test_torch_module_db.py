@@ -46,9 +46,8 @@ def test_module_db_sample_agrees_with_torch(trial):
             torch, chainrule, module_db, sample=True):
         result = module.run_entry(torch, chainrule, converter, module_info, dtype_key, training, module_input)
         compared += result["status"] == "same"
-        if (result["status"] == "differ" and result["aspects"] == ["memory format"]
-                and module_info.name in module.LAYOUT_NOT_FOLLOWED):
-            continue  # the same values in another layout, listed in the trial
+        if result["status"] == "differ" and result["aspects"] == [module.EMPTY_LAYOUT]:
+            continue  # an empty channels-last output, whose strides NumPy does not keep (see the trial)
         if result["status"] not in ("same", "skipped") and entry_id not in KNOWN_DIFFERENCES:
             failures.append((entry_id, result))
     assert not failures, _report(failures)

@@ -722,7 +722,7 @@ def _in_leaf_layout(grad, leaf, copy: bool):
             return grad.copy() if copy else grad
         return array_module(grad).ascontiguousarray(grad)
     if grad.strides == leaf.strides:
-        return grad.copy() if copy else grad
+        return grad.copy(order="K") if copy else grad  # copy()'s default order is C: keep the leaf's
     xp = array_module(grad)
     laid_out = xp.empty_like(leaf, dtype=grad.dtype)  # order "K": the leaf's stride order
     xp.copyto(laid_out, grad)

@@ -96,6 +96,7 @@ from ..ops.margin_loss import (
     multilabel_margin_loss,
     multilabel_soft_margin_loss,
 )
+from ..ops.memory_format import relaid_as_suggested as _relaid_as_suggested
 from ..ops.normalization import batch_norm, group_norm, instance_norm, layer_norm
 from ..ops.pool import (
     adaptive_avg_pool1d,
@@ -212,7 +213,9 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
         got = f"kH: {size} kW: 1" if dim == 3 else f"kT: {size} kH: 1 kW: 1"
         raise RuntimeError(f"kernel size should be greater than zero, but got {got}")
     windows = sum(padded[:, :, i:i + c] for i in range(size)).reshape(tuple(div.shape)).squeeze(1)
-    return input / (windows * (alpha / size) + k) ** beta
+    # torch's composition keeps a channels-last input's layout (its pool and division follow it),
+    # and another input's stride order (its last step, the division, is elementwise)
+    return _relaid_as_suggested(input / (windows * (alpha / size) + k) ** beta, input, otherwise_stride_order=True)
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
@@ -458,10 +461,12 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
     out = x * ((x * x).mean(dims, keepdim=True) + eps).rsqrt()
     if half:
         out = out.to(input.dtype)
-    if weight is None:
-        return out
-    out = out * weight
-    return out if out.dtype is input.dtype else out.to(input.dtype)
+    if weight is not None:
+        out = out * weight
+        if out.dtype is not input.dtype:
+            out = out.to(input.dtype)
+    # torch's elementwise steps keep a channels-last input's layout (its TensorIterator follows x)
+    return _relaid_as_suggested(out, input)
 
 
 # ---------------------------------------------------------------- resampling

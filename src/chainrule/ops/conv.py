@@ -46,6 +46,7 @@ from ..tensor import Tensor, _check_tensor
 from . import _cuda_conv
 from ._arg_parser import int_list
 from .linear import cpp_type_name
+from .memory_format import channels_last, is_channels_last, suggests_channels_last
 
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -284,24 +285,6 @@ def _conv(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
     return _from_gemm(out, n, geo.out_shape)
 
 
-def _is_channels_last(a) -> bool:
-    """Whether ``a`` (N, C, *S) has (N, *S, C)-contiguous memory (what the forward GEMM leaves)."""
-    return a.transpose(0, *range(2, a.ndim), 1).flags.c_contiguous
-
-
-def _suggests_channels_last(a) -> bool:
-    """torch's suggest_memory_format: a 4-d or 5-d array laid out channels-last and not also contiguous."""
-    return a.ndim in (4, 5) and not a.flags.c_contiguous and _is_channels_last(a)
-
-
-def _channels_last(a):
-    """(N, C, *S) with (N, *S, C)-contiguous memory: ``a`` itself when it already is."""
-    if _is_channels_last(a):
-        return a
-    d = a.ndim - 2
-    return _contiguous(a.transpose(0, *range(2, d + 2), 1)).transpose(0, d + 1, *range(1, d + 1))
-
-
 def _conv_weight(x: np.ndarray, grad: np.ndarray, geo: _Geometry, w_shape: tuple) -> np.ndarray:
     """w̄ = C_w(x, g): correlation of the input with the output gradient, shape (O, C/g, *K)."""
     if _cuda_conv.enabled and _cuda_conv.eligible(geo, x, grad):
@@ -324,7 +307,7 @@ def _conv_weight(x: np.ndarray, grad: np.ndarray, geo: _Geometry, w_shape: tuple
             grad_rows = grad[start:stop].reshape(stop - start, g, o // g, -1)
             out += xp.matmul(grad_rows, cols.transpose(0, 1, 3, 2)).sum(axis=0)
         return out.reshape(o, cg, *geo.kernel)
-    per_sample = n > 1 and not _is_channels_last(grad)
+    per_sample = n > 1 and not is_channels_last(grad)
     if per_sample:
         # one GEMM per sample and group reads an (N, O, *out)-contiguous gradient (what pools and
         # elementwise ops hand back) in place instead of transposing it to channels-last first
@@ -378,7 +361,7 @@ def _conv_input(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) -> np.n
     d = len(geo.kernel)
     o, cg = w.shape[0], w.shape[1]
     kernel_size = math.prod(geo.kernel)
-    if n > 1 and geo.out_shape[-1] >= cg and not _is_channels_last(grad):
+    if n > 1 and geo.out_shape[-1] >= cg and not is_channels_last(grad):
         # long output rows and a gradient that is not channels-last (an (N, O, *out)-contiguous
         # one from a pool or an elementwise op is read in place; a broadcast one from a sum is
         # copied to it): per-sample GEMMs (measured faster for the 32→64 3×3 and 1→16 5×5 convs;
@@ -438,6 +421,16 @@ def _bias_grad(grad: Tensor) -> Tensor:
     return grad.sum(dim=(0, *range(2, grad.ndim)))
 
 
+def _in_torch_layout(y, x, w):
+    """The layout torch's conv and conv_transpose write, whatever the GEMM left: contiguous NC*S
+    (``y.view(n, -1)`` works), or channels-last where the input or the weight suggests it (torch's
+    rule for 2-d; for 3-d its mkldnn kernel's, which float64 does not reach: slow_conv3d and
+    slow_conv_transpose3d answer contiguous)."""
+    if (suggests_channels_last(x) or suggests_channels_last(w)) and (x.ndim == 4 or x.dtype != np.float64):
+        return channels_last(y)
+    return _contiguous(y)
+
+
 # ---------------------------------------------------------------- Functions
 class Convolution(Function):
     """y = C(x, w) + b."""
@@ -470,13 +463,7 @@ class Convolution(Function):
         y = _conv(x, w, geo)
         if bias:
             y += bias[0].reshape((-1,) + (1,) * len(geo.kernel))
-        # the GEMM leaves another layout; torch's output is contiguous NC*S (x.view(n, -1) works),
-        # or channels-last where the input or the weight is (torch's rule for 2-d; for 3-d its mkldnn
-        # kernel's, which float64 does not reach: slow_conv3d answers contiguous)
-        if ((_suggests_channels_last(x) or _suggests_channels_last(w))
-                and (x.ndim == 4 or x.dtype != np.float64)):
-            return _channels_last(y)
-        return _contiguous(y)
+        return _in_torch_layout(y, x, w)
 
     @staticmethod
     def backward(ctx, grad):
@@ -519,7 +506,7 @@ class ConvInput(Function):
         out = _conv_input(grad, w, geo, c)
         if bias:
             out = out + bias[0].reshape((-1,) + (1,) * len(geo.kernel))
-        return _contiguous(out)  # torch's layout, whatever the GEMM left
+        return _in_torch_layout(out, grad, w)
 
     @staticmethod
     def backward(ctx, u):

@@ -20,7 +20,7 @@ from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import _cuda_kernels
 from ._arg_parser import check_float
-from .conv import _channels_last, _suggests_channels_last
+from .memory_format import in_suggested_format, relaid_as_suggested
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
 __not_methods__ = set(__all__)
@@ -152,10 +152,13 @@ class Normalize(Function):
     }
 
     @staticmethod
-    def forward(ctx, x, dims, eps, stats=None):
+    def forward(ctx, x, dims, eps, stats=None, follow_layout=False):
         xp = array_module(x)
         mean = x.mean(axis=dims, keepdims=True)
-        out = subtract_contiguous(xp, x, mean)  # torch's norms write contiguous outputs, whatever x's layout
+        if follow_layout:  # batch norm: torch's kernel writes channels-last for an input that suggests it
+            out = in_suggested_format(x - mean, x)
+        else:  # torch's instance and layer norms write contiguous outputs, whatever x's layout
+            out = subtract_contiguous(xp, x, mean)
         var = xp.mean(xp.square(out), axis=dims, keepdims=True)
         invstd = 1.0 / xp.sqrt(var + eps)
         out *= invstd  # in place: the centred copy becomes x̂
@@ -230,7 +233,7 @@ class GroupNormalize(Function):
         if any(ctx.needs_input_grad):
             ctx.xhat, ctx.invstd, ctx.eps = xhat, invstd, eps
         ctx.save_for_backward(x)
-        return xhat.reshape(x.shape)
+        return in_suggested_format(xhat.reshape(x.shape), x)  # torch's kernel: as the input suggests
 
     @staticmethod
     def backward(ctx, grad):
@@ -320,7 +323,7 @@ class BatchNorm(Function):
         ctx.save_for_backward(x, w)
         out = out.reshape(x.shape)
         # torch's output keeps a channels-last input's layout
-        return _channels_last(out) if _suggests_channels_last(x) else out
+        return in_suggested_format(out, x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -544,12 +547,41 @@ def _runs_in_float32(input: Tensor, *parameters, on_autocast_float32_list: bool 
 
 
 def _values_per_channel(input: Tensor, training: bool) -> int:
-    if input.ndim < 2:
-        raise ValueError(f"Expected 2D or higher input to batch_norm (got {input.ndim}D input)")
-    count = int(np.prod((input.shape[0],) + tuple(input.shape[2:])))
+    if input.ndim == 0 and training:  # torch's Python check reads size[0]
+        raise IndexError("tuple index out of range")
+    count = math.prod(input.shape[:1]) * math.prod(input.shape[2:])
     if training and count == 1:  # an empty batch passes: torch returns an empty output
-        raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(input.shape)}")
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+                         f"torch.Size({list(input.shape)})")
     return count
+
+
+def _empty_batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    """torch's shortcut for an empty input: no statistics to take or record; weight and bias stay
+    in the graph (their gradients are zeros), as torch's input.clone() * weight[0] + bias[0]."""
+    out = input.clone()
+    if weight is not None:
+        out = out * weight[0]
+    if bias is not None:
+        out = out + bias[0]
+    return out
+
+
+def _check_batch_norm_parameters(channels: int, running_mean: Tensor | None, running_var: Tensor | None,
+                                 weight: Tensor | None, bias: Tensor | None, training: bool) -> None:
+    """torch's checks, in its order: each given statistic and affine parameter holds one value per
+    channel (the statistics as 1-d tensors), and evaluation needs both statistics."""
+    for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
+        if stat is None:
+            if not training:
+                raise RuntimeError(f"{name} must be defined in evaluation mode")
+        elif stat.numel() != channels:
+            raise RuntimeError(f"{name} should contain {channels} elements not {stat.numel()}")
+        elif stat.ndim != 1:  # torch's kernel reads the statistics through a 1-d accessor
+            raise RuntimeError(f"TensorAccessor expected 1 dims but tensor has {stat.ndim}")
+    for name, parameter in (("weight", weight), ("bias", bias)):
+        if parameter is not None and parameter.numel() != channels:
+            raise RuntimeError(f"{name} should contain {channels} elements not {parameter.numel()}")
 
 
 def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
@@ -559,22 +591,16 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
     if momentum is not None:  # chainrule's modules pass None for a cumulative average
         momentum = check_float(momentum, "batch_norm", "momentum")
     count = _values_per_channel(input, training)  # torch checks this first
+    if input.numel() == 0:  # torch's shortcut comes before its checks of the parameters
+        return _empty_batch_norm(input, weight, bias)
+    if input.ndim < 2:
+        # no channel dim: torch's checks find 0 features, then dim 1 out of range
+        _check_batch_norm_parameters(0, running_mean, running_var, weight, bias, training)
+        raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
     c = input.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
-        if t is not None and tuple(t.shape) != (c,):
-            raise RuntimeError(
-                f"batch_norm: expected {name} to have shape [{c}] for input of shape "
-                f"{list(input.shape)}, but got {list(t.shape)}"
-            )
-    if input.numel() == 0:
-        # torch's shortcut: no statistics to take or record; weight and bias stay in the graph
-        # (their gradients are zeros), as torch's input.clone() * weight[0] + bias[0]
-        out = input.clone()
-        if weight is not None:
-            out = out * weight[0]
-        if bias is not None:
-            out = out + bias[0]
-        return out
+    _check_batch_norm_parameters(c, running_mean, running_var, weight, bias, training)
+    # (torch takes an affine parameter of any shape holding one value per channel)
+    weight, bias = (p if p is None or p.ndim == 1 else p.reshape(c) for p in (weight, bias))
     if _runs_in_float32(input, weight, bias, running_mean, running_var):
         out = _batch_norm(input.to(_dtype.float32), running_mean, running_var, weight, bias, training, momentum, eps)
         return out.to(input.dtype)
@@ -586,7 +612,7 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
             out = BatchNorm.apply(x, weight, bias, dims=dims, eps=eps, stats=stats)
         else:
-            out = _affine(Normalize.apply(x, dims=dims, eps=eps, stats=stats), weight, bias, shape)
+            out = _affine(Normalize.apply(x, dims=dims, eps=eps, stats=stats, follow_layout=True), weight, bias, shape)
         if running_mean is not None:
             running_mean._data *= 1 - momentum
             running_mean._data += momentum * stats["mean"].reshape(c).astype(running_mean._data.dtype)
@@ -597,8 +623,6 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
             running_var._data += momentum * unbiased.astype(running_var._data.dtype)
             running_var._version_box[0] += 1
         return out
-    if running_mean is None or running_var is None:
-        raise RuntimeError("batch_norm: running_mean and running_var must be defined in evaluation mode")
     # eval: y = (x - μ) · w / sqrt(σ² + eps) + b, with constant statistics folded into one scale
     xp = array_module(running_var._data)
     scale = Tensor._make((1.0 / xp.sqrt(running_var._data + eps)).astype(input._data.dtype))
@@ -607,9 +631,11 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
     shift = -Tensor._make(running_mean._data.astype(input._data.dtype)) * scale
     if bias is not None:
         shift = shift + bias
-    # torch records one NativeBatchNormBackward0 here; ours is the composed scale-and-shift, named so
-    return name_node(input * scale.reshape(shape) + shift.reshape(shape), "NativeBatchNormBackward0",
-                     label="batch_norm (eval)")
+    # torch records one NativeBatchNormBackward0 here; ours is the composed scale-and-shift, named
+    # so, and laid out as torch's kernel lays it out
+    out = name_node(input * scale.reshape(shape) + shift.reshape(shape), "NativeBatchNormBackward0",
+                    label="batch_norm (eval)")
+    return relaid_as_suggested(out, input)
 
 
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
@@ -686,7 +712,8 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         running_mean, running_var = (
             t if t is None or t.dtype is input.dtype or not input.dtype.is_floating_point
             else t.detach().to(input.dtype) for t in (running_mean, running_var))
-        return _batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+        # torch normalises input.contiguous() viewed as one batch of N·C channels: a contiguous output
+        return _batch_norm(input.contiguous(), running_mean, running_var, weight, bias, False, momentum, eps)
     c = input.shape[1]
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = tuple(range(2, input.ndim))

@@ -32,6 +32,7 @@ from .._parallel import over_rows
 from ..autograd.function import Function, SavedValue, ctx_value, kept_value, name_node, saved
 from ..tensor import Tensor
 from ._arg_parser import check_bool, int_list
+from .memory_format import in_suggested_format
 
 __all__ = [
     "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
@@ -298,10 +299,12 @@ class MaxPool(Function):
     }
 
     @staticmethod
-    def forward(ctx, x, geo, return_indices):
+    def forward(ctx, x, geo, return_indices, follow_layout=False):
         # only indices need the offsets of the maxima: the backward finds them again from the
         # input and the output, as torch's does (so inference and training skip that work)
         y, which = _max_pool(x, geo, with_offsets=return_indices)
+        if follow_layout:  # torch's 2-d and 3-d kernels write output and indices channels-last for such input
+            y = in_suggested_format(y, x)
         if ctx.needs_input_grad[0]:  # keep nothing on the shared no-grad ctx
             ctx.geo, ctx.which = geo, which
             if which is None:
@@ -312,6 +315,8 @@ class MaxPool(Function):
                 ctx.best, ctx.best_version = y, None
         if return_indices:
             indices = _flat_indices(which, geo)
+            if follow_layout:
+                indices = in_suggested_format(indices, x)
             ctx.mark_non_differentiable(indices)
             return y, indices
         return y
@@ -446,12 +451,13 @@ class AvgPool(Function):
     }
 
     @staticmethod
-    def forward(ctx, x, geo, divisor, count_include_pad=True, divisor_override=None):
+    def forward(ctx, x, geo, divisor, count_include_pad=True, divisor_override=None, follow_layout=False):
         if ctx.needs_input_grad[0]:
             ctx.geo, ctx.divisor = geo, divisor
             ctx.count_include_pad, ctx.divisor_override = count_include_pad, divisor_override
             ctx.save_for_backward(x)  # torch's avg_pool keeps its input (_saved_self), version-checked
-        return (_window_sum(x, geo) / divisor).astype(x.dtype, copy=False)
+        out = (_window_sum(x, geo) / divisor).astype(x.dtype, copy=False)
+        return in_suggested_format(out, x) if follow_layout else out
 
     @staticmethod
     def backward(ctx, grad):
@@ -512,7 +518,7 @@ class FlatScatter(Function):
     rule = "reads the gradient back at the positions the values were written to"
 
     @staticmethod
-    def forward(ctx, values, indices, plane_shape, assign=False):
+    def forward(ctx, values, indices, plane_shape, assign=False, follow_layout=False):
         xp = array_module(values)
         if ctx.needs_input_grad[0]:
             ctx.indices = indices
@@ -521,7 +527,8 @@ class FlatScatter(Function):
             planes = values.shape[0] * values.shape[1]
             out = xp.zeros((planes, math.prod(plane_shape)), dtype=values.dtype)
             xp.put_along_axis(out, indices.reshape(planes, -1), values.reshape(planes, -1), axis=1)
-            return out.reshape(values.shape[:2] + tuple(plane_shape))
+            out = out.reshape(values.shape[:2] + tuple(plane_shape))
+            return in_suggested_format(out, values) if follow_layout else out
         return _flat_scatter(values, indices, plane_shape)
 
     @staticmethod
@@ -537,10 +544,11 @@ class FlatGather(Function):
     rule = "routes each cell's gradient to its maximum"
 
     @staticmethod
-    def forward(ctx, x, indices):
+    def forward(ctx, x, indices, follow_layout=False):
         if ctx.needs_input_grad[0]:
             ctx.indices, ctx.plane = indices, x.shape[2:]
-        return _flat_gather(x, indices)
+        out = _flat_gather(x, indices)
+        return in_suggested_format(out, x) if follow_layout else out
 
     @staticmethod
     def backward(ctx, grad):
@@ -646,7 +654,8 @@ def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_m
 def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, d, opname):
     x, unbatched = _batched(input, d, opname)
     geo = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, d, opname, given=input)
-    out = _MAX_POOL[d].apply(x, geo=geo, return_indices=bool(return_indices))
+    # torch's 2-d and 3-d kernels lay a batched output out as the input suggests
+    out = _MAX_POOL[d].apply(x, geo=geo, return_indices=bool(return_indices), follow_layout=d > 1 and not unbatched)
     if not return_indices and out.grad_fn is not None:
         out.grad_fn.best_version = out._version_box  # shared by out's views: any write through them bumps it
     if unbatched:
@@ -688,8 +697,9 @@ def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pa
     if x._data.dtype.kind not in "fV":
         raise RuntimeError(f"\"{opname}\" not implemented for '{x._data.dtype.name}'")
     divisor = _divisor(array_module(x), geo, count_include_pad, divisor_override, x._data.dtype)
+    # torch's 2-d kernel lays a batched output out as the input suggests; its 3-d one writes it contiguous
     out = _AVG_POOL[d].apply(x, geo=geo, divisor=divisor, count_include_pad=count_include_pad,
-                             divisor_override=divisor_override)
+                             divisor_override=divisor_override, follow_layout=d == 2 and not unbatched)
     return out.squeeze(0) if unbatched else out
 
 
@@ -794,7 +804,8 @@ def _adaptive_avg_of_sizes(input: Tensor, sizes: list) -> Tensor:
         columns = xp.arange(n)
         averaging = ((columns >= start[:, None]) & (columns < end[:, None])) / xp.maximum(end - start, 1)[:, None]
         matrices.append(xp.ascontiguousarray(averaging.T.astype(input._data.dtype)))  # (n, m)
-    return name_node(SeparableLinear.apply(input, matrices=tuple(matrices), transpose=False),
+    # torch's 2-d kernel lays its output out as the input suggests (an unbatched input never does)
+    return name_node(SeparableLinear.apply(input, matrices=tuple(matrices), transpose=False, follow_layout=d == 2),
                      f"AdaptiveAvgPool{d}DBackward0", saved=_ADAPTIVE_AVG_SAVED, kept={"self": input})
 
 
@@ -818,11 +829,11 @@ class SeparableLinear(Function):
             "window")
 
     @staticmethod
-    def forward(ctx, x, matrices, transpose):
-        xp = array_module(x)
+    def forward(ctx, x, matrices, transpose, follow_layout=False):
         if ctx.needs_input_grad[0]:
             ctx.matrices, ctx.transpose = matrices, transpose
-        return xp.ascontiguousarray(_apply_matrices(x, matrices, transpose))
+        out = _apply_matrices(x, matrices, transpose)
+        return in_suggested_format(out, x) if follow_layout else array_module(x).ascontiguousarray(out)
 
     @staticmethod
     def backward(ctx, grad):
@@ -880,8 +891,10 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
         rows = xp.arange(sizes[i]).reshape((-1,) + (1,) * (d - 1 - i))
         flat += pos[rows, k_i] * plane_stride
         plane_stride *= in_shape[i]
-    out = FlatGather.apply(x, indices=flat)
-    indices = Tensor._make(flat)
+    # torch's 2-d kernel writes output and indices as a batched input suggests; its 3-d one contiguous
+    follow_layout = d == 2 and not unbatched
+    out = FlatGather.apply(x, indices=flat, follow_layout=follow_layout)
+    indices = Tensor._make(in_suggested_format(flat, x._data) if follow_layout else flat)
     if unbatched:
         out, indices = out.squeeze(0), indices.squeeze(0)
     return (out, indices) if return_indices else out
@@ -922,7 +935,8 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
     if idx._data.size and (idx._data.min() < 0 or idx._data.max() >= size):
         raise RuntimeError(f"Found an invalid max index: {int(idx._data.max())} (output volumes are of size "
                            f"{'x'.join(map(str, plane))}")
-    out = FlatScatter.apply(x, indices=idx._data, plane_shape=plane, assign=True)
+    # torch's max_unpool2d lays a batched output out as the input suggests; max_unpool3d writes contiguous
+    out = FlatScatter.apply(x, indices=idx._data, plane_shape=plane, assign=True, follow_layout=d == 2 and not unbatched)
     return out.squeeze(0) if unbatched else out
 
 

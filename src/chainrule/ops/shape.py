@@ -25,8 +25,9 @@ from ..autograd.function import (
 )
 from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
 from ..storage import note_strided_view, storage_root
-from ..tensor import Tensor, _int_sequence, _wrap_dim, preserve_layout
+from ..tensor import Tensor, _int_sequence, _wrap_dim
 from ._arg_parser import check_float, check_int, int_list, out_rule
+from .memory_format import full_in_suggested_format, in_suggested_format, suggests_channels_last
 from .reduce import sum_to_shape
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -1260,13 +1261,15 @@ class ConstantPad(Function):
     @staticmethod
     def forward(ctx, x, widths, value, pad=None):
         # widths: one (before, after) pair per dim, first dim first; negative entries crop
-        xp = array_module(x)
         ctx.widths, ctx.pad = widths, pad
         out_shape = tuple(n + a + b for n, (a, b) in zip(x.shape, widths))
-        if out_shape == x.shape and not any(a or b for a, b in widths):
-            return preserve_layout(x.copy(), x)  # torch clones: a transposed input stays transposed
-        out = xp.full(out_shape, value, dtype=x.dtype)
         src = tuple(slice(max(-a, 0), n - max(-b, 0)) for n, (a, b) in zip(x.shape, widths))
+        if all(a <= 0 and b <= 0 for a, b in widths):
+            # torch crops and clones: the copy keeps the input's stride order (a transposed or
+            # channels-last input stays so, a strided slice comes back dense)
+            return x[src].copy(order="K")
+        # torch's constant_pad_nd lays its output out as the input suggests (channels-last or contiguous)
+        out = full_in_suggested_format(out_shape, value, x.dtype, x)
         dst = tuple(slice(max(a, 0), m - max(b, 0)) for m, (a, b) in zip(out_shape, widths))
         out[dst] = x[src]
         return out
@@ -1378,7 +1381,8 @@ def _reflect_or_replicate(input: Tensor, pairs: list, mode: str) -> Tensor:
             d = ndim - 1 - i
             start = max(-a, 0)
             out = narrow(out, d, start, out._data.shape[d] - start - max(-b, 0))
-        out = Clone.apply(out)  # torch's padding kernels write a contiguous output
+        # torch's padding kernels write the output whole, laid out as the input suggests
+        out = Clone.apply(out, channels_last=suggests_channels_last(input._data))
     return name_node(out, f"{'Reflection' if mode == 'reflect' else 'Replication'}Pad{k}DBackward0",
                      saved=_MODE_PAD_SAVED, kept={"padding": tuple(w for pair in pairs for w in pair), "self": input})
 
@@ -1405,8 +1409,10 @@ class ModePad(Function):
         xp = array_module(x)
         ctx.widths = widths
         ctx.mode = mode
-        # C order: np.pad follows the input's layout, torch's padding kernels write contiguous outputs
-        return xp.asarray(xp.pad(x, widths, mode=_NUMPY_PAD_MODE[mode]), order="C")
+        padded = xp.pad(x, widths, mode=_NUMPY_PAD_MODE[mode])
+        if mode == "circular":  # torch's circular pad copies slices into a contiguous output
+            return xp.ascontiguousarray(padded)
+        return in_suggested_format(padded, x)  # torch's reflection/replication kernels: as the input suggests
 
     @staticmethod
     def backward(ctx, grad):
