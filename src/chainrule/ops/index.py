@@ -20,7 +20,7 @@ from ..autograd.grad_mode import enable_grad
 from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim
 from .complex import ViewAsReal, view_as_complex, view_as_real
-from .elementwise import Where, on_its_gpu
+from .elementwise import on_its_gpu, where, zeros_like_tensor
 from .linear import cpp_type_name
 from .shape import MadeWithoutGrad, _share
 
@@ -1499,18 +1499,57 @@ def _check_mask(mask, op: str) -> None:
         raise RuntimeError(f"{op}: expected BoolTensor for mask")
 
 
-class MaskedFill(Where):
+def _filled(xp, x, mask, value):
+    """A contiguous copy of ``x`` holding ``value`` where ``mask`` is True (torch fills a contiguous
+    clone of the input, whatever the input's layout)."""
+    try:
+        return xp.asarray(xp.where(mask._data, value, x), order="C")
+    except ValueError as error:  # torch names the mask's size first
+        raise _function.broadcast_error(error, (mask._data, x)) from None
+
+
+class MaskedFill(Function):
+    label = "masked_fill"
+    rule = "passes the gradient where the mask is False"
+    _array_forward = True
+    node_name = "MaskedFillBackward0"
+    saved_attributes = {"_saved_mask": _function.saved(0)}
+
+    # the mask and the fill number are parameters: torch's node has one edge, for self; the mask is
+    # saved as the tensor itself, so modifying it in place before backward is caught
+    @staticmethod
+    def forward(ctx, x, mask, value):
+        xp = array_module(x)
+        ctx.save_for_backward(mask)
+        return _filled(xp, x, mask, value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_values
+        return where(mask, zeros_like_tensor(grad), grad)
+
+
+class MaskedFillTensor(Function):
     label = "masked_fill"
     rule = ("passes the gradient where the mask is False; the fill value gets the sum over the masked "
             "positions")
     _array_forward = True
+    node_name = "MaskedFillBackward1"
     saved_attributes = {"_saved_mask": _function.saved(0)}
 
+    # edges for (self, value), as torch's; the mask as in MaskedFill
     @staticmethod
-    def forward(ctx, condition, a, b):
-        # torch fills a contiguous clone of the input, whatever the input's layout
-        xp = array_module(condition)
-        return xp.asarray(Where.forward(ctx, condition, a, b), order="C")
+    def forward(ctx, x, value, mask):
+        xp = array_module(x)
+        ctx.save_for_backward(mask)
+        return _filled(xp, x, mask, value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_values
+        zero = zeros_like_tensor(grad)
+        return (where(mask, zero, grad) if ctx.needs_input_grad[0] else None,
+                where(mask, grad, zero) if ctx.needs_input_grad[1] else None)
 
 
 def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
@@ -1519,17 +1558,15 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
     from .elementwise import _as_operand
 
     _check_mask(mask, "masked_fill")
-    node_name = "MaskedFillBackward1" if isinstance(value, Tensor) else "MaskedFillBackward0"
     if isinstance(value, Tensor):
         if value._data.ndim != 0:
             raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
                                f"with {value._data.ndim} dimension(s).")
         if value.dtype.is_complex and not input.dtype.is_complex:
             checked_scalar(value.item(), input.dtype)  # torch reads the value as a number first
-        value = _same_dtype(value, input)
-    else:
-        value = _as_operand(checked_scalar(value, input.dtype), input.dtype, input)
-    return name_node(MaskedFill.apply(mask, value, input), node_name, saved=MaskedFill.saved_attributes)
+        return MaskedFillTensor.apply(input, _same_dtype(value, input), mask=mask)
+    value = _as_operand(checked_scalar(value, input.dtype), input.dtype, input)
+    return MaskedFill.apply(input, mask=mask, value=value._data)
 
 
 def masked_select(input: Tensor, mask: Tensor) -> Tensor:

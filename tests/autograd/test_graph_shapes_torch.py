@@ -1,0 +1,115 @@
+"""The graph chainrule records for common expressions has torch 2.13's shape: walked from the
+output's grad_fn through next_functions to depth 3, the same node names, the same number of edges,
+None where torch has None, AccumulateGrad at the same leaves; values and gradients unchanged.
+
+(tools/torch_graph_shape_trial.py compares a broad list; these are the fixes it led to.)
+"""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+LIBRARIES = {"chainrule": chainrule, "torch": torch}
+
+
+def _tree(fn, depth=3):
+    if fn is None:
+        return None
+    if depth == 0:
+        return type(fn).__name__
+    return type(fn).__name__, tuple((_tree(child, depth - 1), nr) for child, nr in fn.next_functions)
+
+
+def _leaf(lib, *shape, seed=0):
+    return lib.tensor(np.random.default_rng(seed).standard_normal(shape).astype(np.float32), requires_grad=True)
+
+
+def _expressions(lib):
+    x, y = _leaf(lib, 4, 6), _leaf(lib, 4, 6, seed=1)
+    mask = lib.tensor(np.random.default_rng(2).uniform(size=(4, 6)) > 0.5)
+    target = lib.tensor([0, 2, 1, 5])
+    F = lib.nn.functional
+    return (x, y), {
+        # the condition, mask and target are no inputs of the node: no edge for them
+        "where": lambda: lib.where(mask, x, y),
+        "where, number other": lambda: lib.where(mask, x, 0.5),
+        "where, number input": lambda: lib.where(mask, -1.0, y),
+        "where, broadcast condition": lambda: lib.where(mask[:1], x, y[0]),
+        "masked_fill number": lambda: x.masked_fill(mask, -2.0),
+        "masked_fill causal": lambda: (x[:, :4] * 1).masked_fill(~mask[:, :4], float("-inf")).softmax(-1),
+        "masked_fill tensor value": lambda: x.masked_fill(mask, y.sum()),
+        "nll_loss": lambda: F.nll_loss(F.log_softmax(x, 1), target),
+        "nll_loss none": lambda: F.nll_loss(F.log_softmax(x, 1), target, reduction="none"),
+        "cross_entropy": lambda: F.cross_entropy(x, target),
+        "cross_entropy weighted sum": lambda: F.cross_entropy(x, target, weight=y[0].detach().abs(), reduction="sum"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_expressions(chainrule)[1]))
+def test_graph_shape_values_and_gradients_as_torch(case):
+    results = {}
+    for name, lib in LIBRARIES.items():
+        leaves, cases = _expressions(lib)
+        out = cases[case]()
+        tree = _tree(out.grad_fn)
+        finite = lib.isfinite(out)
+        (out.where(finite, 0.0) * 0.3).sum().backward()
+        results[name] = (tree, out.detach().numpy(), [t.grad.numpy() for t in leaves if t.grad is not None])
+    ours, theirs = results["chainrule"], results["torch"]
+    assert ours[0] == theirs[0]
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-6, atol=1e-6)
+    assert len(ours[2]) == len(theirs[2])
+    for mine, their in zip(ours[2], theirs[2]):
+        np.testing.assert_allclose(mine, their, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["where", "masked_fill"])
+def test_condition_modified_in_place_before_backward_raises_as_torch(op):
+    # the condition is saved as the tensor itself (not an input), so its version is still checked
+    errors = {}
+    for name, lib in LIBRARIES.items():
+        x = _leaf(lib, 3)
+        condition = x.detach() > 0
+        out = lib.where(condition, x, x * 2) if op == "where" else x.masked_fill(condition, 0.0)
+        condition.logical_not_()
+        with pytest.raises(RuntimeError) as error:
+            out.sum().backward()
+        errors[name] = type(error.value)
+        assert "modified by an inplace operation" in str(error.value)
+    assert errors["chainrule"] is errors["torch"]
+
+
+@pytest.mark.parametrize("shapes", [((1, 3, 1), (2, 3), ()), ((3,), (2,), (2,))])
+def test_where_condition_that_does_not_broadcast_names_its_size_as_torch(shapes):
+    messages = {}
+    for name, lib in LIBRARIES.items():
+        condition, a, b = (lib.ones(shape, dtype=lib.bool) if i == 0 else lib.ones(shape) for i, shape in
+                           enumerate(shapes))
+        with pytest.raises(RuntimeError) as error:
+            lib.where(condition, a, b)
+        messages[name] = str(error.value)
+    assert messages["chainrule"] == messages["torch"]
+
+
+def test_masked_fill_mask_that_does_not_broadcast_names_its_size_as_torch():
+    messages = {}
+    for name, lib in LIBRARIES.items():
+        with pytest.raises(RuntimeError) as error:
+            lib.zeros(2).masked_fill(lib.tensor([True, False, True]), 1.0)
+        messages[name] = str(error.value)
+    assert messages["chainrule"] == messages["torch"]
+
+
+@pytest.mark.parametrize("op", ["where", "masked_fill", "masked_fill tensor value"])
+def test_where_and_masked_fill_differentiate_twice(op):
+    mask = chainrule.tensor([[True, False, True], [False, False, True]])
+    x = chainrule.randn(2, 3, dtype=chainrule.float64, requires_grad=True)
+    v = chainrule.randn((), dtype=chainrule.float64, requires_grad=True)
+    functions = {"where": lambda x, v: chainrule.where(mask, x * x, v * x),
+                 "masked_fill": lambda x, v: (x * v).masked_fill(mask, 0.5) ** 2,
+                 "masked_fill tensor value": lambda x, v: (x * x).masked_fill(mask, v * v)}
+    assert chainrule.autograd.gradcheck(functions[op], (x, v))
+    assert chainrule.autograd.gradgradcheck(functions[op], (x, v))
