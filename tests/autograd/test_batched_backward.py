@@ -18,6 +18,7 @@ import chainrule
 import chainrule.nn.functional as F
 from chainrule.autograd import batched_grad, batched_walk, functional
 from chainrule.autograd.engine import grad as unbatched_grad
+from chainrule.ops import linalg
 
 torch = pytest.importorskip("torch")
 
@@ -136,6 +137,8 @@ _CASES = (
         ("matmul_broadcast", lambda a, b: a @ b, [(1, 3, 4), (2, 4, 5)], (-2, 2)),
         ("vec_batch", lambda a, b: a @ b, [(4,), (2, 4, 5)], (-2, 2)),
         ("batch_vec", lambda a, b: a @ b, [(2, 3, 4), (4,)], (-2, 2)),
+        # the broadcasting product node that rules (decompositions' backward) record under create_graph
+        ("matmul_node", lambda a, b: linalg._mat(a, b), [(2, 1, 3, 4), (3, 4, 5)], (-2, 2)),
         ("linear_vector", lambda x, w, b: F.linear(x, w, b), [(4,), (5, 4), (5,)], (-2, 2)),
         ("linear_rows", lambda x, w, b: F.linear(x, w, b), [(3, 4), (5, 4), (5,)], (-2, 2)),
         ("linear_3d", lambda x, w, b: F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)], (-2, 2)),

@@ -138,3 +138,77 @@ def test_where_and_masked_fill_differentiate_twice(op):
                  "masked_fill tensor value": lambda x, v: (x * x).masked_fill(mask, v * v)}
     assert chainrule.autograd.gradcheck(functions[op], (x, v))
     assert chainrule.autograd.gradgradcheck(functions[op], (x, v))
+
+
+# ------------------------------------------------------------------ matmul as torch decomposes it
+
+def _operand(lib, shape, requires_grad, transposed, seed):
+    values = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    if not transposed:
+        return lib.tensor(values).requires_grad_(requires_grad)
+    # the same values held column-major in the last two dims (a transposed leaf)
+    stored = lib.tensor(np.ascontiguousarray(np.swapaxes(values, -1, -2)))
+    return stored.transpose(-1, -2).detach().requires_grad_(requires_grad)
+
+
+MATMUL_CASES = [
+    # (shape a, shape b, requires_grad a, b, transposed a, b)
+    ((3,), (3, 4), True, True, False, False),  # SqueezeBackward4 over MmBackward0 over UnsqueezeBackward0
+    ((5, 2, 3), (3, 4), True, True, False, False),  # folded into one mm between reshapes
+    ((5, 2, 3), (3, 4), True, True, True, False),  # folded, the batch copied to rows first
+    ((5, 2, 3), (3, 4), True, False, True, False),  # not folded: expanded and one bmm
+    ((5, 2, 3), (3,), True, False, True, False),  # bmm against an unsqueezed vector, squeezed back
+    ((7, 5, 2, 3), (3,), True, True, False, False),  # folded into one mv
+    ((2, 3), (5, 3, 4), True, True, False, False),  # folded transposed, the result transposed back
+    ((2, 3), (5, 3, 4), False, True, False, False),  # not folded (the product would need a copy)
+    ((3,), (4, 5, 3, 2), True, True, False, True),  # a vector against a batch: one mv
+    ((5, 2, 3), (5, 3, 4), True, True, False, False),  # expanded, viewed, one bmm, viewed back
+    ((5, 2, 3), (5, 3, 4), True, True, False, True),  # a transposed operand: _reshape_alias
+    ((7, 5, 2, 3), (5, 3, 4), True, True, False, False),  # broadcast: the smaller batch copied
+    ((5, 2, 3), (1, 3, 4), True, True, False, False),  # a batch of one that requires grad is dropped
+    ((1, 2, 3), (5, 3, 4), True, False, False, False),  # (on either side)
+    ((5, 2, 3), (1, 3, 4), True, False, False, False),  # but not one that needs no grad
+    ((0, 2, 3), (3, 4), True, False, True, False),  # an empty batch folds
+]
+
+
+@pytest.mark.parametrize("case", MATMUL_CASES, ids=[f"{a}@{b}-rg{int(ra)}{int(rb)}-t{int(ta)}{int(tb)}"
+                                                    for a, b, ra, rb, ta, tb in MATMUL_CASES])
+def test_matmul_records_torchs_decomposition(case):
+    shape_a, shape_b, grad_a, grad_b, transposed_a, transposed_b = case
+    results = {}
+    for name, lib in LIBRARIES.items():
+        a = _operand(lib, shape_a, grad_a, transposed_a, 0)
+        b = _operand(lib, shape_b, grad_b, transposed_b, 1)
+        out = a @ b
+        cotangent = np.random.default_rng(2).standard_normal(tuple(out.shape)).astype(np.float32)
+        out.backward(lib.tensor(cotangent))
+        results[name] = (_tree(out.grad_fn, depth=6), tuple(out.stride()), out.detach().numpy(),
+                         [None if t.grad is None else t.grad.numpy() for t in (a, b)])
+    ours, theirs = results["chainrule"], results["torch"]
+    assert ours[:2] == theirs[:2]
+    np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-5, atol=1e-6)
+    for mine, their in zip(ours[3], theirs[3]):
+        assert (mine is None) == (their is None)
+        if their is not None:
+            np.testing.assert_allclose(mine, their, rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_unrecorded_is_one_product_with_the_same_values():
+    # without a graph to record, matmul stays one fused product
+    a = chainrule.randn(7, 5, 2, 3)
+    b = chainrule.randn(5, 3, 4, requires_grad=True)
+    recorded = a @ b
+    with chainrule.no_grad():
+        plain = a @ b
+    assert plain.grad_fn is None and type(recorded.grad_fn).__name__ == "UnsafeViewBackward0"
+    np.testing.assert_allclose(plain.numpy(), recorded.detach().numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("shapes", [((5, 2, 3), (3, 4)), ((2, 3), (5, 3, 4)), ((3,), (2, 3, 4)),
+                                    ((2, 1, 2, 3), (4, 3, 2)), ((2, 2, 3), (3,))])
+def test_decomposed_matmul_differentiates_twice(shapes):
+    rng = np.random.default_rng(3)
+    a, b = (chainrule.tensor(rng.standard_normal(shape), requires_grad=True) for shape in shapes)
+    assert chainrule.autograd.gradcheck(lambda a, b: a @ b, (a, b))
+    assert chainrule.autograd.gradgradcheck(lambda a, b: a @ b, (a, b))
