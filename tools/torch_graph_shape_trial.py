@@ -38,7 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_oracle import time_limit  # noqa: E402
 
-LEDGER = os.path.join(ROOT, "tests", "autograd", "data", "torch_graph_shape_ledger.json")
+LEDGER = os.path.join(ROOT, "tests", "compat", "data", "torch_graph_shape_ledger.json")
 DEPTH = 3
 SAMPLE_TIMEOUT_S = 10
 KINDS = ("same", "differ", "chainrule_raised", "torch_raised", "skipped")
