@@ -206,6 +206,7 @@ _CASES = (
         ("xlogy", lambda a, b: chainrule.xlogy(a, b), [(3, 4), (3, 4)], (0.5, 2)),
         ("masked_fill", lambda a, v: a.masked_fill(a > 0.5, v), [(3, 4), ()], (-2, 2)),
         ("masked_fill number", lambda a: a.masked_fill(a > 0.5, -1.5), [(3, 4)], (-2, 2)),
+        ("deg2rad and frexp", lambda a: chainrule.deg2rad(a) * chainrule.frexp(a).mantissa, [(3, 4)], (-2, 2)),
         ("logsigmoid_loss", lambda a: F.binary_cross_entropy_with_logits(a, a.detach().sigmoid(), reduction="none"),
          [(3, 4)], (-2, 2)),
         ("tril_triu", lambda a: a.tril(-1) * 2 + a.triu(1), [(2, 3, 4)], (-2, 2)),

@@ -61,6 +61,10 @@ def _expressions(lib):
         "x[1:3, mask[0]]": lambda: x[1:3, mask[0]],
         "x[1:3, ::2] written in place": lambda: _written_through(x),
         "masked_fill tensor value": lambda: x.masked_fill(mask, y[0, 0]),
+        # a product by a constant that torch records as its own one-edge node
+        "deg2rad": lambda: lib.deg2rad(x),
+        "rad2deg": lambda: lib.rad2deg(x * y),
+        "frexp mantissa": lambda: lib.frexp(x).mantissa,
     }
 
 

@@ -102,7 +102,8 @@ register_batched_rule(
     special_functions.Lgamma, special_functions.Logit, special_functions.Sinc, special_functions.SpecialErfcx,
     special_functions.SpecialI0E, special_functions.SpecialI1, special_functions.SpecialI1E,
     special_functions.SpecialLogNdtr, special_functions.SpecialNdtri, special_functions.Polygamma,
-    special_functions.Mvlgamma, elementwise.Fmod, elementwise.Remainder, linalg.Inverse, linalg.Det,
+    special_functions.Mvlgamma, special_functions.ScaledBy, elementwise.Fmod, elementwise.Remainder,
+    linalg.Inverse, linalg.Det,
     linalg.Slogdet, special_functions.Igamma, special_functions.Igammac,
     # they act on the trailing two dims only, so the batch dim rides along
     shape.Tril, shape.Triu,
