@@ -1233,6 +1233,16 @@ class Where(Function):
         except ValueError as error:  # torch names the clashing sizes among all three
             raise broadcast_error(error, (condition._data, a, b)) from None
 
+    # the dispatch layer shows it as torch's where.self(condition, self, other)
+    @staticmethod
+    def to_aten_arguments(inputs, params) -> tuple:
+        return (params["condition"], *inputs), {}
+
+    @staticmethod
+    def from_aten_arguments(args, kwargs) -> tuple:
+        condition, a, b = args
+        return (a, b), {"condition": condition}
+
     @staticmethod
     def backward(ctx, grad):
         # the gradient goes to whichever input was selected
