@@ -396,7 +396,18 @@ class _IndexClassLoss(Function):
             "times its class weight, label smoothing mixed in): softmax(x) - onehot(t) for plain targets")
     _array_forward = True
 
-    # the target is a parameter, not an input: torch's node has one edge, for the input
+    # the target is a parameter, not an input: torch's node has one edge, for the input; the
+    # dispatch layer still hands it over as a tensor, second, as torch's nll_loss_forward takes it
+    @staticmethod
+    def to_aten_arguments(inputs, params) -> tuple:
+        rest = dict(params)
+        return (*inputs, Tensor._make(rest.pop("target"))), rest
+
+    @staticmethod
+    def from_aten_arguments(args, kwargs) -> tuple:
+        x, target = args
+        return (x,), {**kwargs, "target": target._data if isinstance(target, Tensor) else target}
+
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index, reduction, label_smoothing, log_softmax):
         xp = array_module(x)
