@@ -216,3 +216,28 @@ def test_decomposed_matmul_differentiates_twice(shapes):
     a, b = (chainrule.tensor(rng.standard_normal(shape), requires_grad=True) for shape in shapes)
     assert chainrule.autograd.gradcheck(lambda a, b: a @ b, (a, b))
     assert chainrule.autograd.gradgradcheck(lambda a, b: a @ b, (a, b))
+
+
+def test_integer_cast_under_a_dispatch_mode_records_nothing_as_torch():
+    # the mode still sees the cast (aten._to_copy); its integer result has no node and no grad
+    from torch.utils._python_dispatch import TorchDispatchMode as TorchMode
+
+    from chainrule.utils._python_dispatch import TorchDispatchMode as ChainruleMode
+
+    results = {}
+    for name, lib, mode_class in (("chainrule", chainrule, ChainruleMode), ("torch", torch, TorchMode)):
+        class Watch(mode_class):
+            def __init__(self):
+                super().__init__()
+                self.seen = []
+
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                self.seen.append(str(func))
+                return func(*args, **(kwargs or {}))
+
+        x = _leaf(lib, 3)
+        with Watch() as watch:
+            integers, doubles = (x * 10).long(), (x * 10).double()
+        results[name] = (watch.seen, integers.requires_grad, integers.grad_fn is None, _tree(doubles.grad_fn),
+                         integers.numpy().tolist())
+    assert results["chainrule"] == results["torch"]

@@ -26,6 +26,7 @@ from ..autograd.function import (
     on_arrays_when_unrecorded,
     saved,
 )
+from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor, _check_tensor, honours_out, write_out
 from ._arg_parser import out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
@@ -111,6 +112,10 @@ def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
     if not recorded and _function_module.active_extension is None and _function_module.active_dispatch is None:
         on_its_gpu(t._data)
         return Tensor._make(ToCopy.forward(None, t._data, dtype.np))  # the recorded op's forward, unrecorded
+    if not recorded and t._requires_grad:
+        # watched (a dispatch mode sees aten._to_copy), yet still no node: the result is an integer
+        with no_grad():
+            return ToCopy.apply(t, dtype=dtype.np)
     return ToCopy.apply(t, dtype=dtype.np)
 
 
