@@ -73,7 +73,7 @@ _NO_FLOAT8_KERNEL = {
     "Softmax": "softmax_lastdim_kernel_impl", "LogSoftmax": "log_softmax_lastdim_kernel_impl",
     "Cumsum": "cumsum_out_cpu", "SortValues": "sorting_kernel_method_name", "TopkValues": "topk_cpu",
     "Norm": "norm_cpu", "Bmm": "bmm", "Dot": "dot", "Flip": "flip_cpu", "Tril": "tril",
-    "MaskedFill": "masked_fill", "Gather": "gather_expanded_index", "Scatter": "scatter_gather_tensor_cpu",
+    "MaskedFill": "masked_fill", "MaskedFillTensor": "masked_fill", "Gather": "gather_expanded_index", "Scatter": "scatter_gather_tensor_cpu",
 }
 # float8_e8m0fnu (an exponent only) has fewer still: no abs, no matrix product
 _NO_E8M0_KERNEL = {"Abs": "abs_cpu", "Mm": "addmm_impl_cpu_"}

@@ -18,6 +18,7 @@ import chainrule
 import chainrule.nn.functional as F
 from chainrule.autograd import batched_grad, batched_walk, functional
 from chainrule.autograd.engine import grad as unbatched_grad
+from chainrule.ops import linalg
 
 torch = pytest.importorskip("torch")
 
@@ -136,6 +137,8 @@ _CASES = (
         ("matmul_broadcast", lambda a, b: a @ b, [(1, 3, 4), (2, 4, 5)], (-2, 2)),
         ("vec_batch", lambda a, b: a @ b, [(4,), (2, 4, 5)], (-2, 2)),
         ("batch_vec", lambda a, b: a @ b, [(2, 3, 4), (4,)], (-2, 2)),
+        # the broadcasting product node that rules (decompositions' backward) record under create_graph
+        ("matmul_node", lambda a, b: linalg._mat(a, b), [(2, 1, 3, 4), (3, 4, 5)], (-2, 2)),
         ("linear_vector", lambda x, w, b: F.linear(x, w, b), [(4,), (5, 4), (5,)], (-2, 2)),
         ("linear_rows", lambda x, w, b: F.linear(x, w, b), [(3, 4), (5, 4), (5,)], (-2, 2)),
         ("linear_3d", lambda x, w, b: F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)], (-2, 2)),
@@ -202,6 +205,8 @@ _CASES = (
         ("hypot", lambda a, b: chainrule.hypot(a, b), [(3, 1), (4,)], (0.5, 2)),
         ("xlogy", lambda a, b: chainrule.xlogy(a, b), [(3, 4), (3, 4)], (0.5, 2)),
         ("masked_fill", lambda a, v: a.masked_fill(a > 0.5, v), [(3, 4), ()], (-2, 2)),
+        ("masked_fill number", lambda a: a.masked_fill(a > 0.5, -1.5), [(3, 4)], (-2, 2)),
+        ("deg2rad and frexp", lambda a: chainrule.deg2rad(a) * chainrule.frexp(a).mantissa, [(3, 4)], (-2, 2)),
         ("logsigmoid_loss", lambda a: F.binary_cross_entropy_with_logits(a, a.detach().sigmoid(), reduction="none"),
          [(3, 4)], (-2, 2)),
         ("tril_triu", lambda a: a.tril(-1) * 2 + a.triu(1), [(2, 3, 4)], (-2, 2)),

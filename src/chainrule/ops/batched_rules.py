@@ -96,13 +96,14 @@ register_batched_rule(
     # second order (a Hessian's outer Jacobian walks the recorded backward): the same kind of rule
     activation.GeluBackward, activation.SiluBackward,
     # elementwise in two operands, or the special functions' derivative at the saved values
-    elementwise.Atan2, elementwise.Hypot, elementwise.Xlogy, index.MaskedFill,
+    elementwise.Atan2, elementwise.Hypot, elementwise.Xlogy, index.MaskedFill, index.MaskedFillTensor,
     special_functions.Acosh, special_functions.Asinh, special_functions.Atanh, special_functions.Copysign,
     special_functions.Digamma, special_functions.Erfc, special_functions.Erfinv, special_functions.I0,
     special_functions.Lgamma, special_functions.Logit, special_functions.Sinc, special_functions.SpecialErfcx,
     special_functions.SpecialI0E, special_functions.SpecialI1, special_functions.SpecialI1E,
     special_functions.SpecialLogNdtr, special_functions.SpecialNdtri, special_functions.Polygamma,
-    special_functions.Mvlgamma, elementwise.Fmod, elementwise.Remainder, linalg.Inverse, linalg.Det,
+    special_functions.Mvlgamma, special_functions.ScaledBy, elementwise.Fmod, elementwise.Remainder,
+    linalg.Inverse, linalg.Det,
     linalg.Slogdet, special_functions.Igamma, special_functions.Igammac,
     # they act on the trailing two dims only, so the batch dim rides along
     shape.Tril, shape.Triu,

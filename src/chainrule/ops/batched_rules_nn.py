@@ -218,7 +218,7 @@ def _index_class_loss(node, grad):
         grad = grad.unsqueeze(2)  # (the class dim)
     else:
         grad = grad.reshape((grad.shape[0],) + (1,) * len(shape))
-    return grad * per_unit, None
+    return grad * per_unit
 
 
 # ---------------------------------------------------------------- normalisation

@@ -26,6 +26,7 @@ from ..autograd.function import (
     on_arrays_when_unrecorded,
     saved,
 )
+from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor, _check_tensor, honours_out, write_out
 from ._arg_parser import out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
@@ -111,6 +112,10 @@ def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
     if not recorded and _function_module.active_extension is None and _function_module.active_dispatch is None:
         on_its_gpu(t._data)
         return Tensor._make(ToCopy.forward(None, t._data, dtype.np))  # the recorded op's forward, unrecorded
+    if not recorded and t._requires_grad:
+        # watched (a dispatch mode sees aten._to_copy), yet still no node: the result is an integer
+        with no_grad():
+            return ToCopy.apply(t, dtype=dtype.np)
     return ToCopy.apply(t, dtype=dtype.np)
 
 
@@ -1222,20 +1227,34 @@ class Where(Function):
     _array_forward = True
     saved_attributes = {"_saved_condition": saved(0)}
 
+    # the condition is a parameter, not an input: torch's node has edges for (self, other) only,
+    # and it is saved as the tensor itself, so modifying it in place before backward is caught
     @staticmethod
-    def forward(ctx, condition, a, b):
-        xp = array_module(condition)
+    def forward(ctx, a, b, condition):
+        xp = array_module(a)
         ctx.save_for_backward(condition)
-        return xp.where(condition, a, b)
+        try:
+            return xp.where(condition._data, a, b)
+        except ValueError as error:  # torch names the clashing sizes among all three
+            raise broadcast_error(error, (condition._data, a, b)) from None
+
+    # the dispatch layer shows it as torch's where.self(condition, self, other)
+    @staticmethod
+    def to_aten_arguments(inputs, params) -> tuple:
+        return (params["condition"], *inputs), {}
+
+    @staticmethod
+    def from_aten_arguments(args, kwargs) -> tuple:
+        condition, a, b = args
+        return (a, b), {"condition": condition}
 
     @staticmethod
     def backward(ctx, grad):
         # the gradient goes to whichever input was selected
         (condition,) = ctx.saved_values
         zero = zeros_like_tensor(grad)
-        return (None,
-                where(condition, grad, zero) if ctx.needs_input_grad[1] else None,
-                where(condition, zero, grad) if ctx.needs_input_grad[2] else None)
+        return (where(condition, grad, zero) if ctx.needs_input_grad[0] else None,
+                where(condition, zero, grad) if ctx.needs_input_grad[1] else None)
 
 
 def where(condition: Tensor, input=None, other=None) -> Tensor:
@@ -1255,13 +1274,14 @@ def where(condition: Tensor, input=None, other=None) -> Tensor:
             raise TypeError(f"where(): expected Tensors or numbers as input and other, got "
                             f"{type(input).__name__} and {type(other).__name__}")
         dtype = _dtype.result_type(input, other)
-        return Where.apply(condition, _as_operand(input, dtype, condition), _as_operand(other, dtype, condition))
+        return Where.apply(_as_operand(input, dtype, condition), _as_operand(other, dtype, condition),
+                           condition=condition)
     a, b = _pair(input, other)
     # torch 2.13 refuses a number that overflows the result's dtype, but lets float16/bfloat16
     # round it to inf
     if _opmath.fused_compute_dtype(a.dtype) is None:
         _dtype.checked_scalar(input if isinstance(other, Tensor) else other, a.dtype)
-    return Where.apply(condition, a, b)
+    return Where.apply(a, b, condition=condition)
 
 
 class Clamp(Function):

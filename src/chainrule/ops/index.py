@@ -20,7 +20,7 @@ from ..autograd.grad_mode import enable_grad
 from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim
 from .complex import ViewAsReal, view_as_complex, view_as_real
-from .elementwise import Where, on_its_gpu
+from .elementwise import on_its_gpu, where, zeros_like_tensor
 from .linear import cpp_type_name
 from .shape import MadeWithoutGrad, _share
 
@@ -315,17 +315,76 @@ def _basic_read(key, shape: tuple) -> type[Index]:
     return last
 
 
-def _integers_first(key, xp=np):
+def _keeps_whole_dim(k: slice, size: int) -> bool:
+    """Whether torch skips slice ``k`` inside a tuple key: it keeps a dim of ``size`` whole."""
+    return k.start in (None, 0) and k.step in (None, 1) and (k.stop is None or k.stop >= size)
+
+
+def _torch_steps(key: tuple, shape: tuple):
+    """A basic tuple ``key`` as the one-step keys torch applies in turn, each to the last's result
+    (a select per integer, an unsqueeze per None, a slice per slice that does not keep its dim
+    whole): torch records one node per step, so ``x[0, 1:]`` is SliceBackward0 over
+    SelectBackward0. None when there are fewer than two steps, or when the key is out of range
+    (one read then raises torch's error naming the dim of ``x``)."""
+    consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if consumed > len(shape) or sum(1 for k in key if k is Ellipsis) > 1:
+        return None
+    steps, dim, source = [], 0, 0  # dim: in the tensor the next step reads; source: in x
+    for k in key:
+        if k is Ellipsis:
+            dim += len(shape) - consumed
+            source += len(shape) - consumed
+        elif k is None:
+            steps.append((slice(None),) * dim + (None,))
+            dim += 1
+        elif isinstance(k, slice):
+            if not _keeps_whole_dim(k, shape[source]):
+                steps.append((slice(None),) * dim + (k,))
+            dim += 1
+            source += 1
+        else:
+            if not -shape[source] <= k < shape[source]:
+                return None
+            steps.append((slice(None),) * dim + (k,))
+            source += 1
+    return steps if len(steps) > 1 else None
+
+
+def _has_view_step(items: tuple, shape: tuple) -> bool:
+    """Whether an advanced key holds a step torch applies as a view first: a None, a bool (a new
+    dim) or a slice that does not keep its dim of ``shape`` whole."""
+    consumed = sum(k.ndim if is_array(k) and k.dtype == np.bool_ else
+                   0 if k is None or k is Ellipsis or isinstance(k, (bool, np.bool_)) else 1 for k in items)
+    dim = 0
+    for k in items:
+        if k is None or isinstance(k, (bool, np.bool_)):
+            return True
+        if k is Ellipsis:
+            dim += len(shape) - consumed
+        elif isinstance(k, slice):
+            if dim >= len(shape) or not _keeps_whole_dim(k, shape[dim]):
+                return True
+            dim += 1
+        else:
+            dim += k.ndim if is_array(k) and k.dtype == np.bool_ else 1
+    return False
+
+
+def _integers_first(key, xp=np, recording: bool = False, shape: tuple = ()):
     """Split a key mixing integers with index arrays into (integers only, the rest), or None.
 
     torch applies integers as basic indexing (selects) before the advanced indices, so they never
     take part in NumPy's rule that moves non-adjacent advanced dims to the front:
-    ``x[..., None, -1, 1:3, idx]`` keeps idx's dims where torch puts them.
+    ``x[..., None, -1, 1:3, idx]`` keeps idx's dims where torch puts them. While ``recording``,
+    a key with another view step (a slice, None, a bool) on ``x`` of ``shape`` is split too, with
+    its slices in the first part, so the graph has torch's nodes: ``x[1:, idx]`` is
+    IndexBackward0 over SliceBackward0.
     """
     items = key if isinstance(key, tuple) else (key,)
     if not any(is_array(k) or isinstance(k, (bool, np.bool_)) for k in items):  # a bool is an index array
         return None
-    if not any(isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)) for k in items):
+    if not any(isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)) for k in items) and not (
+            recording and _has_view_step(items, shape)):
         return None
     selects, rest = [], []
     for k in items:
@@ -344,6 +403,11 @@ def _integers_first(key, xp=np):
         elif k is Ellipsis:
             selects.append(Ellipsis)
             rest.append(Ellipsis)
+        elif recording and isinstance(k, slice):
+            # while recording, torch's slice steps too come first (x[1:, idx] is IndexBackward0 over
+            # SliceBackward0); the values are the same either way
+            selects.append(k)
+            rest.append(slice(None))
         else:
             selects.append(slice(None))
             rest.append(k)
@@ -415,9 +479,18 @@ def getitem(input: Tensor, key) -> Tensor:
     basic = _is_basic(key)
     if not basic:
         key = _advanced_key(key, input._data.shape)
-        split = _integers_first(key, array_module(input))
+        split = _integers_first(key, array_module(input), is_recording(input), input._data.shape)
         if split is not None:
             return getitem(getitem(input, split[0]), split[1])
+    elif type(key) is tuple and input._requires_grad and is_recording(input):
+        steps = _torch_steps(key, input._data.shape)
+        if steps is not None:
+            out = input
+            for step in steps:
+                out = getitem(out, step)
+            if input._base is None:
+                out.grad_fn.root_key = key  # (as below: the whole key, from input)
+            return out
     read = _basic_read(key, input._data.shape) if basic else Index
     try:
         out = read.apply(input, key=key, mode=_scatter_mode(key, basic))
@@ -1499,18 +1572,57 @@ def _check_mask(mask, op: str) -> None:
         raise RuntimeError(f"{op}: expected BoolTensor for mask")
 
 
-class MaskedFill(Where):
+def _filled(xp, x, mask, value):
+    """A contiguous copy of ``x`` holding ``value`` where ``mask`` is True (torch fills a contiguous
+    clone of the input, whatever the input's layout)."""
+    try:
+        return xp.asarray(xp.where(mask._data, value, x), order="C")
+    except ValueError as error:  # torch names the mask's size first
+        raise _function.broadcast_error(error, (mask._data, x)) from None
+
+
+class MaskedFill(Function):
+    label = "masked_fill"
+    rule = "passes the gradient where the mask is False"
+    _array_forward = True
+    node_name = "MaskedFillBackward0"
+    saved_attributes = {"_saved_mask": _function.saved(0)}
+
+    # the mask and the fill number are parameters: torch's node has one edge, for self; the mask is
+    # saved as the tensor itself, so modifying it in place before backward is caught
+    @staticmethod
+    def forward(ctx, x, mask, value):
+        xp = array_module(x)
+        ctx.save_for_backward(mask)
+        return _filled(xp, x, mask, value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_values
+        return where(mask, zeros_like_tensor(grad), grad)
+
+
+class MaskedFillTensor(Function):
     label = "masked_fill"
     rule = ("passes the gradient where the mask is False; the fill value gets the sum over the masked "
             "positions")
     _array_forward = True
+    node_name = "MaskedFillBackward1"
     saved_attributes = {"_saved_mask": _function.saved(0)}
 
+    # edges for (self, value), as torch's; the mask as in MaskedFill
     @staticmethod
-    def forward(ctx, condition, a, b):
-        # torch fills a contiguous clone of the input, whatever the input's layout
-        xp = array_module(condition)
-        return xp.asarray(Where.forward(ctx, condition, a, b), order="C")
+    def forward(ctx, x, value, mask):
+        xp = array_module(x)
+        ctx.save_for_backward(mask)
+        return _filled(xp, x, mask, value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_values
+        zero = zeros_like_tensor(grad)
+        return (where(mask, zero, grad) if ctx.needs_input_grad[0] else None,
+                where(mask, grad, zero) if ctx.needs_input_grad[1] else None)
 
 
 def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
@@ -1519,17 +1631,15 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
     from .elementwise import _as_operand
 
     _check_mask(mask, "masked_fill")
-    node_name = "MaskedFillBackward1" if isinstance(value, Tensor) else "MaskedFillBackward0"
     if isinstance(value, Tensor):
         if value._data.ndim != 0:
             raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
                                f"with {value._data.ndim} dimension(s).")
         if value.dtype.is_complex and not input.dtype.is_complex:
             checked_scalar(value.item(), input.dtype)  # torch reads the value as a number first
-        value = _same_dtype(value, input)
-    else:
-        value = _as_operand(checked_scalar(value, input.dtype), input.dtype, input)
-    return name_node(MaskedFill.apply(mask, value, input), node_name, saved=MaskedFill.saved_attributes)
+        return MaskedFillTensor.apply(input, _same_dtype(value, input), mask=mask)
+    value = _as_operand(checked_scalar(value, input.dtype), input.dtype, input)
+    return MaskedFill.apply(input, mask=mask, value=value._data)
 
 
 def masked_select(input: Tensor, mask: Tensor) -> Tensor:

@@ -24,6 +24,7 @@ from ..autograd.function import (
     ctx_value,
     input_sizes,
     input_strides,
+    is_recording,
     kept_value,
     name_node,
     saved,
@@ -270,8 +271,75 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
                            f"but got: [{n_batch}, {k_b}].")
     if a.ndim > 2 or b.ndim > 2:
         _broadcast_batch(a.shape[:-2], b.shape[:-2])
+    if out is None and (a.ndim > 2 or b.ndim > 2 or a.ndim < b.ndim) and is_recording(input, other):
+        return _recorded_matmul(input, other)
     result = _NODE_BY_NDIM.get((a.ndim, b.ndim), Matmul).apply(input, other)
     return result if out is None else _exact_out(result, out, "matmul", vector_product=a.ndim == b.ndim == 1)
+
+
+def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
+    """matmul recorded as torch 2.13 decomposes it (ATen's _matmul_impl), so the graph users walk
+    has torch's nodes: a vector times a matrix is SqueezeBackward4 over MmBackward0 over
+    UnsqueezeBackward0; a batch against a matrix or vector is folded into one mm/mv between
+    reshapes (UnsafeViewBackward0 over MmBackward0 over ViewBackward0); other batches are expanded
+    to the broadcast batch, reshaped to 3-d and multiplied by one bmm. The shapes are checked."""
+    from .shape import Expand, UnsafeView, _share
+
+    d1, d2 = t1._data.ndim, t2._data.ndim
+    if d1 == 1 and d2 == 2:
+        product = Mm.apply(t1.unsqueeze(0), t2)
+        return name_node(UnsafeView.apply(product, shape=product._data.shape[1:]), "SqueezeBackward4",
+                         saved={"_saved_dim": 0, "_saved_self_sym_sizes": input_sizes(0)})
+    if d1 == 3 and d2 == 3:
+        # torch drops a batch of one of an operand that requires grad, against a longer batch
+        if t1._data.shape[0] == 1 and t2._data.shape[0] != 1 and t1._requires_grad:
+            return matmul(t1.squeeze(0), t2)
+        if t2._data.shape[0] == 1 and t1._data.shape[0] != 1 and t2._requires_grad:
+            return matmul(t1, t2.squeeze(0))
+    if _should_fold(t1, t2):
+        transpose = d2 > d1  # (b, m, p) against a matrix or vector: (t2ᵀ t1ᵀ)ᵀ
+        larger = t2.mT if transpose else t1
+        smaller = (t1.t() if d1 == 2 else t1) if transpose else t2
+        sizes = larger._data.shape
+        folded = larger.reshape(math.prod(sizes[:-1]), sizes[-1])
+        if smaller._data.ndim == 1:
+            return UnsafeView.apply(Mv.apply(folded, smaller), shape=sizes[:-1])
+        out = UnsafeView.apply(Mm.apply(folded, smaller), shape=sizes[:-1] + smaller._data.shape[1:])
+        return out.mT.contiguous() if transpose else out
+    a, b = t1._data.shape, t2._data.shape
+    n, p = (a[-2],) if d1 > 1 else (), (b[-1],) if d2 > 1 else ()
+    batch = _broadcast_batch(a[:-2], b[:-2])
+    rows = math.prod(batch)
+
+    def as_batch(t, size):  # torch expands (a node even when no dim grows), then reshapes to 3-d
+        expanded = _share(Expand.apply(t, shape=batch + size), t)
+        return expanded.reshape((rows,) + size)
+
+    vector_rhs = d2 == 1
+    product = Bmm.apply(as_batch(t1, (n[0] if n else 1, a[-1])),
+                        as_batch(t2.unsqueeze(-1) if vector_rhs else t2, (b[-2], b[-1]) if p else (b[0], 1)))
+    if vector_rhs:
+        product = product.squeeze(-1)
+    return UnsafeView.apply(product, shape=batch + n + p)
+
+
+def _should_fold(t1: Tensor, t2: Tensor) -> bool:
+    """torch's test (ATen's should_fold) for folding a batch against a matrix or vector into one
+    mm/mv: always when the smaller operand requires grad (its gradient is then one product, not a
+    sum over the batch), else when the larger one's batch dims can be viewed as rows."""
+    larger_first = t1._data.ndim >= t2._data.ndim
+    larger = t1._data if larger_first else t2._data.swapaxes(-1, -2)
+    smaller = t2 if larger_first else t1
+    if not (larger.ndim >= 3 and smaller._data.ndim <= 2):
+        return False
+    if smaller._requires_grad:
+        return True
+    if t1._data.ndim == 2:  # the result would need transposing back: a copy
+        return False
+    if larger.size == 0:
+        return True
+    strides = [stride // larger.itemsize for stride in larger.strides]
+    return all(strides[i] == strides[i + 1] * larger.shape[i + 1] for i in range(larger.ndim - 2))
 
 
 def _broadcast_batch(a: tuple, b: tuple) -> tuple:

@@ -401,6 +401,18 @@ class _IndexClassLoss(Function):
             "times its class weight, label smoothing mixed in): softmax(x) - onehot(t) for plain targets")
     _array_forward = True
 
+    # the target is a parameter, not an input: torch's node has one edge, for the input; the
+    # dispatch layer still hands it over as a tensor, second, as torch's nll_loss_forward takes it
+    @staticmethod
+    def to_aten_arguments(inputs, params) -> tuple:
+        rest = dict(params)
+        return (*inputs, Tensor._make(rest.pop("target"))), rest
+
+    @staticmethod
+    def from_aten_arguments(args, kwargs) -> tuple:
+        x, target = args
+        return (x,), {**kwargs, "target": target._data if isinstance(target, Tensor) else target}
+
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index, reduction, label_smoothing, log_softmax):
         xp = array_module(x)
@@ -506,8 +518,8 @@ class _IndexClassLoss(Function):
         saved = ctx.saved_values  # (checks the input was not changed in place since)
         if _function.unwatched_on_arrays(grad):
             # a plain walk that nothing watches: the unrecorded apply would only wrap these arrays
-            return Tensor._make(_IndexClassLoss._input_grad_array(ctx, grad._data)), None
-        return _IndexClassLossBackward.apply(grad, *saved, loss=ctx), None
+            return Tensor._make(_IndexClassLoss._input_grad_array(ctx, grad._data))
+        return _IndexClassLossBackward.apply(grad, *saved, loss=ctx)
 
     @staticmethod
     def _input_grad_array(ctx, grad):
@@ -592,7 +604,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
     w = _class_weights(weight, C, input._data.dtype)
     _check_weight_not_differentiated(weight)
-    loss = _NllLoss.apply(input, target, weight=w, ignore_index=ignore_index, reduction=reduction,
+    loss = _NllLoss.apply(input, target=target._data, weight=w, ignore_index=ignore_index, reduction=reduction,
                           label_smoothing=0.0, log_softmax=False)
     return name_node(loss, _nll_node_name(input._data.ndim, reduction))
 
@@ -670,7 +682,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     # walked by user code look the same
     # (straight to the node: log_softmax's own dim and dtype parsing has nothing left to do here)
     logp = LogSoftmax.apply(input, dim=1 if input._data.ndim > 1 else 0)
-    loss = _NllLoss.apply(logp, target, weight=w, ignore_index=ignore_index, reduction=reduction,
+    loss = _NllLoss.apply(logp, target=target._data, weight=w, ignore_index=ignore_index, reduction=reduction,
                           label_smoothing=float(label_smoothing), log_softmax=False)
     # with label smoothing torch adds the smoothing term to the nll loss in a last node
     if label_smoothing:

@@ -583,6 +583,25 @@ def lcm(input: Tensor, other: Tensor) -> Tensor:
     return Tensor._make(array_module(a._data).lcm(a._data, b._data))
 
 
+class ScaledBy(Function):
+    """``x`` times a constant ``factor`` (a number, or an array of x's shape): torch's nodes for such
+    products (Deg2RadBackward0, FrexpBackward0, ...) have one edge, for x, as this one."""
+
+    _array_forward = True
+    label = "scale"
+    rule = "∂/∂a = the constant factor"
+
+    @staticmethod
+    def forward(ctx, x, factor):
+        ctx.factor = factor
+        return (x * factor).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(c·a) = c da
+        return ScaledBy.apply(grad, factor=ctx.factor)
+
+
 def frexp(input: Tensor, *, out=None):
     """torch.frexp: (mantissa, exponent) with input = mantissa·2^exponent, |mantissa| in [0.5, 1);
     the exponent is int32 and nothing is differentiable, as torch."""
@@ -591,8 +610,9 @@ def frexp(input: Tensor, *, out=None):
     xp = array_module(input._data)
     exponent = xp.frexp(input._data)[1]
     # the mantissa as input·2^-exponent, so its gradient is grad·2^-exponent (torch's FrexpBackward0)
-    scale = Tensor._make(xp.ldexp(xp.ones_like(input._data), -exponent))
-    mantissa = name_node(mul(input, scale), "FrexpBackward0", label="frexp", rule="∂mantissa/∂a = 2^-exponent")
+    scale = xp.ldexp(xp.ones_like(input._data), -exponent)
+    mantissa = name_node(ScaledBy.apply(input, factor=scale), "FrexpBackward0", label="frexp",
+                         rule="∂mantissa/∂a = 2^-exponent")
     result = return_types.frexp(mantissa, Tensor._make(exponent.astype(np.int32)))
     if out is not None:
         return return_types.frexp(*(write_out(value, target, "frexp") for value, target in zip(result, out)))
@@ -629,14 +649,14 @@ def float_power(input, exponent, *, out=None) -> Tensor:
 
 def deg2rad(input: Tensor, *, out=None) -> Tensor:
     """torch.deg2rad: input·π/180 (recorded as that product, as torch)."""
-    result = name_node(mul(_float_input(input), math.pi / 180), "Deg2RadBackward0", label="deg2rad",
+    result = name_node(ScaledBy.apply(_float_input(input), factor=math.pi / 180), "Deg2RadBackward0", label="deg2rad",
                        rule="∂/∂a = π/180")
     return result if out is None else write_out(result, out, "deg2rad")
 
 
 def rad2deg(input: Tensor, *, out=None) -> Tensor:
     """torch.rad2deg: input·180/π (recorded as that product, as torch)."""
-    result = name_node(mul(_float_input(input), 180 / math.pi), "Rad2DegBackward0", label="rad2deg",
+    result = name_node(ScaledBy.apply(_float_input(input), factor=180 / math.pi), "Rad2DegBackward0", label="rad2deg",
                        rule="∂/∂a = 180/π")
     return result if out is None else write_out(result, out, "rad2deg")
 

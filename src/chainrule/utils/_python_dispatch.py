@@ -205,6 +205,9 @@ class DispatchedOverload(OpOverload):
         self._op_class = op_class
 
     def _run_op(self, *args, **kwargs):
+        from_aten = getattr(self._op_class, "from_aten_arguments", None)
+        if from_aten is not None:
+            args, kwargs = from_aten(args, kwargs)
         pending = _pending.stack[-1] if getattr(_pending, "stack", None) else None
         if (pending is not None and pending.record and pending.output is None
                 and pending.op_class is self._op_class and len(args) == len(pending.inputs)
@@ -217,6 +220,15 @@ class DispatchedOverload(OpOverload):
 
 
 _overloads: dict = {}
+
+
+def _aten_arguments(op_class, inputs, params) -> tuple:
+    """(args, kwargs) as torch's overload takes them: an op whose node keeps an argument as a
+    parameter rather than an input (where's condition) places it as torch does."""
+    to_aten = getattr(op_class, "to_aten_arguments", None)
+    if to_aten is not None:
+        return to_aten(inputs, params)
+    return tuple(inputs), dict(params)
 
 
 def overload_of(op_class) -> DispatchedOverload:
@@ -273,7 +285,7 @@ def _to_mode(op_class, inputs, params):
     try:
         with _pop_mode_temporarily() as mode, no_grad():
             types = _dispatch_types(inputs) if _live_wrappers else ()
-            result = mode.__torch_dispatch__(overload_of(op_class), types, tuple(inputs), dict(params))
+            result = mode.__torch_dispatch__(overload_of(op_class), types, *_aten_arguments(op_class, inputs, params))
     finally:
         stack.pop()
     if not record:
@@ -321,7 +333,7 @@ def _to_subclass(op_class, inputs, params):
     types = _dispatch_types(inputs)
     with no_grad():
         for kind in types:
-            result = kind.__torch_dispatch__(func, types, tuple(inputs), dict(params))
+            result = kind.__torch_dispatch__(func, types, *_aten_arguments(op_class, inputs, params))
             if result is not NotImplemented:
                 break
         else:
