@@ -65,9 +65,9 @@ LISTS = {
     "torch_need_autocast_promote": ("float32", "torch"),
 }
 
-# torch 2.13's loss bindings (torch._C._nn.*, and torch.* for the losses torch's lists call there) reduce
-# nothing when ``reduction`` is left out; chainrule's functions take nn.functional's signature, whose
-# default is the mean, so the trial passes chainrule the reduction torch's call means
+# torch 2.13's loss bindings in torch._C._nn reduce nothing when ``reduction`` is left out; chainrule
+# spells those through nn.functional, whose default is the mean, so the trial passes chainrule the
+# reduction torch's call means (chainrule's top-level losses take ATen's arguments, as torch's do)
 _UNREDUCED_BY_DEFAULT = {"l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "soft_margin_loss",
                          "binary_cross_entropy", "nll_loss", "nll_loss2d", "multi_margin_loss",
                          "multilabel_margin_loss", "hinge_embedding_loss", "margin_ranking_loss",
@@ -151,7 +151,7 @@ def cast_args(lib, value, dtype_name):
 def call(lib, op, namespace, args, kwargs):
     """(function result or None, method result or None, whether the library has each variant)."""
     function = function_of(lib, op, namespace)
-    if lib is chainrule and op in _UNREDUCED_BY_DEFAULT and function is not None:
+    if lib is chainrule and namespace == "nn" and op in _UNREDUCED_BY_DEFAULT and function is not None:
         kwargs = {"reduction": "none", **kwargs}
     result = function(*args, **kwargs) if function is not None else None
     method_result = None

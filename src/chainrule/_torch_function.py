@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 import types
 
 __all__ = [
@@ -348,6 +349,19 @@ def _general_wrapper(impl, handed, face_type=None):
 """
 # (inside the package's directory, so that the profiler's with_stack leaves these frames out too)
 WRAPPER_FILE = os.path.join(os.path.dirname(__file__), "<dispatch wrapper, hidden from warnings as importlib._bootstrap is>")
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning raised by the caller of this function name the first
+    frame outside chainrule: the user's line, however deep inside chainrule the warning starts
+    (decorators such as the autocast policy add frames that a counted stacklevel would miss)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, stacklevel = sys._getframe(2), 2
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        # (the __torch_function__ wrappers' frames are skipped by warnings itself: not counted)
+        stacklevel += frame.f_code.co_filename != WRAPPER_FILE
+        frame = frame.f_back
+    return stacklevel
 _wrapper_namespace = {"state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override}
 exec(compile(_WRAPPER_SOURCE, WRAPPER_FILE, "exec"), _wrapper_namespace)
 _binary_wrapper = _wrapper_namespace["_binary_wrapper"]

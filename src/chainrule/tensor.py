@@ -818,14 +818,14 @@ def _dim_index(dim, op: str) -> int:
         raise TypeError(f"{op or 'dim'}(): argument 'dim' must be int, not {type(dim).__name__}") from None
 
 
-def write_out(result: Tensor, out, op: str, stacklevel: int = 3) -> Tensor:
+def write_out(result: Tensor, out, op: str) -> Tensor:
     """torch's ``out=``: ``result`` written into ``out``, which is resized to the result's shape
-    (with torch's warning, at the caller's frame ``stacklevel``, when it held elements) and returned. Raises before writing when a
-    gradient would be needed (torch refuses out= under autograd) or the dtype can't hold it."""
+    (with torch's warning at the user's line when it held elements) and returned. Raises before writing
+    when a gradient would be needed (torch refuses out= under autograd) or the dtype can't hold it."""
     if not isinstance(out, Tensor):
         raise TypeError(f"{op}(): argument 'out' must be Tensor, not {type(out).__name__}")
     _check_out(result, out, op)
-    return _write_checked_out(result, out, stacklevel + 1)
+    return _write_checked_out(result, out)
 
 
 def _check_out(result: Tensor, out: Tensor, op: str) -> None:
@@ -838,7 +838,7 @@ def _check_out(result: Tensor, out: Tensor, op: str) -> None:
                            f"type {_TYPE_NAMES[out.dtype.name][:-6]}")
 
 
-def _write_checked_out(result: Tensor, out: Tensor, stacklevel: int) -> Tensor:
+def _write_checked_out(result: Tensor, out: Tensor) -> Tensor:
     if out._data.shape != result._data.shape:
         if out._data.size:
             import warnings
@@ -847,7 +847,7 @@ def _write_checked_out(result: Tensor, out: Tensor, stacklevel: int) -> Tensor:
                           f"which does not match the required output shape {list(result.shape)}. This behavior is "
                           "deprecated, and in a future PyTorch release outputs will not be resized unless they have "
                           "zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, to zero "
-                          "elements with t.resize_(0).", UserWarning, stacklevel=stacklevel)
+                          "elements with t.resize_(0).", UserWarning, stacklevel=_torch_function.user_stacklevel())
         out._data = np.empty_like(out._data, shape=result._data.shape)
     out._data[...] = result._data
     out._version_box[0] += 1
@@ -940,7 +940,7 @@ def _write_outs(results: tuple, outs, op: str) -> tuple:
         raise TypeError(f"{op}(): argument 'out' must be tuple of {len(results)} Tensors, not {type(outs).__name__}")
     for result, out in zip(results, outs):
         _check_out(result, out, op)
-    written = [_write_checked_out(result, out, stacklevel=4) for result, out in zip(results, outs)]
+    written = [_write_checked_out(result, out) for result, out in zip(results, outs)]
     return type(results)(*written) if hasattr(type(results), "_fields") else tuple(written)
 
 

@@ -43,9 +43,6 @@ KNOWN_DIFFERENCES = [
      and _differs_only_in(row, "output: values differ", "outside autocast: values differ"),
      "chainrule's float16 conv_transpose sums in float16 (0.13 from the float64 result where torch's float32 "
      "accumulation is 0.02), and float32 conv_transpose3d rounds just over torch's tolerance"),
-    (lambda row: row["op"] == "margin_ranking_loss" and row["kind"] == "chainrule_raised",
-     "torch.margin_ranking_loss (aten) broadcasts a (8,) target against (8, 8) inputs; chainrule's takes "
-     "nn.functional's signature, which refuses inputs of different dimensions as torch's F does"),
     (lambda row: row["op"] == "avg_pool3d" and _differs_only_in(row, "outside autocast: chainrule ran"),
      "outside autocast torch has no bfloat16 CPU kernel for avg_pool3d; chainrule computes it"),
     (lambda row: row["entry"] == "cache: float16 region inside a bfloat16 one",

@@ -148,7 +148,7 @@ def _warn_if_list_of_arrays(data) -> None:
     _list_of_arrays_warned = True
     import warnings
 
-    from .elementwise import user_stacklevel
+    from .._torch_function import user_stacklevel
 
     warnings.warn("Creating a tensor from a list of numpy.ndarrays is extremely slow. Please consider converting "
                   "the list to a single numpy.ndarray with numpy.array() before converting to a tensor.",

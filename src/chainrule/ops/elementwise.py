@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import _dtype, _opmath
 from .._backend import array_module, follow_device, on_one_device
+from .._torch_function import user_stacklevel
 from ..autograd import function as _function_module
 from ..autograd.function import (
     Function,
@@ -582,23 +583,6 @@ def _warn_scalar_first_once(name: str, keyword: str, names: list) -> None:
     warnings.warn(f"This overload of {name} is deprecated:\n\t{name}(Number {keyword}, {tensors})\n"
                   f"Consider using one of the following signatures instead:\n"
                   f"\t{name}({tensors}, *, Number {keyword} = 1)", UserWarning, stacklevel=user_stacklevel())
-
-
-def user_stacklevel() -> int:
-    """The ``stacklevel`` that makes a warning raised by the caller of this function name the first
-    frame outside chainrule: the user's line, however deep inside chainrule the warning starts."""
-    import os
-    import sys
-
-    from .._torch_function import WRAPPER_FILE
-
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    frame, stacklevel = sys._getframe(2), 2
-    while frame is not None and frame.f_code.co_filename.startswith(package):
-        # (the __torch_function__ wrappers' frames are skipped by warnings itself: not counted)
-        stacklevel += frame.f_code.co_filename != WRAPPER_FILE
-        frame = frame.f_back
-    return stacklevel
 
 
 @accepts_scalar_first("alpha", "other")

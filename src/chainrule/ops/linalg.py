@@ -57,7 +57,7 @@ def _exact_out(result: Tensor, out, op: str, vector_product: bool = False) -> Te
                                f"{_dtype.scalar_name(result.dtype)}")
         raise RuntimeError(f"Expected out tensor to have dtype {_C_TYPE_NAMES.get(result.dtype.name, result.dtype.name)}"
                            f", but got {_C_TYPE_NAMES.get(out.dtype.name, out.dtype.name)} instead")
-    return write_out(result, out, op, stacklevel=4)
+    return write_out(result, out, op)
 
 
 def _as_array(x) -> np.ndarray:

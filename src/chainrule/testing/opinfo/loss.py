@@ -133,3 +133,40 @@ op_db: list[OpInfo] = [
         OpCase("cosine_embedding_loss", lambda lib, a, b, y: _F(lib).cosine_embedding_loss(a, b, y, margin=-0.9),
                [randn(4, 3), randn(4, 3, seed=1), _signs(4)], grad=[True, True, False])]),
 ]
+
+
+def _top_level(name: str, cases, **extra) -> OpInfo:
+    # torch's top-level losses: ATen's signatures, the reduction an int (torch 2.13 reads its omitted
+    # default as 0, none; 1 mean, 2 sum)
+    return OpInfo(name, "loss", cases, **extra)
+
+
+op_db += [
+    _top_level("kl_div", lambda: [
+        OpCase("aten_kl_div_default", lambda lib, x, t: lib.kl_div(x, t), [randn(3, 4), _probabilities(3, 4, seed=1)]),
+        OpCase("aten_kl_div_mean_log_target", lambda lib, x, t: lib.kl_div(x, t, 1, log_target=True),
+               [randn(3, 4), randn(3, 4, seed=1)])]),
+    _top_level("binary_cross_entropy_with_logits", lambda: [
+        OpCase("aten_bce_with_logits_sum", lambda lib, x, t, w: lib.binary_cross_entropy_with_logits(x, t, None, w, 2),
+               [randn(3, 4), _probabilities(3, 4, seed=1), positive(4)], grad=[True, True, False])]),
+    _top_level("hinge_embedding_loss", lambda: [
+        OpCase("aten_hinge_embedding_loss", lambda lib, x, y: lib.hinge_embedding_loss(x, y, 0.5),
+               [randn(3, 4, low_gap=0.1) + 0.03, _signs(3, 4)], grad=[True, False])]),
+    _top_level("margin_ranking_loss", lambda: [
+        # ATen broadcasts the operands (nn.functional's wrapper refuses different ranks)
+        OpCase("aten_margin_ranking_loss_broadcast", lambda lib, a, b, y: lib.margin_ranking_loss(a, b, y, 0.2, 1),
+               [randn(4, 3), randn(3, seed=1), _signs(4, 1)], grad=[True, True, False])]),
+    _top_level("cosine_embedding_loss", lambda: [
+        OpCase("aten_cosine_embedding_loss", lambda lib, a, b, y: lib.cosine_embedding_loss(a, b, y, -0.9, 2),
+               [randn(4, 3), randn(4, 3, seed=1), _signs(4)], grad=[True, True, False])]),
+    _top_level("triplet_margin_loss", lambda: [
+        OpCase("aten_triplet_margin_loss", lambda lib, a, p, n: lib.triplet_margin_loss(a, p, n, 1.0, 2, 1e-6, True),
+               [randn(4, 3), randn(4, 3, seed=1), randn(4, 3, seed=2)])]),
+    _top_level("poisson_nll_loss", lambda: [
+        OpCase("aten_poisson_nll_loss", lambda lib, x, t: lib.poisson_nll_loss(x, t, True, False, 1e-8, 1),
+               [randn(3, 4), positive(3, 4)], grad=[True, False])]),
+    _top_level("ctc_loss", lambda: [
+        OpCase("aten_ctc_loss_default", lambda lib, x: lib.ctc_loss(
+            x.log_softmax(2), lib.tensor([[1, 2], [1, 1]]), [5, 5], [2, 2]), [randn(5, 2, 4)])],
+        supports_gradgrad=False),  # torch's CTC backward is not differentiable again
+]
