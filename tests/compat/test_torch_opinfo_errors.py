@@ -421,3 +421,11 @@ def test_nonzero_refuses_a_non_long_out():
     assert_raises_like_torch(lambda: torch.nonzero(torch.tensor([1, 0, 2]), out=torch.empty(0)),
                              lambda: chainrule.nonzero(chainrule.tensor([1, 0, 2]), out=chainrule.empty(0)),
                              "nonzero: Expected out tensor to have scalar type Long but got scalar typeFloat")
+
+
+def test_multinomial_refuses_more_than_two_to_the_24_categories_before_reading_them():
+    # torch.empty-like weights, as op_db's error input: the size is refused, not the values
+    categories = 2 ** 24 + 1
+    assert_raises_like_torch(lambda: torch.multinomial(torch.zeros(categories), 3),
+                             lambda: chainrule.multinomial(chainrule.zeros(categories), 3),
+                             r"number of categories cannot exceed 2\^24")

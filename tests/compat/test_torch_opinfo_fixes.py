@@ -291,3 +291,16 @@ def test_scatter_reduce_prod_gradient_with_zero_factors(include_self):
     for e, a in zip(torch.autograd.grad(expected.sum(), [t_base, t_rows]),
                     chainrule.autograd.grad(actual.sum(), [c_base, c_rows])):
         _same(e, a)
+
+
+def test_nextafter_passes_the_gradient_to_input_and_zero_to_other():
+    # torch 2.13 ignores the one-ulp step: NextafterBackward0 returns grad for input, zeros for other
+    t_a, c_a = _both([[0.5, -1.25, 3.0]], requires_grad=True)
+    t_b, c_b = _both([[1.0], [-4.0]], requires_grad=True)
+    expected, actual = torch.nextafter(t_a, t_b), chainrule.nextafter(c_a, c_b)
+    _same(expected, actual)
+    assert type(actual.grad_fn).__name__ == type(expected.grad_fn).__name__
+    weights = np.array([[2.0, -1.0, 0.5], [3.0, 1.5, -2.0]])
+    for e, a in zip(torch.autograd.grad(expected, [t_a, t_b], torch.tensor(weights)),
+                    chainrule.autograd.grad(actual, [c_a, c_b], chainrule.tensor(weights))):
+        _same(e, a)
