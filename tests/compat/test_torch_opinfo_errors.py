@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -429,3 +430,13 @@ def test_multinomial_refuses_more_than_two_to_the_24_categories_before_reading_t
     assert_raises_like_torch(lambda: torch.multinomial(torch.zeros(categories), 3),
                              lambda: chainrule.multinomial(chainrule.zeros(categories), 3),
                              r"number of categories cannot exceed 2\^24")
+
+
+@pytest.mark.parametrize("bins, phrase", [
+    (lambda module: [3] * 5, "histogramdd: The size of bins must be equal to the innermost dimension of the input"),
+    (lambda module: [module.tensor([0.0, 1.0])] * 5,
+     "expected 6 sequences of bin edges for a 6-dimensional histogram but got 5")], ids=["bin-counts", "edge-tensors"])
+def test_histogramdd_names_a_wrong_count_of_bins(bins, phrase):
+    points = np.random.default_rng(0).random((5, 6), dtype=np.float32)
+    assert_raises_like_torch(lambda: torch.histogramdd(torch.tensor(points), bins(torch)),
+                             lambda: chainrule.histogramdd(chainrule.tensor(points), bins(chainrule)), phrase)

@@ -304,3 +304,20 @@ def test_nextafter_passes_the_gradient_to_input_and_zero_to_other():
     for e, a in zip(torch.autograd.grad(expected, [t_a, t_b], torch.tensor(weights)),
                     chainrule.autograd.grad(actual, [c_a, c_b], chainrule.tensor(weights))):
         _same(e, a)
+
+
+@pytest.mark.parametrize("first_edges", [[0.0, 0.6, 0.4, 1.0], [1.0, 0.0], [0.1, 0.9, 0.3, 0.8, 0.2]],
+                         ids=["one-step-back", "reversed", "zigzag"])
+@pytest.mark.parametrize("density", [False, True])
+def test_histogramdd_bins_with_edges_that_are_not_sorted(first_edges, density):
+    # torch bins each point by its own bisection of the edges as given (NumPy refuses them)
+    points = np.random.default_rng(3).uniform(-0.1, 1.1, (40, 2)).astype(np.float32)
+    weights = np.random.default_rng(4).uniform(0.5, 2.0, 40).astype(np.float32)
+    t_points, c_points = torch.tensor(points), chainrule.tensor(points)
+    second_edges = np.array([0.0, 0.5, 1.0], dtype=np.float32)
+    expected = torch.histogramdd(t_points, [torch.tensor(first_edges), torch.tensor(second_edges)],
+                                 weight=torch.tensor(weights), density=density)
+    actual = chainrule.histogramdd(c_points, [chainrule.tensor(first_edges), chainrule.tensor(second_edges)],
+                                   weight=chainrule.tensor(weights), density=density)
+    assert actual.hist.dtype is chainrule.float32
+    np.testing.assert_allclose(actual.hist.numpy(), expected.hist.numpy(), rtol=1e-6, atol=1e-7, equal_nan=True)
