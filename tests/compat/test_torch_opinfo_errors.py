@@ -440,3 +440,12 @@ def test_histogramdd_names_a_wrong_count_of_bins(bins, phrase):
     points = np.random.default_rng(0).random((5, 6), dtype=np.float32)
     assert_raises_like_torch(lambda: torch.histogramdd(torch.tensor(points), bins(torch)),
                              lambda: chainrule.histogramdd(chainrule.tensor(points), bins(chainrule)), phrase)
+
+
+@pytest.mark.parametrize("op", ["gather", "scatter_add"])
+def test_gather_and_scatter_refuse_a_nonempty_byte_index_in_torch_words(op):
+    def call(module):
+        x = module.ones(2, 3)
+        index = module.zeros(1, 3, dtype=module.uint8)
+        return x.gather(0, index) if op == "gather" else x.scatter_add(0, index, x)
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule), r"^(gather|scatter)\(\): Expected dtype int32/int64 for index$")

@@ -321,3 +321,15 @@ def test_histogramdd_bins_with_edges_that_are_not_sorted(first_edges, density):
                                    weight=chainrule.tensor(weights), density=density)
     assert actual.hist.dtype is chainrule.float32
     np.testing.assert_allclose(actual.hist.numpy(), expected.hist.numpy(), rtol=1e-6, atol=1e-7, equal_nan=True)
+
+
+@pytest.mark.parametrize("index_dtype", ["uint8", "int16", "float32"])
+def test_gather_and_scatter_take_an_empty_index_of_any_dtype(index_dtype):
+    # torch checks the index dtype only when the index has elements
+    t_x, c_x = _both([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+    t_index, c_index = _both(np.zeros((0, 3)), index_dtype)
+    expected, actual = torch.gather(t_x, 0, t_index), chainrule.gather(c_x, 0, c_index)
+    _same(expected, actual)
+    _same(torch.autograd.grad(expected.sum(), t_x)[0], chainrule.autograd.grad(actual.sum(), c_x)[0])
+    _same(t_x.detach().scatter(0, t_index, 7.0), c_x.detach().scatter(0, c_index, 7.0))
+    _same(t_x.detach().scatter_add(0, t_index, t_x.detach()), c_x.detach().scatter_add(0, c_index, c_x.detach()))
