@@ -333,3 +333,15 @@ def test_gather_and_scatter_take_an_empty_index_of_any_dtype(index_dtype):
     _same(torch.autograd.grad(expected.sum(), t_x)[0], chainrule.autograd.grad(actual.sum(), c_x)[0])
     _same(t_x.detach().scatter(0, t_index, 7.0), c_x.detach().scatter(0, c_index, 7.0))
     _same(t_x.detach().scatter_add(0, t_index, t_x.detach()), c_x.detach().scatter_add(0, c_index, c_x.detach()))
+
+
+@pytest.mark.parametrize("dtype", ["int64", "bool", "float64"])
+def test_zeta_below_one_is_nan_even_at_a_pole_of_q(dtype):
+    # Cephes decides x's cases (x = 1: inf, x < 1: NaN) before q's poles 0, -1, ...
+    x = np.array([[-3, -1, 0, 1, 2, 3]]).T
+    q = np.array([[-2, -1, 0, 1, 2]])
+    if dtype == "bool":
+        x, q = x[2:4] > 0, q[:, 2:4] > 0
+    t_x, c_x = _both(x, dtype)
+    t_q, c_q = _both(q, dtype)
+    _same(torch.special.zeta(t_x, t_q), chainrule.special.zeta(c_x, c_q))
