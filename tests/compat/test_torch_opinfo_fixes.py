@@ -345,3 +345,25 @@ def test_zeta_below_one_is_nan_even_at_a_pole_of_q(dtype):
     t_x, c_x = _both(x, dtype)
     t_q, c_q = _both(q, dtype)
     _same(torch.special.zeta(t_x, t_q), chainrule.special.zeta(c_x, c_q))
+
+
+@pytest.mark.parametrize("values, dtype", [(True, "bool"), ([3, 4], "int8"), (2.5, "float64"), ([1.5, 2.0], "float32")])
+def test_sum_to_an_empty_size_is_a_plain_sum(values, dtype):
+    t, c = _both(values, dtype, requires_grad=dtype.startswith("float"))
+    expected, actual = t.sum_to_size(()), c.sum_to_size(())
+    _same(expected, actual)
+    if t.requires_grad:
+        assert type(actual.grad_fn).__name__ == type(expected.grad_fn).__name__ == "SumBackward0"
+
+
+@pytest.mark.parametrize("dims", [([0, 1], [2, 0]), ([1], [0]), ([0], [1])])
+def test_tensordot_contracts_a_size_one_dim_with_a_longer_one(dims):
+    # torch sums the other operand over its dim first, as broadcasting the size-1 dim would
+    t_a, c_a = _both(np.random.default_rng(0).normal(size=(1, 1, 3)), requires_grad=True)
+    t_b, c_b = _both(np.random.default_rng(1).normal(size=(2, 1, 2)), requires_grad=True)
+    expected, actual = torch.tensordot(t_a, t_b, dims=dims), chainrule.tensordot(c_a, c_b, dims=dims)
+    _same(expected, actual)
+    weights = np.random.default_rng(2).normal(size=tuple(expected.shape))
+    for e, a in zip(torch.autograd.grad(expected, [t_a, t_b], torch.tensor(weights)),
+                    chainrule.autograd.grad(actual, [c_a, c_b], chainrule.tensor(weights))):
+        _same(e, a)
