@@ -449,3 +449,15 @@ def test_gather_and_scatter_refuse_a_nonempty_byte_index_in_torch_words(op):
         index = module.zeros(1, 3, dtype=module.uint8)
         return x.gather(0, index) if op == "gather" else x.scatter_add(0, index, x)
     assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule), r"^(gather|scatter)\(\): Expected dtype int32/int64 for index$")
+
+
+@pytest.mark.parametrize("name", ["__rand__", "__ror__", "__rxor__", "__and__", "__iand__", "__add__", "__rmul__",
+                                  "__truediv__"])
+@pytest.mark.parametrize("other", ["tensor", "number"])
+def test_operators_called_unbound_on_a_number_refuse_it(name, other):
+    # torch defines these on its C TensorBase: a non-tensor receiver is a TypeError, not a result
+    def call(module):
+        operand = module.arange(3) if other == "tensor" else 3
+        return getattr(module.Tensor, name)(2, operand)
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
+                             r"^descriptor '__\w+__' for '[\w.]+' objects doesn't apply to a 'int' object$")
