@@ -461,3 +461,88 @@ def test_operators_called_unbound_on_a_number_refuse_it(name, other):
         return getattr(module.Tensor, name)(2, operand)
     assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
                              r"^descriptor '__\w+__' for '[\w.]+' objects doesn't apply to a 'int' object$")
+
+
+def _tuple_out(module, values_dtype, indices_dtype):
+    return module.empty(0, dtype=getattr(module, values_dtype)), module.empty(0, dtype=getattr(module, indices_dtype))
+
+
+@pytest.mark.parametrize("values_dtype, indices_dtype, phrase", [
+    ("float64", "int64", "output values must be of same type as input"),
+    ("float32", "int32", "output indices must be of scalar type Long"),
+    ("float32", "float32", "output indices must be of scalar type Long")])
+def test_kthvalue_out_dtypes(values_dtype, indices_dtype, phrase):
+    data = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    assert_raises_like_torch(
+        lambda: torch.kthvalue(torch.tensor(data), 2, out=_tuple_out(torch, values_dtype, indices_dtype)),
+        lambda: chainrule.kthvalue(chainrule.tensor(data), 2, out=_tuple_out(chainrule, values_dtype, indices_dtype)),
+        phrase)
+
+
+@pytest.mark.parametrize("op", ["kthvalue", "aminmax"])
+def test_tuple_out_overlapping_the_input_is_refused(op):
+    def call(module):
+        x = module.tensor(np.arange(12.0, dtype=np.float32).reshape(3, 4))
+        indices = module.empty(0, dtype=module.int64 if op == "kthvalue" else module.float32)
+        if op == "kthvalue":
+            return module.kthvalue(x, 2, 0, out=(x[0], indices))
+        return module.aminmax(x, dim=0, out=(x[0], indices))
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
+                             "unsupported operation: some elements of the input tensor and the written-to tensor")
+
+
+def test_tuple_out_results_land_in_the_given_tensors():
+    data = np.random.default_rng(1).normal(size=(3, 4)).astype(np.float32)
+    outs = _tuple_out(chainrule, "float32", "int64")
+    result = chainrule.kthvalue(chainrule.tensor(data), 2, out=outs)
+    expected = torch.kthvalue(torch.tensor(data), 2)
+    assert result.values is outs[0] and result.indices is outs[1]
+    np.testing.assert_array_equal(outs[0].numpy(), expected.values.numpy())
+    np.testing.assert_array_equal(outs[1].numpy(), expected.indices.numpy())
+    minmax = _tuple_out(chainrule, "float32", "float32")
+    chainrule.aminmax(chainrule.tensor(data), dim=1, out=minmax)
+    np.testing.assert_array_equal(minmax[0].numpy(), data.min(1))
+    np.testing.assert_array_equal(minmax[1].numpy(), data.max(1))
+
+
+@pytest.mark.parametrize("kwargs, phrase", [
+    ({"dim": 0, "out_dtypes": ("float32", "float64")}, "Expected out tensor to have dtype float, but got double instead"),
+    ({}, "aminmax\\(\\): cannot compute aminmax over an empty dimension as the operation has no identity"),
+    ({"dim": 1}, "aminmax: Expected reduction dim 1 to have non-zero size")], ids=["out-dtype", "empty-all", "empty-dim"])
+def test_aminmax_refusals(kwargs, phrase):
+    kwargs = dict(kwargs)
+    out_dtypes = kwargs.pop("out_dtypes", None)
+    shape = (4, 3) if out_dtypes else (5, 0, 5)
+
+    def call(module):
+        extra = {"out": _tuple_out(module, *out_dtypes)} if out_dtypes else {}
+        return module.aminmax(module.ones(shape), **kwargs, **extra)
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule), phrase)
+
+
+@pytest.mark.parametrize("out_dtype, phrase", [
+    ("complex64", "Expected object of scalar type ComplexDouble but got scalar type ComplexFloat for argument 'out'"),
+    ("float64", "Expected object of scalar type ComplexDouble but got scalar type Double for argument 'out'")])
+def test_complex_out_must_have_the_complex_dtype(out_dtype, phrase):
+    def call(module):
+        part = module.ones(2, 3, dtype=module.float64)
+        return module.complex(part, part, out=module.empty(2, 3, dtype=getattr(module, out_dtype)))
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule), phrase)
+
+
+def test_arange_takes_out_and_computes_in_its_dtype():
+    # an int64 out makes the fractional step truncate to zero: torch's ValueError
+    assert_raises_like_torch(lambda: torch.arange(0, 64, 0.5, out=torch.empty(0, dtype=torch.int64)),
+                             lambda: chainrule.arange(0, 64, 0.5, out=chainrule.empty(0, dtype=chainrule.int64)),
+                             "step must be nonzero")
+    assert_raises_like_torch(lambda: torch.arange(3, dtype=torch.float64, out=torch.empty(3)),
+                             lambda: chainrule.arange(3, dtype=chainrule.float64, out=chainrule.empty(3)),
+                             r"dtype Double does not match dtype of out parameter \(Float\)")
+    for shape in [(0,), (3, 1)]:
+        expected, actual = torch.empty(shape, dtype=torch.int64), chainrule.empty(shape, dtype=chainrule.int64)
+        assert chainrule.arange(0, 6, 2, out=actual) is actual
+        torch.arange(0, 6, 2, out=expected)
+        assert tuple(actual.shape) == tuple(expected.shape)
+        np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+    with pytest.warns(UserWarning, match="The number of elements in the out tensor of shape \\[7\\] is 7"):
+        chainrule.arange(0.5, 3, out=chainrule.empty(7))

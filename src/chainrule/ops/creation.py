@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import itertools
 import math
+import warnings
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from .._backend import (
 )
 from .._backend import device as _device
 from ..autograd import function as _function
-from ..tensor import Tensor, _int_sequence, write_out
+from ..tensor import Tensor, _check_tensor, _int_sequence, write_out
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "full", "empty",
            "zeros_like", "ones_like", "full_like", "empty_like", "arange", "linspace", "logspace",
@@ -499,8 +500,26 @@ def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None
                  memory_format=memory_format)
 
 
-def arange(start, end=None, step=1, *, dtype=None, layout=None, device=None, requires_grad=False) -> Tensor:
-    """torch.arange: int64 for integer arguments, the default float dtype otherwise."""
+def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Tensor:
+    """torch.arange: int64 for integer arguments, the default float dtype otherwise (``out``'s
+    dtype when given)."""
+    if out is not None:
+        _check_tensor(out, "arange", "out", 4)
+        if dtype is not None and _dtype.to_dtype(dtype) != out.dtype:
+            raise RuntimeError(f"dtype {_dtype.scalar_name(_dtype.to_dtype(dtype))} does not match dtype of out "
+                               f"parameter ({_dtype.scalar_name(out.dtype)})")
+        dtype = out.dtype
+        result = arange(start, end, step, dtype=dtype, layout=layout, device=device, requires_grad=requires_grad)
+        if out.numel() != result.numel():
+            if out.numel():
+                warnings.warn(f"The number of elements in the out tensor of shape {list(out.shape)} is {out.numel()} "
+                              f"which does not match the computed number of elements {result.numel()}. Note that this "
+                              "may occur as a result of rounding error. The out tensor will be resized to a tensor of "
+                              f"shape ({result.numel()},).", UserWarning, stacklevel=2)
+            out.resize_(0)  # torch resizes it to the count; write_out gives it the result's shape
+        else:
+            result = result.reshape(out.shape)  # as many elements: torch fills them in out's own shape
+        return write_out(result, out, "arange")
     dtype, requires_grad = factory_args("arange", dtype, requires_grad, device, overloaded=True)
     refuse_dtype(dtype, "arange_cpu", complex_too=True)
     _strided_only(layout, "arange")

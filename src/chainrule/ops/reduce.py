@@ -40,7 +40,8 @@ __out_functions__ = {"sum": "computes_in", "prod": "computes_in", "cumsum": "com
                      "nansum": "computes_in", "mean": "cast", "nanmean": "cast", "std": "cast", "var": "cast",
                      "amax": "same_as_input", "amin": "same_as_input", "argmax": "same", "argmin": "same",
                      "norm": "same", "logsumexp": "floating", "max": "castable", "min": "castable", "sort": "cast",
-                     "topk": "cast", "median": "cast", "all": "cast", "any": "cast", "softmax": "same"}
+                     "topk": "cast", "median": "cast", "all": "cast", "any": "cast", "softmax": "same",
+                     "kthvalue": "values_and_long_indices", "aminmax": "same"}
 __all__ = ["sum", "mean", "sum_to_shape", "prod", "var", "std", "var_mean", "std_mean", "max", "min",
            "amax", "amin", "argmax", "argmin", "logsumexp", "softmax", "log_softmax", "cumsum",
            "cumprod", "norm", "all", "any", "count_nonzero", "sort", "argsort", "topk", "median",
@@ -1608,6 +1609,13 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Te
 
 def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
     """torch.aminmax: ``(min, max)`` over ``dim`` (all elements by default); ties split evenly."""
+    if dim is None and input._data.size == 0:
+        raise RuntimeError("aminmax(): cannot compute aminmax over an empty dimension as the operation has no "
+                           "identity.")
+    if dim is not None and input._data.ndim:
+        d = _single_dim(dim, input._data.ndim, "aminmax")
+        if input._data.shape[d] == 0:  # torch's wording here lacks the "()" of the other reductions
+            raise IndexError(f"aminmax: Expected reduction dim {d} to have non-zero size.")
     if dim is None:
         pair = (amin(input, (), keepdim=True), amax(input, (), keepdim=True)) if keepdim else (amin(input), amax(input))
     else:
