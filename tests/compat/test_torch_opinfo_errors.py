@@ -546,3 +546,31 @@ def test_arange_takes_out_and_computes_in_its_dtype():
         np.testing.assert_array_equal(actual.numpy(), expected.numpy())
     with pytest.warns(UserWarning, match="The number of elements in the out tensor of shape \\[7\\] is 7"):
         chainrule.arange(0.5, 3, out=chainrule.empty(7))
+
+
+@pytest.mark.parametrize("size, physical_layout, phrase", [
+    ((2,), (3,), r"Dimension out of range \(expected to be between 0 and 0, but got 3 at index 0\)"),
+    ((2, 3), (0, -1), r"Dimension out of range \(expected to be between 0 and 1, but got -1 at index 1\)"),
+    ((2, 3, 4), (1, 1, 7), "Duplicate dim not allowed")])
+def test_empty_permuted_checks_each_layout_entry_in_order(size, physical_layout, phrase):
+    assert_raises_like_torch(lambda: torch.empty_permuted(size, physical_layout),
+                             lambda: chainrule.empty_permuted(size, physical_layout), phrase)
+
+
+@pytest.mark.parametrize("arguments, phrase", [
+    ((3, 0, 1), r"Expected dim < static_cast<int64_t>\(self_sizes.size\(\)\) to be true"),
+    ((-4, 0, 1), r"Dimension out of range \(expected to be in range of \[-3, 2\], but got -4\)"),
+    ((0, 0, -1), r"start \(0\) \+ length \(-1\) exceeds dimension size \(10\)"),
+    ((1, -2, -3), r"start \(8\) \+ length \(-3\) exceeds dimension size \(10\)")])
+def test_narrow_copy_refusals_in_its_own_words(arguments, phrase):
+    assert_raises_like_torch(lambda: torch.narrow_copy(torch.ones(10, 10, 10), *arguments),
+                             lambda: chainrule.narrow_copy(chainrule.ones(10, 10, 10), *arguments), phrase)
+
+
+def test_gradient_refuses_coordinates_on_another_device():
+    def call(module):
+        values = module.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
+        coordinates = [module.tensor([1.0, 2.0, 4.0]), module.tensor([1.0, 2.0, 4.0], device="meta")]
+        return module.gradient(values, spacing=coordinates, dim=(0, 1))
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
+                             "torch.gradient expected each tensor to be on the same device, but got devices cpu and meta!")

@@ -125,6 +125,16 @@ def unsafe_chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
 
 def narrow_copy(input: Tensor, dim: int, start: int, length: int) -> Tensor:
     """torch.narrow_copy: narrow(), copied into new memory."""
+    ndim = input._data.ndim
+    if ndim and isinstance(dim, builtins.int) and dim >= ndim:  # its C++ kernel's own check (narrow: IndexError)
+        raise RuntimeError("Expected dim < static_cast<int64_t>(self_sizes.size()) to be true, but got false.  (Could "
+                           "this error message be improved?  If so, please report an enhancement request to PyTorch.)")
+    if isinstance(length, builtins.int) and length < 0:
+        narrow(input, dim, start, 0)  # the dim and start checks come first
+        size = input._data.shape[_wrap_dim(dim, ndim, "narrow_copy")]
+        first = builtins.int(start)  # (a 0-d integer tensor too)
+        first = first + size if first < 0 else first
+        raise RuntimeError(f"start ({first}) + length ({length}) exceeds dimension size ({size}).")
     return name_node(narrow(input, dim, start, length).clone(), "NarrowCopyBackward0", label="narrow_copy",
                      rule="puts the gradient back into the narrowed slice, zeros elsewhere")
 

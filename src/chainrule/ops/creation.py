@@ -420,8 +420,14 @@ def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=Non
     if len(size) != len(physical_layout):
         raise RuntimeError(f"Number of dimensions in size does not match the length of the physical_layout; i.e. "
                            f"len(size) = {len(size)} is not equal to len(physical_layout) = {len(physical_layout)}")
-    if sorted(physical_layout) != list(range(len(size))):
-        raise RuntimeError("Duplicate dim not allowed")
+    seen = set()
+    for i, d in enumerate(physical_layout):  # torch checks each entry in order: its range, then a repeat
+        if not 0 <= d < len(size):
+            raise RuntimeError(f"Dimension out of range (expected to be between 0 and {len(size) - 1}, but got {d} at "
+                               f"index {i}).  NB: negative dims not currently supported; file an issue if you want it.")
+        if d in seen:
+            raise RuntimeError("Duplicate dim not allowed")
+        seen.add(d)
     physical = _xp(device).empty(tuple(size[d] for d in physical_layout), dtype=_dt(dtype))
     inverse = [physical_layout.index(d) for d in range(len(size))]
     return _finish(physical.transpose(inverse), requires_grad)
