@@ -367,3 +367,38 @@ def test_tensordot_contracts_a_size_one_dim_with_a_longer_one(dims):
     for e, a in zip(torch.autograd.grad(expected, [t_a, t_b], torch.tensor(weights)),
                     chainrule.autograd.grad(actual, [c_a, c_b], chainrule.tensor(weights))):
         _same(e, a)
+
+
+def _tied_scores(shape, seed=0, levels=4, dtype="int64"):
+    return np.random.default_rng(seed).integers(0, levels, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("dtype, length", [("int64", 40), ("bool", 300), ("float32", 17)])
+def test_unstable_sort_leaves_ties_in_torch_cpu_order(descending, dtype, length):
+    # torch's sort(stable=False) is std::sort of (value, index) pairs: tied indices come out in
+    # introsort's order, which users of argsort on integer scores or masks see
+    t, c = _both(_tied_scores((3, length), dtype=dtype), dtype)
+    assert c.sort(1, descending).indices.tolist() == t.sort(1, descending).indices.tolist()
+    assert chainrule.argsort(c, 0, descending).tolist() == torch.argsort(t, 0, descending).tolist()
+    # a stable sort keeps ties in index order in both
+    stable_kwargs = {"dim": 1, "descending": descending, "stable": True}
+    assert c.sort(**stable_kwargs).indices.tolist() == t.sort(**stable_kwargs).indices.tolist()
+
+
+@pytest.mark.parametrize("k, sorted", [(1, True), (5, True), (5, False), (12, True), (12, False)])
+@pytest.mark.parametrize("largest", [True, False])
+def test_topk_of_tied_integers_returns_torch_indices(k, sorted, largest):
+    t, c = _both(_tied_scores((4, 20), seed=1), "int64")
+    expected, actual = torch.topk(t, k, 1, largest, sorted), chainrule.topk(c, k, 1, largest, sorted)
+    assert actual.indices.tolist() == expected.indices.tolist()
+    _same(expected.values, actual.values)
+
+
+def test_kthvalue_and_mode_of_tied_integers_return_torch_indices():
+    t, c = _both(_tied_scores((5, 30), seed=2), "int64")
+    for k in (1, 7, 15, 30):
+        assert chainrule.kthvalue(c, k, 1).indices.tolist() == torch.kthvalue(t, k, 1).indices.tolist()
+    assert chainrule.mode(c, 1).indices.tolist() == torch.mode(t, 1).indices.tolist()
+    t_bool, c_bool = _both(_tied_scores(3000, seed=3, levels=2), "bool")
+    assert chainrule.mode(c_bool).indices.item() == torch.mode(t_bool).indices.item()
