@@ -402,3 +402,13 @@ def test_kthvalue_and_mode_of_tied_integers_return_torch_indices():
     assert chainrule.mode(c, 1).indices.tolist() == torch.mode(t, 1).indices.tolist()
     t_bool, c_bool = _both(_tied_scores(3000, seed=3, levels=2), "bool")
     assert chainrule.mode(c_bool).indices.item() == torch.mode(t_bool).indices.item()
+
+
+@pytest.mark.parametrize("dtype, shape", [("int64", (1, 6, 3)), ("int64", (2, 5, 2, 3)), ("float64", (2, 5, 4))])
+def test_local_response_norm_averages_the_squares_as_torch_pool_does(dtype, shape):
+    # torch averages the window with avg_pool (integer division for integer input), then scales by alpha
+    t, c = _both(np.random.default_rng(4).integers(-9, 10, shape), dtype)
+    expected = torch.nn.functional.local_response_norm(t, 3, alpha=0.5, beta=0.75, k=1.25)
+    actual = chainrule.nn.functional.local_response_norm(c, 3, alpha=0.5, beta=0.75, k=1.25)
+    assert str(actual.dtype).split(".")[-1] == str(expected.dtype).split(".")[-1]
+    np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=2e-7, atol=0)
