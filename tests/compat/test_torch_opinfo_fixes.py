@@ -412,3 +412,17 @@ def test_local_response_norm_averages_the_squares_as_torch_pool_does(dtype, shap
     actual = chainrule.nn.functional.local_response_norm(c, 3, alpha=0.5, beta=0.75, k=1.25)
     assert str(actual.dtype).split(".")[-1] == str(expected.dtype).split(".")[-1]
     np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=2e-7, atol=0)
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (5, 5), (2, 4, 3)])
+def test_householder_product_without_reflectors_still_depends_on_its_inputs(shape):
+    # tau empty: Q is the identity's columns; torch's result still requires grad, and its backward
+    # leaves A and tau without a gradient
+    t_a, c_a = _both(np.random.default_rng(5).normal(size=shape), requires_grad=True)
+    t_tau, c_tau = _both(np.zeros(shape[:-2] + (0,)), requires_grad=True)
+    expected = torch.linalg.householder_product(t_a, t_tau)
+    actual = chainrule.linalg.householder_product(c_a, c_tau)
+    _same(expected, actual)
+    assert actual.requires_grad and type(actual.grad_fn).__name__ == type(expected.grad_fn).__name__
+    assert torch.autograd.grad(expected.sum(), [t_a, t_tau], allow_unused=True) == (None, None)
+    assert chainrule.autograd.grad(actual.sum(), [c_a, c_tau], allow_unused=True) == (None, None)
