@@ -456,3 +456,18 @@ def test_as_strided_scatter_keeps_a_transposed_input_layout_and_refuses_out_of_b
         torch.as_strided_scatter(torch.ones(4, 4), torch.ones(2, 2), [2, 2], [200, 200], storage_offset=0)
     with pytest.raises(RuntimeError, match="requiring a storage size of 1604 are out of bounds for storage of size 64"):
         chainrule.as_strided_scatter(chainrule.ones(4, 4), chainrule.ones(2, 2), [2, 2], [200, 200], storage_offset=0)
+
+
+@pytest.mark.parametrize("name", ["hermite_polynomial_h", "hermite_polynomial_he", "laguerre_polynomial_l",
+                                  "legendre_polynomial_p", "chebyshev_polynomial_t", "shifted_chebyshev_polynomial_u"])
+def test_float32_polynomial_recurrences_round_as_torch_fused_multiply_add(name):
+    # torch's CPU kernels compile each step a·q - b·p to one fused multiply-add: float32 results agree
+    # bit for bit only when the step rounds once (|x| >= 1 here: the Chebyshev closed forms inside
+    # (-1, 1) are computed in float64 on purpose)
+    rng = np.random.default_rng(10)
+    x = rng.uniform(1.0, 3.0, 400).astype(np.float32) * rng.choice([-1, 1], 400).astype(np.float32)
+    n = rng.integers(0, 12, 400).astype(np.float32)
+    expected = getattr(torch.special, name)(torch.tensor(x), torch.tensor(n))
+    actual = getattr(chainrule.special, name)(chainrule.tensor(x), chainrule.tensor(n))
+    assert actual.dtype is chainrule.float32
+    np.testing.assert_array_equal(actual.numpy(), expected.numpy())
