@@ -65,6 +65,12 @@ SKIPPED_OPS = {
     "max_pool2d_with_indices_backward": "an internal aten backward kernel (torch.ops.aten), not public API",
     "chalf": "complex32 (chalf): NumPy has no complex32",
 }
+# OpInfos whose gradients are deliberately not compared, each with why (values still are)
+GRADIENTS_NOT_COMPARED = {
+    "as_strided_scatter": "torch 2.13's backward gives the input the gradient of the overwritten positions "
+                          "(its own OpInfo marks test_fn_grad an expected failure; gradcheck fails); chainrule's "
+                          "zeroes them and passes gradcheck",
+}
 # ops returning uninitialised memory: their values are not compared
 UNINITIALISED = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "empty_permuted"}
 # dtypes sampled: forward for every one the op supports, gradients for float64 only
@@ -386,6 +392,8 @@ def run_sample(trial, op, function, sample, dtype_name, seed, want_grad, process
         return "differ", mismatch
     if not (want_grad and torch_inputs):
         return "same", ""
+    if op.name in GRADIENTS_NOT_COMPARED:
+        return "same", f"gradient not compared: {GRADIENTS_NOT_COMPARED[op.name]}"
 
     # one seeded cotangent per differentiable output, the same on both
     torch_outputs = _differentiable_leaves(expected, torch)

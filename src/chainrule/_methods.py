@@ -55,8 +55,25 @@ def bind_module(module) -> None:
 # else fails with Python's own "unsupported operand type(s)" message.
 
 
-def _operator(fn):
+# the operators torch defines in C on TensorBase: called unbound on a non-tensor (``Tensor.__rand__(2, t)``)
+# they refuse it, where torch's Python-level ones (__rsub__, __pow__, __rfloordiv__, ...) go on
+_C_DESCRIPTOR_OPERATORS = frozenset({"__add__", "__radd__", "__iadd__", "__sub__", "__isub__", "__mul__", "__rmul__",
+                                     "__imul__", "__truediv__", "__itruediv__", "__mod__", "__imod__", "__matmul__",
+                                     "__and__", "__rand__", "__iand__", "__or__", "__ror__", "__ior__", "__xor__",
+                                     "__rxor__", "__ixor__"})
+
+
+def _unbound_refusal(name: str, value) -> TypeError:
+    return TypeError(f"descriptor '{name}' for 'chainrule.Tensor' objects doesn't apply to a "
+                     f"'{type(value).__name__}' object")
+
+
+def _operator(fn, name: str = ""):
+    checks_self = name in _C_DESCRIPTOR_OPERATORS
+
     def method(self, other) -> Tensor:
+        if checks_self and not isinstance(self, Tensor):
+            raise _unbound_refusal(name, self)
         try:
             return fn(self, other)
         except TypeError:
@@ -65,8 +82,12 @@ def _operator(fn):
     return method
 
 
-def _inplace_operator(fn):
+def _inplace_operator(fn, name: str = ""):
+    checks_self = name in _C_DESCRIPTOR_OPERATORS
+
     def method(self, other) -> Tensor:
+        if checks_self and not isinstance(self, Tensor):
+            raise _unbound_refusal(name, self)
         try:
             return _inplace(self, fn, other)
         except TypeError:
@@ -83,18 +104,22 @@ def _comparison(fn):
     return method
 
 
-def _reflected(fn):
+def _reflected(fn, name: str = ""):
+    checks_self = name in _C_DESCRIPTOR_OPERATORS
+
     def method(self, other) -> Tensor:
+        if checks_self and not isinstance(self, Tensor):
+            raise _unbound_refusal(name, self)
         try:
             return fn(other, self)
         except TypeError:
             return NotImplemented
 
-    method.__name__ = f"__r{fn.__name__}__"
+    method.__name__ = name or f"__r{fn.__name__}__"
     return method
 
 
-def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
+def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""):
     """A Python operator with a fast path for the common float cases.
 
     A float tensor with a Python number, or two float tensors of one dtype, skip promotion;
@@ -112,7 +137,12 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False):
     takes_number = function_cls is ew.RSub  # number - tensor: the number is a parameter, not an edge
 
     def method(self, other) -> Tensor:
-        data = self._data
+        try:
+            data = self._data
+        except AttributeError:  # called unbound on a non-tensor
+            if name in _C_DESCRIPTOR_OPERATORS:
+                raise _unbound_refusal(name, self) from None
+            raise
         # float64/32/16 and bfloat16 (by type code): float8 tensors take the general op, which
         # refuses them as torch does
         if data.dtype.char in "fdeE":
@@ -178,22 +208,22 @@ def _bind_operators() -> None:
         "or": ew.bitwise_or, "xor": ew.bitwise_xor,
     }
     for name, fn in operators.items():
-        setattr(Tensor, f"__{name}__", _operator(fn))
-        setattr(Tensor, f"__r{name}__", _reflected(fn))
-        setattr(Tensor, f"__i{name}__", _inplace_operator(fn))
+        setattr(Tensor, f"__{name}__", _operator(fn, f"__{name}__"))
+        setattr(Tensor, f"__r{name}__", _reflected(fn, f"__r{name}__"))
+        setattr(Tensor, f"__i{name}__", _inplace_operator(fn, f"__i{name}__"))
     for name, fn in {"eq": ew.eq, "ne": ew.ne, "lt": ew.lt, "le": ew.le, "gt": ew.gt, "ge": ew.ge}.items():
         setattr(Tensor, f"__{name}__", _comparison(fn))
     for name, fn, cls, ufunc in (("add", ew.add, ew.Add, np.add), ("sub", ew.sub, ew.Sub, np.subtract),
                                  ("mul", ew.mul, ew.Mul, np.multiply), ("truediv", ew.div, ew.Div, np.true_divide)):
-        setattr(Tensor, f"__{name}__", _arithmetic(fn, cls, ufunc))
-        _GENERAL_OPERATORS[f"__{name}__"] = _operator(fn)
+        setattr(Tensor, f"__{name}__", _arithmetic(fn, cls, ufunc, name=f"__{name}__"))
+        _GENERAL_OPERATORS[f"__{name}__"] = _operator(fn, f"__{name}__")
         if name in ("add", "mul"):
             # number + tensor is tensor + number, as torch records it: the tensor's edge first
             setattr(Tensor, f"__r{name}__", getattr(Tensor, f"__{name}__"))
             _GENERAL_OPERATORS[f"__r{name}__"] = _GENERAL_OPERATORS[f"__{name}__"]
         else:
-            setattr(Tensor, f"__r{name}__", _arithmetic(fn, cls, ufunc, reflected=True))
-            _GENERAL_OPERATORS[f"__r{name}__"] = _reflected(fn)
+            setattr(Tensor, f"__r{name}__", _arithmetic(fn, cls, ufunc, reflected=True, name=f"__r{name}__"))
+            _GENERAL_OPERATORS[f"__r{name}__"] = _reflected(fn, f"__r{name}__")
     Tensor.__rsub__ = _arithmetic(_rsub, ew.RSub, np.subtract, reflected=True)
     _GENERAL_OPERATORS["__rsub__"] = _reflected(_rsub)
     Tensor.__rtruediv__ = _GENERAL_OPERATORS["__rtruediv__"] = _rtruediv
@@ -641,6 +671,8 @@ def _sum_to_size(self: Tensor, *size) -> Tensor:
     lead = len(shape) - len(size)
     if lead < 0 or any(s not in (1, d) for s, d in zip(size, shape[lead:])):
         raise RuntimeError(f"size {list(size)} is not expandable to size {list(shape)}.")
+    if not size:  # torch's sum_to answers an empty size with a plain sum (integers and bools to int64)
+        return self.sum()
     dims = [*range(lead), *(lead + i for i, (s, d) in enumerate(zip(size, shape[lead:])) if s == 1 and d != 1)]
     if not dims:
         return self

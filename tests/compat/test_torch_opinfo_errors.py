@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -421,3 +422,155 @@ def test_nonzero_refuses_a_non_long_out():
     assert_raises_like_torch(lambda: torch.nonzero(torch.tensor([1, 0, 2]), out=torch.empty(0)),
                              lambda: chainrule.nonzero(chainrule.tensor([1, 0, 2]), out=chainrule.empty(0)),
                              "nonzero: Expected out tensor to have scalar type Long but got scalar typeFloat")
+
+
+def test_multinomial_refuses_more_than_two_to_the_24_categories_before_reading_them():
+    # torch.empty-like weights, as op_db's error input: the size is refused, not the values
+    categories = 2 ** 24 + 1
+    assert_raises_like_torch(lambda: torch.multinomial(torch.zeros(categories), 3),
+                             lambda: chainrule.multinomial(chainrule.zeros(categories), 3),
+                             r"number of categories cannot exceed 2\^24")
+
+
+@pytest.mark.parametrize("bins, phrase", [
+    (lambda module: [3] * 5, "histogramdd: The size of bins must be equal to the innermost dimension of the input"),
+    (lambda module: [module.tensor([0.0, 1.0])] * 5,
+     "expected 6 sequences of bin edges for a 6-dimensional histogram but got 5")], ids=["bin-counts", "edge-tensors"])
+def test_histogramdd_names_a_wrong_count_of_bins(bins, phrase):
+    points = np.random.default_rng(0).random((5, 6), dtype=np.float32)
+    assert_raises_like_torch(lambda: torch.histogramdd(torch.tensor(points), bins(torch)),
+                             lambda: chainrule.histogramdd(chainrule.tensor(points), bins(chainrule)), phrase)
+
+
+@pytest.mark.parametrize("op", ["gather", "scatter_add"])
+def test_gather_and_scatter_refuse_a_nonempty_byte_index_in_torch_words(op):
+    def call(module):
+        x = module.ones(2, 3)
+        index = module.zeros(1, 3, dtype=module.uint8)
+        return x.gather(0, index) if op == "gather" else x.scatter_add(0, index, x)
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule), r"^(gather|scatter)\(\): Expected dtype int32/int64 for index$")
+
+
+@pytest.mark.parametrize("name", ["__rand__", "__ror__", "__rxor__", "__and__", "__iand__", "__add__", "__rmul__",
+                                  "__truediv__"])
+@pytest.mark.parametrize("other", ["tensor", "number"])
+def test_operators_called_unbound_on_a_number_refuse_it(name, other):
+    # torch defines these on its C TensorBase: a non-tensor receiver is a TypeError, not a result
+    def call(module):
+        operand = module.arange(3) if other == "tensor" else 3
+        return getattr(module.Tensor, name)(2, operand)
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
+                             r"^descriptor '__\w+__' for '[\w.]+' objects doesn't apply to a 'int' object$")
+
+
+def _tuple_out(module, values_dtype, indices_dtype):
+    return module.empty(0, dtype=getattr(module, values_dtype)), module.empty(0, dtype=getattr(module, indices_dtype))
+
+
+@pytest.mark.parametrize("values_dtype, indices_dtype, phrase", [
+    ("float64", "int64", "output values must be of same type as input"),
+    ("float32", "int32", "output indices must be of scalar type Long"),
+    ("float32", "float32", "output indices must be of scalar type Long")])
+def test_kthvalue_out_dtypes(values_dtype, indices_dtype, phrase):
+    data = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    assert_raises_like_torch(
+        lambda: torch.kthvalue(torch.tensor(data), 2, out=_tuple_out(torch, values_dtype, indices_dtype)),
+        lambda: chainrule.kthvalue(chainrule.tensor(data), 2, out=_tuple_out(chainrule, values_dtype, indices_dtype)),
+        phrase)
+
+
+@pytest.mark.parametrize("op", ["kthvalue", "aminmax"])
+def test_tuple_out_overlapping_the_input_is_refused(op):
+    def call(module):
+        x = module.tensor(np.arange(12.0, dtype=np.float32).reshape(3, 4))
+        indices = module.empty(0, dtype=module.int64 if op == "kthvalue" else module.float32)
+        if op == "kthvalue":
+            return module.kthvalue(x, 2, 0, out=(x[0], indices))
+        return module.aminmax(x, dim=0, out=(x[0], indices))
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
+                             "unsupported operation: some elements of the input tensor and the written-to tensor")
+
+
+def test_tuple_out_results_land_in_the_given_tensors():
+    data = np.random.default_rng(1).normal(size=(3, 4)).astype(np.float32)
+    outs = _tuple_out(chainrule, "float32", "int64")
+    result = chainrule.kthvalue(chainrule.tensor(data), 2, out=outs)
+    expected = torch.kthvalue(torch.tensor(data), 2)
+    assert result.values is outs[0] and result.indices is outs[1]
+    np.testing.assert_array_equal(outs[0].numpy(), expected.values.numpy())
+    np.testing.assert_array_equal(outs[1].numpy(), expected.indices.numpy())
+    minmax = _tuple_out(chainrule, "float32", "float32")
+    chainrule.aminmax(chainrule.tensor(data), dim=1, out=minmax)
+    np.testing.assert_array_equal(minmax[0].numpy(), data.min(1))
+    np.testing.assert_array_equal(minmax[1].numpy(), data.max(1))
+
+
+@pytest.mark.parametrize("kwargs, phrase", [
+    ({"dim": 0, "out_dtypes": ("float32", "float64")}, "Expected out tensor to have dtype float, but got double instead"),
+    ({}, "aminmax\\(\\): cannot compute aminmax over an empty dimension as the operation has no identity"),
+    ({"dim": 1}, "aminmax: Expected reduction dim 1 to have non-zero size")], ids=["out-dtype", "empty-all", "empty-dim"])
+def test_aminmax_refusals(kwargs, phrase):
+    kwargs = dict(kwargs)
+    out_dtypes = kwargs.pop("out_dtypes", None)
+    shape = (4, 3) if out_dtypes else (5, 0, 5)
+
+    def call(module):
+        extra = {"out": _tuple_out(module, *out_dtypes)} if out_dtypes else {}
+        return module.aminmax(module.ones(shape), **kwargs, **extra)
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule), phrase)
+
+
+@pytest.mark.parametrize("out_dtype, phrase", [
+    ("complex64", "Expected object of scalar type ComplexDouble but got scalar type ComplexFloat for argument 'out'"),
+    ("float64", "Expected object of scalar type ComplexDouble but got scalar type Double for argument 'out'")])
+def test_complex_out_must_have_the_complex_dtype(out_dtype, phrase):
+    def call(module):
+        part = module.ones(2, 3, dtype=module.float64)
+        return module.complex(part, part, out=module.empty(2, 3, dtype=getattr(module, out_dtype)))
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule), phrase)
+
+
+def test_arange_takes_out_and_computes_in_its_dtype():
+    # an int64 out makes the fractional step truncate to zero: torch's ValueError
+    assert_raises_like_torch(lambda: torch.arange(0, 64, 0.5, out=torch.empty(0, dtype=torch.int64)),
+                             lambda: chainrule.arange(0, 64, 0.5, out=chainrule.empty(0, dtype=chainrule.int64)),
+                             "step must be nonzero")
+    assert_raises_like_torch(lambda: torch.arange(3, dtype=torch.float64, out=torch.empty(3)),
+                             lambda: chainrule.arange(3, dtype=chainrule.float64, out=chainrule.empty(3)),
+                             r"dtype Double does not match dtype of out parameter \(Float\)")
+    for shape in [(0,), (3, 1)]:
+        expected, actual = torch.empty(shape, dtype=torch.int64), chainrule.empty(shape, dtype=chainrule.int64)
+        assert chainrule.arange(0, 6, 2, out=actual) is actual
+        torch.arange(0, 6, 2, out=expected)
+        assert tuple(actual.shape) == tuple(expected.shape)
+        np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+    with pytest.warns(UserWarning, match="The number of elements in the out tensor of shape \\[7\\] is 7"):
+        chainrule.arange(0.5, 3, out=chainrule.empty(7))
+
+
+@pytest.mark.parametrize("size, physical_layout, phrase", [
+    ((2,), (3,), r"Dimension out of range \(expected to be between 0 and 0, but got 3 at index 0\)"),
+    ((2, 3), (0, -1), r"Dimension out of range \(expected to be between 0 and 1, but got -1 at index 1\)"),
+    ((2, 3, 4), (1, 1, 7), "Duplicate dim not allowed")])
+def test_empty_permuted_checks_each_layout_entry_in_order(size, physical_layout, phrase):
+    assert_raises_like_torch(lambda: torch.empty_permuted(size, physical_layout),
+                             lambda: chainrule.empty_permuted(size, physical_layout), phrase)
+
+
+@pytest.mark.parametrize("arguments, phrase", [
+    ((3, 0, 1), r"Expected dim < static_cast<int64_t>\(self_sizes.size\(\)\) to be true"),
+    ((-4, 0, 1), r"Dimension out of range \(expected to be in range of \[-3, 2\], but got -4\)"),
+    ((0, 0, -1), r"start \(0\) \+ length \(-1\) exceeds dimension size \(10\)"),
+    ((1, -2, -3), r"start \(8\) \+ length \(-3\) exceeds dimension size \(10\)")])
+def test_narrow_copy_refusals_in_its_own_words(arguments, phrase):
+    assert_raises_like_torch(lambda: torch.narrow_copy(torch.ones(10, 10, 10), *arguments),
+                             lambda: chainrule.narrow_copy(chainrule.ones(10, 10, 10), *arguments), phrase)
+
+
+def test_gradient_refuses_coordinates_on_another_device():
+    def call(module):
+        values = module.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
+        coordinates = [module.tensor([1.0, 2.0, 4.0]), module.tensor([1.0, 2.0, 4.0], device="meta")]
+        return module.gradient(values, spacing=coordinates, dim=(0, 1))
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
+                             "torch.gradient expected each tensor to be on the same device, but got devices cpu and meta!")

@@ -213,9 +213,11 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
         got = f"kH: {size} kW: 1" if dim == 3 else f"kT: {size} kH: 1 kW: 1"
         raise RuntimeError(f"kernel size should be greater than zero, but got {got}")
     windows = sum(padded[:, :, i:i + c] for i in range(size)).reshape(tuple(div.shape)).squeeze(1)
+    # averaged first, as torch's pool does (an integer pool truncates: the squares are >= 0, so // is it)
+    averaged = windows // size if windows._data.dtype.kind in "iu" else windows / size
     # torch's composition keeps a channels-last input's layout (its pool and division follow it),
     # and another input's stride order (its last step, the division, is elementwise)
-    return _relaid_as_suggested(input / (windows * (alpha / size) + k) ** beta, input, otherwise_stride_order=True)
+    return _relaid_as_suggested(input / (averaged * alpha + k) ** beta, input, otherwise_stride_order=True)
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:

@@ -113,6 +113,7 @@ def namespace_with_out(modules) -> dict:
     cast ..."); ``"computes_in"`` the out's dtype is the dtype the op computes in (sum, cumsum: as
     ``dtype=``); ``"same_as_input"`` (amax), ``"same"`` (norm, argmax: their C++ type names),
     ``"same_elementwise"`` (neg, round), ``"same_where"``, ``"same_scalar_type"`` (index_select),
+    ``"same_scalar_object"`` (complex), ``"values_and_long_indices"`` (kthvalue's tuple out),
     ``"long"`` (nonzero), ``"long_samples"`` (multinomial): each torch's own refusal of any other; ``"cat"`` (cat, stack) a cast
     torch allows, else its TypeError;
     ``"floating"`` any floating dtype (logsumexp); ``"castable"`` torch's canCast check (max());
@@ -148,8 +149,9 @@ def _with_out_rule(function, name: str, rule: str):
     from ..tensor import Tensor, _write_outs, out_keyword_front, write_out
 
     def with_out(*args, out, **kwargs):
-        if isinstance(out, Tensor):
-            _check_out_overlap(name, out, (*args, *kwargs.values()))
+        for each_out in out if isinstance(out, (tuple, list)) else (out,):  # (values, indices) outs too
+            if isinstance(each_out, Tensor):
+                _check_out_overlap(name, each_out, (*args, *kwargs.values()))
         if rule == "computes_in" and isinstance(out, Tensor) and kwargs.get("dtype") is None:
             kwargs["dtype"] = out.dtype
         if rule in _OUT_DTYPE_FIXED and isinstance(out, Tensor):
@@ -160,6 +162,10 @@ def _with_out_rule(function, name: str, rule: str):
                 raise refusal
         result = function(*args, **kwargs)
         if isinstance(result, tuple):  # max(dim)'s (values, indices): each written as it can be cast
+            if rule in _TUPLE_OUT_RULES and isinstance(out, (tuple, list)) and all(isinstance(o, Tensor) for o in out):
+                refusal = _tuple_out_refusal(name, rule, args[0] if args else kwargs.get("input"), result, out)
+                if refusal is not None:
+                    raise refusal
             return _write_outs(result, out, name)
         refusal = _out_dtype_refusal(name, rule, args[0] if args else kwargs.get("input"), result, out)
         if refusal is not None:
@@ -169,12 +175,15 @@ def _with_out_rule(function, name: str, rule: str):
     return out_keyword_front(function, with_out)
 
 
+# rules checked on each tensor of a tuple out (the others cast each result as it can)
+_TUPLE_OUT_RULES = {"same", "values_and_long_indices"}
+
 # rules whose out dtype is fixed whatever the inputs are (torch's kernels check it on entry)
 _OUT_DTYPE_FIXED = {"long", "long_samples"}
 
 # ops whose kernels refuse an out= sharing any memory with an input, even the same tensor (torch's
 # assert_no_overlap); elementwise ops allow an out that is exactly an input, so they are not here
-_REFUSES_OUT_OVERLAPPING_INPUT = {"gather", "index_select", "masked_select", "cat", "take"}
+_REFUSES_OUT_OVERLAPPING_INPUT = {"gather", "index_select", "masked_select", "cat", "take", "kthvalue", "aminmax"}
 
 
 def _check_out_overlap(name: str, out, arguments) -> None:
@@ -194,6 +203,22 @@ def _check_out_overlap(name: str, out, arguments) -> None:
     if any(type(a._data) is np.ndarray and np.may_share_memory(a._data, data) for a in inputs):
         raise RuntimeError("unsupported operation: some elements of the input tensor and the written-to tensor refer "
                            "to a single memory location. Please clone() the tensor before performing the operation.")
+
+
+def _tuple_out_refusal(name: str, rule: str, input, results: tuple, outs) -> Exception | None:
+    """torch's error where a tensor of a tuple ``out`` has the wrong dtype, else None: "same" asks
+    each for its result's dtype (aminmax); kthvalue's values must have the input's, its indices int64."""
+    if rule == "values_and_long_indices":
+        if outs[0].dtype != input.dtype:
+            return RuntimeError("output values must be of same type as input")
+        if outs[1].dtype.name != "int64":
+            return RuntimeError("output indices must be of scalar type Long")
+        return None
+    for result, out in zip(results, outs):
+        refusal = _out_dtype_refusal(name, rule, input, result, out)
+        if refusal is not None:
+            return refusal
+    return None
 
 
 def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | None:
@@ -217,6 +242,9 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
                             f"{scalar(input.dtype)} and out.dtype = {scalar(got)}")
     if rule == "same_scalar_type" and got != expected:
         return RuntimeError(f"{name}(): self and result must have the same scalar type")
+    if rule == "same_scalar_object" and got != expected:
+        return RuntimeError(f"Expected object of scalar type {scalar(expected)} but got scalar type {scalar(got)} for "
+                            "argument 'out'")
     if rule == "long" and got.name != "int64":
         return RuntimeError(f"{name}: Expected out tensor to have scalar type Long but got scalar type{scalar(got)}")
     if rule == "long_samples" and got.name != "int64":

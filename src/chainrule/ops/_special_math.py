@@ -95,11 +95,13 @@ _ZETA_A = (12.0, -720.0, 30240.0, -1209600.0, 47900160.0, -1.8924375803183791606
 def zeta(x: np.ndarray, q: np.ndarray) -> np.ndarray:
     """The Hurwitz zeta function Σ_k (k + q)^-x, Cephes' algorithm (as ATen): nine or more terms
     summed directly, then the Euler-Maclaurin tail. +inf at x = 1 and at the poles q = 0, -1, ...;
-    NaN for x < 1 and for q < 0 with x not an integer."""
+    NaN for x < 1 and for q < 0 with x not an integer; x's cases are decided first (q = 0 with
+    x < 1 is NaN), as Cephes tests them in that order."""
     x, q = np.broadcast_arrays(_f64(x), _f64(q))
     with np.errstate(all="ignore"):
-        pole = (x == 1) | ((q <= 0) & (q == np.floor(q)))
-        invalid = (x < 1) | ((q < 0) & (x != np.floor(x)))
+        x_pole, x_invalid = x == 1, x < 1
+        pole = x_pole | (~x_invalid & (q <= 0) & (q == np.floor(q)))
+        invalid = ~x_pole & (x_invalid | ((q < 0) & (x != np.floor(x))))
         huge_q = q > 1e8  # DLMF 25.11.43: the leading terms are exact to round-off there
         qq = np.where(pole | invalid | huge_q, 1.0, q)
         xx = np.where(pole | invalid, 2.0, x)
@@ -129,7 +131,7 @@ def zeta(x: np.ndarray, q: np.ndarray) -> np.ndarray:
             b = b / w
             k += 1
         s = np.where(huge_q, (1 / (x - 1) + 1 / (2 * q)) * q ** (1 - x), s)
-        s = np.where(invalid, np.nan, s)
+        s = np.where(invalid & ~pole, np.nan, s)
         return np.where(pole, np.inf, s)
 
 

@@ -125,6 +125,16 @@ def unsafe_chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
 
 def narrow_copy(input: Tensor, dim: int, start: int, length: int) -> Tensor:
     """torch.narrow_copy: narrow(), copied into new memory."""
+    ndim = input._data.ndim
+    if ndim and isinstance(dim, builtins.int) and dim >= ndim:  # its C++ kernel's own check (narrow: IndexError)
+        raise RuntimeError("Expected dim < static_cast<int64_t>(self_sizes.size()) to be true, but got false.  (Could "
+                           "this error message be improved?  If so, please report an enhancement request to PyTorch.)")
+    if isinstance(length, builtins.int) and length < 0:
+        narrow(input, dim, start, 0)  # the dim and start checks come first
+        size = input._data.shape[_wrap_dim(dim, ndim, "narrow_copy")]
+        first = builtins.int(start)  # (a 0-d integer tensor too)
+        first = first + size if first < 0 else first
+        raise RuntimeError(f"start ({first}) + length ({length}) exceeds dimension size ({size}).")
     return name_node(narrow(input, dim, start, length).clone(), "NarrowCopyBackward0", label="narrow_copy",
                      rule="puts the gradient back into the narrowed slice, zeros elsewhere")
 
@@ -320,9 +330,11 @@ def histogramdd(input: Tensor, bins, *, range=None, weight: Tensor | None = None
     if isinstance(bins, (builtins.int, np.integer)):
         bins = [builtins.int(bins)] * dims
     bins = list(bins)
-    if len(bins) != dims:
-        raise RuntimeError(f"torch.histogramdd: expected {dims} sequences of bin edges for each dimension, but got "
-                           f"{len(bins)}")
+    if len(bins) != dims:  # torch words the count of bin numbers and of edge tensors differently
+        if not any(isinstance(b, Tensor) for b in bins):
+            raise RuntimeError("histogramdd: The size of bins must be equal to the innermost dimension of the input.")
+        raise RuntimeError(f"torch.histogramdd: expected {dims} sequences of bin edges for a {dims}-dimensional "
+                           f"histogram but got {len(bins)}")
     if range is not None and len(range) != 2 * dims:
         raise RuntimeError(f"torch.histogramdd: for a {dims}-dimensional histogram range should have {2 * dims} "
                            f"elements, but got {len(range)}")
@@ -341,8 +353,52 @@ def histogramdd(input: Tensor, bins, *, range=None, weight: Tensor | None = None
             low, high = low - 0.5, high + 0.5
         edges.append(xp.linspace(low, high, builtins.int(b) + 1).astype(data.dtype))
     weights = None if weight is None else weight._data.reshape(-1)
-    hist, _ = xp.histogramdd(points, bins=[e.astype(np.float64) for e in edges], weights=weights, density=density)
+    if any(bool((e[1:] < e[:-1]).any()) for e in edges):  # NumPy refuses these; torch bins them regardless
+        hist = _histogramdd_unsorted_edges(xp, points, edges, weights, density)
+    else:
+        hist, _ = xp.histogramdd(points, bins=[e.astype(np.float64) for e in edges], weights=weights, density=density)
     return return_types.histogramdd(Tensor._make(hist.astype(data.dtype)), tuple(Tensor._make(e) for e in edges))
+
+
+def _upper_bound(xp, edges, values):
+    """The C++ ``std::upper_bound`` of each value in ``edges``, step for step (torch's histogram
+    kernel searches edges that need not be sorted, and its answer is that of this exact bisection)."""
+    first = xp.zeros(values.shape, dtype=np.int64)
+    length = xp.full(values.shape, len(edges), dtype=np.int64)
+    while bool((length > 0).any()):
+        half = length >> 1
+        middle = xp.minimum(first + half, len(edges) - 1)
+        go_left = values < edges[middle]
+        searching = length > 0
+        first = xp.where(searching & ~go_left, middle + 1, first)
+        length = xp.where(searching, xp.where(go_left, half, length - half - 1), 0)
+    return first
+
+
+def _histogramdd_unsorted_edges(xp, points, edges, weights, density):
+    """torch's CPU histogramdd for edges that are not non-decreasing: a point counts only when each
+    coordinate lies between its first and last edge (none does when the last edge is below the
+    first), in the bin ``upper_bound - 1`` (the last edge belongs to the last bin); ``density``
+    divides by the total, then by each dim's signed edge differences."""
+    counted = xp.ones(points.shape[0], dtype=bool)
+    flat_index = xp.zeros(points.shape[0], dtype=np.int64)
+    for d, e in enumerate(edges):
+        values = points[:, d]
+        counted &= (values >= e[0]) & (values <= e[-1])
+        position = _upper_bound(xp, e, values) - 1
+        position = xp.where(position == len(e) - 1, position - 1, position)
+        flat_index = flat_index * (len(e) - 1) + xp.clip(position, 0, len(e) - 2)
+    shape = tuple(len(e) - 1 for e in edges)
+    chosen = None if weights is None else weights[counted].astype(np.float64)
+    hist = xp.bincount(flat_index[counted], weights=chosen, minlength=math.prod(shape)).astype(np.float64)
+    hist = hist.reshape(shape)
+    if density:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hist = hist / hist.sum()
+            for d, e in enumerate(edges):
+                widths = xp.diff(e.astype(np.float64))
+                hist = hist / widths.reshape((-1,) + (1,) * (len(edges) - d - 1))
+    return hist
 
 
 # ---------------------------------------------------------------- sampling

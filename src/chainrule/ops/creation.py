@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import itertools
 import math
+import warnings
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from .._backend import (
 )
 from .._backend import device as _device
 from ..autograd import function as _function
-from ..tensor import Tensor, _int_sequence, write_out
+from ..tensor import Tensor, _check_tensor, _int_sequence, write_out
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "full", "empty",
            "zeros_like", "ones_like", "full_like", "empty_like", "arange", "linspace", "logspace",
@@ -419,8 +420,14 @@ def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=Non
     if len(size) != len(physical_layout):
         raise RuntimeError(f"Number of dimensions in size does not match the length of the physical_layout; i.e. "
                            f"len(size) = {len(size)} is not equal to len(physical_layout) = {len(physical_layout)}")
-    if sorted(physical_layout) != list(range(len(size))):
-        raise RuntimeError("Duplicate dim not allowed")
+    seen = set()
+    for i, d in enumerate(physical_layout):  # torch checks each entry in order: its range, then a repeat
+        if not 0 <= d < len(size):
+            raise RuntimeError(f"Dimension out of range (expected to be between 0 and {len(size) - 1}, but got {d} at "
+                               f"index {i}).  NB: negative dims not currently supported; file an issue if you want it.")
+        if d in seen:
+            raise RuntimeError("Duplicate dim not allowed")
+        seen.add(d)
     physical = _xp(device).empty(tuple(size[d] for d in physical_layout), dtype=_dt(dtype))
     inverse = [physical_layout.index(d) for d in range(len(size))]
     return _finish(physical.transpose(inverse), requires_grad)
@@ -499,8 +506,26 @@ def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None
                  memory_format=memory_format)
 
 
-def arange(start, end=None, step=1, *, dtype=None, layout=None, device=None, requires_grad=False) -> Tensor:
-    """torch.arange: int64 for integer arguments, the default float dtype otherwise."""
+def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Tensor:
+    """torch.arange: int64 for integer arguments, the default float dtype otherwise (``out``'s
+    dtype when given)."""
+    if out is not None:
+        _check_tensor(out, "arange", "out", 4)
+        if dtype is not None and _dtype.to_dtype(dtype) != out.dtype:
+            raise RuntimeError(f"dtype {_dtype.scalar_name(_dtype.to_dtype(dtype))} does not match dtype of out "
+                               f"parameter ({_dtype.scalar_name(out.dtype)})")
+        dtype = out.dtype
+        result = arange(start, end, step, dtype=dtype, layout=layout, device=device, requires_grad=requires_grad)
+        if out.numel() != result.numel():
+            if out.numel():
+                warnings.warn(f"The number of elements in the out tensor of shape {list(out.shape)} is {out.numel()} "
+                              f"which does not match the computed number of elements {result.numel()}. Note that this "
+                              "may occur as a result of rounding error. The out tensor will be resized to a tensor of "
+                              f"shape ({result.numel()},).", UserWarning, stacklevel=2)
+            out.resize_(0)  # torch resizes it to the count; write_out gives it the result's shape
+        else:
+            result = result.reshape(out.shape)  # as many elements: torch fills them in out's own shape
+        return write_out(result, out, "arange")
     dtype, requires_grad = factory_args("arange", dtype, requires_grad, device, overloaded=True)
     refuse_dtype(dtype, "arange_cpu", complex_too=True)
     _strided_only(layout, "arange")

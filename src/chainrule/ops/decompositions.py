@@ -1168,6 +1168,24 @@ def linalg_tensorsolve(A: Tensor, B: Tensor, dims=None, *, out=None) -> Tensor:
     return _copy_out(result, out, "linalg.tensorsolve")
 
 
+class NoReflectors(Function):
+    """householder_product with an empty tau: the identity's first n columns, which torch still
+    records on A and tau; its backward gives them no gradient (None, as torch's)."""
+    label = "householder_product"
+    rule = "no gradient to A or tau (the result does not depend on them)"
+    formula = "householder_product({0}, {1})"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, A, tau):
+        xp = array_module(A)
+        return xp.broadcast_to(xp.eye(*A.shape[-2:], dtype=A.dtype), A.shape).copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, None
+
+
 @cpu_autocast_policy("float32")  # torch's CPU autocast lists orgqr
 def linalg_householder_product(A: Tensor, tau: Tensor, *, out=None) -> Tensor:
     """torch.linalg.householder_product (LAPACK orgqr): the first n columns of H₁ ⋯ H_k with
@@ -1196,6 +1214,8 @@ def linalg_householder_product(A: Tensor, tau: Tensor, *, out=None) -> Tensor:
         head = _const(xp.broadcast_to(xp.asarray([0.0] * i + [1.0], dtype=A._data.dtype), batch + (i + 1,)))
         v = cat([head, A[..., i + 1:, i]], -1).unsqueeze(-1)
         Q = Q - tau[..., i, None, None] * _mat(v, _mat(v.mT, Q))
+    if k == 0:
+        Q = NoReflectors.apply(A, tau)
     Q = Q.mT.contiguous().mT  # LAPACK's column-major layout, which torch returns
     return _copy_out(name_node(Q, "LinalgHouseholderProductBackward0", label="householder_product"), out,
                      "linalg.householder_product")

@@ -905,6 +905,20 @@ def _index_array(index, op: str, vector: bool = False) -> np.ndarray:
     return array
 
 
+def _scatter_gather_index(index, op: str) -> np.ndarray:
+    """The index array of gather and the scatters: torch checks its dtype only when it has elements
+    (an empty index of any dtype selects nothing) and names every scatter "scatter()"."""
+    if not isinstance(index, Tensor):
+        raise TypeError(f"{op}(): argument 'index' must be Tensor, not {type(index).__name__}")
+    array = index._data
+    if array.dtype not in (np.int64, np.int32):
+        if array.size:
+            raise RuntimeError(f"{'gather' if op == 'gather' else 'scatter'}(): Expected dtype int32/int64 for index")
+        array = array.astype(np.int64)
+    on_its_gpu(array)  # its range check runs where it is
+    return array
+
+
 def _check_range(index: np.ndarray, size: int, dim: int, op: str, negative: bool = False) -> None:
     if index.size == 0:
         return
@@ -1037,7 +1051,7 @@ def _scatter_add_array(out: np.ndarray, index: np.ndarray, dim: int, src: np.nda
 def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False) -> Tensor:
     """torch.gather: ``out[i][j] = input[index[i][j]][j]`` (for dim 0); ``index`` may be smaller
     than ``input`` in the other dims. The gradient scatter-adds back (repeats summed)."""
-    array = _index_array(index, "gather")
+    array = _scatter_gather_index(index, "gather")
     d = _wrap_dim(dim, input._data.ndim, "gather")
     _check_gather_shapes("gather", input, array, d)
     _check_range(array, _as_1d(input._data).shape[d], d, "gather")
@@ -1096,7 +1110,7 @@ def _scatter_src(input: Tensor, src: Tensor, op: str) -> Tensor:
 def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     """torch.scatter_add: a copy of ``input`` with ``src[i][j]`` added at ``index[i][j]`` along
     ``dim`` (repeated indices accumulate)."""
-    array = _index_array(index, "scatter_add")
+    array = _scatter_gather_index(index, "scatter_add")
     src = _scatter_src(input, src, "scatter_add")
     d = _wrap_dim(dim, input._data.ndim, "scatter_add")
     _check_gather_shapes("scatter_add", input, array, d, src)
@@ -1191,7 +1205,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
     if src is not None and not isinstance(src, Tensor):
         src, value = None, src
     value = checked_scalar(value, input.dtype)
-    array = _index_array(index, "scatter")
+    array = _scatter_gather_index(index, "scatter")
     d = _wrap_dim(dim, input._data.ndim, "scatter")
     if src is not None:
         _scatter_src(input, src, "scatter")
@@ -1305,7 +1319,7 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
 
     if reduce not in _REDUCTIONS:
         raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
-    array = _index_array(index, "scatter_reduce")
+    array = _scatter_gather_index(index, "scatter_reduce")
     src = _scatter_src(input, src, "scatter_reduce")
     d = _wrap_dim(dim, input._data.ndim, "scatter_reduce")
     _check_gather_shapes("scatter_reduce", input, array, d, src)

@@ -908,7 +908,13 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
         dims_a = [_wrap_dim(d, a._data.ndim, "tensordot") for d in dims_a]
         dims_b = [_wrap_dim(d, b._data.ndim, "tensordot") for d in dims_b]
     for da, db in zip(dims_a, dims_b):
-        if a._data.shape[da] != b._data.shape[db]:
+        size_a, size_b = a._data.shape[da], b._data.shape[db]
+        # torch broadcasts a size-1 contracted dim: the other operand is summed over its dim first
+        if size_b == 1:
+            a = a.sum(da, keepdim=True, dtype=a.dtype)
+        elif size_a == 1:
+            b = b.sum(db, keepdim=True, dtype=b.dtype)
+        elif size_a != size_b:
             raise RuntimeError(f"contracted dimensions need to match, but first has size {a._data.shape[da]} "
                                f"in dim {da} and second has size {b._data.shape[db]} in dim {db}")
     letters = iter(_LETTERS)

@@ -507,6 +507,8 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
         raise RuntimeError("cannot sample n_sample <= 0 samples")
     if not replacement and num_samples > data.shape[-1]:
         raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+    if data.shape[-1] > 2 ** 24:  # torch's kernels index categories in float32, exact up to 2^24
+        raise RuntimeError("number of categories cannot exceed 2^24")
     xp = array_module(data)
     if xp is not np:
         return Tensor._make(_multinomial_on_device(xp, data, num_samples, replacement, _rng(generator, xp)))

@@ -31,7 +31,7 @@ from ..autograd.function import (
     saved,
 )
 from ..tensor import Tensor, _wrap_dim, preserve_layout
-from . import _cuda_kernels
+from . import _cuda_kernels, cpu_sort_order
 from .elementwise import conjugate_rule
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -40,7 +40,8 @@ __out_functions__ = {"sum": "computes_in", "prod": "computes_in", "cumsum": "com
                      "nansum": "computes_in", "mean": "cast", "nanmean": "cast", "std": "cast", "var": "cast",
                      "amax": "same_as_input", "amin": "same_as_input", "argmax": "same", "argmin": "same",
                      "norm": "same", "logsumexp": "floating", "max": "castable", "min": "castable", "sort": "cast",
-                     "topk": "cast", "median": "cast", "all": "cast", "any": "cast", "softmax": "same"}
+                     "topk": "cast", "median": "cast", "all": "cast", "any": "cast", "softmax": "same",
+                     "kthvalue": "values_and_long_indices", "aminmax": "same"}
 __all__ = ["sum", "mean", "sum_to_shape", "prod", "var", "std", "var_mean", "std_mean", "max", "min",
            "amax", "amin", "argmax", "argmin", "logsumexp", "softmax", "log_softmax", "cumsum",
            "cumprod", "norm", "all", "any", "count_nonzero", "sort", "argsort", "topk", "median",
@@ -1437,6 +1438,38 @@ def _argsort(x: np.ndarray, dim: int, descending: bool) -> np.ndarray:
     return order
 
 
+def _replayed_order(x: np.ndarray, d: int, order: np.ndarray, replay, every_row: bool = False) -> np.ndarray:
+    """``order`` (indices along ``d`` from NumPy's stable sort, possibly only the first few) with the
+    rows that hold ties, or ``every_row``, replaced by ``replay(row values)``: the order torch's CPU
+    kernel leaves them in (see cpu_sort_order). Device arrays and rows past the replay limit keep
+    ``order``."""
+    if type(x) is not np.ndarray or x.ndim == 0 or x.shape[d] < 2 or x.dtype.kind not in "biuf":
+        return order
+    rows = np.moveaxis(x, d, -1).reshape(-1, x.shape[d])
+    chosen = np.ones(len(rows), dtype=bool) if every_row else cpu_sort_order.rows_with_ties(rows)
+    if not chosen.any() or int(chosen.sum()) * rows.shape[1] > cpu_sort_order.REPLAY_LIMIT:
+        return order
+    moved = np.moveaxis(order, d, -1)
+    replayed = moved.reshape(-1, moved.shape[-1]).copy()
+    for row in np.flatnonzero(chosen):
+        replayed[row] = replay(rows[row].tolist())
+    return np.moveaxis(replayed.reshape(moved.shape), -1, d)
+
+
+def _unstable_order(x: np.ndarray, d: int, descending: bool) -> np.ndarray:
+    """torch's ``sort(stable=False)`` order on the CPU: std::sort of (value, index) pairs, except a
+    long enough 1-d integer ascending sort, which torch radix-sorts (stable)."""
+    order = _argsort(x, d, descending)
+    if x.ndim == 1 and x.dtype.kind in "iu" and x.size >= 32768 and not descending:
+        return order
+
+    def replay(keys):
+        items = list(range(len(keys)))
+        cpu_sort_order.sort(items, cpu_sort_order.less_than(keys, descending))
+        return items
+    return _replayed_order(x, d, order, replay)
+
+
 def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | None = None):
     """torch.sort: ``(values, indices)``; the gradient of values goes back through indices."""
     xp = array_module(input)
@@ -1446,7 +1479,8 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | 
     d = _single_dim(dim, x.ndim, "sort")
     if x.ndim == 0:
         return _select_along(SortValues, input, xp.zeros((), np.int64), 0, True, "sort")
-    order = preserve_layout(_argsort(x, d, descending), x)  # torch's indices share the values' layout
+    order = _argsort(x, d, descending) if stable else _unstable_order(x, d, descending)
+    order = preserve_layout(order, x)  # torch's indices share the values' layout
     result = _select_along(SortValues if stable is None else SortStableValues, input, order, d, True, "sort")
     _note_given(result[0], "given_dim", dim)
     return result
@@ -1463,7 +1497,8 @@ def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool
     d = _single_dim(dim, x.ndim, "argsort")
     if x.ndim == 0:
         return Tensor._make(xp.zeros((), np.int64))
-    return Tensor._make(_argsort(x, d, descending).astype(np.int64, copy=False))
+    order = _argsort(x, d, descending) if stable else _unstable_order(x, d, descending)
+    return Tensor._make(order.astype(np.int64, copy=False))
 
 
 def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
@@ -1479,6 +1514,9 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     if x.ndim == 0:
         return _select_along(TopkValues, input, xp.zeros((), np.int64), 0, True, "topk")
     index = xp.take(_argsort(x, d, largest), xp.arange(k), axis=d)
+    # unsorted, torch's nth_element leaves its own order whether or not values tie
+    index = _replayed_order(x, d, index, lambda keys: cpu_sort_order.topk_order(keys, k, largest, sorted),
+                            every_row=not sorted and k * 64 > size)
     result = _select_along(TopkValues, input, index, d, True, "topk")
     _note_given(result[0], "given_dim", dim)
     return result
@@ -1553,12 +1591,14 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
         raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {dim}")
     if x.ndim == 0:
         return _select_along(KthvalueValues, input, xp.zeros((), np.int64), 0, keepdim, "kthvalue")
-    return _select_along(KthvalueValues, input, _kth_index(x, d, k - 1), d, keepdim, "kthvalue")
+    index = _replayed_order(x, d, _kth_index(x, d, k - 1), lambda keys: [cpu_sort_order.kthvalue_index(keys, k - 1)])
+    return _select_along(KthvalueValues, input, index, d, keepdim, "kthvalue")
 
 
 def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     """torch.mode: the most frequent value along ``dim`` (the smallest among equally frequent
-    ones) and the index of its last occurrence."""
+    ones) and an index of it: the one torch's CPU kernel reports (the last of its run after an
+    unstable sort, as cpu_sort_order replays)."""
     xp = array_module(input)
     x = input._data
     d = _single_dim(dim, x.ndim, "mode")
@@ -1579,7 +1619,9 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     # torch returns the last occurrence's index: the largest original index within that run
     value = xp.take_along_axis(s, best, -1)
     index = xp.max(xp.where(moved == value, xp.arange(n), -1), axis=-1, keepdims=True)
-    return _select_along(ModeValues, input, xp.moveaxis(index, -1, d), d, keepdim, "mode")
+    # with ties torch's index is the last of the run after its std::sort, which need not be the last occurrence
+    index = _replayed_order(x, d, xp.moveaxis(index, -1, d), lambda keys: [cpu_sort_order.mode_index(keys)])
+    return _select_along(ModeValues, input, index, d, keepdim, "mode")
 
 
 # ---------------------------------------------------------------- NaN-aware sums, aminmax, running extrema
@@ -1608,6 +1650,13 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Te
 
 def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
     """torch.aminmax: ``(min, max)`` over ``dim`` (all elements by default); ties split evenly."""
+    if dim is None and input._data.size == 0:
+        raise RuntimeError("aminmax(): cannot compute aminmax over an empty dimension as the operation has no "
+                           "identity.")
+    if dim is not None and input._data.ndim:
+        d = _single_dim(dim, input._data.ndim, "aminmax")
+        if input._data.shape[d] == 0:  # torch's wording here lacks the "()" of the other reductions
+            raise IndexError(f"aminmax: Expected reduction dim {d} to have non-zero size.")
     if dim is None:
         pair = (amin(input, (), keepdim=True), amax(input, (), keepdim=True)) if keepdim else (amin(input), amax(input))
     else:

@@ -7,6 +7,7 @@ replaced by ``src`` (functionalised in-place writes: torch.func and torch.compil
 
 ``as_strided`` views the memory under ``input`` (its storage: the root array every view of it
 shares) with any sizes, strides and offset; its gradient scatters back through storage positions.
+``as_strided_scatter`` writes ``src`` through such a view of a copy of ``input``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from . import elementwise as _elementwise
 from .linalg import _diagonal_index, diagonal
 from .shape import _share
 
-__all__ = ["slice_scatter", "select_scatter", "diagonal_scatter", "as_strided"]
+__all__ = ["slice_scatter", "select_scatter", "diagonal_scatter", "as_strided", "as_strided_scatter"]
 
 
 class _Region:
@@ -178,10 +179,9 @@ class AsStrided(Function):
         return storage.index_select(0, back).reshape(input_shape)
 
 
-def as_strided(input: Tensor, size, stride, storage_offset: int | None = None) -> Tensor:
-    """torch.as_strided: a view of ``input``'s storage with the given ``size``, ``stride`` (in
-    elements) and ``storage_offset`` (``input``'s own offset by default). Writes through it reach
-    ``input``; overlapping elements share memory, and their gradients add up."""
+def _strided_geometry(size, stride, storage_offset, own_offset: int, storage_size: int, itemsize: int):
+    """``(size, stride, offset)`` as ints, with torch's checks against a storage of ``storage_size``
+    elements (``own_offset`` the offset when ``storage_offset`` is None)."""
     size = _int_sequence(size, "as_strided")
     stride = _int_sequence(stride, "as_strided", "stride")
     if len(size) != len(stride):
@@ -189,17 +189,70 @@ def as_strided(input: Tensor, size, stride, storage_offset: int | None = None) -
     if any(s < 0 for s in stride):
         raise RuntimeError(f"as_strided: Negative strides are not supported at the moment, got strides: "
                            f"{list(stride)}")
-    root, own_offset = storage_root(input._data)
     offset = own_offset if storage_offset is None else int(storage_offset)
     if offset < 0:
         raise RuntimeError(f"Tensor: invalid storage offset {offset}")
-    itemsize = input._data.itemsize
     needed = 0 if 0 in size else offset + 1 + sum((n - 1) * s for n, s in zip(size, stride))
-    if needed > root.size:
+    if needed > storage_size:
         raise RuntimeError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage offset {offset}, and "
                            f"itemsize {itemsize} requiring a storage size of {needed * itemsize} are out of bounds "
-                           f"for storage of size {root.size * itemsize}")
+                           f"for storage of size {storage_size * itemsize}")
+    return tuple(size), tuple(stride), offset
+
+
+def as_strided(input: Tensor, size, stride, storage_offset: int | None = None) -> Tensor:
+    """torch.as_strided: a view of ``input``'s storage with the given ``size``, ``stride`` (in
+    elements) and ``storage_offset`` (``input``'s own offset by default). Writes through it reach
+    ``input``; overlapping elements share memory, and their gradients add up."""
+    root, own_offset = storage_root(input._data)
+    size, stride, offset = _strided_geometry(size, stride, storage_offset, own_offset, root.size, input._data.itemsize)
     if not root.flags.c_contiguous:
         raise RuntimeError("as_strided: the storage under this tensor is not one contiguous block "
                            "(call .contiguous() first)")
-    return _share(AsStrided.apply(input, size=tuple(size), stride=tuple(stride), storage_offset=offset), input)
+    return _share(AsStrided.apply(input, size=size, stride=stride, storage_offset=offset), input)
+
+
+class AsStridedScatter(Function):
+    _array_forward = True
+    node_name = "AsStridedScatterBackward0"
+    label = "as_strided_scatter"
+    rule = "∂/∂input = the gradient with the written positions zeroed; ∂/∂src = the gradient read at them"
+    formula = "as_strided_scatter({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, x, src, size, stride, storage_offset):
+        xp = array_module(x)
+        ctx.geometry = (size, stride, storage_offset)
+        out = x.copy(order="K")  # torch's clone keeps a dense input's layout; the view reads its memory order
+        memory = xp.lib.stride_tricks.as_strided(out, (out.size,), (out.itemsize,)) if out.size else out.reshape(-1)
+        memory[_positions(xp, size, stride, storage_offset)] = src
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        from .elementwise import where
+
+        size, stride, storage_offset = ctx.geometry
+        # torch's rule reads a contiguous copy of the gradient at the view's positions
+        flat = grad.contiguous().reshape(-1)
+        read = Tensor._make(_positions(array_module(grad._data), size, stride, storage_offset).reshape(-1))
+        written = Tensor._make(array_module(grad._data).zeros(flat.shape, dtype=bool)).index_fill(0, read, True)
+        grad_input = where(written, 0.0, flat).reshape(grad.shape) if ctx.needs_input_grad[0] else None
+        return grad_input, flat.index_select(0, read).reshape(size)
+
+
+def as_strided_scatter(input: Tensor, src: Tensor, size, stride, storage_offset: int | None = None) -> Tensor:
+    """torch.as_strided_scatter: a copy of ``input`` (its layout kept) with the elements that
+    ``as_strided(size, stride, storage_offset)`` of that copy views replaced by ``src`` (the copy's
+    own storage: offsets count from its first element)."""
+    for name, value in (("input", input), ("src", src)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"as_strided_scatter(): argument '{name}' must be Tensor, not {type(value).__name__}")
+    size, stride, offset = _strided_geometry(size, stride, storage_offset, 0, input._data.size,
+                                             input._data.itemsize)
+    if tuple(src._data.shape) != size:
+        raise RuntimeError(f"expected src to have a size equal to the slice of self. src size = "
+                           f"{list(src._data.shape)}, slice size = {list(size)}")
+    if src._data.dtype != input._data.dtype:
+        src = _elementwise._cast(src, input.dtype)  # written in input's dtype, as copy_ does
+    return AsStridedScatter.apply(input, src, size=size, stride=stride, storage_offset=offset)

@@ -512,23 +512,20 @@ def copysign(input: Tensor, other) -> Tensor:
     return Copysign.apply(a, b)
 
 
-class _NoDerivative:
-    """A mixin for ops torch defines no derivative for: the graph records them, backward raises."""
+class Heaviside(Function):
+    """torch defines no derivative for heaviside: the graph records it, backward raises."""
 
-    _array_forward = True
-
-    @classmethod
-    def backward(cls, ctx, grad):
-        raise NotImplementedError(f"the derivative for '{cls.label}' is not implemented.")
-
-
-class Heaviside(_NoDerivative, Function):
     label, rule, formula = "heaviside", "none: torch has no derivative for heaviside (backward raises)", "heaviside({0}, {1})"
+    _array_forward = True
 
     @staticmethod
     def forward(ctx, x, values):
         xp = array_module(x)
         return xp.where(x == 0, values, (x > 0).astype(x.dtype)).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("derivative for aten::heaviside is not implemented")
 
 
 @honours_out
@@ -541,12 +538,20 @@ def heaviside(input: Tensor, values: Tensor) -> Tensor:
     return Heaviside.apply(input, values)
 
 
-class Nextafter(_NoDerivative, Function):
-    label, rule, formula = "nextafter", "none: torch has no derivative for nextafter (backward raises)", "nextafter({0}, {1})"
+class Nextafter(Function):
+    label = "nextafter"
+    # torch 2.13's formula: the one-ulp step is ignored, so input passes the gradient straight through
+    rule = "∂/∂a = 1; b gets a zero gradient"
+    formula = "nextafter({0}, {1})"
+    _array_forward = True
 
     @staticmethod
     def forward(ctx, a, b):
         return array_module(a).nextafter(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, zeros_like_tensor(grad)
 
 
 @honours_out

@@ -62,6 +62,16 @@ def _recurrence(n, p, q, step, pending):
     return q
 
 
+def _fused(a, b, c):
+    """a·b + c rounded once in float32, as the fused multiply-add torch's CPU kernels compile each
+    recurrence step to (through float64, where a float32 product is exact); other dtypes round twice
+    (NumPy has no fused multiply-add; float64's second rounding is far below any comparison's)."""
+    if b.dtype != np.float32:
+        return a * b + c
+    wide = (lambda v: v.astype(np.float64) if hasattr(v, "astype") else float(v))
+    return (wide(a) * wide(b) + wide(c)).astype(np.float32)
+
+
 def _select(default, *cases):
     """``cases`` are (mask, value) pairs in torch's order of precedence: the first that holds wins."""
     xp = array_module(default)
@@ -117,7 +127,7 @@ def _chebyshev_kind(kind: str, x, n, shifted: bool):
         cases = [(n < 0, 0.0), (top, at_top), (bottom, at_bottom), (closed, inside), (n == 0, ones),
                  (n == 1, first)]
         pending = ~(cases[0][0] | top | bottom | closed | (n <= 1))
-        recurrence = _recurrence(n, ones, first, lambda k, p, q: (y + y) * q - p, pending)
+        recurrence = _recurrence(n, ones, first, lambda k, p, q: _fused(y + y, q, -p), pending)
         return _select(recurrence, *cases)
 
 
@@ -130,10 +140,10 @@ def _hermite(x, n, physicists: bool, limit: int):
     with np.errstate(all="ignore"):
         if physicists:
             def step(k, p, q):
-                return (x + x) * q - (2 * k) * p
+                return _fused(x + x, q, -((2 * k) * p))
         else:
             def step(k, p, q):
-                return x * q - k * p
+                return _fused(x, q, -(k * p))
         cases = [(n < 0, 0.0), (n == 0, ones), (n == 1, first), (n > limit, np.nan)]
         pending = (n > 1) & (n <= limit)
         return _select(_recurrence(n, ones, first, step, pending), *cases)
@@ -145,7 +155,7 @@ def _laguerre(x, n):
     with np.errstate(all="ignore"):
         cases = [(n < 0, 0.0), (x == 0, ones), (n == 0, ones), (n == 1, 1.0 - x)]
         pending = (n > 1) & (x != 0)
-        recurrence = _recurrence(n, ones, 1.0 - x, lambda k, p, q: (((k + k) + (1.0 - x)) * q - k * p) / (k + 1),
+        recurrence = _recurrence(n, ones, 1.0 - x, lambda k, p, q: _fused((k + k) + (1.0 - x), q, -(k * p)) / (k + 1),
                                  pending)
         return _select(recurrence, *cases)
 
@@ -158,7 +168,7 @@ def _legendre(x, n):
         cases = [(n < 0, 0.0), (end, xp.where((x > 0) | (n % 2 == 0), 1.0, -1.0).astype(x.dtype)), (n == 0, ones),
                  (n == 1, x)]
         pending = (n > 1) & ~end
-        recurrence = _recurrence(n, ones, x, lambda k, p, q: ((k + k + 1) * x * q - k * p) / (k + 1), pending)
+        recurrence = _recurrence(n, ones, x, lambda k, p, q: _fused((k + k + 1) * x, q, -(k * p)) / (k + 1), pending)
         return _select(recurrence, *cases)
 
 

@@ -511,6 +511,9 @@ def gradient(input: Tensor, *, spacing=1, dim=None, edge_order: int = 1) -> tupl
     f = input if input._data.dtype.kind in "fV" else _cast(input, _dtype.get_default_dtype())
     out = []
     for d, h in zip(dims, spacings):
+        if isinstance(h, Tensor) and h.device != input.device:
+            raise RuntimeError(f"torch.gradient expected each tensor to be on the same device, but got devices "
+                               f"{input.device} and {h.device}!")
         if isinstance(h, Tensor) and h._data.ndim == 1:
             if h._data.shape[0] != f._data.shape[d]:
                 raise RuntimeError(f"torch.gradient expected each tensor to be on the same device and each "

@@ -1,4 +1,4 @@
-"""slice_scatter, select_scatter, diagonal_scatter and as_strided: values, gradients and node names
+"""slice_scatter, select_scatter, diagonal_scatter, as_strided and as_strided_scatter: values, gradients and node names
 against torch, gradchecked (as_strided over a view's storage, with overlapping windows)."""
 
 from __future__ import annotations
@@ -45,9 +45,25 @@ def _as_strided_cases() -> list[OpCase]:
     ]
 
 
+def _as_strided_scatter_cases() -> list[OpCase]:
+    # only src's gradient is compared with torch: torch 2.13's input gradient lands on the overwritten
+    # positions (its OpInfo expects its gradcheck to fail); chainrule's is gradchecked in
+    # tests/compat/test_torch_opinfo_fixes.py
+    src_only = [False, True]
+    return [
+        OpCase("as_strided_scatter", lambda lib, x, s: lib.as_strided_scatter(x, s, (2, 2), (1, 2), 1),
+               [A, randn(2, 2, seed=10)], grad=src_only),
+        OpCase("as_strided_scatter_wider", lambda lib, x, s: x.as_strided_scatter(s, (2, 2, 3), (6, 3, 1)),
+               [randn(12, seed=11), randn(2, 2, 3, seed=12)], grad=src_only),
+        OpCase("as_strided_scatter_0d", lambda lib, x, s: lib.as_strided_scatter(x, s, (), (), 5), [A, randn()],
+               grad=src_only),
+    ]
+
+
 op_db = [
     OpInfo("slice_scatter", "scatter_views", _slice_cases, methods=("slice_scatter",)),
     OpInfo("select_scatter", "scatter_views", _select_cases, methods=("select_scatter",)),
     OpInfo("diagonal_scatter", "scatter_views", _diagonal_cases, methods=("diagonal_scatter",)),
     OpInfo("as_strided", "scatter_views", _as_strided_cases, methods=("as_strided",)),
+    OpInfo("as_strided_scatter", "scatter_views", _as_strided_scatter_cases, methods=("as_strided_scatter",)),
 ]

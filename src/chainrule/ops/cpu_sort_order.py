@@ -1,0 +1,288 @@
+"""The order torch's CPU kernels leave tied elements in, step for step.
+
+torch's unstable ``sort``, ``topk``, ``kthvalue`` and ``mode`` hand (value, index) pairs to
+libstdc++'s ``std::sort`` / ``std::nth_element`` / ``std::partial_sort`` or to ATen's own
+quickselect. Where values tie, which index comes first is whatever those exact algorithms do, and
+torch's users see it (``topk`` of integer scores, ``argsort`` of a bool mask). This module replays
+the algorithms on one row: each function permutes ``items`` (original indices) in place, comparing
+them through ``keys`` (the row's values), and answers what the C++ would have answered.
+
+They run in Python, so callers use them only on rows that hold ties (elsewhere every algorithm
+agrees) and of bounded size (``REPLAY_LIMIT``), falling back to a stable order beyond it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# the most elements (summed over the rows that need it) one call replays; beyond it NumPy's stable
+# order stands (a replay costs a few microseconds per element: 0.13 s for a row of 20,000)
+REPLAY_LIMIT = 100_000
+
+_INSERTION_THRESHOLD = 16  # libstdc++'s _S_threshold
+
+
+def less_than(keys: list, descending: bool):
+    """torch's KeyValueComp: NaN is the largest value, ties are not "less"."""
+    if descending:
+        return lambda a, b: (keys[a] != keys[a] and keys[b] == keys[b]) or keys[a] > keys[b]
+    return lambda a, b: (keys[a] == keys[a] and keys[b] != keys[b]) or keys[a] < keys[b]
+
+
+# ---------------------------------------------------------------- libstdc++ <bits/stl_algo.h>
+def _lg(n: int) -> int:
+    return n.bit_length() - 1
+
+
+def _move_median_to_first(a, result, x, y, z, comp) -> None:
+    if comp(a[x], a[y]):
+        if comp(a[y], a[z]):
+            pick = y
+        elif comp(a[x], a[z]):
+            pick = z
+        else:
+            pick = x
+    elif comp(a[x], a[z]):
+        pick = x
+    elif comp(a[y], a[z]):
+        pick = z
+    else:
+        pick = y
+    a[result], a[pick] = a[pick], a[result]
+
+
+def _unguarded_partition(a, first, last, pivot, comp) -> int:
+    while True:
+        while comp(a[first], a[pivot]):
+            first += 1
+        last -= 1
+        while comp(a[pivot], a[last]):
+            last -= 1
+        if not first < last:
+            return first
+        a[first], a[last] = a[last], a[first]
+        first += 1
+
+
+def _unguarded_partition_pivot(a, first, last, comp) -> int:
+    middle = first + (last - first) // 2
+    _move_median_to_first(a, first, first + 1, middle, last - 1, comp)
+    return _unguarded_partition(a, first + 1, last, first, comp)
+
+
+def _unguarded_linear_insert(a, last, comp) -> None:
+    value = a[last]
+    before = last - 1
+    while comp(value, a[before]):
+        a[last] = a[before]
+        last = before
+        before -= 1
+    a[last] = value
+
+
+def _insertion_sort(a, first, last, comp) -> None:
+    if first == last:
+        return
+    for i in range(first + 1, last):
+        if comp(a[i], a[first]):
+            value = a[i]
+            a[first + 1:i + 1] = a[first:i]
+            a[first] = value
+        else:
+            _unguarded_linear_insert(a, i, comp)
+
+
+def _adjust_heap(a, first, hole, length, value, comp) -> None:
+    top = hole
+    child = hole
+    while child < (length - 1) // 2:
+        child = 2 * (child + 1)
+        if comp(a[first + child], a[first + child - 1]):
+            child -= 1
+        a[first + hole] = a[first + child]
+        hole = child
+    if length % 2 == 0 and child == (length - 2) // 2:
+        child = 2 * (child + 1)
+        a[first + hole] = a[first + child - 1]
+        hole = child - 1
+    parent = (hole - 1) // 2  # __push_heap
+    while hole > top and comp(a[first + parent], value):
+        a[first + hole] = a[first + parent]
+        hole = parent
+        parent = (hole - 1) // 2
+    a[first + hole] = value
+
+
+def _make_heap(a, first, last, comp) -> None:
+    length = last - first
+    if length < 2:
+        return
+    parent = (length - 2) // 2
+    while True:
+        _adjust_heap(a, first, parent, length, a[first + parent], comp)
+        if parent == 0:
+            return
+        parent -= 1
+
+
+def _pop_heap(a, first, last, result, comp) -> None:
+    value = a[result]
+    a[result] = a[first]
+    _adjust_heap(a, first, 0, last - first, value, comp)
+
+
+def _heap_select(a, first, middle, last, comp) -> None:
+    _make_heap(a, first, middle, comp)
+    for i in range(middle, last):
+        if comp(a[i], a[first]):
+            _pop_heap(a, first, middle, i, comp)
+
+
+def _sort_heap(a, first, last, comp) -> None:
+    while last - first > 1:
+        last -= 1
+        _pop_heap(a, first, last, last, comp)
+
+
+def partial_sort(a: list, middle: int, comp) -> None:
+    """``std::partial_sort(a.begin(), a.begin() + middle, a.end(), comp)``."""
+    _heap_select(a, 0, middle, len(a), comp)
+    _sort_heap(a, 0, middle, comp)
+
+
+def _introsort_loop(a, first, last, depth, comp) -> None:
+    while last - first > _INSERTION_THRESHOLD:
+        if depth == 0:
+            _heap_select(a, first, last, last, comp)
+            _sort_heap(a, first, last, comp)
+            return
+        depth -= 1
+        cut = _unguarded_partition_pivot(a, first, last, comp)
+        _introsort_loop(a, cut, last, depth, comp)
+        last = cut
+
+
+def sort(a: list, comp, last: int | None = None) -> None:
+    """``std::sort(a.begin(), a.begin() + last, comp)`` (introsort, then a final insertion sort)."""
+    last = len(a) if last is None else last
+    if last < 2:
+        return
+    _introsort_loop(a, 0, last, 2 * _lg(last), comp)
+    if last > _INSERTION_THRESHOLD:
+        _insertion_sort(a, 0, _INSERTION_THRESHOLD, comp)
+        for i in range(_INSERTION_THRESHOLD, last):
+            _unguarded_linear_insert(a, i, comp)
+    else:
+        _insertion_sort(a, 0, last, comp)
+
+
+def nth_element(a: list, nth: int, comp) -> None:
+    """``std::nth_element(a.begin(), a.begin() + nth, a.end(), comp)`` (introselect)."""
+    first, last = 0, len(a)
+    if first == last or nth == last:
+        return
+    depth = 2 * _lg(last - first)
+    while last - first > 3:
+        if depth == 0:
+            _heap_select(a, first, nth + 1, last, comp)
+            a[first], a[nth] = a[nth], a[first]
+            return
+        depth -= 1
+        cut = _unguarded_partition_pivot(a, first, last, comp)
+        if cut <= nth:
+            first = cut
+        else:
+            last = cut
+    _insertion_sort(a, first, last, comp)
+
+
+# ---------------------------------------------------------------- the kernels' own steps
+def topk_order(keys: list, k: int, largest: bool, sorted: bool) -> list:
+    """The indices torch's CPU ``topk`` returns for one row (``topk_impl_loop``): a partial sort
+    when k·64 <= the row's length, else nth_element at k - 1 and, when sorted, a sort of the first
+    k - 1."""
+    items = list(range(len(keys)))
+    if k == 0:
+        return []
+    comp = less_than(keys, descending=largest)
+    if k * 64 <= len(keys):
+        partial_sort(items, k, comp)
+    else:
+        nth_element(items, k - 1, comp)
+        if sorted:
+            sort(items, comp, last=k - 1)
+    return items[:k]
+
+
+def kthvalue_index(keys: list, k: int) -> int:
+    """The index torch's CPU ``kthvalue`` returns (ATen's quick_select_template, 0-based ``k``),
+    its median-of-three quickselect swapping values and indices together."""
+    values = list(keys)
+    items = list(range(len(keys)))
+
+    def greater_or_nan(x, y):
+        return (x != x and y == y) or x > y
+
+    def swap(i, j):
+        values[i], values[j] = values[j], values[i]
+        items[i], items[j] = items[j], items[i]
+
+    low, high = 0, len(values) - 1
+    while True:
+        if high <= low:
+            return items[k]
+        if high == low + 1:
+            if greater_or_nan(values[low], values[high]):
+                swap(low, high)
+            return items[k]
+        swap(low + (high - low) // 2, low + 1)
+        if greater_or_nan(values[low + 1], values[high]):
+            swap(low + 1, high)
+        if greater_or_nan(values[low], values[high]):
+            swap(low, high)
+        if greater_or_nan(values[low + 1], values[low]):
+            swap(low + 1, low)
+        i, j = low + 1, high
+        pivot = values[low]
+        while True:
+            i += 1
+            while greater_or_nan(pivot, values[i]):
+                i += 1
+            j -= 1
+            while greater_or_nan(values[j], pivot):
+                j -= 1
+            if j < i:
+                break
+            swap(i, j)
+        swap(low, j)
+        if j <= k:
+            low = i
+        if j >= k:
+            high = j - 1
+
+
+def mode_index(keys: list) -> int:
+    """The index torch's CPU ``mode`` returns: (value, index) pairs std::sort-ed by value alone,
+    the last pair of the first longest run."""
+    items = list(range(len(keys)))
+    sort(items, lambda a, b: keys[a] < keys[b])
+    best_count, best, count = 0, items[0], 0
+    for position, item in enumerate(items):
+        count += 1
+        if position == len(items) - 1 or keys[item] != keys[items[position + 1]]:
+            if count > best_count:
+                best_count, best = count, item
+            count = 0
+    return best
+
+
+def rows_with_ties(rows: np.ndarray) -> np.ndarray:
+    """Which rows of a 2-d array hold two equal values (NaNs count as equal, as they tie in torch's
+    comparisons)."""
+    if rows.shape[1] < 2:
+        return np.zeros(rows.shape[0], dtype=bool)
+    ordered = np.sort(rows, axis=1)
+    equal = ordered[:, 1:] == ordered[:, :-1]
+    if ordered.dtype.kind in "fc":
+        equal |= np.isnan(ordered[:, 1:]) & np.isnan(ordered[:, :-1])
+    return equal.any(axis=1)
