@@ -5,6 +5,8 @@ torch process (its warning is once a process, in C++) and in chainrule with the 
 
 from __future__ import annotations
 
+import ast
+import functools
 import subprocess
 import sys
 import warnings
@@ -26,22 +28,40 @@ HOLDING_ARRAYS = [
 ]
 PLAIN = ["lib.tensor([[1, 2], [3, 4]])", "lib.tensor(np.array([[1, 2]]))", "lib.tensor([np.float32(1.5), 2.0])"]
 
+# One torch process builds every expression, each in a child forked before torch has warned (its
+# warning is once a process, so each child warns afresh), which costs one torch import, not seven
 _PROBE = """
-import warnings, numpy as np, torch as lib
-with warnings.catch_warnings(record=True) as seen:
-    warnings.simplefilter("always")
-    built = {expr}
-    again = {expr}
-print(repr(built.tolist()), str(built.dtype).split(".")[-1])
-for w in seen:
-    print(w.category.__name__, str(w.message).split(" (Triggered internally")[0], w.filename == __file__)
+import os, warnings, numpy as np, torch as lib
+for expr in {exprs!r}:
+    read_end, write_end = os.pipe()
+    if os.fork() == 0:
+        os.close(read_end)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            built = eval(expr)
+            again = eval(expr)
+        lines = [repr(built.tolist()) + " " + str(built.dtype).split(".")[-1]]
+        lines += [" ".join((w.category.__name__, str(w.message).split(" (Triggered internally")[0],
+                            str(w.filename == "<string>"))) for w in seen]
+        os.write(write_end, "\\n".join(lines).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as answer:
+        print(repr(answer.read().decode()))
+    os.wait()
 """
 
 
+@functools.cache
+def _torch_runs() -> dict:
+    exprs = HOLDING_ARRAYS + PLAIN
+    done = subprocess.run([sys.executable, "-c", _PROBE.format(exprs=exprs)], capture_output=True, text=True,
+                          timeout=120, check=True)
+    return {expr: ast.literal_eval(line).split("\n") for expr, line in zip(exprs, done.stdout.splitlines())}
+
+
 def _torch_run(expr):
-    script = _PROBE.format(expr=expr).replace("== __file__", "== '<string>'")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
-    return done.stdout.splitlines()
+    return _torch_runs()[expr]
 
 
 def _chainrule_run(expr, monkeypatch):
