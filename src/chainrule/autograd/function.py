@@ -1415,6 +1415,8 @@ class DelayedError(Function):
     differentiating them again fails there rather than silently giving no gradient."""
 
     node_name = "Error"
+    label = "once_differentiable"
+    rule = "none: differentiating a @once_differentiable backward's results again raises"
 
     @staticmethod
     def forward(ctx, *tensors):

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module as _array_module
-from .._opmath import cpu_autocast_policy
+from .._opmath import cpu_autocast_policy as _cpu_autocast_policy
 from .._torch_function import (  # noqa: F401  (torch's F re-exports them; not in __all__)
     handle_torch_function,
     has_torch_function,
@@ -948,7 +948,7 @@ def _triplet_loss(d_pos: Tensor, d_neg: Tensor, margin: float, reduction: str) -
     return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
 
 
-@cpu_autocast_policy("float32")
+@_cpu_autocast_policy("float32")
 def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2,
                         eps: float = 1e-6, swap: bool = False, size_average=None, reduce=None,
                         reduction: str = "mean") -> Tensor:

@@ -556,6 +556,9 @@ def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device
     return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
 
 
+arange.honours_out = True  # writes out= itself, with torch's dtype check and resize warning
+
+
 def _check_space_arguments(op: str, start, end, steps) -> None:
     """torch's checks of linspace/logspace: an int ``steps`` (its parser refuses 3.0), not negative,
     and start and end numbers or 0-d tensors."""

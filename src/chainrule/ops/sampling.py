@@ -16,6 +16,7 @@ import numpy as np
 
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
+from .._torch_function import user_stacklevel
 from ..tensor import Tensor
 from .creation import linspace
 from .elementwise import where
@@ -33,7 +34,7 @@ _ALIGN_WARNING = ("Default grid_sample and affine_grid behavior has changed to a
 
 def _align(align_corners) -> bool:
     if align_corners is None:
-        warnings.warn(_ALIGN_WARNING, UserWarning, stacklevel=3)
+        warnings.warn(_ALIGN_WARNING, UserWarning, stacklevel=user_stacklevel())
         return False
     return bool(align_corners)
 
