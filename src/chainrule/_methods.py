@@ -1069,6 +1069,8 @@ def bind_torch_function() -> None:
             handed = getattr(Tensor, specials[name]) if specials.get(name) else None
             table[name] = _torch_function.dispatching(value, "torch.Tensor", handed, binary=True, name=name,
                                                       home=_method_home(name))
+    # Python 2's spellings, kept by torch as the same methods (Tensor.__itruediv__ is Tensor.__idiv__)
+    Tensor.__div__, Tensor.__idiv__ = Tensor.__truediv__, Tensor.__itruediv__
     for name in _DISPATCHED_PROPERTIES:
         prop = Tensor.__dict__.get(name)
         if isinstance(prop, property):

@@ -159,9 +159,9 @@ class AsStrided(Function):
     def forward(ctx, x, size, stride, storage_offset):
         xp = array_module(x)
         root, input_offset = storage_root(x)
+        flat = _storage_as(root, x.dtype)
         ctx.geometry = (x.shape, tuple(s // x.itemsize for s in x.strides), input_offset, size, stride,
-                        storage_offset, root.size)
-        flat = xp.lib.stride_tricks.as_strided(root, (root.size,), (x.itemsize,))
+                        storage_offset, flat.size)
         out = xp.lib.stride_tricks.as_strided(flat[storage_offset:], size, tuple(s * x.itemsize for s in stride))
         note_strided_view(out, root)  # CuPy's result has no base: its storage is still root's
         return out
@@ -177,6 +177,16 @@ class AsStrided(Function):
         # linear in grad, written with index ops so create_graph records it
         storage = zeros(storage_size, dtype=grad.dtype, device=grad.device).index_add(0, read, grad.reshape(-1))
         return storage.index_select(0, back).reshape(input_shape)
+
+
+def _storage_as(root, dtype):
+    """The storage under ``root`` (one contiguous block) as a flat array of ``dtype``: a tensor viewed
+    with another dtype (``x.view(torch.int16)``) strides its storage in its own elements, as torch's."""
+    flat = root.reshape(-1)
+    if flat.dtype == dtype:
+        return flat
+    raw = flat.view("u1")
+    return raw[:raw.size - raw.size % dtype.itemsize].view(dtype)
 
 
 def _strided_geometry(size, stride, storage_offset, own_offset: int, storage_size: int, itemsize: int):
@@ -205,7 +215,9 @@ def as_strided(input: Tensor, size, stride, storage_offset: int | None = None) -
     elements) and ``storage_offset`` (``input``'s own offset by default). Writes through it reach
     ``input``; overlapping elements share memory, and their gradients add up."""
     root, own_offset = storage_root(input._data)
-    size, stride, offset = _strided_geometry(size, stride, storage_offset, own_offset, root.size, input._data.itemsize)
+    storage_size = root.nbytes // input._data.itemsize  # in input's own elements (it may view another dtype)
+    size, stride, offset = _strided_geometry(size, stride, storage_offset, own_offset, storage_size,
+                                             input._data.itemsize)
     if not root.flags.c_contiguous:
         raise RuntimeError("as_strided: the storage under this tensor is not one contiguous block "
                            "(call .contiguous() first)")

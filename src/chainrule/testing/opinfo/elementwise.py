@@ -135,7 +135,7 @@ op_db: list[OpInfo] = [
     _entry("add", "add", "add_alpha", "add_", "add_alpha_", "iadd", methods=("add", "add_", "__add__", "__radd__", "__iadd__")),
     _entry("sub", "sub", "sub_alpha", "sub_", "subtract_", "isub", methods=("sub", "sub_", "__sub__", "__isub__", "subtract", "subtract_")),
     _entry("mul", "mul", "mul_", "multiply_", "imul", methods=("mul", "mul_", "__mul__", "__rmul__", "__imul__", "multiply", "multiply_")),
-    _entry("div", "div", "rdiv", "div_", "divide_", "true_divide_", "itruediv", methods=("div", "div_", "__truediv__", "__rtruediv__", "__rdiv__", "__itruediv__", "divide", "divide_", "true_divide", "true_divide_"), aliases=("true_divide",)),
+    _entry("div", "div", "rdiv", "div_", "divide_", "true_divide_", "itruediv", methods=("div", "div_", "__truediv__", "__rtruediv__", "__rdiv__", "__itruediv__", "__div__", "__idiv__", "divide", "divide_", "true_divide", "true_divide_"), aliases=("true_divide",)),
     _entry("maximum", methods=("maximum",)),
     _entry("minimum", methods=("minimum",)),
     _entry("atan2", "atan2", "atan2_", methods=("atan2", "atan2_")),
