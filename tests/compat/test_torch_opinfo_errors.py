@@ -574,3 +574,13 @@ def test_gradient_refuses_coordinates_on_another_device():
         return module.gradient(values, spacing=coordinates, dim=(0, 1))
     assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
                              "torch.gradient expected each tensor to be on the same device, but got devices cpu and meta!")
+
+
+@pytest.mark.parametrize("name", ["nonzero", "argmax", "multinomial"])
+def test_a_non_tensor_out_is_torchs_type_error(name):
+    def call(lib):
+        data = lib.tensor([1.0, 0.0])
+        return getattr(lib, name)(data, *((1,) if name == "multinomial" else ()), out=5)
+
+    assert_raises_like_torch(lambda: call(torch), lambda: call(chainrule),
+                             rf"{name}\(\): argument 'out' must be Tensor, not int")

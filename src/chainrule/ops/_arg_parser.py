@@ -149,6 +149,8 @@ def _with_out_rule(function, name: str, rule: str):
     from ..tensor import Tensor, _write_outs, out_keyword_front, write_out
 
     def with_out(*args, out, **kwargs):
+        if not isinstance(out, (Tensor, tuple, list)):  # (a tuple out is a tuple result's, checked when written)
+            raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
         for each_out in out if isinstance(out, (tuple, list)) else (out,):  # (values, indices) outs too
             if isinstance(each_out, Tensor):
                 _check_out_overlap(name, each_out, (*args, *kwargs.values()))
@@ -167,9 +169,10 @@ def _with_out_rule(function, name: str, rule: str):
                 if refusal is not None:
                     raise refusal
             return _write_outs(result, out, name)
-        refusal = _out_dtype_refusal(name, rule, args[0] if args else kwargs.get("input"), result, out)
-        if refusal is not None:
-            raise refusal
+        if rule not in _OUT_DTYPE_FIXED:  # (a fixed dtype was checked on entry)
+            refusal = _out_dtype_refusal(name, rule, args[0] if args else kwargs.get("input"), result, out)
+            if refusal is not None:
+                raise refusal
         return write_out(result, out, name)
 
     return out_keyword_front(function, with_out)
