@@ -263,7 +263,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         if not isinstance(t, Tensor):
             raise TypeError(f"inputs[{i}] is a {type(t).__name__}, expected a Tensor")
         if not t._requires_grad:
-            raise RuntimeError(f"One of the differentiated Tensors (inputs[{i}]) does not require grad")
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
 
     # Where each requested input's gradient is captured: at its leaf's AccumulateGrad node, or
     # at the (grad_fn, output_nr) slot of a non-leaf before that node's rule runs.
@@ -412,7 +412,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     for i, g in enumerate(captured):
         if g is None and not allow_unused:
             raise RuntimeError(
-                f"One of the differentiated Tensors (inputs[{i}]) appears to not have been used in "
+                f"The differentiated Tensor at index {i} appears to not have been used in "
                 "the graph. Set allow_unused=True if this is the desired behavior."
             )
     return tuple(captured)
