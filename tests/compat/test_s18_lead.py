@@ -65,3 +65,62 @@ def test_unused_and_non_differentiable_inputs_are_refused_in_torch_words():
         with pytest.raises(RuntimeError) as caught:
             lib.autograd.grad((x * 2).sum(), [x, lib.ones(1)])
         assert str(caught.value) == "One of the differentiated Tensors does not require grad"
+
+
+def _add_one_in_place(lib):
+    class AddOne(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            x.add_(1)
+            ctx.mark_dirty(x)
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    return AddOne
+
+
+def _facts(lib, tensor, other):
+    return (tensor is other, tensor.requires_grad, tensor.grad_fn is None, tensor._version,
+            tensor._base is other)
+
+
+def test_a_dirty_input_under_no_grad_comes_back_as_a_detached_alias():
+    seen = []
+    for lib in (torch, chainrule):
+        leaf = lib.ones(3, requires_grad=True)
+        middle = leaf * 2
+        with lib.no_grad():
+            out = _add_one_in_place(lib).apply(middle)
+        assert type(middle.grad_fn).__name__ == "MulBackward0"  # the input keeps its history
+        assert out.tolist() == middle.tolist() == [3.0, 3.0, 3.0]
+        seen.append(_facts(lib, out, middle))
+    assert seen[0] == seen[1] == (False, False, True, 2, False)
+
+
+def test_outputs_without_history_as_torch_hands_them_back():
+    def run(lib):
+        class Pair(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, y):
+                ctx.mark_non_differentiable(y)
+                return x, y
+
+            @staticmethod
+            def backward(ctx, grad_x, grad_y):
+                return grad_x, None
+
+        a, b, c = lib.ones(3, requires_grad=True), lib.ones(3, requires_grad=True), lib.ones(3)
+        facts = []
+        p, q = Pair.apply(a, b)  # q: marked non-differentiable, an input that requires grad
+        facts.append(_facts(lib, q, b))
+        with lib.no_grad():
+            p, q = Pair.apply(a, b)  # nothing recorded: inputs that require grad come back detached
+        facts += [_facts(lib, p, a), _facts(lib, q, b)]
+        p, q = Pair.apply(c, c)  # nothing requires grad: an unchanged input comes back as a fresh view
+        facts.append(_facts(lib, p, c))
+        return facts
+
+    assert run(chainrule) == run(torch)
