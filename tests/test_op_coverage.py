@@ -52,7 +52,7 @@ NOT_OPS: dict[str, str] = {
         "set_printoptions", "get_printoptions", "set_num_threads", "get_num_threads",
         "set_num_interop_threads", "get_num_interop_threads", "set_float32_matmul_precision",
         "get_float32_matmul_precision", "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
-        "is_deterministic_algorithms_warn_only_enabled", "set_anomaly_enabled", "is_anomaly_enabled",
+        "is_deterministic_algorithms_warn_only_enabled", "set_anomaly_enabled", "is_anomaly_enabled", "is_anomaly_check_nan_enabled",
         "is_grad_enabled", "is_inference_mode_enabled", "compile", "set_default_tensor_type",
     ),
     **_group(

@@ -203,6 +203,10 @@ def is_anomaly_enabled() -> bool:
     return autograd.anomaly.is_anomaly_enabled()
 
 
+def is_anomaly_check_nan_enabled() -> bool:
+    return autograd.anomaly.is_anomaly_check_nan_enabled()
+
+
 def set_anomaly_enabled(enabled: bool, check_nan: bool = True) -> None:
     """torch.set_anomaly_enabled: switch anomaly detection (autograd.set_detect_anomaly) on or off."""
     autograd.set_detect_anomaly(enabled, check_nan)

@@ -14,6 +14,7 @@ and reports a rule that returns a gradient of the wrong shape, naming the node.
 from __future__ import annotations
 
 import sys
+import warnings
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
@@ -529,12 +530,11 @@ def _call_rule(node, grads, retain_graph, exposed=None):
             result = _function.node_dispatch(node, grads)
         if result is _function.RUN_UNDISPATCHED:
             result = forward_cls.backward(node, *grads)
-    except Exception as exc:
+    except Exception:
         if _anomaly.enabled and node._traceback:
-            raise RuntimeError(
-                f"Error in {node.name()} while running backward: {exc}\nThe forward call that "
-                "created this node:\n" + "".join(node._traceback[-4:])
-            ) from exc
+            # torch's anomaly mode: the error goes on as it was, the node's forward stack in a warning
+            warnings.warn(f"Error detected in {node.name()}. Traceback of forward call that caused the error:\n"
+                          + "".join(node._traceback[-4:]), stacklevel=2)
         raise
     finally:
         if user_state is not None:
@@ -610,8 +610,8 @@ def _fixed_gradient(node, i: int, g, meta: tuple):
         if g._data.dtype.kind == "c" and dtype.kind != "c":
             g = g.real  # a real input's gradient is the real part (torch's convention for C -> R casts)
         g = g.to(dtype=_np_to_dtype(dtype)) if _grad_state.enabled else Tensor._make(g._data.astype(dtype))
-    if _anomaly.enabled:
-        _check_finite(node, i, g)
+    if _anomaly.enabled and _anomaly.check_nan:
+        _check_nan(node, i, g)
     return g
 
 
@@ -703,14 +703,13 @@ def _np_to_dtype(np_dtype):
     return from_numpy_dtype(np_dtype)
 
 
-def _check_finite(node, index, grad):
-    if not np.all(np.isfinite(grad._data)):
+def _check_nan(node, index, grad):
+    """torch's anomaly check of a backward result: NaN (an infinite gradient is let through, as torch's)."""
+    if array_module(grad._data).isnan(grad._data).any():
         where = ""
         if node._traceback:
             where = "\nThe forward call that created it:\n" + "".join(node._traceback[-4:])
-        raise RuntimeError(
-            f"Function '{node.name()}' returned nan or inf values in its {index}th output.{where}"
-        )
+        raise RuntimeError(f"Function '{node.name()}' returned nan values in its {index}th output.{where}")
 
 
 def _in_leaf_layout(grad, leaf, copy: bool):

@@ -832,10 +832,11 @@ def _user_stack() -> list:
 
 
 class _Anomaly:
-    __slots__ = ("enabled",)
+    __slots__ = ("enabled", "check_nan")
 
     def __init__(self) -> None:
         self.enabled = False
+        self.check_nan = True  # torch's answer while the mode is off
 
 
 _anomaly = _Anomaly()
