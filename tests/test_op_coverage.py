@@ -67,6 +67,11 @@ NOT_OPS: dict[str, str] = {
         "Tensor.__array_priority__", "Tensor.__dlpack_device__",
     ),
     **_group(
+        "size arithmetic on Python numbers (torch's SymInt-aware helpers): no tensor computed; "
+        "tested against torch in tests/compat/test_s18_lead.py",
+        "sym_float", "sym_int", "sym_ite", "sym_max", "sym_min", "sym_not", "sym_sqrt", "sym_sum",
+    ),
+    **_group(
         "serialization: files, not tensors", "save", "load",
     ),
     **_group(

@@ -1,5 +1,6 @@
 """Session 18, lead: expand's views and autograd.grad's refusals, each against torch 2.13."""
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -124,3 +125,117 @@ def test_outputs_without_history_as_torch_hands_them_back():
         return facts
 
     assert run(chainrule) == run(torch)
+
+
+# ---------------------------------------------------------------- torch.nn.grad
+@pytest.mark.parametrize("dims, kwargs", [
+    (1, dict(stride=2, padding=1, dilation=1, groups=2)),
+    (2, dict(stride=(1, 2), padding=(2, 0), dilation=(2, 1), groups=1)),
+    (3, dict(stride=1, padding=1, dilation=1, groups=2)),
+])
+def test_nn_grad_convolution_gradients_match_torch(dims, kwargs):
+    rng = np.random.default_rng(dims)
+    input_shape, weight_shape = (2, 4) + (7,) * dims, (6, 4 // kwargs["groups"]) + (3,) * dims
+    x, w = rng.standard_normal(input_shape), rng.standard_normal(weight_shape)
+    conv = f"conv{dims}d"
+    out_shape = tuple(getattr(torch.nn.functional, conv)(torch.tensor(x), torch.tensor(w), **kwargs).shape)
+    g = rng.standard_normal(out_shape)
+    results = {}
+    for lib in (torch, chainrule):
+        grad_input = getattr(lib.nn.grad, conv + "_input")(input_shape, lib.tensor(w), lib.tensor(g), **kwargs)
+        grad_weight = getattr(lib.nn.functional.grad, conv + "_weight")(lib.tensor(x), weight_shape, lib.tensor(g),
+                                                                        **kwargs)
+        results[lib] = (grad_input.numpy(), grad_weight.numpy(), grad_input.dtype, grad_input.requires_grad)
+    np.testing.assert_allclose(results[chainrule][0], results[torch][0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(results[chainrule][1], results[torch][1], rtol=1e-12, atol=1e-12)
+    assert results[chainrule][2] == chainrule.float64 and results[chainrule][3] is results[torch][3] is False
+
+
+def test_nn_grad_is_differentiable_where_its_operands_require_grad():
+    rng = np.random.default_rng(5)
+    w = chainrule.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
+    g = chainrule.tensor(rng.standard_normal((1, 3, 4, 4)), requires_grad=True)
+    assert chainrule.autograd.gradcheck(
+        lambda w, g: chainrule.nn.grad.conv2d_input((1, 2, 6, 6), w, g, padding=0), (w, g))
+    x = chainrule.tensor(rng.standard_normal((1, 2, 6, 6)), requires_grad=True)
+    assert chainrule.autograd.gradcheck(lambda x, g: chainrule.nn.grad.conv2d_weight(x, (3, 2, 3, 3), g), (x, g))
+    with chainrule.no_grad():
+        assert not chainrule.nn.grad.conv2d_input((1, 2, 6, 6), w, g).requires_grad
+
+
+# ---------------------------------------------------------------- names torch has and chainrule lacked
+def test_replace_all_batch_norm_modules_as_torch():
+    def run(lib):
+        nn = lib.nn
+        model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Sequential(nn.BatchNorm1d(4)))
+        returned = lib.func.replace_all_batch_norm_modules_(model)
+        norm = model[1]
+        return (returned is model, norm.running_mean, norm.running_var, norm.num_batches_tracked,
+                norm.track_running_stats, model[2][0].track_running_stats, list(model.state_dict()))
+
+    assert run(chainrule) == run(torch)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.sym_max(2, 3), lambda lib: lib.sym_max(2, 3.0), lambda lib: lib.sym_min(True, 3),
+    lambda lib: lib.sym_min(np.int64(4), 3), lambda lib: lib.sym_max(np.float32(1.5), 1),
+    lambda lib: lib.sym_int(3.9), lambda lib: lib.sym_int(-3.9), lambda lib: lib.sym_int(True),
+    lambda lib: lib.sym_float(3), lambda lib: lib.sym_not(1.5), lambda lib: lib.sym_not(0),
+    lambda lib: lib.sym_sqrt(2), lambda lib: lib.sym_sum([1, 2, 3]), lambda lib: lib.sym_sum(1.5, 2),
+    lambda lib: lib.sym_ite(True, 1, 2), lambda lib: lib.sym_ite(False, "a", "b"),
+    lambda lib: lib.sym_max("a", 1), lambda lib: lib.sym_ite(1, 2, 3), lambda lib: lib.sym_ite(True, 1, 2.0),
+    lambda lib: lib.sym_int("x"),
+])
+def test_sym_helpers_on_python_numbers_as_torch(call):
+    def outcome(lib):
+        try:
+            value = call(lib)
+        except Exception as error:
+            return type(error), str(error)
+        return type(value), value
+
+    assert outcome(chainrule) == outcome(torch)
+
+
+def test_max_pool1d_with_indices_and_the_new_copy_and_split_spellings():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 9))
+    cases = [
+        lambda lib, t: lib.max_pool1d_with_indices(t, 3, 2, 1),
+        lambda lib, t: lib.max_pool1d_with_indices(t, 2, []),
+        lambda lib, t: lib.alias_copy(t),
+        lambda lib, t: lib.view_as_real_copy(lib.complex(t, t * 2)),
+        lambda lib, t: lib.view_as_complex_copy(t.detach()[..., :2].contiguous()),
+        lambda lib, t: lib.unsafe_split_with_sizes(t, [4, 5], -1),
+        lambda lib, t: t.unsafe_split_with_sizes([1, 2], 1),
+    ]
+    for number, case in enumerate(cases):
+        results = {}
+        for lib in (torch, chainrule):
+            t = lib.tensor(x, requires_grad=True)
+            out = case(lib, t)
+            pieces = out if isinstance(out, tuple) else (out,)
+            results[lib] = [(p.detach().numpy(), type(p.grad_fn).__name__) for p in pieces]
+        assert len(results[chainrule]) == len(results[torch])
+        for (expected, expected_node), (actual, actual_node) in zip(results[torch], results[chainrule]):
+            np.testing.assert_array_equal(actual, expected)
+            # (torch's 1-d pool runs its 2-d kernel: a SqueezeBackward1 on top, a known graph-shape difference)
+            assert actual_node == expected_node or number < 2
+
+
+def test_view_as_complex_copy_refuses_a_recorded_input_as_torch():
+    for lib in (torch, chainrule):
+        with pytest.raises(RuntimeError, match="^view_as_complex_copy does not support automatic differentiation "
+                                               "for outputs with complex dtype.$"):
+            lib.view_as_complex_copy(lib.ones(3, 2, requires_grad=True))
+        with lib.no_grad():
+            assert lib.view_as_complex_copy(lib.ones(3, 2, requires_grad=True)).tolist() == [1 + 1j] * 3
+
+
+def test_conj_physical_in_place_as_torch():
+    for lib in (torch, chainrule):
+        z = lib.tensor([1 + 2j, -3j])
+        assert z.conj_physical_() is z and z.tolist() == [1 - 2j, 3j]
+        assert lib.conj_physical_(z) is z and z.tolist() == [1 + 2j, -3j]
+        r = lib.tensor([1.0, -2.0])
+        assert r.conj_physical_() is r and r.tolist() == [1.0, -2.0]
