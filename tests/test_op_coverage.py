@@ -52,7 +52,7 @@ NOT_OPS: dict[str, str] = {
         "set_printoptions", "get_printoptions", "set_num_threads", "get_num_threads",
         "set_num_interop_threads", "get_num_interop_threads", "set_float32_matmul_precision",
         "get_float32_matmul_precision", "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
-        "is_deterministic_algorithms_warn_only_enabled", "set_anomaly_enabled", "is_anomaly_enabled",
+        "is_deterministic_algorithms_warn_only_enabled", "set_anomaly_enabled", "is_anomaly_enabled", "is_anomaly_check_nan_enabled",
         "is_grad_enabled", "is_inference_mode_enabled", "compile", "set_default_tensor_type",
     ),
     **_group(
@@ -65,6 +65,11 @@ NOT_OPS: dict[str, str] = {
         "Tensor.itemsize", "Tensor.nbytes", "Tensor.is_pinned",
         "Tensor.__hash__", "Tensor.__module__", "Tensor.__slots__", "Tensor.__weakref__",
         "Tensor.__array_priority__", "Tensor.__dlpack_device__",
+    ),
+    **_group(
+        "size arithmetic on Python numbers (torch's SymInt-aware helpers): no tensor computed; "
+        "tested against torch in tests/compat/test_s18_lead.py",
+        "sym_float", "sym_int", "sym_ite", "sym_max", "sym_min", "sym_not", "sym_sqrt", "sym_sum",
     ),
     **_group(
         "serialization: files, not tensors", "save", "load",

@@ -203,6 +203,10 @@ def is_anomaly_enabled() -> bool:
     return autograd.anomaly.is_anomaly_enabled()
 
 
+def is_anomaly_check_nan_enabled() -> bool:
+    return autograd.anomaly.is_anomaly_check_nan_enabled()
+
+
 def set_anomaly_enabled(enabled: bool, check_nan: bool = True) -> None:
     """torch.set_anomaly_enabled: switch anomaly detection (autograd.set_detect_anomaly) on or off."""
     autograd.set_detect_anomaly(enabled, check_nan)
@@ -385,6 +389,7 @@ _numpy_names.install(nn.functional, _numpy_names.PUBLIC_NAMES["nn.functional"])
 # --- names PyTorch Geometric and kornia reach for at import (docs/compatibility-trials.md, session 14)
 from . import __config__, _subclasses, _tensor_str, futures  # noqa: E402,F401
 from ._symbolic_sizes import SymBool, SymFloat, SymInt  # noqa: E402,F401
+from ._symbolic_sizes import sym_float, sym_int, sym_ite, sym_max, sym_min, sym_not, sym_sqrt, sym_sum  # noqa: E402,F401
 from .futures import Future  # noqa: E402,F401  (torch.Future: captum's ablations test isinstance(out, torch.Future))
 from .utils import dlpack as _dlpack  # noqa: E402,F401  (binds utils.dlpack, as `import torch` does)
 

@@ -572,7 +572,7 @@ MORE_INPLACE = ["bitwise_not", "acos", "asin", "atan", "acosh", "asinh", "atanh"
                 "i0", "polygamma", "mvlgamma", "igamma", "igammac", "negative", "absolute", "fix", "arccos",
                 "arcsin", "arctan", "arctan2", "arccosh", "arcsinh", "arctanh", "greater", "greater_equal",
                 "less", "less_equal", "not_equal", "bitwise_left_shift", "bitwise_right_shift", "index_reduce",
-                "renorm"]
+                "renorm", "conj_physical"]
 MORE_INPLACE_VIEWS = ["swapaxes", "swapdims", "as_strided"]
 
 # torch's top-level in-place functions: torch.abs_(x) is x.abs_()
@@ -581,7 +581,7 @@ TOP_LEVEL_INPLACE = ["abs", "acos", "asin", "atan", "acosh", "asinh", "atanh", "
                      "cosh", "erf", "erfc", "exp", "exp2", "expm1", "floor", "frac", "log", "log10", "log1p",
                      "log2", "neg", "negative", "reciprocal", "relu", "round", "rsqrt", "sigmoid", "sin", "sinh",
                      "sqrt", "square", "tan", "tanh", "trunc", "fix", "addmv", "xlogy", "logit", "sinc", "gcd",
-                     "lcm", "ldexp", "deg2rad", "rad2deg", "i0", "nan_to_num"]
+                     "lcm", "ldexp", "deg2rad", "rad2deg", "i0", "nan_to_num", "conj_physical"]
 
 
 def _make_inplace_from_copy(fn):

@@ -462,7 +462,8 @@ PYTHON_FUNCTIONS_AT_TOP_LEVEL = frozenset({
     "is_storage", "is_tensor", "is_warn_always_enabled", "load", "lstsq", "lu", "manual_seed", "matrix_rank",
     "meshgrid", "norm", "pca_lowrank", "save", "seed", "set_default_device", "set_default_dtype",
     "set_default_tensor_type", "set_deterministic_debug_mode", "set_float32_matmul_precision", "set_printoptions",
-    "set_rng_state", "set_warn_always", "solve", "split", "stft", "svd_lowrank", "symeig", "tensordot", "typename",
+    "set_rng_state", "set_warn_always", "solve", "split", "stft", "svd_lowrank", "sym_float", "sym_int", "sym_ite", "sym_max", "sym_min", "sym_not", "sym_sqrt",
+    "sym_sum", "symeig", "tensordot", "typename",
     "unique", "unique_consecutive", "unravel_index", "use_deterministic_algorithms", "vmap", "while_loop",
 })
 BUILTINS_IN_FUNCTIONAL = frozenset({

@@ -37,7 +37,7 @@ from .ops.shape import stack as _stack
 from .tensor import Tensor
 
 __all__ = ["grad", "grad_and_value", "vjp", "jvp", "linearize", "jacrev", "jacfwd", "hessian", "vmap", "functional_call",
-           "stack_module_state", "functionalize", "rearrange"]
+           "stack_module_state", "functionalize", "rearrange", "replace_all_batch_norm_modules_"]
 
 
 # ---------------------------------------------------------------- pytrees
@@ -821,6 +821,21 @@ def stack_module_state(models) -> tuple:
         params[name] = _stack([p.detach() for p in parts]).requires_grad_(all(p.requires_grad for p in parts))
     buffers = {name: _stack([dict(m.named_buffers())[name] for m in models]) for name, _ in models[0].named_buffers()}
     return params, buffers
+
+
+def replace_all_batch_norm_modules_(root):
+    """torch.func.replace_all_batch_norm_modules_: every batch norm under ``root`` (itself included)
+    stops tracking running statistics (they become None), in place, so that it normalises with each
+    batch's own statistics under vmap; returns ``root``."""
+    from .nn.modules.batchnorm import _BatchNorm
+
+    for module in root.modules():
+        if isinstance(module, _BatchNorm) and module.track_running_stats:
+            module.running_mean = None
+            module.running_var = None
+            module.num_batches_tracked = None
+            module.track_running_stats = False
+    return root
 
 
 # ---------------------------------------------------------------- functionalize, rearrange

@@ -38,7 +38,7 @@ _UNDISPATCHED_TOP_LEVEL = frozenset({
     "frombuffer", "get_autocast_cpu_dtype", "get_autocast_dtype", "get_autocast_gpu_dtype",
     "get_default_complex_dtype", "get_default_device", "get_default_dtype", "get_deterministic_debug_mode",
     "get_device_module", "get_float32_matmul_precision", "get_num_interop_threads", "get_num_threads",
-    "get_printoptions", "get_rng_state", "initial_seed", "is_anomaly_enabled", "is_autocast_cache_enabled",
+    "get_printoptions", "get_rng_state", "initial_seed", "is_anomaly_check_nan_enabled", "is_anomaly_enabled", "is_autocast_cache_enabled",
     "is_autocast_cpu_enabled", "is_autocast_enabled", "is_deterministic_algorithms_warn_only_enabled",
     "is_grad_enabled", "is_inference_mode_enabled", "is_storage", "is_tensor", "is_warn_always_enabled", "load",
     "lstsq", "manual_seed", "matrix_rank", "promote_types", "result_type", "save", "seed", "set_anomaly_enabled",

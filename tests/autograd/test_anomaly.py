@@ -1,4 +1,4 @@
-"""Anomaly detection: the node whose backward made NaN/Inf is named, with the user's forward line."""
+"""Anomaly detection: the node whose backward made NaN is named, with the user's forward line, as torch's."""
 
 import numpy as np
 import pytest
@@ -22,25 +22,34 @@ def _anomaly_off_afterwards():
 def test_sqrt_at_zero_names_sqrt_backward_and_the_user_line():
     x = chainrule.tensor([0.0, 1.0], requires_grad=True)
     with autograd.detect_anomaly():
-        y = chainrule.sqrt(x).sum()  # the line anomaly mode must point at
-        with pytest.raises(RuntimeError, match=r"Function 'SqrtBackward0' returned nan") as info:
+        y = (chainrule.sqrt(x) * 0.0).sum()  # the line anomaly mode must point at
+        with pytest.raises(RuntimeError, match=r"Function 'SqrtBackward0' returned nan values in its 0th") as info:
             y.backward()
     message = str(info.value)
-    assert "y = chainrule.sqrt(x).sum()  # the line anomaly mode must point at" in message
+    assert "y = (chainrule.sqrt(x) * 0.0).sum()  # the line anomaly mode must point at" in message
     # the stack ends at the user's line, not inside chainrule
     assert message.rstrip().splitlines()[-1].strip() == (
-        "y = chainrule.sqrt(x).sum()  # the line anomaly mode must point at")
+        "y = (chainrule.sqrt(x) * 0.0).sum()  # the line anomaly mode must point at")
     assert "test_anomaly.py" in message and "elementwise.py" not in message
     assert x.grad is None  # nothing was accumulated
 
 
+def test_an_infinite_gradient_goes_through_as_in_torch():
+    # torch checks for NaN only: sqrt'(0) = inf reaches .grad
+    for lib in (chainrule, torch):
+        x = lib.tensor([0.0, 1.0], requires_grad=True)
+        with lib.autograd.detect_anomaly(), np.errstate(divide="ignore"):
+            lib.sqrt(x).sum().backward()
+        assert np.isinf(x.grad[0].item()) and x.grad[1].item() == 0.5
+
+
 def test_nan_case_matches_torch():
-    # torch checks for NaN only; chainrule also flags Inf (above). sqrt(x)·0 at 0 gives 0/0 in both.
+    # sqrt(x)·0 at 0 gives 0/0 in both
     for lib in (chainrule, torch):
         x = lib.tensor([0.0, 1.0], requires_grad=True)
         with lib.autograd.detect_anomaly():
             y = (lib.sqrt(x) * 0.0).sum()
-            with pytest.raises(RuntimeError, match=r"Function 'SqrtBackward0' returned nan (or inf )?values "):
+            with pytest.raises(RuntimeError, match=r"Function 'SqrtBackward0' returned nan values in its 0th output"):
                 y.backward()
 
 
@@ -58,7 +67,7 @@ def test_division_by_zero_names_div_backward():
 def test_names_the_first_bad_node_not_the_ones_above_it():
     x = chainrule.tensor([4.0, 0.0], requires_grad=True)
     with autograd.detect_anomaly():
-        h = chainrule.log(x)  # log'(0) = inf: LogBackward0 is the culprit
+        h = chainrule.log(x)  # exp's gradient 0 reaches log'(0) = 1/0: 0/0, LogBackward0 is the culprit
         out = (chainrule.exp(h) * 2.0).sum()
         with pytest.raises(RuntimeError, match="LogBackward0"):
             out.backward()
@@ -66,13 +75,38 @@ def test_names_the_first_bad_node_not_the_ones_above_it():
 
 def test_set_detect_anomaly_as_a_plain_call():
     autograd.set_detect_anomaly(True)
-    assert autograd.anomaly.is_anomaly_enabled()
+    assert autograd.anomaly.is_anomaly_enabled() and chainrule.is_anomaly_check_nan_enabled()
     x = chainrule.tensor(0.0, requires_grad=True)
-    y = chainrule.sqrt(x)
+    y = chainrule.sqrt(x) * 0.0
     with pytest.raises(RuntimeError, match="SqrtBackward0"):
         y.backward()
     autograd.set_detect_anomaly(False)
     assert not autograd.anomaly.is_anomaly_enabled()
+
+
+def test_check_nan_switch_as_torch_reports_it():
+    for lib in (chainrule, torch):
+        seen = [lib.is_anomaly_enabled(), lib.is_anomaly_check_nan_enabled()]
+        with lib.autograd.detect_anomaly(check_nan=False):
+            seen += [lib.is_anomaly_enabled(), lib.is_anomaly_check_nan_enabled()]
+            x = lib.tensor(0.0, requires_grad=True)
+            (lib.sqrt(x) * 0.0).backward()  # NaN, not checked
+            seen.append(bool(x.grad.isnan()))
+        seen += [lib.is_anomaly_enabled(), lib.is_anomaly_check_nan_enabled()]
+        lib.set_anomaly_enabled(True, False)
+        seen += [lib.is_anomaly_enabled(), lib.is_anomaly_check_nan_enabled()]
+        lib.set_anomaly_enabled(False)
+        seen += [lib.is_anomaly_enabled(), lib.is_anomaly_check_nan_enabled()]
+        if lib is chainrule:
+            ours = seen
+    assert ours == seen == [False, True, True, False, True, False, True, True, False, False, True]
+
+
+def test_turning_it_on_warns_as_torch():
+    for lib in (chainrule, torch):
+        with pytest.warns(UserWarning, match="^Anomaly Detection has been enabled. This mode will increase the "
+                                             "runtime and should only be enabled for debugging.$"):
+            lib.autograd.detect_anomaly()
 
 
 def test_off_by_default_and_restored_after_the_block():
@@ -97,23 +131,29 @@ def test_finite_gradients_pass_untouched():
     np.testing.assert_allclose(x.grad.numpy(), [0.5, 0.25])
 
 
-def test_error_inside_a_backward_rule_names_the_node_and_forward_line():
-    class Broken(autograd.Function):
-        @staticmethod
-        def forward(ctx, t):
-            return t * 2
+def test_error_inside_a_backward_rule_goes_on_with_the_forward_line_in_a_warning():
+    def run(lib):
+        class Broken(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, t):
+                return t * 2
 
-        @staticmethod
-        def backward(ctx, grad):
-            raise ValueError("boom")
+            @staticmethod
+            def backward(ctx, grad):
+                raise ValueError("boom")
 
-    x = chainrule.tensor(1.0, requires_grad=True)
-    with autograd.detect_anomaly():
-        out = Broken.apply(x)  # forward of the broken op
-        with pytest.raises(RuntimeError, match="Error in BrokenBackward while running backward: boom") as info:
-            out.backward()
-    assert "out = Broken.apply(x)  # forward of the broken op" in str(info.value)
-    assert isinstance(info.value.__cause__, ValueError)
+        x = lib.tensor(1.0, requires_grad=True)
+        with lib.autograd.detect_anomaly():
+            out = Broken.apply(x)  # forward of the broken op
+            with pytest.raises(ValueError, match="^boom$"), pytest.warns(UserWarning) as caught:
+                (out * 3).backward()
+        return [str(w.message) for w in caught if "Error detected" in str(w.message)]
+
+    for messages in (run(chainrule), run(torch)):
+        assert len(messages) == 1
+        assert messages[0].startswith("Error detected in BrokenBackward. Traceback of forward call that caused the "
+                                      "error:\n")
+        assert "out = Broken.apply(x)  # forward of the broken op" in messages[0]
 
 
 def test_user_line_survives_library_frames():

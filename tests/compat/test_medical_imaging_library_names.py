@@ -106,6 +106,8 @@ def test_old_scheduler_base_class_name():
 
 def test_backend_flag_mutation_guard():
     def states(lib):
+        # from the unfrozen state whatever an earlier test in this process left (torch's flag is module-global)
+        setattr(lib.backends, "_" + "_allow_nonbracketed_mutation_flag", True)
         seen = [lib.backends.flags_frozen()]
         with lib.backends.__allow_nonbracketed_mutation():
             lib.backends.cudnn.deterministic = True

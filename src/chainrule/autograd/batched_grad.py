@@ -92,7 +92,7 @@ def batched_grad(grad, outputs: tuple, inputs: tuple, grad_outputs, retain_graph
         for i, g in enumerate(found):
             if g is None and not unused_allowed:
                 raise RuntimeError(
-                    f"One of the differentiated Tensors (inputs[{i}]) appears to not have been used in "
+                    f"The differentiated Tensor at index {i} appears to not have been used in "
                     "the graph. Set allow_unused=True if this is the desired behavior.")
         return tuple(g if g is not None else x.new_zeros(tuple(x.shape)) if materialize_grads else None
                      for g, x in zip(found, inputs))

@@ -14,6 +14,7 @@ and reports a rule that returns a gradient of the wrong shape, naming the node.
 from __future__ import annotations
 
 import sys
+import warnings
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
@@ -263,7 +264,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         if not isinstance(t, Tensor):
             raise TypeError(f"inputs[{i}] is a {type(t).__name__}, expected a Tensor")
         if not t._requires_grad:
-            raise RuntimeError(f"One of the differentiated Tensors (inputs[{i}]) does not require grad")
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
 
     # Where each requested input's gradient is captured: at its leaf's AccumulateGrad node, or
     # at the (grad_fn, output_nr) slot of a non-leaf before that node's rule runs.
@@ -412,7 +413,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     for i, g in enumerate(captured):
         if g is None and not allow_unused:
             raise RuntimeError(
-                f"One of the differentiated Tensors (inputs[{i}]) appears to not have been used in "
+                f"The differentiated Tensor at index {i} appears to not have been used in "
                 "the graph. Set allow_unused=True if this is the desired behavior."
             )
     return tuple(captured)
@@ -529,12 +530,11 @@ def _call_rule(node, grads, retain_graph, exposed=None):
             result = _function.node_dispatch(node, grads)
         if result is _function.RUN_UNDISPATCHED:
             result = forward_cls.backward(node, *grads)
-    except Exception as exc:
+    except Exception:
         if _anomaly.enabled and node._traceback:
-            raise RuntimeError(
-                f"Error in {node.name()} while running backward: {exc}\nThe forward call that "
-                "created this node:\n" + "".join(node._traceback[-4:])
-            ) from exc
+            # torch's anomaly mode: the error goes on as it was, the node's forward stack in a warning
+            warnings.warn(f"Error detected in {node.name()}. Traceback of forward call that caused the error:\n"
+                          + "".join(node._traceback[-4:]), stacklevel=2)
         raise
     finally:
         if user_state is not None:
@@ -610,8 +610,8 @@ def _fixed_gradient(node, i: int, g, meta: tuple):
         if g._data.dtype.kind == "c" and dtype.kind != "c":
             g = g.real  # a real input's gradient is the real part (torch's convention for C -> R casts)
         g = g.to(dtype=_np_to_dtype(dtype)) if _grad_state.enabled else Tensor._make(g._data.astype(dtype))
-    if _anomaly.enabled:
-        _check_finite(node, i, g)
+    if _anomaly.enabled and _anomaly.check_nan:
+        _check_nan(node, i, g)
     return g
 
 
@@ -703,14 +703,13 @@ def _np_to_dtype(np_dtype):
     return from_numpy_dtype(np_dtype)
 
 
-def _check_finite(node, index, grad):
-    if not np.all(np.isfinite(grad._data)):
+def _check_nan(node, index, grad):
+    """torch's anomaly check of a backward result: NaN (an infinite gradient is let through, as torch's)."""
+    if array_module(grad._data).isnan(grad._data).any():
         where = ""
         if node._traceback:
             where = "\nThe forward call that created it:\n" + "".join(node._traceback[-4:])
-        raise RuntimeError(
-            f"Function '{node.name()}' returned nan or inf values in its {index}th output.{where}"
-        )
+        raise RuntimeError(f"Function '{node.name()}' returned nan values in its {index}th output.{where}")
 
 
 def _in_leaf_layout(grad, leaf, copy: bool):

@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import _opmath
 from .._backend import autocast_hook, on_one_device
-from .grad_mode import is_grad_enabled
+from .grad_mode import is_grad_enabled, no_grad
 from .grad_mode import state as _grad_state
 
 _ndarray = np.ndarray
@@ -832,10 +832,11 @@ def _user_stack() -> list:
 
 
 class _Anomaly:
-    __slots__ = ("enabled",)
+    __slots__ = ("enabled", "check_nan")
 
     def __init__(self) -> None:
         self.enabled = False
+        self.check_nan = True  # torch's answer while the mode is off
 
 
 _anomaly = _Anomaly()
@@ -1078,7 +1079,9 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
     out_list = out if is_tuple else (out,)
     rebased = _mark_dirty(node, args, out_list, record) if node._dirty else ()
     if not record:
-        return out
+        dirty = node._dirty or ()
+        results = [_output_without_history(o, args, dirty) for o in out_list]
+        return tuple(results) if is_tuple else results[0]
     node._num_outputs = len(out_list)
     node._output_meta = tuple((o._data.shape, o._data.dtype) if isinstance(o, Tensor) else ((), None)
                               for o in out_list)
@@ -1090,7 +1093,7 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
             continue
         if any(o is n for n in non_diff) or o._data.dtype.kind in "biu":
             # as torch's: an integer or bool output (roi_pool's argmax) is never differentiable
-            results.append(o)
+            results.append(_output_without_history(o, args, node._dirty or ()))
             continue
         if any(o is d for d in rebased):
             # an input forward wrote in place and marked dirty: torch returns that very tensor, its
@@ -1117,6 +1120,26 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
         node._saved_versions = tuple(t._version if isinstance(t, Tensor) else None for t in saved)
         node._saved = tuple(saved)
     return tuple(results) if is_tuple else results[0]
+
+
+def _output_without_history(output, args, dirty):
+    """A custom Function's output that gets no node (nothing was recorded, or it is marked
+    non-differentiable), as torch's ``set_history`` hands it back: an input that requires grad as a
+    detached alias (the input keeps its own history and flag), a new tensor that requires grad
+    detached in place, an input returned unchanged as a fresh alias of it, anything else as it is."""
+    if not isinstance(output, _Tensor):
+        return output
+    is_input = any(output is a for a in args)
+    if output._requires_grad:
+        if is_input:
+            return output.detach()
+        if output._base is None:
+            output.detach_()
+        return output
+    if is_input and not any(output is d for d in dirty):
+        with no_grad():
+            return output.view_as(output)
+    return output
 
 
 def _mark_dirty(ctx, args, out_list, record: bool) -> tuple:

@@ -2,7 +2,7 @@
 
 import importlib as _importlib
 
-from . import attention, functional, init, parallel, parameter  # noqa: F401
+from . import attention, functional, grad, init, parallel, parameter  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from .modules.loss import *  # noqa: F401,F403
 from .modules.module import Module  # noqa: F401
@@ -13,6 +13,7 @@ from .parameter import Buffer, Parameter, UninitializedBuffer, UninitializedPara
 # ``nn.modules`` has a private helper submodule named ``utils`` that the star import binds here
 # as ``nn.utils``; ``from . import utils`` would then keep that one, so the public
 # ``nn.utils`` (clip_grad_norm_, ...) is loaded and bound explicitly, as torch exposes it.
+functional.grad = grad  # torch.nn.functional.grad is torch.nn.grad
 utils = _importlib.import_module(".utils", __name__)
 # spectral_norm is loaded now, after the modules it builds on, and the package's name bound to the
 # function again: loading a submodule binds its name on the package to the module, so a first

@@ -8,7 +8,6 @@ The same here, so code written against torch's top level gets torch's numbers an
 from __future__ import annotations
 
 from .._opmath import cpu_autocast_policy
-from ..ops import elementwise as _ew
 from ..ops import loss as _loss
 from ..ops._arg_parser import check_bool, check_float, check_int
 from ..tensor import Tensor
@@ -50,7 +49,7 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: 
     (ATen's kernel has no check that they have one rank; nn.functional's wrapper adds it)."""
     named = _reduction(reduction, "margin_ranking_loss")
     margin = check_float(margin, "margin_ranking_loss", "margin")
-    return _loss._reduce(_ew.clamp_min(-target * (input1 - input2) + margin, 0.0), named)
+    return _loss._reduce(_loss._margin_ranking(input1, input2, target, margin), named)
 
 
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,

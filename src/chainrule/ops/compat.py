@@ -17,6 +17,7 @@ import numpy as np
 from .. import _dtype, return_types
 from .._backend import array_module, module_for_device
 from ..autograd.function import name_node
+from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _wrap_dim
 from . import creation, elementwise
 from .count_sampling import torch_binomial_draws, torch_poisson_draws
@@ -27,7 +28,7 @@ from .reduce import sort
 from .scatter_views import as_strided
 from .shape import _even_split, chunk, narrow, split
 
-__all__ = ["unravel_index", "dsplit", "msort", "isneginf", "isposinf", "range", "fill",
+__all__ = ["unravel_index", "dsplit", "unsafe_split_with_sizes", "msort", "isneginf", "isposinf", "range", "fill",
            "empty_strided", "frombuffer", "from_dlpack", "to_dlpack", "typename", "bitwise_left_shift",
            "bitwise_right_shift", "split_with_sizes", "unsafe_chunk", "unsafe_split", "narrow_copy", "cond",
            "while_loop", "index_reduce", "nonzero_static", "poisson", "binomial", "histogramdd", "_assert_async",
@@ -116,6 +117,11 @@ def split_with_sizes(input: Tensor, split_sizes, dim: int = 0) -> tuple:
 def unsafe_split(input: Tensor, split_size: int, dim: int = 0) -> tuple:
     """torch.unsafe_split: split without torch's view-tracking checks; the same pieces here."""
     return name_node(split(input, split_size, dim), "UnsafeSplitBackward0")
+
+
+def unsafe_split_with_sizes(input: Tensor, split_sizes, dim: int = 0) -> tuple:
+    """torch.unsafe_split_with_sizes: split_with_sizes without torch's view-tracking checks."""
+    return name_node(split_with_sizes(input, split_sizes, dim), "UnsafeSplitWithSizesBackward0")
 
 
 def unsafe_chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
@@ -691,10 +697,25 @@ def _slice(input: Tensor, dim: int = 0, start=None, end=None, step: int = 1) -> 
     return input[(slice(None),) * d + (slice(start, end, step),)]
 
 
-def _views() -> dict:
-    from . import linalg, shape
+def _view_as_complex_for_copy(input: Tensor) -> Tensor:
+    from . import complex
 
-    return {"as_strided": as_strided, "detach": Tensor.detach, "diagonal": linalg.diagonal,
+    if input.requires_grad and is_grad_enabled():
+        # torch's functionalised kernel has no derivative formula for its complex output
+        raise RuntimeError("view_as_complex_copy does not support automatic differentiation for outputs with "
+                           "complex dtype.")
+    return complex.view_as_complex(input)
+
+
+def _alias(input: Tensor) -> Tensor:
+    return name_node(input.view_as(input), "AliasBackward0")
+
+
+def _views() -> dict:
+    from . import complex, linalg, shape
+
+    return {"alias": _alias, "view_as_real": complex.view_as_real, "view_as_complex": _view_as_complex_for_copy,
+            "as_strided": as_strided, "detach": Tensor.detach, "diagonal": linalg.diagonal,
             "expand": shape.expand, "permute": shape.permute, "select": shape.select, "slice": _slice,
             "split": shape.split, "split_with_sizes": split_with_sizes, "squeeze": shape.squeeze, "t": shape.t,
             "transpose": shape.transpose, "unbind": shape.unbind, "unfold": shape.unfold,

@@ -933,8 +933,13 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: 
         raise RuntimeError(f"margin_ranking_loss : All input tensors should have same dimension but got sizes: "
                            f"input1: {input1.size()}, input2: {input2.size()}, target: {target.size()} ")
     _check_reduction(reduction)
-    loss = ew.clamp_min(-target * (input1 - input2) + margin, 0.0)
-    return _reduce(loss, reduction)
+    return _reduce(_margin_ranking(input1, input2, target, margin), reduction)
+
+
+def _margin_ranking(input1: Tensor, input2: Tensor, target: Tensor, margin: float) -> Tensor:
+    """The unreduced margin ranking loss, its operands broadcast (ATen's kernel; the rank check is
+    nn.functional's)."""
+    return ew.clamp_min(-target * (input1 - input2) + margin, 0.0)
 
 
 @honours_legacy_flags

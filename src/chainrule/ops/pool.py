@@ -35,7 +35,7 @@ from ._arg_parser import check_bool, int_list
 from .memory_format import in_suggested_format
 
 __all__ = [
-    "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "max_pool1d", "max_pool1d_with_indices", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
     "max_unpool1d", "max_unpool2d",
 ]
@@ -667,6 +667,14 @@ def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
                return_indices: bool = False):
     """torch.nn.functional.max_pool1d: (N, C, L) → (N, C, L_out); indices are flat per plane."""
     return _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1, "max_pool1d")
+
+
+def max_pool1d_with_indices(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode: bool = False) -> tuple:
+    """torch.max_pool1d_with_indices: max_pool1d's values and their flat positions in each plane
+    (torch's binding defaults ``stride`` to ``[]``, the kernel size)."""
+    stride = None if isinstance(stride, (list, tuple)) and not stride else stride
+    return _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, True, 1, "max_pool1d")
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,

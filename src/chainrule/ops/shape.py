@@ -313,6 +313,11 @@ class Expand(Function):
     def forward(ctx, x, shape):
         xp = array_module(x)
         ctx.input_shape = x.shape
+        lead = len(shape) - x.ndim
+        if shape[lead:] == x.shape and all(size == 1 for size in shape[:lead]):
+            # nothing repeated: a plain, writable view (broadcast_to's is read-only; torch writes
+            # in place through x.expand(1, *x.shape) as through x)
+            return x[(None,) * lead]
         return xp.broadcast_to(x, shape)
 
     @staticmethod
@@ -347,11 +352,8 @@ def expand(input: Tensor, *sizes) -> Tensor:
                 f"non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(shape)}"
             )
         target.append(s)
-    target = tuple(target)
-    if target == shape:
-        return input
-    out = Expand.apply(input, shape=target)
-    return _share(out, input)
+    # the same shape still gives a new view with its own node, as torch's ExpandBackward0
+    return _share(Expand.apply(input, shape=tuple(target)), input)
 
 
 def expand_as(input: Tensor, other: Tensor) -> Tensor:
@@ -375,7 +377,8 @@ def broadcast_tensors(*tensors) -> tuple:
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     shape = broadcast_shapes(*[t.shape for t in tensors])
-    return tuple(expand(t, shape) for t in tensors)
+    # torch hands back a tensor already of the broadcast shape itself, no view and no node
+    return tuple(t if t.shape == shape else expand(t, shape) for t in tensors)
 
 
 class Permute(Function):

@@ -22,6 +22,8 @@ def _split_cases() -> list[OpCase]:
         OpCase("split_with_sizes_method", lambda lib, x: x.split_with_sizes([2, 0, 1], dim=-3), [noncontig(C.reshape(2, 3, 4)).transpose(1, 0, 2)]),
         OpCase("unsafe_split", lambda lib, x: lib.unsafe_split(x, 3, 1), [A]),
         OpCase("unsafe_split_method", lambda lib, x: x.unsafe_split(1), [A]),
+        OpCase("unsafe_split_with_sizes", lambda lib, x: lib.unsafe_split_with_sizes(x, [1, 3], 1), [A]),
+        OpCase("unsafe_split_with_sizes_method", lambda lib, x: x.unsafe_split_with_sizes([2, 1]), [A]),
         OpCase("unsafe_chunk", lambda lib, x: lib.unsafe_chunk(x, 2, -1), [A]),
         OpCase("unsafe_chunk_uneven", lambda lib, x: x.unsafe_chunk(2, 0), [A]),
         OpCase("narrow_copy", lambda lib, x: lib.narrow_copy(x, 1, 1, 2), [A]),
@@ -128,6 +130,9 @@ def _histogramdd_cases() -> list[OpCase]:
 
 # one sample per *_copy variant: the view's arguments
 _COPY_SAMPLES = {
+    "alias_copy": lambda lib, x: lib.alias_copy(x),
+    "view_as_real_copy": lambda lib, x: lib.view_as_real_copy(lib.complex(x, x.flip(0))),
+    "view_as_complex_copy": lambda lib, x: lib.view_as_complex_copy(x[:, :2].contiguous()),
     "as_strided_copy": lambda lib, x: lib.as_strided_copy(x, (2, 2), (1, 2), 1),
     "detach_copy": lambda lib, x: lib.detach_copy(x),
     "diagonal_copy": lambda lib, x: lib.diagonal_copy(x, 1),
@@ -148,8 +153,10 @@ _COPY_SAMPLES = {
 
 
 op_db = [
-    # (torch's detach_copy output claims requires_grad with no derivative: compared on values only)
-    *(OpInfo(name, "compat", lambda name=name, fn=fn: [OpCase(name, fn, [A], grad=[name != "detach_copy"])])
+    # (torch's detach_copy output claims requires_grad with no derivative, and view_as_complex_copy refuses a
+    # recorded input: compared on values only)
+    *(OpInfo(name, "compat", lambda name=name, fn=fn: [
+        OpCase(name, fn, [A], grad=[name not in ("detach_copy", "view_as_complex_copy")])])
       for name, fn in _COPY_SAMPLES.items()),
     OpInfo("histogramdd", "compat", _histogramdd_cases, supports_autograd=False),
     OpInfo("index_reduce", "compat", _index_reduce_cases, methods=("index_reduce", "index_reduce_")),
@@ -157,8 +164,12 @@ op_db = [
     OpInfo("dsplit", "compat", lambda: [c for c in _split_cases() if c.name.startswith("dsplit")], methods=("dsplit",)),
     OpInfo("split_with_sizes", "compat", lambda: [c for c in _split_cases() if c.name.startswith("split_with")],
            methods=("split_with_sizes",)),
-    OpInfo("unsafe_split", "compat", lambda: [c for c in _split_cases() if c.name.startswith("unsafe_split")],
+    OpInfo("unsafe_split", "compat", lambda: [c for c in _split_cases() if c.name.startswith("unsafe_split")
+                                              and not c.name.startswith("unsafe_split_with")],
            methods=("unsafe_split",)),
+    OpInfo("unsafe_split_with_sizes", "compat",
+           lambda: [c for c in _split_cases() if c.name.startswith("unsafe_split_with")],
+           methods=("unsafe_split_with_sizes",)),
     OpInfo("unsafe_chunk", "compat", lambda: [c for c in _split_cases() if c.name.startswith("unsafe_chunk")],
            methods=("unsafe_chunk",)),
     OpInfo("narrow_copy", "compat", lambda: [c for c in _split_cases() if c.name.startswith("narrow_copy")],

@@ -54,7 +54,9 @@ OPS = [
     ], methods=("conj", "H", "mH", "adjoint")),
     OpInfo("conj_physical", "complex", lambda: [
         OpCase("conj_physical", lambda lib, z: lib.conj_physical(z) * 2, [crandn(3, 4)]),
-    ], methods=("conj_physical",)),
+        OpCase("conj_physical_", lambda lib, z: (z * 1).conj_physical_() * 2, [crandn(3, 4)]),
+        OpCase("conj_physical_top_level_", lambda lib, z: lib.conj_physical_(z * 1) * 2, [crandn(3, 4)]),
+    ], methods=("conj_physical", "conj_physical_"), aliases=("conj_physical_",)),
     OpInfo("resolve_conj", "complex", lambda: [
         OpCase("resolve_conj", lambda lib, z: lib.resolve_conj(z.conj()) * 2, [crandn(3)]),
         OpCase("resolve_neg", lambda lib, z: lib.resolve_neg(-z) * 2, [crandn(3)]),

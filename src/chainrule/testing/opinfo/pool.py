@@ -127,6 +127,12 @@ op_db: list[OpInfo] = [
 
 
 op_db += [
+    OpInfo("max_pool1d_with_indices", "pool", lambda: [
+        OpCase("max_pool1d_with_indices", lambda lib, x: lib.max_pool1d_with_indices(x, 3, 2, 1),
+               [distinct(2, 3, 11, seed=3)]),
+        OpCase("max_pool1d_with_indices_default_stride", lambda lib, x: lib.max_pool1d_with_indices(x, 2, []),
+               [distinct(3, 9, seed=4)]),
+    ]),
     OpInfo("nn.functional.lp_pool1d", "pool", lambda: [
         OpCase("lp_pool1d", lambda lib, x: lib.nn.functional.lp_pool1d(x, 2.0, 3, stride=2), [randn(2, 3, 9)]),
         OpCase("lp_pool1d_p3_ceil", lambda lib, x: lib.nn.functional.lp_pool1d(x, 3.0, 2, ceil_mode=True),
