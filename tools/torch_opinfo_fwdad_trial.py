@@ -1,0 +1,383 @@
+"""Forward-mode AD of torch's own OpInfo samples (``op_db``) on torch and on chainrule, compared.
+
+For every OpInfo torch marks ``supports_forward_ad``, the first float64 samples (drawn as
+tools/torch_opinfo_trial.py draws them, with ``requires_grad=True``) run on both libraries inside
+``autograd.forward_ad.dual_level()``: each differentiable input (a floating or complex tensor that
+requires grad) is made a dual tensor with a seeded random tangent, the same on both, the op runs,
+and ``unpack_dual`` of every output gives its primal and tangent, compared with
+``torch.testing.assert_close``'s default tolerances. A None tangent and a zero one count alike; no
+tangent where torch's is not zero is a difference. The first sample of each OpInfo also runs
+through ``func.jvp`` on both (the same tangents, the op's floating outputs as a tuple).
+
+    python tools/torch_opinfo_fwdad_trial.py run --out /tmp/fwdad                  # every OpInfo
+    python tools/torch_opinfo_fwdad_trial.py run --out /tmp/fwdad --filter conv    # names containing "conv"
+    python tools/torch_opinfo_fwdad_trial.py ledger --out /tmp/fwdad               # write the CI ledger
+
+Kinds per sample and variant (``dual``, ``func.jvp``): ``same``; ``differ`` (a primal's value,
+dtype or shape); ``tangent_differ``; ``fwd_raised`` (chainrule raised, torch ran);
+``torch_raised``; ``skipped`` with a reason (an op chainrule lacks, a dtype or layout it does not
+have, no differentiable input, a deliberate difference in SKIPPED).
+
+How chainrule's callable is found, how samples convert and how values compare is
+tools/torch_opinfo_trial.py's own machinery, imported from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import functools
+import json
+import os
+import sys
+import time
+import zlib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_opinfo_trial as opinfo_trial  # noqa: E402
+from torch_opinfo_trial import (  # noqa: E402
+    SAMPLE_TIMEOUT_S,
+    ReachedTorch,
+    SampleTimeout,
+    Trial,
+    Unconvertible,
+    _cotangent,
+    _leaves,
+    _short,
+    _without_test_function_lookup,
+    compare_outputs,
+    entry_name,
+    load_op_db,
+    summarise,
+)
+from torch_oracle import time_limit  # noqa: E402
+
+LEDGER = os.path.join(ROOT, "tests", "compat", "data", "torch_op_db_fwdad_ledger.json")
+
+SAMPLES_PER_OP = 8       # float64 samples per OpInfo, the generator's first
+JVP_SAMPLES = 1          # of those, how many also run through func.jvp
+KINDS = ("same", "differ", "tangent_differ", "fwd_raised", "torch_raised", "skipped")
+FAILING = ("differ", "tangent_differ", "fwd_raised")
+
+# OpInfos (names as entry_name gives them) whose tangents differ on purpose, each with why
+SKIPPED = {}
+
+
+# ---- one sample -------------------------------------------------------------------------------
+def _differentiable_inputs(sample, torch):
+    """The sample's distinct floating or complex tensors that require grad, in argument order."""
+    found = {}
+    for _, leaf in _leaves((sample.input, tuple(sample.args), tuple(sample.kwargs.values())), torch):
+        if (isinstance(leaf, torch.Tensor) and leaf.requires_grad
+                and (leaf.is_floating_point() or leaf.is_complex())):
+            found.setdefault(id(leaf), leaf)
+    return list(found.values())
+
+
+def _substitute(value, replacements):
+    """``value`` (nested lists, tuples, named tuples, dicts) with the tensors keyed by id in
+    ``replacements`` replaced."""
+    if id(value) in replacements:
+        return replacements[id(value)]
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(_substitute(v, replacements) for v in value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_substitute(v, replacements) for v in value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, replacements) for k, v in value.items()}
+    return value
+
+
+def _call(function, process, arguments, replacements):
+    sample_input, args, kwargs = _substitute(arguments, replacements)
+    return process(function(sample_input, *args, **kwargs))
+
+
+def _run_dual(lib, function, process, arguments, inputs, tangents):
+    """Inside a dual level: the op on dual ``inputs``; its output leaves, primal and tangent apart."""
+    forward_ad = lib.autograd.forward_ad
+    with forward_ad.dual_level():
+        duals = {id(x): forward_ad.make_dual(x.detach(), t) for x, t in zip(inputs, tangents)}
+        out = _call(function, process, arguments, duals)
+        primals, out_tangents = [], []
+        for _, leaf in _leaves(out, lib):
+            if isinstance(leaf, lib.Tensor):
+                primal, tangent = forward_ad.unpack_dual(leaf)
+                primals.append(primal)
+                out_tangents.append(tangent)
+            else:
+                primals.append(leaf)
+                out_tangents.append(None)
+    return primals, out_tangents
+
+
+def _run_jvp(lib, function, process, arguments, inputs, tangents):
+    """``func.jvp`` of the op in its differentiable inputs: (outputs, their tangents)."""
+
+    def of_inputs(*xs):
+        out = _call(function, process, arguments, {id(x): new for x, new in zip(inputs, xs)})
+        return tuple(leaf for _, leaf in _leaves(out, lib)
+                     if isinstance(leaf, lib.Tensor) and (leaf.is_floating_point() or leaf.is_complex()))
+
+    outputs, out_tangents = lib.func.jvp(of_inputs, tuple(x.detach() for x in inputs), tuple(tangents))
+    return list(outputs), list(out_tangents)
+
+
+def _compare_tangents(primals, expected, actual, torch, chainrule):
+    """None when chainrule's output tangents agree with torch's, else why not."""
+    for i, (primal, e, a) in enumerate(zip(primals, expected, actual)):
+        if e is None and a is None:
+            continue
+        if not isinstance(primal, torch.Tensor) or not (primal.is_floating_point() or primal.is_complex()):
+            return f"out[{i}]: torch gives a {type(primal).__name__} output no tangent, chainrule one"
+        if e is None:
+            e = torch.zeros_like(primal)
+        if a is None:
+            if bool((e != 0).any()):
+                return f"out[{i}]: no tangent in chainrule; torch's is not zero"
+            continue
+        mismatch = compare_outputs(e, a, torch)
+        if mismatch is not None:
+            return f"tangent of out[{i}]: {mismatch[len('out: '):] if mismatch.startswith('out: ') else mismatch}"
+    return None
+
+
+def run_fwdad_sample(trial, torch_function, function, sample, seed, process, run=_run_dual):
+    """One sample on both, through ``run`` (_run_dual or _run_jvp); returns (kind, detail)."""
+    torch, chainrule = trial.torch, trial.chainrule
+    torch_inputs = _differentiable_inputs(sample, torch)
+    if not torch_inputs:
+        return "skipped", "no differentiable input"
+    memo = {}
+    try:
+        chainrule_arguments = (trial.value(sample.input, memo), trial.value(tuple(sample.args), memo),
+                               trial.value(dict(sample.kwargs), memo))
+        torch_tangents = [_cotangent(seed + i, x, torch) for i, x in enumerate(torch_inputs)]
+        chainrule_tangents = [trial.value(t, {}) for t in torch_tangents]
+    except Unconvertible as error:
+        return "skipped", f"unconvertible: {error}"
+    chainrule_inputs = [memo[id(x)] for x in torch_inputs]
+    torch_arguments = (sample.input, tuple(sample.args), dict(sample.kwargs))
+
+    torch.manual_seed(seed)
+    try:
+        with time_limit(SAMPLE_TIMEOUT_S, SampleTimeout):
+            expected, expected_tangents = run(torch, torch_function, sample.output_process_fn_grad, torch_arguments,
+                                              torch_inputs, torch_tangents)
+    except SampleTimeout:
+        return "skipped", "torch took too long"
+    except Exception as error:
+        return "torch_raised", _short(error)
+    torch.manual_seed(seed)
+    chainrule.manual_seed(seed)
+    try:
+        with time_limit(SAMPLE_TIMEOUT_S, SampleTimeout), trial.chainrule_only():
+            actual, actual_tangents = run(chainrule, function, process, chainrule_arguments, chainrule_inputs,
+                                          chainrule_tangents)
+    except ReachedTorch as error:
+        return "skipped", f"closure: reached torch.{error}"
+    except Exception as error:
+        return "fwd_raised", _short(error)
+    mismatch = compare_outputs(expected, actual, torch)
+    if mismatch is not None:
+        return "differ", mismatch
+    mismatch = _compare_tangents(expected, expected_tangents, actual_tangents, torch, chainrule)
+    if mismatch is not None:
+        return "tangent_differ", mismatch
+    return "same", ""
+
+
+# ---- one OpInfo -------------------------------------------------------------------------------
+def run_op(trial, op, limit=SAMPLES_PER_OP, plan=None):
+    """The first ``limit`` float64 samples of one OpInfo through dual tensors, the first
+    JVP_SAMPLES also through func.jvp; ``plan``, when given, is the ledger's selection
+    ``{"dual": [indices], "func.jvp": [indices]}``. Drawing samples, finding chainrule's callable
+    and the OpInfo-level skips are torch_opinfo_trial.run_op's, which calls this trial's sample
+    runner in place of its own."""
+    name = entry_name(op)
+    if name in SKIPPED:
+        return [{"op": name, "dtype": "float64", "variant": "dual", "index": -1, "kind": "skipped",
+                 "detail": SKIPPED[name]}]
+    wanted = None
+    if plan is not None:
+        wanted = {variant: set(plan.get(variant, ())) for variant in ("dual", "func.jvp")}
+    base_seed = zlib.crc32(f"{name}/float64".encode())
+    jvp_records = []
+    # as torch's own forward-AD test: through the OpInfo's gradcheck_wrapper (a Hermitian or
+    # triangular input made so, dropout's seed set), which its formulas assume
+    torch_function = functools.partial(op.gradcheck_wrapper, op.op)
+    wrapper = trial.value(op.gradcheck_wrapper, {})
+
+    def run_sample(trial, op_or_method, function, sample, dtype_name, seed, want_grad, process, uninitialised):
+        index = seed - base_seed
+        chainrule_function = functools.partial(wrapper, function)
+        if wanted is None or index in wanted["func.jvp"]:
+            if wanted is not None or index < JVP_SAMPLES:
+                kind, detail = run_fwdad_sample(trial, torch_function, chainrule_function, sample, seed, process,
+                                                _run_jvp)
+                jvp_records.append({"op": name, "dtype": dtype_name, "variant": "func.jvp", "index": index,
+                                    "kind": kind, "detail": detail})
+        if wanted is not None and index not in wanted["dual"]:
+            return "skipped", "not in the ledger's selection"
+        return run_fwdad_sample(trial, torch_function, chainrule_function, sample, seed, process)
+
+    if wanted is not None:
+        limit = max(wanted["dual"] | wanted["func.jvp"], default=-1) + 1
+    with _sample_runner(run_sample):
+        records = opinfo_trial.run_op(trial, op, dtypes=("float64",), limit=limit)
+    for record in records:
+        if record["variant"] == "function":
+            record["variant"] = "dual"
+    if wanted is not None:
+        records = [r for r in records if r["index"] in wanted["dual"] or r["index"] < 0]
+    return records + jvp_records
+
+
+@contextlib.contextmanager
+def _sample_runner(run_sample):
+    """torch_opinfo_trial.run_op calling ``run_sample`` for each sample (it has no hook for another
+    runner: its module global is swapped meanwhile)."""
+    original = opinfo_trial.run_sample
+    opinfo_trial.run_sample = run_sample
+    try:
+        yield
+    finally:
+        opinfo_trial.run_sample = original
+
+
+def forward_ad_ops(op_db):
+    return [op for op in op_db if op.supports_forward_ad]
+
+
+# ---- reports ----------------------------------------------------------------------------------
+def write_reports(records, out, elapsed):
+    per_op, totals = summarise(records)
+    by_variant = collections.defaultdict(collections.Counter)
+    for record in records:
+        by_variant[record["variant"]][record["kind"]] += 1
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "records.json"), "w") as handle:
+        json.dump(records, handle, indent=0)
+    first = {}
+    for record in records:
+        if record["kind"] in FAILING:
+            first.setdefault(record["op"], f"{record['variant']} #{record['index']} {record['kind']}: "
+                                           f"{record['detail']}")
+    ranked = sorted(first, key=lambda op: -sum(per_op[op][k] for k in FAILING))
+    lines = ["# torch OpInfo forward-AD trial", "",
+             f"{len(per_op)} OpInfos, {len(records)} samples, {elapsed:.0f} s", "",
+             "| variant | " + " | ".join(KINDS) + " |", "|---" * (len(KINDS) + 1) + "|"]
+    lines += [f"| {variant} | " + " | ".join(str(counts[k]) for k in KINDS) + " |"
+              for variant, counts in sorted(by_variant.items())]
+    lines += ["", "## Failing OpInfos (most failing samples first)", "",
+              "| op | " + " | ".join(KINDS) + " | first failure |", "|---" * (len(KINDS) + 2) + "|"]
+    for op in ranked:
+        cell = first[op].replace("|", "/")[:240]
+        lines.append(f"| {op} | " + " | ".join(str(per_op[op][k]) for k in KINDS) + f" | {cell} |")
+    raised = collections.Counter(r["detail"][:120] for r in records if r["kind"] == "torch_raised")
+    skipped = collections.Counter(r["detail"][:80] for r in records if r["kind"] == "skipped")
+    for title, counter in (("torch raised", raised), ("Skipped", skipped)):
+        lines += ["", f"## {title}, by reason", "", "| reason | samples |", "|---|---|"]
+        lines += [f"| {reason.replace('|', '/')} | {count} |" for reason, count in counter.most_common()]
+    with open(os.path.join(out, "summary.md"), "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    summary = {"elapsed_s": round(elapsed, 1), "totals": dict(totals),
+               "by_variant": {variant: dict(counts) for variant, counts in sorted(by_variant.items())},
+               "per_op": {op: dict(counts) for op, counts in sorted(per_op.items())}}
+    with open(os.path.join(out, "summary.json"), "w") as handle:
+        json.dump(summary, handle, indent=1, sort_keys=True)
+    print(f"{len(per_op)} OpInfos, {len(records)} samples, {elapsed:.0f} s")
+    print(f"  {'kind':16s}" + "".join(f"{variant:>10s}" for variant in sorted(by_variant)))
+    for kind in KINDS:
+        print(f"  {kind:16s}" + "".join(f"{by_variant[variant][kind]:10d}" for variant in sorted(by_variant)))
+    agreeing = sum(1 for counts in per_op.values() if counts["same"] and not any(counts[k] for k in FAILING))
+    print(f"  OpInfos whose every run sample agrees: {agreeing}")
+
+
+# ---- commands ---------------------------------------------------------------------------------
+def command_run(args):
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    np.random.seed(0)
+    trial = Trial()
+    start = time.time()
+    records = []
+    with _without_test_function_lookup():
+        for op in forward_ad_ops(load_op_db()):
+            name = entry_name(op)
+            if (args.filter and args.filter not in name) or (args.only and name not in args.only.split(",")):
+                continue
+            op_start = time.time()
+            op_records = run_op(trial, op, limit=args.limit)
+            for record in op_records:
+                record["seconds"] = round((time.time() - op_start) / len(op_records), 4)
+            records += op_records
+            if args.verbose:
+                print(f"{name}: {time.time() - op_start:.2f} s", file=sys.stderr)
+    write_reports(records, args.out, time.time() - start)
+
+
+# the CI ledger's budget: per OpInfo, the first agreeing samples of each variant
+LEDGER_BUDGET = {"dual": 1, "func.jvp": 1}
+LEDGER_SLOW_OP_S = 0.5  # OpInfos whose samples took longer than this on average stay out of CI
+
+
+def command_ledger(args):
+    """From the run at ``--out``: per OpInfo, the first samples of each variant that agreed, within
+    LEDGER_BUDGET, for tests/compat/test_torch_op_db_fwdad.py to keep agreeing."""
+    with open(os.path.join(args.out, "records.json")) as handle:
+        records = json.load(handle)
+    ledger = collections.defaultdict(dict)
+    for record in records:
+        variant = record["variant"]
+        if record["kind"] != "same" or record.get("seconds", 0.0) > LEDGER_SLOW_OP_S:
+            continue
+        chosen = ledger[record["op"]].setdefault(variant, [])
+        if len(chosen) < LEDGER_BUDGET[variant]:
+            chosen.append(record["index"])
+    os.makedirs(os.path.dirname(LEDGER), exist_ok=True)
+    with open(LEDGER, "w") as handle:
+        json.dump(dict(sorted(ledger.items())), handle, indent=0, sort_keys=True)
+        handle.write("\n")
+    total = sum(len(indices) for entry in ledger.values() for indices in entry.values())
+    print(f"{total} agreeing samples of {len(ledger)} OpInfos -> {os.path.relpath(LEDGER, ROOT)}")
+
+
+def run_ledger(ledger: dict) -> list:
+    """Run the ledger's samples; the records of those that no longer agree."""
+    import torch
+
+    torch.set_num_threads(1)
+    trial = Trial()
+    failures = []
+    with _without_test_function_lookup():
+        for op in forward_ad_ops(load_op_db()):
+            entry = ledger.get(entry_name(op))
+            if entry:
+                failures += [r for r in run_op(trial, op, plan=entry) if r["kind"] != "same"]
+    return failures
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--out", required=True)
+    run.add_argument("--filter", default="")
+    run.add_argument("--only", default="", help="comma-separated exact OpInfo names")
+    run.add_argument("--limit", type=int, default=SAMPLES_PER_OP)
+    run.add_argument("--verbose", action="store_true")
+    run.set_defaults(handler=command_run)
+    ledger = sub.add_parser("ledger")
+    ledger.add_argument("--out", required=True)
+    ledger.set_defaults(handler=command_ledger)
+    args = parser.parse_args(argv)
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()
