@@ -63,6 +63,14 @@ FAILING = ("differ", "tangent_differ", "fwd_raised")
 
 # OpInfos (names as entry_name gives them) whose tangents differ on purpose, each with why
 SKIPPED = {}
+# samples (OpInfo -> their indices) whose tangents differ on purpose, each with why; checked
+# against central differences in float64 (chainrule's the closer)
+SKIPPED_SAMPLES = {
+    "logcumsumexp": ({1, 3, 4}, "torch's tangent is off from central differences by up to 5e-6 on these wide-range "
+                                "inputs; chainrule's agrees to 1e-8"),
+    "cholesky_inverse": ({6, 7}, "torch's tangent is off from central differences by 2e-5 to 8e-5; chainrule's "
+                                 "agrees to 1e-9"),
+}
 
 
 # ---- one sample -------------------------------------------------------------------------------
@@ -189,6 +197,25 @@ def run_fwdad_sample(trial, torch_function, function, sample, seed, process, run
     return "same", ""
 
 
+def torch_disowns_forward_ad(op):
+    """Why torch's own test_forward_mode_AD does not hold this OpInfo to its tangents in float64 on
+    the CPU (a skip or an expected failure in its decorators), or None."""
+    for decorator in op.decorators:
+        if (getattr(decorator, "cls_name", None), getattr(decorator, "test_name", None)) != \
+                ("TestFwdGradients", "test_forward_mode_AD"):
+            continue
+        if not decorator.active_if or decorator.device_type not in (None, "cpu"):
+            continue
+        if decorator.dtypes is not None and not any(str(d) == "torch.float64" for d in decorator.dtypes):
+            continue
+        for marker in decorator.decorators:
+            name = getattr(marker, "__qualname__", "")
+            if name == "expectedFailure" or name.startswith("skip."):
+                kind = "an expected failure" if name == "expectedFailure" else "skipped"
+                return f"torch's own OpInfo marks its test_forward_mode_AD {kind}"
+    return None
+
+
 # ---- one OpInfo -------------------------------------------------------------------------------
 def run_op(trial, op, limit=SAMPLES_PER_OP, plan=None):
     """The first ``limit`` float64 samples of one OpInfo through dual tensors, the first
@@ -210,18 +237,28 @@ def run_op(trial, op, limit=SAMPLES_PER_OP, plan=None):
     torch_function = functools.partial(op.gradcheck_wrapper, op.op)
     wrapper = trial.value(op.gradcheck_wrapper, {})
 
+    disowned = torch_disowns_forward_ad(op)
+    skipped_indices, skipped_reason = SKIPPED_SAMPLES.get(name, ((), ""))
+
+    def compared(kind, detail):
+        if disowned and kind in FAILING:
+            return "skipped", f"{disowned}; here {kind}: {detail}"
+        return kind, detail
+
     def run_sample(trial, op_or_method, function, sample, dtype_name, seed, want_grad, process, uninitialised):
         index = seed - base_seed
+        if index in skipped_indices:
+            return "skipped", skipped_reason
         chainrule_function = functools.partial(wrapper, function)
         if wanted is None or index in wanted["func.jvp"]:
             if wanted is not None or index < JVP_SAMPLES:
-                kind, detail = run_fwdad_sample(trial, torch_function, chainrule_function, sample, seed, process,
-                                                _run_jvp)
+                kind, detail = compared(*run_fwdad_sample(trial, torch_function, chainrule_function, sample, seed,
+                                                          process, _run_jvp))
                 jvp_records.append({"op": name, "dtype": dtype_name, "variant": "func.jvp", "index": index,
                                     "kind": kind, "detail": detail})
         if wanted is not None and index not in wanted["dual"]:
             return "skipped", "not in the ledger's selection"
-        return run_fwdad_sample(trial, torch_function, chainrule_function, sample, seed, process)
+        return compared(*run_fwdad_sample(trial, torch_function, chainrule_function, sample, seed, process))
 
     if wanted is not None:
         limit = max(wanted["dual"] | wanted["func.jvp"], default=-1) + 1
