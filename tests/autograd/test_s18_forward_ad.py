@@ -127,3 +127,34 @@ def test_eig_backward_still_refuses_a_phase_dependent_loss():
     vectors = chainrule.linalg.eig(a).eigenvectors
     with pytest.raises(RuntimeError, match=r"linalg_eig_backward: The eigenvectors in the complex case"):
         vectors.sum().abs().backward()
+
+
+# ---------------------------------------------------------------- holomorphic special functions
+
+_Z = np.array([0.3 + 0.4j, -1.2 + 0.7j, 2.0 - 0.5j, 0.5 - 1.5j, -3.0 + 0.1j, -0.5 - 0.2j])
+_DZ = np.array([1.0 - 0.5j, 0.2 + 0.3j, -0.7 + 1.0j, 1.0 + 1.0j, 0.3 + 0.0j, 1.0j])
+
+
+@pytest.mark.parametrize("name", ["acosh", "asinh", "atanh", "sinc"])
+def test_complex_special_functions_have_torchs_gradient_and_tangent(name):
+    # their rules were written for real numbers: f'(z) where torch's convention takes conj(f'(z)),
+    # and acosh's √(z²-1) is on another branch than torch's √(z-1)·√(z+1)
+    their_input = torch.tensor(_Z, requires_grad=True)
+    getattr(torch, name)(their_input).backward(torch.tensor(_DZ))
+    our_input = chainrule.tensor(_Z, requires_grad=True)
+    getattr(chainrule, name)(our_input).backward(chainrule.tensor(_DZ))
+    np.testing.assert_allclose(our_input.grad.numpy(), their_input.grad.numpy(), rtol=1e-12, atol=1e-14)
+    (_,), (their_tangent,) = _tangent(torch, getattr(torch, name), [_Z], [_DZ])
+    (_,), (our_tangent,) = _tangent(chainrule, getattr(chainrule, name), [_Z], [_DZ])
+    np.testing.assert_allclose(our_tangent, their_tangent, rtol=1e-12, atol=1e-14)
+    (difference,) = _central_difference(getattr(chainrule, name), [_Z], [_DZ])
+    np.testing.assert_allclose(our_tangent, difference, rtol=1e-6, atol=1e-8)
+    assert chainrule.autograd.gradcheck(getattr(chainrule, name), (chainrule.tensor(_Z, requires_grad=True),))
+
+
+def test_real_acosh_keeps_its_gradient_below_minus_one():
+    x = chainrule.tensor([-2.0, 0.5, 2.0], dtype=chainrule.float64, requires_grad=True)
+    chainrule.acosh(x).sum().backward()
+    expected = torch.tensor([-2.0, 0.5, 2.0], dtype=torch.float64, requires_grad=True)
+    torch.acosh(expected).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), expected.grad.numpy(), equal_nan=True)
