@@ -158,3 +158,38 @@ def test_real_acosh_keeps_its_gradient_below_minus_one():
     expected = torch.tensor([-2.0, 0.5, 2.0], dtype=torch.float64, requires_grad=True)
     torch.acosh(expected).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), expected.grad.numpy(), equal_nan=True)
+
+
+# ---------------------------------------------------------------- istft's window
+
+@pytest.mark.parametrize("dtype", ["float64", "complex128"])
+def test_istft_window_gradient_and_tangent_include_the_envelope(dtype):
+    # the output is divided by the overlap-added squared window; that envelope was detached, so a
+    # window that requires grad (or carries a tangent) lost its part of the derivative
+    rng = np.random.default_rng(0)
+    window = rng.uniform(0.5, 1.5, 10).astype(dtype)
+    onesided = dtype == "float64"
+    if onesided:
+        spectrum = rng.standard_normal((6, 5)) + 1j * rng.standard_normal((6, 5))
+        spectrum[0] = spectrum[0].real
+    else:
+        window = window + 1j * rng.uniform(-0.3, 0.3, 10)
+        spectrum = rng.standard_normal((10, 5)) + 1j * rng.standard_normal((10, 5))
+    options = dict(n_fft=10, hop_length=3, center=True, onesided=onesided, return_complex=not onesided)
+    window_tangent = rng.standard_normal(10).astype(dtype)
+
+    def istft(lib):
+        return lambda w: lib.istft(lib.tensor(spectrum), window=w, **options)
+
+    found = {}
+    for lib in (torch, chainrule):
+        w = lib.tensor(window, requires_grad=True)
+        out = istft(lib)(w)
+        cotangent = np.random.default_rng(1).standard_normal(tuple(out.shape)).astype(str(out.dtype).split(".")[-1])
+        (grad,) = lib.autograd.grad(out, [w], lib.tensor(cotangent))
+        (_,), (tangent,) = _tangent(lib, istft(lib), [window], [window_tangent])
+        found[lib.__name__] = (grad.numpy(), tangent)
+    for ours, theirs in zip(found["chainrule"], found["torch"]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    (difference,) = _central_difference(istft(chainrule), [window], [window_tangent])
+    np.testing.assert_allclose(found["chainrule"][1], difference, rtol=1e-6, atol=1e-8)
