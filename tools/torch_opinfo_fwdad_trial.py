@@ -7,10 +7,12 @@ requires grad) is made a dual tensor with a seeded random tangent, the same on b
 and ``unpack_dual`` of every output gives its primal and tangent, compared with
 ``torch.testing.assert_close``'s default tolerances. A None tangent and a zero one count alike; no
 tangent where torch's is not zero is a difference. The first sample of each OpInfo also runs
-through ``func.jvp`` on both (the same tangents, the op's floating outputs as a tuple).
+through ``func.jvp`` on both (the same tangents, the op's floating outputs as a tuple). With
+``--dtype complex128`` the same runs on the OpInfos' complex128 samples, drawn requiring grad too.
 
     python tools/torch_opinfo_fwdad_trial.py run --out /tmp/fwdad                  # every OpInfo
     python tools/torch_opinfo_fwdad_trial.py run --out /tmp/fwdad --filter conv    # names containing "conv"
+    python tools/torch_opinfo_fwdad_trial.py run --out /tmp/fwdad_c --dtype complex128
     python tools/torch_opinfo_fwdad_trial.py ledger --out /tmp/fwdad               # write the CI ledger
 
 Kinds per sample and variant (``dual``, ``func.jvp``): ``same``; ``differ`` (a primal's value,
@@ -63,8 +65,8 @@ FAILING = ("differ", "tangent_differ", "fwd_raised")
 
 # OpInfos (names as entry_name gives them) whose tangents differ on purpose, each with why
 SKIPPED = {}
-# samples (OpInfo -> their indices) whose tangents differ on purpose, each with why; checked
-# against central differences in float64 (chainrule's the closer)
+# float64 samples (OpInfo -> their indices) whose tangents differ on purpose, each with why;
+# checked against central differences (chainrule's the closer)
 SKIPPED_SAMPLES = {
     "logcumsumexp": ({1, 3, 4}, "torch's tangent is off from central differences by up to 5e-6 on these wide-range "
                                 "inputs; chainrule's agrees to 1e-8"),
@@ -198,16 +200,16 @@ def run_fwdad_sample(trial, torch_function, function, sample, seed, process, run
     return "same", ""
 
 
-def torch_disowns_forward_ad(op):
-    """Why torch's own test_forward_mode_AD does not hold this OpInfo to its tangents in float64 on
-    the CPU (a skip or an expected failure in its decorators), or None."""
+def torch_disowns_forward_ad(op, dtype_name="float64"):
+    """Why torch's own test_forward_mode_AD does not hold this OpInfo to its tangents in
+    ``dtype_name`` on the CPU (a skip or an expected failure in its decorators), or None."""
     for decorator in op.decorators:
         if (getattr(decorator, "cls_name", None), getattr(decorator, "test_name", None)) != \
                 ("TestFwdGradients", "test_forward_mode_AD"):
             continue
         if not decorator.active_if or decorator.device_type not in (None, "cpu"):
             continue
-        if decorator.dtypes is not None and not any(str(d) == "torch.float64" for d in decorator.dtypes):
+        if decorator.dtypes is not None and not any(str(d) == f"torch.{dtype_name}" for d in decorator.dtypes):
             continue
         for marker in decorator.decorators:
             name = getattr(marker, "__qualname__", "")
@@ -218,28 +220,42 @@ def torch_disowns_forward_ad(op):
 
 
 # ---- one OpInfo -------------------------------------------------------------------------------
-def run_op(trial, op, limit=SAMPLES_PER_OP, plan=None):
-    """The first ``limit`` float64 samples of one OpInfo through dual tensors, the first
+class _DrawnRequiringGrad:
+    """An OpInfo whose samples are drawn requiring grad in every dtype (torch_opinfo_trial.run_op
+    asks so for float64 only)."""
+
+    def __init__(self, op):
+        self._op = op
+
+    def __getattr__(self, name):
+        return getattr(self._op, name)
+
+    def sample_inputs(self, device, dtype, requires_grad=False, **kwargs):
+        return self._op.sample_inputs(device, dtype, requires_grad=True, **kwargs)
+
+
+def run_op(trial, op, limit=SAMPLES_PER_OP, plan=None, dtype_name="float64"):
+    """The first ``limit`` samples in ``dtype_name`` of one OpInfo through dual tensors, the first
     JVP_SAMPLES also through func.jvp; ``plan``, when given, is the ledger's selection
     ``{"dual": [indices], "func.jvp": [indices]}``. Drawing samples, finding chainrule's callable
     and the OpInfo-level skips are torch_opinfo_trial.run_op's, which calls this trial's sample
     runner in place of its own."""
     name = entry_name(op)
     if name in SKIPPED:
-        return [{"op": name, "dtype": "float64", "variant": "dual", "index": -1, "kind": "skipped",
+        return [{"op": name, "dtype": dtype_name, "variant": "dual", "index": -1, "kind": "skipped",
                  "detail": SKIPPED[name]}]
     wanted = None
     if plan is not None:
         wanted = {variant: set(plan.get(variant, ())) for variant in ("dual", "func.jvp")}
-    base_seed = zlib.crc32(f"{name}/float64".encode())
+    base_seed = zlib.crc32(f"{name}/{dtype_name}".encode())
     jvp_records = []
     # as torch's own forward-AD test: through the OpInfo's gradcheck_wrapper (a Hermitian or
     # triangular input made so, dropout's seed set), which its formulas assume
     torch_function = functools.partial(op.gradcheck_wrapper, op.op)
     wrapper = trial.value(op.gradcheck_wrapper, {})
 
-    disowned = torch_disowns_forward_ad(op)
-    skipped_indices, skipped_reason = SKIPPED_SAMPLES.get(name, ((), ""))
+    disowned = torch_disowns_forward_ad(op, dtype_name)
+    skipped_indices, skipped_reason = SKIPPED_SAMPLES.get(name, ((), "")) if dtype_name == "float64" else ((), "")
 
     def compared(kind, detail):
         if disowned and kind in FAILING:
@@ -264,7 +280,7 @@ def run_op(trial, op, limit=SAMPLES_PER_OP, plan=None):
     if wanted is not None:
         limit = max(wanted["dual"] | wanted["func.jvp"], default=-1) + 1
     with _module_globals(opinfo_trial, run_sample=run_sample):
-        records = opinfo_trial.run_op(trial, op, dtypes=("float64",), limit=limit)
+        records = opinfo_trial.run_op(trial, _DrawnRequiringGrad(op), dtypes=(dtype_name,), limit=limit)
     for record in records:
         if record["variant"] == "function":
             record["variant"] = "dual"
@@ -352,7 +368,7 @@ def command_run(args):
             if (args.filter and args.filter not in name) or (args.only and name not in args.only.split(",")):
                 continue
             op_start = time.time()
-            op_records = run_op(trial, op, limit=args.limit)
+            op_records = run_op(trial, op, limit=args.limit, dtype_name=args.dtype)
             for record in op_records:
                 record["seconds"] = round((time.time() - op_start) / len(op_records), 4)
             records += op_records
@@ -400,6 +416,7 @@ def main(argv=None):
     run.add_argument("--filter", default="")
     run.add_argument("--only", default="", help="comma-separated exact OpInfo names")
     run.add_argument("--limit", type=int, default=SAMPLES_PER_OP)
+    run.add_argument("--dtype", default="float64", help="the samples' dtype: float64 or complex128")
     run.add_argument("--verbose", action="store_true")
     run.set_defaults(handler=command_run)
     ledger = sub.add_parser("ledger")
