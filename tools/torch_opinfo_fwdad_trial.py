@@ -280,7 +280,7 @@ def run_op(trial, op, limit=SAMPLES_PER_OP, plan=None, dtype_name="float64"):
     if wanted is not None:
         limit = max(wanted["dual"] | wanted["func.jvp"], default=-1) + 1
     with _module_globals(opinfo_trial, run_sample=run_sample):
-        records = opinfo_trial.run_op(trial, _DrawnRequiringGrad(op), dtypes=(dtype_name,), limit=limit)
+        records = _values_run_op(trial, _DrawnRequiringGrad(op), dtypes=(dtype_name,), limit=limit)
     for record in records:
         if record["variant"] == "function":
             record["variant"] = "dual"
@@ -301,6 +301,9 @@ def _module_globals(module, **values):
     finally:
         for name, value in original.items():
             setattr(module, name, value)
+
+
+_values_run_op = opinfo_trial.run_op  # (run_ledger swaps the module's for this trial's)
 
 
 def forward_ad_ops(op_db):
@@ -393,19 +396,13 @@ def command_ledger(args):
 
 
 def run_ledger(ledger: dict) -> list:
-    """Run the ledger's samples; the records of those that no longer agree."""
-    import torch
+    """Run the ledger's samples; the records of those that no longer agree (the values trial's
+    run_ledger, its run_op answered by this trial's)."""
+    def planned(trial, op, plan):
+        return run_op(trial, op, plan={variant: indices for (_, variant), indices in plan.items()})
 
-    torch.set_num_threads(1)
-    trial = Trial()
-    failures = []
-    with _without_test_function_lookup():
-        for op in forward_ad_ops(load_op_db()):
-            entry = ledger.get(entry_name(op), {})
-            plan = {key.split("/")[1]: indices for key, indices in entry.items()}
-            if plan:
-                failures += [r for r in run_op(trial, op, plan=plan) if r["kind"] != "same"]
-    return failures
+    with _module_globals(opinfo_trial, run_op=planned):
+        return opinfo_trial.run_ledger(ledger)
 
 
 def main(argv=None):
