@@ -137,6 +137,10 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
     takes_number = function_cls is ew.RSub  # number - tensor: the number is a parameter, not an edge
 
     def method(self, other) -> Tensor:
+        if _routed_to_general:
+            # a reference taken before a profiler or forward AD switched the operators
+            # (``add = Tensor.__add__``) takes the general op too: its node is timed, its tangent carried
+            return _GENERAL_OPERATORS[name](self, other)
         try:
             data = self._data
         except AttributeError:  # called unbound on a non-tensor
@@ -224,7 +228,7 @@ def _bind_operators() -> None:
         else:
             setattr(Tensor, f"__r{name}__", _arithmetic(fn, cls, ufunc, reflected=True, name=f"__r{name}__"))
             _GENERAL_OPERATORS[f"__r{name}__"] = _reflected(fn, f"__r{name}__")
-    Tensor.__rsub__ = _arithmetic(_rsub, ew.RSub, np.subtract, reflected=True)
+    Tensor.__rsub__ = _arithmetic(_rsub, ew.RSub, np.subtract, reflected=True, name="__rsub__")
     _GENERAL_OPERATORS["__rsub__"] = _reflected(_rsub)
     Tensor.__rtruediv__ = _GENERAL_OPERATORS["__rtruediv__"] = _rtruediv
     _FAST_OPERATORS.update((name, Tensor.__dict__[name]) for name in _GENERAL_OPERATORS)
@@ -243,11 +247,14 @@ def _bind_operators() -> None:
 
 _GENERAL_OPERATORS: dict = {}
 _FAST_OPERATORS: dict = {}
+_routed_to_general = False  # True while the general ops stand in for the fast ones
 
 
 def _operators_for_profiling(recording: bool) -> None:
     """While a profiler records, + - * / take the general ops, each call a Function the profiler
     times, instead of their unrecorded one-ufunc fast path; the fast path is back when it stops."""
+    global _routed_to_general
+    _routed_to_general = recording
     for name, general in _GENERAL_OPERATORS.items():
         setattr(Tensor, name, general if recording else _FAST_OPERATORS[name])
 

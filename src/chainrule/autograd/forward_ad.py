@@ -213,6 +213,12 @@ def _plain(make):
         _function.active_extension = previous
 
 
+def carries_tangent(tensor) -> bool:
+    """Whether ``tensor`` is a dual tensor of the active level: for an op whose unrecorded path
+    skips its Function (and so its tangent) unless an input requires grad."""
+    return _level is not None and _level.tangent_of(tensor) is not None
+
+
 def tangent_of_write(target, value, write):
     """For an unrecorded in-place write of ``value`` into ``target`` (``x[key] = v``, which
     writes arrays directly): under forward AD, when either carries a tangent, the out-of-place
@@ -358,15 +364,21 @@ def _pushforward(outputs, inputs, tangents, keep_graph: bool) -> list:
 
 def _contract(outputs, inputs, tangents, keep_graph: bool) -> list:
     Tensor = _function._Tensor
-    cotangents = []
-    for o in outputs:
-        # Jᵀu is linear in u, so d/du ⟨Jᵀu, t⟩ is the same at every u: ones keep u off the
-        # points a rule treats specially (a masked sign, log|u| at u = 0), where its recorded
-        # graph need not carry the derivative
-        u = Tensor._make(array_module(o._data).ones_like(o._data))
-        u._requires_grad = True
-        cotangents.append(u)
-    pulled = _engine.grad(outputs, inputs, cotangents, retain_graph=True, create_graph=True, allow_unused=True)
+    # Jᵀu is linear in u, so d/du ⟨Jᵀu, t⟩ is the same at every u: ones keep u off the points a
+    # rule treats specially (a masked sign, log|u| at u = 0), where its recorded graph need not
+    # carry the derivative
+    cotangents = _cotangents(outputs, "ones_like")
+    try:
+        pulled = _engine.grad(outputs, inputs, cotangents, retain_graph=True, create_graph=True, allow_unused=True)
+    except RuntimeError as refusal:
+        # a rule that refuses a cotangent its loss could not give (eig's eigenvectors fixed only
+        # up to a phase: Im diag(Vᴴ u) must vanish) accepts zeros, which meet any linear condition
+        cotangents = _cotangents(outputs, "zeros_like")
+        try:
+            pulled = _engine.grad(outputs, inputs, cotangents, retain_graph=True, create_graph=True,
+                                  allow_unused=True)
+        except RuntimeError:
+            raise refusal from None
     total = None
     for g, t in zip(pulled, tangents):
         if g is None:
@@ -393,6 +405,17 @@ def _contract(outputs, inputs, tangents, keep_graph: bool) -> list:
         found = _engine.grad([total], cotangents, retain_graph=keep_graph, create_graph=keep_graph,
                              allow_unused=True)
     return [Tensor._make(o._data * 0) if f is None else f for f, o in zip(found, outputs)]
+
+
+def _cotangents(outputs, fill: str) -> list:
+    """One cotangent per output, all ones or all zeros, requiring grad."""
+    Tensor = _function._Tensor
+    cotangents = []
+    for o in outputs:
+        u = Tensor._make(getattr(array_module(o._data), fill)(o._data))
+        u._requires_grad = True
+        cotangents.append(u)
+    return cotangents
 
 
 def users_jvp(cls, ctx, tangents):

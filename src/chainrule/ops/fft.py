@@ -448,7 +448,7 @@ def istft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=No
     batch = frames._data.shape[0]
     signal = index_add(creation.zeros(batch, total, dtype=frames.dtype, device=frames.device), -1, index,
                        frames.reshape(batch, -1))
-    squared = (window * window).detach()
+    squared = window * window  # the envelope depends on the window too (its gradient, as torch's)
     envelope = index_add(creation.zeros(total, dtype=squared.dtype, device=squared.device), 0, index,
                          squared.expand(n_frames, n_fft).reshape(-1))
     start = n_fft // 2 if center else 0

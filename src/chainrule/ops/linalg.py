@@ -18,6 +18,7 @@ import numpy as np
 from .. import _dtype, _opmath, return_types
 from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg
 from .._opmath import cpu_autocast_policy
+from ..autograd import forward_ad as _forward_ad
 from ..autograd.function import (
     Function,
     SavedValue,
@@ -1376,7 +1377,7 @@ def eigvals(A: Tensor) -> Tensor:
     from ..autograd.grad_mode import is_grad_enabled
 
     complex_dtype = _check_eig_input(A, "linalg.eigvals")
-    if A._requires_grad and is_grad_enabled():
+    if (A._requires_grad and is_grad_enabled()) or _forward_ad.carries_tangent(A):
         return Eig.apply(A, complex_dtype=complex_dtype)[0]
     xp = array_module(A._data)
     try:

@@ -101,6 +101,10 @@ class _Unary:
     @classmethod
     def backward(cls, ctx, grad):
         x, y = ctx.saved_values
+        if grad._data.dtype.kind == "c":
+            # a holomorphic f (acosh, asinh, atanh, sinc of complex z), in torch's convention:
+            # grad · conj(f'(z)) = conj(conj(grad) · f'(z))
+            return cls.derivative(grad.conj(), x, y).conj()
         return cls.derivative(grad, x, y)
 
 
@@ -428,6 +432,8 @@ class Acosh(_Unary, Function):
 
     @staticmethod
     def derivative(grad, x, y):
+        if x._data.dtype.kind == "c":  # acosh's branch cut: √(z-1)·√(z+1), not √(z²-1) (as torch)
+            return grad * rsqrt(x + 1) * rsqrt(x - 1)
         return grad * rsqrt(x * x - 1)
 
 
