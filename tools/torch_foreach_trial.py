@@ -247,10 +247,21 @@ def command_run(args):
         print(f"  {kind:18s} {kinds[kind]:6d}")
 
 
-# the CI ledger's budget: per ForeachFuncInfo, the first agreeing samples of each (dtype, variant)
+# the CI ledger's budget: per ForeachFuncInfo, how many agreeing samples of each (dtype, variant),
+# spread over the agreeing ones (torch orders them by the last operand's kind: tensors, number,
+# numbers, 0-d tensor), so that each kind of operand is kept
 LEDGER_BUDGET = {("float64", "function"): 2, ("float64", "inplace"): 1, ("float32", "function"): 1,
                  ("float32", "inplace"): 1, ("int64", "function"): 1, ("bool", "function"): 1,
-                 ("int64", "higher_scalars"): 1}
+                 ("int64", "higher_scalars"): 2, ("bool", "inplace"): 1}
+
+
+def _spread(indices: list, count: int) -> list:
+    """``count`` of ``indices`` evenly spaced, the first and the last included."""
+    if len(indices) <= count:
+        return indices
+    if count == 1:
+        return indices[:1]
+    return sorted({indices[round(k * (len(indices) - 1) / (count - 1))] for k in range(count)})
 
 
 def command_ledger(args):
@@ -259,19 +270,16 @@ def command_ledger(args):
     tests/compat/test_torch_foreach_db.py to keep agreeing."""
     with open(os.path.join(args.out, "records.json")) as handle:
         records = json.load(handle)
-    ledger = collections.defaultdict(dict)
+    agreeing = collections.defaultdict(list)
     for record in records:
-        if record["kind"] != "same":
-            continue
-        if record["variant"] == "errors":
-            ledger["errors"].setdefault("cases", []).append(record["index"])
-            continue
-        key = (record["dtype"], record["variant"])
-        if key not in LEDGER_BUDGET:
-            continue
-        chosen = ledger[record["op"]].setdefault(f"{key[0]}/{key[1]}", [])
-        if len(chosen) < LEDGER_BUDGET[key]:
-            chosen.append(record["index"])
+        if record["kind"] == "same":
+            agreeing[record["op"], record["dtype"], record["variant"]].append(record["index"])
+    ledger = collections.defaultdict(dict)
+    for (op, dtype_name, variant), indices in agreeing.items():
+        if variant == "errors":
+            ledger["errors"].setdefault("cases", []).extend(indices)
+        elif (dtype_name, variant) in LEDGER_BUDGET:
+            ledger[op][f"{dtype_name}/{variant}"] = _spread(indices, LEDGER_BUDGET[dtype_name, variant])
     os.makedirs(os.path.dirname(LEDGER), exist_ok=True)
     with open(LEDGER, "w") as handle:
         json.dump(dict(sorted(ledger.items())), handle, indent=0, sort_keys=True)
