@@ -51,6 +51,15 @@ CASES = {
                                                                    lib.tensor([True, True]))],
     "lerp of bool lists": lambda lib: lib._foreach_lerp(_bools(lib), _bools(lib), _bools(lib)),
     "lerp of int tensors": lambda lib: [lib.lerp(lib.tensor([1, 2]), lib.tensor([3, 4]), lib.tensor([0, 1]))],
+    # lerp takes no promotion: end, and a weight with dimensions, must have the input's dtype
+    "lerp of a float list to double ends": lambda lib: lib._foreach_lerp(
+        _floats(lib, [1, 2], [3]), _floats(lib, [0, 1], [2], dtype=lib.float64), 0.5),
+    "lerp by a half weight tensor": lambda lib: [lib.lerp(lib.ones(2), lib.zeros(2), lib.full((2,), 0.5,
+                                                                                            dtype=lib.float16))],
+    "lerp of a double to a float 0-d end": lambda lib: [lib.lerp(lib.ones(2, dtype=lib.float64), lib.tensor(0.0),
+                                                                 0.5)],
+    "lerp by a double 0-d weight": lambda lib: [lib.lerp(lib.ones(2), lib.zeros(2), lib.tensor(0.25,
+                                                                                         dtype=lib.float64))],
     "pow of bool lists": lambda lib: lib._foreach_pow(_bools(lib), _bools(lib)),
     "mm of bool matrices": lambda lib: [lib.mm(lib.ones(2, 2, dtype=lib.bool), lib.ones(2, 2, dtype=lib.bool))],
     # a number exponent promotes as torch.result_type says: bool ** 2 is Long, bool ** True stays bool

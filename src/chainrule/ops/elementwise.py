@@ -1480,7 +1480,20 @@ _LAST_ROUNDING_RULE = ("%s in float32, its last step the rounding to the inputs'
                        "passes the gradient through, cast to float32")
 
 
+def _check_lerp_dtypes(input: Tensor, end, weight) -> None:
+    """torch's lerp takes no type promotion: ``end`` must have the input's dtype, and so must a
+    ``weight`` tensor with dimensions (a 0-d one is converted); torch names the C++ types."""
+    from .linalg import _C_TYPE_NAMES  # linalg imports this module
+
+    for name, other in (("end", end), ("weight", weight)):
+        if isinstance(other, Tensor) and other.dtype != input.dtype and (name == "end" or other.dim() > 0):
+            expected, got = (_C_TYPE_NAMES.get(d.name, d.name) for d in (input.dtype, other.dtype))
+            raise RuntimeError(f"expected dtype {expected} for `{name}` but got dtype {got}")
+
+
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
+    if isinstance(input, Tensor):
+        _check_lerp_dtypes(input, end, weight)
     if isinstance(input, Tensor) and not isinstance(weight, Tensor):
         if input.dtype._category < 2:
             raise NotImplementedError(f'"lerp_kernel_scalar" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
