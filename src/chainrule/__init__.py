@@ -148,6 +148,7 @@ from . import types  # noqa: E402
 # ``from .ops import random`` above bound the op module; torch.random is the state module
 random = _importlib.import_module(".random", __name__)
 from . import _dynamo  # noqa: E402,F401  (torch._dynamo.config, set by scripts before compile)
+from . import _higher_order_ops  # noqa: E402,F401  (torch._higher_order_ops.scan, map, ...)
 from . import _C  # noqa: E402,F401  (the few torch._C helpers libraries call from Python)
 from ._C import PyTorchFileReader, PyTorchFileWriter, ScriptModule  # noqa: E402,F401  (torch exports them at the top level)
 from . import profiler  # noqa: E402

@@ -493,7 +493,9 @@ class PowScalar(Function):
         ctx.exponent = exponent
         if exponent == 2:
             return x * x
-        return xp.power(x, x.dtype.type(exponent)) if x.dtype.kind in "fV" else xp.power(x, exponent)
+        if x.dtype == np.bool_:  # bool ** bool stays bool (NumPy's would be int8)
+            return xp.power(x, builtins.int(exponent)).astype(np.bool_)
+        return xp.power(x, x.dtype.type(exponent)) if x.dtype.kind in "fVc" else xp.power(x, exponent)
 
     @staticmethod
     @conjugate_rule
@@ -829,8 +831,10 @@ def pow(input, exponent) -> Tensor:
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
         if not isinstance(exponent, _POW_SCALARS):  # NumPy would parse '0.5' and take None as NaN
             raise TypeError(f"pow(): argument 'exponent' must be Tensor or Number, not {type(exponent).__name__}")
-        if input._data.dtype.kind in "iub" and isinstance(exponent, (builtins.float, np.floating)):
-            input = _cast(input, _dtype.get_default_dtype())
+        if isinstance(exponent, (builtins.float, np.floating, builtins.complex, np.complexfloating)) or (
+                input._data.dtype == np.bool_ and not isinstance(exponent, (builtins.bool, np.bool_))):
+            # the exponent's kind promotes as in torch.result_type: bool ** 2 is Long, float32 ** 1j complex64
+            input = _cast(input, _dtype.result_type(input, exponent))
         if input._data.dtype.kind in "iub" and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
         if input._data.dtype.kind in "iuV" or input._data.dtype == np.float16:
@@ -842,6 +846,8 @@ def pow(input, exponent) -> Tensor:
         if isinstance(exponent, Tensor) and exponent._data.dtype.kind in "fV":
             return RPowScalar.apply(exponent, base=input)
     a, b = _pair(input, exponent)
+    if a._data.dtype == np.bool_ and b._data.dtype == np.bool_:
+        raise NotImplementedError('"pow" not implemented for \'Bool\'')
     return Pow.apply(a, b)
 
 
@@ -1320,6 +1326,10 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
         # number bounds take part in type promotion (an int tensor clamped at 2.5 becomes float)
         dtype = _dtype.result_type(input, *[v for v in (min, max) if v is not None])
         input = _cast(input, dtype)
+        refuse_complex(input, "clamp is not supported for complex types")  # an integer tensor, a complex bound
+    if input._data.dtype == np.bool_:  # a bool tensor with bool bounds: torch has no kernel for it
+        kernel = "clamp_max_scalar_cpu" if min is None else "clamp_min_scalar_cpu" if max is None else "clamp_scalar_cpu"
+        raise NotImplementedError(f'"{kernel}" not implemented for \'Bool\'')
     # torch converts the bounds to the computing dtype and refuses those that overflow it
     min, max = _dtype.checked_scalar(min, input.dtype), _dtype.checked_scalar(max, input.dtype)
     return Clamp.apply(input, min=min, max=max)
@@ -1334,8 +1344,16 @@ def _clamp_bound(x: Tensor, bound, which: str) -> Tensor:
 clip = clamp
 
 
+def _refuse_complex_bound(bound) -> None:
+    # clamp_min/clamp_max promote with a number bound (clamp does not), so a complex one makes
+    # the computation complex: torch's error for complex clamps, not clamp's overflow
+    if isinstance(bound, (builtins.complex, np.complexfloating)):
+        raise NotImplementedError("clamp is not supported for complex types")
+
+
 def clamp_min(input: Tensor, min) -> Tensor:
     _require_tensors("clamp_min", input)
+    _refuse_complex_bound(min)
     out = clamp(input, min=min)
     if isinstance(min, Tensor) or out is input:
         return out
@@ -1344,6 +1362,7 @@ def clamp_min(input: Tensor, min) -> Tensor:
 
 def clamp_max(input: Tensor, max) -> Tensor:
     _require_tensors("clamp_max", input)
+    _refuse_complex_bound(max)
     out = clamp(input, max=max)
     if isinstance(max, Tensor) or out is input:
         return out
@@ -1461,12 +1480,27 @@ _LAST_ROUNDING_RULE = ("%s in float32, its last step the rounding to the inputs'
                        "passes the gradient through, cast to float32")
 
 
+def _check_lerp_dtypes(input: Tensor, end, weight) -> None:
+    """torch's lerp takes no type promotion: ``end`` must have the input's dtype, and so must a
+    ``weight`` tensor with dimensions (a 0-d one is converted); torch names the C++ types."""
+    from .linalg import _C_TYPE_NAMES  # linalg imports this module
+
+    for name, other in (("end", end), ("weight", weight)):
+        if isinstance(other, Tensor) and other.dtype != input.dtype and (name == "end" or other.dim() > 0):
+            expected, got = (_C_TYPE_NAMES.get(d.name, d.name) for d in (input.dtype, other.dtype))
+            raise RuntimeError(f"expected dtype {expected} for `{name}` but got dtype {got}")
+
+
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
+    if isinstance(input, Tensor):
+        _check_lerp_dtypes(input, end, weight)
     if isinstance(input, Tensor) and not isinstance(weight, Tensor):
         if input.dtype._category < 2:
             raise NotImplementedError(f'"lerp_kernel_scalar" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
         # the weight must fit the compute type (float32 for float16)
         weight = _dtype.checked_scalar(weight, _opmath.fused_compute_dtype(input.dtype) or input.dtype)
+    elif isinstance(input, Tensor) and input.dtype._category < 2:
+        raise NotImplementedError(f'"lerp_kernel_tensor" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
     name = "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0"
     fused = _lerp_rounded_once(input, end, weight)
     if fused is not None:
@@ -1505,6 +1539,8 @@ def _fma(x: Tensor, y, z: Tensor) -> Tensor:
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
+    if all(isinstance(t, Tensor) and t.dtype._category == 0 for t in (input, tensor1, tensor2)):
+        raise NotImplementedError('"addcmul_cpu_out" not implemented for \'Bool\'')
     kept = _kept_factors(value, tensor1, tensor2)
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
@@ -1537,9 +1573,20 @@ _ADDCDIV_SAVED = {"_saved_tensor1": _kept_factor(0, (1,)), "_saved_tensor2": _ke
                   "_saved_value": kept_value("value")}
 
 
+# torch's words (two spaces after "future" included) for addcdiv of two integer or bool tensors
+_ADDCDIV_INTEGER_DIVISION = (
+    "Integer division with addcdiv is no longer supported, and in a future  release addcdiv will perform a true "
+    "division of tensor1 and tensor2. The historic addcdiv behavior can be implemented as (input + value * "
+    "torch.trunc(tensor1 / tensor2)).to(input.dtype) for integer inputs and as (input + value * tensor1 / tensor2) "
+    "for float inputs. The future addcdiv behavior is just the latter implementation: (input + value * tensor1 / "
+    "tensor2), for all dtypes.")
+
+
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcdiv: input + value * tensor1 / tensor2."""
+    if all(isinstance(t, Tensor) and t.dtype._category < 2 for t in (tensor1, tensor2)):
+        raise RuntimeError(_ADDCDIV_INTEGER_DIVISION)
     kept = _kept_factors(value, tensor1, tensor2)
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import numbers
 
+from .. import _dtype
 from ..tensor import Tensor
 from . import elementwise as _elementwise
+from .linalg import _C_TYPE_NAMES
+from .linalg import mm as _mm
 from .linalg import vector_norm as _vector_norm
 
 # torch's unary foreach ops: each exists as a Tensor method and its in-place twin
@@ -26,7 +29,7 @@ _BINARY = ("mul", "div", "clamp_max", "clamp_min", "maximum", "minimum", "pow")
 
 __all__ = ["_foreach_add", "_foreach_add_", "_foreach_sub", "_foreach_sub_", "_foreach_addcmul", "_foreach_addcmul_",
            "_foreach_addcdiv", "_foreach_addcdiv_", "_foreach_lerp", "_foreach_lerp_", "_foreach_norm",
-           "_foreach_max", "_foreach_zero_", "_foreach_copy_", "_foreach_clone"]
+           "_foreach_max", "_foreach_zero_", "_foreach_copy_", "_foreach_clone", "_foreach_mm", "_foreach_powsum"]
 
 
 def _tensors(tensors) -> list[Tensor]:
@@ -94,6 +97,20 @@ def _unary(name: str):
     return out_of_place, in_place
 
 
+_CLAMPS = ("clamp_min", "clamp_max", "maximum", "minimum")
+
+
+def _check_clamp_numbers_fit(tensors: list[Tensor], others: list) -> None:
+    """torch's in-place foreach clamps check, before writing anything, that a number operand does
+    not promote a tensor past its dtype (2.5 into a Long tensor), naming the types as C++ does."""
+    for t, o in zip(tensors, others):
+        if _is_number(o):
+            promoted = _dtype.result_type(t, o)
+            if promoted._category > t.dtype._category:
+                raise RuntimeError(f"result type {_dtype.scalar_name(promoted)} can't be cast to the desired output "
+                                   f"type {_C_TYPE_NAMES.get(t.dtype.name, t.dtype.name)}")
+
+
 def _binary(name: str):
     # maximum/minimum have no in-place Tensor method in torch: the in-place form writes the result
     # back; against a number they are clamps
@@ -106,7 +123,11 @@ def _binary(name: str):
 
     def apply_(t, o):
         if name in ("maximum", "minimum"):
-            t.copy_(apply(t, o))
+            result = apply(t, o)
+            if result.dtype._category > t.dtype._category:  # float into int, int into bool, ...
+                raise RuntimeError(f"result type {_dtype.scalar_name(result.dtype)} can't be cast to the desired "
+                                   f"output type {_dtype.scalar_name(t.dtype)}")
+            t.copy_(result)
         else:
             getattr(t, name + "_")(o)
 
@@ -118,7 +139,10 @@ def _binary(name: str):
 
     def in_place(self, other):
         tensors = _tensors(self)
-        for t, o in zip(tensors, _per_tensor(len(tensors), other)):
+        others = _per_tensor(len(tensors), other)
+        if name in _CLAMPS:
+            _check_clamp_numbers_fit(tensors, others)
+        for t, o in zip(tensors, others):
             apply_(t, o)
         return self
 
@@ -134,24 +158,38 @@ for _name in _UNARY + _BINARY:
     __all__ += [f"_foreach_{_name}", f"_foreach_{_name}_"]
 
 
-def _with_alpha(tensors: list[Tensor], other, alpha, name: str) -> tuple[list, object]:
-    """The operands and the alpha to use: torch's number overloads take no alpha at all (not even 1)."""
+# torch's argument parser lists _foreach_add's overloads when none fits (a number with alpha)
+_FOREACH_ADD_OVERLOADS = (
+    " * (tuple of Tensors self, Number scalar)\n * (tuple of Tensors self, tuple of Scalars scalars)\n"
+    " * (tuple of Tensors self, Tensor other, *, Number alpha = 1)\n"
+    " * (tuple of Tensors self, tuple of Tensors other, *, Number alpha = 1)\n")
+
+
+def _with_alpha(self, other, alpha, name: str) -> tuple[list, list, object]:
+    """The tensors, the operands and the alpha to use: torch's number overloads take no alpha at all
+    (not even 1), which its parser reports in its words."""
+    tensors = _tensors(self)
     others = _per_tensor(len(tensors), other)
     if alpha is not None and _is_number(others[0]):
-        raise TypeError(f"_foreach_{name}(): alpha is only accepted with a tensor or a list of tensors")
-    return others, 1 if alpha is None else alpha
+        if isinstance(other, (list, tuple)):
+            raise TypeError(f"expected Tensor as element 0 in argument 1, but got {type(other[0]).__name__}")
+        if name == "sub":  # sub has no single-Tensor overload: the parser blames the operand
+            raise TypeError(f"_foreach_sub(): argument 'other' (position 2) must be tuple of Tensors, "
+                            f"not {type(other).__name__}")
+        raise TypeError(f"_foreach_add() received an invalid combination of arguments - got ({type(self).__name__}, "
+                        f"{type(other).__name__}, alpha={type(alpha).__name__}), but expected one of:\n"
+                        + _FOREACH_ADD_OVERLOADS)
+    return tensors, others, 1 if alpha is None else alpha
 
 
 def _foreach_add(self, other, *, alpha=None):
     """torch._foreach_add: ``t + alpha * o`` for each tensor, as a tuple."""
-    tensors = _tensors(self)
-    others, alpha = _with_alpha(tensors, other, alpha, "add")
+    tensors, others, alpha = _with_alpha(self, other, alpha, "add")
     return tuple(t.add(o, alpha=alpha) for t, o in zip(tensors, others))
 
 
 def _foreach_add_(self, other, *, alpha=None):
-    tensors = _tensors(self)
-    others, alpha = _with_alpha(tensors, other, alpha, "add")
+    tensors, others, alpha = _with_alpha(self, other, alpha, "add")
     for t, o in zip(tensors, others):
         t.add_(o, alpha=alpha)
     return self
@@ -159,32 +197,31 @@ def _foreach_add_(self, other, *, alpha=None):
 
 def _foreach_sub(self, other, *, alpha=None):
     """torch._foreach_sub: ``t - alpha * o`` for each tensor, as a tuple."""
-    tensors = _tensors(self)
-    others, alpha = _with_alpha(tensors, other, alpha, "sub")
+    tensors, others, alpha = _with_alpha(self, other, alpha, "sub")
     return tuple(t.sub(o, alpha=alpha) for t, o in zip(tensors, others))
 
 
 def _foreach_sub_(self, other, *, alpha=None):
-    tensors = _tensors(self)
-    others, alpha = _with_alpha(tensors, other, alpha, "sub")
+    tensors, others, alpha = _with_alpha(self, other, alpha, "sub")
     for t, o in zip(tensors, others):
         t.sub_(o, alpha=alpha)
     return self
 
 
 def _pointwise(name: str, symbol: str):
-    """addcmul/addcdiv: ``t + value * t1 {symbol} t2`` per tensor; ``value`` a number, a list of
-    numbers or a packed CPU tensor of them."""
-    def rows(self, tensor1, tensor2, value):
+    """addcmul/addcdiv: ``t + value * t1 {symbol} t2`` per tensor; ``value`` a number, or (torch's
+    ``scalars``, positional or by keyword) a list of numbers or a packed CPU tensor of them."""
+    def rows(self, tensor1, tensor2, value, scalars):
         tensors = _tensors(self)
         firsts, seconds = _per_tensor(len(tensors), tensor1), _per_tensor(len(tensors), tensor2)
-        return zip(tensors, firsts, seconds, _scalar_values(len(tensors), value))
+        values = value if scalars is None else scalars
+        return zip(tensors, firsts, seconds, _scalar_values(len(tensors), values))
 
-    def out_of_place(self, tensor1, tensor2, value=1):
-        return tuple(getattr(t, name)(a, b, value=v) for t, a, b, v in rows(self, tensor1, tensor2, value))
+    def out_of_place(self, tensor1, tensor2, value=1, *, scalars=None):
+        return tuple(getattr(t, name)(a, b, value=v) for t, a, b, v in rows(self, tensor1, tensor2, value, scalars))
 
-    def in_place(self, tensor1, tensor2, value=1):
-        for t, a, b, v in rows(self, tensor1, tensor2, value):
+    def in_place(self, tensor1, tensor2, value=1, *, scalars=None):
+        for t, a, b, v in rows(self, tensor1, tensor2, value, scalars):
             getattr(t, name + "_")(a, b, value=v)
         return self
 
@@ -245,3 +282,32 @@ def _foreach_copy_(self, src, non_blocking: bool = False):
 def _foreach_clone(self):
     """torch._foreach_clone: a copy of each tensor, as a tuple."""
     return tuple(t.clone() for t in _tensors(self))
+
+
+def _foreach_mm(self, mat2):
+    """torch._foreach_mm: the matrix product of each pair, as a tuple."""
+    tensors, others = list(self), list(mat2)
+    if not tensors or not others:
+        raise RuntimeError("_foreach_mm requires non-empty tensor lists")
+    if len(tensors) != len(others):
+        raise RuntimeError("_foreach_mm: self and mat2 must have the same number of tensors")
+    return tuple(_mm(a, b) for a, b in zip(tensors, others))
+
+
+def _foreach_powsum(self, ord=2, dtype=None):
+    """torch._foreach_powsum: ``sum(|t| ** ord)`` of each tensor (0-d tensors), as a tuple; a norm
+    before its root (``ord`` 0 counts every element, as ``0 ** 0`` is 1). In ``dtype`` when given,
+    which may be narrower than the input's. torch has no gradient for it (its backward raises);
+    chainrule's is that of the composition."""
+    tensors = _tensors(self)
+    results = []
+    for t in tensors:
+        if t.dtype._category < 2 or (dtype is not None and dtype._category < 2):
+            # torch's kernel runs on floating and complex types only; an integer one is reported as Long
+            raise NotImplementedError("\"powsum_cpu\" not implemented for 'Long'")
+        magnitudes = t.abs()
+        result_dtype = magnitudes.dtype if dtype is None else dtype
+        if result_dtype.itemsize > magnitudes.dtype.itemsize:
+            magnitudes = magnitudes.to(result_dtype)
+        results.append(magnitudes.pow(ord).sum().to(result_dtype))
+    return tuple(results)

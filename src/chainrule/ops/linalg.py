@@ -364,6 +364,8 @@ def mm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
     if mat2._data.ndim != 2:
         raise RuntimeError("mat2 must be a matrix")
     _check_same_dtype(input, mat2)
+    if input._data.dtype == np.bool_:
+        raise NotImplementedError('"addmm_impl_cpu_" not implemented for \'Bool\'')
     if input._data.shape[1] != mat2._data.shape[0]:
         raise _mat_shapes(input._data.shape, mat2._data.shape)
     result = Mm.apply(input, mat2)
