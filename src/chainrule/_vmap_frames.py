@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 
-__all__ = ["VmapFrame", "current", "entered"]
+__all__ = ["VmapFrame", "current", "entered", "running"]
 
 
 class VmapFrame:
@@ -71,6 +71,11 @@ _frames: list[VmapFrame] = []
 def current() -> VmapFrame | None:
     """The innermost running vmap, or None."""
     return _frames[-1] if _frames else None
+
+
+def running() -> tuple:
+    """Every running vmap, outermost first."""
+    return tuple(_frames)
 
 
 @contextlib.contextmanager

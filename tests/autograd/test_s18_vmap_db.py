@@ -1,0 +1,69 @@
+"""vmap against torch.func.vmap where tools/torch_opinfo_vmap_trial.py found them apart."""
+
+import pytest
+
+import chainrule
+from chainrule.func import vmap
+
+torch = pytest.importorskip("torch")
+
+RANDOM_OPS = {
+    "randn": lambda lib, x: x + lib.randn(4),
+    "rand_like": lambda lib, x: lib.rand_like(x),
+    "dropout": lambda lib, x: lib.nn.functional.dropout(x, 0.5),
+    "bernoulli": lambda lib, x: x * lib.bernoulli(lib.full((4,), 0.5)),
+    "normal_": lambda lib, x: x.clone().normal_(),
+    "randint": lambda lib, x: x + lib.randint(0, 5, (4,)),
+}
+
+
+def _raised(call):
+    try:
+        call()
+    except Exception as error:
+        return type(error), str(error)
+    return None
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM_OPS))
+def test_random_op_in_default_randomness_mode_raises_torchs_error(name):
+    op = RANDOM_OPS[name]
+    expected = _raised(lambda: torch.func.vmap(lambda x: op(torch, x))(torch.ones(3, 4)))
+    actual = _raised(lambda: vmap(lambda x: op(chainrule, x))(chainrule.ones(3, 4)))
+    assert expected is not None and expected[0] is RuntimeError
+    assert actual == expected
+
+
+def test_randomness_error_of_an_outer_vmap_reaches_a_random_op_in_an_inner_one():
+    def inner(x):
+        return x + chainrule.randn(())
+
+    def torch_inner(x):
+        return x + torch.randn(())
+
+    expected = _raised(lambda: torch.func.vmap(torch.func.vmap(torch_inner, randomness="different"))(
+        torch.ones(2, 3)))
+    actual = _raised(lambda: vmap(vmap(inner, randomness="different"))(chainrule.ones(2, 3)))
+    assert expected is not None and actual == expected
+
+
+@pytest.mark.parametrize("randomness", ["same", "different"])
+def test_randomness_modes_draw_torchs_numbers_and_leave_the_generator_where_torch_does(randomness):
+    # four-element draws: torch's CPU stream fills them one number at a time, batched or not
+    results = {}
+    for lib in (torch, chainrule):
+        lib.manual_seed(7)
+        out = lib.func.vmap(lambda x, lib=lib: x + lib.randn(4), randomness=randomness)(lib.zeros(3, 4))
+        results[lib.__name__] = [torch.tensor(out.numpy()), torch.tensor(lib.randn(2).numpy())]
+    torch.testing.assert_close(results["chainrule"], results["torch"])
+    out = results["chainrule"][0]
+    assert bool((out == out[0]).all()) == (randomness == "same")
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM_OPS))
+def test_same_randomness_gives_every_slice_the_same_draw(name):
+    op = RANDOM_OPS[name]
+    out = vmap(lambda x: op(chainrule, x), randomness="same")(chainrule.ones(3, 4))
+    expected = torch.func.vmap(lambda x: op(torch, x), randomness="same")(torch.ones(3, 4))
+    assert tuple(out.shape) == tuple(expected.shape) and str(out.dtype) == str(expected.dtype).replace("torch", "chainrule")
+    assert bool((out == out[0]).all()) and bool((expected == expected[0]).all())
