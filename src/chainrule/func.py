@@ -83,10 +83,12 @@ def _alias(x):
     if not isinstance(x, Tensor):
         return x
     if x.requires_grad:
-        return x.view_as(x)
-    if _forward_ad.unpack_dual(x).tangent is not None:  # a view keeps the tangent (an outer jvp)
-        return x.view_as(x).requires_grad_(True)
-    return x.detach().requires_grad_(True)
+        alias = x.view_as(x)
+    elif _forward_ad.unpack_dual(x).tangent is not None:  # a view keeps the tangent (an outer jvp)
+        alias = x.view_as(x).requires_grad_(True)
+    else:
+        alias = x.detach().requires_grad_(True)
+    return _vmap_frames.note_alias(x, alias) if _vmap_frames.running() else alias
 
 
 def _keeps_graph(leaves) -> bool:

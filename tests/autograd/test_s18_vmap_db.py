@@ -67,3 +67,35 @@ def test_same_randomness_gives_every_slice_the_same_draw(name):
     expected = torch.func.vmap(lambda x: op(torch, x), randomness="same")(torch.ones(3, 4))
     assert tuple(out.shape) == tuple(expected.shape) and str(out.dtype) == str(expected.dtype).replace("torch", "chainrule")
     assert bool((out == out[0]).all()) and bool((expected == expected[0]).all())
+
+
+def _both(function_of_lib, *make_inputs, **vmap_kwargs):
+    """``function_of_lib(lib)`` under each library's vmap, on inputs ``make(lib)``; as torch tensors."""
+    results = []
+    for lib in (torch, chainrule):
+        out = lib.func.vmap(function_of_lib(lib), **vmap_kwargs)(*(make(lib) for make in make_inputs))
+        results.append(torch.tensor(out.detach().numpy()))
+    return results
+
+
+@pytest.mark.parametrize("in_dims", [0, 1])
+def test_as_strided_offset_counts_from_each_slices_own_start(in_dims):
+    # torch's vmap: each slice as if it had a storage of its own (a plain loop would read slice 0's)
+    expected, actual = _both(lambda lib: lambda x: x.as_strided((2,), (2,), 1),
+                             lambda lib: lib.arange(24.0).reshape(4, 6), in_dims=in_dims)
+    torch.testing.assert_close(actual, expected)
+
+
+def test_as_strided_offset_in_nested_vmaps_and_as_strided_copy():
+    expected, actual = _both(lambda lib: lib.func.vmap(lambda x: lib.as_strided_copy(x, (2,), (1,), 1)),
+                             lambda lib: lib.arange(24.0).reshape(2, 3, 4))
+    torch.testing.assert_close(actual, expected)
+
+
+def test_per_sample_gradient_of_as_strided_with_an_offset():
+    def loss(lib):
+        weights = lib.linspace(-1.0, 1.0, 3, dtype=lib.float64)
+        return lib.func.grad(lambda x: (x.as_strided((3,), (2,), 1) * weights).sum())
+
+    expected, actual = _both(loss, lambda lib: lib.arange(18.0, dtype=lib.float64).reshape(3, 6))
+    torch.testing.assert_close(actual, expected)
