@@ -223,6 +223,41 @@ def _torch_disagreement(loop, vmapped, torch):
     return None
 
 
+def _nearer_float64(op_callable, sample, batching, in_dims, expected, actual, torch) -> bool:
+    """Whether chainrule's float32 result is at least as near as torch's to torch's own result in
+    float64 (the same batched sample, its float32 tensors cast up): a rounding difference, not
+    a vmap one."""
+    def up(value):
+        if isinstance(value, torch.Tensor):
+            return value.double() if value.dtype == torch.float32 else value
+        if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+            return type(value)(up(v) for v in value)
+        if isinstance(value, dict):
+            return {k: up(v) for k, v in value.items()}
+        return value
+
+    function = _of_tensors(op_callable, up((sample.input, *sample.args)), batching.slots, up(dict(sample.kwargs)),
+                           sample.output_process_fn_grad)
+    reference, error = _run_torch(lambda: torch.func.vmap(function, in_dims)(*up(batching.batched)))
+    if error is not None:
+        return False
+    for (_, e), (_, a), (_, r) in zip(_leaves(expected, torch), _leaves(actual, torch), _leaves(reference, torch)):
+        if not (isinstance(e, torch.Tensor) and e.is_floating_point() and isinstance(r, torch.Tensor)) or \
+                e.numel() == 0:
+            continue
+        torch_error = (e.double() - r.double()).abs().nan_to_num(0.0).max()
+        chainrule_error = (torch.from_numpy(a.numpy()).double() - r.double()).abs().nan_to_num(0.0).max()
+        if chainrule_error > torch_error:
+            return False
+    return True
+
+
+def _reseeds(op_callable) -> bool:
+    """Whether op_db's function seeds torch's generator itself (through ``wrapper_set_seed``)."""
+    code = getattr(op_callable, "__code__", None)
+    return code is not None and "wrapper_set_seed" in code.co_names
+
+
 def _slices_equal(result, torch) -> bool:
     tensors = [leaf for _, leaf in _leaves(result, torch) if hasattr(leaf, "shape") and leaf.dim() > 0]
     return all(bool((t == t[:1]).all()) for t in tensors)
@@ -281,7 +316,11 @@ def run_case(trial, op, function, sample, case: str, seed: int, process, uniniti
             if torch_error is not None or chainrule_error is not None:
                 break
             mismatch = compare_outputs(expected, actual, torch, values=False)
-            if mismatch is None and _slices_equal(expected, torch) != _slices_equal(actual, chainrule):
+            # op_db's wrapper_set_seed seeds torch inside the function: once for torch's batched
+            # draw, once per slice for chainrule's loop, whose 'different' slices then agree
+            reseeded = randomness == "different" and _reseeds(op.op)
+            if mismatch is None and not reseeded and \
+                    _slices_equal(expected, torch) != _slices_equal(actual, chainrule):
                 mismatch = f"slices equal: torch {_slices_equal(expected, torch)}, chainrule " \
                            f"{_slices_equal(actual, chainrule)}"
             if mismatch is not None:
@@ -303,6 +342,8 @@ def run_case(trial, op, function, sample, case: str, seed: int, process, uniniti
     mismatch = compare_outputs(expected, actual, torch, values=not uninitialised)
     if mismatch is None:
         return "same", ""
+    if case != "grad" and _nearer_float64(op.op, sample, batching, in_dims, expected, actual, torch):
+        return "skipped", f"float32 rounding: chainrule is nearer torch's float64 result than torch is: {mismatch}"
     # torch's vmap and its own loop disagreeing (rounding of a batched kernel, or vmap semantics
     # of its own) is only torch's when chainrule agrees with the loop
     loop, loop_error = _run_torch(lambda: _stacked([torch_function(*batching.slice(b)) for b in range(BATCH)], torch))
