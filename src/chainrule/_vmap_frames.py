@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 
-__all__ = ["VmapFrame", "current", "entered", "note_alias", "running"]
+__all__ = ["VmapFrame", "current", "entered", "mapped", "note_alias", "running"]
 
 
 class VmapFrame:
@@ -90,6 +90,17 @@ def note_alias(original, alias):
         if frame.origin(original) is not None:
             frame._aliases[id(alias)] = (alias, original)
     return alias
+
+
+def mapped(tensor) -> bool | None:
+    """True for a slice a running vmap handed the function, False for an input it passes
+    unmapped, None for any other tensor (one the function computed: torch's vmap would know
+    whether it is batched; a per-slice run does not)."""
+    for frame in reversed(_frames):
+        found = frame.origin(tensor)
+        if found is not None:
+            return found[1] is not None
+    return None
 
 
 def running() -> tuple:

@@ -99,3 +99,36 @@ def test_per_sample_gradient_of_as_strided_with_an_offset():
 
     expected, actual = _both(loss, lambda lib: lib.arange(18.0, dtype=lib.float64).reshape(3, 6))
     torch.testing.assert_close(actual, expected)
+
+
+BATCH_NORM_CALLS = {
+    "batch_norm": lambda lib, x, m, v: lib.nn.functional.batch_norm(x, m, v, training=True),
+    "instance_norm": lambda lib, x, m, v: lib.nn.functional.instance_norm(x, m, v, use_input_stats=True),
+    "BatchNorm1d": lambda lib, x, m, v: lib.nn.BatchNorm1d(2)(x),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BATCH_NORM_CALLS))
+def test_training_batch_norm_refuses_unmapped_running_stats_as_torch_does(name):
+    # each slice would update the shared statistics in turn: torch's vmap refuses, before any update
+    call = BATCH_NORM_CALLS[name]
+    outcomes = []
+    for lib in (torch, chainrule):
+        mean, var = lib.zeros(2), lib.ones(2)
+        raised = _raised(lambda lib=lib, mean=mean, var=var: lib.func.vmap(
+            lambda x: call(lib, x, mean, var))(lib.arange(120.0).reshape(3, 4, 2, 5)))
+        outcomes.append((raised, mean.tolist(), var.tolist()))
+    assert outcomes[0][0] is not None and outcomes[0][0][1].startswith("Batch norm got a batched tensor")
+    assert outcomes[1] == outcomes[0]
+
+
+def test_training_batch_norm_with_mapped_running_stats_updates_each_slices_own():
+    results = []
+    for lib in (torch, chainrule):
+        mean, var = lib.zeros(3, 2), lib.ones(3, 2)
+        x = lib.arange(120.0).reshape(3, 4, 2, 5)
+        out = lib.func.vmap(lambda x, m, v, lib=lib: lib.nn.functional.batch_norm(x, m, v, training=True))(x, mean, var)
+        unmapped_input = lib.func.vmap(lambda x, m, v, lib=lib: lib.nn.functional.batch_norm(
+            x, m, v, training=True), in_dims=(None, 0, 0))(x[0], mean, var)
+        results.append([torch.tensor(t.numpy()) for t in (out, unmapped_input, mean, var)])
+    torch.testing.assert_close(results[1], results[0])
