@@ -10,6 +10,8 @@ the op's domain; integer and bool tensors are repeated, as they are often indice
 * ``dim0``: every tensor argument batched along dim 0;
 * ``last``: the first tensor argument batched along its last dim, and, where there are several,
   the others passed unbatched (``in_dims`` None);
+* ``inplace``: the OpInfo's in-place variant (``x.add_``), every argument batched along dim 0;
+  the batched input it writes is compared too;
 * ``grad`` (float64 samples of differentiable ops): per-sample gradients,
   ``vmap(grad(lambda *xs: sum((op(*xs) * cotangent).sum())))`` with one seeded cotangent.
 
@@ -65,7 +67,7 @@ SAMPLES = 6  # float32 samples per OpInfo (the first ones cover the shapes); as 
 BATCH = 3
 SAMPLE_TIMEOUT_S = 10
 KINDS = ("same", "differ", "vmap_raised", "torch_raised", "skipped")
-CASES = ("dim0", "last", "grad", "random")
+CASES = ("dim0", "last", "grad", "random", "inplace")
 FAILING = ("differ", "vmap_raised")
 RANDOMNESS_ERROR = "vmap: called random operation while in randomness error mode"
 NOT_RANDOM = "not a random op"
@@ -78,6 +80,18 @@ SKIPPED = {
     "item": "returns a Python number: torch's vmap refuses .item() on a batched tensor (RuntimeError); "
             "chainrule runs each slice as a plain tensor and refuses the non-Tensor result (ValueError)",
     "to_sparse": "sparse layouts: torch's vmap does not batch them (NotImplementedError)",
+}
+
+
+# in-place variants not run under vmap, each with why
+_RESHAPES_IN_PLACE = ("changes the shape of the tensor it is given in place: under torch's vmap the batched input's "
+                      "own shape changes, under chainrule's per-slice run the slice's (the values agree)")
+INPLACE_SKIPPED = {
+    **{name: _RESHAPES_IN_PLACE for name in ("squeeze", "squeeze.multiple", "unsqueeze", "transpose", "t",
+                                             "swapdims", "swapaxes", "resize_", "resize_as_")},
+    "as_strided": "as_strided_ under torch's vmap returns a shape other than the sizes asked for (torch's own "
+                  "loop gives them)",
+    "as_strided.partial_views": "as as_strided",
 }
 
 
@@ -266,9 +280,11 @@ def _slices_equal(result, torch) -> bool:
 def run_case(trial, op, function, sample, case: str, seed: int, process, uninitialised=False):
     """One sample under vmap for one case on both libraries; returns (kind, detail)."""
     torch, chainrule = trial.torch, trial.chainrule
-    batching = BatchedCase(sample, "dim0" if case == "grad" else case, seed, torch)
+    batching = BatchedCase(sample, "dim0" if case in ("grad", "inplace") else case, seed, torch)
     positional = (sample.input, *sample.args)
-    torch_function = _of_tensors(op.op, positional, batching.slots, sample.kwargs, sample.output_process_fn_grad)
+    torch_callable = op.inplace_variant if case == "inplace" else op.op
+    torch_function = _of_tensors(torch_callable, positional, batching.slots, sample.kwargs,
+                                 sample.output_process_fn_grad)
     memo = {}
     try:
         chainrule_batched = [trial.value(t, memo) for t in batching.batched]
@@ -298,7 +314,9 @@ def run_case(trial, op, function, sample, case: str, seed: int, process, uniniti
                                                  argnums=argnums)
 
     randomness = "error"
-    expected, torch_error = _run_torch(lambda: torch.func.vmap(torch_function, in_dims)(*batching.batched))
+    # an in-place variant writes into its batched input: a copy, so that later loops read the sample
+    torch_batched = [t.clone() for t in batching.batched] if case == "inplace" else batching.batched
+    expected, torch_error = _run_torch(lambda: torch.func.vmap(torch_function, in_dims)(*torch_batched))
     if case == "random":
         if torch_error is None or RANDOMNESS_ERROR not in str(torch_error):
             return "skipped", NOT_RANDOM
@@ -338,10 +356,22 @@ def run_case(trial, op, function, sample, case: str, seed: int, process, uniniti
     if torch_error is not None:
         return "torch_raised", prefix + _short(torch_error)
     if chainrule_error is not None:
+        if case != "random":
+            _, loop_error = _run_torch(lambda: [torch_function(*(t.clone() for t in batching.slice(b)))
+                                                for b in range(BATCH)])
+            if type(loop_error) is type(chainrule_error):
+                return "skipped", f"torch's vmap ran what its own loop refuses, as chainrule does: {_short(loop_error)}"
         return "vmap_raised", prefix + _short(chainrule_error)
+    if case == "inplace":  # the batched input written in place, as well as what the op returned
+        expected, actual = (expected, torch_batched[0]), (actual, chainrule_batched[0])
     mismatch = compare_outputs(expected, actual, torch, values=not uninitialised)
     if mismatch is None:
         return "same", ""
+    if case == "inplace":
+        if compare_outputs(expected[0], actual[0], torch, values=False) is None and \
+                _nearer_float64(op.op, sample, batching, in_dims, expected[0], actual[0], torch):
+            return "skipped", f"float32 rounding: chainrule is nearer torch's float64 result than torch is: {mismatch}"
+        return "differ", mismatch
     if case != "grad" and _nearer_float64(op.op, sample, batching, in_dims, expected, actual, torch):
         return "skipped", f"float32 rounding: chainrule is nearer torch's float64 result than torch is: {mismatch}"
     # torch's vmap and its own loop disagreeing (rounding of a batched kernel, or vmap semantics
@@ -384,7 +414,10 @@ def run_op(trial, op, plan=None):
         return skipped(f"missing: {how}")
     supported = {str(d).split(".")[-1] for d in op.supported_dtypes("cpu")}
     records = []
-    for dtype_name, cases in (("float32", ("dim0", "last", "random")), ("float64", ("grad",))):
+    inplace, _ = trial.resolve(op.inplace_variant) if op.inplace_variant is not None else (None, None)
+    for dtype_name, cases in (("float32", ("dim0", "last", "random", "inplace")), ("float64", ("grad",))):
+        if inplace is None or name in INPLACE_SKIPPED:
+            cases = tuple(c for c in cases if c != "inplace")
         if plan is not None:
             cases = tuple(c for c in cases if plan.get(c))
         if dtype_name not in supported or not cases or (dtype_name == "float64" and not op.supports_autograd):
@@ -411,8 +444,8 @@ def run_op(trial, op, plan=None):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     try:
-                        kind, detail = run_case(trial, op, function, sample, case, seed + index, process,
-                                                op.name in UNINITIALISED)
+                        kind, detail = run_case(trial, op, inplace if case == "inplace" else function, sample, case,
+                                                seed + index, process, op.name in UNINITIALISED)
                     except Unbatchable as error:
                         kind, detail = "skipped", f"unbatchable: {error}"
                     except ReachedTorch as error:
@@ -498,7 +531,7 @@ def command_run(args):
 
 # the CI ledger's budget (about 12 s on one core, op_db's import included): how many OpInfos keep
 # their first agreeing case of each kind ("last" runs as dim0 does, one batched argument moved)
-LEDGER_CASES = {"dim0": 380, "random": 30, "grad": 50}
+LEDGER_CASES = {"dim0": 350, "random": 30, "grad": 50, "inplace": 40}
 LEDGER_SLOW_CASE_S = 0.06  # OpInfos whose cases took longer than this each in the trial stay out of CI
 
 
