@@ -35,7 +35,7 @@ def test_ledger_cases_of_torch_op_db_under_vmap_still_agree():
     with open(trial.LEDGER) as handle:
         ledger = json.load(handle)
     cases = sum(len(indices) for entry in ledger.values() for indices in entry.values())
-    assert len(ledger) > 350 and cases > 400  # the ledger is the trial's, not an empty file
+    assert len(ledger) > 300 and cases > 350  # the ledger is the trial's, not an empty file
     assert any("random" in entry for entry in ledger.values()) and any("grad" in entry for entry in ledger.values())
     failures = trial.run_ledger(ledger)
     report = "\n".join(f"{f['op']} {f['case']} #{f['index']}: {f['kind']}: {f['detail']}" for f in failures)
