@@ -132,3 +132,35 @@ def test_training_batch_norm_with_mapped_running_stats_updates_each_slices_own()
             x, m, v, training=True), in_dims=(None, 0, 0))(x[0], mean, var)
         results.append([torch.tensor(t.numpy()) for t in (out, unmapped_input, mean, var)])
     torch.testing.assert_close(results[1], results[0])
+
+
+INPLACE_INTO_UNMAPPED = {
+    "mul_": lambda s, x: s.mul_(x),
+    "copy_": lambda s, x: s.copy_(x),
+    "clamp_": lambda s, x: s.clamp_(min=x),
+    "add_": lambda s, x: s.add_(x),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INPLACE_INTO_UNMAPPED))
+def test_in_place_op_writing_a_mapped_operand_into_an_unmapped_input_is_refused(name):
+    # each slice would write into the one unmapped tensor in turn; torch's vmap refuses (add_'s message is
+    # its shape check's, the others' its vmap one), chainrule with the vmap message, before writing
+    op = INPLACE_INTO_UNMAPPED[name]
+    outcomes = []
+    for lib in (torch, chainrule):
+        unmapped = lib.zeros(4)
+        raised = _raised(lambda lib=lib, unmapped=unmapped: lib.func.vmap(op, in_dims=(None, 0))(
+            unmapped, lib.arange(12.0).reshape(3, 4)))
+        outcomes.append((raised[0] if raised else None, unmapped.tolist()))
+    assert outcomes[0][0] is RuntimeError
+    assert outcomes[1] == outcomes[0]
+
+
+def test_in_place_op_on_a_mapped_input_with_an_unmapped_operand_still_writes_the_batch():
+    results = []
+    for lib in (torch, chainrule):
+        batch = lib.arange(12.0).reshape(3, 4)
+        out = lib.func.vmap(lambda x, s: x.mul_(s), in_dims=(0, None))(batch, lib.full((4,), 2.0))
+        results.append([torch.tensor(out.numpy()), torch.tensor(batch.numpy())])
+    torch.testing.assert_close(results[1], results[0])
