@@ -134,9 +134,8 @@ def batched_variants(t, seed: int, torch):
 
 
 class BatchedCase:
-    """One sample batched for one case: the torch function of the tensor arguments alone (the
-    rest of the sample closed over), the batched tensors, their ``in_dims``, and the per-slice
-    arguments of torch's loop."""
+    """One sample batched for one case: where its positional tensors sit (``slots``), their batched
+    stacks (``batched``), their ``in_dims``, and the per-slice arguments of torch's loop."""
 
     def __init__(self, sample, case: str, seed: int, torch):
         positional = (sample.input, *sample.args)
@@ -180,9 +179,8 @@ def _stacked(results, torch):
     if isinstance(first, torch.Tensor):
         return torch.stack(results)
     if isinstance(first, (list, tuple)):
-        return type(first)(_stacked([r[i] for r in results], torch) for i in range(len(first))) \
-            if not hasattr(first, "_fields") else type(first)(*(_stacked([r[i] for r in results], torch)
-                                                                for i in range(len(first))))
+        columns = [_stacked([r[i] for r in results], torch) for i in range(len(first))]
+        return type(first)(*columns) if hasattr(first, "_fields") else type(first)(columns)
     raise TypeError(f"the op returned {type(first).__name__}, not tensors")
 
 
