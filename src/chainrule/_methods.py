@@ -18,7 +18,7 @@ import functools
 
 import numpy as np
 
-from . import _config, _dtype, _layout, _shared, _torch_function
+from . import _config, _dtype, _layout, _shared, _torch_function, _vmap_frames
 from . import sparse as _sparse
 from . import storage as _storage
 from ._backend import array_module, write_refusal, writeable
@@ -276,6 +276,19 @@ def _is_operand(x) -> bool:
     return isinstance(x, (Tensor, int, float, bool, np.number, np.bool_))
 
 
+def _refuse_mapped_into_unmapped(self: Tensor, args, kwargs) -> None:
+    """Inside vmap, an in-place op on an input passed unmapped (``in_dims=None``) whose other
+    operand is a slice of a mapped one would write every slice into the one tensor in turn: torch's
+    vmap refuses it."""
+    if _vmap_frames.mapped(self) is False and any(_vmap_frames.mapped(a) for a in (*args, *kwargs.values())
+                                                  if isinstance(a, Tensor)):
+        raise RuntimeError(
+            "vmap: inplace arithmetic(self, *extra_args) is not possible because there exists a Tensor `other` in "
+            "extra_args that has more elements than `self`. This happened due to `other` being vmapped over but "
+            "`self` not being vmapped over in a vmap. Please try to use out-of-place operators instead of inplace "
+            "arithmetic. If said operator is being called inside the PyTorch framework, please file a bug report")
+
+
 def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     """Run ``fn(self, ...)`` out of place, then write the result into ``self``.
 
@@ -286,6 +299,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         done = _function.inplace_dispatch(fn, self, args, kwargs, _inplace)
         if done is not _function.RUN_UNDISPATCHED:
             return done
+    if _vmap_frames.running():
+        _refuse_mapped_into_unmapped(self, args, kwargs)
     recording = is_grad_enabled()
     # a view(dtype) shares memory but not the graph: written as a plain tensor
     base = self._base if not self._nondifferentiable_view else None
@@ -490,7 +505,8 @@ def _set_part(part):
 def _copy(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
     if not isinstance(src, Tensor):
         raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
-
+    if _vmap_frames.running():
+        _refuse_mapped_into_unmapped(self, (src,), {})  # (the cast below would hide src's origin)
     if type(src._data) is not type(self._data):
         src = src.to(self.device)  # torch's copy_ copies across devices (differentiably)
     src = ew._cast(src, self.dtype)  # differentiable: src's gradient comes back in src's dtype

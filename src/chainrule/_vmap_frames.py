@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 
-__all__ = ["VmapFrame", "current", "entered"]
+__all__ = ["VmapFrame", "current", "entered", "mapped", "note_alias", "running"]
 
 
 class VmapFrame:
@@ -25,6 +25,7 @@ class VmapFrame:
         self._origins: dict[int, tuple] = {}  # id(tensor handed to the function) -> (tensor, batched, dim)
         self.batched_results: dict = {}  # a rule's result for the whole batch, by the call it answers
         self._parts: dict[int, tuple] = {}  # id(slice of a rule's result) -> (slice, result, dim, index)
+        self._aliases: dict[int, tuple] = {}  # id(a transform's alias of a slice) -> (alias, slice)
 
     def cut(self, batched, dim: int, index: int):
         """Slice ``index`` of ``batched`` along ``dim``, remembered as cut from it."""
@@ -56,6 +57,14 @@ class VmapFrame:
             return None
         return result, dim
 
+    def storage_origin(self, tensor) -> tuple | None:
+        """As ``origin``, also for a transform's alias of a slice (see ``note_alias``): the
+        storage it views, not the graph it is on."""
+        alias = self._aliases.get(id(tensor))
+        if alias is not None and alias[0] is tensor:
+            tensor = alias[1]
+        return self.origin(tensor)
+
     def origin(self, tensor) -> tuple | None:
         """(batched tensor, dim) of a slice this frame cut, (tensor, None) of an unmapped input, or
         None for a tensor the function made itself."""
@@ -71,6 +80,32 @@ _frames: list[VmapFrame] = []
 def current() -> VmapFrame | None:
     """The innermost running vmap, or None."""
     return _frames[-1] if _frames else None
+
+
+def note_alias(original, alias):
+    """``alias`` (a view of ``original`` a transform made to differentiate with respect to: grad's
+    fresh leaf) has ``original``'s place in its batched tensor's storage, for every running vmap
+    that handed ``original`` out (``VmapFrame.storage_origin``)."""
+    for frame in _frames:
+        if frame.origin(original) is not None:
+            frame._aliases[id(alias)] = (alias, original)
+    return alias
+
+
+def mapped(tensor) -> bool | None:
+    """True for a slice a running vmap handed the function, False for an input it passes
+    unmapped, None for any other tensor (one the function computed: torch's vmap would know
+    whether it is batched; a per-slice run does not)."""
+    for frame in reversed(_frames):
+        found = frame.origin(tensor)
+        if found is not None:
+            return found[1] is not None
+    return None
+
+
+def running() -> tuple:
+    """Every running vmap, outermost first."""
+    return tuple(_frames)
 
 
 @contextlib.contextmanager

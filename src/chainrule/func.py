@@ -13,7 +13,9 @@ machinery, which keeps every transform as exact as the ops' own rules:
   ``jvp`` inside an active dual level (there is one level at a time) uses the double-vjp identity.
 - ``vmap`` runs ``f`` once per slice along the mapped dimension and stacks the results: the
   values and gradients torch's batching rules give, in a Python loop instead of one batched
-  kernel. ``randomness`` is accepted; each slice draws its own random numbers ("different").
+  kernel. ``randomness``: "error" (the default) refuses random ops inside, "different" lets each
+  slice draw its own numbers, "same" gives every slice the same draws (the CPU generator is
+  rewound to where it stood before each slice), as torch's vmap does.
 
 Arguments and results may be nested tuples, lists and dicts of tensors (pytrees), as in torch:
 ``grad(loss)(params_dict, x)`` returns a dict of gradients.
@@ -33,6 +35,7 @@ from .autograd import function as _function
 from .autograd import functional as _functional
 from .autograd.function import Function
 from .autograd.grad_mode import enable_grad, no_grad
+from .ops import random as _random
 from .ops.shape import stack as _stack
 from .tensor import Tensor
 
@@ -80,10 +83,12 @@ def _alias(x):
     if not isinstance(x, Tensor):
         return x
     if x.requires_grad:
-        return x.view_as(x)
-    if _forward_ad.unpack_dual(x).tangent is not None:  # a view keeps the tangent (an outer jvp)
-        return x.view_as(x).requires_grad_(True)
-    return x.detach().requires_grad_(True)
+        alias = x.view_as(x)
+    elif _forward_ad.unpack_dual(x).tangent is not None:  # a view keeps the tangent (an outer jvp)
+        alias = x.view_as(x).requires_grad_(True)
+    else:
+        alias = x.detach().requires_grad_(True)
+    return _vmap_frames.note_alias(x, alias) if _vmap_frames.running() else alias
 
 
 def _keeps_graph(leaves) -> bool:
@@ -703,9 +708,12 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
         size = sizes[0]
         results = []
         # the frame tells operators with a vmap rule (torch.library.register_vmap) where slices came from
+        rewind = _random.default_generator.get_state() if randomness == "same" else None
         with _vmap_frames.entered(_vmap_frames.VmapFrame(size, randomness)) as frame:
             for i in range(size):
                 frame.index = i
+                if rewind is not None and i:
+                    _random.default_generator.set_state(rewind)
                 sliced = [rebuild([frame.keep(leaf) if dim is None else frame.cut(leaf, dim, i)
                                    for leaf, dim in zip(leaves, dims)]) for leaves, rebuild, dims in mapped]
                 results.append(func(*sliced, **kwargs))

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _vmap_frames
 from .._backend import array_module, autocast_unifies, subtract_contiguous
 from ..autograd.function import Function, SavedValue, ctx_value, leaf_input, name_node, saved
 from ..autograd.second_order import differentiate_rule
@@ -584,6 +584,20 @@ def _check_batch_norm_parameters(channels: int, running_mean: Tensor | None, run
             raise RuntimeError(f"{name} should contain {channels} elements not {parameter.numel()}")
 
 
+def _refuse_unbatched_running_stats(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None) -> None:
+    """Inside vmap, running statistics that are not mapped would be updated once per slice: torch's
+    vmap refuses them when the input is batched (an input vmap passes unmapped is not; one the
+    function computed is taken to be)."""
+    if not _vmap_frames.running() or _vmap_frames.mapped(input) is False:
+        return
+    if any(stat is not None and not _vmap_frames.mapped(stat) for stat in (running_mean, running_var)):
+        raise RuntimeError(
+            "Batch norm got a batched tensor as input while the running_mean or running_var, which will be updated in "
+            "place, were not batched.\nIf you are using a module and do not need eval mode, please set "
+            "`track_running_stats` to be False.If you are using a prebuilt module and do not need eval mode, please "
+            "see the functorch website for resources on how to patch your module to work with vmap")
+
+
 def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                 weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
                 momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
@@ -607,6 +621,7 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = (0,) + tuple(range(2, input.ndim))
     if training:
+        _refuse_unbatched_running_stats(input, running_mean, running_var)
         stats: dict = {"running": (running_mean, running_var)}  # (read by grad_fn._saved_running_*)
         x = _float(input)
         if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
@@ -714,6 +729,7 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
             else t.detach().to(input.dtype) for t in (running_mean, running_var))
         # torch normalises input.contiguous() viewed as one batch of N·C channels: a contiguous output
         return _batch_norm(input.contiguous(), running_mean, running_var, weight, bias, False, momentum, eps)
+    _refuse_unbatched_running_stats(input, running_mean, running_var)
     c = input.shape[1]
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = tuple(range(2, input.ndim))

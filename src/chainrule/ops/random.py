@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _meta
+from .. import _dtype, _meta, _vmap_frames
 from .._backend import array_module, cuda_available, cuda_module
 from .._backend import device as _device
 from ..autograd.function import Function
@@ -201,7 +201,12 @@ def cuda_manual_seed_all(seed: int) -> None:
 def _rng(generator, xp=np):
     """The stream a draw on ``xp``'s device comes from: the CPU generator's for NumPy, else a
     CUDA generator's device stream (the current device's default generator unless one is given).
-    A generator of the other device type is refused, as torch refuses it."""
+    A generator of the other device type is refused, as torch refuses it; so is any draw inside a
+    vmap left in its default ``randomness="error"`` mode, as torch's vmap refuses it."""
+    if any(frame.randomness == "error" for frame in _vmap_frames.running()):
+        raise RuntimeError("vmap: called random operation while in randomness error mode. Please either use the "
+                           "'same' or 'different' randomness flags on vmap or perform the randomness operation out "
+                           "of vmap")
     if xp is _meta.module:
         return _meta.random_stream  # shapes only: no generator advances, as on torch's meta device
     if xp is np:

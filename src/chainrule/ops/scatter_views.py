@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _vmap_frames
 from .._backend import array_module
 from ..autograd.function import Function, SavedValue
 from ..storage import note_strided_view, storage_root
@@ -210,10 +211,26 @@ def _strided_geometry(size, stride, storage_offset, own_offset: int, storage_siz
     return tuple(size), tuple(stride), offset
 
 
+def _vmap_slice_start(input: Tensor) -> int:
+    """How far into its batched tensor's storage a slice that vmap handed the function starts (0
+    for any other tensor): torch's vmap counts an explicit as_strided offset from there, as if
+    each slice had a storage of its own."""
+    start = 0
+    for frame in reversed(_vmap_frames.running()):
+        found = frame.storage_origin(input)
+        if found is None or found[1] is None:
+            break
+        start += input.storage_offset() - found[0].storage_offset()
+        input = found[0]
+    return start
+
+
 def as_strided(input: Tensor, size, stride, storage_offset: int | None = None) -> Tensor:
     """torch.as_strided: a view of ``input``'s storage with the given ``size``, ``stride`` (in
     elements) and ``storage_offset`` (``input``'s own offset by default). Writes through it reach
     ``input``; overlapping elements share memory, and their gradients add up."""
+    if storage_offset is not None and _vmap_frames.running():
+        storage_offset = storage_offset + _vmap_slice_start(input)
     root, own_offset = storage_root(input._data)
     storage_size = root.nbytes // input._data.itemsize  # in input's own elements (it may view another dtype)
     size, stride, offset = _strided_geometry(size, stride, storage_offset, own_offset, storage_size,
