@@ -2,7 +2,8 @@
 
 Double backward is what gradient penalties (WGAN-GP), MAML, Hessian-vector products and every
 ``create_graph=True`` rely on. torch marks the OpInfos whose second derivatives it tests
-``supports_gradgrad``; for the first few float64 samples of each, on both libraries:
+``supports_gradgrad``; for the first few float64 and complex128 samples of each, through the function
+and (as torch's test_inplace_gradgrad, on a clone of the input) its in-place variant, on both libraries:
 
     outputs -> a seeded cotangent v per differentiable output (v requires grad)
     g = autograd.grad(outputs, inputs, v, create_graph=True)
@@ -58,17 +59,11 @@ from torch_opinfo_trial import (  # noqa: E402
 from torch_oracle import time_limit  # noqa: E402
 
 LEDGER = os.path.join(ROOT, "tests", "compat", "data", "torch_op_db_gradgrad_ledger.json")
-SAMPLES = 6            # float64 samples per OpInfo; torch's generators put the plain shapes first
+SAMPLES = 6            # samples per OpInfo and dtype; torch's generators put the plain shapes first
+DTYPES = ("float64", "complex128")
 SAMPLE_TIMEOUT_S = 10
 KINDS = ("same", "gradgrad_differ", "gradgrad_raised", "not_differentiable", "torch_raised", "skipped")
 FAILING = ("gradgrad_differ", "gradgrad_raised", "not_differentiable")
-
-# OpInfos whose second derivatives are deliberately not compared, each with why
-GRADGRAD_NOT_COMPARED = {
-    "as_strided_scatter": "torch 2.13's first-order backward is wrong (see tools/torch_opinfo_trial.py's "
-                          "GRADIENTS_NOT_COMPARED); its second order follows it",
-}
-
 
 def _requires_graph(value) -> bool:
     return value is not None and bool(getattr(value, "requires_grad", False))
@@ -93,7 +88,7 @@ def _compare_gradients(expected, actual, torch_likes, chainrule_likes, torch, ch
     return None
 
 
-def run_gradgrad_sample(trial, op, function, sample, seed, process_output):
+def run_gradgrad_sample(trial, torch_callable, function, sample, seed, process_output):
     """One sample's double backward on both; returns (kind, detail)."""
     torch, chainrule = trial.torch, trial.chainrule
     memo = {}
@@ -112,7 +107,7 @@ def run_gradgrad_sample(trial, op, function, sample, seed, process_output):
     torch.manual_seed(seed)
     try:
         with time_limit(SAMPLE_TIMEOUT_S, SampleTimeout):
-            expected = sample.output_process_fn_grad(op.op(sample.input, *sample.args, **sample.kwargs))
+            expected = sample.output_process_fn_grad(torch_callable(sample.input, *sample.args, **sample.kwargs))
             torch_outputs = _differentiable_leaves(expected, torch)
             if not torch_outputs:
                 return "skipped", "no differentiable output in torch"
@@ -183,8 +178,6 @@ def run_gradgrad_sample(trial, op, function, sample, seed, process_output):
         [chainrule_w[k] for k in kept], allow_unused=True))
     if failed:
         return failed
-    if op.name in GRADGRAD_NOT_COMPARED:
-        return "skipped", f"second order not compared: {GRADGRAD_NOT_COMPARED[op.name]}"
     names = [f"d/d input {i}" for i in range(len(torch_inputs))] + [f"d/d v{i}" for i in range(len(torch_v))]
     mismatch = _compare_gradients(expected_second, actual_second, torch_inputs + torch_v,
                                   chainrule_inputs + chainrule_v, torch, chainrule, names)
@@ -193,50 +186,107 @@ def run_gradgrad_sample(trial, op, function, sample, seed, process_output):
     return "same", ""
 
 
-def run_op(trial, op, indices=None, samples_per_op=SAMPLES):
-    """The first ``samples_per_op`` float64 samples of one OpInfo (or the given ``indices``); per-sample records."""
+def torch_expects_gradgrad_failure(op, dtype) -> bool:
+    """Whether the OpInfo itself marks torch's double-backward test on CPU in ``dtype`` an expected
+    failure (torch's second derivative fails its own gradgradcheck there)."""
+    import unittest
+
+    for info in op.decorators:
+        if getattr(info, "test_name", None) != "test_fn_gradgrad":
+            continue
+        if getattr(info, "device_type", None) not in (None, "cpu"):
+            continue
+        if info.dtypes is not None and dtype not in info.dtypes:
+            continue
+        if any(getattr(d, "__name__", "") == unittest.expectedFailure.__name__ for d in info.decorators):
+            return True
+    return False
+
+
+def _variants(trial, op):
+    """(variant, torch callable, chainrule callable or why missing) for the function and, as torch's
+    test_inplace_gradgrad does, the in-place variant applied to a clone of the input."""
+    function, how = trial.resolve(op.op)
+    variants = [("function", op.op, function if function is not None else f"missing: {how}")]
+    inplace = op.inplace_variant
+    if inplace is not None and op.supports_inplace_autograd:
+        chainrule_inplace, how = trial.resolve(inplace)
+        if chainrule_inplace is None:
+            chainrule_on_clone = f"missing: {how}"
+        else:
+            def chainrule_on_clone(t, *args, **kwargs):
+                return chainrule_inplace(t.clone(), *args, **kwargs)
+
+        def torch_on_clone(t, *args, **kwargs):
+            return inplace(t.clone(), *args, **kwargs)
+
+        variants.append(("inplace", torch_on_clone, chainrule_on_clone))
+    return variants
+
+
+def run_op(trial, op, plan=None, samples_per_op=SAMPLES):
+    """The first ``samples_per_op`` samples of one OpInfo in each of DTYPES, function and in-place
+    variants (or ``plan``: "dtype/variant" -> the sample indices to run); per-sample records."""
     torch = trial.torch
     name = entry_name(op)
 
-    def single(kind, detail):
-        return [{"op": name, "index": -1, "kind": kind, "detail": detail}]
+    def single(kind, detail, variant="float64/function"):
+        return [{"op": name, "variant": variant, "index": -1, "kind": kind, "detail": detail}]
 
     for prefix, reason in SKIPPED_OPS.items():
         if name.startswith(prefix):
             return single("skipped", reason)
     if not (op.supports_autograd and op.supports_gradgrad):
         return single("skipped", "not supports_gradgrad in torch")
-    if torch.float64 not in op.supported_dtypes("cpu"):
-        return single("skipped", "no float64 on CPU")
-    function, how = trial.resolve(op.op)
-    if function is None:
-        return single("skipped", f"missing: {how}")
-    seed = zlib.crc32(f"{name}/gradgrad".encode())
-    limit = samples_per_op if indices is None else max(indices) + 1
-    torch.manual_seed(seed)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            generator = op.sample_inputs("cpu", torch.float64, requires_grad=True)
-            samples = list(itertools.islice(generator, limit))
-            if hasattr(generator, "close"):
-                generator.close()
-    except Exception as error:
-        return single("skipped", f"sample_inputs raised {_short(error)}")
+    differentiable = {str(d).split(".")[-1] for d in op.supported_backward_dtypes("cpu")}
+    if "float64" not in differentiable:
+        return single("skipped", "no float64 gradients on CPU")
+    variants = _variants(trial, op)
     records = []
-    for index, sample in enumerate(samples):
-        if indices is not None and index not in indices:
+    for dtype_name in DTYPES:
+        if dtype_name not in differentiable:
             continue
-        process = sample.output_process_fn_grad
-        if isinstance(process, types.FunctionType) and process.__module__.startswith("torch.testing"):
-            process = trial.rebind(process)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                kind, detail = run_gradgrad_sample(trial, op, function, sample, seed + index, process)
-            except Exception as error:
-                kind, detail = "gradgrad_differ", f"comparison failed: {_short(error)}"
-        records.append({"op": name, "index": index, "kind": kind, "detail": detail})
+        wanted = [(f"{dtype_name}/{variant}", *rest) for variant, *rest in variants
+                  if plan is None or plan.get(f"{dtype_name}/{variant}")]
+        if not wanted:
+            continue
+        dtype = getattr(torch, dtype_name)
+        seed = zlib.crc32(f"{name}/{dtype_name}/gradgrad".encode())
+        limit = samples_per_op if plan is None else max(max(plan[key]) for key, *_ in wanted) + 1
+        torch.manual_seed(seed)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                generator = op.sample_inputs("cpu", dtype, requires_grad=True)
+                samples = list(itertools.islice(generator, limit))
+                if hasattr(generator, "close"):
+                    generator.close()
+        except Exception as error:
+            records += single("skipped", f"sample_inputs raised {_short(error)}", f"{dtype_name}/function")
+            continue
+        expected_failure = torch_expects_gradgrad_failure(op, dtype)
+        for variant, torch_callable, chainrule_callable in wanted:
+            if isinstance(chainrule_callable, str):
+                records += single("skipped", chainrule_callable, variant)
+                continue
+            for index, sample in enumerate(samples):
+                if plan is not None and index not in plan[variant]:
+                    continue
+                if variant.endswith("inplace") and sample.broadcasts_input:
+                    continue  # torch's in-place gradient tests leave these out: the input cannot take the result
+                process = sample.output_process_fn_grad
+                if isinstance(process, types.FunctionType) and process.__module__.startswith("torch.testing"):
+                    process = trial.rebind(process)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        kind, detail = run_gradgrad_sample(trial, torch_callable, chainrule_callable, sample,
+                                                           seed + index, process)
+                    except Exception as error:
+                        kind, detail = "gradgrad_differ", f"comparison failed: {_short(error)}"
+                if kind == "gradgrad_differ" and expected_failure:
+                    kind, detail = "skipped", f"torch's OpInfo expects its test_fn_gradgrad to fail ({detail})"
+                records.append({"op": name, "variant": variant, "index": index, "kind": kind, "detail": detail})
     return records
 
 
@@ -265,11 +315,16 @@ def write_reports(records, out, elapsed):
     first = {}
     for record in records:
         if record["kind"] in FAILING:
-            first.setdefault(record["op"], f"#{record['index']} {record['kind']}: {record['detail']}")
+            first.setdefault(record["op"], f"{record['variant']} #{record['index']} {record['kind']}: "
+                                           f"{record['detail']}")
     ranked = sorted(first, key=lambda op: -sum(per_op[op][k] for k in FAILING))
     lines = ["# torch OpInfo double-backward trial", "", f"{len(per_op)} OpInfos, {len(records)} records, "
-             f"{elapsed:.0f} s", "", "| kind | samples |", "|---|---|"]
-    lines += [f"| {kind} | {totals[kind]} |" for kind in KINDS]
+             f"{elapsed:.0f} s", ""]
+    by_variant = collections.Counter((record["variant"], record["kind"]) for record in records)
+    variants = sorted({record["variant"] for record in records})
+    lines += ["| kind | " + " | ".join(variants) + " | all |", "|---" * (len(variants) + 2) + "|"]
+    lines += [f"| {kind} | " + " | ".join(str(by_variant[variant, kind]) for variant in variants)
+              + f" | {totals[kind]} |" for kind in KINDS]
     lines += ["", "## Failing OpInfos (most failing samples first)", "",
               "| op | " + " | ".join(KINDS) + " | first failure |", "|---" * (len(KINDS) + 2) + "|"]
     for op in ranked:
@@ -312,21 +367,24 @@ LEDGER_SLOW_OP_S = 0.05
 
 
 def command_ledger(args):
-    """From the run at ``--out``: per OpInfo, its first agreeing sample(s), for
+    """From the run at ``--out``: per OpInfo and variant, its first agreeing sample(s), for
     tests/compat/test_torch_op_db_gradgrad.py to keep agreeing."""
     with open(os.path.join(args.out, "records.json")) as handle:
         records = json.load(handle)
-    ledger = collections.defaultdict(list)
+    ledger = collections.defaultdict(dict)
     for record in records:
+        chosen = ledger[record["op"]].setdefault(record["variant"], [])
         if (record["kind"] == "same" and record.get("seconds", 0.0) <= LEDGER_SLOW_OP_S
-                and len(ledger[record["op"]]) < LEDGER_SAMPLES_PER_OP):
-            ledger[record["op"]].append(record["index"])
-    ledger = {op: indices for op, indices in sorted(ledger.items()) if indices}
+                and len(chosen) < LEDGER_SAMPLES_PER_OP):
+            chosen.append(record["index"])
+    ledger = {op: {variant: indices for variant, indices in entry.items() if indices}
+              for op, entry in sorted(ledger.items())}
+    ledger = {op: entry for op, entry in ledger.items() if entry}
     with open(LEDGER, "w") as handle:
         json.dump(ledger, handle, indent=0, sort_keys=True)
         handle.write("\n")
-    print(f"{sum(map(len, ledger.values()))} agreeing samples of {len(ledger)} OpInfos -> "
-          f"{os.path.relpath(LEDGER, ROOT)}")
+    total = sum(len(indices) for entry in ledger.values() for indices in entry.values())
+    print(f"{total} agreeing samples of {len(ledger)} OpInfos -> {os.path.relpath(LEDGER, ROOT)}")
 
 
 def run_ledger(ledger: dict) -> list:
@@ -338,14 +396,16 @@ def run_ledger(ledger: dict) -> list:
     failures = []
     with _without_test_function_lookup():
         for op in load_op_db():
-            indices = ledger.get(entry_name(op))
-            if not indices:
+            entry = ledger.get(entry_name(op))
+            if not entry:
                 continue
-            records = run_op(trial, op, indices=set(indices))
+            plan = {variant: set(indices) for variant, indices in entry.items()}
+            records = run_op(trial, op, plan=plan)
             failures += [record for record in records if record["kind"] != "same"]
-            drawn = {record["index"] for record in records}
-            failures += [{"op": entry_name(op), "index": i, "kind": "missing", "detail": "sample not drawn"}
-                         for i in indices if i not in drawn]
+            drawn = {(record["variant"], record["index"]) for record in records}
+            failures += [{"op": entry_name(op), "variant": variant, "index": i, "kind": "missing",
+                          "detail": "sample not drawn"}
+                         for variant, indices in plan.items() for i in indices if (variant, i) not in drawn]
     return failures
 
 
@@ -356,7 +416,7 @@ def main(argv=None):
     run.add_argument("--out", required=True)
     run.add_argument("--filter", default="")
     run.add_argument("--only", default="", help="comma-separated exact OpInfo names")
-    run.add_argument("--samples", type=int, default=SAMPLES, help="float64 samples per OpInfo")
+    run.add_argument("--samples", type=int, default=SAMPLES, help="samples per OpInfo and dtype")
     run.set_defaults(handler=command_run)
     ledger = sub.add_parser("ledger")
     ledger.add_argument("--out", required=True)
