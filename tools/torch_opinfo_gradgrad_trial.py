@@ -112,6 +112,9 @@ def run_gradgrad_sample(trial, torch_callable, function, sample, seed, process_o
             if not torch_outputs:
                 return "skipped", "no differentiable output in torch"
             torch_v = [_cotangent(seed + i, out, torch).requires_grad_() for i, out in enumerate(torch_outputs)]
+            # with a constant cotangent (a gradient penalty's ones) as well: which gradients have a graph
+            torch_constant_g = torch.autograd.grad(torch_outputs, torch_inputs, [v.detach() for v in torch_v],
+                                                   create_graph=True, allow_unused=True)
             torch_g = torch.autograd.grad(torch_outputs, torch_inputs, torch_v, create_graph=True,
                                           allow_unused=True)
             second_of = [i for i, g in enumerate(torch_g) if _requires_graph(g)]
@@ -159,6 +162,11 @@ def run_gradgrad_sample(trial, torch_callable, function, sample, seed, process_o
     chainrule_outputs = [chainrule_leaves[i] for i in positions]
     if not all(_requires_graph(out) for out in chainrule_outputs):
         return "skipped", "first order: an output that requires grad in torch does not in chainrule"
+    chainrule_constant_g, failed = chainrule_step("first-order backward", lambda: chainrule.autograd.grad(
+        chainrule_outputs, chainrule_inputs, [v.detach() for v in chainrule_v], create_graph=True,
+        allow_unused=True))
+    if failed:
+        return failed
     chainrule_g, failed = chainrule_step("first-order backward", lambda: chainrule.autograd.grad(
         chainrule_outputs, chainrule_inputs, chainrule_v, create_graph=True, allow_unused=True))
     if failed:
@@ -171,6 +179,13 @@ def run_gradgrad_sample(trial, torch_callable, function, sample, seed, process_o
     if lacking:
         return "not_differentiable", (f"the gradient of input {lacking[0]} has no grad_fn "
                                       f"(torch's has {type(torch_g[lacking[0]].grad_fn).__name__})")
+    lacking = [i for i, g in enumerate(torch_constant_g)
+               if _requires_graph(g) and not _requires_graph(chainrule_constant_g[i])]
+    if lacking:
+        i = lacking[0]
+        return "not_differentiable", (f"with a constant cotangent, the gradient of input {i} is "
+                                      f"{'None' if chainrule_constant_g[i] is None else 'without grad_fn'} "
+                                      f"(torch's has {type(torch_constant_g[i].grad_fn).__name__})")
     # a None first-order gradient is torch's zeros (compared above): it adds nothing to the second order
     kept = [k for k, i in enumerate(second_of) if chainrule_g[i] is not None]
     actual_second, failed = chainrule_step("second-order backward", lambda: chainrule.autograd.grad(
