@@ -34,3 +34,51 @@ def test_prod_with_a_zero_passes_gradgradcheck_in_complex128():
                          requires_grad=True)
     assert chainrule.autograd.gradgradcheck(lambda t: chainrule.prod(t, 1), (x,))
     assert chainrule.autograd.gradgradcheck(lambda t: chainrule.prod(t[0, :1]), (x,))
+
+
+# ---- a constant cotangent (a gradient penalty's ones): the first-order gradient still has a graph
+def _penalty(lib, build, shapes, seed=0):
+    """x.grad after differentiating the gradient of build(*inputs).sum() (a gradient penalty with a
+    constant cotangent), and the first-order gradient's node name."""
+    generator = torch.Generator().manual_seed(seed)
+    values = [torch.randn(shape, dtype=torch.float64, generator=generator) for shape in shapes]
+    inputs = [lib.tensor(v.numpy(), requires_grad=True) for v in values]
+    out = build(lib, *inputs)
+    grads = lib.autograd.grad(out.sum(), inputs, create_graph=True)
+    names = [type(g.grad_fn).__name__ if g.grad_fn is not None else None for g in grads]
+    sum((g * g).sum() for g in grads).backward()
+    return names, [None if x.grad is None else x.grad.detach().numpy() for x in inputs]
+
+
+def _assert_penalty_as_torch(build, shapes):
+    names, second = _penalty(chainrule, build, shapes)
+    torch_names, torch_second = _penalty(torch, build, shapes)
+    assert names == torch_names
+    for mine, theirs in zip(second, torch_second):
+        assert (mine is None) == (theirs is None)
+        if mine is not None:
+            assert mine == pytest.approx(theirs, rel=1e-10, abs=1e-12)
+
+
+PIECEWISE_ACTIVATIONS = {
+    "relu": lambda lib, x: lib.nn.functional.relu(x),
+    "relu6": lambda lib, x: lib.nn.functional.relu6(x),
+    "leaky_relu": lambda lib, x: lib.nn.functional.leaky_relu(x, 0.2),
+    "hardtanh": lambda lib, x: lib.nn.functional.hardtanh(x, -0.5, 0.5),
+    "threshold": lambda lib, x: lib.nn.functional.threshold(x, 0.1, 2.0),
+    "hardshrink": lambda lib, x: lib.nn.functional.hardshrink(x, 0.3),
+    "softshrink": lambda lib, x: lib.nn.functional.softshrink(x, 0.3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PIECEWISE_ACTIVATIONS))
+def test_piecewise_linear_activation_gradient_has_a_graph_as_torch(name):
+    # torch's ThresholdBackwardBackward0 & co. take (grad, self): zeros in x, not "does not require grad"
+    _assert_penalty_as_torch(PIECEWISE_ACTIVATIONS[name], [(3, 4)])
+
+
+@pytest.mark.parametrize("name", sorted(PIECEWISE_ACTIVATIONS))
+def test_piecewise_linear_activation_passes_gradgradcheck(name):
+    x = chainrule.tensor([[-1.3, -0.2, 0.45, 2.0], [0.7, -0.6, 1.1, -2.5]], dtype=chainrule.float64,
+                         requires_grad=True)
+    assert chainrule.autograd.gradgradcheck(lambda t: PIECEWISE_ACTIVATIONS[name](chainrule, t), (x,))
