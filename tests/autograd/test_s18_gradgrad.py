@@ -82,3 +82,27 @@ def test_piecewise_linear_activation_passes_gradgradcheck(name):
     x = chainrule.tensor([[-1.3, -0.2, 0.45, 2.0], [0.7, -0.6, 1.1, -2.5]], dtype=chainrule.float64,
                          requires_grad=True)
     assert chainrule.autograd.gradgradcheck(lambda t: PIECEWISE_ACTIVATIONS[name](chainrule, t), (x,))
+
+
+POOLS = {
+    "max_pool2d": lambda lib, x: lib.nn.functional.max_pool2d(x, 2, 1),
+    "max_pool2d_with_indices": lambda lib, x: lib.nn.functional.max_pool2d(x, 2, return_indices=True)[0],
+    "max_pool3d": lambda lib, x: lib.nn.functional.max_pool3d(x, (1, 2, 2)),
+    "avg_pool2d": lambda lib, x: lib.nn.functional.avg_pool2d(x, 3, 1, 1),
+    "avg_pool3d": lambda lib, x: lib.nn.functional.avg_pool3d(x, (1, 2, 2)),
+    "adaptive_avg_pool2d": lambda lib, x: lib.nn.functional.adaptive_avg_pool2d(x, (3, 2)),
+    "adaptive_max_pool2d": lambda lib, x: lib.nn.functional.adaptive_max_pool2d(x, (3, 2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POOLS))
+def test_pooling_gradient_has_a_graph_as_torch(name):
+    # torch's MaxPool2DWithIndicesBackwardBackward0, AvgPool2DBackwardBackward0, ... take self as well
+    _assert_penalty_as_torch(POOLS[name], [(2, 3, 2, 5, 4) if name.endswith("3d") else (2, 3, 5, 4)])
+
+
+@pytest.mark.parametrize("name", sorted(POOLS))
+def test_pooling_passes_gradgradcheck(name):
+    shape = (1, 2, 2, 5, 4) if name.endswith("3d") else (1, 2, 5, 4)
+    x = chainrule.randn(*shape, dtype=chainrule.float64, requires_grad=True)
+    assert chainrule.autograd.gradgradcheck(lambda t: POOLS[name](chainrule, t), (x,))
