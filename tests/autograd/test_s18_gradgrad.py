@@ -1,6 +1,7 @@
 """Double backward (``create_graph=True``) that torch's op_db found wrong on chainrule
 (tools/torch_opinfo_gradgrad_trial.py), each checked by finite differences and against torch 2.13."""
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -50,14 +51,18 @@ def _penalty(lib, build, shapes, seed=0):
     return names, [None if x.grad is None else x.grad.detach().numpy() for x in inputs]
 
 
-def _assert_penalty_as_torch(build, shapes):
+def _assert_penalty_as_torch(build, shapes, node_names=True):
+    """The first-order gradients have a graph where torch's have one (under torch's node names unless
+    ``node_names`` is False), and the penalty's gradients agree (None and zeros alike)."""
     names, second = _penalty(chainrule, build, shapes)
     torch_names, torch_second = _penalty(torch, build, shapes)
-    assert names == torch_names
-    for mine, theirs in zip(second, torch_second):
-        assert (mine is None) == (theirs is None)
-        if mine is not None:
-            assert mine == pytest.approx(theirs, rel=1e-10, abs=1e-12)
+    if node_names:
+        assert names == torch_names
+    assert [name is None for name in names] == [name is None for name in torch_names]
+    for mine, theirs, shape in zip(second, torch_second, shapes):
+        mine = np.zeros(shape) if mine is None else mine
+        theirs = np.zeros(shape) if theirs is None else theirs
+        assert mine == pytest.approx(theirs, rel=1e-10, abs=1e-12)
 
 
 PIECEWISE_ACTIVATIONS = {
@@ -106,3 +111,29 @@ def test_pooling_passes_gradgradcheck(name):
     shape = (1, 2, 2, 5, 4) if name.endswith("3d") else (1, 2, 5, 4)
     x = chainrule.randn(*shape, dtype=chainrule.float64, requires_grad=True)
     assert chainrule.autograd.gradgradcheck(lambda t: POOLS[name](chainrule, t), (x,))
+
+
+def test_conv_bias_gradient_has_a_graph_as_torch():
+    # torch's ConvolutionBackwardBackward0 takes (grad, input, weight): the bias gradient Σ grad has
+    # edges to both, with derivative zero (the input gradient's node is named ConvolutionBackward0
+    # here, the conv_transpose it is, so node names are not compared)
+    _assert_penalty_as_torch(lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b, padding=1),
+                             [(2, 3, 5, 4), (4, 3, 3, 3), (4,)], node_names=False)
+    _assert_penalty_as_torch(lambda lib, x, w, b: lib.nn.functional.conv_transpose1d(x, w, b, stride=2),
+                             [(2, 3, 5), (3, 2, 3), (2,)], node_names=False)
+
+
+def test_nll_loss_gradient_has_a_graph_as_torch():
+    # torch's NllLossBackwardBackward0 takes self: a penalty on the gradient of nll_loss gives zeros
+    target = [1, 0, 3]
+    _assert_penalty_as_torch(lambda lib, x: lib.nn.functional.nll_loss(x, lib.tensor(target)), [(3, 4)])
+    _assert_penalty_as_torch(
+        lambda lib, x: lib.nn.functional.nll_loss(x, lib.tensor(target), reduction="none"), [(3, 4)])
+
+
+def test_nll_loss_and_cross_entropy_pass_gradgradcheck():
+    x = chainrule.randn(3, 4, dtype=chainrule.float64, requires_grad=True)
+    target = chainrule.tensor([1, 0, 3])
+    assert chainrule.autograd.gradgradcheck(lambda t: chainrule.nn.functional.nll_loss(t, target), (x,))
+    assert chainrule.autograd.gradgradcheck(
+        lambda t: chainrule.nn.functional.cross_entropy(t, target, label_smoothing=0.1), (x,))
