@@ -137,3 +137,18 @@ def test_nll_loss_and_cross_entropy_pass_gradgradcheck():
     assert chainrule.autograd.gradgradcheck(lambda t: chainrule.nn.functional.nll_loss(t, target), (x,))
     assert chainrule.autograd.gradgradcheck(
         lambda t: chainrule.nn.functional.cross_entropy(t, target, label_smoothing=0.1), (x,))
+
+
+PADS = {
+    "reflect": lambda lib, x: lib.nn.functional.pad(x, (2, 1, 1, 0), mode="reflect"),
+    "replicate": lambda lib, x: lib.nn.functional.pad(x, (2, 1, 1, 3), mode="replicate"),
+    "replicate_negative": lambda lib, x: lib.nn.functional.pad(x, (-1, 2, 1, -1), mode="replicate"),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(PADS))
+def test_reflect_and_replicate_pad_gradient_has_a_graph_as_torch(mode):
+    # torch's ReflectionPad2DBackwardBackward0 / ReplicationPad2DBackwardBackward0 take self
+    _assert_penalty_as_torch(PADS[mode], [(2, 3, 4, 5)], node_names=mode != "replicate_negative")
+    x = chainrule.randn(1, 2, 4, 5, dtype=chainrule.float64, requires_grad=True)
+    assert chainrule.autograd.gradgradcheck(lambda t: PADS[mode](chainrule, t), (x,))
