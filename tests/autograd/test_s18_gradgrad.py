@@ -152,3 +152,13 @@ def test_reflect_and_replicate_pad_gradient_has_a_graph_as_torch(mode):
     _assert_penalty_as_torch(PADS[mode], [(2, 3, 4, 5)], node_names=mode != "replicate_negative")
     x = chainrule.randn(1, 2, 4, 5, dtype=chainrule.float64, requires_grad=True)
     assert chainrule.autograd.gradgradcheck(lambda t: PADS[mode](chainrule, t), (x,))
+
+
+def test_prelu_input_gradient_has_a_graph_as_torch():
+    # with a constant slope, d/dx of prelu's input gradient is zero, yet torch records it on x
+    _assert_penalty_as_torch(lambda lib, x: lib.nn.functional.prelu(x, lib.tensor([0.25, -0.5, 2.0],
+                                                                                    dtype=lib.float64)),
+                             [(2, 3, 4)])
+    x = chainrule.randn(2, 3, 4, dtype=chainrule.float64, requires_grad=True)
+    w = chainrule.tensor([0.25, -0.5, 2.0], dtype=chainrule.float64, requires_grad=True)
+    assert chainrule.autograd.gradgradcheck(chainrule.nn.functional.prelu, (x, w))

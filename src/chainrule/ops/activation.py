@@ -303,7 +303,8 @@ class Prelu(Function):
         positive = Tensor._make(x._data > 0)
         grad_x = where(positive, grad, grad * weight) if ctx.needs_input_grad[0] else None
         grad_w = where(positive, 0.0, grad * x) if ctx.needs_input_grad[1] else None
-        return grad_x, grad_w
+        # torch's PreluKernelBackwardBackward0 takes (grad, self, weight): ∂grad_x/∂x = 0 is an edge too
+        return depending_on(grad_x, x, node="PreluKernelBackwardBackward0"), grad_w
 
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
