@@ -13,6 +13,7 @@ adds the edge.
 from __future__ import annotations
 
 from .._backend import array_module
+from ..autograd.batched_grad import register_batched_rule
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor
@@ -37,6 +38,11 @@ class DependsOn(Function):
         return (grad_grad, *(Tensor._make(xp.zeros(shape, dtype)) for shape, dtype in ctx.likes))
 
 
+def _batched(node, grad):
+    # a batched gradient passes unchanged, batch dim and all; nothing reaches the saved tensors
+    return (grad, *(None for _ in node.likes))
+
+
 _NAMED = {}
 
 
@@ -51,4 +57,5 @@ def depending_on(grad: Tensor, *tensors, node: str) -> Tensor:
     if named is None:
         named = _NAMED[node] = type(DependsOn)(node.removesuffix("Backward0"), (DependsOn,),
                                                {"node_name": node, "__module__": __name__})
+        register_batched_rule(named)(_batched)  # jacrev/hessian's batched walk runs it once, not per row
     return named.apply(grad, *tensors)
