@@ -23,6 +23,7 @@ from ..tensor import Tensor, _wrap_dim
 from . import _cuda_kernels
 from ._arg_parser import check_int, check_number
 from .elementwise import _float_input, erf, exp, float_kernel_input, refuse_kernel, sigmoid, sub, tanh, where
+from .second_order import depending_on
 
 __all__ = ["relu", "selu", "celu", "prelu", "rrelu", "hardshrink", "threshold"]
 __not_methods__ = {"selu", "celu", "rrelu", "threshold"}
@@ -87,7 +88,7 @@ class Relu(Function):
         # relu'(x) = 0 where x <= 0 else 1 (0 at x = 0, and NaN passes the gradient, as torch); the
         # saved result is >= 0 or NaN, so "not <= 0" is "!= 0": one comparison, no inversion
         (y,) = ctx.saved_values
-        return _mask_mul(grad, y._data != 0)
+        return depending_on(_mask_mul(grad, y._data != 0), y, node="ThresholdBackwardBackward0")
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -122,7 +123,7 @@ class LeakyRelu(Function):
         (x,) = ctx.saved_values
         arr = x._data
         factor = xp.where(arr > 0, arr.dtype.type(1), arr.dtype.type(ctx.negative_slope))
-        return _scaled_mask(grad, factor)
+        return depending_on(_scaled_mask(grad, factor), x, node="LeakyReluBackwardBackward0")
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -153,7 +154,7 @@ class Hardtanh(Function):
         (x,) = ctx.saved_values
         low, high = ctx.bounds
         arr = x._data
-        return _mask_mul(grad, (arr > low) & (arr < high))
+        return depending_on(_mask_mul(grad, (arr > low) & (arr < high)), x, node="HardtanhBackwardBackward0")
 
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
@@ -200,7 +201,7 @@ class Threshold(Function):
     def backward(ctx, grad):
         # d = 0 where x <= threshold else 1
         (x,) = ctx.saved_values
-        return _mask_mul(grad, ~(x._data <= ctx.threshold))
+        return depending_on(_mask_mul(grad, ~(x._data <= ctx.threshold)), x, node="ThresholdBackwardBackward0")
 
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
@@ -248,8 +249,8 @@ class Hardshrink(Function):
     @staticmethod
     def backward(ctx, grad):
         # d = 1 where |x| > lambd else 0
-        keep = ctx.saved_values[0]
-        return _mask_mul(grad, keep._data)
+        keep, x = ctx.saved_values
+        return depending_on(_mask_mul(grad, keep._data), x, node=type(ctx).__name__.removesuffix("0") + "Backward0")
 
 
 def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
@@ -302,7 +303,8 @@ class Prelu(Function):
         positive = Tensor._make(x._data > 0)
         grad_x = where(positive, grad, grad * weight) if ctx.needs_input_grad[0] else None
         grad_w = where(positive, 0.0, grad * x) if ctx.needs_input_grad[1] else None
-        return grad_x, grad_w
+        # torch's PreluKernelBackwardBackward0 takes (grad, self, weight): ∂grad_x/∂x = 0 is an edge too
+        return depending_on(grad_x, x, node="PreluKernelBackwardBackward0"), grad_w
 
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:

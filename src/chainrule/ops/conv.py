@@ -47,6 +47,7 @@ from . import _cuda_conv
 from ._arg_parser import int_list
 from .linear import cpp_type_name
 from .memory_format import channels_last, is_channels_last, suggests_channels_last
+from .second_order import depending_on
 
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -475,7 +476,7 @@ class Convolution(Function):
         grad_w = ConvWeight.apply(x, grad, geo=geo, w_shape=ctx.w_shape) if needs[1] else None
         grads = (grad_x, grad_w)
         if len(needs) == 3:
-            grads += (_bias_grad(grad) if needs[2] else None,)
+            grads += (depending_on(_bias_grad(grad), x, w, node="ConvolutionBackwardBackward0") if needs[2] else None,)
         return grads
 
 
@@ -518,7 +519,7 @@ class ConvInput(Function):
         grad_w = ConvWeight.apply(u, g, geo=geo, w_shape=tuple(ctx._input_meta[1][0])) if needs[1] else None
         grads = (grad_g, grad_w)
         if len(needs) == 3:
-            grads += (_bias_grad(u) if needs[2] else None,)
+            grads += (depending_on(_bias_grad(u), g, w, node="ConvolutionBackwardBackward0") if needs[2] else None,)
         return grads
 
 

@@ -255,7 +255,7 @@ def conjugate_rule(backward):
         result = backward(ctx, grad.conj())
         if type(result) is tuple:
             return tuple(g.conj() if g is not None else None for g in result)
-        return result.conj()
+        return result.conj() if result is not None else None  # None: no gradient (a constant factor)
 
     rule.__name__ = rule.__qualname__ = backward.__name__
     rule.__doc__ = backward.__doc__

@@ -491,8 +491,9 @@ class _IndexClassLoss(Function):
             ctx.safe, ctx.valid, ctx.w_row = safe, valid, w_row
             ctx.probs = probs  # the input gradient reuses the forward's softmax
             ctx.input, ctx.target, ctx.ignore_index = x, target, ignore_index  # (grad_fn._saved_*)
-            if log_softmax:
-                ctx.save_for_backward(x)
+            # kept without log_softmax too, as torch's node keeps self: the gradient's second
+            # order then has its (zero) edge to the input, as NllLossBackwardBackward0's
+            ctx.save_for_backward(x)
         return out
 
     @staticmethod

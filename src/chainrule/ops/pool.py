@@ -33,6 +33,7 @@ from ..autograd.function import Function, SavedValue, ctx_value, kept_value, nam
 from ..tensor import Tensor
 from ._arg_parser import check_bool, int_list
 from .memory_format import in_suggested_format
+from .second_order import depending_on
 
 __all__ = [
     "max_pool1d", "max_pool1d_with_indices", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
@@ -294,7 +295,7 @@ class MaxPool(Function):
         "_saved_result1": SavedValue(lambda node: Tensor._make(_flat_indices(
             node.which if node.which is not None else _max_pool(node.saved_values[0]._data, node.geo,
                                                                  with_offsets=True)[1], node.geo)), tensor=True),
-        "_saved_self": SavedValue(lambda node: node.saved_values[0] if node.which is None else None, tensor=True),
+        "_saved_self": saved(0),
         "_saved_stride": ctx_value("geo", lambda geo: () if geo.stride_defaulted else tuple(geo.stride)),
     }
 
@@ -307,11 +308,11 @@ class MaxPool(Function):
             y = in_suggested_format(y, x)
         if ctx.needs_input_grad[0]:  # keep nothing on the shared no-grad ctx
             ctx.geo, ctx.which = geo, which
+            # as torch does: an in-place change of x is caught, one of y is allowed (torch
+            # saves no output), so y is kept unsaved with its version counter, set by
+            # _max_poolnd, to tell whether the backward must find the maxima again
+            ctx.save_for_backward(x)
             if which is None:
-                # as torch does: an in-place change of x is caught, one of y is allowed (torch
-                # saves no output), so y is kept unsaved with its version counter, set by
-                # _max_poolnd, to tell whether the backward must find the maxima again
-                ctx.save_for_backward(x)
                 ctx.best, ctx.best_version = y, None
         if return_indices:
             indices = _flat_indices(which, geo)
@@ -329,8 +330,10 @@ class MaxPool(Function):
             best = ctx.best
             if ctx.best_version is None or ctx.best_version[0] != 0:  # y was written in place
                 best = _max_pool(x._data, ctx.geo, with_offsets=False)[0]
-            return FirstMaxScatter.apply(grad, x=x._data, best=best, geo=ctx.geo)
-        return WindowScatter.apply(grad, which=ctx.which, geo=ctx.geo)
+            return depending_on(FirstMaxScatter.apply(grad, x=x._data, best=best, geo=ctx.geo), x,
+                                node=type(ctx).__name__.removesuffix("0") + "Backward0")
+        return depending_on(WindowScatter.apply(grad, which=ctx.which, geo=ctx.geo), *ctx.saved_values,
+                            node=type(ctx).__name__.removesuffix("0") + "Backward0")
 
 
 class FirstMaxScatter(Function):
@@ -462,7 +465,8 @@ class AvgPool(Function):
     @staticmethod
     def backward(ctx, grad):
         # y = A x is linear  ⇒  x̄ = Aᵀ ḡ (each window's gradient / divisor spread over it)
-        return AvgPoolAdjoint.apply(grad, geo=ctx.geo, divisor=ctx.divisor)
+        return depending_on(AvgPoolAdjoint.apply(grad, geo=ctx.geo, divisor=ctx.divisor), *ctx.saved_values,
+                            node=type(ctx).__name__.removesuffix("0") + "Backward0")
 
 
 class AvgPoolAdjoint(Function):
@@ -547,13 +551,15 @@ class FlatGather(Function):
     def forward(ctx, x, indices, follow_layout=False):
         if ctx.needs_input_grad[0]:
             ctx.indices, ctx.plane = indices, x.shape[2:]
+            ctx.save_for_backward(x)  # as torch's node keeps self: the second order's edge to it
         out = _flat_gather(x, indices)
         return in_suggested_format(out, x) if follow_layout else out
 
     @staticmethod
     def backward(ctx, grad):
         # adjoint of a gather: scatter-add to the same flat positions
-        return FlatScatter.apply(grad, indices=ctx.indices, plane_shape=ctx.plane)
+        return depending_on(FlatScatter.apply(grad, indices=ctx.indices, plane_shape=ctx.plane), *ctx.saved_values,
+                            node=type(ctx).__name__.removesuffix("0") + "Backward0")
 
 
 # ---------------------------------------------------------------- public functions
@@ -846,7 +852,9 @@ class SeparableLinear(Function):
     @staticmethod
     def backward(ctx, grad):
         # y = M x is linear  ⇒  x̄ = Mᵀ ḡ
-        return SeparableLinear.apply(grad, matrices=ctx.matrices, transpose=not ctx.transpose)
+        spread = SeparableLinear.apply(grad, matrices=ctx.matrices, transpose=not ctx.transpose)
+        return depending_on(spread, (getattr(ctx, "torch_kept", None) or {}).get("self"),
+                            node=type(ctx).__name__.removesuffix("0") + "Backward0")
 
 
 def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:

@@ -29,6 +29,7 @@ from ..tensor import Tensor, _int_sequence, _wrap_dim
 from ._arg_parser import check_float, check_int, int_list, out_rule
 from .memory_format import full_in_suggested_format, in_suggested_format, suggests_channels_last
 from .reduce import sum_to_shape
+from .second_order import depending_on
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -1379,7 +1380,10 @@ def _reflect_or_replicate(input: Tensor, pairs: list, mode: str) -> Tensor:
                 f"but got: padding ({a}, {b}) at dimension {d} of input {list(shape)}")
         widths[d] = (max(a, 0), max(b, 0))
     out = ModePad.apply(input, widths=tuple(widths), mode=mode)
+    kept = {"padding": tuple(w for pair in pairs for w in pair), "self": input}
     if any(a < 0 or b < 0 for a, b in pairs):
+        if out.grad_fn is not None:  # the pad's own node, under the crop named below, keeps them too
+            out.grad_fn.torch_kept = kept
         for i, (a, b) in enumerate(pairs):
             d = ndim - 1 - i
             start = max(-a, 0)
@@ -1387,7 +1391,7 @@ def _reflect_or_replicate(input: Tensor, pairs: list, mode: str) -> Tensor:
         # torch's padding kernels write the output whole, laid out as the input suggests
         out = Clone.apply(out, channels_last=suggests_channels_last(input._data))
     return name_node(out, f"{'Reflection' if mode == 'reflect' else 'Replication'}Pad{k}DBackward0",
-                     saved=_MODE_PAD_SAVED, kept={"padding": tuple(w for pair in pairs for w in pair), "self": input})
+                     saved=_MODE_PAD_SAVED, kept=kept)
 
 
 # torch's reflection/replication pad nodes keep the input and the pad as given
@@ -1419,7 +1423,14 @@ class ModePad(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return ModePadAdjoint.apply(grad, widths=ctx.widths, mode=ctx.mode)
+        folded = ModePadAdjoint.apply(grad, widths=ctx.widths, mode=ctx.mode)
+        kept = getattr(ctx, "torch_kept", None)
+        if not kept:  # circular: slice copies in torch, whose gradient has no edge to the input
+            return folded
+        # torch's Reflection/ReplicationPad*BackwardBackward0 take self: the second order's (zero) edge
+        k = len(kept["padding"]) // 2
+        return depending_on(folded, kept["self"],
+                            node=f"{'Reflection' if ctx.mode == 'reflect' else 'Replication'}Pad{k}DBackwardBackward0")
 
 
 class ModePadAdjoint(Function):
