@@ -887,6 +887,11 @@ def einsum(equation, *operands) -> Tensor:
         from .elementwise import _cast
 
         operands = tuple(_cast(t, dtype) for t in operands)
+    elif len(operands) == 1 and operands[0]._data.dtype.kind in "biu" and set(subs[0]) - set(output):
+        # one operand summed over an index is torch's sum, which counts integers and bools in int64
+        from .elementwise import _cast
+
+        operands = (_cast(operands[0], _dtype.int64),)
     return Einsum.apply(*operands, subs=subs, output=output)
 
 

@@ -1397,17 +1397,20 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
 def _bool_reduce(fn, op: str, input: Tensor, dim, keepdim: bool) -> Tensor:
     x = input._data
     dims = _dims(dim, x.ndim, op)
-    return Tensor._make(_as_array(fn(x, axis=dims, keepdims=keepdim if dim is not None else False)))
+    result = _as_array(fn(x, axis=dims, keepdims=keepdim if dim is not None else False))
+    if x.dtype == np.uint8:  # torch keeps uint8 for uint8 input (its masks before bool existed)
+        result = result.astype(np.uint8)
+    return Tensor._make(result)
 
 
 def all(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
-    """torch.all: True where every element over ``dim`` is nonzero (bool result)."""
+    """torch.all: True where every element over ``dim`` is nonzero (bool result; uint8 for uint8 input)."""
     xp = array_module(input)
     return _bool_reduce(xp.all, "all", input, dim, keepdim)
 
 
 def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
-    """torch.any: True where some element over ``dim`` is nonzero (bool result)."""
+    """torch.any: True where some element over ``dim`` is nonzero (bool result; uint8 for uint8 input)."""
     xp = array_module(input)
     return _bool_reduce(xp.any, "any", input, dim, keepdim)
 

@@ -1,0 +1,87 @@
+"""Ops in the dtypes torch's op_db samples that the float32/float64/int64/bool trial left out
+(float16, bfloat16, complex, int8/16/32, uint8), each against torch 2.13: the differences
+tools/torch_opinfo_dtypes_trial.py found, in our own words."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _same(ours, theirs):
+    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    np.testing.assert_array_equal(ours.detach().float().numpy() if ours.dtype == chainrule.float16 else ours.numpy(),
+                                  theirs.detach().float().numpy() if theirs.dtype == torch.float16 else theirs.numpy())
+
+
+# ---- float16 accumulates in float32, as torch's CPU kernels do ------------------------------------
+def test_float16_column_sums_accumulate_in_float32():
+    # NumPy adds a float16 column row by row, rounding each partial sum: 0.1 a thousand times is 105.2
+    values = np.full((1000, 3), 0.1, np.float16)
+    _same(chainrule.from_numpy(values).sum(0), torch.from_numpy(values).sum(0))
+    _same(chainrule.tensor(values).half().mean(0), torch.tensor(values).half().mean(0))
+
+
+def test_float16_var_and_norm_accumulate_in_float32():
+    values = np.random.default_rng(0).standard_normal((40, 7)).astype(np.float16) * 8
+    ours, theirs = chainrule.tensor(values), torch.tensor(values)
+    _same(ours.var(0), theirs.var(0))
+    _same(chainrule.linalg.vector_norm(ours, dim=1), torch.linalg.vector_norm(theirs, dim=1))
+    # a float16 sum of squares past 65504 overflows in float16, not in torch's float32 accumulation
+    big = np.full(3000, 8.0, np.float16)
+    _same(chainrule.linalg.vector_norm(chainrule.tensor(big)), torch.linalg.vector_norm(torch.tensor(big)))
+
+
+def test_float16_gradient_of_a_sum_is_float16():
+    x = chainrule.tensor(np.full((50, 2), 0.1, np.float16), requires_grad=True)
+    x.sum().backward()
+    assert x.grad.dtype == chainrule.float16
+    assert float(x.grad[0, 0]) == 1.0
+
+
+# ---- small integer types -------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "uint8"])
+def test_arange_of_narrow_integers_counts_in_double_then_truncates(dtype):
+    # torch's int64 kernel truncates the bounds before counting, the narrower ones do not
+    for start, end, step in [(0.0, 8.000001, 4.0), (0.5, 3.7, 1.2), (1, 9, 2.5), (1, 2, 0.25)]:
+        _same(chainrule.arange(start, end, step, dtype=getattr(chainrule, dtype)),
+              torch.arange(start, end, step, dtype=getattr(torch, dtype)))
+    _same(chainrule.arange(0.0, 8.000001, 4.0, dtype=chainrule.int64), torch.arange(0.0, 8.000001, 4.0, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("name", ["all", "any"])
+def test_all_and_any_of_uint8_stay_uint8(name):
+    values = np.array([[0, 3], [1, 2]], np.uint8)
+    ours, theirs = chainrule.tensor(values), torch.tensor(values)
+    _same(getattr(chainrule, name)(ours), getattr(torch, name)(theirs))
+    _same(getattr(ours, name)(1, keepdim=True), getattr(theirs, name)(1, keepdim=True))
+    _same(getattr(chainrule, name)(ours.to(chainrule.int8)), getattr(torch, name)(theirs.to(torch.int8)))
+
+
+@pytest.mark.parametrize("equation", ["ij->i", "ii->", "...->", "ii->i", "ij->ji"])
+def test_einsum_summing_one_integer_operand_counts_in_int64(equation):
+    values = np.array([[100, 27], [3, 120]], np.int8)
+    _same(chainrule.einsum(equation, chainrule.tensor(values)), torch.einsum(equation, torch.tensor(values)))
+    flags = np.array([[True, False], [True, True]])
+    _same(chainrule.einsum(equation, chainrule.tensor(flags)), torch.einsum(equation, torch.tensor(flags)))
+
+
+def test_scalar_tensor_wraps_a_negative_integer_into_uint8():
+    _same(chainrule.scalar_tensor(-5, dtype=chainrule.uint8), torch.scalar_tensor(-5, dtype=torch.uint8))
+    _same(chainrule.scalar_tensor(2.7, dtype=chainrule.int8), torch.scalar_tensor(2.7, dtype=torch.int8))
+    _same(chainrule.scalar_tensor(3), torch.scalar_tensor(3))
+    with pytest.raises(RuntimeError, match="value cannot be converted to type uint8_t without overflow"):
+        chainrule.scalar_tensor(300, dtype=chainrule.uint8)
+    with pytest.raises(RuntimeError, match="value cannot be converted to type uint8_t without overflow"):
+        torch.scalar_tensor(300, dtype=torch.uint8)
+
+
+def test_index_add_of_uint8_with_a_negative_alpha_wraps():
+    def run(lib):
+        return lib.index_add(lib.tensor([5, 7], dtype=lib.uint8), 0, lib.tensor([0, 0]),
+                             lib.tensor([1, 2], dtype=lib.uint8), alpha=-1)
+
+    _same(run(chainrule), run(torch))
