@@ -85,3 +85,71 @@ def test_index_add_of_uint8_with_a_negative_alpha_wraps():
                              lib.tensor([1, 2], dtype=lib.uint8), alpha=-1)
 
     _same(run(chainrule), run(torch))
+
+
+# ---- complex -----------------------------------------------------------------------------------
+def _complex_values(shape=(4, 3)):
+    rng = np.random.default_rng(3)
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+
+
+@pytest.mark.parametrize("name", ["var_mean", "std_mean"])
+def test_var_mean_and_std_mean_of_complex_give_a_real_spread(name):
+    values = _complex_values()
+    ours = getattr(chainrule, name)(chainrule.tensor(values), 1)
+    theirs = getattr(torch, name)(torch.tensor(values), 1)
+    for a, b in zip(ours, theirs):
+        assert str(a.dtype).split(".")[-1] == str(b.dtype).split(".")[-1]
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5)
+
+
+def test_std_of_complex_with_unbiased_given():
+    values = _complex_values()
+    for kwargs in ({"unbiased": True}, {"unbiased": False}, {"correction": 2}):
+        ours = chainrule.std(chainrule.tensor(values), 0, **kwargs)
+        theirs = torch.std(torch.tensor(values), 0, **kwargs)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(chainrule.tensor(values).std(True).numpy(), torch.tensor(values).std(True).numpy(),
+                               rtol=1e-5)
+
+
+def test_constant_pad_nd_takes_a_complex_scalar_and_pad_does_not():
+    values = _complex_values((1, 2))
+    _same(chainrule.constant_pad_nd(chainrule.tensor(values), (1, 2), 1 + 2j),
+          torch.constant_pad_nd(torch.tensor(values), (1, 2), 1 + 2j))
+    _same(chainrule.constant_pad_nd(chainrule.zeros(2), (1, 1), 3 + 0j), torch.constant_pad_nd(torch.zeros(2), (1, 1), 3 + 0j))
+    for lib in (torch, chainrule):
+        with pytest.raises(RuntimeError, match="value cannot be converted to type float without overflow"):
+            lib.constant_pad_nd(lib.zeros(2), (1, 1), 1 + 2j)
+        with pytest.raises(TypeError, match="argument 'value'.* must be float, not complex"):
+            lib.nn.functional.pad(lib.tensor(values), (1, 1), value=1 + 2j)
+
+
+def test_float_power_of_complex_is_complex128():
+    values = _complex_values((3,))
+    for args in [(values, values), (values, 2.0), (np.abs(values).astype(np.float32), 0.5j)]:
+        ours = chainrule.float_power(*(chainrule.tensor(a) if isinstance(a, np.ndarray) else a for a in args))
+        theirs = torch.float_power(*(torch.tensor(a) if isinstance(a, np.ndarray) else a for a in args))
+        assert ours.dtype == chainrule.complex128 and theirs.dtype == torch.complex128
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+
+
+def test_ldexp_with_a_complex_exponent_keeps_its_imaginary_part():
+    values = _complex_values((3,))
+    ours = chainrule.ldexp(chainrule.tensor(values), chainrule.tensor(values[::-1].copy()))
+    theirs = torch.ldexp(torch.tensor(values), torch.tensor(values[::-1].copy()))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["acosh", "asinh", "atanh"])
+def test_inverse_hyperbolic_gradients_of_complex_are_conjugated(name):
+    values = np.array([2.85 + 1.63j, 0.3 - 0.2j, -1.5 + 0.7j])
+    cotangent = np.array([1 + 0.5j, 0.3 - 1j, 2 + 0j])
+    grads = []
+    for lib in (chainrule, torch):
+        x = lib.tensor(values, requires_grad=True)
+        (grad,) = lib.autograd.grad(getattr(lib, name)(x), x, lib.tensor(cotangent))
+        grads.append(grad.numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12)
+    x = chainrule.tensor(values[:2], requires_grad=True)
+    assert chainrule.autograd.gradcheck(getattr(chainrule, name), (x,))

@@ -428,6 +428,8 @@ class Acosh(_Unary, Function):
 
     @staticmethod
     def derivative(grad, x, y):
+        if x.is_complex():  # sqrt(z - 1)·sqrt(z + 1): the principal branch, conjugated as torch's
+            return grad / ((x - 1).sqrt() * (x + 1).sqrt()).conj()
         return grad * rsqrt(x * x - 1)
 
 
@@ -437,7 +439,7 @@ class Asinh(_Unary, Function):
 
     @staticmethod
     def derivative(grad, x, y):
-        return grad * rsqrt(x * x + 1)
+        return grad * rsqrt(x * x + 1).conj()  # conj: torch's convention for complex inputs
 
 
 class Atanh(_Unary, Function):
@@ -446,7 +448,7 @@ class Atanh(_Unary, Function):
 
     @staticmethod
     def derivative(grad, x, y):
-        return grad / (1 - x * x)
+        return grad / (1 - x * x).conj()
 
 
 class Erfc(_Unary, Function):
@@ -630,7 +632,7 @@ def ldexp(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     # chainrule's is the true 2^other there)
     # an integer exponent takes a floating input's dtype, as torch's promotion gives (bfloat16 stays bfloat16)
     power_dtype = input.dtype if input._data.dtype.kind in "fV" else _dtype.get_default_dtype()
-    power = pow(2.0, _cast(other, power_dtype) if other._data.dtype.kind not in "fV" else other)
+    power = pow(2.0, _cast(other, power_dtype) if other._data.dtype.kind not in "fVc" else other)
     result = name_node(mul(input, power), "LdexpBackward0", label="ldexp", rule="∂/∂a = 2^b, ∂/∂b = a·2^b·log 2")
     if out is None:
         return result
@@ -640,9 +642,13 @@ def ldexp(input: Tensor, other: Tensor, *, out=None) -> Tensor:
 
 
 def float_power(input, exponent, *, out=None) -> Tensor:
-    """torch.float_power: pow computed in float64 (both operands cast to double first)."""
-    base = _cast(input, _dtype.float64) if isinstance(input, Tensor) else builtins.float(input)
-    power = _cast(exponent, _dtype.float64) if isinstance(exponent, Tensor) else builtins.float(exponent)
+    """torch.float_power: pow computed in float64 (both operands cast to double first), or in
+    complex128 when either is complex."""
+    complex_given = builtins.any(v.is_complex() if isinstance(v, Tensor) else isinstance(v, builtins.complex)
+                                 for v in (input, exponent))
+    wide, scalar = (_dtype.complex128, builtins.complex) if complex_given else (_dtype.float64, builtins.float)
+    base = _cast(input, wide) if isinstance(input, Tensor) else scalar(input)
+    power = _cast(exponent, wide) if isinstance(exponent, Tensor) else scalar(exponent)
     result = pow(base, power)
     if out is None:
         return result
