@@ -153,3 +153,23 @@ def test_inverse_hyperbolic_gradients_of_complex_are_conjugated(name):
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12)
     x = chainrule.tensor(values[:2], requires_grad=True)
     assert chainrule.autograd.gradcheck(getattr(chainrule, name), (x,))
+
+
+@pytest.mark.parametrize("name", ["cov", "corrcoef"])
+def test_cov_and_corrcoef_of_complex_variables_conjugate_and_stay_complex(name):
+    values = _complex_values((3, 5))
+    ours, theirs = getattr(chainrule, name)(chainrule.tensor(values)), getattr(torch, name)(torch.tensor(values))
+    assert ours.dtype == chainrule.complex64 and theirs.dtype == torch.complex64
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_vecdot_of_complex_conjugates_its_first_argument():
+    x, y = _complex_values((3, 4)).astype(np.complex128), _complex_values((4,)).astype(np.complex128)
+    cotangent = np.array([1 + 2j, -0.5j, 3.0])
+    grads = []
+    for lib in (chainrule, torch):
+        a, b = lib.tensor(x, requires_grad=True), lib.tensor(y, requires_grad=True)
+        out = lib.linalg.vecdot(a, b)
+        grads.append([out.detach().numpy(), *(g.resolve_conj().numpy() for g in lib.autograd.grad(out, (a, b), lib.tensor(cotangent)))])
+    for ours, theirs in zip(*grads):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)

@@ -1830,8 +1830,8 @@ def chain_matmul(*matrices) -> Tensor:
 
 @cpu_autocast_policy("lower")
 def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
-    """torch.linalg.vecdot: ``sum(x * y, dim)`` with broadcasting."""
+    """torch.linalg.vecdot: ``sum(conj(x) * y, dim)`` with broadcasting."""
     from .elementwise import mul
     from .reduce import sum as _sum
 
-    return _sum(mul(x, y), dim)
+    return _sum(mul(x.conj() if x.is_complex() else x, y), dim)

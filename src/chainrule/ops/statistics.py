@@ -231,7 +231,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
                            f"{input._data.ndim} dimensions")
     xp = array_module(input)
     x = input.reshape(1, -1) if input._data.ndim < 2 else input
-    if x._data.dtype.kind not in "fV":
+    if x._data.dtype.kind not in "fVc":
         x = _cast(x, _dtype.get_default_dtype())
     observations = x._data.shape[1]
     w = None
@@ -280,7 +280,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
     norm = norm.clamp(min=0) if isinstance(norm, Tensor) else max(norm, 0.0)
     centred = x - average
     weighted = centred if w is None else centred * w
-    c = weighted.matmul(centred.t())
+    c = weighted.matmul(centred.conj().t())  # E[(x - μ)(x - μ)ᴴ]: conjugated for complex variables
     if isinstance(norm, Tensor):
         c = c / norm
     else:
@@ -302,6 +302,10 @@ def corrcoef(input: Tensor) -> Tensor:
     stddev = c.diagonal().sqrt()
     c = c / stddev.unsqueeze(1)
     c = c / stddev.unsqueeze(0)
+    if c.is_complex():  # torch clips the real and imaginary parts each
+        from .complex import complex as _complex
+
+        return _complex(c.real.clamp(-1, 1), c.imag.clamp(-1, 1))
     return c.clamp(-1, 1)
 
 
