@@ -173,3 +173,28 @@ def test_vecdot_of_complex_conjugates_its_first_argument():
         grads.append([out.detach().numpy(), *(g.resolve_conj().numpy() for g in lib.autograd.grad(out, (a, b), lib.tensor(cotangent)))])
     for ours, theirs in zip(*grads):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_cov_of_complex_variables_with_frequency_and_observation_weights():
+    values = _complex_values((2, 5))
+    frequencies, observations = np.array([1, 2, 1, 3, 1]), np.linspace(0.5, 1.5, 5, dtype=np.float32)
+    results = [lib.cov(lib.tensor(values), fweights=lib.tensor(frequencies), aweights=lib.tensor(observations))
+               for lib in (chainrule, torch)]
+    assert results[0].dtype == chainrule.complex64 and results[1].dtype == torch.complex64
+    np.testing.assert_allclose(results[0].numpy(), results[1].numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_bilinear_of_small_integers_stays_in_their_dtype(dtype):
+    rng = np.random.default_rng(5)
+    x1, x2 = rng.integers(0, 9, (2, 3)), rng.integers(0, 9, (2, 4))
+    weight, bias = rng.integers(0, 9, (5, 3, 4)), rng.integers(0, 9, (5,))
+    _same(*(lib.nn.functional.bilinear(*(lib.tensor(v, dtype=getattr(lib, dtype)) for v in (x1, x2, weight, bias)))
+            for lib in (chainrule, torch)))
+
+
+def test_gradient_of_complex_values_is_complex():
+    values = _complex_values((6,))
+    for ours, theirs in zip(chainrule.gradient(chainrule.tensor(values)), torch.gradient(torch.tensor(values))):
+        assert ours.dtype == chainrule.complex64 and theirs.dtype == torch.complex64
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5)

@@ -247,7 +247,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
                                f"the input but got {fweights._data.size} != {observations}")
         if bool((fweights._data < 0).any()):
             raise RuntimeError(f"cov(): fweights cannot be negative but got {int(fweights._data.min())}")
-        w = _cast(fweights, x.dtype)
+        w = _cast(fweights, x.dtype.to_real())  # real weights: their sum is compared with 0
     if aweights is not None:
         if aweights._data.ndim > 1:
             raise RuntimeError(f"cov(): expected aweights to have one or fewer dimensions but got aweights with "
@@ -512,7 +512,7 @@ def gradient(input: Tensor, *, spacing=1, dim=None, edge_order: int = 1) -> tupl
     for d in dims:
         if input._data.shape[d] < edge_order + 1:
             raise RuntimeError("torch.gradient expected each dimension size to be at least edge_order+1")
-    f = input if input._data.dtype.kind in "fV" else _cast(input, _dtype.get_default_dtype())
+    f = input if input._data.dtype.kind in "fVc" else _cast(input, _dtype.get_default_dtype())
     out = []
     for d, h in zip(dims, spacings):
         if isinstance(h, Tensor) and h.device != input.device:
