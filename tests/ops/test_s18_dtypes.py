@@ -198,3 +198,25 @@ def test_gradient_of_complex_values_is_complex():
     for ours, theirs in zip(chainrule.gradient(chainrule.tensor(values)), torch.gradient(torch.tensor(values))):
         assert ours.dtype == chainrule.complex64 and theirs.dtype == torch.complex64
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("input_shape", [(2, 3), (3,), (2, 2, 3)])
+def test_linear_gradients_of_complex_are_conjugated(input_shape):
+    rng = np.random.default_rng(7)
+    values = {name: rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+              for name, shape in [("input", input_shape), ("weight", (4, 3)), ("bias", (4,)),
+                                  ("cotangent", input_shape[:-1] + (4,))]}
+    results = []
+    for lib in (chainrule, torch):
+        x, w, b = (lib.tensor(values[name], requires_grad=True) for name in ("input", "weight", "bias"))
+        out = lib.nn.functional.linear(x, w, b)
+        grads = lib.autograd.grad(out, (x, w, b), lib.tensor(values["cotangent"]))
+        results.append([out.detach().numpy(), *(g.resolve_conj().numpy() for g in grads)])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_complex_of_two_half_tensors_names_the_missing_complex32():
+    assert torch.complex(torch.ones(2, dtype=torch.half), torch.ones(2, dtype=torch.half)).dtype == torch.complex32
+    with pytest.raises(TypeError, match="ComplexHalf .complex32."):
+        chainrule.complex(chainrule.ones(2, dtype=chainrule.half), chainrule.ones(2, dtype=chainrule.half))
