@@ -67,6 +67,16 @@ def test_einsum_summing_one_integer_operand_counts_in_int64(equation):
     _same(chainrule.einsum(equation, chainrule.tensor(values)), torch.einsum(equation, torch.tensor(values)))
     flags = np.array([[True, False], [True, True]])
     _same(chainrule.einsum(equation, chainrule.tensor(flags)), torch.einsum(equation, torch.tensor(flags)))
+    _same(chainrule.einsum(equation, chainrule.tensor(values[:1, :1])), torch.einsum(equation, torch.tensor(values[:1, :1])))
+
+
+@pytest.mark.parametrize("equation, shapes", [("ij,k->ik", [(2, 1), (3,)]), ("ij,k->i", [(2, 1), (3,)]),
+                                              ("ij,k->k", [(2, 2), (3,)]), ("ij,j->i", [(2, 2), (2,)]),
+                                              ("...ik,...j->ij", [(1, 2, 3), (3,)])])
+def test_einsum_of_integer_operands_counts_in_int64_where_torch_sums_a_lone_label(equation, shapes):
+    arrays = [np.arange(np.prod(shape), dtype=np.int8).reshape(shape) * 50 for shape in shapes]
+    _same(chainrule.einsum(equation, *(chainrule.tensor(a) for a in arrays)),
+          torch.einsum(equation, *(torch.tensor(a) for a in arrays)))
 
 
 def test_scalar_tensor_wraps_a_negative_integer_into_uint8():
