@@ -44,7 +44,31 @@ class dtype:
         return (_from_name, (self.name,))
 
 
-float16 = half = dtype("float16", np.float16)
+class _Float16(dtype):
+    """float16, whose first use routes ops through ``_opmath``: torch's CPU kernels reduce and
+    multiply half-precision values in float32 and round once, NumPy's in float16 step by step.
+    Programs that never name float16 never pay for the hook."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:  # the base's fields, but ``np`` is the property below
+        self.name, self.is_floating_point, self.is_signed, self.itemsize, self._category = (
+            "float16", True, True, 2, 2)
+
+    @property
+    def np(self):
+        from . import _opmath
+
+        _opmath.install()
+        return _FLOAT16_NP
+
+    @property
+    def is_complex(self) -> builtins.bool:
+        return False
+
+
+_FLOAT16_NP = np.dtype(np.float16)
+float16 = half = _Float16()
 float32 = float = dtype("float32", np.float32)
 float64 = double = dtype("float64", np.float64)
 uint8 = dtype("uint8", np.uint8)
@@ -300,7 +324,8 @@ def cast_array(array, np_dtype):
 
 _ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool, complex64, complex128, bfloat16,
         uint16, uint32, uint64, *_UNSTORED, *_SUB_BYTE)
-_BY_NP = {d.np: d for d in _ALL if d is not bfloat16 and d not in _UNSTORED and d not in _SUB_BYTE}
+_BY_NP = {d.np: d for d in _ALL if d is not bfloat16 and d is not float16 and d not in _UNSTORED and d not in _SUB_BYTE}
+_BY_NP[_FLOAT16_NP] = float16  # without touching float16.np, which installs the opmath hook
 _BY_NAME = {d.name: d for d in _ALL}
 _default_float = float32
 
@@ -312,7 +337,10 @@ def _from_name(name: str) -> dtype:
 def from_numpy_dtype(np_dtype) -> dtype:
     """The chainrule dtype for a NumPy dtype; raises TypeError for unsupported ones."""
     try:
-        return _BY_NP[np.dtype(np_dtype)]
+        found = _BY_NP[np.dtype(np_dtype)]
+        if found is float16:
+            found.np  # noqa: B018 - a NumPy float16 array from the user (from_numpy, a checkpoint): as .half()
+        return found
     except KeyError:
         if np.dtype(np_dtype).name == "bfloat16" and _bfloat16_np is None:  # an ml_dtypes array from the user
             _load_bfloat16()

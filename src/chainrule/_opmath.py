@@ -54,6 +54,7 @@ CPU_FLOAT32_OPS = frozenset({
 _CPU_UNLISTED_CLASSES = frozenset({"Mv"})
 
 _FLOAT32 = np.dtype(np.float32)
+_FLOAT16 = np.dtype(np.float16)
 
 # torch 2.13's CPU kernels for the float8 types are few: copies, views, casts, indexing, where, ==,
 # abs, and the product of two float8 tensors (mul, mm). Every op below refuses a float8 input as
@@ -249,28 +250,31 @@ def run(cls, ctx, arrays: list, params: dict):
             found = getattr(array, "dtype", None)
             if found in float8:
                 return _float8_op(cls, ctx, arrays, params, found)
-    bfloat16 = _dtype._bfloat16_np
-    if bfloat16 is None or op not in ACCUMULATE_IN_FLOAT32:
+    if op not in ACCUMULATE_IN_FLOAT32:
         return cls.forward(ctx, *arrays, **params)
-    widened = False
-    other_float = False
+    bfloat16 = _dtype._bfloat16_np
+    low = None  # the half-precision dtype of the inputs, widened to float32 for forward
+    mixed = False  # a float input of another width decides the result's dtype
     for i, array in enumerate(arrays):
         array_dtype = getattr(array, "dtype", None)
-        if array_dtype == bfloat16:
+        if array_dtype is None:
+            continue
+        if array_dtype == _FLOAT16 or (bfloat16 is not None and array_dtype == bfloat16):
+            mixed = mixed or (low is not None and low != array_dtype)
+            low = array_dtype
             arrays[i] = array.astype(_FLOAT32)
-            widened = True
-        elif array_dtype is not None and array_dtype.kind == "f":
-            other_float = True
+        elif array_dtype.kind == "f":
+            mixed = True
     out = cls.forward(ctx, *arrays, **params)
-    # round back only what bfloat16 inputs made: not an op's explicit dtype=, not a mixed-precision
-    # op whose float32/float64 input decides its result
-    if not widened or other_float or params.get("dtype") is not None:
+    # round back only what half-precision inputs made: not an op's explicit dtype=, not a
+    # mixed-precision op whose float32/float64 input decides its result
+    if low is None or mixed or params.get("dtype") is not None:
         return out
     if type(out) is tuple:
-        rounded = tuple(_round(o, bfloat16) for o in out)
+        rounded = tuple(_round(o, low) for o in out)
         pairs = zip(out, rounded)
     else:
-        rounded = _round(out, bfloat16)
+        rounded = _round(out, low)
         pairs = ((out, rounded),)
     saved = getattr(ctx, "_saved", None)
     if saved:  # a saved output is the rounded one, so it still resolves to the output tensor
@@ -290,5 +294,5 @@ def fused_compute_dtype(dtype):
     return _dtype.float32 if dtype is _dtype.bfloat16 or dtype is _dtype.float16 else None
 
 
-def _round(array, bfloat16):
-    return array.astype(bfloat16) if getattr(array, "dtype", None) == _FLOAT32 else array
+def _round(array, low):
+    return array.astype(low) if getattr(array, "dtype", None) == _FLOAT32 else array

@@ -190,6 +190,8 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
     # (N, in1) @ (in1, out·in2) → (N, out, in2), contracted with x2 over in2
     t = (x1 @ weight.permute(1, 0, 2).reshape(in1, out_f * in2)).reshape(x1.shape[0], out_f, in2)
     out = (t * x2.unsqueeze(1)).sum(-1)
+    if out.dtype != input1.dtype:  # sum counts integers in int64; torch's bilinear stays in the inputs' dtype
+        out = out.to(input1.dtype)
     if bias is not None:
         out = out + bias
     return out.reshape(*batch, out_f)

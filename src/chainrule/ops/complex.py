@@ -239,6 +239,9 @@ def complex(real: Tensor, imag: Tensor) -> Tensor:
     """torch.complex: real + i·imag from two float tensors of one dtype (broadcast)."""
     _check_tensor(real, "complex", "real", 1)
     _check_tensor(imag, "complex", "imag", 2)
+    if real.dtype is _dtype.float16 and imag.dtype is _dtype.float16:
+        raise TypeError("complex: two Half tensors make a ComplexHalf (complex32) tensor, which chainrule does "
+                        "not have (NumPy has no complex32); cast them to float32 first for complex64")
     for t in (real, imag):
         if t._data.dtype.kind != "f" or t._data.dtype.itemsize not in (4, 8):
             raise RuntimeError(f"Expected both inputs to be Half, Float or Double tensors but got "

@@ -458,6 +458,9 @@ def checked_fill_value(value, dtype: _dtype.dtype, numel: builtins.int):
 
 
 def scalar_tensor(value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """torch.scalar_tensor: a 0-d tensor of ``value`` (the default float dtype unless ``dtype``);
+    a negative integer wraps into an unsigned dtype, an out-of-range one is refused, as torch's fill."""
+    value = checked_fill_value(value, _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype(), 1)
     return _finish(_xp(device).asarray(value, dtype=_dt(dtype)), requires_grad)
 
 
@@ -542,13 +545,18 @@ def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device
         raise RuntimeError(f"unsupported range: {start} -> {end}")
     if (end - start) * step < 0:
         raise RuntimeError("upper bound and lower bound inconsistent with step sign")
-    if _dtype.to_dtype(dtype).np.kind in "iu":
-        # torch's integer kernel truncates the bounds and the step to the dtype first, then counts
-        # in integers: arange(0., -8.000001, -4., dtype=int64) is [0, -4], not three values
+    if _dtype.to_dtype(dtype) is _dtype.int64:
+        # torch's int64 kernel truncates the bounds and the step first, then counts in integers:
+        # arange(0., -8.000001, -4., dtype=int64) is [0, -4], not three values
         start, end, step = (builtins.int(v) for v in (start, end, step))
         if step == 0:
             raise ValueError("step must be nonzero")  # torch's type when truncation makes it zero
         n = builtins.max(0, (end - start + step - (1 if step > 0 else -1)) // step)
+    elif _dtype.to_dtype(dtype).np.kind in "iu":
+        # the narrower integer kernels count in double (three values for the range above, as a
+        # float dtype would), then step from the truncated start by the truncated step
+        n = builtins.max(0, math.ceil((end - start) / step))
+        start, step = builtins.int(start), builtins.int(step)
     else:
         # compute the length as torch does (ceil((end - start) / step)) to avoid float surprises
         n = builtins.max(0, math.ceil((end - start) / step))

@@ -56,6 +56,9 @@ def _check_float(A: Tensor, op: str) -> None:
         raise TypeError(f"{op}(): argument 'A' must be Tensor, not {type(A).__name__}")
     if A._data.ndim < 2:
         raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
+    if A._data.dtype.kind == "c":  # torch's kernels take complex matrices; chainrule's rules are real yet
+        raise NotImplementedError(f"{op}: complex input ({_dtype.scalar_name(A.dtype)}) is not supported by "
+                                  "chainrule yet (torch supports it)")
     if A._data.dtype.kind not in "fV":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
                            f"{_dtype.scalar_name(A.dtype)}")
@@ -623,6 +626,9 @@ def linalg_pinv(A: Tensor, rcond=None, hermitian: bool = False, *, atol=None, rt
     """torch.linalg.pinv: the Moore-Penrose pseudoinverse (..., n, m); singular values at most
     max(atol, rtol·σ₁) count as zero (rtol defaults to eps·max(m, n)); ``rcond`` is torch's old
     name for rtol; hermitian=True uses an eigendecomposition of the (symmetric) input."""
+    if isinstance(A, Tensor) and A._data.ndim >= 2 and A._data.dtype.kind == "c":
+        raise NotImplementedError(f"linalg.pinv: complex input ({_dtype.scalar_name(A.dtype)}) is not supported by "
+                                  "chainrule yet (torch supports it)")
     if not isinstance(A, Tensor) or A._data.ndim < 2 or A._data.dtype.kind not in "fV":
         described = f"{_dtype.scalar_name(A.dtype)}{{{list(A.shape)}}}" if isinstance(A, Tensor) else type(A).__name__
         raise RuntimeError(f"linalg.pinv({described}): expected a tensor with 2 or more dimensions of float, double, "

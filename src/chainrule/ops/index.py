@@ -1491,6 +1491,7 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1
     array, d = _index_dim(input, dim, index, "index_add")
     _check_source("index_add_", input, source, array, d)
     source = _same_dtype(source, input)
+    alpha = checked_scalar(alpha, input.dtype)  # -1 on uint8 adds 255 times, wrapping, as torch
     return IndexAdd.apply(input, source, index=array, dim=d, alpha=alpha)
 
 

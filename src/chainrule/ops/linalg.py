@@ -890,7 +890,29 @@ def einsum(equation, *operands) -> Tensor:
         from .elementwise import _cast
 
         operands = tuple(_cast(t, dtype) for t in operands)
+    if operands[0]._data.dtype.kind in "biu" and _sums_a_lone_label(subs, output, [t._data.shape for t in operands]):
+        # torch sums such a label with its sum, which counts integers and bools in int64
+        from .elementwise import _cast
+
+        operands = tuple(_cast(t, _dtype.int64) for t in operands)
     return Einsum.apply(*operands, subs=subs, output=output)
+
+
+def _sums_a_lone_label(subs: list, output: list, shapes: list) -> bool:
+    """Whether torch's einsum sums an operand over a label that neither the output nor another
+    operand has: always for one operand; among several, only a label of size > 1 (one of size 1
+    is squeezed away)."""
+    for i, (labels, shape) in enumerate(zip(subs, shapes)):
+        others = {label for j, other in enumerate(subs) if j != i for label in other} | set(output)
+        ellipsis_width = len(shape) - (len(labels) - 1) if "..." in labels else 0
+        position = 0
+        for label in labels:
+            width = ellipsis_width if label == "..." else 1
+            sizes = shape[position:position + width]
+            position += width
+            if label not in others and sizes and (len(subs) == 1 or any(size != 1 for size in sizes)):
+                return True
+    return False
 
 
 def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
@@ -1828,8 +1850,8 @@ def chain_matmul(*matrices) -> Tensor:
 
 @cpu_autocast_policy("lower")
 def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
-    """torch.linalg.vecdot: ``sum(x * y, dim)`` with broadcasting."""
+    """torch.linalg.vecdot: ``sum(conj(x) * y, dim)`` with broadcasting."""
     from .elementwise import mul
     from .reduce import sum as _sum
 
-    return _sum(mul(x, y), dim)
+    return _sum(mul(x.conj() if x.is_complex() else x, y), dim)

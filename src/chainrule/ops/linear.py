@@ -275,6 +275,12 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if weight.ndim == 1:
         out = (input * weight).sum(-1)
         return out + bias if bias is not None else out
+    if input._data.dtype.kind == "c" or weight._data.dtype.kind == "c":
+        # the fused rules below are real GEMMs; matmul's conjugate, as torch's complex gradients do
+        from .linalg import matmul
+
+        out = matmul(input, weight.t())
+        return out + bias if bias is not None else out
     w_t = _weight_t(weight)
     if input.ndim == 2:  # torch's graph: addmm(bias, input, weight.t()), or mm(input, weight.t())
         return Mm.apply(input, w_t) if bias is None else Addmm.apply(bias, input, w_t)

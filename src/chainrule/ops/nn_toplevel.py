@@ -7,6 +7,11 @@ switches, which change nothing here), so each is a one-line call of the function
 
 from __future__ import annotations
 
+import builtins
+
+import numpy as np
+
+from .. import _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import name_node
@@ -14,6 +19,7 @@ from ..tensor import Tensor
 from . import dropout as _dropout
 from . import embedding as _embedding
 from . import normalization as _normalization
+from ._arg_parser import int_list
 
 __all__ = ["batch_norm", "instance_norm", "layer_norm", "group_norm", "embedding", "dropout", "alpha_dropout",
            "feature_dropout", "dropout_", "alpha_dropout_", "feature_dropout_", "feature_alpha_dropout",
@@ -149,10 +155,17 @@ def native_batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None,
 
 
 def constant_pad_nd(input: Tensor, pad, value=0) -> Tensor:
-    """torch.constant_pad_nd: F.pad with mode 'constant' (pairs from the last dim; negative crops)."""
+    """torch.constant_pad_nd: F.pad with mode 'constant' (pairs from the last dim; negative crops);
+    unlike F.pad's float ``value``, a Scalar: complex for a complex input, -1 is 255 in uint8."""
     from .shape import pad as _pad
+    from .shape import padded
 
-    return _pad(input, pad, "constant", value)
+    if not isinstance(value, (builtins.complex, np.complexfloating)):
+        return _pad(input, pad, "constant", value)
+    value = _dtype.checked_scalar(builtins.complex(value), input.dtype)  # 1j does not fit a real tensor
+    if not input.is_complex():
+        value = value.real
+    return padded(input, int_list(pad, "constant_pad_nd", "pad", sized=False), "constant", value)
 
 
 def convolution(input: Tensor, weight: Tensor, bias: Tensor | None, stride, padding, dilation, transposed: bool,

@@ -420,11 +420,16 @@ def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correc
     """torch.var: ``sum((x - mean)^2) / (N - correction)``; ``unbiased=False`` means correction 0."""
     correction_given = correction is not None or unbiased is not None
     dims, correction, keepdim = _var_args("var", input, dim, unbiased, keepdim, correction)
-    if input._data.dtype.kind == "c":  # E|z - mean|² splits into the parts' variances (a real result)
-        return (Var.apply(input.real, dims=dims, correction=correction, keepdim=keepdim)
-                + Var.apply(input.imag, dims=dims, correction=correction, keepdim=keepdim))
+    if input._data.dtype.kind == "c":
+        return _complex_var(input, dims, correction, keepdim)
     return _note_var_arguments(Var.apply(input, dims=dims, correction=correction, keepdim=keepdim), dim,
                                correction_given, correction)
+
+
+def _complex_var(input: Tensor, dims, correction, keepdim: bool) -> Tensor:
+    # E|z - mean|² splits into the parts' variances (a real result)
+    return (Var.apply(input.real, dims=dims, correction=correction, keepdim=keepdim)
+            + Var.apply(input.imag, dims=dims, correction=correction, keepdim=keepdim))
 
 
 def _note_var_arguments(out: Tensor, dim, correction_given: bool, correction: int) -> Tensor:
@@ -472,7 +477,7 @@ def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correc
     correction_given = correction is not None or unbiased is not None
     dims, correction, keepdim = _var_args("std", input, dim, unbiased, keepdim, correction)
     if input._data.dtype.kind == "c":
-        return var(input, dim, unbiased, keepdim, correction=correction).sqrt()
+        return _complex_var(input, dims, correction, keepdim).sqrt()
     return _note_var_arguments(Std.apply(input, dims=dims, correction=correction, keepdim=keepdim), dim,
                                correction_given, correction)
 
@@ -480,6 +485,8 @@ def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correc
 def var_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
     """torch.var_mean: the tuple ``(var, mean)`` over the same dims."""
     dims, correction, keepdim = _var_args("var_mean", input, dim, unbiased, keepdim, correction)
+    if input._data.dtype.kind == "c":  # a real variance beside the complex mean, as torch's
+        return _complex_var(input, dims, correction, keepdim), Mean.apply(input, dims=dims, keepdim=keepdim)
     # torch records one node with two outputs; ours are two, both named as torch's
     return name_node((Var.apply(input, dims=dims, correction=correction, keepdim=keepdim),
                       Mean.apply(input, dims=dims, keepdim=keepdim)), "VarMeanBackward0")
@@ -488,6 +495,8 @@ def var_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, c
 def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
     """torch.std_mean: the tuple ``(std, mean)`` over the same dims."""
     dims, correction, keepdim = _var_args("std_mean", input, dim, unbiased, keepdim, correction)
+    if input._data.dtype.kind == "c":
+        return _complex_var(input, dims, correction, keepdim).sqrt(), Mean.apply(input, dims=dims, keepdim=keepdim)
     return name_node((Std.apply(input, dims=dims, correction=correction, keepdim=keepdim),
                       Mean.apply(input, dims=dims, keepdim=keepdim)), "StdMeanBackward0")
 
@@ -1397,17 +1406,20 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
 def _bool_reduce(fn, op: str, input: Tensor, dim, keepdim: bool) -> Tensor:
     x = input._data
     dims = _dims(dim, x.ndim, op)
-    return Tensor._make(_as_array(fn(x, axis=dims, keepdims=keepdim if dim is not None else False)))
+    result = _as_array(fn(x, axis=dims, keepdims=keepdim if dim is not None else False))
+    if x.dtype == np.uint8:  # torch keeps uint8 for uint8 input (its masks before bool existed)
+        result = result.astype(np.uint8)
+    return Tensor._make(result)
 
 
 def all(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
-    """torch.all: True where every element over ``dim`` is nonzero (bool result)."""
+    """torch.all: True where every element over ``dim`` is nonzero (bool result; uint8 for uint8 input)."""
     xp = array_module(input)
     return _bool_reduce(xp.all, "all", input, dim, keepdim)
 
 
 def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
-    """torch.any: True where some element over ``dim`` is nonzero (bool result)."""
+    """torch.any: True where some element over ``dim`` is nonzero (bool result; uint8 for uint8 input)."""
     xp = array_module(input)
     return _bool_reduce(xp.any, "any", input, dim, keepdim)
 

@@ -1299,6 +1299,11 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
         return _pad_in_float32(input, pad, mode, value)
     if value is not None:
         value = check_float(value, "pad", "value")
+    return padded(input, pad, mode, value)
+
+
+def padded(input: Tensor, pad: list, mode: str, value) -> Tensor:
+    """``pad`` after its argument checks; ``value`` may be complex here (``constant_pad_nd``'s Scalar)."""
     ndim = input._data.ndim
     if len(pad) % 2:
         raise RuntimeError("Padding length must be divisible by 2")

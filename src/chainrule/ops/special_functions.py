@@ -636,7 +636,7 @@ def ldexp(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     # chainrule's is the true 2^other there)
     # an integer exponent takes a floating input's dtype, as torch's promotion gives (bfloat16 stays bfloat16)
     power_dtype = input.dtype if input._data.dtype.kind in "fV" else _dtype.get_default_dtype()
-    power = pow(2.0, _cast(other, power_dtype) if other._data.dtype.kind not in "fV" else other)
+    power = pow(2.0, _cast(other, power_dtype) if other._data.dtype.kind not in "fVc" else other)
     result = name_node(mul(input, power), "LdexpBackward0", label="ldexp", rule="∂/∂a = 2^b, ∂/∂b = a·2^b·log 2")
     if out is None:
         return result
@@ -646,9 +646,13 @@ def ldexp(input: Tensor, other: Tensor, *, out=None) -> Tensor:
 
 
 def float_power(input, exponent, *, out=None) -> Tensor:
-    """torch.float_power: pow computed in float64 (both operands cast to double first)."""
-    base = _cast(input, _dtype.float64) if isinstance(input, Tensor) else builtins.float(input)
-    power = _cast(exponent, _dtype.float64) if isinstance(exponent, Tensor) else builtins.float(exponent)
+    """torch.float_power: pow computed in float64 (both operands cast to double first), or in
+    complex128 when either is complex."""
+    complex_given = builtins.any(v.is_complex() if isinstance(v, Tensor) else isinstance(v, builtins.complex)
+                                 for v in (input, exponent))
+    wide, scalar = (_dtype.complex128, builtins.complex) if complex_given else (_dtype.float64, builtins.float)
+    base = _cast(input, wide) if isinstance(input, Tensor) else scalar(input)
+    power = _cast(exponent, wide) if isinstance(exponent, Tensor) else scalar(exponent)
     result = pow(base, power)
     if out is None:
         return result

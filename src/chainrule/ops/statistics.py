@@ -231,7 +231,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
                            f"{input._data.ndim} dimensions")
     xp = array_module(input)
     x = input.reshape(1, -1) if input._data.ndim < 2 else input
-    if x._data.dtype.kind not in "fV":
+    if x._data.dtype.kind not in "fVc":
         x = _cast(x, _dtype.get_default_dtype())
     observations = x._data.shape[1]
     w = None
@@ -247,7 +247,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
                                f"the input but got {fweights._data.size} != {observations}")
         if bool((fweights._data < 0).any()):
             raise RuntimeError(f"cov(): fweights cannot be negative but got {int(fweights._data.min())}")
-        w = _cast(fweights, x.dtype)
+        w = _cast(fweights, x.dtype.to_real())  # real weights: their sum is compared with 0
     if aweights is not None:
         if aweights._data.ndim > 1:
             raise RuntimeError(f"cov(): expected aweights to have one or fewer dimensions but got aweights with "
@@ -280,7 +280,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
     norm = norm.clamp(min=0) if isinstance(norm, Tensor) else max(norm, 0.0)
     centred = x - average
     weighted = centred if w is None else centred * w
-    c = weighted.matmul(centred.t())
+    c = weighted.matmul(centred.conj().t())  # E[(x - μ)(x - μ)ᴴ]: conjugated for complex variables
     if isinstance(norm, Tensor):
         c = c / norm
     else:
@@ -302,6 +302,10 @@ def corrcoef(input: Tensor) -> Tensor:
     stddev = c.diagonal().sqrt()
     c = c / stddev.unsqueeze(1)
     c = c / stddev.unsqueeze(0)
+    if c.is_complex():  # torch clips the real and imaginary parts each
+        from .complex import complex as _complex
+
+        return _complex(c.real.clamp(-1, 1), c.imag.clamp(-1, 1))
     return c.clamp(-1, 1)
 
 
@@ -508,7 +512,7 @@ def gradient(input: Tensor, *, spacing=1, dim=None, edge_order: int = 1) -> tupl
     for d in dims:
         if input._data.shape[d] < edge_order + 1:
             raise RuntimeError("torch.gradient expected each dimension size to be at least edge_order+1")
-    f = input if input._data.dtype.kind in "fV" else _cast(input, _dtype.get_default_dtype())
+    f = input if input._data.dtype.kind in "fVc" else _cast(input, _dtype.get_default_dtype())
     out = []
     for d, h in zip(dims, spacings):
         if isinstance(h, Tensor) and h.device != input.device:
