@@ -564,6 +564,21 @@ def accepts_scalar_first(keyword: str, tensors: str):
     return decorate
 
 
+def accepts_two_numbers(fn):
+    """torch's parser matches two Python numbers to the Tensor overload of add, sub, mul and the
+    divisions, wrapping the first as a 0-d tensor: ``torch.add(2, 1.5)`` is ``tensor(3.5000)``
+    (float32), not a TypeError."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapping_a_number(input, other, *args, **kwargs):
+        if _is_python_number(input) and _is_python_number(other):
+            input = _as_operand(input, _dtype.scalar_dtype(input))
+        return fn(input, other, *args, **kwargs)
+
+    return wrapping_a_number
+
+
 def _is_python_number(value) -> builtins.bool:
     return isinstance(value, (builtins.int, builtins.float, builtins.complex, np.number)) and not isinstance(value, Tensor)
 
@@ -585,6 +600,7 @@ def _warn_scalar_first_once(name: str, keyword: str, names: list) -> None:
                   f"\t{name}({tensors}, *, Number {keyword} = 1)", UserWarning, stacklevel=user_stacklevel())
 
 
+@accepts_two_numbers
 @accepts_scalar_first("alpha", "other")
 @honours_out
 def add(input, other, *, alpha=1, out=None) -> Tensor:
@@ -630,6 +646,7 @@ def _scaled_sum(input, other, alpha, node_name: str):
     return name_node(rounded_once(lambda x, y: x + y * alpha, a, b), node_name)
 
 
+@accepts_two_numbers
 @accepts_scalar_first("alpha", "other")
 @honours_out
 def sub(input, other, *, alpha=1, out=None) -> Tensor:
@@ -666,12 +683,14 @@ def rsub(input, other, *, alpha=1) -> Tensor:
     return sub(other, input, alpha=alpha)
 
 
+@accepts_two_numbers
 @honours_out
 def mul(input, other, *, out=None) -> Tensor:
     a, b = _pair(input, other)
     return Mul.apply(a, b)
 
 
+@accepts_two_numbers
 @honours_out
 def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     """torch.div: true division (ints give floats); rounding_mode 'trunc' or 'floor' rounds."""
@@ -681,9 +700,11 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     if rounding_mode not in ("trunc", "floor"):
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
     a, b = _pair(input, other)
+    if a._data.dtype.kind in "bc":
+        refuse_kernel(a, f"div_{rounding_mode}_cpu")
     xp = array_module(a, b)
     _check_broadcast(a, b)
-    if a._data.dtype.kind in "iub":
+    if a._data.dtype.kind in "iu":
         _check_integer_divisor(b)
         if rounding_mode == "floor":
             return Tensor._make(xp.floor_divide(a._data, b._data))
@@ -1326,9 +1347,11 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
 
 
 def _clamp_bound(x: Tensor, bound, which: str) -> Tensor:
-    # where the bound is active the gradient goes to the bound, else (ties included) to x
+    # where the bound is active the gradient goes to the bound, where x is inside (ties included)
+    # to x; where either is NaN the result is NaN (torch's clamp propagates it) and neither gets any
     active = x < bound if which == "min" else x > bound
-    return where(active, bound, x)
+    inside = x >= bound if which == "min" else x <= bound
+    return where(active, bound, where(inside, x, (x + bound).detach()))
 
 
 clip = clamp

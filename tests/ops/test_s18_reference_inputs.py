@@ -1,0 +1,96 @@
+"""What torch 2.13's op_db reference inputs found (``tools/torch_opinfo_trial.py run --inputs
+reference --limit 0``), each case in our own words and compared with torch: values, dtypes,
+gradients, and torch's exception type and message where torch refuses.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+NAN, INF = float("nan"), float("inf")
+
+
+def _raises_like_torch(call):
+    """call(lib) raises on torch and on chainrule with the same type and message."""
+    with pytest.raises(Exception) as expected:
+        call(torch)
+    with pytest.raises(type(expected.value)) as actual:
+        call(chainrule)
+    assert str(actual.value) == str(expected.value)
+
+
+def _values_and_grads(lib, fn, arrays, upstream_seed=0):
+    """fn(lib, *leaves) on float leaves that require grad; its value and every leaf's gradient
+    under one fixed upstream."""
+    leaves = [lib.tensor(a, requires_grad=True) for a in arrays]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = fn(lib, *leaves)
+        upstream = np.random.default_rng(upstream_seed).standard_normal(tuple(out.shape))
+        grads = lib.autograd.grad(out, leaves, lib.tensor(upstream.astype(arrays[0].dtype)), allow_unused=True)
+    return out.detach().numpy(), [None if g is None else g.numpy() for g in grads]
+
+
+def _same_as_torch(fn, *arrays):
+    ours, our_grads = _values_and_grads(chainrule, fn, arrays)
+    theirs, their_grads = _values_and_grads(torch, fn, arrays)
+    assert ours.dtype == theirs.dtype
+    np.testing.assert_array_equal(ours, theirs)  # NaN positions included
+    for i, (mine, expected) in enumerate(zip(our_grads, their_grads)):
+        if expected is None:
+            expected = np.zeros_like(arrays[i])
+        np.testing.assert_array_equal(mine if mine is not None else np.zeros_like(arrays[i]), expected,
+                                      err_msg=f"gradient of input {i}")
+
+
+# ---- two Python numbers: torch wraps the first as a 0-d tensor -------------------------------
+@pytest.mark.parametrize("name", ["add", "sub", "subtract", "mul", "multiply", "div", "true_divide", "divide"])
+@pytest.mark.parametrize("numbers", [(-8.5, -1.75), (3, 2), (2, 1.5), (True, 3), (1 + 2j, 2)])
+def test_arithmetic_of_two_python_numbers_is_a_0d_tensor(name, numbers):
+    if name.startswith("sub") and isinstance(numbers[0], bool):
+        _raises_like_torch(lambda lib: getattr(lib, name)(*numbers))  # no bool subtraction, wrapped or not
+        return
+    expected = getattr(torch, name)(*numbers)
+    actual = getattr(chainrule, name)(*numbers)
+    assert isinstance(actual, chainrule.Tensor)
+    assert str(actual.dtype) == str(expected.dtype).replace("torch", "chainrule")
+    assert actual.shape == ()
+    np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-6)
+
+
+def test_add_of_two_python_numbers_keeps_alpha_and_bool():
+    assert chainrule.add(2, 3, alpha=2).item() == torch.add(2, 3, alpha=2).item() == 8
+    assert chainrule.add(True, False).dtype == chainrule.bool
+    assert chainrule.mul(True, False).item() is torch.mul(True, False).item()
+
+
+# ---- rounding divisions have no bool or complex kernel ---------------------------------------
+@pytest.mark.parametrize("rounding_mode", ["floor", "trunc"])
+@pytest.mark.parametrize("dtype", ["bool", "complex64"])
+def test_rounding_division_refuses_bool_and_complex_as_torch(rounding_mode, dtype):
+    _raises_like_torch(lambda lib: lib.div(lib.ones(2, dtype=getattr(lib, dtype)),
+                                           lib.ones(2, dtype=getattr(lib, dtype)), rounding_mode=rounding_mode))
+
+
+def test_floor_divide_of_two_bools_refuses_as_torch():
+    _raises_like_torch(lambda lib: lib.floor_divide(True, False))
+
+
+# ---- clamp with tensor bounds propagates NaN from either side --------------------------------
+CLAMP_X = np.array([NAN, 1.0, NAN, 2.0, -0.0, 0.0, 3.0, -INF])
+CLAMP_BOUND = np.array([1.0, NAN, NAN, -0.0, 0.0, INF, 3.0, -1.0])
+
+
+@pytest.mark.parametrize("name", ["clamp_min", "clamp_max"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clamp_with_a_nan_tensor_bound_is_nan_with_no_gradient(name, dtype):
+    _same_as_torch(lambda lib, x, bound: getattr(lib, name)(x, bound), CLAMP_X.astype(dtype),
+                   CLAMP_BOUND.astype(dtype))
+
