@@ -476,6 +476,13 @@ def _draw(op, inputs, dtype, want_grad, limit):
     return samples, sum(1 for _ in itertools.islice(plain, len(samples)))
 
 
+def _draw_quietly(*args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # drawn before any op runs: each op call reseeds torch's generator
+        return _draw(*args)
+
+
 def run_op(trial, op, dtypes=DTYPES, limit=SAMPLES_PER_DTYPE, plan=None, inputs="samples"):
     """Every (dtype, variant) of one OpInfo; returns a list of per-sample records. ``plan``, when
     given, maps ``(dtype, variant)`` to the sample indices to run (the CI ledger's selection).
@@ -519,14 +526,25 @@ def run_op(trial, op, dtypes=DTYPES, limit=SAMPLES_PER_DTYPE, plan=None, inputs=
         seed = zlib.crc32(f"{name}/{dtype_name}".encode())
         torch.manual_seed(seed)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                # drawn before any op runs: each op call reseeds torch's generator
-                samples, sample_count = _draw(op, inputs, dtype, want_grad, limit or None)
+            samples, sample_count = _draw_quietly(op, inputs, dtype, want_grad, limit or None)
         except Exception as error:
+            if not want_grad:
+                records.append({"op": name, "dtype": dtype_name, "variant": "function", "index": -1,
+                                "kind": "skipped", "detail": f"{INPUTS[inputs]} raised {_short(error)}"})
+                continue
+            # some of torch's generators build integer tensors with requires_grad (addcmul's
+            # promotion pairs) and refuse; the values are still compared
             records.append({"op": name, "dtype": dtype_name, "variant": "function", "index": -1,
-                            "kind": "skipped", "detail": f"{INPUTS[inputs]} raised {_short(error)}"})
-            continue
+                            "kind": "skipped", "detail": f"gradients not compared: {INPUTS[inputs]} with "
+                                                         f"requires_grad raised {_short(error)}"})
+            want_grad = False
+            torch.manual_seed(seed)
+            try:
+                samples, sample_count = _draw_quietly(op, inputs, dtype, want_grad, limit or None)
+            except Exception as error:
+                records.append({"op": name, "dtype": dtype_name, "variant": "function", "index": -1,
+                                "kind": "skipped", "detail": f"{INPUTS[inputs]} raised {_short(error)}"})
+                continue
         for index, sample in enumerate(samples):
             process = sample.output_process_fn_grad
             if isinstance(process, types.FunctionType) and process.__module__.startswith("torch.testing"):

@@ -239,6 +239,20 @@ def _bind_operators() -> None:
     Tensor.multiply = ew.mul
     Tensor.subtract = ew.sub
     Tensor.true_divide = ew.div
+    # the functions take two Python numbers (torch.add(2, 1.5)); torch's C methods, called unbound
+    # on a number (Tensor.add(2.5, t)), refuse it
+    for name in ("add", "sub", "mul", "div", "divide", "multiply", "subtract", "true_divide"):
+        setattr(Tensor, name, _refusing_unbound_number(getattr(Tensor, name), name))
+
+
+def _refusing_unbound_number(fn, name: str):
+    @functools.wraps(fn)
+    def method(self, *args, **kwargs):
+        if not isinstance(self, Tensor):
+            raise _unbound_refusal(name, self)
+        return fn(self, *args, **kwargs)
+
+    return method
 
 
 _GENERAL_OPERATORS: dict = {}

@@ -94,3 +94,16 @@ def test_clamp_with_a_nan_tensor_bound_is_nan_with_no_gradient(name, dtype):
     _same_as_torch(lambda lib, x, bound: getattr(lib, name)(x, bound), CLAMP_X.astype(dtype),
                    CLAMP_BOUND.astype(dtype))
 
+
+
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div"])
+@pytest.mark.parametrize("other", [-1.5, "tensor"])
+def test_tensor_method_called_unbound_on_a_number_refuses_as_torch(name, other):
+    def call(lib):
+        return getattr(lib.Tensor, name)(2.5, lib.ones(2) if other == "tensor" else other)
+
+    with pytest.raises(TypeError, match="descriptor") as expected:
+        call(torch)
+    with pytest.raises(TypeError) as actual:
+        call(chainrule)
+    assert str(actual.value) == str(expected.value).replace("torch._C.TensorBase", "chainrule.Tensor")
