@@ -241,7 +241,8 @@ def _bind_operators() -> None:
     Tensor.true_divide = ew.div
     # the functions take two Python numbers (torch.add(2, 1.5)); torch's C methods, called unbound
     # on a number (Tensor.add(2.5, t)), refuse it
-    for name in ("add", "sub", "mul", "div", "divide", "multiply", "subtract", "true_divide"):
+    for name in ("add", "sub", "mul", "div", "divide", "multiply", "subtract", "true_divide", "floor_divide",
+                 "remainder"):
         setattr(Tensor, name, _refusing_unbound_number(getattr(Tensor, name), name))
 
 

@@ -107,3 +107,25 @@ def test_tensor_method_called_unbound_on_a_number_refuses_as_torch(name, other):
     with pytest.raises(TypeError) as actual:
         call(chainrule)
     assert str(actual.value) == str(expected.value).replace("torch._C.TensorBase", "chainrule.Tensor")
+
+
+# ---- logaddexp: torch's gradient formula at infinities; no integer kernel ---------------------
+EXTREMAL = np.array([INF, -INF, NAN, 0.0, -0.0, 1e308, -1e308, 5.0])
+
+
+def test_logaddexp_gradient_at_infinities_follows_torch():
+    pairs = np.array(np.meshgrid(EXTREMAL, EXTREMAL)).reshape(2, -1)
+    _same_as_torch(lambda lib, a, b: lib.logaddexp(a, b), pairs[0].copy(), pairs[1].copy())
+
+
+def test_logaddexp_gradient_passes_gradcheck_and_gradgradcheck_far_apart():
+    a = chainrule.tensor([0.5, -2.0, 30.0], dtype=chainrule.float64, requires_grad=True)
+    b = chainrule.tensor([1.5, 40.0, -30.0], dtype=chainrule.float64, requires_grad=True)
+    assert chainrule.autograd.gradcheck(chainrule.logaddexp, (a, b))
+    assert chainrule.autograd.gradgradcheck(chainrule.logaddexp, (a, b))
+
+
+@pytest.mark.parametrize("dtype", ["int64", "bool"])
+def test_logaddexp_refuses_integers_as_torch(dtype):
+    _raises_like_torch(lambda lib: lib.logaddexp(lib.ones(2, dtype=getattr(lib, dtype)),
+                                                 lib.ones(2, dtype=getattr(lib, dtype))))

@@ -1437,12 +1437,37 @@ def hypot(input: Tensor, other: Tensor) -> Tensor:
     return Hypot.apply(a, b)
 
 
+class Logaddexp(Function):
+    label = "logaddexp"
+    rule = "∂/∂a = 1/(1 + exp(b - a)), ∂/∂b = 1/(1 + exp(a - b))"
+    formula = "logaddexp({0}, {1})"
+    _array_forward = True
+    saved_attributes = {"_saved_other": saved(1), "_saved_self": saved(0)}
+
+    @staticmethod
+    def forward(ctx, a, b):
+        xp = array_module(a)
+        ctx.save_for_backward(a, b)
+        # shift by the larger input, except an infinite one (inf - inf would be NaN; the sum is that inf)
+        m = xp.maximum(a, b)
+        m = xp.where(xp.isinf(m), xp.zeros((), m.dtype), m)
+        with np.errstate(all="ignore"):
+            return m + xp.log(xp.exp(a - m) + xp.exp(b - m))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # torch's 1/(1 + exp(b - a)), not the shifted sum's inf/inf: at (inf, -inf) a gets all of
+        # it and b none; written as sigmoid(a - b), whose own derivative does not overflow
+        a, b = ctx.saved_values
+        return grad * sigmoid(a - b), grad * sigmoid(b - a)
+
+
 def logaddexp(input: Tensor, other: Tensor) -> Tensor:
-    xp = array_module(input)
-    m = maximum(input, other).detach()
-    # shift by the larger input, except an infinite one (inf - inf would be NaN; the sum is that inf)
-    m = where(Tensor._make(xp.isinf(m._data)), 0.0, m)
-    return m + log(exp(input - m) + exp(other - m))
+    _require_tensors("logaddexp", input, other)
+    a, b = _pair(input, other)
+    if a._data.dtype.kind in "biu":
+        refuse_kernel(a, "logaddexp_cpu")
+    return Logaddexp.apply(a, b)
 
 
 class Xlogy(Function):
