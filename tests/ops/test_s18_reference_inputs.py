@@ -46,8 +46,10 @@ def _same_as_torch(fn, *arrays):
     for i, (mine, expected) in enumerate(zip(our_grads, their_grads)):
         if expected is None:
             expected = np.zeros_like(arrays[i])
-        np.testing.assert_array_equal(mine if mine is not None else np.zeros_like(arrays[i]), expected,
-                                      err_msg=f"gradient of input {i}")
+        # NaN positions must match; finite values to rounding (torch's kernels order sums differently)
+        np.testing.assert_allclose(mine if mine is not None else np.zeros_like(arrays[i]), expected,
+                                   rtol=1e-6 if expected.dtype == np.float32 else 1e-12,
+                                   err_msg=f"gradient of input {i}")
 
 
 # ---- two Python numbers: torch wraps the first as a 0-d tensor -------------------------------
