@@ -1488,9 +1488,10 @@ class Xlogy(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # torch's rule: the x-gradient is log y even where x = 0 (where the value itself is 0)
+        # torch's rule: the x-gradient is xlogy(grad, y), log y even where x = 0 (where the value
+        # itself is 0), except 0 where x = 0 and y <= 0 (log y is -inf or NaN there)
         x, y = ctx.saved_values
-        return (grad * log(y) if ctx.needs_input_grad[0] else None,
+        return (where((x == 0) & (y <= 0), 0.0, xlogy(grad, y)) if ctx.needs_input_grad[0] else None,
                 grad * x / y if ctx.needs_input_grad[1] else None)
 
 
