@@ -151,3 +151,16 @@ def test_xlogy_gradient_at_zero_x_and_nonpositive_y_follows_torch():
     ys = np.array([0.0, -0.0, -1e-3, 1e-3, -0.25, 0.25, -INF, INF, NAN, 3.0])
     xs = np.array([0.0, 0.0, 0.0, 0.0, 1.5, 0.0, 0.0, 0.0, 0.0, -2.0])
     _same_as_torch(lambda lib, x, y: lib.xlogy(x, y), xs, ys)
+
+
+# ---- index_add of bools with repeated indices: a logical or ----------------------------------
+@pytest.mark.parametrize("alpha", [True, False])
+def test_index_add_of_bools_with_repeated_indices(alpha):
+    def run(lib):
+        x = lib.tensor([[True, False, False], [False, False, False]])
+        source = lib.tensor([[True, True, False], [False, True, False], [False, False, False]])
+        return x.index_add(0, lib.tensor([1, 1, 0]), source, alpha=alpha)
+
+    expected, actual = run(torch), run(chainrule)
+    assert actual.dtype == chainrule.bool
+    np.testing.assert_array_equal(actual.numpy(), expected.numpy())
