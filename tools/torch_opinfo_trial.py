@@ -83,6 +83,13 @@ GRADIENTS_NOT_COMPARED = {
                           "(its own OpInfo marks test_fn_grad an expected failure; gradcheck fails); chainrule's "
                           "zeroes them and passes gradcheck",
 }
+# OpInfos whose gradient is not compared where the input is NaN: torch's SIMD loop (contiguous data,
+# all but a short tail) and its scalar loop (strided data, the tail) disagree there, so torch's
+# answer depends on the layout and the machine's vector width (chainrule's elu family gives the scalar
+# loop's, its hardtanh the vectorised loop's 0)
+_NAN_LAYOUT = "torch's gradient at NaN differs between its vectorised and scalar CPU loops"
+GRADIENT_AT_NAN_NOT_COMPARED = {name: _NAN_LAYOUT for name in (
+    "nn.functional.elu", "nn.functional.selu", "nn.functional.celu", "nn.functional.hardtanh")}
 # ops returning uninitialised memory: their values are not compared
 UNINITIALISED = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "empty_permuted"}
 # dtypes sampled: forward for every one the op supports, gradients for float64 only
@@ -452,6 +459,9 @@ def run_sample(trial, op, function, sample, dtype_name, seed, want_grad, process
             e = torch.zeros_like(torch_inputs[i])
         if a is None:
             a = chainrule.zeros(tuple(torch_inputs[i].shape), dtype=chainrule_inputs[i].dtype)
+        if op.name in GRADIENT_AT_NAN_NOT_COMPARED and e.shape == torch_inputs[i].shape:
+            at_nan = torch_inputs[i].detach().isnan()
+            e, a = e.masked_fill(at_nan, 0), _to_torch(a, torch).masked_fill(at_nan, 0)
         mismatch = compare_outputs(e, a, torch)
         if mismatch is not None:
             return "grad_differ", f"input {i}: {mismatch}"
