@@ -86,10 +86,11 @@ GRADIENTS_NOT_COMPARED = {
 # OpInfos whose gradient is not compared where the input is NaN: torch's SIMD loop (contiguous data,
 # all but a short tail) and its scalar loop (strided data, the tail) disagree there, so torch's
 # answer depends on the layout and the machine's vector width (chainrule's elu family gives the scalar
-# loop's, its hardtanh the vectorised loop's 0)
+# loop's, its hardtanh, relu6 and shrinks the vectorised loop's 0)
 _NAN_LAYOUT = "torch's gradient at NaN differs between its vectorised and scalar CPU loops"
 GRADIENT_AT_NAN_NOT_COMPARED = {name: _NAN_LAYOUT for name in (
-    "nn.functional.elu", "nn.functional.selu", "nn.functional.celu", "nn.functional.hardtanh")}
+    "nn.functional.elu", "nn.functional.selu", "nn.functional.celu", "nn.functional.hardtanh",
+    "nn.functional.relu6", "nn.functional.softshrink", "nn.functional.hardshrink")}
 # ops returning uninitialised memory: their values are not compared
 UNINITIALISED = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "empty_permuted"}
 # dtypes sampled: forward for every one the op supports, gradients for float64 only

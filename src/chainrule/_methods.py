@@ -142,7 +142,9 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
         except AttributeError:  # called unbound on a non-tensor
             if name in _C_DESCRIPTOR_OPERATORS:
                 raise _unbound_refusal(name, self) from None
-            raise
+            # torch's Python-level __rsub__ runs rsub(number, other), whose TypeError it answers
+            # with NotImplemented
+            return NotImplemented
         # float64/32/16 and bfloat16 (by type code): float8 tensors take the general op, which
         # refuses them as torch does
         if data.dtype.char in "fdeE":
@@ -224,7 +226,7 @@ def _bind_operators() -> None:
         else:
             setattr(Tensor, f"__r{name}__", _arithmetic(fn, cls, ufunc, reflected=True, name=f"__r{name}__"))
             _GENERAL_OPERATORS[f"__r{name}__"] = _reflected(fn, f"__r{name}__")
-    Tensor.__rsub__ = _arithmetic(_rsub, ew.RSub, np.subtract, reflected=True)
+    Tensor.__rsub__ = _arithmetic(_rsub, ew.RSub, np.subtract, reflected=True, name="__rsub__")
     _GENERAL_OPERATORS["__rsub__"] = _reflected(_rsub)
     Tensor.__rtruediv__ = _GENERAL_OPERATORS["__rtruediv__"] = _rtruediv
     _FAST_OPERATORS.update((name, Tensor.__dict__[name]) for name in _GENERAL_OPERATORS)

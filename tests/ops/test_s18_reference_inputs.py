@@ -164,3 +164,18 @@ def test_index_add_of_bools_with_repeated_indices(alpha):
     expected, actual = run(torch), run(chainrule)
     assert actual.dtype == chainrule.bool
     np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+
+
+# ---- nextafter: no gradient where input equals other ------------------------------------------
+def test_nextafter_gradient_is_zero_where_input_equals_other():
+    xs = np.array([1.0, 2.0, 3.0, NAN, 0.0, -0.0, 1e20, -501.0])
+    ys = np.array([1.0, 5.0, 0.0, 1.0, -0.0, 0.0, 1e20, -501.0])
+    _same_as_torch(lambda lib, x, y: lib.nextafter(x, y), xs, ys)
+
+
+# ---- Tensor.__rsub__ called unbound on a number answers NotImplemented, as torch's ------------
+def test_rsub_dunder_unbound_on_a_number_is_not_implemented():
+    assert torch.Tensor.__rsub__(5.1, torch.ones(2)) is NotImplemented
+    assert chainrule.Tensor.__rsub__(5.1, chainrule.ones(2)) is NotImplemented
+    np.testing.assert_allclose(chainrule.Tensor.__rsub__(chainrule.ones(2), 5.1).numpy(),
+                               torch.Tensor.__rsub__(torch.ones(2), 5.1).numpy())
