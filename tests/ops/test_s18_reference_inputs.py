@@ -179,3 +179,15 @@ def test_rsub_dunder_unbound_on_a_number_is_not_implemented():
     assert chainrule.Tensor.__rsub__(5.1, chainrule.ones(2)) is NotImplemented
     np.testing.assert_allclose(chainrule.Tensor.__rsub__(chainrule.ones(2), 5.1).numpy(),
                                torch.Tensor.__rsub__(torch.ones(2), 5.1).numpy())
+
+
+# ---- special.xlog1py takes a Python number on either side -------------------------------------
+@pytest.mark.parametrize("numbers_first", [False, True])
+def test_xlog1py_takes_a_python_number(numbers_first):
+    def run(lib):
+        t = lib.tensor([0.0, 1.0, -2.0, 3.5])
+        return lib.special.xlog1py(2.0, t) if numbers_first else lib.special.xlog1py(t, 2.0)
+
+    expected, actual = run(torch), run(chainrule)
+    assert actual.dtype == chainrule.float32
+    np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-6, equal_nan=True)
