@@ -85,8 +85,8 @@ GRADIENTS_NOT_COMPARED = {
 }
 # OpInfos whose gradient is not compared where the input is NaN: torch's SIMD loop (contiguous data,
 # all but a short tail) and its scalar loop (strided data, the tail) disagree there, so torch's
-# answer depends on the layout and the machine's vector width (chainrule's elu family gives the scalar
-# loop's, its hardtanh, relu6 and shrinks the vectorised loop's 0)
+# answer depends on the layout and the machine's vector width (chainrule gives the vectorised loop's,
+# which contiguous tensors get: NaN for the elu family, 0 for hardtanh, relu6 and the shrinks)
 _NAN_LAYOUT = "torch's gradient at NaN differs between its vectorised and scalar CPU loops"
 GRADIENT_AT_NAN_NOT_COMPARED = {name: _NAN_LAYOUT for name in (
     "nn.functional.elu", "nn.functional.selu", "nn.functional.celu", "nn.functional.hardtanh",

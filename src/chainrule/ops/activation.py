@@ -393,11 +393,10 @@ class Elu(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # d = scale for x > 0, scale * alpha * input_scale * exp(input_scale * x) for x <= 0; torch
-        # tests x <= 0, so NaN takes the positive branch's gradient
+        # d = scale for x > 0, scale * alpha * input_scale * exp(input_scale * x) for x <= 0
         (x,) = ctx.saved_values
         alpha, scale, input_scale = ctx.params
-        positive = Tensor._make(~(x._data <= 0))
+        positive = Tensor._make(x._data > 0)
         inner = where(positive, 0.0, x)
         negative = grad * (scale * alpha * input_scale) * exp(inner * input_scale)
         return where(positive, grad * scale, negative)
