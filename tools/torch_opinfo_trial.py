@@ -12,6 +12,15 @@ gradient.
     python tools/torch_opinfo_trial.py run --out /tmp/opdb                 # every OpInfo
     python tools/torch_opinfo_trial.py run --out /tmp/opdb --filter conv   # names containing "conv"
     python tools/torch_opinfo_trial.py ledger --out /tmp/opdb              # write the CI ledger
+    python tools/torch_opinfo_trial.py run --out /tmp/ref --inputs reference --limit 0
+    python tools/torch_opinfo_trial.py ledger --out /tmp/ref --inputs reference
+
+``--inputs reference`` draws each OpInfo's ``reference_inputs`` instead of its ``sample_inputs``:
+the sample inputs followed by torch's extended ones (extremal values such as inf, nan, -0.0 and
+huge or tiny numbers, type-promotion pairs, broadcasting corners, noncontiguous and large
+tensors), which torch's test_ops.py compares against NumPy references. OpInfos without a
+``reference_inputs_func`` get one skipped record there (their sample inputs are the default run's).
+``--limit N`` keeps the first N inputs per (OpInfo, dtype); 0 keeps all of them.
 
 Kinds per sample: ``same``; ``differ`` (values, dtype or shape of an output); ``grad_differ``;
 ``chainrule_raised`` (torch ran); ``torch_raised``; ``both_raised``; ``skipped`` with a reason
@@ -46,6 +55,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_oracle import NotComparable, time_limit, torch_tensor_to_chainrule  # noqa: E402
 
 LEDGER = os.path.join(ROOT, "tests", "compat", "data", "torch_op_db_ledger.json")
+REFERENCE_LEDGER = os.path.join(ROOT, "tests", "compat", "data", "torch_op_db_reference_ledger.json")
+# --inputs: which of an OpInfo's generators draws the inputs
+INPUTS = {"samples": "sample_inputs", "reference": "reference_inputs"}
 
 SAMPLES_PER_DTYPE = 24    # torch's generators yield up to a few hundred; the first ones cover the shapes
 SAMPLE_TIMEOUT_S = 10
@@ -71,6 +83,14 @@ GRADIENTS_NOT_COMPARED = {
                           "(its own OpInfo marks test_fn_grad an expected failure; gradcheck fails); chainrule's "
                           "zeroes them and passes gradcheck",
 }
+# OpInfos whose gradient is not compared where the input is NaN: torch's SIMD loop (contiguous data,
+# all but a short tail) and its scalar loop (strided data, the tail) disagree there, so torch's
+# answer depends on the layout and the machine's vector width (chainrule gives the vectorised loop's,
+# which contiguous tensors get: NaN for the elu family, 0 for hardtanh, relu6 and the shrinks)
+_NAN_LAYOUT = "torch's gradient at NaN differs between its vectorised and scalar CPU loops"
+GRADIENT_AT_NAN_NOT_COMPARED = {name: _NAN_LAYOUT for name in (
+    "nn.functional.elu", "nn.functional.selu", "nn.functional.celu", "nn.functional.hardtanh",
+    "nn.functional.relu6", "nn.functional.softshrink", "nn.functional.hardshrink")}
 # ops returning uninitialised memory: their values are not compared
 UNINITIALISED = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "empty_permuted"}
 # dtypes sampled: forward for every one the op supports, gradients for float64 only
@@ -331,6 +351,12 @@ def _differentiable_leaves(value, torch):
             and (leaf.is_floating_point() or leaf.is_complex())]
 
 
+def _has_autograd_edge(t, torch):
+    """False for the leaf views that torch's ``SampleInput.noncontiguous()`` makes under no_grad:
+    they say ``requires_grad`` but autograd gives them no edge (their gradient is always None)."""
+    return t.view_as(t).grad_fn.next_functions[0][0] is not None
+
+
 def _cotangent(seed, t, torch):
     generator = torch.Generator().manual_seed(seed)
     if t.is_complex():
@@ -357,6 +383,8 @@ def run_sample(trial, op, function, sample, dtype_name, seed, want_grad, process
         return "skipped", f"unconvertible: {error}"
     torch_inputs = [v for _, v in _leaves((sample.input, tuple(sample.args), tuple(sample.kwargs.values())), torch)
                     if isinstance(v, torch.Tensor) and v.requires_grad]
+    unreachable = sum(1 for t in torch_inputs if not _has_autograd_edge(t, torch))
+    torch_inputs = [t for t in torch_inputs if _has_autograd_edge(t, torch)]
 
     torch_error = chainrule_error = None
     torch.manual_seed(seed)
@@ -390,6 +418,8 @@ def run_sample(trial, op, function, sample, dtype_name, seed, want_grad, process
     mismatch = compare_outputs(expected, actual, torch, values=not uninitialised)
     if mismatch is not None:
         return "differ", mismatch
+    if want_grad and unreachable and not torch_inputs:
+        return "same", "gradient not compared: torch's noncontiguous sample has no autograd edge"
     if not (want_grad and torch_inputs):
         return "same", ""
     if op.name in GRADIENTS_NOT_COMPARED:
@@ -430,6 +460,9 @@ def run_sample(trial, op, function, sample, dtype_name, seed, want_grad, process
             e = torch.zeros_like(torch_inputs[i])
         if a is None:
             a = chainrule.zeros(tuple(torch_inputs[i].shape), dtype=chainrule_inputs[i].dtype)
+        if op.name in GRADIENT_AT_NAN_NOT_COMPARED and e.shape == torch_inputs[i].shape:
+            at_nan = torch_inputs[i].detach().isnan()
+            e, a = e.masked_fill(at_nan, 0), _to_torch(a, torch).masked_fill(at_nan, 0)
         mismatch = compare_outputs(e, a, torch)
         if mismatch is not None:
             return "grad_differ", f"input {i}: {mismatch}"
@@ -440,15 +473,43 @@ def entry_name(op):
     return op.name + (f".{op.variant_test_name}" if op.variant_test_name else "")
 
 
-def run_op(trial, op, dtypes=DTYPES, limit=SAMPLES_PER_DTYPE, plan=None):
+def _draw(op, inputs, dtype, want_grad, limit, count_samples=True):
+    """The first ``limit`` (None: all) inputs of ``op`` in ``dtype``, and how many of the drawn
+    ones are among its sample inputs (the rest are reference inputs' extensions; not counted,
+    and taken as all, without ``count_samples``)."""
+    generator = getattr(op, INPUTS[inputs])("cpu", dtype, requires_grad=want_grad)
+    samples = list(itertools.islice(generator, limit))
+    if hasattr(generator, "close"):
+        generator.close()  # now, not when collected (inside a chainrule call)
+    if inputs == "samples" or not count_samples:
+        return samples, len(samples)
+    # torch's reference generators open with the sample inputs; counted, not assumed
+    plain = op.sample_inputs_func(op, "cpu", dtype, False)
+    return samples, sum(1 for _ in itertools.islice(plain, len(samples)))
+
+
+def _draw_quietly(*args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # drawn before any op runs: each op call reseeds torch's generator
+        return _draw(*args)
+
+
+def run_op(trial, op, dtypes=DTYPES, limit=SAMPLES_PER_DTYPE, plan=None, inputs="samples"):
     """Every (dtype, variant) of one OpInfo; returns a list of per-sample records. ``plan``, when
-    given, maps ``(dtype, variant)`` to the sample indices to run (the CI ledger's selection)."""
+    given, maps ``(dtype, variant)`` to the sample indices to run (the CI ledger's selection).
+    ``inputs`` is "samples" (``op.sample_inputs``) or "reference" (``op.reference_inputs``, whose
+    records say whether each input is ``extended`` beyond the sample inputs); ``limit`` None or 0
+    draws every input."""
     torch = trial.torch
     name = entry_name(op)
     for prefix, reason in SKIPPED_OPS.items():
         if name.startswith(prefix) or name == prefix:
             return [{"op": name, "dtype": "-", "variant": "function", "index": -1, "kind": "skipped",
                      "detail": reason}]
+    if inputs == "reference" and op.reference_inputs_func is None:
+        return [{"op": name, "dtype": "-", "variant": "function", "index": -1, "kind": "skipped",
+                 "detail": "no reference_inputs_func: its sample inputs are the default run's"}]
     function, how = trial.resolve(op.op)
     if function is None:
         return [{"op": name, "dtype": "-", "variant": "function", "index": -1, "kind": "skipped",
@@ -477,17 +538,25 @@ def run_op(trial, op, dtypes=DTYPES, limit=SAMPLES_PER_DTYPE, plan=None):
         seed = zlib.crc32(f"{name}/{dtype_name}".encode())
         torch.manual_seed(seed)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                # drawn before any op runs: each op call reseeds torch's generator
-                generator = op.sample_inputs("cpu", dtype, requires_grad=want_grad)
-                samples = list(itertools.islice(generator, limit))
-                if hasattr(generator, "close"):
-                    generator.close()  # now, not when collected (inside a chainrule call)
+            samples, sample_count = _draw_quietly(op, inputs, dtype, want_grad, limit or None, plan is None)
         except Exception as error:
+            if not want_grad:
+                records.append({"op": name, "dtype": dtype_name, "variant": "function", "index": -1,
+                                "kind": "skipped", "detail": f"{INPUTS[inputs]} raised {_short(error)}"})
+                continue
+            # some of torch's generators build integer tensors with requires_grad (addcmul's
+            # promotion pairs) and refuse; the values are still compared
             records.append({"op": name, "dtype": dtype_name, "variant": "function", "index": -1,
-                            "kind": "skipped", "detail": f"sample_inputs raised {_short(error)}"})
-            continue
+                            "kind": "skipped", "detail": f"gradients not compared: {INPUTS[inputs]} with "
+                                                         f"requires_grad raised {_short(error)}"})
+            want_grad = False
+            torch.manual_seed(seed)
+            try:
+                samples, sample_count = _draw_quietly(op, inputs, dtype, want_grad, limit or None, plan is None)
+            except Exception as error:
+                records.append({"op": name, "dtype": dtype_name, "variant": "function", "index": -1,
+                                "kind": "skipped", "detail": f"{INPUTS[inputs]} raised {_short(error)}"})
+                continue
         for index, sample in enumerate(samples):
             process = sample.output_process_fn_grad
             if isinstance(process, types.FunctionType) and process.__module__.startswith("torch.testing"):
@@ -498,6 +567,7 @@ def run_op(trial, op, dtypes=DTYPES, limit=SAMPLES_PER_DTYPE, plan=None):
             for variant, torch_op, chainrule_callable, grad, found in variants:
                 if wanted is not None and index not in wanted[variant]:
                     continue
+                started = time.process_time()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     try:
@@ -505,8 +575,12 @@ def run_op(trial, op, dtypes=DTYPES, limit=SAMPLES_PER_DTYPE, plan=None):
                                                   seed + index, grad, process, op.name in UNINITIALISED)
                     except Exception as error:
                         kind, detail = "differ", f"comparison failed: {_short(error)}"
-                records.append({"op": name, "dtype": dtype_name, "variant": variant, "index": index,
-                                "kind": kind, "detail": detail, "how": found})
+                record = {"op": name, "dtype": dtype_name, "variant": variant, "index": index,
+                          "kind": kind, "detail": detail, "how": found}
+                if inputs == "reference":
+                    record["extended"] = index >= sample_count
+                    record["sample_seconds"] = round(time.process_time() - started, 4)  # CPU, not wall
+                records.append(record)
     return records
 
 
@@ -609,7 +683,7 @@ def _run_all(trial, args):
         if args.only and name not in args.only.split(","):
             continue
         op_start = time.time()
-        op_records = run_op(trial, op, limit=args.limit)
+        op_records = run_op(trial, op, limit=args.limit, inputs=args.inputs)
         for record in op_records:
             record["seconds"] = round((time.time() - op_start) / len(op_records), 4)
         records += op_records
@@ -628,7 +702,7 @@ def command_show(args):
     seed = zlib.crc32(f"{args.op}/{args.dtype}".encode())
     torch.manual_seed(seed)
     want_grad = args.dtype == "float64" and op.supports_autograd
-    sample = list(op.sample_inputs("cpu", dtype, requires_grad=want_grad))[args.index]
+    sample = _draw(op, args.inputs, dtype, want_grad, args.index + 1)[0][args.index]
 
     def describe(v):
         if isinstance(v, torch.Tensor):
@@ -653,11 +727,21 @@ def command_show(args):
 LEDGER_BUDGET = {("float64", "function"): 2, ("float32", "function"): 1, ("int64", "function"): 1,
                  ("bool", "function"): 1, ("float32", "method"): 1}
 LEDGER_SLOW_OP_S = 1.5  # OpInfos whose samples took longer than this in the trial stay out of CI
+# the reference-input ledger's budget: only inputs beyond the sample inputs (which the first ledger
+# covers), and fewer of them, as drawing a late reference input draws every one before it
+REFERENCE_LEDGER_BUDGET = {("float64", "function"): 1}  # values and gradients; the CI budget holds one
+# an OpInfo has hundreds of reference inputs, some of them large, so its whole time says little:
+# inputs that took longer than this (CPU seconds, both libraries, gradients included) stay out of CI
+REFERENCE_LEDGER_SLOW_INPUT_S = 0.004
 
 
 def command_ledger(args):
     """From the run at ``--out``: per OpInfo, the first samples of each (dtype, variant) that agreed,
-    within LEDGER_BUDGET, for tests/compat/test_torch_op_db.py to keep agreeing."""
+    within LEDGER_BUDGET, for tests/compat/test_torch_op_db.py to keep agreeing; with ``--inputs
+    reference``, the first agreeing extended reference inputs within REFERENCE_LEDGER_BUDGET, for
+    tests/compat/test_torch_op_db_reference.py."""
+    reference = args.inputs == "reference"
+    budget, path = (REFERENCE_LEDGER_BUDGET, REFERENCE_LEDGER) if reference else (LEDGER_BUDGET, LEDGER)
     with open(os.path.join(args.out, "records.json")) as handle:
         records = json.load(handle)
     seconds = collections.Counter()
@@ -666,21 +750,26 @@ def command_ledger(args):
     ledger = collections.defaultdict(dict)
     for record in records:
         key = (record["dtype"], record["variant"])
-        if record["kind"] != "same" or key not in LEDGER_BUDGET or seconds[record["op"]] > LEDGER_SLOW_OP_S:
+        too_slow = (record.get("sample_seconds", 0.0) > REFERENCE_LEDGER_SLOW_INPUT_S if reference
+                    else seconds[record["op"]] > LEDGER_SLOW_OP_S)
+        if record["kind"] != "same" or key not in budget or too_slow:
+            continue
+        if reference and not record.get("extended"):
             continue
         chosen = ledger[record["op"]].setdefault(f"{key[0]}/{key[1]}", [])
-        if len(chosen) < LEDGER_BUDGET[key]:
+        if len(chosen) < budget[key]:
             chosen.append(record["index"])
-    os.makedirs(os.path.dirname(LEDGER), exist_ok=True)
-    with open(LEDGER, "w") as handle:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
         json.dump(dict(sorted(ledger.items())), handle, indent=0, sort_keys=True)
         handle.write("\n")
     total = sum(len(indices) for entry in ledger.values() for indices in entry.values())
-    print(f"{total} agreeing samples of {len(ledger)} OpInfos -> {os.path.relpath(LEDGER, ROOT)}")
+    print(f"{total} agreeing samples of {len(ledger)} OpInfos -> {os.path.relpath(path, ROOT)}")
 
 
-def run_ledger(ledger: dict) -> list:
-    """Run the ledger's samples; the records of those that no longer agree."""
+def run_ledger(ledger: dict, inputs: str = "samples") -> list:
+    """Run the ledger's samples (drawn by ``inputs``, as the ledger was); the records of those that
+    no longer agree."""
     import torch
 
     torch.set_num_threads(1)
@@ -692,7 +781,8 @@ def run_ledger(ledger: dict) -> list:
             if not entry:
                 continue
             plan = {tuple(key.split("/")): set(indices) for key, indices in entry.items()}
-            failures += [record for record in run_op(trial, op, plan=plan) if record["kind"] != "same"]
+            failures += [record for record in run_op(trial, op, plan=plan, inputs=inputs)
+                         if record["kind"] != "same" and not record["detail"].startswith("gradients not compared")]
     return failures
 
 
@@ -703,16 +793,19 @@ def main(argv=None):
     run.add_argument("--out", required=True)
     run.add_argument("--filter", default="")
     run.add_argument("--only", default="", help="comma-separated exact OpInfo names")
-    run.add_argument("--limit", type=int, default=SAMPLES_PER_DTYPE)
+    run.add_argument("--limit", type=int, default=SAMPLES_PER_DTYPE, help="inputs per (OpInfo, dtype); 0: all")
+    run.add_argument("--inputs", choices=INPUTS, default="samples")
     run.add_argument("--verbose", action="store_true")
     run.set_defaults(handler=command_run)
     show = sub.add_parser("show")
     show.add_argument("op")
     show.add_argument("dtype")
     show.add_argument("index", type=int)
+    show.add_argument("--inputs", choices=INPUTS, default="samples")
     show.set_defaults(handler=command_show)
     ledger = sub.add_parser("ledger")
     ledger.add_argument("--out", required=True)
+    ledger.add_argument("--inputs", choices=INPUTS, default="samples")
     ledger.set_defaults(handler=command_ledger)
     args = parser.parse_args(argv)
     args.handler(args)

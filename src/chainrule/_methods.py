@@ -146,7 +146,9 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
         except AttributeError:  # called unbound on a non-tensor
             if name in _C_DESCRIPTOR_OPERATORS:
                 raise _unbound_refusal(name, self) from None
-            raise
+            # torch's Python-level __rsub__ runs rsub(number, other), whose TypeError it answers
+            # with NotImplemented
+            return NotImplemented
         # float64/32/16 and bfloat16 (by type code): float8 tensors take the general op, which
         # refuses them as torch does
         if data.dtype.char in "fdeE":
@@ -243,6 +245,21 @@ def _bind_operators() -> None:
     Tensor.multiply = ew.mul
     Tensor.subtract = ew.sub
     Tensor.true_divide = ew.div
+    # the functions take two Python numbers (torch.add(2, 1.5)); torch's C methods, called unbound
+    # on a number (Tensor.add(2.5, t)), refuse it
+    for name in ("add", "sub", "mul", "div", "divide", "multiply", "subtract", "true_divide", "floor_divide",
+                 "remainder"):
+        setattr(Tensor, name, _refusing_unbound_number(getattr(Tensor, name), name))
+
+
+def _refusing_unbound_number(fn, name: str):
+    @functools.wraps(fn)
+    def method(self, *args, **kwargs):
+        if not isinstance(self, Tensor):
+            raise _unbound_refusal(name, self)
+        return fn(self, *args, **kwargs)
+
+    return method
 
 
 _GENERAL_OPERATORS: dict = {}

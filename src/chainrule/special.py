@@ -14,7 +14,7 @@ import math
 from . import logsumexp, softmax  # noqa: F401  (the namespace's, which take out= as torch.special's)
 
 # exp2, expm1, log1p, logsumexp, softmax, log_softmax and xlogy are torch.special names as they are
-from .ops.elementwise import erf, exp2, expm1, log1p, sigmoid, where, xlogy  # noqa: F401
+from .ops.elementwise import _float_pair, erf, exp2, expm1, log1p, sigmoid, where, xlogy  # noqa: F401
 from .ops.elementwise import refuse_kernel as _refuse_kernel
 from .ops.reduce import log_softmax  # noqa: F401
 from .ops.special_functions import (
@@ -90,7 +90,8 @@ def expit(input: Tensor) -> Tensor:
 
 
 def xlog1py(input, other) -> Tensor:
-    """x * log1p(y), 0 where x == 0 (even when log1p(y) is infinite)."""
+    """x * log1p(y), 0 where x == 0 (even when log1p(y) is infinite); either may be a Python number."""
+    input, other = _float_pair(input, other)
     return where(input == 0, input * 0, input * log1p(other))
 
 

@@ -566,6 +566,21 @@ def accepts_scalar_first(keyword: str, tensors: str):
     return decorate
 
 
+def accepts_two_numbers(fn):
+    """torch's parser matches two Python numbers to the Tensor overload of add, sub, mul and the
+    divisions, wrapping the first as a 0-d tensor: ``torch.add(2, 1.5)`` is ``tensor(3.5000)``
+    (float32), not a TypeError."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapping_a_number(input, other, *args, **kwargs):
+        if _is_python_number(input) and _is_python_number(other):
+            input = _as_operand(input, _dtype.scalar_dtype(input))
+        return fn(input, other, *args, **kwargs)
+
+    return wrapping_a_number
+
+
 def _is_python_number(value) -> builtins.bool:
     return isinstance(value, (builtins.int, builtins.float, builtins.complex, np.number)) and not isinstance(value, Tensor)
 
@@ -587,6 +602,7 @@ def _warn_scalar_first_once(name: str, keyword: str, names: list) -> None:
                   f"\t{name}({tensors}, *, Number {keyword} = 1)", UserWarning, stacklevel=user_stacklevel())
 
 
+@accepts_two_numbers
 @accepts_scalar_first("alpha", "other")
 @honours_out
 def add(input, other, *, alpha=1, out=None) -> Tensor:
@@ -632,6 +648,7 @@ def _scaled_sum(input, other, alpha, node_name: str):
     return name_node(rounded_once(lambda x, y: x + y * alpha, a, b), node_name)
 
 
+@accepts_two_numbers
 @accepts_scalar_first("alpha", "other")
 @honours_out
 def sub(input, other, *, alpha=1, out=None) -> Tensor:
@@ -668,12 +685,14 @@ def rsub(input, other, *, alpha=1) -> Tensor:
     return sub(other, input, alpha=alpha)
 
 
+@accepts_two_numbers
 @honours_out
 def mul(input, other, *, out=None) -> Tensor:
     a, b = _pair(input, other)
     return Mul.apply(a, b)
 
 
+@accepts_two_numbers
 @honours_out
 def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     """torch.div: true division (ints give floats); rounding_mode 'trunc' or 'floor' rounds."""
@@ -683,9 +702,11 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     if rounding_mode not in ("trunc", "floor"):
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
     a, b = _pair(input, other)
+    if a._data.dtype.kind in "bc":
+        refuse_kernel(a, f"div_{rounding_mode}_cpu")
     xp = array_module(a, b)
     _check_broadcast(a, b)
-    if a._data.dtype.kind in "iub":
+    if a._data.dtype.kind in "iu":
         _check_integer_divisor(b)
         if rounding_mode == "floor":
             return Tensor._make(xp.floor_divide(a._data, b._data))
@@ -1336,9 +1357,11 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
 
 
 def _clamp_bound(x: Tensor, bound, which: str) -> Tensor:
-    # where the bound is active the gradient goes to the bound, else (ties included) to x
+    # where the bound is active the gradient goes to the bound, where x is inside (ties included)
+    # to x; where either is NaN the result is NaN (torch's clamp propagates it) and neither gets any
     active = x < bound if which == "min" else x > bound
-    return where(active, bound, x)
+    inside = x >= bound if which == "min" else x <= bound
+    return where(active, bound, where(inside, x, (x + bound).detach()))
 
 
 clip = clamp
@@ -1433,12 +1456,37 @@ def hypot(input: Tensor, other: Tensor) -> Tensor:
     return Hypot.apply(a, b)
 
 
+class Logaddexp(Function):
+    label = "logaddexp"
+    rule = "∂/∂a = 1/(1 + exp(b - a)), ∂/∂b = 1/(1 + exp(a - b))"
+    formula = "logaddexp({0}, {1})"
+    _array_forward = True
+    saved_attributes = {"_saved_other": saved(1), "_saved_self": saved(0)}
+
+    @staticmethod
+    def forward(ctx, a, b):
+        xp = array_module(a)
+        ctx.save_for_backward(a, b)
+        # shift by the larger input, except an infinite one (inf - inf would be NaN; the sum is that inf)
+        m = xp.maximum(a, b)
+        m = xp.where(xp.isinf(m), xp.zeros((), m.dtype), m)
+        with np.errstate(all="ignore"):
+            return m + xp.log(xp.exp(a - m) + xp.exp(b - m))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # torch's 1/(1 + exp(b - a)), not the shifted sum's inf/inf: at (inf, -inf) a gets all of
+        # it and b none; written as sigmoid(a - b), whose own derivative does not overflow
+        a, b = ctx.saved_values
+        return grad * sigmoid(a - b), grad * sigmoid(b - a)
+
+
 def logaddexp(input: Tensor, other: Tensor) -> Tensor:
-    xp = array_module(input)
-    m = maximum(input, other).detach()
-    # shift by the larger input, except an infinite one (inf - inf would be NaN; the sum is that inf)
-    m = where(Tensor._make(xp.isinf(m._data)), 0.0, m)
-    return m + log(exp(input - m) + exp(other - m))
+    _require_tensors("logaddexp", input, other)
+    a, b = _pair(input, other)
+    if a._data.dtype.kind in "biu":
+        refuse_kernel(a, "logaddexp_cpu")
+    return Logaddexp.apply(a, b)
 
 
 class Xlogy(Function):
@@ -1459,9 +1507,10 @@ class Xlogy(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # torch's rule: the x-gradient is log y even where x = 0 (where the value itself is 0)
+        # torch's rule: the x-gradient is xlogy(grad, y), log y even where x = 0 (where the value
+        # itself is 0), except 0 where x = 0 and y <= 0 (log y is -inf or NaN there)
         x, y = ctx.saved_values
-        return (grad * log(y) if ctx.needs_input_grad[0] else None,
+        return (where((x == 0) & (y <= 0), 0.0, xlogy(grad, y)) if ctx.needs_input_grad[0] else None,
                 grad * x / y if ctx.needs_input_grad[1] else None)
 
 

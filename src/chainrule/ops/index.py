@@ -126,7 +126,9 @@ def _add_rows(out: np.ndarray, index: np.ndarray, src: np.ndarray) -> None:
     if starts.size == index.size:  # all distinct: a fancy-index add is exact
         out[index] += src
         return
-    out[ordered[starts]] += xp.add.reduceat(src[order], starts, axis=0)
+    # bools sum as a logical or (NumPy's add.reduceat would count them in int64)
+    reduce = xp.logical_or if src.dtype == np.bool_ else xp.add
+    out[ordered[starts]] += reduce.reduceat(src[order], starts, axis=0)
 
 
 def _saved_indices(node) -> tuple:

@@ -546,18 +546,21 @@ def heaviside(input: Tensor, values: Tensor) -> Tensor:
 
 class Nextafter(Function):
     label = "nextafter"
-    # torch 2.13's formula: the one-ulp step is ignored, so input passes the gradient straight through
-    rule = "∂/∂a = 1; b gets a zero gradient"
+    # torch 2.13's formula: the one-ulp step is ignored, so input passes the gradient straight
+    # through, except where a == b (the result is b there; neither gets any)
+    rule = "∂/∂a = 1 where a != b, else 0; b gets a zero gradient"
     formula = "nextafter({0}, {1})"
     _array_forward = True
 
     @staticmethod
     def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
         return array_module(a).nextafter(a, b)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad, zeros_like_tensor(grad)
+        a, b = ctx.saved_values
+        return where(a == b, 0.0, grad), zeros_like_tensor(grad)
 
 
 @honours_out
