@@ -104,10 +104,17 @@ def test_old_scheduler_base_class_name():
     assert schedule(chainrule) == schedule(torch)
 
 
+def _unfreeze(lib):
+    # the flag is a global of the functions' module: torch.backends is a wrapper module whose own
+    # attributes are not those globals, so setattr on it changes nothing
+    lib.backends.flags_frozen.__globals__["_" + "_allow_nonbracketed_mutation_flag"] = True
+
+
 def test_backend_flag_mutation_guard():
     def states(lib):
-        # from the unfrozen state whatever an earlier test in this process left (torch's flag is module-global)
-        setattr(lib.backends, "_" + "_allow_nonbracketed_mutation_flag", True)
+        # from the unfrozen state, whatever an earlier test in this process left: importing torch's
+        # testing internals (the op_db ledger tests do) calls torch.backends.disable_global_flags()
+        _unfreeze(lib)
         seen = [lib.backends.flags_frozen()]
         with lib.backends.__allow_nonbracketed_mutation():
             lib.backends.cudnn.deterministic = True
@@ -118,8 +125,7 @@ def test_backend_flag_mutation_guard():
         with lib.backends.__allow_nonbracketed_mutation():
             seen.append(lib.backends.flags_frozen())
         seen.append(lib.backends.flags_frozen())
-        # (torch's own flag, module-global: put back as found)
-        setattr(lib.backends, "_" + "_allow_nonbracketed_mutation_flag", True)
+        _unfreeze(lib)
         return seen
 
     assert states(chainrule) == states(torch)
