@@ -18,7 +18,7 @@ import chainrule
 import chainrule.nn.functional as F
 from chainrule.autograd import batched_grad, batched_walk, functional
 from chainrule.autograd.engine import grad as unbatched_grad
-from chainrule.ops import linalg
+from chainrule.ops import linalg, second_order
 
 torch = pytest.importorskip("torch")
 
@@ -495,7 +495,12 @@ def test_every_batched_rule_is_exercised(monkeypatch):
         monkeypatch.setitem(batched_grad.BATCHED_RULES, cls, recording)
     for _, f, shapes, bounds in _CASES:
         _batched_vs_rows(f, shapes, *bounds)
-    missing = {cls.__name__ for cls in batched_grad.BATCHED_RULES} - {cls.__name__ for cls in reached}
+    # second_order.depending_on makes one class per torch node name on first use, all sharing one rule:
+    # the family counts as exercised when any member is reached
+    family = [cls for cls in batched_grad.BATCHED_RULES if issubclass(cls, second_order.DependsOn)]
+    missing = {cls.__name__ for cls in batched_grad.BATCHED_RULES if cls not in family} - {cls.__name__ for cls in reached}
+    if family and not any(cls in reached for cls in family):
+        missing.add("DependsOn")
     assert not missing, f"batched rules no case exercises: {sorted(missing)}"
 
 

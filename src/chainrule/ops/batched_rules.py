@@ -43,6 +43,7 @@ from . import (
     structural,
 )
 from .elementwise import conjugate_rule
+from .second_order import depending_on
 
 __all__: list = []
 
@@ -681,7 +682,14 @@ def _mode_pad(node, grad):
     # reflect/replicate/circular padding's adjoint folds the border back (and the fold's adjoint
     # pads again); the batch dim is left unpadded
     adjoint = shape.ModePadAdjoint if node._forward_cls is shape.ModePad else shape.ModePad
-    return adjoint.apply(grad, widths=((0, 0),) + tuple(node.widths), mode=node.mode)
+    folded = adjoint.apply(grad, widths=((0, 0),) + tuple(node.widths), mode=node.mode)
+    kept = getattr(node, "torch_kept", None) if node._forward_cls is shape.ModePad else None
+    if not kept:
+        return folded
+    # the ordinary rule's (zero) edge to the input under create_graph (second_order.depending_on)
+    k = len(kept["padding"]) // 2
+    return depending_on(folded, kept["self"],
+                        node=f"{'Reflection' if node.mode == 'reflect' else 'Replication'}Pad{k}DBackwardBackward0")
 
 
 # ---------------------------------------------------------------- more indexing

@@ -12,6 +12,7 @@ from ..autograd.function import is_recording
 from ..tensor import Tensor
 from . import conv, embedding, loss, normalization, pool, shape
 from .batched_rules import _batch_dim
+from .second_order import depending_on
 
 __all__: list = []
 
@@ -148,21 +149,27 @@ def _max_pooling(node, grad, *indices):
     batch = grad.shape[0]
     if node.which is not None:
         routed = pool.WindowScatter.apply(_as_samples(grad), which=_tiled(node.which, batch), geo=node.geo)
-        return _unfolded(routed, batch)
+        return _kept_edge(_unfolded(routed, batch), node)
     (x,) = node.saved_values
     best = node.best
     if node.best_version is None or node.best_version[0] != 0:  # y was written in place
         best = pool._max_pool(x._data, node.geo, with_offsets=False)[0]
     routed = pool.FirstMaxScatter.apply(_as_samples(grad), x=_tiled(x._data, batch), best=_tiled(best, batch),
                                         geo=node.geo)
-    return _unfolded(routed, batch)
+    return _kept_edge(_unfolded(routed, batch), node)
+
+
+def _kept_edge(grad, node, *kept):
+    """The batched gradient with the (zero) edge to the saved input that the ordinary rule records
+    under create_graph (second_order.depending_on), so both walks' gradients require grad alike."""
+    return depending_on(grad, *(kept or node.saved_values), node=type(node).__name__.removesuffix("0") + "Backward0")
 
 
 @register_batched_rule(pool.FlatGather)
 def _flat_gather(node, grad):
     # (adaptive max pooling): the gradient scatter-added to the picked flat positions of each plane
-    return _unfolded(pool.FlatScatter.apply(_as_samples(grad), indices=_tiled(node.indices, grad.shape[0]),
-                                            plane_shape=node.plane), grad.shape[0])
+    return _kept_edge(_unfolded(pool.FlatScatter.apply(_as_samples(grad), indices=_tiled(node.indices, grad.shape[0]),
+                                                       plane_shape=node.plane), grad.shape[0]), node)
 
 
 @register_batched_rule(pool.FlatScatter)
