@@ -398,7 +398,7 @@ def command_ledger(args):
 def run_ledger(ledger: dict) -> list:
     """Run the ledger's samples; the records of those that no longer agree (the values trial's
     run_ledger, its run_op answered by this trial's)."""
-    def planned(trial, op, plan):
+    def planned(trial, op, plan, **_drawn_as):  # (the ledger's samples are always drawn by sample_inputs)
         return run_op(trial, op, plan={variant: indices for (_, variant), indices in plan.items()})
 
     with _module_globals(opinfo_trial, run_op=planned):
