@@ -14,6 +14,8 @@ import os
 
 import pytest
 
+from tests.compat.ledger_budget import within_budget
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 if not torch.__version__.startswith("2.13."):
@@ -35,6 +37,6 @@ def test_ledger_tangents_of_torch_op_db_still_agree():
     with open(trial.LEDGER) as handle:
         ledger = json.load(handle)
     assert len(ledger) > 400  # the trial's ledger, not an empty file
-    failures = trial.run_ledger(ledger)
+    failures = trial.run_ledger(within_budget(ledger))  # half in CI, all in the long profile
     report = "\n".join(f"{f['op']} {f['variant']} #{f['index']}: {f['kind']}: {f['detail']}" for f in failures)
     assert not failures, f"{len(failures)} op_db samples whose tangents agreed no longer do:\n{report}"

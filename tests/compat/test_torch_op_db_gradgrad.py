@@ -15,6 +15,8 @@ import os
 
 import pytest
 
+from tests.compat.ledger_budget import within_budget
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 if not torch.__version__.startswith("2.13."):
@@ -36,6 +38,6 @@ def test_ledger_samples_of_torch_op_db_still_agree_under_double_backward():
     with open(trial.LEDGER) as handle:
         ledger = json.load(handle)
     assert len(ledger) > 300  # the ledger is the trial's, not an empty file
-    failures = trial.run_ledger(ledger)
+    failures = trial.run_ledger(within_budget(ledger))  # half in CI, all in the long profile
     report = "\n".join(f"{f['op']} {f['variant']} #{f['index']}: {f['kind']}: {f['detail']}" for f in failures)
     assert not failures, f"{len(failures)} op_db double-backward samples that agreed no longer do:\n{report}"

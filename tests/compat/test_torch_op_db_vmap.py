@@ -14,6 +14,8 @@ import os
 
 import pytest
 
+from tests.compat.ledger_budget import within_budget
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 if not torch.__version__.startswith("2.13."):
@@ -37,6 +39,6 @@ def test_ledger_cases_of_torch_op_db_under_vmap_still_agree():
     cases = sum(len(indices) for entry in ledger.values() for indices in entry.values())
     assert len(ledger) > 300 and cases > 350  # the ledger is the trial's, not an empty file
     assert any("random" in entry for entry in ledger.values()) and any("grad" in entry for entry in ledger.values())
-    failures = trial.run_ledger(ledger)
+    failures = trial.run_ledger(within_budget(ledger))  # half in CI, all in the long profile
     report = "\n".join(f"{f['op']} {f['case']} #{f['index']}: {f['kind']}: {f['detail']}" for f in failures)
     assert not failures, f"{len(failures)} op_db cases under vmap that agreed no longer do:\n{report}"
