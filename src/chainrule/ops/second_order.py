@@ -50,8 +50,11 @@ def depending_on(grad: Tensor, *tensors, node: str) -> Tensor:
     """``grad``, recorded (only while a backward is itself recorded and one of ``tensors`` requires
     grad) as a function of ``tensors`` whose derivative in them is zero, under torch's node name
     ``node`` (``ThresholdBackwardBackward0``, ...)."""
+    # (relu's and the pools' backward call this in every walk: a plain one, grad mode off, leaves at once)
+    if grad is None or not is_grad_enabled():
+        return grad
     tensors = [t for t in tensors if isinstance(t, Tensor) and t._requires_grad]
-    if not tensors or grad is None or not is_grad_enabled():
+    if not tensors:
         return grad
     named = _NAMED.get(node)
     if named is None:
