@@ -9,10 +9,9 @@ for the differences named below with their reasons."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import pytest
+
+from tests.compat.trial_tools import load_tool
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
@@ -20,7 +19,6 @@ pytest.importorskip("ml_dtypes")
 if not torch.__version__.startswith("2.13."):
     pytest.skip(f"the trial's expectations are torch 2.13's (found {torch.__version__})", allow_module_level=True)
 
-TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "torch_autocast_trial.py")
 
 LISTS = ["torch_expect_builtin_promote", "methods_expect_builtin_promote", "torch_16", "nn_16", "torch_fp32",
          "nn_fp32", "torch_need_autocast_promote"]
@@ -61,13 +59,6 @@ KNOWN_DIFFERENCES = [
 ]
 
 
-def _trial_module():
-    spec = importlib.util.spec_from_file_location("torch_autocast_trial", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # entries left to the full trial (python tools/torch_autocast_trial.py run --out DIR), with the reason
 CI_SKIPS = {("conv_transpose3d#0", "float16"): "about 8 s of CPU: chainrule's float16 conv_transpose3d multiplies "
                                                "in NumPy's float16 GEMM, without BLAS"}
@@ -75,7 +66,7 @@ CI_SKIPS = {("conv_transpose3d#0", "float16"): "about 8 s of CPU: chainrule's fl
 
 @pytest.fixture(scope="module")
 def results():
-    return _trial_module().trial(skip=CI_SKIPS)
+    return load_tool("torch_autocast_trial").trial(skip=CI_SKIPS)
 
 
 def test_every_cpu_list_is_run():

@@ -8,17 +8,15 @@ Every entry must agree with torch. The full trial (float64 too) runs outside CI:
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import pytest
+
+from tests.compat.trial_tools import load_tool
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 if not torch.__version__.startswith("2.13."):
     pytest.skip(f"the trial's expectations are torch 2.13's, not {torch.__version__}'s", allow_module_level=True)
 
-TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "torch_autograd_function_trial.py")
 
 # autograd_function_db's entries in torch 2.13 (test_every_db_entry_is_covered notices a new one)
 ENTRIES = ["NumpyCubeAutogradFunction", "NumpyExpMarkDirtyAutogradFunction", "NumpyMulAutogradFunction",
@@ -28,16 +26,9 @@ ENTRIES = ["NumpyCubeAutogradFunction", "NumpyExpMarkDirtyAutogradFunction", "Nu
            "ZeroGradientsGenVmapAutogradFunction", "ForwardHasDefaultArgsAutogradFunction"]
 
 
-def _trial_module():
-    spec = importlib.util.spec_from_file_location("torch_autograd_function_trial", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def results():
-    return _trial_module().trial(dtypes=("float32",))
+    return load_tool("torch_autograd_function_trial").trial(dtypes=("float32",))
 
 
 def test_every_db_entry_is_covered():

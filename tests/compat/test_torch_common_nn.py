@@ -6,25 +6,22 @@ eval and long-tensor variants); the dicts that agreed, cheapest first within a C
 listed in torch_common_nn_ledger.txt (``python tools/torch_common_nn_trial.py ledger``). Each is
 run again here and must still agree."""
 
-import importlib.util
 import pathlib
 
 import pytest
 
+from tests.compat.trial_tools import load_tool
+
 pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 LEDGER = pathlib.Path(__file__).with_name("torch_common_nn_ledger.txt")
 NAMES = [line.strip() for line in LEDGER.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
 @pytest.fixture(scope="module")
 def trial():
-    spec = importlib.util.spec_from_file_location("torch_common_nn_trial", ROOT / "tools" / "torch_common_nn_trial.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("torch_common_nn_trial")
 
 
 @pytest.fixture(scope="module")

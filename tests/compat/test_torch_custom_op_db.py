@@ -6,17 +6,16 @@ opcheck, argument errors, the schema and torch.ops access), on the file's fake-k
 and on the custom-op definitions torch refuses. Differences kept on purpose are listed below with their
 reasons. The whole trial (more dtypes, gradcheck): ``python tools/torch_custom_op_trial.py run --out DIR``."""
 
-import importlib.util
-import os
 
 import pytest
+
+from tests.compat.trial_tools import load_tool
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 if not torch.__version__.startswith("2.13."):
     pytest.skip(f"the trial compares with torch 2.13, not {torch.__version__}", allow_module_level=True)
 
-TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "torch_custom_op_trial.py")
 
 # custom_op_db's OpInfos in torch 2.13 (test_every_custom_op_db_entry_is_covered notices a new one)
 OPINFOS = ["NumpyCubeCustomOp", "NumpyMulCustomOp", "NumpyMulScalarCustomOp", "NumpySortCustomOp",
@@ -44,16 +43,9 @@ KNOWN_DIFFERENCES = [
 ]
 
 
-def _trial_module():
-    spec = importlib.util.spec_from_file_location("torch_custom_op_trial", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def results():
-    module = _trial_module()
+    module = load_tool("torch_custom_op_trial")
     # gradcheck is left to the full trial (finite differences on both libraries: most of the time);
     # double_backward compares second derivatives with torch's here
     checks = tuple(check for check in module.ALL_CHECKS if check != "gradcheck")

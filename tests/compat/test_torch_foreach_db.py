@@ -7,30 +7,20 @@ each (dtype, variant) and the agreeing error cases (tests/compat/data/torch_fore
 This test draws those samples again from the installed torch and compares them.
 """
 
-import importlib.util
 import json
-import os
 
 import pytest
+
+from tests.compat.trial_tools import load_tool
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 if not torch.__version__.startswith("2.13."):
     pytest.skip("the ledger holds torch 2.13's foreach samples", allow_module_level=True)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _trial_module():
-    spec = importlib.util.spec_from_file_location("torch_foreach_trial",
-                                                  os.path.join(ROOT, "tools", "torch_foreach_trial.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_ledger_samples_of_torch_foreach_db_still_agree():
-    trial = _trial_module()
+    trial = load_tool("torch_foreach_trial")
     with open(trial.LEDGER) as handle:
         ledger = json.load(handle)
     assert len(ledger) > 40 and len(ledger["errors"]["cases"]) > 5  # the trial's ledger, not an empty file

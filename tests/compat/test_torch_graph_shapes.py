@@ -8,30 +8,20 @@ leaves, output numbers). Its ``ledger`` command keeps the entries that agreed
 torch, so a graph that stops matching shows here with both trees written out.
 """
 
-import importlib.util
 import json
-import os
 
 import pytest
+
+from tests.compat.trial_tools import load_tool
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 if not torch.__version__.startswith("2.13."):
     pytest.skip(f"the ledger was written against torch 2.13, not {torch.__version__}", allow_module_level=True)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _trial_module():
-    spec = importlib.util.spec_from_file_location("torch_graph_shape_trial",
-                                                  os.path.join(ROOT, "tools", "torch_graph_shape_trial.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_ledger_graphs_still_have_torchs_shape():
-    trial = _trial_module()
+    trial = load_tool("torch_graph_shape_trial")
     with open(trial.LEDGER) as handle:
         ledger = json.load(handle)
     assert len(ledger) > 400  # the trial's ledger, not an empty file

@@ -11,16 +11,14 @@ ErrorModuleInput (the error's stage, type and message). The full database: ``pyt
 tools/torch_moduleinfo_trial.py run --out DIR``.
 """
 
-import importlib.util
-import os
 
 import pytest
+
+from tests.compat.trial_tools import load_tool
 
 pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 
-TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                    "tools", "torch_moduleinfo_trial.py")
 
 # entries of the subset that differ on purpose, by id, with the reason (none at present)
 KNOWN_DIFFERENCES: dict[str, str] = {}
@@ -28,9 +26,7 @@ KNOWN_DIFFERENCES: dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def trial():
-    spec = importlib.util.spec_from_file_location("torch_moduleinfo_trial", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool("torch_moduleinfo_trial")
     torch, chainrule, module_db = module.load_module_db()
     return module, torch, chainrule, module_db, module.Converter(torch, chainrule)
 

@@ -7,28 +7,18 @@ This test draws those samples again from the installed torch and compares them: 
 of about 600 ops shows here with the op, dtype, sample index and what differed.
 """
 
-import importlib.util
 import json
-import os
 
 import pytest
+
+from tests.compat.trial_tools import load_tool
 
 pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _trial_module():
-    spec = importlib.util.spec_from_file_location("torch_opinfo_trial",
-                                                  os.path.join(ROOT, "tools", "torch_opinfo_trial.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_ledger_samples_of_torch_op_db_still_agree():
-    trial = _trial_module()
+    trial = load_tool("torch_opinfo_trial")
     with open(trial.LEDGER) as handle:
         ledger = json.load(handle)
     assert len(ledger) > 400  # the ledger is the trial's, not an empty file

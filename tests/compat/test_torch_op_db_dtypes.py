@@ -8,30 +8,20 @@ This test draws those samples again from the installed torch and compares values
 in complex128, gradients), naming the op, dtype and sample index of any that no longer agrees.
 """
 
-import importlib.util
 import json
-import os
 
 import pytest
+
+from tests.compat.trial_tools import load_tool
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 if not torch.__version__.startswith("2.13"):
     pytest.skip("the ledger was drawn from torch 2.13's op_db", allow_module_level=True)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _trial_module():
-    spec = importlib.util.spec_from_file_location("torch_opinfo_dtypes_trial",
-                                                  os.path.join(ROOT, "tools", "torch_opinfo_dtypes_trial.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_ledger_samples_of_torch_op_db_in_more_dtypes_still_agree():
-    trial = _trial_module()
+    trial = load_tool("torch_opinfo_dtypes_trial")
     with open(trial.LEDGER) as handle:
         ledger = json.load(handle)
     assert len(ledger) > 300  # the ledger is the trial's, not an empty file

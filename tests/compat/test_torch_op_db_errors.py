@@ -10,22 +10,14 @@ error inputs it indexes, so another torch minor version skips.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests.compat.trial_tools import load_tool
+
 LEDGER = pathlib.Path(__file__).with_name("torch_op_db_errors.json")
-
-
-def _trial():
-    spec = importlib.util.spec_from_file_location("torch_opinfo_errors_trial",
-                                                  ROOT / "tools" / "torch_opinfo_errors_trial.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +27,7 @@ def agreeing_opinfos():
     ledger = json.loads(LEDGER.read_text())
     if torch.__version__.split("+")[0].rsplit(".", 1)[0] != ledger["torch"].rsplit(".", 1)[0]:
         pytest.skip(f"the ledger indexes torch {ledger['torch']}'s error inputs, this is torch {torch.__version__}")
-    trial = _trial()
+    trial = load_tool("torch_opinfo_errors_trial")
     op_db = trial.load_op_db()
     if op_db is None:
         pytest.skip("torch.testing._internal.common_methods_invocations is not importable")

@@ -8,32 +8,20 @@ samples again from the installed torch and compares them: a tangent that regress
 with the op, variant, sample index and what differed.
 """
 
-import importlib.util
 import json
-import os
 
 import pytest
 
-from tests.compat.ledger_budget import within_budget
+from tests.compat.trial_tools import load_tool, within_budget
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 if not torch.__version__.startswith("2.13."):
     pytest.skip(f"the ledger was written against torch 2.13, not {torch.__version__}", allow_module_level=True)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _trial_module():
-    spec = importlib.util.spec_from_file_location("torch_opinfo_fwdad_trial",
-                                                  os.path.join(ROOT, "tools", "torch_opinfo_fwdad_trial.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_ledger_tangents_of_torch_op_db_still_agree():
-    trial = _trial_module()
+    trial = load_tool("torch_opinfo_fwdad_trial")
     with open(trial.LEDGER) as handle:
         ledger = json.load(handle)
     assert len(ledger) > 400  # the trial's ledger, not an empty file

@@ -9,32 +9,20 @@ installed torch: a rule that stops being differentiable, or loses a term of its 
 shows here with the op, variant and sample index.
 """
 
-import importlib.util
 import json
-import os
 
 import pytest
 
-from tests.compat.ledger_budget import within_budget
+from tests.compat.trial_tools import load_tool, within_budget
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 if not torch.__version__.startswith("2.13."):
     pytest.skip(f"the ledger was drawn from torch 2.13's op_db, not {torch.__version__}", allow_module_level=True)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _trial_module():
-    spec = importlib.util.spec_from_file_location(
-        "torch_opinfo_gradgrad_trial", os.path.join(ROOT, "tools", "torch_opinfo_gradgrad_trial.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_ledger_samples_of_torch_op_db_still_agree_under_double_backward():
-    trial = _trial_module()
+    trial = load_tool("torch_opinfo_gradgrad_trial")
     with open(trial.LEDGER) as handle:
         ledger = json.load(handle)
     assert len(ledger) > 300  # the ledger is the trial's, not an empty file

@@ -10,30 +10,20 @@ test draws those again from the installed torch and compares values, dtypes, sha
 gradients.
 """
 
-import importlib.util
 import json
-import os
 
 import pytest
+
+from tests.compat.trial_tools import load_tool
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 if not torch.__version__.startswith("2.13."):
     pytest.skip(f"the ledger was drawn from torch 2.13's op_db, not {torch.__version__}", allow_module_level=True)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _trial_module():
-    spec = importlib.util.spec_from_file_location("torch_opinfo_trial",
-                                                  os.path.join(ROOT, "tools", "torch_opinfo_trial.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_ledger_reference_inputs_of_torch_op_db_still_agree():
-    trial = _trial_module()
+    trial = load_tool("torch_opinfo_trial")
     with open(trial.REFERENCE_LEDGER) as handle:
         ledger = json.load(handle)
     assert len(ledger) > 100  # the ledger is the trial's, not an empty file

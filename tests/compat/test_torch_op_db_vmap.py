@@ -8,32 +8,20 @@ of vmap's ``randomness`` modes; its ``ledger`` command keeps, per OpInfo, the fi
 torch and compares: a regression shows with the op, the case and the sample index.
 """
 
-import importlib.util
 import json
-import os
 
 import pytest
 
-from tests.compat.ledger_budget import within_budget
+from tests.compat.trial_tools import load_tool, within_budget
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 if not torch.__version__.startswith("2.13."):
     pytest.skip("the ledger holds torch 2.13's op_db samples", allow_module_level=True)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _trial_module():
-    spec = importlib.util.spec_from_file_location("torch_opinfo_vmap_trial",
-                                                  os.path.join(ROOT, "tools", "torch_opinfo_vmap_trial.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_ledger_cases_of_torch_op_db_under_vmap_still_agree():
-    trial = _trial_module()
+    trial = load_tool("torch_opinfo_vmap_trial")
     with open(trial.LEDGER) as handle:
         ledger = json.load(handle)
     cases = sum(len(indices) for entry in ledger.values() for indices in entry.values())

@@ -8,15 +8,13 @@ run --out DIR``."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import pytest
+
+from tests.compat.trial_tools import load_tool
 
 pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 
-TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "torch_optiminfo_trial.py")
 
 # optim_db's optimizers in torch 2.13 (test_every_optim_db_entry_is_covered notices a new one)
 OPTIMIZERS = ["Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "ASGD", "LBFGS", "Muon", "NAdam",
@@ -30,16 +28,9 @@ KNOWN_DIFFERENCES = [
 ]
 
 
-def _trial_module():
-    spec = importlib.util.spec_from_file_location("torch_optiminfo_trial", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def results():
-    return _trial_module().trial(dtypes=("float32",), impl_variants=False, extra_schedulers=True)
+    return load_tool("torch_optiminfo_trial").trial(dtypes=("float32",), impl_variants=False, extra_schedulers=True)
 
 
 def test_every_optim_db_entry_is_covered():
