@@ -94,7 +94,13 @@ def _outcome(lib, case):
 
 @pytest.mark.parametrize("case", CASES)
 def test_foreach_as_torch(case):
-    (ours_kind, ours), (theirs_kind, theirs) = _outcome(chainrule, case), _outcome(torch, case)
+    assert_same_outcome(_outcome(chainrule, case), _outcome(torch, case))
+
+
+def assert_same_outcome(ours, theirs):
+    """Two ``(kind, detail)`` outcomes of one foreach case: the same error, or lists of tensors of
+    the same dtypes and shapes whose values agree."""
+    (ours_kind, ours), (theirs_kind, theirs) = ours, theirs
     assert ours_kind == theirs_kind, (ours, theirs)
     if theirs_kind != "ok":
         assert ours == theirs
