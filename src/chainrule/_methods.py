@@ -253,11 +253,14 @@ def _bind_operators() -> None:
 
 
 def _refusing_unbound_number(fn, name: str):
+    # self is a tensor past the check: the function's two-number wrapper has nothing to do
+    tensor_fn = getattr(fn, "for_a_tensor", fn)
+
     @functools.wraps(fn)
     def method(self, *args, **kwargs):
         if not isinstance(self, Tensor):
             raise _unbound_refusal(name, self)
-        return fn(self, *args, **kwargs)
+        return tensor_fn(self, *args, **kwargs)
 
     return method
 

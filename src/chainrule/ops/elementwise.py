@@ -578,6 +578,7 @@ def accepts_two_numbers(fn):
             input = _as_operand(input, _dtype.scalar_dtype(input))
         return fn(input, other, *args, **kwargs)
 
+    wrapping_a_number.for_a_tensor = fn  # what a method, whose self is a tensor, calls directly
     return wrapping_a_number
 
 
