@@ -212,20 +212,8 @@ def command_ledger(args):
 
 def run_ledger(ledger: dict) -> list:
     """Run the ledger's samples; the records of those that no longer agree."""
-    import torch
-
-    torch.set_num_threads(1)
-    trial = DtypesTrial()
-    failures = []
-    with _without_test_function_lookup():
-        for op in load_op_db():
-            entry = ledger.get(entry_name(op))
-            if not entry:
-                continue
-            plan = {(dtype, "function"): {index} for dtype, index in entry.items()}
-            records = run_dtypes(trial, op, tuple(entry), plan=plan)
-            failures += [record for record in records if record["kind"] != "same"]
-    return failures
+    return op_db_trial.replay_ledger(ledger, DtypesTrial(), lambda trial, op, entry: run_dtypes(
+        trial, op, tuple(entry), plan={(dtype, "function"): {index} for dtype, index in entry.items()}))
 
 
 def main(argv=None):

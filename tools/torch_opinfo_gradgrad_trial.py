@@ -55,6 +55,7 @@ from torch_opinfo_trial import (  # noqa: E402
     compare_outputs,
     entry_name,
     load_op_db,
+    replay_ledger,
 )
 from torch_oracle import time_limit  # noqa: E402
 
@@ -404,24 +405,15 @@ def command_ledger(args):
 
 def run_ledger(ledger: dict) -> list:
     """Run the ledger's samples; the records of those that no longer agree (or are no longer drawn)."""
-    import torch
+    def run(trial, op, entry):
+        plan = {variant: set(indices) for variant, indices in entry.items()}
+        records = run_op(trial, op, plan=plan)
+        drawn = {(record["variant"], record["index"]) for record in records}
+        return records + [{"op": entry_name(op), "variant": variant, "index": i, "kind": "missing",
+                           "detail": "sample not drawn"}
+                          for variant, indices in plan.items() for i in indices if (variant, i) not in drawn]
 
-    torch.set_num_threads(1)
-    trial = Trial()
-    failures = []
-    with _without_test_function_lookup():
-        for op in load_op_db():
-            entry = ledger.get(entry_name(op))
-            if not entry:
-                continue
-            plan = {variant: set(indices) for variant, indices in entry.items()}
-            records = run_op(trial, op, plan=plan)
-            failures += [record for record in records if record["kind"] != "same"]
-            drawn = {(record["variant"], record["index"]) for record in records}
-            failures += [{"op": entry_name(op), "variant": variant, "index": i, "kind": "missing",
-                          "detail": "sample not drawn"}
-                         for variant, indices in plan.items() for i in indices if (variant, i) not in drawn]
-    return failures
+    return replay_ledger(ledger, Trial(), run)
 
 
 def main(argv=None):

@@ -767,23 +767,30 @@ def command_ledger(args):
     print(f"{total} agreeing samples of {len(ledger)} OpInfos -> {os.path.relpath(path, ROOT)}")
 
 
-def run_ledger(ledger: dict, inputs: str = "samples") -> list:
-    """Run the ledger's samples (drawn by ``inputs``, as the ledger was); the records of those that
-    no longer agree."""
+def replay_ledger(ledger: dict, trial, run) -> list:
+    """Every op_db OpInfo a trial's ledger names, run again as ``run(trial, op, entry)`` (its records);
+    the records that are not ``same``. The op_db trials' CI ledger tests share this walk."""
     import torch
 
     torch.set_num_threads(1)
-    trial = Trial()
     failures = []
     with _without_test_function_lookup():
         for op in load_op_db():
             entry = ledger.get(entry_name(op))
-            if not entry:
-                continue
-            plan = {tuple(key.split("/")): set(indices) for key, indices in entry.items()}
-            failures += [record for record in run_op(trial, op, plan=plan, inputs=inputs)
-                         if record["kind"] != "same" and not record["detail"].startswith("gradients not compared")]
+            if entry:
+                failures += [record for record in run(trial, op, entry) if record["kind"] != "same"]
     return failures
+
+
+def run_ledger(ledger: dict, inputs: str = "samples") -> list:
+    """Run the ledger's samples (drawn by ``inputs``, as the ledger was); the records of those that
+    no longer agree."""
+    def run(trial, op, entry):
+        plan = {tuple(key.split("/")): set(indices) for key, indices in entry.items()}
+        return [record for record in run_op(trial, op, plan=plan, inputs=inputs)
+                if not record["detail"].startswith("gradients not compared")]
+
+    return replay_ledger(ledger, Trial(), run)
 
 
 def main(argv=None):

@@ -59,6 +59,7 @@ from torch_opinfo_trial import (  # noqa: E402
     compare_outputs,
     entry_name,
     load_op_db,
+    replay_ledger,
 )
 from torch_oracle import time_limit  # noqa: E402
 
@@ -556,18 +557,8 @@ def command_ledger(args):
 
 def run_ledger(ledger: dict) -> list:
     """Run the ledger's cases; the records of those that no longer agree."""
-    import torch
-
-    torch.set_num_threads(1)
-    trial = Trial()
-    failures = []
-    with _without_test_function_lookup():
-        for op in load_op_db():
-            entry = ledger.get(entry_name(op))
-            if entry:
-                plan = {case: set(entry.get(case, ())) for case in CASES}
-                failures += [record for record in run_op(trial, op, plan=plan) if record["kind"] != "same"]
-    return failures
+    return replay_ledger(ledger, Trial(), lambda trial, op, entry: run_op(
+        trial, op, plan={case: set(entry.get(case, ())) for case in CASES}))
 
 
 def main(argv=None):
