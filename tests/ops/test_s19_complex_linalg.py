@@ -23,21 +23,26 @@ def _pair(array, requires_grad=True):
 
 def _close(ours, theirs, rtol=1e-7, atol=1e-9):
     assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
-    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().resolve_conj().numpy(), rtol=rtol, atol=atol)
 
 
-def _real_loss(out, cotangent_seed):
-    """A real loss of a (possibly complex) output: ⟨c, out⟩'s real part, the same c for both libraries."""
-    c = _complex(tuple(out.shape), cotangent_seed)
-    lib = chainrule if isinstance(out, chainrule.Tensor) else torch
-    return (out * lib.tensor(c.conj() if out.is_complex() else c.real)).sum().real
+def _real_loss(outputs, seed):
+    """A real loss of (possibly complex) outputs: Σ Re⟨c, out⟩, the same c for both libraries."""
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    loss = 0
+    for k, out in enumerate(outputs):
+        lib = chainrule if isinstance(out, chainrule.Tensor) else torch
+        c = _complex(tuple(out.shape), seed + k)
+        loss = loss + (out * lib.tensor(c.conj() if out.is_complex() else c.real)).sum().real
+    return loss
 
 
 def _same_gradients(f_ours, f_theirs, arrays, seed=7, rtol=1e-7, atol=1e-9):
-    """f's value and the gradients of a real loss of it, chainrule against torch."""
+    """f's values and the gradients of a real loss of them, chainrule against torch."""
     ours, theirs = zip(*(_pair(a) for a in arrays))
     out_ours, out_theirs = f_ours(*ours), f_theirs(*theirs)
-    _close(out_ours, out_theirs, rtol, atol)
+    for a, b in zip(*(o if isinstance(o, tuple) else (o,) for o in (out_ours, out_theirs))):
+        _close(a, b, rtol, atol)
     _real_loss(out_ours, seed).backward()
     _real_loss(out_theirs, seed).backward()
     for a, b in zip(ours, theirs):
@@ -65,3 +70,79 @@ def test_complex_conv_gradcheck_and_complex64_dtype():
     small = chainrule.nn.functional.conv2d(chainrule.tensor(_complex((1, 1, 3, 3), 4, np.complex64)),
                                            chainrule.tensor(_complex((1, 1, 2, 2), 5, np.complex64)))
     assert small.dtype == chainrule.complex64
+
+
+# ---- linear algebra -----------------------------------------------------------------------------
+def _hermitian_pd(L, a):
+    """A Hermitian positive-definite matrix made of ``a`` (differentiable), for cholesky and friends."""
+    return a @ a.mH + 3 * L.eye(a.shape[-1], dtype=a.dtype)
+
+
+# each: a function of (library, *complex128 tensors) and the shapes of those tensors; the outputs
+# that depend on a phase choice (singular and eigen vectors) enter through their magnitudes only
+LINALG_CASES = {
+    "inv": (lambda L, a: L.linalg.inv(a), [(3, 3)]),
+    "det": (lambda L, a: L.linalg.det(a), [(2, 3, 3)]),
+    "slogdet": (lambda L, a: tuple(L.linalg.slogdet(a)), [(3, 3)]),
+    "logdet": (lambda L, a: L.logdet(a), [(3, 3)]),
+    "solve": (lambda L, a, b: L.linalg.solve(a, b), [(3, 3), (3, 2)]),
+    "solve_left_false": (lambda L, a, b: L.linalg.solve(a, b, left=False), [(3, 3), (2, 3)]),
+    "solve_triangular": (lambda L, a, b: L.linalg.solve_triangular(a, b, upper=True), [(3, 3), (3, 2)]),
+    "triangular_solve": (lambda L, b, a: tuple(L.triangular_solve(b, a, upper=False, transpose=True)),
+                         [(3, 2), (3, 3)]),
+    "cholesky": (lambda L, a: L.linalg.cholesky(_hermitian_pd(L, a)), [(3, 3)]),
+    "cholesky_upper": (lambda L, a: L.linalg.cholesky(_hermitian_pd(L, a), upper=True), [(3, 3)]),
+    "cholesky_solve": (lambda L, b, a: L.cholesky_solve(b, L.linalg.cholesky(_hermitian_pd(L, a))), [(3, 2), (3, 3)]),
+    "cholesky_inverse": (lambda L, a: L.cholesky_inverse(L.linalg.cholesky(_hermitian_pd(L, a)), upper=False),
+                         [(3, 3)]),
+    "qr_tall": (lambda L, a: tuple(L.linalg.qr(a)), [(4, 3)]),
+    "qr_wide": (lambda L, a: tuple(L.linalg.qr(a)), [(2, 4)]),
+    "svd": (lambda L, a: (lambda u, s, vh: (u.abs(), s, vh.abs()))(*L.linalg.svd(a, full_matrices=False)), [(4, 3)]),
+    "svd_wide_low_rank_product": (lambda L, a: (lambda u, s, vh: (u[..., :2] * s[..., :2]) @ vh[..., :2, :])(
+        *L.linalg.svd(a, full_matrices=False)), [(3, 5)]),
+    "torch_svd_v": (lambda L, a: (lambda u, s, v: (u * s) @ v.mH)(*L.svd(a)), [(3, 3)]),
+    "svdvals_nuclear_spectral_cond": (lambda L, a: (L.linalg.svdvals(a), L.linalg.matrix_norm(a, "nuc"),
+                                                     L.linalg.matrix_norm(a, 2), L.linalg.cond(a)), [(3, 4)]),
+    "eigh": (lambda L, a: (lambda w, v: (w, v.abs()))(*L.linalg.eigh(a + a.mH)), [(3, 3)]),
+    "pinv": (lambda L, a: L.linalg.pinv(a), [(4, 3)]),
+    "pinv_hermitian": (lambda L, a: L.linalg.pinv(_hermitian_pd(L, a), hermitian=True), [(3, 3)]),
+    "lstsq": (lambda L, a, b: L.linalg.lstsq(a, b, driver="gelsd")[:2], [(4, 3), (4, 2)]),
+    "lu": (lambda L, a: tuple(L.linalg.lu(a)[1:]), [(4, 3)]),
+    "lu_factor_and_solve": (lambda L, a, b: (lambda lu, piv: (lu, L.linalg.lu_solve(lu, piv, b, adjoint=True),
+                                                              L.linalg.lu_solve(lu, piv, b.mT, left=False)))(
+        *L.linalg.lu_factor(a)), [(3, 3), (3, 2)]),
+    "matrix_power": (lambda L, a: L.linalg.matrix_power(a, -2), [(3, 3)]),
+}
+
+
+@pytest.mark.filterwarnings("ignore:torch.triangular_solve is deprecated")
+@pytest.mark.parametrize("name", sorted(LINALG_CASES))
+def test_complex_linalg_values_and_gradients_match_torch(name):
+    f, shapes = LINALG_CASES[name]
+    arrays = [_complex(shape, seed) for seed, shape in enumerate(shapes)]
+    _same_gradients(lambda *t: f(chainrule, *t), lambda *t: f(torch, *t), arrays, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["inv", "slogdet", "cholesky_upper", "cholesky_solve", "qr_wide", "svd", "eigh",
+                                  "pinv", "lstsq", "lu"])
+def test_complex_linalg_gradcheck(name):
+    f, shapes = LINALG_CASES[name]
+    inputs = tuple(chainrule.tensor(_complex(shape, seed), requires_grad=True) for seed, shape in enumerate(shapes))
+    assert gradcheck(lambda *t: f(chainrule, *t), inputs)
+
+
+def test_complex_lu_pivots_on_lapacks_magnitude():
+    # LAPACK's izamax ranks |Re| + |Im|: 2+2j (4) outranks 3 (3), though |2+2j| < 3
+    a = np.array([[3, 1], [2 + 2j, 5]], np.complex128)
+    ours, theirs = chainrule.linalg.lu_factor(chainrule.tensor(a)), torch.linalg.lu_factor(torch.tensor(a))
+    assert ours.pivots.tolist() == theirs.pivots.tolist() == [2, 2]
+    _close(ours.LU, theirs.LU)
+
+
+def test_complex_results_have_torch_real_dtypes():
+    a = chainrule.tensor(_complex((3, 3), 0, np.complex64))
+    assert chainrule.linalg.svdvals(a).dtype == chainrule.float32
+    assert chainrule.linalg.slogdet(a).logabsdet.dtype == chainrule.float32
+    assert chainrule.linalg.slogdet(a).sign.dtype == chainrule.complex64
+    assert chainrule.linalg.cond(a).dtype == chainrule.float32
+    assert chainrule.logdet(a).dtype == chainrule.complex64

@@ -1119,16 +1119,13 @@ def norm(A: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) ->
 
 
 # ---------------------------------------------------------------- inverse, determinants, solve
-def _check_square(A: Tensor, op: str, complex_ok: bool = False) -> None:
+def _check_square(A: Tensor, op: str) -> None:
     shape = A._data.shape
     if A._data.ndim < 2:
         raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
     if shape[-1] != shape[-2]:
         raise RuntimeError(f"{op}: A must be batches of square matrices, but they are {shape[-2]} by "
                            f"{shape[-1]} matrices")
-    if A._data.dtype.kind == "c" and not complex_ok:
-        raise NotImplementedError(f"{op}: complex input ({_dtype.scalar_name(A.dtype)}) is not supported by "
-                                  "chainrule yet (torch supports it)")
     if A._data.dtype.kind not in "fVc":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
                            f"{_dtype.scalar_name(A.dtype)}")
@@ -1160,7 +1157,7 @@ class Inverse(Function):
     _array_forward = True
     node_name = "LinalgInvExBackward0"
     label = "inv"
-    rule = "∂/∂A = -A⁻ᵀ G A⁻ᵀ"
+    rule = "∂/∂A = -A⁻ᴴ G A⁻ᴴ (A⁻ᵀ G A⁻ᵀ for real A)"
     formula = "inv({0})"
 
     @staticmethod
@@ -1175,6 +1172,7 @@ class Inverse(Function):
         return out
 
     @staticmethod
+    @conjugate_rule  # holomorphic: for complex A, grad_A = -Yᴴ G Yᴴ
     def backward(ctx, grad):
         # d(A^-1) = -A^-1 dA A^-1, so grad_A = -Y^T G Y^T with Y = A^-1
         (y,) = ctx.saved_values
@@ -1204,7 +1202,7 @@ class Det(Function):
     _array_forward = True
     node_name = "LinalgDetBackward0"
     label = "det"
-    rule = "∂/∂A = g·det(A)·A⁻ᵀ"
+    rule = "∂/∂A = g·conj(det(A))·A⁻ᴴ"
     formula = "det({0})"
 
     @staticmethod
@@ -1215,6 +1213,7 @@ class Det(Function):
         return out
 
     @staticmethod
+    @conjugate_rule  # holomorphic: for complex A, grad_A = g conj(det A) A⁻ᴴ
     def backward(ctx, grad):
         # d det(A) = det(A) tr(A^-1 dA), so grad_A = grad det(A) A^-T (A must be invertible)
         A, out = ctx.saved_values
@@ -1233,21 +1232,26 @@ class Slogdet(Function):
     _array_forward = True
     node_name = "LinalgSlogdetBackward0"
     label = "slogdet"
-    rule = "∂/∂A = g·A⁻ᵀ through log|det A|; the sign gets no gradient"
+    rule = "∂/∂A = (g + i·Im(G_sign·conj(sign)))·A⁻ᴴ; a real A's sign gets no gradient"
 
     @staticmethod
     def forward(ctx, A):
         xp = array_module(A)
         sign, logabsdet = xp.linalg.slogdet(A)
-        sign, logabsdet = _as_array(sign).astype(A.dtype, copy=False), _as_array(logabsdet).astype(A.dtype, copy=False)
-        ctx.save_for_backward(A)
-        return sign, logabsdet  # sign is piecewise constant: its gradient is ignored, as in torch
+        # a complex A's sign is complex (det / |det|), its log|det| real
+        sign, logabsdet = _as_array(sign).astype(A.dtype, copy=False), _as_array(logabsdet).astype(A.real.dtype, copy=False)
+        ctx.save_for_backward(A, sign if sign.dtype.kind == "c" else None)
+        return sign, logabsdet  # a real sign is piecewise constant: its gradient is ignored, as in torch
 
     @staticmethod
     def backward(ctx, grad_sign, grad_logabsdet):
-        # d log|det A| = tr(A^-1 dA): grad_A = g A^-T
-        (A,) = ctx.saved_values
-        return grad_logabsdet.unsqueeze(-1).unsqueeze(-1) * inv(A).mT
+        # d log|det A| = Re tr(A^-1 dA): grad_A = g A^-H; a complex sign = e^{iθ} moves with
+        # dθ = Im tr(A^-1 dA), so its real loss adds i Im(G_sign conj(sign)) to g (torch's slogdet_backward)
+        A, sign = ctx.saved_values
+        scale = grad_logabsdet
+        if sign is not None:
+            scale = scale + 1j * (grad_sign * sign.conj()).imag
+        return scale.unsqueeze(-1).unsqueeze(-1) * inv(A).mH
 
 
 def slogdet(A: Tensor):
@@ -1258,10 +1262,13 @@ def slogdet(A: Tensor):
 
 
 def logdet(input: Tensor) -> Tensor:
-    """torch.logdet: ``log(det(A))`` (NaN for a negative determinant, -inf for a singular matrix)."""
+    """torch.logdet: ``log(det(A))`` (NaN for a negative determinant, -inf for a singular matrix;
+    for complex A, log(sign) + log|det A|)."""
     from .elementwise import where
 
     sign, logabsdet = slogdet(input)
+    if sign.is_complex():
+        return sign.log() + logabsdet
     return where(Tensor._make(sign._data < 0), float("nan"), logabsdet)
 
 
