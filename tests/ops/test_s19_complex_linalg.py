@@ -146,3 +146,28 @@ def test_complex_results_have_torch_real_dtypes():
     assert chainrule.linalg.slogdet(a).sign.dtype == chainrule.complex64
     assert chainrule.linalg.cond(a).dtype == chainrule.float32
     assert chainrule.logdet(a).dtype == chainrule.complex64
+
+
+def test_complex_householder_product_and_ormqr_conjugate_the_reflectors():
+    # Hᵢ = I - τᵢ vᵢ vᵢᴴ: the Q of geqrf's complex reflectors is unitary
+    a = _complex((4, 3), 0)
+    packed, tau = torch.geqrf(torch.tensor(a))
+    f = lambda L, p, t: L.linalg.householder_product(p, t)  # noqa: E731
+    _same_gradients(lambda p, t: f(chainrule, p, t), lambda p, t: f(torch, p, t),
+                    [packed.numpy(), tau.numpy()])
+    c = _complex((4, 2), 1)
+    _close(chainrule.ormqr(chainrule.tensor(packed.numpy()), chainrule.tensor(tau.numpy()), chainrule.tensor(c),
+                           transpose=True),
+           torch.ormqr(packed, tau, torch.tensor(c), transpose=True))
+
+
+@pytest.mark.parametrize("hermitian", [False, True])
+def test_complex_ldl_solve_of_torchs_factor(hermitian):
+    # torch's LDLᴴ (hermitian) or complex-symmetric LDLᵀ factor, solved by chainrule (zhetrs / zsytrs)
+    a = _complex((4, 4), 2)
+    a = a + a.conj().T if hermitian else a + a.T
+    LD, pivots = torch.linalg.ldl_factor(torch.tensor(a), hermitian=hermitian)
+    b = _complex((4, 2), 3)
+    ours = chainrule.linalg.ldl_solve(chainrule.tensor(LD.numpy()), chainrule.tensor(pivots.numpy()),
+                                      chainrule.tensor(b), hermitian=hermitian)
+    _close(ours, torch.linalg.ldl_solve(LD, pivots, torch.tensor(b), hermitian=hermitian))

@@ -1217,7 +1217,7 @@ class NoReflectors(Function):
 @cpu_autocast_policy("float32")  # torch's CPU autocast lists orgqr
 def linalg_householder_product(A: Tensor, tau: Tensor, *, out=None) -> Tensor:
     """torch.linalg.householder_product (LAPACK orgqr): the first n columns of H₁ ⋯ H_k with
-    Hᵢ = I - τᵢ vᵢ vᵢᵀ, vᵢ = (0, ..., 0, 1, A[i+1:, i]) — the Q of geqrf's packed reflectors.
+    Hᵢ = I - τᵢ vᵢ vᵢᴴ, vᵢ = (0, ..., 0, 1, A[i+1:, i]) — the Q of geqrf's packed reflectors.
     Composed of chainrule ops, so its gradient (to A and tau) comes from theirs."""
     from .shape import cat
 
@@ -1241,7 +1241,7 @@ def linalg_householder_product(A: Tensor, tau: Tensor, *, out=None) -> Tensor:
     for i in reversed(range(k)):
         head = _const(xp.broadcast_to(xp.asarray([0.0] * i + [1.0], dtype=A._data.dtype), batch + (i + 1,)))
         v = cat([head, A[..., i + 1:, i]], -1).unsqueeze(-1)
-        Q = Q - tau[..., i, None, None] * _mat(v, _mat(v.mT, Q))
+        Q = Q - tau[..., i, None, None] * _mat(v, _mat(v.mH, Q))
     if k == 0:
         Q = NoReflectors.apply(A, tau)
     Q = Q.mT.contiguous().mT  # LAPACK's column-major layout, which torch returns

@@ -1521,37 +1521,40 @@ def _sytrf_lower(xp, a):
     return xp.tril(a), pivots, info
 
 
-def _sytrs_lower(xp, ld, pivots, b):
-    """LAPACK's dsytrs for the lower factor: X with P L D Lᵀ Pᵀ X = B, ``b`` (n, k) overwritten."""
+def _sytrs_lower(xp, ld, pivots, b, hermitian: bool = False):
+    """LAPACK's dsytrs for the lower factor: X with P L D Lᵀ Pᵀ X = B, ``b`` (n, k) overwritten; with
+    ``hermitian`` (complex), zhetrs's P L D Lᴴ Pᵀ, D Hermitian (its 2x2 blocks' upper entry conjugated)."""
     n = ld.shape[0]
+    conjugated = hermitian and ld.dtype.kind == "c"
+    adjoint = xp.conj if conjugated else (lambda x: x)
     k = 0
     while k < n:  # L D Y = P B
         if pivots[k] > 0:
             p = pivots[k] - 1
             b[[k, p]] = b[[p, k]]
             b[k + 1:] -= xp.outer(ld[k + 1:, k], b[k])
-            b[k] = b[k] / ld[k, k]
+            b[k] = b[k] / (ld[k, k].real if conjugated else ld[k, k])
             k += 1
         else:
             p = -pivots[k] - 1
             b[[k + 1, p]] = b[[p, k + 1]]
             b[k + 2:] -= xp.outer(ld[k + 2:, k], b[k]) + xp.outer(ld[k + 2:, k + 1], b[k + 1])
             off = ld[k + 1, k]
-            d11, d22 = ld[k, k] / off, ld[k + 1, k + 1] / off
+            d11, d22 = ld[k, k] / adjoint(off), ld[k + 1, k + 1] / off
             denominator = d11 * d22 - 1
-            first, second = b[k] / off, b[k + 1] / off
+            first, second = b[k] / adjoint(off), b[k + 1] / off
             b[k], b[k + 1] = (d22 * first - second) / denominator, (d11 * second - first) / denominator
             k += 2
     k = n - 1
-    while k >= 0:  # Lᵀ Pᵀ X = Y
+    while k >= 0:  # Lᵀ Pᵀ X = Y (Lᴴ when hermitian)
         if pivots[k] > 0:
-            b[k] -= ld[k + 1:, k] @ b[k + 1:]
+            b[k] -= adjoint(ld[k + 1:, k]) @ b[k + 1:]
             p = pivots[k] - 1
             b[[k, p]] = b[[p, k]]
             k -= 1
         else:
-            b[k] -= ld[k + 1:, k] @ b[k + 1:]
-            b[k - 1] -= ld[k + 1:, k - 1] @ b[k + 1:]
+            b[k] -= adjoint(ld[k + 1:, k]) @ b[k + 1:]
+            b[k - 1] -= adjoint(ld[k + 1:, k - 1]) @ b[k + 1:]
             p = -pivots[k] - 1
             b[[k, p]] = b[[p, k]]
             k -= 2
@@ -1633,7 +1636,7 @@ class LdlSolve(Function):
     formula = "ldl_solve({0}, {1})"
 
     @staticmethod
-    def forward(ctx, LD, B, pivots):
+    def forward(ctx, LD, B, pivots, hermitian):
         xp = array_module(LD)
         n = LD.shape[-1]
         batch = xp.broadcast_shapes(LD.shape[:-2], B.shape[:-2])
@@ -1642,7 +1645,8 @@ class LdlSolve(Function):
         B = xp.broadcast_to(B, batch + B.shape[-2:]).reshape((math.prod(batch),) + B.shape[-2:])
         out = xp.empty(B.shape, dtype=xp.result_type(LD.dtype, B.dtype))
         for i in range(B.shape[0]):
-            out[i] = _sytrs_lower(xp, LD[i], [int(p) for p in pivots[i].tolist()], B[i].astype(out.dtype, copy=True))
+            out[i] = _sytrs_lower(xp, LD[i], [int(p) for p in pivots[i].tolist()], B[i].astype(out.dtype, copy=True),
+                                  hermitian)
         return _column_major(out.reshape(batch + out.shape[-2:]))
 
     @staticmethod
@@ -1658,7 +1662,7 @@ def ldl_solve(LD: Tensor, pivots: Tensor, B: Tensor, *, hermitian: bool = False)
     if B._data.shape[-2] != n:
         raise RuntimeError(f"Incompatible matrix sizes for torch.linalg.ldl_solve: each A matrix is {n} by {n} but "
                            f"each b matrix is {B._data.shape[-2]} by {B._data.shape[-1]}")
-    return LdlSolve.apply(LD, B, pivots=pivots._data)
+    return LdlSolve.apply(LD, B, pivots=pivots._data, hermitian=bool(hermitian))
 
 
 # ---------------------------------------------------------------- Householder QR (LAPACK geqrf/ormqr), vander
