@@ -50,11 +50,11 @@ GRADIENT_DTYPE = "complex128"
 # (OpInfo, dtype) pairs deliberately not compared, each with why
 SKIPPED = {}
 # OpInfos that chainrule refuses in complex dtypes with an error naming the op and the dtype, where
-# torch 2.13 computes them: LDLᴴ / complex-symmetric LDLᵀ factorisations (Bunch-Kaufman with
-# conjugated pivots) are not built. Such a refusal counts as skipped, with this reason and the
-# error; any other outcome is compared as usual.
-COMPLEX_REFUSED = frozenset({"linalg.ldl_factor", "linalg.ldl_factor_ex"})
-COMPLEX_REFUSED_REASON = "complex refused by chainrule (complex LDL factorisation: not built yet)"
+# torch 2.13 computes them (none since session 19, which built complex linear algebra and
+# convolution). Such a refusal counts as skipped, with this reason and the error; any other
+# outcome is compared as usual.
+COMPLEX_REFUSED = frozenset()
+COMPLEX_REFUSED_REASON = "complex refused by chainrule"
 
 
 class DtypesTrial(Trial):

@@ -112,6 +112,7 @@ LINALG_CASES = {
                                                               L.linalg.lu_solve(lu, piv, b.mT, left=False)))(
         *L.linalg.lu_factor(a)), [(3, 3), (3, 2)]),
     "matrix_power": (lambda L, a: L.linalg.matrix_power(a, -2), [(3, 3)]),
+    "matrix_exp": (lambda L, a: L.linalg.matrix_exp(a), [(3, 3)]),
 }
 
 
@@ -159,6 +160,20 @@ def test_complex_householder_product_and_ormqr_conjugate_the_reflectors():
     _close(chainrule.ormqr(chainrule.tensor(packed.numpy()), chainrule.tensor(tau.numpy()), chainrule.tensor(c),
                            transpose=True),
            torch.ormqr(packed, tau, torch.tensor(c), transpose=True))
+
+
+@pytest.mark.parametrize("hermitian", [False, True])
+def test_complex_ldl_factor_pivots_as_lapack(hermitian):
+    # a small diagonal makes Bunch-Kaufman swap rows and take 2x2 blocks; zhetf2 conjugates what it
+    # reflects, zsytf2 does not, and both rank entries by |Re| + |Im|
+    for seed in range(4):
+        a = _complex((5, 5), seed)
+        a = a + a.conj().T if hermitian else a + a.T
+        a[np.arange(5), np.arange(5)] *= 0.01
+        ours = chainrule.linalg.ldl_factor_ex(chainrule.tensor(a), hermitian=hermitian)
+        theirs = torch.linalg.ldl_factor_ex(torch.tensor(a), hermitian=hermitian)
+        assert ours.pivots.tolist() == theirs.pivots.tolist()
+        _close(ours.LD, theirs.LD)
 
 
 @pytest.mark.parametrize("hermitian", [False, True])

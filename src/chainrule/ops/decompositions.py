@@ -1036,7 +1036,7 @@ class MatrixExp(Function):
     _array_forward = True
     node_name = "LinalgMatrixExpBackward0"
     label = "matrix_exp"
-    rule = "∂/∂A = the upper-right block of exp([[Aᵀ, G], [0, Aᵀ]]) (the Fréchet derivative at Aᵀ)"
+    rule = "∂/∂A = the upper-right block of exp([[Aᴴ, G], [0, Aᴴ]]) (the Fréchet derivative at Aᴴ)"
     formula = "matrix_exp({0})"
 
     @staticmethod
@@ -1051,8 +1051,8 @@ class MatrixExp(Function):
 
         (A,) = ctx.saved_values
         n = A.shape[-1]
-        top = cat([A.mT, grad], -1)
-        bottom = cat([grad * 0, A.mT], -1)
+        top = cat([A.mH, grad], -1)  # Aᴴ for complex A: the rule is holomorphic
+        bottom = cat([grad * 0, A.mH], -1)
         return MatrixExp.apply(cat([top, bottom], -2))[..., :n, n:]
 
 

@@ -1452,21 +1452,29 @@ def _removed_matrix_rank(*args, **kwargs):
 _BUNCH_KAUFMAN_ALPHA = (1 + math.sqrt(17)) / 8  # LAPACK's: bounds the growth of the 1x1 and 2x2 pivots
 
 
-def _sytrf_lower(xp, a):
+def _sytrf_lower(xp, a, hermitian: bool = False):
     """LAPACK's dsytf2 on the lower triangle of the square matrix ``a`` (a copy, overwritten): the
     Bunch-Kaufman P L D Lᵀ Pᵀ with 1x1 and 2x2 diagonal blocks. Returns (a, pivots, info) in LAPACK's
     conventions: pivots 1-based, a 2x2 block marked by the negated row swapped into it on both of its
     entries; info the 1-based column of the first zero pivot, 0 if none. One step per column, each
-    vectorised over the trailing block; the pivot choices read scalars (a sync per step on a device)."""
+    vectorised over the trailing block; the pivot choices read scalars (a sync per step on a device).
+    Complex entries are ranked by |Re| + |Im|, as zsytf2 does; ``hermitian`` (complex) is zhetf2's
+    P L D Lᴴ Pᵀ, which reads the diagonal's real part and conjugates what it reflects."""
     n = a.shape[0]
     pivots = [0] * n
     info = 0
     k = 0
+    is_complex = a.dtype.kind == "c"
+    conjugated = hermitian and is_complex
+    magnitude = (lambda x: xp.abs(x.real) + xp.abs(x.imag)) if is_complex else xp.abs
+    diagonal_of = (lambda x: abs(float(x.real))) if conjugated else (lambda x: float(magnitude(x)))
+    if conjugated:
+        a[xp.arange(n), xp.arange(n)] = a.diagonal().real
     while k < n:
         step = 1
-        diagonal = abs(float(a[k, k]))
+        diagonal = diagonal_of(a[k, k])
         if k < n - 1:
-            below = xp.abs(a[k + 1:, k])
+            below = magnitude(a[k + 1:, k])
             i_max = k + 1 + int(below.argmax())
             column_max = float(below[i_max - k - 1])
         else:
@@ -1477,12 +1485,12 @@ def _sytrf_lower(xp, a):
         elif diagonal >= _BUNCH_KAUFMAN_ALPHA * column_max:
             swap_with = k
         else:
-            row_max = float(xp.abs(a[i_max, k:i_max]).max())
+            row_max = float(magnitude(a[i_max, k:i_max]).max())
             if i_max < n - 1:
-                row_max = max(row_max, float(xp.abs(a[i_max + 1:, i_max]).max()))
+                row_max = max(row_max, float(magnitude(a[i_max + 1:, i_max]).max()))
             if diagonal * row_max >= _BUNCH_KAUFMAN_ALPHA * column_max * column_max:
                 swap_with = k
-            elif abs(float(a[i_max, i_max])) >= _BUNCH_KAUFMAN_ALPHA * row_max:
+            elif diagonal_of(a[i_max, i_max]) >= _BUNCH_KAUFMAN_ALPHA * row_max:
                 swap_with = i_max
             else:
                 swap_with, step = i_max, 2
@@ -1493,14 +1501,32 @@ def _sytrf_lower(xp, a):
             between = a[last + 1:p, last].copy()
             a[last + 1:p, last] = a[p, last + 1:p]
             a[p, last + 1:p] = between
+            if conjugated:  # the reflected entries of a Hermitian matrix are conjugates
+                a[last + 1:p, last] = a[last + 1:p, last].conj()
+                a[p, last + 1:p] = a[p, last + 1:p].conj()
+                a[p, last] = a[p, last].conj()
             a[[last, p], [last, p]] = a[[p, last], [p, last]]
             if step == 2:
                 a[[k + 1, p], [k, k]] = a[[p, k + 1], [k, k]]
-        if step == 1 and k < n - 1 and float(a[k, k]) != 0:
-            # A₂₂ ← A₂₂ - x xᵀ / d, then L's column x / d (the lower triangle is all LAPACK keeps)
+        if step == 1 and k < n - 1 and a[k, k] != 0:
+            # A₂₂ ← A₂₂ - x xᵀ / d (x xᴴ / d when hermitian), then L's column x / d (the lower
+            # triangle is all LAPACK keeps)
             x = a[k + 1:, k].copy()
-            a[k + 1:, k + 1:] -= xp.tril(xp.outer(x, x / a[k, k]))
+            a[k + 1:, k + 1:] -= xp.tril(xp.outer(x, (x.conj() if conjugated else x) / a[k, k]))
             a[k + 1:, k] = x / a[k, k]
+        elif step == 2 and k < n - 2 and conjugated:
+            # L's two columns W D⁻¹ with D = [[d₁₁, conj(d₂₁)], [d₂₁, d₂₂]], then A₂₂ ← A₂₂ - W D⁻¹ Wᴴ
+            # (zhetf2's update, unscaled); the trailing diagonal stays real
+            d11, d21, d22 = a[k, k].real, a[k + 1, k], a[k + 1, k + 1].real
+            determinant = d11 * d22 - (d21 * d21.conj()).real
+            w, w1 = a[k + 2:, k].copy(), a[k + 2:, k + 1].copy()
+            l0 = (w * d22 - w1 * d21) / determinant
+            l1 = (w1 * d11 - w * d21.conj()) / determinant
+            a[k + 2:, k + 2:] -= xp.tril(xp.outer(l0, w.conj()) + xp.outer(l1, w1.conj()))
+            a[k + 2:, k] = l0
+            a[k + 2:, k + 1] = l1
+            trailing = xp.arange(k + 2, n)
+            a[trailing, trailing] = a[trailing, trailing].real
         elif step == 2 and k < n - 2:
             # the 2x2 block's inverse applied to the two columns, in dsytf2's scaled form
             d21 = a[k + 1, k]
@@ -1569,13 +1595,13 @@ class LdlFactor(Function):
     formula = "ldl_factor({0})"
 
     @staticmethod
-    def forward(ctx, A):
+    def forward(ctx, A, hermitian):
         xp = array_module(A)
         batch, n = A.shape[:-2], A.shape[-1]
         flat = A.reshape((math.prod(A.shape[:-2]), n, n))
         factors, pivots, infos = [], [], []
         for matrix in flat:  # each matrix pivots its own way
-            ld, p, info = _sytrf_lower(xp, matrix.copy())
+            ld, p, info = _sytrf_lower(xp, matrix.copy(), hermitian)
             factors.append(ld)
             pivots.append(p)
             infos.append(info)
@@ -1594,10 +1620,7 @@ def _check_ldl_input(A: Tensor, op: str) -> None:
     if A._data.shape[-1] != A._data.shape[-2]:
         raise RuntimeError(f"torch.linalg.{op}: A must be batches of square matrices, but they are "
                            f"{A._data.shape[-2]} by {A._data.shape[-1]} matrices")
-    if A._data.dtype.kind == "c":
-        raise NotImplementedError(f"torch.linalg.{op}: chainrule factors real symmetric matrices only (torch's "
-                                  "complex and hermitian=True forms are not built)")
-    if A._data.dtype.kind != "f":
+    if A._data.dtype.kind not in "fc":
         raise RuntimeError(f"torch.linalg.{op}: Expected a floating point or complex tensor as input. Got "
                            f"{_dtype.scalar_name(A.dtype)}")
 
@@ -1606,10 +1629,10 @@ def ldl_factor_ex(A: Tensor, *, hermitian: bool = False, check_errors: bool = Fa
     """torch.linalg.ldl_factor_ex: ``(LD, pivots, info)`` of the symmetric A's lower triangle,
     A = P L D Lᵀ Pᵀ with D of 1x1 and 2x2 blocks (LAPACK's sytrf, Bunch-Kaufman pivoting): L below LD's
     diagonal, D on and beside it, pivots as LAPACK's (1-based, negative pairs for a 2x2 block), info
-    the first zero pivot's column (0: none). Real input only (where ``hermitian`` changes nothing); no
-    derivative, as torch's."""
+    the first zero pivot's column (0: none). A complex A with ``hermitian`` is factored as
+    P L D Lᴴ Pᵀ (LAPACK's hetrf), else as complex-symmetric; no derivative, as torch's."""
     _check_ldl_input(A, "ldl_factor_ex")
-    ld, pivots, info = LdlFactor.apply(A)
+    ld, pivots, info = LdlFactor.apply(A, hermitian=bool(hermitian))
     pivots, info = pivots.detach(), info.detach()
     if check_errors and bool((info._data != 0).any()):
         raise RuntimeError("torch.linalg.ldl_factor_ex: The factorization could not be completed because the "
@@ -1621,7 +1644,7 @@ def ldl_factor(A: Tensor, *, hermitian: bool = False):
     """torch.linalg.ldl_factor: ldl_factor_ex's ``(LD, pivots)``; a singular A raises (torch 2.13 fails
     an internal assert there)."""
     _check_ldl_input(A, "ldl_factor")
-    ld, pivots, info = LdlFactor.apply(A)
+    ld, pivots, info = LdlFactor.apply(A, hermitian=bool(hermitian))
     if bool((info._data != 0).any()):
         raise RuntimeError("torch.linalg.ldl_factor: The factorization could not be completed because the input "
                            "is singular (a zero pivot in D).")
