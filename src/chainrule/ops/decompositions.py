@@ -26,7 +26,7 @@ from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, honours_out, write_out
 from .elementwise import conjugate_rule
-from .linalg import _check_square, _column_major, _cross, _mat, matmul
+from .linalg import _adjoint, _check_square, _column_major, _cross, _mat, matmul
 
 __all__ = ["cholesky", "cholesky_solve", "cholesky_inverse", "qr", "svd", "pinverse", "matrix_exp", "orgqr", "lu_unpack",
            "lu", "lu_solve", "triangular_solve", "nuclear_norm", "frobenius_norm", "svd_lowrank", "pca_lowrank"]
@@ -239,11 +239,11 @@ class Cholesky(Function):
     @staticmethod
     def backward(ctx, grad, grad_info):
         (factor,) = ctx.saved_values
-        lower, grad_lower = (factor.mH, grad.mH) if ctx.upper else (factor, grad)
+        lower, grad_lower = (_adjoint(factor), _adjoint(grad)) if ctx.upper else (factor, grad)
         # tril(Lᴴ G) sees only G's lower triangle; make it Hermitian, halving the diagonal
-        phi = _mat(lower.mH, grad_lower).tril()
-        phi = 0.5 * (phi + phi.tril(-1).mH)
-        grad_a = linalg_solve_triangular(lower.mH, phi, upper=True, left=True)
+        phi = _mat(_adjoint(lower), grad_lower).tril()
+        phi = 0.5 * (phi + _adjoint(phi.tril(-1)))
+        grad_a = linalg_solve_triangular(_adjoint(lower), phi, upper=True, left=True)
         return linalg_solve_triangular(lower, grad_a, upper=False, left=False)
 
 
@@ -300,8 +300,8 @@ class CholeskySolve(Function):
         grad_b = CholeskySolve.apply(grad, L, upper=ctx.upper)
         grad_l = None
         if ctx.needs_input_grad[1]:
-            common = _mat(grad_b, x.mH)
-            common = common + common.mH
+            common = _mat(grad_b, _adjoint(x))
+            common = common + _adjoint(common)
             grad_l = -_mat(L, common) if ctx.upper else -_mat(common, L)
         return (grad_b if ctx.needs_input_grad[0] else None), grad_l
 
@@ -343,7 +343,7 @@ class CholeskyInverse(Function):
     @staticmethod
     def backward(ctx, grad):
         L, inverse = ctx.saved_values
-        common = _mat(_mat(inverse, grad + grad.mH), inverse)
+        common = _mat(_mat(inverse, grad + _adjoint(grad)), inverse)
         return -_mat(L, common) if ctx.upper else -_mat(common, L)
 
 
@@ -357,14 +357,14 @@ def cholesky_inverse(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
 def _qr_square_backward(Q: Tensor, R: Tensor, grad_q: Tensor, grad_r: Tensor) -> Tensor:
     # A = QR with R square: M = R Gᵣᴴ - G_Qᴴ Q, ∂/∂A = (G_Q + Q copyltu(M)) R⁻ᴴ, copyltu(M) the
     # Hermitian matrix of M's lower triangle; R's diagonal is real, so only Re diag(M) counts
-    m = _mat(R, grad_r.mH) - _mat(grad_q.mH, Q)
+    m = _mat(R, _adjoint(grad_r)) - _mat(_adjoint(grad_q), Q)
     if m.is_complex():
         strict = m.tril(-1)
-        copyltu = strict + strict.mH + _diag_embed(m.diagonal(0, -2, -1).real)
+        copyltu = strict + _adjoint(strict) + _diag_embed(m.diagonal(0, -2, -1).real)
     else:
         copyltu = m.tril() + m.tril(-1).mT
     b = grad_q + _mat(Q, copyltu)
-    return linalg_solve_triangular(R.mH, b, upper=False, left=False)
+    return linalg_solve_triangular(_adjoint(R), b, upper=False, left=False)
 
 
 class Qr(Function):
@@ -410,7 +410,7 @@ class Qr(Function):
 
         U, grad_u, grad_v = R[..., :, :m], grad_r[..., :, :m], grad_r[..., :, m:]
         Y = A[..., :, m:]
-        grad_x = _qr_square_backward(Q, U, grad_q + _mat(Y, grad_v.mH), grad_u)
+        grad_x = _qr_square_backward(Q, U, grad_q + _mat(Y, _adjoint(grad_v)), grad_u)
         return cat([grad_x, _mat(Q, grad_v)], -1)
 
 
@@ -453,12 +453,12 @@ class Eigh(Function):
     def backward(ctx, grad_values, grad_vectors):
         values, vectors = ctx.saved_values
         # project Vᴴ G_V onto the skew-Hermitian matrices (the tangent space of the unitary group)
-        vhgv = _mat(vectors.mH, grad_vectors)
-        vhgv = 0.5 * (vhgv - vhgv.mH)
+        vhgv = _mat(_adjoint(vectors), grad_vectors)
+        vhgv = 0.5 * (vhgv - _adjoint(vhgv))
         n = values.shape[-1]
         gaps = values.unsqueeze(-2) - values.unsqueeze(-1) + _eye_like(values, n)  # λⱼ - λᵢ, 1 on the diagonal
         inner = vhgv / gaps + _diag_embed(grad_values)
-        return _mat(_mat(vectors, inner), vectors.mH)
+        return _mat(_mat(vectors, inner), _adjoint(vectors))
 
 
 def linalg_eigh(A: Tensor, UPLO: str = "L", *, out=None):
@@ -517,10 +517,10 @@ class Svd(Function):
             U, grad_u, Vh, grad_vh = U[..., :, :k], grad_u[..., :, :k], Vh[..., :k, :], grad_vh[..., :k, :]
         squares = S * S
         gaps = squares.unsqueeze(-2) - squares.unsqueeze(-1) + _eye_like(S, k)  # Sⱼ² - Sᵢ², 1 on the diagonal
-        uhgu = _mat(U.mH, grad_u)
-        skew_u = uhgu - uhgu.mH
-        vhgv = _mat(Vh, grad_vh.mH)
-        inner = (skew_u * S.unsqueeze(-2) + S.unsqueeze(-1) * (vhgv - vhgv.mH)) / gaps
+        uhgu = _mat(_adjoint(U), grad_u)
+        skew_u = uhgu - _adjoint(uhgu)
+        vhgv = _mat(Vh, _adjoint(grad_vh))
+        inner = (skew_u * S.unsqueeze(-2) + S.unsqueeze(-1) * (vhgv - _adjoint(vhgv))) / gaps
         inner = inner + _diag_embed(grad_s)
         if skew_u.is_complex():
             # a phase on a singular pair moves diag(Uᴴ dA V) by i Im(...): with V's phase held (torch's
@@ -529,11 +529,11 @@ class Svd(Function):
         if m > n:
             # the part of G_U outside U's span: (I - UUᴴ) G_U S⁻¹
             grad_u_over_s = grad_u / S.unsqueeze(-2)
-            grad_a = _mat(U, inner) + grad_u_over_s - _mat(U, _mat(U.mH, grad_u_over_s))
+            grad_a = _mat(U, inner) + grad_u_over_s - _mat(U, _mat(_adjoint(U), grad_u_over_s))
             return _mat(grad_a, Vh)
         if m < n:
             s_inv_grad_vh = grad_vh / S.unsqueeze(-1)
-            grad_a = _mat(inner, Vh) + s_inv_grad_vh - _mat(_mat(s_inv_grad_vh, Vh.mH), Vh)
+            grad_a = _mat(inner, Vh) + s_inv_grad_vh - _mat(_mat(s_inv_grad_vh, _adjoint(Vh)), Vh)
             return _mat(U, grad_a)
         return _mat(_mat(U, inner), Vh)
 
@@ -567,7 +567,7 @@ def svd(input: Tensor, some: bool = True, compute_uv: bool = True, *, out=None):
                   _const(_column_major(xp.zeros(batch + (n, n), dtype=input._data.dtype))))
     else:
         U, S, Vh = Svd.apply(input, full_matrices=not some)
-        result = (U, S, Vh.mH)
+        result = (U, S, _adjoint(Vh))
     return _copy_out(return_types.svd(*result), out, "svd")
 
 
@@ -630,15 +630,15 @@ class Pinv(Function):
 def _pinv_backward(grad: Tensor, pinv_a: Tensor, A: Tensor) -> Tensor:
     """torch's pinv_backward, arranged to multiply the smallest matrices."""
     m, n = A.shape[-2:]
-    pinv_t, grad_t = pinv_a.mH, grad.mH
+    pinv_t, grad_t = _adjoint(pinv_a), _adjoint(grad)
     if m <= n:
         K = _mat(grad_t, pinv_a)
         k_pinv_t = _mat(K, pinv_t)
-        return (-_mat(pinv_a, K).mH + k_pinv_t - _mat(_mat(A, pinv_a), k_pinv_t)
+        return (-_adjoint(_mat(pinv_a, K)) + k_pinv_t - _mat(_mat(A, pinv_a), k_pinv_t)
                 + _mat(_mat(pinv_t, pinv_a), grad_t - _mat(K, A)))
     K = _mat(pinv_a, grad_t)
     pinv_t_k = _mat(pinv_t, K)
-    return (-_mat(K, pinv_a).mH + _mat(_mat(grad_t - _mat(A, K), pinv_a), pinv_t) + pinv_t_k
+    return (-_adjoint(_mat(K, pinv_a)) + _mat(_mat(grad_t - _mat(A, K), pinv_a), pinv_t) + pinv_t_k
             - _mat(_mat(pinv_t_k, pinv_a), A))
 
 
@@ -688,8 +688,8 @@ class Lstsq(Function):
         # torch recomputes pinv(A) in the rule (so it is differentiable again under create_graph)
         A, B = ctx.saved_values
         pinv_a = Pinv.apply(A, atol=None, rtol=ctx.rtol, hermitian=False)
-        grad_a = _pinv_backward(matmul(grad, B.mH), pinv_a, A) if ctx.needs_input_grad[0] else None
-        grad_b = matmul(pinv_a.mH, grad) if ctx.needs_input_grad[1] else None
+        grad_a = _pinv_backward(matmul(grad, _adjoint(B)), pinv_a, A) if ctx.needs_input_grad[0] else None
+        grad_b = matmul(_adjoint(pinv_a), grad) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
@@ -854,16 +854,16 @@ def _lu_backward(P: Tensor, L: Tensor, U: Tensor, grad_l: Tensor, grad_u: Tensor
     k = min(m, n)
     if m <= n:
         # wide (and square): ∂A₁ = P L⁻ᴴ [tril(Lᴴ G_L - triu(G_U) Uᴴ, -1) U₁⁻ᴴ + triu(G_U₁)], ∂A₂ = P L⁻ᴴ G_U₂
-        grad = (_mat(L.mH, grad_l) - _mat(grad_u.triu(), U.mH)).tril(-1)
-        grad = linalg_solve_triangular(U[..., :, :k].mH, grad, upper=False, left=False)
+        grad = (_mat(_adjoint(L), grad_l) - _mat(grad_u.triu(), _adjoint(U))).tril(-1)
+        grad = linalg_solve_triangular(_adjoint(U[..., :, :k]), grad, upper=False, left=False)
         grad = cat([grad + grad_u[..., :, :k].triu(), grad_u[..., :, k:]], -1)
-        grad = linalg_solve_triangular(L.mH, grad, upper=True, left=True, unitriangular=True)
+        grad = linalg_solve_triangular(_adjoint(L), grad, upper=True, left=True, unitriangular=True)
     else:
         # tall: ∂A₁ = P [L₁⁻ᴴ triu(G_U Uᴴ - Lᴴ tril(G_L, -1)) + tril(G_L₁, -1)] U⁻ᴴ, ∂A₂ = P G_L₂ U⁻ᴴ
-        grad = (_mat(grad_u, U.mH) - _mat(L.mH, grad_l.tril(-1))).triu()
-        grad = linalg_solve_triangular(L[..., :k, :].mH, grad, upper=True, left=True, unitriangular=True)
+        grad = (_mat(grad_u, _adjoint(U)) - _mat(_adjoint(L), grad_l.tril(-1))).triu()
+        grad = linalg_solve_triangular(_adjoint(L[..., :k, :]), grad, upper=True, left=True, unitriangular=True)
         grad = cat([grad + grad_l[..., :k, :].tril(-1), grad_l[..., k:, :]], -2)
-        grad = linalg_solve_triangular(U.mH, grad, upper=False, left=False)
+        grad = linalg_solve_triangular(_adjoint(U), grad, upper=False, left=False)
     return _mat(P, grad)
 
 
@@ -988,11 +988,11 @@ def linalg_lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True,
     L, U = _unpack_lu(LU, n, n)
     P = _const(_permutation_array(xp, pivots._data, n, LU._data.dtype))
     if not left:  # X A = B  <=>  Aᴴ Xᴴ = Bᴴ
-        return _copy_out(name_node(linalg_lu_solve(LU, pivots, B.mH, adjoint=not adjoint).mH,
+        return _copy_out(name_node(_adjoint(linalg_lu_solve(LU, pivots, _adjoint(B), adjoint=not adjoint)),
                                    "LinalgLuSolveBackward0"), out, "linalg.lu_solve")
     if adjoint:  # Aᴴ X = B with Aᴴ = Uᴴ Lᴴ Pᵀ: X = P L⁻ᴴ U⁻ᴴ B
-        y = linalg_solve_triangular(U.mH, B, upper=False)
-        X = matmul(P, linalg_solve_triangular(L.mH, y, upper=True, unitriangular=True))
+        y = linalg_solve_triangular(_adjoint(U), B, upper=False)
+        X = matmul(P, linalg_solve_triangular(_adjoint(L), y, upper=True, unitriangular=True))
         X = X.mT.contiguous().mT  # LAPACK's column-major layout, which torch returns
     else:  # X = U⁻¹ L⁻¹ Pᵀ B
         y = linalg_solve_triangular(L, matmul(P.mT, B), upper=False, unitriangular=True)
@@ -1051,8 +1051,8 @@ class MatrixExp(Function):
 
         (A,) = ctx.saved_values
         n = A.shape[-1]
-        top = cat([A.mH, grad], -1)  # Aᴴ for complex A: the rule is holomorphic
-        bottom = cat([grad * 0, A.mH], -1)
+        top = cat([_adjoint(A), grad], -1)  # Aᴴ for complex A: the rule is holomorphic
+        bottom = cat([grad * 0, _adjoint(A)], -1)
         return MatrixExp.apply(cat([top, bottom], -2))[..., :n, n:]
 
 
@@ -1241,7 +1241,7 @@ def linalg_householder_product(A: Tensor, tau: Tensor, *, out=None) -> Tensor:
     for i in reversed(range(k)):
         head = _const(xp.broadcast_to(xp.asarray([0.0] * i + [1.0], dtype=A._data.dtype), batch + (i + 1,)))
         v = cat([head, A[..., i + 1:, i]], -1).unsqueeze(-1)
-        Q = Q - tau[..., i, None, None] * _mat(v, _mat(v.mH, Q))
+        Q = Q - tau[..., i, None, None] * _mat(v, _mat(_adjoint(v), Q))
     if k == 0:
         Q = NoReflectors.apply(A, tau)
     Q = Q.mT.contiguous().mT  # LAPACK's column-major layout, which torch returns
@@ -1335,7 +1335,7 @@ def _approximate_basis(A: Tensor, q: int, niter: int, M: Tensor | None) -> Tenso
     from .random import randn
 
     def apply(B, X):
-        return _mat(A if B is None else A.mH, X) - (0 if M is None else _mat(M if B is None else M.mH, X))
+        return _mat(A if B is None else _adjoint(A), X) - (0 if M is None else _mat(M if B is None else _adjoint(M), X))
 
     Q = linalg_qr(apply(None, randn(A._data.shape[-1], q, dtype=A.dtype, device=A.device))).Q
     for _ in range(niter):
@@ -1350,11 +1350,11 @@ def _svd_lowrank(A: Tensor, q: int, niter: int, M: Tensor | None):
         M = M.broadcast_to(A.shape)
     wide = m < n
     if wide:  # sketch the taller side
-        A, M = A.mH, (None if M is None else M.mH)
+        A, M = _adjoint(A), (None if M is None else _adjoint(M))
     Q = _approximate_basis(A, q, niter, M)
-    B = _mat(Q.mH, A) - (0 if M is None else _mat(Q.mH, M))
+    B = _mat(_adjoint(Q), A) - (0 if M is None else _mat(_adjoint(Q), M))
     U, S, Vh = linalg_svd(B, full_matrices=False)
-    U, V = _mat(Q, U), Vh.mH
+    U, V = _mat(Q, U), _adjoint(Vh)
     return (V, S, U) if wide else (U, S, V)
 
 

@@ -207,6 +207,12 @@ def _blas_ready(x: np.ndarray) -> np.ndarray:
 _NODE_BY_NDIM = {(2, 2): Mm, (3, 3): Bmm, (2, 1): Mv, (1, 1): Dot}
 
 
+def _adjoint(t: Tensor) -> Tensor:
+    """tᴴ over the last two dims; for a real tensor its transpose, without ``.mH``'s conj call (the
+    rules of real matrices stay as fast as before complex ones shared them)."""
+    return t.mH if t._data.dtype.kind == "c" else t.mT
+
+
 def _mat(a: Tensor, b: Tensor) -> Tensor:
     """matmul without argument checks (for rules, whose shapes are right by construction)."""
     return _NODE_BY_NDIM.get((a._data.ndim, b._data.ndim), Matmul).apply(a, b)
@@ -1251,7 +1257,7 @@ class Slogdet(Function):
         scale = grad_logabsdet
         if sign is not None:
             scale = scale + 1j * (grad_sign * sign.conj()).imag
-        return scale.unsqueeze(-1).unsqueeze(-1) * inv(A).mH
+        return scale.unsqueeze(-1).unsqueeze(-1) * _adjoint(inv(A))
 
 
 def slogdet(A: Tensor):
@@ -1375,7 +1381,7 @@ def _eig_backward(values: Tensor, vectors: Tensor, grad_values: Tensor, grad_vec
     from .complex import real
 
     n = values._data.shape[-1]
-    vh = vectors.mH
+    vh = _adjoint(vectors)
     vhgv = _mat(vh, grad_vectors)
     diagonal = vhgv.diagonal(0, -2, -1)
     xp = array_module(diagonal._data)
@@ -1752,7 +1758,7 @@ def ormqr(input: Tensor, tau: Tensor, other: Tensor, left: bool = True, transpos
         tau = cat([tau, Tensor._make(xp.zeros(tau._data.shape[:-1] + (mn - k,), dtype=tau._data.dtype))], -1)
     q = linalg_householder_product(reflectors, tau)
     if transpose:
-        q = q.mH
+        q = _adjoint(q)
     result = matmul(q, other) if left else matmul(other, q)
     result = result.mT.contiguous().mT  # LAPACK's column-major layout, which torch returns
     return name_node(result, "OrmqrBackward0", label="ormqr")
