@@ -204,3 +204,8 @@ def test_complex_ldl_solve_of_torchs_factor(hermitian):
     ours = chainrule.linalg.ldl_solve(chainrule.tensor(LD.numpy()), chainrule.tensor(pivots.numpy()),
                                       chainrule.tensor(b), hermitian=hermitian)
     _close(ours, torch.linalg.ldl_solve(LD, pivots, torch.tensor(b), hermitian=hermitian))
+
+
+def test_complex_renorm_scales_slices_by_their_real_norms():
+    _same_gradients(lambda a: chainrule.renorm(a, 2, 0, 1.5), lambda a: torch.renorm(a, 2, 0, 1.5),
+                    [_complex((3, 4), 5)])
