@@ -209,3 +209,17 @@ def test_complex_ldl_solve_of_torchs_factor(hermitian):
 def test_complex_renorm_scales_slices_by_their_real_norms():
     _same_gradients(lambda a: chainrule.renorm(a, 2, 0, 1.5), lambda a: torch.renorm(a, 2, 0, 1.5),
                     [_complex((3, 4), 5)])
+
+
+def test_complex_conv_module_initialises_and_trains_as_torch():
+    # nn.init.uniform_ draws a complex tensor's real and imaginary parts, as Tensor.uniform_ does
+    torch.manual_seed(0)
+    chainrule.manual_seed(0)
+    theirs = torch.nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular", dtype=torch.complex64)
+    ours = chainrule.nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular", dtype=chainrule.complex64)
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    x = _complex((1, 2, 5, 5), 6, np.complex64)
+    ours(chainrule.tensor(x)).abs().sum().backward()
+    theirs(torch.tensor(x)).abs().sum().backward()
+    _close(ours.weight.grad, theirs.weight.grad, rtol=1e-4, atol=1e-5)
