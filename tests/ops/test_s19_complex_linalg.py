@@ -223,3 +223,16 @@ def test_complex_conv_module_initialises_and_trains_as_torch():
     ours(chainrule.tensor(x)).abs().sum().backward()
     theirs(torch.tensor(x)).abs().sum().backward()
     _close(ours.weight.grad, theirs.weight.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (5, 7)])  # below and above torch's 16-value Box-Muller blocks
+def test_complex_normal_draws_are_torchs(shape):
+    # torch fills view_as_real with N(mean, std²/2); randn and nn.init's normal initialisers with it
+    draws = {}
+    for lib in (chainrule, torch):
+        lib.manual_seed(0)
+        weight = lib.nn.init.xavier_normal_(lib.empty(*shape, dtype=lib.complex64))
+        shifted = lib.empty(*shape, dtype=lib.complex128).mT.normal_(0.5, 2.0)
+        draws[lib] = (weight, shifted, lib.randn(*shape, dtype=lib.complex64), lib.rand(2))
+    for ours, theirs in zip(draws[chainrule], draws[torch]):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
