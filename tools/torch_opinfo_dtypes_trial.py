@@ -50,22 +50,11 @@ GRADIENT_DTYPE = "complex128"
 # (OpInfo, dtype) pairs deliberately not compared, each with why
 SKIPPED = {}
 # OpInfos that chainrule refuses in complex dtypes with an error naming the op and the dtype, where
-# torch 2.13 computes them: complex linear algebra and convolution need complex backward rules
-# (conjugate Wirtinger forms of every factorisation) that are out of reach this session. Such a
-# refusal counts as skipped, with this reason and the error; any other outcome is compared as usual.
-COMPLEX_REFUSED = frozenset({
-    "cholesky", "cholesky_inverse", "cholesky_solve", "linalg.cholesky", "linalg.cholesky_ex", "linalg.cond",
-    "linalg.det", "linalg.inv", "linalg.inv_ex", "linalg.ldl_factor", "linalg.ldl_factor_ex", "linalg.lstsq",
-    "linalg.lstsq.grad_oriented", "linalg.lu", "linalg.lu_factor", "linalg.lu_factor_ex", "linalg.lu_solve",
-    "linalg.matrix_power", "linalg.matrix_rank", "linalg.matrix_rank.hermitian", "linalg.pinv",
-    "linalg.pinv.hermitian", "linalg.pinv.singular", "linalg.qr", "linalg.slogdet", "linalg.solve",
-    "linalg.solve_ex", "linalg.solve_triangular", "linalg.svd", "linalg.svdvals", "linalg.tensorinv",
-    "linalg.tensorsolve", "linalg.matrix_norm", "logdet", "lu", "lu_solve", "norm.nuc", "pca_lowrank", "pinverse",
-    "qr", "svd", "svd_lowrank", "triangular_solve", "nn.functional.conv1d", "nn.functional.conv2d",
-    "nn.functional.conv3d", "nn.functional.conv_transpose1d", "nn.functional.conv_transpose2d",
-    "nn.functional.conv_transpose3d",
-})
-COMPLEX_REFUSED_REASON = "complex refused by chainrule (complex linear algebra and convolution: out of reach this session)"
+# torch 2.13 computes them (none since session 19, which built complex linear algebra and
+# convolution). Such a refusal counts as skipped, with this reason and the error; any other
+# outcome is compared as usual.
+COMPLEX_REFUSED = frozenset()
+COMPLEX_REFUSED_REASON = "complex refused by chainrule"
 
 
 class DtypesTrial(Trial):

@@ -46,14 +46,6 @@ def _rng(tensor: Tensor, generator):
     return _random._rng(generator, array_module(tensor))
 
 
-def _uniform(tensor: Tensor, a: float, b: float, shape: tuple, generator):
-    xp = array_module(tensor)
-    if xp is np:  # torch's uniform_ values for the tensor's dtype
-        return _random._rng(generator).uniform(a, b, shape, dtype=tensor._data.dtype)
-    # a + (b - a)·U[0, 1) is NumPy's uniform; CuPy's Generator is sure to have random()
-    return a + (b - a) * _random._rng(generator, xp).random(shape)
-
-
 def _fill(tensor: Tensor, values) -> Tensor:
     with no_grad():
         tensor._data[...] = values.astype(tensor._data.dtype, copy=False)
@@ -62,7 +54,8 @@ def _fill(tensor: Tensor, values) -> Tensor:
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
-    return _fill(tensor, _uniform(tensor, a, b, tensor._data.shape, generator))
+    # Tensor.uniform_'s values: a complex tensor's real and imaginary parts each drawn, as torch's
+    return _fill(tensor, _random.uniform_values(tensor, a, b, generator))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:

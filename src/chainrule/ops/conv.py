@@ -45,6 +45,7 @@ from ..autograd.function import Function, SavedValue, ctx_value, saved
 from ..tensor import Tensor, _check_tensor
 from . import _cuda_conv
 from ._arg_parser import int_list
+from .elementwise import conjugate_rule
 from .linear import cpp_type_name
 from .memory_format import channels_last, is_channels_last, suggests_channels_last
 from .second_order import depending_on
@@ -467,6 +468,7 @@ class Convolution(Function):
         return _in_torch_layout(y, x, w)
 
     @staticmethod
+    @conjugate_rule  # bilinear: for complex operands x̄ = Cᵀ(ḡ, conj w), w̄ = C_w(conj x, ḡ)
     def backward(ctx, grad):
         # dy = C(dx, w) + C(x, dw) + db  ⇒  x̄ = Cᵀ(ḡ, w), w̄ = C_w(x, ḡ), b̄ = Σ ḡ
         x, w = ctx.saved_values
@@ -510,6 +512,7 @@ class ConvInput(Function):
         return _in_torch_layout(out, grad, w)
 
     @staticmethod
+    @conjugate_rule  # bilinear, as conv's
     def backward(ctx, u):
         # <u, Cᵀ(g, w)> = <C(u, w), g>  ⇒  ḡ = C(u, w), w̄ = C_w(u, g)
         g, w = ctx.saved_values
@@ -540,6 +543,7 @@ class ConvWeight(Function):
         return _conv_weight(x, grad, geo, w_shape)  # already contiguous
 
     @staticmethod
+    @conjugate_rule  # bilinear, as conv's
     def backward(ctx, v):
         # <v, C_w(x, g)> = <C(x, v), g>  ⇒  x̄ = Cᵀ(g, v), ḡ = C(x, v)
         x, g = ctx.saved_values
@@ -599,7 +603,7 @@ def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None, transposed
     if not transposed and bias is not None and bias.dtype != input.dtype and not autocast_unifies(input._data):
         raise RuntimeError(f"Input type ({cpp_type_name(input.dtype)}) and bias type ({cpp_type_name(bias.dtype)}) "
                            "should be the same")
-    if input._data.dtype.kind not in "fVbiu":
+    if input._data.dtype.kind not in "fVbiuc":
         raise RuntimeError(f"\"slow_conv2d_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     if autocast_unifies(input._data):
         return

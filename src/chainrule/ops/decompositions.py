@@ -4,7 +4,10 @@ pinv, lstsq, matrix_rank, cond, matrix_exp, vander.
 Forwards run on the array module's LAPACK (``xp.linalg``) and return torch's layouts (LAPACK's
 column-major factors). Each rule is torch's (tools/autograd/derivatives.yaml and
 FunctionsManual.cpp) written with chainrule ops, so ``create_graph=True`` records it and second
-derivatives come for free. Real dtypes only: chainrule has no complex tensors.
+derivatives come for free. Complex matrices follow torch's convention (``.grad`` is dL/d conj(A)):
+the holomorphic maps (triangular solves, LU) take conjugate transposes where real ones transpose,
+and the rules of the factorisations that conjugate (cholesky, qr, svd, eigh, pinv) are torch's
+complex forms, which reduce to the real ones for real input.
 
 torch's top-level names (``torch.cholesky``, ``torch.qr``, ``torch.svd``, ...) are in ``__all__``;
 the ``linalg_*`` functions are exposed by ``chainrule.linalg`` under torch.linalg's names.
@@ -22,7 +25,8 @@ from .._backend import array_module, broadcast_solve, checked_linalg
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, honours_out, write_out
-from .linalg import _check_square, _column_major, _cross, _mat, matmul
+from .elementwise import conjugate_rule
+from .linalg import _adjoint, _check_square, _column_major, _cross, _mat, matmul
 
 __all__ = ["cholesky", "cholesky_solve", "cholesky_inverse", "qr", "svd", "pinverse", "matrix_exp", "orgqr", "lu_unpack",
            "lu", "lu_solve", "triangular_solve", "nuclear_norm", "frobenius_norm", "svd_lowrank", "pca_lowrank"]
@@ -46,6 +50,12 @@ def _eye_like(x: Tensor, n: int) -> Tensor:
     return _const(xp.eye(n, dtype=x._data.dtype))
 
 
+def _adjoint_array(xp, matrices):
+    """The conjugate transpose of the last two axes (the transpose, without a copy, when real)."""
+    swapped = matrices.swapaxes(-1, -2)
+    return xp.conj(swapped) if swapped.dtype.kind == "c" else swapped
+
+
 def _diag_embed(v: Tensor) -> Tensor:
     """(..., k) -> (..., k, k) with v on the diagonal (differentiable: a product with the identity)."""
     return v.unsqueeze(-1) * _eye_like(v, v._data.shape[-1])
@@ -56,10 +66,7 @@ def _check_float(A: Tensor, op: str) -> None:
         raise TypeError(f"{op}(): argument 'A' must be Tensor, not {type(A).__name__}")
     if A._data.ndim < 2:
         raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
-    if A._data.dtype.kind == "c":  # torch's kernels take complex matrices; chainrule's rules are real yet
-        raise NotImplementedError(f"{op}: complex input ({_dtype.scalar_name(A.dtype)}) is not supported by "
-                                  "chainrule yet (torch supports it)")
-    if A._data.dtype.kind not in "fV":
+    if A._data.dtype.kind not in "fVc":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
                            f"{_dtype.scalar_name(A.dtype)}")
 
@@ -121,6 +128,7 @@ class SolveTriangular(Function):
         return out
 
     @staticmethod
+    @conjugate_rule  # holomorphic in A and B: for complex ones, Aᵀ becomes Aᴴ and Xᵀ becomes Xᴴ
     def backward(ctx, grad):
         A, x = ctx.saved_values
         upper, left, unitriangular = ctx.options
@@ -169,7 +177,7 @@ def _first_failing_order(xp, matrix) -> int:
 def _factor(xp, matrix):
     """The lower Cholesky factor reading ``matrix``'s lower triangle, or None if not PD."""
     lower = xp.tril(matrix)
-    symmetric = lower + xp.tril(matrix, -1).swapaxes(-1, -2)
+    symmetric = lower + _adjoint_array(xp, xp.tril(matrix, -1))  # Hermitian, for complex input
     try:
         with checked_linalg(xp):  # CuPy checks potrf's info only when asked; its failed factor is finite
             factor = xp.linalg.cholesky(symmetric)
@@ -207,20 +215,20 @@ class Cholesky(Function):
     _array_forward = True
     node_name = "LinalgCholeskyExBackward0"
     label = "cholesky"
-    rule = "∂/∂A = L⁻ᵀ Φ(Lᵀ G) L⁻¹, Φ symmetrises the lower triangle and halves the diagonal"
+    rule = "∂/∂A = L⁻ᴴ Φ(Lᴴ G) L⁻¹, Φ makes the lower triangle Hermitian and halves the diagonal"
     formula = "cholesky({0})"
 
     @staticmethod
     def forward(ctx, A, upper, raise_errors, op):
         xp = array_module(A)
-        # upper=True reads A's upper triangle: the lower factor of Aᵀ, transposed
-        factor, info = _cholesky_with_info(xp, A.swapaxes(-1, -2) if upper else A)
+        # upper=True reads A's upper triangle: the lower factor of Aᴴ, conjugate-transposed
+        factor, info = _cholesky_with_info(xp, _adjoint_array(xp, A) if upper else A)
         if raise_errors and info.any():
             where, order = _first_failure(info, A.ndim > 2)
             raise _linalg_error(
                 f"{op}: {where}The factorization could not be completed because the input is not positive-definite "
                 f"(the leading minor of order {order} is not positive-definite).")
-        out = _column_major(factor.swapaxes(-1, -2) if upper else factor)
+        out = _column_major(_adjoint_array(xp, factor) if upper else factor)
         # (built on the device without a copy from the host when every factor exists)
         info = xp.asarray(info) if info.any() else xp.zeros(info.shape, dtype=info.dtype)
         ctx.upper = upper
@@ -231,11 +239,11 @@ class Cholesky(Function):
     @staticmethod
     def backward(ctx, grad, grad_info):
         (factor,) = ctx.saved_values
-        lower, grad_lower = (factor.mT, grad.mT) if ctx.upper else (factor, grad)
-        # tril(Lᵀ G) sees only G's lower triangle; symmetrise it, halving the diagonal
-        phi = _mat(lower.mT, grad_lower).tril()
-        phi = 0.5 * (phi + phi.tril(-1).mT)
-        grad_a = linalg_solve_triangular(lower.mT, phi, upper=True, left=True)
+        lower, grad_lower = (_adjoint(factor), _adjoint(grad)) if ctx.upper else (factor, grad)
+        # tril(Lᴴ G) sees only G's lower triangle; make it Hermitian, halving the diagonal
+        phi = _mat(_adjoint(lower), grad_lower).tril()
+        phi = 0.5 * (phi + _adjoint(phi.tril(-1)))
+        grad_a = linalg_solve_triangular(_adjoint(lower), phi, upper=True, left=True)
         return linalg_solve_triangular(lower, grad_a, upper=False, left=False)
 
 
@@ -269,17 +277,17 @@ class CholeskySolve(Function):
     _array_forward = True
     node_name = "CholeskySolveBackward0"
     label = "cholesky_solve"
-    rule = "X = (LLᵀ)⁻¹B: ∂/∂B = (LLᵀ)⁻¹G, ∂/∂L = -(∂B Xᵀ + X ∂Bᵀ) L"
+    rule = "X = (LLᴴ)⁻¹B: ∂/∂B = (LLᴴ)⁻¹G, ∂/∂L = -(∂B Xᴴ + X ∂Bᴴ) L"
     formula = "cholesky_solve({0}, {1})"
 
     @staticmethod
     def forward(ctx, B, L, upper):
         xp = array_module(B)
-        # A = Uᵀ U or L Lᵀ: two triangular solves
-        first = _solve_triangular_array(xp, L.swapaxes(-1, -2), B, not upper, True, False) if upper else \
+        # A = Uᴴ U or L Lᴴ: two triangular solves
+        first = _solve_triangular_array(xp, _adjoint_array(xp, L), B, not upper, True, False) if upper else \
             _solve_triangular_array(xp, L, B, False, True, False)
         out = _solve_triangular_array(xp, L, first, True, True, False) if upper else \
-            _solve_triangular_array(xp, L.swapaxes(-1, -2), first, True, True, False)
+            _solve_triangular_array(xp, _adjoint_array(xp, L), first, True, True, False)
         out = _column_major(out)
         ctx.upper = upper
         ctx.save_for_backward(L, out)
@@ -287,13 +295,13 @@ class CholeskySolve(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # torch's rule: L is treated as a full matrix with A = L Lᵀ (or Uᵀ U)
+        # torch's rule: L is treated as a full matrix with A = L Lᴴ (or Uᴴ U)
         L, x = ctx.saved_values
         grad_b = CholeskySolve.apply(grad, L, upper=ctx.upper)
         grad_l = None
         if ctx.needs_input_grad[1]:
-            common = _mat(grad_b, x.mT)
-            common = common + common.mT
+            common = _mat(grad_b, _adjoint(x))
+            common = common + _adjoint(common)
             grad_l = -_mat(L, common) if ctx.upper else -_mat(common, L)
         return (grad_b if ctx.needs_input_grad[0] else None), grad_l
 
@@ -316,7 +324,7 @@ class CholeskyInverse(Function):
     _array_forward = True
     node_name = "CholeskyInverseBackward0"
     label = "cholesky_inverse"
-    rule = "Y = (LLᵀ)⁻¹: ∂/∂L = -Y (G + Gᵀ) Y L"
+    rule = "Y = (LLᴴ)⁻¹: ∂/∂L = -Y (G + Gᴴ) Y L"
     formula = "cholesky_inverse({0})"
 
     @staticmethod
@@ -335,7 +343,7 @@ class CholeskyInverse(Function):
     @staticmethod
     def backward(ctx, grad):
         L, inverse = ctx.saved_values
-        common = _mat(_mat(inverse, grad + grad.mT), inverse)
+        common = _mat(_mat(inverse, grad + _adjoint(grad)), inverse)
         return -_mat(L, common) if ctx.upper else -_mat(common, L)
 
 
@@ -347,18 +355,23 @@ def cholesky_inverse(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
 
 # ---------------------------------------------------------------- qr
 def _qr_square_backward(Q: Tensor, R: Tensor, grad_q: Tensor, grad_r: Tensor) -> Tensor:
-    # A = QR with R square: M = R Gᵣᵀ - G_Qᵀ Q, ∂/∂A = (G_Q + Q copyltu(M)) R⁻ᵀ
-    m = _mat(R, grad_r.mT) - _mat(grad_q.mT, Q)
-    copyltu = m.tril() + m.tril(-1).mT
+    # A = QR with R square: M = R Gᵣᴴ - G_Qᴴ Q, ∂/∂A = (G_Q + Q copyltu(M)) R⁻ᴴ, copyltu(M) the
+    # Hermitian matrix of M's lower triangle; R's diagonal is real, so only Re diag(M) counts
+    m = _mat(R, _adjoint(grad_r)) - _mat(_adjoint(grad_q), Q)
+    if m.is_complex():
+        strict = m.tril(-1)
+        copyltu = strict + _adjoint(strict) + _diag_embed(m.diagonal(0, -2, -1).real)
+    else:
+        copyltu = m.tril() + m.tril(-1).mT
     b = grad_q + _mat(Q, copyltu)
-    return linalg_solve_triangular(R.mT, b, upper=False, left=False)
+    return linalg_solve_triangular(_adjoint(R), b, upper=False, left=False)
 
 
 class Qr(Function):
     _array_forward = True
     node_name = "LinalgQrBackward0"
     label = "qr"
-    rule = "∂/∂A = (G_Q + Q copyltu(R Gᵣᵀ - G_Qᵀ Q)) R⁻ᵀ (wide A: split A = [X|Y], R = [U|V])"
+    rule = "∂/∂A = (G_Q + Q copyltu(R Gᵣᴴ - G_Qᴴ Q)) R⁻ᴴ (wide A: split A = [X|Y], R = [U|V])"
     formula = "qr({0})"
 
     @staticmethod
@@ -392,12 +405,12 @@ class Qr(Function):
             raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")
         if m >= n:
             return _qr_square_backward(Q, R, grad_q, grad_r)
-        # A = [X | Y] with X = Q U square: Y = Q V passes G_V to Y and Y G_Vᵀ to Q
+        # A = [X | Y] with X = Q U square: Y = Q V passes G_V to Y and Y G_Vᴴ to Q
         from .shape import cat
 
         U, grad_u, grad_v = R[..., :, :m], grad_r[..., :, :m], grad_r[..., :, m:]
         Y = A[..., :, m:]
-        grad_x = _qr_square_backward(Q, U, grad_q + _mat(Y, grad_v.mT), grad_u)
+        grad_x = _qr_square_backward(Q, U, grad_q + _mat(Y, _adjoint(grad_v)), grad_u)
         return cat([grad_x, _mat(Q, grad_v)], -1)
 
 
@@ -440,19 +453,19 @@ class Eigh(Function):
     def backward(ctx, grad_values, grad_vectors):
         values, vectors = ctx.saved_values
         # project Vᴴ G_V onto the skew-Hermitian matrices (the tangent space of the unitary group)
-        vhgv = _mat(vectors.mH, grad_vectors)
-        vhgv = 0.5 * (vhgv - vhgv.mH)
+        vhgv = _mat(_adjoint(vectors), grad_vectors)
+        vhgv = 0.5 * (vhgv - _adjoint(vhgv))
         n = values.shape[-1]
         gaps = values.unsqueeze(-2) - values.unsqueeze(-1) + _eye_like(values, n)  # λⱼ - λᵢ, 1 on the diagonal
         inner = vhgv / gaps + _diag_embed(grad_values)
-        return _mat(_mat(vectors, inner), vectors.mH)
+        return _mat(_mat(vectors, inner), _adjoint(vectors))
 
 
 def linalg_eigh(A: Tensor, UPLO: str = "L", *, out=None):
     """torch.linalg.eigh: ``(eigenvalues, eigenvectors)`` of a symmetric matrix, eigenvalues
     ascending, reading A's lower (UPLO='L') or upper ('U') triangle. Eigenvectors are defined up
     to sign: a loss must not depend on it."""
-    _check_square(A, "linalg.eigh", complex_ok=True)
+    _check_square(A, "linalg.eigh")
     if UPLO not in ("L", "U"):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
     values, vectors = Eigh.apply(A, UPLO=UPLO)
@@ -461,7 +474,7 @@ def linalg_eigh(A: Tensor, UPLO: str = "L", *, out=None):
 
 def linalg_eigvalsh(A: Tensor, UPLO: str = "L", *, out=None) -> Tensor:
     """torch.linalg.eigvalsh: the eigenvalues of a symmetric matrix, ascending."""
-    _check_square(A, "linalg.eigvalsh", complex_ok=True)
+    _check_square(A, "linalg.eigvalsh")
     if UPLO not in ("L", "U"):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
     return _copy_out(Eigh.apply(A, UPLO=UPLO)[0], out, "linalg.eigvalsh")
@@ -472,7 +485,8 @@ class Svd(Function):
     _array_forward = True
     node_name = "LinalgSvdBackward0"
     label = "svd"
-    rule = "∂/∂A = U (diag(G_S) + (skew(Uᵀ G_U) S + S skew(Vᵀ G_V)) / (Sⱼ² - Sᵢ²)) Vᵀ (+ the parts outside U's and V's span)"
+    rule = ("∂/∂A = U (diag(G_S) + (skew(Uᴴ G_U) S + S skew(Vᴴ G_V)) / (Sⱼ² - Sᵢ²) + i Im diag(Uᴴ G_U) / S) Vᴴ "
+            "(+ the parts outside U's and V's span)")
     formula = "svd({0})"
 
     @staticmethod
@@ -484,10 +498,11 @@ class Svd(Function):
             rows, cols = (m, n) if full_matrices else (k, k)
             U = xp.broadcast_to(xp.eye(m, rows, dtype=A.dtype), A.shape[:-2] + (m, rows)).copy()
             Vh = xp.broadcast_to(xp.eye(cols, n, dtype=A.dtype), A.shape[:-2] + (cols, n)).copy()
-            S = xp.zeros(A.shape[:-2] + (k,), dtype=A.dtype)
+            S = xp.zeros(A.shape[:-2] + (k,), dtype=A.real.dtype)
         else:
             U, S, Vh = xp.linalg.svd(A, full_matrices=full_matrices)
-        U, S, Vh = (_column_major(U.astype(A.dtype, copy=False)), S.astype(A.dtype, copy=False),
+        # singular values are real: float64 for complex128, as torch's
+        U, S, Vh = (_column_major(U.astype(A.dtype, copy=False)), S.astype(A.real.dtype, copy=False),
                     _column_major(Vh.astype(A.dtype, copy=False)))
         ctx.full_matrices = full_matrices
         ctx.save_for_backward(U, S, Vh)
@@ -502,18 +517,23 @@ class Svd(Function):
             U, grad_u, Vh, grad_vh = U[..., :, :k], grad_u[..., :, :k], Vh[..., :k, :], grad_vh[..., :k, :]
         squares = S * S
         gaps = squares.unsqueeze(-2) - squares.unsqueeze(-1) + _eye_like(S, k)  # Sⱼ² - Sᵢ², 1 on the diagonal
-        utgu = _mat(U.mT, grad_u)
-        vtgv = _mat(Vh, grad_vh.mT)
-        inner = ((utgu - utgu.mT) * S.unsqueeze(-2) + S.unsqueeze(-1) * (vtgv - vtgv.mT)) / gaps
+        uhgu = _mat(_adjoint(U), grad_u)
+        skew_u = uhgu - _adjoint(uhgu)
+        vhgv = _mat(Vh, _adjoint(grad_vh))
+        inner = (skew_u * S.unsqueeze(-2) + S.unsqueeze(-1) * (vhgv - _adjoint(vhgv))) / gaps
         inner = inner + _diag_embed(grad_s)
+        if skew_u.is_complex():
+            # a phase on a singular pair moves diag(Uᴴ dA V) by i Im(...): with V's phase held (torch's
+            # gauge), that is U's, i Im diag(Uᴴ G_U) / S = diag(skew(Uᴴ G_U)) / 2S
+            inner = inner + _diag_embed(skew_u.diagonal(0, -2, -1) / (2 * S))
         if m > n:
-            # the part of G_U outside U's span: (I - UUᵀ) G_U S⁻¹
+            # the part of G_U outside U's span: (I - UUᴴ) G_U S⁻¹
             grad_u_over_s = grad_u / S.unsqueeze(-2)
-            grad_a = _mat(U, inner) + grad_u_over_s - _mat(U, _mat(U.mT, grad_u_over_s))
+            grad_a = _mat(U, inner) + grad_u_over_s - _mat(U, _mat(_adjoint(U), grad_u_over_s))
             return _mat(grad_a, Vh)
         if m < n:
             s_inv_grad_vh = grad_vh / S.unsqueeze(-1)
-            grad_a = _mat(inner, Vh) + s_inv_grad_vh - _mat(_mat(s_inv_grad_vh, Vh.mT), Vh)
+            grad_a = _mat(inner, Vh) + s_inv_grad_vh - _mat(_mat(s_inv_grad_vh, _adjoint(Vh)), Vh)
             return _mat(U, grad_a)
         return _mat(_mat(U, inner), Vh)
 
@@ -547,7 +567,7 @@ def svd(input: Tensor, some: bool = True, compute_uv: bool = True, *, out=None):
                   _const(_column_major(xp.zeros(batch + (n, n), dtype=input._data.dtype))))
     else:
         U, S, Vh = Svd.apply(input, full_matrices=not some)
-        result = (U, S, Vh.mT)
+        result = (U, S, _adjoint(Vh))
     return _copy_out(return_types.svd(*result), out, "svd")
 
 
@@ -576,7 +596,7 @@ class Pinv(Function):
     _array_forward = True
     node_name = "LinalgPinvBackward0"
     label = "pinv"
-    rule = "∂/∂A = -A⁺ᵀ G A⁺ᵀ + (I - AA⁺) Gᵀ A⁺A⁺ᵀ + A⁺ᵀA⁺ Gᵀ (I - A⁺A) (Golub and Pereyra)"
+    rule = "∂/∂A = -A⁺ᴴ G A⁺ᴴ + (I - AA⁺) Gᴴ A⁺A⁺ᴴ + A⁺ᴴA⁺ Gᴴ (I - A⁺A) (Golub and Pereyra)"
     formula = "pinv({0})"
 
     @staticmethod
@@ -589,14 +609,14 @@ class Pinv(Function):
             values, vectors = xp.linalg.eigh(A)
             magnitudes = xp.abs(values)
             order = xp.flip(xp.argsort(magnitudes, axis=-1), -1)
-            tolerance = _cutoff(xp, xp.take_along_axis(magnitudes, order, -1), m, n, atol, rtol, A.dtype)
+            tolerance = _cutoff(xp, xp.take_along_axis(magnitudes, order, -1), m, n, atol, rtol, A.real.dtype)
             inverted = xp.where(magnitudes > tolerance, 1 / xp.where(values == 0, 1, values), 0).astype(A.dtype)
-            out = xp.matmul(vectors * inverted[..., None, :], vectors.swapaxes(-1, -2))
+            out = xp.matmul(vectors * inverted[..., None, :], _adjoint_array(xp, vectors))
         else:
             U, S, Vh = xp.linalg.svd(A, full_matrices=False)
-            tolerance = _cutoff(xp, S, m, n, atol, rtol, A.dtype)
+            tolerance = _cutoff(xp, S, m, n, atol, rtol, A.real.dtype)
             inverted = xp.where(S > tolerance, 1 / xp.where(S == 0, 1, S), 0).astype(A.dtype)
-            out = xp.matmul(Vh.swapaxes(-1, -2) * inverted[..., None, :], U.swapaxes(-1, -2))
+            out = xp.matmul(_adjoint_array(xp, Vh) * inverted[..., None, :], _adjoint_array(xp, U))
         out = xp.ascontiguousarray(out.astype(A.dtype, copy=False))
         ctx.save_for_backward(A, out)
         return out
@@ -610,15 +630,15 @@ class Pinv(Function):
 def _pinv_backward(grad: Tensor, pinv_a: Tensor, A: Tensor) -> Tensor:
     """torch's pinv_backward, arranged to multiply the smallest matrices."""
     m, n = A.shape[-2:]
-    pinv_t, grad_t = pinv_a.mT, grad.mT
+    pinv_t, grad_t = _adjoint(pinv_a), _adjoint(grad)
     if m <= n:
         K = _mat(grad_t, pinv_a)
         k_pinv_t = _mat(K, pinv_t)
-        return (-_mat(pinv_a, K).mT + k_pinv_t - _mat(_mat(A, pinv_a), k_pinv_t)
+        return (-_adjoint(_mat(pinv_a, K)) + k_pinv_t - _mat(_mat(A, pinv_a), k_pinv_t)
                 + _mat(_mat(pinv_t, pinv_a), grad_t - _mat(K, A)))
     K = _mat(pinv_a, grad_t)
     pinv_t_k = _mat(pinv_t, K)
-    return (-_mat(K, pinv_a).mT + _mat(_mat(grad_t - _mat(A, K), pinv_a), pinv_t) + pinv_t_k
+    return (-_adjoint(_mat(K, pinv_a)) + _mat(_mat(grad_t - _mat(A, K), pinv_a), pinv_t) + pinv_t_k
             - _mat(_mat(pinv_t_k, pinv_a), A))
 
 
@@ -626,10 +646,7 @@ def linalg_pinv(A: Tensor, rcond=None, hermitian: bool = False, *, atol=None, rt
     """torch.linalg.pinv: the Moore-Penrose pseudoinverse (..., n, m); singular values at most
     max(atol, rtol·σ₁) count as zero (rtol defaults to eps·max(m, n)); ``rcond`` is torch's old
     name for rtol; hermitian=True uses an eigendecomposition of the (symmetric) input."""
-    if isinstance(A, Tensor) and A._data.ndim >= 2 and A._data.dtype.kind == "c":
-        raise NotImplementedError(f"linalg.pinv: complex input ({_dtype.scalar_name(A.dtype)}) is not supported by "
-                                  "chainrule yet (torch supports it)")
-    if not isinstance(A, Tensor) or A._data.ndim < 2 or A._data.dtype.kind not in "fV":
+    if not isinstance(A, Tensor) or A._data.ndim < 2 or A._data.dtype.kind not in "fVc":
         described = f"{_dtype.scalar_name(A.dtype)}{{{list(A.shape)}}}" if isinstance(A, Tensor) else type(A).__name__
         raise RuntimeError(f"linalg.pinv({described}): expected a tensor with 2 or more dimensions of float, double, "
                            "cfloat or cdouble types")
@@ -654,7 +671,7 @@ class Lstsq(Function):
     _array_forward = True
     node_name = "LinalgLstsqBackward0"
     label = "lstsq"
-    rule = "X = A⁺B: ∂/∂A = pinv's rule applied to G Bᵀ, ∂/∂B = A⁺ᵀ G"
+    rule = "X = A⁺B: ∂/∂A = pinv's rule applied to G Bᴴ, ∂/∂B = A⁺ᴴ G"
     formula = "lstsq({0}, {1})"
 
     @staticmethod
@@ -671,8 +688,8 @@ class Lstsq(Function):
         # torch recomputes pinv(A) in the rule (so it is differentiable again under create_graph)
         A, B = ctx.saved_values
         pinv_a = Pinv.apply(A, atol=None, rtol=ctx.rtol, hermitian=False)
-        grad_a = _pinv_backward(matmul(grad, B.mT), pinv_a, A) if ctx.needs_input_grad[0] else None
-        grad_b = matmul(pinv_a.mT, grad) if ctx.needs_input_grad[1] else None
+        grad_a = _pinv_backward(matmul(grad, _adjoint(B)), pinv_a, A) if ctx.needs_input_grad[0] else None
+        grad_b = matmul(_adjoint(pinv_a), grad) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
@@ -715,7 +732,7 @@ def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
     if rhs._data.ndim < 2 or rhs._data.shape[-2] != m:
         raise RuntimeError("torch.linalg.lstsq: input.size(-2) should match other.size(-2)")
     xp = array_module(A._data)
-    dtype = A._data.dtype
+    dtype = A._data.real.dtype  # of the singular values and residuals (real for complex A)
     rtol = np.finfo(dtype).eps * max(m, n) if rcond is None or rcond < 0 else rcond
     solution = Lstsq.apply(A, rhs, rtol=rtol)
     if vector:
@@ -727,7 +744,9 @@ def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
     if driver != "gelsy" and m > n and bool((rank == n).all()):
         # ‖AX - B‖² per column, differentiated as torch does (X itself depends on A and B)
         fitted = matmul(A, solution.unsqueeze(-1) if vector else solution)
-        residuals = name_node(((fitted - rhs) ** 2).sum(-2), "LinalgLstsqBackward0")
+        misfit = fitted - rhs
+        squares = misfit.abs() ** 2 if misfit.is_complex() else misfit ** 2
+        residuals = name_node(squares.sum(-2), "LinalgLstsqBackward0")
     else:
         residuals = EmptyLstsqResiduals.apply(A, B, residuals=xp.zeros((0,), dtype=dtype))
     return return_types.linalg_lstsq(
@@ -747,12 +766,12 @@ def linalg_matrix_rank(A: Tensor, tol=None, hermitian: bool = False, *, atol=Non
     m, n = A._data.shape[-2:]
     a = A._data
     if a.size == 0:
-        S = xp.zeros(a.shape[:-2] + (0,), dtype=a.dtype)
+        S = xp.zeros(a.shape[:-2] + (0,), dtype=a.real.dtype)
     elif hermitian:
         S = xp.flip(xp.sort(xp.abs(xp.linalg.eigvalsh(a)), axis=-1), -1)
     else:
         S = xp.linalg.svd(a, compute_uv=False)
-    rank = (S > _cutoff(xp, S, m, n, atol, rtol, a.dtype)).sum(-1).astype(np.int64)
+    rank = (S > _cutoff(xp, S, m, n, atol, rtol, a.real.dtype)).sum(-1).astype(np.int64)
     return _copy_out(_const(xp.asarray(rank)), out, "linalg.matrix_rank")
 
 
@@ -775,7 +794,8 @@ def linalg_cond(A: Tensor, p=None, *, out=None) -> Tensor:
 def _lu_array(xp, A):
     """LAPACK getrf's partial pivoting for a batch: (LU packed, pivots (1-based, int32), info).
 
-    Column j takes the row of largest magnitude (the first, on ties) at or below the diagonal; a
+    Column j takes the row of largest magnitude (the first, on ties) at or below the diagonal, the
+    magnitude of a complex number being |Re| + |Im| as LAPACK's izamax measures it; a
     zero pivot leaves its column unscaled and sets info to its 1-based index (the first such).
     The k = min(m, n) steps are vectorised over the batch.
     """
@@ -786,8 +806,9 @@ def _lu_array(xp, A):
     rows = xp.arange(count)
     pivots = xp.zeros((count, k), dtype=np.int32)
     info = xp.zeros(count, dtype=np.int32)
+    magnitude = (lambda x: xp.abs(x.real) + xp.abs(x.imag)) if A.dtype.kind == "c" else xp.abs
     for j in range(k):
-        p = xp.argmax(xp.abs(flat[:, j:, j]), axis=-1) + j
+        p = xp.argmax(magnitude(flat[:, j:, j]), axis=-1) + j
         pivots[:, j] = (p + 1).astype(np.int32)
         row_j, row_p = flat[rows, j].copy(), flat[rows, p].copy()
         flat[rows, p] = row_j
@@ -825,23 +846,24 @@ def _unpack_lu(LU: Tensor, m: int, n: int):
 
 
 def _lu_backward(P: Tensor, L: Tensor, U: Tensor, grad_l: Tensor, grad_u: Tensor) -> Tensor:
-    """torch's linalg_lu_backward: A = P L U with unit-lower L and upper U."""
+    """torch's linalg_lu_backward: A = P L U with unit-lower L and upper U (LU is holomorphic: for
+    complex factors the transposes are conjugate transposes)."""
     from .shape import cat
 
     m, n = L.shape[-2], U.shape[-1]
     k = min(m, n)
     if m <= n:
-        # wide (and square): ∂A₁ = P L⁻ᵀ [tril(Lᵀ G_L - triu(G_U) Uᵀ, -1) U₁⁻ᵀ + triu(G_U₁)], ∂A₂ = P L⁻ᵀ G_U₂
-        grad = (_mat(L.mT, grad_l) - _mat(grad_u.triu(), U.mT)).tril(-1)
-        grad = linalg_solve_triangular(U[..., :, :k].mT, grad, upper=False, left=False)
+        # wide (and square): ∂A₁ = P L⁻ᴴ [tril(Lᴴ G_L - triu(G_U) Uᴴ, -1) U₁⁻ᴴ + triu(G_U₁)], ∂A₂ = P L⁻ᴴ G_U₂
+        grad = (_mat(_adjoint(L), grad_l) - _mat(grad_u.triu(), _adjoint(U))).tril(-1)
+        grad = linalg_solve_triangular(_adjoint(U[..., :, :k]), grad, upper=False, left=False)
         grad = cat([grad + grad_u[..., :, :k].triu(), grad_u[..., :, k:]], -1)
-        grad = linalg_solve_triangular(L.mT, grad, upper=True, left=True, unitriangular=True)
+        grad = linalg_solve_triangular(_adjoint(L), grad, upper=True, left=True, unitriangular=True)
     else:
-        # tall: ∂A₁ = P [L₁⁻ᵀ triu(G_U Uᵀ - Lᵀ tril(G_L, -1)) + tril(G_L₁, -1)] U⁻ᵀ, ∂A₂ = P G_L₂ U⁻ᵀ
-        grad = (_mat(grad_u, U.mT) - _mat(L.mT, grad_l.tril(-1))).triu()
-        grad = linalg_solve_triangular(L[..., :k, :].mT, grad, upper=True, left=True, unitriangular=True)
+        # tall: ∂A₁ = P [L₁⁻ᴴ triu(G_U Uᴴ - Lᴴ tril(G_L, -1)) + tril(G_L₁, -1)] U⁻ᴴ, ∂A₂ = P G_L₂ U⁻ᴴ
+        grad = (_mat(grad_u, _adjoint(U)) - _mat(_adjoint(L), grad_l.tril(-1))).triu()
+        grad = linalg_solve_triangular(_adjoint(L[..., :k, :]), grad, upper=True, left=True, unitriangular=True)
         grad = cat([grad + grad_l[..., :k, :].tril(-1), grad_l[..., k:, :]], -2)
-        grad = linalg_solve_triangular(U.mT, grad, upper=False, left=False)
+        grad = linalg_solve_triangular(_adjoint(U), grad, upper=False, left=False)
     return _mat(P, grad)
 
 
@@ -919,7 +941,7 @@ class Lu(Function):
     _array_forward = True
     node_name = "LinalgLuBackward0"
     label = "lu"
-    rule = "A = PLU: ∂/∂A = P L⁻ᵀ (tril(Lᵀ G_L, -1) + triu(G_U Uᵀ)) U⁻ᵀ (square; wide and tall split)"
+    rule = "A = PLU: ∂/∂A = P L⁻ᴴ (tril(Lᴴ G_L, -1) + triu(G_U Uᴴ)) U⁻ᴴ (square; wide and tall split)"
     formula = "lu({0})"
 
     @staticmethod
@@ -951,7 +973,7 @@ def linalg_lu(A: Tensor, *, pivot: bool = True, out=None):
 
 def linalg_lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True, adjoint: bool = False,
                     out=None) -> Tensor:
-    """torch.linalg.lu_solve: X with ``A X = B`` (``X A = B`` when left=False; Aᵀ for adjoint)
+    """torch.linalg.lu_solve: X with ``A X = B`` (``X A = B`` when left=False; Aᴴ for adjoint)
     from lu_factor's ``(LU, pivots)``; composed of triangular solves, so its gradient reaches
     LU through L's and U's triangles."""
     _check_square(LU, "linalg.lu_solve")
@@ -965,12 +987,12 @@ def linalg_lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True,
     xp = array_module(LU._data)
     L, U = _unpack_lu(LU, n, n)
     P = _const(_permutation_array(xp, pivots._data, n, LU._data.dtype))
-    if not left:  # X A = B  <=>  Aᵀ Xᵀ = Bᵀ
-        return _copy_out(name_node(linalg_lu_solve(LU, pivots, B.mT, adjoint=not adjoint).mT,
+    if not left:  # X A = B  <=>  Aᴴ Xᴴ = Bᴴ
+        return _copy_out(name_node(_adjoint(linalg_lu_solve(LU, pivots, _adjoint(B), adjoint=not adjoint)),
                                    "LinalgLuSolveBackward0"), out, "linalg.lu_solve")
-    if adjoint:  # Aᵀ X = B with Aᵀ = Uᵀ Lᵀ Pᵀ: X = P L⁻ᵀ U⁻ᵀ B
-        y = linalg_solve_triangular(U.mT, B, upper=False)
-        X = matmul(P, linalg_solve_triangular(L.mT, y, upper=True, unitriangular=True))
+    if adjoint:  # Aᴴ X = B with Aᴴ = Uᴴ Lᴴ Pᵀ: X = P L⁻ᴴ U⁻ᴴ B
+        y = linalg_solve_triangular(_adjoint(U), B, upper=False)
+        X = matmul(P, linalg_solve_triangular(_adjoint(L), y, upper=True, unitriangular=True))
         X = X.mT.contiguous().mT  # LAPACK's column-major layout, which torch returns
     else:  # X = U⁻¹ L⁻¹ Pᵀ B
         y = linalg_solve_triangular(L, matmul(P.mT, B), upper=False, unitriangular=True)
@@ -1014,7 +1036,7 @@ class MatrixExp(Function):
     _array_forward = True
     node_name = "LinalgMatrixExpBackward0"
     label = "matrix_exp"
-    rule = "∂/∂A = the upper-right block of exp([[Aᵀ, G], [0, Aᵀ]]) (the Fréchet derivative at Aᵀ)"
+    rule = "∂/∂A = the upper-right block of exp([[Aᴴ, G], [0, Aᴴ]]) (the Fréchet derivative at Aᴴ)"
     formula = "matrix_exp({0})"
 
     @staticmethod
@@ -1029,8 +1051,8 @@ class MatrixExp(Function):
 
         (A,) = ctx.saved_values
         n = A.shape[-1]
-        top = cat([A.mT, grad], -1)
-        bottom = cat([grad * 0, A.mT], -1)
+        top = cat([_adjoint(A), grad], -1)  # Aᴴ for complex A: the rule is holomorphic
+        bottom = cat([grad * 0, _adjoint(A)], -1)
         return MatrixExp.apply(cat([top, bottom], -2))[..., :n, n:]
 
 
@@ -1195,7 +1217,7 @@ class NoReflectors(Function):
 @cpu_autocast_policy("float32")  # torch's CPU autocast lists orgqr
 def linalg_householder_product(A: Tensor, tau: Tensor, *, out=None) -> Tensor:
     """torch.linalg.householder_product (LAPACK orgqr): the first n columns of H₁ ⋯ H_k with
-    Hᵢ = I - τᵢ vᵢ vᵢᵀ, vᵢ = (0, ..., 0, 1, A[i+1:, i]) — the Q of geqrf's packed reflectors.
+    Hᵢ = I - τᵢ vᵢ vᵢᴴ, vᵢ = (0, ..., 0, 1, A[i+1:, i]) — the Q of geqrf's packed reflectors.
     Composed of chainrule ops, so its gradient (to A and tau) comes from theirs."""
     from .shape import cat
 
@@ -1219,7 +1241,7 @@ def linalg_householder_product(A: Tensor, tau: Tensor, *, out=None) -> Tensor:
     for i in reversed(range(k)):
         head = _const(xp.broadcast_to(xp.asarray([0.0] * i + [1.0], dtype=A._data.dtype), batch + (i + 1,)))
         v = cat([head, A[..., i + 1:, i]], -1).unsqueeze(-1)
-        Q = Q - tau[..., i, None, None] * _mat(v, _mat(v.mT, Q))
+        Q = Q - tau[..., i, None, None] * _mat(v, _mat(_adjoint(v), Q))
     if k == 0:
         Q = NoReflectors.apply(A, tau)
     Q = Q.mT.contiguous().mT  # LAPACK's column-major layout, which torch returns
@@ -1313,11 +1335,11 @@ def _approximate_basis(A: Tensor, q: int, niter: int, M: Tensor | None) -> Tenso
     from .random import randn
 
     def apply(B, X):
-        return _mat(A if B is None else A.mT, X) - (0 if M is None else _mat(M if B is None else M.mT, X))
+        return _mat(A if B is None else _adjoint(A), X) - (0 if M is None else _mat(M if B is None else _adjoint(M), X))
 
     Q = linalg_qr(apply(None, randn(A._data.shape[-1], q, dtype=A.dtype, device=A.device))).Q
     for _ in range(niter):
-        Q = linalg_qr(apply("transposed", Q)).Q
+        Q = linalg_qr(apply("adjoint", Q)).Q
         Q = linalg_qr(apply(None, Q)).Q
     return Q
 
@@ -1328,16 +1350,16 @@ def _svd_lowrank(A: Tensor, q: int, niter: int, M: Tensor | None):
         M = M.broadcast_to(A.shape)
     wide = m < n
     if wide:  # sketch the taller side
-        A, M = A.mT, (None if M is None else M.mT)
+        A, M = _adjoint(A), (None if M is None else _adjoint(M))
     Q = _approximate_basis(A, q, niter, M)
-    B = _mat(Q.mT, A) - (0 if M is None else _mat(Q.mT, M))
+    B = _mat(_adjoint(Q), A) - (0 if M is None else _mat(_adjoint(Q), M))
     U, S, Vh = linalg_svd(B, full_matrices=False)
-    U, V = _mat(Q, U), Vh.mT
+    U, V = _mat(Q, U), _adjoint(Vh)
     return (V, S, U) if wide else (U, S, V)
 
 
 def svd_lowrank(A: Tensor, q: int | None = 6, niter: int = 2, M: Tensor | None = None):
-    """torch.svd_lowrank: ``(U, S, V)`` of a randomized rank-``q`` SVD of A - M (A ≈ U diag(S) Vᵀ),
+    """torch.svd_lowrank: ``(U, S, V)`` of a randomized rank-``q`` SVD of A - M (A ≈ U diag(S) Vᴴ),
     from a Gaussian sketch and ``niter`` power iterations; exact when rank(A - M) <= q. The draws
     come from chainrule's generator, so the factors are not torch's bit for bit."""
     return _svd_lowrank(A, 6 if q is None else int(q), int(niter), M)

@@ -207,6 +207,12 @@ def _blas_ready(x: np.ndarray) -> np.ndarray:
 _NODE_BY_NDIM = {(2, 2): Mm, (3, 3): Bmm, (2, 1): Mv, (1, 1): Dot}
 
 
+def _adjoint(t: Tensor) -> Tensor:
+    """tᴴ over the last two dims; for a real tensor its transpose, without ``.mH``'s conj call (the
+    rules of real matrices stay as fast as before complex ones shared them)."""
+    return t.mH if t._data.dtype.kind == "c" else t.mT
+
+
 def _mat(a: Tensor, b: Tensor) -> Tensor:
     """matmul without argument checks (for rules, whose shapes are right by construction)."""
     return _NODE_BY_NDIM.get((a._data.ndim, b._data.ndim), Matmul).apply(a, b)
@@ -1119,16 +1125,13 @@ def norm(A: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) ->
 
 
 # ---------------------------------------------------------------- inverse, determinants, solve
-def _check_square(A: Tensor, op: str, complex_ok: bool = False) -> None:
+def _check_square(A: Tensor, op: str) -> None:
     shape = A._data.shape
     if A._data.ndim < 2:
         raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
     if shape[-1] != shape[-2]:
         raise RuntimeError(f"{op}: A must be batches of square matrices, but they are {shape[-2]} by "
                            f"{shape[-1]} matrices")
-    if A._data.dtype.kind == "c" and not complex_ok:
-        raise NotImplementedError(f"{op}: complex input ({_dtype.scalar_name(A.dtype)}) is not supported by "
-                                  "chainrule yet (torch supports it)")
     if A._data.dtype.kind not in "fVc":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
                            f"{_dtype.scalar_name(A.dtype)}")
@@ -1160,7 +1163,7 @@ class Inverse(Function):
     _array_forward = True
     node_name = "LinalgInvExBackward0"
     label = "inv"
-    rule = "∂/∂A = -A⁻ᵀ G A⁻ᵀ"
+    rule = "∂/∂A = -A⁻ᴴ G A⁻ᴴ (A⁻ᵀ G A⁻ᵀ for real A)"
     formula = "inv({0})"
 
     @staticmethod
@@ -1175,6 +1178,7 @@ class Inverse(Function):
         return out
 
     @staticmethod
+    @conjugate_rule  # holomorphic: for complex A, grad_A = -Yᴴ G Yᴴ
     def backward(ctx, grad):
         # d(A^-1) = -A^-1 dA A^-1, so grad_A = -Y^T G Y^T with Y = A^-1
         (y,) = ctx.saved_values
@@ -1204,7 +1208,7 @@ class Det(Function):
     _array_forward = True
     node_name = "LinalgDetBackward0"
     label = "det"
-    rule = "∂/∂A = g·det(A)·A⁻ᵀ"
+    rule = "∂/∂A = g·conj(det(A))·A⁻ᴴ"
     formula = "det({0})"
 
     @staticmethod
@@ -1215,6 +1219,7 @@ class Det(Function):
         return out
 
     @staticmethod
+    @conjugate_rule  # holomorphic: for complex A, grad_A = g conj(det A) A⁻ᴴ
     def backward(ctx, grad):
         # d det(A) = det(A) tr(A^-1 dA), so grad_A = grad det(A) A^-T (A must be invertible)
         A, out = ctx.saved_values
@@ -1233,21 +1238,26 @@ class Slogdet(Function):
     _array_forward = True
     node_name = "LinalgSlogdetBackward0"
     label = "slogdet"
-    rule = "∂/∂A = g·A⁻ᵀ through log|det A|; the sign gets no gradient"
+    rule = "∂/∂A = (g + i·Im(G_sign·conj(sign)))·A⁻ᴴ; a real A's sign gets no gradient"
 
     @staticmethod
     def forward(ctx, A):
         xp = array_module(A)
         sign, logabsdet = xp.linalg.slogdet(A)
-        sign, logabsdet = _as_array(sign).astype(A.dtype, copy=False), _as_array(logabsdet).astype(A.dtype, copy=False)
-        ctx.save_for_backward(A)
-        return sign, logabsdet  # sign is piecewise constant: its gradient is ignored, as in torch
+        # a complex A's sign is complex (det / |det|), its log|det| real
+        sign, logabsdet = _as_array(sign).astype(A.dtype, copy=False), _as_array(logabsdet).astype(A.real.dtype, copy=False)
+        ctx.save_for_backward(A, sign if sign.dtype.kind == "c" else None)
+        return sign, logabsdet  # a real sign is piecewise constant: its gradient is ignored, as in torch
 
     @staticmethod
     def backward(ctx, grad_sign, grad_logabsdet):
-        # d log|det A| = tr(A^-1 dA): grad_A = g A^-T
-        (A,) = ctx.saved_values
-        return grad_logabsdet.unsqueeze(-1).unsqueeze(-1) * inv(A).mT
+        # d log|det A| = Re tr(A^-1 dA): grad_A = g A^-H; a complex sign = e^{iθ} moves with
+        # dθ = Im tr(A^-1 dA), so its real loss adds i Im(G_sign conj(sign)) to g (torch's slogdet_backward)
+        A, sign = ctx.saved_values
+        scale = grad_logabsdet
+        if sign is not None:
+            scale = scale + 1j * (grad_sign * sign.conj()).imag
+        return scale.unsqueeze(-1).unsqueeze(-1) * _adjoint(inv(A))
 
 
 def slogdet(A: Tensor):
@@ -1258,10 +1268,13 @@ def slogdet(A: Tensor):
 
 
 def logdet(input: Tensor) -> Tensor:
-    """torch.logdet: ``log(det(A))`` (NaN for a negative determinant, -inf for a singular matrix)."""
+    """torch.logdet: ``log(det(A))`` (NaN for a negative determinant, -inf for a singular matrix;
+    for complex A, log(sign) + log|det A|)."""
     from .elementwise import where
 
     sign, logabsdet = slogdet(input)
+    if sign.is_complex():
+        return sign.log() + logabsdet
     return where(Tensor._make(sign._data < 0), float("nan"), logabsdet)
 
 
@@ -1368,7 +1381,7 @@ def _eig_backward(values: Tensor, vectors: Tensor, grad_values: Tensor, grad_vec
     from .complex import real
 
     n = values._data.shape[-1]
-    vh = vectors.mH
+    vh = _adjoint(vectors)
     vhgv = _mat(vh, grad_vectors)
     diagonal = vhgv.diagonal(0, -2, -1)
     xp = array_module(diagonal._data)
@@ -1445,21 +1458,29 @@ def _removed_matrix_rank(*args, **kwargs):
 _BUNCH_KAUFMAN_ALPHA = (1 + math.sqrt(17)) / 8  # LAPACK's: bounds the growth of the 1x1 and 2x2 pivots
 
 
-def _sytrf_lower(xp, a):
+def _sytrf_lower(xp, a, hermitian: bool = False):
     """LAPACK's dsytf2 on the lower triangle of the square matrix ``a`` (a copy, overwritten): the
     Bunch-Kaufman P L D Lᵀ Pᵀ with 1x1 and 2x2 diagonal blocks. Returns (a, pivots, info) in LAPACK's
     conventions: pivots 1-based, a 2x2 block marked by the negated row swapped into it on both of its
     entries; info the 1-based column of the first zero pivot, 0 if none. One step per column, each
-    vectorised over the trailing block; the pivot choices read scalars (a sync per step on a device)."""
+    vectorised over the trailing block; the pivot choices read scalars (a sync per step on a device).
+    Complex entries are ranked by |Re| + |Im|, as zsytf2 does; ``hermitian`` (complex) is zhetf2's
+    P L D Lᴴ Pᵀ, which reads the diagonal's real part and conjugates what it reflects."""
     n = a.shape[0]
     pivots = [0] * n
     info = 0
     k = 0
+    is_complex = a.dtype.kind == "c"
+    conjugated = hermitian and is_complex
+    magnitude = (lambda x: xp.abs(x.real) + xp.abs(x.imag)) if is_complex else xp.abs
+    diagonal_of = (lambda x: abs(float(x.real))) if conjugated else (lambda x: float(magnitude(x)))
+    if conjugated:
+        a[xp.arange(n), xp.arange(n)] = a.diagonal().real
     while k < n:
         step = 1
-        diagonal = abs(float(a[k, k]))
+        diagonal = diagonal_of(a[k, k])
         if k < n - 1:
-            below = xp.abs(a[k + 1:, k])
+            below = magnitude(a[k + 1:, k])
             i_max = k + 1 + int(below.argmax())
             column_max = float(below[i_max - k - 1])
         else:
@@ -1470,12 +1491,12 @@ def _sytrf_lower(xp, a):
         elif diagonal >= _BUNCH_KAUFMAN_ALPHA * column_max:
             swap_with = k
         else:
-            row_max = float(xp.abs(a[i_max, k:i_max]).max())
+            row_max = float(magnitude(a[i_max, k:i_max]).max())
             if i_max < n - 1:
-                row_max = max(row_max, float(xp.abs(a[i_max + 1:, i_max]).max()))
+                row_max = max(row_max, float(magnitude(a[i_max + 1:, i_max]).max()))
             if diagonal * row_max >= _BUNCH_KAUFMAN_ALPHA * column_max * column_max:
                 swap_with = k
-            elif abs(float(a[i_max, i_max])) >= _BUNCH_KAUFMAN_ALPHA * row_max:
+            elif diagonal_of(a[i_max, i_max]) >= _BUNCH_KAUFMAN_ALPHA * row_max:
                 swap_with = i_max
             else:
                 swap_with, step = i_max, 2
@@ -1486,14 +1507,32 @@ def _sytrf_lower(xp, a):
             between = a[last + 1:p, last].copy()
             a[last + 1:p, last] = a[p, last + 1:p]
             a[p, last + 1:p] = between
+            if conjugated:  # the reflected entries of a Hermitian matrix are conjugates
+                a[last + 1:p, last] = a[last + 1:p, last].conj()
+                a[p, last + 1:p] = a[p, last + 1:p].conj()
+                a[p, last] = a[p, last].conj()
             a[[last, p], [last, p]] = a[[p, last], [p, last]]
             if step == 2:
                 a[[k + 1, p], [k, k]] = a[[p, k + 1], [k, k]]
-        if step == 1 and k < n - 1 and float(a[k, k]) != 0:
-            # A₂₂ ← A₂₂ - x xᵀ / d, then L's column x / d (the lower triangle is all LAPACK keeps)
+        if step == 1 and k < n - 1 and a[k, k] != 0:
+            # A₂₂ ← A₂₂ - x xᵀ / d (x xᴴ / d when hermitian), then L's column x / d (the lower
+            # triangle is all LAPACK keeps)
             x = a[k + 1:, k].copy()
-            a[k + 1:, k + 1:] -= xp.tril(xp.outer(x, x / a[k, k]))
+            a[k + 1:, k + 1:] -= xp.tril(xp.outer(x, (x.conj() if conjugated else x) / a[k, k]))
             a[k + 1:, k] = x / a[k, k]
+        elif step == 2 and k < n - 2 and conjugated:
+            # L's two columns W D⁻¹ with D = [[d₁₁, conj(d₂₁)], [d₂₁, d₂₂]], then A₂₂ ← A₂₂ - W D⁻¹ Wᴴ
+            # (zhetf2's update, unscaled); the trailing diagonal stays real
+            d11, d21, d22 = a[k, k].real, a[k + 1, k], a[k + 1, k + 1].real
+            determinant = d11 * d22 - (d21 * d21.conj()).real
+            w, w1 = a[k + 2:, k].copy(), a[k + 2:, k + 1].copy()
+            l0 = (w * d22 - w1 * d21) / determinant
+            l1 = (w1 * d11 - w * d21.conj()) / determinant
+            a[k + 2:, k + 2:] -= xp.tril(xp.outer(l0, w.conj()) + xp.outer(l1, w1.conj()))
+            a[k + 2:, k] = l0
+            a[k + 2:, k + 1] = l1
+            trailing = xp.arange(k + 2, n)
+            a[trailing, trailing] = a[trailing, trailing].real
         elif step == 2 and k < n - 2:
             # the 2x2 block's inverse applied to the two columns, in dsytf2's scaled form
             d21 = a[k + 1, k]
@@ -1514,37 +1553,40 @@ def _sytrf_lower(xp, a):
     return xp.tril(a), pivots, info
 
 
-def _sytrs_lower(xp, ld, pivots, b):
-    """LAPACK's dsytrs for the lower factor: X with P L D Lᵀ Pᵀ X = B, ``b`` (n, k) overwritten."""
+def _sytrs_lower(xp, ld, pivots, b, hermitian: bool = False):
+    """LAPACK's dsytrs for the lower factor: X with P L D Lᵀ Pᵀ X = B, ``b`` (n, k) overwritten; with
+    ``hermitian`` (complex), zhetrs's P L D Lᴴ Pᵀ, D Hermitian (its 2x2 blocks' upper entry conjugated)."""
     n = ld.shape[0]
+    conjugated = hermitian and ld.dtype.kind == "c"
+    adjoint = xp.conj if conjugated else (lambda x: x)
     k = 0
     while k < n:  # L D Y = P B
         if pivots[k] > 0:
             p = pivots[k] - 1
             b[[k, p]] = b[[p, k]]
             b[k + 1:] -= xp.outer(ld[k + 1:, k], b[k])
-            b[k] = b[k] / ld[k, k]
+            b[k] = b[k] / (ld[k, k].real if conjugated else ld[k, k])
             k += 1
         else:
             p = -pivots[k] - 1
             b[[k + 1, p]] = b[[p, k + 1]]
             b[k + 2:] -= xp.outer(ld[k + 2:, k], b[k]) + xp.outer(ld[k + 2:, k + 1], b[k + 1])
             off = ld[k + 1, k]
-            d11, d22 = ld[k, k] / off, ld[k + 1, k + 1] / off
+            d11, d22 = ld[k, k] / adjoint(off), ld[k + 1, k + 1] / off
             denominator = d11 * d22 - 1
-            first, second = b[k] / off, b[k + 1] / off
+            first, second = b[k] / adjoint(off), b[k + 1] / off
             b[k], b[k + 1] = (d22 * first - second) / denominator, (d11 * second - first) / denominator
             k += 2
     k = n - 1
-    while k >= 0:  # Lᵀ Pᵀ X = Y
+    while k >= 0:  # Lᵀ Pᵀ X = Y (Lᴴ when hermitian)
         if pivots[k] > 0:
-            b[k] -= ld[k + 1:, k] @ b[k + 1:]
+            b[k] -= adjoint(ld[k + 1:, k]) @ b[k + 1:]
             p = pivots[k] - 1
             b[[k, p]] = b[[p, k]]
             k -= 1
         else:
-            b[k] -= ld[k + 1:, k] @ b[k + 1:]
-            b[k - 1] -= ld[k + 1:, k - 1] @ b[k + 1:]
+            b[k] -= adjoint(ld[k + 1:, k]) @ b[k + 1:]
+            b[k - 1] -= adjoint(ld[k + 1:, k - 1]) @ b[k + 1:]
             p = -pivots[k] - 1
             b[[k, p]] = b[[p, k]]
             k -= 2
@@ -1559,13 +1601,13 @@ class LdlFactor(Function):
     formula = "ldl_factor({0})"
 
     @staticmethod
-    def forward(ctx, A):
+    def forward(ctx, A, hermitian):
         xp = array_module(A)
         batch, n = A.shape[:-2], A.shape[-1]
         flat = A.reshape((math.prod(A.shape[:-2]), n, n))
         factors, pivots, infos = [], [], []
         for matrix in flat:  # each matrix pivots its own way
-            ld, p, info = _sytrf_lower(xp, matrix.copy())
+            ld, p, info = _sytrf_lower(xp, matrix.copy(), hermitian)
             factors.append(ld)
             pivots.append(p)
             infos.append(info)
@@ -1584,10 +1626,7 @@ def _check_ldl_input(A: Tensor, op: str) -> None:
     if A._data.shape[-1] != A._data.shape[-2]:
         raise RuntimeError(f"torch.linalg.{op}: A must be batches of square matrices, but they are "
                            f"{A._data.shape[-2]} by {A._data.shape[-1]} matrices")
-    if A._data.dtype.kind == "c":
-        raise NotImplementedError(f"torch.linalg.{op}: chainrule factors real symmetric matrices only (torch's "
-                                  "complex and hermitian=True forms are not built)")
-    if A._data.dtype.kind != "f":
+    if A._data.dtype.kind not in "fc":
         raise RuntimeError(f"torch.linalg.{op}: Expected a floating point or complex tensor as input. Got "
                            f"{_dtype.scalar_name(A.dtype)}")
 
@@ -1596,10 +1635,10 @@ def ldl_factor_ex(A: Tensor, *, hermitian: bool = False, check_errors: bool = Fa
     """torch.linalg.ldl_factor_ex: ``(LD, pivots, info)`` of the symmetric A's lower triangle,
     A = P L D Lᵀ Pᵀ with D of 1x1 and 2x2 blocks (LAPACK's sytrf, Bunch-Kaufman pivoting): L below LD's
     diagonal, D on and beside it, pivots as LAPACK's (1-based, negative pairs for a 2x2 block), info
-    the first zero pivot's column (0: none). Real input only (where ``hermitian`` changes nothing); no
-    derivative, as torch's."""
+    the first zero pivot's column (0: none). A complex A with ``hermitian`` is factored as
+    P L D Lᴴ Pᵀ (LAPACK's hetrf), else as complex-symmetric; no derivative, as torch's."""
     _check_ldl_input(A, "ldl_factor_ex")
-    ld, pivots, info = LdlFactor.apply(A)
+    ld, pivots, info = LdlFactor.apply(A, hermitian=bool(hermitian))
     pivots, info = pivots.detach(), info.detach()
     if check_errors and bool((info._data != 0).any()):
         raise RuntimeError("torch.linalg.ldl_factor_ex: The factorization could not be completed because the "
@@ -1611,7 +1650,7 @@ def ldl_factor(A: Tensor, *, hermitian: bool = False):
     """torch.linalg.ldl_factor: ldl_factor_ex's ``(LD, pivots)``; a singular A raises (torch 2.13 fails
     an internal assert there)."""
     _check_ldl_input(A, "ldl_factor")
-    ld, pivots, info = LdlFactor.apply(A)
+    ld, pivots, info = LdlFactor.apply(A, hermitian=bool(hermitian))
     if bool((info._data != 0).any()):
         raise RuntimeError("torch.linalg.ldl_factor: The factorization could not be completed because the input "
                            "is singular (a zero pivot in D).")
@@ -1626,7 +1665,7 @@ class LdlSolve(Function):
     formula = "ldl_solve({0}, {1})"
 
     @staticmethod
-    def forward(ctx, LD, B, pivots):
+    def forward(ctx, LD, B, pivots, hermitian):
         xp = array_module(LD)
         n = LD.shape[-1]
         batch = xp.broadcast_shapes(LD.shape[:-2], B.shape[:-2])
@@ -1635,7 +1674,8 @@ class LdlSolve(Function):
         B = xp.broadcast_to(B, batch + B.shape[-2:]).reshape((math.prod(batch),) + B.shape[-2:])
         out = xp.empty(B.shape, dtype=xp.result_type(LD.dtype, B.dtype))
         for i in range(B.shape[0]):
-            out[i] = _sytrs_lower(xp, LD[i], [int(p) for p in pivots[i].tolist()], B[i].astype(out.dtype, copy=True))
+            out[i] = _sytrs_lower(xp, LD[i], [int(p) for p in pivots[i].tolist()], B[i].astype(out.dtype, copy=True),
+                                  hermitian)
         return _column_major(out.reshape(batch + out.shape[-2:]))
 
     @staticmethod
@@ -1651,7 +1691,7 @@ def ldl_solve(LD: Tensor, pivots: Tensor, B: Tensor, *, hermitian: bool = False)
     if B._data.shape[-2] != n:
         raise RuntimeError(f"Incompatible matrix sizes for torch.linalg.ldl_solve: each A matrix is {n} by {n} but "
                            f"each b matrix is {B._data.shape[-2]} by {B._data.shape[-1]}")
-    return LdlSolve.apply(LD, B, pivots=pivots._data)
+    return LdlSolve.apply(LD, B, pivots=pivots._data, hermitian=bool(hermitian))
 
 
 # ---------------------------------------------------------------- Householder QR (LAPACK geqrf/ormqr), vander
@@ -1718,7 +1758,7 @@ def ormqr(input: Tensor, tau: Tensor, other: Tensor, left: bool = True, transpos
         tau = cat([tau, Tensor._make(xp.zeros(tau._data.shape[:-1] + (mn - k,), dtype=tau._data.dtype))], -1)
     q = linalg_householder_product(reflectors, tau)
     if transpose:
-        q = q.mH
+        q = _adjoint(q)
     result = matmul(q, other) if left else matmul(other, q)
     result = result.mT.contiguous().mT  # LAPACK's column-major layout, which torch returns
     return name_node(result, "OrmqrBackward0", label="ormqr")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import math
 import warnings
 
 import numpy as np
@@ -290,6 +291,9 @@ def randn(*sizes, size=None, generator=None, dtype=None, layout=None, device=Non
     xp = _xp(device)
     shape = _shape_args(_sizes(sizes, size))
     if dt.kind == "c":  # torch: variance 1 split evenly, real and imaginary parts each N(0, 1/2)
+        if xp is np:  # normal_'s values on view_as_real, as torch's randn draws them
+            pairs = _rng(generator).normal(0.0, 1 / math.sqrt(2), shape + (2,), dtype=np.finfo(dt).dtype)
+            return _finish(pairs.view(dt)[..., 0], requires_grad)
         pairs = _rng(generator, xp).standard_normal(shape + (2,)) * np.sqrt(0.5)
         return _finish(_complex_pairs(pairs, dt), requires_grad)
     if xp is np:
@@ -685,6 +689,13 @@ def normal_values(self: Tensor, mean, std, generator) -> np.ndarray:
     xp = array_module(self)
     if xp is np:
         data, stream = self._data, _rng(generator)
+        if data.dtype.kind == "c":  # torch fills view_as_real with N(mean, std²/2): the variance split evenly
+            real = data[..., None].view(data.real.dtype)
+            parts = _in_memory_order(real, lambda shape: stream.normal(
+                mean, std / math.sqrt(2), shape, dtype=real.dtype, contiguous=data.flags.c_contiguous))
+            values = np.empty(data.shape, data.dtype)
+            values.real, values.imag = parts[..., 0], parts[..., 1]
+            return values
         return _in_memory_order(data, lambda shape: stream.normal(mean, std, shape, dtype=data.dtype,
                                                                   contiguous=data.flags.c_contiguous))
     return mean + std * _rng(generator, xp).standard_normal(self._data.shape)

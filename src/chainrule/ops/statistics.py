@@ -535,7 +535,7 @@ def renorm(input: Tensor, p, dim: int, maxnorm) -> Tensor:
     """torch.renorm: every slice along ``dim`` whose ``p``-norm exceeds ``maxnorm`` scaled down to
     norm ``maxnorm`` (times 1/(1 + 1e-7/norm), as torch); the others unchanged."""
     _check_tensor(input, "renorm")
-    if input._data.dtype.kind not in "fV":
+    if input._data.dtype.kind not in "fVc":
         raise RuntimeError(f"renorm(): expected a floating point input, got {_dtype.scalar_name(input.dtype)}")
     if p <= 0:
         raise RuntimeError("renorm: non-positive-norm not supported")

@@ -1,0 +1,238 @@
+"""Complex convolution and complex linear algebra against torch 2.13: forward values and dtypes, and
+gradients in torch's convention (``.grad`` holds dL/d(conj z) for a real loss L), checked with
+chainrule's gradcheck in complex128 and against torch's gradient on the same inputs. Singular and
+eigen vectors are fixed only up to a phase, so their losses are gauge-invariant ones."""
+
+import numpy as np
+import pytest
+
+import chainrule
+from chainrule.autograd import gradcheck, gradgradcheck
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True)
+def _torch_on_one_thread():
+    # the oracle only: torch's complex convolutions on its OpenMP pool took 0.8 s a call on the loaded
+    # 2-core machine, 10 ms on one thread
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _complex(shape, seed, dtype=np.complex128):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+
+
+def _pair(array, requires_grad=True):
+    return (chainrule.tensor(array, requires_grad=requires_grad), torch.tensor(array, requires_grad=requires_grad))
+
+
+def _close(ours, theirs, rtol=1e-7, atol=1e-9):
+    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().resolve_conj().numpy(), rtol=rtol, atol=atol)
+
+
+def _real_loss(outputs, seed):
+    """A real loss of (possibly complex) outputs: Σ Re⟨c, out⟩, the same c for both libraries."""
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    loss = 0
+    for k, out in enumerate(outputs):
+        lib = chainrule if isinstance(out, chainrule.Tensor) else torch
+        c = _complex(tuple(out.shape), seed + k)
+        loss = loss + (out * lib.tensor(c.conj() if out.is_complex() else c.real)).sum().real
+    return loss
+
+
+def _same_gradients(f_ours, f_theirs, arrays, seed=7, rtol=1e-7, atol=1e-9):
+    """f's values and the gradients of a real loss of them, chainrule against torch."""
+    ours, theirs = zip(*(_pair(a) for a in arrays))
+    out_ours, out_theirs = f_ours(*ours), f_theirs(*theirs)
+    for a, b in zip(*(o if isinstance(o, tuple) else (o,) for o in (out_ours, out_theirs))):
+        _close(a, b, rtol, atol)
+    _real_loss(out_ours, seed).backward()
+    _real_loss(out_theirs, seed).backward()
+    for a, b in zip(ours, theirs):
+        _close(a.grad, b.grad, rtol, atol)
+
+
+# ---- convolution --------------------------------------------------------------------------------
+@pytest.mark.parametrize("d", [1, 2])
+def test_complex_conv_and_its_transpose_match_torch(d):
+    F = chainrule.nn.functional
+    x, w, b = _complex((2, 4) + (6,) * d, 0), _complex((4, 2) + (3,) * d, 1), _complex((4,), 2)
+    conv = f"conv{d}d"
+    _same_gradients(lambda x, w, b: getattr(F, conv)(x, w, b, stride=2, padding=1, groups=2),
+                    lambda x, w, b: getattr(torch.nn.functional, conv)(x, w, b, stride=2, padding=1, groups=2),
+                    [x, w, b])
+    transpose = f"conv_transpose{d}d"
+    wt = _complex((4, 3) + (2,) * d, 3)
+    _same_gradients(lambda x, w: getattr(F, transpose)(x, w, stride=2, dilation=2),
+                    lambda x, w: getattr(torch.nn.functional, transpose)(x, w, stride=2, dilation=2), [x, wt])
+
+
+def test_complex_conv_gradcheck_and_complex64_dtype():
+    x, w = (chainrule.tensor(_complex(s, i), requires_grad=True) for i, s in enumerate([(1, 2, 5), (2, 2, 3)]))
+    assert gradcheck(lambda x, w: chainrule.nn.functional.conv1d(x, w, padding=1), (x, w))
+    small = chainrule.nn.functional.conv2d(chainrule.tensor(_complex((1, 1, 3, 3), 4, np.complex64)),
+                                           chainrule.tensor(_complex((1, 1, 2, 2), 5, np.complex64)))
+    assert small.dtype == chainrule.complex64
+
+
+# ---- linear algebra -----------------------------------------------------------------------------
+def _hermitian_pd(L, a):
+    """A Hermitian positive-definite matrix made of ``a`` (differentiable), for cholesky and friends."""
+    return a @ a.mH + 3 * L.eye(a.shape[-1], dtype=a.dtype)
+
+
+# each: a function of (library, *complex128 tensors) and the shapes of those tensors; the outputs
+# that depend on a phase choice (singular and eigen vectors) enter through their magnitudes only
+LINALG_CASES = {
+    "inv": (lambda L, a: L.linalg.inv(a), [(3, 3)]),
+    "det": (lambda L, a: L.linalg.det(a), [(2, 3, 3)]),
+    "slogdet": (lambda L, a: tuple(L.linalg.slogdet(a)), [(3, 3)]),
+    "logdet": (lambda L, a: L.logdet(a), [(3, 3)]),
+    "solve": (lambda L, a, b: L.linalg.solve(a, b), [(3, 3), (3, 2)]),
+    "solve_left_false": (lambda L, a, b: L.linalg.solve(a, b, left=False), [(3, 3), (2, 3)]),
+    "solve_triangular": (lambda L, a, b: L.linalg.solve_triangular(a, b, upper=True), [(3, 3), (3, 2)]),
+    "triangular_solve": (lambda L, b, a: tuple(L.triangular_solve(b, a, upper=False, transpose=True)),
+                         [(3, 2), (3, 3)]),
+    "cholesky": (lambda L, a: L.linalg.cholesky(_hermitian_pd(L, a)), [(3, 3)]),
+    "cholesky_upper": (lambda L, a: L.linalg.cholesky(_hermitian_pd(L, a), upper=True), [(3, 3)]),
+    "cholesky_solve": (lambda L, b, a: L.cholesky_solve(b, L.linalg.cholesky(_hermitian_pd(L, a))), [(3, 2), (3, 3)]),
+    "cholesky_inverse": (lambda L, a: L.cholesky_inverse(L.linalg.cholesky(_hermitian_pd(L, a)), upper=False),
+                         [(3, 3)]),
+    "qr_tall": (lambda L, a: tuple(L.linalg.qr(a)), [(4, 3)]),
+    "qr_wide": (lambda L, a: tuple(L.linalg.qr(a)), [(2, 4)]),
+    "svd": (lambda L, a: (lambda u, s, vh: (u.abs(), s, vh.abs()))(*L.linalg.svd(a, full_matrices=False)), [(4, 3)]),
+    "svd_wide_low_rank_product": (lambda L, a: (lambda u, s, vh: (u[..., :2] * s[..., :2]) @ vh[..., :2, :])(
+        *L.linalg.svd(a, full_matrices=False)), [(3, 5)]),
+    "torch_svd_v": (lambda L, a: (lambda u, s, v: (u * s) @ v.mH)(*L.svd(a)), [(3, 3)]),
+    "svdvals_nuclear_spectral_cond": (lambda L, a: (L.linalg.svdvals(a), L.linalg.matrix_norm(a, "nuc"),
+                                                     L.linalg.matrix_norm(a, 2), L.linalg.cond(a)), [(3, 4)]),
+    "eigh": (lambda L, a: (lambda w, v: (w, v.abs()))(*L.linalg.eigh(a + a.mH)), [(3, 3)]),
+    "pinv": (lambda L, a: L.linalg.pinv(a), [(4, 3)]),
+    "pinv_hermitian": (lambda L, a: L.linalg.pinv(_hermitian_pd(L, a), hermitian=True), [(3, 3)]),
+    "lstsq": (lambda L, a, b: L.linalg.lstsq(a, b, driver="gelsd")[:2], [(4, 3), (4, 2)]),
+    "lu": (lambda L, a: tuple(L.linalg.lu(a)[1:]), [(4, 3)]),
+    "lu_factor_and_solve": (lambda L, a, b: (lambda lu, piv: (lu, L.linalg.lu_solve(lu, piv, b, adjoint=True),
+                                                              L.linalg.lu_solve(lu, piv, b.mT, left=False)))(
+        *L.linalg.lu_factor(a)), [(3, 3), (3, 2)]),
+    "matrix_power": (lambda L, a: L.linalg.matrix_power(a, -2), [(3, 3)]),
+    "matrix_exp": (lambda L, a: L.linalg.matrix_exp(a), [(3, 3)]),
+}
+
+
+@pytest.mark.filterwarnings("ignore:torch.triangular_solve is deprecated")
+@pytest.mark.parametrize("name", sorted(LINALG_CASES))
+def test_complex_linalg_values_and_gradients_match_torch(name):
+    f, shapes = LINALG_CASES[name]
+    arrays = [_complex(shape, seed) for seed, shape in enumerate(shapes)]
+    _same_gradients(lambda *t: f(chainrule, *t), lambda *t: f(torch, *t), arrays, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["inv", "slogdet", "cholesky_upper", "cholesky_solve", "qr_wide", "svd", "eigh",
+                                  "pinv", "lstsq", "lu"])
+def test_complex_linalg_gradcheck(name):
+    f, shapes = LINALG_CASES[name]
+    inputs = tuple(chainrule.tensor(_complex(shape, seed), requires_grad=True) for seed, shape in enumerate(shapes))
+    assert gradcheck(lambda *t: f(chainrule, *t), inputs)
+
+
+def test_complex_rules_differentiate_again():
+    # the rules are written in chainrule ops, conjugate_rule included: create_graph records them
+    a = chainrule.tensor(_complex((2, 2), 0), requires_grad=True)
+    assert gradgradcheck(chainrule.linalg.inv, (a,))
+    x, w = (chainrule.tensor(_complex(s, i), requires_grad=True) for i, s in enumerate([(1, 1, 3), (1, 1, 2)]))
+    assert gradgradcheck(lambda x, w: chainrule.nn.functional.conv1d(x, w), (x, w))
+
+
+def test_complex_lu_pivots_on_lapacks_magnitude():
+    # LAPACK's izamax ranks |Re| + |Im|: 2+2j (4) outranks 3 (3), though |2+2j| < 3
+    a = np.array([[3, 1], [2 + 2j, 5]], np.complex128)
+    ours, theirs = chainrule.linalg.lu_factor(chainrule.tensor(a)), torch.linalg.lu_factor(torch.tensor(a))
+    assert ours.pivots.tolist() == theirs.pivots.tolist() == [2, 2]
+    _close(ours.LU, theirs.LU)
+
+
+def test_complex_results_have_torch_real_dtypes():
+    a = chainrule.tensor(_complex((3, 3), 0, np.complex64))
+    assert chainrule.linalg.svdvals(a).dtype == chainrule.float32
+    assert chainrule.linalg.slogdet(a).logabsdet.dtype == chainrule.float32
+    assert chainrule.linalg.slogdet(a).sign.dtype == chainrule.complex64
+    assert chainrule.linalg.cond(a).dtype == chainrule.float32
+    assert chainrule.logdet(a).dtype == chainrule.complex64
+
+
+def test_complex_householder_product_and_ormqr_conjugate_the_reflectors():
+    # Hᵢ = I - τᵢ vᵢ vᵢᴴ: the Q of geqrf's complex reflectors is unitary
+    a = _complex((4, 3), 0)
+    packed, tau = torch.geqrf(torch.tensor(a))
+    f = lambda L, p, t: L.linalg.householder_product(p, t)  # noqa: E731
+    _same_gradients(lambda p, t: f(chainrule, p, t), lambda p, t: f(torch, p, t),
+                    [packed.numpy(), tau.numpy()])
+    c = _complex((4, 2), 1)
+    _close(chainrule.ormqr(chainrule.tensor(packed.numpy()), chainrule.tensor(tau.numpy()), chainrule.tensor(c),
+                           transpose=True),
+           torch.ormqr(packed, tau, torch.tensor(c), transpose=True))
+
+
+@pytest.mark.parametrize("hermitian", [False, True])
+def test_complex_ldl_factor_pivots_as_lapack(hermitian):
+    # a small diagonal makes Bunch-Kaufman swap rows and take 2x2 blocks; zhetf2 conjugates what it
+    # reflects, zsytf2 does not, and both rank entries by |Re| + |Im|
+    for seed in range(4):
+        a = _complex((5, 5), seed)
+        a = a + a.conj().T if hermitian else a + a.T
+        a[np.arange(5), np.arange(5)] *= 0.01
+        ours = chainrule.linalg.ldl_factor_ex(chainrule.tensor(a), hermitian=hermitian)
+        theirs = torch.linalg.ldl_factor_ex(torch.tensor(a), hermitian=hermitian)
+        assert ours.pivots.tolist() == theirs.pivots.tolist()
+        _close(ours.LD, theirs.LD)
+
+
+@pytest.mark.parametrize("hermitian", [False, True])
+def test_complex_ldl_solve_of_torchs_factor(hermitian):
+    # torch's LDLᴴ (hermitian) or complex-symmetric LDLᵀ factor, solved by chainrule (zhetrs / zsytrs)
+    a = _complex((4, 4), 2)
+    a = a + a.conj().T if hermitian else a + a.T
+    LD, pivots = torch.linalg.ldl_factor(torch.tensor(a), hermitian=hermitian)
+    b = _complex((4, 2), 3)
+    ours = chainrule.linalg.ldl_solve(chainrule.tensor(LD.numpy()), chainrule.tensor(pivots.numpy()),
+                                      chainrule.tensor(b), hermitian=hermitian)
+    _close(ours, torch.linalg.ldl_solve(LD, pivots, torch.tensor(b), hermitian=hermitian))
+
+
+def test_complex_renorm_scales_slices_by_their_real_norms():
+    _same_gradients(lambda a: chainrule.renorm(a, 2, 0, 1.5), lambda a: torch.renorm(a, 2, 0, 1.5),
+                    [_complex((3, 4), 5)])
+
+
+def test_complex_conv_module_initialises_and_trains_as_torch():
+    # nn.init.uniform_ draws a complex tensor's real and imaginary parts, as Tensor.uniform_ does
+    torch.manual_seed(0)
+    chainrule.manual_seed(0)
+    theirs = torch.nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular", dtype=torch.complex64)
+    ours = chainrule.nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular", dtype=chainrule.complex64)
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    x = _complex((1, 2, 5, 5), 6, np.complex64)
+    ours(chainrule.tensor(x)).abs().sum().backward()
+    theirs(torch.tensor(x)).abs().sum().backward()
+    _close(ours.weight.grad, theirs.weight.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (5, 7)])  # below and above torch's 16-value Box-Muller blocks
+def test_complex_normal_draws_are_torchs(shape):
+    # torch fills view_as_real with N(mean, std²/2); randn and nn.init's normal initialisers with it
+    draws = {}
+    for lib in (chainrule, torch):
+        lib.manual_seed(0)
+        weight = lib.nn.init.xavier_normal_(lib.empty(*shape, dtype=lib.complex64))
+        shifted = lib.empty(*shape, dtype=lib.complex128).mT.normal_(0.5, 2.0)
+        draws[lib] = (weight, shifted, lib.randn(*shape, dtype=lib.complex64), lib.rand(2))
+    for ours, theirs in zip(draws[chainrule], draws[torch]):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
