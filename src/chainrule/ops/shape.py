@@ -61,6 +61,18 @@ def _shape_arg(shape, op: str) -> tuple:
     return _int_sequence(shape, op)
 
 
+def _spread_or_keyword(spread: tuple, keyword, name: str, op: str) -> tuple:
+    """torch takes a shape spread (``x.view(2, 3)``) or as one argument, by keyword too
+    (``torch.reshape(x, shape=(2, 3))``, ``x.permute(dims=(1, 0))``): the spread form of either."""
+    if keyword is None:
+        return spread
+    if spread:
+        raise TypeError(f"{op}() got multiple values for argument '{name}'")
+    if isinstance(keyword, int):
+        raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not int")
+    return (keyword,)
+
+
 def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
     """Resolve one -1 and check the element count, with torch's error message."""
     if shape.count(-1) > 1:
@@ -106,9 +118,10 @@ class UnsafeView(Reshape):
     rule = "reshapes the gradient back to the input's shape"
 
 
-def reshape(input: Tensor, *shape) -> Tensor:
+def reshape(input: Tensor, *sizes, shape=None) -> Tensor:
     """torch.reshape: a view when the strides allow it, a copy otherwise."""
-    shape = _infer_shape(_shape_arg(shape, "reshape"), input._data.size, "reshape")
+    sizes = _spread_or_keyword(sizes, shape, "shape", "reshape")
+    shape = _infer_shape(_shape_arg(sizes, "reshape"), input._data.size, "reshape")
     if input._data.size and not _viewable(input._data, shape):
         return UnsafeView.apply(Clone.apply(input), shape=shape)  # torch's graph: a contiguous clone, viewed
     out = Reshape.apply(input, shape=shape)
@@ -127,11 +140,18 @@ def _viewable(array, shape: tuple) -> bool:
     return True
 
 
-def view(input: Tensor, *shape) -> Tensor:
-    """torch.Tensor.view: never copies; raises if the strides cannot express the new shape."""
-    if len(shape) == 1 and isinstance(shape[0], _dtype.dtype):
-        return _view_as_dtype(input, shape[0])
-    shape = _infer_shape(_shape_arg(shape, "view"), input._data.size, "view")
+def view(input: Tensor, *sizes, size=None, dtype=None) -> Tensor:
+    """torch.Tensor.view: never copies; raises if the strides cannot express the new shape.
+    ``view(dtype)`` reads the same memory as another dtype."""
+    if sizes and (size is not None or dtype is not None):
+        keyword = "size" if dtype is None else "dtype"
+        given = ", ".join([type(s).__name__ for s in sizes] + [f"{keyword}={type(size if dtype is None else dtype).__name__}"])
+        raise TypeError(f"view() received an invalid combination of arguments - got ({given}), but expected one of:\n"
+                        " * (torch.dtype dtype)\n * (tuple of ints size)\n")
+    sizes = _spread_or_keyword(sizes, size if dtype is None else dtype, "size" if dtype is None else "dtype", "view")
+    if len(sizes) == 1 and isinstance(sizes[0], _dtype.dtype):
+        return _view_as_dtype(input, sizes[0])
+    shape = _infer_shape(_shape_arg(sizes, "view"), input._data.size, "view")
     if not _viewable(input._data, shape):
         raise RuntimeError(
             f"view size is not compatible with input tensor's size and stride (shape "
@@ -327,9 +347,9 @@ class Expand(Function):
         return sum_to_shape(grad, ctx.input_shape)
 
 
-def expand(input: Tensor, *sizes) -> Tensor:
+def expand(input: Tensor, *sizes, size=None) -> Tensor:
     """torch.Tensor.expand: -1 keeps a dim; new leading dims may be added. Returns a view."""
-    sizes = _shape_arg(sizes, "expand")
+    sizes = _shape_arg(_spread_or_keyword(sizes, size, "size", "expand"), "expand")
     shape = input._data.shape
     if len(sizes) < len(shape):
         raise RuntimeError(
@@ -419,8 +439,8 @@ class Transpose(Function):
         return transpose(grad, *ctx.swap)
 
 
-def permute(input: Tensor, *dims) -> Tensor:
-    dims = _int_sequence(dims, "permute", "dims")
+def permute(input: Tensor, *spread_dims, dims=None) -> Tensor:
+    dims = _int_sequence(_spread_or_keyword(spread_dims, dims, "dims", "permute"), "permute", "dims")
     ndim = input._data.ndim
     if len(dims) != ndim:
         raise RuntimeError(
@@ -888,9 +908,9 @@ class Repeat(Function):
         return summed.reshape(ctx.input_shape)
 
 
-def repeat(input: Tensor, *sizes) -> Tensor:
+def repeat(input: Tensor, *sizes, repeats=None) -> Tensor:
     """torch.Tensor.repeat: tile the tensor ``sizes[i]`` times along dim i (new leading dims allowed)."""
-    sizes = _shape_arg(sizes, "repeat")
+    sizes = _shape_arg(_spread_or_keyword(sizes, repeats, "repeats", "repeat"), "repeat")
     if len(sizes) < input._data.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
                            "dimensions of tensor")
