@@ -1218,9 +1218,24 @@ def column_stack(tensors) -> Tensor:
     return cat([reshape(t, (t._data.size, 1)) if t._data.ndim <= 1 else t for t in tensors], 1)
 
 
-def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
+def _split_points(op: str, indices_or_sections, **by_kind):
+    """torch names a split's argument by its kind (``sections=3``, ``indices=[1, 4]``, tensor_split's
+    ``tensor_indices_or_sections=t``); positionally it is one argument, chainrule's ``indices_or_sections``."""
+    given = {name: value for name, value in by_kind.items() if value is not None}
+    if len(given) + (indices_or_sections is not None) != 1:
+        positional = [] if indices_or_sections is None else [type(indices_or_sections).__name__]
+        names = ", ".join(["Tensor", *positional, *(f"{name}={type(value).__name__}" for name, value in given.items())])
+        raise TypeError(f"{op}() received an invalid combination of arguments - got ({names}), but expected one "
+                        "of sections=int or indices=tuple of ints")
+    return indices_or_sections if indices_or_sections is not None else next(iter(given.values()))
+
+
+def tensor_split(input: Tensor, indices_or_sections=None, dim: int = 0, *, sections=None, indices=None,
+                 tensor_indices_or_sections=None) -> tuple:
     """torch.tensor_split: ``n`` near-equal views (the first ``size % n`` one longer), or views
     cut at the given indices."""
+    indices_or_sections = _split_points("tensor_split", indices_or_sections, sections=sections, indices=indices,
+                                        tensor_indices_or_sections=tensor_indices_or_sections)
     if input._data.ndim == 0:
         raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
     d = _wrap_dim(dim, input._data.ndim, "tensor_split")
@@ -1241,14 +1256,16 @@ def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
                  for start, stop in zip(bounds[:-1], bounds[1:]))
 
 
-def hsplit(input: Tensor, indices_or_sections) -> tuple:
+def hsplit(input: Tensor, indices_or_sections=None, *, sections=None, indices=None) -> tuple:
     """torch.hsplit: tensor_split along dim 1 (dim 0 for 1-D); sections must divide evenly."""
+    indices_or_sections = _split_points("hsplit", indices_or_sections, sections=sections, indices=indices)
     dim = 0 if input._data.ndim == 1 else 1
     return _even_split(input, indices_or_sections, dim, "hsplit")
 
 
-def vsplit(input: Tensor, indices_or_sections) -> tuple:
+def vsplit(input: Tensor, indices_or_sections=None, *, sections=None, indices=None) -> tuple:
     """torch.vsplit: tensor_split along dim 0 of a tensor with at least 2 dims."""
+    indices_or_sections = _split_points("vsplit", indices_or_sections, sections=sections, indices=indices)
     if input._data.ndim < 2:
         raise RuntimeError(f"torch.vsplit requires a tensor with at least 2 dimension, but got a tensor "
                            f"with {input._data.ndim} dimensions!")
