@@ -168,6 +168,35 @@ def _stub_overloads(stub: str, class_name: str | None) -> dict:
     return overloads
 
 
+# torch namespaces whose C functions are aten operators named with a prefix; torch's binding
+# passes the schema's names through (``self`` read as ``input``), which its docstrings do not always show
+ATEN_PREFIXES = {"torch.linalg": "linalg_", "torch.fft": "fft_", "torch.special": "special_"}
+
+
+def _schema_overloads(namespace: str, name: str) -> list:
+    import torch
+
+    P = inspect.Parameter
+    found = []
+    for schema in torch._C._jit_get_schemas_for_operator(f"aten::{ATEN_PREFIXES[namespace]}{name}"):
+        if any("Dimname" in str(argument.type) for argument in schema.arguments):
+            continue  # named tensors
+        parameters = []
+        for argument in schema.arguments:
+            if argument.is_out:  # the binding takes every output as one optional out= (a tuple when several)
+                if "out" not in (p.name for p in parameters):
+                    parameters.append(P("out", P.KEYWORD_ONLY, default=None))
+                continue
+            default = argument.default_value if argument.has_default_value() else P.empty
+            parameters.append(P("input" if argument.name == "self" else argument.name,
+                                P.KEYWORD_ONLY if argument.kwarg_only else P.POSITIONAL_OR_KEYWORD, default=default))
+        try:
+            found.append(inspect.Signature(parameters))
+        except ValueError:
+            continue  # a schema whose defaults inspect's ordering rules refuse
+    return found
+
+
 def _docstring_overloads(name: str, obj) -> list:
     """torch documents a C function's overloads in its docstring's first lines: ``f(a, b=1, *, out=None)``."""
     import torch
@@ -207,6 +236,10 @@ def torch_overloads(namespace: str, name: str, obj, overrides: dict) -> tuple[li
         found = _stub_overloads(stub, class_name).get(name)
         if found:
             return found, "stub"
+    if namespace in ATEN_PREFIXES:
+        found = _schema_overloads(namespace, name)
+        if found:
+            return found, "schema"
     found = _docstring_overloads(name, obj)
     if found:
         return found, "docstring"
@@ -216,7 +249,9 @@ def torch_overloads(namespace: str, name: str, obj, overrides: dict) -> tuple[li
 
 
 def _comparable(value):
-    if isinstance(value, (bool, int, float, str, type(None), tuple, list)):
+    if isinstance(value, (list, tuple)):
+        return tuple(_comparable(item) for item in value)
+    if isinstance(value, (bool, int, float, str, type(None))):
         return value
     return str(value).replace("chainrule.", "torch.").split("torch.")[-1]
 
@@ -229,7 +264,7 @@ def _same_default(torch_default, chainrule_default) -> bool:
         return True  # None standing for "unset" (an empty size, torch's default generator, layout, module)
     if callable(torch_default) and getattr(torch_default, "__name__", None) == chainrule_default:
         return True  # an activation named instead of passed: nn.Transformer's activation="relu" is F.relu
-    if (torch_default, chainrule_default) in EQUIVALENT_DEFAULTS:
+    if (_comparable(torch_default), _comparable(chainrule_default)) in EQUIVALENT_DEFAULTS:
         return True
     try:
         return bool(_comparable(torch_default) == _comparable(chainrule_default))
@@ -393,12 +428,34 @@ def check_signatures(name_filter: str | None) -> list:
         elif kind == "method":
             theirs = _without_receiver(theirs)
         if _is_dispatcher(theirs) and kind != "class":
-            record["kind"] = "dispatcher"
-            continue
+            theirs = _beneath_wrappers(mine)
+            if theirs is None:
+                record["kind"] = "dispatcher"
+                continue
+            if kind == "method":
+                theirs = _without_receiver(theirs)
+            record["source"] += ", chainrule's function beneath its wrappers"
         problems = compare(found, theirs)
         record["kind"] = "differ" if problems else "same"
         record["what"] = problems
     return records
+
+
+def _beneath_wrappers(function) -> inspect.Signature | None:
+    """The first signature down a chainrule function's ``__wrapped__`` chain that names its parameters
+    (its dispatch and ``out=`` wrappers take ``*args, **kwargs`` and pass them on), or None when the
+    function parses its arguments itself."""
+    while function is not None:
+        try:
+            signature = inspect.signature(function, follow_wrapped=False)
+        except (TypeError, ValueError):
+            return None
+        if not _is_dispatcher(signature):
+            kinds = {p.kind for p in signature.parameters.values()}
+            parses_itself = {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD} <= kinds
+            return None if parses_itself else signature
+        function = getattr(function, "__wrapped__", None)
+    return None
 
 
 def _without_self(signature: inspect.Signature) -> inspect.Signature:
@@ -496,17 +553,23 @@ def check_calls(name_filter: str | None, records: list) -> list:
 
 
 def _torch_path(variant, namespace, torch):
+    """(qualified name, name, namespace) under which torch exposes an OpInfo's callable."""
     if namespace:
         name = getattr(variant, "__name__", None)
         if name and getattr(torch.Tensor, name, None) is not None:
             return f"torch.Tensor.{name}", name, "torch.Tensor"
         return None, None, None
+    return _public_paths(torch).get(id(variant), (None, None, None))
+
+
+@functools.lru_cache(maxsize=1)
+def _public_paths(torch) -> dict:
+    paths = {}
     for module_name in ("torch", "torch.nn.functional", "torch.linalg", "torch.fft", "torch.special"):
         module = importlib.import_module(module_name)
-        for name in (getattr(variant, "__name__", None),):
-            if name and getattr(module, name, None) is variant:
-                return f"{module_name}.{name}", name, module_name
-    return None, None, None
+        for name in _public(module):
+            paths.setdefault(id(getattr(module, name, None)), (f"{module_name}.{name}", name, module_name))
+    return paths
 
 
 def _chainrule_path(qualified: str) -> str:

@@ -152,3 +152,17 @@ def test_recurrent_layers_take_every_documented_keyword(name):
         if lib is torch:
             expected = shapes
     assert shapes == expected
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: lib.linalg.norm(input=x, dim=(1, 2)),
+    lambda lib, x: lib.linalg.norm(input=x[0], ord="fro"),
+    lambda lib, x: lib.matrix_exp(input=x[:, :3, :3] / 20),
+    lambda lib, x: lib.linalg.matrix_exp(input=x[:, :3, :3] / 20),
+    lambda lib, x: lib.linalg.matrix_norm(A=x[0]),  # matrix_norm's tensor is A in torch
+], ids=["linalg_norm", "linalg_norm_fro", "matrix_exp", "linalg_matrix_exp", "matrix_norm"])
+def test_linalg_functions_whose_tensor_torch_calls_input(call):
+    expected, actual = _outcome(torch, call), _outcome(chainrule, call)
+    assert expected[0] == actual[0] == "ok", (expected, actual)
+    np.testing.assert_allclose(actual[1], expected[1], rtol=1e-12)
+    np.testing.assert_allclose(actual[2], expected[2], rtol=1e-10)
