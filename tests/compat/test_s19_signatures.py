@@ -159,10 +159,47 @@ def test_recurrent_layers_take_every_documented_keyword(name):
     lambda lib, x: lib.linalg.norm(input=x[0], ord="fro"),
     lambda lib, x: lib.matrix_exp(input=x[:, :3, :3] / 20),
     lambda lib, x: lib.linalg.matrix_exp(input=x[:, :3, :3] / 20),
-    lambda lib, x: lib.linalg.matrix_norm(A=x[0]),  # matrix_norm's tensor is A in torch
-], ids=["linalg_norm", "linalg_norm_fro", "matrix_exp", "linalg_matrix_exp", "matrix_norm"])
+], ids=["linalg_norm", "linalg_norm_fro", "matrix_exp", "linalg_matrix_exp"])
 def test_linalg_functions_whose_tensor_torch_calls_input(call):
     expected, actual = _outcome(torch, call), _outcome(chainrule, call)
     assert expected[0] == actual[0] == "ok", (expected, actual)
     np.testing.assert_allclose(actual[1], expected[1], rtol=1e-12)
     np.testing.assert_allclose(actual[2], expected[2], rtol=1e-10)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: x.tile(2, 1),
+    lambda lib, x: x.tile(dims=(1, 2, 1, 1)),
+    lambda lib, x: x.tile(3),
+    lambda lib, x: lib.tile(x, dims=2),
+    lambda lib, x: x[:1, :, :1].squeeze(0, 2),
+    lambda lib, x: x[:1, :, :1].squeeze(dim=(0, 2)),
+    lambda lib, x: x[:1].broadcast_to(3, 3, 4),
+    lambda lib, x: x[:1].broadcast_to(size=(3, 3, 4)),
+], ids=["tile_spread", "tile_keyword", "tile_one", "torch_tile_int", "squeeze_spread", "squeeze_tuple",
+        "broadcast_to_spread", "broadcast_to_keyword"])
+def test_methods_that_take_their_dims_spread(call):
+    _assert_same(call)
+
+
+def test_squeeze_of_spread_dims_is_torchs_tuple_overload():
+    for lib in (torch, chainrule):
+        y = lib.zeros(1, 3, 1, requires_grad=True).squeeze(0, 2)
+        assert type(y.grad_fn).__name__ == "SqueezeBackward2"
+
+
+def test_count_nonzero_takes_its_dims_spread():
+    values = np.array([[[0.0, 1.0, 2.0], [3.0, 0.0, 0.0]]])
+    expected = torch.from_numpy(values).count_nonzero(0, 2)
+    actual = chainrule.from_numpy(values).count_nonzero(0, 2)
+    assert actual.dtype == chainrule.int64
+    np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+
+
+def test_cpu_and_cuda_take_torchs_keywords():
+    for lib in (torch, chainrule):
+        x = lib.ones(2, 3)
+        assert x.cpu(memory_format=lib.contiguous_format) is x  # already there: the same tensor
+        # no GPU here: both refuse for the missing device, not for the keyword
+        with pytest.raises(AssertionError):
+            x.cuda(non_blocking=True, memory_format=lib.preserve_format)

@@ -1435,8 +1435,10 @@ def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return _bool_reduce(xp.any, "any", input, dim, keepdim)
 
 
-def count_nonzero(input: Tensor, dim=None) -> Tensor:
-    """torch.count_nonzero over ``dim`` (int64)."""
+def count_nonzero(input: Tensor, dim=None, *more_dims) -> Tensor:
+    """torch.count_nonzero over ``dim`` (int64); torch's method also takes the dims spread."""
+    if more_dims:
+        dim = (dim, *more_dims)
     xp = array_module(input)
     x = input._data
     dims = _dims(dim, x.ndim, "count_nonzero")

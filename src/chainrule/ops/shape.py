@@ -381,8 +381,10 @@ def expand_as(input: Tensor, other: Tensor) -> Tensor:
     return expand(input, tuple(other.shape))
 
 
-def broadcast_to(input: Tensor, size) -> Tensor:
-    return expand(input, tuple(size))
+def broadcast_to(input: Tensor, *sizes, size=None) -> Tensor:
+    """torch.broadcast_to (``x.broadcast_to(2, 3)`` as a method, as torch's)."""
+    sizes = _spread_or_keyword(sizes, size, "size", "broadcast_to")
+    return expand(input, *sizes)
 
 
 def broadcast_shapes(*shapes) -> tuple:
@@ -495,8 +497,11 @@ def movedim(input: Tensor, source, destination) -> Tensor:
     return permute(input, tuple(order))
 
 
-def squeeze(input: Tensor, dim=None) -> Tensor:
-    """Remove size-1 dims (all, one, or a tuple of them); other dims are left alone."""
+def squeeze(input: Tensor, dim=None, *more_dims) -> Tensor:
+    """Remove size-1 dims (all, one, or a tuple of them, which torch's method also takes spread:
+    ``x.squeeze(0, 2)``); other dims are left alone."""
+    if more_dims:
+        dim = (dim, *more_dims)
     shape = input._data.shape
     if dim is None:
         dims = tuple(i for i, s in enumerate(shape) if s == 1)
@@ -922,8 +927,11 @@ def repeat(input: Tensor, *sizes, repeats=None) -> Tensor:
     return Repeat.apply(input, repeats=tuple(max(r, 0) for r in sizes))
 
 
-def tile(input: Tensor, dims) -> Tensor:
-    """torch.tile: like repeat, but fewer ``dims`` than the tensor's are padded with leading 1s."""
+def tile(input: Tensor, *spread_dims, dims=None) -> Tensor:
+    """torch.tile: like repeat, but fewer ``dims`` than the tensor's are padded with leading 1s
+    (torch's method also takes them spread: ``x.tile(2, 2)``)."""
+    dims = _spread_or_keyword(spread_dims, dims, "dims", "tile")
+    dims = dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims
     dims = (dims,) if isinstance(dims, int) else tuple(int(d) for d in dims)
     dims = (1,) * (input._data.ndim - len(dims)) + dims
     return repeat(input, dims)
