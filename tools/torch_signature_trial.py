@@ -77,11 +77,30 @@ NAMESPACES = [
 SKIPPED_PARAMETERS = {
     "_stacklevel": "torch-internal warning bookkeeping",
     "names": "named tensors (a prototype torch feature chainrule does not have)",
+    "implicit": "Tensor.expand's flag for torch's tracer (expands it inserted itself)",
 }
 
 # (torch default, chainrule default) pairs that mean the same call
 EQUIVALENT_DEFAULTS = {
     ("valid", 0),  # conv padding: torch's stub lists its string overload's default beside padding=0
+}
+
+# (callable, parameter) whose stated defaults differ but whose calls without the argument were run
+# on both libraries and agree (values compared), each with why the defaults read differently
+DEFAULTS_SAME_BY_CALL = {
+    **{(f"torch.{name}", "reduction"): "torch's stub says reduction=1 (mean), yet torch's binding returns the "
+       "unreduced loss without it, as chainrule's reduction=0 does"
+       for name in ("kl_div", "hinge_embedding_loss", "binary_cross_entropy_with_logits", "margin_ranking_loss",
+                    "triplet_margin_loss", "cosine_embedding_loss")},
+    **{(name, "unbiased"): "unbiased=None is torch's own default (correction 1) in chainrule"
+       for name in ("torch.std", "torch.var", "torch.std_mean", "torch.var_mean", "torch.Tensor.std",
+                    "torch.Tensor.var")},
+    **{(name, "dx"): "dx=None is a unit spacing in chainrule"
+       for name in ("torch.trapezoid", "torch.trapz", "torch.cumulative_trapezoid")},
+    ("torch.gradient", "spacing"): "spacing=1 is torch's unit spacing (None in torch)",
+    ("torch.cdist", "compute_mode"): "compute_mode=None picks torch's default rule in chainrule",
+    ("torch.Tensor.nan_to_num", "nan"): "nan=None is zero in torch",
+    ("torch.Tensor.nan_to_num_", "nan"): "nan=None is zero in torch",
 }
 
 # parameters chainrule adds to a torch signature on purpose (never reported when they have a default)
@@ -272,7 +291,7 @@ def _same_default(torch_default, chainrule_default) -> bool:
         return False
 
 
-def compare(overloads: list, theirs: inspect.Signature) -> list:
+def compare(overloads: list, theirs: inspect.Signature, qualified: str = "") -> list:
     """What in ``theirs`` (chainrule's signature) rejects or changes a call written against torch's."""
     P = inspect.Parameter
     problems = []
@@ -319,7 +338,8 @@ def compare(overloads: list, theirs: inspect.Signature) -> list:
                 continue
             if parameter.default is not P.empty and mine.default is P.empty:
                 problems.append(f"{parameter.name}: default {parameter.default!r} in torch, required in chainrule")
-            elif parameter.default is not P.empty and not _same_default(parameter.default, mine.default):
+            elif parameter.default is not P.empty and not _same_default(parameter.default, mine.default) \
+                    and (qualified, parameter.name) not in DEFAULTS_SAME_BY_CALL:
                 problems.append(f"{parameter.name}: default torch {parameter.default!r}, chainrule {mine.default!r}")
     for parameter in ours:
         if parameter.name not in torch_names and parameter.default is P.empty \
@@ -416,7 +436,7 @@ def check_signatures(name_filter: str | None) -> list:
             found = [_without_self(signature) for signature in found]
         record["source"] = source
         if not found:
-            record["kind"], record["what"] = "skipped", ["torch states no signature"]
+            record["kind"], record["what"] = "skipped", ["torch states no signature: (*args, **kwargs), no stub, schema or documented overload"]
             continue
         try:
             theirs = inspect.signature(mine.__init__ if kind == "class" else mine)
@@ -435,7 +455,7 @@ def check_signatures(name_filter: str | None) -> list:
             if kind == "method":
                 theirs = _without_receiver(theirs)
             record["source"] += ", chainrule's function beneath its wrappers"
-        problems = compare(found, theirs)
+        problems = compare(found, theirs, qualified)
         record["kind"] = "differ" if problems else "same"
         record["what"] = problems
     return records
@@ -630,6 +650,11 @@ def command_run(args):
     factory_only = sum(1 for r in records if r["kind"] == "differ" and all(
         w.split(":")[0] in FACTORY_KEYWORDS and "keyword missing" in w for w in r["what"]))
     print(f"  of the differing, {factory_only} lack only out=/pin_memory=/layout= keywords")
+    dispatchers = {r["name"] for r in records if r["kind"] == "dispatcher"}
+    called = {call["name"] for call in calls} & dispatchers
+    agreeing = called - {call["name"] for call in calls if call["kind"] != "call_same"}
+    print(f"  dispatchers called with keyword forms: {len(called)} of {len(dispatchers)}, "
+          f"{len(agreeing)} agreeing in every call")
     print(f"{len(calls)} keyword-form calls: " + ", ".join(
         f"{k} {v} ({len(callables_called[k])} callables)" for k, v in sorted(call_summary.items())))
 

@@ -1,10 +1,13 @@
 """Session 19, signatures: keyword forms and defaults torch code relies on, called on torch 2.13
 and on chainrule with the same arguments (found by tools/torch_signature_trial.py)."""
 
+import inspect
+
 import numpy as np
 import pytest
 
 import chainrule
+from tests.compat.trial_tools import load_tool
 
 torch = pytest.importorskip("torch")
 
@@ -203,3 +206,24 @@ def test_cpu_and_cuda_take_torchs_keywords():
         # no GPU here: both refuse for the missing device, not for the keyword
         with pytest.raises(AssertionError):
             x.cuda(non_blocking=True, memory_format=lib.preserve_format)
+
+
+def test_the_signature_trial_finds_a_renamed_keyword_and_a_changed_default():
+    trial = load_tool("torch_signature_trial")
+    torch_side = [inspect.signature(lambda input, dim=-1, *, eps=1e-5, out=None: None)]
+
+    def same(input, dim=-1, *, eps=1e-5, out=None, chainrule_only=False):
+        ...
+
+    def renamed(x, dim=-1, *, eps=1e-5, out=None):
+        ...
+
+    def changed(input, dim=0, *, eps=1e-5):
+        ...
+
+    assert trial.compare(torch_side, inspect.signature(same)) == []  # an extension keyword with a default is fine
+    assert trial.compare(torch_side, inspect.signature(renamed)) == [
+        "input: positional #0 in torch, chainrule's is 'x'", "input: keyword missing in chainrule",
+        "x: required in chainrule, torch has no such parameter"]
+    assert trial.compare(torch_side, inspect.signature(changed)) == [
+        "dim: default torch -1, chainrule 0", "out: keyword missing in chainrule"]
