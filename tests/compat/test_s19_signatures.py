@@ -2,6 +2,7 @@
 and on chainrule with the same arguments (found by tools/torch_signature_trial.py)."""
 
 import inspect
+import warnings
 
 import numpy as np
 import pytest
@@ -227,3 +228,41 @@ def test_the_signature_trial_finds_a_renamed_keyword_and_a_changed_default():
         "x: required in chainrule, torch has no such parameter"]
     assert trial.compare(torch_side, inspect.signature(changed)) == [
         "dim: default torch -1, chainrule 0", "out: keyword missing in chainrule"]
+
+
+def _asarray_facts(lib):
+    """What torch.asarray's keywords do, observed: sharing, copying, graphs, flags and refusals."""
+    facts = []
+    array = np.ones(3, dtype=np.float32)
+    shared, copied = lib.asarray(array, requires_grad=True), lib.asarray(array, copy=True)
+    facts += [(shared.requires_grad, shared.is_leaf, np.shares_memory(array, shared.detach().numpy())),
+              np.shares_memory(array, copied.numpy())]
+    x = lib.ones(3, requires_grad=True)
+    for keywords in (dict(copy=True, requires_grad=True), dict(copy=True, requires_grad=False),
+                     dict(dtype=lib.float64, requires_grad=True)):
+        y = lib.asarray(x, **keywords)
+        facts.append((y is x, y.requires_grad, y.is_leaf, type(y.grad_fn).__name__))
+    y = lib.asarray(x * 2, requires_grad=False)
+    facts.append((y.requires_grad, y.is_leaf))
+    for source in (array, x):
+        with pytest.raises(ValueError) as refused:
+            lib.asarray(source, dtype=lib.float64, copy=False)
+        facts.append(str(refused.value))
+    with warnings.catch_warnings():  # torch's "unspecified requires_grad" warning comes once a process
+        warnings.simplefilter("ignore")
+        facts.append(lib.asarray(x) is x)
+    y = lib.asarray(x, requires_grad=False)  # torch clears the flag of the very tensor passed
+    facts.append((y is x, x.requires_grad))
+    return facts
+
+
+def test_asarray_takes_copy_and_requires_grad():
+    assert _asarray_facts(chainrule) == _asarray_facts(torch)
+
+
+def test_compile_takes_torchs_newer_keywords():
+    for lib in (torch, chainrule):
+        def double(x):
+            return x * 2
+        compiled = lib.compile(double, name="double", recompile_limit=4, isolate_recompiles=False, disable=True)
+        assert compiled(lib.ones(2)).tolist() == [2.0, 2.0]
