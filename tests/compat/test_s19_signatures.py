@@ -266,3 +266,16 @@ def test_compile_takes_torchs_newer_keywords():
             return x * 2
         compiled = lib.compile(double, name="double", recompile_limit=4, isolate_recompiles=False, disable=True)
         assert compiled(lib.ones(2)).tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: x.sum_to_size(size=(1, 3, 1)),
+    lambda lib, x: x.sum_to_size(2, size=(1, 3, 1)),
+], ids=["sum_to_size", "sum_to_size_twice"])
+def test_sum_to_size_takes_size_by_keyword(call):
+    _assert_same(call)
+
+
+def test_resize_takes_size_by_keyword():
+    shapes = [tuple(lib.zeros(2, 3).resize_(size=(4,)).shape) for lib in (torch, chainrule)]
+    assert shapes[0] == shapes[1] == (4,)
