@@ -599,16 +599,20 @@ def _chainrule_path(qualified: str) -> str:
     return qualified[len("torch."):]
 
 
+def _invoke(receiver, function, positional, keywords, time_limit):
+    """``function(*positional, **keywords)``, or the method of that name on ``receiver`` when there is one."""
+    with time_limit(5):
+        if receiver is not None:
+            return getattr(receiver, function.__name__)(*positional, **keywords)
+        return function(*positional, **keywords)
+
+
 def _call_both(trial, qualified, torch_fn, mine, receiver, positional, keywords, torch, compare_outputs, time_limit,
                unconvertible, uninitialised):
     form = ", ".join([*("<positional>" for _ in positional), *(f"{k}=" for k in keywords)])
     record = {"name": qualified, "form": form}
     try:
-        with time_limit(5):
-            if receiver is not None:
-                expected = getattr(receiver, torch_fn.__name__)(*positional, **keywords)
-            else:
-                expected = torch_fn(*positional, **keywords)
+        expected = _invoke(receiver, torch_fn, positional, keywords, time_limit)
     except Exception:
         return None  # torch does not take this keyword form either
     memo = {}
@@ -619,11 +623,9 @@ def _call_both(trial, qualified, torch_fn, mine, receiver, positional, keywords,
     except unconvertible:
         return None
     try:
-        with time_limit(5):
-            if converted_receiver is not None:
-                actual = getattr(converted_receiver, torch_fn.__name__)(*converted_positional, **converted_keywords)
-            else:
-                actual = mine(*converted_positional, **converted_keywords)
+        # a method is looked up on the chainrule receiver by torch's name; a function is chainrule's own
+        function = torch_fn if converted_receiver is not None else mine
+        actual = _invoke(converted_receiver, function, converted_positional, converted_keywords, time_limit)
     except Exception as error:
         record["kind"], record["what"] = "call_raised", f"{type(error).__name__}: {str(error)[:200]}"
         return record
