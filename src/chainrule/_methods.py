@@ -707,8 +707,9 @@ def _dim_order(self: Tensor, *, ambiguity_check=False) -> tuple:
     return tuple(sorted(range(self._data.ndim), key=lambda d: -strides[d]))
 
 
-def _sum_to_size(self: Tensor, *size) -> Tensor:
+def _sum_to_size(self: Tensor, *sizes, size=None) -> Tensor:
     """The sum of self over the dims that broadcasting ``size`` to self's shape would expand."""
+    size = _shape._spread_or_keyword(sizes, size, "size", "sum_to_size")
     size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
     shape = tuple(self.shape)
     lead = len(shape) - len(size)
@@ -776,8 +777,9 @@ def _put(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) 
                      rule="the put values get the gradient at their positions; self the rest (all of it, accumulating)")
 
 
-def _resize(self: Tensor, *sizes, memory_format=None) -> Tensor:
+def _resize(self: Tensor, *sizes, size=None, memory_format=None) -> Tensor:
     """torch's resize_: the first elements (in memory order) kept, any new ones uninitialized (zero here)."""
+    sizes = _shape._spread_or_keyword(sizes, size, "size", "resize_")
     sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
     if self._requires_grad:
         raise RuntimeError("cannot resize variables that require grad")

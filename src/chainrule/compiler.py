@@ -24,12 +24,15 @@ __all__ = ["compile", "OptimizedModule", "reset", "allow_in_graph", "substitute_
 _default_backend = "inductor"
 
 
-def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="inductor", mode=None,
-            options=None, disable: bool = False):
+def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend=None, mode=None, options=None,
+            name=None, disable: bool = False, recompile_limit=None, isolate_recompiles: bool = False,
+            shapes_spec=None):
     """torch.compile: chainrule has no compiler, so the result runs eagerly with the same numbers.
     A Module comes back wrapped in an ``OptimizedModule`` as in torch (scripts rely on its
     ``_orig_mod`` and on the ``_orig_mod.`` prefix of its state_dict keys); a function comes back
-    unchanged. Without ``model`` it returns a decorator, as ``@torch.compile(mode=...)`` needs."""
+    unchanged. Without ``model`` it returns a decorator, as ``@torch.compile(mode=...)`` needs. The
+    compiler's own keywords (backend, mode, options, name, recompile limits, shapes) are taken and
+    have nothing to steer."""
     if model is None:
         return lambda fn: compile(fn)
     if not callable(model):

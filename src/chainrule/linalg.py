@@ -26,8 +26,19 @@ class LinAlgError(RuntimeError):
     """torch.linalg.LinAlgError: a RuntimeError for singular or non-positive-definite input."""
 
 
-# top-level torch functions ops/linalg.py defines that torch.linalg does not have (its vander is another function)
-_TOP_LEVEL_ONLY = {"diag", "geqrf", "ormqr", "vander"}
+# top-level torch functions ops/linalg.py defines that torch.linalg does not have (its vander and
+# diagonal are other functions)
+_TOP_LEVEL_ONLY = {"diag", "geqrf", "ormqr", "vander", "diagonal"}
+
+
+def linalg_diagonal(A, *, offset: int = 0, dim1: int = -2, dim2: int = -1):
+    """torch.linalg.diagonal: torch.diagonal of the last two dims of a batch of matrices (torch.diagonal's
+    own defaults are dims 0 and 1); ``offset`` and the dims are keyword-only, as in torch."""
+    return _ops_linalg.diagonal(A, offset, dim1, dim2)
+
+
+# torch.linalg functions whose top-level namesakes have other signatures or defaults
+_LINALG_ONLY = {"diagonal": linalg_diagonal}
 
 
 def _public_function(name: str):
@@ -42,7 +53,7 @@ def _public_function(name: str):
 
 def __getattr__(name: str):
     # looked up at call time, so functions added to ops/linalg.py appear here without an edit
-    function = _DECOMPOSITIONS.get(name) or _public_function(name)
+    function = _DECOMPOSITIONS.get(name) or _LINALG_ONLY.get(name) or _public_function(name)
     if function is not None:
         if not _torch_function.wired:  # the package is still wiring itself: the op as defined
             return function
@@ -53,4 +64,4 @@ def __getattr__(name: str):
 
 def __dir__() -> list:
     return sorted({name for name in dir(_ops_linalg) if _public_function(name)} | set(_DECOMPOSITIONS)
-                  | {"LinAlgError"})
+                  | set(_LINALG_ONLY) | {"LinAlgError"})

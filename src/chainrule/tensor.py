@@ -614,11 +614,12 @@ class Tensor:
     def cdouble(self, memory_format=None) -> Tensor:
         return self.to(_dtype.complex128, memory_format=memory_format)
 
-    def cpu(self) -> Tensor:
-        return self.to("cpu")
+    def cpu(self, memory_format=None) -> Tensor:
+        return self.to("cpu", memory_format=memory_format)
 
-    def cuda(self, device=None) -> Tensor:
-        return self.to("cuda" if device is None else _device("cuda", device) if isinstance(device, int) else device)
+    def cuda(self, device=None, non_blocking: bool = False, memory_format=None) -> Tensor:
+        device = "cuda" if device is None else _device("cuda", device) if isinstance(device, int) else device
+        return self.to(device, non_blocking=non_blocking, memory_format=memory_format)
 
     # ------------------------------------------------------------------ python protocol
     def __len__(self) -> int:

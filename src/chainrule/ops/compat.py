@@ -26,7 +26,7 @@ from .mt19937_stream import from_double
 from .random import _rng
 from .reduce import sort
 from .scatter_views import as_strided
-from .shape import _even_split, chunk, narrow, split
+from .shape import _even_split, _split_points, chunk, narrow, split
 
 __all__ = ["unravel_index", "dsplit", "unsafe_split_with_sizes", "msort", "isneginf", "isposinf", "range", "fill",
            "empty_strided", "frombuffer", "from_dlpack", "to_dlpack", "typename", "bitwise_left_shift",
@@ -101,8 +101,9 @@ def _convert_indices_from_csr_to_coo(crow_indices: Tensor, col_indices: Tensor, 
     return Tensor._make(xp.stack(pair))
 
 
-def dsplit(input: Tensor, indices_or_sections) -> tuple:
+def dsplit(input: Tensor, indices_or_sections=None, *, sections=None, indices=None) -> tuple:
     """torch.dsplit: tensor_split along dim 2 of a tensor with at least 3 dims."""
+    indices_or_sections = _split_points("dsplit", indices_or_sections, sections=sections, indices=indices)
     if input._data.ndim < 3:
         raise RuntimeError(f"torch.dsplit requires a tensor with at least 3 dimension, but got a tensor "
                            f"with {input._data.ndim} dimensions!")

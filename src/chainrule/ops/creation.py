@@ -239,7 +239,38 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
     return Tensor._make(_to_array(data, dtype, copy=False, device=device))
 
 
-asarray = as_tensor
+_asarray_default_warned = False
+
+
+def asarray(obj, *, dtype=None, device=None, copy: builtins.bool | None = None,
+            requires_grad: builtins.bool | None = None) -> Tensor:
+    """torch.asarray: ``as_tensor`` (memory shared when no conversion is needed) with ``copy=True``
+    always copying, ``copy=False`` refusing a conversion, and ``requires_grad``. A tensor keeps its
+    graph through a conversion or copy unless ``requires_grad=False`` detaches it; on a leaf (obj
+    itself when shared) ``requires_grad`` sets the flag, as torch does."""
+    if not isinstance(obj, Tensor):
+        result = Tensor._make(_to_array(obj, dtype, copy=True, device=device)) if copy else as_tensor(obj, dtype, device)
+        if copy is False and isinstance(obj, np.ndarray) and not np.shares_memory(result._data, obj):
+            raise ValueError(f"can't alias tensor with dtype '{_dtype.scalar_name(as_tensor(obj).dtype)}' into "
+                             f"dtype '{_dtype.scalar_name(result.dtype)}'.")
+        return result.requires_grad_(True) if requires_grad else result
+    converts = (dtype is not None and _dtype.to_dtype(dtype) is not obj.dtype) or (
+        device is not None and resolve(device) != obj.device)
+    if converts and copy is False:
+        raise ValueError(f"can't alias tensor with dtype '{_dtype.scalar_name(obj.dtype)}' into dtype "
+                         f"'{_dtype.scalar_name(_dtype.to_dtype(dtype or obj.dtype))}'.")
+    result = obj.to(dtype=dtype, device=device) if converts else obj.clone() if copy else obj
+    if requires_grad is None:
+        global _asarray_default_warned
+        if obj.requires_grad and not _asarray_default_warned:  # torch warns once a process
+            _asarray_default_warned = True
+            warnings.warn("torch.asarray: unspecified requires_grad now defaults to obj.requires_grad instead of "
+                          "False. Pass requires_grad=False explicitly to get the old behavior and silence this "
+                          "warning.", UserWarning, stacklevel=2)
+        return result
+    if result.is_leaf:  # obj itself when shared: torch sets the caller's flag
+        return result.requires_grad_(requires_grad)
+    return result if requires_grad else result.detach()
 
 
 def from_numpy(array: np.ndarray) -> Tensor:

@@ -1056,11 +1056,11 @@ class MatrixExp(Function):
         return MatrixExp.apply(cat([top, bottom], -2))[..., :n, n:]
 
 
-def matrix_exp(A: Tensor) -> Tensor:
+def matrix_exp(input: Tensor) -> Tensor:
     """torch.matrix_exp / torch.linalg.matrix_exp: the matrix exponential of a (batch of) square
-    matrix, by scaling and squaring with a Padé approximant."""
-    _check_square(A, "linalg.matrix_exp")
-    return MatrixExp.apply(A)
+    matrix, by scaling and squaring with a Padé approximant (torch names the tensor ``input`` in both)."""
+    _check_square(input, "linalg.matrix_exp")
+    return MatrixExp.apply(input)
 
 
 @honours_out

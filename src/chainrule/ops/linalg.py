@@ -1116,12 +1116,13 @@ def _spectral_matrix_norm(A: Tensor, ord, d0: int, d1: int, keepdim: bool, dtype
     return movedim(out.unsqueeze(-1), (-2, -1), (d0, d1)) if keepdim else out
 
 
-def norm(A: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
-    """torch.linalg.norm: a vector norm (1-D input or an int dim) or a matrix norm (2-D / 2 dims)."""
-    if isinstance(dim, int) or (dim is None and A._data.ndim == 1 and not isinstance(ord, str)) or \
+def norm(input: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """torch.linalg.norm: a vector norm (1-D input or an int dim) or a matrix norm (2-D / 2 dims).
+    torch names its tensor ``input`` here (``A`` in matrix_norm)."""
+    if isinstance(dim, int) or (dim is None and input._data.ndim == 1 and not isinstance(ord, str)) or \
             (dim is None and ord is None):
-        return vector_norm(A, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
-    return matrix_norm(A, "fro" if ord is None else ord, (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
+        return vector_norm(input, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
+    return matrix_norm(input, "fro" if ord is None else ord, (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
 
 
 # ---------------------------------------------------------------- inverse, determinants, solve

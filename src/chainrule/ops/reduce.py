@@ -775,17 +775,28 @@ def _max_min(op: str, input: Tensor, dim, keepdim: bool, largest: bool):
     return result
 
 
-def max(input: Tensor, dim=None, keepdim: bool = False):
+def max(input: Tensor, dim=None, keepdim: bool = False, *, other=None):
     """torch.max: ``max()`` returns the largest value (ties share the gradient evenly);
     ``max(dim)`` returns ``(values, indices)`` with the first maximal index, which alone gets
-    the gradient; ``max(a, b)`` is ``maximum``."""
-    return _max_min("max", input, dim, keepdim, True)
+    the gradient; ``max(a, b)`` and ``max(a, other=b)`` are ``maximum``."""
+    return _max_min("max", input, _other_or_dim("max", dim, keepdim, other), keepdim, True)
 
 
-def min(input: Tensor, dim=None, keepdim: bool = False):
+def min(input: Tensor, dim=None, keepdim: bool = False, *, other=None):
     """torch.min: like ``max`` (ties share the full reduction's gradient; ``min(dim)`` routes it
     to the returned first index)."""
-    return _max_min("min", input, dim, keepdim, False)
+    return _max_min("min", input, _other_or_dim("min", dim, keepdim, other), keepdim, False)
+
+
+def _other_or_dim(op: str, dim, keepdim: bool, other):
+    """torch's ``max(input, other=t)`` overload names its tensor ``other``; it takes no dim or keepdim."""
+    if other is None:
+        return dim
+    if dim is not None:
+        raise TypeError(f"{op}() received an invalid combination of arguments - got (Tensor, other=Tensor, dim=int)")
+    if keepdim:
+        raise TypeError(f'{op}() missing 1 required positional arguments: "dim"')
+    return other
 
 
 _COMPLEX_NAMES = {8: "ComplexFloat", 16: "ComplexDouble"}
@@ -1424,8 +1435,10 @@ def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return _bool_reduce(xp.any, "any", input, dim, keepdim)
 
 
-def count_nonzero(input: Tensor, dim=None) -> Tensor:
-    """torch.count_nonzero over ``dim`` (int64)."""
+def count_nonzero(input: Tensor, dim=None, *more_dims) -> Tensor:
+    """torch.count_nonzero over ``dim`` (int64); torch's method also takes the dims spread."""
+    if more_dims:
+        dim = (dim, *more_dims)
     xp = array_module(input)
     x = input._data
     dims = _dims(dim, x.ndim, "count_nonzero")

@@ -61,6 +61,18 @@ def _shape_arg(shape, op: str) -> tuple:
     return _int_sequence(shape, op)
 
 
+def _spread_or_keyword(spread: tuple, keyword, name: str, op: str) -> tuple:
+    """torch takes a shape spread (``x.view(2, 3)``) or as one argument, by keyword too
+    (``torch.reshape(x, shape=(2, 3))``, ``x.permute(dims=(1, 0))``): the spread form of either."""
+    if keyword is None:
+        return spread
+    if spread:
+        raise TypeError(f"{op}() got multiple values for argument '{name}'")
+    if isinstance(keyword, int):
+        raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not int")
+    return (keyword,)
+
+
 def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
     """Resolve one -1 and check the element count, with torch's error message."""
     if shape.count(-1) > 1:
@@ -106,9 +118,10 @@ class UnsafeView(Reshape):
     rule = "reshapes the gradient back to the input's shape"
 
 
-def reshape(input: Tensor, *shape) -> Tensor:
+def reshape(input: Tensor, *sizes, shape=None) -> Tensor:
     """torch.reshape: a view when the strides allow it, a copy otherwise."""
-    shape = _infer_shape(_shape_arg(shape, "reshape"), input._data.size, "reshape")
+    sizes = _spread_or_keyword(sizes, shape, "shape", "reshape")
+    shape = _infer_shape(_shape_arg(sizes, "reshape"), input._data.size, "reshape")
     if input._data.size and not _viewable(input._data, shape):
         return UnsafeView.apply(Clone.apply(input), shape=shape)  # torch's graph: a contiguous clone, viewed
     out = Reshape.apply(input, shape=shape)
@@ -127,11 +140,18 @@ def _viewable(array, shape: tuple) -> bool:
     return True
 
 
-def view(input: Tensor, *shape) -> Tensor:
-    """torch.Tensor.view: never copies; raises if the strides cannot express the new shape."""
-    if len(shape) == 1 and isinstance(shape[0], _dtype.dtype):
-        return _view_as_dtype(input, shape[0])
-    shape = _infer_shape(_shape_arg(shape, "view"), input._data.size, "view")
+def view(input: Tensor, *sizes, size=None, dtype=None) -> Tensor:
+    """torch.Tensor.view: never copies; raises if the strides cannot express the new shape.
+    ``view(dtype)`` reads the same memory as another dtype."""
+    if sizes and (size is not None or dtype is not None):
+        keyword = "size" if dtype is None else "dtype"
+        given = ", ".join([type(s).__name__ for s in sizes] + [f"{keyword}={type(size if dtype is None else dtype).__name__}"])
+        raise TypeError(f"view() received an invalid combination of arguments - got ({given}), but expected one of:\n"
+                        " * (torch.dtype dtype)\n * (tuple of ints size)\n")
+    sizes = _spread_or_keyword(sizes, size if dtype is None else dtype, "size" if dtype is None else "dtype", "view")
+    if len(sizes) == 1 and isinstance(sizes[0], _dtype.dtype):
+        return _view_as_dtype(input, sizes[0])
+    shape = _infer_shape(_shape_arg(sizes, "view"), input._data.size, "view")
     if not _viewable(input._data, shape):
         raise RuntimeError(
             f"view size is not compatible with input tensor's size and stride (shape "
@@ -327,9 +347,9 @@ class Expand(Function):
         return sum_to_shape(grad, ctx.input_shape)
 
 
-def expand(input: Tensor, *sizes) -> Tensor:
+def expand(input: Tensor, *sizes, size=None) -> Tensor:
     """torch.Tensor.expand: -1 keeps a dim; new leading dims may be added. Returns a view."""
-    sizes = _shape_arg(sizes, "expand")
+    sizes = _shape_arg(_spread_or_keyword(sizes, size, "size", "expand"), "expand")
     shape = input._data.shape
     if len(sizes) < len(shape):
         raise RuntimeError(
@@ -361,8 +381,10 @@ def expand_as(input: Tensor, other: Tensor) -> Tensor:
     return expand(input, tuple(other.shape))
 
 
-def broadcast_to(input: Tensor, size) -> Tensor:
-    return expand(input, tuple(size))
+def broadcast_to(input: Tensor, *sizes, size=None) -> Tensor:
+    """torch.broadcast_to (``x.broadcast_to(2, 3)`` as a method, as torch's)."""
+    sizes = _spread_or_keyword(sizes, size, "size", "broadcast_to")
+    return expand(input, *sizes)
 
 
 def broadcast_shapes(*shapes) -> tuple:
@@ -419,8 +441,8 @@ class Transpose(Function):
         return transpose(grad, *ctx.swap)
 
 
-def permute(input: Tensor, *dims) -> Tensor:
-    dims = _int_sequence(dims, "permute", "dims")
+def permute(input: Tensor, *spread_dims, dims=None) -> Tensor:
+    dims = _int_sequence(_spread_or_keyword(spread_dims, dims, "dims", "permute"), "permute", "dims")
     ndim = input._data.ndim
     if len(dims) != ndim:
         raise RuntimeError(
@@ -475,8 +497,11 @@ def movedim(input: Tensor, source, destination) -> Tensor:
     return permute(input, tuple(order))
 
 
-def squeeze(input: Tensor, dim=None) -> Tensor:
-    """Remove size-1 dims (all, one, or a tuple of them); other dims are left alone."""
+def squeeze(input: Tensor, dim=None, *more_dims) -> Tensor:
+    """Remove size-1 dims (all, one, or a tuple of them, which torch's method also takes spread:
+    ``x.squeeze(0, 2)``); other dims are left alone."""
+    if more_dims:
+        dim = (dim, *more_dims)
     shape = input._data.shape
     if dim is None:
         dims = tuple(i for i, s in enumerate(shape) if s == 1)
@@ -888,9 +913,9 @@ class Repeat(Function):
         return summed.reshape(ctx.input_shape)
 
 
-def repeat(input: Tensor, *sizes) -> Tensor:
+def repeat(input: Tensor, *sizes, repeats=None) -> Tensor:
     """torch.Tensor.repeat: tile the tensor ``sizes[i]`` times along dim i (new leading dims allowed)."""
-    sizes = _shape_arg(sizes, "repeat")
+    sizes = _shape_arg(_spread_or_keyword(sizes, repeats, "repeats", "repeat"), "repeat")
     if len(sizes) < input._data.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
                            "dimensions of tensor")
@@ -902,8 +927,11 @@ def repeat(input: Tensor, *sizes) -> Tensor:
     return Repeat.apply(input, repeats=tuple(max(r, 0) for r in sizes))
 
 
-def tile(input: Tensor, dims) -> Tensor:
-    """torch.tile: like repeat, but fewer ``dims`` than the tensor's are padded with leading 1s."""
+def tile(input: Tensor, *spread_dims, dims=None) -> Tensor:
+    """torch.tile: like repeat, but fewer ``dims`` than the tensor's are padded with leading 1s
+    (torch's method also takes them spread: ``x.tile(2, 2)``)."""
+    dims = _spread_or_keyword(spread_dims, dims, "dims", "tile")
+    dims = dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims
     dims = (dims,) if isinstance(dims, int) else tuple(int(d) for d in dims)
     dims = (1,) * (input._data.ndim - len(dims)) + dims
     return repeat(input, dims)
@@ -1198,9 +1226,24 @@ def column_stack(tensors) -> Tensor:
     return cat([reshape(t, (t._data.size, 1)) if t._data.ndim <= 1 else t for t in tensors], 1)
 
 
-def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
+def _split_points(op: str, indices_or_sections, **by_kind):
+    """torch names a split's argument by its kind (``sections=3``, ``indices=[1, 4]``, tensor_split's
+    ``tensor_indices_or_sections=t``); positionally it is one argument, chainrule's ``indices_or_sections``."""
+    given = {name: value for name, value in by_kind.items() if value is not None}
+    if len(given) + (indices_or_sections is not None) != 1:
+        positional = [] if indices_or_sections is None else [type(indices_or_sections).__name__]
+        names = ", ".join(["Tensor", *positional, *(f"{name}={type(value).__name__}" for name, value in given.items())])
+        raise TypeError(f"{op}() received an invalid combination of arguments - got ({names}), but expected one "
+                        "of sections=int or indices=tuple of ints")
+    return indices_or_sections if indices_or_sections is not None else next(iter(given.values()))
+
+
+def tensor_split(input: Tensor, indices_or_sections=None, dim: int = 0, *, sections=None, indices=None,
+                 tensor_indices_or_sections=None) -> tuple:
     """torch.tensor_split: ``n`` near-equal views (the first ``size % n`` one longer), or views
     cut at the given indices."""
+    indices_or_sections = _split_points("tensor_split", indices_or_sections, sections=sections, indices=indices,
+                                        tensor_indices_or_sections=tensor_indices_or_sections)
     if input._data.ndim == 0:
         raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
     d = _wrap_dim(dim, input._data.ndim, "tensor_split")
@@ -1221,14 +1264,16 @@ def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
                  for start, stop in zip(bounds[:-1], bounds[1:]))
 
 
-def hsplit(input: Tensor, indices_or_sections) -> tuple:
+def hsplit(input: Tensor, indices_or_sections=None, *, sections=None, indices=None) -> tuple:
     """torch.hsplit: tensor_split along dim 1 (dim 0 for 1-D); sections must divide evenly."""
+    indices_or_sections = _split_points("hsplit", indices_or_sections, sections=sections, indices=indices)
     dim = 0 if input._data.ndim == 1 else 1
     return _even_split(input, indices_or_sections, dim, "hsplit")
 
 
-def vsplit(input: Tensor, indices_or_sections) -> tuple:
+def vsplit(input: Tensor, indices_or_sections=None, *, sections=None, indices=None) -> tuple:
     """torch.vsplit: tensor_split along dim 0 of a tensor with at least 2 dims."""
+    indices_or_sections = _split_points("vsplit", indices_or_sections, sections=sections, indices=indices)
     if input._data.ndim < 2:
         raise RuntimeError(f"torch.vsplit requires a tensor with at least 2 dimension, but got a tensor "
                            f"with {input._data.ndim} dimensions!")

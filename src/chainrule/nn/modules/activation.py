@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from ...ops.creation import empty
 from ...tensor import Tensor
 from .. import functional as F
@@ -92,8 +94,19 @@ class Tanhshrink(_Stateless):
 
 
 class Hardtanh(Module):
-    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> None:
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False,
+                 min_value: float | None = None, max_value: float | None = None) -> None:
         super().__init__()
+        # torch still takes the bounds' old names, with a FutureWarning (stacklevel 3: past naming_the_class's
+        # wrapper, at the caller's line)
+        if min_value is not None:
+            warnings.warn("keyword argument `min_value` is deprecated and renamed to `min_val`", FutureWarning,
+                          stacklevel=3)
+            min_val = min_value
+        if max_value is not None:
+            warnings.warn("keyword argument `max_value` is deprecated and renamed to `max_val`", FutureWarning,
+                          stacklevel=3)
+            max_val = max_value
         if max_val <= min_val:
             # torch asserts this (an AssertionError, which naming_the_class prefixes with the call)
             raise AssertionError(f"max_val ({max_val}) must be greater than min_val ({min_val})")

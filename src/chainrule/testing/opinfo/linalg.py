@@ -66,6 +66,9 @@ def _cases() -> list[OpCase]:
         OpCase("diagonal", lambda lib, a: a.diagonal(), [randn(3, 4)]),
         OpCase("diagonal_dims", lambda lib, a: lib.diagonal(a, 1, -1, 0), [randn(4, 2, 3)]),
         OpCase("diagonal_empty", lambda lib, a: lib.diagonal(a, 5), [randn(3, 4)]),
+        # torch.linalg.diagonal reads the last two dims (torch.diagonal the first two); offset is keyword-only
+        OpCase("linalg_diagonal_batch", lambda lib, a: lib.linalg.diagonal(a), [randn(2, 3, 4)]),
+        OpCase("linalg_diagonal_offset", lambda lib, a: lib.linalg.diagonal(a, offset=-1, dim1=0), [randn(3, 2, 4)]),
     ]
 
     SQUARE = randn(3, 3) + 3 * np.eye(3)  # well conditioned
@@ -161,6 +164,7 @@ op_db: list[OpInfo] = [
     _entry("trace", "trace", "trace_method", methods=("trace",)),
     _entry("diag", "diag_*", methods=("diag",)),
     _entry("diagonal", "diagonal", "diagonal_dims", "diagonal_empty", methods=("diagonal",)),
+    _entry("linalg.diagonal", "linalg_diagonal_*"),
     _entry("inverse", methods=("inverse",)),
     _entry("linalg.inv", "linalg_inv_batch"),
     _entry("det", methods=("det",)),

@@ -1,0 +1,285 @@
+"""Session 19, signatures: keyword forms and defaults torch code relies on, called on torch 2.13
+and on chainrule with the same arguments (found by tools/torch_signature_trial.py)."""
+
+import inspect
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule
+from tests.compat.trial_tools import load_tool
+
+torch = pytest.importorskip("torch")
+
+
+def _outcome(lib, call):
+    """What ``call`` gives on ``lib``: ("ok", values, gradient) or ("raised", type, message)."""
+    x = lib.arange(24.0, dtype=lib.float64).reshape(2, 3, 4).requires_grad_(True)
+    try:
+        y = call(lib, x)
+    except Exception as error:
+        return "raised", type(error).__name__, str(error)
+    y.backward(lib.ones_like(y) * lib.arange(float(y.numel()), dtype=y.dtype).reshape(y.shape))
+    return "ok", y.detach().numpy().copy(), x.grad.numpy().copy()
+
+
+def _assert_same(call):
+    expected, actual = _outcome(torch, call), _outcome(chainrule, call)
+    assert expected[0] == actual[0], (expected, actual)
+    if expected[0] == "raised":  # torch goes on to list its overloads; the first sentence is compared
+        assert (expected[1], _message_head(expected[2])) == (actual[1], _message_head(actual[2]))
+    else:
+        np.testing.assert_array_equal(actual[1], expected[1])
+        np.testing.assert_array_equal(actual[2], expected[2])
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: lib.linalg.diagonal(x),
+    lambda lib, x: lib.linalg.diagonal(x, offset=1),
+    lambda lib, x: lib.linalg.diagonal(A=x, dim1=0, dim2=2),
+    lambda lib, x: lib.linalg.diagonal(x, 1),  # offset is keyword-only in torch.linalg
+], ids=["defaults", "offset", "keywords", "positional_offset"])
+def test_linalg_diagonal_takes_the_last_two_dims_by_default(call):
+    # torch.diagonal's dims default to 0 and 1, torch.linalg.diagonal's to -2 and -1
+    _assert_same(call)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: x.reshape(shape=(4, 6)),
+    lambda lib, x: lib.reshape(x, shape=[6, -1]),
+    lambda lib, x: x.reshape(4, shape=(4, 6)),
+    lambda lib, x: x.reshape(shape=24),
+    lambda lib, x: x.view(size=(6, 4)),
+    lambda lib, x: x.view(3, size=(6, 4)),
+    lambda lib, x: x.permute(dims=(2, 0, 1)),
+    lambda lib, x: lib.permute(x, dims=[1, 2, 0]),
+    lambda lib, x: x.permute(1, dims=(2, 0, 1)),
+    lambda lib, x: x[:1].expand(size=(3, 3, 4)),
+    lambda lib, x: x.repeat(repeats=(1, 2, 1, 1)),
+], ids=["reshape", "torch_reshape", "reshape_twice", "reshape_int", "view", "view_twice", "permute",
+        "torch_permute", "permute_twice", "expand", "repeat"])
+def test_a_shape_passed_by_its_keyword(call):
+    _assert_same(call)
+
+
+def test_view_takes_its_dtype_by_keyword():
+    values = np.arange(6, dtype=np.float32).reshape(2, 3)
+    expected = torch.from_numpy(values).view(dtype=torch.int32)
+    actual = chainrule.from_numpy(values).view(dtype=chainrule.int32)
+    assert actual.dtype == chainrule.int32
+    np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: lib.max(x, other=x.flip(0)),
+    lambda lib, x: x.min(other=x.flip(2)),
+    lambda lib, x: lib.max(input=x, other=x.flip(1)),
+    lambda lib, x: lib.max(x, dim=1, other=x),
+    lambda lib, x: x.min(keepdim=True, other=x),
+], ids=["max_other", "min_other_method", "max_all_keywords", "max_other_and_dim", "min_other_and_keepdim"])
+def test_max_and_min_name_their_second_tensor_other(call):
+    _assert_same(call)
+
+
+def _pieces(call):
+    def joined(lib, x):
+        return lib.cat([piece.reshape(-1) for piece in call(lib, x)])
+    return joined
+
+
+def _message_head(error) -> str:
+    """An invalid-combination TypeError's first words (torch orders the keywords as the caller wrote them)."""
+    return str(error).split(" - got")[0]
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: lib.tensor_split(x, sections=3, dim=2),
+    lambda lib, x: x.tensor_split(indices=[1, 3], dim=2),
+    lambda lib, x: lib.tensor_split(x, tensor_indices_or_sections=lib.tensor([1]), dim=1),
+    lambda lib, x: lib.hsplit(x, sections=3),
+    lambda lib, x: x.hsplit(indices=(2,)),
+    lambda lib, x: lib.vsplit(x, sections=2),
+    lambda lib, x: x.dsplit(indices=[1]),
+], ids=["tensor_split_sections", "tensor_split_indices", "tensor_split_tensor", "hsplit_sections",
+        "hsplit_indices", "vsplit", "dsplit"])
+def test_the_split_family_names_its_points_by_kind(call):
+    _assert_same(_pieces(call))
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: lib.hsplit(x, 3, sections=3),
+    lambda lib, x: lib.vsplit(x),
+    lambda lib, x: lib.tensor_split(x, sections=2, indices=[1]),
+], ids=["positional_and_keyword", "none", "two_keywords"])
+def test_a_split_given_no_points_or_two_is_refused(call):
+    for lib in (torch, chainrule):
+        x = lib.zeros(2, 3, 4)
+        with pytest.raises(TypeError) as caught:
+            call(lib, x)
+        if lib is torch:
+            expected = _message_head(caught.value)
+    assert _message_head(caught.value) == expected
+
+
+def test_hardtanh_takes_its_bounds_old_names_with_torchs_warning():
+    values = np.linspace(-3.0, 3.0, 7, dtype=np.float32)
+    outputs = []
+    for lib, x in ((torch, torch.from_numpy(values)), (chainrule, chainrule.from_numpy(values))):
+        with pytest.warns(FutureWarning) as caught:
+            module = lib.nn.Hardtanh(min_value=-2.0, max_value=2.5)
+        assert [str(warning.message) for warning in caught] == [
+            "keyword argument `min_value` is deprecated and renamed to `min_val`",
+            "keyword argument `max_value` is deprecated and renamed to `max_val`"]
+        assert {warning.filename for warning in caught} == {__file__}  # the caller's line
+        assert (module.min_val, module.max_val) == (-2.0, 2.5)
+        outputs.append(module(x).numpy())
+    np.testing.assert_array_equal(outputs[1], outputs[0])
+
+
+def test_sync_batch_norm_takes_bias_false():
+    for lib in (torch, chainrule):
+        module = lib.nn.SyncBatchNorm(3, bias=False)
+        assert module.bias is None and tuple(module.weight.shape) == (3,)
+
+
+@pytest.mark.parametrize("name", ["RNN", "LSTM", "GRU"])
+def test_recurrent_layers_take_every_documented_keyword(name):
+    # torch's __init__ is (*args, **kwargs): its documented keywords are what callers write
+    keywords = dict(input_size=3, hidden_size=4, num_layers=2, bias=False, batch_first=True, dropout=0.0,
+                    bidirectional=True, device="cpu", dtype=None)
+    keywords.update(dict(nonlinearity="relu") if name == "RNN" else dict(proj_size=2) if name == "LSTM" else {})
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        module = getattr(lib.nn, name)(**keywords)
+        shapes = {key: tuple(value.shape) for key, value in module.state_dict().items()}
+        if lib is torch:
+            expected = shapes
+    assert shapes == expected
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: lib.linalg.norm(input=x, dim=(1, 2)),
+    lambda lib, x: lib.linalg.norm(input=x[0], ord="fro"),
+    lambda lib, x: lib.matrix_exp(input=x[:, :3, :3] / 20),
+    lambda lib, x: lib.linalg.matrix_exp(input=x[:, :3, :3] / 20),
+], ids=["linalg_norm", "linalg_norm_fro", "matrix_exp", "linalg_matrix_exp"])
+def test_linalg_functions_whose_tensor_torch_calls_input(call):
+    expected, actual = _outcome(torch, call), _outcome(chainrule, call)
+    assert expected[0] == actual[0] == "ok", (expected, actual)
+    np.testing.assert_allclose(actual[1], expected[1], rtol=1e-12)
+    np.testing.assert_allclose(actual[2], expected[2], rtol=1e-10)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: x.tile(2, 1),
+    lambda lib, x: x.tile(dims=(1, 2, 1, 1)),
+    lambda lib, x: x.tile(3),
+    lambda lib, x: lib.tile(x, dims=2),
+    lambda lib, x: x[:1, :, :1].squeeze(0, 2),
+    lambda lib, x: x[:1, :, :1].squeeze(dim=(0, 2)),
+    lambda lib, x: x[:1].broadcast_to(3, 3, 4),
+    lambda lib, x: x[:1].broadcast_to(size=(3, 3, 4)),
+], ids=["tile_spread", "tile_keyword", "tile_one", "torch_tile_int", "squeeze_spread", "squeeze_tuple",
+        "broadcast_to_spread", "broadcast_to_keyword"])
+def test_methods_that_take_their_dims_spread(call):
+    _assert_same(call)
+
+
+def test_squeeze_of_spread_dims_is_torchs_tuple_overload():
+    for lib in (torch, chainrule):
+        y = lib.zeros(1, 3, 1, requires_grad=True).squeeze(0, 2)
+        assert type(y.grad_fn).__name__ == "SqueezeBackward2"
+
+
+def test_count_nonzero_takes_its_dims_spread():
+    values = np.array([[[0.0, 1.0, 2.0], [3.0, 0.0, 0.0]]])
+    expected = torch.from_numpy(values).count_nonzero(0, 2)
+    actual = chainrule.from_numpy(values).count_nonzero(0, 2)
+    assert actual.dtype == chainrule.int64
+    np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+
+
+def test_cpu_and_cuda_take_torchs_keywords():
+    for lib in (torch, chainrule):
+        x = lib.ones(2, 3)
+        assert x.cpu(memory_format=lib.contiguous_format) is x  # already there: the same tensor
+        # no GPU here: both refuse for the missing device, not for the keyword
+        with pytest.raises(AssertionError):
+            x.cuda(non_blocking=True, memory_format=lib.preserve_format)
+
+
+def test_the_signature_trial_finds_a_renamed_keyword_and_a_changed_default():
+    trial = load_tool("torch_signature_trial")
+    torch_side = [inspect.signature(lambda input, dim=-1, *, eps=1e-5, out=None: None)]
+
+    def same(input, dim=-1, *, eps=1e-5, out=None, chainrule_only=False):
+        ...
+
+    def renamed(x, dim=-1, *, eps=1e-5, out=None):
+        ...
+
+    def changed(input, dim=0, *, eps=1e-5):
+        ...
+
+    assert trial.compare(torch_side, inspect.signature(same)) == []  # an extension keyword with a default is fine
+    assert trial.compare(torch_side, inspect.signature(renamed)) == [
+        "input: positional #0 in torch, chainrule's is 'x'", "input: keyword missing in chainrule",
+        "x: required in chainrule, torch has no such parameter"]
+    assert trial.compare(torch_side, inspect.signature(changed)) == [
+        "dim: default torch -1, chainrule 0", "out: keyword missing in chainrule"]
+
+
+def _asarray_facts(lib):
+    """What torch.asarray's keywords do, observed: sharing, copying, graphs, flags and refusals."""
+    facts = []
+    array = np.ones(3, dtype=np.float32)
+    shared, copied = lib.asarray(array, requires_grad=True), lib.asarray(array, copy=True)
+    facts += [(shared.requires_grad, shared.is_leaf, np.shares_memory(array, shared.detach().numpy())),
+              np.shares_memory(array, copied.numpy())]
+    x = lib.ones(3, requires_grad=True)
+    for keywords in (dict(copy=True, requires_grad=True), dict(copy=True, requires_grad=False),
+                     dict(dtype=lib.float64, requires_grad=True)):
+        y = lib.asarray(x, **keywords)
+        facts.append((y is x, y.requires_grad, y.is_leaf, type(y.grad_fn).__name__))
+    y = lib.asarray(x * 2, requires_grad=False)
+    facts.append((y.requires_grad, y.is_leaf))
+    for source in (array, x):
+        with pytest.raises(ValueError) as refused, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's once-a-process "unspecified requires_grad" comes first
+            lib.asarray(source, dtype=lib.float64, copy=False)
+        facts.append(str(refused.value))
+    with warnings.catch_warnings():  # torch's "unspecified requires_grad" warning comes once a process
+        warnings.simplefilter("ignore")
+        facts.append(lib.asarray(x) is x)
+    y = lib.asarray(x, requires_grad=False)  # torch clears the flag of the very tensor passed
+    facts.append((y is x, x.requires_grad))
+    return facts
+
+
+def test_asarray_takes_copy_and_requires_grad():
+    assert _asarray_facts(chainrule) == _asarray_facts(torch)
+
+
+def test_compile_takes_torchs_newer_keywords():
+    def double(x):
+        return x * 2
+
+    keywords = dict(name="double", recompile_limit=4, isolate_recompiles=False, shapes_spec=None, backend=None)
+    inspect.signature(torch.compile).bind(double, **keywords)  # torch's (compiling would import dynamo: seconds)
+    assert inspect.signature(torch.compile).parameters["backend"].default is None
+    compiled = chainrule.compile(double, **keywords)
+    assert compiled(chainrule.ones(2)).tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: x.sum_to_size(size=(1, 3, 1)),
+    lambda lib, x: x.sum_to_size(2, size=(1, 3, 1)),
+], ids=["sum_to_size", "sum_to_size_twice"])
+def test_sum_to_size_takes_size_by_keyword(call):
+    _assert_same(call)
+
+
+def test_resize_takes_size_by_keyword():
+    shapes = [tuple(lib.zeros(2, 3).resize_(size=(4,)).shape) for lib in (torch, chainrule)]
+    assert shapes[0] == shapes[1] == (4,)
