@@ -1,0 +1,82 @@
+"""float16 and bfloat16 values rounded where torch 2.13's CPU kernels round them, compared bit for bit
+with torch: the differences tools/torch_opinfo_dtypes_trial.py found, in our own words."""
+
+import numpy as np
+import pytest
+
+import chainrule
+import chainrule.nn.functional as F
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+HALF_DTYPES = ["float16", "bfloat16"]
+
+
+def _pair(values: np.ndarray, dtype: str, *, requires_grad: bool = False):
+    """One float32 array as a chainrule and a torch tensor of ``dtype`` (rounded the same way)."""
+    theirs = torch.from_numpy(values).to(getattr(torch, dtype))
+    bits = theirs.view(torch.int16).numpy().copy()
+    ours = chainrule.from_numpy(bits).view(getattr(chainrule, dtype))
+    return ours.requires_grad_(requires_grad), theirs.requires_grad_(requires_grad)
+
+
+def _bits_equal(ours, theirs):
+    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    np.testing.assert_array_equal(ours.detach().float().numpy(), theirs.detach().float().numpy())
+
+
+def _normal(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+# ---- norms: torch folds the affine map into one scale and shift, and batch norm keeps its
+# statistics in the input's dtype ------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_group_norm_rounds_once_after_its_affine_map(dtype):
+    # composing x̂ (rounded), · weight (rounded), + bias (rounded) missed by an ulp in a quarter of the values
+    (x, tx), (w, tw), (b, tb) = (_pair(_normal(4, 6, 5, 5), dtype), _pair(_normal(6, seed=1), dtype),
+                                 _pair(_normal(6, seed=2), dtype))
+    _bits_equal(F.group_norm(x, 3, w, b), TF.group_norm(tx, 3, tw, tb))
+    _bits_equal(F.group_norm(x, 2), TF.group_norm(tx, 2))
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_batch_norm_keeps_mean_and_inverse_std_in_the_input_dtype(dtype):
+    (x, tx), (w, tw), (b, tb) = (_pair(_normal(4, 6, 37), dtype), _pair(_normal(6, seed=1), dtype),
+                                 _pair(_normal(6, seed=2), dtype))
+    _bits_equal(F.batch_norm(x, None, None, w, b, training=True), TF.batch_norm(tx, None, None, tw, tb, training=True))
+    _bits_equal(F.batch_norm(x, None, None, training=True), TF.batch_norm(tx, None, None, training=True))
+    (mean, tmean), (var, tvar) = _pair(_normal(6, seed=3), dtype), _pair(np.abs(_normal(6, seed=4)), dtype)
+    _bits_equal(F.batch_norm(x, mean, var, w, b), TF.batch_norm(tx, tmean, tvar, tw, tb))
+    ours, theirs = chainrule.native_batch_norm(x, w, b, None, None, True, 0.1, 1e-5), \
+        torch.native_batch_norm(tx, tw, tb, None, None, True, 0.1, 1e-5)
+    for o, t in zip(ours, theirs):
+        _bits_equal(o, t)
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_instance_norm_rounds_as_batch_norm_of_every_sample_and_channel(dtype):
+    (x, tx), (w, tw), (b, tb) = (_pair(_normal(3, 4, 6, 6), dtype), _pair(_normal(4, seed=1), dtype),
+                                 _pair(_normal(4, seed=2), dtype))
+    x_last, tx_last = (t.contiguous(memory_format=m.channels_last) for t, m in ((x, chainrule), (tx, torch)))
+    ours, theirs = F.instance_norm(x_last, weight=w, bias=b), TF.instance_norm(tx_last, weight=tw, bias=tb)
+    _bits_equal(ours, theirs)
+    assert ours.is_contiguous() and theirs.is_contiguous()
+    _bits_equal(F.instance_norm(x), TF.instance_norm(tx))
+
+
+def test_half_norms_still_differentiate():
+    # (against chainrule's float32 gradient: torch's first half-precision backward takes seconds to set up)
+    x, tx = _pair(_normal(2, 4, 3, 3), "float16", requires_grad=True)
+    w, tw = _pair(_normal(4, seed=1), "float16", requires_grad=True)
+    ours, theirs = F.group_norm(x, 2, w), TF.group_norm(tx, 2, tw)
+    assert type(ours.grad_fn).__name__ == type(theirs.grad_fn).__name__ == "NativeGroupNormBackward0"
+    grad = chainrule.from_numpy(_normal(2, 4, 3, 3, seed=5))
+    ours.backward(grad.half())
+    x32, w32 = (t.detach().float().requires_grad_() for t in (x, w))
+    F.group_norm(x32, 2, w32).backward(grad)
+    assert x.grad.dtype == chainrule.float16 and w.grad.dtype == chainrule.float16
+    np.testing.assert_allclose(x.grad.float().numpy(), x32.grad.numpy(), atol=1e-2, rtol=1e-2)
+    np.testing.assert_allclose(w.grad.float().numpy(), w32.grad.numpy(), atol=1e-2, rtol=1e-2)
