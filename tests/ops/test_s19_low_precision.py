@@ -80,3 +80,20 @@ def test_half_norms_still_differentiate():
     assert x.grad.dtype == chainrule.float16 and w.grad.dtype == chainrule.float16
     np.testing.assert_allclose(x.grad.float().numpy(), x32.grad.numpy(), atol=1e-2, rtol=1e-2)
     np.testing.assert_allclose(w.grad.float().numpy(), w32.grad.numpy(), atol=1e-2, rtol=1e-2)
+
+
+# ---- attention: torch's CPU kernels compute in float32 and round the output once; the flash kernel
+# (4-d inputs) stores each exponential in the inputs' dtype before it weighs the values ----------------
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_attention_rounds_as_torchs_cpu_kernels(dtype):
+    # six keys: fewer than one vector of floats, so torch takes its exact exp for every one of them
+    # (a full vector gets a 20-ulp polynomial, which this does not reproduce)
+    (q, tq), (k, tk), (v, tv) = (_pair(_normal(2, 3, 5 if s == 1 else 6, 8, seed=s), dtype) for s in (1, 2, 3))
+    sdpa, tsdpa = F.scaled_dot_product_attention, TF.scaled_dot_product_attention
+    _bits_equal(sdpa(q, k, v), tsdpa(tq, tk, tv))
+    _bits_equal(sdpa(q, k, v, is_causal=True), tsdpa(tq, tk, tv, is_causal=True))
+    keep = np.random.default_rng(4).random((5, 6)) > 0.4
+    keep[0] = False  # a query that may attend to nothing gives zeros
+    _bits_equal(sdpa(q, k, v, attn_mask=chainrule.from_numpy(keep)), tsdpa(tq, tk, tv, attn_mask=torch.from_numpy(keep)))
+    # 3-d inputs take torch's math kernel: float32 throughout
+    _bits_equal(sdpa(q[0], k[0], v[0]), tsdpa(tq[0], tk[0], tv[0]))

@@ -67,6 +67,7 @@ from ..ops.conv import (
 )
 from ..ops.ctc import ctc_loss
 from ..ops.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
+from ..ops.elementwise import rounded_through as _rounded_through
 from ..ops.elementwise import sigmoid, tanh
 from ..ops.embedding import embedding
 from ..ops.embedding_bag import embedding_bag
@@ -755,6 +756,12 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
 
 def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> Tensor:
     length, source = query.shape[-2], key.shape[-2]
+    low = _half_on_the_cpu(query, key, value)
+    if low is not None:  # torch's CPU kernels compute in float32 and round the output once
+        flash = _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p, enable_gqa)
+        query, key, value = (t.to(_dtype.float32) for t in (query, key, value))
+        if attn_mask is not None and attn_mask.dtype is low:
+            attn_mask = attn_mask.to(_dtype.float32)
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     if enable_gqa:
         # grouped-query attention: each key/value head serves a run of consecutive query heads
@@ -773,12 +780,36 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
         scores = scores + Tensor._make(xp.where(causal, -np.inf, 0.0).astype(dtype))
     if attn_mask is not None:
         scores = scores + _mask_to_additive(attn_mask, dtype, true_means_masked=False)
-        weights = _safe_softmax(scores, -1)
-    else:
-        weights = _softmax(scores, -1)
+    if low is not None and flash:
+        return _flash_attention_rounding(scores, value, low)
+    weights = _softmax(scores, -1) if attn_mask is None else _safe_softmax(scores, -1)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, True)
-    return weights @ value
+    out = weights @ value
+    return out if low is None else out.to(low)
+
+
+def _half_on_the_cpu(query: Tensor, key: Tensor, value: Tensor):
+    """The dtype of float16 (or bfloat16) CPU attention inputs, else None."""
+    dtype = query.dtype
+    if dtype is not _dtype.float16 and dtype is not _dtype.bfloat16:
+        return None
+    if key.dtype is not dtype or value.dtype is not dtype or type(query._data) is not np.ndarray:
+        return None
+    return dtype
+
+
+def _flash_attention_rounding(scores: Tensor, value: Tensor, low) -> Tensor:
+    """softmax(scores) @ value as torch's CPU flash kernel computes it for float16/bfloat16 (float32
+    ``scores`` and ``value``): each exponential is summed in float32 but stored in ``low`` before it
+    weighs the values, and the weighted sum is multiplied by the reciprocal of the sum last. A query
+    whose keys are all masked gives zeros."""
+    top = scores.detach().amax(-1, keepdim=True)
+    top = top.masked_fill(top == -math.inf, 0.0)
+    exponentials = (scores - top).exp()
+    total = exponentials.sum(-1, keepdim=True)
+    total = total.masked_fill(total == 0, 1.0)
+    return ((_rounded_through(exponentials, low) @ value) * total.reciprocal()).to(low)
 
 
 _FLASH_CPU_DTYPES = ("float32", "float64", "bfloat16", "float16")
@@ -795,7 +826,8 @@ def _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p: float, enabl
         return False
     if any(t.device.type != "cpu" or t.dim() != 4 or t.dtype.name not in _FLASH_CPU_DTYPES for t in tensors):
         return False
-    if not query.shape[-1] == key.shape[-1] == value.shape[-1] or attn_mask.dim() not in (2, 4):
+    if not query.shape[-1] == key.shape[-1] == value.shape[-1] or (attn_mask is not None
+                                                                  and attn_mask.dim() not in (2, 4)):
         return False
     if not query.shape[0] == key.shape[0] == value.shape[0]:
         return False

@@ -20,6 +20,7 @@ from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import _cuda_kernels
 from ._arg_parser import check_float
+from .elementwise import rounded_through
 from .memory_format import in_suggested_format, relaid_as_suggested
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
@@ -504,12 +505,6 @@ def _is_half(input: Tensor, on_autocast_float32_list: bool = False) -> bool:
     return not (on_autocast_float32_list and input.device.type != "cpu" and autocast_unifies(input._data))
 
 
-def _rounded_to(t: Tensor, dtype) -> Tensor:
-    """``t``'s values rounded to ``dtype`` and kept in float32; its gradient passes unrounded."""
-    detached = t.detach()
-    return t + (detached.to(dtype).to(_dtype.float32) - detached)
-
-
 def half_statistics(input: Tensor, view_shape: tuple, dims: tuple, eps: float, round_stats: bool):
     """The float32 mean, biased variance and 1/σ over ``dims`` of a float16/bfloat16 ``input`` viewed
     as ``view_shape``, as torch's CPU norm kernels take them (see ``_half_norm``)."""
@@ -519,12 +514,12 @@ def half_statistics(input: Tensor, view_shape: tuple, dims: tuple, eps: float, r
     var_sum = (x - mean).square().sum(dims, keepdim=True)
     count = math.prod(view_shape[d] for d in dims)
     if round_stats and low is _dtype.bfloat16:
-        var = _rounded_to(_rounded_to(var_sum, low) / count, low)
+        var = rounded_through(rounded_through(var_sum, low) / count, low)
     else:
         var = var_sum / count
     invstd = (var + eps).rsqrt()
     if round_stats:
-        return _rounded_to(mean, low), var, _rounded_to(invstd, low)
+        return rounded_through(mean, low), var, rounded_through(invstd, low)
     return mean, var, invstd
 
 
