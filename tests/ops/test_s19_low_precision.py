@@ -97,3 +97,19 @@ def test_attention_rounds_as_torchs_cpu_kernels(dtype):
     _bits_equal(sdpa(q, k, v, attn_mask=chainrule.from_numpy(keep)), tsdpa(tq, tk, tv, attn_mask=torch.from_numpy(keep)))
     # 3-d inputs take torch's math kernel: float32 throughout
     _bits_equal(sdpa(q[0], k[0], v[0]), tsdpa(tq[0], tk[0], tv[0]))
+
+
+# ---- interpolation: float32 throughout, rounded once; torch's generic kernel (linear, bicubic, and
+# bilinear/trilinear off its channels-last path) keeps its weights in the input's dtype ---------------
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+@pytest.mark.parametrize("mode, shape, size", [
+    ("linear", (2, 3, 7), (12,)), ("bicubic", (1, 2, 5, 6), (9, 4)), ("trilinear", (1, 2, 3, 4, 5), (5, 3, 7)),
+    ("bilinear", (1, 2, 5, 6), (9, 4)), ("bilinear", (1, 2, 5, 6), (90, 41)),
+])
+def test_interpolation_rounds_as_torchs_upsample_kernels(dtype, mode, shape, size):
+    # (9, 4) takes torch's channels-last bilinear kernel (output height + width <= 128), float32 weights;
+    # (90, 41) its generic one, whose weights are rounded to the input's dtype
+    x, tx = _pair(_normal(*shape), dtype)
+    for align_corners in (False, True):
+        _bits_equal(F.interpolate(x, size=size, mode=mode, align_corners=align_corners),
+                    TF.interpolate(tx, size=size, mode=mode, align_corners=align_corners))

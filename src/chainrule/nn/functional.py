@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module as _array_module
+from .._config import get_num_threads as _get_num_threads
 from .._opmath import cpu_autocast_policy as _cpu_autocast_policy
 from .._torch_function import (  # noqa: F401  (torch's F re-exports them; not in __all__)
     handle_torch_function,
@@ -98,6 +99,7 @@ from ..ops.margin_loss import (
     multilabel_soft_margin_loss,
 )
 from ..ops.memory_format import relaid_as_suggested as _relaid_as_suggested
+from ..ops.memory_format import suggests_channels_last as _suggests_channels_last
 from ..ops.normalization import batch_norm, group_norm, instance_norm, layer_norm
 from ..ops.pool import (
     adaptive_avg_pool1d,
@@ -577,7 +579,13 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         return adaptive[d](input, out_sizes)
     out = input
     xp = _array_module(input)
-    for k in range(d):
+    low = _half_interpolated(input, mode)
+    weight_dtype, weight_rounding = input._data.dtype, None
+    if low is not None:  # torch's CPU kernels interpolate float16/bfloat16 in float32, rounding once
+        out, weight_dtype = input.to(_dtype.float32), np.float32
+        weight_rounding = low.np if _generic_upsample_kernel(input, mode, out_sizes) else None
+    # (torch's float16/bfloat16 kernels sum along the last dim first, then outwards)
+    for k in (range(d) if low is None else reversed(range(d))):
         axis = 2 + k
         lead = (slice(None),) * axis
         src = _source_index(out_sizes[k], in_sizes[k], scales[k], bool(align_corners), mode, xp)
@@ -589,18 +597,21 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             t = (src - base).reshape((-1,) + (1,) * (d - 1 - k))
             base = base.astype(np.int64)
             taps = [Tensor._make(xp.clip(base + j, 0, in_sizes[k] - 1)) for j in (-1, 0, 1, 2)]
-            weights = [Tensor._make(w.astype(input._data.dtype)) for w in _cubic_weights(t, xp)]
+            weights = [Tensor._make(_interpolation_weight(w, weight_dtype, weight_rounding))
+                       for w in _cubic_weights(t, xp)]
             # out = Σ_j x[clamp(floor(s) - 1 + j)] · w_j(s - floor(s)) along this axis
             picked = [out[lead + (tap,)] * w for tap, w in zip(taps, weights)]
             out = picked[0] + picked[1] + picked[2] + picked[3]
             continue
         lo = xp.minimum(xp.floor(src).astype(np.int64), in_sizes[k] - 1)
         hi = xp.minimum(lo + 1, in_sizes[k] - 1)
-        frac = (src - lo).astype(input._data.dtype).reshape((-1,) + (1,) * (d - 1 - k))
+        frac = _interpolation_weight(src - lo, weight_dtype, weight_rounding).reshape((-1,) + (1,) * (d - 1 - k))
         w_hi = Tensor._make(frac)
-        w_lo = Tensor._make((1 - frac).astype(input._data.dtype))
+        w_lo = Tensor._make(_interpolation_weight(1 - frac, weight_dtype, weight_rounding))
         # out = x[lo]·(1 - λ) + x[hi]·λ along this axis
         out = out[lead + (Tensor._make(lo),)] * w_lo + out[lead + (Tensor._make(hi),)] * w_hi
+    if low is not None:
+        out = out.to(low)
     if antialias:
         return out
     # one node named as torch's upsample kernel (UpsampleNearest2DBackward0...), over our composed parts
@@ -611,6 +622,33 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                       kept={"align_corners": bool(align_corners), "output_size": tuple(out_sizes),
                             "scales": tuple(None if f is None else float(f) for f in scales),
                             "self_sym_sizes": tuple(input.shape)})
+
+
+def _half_interpolated(input: Tensor, mode: str):
+    """The dtype of a float16/bfloat16 CPU input to an interpolating mode, else None."""
+    if mode in ("nearest", "nearest-exact") or type(input._data) is not np.ndarray:
+        return None
+    return input.dtype if input.dtype is _dtype.float16 or input.dtype is _dtype.bfloat16 else None
+
+
+def _generic_upsample_kernel(input: Tensor, mode: str, out_sizes) -> bool:
+    """Whether torch 2.13's CPU upsampling of this float16/bfloat16 input takes its generic kernel,
+    which stores the weights in the input's dtype (rounded from float32; the second linear weight
+    is 1 minus the rounded first), rather than its channels-last one, whose weights stay float32.
+    Its choice (UpSampleKernel.cpp): channels-last for bilinear when the input is channels-last
+    with more than 3 channels, the output's height + width is at most 128, or one thread resizes
+    a 3-channel image; for trilinear only when channels-last with more than 3 channels."""
+    if mode in ("linear", "bicubic"):
+        return True
+    channels_last = _suggests_channels_last(input._data) and input.shape[1] > 3
+    if mode == "bilinear":
+        return not (channels_last or sum(out_sizes) <= 128 or (input.shape[1] == 3 and _get_num_threads() == 1))
+    return mode == "trilinear" and not channels_last
+
+
+def _interpolation_weight(weight, weight_dtype, rounding):
+    weight = weight.astype(weight_dtype)
+    return weight if rounding is None else weight.astype(rounding).astype(weight_dtype)
 
 
 def _aa_bilinear(x: np.ndarray) -> np.ndarray:
