@@ -113,3 +113,18 @@ def test_interpolation_rounds_as_torchs_upsample_kernels(dtype, mode, shape, siz
     for align_corners in (False, True):
         _bits_equal(F.interpolate(x, size=size, mode=mode, align_corners=align_corners),
                     TF.interpolate(tx, size=size, mode=mode, align_corners=align_corners))
+
+
+# ---- grid_sample: torch's float16/bfloat16 kernel rounds after every step; its trilinear weights
+# multiply x's factor by y's, then by z's, and its bicubic goes along x for each row, then along y -------
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_grid_sample_rounds_as_torchs_kernel(dtype):
+    grid_values = np.random.default_rng(7).random((1, 3, 4, 5, 3)).astype(np.float32) * 2.4 - 1.2
+    (x, tx), (grid, tgrid) = _pair(_normal(1, 2, 4, 5, 6), dtype), _pair(grid_values, dtype)
+    for padding_mode in ("zeros", "reflection"):
+        _bits_equal(F.grid_sample(x, grid, padding_mode=padding_mode, align_corners=False),
+                    TF.grid_sample(tx, tgrid, padding_mode=padding_mode, align_corners=False))
+    (x2, tx2), (grid2, tgrid2) = _pair(_normal(1, 2, 5, 6), dtype), _pair(np.ascontiguousarray(grid_values[0, 0, :, :, :2]), dtype)
+    for align_corners in (False, True):
+        _bits_equal(F.grid_sample(x2, grid2[None], mode="bicubic", align_corners=align_corners),
+                    TF.grid_sample(tx2, tgrid2[None], mode="bicubic", align_corners=align_corners))
