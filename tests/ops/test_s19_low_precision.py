@@ -128,3 +128,11 @@ def test_grid_sample_rounds_as_torchs_kernel(dtype):
     for align_corners in (False, True):
         _bits_equal(F.grid_sample(x2, grid2[None], mode="bicubic", align_corners=align_corners),
                     TF.grid_sample(tx2, tgrid2[None], mode="bicubic", align_corners=align_corners))
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_bilinear_contracts_the_second_input_with_a_matmul(dtype):
+    # x1·W is rounded, then contracted with x2 in float32 (torch's bmm), then the bias is added
+    (x1, tx1), (x2, tx2) = _pair(_normal(6, 5), dtype), _pair(_normal(6, 4, seed=1), dtype)
+    (w, tw), (b, tb) = _pair(_normal(3, 5, 4, seed=2), dtype), _pair(_normal(3, seed=3), dtype)
+    _bits_equal(F.bilinear(x1, x2, w, b), TF.bilinear(tx1, tx2, tw, tb))

@@ -192,7 +192,11 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
     x2 = input2.reshape(-1, in2)
     # (N, in1) @ (in1, out·in2) → (N, out, in2), contracted with x2 over in2
     t = (x1 @ weight.permute(1, 0, 2).reshape(in1, out_f * in2)).reshape(x1.shape[0], out_f, in2)
-    out = (t * x2.unsqueeze(1)).sum(-1)
+    if input1.dtype is _dtype.float16 or input1.dtype is _dtype.bfloat16:
+        # torch contracts over in2 with a batched matmul: products summed in float32, rounded once
+        out = (t @ x2.unsqueeze(-1)).squeeze(-1)
+    else:
+        out = (t * x2.unsqueeze(1)).sum(-1)
     if out.dtype != input1.dtype:  # sum counts integers in int64; torch's bilinear stays in the inputs' dtype
         out = out.to(input1.dtype)
     if bias is not None:
