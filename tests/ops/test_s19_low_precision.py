@@ -136,3 +136,13 @@ def test_bilinear_contracts_the_second_input_with_a_matmul(dtype):
     (x1, tx1), (x2, tx2) = _pair(_normal(6, 5), dtype), _pair(_normal(6, 4, seed=1), dtype)
     (w, tw), (b, tb) = _pair(_normal(3, 5, 4, seed=2), dtype), _pair(_normal(3, seed=3), dtype)
     _bits_equal(F.bilinear(x1, x2, w, b), TF.bilinear(tx1, tx2, tw, tb))
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_embedding_bag_sums_in_float32_and_divides_the_rounded_sum(dtype):
+    weight, tweight = _pair(_normal(10, 6), dtype)
+    indices = np.random.default_rng(8).integers(0, 10, 12)
+    offsets = np.array([0, 3, 7])
+    for mode in ("sum", "mean"):
+        _bits_equal(F.embedding_bag(chainrule.from_numpy(indices), weight, chainrule.from_numpy(offsets), mode=mode),
+                    TF.embedding_bag(torch.from_numpy(indices), tweight, torch.from_numpy(offsets), mode=mode))
