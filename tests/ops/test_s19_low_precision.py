@@ -44,7 +44,7 @@ def test_group_norm_rounds_once_after_its_affine_map(dtype):
 
 @pytest.mark.parametrize("dtype", HALF_DTYPES)
 def test_batch_norm_keeps_mean_and_inverse_std_in_the_input_dtype(dtype):
-    (x, tx), (w, tw), (b, tb) = (_pair(_normal(4, 6, 37), dtype), _pair(_normal(6, seed=1), dtype),
+    (x, tx), (w, tw), (b, tb) = (_pair(_normal(4, 6, 9), dtype), _pair(_normal(6, seed=1), dtype),
                                  _pair(_normal(6, seed=2), dtype))
     _bits_equal(F.batch_norm(x, None, None, w, b, training=True), TF.batch_norm(tx, None, None, tw, tb, training=True))
     _bits_equal(F.batch_norm(x, None, None, training=True), TF.batch_norm(tx, None, None, training=True))
@@ -146,3 +146,15 @@ def test_embedding_bag_sums_in_float32_and_divides_the_rounded_sum(dtype):
     for mode in ("sum", "mean"):
         _bits_equal(F.embedding_bag(chainrule.from_numpy(indices), weight, chainrule.from_numpy(offsets), mode=mode),
                     TF.embedding_bag(torch.from_numpy(indices), tweight, torch.from_numpy(offsets), mode=mode))
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_adaptive_avg_pool3d_sums_and_divides_in_the_input_dtype(dtype):
+    # torch's 3-d kernel adds each window's values in float16/bfloat16, then divides by depth, height, width
+    x, tx = _pair(_normal(2, 3, 5, 7, 6) * 4, dtype, requires_grad=True)
+    ours, theirs = F.adaptive_avg_pool3d(x, (3, 4, 2)), TF.adaptive_avg_pool3d(tx, (3, 4, 2))
+    _bits_equal(ours, theirs)
+    _bits_equal(F.interpolate(x, size=(3, 4, 2), mode="area"), TF.interpolate(tx, size=(3, 4, 2), mode="area"))
+    assert type(ours.grad_fn).__name__ == "AdaptiveAvgPool3DBackward0"
+    ours.sum().backward()
+    assert x.grad.dtype == x.dtype and float(x.grad.float().sum()) == pytest.approx(3 * 4 * 2 * 6, rel=1e-2)
