@@ -158,3 +158,13 @@ def test_adaptive_avg_pool3d_sums_and_divides_in_the_input_dtype(dtype):
     assert type(ours.grad_fn).__name__ == "AdaptiveAvgPool3DBackward0"
     ours.sum().backward()
     assert x.grad.dtype == x.dtype and float(x.grad.float().sum()) == pytest.approx(3 * 4 * 2 * 6, rel=1e-2)
+
+
+def test_bfloat16_ties_are_ordered_as_torchs_sort_and_topk_order_them():
+    # torch orders bfloat16 as its float32 widening, ties included (its std::sort / partial_sort order)
+    values = np.round(_normal(4, 40) * 2).astype(np.float32)
+    x, tx = _pair(values, "bfloat16")
+    np.testing.assert_array_equal(chainrule.sort(x)[1].numpy(), torch.sort(tx)[1].numpy())
+    np.testing.assert_array_equal(chainrule.argsort(x, descending=True).numpy(),
+                                  torch.argsort(tx, descending=True).numpy())
+    np.testing.assert_array_equal(chainrule.topk(x, 5)[1].numpy(), torch.topk(tx, 5)[1].numpy())
