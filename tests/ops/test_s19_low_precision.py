@@ -168,3 +168,10 @@ def test_bfloat16_ties_are_ordered_as_torchs_sort_and_topk_order_them():
     np.testing.assert_array_equal(chainrule.argsort(x, descending=True).numpy(),
                                   torch.argsort(tx, descending=True).numpy())
     np.testing.assert_array_equal(chainrule.topk(x, 5)[1].numpy(), torch.topk(tx, 5)[1].numpy())
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_logaddexp_and_logaddexp2_compute_in_float32_and_round_once(dtype):
+    (a, ta), (b, tb) = _pair(_normal(200) * 3, dtype), _pair(_normal(200, seed=1) * 3, dtype)
+    _bits_equal(chainrule.logaddexp(a, b), torch.logaddexp(ta, tb))
+    _bits_equal(chainrule.logaddexp2(a, b), torch.logaddexp2(ta, tb))
