@@ -175,3 +175,13 @@ def test_logaddexp_and_logaddexp2_compute_in_float32_and_round_once(dtype):
     (a, ta), (b, tb) = _pair(_normal(200) * 3, dtype), _pair(_normal(200, seed=1) * 3, dtype)
     _bits_equal(chainrule.logaddexp(a, b), torch.logaddexp(ta, tb))
     _bits_equal(chainrule.logaddexp2(a, b), torch.logaddexp2(ta, tb))
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_logit_rounds_each_step_as_torchs_half_precision_kernel(dtype):
+    # torch computes log(p / (1 - p)) in the input's dtype, eps clamped there too (not float32 once)
+    values = np.random.default_rng(9).random(300).astype(np.float32)
+    values[:3] = (0.0, 1.0, 0.5)
+    x, tx = _pair(values, dtype)
+    for eps in (None, 0.2):
+        _bits_equal(chainrule.logit(x, eps), torch.logit(tx, eps))

@@ -407,8 +407,14 @@ class Logit(Function):
         xp = array_module(x)
         ctx.eps = eps
         ctx.save_for_backward(x)
-        p = x if eps is None else xp.clip(x, eps, 1 - eps)
         with np.errstate(all="ignore"):
+            if x.dtype.itemsize == 2 and x.dtype.kind in "fV":
+                # torch's float16/bfloat16 kernel: log(p / (1 - p)), each step rounded to the dtype
+                one = x.dtype.type(1)
+                low = None if eps is None else x.dtype.type(eps)
+                p = x if eps is None else xp.clip(x, low, one - low).astype(x.dtype, copy=False)
+                return xp.log(p / (one - p)).astype(x.dtype, copy=False)
+            p = x if eps is None else xp.clip(x, eps, 1 - eps)
             return (xp.log(p) - xp.log1p(-p)).astype(x.dtype, copy=False)
 
     @staticmethod
