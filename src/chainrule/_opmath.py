@@ -32,7 +32,7 @@ ACCUMULATE_IN_FLOAT32 = frozenset({
     "avg_pool", "avg_pool_backward", "adaptive_avg_pool",
     "cross_entropy", "cross_entropy_backward", "nll_loss", "nll_loss_backward", "binary_cross_entropy", "ctc_loss",
     "gelu", "gelu_backward", "silu", "silu_backward", "mish", "softplus", "logsigmoid", "elu", "celu",
-    "hardswish", "hardsigmoid", "logit", "xlogy", "hypot", "atan2", "sigmoid", "erf", "rsqrt",
+    "hardswish", "hardsigmoid", "xlogy", "hypot", "atan2", "sigmoid", "erf", "rsqrt", "logaddexp",
     "recurrent_layer", "recurrent_layer_backward", "rnn", "lstm", "gru", "rnn_backward", "lstm_backward",
     "gru_backward", "polygamma", "mvlgamma", "igamma", "igammac", "zeta",
     # ml_dtypes' bfloat16 sorts NaN in place rather than last, so ordering ops sort the (exact) float32 widening

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module as _array_module
+from .._config import get_num_threads as _get_num_threads
 from .._opmath import cpu_autocast_policy as _cpu_autocast_policy
 from .._torch_function import (  # noqa: F401  (torch's F re-exports them; not in __all__)
     handle_torch_function,
@@ -67,6 +68,7 @@ from ..ops.conv import (
 )
 from ..ops.ctc import ctc_loss
 from ..ops.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
+from ..ops.elementwise import rounded_through as _rounded_through
 from ..ops.elementwise import sigmoid, tanh
 from ..ops.embedding import embedding
 from ..ops.embedding_bag import embedding_bag
@@ -97,6 +99,7 @@ from ..ops.margin_loss import (
     multilabel_soft_margin_loss,
 )
 from ..ops.memory_format import relaid_as_suggested as _relaid_as_suggested
+from ..ops.memory_format import suggests_channels_last as _suggests_channels_last
 from ..ops.normalization import batch_norm, group_norm, instance_norm, layer_norm
 from ..ops.pool import (
     adaptive_avg_pool1d,
@@ -189,7 +192,11 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
     x2 = input2.reshape(-1, in2)
     # (N, in1) @ (in1, out·in2) → (N, out, in2), contracted with x2 over in2
     t = (x1 @ weight.permute(1, 0, 2).reshape(in1, out_f * in2)).reshape(x1.shape[0], out_f, in2)
-    out = (t * x2.unsqueeze(1)).sum(-1)
+    if input1.dtype is _dtype.float16 or input1.dtype is _dtype.bfloat16:
+        # torch contracts over in2 with a batched matmul: products summed in float32, rounded once
+        out = (t @ x2.unsqueeze(-1)).squeeze(-1)
+    else:
+        out = (t * x2.unsqueeze(1)).sum(-1)
     if out.dtype != input1.dtype:  # sum counts integers in int64; torch's bilinear stays in the inputs' dtype
         out = out.to(input1.dtype)
     if bias is not None:
@@ -576,7 +583,13 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         return adaptive[d](input, out_sizes)
     out = input
     xp = _array_module(input)
-    for k in range(d):
+    low = _half_interpolated(input, mode)
+    weight_dtype, weight_rounding = input._data.dtype, None
+    if low is not None:  # torch's CPU kernels interpolate float16/bfloat16 in float32, rounding once
+        out, weight_dtype = input.to(_dtype.float32), np.float32
+        weight_rounding = low.np if _generic_upsample_kernel(input, mode, out_sizes) else None
+    # (torch's float16/bfloat16 kernels sum along the last dim first, then outwards)
+    for k in (range(d) if low is None else reversed(range(d))):
         axis = 2 + k
         lead = (slice(None),) * axis
         src = _source_index(out_sizes[k], in_sizes[k], scales[k], bool(align_corners), mode, xp)
@@ -588,18 +601,21 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             t = (src - base).reshape((-1,) + (1,) * (d - 1 - k))
             base = base.astype(np.int64)
             taps = [Tensor._make(xp.clip(base + j, 0, in_sizes[k] - 1)) for j in (-1, 0, 1, 2)]
-            weights = [Tensor._make(w.astype(input._data.dtype)) for w in _cubic_weights(t, xp)]
+            weights = [Tensor._make(_interpolation_weight(w, weight_dtype, weight_rounding))
+                       for w in _cubic_weights(t, xp)]
             # out = Σ_j x[clamp(floor(s) - 1 + j)] · w_j(s - floor(s)) along this axis
             picked = [out[lead + (tap,)] * w for tap, w in zip(taps, weights)]
             out = picked[0] + picked[1] + picked[2] + picked[3]
             continue
         lo = xp.minimum(xp.floor(src).astype(np.int64), in_sizes[k] - 1)
         hi = xp.minimum(lo + 1, in_sizes[k] - 1)
-        frac = (src - lo).astype(input._data.dtype).reshape((-1,) + (1,) * (d - 1 - k))
+        frac = _interpolation_weight(src - lo, weight_dtype, weight_rounding).reshape((-1,) + (1,) * (d - 1 - k))
         w_hi = Tensor._make(frac)
-        w_lo = Tensor._make((1 - frac).astype(input._data.dtype))
+        w_lo = Tensor._make(_interpolation_weight(1 - frac, weight_dtype, weight_rounding))
         # out = x[lo]·(1 - λ) + x[hi]·λ along this axis
         out = out[lead + (Tensor._make(lo),)] * w_lo + out[lead + (Tensor._make(hi),)] * w_hi
+    if low is not None:
+        out = out.to(low)
     if antialias:
         return out
     # one node named as torch's upsample kernel (UpsampleNearest2DBackward0...), over our composed parts
@@ -610,6 +626,33 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                       kept={"align_corners": bool(align_corners), "output_size": tuple(out_sizes),
                             "scales": tuple(None if f is None else float(f) for f in scales),
                             "self_sym_sizes": tuple(input.shape)})
+
+
+def _half_interpolated(input: Tensor, mode: str):
+    """The dtype of a float16/bfloat16 CPU input to an interpolating mode, else None."""
+    if mode in ("nearest", "nearest-exact") or type(input._data) is not np.ndarray:
+        return None
+    return input.dtype if input.dtype is _dtype.float16 or input.dtype is _dtype.bfloat16 else None
+
+
+def _generic_upsample_kernel(input: Tensor, mode: str, out_sizes) -> bool:
+    """Whether torch 2.13's CPU upsampling of this float16/bfloat16 input takes its generic kernel,
+    which stores the weights in the input's dtype (rounded from float32; the second linear weight
+    is 1 minus the rounded first), rather than its channels-last one, whose weights stay float32.
+    Its choice (UpSampleKernel.cpp): channels-last for bilinear when the input is channels-last
+    with more than 3 channels, the output's height + width is at most 128, or one thread resizes
+    a 3-channel image; for trilinear only when channels-last with more than 3 channels."""
+    if mode in ("linear", "bicubic"):
+        return True
+    channels_last = _suggests_channels_last(input._data) and input.shape[1] > 3
+    if mode == "bilinear":
+        return not (channels_last or sum(out_sizes) <= 128 or (input.shape[1] == 3 and _get_num_threads() == 1))
+    return mode == "trilinear" and not channels_last
+
+
+def _interpolation_weight(weight, weight_dtype, rounding):
+    weight = weight.astype(weight_dtype)
+    return weight if rounding is None else weight.astype(rounding).astype(weight_dtype)
 
 
 def _aa_bilinear(x: np.ndarray) -> np.ndarray:
@@ -755,6 +798,12 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
 
 def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> Tensor:
     length, source = query.shape[-2], key.shape[-2]
+    low = _half_on_the_cpu(query, key, value)
+    if low is not None:  # torch's CPU kernels compute in float32 and round the output once
+        flash = _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p, enable_gqa)
+        query, key, value = (t.to(_dtype.float32) for t in (query, key, value))
+        if attn_mask is not None and attn_mask.dtype is low:
+            attn_mask = attn_mask.to(_dtype.float32)
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     if enable_gqa:
         # grouped-query attention: each key/value head serves a run of consecutive query heads
@@ -773,12 +822,36 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
         scores = scores + Tensor._make(xp.where(causal, -np.inf, 0.0).astype(dtype))
     if attn_mask is not None:
         scores = scores + _mask_to_additive(attn_mask, dtype, true_means_masked=False)
-        weights = _safe_softmax(scores, -1)
-    else:
-        weights = _softmax(scores, -1)
+    if low is not None and flash:
+        return _flash_attention_rounding(scores, value, low)
+    weights = _softmax(scores, -1) if attn_mask is None else _safe_softmax(scores, -1)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, True)
-    return weights @ value
+    out = weights @ value
+    return out if low is None else out.to(low)
+
+
+def _half_on_the_cpu(query: Tensor, key: Tensor, value: Tensor):
+    """The dtype of float16 (or bfloat16) CPU attention inputs, else None."""
+    dtype = query.dtype
+    if dtype is not _dtype.float16 and dtype is not _dtype.bfloat16:
+        return None
+    if key.dtype is not dtype or value.dtype is not dtype or type(query._data) is not np.ndarray:
+        return None
+    return dtype
+
+
+def _flash_attention_rounding(scores: Tensor, value: Tensor, low) -> Tensor:
+    """softmax(scores) @ value as torch's CPU flash kernel computes it for float16/bfloat16 (float32
+    ``scores`` and ``value``): each exponential is summed in float32 but stored in ``low`` before it
+    weighs the values, and the weighted sum is multiplied by the reciprocal of the sum last. A query
+    whose keys are all masked gives zeros."""
+    top = scores.detach().amax(-1, keepdim=True)
+    top = top.masked_fill(top == -math.inf, 0.0)
+    exponentials = (scores - top).exp()
+    total = exponentials.sum(-1, keepdim=True)
+    total = total.masked_fill(total == 0, 1.0)
+    return ((_rounded_through(exponentials, low) @ value) * total.reciprocal()).to(low)
 
 
 _FLASH_CPU_DTYPES = ("float32", "float64", "bfloat16", "float16")
@@ -795,7 +868,8 @@ def _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p: float, enabl
         return False
     if any(t.device.type != "cpu" or t.dim() != 4 or t.dtype.name not in _FLASH_CPU_DTYPES for t in tensors):
         return False
-    if not query.shape[-1] == key.shape[-1] == value.shape[-1] or attn_mask.dim() not in (2, 4):
+    if not query.shape[-1] == key.shape[-1] == value.shape[-1] or (attn_mask is not None
+                                                                  and attn_mask.dim() not in (2, 4)):
         return False
     if not query.shape[0] == key.shape[0] == value.shape[0]:
         return False

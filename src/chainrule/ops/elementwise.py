@@ -136,6 +136,13 @@ def rounded_once(compute, *operands: Tensor):
     return _cast(compute(*(_cast(t, wide) for t in operands)), dtype)
 
 
+def rounded_through(t: Tensor, dtype) -> Tensor:
+    """``t``'s values rounded to ``dtype`` and kept in ``t``'s dtype, where torch's kernel stores an
+    intermediate in a half-precision buffer; the gradient passes unrounded (a straight-through cast)."""
+    detached = t.detach()
+    return t + (_cast(_cast(detached, dtype), t.dtype) - detached)
+
+
 class ToCopy(Function):
     _array_forward = True
     node_name = "ToCopyBackward0"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _dtype
 from .._backend import array_module
 from ..autograd.function import name_node
 from ..tensor import Tensor
@@ -134,15 +135,36 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
     if mode == "max":
         out = _bag_max(rows, bag, kept, bag_size, num_bags, dim)
     else:
-        coefficient = kept.astype(weight._data.dtype)
-        if mode == "mean":
-            coefficient = coefficient / xp.maximum(bag_size, 1)[xp.maximum(bag, 0)].astype(coefficient.dtype)
+        # torch sums a float16/bfloat16 bag in float32 and rounds the sum; a mean divides the rounded sum
+        low = weight.dtype if weight.dtype is _dtype.float16 or weight.dtype is _dtype.bfloat16 else None
+        if low is not None:
+            rows = rows.to(_dtype.float32)
+        coefficient = kept.astype(rows._data.dtype)
+        sizes = xp.maximum(bag_size, 1).astype(coefficient.dtype)
+        if mode == "mean" and low is None:
+            coefficient = coefficient / sizes[xp.maximum(bag, 0)]
         scaled = rows * Tensor._make(coefficient[:, None])
         if per_sample_weights is not None:
             scaled = scaled * per_sample_weights.reshape(-1, 1)
-        out = creation.zeros((num_bags, dim), dtype=weight.dtype, device=weight.device)
+        out = creation.zeros((num_bags, dim), dtype=rows.dtype, device=weight.device)
         out = out.index_add(0, Tensor._make(xp.where(kept, bag, 0)), scaled)
+        if low is not None:
+            out = _rounded(out, low)
+            if mode == "mean":
+                out = _rounded(out.to(_dtype.float32) / Tensor._make(sizes[:, None]), low)
     return name_node(out, "EmbeddingBagBackward0")
+
+
+def _rounded(out: Tensor, low) -> Tensor:
+    """float32 ``out`` in ``low``; to bfloat16 as torch's fbgemm kernel rounds, a tie away from zero
+    (its bits + 0x8000, truncated), not to even."""
+    if low is _dtype.bfloat16:
+        xp = array_module(out._data)
+        values = out.detach()._data
+        values = xp.where(xp.isfinite(values), values, np.float32(0))  # inf and NaN round to themselves
+        ties_up = ((values.view(np.uint32) + np.uint32(0x8000)) & np.uint32(0xFFFF0000)).view(np.float32)
+        out = out + Tensor._make(ties_up - values)
+    return out.to(low)
 
 
 def _bag_max(rows: Tensor, bag, kept, bag_size, num_bags: int, dim: int) -> Tensor:

@@ -134,9 +134,12 @@ def _statistics(input: Tensor, dims: tuple, eps: float):
     """The mean and 1/sqrt(biased variance + eps) of ``input`` over ``dims`` (kept), without a gradient."""
     xp = array_module(input._data)
     data = input._data
+    dtype = data.dtype
+    if input.dtype in (_dtype.float16, _dtype.bfloat16):  # torch's kernels take them in float32
+        data = data.astype(np.float32)
     mean = data.mean(axis=dims, keepdims=True)
     rstd = 1 / xp.sqrt(((data - mean) ** 2).mean(axis=dims, keepdims=True) + data.dtype.type(eps))
-    return Tensor._make(mean.astype(data.dtype, copy=False)), Tensor._make(rstd.astype(data.dtype, copy=False))
+    return Tensor._make(mean.astype(dtype, copy=False)), Tensor._make(rstd.astype(dtype, copy=False))
 
 
 def native_batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
@@ -150,6 +153,11 @@ def native_batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None,
     if not training:
         empty = Tensor._make(xp.zeros((0,), dtype=input._data.dtype))
         return output, empty, Tensor._make(xp.zeros((0,), dtype=input._data.dtype))
+    if input.dtype in (_dtype.float16, _dtype.bfloat16) and input.numel():  # kept as torch's kernel keeps them
+        n, c = input.shape[0], input.shape[1]
+        mean, _, rstd = _normalization.half_statistics(input.detach(), (n, c, input.numel() // (n * c)), (0, 2),
+                                                       eps, round_stats=True)
+        return output, mean.to(input.dtype).reshape(-1), rstd.to(input.dtype).reshape(-1)
     mean, rstd = _statistics(input, (0,) + tuple(range(2, input.ndim)), eps)
     return output, mean.reshape(-1), rstd.reshape(-1)
 

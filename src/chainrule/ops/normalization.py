@@ -20,6 +20,7 @@ from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import _cuda_kernels
 from ._arg_parser import check_float
+from .elementwise import rounded_through
 from .memory_format import in_suggested_format, relaid_as_suggested
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
@@ -495,6 +496,61 @@ def _float(x: Tensor) -> Tensor:
     return x if x._data.dtype.kind in "fV" else x.to(_dtype.get_default_dtype())
 
 
+def _is_half(input: Tensor, on_autocast_float32_list: bool = False) -> bool:
+    """float16 or bfloat16, normalised as torch's CPU kernels do (``_half_norm``) on every device, so
+    that a device computes what the CPU does; but not a group norm's device input inside CUDA
+    autocast, which the seam casts up to float32 first (see ``_runs_in_float32``)."""
+    if input.dtype is not _dtype.float16 and input.dtype is not _dtype.bfloat16:
+        return False
+    return not (on_autocast_float32_list and input.device.type != "cpu" and autocast_unifies(input._data))
+
+
+def half_statistics(input: Tensor, view_shape: tuple, dims: tuple, eps: float, round_stats: bool):
+    """The float32 mean, biased variance and 1/σ over ``dims`` of a float16/bfloat16 ``input`` viewed
+    as ``view_shape``, as torch's CPU norm kernels take them (see ``_half_norm``)."""
+    low = input.dtype
+    x = input.to(_dtype.float32).reshape(view_shape)
+    mean = x.mean(dims, keepdim=True)
+    var_sum = (x - mean).square().sum(dims, keepdim=True)
+    count = math.prod(view_shape[d] for d in dims)
+    if round_stats and low is _dtype.bfloat16:
+        var = rounded_through(rounded_through(var_sum, low) / count, low)
+    else:
+        var = var_sum / count
+    invstd = (var + eps).rsqrt()
+    if round_stats:
+        return rounded_through(mean, low), var, rounded_through(invstd, low)
+    return mean, var, invstd
+
+
+def _half_norm(input: Tensor, weight, bias, view_shape: tuple, dims: tuple, param_shape: tuple, eps: float,
+               round_stats: bool, running=None):
+    """A float16/bfloat16 norm, rounded where torch's kernels round (checked against
+    torch 2.13 bit for bit): statistics and affine map in float32, the affine map folded into one
+    scale and shift per statistic, each output value one fused multiply-add rounded once.
+
+    ``input`` is viewed as ``view_shape``; mean and biased variance are taken over ``dims``;
+    weight and bias are viewed as ``param_shape``. Batch (and so instance) norm keeps its mean and
+    1/σ in the input's dtype (``round_stats``; its bfloat16 kernel rounds Σ(x - mean)² and the
+    variance too), group norm keeps them in float32. ``running`` (mean, var): evaluation with these
+    statistics, read in float32. Returns the output and the float32 mean and variance (None in
+    evaluation) for the running estimates.
+    """
+    low, float32 = input.dtype, _dtype.float32
+    var = None
+    if running is None:
+        mean, var, invstd = half_statistics(input, view_shape, dims, eps, round_stats)
+    else:
+        mean = running[0].to(float32).reshape(param_shape)
+        invstd = (running[1].to(float32).reshape(param_shape) + eps).rsqrt()
+    scale = invstd if weight is None else invstd * weight.to(float32).reshape(param_shape)
+    shift = -(mean * scale) if bias is None else bias.to(float32).reshape(param_shape) - mean * scale
+    # float64 holds x · scale exactly: the sum rounds as the kernel's fused multiply-add does
+    float64 = _dtype.float64
+    out = input.to(float64).reshape(view_shape) * scale.to(float64) + shift.to(float64)
+    return out.to(float32).to(low).reshape(tuple(input.shape)), mean, var
+
+
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
@@ -620,6 +676,8 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         return out.to(input.dtype)
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = (0,) + tuple(range(2, input.ndim))
+    if _is_half(input):
+        return _half_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, count)
     if training:
         _refuse_unbatched_running_stats(input, running_mean, running_var)
         stats: dict = {"running": (running_mean, running_var)}  # (read by grad_fn._saved_running_*)
@@ -628,15 +686,7 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
             out = BatchNorm.apply(x, weight, bias, dims=dims, eps=eps, stats=stats)
         else:
             out = _affine(Normalize.apply(x, dims=dims, eps=eps, stats=stats, follow_layout=True), weight, bias, shape)
-        if running_mean is not None:
-            running_mean._data *= 1 - momentum
-            running_mean._data += momentum * stats["mean"].reshape(c).astype(running_mean._data.dtype)
-            running_mean._version_box[0] += 1
-        if running_var is not None:
-            unbiased = stats["var"].reshape(c) * (count / (count - 1))
-            running_var._data *= 1 - momentum
-            running_var._data += momentum * unbiased.astype(running_var._data.dtype)
-            running_var._version_box[0] += 1
+        _update_running_stats(running_mean, running_var, stats["mean"], stats["var"], count, momentum)
         return out
     # eval: y = (x - μ) · w / sqrt(σ² + eps) + b, with constant statistics folded into one scale
     xp = array_module(running_var._data)
@@ -651,6 +701,35 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
     out = name_node(input * scale.reshape(shape) + shift.reshape(shape), "NativeBatchNormBackward0",
                     label="batch_norm (eval)")
     return relaid_as_suggested(out, input)
+
+
+def _update_running_stats(running_mean, running_var, mean, var, count: int, momentum: float) -> None:
+    """Batch norm's running estimates, moved ``momentum`` of the way to this batch's mean and
+    unbiased variance (``mean`` and biased ``var`` are arrays with one value per channel)."""
+    if running_mean is not None:
+        running_mean._data *= 1 - momentum
+        running_mean._data += momentum * mean.reshape(-1).astype(running_mean._data.dtype)
+        running_mean._version_box[0] += 1
+    if running_var is not None:
+        unbiased = var.reshape(-1) * (count / (count - 1))
+        running_var._data *= 1 - momentum
+        running_var._data += momentum * unbiased.astype(running_var._data.dtype)
+        running_var._version_box[0] += 1
+
+
+def _half_batch_norm(input: Tensor, running_mean, running_var, weight, bias, training: bool, momentum: float,
+                     eps: float, count: int) -> Tensor:
+    """Batch norm of a float16/bfloat16 input with parameters of its dtype (``_half_norm``)."""
+    n, c = input.shape[0], input.shape[1]
+    view_shape, param_shape = (n, c, math.prod(input.shape[2:])), (1, c, 1)
+    if training:
+        _refuse_unbatched_running_stats(input, running_mean, running_var)
+        out, mean, var = _half_norm(input, weight, bias, view_shape, (0, 2), param_shape, eps, round_stats=True)
+        _update_running_stats(running_mean, running_var, mean.detach()._data, var.detach()._data, count, momentum)
+    else:
+        out = _half_norm(input, weight, bias, view_shape, (0, 2), param_shape, eps, round_stats=False,
+                         running=(running_mean, running_var))[0]
+    return relaid_as_suggested(name_node(out, "NativeBatchNormBackward0", label="batch_norm"), input)
 
 
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
@@ -696,6 +775,12 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
         )
     if _runs_in_float32(input, weight, bias, on_autocast_float32_list=True):
         return group_norm(input.to(_dtype.float32), num_groups, weight, bias, eps).to(input.dtype)
+    if _is_half(input, on_autocast_float32_list=True) and input.numel():
+        n, per_group = input.shape[0], c // num_groups
+        view_shape = (n, num_groups, per_group, math.prod(input.shape[2:]))
+        out = _half_norm(input, weight, bias, view_shape, (2, 3), (1, num_groups, per_group, 1), eps,
+                         round_stats=False)[0]
+        return relaid_as_suggested(name_node(out, "NativeGroupNormBackward0", label="group_norm"), input)
     out = GroupNormalize.apply(_float(input), groups=num_groups, eps=eps)
     if weight is None and bias is None:
         return out
@@ -731,6 +816,13 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         return _batch_norm(input.contiguous(), running_mean, running_var, weight, bias, False, momentum, eps)
     _refuse_unbatched_running_stats(input, running_mean, running_var)
     c = input.shape[1]
+    if _is_half(input) and input.numel():  # torch's batch norm of the N·C channels, rounded as it rounds
+        n, count = input.shape[0], math.prod(input.shape[2:])
+        out, mean, var = _half_norm(input, weight, bias, (n, c, count), (2,), (1, c, 1), eps, round_stats=True)
+        _update_running_stats(running_mean, running_var, mean.detach()._data.reshape(n, c).mean(0),
+                              var.detach()._data.reshape(n, c).mean(0), count, momentum)
+        out._data = array_module(out._data).ascontiguousarray(out._data)  # torch normalises input.contiguous()
+        return name_node(out, "NativeBatchNormBackward0", label="batch_norm")
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = tuple(range(2, input.ndim))
     stats: dict = {}

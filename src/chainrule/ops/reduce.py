@@ -1468,7 +1468,11 @@ def _replayed_order(x: np.ndarray, d: int, order: np.ndarray, replay, every_row:
     rows that hold ties, or ``every_row``, replaced by ``replay(row values)``: the order torch's CPU
     kernel leaves them in (see cpu_sort_order). Device arrays and rows past the replay limit keep
     ``order``."""
-    if type(x) is not np.ndarray or x.ndim == 0 or x.shape[d] < 2 or x.dtype.kind not in "biuf":
+    if type(x) is not np.ndarray or x.ndim == 0 or x.shape[d] < 2:
+        return order
+    if x.dtype.name == "bfloat16":  # torch's kernels order bfloat16 as its exact float32 widening
+        x = x.astype(np.float32)
+    elif x.dtype.kind not in "biuf":
         return order
     rows = np.moveaxis(x, d, -1).reshape(-1, x.shape[d])
     chosen = np.ones(len(rows), dtype=bool) if every_row else cpu_sort_order.rows_with_ties(rows)

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from .. import _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from .._torch_function import user_stacklevel
@@ -121,7 +122,8 @@ def _cubic_coefficients(t: Tensor) -> list[Tensor]:
     def far(x):  # 1 < |x| < 2
         return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
 
-    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+    opposite = 1 - t  # torch's order of rounding in float16/bfloat16: 1 - t first, then + 1
+    return [far(t + 1), near(t), near(opposite), far(opposite + 1)]
 
 
 def _check_grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str) -> None:
@@ -201,6 +203,18 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         low = [xp.floor(c._data) for c in coords]
         weights = [_cubic_coefficients(c - Tensor._make(f)) for c, f in zip(coords, low)]
         out = None
+        if input.dtype in (_dtype.float16, _dtype.bfloat16):
+            # torch's kernel for these rounds as it goes: along x for each of the 4 rows, then along y
+            for tap_y in range(4):
+                row = None
+                for tap_x in range(4):
+                    positions = [_pad_coordinate(Tensor._make(f + (tap - 1)), sizes[d], padding_mode, align)._data
+                                 for d, (f, tap) in enumerate(zip(low, (tap_y, tap_x)))]
+                    term = read(positions) * weights[1][tap_x].unsqueeze(1)
+                    row = term if row is None else row + term
+                term = row * weights[0][tap_y].unsqueeze(1)
+                out = term if out is None else out + term
+            return out.reshape(batch, channels, *out_shape)
         for taps in itertools.product(range(4), repeat=spatial):
             # each tap's integer position, moved inside by the padding mode (a constant of the grid)
             positions = [_pad_coordinate(Tensor._make(f + (tap - 1)), sizes[d], padding_mode, align)._data
@@ -214,7 +228,8 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         out = None
         for corner in itertools.product((0, 1), repeat=spatial):
             weight = None
-            for d, high in enumerate(corner):
+            # x's factor times y's (times z's): torch's order, which rounds so in float16/bfloat16
+            for d, high in reversed(tuple(enumerate(corner))):
                 factor = fractions[d] if high else 1 - fractions[d]
                 weight = factor if weight is None else weight * factor
             term = read([f + high for f, high in zip(low, corner)]) * weight.unsqueeze(1)

@@ -31,6 +31,7 @@ from .elementwise import (
     logaddexp,
     mul,
     pow,
+    rounded_once,
     rsqrt,
     sign,
     sin,
@@ -406,8 +407,14 @@ class Logit(Function):
         xp = array_module(x)
         ctx.eps = eps
         ctx.save_for_backward(x)
-        p = x if eps is None else xp.clip(x, eps, 1 - eps)
         with np.errstate(all="ignore"):
+            if x.dtype.itemsize == 2 and x.dtype.kind in "fV":
+                # torch's float16/bfloat16 kernel: log(p / (1 - p)), each step rounded to the dtype
+                one = x.dtype.type(1)
+                low = None if eps is None else x.dtype.type(eps)
+                p = x if eps is None else xp.clip(x, low, one - low).astype(x.dtype, copy=False)
+                return xp.log(p / (one - p)).astype(x.dtype, copy=False)
+            p = x if eps is None else xp.clip(x, eps, 1 - eps)
             return (xp.log(p) - xp.log1p(-p)).astype(x.dtype, copy=False)
 
     @staticmethod
@@ -687,7 +694,13 @@ def logaddexp2(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.logaddexp2: log2(2^a + 2^b), as logaddexp of a·ln 2 and b·ln 2 over ln 2."""
     a, b = _float_pair(input, other)
     ln2 = math.log(2.0)
-    result = name_node(logaddexp(a * ln2, b * ln2) / ln2, "Logaddexp2Backward0", label="logaddexp2",
+
+    def compute(x, y):
+        return logaddexp(x * ln2, y * ln2) / ln2
+
+    # float16/bfloat16 in float32, rounded once, as torch's kernel
+    combined = rounded_once(compute, a, b)
+    result = name_node(compute(a, b) if combined is None else combined, "Logaddexp2Backward0", label="logaddexp2",
                        rule="∂/∂a = 2^a/(2^a + 2^b), ∂/∂b = 2^b/(2^a + 2^b)", saved=_LOGADDEXP2_SAVED,
                        kept={"self": a, "other": b})
     return result if out is None else write_out(result, out, "logaddexp2")
