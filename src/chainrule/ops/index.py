@@ -22,6 +22,7 @@ from ..tensor import Tensor, _wrap_dim
 from .complex import ViewAsReal, view_as_complex, view_as_real
 from .elementwise import on_its_gpu, where, zeros_like_tensor
 from .linear import cpp_type_name
+from .second_order import depending_on
 from .shape import MadeWithoutGrad, _share
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -1239,6 +1240,10 @@ def _touched(shape: tuple, index: np.ndarray, dim: int) -> np.ndarray:
     return mask
 
 
+# torch's node zeroing the written slots of prod's input gradient (include_self=False), by forward node
+_PROD_ZEROED_NODES = {"IndexReduceBackward0": "IndexFillBackward0"}
+
+
 class ScatterReduce(Function):
     """scatter_reduce with prod / amax / amin (sum and mean are compositions of ScatterAdd)."""
 
@@ -1286,7 +1291,10 @@ class ScatterReduce(Function):
                 masked_x = where(Tensor._make(x._data == 0), 1.0, x)
                 grad_x = grad * scatter_reduce(masked_x, dim, index_t, src_used, "prod") / masked_x
             else:
-                grad_x = where(touched_t, 0.0, grad)
+                # torch computes it as for include_self and then zeroes the slots written, so the
+                # gradient keeps its edges to input and src (derivative 0: out equals input there)
+                grad_x = depending_on(where(touched_t, 0.0, grad), x, src,
+                                      node=_PROD_ZEROED_NODES.get(type(ctx).__name__, "ScatterBackward1"))
             src_zero = src_used._data == 0
             zeros_per_slot = xp.zeros(x._data.shape, dtype=grad._data.dtype)
             _scatter_add_array(zeros_per_slot, index, dim, src_zero.astype(grad._data.dtype))

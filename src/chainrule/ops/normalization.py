@@ -21,6 +21,7 @@ from ..tensor import Tensor
 from . import _cuda_kernels
 from ._arg_parser import check_float
 from .memory_format import in_suggested_format, relaid_as_suggested
+from .second_order import gradient_against
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
 __not_methods__ = set(__all__)
@@ -645,7 +646,7 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         scale = scale * weight
     shift = -Tensor._make(running_mean._data.astype(input._data.dtype)) * scale
     if bias is not None:
-        shift = shift + bias
+        shift = shift + gradient_against(bias, input, weight, node="NativeBatchNormBackwardBackward0")
     # torch records one NativeBatchNormBackward0 here; ours is the composed scale-and-shift, named
     # so, and laid out as torch's kernel lays it out
     out = name_node(input * scale.reshape(shape) + shift.reshape(shape), "NativeBatchNormBackward0",
@@ -743,4 +744,5 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         unbiased = stats["var"].reshape(-1, c).mean(0) * (count / max(count - 1, 1))
         running_var._data *= 1 - momentum
         running_var._data += momentum * unbiased.astype(running_var._data.dtype)
-    return _affine(out, weight, bias, shape)
+    # torch normalises through batch_norm with the bias repeated per sample: its gradient is a sum
+    return _affine(out, weight, gradient_against(bias, input, weight, node="SumBackward1"), shape)

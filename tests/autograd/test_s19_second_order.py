@@ -1,0 +1,77 @@
+"""First-order gradients that torch records with a graph (tools/torch_opinfo_gradgrad_trial.py's
+"not_differentiable": a gradient penalty's constant cotangent), torch's node names under
+create_graph, and in-place writes inside vmap, each against torch 2.13."""
+
+import pytest
+
+import chainrule
+from tests.autograd.test_s18_gradgrad import _assert_penalty_as_torch
+
+torch = pytest.importorskip("torch")
+
+
+def _rrelu_training(inplace):
+    def build(lib, x):
+        lib.manual_seed(7)  # the same slopes on both libraries (chainrule draws torch's CPU stream)
+        if inplace:
+            return lib.nn.functional.rrelu(x * 1.0, training=True, inplace=True)
+        return lib.nn.functional.rrelu(x, training=True)
+    return build
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_training_rrelu_gradient_has_a_graph_as_torch(inplace):
+    # torch's RreluWithNoiseBackwardBackward0 takes self: zeros in x, not "does not require grad"
+    _assert_penalty_as_torch(_rrelu_training(inplace), [(3, 4)])
+    x = chainrule.tensor([[-1.0, 0.5], [2.0, -0.25]], dtype=chainrule.float64, requires_grad=True)
+    assert type(chainrule.nn.functional.rrelu(x, training=True).grad_fn).__name__ == "RreluWithNoiseBackward0"
+    assert chainrule.autograd.gradgradcheck(_rrelu_training(False).__get__(chainrule), (x,))
+
+
+SCATTERED_PRODUCTS = {
+    "scatter_reduce": lambda lib, x, s: x.scatter_reduce(1, lib.tensor([[0, 2, 0], [3, 3, 1]]), s, "prod",
+                                                         include_self=False),
+    "index_reduce": lambda lib, x, s: x.index_reduce(0, lib.tensor([2, 0, 2]), s, "prod", include_self=False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCATTERED_PRODUCTS))
+def test_prod_without_self_keeps_the_input_gradient_graph_as_torch(name):
+    # torch zeroes the written slots of out/input (ScatterBackward1, IndexFillBackward0): edges to both
+    shapes = [(2, 4), (2, 3)] if name == "scatter_reduce" else [(3, 2), (3, 2)]
+    _assert_penalty_as_torch(SCATTERED_PRODUCTS[name], shapes)
+    x, s = (chainrule.rand(*shape, dtype=chainrule.float64).add(0.5).requires_grad_() for shape in shapes)
+    assert chainrule.autograd.gradgradcheck(lambda a, b: SCATTERED_PRODUCTS[name](chainrule, a, b), (x, s))
+
+
+def _evaluation_batch_norm(lib, x, w, b):
+    mean, var = lib.tensor([0.1, -0.3], dtype=lib.float64), lib.tensor([0.5, 2.0], dtype=lib.float64)
+    return lib.nn.functional.batch_norm(x, mean, var, w, b, training=False)
+
+
+BIAS_NORMS = {
+    "batch_norm_eval": (_evaluation_batch_norm, [(2, 2, 3), (2,), (2,)]),
+    "native_batch_norm_eval": (lambda lib, x, w, b: lib.native_batch_norm(
+        x, w, b, lib.zeros(2, dtype=lib.float64), lib.ones(2, dtype=lib.float64), False, 0.1, 1e-5)[0],
+        [(2, 2, 3), (2,), (2,)]),
+    "instance_norm": (lambda lib, x, w, b: lib.nn.functional.instance_norm(x, weight=w, bias=b),
+                      [(2, 2, 3), (2,), (2,)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BIAS_NORMS))
+def test_norm_bias_gradient_has_a_graph_as_torch(name):
+    # torch computes the bias gradient Σ grad in its one norm node, from the saved input too
+    build, shapes = BIAS_NORMS[name]
+    _assert_penalty_as_torch(build, shapes, node_names=False)
+    inputs = [chainrule.randn(*shape, dtype=chainrule.float64, requires_grad=True) for shape in shapes]
+    assert chainrule.autograd.gradgradcheck(lambda *xs: build(chainrule, *xs), inputs)
+
+
+def test_norm_bias_gradient_node_is_torchs():
+    x, w, b = (chainrule.randn(*shape, dtype=chainrule.float64, requires_grad=True) for shape in [(2, 2, 3), (2,), (2,)])
+    grads = chainrule.autograd.grad(_evaluation_batch_norm(chainrule, x, w, b).sum(), (x, w, b), create_graph=True)
+    assert type(grads[2].grad_fn).__name__ == "NativeBatchNormBackwardBackward0"
+    grads = chainrule.autograd.grad(chainrule.nn.functional.instance_norm(x, weight=w, bias=b).sum(), (b,),
+                                    create_graph=True)
+    assert type(grads[0].grad_fn).__name__ == "SumBackward1"
