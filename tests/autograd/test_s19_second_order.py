@@ -75,3 +75,60 @@ def test_norm_bias_gradient_node_is_torchs():
     grads = chainrule.autograd.grad(chainrule.nn.functional.instance_norm(x, weight=w, bias=b).sum(), (b,),
                                     create_graph=True)
     assert type(grads[0].grad_fn).__name__ == "SumBackward1"
+
+
+# ---- the nodes a recorded backward makes, under torch's names (grad.grad_fn.name())
+def _first_order_node_names(lib, build, shapes):
+    generator = torch.Generator().manual_seed(3)
+    inputs = [lib.tensor(torch.rand(shape, dtype=torch.float64, generator=generator).add(0.5).numpy(),
+                         requires_grad=True) for shape in shapes]
+    grads = lib.autograd.grad(build(lib, *inputs).sum(), inputs, create_graph=True)
+    return [g.grad_fn.name() for g in grads]
+
+
+RECORDED_BACKWARDS = {
+    "conv2d": (lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b), [(1, 2, 4, 4), (3, 2, 3, 3), (3,)]),
+    "conv_transpose1d": (lambda lib, x, w: lib.nn.functional.conv_transpose1d(x, w, stride=2), [(1, 2, 4), (2, 3, 3)]),
+    "mse_loss": (lambda lib, x, t: lib.nn.functional.mse_loss(x, t), [(3, 4), (3, 4)]),
+    "tanh": (lambda lib, x: lib.tanh(x), [(3, 4)]),
+    "sigmoid": (lambda lib, x: lib.sigmoid(x), [(3, 4)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED_BACKWARDS))
+def test_recorded_backward_node_names_are_torchs(name):
+    # torch's ConvolutionBackwardBackward0, MseLossBackwardBackward0, TanhBackwardBackward0, ...
+    build, shapes = RECORDED_BACKWARDS[name]
+    assert _first_order_node_names(chainrule, build, shapes) == _first_order_node_names(torch, build, shapes)
+
+
+FOREACH_CALLS = {
+    "exp": lambda lib, a, b: lib._foreach_exp(a),
+    "log1p": lambda lib, a, b: lib._foreach_log1p(a),
+    "add_list": lambda lib, a, b: lib._foreach_add(a, b, alpha=2.0),
+    "add_scalar": lambda lib, a, b: lib._foreach_add(a, 2.0),
+    "sub_scalars": lambda lib, a, b: lib._foreach_sub(a, [1.0, 2.0]),
+    "mul_tensor": lambda lib, a, b: lib._foreach_mul(a, lib.tensor(2.0, dtype=lib.float64)),
+    "div_list": lambda lib, a, b: lib._foreach_div(a, b),
+    "clamp_min_list": lambda lib, a, b: lib._foreach_clamp_min(a, b),
+    "maximum_scalars": lambda lib, a, b: lib._foreach_maximum(a, [0.6, 0.7]),
+    "pow_scalar": lambda lib, a, b: lib._foreach_pow(a, 2.0),
+    "pow_of_a_number": lambda lib, a, b: lib._foreach_pow(2.0, a),
+    "addcmul": lambda lib, a, b: lib._foreach_addcmul(a, b, b, value=0.5),
+    "addcdiv_scalars": lambda lib, a, b: lib._foreach_addcdiv(a, b, b, [0.5, 2.0]),
+    "lerp_list": lambda lib, a, b: lib._foreach_lerp(a, b, b),
+    "norm": lambda lib, a, b: lib._foreach_norm(a),
+    "max": lambda lib, a, b: lib._foreach_max(a),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FOREACH_CALLS))
+def test_foreach_output_nodes_are_torchs(name):
+    # torch records one Foreach<Op>Backward<overload> node per output tensor
+    def names(lib):
+        a = [lib.tensor([0.5, 1.5, 2.0], dtype=lib.float64, requires_grad=True),
+             lib.tensor([[0.7, 1.2]], dtype=lib.float64, requires_grad=True)]
+        b = [lib.tensor([1.5, 0.8, 0.9], dtype=lib.float64), lib.tensor([[1.1, 0.6]], dtype=lib.float64)]
+        return [out.grad_fn.name() for out in FOREACH_CALLS[name](lib, a, b)]
+
+    assert names(chainrule) == names(torch)
