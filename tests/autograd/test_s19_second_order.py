@@ -2,6 +2,7 @@
 "not_differentiable": a gradient penalty's constant cotangent), torch's node names under
 create_graph, and in-place writes inside vmap, each against torch 2.13."""
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -132,3 +133,49 @@ def test_foreach_output_nodes_are_torchs(name):
         return [out.grad_fn.name() for out in FOREACH_CALLS[name](lib, a, b)]
 
     assert names(chainrule) == names(torch)
+
+
+# ---- vmap: a batched value written in place into a tensor torch's vmap holds unbatched
+def _vmapped_outcome(lib, function):
+    try:
+        return tuple(lib.func.vmap(lambda x: function(lib, x))(lib.arange(6.0).reshape(2, 3)).shape)
+    except RuntimeError as error:
+        return str(error)
+
+
+WRITES_INTO_MADE_TENSORS = {
+    "mul_": lambda lib, x: lib.ones(3).mul_(x),
+    "copy_": lambda lib, x: lib.zeros(3).copy_(x),
+    "copy_into_a_view": lambda lib, x: lib.zeros(3)[:2].copy_(x[:2]),
+    "setitem": lambda lib, x: _written(lib.zeros(3), 0, x[0]),
+    "setitem_slice": lambda lib, x: _written(lib.full((3,), 2.0), slice(0, 2), x[:2]),
+}
+
+
+def _written(target, key, value):
+    target[key] = value
+    return target
+
+
+@pytest.mark.parametrize("name", sorted(WRITES_INTO_MADE_TENSORS))
+def test_vmap_refuses_a_slice_written_into_a_tensor_made_inside(name):
+    # torch's vmap holds zeros(3) unbatched: writing a batched value into it raises before writing
+    mine = _vmapped_outcome(chainrule, WRITES_INTO_MADE_TENSORS[name])
+    assert mine == _vmapped_outcome(torch, WRITES_INTO_MADE_TENSORS[name])
+    assert mine.startswith("vmap: inplace arithmetic(self, *extra_args) is not possible")
+
+
+WRITES_TORCH_ALLOWS = {
+    "into_a_like_tensor": lambda lib, x: lib.zeros_like(x).copy_(x),
+    "into_a_clone": lambda lib, x: x.clone().add_(x),
+    "number_into_a_made_tensor": lambda lib, x: _written(lib.zeros(3), 0, 5.0) * x,
+    "made_value_into_a_made_tensor": lambda lib, x: lib.zeros(3).add_(lib.ones(3)) + x,
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRITES_TORCH_ALLOWS))
+def test_vmap_runs_the_writes_torch_allows(name):
+    assert _vmapped_outcome(chainrule, WRITES_TORCH_ALLOWS[name]) == _vmapped_outcome(torch, WRITES_TORCH_ALLOWS[name])
+    mine = chainrule.func.vmap(lambda x: WRITES_TORCH_ALLOWS[name](chainrule, x))(chainrule.arange(6.0).reshape(2, 3))
+    theirs = torch.func.vmap(lambda x: WRITES_TORCH_ALLOWS[name](torch, x))(torch.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(mine.numpy(), theirs.numpy())

@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from .. import _vmap_frames
 from .._backend import array_module, is_array, ufunc_at, write_refusal, writeable
 from .._dtype import checked_scalar, refuse_float8, scalar_name
 from ..autograd import forward_ad as _forward_ad
@@ -799,6 +800,8 @@ def setitem(input: Tensor, key, value) -> None:
 
     if key is False:
         return  # torch: a bare False key writes nothing, and checks nothing
+    if _vmap_frames.running():  # torch's vmap writes through copy_ and refuses a batched value so
+        _vmap_frames.refuse_batched_into_unbatched(input, (value,))
     if key is True:
         key = None  # torch: a bare True key is a copy into x[None] (a basic write: the value is cast)
     raw_key = key
