@@ -14,7 +14,7 @@ import contextlib
 import weakref
 
 __all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
-           "refuse_batched_into_unbatched", "running", "unbatched_target"]
+           "refuse_batched_into_unbatched", "refuse_dynamic_shape", "running", "unbatched_target"]
 
 
 class VmapFrame:
@@ -136,7 +136,7 @@ def batched_value(tensor) -> bool:
     """Whether ``tensor`` is, at the innermost level, a slice vmap handed out or a view into one
     (``x[0]``, ``x[:2]``); a value the function computed from one is not recognised."""
     frame = _frames[-1]
-    found = frame.origin(tensor)
+    found = frame.storage_origin(tensor)
     if found is not None:
         return found[1] is not None
     if tensor._base is None:
@@ -157,6 +157,15 @@ def refuse_batched_into_unbatched(target, operands) -> None:
             "extra_args that has more elements than `self`. This happened due to `other` being vmapped over but "
             "`self` not being vmapped over in a vmap. Please try to use out-of-place operators instead of inplace "
             "arithmetic. If said operator is being called inside the PyTorch framework, please file a bug report instead.")
+
+
+def refuse_dynamic_shape(tensor, aten_op: str) -> None:
+    """torch's vmap error for an op whose output's shape depends on the values (nonzero, unique),
+    called on a batched tensor: each slice would give another shape."""
+    if _frames and batched_value(tensor):
+        raise RuntimeError(f"vmap: We do not support batching operators that can output dynamic shape. Attempted to "
+                           f"vmap over {aten_op}. Please file an issue at https://github.com/pytorch/pytorch/issues if "
+                           f"you need this feature.")
 
 
 def running() -> tuple:

@@ -179,3 +179,37 @@ def test_vmap_runs_the_writes_torch_allows(name):
     mine = chainrule.func.vmap(lambda x: WRITES_TORCH_ALLOWS[name](chainrule, x))(chainrule.arange(6.0).reshape(2, 3))
     theirs = torch.func.vmap(lambda x: WRITES_TORCH_ALLOWS[name](torch, x))(torch.arange(6.0).reshape(2, 3))
     np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+DATA_DEPENDENT_SHAPES = {
+    "nonzero": lambda lib, x: lib.nonzero(x),
+    "nonzero_as_tuple": lambda lib, x: x.nonzero(as_tuple=True)[0],
+    "unique": lambda lib, x: lib.unique(x, return_counts=True)[1],
+    "unique_dim": lambda lib, x: lib.unique(x[None], dim=1),
+    "unique_consecutive": lambda lib, x: lib.unique_consecutive(x),
+    "masked_select_mask": lambda lib, x: lib.masked_select(lib.ones(3), x),
+}
+
+
+def _data_dependent_outcome(lib, name):
+    x = lib.tensor([[1.0, 0.0, 2.0], [0.0, 3.0, 3.0]])
+    if name == "masked_select_mask":
+        x = x > 0
+    try:
+        return tuple(lib.func.vmap(lambda row: DATA_DEPENDENT_SHAPES[name](lib, row))(x).shape)
+    except RuntimeError as error:
+        return str(error)
+
+
+@pytest.mark.parametrize("name", sorted(DATA_DEPENDENT_SHAPES))
+def test_vmap_refuses_data_dependent_shapes_of_a_mapped_input_as_torch(name):
+    assert _data_dependent_outcome(chainrule, name) == _data_dependent_outcome(torch, name)
+
+
+def test_vmap_runs_argwhere_nonzero_static_and_a_mapped_masked_select_input_as_torch():
+    x = [[1.0, 0.0, 2.0], [0.0, 3.0, 3.0]]
+    for build in (lambda lib, row: lib.argwhere(row), lambda lib, row: lib.nonzero_static(row, size=2),
+                  lambda lib, row: lib.masked_select(row, lib.tensor([True, False, True]))):
+        mine = chainrule.func.vmap(lambda row, build=build: build(chainrule, row))(chainrule.tensor(x))
+        theirs = torch.func.vmap(lambda row, build=build: build(torch, row))(torch.tensor(x))
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())

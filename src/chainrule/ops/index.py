@@ -1675,6 +1675,10 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     from .shape import broadcast_tensors
 
     _check_mask(mask, "masked_select")
+    if _vmap_frames.running() and _vmap_frames.batched_value(mask):
+        raise RuntimeError("vmap: Attempted to vmap over `mask` in torch.masked_select(self, mask) We cannot support "
+                           "this because for each batch this would return a differently shaped Tensor. Please file an "
+                           "issue at https://github.com/pytorch/pytorch/issues if you need this feature.")
     if input._data.shape != mask._data.shape:
         input, mask = broadcast_tensors(input, mask)
     return name_node(getitem(input, mask), "MaskedSelectBackward0", label="masked_select")
@@ -1774,6 +1778,15 @@ def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:
 def nonzero(input: Tensor, *, as_tuple: bool = False):
     """torch.nonzero: the (n, ndim) int64 indices of nonzero elements, or ``as_tuple`` one 1-D
     index tensor per dim (a 0-d input counts as 1-D)."""
+    refuse_float8(input._data.dtype, "nonzero_count_cpu")
+    if _vmap_frames.running() and as_tuple and _vmap_frames.batched_value(input):
+        raise RuntimeError("Batching rule not implemented for aten::nonzero_numpy. We could not generate a fallback.")
+    _vmap_frames.refuse_dynamic_shape(input, "aten::nonzero")
+    return nonzero_indices(input, as_tuple)
+
+
+def nonzero_indices(input: Tensor, as_tuple: bool = False):
+    """nonzero's indices, also inside vmap (argwhere and nonzero_static, whose vmap rules torch has)."""
     xp = array_module(input)
     array = input._data
     refuse_float8(array.dtype, "nonzero_count_cpu")
@@ -1786,4 +1799,4 @@ def nonzero(input: Tensor, *, as_tuple: bool = False):
 
 def argwhere(input: Tensor) -> Tensor:
     """torch.argwhere: ``nonzero(input)``."""
-    return nonzero(input)
+    return nonzero_indices(input)
