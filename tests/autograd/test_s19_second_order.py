@@ -1,6 +1,7 @@
 """First-order gradients that torch records with a graph (tools/torch_opinfo_gradgrad_trial.py's
 "not_differentiable": a gradient penalty's constant cotangent), torch's node names under
-create_graph, and in-place writes inside vmap, each against torch 2.13."""
+create_graph and for the foreach ops, and what torch's vmap refuses (in-place writes of a batched
+value into an unbatched tensor, data-dependent output shapes), each against torch 2.13."""
 
 import numpy as np
 import pytest
@@ -93,6 +94,8 @@ RECORDED_BACKWARDS = {
     "mse_loss": (lambda lib, x, t: lib.nn.functional.mse_loss(x, t), [(3, 4), (3, 4)]),
     "tanh": (lambda lib, x: lib.tanh(x), [(3, 4)]),
     "sigmoid": (lambda lib, x: lib.sigmoid(x), [(3, 4)]),
+    # (torch's second backward through it then raises; chainrule's gives the zeros)
+    "layer_norm_bias_only": (lambda lib, x, b: lib.nn.functional.layer_norm(x, (3,), None, b), [(2, 3), (3,)]),
 }
 
 

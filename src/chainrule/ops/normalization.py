@@ -678,7 +678,8 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
     x = _float(input)
     if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
         return LayerNorm.apply(x, weight, bias, dims=dims, eps=eps)
-    return _affine(LayerNormalize.apply(x, dims=dims, eps=eps), weight, bias, normalized_shape)
+    return _affine(LayerNormalize.apply(x, dims=dims, eps=eps), weight,
+                   gradient_against(bias, x, weight, node="NativeLayerNormBackwardBackward0"), normalized_shape)
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
