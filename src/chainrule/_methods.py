@@ -297,16 +297,9 @@ def _is_operand(x) -> bool:
 
 
 def _refuse_mapped_into_unmapped(self: Tensor, args, kwargs) -> None:
-    """Inside vmap, an in-place op on an input passed unmapped (``in_dims=None``) whose other
-    operand is a slice of a mapped one would write every slice into the one tensor in turn: torch's
-    vmap refuses it."""
-    if _vmap_frames.mapped(self) is False and any(_vmap_frames.mapped(a) for a in (*args, *kwargs.values())
-                                                  if isinstance(a, Tensor)):
-        raise RuntimeError(
-            "vmap: inplace arithmetic(self, *extra_args) is not possible because there exists a Tensor `other` in "
-            "extra_args that has more elements than `self`. This happened due to `other` being vmapped over but "
-            "`self` not being vmapped over in a vmap. Please try to use out-of-place operators instead of inplace "
-            "arithmetic. If said operator is being called inside the PyTorch framework, please file a bug report")
+    """Inside vmap, an in-place op writing a slice of a mapped input into a tensor torch's vmap holds
+    unbatched would write every slice into the one tensor in turn: torch's vmap refuses it."""
+    _vmap_frames.refuse_batched_into_unbatched(self, (*args, *kwargs.values()))
 
 
 def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:

@@ -11,8 +11,10 @@ Plain Python: the frame holds the slices it handed out, so their ids stay theirs
 from __future__ import annotations
 
 import contextlib
+import weakref
 
-__all__ = ["VmapFrame", "current", "entered", "mapped", "note_alias", "running"]
+__all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
+           "refuse_batched_into_unbatched", "refuse_dynamic_shape", "running", "unbatched_target"]
 
 
 class VmapFrame:
@@ -26,11 +28,15 @@ class VmapFrame:
         self.batched_results: dict = {}  # a rule's result for the whole batch, by the call it answers
         self._parts: dict[int, tuple] = {}  # id(slice of a rule's result) -> (slice, result, dim, index)
         self._aliases: dict[int, tuple] = {}  # id(a transform's alias of a slice) -> (alias, slice)
+        self._pieces_at: dict[int, list] = {}  # index -> the slices cut for that call
+        # id -> a tensor a factory (zeros, ones, full, tensor, ...) made during the calls: unbatched
+        self._made = weakref.WeakValueDictionary()
 
     def cut(self, batched, dim: int, index: int):
         """Slice ``index`` of ``batched`` along ``dim``, remembered as cut from it."""
         piece = batched.select(dim, index)
         self._origins[id(piece)] = (piece, batched, dim)
+        self._pieces_at.setdefault(index, []).append(piece)
         return piece
 
     def keep(self, unmapped):
@@ -101,6 +107,65 @@ def mapped(tensor) -> bool | None:
         if found is not None:
             return found[1] is not None
     return None
+
+
+def note_made(tensor) -> None:
+    """``tensor`` was made by a factory inside the innermost running vmap: torch's is unbatched."""
+    _frames[-1]._made[id(tensor)] = tensor
+
+
+def forget_made(tensor) -> None:
+    """``tensor`` was made as a factory's ``*_like`` of another (batched when that one is)."""
+    _frames[-1]._made.pop(id(tensor), None)
+
+
+def unbatched_target(tensor) -> bool:
+    """Whether torch's vmap surely holds ``tensor`` unbatched at the innermost level: an input passed
+    unmapped, or a factory's tensor made inside the function (or a view of one)."""
+    frame = _frames[-1]
+    found = frame.origin(tensor)
+    if found is not None:
+        return found[1] is None
+    for t in (tensor, tensor._base):
+        if t is not None and frame._made.get(id(t)) is t:
+            return True
+    return False
+
+
+def batched_value(tensor) -> bool:
+    """Whether ``tensor`` is, at the innermost level, a slice vmap handed out or a view into one
+    (``x[0]``, ``x[:2]``); a value the function computed from one is not recognised."""
+    frame = _frames[-1]
+    found = frame.storage_origin(tensor)
+    if found is not None:
+        return found[1] is not None
+    if tensor._base is None:
+        return False
+    from ._backend import array_module
+
+    xp = array_module(tensor._data)
+    return any(piece._base is tensor._base and xp.may_share_memory(piece._data, tensor._data)
+               for piece in frame._pieces_at.get(frame.index, ()))
+
+
+def refuse_batched_into_unbatched(target, operands) -> None:
+    """torch's vmap error for an in-place write (``add_``, ``copy_``, ``x[i] = v``, ...) of a batched
+    operand into an unbatched tensor; raised before anything is written."""
+    if unbatched_target(target) and any(batched_value(o) for o in operands if hasattr(o, "_base")):
+        raise RuntimeError(
+            "vmap: inplace arithmetic(self, *extra_args) is not possible because there exists a Tensor `other` in "
+            "extra_args that has more elements than `self`. This happened due to `other` being vmapped over but "
+            "`self` not being vmapped over in a vmap. Please try to use out-of-place operators instead of inplace "
+            "arithmetic. If said operator is being called inside the PyTorch framework, please file a bug report instead.")
+
+
+def refuse_dynamic_shape(tensor, aten_op: str) -> None:
+    """torch's vmap error for an op whose output's shape depends on the values (nonzero, unique),
+    called on a batched tensor: each slice would give another shape."""
+    if _frames and batched_value(tensor):
+        raise RuntimeError(f"vmap: We do not support batching operators that can output dynamic shape. Attempted to "
+                           f"vmap over {aten_op}. Please file an issue at https://github.com/pytorch/pytorch/issues if "
+                           f"you need this feature.")
 
 
 def running() -> tuple:

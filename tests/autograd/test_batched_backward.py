@@ -305,6 +305,7 @@ _CASES = (
         ("solve", lambda a, b: chainrule.linalg.solve(a + 3 * chainrule.eye(3, dtype=a.dtype), b), [(3, 3), (2, 3, 2)],
          (-1, 1)),
         ("prelu", lambda x, w: F.prelu(x, w), [(2, 3, 4), (3,)], (-2, 2)),
+        ("rrelu_training", lambda x: F.rrelu(x, training=True), [(2, 3, 4)], (-2, 2)),
         ("setitem", lambda a, v: _assigned(a, v), [(3, 4), (3,)], (-2, 2)),
         ("adaptive_max_pool_and_unpool", lambda x: F.adaptive_max_pool2d(x, (2, 1)) * 2
          + F.max_unpool1d(*F.max_pool1d(x[:, :, 0], 2, return_indices=True), 2)[..., :2, None].sum(),

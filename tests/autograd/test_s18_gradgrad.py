@@ -115,12 +115,11 @@ def test_pooling_passes_gradgradcheck(name):
 
 def test_conv_bias_gradient_has_a_graph_as_torch():
     # torch's ConvolutionBackwardBackward0 takes (grad, input, weight): the bias gradient Σ grad has
-    # edges to both, with derivative zero (the input gradient's node is named ConvolutionBackward0
-    # here, the conv_transpose it is, so node names are not compared)
+    # edges to both, with derivative zero
     _assert_penalty_as_torch(lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b, padding=1),
-                             [(2, 3, 5, 4), (4, 3, 3, 3), (4,)], node_names=False)
+                             [(2, 3, 5, 4), (4, 3, 3, 3), (4,)])
     _assert_penalty_as_torch(lambda lib, x, w, b: lib.nn.functional.conv_transpose1d(x, w, b, stride=2),
-                             [(2, 3, 5), (3, 2, 3), (2,)], node_names=False)
+                             [(2, 3, 5), (3, 2, 3), (2,)])
 
 
 def test_nll_loss_gradient_has_a_graph_as_torch():

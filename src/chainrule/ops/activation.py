@@ -350,8 +350,28 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
         return _run_inplace(input, lambda t: (t.float() * Tensor._make(slopes)).to(t.dtype)) if inplace else (
             (x.float() * Tensor._make(slopes)).to(x.dtype))
     if inplace:
-        return _run_inplace(input, lambda t: t * Tensor._make(slopes))
-    return x * Tensor._make(slopes)
+        return _run_inplace(input, lambda t: RreluWithNoise.apply(t, slopes=slopes))
+    return RreluWithNoise.apply(x, slopes=slopes)
+
+
+class RreluWithNoise(Function):
+    """Training rrelu: x times the slope drawn for it (1 where x > 0), one node as torch's."""
+
+    label = "rrelu"
+    rule = "scales the gradient by the slope drawn for each element (1 where a > 0)"
+    formula = "rrelu({0})"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, x, slopes):
+        ctx.save_for_backward(x)
+        ctx.slopes = slopes
+        return x * slopes
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d = the drawn slope; torch's backward takes the input, so a penalty's gradient keeps an edge to it
+        return depending_on(_scaled_mask(grad, ctx.slopes), *ctx.saved_values, node="RreluWithNoiseBackwardBackward0")
 
 
 def _rrelu_slopes(data, lower: float, upper: float, xp):

@@ -93,6 +93,7 @@ register_batched_rule(
     activation.Relu, activation.LeakyRelu, activation.Hardtanh, activation.Threshold, activation.Hardshrink,
     activation.Softshrink, activation.Elu, activation.Celu, activation.Gelu, activation.Silu, activation.Mish,
     activation.Softplus, activation.LogSigmoid, activation.Hardsigmoid, activation.Hardswish, activation.Prelu,
+    activation.RreluWithNoise,
     shape.Clone,
     # second order (a Hessian's outer Jacobian walks the recorded backward): the same kind of rule
     activation.GeluBackward, activation.SiluBackward,

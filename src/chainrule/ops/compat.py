@@ -21,7 +21,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _wrap_dim
 from . import creation, elementwise
 from .count_sampling import torch_binomial_draws, torch_poisson_draws
-from .index import nonzero, scatter_reduce
+from .index import nonzero_indices, scatter_reduce
 from .mt19937_stream import from_double
 from .random import _rng
 from .reduce import sort
@@ -172,7 +172,7 @@ def nonzero_static(input: Tensor, *, size: int, fill_value: int = -1) -> Tensor:
     exactly ``size`` rows (a shape known before the values, as compilers need)."""
     if size < 0:
         raise RuntimeError(f"nonzero_static: 'size' must be an non-negative integer, but got {size}")
-    found = nonzero(input)
+    found = nonzero_indices(input)
     xp = array_module(found)
     rows = found._data[:size]
     padding = xp.full((size - rows.shape[0], rows.shape[1]), fill_value, dtype=rows.dtype)

@@ -41,7 +41,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module, autocast_unifies
 from .._parallel import over_rows
-from ..autograd.function import Function, SavedValue, ctx_value, saved
+from ..autograd.function import Function, SavedValue, ctx_value, name_node, saved
 from ..tensor import Tensor, _check_tensor
 from . import _cuda_conv
 from ._arg_parser import int_list
@@ -474,7 +474,9 @@ class Convolution(Function):
         x, w = ctx.saved_values
         needs = ctx.needs_input_grad
         geo = ctx.geo
-        grad_x = ConvInput.apply(grad, w, geo=geo, c=ctx.in_channels) if needs[0] else None
+        # (recorded, the input gradient is the transposed conv's node: torch names it as the whole backward)
+        grad_x = name_node(ConvInput.apply(grad, w, geo=geo, c=ctx.in_channels),
+                           "ConvolutionBackwardBackward0") if needs[0] else None
         grad_w = ConvWeight.apply(x, grad, geo=geo, w_shape=ctx.w_shape) if needs[1] else None
         grads = (grad_x, grad_w)
         if len(needs) == 3:
@@ -518,7 +520,7 @@ class ConvInput(Function):
         g, w = ctx.saved_values
         needs = ctx.needs_input_grad
         geo = ctx.geo
-        grad_g = Convolution.apply(u, w, geo=geo) if needs[0] else None
+        grad_g = name_node(Convolution.apply(u, w, geo=geo), "ConvolutionBackwardBackward0") if needs[0] else None
         grad_w = ConvWeight.apply(u, g, geo=geo, w_shape=tuple(ctx._input_meta[1][0])) if needs[1] else None
         grads = (grad_g, grad_w)
         if len(needs) == 3:

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _layout
+from .. import _dtype, _layout, _vmap_frames
 from .._backend import (
     allocate_on,
     array_module,
@@ -211,6 +211,8 @@ def refuse_dtype(dtype, kernel: str, complex_too: builtins.bool = False) -> None
 
 def _finish(array, requires_grad: builtins.bool) -> Tensor:
     t = Tensor._make(array)
+    if _vmap_frames.running():  # made inside a vmapped function: torch's vmap holds it unbatched
+        _vmap_frames.note_made(t)
     if requires_grad:
         if array.dtype.kind not in _dtype.FLOAT_KINDS + "c":
             raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
@@ -499,6 +501,8 @@ def _like(fn, t: Tensor, dtype, device, requires_grad, *extra, memory_format=Non
     dt = t.dtype if dtype is None else dtype
     dev = t.device if device is None else device
     out = fn(*extra, dtype=dt, device=dev, requires_grad=requires_grad)
+    if _vmap_frames.running():  # batched as t is
+        _vmap_frames.forget_made(out)
     order = _like_order(t, memory_format)
     if order is None or order == tuple(range(len(order))):
         return out

@@ -1065,7 +1065,18 @@ acos = _unary("Acos", np.arccos, lambda g, x, y: -g * rsqrt(1 - x * x))
 atan = _unary("Atan", np.arctan, lambda g, x, y: g / (1 + x * x), arithmetic=True)
 sinh = _unary("Sinh", np.sinh, lambda g, x, y: g * cosh(x))
 cosh = _unary("Cosh", np.cosh, lambda g, x, y: g * sinh(x))
-tanh = _unary("Tanh", np.tanh, lambda g, x, y: g * (1 - y * y), saves="output", arithmetic=True)
+def _recorded_as(node: str, derivative):
+    """``derivative``, its result's node (when recorded) under torch's name for the op's backward
+    (``tanh_backward(grad, result)`` is one node in torch's recorded backward)."""
+    def rule(g, x, y):
+        out = derivative(g, x, y)
+        return name_node(out, node) if isinstance(out, Tensor) else out
+
+    return rule
+
+
+tanh = _unary("Tanh", np.tanh, _recorded_as("TanhBackwardBackward0", lambda g, x, y: g * (1 - y * y)),
+              saves="output", arithmetic=True)
 # erf' = 2/sqrt(pi) exp(-x^2)
 erf = _unary("Erf", _erf_array, lambda g, x, y: g * (2.0 / np.sqrt(np.pi)) * exp(-(x * x)))
 
@@ -1079,7 +1090,8 @@ def _sigmoid_array(x):
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
-sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), saves="output", arithmetic=True)
+sigmoid = _unary("Sigmoid", _sigmoid_array, _recorded_as("SigmoidBackwardBackward0", lambda g, x, y: g * y * (1 - y)),
+                 saves="output", arithmetic=True)
 
 # piecewise-constant ops: zero gradient everywhere, as torch defines
 def _sign_array(x: np.ndarray) -> np.ndarray:

@@ -12,8 +12,10 @@ a tuple; in-place forms (trailing ``_``) change the tensors and return the list 
 from __future__ import annotations
 
 import numbers
+import re
 
 from .. import _dtype
+from ..autograd.function import name_node
 from ..tensor import Tensor
 from . import elementwise as _elementwise
 from .linalg import _C_TYPE_NAMES
@@ -30,6 +32,37 @@ _BINARY = ("mul", "div", "clamp_max", "clamp_min", "maximum", "minimum", "pow")
 __all__ = ["_foreach_add", "_foreach_add_", "_foreach_sub", "_foreach_sub_", "_foreach_addcmul", "_foreach_addcmul_",
            "_foreach_addcdiv", "_foreach_addcdiv_", "_foreach_lerp", "_foreach_lerp_", "_foreach_norm",
            "_foreach_max", "_foreach_zero_", "_foreach_copy_", "_foreach_clone", "_foreach_mm", "_foreach_powsum"]
+
+
+# torch records one node per output tensor, named after the overload its operand picked: the suffix
+# after "Foreach<Op>Backward" for a list of tensors, a number, a list of numbers, a tensor (None: the
+# per-tensor op's name is kept)
+_OVERLOAD_SUFFIXES = {
+    "add": ("0List", "1Scalar", "1ScalarList", None), "sub": ("0List", "1Scalar", "1ScalarList", None),
+    "mul": ("0List", "1Scalar", "1ScalarList", "0Tensor"), "div": ("0", "1Scalar", "1ScalarList", "0Tensor"),
+    "clamp_max": ("1List", "0Scalar", "0ScalarList", None), "clamp_min": ("1List", "0Scalar", "0ScalarList", None),
+    "maximum": ("0List", "0", "1", None), "minimum": ("0List", "0", "1", None),
+    "pow": ("0", "0Scalar", "1", None), "lerp": ("1List", "0Scalar", "0ScalarList", None),
+    "addcmul": (None, "0Scalar", "0ScalarList", None), "addcdiv": (None, "0Scalar", "0ScalarList", None),
+}
+
+
+def _recorded_as_foreach(outputs: tuple, name: str, other=None, *, suffix: str | None = "0") -> tuple:
+    """``outputs`` with each one's node under torch's name for ``_foreach_<name>`` (``other``: the
+    operand whose kind picked the overload)."""
+    if other is not None:
+        if isinstance(other, Tensor):
+            kind = 3
+        elif _is_number(other):
+            kind = 1
+        else:
+            kind = 0 if isinstance(other[0], Tensor) else 2
+        suffix = _OVERLOAD_SUFFIXES[name][kind]
+    if suffix is None:
+        return outputs
+    # torch's CamelCase starts a word after an underscore or a digit (log1p: ForeachLog1PBackward0)
+    camel = re.sub(r"(?:^|_|(?<=\d))([a-z])", lambda match: match.group(1).upper(), name)
+    return name_node(outputs, f"Foreach{camel}Backward{suffix}")
 
 
 def _tensors(tensors) -> list[Tensor]:
@@ -84,7 +117,7 @@ def _scalar_values(count: int, values) -> list:
 
 def _unary(name: str):
     def out_of_place(self):
-        return tuple(getattr(t, name)() for t in _tensors(self))
+        return _recorded_as_foreach(tuple(getattr(t, name)() for t in _tensors(self)), name)
 
     def in_place(self):
         for t in _tensors(self):
@@ -133,9 +166,10 @@ def _binary(name: str):
 
     def out_of_place(self, other):
         if name == "pow" and _is_number(self):  # _foreach_pow(base, exponents)
-            return tuple(_elementwise.pow(self, e) for e in _tensors(other))
+            return _recorded_as_foreach(tuple(_elementwise.pow(self, e) for e in _tensors(other)), name, suffix="2")
         tensors = _tensors(self)
-        return tuple(apply(t, o) for t, o in zip(tensors, _per_tensor(len(tensors), other)))
+        return _recorded_as_foreach(tuple(apply(t, o) for t, o in zip(tensors, _per_tensor(len(tensors), other))),
+                                    name, other)
 
     def in_place(self, other):
         tensors = _tensors(self)
@@ -185,7 +219,7 @@ def _with_alpha(self, other, alpha, name: str) -> tuple[list, list, object]:
 def _foreach_add(self, other, *, alpha=None):
     """torch._foreach_add: ``t + alpha * o`` for each tensor, as a tuple."""
     tensors, others, alpha = _with_alpha(self, other, alpha, "add")
-    return tuple(t.add(o, alpha=alpha) for t, o in zip(tensors, others))
+    return _recorded_as_foreach(tuple(t.add(o, alpha=alpha) for t, o in zip(tensors, others)), "add", other)
 
 
 def _foreach_add_(self, other, *, alpha=None):
@@ -198,7 +232,7 @@ def _foreach_add_(self, other, *, alpha=None):
 def _foreach_sub(self, other, *, alpha=None):
     """torch._foreach_sub: ``t - alpha * o`` for each tensor, as a tuple."""
     tensors, others, alpha = _with_alpha(self, other, alpha, "sub")
-    return tuple(t.sub(o, alpha=alpha) for t, o in zip(tensors, others))
+    return _recorded_as_foreach(tuple(t.sub(o, alpha=alpha) for t, o in zip(tensors, others)), "sub", other)
 
 
 def _foreach_sub_(self, other, *, alpha=None):
@@ -218,7 +252,10 @@ def _pointwise(name: str, symbol: str):
         return zip(tensors, firsts, seconds, _scalar_values(len(tensors), values))
 
     def out_of_place(self, tensor1, tensor2, value=1, *, scalars=None):
-        return tuple(getattr(t, name)(a, b, value=v) for t, a, b, v in rows(self, tensor1, tensor2, value, scalars))
+        outputs = tuple(getattr(t, name)(a, b, value=v) for t, a, b, v in rows(self, tensor1, tensor2, value, scalars))
+        values = value if scalars is None else scalars
+        # (torch's packed-tensor overload records no derivative: the per-tensor nodes keep their names)
+        return outputs if isinstance(values, Tensor) else _recorded_as_foreach(outputs, name, values)
 
     def in_place(self, tensor1, tensor2, value=1, *, scalars=None):
         for t, a, b, v in rows(self, tensor1, tensor2, value, scalars):
@@ -239,7 +276,7 @@ def _foreach_lerp(self, tensors1, weight):
     """torch._foreach_lerp: ``t + weight * (end - t)`` for each tensor, as a tuple."""
     tensors = _tensors(self)
     ends, weights = _per_tensor(len(tensors), tensors1), _per_tensor(len(tensors), weight)
-    return tuple(t.lerp(e, w) for t, e, w in zip(tensors, ends, weights))
+    return _recorded_as_foreach(tuple(t.lerp(e, w) for t, e, w in zip(tensors, ends, weights)), "lerp", weight)
 
 
 def _foreach_lerp_(self, tensors1, weight):
@@ -252,7 +289,7 @@ def _foreach_lerp_(self, tensors1, weight):
 
 def _foreach_norm(self, ord=2, dtype=None):
     """torch._foreach_norm: the vector ``ord``-norm of each tensor (0-d tensors), as a tuple."""
-    return tuple(_vector_norm(t, ord, dtype=dtype) for t in _tensors(self))
+    return _recorded_as_foreach(tuple(_vector_norm(t, ord, dtype=dtype) for t in _tensors(self)), "norm")
 
 
 def _foreach_max(self):
@@ -261,7 +298,7 @@ def _foreach_max(self):
     if any(t._data.size == 0 for t in tensors):
         raise RuntimeError("_foreach_max cannot compute the maximum of an empty tensor; max over zero elements is "
                            "undefined.")
-    return tuple(t.max() for t in tensors)
+    return _recorded_as_foreach(tuple(t.max() for t in tensors), "max", suffix="1")
 
 
 def _foreach_zero_(self):
@@ -291,7 +328,7 @@ def _foreach_mm(self, mat2):
         raise RuntimeError("_foreach_mm requires non-empty tensor lists")
     if len(tensors) != len(others):
         raise RuntimeError("_foreach_mm: self and mat2 must have the same number of tensors")
-    return tuple(_mm(a, b) for a, b in zip(tensors, others))
+    return _recorded_as_foreach(tuple(_mm(a, b) for a, b in zip(tensors, others)), "mm")
 
 
 def _foreach_powsum(self, ord=2, dtype=None):

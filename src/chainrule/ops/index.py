@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from .. import _vmap_frames
 from .._backend import array_module, is_array, ufunc_at, write_refusal, writeable
 from .._dtype import checked_scalar, refuse_float8, scalar_name
 from ..autograd import forward_ad as _forward_ad
@@ -22,6 +23,7 @@ from ..tensor import Tensor, _wrap_dim
 from .complex import ViewAsReal, view_as_complex, view_as_real
 from .elementwise import on_its_gpu, where, zeros_like_tensor
 from .linear import cpp_type_name
+from .second_order import depending_on
 from .shape import MadeWithoutGrad, _share
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -798,6 +800,8 @@ def setitem(input: Tensor, key, value) -> None:
 
     if key is False:
         return  # torch: a bare False key writes nothing, and checks nothing
+    if _vmap_frames.running():  # torch's vmap writes through copy_ and refuses a batched value so
+        _vmap_frames.refuse_batched_into_unbatched(input, (value,))
     if key is True:
         key = None  # torch: a bare True key is a copy into x[None] (a basic write: the value is cast)
     raw_key = key
@@ -1239,6 +1243,10 @@ def _touched(shape: tuple, index: np.ndarray, dim: int) -> np.ndarray:
     return mask
 
 
+# torch's node zeroing the written slots of prod's input gradient (include_self=False), by forward node
+_PROD_ZEROED_NODES = {"IndexReduceBackward0": "IndexFillBackward0"}
+
+
 class ScatterReduce(Function):
     """scatter_reduce with prod / amax / amin (sum and mean are compositions of ScatterAdd)."""
 
@@ -1286,7 +1294,10 @@ class ScatterReduce(Function):
                 masked_x = where(Tensor._make(x._data == 0), 1.0, x)
                 grad_x = grad * scatter_reduce(masked_x, dim, index_t, src_used, "prod") / masked_x
             else:
-                grad_x = where(touched_t, 0.0, grad)
+                # torch computes it as for include_self and then zeroes the slots written, so the
+                # gradient keeps its edges to input and src (derivative 0: out equals input there)
+                grad_x = depending_on(where(touched_t, 0.0, grad), x, src,
+                                      node=_PROD_ZEROED_NODES.get(type(ctx).__name__, "ScatterBackward1"))
             src_zero = src_used._data == 0
             zeros_per_slot = xp.zeros(x._data.shape, dtype=grad._data.dtype)
             _scatter_add_array(zeros_per_slot, index, dim, src_zero.astype(grad._data.dtype))
@@ -1664,6 +1675,10 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     from .shape import broadcast_tensors
 
     _check_mask(mask, "masked_select")
+    if _vmap_frames.running() and _vmap_frames.batched_value(mask):
+        raise RuntimeError("vmap: Attempted to vmap over `mask` in torch.masked_select(self, mask) We cannot support "
+                           "this because for each batch this would return a differently shaped Tensor. Please file an "
+                           "issue at https://github.com/pytorch/pytorch/issues if you need this feature.")
     if input._data.shape != mask._data.shape:
         input, mask = broadcast_tensors(input, mask)
     return name_node(getitem(input, mask), "MaskedSelectBackward0", label="masked_select")
@@ -1763,6 +1778,15 @@ def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:
 def nonzero(input: Tensor, *, as_tuple: bool = False):
     """torch.nonzero: the (n, ndim) int64 indices of nonzero elements, or ``as_tuple`` one 1-D
     index tensor per dim (a 0-d input counts as 1-D)."""
+    refuse_float8(input._data.dtype, "nonzero_count_cpu")
+    if _vmap_frames.running() and as_tuple and _vmap_frames.batched_value(input):
+        raise RuntimeError("Batching rule not implemented for aten::nonzero_numpy. We could not generate a fallback.")
+    _vmap_frames.refuse_dynamic_shape(input, "aten::nonzero")
+    return nonzero_indices(input, as_tuple)
+
+
+def nonzero_indices(input: Tensor, as_tuple: bool = False):
+    """nonzero's indices, also inside vmap (argwhere and nonzero_static, whose vmap rules torch has)."""
     xp = array_module(input)
     array = input._data
     refuse_float8(array.dtype, "nonzero_count_cpu")
@@ -1775,4 +1799,4 @@ def nonzero(input: Tensor, *, as_tuple: bool = False):
 
 def argwhere(input: Tensor) -> Tensor:
     """torch.argwhere: ``nonzero(input)``."""
-    return nonzero(input)
+    return nonzero_indices(input)

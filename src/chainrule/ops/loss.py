@@ -191,7 +191,10 @@ class _MseLoss(Function):
         grad_x = grad * 2 * diff
         if ctx.reduction == "mean":
             grad_x = grad_x / max(diff.numel(), 1)
-        return grad_x if ctx.needs_input_grad[0] else None, -grad_x if ctx.needs_input_grad[1] else None
+        # torch's one mse_loss_backward node gives both, recorded
+        grad_x = name_node(grad_x, "MseLossBackwardBackward0")
+        grad_t = name_node(-grad_x, "MseLossBackwardBackward0") if ctx.needs_input_grad[1] else None
+        return grad_x if ctx.needs_input_grad[0] else None, grad_t
 
 
 @honours_legacy_flags

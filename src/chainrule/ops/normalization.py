@@ -22,6 +22,7 @@ from . import _cuda_kernels
 from ._arg_parser import check_float
 from .elementwise import rounded_through
 from .memory_format import in_suggested_format, relaid_as_suggested
+from .second_order import gradient_against
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
 __not_methods__ = set(__all__)
@@ -695,7 +696,7 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         scale = scale * weight
     shift = -Tensor._make(running_mean._data.astype(input._data.dtype)) * scale
     if bias is not None:
-        shift = shift + bias
+        shift = shift + gradient_against(bias, input, weight, node="NativeBatchNormBackwardBackward0")
     # torch records one NativeBatchNormBackward0 here; ours is the composed scale-and-shift, named
     # so, and laid out as torch's kernel lays it out
     out = name_node(input * scale.reshape(shape) + shift.reshape(shape), "NativeBatchNormBackward0",
@@ -756,7 +757,8 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
     x = _float(input)
     if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
         return LayerNorm.apply(x, weight, bias, dims=dims, eps=eps)
-    return _affine(LayerNormalize.apply(x, dims=dims, eps=eps), weight, bias, normalized_shape)
+    return _affine(LayerNormalize.apply(x, dims=dims, eps=eps), weight,
+                   gradient_against(bias, x, weight, node="NativeLayerNormBackwardBackward0"), normalized_shape)
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
@@ -835,4 +837,5 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         unbiased = stats["var"].reshape(-1, c).mean(0) * (count / max(count - 1, 1))
         running_var._data *= 1 - momentum
         running_var._data += momentum * unbiased.astype(running_var._data.dtype)
-    return _affine(out, weight, bias, shape)
+    # torch normalises through batch_norm with the bias repeated per sample: its gradient is a sum
+    return _affine(out, weight, gradient_against(bias, input, weight, node="SumBackward1"), shape)

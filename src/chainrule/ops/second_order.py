@@ -13,7 +13,7 @@ adds the edge.
 from __future__ import annotations
 
 from .._backend import array_module
-from ..autograd.batched_grad import register_batched_rule
+from ..autograd.batched_grad import broadcasting_rule, register_batched_rule
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor
@@ -62,3 +62,38 @@ def depending_on(grad: Tensor, *tensors, node: str) -> Tensor:
                                                {"node_name": node, "__module__": __name__})
         register_batched_rule(named)(_batched)  # jacrev/hessian's batched walk runs it once, not per row
     return named.apply(grad, *tensors)
+
+
+class GradientAgainst(Function):
+    """Its input unchanged (copied); its gradient recorded by ``depending_on`` against ``kept``.
+
+    For a composed op whose parameter reaches the output by an add alone (a norm's bias): the
+    gradient there is the summed cotangent, constant for a constant one, where torch's one fused
+    node computes it from the saved input too."""
+
+    _array_forward = True
+    label = "gradient_against"
+    rule = "passes the gradient through, recorded against the op's saved tensors (derivative 0 in them)"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, x, kept, node):
+        ctx.kept, ctx.node = kept, node
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return depending_on(grad, *ctx.kept, node=ctx.node)
+
+
+register_batched_rule(GradientAgainst)(broadcasting_rule)
+
+
+def gradient_against(x: Tensor | None, *kept, node: str) -> Tensor | None:
+    """``x`` itself, or (while recording, when ``x`` and one of ``kept`` require grad) a copy whose
+    gradient is recorded as depending on ``kept`` under torch's node name ``node`` in a backward
+    that is itself recorded."""
+    if x is None or not x._requires_grad or not is_grad_enabled():
+        return x
+    kept = tuple(t for t in kept if isinstance(t, Tensor) and t._requires_grad)
+    return GradientAgainst.apply(x, kept=kept, node=node) if kept else x

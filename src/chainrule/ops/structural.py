@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _vmap_frames
 from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim
@@ -91,6 +91,7 @@ def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, ret
     how often each occurs (``return_counts``). Like torch on the CPU, the result is sorted even
     when ``sorted=False``. The values carry no gradient."""
     _check_tensor(input, "unique")
+    _vmap_frames.refuse_dynamic_shape(input, "aten::_unique2" if dim is None else "aten::unique_dim")
     x = input._data
     _dtype.refuse_float8(x.dtype, "unique" if dim is None else "unique_dim")
     if dim is None:
@@ -108,6 +109,7 @@ def unique_consecutive(input: Tensor, return_inverse: bool = False, return_count
     """torch.unique_consecutive: drops every element (or slice along ``dim``) equal to the one before
     it, keeping the order; ``return_inverse`` and ``return_counts`` as in ``unique``."""
     _check_tensor(input, "unique_consecutive")
+    _vmap_frames.refuse_dynamic_shape(input, "aten::unique_consecutive")
     xp = array_module(input)
     x = input._data
     if dim is None:
