@@ -297,3 +297,37 @@ def test_linalg_functions_take_the_keyword_names_torchs_bindings_take():
             if outcome[0] != outcome[1] and not numpy_alias:
                 mismatches.append((name, spelling, outcome))
     assert not mismatches, mismatches[:5]
+
+
+@pytest.mark.parametrize("case", ["eigh_vectors", "svd_u", "svd_vh", "svd_full_u"])
+def test_a_loss_on_the_phase_of_complex_vectors_is_refused_as_torch_refuses_it(case):
+    # Re(V) turns with V's arbitrary phase e^{iφ}: torch's backward refuses it rather than return
+    # one gauge's gradient; |V| and the values are phase-free and keep their gradients
+    hermitian = _complex((3, 3), 11)
+    hermitian = hermitian + hermitian.conj().T
+    tall = _complex((3, 2), 12)
+
+    def phase_loss(lib, array):
+        a = lib.tensor(array, requires_grad=True)
+        if case == "eigh_vectors":
+            return lib.linalg.eigh(a)[1].real.sum()
+        U, _, Vh = lib.linalg.svd(a, full_matrices=case == "svd_full_u")
+        return (Vh if case == "svd_vh" else U).real.sum()
+
+    array = hermitian if case == "eigh_vectors" else tall
+    messages = []
+    for lib in (chainrule, torch):
+        with pytest.raises(RuntimeError) as refused:
+            phase_loss(lib, array).backward()
+        messages.append(str(refused.value))
+    assert messages[0] == messages[1]
+    assert "e^{i phi}" in messages[0]
+
+
+def test_a_phase_free_loss_of_complex_vectors_keeps_torchs_gradient():
+    hermitian = _complex((3, 3), 13)
+    _same_gradients(lambda a: (lambda out: (out[0], out[1].abs()))(chainrule.linalg.eigh(a + a.mH)),
+                    lambda a: (lambda out: (out[0], out[1].abs()))(torch.linalg.eigh(a + a.mH)), [hermitian])
+    _same_gradients(lambda a: (lambda out: (out[0].abs(), out[1], out[2].abs()))(chainrule.linalg.svd(a)),
+                    lambda a: (lambda out: (out[0].abs(), out[1], out[2].abs()))(torch.linalg.svd(a)),
+                    [_complex((3, 2), 14)])

@@ -435,6 +435,20 @@ def qr(input: Tensor, some: bool = True, *, out=None):
 
 
 # ---------------------------------------------------------------- eigh
+_EIGH_PHASE = ("linalg_eigh_backward: The eigenvectors in the complex case are specified up to multiplication by "
+               "e^{i phi}. The specified loss function depends on this quantity, so it is ill-defined.")
+_SVD_PHASE = ("svd_backward: The singular vectors in the complex case are specified up to multiplication by "
+              "e^{i phi}. The specified loss function depends on this phase term, making it ill-defined.")
+
+
+def _refuse_phase_dependence(imag_diagonal: Tensor, expected: Tensor, message: str) -> None:
+    """Complex eigen/singular vectors are fixed only up to a phase each; a loss whose gradient turns
+    them (a nonzero Im diag of Vᴴ G_V) has no gradient. torch's check, with its lax tolerances
+    (rtol = atol = 1e-2) so that rounding does not refuse a gauge-invariant loss."""
+    if not imag_diagonal.allclose(expected, rtol=1e-2, atol=1e-2):
+        raise RuntimeError(message)
+
+
 class Eigh(Function):
     _array_forward = True
     node_name = "LinalgEighBackward0"
@@ -457,6 +471,8 @@ class Eigh(Function):
         values, vectors = ctx.saved_values
         # project Vᴴ G_V onto the skew-Hermitian matrices (the tangent space of the unitary group)
         vhgv = _mat(_adjoint(vectors), grad_vectors)
+        if vhgv.is_complex():
+            _refuse_phase_dependence(vhgv.diagonal(0, -2, -1).imag, 0 * values, _EIGH_PHASE)
         vhgv = 0.5 * (vhgv - _adjoint(vhgv))
         n = values.shape[-1]
         gaps = values.unsqueeze(-2) - values.unsqueeze(-1) + _eye_like(values, n)  # λⱼ - λᵢ, 1 on the diagonal
@@ -525,6 +541,8 @@ class Svd(Function):
         uhgu = _mat(_adjoint(U), grad_u)
         skew_u = uhgu - _adjoint(uhgu)
         vhgv = _mat(Vh, _adjoint(grad_vh))
+        if uhgu.is_complex():
+            _refuse_phase_dependence(uhgu.diagonal(0, -2, -1).imag, -vhgv.diagonal(0, -2, -1).imag, _SVD_PHASE)
         inner = (skew_u * S.unsqueeze(-2) + S.unsqueeze(-1) * (vhgv - _adjoint(vhgv))) / gaps
         inner = inner + _diag_embed(grad_s)
         if skew_u.is_complex():
