@@ -142,11 +142,12 @@ class SolveTriangular(Function):
         return grad_a, (grad_b if ctx.needs_input_grad[1] else None)
 
 
-def linalg_solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True, unitriangular: bool = False,
+def linalg_solve_triangular(input: Tensor, B: Tensor, *, upper: bool, left: bool = True, unitriangular: bool = False,
                             out=None) -> Tensor:
     """torch.linalg.solve_triangular: X with ``A X = B`` (``X A = B`` when ``left=False``) for a
     triangular A (its other triangle is not read); A (..., n, n), B (..., n, k) or (..., k, n),
     batch dims broadcast."""
+    A = input  # torch's Python binding takes these keyword names
     _check_square(A, "linalg.solve_triangular")
     if not isinstance(B, Tensor) or B._data.ndim < 2:
         raise RuntimeError("linalg.solve_triangular: The input tensor B must have at least 2 dimensions.")
@@ -247,18 +248,20 @@ class Cholesky(Function):
         return linalg_solve_triangular(lower, grad_a, upper=False, left=False)
 
 
-def linalg_cholesky_ex(A: Tensor, *, upper: bool = False, check_errors: bool = False, out=None):
+def linalg_cholesky_ex(input: Tensor, *, upper: bool = False, check_errors: bool = False, out=None):
     """torch.linalg.cholesky_ex: ``(L, info)``; info (int32, batch shape) is 0 where the factor
     exists and the order of the first leading minor that is not positive-definite elsewhere."""
+    A = input  # torch's Python binding takes these keyword names
     _check_square(A, "linalg.cholesky")
     L, info = Cholesky.apply(A, upper=bool(upper), raise_errors=bool(check_errors), op="linalg.cholesky_ex")
     return _copy_out(return_types.linalg_cholesky_ex(L, info), out, "linalg.cholesky_ex")
 
 
-def linalg_cholesky(A: Tensor, *, upper: bool = False, out=None) -> Tensor:
+def linalg_cholesky(input: Tensor, *, upper: bool = False, out=None) -> Tensor:
     """torch.linalg.cholesky: L (..., n, n) lower triangular with ``A = L Lᵀ`` (U = Lᵀ with
     upper=True), reading only A's lower (upper) triangle; raises torch.linalg.LinAlgError when A
     is not positive-definite."""
+    A = input  # torch's Python binding takes these keyword names
     _check_square(A, "linalg.cholesky")
     return _copy_out(Cholesky.apply(A, upper=bool(upper), raise_errors=True, op="linalg.cholesky")[0], out, "linalg.cholesky")
 
@@ -432,6 +435,20 @@ def qr(input: Tensor, some: bool = True, *, out=None):
 
 
 # ---------------------------------------------------------------- eigh
+_EIGH_PHASE = ("linalg_eigh_backward: The eigenvectors in the complex case are specified up to multiplication by "
+               "e^{i phi}. The specified loss function depends on this quantity, so it is ill-defined.")
+_SVD_PHASE = ("svd_backward: The singular vectors in the complex case are specified up to multiplication by "
+              "e^{i phi}. The specified loss function depends on this phase term, making it ill-defined.")
+
+
+def _refuse_phase_dependence(imag_diagonal: Tensor, expected: Tensor, message: str) -> None:
+    """Complex eigen/singular vectors are fixed only up to a phase each; a loss whose gradient turns
+    them (a nonzero Im diag of Vᴴ G_V) has no gradient. torch's check, with its lax tolerances
+    (rtol = atol = 1e-2) so that rounding does not refuse a gauge-invariant loss."""
+    if not imag_diagonal.allclose(expected, rtol=1e-2, atol=1e-2):
+        raise RuntimeError(message)
+
+
 class Eigh(Function):
     _array_forward = True
     node_name = "LinalgEighBackward0"
@@ -454,6 +471,8 @@ class Eigh(Function):
         values, vectors = ctx.saved_values
         # project Vᴴ G_V onto the skew-Hermitian matrices (the tangent space of the unitary group)
         vhgv = _mat(_adjoint(vectors), grad_vectors)
+        if vhgv.is_complex():
+            _refuse_phase_dependence(vhgv.diagonal(0, -2, -1).imag, 0 * values, _EIGH_PHASE)
         vhgv = 0.5 * (vhgv - _adjoint(vhgv))
         n = values.shape[-1]
         gaps = values.unsqueeze(-2) - values.unsqueeze(-1) + _eye_like(values, n)  # λⱼ - λᵢ, 1 on the diagonal
@@ -461,10 +480,11 @@ class Eigh(Function):
         return _mat(_mat(vectors, inner), _adjoint(vectors))
 
 
-def linalg_eigh(A: Tensor, UPLO: str = "L", *, out=None):
+def linalg_eigh(input: Tensor, UPLO: str = "L", *, out=None):
     """torch.linalg.eigh: ``(eigenvalues, eigenvectors)`` of a symmetric matrix, eigenvalues
     ascending, reading A's lower (UPLO='L') or upper ('U') triangle. Eigenvectors are defined up
     to sign: a loss must not depend on it."""
+    A = input  # torch's Python binding takes these keyword names
     _check_square(A, "linalg.eigh")
     if UPLO not in ("L", "U"):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
@@ -472,8 +492,9 @@ def linalg_eigh(A: Tensor, UPLO: str = "L", *, out=None):
     return _copy_out(return_types.linalg_eigh(values, vectors), out, "linalg.eigh")
 
 
-def linalg_eigvalsh(A: Tensor, UPLO: str = "L", *, out=None) -> Tensor:
+def linalg_eigvalsh(input: Tensor, UPLO: str = "L", *, out=None) -> Tensor:
     """torch.linalg.eigvalsh: the eigenvalues of a symmetric matrix, ascending."""
+    A = input  # torch's Python binding takes these keyword names
     _check_square(A, "linalg.eigvalsh")
     if UPLO not in ("L", "U"):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
@@ -520,6 +541,8 @@ class Svd(Function):
         uhgu = _mat(_adjoint(U), grad_u)
         skew_u = uhgu - _adjoint(uhgu)
         vhgv = _mat(Vh, _adjoint(grad_vh))
+        if uhgu.is_complex():
+            _refuse_phase_dependence(uhgu.diagonal(0, -2, -1).imag, -vhgv.diagonal(0, -2, -1).imag, _SVD_PHASE)
         inner = (skew_u * S.unsqueeze(-2) + S.unsqueeze(-1) * (vhgv - _adjoint(vhgv))) / gaps
         inner = inner + _diag_embed(grad_s)
         if skew_u.is_complex():
@@ -642,10 +665,11 @@ def _pinv_backward(grad: Tensor, pinv_a: Tensor, A: Tensor) -> Tensor:
             - _mat(_mat(pinv_t_k, pinv_a), A))
 
 
-def linalg_pinv(A: Tensor, rcond=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
+def linalg_pinv(input: Tensor, rcond=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
     """torch.linalg.pinv: the Moore-Penrose pseudoinverse (..., n, m); singular values at most
     max(atol, rtol·σ₁) count as zero (rtol defaults to eps·max(m, n)); ``rcond`` is torch's old
     name for rtol; hermitian=True uses an eigendecomposition of the (symmetric) input."""
+    A = input  # torch's Python binding takes these keyword names
     if not isinstance(A, Tensor) or A._data.ndim < 2 or A._data.dtype.kind not in "fVc":
         described = f"{_dtype.scalar_name(A.dtype)}{{{list(A.shape)}}}" if isinstance(A, Tensor) else type(A).__name__
         raise RuntimeError(f"linalg.pinv({described}): expected a tensor with 2 or more dimensions of float, double, "
@@ -711,12 +735,13 @@ class EmptyLstsqResiduals(Function):
 
 
 @cpu_autocast_policy("float32")
-def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
+def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
     """torch.linalg.lstsq on CPU: the minimum-norm least-squares solution of ``A X = B`` (A
     (..., m, n), B (..., m, k), batch dims broadcast) with torch's extra outputs for each driver:
     residuals ‖AX - B‖² per column (when m > n, every A has full rank and the driver is not
     'gelsy'), rank (not for 'gels'), singular_values ('gelsd', 'gelss'); the rest are empty.
     The gradient is torch's: through pinv(A) B (the residuals pass none back)."""
+    A, B = input, b  # torch's Python binding takes these keyword names
     _check_float(A, "linalg.lstsq")
     if not isinstance(B, Tensor):
         raise TypeError(f"linalg.lstsq(): argument 'B' must be Tensor, not {type(B).__name__}")
@@ -756,9 +781,10 @@ def linalg_lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
 
 
 @cpu_autocast_policy("float32")
-def linalg_matrix_rank(A: Tensor, tol=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
+def linalg_matrix_rank(input: Tensor, tol=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
     """torch.linalg.matrix_rank: the number of singular values above max(atol, rtol·σ₁) (int64,
     batch shape); ``tol`` is torch's old name for atol."""
+    A = input  # torch's Python binding takes these keyword names
     _check_float(A, "linalg.matrix_rank")
     if tol is not None:
         atol = tol
@@ -775,9 +801,10 @@ def linalg_matrix_rank(A: Tensor, tol=None, hermitian: bool = False, *, atol=Non
     return _copy_out(_const(xp.asarray(rank)), out, "linalg.matrix_rank")
 
 
-def linalg_cond(A: Tensor, p=None, *, out=None) -> Tensor:
+def linalg_cond(input: Tensor, p=None, *, out=None) -> Tensor:
     """torch.linalg.cond: σ₁/σₙ for p None/2 (σₙ/σ₁ for -2), else ‖A‖ₚ‖A⁻¹‖ₚ (square A) for
     'fro', 'nuc', inf, -inf, 1, -1."""
+    A = input  # torch's Python binding takes these keyword names
     from .linalg import inv, matrix_norm
 
     _check_float(A, "linalg.cond")
@@ -1162,9 +1189,24 @@ def linalg_solve_ex(A: Tensor, B: Tensor, *, left: bool = True, check_errors: bo
     return _copy_out(return_types.linalg_solve_ex(result, _const(info)), out, "linalg.solve_ex")
 
 
-def linalg_tensorinv(A: Tensor, ind: int = 2, *, out=None) -> Tensor:
+def linalg_det(A: Tensor) -> Tensor:
+    """torch.linalg.det: torch.det under the keyword name torch.linalg's binding takes (A, not input)."""
+    from .linalg import det
+
+    return det(A)
+
+
+def linalg_slogdet(A: Tensor):
+    """torch.linalg.slogdet: torch.slogdet under the keyword name torch.linalg's binding takes (A)."""
+    from .linalg import slogdet
+
+    return slogdet(A)
+
+
+def linalg_tensorinv(input: Tensor, ind: int = 2, *, out=None) -> Tensor:
     """torch.linalg.tensorinv: the inverse of A viewed as a (prod(shape[:ind]), prod(shape[ind:]))
     matrix, shaped ``shape[ind:] + shape[:ind]`` (so tensordot(inv, A, ind) is the identity)."""
+    A = input  # torch's Python binding takes these keyword names
     from .linalg import inv
 
     if ind <= 0:
@@ -1178,9 +1220,10 @@ def linalg_tensorinv(A: Tensor, ind: int = 2, *, out=None) -> Tensor:
     return _copy_out(result, out, "linalg.tensorinv")
 
 
-def linalg_tensorsolve(A: Tensor, B: Tensor, dims=None, *, out=None) -> Tensor:
+def linalg_tensorsolve(input: Tensor, other: Tensor, dims=None, *, out=None) -> Tensor:
     """torch.linalg.tensorsolve: X with ``tensordot(A, X, X.ndim) = B``; ``dims`` of A are moved
     to the end first. X has shape ``A.shape[B.ndim:]``."""
+    A, B = input, other  # torch's Python binding takes these keyword names
     from .linalg import solve
 
     if dims is not None:
@@ -1215,10 +1258,11 @@ class NoReflectors(Function):
 
 
 @cpu_autocast_policy("float32")  # torch's CPU autocast lists orgqr
-def linalg_householder_product(A: Tensor, tau: Tensor, *, out=None) -> Tensor:
+def linalg_householder_product(input: Tensor, tau: Tensor, *, out=None) -> Tensor:
     """torch.linalg.householder_product (LAPACK orgqr): the first n columns of H₁ ⋯ H_k with
     Hᵢ = I - τᵢ vᵢ vᵢᴴ, vᵢ = (0, ..., 0, 1, A[i+1:, i]) — the Q of geqrf's packed reflectors.
     Composed of chainrule ops, so its gradient (to A and tau) comes from theirs."""
+    A = input  # torch's Python binding takes these keyword names
     from .shape import cat
 
     if A._data.ndim < 2:
@@ -1281,17 +1325,19 @@ def lu(A: Tensor, pivot: bool = True, get_infos: bool = False, out=None):
     return tuple(_copy_out(value, target, "lu") for value, target in zip(result, out))
 
 
-def lu_solve(b: Tensor, LU_data: Tensor, LU_pivots: Tensor, *, out=None) -> Tensor:
+def lu_solve(input: Tensor, LU_data: Tensor, LU_pivots: Tensor, *, out=None) -> Tensor:
     """torch.lu_solve (deprecated): linalg.lu_solve with the arguments in the old order."""
+    b = input  # torch's Python binding takes these keyword names
     warnings.warn("torch.lu_solve is deprecated in favor of torch.linalg.lu_solveand will be removed in a future "
                   "PyTorch release.", UserWarning, stacklevel=2)
     return _copy_out(linalg_lu_solve(LU_data, LU_pivots, b), out, "lu_solve")
 
 
-def triangular_solve(b: Tensor, A: Tensor, upper: bool = True, transpose: bool = False, unitriangular: bool = False,
+def triangular_solve(input: Tensor, A: Tensor, upper: bool = True, transpose: bool = False, unitriangular: bool = False,
                      *, out=None):
     """torch.triangular_solve (deprecated): ``(solution, cloned_coefficient)`` with op(A) X = b,
     op(A) = Aᵀ when ``transpose``."""
+    b = input  # torch's Python binding takes these keyword names
     warnings.warn("torch.triangular_solve is deprecated in favor of torch.linalg.solve_triangularand will be removed "
                   "in a future PyTorch release.", UserWarning, stacklevel=2)
     if A._data.ndim < 2 or A._data.shape[-1] != A._data.shape[-2]:

@@ -1070,16 +1070,18 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
 
 
 # ---------------------------------------------------------------- torch.linalg names
-def vector_norm(x: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+def vector_norm(input: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.linalg.vector_norm: the ``ord``-norm of ``x`` over ``dim`` (all dims by default)."""
+    x = input  # torch's Python binding takes these keyword names
     from .reduce import _vector_norm
 
     return _vector_norm(x, ord, dim, keepdim, dtype, "linalg.vector_norm")
 
 
-def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None) -> Tensor:
+def matrix_norm(input: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.linalg.matrix_norm for ord 'fro', 1, -1, inf, -inf (max/min column or row abs sums),
     and 2, -2, 'nuc' (largest, smallest, summed singular values)."""
+    A = input  # torch's Python binding takes these keyword names
     from .elementwise import abs as _abs
     from .reduce import _check_norm_input, amax, amin
     from .reduce import sum as _sum
@@ -1228,9 +1230,10 @@ class Det(Function):
         return scale * inv(A).mT
 
 
-def det(A: Tensor) -> Tensor:
-    """torch.det / torch.linalg.det. The gradient needs an invertible matrix (chainrule does not
-    implement torch's SVD-based gradient at singular matrices)."""
+def det(input: Tensor) -> Tensor:
+    """torch.det (torch.linalg.det, whose binding names the matrix A, calls it). The gradient needs an
+    invertible matrix (chainrule does not implement torch's SVD-based gradient at singular matrices)."""
+    A = input
     _check_square(A, "linalg.det")
     return Det.apply(A)
 
@@ -1261,8 +1264,10 @@ class Slogdet(Function):
         return scale.unsqueeze(-1).unsqueeze(-1) * _adjoint(inv(A))
 
 
-def slogdet(A: Tensor):
-    """torch.linalg.slogdet: ``(sign, logabsdet)`` of the determinant, without overflow."""
+def slogdet(input: Tensor):
+    """torch.slogdet (torch.linalg.slogdet, whose binding names the matrix A, calls it): ``(sign,
+    logabsdet)`` of the determinant, without overflow."""
+    A = input
     _check_square(A, "linalg.slogdet")
     sign, logabsdet = Slogdet.apply(A)
     return return_types.slogdet(sign, logabsdet)
@@ -1397,21 +1402,23 @@ def _eig_backward(values: Tensor, vectors: Tensor, grad_values: Tensor, grad_vec
     return Solve.apply(vh, _mat(inner, vh))
 
 
-def eig(A: Tensor):
+def eig(input: Tensor):
     """torch.linalg.eig: ``(eigenvalues, eigenvectors)`` of a general square matrix, both complex
     (complex64 for float32 input, complex128 for float64), eigenvectors of unit norm in columns.
     Each eigenvector is defined up to a phase e^{iφ}; a loss that depends on it raises in backward,
     as torch's does."""
+    A = input  # torch's Python binding takes these keyword names
     complex_dtype = _check_eig_input(A, "linalg.eig")
     values, vectors = Eig.apply(A, complex_dtype=complex_dtype)
     return return_types.linalg_eig(values, vectors)
 
 
 @cpu_autocast_policy("float32")
-def eigvals(A: Tensor) -> Tensor:
+def eigvals(input: Tensor) -> Tensor:
     """torch.linalg.eigvals: the (complex) eigenvalues of a general square matrix. Differentiable
     through eig's rule (the node is LinalgEigBackward0, as torch's); without a gradient, LAPACK
     computes the eigenvalues alone, as torch does."""
+    A = input  # torch's Python binding takes these keyword names
     from ..autograd.grad_mode import is_grad_enabled
 
     complex_dtype = _check_eig_input(A, "linalg.eigvals")
@@ -1632,12 +1639,13 @@ def _check_ldl_input(A: Tensor, op: str) -> None:
                            f"{_dtype.scalar_name(A.dtype)}")
 
 
-def ldl_factor_ex(A: Tensor, *, hermitian: bool = False, check_errors: bool = False):
+def ldl_factor_ex(input: Tensor, *, hermitian: bool = False, check_errors: bool = False):
     """torch.linalg.ldl_factor_ex: ``(LD, pivots, info)`` of the symmetric A's lower triangle,
     A = P L D Lᵀ Pᵀ with D of 1x1 and 2x2 blocks (LAPACK's sytrf, Bunch-Kaufman pivoting): L below LD's
     diagonal, D on and beside it, pivots as LAPACK's (1-based, negative pairs for a 2x2 block), info
     the first zero pivot's column (0: none). A complex A with ``hermitian`` is factored as
     P L D Lᴴ Pᵀ (LAPACK's hetrf), else as complex-symmetric; no derivative, as torch's."""
+    A = input  # torch's Python binding takes these keyword names
     _check_ldl_input(A, "ldl_factor_ex")
     ld, pivots, info = LdlFactor.apply(A, hermitian=bool(hermitian))
     pivots, info = pivots.detach(), info.detach()
@@ -1647,9 +1655,10 @@ def ldl_factor_ex(A: Tensor, *, hermitian: bool = False, check_errors: bool = Fa
     return return_types.linalg_ldl_factor_ex(ld, pivots, info)
 
 
-def ldl_factor(A: Tensor, *, hermitian: bool = False):
+def ldl_factor(input: Tensor, *, hermitian: bool = False):
     """torch.linalg.ldl_factor: ldl_factor_ex's ``(LD, pivots)``; a singular A raises (torch 2.13 fails
     an internal assert there)."""
+    A = input  # torch's Python binding takes these keyword names
     _check_ldl_input(A, "ldl_factor")
     ld, pivots, info = LdlFactor.apply(A, hermitian=bool(hermitian))
     if bool((info._data != 0).any()):
