@@ -892,9 +892,23 @@ def _as_subclass(self: Tensor, cls) -> Tensor:
     if not (isinstance(cls, type) and issubclass(cls, Tensor)):
         raise TypeError("Creating a Tensor subclass from a class that does not inherit from Tensor is not possible. "
                         "Make sure your class inherits from Tensor.")
-    out = name_node(self.view_as(self), "AliasBackward0")
-    out.__class__ = cls
-    return out
+    return _retyped(name_node(self.view_as(self), "AliasBackward0"), cls)
+
+
+def _retyped(tensor: Tensor, cls) -> Tensor:
+    """``tensor`` as a ``cls`` instance: the same object where the layouts agree, else a ``cls`` object
+    holding the same fields (a subclass with ``__slots__`` of its own has another layout)."""
+    try:
+        tensor.__class__ = cls
+        return tensor
+    except TypeError:
+        pass
+    made = object.__new__(cls)
+    for field in Tensor.__slots__:
+        if field not in ("__dict__", "__weakref__") and hasattr(tensor, field):
+            setattr(made, field, getattr(tensor, field))
+    made.__dict__.update(tensor.__dict__)
+    return made
 
 
 def _make_subclass(cls, data: Tensor, require_grad: bool = False, **dispatch_policies) -> Tensor:
@@ -910,8 +924,7 @@ def _make_subclass(cls, data: Tensor, require_grad: bool = False, **dispatch_pol
     # set while still a plain Tensor: as cls, reading grad_fn would go through cls.__torch_function__,
     # which torch's C++ constructor never calls (ExpandedWeight refuses every function it does not handle)
     out._set_requires_grad(require_grad)
-    out.__class__ = cls
-    return out
+    return _retyped(out, cls)
 
 
 def _apply(self: Tensor, callable) -> Tensor:

@@ -17,6 +17,7 @@ import numpy as np
 from . import _dtype, _torch_function
 from ._backend import array_module, device_of, resolve, to_device
 from ._backend import device as _device
+from .autograd import function as _autograd_function
 from .autograd.function import AccumulateGrad, is_recording
 from .autograd.grad_mode import INFERENCE_VERSION, INFERENCE_WRITE, check_requires_grad_allowed
 
@@ -451,6 +452,14 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A tensor sharing data (and version counter) with this one, outside the graph."""
+        if _autograd_function.factory_dispatch is not None and _autograd_function.active_dispatch is not None:
+            # a dispatch mode or a wrapper subclass answers it as aten.detach (a wrapper's values are inside it)
+            made = _autograd_function.factory_dispatch("detach", Tensor._plain_detach, (self,), {})
+            if made is not _autograd_function.RUN_UNDISPATCHED:
+                return made
+        return self._plain_detach()
+
+    def _plain_detach(self) -> Tensor:
         t = Tensor._make(self._data)
         t._version_box = self._version_box
         return t
@@ -667,10 +676,10 @@ class Tensor:
 
     __hash__ = object.__hash__
 
-    def __repr__(self) -> str:
+    def __repr__(self, *, tensor_contents: str | None = None) -> str:
         from ._format import format_tensor
 
-        return format_tensor(self)
+        return format_tensor(self, tensor_contents)
 
     def __format__(self, spec: str) -> str:
         if self._data.ndim == 0:

@@ -466,7 +466,8 @@ def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
     previous = slots[output_nr]
     if previous is None:
         slots[output_nr] = grad
-    elif create_graph:
+    elif create_graph or _is_wrapper(grad) or _is_wrapper(previous):
+        # (a wrapper subclass keeps its values inside: its __torch_dispatch__ sums them)
         slots[output_nr] = previous + grad
     else:
         # fan-out: a fresh array, never in place — a rule may hand the same tensor to two inputs

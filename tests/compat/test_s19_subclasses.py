@@ -1,0 +1,224 @@
+"""Tensor subclasses as torch's own test helpers use them (tools/torch_subclass_trial.py found these),
+each case run on torch 2.13 and on chainrule with a small subclass of our own and compared."""
+
+import importlib
+
+import numpy as np
+import pytest
+import torch
+
+import chainrule
+
+VALUES = np.array([[0.5, -1.25, 2.0], [1.5, 0.25, -0.75]], dtype=np.float32)
+
+
+def pair_class(lib):
+    """A wrapper subclass holding two tensors and running every op on both (as torch's TwoTensor)."""
+    tree_map = importlib.import_module(f"{lib.__name__}.utils._pytree").tree_map
+
+    class Pair(lib.Tensor):
+        @staticmethod
+        def __new__(cls, first, second):
+            return lib.Tensor._make_wrapper_subclass(cls, first.shape, strides=first.stride(), dtype=first.dtype,
+                                                     device=first.device, requires_grad=first.requires_grad)
+
+        def __init__(self, first, second):
+            self.first, self.second = first, second
+
+        def __repr__(self):
+            return super().__repr__(tensor_contents=f"first={self.first}")
+
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            def side(name):
+                return tree_map(lambda t: getattr(t, name) if isinstance(t, Pair) else t, (args, kwargs or {}))
+
+            (args_1, kwargs_1), (args_2, kwargs_2) = side("first"), side("second")
+            out_1, out_2 = func(*args_1, **kwargs_1), func(*args_2, **kwargs_2)
+            if isinstance(out_1, (tuple, list)):
+                return type(out_1)(Pair(a, b) if isinstance(a, lib.Tensor) else a for a, b in zip(out_1, out_2))
+            return Pair(out_1, out_2) if isinstance(out_1, lib.Tensor) else out_1
+
+    return Pair
+
+
+def make_pair(lib, requires_grad=False):
+    first = lib.tensor(VALUES, requires_grad=requires_grad)
+    second = lib.tensor(VALUES * 2, requires_grad=requires_grad)
+    return pair_class(lib)(first, second)
+
+
+def assert_pair_holds(got, first, second):
+    """``got`` is a chainrule Pair whose halves equal torch tensors ``first`` and ``second``."""
+    assert type(got).__name__ == "Pair"
+    for name, expected in (("first", first), ("second", second)):
+        np.testing.assert_allclose(getattr(got, name).detach().numpy(), expected.detach().numpy(), rtol=1e-6)
+
+
+# torch's first op through a wrapper subclass or a dispatch mode imports sympy and parts of torch.compile
+# (seconds, once per process), so these tests take torch's numbers from each half run as a plain tensor
+# (a Pair's handler runs every op on both halves, so its results are the pairs of the halves' results)
+# and torch's op names from its overloads
+def torch_halves(requires_grad=True):
+    return (torch.tensor(VALUES, requires_grad=requires_grad), torch.tensor(VALUES * 2, requires_grad=requires_grad))
+
+
+def test_a_wrapper_used_twice_gets_its_gradients_summed_by_its_own_handler():
+    halves = torch_halves()
+    for half in halves:
+        (half * half + half).sum().backward()
+    x = make_pair(chainrule, requires_grad=True)
+    (x * x + x).sum().backward()
+    assert_pair_holds(x.grad, halves[0].grad, halves[1].grad)
+
+
+def test_detach_of_a_wrapper_reaches_its_handler_and_keeps_its_values():
+    got = make_pair(chainrule, requires_grad=True).detach()
+    assert_pair_holds(got, *torch_halves(requires_grad=False))
+    assert got.requires_grad is False
+
+
+def test_func_grad_through_a_wrapper_subclass():
+    expected = [torch.autograd.grad((half * half).sum(), half)[0] for half in torch_halves()]
+    got = chainrule.func.grad(lambda t: (t * t).sum())(make_pair(chainrule))
+    assert_pair_holds(got, *expected)
+
+
+def aten_names(*overloads):
+    return [f"{op.__module__}.{op.__name__}" for op in overloads]
+
+
+def recorded_op_names(block):
+    """The ops a chainrule dispatch mode sees while ``block`` runs, as torch's loggers name them."""
+    from chainrule.utils._python_dispatch import TorchDispatchMode
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            names.append(f"{func.__module__}.{func.__name__}")
+            return func(*args, **(kwargs or {}))
+
+    names = []
+    with Recorder():
+        block()
+    return names
+
+
+def test_detach_reaches_a_dispatch_mode_as_aten_detach():
+    aten = torch.ops.aten
+    assert recorded_op_names(lambda: chainrule.ones(2).detach()) == aten_names(aten.ones.default, aten.detach.default)
+
+
+def test_logged_op_names_follow_torch():
+    x = chainrule.tensor(VALUES)
+    aten = torch.ops.aten
+    assert recorded_op_names(lambda: (x * x).exp().sum()) == aten_names(aten.mul.Tensor, aten.exp.default,
+                                                                        aten.sum.default)
+
+
+def test_a_parameter_made_of_a_wrapper_keeps_the_wrapper_class():
+    # torch's rule for a custom tensor type: the Parameter is data.detach() marked _is_param
+    linear = chainrule.nn.Linear(3, 2, bias=False)
+    linear.weight = chainrule.nn.Parameter(make_pair(chainrule))
+    assert type(linear.weight).__name__ == "Pair"
+    assert isinstance(linear.weight, chainrule.nn.Parameter)
+    assert [name for name, _ in linear.named_parameters()] == ["weight"]
+    assert linear.weight.requires_grad
+    assert not isinstance(chainrule.ones(2), chainrule.nn.Parameter)
+    halves = torch_halves()
+    inputs = torch.tensor(VALUES[:1])
+    torch_outs = [inputs @ half.t() for half in halves]
+    for out in torch_outs:
+        out.sum().backward()
+    out = linear(chainrule.tensor(VALUES[:1]))
+    out.sum().backward()
+    assert_pair_holds(out, *torch_outs)
+    assert_pair_holds(linear.weight.grad, halves[0].grad, halves[1].grad)
+
+
+def tagged_class(lib):
+    class Tagged(lib.Tensor):
+        __slots__ = ["tag"]
+
+        def __new__(cls, data):
+            made = lib.Tensor._make_subclass(cls, data, require_grad=True)
+            made.tag = "kept"
+            return made
+
+    return Tagged
+
+
+def test_make_subclass_of_a_class_with_its_own_slots():
+    for lib in (torch, chainrule):
+        tagged = tagged_class(lib)
+        made = tagged(lib.tensor(VALUES))
+        assert type(made) is tagged and made.tag == "kept" and made.requires_grad and made.is_leaf
+        assert type(made.detach()) is tagged
+        np.testing.assert_array_equal(made.detach().numpy(), VALUES)
+
+
+def test_repr_names_the_subclass_and_takes_tensor_contents():
+    texts = [repr(make_pair(lib)) for lib in (torch, chainrule)]
+    assert texts[1] == texts[0]
+    assert texts[0].startswith("Pair(first=tensor([[")
+
+    class Marked(chainrule.Tensor):
+        pass
+
+    class TorchMarked(torch.Tensor):
+        pass
+
+    ours = chainrule.Tensor._make_subclass(Marked, chainrule.tensor([1.0, 2.0]))
+    theirs = torch.Tensor._make_subclass(TorchMarked, torch.tensor([1.0, 2.0]))
+    assert repr(ours).replace("Marked", "TorchMarked") == repr(theirs) == "TorchMarked([1., 2.])"
+
+
+@pytest.mark.parametrize("name", ["view.default", "transpose.int", "t.default", "detach.default", "expand.default",
+                                  "mul.Tensor", "add.Tensor", "sum.default", "clone.default"])
+def test_is_view_of_aten_overloads(name):
+    op_name, overload = name.split(".")
+    ours = getattr(getattr(chainrule.ops.aten, op_name), overload)
+    theirs = getattr(getattr(torch.ops.aten, op_name), overload)
+    assert ours.is_view is theirs.is_view
+
+
+def test_names_torch_subclass_helpers_import():
+    from torch._subclasses.fake_tensor import _is_tensor_constructor as torch_is_tensor_constructor
+    from torch.utils._dtype_abbrs import dtype_abbrs as torch_dtype_abbrs
+
+    from chainrule._C._profiler import gather_traceback, symbolize_tracebacks
+    from chainrule._export.wrappers import mark_subclass_constructor_exportable_experimental
+    from chainrule._higher_order_ops.cond import cond_op
+    from chainrule._subclasses.fake_tensor import _is_tensor_constructor
+    from chainrule.utils._dtype_abbrs import dtype_abbrs
+
+    assert {str(k).split(".")[1]: v for k, v in dtype_abbrs.items()} == {
+        str(k).split(".")[1]: v for k, v in torch_dtype_abbrs.items() if not str(k).startswith("torch.bits")}
+    for name in ("ones.default", "zeros.default", "ones_like.default", "mul.Tensor"):
+        op_name, overload = name.split(".")
+        assert _is_tensor_constructor(getattr(getattr(chainrule.ops.aten, op_name), overload)) is \
+            torch_is_tensor_constructor(getattr(getattr(torch.ops.aten, op_name), overload))
+    assert cond_op(chainrule.tensor(True), lambda x: x + 1, lambda x: x - 1, (chainrule.ones(1),)).item() == 2.0
+    symbolized = symbolize_tracebacks([gather_traceback(python=True)])
+    assert symbolized[0][-1]["name"] == "test_names_torch_subclass_helpers_import"
+
+    def __init__(self):
+        pass
+
+    assert mark_subclass_constructor_exportable_experimental(__init__) is __init__
+    with pytest.raises(RuntimeError, match="can only be applied on subclass tensor.__init__"):
+        mark_subclass_constructor_exportable_experimental(make_pair)
+    assert chainrule._disable_dynamo(make_pair) is make_pair
+
+
+def test_weak_tensor_key_dictionary_keys_by_identity_and_lets_keys_go():
+    from chainrule.utils.weak import WeakTensorKeyDictionary
+
+    table = WeakTensorKeyDictionary()
+    a, b = chainrule.ones(2), chainrule.ones(2)
+    table[a] = 0
+    table[b] = 1
+    assert (table[a], table[b], len(table), a in table) == (0, 1, 2, True)
+    del a
+    assert len(table) == 1 and list(table) == [b]
+    with pytest.raises(KeyError):
+        table[chainrule.ones(2)]
