@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "chainrule.futures")),
     ("autograd", ("chainrule.autograd",)),
     ("tensor", ("chainrule.tensor", "chainrule._format", "chainrule.storage", "chainrule.types",
-                "chainrule._tensor_str")),
+                "chainrule._tensor_str", "chainrule._subclass_copy")),
     ("ops", ("chainrule.ops", "chainrule._methods", "chainrule.linalg", "chainrule.fft", "chainrule.special",
              "chainrule.sparse", "chainrule.random")),
     # DistributedDataParallel (nn.parallel) all-reduces through chainrule.distributed

@@ -685,7 +685,8 @@ def _is_nonzero(self: Tensor) -> bool:
 
 def _storage_offset(self: Tensor) -> int:
     """Elements between the start of the memory this tensor views and its first element."""
-    return _storage.storage_root(self._data)[1]
+    wrapper_offset = getattr(self, "_wrapper_storage_offset", None)  # a wrapper subclass's, as given
+    return wrapper_offset if wrapper_offset is not None else _storage.storage_root(self._data)[1]
 
 
 def _dim_order(self: Tensor, *, ambiguity_check=False) -> tuple:

@@ -67,6 +67,8 @@ class Tensor:
     _accumulator = None
     _retains_grad = False
     _grad_dtype = False  # torch's grad_dtype: False = the tensor's dtype, None = any, else that dtype
+    # a wrapper subclass's strides as its constructor gave them (its array is a zero-strided placeholder)
+    _wrapper_strides = None
     _name = None
     _live_views = None  # weak references to the views made from this tensor while recording
     _nondifferentiable_view = False  # a view(dtype): shares memory, never the graph (ops/shape.py _share)
@@ -189,7 +191,9 @@ class Tensor:
         return False
 
     def stride(self, dim: int | None = None):
-        if self._data.size == 0:
+        if self._wrapper_strides is not None:
+            strides = self._wrapper_strides
+        elif self._data.size == 0:
             # NumPy zeroes an empty array's strides; torch gives a fresh one the contiguous strides
             # of its shape, counting a 0-length dim as 1 ((2, 0, 3) → (3, 3, 1))
             strides, step = [], 1
@@ -217,6 +221,13 @@ class Tensor:
                         expected *= self._data.shape[d]
                 return True
             return bool(array_module(self._data).moveaxis(self._data, 1, -1).flags.c_contiguous)
+        if self._wrapper_strides is not None:
+            expected = 1
+            for length, step in zip(reversed(self._data.shape), reversed(self._wrapper_strides)):
+                if length != 1 and step != expected:
+                    return self._data.size == 0
+                expected *= length
+            return True
         return bool(self._data.flags.c_contiguous)
 
     def is_floating_point(self) -> bool:
@@ -690,12 +701,19 @@ class Tensor:
         return (_rebuild, (_host(self._data), self._requires_grad, str(self.device)))
 
     def __deepcopy__(self, memo):
+        user_class = type(self) is not Tensor and not type(self).__module__.startswith("chainrule")
+        if user_class and _torch_function.has_torch_function_unary(self):
+            return _torch_function.handle_torch_function(Tensor.__deepcopy__, (self,), self, memo)
         if self.grad_fn is not None:
             raise RuntimeError(
                 "Only Tensors created explicitly by the user (graph leaves) support the deepcopy protocol at the "
                 "moment.  If you were attempting to deepcopy a module, this may be because of a "
                 "torch.nn.utils.weight_norm usage, see https://github.com/pytorch/pytorch/pull/103001"
             )
+        if user_class:
+            from ._subclass_copy import deepcopy_subclass
+
+            return deepcopy_subclass(self, memo)
         t = Tensor._make(self._data.copy())
         t._requires_grad = self._requires_grad
         if self._grad is not None:

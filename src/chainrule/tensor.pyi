@@ -22,6 +22,7 @@ class Tensor:
     _accumulator: Any
     _retains_grad: builtins.bool
     _grad_dtype: builtins.bool
+    _wrapper_strides: Any
     _name: Any
     _live_views: Any
     _nondifferentiable_view: builtins.bool

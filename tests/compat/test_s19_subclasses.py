@@ -1,6 +1,7 @@
 """Tensor subclasses as torch's own test helpers use them (tools/torch_subclass_trial.py found these),
 each case run on torch 2.13 and on chainrule with a small subclass of our own and compared."""
 
+import copy
 import importlib
 
 import numpy as np
@@ -222,3 +223,56 @@ def test_weak_tensor_key_dictionary_keys_by_identity_and_lets_keys_go():
     assert len(table) == 1 and list(table) == [b]
     with pytest.raises(KeyError):
         table[chainrule.ones(2)]
+
+
+def test_a_wrapper_reports_the_strides_and_offset_it_was_built_with():
+    for lib in (torch, chainrule):
+        transposed = lib.tensor(VALUES).t()
+        pair = pair_class(lib)(transposed, transposed)
+        assert (pair.stride(), pair.is_contiguous(), pair.storage_offset()) == ((1, 3), False, 0)
+        assert pair.stride(0) == 1
+        plain_pair = make_pair(lib)
+        assert (plain_pair.stride(), plain_pair.is_contiguous()) == ((3, 1), True)
+        shifted = lib.Tensor._make_wrapper_subclass(pair_class(lib), (2,), strides=(3,), storage_offset=1)
+        assert (shifted.stride(), shifted.storage_offset(), shifted.is_contiguous()) == ((3,), 1, False)
+
+
+def test_deepcopy_of_a_wrapper_copies_its_inner_tensors():
+    original = make_pair(chainrule, requires_grad=True)
+    copied = copy.deepcopy(original)
+    assert copied.requires_grad and copied.first is not original.first
+    assert_pair_holds(copied, *torch_halves(requires_grad=False))
+    with chainrule.no_grad():
+        copied.first.add_(1)
+    np.testing.assert_array_equal(original.first.detach().numpy(), VALUES)
+
+
+def noted_class(lib):
+    """A __torch_function__ subclass with state of its own that deepcopy must carry (as torch's
+    NonWrapperTensor): the state is set by its handler and by hand."""
+
+    class Noted(lib.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            result = super().__torch_function__(func, types, args, kwargs)
+            if isinstance(result, cls):
+                result.note = "copied" if func is lib.Tensor.__deepcopy__ else func.__name__
+            return result
+
+        def new_empty(self, shape):
+            return lib.Tensor._make_subclass(type(self), lib.empty(shape))
+
+    return Noted
+
+
+def test_deepcopy_of_a_torch_function_subclass_goes_through_its_handler():
+    seen = []
+    for lib in (torch, chainrule):
+        made = lib.Tensor._make_subclass(noted_class(lib), lib.tensor(VALUES), require_grad=True)
+        made.extra = {"kept": [1, 2]}
+        copied = copy.deepcopy(made)
+        assert copied.extra == made.extra and copied.extra is not made.extra
+        with lib._C.DisableTorchFunction():
+            values = copied.detach().numpy()
+        seen.append((type(copied).__name__, copied.note, copied.requires_grad, values.tolist()))
+    assert seen[0] == seen[1]

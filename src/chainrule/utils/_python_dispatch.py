@@ -387,7 +387,8 @@ def _make_wrapper_subclass(cls, size, strides=None, storage_offset=None, memory_
     """torch.Tensor._make_wrapper_subclass: a ``cls`` instance with ``size`` and ``dtype`` and no
     values of its own; its class keeps them (an inner tensor, say) and its ``__torch_dispatch__``
     answers every op on it. chainrule gives it a zero-strided placeholder array of that shape and
-    dtype (no memory); ``strides``, ``device`` and the dispatch policies are accepted as given."""
+    dtype (no memory), reporting ``strides`` (contiguous ones by default) and ``storage_offset`` as
+    given; ``device`` and the dispatch policies are accepted as given."""
     from .. import _dtype
     from ..tensor import Tensor
 
@@ -398,6 +399,10 @@ def _make_wrapper_subclass(cls, size, strides=None, storage_offset=None, memory_
     placeholder = np.broadcast_to(np.zeros((), dtype=dt.np), tuple(int(n) for n in size))
     out = Tensor._make.__func__(cls, placeholder)
     out._set_requires_grad(requires_grad)
+    out._wrapper_strides = tuple(int(step) for step in strides) if strides is not None \
+        else _contiguous_strides(placeholder.shape)
+    if storage_offset:
+        out._wrapper_storage_offset = int(storage_offset)
     if getattr(cls, "__torch_dispatch__", None) is not None:
         if not _live_wrappers:
             _function.active_dispatch = _dispatch
@@ -406,6 +411,14 @@ def _make_wrapper_subclass(cls, size, strides=None, storage_offset=None, memory_
         _live_wrappers += 1
         weakref.finalize(out, _wrapper_gone)
     return out
+
+
+def _contiguous_strides(shape) -> tuple:
+    strides, step = [], 1
+    for length in reversed(shape):
+        strides.append(step)
+        step *= max(length, 1)
+    return tuple(reversed(strides))
 
 
 def _wrapper_gone() -> None:
