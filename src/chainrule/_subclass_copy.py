@@ -14,10 +14,10 @@ import numpy as np
 
 from .autograd.grad_mode import no_grad
 
-__all__ = ["deepcopy_subclass"]
+__all__ = ["deepcopy_subclass", "own_slots"]
 
 
-def _own_slots(cls) -> list[str]:
+def own_slots(cls) -> list[str]:
     """The ``__slots__`` the subclass and its bases below Tensor declare (Tensor's own fields are not
     the user's state: torch's Tensor has none)."""
     names = []
@@ -58,7 +58,7 @@ def deepcopy_subclass(tensor, memo: dict):
             made._set_requires_grad(True)
         if tensor._grad is not None:
             made._grad = copy.deepcopy(tensor._grad, memo)
-        for name in _own_slots(type(tensor)):
+        for name in own_slots(type(tensor)):
             if hasattr(tensor, name):
                 setattr(made, name, copy.deepcopy(getattr(tensor, name), memo))
         made.__dict__ = copy.deepcopy(tensor.__dict__, memo)

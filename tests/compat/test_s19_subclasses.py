@@ -3,6 +3,7 @@ each case run on torch 2.13 and on chainrule with a small subclass of our own an
 
 import copy
 import importlib
+import io
 
 import numpy as np
 import pytest
@@ -275,4 +276,40 @@ def test_deepcopy_of_a_torch_function_subclass_goes_through_its_handler():
         with lib._C.DisableTorchFunction():
             values = copied.detach().numpy()
         seen.append((type(copied).__name__, copied.note, copied.requires_grad, values.tolist()))
+    assert seen[0] == seen[1]
+
+
+def importable(cls, name):
+    """``cls`` made findable by pickle as this module's ``name``."""
+    cls.__qualname__ = name
+    globals()[name] = cls
+    return cls
+
+
+def saved_and_loaded(lib, value):
+    buffer = io.BytesIO()
+    lib.save(value, buffer)
+    buffer.seek(0)
+    return lib.load(buffer, weights_only=False)
+
+
+def test_save_load_of_a_wrapper_keeps_its_class_and_inner_tensors():
+    pair = importable(pair_class(chainrule), "SavedPair")
+    original = pair(chainrule.tensor(VALUES, requires_grad=True), chainrule.tensor(VALUES * 2, requires_grad=True))
+    loaded = saved_and_loaded(chainrule, {"w": original})["w"]
+    assert type(loaded) is pair and loaded.requires_grad and loaded.stride() == (3, 1)
+    assert_pair_holds(loaded, *torch_halves(requires_grad=False))
+
+
+def test_save_load_of_a_torch_function_subclass_keeps_its_state():
+    seen = []
+    for lib in (torch, chainrule):
+        noted = importable(noted_class(lib), f"Saved{lib.__name__}Noted")
+        made = lib.Tensor._make_subclass(noted, lib.tensor(VALUES), require_grad=True)
+        made.extra = {"kept": [1, 2]}
+        loaded = saved_and_loaded(lib, made)
+        assert type(loaded) is noted
+        with lib._C.DisableTorchFunction():
+            values = loaded.detach().numpy()
+        seen.append((loaded.extra, loaded.requires_grad, values.tolist()))
     assert seen[0] == seen[1]
