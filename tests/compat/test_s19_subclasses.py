@@ -313,3 +313,21 @@ def test_save_load_of_a_torch_function_subclass_keeps_its_state():
             values = loaded.detach().numpy()
         seen.append((loaded.extra, loaded.requires_grad, values.tolist()))
     assert seen[0] == seen[1]
+
+
+def test_a_mode_keeps_seeing_ops_after_the_last_wrapper_dies_inside_its_handler():
+    from chainrule.utils._python_dispatch import TorchDispatchMode
+
+    alive = [make_pair(chainrule)]
+    names = []
+
+    class DropsTheWrapper(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            names.append(str(func))
+            alive.clear()  # the last reference: the wrapper goes while this mode is off the stack
+            return func(*args, **(kwargs or {}))
+
+    x = chainrule.tensor(VALUES)
+    with DropsTheWrapper():
+        x.sin().sum()
+    assert names == [str(torch.ops.aten.sin.default), str(torch.ops.aten.sum.default)]

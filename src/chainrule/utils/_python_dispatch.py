@@ -109,6 +109,11 @@ def _pop_mode_temporarily(k=None):
         yield mode
     finally:
         _mode_stack.append(mode)
+        if _function.active_dispatch is None:
+            # the last wrapper subclass instance went while the stack was empty, and with it the
+            # dispatcher: the mode is back, so must the dispatcher be
+            _function.active_dispatch = _dispatch
+            _switch_fast_paths(True)
 
 
 @contextlib.contextmanager
