@@ -342,6 +342,60 @@ def check_save_load(name):
     return torch.load(buffer, weights_only=False)
 
 
+def check_cat_stack(name):
+    x = subject(name)
+    return [torch.cat([x, x]), torch.stack([x, x], dim=1)]
+
+
+def check_max_dim(name):
+    return list(subject(name).max(dim=1))
+
+
+def check_split(name):
+    return list(subject(name).split(2, dim=1))
+
+
+def check_softmax(name):
+    return torch.nn.functional.softmax(subject(name), dim=-1)
+
+
+def check_where(name):
+    x = subject(name)
+    return torch.where(x > 0, x, torch.zeros_like(x))
+
+
+def check_expand_contiguous(name):
+    return subject(name)[:1].expand(3, 3).contiguous()
+
+
+def check_new_zeros_float(name):
+    x = subject(name)
+    return [x.new_zeros(2), x.double(), x.float()]
+
+
+def check_inplace_mul_no_grad(name):
+    x = subject(name)
+    with torch.no_grad():
+        x.mul_(2)
+    return x
+
+
+def check_sgd_step(name):
+    """Two SGD steps of a linear layer whose weight is the subject (an nn.Parameter of the subclass)."""
+    linear = torch.nn.Linear(3, 2, bias=False)
+    linear.weight = torch.nn.Parameter(SUBJECTS[name](plain((2, 3), seed=9)))
+    optimizer = torch.optim.SGD(linear.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(2):
+        optimizer.zero_grad()
+        linear(plain((4, 3), seed=10)).pow(2).sum().backward()
+        optimizer.step()
+    return linear.weight
+
+
+def check_scalar_item(name):
+    return subject(name).sum().item()
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
 
 
@@ -524,6 +578,8 @@ def _difference(expected, got, path="") -> str | None:
             if found:
                 return found
         return None
+    if isinstance(expected, float) and isinstance(got, float) and np.isclose(expected, got, rtol=1e-5, atol=1e-6):
+        return None  # (a float32 sum's last bit depends on the order of its additions)
     if expected != got:
         return f"{path}: {str(expected)[:200]!r} vs {str(got)[:200]!r}"
     return None

@@ -462,7 +462,17 @@ def _overwrite(t: Tensor, value: Tensor) -> Tensor:
 _OVERWRITE_RULE = "the overwritten values get a zero gradient; the written value the gradient summed to its shape"
 
 
+def _to_wrapper_handler(name: str, method, self: Tensor, *args) -> bool:
+    """Hand an in-place fill of a wrapper subclass (its values live in its attributes) to its handler
+    as ``aten.<name>``; False when ``self`` is no wrapper (or no handler answered)."""
+    if self._wrapper_strides is None or _function.active_dispatch is None:
+        return False
+    return _function.factory_dispatch(name, method, (self, *args), {}) is not _function.RUN_UNDISPATCHED
+
+
 def _fill(self: Tensor, value) -> Tensor:
+    if _to_wrapper_handler("fill_.Tensor" if isinstance(value, Tensor) else "fill_.Scalar", _fill, self, value):
+        return self
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(
@@ -504,6 +514,8 @@ def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
 
 
 def _zero(self: Tensor) -> Tensor:
+    if _to_wrapper_handler("zero_", _zero, self):
+        return self
     zero = ew._as_operand(0, self.dtype, self)
     return _inplace(self, lambda t: name_node(_overwrite(t, zero), "ZeroBackward0", label="zero_",
                                               rule="the overwritten values get a zero gradient",

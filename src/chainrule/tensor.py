@@ -494,6 +494,11 @@ class Tensor:
 
     # ------------------------------------------------------------------ conversion
     def item(self):
+        if self._wrapper_strides is not None and _autograd_function.active_dispatch is not None:
+            # a wrapper subclass's value is inside it: its handler answers aten._local_scalar_dense
+            made = _autograd_function.factory_dispatch("_local_scalar_dense", Tensor.item, (self,), {})
+            if made is not _autograd_function.RUN_UNDISPATCHED:
+                return made
         if self._data.size != 1:
             raise RuntimeError(
                 f"a Tensor with {self._data.size} elements cannot be converted to Scalar"

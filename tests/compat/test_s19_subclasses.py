@@ -331,3 +331,36 @@ def test_a_mode_keeps_seeing_ops_after_the_last_wrapper_dies_inside_its_handler(
     with DropsTheWrapper():
         x.sin().sum()
     assert names == [str(torch.ops.aten.sin.default), str(torch.ops.aten.sum.default)]
+
+
+def test_item_of_a_wrapper_asks_its_handler():
+    pair = pair_class(chainrule)(chainrule.tensor(2.5), chainrule.tensor(5.0))
+    assert pair.item() == torch.tensor(2.5).item()
+    assert float(make_pair(chainrule).sum()) == pytest.approx(float(torch.tensor(VALUES).sum()))
+
+
+@pytest.mark.parametrize("options", [dict(momentum=0.9), dict(momentum=0.9, nesterov=True, weight_decay=0.1),
+                                     dict(maximize=True)])
+def test_sgd_steps_a_wrapper_parameter_as_it_steps_each_half(options):
+    # the oracle is SGD on each half as a plain parameter (tests/optim compare that one with torch's;
+    # torch.optim's first step imports torch._dynamo, seconds)
+    halves = [chainrule.nn.Parameter(chainrule.tensor(values)) for values in (VALUES, VALUES * 2)]
+    weight = chainrule.nn.Parameter(make_pair(chainrule))
+    optimizers = [chainrule.optim.SGD(halves, lr=0.1, **options), chainrule.optim.SGD([weight], lr=0.1, **options)]
+    inputs = chainrule.tensor(VALUES[:, :1].T)  # (1, 2) @ (2, 3)
+    for _ in range(2):
+        for optimizer, parameters in zip(optimizers, (halves, [weight])):
+            optimizer.zero_grad(set_to_none=False)
+            for parameter in parameters:
+                (inputs @ parameter).pow(2).sum().backward()
+            optimizer.step()
+    assert_pair_holds(weight, *(torch.tensor(half.detach().numpy()) for half in halves))
+
+
+def test_like_factories_and_fills_of_a_wrapper_ask_its_handler():
+    pair = make_pair(chainrule)
+    made = [chainrule.zeros_like(pair), chainrule.ones_like(pair), chainrule.full_like(pair, 7.0),
+            chainrule.empty_like(pair).fill_(3.0), chainrule.ones_like(pair).zero_()]
+    for got, value in zip(made, (0.0, 1.0, 7.0, 3.0, 0.0)):
+        expected = torch.full_like(torch.tensor(VALUES), value)
+        assert_pair_holds(got, expected, expected)

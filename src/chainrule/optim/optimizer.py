@@ -141,6 +141,8 @@ class Optimizer:
                     continue
                 if set_to_none:
                     p.grad = None
+                elif holds_values_inside(p.grad):
+                    p.grad.zero_()
                 else:
                     p.grad._data[...] = 0
 
@@ -269,6 +271,12 @@ def _cast_state(key: str, value, param: Tensor):
         if type(value._data) is not type(param._data):
             value = Tensor._make(to_device(value._data, param.device))
     return value
+
+
+def holds_values_inside(t: Tensor) -> bool:
+    """Whether ``t`` is a wrapper subclass (``_make_wrapper_subclass``): its values live in its attributes,
+    so an optimizer updates it with tensor ops, which its ``__torch_dispatch__`` answers, not on its array."""
+    return t._wrapper_strides is not None
 
 
 def _params_with_grad(group: dict) -> Iterable[Tensor]:
