@@ -364,3 +364,6 @@ def test_like_factories_and_fills_of_a_wrapper_ask_its_handler():
     for got, value in zip(made, (0.0, 1.0, 7.0, 3.0, 0.0)):
         expected = torch.full_like(torch.tensor(VALUES), value)
         assert_pair_holds(got, expected, expected)
+    made = [pair.new_zeros(2), pair.new_ones((1, 2)), pair.new_full([2], 4.0), pair.new_empty(3).fill_(2.0)]
+    for got, expected in zip(made, (torch.zeros(2), torch.ones(1, 2), torch.full([2], 4.0), torch.full([3], 2.0))):
+        assert_pair_holds(got, expected, expected)

@@ -646,20 +646,36 @@ def new_tensor(self: Tensor, data, *, dtype=None, device=None, requires_grad=Fal
 
 def new_zeros(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     dtype, requires_grad = factory_args("new_zeros", dtype, requires_grad, device)
+    if self._wrapper_strides is not None and _function.active_dispatch is not None:
+        made = _like_of_wrapper("new_zeros", new_zeros, (self, list(_shape_args(_sizes(sizes, size)))), dtype, device, requires_grad, None)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return zeros(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
 def new_ones(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     dtype, requires_grad = factory_args("new_ones", dtype, requires_grad, device)
+    if self._wrapper_strides is not None and _function.active_dispatch is not None:
+        made = _like_of_wrapper("new_ones", new_ones, (self, list(_shape_args(_sizes(sizes, size)))), dtype, device, requires_grad, None)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return ones(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
 def new_empty(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     dtype, requires_grad = factory_args("new_empty", dtype, requires_grad, device)
+    if self._wrapper_strides is not None and _function.active_dispatch is not None:
+        made = _like_of_wrapper("new_empty", new_empty, (self, list(_shape_args(_sizes(sizes, size)))), dtype, device, requires_grad, None)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return empty(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
 def new_full(self: Tensor, size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     dtype, requires_grad = factory_args("new_full", dtype, requires_grad, device)
+    if self._wrapper_strides is not None and _function.active_dispatch is not None:
+        made = _like_of_wrapper("new_full", new_full, (self, list(_shape_args((size,))), fill_value), dtype, device, requires_grad, None)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return full(size, fill_value, dtype=dtype or self.dtype, device=self.device if device is None else device,
                 requires_grad=requires_grad)
