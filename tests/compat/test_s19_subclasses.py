@@ -38,7 +38,8 @@ def pair_class(lib):
             (args_1, kwargs_1), (args_2, kwargs_2) = side("first"), side("second")
             out_1, out_2 = func(*args_1, **kwargs_1), func(*args_2, **kwargs_2)
             if isinstance(out_1, (tuple, list)):
-                return type(out_1)(Pair(a, b) if isinstance(a, lib.Tensor) else a for a, b in zip(out_1, out_2))
+                items = [Pair(a, b) if isinstance(a, lib.Tensor) else a for a, b in zip(out_1, out_2)]
+                return type(out_1)(*items) if hasattr(out_1, "_fields") else type(out_1)(items)
             return Pair(out_1, out_2) if isinstance(out_1, lib.Tensor) else out_1
 
     return Pair
@@ -367,3 +368,18 @@ def test_like_factories_and_fills_of_a_wrapper_ask_its_handler():
     made = [pair.new_zeros(2), pair.new_ones((1, 2)), pair.new_full([2], 4.0), pair.new_empty(3).fill_(2.0)]
     for got, expected in zip(made, (torch.zeros(2), torch.ones(1, 2), torch.full([2], 4.0), torch.full([3], 2.0))):
         assert_pair_holds(got, expected, expected)
+
+
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_max_and_min_along_a_dim_of_a_wrapper_take_each_half_values_and_gradient(keepdim):
+    for reduce in ("max", "min"):
+        halves = torch_halves()
+        expected = [getattr(half, reduce)(dim=1, keepdim=keepdim) for half in halves]
+        for found in expected:
+            (found.values * 3).sum().backward()
+        x = make_pair(chainrule, requires_grad=True)
+        values, indices = getattr(x, reduce)(dim=1, keepdim=keepdim)
+        (values * 3).sum().backward()
+        assert_pair_holds(values, *(found.values for found in expected))
+        assert_pair_holds(indices, *(found.indices for found in expected))
+        assert_pair_holds(x.grad, *(half.grad for half in halves))
