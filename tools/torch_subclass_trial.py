@@ -56,6 +56,7 @@ SKIPS: dict[tuple[str, str], str] = {}
 
 torch = None  # the library under trial, bound in run_side
 helpers: dict = {}
+import_errors: dict = {}  # helper module -> why it did not load
 
 
 # ------------------------------------------------------------------ loading torch's helper sources on chainrule
@@ -93,17 +94,21 @@ def _torch_helper_directory() -> str:
     return os.path.join(spec.submodule_search_locations[0], "testing", "_internal")
 
 
-def load_library(lib: str, helper_directory: str) -> None:
+def load_library(lib: str, helper_directory: str, source: str | None = None) -> None:
     global torch
     if lib == "chainrule":
-        sys.path.insert(0, os.path.join(ROOT, "src"))
+        sys.path.insert(0, source or os.path.join(ROOT, "src"))
         sys.path.insert(0, ALIAS)
         sys.meta_path.insert(0, _HelperSources(helper_directory))
     torch = importlib.import_module("torch")
     if lib == "chainrule" and not torch.__name__.startswith("chainrule"):
         raise RuntimeError("the chainrule side imported the real torch")
     for name in HELPERS:
-        module = importlib.import_module(f"torch.testing._internal.{name}")
+        try:
+            module = importlib.import_module(f"torch.testing._internal.{name}")
+        except Exception as error:  # noqa: BLE001  (a helper that does not load is a finding; its cases raise)
+            import_errors[name] = f"{type(error).__name__}: {error}"
+            continue
         helpers.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
 
 
@@ -530,10 +535,10 @@ def _outcome(fn, *args):
                 "where": traceback.format_exc().splitlines()[-3:]}
 
 
-def run_side(lib: str, helper_directory: str, out: str, name_filter: str | None) -> None:
-    load_library(lib, helper_directory)
+def run_side(lib: str, helper_directory: str, out: str, name_filter: str | None, source: str | None = None) -> None:
+    load_library(lib, helper_directory, source)
     torch.manual_seed(0)
-    results = {}
+    results = {f"import/{name}": {"ok": import_errors.get(name, "loaded")} for name in HELPERS}
     for subject_name in SUBJECTS:
         for check_name, check in CHECKS.items():
             key = f"{subject_name}/{check_name}"
@@ -613,14 +618,15 @@ def _jsonable(value):
     return value
 
 
-def run(out: str, name_filter: str | None) -> dict:
+def run(out: str, name_filter: str | None, source: str | None = None) -> dict:
     os.makedirs(out, exist_ok=True)
     helper_directory = _torch_helper_directory()
     sides = {}
     for lib in ("torch", "chainrule"):
         path = os.path.join(out, f"{lib}.pkl")
         command = [sys.executable, os.path.abspath(__file__), "side", "--lib", lib, "--helpers", helper_directory,
-                   "--out", path] + (["--filter", name_filter] if name_filter else [])
+                   "--out", path] + (["--filter", name_filter] if name_filter else []) + \
+            (["--src", source] if source and lib == "chainrule" else [])
         environment = dict(os.environ, PYTHONPATH="")
         subprocess.run(command, check=True, env=environment, cwd=ROOT)
         with open(path, "rb") as handle:
@@ -644,16 +650,18 @@ def main() -> None:
     run_parser = commands.add_parser("run", help="run both sides and compare")
     run_parser.add_argument("--out", required=True)
     run_parser.add_argument("--filter", default=None, help="only cases whose 'subject/check' contains this text")
+    run_parser.add_argument("--src", default=None, help="the chainrule source tree to run (default: this checkout's src)")
     side_parser = commands.add_parser("side", help="(internal) one library's results")
     side_parser.add_argument("--lib", choices=("torch", "chainrule"), required=True)
     side_parser.add_argument("--helpers", required=True)
     side_parser.add_argument("--out", required=True)
     side_parser.add_argument("--filter", default=None)
+    side_parser.add_argument("--src", default=None)
     args = parser.parse_args()
     if args.command == "side":
-        run_side(args.lib, args.helpers, args.out, args.filter)
+        run_side(args.lib, args.helpers, args.out, args.filter, args.src)
         return
-    report = run(args.out, args.filter)
+    report = run(args.out, args.filter, args.src)
     for key, r in report["results"].items():
         if r["kind"] != "same":
             print(f"{r['kind']:17s} {key}: {r['detail'][:180]}")
