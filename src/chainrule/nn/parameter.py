@@ -18,11 +18,14 @@ class _ParameterMeta(type):
     ``isinstance(t, Parameter)`` answers True for it, as torch's metaclass does."""
 
     def __instancecheck__(cls, instance) -> bool:
-        if type(instance) is cls:
+        kind = type(instance)
+        if kind is cls:
             return True
+        if kind is Tensor:  # (the common question, answered first: a plain tensor is no parameter)
+            return False
         if cls is Parameter and isinstance(instance, Tensor) and instance.__dict__.get("_is_param", False):
             return True
-        return super().__instancecheck__(instance)
+        return type.__instancecheck__(cls, instance)
 
 
 class Parameter(Tensor, metaclass=_ParameterMeta):
