@@ -484,6 +484,8 @@ class Tensor:
 
     @property
     def data(self) -> Tensor:
+        if self._wrapper_strides is not None:  # a wrapper subclass's values are inside it: its handler detaches
+            return self.detach()
         return Tensor._make(self._data)
 
     @data.setter

@@ -76,9 +76,10 @@ def test_a_wrapper_used_twice_gets_its_gradients_summed_by_its_own_handler():
 
 
 def test_detach_of_a_wrapper_reaches_its_handler_and_keeps_its_values():
-    got = make_pair(chainrule, requires_grad=True).detach()
-    assert_pair_holds(got, *torch_halves(requires_grad=False))
-    assert got.requires_grad is False
+    pair = make_pair(chainrule, requires_grad=True)
+    for got in (pair.detach(), pair.data):
+        assert_pair_holds(got, *torch_halves(requires_grad=False))
+        assert got.requires_grad is False
 
 
 def test_func_grad_through_a_wrapper_subclass():
