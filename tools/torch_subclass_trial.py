@@ -397,6 +397,18 @@ def check_sgd_step(name):
     return linear.weight
 
 
+def check_adamw_step(name):
+    """Two AdamW steps (amsgrad) of a linear layer whose weight is the subject."""
+    linear = torch.nn.Linear(3, 2, bias=False)
+    linear.weight = torch.nn.Parameter(SUBJECTS[name](plain((2, 3), seed=9)))
+    optimizer = torch.optim.AdamW(linear.parameters(), lr=0.1, amsgrad=True)
+    for _ in range(2):
+        optimizer.zero_grad()
+        linear(plain((4, 3), seed=10)).pow(2).sum().backward()
+        optimizer.step()
+    return linear.weight
+
+
 def check_scalar_item(name):
     return subject(name).sum().item()
 

@@ -384,3 +384,20 @@ def test_max_and_min_along_a_dim_of_a_wrapper_take_each_half_values_and_gradient
         assert_pair_holds(values, *(found.values for found in expected))
         assert_pair_holds(indices, *(found.indices for found in expected))
         assert_pair_holds(x.grad, *(half.grad for half in halves))
+
+
+@pytest.mark.parametrize("kind, options", [("Adam", {}), ("Adam", dict(weight_decay=0.1, amsgrad=True)),
+                                           ("AdamW", dict(maximize=True))])
+def test_adam_steps_a_wrapper_parameter_as_it_steps_each_half(kind, options):
+    halves = [chainrule.nn.Parameter(chainrule.tensor(values)) for values in (VALUES, VALUES * 2)]
+    weight = chainrule.nn.Parameter(make_pair(chainrule))
+    optimizers = [getattr(chainrule.optim, kind)(parameters, lr=0.1, **options) for parameters in (halves, [weight])]
+    inputs = chainrule.tensor(VALUES[:, :1].T)
+    for _ in range(3):
+        for optimizer, parameters in zip(optimizers, (halves, [weight])):
+            optimizer.zero_grad()
+            for parameter in parameters:
+                (inputs @ parameter).pow(2).sum().backward()
+            optimizer.step()
+    for name, half in zip(("first", "second"), halves):
+        np.testing.assert_allclose(getattr(weight, name).detach().numpy(), half.detach().numpy(), rtol=1e-6, atol=1e-7)
