@@ -463,9 +463,11 @@ _OVERWRITE_RULE = "the overwritten values get a zero gradient; the written value
 
 
 def _to_wrapper_handler(name: str, method, self: Tensor, *args) -> bool:
-    """Hand an in-place fill of a wrapper subclass (its values live in its attributes) to its handler
-    as ``aten.<name>``; False when ``self`` is no wrapper (or no handler answered)."""
-    if self._wrapper_strides is None or _function.active_dispatch is None:
+    """Hand an in-place write into or from a wrapper subclass (its values live in its attributes) to its
+    handler as ``aten.<name>``; False when no tensor among ``self`` and ``args`` is a wrapper (or no
+    handler answered)."""
+    if _function.active_dispatch is None or not any(
+            isinstance(t, Tensor) and t._wrapper_strides is not None for t in (self, *args)):
         return False
     return _function.factory_dispatch(name, method, (self, *args), {}) is not _function.RUN_UNDISPATCHED
 
@@ -498,6 +500,8 @@ def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
     if not isinstance(fill_value, (bool, int, float, np.number, np.bool_)):
         raise TypeError(f"fill_diagonal_(): argument 'fill_value' (position 1) must be Number, "
                         f"not {type(fill_value).__name__}")
+    if _to_wrapper_handler("fill_diagonal_", _fill_diagonal, self, fill_value, wrap):
+        return self
     if self._data.ndim < 2:
         raise RuntimeError(f"fill_diagonal_: dimensions must larger than 1, got a {self._data.ndim}-D tensor")
     if self._data.ndim > 2 and len(set(self._data.shape)) > 1:
@@ -537,6 +541,8 @@ def _set_part(part):
 def _copy(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
     if not isinstance(src, Tensor):
         raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
+    if _to_wrapper_handler("copy_", _copy, self, src, non_blocking):
+        return self
     if _vmap_frames.running():
         _refuse_mapped_into_unmapped(self, (src,), {})  # (the cast below would hide src's origin)
     if type(src._data) is not type(self._data):

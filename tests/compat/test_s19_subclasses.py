@@ -401,3 +401,34 @@ def test_adam_steps_a_wrapper_parameter_as_it_steps_each_half(kind, options):
             optimizer.step()
     for name, half in zip(("first", "second"), halves):
         np.testing.assert_allclose(getattr(weight, name).detach().numpy(), half.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("kind, options", [
+    ("RMSprop", dict(momentum=0.5, centered=True, weight_decay=0.1)), ("RMSprop", dict(maximize=True)),
+    ("Adagrad", dict(lr_decay=0.1, initial_accumulator_value=0.5)), ("Adadelta", dict(weight_decay=0.1)),
+    ("Adamax", dict(weight_decay=0.1)), ("NAdam", dict(decoupled_weight_decay=True, weight_decay=0.1)),
+    ("RAdam", dict(weight_decay=0.1)), ("ASGD", dict(t0=1)), ("Rprop", dict(maximize=True))])
+def test_other_optimizers_step_a_wrapper_parameter_as_they_step_each_half(kind, options):
+    # the oracle is the optimizer on each half as a plain parameter (tests/optim compare those with torch)
+    halves = [chainrule.nn.Parameter(chainrule.tensor(values)) for values in (VALUES, VALUES * 2)]
+    weight = chainrule.nn.Parameter(make_pair(chainrule))
+    optimizers = [getattr(chainrule.optim, kind)(parameters, lr=0.1, **options) for parameters in (halves, [weight])]
+    inputs = chainrule.tensor(VALUES[:, :1].T)
+    for _ in range(6):  # RAdam's rectified step starts at its sixth
+        for optimizer, parameters in zip(optimizers, (halves, [weight])):
+            optimizer.zero_grad()
+            for parameter in parameters:
+                (inputs @ parameter).pow(2).sum().backward()
+            optimizer.step()
+    for name, half in zip(("first", "second"), halves):
+        np.testing.assert_allclose(getattr(weight, name).detach().numpy(), half.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_copy_and_fill_diagonal_of_a_wrapper_reach_its_handler():
+    pair_type = pair_class(chainrule)
+    target = pair_type(chainrule.zeros(2, 3), chainrule.zeros(2, 3))
+    assert target.copy_(pair_type(chainrule.tensor(VALUES), chainrule.tensor(VALUES * 2))) is target
+    assert_pair_holds(target, *torch_halves(False))
+    target.fill_diagonal_(5.0)
+    expected = [half.fill_diagonal_(5.0) for half in torch_halves(False)]
+    assert_pair_holds(target, *expected)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from .._backend import array_module
-from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
 from .optimizer import (
     Optimizer,
     _check_fused_flags,
     _check_hyper_parameters,
     _params_with_grad,
-    holds_values_inside,
 )
 
 __all__ = ["SGD"]
@@ -35,9 +33,6 @@ class SGD(Optimizer):
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
         for p in _params_with_grad(group):
-            if holds_values_inside(p):
-                self._step_wrapper(p, group)
-                continue
             w = p._data
             xp = array_module(w)
             g = p.grad._data
@@ -62,16 +57,15 @@ class SGD(Optimizer):
         """torch's single-tensor SGD step in tensor ops, for a wrapper subclass parameter (its handler
         runs each op on the values it holds)."""
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-        with no_grad():
-            grad = -p.grad if group["maximize"] else p.grad
-            if group["weight_decay"] != 0:
-                grad = grad.add(p, alpha=group["weight_decay"])
-            if momentum != 0:
-                state = self.state[p]
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = state["momentum_buffer"] = grad.clone().detach()
-                else:
-                    buf.mul_(momentum).add_(grad, alpha=1 - dampening)
-                grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
-            p.add_(grad, alpha=-lr)
+        grad = -p.grad if group["maximize"] else p.grad
+        if group["weight_decay"] != 0:
+            grad = grad.add(p, alpha=group["weight_decay"])
+        if momentum != 0:
+            state = self.state[p]
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = grad.clone().detach()
+            else:
+                buf.mul_(momentum).add_(grad, alpha=1 - dampening)
+            grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
+        p.add_(grad, alpha=-lr)
