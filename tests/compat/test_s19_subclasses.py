@@ -432,3 +432,15 @@ def test_copy_and_fill_diagonal_of_a_wrapper_reach_its_handler():
     target.fill_diagonal_(5.0)
     expected = [half.fill_diagonal_(5.0) for half in torch_halves(False)]
     assert_pair_holds(target, *expected)
+
+
+def test_clip_grad_norm_of_wrapper_gradients_scales_each_half():
+    halves = torch_halves()
+    for half in halves:
+        (half * 3).sum().backward()
+    expected_norms = [torch.nn.utils.clip_grad_norm_([half], 2.0) for half in halves]
+    weight = make_pair(chainrule, requires_grad=True)
+    (weight * 3).sum().backward()
+    norm = chainrule.nn.utils.clip_grad_norm_([weight], 2.0)
+    assert_pair_holds(norm, *expected_norms)
+    assert_pair_holds(weight.grad, *(half.grad for half in halves))
