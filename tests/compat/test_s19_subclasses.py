@@ -444,3 +444,20 @@ def test_clip_grad_norm_of_wrapper_gradients_scales_each_half():
     norm = chainrule.nn.utils.clip_grad_norm_([weight], 2.0)
     assert_pair_holds(norm, *expected_norms)
     assert_pair_holds(weight.grad, *(half.grad for half in halves))
+
+
+INDEX_HALVES = (np.array([[0, 2], [1, 1]]), np.array([[2, 2], [0, 1]]))
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x, i: lib.gather(x, 1, i), lambda lib, x, i: lib.take_along_dim(x, i, 1),
+    lambda lib, x, i: lib.index_select(x, 1, i[0]), lambda lib, x, i: lib.scatter(x, 1, i, 7.0),
+    lambda lib, x, i: lib.scatter(x, 1, i, x[:, :2] * 10), lambda lib, x, i: lib.scatter_add(x, 1, i, x[:, :2])],
+    ids=["gather", "take_along_dim", "index_select", "scatter_value", "scatter_src", "scatter_add"])
+def test_an_index_taking_op_reads_a_wrapper_index_through_its_handler(call):
+    expected = [call(torch, torch.tensor(VALUES), torch.tensor(index)) for index in INDEX_HALVES]
+    pair_type = pair_class(chainrule)
+    index = pair_type(*(chainrule.tensor(half) for half in INDEX_HALVES))
+    assert_pair_holds(call(chainrule, chainrule.tensor(VALUES), index), *expected)
+    with pytest.raises(NotImplementedError, match="wrapper subclass index"):
+        call(chainrule, chainrule.tensor(VALUES, requires_grad=True), index)
