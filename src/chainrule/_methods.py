@@ -1062,6 +1062,9 @@ _UNDISPATCHED_METHODS = frozenset({
     "stride", "unflatten", "eig", "lstsq", "solve", "symeig", "normal", "to_sparse_coo", "to_sparse_csr",
     "to_sparse_csc", "to_sparse_bsr", "to_sparse_bsc",
 })
+# ignored ones torch's methods dispatch all the same (x.new_zeros reaches a subclass's handler and a mode)
+_IGNORED_BUT_DISPATCHED = frozenset({"new", "new_empty", "new_empty_strided", "new_full", "new_ones", "new_tensor",
+                                     "new_zeros"})
 # the special methods torch dispatches, by the method torch hands a handler ("a + b" hands Tensor.add)
 _DISPATCHED_SPECIALS = {
     "__add__": "add", "__radd__": "add", "__iadd__": "add_", "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul_",
@@ -1126,9 +1129,13 @@ def bind_torch_function() -> None:
     if "positive" not in Tensor.__dict__:
         Tensor.positive = Tensor.__pos__
     for name, value in list(vars(Tensor).items()):
-        if name.startswith("_") or name in _UNDISPATCHED_METHODS or not _torch_function.is_function(value):
+        if name.startswith("_") or name in _UNDISPATCHED_METHODS - _IGNORED_BUT_DISPATCHED \
+                or not _torch_function.is_function(value):
             continue
-        setattr(Tensor, name, _torch_function.dispatching(value, "torch.Tensor", home=_method_home(name)))
+        # a method bound from a private helper or a lambda (Tensor.fill_ = _fill) shows torch's name to handlers
+        own_name = getattr(value, "__name__", name)
+        shown = name if own_name != name and (own_name.startswith("_") or own_name == "<lambda>") else None
+        setattr(Tensor, name, _torch_function.dispatching(value, "torch.Tensor", name=shown, home=_method_home(name)))
     specials = dict(_DISPATCHED_SPECIALS, __rdiv__=None)
     raw = {name: Tensor.__dict__.get(name) for name in specials}
     # the specials handed themselves first, so that those handing another ("__rtruediv__" hands

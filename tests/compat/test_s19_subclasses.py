@@ -461,3 +461,30 @@ def test_an_index_taking_op_reads_a_wrapper_index_through_its_handler(call):
     assert_pair_holds(call(chainrule, chainrule.tensor(VALUES), index), *expected)
     with pytest.raises(NotImplementedError, match="wrapper subclass index"):
         call(chainrule, chainrule.tensor(VALUES, requires_grad=True), index)
+
+
+def noting_class(lib):
+    """A __torch_function__ subclass that notes each function it sees (as torch's NonWrapperTensor)."""
+    class Tagged(lib.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            result = super().__torch_function__(func, types, args, kwargs)
+            if isinstance(result, cls):
+                result.last_called = func.__name__
+            return result
+
+        def new_empty(self, shape):  # as torch's helper: deepcopy makes the copy with it
+            return type(self)(lib.empty(shape))
+
+    return Tagged
+
+
+def test_new_factories_of_a_torch_function_subclass_reach_its_handler():
+    made = {}
+    for lib in (torch, chainrule):
+        tagged = lib.Tensor._make_subclass(noting_class(lib), lib.tensor(VALUES))
+        made[lib] = [tagged.new_zeros(2), tagged.new_ones(2), tagged.new_full((2,), 3.0), tagged.new_tensor([1.0]),
+                     tagged.new_empty_strided((2,), (1,)).fill_(0.0), copy.deepcopy(tagged)]
+    for theirs, ours in zip(made[torch], made[chainrule]):
+        assert (type(ours).__name__, ours.last_called) == (type(theirs).__name__, theirs.last_called)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
