@@ -465,7 +465,7 @@ def test_an_index_taking_op_reads_a_wrapper_index_through_its_handler(call):
 
 def noting_class(lib):
     """A __torch_function__ subclass that notes each function it sees (as torch's NonWrapperTensor)."""
-    class Tagged(lib.Tensor):
+    class Noting(lib.Tensor):
         @classmethod
         def __torch_function__(cls, func, types, args=(), kwargs=None):
             result = super().__torch_function__(func, types, args, kwargs)
@@ -476,7 +476,7 @@ def noting_class(lib):
         def new_empty(self, shape):  # as torch's helper: deepcopy makes the copy with it
             return type(self)(lib.empty(shape))
 
-    return Tagged
+    return Noting
 
 
 def test_new_factories_of_a_torch_function_subclass_reach_its_handler():
@@ -488,3 +488,13 @@ def test_new_factories_of_a_torch_function_subclass_reach_its_handler():
     for theirs, ours in zip(made[torch], made[chainrule]):
         assert (type(ours).__name__, ours.last_called) == (type(theirs).__name__, theirs.last_called)
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_autograd_grad_reaches_a_torch_function_subclass_handler():
+    found = {}
+    for lib in (torch, chainrule):
+        x = lib.Tensor._make_subclass(noting_class(lib), lib.tensor(VALUES), True)
+        (gradient,) = lib.autograd.grad((x.sin() * 2).sum(), x)
+        found[lib] = (type(gradient).__name__, gradient.detach().numpy())
+    assert found[chainrule][0] == found[torch][0] == "Noting"  # the handler's result, made its class
+    np.testing.assert_allclose(found[chainrule][1], found[torch][1], rtol=1e-6)
