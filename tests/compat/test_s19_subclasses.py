@@ -498,3 +498,33 @@ def test_autograd_grad_reaches_a_torch_function_subclass_handler():
         found[lib] = (type(gradient).__name__, gradient.detach().numpy())
     assert found[chainrule][0] == found[torch][0] == "Noting"  # the handler's result, made its class
     np.testing.assert_allclose(found[chainrule][1], found[torch][1], rtol=1e-6)
+
+
+def test_enable_reentrant_dispatch_records_gradients_inside_a_handler():
+    found = {}
+    for lib in (torch, chainrule):
+        inside = []
+
+        class Reentrant(lib.Tensor):  # one tensor inside; notes whether the op's result inside records
+            @staticmethod
+            def __new__(cls, elem):
+                return lib.Tensor._make_wrapper_subclass(cls, elem.shape, dtype=elem.dtype,
+                                                         requires_grad=elem.requires_grad)
+
+            def __init__(self, elem):
+                self.elem = elem
+
+            @classmethod
+            def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+                unwrapped = [a.elem if isinstance(a, cls) else a for a in args]
+                with lib.overrides.enable_reentrant_dispatch():
+                    out = func(*unwrapped, **(kwargs or {}))
+                inside.append(out.requires_grad)
+                return cls(out)
+
+        weight = lib.tensor(VALUES, requires_grad=True)
+        lib.mm(Reentrant(lib.tensor(VALUES[:, :2].T)), weight)
+        with lib.no_grad():
+            lib.mm(Reentrant(lib.tensor(VALUES[:, :2].T)), weight)
+        found[lib] = inside
+    assert found[chainrule] == found[torch] == [True, False]

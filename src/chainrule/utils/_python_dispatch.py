@@ -37,6 +37,31 @@ from ..ops.namespaces import OpOverload
 __all__ = ["DispatchedOverload", "InplaceOverload", "TorchDispatchMode", "is_traceable_wrapper_subclass", "return_and_correct_aliasing",
            "transform_subclass"]
 
+# the grad mode of the code that called into a handler (None outside handlers): a handler runs below
+# autograd (grad mode off); enable_reentrant_dispatch gives it back, as torch's TLS snapshot does
+_handler_caller = threading.local()
+
+
+@contextlib.contextmanager
+def _below_autograd():
+    outer = getattr(_handler_caller, "grad_enabled", None)
+    _handler_caller.grad_enabled = is_grad_enabled()
+    try:
+        with no_grad():
+            yield
+    finally:
+        _handler_caller.grad_enabled = outer
+
+
+@contextlib.contextmanager
+def reentrant_dispatch():
+    """torch.overrides.enable_reentrant_dispatch: inside a handler, ops record gradients again as
+    they would have where the handler was called (torch restores the dispatcher's state from there)."""
+    caller = getattr(_handler_caller, "grad_enabled", None)
+    with set_grad_enabled(caller) if caller is not None else contextlib.nullcontext():
+        yield
+
+
 _mode_stack: list = []
 
 
@@ -288,7 +313,7 @@ def _to_mode(op_class, inputs, params):
         stack = _pending.stack = []
     stack.append(pending)
     try:
-        with _pop_mode_temporarily() as mode, no_grad():
+        with _pop_mode_temporarily() as mode, _below_autograd():
             types = _dispatch_types(inputs) if _live_wrappers else ()
             result = mode.__torch_dispatch__(overload_of(op_class), types, *_aten_arguments(op_class, inputs, params))
     finally:
@@ -336,7 +361,7 @@ def _to_subclass(op_class, inputs, params):
     below autograd; the op's node, recorded on the wrappers, goes on the result it returned."""
     func = overload_of(op_class)
     types = _dispatch_types(inputs)
-    with no_grad():
+    with _below_autograd():
         for kind in types:
             result = kind.__torch_dispatch__(func, types, *_aten_arguments(op_class, inputs, params))
             if result is not NotImplemented:
@@ -510,7 +535,7 @@ def _dispatch_node(node, grads):
         nodes = _pending.nodes = []
     nodes.append(node)
     try:
-        with no_grad():
+        with _below_autograd():
             for kind in types:
                 result = kind.__torch_dispatch__(func, types, args, {})
                 if result is not NotImplemented:
@@ -537,9 +562,9 @@ def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
         func = _factory_overloads[name] = OpOverload("aten", op_name, overload_name or "default", factory)
     types = _dispatch_types(args) if _live_wrappers else ()
     if _mode_stack:
-        with _pop_mode_temporarily() as mode, no_grad():
+        with _pop_mode_temporarily() as mode, _below_autograd():
             return mode.__torch_dispatch__(func, types, args, kwargs)
-    with no_grad():
+    with _below_autograd():
         for kind in types:
             result = kind.__torch_dispatch__(func, types, args, kwargs)
             if result is not NotImplemented:
@@ -597,10 +622,10 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
     targets.append((target, is_grad_enabled()))
     try:
         if _mode_stack:
-            with _pop_mode_temporarily() as mode, no_grad():
+            with _pop_mode_temporarily() as mode, _below_autograd():
                 mode.__torch_dispatch__(func, types, (target, *args), kwargs)
             return target
-        with no_grad():
+        with _below_autograd():
             for kind in types:
                 if kind.__torch_dispatch__(func, types, (target, *args), kwargs) is not NotImplemented:
                     return target
