@@ -528,3 +528,13 @@ def test_enable_reentrant_dispatch_records_gradients_inside_a_handler():
             lib.mm(Reentrant(lib.tensor(VALUES[:, :2].T)), weight)
         found[lib] = inside
     assert found[chainrule] == found[torch] == [True, False]
+
+
+@pytest.mark.parametrize("call", [lambda lib, t: lib.nn.functional.threshold_(t, 0.5, 9.0),
+                                  lambda lib, t: lib.nn.functional.hardtanh(t, -1.0, 1.5, inplace=True)],
+                         ids=["threshold_", "hardtanh_inplace"])
+def test_an_inplace_op_built_from_a_lambda_writes_into_a_wrapper_through_its_handler(call):
+    expected = [call(torch, half) for half in torch_halves(False)]
+    pair = make_pair(chainrule)
+    assert call(chainrule, pair) is pair
+    assert_pair_holds(pair, *expected)

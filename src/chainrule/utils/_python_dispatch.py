@@ -606,7 +606,7 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
     ``target``, written in place, whatever the handler returns."""
     name = getattr(function, "__name__", "")
     if not name.isidentifier():
-        return _function.RUN_UNDISPATCHED
+        return _into_wrapper_by_copy(function, target, args, kwargs)
     tensors = [target, *args, *kwargs.values()]
     types = _dispatch_types(tensors) if _live_wrappers else ()
     if not _mode_stack and not types:
@@ -635,6 +635,16 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
 
 
 _function.inplace_dispatch = _dispatch_inplace
+
+
+def _into_wrapper_by_copy(function, target, args: tuple, kwargs: dict):
+    """An in-place op built from a lambda (``F.threshold_``, ``F.hardtanh(inplace=True)``) on a wrapper
+    subclass, whose values live in its attributes, outside a mode and with no gradient to record: the
+    op runs out of place (its handler answers it) and ``copy_`` writes the result in (its handler too)."""
+    if _mode_stack or not _live_wrappers or target._wrapper_strides is None or (is_grad_enabled() and any(
+            isinstance(t, _function._Tensor) and t.requires_grad for t in (target, *args, *kwargs.values()))):
+        return _function.RUN_UNDISPATCHED
+    return target.copy_(function(target, *args, **kwargs))
 
 
 def _bind_wrapper_constructor() -> None:
