@@ -500,34 +500,39 @@ def test_autograd_grad_reaches_a_torch_function_subclass_handler():
     np.testing.assert_allclose(found[chainrule][1], found[torch][1], rtol=1e-6)
 
 
+def reentrant_class(lib, inside: list):
+    """A wrapper of one tensor whose handler runs each op under enable_reentrant_dispatch and notes
+    whether the result inside records a gradient."""
+    class Reentrant(lib.Tensor):
+        @staticmethod
+        def __new__(cls, elem):
+            return lib.Tensor._make_wrapper_subclass(cls, elem.shape, dtype=elem.dtype,
+                                                     requires_grad=elem.requires_grad)
+
+        def __init__(self, elem):
+            self.elem = elem
+
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            unwrapped = [a.elem if isinstance(a, cls) else a for a in args]
+            with lib.overrides.enable_reentrant_dispatch():
+                out = func(*unwrapped, **(kwargs or {}))
+            inside.append(out.requires_grad)
+            return cls(out)
+
+    return Reentrant
+
+
 def test_enable_reentrant_dispatch_records_gradients_inside_a_handler():
-    found = {}
-    for lib in (torch, chainrule):
-        inside = []
-
-        class Reentrant(lib.Tensor):  # one tensor inside; notes whether the op's result inside records
-            @staticmethod
-            def __new__(cls, elem):
-                return lib.Tensor._make_wrapper_subclass(cls, elem.shape, dtype=elem.dtype,
-                                                         requires_grad=elem.requires_grad)
-
-            def __init__(self, elem):
-                self.elem = elem
-
-            @classmethod
-            def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
-                unwrapped = [a.elem if isinstance(a, cls) else a for a in args]
-                with lib.overrides.enable_reentrant_dispatch():
-                    out = func(*unwrapped, **(kwargs or {}))
-                inside.append(out.requires_grad)
-                return cls(out)
-
-        weight = lib.tensor(VALUES, requires_grad=True)
-        lib.mm(Reentrant(lib.tensor(VALUES[:, :2].T)), weight)
-        with lib.no_grad():
-            lib.mm(Reentrant(lib.tensor(VALUES[:, :2].T)), weight)
-        found[lib] = inside
-    assert found[chainrule] == found[torch] == [True, False]
+    # torch 2.13 notes [True, False] here (the subclass trial compares LoggingTensorReentrant with it;
+    # torch's first __torch_dispatch__ call in a process costs seconds of imports, so not run here)
+    inside = []
+    reentrant = reentrant_class(chainrule, inside)
+    weight = chainrule.tensor(VALUES, requires_grad=True)
+    chainrule.mm(reentrant(chainrule.tensor(VALUES[:, :2].T)), weight)
+    with chainrule.no_grad():
+        chainrule.mm(reentrant(chainrule.tensor(VALUES[:, :2].T)), weight)
+    assert inside == [True, False]
 
 
 @pytest.mark.parametrize("call", [lambda lib, t: lib.nn.functional.threshold_(t, 0.5, 9.0),
