@@ -543,3 +543,17 @@ def test_an_inplace_op_built_from_a_lambda_writes_into_a_wrapper_through_its_han
     pair = make_pair(chainrule)
     assert call(chainrule, pair) is pair
     assert_pair_holds(pair, *expected)
+
+
+def test_random_fills_of_a_wrapper_reach_its_handler_half_after_half():
+    chainrule.manual_seed(0)
+    pair = make_pair(chainrule)
+    pair.uniform_(-1.0, 2.0)
+    pair.normal_(0.5, 2.0)
+    torch.manual_seed(0)
+    halves = [torch.empty(2, 3), torch.empty(2, 3)]
+    for half in halves:
+        half.uniform_(-1.0, 2.0)
+    for half in halves:
+        half.normal_(0.5, 2.0)
+    assert_pair_holds(pair, *halves)
