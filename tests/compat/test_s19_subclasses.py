@@ -557,3 +557,12 @@ def test_random_fills_of_a_wrapper_reach_its_handler_half_after_half():
     for half in halves:
         half.normal_(0.5, 2.0)
     assert_pair_holds(pair, *halves)
+
+
+def test_setitem_of_a_wrapper_writes_through_the_view_its_handler_makes():
+    halves = torch_halves(False)
+    pair = make_pair(chainrule)
+    for target, lib in [(half, torch) for half in halves] + [(pair, chainrule)]:
+        target[0] = 5.0
+        target[:, 1:] = lib.tensor([[-1.0, -2.0]])
+    assert_pair_holds(pair, *halves)

@@ -791,6 +791,21 @@ def _storage_positions(array, offset: int):
     return positions
 
 
+def _written_through_wrapper_view(input: Tensor, key, value) -> bool:
+    """``wrapper[basic key] = value`` with no gradient to record: as torch's, the view its handler
+    makes (``aten.select``/``aten.slice``) takes the value by ``fill_`` (a number) or ``copy_``
+    (both reach the handler); False when ``input`` is no wrapper."""
+    if input._wrapper_strides is None or _function.active_dispatch is None or (is_grad_enabled() and (
+            input.requires_grad or isinstance(value, Tensor) and value.requires_grad)):
+        return False
+    view = getitem(input, key)
+    if isinstance(value, Tensor):
+        view.copy_(value)
+    else:
+        view.fill_(value)
+    return True
+
+
 def setitem(input: Tensor, key, value) -> None:
     """``input[key] = value``: in place; recorded when ``input`` or ``value`` requires grad."""
     xp = array_module(input)
@@ -802,6 +817,8 @@ def setitem(input: Tensor, key, value) -> None:
         key = None  # torch: a bare True key is a copy into x[None] (a basic write: the value is cast)
     raw_key = key
     key = _convert_key(key, xp)
+    if _is_basic(key) and _written_through_wrapper_view(input, raw_key, value):
+        return
     split = None
     if not _is_basic(key):
         key = _advanced_key(key, input._data.shape)
