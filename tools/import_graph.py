@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "chainrule.futures")),
     ("autograd", ("chainrule.autograd",)),
     ("tensor", ("chainrule.tensor", "chainrule._format", "chainrule.storage", "chainrule.types",
-                "chainrule._tensor_str")),
+                "chainrule._tensor_str", "chainrule._subclass_copy")),
     ("ops", ("chainrule.ops", "chainrule._methods", "chainrule.linalg", "chainrule.fft", "chainrule.special",
              "chainrule.sparse", "chainrule.random")),
     # DistributedDataParallel (nn.parallel) all-reduces through chainrule.distributed
@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                    "chainrule.version", "chainrule.torch_version", "chainrule.__config__", "chainrule._subclasses",
                    "chainrule.profiler", "chainrule.quasirandom", "chainrule.signal", "chainrule.overrides",
                    "chainrule.library", "chainrule._custom_ops", "chainrule._custom_op", "chainrule.ao", "chainrule.nested",
-                   "chainrule._higher_order_ops")),
+                   "chainrule._higher_order_ops", "chainrule._export")),
     ("tools", ("chainrule.viz", "chainrule.commands", "chainrule.cli", "chainrule.benchmark",
                "chainrule.benchmark_distributed", "chainrule.benchmark_cuda", "chainrule.__main__")),
     # the package itself wires the layers together (binds methods, attaches namespaces)

@@ -182,6 +182,7 @@ def get_device_module(device=None):
     return _DEVICE_MODULES[_backend.device(device).type]  # raises the device error for any other string
 from ._format import get_printoptions, set_printoptions  # noqa: E402
 from .compiler import compile  # noqa: E402
+from .compiler import disable as _disable_dynamo  # noqa: E402,F401  (tensor subclasses decorate __init__ with it)
 from .amp import (  # noqa: E402
     autocast, autocast_decrement_nesting, autocast_increment_nesting, clear_autocast_cache, get_autocast_cpu_dtype,
     get_autocast_dtype, get_autocast_gpu_dtype, is_autocast_cache_enabled, is_autocast_cpu_enabled,

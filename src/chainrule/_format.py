@@ -217,8 +217,12 @@ def array_body(array, indent: int) -> str:
     return _array_str(array, indent, summarize, formatter)
 
 
-def format_tensor(t) -> str:
-    prefix = "tensor("
+def format_tensor(t, tensor_contents: str | None = None) -> str:
+    """torch's tensor repr; ``tensor_contents`` (what a wrapper subclass passes from its ``__repr__``)
+    stands in for the values, and a subclass of the user's is named in place of ``tensor(``."""
+    # torch names every class but Tensor and Parameter; chainrule's own subclasses print as tensor( too
+    own_class = type(t).__module__.startswith("chainrule")
+    prefix = "tensor(" if own_class else f"{type(t).__name__}("
     indent = len(prefix)
     suffixes = []
     if t.device.type != "cpu":
@@ -243,7 +247,7 @@ def format_tensor(t) -> str:
         if not PRINT_OPTS.edgeitems:
             # with no edge items shown, torch states the size instead
             suffixes.append(f"size={tuple(array.shape)}")
-        body = array_body(array, indent)
+        body = array_body(array, indent) if tensor_contents is None else tensor_contents
         if dtype not in (_dtype.get_default_dtype(), _dtype.get_default_complex_dtype(), _dtype.int64, _dtype.bool):
             suffixes.append(f"dtype={dtype!r}")
     try:

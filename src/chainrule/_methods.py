@@ -455,7 +455,19 @@ def _overwrite(t: Tensor, value: Tensor) -> Tensor:
 _OVERWRITE_RULE = "the overwritten values get a zero gradient; the written value the gradient summed to its shape"
 
 
+def _to_wrapper_handler(name: str, method, self: Tensor, *args) -> bool:
+    """Hand an in-place write into or from a wrapper subclass (its values live in its attributes) to its
+    handler as ``aten.<name>``; False when no tensor among ``self`` and ``args`` is a wrapper (or no
+    handler answered)."""
+    if _function.active_dispatch is None or not any(
+            isinstance(t, Tensor) and t._wrapper_strides is not None for t in (self, *args)):
+        return False
+    return _function.factory_dispatch(name, method, (self, *args), {}) is not _function.RUN_UNDISPATCHED
+
+
 def _fill(self: Tensor, value) -> Tensor:
+    if _to_wrapper_handler("fill_.Tensor" if isinstance(value, Tensor) else "fill_.Scalar", _fill, self, value):
+        return self
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(
@@ -481,6 +493,8 @@ def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
     if not isinstance(fill_value, (bool, int, float, np.number, np.bool_)):
         raise TypeError(f"fill_diagonal_(): argument 'fill_value' (position 1) must be Number, "
                         f"not {type(fill_value).__name__}")
+    if _to_wrapper_handler("fill_diagonal_", _fill_diagonal, self, fill_value, wrap):
+        return self
     if self._data.ndim < 2:
         raise RuntimeError(f"fill_diagonal_: dimensions must larger than 1, got a {self._data.ndim}-D tensor")
     if self._data.ndim > 2 and len(set(self._data.shape)) > 1:
@@ -497,6 +511,8 @@ def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
 
 
 def _zero(self: Tensor) -> Tensor:
+    if _to_wrapper_handler("zero_", _zero, self):
+        return self
     zero = ew._as_operand(0, self.dtype, self)
     return _inplace(self, lambda t: name_node(_overwrite(t, zero), "ZeroBackward0", label="zero_",
                                               rule="the overwritten values get a zero gradient",
@@ -518,6 +534,8 @@ def _set_part(part):
 def _copy(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
     if not isinstance(src, Tensor):
         raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
+    if _to_wrapper_handler("copy_", _copy, self, src, non_blocking):
+        return self
     if _vmap_frames.running():
         _refuse_mapped_into_unmapped(self, (src,), {})  # (the cast below would hide src's origin)
     if type(src._data) is not type(self._data):
@@ -678,7 +696,8 @@ def _is_nonzero(self: Tensor) -> bool:
 
 def _storage_offset(self: Tensor) -> int:
     """Elements between the start of the memory this tensor views and its first element."""
-    return _storage.storage_root(self._data)[1]
+    wrapper_offset = getattr(self, "_wrapper_storage_offset", None)  # a wrapper subclass's, as given
+    return wrapper_offset if wrapper_offset is not None else _storage.storage_root(self._data)[1]
 
 
 def _dim_order(self: Tensor, *, ambiguity_check=False) -> tuple:
@@ -887,9 +906,23 @@ def _as_subclass(self: Tensor, cls) -> Tensor:
     if not (isinstance(cls, type) and issubclass(cls, Tensor)):
         raise TypeError("Creating a Tensor subclass from a class that does not inherit from Tensor is not possible. "
                         "Make sure your class inherits from Tensor.")
-    out = name_node(self.view_as(self), "AliasBackward0")
-    out.__class__ = cls
-    return out
+    return _retyped(name_node(self.view_as(self), "AliasBackward0"), cls)
+
+
+def _retyped(tensor: Tensor, cls) -> Tensor:
+    """``tensor`` as a ``cls`` instance: the same object where the layouts agree, else a ``cls`` object
+    holding the same fields (a subclass with ``__slots__`` of its own has another layout)."""
+    try:
+        tensor.__class__ = cls
+        return tensor
+    except TypeError:
+        pass
+    made = object.__new__(cls)
+    for field in Tensor.__slots__:
+        if field not in ("__dict__", "__weakref__") and hasattr(tensor, field):
+            setattr(made, field, getattr(tensor, field))
+    made.__dict__.update(tensor.__dict__)
+    return made
 
 
 def _make_subclass(cls, data: Tensor, require_grad: bool = False, **dispatch_policies) -> Tensor:
@@ -905,8 +938,7 @@ def _make_subclass(cls, data: Tensor, require_grad: bool = False, **dispatch_pol
     # set while still a plain Tensor: as cls, reading grad_fn would go through cls.__torch_function__,
     # which torch's C++ constructor never calls (ExpandedWeight refuses every function it does not handle)
     out._set_requires_grad(require_grad)
-    out.__class__ = cls
-    return out
+    return _retyped(out, cls)
 
 
 def _apply(self: Tensor, callable) -> Tensor:
@@ -1025,6 +1057,9 @@ _UNDISPATCHED_METHODS = frozenset({
     "stride", "unflatten", "eig", "lstsq", "solve", "symeig", "normal", "to_sparse_coo", "to_sparse_csr",
     "to_sparse_csc", "to_sparse_bsr", "to_sparse_bsc",
 })
+# ignored ones torch's methods dispatch all the same (x.new_zeros reaches a subclass's handler and a mode)
+_IGNORED_BUT_DISPATCHED = frozenset({"new", "new_empty", "new_empty_strided", "new_full", "new_ones", "new_tensor",
+                                     "new_zeros"})
 # the special methods torch dispatches, by the method torch hands a handler ("a + b" hands Tensor.add)
 _DISPATCHED_SPECIALS = {
     "__add__": "add", "__radd__": "add", "__iadd__": "add_", "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul_",
@@ -1089,9 +1124,13 @@ def bind_torch_function() -> None:
     if "positive" not in Tensor.__dict__:
         Tensor.positive = Tensor.__pos__
     for name, value in list(vars(Tensor).items()):
-        if name.startswith("_") or name in _UNDISPATCHED_METHODS or not _torch_function.is_function(value):
+        if name.startswith("_") or name in _UNDISPATCHED_METHODS - _IGNORED_BUT_DISPATCHED \
+                or not _torch_function.is_function(value):
             continue
-        setattr(Tensor, name, _torch_function.dispatching(value, "torch.Tensor", home=_method_home(name)))
+        # a method bound from a private helper or a lambda (Tensor.fill_ = _fill) shows torch's name to handlers
+        own_name = getattr(value, "__name__", name)
+        shown = name if own_name != name and (own_name.startswith("_") or own_name == "<lambda>") else None
+        setattr(Tensor, name, _torch_function.dispatching(value, "torch.Tensor", name=shown, home=_method_home(name)))
     specials = dict(_DISPATCHED_SPECIALS, __rdiv__=None)
     raw = {name: Tensor.__dict__.get(name) for name in specials}
     # the specials handed themselves first, so that those handing another ("__rtruediv__" hands

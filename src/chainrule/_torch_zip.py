@@ -35,7 +35,7 @@ from collections import Counter, OrderedDict
 
 import numpy as np
 
-from . import _dtype
+from . import _dtype, _layout
 from .tensor import Tensor
 
 # the byte order of a checkpoint that records none (torch.serialization.set_default_load_endianness)
@@ -244,7 +244,35 @@ def _set_module_state(module, state) -> None:
     module.__setstate__(state)  # as BUILD would
 
 
+def _rebuild_from_type_v2(func, new_type, args, state):
+    """torch._tensor._rebuild_from_type_v2: a tensor of a user's subclass, rebuilt by ``func(*args)``
+    (a plain tensor's rebuild, or ``_rebuild_wrapper_subclass``) and given its pickled state."""
+    made = func(*args)
+    if not (isinstance(new_type, type) and issubclass(new_type, Tensor)):
+        raise _invalid("a tensor subclass to rebuild is not a Tensor class")
+    if type(made) is not new_type:
+        made = made.as_subclass(new_type)
+    if getattr(new_type, "__setstate__", None) is not getattr(Tensor, "__setstate__", None):
+        made.__setstate__(state)
+        return made
+    dict_state, slots_state = state if isinstance(state, tuple) and len(state) == 2 else (state, None)
+    for attributes in (dict_state, slots_state):
+        for name, value in (attributes or {}).items():
+            setattr(made, name, value)
+    return made
+
+
+def _rebuild_wrapper_subclass(cls, dtype, size, stride, storage_offset, layout, device, requires_grad):
+    """torch._utils._rebuild_wrapper_subclass: an empty wrapper of ``cls`` (its state, set next, holds its values)."""
+    if not (isinstance(cls, type) and issubclass(cls, Tensor)) or not isinstance(dtype, _dtype.dtype):
+        raise _invalid("a wrapper subclass's class or dtype is malformed")
+    return Tensor._make_wrapper_subclass(cls, size, strides=stride, storage_offset=storage_offset, dtype=dtype,
+                                         layout=layout, device=device, requires_grad=requires_grad)
+
+
 _CALLABLES = {
+    "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
+    "torch._utils._rebuild_wrapper_subclass": _rebuild_wrapper_subclass,
     "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
     "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
     "torch._utils._rebuild_parameter": _rebuild_parameter,
@@ -269,6 +297,7 @@ def _allowed_globals() -> dict:
     allowed["torch.storage.UntypedStorage"] = UntypedStorage
     allowed.update({f"{__name__}.{name}": s for name, s in _STORAGE_TYPES.items()})
     allowed.update(_dtypes())
+    allowed["torch.strided"] = _layout.strided
     return allowed
 
 
@@ -462,6 +491,14 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
     dispatch[pickle.BUILD[0]] = load_build
 
 
+def _answered_by_chainrule(module: str) -> bool:
+    """Whether ``module`` is already imported while ``import torch`` answers chainrule (tests/programs/_alias):
+    a tensor subclass defined there (torch's test helpers, run on chainrule) is chainrule's."""
+    torch_module = sys.modules.get("torch")
+    return (module in sys.modules and torch_module is not None
+            and getattr(torch_module, "__name__", "") == __name__.split(".")[0])
+
+
 class _TrustedUnpickler(pickle.Unpickler):
     """weights_only=False: ordinary unpickling (runs code), with torch's tensor globals mapped to
     chainrule so a torch file loads without torch installed."""
@@ -475,6 +512,8 @@ class _TrustedUnpickler(pickle.Unpickler):
         key = f"{module}.{name}"
         if key in self.allowed and (module == "torch" or module.startswith("torch.")):
             return self.allowed[key]
+        if module.startswith("torch.") and _answered_by_chainrule(module):
+            return super().find_class(module, name)  # (a class of a module loaded while chainrule answers torch)
         if module == "torch" or module.startswith("torch."):
             # importing torch here would break chainrule's promise never to import it
             raise _invalid(f"it pickles the PyTorch object {key}, which chainrule can't rebuild; save the "
@@ -595,6 +634,8 @@ class _TorchGlobal:
 _WRITE_TENSOR_V2 = _TorchGlobal("torch._utils", "_rebuild_tensor_v2", _rebuild_tensor_v2)
 _WRITE_TENSOR_V3 = _TorchGlobal("torch._utils", "_rebuild_tensor_v3", _rebuild_tensor_v3)
 _WRITE_PARAMETER = _TorchGlobal("torch._utils", "_rebuild_parameter", _rebuild_parameter)
+_WRITE_FROM_TYPE = _TorchGlobal("torch._tensor", "_rebuild_from_type_v2", _rebuild_from_type_v2)
+_WRITE_WRAPPER = _TorchGlobal("torch._utils", "_rebuild_wrapper_subclass", _rebuild_wrapper_subclass)
 _WRITE_SIZE = _TorchGlobal("torch", "Size", _size)
 _WRITE_DEVICE = _TorchGlobal("torch", "device", _device)
 # the dtypes torch has no typed storage class for: an untyped (byte) storage and _rebuild_tensor_v3
@@ -614,6 +655,8 @@ def _torch_global(obj) -> str | None:
         return "torch.storage\nUntypedStorage" if obj is UntypedStorage else f"torch\n{obj.name}"
     if isinstance(obj, _dtype.dtype):
         return f"torch\n{obj.name}"
+    if obj is _layout.strided:
+        return "torch\nstrided"
     return None
 
 
@@ -682,7 +725,7 @@ class _Pickler(pickle._Pickler):
         kind = type(obj)
         if kind in _PLAIN:  # called for every object: the common ones leave first
             return NotImplemented
-        if kind is _TorchGlobal or kind is StorageType or isinstance(obj, _dtype.dtype):
+        if kind is _TorchGlobal or kind is StorageType or isinstance(obj, _dtype.dtype) or obj is _layout.strided:
             return "written by save_global"
         if isinstance(obj, Tensor):
             return self.reduce_tensor(obj)
@@ -701,14 +744,33 @@ class _Pickler(pickle._Pickler):
     def reduce_tensor(self, t: Tensor):
         from .nn.parameter import Parameter
 
-        if isinstance(t, Parameter):
+        if isinstance(t, Parameter) and type(t).__module__.startswith("chainrule"):
             # its data pickles through this method again, as a tensor
             return (_WRITE_PARAMETER, (t.detach(), bool(t.requires_grad), OrderedDict()))
+        if type(t) is not Tensor and not type(t).__module__.startswith("chainrule"):
+            return self.reduce_subclass(t)
         record, offset, stride = self.storage_of(t)
         args = (record, offset, tuple(t._data.shape), stride, bool(t.requires_grad), OrderedDict())
         if record.kind is UntypedStorage:
             return (_WRITE_TENSOR_V3, (*args, t.dtype))
         return (_WRITE_TENSOR_V2, args)
+
+    def reduce_subclass(self, t: Tensor):
+        """A user's subclass as torch writes it: ``_rebuild_from_type_v2`` of its class, the rebuild of its
+        values (a wrapper's: an empty wrapper; its values are in its state) and its state: the
+        ``__dict__`` (chainrule's own per-tensor fields left out) and its own ``__slots__``."""
+        from ._subclass_copy import own_slots
+
+        attributes = {name: value for name, value in t.__dict__.items()
+                      if not (name.startswith("_") and hasattr(Tensor, name))}
+        slots = {name: getattr(t, name) for name in own_slots(type(t)) if hasattr(t, name)}
+        state = (attributes, slots) if slots else attributes
+        if t._wrapper_strides is not None:
+            rebuild = (_WRITE_WRAPPER, (type(t), t.dtype, self.size(t.shape), tuple(t.stride()), t.storage_offset(),
+                                        _layout.strided, t.device, bool(t.requires_grad)))
+        else:
+            rebuild = self.reduce_tensor(t._plain_detach().requires_grad_(bool(t.requires_grad)))
+        return (_WRITE_FROM_TYPE, (rebuild[0], type(t), rebuild[1], state))
 
     def storage_of(self, t: Tensor) -> tuple[_StorageRecord, int, tuple]:
         """The storage ``t`` views, its offset and strides in elements: the memory of the array

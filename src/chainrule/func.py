@@ -77,6 +77,13 @@ def _argnums_tuple(argnums, count: int, where: str) -> tuple:
     return tuple(number % count for number in numbers)
 
 
+def _unwatched_detach(t):
+    """``t.detach()`` that a transform does for itself, out of sight of dispatch modes (torch's
+    transforms lift tensors to their level without an aten op); a wrapper subclass still answers
+    it, its values living inside it."""
+    return t.detach() if getattr(type(t), "__torch_dispatch__", None) is not None else t._plain_detach()
+
+
 def _alias(x):
     """A tensor to differentiate with respect to: connected to ``x``'s graph when ``x`` requires
     grad (so an outer transform sees through), else a fresh leaf."""
@@ -87,7 +94,7 @@ def _alias(x):
     elif _forward_ad.unpack_dual(x).tangent is not None:  # a view keeps the tangent (an outer jvp)
         alias = x.view_as(x).requires_grad_(True)
     else:
-        alias = x.detach().requires_grad_(True)
+        alias = _unwatched_detach(x).requires_grad_(True)
     return _vmap_frames.note_alias(x, alias) if _vmap_frames.running() else alias
 
 
@@ -118,7 +125,7 @@ def _grads(outputs, inputs, cotangents, create_graph: bool):
             continue
         g = next(found)
         g = x.new_zeros(x.shape) if g is None else g
-        result.append(g if create_graph else g.detach())
+        result.append(g if create_graph else _unwatched_detach(g))
     return result
 
 
@@ -129,7 +136,7 @@ def _tangent_only(x):
     if not isinstance(x, Tensor):
         return x
     tangent = _forward_ad.unpack_dual(x).tangent
-    plain = x.detach()
+    plain = _unwatched_detach(x)
     return plain if tangent is None else _forward_ad.make_dual(plain, tangent.detach())
 
 
@@ -200,10 +207,10 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
             for number in numbers:
                 aliases, rebuild, keeps = flat_args[number]
                 mine = found[at:at + len(aliases)]
-                gradients.append(rebuild(mine if keeps else [g if g is None else g.detach() for g in mine]))
+                gradients.append(rebuild(mine if keeps else [g if g is None else _unwatched_detach(g) for g in mine]))
                 at += len(aliases)
         gradient = tuple(gradients) if isinstance(argnums, tuple) else gradients[0]
-        value = output if keeps_any else output.detach()
+        value = output if keeps_any else _unwatched_detach(output)
         if has_aux:
             return gradient, (value, aux)
         return gradient, value

@@ -128,9 +128,13 @@ def _is_torch_function_mode_enabled() -> bool:
 
 @contextlib.contextmanager
 def enable_reentrant_dispatch():
-    """torch.overrides.enable_reentrant_dispatch: in torch, re-enables its C++ dispatcher's Python keys
-    inside a handler; chainrule's dispatch is always reentrant, so the block runs as it is."""
-    yield
+    """torch.overrides.enable_reentrant_dispatch: inside a ``__torch_dispatch__`` handler (which runs
+    below autograd), the block records gradients as the handler's caller would; chainrule's dispatch
+    is always reentrant otherwise."""
+    from .utils._python_dispatch import reentrant_dispatch
+
+    with reentrant_dispatch():
+        yield
 
 
 def is_tensor_like(inp) -> bool:

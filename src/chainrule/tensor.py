@@ -17,6 +17,7 @@ import numpy as np
 from . import _dtype, _torch_function
 from ._backend import array_module, device_of, resolve, to_device
 from ._backend import device as _device
+from .autograd import function as _autograd_function
 from .autograd.function import AccumulateGrad, is_recording
 from .autograd.grad_mode import INFERENCE_VERSION, INFERENCE_WRITE, check_requires_grad_allowed
 
@@ -66,6 +67,8 @@ class Tensor:
     _accumulator = None
     _retains_grad = False
     _grad_dtype = False  # torch's grad_dtype: False = the tensor's dtype, None = any, else that dtype
+    # a wrapper subclass's strides as its constructor gave them (its array is a zero-strided placeholder)
+    _wrapper_strides = None
     _name = None
     _live_views = None  # weak references to the views made from this tensor while recording
     _nondifferentiable_view = False  # a view(dtype): shares memory, never the graph (ops/shape.py _share)
@@ -188,7 +191,9 @@ class Tensor:
         return False
 
     def stride(self, dim: int | None = None):
-        if self._data.size == 0:
+        if self._wrapper_strides is not None:
+            strides = self._wrapper_strides
+        elif self._data.size == 0:
             # NumPy zeroes an empty array's strides; torch gives a fresh one the contiguous strides
             # of its shape, counting a 0-length dim as 1 ((2, 0, 3) → (3, 3, 1))
             strides, step = [], 1
@@ -216,6 +221,13 @@ class Tensor:
                         expected *= self._data.shape[d]
                 return True
             return bool(array_module(self._data).moveaxis(self._data, 1, -1).flags.c_contiguous)
+        if self._wrapper_strides is not None:
+            expected = 1
+            for length, step in zip(reversed(self._data.shape), reversed(self._wrapper_strides)):
+                if length != 1 and step != expected:
+                    return self._data.size == 0
+                expected *= length
+            return True
         return bool(self._data.flags.c_contiguous)
 
     def is_floating_point(self) -> bool:
@@ -451,6 +463,14 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A tensor sharing data (and version counter) with this one, outside the graph."""
+        if _autograd_function.factory_dispatch is not None and _autograd_function.active_dispatch is not None:
+            # a dispatch mode or a wrapper subclass answers it as aten.detach (a wrapper's values are inside it)
+            made = _autograd_function.factory_dispatch("detach", Tensor._plain_detach, (self,), {})
+            if made is not _autograd_function.RUN_UNDISPATCHED:
+                return made
+        return self._plain_detach()
+
+    def _plain_detach(self) -> Tensor:
         t = Tensor._make(self._data)
         t._version_box = self._version_box
         return t
@@ -464,6 +484,8 @@ class Tensor:
 
     @property
     def data(self) -> Tensor:
+        if self._wrapper_strides is not None:  # a wrapper subclass's values are inside it: its handler detaches
+            return self.detach()
         return Tensor._make(self._data)
 
     @data.setter
@@ -474,6 +496,11 @@ class Tensor:
 
     # ------------------------------------------------------------------ conversion
     def item(self):
+        if self._wrapper_strides is not None and _autograd_function.active_dispatch is not None:
+            # a wrapper subclass's value is inside it: its handler answers aten._local_scalar_dense
+            made = _autograd_function.factory_dispatch("_local_scalar_dense", Tensor.item, (self,), {})
+            if made is not _autograd_function.RUN_UNDISPATCHED:
+                return made
         if self._data.size != 1:
             raise RuntimeError(
                 f"a Tensor with {self._data.size} elements cannot be converted to Scalar"
@@ -668,10 +695,10 @@ class Tensor:
 
     __hash__ = object.__hash__
 
-    def __repr__(self) -> str:
+    def __repr__(self, *, tensor_contents: str | None = None) -> str:
         from ._format import format_tensor
 
-        return format_tensor(self)
+        return format_tensor(self, tensor_contents)
 
     def __format__(self, spec: str) -> str:
         if self._data.ndim == 0:
@@ -682,12 +709,19 @@ class Tensor:
         return (_rebuild, (_host(self._data), self._requires_grad, str(self.device)))
 
     def __deepcopy__(self, memo):
+        user_class = type(self) is not Tensor and not type(self).__module__.startswith("chainrule")
+        if user_class and _torch_function.has_torch_function_unary(self):
+            return _torch_function.handle_torch_function(Tensor.__deepcopy__, (self,), self, memo)
         if self.grad_fn is not None:
             raise RuntimeError(
                 "Only Tensors created explicitly by the user (graph leaves) support the deepcopy protocol at the "
                 "moment.  If you were attempting to deepcopy a module, this may be because of a "
                 "torch.nn.utils.weight_norm usage, see https://github.com/pytorch/pytorch/pull/103001"
             )
+        if user_class:
+            from ._subclass_copy import deepcopy_subclass
+
+            return deepcopy_subclass(self, memo)
         t = Tensor._make(self._data.copy())
         t._requires_grad = self._requires_grad
         if self._grad is not None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import _torch_function
 from .._backend import array_module, dense_non_overlapping, follow_device, gpu_in_use, writeable
 from . import function as _function
 from .engine_options import _flags as _engine_flags
@@ -466,7 +467,8 @@ def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
     previous = slots[output_nr]
     if previous is None:
         slots[output_nr] = grad
-    elif create_graph:
+    elif create_graph or _is_wrapper(grad) or _is_wrapper(previous):
+        # (a wrapper subclass keeps its values inside: its __torch_dispatch__ sums them)
         slots[output_nr] = previous + grad
     else:
         # fan-out: a fresh array, never in place — a rule may hand the same tensor to two inputs
@@ -793,6 +795,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     """torch.autograd.grad: the gradients of ``outputs`` w.r.t. ``inputs``; ``.grad`` is untouched.
 
     ``only_inputs`` is accepted for torch's positional order (torch ignores it too)."""
+    overridable = (*_as_tuple(outputs), *_as_tuple(inputs))
+    if _torch_function.has_torch_function(overridable):  # torch's: a subclass's handler (or a mode) runs it
+        return _torch_function.handle_torch_function(
+            grad, overridable, outputs, inputs, grad_outputs=grad_outputs, retain_graph=retain_graph,
+            create_graph=create_graph, only_inputs=only_inputs, allow_unused=allow_unused,
+            is_grads_batched=is_grads_batched, materialize_grads=materialize_grads)
     if is_grads_batched:
         from .batched_grad import batched_grad  # one unbatched grad per batch row
 

@@ -13,16 +13,35 @@ from ..tensor import Size, Tensor
 __all__ = ["Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"]
 
 
-class Parameter(Tensor):
+class _ParameterMeta(type):
+    """A tensor of a user's subclass made a Parameter stays of its class, marked ``_is_param``;
+    ``isinstance(t, Parameter)`` answers True for it, as torch's metaclass does."""
+
+    def __instancecheck__(cls, instance) -> bool:
+        kind = type(instance)
+        if kind is cls:
+            return True
+        if kind is Tensor:  # (the common question, answered first: a plain tensor is no parameter)
+            return False
+        if cls is Parameter and isinstance(instance, Tensor) and instance.__dict__.get("_is_param", False):
+            return True
+        return type.__instancecheck__(cls, instance)
+
+
+class Parameter(Tensor, metaclass=_ParameterMeta):
     """A leaf Tensor that requires grad by default and that ``Module.__setattr__`` registers.
 
     Like ``torch.nn.Parameter`` it shares memory with the tensor it is built from, and ops on it
-    return plain Tensors (its ``__torch_function__`` is torch's disabled one).
+    return plain Tensors (its ``__torch_function__`` is torch's disabled one). Built from a tensor
+    of a user's subclass it is that subclass's ``detach()``, marked as a parameter (torch's path
+    for custom tensors: a wrapper subclass keeps its inner tensors).
     """
 
     __torch_function__ = disabled_torch_function_impl
 
     def __new__(cls, data: Tensor | None = None, requires_grad: bool = True):
+        if isinstance(data, Tensor) and type(data) is not Tensor and not type(data).__module__.startswith("chainrule"):
+            return _custom_tensor_parameter(data, requires_grad)
         if data is None:
             array = np.empty((0,), dtype=np.float32)
             version_box = [0]
@@ -52,6 +71,18 @@ class Parameter(Tensor):
 
     def __reduce_ex__(self, protocol):
         return (_rebuild_parameter, (np.asarray(self._data), self._requires_grad))
+
+
+def _custom_tensor_parameter(data: Tensor, requires_grad: bool) -> Tensor:
+    made = data.detach().requires_grad_(requires_grad)
+    if type(made) is not type(data):
+        raise RuntimeError(
+            f"Creating a Parameter from an instance of type {type(data).__name__} requires that detach() returns "
+            f"an instance of the same type, but return type {type(made).__name__} was found instead. To use the "
+            "type as a Parameter, please correct the detach() semantics defined by its __torch_dispatch__() "
+            "implementation.")
+    made._is_param = True
+    return made
 
 
 def _rebuild_parameter(array, requires_grad):

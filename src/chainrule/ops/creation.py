@@ -515,10 +515,25 @@ def _like(fn, t: Tensor, dtype, device, requires_grad, *extra, memory_format=Non
     return result
 
 
+def _like_of_wrapper(name: str, like, args: tuple, dtype, device, requires_grad: builtins.bool, memory_format):
+    """``aten.<name>`` handed to a wrapper subclass's handler (its values, and so its ``*_like``, are its
+    own); ``like`` is what the handler's ``func`` runs on the tensors it holds."""
+    kwargs = {key: value for key, value in (("dtype", dtype), ("device", device), ("memory_format", memory_format))
+              if value is not None}
+    made = _function.factory_dispatch(name, like, args, kwargs)
+    if made is not _function.RUN_UNDISPATCHED and requires_grad:
+        made.requires_grad_(True)
+    return made
+
+
 def zeros_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None) -> Tensor:
     dtype, requires_grad = factory_args("zeros_like", dtype, requires_grad, device)
     _strided_only(layout, "zeros_like")
+    if input._wrapper_strides is not None and _function.active_dispatch is not None:
+        made = _like_of_wrapper("zeros_like", zeros_like, (input,), dtype, device, requires_grad, memory_format)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return _like(zeros, input, dtype, device, requires_grad, tuple(input.shape), memory_format=memory_format)
 
 
@@ -526,6 +541,10 @@ def ones_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_g
               memory_format=None) -> Tensor:
     dtype, requires_grad = factory_args("ones_like", dtype, requires_grad, device)
     _strided_only(layout, "ones_like")
+    if input._wrapper_strides is not None and _function.active_dispatch is not None:
+        made = _like_of_wrapper("ones_like", ones_like, (input,), dtype, device, requires_grad, memory_format)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return _like(ones, input, dtype, device, requires_grad, tuple(input.shape), memory_format=memory_format)
 
 
@@ -533,6 +552,10 @@ def empty_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_
                memory_format=None) -> Tensor:
     dtype, requires_grad = factory_args("empty_like", dtype, requires_grad, device)
     _strided_only(layout, "empty_like")
+    if input._wrapper_strides is not None and _function.active_dispatch is not None:
+        made = _like_of_wrapper("empty_like", empty_like, (input,), dtype, device, requires_grad, memory_format)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return _like(empty, input, dtype, device, requires_grad, tuple(input.shape), memory_format=memory_format)
 
 
@@ -540,6 +563,10 @@ def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None
               memory_format=None) -> Tensor:
     dtype, requires_grad = factory_args("full_like", dtype, requires_grad, device)
     _strided_only(layout, "full_like")
+    if input._wrapper_strides is not None and _function.active_dispatch is not None:
+        made = _like_of_wrapper("full_like", full_like, (input, fill_value), dtype, device, requires_grad, memory_format)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return _like(full, input, dtype, device, requires_grad, tuple(input.shape), fill_value,
                  memory_format=memory_format)
 
@@ -654,20 +681,36 @@ def new_tensor(self: Tensor, data, *, dtype=None, device=None, requires_grad=Fal
 
 def new_zeros(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     dtype, requires_grad = factory_args("new_zeros", dtype, requires_grad, device)
+    if self._wrapper_strides is not None and _function.active_dispatch is not None:
+        made = _like_of_wrapper("new_zeros", new_zeros, (self, list(_shape_args(_sizes(sizes, size)))), dtype, device, requires_grad, None)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return zeros(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
 def new_ones(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     dtype, requires_grad = factory_args("new_ones", dtype, requires_grad, device)
+    if self._wrapper_strides is not None and _function.active_dispatch is not None:
+        made = _like_of_wrapper("new_ones", new_ones, (self, list(_shape_args(_sizes(sizes, size)))), dtype, device, requires_grad, None)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return ones(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
 def new_empty(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     dtype, requires_grad = factory_args("new_empty", dtype, requires_grad, device)
+    if self._wrapper_strides is not None and _function.active_dispatch is not None:
+        made = _like_of_wrapper("new_empty", new_empty, (self, list(_shape_args(_sizes(sizes, size)))), dtype, device, requires_grad, None)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return empty(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
 def new_full(self: Tensor, size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     dtype, requires_grad = factory_args("new_full", dtype, requires_grad, device)
+    if self._wrapper_strides is not None and _function.active_dispatch is not None:
+        made = _like_of_wrapper("new_full", new_full, (self, list(_shape_args((size,))), fill_value), dtype, device, requires_grad, None)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return full(size, fill_value, dtype=dtype or self.dtype, device=self.device if device is None else device,
                 requires_grad=requires_grad)

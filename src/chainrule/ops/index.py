@@ -17,7 +17,7 @@ from .._dtype import checked_scalar, refuse_float8, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
 from ..autograd.function import Function, InputView, SavedValue, as_uint64, is_recording, name_node
-from ..autograd.grad_mode import enable_grad
+from ..autograd.grad_mode import enable_grad, is_grad_enabled
 from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim
 from .complex import ViewAsReal, view_as_complex, view_as_real
@@ -793,6 +793,21 @@ def _storage_positions(array, offset: int):
     return positions
 
 
+def _written_through_wrapper_view(input: Tensor, key, value) -> bool:
+    """``wrapper[basic key] = value`` with no gradient to record: as torch's, the view its handler
+    makes (``aten.select``/``aten.slice``) takes the value by ``fill_`` (a number) or ``copy_``
+    (both reach the handler); False when ``input`` is no wrapper."""
+    if input._wrapper_strides is None or _function.active_dispatch is None or (is_grad_enabled() and (
+            input.requires_grad or isinstance(value, Tensor) and value.requires_grad)):
+        return False
+    view = getitem(input, key)
+    if isinstance(value, Tensor):
+        view.copy_(value)
+    else:
+        view.fill_(value)
+    return True
+
+
 def setitem(input: Tensor, key, value) -> None:
     """``input[key] = value``: in place; recorded when ``input`` or ``value`` requires grad."""
     xp = array_module(input)
@@ -806,6 +821,8 @@ def setitem(input: Tensor, key, value) -> None:
         key = None  # torch: a bare True key is a copy into x[None] (a basic write: the value is cast)
     raw_key = key
     key = _convert_key(key, xp)
+    if _is_basic(key) and _written_through_wrapper_view(input, raw_key, value):
+        return
     split = None
     if not _is_basic(key):
         key = _advanced_key(key, input._data.shape)
@@ -1054,9 +1071,25 @@ def _scatter_add_array(out: np.ndarray, index: np.ndarray, dim: int, src: np.nda
         ufunc_at(xp, "add", target, key, src)
 
 
+def _answered_by_wrapper_index(name: str, op, index, args: tuple, kwargs: dict | None = None):
+    """An index-taking op whose index is a wrapper subclass (its values live in its attributes, the
+    array beneath is a placeholder): its handler answers ``aten.<name>`` with the arguments as given;
+    None when the index is no wrapper. A gradient through such a call is refused, not dropped."""
+    if not isinstance(index, Tensor) or index._wrapper_strides is None or _function.active_dispatch is None:
+        return None
+    if is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in args):
+        raise NotImplementedError(f"{name.partition('.')[0]}(): a gradient through a wrapper subclass index "
+                                  f"({type(index).__name__}) is not supported")
+    made = _function.factory_dispatch(name, op, args, kwargs or {})
+    return None if made is _function.RUN_UNDISPATCHED else made
+
+
 def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False) -> Tensor:
     """torch.gather: ``out[i][j] = input[index[i][j]][j]`` (for dim 0); ``index`` may be smaller
     than ``input`` in the other dims. The gradient scatter-adds back (repeats summed)."""
+    made = _answered_by_wrapper_index("gather", gather, index, (input, dim, index), {"sparse_grad": sparse_grad})
+    if made is not None:
+        return made
     array = _scatter_gather_index(index, "gather")
     d = _wrap_dim(dim, input._data.ndim, "gather")
     _check_gather_shapes("gather", input, array, d)
@@ -1116,6 +1149,9 @@ def _scatter_src(input: Tensor, src: Tensor, op: str) -> Tensor:
 def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     """torch.scatter_add: a copy of ``input`` with ``src[i][j]`` added at ``index[i][j]`` along
     ``dim`` (repeated indices accumulate)."""
+    made = _answered_by_wrapper_index("scatter_add", scatter_add, index, (input, dim, index, src))
+    if made is not None:
+        return made
     array = _scatter_gather_index(index, "scatter_add")
     src = _scatter_src(input, src, "scatter_add")
     d = _wrap_dim(dim, input._data.ndim, "scatter_add")
@@ -1210,6 +1246,11 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
         raise TypeError("scatter() missing required argument 'src' or 'value'")
     if src is not None and not isinstance(src, Tensor):
         src, value = None, src
+    made = _answered_by_wrapper_index(
+        ("scatter.src" if src is not None else "scatter.value") if reduce is None
+        else ("scatter.reduce" if src is not None else "scatter.value_reduce"), scatter, index, (input, dim, index, src if src is not None else value), {} if reduce is None else {"reduce": reduce})
+    if made is not None:
+        return made
     value = checked_scalar(value, input.dtype)
     array = _scatter_gather_index(index, "scatter")
     d = _wrap_dim(dim, input._data.ndim, "scatter")
@@ -1423,6 +1464,9 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     The checks follow torch's CPU kernels, whose wording and error class differ: the dim-1 path of
     a matrix or more says "out of DATA bounds" (RuntimeError), the others "out of range" (IndexError);
     an empty index is never checked; an empty input only against the dim's size."""
+    made = _answered_by_wrapper_index("index_select", index_select, index, (input, dim, index))
+    if made is not None:
+        return made
     array = _index_array(index, "index_select", vector=True)
     ndim = input._data.ndim
     d = _wrap_dim(dim, ndim, "index_select")
@@ -1743,6 +1787,9 @@ def take(input: Tensor, index: Tensor) -> Tensor:
 def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:
     """torch.take_along_dim: gather along ``dim`` after broadcasting ``input`` and ``indices`` in
     every other dim; without ``dim``, take from the flattened input."""
+    made = _answered_by_wrapper_index("take_along_dim", take_along_dim, indices, (input, indices, dim))
+    if made is not None:
+        return made
     if dim is None:
         return gather(input.reshape(-1), 0, indices.reshape(-1))
     if input._data.ndim != indices._data.ndim:

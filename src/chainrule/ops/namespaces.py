@@ -22,6 +22,16 @@ _defined: dict[str, dict[str, dict[str, OpOverload]]] = {}
 _namespaces: dict[str, OpNamespace] = {}
 
 
+# torch 2.13's aten overloads whose schema marks the result as an alias of an input (``is_view``)
+_ATEN_VIEWS = frozenset((
+    "alias.default as_strided.default conj.default detach.default diagonal.default expand.default imag.default "
+    "lift_fresh.default narrow.default narrow.Tensor permute.default pin_memory.default positive.default "
+    "real.default reshape.default select.int slice.Tensor split.Tensor split.sizes split_with_sizes.default "
+    "squeeze.default squeeze.dim squeeze.dims t.default tensor_split.sections tensor_split.indices "
+    "tensor_split.tensor_indices_or_sections to.device to.dtype to.other to.dtype_layout transpose.int unbind.int "
+    "unfold.default unsqueeze.default view.default view.dtype view_as_complex.default view_as_real.default").split())
+
+
 class OpOverload:
     """One overload of an operator (``torch.ops.mylib.foo.default``): calling it runs the op."""
 
@@ -33,9 +43,17 @@ class OpOverload:
         self._schema = schema
         self.__name__ = f"{op_name}.{overload_name}"
         self.__qualname__ = self.__name__
+        # torch's overloads live in torch._ops.<namespace>: handlers log f"{func.__module__}.{func.__name__}"
+        self.__module__ = f"torch._ops.{namespace}"
 
     def __call__(self, *args, **kwargs):
         return self._call(*args, **kwargs)
+
+    @property
+    def is_view(self) -> bool:
+        """Whether the overload returns a view of an input (torch reads it from the schema's alias
+        annotations; wrapper subclasses branch on it)."""
+        return self.namespace == "aten" and f"{self._op_name}.{self._overloadname}" in _ATEN_VIEWS
 
     @property
     def overloadpacket(self) -> OpOverloadPacket:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import math
 import warnings
 
@@ -27,6 +28,7 @@ import numpy as np
 from .. import _dtype, _meta, _vmap_frames
 from .._backend import array_module, cuda_available, cuda_module
 from .._backend import device as _device
+from ..autograd import function as _function
 from ..autograd.function import Function
 from ..tensor import Tensor
 from .creation import (
@@ -639,6 +641,20 @@ def _floating_only(self: Tensor, kernel: str) -> None:
         raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(self.dtype)}\'')
 
 
+def _asks_a_wrapper(fill):
+    """An in-place random fill of a wrapper subclass (its values live in its attributes) goes to its
+    handler as ``aten.<name>``, as torch's; ``fill`` otherwise."""
+    @functools.wraps(fill)
+    def filled(self: Tensor, *args, **kwargs) -> Tensor:
+        if self._wrapper_strides is not None and _function.active_dispatch is not None and \
+                _function.factory_dispatch(fill.__name__, fill, (self, *args), kwargs) is not _function.RUN_UNDISPATCHED:
+            return self
+        return fill(self, *args, **kwargs)
+
+    return filled
+
+
+@_asks_a_wrapper
 def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, *, generator=None) -> Tensor:
     _floating_only(self, "check_uniform_bounds")
     _check_uniform_bounds(self, a, b)
@@ -677,6 +693,7 @@ def uniform_values(self: Tensor, a, b, generator) -> np.ndarray:
     return a + (b - a) * _rng(generator, xp).random(self._data.shape)
 
 
+@_asks_a_wrapper
 def normal_(self: Tensor, mean: builtins.float = 0.0, std: builtins.float = 1.0, *, generator=None) -> Tensor:
     _check_std(std)
     _floating_only(self, "normal_kernel_cpu")
@@ -701,12 +718,14 @@ def normal_values(self: Tensor, mean, std, generator) -> np.ndarray:
     return mean + std * _rng(generator, xp).standard_normal(self._data.shape)
 
 
+@_asks_a_wrapper
 def bernoulli_(self: Tensor, p: builtins.float = 0.5, *, generator=None) -> Tensor:
     # a double uniform below p, as torch's CPU kernel draws it
     stream = _rng(generator, array_module(self))
     return _fill_inplace(self, _in_memory_order(self._data, lambda shape: stream.random(shape, dtype=np.float64) < p))
 
 
+@_asks_a_wrapper
 def random_(self: Tensor, low: int = 0, high=None, *, generator=None) -> Tensor:
     xp = array_module(self)
     if high is None and not low and xp is np:
@@ -759,6 +778,7 @@ def _fill_from_doubles(self: Tensor, generator, draw_doubles, draw_on_device) ->
     return _fill_inplace(self, draw_on_device(_rng(generator, xp), self._data.shape))
 
 
+@_asks_a_wrapper
 def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
     _continuous_only(self, "Exponential", _dtype.scalar_name(self._data.dtype))
     if not lambd > 0:
@@ -767,6 +787,7 @@ def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -
                               lambda rng, shape: rng.exponential(1.0 / lambd, shape))
 
 
+@_asks_a_wrapper
 def cauchy_(self: Tensor, median: builtins.float = 0.0, sigma: builtins.float = 1.0, *, generator=None) -> Tensor:
     _continuous_only(self, "Cauchy", _CAUCHY_TYPE_NAMES.get(self._data.dtype.name, self._data.dtype.name))
     if not sigma > 0:
@@ -791,6 +812,7 @@ _CAUCHY_TYPE_NAMES = {"int64": "long int", "int32": "int", "int16": "short int",
                       "uint8": "unsigned char", "bool": "bool"}
 
 
+@_asks_a_wrapper
 def log_normal_(self: Tensor, mean: builtins.float = 1.0, std: builtins.float = 2.0, *, generator=None) -> Tensor:
     if self._data.dtype.kind not in "fV":
         raise NotImplementedError(f'"log_normal_cpu" not implemented for \'{_dtype.scalar_name(self._data.dtype)}\'')
@@ -800,6 +822,7 @@ def log_normal_(self: Tensor, mean: builtins.float = 1.0, std: builtins.float = 
                               lambda rng, shape: _device_log_normal(rng.standard_normal(shape), mean, std))
 
 
+@_asks_a_wrapper
 def geometric_(self: Tensor, p: builtins.float, *, generator=None) -> Tensor:
     if self._data.dtype == np.bool_:
         raise NotImplementedError("\"geometric_cpu\" not implemented for 'Bool'")

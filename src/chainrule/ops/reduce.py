@@ -19,6 +19,7 @@ import numpy as np
 from .. import _dtype, return_types
 from .._backend import accumulate, amax_with_initial, array_module, ufunc_at
 from .._parallel import over_rows
+from ..autograd import function as _function_module
 from ..autograd.engine import sum_to_shape  # re-exported: chainrule.sum_to_shape, Tensor.sum_to_shape
 from ..autograd.function import (
     Function,
@@ -30,6 +31,7 @@ from ..autograd.function import (
     on_arrays,
     saved,
 )
+from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _wrap_dim, preserve_layout
 from . import _cuda_kernels, cpu_sort_order
 from .elementwise import conjugate_rule
@@ -767,12 +769,30 @@ def _max_min(op: str, input: Tensor, dim, keepdim: bool, largest: bool):
     if x.ndim == 0:
         return _select_along(MaxDim if largest else MinDim, input, xp.zeros((), np.int64), 0, keepdim, op)
     _check_nonempty(x, (d,), op)
+    if input._wrapper_strides is not None and _function_module.active_dispatch is not None:
+        return _max_min_of_wrapper(op, input, d, keepdim, largest)
     index = (xp.argmax if largest else xp.argmin)(x, axis=d, keepdims=True)
     result = _select_along(MaxDim if largest else MinDim, input, index, d, keepdim, op)
     node = result[0]._grad_fn
     if node is not None:
         node.given_dim = dim  # torch's _saved_dim
     return result
+
+
+def _max_min_of_wrapper(op: str, input: Tensor, d: int, keepdim: bool, largest: bool):
+    """max/min along ``d`` of a wrapper subclass, whose values are inside it: its handler answers
+    ``aten.max.dim``; where a gradient is recorded, the values are taken again as the sum along ``d``
+    of the input where the index points (zeros elsewhere), so the gradient reaches that index alone."""
+    from .creation import arange, zeros_like
+    from .elementwise import where
+
+    found = _function_module.factory_dispatch(f"{op}.dim", max if largest else min, (input, d, keepdim), {})
+    if found is _function_module.RUN_UNDISPATCHED or not (is_grad_enabled() and input.requires_grad):
+        return found
+    index = found.indices if keepdim else found.indices.unsqueeze(d)
+    positions = arange(input.shape[d]).reshape([-1 if i == d else 1 for i in range(input.dim())])
+    values = where(index == positions, input, zeros_like(input)).sum(d, keepdim=keepdim)
+    return _RETURN_TYPES[op](values, found.indices)
 
 
 def max(input: Tensor, dim=None, keepdim: bool = False, *, other=None):
@@ -838,6 +858,11 @@ def amin(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:
 
 
 def _arg_extremum(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
+    if input._wrapper_strides is not None and _function_module.active_dispatch is not None:
+        # a wrapper subclass's values are inside it: its handler answers aten.argmax / aten.argmin
+        made = _function_module.factory_dispatch(op, argmax if largest else argmin, (input, dim, keepdim), {})
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     xp = array_module(input)
     x = input._data
     if x.dtype.kind == "c":

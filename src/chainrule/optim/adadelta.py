@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
+from ..ops.creation import zeros_like
 from ..tensor import Tensor
 from .adam import _as_real
 from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor
@@ -49,3 +50,19 @@ class Adadelta(Optimizer):
             acc_delta += (1 - rho) * (delta * delta)
             w -= lr * delta
             p._bump_version()
+
+    def _step_wrapper(self, p: Tensor, group: dict) -> None:
+        lr, rho, eps = group["lr"], group["rho"], group["eps"]
+        state = self.state[p]
+        if "square_avg" not in state:
+            state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
+            state.update(square_avg=zeros_like(p), acc_delta=zeros_like(p))
+        _step_tensor(state)
+        grad = -p.grad if group["maximize"] else p.grad
+        if group["weight_decay"] != 0:
+            grad = grad.add(p, alpha=group["weight_decay"])
+        state["square_avg"].mul_(rho).addcmul_(grad, grad, value=1 - rho)
+        std = state["square_avg"].add(eps).sqrt_()
+        delta = state["acc_delta"].add(eps).sqrt_().div_(std).mul_(grad)
+        state["acc_delta"].mul_(rho).addcmul_(delta, delta, value=1 - rho)
+        p.add_(delta, alpha=-lr)

@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
+from ..ops.creation import full_like
 from ..tensor import Tensor
 from .adam import _as_real
-from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor
+from .optimizer import (
+    Optimizer,
+    _check_hyper_parameters,
+    _params_with_grad,
+    _step_tensor,
+    holds_values_inside,
+)
 
 __all__ = ["Adagrad"]
 
@@ -28,7 +35,8 @@ class Adagrad(Optimizer):
             for p in group["params"]:
                 state = self.state[p]
                 state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
-                state["sum"] = _initial_sum(p._data, group["initial_accumulator_value"])
+                state["sum"] = full_like(p, group["initial_accumulator_value"]) if holds_values_inside(p) \
+                    else _initial_sum(p._data, group["initial_accumulator_value"])
 
     def _step_group(self, group: dict) -> None:
         lr, lr_decay, eps, weight_decay = group["lr"], group["lr_decay"], group["eps"], group["weight_decay"]
@@ -52,6 +60,18 @@ class Adagrad(Optimizer):
             std += eps
             w -= clr * (g / std)
             p._bump_version()
+
+    def _step_wrapper(self, p: Tensor, group: dict) -> None:
+        state = self.state[p]
+        if "sum" not in state:  # a parameter added with add_param_group
+            state["sum"] = full_like(p, group["initial_accumulator_value"])
+        step = _step_tensor(state)
+        grad = -p.grad if group["maximize"] else p.grad
+        if group["weight_decay"] != 0:
+            grad = grad.add(p, alpha=group["weight_decay"])
+        clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
+        state["sum"].addcmul_(grad, grad, value=1)
+        p.addcdiv_(grad, state["sum"].sqrt().add_(group["eps"]), value=-clr)
 
 
 def _initial_sum(w, initial_accumulator_value) -> Tensor:

@@ -6,6 +6,8 @@ import numpy as np
 
 from .._backend import array_module
 from ..ops import _cuda_kernels
+from ..ops.creation import zeros_like
+from ..ops.elementwise import maximum
 from ..tensor import Tensor
 from .optimizer import (
     Optimizer,
@@ -108,6 +110,31 @@ class Adam(Optimizer):
                    max_exp_avg_sqs=[s["max_exp_avg_sq"]._data for s in states] if amsgrad else None)
             for p in params:
                 p._bump_version()
+
+
+    def _step_wrapper(self, p: Tensor, group: dict) -> None:
+        """torch's single-tensor Adam step in tensor ops, for a wrapper subclass parameter (its handler
+        runs each op on the values it holds; its moments are made by its handler too)."""
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, decoupled = group["weight_decay"], group.get("decoupled_weight_decay", self._decoupled)
+        state = self.state[p]
+        if "exp_avg" not in state:
+            names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if group["amsgrad"] else ("exp_avg", "exp_avg_sq")
+            state.update({name: zeros_like(p) for name in names})
+        step = _step_tensor(state)
+        grad = -p.grad if group["maximize"] else p.grad
+        if weight_decay != 0:
+            if decoupled:
+                p.mul_(1 - lr * weight_decay)
+            else:
+                grad = grad.add(p, alpha=weight_decay)
+        state["exp_avg"].lerp_(grad, 1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        second = state["exp_avg_sq"]
+        if group["amsgrad"]:
+            second = state["max_exp_avg_sq"] = maximum(state["max_exp_avg_sq"], second)
+        denom = (second.sqrt() / (1 - beta2 ** step) ** 0.5).add_(eps)
+        p.addcdiv_(state["exp_avg"], denom, value=-lr / (1 - beta1 ** step))
 
 
 def _check_tensor_hyper_parameters(optimizer: Optimizer, lr, betas, foreach, capturable) -> None:

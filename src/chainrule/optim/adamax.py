@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from .._backend import array_module
+from ..ops.creation import zeros_like
+from ..ops.elementwise import maximum
+from ..tensor import Tensor
 from .adam import _as_real
 from .optimizer import Optimizer, _check_adam_args, _params_with_grad, _step_tensor, _zero_state
 
@@ -38,3 +41,16 @@ class Adamax(Optimizer):
             xp.maximum(exp_inf * beta2, xp.abs(g) + eps, out=exp_inf)
             w -= (lr / (1 - beta1**step)) * (exp_avg / exp_inf)
             p._bump_version()
+
+    def _step_wrapper(self, p: Tensor, group: dict) -> None:
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        state = self.state[p]
+        if "exp_avg" not in state:
+            state.update(exp_avg=zeros_like(p), exp_inf=zeros_like(p))
+        step = _step_tensor(state)
+        grad = -p.grad if group["maximize"] else p.grad
+        if group["weight_decay"] != 0:
+            grad = grad.add(p, alpha=group["weight_decay"])
+        state["exp_avg"].lerp_(grad, 1 - beta1)
+        state["exp_inf"].copy_(maximum(state["exp_inf"].mul_(beta2), grad.abs().add_(eps)))
+        p.addcdiv_(state["exp_avg"], state["exp_inf"], value=-lr / (1 - beta1 ** step))

@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
+from ..ops.creation import zeros_like
 from ..tensor import Tensor
 from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor
 
@@ -59,3 +60,25 @@ class ASGD(Optimizer):
             state["eta"]._data[...] = default.type(eta)
             state["mu"]._data[...] = default.type(1 / max(1, step - t0))
             p._bump_version()
+
+    def _step_wrapper(self, p: Tensor, group: dict) -> None:
+        lr, lambd, alpha, t0 = group["lr"], group["lambd"], group["alpha"], group["t0"]
+        state = self.state[p]
+        if "ax" not in state:
+            state["eta"] = Tensor._make(np.array(lr, dtype=np.float32))
+            state["mu"] = Tensor._make(np.ones((), dtype=np.float32))
+            state["ax"] = zeros_like(p)
+        step = _step_tensor(state)
+        grad = -p.grad if group["maximize"] else p.grad
+        if group["weight_decay"] != 0:
+            grad = grad.add(p, alpha=group["weight_decay"])
+        eta = float(state["eta"])
+        p.mul_(1 - lambd * eta)
+        p.add_(grad, alpha=-eta)
+        if float(state["mu"]) != 1:
+            state["ax"].add_(p.sub(state["ax"]).mul_(float(state["mu"])))
+        else:
+            state["ax"].copy_(p)
+        default = _dtype.get_default_dtype().np  # torch writes them through a tensor of the default dtype
+        state["eta"]._data[...] = default.type(lr / ((1 + lambd * lr * step) ** alpha))
+        state["mu"]._data[...] = default.type(1 / max(1, step - t0))

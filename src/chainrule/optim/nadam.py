@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
+from ..ops.creation import zeros_like
 from ..tensor import Tensor
 from .adam import _as_real
 from .optimizer import Optimizer, _check_adam_args, _check_hyper_parameters, _params_with_grad, _step_tensor
@@ -73,3 +74,28 @@ class NAdam(Optimizer):
                 w -= (lr * (1.0 - mu) / (1.0 - float(mu_product))) * g / denom
                 w -= (lr * mu_next / (1.0 - float(mu_product) * mu_next)) * exp_avg / denom
             p._bump_version()
+
+    def _step_wrapper(self, p: Tensor, group: dict) -> None:
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, momentum_decay = group["weight_decay"], group["momentum_decay"]
+        state = self.state[p]
+        if "exp_avg" not in state:
+            state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
+            state["mu_product"] = Tensor._make(np.ones((), dtype=np.float32))
+            state.update(exp_avg=zeros_like(p), exp_avg_sq=zeros_like(p))
+        step = _step_tensor(state)
+        grad = -p.grad if group["maximize"] else p.grad
+        if weight_decay != 0:
+            if group["decoupled_weight_decay"]:
+                p.mul_(1 - lr * weight_decay)
+            else:
+                grad = grad.add(p, alpha=weight_decay)
+        mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
+        mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
+        state["mu_product"].mul_(mu)
+        mu_product = float(state["mu_product"])
+        state["exp_avg"].lerp_(grad, 1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = state["exp_avg_sq"].div(1 - beta2 ** step).sqrt().add_(eps)
+        p.addcdiv_(grad, denom, value=-lr * (1.0 - mu) / (1.0 - mu_product))
+        p.addcdiv_(state["exp_avg"], denom, value=-lr * mu_next / (1.0 - mu_product * mu_next))

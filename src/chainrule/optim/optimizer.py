@@ -18,7 +18,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module, to_device
 from ..accelerator import current_accelerator
-from ..autograd.grad_mode import enable_grad
+from ..autograd.grad_mode import enable_grad, no_grad
 from ..autograd.profiler import record_function
 from ..tensor import Tensor
 
@@ -141,6 +141,8 @@ class Optimizer:
                     continue
                 if set_to_none:
                     p.grad = None
+                elif holds_values_inside(p.grad):
+                    p.grad.zero_()
                 else:
                     p.grad._data[...] = 0
 
@@ -155,11 +157,25 @@ class Optimizer:
             _check_fused_params(group)
             _warn_unrecorded_differentiable_step(self, group)
         for group in self.param_groups:
-            self._step_group(_plain_numbers(group))
+            group = _plain_numbers(group)
+            wrappers = [p for p in _params_with_grad(group) if holds_values_inside(p)]
+            if wrappers:
+                with no_grad():
+                    for p in wrappers:
+                        self._step_wrapper(p, group)
+                group = {**group, "params": [p for p in group["params"] if not any(p is w for w in wrappers)]}
+            self._step_group(group)
         return loss
 
     def _step_group(self, group: dict) -> None:
         raise NotImplementedError
+
+    def _step_wrapper(self, p: Tensor, group: dict) -> None:
+        """Step one wrapper subclass parameter (``holds_values_inside``) in tensor ops, torch's
+        single-tensor step, so its ``__torch_dispatch__`` runs each op on the values it holds (its
+        state made by its handler too, ``zeros_like(p)``). Runs under no_grad."""
+        raise NotImplementedError(f"{type(self).__name__} does not step a wrapper subclass parameter "
+                                  f"({type(p).__name__}) yet")
 
     def _accelerator_graph_capture_health_check(self) -> None:
         """torch's check at the top of an optimizer's ``step``, which optimizers written outside torch
@@ -269,6 +285,12 @@ def _cast_state(key: str, value, param: Tensor):
         if type(value._data) is not type(param._data):
             value = Tensor._make(to_device(value._data, param.device))
     return value
+
+
+def holds_values_inside(t: Tensor) -> bool:
+    """Whether ``t`` is a wrapper subclass (``_make_wrapper_subclass``): its values live in its attributes,
+    so an optimizer updates it with tensor ops, which its ``__torch_dispatch__`` answers, not on its array."""
+    return t._wrapper_strides is not None
 
 
 def _params_with_grad(group: dict) -> Iterable[Tensor]:

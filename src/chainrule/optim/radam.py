@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 
 from .._backend import array_module
+from ..ops.creation import zeros_like
+from ..tensor import Tensor
 from .adam import _as_real
 from .optimizer import Optimizer, _check_adam_args, _params_with_grad, _step_tensor, _zero_state
 
@@ -57,3 +59,28 @@ class RAdam(Optimizer):
             else:
                 w -= corrected_exp_avg * lr
             p._bump_version()
+
+    def _step_wrapper(self, p: Tensor, group: dict) -> None:
+        lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        state = self.state[p]
+        if "exp_avg" not in state:
+            state.update(exp_avg=zeros_like(p), exp_avg_sq=zeros_like(p))
+        step = _step_tensor(state)
+        grad = -p.grad if group["maximize"] else p.grad
+        if weight_decay != 0:
+            if group["decoupled_weight_decay"]:
+                p.mul_(1 - lr * weight_decay)
+            else:
+                grad = grad.add(p, alpha=weight_decay)
+        state["exp_avg"].lerp_(grad, 1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        bias_correction2 = 1 - beta2 ** step
+        corrected_exp_avg = state["exp_avg"] / (1 - beta1 ** step)
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 * step * (beta2 ** step) / bias_correction2
+        if rho_t > 5.0:
+            rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+            adaptive_lr = bias_correction2 ** 0.5 / state["exp_avg_sq"].sqrt().add_(eps)
+            p.add_(corrected_exp_avg * lr * adaptive_lr * rect, alpha=-1.0)
+        else:
+            p.add_(corrected_exp_avg * lr, alpha=-1.0)

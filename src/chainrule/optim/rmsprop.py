@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
+from ..ops.creation import zeros_like
 from ..tensor import Tensor
 from .adam import _as_real
 from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor
@@ -64,3 +65,27 @@ class RMSprop(Optimizer):
             else:
                 w -= lr * (g / avg)
             p._bump_version()
+
+    def _step_wrapper(self, p: Tensor, group: dict) -> None:
+        lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
+        state = self.state[p]
+        if "square_avg" not in state:
+            state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
+            names = ["square_avg"] + ["momentum_buffer"] * (momentum > 0) + ["grad_avg"] * group["centered"]
+            state.update({name: zeros_like(p) for name in names})
+        _step_tensor(state)
+        grad = -p.grad if group["maximize"] else p.grad
+        if group["weight_decay"] != 0:
+            grad = grad.add(p, alpha=group["weight_decay"])
+        state["square_avg"].mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+        if group["centered"]:
+            state["grad_avg"].lerp_(grad, 1 - alpha)
+            avg = state["square_avg"].addcmul(state["grad_avg"], state["grad_avg"], value=-1).sqrt_()
+        else:
+            avg = state["square_avg"].sqrt()
+        avg = avg.add_(eps)
+        if momentum > 0:
+            state["momentum_buffer"].mul_(momentum).addcdiv_(grad, avg)
+            p.add_(state["momentum_buffer"], alpha=-lr)
+        else:
+            p.addcdiv_(grad, avg, value=-lr)

@@ -4,6 +4,7 @@ shrunk when it flips; only the gradient's sign moves the parameter."""
 from __future__ import annotations
 
 from .._backend import array_module
+from ..tensor import Tensor
 from .adam import _as_real
 from .optimizer import (
     Optimizer,
@@ -59,3 +60,20 @@ class Rprop(Optimizer):
             w -= xp.sign(g) * step_size
             prev[...] = g
             p._bump_version()
+
+    def _step_wrapper(self, p: Tensor, group: dict) -> None:
+        eta_minus, eta_plus = group["etas"]
+        state = self.state[p]
+        if "prev" not in state:
+            state["prev"] = p.new_zeros(tuple(p.shape))
+            state["step_size"] = p.new_full(tuple(p.shape), float(group["lr"]))
+        _step_tensor(state)
+        grad = -p.grad if group["maximize"] else p.grad
+        agreement = grad.mul(state["prev"]).sign()
+        # torch writes eta_plus / eta_minus / 1 by sign; masks times numbers give the same values exactly
+        factor = (agreement.gt(0).to(p.dtype) * eta_plus + agreement.lt(0).to(p.dtype) * eta_minus
+                  + agreement.eq(0).to(p.dtype))
+        state["step_size"].mul_(factor).clamp_(*group["step_sizes"])
+        grad = grad.masked_fill(agreement.lt(0), 0)
+        p.addcmul_(grad.sign(), state["step_size"], value=-1)
+        state["prev"].copy_(grad)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from .._backend import array_module
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check_fused_flags, _check_hyper_parameters, _params_with_grad
+from .optimizer import (
+    Optimizer,
+    _check_fused_flags,
+    _check_hyper_parameters,
+    _params_with_grad,
+)
 
 __all__ = ["SGD"]
 
@@ -47,3 +52,20 @@ class SGD(Optimizer):
                 g = g + momentum * buf._data if nesterov else buf._data
             w -= lr * g
             p._bump_version()
+
+    def _step_wrapper(self, p: Tensor, group: dict) -> None:
+        """torch's single-tensor SGD step in tensor ops, for a wrapper subclass parameter (its handler
+        runs each op on the values it holds)."""
+        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+        grad = -p.grad if group["maximize"] else p.grad
+        if group["weight_decay"] != 0:
+            grad = grad.add(p, alpha=group["weight_decay"])
+        if momentum != 0:
+            state = self.state[p]
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = grad.clone().detach()
+            else:
+                buf.mul_(momentum).add_(grad, alpha=1 - dampening)
+            grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
+        p.add_(grad, alpha=-lr)

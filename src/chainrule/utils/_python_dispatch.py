@@ -37,6 +37,31 @@ from ..ops.namespaces import OpOverload
 __all__ = ["DispatchedOverload", "InplaceOverload", "TorchDispatchMode", "is_traceable_wrapper_subclass", "return_and_correct_aliasing",
            "transform_subclass"]
 
+# the grad mode of the code that called into a handler (None outside handlers): a handler runs below
+# autograd (grad mode off); enable_reentrant_dispatch gives it back, as torch's TLS snapshot does
+_handler_caller = threading.local()
+
+
+@contextlib.contextmanager
+def _below_autograd():
+    outer = getattr(_handler_caller, "grad_enabled", None)
+    _handler_caller.grad_enabled = is_grad_enabled()
+    try:
+        with no_grad():
+            yield
+    finally:
+        _handler_caller.grad_enabled = outer
+
+
+@contextlib.contextmanager
+def reentrant_dispatch():
+    """torch.overrides.enable_reentrant_dispatch: inside a handler, ops record gradients again as
+    they would have where the handler was called (torch restores the dispatcher's state from there)."""
+    caller = getattr(_handler_caller, "grad_enabled", None)
+    with set_grad_enabled(caller) if caller is not None else contextlib.nullcontext():
+        yield
+
+
 _mode_stack: list = []
 
 
@@ -109,6 +134,11 @@ def _pop_mode_temporarily(k=None):
         yield mode
     finally:
         _mode_stack.append(mode)
+        if _function.active_dispatch is None:
+            # the last wrapper subclass instance went while the stack was empty, and with it the
+            # dispatcher: the mode is back, so must the dispatcher be
+            _function.active_dispatch = _dispatch
+            _switch_fast_paths(True)
 
 
 @contextlib.contextmanager
@@ -283,7 +313,7 @@ def _to_mode(op_class, inputs, params):
         stack = _pending.stack = []
     stack.append(pending)
     try:
-        with _pop_mode_temporarily() as mode, no_grad():
+        with _pop_mode_temporarily() as mode, _below_autograd():
             types = _dispatch_types(inputs) if _live_wrappers else ()
             result = mode.__torch_dispatch__(overload_of(op_class), types, *_aten_arguments(op_class, inputs, params))
     finally:
@@ -331,7 +361,7 @@ def _to_subclass(op_class, inputs, params):
     below autograd; the op's node, recorded on the wrappers, goes on the result it returned."""
     func = overload_of(op_class)
     types = _dispatch_types(inputs)
-    with no_grad():
+    with _below_autograd():
         for kind in types:
             result = kind.__torch_dispatch__(func, types, *_aten_arguments(op_class, inputs, params))
             if result is not NotImplemented:
@@ -387,7 +417,8 @@ def _make_wrapper_subclass(cls, size, strides=None, storage_offset=None, memory_
     """torch.Tensor._make_wrapper_subclass: a ``cls`` instance with ``size`` and ``dtype`` and no
     values of its own; its class keeps them (an inner tensor, say) and its ``__torch_dispatch__``
     answers every op on it. chainrule gives it a zero-strided placeholder array of that shape and
-    dtype (no memory); ``strides``, ``device`` and the dispatch policies are accepted as given."""
+    dtype (no memory), reporting ``strides`` (contiguous ones by default) and ``storage_offset`` as
+    given; ``device`` and the dispatch policies are accepted as given."""
     from .. import _dtype
     from ..tensor import Tensor
 
@@ -398,6 +429,10 @@ def _make_wrapper_subclass(cls, size, strides=None, storage_offset=None, memory_
     placeholder = np.broadcast_to(np.zeros((), dtype=dt.np), tuple(int(n) for n in size))
     out = Tensor._make.__func__(cls, placeholder)
     out._set_requires_grad(requires_grad)
+    out._wrapper_strides = tuple(int(step) for step in strides) if strides is not None \
+        else _contiguous_strides(placeholder.shape)
+    if storage_offset:
+        out._wrapper_storage_offset = int(storage_offset)
     if getattr(cls, "__torch_dispatch__", None) is not None:
         if not _live_wrappers:
             _function.active_dispatch = _dispatch
@@ -406,6 +441,14 @@ def _make_wrapper_subclass(cls, size, strides=None, storage_offset=None, memory_
         _live_wrappers += 1
         weakref.finalize(out, _wrapper_gone)
     return out
+
+
+def _contiguous_strides(shape) -> tuple:
+    strides, step = [], 1
+    for length in reversed(shape):
+        strides.append(step)
+        step *= max(length, 1)
+    return tuple(reversed(strides))
 
 
 def _wrapper_gone() -> None:
@@ -492,7 +535,7 @@ def _dispatch_node(node, grads):
         nodes = _pending.nodes = []
     nodes.append(node)
     try:
-        with no_grad():
+        with _below_autograd():
             for kind in types:
                 result = kind.__torch_dispatch__(func, types, args, {})
                 if result is not NotImplemented:
@@ -519,9 +562,9 @@ def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
         func = _factory_overloads[name] = OpOverload("aten", op_name, overload_name or "default", factory)
     types = _dispatch_types(args) if _live_wrappers else ()
     if _mode_stack:
-        with _pop_mode_temporarily() as mode, no_grad():
+        with _pop_mode_temporarily() as mode, _below_autograd():
             return mode.__torch_dispatch__(func, types, args, kwargs)
-    with no_grad():
+    with _below_autograd():
         for kind in types:
             result = kind.__torch_dispatch__(func, types, args, kwargs)
             if result is not NotImplemented:
@@ -563,7 +606,7 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
     ``target``, written in place, whatever the handler returns."""
     name = getattr(function, "__name__", "")
     if not name.isidentifier():
-        return _function.RUN_UNDISPATCHED
+        return _into_wrapper_by_copy(function, target, args, kwargs)
     tensors = [target, *args, *kwargs.values()]
     types = _dispatch_types(tensors) if _live_wrappers else ()
     if not _mode_stack and not types:
@@ -579,10 +622,10 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
     targets.append((target, is_grad_enabled()))
     try:
         if _mode_stack:
-            with _pop_mode_temporarily() as mode, no_grad():
+            with _pop_mode_temporarily() as mode, _below_autograd():
                 mode.__torch_dispatch__(func, types, (target, *args), kwargs)
             return target
-        with no_grad():
+        with _below_autograd():
             for kind in types:
                 if kind.__torch_dispatch__(func, types, (target, *args), kwargs) is not NotImplemented:
                     return target
@@ -592,6 +635,16 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
 
 
 _function.inplace_dispatch = _dispatch_inplace
+
+
+def _into_wrapper_by_copy(function, target, args: tuple, kwargs: dict):
+    """An in-place op built from a lambda (``F.threshold_``, ``F.hardtanh(inplace=True)``) on a wrapper
+    subclass, whose values live in its attributes, outside a mode and with no gradient to record: the
+    op runs out of place (its handler answers it) and ``copy_`` writes the result in (its handler too)."""
+    if _mode_stack or not _live_wrappers or target._wrapper_strides is None or (is_grad_enabled() and any(
+            isinstance(t, _function._Tensor) and t.requires_grad for t in (target, *args, *kwargs.values()))):
+        return _function.RUN_UNDISPATCHED
+    return target.copy_(function(target, *args, **kwargs))
 
 
 def _bind_wrapper_constructor() -> None:

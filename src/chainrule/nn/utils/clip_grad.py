@@ -41,6 +41,13 @@ def _check_foreach(foreach, device) -> None:
         raise RuntimeError(f"foreach=True was passed, but can't use the foreach API on {device.type} tensors")
 
 
+def _one_by_one(foreach, group: list[Tensor]) -> bool:
+    """Whether a group takes the per-tensor loop: asked for (foreach=False), or, left to choose, a
+    wrapper subclass among it (torch's foreach kernels take plain tensors only; a wrapper's handler
+    answers the per-tensor ops on the values it holds)."""
+    return foreach is False or foreach is None and any(t._wrapper_strides is not None for t in group)
+
+
 def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False, foreach=None) -> Tensor:
     """The ``norm_type``-norm of all ``tensors`` together, as if concatenated into one vector."""
     tensors = _as_list(tensors)
@@ -52,7 +59,7 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
         norms: list[Tensor] = []
         for (device, _), group in _by_device_and_dtype(tensors).items():
             _check_foreach(foreach, device)
-            if foreach is False:
+            if _one_by_one(foreach, group):
                 norms.extend(vector_norm(t, norm_type) for t in group)
             else:
                 norms.extend(_foreach_norm(group, norm_type))
@@ -77,7 +84,7 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, forea
         for (device, _), group in _by_device_and_dtype(grads).items():
             _check_foreach(foreach, device)
             coef = clip_coef_clamped.to(device)
-            if foreach is False:
+            if _one_by_one(foreach, group):
                 for g in group:
                     g.mul_(coef)
             else:

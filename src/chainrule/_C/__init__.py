@@ -16,9 +16,9 @@ from __future__ import annotations
 import enum
 import types
 
-from . import _backend, _dtype
-from ._torch_file import PyTorchFileReader, PyTorchFileWriter  # noqa: F401  (torch._C's names for them)
-from .tensor import Tensor
+from .. import _backend, _dtype
+from .._torch_file import PyTorchFileReader, PyTorchFileWriter  # noqa: F401  (torch._C's names for them)
+from ..tensor import Tensor
 
 __all__: list[str] = []
 
@@ -128,28 +128,28 @@ _nn = types.SimpleNamespace(_parse_to=_parse_to)
 
 
 # ---- the __torch_function__ switches and checks (chainrule/_torch_function.py; torch.overrides uses them)
-from ._torch_function import DisableTorchFunction, DisableTorchFunctionSubclass  # noqa: E402,F401
-from ._torch_function import disabled_torch_function_impl as _disabled_torch_function_impl  # noqa: E402,F401
-from ._torch_function import has_torch_function as _has_torch_function  # noqa: E402,F401
-from ._torch_function import has_torch_function_unary as _has_torch_function_unary  # noqa: E402,F401
-from ._torch_function import has_torch_function_variadic as _has_torch_function_variadic  # noqa: E402,F401
-from ._torch_function import is_torch_function_enabled as _is_torch_function_enabled  # noqa: E402,F401
-from ._torch_function import is_torch_function_mode_enabled as _is_torch_function_mode_enabled  # noqa: E402,F401
-from ._torch_function import pop_mode as _pop_torch_function_stack  # noqa: E402,F401
-from ._torch_function import push_mode as _push_on_torch_function_stack  # noqa: E402,F401
+from .._torch_function import DisableTorchFunction, DisableTorchFunctionSubclass  # noqa: E402,F401
+from .._torch_function import disabled_torch_function_impl as _disabled_torch_function_impl  # noqa: E402,F401
+from .._torch_function import has_torch_function as _has_torch_function  # noqa: E402,F401
+from .._torch_function import has_torch_function_unary as _has_torch_function_unary  # noqa: E402,F401
+from .._torch_function import has_torch_function_variadic as _has_torch_function_variadic  # noqa: E402,F401
+from .._torch_function import is_torch_function_enabled as _is_torch_function_enabled  # noqa: E402,F401
+from .._torch_function import is_torch_function_mode_enabled as _is_torch_function_mode_enabled  # noqa: E402,F401
+from .._torch_function import pop_mode as _pop_torch_function_stack  # noqa: E402,F401
+from .._torch_function import push_mode as _push_on_torch_function_stack  # noqa: E402,F401
 
 
 def __getattr__(name: str):
     # the dispatch layer (utils._python_dispatch) is imported at first use, not with torch._C
     if name == "_DisableTorchDispatch":
-        from .utils._python_dispatch import _DisableTorchDispatch
+        from ..utils._python_dispatch import _DisableTorchDispatch
 
         return _DisableTorchDispatch
     raise AttributeError(f"module 'torch._C' has no attribute '{name}'")
 
 
 def _len_torch_function_stack() -> int:
-    from . import _torch_function
+    from .. import _torch_function
 
     return len(_torch_function.mode_stack)
 

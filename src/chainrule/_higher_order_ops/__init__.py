@@ -9,9 +9,9 @@ gradients flow through every step taken (torch's ``map`` and ``scan`` are differ
 
 from __future__ import annotations
 
-from .ops.compat import cond, while_loop
-from .ops.shape import stack
-from .utils._pytree import tree_flatten, tree_leaves, tree_unflatten
+from ..ops.compat import cond, while_loop
+from ..ops.shape import stack
+from ..utils._pytree import tree_flatten, tree_leaves, tree_unflatten
 
 __all__ = ["cond", "while_loop", "scan", "map"]
 
