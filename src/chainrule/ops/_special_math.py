@@ -46,43 +46,71 @@ _PSI_ASYMPTOTIC = (8.33333333333333333333e-2, -2.10927960927960927961e-2, 7.5757
                    8.33333333333333333333e-2)
 
 
+def _single(x) -> bool:
+    """Whether torch's CPU kernel computes ``x``'s dtype in float (float32, and float16/bfloat16,
+    which ATen widens to float): its rounding then shows in float32 results near poles."""
+    dtype = np.asarray(x).dtype
+    return dtype.kind in "fV" and dtype.itemsize <= 4
+
+
 def digamma(x: np.ndarray) -> np.ndarray:
     """ψ(x) = Γ'(x)/Γ(x), ATen's algorithm: reflection for x < 0, the recurrence
     ψ(x) = ψ(x + 1) - 1/x up to x >= 10, then the asymptotic series. ψ(±0) = ∓inf, NaN at the
-    negative integers (and -inf), as torch."""
-    x = _f64(x)
+    negative integers (and -inf), as torch. float32 (and narrower) runs ATen's float version in
+    float32 arithmetic, whose rounding near the poles is torch's."""
+    single = _single(x)
+    x = np.asarray(x, dtype=np.float32 if single else np.float64)
+    real = x.dtype.type
     with np.errstate(all="ignore"):
         negative = x < 0
-        fraction = x - np.trunc(x)
-        reflection = np.where(negative, -np.pi / np.tan(np.pi * fraction), 0.0)
-        z = np.where(negative, 1 - x, x)
+        # torch takes the fraction in double (modf) and rounds π/tan(πr) once to x's dtype
+        fraction = x.astype(np.float64) - np.trunc(x.astype(np.float64))
+        reflection = np.where(negative, np.pi / np.tan(np.pi * fraction), 0.0).astype(x.dtype)
+        z = np.where(negative, real(1) - x, x)
         total = np.zeros_like(z)
         for _ in range(10):  # z in (0, 10) reaches 10 within ten steps
             below = z < 10
-            total = total - np.where(below, 1 / np.where(below, z, 1.0), 0.0)
-            z = np.where(below, z + 1, z)
-        zz = np.where(z < 1e17, 1 / (z * z), 0.0)
-        series = zz * np.polyval(_PSI_ASYMPTOTIC, zz)
-        tail = np.where(z == 10, _PSI_10, np.log(z) - 0.5 / z - series)
-        result = total + tail + reflection
+            total = total - np.where(below, real(1) / np.where(below, z, real(1)), real(0))
+            z = np.where(below, z + real(1), z)
+        zz = np.where(z < real(1e17), real(1) / (z * z), real(0))
+        series = zz * _polevl(zz, _PSI_ASYMPTOTIC, real)
+        tail = np.where(z == 10, total + real(_PSI_10), total + _libm(np.log, z) - real(0.5) / z - series)
+        result = tail - reflection
         result = np.where(negative & (x == np.trunc(x)), np.nan, result)
-        return np.where(x == 0, np.copysign(np.inf, -x), result)
+        return np.where(x == 0, np.copysign(real(np.inf), -x), result)
+
+
+def _libm(function, x):
+    """``function`` of x as glibc's float version gives it (correctly rounded, which NumPy's own
+    float32 loops are not always: an ulp apart in about one value in twenty)."""
+    return function(x.astype(np.float64)).astype(x.dtype) if x.dtype == np.float32 else function(x)
+
+
+def _polevl(z, coefficients, real):
+    result = np.zeros_like(z)
+    for c in coefficients:
+        result = result * z + real(c)
+    return result
 
 
 def trigamma(x: np.ndarray) -> np.ndarray:
     """ψ'(x), ATen's algorithm (reflection below 1/2, six recurrence steps, a four-term series)
-    so the values are torch's, which are accurate to about 1e-8 relative, not round-off."""
-    x = _f64(x)
+    so the values are torch's, which are accurate to about 1e-8 relative, not round-off; in
+    float32 arithmetic for float32 input (ATen's float overload: sinf(π_f·x) near the poles)."""
+    single = _single(x)
+    x = np.asarray(x, dtype=np.float32 if single else np.float64)
+    real = x.dtype.type
     with np.errstate(all="ignore"):
         reflect = x < 0.5
-        sin_pi_x = np.sin(np.pi * x)
-        total = np.where(reflect, -(np.pi * np.pi) / (sin_pi_x * sin_pi_x), 0.0)
-        z = np.where(reflect, 1 - x, x)
+        sin_pi_x = _libm(np.sin, real(np.pi) * x)
+        total = np.where(reflect, -(real(np.pi) * real(np.pi)) / (sin_pi_x * sin_pi_x), real(0))
+        z = np.where(reflect, real(1) - x, x)
         for _ in range(6):
-            total = total + 1 / (z * z)
-            z = z + 1
-        ixx = 1 / (z * z)
-        total = total + (1 + 1 / (2 * z) + ixx * (1.0 / 6 - ixx * (1.0 / 30 - ixx * (1.0 / 42)))) / z
+            total = total + real(1) / (z * z)
+            z = z + real(1)
+        ixx = real(1) / (z * z)
+        series = real(1) + real(1) / (real(2) * z) + ixx * (real(1 / 6) - ixx * (real(1 / 30) - ixx * real(1 / 42)))
+        total = total + series / z
         return np.where(reflect, -total, total)
 
 
@@ -90,59 +118,79 @@ def trigamma(x: np.ndarray) -> np.ndarray:
 _ZETA_A = (12.0, -720.0, 30240.0, -1209600.0, 47900160.0, -1.8924375803183791606e9, 7.47242496e10,
            -2.950130727918164224e12, 1.1646782814350067249e14, -4.5979787224074726105e15,
            1.8152105401943546773e17, -7.1661652561756670113e18)
+_MACHEP = 1.11022302462515654042e-16
 
 
 def zeta(x: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """The Hurwitz zeta function Σ_k (k + q)^-x, Cephes' algorithm (as ATen): nine or more terms
-    summed directly, then the Euler-Maclaurin tail. +inf at x = 1 and at the poles q = 0, -1, ...;
-    NaN for x < 1 and for q < 0 with x not an integer; x's cases are decided first (q = 0 with
-    x < 1 is NaN), as Cephes tests them in that order."""
+    """The Hurwitz zeta function Σ_k (k + q)^-x, Cephes' algorithm step for step, as ATen: terms
+    summed directly (nine at least, and until k + q > 9 or a term drops below round-off), then the
+    Euler-Maclaurin tail, stopping where Cephes stops. +inf at x = 1 and at the poles q = 0, -1, ...;
+    NaN for x < 1 and for q < 0 with x not an integer. ATen sums in double for every dtype, but
+    its first term is ``pow(q, -x)`` in the input's dtype (float32's rounding there is torch's)."""
+    single = _single(x) or _single(q)
     x, q = np.broadcast_arrays(_f64(x), _f64(q))
+    shape = x.shape
+    x, q = x.reshape(-1), q.reshape(-1)
+    result = np.full(x.shape, np.nan)
     with np.errstate(all="ignore"):
-        x_pole, x_invalid = x == 1, x < 1
-        pole = x_pole | (~x_invalid & (q <= 0) & (q == np.floor(q)))
-        invalid = ~x_pole & (x_invalid | ((q < 0) & (x != np.floor(x))))
-        huge_q = q > 1e8  # DLMF 25.11.43: the leading terms are exact to round-off there
-        qq = np.where(pole | invalid | huge_q, 1.0, q)
-        xx = np.where(pole | invalid, 2.0, x)
-        s = qq ** -xx
-        a = qq.copy()
-        b = np.zeros_like(s)
-        steps = 0
-        while True:
-            active = (steps < 9) | (a <= 9)  # Cephes sums until nine terms and a > 9
-            if not active.any():
-                break
-            a = np.where(active, a + 1, a)
-            b = np.where(active, a ** -xx, b)
-            s = s + np.where(active, b, 0.0)
-            steps += 1
-        w = a
-        s = s + b * w / (xx - 1) - 0.5 * b
-        factor = np.ones_like(s)
+        defined = ~(x < 1) & (x != 1)
+        pole = defined & (q <= 0) & (q == np.floor(q))
+        work = np.flatnonzero(defined & ~pole & ~((q <= 0) & (x != np.floor(x))))
+        result[x == 1] = np.inf
+        result[pole] = np.inf
+        if work.size:
+            result[work] = _zeta_cephes(x[work], q[work], single)
+    return result.reshape(shape)
+
+
+def _zeta_cephes(x, q, single):
+    s = q ** -x
+    if single:  # glibc's powf is correctly rounded (NumPy's float32 power can be an ulp off it)
+        s = s.astype(np.float32).astype(np.float64)
+    a, b = q.copy(), np.zeros_like(q)
+    done = np.zeros(q.shape, dtype=bool)
+    steps = 0
+    while True:
+        # each element adds terms while it has fewer than nine or k + q <= 9 (a negative q climbs)
+        active = np.flatnonzero(~done & ((steps < 9) | (a <= 9)))
+        if not active.size:
+            break
+        a[active] += 1
+        b[active] = a[active] ** -x[active]
+        s[active] += b[active]
+        done[active] = (-_MACHEP * s[active] < b[active]) & (b[active] < _MACHEP * s[active])
+        steps += 1
+    tail = np.flatnonzero(~done)
+    if tail.size:
+        xt, st, bt, w = x[tail], s[tail], b[tail], a[tail]
+        st = st + bt * w / (xt - 1) - 0.5 * bt
+        finished = np.zeros(tail.shape, dtype=bool)
+        factor = np.ones_like(st)
         k = 0.0
         for coefficient in _ZETA_A:
-            factor = factor * (xx + k)
-            b = b / w
-            term = np.where(b == 0, 0.0, factor * b / coefficient)
-            s = s + term
+            factor = factor * (xt + k)
+            bt = bt / w
+            st = np.where(finished, st, st + factor * bt / coefficient)
+            finished |= np.abs(factor * bt / coefficient / st) < _MACHEP
             k += 1
-            factor = factor * (xx + k)
-            b = b / w
+            factor = factor * (xt + k)
+            bt = bt / w
             k += 1
-        s = np.where(huge_q, (1 / (x - 1) + 1 / (2 * q)) * q ** (1 - x), s)
-        s = np.where(invalid & ~pole, np.nan, s)
-        return np.where(pole, np.inf, s)
+        s[tail] = st
+    return s
 
 
 def polygamma(n: int, x: np.ndarray) -> np.ndarray:
-    """ψ^(n)(x) = (-1)^(n+1) n! ζ(n + 1, x) for n >= 2; digamma and trigamma for n = 0, 1 (as ATen)."""
+    """ψ^(n)(x) = (-1)^(n+1) n! ζ(n + 1, x) for n >= 2; digamma and trigamma for n = 0, 1 (as ATen,
+    whose float32 product rounds ζ and n! = exp(lgamma(n + 1)) to float first)."""
     if n == 0:
         return digamma(x)
     if n == 1:
         return trigamma(x)
+    real = np.float32 if _single(x) else np.float64
     with np.errstate(all="ignore"):
-        return (1.0 if n % 2 else -1.0) * math.exp(math.lgamma(n + 1.0)) * zeta(float(n + 1), x)
+        factorial = np.exp(real(math.lgamma(n + 1.0)))
+        return real(1.0 if n % 2 else -1.0) * factorial * zeta(real(n + 1), x).astype(real)
 
 
 # ---------------------------------------------------------------- erfc and its inverses
