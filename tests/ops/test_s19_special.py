@@ -73,3 +73,19 @@ def test_zeta_edges_as_cephes(dtype):
     x = np.array([1e20, 1e20, INF, 2.0, 3.0, 1.0, 0.5, 2.0, 3.0, 2.0], dtype=dtype)
     q = np.array([501.0, 1e20, INF, -3.0, -2.5, 2.0, 2.0, 0.0, 1e9, NAN], dtype=dtype)
     _close_to_torch(lambda lib, a, b: lib.special.zeta(a, b), x, q)
+
+
+# ---------------------------------------------------------------- erfcx, log_ndtr
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_erfcx_left_of_zero_is_atens_formula(dtype):
+    # below 0 torch computes 2·exp(x²) - erfcx(-x) in the input's dtype: x² rounded in float32
+    x = np.array([-8.478373527526855, -6.4587721824646, -5.805131912231445, -3.0, -0.5, -26.8, -27.0,
+                  0.0, 2.0, 60.0, 6e7, INF, -INF, NAN], dtype=dtype)
+    _close_to_torch(lambda lib, t: lib.special.erfcx(t), x)
+
+
+def test_log_ndtr_far_left_value_and_gradient_cancel_as_torch():
+    # torch's gradient exp(-(log_ndtr(x) + x²/2))/sqrt(2π) cancels against its forward's roundings
+    x = np.array([-1e4, -3e4, -1e6, -1.38630726e6, -1e8, -40.0, -2.5, -1.0, 0.0, 3.0], dtype=np.float64)
+    _close_to_torch(lambda lib, t: lib.special.log_ndtr(t), x)
+    _grads_like_torch(lambda lib, t: lib.special.log_ndtr(t), x)

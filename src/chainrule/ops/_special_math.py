@@ -236,23 +236,44 @@ def _log_erfc_nonnegative(z: np.ndarray) -> np.ndarray:
         return np.where(z >= _ERFC_SWITCH, tail, np.log(1 - erf(np.minimum(z, _ERFC_SWITCH))))
 
 
-def erfcx(x: np.ndarray) -> np.ndarray:
-    """exp(x²) erfc(x), with no overflow for large x (1/(sqrt(π) F(x)) past 1)."""
-    x = _f64(x)
+def _erfcx_nonnegative(z: np.ndarray) -> np.ndarray:
+    """exp(z²) erfc(z) for z >= 0 in float64, with no overflow: 1/(sqrt(π) F(z)) past 1, and
+    past 50 ATen's own five-term fraction (past 5e7 its one term), so that log_ndtr, which
+    subtracts z² from its log, cancels to torch's digits."""
     with np.errstate(all="ignore"):
-        tail_x = np.maximum(x, _ERFC_SWITCH)
-        tail = 1 / _SQRT_PI / _erfc_fraction(tail_x)
-        near = np.exp(x * x) * erfc(np.minimum(x, _ERFC_SWITCH))
-        return np.where(x >= _ERFC_SWITCH, tail, near)
+        tail = 1 / _SQRT_PI / _erfc_fraction(np.clip(z, _ERFC_SWITCH, 50.0))
+        near = np.exp(z * z) * erfc(np.minimum(z, _ERFC_SWITCH))
+        z2 = z * z
+        far = (z2 * (z2 + 4.5) + 2) / (z * (z2 * (z2 + 5) + 3.75)) / _SQRT_PI
+        far = np.where(z > 5e7, 1 / _SQRT_PI / z, far)
+        return np.where(z > 50, far, np.where(z >= _ERFC_SWITCH, tail, near))
+
+
+def erfcx(x: np.ndarray) -> np.ndarray:
+    """exp(x²) erfc(x). Below 0 it is ATen's 2·exp(x²) - erfcx(-x) in the input's dtype (the
+    float32 rounding of x² shows in the result: a relative 1e-5 at x = -8), just 2·exp(x²)
+    below -6.1 and +inf below -26.7."""
+    real = np.float32 if _single(x) else np.float64
+    x = np.asarray(x, dtype=real)
+    with np.errstate(all="ignore"):
+        mirrored = _erfcx_nonnegative(np.abs(x.astype(np.float64))).astype(real)  # erfcx(|x|)
+        twice_exp = real(2) * _libm(np.exp, x * x)
+        negative = np.where(x < -6.1, twice_exp, twice_exp - mirrored)
+        negative = np.where(x < -26.7, real(np.inf), negative)
+        return np.where(x < 0, negative, mirrored)
 
 
 def log_ndtr(x: np.ndarray) -> np.ndarray:
-    """log Φ(x) for the standard normal CDF Φ, accurate in both tails."""
-    x = _f64(x)
-    t = x / math.sqrt(2.0)
+    """log Φ(x) for the standard normal CDF Φ, ATen's formula in the input's dtype: below -1,
+    log(erfcx(-t)/2) - t² with t = x/sqrt(2) (torch's gradient, exp(-(log Φ + x²/2)), cancels
+    against these very roundings far in the left tail); above, log1p(-erfc(t)/2)."""
+    real = np.float32 if _single(x) else np.float64
+    x = np.asarray(x, dtype=real)
     with np.errstate(all="ignore"):
-        left = _log_erfc_nonnegative(np.maximum(-t, 0.0)) - math.log(2.0)  # Φ(x) = erfc(-t)/2
-        right = np.log1p(-0.5 * erfc(t))  # Φ(x) = 1 - erfc(t)/2
+        t = x * real(math.sqrt(0.5))  # c10::frac_sqrt_2, which 1/sqrt(2) misses by an ulp
+        scaled = _erfcx_nonnegative(np.maximum(-t, 0.0).astype(np.float64)).astype(real)
+        left = _libm(np.log, scaled / real(2)) - t * t
+        right = np.log1p(-0.5 * erfc(t.astype(np.float64))).astype(real)
         return np.where(np.isnan(x), x, np.where(x < -1, left, right))
 
 
