@@ -89,3 +89,46 @@ def test_log_ndtr_far_left_value_and_gradient_cancel_as_torch():
     x = np.array([-1e4, -3e4, -1e6, -1.38630726e6, -1e8, -40.0, -2.5, -1.0, 0.0, 3.0], dtype=np.float64)
     _close_to_torch(lambda lib, t: lib.special.log_ndtr(t), x)
     _grads_like_torch(lambda lib, t: lib.special.log_ndtr(t), x)
+
+
+# ---------------------------------------------------------------- Bessel I0/I1, kaiser, entr
+BESSEL_POINTS = np.array([0.0, -0.0, 1e-30, 2.0, -3.5, 8.0, 8.5, -30.0, 88.5, 89.0, -95.0, 700.0, 720.0, INF, -INF, NAN])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["i0", "i0e", "i1", "i1e", "modified_bessel_i0", "modified_bessel_i1"])
+def test_bessel_i_is_atens_chebyshev_kernel(name, dtype):
+    # torch's float kernels compute exp(|x|) in float: I0 and I1 are inf past 88.7 in float32
+    _close_to_torch(lambda lib, x: getattr(lib.special, name)(x), BESSEL_POINTS.astype(dtype))
+
+
+@pytest.mark.parametrize("name", ["i1", "i1e"])
+def test_i1_gradient_is_one_half_at_nan_and_tiny_inputs(name):
+    # torch's backward takes the limit 1/2 wherever |x| <= eps, NaN included (|NaN| > eps is false)
+    _grads_like_torch(lambda lib, x: getattr(lib.special, name)(x), BESSEL_POINTS.astype(np.float64))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("beta", [12.0, 89.0, 100.0, 1000.0])
+def test_kaiser_window_overflows_where_torch_does(beta, dtype):
+    for periodic in (True, False):
+        ours = chainrule.kaiser_window(10, periodic=periodic, beta=beta, dtype=getattr(chainrule, dtype))
+        theirs = torch.kaiser_window(10, periodic=periodic, beta=beta, dtype=getattr(torch, dtype))
+        np.testing.assert_allclose(ours.float().numpy(), theirs.float().numpy(), rtol=1e-3 if dtype == "float16" else 1.3e-6,
+                                   atol=1e-5, equal_nan=True)
+        sym = not periodic
+        if dtype != "float16":
+            ours = chainrule.signal.windows.kaiser(10, beta=beta, sym=sym, dtype=getattr(chainrule, dtype))
+            theirs = torch.signal.windows.kaiser(10, beta=beta, sym=sym, dtype=getattr(torch, dtype))
+            np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1.3e-6, atol=1e-5, equal_nan=True)
+
+
+def test_entr_values_gradient_and_node():
+    x = np.array([-INF, INF, NAN, 0.0, -0.0, 1e-300, 0.5, 2.0, -3.0], dtype=np.float64)
+    _close_to_torch(lambda lib, t: lib.special.entr(t), x)
+    _close_to_torch(lambda lib, t: lib.special.entr(t), x.astype(np.float32))
+    _grads_like_torch(lambda lib, t: lib.special.entr(t), x)  # -(1 + log x): NaN below 0, +inf at 0
+    leaf = chainrule.tensor([0.5], requires_grad=True)
+    assert chainrule.special.entr(leaf).grad_fn.name() == "SpecialEntrBackward0"
+    assert chainrule.autograd.gradcheck(chainrule.special.entr, chainrule.tensor([0.3, 1.7, 4.0], dtype=chainrule.float64,
+                                                                                requires_grad=True))

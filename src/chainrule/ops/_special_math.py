@@ -346,45 +346,89 @@ def ndtri(p: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- modified Bessel functions I0, I1
-_BESSEL_SWITCH = 30.0
-_BESSEL_SERIES_TERMS = 110
-_BESSEL_ASYMPTOTIC_TERMS = 30
+# Cephes' Chebyshev coefficients (ATen's Math.h): exp(-x)·I0(x) on [0, 8] (A) and
+# exp(-x)·sqrt(x)·I0(x) on (8, inf) (B), the same for float and double
+_I0E_A = (
+    -4.41534164647933937950E-18, 3.33079451882223809783E-17, -2.43127984654795469359E-16,
+    1.71539128555513303061E-15, -1.16853328779934516808E-14, 7.67618549860493561688E-14,
+    -4.85644678311192946090E-13, 2.95505266312963983461E-12, -1.72682629144155570723E-11,
+    9.67580903537323691224E-11, -5.18979560163526290666E-10, 2.65982372468238665035E-9,
+    -1.30002500998624804212E-8, 6.04699502254191894932E-8, -2.67079385394061173391E-7,
+    1.11738753912010371815E-6, -4.41673835845875056359E-6, 1.64484480707288970893E-5,
+    -5.75419501008210370398E-5, 1.88502885095841655729E-4, -5.76375574538582365885E-4,
+    1.63947561694133579842E-3, -4.32430999505057594430E-3, 1.05464603945949983183E-2,
+    -2.37374148058994688156E-2, 4.93052842396707084878E-2, -9.49010970480476444210E-2,
+    1.71620901522208775349E-1, -3.04682672343198398683E-1, 6.76795274409476084995E-1,
+)
+_I0E_B = (
+    -7.23318048787475395456E-18, -4.83050448594418207126E-18, 4.46562142029675999901E-17,
+    3.46122286769746109310E-17, -2.82762398051658348494E-16, -3.42548561967721913462E-16,
+    1.77256013305652638360E-15, 3.81168066935262242075E-15, -9.55484669882830764870E-15,
+    -4.15056934728722208663E-14, 1.54008621752140982691E-14, 3.85277838274214270114E-13,
+    7.18012445138366623367E-13, -1.79417853150680611778E-12, -1.32158118404477131188E-11,
+    -3.14991652796324136454E-11, 1.18891471078464383424E-11, 4.94060238822496958910E-10,
+    3.39623202570838634515E-9, 2.26666899049817806459E-8, 2.04891858946906374183E-7, 2.89137052083475648297E-6,
+    6.88975834691682398426E-5, 3.36911647825569408990E-3, 8.04490411014108831608E-1,
+)
+# exp(-x)·I1(x)/x on [0, 8] and exp(-x)·sqrt(x)·I1(x) past 8; ATen's float kernels take the last 17
+# and 7 of them
+_I1E_A = (
+    2.77791411276104639959E-18, -2.11142121435816608115E-17, 1.55363195773620046921E-16,
+    -1.10559694773538630805E-15, 7.60068429473540693410E-15, -5.04218550472791168711E-14,
+    3.22379336594557470981E-13, -1.98397439776494371520E-12, 1.17361862988909016308E-11,
+    -6.66348972350202774223E-11, 3.62559028155211703701E-10, -1.88724975172282928790E-9,
+    9.38153738649577178388E-9, -4.44505912879632808065E-8, 2.00329475355213526229E-7,
+    -8.56872026469545474066E-7, 3.47025130813767847674E-6, -1.32731636560394358279E-5,
+    4.78156510755005422638E-5, -1.61760815825896745588E-4, 5.12285956168575772895E-4,
+    -1.51357245063125314899E-3, 4.15642294431288815669E-3, -1.05640848946261981558E-2,
+    2.47264490306265168283E-2, -5.29459812080949914269E-2, 1.02643658689847095384E-1,
+    -1.76416518357834055153E-1, 2.52587186443633654823E-1,
+)
+_I1E_B = (
+    7.51729631084210481353E-18, 4.41434832307170791151E-18, -4.65030536848935832153E-17,
+    -3.20952592199342395980E-17, 2.96262899764595013876E-16, 3.30820231092092828324E-16,
+    -1.88035477551078244854E-15, -3.81440307243700780478E-15, 1.04202769841288027642E-14,
+    4.27244001671195135429E-14, -2.10154184277266431302E-14, -4.08355111109219731823E-13,
+    -7.19855177624590851209E-13, 2.03562854414708950722E-12, 1.41258074366137813316E-11,
+    3.25260358301548823856E-11, -1.89749581235054123450E-11, -5.58974346219658380687E-10,
+    -3.83538038596423702205E-9, -2.63146884688951950684E-8, -2.51223623787020892529E-7,
+    -3.88256480887769039346E-6, -1.10588938762623716291E-4, -9.76109749136146840777E-3,
+    7.78576235018280120474E-1,
+)
+_I1E_FLOAT_TERMS = (17, 7)
+
+
+def _chbevl(z, coefficients):
+    """Cephes' chbevl, in z's dtype: ½(b₀ - b₂) of the Chebyshev series' Clenshaw recurrence."""
+    real = z.dtype.type
+    b0, b1, b2 = np.full_like(z, real(coefficients[0])), np.zeros_like(z), np.zeros_like(z)
+    for coefficient in coefficients[1:]:
+        b2, b1 = b1, b0
+        b0 = z * b1 - b2 + real(coefficient)
+    return real(0.5) * (b0 - b2)
 
 
 def _bessel_i(order: int, x: np.ndarray, scaled: bool) -> np.ndarray:
-    """I_order(x) (order 0 or 1), times e^{-|x|} when ``scaled``: the power series (all terms of
-    one sign) below |x| = 30, the large-x asymptotic series above (its terms are below 1e-19 by
-    then)."""
-    x = _f64(x)
+    """I_order(x) (order 0 or 1), times e^{-|x|} when ``scaled``: ATen's kernels (Cephes' Chebyshev
+    series on [0, 8] and past 8), in float32 arithmetic for float32 and narrower input as torch's
+    float kernels (whose exp(|x|) overflows past 88.7, so float32 I0 and I1 are inf there)."""
+    single = _single(x)
+    real = np.float32 if single else np.float64
+    x = np.asarray(x, dtype=real)
     z = np.abs(x)
+    a, b = (_I0E_A, _I0E_B) if order == 0 else (_I1E_A, _I1E_B)
+    if order == 1 and single:
+        a, b = a[-_I1E_FLOAT_TERMS[0]:], b[-_I1E_FLOAT_TERMS[1]:]
     with np.errstate(all="ignore"):
-        zs = np.minimum(z, _BESSEL_SWITCH)
-        quarter = zs * zs / 4
-        term = np.ones_like(zs) if order == 0 else zs / 2
-        total = term.copy()
-        for k in range(1, _BESSEL_SERIES_TERMS):
-            term = term * quarter / (k * (k + order))
-            total = total + term
-            # every term is positive, rising to its peak near k = z/2 (where term/total >= 1/k)
-            # and then falling faster than geometrically: once all are negligible, so is the rest
-            if k % 8 == 0 and not (term > total * 1e-18).any():
-                break
-        series = total * np.exp(-zs) if scaled else total
-        zl = np.maximum(z, _BESSEL_SWITCH)
-        mu = 4.0 * order * order
-        term = np.ones_like(zl)
-        total = term.copy()
-        for k in range(1, _BESSEL_ASYMPTOTIC_TERMS):
-            term = term * -(mu - (2 * k - 1) ** 2) / (k * 8 * zl)
-            total = total + term
-        asymptotic = total / np.sqrt(2 * np.pi * zl)
-        if not scaled:
-            # e^z / sqrt(2πz) as e^{z/2} · (e^{z/2} / sqrt(2πz)): finite up to I's own overflow
-            half = np.exp(zl / 2)
-            asymptotic = half * (half * asymptotic)
-        result = np.where(z < _BESSEL_SWITCH, series, asymptotic)
-        result = np.where(np.isnan(x), x, result)
-        return np.copysign(result, x) if order == 1 else result
+        near = _chbevl(z / real(2) - real(2), a)
+        far = _chbevl(real(32) / z - real(2), b)
+        if order == 1:
+            near = near * z if scaled else _libm(np.exp, z) * z * near
+        elif not scaled:
+            near = _libm(np.exp, z) * near
+        far = far / np.sqrt(z) if scaled else _libm(np.exp, z) * far / np.sqrt(z)
+        result = np.where(z <= 8, near, far)
+        return np.where(x < 0, -result, result) if order == 1 else result
 
 
 def i0(x):

@@ -173,25 +173,51 @@ class SpecialI0E(_Unary, Function):
 class SpecialI1(_Unary, Function):
     saved_attributes = {"_saved_result": saved(1), "_saved_self": saved(0)}
     op, cupy_name = "special.i1", "i1"
-    label, rule, formula = "i1", "∂/∂a = i0(a) - i1(a)/a (1/2 at a = 0)", "i1({0})"
+    label, rule, formula = "i1", "∂/∂a = i0(a) - i1(a)/a (1/2 where |a| <= eps or a is NaN)", "i1({0})"
     kernel = staticmethod(kernels.i1)
 
     @staticmethod
     def derivative(grad, x, y):
-        safe = where(x == 0, 1.0, x)
-        return where(x == 0, 0.5 * grad, grad * (i0(x) - y / safe))
+        not_tiny, safe = _away_from_zero(x)
+        return grad * where(not_tiny, i0(safe) - y / safe, 0.5)
 
 
 class SpecialI1E(_Unary, Function):
     saved_attributes = {"_saved_result": saved(1), "_saved_self": saved(0)}
     op, cupy_name = "special.i1e", "i1e"
-    label, rule, formula = "i1e", "∂/∂a = i0e(a) - i1e(a)·(sgn(a) + 1/a) (1/2 at a = 0)", "i1e({0})"
+    label, rule, formula = ("i1e", "∂/∂a = i0e(a) - i1e(a)·(sgn(a) + 1/a) (1/2 where |a| <= eps or a is NaN)",
+                            "i1e({0})")
     kernel = staticmethod(kernels.i1e)
 
     @staticmethod
     def derivative(grad, x, y):
-        safe = where(x == 0, 1.0, x)
-        return where(x == 0, 0.5 * grad, grad * (special_i0e(x) - y * (sign(x) + 1 / safe)))
+        not_tiny, safe = _away_from_zero(x)
+        return grad * where(not_tiny, special_i0e(safe) - y * (sign(safe) + 1 / safe), 0.5)
+
+
+def _away_from_zero(x):
+    """torch's i1/i1e backward: (|x| > eps, x there and eps elsewhere); where |x| <= eps, or x is
+    NaN, the gradient is the limit 1/2."""
+    eps = float(np.finfo(x._data.dtype).eps)
+    not_tiny = x.abs() > eps
+    return not_tiny, where(not_tiny, x, eps)
+
+
+def _entr_array(x):
+    xp = array_module(x)
+    with np.errstate(all="ignore"):
+        value = xp.where(x > 0, -x * xp.log(xp.where(x > 0, x, 1)), xp.where(x == 0, 0, -xp.inf))
+        return xp.where(xp.isnan(x), x, value).astype(x.dtype, copy=False)
+
+
+class SpecialEntr(_Unary, Function):
+    op, label, formula = "special.entr", "entr", "entr({0})"
+    rule = "∂/∂a = -(1 + log a) (NaN for a < 0, +inf at 0)"
+    kernel, any_device = staticmethod(_entr_array), True
+
+    @staticmethod
+    def derivative(grad, x, y):
+        return grad * -(1 + x.log())
 
 
 class SpecialNdtri(_Unary, Function):
@@ -234,6 +260,7 @@ i0 = _unary_op(I0, "i0")
 special_i0e = _unary_op(SpecialI0E, "i0e")
 special_i1 = _unary_op(SpecialI1, "i1")
 special_i1e = _unary_op(SpecialI1E, "i1e")
+special_entr = _unary_op(SpecialEntr, "entr")
 special_ndtri = _unary_op(SpecialNdtri, "ndtri")
 special_log_ndtr = _unary_op(SpecialLogNdtr, "log_ndtr")
 special_erfcx = _unary_op(SpecialErfcx, "erfcx")
