@@ -132,3 +132,28 @@ def test_entr_values_gradient_and_node():
     assert chainrule.special.entr(leaf).grad_fn.name() == "SpecialEntrBackward0"
     assert chainrule.autograd.gradcheck(chainrule.special.entr, chainrule.tensor([0.3, 1.7, 4.0], dtype=chainrule.float64,
                                                                                 requires_grad=True))
+
+
+# ---------------------------------------------------------------- clamp with tensor bounds
+def test_clamp_tensor_bounds_gradients_follow_torch_when_max_is_below_min():
+    # torch: min gets the gradient where x < min < max, max where x > max or max < min (the result
+    # is max there, NaN still propagating); x where min <= x <= max
+    values = [-2.0, 0.5, 1.0, 3.0, NAN, 2.0, INF]
+    bounds = [0.0, 1.0, 2.0, NAN]
+    grid = np.array([(x, lo, hi) for x in values for lo in bounds for hi in bounds]).T
+    _close_to_torch(lambda lib, x, lo, hi: lib.clamp(x, lo, hi), *grid)
+    _grads_like_torch(lambda lib, x, lo, hi: lib.clamp(x, lo, hi), *grid)
+    leaves = [chainrule.tensor(v, requires_grad=True) for v in grid]
+    assert chainrule.clamp(*leaves).grad_fn.name() == "ClampBackward0"
+
+
+@pytest.mark.parametrize("bounds", [(True, False), (False, True)])
+def test_clamp_refuses_a_tensor_bound_with_a_number_bound(bounds):
+    def call(lib):
+        low = lib.tensor([0.0]) if bounds[0] else 0.0
+        high = lib.tensor([1.0]) if bounds[1] else 1.0
+        return lib.clamp(lib.tensor([0.5]), low, high)
+
+    _raises_like_torch(call)
+    with pytest.raises(TypeError, match="invalid combination of arguments"):
+        chainrule.tensor([0.5]).clamp(min=chainrule.tensor([0.0]), max=1.0)
