@@ -1,9 +1,11 @@
-"""NumPy kernels for torch's special functions (gamma family, erfinv, Bessel I0/I1, incomplete gamma).
+"""NumPy kernels for torch's special functions (gamma family, erfinv, Bessel I0/I1; the incomplete
+gamma functions are ``_incomplete_gamma``'s).
 
-Every kernel takes a floating array, computes in float64 and returns the input's dtype. The
-algorithms are the ones torch's CPU kernels use where matching torch's numbers matters
-(digamma, trigamma, zeta: Cephes, as ATen's Math.h), and float64-accurate series/continued
-fractions elsewhere. NumPy only, on the CPU: ``special_functions.on_device`` routes device
+Every kernel takes a floating array and returns its values in float64 or, where torch's CPU kernel
+computes float32 in float (digamma, trigamma, Bessel I0/I1, erfcx, log_ndtr), in float32 with that
+kernel's roundings. The algorithms are the ones torch's CPU kernels use where matching torch's
+numbers matters (Cephes, as ATen's Math.h), and float64-accurate series/continued fractions
+elsewhere. NumPy only, on the CPU: ``special_functions.on_device`` routes device
 arrays to ``cupyx.scipy.special`` or refuses clearly.
 """
 
@@ -15,7 +17,6 @@ import numpy as np
 
 from ._special import erf
 
-_EPS = np.finfo(np.float64).eps
 _SQRT_PI = math.sqrt(math.pi)
 _LOG_SQRT_PI = math.log(_SQRT_PI)
 
@@ -445,84 +446,3 @@ def i1(x):
 
 def i1e(x):
     return _bessel_i(1, x, scaled=True)
-
-
-# ---------------------------------------------------------------- regularized incomplete gamma
-_IGAMMA_MAX_STEPS = 10000
-_TINY = 1e-300
-
-
-def _log_prefactor(a, x):
-    # log(x^a e^{-x} / Γ(a))
-    return a * np.log(x) - x - lgamma(a)
-
-
-def _igamma_series(a, x):
-    """P(a, x) by its series x^a e^{-x}/Γ(a+1) Σ x^n / ((a+1)...(a+n)), for x < a + 1."""
-    term = 1 / a
-    total = term.copy()
-    ap = a.copy()
-    for _ in range(_IGAMMA_MAX_STEPS):
-        ap = ap + 1
-        term = term * x / ap
-        total = total + term
-        if not (np.abs(term) > np.abs(total) * _EPS).any():
-            break
-    return total * np.exp(_log_prefactor(a, x))
-
-
-def _igammac_fraction(a, x):
-    """Q(a, x) by its continued fraction (modified Lentz), for x >= a + 1."""
-    b = x + 1 - a
-    c = np.full_like(b, 1 / _TINY)
-    d = 1 / b
-    h = d.copy()
-    for i in range(1, _IGAMMA_MAX_STEPS):
-        an = -i * (i - a)
-        b = b + 2
-        d = an * d + b
-        d = np.where(np.abs(d) < _TINY, _TINY, d)
-        c = b + an / c
-        c = np.where(np.abs(c) < _TINY, _TINY, c)
-        d = 1 / d
-        delta = d * c
-        h = h * delta
-        if not (np.abs(delta - 1) > _EPS).any():
-            break
-    return np.exp(_log_prefactor(a, x)) * h
-
-
-def _igamma_pair(a, x, upper: bool) -> np.ndarray:
-    a, x = np.broadcast_arrays(_f64(a), _f64(x))
-    shape = a.shape
-    a, x = a.reshape(-1), x.reshape(-1)
-    result = np.full(a.shape, np.nan)
-    with np.errstate(all="ignore"):
-        regular = (a > 0) & (x > 0) & np.isfinite(a) & np.isfinite(x)
-        series = regular & (x < a + 1)
-        fraction = regular & ~series
-        if series.any():
-            p = _igamma_series(a[series], x[series])
-            result[series] = 1 - p if upper else p
-        if fraction.any():
-            q = _igammac_fraction(a[fraction], x[fraction])
-            result[fraction] = q if upper else 1 - q
-        # the edges, as torch: P(a, 0) = 0, P(0, x > 0) = 1, P(a, inf) = 1, P(inf, x finite) = 0
-        lower_edge = np.full(a.shape, np.nan)
-        lower_edge = np.where((x == 0) & (a > 0), 0.0, lower_edge)
-        lower_edge = np.where((a == 0) & (x > 0), 1.0, lower_edge)
-        lower_edge = np.where(np.isposinf(x) & (a > 0), 1.0, lower_edge)
-        lower_edge = np.where(np.isposinf(a) & (x >= 0) & np.isfinite(x), 0.0, lower_edge)
-        edge = ~regular
-        result[edge] = (1 - lower_edge[edge]) if upper else lower_edge[edge]
-    return result.reshape(shape)
-
-
-def igamma(a, x) -> np.ndarray:
-    """The regularized lower incomplete gamma P(a, x); NaN for a < 0 or x < 0."""
-    return _igamma_pair(a, x, upper=False)
-
-
-def igammac(a, x) -> np.ndarray:
-    """The regularized upper incomplete gamma Q(a, x) = 1 - P(a, x)."""
-    return _igamma_pair(a, x, upper=True)

@@ -17,6 +17,7 @@ from .. import _dtype, return_types
 from .._backend import array_module, device_of
 from ..autograd.function import Function, ctx_value, kept_value, name_node, saved
 from ..tensor import Tensor, honours_out, write_out
+from . import _incomplete_gamma as incomplete_gamma
 from . import _special_math as kernels
 from ._arg_parser import write_out_same_dtype
 from .elementwise import (
@@ -363,7 +364,7 @@ class Igamma(Function):
         ctx.save_for_backward(a, x)
         name = "igammac" if cls.upper else "igamma"
         return on_device(name, "gammaincc" if cls.upper else "gammainc",
-                         kernels.igammac if cls.upper else kernels.igamma, a, x)
+                         incomplete_gamma.igammac if cls.upper else incomplete_gamma.igamma, a, x)
 
     @classmethod
     def backward(cls, ctx, grad):
