@@ -178,3 +178,10 @@ def test_igamma_gradient_in_x_and_refusal_in_a():
     a, x = np.array([0.5, 3.0, 250.0]), np.array([1.5, 2.0, 240.0])
     _grads_like_torch(lambda lib, a_, x_: lib.igamma(a_.detach(), x_) + lib.igammac(a_.detach(), x_) * 2, a, x)
     _raises_like_torch(lambda lib: lib.igamma(lib.tensor(a, requires_grad=True), lib.tensor(x)).sum().backward())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_erfc_family_at_infinities_and_huge_arguments(dtype):
+    x = np.array([INF, -INF, NAN, 0.0, 1e300, -1e300, 1e9, 7.99, 8.0, 30.0, -30.0]).astype(dtype)
+    for name in ("erfc", "erfcx", "log_ndtr", "ndtr"):
+        _close_to_torch(lambda lib, t, name=name: getattr(lib.special, name)(t), x)

@@ -15,10 +15,7 @@ import math
 
 import numpy as np
 
-from ._special import erf
-
 _SQRT_PI = math.sqrt(math.pi)
-_LOG_SQRT_PI = math.log(_SQRT_PI)
 
 
 def _f64(x) -> np.ndarray:
@@ -195,37 +192,46 @@ def polygamma(n: int, x: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- erfc and its inverses
-# the continued fraction is exact to round-off from z = 1 with 200 terms; below 1, erfc >= 0.157 and
-# 1 - erf(z) keeps its relative accuracy
+# Cephes' ndtr.c rational approximations: erf(x) = x·T(x²)/U(x²) for |x| < 1, and
+# exp(x²)·erfc(x) = P(x)/Q(x) for 1 <= x < 8, R(x)/S(x) past 8 (relative errors near 1e-16)
 _ERFC_SWITCH = 1.0
-_ERFC_FRACTION_TERMS = 200
-_ERFC_FAR_TERMS = 60
+_ERF_T = (9.60497373987051638749e0, 9.00260197203842689217e1, 2.23200534594684319226e3, 7.00332514112805075473e3,
+          5.55923013010394962768e4)
+_ERF_U = (1.0, 3.35617141647503099647e1, 5.21357949780152679795e2, 4.59432382970980127987e3,
+          2.26290000613890934246e4, 4.92673942608635921086e4)
+_ERFC_P = (2.46196981473530512524e-10, 5.64189564831068821977e-1, 7.46321056442269912687e0, 4.86371970985681366614e1,
+           1.96520832956077098242e2, 5.26445194995477358631e2, 9.34528527171957607540e2, 1.02755188689515710272e3,
+           5.57535335369399327526e2)
+_ERFC_Q = (1.0, 1.32281951154744992508e1, 8.67072140885989742329e1, 3.54937778887819891062e2, 9.75708501743205489753e2,
+           1.82390916687909736289e3, 2.24633760818710981792e3, 1.65666309194161350182e3, 5.57535340817727675546e2)
+_ERFC_R = (5.64189583547755073984e-1, 1.27536670759978104416e0, 5.01905042251180477414e0, 6.16021097993053585195e0,
+           7.40974269950448939160e0, 2.97886665372100240670e0)
+_ERFC_S = (1.0, 2.26052863220117276590e0, 9.39603524938001434673e0, 1.20489539808096656605e1,
+           1.70814450747565897222e1, 9.60896809063285878198e0, 3.36907645100081516050e0)
 
 
-def _erfc_fraction(z: np.ndarray) -> np.ndarray:
-    """The continued fraction F(z) with erfc(z) = e^{-z²} / (sqrt(π) F(z)), for z >= 1: 200 terms
-    below z = 2, 60 above (exact to round-off from there), each group on its own elements."""
-    z = np.asarray(z)
-    fraction = np.empty_like(z)
-    near = z < 2
-    for group, terms in ((near, _ERFC_FRACTION_TERMS), (~near, _ERFC_FAR_TERMS)):
-        if group.any():
-            zg = z[group]
-            f = zg.copy()
-            for k in range(terms, 0, -1):
-                f = zg + (k / 2.0) / f
-            fraction[group] = f
-    return fraction
+def _erf_small(x: np.ndarray) -> np.ndarray:
+    """erf(x) for |x| <= 1 (Cephes' T/U)."""
+    z = x * x
+    return x * _polevl(z, _ERF_T, np.float64) / _polevl(z, _ERF_U, np.float64)
+
+
+def _erfc_scaled_tail(z: np.ndarray) -> np.ndarray:
+    """exp(z²)·erfc(z) for z >= 1 (Cephes' P/Q below 8, R/S above)."""
+    near = _polevl(z, _ERFC_P, np.float64) / _polevl(z, _ERFC_Q, np.float64)
+    far = _polevl(z, _ERFC_R, np.float64) / _polevl(z, _ERFC_S, np.float64)
+    far = np.where(z > 1e8, 1 / (_SQRT_PI * z), far)  # R/S's powers would overflow; 1/(sqrt(π) z) is exact there
+    return np.where(z < 8, near, far)
 
 
 def erfc(x: np.ndarray) -> np.ndarray:
-    """1 - erf(x) with relative accuracy in the right tail (the continued fraction past 1)."""
+    """1 - erf(x) with relative accuracy in the right tail."""
     x = _f64(x)
     z = np.abs(x)
     with np.errstate(all="ignore"):
         tail_z = np.maximum(z, _ERFC_SWITCH)
-        tail = np.exp(-tail_z * tail_z) / _SQRT_PI / _erfc_fraction(tail_z)
-        e = np.where(z >= _ERFC_SWITCH, tail, 1 - erf(np.minimum(z, _ERFC_SWITCH)))
+        tail = np.exp(-tail_z * tail_z) * _erfc_scaled_tail(tail_z)
+        e = np.where(z >= _ERFC_SWITCH, tail, 1 - _erf_small(np.minimum(z, _ERFC_SWITCH)))
         return np.where(np.isnan(x), x, np.where(x >= 0, e, 2 - e))
 
 
@@ -233,16 +239,16 @@ def _log_erfc_nonnegative(z: np.ndarray) -> np.ndarray:
     """log erfc(z) for z >= 0, without underflow in the tail."""
     with np.errstate(all="ignore"):
         tail_z = np.maximum(z, _ERFC_SWITCH)
-        tail = -tail_z * tail_z - _LOG_SQRT_PI - np.log(_erfc_fraction(tail_z))
-        return np.where(z >= _ERFC_SWITCH, tail, np.log(1 - erf(np.minimum(z, _ERFC_SWITCH))))
+        tail = -tail_z * tail_z + np.log(_erfc_scaled_tail(tail_z))
+        return np.where(z >= _ERFC_SWITCH, tail, np.log(1 - _erf_small(np.minimum(z, _ERFC_SWITCH))))
 
 
 def _erfcx_nonnegative(z: np.ndarray) -> np.ndarray:
-    """exp(z²) erfc(z) for z >= 0 in float64, with no overflow: 1/(sqrt(π) F(z)) past 1, and
-    past 50 ATen's own five-term fraction (past 5e7 its one term), so that log_ndtr, which
-    subtracts z² from its log, cancels to torch's digits."""
+    """exp(z²) erfc(z) for z >= 0 in float64, with no overflow: Cephes' tail past 1, and past 50
+    ATen's own five-term fraction (past 5e7 its one term), so that log_ndtr, which subtracts z²
+    from its log, cancels to torch's digits."""
     with np.errstate(all="ignore"):
-        tail = 1 / _SQRT_PI / _erfc_fraction(np.clip(z, _ERFC_SWITCH, 50.0))
+        tail = _erfc_scaled_tail(np.clip(z, _ERFC_SWITCH, 50.0))
         near = np.exp(z * z) * erfc(np.minimum(z, _ERFC_SWITCH))
         z2 = z * z
         far = (z2 * (z2 + 4.5) + 2) / (z * (z2 * (z2 + 5) + 3.75)) / _SQRT_PI
@@ -322,7 +328,7 @@ def erfinv(x: np.ndarray) -> np.ndarray:
             yc = y[center]
             zc = _erfinv_start(yc, 1 - yc)
             for _ in range(3):
-                zc = zc - (erf(zc) - yc) / (2 / _SQRT_PI * np.exp(-zc * zc))
+                zc = zc - (_erf_small(zc) - yc) / (2 / _SQRT_PI * np.exp(-zc * zc))
             z[center] = zc
         tail = (y > 0.5) & (y < 1)
         if tail.any():
