@@ -1341,6 +1341,8 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
         if min is not None and max is not None:
             if not (isinstance(min, Tensor) and isinstance(max, Tensor)):  # torch has no mixed overload
                 raise TypeError(_mixed_bounds_message(input, min, max))
+            if all(t._data.dtype == np.bool_ for t in (input, min, max)):  # torch's one-bound kernels take bool
+                raise NotImplementedError("\"clamp_cpu\" not implemented for 'Bool'")
             return name_node(_clamp_both(input, min, max), "ClampBackward0", label="clamp")
         out = input
         if min is not None:
@@ -1377,7 +1379,9 @@ def _clamp_both(x: Tensor, low: Tensor, high: Tensor) -> Tensor:
     to_high = (x > high) | (high < low)
     to_low = (x < low) & (low < high)
     inside = (x >= low) & (x <= high)
-    high_value = where(isnan(x) | isnan(low), high + np.nan, high)
+    high_value = high
+    if any(t._data.dtype.kind in "fVc" for t in (x, low, high)):  # integers have no NaN (nor a float NaN to add)
+        high_value = where(isnan(x) | isnan(low), high + np.nan, high)
     rest = minimum(maximum(x, low), high).detach()
     return where(to_high, high_value, where(to_low, low, where(inside, x, rest)))
 
