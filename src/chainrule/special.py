@@ -37,6 +37,7 @@ from .ops.special_functions import special_i1 as i1
 from .ops.special_functions import special_i1e as i1e
 from .ops.special_functions import special_log_ndtr as log_ndtr
 from .ops.special_functions import special_ndtri as ndtri
+from .ops.special_functions import special_xlog1py as xlog1py
 from .ops.special_functions import special_zeta as zeta
 from .ops.special_polynomials import (
     airy_ai,
@@ -88,12 +89,6 @@ __all__ = ["expit", "logit", "erf", "erfc", "exp2", "expm1", "log1p", "logsumexp
 def expit(input: Tensor) -> Tensor:
     """The logistic sigmoid 1 / (1 + exp(-x))."""
     return sigmoid(input)
-
-
-def xlog1py(input, other) -> Tensor:
-    """x * log1p(y), 0 where x == 0 (even when log1p(y) is infinite); either may be a Python number."""
-    input, other = _float_pair(input, other)
-    return where(input == 0, input * 0, input * log1p(other))
 
 
 def ndtr(input: Tensor) -> Tensor:

@@ -193,3 +193,12 @@ def test_clamp_integer_and_bool_tensor_bounds():
     _close_to_torch(lambda lib, x, lo, hi: lib.clamp(x, lo, hi), ints, np.array([7]), np.array([6]))
     _close_to_torch(lambda lib, x, lo, hi: lib.clamp(x, lo, hi), ints, np.array([2.5]), np.array([6]))
     _raises_like_torch(lambda lib: lib.clamp(lib.tensor([True, False]), lib.tensor([True]), lib.tensor([True])))
+
+
+def test_xlog1py_is_one_op_with_torchs_gradients():
+    # ∂/∂x is log1p(y) even at x = 0 (0 only where y <= -1); ∂/∂y is x/(y + 1), NaN at x = 0, y = -1
+    grid = np.array([(x, y) for x in (0.0, -0.0, 1.5, -2.0, NAN, INF) for y in (-1.0, -2.0, 0.0, 3.0, NAN, INF, -0.5)]).T
+    _close_to_torch(lambda lib, x, y: lib.special.xlog1py(x, y), *grid)
+    _grads_like_torch(lambda lib, x, y: lib.special.xlog1py(x, y), *grid)
+    leaves = [chainrule.tensor(v, requires_grad=True) for v in grid]
+    assert chainrule.special.xlog1py(*leaves).grad_fn.name() == "SpecialXlog1PyBackward0"

@@ -421,6 +421,37 @@ def special_zeta(input, other) -> Tensor:
     return SpecialZeta.apply(*_float_pair(input, other))
 
 
+# ---------------------------------------------------------------- xlog1py
+class SpecialXlog1Py(Function):
+    """x · log1p(y), 0 where x = 0 and y is not NaN (torch.special.xlog1py)."""
+
+    label = "xlog1py"
+    rule = "∂/∂x = log1p(y) (at x = 0 too, as torch; 0 where x = 0 and y <= -1), ∂/∂y = x / (y + 1)"
+    formula = "xlog1py({0}, {1})"
+    _array_forward = True
+    saved_attributes = {"_saved_other": saved(1), "_saved_self": saved(0)}
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        xp = array_module(x)
+        with np.errstate(all="ignore"):
+            return xp.where((x == 0) & ~xp.isnan(y), xp.zeros((), x.dtype), x * xp.log1p(y))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # torch's rule: the x-gradient is xlog1py(grad, y), log1p y even where x = 0, except 0 where
+        # x = 0 and y <= -1 (log1p y is -inf or NaN there)
+        x, y = ctx.saved_values
+        return (where((x == 0) & (y <= -1), 0.0, special_xlog1py(grad, y)) if ctx.needs_input_grad[0] else None,
+                grad * x / (y + 1) if ctx.needs_input_grad[1] else None)
+
+
+def special_xlog1py(input, other) -> Tensor:
+    """torch.special.xlog1py: x * log1p(y), 0 where x == 0 and y is not NaN; either may be a Python number."""
+    return SpecialXlog1Py.apply(*_float_pair(input, other))
+
+
 # ---------------------------------------------------------------- logit
 class Logit(Function):
     saved_attributes = {"_saved_eps": ctx_value("eps"), "_saved_self": saved(0)}
