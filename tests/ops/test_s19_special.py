@@ -202,3 +202,19 @@ def test_xlog1py_is_one_op_with_torchs_gradients():
     _grads_like_torch(lambda lib, x, y: lib.special.xlog1py(x, y), *grid)
     leaves = [chainrule.tensor(v, requires_grad=True) for v in grid]
     assert chainrule.special.xlog1py(*leaves).grad_fn.name() == "SpecialXlog1PyBackward0"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_polar_gradient_is_torchs_from_the_result(dtype):
+    # torch: ∂/∂r = Re(conj(g)·sgn(z)), so none where r = 0; ∂/∂θ = Re(conj(g)·i·z); NaN at r = ±inf
+    values = [0.0, -0.0, 1.0, -1.0, INF, -INF, NAN, 2.5]
+    grid = np.array([(r, t) for r in values for t in values], dtype=dtype).T
+    ours, theirs = _both(lambda lib, r, t: lib.polar(r, t), *grid)
+    np.testing.assert_allclose(ours, theirs, rtol=1.3e-6, atol=1e-5, equal_nan=True)
+    if dtype == np.float64:
+        def loss(lib, r, t):
+            return lib.view_as_real(lib.polar(r, t)) * lib.tensor([0.7, -1.3], dtype=lib.float64)
+
+        _grads_like_torch(loss, *grid)
+        leaves = [chainrule.tensor(v, requires_grad=True) for v in grid]
+        assert chainrule.polar(*leaves).grad_fn.name() == "PolarBackward0"
