@@ -287,8 +287,7 @@ class Polar(Function):
     def forward(ctx, r, theta):
         xp = array_module(r)
         with np.errstate(all="ignore"):
-            z = xp.empty(xp.broadcast_shapes(r.shape, theta.shape), dtype=np.result_type(r.dtype, np.complex64))
-            z.real, z.imag = r * xp.cos(theta), r * xp.sin(theta)
+            z = ComplexOp.forward(ctx, r * xp.cos(theta), r * xp.sin(theta))
         ctx.save_for_backward(z)
         return z
 
