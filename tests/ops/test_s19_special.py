@@ -182,7 +182,8 @@ def test_igamma_gradient_in_x_and_refusal_in_a():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_erfc_family_at_infinities_and_huge_arguments(dtype):
-    x = np.array([INF, -INF, NAN, 0.0, 1e300, -1e300, 1e9, 7.99, 8.0, 30.0, -30.0]).astype(dtype)
+    huge = 1e300 if dtype == np.float64 else 3e38
+    x = np.array([INF, -INF, NAN, 0.0, huge, -huge, 1e9, 7.99, 8.0, 30.0, -30.0], dtype=dtype)
     for name in ("erfc", "erfcx", "log_ndtr", "ndtr"):
         _close_to_torch(lambda lib, t, name=name: getattr(lib.special, name)(t), x)
 
@@ -218,3 +219,15 @@ def test_polar_gradient_is_torchs_from_the_result(dtype):
         _grads_like_torch(loss, *grid)
         leaves = [chainrule.tensor(v, requires_grad=True) for v in grid]
         assert chainrule.polar(*leaves).grad_fn.name() == "PolarBackward0"
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int8", "uint8"])
+def test_right_shift_by_negative_or_too_many_bits_fills_with_the_sign(dtype):
+    # torch: an amount < 0 or >= width - 1 (width for unsigned types) gives a >> (width - 1): -1 or 0
+    info = np.iinfo(dtype)
+    values = np.array([info.min, info.min // 2, 0, 5, info.max], dtype=dtype)
+    for amount in (-3, -1, 0, 3, 7, 8, 9, 31, 63, 64, 100):
+        if info.min <= amount <= info.max:
+            shifts = np.full_like(values, amount)
+            _close_to_torch(lambda lib, a, b: lib.bitwise_right_shift(a, b), values, shifts)
+            _close_to_torch(lambda lib, a, b: lib.bitwise_left_shift(a, b), values, shifts)
