@@ -141,13 +141,36 @@ def zeta(x: np.ndarray, q: np.ndarray) -> np.ndarray:
     return result.reshape(shape)
 
 
+_ZETA_BLOCK = 4096
+
+
+def _zeta_climb(x, s, a, b, steps):
+    """Cephes' first loop for a very negative q, a block of terms at a time (in place): while k + q
+    stays below -1 the terms grow in size towards the pole, so its stopping test cannot fire and
+    summing them in blocks takes the same terms (a q of -5e6 took five million NumPy steps)."""
+    while True:
+        far = np.flatnonzero(a + _ZETA_BLOCK <= -1)
+        if not far.size:
+            return
+        for rows in np.array_split(far, -(-far.size // 256)):
+            ks = a[rows, None] + np.arange(1, _ZETA_BLOCK + 1)
+            terms = ks ** -x[rows, None]
+            s[rows] += terms.sum(axis=1)
+            climbed = ks[:, -1]
+            stuck = climbed == a[rows]  # |q| past 2^53: q + 1 == q, and Cephes would never finish
+            a[rows] = np.where(stuck, -1.0, climbed)
+            b[rows] = terms[:, -1]
+            steps[rows] += _ZETA_BLOCK
+
+
 def _zeta_cephes(x, q, single):
     s = q ** -x
     if single:  # glibc's powf is correctly rounded (NumPy's float32 power can be an ulp off it)
         s = s.astype(np.float32).astype(np.float64)
     a, b = q.copy(), np.zeros_like(q)
     done = np.zeros(q.shape, dtype=bool)
-    steps = 0
+    steps = np.zeros(q.shape)
+    _zeta_climb(x, s, a, b, steps)
     while True:
         # each element adds terms while it has fewer than nine or k + q <= 9 (a negative q climbs)
         active = np.flatnonzero(~done & ((steps < 9) | (a <= 9)))
@@ -157,7 +180,7 @@ def _zeta_cephes(x, q, single):
         b[active] = a[active] ** -x[active]
         s[active] += b[active]
         done[active] = (-_MACHEP * s[active] < b[active]) & (b[active] < _MACHEP * s[active])
-        steps += 1
+        steps[active] += 1
     tail = np.flatnonzero(~done)
     if tail.size:
         xt, st, bt, w = x[tail], s[tail], b[tail], a[tail]
