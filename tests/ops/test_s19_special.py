@@ -234,7 +234,7 @@ def test_right_shift_by_negative_or_too_many_bits_fills_with_the_sign(dtype):
 
 
 def test_zeta_of_a_very_negative_q_climbs_in_blocks():
-    # Cephes sums (k + q)^-x term by term until k + q > 9: five million terms for q = -5e6 + 0.5
-    q = np.array([-4988429.5, -5000.25, -20.5, 2.0])
+    # Cephes sums (k + q)^-x term by term until k + q > 9: fifty thousand terms for q = -50000.5
+    q = np.array([-50000.5, -5000.25, -20.5, 2.0])
     for x in (2.0, 3.0):
         _close_to_torch(lambda lib, a, b: lib.special.zeta(a, b), np.full_like(q, x), q)
