@@ -30,12 +30,14 @@ from .ops.special_functions import (
     polygamma,
     sinc,
 )
+from .ops.special_functions import special_entr as entr
 from .ops.special_functions import special_erfcx as erfcx
 from .ops.special_functions import special_i0e as i0e
 from .ops.special_functions import special_i1 as i1
 from .ops.special_functions import special_i1e as i1e
 from .ops.special_functions import special_log_ndtr as log_ndtr
 from .ops.special_functions import special_ndtri as ndtri
+from .ops.special_functions import special_xlog1py as xlog1py
 from .ops.special_functions import special_zeta as zeta
 from .ops.special_polynomials import (
     airy_ai,
@@ -87,18 +89,6 @@ __all__ = ["expit", "logit", "erf", "erfc", "exp2", "expm1", "log1p", "logsumexp
 def expit(input: Tensor) -> Tensor:
     """The logistic sigmoid 1 / (1 + exp(-x))."""
     return sigmoid(input)
-
-
-def xlog1py(input, other) -> Tensor:
-    """x * log1p(y), 0 where x == 0 (even when log1p(y) is infinite); either may be a Python number."""
-    input, other = _float_pair(input, other)
-    return where(input == 0, input * 0, input * log1p(other))
-
-
-def entr(input: Tensor) -> Tensor:
-    """-x log x for x > 0, 0 at x = 0, -inf for x < 0 (torch.special.entr)."""
-    # 0 - xlogy, not -xlogy: entr(0) is +0.0 in torch, not -0.0
-    return where(input < 0, input * 0 - math.inf, 0 - xlogy(input, input))
 
 
 def ndtr(input: Tensor) -> Tensor:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import chainrule
-from chainrule.ops._special_math import igamma
+from chainrule.ops._incomplete_gamma import igamma
 from chainrule.ops.gamma_sampling import standard_gamma, standard_gamma_grad
 
 torch = pytest.importorskip("torch")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import chainrule
+from chainrule.ops import _incomplete_gamma
 from chainrule.ops import _special_math as kernels
 
 torch = pytest.importorskip("torch")
@@ -170,8 +171,10 @@ def test_values_match_scipy():
     assert_close(kernels.erfc(z), special.erfc(z), 1e-12, 0)
     assert_close(kernels.log_ndtr(z), special.log_ndtr(z), 1e-12, 0)
     a, x = _RNG.uniform(0.01, 60, 2000), _RNG.uniform(0, 80, 2000)
-    assert_close(kernels.igamma(a, x), special.gammainc(a, x), 1e-11, 1e-300)
-    assert_close(kernels.igammac(a, x), special.gammaincc(a, x), 1e-11, 1e-300)
+    # torch's (and so chainrule's) asymptotic branch multiplies by sqrt(2·π·a) with π in float:
+    # 1.8e-9 relative from SciPy's, which has π in double
+    assert_close(_incomplete_gamma.igamma(a, x), special.gammainc(a, x), 1e-8, 1e-300)
+    assert_close(_incomplete_gamma.igammac(a, x), special.gammaincc(a, x), 1e-8, 1e-300)
     for name in ("i0", "i0e", "i1", "i1e"):
         assert_close(getattr(kernels, name)(WIDE), getattr(special, name)(WIDE), 1e-13, 0)
 

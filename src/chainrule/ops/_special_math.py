@@ -1,9 +1,11 @@
-"""NumPy kernels for torch's special functions (gamma family, erfinv, Bessel I0/I1, incomplete gamma).
+"""NumPy kernels for torch's special functions (gamma family, erfinv, Bessel I0/I1; the incomplete
+gamma functions are ``_incomplete_gamma``'s).
 
-Every kernel takes a floating array, computes in float64 and returns the input's dtype. The
-algorithms are the ones torch's CPU kernels use where matching torch's numbers matters
-(digamma, trigamma, zeta: Cephes, as ATen's Math.h), and float64-accurate series/continued
-fractions elsewhere. NumPy only, on the CPU: ``special_functions.on_device`` routes device
+Every kernel takes a floating array and returns its values in float64 or, where torch's CPU kernel
+computes float32 in float (digamma, trigamma, Bessel I0/I1, erfcx, log_ndtr), in float32 with that
+kernel's roundings. The algorithms are the ones torch's CPU kernels use where matching torch's
+numbers matters (Cephes, as ATen's Math.h), and float64-accurate series/continued fractions
+elsewhere. NumPy only, on the CPU: ``special_functions.on_device`` routes device
 arrays to ``cupyx.scipy.special`` or refuses clearly.
 """
 
@@ -13,11 +15,7 @@ import math
 
 import numpy as np
 
-from ._special import erf
-
-_EPS = np.finfo(np.float64).eps
 _SQRT_PI = math.sqrt(math.pi)
-_LOG_SQRT_PI = math.log(_SQRT_PI)
 
 
 def _f64(x) -> np.ndarray:
@@ -46,43 +44,71 @@ _PSI_ASYMPTOTIC = (8.33333333333333333333e-2, -2.10927960927960927961e-2, 7.5757
                    8.33333333333333333333e-2)
 
 
+def _single(x) -> bool:
+    """Whether torch's CPU kernel computes ``x``'s dtype in float (float32, and float16/bfloat16,
+    which ATen widens to float): its rounding then shows in float32 results near poles."""
+    dtype = np.asarray(x).dtype
+    return dtype.kind in "fV" and dtype.itemsize <= 4
+
+
 def digamma(x: np.ndarray) -> np.ndarray:
     """ψ(x) = Γ'(x)/Γ(x), ATen's algorithm: reflection for x < 0, the recurrence
     ψ(x) = ψ(x + 1) - 1/x up to x >= 10, then the asymptotic series. ψ(±0) = ∓inf, NaN at the
-    negative integers (and -inf), as torch."""
-    x = _f64(x)
+    negative integers (and -inf), as torch. float32 (and narrower) runs ATen's float version in
+    float32 arithmetic, whose rounding near the poles is torch's."""
+    single = _single(x)
+    x = np.asarray(x, dtype=np.float32 if single else np.float64)
+    real = x.dtype.type
     with np.errstate(all="ignore"):
         negative = x < 0
-        fraction = x - np.trunc(x)
-        reflection = np.where(negative, -np.pi / np.tan(np.pi * fraction), 0.0)
-        z = np.where(negative, 1 - x, x)
+        # torch takes the fraction in double (modf) and rounds π/tan(πr) once to x's dtype
+        fraction = x.astype(np.float64) - np.trunc(x.astype(np.float64))
+        reflection = np.where(negative, np.pi / np.tan(np.pi * fraction), 0.0).astype(x.dtype)
+        z = np.where(negative, real(1) - x, x)
         total = np.zeros_like(z)
         for _ in range(10):  # z in (0, 10) reaches 10 within ten steps
             below = z < 10
-            total = total - np.where(below, 1 / np.where(below, z, 1.0), 0.0)
-            z = np.where(below, z + 1, z)
-        zz = np.where(z < 1e17, 1 / (z * z), 0.0)
-        series = zz * np.polyval(_PSI_ASYMPTOTIC, zz)
-        tail = np.where(z == 10, _PSI_10, np.log(z) - 0.5 / z - series)
-        result = total + tail + reflection
+            total = total - np.where(below, real(1) / np.where(below, z, real(1)), real(0))
+            z = np.where(below, z + real(1), z)
+        zz = np.where(z < real(1e17), real(1) / (z * z), real(0))
+        series = zz * _polevl(zz, _PSI_ASYMPTOTIC, real)
+        tail = np.where(z == 10, total + real(_PSI_10), total + _libm(np.log, z) - real(0.5) / z - series)
+        result = tail - reflection
         result = np.where(negative & (x == np.trunc(x)), np.nan, result)
-        return np.where(x == 0, np.copysign(np.inf, -x), result)
+        return np.where(x == 0, np.copysign(real(np.inf), -x), result)
+
+
+def _libm(function, x):
+    """``function`` of x as glibc's float version gives it (correctly rounded, which NumPy's own
+    float32 loops are not always: an ulp apart in about one value in twenty)."""
+    return function(x.astype(np.float64)).astype(x.dtype) if x.dtype == np.float32 else function(x)
+
+
+def _polevl(z, coefficients, real):
+    result = np.zeros_like(z)
+    for c in coefficients:
+        result = result * z + real(c)
+    return result
 
 
 def trigamma(x: np.ndarray) -> np.ndarray:
     """ψ'(x), ATen's algorithm (reflection below 1/2, six recurrence steps, a four-term series)
-    so the values are torch's, which are accurate to about 1e-8 relative, not round-off."""
-    x = _f64(x)
+    so the values are torch's, which are accurate to about 1e-8 relative, not round-off; in
+    float32 arithmetic for float32 input (ATen's float overload: sinf(π_f·x) near the poles)."""
+    single = _single(x)
+    x = np.asarray(x, dtype=np.float32 if single else np.float64)
+    real = x.dtype.type
     with np.errstate(all="ignore"):
         reflect = x < 0.5
-        sin_pi_x = np.sin(np.pi * x)
-        total = np.where(reflect, -(np.pi * np.pi) / (sin_pi_x * sin_pi_x), 0.0)
-        z = np.where(reflect, 1 - x, x)
+        sin_pi_x = _libm(np.sin, real(np.pi) * x)
+        total = np.where(reflect, -(real(np.pi) * real(np.pi)) / (sin_pi_x * sin_pi_x), real(0))
+        z = np.where(reflect, real(1) - x, x)
         for _ in range(6):
-            total = total + 1 / (z * z)
-            z = z + 1
-        ixx = 1 / (z * z)
-        total = total + (1 + 1 / (2 * z) + ixx * (1.0 / 6 - ixx * (1.0 / 30 - ixx * (1.0 / 42)))) / z
+            total = total + real(1) / (z * z)
+            z = z + real(1)
+        ixx = real(1) / (z * z)
+        series = real(1) + real(1) / (real(2) * z) + ixx * (real(1 / 6) - ixx * (real(1 / 30) - ixx * real(1 / 42)))
+        total = total + series / z
         return np.where(reflect, -total, total)
 
 
@@ -90,93 +116,145 @@ def trigamma(x: np.ndarray) -> np.ndarray:
 _ZETA_A = (12.0, -720.0, 30240.0, -1209600.0, 47900160.0, -1.8924375803183791606e9, 7.47242496e10,
            -2.950130727918164224e12, 1.1646782814350067249e14, -4.5979787224074726105e15,
            1.8152105401943546773e17, -7.1661652561756670113e18)
+_MACHEP = 1.11022302462515654042e-16
 
 
 def zeta(x: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """The Hurwitz zeta function Σ_k (k + q)^-x, Cephes' algorithm (as ATen): nine or more terms
-    summed directly, then the Euler-Maclaurin tail. +inf at x = 1 and at the poles q = 0, -1, ...;
-    NaN for x < 1 and for q < 0 with x not an integer; x's cases are decided first (q = 0 with
-    x < 1 is NaN), as Cephes tests them in that order."""
+    """The Hurwitz zeta function Σ_k (k + q)^-x, Cephes' algorithm step for step, as ATen: terms
+    summed directly (nine at least, and until k + q > 9 or a term drops below round-off), then the
+    Euler-Maclaurin tail, stopping where Cephes stops. +inf at x = 1 and at the poles q = 0, -1, ...;
+    NaN for x < 1 and for q < 0 with x not an integer. ATen sums in double for every dtype, but
+    its first term is ``pow(q, -x)`` in the input's dtype (float32's rounding there is torch's)."""
+    single = _single(x) or _single(q)
     x, q = np.broadcast_arrays(_f64(x), _f64(q))
+    shape = x.shape
+    x, q = x.reshape(-1), q.reshape(-1)
+    result = np.full(x.shape, np.nan)
     with np.errstate(all="ignore"):
-        x_pole, x_invalid = x == 1, x < 1
-        pole = x_pole | (~x_invalid & (q <= 0) & (q == np.floor(q)))
-        invalid = ~x_pole & (x_invalid | ((q < 0) & (x != np.floor(x))))
-        huge_q = q > 1e8  # DLMF 25.11.43: the leading terms are exact to round-off there
-        qq = np.where(pole | invalid | huge_q, 1.0, q)
-        xx = np.where(pole | invalid, 2.0, x)
-        s = qq ** -xx
-        a = qq.copy()
-        b = np.zeros_like(s)
-        steps = 0
-        while True:
-            active = (steps < 9) | (a <= 9)  # Cephes sums until nine terms and a > 9
-            if not active.any():
-                break
-            a = np.where(active, a + 1, a)
-            b = np.where(active, a ** -xx, b)
-            s = s + np.where(active, b, 0.0)
-            steps += 1
-        w = a
-        s = s + b * w / (xx - 1) - 0.5 * b
-        factor = np.ones_like(s)
+        defined = ~(x < 1) & (x != 1)
+        pole = defined & (q <= 0) & (q == np.floor(q))
+        work = np.flatnonzero(defined & ~pole & ~((q <= 0) & (x != np.floor(x))))
+        result[x == 1] = np.inf
+        result[pole] = np.inf
+        if work.size:
+            result[work] = _zeta_cephes(x[work], q[work], single)
+    return result.reshape(shape)
+
+
+_ZETA_BLOCK = 4096
+
+
+def _zeta_climb(x, s, a, b, steps):
+    """Cephes' first loop for a very negative q, a block of terms at a time (in place): while k + q
+    stays below -1 the terms grow in size towards the pole, so its stopping test cannot fire and
+    summing them in blocks takes the same terms (a q of -5e6 took five million NumPy steps)."""
+    while True:
+        far = np.flatnonzero(a + _ZETA_BLOCK <= -1)
+        if not far.size:
+            return
+        for rows in np.array_split(far, -(-far.size // 256)):
+            ks = a[rows, None] + np.arange(1, _ZETA_BLOCK + 1)
+            terms = ks ** -x[rows, None]
+            s[rows] += terms.sum(axis=1)
+            climbed = ks[:, -1]
+            stuck = climbed == a[rows]  # |q| past 2^53: q + 1 == q, and Cephes would never finish
+            a[rows] = np.where(stuck, -1.0, climbed)
+            b[rows] = terms[:, -1]
+            steps[rows] += _ZETA_BLOCK
+
+
+def _zeta_cephes(x, q, single):
+    s = q ** -x
+    if single:  # glibc's powf is correctly rounded (NumPy's float32 power can be an ulp off it)
+        s = s.astype(np.float32).astype(np.float64)
+    a, b = q.copy(), np.zeros_like(q)
+    done = np.zeros(q.shape, dtype=bool)
+    steps = np.zeros(q.shape)
+    _zeta_climb(x, s, a, b, steps)
+    while True:
+        # each element adds terms while it has fewer than nine or k + q <= 9 (a negative q climbs)
+        active = np.flatnonzero(~done & ((steps < 9) | (a <= 9)))
+        if not active.size:
+            break
+        a[active] += 1
+        b[active] = a[active] ** -x[active]
+        s[active] += b[active]
+        done[active] = (-_MACHEP * s[active] < b[active]) & (b[active] < _MACHEP * s[active])
+        steps[active] += 1
+    tail = np.flatnonzero(~done)
+    if tail.size:
+        xt, st, bt, w = x[tail], s[tail], b[tail], a[tail]
+        st = st + bt * w / (xt - 1) - 0.5 * bt
+        finished = np.zeros(tail.shape, dtype=bool)
+        factor = np.ones_like(st)
         k = 0.0
         for coefficient in _ZETA_A:
-            factor = factor * (xx + k)
-            b = b / w
-            term = np.where(b == 0, 0.0, factor * b / coefficient)
-            s = s + term
+            factor = factor * (xt + k)
+            bt = bt / w
+            st = np.where(finished, st, st + factor * bt / coefficient)
+            finished |= np.abs(factor * bt / coefficient / st) < _MACHEP
             k += 1
-            factor = factor * (xx + k)
-            b = b / w
+            factor = factor * (xt + k)
+            bt = bt / w
             k += 1
-        s = np.where(huge_q, (1 / (x - 1) + 1 / (2 * q)) * q ** (1 - x), s)
-        s = np.where(invalid & ~pole, np.nan, s)
-        return np.where(pole, np.inf, s)
+        s[tail] = st
+    return s
 
 
 def polygamma(n: int, x: np.ndarray) -> np.ndarray:
-    """ψ^(n)(x) = (-1)^(n+1) n! ζ(n + 1, x) for n >= 2; digamma and trigamma for n = 0, 1 (as ATen)."""
+    """ψ^(n)(x) = (-1)^(n+1) n! ζ(n + 1, x) for n >= 2; digamma and trigamma for n = 0, 1 (as ATen,
+    whose float32 product rounds ζ and n! = exp(lgamma(n + 1)) to float first)."""
     if n == 0:
         return digamma(x)
     if n == 1:
         return trigamma(x)
+    real = np.float32 if _single(x) else np.float64
     with np.errstate(all="ignore"):
-        return (1.0 if n % 2 else -1.0) * math.exp(math.lgamma(n + 1.0)) * zeta(float(n + 1), x)
+        factorial = np.exp(real(math.lgamma(n + 1.0)))
+        return real(1.0 if n % 2 else -1.0) * factorial * zeta(real(n + 1), x).astype(real)
 
 
 # ---------------------------------------------------------------- erfc and its inverses
-# the continued fraction is exact to round-off from z = 1 with 200 terms; below 1, erfc >= 0.157 and
-# 1 - erf(z) keeps its relative accuracy
+# Cephes' ndtr.c rational approximations: erf(x) = x·T(x²)/U(x²) for |x| < 1, and
+# exp(x²)·erfc(x) = P(x)/Q(x) for 1 <= x < 8, R(x)/S(x) past 8 (relative errors near 1e-16)
 _ERFC_SWITCH = 1.0
-_ERFC_FRACTION_TERMS = 200
-_ERFC_FAR_TERMS = 60
+_ERF_T = (9.60497373987051638749e0, 9.00260197203842689217e1, 2.23200534594684319226e3, 7.00332514112805075473e3,
+          5.55923013010394962768e4)
+_ERF_U = (1.0, 3.35617141647503099647e1, 5.21357949780152679795e2, 4.59432382970980127987e3,
+          2.26290000613890934246e4, 4.92673942608635921086e4)
+_ERFC_P = (2.46196981473530512524e-10, 5.64189564831068821977e-1, 7.46321056442269912687e0, 4.86371970985681366614e1,
+           1.96520832956077098242e2, 5.26445194995477358631e2, 9.34528527171957607540e2, 1.02755188689515710272e3,
+           5.57535335369399327526e2)
+_ERFC_Q = (1.0, 1.32281951154744992508e1, 8.67072140885989742329e1, 3.54937778887819891062e2, 9.75708501743205489753e2,
+           1.82390916687909736289e3, 2.24633760818710981792e3, 1.65666309194161350182e3, 5.57535340817727675546e2)
+_ERFC_R = (5.64189583547755073984e-1, 1.27536670759978104416e0, 5.01905042251180477414e0, 6.16021097993053585195e0,
+           7.40974269950448939160e0, 2.97886665372100240670e0)
+_ERFC_S = (1.0, 2.26052863220117276590e0, 9.39603524938001434673e0, 1.20489539808096656605e1,
+           1.70814450747565897222e1, 9.60896809063285878198e0, 3.36907645100081516050e0)
 
 
-def _erfc_fraction(z: np.ndarray) -> np.ndarray:
-    """The continued fraction F(z) with erfc(z) = e^{-z²} / (sqrt(π) F(z)), for z >= 1: 200 terms
-    below z = 2, 60 above (exact to round-off from there), each group on its own elements."""
-    z = np.asarray(z)
-    fraction = np.empty_like(z)
-    near = z < 2
-    for group, terms in ((near, _ERFC_FRACTION_TERMS), (~near, _ERFC_FAR_TERMS)):
-        if group.any():
-            zg = z[group]
-            f = zg.copy()
-            for k in range(terms, 0, -1):
-                f = zg + (k / 2.0) / f
-            fraction[group] = f
-    return fraction
+def _erf_small(x: np.ndarray) -> np.ndarray:
+    """erf(x) for |x| <= 1 (Cephes' T/U)."""
+    z = x * x
+    return x * _polevl(z, _ERF_T, np.float64) / _polevl(z, _ERF_U, np.float64)
+
+
+def _erfc_scaled_tail(z: np.ndarray) -> np.ndarray:
+    """exp(z²)·erfc(z) for z >= 1 (Cephes' P/Q below 8, R/S above)."""
+    near = _polevl(z, _ERFC_P, np.float64) / _polevl(z, _ERFC_Q, np.float64)
+    far = _polevl(z, _ERFC_R, np.float64) / _polevl(z, _ERFC_S, np.float64)
+    far = np.where(z > 1e8, 1 / (_SQRT_PI * z), far)  # R/S's powers would overflow; 1/(sqrt(π) z) is exact there
+    return np.where(z < 8, near, far)
 
 
 def erfc(x: np.ndarray) -> np.ndarray:
-    """1 - erf(x) with relative accuracy in the right tail (the continued fraction past 1)."""
+    """1 - erf(x) with relative accuracy in the right tail."""
     x = _f64(x)
     z = np.abs(x)
     with np.errstate(all="ignore"):
         tail_z = np.maximum(z, _ERFC_SWITCH)
-        tail = np.exp(-tail_z * tail_z) / _SQRT_PI / _erfc_fraction(tail_z)
-        e = np.where(z >= _ERFC_SWITCH, tail, 1 - erf(np.minimum(z, _ERFC_SWITCH)))
+        tail = np.exp(-tail_z * tail_z) * _erfc_scaled_tail(tail_z)
+        e = np.where(z >= _ERFC_SWITCH, tail, 1 - _erf_small(np.minimum(z, _ERFC_SWITCH)))
         return np.where(np.isnan(x), x, np.where(x >= 0, e, 2 - e))
 
 
@@ -184,27 +262,48 @@ def _log_erfc_nonnegative(z: np.ndarray) -> np.ndarray:
     """log erfc(z) for z >= 0, without underflow in the tail."""
     with np.errstate(all="ignore"):
         tail_z = np.maximum(z, _ERFC_SWITCH)
-        tail = -tail_z * tail_z - _LOG_SQRT_PI - np.log(_erfc_fraction(tail_z))
-        return np.where(z >= _ERFC_SWITCH, tail, np.log(1 - erf(np.minimum(z, _ERFC_SWITCH))))
+        tail = -tail_z * tail_z + np.log(_erfc_scaled_tail(tail_z))
+        return np.where(z >= _ERFC_SWITCH, tail, np.log(1 - _erf_small(np.minimum(z, _ERFC_SWITCH))))
+
+
+def _erfcx_nonnegative(z: np.ndarray) -> np.ndarray:
+    """exp(z²) erfc(z) for z >= 0 in float64, with no overflow: Cephes' tail past 1, and past 50
+    ATen's own five-term fraction (past 5e7 its one term), so that log_ndtr, which subtracts z²
+    from its log, cancels to torch's digits."""
+    with np.errstate(all="ignore"):
+        tail = _erfc_scaled_tail(np.clip(z, _ERFC_SWITCH, 50.0))
+        near = np.exp(z * z) * erfc(np.minimum(z, _ERFC_SWITCH))
+        z2 = z * z
+        far = (z2 * (z2 + 4.5) + 2) / (z * (z2 * (z2 + 5) + 3.75)) / _SQRT_PI
+        far = np.where(z > 5e7, 1 / _SQRT_PI / z, far)
+        return np.where(z > 50, far, np.where(z >= _ERFC_SWITCH, tail, near))
 
 
 def erfcx(x: np.ndarray) -> np.ndarray:
-    """exp(x²) erfc(x), with no overflow for large x (1/(sqrt(π) F(x)) past 1)."""
-    x = _f64(x)
+    """exp(x²) erfc(x). Below 0 it is ATen's 2·exp(x²) - erfcx(-x) in the input's dtype (the
+    float32 rounding of x² shows in the result: a relative 1e-5 at x = -8), just 2·exp(x²)
+    below -6.1 and +inf below -26.7."""
+    real = np.float32 if _single(x) else np.float64
+    x = np.asarray(x, dtype=real)
     with np.errstate(all="ignore"):
-        tail_x = np.maximum(x, _ERFC_SWITCH)
-        tail = 1 / _SQRT_PI / _erfc_fraction(tail_x)
-        near = np.exp(x * x) * erfc(np.minimum(x, _ERFC_SWITCH))
-        return np.where(x >= _ERFC_SWITCH, tail, near)
+        mirrored = _erfcx_nonnegative(np.abs(x.astype(np.float64))).astype(real)  # erfcx(|x|)
+        twice_exp = real(2) * _libm(np.exp, x * x)
+        negative = np.where(x < -6.1, twice_exp, twice_exp - mirrored)
+        negative = np.where(x < -26.7, real(np.inf), negative)
+        return np.where(x < 0, negative, mirrored)
 
 
 def log_ndtr(x: np.ndarray) -> np.ndarray:
-    """log Φ(x) for the standard normal CDF Φ, accurate in both tails."""
-    x = _f64(x)
-    t = x / math.sqrt(2.0)
+    """log Φ(x) for the standard normal CDF Φ, ATen's formula in the input's dtype: below -1,
+    log(erfcx(-t)/2) - t² with t = x/sqrt(2) (torch's gradient, exp(-(log Φ + x²/2)), cancels
+    against these very roundings far in the left tail); above, log1p(-erfc(t)/2)."""
+    real = np.float32 if _single(x) else np.float64
+    x = np.asarray(x, dtype=real)
     with np.errstate(all="ignore"):
-        left = _log_erfc_nonnegative(np.maximum(-t, 0.0)) - math.log(2.0)  # Φ(x) = erfc(-t)/2
-        right = np.log1p(-0.5 * erfc(t))  # Φ(x) = 1 - erfc(t)/2
+        t = x * real(math.sqrt(0.5))  # c10::frac_sqrt_2, which 1/sqrt(2) misses by an ulp
+        scaled = _erfcx_nonnegative(np.maximum(-t, 0.0).astype(np.float64)).astype(real)
+        left = _libm(np.log, scaled / real(2)) - t * t
+        right = np.log1p(-0.5 * erfc(t.astype(np.float64))).astype(real)
         return np.where(np.isnan(x), x, np.where(x < -1, left, right))
 
 
@@ -252,7 +351,7 @@ def erfinv(x: np.ndarray) -> np.ndarray:
             yc = y[center]
             zc = _erfinv_start(yc, 1 - yc)
             for _ in range(3):
-                zc = zc - (erf(zc) - yc) / (2 / _SQRT_PI * np.exp(-zc * zc))
+                zc = zc - (_erf_small(zc) - yc) / (2 / _SQRT_PI * np.exp(-zc * zc))
             z[center] = zc
         tail = (y > 0.5) & (y < 1)
         if tail.any():
@@ -277,45 +376,89 @@ def ndtri(p: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- modified Bessel functions I0, I1
-_BESSEL_SWITCH = 30.0
-_BESSEL_SERIES_TERMS = 110
-_BESSEL_ASYMPTOTIC_TERMS = 30
+# Cephes' Chebyshev coefficients (ATen's Math.h): exp(-x)·I0(x) on [0, 8] (A) and
+# exp(-x)·sqrt(x)·I0(x) on (8, inf) (B), the same for float and double
+_I0E_A = (
+    -4.41534164647933937950E-18, 3.33079451882223809783E-17, -2.43127984654795469359E-16,
+    1.71539128555513303061E-15, -1.16853328779934516808E-14, 7.67618549860493561688E-14,
+    -4.85644678311192946090E-13, 2.95505266312963983461E-12, -1.72682629144155570723E-11,
+    9.67580903537323691224E-11, -5.18979560163526290666E-10, 2.65982372468238665035E-9,
+    -1.30002500998624804212E-8, 6.04699502254191894932E-8, -2.67079385394061173391E-7,
+    1.11738753912010371815E-6, -4.41673835845875056359E-6, 1.64484480707288970893E-5,
+    -5.75419501008210370398E-5, 1.88502885095841655729E-4, -5.76375574538582365885E-4,
+    1.63947561694133579842E-3, -4.32430999505057594430E-3, 1.05464603945949983183E-2,
+    -2.37374148058994688156E-2, 4.93052842396707084878E-2, -9.49010970480476444210E-2,
+    1.71620901522208775349E-1, -3.04682672343198398683E-1, 6.76795274409476084995E-1,
+)
+_I0E_B = (
+    -7.23318048787475395456E-18, -4.83050448594418207126E-18, 4.46562142029675999901E-17,
+    3.46122286769746109310E-17, -2.82762398051658348494E-16, -3.42548561967721913462E-16,
+    1.77256013305652638360E-15, 3.81168066935262242075E-15, -9.55484669882830764870E-15,
+    -4.15056934728722208663E-14, 1.54008621752140982691E-14, 3.85277838274214270114E-13,
+    7.18012445138366623367E-13, -1.79417853150680611778E-12, -1.32158118404477131188E-11,
+    -3.14991652796324136454E-11, 1.18891471078464383424E-11, 4.94060238822496958910E-10,
+    3.39623202570838634515E-9, 2.26666899049817806459E-8, 2.04891858946906374183E-7, 2.89137052083475648297E-6,
+    6.88975834691682398426E-5, 3.36911647825569408990E-3, 8.04490411014108831608E-1,
+)
+# exp(-x)·I1(x)/x on [0, 8] and exp(-x)·sqrt(x)·I1(x) past 8; ATen's float kernels take the last 17
+# and 7 of them
+_I1E_A = (
+    2.77791411276104639959E-18, -2.11142121435816608115E-17, 1.55363195773620046921E-16,
+    -1.10559694773538630805E-15, 7.60068429473540693410E-15, -5.04218550472791168711E-14,
+    3.22379336594557470981E-13, -1.98397439776494371520E-12, 1.17361862988909016308E-11,
+    -6.66348972350202774223E-11, 3.62559028155211703701E-10, -1.88724975172282928790E-9,
+    9.38153738649577178388E-9, -4.44505912879632808065E-8, 2.00329475355213526229E-7,
+    -8.56872026469545474066E-7, 3.47025130813767847674E-6, -1.32731636560394358279E-5,
+    4.78156510755005422638E-5, -1.61760815825896745588E-4, 5.12285956168575772895E-4,
+    -1.51357245063125314899E-3, 4.15642294431288815669E-3, -1.05640848946261981558E-2,
+    2.47264490306265168283E-2, -5.29459812080949914269E-2, 1.02643658689847095384E-1,
+    -1.76416518357834055153E-1, 2.52587186443633654823E-1,
+)
+_I1E_B = (
+    7.51729631084210481353E-18, 4.41434832307170791151E-18, -4.65030536848935832153E-17,
+    -3.20952592199342395980E-17, 2.96262899764595013876E-16, 3.30820231092092828324E-16,
+    -1.88035477551078244854E-15, -3.81440307243700780478E-15, 1.04202769841288027642E-14,
+    4.27244001671195135429E-14, -2.10154184277266431302E-14, -4.08355111109219731823E-13,
+    -7.19855177624590851209E-13, 2.03562854414708950722E-12, 1.41258074366137813316E-11,
+    3.25260358301548823856E-11, -1.89749581235054123450E-11, -5.58974346219658380687E-10,
+    -3.83538038596423702205E-9, -2.63146884688951950684E-8, -2.51223623787020892529E-7,
+    -3.88256480887769039346E-6, -1.10588938762623716291E-4, -9.76109749136146840777E-3,
+    7.78576235018280120474E-1,
+)
+_I1E_FLOAT_TERMS = (17, 7)
+
+
+def _chbevl(z, coefficients):
+    """Cephes' chbevl, in z's dtype: ½(b₀ - b₂) of the Chebyshev series' Clenshaw recurrence."""
+    real = z.dtype.type
+    b0, b1, b2 = np.full_like(z, real(coefficients[0])), np.zeros_like(z), np.zeros_like(z)
+    for coefficient in coefficients[1:]:
+        b2, b1 = b1, b0
+        b0 = z * b1 - b2 + real(coefficient)
+    return real(0.5) * (b0 - b2)
 
 
 def _bessel_i(order: int, x: np.ndarray, scaled: bool) -> np.ndarray:
-    """I_order(x) (order 0 or 1), times e^{-|x|} when ``scaled``: the power series (all terms of
-    one sign) below |x| = 30, the large-x asymptotic series above (its terms are below 1e-19 by
-    then)."""
-    x = _f64(x)
+    """I_order(x) (order 0 or 1), times e^{-|x|} when ``scaled``: ATen's kernels (Cephes' Chebyshev
+    series on [0, 8] and past 8), in float32 arithmetic for float32 and narrower input as torch's
+    float kernels (whose exp(|x|) overflows past 88.7, so float32 I0 and I1 are inf there)."""
+    single = _single(x)
+    real = np.float32 if single else np.float64
+    x = np.asarray(x, dtype=real)
     z = np.abs(x)
+    a, b = (_I0E_A, _I0E_B) if order == 0 else (_I1E_A, _I1E_B)
+    if order == 1 and single:
+        a, b = a[-_I1E_FLOAT_TERMS[0]:], b[-_I1E_FLOAT_TERMS[1]:]
     with np.errstate(all="ignore"):
-        zs = np.minimum(z, _BESSEL_SWITCH)
-        quarter = zs * zs / 4
-        term = np.ones_like(zs) if order == 0 else zs / 2
-        total = term.copy()
-        for k in range(1, _BESSEL_SERIES_TERMS):
-            term = term * quarter / (k * (k + order))
-            total = total + term
-            # every term is positive, rising to its peak near k = z/2 (where term/total >= 1/k)
-            # and then falling faster than geometrically: once all are negligible, so is the rest
-            if k % 8 == 0 and not (term > total * 1e-18).any():
-                break
-        series = total * np.exp(-zs) if scaled else total
-        zl = np.maximum(z, _BESSEL_SWITCH)
-        mu = 4.0 * order * order
-        term = np.ones_like(zl)
-        total = term.copy()
-        for k in range(1, _BESSEL_ASYMPTOTIC_TERMS):
-            term = term * -(mu - (2 * k - 1) ** 2) / (k * 8 * zl)
-            total = total + term
-        asymptotic = total / np.sqrt(2 * np.pi * zl)
-        if not scaled:
-            # e^z / sqrt(2πz) as e^{z/2} · (e^{z/2} / sqrt(2πz)): finite up to I's own overflow
-            half = np.exp(zl / 2)
-            asymptotic = half * (half * asymptotic)
-        result = np.where(z < _BESSEL_SWITCH, series, asymptotic)
-        result = np.where(np.isnan(x), x, result)
-        return np.copysign(result, x) if order == 1 else result
+        near = _chbevl(z / real(2) - real(2), a)
+        far = _chbevl(real(32) / z - real(2), b)
+        if order == 1:
+            near = near * z if scaled else _libm(np.exp, z) * z * near
+        elif not scaled:
+            near = _libm(np.exp, z) * near
+        far = far / np.sqrt(z) if scaled else _libm(np.exp, z) * far / np.sqrt(z)
+        result = np.where(z <= 8, near, far)
+        return np.where(x < 0, -result, result) if order == 1 else result
 
 
 def i0(x):
@@ -332,84 +475,3 @@ def i1(x):
 
 def i1e(x):
     return _bessel_i(1, x, scaled=True)
-
-
-# ---------------------------------------------------------------- regularized incomplete gamma
-_IGAMMA_MAX_STEPS = 10000
-_TINY = 1e-300
-
-
-def _log_prefactor(a, x):
-    # log(x^a e^{-x} / Γ(a))
-    return a * np.log(x) - x - lgamma(a)
-
-
-def _igamma_series(a, x):
-    """P(a, x) by its series x^a e^{-x}/Γ(a+1) Σ x^n / ((a+1)...(a+n)), for x < a + 1."""
-    term = 1 / a
-    total = term.copy()
-    ap = a.copy()
-    for _ in range(_IGAMMA_MAX_STEPS):
-        ap = ap + 1
-        term = term * x / ap
-        total = total + term
-        if not (np.abs(term) > np.abs(total) * _EPS).any():
-            break
-    return total * np.exp(_log_prefactor(a, x))
-
-
-def _igammac_fraction(a, x):
-    """Q(a, x) by its continued fraction (modified Lentz), for x >= a + 1."""
-    b = x + 1 - a
-    c = np.full_like(b, 1 / _TINY)
-    d = 1 / b
-    h = d.copy()
-    for i in range(1, _IGAMMA_MAX_STEPS):
-        an = -i * (i - a)
-        b = b + 2
-        d = an * d + b
-        d = np.where(np.abs(d) < _TINY, _TINY, d)
-        c = b + an / c
-        c = np.where(np.abs(c) < _TINY, _TINY, c)
-        d = 1 / d
-        delta = d * c
-        h = h * delta
-        if not (np.abs(delta - 1) > _EPS).any():
-            break
-    return np.exp(_log_prefactor(a, x)) * h
-
-
-def _igamma_pair(a, x, upper: bool) -> np.ndarray:
-    a, x = np.broadcast_arrays(_f64(a), _f64(x))
-    shape = a.shape
-    a, x = a.reshape(-1), x.reshape(-1)
-    result = np.full(a.shape, np.nan)
-    with np.errstate(all="ignore"):
-        regular = (a > 0) & (x > 0) & np.isfinite(a) & np.isfinite(x)
-        series = regular & (x < a + 1)
-        fraction = regular & ~series
-        if series.any():
-            p = _igamma_series(a[series], x[series])
-            result[series] = 1 - p if upper else p
-        if fraction.any():
-            q = _igammac_fraction(a[fraction], x[fraction])
-            result[fraction] = q if upper else 1 - q
-        # the edges, as torch: P(a, 0) = 0, P(0, x > 0) = 1, P(a, inf) = 1, P(inf, x finite) = 0
-        lower_edge = np.full(a.shape, np.nan)
-        lower_edge = np.where((x == 0) & (a > 0), 0.0, lower_edge)
-        lower_edge = np.where((a == 0) & (x > 0), 1.0, lower_edge)
-        lower_edge = np.where(np.isposinf(x) & (a > 0), 1.0, lower_edge)
-        lower_edge = np.where(np.isposinf(a) & (x >= 0) & np.isfinite(x), 0.0, lower_edge)
-        edge = ~regular
-        result[edge] = (1 - lower_edge[edge]) if upper else lower_edge[edge]
-    return result.reshape(shape)
-
-
-def igamma(a, x) -> np.ndarray:
-    """The regularized lower incomplete gamma P(a, x); NaN for a < 0 or x < 0."""
-    return _igamma_pair(a, x, upper=False)
-
-
-def igammac(a, x) -> np.ndarray:
-    """The regularized upper incomplete gamma Q(a, x) = 1 - P(a, x)."""
-    return _igamma_pair(a, x, upper=True)

@@ -208,13 +208,16 @@ def _shift(input, other, left: bool) -> Tensor:
         x, s = x.astype(np.int64), s.astype(np.int64)
     bits = x.dtype.itemsize * 8
     # C leaves shifts by a negative or >= width amount undefined; torch defines them: a left shift
-    # gives 0, a right shift the sign fill (an arithmetic shift by width - 1)
+    # gives 0, a right shift the sign fill (an arithmetic shift by width - 1; 0 for unsigned types),
+    # negative amounts included
     in_range = xp.clip(s, 0, bits - 1).astype(x.dtype)
     try:
         if left:
             out = xp.where((s < 0) | (s >= bits), x.dtype.type(0), xp.left_shift(x, in_range))
         else:
-            out = xp.where(s < 0, x.dtype.type(0), xp.right_shift(x, in_range))
+            signed = x.dtype.kind == "i"
+            fill = xp.right_shift(x, x.dtype.type(bits - 1)) if signed else xp.zeros_like(x)
+            out = xp.where((s < 0) | (s >= bits - signed), fill, xp.right_shift(x, in_range))
     except ValueError as error:
         raise RuntimeError(f"bitwise_{'left' if left else 'right'}_shift: {error}") from None
     return Tensor._make(out.astype(x.dtype, copy=False))

@@ -11,13 +11,15 @@ view), so ``is_conj()`` is always False and ``resolve_conj`` returns its input.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, name_node, saved
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _check_tensor
-from .elementwise import _float_input, cos, sin, where, zeros_like_tensor
+from .elementwise import _float_input, where, zeros_like_tensor
 
 __all__ = ["real", "imag", "view_as_real", "view_as_complex", "conj", "conj_physical", "resolve_conj",
            "resolve_neg", "is_conj", "is_neg", "angle", "polar", "complex", "isreal"]
@@ -273,13 +275,36 @@ class ComplexOp(Function):
                 imag(grad) if ctx.needs_input_grad[1] else None)
 
 
+class Polar(Function):
+    label = "polar"
+    # torch's polar_backward, from the result z: sgn(z) is 0 where r = 0, so r gets no gradient there
+    rule = "∂/∂r = Re(conj(g)·sgn(z)), ∂/∂θ = Re(conj(g)·i·z)"
+    formula = "polar({0}, {1})"
+    _array_forward = True
+    saved_attributes = {"_saved_result": saved(0)}
+
+    @staticmethod
+    def forward(ctx, r, theta):
+        xp = array_module(r)
+        with np.errstate(all="ignore"):
+            z = ComplexOp.forward(ctx, r * xp.cos(theta), r * xp.sin(theta))
+        ctx.save_for_backward(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        (z,) = ctx.saved_values
+        grad_conj = grad.conj()
+        return (grad_conj * z.sgn()).real if ctx.needs_input_grad[0] else None, \
+            (grad_conj * (z * 1j)).real if ctx.needs_input_grad[1] else None
+
+
 @cpu_autocast_policy("float32")
 def polar(abs: Tensor, angle: Tensor) -> Tensor:
-    """torch.polar: abs·(cos(angle) + i·sin(angle)), composed (its gradient comes from the parts)."""
+    """torch.polar: abs·(cos(angle) + i·sin(angle)), with torch's gradient (none for abs where it is 0)."""
     _check_tensor(abs, "polar", "abs", 1)
     _check_tensor(angle, "polar", "angle", 2)
-    return name_node(complex(abs * cos(angle), abs * sin(angle)), "PolarBackward0", label="polar",
-                     rule="composed: complex(r·cos θ, r·sin θ)")
+    return Polar.apply(abs, angle)
 
 
 def isreal(input: Tensor) -> Tensor:

@@ -1357,6 +1357,12 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
         raise RuntimeError("clamp: At least one of 'min' or 'max' must not be None")
     refuse_complex(input, "clamp is not supported for complex types")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
+        if min is not None and max is not None:
+            if not (isinstance(min, Tensor) and isinstance(max, Tensor)):  # torch has no mixed overload
+                raise TypeError(_mixed_bounds_message(input, min, max))
+            if all(t._data.dtype == np.bool_ for t in (input, min, max)):  # torch's one-bound kernels take bool
+                raise NotImplementedError("\"clamp_cpu\" not implemented for 'Bool'")
+            return name_node(_clamp_both(input, min, max), "ClampBackward0", label="clamp")
         out = input
         if min is not None:
             out = _clamp_bound(out, min, "min")
@@ -1382,6 +1388,28 @@ def _clamp_bound(x: Tensor, bound, which: str) -> Tensor:
     active = x < bound if which == "min" else x > bound
     inside = x >= bound if which == "min" else x <= bound
     return where(active, bound, where(inside, x, (x + bound).detach()))
+
+
+def _clamp_both(x: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    # torch's ClampBackward0 with both bounds: x gets the gradient where low <= x <= high, low
+    # where x < low < high, high where x > high or high < low (then the result is high whatever x
+    # is); a NaN anywhere makes the result NaN, though high still gets its gradient where its
+    # condition holds. Elsewhere (a NaN, or x outside low == high) nothing gets any.
+    to_high = (x > high) | (high < low)
+    to_low = (x < low) & (low < high)
+    inside = (x >= low) & (x <= high)
+    high_value = high
+    if any(t._data.dtype.kind in "fVc" for t in (x, low, high)):  # integers have no NaN (nor a float NaN to add)
+        high_value = where(isnan(x) | isnan(low), high + np.nan, high)
+    rest = minimum(maximum(x, low), high).detach()
+    return where(to_high, high_value, where(to_low, low, where(inside, x, rest)))
+
+
+def _mixed_bounds_message(input, min, max) -> str:
+    got = ", ".join(type(v).__name__ for v in (input, min, max))
+    return (f"clamp() received an invalid combination of arguments - got ({got}), but expected one of:\n"
+            " * (Tensor input, Tensor min = None, Tensor max = None, *, Tensor out = None)\n"
+            " * (Tensor input, Number min = None, Number max = None, *, Tensor out = None)\n")
 
 
 clip = clamp

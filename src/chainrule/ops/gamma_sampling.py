@@ -4,7 +4,7 @@ building block of Gamma, Beta, Dirichlet, Chi2 and StudentT's ``rsample``.
 A draw x ~ Gamma(α, 1) is x = F⁻¹(u; α) for a uniform u, so at fixed u the implicit function
 theorem gives dx/dα = -(∂F/∂α)(x; α) / f(x; α), with F the regularised lower incomplete gamma
 function P(α, x) and f the density (Figurnov et al., 2018, "Implicit reparameterization
-gradients"). P is torch.igamma's kernel (``_special_math.igamma``, float64), and ∂P/∂α a central
+gradients"). P is torch.igamma's kernel (``_incomplete_gamma.igamma``, float64), and ∂P/∂α a central
 difference of it.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 from .._backend import array_module
 from ..autograd.function import Function
 from ..tensor import Tensor
-from . import _special_math
+from . import _incomplete_gamma, _special_math
 from . import random as _random
 from .mt19937_stream import from_double
 
@@ -31,7 +31,7 @@ def standard_gamma_grad(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     xx = np.asarray(x, np.float64)
     step = 1e-5 * np.maximum(a, 1.0)
     step = np.minimum(step, a / 2)  # stay inside α > 0
-    d_cdf = (_special_math.igamma(a + step, xx) - _special_math.igamma(a - step, xx)) / (2 * step)
+    d_cdf = (_incomplete_gamma.igamma(a + step, xx) - _incomplete_gamma.igamma(a - step, xx)) / (2 * step)
     log_density = (a - 1) * np.log(np.maximum(xx, 1e-300)) - xx - _special_math.lgamma(a)
     grad = -d_cdf / np.exp(log_density)
     return np.where(xx > 0, grad, 0.0).astype(np.asarray(x).dtype)

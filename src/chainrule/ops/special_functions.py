@@ -17,6 +17,7 @@ from .. import _dtype, return_types
 from .._backend import array_module, device_of
 from ..autograd.function import Function, ctx_value, kept_value, name_node, saved
 from ..tensor import Tensor, honours_out, write_out
+from . import _incomplete_gamma as incomplete_gamma
 from . import _special_math as kernels
 from ._arg_parser import write_out_same_dtype
 from .elementwise import (
@@ -174,25 +175,51 @@ class SpecialI0E(_Unary, Function):
 class SpecialI1(_Unary, Function):
     saved_attributes = {"_saved_result": saved(1), "_saved_self": saved(0)}
     op, cupy_name = "special.i1", "i1"
-    label, rule, formula = "i1", "∂/∂a = i0(a) - i1(a)/a (1/2 at a = 0)", "i1({0})"
+    label, rule, formula = "i1", "∂/∂a = i0(a) - i1(a)/a (1/2 where |a| <= eps or a is NaN)", "i1({0})"
     kernel = staticmethod(kernels.i1)
 
     @staticmethod
     def derivative(grad, x, y):
-        safe = where(x == 0, 1.0, x)
-        return where(x == 0, 0.5 * grad, grad * (i0(x) - y / safe))
+        not_tiny, safe = _away_from_zero(x)
+        return grad * where(not_tiny, i0(safe) - y / safe, 0.5)
 
 
 class SpecialI1E(_Unary, Function):
     saved_attributes = {"_saved_result": saved(1), "_saved_self": saved(0)}
     op, cupy_name = "special.i1e", "i1e"
-    label, rule, formula = "i1e", "∂/∂a = i0e(a) - i1e(a)·(sgn(a) + 1/a) (1/2 at a = 0)", "i1e({0})"
+    label, rule, formula = ("i1e", "∂/∂a = i0e(a) - i1e(a)·(sgn(a) + 1/a) (1/2 where |a| <= eps or a is NaN)",
+                            "i1e({0})")
     kernel = staticmethod(kernels.i1e)
 
     @staticmethod
     def derivative(grad, x, y):
-        safe = where(x == 0, 1.0, x)
-        return where(x == 0, 0.5 * grad, grad * (special_i0e(x) - y * (sign(x) + 1 / safe)))
+        not_tiny, safe = _away_from_zero(x)
+        return grad * where(not_tiny, special_i0e(safe) - y * (sign(safe) + 1 / safe), 0.5)
+
+
+def _away_from_zero(x):
+    """torch's i1/i1e backward: (|x| > eps, x there and eps elsewhere); where |x| <= eps, or x is
+    NaN, the gradient is the limit 1/2."""
+    eps = float(np.finfo(x._data.dtype).eps)
+    not_tiny = x.abs() > eps
+    return not_tiny, where(not_tiny, x, eps)
+
+
+def _entr_array(x):
+    xp = array_module(x)
+    with np.errstate(all="ignore"):
+        value = xp.where(x > 0, -x * xp.log(xp.where(x > 0, x, 1)), xp.where(x == 0, 0, -xp.inf))
+        return xp.where(xp.isnan(x), x, value).astype(x.dtype, copy=False)
+
+
+class SpecialEntr(_Unary, Function):
+    op, label, formula = "special.entr", "entr", "entr({0})"
+    rule = "∂/∂a = -(1 + log a) (NaN for a < 0, +inf at 0)"
+    kernel, any_device = staticmethod(_entr_array), True
+
+    @staticmethod
+    def derivative(grad, x, y):
+        return grad * -(1 + x.log())
 
 
 class SpecialNdtri(_Unary, Function):
@@ -235,6 +262,7 @@ i0 = _unary_op(I0, "i0")
 special_i0e = _unary_op(SpecialI0E, "i0e")
 special_i1 = _unary_op(SpecialI1, "i1")
 special_i1e = _unary_op(SpecialI1E, "i1e")
+special_entr = _unary_op(SpecialEntr, "entr")
 special_ndtri = _unary_op(SpecialNdtri, "ndtri")
 special_log_ndtr = _unary_op(SpecialLogNdtr, "log_ndtr")
 special_erfcx = _unary_op(SpecialErfcx, "erfcx")
@@ -337,7 +365,7 @@ class Igamma(Function):
         ctx.save_for_backward(a, x)
         name = "igammac" if cls.upper else "igamma"
         return on_device(name, "gammaincc" if cls.upper else "gammainc",
-                         kernels.igammac if cls.upper else kernels.igamma, a, x)
+                         incomplete_gamma.igammac if cls.upper else incomplete_gamma.igamma, a, x)
 
     @classmethod
     def backward(cls, ctx, grad):
@@ -392,6 +420,37 @@ class SpecialZeta(Function):
 def special_zeta(input, other) -> Tensor:
     """torch.special.zeta: the Hurwitz zeta function Σ_k (k + other)^-input (either may be a number)."""
     return SpecialZeta.apply(*_float_pair(input, other))
+
+
+# ---------------------------------------------------------------- xlog1py
+class SpecialXlog1Py(Function):
+    """x · log1p(y), 0 where x = 0 and y is not NaN (torch.special.xlog1py)."""
+
+    label = "xlog1py"
+    rule = "∂/∂x = log1p(y) (at x = 0 too, as torch; 0 where x = 0 and y <= -1), ∂/∂y = x / (y + 1)"
+    formula = "xlog1py({0}, {1})"
+    _array_forward = True
+    saved_attributes = {"_saved_other": saved(1), "_saved_self": saved(0)}
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        xp = array_module(x)
+        with np.errstate(all="ignore"):
+            return xp.where((x == 0) & ~xp.isnan(y), xp.zeros((), x.dtype), x * xp.log1p(y))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # torch's rule: the x-gradient is xlog1py(grad, y), log1p y even where x = 0, except 0 where
+        # x = 0 and y <= -1 (log1p y is -inf or NaN there)
+        x, y = ctx.saved_values
+        return (where((x == 0) & (y <= -1), 0.0, special_xlog1py(grad, y)) if ctx.needs_input_grad[0] else None,
+                grad * x / (y + 1) if ctx.needs_input_grad[1] else None)
+
+
+def special_xlog1py(input, other) -> Tensor:
+    """torch.special.xlog1py: x * log1p(y), 0 where x == 0 and y is not NaN; either may be a Python number."""
+    return SpecialXlog1Py.apply(*_float_pair(input, other))
 
 
 # ---------------------------------------------------------------- logit

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import _dtype
 from ..tensor import Tensor
-from . import creation
+from . import _special_math, creation
 
 __all__ = ["hann_window", "hamming_window", "blackman_window", "bartlett_window", "kaiser_window"]
 __not_methods__ = set(__all__)
@@ -73,6 +73,16 @@ def bartlett_window(window_length: int, periodic: bool = True, *, dtype=None, la
 def kaiser_window(window_length: int, periodic: bool = True, beta: float = 12.0, *, dtype=None, layout=None,
                   device=None, requires_grad: bool = False) -> Tensor:
     """torch.kaiser_window: I0(beta sqrt(1 - (2k/(N-1) - 1)²)) / I0(beta), I0 the modified Bessel
-    function of order 0."""
-    return _window("kaiser_window", window_length, periodic, dtype, layout, device, requires_grad,
-                   lambda k, n: np.i0(beta * np.sqrt(np.clip(1 - (2 * k / (n - 1) - 1) ** 2, 0, None))) / np.i0(beta))
+    function of order 0, computed as torch's CPU kernel in float32 for float32 and narrower windows
+    (whose I0 overflows past beta = 88.7: NaN where both do, 0 where only I0(beta) does)."""
+    resolved = _dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype)
+    real = np.float64 if resolved.np == np.float64 else np.float32
+
+    def formula(k, n):
+        alpha = real((n - 1) / 2.0)
+        ratio = (k.astype(real) - alpha) / alpha
+        with np.errstate(all="ignore"):
+            return _special_math.i0(real(beta) * np.sqrt(np.abs(real(1) - ratio * ratio))) / _special_math.i0(
+                np.asarray(beta, dtype=real))
+
+    return _window("kaiser_window", window_length, periodic, dtype, layout, device, requires_grad, formula)
