@@ -283,3 +283,53 @@ def test_sum_to_size_takes_size_by_keyword(call):
 def test_resize_takes_size_by_keyword():
     shapes = [tuple(lib.zeros(2, 3).resize_(size=(4,)).shape) for lib in (torch, chainrule)]
     assert shapes[0] == shapes[1] == (4,)
+
+
+def _factory_outcome(lib, make):
+    x = lib.arange(6.0).reshape(2, 3)
+    made = make(lib, x)
+    return str(made.dtype).split(".")[-1], tuple(made.shape), made.layout is lib.strided
+
+
+_ALLOCATION_KEYWORDS = [  # every factory torch gives layout= and pin_memory=, with the values a CPU run accepts
+    lambda lib, x, **k: lib.zeros_like(x, **k), lambda lib, x, **k: lib.ones_like(x, **k),
+    lambda lib, x, **k: lib.empty_like(x, **k), lambda lib, x, **k: lib.full_like(x, 2.0, **k),
+    lambda lib, x, **k: lib.rand_like(x, **k), lambda lib, x, **k: lib.randn_like(x, **k),
+    lambda lib, x, **k: lib.randint_like(x, 5, **k), lambda lib, x, **k: lib.arange(5, **k),
+    lambda lib, x, **k: lib.linspace(0, 1, 5, **k), lambda lib, x, **k: lib.logspace(0, 1, 5, **k),
+    lambda lib, x, **k: lib.eye(3, **k), lambda lib, x, **k: lib.randint(0, 5, (4,), **k),
+    lambda lib, x, **k: lib.randperm(4, **k), lambda lib, x, **k: lib.scalar_tensor(s=2.5, **k),
+    lambda lib, x, **k: lib.tril_indices(3, 3, **k), lambda lib, x, **k: lib.triu_indices(3, 3, **k),
+    lambda lib, x, **k: lib.hann_window(4, **k), lambda lib, x, **k: lib.hamming_window(4, **k),
+    lambda lib, x, **k: lib.blackman_window(4, **k), lambda lib, x, **k: lib.bartlett_window(4, **k),
+    lambda lib, x, **k: lib.kaiser_window(4, **k), lambda lib, x, **k: lib.fft.fftfreq(4, **k),
+    lambda lib, x, **k: lib.fft.rfftfreq(4, **k), lambda lib, x, **k: x.new_zeros((2,), **k),
+    lambda lib, x, **k: x.new_ones(2, **k), lambda lib, x, **k: x.new_empty((2,), **k),
+    lambda lib, x, **k: x.new_full((2,), 3.0, **k),
+]
+
+
+@pytest.mark.parametrize("factory", _ALLOCATION_KEYWORDS, ids=lambda f: str(_ALLOCATION_KEYWORDS.index(f)))
+def test_factories_take_layout_and_pin_memory(factory):
+    def make(lib, x):
+        return factory(lib, x, layout=lib.strided, pin_memory=False)
+    assert _factory_outcome(chainrule, make) == _factory_outcome(torch, make)
+
+
+def test_deterministic_factories_give_torchs_values_under_the_allocation_keywords():
+    keywords = {"layout": "strided", "pin_memory": False}
+    for make in (lambda lib, **k: lib.scalar_tensor(s=2.5, **k), lambda lib, **k: lib.logspace(0, 2, 3, **k),
+                 lambda lib, **k: lib.arange(1, 4, **k), lambda lib, **k: lib.ones(2, 2).new_full((2,), 3.0, **k)):
+        values = [make(lib, **{**keywords, "layout": lib.strided}).numpy() for lib in (torch, chainrule)]
+        np.testing.assert_array_equal(values[1], values[0])
+
+
+def test_a_sparse_layout_is_refused_by_a_dense_only_factory():
+    # torch refuses a sparse randperm with NotImplementedError too; its new_zeros builds a sparse
+    # tensor, which chainrule leaves to sparse_coo_tensor / to_sparse and refuses by name
+    with pytest.raises(NotImplementedError):
+        torch.randperm(4, layout=torch.sparse_coo)
+    with pytest.raises(NotImplementedError, match="randperm: only layout=chainrule.strided"):
+        chainrule.randperm(4, layout=chainrule.sparse_coo)
+    with pytest.raises(NotImplementedError, match="new_zeros: only layout=chainrule.strided"):
+        chainrule.ones(2).new_zeros(2, layout=chainrule.sparse_coo)

@@ -245,7 +245,7 @@ _RANGE_DEPRECATION = ("torch.range is deprecated and will be removed in a future
 
 
 def range(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,
-          requires_grad: bool = False) -> Tensor:
+          requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """torch.range (deprecated): ``start, start + step, ...`` up to and including ``end``, in the
     default float dtype unless ``dtype`` is given. Warns as torch does."""
     if end is None:

@@ -488,10 +488,11 @@ def checked_fill_value(value, dtype: _dtype.dtype, numel: builtins.int):
     return _dtype.checked_scalar(value, dtype)
 
 
-def scalar_tensor(value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-    """torch.scalar_tensor: a 0-d tensor of ``value`` (the default float dtype unless ``dtype``);
+def scalar_tensor(s, *, dtype=None, layout=None, device=None, pin_memory=False, requires_grad=False) -> Tensor:
+    """torch.scalar_tensor: a 0-d tensor of ``s`` (the default float dtype unless ``dtype``);
     a negative integer wraps into an unsigned dtype, an out-of-range one is refused, as torch's fill."""
-    value = checked_fill_value(value, _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype(), 1)
+    _strided_only(layout, "scalar_tensor")
+    value = checked_fill_value(s, _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype(), 1)
     return _finish(_xp(device).asarray(value, dtype=_dt(dtype)), requires_grad)
 
 
@@ -512,35 +513,36 @@ def _like(fn, t: Tensor, dtype, device, requires_grad, *extra, memory_format=Non
 
 
 def zeros_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
-               memory_format=None) -> Tensor:
+               memory_format=None, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("zeros_like", dtype, requires_grad, device)
     _strided_only(layout, "zeros_like")
     return _like(zeros, input, dtype, device, requires_grad, tuple(input.shape), memory_format=memory_format)
 
 
 def ones_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
-              memory_format=None) -> Tensor:
+              memory_format=None, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("ones_like", dtype, requires_grad, device)
     _strided_only(layout, "ones_like")
     return _like(ones, input, dtype, device, requires_grad, tuple(input.shape), memory_format=memory_format)
 
 
 def empty_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
-               memory_format=None) -> Tensor:
+               memory_format=None, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("empty_like", dtype, requires_grad, device)
     _strided_only(layout, "empty_like")
     return _like(empty, input, dtype, device, requires_grad, tuple(input.shape), memory_format=memory_format)
 
 
 def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
-              memory_format=None) -> Tensor:
+              memory_format=None, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("full_like", dtype, requires_grad, device)
     _strided_only(layout, "full_like")
     return _like(full, input, dtype, device, requires_grad, tuple(input.shape), fill_value,
                  memory_format=memory_format)
 
 
-def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Tensor:
+def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+           pin_memory=False) -> Tensor:
     """torch.arange: int64 for integer arguments, the default float dtype otherwise (``out``'s
     dtype when given)."""
     if out is not None:
@@ -615,7 +617,7 @@ def _check_space_arguments(op: str, start, end, steps) -> None:
 
 
 def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device=None,
-             requires_grad=False) -> Tensor:
+             requires_grad=False, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("linspace", dtype, requires_grad, device, overloaded=True)
     refuse_dtype(dtype, "linspace_cpu")
     _strided_only(layout, "linspace")
@@ -624,9 +626,10 @@ def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device
     return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
 
 
-def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dtype=None, device=None,
-             requires_grad=False) -> Tensor:
+def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dtype=None, layout=None, device=None,
+             requires_grad=False, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("logspace", dtype, requires_grad, device, overloaded=True)
+    _strided_only(layout, "logspace")
     refuse_dtype(dtype, "logspace_cpu")
     _check_space_arguments("logspace", start, end, steps)
     array = np.logspace(builtins.float(start), builtins.float(end), builtins.int(steps), base=base)
@@ -634,7 +637,7 @@ def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dt
 
 
 def eye(n: builtins.int, m: builtins.int | None = None, *, dtype=None, layout=None, device=None,
-        requires_grad=False) -> Tensor:
+        requires_grad=False, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("eye", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "eye")
     if n < 0 or (m is not None and m < 0):
@@ -648,22 +651,30 @@ def new_tensor(self: Tensor, data, *, dtype=None, device=None, requires_grad=Fal
     return tensor(data, dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
-def new_zeros(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def new_zeros(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False, layout=None,
+              pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("new_zeros", dtype, requires_grad, device)
+    _strided_only(layout, "new_zeros")
     return zeros(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
-def new_ones(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def new_ones(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False, layout=None,
+             pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("new_ones", dtype, requires_grad, device)
+    _strided_only(layout, "new_ones")
     return ones(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
-def new_empty(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def new_empty(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False, layout=None,
+              pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("new_empty", dtype, requires_grad, device)
+    _strided_only(layout, "new_empty")
     return empty(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
-def new_full(self: Tensor, size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+def new_full(self: Tensor, size, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None,
+             pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("new_full", dtype, requires_grad, device)
+    _strided_only(layout, "new_full")
     return full(size, fill_value, dtype=dtype or self.dtype, device=self.device if device is None else device,
                 requires_grad=requires_grad)

@@ -298,9 +298,11 @@ def randn(*sizes, size=None, generator=None, dtype=None, layout=None, device=Non
     return _finish(array, requires_grad)
 
 
-def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randint(low, high=None, size=None, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
+            pin_memory=False) -> Tensor:
     """Integers uniform on [low, high); ``randint(high, size)`` is accepted too. int64 by default."""
     dtype, requires_grad = factory_args("randint", dtype, requires_grad, device, overloaded=True)
+    _strided_only(layout, "randint")
     if dtype is not None and dtype.is_complex:
         raise RuntimeError("check_random_bounds handles only integral, floating-point and boolean types")
     if size is None:
@@ -318,9 +320,11 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
 
 
-def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randperm(n: int, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
+             pin_memory=False) -> Tensor:
     """A random permutation of 0..n-1, drawn on ``device``'s generator stream."""
     dtype, requires_grad = factory_args("randperm", dtype, requires_grad, device, overloaded=True)
+    _strided_only(layout, "randperm")
     refuse_dtype(dtype, "randperm", complex_too=True)
     xp = _xp(device)
     if xp is np:
@@ -345,7 +349,7 @@ def _random_like(input: Tensor, memory_format, dtype, device, requires_grad, dra
 
 
 def rand_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
-              memory_format=None) -> Tensor:
+              memory_format=None, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("rand_like", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "rand_like")
     return _random_like(
@@ -356,7 +360,7 @@ def rand_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=
 
 
 def randn_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
-               memory_format=None) -> Tensor:
+               memory_format=None, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("randn_like", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "randn_like")
     return _random_like(
@@ -367,7 +371,7 @@ def randn_like(input: Tensor, *, generator=None, dtype=None, layout=None, device
 
 
 def randint_like(input: Tensor, low, high=None, *, generator=None, dtype=None, layout=None, device=None,
-                 requires_grad=False, memory_format=None) -> Tensor:
+                 requires_grad=False, memory_format=None, pin_memory=False) -> Tensor:
     _strided_only(layout, "randint_like")
     low, high = (0, low) if high is None else (low, high)
     return _random_like(

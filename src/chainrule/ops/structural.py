@@ -278,13 +278,15 @@ def _triangle_indices(op: str, which, row: int, col: int, offset: int, dtype, de
     return Tensor._make(xp.asarray(np.stack([rows, cols]).reshape(2, -1).astype(dtype.np)))
 
 
-def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None) -> Tensor:
+def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None,
+                 pin_memory: bool = False) -> Tensor:
     """torch.tril_indices: the (2, N) row and column indices of the lower triangle of a row x col
     matrix, on and below diagonal ``offset``, in row-major order."""
     return _triangle_indices("tril_indices", np.tril_indices, row, col, offset, dtype, device, layout)
 
 
-def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None) -> Tensor:
+def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None,
+                 pin_memory: bool = False) -> Tensor:
     """torch.triu_indices: as ``tril_indices``, for the upper triangle, on and above ``offset``."""
     return _triangle_indices("triu_indices", np.triu_indices, row, col, offset, dtype, device, layout)
 
