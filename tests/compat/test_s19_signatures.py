@@ -333,3 +333,25 @@ def test_a_sparse_layout_is_refused_by_a_dense_only_factory():
         chainrule.randperm(4, layout=chainrule.sparse_coo)
     with pytest.raises(NotImplementedError, match="new_zeros: only layout=chainrule.strided"):
         chainrule.ones(2).new_zeros(2, layout=chainrule.sparse_coo)
+
+
+@pytest.mark.parametrize("name, out_dtype", [("fft", "complex64"), ("ifft2", "complex64"), ("rfftn", "complex64"),
+                                             ("irfft", "float32"), ("hfft", "float32"), ("ihfftn", "complex64")])
+def test_fft_writes_into_out(name, out_dtype):
+    signal = np.linspace(-1.0, 2.0, 12, dtype=np.float32).reshape(3, 4)
+    results = []
+    for lib in (torch, chainrule):
+        out = lib.empty(0, dtype=getattr(lib, out_dtype))
+        returned = getattr(lib.fft, name)(lib.tensor(signal), norm="ortho", out=out)
+        assert returned is out
+        results.append(out.numpy())
+    assert results[1].dtype == results[0].dtype and results[1].shape == results[0].shape
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-6)
+
+
+def test_fft_out_is_refused_under_autograd_and_for_a_real_tensor_of_a_complex_result():
+    for lib in (torch, chainrule):
+        with pytest.raises(RuntimeError, match="out="):
+            lib.fft.fft(lib.ones(4, requires_grad=True), out=lib.empty(0, dtype=lib.complex64))
+        with pytest.raises(RuntimeError):
+            lib.fft.fft(lib.ones(4), out=lib.empty(0))
