@@ -355,3 +355,73 @@ def test_fft_out_is_refused_under_autograd_and_for_a_real_tensor_of_a_complex_re
             lib.fft.fft(lib.ones(4, requires_grad=True), out=lib.empty(0, dtype=lib.complex64))
         with pytest.raises(RuntimeError):
             lib.fft.fft(lib.ones(4), out=lib.empty(0))
+
+
+_GRID = np.linspace(-2.0, 3.0, 12, dtype=np.float32).reshape(3, 4)
+_POSITIVE = np.linspace(1.0, 2.0, 12, dtype=np.float32).reshape(3, 4)
+_PICKS = np.array([[0, 2], [1, 0], [3, 3]])
+
+
+@pytest.mark.parametrize("call, out_dtype", [
+    (lambda lib, x, y: (lib.hstack, [x, y]), "float32"), (lambda lib, x, y: (lib.vstack, [x, y]), "float32"),
+    (lambda lib, x, y: (lib.dstack, [x, y]), "float32"), (lambda lib, x, y: (lib.column_stack, [x, y]), "float32"),
+    (lambda lib, x, y: (lib.row_stack, [x, y]), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.diff(*a, dim=0, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.tensordot(*a, y.T, dims=1, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.inner(*a, y, **k), x), "float32"),
+    (lambda lib, x, y: (lib.msort, x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.addcmul(*a, x, y, value=2, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.addcdiv(*a, x, y, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.fmin(*a, y, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.xlogy(*a, y, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.floor_divide(*a, y, **k), x), "float32"),
+    (lambda lib, x, y: (lib.nan_to_num, x), "float32"), (lambda lib, x, y: (lib.angle, x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.logcumsumexp(*a, 1, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.quantile(*a, 0.3, dim=1, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.renorm(*a, 2, 0, 1.0, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.matrix_power(*a, 2, **k), x[:, :3]), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.addbmm(*a, x.reshape(1, 3, 4), y.reshape(1, 4, 3), **k),
+                        lib.zeros(3, 3)), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.polar(*a, x, **k), y), "complex64"),
+    (lambda lib, x, y: (lambda *a, **k: lib.take_along_dim(*a, lib.tensor(_PICKS), dim=1, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.index_add(*a, 0, lib.tensor([2, 0]), y[:2], **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.scatter_reduce(*a, 1, lib.tensor(_PICKS), y, "amax", **k), x),
+     "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.isin(*a, y, **k), x), "bool"),
+    (lambda lib, x, y: (lib.signbit, x), "bool"),
+    (lambda lib, x, y: (lambda *a, **k: lib.bitwise_xor(*a, y.long(), **k), x.long()), "int64"),
+    (lambda lib, x, y: (lambda *a, **k: lib.bitwise_left_shift(*a, y.long(), **k), x.long()), "int64"),
+], ids=["hstack", "vstack", "dstack", "column_stack", "row_stack", "diff", "tensordot", "inner", "msort", "addcmul",
+        "addcdiv", "fmin", "xlogy", "floor_divide", "nan_to_num", "angle", "logcumsumexp", "quantile", "renorm",
+        "matrix_power", "addbmm", "polar", "take_along_dim", "index_add", "scatter_reduce", "isin", "signbit",
+        "bitwise_xor", "bitwise_left_shift"])
+def test_used_functions_write_into_out(call, out_dtype):
+    written = []
+    for lib in (torch, chainrule):
+        function, first = call(lib, lib.tensor(_GRID), lib.tensor(_POSITIVE))
+        out = lib.empty(0, dtype=getattr(lib, out_dtype))
+        assert function(first, out=out) is out
+        written.append(out.numpy())
+    assert (written[1].dtype, written[1].shape) == (written[0].dtype, written[0].shape)
+    np.testing.assert_allclose(written[1], written[0], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, args", [("cummax", (1,)), ("cummin", (0,)), ("mode", (1,)), ("nanmedian", (1,))])
+def test_values_and_indices_write_into_a_pair_of_outs(name, args):
+    written = []
+    for lib in (torch, chainrule):
+        out = (lib.empty(0), lib.empty(0, dtype=lib.int64))
+        values, indices = getattr(lib, name)(lib.tensor(_GRID), *args, out=out)
+        assert values is out[0] and indices is out[1]
+        written.append((values.numpy(), indices.numpy()))
+    np.testing.assert_array_equal(written[1][0], written[0][0])
+    np.testing.assert_array_equal(written[1][1], written[0][1])
+
+
+def test_a_stable_argsort_writes_into_out():
+    orders = []
+    for lib in (torch, chainrule):
+        out = lib.empty(0, dtype=lib.int64)
+        assert lib.argsort(lib.tensor([[2.0, 1.0, 2.0, 0.0]]), stable=True, dim=1, out=out) is out
+        orders.append(out.tolist())
+    assert orders[0] == orders[1] == [[3, 1, 0, 2]]

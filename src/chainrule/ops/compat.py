@@ -18,7 +18,7 @@ from .. import _dtype, return_types
 from .._backend import array_module, module_for_device
 from ..autograd.function import name_node
 from ..autograd.grad_mode import is_grad_enabled
-from ..tensor import Tensor, _wrap_dim
+from ..tensor import Tensor, _wrap_dim, honours_out
 from . import creation, elementwise
 from .count_sampling import torch_binomial_draws, torch_poisson_draws
 from .index import nonzero, scatter_reduce
@@ -179,18 +179,21 @@ def nonzero_static(input: Tensor, *, size: int, fill_value: int = -1) -> Tensor:
     return Tensor._make(xp.concatenate([rows, padding]))
 
 
+@honours_out
 def msort(input: Tensor) -> Tensor:
     """torch.msort: ``input`` sorted along dim 0 (ascending)."""
     return sort(input, dim=0).values
 
 
 # ---------------------------------------------------------------- elementwise tests and shifts
+@honours_out
 def isneginf(input: Tensor) -> Tensor:
     """torch.isneginf: True where ``input`` is -inf (never for integer tensors)."""
     data = input._data
     return Tensor._make(array_module(data).isinf(data) & (data < 0))
 
 
+@honours_out
 def isposinf(input: Tensor) -> Tensor:
     """torch.isposinf: True where ``input`` is +inf (never for integer tensors)."""
     data = input._data
@@ -220,11 +223,13 @@ def _shift(input, other, left: bool) -> Tensor:
     return Tensor._make(out.astype(x.dtype, copy=False))
 
 
+@honours_out
 def bitwise_left_shift(input, other) -> Tensor:
     """torch.bitwise_left_shift (``<<``): integer ``input`` shifted left by ``other`` bits."""
     return _shift(input, other, left=True)
 
 
+@honours_out
 def bitwise_right_shift(input, other) -> Tensor:
     """torch.bitwise_right_shift (``>>``): integer ``input`` shifted right (arithmetically) by ``other`` bits."""
     return _shift(input, other, left=False)

@@ -16,7 +16,7 @@ from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
 from ..storage import note_strided_view, storage_root
-from ..tensor import Tensor, _check_tensor
+from ..tensor import Tensor, _check_tensor, honours_out
 from .elementwise import _float_input, cos, sin, where, zeros_like_tensor
 
 __all__ = ["real", "imag", "view_as_real", "view_as_complex", "conj", "conj_physical", "resolve_conj",
@@ -227,6 +227,7 @@ class Angle(Function):
         return where(zero, 0.0, grad * (z * 1j) / where(zero, 1.0, magnitude2))
 
 
+@honours_out
 def angle(input: Tensor) -> Tensor:
     """torch.angle: the argument of each element in radians (π for negative reals, 0 otherwise)."""
     _check_tensor(input, "angle", "input", 1)
@@ -273,6 +274,7 @@ class ComplexOp(Function):
                 imag(grad) if ctx.needs_input_grad[1] else None)
 
 
+@honours_out
 @cpu_autocast_policy("float32")
 def polar(abs: Tensor, angle: Tensor) -> Tensor:
     """torch.polar: abs·(cos(angle) + i·sin(angle)), composed (its gradient comes from the parts)."""

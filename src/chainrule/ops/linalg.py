@@ -30,7 +30,7 @@ from ..autograd.function import (
     name_node,
     saved,
 )
-from ..tensor import Tensor, _wrap_dim, write_out
+from ..tensor import Tensor, _wrap_dim, honours_out, write_out
 from .elementwise import conjugate_rule
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -440,6 +440,7 @@ def outer(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
 ger = outer
 
 
+@honours_out
 def inner(input: Tensor, other: Tensor) -> Tensor:
     """torch.inner: contraction over the last dims (a product when either is 0-d)."""
     from .elementwise import mul
@@ -591,6 +592,7 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1, o
     return result if out is None else _exact_out(result, out, "baddbmm")
 
 
+@honours_out
 @cpu_autocast_policy("lower")
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.addbmm: ``beta * input + alpha * sum_b batch1[b] @ batch2[b]``."""
@@ -915,6 +917,7 @@ def _sums_a_lone_label(subs: list, output: list, shapes: list) -> bool:
     return False
 
 
+@honours_out
 def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
     """torch.tensordot: contract ``dims`` (an int: a's last and b's first dims; or two lists)."""
     if isinstance(dims, Tensor):
@@ -1795,6 +1798,7 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
 
 
 # ---------------------------------------------------------------- products of several matrices
+@honours_out
 def matrix_power(input: Tensor, n: int) -> Tensor:
     """torch.matrix_power / torch.linalg.matrix_power: A^n by repeated squaring (n < 0 inverts,
     n = 0 gives identities)."""

@@ -25,7 +25,7 @@ from ..autograd.function import (
 )
 from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
 from ..storage import note_strided_view, storage_root
-from ..tensor import Tensor, _int_sequence, _wrap_dim
+from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
 from ._arg_parser import check_float, check_int, int_list, out_rule
 from .memory_format import full_in_suggested_format, in_suggested_format, suggests_channels_last
 from .reduce import sum_to_shape
@@ -1204,22 +1204,26 @@ def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
 
 
 # ---------------------------------------------------------------- joining and splitting
+@honours_out
 def hstack(tensors) -> Tensor:
     """torch.hstack: cat along dim 1, or dim 0 for 1-D tensors (0-d ones become 1-D)."""
     tensors = [_atleast_1d(t) for t in _tensor_list(tensors, "hstack")]
     return cat(tensors, 0 if tensors[0]._data.ndim == 1 else 1)
 
 
+@honours_out
 def vstack(tensors) -> Tensor:
     """torch.vstack: cat along dim 0 after making every tensor at least 2-D."""
     return cat([_atleast_2d(t) for t in _tensor_list(tensors, "vstack")], 0)
 
 
+@honours_out
 def dstack(tensors) -> Tensor:
     """torch.dstack: cat along dim 2 after making every tensor at least 3-D."""
     return cat([_atleast_3d(t) for t in _tensor_list(tensors, "dstack")], 2)
 
 
+@honours_out
 def column_stack(tensors) -> Tensor:
     """torch.column_stack: 0-d and 1-D tensors become columns, then cat along dim 1."""
     tensors = _tensor_list(tensors, "column_stack")

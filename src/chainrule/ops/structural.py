@@ -21,7 +21,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module
 from ..autograd.function import Function, name_node
-from ..tensor import Tensor, _wrap_dim
+from ..tensor import Tensor, _wrap_dim, honours_out
 from . import creation
 from .elementwise import _cast, ne, sub
 from .index import index_select
@@ -408,6 +408,7 @@ def rot90(input: Tensor, k: int = 1, dims=(0, 1)) -> Tensor:
     return name_node(out, "Rot90Backward0", label="rot90", rule="rotates the gradient back by -k quarter turns")
 
 
+@honours_out
 def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None,
          append: Tensor | None = None) -> Tensor:
     """torch.diff: the ``n``-th forward difference ``out[i] = x[i+1] - x[i]`` along ``dim``, after
@@ -435,6 +436,7 @@ def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None
     return x
 
 
+@honours_out
 def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool = False) -> Tensor:
     """torch.isin: a bool tensor of ``elements``' shape, True where the element occurs in
     ``test_elements`` (False with ``invert=True``). Either argument may be a Python number."""
