@@ -92,7 +92,7 @@ DEFAULTS_SAME_BY_CALL = {
     **{(f"torch.{name}", "reduction"): "torch's stub says reduction=1 (mean), yet torch's binding returns the "
        "unreduced loss without it, as chainrule's reduction=0 does"
        for name in ("kl_div", "hinge_embedding_loss", "binary_cross_entropy_with_logits", "margin_ranking_loss",
-                    "triplet_margin_loss", "cosine_embedding_loss")},
+                    "triplet_margin_loss", "cosine_embedding_loss", "ctc_loss")},
     **{(name, "unbiased"): "unbiased=None is torch's own default (correction 1) in chainrule"
        for name in ("torch.std", "torch.var", "torch.std_mean", "torch.var_mean", "torch.Tensor.std",
                     "torch.Tensor.var")},

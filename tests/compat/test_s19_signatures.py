@@ -425,3 +425,85 @@ def test_a_stable_argsort_writes_into_out():
         assert lib.argsort(lib.tensor([[2.0, 1.0, 2.0, 0.0]]), stable=True, dim=1, out=out) is out
         orders.append(out.tolist())
     assert orders[0] == orders[1] == [[3, 1, 0, 2]]
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: lib.swapaxes(x, axis0=0, axis1=2), lambda lib, x: x.swapaxes(axis0=1, axis1=-1),
+    lambda lib, x: lib.swapdims(x, dim0=2, dim1=1), lambda lib, x: x.swapdims(dim0=0, dim1=1),
+], ids=["swapaxes", "swapaxes_method", "swapdims", "swapdims_method"])
+def test_swapaxes_and_swapdims_take_their_own_keywords(call):
+    _assert_same(call)
+
+
+def test_swapaxes_refuses_swapdims_keywords():
+    for lib in (torch, chainrule):  # torch's message names the keyword, chainrule's the missing axes
+        with pytest.raises(TypeError, match="swapaxes()"):
+            lib.swapaxes(lib.ones(2, 3), dim0=0, dim1=1)
+
+
+@pytest.mark.parametrize("name, points", [("hsplit", (1, 2)), ("vsplit", (1,)), ("dsplit", (1, 3))])
+def test_split_methods_take_their_indices_spread(name, points):
+    shapes = [[tuple(piece.shape) for piece in getattr(lib.arange(24.0).reshape(2, 3, 4), name)(*points)]
+              for lib in (torch, chainrule)]
+    assert shapes[0] == shapes[1]
+
+
+@pytest.mark.parametrize("name", ["mm", "bmm", "addmm", "baddbmm"])
+def test_a_matrix_product_refuses_out_dtype_on_the_cpu_as_torch(name):
+    for lib in (torch, chainrule):
+        batch = (1,) if name in ("bmm", "baddbmm") else ()
+        left, right = lib.ones(*batch, 2, 3, dtype=lib.bfloat16), lib.ones(*batch, 3, 2, dtype=lib.bfloat16)
+        args = (left, right) if name in ("mm", "bmm") else (lib.zeros(*batch, 2, 2, dtype=lib.bfloat16), left, right)
+        with pytest.raises(NotImplementedError, match=rf"Could not run 'aten::{name}.dtype' .*'CPU' backend"):
+            getattr(lib, name)(*args, out_dtype=lib.float32)
+
+
+def test_rrelu_draws_its_slopes_from_the_generator_given():
+    x = np.linspace(-3.0, 1.0, 10, dtype=np.float32)
+    drawn = [lib.rrelu(lib.tensor(x), training=True, generator=lib.Generator().manual_seed(7)).numpy()
+             for lib in (torch, chainrule)]
+    np.testing.assert_array_equal(drawn[1], drawn[0])
+    in_place = [lib.rrelu_(lib.tensor(x), 0.1, 0.3, True, lib.Generator().manual_seed(2)).numpy()
+                for lib in (torch, chainrule)]
+    np.testing.assert_array_equal(in_place[1], in_place[0])
+
+
+def test_scalar_tensor_names_its_value_s():
+    values = [lib.scalar_tensor(s=-3, dtype=lib.int16) for lib in (torch, chainrule)]
+    assert values[1].item() == values[0].item() == -3 and str(values[1].dtype)[-5:] == str(values[0].dtype)[-5:]
+
+
+def test_uniform_and_random_take_from_and_to():
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        drawn = lib.empty(400).uniform_(**{"from": 2.0, "to": 3.0})
+        assert 2.0 <= drawn.min().item() and drawn.max().item() < 3.0
+        integers = lib.empty(400, dtype=lib.int8).random_(**{"from": -2, "to": 3})
+        assert set(integers.tolist()) == {-2, -1, 0, 1, 2}
+        assert set(lib.empty(400, dtype=lib.int8).random_(to=2).tolist()) == {0, 1}
+        assert lib.empty(400, dtype=lib.int8).random_(**{"from": 100, "to": None}).min().item() >= 100
+        with pytest.raises(TypeError):
+            lib.empty(2).uniform_(lower=0.0)
+    same_draws = []
+    for lib in (torch, chainrule):
+        lib.manual_seed(3)
+        same_draws.append(lib.empty(5, dtype=lib.float64).uniform_(**{"from": -1.0, "to": 1.0}).numpy())
+    np.testing.assert_array_equal(same_draws[1], same_draws[0])
+
+
+def test_torch_ctc_loss_returns_the_unreduced_loss_by_default():
+    # torch's stub says reduction=1 (mean), its binding does not reduce unless told: chainrule's default 0
+    losses = []
+    for lib in (torch, chainrule):
+        log_probs = lib.tensor(np.linspace(-2.0, -0.5, 40, dtype=np.float32).reshape(5, 2, 4)).log_softmax(2)
+        targets = lib.tensor([[1, 2], [1, 1]])
+        losses.append((lib.ctc_loss(log_probs, targets, [5, 5], [2, 2]).numpy(),
+                       lib.ctc_loss(log_probs, targets, [5, 5], [2, 2], 0, 1).numpy()))
+    np.testing.assert_allclose(losses[1][0], losses[0][0], rtol=1e-5)
+    np.testing.assert_allclose(losses[1][1], losses[0][1], rtol=1e-5)
+    assert losses[0][0].shape == (2,)
+
+
+def test_random_takes_from_positionally_and_to_by_keyword():
+    for lib in (torch, chainrule):
+        assert set(lib.empty(300, dtype=lib.int8).random_(2, to=4).tolist()) == {2, 3}

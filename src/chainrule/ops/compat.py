@@ -101,8 +101,10 @@ def _convert_indices_from_csr_to_coo(crow_indices: Tensor, col_indices: Tensor, 
     return Tensor._make(xp.stack(pair))
 
 
-def dsplit(input: Tensor, indices_or_sections=None, *, sections=None, indices=None) -> tuple:
+def dsplit(input: Tensor, indices_or_sections=None, *spread_indices, sections=None, indices=None) -> tuple:
     """torch.dsplit: tensor_split along dim 2 of a tensor with at least 3 dims."""
+    if spread_indices:  # torch's method takes its indices spread: x.dsplit(1, 3)
+        indices_or_sections = (indices_or_sections, *spread_indices)
     indices_or_sections = _split_points("dsplit", indices_or_sections, sections=sections, indices=indices)
     if input._data.ndim < 3:
         raise RuntimeError(f"torch.dsplit requires a tensor with at least 3 dimension, but got a tensor "

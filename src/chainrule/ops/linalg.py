@@ -355,8 +355,17 @@ def _broadcast_batch(a: tuple, b: tuple) -> tuple:
     return tuple(x if y == 1 else y for x, y in zip(a1, b1))
 
 
-def mm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
+def _refuse_out_dtype(out_dtype, op: str) -> None:
+    """torch 2.13's ``out_dtype=`` overloads of the matrix products (aten::mm.dtype, ...) have CUDA
+    kernels only; on the CPU torch refuses them, and chainrule refuses them everywhere."""
+    if out_dtype is not None:
+        raise NotImplementedError(f"Could not run 'aten::{op}.dtype' with arguments from the 'CPU' backend: "
+                                  f"{op}(out_dtype=) has CUDA kernels only in torch, and none in chainrule")
+
+
+def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     """torch.mm: (n, m) @ (m, p) -> (n, p); no broadcasting."""
+    _refuse_out_dtype(out_dtype, "mm")
     _check_tensor("mm", "input", input)
     _check_tensor("mm", "mat2", mat2)
     if input._data.ndim != 2:
@@ -372,8 +381,9 @@ def mm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
     return result if out is None else _exact_out(result, out, "mm")
 
 
-def bmm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
+def bmm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     """torch.bmm: (b, n, m) @ (b, m, p) -> (b, n, p); no broadcasting."""
+    _refuse_out_dtype(out_dtype, "bmm")
     _check_tensor("bmm", "input", input)
     _check_tensor("bmm", "mat2", mat2)
     if input._data.ndim != 3:
@@ -563,8 +573,9 @@ def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
 
 
 @cpu_autocast_policy("lower")
-def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
+def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmm: ``beta * input + alpha * (mat1 @ mat2)``."""
+    _refuse_out_dtype(out_dtype, "addmm")
     result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
     return result if out is None else _exact_out(result, out, "addmm")
 
@@ -586,8 +597,9 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
 
 
 @cpu_autocast_policy("lower")
-def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
+def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.baddbmm: ``beta * input + alpha * bmm(batch1, batch2)``."""
+    _refuse_out_dtype(out_dtype, "baddbmm")
     result = _scaled_add(input, bmm, (batch1, batch2), beta, alpha, "BaddbmmBackward0", "bmm(batch1, batch2)")
     return result if out is None else _exact_out(result, out, "baddbmm")
 

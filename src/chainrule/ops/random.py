@@ -639,7 +639,18 @@ def _floating_only(self: Tensor, kernel: str) -> None:
         raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(self.dtype)}\'')
 
 
-def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, *, generator=None) -> Tensor:
+def _from_to(op: str, keywords: dict, low, high) -> tuple:
+    """torch names the bounds ``from`` and ``to`` (``x.uniform_(**{"from": 2, "to": 3})``), which
+    Python can't spell as parameters: they arrive as keywords here."""
+    for name in keywords:
+        if name not in ("from", "to"):
+            raise TypeError(f"{op}() got an unexpected keyword argument '{name}'")
+    return keywords.get("from", low), keywords.get("to", high)
+
+
+def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, *, generator=None,
+             **from_to) -> Tensor:
+    a, b = _from_to("uniform_", from_to, a, b)
     _floating_only(self, "check_uniform_bounds")
     _check_uniform_bounds(self, a, b)
     return _fill_inplace(self, uniform_values(self, a, b, generator))
@@ -700,7 +711,15 @@ def bernoulli_(self: Tensor, p: builtins.float = 0.5, *, generator=None) -> Tens
     return _fill_inplace(self, _in_memory_order(self._data, lambda shape: stream.random(shape, dtype=np.float64) < p))
 
 
-def random_(self: Tensor, low: int = 0, high=None, *, generator=None) -> Tensor:
+def random_(self: Tensor, low: int = 0, high=None, *, generator=None, **from_to) -> Tensor:
+    if from_to:  # torch's random_(from=, to=), random_(to=) alone, or random_(from, to=)
+        if "to" not in from_to:
+            raise TypeError("random_() received an invalid combination of arguments - got (from=int, ), but "
+                            "expected one of (*, generator), (int from, int to, *, generator), (int to, *, generator)")
+        low, high = _from_to("random_", from_to, low, high)
+        if high is None:  # to=None: from up to the dtype's largest exact integer
+            dt = np.dtype(self._data.dtype)
+            high = builtins.int(np.iinfo(dt).max) + 1 if dt.kind in "iu" else (1 << _dtype_digits(dt)) + 1
     xp = array_module(self)
     if high is None and not low and xp is np:
         stream = _rng(generator)

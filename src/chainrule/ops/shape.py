@@ -466,7 +466,14 @@ def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     return _share(Transpose.apply(input, dim0=d0, dim1=d1), input)
 
 
-swapaxes = swapdims = transpose
+def swapaxes(input: Tensor, axis0: int, axis1: int) -> Tensor:
+    """torch.swapaxes: ``transpose`` under NumPy's parameter names."""
+    return transpose(input, axis0, axis1)
+
+
+def swapdims(input: Tensor, dim0: int, dim1: int) -> Tensor:
+    """torch.swapdims: ``transpose`` under another name."""
+    return transpose(input, dim0, dim1)
 
 
 def t(input: Tensor) -> Tensor:
@@ -1268,15 +1275,19 @@ def tensor_split(input: Tensor, indices_or_sections=None, dim: int = 0, *, secti
                  for start, stop in zip(bounds[:-1], bounds[1:]))
 
 
-def hsplit(input: Tensor, indices_or_sections=None, *, sections=None, indices=None) -> tuple:
+def hsplit(input: Tensor, indices_or_sections=None, *spread_indices, sections=None, indices=None) -> tuple:
     """torch.hsplit: tensor_split along dim 1 (dim 0 for 1-D); sections must divide evenly."""
+    if spread_indices:  # torch's method takes its indices spread: x.hsplit(1, 3)
+        indices_or_sections = (indices_or_sections, *spread_indices)
     indices_or_sections = _split_points("hsplit", indices_or_sections, sections=sections, indices=indices)
     dim = 0 if input._data.ndim == 1 else 1
     return _even_split(input, indices_or_sections, dim, "hsplit")
 
 
-def vsplit(input: Tensor, indices_or_sections=None, *, sections=None, indices=None) -> tuple:
+def vsplit(input: Tensor, indices_or_sections=None, *spread_indices, sections=None, indices=None) -> tuple:
     """torch.vsplit: tensor_split along dim 0 of a tensor with at least 2 dims."""
+    if spread_indices:  # torch's method takes its indices spread: x.vsplit(1, 3)
+        indices_or_sections = (indices_or_sections, *spread_indices)
     indices_or_sections = _split_points("vsplit", indices_or_sections, sections=sections, indices=indices)
     if input._data.ndim < 2:
         raise RuntimeError(f"torch.vsplit requires a tensor with at least 2 dimension, but got a tensor "
