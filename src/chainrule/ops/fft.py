@@ -336,13 +336,13 @@ def _frequencies(op: str, values: np.ndarray, dtype, device, requires_grad: bool
 
 
 def fftfreq(n: int, d: float = 1.0, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
-            pin_memory: bool = False) -> Tensor:
+            pin_memory: bool | None = None) -> Tensor:
     """torch.fft.fftfreq: the sample frequencies of an n-point fft, [0, 1, ..., -1] / (d·n)."""
     return _frequencies("fftfreq", np.fft.fftfreq(n, d), dtype, device, requires_grad)
 
 
 def rfftfreq(n: int, d: float = 1.0, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
-             pin_memory: bool = False) -> Tensor:
+             pin_memory: bool | None = None) -> Tensor:
     """torch.fft.rfftfreq: the n // 2 + 1 non-negative sample frequencies of an n-point rfft."""
     return _frequencies("rfftfreq", np.fft.rfftfreq(n, d), dtype, device, requires_grad)
 
