@@ -92,7 +92,7 @@ DEFAULTS_SAME_BY_CALL = {
     **{(f"torch.{name}", "reduction"): "torch's stub says reduction=1 (mean), yet torch's binding returns the "
        "unreduced loss without it, as chainrule's reduction=0 does"
        for name in ("kl_div", "hinge_embedding_loss", "binary_cross_entropy_with_logits", "margin_ranking_loss",
-                    "triplet_margin_loss", "cosine_embedding_loss")},
+                    "triplet_margin_loss", "cosine_embedding_loss", "ctc_loss")},
     **{(name, "unbiased"): "unbiased=None is torch's own default (correction 1) in chainrule"
        for name in ("torch.std", "torch.var", "torch.std_mean", "torch.var_mean", "torch.Tensor.std",
                     "torch.Tensor.var")},
@@ -465,8 +465,11 @@ def check_signatures(name_filter: str | None) -> list:
 def _beneath_wrappers(function) -> inspect.Signature | None:
     """The first signature down a chainrule function's ``__wrapped__`` chain that names its parameters
     (its dispatch and ``out=`` wrappers take ``*args, **kwargs`` and pass them on), or None when the
-    function parses its arguments itself."""
+    function parses its arguments itself. An ``out=`` front (``honours_out``) met on the way above it
+    adds its keyword ``out``, which the function beneath does not declare."""
+    takes_out = False
     while function is not None:
+        takes_out = takes_out or getattr(function, "honours_out", False)
         try:
             signature = inspect.signature(function, follow_wrapped=False)
         except (TypeError, ValueError):
@@ -474,9 +477,20 @@ def _beneath_wrappers(function) -> inspect.Signature | None:
         if not _is_dispatcher(signature):
             kinds = {p.kind for p in signature.parameters.values()}
             parses_itself = {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD} <= kinds
-            return None if parses_itself else signature
+            if parses_itself:
+                return None
+            if takes_out and "out" not in signature.parameters:
+                signature = _with_out_keyword(signature)
+            return signature
         function = getattr(function, "__wrapped__", None)
     return None
+
+
+def _with_out_keyword(signature: inspect.Signature) -> inspect.Signature:
+    parameters = list(signature.parameters.values())
+    at = next((i for i, p in enumerate(parameters) if p.kind is inspect.Parameter.VAR_KEYWORD), len(parameters))
+    out = inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None)
+    return signature.replace(parameters=parameters[:at] + [out] + parameters[at:])
 
 
 def _without_self(signature: inspect.Signature) -> inspect.Signature:

@@ -283,3 +283,227 @@ def test_sum_to_size_takes_size_by_keyword(call):
 def test_resize_takes_size_by_keyword():
     shapes = [tuple(lib.zeros(2, 3).resize_(size=(4,)).shape) for lib in (torch, chainrule)]
     assert shapes[0] == shapes[1] == (4,)
+
+
+def _factory_outcome(lib, make):
+    x = lib.arange(6.0).reshape(2, 3)
+    made = make(lib, x)
+    return str(made.dtype).split(".")[-1], tuple(made.shape), made.layout is lib.strided
+
+
+_ALLOCATION_KEYWORDS = [  # every factory torch gives layout= and pin_memory=, with the values a CPU run accepts
+    lambda lib, x, **k: lib.zeros_like(x, **k), lambda lib, x, **k: lib.ones_like(x, **k),
+    lambda lib, x, **k: lib.empty_like(x, **k), lambda lib, x, **k: lib.full_like(x, 2.0, **k),
+    lambda lib, x, **k: lib.rand_like(x, **k), lambda lib, x, **k: lib.randn_like(x, **k),
+    lambda lib, x, **k: lib.randint_like(x, 5, **k), lambda lib, x, **k: lib.arange(5, **k),
+    lambda lib, x, **k: lib.linspace(0, 1, 5, **k), lambda lib, x, **k: lib.logspace(0, 1, 5, **k),
+    lambda lib, x, **k: lib.eye(3, **k), lambda lib, x, **k: lib.randint(0, 5, (4,), **k),
+    lambda lib, x, **k: lib.randperm(4, **k), lambda lib, x, **k: lib.scalar_tensor(s=2.5, **k),
+    lambda lib, x, **k: lib.tril_indices(3, 3, **k), lambda lib, x, **k: lib.triu_indices(3, 3, **k),
+    lambda lib, x, **k: lib.hann_window(4, **k), lambda lib, x, **k: lib.hamming_window(4, **k),
+    lambda lib, x, **k: lib.blackman_window(4, **k), lambda lib, x, **k: lib.bartlett_window(4, **k),
+    lambda lib, x, **k: lib.kaiser_window(4, **k), lambda lib, x, **k: lib.fft.fftfreq(4, **k),
+    lambda lib, x, **k: lib.fft.rfftfreq(4, **k), lambda lib, x, **k: x.new_zeros((2,), **k),
+    lambda lib, x, **k: x.new_ones(2, **k), lambda lib, x, **k: x.new_empty((2,), **k),
+    lambda lib, x, **k: x.new_full((2,), 3.0, **k),
+]
+
+
+@pytest.mark.parametrize("factory", _ALLOCATION_KEYWORDS, ids=lambda f: str(_ALLOCATION_KEYWORDS.index(f)))
+def test_factories_take_layout_and_pin_memory(factory):
+    def make(lib, x):
+        return factory(lib, x, layout=lib.strided, pin_memory=False)
+    assert _factory_outcome(chainrule, make) == _factory_outcome(torch, make)
+
+
+def test_deterministic_factories_give_torchs_values_under_the_allocation_keywords():
+    keywords = {"layout": "strided", "pin_memory": False}
+    for make in (lambda lib, **k: lib.scalar_tensor(s=2.5, **k), lambda lib, **k: lib.logspace(0, 2, 3, **k),
+                 lambda lib, **k: lib.arange(1, 4, **k), lambda lib, **k: lib.ones(2, 2).new_full((2,), 3.0, **k)):
+        values = [make(lib, **{**keywords, "layout": lib.strided}).numpy() for lib in (torch, chainrule)]
+        np.testing.assert_array_equal(values[1], values[0])
+
+
+def test_a_sparse_layout_is_refused_by_a_dense_only_factory():
+    # torch refuses a sparse randperm with NotImplementedError too; its new_zeros builds a sparse
+    # tensor, which chainrule leaves to sparse_coo_tensor / to_sparse and refuses by name
+    with pytest.raises(NotImplementedError):
+        torch.randperm(4, layout=torch.sparse_coo)
+    with pytest.raises(NotImplementedError, match="randperm: only layout=chainrule.strided"):
+        chainrule.randperm(4, layout=chainrule.sparse_coo)
+    with pytest.raises(NotImplementedError, match="new_zeros: only layout=chainrule.strided"):
+        chainrule.ones(2).new_zeros(2, layout=chainrule.sparse_coo)
+
+
+@pytest.mark.parametrize("name, out_dtype", [("fft", "complex64"), ("ifft2", "complex64"), ("rfftn", "complex64"),
+                                             ("irfft", "float32"), ("hfft", "float32"), ("ihfftn", "complex64")])
+def test_fft_writes_into_out(name, out_dtype):
+    signal = np.linspace(-1.0, 2.0, 12, dtype=np.float32).reshape(3, 4)
+    results = []
+    for lib in (torch, chainrule):
+        out = lib.empty(0, dtype=getattr(lib, out_dtype))
+        returned = getattr(lib.fft, name)(lib.tensor(signal), norm="ortho", out=out)
+        assert returned is out
+        results.append(out.numpy())
+    assert results[1].dtype == results[0].dtype and results[1].shape == results[0].shape
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-6)
+
+
+def test_fft_out_is_refused_under_autograd_and_for_a_real_tensor_of_a_complex_result():
+    for lib in (torch, chainrule):
+        with pytest.raises(RuntimeError, match="out="):
+            lib.fft.fft(lib.ones(4, requires_grad=True), out=lib.empty(0, dtype=lib.complex64))
+        with pytest.raises(RuntimeError):
+            lib.fft.fft(lib.ones(4), out=lib.empty(0))
+
+
+_GRID = np.linspace(-2.0, 3.0, 12, dtype=np.float32).reshape(3, 4)
+_POSITIVE = np.linspace(1.0, 2.0, 12, dtype=np.float32).reshape(3, 4)
+_PICKS = np.array([[0, 2], [1, 0], [3, 3]])
+
+
+@pytest.mark.parametrize("call, out_dtype", [
+    (lambda lib, x, y: (lib.hstack, [x, y]), "float32"), (lambda lib, x, y: (lib.vstack, [x, y]), "float32"),
+    (lambda lib, x, y: (lib.dstack, [x, y]), "float32"), (lambda lib, x, y: (lib.column_stack, [x, y]), "float32"),
+    (lambda lib, x, y: (lib.row_stack, [x, y]), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.diff(*a, dim=0, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.tensordot(*a, y.T, dims=1, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.inner(*a, y, **k), x), "float32"),
+    (lambda lib, x, y: (lib.msort, x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.addcmul(*a, x, y, value=2, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.addcdiv(*a, x, y, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.fmin(*a, y, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.xlogy(*a, y, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.floor_divide(*a, y, **k), x), "float32"),
+    (lambda lib, x, y: (lib.nan_to_num, x), "float32"), (lambda lib, x, y: (lib.angle, x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.logcumsumexp(*a, 1, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.quantile(*a, 0.3, dim=1, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.renorm(*a, 2, 0, 1.0, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.matrix_power(*a, 2, **k), x[:, :3]), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.addbmm(*a, x.reshape(1, 3, 4), y.reshape(1, 4, 3), **k),
+                        lib.zeros(3, 3)), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.polar(*a, x, **k), y), "complex64"),
+    (lambda lib, x, y: (lambda *a, **k: lib.take_along_dim(*a, lib.tensor(_PICKS), dim=1, **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.index_add(*a, 0, lib.tensor([2, 0]), y[:2], **k), x), "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.scatter_reduce(*a, 1, lib.tensor(_PICKS), y, "amax", **k), x),
+     "float32"),
+    (lambda lib, x, y: (lambda *a, **k: lib.isin(*a, y, **k), x), "bool"),
+    (lambda lib, x, y: (lib.signbit, x), "bool"),
+    (lambda lib, x, y: (lambda *a, **k: lib.bitwise_xor(*a, y.long(), **k), x.long()), "int64"),
+    (lambda lib, x, y: (lambda *a, **k: lib.bitwise_left_shift(*a, y.long(), **k), x.long()), "int64"),
+], ids=["hstack", "vstack", "dstack", "column_stack", "row_stack", "diff", "tensordot", "inner", "msort", "addcmul",
+        "addcdiv", "fmin", "xlogy", "floor_divide", "nan_to_num", "angle", "logcumsumexp", "quantile", "renorm",
+        "matrix_power", "addbmm", "polar", "take_along_dim", "index_add", "scatter_reduce", "isin", "signbit",
+        "bitwise_xor", "bitwise_left_shift"])
+def test_used_functions_write_into_out(call, out_dtype):
+    written = []
+    for lib in (torch, chainrule):
+        function, first = call(lib, lib.tensor(_GRID), lib.tensor(_POSITIVE))
+        out = lib.empty(0, dtype=getattr(lib, out_dtype))
+        assert function(first, out=out) is out
+        written.append(out.numpy())
+    assert (written[1].dtype, written[1].shape) == (written[0].dtype, written[0].shape)
+    np.testing.assert_allclose(written[1], written[0], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, args", [("cummax", (1,)), ("cummin", (0,)), ("mode", (1,)), ("nanmedian", (1,))])
+def test_values_and_indices_write_into_a_pair_of_outs(name, args):
+    written = []
+    for lib in (torch, chainrule):
+        out = (lib.empty(0), lib.empty(0, dtype=lib.int64))
+        values, indices = getattr(lib, name)(lib.tensor(_GRID), *args, out=out)
+        assert values is out[0] and indices is out[1]
+        written.append((values.numpy(), indices.numpy()))
+    np.testing.assert_array_equal(written[1][0], written[0][0])
+    np.testing.assert_array_equal(written[1][1], written[0][1])
+
+
+def test_a_stable_argsort_writes_into_out():
+    orders = []
+    for lib in (torch, chainrule):
+        out = lib.empty(0, dtype=lib.int64)
+        assert lib.argsort(lib.tensor([[2.0, 1.0, 2.0, 0.0]]), stable=True, dim=1, out=out) is out
+        orders.append(out.tolist())
+    assert orders[0] == orders[1] == [[3, 1, 0, 2]]
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: lib.swapaxes(x, axis0=0, axis1=2), lambda lib, x: x.swapaxes(axis0=1, axis1=-1),
+    lambda lib, x: lib.swapdims(x, dim0=2, dim1=1), lambda lib, x: x.swapdims(dim0=0, dim1=1),
+], ids=["swapaxes", "swapaxes_method", "swapdims", "swapdims_method"])
+def test_swapaxes_and_swapdims_take_their_own_keywords(call):
+    _assert_same(call)
+
+
+def test_swapaxes_refuses_swapdims_keywords():
+    for lib in (torch, chainrule):  # torch's message names the keyword, chainrule's the missing axes
+        with pytest.raises(TypeError, match="swapaxes()"):
+            lib.swapaxes(lib.ones(2, 3), dim0=0, dim1=1)
+
+
+@pytest.mark.parametrize("name, points", [("hsplit", (1, 2)), ("vsplit", (1,)), ("dsplit", (1, 3))])
+def test_split_methods_take_their_indices_spread(name, points):
+    shapes = [[tuple(piece.shape) for piece in getattr(lib.arange(24.0).reshape(2, 3, 4), name)(*points)]
+              for lib in (torch, chainrule)]
+    assert shapes[0] == shapes[1]
+
+
+@pytest.mark.parametrize("name", ["mm", "bmm", "addmm", "baddbmm"])
+def test_a_matrix_product_refuses_out_dtype_on_the_cpu_as_torch(name):
+    for lib in (torch, chainrule):
+        batch = (1,) if name in ("bmm", "baddbmm") else ()
+        left, right = lib.ones(*batch, 2, 3, dtype=lib.bfloat16), lib.ones(*batch, 3, 2, dtype=lib.bfloat16)
+        args = (left, right) if name in ("mm", "bmm") else (lib.zeros(*batch, 2, 2, dtype=lib.bfloat16), left, right)
+        with pytest.raises(NotImplementedError, match=rf"Could not run 'aten::{name}.dtype' .*'CPU' backend"):
+            getattr(lib, name)(*args, out_dtype=lib.float32)
+
+
+def test_rrelu_draws_its_slopes_from_the_generator_given():
+    x = np.linspace(-3.0, 1.0, 10, dtype=np.float32)
+    drawn = [lib.rrelu(lib.tensor(x), training=True, generator=lib.Generator().manual_seed(7)).numpy()
+             for lib in (torch, chainrule)]
+    np.testing.assert_array_equal(drawn[1], drawn[0])
+    in_place = [lib.rrelu_(lib.tensor(x), 0.1, 0.3, True, lib.Generator().manual_seed(2)).numpy()
+                for lib in (torch, chainrule)]
+    np.testing.assert_array_equal(in_place[1], in_place[0])
+
+
+def test_scalar_tensor_names_its_value_s():
+    values = [lib.scalar_tensor(s=-3, dtype=lib.int16) for lib in (torch, chainrule)]
+    assert values[1].item() == values[0].item() == -3 and str(values[1].dtype)[-5:] == str(values[0].dtype)[-5:]
+
+
+def test_uniform_and_random_take_from_and_to():
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        drawn = lib.empty(400).uniform_(**{"from": 2.0, "to": 3.0})
+        assert 2.0 <= drawn.min().item() and drawn.max().item() < 3.0
+        integers = lib.empty(400, dtype=lib.int8).random_(**{"from": -2, "to": 3})
+        assert set(integers.tolist()) == {-2, -1, 0, 1, 2}
+        assert set(lib.empty(400, dtype=lib.int8).random_(to=2).tolist()) == {0, 1}
+        assert lib.empty(400, dtype=lib.int8).random_(**{"from": 100, "to": None}).min().item() >= 100
+        with pytest.raises(TypeError):
+            lib.empty(2).uniform_(lower=0.0)
+    same_draws = []
+    for lib in (torch, chainrule):
+        lib.manual_seed(3)
+        same_draws.append(lib.empty(5, dtype=lib.float64).uniform_(**{"from": -1.0, "to": 1.0}).numpy())
+    np.testing.assert_array_equal(same_draws[1], same_draws[0])
+
+
+def test_torch_ctc_loss_returns_the_unreduced_loss_by_default():
+    # torch's stub says reduction=1 (mean), its binding does not reduce unless told: chainrule's default 0
+    losses = []
+    for lib in (torch, chainrule):
+        log_probs = lib.tensor(np.linspace(-2.0, -0.5, 40, dtype=np.float32).reshape(5, 2, 4)).log_softmax(2)
+        targets = lib.tensor([[1, 2], [1, 1]])
+        losses.append((lib.ctc_loss(log_probs, targets, [5, 5], [2, 2]).numpy(),
+                       lib.ctc_loss(log_probs, targets, [5, 5], [2, 2], 0, 1).numpy()))
+    np.testing.assert_allclose(losses[1][0], losses[0][0], rtol=1e-5)
+    np.testing.assert_allclose(losses[1][1], losses[0][1], rtol=1e-5)
+    assert losses[0][0].shape == (2,)
+
+
+def test_random_takes_from_positionally_and_to_by_keyword():
+    for lib in (torch, chainrule):
+        assert set(lib.empty(300, dtype=lib.int8).random_(2, to=4).tolist()) == {2, 3}

@@ -338,9 +338,11 @@ def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
     return celu(input, alpha, inplace=True)
 
 
-def rrelu_(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False) -> Tensor:
+def rrelu_(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
+           generator=None) -> Tensor:
     # torch records the in-place rrelu as one node, in both modes
-    return _name_node(rrelu(input, lower, upper, training, inplace=True), "RreluWithNoiseBackward1", label="rrelu")
+    return _name_node(rrelu(input, lower, upper, training, inplace=True, generator=generator), "RreluWithNoiseBackward1",
+                      label="rrelu")
 
 
 # torch's *_with_indices: the pools with their indices, always (return_indices is accepted and ignored)

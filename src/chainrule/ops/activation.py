@@ -328,7 +328,7 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
 
 
 def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
-          inplace: bool = False) -> Tensor:
+          inplace: bool = False, *, generator=None) -> Tensor:
     """torch.rrelu: leaky relu with a slope drawn from U(lower, upper) per element when
     training, and the fixed slope (lower + upper) / 2 in eval mode."""
     xp = array_module(input)
@@ -345,7 +345,7 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
     x = _float_input(input)
     if xp is np and x._data.dtype == np.float16:  # torch's CPU kernel has no half version
         raise NotImplementedError("\"rrelu_with_noise_out_cpu\" not implemented for 'Half'")
-    slopes = _rrelu_slopes(x._data, lower, upper, xp)
+    slopes = _rrelu_slopes(x._data, lower, upper, xp, generator)
     if slopes.dtype != x._data.dtype:  # half precision: the product in float32, rounded once
         return _run_inplace(input, lambda t: (t.float() * Tensor._make(slopes)).to(t.dtype)) if inplace else (
             (x.float() * Tensor._make(slopes)).to(x.dtype))
@@ -374,7 +374,7 @@ class RreluWithNoise(Function):
         return depending_on(_scaled_mask(grad, ctx.slopes), *ctx.saved_values, node="RreluWithNoiseBackwardBackward0")
 
 
-def _rrelu_slopes(data, lower: float, upper: float, xp):
+def _rrelu_slopes(data, lower: float, upper: float, xp, generator=None):
     """Training rrelu's slope per element: 1 where x > 0 (or NaN), a draw from U(lower, upper) where
     x ≤ 0. On the CPU torch's draws: one double uniform per non-positive element, in order, with
     the bounds first rounded to the op's float type (float32 below float64), its value cast to it."""
@@ -384,11 +384,11 @@ def _rrelu_slopes(data, lower: float, upper: float, xp):
     with np.errstate(invalid="ignore"):
         non_positive = data <= 0  # NaN keeps slope 1 and draws nothing, as torch's loop
     if xp is not np:  # on the device: a draw for every element
-        draws = _rng(None, xp).uniform(lower, upper, data.shape).astype(op_type)
+        draws = _rng(generator, xp).uniform(lower, upper, data.shape).astype(op_type)
         return xp.where(non_positive, draws, op_type(1))
     slopes = np.ones(data.shape, dtype=op_type)
     low, high = float(op_type(lower)), float(op_type(upper))
-    slopes[non_positive] = _rng(None).unfused_uniform(low, high, int(np.count_nonzero(non_positive)))
+    slopes[non_positive] = _rng(generator).unfused_uniform(low, high, int(np.count_nonzero(non_positive)))
     return slopes
 
 

@@ -18,7 +18,7 @@ from .. import _dtype, return_types
 from .._backend import array_module, module_for_device
 from ..autograd.function import name_node
 from ..autograd.grad_mode import is_grad_enabled
-from ..tensor import Tensor, _wrap_dim
+from ..tensor import Tensor, _wrap_dim, honours_out
 from . import creation, elementwise
 from .count_sampling import torch_binomial_draws, torch_poisson_draws
 from .index import nonzero_indices, scatter_reduce
@@ -101,8 +101,10 @@ def _convert_indices_from_csr_to_coo(crow_indices: Tensor, col_indices: Tensor, 
     return Tensor._make(xp.stack(pair))
 
 
-def dsplit(input: Tensor, indices_or_sections=None, *, sections=None, indices=None) -> tuple:
+def dsplit(input: Tensor, indices_or_sections=None, *spread_indices, sections=None, indices=None) -> tuple:
     """torch.dsplit: tensor_split along dim 2 of a tensor with at least 3 dims."""
+    if spread_indices:  # torch's method takes its indices spread: x.dsplit(1, 3)
+        indices_or_sections = (indices_or_sections, *spread_indices)
     indices_or_sections = _split_points("dsplit", indices_or_sections, sections=sections, indices=indices)
     if input._data.ndim < 3:
         raise RuntimeError(f"torch.dsplit requires a tensor with at least 3 dimension, but got a tensor "
@@ -179,18 +181,21 @@ def nonzero_static(input: Tensor, *, size: int, fill_value: int = -1) -> Tensor:
     return Tensor._make(xp.concatenate([rows, padding]))
 
 
+@honours_out
 def msort(input: Tensor) -> Tensor:
     """torch.msort: ``input`` sorted along dim 0 (ascending)."""
     return sort(input, dim=0).values
 
 
 # ---------------------------------------------------------------- elementwise tests and shifts
+@honours_out
 def isneginf(input: Tensor) -> Tensor:
     """torch.isneginf: True where ``input`` is -inf (never for integer tensors)."""
     data = input._data
     return Tensor._make(array_module(data).isinf(data) & (data < 0))
 
 
+@honours_out
 def isposinf(input: Tensor) -> Tensor:
     """torch.isposinf: True where ``input`` is +inf (never for integer tensors)."""
     data = input._data
@@ -223,11 +228,13 @@ def _shift(input, other, left: bool) -> Tensor:
     return Tensor._make(out.astype(x.dtype, copy=False))
 
 
+@honours_out
 def bitwise_left_shift(input, other) -> Tensor:
     """torch.bitwise_left_shift (``<<``): integer ``input`` shifted left by ``other`` bits."""
     return _shift(input, other, left=True)
 
 
+@honours_out
 def bitwise_right_shift(input, other) -> Tensor:
     """torch.bitwise_right_shift (``>>``): integer ``input`` shifted right (arithmetically) by ``other`` bits."""
     return _shift(input, other, left=False)
@@ -248,7 +255,7 @@ _RANGE_DEPRECATION = ("torch.range is deprecated and will be removed in a future
 
 
 def range(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,
-          requires_grad: bool = False) -> Tensor:
+          requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """torch.range (deprecated): ``start, start + step, ...`` up to and including ``end``, in the
     default float dtype unless ``dtype`` is given. Warns as torch does."""
     if end is None:

@@ -18,7 +18,7 @@ from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node, saved
 from ..storage import note_strided_view, storage_root
-from ..tensor import Tensor, _check_tensor
+from ..tensor import Tensor, _check_tensor, honours_out
 from .elementwise import _float_input, where, zeros_like_tensor
 
 __all__ = ["real", "imag", "view_as_real", "view_as_complex", "conj", "conj_physical", "resolve_conj",
@@ -229,6 +229,7 @@ class Angle(Function):
         return where(zero, 0.0, grad * (z * 1j) / where(zero, 1.0, magnitude2))
 
 
+@honours_out
 def angle(input: Tensor) -> Tensor:
     """torch.angle: the argument of each element in radians (π for negative reals, 0 otherwise)."""
     _check_tensor(input, "angle", "input", 1)
@@ -299,6 +300,7 @@ class Polar(Function):
             (grad_conj * (z * 1j)).real if ctx.needs_input_grad[1] else None
 
 
+@honours_out
 @cpu_autocast_policy("float32")
 def polar(abs: Tensor, angle: Tensor) -> Tensor:
     """torch.polar: abs·(cos(angle) + i·sin(angle)), with torch's gradient (none for abs where it is 0)."""

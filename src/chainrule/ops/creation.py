@@ -490,10 +490,11 @@ def checked_fill_value(value, dtype: _dtype.dtype, numel: builtins.int):
     return _dtype.checked_scalar(value, dtype)
 
 
-def scalar_tensor(value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-    """torch.scalar_tensor: a 0-d tensor of ``value`` (the default float dtype unless ``dtype``);
+def scalar_tensor(s, *, dtype=None, layout=None, device=None, pin_memory=False, requires_grad=False) -> Tensor:
+    """torch.scalar_tensor: a 0-d tensor of ``s`` (the default float dtype unless ``dtype``);
     a negative integer wraps into an unsigned dtype, an out-of-range one is refused, as torch's fill."""
-    value = checked_fill_value(value, _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype(), 1)
+    _strided_only(layout, "scalar_tensor")
+    value = checked_fill_value(s, _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype(), 1)
     return _finish(_xp(device).asarray(value, dtype=_dt(dtype)), requires_grad)
 
 
@@ -527,7 +528,7 @@ def _like_of_wrapper(name: str, like, args: tuple, dtype, device, requires_grad:
 
 
 def zeros_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
-               memory_format=None) -> Tensor:
+               memory_format=None, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("zeros_like", dtype, requires_grad, device)
     _strided_only(layout, "zeros_like")
     if input._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -538,7 +539,7 @@ def zeros_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_
 
 
 def ones_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
-              memory_format=None) -> Tensor:
+              memory_format=None, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("ones_like", dtype, requires_grad, device)
     _strided_only(layout, "ones_like")
     if input._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -549,7 +550,7 @@ def ones_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_g
 
 
 def empty_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
-               memory_format=None) -> Tensor:
+               memory_format=None, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("empty_like", dtype, requires_grad, device)
     _strided_only(layout, "empty_like")
     if input._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -560,7 +561,7 @@ def empty_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_
 
 
 def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
-              memory_format=None) -> Tensor:
+              memory_format=None, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("full_like", dtype, requires_grad, device)
     _strided_only(layout, "full_like")
     if input._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -571,7 +572,8 @@ def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None
                  memory_format=memory_format)
 
 
-def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Tensor:
+def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+           pin_memory=False) -> Tensor:
     """torch.arange: int64 for integer arguments, the default float dtype otherwise (``out``'s
     dtype when given)."""
     if out is not None:
@@ -646,7 +648,7 @@ def _check_space_arguments(op: str, start, end, steps) -> None:
 
 
 def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device=None,
-             requires_grad=False) -> Tensor:
+             requires_grad=False, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("linspace", dtype, requires_grad, device, overloaded=True)
     refuse_dtype(dtype, "linspace_cpu")
     _strided_only(layout, "linspace")
@@ -655,9 +657,10 @@ def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device
     return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
 
 
-def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dtype=None, device=None,
-             requires_grad=False) -> Tensor:
+def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dtype=None, layout=None, device=None,
+             requires_grad=False, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("logspace", dtype, requires_grad, device, overloaded=True)
+    _strided_only(layout, "logspace")
     refuse_dtype(dtype, "logspace_cpu")
     _check_space_arguments("logspace", start, end, steps)
     array = np.logspace(builtins.float(start), builtins.float(end), builtins.int(steps), base=base)
@@ -665,7 +668,7 @@ def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dt
 
 
 def eye(n: builtins.int, m: builtins.int | None = None, *, dtype=None, layout=None, device=None,
-        requires_grad=False) -> Tensor:
+        requires_grad=False, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("eye", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "eye")
     if n < 0 or (m is not None and m < 0):
@@ -679,8 +682,10 @@ def new_tensor(self: Tensor, data, *, dtype=None, device=None, requires_grad=Fal
     return tensor(data, dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
-def new_zeros(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def new_zeros(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False, layout=None,
+              pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("new_zeros", dtype, requires_grad, device)
+    _strided_only(layout, "new_zeros")
     if self._wrapper_strides is not None and _function.active_dispatch is not None:
         made = _like_of_wrapper("new_zeros", new_zeros, (self, list(_shape_args(_sizes(sizes, size)))), dtype, device, requires_grad, None)
         if made is not _function.RUN_UNDISPATCHED:
@@ -688,8 +693,10 @@ def new_zeros(self: Tensor, *sizes, size=None, dtype=None, device=None, requires
     return zeros(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
-def new_ones(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def new_ones(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False, layout=None,
+             pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("new_ones", dtype, requires_grad, device)
+    _strided_only(layout, "new_ones")
     if self._wrapper_strides is not None and _function.active_dispatch is not None:
         made = _like_of_wrapper("new_ones", new_ones, (self, list(_shape_args(_sizes(sizes, size)))), dtype, device, requires_grad, None)
         if made is not _function.RUN_UNDISPATCHED:
@@ -697,8 +704,10 @@ def new_ones(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_
     return ones(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
-def new_empty(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def new_empty(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False, layout=None,
+              pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("new_empty", dtype, requires_grad, device)
+    _strided_only(layout, "new_empty")
     if self._wrapper_strides is not None and _function.active_dispatch is not None:
         made = _like_of_wrapper("new_empty", new_empty, (self, list(_shape_args(_sizes(sizes, size)))), dtype, device, requires_grad, None)
         if made is not _function.RUN_UNDISPATCHED:
@@ -706,8 +715,10 @@ def new_empty(self: Tensor, *sizes, size=None, dtype=None, device=None, requires
     return empty(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
-def new_full(self: Tensor, size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+def new_full(self: Tensor, size, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None,
+             pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("new_full", dtype, requires_grad, device)
+    _strided_only(layout, "new_full")
     if self._wrapper_strides is not None and _function.active_dispatch is not None:
         made = _like_of_wrapper("new_full", new_full, (self, list(_shape_args((size,))), fill_value), dtype, device, requires_grad, None)
         if made is not _function.RUN_UNDISPATCHED:

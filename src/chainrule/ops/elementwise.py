@@ -773,6 +773,7 @@ def _floor_divide_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 true_divide = div
 
 
+@honours_out
 def floor_divide(input, other) -> Tensor:
     return div(input, other, rounding_mode="floor")
 
@@ -1239,6 +1240,7 @@ def minimum(input: Tensor, other: Tensor) -> Tensor:
     return Minimum.apply(a, b)
 
 
+@honours_out
 def fmax(input: Tensor, other: Tensor) -> Tensor:
     """Like maximum but a NaN loses to a number."""
     _require_tensors("fmax", input, other)
@@ -1246,6 +1248,7 @@ def fmax(input: Tensor, other: Tensor) -> Tensor:
     return where(isnan(b) | (a >= b), a, b)
 
 
+@honours_out
 def fmin(input: Tensor, other: Tensor) -> Tensor:
     _require_tensors("fmin", input, other)
     a, b = _pair(input, other)
@@ -1562,6 +1565,7 @@ class Xlogy(Function):
                 grad * x / y if ctx.needs_input_grad[1] else None)
 
 
+@honours_out
 def xlogy(input, other) -> Tensor:
     """x * log(y), defined as 0 where x == 0 and y is not NaN."""
     x, y = _float_pair(input, other)
@@ -1633,6 +1637,7 @@ def _fma(x: Tensor, y, z: Tensor) -> Tensor:
     return _cast(_cast(x, wide) * y + _cast(z, wide), x.dtype)
 
 
+@honours_out
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
@@ -1679,6 +1684,7 @@ _ADDCDIV_INTEGER_DIVISION = (
     "tensor2), for all dtypes.")
 
 
+@honours_out
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcdiv: input + value * tensor1 / tensor2."""
@@ -1711,6 +1717,7 @@ def _checked_value(value, *tensors):
     return _dtype.checked_scalar(value, compute)
 
 
+@honours_out
 def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=None) -> Tensor:
     xp = array_module(input)
     finite = isfinite(input)
@@ -1788,11 +1795,12 @@ def _bitwise(ufunc, symbol: str):
     return op
 
 
-bitwise_and = _bitwise(np.bitwise_and, "&")
-bitwise_or = _bitwise(np.bitwise_or, "|")
-bitwise_xor = _bitwise(np.bitwise_xor, "^")
+bitwise_and = honours_out(_bitwise(np.bitwise_and, "&"))
+bitwise_or = honours_out(_bitwise(np.bitwise_or, "|"))
+bitwise_xor = honours_out(_bitwise(np.bitwise_xor, "^"))
 
 
+@honours_out
 def bitwise_not(input: Tensor) -> Tensor:
     xp = array_module(input)
     if input._data.dtype.kind in "fV":
@@ -1829,6 +1837,7 @@ def isfinite(input: Tensor) -> Tensor:
     return Tensor._make(xp.isfinite(input._data))
 
 
+@honours_out
 def signbit(input: Tensor) -> Tensor:
     xp = array_module(input)
     return Tensor._make(xp.signbit(input._data))

@@ -25,7 +25,7 @@ from .. import _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function
-from ..tensor import Tensor, _check_tensor, _wrap_dim
+from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out
 from .elementwise import _cast
 from .shape import narrow, pad, roll
 
@@ -215,71 +215,84 @@ def _c2r(input, s, dim, norm, op: str, default_dim=None) -> Tensor:
 
 # ---------------------------------------------------------------- torch.fft's functions
 @cpu_autocast_policy("float32")
+@honours_out
 def fft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.fft: the 1-D discrete Fourier transform along ``dim`` (``n`` crops or zero-pads)."""
     return _c2c(input, None if n is None else (n,), (dim,), norm, False, "fft")
 
 
 @cpu_autocast_policy("float32")
+@honours_out
 def ifft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.ifft: the 1-D inverse transform (scaled by 1/n with the default norm)."""
     return _c2c(input, None if n is None else (n,), (dim,), norm, True, "ifft")
 
 
 @cpu_autocast_policy("float32")
+@honours_out
 def fft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _c2c(input, s, dim, norm, False, "fft2")
 
 
 @cpu_autocast_policy("float32")
+@honours_out
 def ifft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _c2c(input, s, dim, norm, True, "ifft2")
 
 
 @cpu_autocast_policy("float32")
+@honours_out
 def fftn(input, s=None, dim=None, norm=None) -> Tensor:
     """torch.fft.fftn: over ``dim`` (every dim, or the last len(s) dims when only ``s`` is given)."""
     return _c2c(input, s, dim, norm, False, "fftn")
 
 
 @cpu_autocast_policy("float32")
+@honours_out
 def ifftn(input, s=None, dim=None, norm=None) -> Tensor:
     return _c2c(input, s, dim, norm, True, "ifftn")
 
 
 @cpu_autocast_policy("float32")
+@honours_out
 def rfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.rfft: the one-sided transform of a real signal (n // 2 + 1 bins)."""
     return _r2c(input, None if n is None else (n,), (dim,), norm, "rfft")
 
 
 @cpu_autocast_policy("float32")
+@honours_out
 def irfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.irfft: the real signal (length ``n``, default 2·(bins - 1)) of a one-sided spectrum."""
     return _c2r(input, None if n is None else (n,), (dim,), norm, "irfft")
 
 
 @cpu_autocast_policy("float32")
+@honours_out
 def rfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _r2c(input, s, dim, norm, "rfft2")
 
 
 @cpu_autocast_policy("float32")
+@honours_out
 def irfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _c2r(input, s, dim, norm, "irfft2")
 
 
 @cpu_autocast_policy("float32")
+@honours_out
 def rfftn(input, s=None, dim=None, norm=None) -> Tensor:
     return _r2c(input, s, dim, norm, "rfftn")
 
 
 @cpu_autocast_policy("float32")
+@honours_out
 def irfftn(input, s=None, dim=None, norm=None) -> Tensor:
     return _c2r(input, s, dim, norm, "irfftn")
 
 
 @cpu_autocast_policy("float32")
+@honours_out
 def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.hfft: the real transform of a Hermitian-symmetric signal given by its first half:
     irfft of the conjugate with the dual normalisation."""
@@ -288,23 +301,28 @@ def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
 
 
 @cpu_autocast_policy("float32")
+@honours_out
 def ihfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.ihfft: the inverse of hfft, the conjugate of rfft with the dual normalisation."""
     return _r2c(input, None if n is None else (n,), (dim,), _DUAL[_norm(norm, "ihfft")], "ihfft").conj()
 
 
+@honours_out
 def hfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _c2r(_as_complex(_input(input, "hfft2")).conj(), s, dim, _DUAL[_norm(norm, "hfft2")], "hfft2")
 
 
+@honours_out
 def ihfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _r2c(input, s, dim, _DUAL[_norm(norm, "ihfft2")], "ihfft2").conj()
 
 
+@honours_out
 def hfftn(input, s=None, dim=None, norm=None) -> Tensor:
     return _c2r(_as_complex(_input(input, "hfftn")).conj(), s, dim, _DUAL[_norm(norm, "hfftn")], "hfftn")
 
 
+@honours_out
 def ihfftn(input, s=None, dim=None, norm=None) -> Tensor:
     return _r2c(input, s, dim, _DUAL[_norm(norm, "ihfftn")], "ihfftn").conj()
 
@@ -317,12 +335,14 @@ def _frequencies(op: str, values: np.ndarray, dtype, device, requires_grad: bool
     return creation._finish(array, requires_grad)
 
 
-def fftfreq(n: int, d: float = 1.0, *, dtype=None, layout=None, device=None, requires_grad: bool = False) -> Tensor:
+def fftfreq(n: int, d: float = 1.0, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
+            pin_memory: bool | None = None) -> Tensor:
     """torch.fft.fftfreq: the sample frequencies of an n-point fft, [0, 1, ..., -1] / (d·n)."""
     return _frequencies("fftfreq", np.fft.fftfreq(n, d), dtype, device, requires_grad)
 
 
-def rfftfreq(n: int, d: float = 1.0, *, dtype=None, layout=None, device=None, requires_grad: bool = False) -> Tensor:
+def rfftfreq(n: int, d: float = 1.0, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
+             pin_memory: bool | None = None) -> Tensor:
     """torch.fft.rfftfreq: the n // 2 + 1 non-negative sample frequencies of an n-point rfft."""
     return _frequencies("rfftfreq", np.fft.rfftfreq(n, d), dtype, device, requires_grad)
 

@@ -19,7 +19,7 @@ from ..autograd import function as _function
 from ..autograd.function import Function, InputView, SavedValue, as_uint64, is_recording, name_node
 from ..autograd.grad_mode import enable_grad, is_grad_enabled
 from ..storage import storage_root
-from ..tensor import Tensor, _wrap_dim
+from ..tensor import Tensor, _wrap_dim, honours_out
 from .complex import ViewAsReal, view_as_complex, view_as_real
 from .elementwise import on_its_gpu, where, zeros_like_tensor
 from .linear import cpp_type_name
@@ -1146,6 +1146,7 @@ def _scatter_src(input: Tensor, src: Tensor, op: str) -> Tensor:
     return src
 
 
+@honours_out
 def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     """torch.scatter_add: a copy of ``input`` with ``src[i][j]`` added at ``index[i][j]`` along
     ``dim`` (repeated indices accumulate)."""
@@ -1238,6 +1239,7 @@ class _ScatterMultiply(Function):
         raise RuntimeError("derivative for aten::scatter is not implemented")
 
 
+@honours_out
 def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, reduce=None) -> Tensor:
     """torch.scatter: a copy of ``input`` with ``src[i][j]`` (or the number ``value``) written at
     ``index[i][j]`` along ``dim``. ``reduce='add'|'multiply'`` accumulates instead (no gradient,
@@ -1363,6 +1365,7 @@ class ScatterReduce(Function):
         return grad_x, _pad_to(grad_src, src._data.shape)
 
 
+@honours_out
 def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: str, *,
                    include_self: bool = True) -> Tensor:
     """torch.scatter_reduce: reduce ``src`` into ``input`` at ``index`` along ``dim`` with
@@ -1542,6 +1545,7 @@ class IndexAdd(Function):
         return grad, grad_source
 
 
+@honours_out
 def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
     """torch.index_add: a copy of ``input`` with ``alpha * source`` slabs added at ``index``
     along ``dim`` (repeated indices accumulate)."""
@@ -1623,6 +1627,7 @@ class IndexCopy(Function):
         return grad_x, grad_source
 
 
+@honours_out
 def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
     """torch.index_copy: a copy of ``input`` with slab ``i`` of ``source`` written at ``index[i]``
     along ``dim``."""
@@ -1784,6 +1789,7 @@ def take(input: Tensor, index: Tensor) -> Tensor:
     return name_node(getitem(input.reshape(-1), array), "TakeBackward0", label="take")
 
 
+@honours_out
 def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:
     """torch.take_along_dim: gather along ``dim`` after broadcasting ``input`` and ``indices`` in
     every other dim; without ``dim``, take from the flattened input."""

@@ -30,7 +30,7 @@ from ..autograd.function import (
     name_node,
     saved,
 )
-from ..tensor import Tensor, _wrap_dim, write_out
+from ..tensor import Tensor, _wrap_dim, honours_out, write_out
 from .elementwise import conjugate_rule
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -361,8 +361,17 @@ def _broadcast_batch(a: tuple, b: tuple) -> tuple:
     return tuple(x if y == 1 else y for x, y in zip(a1, b1))
 
 
-def mm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
+def _refuse_out_dtype(out_dtype, op: str) -> None:
+    """torch 2.13's ``out_dtype=`` overloads of the matrix products (aten::mm.dtype, ...) have CUDA
+    kernels only; on the CPU torch refuses them, and chainrule refuses them everywhere."""
+    if out_dtype is not None:
+        raise NotImplementedError(f"Could not run 'aten::{op}.dtype' with arguments from the 'CPU' backend: "
+                                  f"{op}(out_dtype=) has CUDA kernels only in torch, and none in chainrule")
+
+
+def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     """torch.mm: (n, m) @ (m, p) -> (n, p); no broadcasting."""
+    _refuse_out_dtype(out_dtype, "mm")
     _check_tensor("mm", "input", input)
     _check_tensor("mm", "mat2", mat2)
     if input._data.ndim != 2:
@@ -378,8 +387,9 @@ def mm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
     return result if out is None else _exact_out(result, out, "mm")
 
 
-def bmm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
+def bmm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     """torch.bmm: (b, n, m) @ (b, m, p) -> (b, n, p); no broadcasting."""
+    _refuse_out_dtype(out_dtype, "bmm")
     _check_tensor("bmm", "input", input)
     _check_tensor("bmm", "mat2", mat2)
     if input._data.ndim != 3:
@@ -446,6 +456,7 @@ def outer(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
 ger = outer
 
 
+@honours_out
 def inner(input: Tensor, other: Tensor) -> Tensor:
     """torch.inner: contraction over the last dims (a product when either is 0-d)."""
     from .elementwise import mul
@@ -568,8 +579,9 @@ def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
 
 
 @cpu_autocast_policy("lower")
-def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
+def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmm: ``beta * input + alpha * (mat1 @ mat2)``."""
+    _refuse_out_dtype(out_dtype, "addmm")
     result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
     return result if out is None else _exact_out(result, out, "addmm")
 
@@ -591,12 +603,14 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
 
 
 @cpu_autocast_policy("lower")
-def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
+def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.baddbmm: ``beta * input + alpha * bmm(batch1, batch2)``."""
+    _refuse_out_dtype(out_dtype, "baddbmm")
     result = _scaled_add(input, bmm, (batch1, batch2), beta, alpha, "BaddbmmBackward0", "bmm(batch1, batch2)")
     return result if out is None else _exact_out(result, out, "baddbmm")
 
 
+@honours_out
 @cpu_autocast_policy("lower")
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.addbmm: ``beta * input + alpha * sum_b batch1[b] @ batch2[b]``."""
@@ -921,6 +935,7 @@ def _sums_a_lone_label(subs: list, output: list, shapes: list) -> bool:
     return False
 
 
+@honours_out
 def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
     """torch.tensordot: contract ``dims`` (an int: a's last and b's first dims; or two lists)."""
     if isinstance(dims, Tensor):
@@ -1844,6 +1859,7 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
 
 
 # ---------------------------------------------------------------- products of several matrices
+@honours_out
 def matrix_power(input: Tensor, n: int) -> Tensor:
     """torch.matrix_power / torch.linalg.matrix_power: A^n by repeated squaring (n < 0 inverts,
     n = 0 gives identities)."""

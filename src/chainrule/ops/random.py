@@ -304,9 +304,11 @@ def randn(*sizes, size=None, generator=None, dtype=None, layout=None, device=Non
     return _finish(array, requires_grad)
 
 
-def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randint(low, high=None, size=None, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
+            pin_memory=False) -> Tensor:
     """Integers uniform on [low, high); ``randint(high, size)`` is accepted too. int64 by default."""
     dtype, requires_grad = factory_args("randint", dtype, requires_grad, device, overloaded=True)
+    _strided_only(layout, "randint")
     if dtype is not None and dtype.is_complex:
         raise RuntimeError("check_random_bounds handles only integral, floating-point and boolean types")
     if size is None:
@@ -324,9 +326,11 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
 
 
-def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randperm(n: int, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
+             pin_memory=False) -> Tensor:
     """A random permutation of 0..n-1, drawn on ``device``'s generator stream."""
     dtype, requires_grad = factory_args("randperm", dtype, requires_grad, device, overloaded=True)
+    _strided_only(layout, "randperm")
     refuse_dtype(dtype, "randperm", complex_too=True)
     xp = _xp(device)
     if xp is np:
@@ -351,7 +355,7 @@ def _random_like(input: Tensor, memory_format, dtype, device, requires_grad, dra
 
 
 def rand_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
-              memory_format=None) -> Tensor:
+              memory_format=None, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("rand_like", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "rand_like")
     return _random_like(
@@ -362,7 +366,7 @@ def rand_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=
 
 
 def randn_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
-               memory_format=None) -> Tensor:
+               memory_format=None, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("randn_like", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "randn_like")
     return _random_like(
@@ -373,7 +377,7 @@ def randn_like(input: Tensor, *, generator=None, dtype=None, layout=None, device
 
 
 def randint_like(input: Tensor, low, high=None, *, generator=None, dtype=None, layout=None, device=None,
-                 requires_grad=False, memory_format=None) -> Tensor:
+                 requires_grad=False, memory_format=None, pin_memory=False) -> Tensor:
     _strided_only(layout, "randint_like")
     low, high = (0, low) if high is None else (low, high)
     return _random_like(
@@ -654,8 +658,19 @@ def _asks_a_wrapper(fill):
     return filled
 
 
+def _from_to(op: str, keywords: dict, low, high) -> tuple:
+    """torch names the bounds ``from`` and ``to`` (``x.uniform_(**{"from": 2, "to": 3})``), which
+    Python can't spell as parameters: they arrive as keywords here."""
+    for name in keywords:
+        if name not in ("from", "to"):
+            raise TypeError(f"{op}() got an unexpected keyword argument '{name}'")
+    return keywords.get("from", low), keywords.get("to", high)
+
+
 @_asks_a_wrapper
-def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, *, generator=None) -> Tensor:
+def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, *, generator=None,
+             **from_to) -> Tensor:
+    a, b = _from_to("uniform_", from_to, a, b)
     _floating_only(self, "check_uniform_bounds")
     _check_uniform_bounds(self, a, b)
     return _fill_inplace(self, uniform_values(self, a, b, generator))
@@ -726,7 +741,15 @@ def bernoulli_(self: Tensor, p: builtins.float = 0.5, *, generator=None) -> Tens
 
 
 @_asks_a_wrapper
-def random_(self: Tensor, low: int = 0, high=None, *, generator=None) -> Tensor:
+def random_(self: Tensor, low: int = 0, high=None, *, generator=None, **from_to) -> Tensor:
+    if from_to:  # torch's random_(from=, to=), random_(to=) alone, or random_(from, to=)
+        if "to" not in from_to:
+            raise TypeError("random_() received an invalid combination of arguments - got (from=int, ), but "
+                            "expected one of (*, generator), (int from, int to, *, generator), (int to, *, generator)")
+        low, high = _from_to("random_", from_to, low, high)
+        if high is None:  # to=None: from up to the dtype's largest exact integer
+            dt = np.dtype(self._data.dtype)
+            high = builtins.int(np.iinfo(dt).max) + 1 if dt.kind in "iu" else (1 << _dtype_digits(dt)) + 1
     xp = array_module(self)
     if high is None and not low and xp is np:
         stream = _rng(generator)

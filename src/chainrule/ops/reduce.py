@@ -32,7 +32,7 @@ from ..autograd.function import (
     saved,
 )
 from ..autograd.grad_mode import is_grad_enabled
-from ..tensor import Tensor, _wrap_dim, preserve_layout
+from ..tensor import Tensor, _wrap_dim, honours_out, preserve_layout
 from . import _cuda_kernels, cpu_sort_order
 from .elementwise import conjugate_rule
 
@@ -1544,6 +1544,7 @@ class SortStableValues(SortValues):
     node_name = "SortBackward1"  # torch's sort(stable=...) overload
 
 
+@honours_out
 def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
     """torch.argsort: the indices that sort ``input`` along ``dim``."""
     xp = array_module(input)
@@ -1649,6 +1650,7 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     return _select_along(KthvalueValues, input, index, d, keepdim, "kthvalue")
 
 
+@honours_out
 def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     """torch.mode: the most frequent value along ``dim`` (the smallest among equally frequent
     ones) and an index of it: the one torch's CPU kernel reports (the last of its run after an
@@ -1733,12 +1735,14 @@ def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
     return _select_along(cls, input, index, d, True, op)
 
 
+@honours_out
 def cummax(input: Tensor, dim: int):
     """torch.cummax: running maximum along ``dim`` and its index (ties: the latest); an element
     gets the gradient of every position whose maximum it is."""
     return _cum_extremum("cummax", Cummax, input, dim, True)
 
 
+@honours_out
 def cummin(input: Tensor, dim: int):
     """torch.cummin: running minimum along ``dim`` and its index (ties: the latest)."""
     return _cum_extremum("cummin", Cummin, input, dim, False)

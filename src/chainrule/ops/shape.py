@@ -25,7 +25,7 @@ from ..autograd.function import (
 )
 from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
 from ..storage import note_strided_view, storage_root
-from ..tensor import Tensor, _int_sequence, _wrap_dim
+from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
 from ._arg_parser import check_float, check_int, int_list, out_rule
 from .memory_format import full_in_suggested_format, in_suggested_format, suggests_channels_last
 from .reduce import sum_to_shape
@@ -466,7 +466,14 @@ def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     return _share(Transpose.apply(input, dim0=d0, dim1=d1), input)
 
 
-swapaxes = swapdims = transpose
+def swapaxes(input: Tensor, axis0: int, axis1: int) -> Tensor:
+    """torch.swapaxes: ``transpose`` under NumPy's parameter names."""
+    return transpose(input, axis0, axis1)
+
+
+def swapdims(input: Tensor, dim0: int, dim1: int) -> Tensor:
+    """torch.swapdims: ``transpose`` under another name."""
+    return transpose(input, dim0, dim1)
 
 
 def t(input: Tensor) -> Tensor:
@@ -1204,22 +1211,26 @@ def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
 
 
 # ---------------------------------------------------------------- joining and splitting
+@honours_out
 def hstack(tensors) -> Tensor:
     """torch.hstack: cat along dim 1, or dim 0 for 1-D tensors (0-d ones become 1-D)."""
     tensors = [_atleast_1d(t) for t in _tensor_list(tensors, "hstack")]
     return cat(tensors, 0 if tensors[0]._data.ndim == 1 else 1)
 
 
+@honours_out
 def vstack(tensors) -> Tensor:
     """torch.vstack: cat along dim 0 after making every tensor at least 2-D."""
     return cat([_atleast_2d(t) for t in _tensor_list(tensors, "vstack")], 0)
 
 
+@honours_out
 def dstack(tensors) -> Tensor:
     """torch.dstack: cat along dim 2 after making every tensor at least 3-D."""
     return cat([_atleast_3d(t) for t in _tensor_list(tensors, "dstack")], 2)
 
 
+@honours_out
 def column_stack(tensors) -> Tensor:
     """torch.column_stack: 0-d and 1-D tensors become columns, then cat along dim 1."""
     tensors = _tensor_list(tensors, "column_stack")
@@ -1264,15 +1275,19 @@ def tensor_split(input: Tensor, indices_or_sections=None, dim: int = 0, *, secti
                  for start, stop in zip(bounds[:-1], bounds[1:]))
 
 
-def hsplit(input: Tensor, indices_or_sections=None, *, sections=None, indices=None) -> tuple:
+def hsplit(input: Tensor, indices_or_sections=None, *spread_indices, sections=None, indices=None) -> tuple:
     """torch.hsplit: tensor_split along dim 1 (dim 0 for 1-D); sections must divide evenly."""
+    if spread_indices:  # torch's method takes its indices spread: x.hsplit(1, 3)
+        indices_or_sections = (indices_or_sections, *spread_indices)
     indices_or_sections = _split_points("hsplit", indices_or_sections, sections=sections, indices=indices)
     dim = 0 if input._data.ndim == 1 else 1
     return _even_split(input, indices_or_sections, dim, "hsplit")
 
 
-def vsplit(input: Tensor, indices_or_sections=None, *, sections=None, indices=None) -> tuple:
+def vsplit(input: Tensor, indices_or_sections=None, *spread_indices, sections=None, indices=None) -> tuple:
     """torch.vsplit: tensor_split along dim 0 of a tensor with at least 2 dims."""
+    if spread_indices:  # torch's method takes its indices spread: x.vsplit(1, 3)
+        indices_or_sections = (indices_or_sections, *spread_indices)
     indices_or_sections = _split_points("vsplit", indices_or_sections, sections=sections, indices=indices)
     if input._data.ndim < 2:
         raise RuntimeError(f"torch.vsplit requires a tensor with at least 2 dimension, but got a tensor "

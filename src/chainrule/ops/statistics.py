@@ -19,7 +19,7 @@ from .. import _dtype, return_types
 from .._backend import accumulate, array_module
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, is_recording, name_node
-from ..tensor import Tensor, _wrap_dim
+from ..tensor import Tensor, _wrap_dim, honours_out
 from .elementwise import _cast, where
 from .reduce import MedianAll, _single_dim
 from .shape import cat
@@ -115,6 +115,7 @@ def _quantile(op: str, input: Tensor, q, dim, keepdim: bool, interpolation: str,
     return name_node(out.squeeze(0) if scalar_q else out.squeeze(()), "SqueezeBackward4", label=op)
 
 
+@honours_out
 @cpu_autocast_policy("float32")
 def quantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
              interpolation: str = "linear") -> Tensor:
@@ -125,6 +126,7 @@ def quantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
     return _quantile("quantile", input, q, dim, keepdim, interpolation, ignore_nan=False)
 
 
+@honours_out
 @cpu_autocast_policy("float32")
 def nanquantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
                 interpolation: str = "linear") -> Tensor:
@@ -153,6 +155,7 @@ def _nanmedian_index(x, axis: int):
     return xp.take_along_axis(order, position, axis=axis)
 
 
+@honours_out
 def nanmedian(input: Tensor, dim=None, keepdim: bool = False):
     """torch.nanmedian: ``median`` of the non-NaN elements. Without ``dim`` a 0-d tensor (the
     gradient split evenly among equal elements); with ``dim`` ``(values, indices)``, the gradient
@@ -379,6 +382,7 @@ def _logcumsumexp_grad_by_pairs(x: Tensor, out: Tensor, grad: Tensor, d: int) ->
     return (weights * grad.movedim(last, -1).unsqueeze(-2)).sum(-1).movedim(-1, last)
 
 
+@honours_out
 def logcumsumexp(input: Tensor, dim: int) -> Tensor:
     """torch.logcumsumexp: ``log(cumsum(exp(x)))`` along ``dim``, computed without overflow."""
     _check_tensor(input, "logcumsumexp")
@@ -531,6 +535,7 @@ def gradient(input: Tensor, *, spacing=1, dim=None, edge_order: int = 1) -> tupl
 
 
 # ---------------------------------------------------------------- renorm
+@honours_out
 def renorm(input: Tensor, p, dim: int, maxnorm) -> Tensor:
     """torch.renorm: every slice along ``dim`` whose ``p``-norm exceeds ``maxnorm`` scaled down to
     norm ``maxnorm`` (times 1/(1 + 1e-7/norm), as torch); the others unchanged."""

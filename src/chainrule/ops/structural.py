@@ -21,7 +21,7 @@ import numpy as np
 from .. import _dtype, _vmap_frames
 from .._backend import array_module
 from ..autograd.function import Function, name_node
-from ..tensor import Tensor, _wrap_dim
+from ..tensor import Tensor, _wrap_dim, honours_out
 from . import creation
 from .elementwise import _cast, ne, sub
 from .index import index_select
@@ -280,13 +280,15 @@ def _triangle_indices(op: str, which, row: int, col: int, offset: int, dtype, de
     return Tensor._make(xp.asarray(np.stack([rows, cols]).reshape(2, -1).astype(dtype.np)))
 
 
-def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None) -> Tensor:
+def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None,
+                 pin_memory: bool = False) -> Tensor:
     """torch.tril_indices: the (2, N) row and column indices of the lower triangle of a row x col
     matrix, on and below diagonal ``offset``, in row-major order."""
     return _triangle_indices("tril_indices", np.tril_indices, row, col, offset, dtype, device, layout)
 
 
-def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None) -> Tensor:
+def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None,
+                 pin_memory: bool = False) -> Tensor:
     """torch.triu_indices: as ``tril_indices``, for the upper triangle, on and above ``offset``."""
     return _triangle_indices("triu_indices", np.triu_indices, row, col, offset, dtype, device, layout)
 
@@ -408,6 +410,7 @@ def rot90(input: Tensor, k: int = 1, dims=(0, 1)) -> Tensor:
     return name_node(out, "Rot90Backward0", label="rot90", rule="rotates the gradient back by -k quarter turns")
 
 
+@honours_out
 def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None,
          append: Tensor | None = None) -> Tensor:
     """torch.diff: the ``n``-th forward difference ``out[i] = x[i+1] - x[i]`` along ``dim``, after
@@ -435,6 +438,7 @@ def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None
     return x
 
 
+@honours_out
 def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool = False) -> Tensor:
     """torch.isin: a bool tensor of ``elements``' shape, True where the element occurs in
     ``test_elements`` (False with ``invert=True``). Either argument may be a Python number."""
