@@ -496,13 +496,13 @@ def _float(x: Tensor) -> Tensor:
     return x if x._data.dtype.kind in "fV" else x.to(_dtype.get_default_dtype())
 
 
-def _is_half(input: Tensor, on_autocast_float32_list: bool = False) -> bool:
-    """float16 or bfloat16, normalised as torch's CPU kernels do (``_half_norm``) on every device, so
-    that a device computes what the CPU does; but not a group norm's device input inside CUDA
-    autocast, which the seam casts up to float32 first (see ``_runs_in_float32``)."""
+def _is_half_on_cpu(input: Tensor) -> bool:
+    """A float16/bfloat16 input held in a NumPy array, normalised as torch's CPU kernels do
+    (``_half_norm``). On a device torch's CUDA norm kernels compute in float32 and round once, as
+    the float32 path does; the composed rounding path would only be slower there."""
     if input.dtype is not _dtype.float16 and input.dtype is not _dtype.bfloat16:
         return False
-    return not (on_autocast_float32_list and input.device.type != "cpu" and autocast_unifies(input._data))
+    return input.device.type == "cpu"
 
 
 def half_statistics(input: Tensor, view_shape: tuple, dims: tuple, eps: float, round_stats: bool):
@@ -676,7 +676,7 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         return out.to(input.dtype)
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = (0,) + tuple(range(2, input.ndim))
-    if _is_half(input):
+    if _is_half_on_cpu(input):
         return _half_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, count)
     if training:
         _refuse_unbatched_running_stats(input, running_mean, running_var)
@@ -775,7 +775,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
         )
     if _runs_in_float32(input, weight, bias, on_autocast_float32_list=True):
         return group_norm(input.to(_dtype.float32), num_groups, weight, bias, eps).to(input.dtype)
-    if _is_half(input, on_autocast_float32_list=True) and input.numel():
+    if _is_half_on_cpu(input) and input.numel():
         n, per_group = input.shape[0], c // num_groups
         view_shape = (n, num_groups, per_group, math.prod(input.shape[2:]))
         out = _half_norm(input, weight, bias, view_shape, (2, 3), (1, num_groups, per_group, 1), eps,
@@ -816,7 +816,7 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         return _batch_norm(input.contiguous(), running_mean, running_var, weight, bias, False, momentum, eps)
     _refuse_unbatched_running_stats(input, running_mean, running_var)
     c = input.shape[1]
-    if _is_half(input) and input.numel():  # torch's batch norm of the N·C channels, rounded as it rounds
+    if _is_half_on_cpu(input) and input.numel():  # torch's batch norm of the N·C channels, rounded as it rounds
         n, count = input.shape[0], math.prod(input.shape[2:])
         out, mean, var = _half_norm(input, weight, bias, (n, c, count), (2,), (1, c, 1), eps, round_stats=True)
         _update_running_stats(running_mean, running_var, mean.detach()._data.reshape(n, c).mean(0),
