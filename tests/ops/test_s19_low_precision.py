@@ -67,6 +67,21 @@ def test_instance_norm_rounds_as_batch_norm_of_every_sample_and_channel(dtype):
     _bits_equal(F.instance_norm(x), TF.instance_norm(tx))
 
 
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_layer_norm_is_x_times_rstd_plus_a_shift_then_the_affine_map(dtype):
+    # torch's kernel: fma(x, rstd, -rstd·mean) in float32, then fma(·, w, b), rounded once; a single
+    # value keeps x·rstd's rounding error (6.1e-05 for -3.25) where (x - mean)·rstd gives 0
+    (x, tx), (w, tw), (b, tb) = (_pair(_normal(16, 5) * 3 + 1, dtype), _pair(_normal(5, seed=1), dtype),
+                                 _pair(_normal(5, seed=2), dtype))
+    _bits_equal(F.layer_norm(x, [5], w, b), TF.layer_norm(tx, [5], tw, tb))
+    (one, tone) = _pair(np.array([[-3.25], [0.1], [7.0]], np.float32), dtype)
+    _bits_equal(F.layer_norm(one, [1]), TF.layer_norm(tone, [1]))
+    ours, theirs = chainrule.native_layer_norm(one, [1], None, None, 1e-5), torch.native_layer_norm(tone, [1], None,
+                                                                                                    None, 1e-5)
+    for a, t in zip(ours, theirs):
+        _bits_equal(a, t)
+
+
 def test_half_norms_still_differentiate():
     # (against chainrule's float32 gradient: torch's first half-precision backward takes seconds to set up)
     x, tx = _pair(_normal(2, 4, 3, 3), "float16", requires_grad=True)

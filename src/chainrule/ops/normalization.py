@@ -193,9 +193,13 @@ class LayerNormalize(Normalize):
     }
 
     @staticmethod
-    def forward(ctx, x, dims, eps, stats=None):
+    def forward(ctx, x, dims, eps, stats=None, half_on_cpu=False):
         if array_module(x) is np or not _cuda_kernels.available(x):
-            return Normalize.forward(ctx, x, dims, eps, stats)
+            out = Normalize.forward(ctx, x, dims, eps, stats)
+            if half_on_cpu:  # (x is the float32 widening; the output is rounded once after)
+                d = math.prod(x.shape[dim] for dim in dims)
+                out[...] = _layer_norm_as_torch_cpu(x.reshape(-1, d), None, None, eps).reshape(out.shape)
+            return out
         # CuPy: x̂ and 1/σ of every row in one fused launch (dims are the trailing ones)
         out, mean, rstd = _cuda_kernels.layer_norm(x, len(dims), eps=eps)
         if any(ctx.needs_input_grad):
@@ -374,6 +378,22 @@ class BatchNormBackward(Function):
                                   (grad, x, w), ctx.needs_input_grad, _spread(grad_grads, ctx.needs))
 
 
+def _layer_norm_as_torch_cpu(rows, w, b, eps: float):
+    """Layer norm of the float32 widening of float16/bfloat16 ``rows`` (NumPy) as torch's CPU
+    kernel computes it before its one rounding (checked against torch 2.13): mean and 1/σ in
+    float32, each value x·rstd + (-rstd·mean) one fused multiply-add rounded to float32, then
+    ·w + b another. float64 holds each product exactly, so its sum rounds to float32 as the fused one does. (A
+    difference of two rounded values, (x - mean)·rstd, is not what it computes: of a single value
+    torch leaves x·rstd's rounding error, where that difference gives 0.)"""
+    mean = rows.mean(axis=1, keepdims=True)
+    var = np.square(rows - mean).mean(axis=1, keepdims=True)
+    rstd = (1 / np.sqrt(var + np.float32(eps))).astype(np.float32)
+    out = (rows.astype(np.float64) * rstd + (-rstd * mean)).astype(np.float32)
+    if w is not None:
+        out = (out.astype(np.float64) * w + b).astype(np.float32)
+    return out
+
+
 class LayerNorm(Function):
     """Layer norm with its affine map in one node: y = x̂ · w + b, x̂ and w over the trailing dims.
 
@@ -398,7 +418,7 @@ class LayerNorm(Function):
     }
 
     @staticmethod
-    def forward(ctx, x, w, b, dims, eps):
+    def forward(ctx, x, w, b, dims, eps, half_on_cpu=False):
         xp = array_module(x)
         if xp is not np and _cuda_kernels.available(x):
             # CuPy: y, the row means and 1/σ in one fused launch; the backward kernel takes x, mean, 1/σ
@@ -414,8 +434,11 @@ class LayerNorm(Function):
         var = xp.einsum("ij,ij->i", xhat, xhat) / d
         invstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)[:, None]
         xhat *= invstd
-        out = xhat * w.reshape(d)
-        out += b.reshape(d)
+        if half_on_cpu:  # (x, w and b are the float32 widenings; the output is rounded once after)
+            out = _layer_norm_as_torch_cpu(x2, w.reshape(d), b.reshape(d), eps)
+        else:
+            out = xhat * w.reshape(d)
+            out += b.reshape(d)
         if any(ctx.needs_input_grad):
             ctx.xhat, ctx.invstd, ctx.dims, ctx.eps = xhat, invstd, dims, eps
         ctx.save_for_backward(x, w)
@@ -754,9 +777,11 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
         return layer_norm(input.to(_dtype.float32), normalized_shape, weight, bias, eps).to(input.dtype)
     dims = tuple(range(input.ndim - k, input.ndim))
     x = _float(input)
+    half_on_cpu = _is_half_on_cpu(input)
     if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
-        return LayerNorm.apply(x, weight, bias, dims=dims, eps=eps)
-    return _affine(LayerNormalize.apply(x, dims=dims, eps=eps), weight, bias, normalized_shape)
+        return LayerNorm.apply(x, weight, bias, dims=dims, eps=eps, half_on_cpu=half_on_cpu)
+    return _affine(LayerNormalize.apply(x, dims=dims, eps=eps, half_on_cpu=half_on_cpu), weight, bias,
+                   normalized_shape)
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
