@@ -200,3 +200,18 @@ def test_logit_rounds_each_step_as_torchs_half_precision_kernel(dtype):
     x, tx = _pair(values, dtype)
     for eps in (None, 0.2):
         _bits_equal(chainrule.logit(x, eps), torch.logit(tx, eps))
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_soft_margin_loss_is_log1p_of_exp_rounded_at_each_step(dtype):
+    # float16's exp(13) overflows to inf in torch's composition: the loss is inf and its gradient nan
+    (x, tx), (y, ty) = _pair(np.array([-13, -3, 0.5, 12, 2.25], np.float32), dtype, requires_grad=True), \
+        _pair(np.array([1, 1, -1, -1, 0.75], np.float32), dtype)
+    ours, theirs = F.soft_margin_loss(x, y, reduction="none"), TF.soft_margin_loss(tx, ty, reduction="none")
+    _bits_equal(ours, theirs)
+    ours.sum().backward()
+    theirs.sum().backward()
+    # the gradient is the composition's (torch's backward rounds -y·z / (1 + z): an ulp apart at most),
+    # nan where the loss overflowed, as torch's
+    np.testing.assert_allclose(x.grad.float().numpy(), tx.grad.float().numpy(), rtol=1e-2, atol=0)
+    _bits_equal(F.soft_margin_loss(x, y), TF.soft_margin_loss(tx, ty))

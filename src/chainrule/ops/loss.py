@@ -956,7 +956,12 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     if not (product.dtype.is_floating_point or product.dtype.is_complex):  # (exp_ in place, in x's dtype)
         raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.get_default_dtype())} can't be cast to the "
                            f"desired output type {_dtype.scalar_name(product.dtype)}")
-    loss = -_LogSigmoid.apply(product)
+    if product.dtype is _dtype.float16 or product.dtype is _dtype.bfloat16:
+        # torch's kernel is log1p(exp(-x·y)), each step rounded to the dtype: float16's exp overflows
+        # to inf past 11.09 (the loss inf, its gradient nan), which the stable form does not
+        loss = (-product).exp().log1p()
+    else:
+        loss = -_LogSigmoid.apply(product)
     return name_node(_reduce(loss, reduction), "SoftMarginLossBackward0", label="soft_margin_loss")
 
 
