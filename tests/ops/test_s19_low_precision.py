@@ -215,3 +215,15 @@ def test_soft_margin_loss_is_log1p_of_exp_rounded_at_each_step(dtype):
     # nan where the loss overflowed, as torch's
     np.testing.assert_allclose(x.grad.float().numpy(), tx.grad.float().numpy(), rtol=1e-2, atol=0)
     _bits_equal(F.soft_margin_loss(x, y), TF.soft_margin_loss(tx, ty))
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_huber_loss_computes_float16_in_float32_and_bfloat16_step_by_step(dtype):
+    (a, ta), (b, tb) = _pair(_normal(64, seed=3) * 4, dtype, requires_grad=True), _pair(_normal(64, seed=4) * 4, dtype)
+    for delta in (0.5, 2.5):
+        ours, theirs = F.huber_loss(a, b, reduction="none", delta=delta), TF.huber_loss(ta, tb, reduction="none",
+                                                                                         delta=delta)
+        _bits_equal(ours, theirs)
+    ours.float().sum().backward()
+    theirs.float().sum().backward()
+    np.testing.assert_allclose(a.grad.float().numpy(), ta.grad.float().numpy(), rtol=1e-2, atol=1e-2)

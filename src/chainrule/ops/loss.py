@@ -254,7 +254,11 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     if not delta > 0:  # NaN too
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     _check_float_kernel(input, target, "huber_cpu")
-    z = ew.abs(input - target)
+    if input.dtype is _dtype.float16 and target.dtype is _dtype.float16:
+        # torch's CPU kernel computes float16 in float32 and rounds once (bfloat16 rounds each step)
+        z = ew.abs(input.float() - target.float())
+    else:
+        z = ew.abs(input - target)
     # torch's kernel writes the elementwise loss into a tensor of the input's dtype
     loss = _in_input_dtype(ew.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta)), input)
     if weight is not None:
