@@ -227,3 +227,11 @@ def test_huber_loss_computes_float16_in_float32_and_bfloat16_step_by_step(dtype)
     ours.float().sum().backward()
     theirs.float().sum().backward()
     np.testing.assert_allclose(a.grad.float().numpy(), ta.grad.float().numpy(), rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_cumsum_with_its_own_dtype_named_still_accumulates_in_float32(dtype):
+    x, tx = _pair(_normal(5, 5, 5, seed=5) * 3, dtype)
+    for dim in (0, 2):
+        _bits_equal(chainrule.cumsum(x, dim, dtype=getattr(chainrule, dtype)),
+                    torch.cumsum(tx, dim, dtype=getattr(torch, dtype)))
