@@ -235,3 +235,10 @@ def test_cumsum_with_its_own_dtype_named_still_accumulates_in_float32(dtype):
     for dim in (0, 2):
         _bits_equal(chainrule.cumsum(x, dim, dtype=getattr(chainrule, dtype)),
                     torch.cumsum(tx, dim, dtype=getattr(torch, dtype)))
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_linspace_rounds_the_step_each_product_and_each_sum(dtype):
+    for start, end, steps in ((-3.0, 7.0, 50), (2.5, -9.25, 33), (3.0, 4.0, 1), (0.0, 10.0, 2)):
+        _bits_equal(chainrule.linspace(start, end, steps, dtype=getattr(chainrule, dtype)),
+                    torch.linspace(start, end, steps, dtype=getattr(torch, dtype)))
