@@ -242,3 +242,9 @@ def test_linspace_rounds_the_step_each_product_and_each_sum(dtype):
     for start, end, steps in ((-3.0, 7.0, 50), (2.5, -9.25, 33), (3.0, 4.0, 1), (0.0, 10.0, 2)):
         _bits_equal(chainrule.linspace(start, end, steps, dtype=getattr(chainrule, dtype)),
                     torch.linspace(start, end, steps, dtype=getattr(torch, dtype)))
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_sinc_computes_in_float32_and_rounds_once(dtype):
+    x, tx = _pair(np.concatenate([_normal(64, seed=6) * 5, [0.0, 1.0, -2.0]]).astype(np.float32), dtype)
+    _bits_equal(chainrule.sinc(x), torch.sinc(tx))
