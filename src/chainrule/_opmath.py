@@ -34,7 +34,7 @@ ACCUMULATE_IN_FLOAT32 = frozenset({
     "gelu", "gelu_backward", "silu", "silu_backward", "mish", "softplus", "logsigmoid", "elu", "celu",
     "hardswish", "hardsigmoid", "xlogy", "hypot", "atan2", "sigmoid", "erf", "rsqrt", "logaddexp",
     "recurrent_layer", "recurrent_layer_backward", "rnn", "lstm", "gru", "rnn_backward", "lstm_backward",
-    "gru_backward", "polygamma", "mvlgamma", "igamma", "igammac", "zeta",
+    "gru_backward", "polygamma", "mvlgamma", "igamma", "igammac", "zeta", "sinc",
     # ml_dtypes' bfloat16 sorts NaN in place rather than last, so ordering ops sort the (exact) float32 widening
     "sort", "topk", "median", "kthvalue", "mode", "max", "min", "amax", "amin", "cummax", "cummin",
     "cumulative extremum",

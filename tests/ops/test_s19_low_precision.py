@@ -67,6 +67,21 @@ def test_instance_norm_rounds_as_batch_norm_of_every_sample_and_channel(dtype):
     _bits_equal(F.instance_norm(x), TF.instance_norm(tx))
 
 
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_layer_norm_is_x_times_rstd_plus_a_shift_then_the_affine_map(dtype):
+    # torch's kernel: fma(x, rstd, -rstd·mean) in float32, then fma(·, w, b), rounded once; a single
+    # value keeps x·rstd's rounding error (6.1e-05 for -3.25) where (x - mean)·rstd gives 0
+    (x, tx), (w, tw), (b, tb) = (_pair(_normal(16, 5) * 3 + 1, dtype), _pair(_normal(5, seed=1), dtype),
+                                 _pair(_normal(5, seed=2), dtype))
+    _bits_equal(F.layer_norm(x, [5], w, b), TF.layer_norm(tx, [5], tw, tb))
+    (one, tone) = _pair(np.array([[-3.25], [0.1], [7.0]], np.float32), dtype)
+    _bits_equal(F.layer_norm(one, [1]), TF.layer_norm(tone, [1]))
+    ours, theirs = chainrule.native_layer_norm(one, [1], None, None, 1e-5), torch.native_layer_norm(tone, [1], None,
+                                                                                                    None, 1e-5)
+    for a, t in zip(ours, theirs):
+        _bits_equal(a, t)
+
+
 def test_half_norms_still_differentiate():
     # (against chainrule's float32 gradient: torch's first half-precision backward takes seconds to set up)
     x, tx = _pair(_normal(2, 4, 3, 3), "float16", requires_grad=True)
@@ -185,3 +200,51 @@ def test_logit_rounds_each_step_as_torchs_half_precision_kernel(dtype):
     x, tx = _pair(values, dtype)
     for eps in (None, 0.2):
         _bits_equal(chainrule.logit(x, eps), torch.logit(tx, eps))
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_soft_margin_loss_is_log1p_of_exp_rounded_at_each_step(dtype):
+    # float16's exp(13) overflows to inf in torch's composition: the loss is inf and its gradient nan
+    (x, tx), (y, ty) = _pair(np.array([-13, -3, 0.5, 12, 2.25], np.float32), dtype, requires_grad=True), \
+        _pair(np.array([1, 1, -1, -1, 0.75], np.float32), dtype)
+    ours, theirs = F.soft_margin_loss(x, y, reduction="none"), TF.soft_margin_loss(tx, ty, reduction="none")
+    _bits_equal(ours, theirs)
+    ours.sum().backward()
+    theirs.sum().backward()
+    # the gradient is the composition's (torch's backward rounds -y·z / (1 + z): an ulp apart at most),
+    # nan where the loss overflowed, as torch's
+    np.testing.assert_allclose(x.grad.float().numpy(), tx.grad.float().numpy(), rtol=1e-2, atol=0)
+    _bits_equal(F.soft_margin_loss(x, y), TF.soft_margin_loss(tx, ty))
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_huber_loss_computes_float16_in_float32_and_bfloat16_step_by_step(dtype):
+    (a, ta), (b, tb) = _pair(_normal(64, seed=3) * 4, dtype, requires_grad=True), _pair(_normal(64, seed=4) * 4, dtype)
+    for delta in (0.5, 2.5):
+        ours, theirs = F.huber_loss(a, b, reduction="none", delta=delta), TF.huber_loss(ta, tb, reduction="none",
+                                                                                         delta=delta)
+        _bits_equal(ours, theirs)
+    ours.float().sum().backward()
+    theirs.float().sum().backward()
+    np.testing.assert_allclose(a.grad.float().numpy(), ta.grad.float().numpy(), rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_cumsum_with_its_own_dtype_named_still_accumulates_in_float32(dtype):
+    x, tx = _pair(_normal(5, 5, 5, seed=5) * 3, dtype)
+    for dim in (0, 2):
+        _bits_equal(chainrule.cumsum(x, dim, dtype=getattr(chainrule, dtype)),
+                    torch.cumsum(tx, dim, dtype=getattr(torch, dtype)))
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_linspace_rounds_the_step_each_product_and_each_sum(dtype):
+    for start, end, steps in ((-3.0, 7.0, 50), (2.5, -9.25, 33), (3.0, 4.0, 1), (0.0, 10.0, 2)):
+        _bits_equal(chainrule.linspace(start, end, steps, dtype=getattr(chainrule, dtype)),
+                    torch.linspace(start, end, steps, dtype=getattr(torch, dtype)))
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_sinc_computes_in_float32_and_rounds_once(dtype):
+    x, tx = _pair(np.concatenate([_normal(64, seed=6) * 5, [0.0, 1.0, -2.0]]).astype(np.float32), dtype)
+    _bits_equal(chainrule.sinc(x), torch.sinc(tx))

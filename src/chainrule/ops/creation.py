@@ -654,7 +654,24 @@ def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device
     _strided_only(layout, "linspace")
     _check_space_arguments("linspace", start, end, steps)
     array = np.linspace(builtins.float(start), builtins.float(end), builtins.int(steps))
-    return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
+    low = _dt(dtype)
+    if low.itemsize == 2 and low.kind in "fV" and steps > 1:  # float16 or ml_dtypes' bfloat16
+        array = _half_linspace(builtins.float(start), builtins.float(end), builtins.int(steps), low)
+    return _finish(_xp(device).asarray(array.astype(low)), requires_grad)
+
+
+def _half_linspace(start: builtins.float, end: builtins.float, steps: builtins.int, low) -> np.ndarray:
+    """torch's CPU linspace in float16/bfloat16 (checked against torch 2.13): start, end and the step
+    rounded to the dtype; the first half counts up from start, the rest down from end, each
+    product i·step rounded, then each sum."""
+    def rounded(values):
+        return np.asarray(values, dtype=np.float32).astype(low).astype(np.float32)
+
+    step = rounded(np.float32((end - start) / (steps - 1)))
+    i = np.arange(steps, dtype=np.float32)
+    up = rounded(start) + rounded(step * i)
+    down = rounded(end) - rounded(step * (steps - 1 - i))
+    return rounded(np.where(i < steps // 2, up, down))
 
 
 def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dtype=None, layout=None, device=None,

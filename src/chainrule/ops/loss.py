@@ -257,7 +257,11 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     if not delta > 0:  # NaN too
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     _check_float_kernel(input, target, "huber_cpu")
-    z = ew.abs(input - target)
+    if input.dtype is _dtype.float16 and target.dtype is _dtype.float16:
+        # torch's CPU kernel computes float16 in float32 and rounds once (bfloat16 rounds each step)
+        z = ew.abs(input.float() - target.float())
+    else:
+        z = ew.abs(input - target)
     # torch's kernel writes the elementwise loss into a tensor of the input's dtype
     loss = _in_input_dtype(ew.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta)), input)
     if weight is not None:
@@ -959,7 +963,12 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     if not (product.dtype.is_floating_point or product.dtype.is_complex):  # (exp_ in place, in x's dtype)
         raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.get_default_dtype())} can't be cast to the "
                            f"desired output type {_dtype.scalar_name(product.dtype)}")
-    loss = -_LogSigmoid.apply(product)
+    if product.dtype is _dtype.float16 or product.dtype is _dtype.bfloat16:
+        # torch's kernel is log1p(exp(-x·y)), each step rounded to the dtype: float16's exp overflows
+        # to inf past 11.09 (the loss inf, its gradient nan), which the stable form does not
+        loss = (-product).exp().log1p()
+    else:
+        loss = -_LogSigmoid.apply(product)
     return name_node(_reduce(loss, reduction), "SoftMarginLossBackward0", label="soft_margin_loss")
 
 

@@ -194,9 +194,13 @@ class LayerNormalize(Normalize):
     }
 
     @staticmethod
-    def forward(ctx, x, dims, eps, stats=None):
+    def forward(ctx, x, dims, eps, stats=None, half_on_cpu=False):
         if array_module(x) is np or not _cuda_kernels.available(x):
-            return Normalize.forward(ctx, x, dims, eps, stats)
+            out = Normalize.forward(ctx, x, dims, eps, stats)
+            if half_on_cpu:  # (x is the float32 widening; the output is rounded once after)
+                d = math.prod(x.shape[dim] for dim in dims)
+                out[...] = _layer_norm_as_torch_cpu(x.reshape(-1, d), None, None, eps).reshape(out.shape)
+            return out
         # CuPy: x̂ and 1/σ of every row in one fused launch (dims are the trailing ones)
         out, mean, rstd = _cuda_kernels.layer_norm(x, len(dims), eps=eps)
         if any(ctx.needs_input_grad):
@@ -375,6 +379,22 @@ class BatchNormBackward(Function):
                                   (grad, x, w), ctx.needs_input_grad, _spread(grad_grads, ctx.needs))
 
 
+def _layer_norm_as_torch_cpu(rows, w, b, eps: float):
+    """Layer norm of the float32 widening of float16/bfloat16 ``rows`` (NumPy) as torch's CPU
+    kernel computes it before its one rounding (checked against torch 2.13): mean and 1/σ in
+    float32, each value x·rstd + (-rstd·mean) one fused multiply-add rounded to float32, then
+    ·w + b another. float64 holds each product exactly, so its sum rounds to float32 as the fused one does. (A
+    difference of two rounded values, (x - mean)·rstd, is not what it computes: of a single value
+    torch leaves x·rstd's rounding error, where that difference gives 0.)"""
+    mean = rows.mean(axis=1, keepdims=True)
+    var = np.square(rows - mean).mean(axis=1, keepdims=True)
+    rstd = (1 / np.sqrt(var + np.float32(eps))).astype(np.float32)
+    out = (rows.astype(np.float64) * rstd + (-rstd * mean)).astype(np.float32)
+    if w is not None:
+        out = (out.astype(np.float64) * w + b).astype(np.float32)
+    return out
+
+
 class LayerNorm(Function):
     """Layer norm with its affine map in one node: y = x̂ · w + b, x̂ and w over the trailing dims.
 
@@ -399,7 +419,7 @@ class LayerNorm(Function):
     }
 
     @staticmethod
-    def forward(ctx, x, w, b, dims, eps):
+    def forward(ctx, x, w, b, dims, eps, half_on_cpu=False):
         xp = array_module(x)
         if xp is not np and _cuda_kernels.available(x):
             # CuPy: y, the row means and 1/σ in one fused launch; the backward kernel takes x, mean, 1/σ
@@ -415,8 +435,11 @@ class LayerNorm(Function):
         var = xp.einsum("ij,ij->i", xhat, xhat) / d
         invstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)[:, None]
         xhat *= invstd
-        out = xhat * w.reshape(d)
-        out += b.reshape(d)
+        if half_on_cpu:  # (x, w and b are the float32 widenings; the output is rounded once after)
+            out = _layer_norm_as_torch_cpu(x2, w.reshape(d), b.reshape(d), eps)
+        else:
+            out = xhat * w.reshape(d)
+            out += b.reshape(d)
         if any(ctx.needs_input_grad):
             ctx.xhat, ctx.invstd, ctx.dims, ctx.eps = xhat, invstd, dims, eps
         ctx.save_for_backward(x, w)
@@ -497,13 +520,13 @@ def _float(x: Tensor) -> Tensor:
     return x if x._data.dtype.kind in "fV" else x.to(_dtype.get_default_dtype())
 
 
-def _is_half(input: Tensor, on_autocast_float32_list: bool = False) -> bool:
-    """float16 or bfloat16, normalised as torch's CPU kernels do (``_half_norm``) on every device, so
-    that a device computes what the CPU does; but not a group norm's device input inside CUDA
-    autocast, which the seam casts up to float32 first (see ``_runs_in_float32``)."""
+def _is_half_on_cpu(input: Tensor) -> bool:
+    """A float16/bfloat16 input held in a NumPy array, normalised as torch's CPU kernels do
+    (``_half_norm``). On a device torch's CUDA norm kernels compute in float32 and round once, as
+    the float32 path does; the composed rounding path would only be slower there."""
     if input.dtype is not _dtype.float16 and input.dtype is not _dtype.bfloat16:
         return False
-    return not (on_autocast_float32_list and input.device.type != "cpu" and autocast_unifies(input._data))
+    return input.device.type == "cpu"
 
 
 def half_statistics(input: Tensor, view_shape: tuple, dims: tuple, eps: float, round_stats: bool):
@@ -677,7 +700,7 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         return out.to(input.dtype)
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = (0,) + tuple(range(2, input.ndim))
-    if _is_half(input):
+    if _is_half_on_cpu(input):
         return _half_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, count)
     if training:
         _refuse_unbatched_running_stats(input, running_mean, running_var)
@@ -755,9 +778,10 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
         return layer_norm(input.to(_dtype.float32), normalized_shape, weight, bias, eps).to(input.dtype)
     dims = tuple(range(input.ndim - k, input.ndim))
     x = _float(input)
+    half_on_cpu = _is_half_on_cpu(input)
     if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
-        return LayerNorm.apply(x, weight, bias, dims=dims, eps=eps)
-    return _affine(LayerNormalize.apply(x, dims=dims, eps=eps), weight,
+        return LayerNorm.apply(x, weight, bias, dims=dims, eps=eps, half_on_cpu=half_on_cpu)
+    return _affine(LayerNormalize.apply(x, dims=dims, eps=eps, half_on_cpu=half_on_cpu), weight,
                    gradient_against(bias, x, weight, node="NativeLayerNormBackwardBackward0"), normalized_shape)
 
 
@@ -777,7 +801,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
         )
     if _runs_in_float32(input, weight, bias, on_autocast_float32_list=True):
         return group_norm(input.to(_dtype.float32), num_groups, weight, bias, eps).to(input.dtype)
-    if _is_half(input, on_autocast_float32_list=True) and input.numel():
+    if _is_half_on_cpu(input) and input.numel():
         n, per_group = input.shape[0], c // num_groups
         view_shape = (n, num_groups, per_group, math.prod(input.shape[2:]))
         out = _half_norm(input, weight, bias, view_shape, (2, 3), (1, num_groups, per_group, 1), eps,
@@ -818,7 +842,7 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         return _batch_norm(input.contiguous(), running_mean, running_var, weight, bias, False, momentum, eps)
     _refuse_unbatched_running_stats(input, running_mean, running_var)
     c = input.shape[1]
-    if _is_half(input) and input.numel():  # torch's batch norm of the N·C channels, rounded as it rounds
+    if _is_half_on_cpu(input) and input.numel():  # torch's batch norm of the N·C channels, rounded as it rounds
         n, count = input.shape[0], math.prod(input.shape[2:])
         out, mean, var = _half_norm(input, weight, bias, (n, c, count), (2,), (1, c, 1), eps, round_stats=True)
         _update_running_stats(running_mean, running_var, mean.detach()._data.reshape(n, c).mean(0),

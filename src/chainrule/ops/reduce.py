@@ -1271,6 +1271,8 @@ def cumsum(input: Tensor, dim: int | None = None, *, dtype=None, axis=None) -> T
     """torch.cumsum along ``dim``; integer and bool inputs accumulate in int64 as in torch."""
     if axis is not None or dim is None:
         dim = _cumulative_dim("cumsum", dim, axis)
+    if dtype is not None and input.dtype in (_dtype.float16, _dtype.bfloat16) and _dtype.to_dtype(dtype) is input.dtype:
+        dtype = None  # torch accumulates half precision in float32 whether or not dtype= names it
     return _cumulative("cumsum", Cumsum, input, dim, dtype)
 
 
