@@ -859,9 +859,11 @@ def later_features(report: Report, options) -> None:
             y.float().square().sum().backward()
             assert y.dtype == x.grad.dtype == module.weight.grad.dtype == chainrule.float16
             results.append([_host(t).astype(np.float32) for t in (y, x.grad, module.weight.grad, module.running_var)])
-        diff = _max_difference(results[1], results[0])
+        # the CPU rounds where torch's CPU kernels round (mean and 1/σ kept in float16); the device
+        # computes in float32 and rounds once, as torch's CUDA kernels: a few float16 ulps apart
+        diff = max(float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b)))) for a, b in zip(*results) if a.size)
         assert diff <= 5e-2, diff
-        return f"output, gradients and running_var in float16, within {diff:.1e} of the cpu"
+        return f"output, gradients and running_var in float16, within {diff:.1e} (relative past 1) of the cpu"
 
     def autocast_norms():
         def dtypes(lib, dev, count=lambda step: (step(), 0)):

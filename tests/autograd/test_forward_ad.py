@@ -35,6 +35,7 @@ DIFFERENCES = {
     "logcumsumexp_empty": "torch's forward AD raises IndexError on the empty dim (its plain forward works)",
     "triangular_solve": "torch's tangent takes dA whole, though only A's triangle is read (0.12 from central "
                         "differences here); ours matches central differences to 4e-11",
+    "triangular_solve_lower_transposed_unit": "as triangular_solve (the strict triangle alone is read)",
     "scatter_reduce_prod": "torch has no tangent for this output (unpack_dual gives None); ours "
                            "equals torch's double-vjp jvp",
 }

@@ -173,6 +173,12 @@ WRITES_TORCH_ALLOWS = {
     "into_a_clone": lambda lib, x: x.clone().add_(x),
     "number_into_a_made_tensor": lambda lib, x: _written(lib.zeros(3), 0, 5.0) * x,
     "made_value_into_a_made_tensor": lambda lib, x: lib.zeros(3).add_(lib.ones(3)) + x,
+    # x.new_zeros/... of a mapped slice are batched in torch's vmap (autograd_function_db's Select
+    # backward writes its gradient into grad_output.new_zeros(shape) under vmap(vjp))
+    "into_new_zeros": lambda lib, x: x.new_zeros(3).copy_(x),
+    "into_new_ones": lambda lib, x: x.new_ones(3).mul_(x),
+    "into_new_full": lambda lib, x: x.new_full((3,), 2.0).add_(x),
+    "into_a_view_of_new_ones": lambda lib, x: x.new_ones(3)[:2].copy_(x[:2]),
 }
 
 

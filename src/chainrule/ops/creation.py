@@ -699,6 +699,14 @@ def new_tensor(self: Tensor, data, *, dtype=None, device=None, requires_grad=Fal
     return tensor(data, dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 
+def _made_like(self: Tensor, made: Tensor) -> Tensor:
+    """``self.new_zeros/ones/empty/full``'s result: inside a vmap torch's is batched as ``self`` is
+    (not a factory's unbatched tensor), so writing a mapped value into it is allowed."""
+    if _vmap_frames.running():
+        _vmap_frames.forget_made(made)
+    return made
+
+
 def new_zeros(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False, layout=None,
               pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("new_zeros", dtype, requires_grad, device)
@@ -707,7 +715,8 @@ def new_zeros(self: Tensor, *sizes, size=None, dtype=None, device=None, requires
         made = _like_of_wrapper("new_zeros", new_zeros, (self, list(_shape_args(_sizes(sizes, size)))), dtype, device, requires_grad, None)
         if made is not _function.RUN_UNDISPATCHED:
             return made
-    return zeros(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
+    return _made_like(self, zeros(*_sizes(sizes, size), dtype=dtype or self.dtype,
+                                device=self.device if device is None else device, requires_grad=requires_grad))
 
 
 def new_ones(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False, layout=None,
@@ -718,7 +727,8 @@ def new_ones(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_
         made = _like_of_wrapper("new_ones", new_ones, (self, list(_shape_args(_sizes(sizes, size)))), dtype, device, requires_grad, None)
         if made is not _function.RUN_UNDISPATCHED:
             return made
-    return ones(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
+    return _made_like(self, ones(*_sizes(sizes, size), dtype=dtype or self.dtype,
+                                device=self.device if device is None else device, requires_grad=requires_grad))
 
 
 def new_empty(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False, layout=None,
@@ -729,7 +739,8 @@ def new_empty(self: Tensor, *sizes, size=None, dtype=None, device=None, requires
         made = _like_of_wrapper("new_empty", new_empty, (self, list(_shape_args(_sizes(sizes, size)))), dtype, device, requires_grad, None)
         if made is not _function.RUN_UNDISPATCHED:
             return made
-    return empty(*_sizes(sizes, size), dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
+    return _made_like(self, empty(*_sizes(sizes, size), dtype=dtype or self.dtype,
+                                device=self.device if device is None else device, requires_grad=requires_grad))
 
 
 def new_full(self: Tensor, size, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None,
@@ -740,5 +751,5 @@ def new_full(self: Tensor, size, fill_value, *, dtype=None, device=None, require
         made = _like_of_wrapper("new_full", new_full, (self, list(_shape_args((size,))), fill_value), dtype, device, requires_grad, None)
         if made is not _function.RUN_UNDISPATCHED:
             return made
-    return full(size, fill_value, dtype=dtype or self.dtype, device=self.device if device is None else device,
-                requires_grad=requires_grad)
+    return _made_like(self, full(size, fill_value, dtype=dtype or self.dtype,
+                                 device=self.device if device is None else device, requires_grad=requires_grad))
