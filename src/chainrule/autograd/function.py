@@ -1450,7 +1450,7 @@ class DelayedError(Function):
         raise RuntimeError("trying to differentiate twice a function that was marked with @once_differentiable")
 
 
-def on_arrays_when_unrecorded(derivative):
+def on_arrays_when_unrecorded(derivative, recorded_node: str | None = None):
     """An operator-only rule expression ``derivative(g, x, y)`` evaluated on the raw arrays
     when nothing is recorded.
 
@@ -1460,11 +1460,13 @@ def on_arrays_when_unrecorded(derivative):
     for Python numbers), so the result is identical; under create_graph (and forward AD, which
     differentiates rules) the Tensor ops run and record. It is one rule, evaluated two ways, so
     the choice lives here rather than in the op. Half precision keeps the Tensor ops, which
-    compute in float32 as torch does.
+    compute in float32 as torch does. ``recorded_node``: torch's name for the node the Tensor ops'
+    result gets (the array path records nothing, so it pays nothing for the name).
     """
     def rule(g, x, y):
         if not on_arrays(g):
-            return derivative(g, x, y)
+            out = derivative(g, x, y)
+            return out if recorded_node is None else name_node(out, recorded_node)
         return _Tensor._make(derivative(g._data, None if x is None else x._data, None if y is None else y._data))
 
     return rule

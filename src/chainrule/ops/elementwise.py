@@ -893,15 +893,17 @@ negative = neg
 
 # ---------------------------------------------------------------- unary math, one line each
 def _unary(name: str, forward, derivative, saves: str = "input", float_only: bool = True,
-           torch_name: str | None = None, node_name: str | None = None, arithmetic: bool = False):
+           torch_name: str | None = None, node_name: str | None = None, arithmetic: bool = False,
+           recorded_node: str | None = None):
     """Declare a unary op: ``forward`` on arrays and ``derivative(grad, x, y)`` in Tensor ops.
 
     ``saves`` names what the rule reads: "input" (x), "output" (y), "both" or "none".
     ``arithmetic``: the derivative is only operators and Python numbers, so it means the same
-    on the raw arrays (see on_arrays_when_unrecorded).
+    on the raw arrays (see on_arrays_when_unrecorded). ``recorded_node``: torch's name for the
+    node a recorded (create_graph) backward makes (``tanh_backward`` is one node in torch's).
     """
     if arithmetic:
-        derivative = on_arrays_when_unrecorded(derivative)
+        derivative = on_arrays_when_unrecorded(derivative, recorded_node)
 
     # one forward/backward pair per choice of `saves`, so the hot call tests no strings
     if saves == "input":
@@ -1066,18 +1068,8 @@ acos = _unary("Acos", np.arccos, lambda g, x, y: -g * rsqrt(1 - x * x))
 atan = _unary("Atan", np.arctan, lambda g, x, y: g / (1 + x * x), arithmetic=True)
 sinh = _unary("Sinh", np.sinh, lambda g, x, y: g * cosh(x))
 cosh = _unary("Cosh", np.cosh, lambda g, x, y: g * sinh(x))
-def _recorded_as(node: str, derivative):
-    """``derivative``, its result's node (when recorded) under torch's name for the op's backward
-    (``tanh_backward(grad, result)`` is one node in torch's recorded backward)."""
-    def rule(g, x, y):
-        out = derivative(g, x, y)
-        return name_node(out, node) if isinstance(out, Tensor) else out
-
-    return rule
-
-
-tanh = _unary("Tanh", np.tanh, _recorded_as("TanhBackwardBackward0", lambda g, x, y: g * (1 - y * y)),
-              saves="output", arithmetic=True)
+tanh = _unary("Tanh", np.tanh, lambda g, x, y: g * (1 - y * y), saves="output", arithmetic=True,
+              recorded_node="TanhBackwardBackward0")
 # erf' = 2/sqrt(pi) exp(-x^2)
 erf = _unary("Erf", _erf_array, lambda g, x, y: g * (2.0 / np.sqrt(np.pi)) * exp(-(x * x)))
 
@@ -1091,8 +1083,8 @@ def _sigmoid_array(x):
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
-sigmoid = _unary("Sigmoid", _sigmoid_array, _recorded_as("SigmoidBackwardBackward0", lambda g, x, y: g * y * (1 - y)),
-                 saves="output", arithmetic=True)
+sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), saves="output", arithmetic=True,
+                 recorded_node="SigmoidBackwardBackward0")
 
 # piecewise-constant ops: zero gradient everywhere, as torch defines
 def _sign_array(x: np.ndarray) -> np.ndarray:
