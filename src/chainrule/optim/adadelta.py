@@ -9,7 +9,7 @@ from .._backend import array_module
 from ..ops.creation import zeros_like
 from ..tensor import Tensor
 from .adam import _as_real
-from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor
+from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor, _wrapper_gradient
 
 __all__ = ["Adadelta"]
 
@@ -58,9 +58,7 @@ class Adadelta(Optimizer):
             state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
             state.update(square_avg=zeros_like(p), acc_delta=zeros_like(p))
         _step_tensor(state)
-        grad = -p.grad if group["maximize"] else p.grad
-        if group["weight_decay"] != 0:
-            grad = grad.add(p, alpha=group["weight_decay"])
+        grad = _wrapper_gradient(p, group)
         state["square_avg"].mul_(rho).addcmul_(grad, grad, value=1 - rho)
         std = state["square_avg"].add(eps).sqrt_()
         delta = state["acc_delta"].add(eps).sqrt_().div_(std).mul_(grad)

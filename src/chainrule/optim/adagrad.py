@@ -13,6 +13,7 @@ from .optimizer import (
     _check_hyper_parameters,
     _params_with_grad,
     _step_tensor,
+    _wrapper_gradient,
     holds_values_inside,
 )
 
@@ -66,9 +67,7 @@ class Adagrad(Optimizer):
         if "sum" not in state:  # a parameter added with add_param_group
             state["sum"] = full_like(p, group["initial_accumulator_value"])
         step = _step_tensor(state)
-        grad = -p.grad if group["maximize"] else p.grad
-        if group["weight_decay"] != 0:
-            grad = grad.add(p, alpha=group["weight_decay"])
+        grad = _wrapper_gradient(p, group)
         clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
         state["sum"].addcmul_(grad, grad, value=1)
         p.addcdiv_(grad, state["sum"].sqrt().add_(group["eps"]), value=-clr)

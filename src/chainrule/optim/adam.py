@@ -15,6 +15,7 @@ from .optimizer import (
     _check_fused_flags,
     _params_with_grad,
     _step_tensor,
+    _wrapper_gradient,
     _zero_state,
 )
 
@@ -116,18 +117,13 @@ class Adam(Optimizer):
         """torch's single-tensor Adam step in tensor ops, for a wrapper subclass parameter (its handler
         runs each op on the values it holds; its moments are made by its handler too)."""
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        weight_decay, decoupled = group["weight_decay"], group.get("decoupled_weight_decay", self._decoupled)
+        decoupled = group.get("decoupled_weight_decay", self._decoupled)
         state = self.state[p]
         if "exp_avg" not in state:
             names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if group["amsgrad"] else ("exp_avg", "exp_avg_sq")
             state.update({name: zeros_like(p) for name in names})
         step = _step_tensor(state)
-        grad = -p.grad if group["maximize"] else p.grad
-        if weight_decay != 0:
-            if decoupled:
-                p.mul_(1 - lr * weight_decay)
-            else:
-                grad = grad.add(p, alpha=weight_decay)
+        grad = _wrapper_gradient(p, group, decoupled=decoupled)
         state["exp_avg"].lerp_(grad, 1 - beta1)
         state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         second = state["exp_avg_sq"]

@@ -7,7 +7,14 @@ from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
 from ..tensor import Tensor
 from .adam import _as_real
-from .optimizer import Optimizer, _check_adam_args, _params_with_grad, _step_tensor, _zero_state
+from .optimizer import (
+    Optimizer,
+    _check_adam_args,
+    _params_with_grad,
+    _step_tensor,
+    _wrapper_gradient,
+    _zero_state,
+)
 
 __all__ = ["Adamax"]
 
@@ -48,9 +55,7 @@ class Adamax(Optimizer):
         if "exp_avg" not in state:
             state.update(exp_avg=zeros_like(p), exp_inf=zeros_like(p))
         step = _step_tensor(state)
-        grad = -p.grad if group["maximize"] else p.grad
-        if group["weight_decay"] != 0:
-            grad = grad.add(p, alpha=group["weight_decay"])
+        grad = _wrapper_gradient(p, group)
         state["exp_avg"].lerp_(grad, 1 - beta1)
         state["exp_inf"].copy_(maximum(state["exp_inf"].mul_(beta2), grad.abs().add_(eps)))
         p.addcdiv_(state["exp_avg"], state["exp_inf"], value=-lr / (1 - beta1 ** step))

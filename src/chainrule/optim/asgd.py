@@ -9,7 +9,7 @@ from .. import _dtype
 from .._backend import array_module
 from ..ops.creation import zeros_like
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor
+from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor, _wrapper_gradient
 
 __all__ = ["ASGD"]
 
@@ -69,9 +69,7 @@ class ASGD(Optimizer):
             state["mu"] = Tensor._make(np.ones((), dtype=np.float32))
             state["ax"] = zeros_like(p)
         step = _step_tensor(state)
-        grad = -p.grad if group["maximize"] else p.grad
-        if group["weight_decay"] != 0:
-            grad = grad.add(p, alpha=group["weight_decay"])
+        grad = _wrapper_gradient(p, group)
         eta = float(state["eta"])
         p.mul_(1 - lambd * eta)
         p.add_(grad, alpha=-eta)

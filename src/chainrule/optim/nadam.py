@@ -8,7 +8,14 @@ from .._backend import array_module
 from ..ops.creation import zeros_like
 from ..tensor import Tensor
 from .adam import _as_real
-from .optimizer import Optimizer, _check_adam_args, _check_hyper_parameters, _params_with_grad, _step_tensor
+from .optimizer import (
+    Optimizer,
+    _check_adam_args,
+    _check_hyper_parameters,
+    _params_with_grad,
+    _step_tensor,
+    _wrapper_gradient,
+)
 
 __all__ = ["NAdam"]
 
@@ -77,19 +84,14 @@ class NAdam(Optimizer):
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        weight_decay, momentum_decay = group["weight_decay"], group["momentum_decay"]
+        momentum_decay = group["momentum_decay"]
         state = self.state[p]
         if "exp_avg" not in state:
             state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
             state["mu_product"] = Tensor._make(np.ones((), dtype=np.float32))
             state.update(exp_avg=zeros_like(p), exp_avg_sq=zeros_like(p))
         step = _step_tensor(state)
-        grad = -p.grad if group["maximize"] else p.grad
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                p.mul_(1 - lr * weight_decay)
-            else:
-                grad = grad.add(p, alpha=weight_decay)
+        grad = _wrapper_gradient(p, group, decoupled=group["decoupled_weight_decay"])
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
         state["mu_product"].mul_(mu)

@@ -293,6 +293,20 @@ def holds_values_inside(t: Tensor) -> bool:
     return t._wrapper_strides is not None
 
 
+def _wrapper_gradient(p: Tensor, group: dict, *, decoupled: bool = False) -> Tensor:
+    """The gradient a ``_step_wrapper`` steps ``p`` by, in tensor ops: negated under ``maximize``,
+    plus L2 weight decay; ``decoupled`` (AdamW's) instead shrinks ``p`` itself by lr·weight_decay
+    first. (Rprop's group has no weight_decay.)"""
+    grad = -p.grad if group["maximize"] else p.grad
+    weight_decay = group.get("weight_decay", 0)
+    if weight_decay != 0:
+        if decoupled:
+            p.mul_(1 - group["lr"] * weight_decay)
+        else:
+            grad = grad.add(p, alpha=weight_decay)
+    return grad
+
+
 def _params_with_grad(group: dict) -> Iterable[Tensor]:
     for p in group["params"]:
         if p.grad is not None:

@@ -9,7 +9,14 @@ from .._backend import array_module
 from ..ops.creation import zeros_like
 from ..tensor import Tensor
 from .adam import _as_real
-from .optimizer import Optimizer, _check_adam_args, _params_with_grad, _step_tensor, _zero_state
+from .optimizer import (
+    Optimizer,
+    _check_adam_args,
+    _params_with_grad,
+    _step_tensor,
+    _wrapper_gradient,
+    _zero_state,
+)
 
 __all__ = ["RAdam"]
 
@@ -61,17 +68,12 @@ class RAdam(Optimizer):
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
-        lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         state = self.state[p]
         if "exp_avg" not in state:
             state.update(exp_avg=zeros_like(p), exp_avg_sq=zeros_like(p))
         step = _step_tensor(state)
-        grad = -p.grad if group["maximize"] else p.grad
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                p.mul_(1 - lr * weight_decay)
-            else:
-                grad = grad.add(p, alpha=weight_decay)
+        grad = _wrapper_gradient(p, group, decoupled=group["decoupled_weight_decay"])
         state["exp_avg"].lerp_(grad, 1 - beta1)
         state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         bias_correction2 = 1 - beta2 ** step

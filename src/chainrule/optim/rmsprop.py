@@ -8,7 +8,7 @@ from .._backend import array_module
 from ..ops.creation import zeros_like
 from ..tensor import Tensor
 from .adam import _as_real
-from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor
+from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor, _wrapper_gradient
 
 __all__ = ["RMSprop"]
 
@@ -74,9 +74,7 @@ class RMSprop(Optimizer):
             names = ["square_avg"] + ["momentum_buffer"] * (momentum > 0) + ["grad_avg"] * group["centered"]
             state.update({name: zeros_like(p) for name in names})
         _step_tensor(state)
-        grad = -p.grad if group["maximize"] else p.grad
-        if group["weight_decay"] != 0:
-            grad = grad.add(p, alpha=group["weight_decay"])
+        grad = _wrapper_gradient(p, group)
         state["square_avg"].mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
         if group["centered"]:
             state["grad_avg"].lerp_(grad, 1 - alpha)

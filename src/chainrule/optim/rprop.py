@@ -13,6 +13,7 @@ from .optimizer import (
     _check_pair,
     _params_with_grad,
     _step_tensor,
+    _wrapper_gradient,
 )
 
 __all__ = ["Rprop"]
@@ -68,7 +69,7 @@ class Rprop(Optimizer):
             state["prev"] = p.new_zeros(tuple(p.shape))
             state["step_size"] = p.new_full(tuple(p.shape), float(group["lr"]))
         _step_tensor(state)
-        grad = -p.grad if group["maximize"] else p.grad
+        grad = _wrapper_gradient(p, group)
         agreement = grad.mul(state["prev"]).sign()
         # torch writes eta_plus / eta_minus / 1 by sign; masks times numbers give the same values exactly
         factor = (agreement.gt(0).to(p.dtype) * eta_plus + agreement.lt(0).to(p.dtype) * eta_minus

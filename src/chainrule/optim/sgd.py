@@ -9,6 +9,7 @@ from .optimizer import (
     _check_fused_flags,
     _check_hyper_parameters,
     _params_with_grad,
+    _wrapper_gradient,
 )
 
 __all__ = ["SGD"]
@@ -57,9 +58,7 @@ class SGD(Optimizer):
         """torch's single-tensor SGD step in tensor ops, for a wrapper subclass parameter (its handler
         runs each op on the values it holds)."""
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-        grad = -p.grad if group["maximize"] else p.grad
-        if group["weight_decay"] != 0:
-            grad = grad.add(p, alpha=group["weight_decay"])
+        grad = _wrapper_gradient(p, group)
         if momentum != 0:
             state = self.state[p]
             buf = state.get("momentum_buffer")
