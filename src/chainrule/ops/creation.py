@@ -501,9 +501,7 @@ def scalar_tensor(s, *, dtype=None, layout=None, device=None, pin_memory=False, 
 def _like(fn, t: Tensor, dtype, device, requires_grad, *extra, memory_format=None):
     dt = t.dtype if dtype is None else dtype
     dev = t.device if device is None else device
-    out = fn(*extra, dtype=dt, device=dev, requires_grad=requires_grad)
-    if _vmap_frames.running():  # batched as t is
-        _vmap_frames.forget_made(out)
+    out = _made_like(t, fn(*extra, dtype=dt, device=dev, requires_grad=requires_grad))
     order = _like_order(t, memory_format)
     if order is None or order == tuple(range(len(order))):
         return out
@@ -700,7 +698,7 @@ def new_tensor(self: Tensor, data, *, dtype=None, device=None, requires_grad=Fal
 
 
 def _made_like(self: Tensor, made: Tensor) -> Tensor:
-    """``self.new_zeros/ones/empty/full``'s result: inside a vmap torch's is batched as ``self`` is
+    """A ``*_like(self)`` or ``self.new_*`` result: inside a vmap torch's is batched as ``self`` is
     (not a factory's unbatched tensor), so writing a mapped value into it is allowed."""
     if _vmap_frames.running():
         _vmap_frames.forget_made(made)
