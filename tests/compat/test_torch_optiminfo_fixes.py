@@ -90,8 +90,9 @@ def test_adagrad_complex_accumulator_starts_at_the_value_in_both_parts():
 @pytest.mark.parametrize("name", ["SGD", "Adam", "NAdam", "RMSprop", "Adagrad"])
 def test_a_differentiable_optimizer_takes_non_leaf_parameters(name):
     kwargs = {"differentiable": True, "momentum": 0.9} if name == "SGD" else {"differentiable": True}
-    # float64 to the last bits: torch's differentiable Adam and NAdam fold float32 0-d scales in
-    _assert_same_steps(name, np.float64, kwargs, differentiable=True, rtol=1e-12, atol=1e-14)
+    # float64, but torch's differentiable Adam and NAdam fold float32 0-d scales in, whose last bit depends
+    # on the CPU's vector kernels (AVX2 or AVX-512): 1e-9 admits that rounding and nothing coarser
+    _assert_same_steps(name, np.float64, kwargs, differentiable=True, rtol=1e-9, atol=1e-12)
 
 
 def test_a_plain_optimizer_still_refuses_a_non_leaf_parameter():
