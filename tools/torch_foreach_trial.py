@@ -56,6 +56,12 @@ SAMPLES_PER_DTYPE = 40  # torch draws at most 26 per dtype for these infos: all 
 ERROR_KINDS = ("error_differ", "message_differ")
 # ForeachFuncInfos (or variants) deliberately not run, each with why
 SKIPPED = {}
+# assert_close tolerances in place of its defaults, each with why
+TOLERANCES = {
+    # float32 sums of 32 products: torch's BLAS and NumPy's OpenBLAS add them in orders that depend on the
+    # CPU (AVX2 or AVX-512 kernels), which moves a value near zero by a few 1e-5
+    ("_foreach_mm", "float32"): {"atol": 1e-4, "rtol": 1.3e-6},
+}
 
 
 def _is_in_place_only(op) -> bool:
@@ -153,7 +159,8 @@ def run_op(trial, op, dtypes=DTYPES, limit=SAMPLES_PER_DTYPE, plan=None):
                 warnings.simplefilter("ignore")
                 try:
                     kind, detail = run_sample(trial, info, chainrule_callable, _plain_sample(sample), dtype_name,
-                                              seed + index, want_grad, lambda out: out)
+                                              seed + index, want_grad, lambda out: out,
+                                              tolerance=TOLERANCES.get((name, dtype_name)))
                 except Exception as error:
                     kind, detail = "differ", f"comparison failed: {_short(error)}"
             records.append(_record(name, dtype_name, variant, index, kind, detail))

@@ -300,9 +300,10 @@ def _to_torch(value, torch):
     return value
 
 
-def compare_outputs(expected, actual, torch, values=True):
+def compare_outputs(expected, actual, torch, values=True, tolerance=None):
     """None when ``actual`` (chainrule) agrees with ``expected`` (torch), else why not; with
-    ``values=False`` only tensors' dtypes and shapes are compared."""
+    ``values=False`` only tensors' dtypes and shapes are compared; ``tolerance``: assert_close's
+    ``atol``/``rtol`` in place of its defaults."""
     expected_leaves, actual_leaves = _leaves(expected, torch), _leaves(actual, torch)
     if len(expected_leaves) != len(actual_leaves):
         return f"structure: torch {len(expected_leaves)} leaves, chainrule {len(actual_leaves)}"
@@ -318,7 +319,8 @@ def compare_outputs(expected, actual, torch, values=True):
                 continue
             e_resolved = e.detach().resolve_conj().resolve_neg()
             try:
-                torch.testing.assert_close(_to_torch(a, torch), e_resolved, equal_nan=True, check_device=False)
+                torch.testing.assert_close(_to_torch(a, torch), e_resolved, equal_nan=True, check_device=False,
+                                           **(tolerance or {}))
             except AssertionError as error:
                 return f"{path}: " + " ".join(str(error).split("\n")[:4])
         elif isinstance(e, torch.Size):
@@ -370,9 +372,10 @@ def _short(error):
     return f"{type(error).__name__}: {text[:300]}"
 
 
-def run_sample(trial, op, function, sample, dtype_name, seed, want_grad, process_output, uninitialised=False):
+def run_sample(trial, op, function, sample, dtype_name, seed, want_grad, process_output, uninitialised=False,
+               tolerance=None):
     """One sample on both; returns (kind, detail). ``uninitialised``: the op returns uninitialised
-    memory, so only dtypes and shapes are compared."""
+    memory, so only dtypes and shapes are compared; ``tolerance``: see ``compare_outputs``."""
     torch, chainrule = trial.torch, trial.chainrule
     memo = {}
     try:
@@ -415,7 +418,7 @@ def run_sample(trial, op, function, sample, dtype_name, seed, want_grad, process
     if chainrule_error is not None:
         return "chainrule_raised", _short(chainrule_error)
 
-    mismatch = compare_outputs(expected, actual, torch, values=not uninitialised)
+    mismatch = compare_outputs(expected, actual, torch, values=not uninitialised, tolerance=tolerance)
     if mismatch is not None:
         return "differ", mismatch
     if want_grad and unreachable and not torch_inputs:
@@ -463,7 +466,7 @@ def run_sample(trial, op, function, sample, dtype_name, seed, want_grad, process
         if op.name in GRADIENT_AT_NAN_NOT_COMPARED and e.shape == torch_inputs[i].shape:
             at_nan = torch_inputs[i].detach().isnan()
             e, a = e.masked_fill(at_nan, 0), _to_torch(a, torch).masked_fill(at_nan, 0)
-        mismatch = compare_outputs(e, a, torch)
+        mismatch = compare_outputs(e, a, torch, tolerance=tolerance)
         if mismatch is not None:
             return "grad_differ", f"input {i}: {mismatch}"
     return "same", ""
