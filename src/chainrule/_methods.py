@@ -1155,6 +1155,8 @@ def bind_torch_function() -> None:
             _DISPATCHING_PROPERTIES[name] = _dispatching_property(prop)
     from .tensor import DEFAULT_NOWRAP_FUNCTIONS
 
-    DEFAULT_NOWRAP_FUNCTIONS.update(_DISPATCHING_PROPERTIES[name].__get__ for name in ("grad", "_base")
-                                    if name in _DISPATCHING_PROPERTIES)
+    # both getters: Tensor.grad is the dispatching property only while a __torch_function__ subclass is
+    # armed, and `Tensor.grad.__get__ in get_default_nowrap_functions()` must hold either way
+    DEFAULT_NOWRAP_FUNCTIONS.update(table[name].__get__ for name in ("grad", "_base")
+                                    for table in (_DISPATCHING_PROPERTIES, _PLAIN_PROPERTIES) if name in table)
     _torch_function.add_arming_watcher(_arm_properties)
