@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -233,3 +235,15 @@ def test_gradcheck_forward_mode_through_builtin_ops_two_inputs_and_outputs():
     w = chainrule.tensor([[1.5, -0.5, 0.25]], dtype=chainrule.float64, requires_grad=True)
     assert chainrule.autograd.gradcheck(lambda a, b: ((a.sin() * b).cumsum(1), (a @ b.T).tanh()), (x, w),
                                         check_forward_ad=True)
+
+
+def test_a_jacobian_that_is_nan_on_both_sides_fails_as_torchs():
+    # torch compares with allclose without equal_nan: NaN on both sides checks nothing, so it fails
+    for lib in (torch, chainrule):
+        x = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's inf - inf in the central differences
+            assert lib.autograd.gradcheck(lambda t: t * float("nan"), (x,), raise_exception=False) is False
+            assert lib.autograd.gradcheck(lambda t: t * float("nan"), (x,), raise_exception=False,
+                                          check_forward_ad=True, check_backward_ad=False) is False
+            assert lib.autograd.gradcheck(lambda t: t * 2.0, (x,), raise_exception=False) is True

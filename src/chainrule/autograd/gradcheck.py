@@ -141,7 +141,7 @@ def _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_
             if forward.shape != expected.shape:
                 return _fail(f"Jacobian computed with forward mode shape mismatch for output {o} with respect to "
                              f"input {i}: forward {forward.shape}, numerical {expected.shape}", raise_exception)
-            if not np.allclose(forward, expected, rtol=rtol, atol=atol, equal_nan=True):
+            if not np.allclose(forward, expected, rtol=rtol, atol=atol):
                 worst = np.unravel_index(np.nanargmax(np.abs(forward - expected)), forward.shape)
                 return _fail(f"Jacobian computed with forward mode mismatch for output {o} with respect to input "
                              f"{i}: worst at row {int(worst[0])}, column {int(worst[1])}: forward "
@@ -236,9 +236,12 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
             if analytical.shape != expected.shape:
                 return _fail(f"Jacobian shape mismatch for output {o} with respect to input {i}: "
                              f"analytical {analytical.shape}, numerical {expected.shape}", raise_exception)
-            error = np.abs(analytical - expected) - (atol + rtol * np.abs(expected))
-            if error.size and (np.nanmax(error) > 0 or np.isnan(analytical).any() != np.isnan(expected).any()):
-                worst = np.unravel_index(np.nanargmax(np.abs(analytical - expected)), error.shape)
+            # NaN anywhere fails, as torch's allclose without equal_nan: a Jacobian that is NaN on both sides
+            # checks nothing
+            mismatched = ~np.isclose(analytical, expected, rtol=rtol, atol=atol)
+            if mismatched.any():
+                distance = np.where(mismatched, np.nan_to_num(np.abs(analytical - expected), nan=np.inf), -1.0)
+                worst = np.unravel_index(np.argmax(distance), mismatched.shape)
                 # rows and columns count real numbers: a complex element spans two
                 in_pos = (np.unravel_index(worst[1] // (2 if inputs[i].is_complex() else 1), inputs[i].shape)
                           if inputs[i].ndim else ())
