@@ -131,6 +131,13 @@ def _forward_jacobians(func, inputs, index):
     return [None if columns[0][o] is None else np.stack([c[o] for c in columns], axis=1) for o in range(len(columns[0]))]
 
 
+def _worst(computed, expected, mismatched) -> tuple:
+    """The mismatched position farthest from ``expected``, a NaN counting as the farthest."""
+    with np.errstate(invalid="ignore"):
+        distance = np.where(mismatched, np.nan_to_num(np.abs(computed - expected), nan=np.inf), -1.0)
+    return np.unravel_index(np.argmax(distance), mismatched.shape)
+
+
 def _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_exception) -> bool:
     """check_forward_ad: forward-mode Jacobians against central differences, output by output."""
     for i in diff_indices:
@@ -141,8 +148,9 @@ def _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_
             if forward.shape != expected.shape:
                 return _fail(f"Jacobian computed with forward mode shape mismatch for output {o} with respect to "
                              f"input {i}: forward {forward.shape}, numerical {expected.shape}", raise_exception)
-            if not np.allclose(forward, expected, rtol=rtol, atol=atol):
-                worst = np.unravel_index(np.nanargmax(np.abs(forward - expected)), forward.shape)
+            mismatched = ~np.isclose(forward, expected, rtol=rtol, atol=atol)  # NaN fails, as torch's allclose
+            if mismatched.any():
+                worst = _worst(forward, expected, mismatched)
                 return _fail(f"Jacobian computed with forward mode mismatch for output {o} with respect to input "
                              f"{i}: worst at row {int(worst[0])}, column {int(worst[1])}: forward "
                              f"{forward[worst]:.10g} vs numerical {expected[worst]:.10g}.\nnumerical:{expected}\n"
@@ -240,8 +248,7 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
             # checks nothing
             mismatched = ~np.isclose(analytical, expected, rtol=rtol, atol=atol)
             if mismatched.any():
-                distance = np.where(mismatched, np.nan_to_num(np.abs(analytical - expected), nan=np.inf), -1.0)
-                worst = np.unravel_index(np.argmax(distance), mismatched.shape)
+                worst = _worst(analytical, expected, mismatched)
                 # rows and columns count real numbers: a complex element spans two
                 in_pos = (np.unravel_index(worst[1] // (2 if inputs[i].is_complex() else 1), inputs[i].shape)
                           if inputs[i].ndim else ())
