@@ -26,6 +26,7 @@ from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out
+from .creation import factory_honours_out
 from .elementwise import _cast
 from .shape import narrow, pad, roll
 
@@ -331,16 +332,22 @@ def _frequencies(op: str, values: np.ndarray, dtype, device, requires_grad: bool
     from . import creation
 
     dt = _dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype)
+    if not (dt.is_floating_point or dt.is_complex):
+        raise RuntimeError(f"{op} requires a floating point or complex dtype")
+    if dt.is_complex:  # torch builds the frequencies with arange, which has no complex kernel
+        creation.refuse_dtype(dt, "arange_cpu", complex_too=True)
     array = creation._xp(device).asarray(values.astype(dt.np))
     return creation._finish(array, requires_grad)
 
 
+@factory_honours_out("fft_fftfreq", keeps_out_shape=True, warns_on_count=True)
 def fftfreq(n: int, d: float = 1.0, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
             pin_memory: bool | None = None) -> Tensor:
     """torch.fft.fftfreq: the sample frequencies of an n-point fft, [0, 1, ..., -1] / (d·n)."""
     return _frequencies("fftfreq", np.fft.fftfreq(n, d), dtype, device, requires_grad)
 
 
+@factory_honours_out("fft_rfftfreq", keeps_out_shape=True, warns_on_count=True)
 def rfftfreq(n: int, d: float = 1.0, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
              pin_memory: bool | None = None) -> Tensor:
     """torch.fft.rfftfreq: the n // 2 + 1 non-negative sample frequencies of an n-point rfft."""

@@ -30,7 +30,7 @@ from .._backend import array_module, cuda_available, cuda_module
 from .._backend import device as _device
 from ..autograd import function as _function
 from ..autograd.function import Function
-from ..tensor import Tensor
+from ..tensor import Tensor, out_keyword_front, write_out
 from .creation import (
     _dt,
     _finish,
@@ -41,7 +41,10 @@ from .creation import (
     _xp,
     empty_like,
     factory_args,
+    factory_honours_out,
+    out_dtype,
     refuse_dtype,
+    write_factory_out,
 )
 from .elementwise import zeros_like_tensor
 from .mt19937_stream import STATE_BYTES, MT19937Stream, from_double
@@ -254,21 +257,22 @@ def set_rng_state(state: Tensor) -> None:
     default_generator.set_state(state)
 
 
-def _float_dtype(dtype, op: str):
+def _float_dtype(dtype, kernel: str):
+    """The NumPy dtype of a continuous distribution's draws; an integer or bool dtype is refused as
+    torch's ``kernel`` refuses it."""
     dt = _dt(dtype)
     if dt.kind not in "fVc":
-        # torch's error type and wording for a continuous distribution of an integer dtype
-        raise NotImplementedError(f'"{op}" not implemented for \'{_dtype.to_dtype(dtype).name}\' '
-                                  "(rand and randn need a floating-point dtype)")
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(_dtype.to_dtype(dtype))}\'')
     return dt
 
 
+@factory_honours_out("rand")
 def rand(*sizes, size=None, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
          pin_memory=False) -> Tensor:
     """Uniform on [0, 1)."""
     dtype, requires_grad = factory_args("rand", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "rand")
-    dt = _float_dtype(dtype, "rand")
+    dt = _float_dtype(dtype, "check_uniform_bounds")
     xp = _xp(device)
     shape = _shape_args(_sizes(sizes, size))
     if dt.kind == "c":  # torch: real and imaginary parts each uniform on [0, 1)
@@ -284,12 +288,13 @@ def _complex_pairs(pairs, dt):
     return pairs.view(np.complex128)[..., 0].astype(dt)
 
 
+@factory_honours_out("randn", resizes_first=True)
 def randn(*sizes, size=None, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
           pin_memory=False) -> Tensor:
     """Standard normal."""
     dtype, requires_grad = factory_args("randn", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "randn")
-    dt = _float_dtype(dtype, "randn")
+    dt = _float_dtype(dtype, "normal_kernel_cpu")
     xp = _xp(device)
     shape = _shape_args(_sizes(sizes, size))
     if dt.kind == "c":  # torch: variance 1 split evenly, real and imaginary parts each N(0, 1/2)
@@ -304,6 +309,7 @@ def randn(*sizes, size=None, generator=None, dtype=None, layout=None, device=Non
     return _finish(array, requires_grad)
 
 
+@factory_honours_out("randint")
 def randint(low, high=None, size=None, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
             pin_memory=False) -> Tensor:
     """Integers uniform on [low, high); ``randint(high, size)`` is accepted too. int64 by default."""
@@ -326,6 +332,7 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, layout=Non
     return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
 
 
+@factory_honours_out("randperm")
 def randperm(n: int, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
              pin_memory=False) -> Tensor:
     """A random permutation of 0..n-1, drawn on ``device``'s generator stream."""
@@ -466,11 +473,24 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
         return NormalFloatTensor.apply(std, mean=mean, generator=generator)
     _strided_only(layout, "normal")
     xp = _xp(device)
-    dt = _float_dtype(dtype, "normal")
+    dt = _float_dtype(dtype, "normal_kernel_cpu")
     if xp is np:
         return _finish(_rng(generator).normal(mean, std, tuple(size), dtype=dt), requires_grad)
     array = (mean + std * _rng(generator, xp).standard_normal(tuple(size))).astype(dt)
     return _finish(array, requires_grad)
+
+
+def _normal_with_out(mean, std=1.0, size=None, *, out, **kwargs) -> Tensor:
+    """torch.normal's ``out=``: from float mean and std a factory's (``out``'s dtype, resized
+    silently); from tensors an op's output (written as any op's, with the resize warning)."""
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        return write_out(normal(mean, std, size, **kwargs), out, "normal")
+    kwargs["dtype"] = out_dtype("normal", out, kwargs.get("dtype"))
+    requires_grad = kwargs.pop("requires_grad", False)
+    return write_factory_out(normal(mean, std, size, **kwargs), out, "aten::normal", requires_grad)
+
+
+normal = out_keyword_front(normal, _normal_with_out)
 
 
 class BernoulliSample(Function):
