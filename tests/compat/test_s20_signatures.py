@@ -100,3 +100,31 @@ def test_normal_of_tensors_writes_out_as_an_op():
     # mean and std tensors: torch's op output, resized with its deprecation warning
     _assert_same(_with_out(lambda lib: lib.zeros(5),
                            lambda lib, out: lib.normal(lib.zeros(3), lib.ones(3), out=out)))
+
+
+def _rrelu_outcome(lib, call):
+    x = lib.linspace(-3.0, 2.0, 8)
+    generator = lib.Generator().manual_seed(5)
+    try:
+        y = call(lib, x, generator)
+    except Exception as error:
+        return type(error).__name__, str(error).split("\n")[0]
+    return y.tolist(), y is x
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x, g: lib.rrelu(x, 0.1, 0.3, True, g),  # torch.rrelu's fifth positional: the generator
+    lambda lib, x, g: lib.rrelu_(x, 0.1, 0.3, True, g),
+    lambda lib, x, g: lib.nn.functional.rrelu(x, 0.1, 0.3, False, True),  # F.rrelu's: inplace
+    lambda lib, x, g: lib.nn.functional.rrelu(x, 0.1, 0.3, inplace=True),
+    lambda lib, x, g: lib.rrelu(x, inplace=True),
+    lambda lib, x, g: lib.nn.functional.rrelu(x, generator=g),
+], ids=["torch_generator", "torch_inplace_generator", "functional_inplace", "functional_inplace_keyword",
+        "torch_refuses_inplace", "functional_refuses_generator"])
+def test_rrelu_fifth_positional_is_the_generator_in_torch_and_inplace_in_functional(call):
+    expected, actual = _rrelu_outcome(torch, call), _rrelu_outcome(chainrule, call)
+    if isinstance(expected[0], str):  # both refuse the other function's keyword
+        assert actual[0] == expected[0] == "TypeError", (expected, actual)
+    else:
+        np.testing.assert_allclose(actual[0], expected[0], rtol=1e-6)
+        assert actual[1] == expected[1]

@@ -328,9 +328,16 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
 
 
 def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
-          inplace: bool = False, *, generator=None) -> Tensor:
+          generator=None) -> Tensor:
     """torch.rrelu: leaky relu with a slope drawn from U(lower, upper) per element when
-    training, and the fixed slope (lower + upper) / 2 in eval mode."""
+    training, and the fixed slope (lower + upper) / 2 in eval mode. Its fifth positional is the
+    generator; nn.functional.rrelu takes ``inplace`` there (``randomized_leaky_relu`` serves both)."""
+    return randomized_leaky_relu(input, lower, upper, training, False, generator)
+
+
+def randomized_leaky_relu(input: Tensor, lower: float, upper: float, training: bool, inplace: bool,
+                          generator=None) -> Tensor:
+    """rrelu's body, out of place or in place, the slopes drawn from ``generator``'s stream."""
     xp = array_module(input)
     lower, upper = check_number(lower, "rrelu", "lower"), check_number(upper, "rrelu", "upper")
     for name, bound in (("lower", lower), ("upper", upper)):
