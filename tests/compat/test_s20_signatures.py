@@ -128,3 +128,56 @@ def test_rrelu_fifth_positional_is_the_generator_in_torch_and_inplace_in_functio
     else:
         np.testing.assert_allclose(actual[0], expected[0], rtol=1e-6)
         assert actual[1] == expected[1]
+
+
+def _special_outcome(lib, call):
+    x = lib.tensor([0.25, 0.5, 1.5, 3.0])
+    try:
+        out, result = call(lib, x)
+    except Exception as error:
+        return type(error).__name__, str(error).split("\n")[0]
+    return result.tolist(), str(result.dtype).split(".")[-1], result is out
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: (None, lib.special.airy_ai(x=x)),
+    lambda lib, x: (None, lib.special.spherical_bessel_j0(x=x)),
+    lambda lib, x: (None, lib.special.scaled_modified_bessel_k1(x=x)),
+    lambda lib, x: (None, lib.special.chebyshev_polynomial_t(x=x, n=3)),
+    lambda lib, x: (None, lib.special.shifted_chebyshev_polynomial_w(x=x, n=x)),
+    lambda lib, x: (None, lib.special.hermite_polynomial_he(x=2.0, n=x)),
+    lambda lib, x: (None, lib.special.legendre_polynomial_p(x, n=2)),
+    lambda lib, x: (None, lib.special.bessel_j0(input=x)),  # the older Bessel functions say input
+    lambda lib, x: (None, lib.special.airy_ai(input=x)),
+    lambda lib, x: (None, lib.special.laguerre_polynomial_l(input=x, n=2)),
+    lambda lib, x: (None, lib.special.airy_ai([1.0])),
+], ids=["airy_ai", "spherical_bessel_j0", "scaled_k1", "chebyshev_t", "shifted_chebyshev_w", "hermite_he_number",
+        "legendre_n", "bessel_j0_input", "airy_ai_refuses_input", "laguerre_refuses_input", "airy_ai_list"])
+def test_special_functions_take_torchs_keyword_names(call):
+    expected, actual = _special_outcome(torch, call), _special_outcome(chainrule, call)
+    if isinstance(expected[0], str):
+        assert actual[0] == expected[0] == "TypeError", (expected, actual)
+        if "must be Tensor" in expected[1]:
+            assert actual[1] == expected[1]
+    else:
+        np.testing.assert_allclose(actual[0], expected[0], rtol=1e-5)
+        assert actual[1:] == expected[1:]
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: (lambda out: (out, lib.special.expit(x, out=out)))(lib.empty(0, dtype=lib.float64)),
+    lambda lib, x: (lambda out: (out, lib.special.ndtr(x, out=out)))(lib.empty(4)),
+    lambda lib, x: (lambda out: (out, lib.special.ndtr(x, out=out)))(lib.empty(4, dtype=lib.int64)),
+    lambda lib, x: (lambda out: (out, lib.special.round(x, decimals=1, out=out)))(lib.empty(0)),
+    lambda lib, x: (None, lib.special.round(x, 1)),  # decimals is keyword-only
+    lambda lib, x: (lambda out: (out, lib.special.xlog1py(2.0, x, out=out)))(lib.empty(0)),
+    lambda lib, x: (lambda out: (out, lib.special.airy_ai(x, out=out)))(lib.empty(0, dtype=lib.float64)),
+    lambda lib, x: (lambda out: (out, lib.special.hermite_polynomial_h(x, 2, out=out)))(lib.empty(0)),
+], ids=["expit", "ndtr", "ndtr_int_out", "round", "round_positional_decimals", "xlog1py", "airy_ai", "hermite_h"])
+def test_special_functions_take_out(call):
+    expected, actual = _special_outcome(torch, call), _special_outcome(chainrule, call)
+    if isinstance(expected[0], str):
+        assert actual[0] == expected[0], (expected, actual)
+    else:
+        np.testing.assert_allclose(actual[0], expected[0], rtol=1e-5)
+        assert actual[1:] == expected[1:]
