@@ -113,7 +113,8 @@ def namespace_with_out(modules) -> dict:
     cast ..."); ``"computes_in"`` the out's dtype is the dtype the op computes in (sum, cumsum: as
     ``dtype=``); ``"same_as_input"`` (amax), ``"same"`` (norm, argmax: their C++ type names),
     ``"same_elementwise"`` (neg, round), ``"same_where"``, ``"same_scalar_type"`` (index_select),
-    ``"same_scalar_object"`` (complex), ``"values_and_long_indices"`` (kthvalue's tuple out),
+    ``"same_scalar_object"`` (complex), ``"same_norm"``, ``"same_vecdot"``, ``"same_multi_dot"``, ``"castable_eigenvalues"``
+    (torch.linalg's functions that word it their own way), ``"values_and_long_indices"`` (kthvalue's tuple out),
     ``"long"`` (nonzero), ``"long_samples"`` (multinomial): each torch's own refusal of any other; ``"cat"`` (cat, stack) a cast
     torch allows, else its TypeError;
     ``"floating"`` any floating dtype (logsumexp); ``"castable"`` torch's canCast check (max());
@@ -236,6 +237,16 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
     if rule == "same" and got != expected:
         return RuntimeError(f"Expected out tensor to have dtype {cpp_type_name(expected)}, but got "
                             f"{cpp_type_name(got)} instead")
+    if rule == "same_norm" and got != expected:  # linalg.norm, linalg.matrix_norm
+        return RuntimeError(f"linalg.{name} expected out tensor dtype {scalar(expected)} but got: {scalar(got)}")
+    if rule == "same_vecdot" and got != expected:
+        return RuntimeError(f"linalg.vecdot: Expected out of dtype{scalar(expected)} but found {scalar(got)}")
+    if rule == "same_multi_dot" and got != expected:  # multi_dot, chain_matmul
+        return RuntimeError(f"multi_dot(): expected out tensor to have dtype {cpp_type_name(expected).lower()} but "
+                            f"got {cpp_type_name(got).lower()}")
+    if rule == "castable_eigenvalues" and expected._category > got._category:  # linalg.eigvals
+        return RuntimeError(f"torch.linalg.{name}: Expected eigenvalues to be safely castable from {scalar(expected)} "
+                            f"dtype, but got eigenvalues with dtype {scalar(got)}")
     if rule == "same_elementwise" and got != expected:
         return RuntimeError(f"Found dtype {scalar(got)} but expected {scalar(expected)}")
     if rule == "same_where" and got != expected:
