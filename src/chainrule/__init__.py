@@ -336,6 +336,7 @@ for _module in (_scatter_views, _compat):
     _methods.bind_module(_module)
 from .ops.scatter_views import *  # noqa: E402,F401,F403
 from .ops.compat import *  # noqa: E402,F401,F403
+globals().update(_namespace_with_out([_statistics, _scatter_views, _compat]))  # and their torch out=
 # torch._foreach_*: optimizer code's list-at-a-time updates
 from .ops.foreach import *  # noqa: E402,F401,F403
 

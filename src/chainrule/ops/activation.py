@@ -27,6 +27,8 @@ from .second_order import depending_on
 
 __all__ = ["relu", "selu", "celu", "prelu", "rrelu", "hardshrink", "threshold"]
 __not_methods__ = {"selu", "celu", "rrelu", "threshold"}
+# torch.hardshrink's and torch.threshold's out= (see _arg_parser.namespace_with_out); nn.functional.threshold has none
+__out_functions__ = {"hardshrink": "same_elementwise", "threshold": "cast"}
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946

@@ -38,7 +38,7 @@ __out_functions__ = {**dict.fromkeys(("eq", "ne", "lt", "le", "gt", "ge", "pow",
                                       "logical_or", "logical_xor", "logical_not", "atan2", "fmod", "remainder", "lerp",
                                       "addcmul", "addcdiv", "hypot", "logaddexp"), "cast"),
                      "neg": "same_elementwise", "negative": "same_elementwise", "round": "same_elementwise",
-                     "where": "same_where"}
+                     "where": "same_where", "clamp_min": "same_elementwise", "clamp_max": "same_elementwise"}
 __all__ = [
     "add", "sub", "rsub", "mul", "div", "true_divide", "floor_divide", "remainder", "fmod", "pow",
     "neg", "negative", "abs", "absolute", "exp", "exp2", "log", "log1p", "expm1", "log2", "log10",
