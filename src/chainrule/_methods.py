@@ -663,6 +663,32 @@ def top_level_inplace(name: str):
     return function
 
 
+def method_as_function(method, **torch_names: str):
+    """A Tensor method as torch's top-level function of the same name (torch.detach, torch.put,
+    ...): the same call, its tensor keyword named ``input`` as torch's binding names it (not
+    ``self``), and the method's other parameters renamed by ``torch_names`` (ours -> torch's:
+    resize_as_'s ``other`` is torch's ``the_template``)."""
+    import inspect
+
+    parameters = list(inspect.signature(method).parameters.values())
+    torch_names = {parameters[0].name: "input", **torch_names}
+    ours = {torch_name: name for name, torch_name in torch_names.items()}
+
+    @functools.wraps(method)
+    def function(*args, **kwargs):
+        for name in kwargs.keys() & torch_names.keys():  # ours, which torch's binding does not know
+            raise TypeError(f"{method.__name__}() got an unexpected keyword argument '{name}'")
+        if "input" in kwargs:
+            args = (kwargs.pop("input"), *args)
+        for torch_name in kwargs.keys() & ours.keys():
+            kwargs[ours[torch_name]] = kwargs.pop(torch_name)
+        return method(*args, **kwargs)
+
+    function.__signature__ = inspect.Signature([p.replace(name=torch_names.get(p.name, p.name)) for p in parameters],
+                                               return_annotation=inspect.signature(method).return_annotation)
+    return function
+
+
 def bind_inplace_variants() -> None:
     """The aliases and the in-place variants above, bound after every op module's methods."""
     for alias, name in ALIASES.items():

@@ -267,3 +267,39 @@ def test_top_level_functions_take_out_with_torchs_dtype_rule(name, out_dtype):
     call = TOP_LEVEL_OUT_CALLS[name]
     _assert_same(_with_out(lambda lib: lib.empty(0, dtype=getattr(lib, out_dtype)),
                            lambda lib, out: call(lib, lib.tensor([[-1.0, 0.2, 3.0], [0.5, -2.0, 1.0]]), out)))
+
+
+def _value_outcome(lib, call):
+    try:
+        result = call(lib)
+    except Exception as error:
+        return type(error).__name__
+    if isinstance(result, (lib.Tensor,)):
+        return "tensor", result.tolist(), str(result.dtype).split(".")[-1]
+    return "value", str(result).split(".")[-1]
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.detach(input=lib.ones(2)),
+    lambda lib: lib.fill_(input=lib.ones(2), value=3),
+    lambda lib: lib.zero_(input=lib.ones(2)),
+    lambda lib: lib.adjoint(input=lib.ones(1, 2)),
+    lambda lib: lib.is_nonzero(input=lib.ones(1)),
+    lambda lib: lib.is_signed(input=lib.ones(2)),
+    lambda lib: lib.get_device(input=lib.ones(2)),
+    lambda lib: lib.is_same_size(input=lib.ones(2), other=lib.ones(3)),
+    lambda lib: lib.put(input=lib.ones(2), index=lib.tensor([0]), source=lib.tensor([5.0])),
+    lambda lib: lib.index_put(input=lib.ones(2), indices=(lib.tensor([1]),), values=lib.tensor(5.0)),
+    lambda lib: lib.resize_as_(input=lib.ones(3), the_template=lib.ones(2)),
+    lambda lib: lib.detach(self=lib.ones(2)),
+    lambda lib: lib.result_type(tensor=lib.ones(2), other=lib.ones(2, dtype=lib.float64)),
+    lambda lib: lib.result_type(lib.ones(2), other=2.5),
+    lambda lib: lib.result_type(scalar=2, tensor=lib.ones(2, dtype=lib.int32)),
+    lambda lib: lib.result_type(scalar1=2, scalar2=True),
+    lambda lib: lib.result_type(tensor1=lib.ones(2), tensor2=lib.ones(2)),
+    lambda lib: lib.promote_types(type1=lib.int32, type2=lib.float16),
+], ids=["detach", "fill_", "zero_", "adjoint", "is_nonzero", "is_signed", "get_device", "is_same_size", "put",
+        "index_put", "resize_as_", "detach_refuses_self", "result_type_tensors", "result_type_other_number",
+        "result_type_scalar_tensor", "result_type_scalars", "result_type_refuses_tensor1", "promote_types"])
+def test_top_level_spellings_take_torchs_keywords(call):
+    assert _value_outcome(chainrule, call) == _value_outcome(torch, call)
