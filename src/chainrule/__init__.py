@@ -247,16 +247,16 @@ def get_default_device() -> device:
     return chosen
 
 
-def set_default_device(device_to_use) -> None:
+def set_default_device(device) -> None:  # torch's parameter name; the class is _backend.device here
     """torch.set_default_device: where creation functions (tensor, zeros, randn, arange, ...) put
     tensors given no ``device=``; ``None`` or 'cpu' restores the CPU."""
-    chosen = None if device_to_use is None else device(device_to_use)
+    chosen = None if device is None else _backend.device(device)
     if chosen is not None and chosen.type == "cpu":
         chosen = None
     if chosen is not None:
         _backend.module_for_device(chosen)  # CuPy and a GPU are there, or a clear error now
         if chosen.index is None and chosen.type == "cuda":
-            chosen = device(chosen.type, 0)
+            chosen = _backend.device(chosen.type, 0)
     _backend.default_device.device = chosen
 
 

@@ -531,9 +531,11 @@ def _set_part(part):
     return setter
 
 
-def _copy(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
-    if not isinstance(src, Tensor):
-        raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
+def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
+    # torch 2.13's binding names the source ``other`` (its docs say src; copy_(src=) is refused)
+    if not isinstance(other, Tensor):
+        raise TypeError(f"copy_(): argument 'other' (position 1) must be Tensor, not {type(other).__name__}")
+    src = other
     if _to_wrapper_handler("copy_", _copy, self, src, non_blocking):
         return self
     if _vmap_frames.running():
@@ -978,19 +980,19 @@ def _apply(self: Tensor, callable) -> Tensor:
     return self
 
 
-def _map(self: Tensor, tensor: Tensor, callable) -> Tensor:
-    """torch's map_: ``callable(self_element, other_element)`` into self, ``tensor`` broadcast to self (CPU only)."""
+def _map(self: Tensor, other: Tensor, callable) -> Tensor:
+    """torch's map_: ``callable(self_element, other_element)`` into self, ``other`` broadcast to self (CPU only)."""
     if not isinstance(self._data, np.ndarray):
         raise TypeError("map_ is only implemented on CPU tensors")
     if self._requires_grad and is_grad_enabled():
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-    other = np.broadcast_to(tensor._data, self._data.shape)
+    other = np.broadcast_to(other._data, self._data.shape)
     self._data[...] = np.frompyfunc(callable, 2, 1)(self._data, other).astype(self._data.dtype)
     self._version_box[0] += 1
     return self
 
 
-def _record_stream(self, stream) -> None:
+def _record_stream(self, s) -> None:
     """Tensor.record_stream: in torch, marks memory as used by ``stream`` so its allocator does not hand it
     out before that stream's work ends. CuPy's memory pool has no such record (it reuses a block on the
     stream that allocated it), so this is a no-op: synchronise ``stream`` before freeing a tensor it still

@@ -303,3 +303,21 @@ def _value_outcome(lib, call):
         "result_type_scalar_tensor", "result_type_scalars", "result_type_refuses_tensor1", "promote_types"])
 def test_top_level_spellings_take_torchs_keywords(call):
     assert _value_outcome(chainrule, call) == _value_outcome(torch, call)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.ones(2).copy_(other=lib.tensor([1.0, 2.0])),
+    lambda lib: lib.ones(2).copy_(src=lib.tensor([1.0, 2.0])),  # torch 2.13's binding says other
+    lambda lib: lib.ones(2).copy_([1, 2]),
+    lambda lib: lib.ones(2).map_(other=lib.tensor([1.0, 2.0]), callable=lambda a, b: a + b),
+    lambda lib: lib.set_rng_state(new_state=lib.get_rng_state()),
+    lambda lib: lib.set_default_device(device=None),
+    lambda lib: lib.tril_indices(3, 3, requires_grad=False),
+    lambda lib: lib.triu_indices(3, 3, requires_grad=True),  # int64: refused
+    lambda lib: lib.triu_indices(3, 3, dtype=lib.float32),
+    lambda lib: lib.spmm(input=lib.eye(2).to_sparse(), mat2=lib.ones(2, 1)),
+    lambda lib: lib.autograd.enforce_grad_layout_policy(enable=True).__exit__(None, None, None),
+], ids=["copy_other", "copy_refuses_src", "copy_list", "map_other", "set_rng_state", "set_default_device",
+        "tril_indices", "triu_indices_requires_grad", "triu_indices_float", "spmm", "enforce_grad_layout_policy"])
+def test_renamed_keywords_match_torchs_binding(call):
+    assert _value_outcome(chainrule, call) == _value_outcome(torch, call)

@@ -266,7 +266,8 @@ def combinations(input: Tensor, r: int = 2, with_replacement: bool = False) -> T
     return stack([index_select(input, 0, _index_tensor(xp.asarray(rows[:, k]))) for k in range(r)], 1)
 
 
-def _triangle_indices(op: str, which, row: int, col: int, offset: int, dtype, device, layout) -> Tensor:
+def _triangle_indices(op: str, which, row: int, col: int, offset: int, dtype, device, layout,
+                      requires_grad: bool) -> Tensor:
     creation._strided_only(layout, op)
     if row < 0:
         raise RuntimeError(f"row must be non-negative, got{row}")
@@ -274,23 +275,23 @@ def _triangle_indices(op: str, which, row: int, col: int, offset: int, dtype, de
         raise RuntimeError(f"col must be non-negative, got{col}")
     dtype = _dtype.int64 if dtype is None else _dtype.to_dtype(dtype)
     if dtype not in (_dtype.int64, _dtype.int32):
-        raise RuntimeError(f'"{op}" not implemented for \'{_dtype.scalar_name(dtype)}\'')
+        raise NotImplementedError(f'"{op}" not implemented for \'{_dtype.scalar_name(dtype)}\'')
     rows, cols = which(row, offset, col)
     xp = creation._xp(device)
-    return Tensor._make(xp.asarray(np.stack([rows, cols]).reshape(2, -1).astype(dtype.np)))
+    return creation._finish(xp.asarray(np.stack([rows, cols]).reshape(2, -1).astype(dtype.np)), requires_grad)
 
 
 def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None,
-                 pin_memory: bool = False) -> Tensor:
+                 pin_memory: bool = False, requires_grad: bool = False) -> Tensor:
     """torch.tril_indices: the (2, N) row and column indices of the lower triangle of a row x col
     matrix, on and below diagonal ``offset``, in row-major order."""
-    return _triangle_indices("tril_indices", np.tril_indices, row, col, offset, dtype, device, layout)
+    return _triangle_indices("tril_indices", np.tril_indices, row, col, offset, dtype, device, layout, requires_grad)
 
 
 def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None,
-                 pin_memory: bool = False) -> Tensor:
+                 pin_memory: bool = False, requires_grad: bool = False) -> Tensor:
     """torch.triu_indices: as ``tril_indices``, for the upper triangle, on and above ``offset``."""
-    return _triangle_indices("triu_indices", np.triu_indices, row, col, offset, dtype, device, layout)
+    return _triangle_indices("triu_indices", np.triu_indices, row, col, offset, dtype, device, layout, requires_grad)
 
 
 # ---------------------------------------------------------------- block_diag, diag_embed
