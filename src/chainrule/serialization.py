@@ -130,7 +130,7 @@ class skip_data:
         _serialization_tls.skip_data, _serialization_tls.materialize_fake_tensors = self._old
 
 
-def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True) -> None:
+def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_serialization=True) -> None:
     """torch.save: write ``obj`` to ``f`` (a path or a binary file object) in torch's zip format,
     which torch.load reads (with ``weights_only=True`` for tensors, containers and plain values).
 

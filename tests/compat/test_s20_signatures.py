@@ -321,3 +321,26 @@ def test_top_level_spellings_take_torchs_keywords(call):
         "tril_indices", "triu_indices_requires_grad", "triu_indices_float", "spmm", "enforce_grad_layout_policy"])
 def test_renamed_keywords_match_torchs_binding(call):
     assert _value_outcome(chainrule, call) == _value_outcome(torch, call)
+
+
+def _reflectors(lib):
+    a = lib.tensor([[2.0, 1.0], [1.0, 3.0], [0.5, -1.0]], dtype=lib.float64)
+    return lib.geqrf(a)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.orgqr(_reflectors(lib)[0], input2=_reflectors(lib)[1]),
+    lambda lib: _reflectors(lib)[0].orgqr(input2=_reflectors(lib)[1]),
+    lambda lib: lib.orgqr(*_reflectors(lib), out=lib.empty(0, dtype=lib.float64)),
+    lambda lib: lib.ormqr(*_reflectors(lib), input3=lib.eye(3, dtype=lib.float64), transpose=True),
+    lambda lib: lib.ormqr(*_reflectors(lib), lib.eye(3, dtype=lib.float64), out=lib.empty(0, dtype=lib.float64)),
+    lambda lib: lib.rsub(lib.tensor([1.0, 2.0]), 1, 2),  # alpha is torch.rsub's third positional
+    lambda lib: lib.nan_to_num(lib.tensor([float("nan"), 1.0]), None),
+    lambda lib: lib.histogramdd(lib.tensor([[0.5], [1.5], [1.7]]), 2, [0.0, 2.0], None, True).hist,
+], ids=["orgqr_input2", "orgqr_method", "orgqr_out", "ormqr_input3", "ormqr_out", "rsub_alpha_positional",
+        "nan_to_num_none", "histogramdd_positionals"])
+def test_more_keyword_names_and_positionals_match_torch(call):
+    expected, actual = _value_outcome(torch, call), _value_outcome(chainrule, call)
+    assert actual[0] == expected[0] and actual[2:] == expected[2:], (expected, actual)
+    if expected[0] == "tensor":
+        np.testing.assert_allclose(actual[1], expected[1], rtol=1e-6, atol=1e-12)

@@ -325,7 +325,7 @@ def frombuffer(buffer, *, dtype, count: int = -1, offset: int = 0, requires_grad
 
 
 # ---------------------------------------------------------------- histograms
-def histogramdd(input: Tensor, bins, *, range=None, weight: Tensor | None = None, density: bool = False):
+def histogramdd(input: Tensor, bins, range=None, weight: Tensor | None = None, density: bool = False):
     """torch.histogramdd: the D-dimensional histogram of the points in ``input``'s last dim (N, D);
     ``bins`` an int, D ints, or D 1-d tensors of edges; ``range`` (min₁, max₁, ..., min_D, max_D).
     Returns ``(hist, bin_edges)``, both of input's float dtype, with NumPy's (and torch's) rule that

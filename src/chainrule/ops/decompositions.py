@@ -1297,9 +1297,10 @@ def linalg_householder_product(input: Tensor, tau: Tensor, *, out=None) -> Tenso
                      "linalg.householder_product")
 
 
-def orgqr(input: Tensor, tau: Tensor) -> Tensor:
-    """torch.orgqr: linalg.householder_product under LAPACK's name."""
-    return linalg_householder_product(input, tau)
+@honours_out
+def orgqr(input: Tensor, input2: Tensor) -> Tensor:
+    """torch.orgqr: linalg.householder_product under LAPACK's name (torch's keyword for tau is input2)."""
+    return linalg_householder_product(input, input2)
 
 
 # ---------------------------------------------------------------- torch's older lu/solve names

@@ -687,7 +687,7 @@ def _is_bool(x) -> builtins.bool:
     return isinstance(x, (builtins.bool, np.bool_))
 
 
-def rsub(input, other, *, alpha=1) -> Tensor:
+def rsub(input, other, alpha=1) -> Tensor:
     """torch.rsub: ``other - alpha * input``."""
     _require_tensors("rsub", input)
     return sub(other, input, alpha=alpha)
@@ -1710,8 +1710,9 @@ def _checked_value(value, *tensors):
 
 
 @honours_out
-def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=None) -> Tensor:
+def nan_to_num(input: Tensor, nan=None, posinf=None, neginf=None) -> Tensor:
     xp = array_module(input)
+    nan = 0.0 if nan is None else nan  # torch's None: zero
     finite = isfinite(input)
     data = input._data
     if data.dtype.kind == "V":  # NumPy's nan_to_num skips ml_dtypes' bfloat16: replace in float32, limits bfloat16's

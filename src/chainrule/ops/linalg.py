@@ -1764,13 +1764,17 @@ def geqrf(input: Tensor):
     return return_types.geqrf(*Geqrf.apply(input))
 
 
-def ormqr(input: Tensor, tau: Tensor, other: Tensor, left: bool = True, transpose: bool = False) -> Tensor:
-    """torch.ormqr: ``other`` multiplied by the Q of geqrf's ``(input, tau)`` — Q C, Qᴴ C (transpose),
-    C Q or C Qᴴ (left=False) — with Q the full square product of the Householder reflectors.
-    Composed of chainrule ops (the reflectors through linalg.householder_product), so it is
-    differentiable in all three arguments, as torch's."""
+@honours_out
+def ormqr(input: Tensor, input2: Tensor, input3: Tensor, left: bool = True, transpose: bool = False) -> Tensor:
+    """torch.ormqr: ``input3`` (C) multiplied by the Q of geqrf's ``(input, input2)`` (its tau) — Q C,
+    Qᴴ C (transpose), C Q or C Qᴴ (left=False) — with Q the full square product of the Householder
+    reflectors (torch's keywords input2 and input3; its messages say tau and other). Composed of
+    chainrule ops (the reflectors through linalg.householder_product), so it is differentiable in
+    all three arguments, as torch's."""
     from .decompositions import linalg_householder_product
     from .shape import cat
+
+    tau, other = input2, input3
 
     for name, tensor in (("input", input), ("other", other)):
         if tensor._data.ndim < 2:
