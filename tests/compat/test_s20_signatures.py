@@ -360,3 +360,28 @@ def test_fft_out_of_the_wrong_kind_is_refused_as_torch(name, out_dtype):
         return out, getattr(lib.fft, name)(x, out=out)
 
     _assert_same(call)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, t: lib.sum(x=t),
+    lambda lib, t: lib.sum(a=t, axis=0),
+    lambda lib, t: lib.exp(x=t),
+    lambda lib, t: lib.clamp(x=t, min=0),
+    lambda lib, t: lib.add(x1=t, x2=t, alpha=2),
+    lambda lib, t: lib.mul(t, x2=t),
+    lambda lib, t: lib.maximum(x1=t, x2=t),
+    lambda lib, t: lib.eq(x1=t, x2=t),
+    lambda lib, t: lib.pow(x1=t, x2=t),  # pow's second parameter is exponent: no alias
+    lambda lib, t: lib.norm(x=t),  # torch.norm is a Python function in torch: no aliases
+    lambda lib, t: lib.nn.functional.softmax(x=t, dim=0),
+], ids=["sum_x", "sum_a_axis", "exp_x", "clamp_x", "add_x1_x2", "mul_x2", "maximum", "eq", "pow_refused",
+        "norm_refused", "functional_softmax_refused"])
+def test_numpy_names_for_input_and_other_where_torch_takes_them(call):
+    def outcome(lib):
+        t = lib.tensor([[1.0, -2.0, 3.0], [0.5, 4.0, -1.0]])
+        try:
+            return "ok", np.round(np.asarray(lib.as_tensor(call(lib, t)).double().tolist()), 5).tolist()
+        except TypeError:
+            return "TypeError", None
+
+    assert outcome(chainrule) == outcome(torch)
