@@ -440,8 +440,7 @@ _torch_function.wrap_module(_sys.modules[__name__], "torch", skip=overrides._UND
 # (their tensor keyword is torch's input=, not self=)
 for _name in ("detach", "fill_", "zero_", "detach_", "resize_as_", "as_strided_", "get_device", "is_nonzero",
               "is_same_size", "is_signed", "is_inference", "adjoint", "index_put", "index_put_", "put"):
-    _function = _methods.method_as_function(getattr(Tensor, _name), **(
-        {"other": "the_template"} if _name == "resize_as_" else {}))
+    _function = _methods.method_as_function(getattr(Tensor, _name))
     globals()[_name] = _torch_function.as_builtin(_function, (__name__, _name))
 _torch_function.wrap_module(nn.functional, "torch.nn.functional", skip=overrides._UNDISPATCHED_FUNCTIONAL,
                             builtin=_torch_function.BUILTINS_IN_FUNCTIONAL.__contains__)

@@ -665,28 +665,24 @@ def top_level_inplace(name: str):
     return function
 
 
-def method_as_function(method, **torch_names: str):
+def method_as_function(method):
     """A Tensor method as torch's top-level function of the same name (torch.detach, torch.put,
-    ...): the same call, its tensor keyword named ``input`` as torch's binding names it (not
-    ``self``), and the method's other parameters renamed by ``torch_names`` (ours -> torch's:
-    resize_as_'s ``other`` is torch's ``the_template``)."""
+    ...): the same call, its tensor keyword named ``input`` as torch's binding names it, not
+    ``self`` (which it refuses, as torch does)."""
     import inspect
 
     parameters = list(inspect.signature(method).parameters.values())
-    torch_names = {parameters[0].name: "input", **torch_names}
-    ours = {torch_name: name for name, torch_name in torch_names.items()}
+    ours = parameters[0].name
 
     @functools.wraps(method)
     def function(*args, **kwargs):
-        for name in kwargs.keys() & torch_names.keys():  # ours, which torch's binding does not know
-            raise TypeError(f"{method.__name__}() got an unexpected keyword argument '{name}'")
+        if ours in kwargs:
+            raise TypeError(f"{method.__name__}() got an unexpected keyword argument '{ours}'")
         if "input" in kwargs:
             args = (kwargs.pop("input"), *args)
-        for torch_name in kwargs.keys() & ours.keys():
-            kwargs[ours[torch_name]] = kwargs.pop(torch_name)
         return method(*args, **kwargs)
 
-    function.__signature__ = inspect.Signature([p.replace(name=torch_names.get(p.name, p.name)) for p in parameters],
+    function.__signature__ = inspect.Signature([parameters[0].replace(name="input"), *parameters[1:]],
                                                return_annotation=inspect.signature(method).return_annotation)
     return function
 
@@ -1046,7 +1042,7 @@ def bind_tensor_misc() -> None:
     Tensor.put = _put
     Tensor.put_ = _make_inplace_from_copy(_put)
     Tensor.resize_ = _resize
-    Tensor.resize_as_ = lambda self, other, memory_format=None: _resize(self, tuple(other.shape))
+    Tensor.resize_as_ = lambda self, the_template, memory_format=None: _resize(self, tuple(the_template.shape))
     Tensor.resize = _resize_out_of_place
     Tensor.resize_as = _resize_as_out_of_place
     Tensor.set_ = _set

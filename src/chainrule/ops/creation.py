@@ -275,8 +275,10 @@ def asarray(obj, *, dtype=None, device=None, copy: builtins.bool | None = None,
     return result if requires_grad else result.detach()
 
 
-def from_numpy(array: np.ndarray) -> Tensor:
-    """torch.from_numpy: a tensor sharing memory with ``array`` (no copy, dtype kept)."""
+def from_numpy(ndarray: np.ndarray, /) -> Tensor:
+    """torch.from_numpy: a tensor sharing memory with ``ndarray`` (no copy, dtype kept); torch takes
+    no keyword here."""
+    array = ndarray
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
     _dtype.from_numpy_dtype(array.dtype)
