@@ -331,7 +331,7 @@ def _binary_wrapper(impl, handed):
     return public
 
 
-def _general_wrapper(impl, handed, face_type=None):
+def _general_wrapper(impl, handed, face_type=None, numpy_names=False):
     face = None
     def public(*args, **kwargs):
         if kwargs:
@@ -340,7 +340,7 @@ def _general_wrapper(impl, handed, face_type=None):
             try:
                 return impl(*args, **kwargs)
             except TypeError as error:
-                renamed = numpy_input_names(impl, kwargs, error) if face_type is not None else None
+                renamed = numpy_input_names(impl, kwargs, error) if numpy_names else None
                 if renamed is None:
                     raise
             return impl(*args, **renamed)
@@ -447,7 +447,9 @@ def dispatching(impl, owner: str | None = None, handed=None, binary: bool = Fals
     if binary:
         public = _binary_wrapper(impl, handed)
     else:
-        public = _general_wrapper(impl, handed, BuiltinFunction if builtin else None)
+        # torch's parser takes NumPy's names on its C functions and Tensor methods
+        public = _general_wrapper(impl, handed, BuiltinFunction if builtin else None,
+                                  numpy_names=builtin or owner == "torch.Tensor")
     try:
         functools.update_wrapper(public, impl)
     except AttributeError:  # a builtin or partial without some of the attributes

@@ -374,8 +374,10 @@ def test_fft_out_of_the_wrong_kind_is_refused_as_torch(name, out_dtype):
     lambda lib, t: lib.pow(x1=t, x2=t),  # pow's second parameter is exponent: no alias
     lambda lib, t: lib.norm(x=t),  # torch.norm is a Python function in torch: no aliases
     lambda lib, t: lib.nn.functional.softmax(x=t, dim=0),
+    lambda lib, t: t.add(x2=t, alpha=3),
+    lambda lib, t: t.exp(x=t),  # a method's input is self
 ], ids=["sum_x", "sum_a_axis", "exp_x", "clamp_x", "add_x1_x2", "mul_x2", "maximum", "eq", "pow_refused",
-        "norm_refused", "functional_softmax_refused"])
+        "norm_refused", "functional_softmax_refused", "method_add_x2", "method_exp_refused"])
 def test_numpy_names_for_input_and_other_where_torch_takes_them(call):
     def outcome(lib):
         t = lib.tensor([[1.0, -2.0, 3.0], [0.5, 4.0, -1.0]])
