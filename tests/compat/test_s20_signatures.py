@@ -413,3 +413,20 @@ def test_the_trial_forgives_only_what_torchs_binding_refuses(entry):
     if entry != ("torch.Tensor.floor_divide", "out"):  # (chainrule's method takes out=, an extension)
         with pytest.raises(TypeError):
             REFUSED_BY_TORCH[entry](chainrule)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, t: lib.isin(element=2.0, test_elements=t),
+    lambda lib, t: lib.isin(elements=t, test_element=2.0),
+    lambda lib, t: lib.isin(elements=t, test_elements=t[:1], invert=True),
+    lambda lib, t: lib.isin(t),
+    lambda lib, t: lib.isin(t, test_element=2.0, test_elements=t),
+], ids=["element", "test_element", "tensors", "one_argument", "both_spellings"])
+def test_isin_takes_the_keywords_of_each_of_torchs_overloads(call):
+    def outcome(lib):
+        try:
+            return call(lib, lib.tensor([1.0, 2.0, 3.0])).tolist()
+        except TypeError:
+            return "TypeError"
+
+    assert outcome(chainrule) == outcome(torch)

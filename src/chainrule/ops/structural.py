@@ -440,9 +440,19 @@ def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None
 
 
 @honours_out
-def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool = False) -> Tensor:
+def isin(elements=None, test_elements=None, *, assume_unique: bool = False, invert: bool = False, element=None,
+         test_element=None) -> Tensor:
     """torch.isin: a bool tensor of ``elements``' shape, True where the element occurs in
-    ``test_elements`` (False with ``invert=True``). Either argument may be a Python number."""
+    ``test_elements`` (False with ``invert=True``). Either argument may be a Python number, which
+    torch's overloads name ``element`` and ``test_element`` (the None defaults only tell the
+    spellings apart: both values are required)."""
+    for name, value, number in (("elements", elements, element), ("test_elements", test_elements, test_element)):
+        if value is not None and number is not None:
+            raise TypeError(f"isin() got multiple values for argument '{name}'")
+    elements = element if element is not None else elements
+    test_elements = test_element if test_element is not None else test_elements
+    if elements is None or test_elements is None:
+        raise TypeError(f"isin() missing required argument '{'elements' if elements is None else 'test_elements'}'")
     if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
         raise TypeError(f"isin() received an invalid combination of arguments - got "
                         f"({type(elements).__name__}, {type(test_elements).__name__}), but expected at least "
