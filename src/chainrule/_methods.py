@@ -982,16 +982,16 @@ def _map(self: Tensor, other: Tensor, callable) -> Tensor:
         raise TypeError("map_ is only implemented on CPU tensors")
     if self._requires_grad and is_grad_enabled():
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-    other = np.broadcast_to(other._data, self._data.shape)
-    self._data[...] = np.frompyfunc(callable, 2, 1)(self._data, other).astype(self._data.dtype)
+    others = np.broadcast_to(other._data, self._data.shape)
+    self._data[...] = np.frompyfunc(callable, 2, 1)(self._data, others).astype(self._data.dtype)
     self._version_box[0] += 1
     return self
 
 
 def _record_stream(self, s) -> None:
-    """Tensor.record_stream: in torch, marks memory as used by ``stream`` so its allocator does not hand it
+    """Tensor.record_stream(s): in torch, marks memory as used by stream ``s`` so its allocator does not hand it
     out before that stream's work ends. CuPy's memory pool has no such record (it reuses a block on the
-    stream that allocated it), so this is a no-op: synchronise ``stream`` before freeing a tensor it still
+    stream that allocated it), so this is a no-op: synchronise ``s`` before freeing a tensor it still
     reads, as CuPy code does."""
 
 

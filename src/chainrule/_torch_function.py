@@ -361,7 +361,7 @@ NUMPY_INPUT_NAMES = {"x": "input", "a": "input", "x1": "input", "x2": "other"}
 def _numpy_input_names(impl, kwargs: dict, error: TypeError):
     """``kwargs`` with NumPy's names for ``input``/``other`` renamed to impl's own, when ``error`` is
     Python's refusal of one of them (raised as the call bound its arguments, before any work); else
-    None. Only a built-in's failed call comes here: the common call pays nothing."""
+    None. Only a failed call of a built-in or a Tensor method comes here: the common call pays nothing."""
     aliases = kwargs.keys() & NUMPY_INPUT_NAMES.keys()
     message = str(error)
     # Python's refusals while binding: the alias unknown, or (past a **kwargs front) its name missing
@@ -380,6 +380,8 @@ def _numpy_input_names(impl, kwargs: dict, error: TypeError):
             return None
         renamed[name] = renamed.pop(alias)
     return renamed
+
+
 # (inside the package's directory, so that the profiler's with_stack leaves these frames out too)
 WRAPPER_FILE = os.path.join(os.path.dirname(__file__), "<dispatch wrapper, hidden from warnings as importlib._bootstrap is>")
 
