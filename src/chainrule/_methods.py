@@ -260,9 +260,34 @@ def _refusing_unbound_number(fn, name: str):
     def method(self, *args, **kwargs):
         if not isinstance(self, Tensor):
             raise _unbound_refusal(name, self)
+        if kwargs and "out" in kwargs:
+            raise _method_out_refusal(name, args, kwargs)
         return tensor_fn(self, *args, **kwargs)
 
     return method
+
+
+# the overloads torch's parser lists when a Tensor method of these names is given out=, which
+# only the functions take (add, sub and mul refuse it as Python does)
+_METHOD_OVERLOADS = {
+    "div": ("Tensor other", "Tensor other, *, str rounding_mode", "Number other, *, str rounding_mode"),
+    "divide": ("Tensor other", "Tensor other, *, str rounding_mode", "Number other",
+               "Number other, *, str rounding_mode"),
+    "subtract": ("Tensor other, *, Number alpha = 1", "Number other, Number alpha = 1"),
+    **{name: ("Tensor other", "Number other") for name in ("multiply", "true_divide", "floor_divide", "remainder")},
+}
+
+
+def _method_out_refusal(name: str, args: tuple, kwargs: dict) -> TypeError:
+    if name not in _METHOD_OVERLOADS:
+        return TypeError(f"{name}() got an unexpected keyword argument 'out'")
+    got = [_dtype.parser_type_name(value) for value in args]
+    got += [f"{key}={_dtype.parser_type_name(value)}" for key, value in kwargs.items()]
+    listed = "".join(f" * ({overload})\n" for overload in _METHOD_OVERLOADS[name])
+    if name == "subtract":  # its last overload takes two arguments, so the parser names the keyword it lacks
+        listed += "      didn't match because some of the keywords were incorrect: out\n"
+    return TypeError(f"{name}() received an invalid combination of arguments - got ({', '.join(got)}), but "
+                     f"expected one of:\n{listed}")
 
 
 _GENERAL_OPERATORS: dict = {}

@@ -445,3 +445,78 @@ def test_save_takes_disable_byteorder_record_and_orders_the_records_as_torch(dis
                                  if "serialization_id" not in name]
         assert torch.load(path)["w"].tolist() == [0.0, 1.0, 2.0]
     assert members["chainrule"] == members["torch"]
+
+
+# ---------------------------------------------------------------- round 2: what round 1 left
+
+def _outcome(lib, call):
+    """The values a seeded call fills in, or the error's type and whole message."""
+    lib.manual_seed(11)
+    try:
+        return call(lib).tolist()
+    except TypeError as error:
+        return "TypeError", str(error)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "int64", "float32", "float64"])
+def test_random_from_with_to_none_draws_up_to_the_dtypes_largest_exact_integer(dtype):
+    for call in (lambda lib: lib.zeros(6, dtype=getattr(lib, dtype)).random_(2, None),
+                 lambda lib: lib.zeros(6, dtype=getattr(lib, dtype)).random_(2, to=None)):
+        assert _outcome(chainrule, call) == _outcome(torch, call)
+
+
+@pytest.mark.parametrize("args, kwargs", [
+    ((), {"from": 1, "to": 5}), ((), {"to": 5}), ((3,), {}), ((), {"generator": None}),  # taken
+    ((), {"low": 1, "high": 5}), ((), {"from_": 1, "to": 5}), ((), {"from": 1}), ((None,), {}),  # refused
+    ((1,), {"high": 5}), ((1, 2, 3), {}), ((1, 2), {"to": 3})])
+def test_random_takes_the_keywords_torchs_binding_takes(args, kwargs):
+    def call(lib):
+        return lib.zeros(4).random_(*args, **kwargs)
+
+    assert _outcome(chainrule, call) == _outcome(torch, call)
+
+
+@pytest.mark.parametrize("kwargs", [{"from": 2, "to": 3}, {"generator": None}, {"a": 1, "b": 2}, {"low": 1}])
+def test_uniform_takes_from_and_to_but_not_its_stub_names(kwargs):
+    def call(lib):
+        return lib.zeros(4).uniform_(**kwargs)
+
+    expected, actual = _outcome(torch, call), _outcome(chainrule, call)
+    assert np.allclose(actual, expected) if isinstance(expected, list) else actual == expected
+
+
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "divide", "multiply", "subtract", "true_divide",
+                                  "floor_divide", "remainder"])
+def test_tensor_methods_refuse_out_as_torchs(name):
+    messages = []
+    for lib in (torch, chainrule):
+        with pytest.raises(TypeError) as caught:
+            getattr(lib.ones(3), name)(lib.ones(3), out=lib.empty(3))
+        messages.append(str(caught.value))
+    assert messages[1] == messages[0]
+
+
+@pytest.mark.parametrize("args, kwargs", [
+    ("tt", {"dtype": "float64"}), ("tf", {"dtype": "float64"}), ("ft", {"dtype": "float64"}),
+    ("tt", {"requires_grad": True}), ("tt", {"device": "cpu"}), ("ttz", {})])
+def test_normal_of_tensors_refuses_a_factorys_keywords_as_torch(args, kwargs):
+    messages = []
+    for lib in (torch, chainrule):
+        values = {"t": lib.zeros(3), "f": 0.5, "z": (3,)}
+        keywords = {key: getattr(lib, value) if key == "dtype" else value for key, value in kwargs.items()}
+        with pytest.raises(TypeError) as caught:
+            lib.normal(*(values[kind] for kind in args), **keywords)
+        messages.append(str(caught.value))
+    assert messages[1] == messages[0]
+
+
+def test_index_reduce_warns_once_that_it_is_in_beta(monkeypatch):
+    from chainrule.ops import compat
+
+    monkeypatch.setattr(compat, "_index_reduce_warned", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chainrule.zeros(3).index_reduce_(0, chainrule.tensor([0]), chainrule.ones(1), "prod")
+        chainrule.index_reduce(chainrule.zeros(3), 0, chainrule.tensor([1]), chainrule.ones(1), "amax")
+    assert [(w.category, str(w.message), w.filename) for w in caught] == [
+        (UserWarning, "index_reduce() is in beta and the API may change at any time.", __file__)]

@@ -166,9 +166,24 @@ def index_reduce(input: Tensor, dim: int, index: Tensor, source: Tensor, reduce:
     shape = [1] * source._data.ndim
     if shape:
         shape[d] = index._data.size
+    _warn_index_reduce_beta_once()
     spread = index.reshape(shape).expand(source.shape) if shape else index.reshape(())
     return name_node(scatter_reduce(input, d, spread, source, reduce, include_self=include_self),
                      "IndexReduceBackward0", label="index_reduce")
+
+
+_index_reduce_warned = False  # torch warns once a process (index_reduce and index_reduce_ share it)
+
+
+def _warn_index_reduce_beta_once() -> None:
+    global _index_reduce_warned
+    if _index_reduce_warned:
+        return
+    _index_reduce_warned = True
+    from .._torch_function import user_stacklevel
+
+    warnings.warn("index_reduce() is in beta and the API may change at any time.", UserWarning,
+                  stacklevel=user_stacklevel())
 
 
 def nonzero_static(input: Tensor, *, size: int, fill_value: int = -1) -> Tensor:

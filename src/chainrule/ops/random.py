@@ -465,6 +465,9 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
     mean and std, ``size`` samples drawn on ``device`` (in ``dtype``). A sample from tensors that
     require grad is recorded (NormalBackward1/2/3) with torch's zero gradient for both."""
     _check_std(std)
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        _tensor_overloads_only(mean, std, size, dtype=dtype, layout=layout, device=device, pin_memory=pin_memory,
+                               requires_grad=requires_grad)
     if isinstance(mean, Tensor) and isinstance(std, Tensor):
         return NormalTensorTensor.apply(mean, std, generator=generator)
     if isinstance(mean, Tensor):
@@ -478,6 +481,36 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
         return _finish(_rng(generator).normal(mean, std, tuple(size), dtype=dt), requires_grad)
     array = (mean + std * _rng(generator, xp).standard_normal(tuple(size))).astype(dt)
     return _finish(array, requires_grad)
+
+
+_NORMAL_OVERLOADS = (
+    " * (Tensor mean, Tensor std, *, torch.Generator generator = None, Tensor out = None)\n"
+    " * (Tensor mean, float std = 1, *, torch.Generator generator = None, Tensor out = None)\n"
+    " * (float mean, Tensor std, *, torch.Generator generator = None, Tensor out = None)\n"
+    " * (float mean, float std, tuple of ints size, *, torch.Generator generator = None, Tensor out = None, "
+    "torch.dtype dtype = None, torch.layout layout = None, torch.device device = None, bool pin_memory = False, "
+    "bool requires_grad = False)\n")
+
+
+def _tensor_overloads_only(mean, std, size, **factory_keywords) -> None:
+    """torch's overloads taking a tensor mean or std have no size and none of a factory's
+    keywords: its parser refuses them (those left at their defaults can't be told from absent)."""
+    given = {name: value for name, value in factory_keywords.items() if value not in (None, False)}
+    if size is None and not given:
+        return
+    got = [_dtype.parser_type_name(value) if isinstance(value, Tensor) else type(value).__name__
+           for value in (mean, std)]
+    got += [] if size is None else ["tuple"]
+    got += [f"{name}={_keyword_type_name(name, value)}" for name, value in given.items()]
+    raise TypeError(f"normal() received an invalid combination of arguments - got ({', '.join(got)}), but expected "
+                    f"one of:\n{_NORMAL_OVERLOADS}")
+
+
+def _keyword_type_name(name: str, value) -> str:
+    """The type torch's parser prints for a factory keyword's value."""
+    if name in ("dtype", "layout") or name == "device" and not isinstance(value, str):
+        return f"torch.{name}"
+    return type(value).__name__
 
 
 def _normal_with_out(mean, std=1.0, size=None, *, out, **kwargs) -> Tensor:
@@ -688,8 +721,9 @@ def _from_to(op: str, keywords: dict, low, high) -> tuple:
 
 
 @_asks_a_wrapper
-def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, *, generator=None,
+def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, /, *, generator=None,
              **from_to) -> Tensor:
+    # a and b are positional only: torch's binding takes its bounds as from= and to= alone (a= refused)
     a, b = _from_to("uniform_", from_to, a, b)
     _floating_only(self, "check_uniform_bounds")
     _check_uniform_bounds(self, a, b)
@@ -760,23 +794,52 @@ def bernoulli_(self: Tensor, p: builtins.float = 0.5, *, generator=None) -> Tens
     return _fill_inplace(self, _in_memory_order(self._data, lambda shape: stream.random(shape, dtype=np.float64) < p))
 
 
+_RANDOM_OVERLOADS = (" * (*, torch.Generator generator = None)\n{keywords}"
+                     " * (int from, int to, *, torch.Generator generator = None)\n"
+                     " * (int to, *, torch.Generator generator = None)\n")
+
+
+def _random_refusal(bounds: tuple, keywords: dict) -> TypeError:
+    """torch's parser's TypeError for random_ arguments none of its three overloads binds."""
+    got = [_dtype.parser_type_name(value) for value in bounds]
+    named = list(reversed(keywords))  # torch's parser lists them last given first
+    got += [f"{name}={_dtype.parser_type_name(keywords[name])}" for name in named]
+    unknown = [name for name in named if name != "generator"]  # those the first overload, (*, generator), lacks
+    wrong = (f"      didn't match because some of the keywords were incorrect: {', '.join(unknown)}\n"
+             if unknown and len(bounds) + len(keywords) > 1 else "")
+    listed = ", ".join(got) + (", " if keywords and not bounds else "")
+    return TypeError(f"random_() received an invalid combination of arguments - got ({listed}), but expected one of:\n"
+                     + _RANDOM_OVERLOADS.format(keywords=wrong))
+
+
 @_asks_a_wrapper
-def random_(self: Tensor, low: int = 0, high=None, *, generator=None, **from_to) -> Tensor:
-    if from_to:  # torch's random_(from=, to=), random_(to=) alone, or random_(from, to=)
-        if "to" not in from_to:
-            raise TypeError("random_() received an invalid combination of arguments - got (from=int, ), but "
-                            "expected one of (*, generator), (int from, int to, *, generator), (int to, *, generator)")
-        low, high = _from_to("random_", from_to, low, high)
-        if high is None:  # to=None: from up to the dtype's largest exact integer
-            dt = np.dtype(self._data.dtype)
-            high = builtins.int(np.iinfo(dt).max) + 1 if dt.kind in "iu" else (1 << _dtype_digits(dt)) + 1
+def random_(self: Tensor, *bounds, **keywords) -> Tensor:
+    """torch's three overloads: ``random_()`` (the dtype's whole range), ``random_(to)`` ([0, to))
+    and ``random_(from, to)`` ([from, to), or from the dtype's largest exact integer when ``to``
+    is None); the bounds positional or as ``from=``/``to=``, as torch's binding takes them."""
+    if len(bounds) > 2:
+        raise TypeError(f"random_() takes 2 positional arguments but {len(bounds)} were given")
+    for name in ("from", "to")[:len(bounds)]:
+        if name in keywords:
+            raise TypeError(f"random_() got multiple values for argument '{name}'")
+    generator = keywords.get("generator")
+    named = [keywords[name] for name in ("from", "to") if name in keywords]
+    given = (*bounds, *named)
+    if builtins.any(name not in ("from", "to", "generator") for name in keywords) \
+            or ("from" in keywords and "to" not in keywords) or (given and given[0] is None):
+        raise _random_refusal(bounds, keywords)
     xp = array_module(self)
-    if high is None and not low and xp is np:
+    if (not given or len(given) == 1 and not given[0]) and xp is np:
         stream = _rng(generator)
         return _fill_inplace(self, _in_memory_order(
             self._data, lambda shape: _full_range_values(self._data.dtype, shape, stream)))
-    if high is None:
-        low, high = 0, low if low else 2**24
+    if len(given) == 2:
+        low, high = given
+        if high is None:  # from up to the dtype's largest exact integer
+            dt = np.dtype(self._data.dtype)
+            high = builtins.int(np.iinfo(dt).max) + 1 if dt.kind in "iu" else (1 << _dtype_digits(dt)) + 1
+    else:
+        low, high = 0, given[0] if given and given[0] else 2**24
     stream = _rng(generator, xp)
     return _fill_inplace(self, _in_memory_order(self._data, lambda shape: stream.integers(low, high, shape)))
 
