@@ -249,20 +249,24 @@ def float_kernel_input(x: Tensor, kernel: str) -> Tensor:
 
 
 # ---------------------------------------------------------------- complex gradients
-def conjugate_rule(backward):
+def conjugate_rule(backward, recorded_node: str | None = None):
     """``backward`` of a holomorphic op, written as for real numbers (grad · f'(z)), made to follow
     torch's convention for complex tensors, grad · conj(f'(z)) = conj(conj(grad) · f'(z)).
 
     A rule that is a real-coefficient expression of the grad and saved tensors (mul, div, exp,
     matmul, ...) becomes correct for complex inputs under this wrapper; a real grad runs the rule
-    unchanged, at the cost of one dtype test per backward call."""
+    unchanged, at the cost of one dtype test per backward call. ``recorded_node``: torch's name for
+    the node a recorded (create_graph) backward of a complex grad ends in, the outer conj here."""
     def rule(ctx, grad):
         if grad is None or grad._data.dtype.kind != "c":
             return backward(ctx, grad)
         result = backward(ctx, grad.conj())
         if type(result) is tuple:
             return tuple(g.conj() if g is not None else None for g in result)
-        return result.conj() if result is not None else None  # None: no gradient (a constant factor)
+        if result is None:  # no gradient (a constant factor)
+            return None
+        result = result.conj()
+        return name_node(result, recorded_node) if recorded_node and result.grad_fn is not None else result
 
     rule.__name__ = rule.__qualname__ = backward.__name__
     rule.__doc__ = backward.__doc__
@@ -937,7 +941,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
         def bwd(ctx, grad):
             return derivative(grad, None, None)
 
-    bwd = conjugate_rule(bwd)  # the derivatives below are holomorphic where complex is allowed
+    bwd = conjugate_rule(bwd, recorded_node)  # the derivatives below are holomorphic where complex is allowed
     label, rule, formula = _UNARY_RULES.get(name, (None, None, None))  # tests/test_explain_rules.py checks each
     # torch's names for what the node keeps: its input is _saved_self, its output _saved_result
     saved_attributes = {"input": {"_saved_self": saved(0)}, "output": {"_saved_result": saved(0)},
