@@ -75,9 +75,28 @@ channels_last = memory_format("channels_last")
 channels_last_3d = memory_format("channels_last_3d")
 
 
-def result_type(tensor1, tensor2) -> dtype:
-    """torch.result_type of two tensors or numbers."""
-    return _dtype.result_type(tensor1, tensor2)
+# the keyword names of torch.result_type's overloads: two tensors, a number and a tensor, two numbers
+_RESULT_TYPE_FORMS = (("tensor", "other"), ("scalar", "tensor"), ("scalar1", "scalar2"))
+
+
+def result_type(*operands, **named) -> dtype:
+    """torch.result_type of two tensors or numbers, given by position or by the keywords of one of
+    torch's overloads: ``(tensor, other)``, ``(scalar, tensor)`` or ``(scalar1, scalar2)``."""
+    if named:
+        for form in _RESULT_TYPE_FORMS:
+            rest = form[len(operands):]
+            if len(operands) < 2 and set(named) == set(rest):
+                operands = (*operands, *(named[name] for name in rest))
+                break
+        else:
+            got = ", ".join([type(value).__name__ for value in operands] + [f"{name}={type(value).__name__}"
+                                                                           for name, value in named.items()])
+            raise TypeError(f"result_type() received an invalid combination of arguments - got ({got}), but expected "
+                            "one of:\n * (Tensor tensor, Tensor other)\n * (Number scalar, Tensor tensor)\n"
+                            " * (Tensor tensor, Number other)\n * (Number scalar1, Number scalar2)")
+    if len(operands) != 2:
+        raise TypeError(f"result_type() takes 2 arguments ({len(operands)} given)")
+    return _dtype.result_type(*operands)
 
 
 def can_cast(from_: dtype, to: dtype) -> bool:
@@ -228,16 +247,16 @@ def get_default_device() -> device:
     return chosen
 
 
-def set_default_device(device_to_use) -> None:
+def set_default_device(device) -> None:  # torch's parameter name; the class is _backend.device here
     """torch.set_default_device: where creation functions (tensor, zeros, randn, arange, ...) put
     tensors given no ``device=``; ``None`` or 'cpu' restores the CPU."""
-    chosen = None if device_to_use is None else device(device_to_use)
+    chosen = None if device is None else _backend.device(device)
     if chosen is not None and chosen.type == "cpu":
         chosen = None
     if chosen is not None:
         _backend.module_for_device(chosen)  # CuPy and a GPU are there, or a clear error now
         if chosen.index is None and chosen.type == "cuda":
-            chosen = device(chosen.type, 0)
+            chosen = _backend.device(chosen.type, 0)
     _backend.default_device.device = chosen
 
 
@@ -336,6 +355,7 @@ for _module in (_scatter_views, _compat):
     _methods.bind_module(_module)
 from .ops.scatter_views import *  # noqa: E402,F401,F403
 from .ops.compat import *  # noqa: E402,F401,F403
+globals().update(_namespace_with_out([_statistics, _scatter_views, _compat]))  # and their torch out=
 # torch._foreach_*: optimizer code's list-at-a-time updates
 from .ops.foreach import *  # noqa: E402,F401,F403
 
@@ -417,9 +437,11 @@ _methods.bind_torch_function()
 _torch_function.wrap_module(_sys.modules[__name__], "torch", skip=overrides._UNDISPATCHED_TOP_LEVEL,
                             builtin=lambda name: name not in _torch_function.PYTHON_FUNCTIONS_AT_TOP_LEVEL)
 # the top-level spellings taken from Tensor's methods above stay those methods (built-ins, as torch's)
+# (their tensor keyword is torch's input=, not self=)
 for _name in ("detach", "fill_", "zero_", "detach_", "resize_as_", "as_strided_", "get_device", "is_nonzero",
               "is_same_size", "is_signed", "is_inference", "adjoint", "index_put", "index_put_", "put"):
-    globals()[_name] = _torch_function.as_builtin(getattr(Tensor, _name), (__name__, _name))
+    _function = _methods.method_as_function(getattr(Tensor, _name))
+    globals()[_name] = _torch_function.as_builtin(_function, (__name__, _name))
 _torch_function.wrap_module(nn.functional, "torch.nn.functional", skip=overrides._UNDISPATCHED_FUNCTIONAL,
                             builtin=_torch_function.BUILTINS_IN_FUNCTIONAL.__contains__)
 for _namespace, _owner in ((linalg, "torch.linalg"), (fft, "torch.fft"), (special, "torch.special")):
@@ -432,5 +454,5 @@ for _module_class in _modules:  # every Module class defined so far, subclasses 
     _modules.extend(_module_class.__subclasses__())
 _torch_function.rewrap_captured(_modules)
 _torch_function.wired = True
-del _modules, _module_class, _namespace, _owner, _name
+del _modules, _module_class, _namespace, _owner, _name, _function
 from ._C import DisableTorchFunction, DisableTorchFunctionSubclass  # noqa: E402,F401

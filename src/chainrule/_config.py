@@ -39,9 +39,10 @@ def _check_positive(value, op: str) -> int:
     return value
 
 
-def set_num_threads(num_threads: int) -> None:
+def set_num_threads(num: int) -> None:
     """Limit the BLAS thread pools NumPy uses (torch.set_num_threads)."""
     global _blas_limits
+    num_threads = num
     _check_positive(num_threads, "set_num_threads")
     try:
         from threadpoolctl import threadpool_limits
@@ -121,10 +122,10 @@ def fit_threads_to_idle_cores() -> int | None:
     return threads
 
 
-def set_num_interop_threads(num_threads: int) -> None:
+def set_num_interop_threads(num: int) -> None:
     """Recorded for ``get_num_interop_threads``; chainrule has no inter-op thread pool."""
     global _interop_threads
-    _interop_threads = _check_positive(num_threads, "set_num_interop_threads")
+    _interop_threads = _check_positive(num, "set_num_interop_threads")
 
 
 def get_num_interop_threads() -> int:

@@ -391,8 +391,9 @@ def set_default_dtype(d) -> None:
     _default_float = d
 
 
-def promote_types(a: dtype, b: dtype) -> dtype:
+def promote_types(type1: dtype, type2: dtype) -> dtype:
     """torch.promote_types: the smallest dtype both values fit in, by torch's table."""
+    a, b = type1, type2
     if a is b:
         return a
     if a in _SUB_BYTE or b in _SUB_BYTE:  # torch's table sends them down its bare-unsigned refusal

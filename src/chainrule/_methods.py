@@ -260,9 +260,34 @@ def _refusing_unbound_number(fn, name: str):
     def method(self, *args, **kwargs):
         if not isinstance(self, Tensor):
             raise _unbound_refusal(name, self)
+        if kwargs and "out" in kwargs:
+            raise _method_out_refusal(name, args, kwargs)
         return tensor_fn(self, *args, **kwargs)
 
     return method
+
+
+# the overloads torch's parser lists when a Tensor method of these names is given out=, which
+# only the functions take (add, sub and mul refuse it as Python does)
+_METHOD_OVERLOADS = {
+    "div": ("Tensor other", "Tensor other, *, str rounding_mode", "Number other, *, str rounding_mode"),
+    "divide": ("Tensor other", "Tensor other, *, str rounding_mode", "Number other",
+               "Number other, *, str rounding_mode"),
+    "subtract": ("Tensor other, *, Number alpha = 1", "Number other, Number alpha = 1"),
+    **{name: ("Tensor other", "Number other") for name in ("multiply", "true_divide", "floor_divide", "remainder")},
+}
+
+
+def _method_out_refusal(name: str, args: tuple, kwargs: dict) -> TypeError:
+    if name not in _METHOD_OVERLOADS:
+        return TypeError(f"{name}() got an unexpected keyword argument 'out'")
+    got = [_dtype.parser_type_name(value) for value in args]
+    got += [f"{key}={_dtype.parser_type_name(value)}" for key, value in kwargs.items()]
+    listed = "".join(f" * ({overload})\n" for overload in _METHOD_OVERLOADS[name])
+    if name == "subtract":  # its last overload takes two arguments, so the parser names the keyword it lacks
+        listed += "      didn't match because some of the keywords were incorrect: out\n"
+    return TypeError(f"{name}() received an invalid combination of arguments - got ({', '.join(got)}), but "
+                     f"expected one of:\n{listed}")
 
 
 _GENERAL_OPERATORS: dict = {}
@@ -531,9 +556,11 @@ def _set_part(part):
     return setter
 
 
-def _copy(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
-    if not isinstance(src, Tensor):
-        raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
+def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
+    # torch 2.13's binding names the source ``other`` (its docs say src; copy_(src=) is refused)
+    if not isinstance(other, Tensor):
+        raise TypeError(f"copy_(): argument 'other' (position 1) must be Tensor, not {type(other).__name__}")
+    src = other
     if _to_wrapper_handler("copy_", _copy, self, src, non_blocking):
         return self
     if _vmap_frames.running():
@@ -660,6 +687,28 @@ def top_level_inplace(name: str):
 
     function.__name__ = function.__qualname__ = name + "_"
     function.__doc__ = f"torch.{name}_: input.{name}_(...), in place."
+    return function
+
+
+def method_as_function(method):
+    """A Tensor method as torch's top-level function of the same name (torch.detach, torch.put,
+    ...): the same call, its tensor keyword named ``input`` as torch's binding names it, not
+    ``self`` (which it refuses, as torch does)."""
+    import inspect
+
+    parameters = list(inspect.signature(method).parameters.values())
+    ours = parameters[0].name
+
+    @functools.wraps(method)
+    def function(*args, **kwargs):
+        if ours in kwargs:
+            raise TypeError(f"{method.__name__}() got an unexpected keyword argument '{ours}'")
+        if "input" in kwargs:
+            args = (kwargs.pop("input"), *args)
+        return method(*args, **kwargs)
+
+    function.__signature__ = inspect.Signature([parameters[0].replace(name="input"), *parameters[1:]],
+                                               return_annotation=inspect.signature(method).return_annotation)
     return function
 
 
@@ -952,22 +1001,22 @@ def _apply(self: Tensor, callable) -> Tensor:
     return self
 
 
-def _map(self: Tensor, tensor: Tensor, callable) -> Tensor:
-    """torch's map_: ``callable(self_element, other_element)`` into self, ``tensor`` broadcast to self (CPU only)."""
+def _map(self: Tensor, other: Tensor, callable) -> Tensor:
+    """torch's map_: ``callable(self_element, other_element)`` into self, ``other`` broadcast to self (CPU only)."""
     if not isinstance(self._data, np.ndarray):
         raise TypeError("map_ is only implemented on CPU tensors")
     if self._requires_grad and is_grad_enabled():
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-    other = np.broadcast_to(tensor._data, self._data.shape)
-    self._data[...] = np.frompyfunc(callable, 2, 1)(self._data, other).astype(self._data.dtype)
+    others = np.broadcast_to(other._data, self._data.shape)
+    self._data[...] = np.frompyfunc(callable, 2, 1)(self._data, others).astype(self._data.dtype)
     self._version_box[0] += 1
     return self
 
 
-def _record_stream(self, stream) -> None:
-    """Tensor.record_stream: in torch, marks memory as used by ``stream`` so its allocator does not hand it
+def _record_stream(self, s) -> None:
+    """Tensor.record_stream(s): in torch, marks memory as used by stream ``s`` so its allocator does not hand it
     out before that stream's work ends. CuPy's memory pool has no such record (it reuses a block on the
-    stream that allocated it), so this is a no-op: synchronise ``stream`` before freeing a tensor it still
+    stream that allocated it), so this is a no-op: synchronise ``s`` before freeing a tensor it still
     reads, as CuPy code does."""
 
 
@@ -1018,7 +1067,7 @@ def bind_tensor_misc() -> None:
     Tensor.put = _put
     Tensor.put_ = _make_inplace_from_copy(_put)
     Tensor.resize_ = _resize
-    Tensor.resize_as_ = lambda self, other, memory_format=None: _resize(self, tuple(other.shape))
+    Tensor.resize_as_ = lambda self, the_template, memory_format=None: _resize(self, tuple(the_template.shape))
     Tensor.resize = _resize_out_of_place
     Tensor.resize_as = _resize_as_out_of_place
     Tensor.set_ = _set

@@ -331,13 +331,19 @@ def _binary_wrapper(impl, handed):
     return public
 
 
-def _general_wrapper(impl, handed, face_type=None):
+def _general_wrapper(impl, handed, face_type=None, numpy_names=False):
     face = None
     def public(*args, **kwargs):
         if kwargs:
             if state.modes_live or arguments_override(args) or arguments_override(kwargs.values()):
                 return dispatch(handed or face, args, kwargs)
-            return impl(*args, **kwargs)
+            try:
+                return impl(*args, **kwargs)
+            except TypeError as error:
+                renamed = numpy_input_names(impl, kwargs, error) if numpy_names else None
+                if renamed is None:
+                    raise
+            return impl(*args, **renamed)
         if state.modes_live:
             return dispatch(handed or face, args, None)
         for value in args:
@@ -347,6 +353,35 @@ def _general_wrapper(impl, handed, face_type=None):
     face = public if face_type is None else face_type(public)
     return face
 """
+
+# torch's argument parser takes NumPy's names for a C function's input (x, a, x1) and other (x2)
+NUMPY_INPUT_NAMES = {"x": "input", "a": "input", "x1": "input", "x2": "other"}
+
+
+def _numpy_input_names(impl, kwargs: dict, error: TypeError):
+    """``kwargs`` with NumPy's names for ``input``/``other`` renamed to impl's own, when ``error`` is
+    Python's refusal of one of them (raised as the call bound its arguments, before any work); else
+    None. Only a failed call of a built-in or a Tensor method comes here: the common call pays nothing."""
+    aliases = kwargs.keys() & NUMPY_INPUT_NAMES.keys()
+    message = str(error)
+    # Python's refusals while binding: the alias unknown, or (past a **kwargs front) its name missing
+    if not aliases or not any(f"unexpected keyword argument '{alias}'" in message or (
+            "required positional argument" in message and f"'{NUMPY_INPUT_NAMES[alias]}'" in message)
+            for alias in aliases):
+        return None
+    try:
+        parameters = inspect.signature(impl).parameters
+    except (TypeError, ValueError):
+        return None
+    renamed = dict(kwargs)
+    for alias in sorted(aliases):
+        name = NUMPY_INPUT_NAMES[alias]
+        if alias in parameters or name not in parameters or name in renamed:
+            return None
+        renamed[name] = renamed.pop(alias)
+    return renamed
+
+
 # (inside the package's directory, so that the profiler's with_stack leaves these frames out too)
 WRAPPER_FILE = os.path.join(os.path.dirname(__file__), "<dispatch wrapper, hidden from warnings as importlib._bootstrap is>")
 
@@ -362,7 +397,8 @@ def user_stacklevel() -> int:
         stacklevel += frame.f_code.co_filename != WRAPPER_FILE
         frame = frame.f_back
     return stacklevel
-_wrapper_namespace = {"state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override}
+_wrapper_namespace = {"state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override,
+                      "numpy_input_names": _numpy_input_names}
 exec(compile(_WRAPPER_SOURCE, WRAPPER_FILE, "exec"), _wrapper_namespace)
 _binary_wrapper = _wrapper_namespace["_binary_wrapper"]
 _general_wrapper = _wrapper_namespace["_general_wrapper"]
@@ -413,7 +449,9 @@ def dispatching(impl, owner: str | None = None, handed=None, binary: bool = Fals
     if binary:
         public = _binary_wrapper(impl, handed)
     else:
-        public = _general_wrapper(impl, handed, BuiltinFunction if builtin else None)
+        # torch's parser takes NumPy's names on its C functions and Tensor methods
+        public = _general_wrapper(impl, handed, BuiltinFunction if builtin else None,
+                                  numpy_names=builtin or owner == "torch.Tensor")
     try:
         functools.update_wrapper(public, impl)
     except AttributeError:  # a builtin or partial without some of the attributes

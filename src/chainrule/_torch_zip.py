@@ -825,19 +825,25 @@ def _record_bytes(array: np.ndarray) -> memoryview:
     return memoryview(array.view(np.uint8)) if array.size else memoryview(b"")
 
 
-def write(obj, out, archive_name: str = "archive", protocol: int = 2, skip_data: bool = False) -> None:
+def write(obj, out, archive_name: str = "archive", protocol: int = 2, skip_data: bool = False,
+          byteorder_record: bool = True) -> None:
     """Write ``obj`` to the binary stream ``out`` as torch.save does: a zip archive of stored records
-    ``<archive_name>/data.pkl``, ``byteorder``, one ``data/<key>`` per storage (each aligned to 64
-    bytes), ``version``; torch.load reads it, with weights_only=True when ``obj`` holds only tensors,
-    containers and plain values. ``skip_data``: the storage records hold zeros of their size."""
+    ``<archive_name>/data.pkl``, ``byteorder`` (last when ``byteorder_record`` is False, where torch's
+    writer adds it on closing), one ``data/<key>`` per storage (each aligned to 64 bytes), ``version``;
+    torch.load reads it, with weights_only=True when ``obj`` holds only tensors, containers and plain
+    values. ``skip_data``: the storage records hold zeros of their size."""
     pickled = io.BytesIO()
     pickler = _Pickler(pickled, protocol)
     pickler.dump(obj)
     records = [("data.pkl", pickled.getbuffer()), (".format_version", b"1"),
-               (".storage_alignment", str(ALIGNMENT).encode()), ("byteorder", sys.byteorder.encode())]
+               (".storage_alignment", str(ALIGNMENT).encode())]
+    byteorder = [("byteorder", sys.byteorder.encode())]
+    records += byteorder if byteorder_record else []
     records += [(f"data/{r.key}", bytes(r.array.nbytes) if skip_data else _record_bytes(r.array))
                 for r in pickler.storages.values()]
     records.append(("version", b"3\n"))
+    # without it torch's writer still adds the record when it closes the archive, after version
+    records += [] if byteorder_record else byteorder
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name, data in records:
             write_aligned(archive, f"{archive_name}/{name}", data)

@@ -130,14 +130,17 @@ class skip_data:
         _serialization_tls.skip_data, _serialization_tls.materialize_fake_tensors = self._old
 
 
-def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True) -> None:
+def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_serialization=True,
+         _disable_byteorder_record=False) -> None:
     """torch.save: write ``obj`` to ``f`` (a path or a binary file object) in torch's zip format,
     which torch.load reads (with ``weights_only=True`` for tensors, containers and plain values).
 
     A path ending in ``.safetensors`` gets a safetensors file instead when the object is tensors and
     containers of them with plain values (any safetensors reader opens it; see
     :mod:`chainrule._safetensors`). ``pickle_protocol`` is the pickle's protocol (torch's default 2);
-    ``_use_new_zipfile_serialization=False`` writes torch's legacy (pre-1.6) format.
+    ``_use_new_zipfile_serialization=False`` writes torch's legacy (pre-1.6) format;
+    ``_disable_byteorder_record=True`` writes the ``byteorder`` record last, as torch's archive writer
+    does when its Python side leaves it out.
     """
     if pickle_module is not None and pickle_module is not pickle:
         raise ValueError("chainrule.save: pickle_module must be the pickle module; chainrule writes torch's "
@@ -159,7 +162,8 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
         name = "archive" if path is None else _archive_name(os.fsdecode(path))
 
         def write(out):
-            _torch_zip.write(obj, out, name, protocol, skip_data=skipping)
+            _torch_zip.write(obj, out, name, protocol, skip_data=skipping,
+                             byteorder_record=not _disable_byteorder_record)
 
     if path is None:
         write(f)

@@ -480,9 +480,9 @@ def mm(sparse: Tensor, dense: Tensor) -> Tensor:
     return _matmul(sparse, dense)
 
 
-def spmm(sparse: Tensor, dense: Tensor) -> Tensor:
-    """torch.spmm: the same product as torch.sparse.mm."""
-    return _matmul(sparse, dense)
+def spmm(input: Tensor, mat2: Tensor) -> Tensor:
+    """torch.spmm: the same product as torch.sparse.mm (torch's keywords input= and mat2=)."""
+    return _matmul(input, mat2)
 
 
 def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.sparse.sum's name)

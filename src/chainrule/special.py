@@ -29,6 +29,7 @@ from .ops.special_functions import (
     mvlgamma,
     polygamma,
     sinc,
+    special_xlog1py,
 )
 from .ops.special_functions import special_entr as entr
 from .ops.special_functions import special_erfcx as erfcx
@@ -37,7 +38,6 @@ from .ops.special_functions import special_i1 as i1
 from .ops.special_functions import special_i1e as i1e
 from .ops.special_functions import special_log_ndtr as log_ndtr
 from .ops.special_functions import special_ndtri as ndtri
-from .ops.special_functions import special_xlog1py as xlog1py
 from .ops.special_functions import special_zeta as zeta
 from .ops.special_polynomials import (
     airy_ai,
@@ -65,11 +65,12 @@ from .ops.special_polynomials import (
     shifted_chebyshev_polynomial_w,
     spherical_bessel_j0,
 )
-from .tensor import Tensor
+from .tensor import Tensor, honours_out
 
 # torch.special's names for the same functions
 gammaln = lgamma
 psi = digamma
+xlog1py = honours_out(special_xlog1py, "special_xlog1py")
 multigammaln = mvlgamma
 gammainc = igamma
 gammaincc = igammac
@@ -86,17 +87,20 @@ __all__ = ["expit", "logit", "erf", "erfc", "exp2", "expm1", "log1p", "logsumexp
            "laguerre_polynomial_l", "legendre_polynomial_p"]
 
 
+@honours_out
 def expit(input: Tensor) -> Tensor:
     """The logistic sigmoid 1 / (1 + exp(-x))."""
     return sigmoid(input)
 
 
+@honours_out
 def ndtr(input: Tensor) -> Tensor:
     """The standard normal CDF, (1 + erf(x / sqrt 2)) / 2."""
     return 0.5 * (1 + erf(input * (1 / math.sqrt(2))))
 
 
-def round(input: Tensor, decimals: int = 0) -> Tensor:
+@honours_out
+def round(input: Tensor, *, decimals: int = 0) -> Tensor:
     """torch.special.round: torch.round's ``decimals`` overload, whose kernels are floating only."""
     if isinstance(input, Tensor) and input._data.dtype.kind in "biu":
         _refuse_kernel(input, "round_cpu" if decimals else "round_vml_cpu")

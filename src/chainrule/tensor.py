@@ -964,6 +964,9 @@ def out_keyword_front(fn, with_out):
         exec(compile(source, f"<out= front of {name}>", "exec"), namespace)
         front = namespace[name]
     functools.update_wrapper(front, fn)
+    if "__signature__" in fn.__dict__ and parameters is not None:  # fn's own names, and out=
+        del front.__signature__
+        front.__signature__ = inspect.signature(front, follow_wrapped=False)
     front.honours_out = True
     return front
 

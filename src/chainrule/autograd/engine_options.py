@@ -76,6 +76,9 @@ class enforce_grad_layout_policy(_ThreadFlagSwitch):
 
     _flag = "grad_layout_enforced"
 
+    def __init__(self, enable: bool = True) -> None:
+        super().__init__(enable)
+
 
 def variable(*args, **kwargs):
     """torch.autograd.variable: torch's deprecated constructor, which only raises."""

@@ -30,12 +30,12 @@ from ..ops._arg_parser import check_bool as _check_bool
 from ..ops._arg_parser import check_float as _check_float
 from ..ops._arg_parser import check_int as _check_int
 from ..ops._arg_parser import int_list as _int_list
+from ..ops._arg_parser import out_rule as _out_rule
 from ..ops.activation import (
     celu,
     elu,
     gelu,
     glu,
-    hardshrink,
     hardsigmoid,
     hardswish,
     hardtanh,
@@ -45,7 +45,6 @@ from ..ops.activation import (
     prelu,
     relu,
     relu6,
-    rrelu,
     selu,
     silu,
     softplus,
@@ -54,6 +53,8 @@ from ..ops.activation import (
     tanhshrink,
     threshold,
 )
+from ..ops.activation import hardshrink as _hardshrink
+from ..ops.activation import randomized_leaky_relu as _randomized_leaky_relu
 from ..ops.activation import threshold as _threshold
 from ..ops.adaptive_pool3d import adaptive_avg_pool3d, adaptive_max_pool3d
 from ..ops.conv import (
@@ -338,10 +339,20 @@ def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
     return celu(input, alpha, inplace=True)
 
 
+# torch.nn.functional.hardshrink is torch.hardshrink, out= and all
+hardshrink = _out_rule("same_elementwise")(_hardshrink)
+
+
+def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
+          inplace: bool = False) -> Tensor:
+    """torch.nn.functional.rrelu: torch.rrelu with ``inplace`` where torch.rrelu takes its generator."""
+    return _randomized_leaky_relu(input, lower, upper, training, inplace)
+
+
 def rrelu_(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
            generator=None) -> Tensor:
     # torch records the in-place rrelu as one node, in both modes
-    return _name_node(rrelu(input, lower, upper, training, inplace=True, generator=generator), "RreluWithNoiseBackward1",
+    return _name_node(_randomized_leaky_relu(input, lower, upper, training, True, generator), "RreluWithNoiseBackward1",
                       label="rrelu")
 
 

@@ -113,7 +113,9 @@ def namespace_with_out(modules) -> dict:
     cast ..."); ``"computes_in"`` the out's dtype is the dtype the op computes in (sum, cumsum: as
     ``dtype=``); ``"same_as_input"`` (amax), ``"same"`` (norm, argmax: their C++ type names),
     ``"same_elementwise"`` (neg, round), ``"same_where"``, ``"same_scalar_type"`` (index_select),
-    ``"same_scalar_object"`` (complex), ``"values_and_long_indices"`` (kthvalue's tuple out),
+    ``"same_scalar_object"`` (complex), ``"same_norm"``, ``"same_vecdot"``, ``"same_multi_dot"``, ``"castable_eigenvalues"``
+    (torch.linalg's functions that word it their own way), ``"same_as_self_asserted"`` (narrow_copy),
+    ``"histogram"`` (its (hist, bin_edges) in the input's dtype), ``"values_and_long_indices"`` (kthvalue's tuple out),
     ``"long"`` (nonzero), ``"long_samples"`` (multinomial): each torch's own refusal of any other; ``"cat"`` (cat, stack) a cast
     torch allows, else its TypeError;
     ``"floating"`` any floating dtype (logsumexp); ``"castable"`` torch's canCast check (max());
@@ -179,7 +181,7 @@ def _with_out_rule(function, name: str, rule: str):
 
 
 # rules checked on each tensor of a tuple out (the others cast each result as it can)
-_TUPLE_OUT_RULES = {"same", "values_and_long_indices"}
+_TUPLE_OUT_RULES = {"same", "values_and_long_indices", "histogram"}
 
 # rules whose out dtype is fixed whatever the inputs are (torch's kernels check it on entry)
 _OUT_DTYPE_FIXED = {"long", "long_samples"}
@@ -211,6 +213,14 @@ def _check_out_overlap(name: str, out, arguments) -> None:
 def _tuple_out_refusal(name: str, rule: str, input, results: tuple, outs) -> Exception | None:
     """torch's error where a tensor of a tuple ``out`` has the wrong dtype, else None: "same" asks
     each for its result's dtype (aminmax); kthvalue's values must have the input's, its indices int64."""
+    if rule == "histogram":  # (hist, bin_edges): each the input's dtype
+        for out, what in zip(outs, ("hist", "bin_edges")):
+            if out.dtype != input.dtype:
+                from .linear import cpp_type_name
+
+                return RuntimeError(f"torch.histogram: input tensor and {what} tensor should have the same dtype, but "
+                                    f"got input {cpp_type_name(input.dtype)} and {what} {cpp_type_name(out.dtype)}")
+        return None
     if rule == "values_and_long_indices":
         if outs[0].dtype != input.dtype:
             return RuntimeError("output values must be of same type as input")
@@ -236,6 +246,19 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
     if rule == "same" and got != expected:
         return RuntimeError(f"Expected out tensor to have dtype {cpp_type_name(expected)}, but got "
                             f"{cpp_type_name(got)} instead")
+    if rule == "same_norm" and got != expected:  # linalg.norm, linalg.matrix_norm
+        return RuntimeError(f"linalg.{name} expected out tensor dtype {scalar(expected)} but got: {scalar(got)}")
+    if rule == "same_vecdot" and got != expected:
+        return RuntimeError(f"linalg.vecdot: Expected out of dtype{scalar(expected)} but found {scalar(got)}")
+    if rule == "same_multi_dot" and got != expected:  # multi_dot, chain_matmul
+        return RuntimeError(f"multi_dot(): expected out tensor to have dtype {cpp_type_name(expected).lower()} but "
+                            f"got {cpp_type_name(got).lower()}")
+    if rule == "same_as_self_asserted" and got != input.dtype:  # narrow_copy's TORCH_CHECK
+        return RuntimeError("Expected self.dtype() == output.dtype() to be true, but got false.  (Could this error "
+                            "message be improved?  If so, please report an enhancement request to PyTorch.)")
+    if rule == "castable_eigenvalues" and expected._category > got._category:  # linalg.eigvals
+        return RuntimeError(f"torch.linalg.{name}: Expected eigenvalues to be safely castable from {scalar(expected)} "
+                            f"dtype, but got eigenvalues with dtype {scalar(got)}")
     if rule == "same_elementwise" and got != expected:
         return RuntimeError(f"Found dtype {scalar(got)} but expected {scalar(expected)}")
     if rule == "same_where" and got != expected:

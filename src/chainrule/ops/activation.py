@@ -19,6 +19,7 @@ import numpy as np
 from .. import _dtype, _opmath
 from .._backend import array_module, subtract_contiguous
 from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, kept_value, name_node, saved
+from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _wrap_dim
 from . import _cuda_kernels
 from ._arg_parser import check_int, check_number
@@ -27,6 +28,8 @@ from .second_order import depending_on
 
 __all__ = ["relu", "selu", "celu", "prelu", "rrelu", "hardshrink", "threshold"]
 __not_methods__ = {"selu", "celu", "rrelu", "threshold"}
+# torch.hardshrink's and torch.threshold's out= (see _arg_parser.namespace_with_out); nn.functional.threshold has none
+__out_functions__ = {"hardshrink": "same_elementwise", "threshold": "cast"}
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
@@ -110,10 +113,11 @@ class LeakyRelu(Function):
     saved_attributes = {"_saved_negative_slope": ctx_value("negative_slope"), "_saved_self": saved(0)}
 
     @staticmethod
-    def forward(ctx, x, negative_slope):
+    def forward(ctx, x, negative_slope, second_order_node="LeakyReluBackwardBackward0"):
         xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.negative_slope = negative_slope
+        ctx.second_order_node = second_order_node  # eval rrelu's is torch's RreluWithNoiseBackwardBackward0
         return xp.where(x > 0, x, x * x.dtype.type(negative_slope))
 
     @staticmethod
@@ -123,7 +127,7 @@ class LeakyRelu(Function):
         (x,) = ctx.saved_values
         arr = x._data
         factor = xp.where(arr > 0, arr.dtype.type(1), arr.dtype.type(ctx.negative_slope))
-        return depending_on(_scaled_mask(grad, factor), x, node="LeakyReluBackwardBackward0")
+        return depending_on(_scaled_mask(grad, factor), x, node=ctx.second_order_node)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -328,9 +332,16 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
 
 
 def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
-          inplace: bool = False, *, generator=None) -> Tensor:
+          generator=None) -> Tensor:
     """torch.rrelu: leaky relu with a slope drawn from U(lower, upper) per element when
-    training, and the fixed slope (lower + upper) / 2 in eval mode."""
+    training, and the fixed slope (lower + upper) / 2 in eval mode. Its fifth positional is the
+    generator; nn.functional.rrelu takes ``inplace`` there (``randomized_leaky_relu`` serves both)."""
+    return randomized_leaky_relu(input, lower, upper, training, False, generator)
+
+
+def randomized_leaky_relu(input: Tensor, lower: float, upper: float, training: bool, inplace: bool,
+                          generator=None) -> Tensor:
+    """rrelu's body, out of place or in place, the slopes drawn from ``generator``'s stream."""
     xp = array_module(input)
     lower, upper = check_number(lower, "rrelu", "lower"), check_number(upper, "rrelu", "upper")
     for name, bound in (("lower", lower), ("upper", upper)):
@@ -340,8 +351,11 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
         raise RuntimeError(f"rrelu: Lower bound should be less than or equal to the upper bound, got lower={lower}, "
                            f"upper={upper}")
     if not training:
-        out = leaky_relu(input, (lower + upper) / 2, inplace)
-        return out if inplace else name_node(out, "RreluWithNoiseBackward0", label="rrelu")
+        if inplace:
+            return leaky_relu(input, (lower + upper) / 2, inplace)
+        out = LeakyRelu.apply(float_kernel_input(input, "leaky_relu_cpu"), negative_slope=float((lower + upper) / 2),
+                              second_order_node="RreluWithNoiseBackwardBackward0")
+        return name_node(out, "RreluWithNoiseBackward0", label="rrelu")
     x = _float_input(input)
     if xp is np and x._data.dtype == np.float16:  # torch's CPU kernel has no half version
         raise NotImplementedError("\"rrelu_with_noise_out_cpu\" not implemented for 'Half'")
@@ -560,6 +574,9 @@ class Silu(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_values
+        if is_grad_enabled():  # create_graph: torch records its infinitely differentiable form, op by op
+            s = sigmoid(x)
+            return grad * s * (1.0 + x * (1.0 - s))
         return SiluBackward.apply(grad, x, sig=ctx.sig)
 
 

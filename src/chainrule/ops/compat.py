@@ -28,6 +28,8 @@ from .reduce import sort
 from .scatter_views import as_strided
 from .shape import _even_split, _split_points, chunk, narrow, split
 
+# torch.<name>'s out= (see _arg_parser.namespace_with_out); the Tensor methods take none
+__out_functions__ = {"narrow_copy": "same_as_self_asserted", "index_reduce": "same", "nonzero_static": "long"}
 __all__ = ["unravel_index", "dsplit", "unsafe_split_with_sizes", "msort", "isneginf", "isposinf", "range", "fill",
            "empty_strided", "frombuffer", "from_dlpack", "to_dlpack", "typename", "bitwise_left_shift",
            "bitwise_right_shift", "split_with_sizes", "unsafe_chunk", "unsafe_split", "narrow_copy", "cond",
@@ -164,9 +166,24 @@ def index_reduce(input: Tensor, dim: int, index: Tensor, source: Tensor, reduce:
     shape = [1] * source._data.ndim
     if shape:
         shape[d] = index._data.size
+    _warn_index_reduce_beta_once()
     spread = index.reshape(shape).expand(source.shape) if shape else index.reshape(())
     return name_node(scatter_reduce(input, d, spread, source, reduce, include_self=include_self),
                      "IndexReduceBackward0", label="index_reduce")
+
+
+_index_reduce_warned = False  # torch warns once a process (index_reduce and index_reduce_ share it)
+
+
+def _warn_index_reduce_beta_once() -> None:
+    global _index_reduce_warned
+    if _index_reduce_warned:
+        return
+    _index_reduce_warned = True
+    from .._torch_function import user_stacklevel
+
+    warnings.warn("index_reduce() is in beta and the API may change at any time.", UserWarning,
+                  stacklevel=user_stacklevel())
 
 
 def nonzero_static(input: Tensor, *, size: int, fill_value: int = -1) -> Tensor:
@@ -323,7 +340,7 @@ def frombuffer(buffer, *, dtype, count: int = -1, offset: int = 0, requires_grad
 
 
 # ---------------------------------------------------------------- histograms
-def histogramdd(input: Tensor, bins, *, range=None, weight: Tensor | None = None, density: bool = False):
+def histogramdd(input: Tensor, bins, range=None, weight: Tensor | None = None, density: bool = False):
     """torch.histogramdd: the D-dimensional histogram of the points in ``input``'s last dim (N, D);
     ``bins`` an int, D ints, or D 1-d tensors of edges; ``range`` (min₁, max₁, ..., min_D, max_D).
     Returns ``(hist, bin_edges)``, both of input's float dtype, with NumPy's (and torch's) rule that

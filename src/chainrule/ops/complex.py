@@ -25,7 +25,8 @@ __all__ = ["real", "imag", "view_as_real", "view_as_complex", "conj", "conj_phys
            "resolve_neg", "is_conj", "is_neg", "angle", "polar", "complex", "isreal"]
 # real and imag are properties on Tensor (assignable), bound in _methods.py
 __not_methods__ = {"polar", "complex", "view_as_real", "view_as_complex", "real", "imag"}
-__out_functions__ = {"complex": "same_scalar_object"}  # torch.complex(re, im, out=...) (see namespace_with_out)
+# torch.complex(re, im, out=...) and the others' out= (see namespace_with_out)
+__out_functions__ = {"complex": "same_scalar_object", "conj_physical": "same_elementwise"}
 
 
 class Real(Function):

@@ -26,7 +26,7 @@ from .._backend import (
 )
 from .._backend import device as _device
 from ..autograd import function as _function
-from ..tensor import Tensor, _check_tensor, _int_sequence, write_out
+from ..tensor import Tensor, _check_out, _check_tensor, _int_sequence, out_keyword_front, write_out
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "full", "empty",
            "zeros_like", "ones_like", "full_like", "empty_like", "arange", "linspace", "logspace",
@@ -275,8 +275,10 @@ def asarray(obj, *, dtype=None, device=None, copy: builtins.bool | None = None,
     return result if requires_grad else result.detach()
 
 
-def from_numpy(array: np.ndarray) -> Tensor:
-    """torch.from_numpy: a tensor sharing memory with ``array`` (no copy, dtype kept)."""
+def from_numpy(ndarray: np.ndarray, /) -> Tensor:
+    """torch.from_numpy: a tensor sharing memory with ``ndarray`` (no copy, dtype kept); torch takes
+    no keyword here."""
+    array = ndarray
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
     _dtype.from_numpy_dtype(array.dtype)
@@ -342,6 +344,69 @@ def _dt(dtype, default=None):
     return _dtype.to_dtype(dtype).np
 
 
+def out_dtype(op: str, out, dtype):
+    """The dtype a creation function given ``out=`` makes its values in: ``out``'s own, which a
+    ``dtype=`` beside it must name (torch's RuntimeError otherwise)."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{op}(): argument 'out' must be Tensor, not {type(out).__name__}")
+    if dtype is not None and _dtype.to_dtype(dtype) != out.dtype:
+        raise RuntimeError(f"dtype {_dtype.scalar_name(_dtype.to_dtype(dtype))} does not match dtype of out "
+                           f"parameter ({_dtype.scalar_name(out.dtype)})")
+    return out.dtype
+
+
+def _warn_arange_count(out: Tensor, count: builtins.int) -> None:
+    from .._torch_function import user_stacklevel
+
+    warnings.warn(f"The number of elements in the out tensor of shape {list(out.shape)} is {out.numel()} which does "
+                  f"not match the computed number of elements {count}. Note that this may occur as a result of rounding "
+                  f"error. The out tensor will be resized to a tensor of shape ({count},).", UserWarning,
+                  stacklevel=user_stacklevel())
+
+
+def write_factory_out(result: Tensor, out: Tensor, op: str, requires_grad: builtins.bool = False, *,
+                      keeps_out_shape: builtins.bool = False, warns_on_count: builtins.bool = False) -> Tensor:
+    """torch's ``out=`` of a creation function: ``result`` (made in ``out``'s dtype) written into
+    ``out``. Unlike other ops' outputs a factory's is resized silently (torch resizes it with
+    resize_, without the deprecated-resize warning); the sequence makers (linspace, logspace,
+    fftfreq) keep ``out``'s own shape when it holds as many elements, and those built on arange
+    (fftfreq) warn as arange does when a non-empty ``out`` holds another count. ``requires_grad=True``
+    turns on ``out``'s flag, as torch does."""
+    if out._data.shape != result._data.shape:
+        if keeps_out_shape and out._data.size == result._data.size:
+            result = result.reshape(out.shape)
+        else:
+            _check_out(result, out, op)  # torch's refusal of an out that requires grad comes first
+            if warns_on_count and out._data.size:
+                _warn_arange_count(out, result._data.size)
+            out.resize_(0)  # write_out then gives it the result's shape, without the warning
+    write_out(result, out, op)
+    if requires_grad:
+        out.requires_grad_(True)
+    return out
+
+
+def factory_honours_out(op: str, *, keeps_out_shape: builtins.bool = False, warns_on_count: builtins.bool = False,
+                        resizes_first: builtins.bool = False):
+    """A creation function given torch's keyword ``out=``: its values made in ``out``'s dtype (the
+    same draws a random factory makes without ``out`` in that dtype), then written by
+    ``write_factory_out``. ``resizes_first``: torch's kernel resizes ``out`` before anything else
+    (empty, randn), so an ``out`` that requires grad meets resize_'s refusal."""
+    def give_out(factory):
+        def with_out(*args, out, **kwargs):
+            kwargs["dtype"] = out_dtype(op, out, kwargs.get("dtype"))
+            if resizes_first and out.requires_grad:
+                raise RuntimeError("cannot resize variables that require grad")
+            requires_grad = kwargs.pop("requires_grad", False)
+            result = factory(*args, **kwargs)
+            return write_factory_out(result, out, f"aten::{op}", requires_grad, keeps_out_shape=keeps_out_shape,
+                                     warns_on_count=warns_on_count)
+
+        return out_keyword_front(factory, with_out)
+
+    return give_out
+
+
 def _through_dispatch_mode(name: str, factory, args: tuple, dtype, device, requires_grad: builtins.bool):
     """A factory call handed to the innermost dispatch mode as ``aten.<name>`` (torch's
     factories reach modes too), or RUN_UNDISPATCHED when no mode is entered. The handler's
@@ -365,10 +430,11 @@ def zeros(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad
                                       requires_grad)
         if made is not _function.RUN_UNDISPATCHED:
             return made
-    if out is not None and dtype is None:
-        dtype = out.dtype  # torch fills out in its own dtype
-    result = _finish(_xp(device).zeros(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
-    return result if out is None else write_out(result, out, "zeros")
+    if out is not None:
+        dtype = out_dtype("zeros", out, dtype)
+    result = _finish(_xp(device).zeros(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)),
+                     requires_grad and out is None)
+    return result if out is None else write_factory_out(result, out, "aten::zeros", requires_grad)
 
 
 def ones(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=False, out=None,
@@ -380,15 +446,17 @@ def ones(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=
                                       requires_grad)
         if made is not _function.RUN_UNDISPATCHED:
             return made
-    if out is not None and dtype is None:
-        dtype = out.dtype
-    result = _finish(_xp(device).ones(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
-    return result if out is None else write_out(result, out, "ones")
+    if out is not None:
+        dtype = out_dtype("ones", out, dtype)
+    result = _finish(_xp(device).ones(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)),
+                     requires_grad and out is None)
+    return result if out is None else write_factory_out(result, out, "aten::ones", requires_grad)
 
 
 zeros.honours_out = ones.honours_out = True
 
 
+@factory_honours_out("empty", resizes_first=True)
 def empty(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None,
           pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("empty", dtype, requires_grad, device)
@@ -466,6 +534,7 @@ def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=Non
     return _finish(physical.transpose(inverse), requires_grad)
 
 
+@factory_honours_out("full")
 def full(size, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("full", dtype, requires_grad, device)
     _strided_only(layout, "full")
@@ -576,17 +645,11 @@ def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device
     dtype when given)."""
     if out is not None:
         _check_tensor(out, "arange", "out", 4)
-        if dtype is not None and _dtype.to_dtype(dtype) != out.dtype:
-            raise RuntimeError(f"dtype {_dtype.scalar_name(_dtype.to_dtype(dtype))} does not match dtype of out "
-                               f"parameter ({_dtype.scalar_name(out.dtype)})")
-        dtype = out.dtype
+        dtype = out_dtype("arange", out, dtype)
         result = arange(start, end, step, dtype=dtype, layout=layout, device=device, requires_grad=requires_grad)
         if out.numel() != result.numel():
             if out.numel():
-                warnings.warn(f"The number of elements in the out tensor of shape {list(out.shape)} is {out.numel()} "
-                              f"which does not match the computed number of elements {result.numel()}. Note that this "
-                              "may occur as a result of rounding error. The out tensor will be resized to a tensor of "
-                              f"shape ({result.numel()},).", UserWarning, stacklevel=2)
+                _warn_arange_count(out, result.numel())
             out.resize_(0)  # torch resizes it to the count; write_out gives it the result's shape
         else:
             result = result.reshape(out.shape)  # as many elements: torch fills them in out's own shape
@@ -645,6 +708,7 @@ def _check_space_arguments(op: str, start, end, steps) -> None:
         raise RuntimeError("number of steps must be non-negative")
 
 
+@factory_honours_out("linspace", keeps_out_shape=True)
 def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device=None,
              requires_grad=False, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("linspace", dtype, requires_grad, device, overloaded=True)
@@ -672,6 +736,7 @@ def _half_linspace(start: builtins.float, end: builtins.float, steps: builtins.i
     return rounded(np.where(i < steps // 2, up, down))
 
 
+@factory_honours_out("logspace", keeps_out_shape=True)
 def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dtype=None, layout=None, device=None,
              requires_grad=False, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("logspace", dtype, requires_grad, device, overloaded=True)
@@ -682,6 +747,7 @@ def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dt
     return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
 
 
+@factory_honours_out("eye")
 def eye(n: builtins.int, m: builtins.int | None = None, *, dtype=None, layout=None, device=None,
         requires_grad=False, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("eye", dtype, requires_grad, device, overloaded=True)

@@ -25,6 +25,7 @@ from .._backend import array_module, broadcast_solve, checked_linalg
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, honours_out, write_out
+from ._arg_parser import out_rule
 from .elementwise import conjugate_rule
 from .linalg import _adjoint, _check_square, _column_major, _cross, _mat, matmul
 
@@ -734,6 +735,7 @@ class EmptyLstsqResiduals(Function):
         return None, None
 
 
+@honours_out
 @cpu_autocast_policy("float32")
 def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
     """torch.linalg.lstsq on CPU: the minimum-norm least-squares solution of ``A X = B`` (A
@@ -1189,6 +1191,7 @@ def linalg_solve_ex(A: Tensor, B: Tensor, *, left: bool = True, check_errors: bo
     return _copy_out(return_types.linalg_solve_ex(result, _const(info)), out, "linalg.solve_ex")
 
 
+@out_rule("same")
 def linalg_det(A: Tensor) -> Tensor:
     """torch.linalg.det: torch.det under the keyword name torch.linalg's binding takes (A, not input)."""
     from .linalg import det
@@ -1196,6 +1199,7 @@ def linalg_det(A: Tensor) -> Tensor:
     return det(A)
 
 
+@out_rule("same")
 def linalg_slogdet(A: Tensor):
     """torch.linalg.slogdet: torch.slogdet under the keyword name torch.linalg's binding takes (A)."""
     from .linalg import slogdet
@@ -1293,12 +1297,14 @@ def linalg_householder_product(input: Tensor, tau: Tensor, *, out=None) -> Tenso
                      "linalg.householder_product")
 
 
-def orgqr(input: Tensor, tau: Tensor) -> Tensor:
-    """torch.orgqr: linalg.householder_product under LAPACK's name."""
-    return linalg_householder_product(input, tau)
+@honours_out
+def orgqr(input: Tensor, input2: Tensor) -> Tensor:
+    """torch.orgqr: linalg.householder_product under LAPACK's name (torch's keyword for tau is input2)."""
+    return linalg_householder_product(input, input2)
 
 
 # ---------------------------------------------------------------- torch's older lu/solve names
+@honours_out
 def lu_unpack(LU_data: Tensor, LU_pivots: Tensor, unpack_data: bool = True, unpack_pivots: bool = True):
     """torch.lu_unpack: ``(P, L, U)`` from lu_factor's packed ``(LU, pivots)``; a part not asked for
     is an empty tensor, as torch's."""

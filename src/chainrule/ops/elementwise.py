@@ -38,7 +38,7 @@ __out_functions__ = {**dict.fromkeys(("eq", "ne", "lt", "le", "gt", "ge", "pow",
                                       "logical_or", "logical_xor", "logical_not", "atan2", "fmod", "remainder", "lerp",
                                       "addcmul", "addcdiv", "hypot", "logaddexp"), "cast"),
                      "neg": "same_elementwise", "negative": "same_elementwise", "round": "same_elementwise",
-                     "where": "same_where"}
+                     "where": "same_where", "clamp_min": "same_elementwise", "clamp_max": "same_elementwise"}
 __all__ = [
     "add", "sub", "rsub", "mul", "div", "true_divide", "floor_divide", "remainder", "fmod", "pow",
     "neg", "negative", "abs", "absolute", "exp", "exp2", "log", "log1p", "expm1", "log2", "log10",
@@ -249,20 +249,24 @@ def float_kernel_input(x: Tensor, kernel: str) -> Tensor:
 
 
 # ---------------------------------------------------------------- complex gradients
-def conjugate_rule(backward):
+def conjugate_rule(backward, recorded_node: str | None = None):
     """``backward`` of a holomorphic op, written as for real numbers (grad · f'(z)), made to follow
     torch's convention for complex tensors, grad · conj(f'(z)) = conj(conj(grad) · f'(z)).
 
     A rule that is a real-coefficient expression of the grad and saved tensors (mul, div, exp,
     matmul, ...) becomes correct for complex inputs under this wrapper; a real grad runs the rule
-    unchanged, at the cost of one dtype test per backward call."""
+    unchanged, at the cost of one dtype test per backward call. ``recorded_node``: torch's name for
+    the node a recorded (create_graph) backward of a complex grad ends in, the outer conj here."""
     def rule(ctx, grad):
         if grad is None or grad._data.dtype.kind != "c":
             return backward(ctx, grad)
         result = backward(ctx, grad.conj())
         if type(result) is tuple:
             return tuple(g.conj() if g is not None else None for g in result)
-        return result.conj() if result is not None else None  # None: no gradient (a constant factor)
+        if result is None:  # no gradient (a constant factor)
+            return None
+        result = result.conj()
+        return name_node(result, recorded_node) if recorded_node and result.grad_fn is not None else result
 
     rule.__name__ = rule.__qualname__ = backward.__name__
     rule.__doc__ = backward.__doc__
@@ -687,7 +691,7 @@ def _is_bool(x) -> builtins.bool:
     return isinstance(x, (builtins.bool, np.bool_))
 
 
-def rsub(input, other, *, alpha=1) -> Tensor:
+def rsub(input, other, alpha=1) -> Tensor:
     """torch.rsub: ``other - alpha * input``."""
     _require_tensors("rsub", input)
     return sub(other, input, alpha=alpha)
@@ -937,7 +941,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
         def bwd(ctx, grad):
             return derivative(grad, None, None)
 
-    bwd = conjugate_rule(bwd)  # the derivatives below are holomorphic where complex is allowed
+    bwd = conjugate_rule(bwd, recorded_node)  # the derivatives below are holomorphic where complex is allowed
     label, rule, formula = _UNARY_RULES.get(name, (None, None, None))  # tests/test_explain_rules.py checks each
     # torch's names for what the node keeps: its input is _saved_self, its output _saved_result
     saved_attributes = {"input": {"_saved_self": saved(0)}, "output": {"_saved_result": saved(0)},
@@ -1710,8 +1714,9 @@ def _checked_value(value, *tensors):
 
 
 @honours_out
-def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf=None, neginf=None) -> Tensor:
+def nan_to_num(input: Tensor, nan=None, posinf=None, neginf=None) -> Tensor:
     xp = array_module(input)
+    nan = 0.0 if nan is None else nan  # torch's None: zero
     finite = isfinite(input)
     data = input._data
     if data.dtype.kind == "V":  # NumPy's nan_to_num skips ml_dtypes' bfloat16: replace in float32, limits bfloat16's

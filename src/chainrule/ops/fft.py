@@ -25,7 +25,8 @@ from .. import _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function
-from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out
+from ..tensor import Tensor, _check_tensor, _wrap_dim, out_keyword_front, write_out
+from .creation import factory_honours_out
 from .elementwise import _cast
 from .shape import narrow, pad, roll
 
@@ -214,85 +215,111 @@ def _c2r(input, s, dim, norm, op: str, default_dim=None) -> Tensor:
 
 
 # ---------------------------------------------------------------- torch.fft's functions
+def _fft_out(kernel: str):
+    """torch's ``out=`` of a transform (as ``write_out``), after torch's check of the out's kind: a
+    complex one for a complex result, a floating one for a real result, worded by ``kernel``, the
+    aten function torch routes the transform through (fft2 and ifft2 through fftn, ...)."""
+    def give_out(transform):
+        def with_out(*args, out, **kwargs):
+            result = transform(*args, **kwargs)
+            if isinstance(out, Tensor):
+                if result.is_complex() and not out.is_complex():
+                    raise RuntimeError(f"{kernel} expects a complex output tensor, but got {_dtype.scalar_name(out.dtype)}")
+                if not result.is_complex() and not out.dtype.is_floating_point:
+                    raise RuntimeError(f"{kernel} expects a floating point output tensor, but got "
+                                       f"{_dtype.scalar_name(out.dtype)}")
+                input = args[0] if args else kwargs.get("input")
+                if kernel in ("ifft", "ihfft") and isinstance(input, Tensor) and not input.is_complex() \
+                        and out.dtype != result.dtype:
+                    # torch's 1-D inverse of real input ends in an elementwise conj, whose out takes no cast
+                    raise RuntimeError(f"Found dtype {_dtype.scalar_name(out.dtype)} but expected "
+                                       f"{_dtype.scalar_name(result.dtype)}")
+            return write_out(result, out, transform.__name__)
+
+        return out_keyword_front(transform, with_out)
+
+    return give_out
+
+
 @cpu_autocast_policy("float32")
-@honours_out
+@_fft_out("fft")
 def fft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.fft: the 1-D discrete Fourier transform along ``dim`` (``n`` crops or zero-pads)."""
     return _c2c(input, None if n is None else (n,), (dim,), norm, False, "fft")
 
 
 @cpu_autocast_policy("float32")
-@honours_out
+@_fft_out("ifft")
 def ifft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.ifft: the 1-D inverse transform (scaled by 1/n with the default norm)."""
     return _c2c(input, None if n is None else (n,), (dim,), norm, True, "ifft")
 
 
 @cpu_autocast_policy("float32")
-@honours_out
+@_fft_out("fftn")
 def fft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _c2c(input, s, dim, norm, False, "fft2")
 
 
 @cpu_autocast_policy("float32")
-@honours_out
+@_fft_out("fftn")
 def ifft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _c2c(input, s, dim, norm, True, "ifft2")
 
 
 @cpu_autocast_policy("float32")
-@honours_out
+@_fft_out("fftn")
 def fftn(input, s=None, dim=None, norm=None) -> Tensor:
     """torch.fft.fftn: over ``dim`` (every dim, or the last len(s) dims when only ``s`` is given)."""
     return _c2c(input, s, dim, norm, False, "fftn")
 
 
 @cpu_autocast_policy("float32")
-@honours_out
+@_fft_out("fftn")
 def ifftn(input, s=None, dim=None, norm=None) -> Tensor:
     return _c2c(input, s, dim, norm, True, "ifftn")
 
 
 @cpu_autocast_policy("float32")
-@honours_out
+@_fft_out("rfft")
 def rfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.rfft: the one-sided transform of a real signal (n // 2 + 1 bins)."""
     return _r2c(input, None if n is None else (n,), (dim,), norm, "rfft")
 
 
 @cpu_autocast_policy("float32")
-@honours_out
+@_fft_out("irfft")
 def irfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.irfft: the real signal (length ``n``, default 2·(bins - 1)) of a one-sided spectrum."""
     return _c2r(input, None if n is None else (n,), (dim,), norm, "irfft")
 
 
 @cpu_autocast_policy("float32")
-@honours_out
+@_fft_out("rfftn")
 def rfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _r2c(input, s, dim, norm, "rfft2")
 
 
 @cpu_autocast_policy("float32")
-@honours_out
+@_fft_out("irfftn")
 def irfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _c2r(input, s, dim, norm, "irfft2")
 
 
 @cpu_autocast_policy("float32")
-@honours_out
+@_fft_out("rfftn")
 def rfftn(input, s=None, dim=None, norm=None) -> Tensor:
     return _r2c(input, s, dim, norm, "rfftn")
 
 
 @cpu_autocast_policy("float32")
-@honours_out
+@_fft_out("irfftn")
 def irfftn(input, s=None, dim=None, norm=None) -> Tensor:
     return _c2r(input, s, dim, norm, "irfftn")
 
 
 @cpu_autocast_policy("float32")
-@honours_out
+@_fft_out("hfft")
 def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.hfft: the real transform of a Hermitian-symmetric signal given by its first half:
     irfft of the conjugate with the dual normalisation."""
@@ -301,28 +328,28 @@ def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
 
 
 @cpu_autocast_policy("float32")
-@honours_out
+@_fft_out("ihfft")
 def ihfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.ihfft: the inverse of hfft, the conjugate of rfft with the dual normalisation."""
     return _r2c(input, None if n is None else (n,), (dim,), _DUAL[_norm(norm, "ihfft")], "ihfft").conj()
 
 
-@honours_out
+@_fft_out("hfftn")
 def hfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _c2r(_as_complex(_input(input, "hfft2")).conj(), s, dim, _DUAL[_norm(norm, "hfft2")], "hfft2")
 
 
-@honours_out
+@_fft_out("ihfftn")
 def ihfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
     return _r2c(input, s, dim, _DUAL[_norm(norm, "ihfft2")], "ihfft2").conj()
 
 
-@honours_out
+@_fft_out("hfftn")
 def hfftn(input, s=None, dim=None, norm=None) -> Tensor:
     return _c2r(_as_complex(_input(input, "hfftn")).conj(), s, dim, _DUAL[_norm(norm, "hfftn")], "hfftn")
 
 
-@honours_out
+@_fft_out("ihfftn")
 def ihfftn(input, s=None, dim=None, norm=None) -> Tensor:
     return _r2c(input, s, dim, _DUAL[_norm(norm, "ihfftn")], "ihfftn").conj()
 
@@ -331,16 +358,22 @@ def _frequencies(op: str, values: np.ndarray, dtype, device, requires_grad: bool
     from . import creation
 
     dt = _dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype)
+    if not (dt.is_floating_point or dt.is_complex):
+        raise RuntimeError(f"{op} requires a floating point or complex dtype")
+    if dt.is_complex:  # torch builds the frequencies with arange, which has no complex kernel
+        creation.refuse_dtype(dt, "arange_cpu", complex_too=True)
     array = creation._xp(device).asarray(values.astype(dt.np))
     return creation._finish(array, requires_grad)
 
 
+@factory_honours_out("fft_fftfreq", keeps_out_shape=True, warns_on_count=True)
 def fftfreq(n: int, d: float = 1.0, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
             pin_memory: bool | None = None) -> Tensor:
     """torch.fft.fftfreq: the sample frequencies of an n-point fft, [0, 1, ..., -1] / (d·n)."""
     return _frequencies("fftfreq", np.fft.fftfreq(n, d), dtype, device, requires_grad)
 
 
+@factory_honours_out("fft_rfftfreq", keeps_out_shape=True, warns_on_count=True)
 def rfftfreq(n: int, d: float = 1.0, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
              pin_memory: bool | None = None) -> Tensor:
     """torch.fft.rfftfreq: the n // 2 + 1 non-negative sample frequencies of an n-point rfft."""

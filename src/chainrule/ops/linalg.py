@@ -31,6 +31,7 @@ from ..autograd.function import (
     saved,
 )
 from ..tensor import Tensor, _wrap_dim, honours_out, write_out
+from ._arg_parser import out_rule
 from .elementwise import conjugate_rule
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -1085,6 +1086,7 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
 
 
 # ---------------------------------------------------------------- torch.linalg names
+@out_rule("same")
 def vector_norm(input: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.linalg.vector_norm: the ``ord``-norm of ``x`` over ``dim`` (all dims by default)."""
     x = input  # torch's Python binding takes these keyword names
@@ -1093,6 +1095,7 @@ def vector_norm(input: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=
     return _vector_norm(x, ord, dim, keepdim, dtype, "linalg.vector_norm")
 
 
+@out_rule("same_norm")
 def matrix_norm(input: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.linalg.matrix_norm for ord 'fro', 1, -1, inf, -inf (max/min column or row abs sums),
     and 2, -2, 'nuc' (largest, smallest, summed singular values)."""
@@ -1133,6 +1136,7 @@ def _spectral_matrix_norm(A: Tensor, ord, d0: int, d1: int, keepdim: bool, dtype
     return movedim(out.unsqueeze(-1), (-2, -1), (d0, d1)) if keepdim else out
 
 
+@out_rule("same_norm")
 def norm(input: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.linalg.norm: a vector norm (1-D input or an int dim) or a matrix norm (2-D / 2 dims).
     torch names its tensor ``input`` here (``A`` in matrix_norm)."""
@@ -1211,12 +1215,14 @@ def _column_major(matrices: np.ndarray) -> np.ndarray:
     return xp.ascontiguousarray(matrices.swapaxes(-1, -2)).swapaxes(-1, -2)
 
 
+@out_rule("same")
 def inv(A: Tensor) -> Tensor:
     """torch.linalg.inv: the inverse of a (batch of) square matrix; singular input raises."""
     _check_square(A, "linalg.inv")
     return Inverse.apply(A)
 
 
+@out_rule("same")
 def inverse(input: Tensor) -> Tensor:
     """torch.inverse (the same as torch.linalg.inv)."""
     return inv(input)
@@ -1279,6 +1285,7 @@ class Slogdet(Function):
         return scale.unsqueeze(-1).unsqueeze(-1) * _adjoint(inv(A))
 
 
+@honours_out
 def slogdet(input: Tensor):
     """torch.slogdet (torch.linalg.slogdet, whose binding names the matrix A, calls it): ``(sign,
     logabsdet)`` of the determinant, without overflow."""
@@ -1326,6 +1333,7 @@ class Solve(Function):
         return grad_a, grad_b
 
 
+@out_rule("same")
 def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
     """torch.linalg.solve: X with ``A X = B`` (``X A = B`` when ``left=False``); B may be a
     (batch of) vector(s) of A's size, and batch dims broadcast."""
@@ -1417,6 +1425,7 @@ def _eig_backward(values: Tensor, vectors: Tensor, grad_values: Tensor, grad_vec
     return Solve.apply(vh, _mat(inner, vh))
 
 
+@honours_out
 def eig(input: Tensor):
     """torch.linalg.eig: ``(eigenvalues, eigenvectors)`` of a general square matrix, both complex
     (complex64 for float32 input, complex128 for float64), eigenvectors of unit norm in columns.
@@ -1428,6 +1437,7 @@ def eig(input: Tensor):
     return return_types.linalg_eig(values, vectors)
 
 
+@out_rule("castable_eigenvalues")
 @cpu_autocast_policy("float32")
 def eigvals(input: Tensor) -> Tensor:
     """torch.linalg.eigvals: the (complex) eigenvalues of a general square matrix. Differentiable
@@ -1654,6 +1664,7 @@ def _check_ldl_input(A: Tensor, op: str) -> None:
                            f"{_dtype.scalar_name(A.dtype)}")
 
 
+@honours_out
 def ldl_factor_ex(input: Tensor, *, hermitian: bool = False, check_errors: bool = False):
     """torch.linalg.ldl_factor_ex: ``(LD, pivots, info)`` of the symmetric A's lower triangle,
     A = P L D Lᵀ Pᵀ with D of 1x1 and 2x2 blocks (LAPACK's sytrf, Bunch-Kaufman pivoting): L below LD's
@@ -1670,6 +1681,7 @@ def ldl_factor_ex(input: Tensor, *, hermitian: bool = False, check_errors: bool 
     return return_types.linalg_ldl_factor_ex(ld, pivots, info)
 
 
+@honours_out
 def ldl_factor(input: Tensor, *, hermitian: bool = False):
     """torch.linalg.ldl_factor: ldl_factor_ex's ``(LD, pivots)``; a singular A raises (torch 2.13 fails
     an internal assert there)."""
@@ -1708,6 +1720,7 @@ class LdlSolve(Function):
         raise RuntimeError("derivative for aten::linalg_ldl_solve is not implemented")
 
 
+@out_rule("same")
 def ldl_solve(LD: Tensor, pivots: Tensor, B: Tensor, *, hermitian: bool = False) -> Tensor:
     """torch.linalg.ldl_solve: X with A X = B from ldl_factor's ``(LD, pivots)``; batch dims broadcast."""
     if B._data.ndim < 2:
@@ -1739,6 +1752,7 @@ class Geqrf(Function):
         raise NotImplementedError("the derivative for 'geqrf' is not implemented.")
 
 
+@honours_out
 def geqrf(input: Tensor):
     """torch.geqrf: LAPACK's QR in packed form, ``(a, tau)``: R on and above a's diagonal, below it
     the Householder vectors whose product (with tau) is Q — see linalg.householder_product and
@@ -1750,13 +1764,17 @@ def geqrf(input: Tensor):
     return return_types.geqrf(*Geqrf.apply(input))
 
 
-def ormqr(input: Tensor, tau: Tensor, other: Tensor, left: bool = True, transpose: bool = False) -> Tensor:
-    """torch.ormqr: ``other`` multiplied by the Q of geqrf's ``(input, tau)`` — Q C, Qᴴ C (transpose),
-    C Q or C Qᴴ (left=False) — with Q the full square product of the Householder reflectors.
-    Composed of chainrule ops (the reflectors through linalg.householder_product), so it is
-    differentiable in all three arguments, as torch's."""
+@honours_out
+def ormqr(input: Tensor, input2: Tensor, input3: Tensor, left: bool = True, transpose: bool = False) -> Tensor:
+    """torch.ormqr: ``input3`` (C) multiplied by the Q of geqrf's ``(input, input2)`` (its tau) — Q C,
+    Qᴴ C (transpose), C Q or C Qᴴ (left=False) — with Q the full square product of the Householder
+    reflectors (torch's keywords input2 and input3; its messages say tau and other). Composed of
+    chainrule ops (the reflectors through linalg.householder_product), so it is differentiable in
+    all three arguments, as torch's."""
     from .decompositions import linalg_householder_product
     from .shape import cat
+
+    tau, other = input2, input3
 
     for name, tensor in (("input", input), ("other", other)):
         if tensor._data.ndim < 2:
@@ -1888,6 +1906,7 @@ def matrix_power(input: Tensor, n: int) -> Tensor:
     return result
 
 
+@out_rule("same_multi_dot")
 def multi_dot(tensors) -> Tensor:
     """torch.linalg.multi_dot: the product of a chain of matrices (the first may be a row vector
     and the last a column vector: their added dims are removed), multiplied left to right."""
@@ -1907,6 +1926,7 @@ def multi_dot(tensors) -> Tensor:
     return out
 
 
+@out_rule("same_multi_dot")
 def chain_matmul(*matrices) -> Tensor:
     """torch.chain_matmul (deprecated in torch): ``multi_dot`` of 2-D matrices."""
     if len(matrices) == 1:
@@ -1914,6 +1934,7 @@ def chain_matmul(*matrices) -> Tensor:
     return multi_dot(matrices)
 
 
+@out_rule("same_vecdot")
 @cpu_autocast_policy("lower")
 def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
     """torch.linalg.vecdot: ``sum(conj(x) * y, dim)`` with broadcasting."""

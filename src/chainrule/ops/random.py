@@ -30,7 +30,7 @@ from .._backend import array_module, cuda_available, cuda_module
 from .._backend import device as _device
 from ..autograd import function as _function
 from ..autograd.function import Function
-from ..tensor import Tensor
+from ..tensor import Tensor, out_keyword_front, write_out
 from .creation import (
     _dt,
     _finish,
@@ -41,7 +41,10 @@ from .creation import (
     _xp,
     empty_like,
     factory_args,
+    factory_honours_out,
+    out_dtype,
     refuse_dtype,
+    write_factory_out,
 )
 from .elementwise import zeros_like_tensor
 from .mt19937_stream import STATE_BYTES, MT19937Stream, from_double
@@ -250,25 +253,26 @@ def get_rng_state() -> Tensor:
     return default_generator.get_state()
 
 
-def set_rng_state(state: Tensor) -> None:
-    default_generator.set_state(state)
+def set_rng_state(new_state: Tensor) -> None:
+    default_generator.set_state(new_state)
 
 
-def _float_dtype(dtype, op: str):
+def _float_dtype(dtype, kernel: str):
+    """The NumPy dtype of a continuous distribution's draws; an integer or bool dtype is refused as
+    torch's ``kernel`` refuses it."""
     dt = _dt(dtype)
     if dt.kind not in "fVc":
-        # torch's error type and wording for a continuous distribution of an integer dtype
-        raise NotImplementedError(f'"{op}" not implemented for \'{_dtype.to_dtype(dtype).name}\' '
-                                  "(rand and randn need a floating-point dtype)")
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(_dtype.to_dtype(dtype))}\'')
     return dt
 
 
+@factory_honours_out("rand")
 def rand(*sizes, size=None, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
          pin_memory=False) -> Tensor:
     """Uniform on [0, 1)."""
     dtype, requires_grad = factory_args("rand", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "rand")
-    dt = _float_dtype(dtype, "rand")
+    dt = _float_dtype(dtype, "check_uniform_bounds")
     xp = _xp(device)
     shape = _shape_args(_sizes(sizes, size))
     if dt.kind == "c":  # torch: real and imaginary parts each uniform on [0, 1)
@@ -284,12 +288,13 @@ def _complex_pairs(pairs, dt):
     return pairs.view(np.complex128)[..., 0].astype(dt)
 
 
+@factory_honours_out("randn", resizes_first=True)
 def randn(*sizes, size=None, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
           pin_memory=False) -> Tensor:
     """Standard normal."""
     dtype, requires_grad = factory_args("randn", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "randn")
-    dt = _float_dtype(dtype, "randn")
+    dt = _float_dtype(dtype, "normal_kernel_cpu")
     xp = _xp(device)
     shape = _shape_args(_sizes(sizes, size))
     if dt.kind == "c":  # torch: variance 1 split evenly, real and imaginary parts each N(0, 1/2)
@@ -304,6 +309,7 @@ def randn(*sizes, size=None, generator=None, dtype=None, layout=None, device=Non
     return _finish(array, requires_grad)
 
 
+@factory_honours_out("randint")
 def randint(low, high=None, size=None, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
             pin_memory=False) -> Tensor:
     """Integers uniform on [low, high); ``randint(high, size)`` is accepted too. int64 by default."""
@@ -326,6 +332,7 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, layout=Non
     return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
 
 
+@factory_honours_out("randperm")
 def randperm(n: int, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
              pin_memory=False) -> Tensor:
     """A random permutation of 0..n-1, drawn on ``device``'s generator stream."""
@@ -458,6 +465,9 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
     mean and std, ``size`` samples drawn on ``device`` (in ``dtype``). A sample from tensors that
     require grad is recorded (NormalBackward1/2/3) with torch's zero gradient for both."""
     _check_std(std)
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        _tensor_overloads_only(mean, std, size, dtype=dtype, layout=layout, device=device, pin_memory=pin_memory,
+                               requires_grad=requires_grad)
     if isinstance(mean, Tensor) and isinstance(std, Tensor):
         return NormalTensorTensor.apply(mean, std, generator=generator)
     if isinstance(mean, Tensor):
@@ -466,11 +476,54 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
         return NormalFloatTensor.apply(std, mean=mean, generator=generator)
     _strided_only(layout, "normal")
     xp = _xp(device)
-    dt = _float_dtype(dtype, "normal")
+    dt = _float_dtype(dtype, "normal_kernel_cpu")
     if xp is np:
         return _finish(_rng(generator).normal(mean, std, tuple(size), dtype=dt), requires_grad)
     array = (mean + std * _rng(generator, xp).standard_normal(tuple(size))).astype(dt)
     return _finish(array, requires_grad)
+
+
+_NORMAL_OVERLOADS = (
+    " * (Tensor mean, Tensor std, *, torch.Generator generator = None, Tensor out = None)\n"
+    " * (Tensor mean, float std = 1, *, torch.Generator generator = None, Tensor out = None)\n"
+    " * (float mean, Tensor std, *, torch.Generator generator = None, Tensor out = None)\n"
+    " * (float mean, float std, tuple of ints size, *, torch.Generator generator = None, Tensor out = None, "
+    "torch.dtype dtype = None, torch.layout layout = None, torch.device device = None, bool pin_memory = False, "
+    "bool requires_grad = False)\n")
+
+
+def _tensor_overloads_only(mean, std, size, **factory_keywords) -> None:
+    """torch's overloads taking a tensor mean or std have no size and none of a factory's
+    keywords: its parser refuses them (those left at their defaults can't be told from absent)."""
+    given = {name: value for name, value in factory_keywords.items() if value not in (None, False)}
+    if size is None and not given:
+        return
+    got = [_dtype.parser_type_name(value) if isinstance(value, Tensor) else type(value).__name__
+           for value in (mean, std)]
+    got += [] if size is None else ["tuple"]
+    got += [f"{name}={_keyword_type_name(name, value)}" for name, value in given.items()]
+    raise TypeError(f"normal() received an invalid combination of arguments - got ({', '.join(got)}), but expected "
+                    f"one of:\n{_NORMAL_OVERLOADS}")
+
+
+def _keyword_type_name(name: str, value) -> str:
+    """The type torch's parser prints for a factory keyword's value."""
+    if name in ("dtype", "layout") or name == "device" and not isinstance(value, str):
+        return f"torch.{name}"
+    return type(value).__name__
+
+
+def _normal_with_out(mean, std=1.0, size=None, *, out, **kwargs) -> Tensor:
+    """torch.normal's ``out=``: from float mean and std a factory's (``out``'s dtype, resized
+    silently); from tensors an op's output (written as any op's, with the resize warning)."""
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        return write_out(normal(mean, std, size, **kwargs), out, "normal")
+    kwargs["dtype"] = out_dtype("normal", out, kwargs.get("dtype"))
+    requires_grad = kwargs.pop("requires_grad", False)
+    return write_factory_out(normal(mean, std, size, **kwargs), out, "aten::normal", requires_grad)
+
+
+normal = out_keyword_front(normal, _normal_with_out)
 
 
 class BernoulliSample(Function):
@@ -668,8 +721,9 @@ def _from_to(op: str, keywords: dict, low, high) -> tuple:
 
 
 @_asks_a_wrapper
-def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, *, generator=None,
+def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, /, *, generator=None,
              **from_to) -> Tensor:
+    # a and b are positional only: torch's binding takes its bounds as from= and to= alone (a= refused)
     a, b = _from_to("uniform_", from_to, a, b)
     _floating_only(self, "check_uniform_bounds")
     _check_uniform_bounds(self, a, b)
@@ -740,23 +794,52 @@ def bernoulli_(self: Tensor, p: builtins.float = 0.5, *, generator=None) -> Tens
     return _fill_inplace(self, _in_memory_order(self._data, lambda shape: stream.random(shape, dtype=np.float64) < p))
 
 
+_RANDOM_OVERLOADS = (" * (*, torch.Generator generator = None)\n{keywords}"
+                     " * (int from, int to, *, torch.Generator generator = None)\n"
+                     " * (int to, *, torch.Generator generator = None)\n")
+
+
+def _random_refusal(bounds: tuple, keywords: dict) -> TypeError:
+    """torch's parser's TypeError for random_ arguments none of its three overloads binds."""
+    got = [_dtype.parser_type_name(value) for value in bounds]
+    named = list(reversed(keywords))  # torch's parser lists them last given first
+    got += [f"{name}={_dtype.parser_type_name(keywords[name])}" for name in named]
+    unknown = [name for name in named if name != "generator"]  # those the first overload, (*, generator), lacks
+    wrong = (f"      didn't match because some of the keywords were incorrect: {', '.join(unknown)}\n"
+             if unknown and len(bounds) + len(keywords) > 1 else "")
+    listed = ", ".join(got) + (", " if keywords and not bounds else "")
+    return TypeError(f"random_() received an invalid combination of arguments - got ({listed}), but expected one of:\n"
+                     + _RANDOM_OVERLOADS.format(keywords=wrong))
+
+
 @_asks_a_wrapper
-def random_(self: Tensor, low: int = 0, high=None, *, generator=None, **from_to) -> Tensor:
-    if from_to:  # torch's random_(from=, to=), random_(to=) alone, or random_(from, to=)
-        if "to" not in from_to:
-            raise TypeError("random_() received an invalid combination of arguments - got (from=int, ), but "
-                            "expected one of (*, generator), (int from, int to, *, generator), (int to, *, generator)")
-        low, high = _from_to("random_", from_to, low, high)
-        if high is None:  # to=None: from up to the dtype's largest exact integer
-            dt = np.dtype(self._data.dtype)
-            high = builtins.int(np.iinfo(dt).max) + 1 if dt.kind in "iu" else (1 << _dtype_digits(dt)) + 1
+def random_(self: Tensor, *bounds, **keywords) -> Tensor:
+    """torch's three overloads: ``random_()`` (the dtype's whole range), ``random_(to)`` ([0, to))
+    and ``random_(from, to)`` ([from, to), or from the dtype's largest exact integer when ``to``
+    is None); the bounds positional or as ``from=``/``to=``, as torch's binding takes them."""
+    if len(bounds) > 2:
+        raise TypeError(f"random_() takes 2 positional arguments but {len(bounds)} were given")
+    for name in ("from", "to")[:len(bounds)]:
+        if name in keywords:
+            raise TypeError(f"random_() got multiple values for argument '{name}'")
+    generator = keywords.get("generator")
+    named = [keywords[name] for name in ("from", "to") if name in keywords]
+    given = (*bounds, *named)
+    if builtins.any(name not in ("from", "to", "generator") for name in keywords) \
+            or ("from" in keywords and "to" not in keywords) or (given and given[0] is None):
+        raise _random_refusal(bounds, keywords)
     xp = array_module(self)
-    if high is None and not low and xp is np:
+    if (not given or len(given) == 1 and not given[0]) and xp is np:
         stream = _rng(generator)
         return _fill_inplace(self, _in_memory_order(
             self._data, lambda shape: _full_range_values(self._data.dtype, shape, stream)))
-    if high is None:
-        low, high = 0, low if low else 2**24
+    if len(given) == 2:
+        low, high = given
+        if high is None:  # from up to the dtype's largest exact integer
+            dt = np.dtype(self._data.dtype)
+            high = builtins.int(np.iinfo(dt).max) + 1 if dt.kind in "iu" else (1 << _dtype_digits(dt)) + 1
+    else:
+        low, high = 0, given[0] if given and given[0] else 2**24
     stream = _rng(generator, xp)
     return _fill_inplace(self, _in_memory_order(self._data, lambda shape: stream.integers(low, high, shape)))
 

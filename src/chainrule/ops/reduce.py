@@ -43,7 +43,7 @@ __out_functions__ = {"sum": "computes_in", "prod": "computes_in", "cumsum": "com
                      "amax": "same_as_input", "amin": "same_as_input", "argmax": "same", "argmin": "same",
                      "norm": "same", "logsumexp": "floating", "max": "castable", "min": "castable", "sort": "cast",
                      "topk": "cast", "median": "cast", "all": "cast", "any": "cast", "softmax": "same",
-                     "kthvalue": "values_and_long_indices", "aminmax": "same"}
+                     "kthvalue": "values_and_long_indices", "aminmax": "same", "log_softmax": "same"}
 __all__ = ["sum", "mean", "sum_to_shape", "prod", "var", "std", "var_mean", "std_mean", "max", "min",
            "amax", "amin", "argmax", "argmin", "logsumexp", "softmax", "log_softmax", "cumsum",
            "cumprod", "norm", "all", "any", "count_nonzero", "sort", "argsort", "topk", "median",

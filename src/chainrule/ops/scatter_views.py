@@ -23,6 +23,7 @@ from . import elementwise as _elementwise
 from .linalg import _diagonal_index, diagonal
 from .shape import _share
 
+__out_functions__ = {"slice_scatter": "same"}  # torch.slice_scatter's out= (see _arg_parser.namespace_with_out)
 __all__ = ["slice_scatter", "select_scatter", "diagonal_scatter", "as_strided", "as_strided_scatter"]
 
 

@@ -15,6 +15,7 @@ The kernels are computed in the input's own dtype, as torch's, and run on any ar
 from __future__ import annotations
 
 import functools
+import inspect
 
 import numpy as np
 
@@ -187,24 +188,35 @@ def _refuse_complex(op: str, array) -> None:
         raise NotImplementedError(f"\"{op}_cpu\" not implemented for '{_COMPLEX_NAMES.get(array.dtype.name)}'")
 
 
-def _unary_input(op: str, input) -> Tensor:
+def _unary_input(op: str, input, parameter: str = "input") -> Tensor:
     if not isinstance(input, Tensor):
-        raise TypeError(f"special_{op}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+        raise TypeError(f"special_{op}(): argument '{parameter}' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
     _refuse_complex(op, input._data)
     if input._data.dtype.kind != "f":
         return _cast(input, _dtype.get_default_dtype())
     return input
 
 
-def _unary(op: str, kernel, doc: str):
-    @honours_out
+def _named_parameters(function, *names: str):
+    """``function`` (of positional parameters) showing torch's parameter names, which the ``out=``
+    front honours_out compiles from its signature then takes as keywords: torch's aten schemas name
+    the tensor ``x`` in the functions added with the polynomials and ``self`` (``input=`` in
+    Python) in the older Bessel functions."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    function.__signature__ = inspect.Signature([inspect.Parameter(name, kind) for name in names],
+                                               return_annotation=Tensor)
+    return function
+
+
+def _unary(op: str, kernel, doc: str, parameter: str = "input"):
     def special_function(input: Tensor) -> Tensor:
-        x = _unary_input(op, input)
+        x = _unary_input(op, input, parameter)
         return _result(kernel(x._data), x._data.dtype)
 
     special_function.__name__ = special_function.__qualname__ = op
-    special_function.__doc__ = f"torch.special.{op}(input): {doc} (no gradient, as torch)."
-    return special_function
+    special_function.__doc__ = f"torch.special.{op}({parameter}): {doc} (no gradient, as torch)."
+    return honours_out(_named_parameters(special_function, parameter))
 
 
 def _polynomial_inputs(op: str, input, n):
@@ -221,18 +233,17 @@ def _polynomial_inputs(op: str, input, n):
 
 
 def _polynomial(op: str, kernel, doc: str):
-    @honours_out
-    def polynomial(input, n) -> Tensor:
-        x, degrees = _polynomial_inputs(op, input, n)
+    def polynomial(x, n) -> Tensor:
+        x, degrees = _polynomial_inputs(op, x, n)
         return _result(kernel(x, degrees), x.dtype)
 
     polynomial.__name__ = polynomial.__qualname__ = op
-    polynomial.__doc__ = (f"torch.special.{op}(input, n): {doc} of degree n (per element, truncated to an "
-                          "integer; 0 for n < 0) at input; either may be a number. No gradient, as torch.")
-    return polynomial
+    polynomial.__doc__ = (f"torch.special.{op}(x, n): {doc} of degree n (per element, truncated to an "
+                          "integer; 0 for n < 0) at x; either may be a number. No gradient, as torch.")
+    return honours_out(polynomial)
 
 
-airy_ai = _unary("airy_ai", _bessel.airy_ai, "the Airy function Ai")
+airy_ai = _unary("airy_ai", _bessel.airy_ai, "the Airy function Ai", "x")
 bessel_j0 = _unary("bessel_j0", _bessel.bessel_j0, "the Bessel function of the first kind J0")
 bessel_j1 = _unary("bessel_j1", _bessel.bessel_j1, "the Bessel function of the first kind J1")
 bessel_y0 = _unary("bessel_y0", _bessel.bessel_y0, "the Bessel function of the second kind Y0 (NaN below 0)")
@@ -245,10 +256,10 @@ modified_bessel_k0 = _unary("modified_bessel_k0", _bessel.modified_bessel_k0,
                             "the modified Bessel function of the second kind K0 (NaN below 0)")
 modified_bessel_k1 = _unary("modified_bessel_k1", _bessel.modified_bessel_k1,
                             "the modified Bessel function of the second kind K1 (NaN below 0)")
-scaled_modified_bessel_k0 = _unary("scaled_modified_bessel_k0", _bessel.scaled_modified_bessel_k0, "exp(x)·K0(x)")
-scaled_modified_bessel_k1 = _unary("scaled_modified_bessel_k1", _bessel.scaled_modified_bessel_k1, "exp(x)·K1(x)")
+scaled_modified_bessel_k0 = _unary("scaled_modified_bessel_k0", _bessel.scaled_modified_bessel_k0, "exp(x)·K0(x)", "x")
+scaled_modified_bessel_k1 = _unary("scaled_modified_bessel_k1", _bessel.scaled_modified_bessel_k1, "exp(x)·K1(x)", "x")
 spherical_bessel_j0 = _unary("spherical_bessel_j0", _bessel.spherical_bessel_j0,
-                             "the spherical Bessel function j0 = sin(x)/x")
+                             "the spherical Bessel function j0 = sin(x)/x", "x")
 
 _ORDINALS = {"t": "first", "u": "second", "v": "third", "w": "fourth"}
 

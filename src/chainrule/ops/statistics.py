@@ -25,6 +25,7 @@ from .reduce import MedianAll, _single_dim
 from .shape import cat
 from .structural import diff
 
+__out_functions__ = {"histogram": "histogram"}  # torch.histogram's out= (see _arg_parser.namespace_with_out)
 __all__ = ["quantile", "nanquantile", "nanmedian", "histogram", "cov", "corrcoef", "logcumsumexp", "trapezoid",
            "trapz", "cumulative_trapezoid", "gradient", "renorm"]
 __not_methods__ = {"trapezoid", "trapz", "cumulative_trapezoid", "gradient"}

@@ -266,7 +266,8 @@ def combinations(input: Tensor, r: int = 2, with_replacement: bool = False) -> T
     return stack([index_select(input, 0, _index_tensor(xp.asarray(rows[:, k]))) for k in range(r)], 1)
 
 
-def _triangle_indices(op: str, which, row: int, col: int, offset: int, dtype, device, layout) -> Tensor:
+def _triangle_indices(op: str, which, row: int, col: int, offset: int, dtype, device, layout,
+                      requires_grad: bool) -> Tensor:
     creation._strided_only(layout, op)
     if row < 0:
         raise RuntimeError(f"row must be non-negative, got{row}")
@@ -274,23 +275,23 @@ def _triangle_indices(op: str, which, row: int, col: int, offset: int, dtype, de
         raise RuntimeError(f"col must be non-negative, got{col}")
     dtype = _dtype.int64 if dtype is None else _dtype.to_dtype(dtype)
     if dtype not in (_dtype.int64, _dtype.int32):
-        raise RuntimeError(f'"{op}" not implemented for \'{_dtype.scalar_name(dtype)}\'')
+        raise NotImplementedError(f'"{op}" not implemented for \'{_dtype.scalar_name(dtype)}\'')
     rows, cols = which(row, offset, col)
     xp = creation._xp(device)
-    return Tensor._make(xp.asarray(np.stack([rows, cols]).reshape(2, -1).astype(dtype.np)))
+    return creation._finish(xp.asarray(np.stack([rows, cols]).reshape(2, -1).astype(dtype.np)), requires_grad)
 
 
 def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None,
-                 pin_memory: bool = False) -> Tensor:
+                 pin_memory: bool = False, requires_grad: bool = False) -> Tensor:
     """torch.tril_indices: the (2, N) row and column indices of the lower triangle of a row x col
     matrix, on and below diagonal ``offset``, in row-major order."""
-    return _triangle_indices("tril_indices", np.tril_indices, row, col, offset, dtype, device, layout)
+    return _triangle_indices("tril_indices", np.tril_indices, row, col, offset, dtype, device, layout, requires_grad)
 
 
 def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None,
-                 pin_memory: bool = False) -> Tensor:
+                 pin_memory: bool = False, requires_grad: bool = False) -> Tensor:
     """torch.triu_indices: as ``tril_indices``, for the upper triangle, on and above ``offset``."""
-    return _triangle_indices("triu_indices", np.triu_indices, row, col, offset, dtype, device, layout)
+    return _triangle_indices("triu_indices", np.triu_indices, row, col, offset, dtype, device, layout, requires_grad)
 
 
 # ---------------------------------------------------------------- block_diag, diag_embed
@@ -439,9 +440,19 @@ def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None
 
 
 @honours_out
-def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool = False) -> Tensor:
+def isin(elements=None, test_elements=None, *, assume_unique: bool = False, invert: bool = False, element=None,
+         test_element=None) -> Tensor:
     """torch.isin: a bool tensor of ``elements``' shape, True where the element occurs in
-    ``test_elements`` (False with ``invert=True``). Either argument may be a Python number."""
+    ``test_elements`` (False with ``invert=True``). Either argument may be a Python number, which
+    torch's overloads name ``element`` and ``test_element`` (the None defaults only tell the
+    spellings apart: both values are required)."""
+    for name, value, number in (("elements", elements, element), ("test_elements", test_elements, test_element)):
+        if value is not None and number is not None:
+            raise TypeError(f"isin() got multiple values for argument '{name}'")
+    elements = element if element is not None else elements
+    test_elements = test_element if test_element is not None else test_elements
+    if elements is None or test_elements is None:
+        raise TypeError(f"isin() missing required argument '{'elements' if elements is None else 'test_elements'}'")
     if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
         raise TypeError(f"isin() received an invalid combination of arguments - got "
                         f"({type(elements).__name__}, {type(test_elements).__name__}), but expected at least "

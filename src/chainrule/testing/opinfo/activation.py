@@ -51,6 +51,7 @@ def _cases() -> list[OpCase]:
         ("silu_empty", lambda lib, x: lib.nn.functional.silu(x), randn(0, 3)),
         ("elu_empty", lambda lib, x: lib.nn.functional.elu(x), randn(2, 0)),
         ("rrelu_eval", lambda lib, x: lib.rrelu(x), X),
+        ("rrelu_functional_eval", lambda lib, x: lib.nn.functional.rrelu(x, 0.1, 0.4), X),
     ]
 
     CASES = [OpCase(name, fn, [x]) for name, fn, x in ACTIVATIONS]
@@ -89,6 +90,7 @@ op_db: list[OpInfo] = [
     _entry("threshold"),
     _entry("nn.functional.glu", "glu", "glu_last"),
     _entry("rrelu", "rrelu_eval"),
+    _entry("nn.functional.rrelu", "rrelu_functional_eval"),
     _entry("prelu", "prelu_shared", "prelu_channels", "prelu_1d", methods=("prelu",)),
 ]
 
