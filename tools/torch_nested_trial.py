@@ -303,6 +303,11 @@ def run_op(trial, op):
         if name.startswith(prefix):
             return skipped(reason)
     function, how = trial.resolve(op.op)
+    public = how.replace("._", ".") if "._" in how else ""
+    if public and trial.resolve_path(public) is not None and torch.nn.functional.__dict__.get(
+            public.rsplit(".", 1)[-1]) is op.op:
+        # torch's F.threshold is its F._threshold; chainrule's F._threshold is the op before dispatch
+        function, how = trial.resolve_path(public), public
     if function is None:
         return skipped(f"missing: {how}")
     seed = zlib.crc32(name.encode())

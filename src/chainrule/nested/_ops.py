@@ -29,13 +29,23 @@ _UNARY = ("abs", "neg", "negative", "pos", "positive", "sin", "cos", "tan", "tan
           "invert", "isnan", "isinf", "isfinite", "dropout", "alpha_dropout", "threshold", "detach", "clone",
           "to", "type", "float", "double", "half", "bfloat16", "long", "int", "short", "bool", "byte", "char",
           "cpu", "cuda", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
-          "fill_", "zero_", "normal_", "uniform_", "type_as")
+          "fill_", "zero_", "normal_", "uniform_", "type_as", "fill", "conj", "conj_physical", "resolve_conj",
+          "resolve_neg", "real", "imag", "angle", "cfloat", "cdouble", "deg2rad", "rad2deg", "sinc", "signbit",
+          "isposinf", "isneginf", "isreal", "frexp", "digamma", "lgamma", "logit", "polygamma", "mvlgamma", "i0",
+          "i0e", "i1", "i1e", "ndtr", "ndtri", "log_ndtr", "entr", "erfcx", "airy_ai", "bessel_j0", "bessel_j1",
+          "bessel_y0", "bessel_y1", "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0",
+          "modified_bessel_k1", "scaled_modified_bessel_k0", "scaled_modified_bessel_k1", "spherical_bessel_j0")
 _BINARY = ("add", "sub", "subtract", "rsub", "mul", "multiply", "div", "divide", "true_divide", "truediv", "floordiv",
            "floor_divide", "remainder", "mod", "fmod", "pow", "float_power", "atan2", "maximum", "minimum", "fmax",
            "fmin", "eq", "ne", "lt", "le", "gt", "ge", "less", "less_equal", "greater", "greater_equal",
            "not_equal", "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
            "and", "or", "xor", "where", "masked_fill", "lerp", "addcmul", "addcdiv", "copysign", "hypot", "xlogy",
-           "rdiv", "rpow", "rfloordiv", "rmod", "rand", "ror", "rxor")
+           "rdiv", "rpow", "rfloordiv", "rmod", "rand", "ror", "rxor", "ldexp", "logaddexp", "logaddexp2",
+           "heaviside", "isclose", "nextafter", "igamma", "igammac", "special_xlog1py", "special_zeta", "gcd", "lcm",
+           "bitwise_left_shift", "bitwise_right_shift", "lshift", "rshift", "rlshift", "rrshift",
+           *(f"{shifted}{kind}_polynomial_{letter}" for shifted in ("", "shifted_") for kind in ("chebyshev",)
+             for letter in "tuvw"),
+           "hermite_polynomial_h", "hermite_polynomial_he", "laguerre_polynomial_l", "legendre_polynomial_p")
 # reductions over the ragged dim pad the gaps with the value that leaves the result unchanged
 _PADDING_FOR = {"sum": 0.0, "mean": 0.0, "nansum": 0.0, "amax": -np.inf, "max": -np.inf, "amin": np.inf,
                 "min": np.inf, "all": True, "any": False, "prod": 1.0}
@@ -89,8 +99,9 @@ def _dense_operand(nested: NestedTensor, dense: Tensor, name: str) -> Tensor:
     if dense.dim() == ndim:
         if dense.shape[0] == 1:
             dense = dense.squeeze(0)
-        elif dense.shape[0] == len(nested) and ragged == 1 and dense.shape[1] == 1:
-            return dense.squeeze(1)[_batch_index(nested)]
+        elif dense.shape[0] == len(nested) and dense.shape[ragged] == 1:
+            # one row per component: each spread over its positions along the packed dim
+            return dense.squeeze(ragged)[_batch_index(nested)].movedim(0, ragged - 1)
         else:
             raise mismatch
     reach = dense.dim() - (ndim - ragged)  # dense's dim aligned with the ragged one, if it reaches it
@@ -263,8 +274,8 @@ def _reduction(func, name, args, kwargs):
     args, kwargs = _replace_argument(plain_args, kwargs, 1, "dim", inner[0] if len(inner) == 1 else tuple(inner))
     result = func(*args, **kwargs)
     new_ragged = ragged if keepdim else ragged - sum(d < ragged for d in dims)
-    if isinstance(result, tuple):
-        return type(result)(nested._like(item, new_ragged) for item in result)
+    if isinstance(result, tuple):  # max/min with a dim: (values, indices), both nested
+        return type(result)(*(nested._like(item, new_ragged) for item in result))
     return nested._like(result, new_ragged)
 
 

@@ -1755,7 +1755,7 @@ def _compare(ufunc, ordered: str = "", aten: str = ""):
         except ValueError as error:
             raise broadcast_error(error, (x, y)) from None
 
-    op.__name__ = ufunc.__name__
+    op.__name__ = aten or ufunc.__name__  # torch.eq.__name__ is "eq", not NumPy's "equal" (torch.equal's)
     return op
 
 
