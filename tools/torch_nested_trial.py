@@ -60,6 +60,11 @@ SAMPLES = 0  # float32 samples per OpInfo, 0 for all of them (torch draws 2 to ~
 SAMPLE_TIMEOUT_S = 10
 KINDS = ("same", "differ", "grad_differ", "chainrule_raised", "torch_raised", "both_raised", "skipped")
 FAILING = ("differ", "grad_differ", "chainrule_raised")
+# OpInfos whose gradient torch's NJT is not asked for (the per-component reference judges chainrule's)
+TORCH_GRADIENT_NOT_RUN = {
+    "split_with_sizes": "torch 2.13's backward through split_with_sizes of an NJT crashes the process "
+                        "(segmentation fault)",
+}
 NO_NJT_SAMPLES = "no NJT samples in torch's njt_op_db (supports_njt False)"
 
 
@@ -247,8 +252,11 @@ def run_sample(trial, op, function, sample, seed, want_grad):
         return "same", ""
     generator = torch.Generator().manual_seed(seed)
     cotangents = [torch.randn(part.shape, generator=generator, dtype=part.dtype) for part in torch_parts]
-    expected_grads, torch_error = _run(trial, lambda: _gradients(torch, torch_parts, cotangents,
-                                                                 [t for t, _ in rebuilt.leaves]), False)
+    if entry_name(op) in TORCH_GRADIENT_NOT_RUN:
+        expected_grads, torch_error = None, RuntimeError(TORCH_GRADIENT_NOT_RUN[entry_name(op)])
+    else:
+        expected_grads, torch_error = _run(trial, lambda: _gradients(torch, torch_parts, cotangents,
+                                                                     [t for t, _ in rebuilt.leaves]), False)
     chainrule_parts = _floating_parts(actual, chainrule)
     if len(chainrule_parts) != len(torch_parts):
         return "grad_differ", f"torch has {len(torch_parts)} differentiable outputs, chainrule {len(chainrule_parts)}"

@@ -16,7 +16,7 @@ from .._torch_function import DisableTorchFunctionSubclass
 from ..ops.creation import full, tensor
 from ..ops.shape import cat
 from ..tensor import Tensor
-from ._jagged import HANDLERS, NestedTensor
+from ._jagged import HANDLERS, NestedTensor, make_nested
 
 __all__ = ["padded", "to_padded_tensor", "unpadded"]
 
@@ -47,8 +47,9 @@ _BINARY = ("add", "sub", "subtract", "rsub", "mul", "multiply", "div", "divide",
              for letter in "tuvw"),
            "hermite_polynomial_h", "hermite_polynomial_he", "laguerre_polynomial_l", "legendre_polynomial_p")
 # reductions over the ragged dim pad the gaps with the value that leaves the result unchanged
-_PADDING_FOR = {"sum": 0.0, "mean": 0.0, "nansum": 0.0, "amax": -np.inf, "max": -np.inf, "amin": np.inf,
-                "min": np.inf, "all": True, "any": False, "prod": 1.0}
+_PADDING_FOR = {"sum": 0.0, "mean": 0.0, "nansum": 0.0, "nanmean": np.nan, "amax": -np.inf, "max": -np.inf,
+                "amin": np.inf, "min": np.inf, "argmax": -np.inf, "argmin": np.inf, "all": True, "any": False,
+                "prod": 1.0}
 
 
 def handles(*names):
@@ -67,6 +68,24 @@ def _wrap_dim(dim: int, ndim: int) -> int:
     if not -ndim <= dim < ndim:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {dim})")
     return dim % ndim
+
+
+def _inner_dim(nested: NestedTensor, dim: int, name: str, batch: bool = False) -> int:
+    """``dim`` of ``nested`` wrapped, refused with torch's message when it is the ragged dim (or
+    the batch dim, unless ``batch``)."""
+    dim = _wrap_dim(dim, nested.dim())
+    if dim == nested._ragged_idx:
+        raise RuntimeError(f"{name}(): not supported for NestedTensor on ragged dim")
+    if dim == 0 and not batch:
+        raise RuntimeError(f"{name}(): not supported for NestedTensor on dim=0")
+    return dim
+
+
+def _require_contiguous(nested: NestedTensor, signature: str, argument: str = "self") -> None:
+    """torch's schema check for ops that take only a contiguous NJT ragged in dim 1 ("jt")."""
+    if nested._lengths is not None or nested._ragged_idx != 1:
+        raise ValueError(f"NestedTensor {signature}: expected {argument} to be a contiguous jagged layout "
+                         "NestedTensor")
 
 
 def _first_nested(values) -> NestedTensor:
@@ -127,7 +146,8 @@ def _wrap(first: NestedTensor, result):
     if isinstance(result, Tensor):
         return first._like(result)
     if isinstance(result, tuple):
-        return type(result)(_wrap(first, item) for item in result)
+        items = (_wrap(first, item) for item in result)
+        return type(result)(*items) if hasattr(result, "_fields") else type(result)(items)
     return result
 
 
@@ -245,7 +265,7 @@ def _replace_argument(args, kwargs, position: int, keyword: str, value):
     return args, {**kwargs, keyword: value}
 
 
-@handles("sum", "mean", "nansum", "amax", "amin", "max", "min", "all", "any", "prod")
+@handles("sum", "mean", "nansum", "nanmean", "amax", "amin", "max", "min", "argmax", "argmin", "all", "any", "prod")
 def _reduction(func, name, args, kwargs):
     nested = args[0]
     dim = _argument(args, kwargs, 1, "dim")
@@ -290,7 +310,9 @@ def _ragged_reduction(nested: NestedTensor, name: str, ragged: int, keepdim: boo
         shape = (len(counts),) + (1,) * (total.dim() - 1)
         return total / tensor(counts, dtype=total.dtype, device=total.device).reshape(shape)
     reduce = getattr(block, name)
-    return reduce(ragged, keepdim=keepdim, dtype=dtype) if name in ("sum", "nansum", "prod") else reduce(ragged, keepdim)
+    if name in ("sum", "nansum", "nanmean", "prod"):
+        return reduce(ragged, keepdim=keepdim, dtype=dtype)
+    return reduce(ragged, keepdim)
 
 
 @handles("softmax", "log_softmax")
@@ -371,14 +393,50 @@ def _unflatten(func, name, args, kwargs):
     return nested._like(nested._values.unflatten(dim - 1, sizes), ragged + (len(sizes) - 1) * (ragged > dim))
 
 
-@handles("chunk", "split")
+@handles("chunk", "split", "split_with_sizes")
 def _split(func, name, args, kwargs):
     nested = args[0]
-    dim = _wrap_dim(_argument(args, kwargs, 2, "dim", 0), nested.dim())
-    if dim in (0, nested._ragged_idx):
-        raise RuntimeError(f"{name}(): not supported for NestedTensor on dim={dim}")
+    signature = {"chunk": "chunk_default(self: jt, chunks: any, dim: any?)",
+                 "split": "split_tensor(self: jt, split_size: any, dim: any?)",
+                 "split_with_sizes": "split_with_sizes_default(self: jt, split_sizes: any, dim: any?)"}[name]
+    _require_contiguous(nested, signature)
+    dim = _inner_dim(nested, _argument(args, kwargs, 2, "dim", 0), name, batch=name == "chunk")
+    if dim == 0:  # chunks of whole components (as dense chunk sizes them), each with offsets of its own
+        size = -(-len(nested) // _argument(args, kwargs, 1, "chunks"))
+        return [_batch_chunk(nested, range(first, min(first + size, len(nested))))
+                for first in range(0, len(nested), size)]
     args, kwargs = _replace_argument((nested._values, *args[1:]), kwargs, 2, "dim", dim - 1)
-    return tuple(nested._like(piece) for piece in func(*args, **kwargs))
+    pieces = tuple(nested._like(piece) for piece in func(*args, **kwargs))
+    return list(pieces) if name == "split_with_sizes" else pieces
+
+
+def _batch_chunk(nested: NestedTensor, group) -> NestedTensor:
+    from . import _offsets_of
+    bounds = [nested.component_bounds()[i] for i in group]
+    start, end = bounds[0][0], bounds[-1][0] + bounds[-1][1]
+    values = nested._values.narrow(0, start, end - start)
+    return make_nested(values, _offsets_of([n for _, n in bounds], values.device), None, 1)
+
+
+@handles("narrow")
+def _narrow(func, name, args, kwargs):
+    nested = args[0]
+    _require_contiguous(nested, "narrow(self: jt, dim: any, start: any, length: any)")
+    dim = _inner_dim(nested, _argument(args, kwargs, 1, "dim"), name)
+    args, kwargs = _replace_argument((nested._values, *args[1:]), kwargs, 1, "dim", dim - 1)
+    return nested._like(func(*args, **kwargs))
+
+
+@handles("select")
+def _select(func, name, args, kwargs):
+    nested = args[0]
+    dim = _inner_dim(nested, _argument(args, kwargs, 1, "dim"), name, batch=True)
+    index = _argument(args, kwargs, 2, "index")
+    if dim == 0:
+        return nested.unbind()[index]
+    if nested._lengths is not None:
+        raise ValueError("select(): not yet supported on dim != 0 for non-contiguous nested tensor with holes")
+    return nested._like(nested._values.select(dim - 1, index), nested._ragged_idx - (dim < nested._ragged_idx))
 
 
 @handles("unbind")
