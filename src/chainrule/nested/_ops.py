@@ -512,6 +512,43 @@ def _layer_norm(func, name, args, kwargs):
     return nested._like(func(nested._values, *args[1:], **kwargs))
 
 
+@handles("rms_norm")
+def _rms_norm(func, name, args, kwargs):
+    nested = args[0]
+    normalized = _argument(args, kwargs, 1, "normalized_shape")
+    count = 1 if isinstance(normalized, int) else len(normalized)
+    if count > nested.dim() - nested._ragged_idx - 1:
+        raise ValueError("rms_norm(): Normalization over the ragged dim not supported for nested tensors")
+    return nested._like(func(nested._values, *args[1:], **kwargs))
+
+
+@handles("embedding")
+def _embedding(func, name, args, kwargs):
+    indices, weight = _argument(args, kwargs, 0, "input"), _argument(args, kwargs, 1, "weight")
+    if not isinstance(indices, NestedTensor) or isinstance(weight, NestedTensor):
+        raise NotImplementedError("aten.embedding.default")
+    _require_contiguous(indices, "embedding_default(weight: t, indices: jt, padding_idx: any?, "
+                                 "scale_grad_by_freq: any?, sparse: any?)", "indices")
+    rest = {key: value for key, value in kwargs.items() if key not in ("input", "weight")}
+    return indices._like(func(indices._values, weight, *args[2:], **rest))
+
+
+@handles("masked_select")
+def _masked_select(func, name, args, kwargs):
+    nested, mask = _argument(args, kwargs, 0, "input"), _argument(args, kwargs, 1, "mask")
+    _require_contiguous(nested, "masked_select_default(self: jt, mask: any)")
+    if nested.dim() > 2:
+        raise RuntimeError("masked_select only support 2-D selections currently")
+    if not isinstance(mask, NestedTensor) or mask._ragged is not nested._ragged:
+        raise RuntimeError(f"Mask with shape {_shape_text(mask)} is not compatible with input's shape "
+                           f"{_shape_text(nested)}")
+    from . import _offsets_of
+    kept = mask._values.reshape(-1)
+    counts = [int(kept[start:start + length].sum()) for start, length in nested.component_bounds()]
+    values = nested._values.masked_select(kept)
+    return make_nested(values, _offsets_of(counts, values.device), None, 1)
+
+
 @handles("linear")
 def _linear(func, name, args, kwargs):
     nested = args[0]
@@ -524,16 +561,51 @@ def _linear(func, name, args, kwargs):
 
 @handles("matmul", "bmm")
 def _matmul(func, name, args, kwargs):
-    left, right = args[0], args[1]
-    if isinstance(left, NestedTensor) and not isinstance(right, NestedTensor) and isinstance(right, Tensor):
-        if name == "matmul" and right.dim() == 2 and left._ragged_idx != left.dim() - 1:
+    left = _argument(args, kwargs, 0, "input")
+    right = _argument(args, kwargs, 1, "mat2" if name == "bmm" else "other")
+    if name == "bmm":
+        if left.dim() != 3:
+            raise ValueError("bmm(): input must be 3D")
+        if right.dim() != 3:
+            raise ValueError("bmm(): mat2 must be 3D")
+    left_nested, right_nested = isinstance(left, NestedTensor), isinstance(right, NestedTensor)
+    if left_nested and not right_nested:
+        ragged_before_last = left._ragged_idx < left.dim() - 1
+        if left.dim() >= 3 and left.dim() == right.dim() and ragged_before_last:  # (B, j, D) @ (B, D, E)
+            return _per_component(left, [piece.matmul(right[i]) for i, piece in enumerate(left.unbind())])
+        if right.dim() == 2 and left.dim() > 2 and ragged_before_last:  # (B, j, D) @ (D, E)
             return left._like(left._values.matmul(right))
-        if right.dim() == left.dim() == 3 and right.shape[0] == len(left):
-            pieces = [piece.matmul(right[i]) for i, piece in enumerate(left.unbind())]
-            from . import as_packed
-            return as_packed(pieces, left._ragged_idx - 1, left._strided_layout)
-    right_shape = _shape_text(right) if isinstance(right, NestedTensor) else repr(right.shape)
-    raise RuntimeError(f"{name}(): not supported between inputs of shapes {_shape_text(left)} and {right_shape}")
+    elif right_nested and not left_nested:
+        if right.dim() >= 3 and right.dim() == left.dim() and right._ragged_idx >= 2:  # (B, D, E) @ (B, E, j)
+            return _per_component(right, [left[i].matmul(piece) for i, piece in enumerate(right.unbind())])
+        if left.dim() == 2 and right.dim() > 2 and right._ragged_idx >= 2:  # (D, E) @ (B, E, j)
+            return right._like(left.matmul(right._values))
+    elif left_nested and right_nested:
+        if left.dim() > 3 and right.dim() > 3 and left._ragged is right._ragged \
+                and left._ragged_idx == right._ragged_idx:  # (B, j, D, E) @ (B, j, E, F)
+            return left._like(left._values.matmul(right._values))
+        if left.dim() == right.dim() == 3 and left._ragged_idx == 2 and right._ragged_idx == 1 \
+                and left._ragged is right._ragged:  # (B, D, j) @ (B, j, E): dense (B, D, E)
+            from ..ops.shape import stack
+            return stack([a.matmul(b) for a, b in zip(left.unbind(), right.unbind())])
+    left_shape = _shape_text(left) if left_nested else str(tuple(left.shape))
+    right_shape = _shape_text(right) if right_nested else str(tuple(right.shape))
+    raise RuntimeError(f"matmul(): not supported between inputs of shapes {left_shape} and {right_shape}")
+
+
+@handles("rmatmul")
+def _rmatmul(func, name, args, kwargs):
+    return _matmul(func, "matmul", (args[1], args[0]), {})
+
+
+def _per_component(nested: NestedTensor, pieces: list) -> NestedTensor:
+    """Per-component results packed again: with ``nested``'s offsets where it has no holes (so the
+    result combines with it elementwise, as torch's does), else end to end with offsets of their own."""
+    packed = nested._ragged_idx - 1
+    if nested._lengths is None:
+        return nested._like(cat(pieces, packed))
+    from . import as_packed
+    return as_packed(pieces, packed, nested._strided_layout)
 
 
 @handles("scaled_dot_product_attention")
