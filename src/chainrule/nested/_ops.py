@@ -439,6 +439,27 @@ def _select(func, name, args, kwargs):
     return nested._like(nested._values.select(dim - 1, index), nested._ragged_idx - (dim < nested._ragged_idx))
 
 
+@handles("cat", "concat", "concatenate", "stack")
+def _join(func, name, args, kwargs):
+    tensors = list(_argument(args, kwargs, 0, "tensors"))
+    first = _first_nested(tensors)
+    stacking = name == "stack"
+    for t in tensors:
+        if not isinstance(t, NestedTensor):
+            raise RuntimeError(f"{name}(): expected all nested tensors inputs")
+        if t.dim() != first.dim() or t._ragged is not first._ragged or t._ragged_idx != first._ragged_idx:
+            raise RuntimeError(f"{name}(): expected all nested tensors to have the same nested structure, got "
+                               f"shapes {_shape_text(first)} and {_shape_text(t)}")
+    # stack's dim counts in the result's dims (one more), where torch refuses the ragged dim's index
+    dim = _inner_dim(first._like(first._values.unsqueeze(0)) if stacking else first,
+                     _argument(args, kwargs, 1, "dim", 0), name)
+    if stacking:
+        ragged = first._ragged_idx + (dim < first._ragged_idx)
+        from ..ops.shape import stack
+        return first._like(stack([t._values for t in tensors], dim - 1), ragged)
+    return first._like(cat([t._values for t in tensors], dim - 1))
+
+
 @handles("unbind")
 def _unbind(func, name, args, kwargs):
     nested = args[0]
