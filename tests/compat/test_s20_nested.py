@@ -197,3 +197,23 @@ def test_jagged_refusals_raise_torch_type_and_message(name):
 def test_comparisons_are_named_as_torch_names_them():
     for name in ("eq", "ne", "lt", "le", "gt", "ge"):
         assert getattr(chainrule, name).__name__ == getattr(torch, name).__name__ == name
+
+
+@pytest.mark.parametrize("call", ["bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "operator_and",
+                                  "operator_invert", "complex_xor"])
+def test_bitwise_ops_on_floating_tensors_raise_torch_errors(call):
+    calls = {
+        "bitwise_and": lambda lib, x: lib.bitwise_and(x, x),
+        "bitwise_or": lambda lib, x: lib.bitwise_or(x.double(), 1),
+        "bitwise_xor": lambda lib, x: lib.bitwise_xor(x.half(), x.half()),
+        "bitwise_not": lambda lib, x: lib.bitwise_not(x),
+        "operator_and": lambda lib, x: lib.ones(2, dtype=lib.int64) & x,
+        "operator_invert": lambda lib, x: ~x,
+        "complex_xor": lambda lib, x: x.to(lib.complex64) ^ x.to(lib.complex64),
+    }
+    errors = []
+    for lib in (chainrule, torch):
+        with pytest.raises((NotImplementedError, TypeError)) as caught:
+            calls[call](lib, lib.ones(2))
+        errors.append(caught.value)
+    assert type(errors[0]) is type(errors[1]) and str(errors[0]) == str(errors[1])
