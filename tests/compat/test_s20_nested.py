@@ -217,3 +217,22 @@ def test_bitwise_ops_on_floating_tensors_raise_torch_errors(call):
             calls[call](lib, lib.ones(2))
         errors.append(caught.value)
     assert type(errors[0]) is type(errors[1]) and str(errors[0]) == str(errors[1])
+
+
+def test_gradients_stay_out_of_the_holes_of_a_narrowed_tensor():
+    # the gaps hold negative numbers: pow there has a NaN derivative, which must reach neither the
+    # dense tensor the components were narrowed from nor the exponent (torch: zeros, per component)
+    base = np.array([[1.5, 2.0, -1.0], [0.5, -2.0, -3.0]], dtype=np.float32)
+    grads = []
+    for lib in (chainrule, torch):
+        dense = lib.tensor(base, requires_grad=True)
+        exponent = lib.tensor(0.5, requires_grad=True)
+        if lib is chainrule:
+            nested = lib.nested.narrow(dense, 1, 0, lib.tensor([2, 1]), layout=lib.jagged)
+            parts = lib.pow(nested, exponent).unbind()
+        else:  # torch's NJT pow with holes has no backward: the same op on each component
+            parts = [lib.pow(dense[0, :2], exponent), lib.pow(dense[1, :1], exponent)]
+        sum(part.sum() for part in parts).backward()
+        grads.append((dense.grad.numpy(), exponent.grad.numpy()))
+    for ours, theirs in zip(*grads):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)

@@ -13,7 +13,9 @@ import numpy as np
 
 from .. import return_types
 from .._torch_function import DisableTorchFunctionSubclass
+from ..autograd.grad_mode import is_grad_enabled
 from ..ops.creation import full, tensor
+from ..ops.elementwise import where
 from ..ops.shape import cat
 from ..tensor import Tensor
 from ._jagged import HANDLERS, NestedTensor, make_nested
@@ -151,11 +153,37 @@ def _wrap(first: NestedTensor, result):
     return result
 
 
+def _gap_mask(nested: NestedTensor) -> Tensor:
+    """True at the positions of ``nested``'s values that lie in no component (its holes), shaped to
+    broadcast against the values."""
+    packed = nested._ragged_idx - 1
+    inside = np.zeros(nested._values.shape[packed], dtype=bool)
+    for start, length in nested.component_bounds():
+        inside[start:start + length] = True
+    shape = [1] * nested._values.dim()
+    shape[packed] = len(inside)
+    return tensor(~inside.reshape(shape), device=nested.device)
+
+
+def _outside_gaps(value, gaps: Tensor):
+    """An operand of an elementwise op on values with holes, its gradient kept out of the holes: the
+    op runs there on whatever the gaps hold (log of 0, a negative base's power), and a zero cotangent
+    times an infinite derivative would write NaN into the operand's gradient."""
+    if not (isinstance(value, Tensor) and value.requires_grad):
+        return value
+    full = value.expand(np.broadcast_shapes(tuple(value.shape), tuple(gaps.shape)))
+    return where(gaps, full.detach(), full)
+
+
 @handles(*_UNARY, *_BINARY, *(name + "_" for name in _UNARY + _BINARY if not name.endswith("_")))
 def _elementwise(func, name, args, kwargs):
     first = _first_nested((*args, *kwargs.values()))
     plain_args = tuple(_unwrap(value, first, name) for value in args)
     plain_kwargs = {key: _unwrap(value, first, name) for key, value in kwargs.items()}
+    if first._lengths is not None and not name.endswith("_") and is_grad_enabled():
+        gaps = _gap_mask(first)
+        plain_args = tuple(_outside_gaps(value, gaps) for value in plain_args)
+        plain_kwargs = {key: _outside_gaps(value, gaps) for key, value in plain_kwargs.items()}
     result = func(*plain_args, **plain_kwargs)
     if name.endswith("_") and args and isinstance(args[0], NestedTensor) and result is plain_args[0]:
         args[0]._data = args[0]._values._data  # an in-place op: the nested tensor is the result
