@@ -92,6 +92,9 @@ CASES = {
     "bmm": lambda lib, F, nt: lib.bmm(nt, lib.tensor(BATCH_MATRICES)),
     "dense_matmul_transposed": lambda lib, F, nt: lib.matmul(lib.tensor(LEFT_MATRICES), nt.transpose(1, 2)),
     "rms_norm": lambda lib, F, nt: F.rms_norm(nt, (FEATURES,), lib.linspace(0.5, 1.5, FEATURES)),
+    "index_put_batch_and_ragged": lambda lib, F, nt: lib.index_put(
+        nt, (lib.tensor([0, 1, 2]), lib.tensor([1, 3, 0])), lib.tensor(7.0)),
+    "index_put_batch_only": lambda lib, F, nt: lib.index_put(nt, (lib.tensor([2, 0]),), lib.tensor(-1.0)),
     "cat": lambda lib, F, nt: lib.cat([nt, nt * 2], dim=-1),
     "stack": lambda lib, F, nt: lib.stack([nt, nt.exp()], dim=-1),
 }

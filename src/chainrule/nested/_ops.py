@@ -488,6 +488,37 @@ def _join(func, name, args, kwargs):
     return first._like(cat([t._values for t in tensors], dim - 1))
 
 
+@handles("index_put", "index_put_")
+def _index_put(func, name, args, kwargs):
+    nested = _argument(args, kwargs, 0, "input")
+    indices = list(_argument(args, kwargs, 1, "indices"))
+    source = _argument(args, kwargs, 2, "values")
+    accumulate = bool(_argument(args, kwargs, 3, "accumulate", False))
+    ragged = nested._ragged_idx
+    if len(indices) < ragged + 1:  # the ragged dim not indexed: index the padded block, then repack
+        if not nested.is_contiguous():
+            raise RuntimeError("index_put(): If ragged dimension is not part of indices, this only works on "
+                               "contiguous NJTs")
+        block = padded(nested, 0.0).index_put(tuple(indices), source, accumulate)
+        values = unpadded(nested, block)
+    else:  # batch and ragged indices name one packed position: offsets[batch] + position
+        lengths = np.array([n for _, n in nested.component_bounds()])
+        batch, position = np.asarray(indices[0].tolist()), np.asarray(indices[ragged].tolist())
+        if np.any(position >= lengths[batch]):
+            raise RuntimeError("Some indices in the ragged dimension are out of bounds!")
+        packed = nested._offsets[indices[0]] + indices[ragged]
+        inner = (*indices[1:ragged], packed, *indices[ragged + 1:])
+        if name == "index_put_":
+            nested._values.index_put_(inner, source, accumulate)
+            nested._data = nested._values._data
+            return nested
+        values = nested._values.index_put(inner, source, accumulate)
+    if name == "index_put_":
+        nested._values.copy_(values)
+        return nested
+    return nested._like(values)
+
+
 @handles("unbind")
 def _unbind(func, name, args, kwargs):
     nested = args[0]
