@@ -5,6 +5,8 @@ runs the op, and compares every component; gradients of the values are compared 
 where its NJT can take them, and checked by float64 gradcheck for the new differentiable paths.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -239,3 +241,31 @@ def test_gradients_stay_out_of_the_holes_of_a_narrowed_tensor():
         grads.append((dense.grad.numpy(), exponent.grad.numpy()))
     for ours, theirs in zip(*grads):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+ENCODER_CASES = {
+    "inference_bool_mask": (True, [[False] * 5, [False, False, False, True, True]]),
+    "inference_float_mask": (True, [[0.0] * 5, [0.0, 0.0, 0.0, float("-inf"), float("-inf")]]),
+    "inference_mask_not_left_aligned": (True, [[False] * 5, [True, False, False, False, False]]),
+    "with_gradients": (False, [[False] * 5, [False, False, False, True, True]]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ENCODER_CASES))
+def test_transformer_encoder_inference_packs_padded_rows_as_torch(case):
+    # torch's inference fast path runs the layers on a nested tensor of the unpadded rows and pads
+    # the result with zeros; with gradients wanted, or a mask it cannot pack, it does not
+    no_grad, mask_rows = ENCODER_CASES[case]
+    torch.manual_seed(0)
+    theirs = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(
+        8, 2, dim_feedforward=16, dropout=0.0, batch_first=True), num_layers=2, norm=torch.nn.LayerNorm(8)).eval()
+    ours = chainrule.nn.TransformerEncoder(chainrule.nn.TransformerEncoderLayer(
+        8, 2, dim_feedforward=16, dropout=0.0, batch_first=True), num_layers=2, norm=chainrule.nn.LayerNorm(8)).eval()
+    ours.load_state_dict({key: chainrule.tensor(value.detach().numpy()) for key, value in theirs.state_dict().items()})
+    source = np.random.default_rng(0).standard_normal((2, 5, 8)).astype(np.float32)
+    outputs = []
+    for lib, model in ((chainrule, ours), (torch, theirs)):
+        with lib.no_grad() if no_grad else lib.enable_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's once-per-process prototype warning for the packing
+            outputs.append(model(lib.tensor(source), src_key_padding_mask=lib.tensor(mask_rows)).detach().numpy())
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-4, atol=1e-5)
