@@ -156,15 +156,17 @@ def test_chunk_of_the_batch_dim_gives_torch_offsets():
     assert [chunk.offsets().tolist() for chunk in ours] == [chunk.offsets().tolist() for chunk in theirs]
 
 
-def test_embedding_and_masked_select_of_nested_tensors_match_torch():
+def test_embedding_embedding_bag_and_masked_select_of_nested_tensors_match_torch():
     weight = np.random.default_rng(2).standard_normal((10, 4)).astype(np.float32)
-    picked, selected = [], []
+    picked, bagged, selected = [], [], []
     for lib, F in ((chainrule, CF), (torch, torch_F)):
         indices = lib.nested.nested_tensor_from_jagged(lib.tensor([1, 4, 4, 9, 0, 2]), lib.tensor([0, 2, 6]))
         picked.append(_components(F.embedding(indices, lib.tensor(weight))))
+        bagged.append(F.embedding_bag(indices, lib.tensor(weight), mode="max").numpy())
         nested = _jagged(lib, width=1)[0].squeeze(-1)
         selected.append(_components(lib.masked_select(nested, nested > 0)))
     _assert_same(*picked)
+    _assert_same(*bagged)
     _assert_same(*selected)
 
 

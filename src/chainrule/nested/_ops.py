@@ -9,6 +9,8 @@ NotImplementedError naming the aten op, as torch's NJT does.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from .. import return_types
@@ -611,6 +613,24 @@ def _embedding(func, name, args, kwargs):
                                  "scale_grad_by_freq: any?, sparse: any?)", "indices")
     rest = {key: value for key, value in kwargs.items() if key not in ("input", "weight")}
     return indices._like(func(indices._values, weight, *args[2:], **rest))
+
+
+@handles("embedding_bag")
+def _embedding_bag(func, name, args, kwargs):
+    # torch's F.embedding_bag reads a 2-D nested input as its bags: values flattened, offsets with the last
+    bound = inspect.signature(func).bind(*args, **kwargs)
+    given = bound.arguments
+    indices = given["input"]
+    if not (isinstance(indices, NestedTensor) and indices.dim() == 2) or isinstance(given["weight"], NestedTensor):
+        raise NotImplementedError("aten.embedding_bag.default")
+    given["offsets"], given["input"] = indices._offsets, indices._values.reshape(-1)
+    given["include_last_offset"] = True
+    weights = given.get("per_sample_weights")
+    if weights is not None:
+        if not isinstance(weights, NestedTensor):
+            raise ValueError("If input is nested, then per_sample_weights must be nested if specified")
+        given["per_sample_weights"] = weights._values.reshape(-1)
+    return func(*bound.args, **bound.kwargs)
 
 
 @handles("masked_select")
