@@ -97,13 +97,16 @@ CASES = {
     "index_put_batch_and_ragged": lambda lib, F, nt: lib.index_put(
         nt, (lib.tensor([0, 1, 2]), lib.tensor([1, 3, 0])), lib.tensor(7.0)),
     "index_put_batch_only": lambda lib, F, nt: lib.index_put(nt, (lib.tensor([2, 0]),), lib.tensor(-1.0)),
+    "permute": lambda lib, F, nt: nt.unflatten(-1, (1, FEATURES)).permute(0, 3, 1, 2),
+    "expand_size_one_dim": lambda lib, F, nt: nt.sum(-1, keepdim=True).expand(3, nt.shape[1], 5),
+    "expand_as_itself": lambda lib, F, nt: (nt * 2).expand_as(nt),
     "cat": lambda lib, F, nt: lib.cat([nt, nt * 2], dim=-1),
     "stack": lambda lib, F, nt: lib.stack([nt, nt.exp()], dim=-1),
 }
 # torch 2.13's NJT has no gradient for these (a missing backward kernel or a crash): its values are
 # compared, chainrule's gradient is checked by gradcheck below
 TORCH_HAS_NO_GRADIENT = {"i0e", "sinc", "polygamma", "split_with_sizes", "frexp", "max_normal_dim",
-                         "heaviside", "narrow_normal_dim", "select_normal_dim"}
+                         "heaviside", "narrow_normal_dim", "select_normal_dim", "expand_size_one_dim"}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -133,7 +136,8 @@ def test_new_differentiable_paths_pass_gradcheck_in_float64():
         outputs = [first.values(), second.values(), nt.select(2, 1).values(), (nt @ matrices).values(),
                    (nt.transpose(1, 2) * per_component).values(), chainrule.cat([nt, nt.sin()], -1).values(),
                    nt.nanmean(dim=1), chainrule.special.i0e(nt).values(), chainrule.polygamma(1, nt).values(),
-                   CF.rms_norm(nt, (FEATURES,)).values(), nt.split([1, 2], dim=2)[1].values()]
+                   CF.rms_norm(nt, (FEATURES,)).values(), nt.split([1, 2], dim=2)[1].values(),
+                   nt.sum(-1, keepdim=True).expand(3, nt.shape[1], 2).values()]
         return tuple(outputs)
 
     assert gradcheck(paths, (values,))
@@ -184,6 +188,9 @@ REFUSALS = {
     "masked_select_3d": lambda lib, nt, holey: lib.masked_select(nt, nt > 0),
     "matmul_ragged_last": lambda lib, nt, holey: nt.transpose(1, 2) @ lib.ones(4, 2),
     "argmax_batch_dim": lambda lib, nt, holey: nt.argmax(dim=0),
+    "permute_batch_dim": lambda lib, nt, holey: nt.permute(1, 0, 2),
+    "permute_with_holes": lambda lib, nt, holey: holey.permute(0, 2, 1),
+    "expand_other_raggedness": lambda lib, nt, holey: nt.expand(3, 7, FEATURES),
 }
 
 
@@ -196,8 +203,8 @@ def test_jagged_refusals_raise_torch_type_and_message(name):
             REFUSALS[name](lib, nested, holey)
         errors.append(caught.value)
     assert type(errors[0]) is type(errors[1])
-    # matmul's message prints each library's Size type and nested int: compare up to the shapes
-    if name != "matmul_ragged_last":
+    # matmul's and expand's messages print each library's Size type or nested int: compare up to the shapes
+    if name not in ("matmul_ragged_last", "expand_other_raggedness"):
         assert str(errors[0]) == str(errors[1])
 
 

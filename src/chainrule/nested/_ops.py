@@ -551,10 +551,40 @@ def _getitem(func, name, args, kwargs):
 def _expand(func, name, args, kwargs):
     nested = args[0]
     sizes = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
-    shape = nested.shape
-    if len(sizes) == len(shape) and all(s == -1 or s is shape[i] or s == shape[i] for i, s in enumerate(sizes)):
-        return nested._like(nested._values.view(nested._values.shape))
-    raise NotImplementedError("aten.expand.default")
+    sizes = tuple(kwargs.get("size", sizes))
+    shape, ragged = nested.shape, nested._ragged_idx
+    if len(sizes) != len(shape) or sizes[0] not in (-1, len(nested)) or \
+            not (sizes[ragged] is nested._ragged or sizes[ragged] == -1):
+        raise RuntimeError(f"expand(): cannot expand shape {_shape_text(nested)} -> {list(sizes)}")
+    # the normal dims expand as a dense tensor's do (size-1 dims to any size)
+    return nested._like(nested._values.expand([-1 if d == ragged else sizes[d] for d in range(1, len(shape))]))
+
+
+@handles("expand_as")
+def _expand_as(func, name, args, kwargs):
+    source, other = _argument(args, kwargs, 0, "input"), _argument(args, kwargs, 1, "other")
+    if isinstance(source, NestedTensor):
+        return _expand(func, "expand", (source, tuple(other.shape)), {})
+    # a dense tensor spread over a nested one's values (it broadcasts against each of its rows)
+    return other._like(source.expand_as(other._values))
+
+
+@handles("permute")
+def _permute(func, name, args, kwargs):
+    nested = args[0]
+    dims = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
+    dims = tuple(kwargs.get("dims", dims))
+    if len(dims) != nested.dim():
+        raise ValueError(f"permute(): number of dimensions in the tensor input ({nested.dim()}) does not match the "
+                         f"length of the desired ordering of dimensions ({len(dims)}).")
+    dims = tuple(_wrap_dim(d, nested.dim()) for d in dims)
+    if len(set(dims)) != len(dims):
+        raise ValueError("permute(): duplicate dims are not allowed.")
+    if nested._lengths is not None:
+        raise ValueError("permute(): not supported on jagged layout nested tensor with holes")
+    if dims[0] != 0:
+        raise ValueError("Permute is not supported on the batch dimension for jagged NT")
+    return nested._like(nested._values.permute([d - 1 for d in dims[1:]]), dims.index(nested._ragged_idx))
 
 
 @handles("view", "reshape")
