@@ -189,8 +189,12 @@ REFUSALS = {
     "matmul_ragged_last": lambda lib, nt, holey: nt.transpose(1, 2) @ lib.ones(4, 2),
     "argmax_batch_dim": lambda lib, nt, holey: nt.argmax(dim=0),
     "permute_batch_dim": lambda lib, nt, holey: nt.permute(1, 0, 2),
+    "squeeze_every_dim": lambda lib, nt, holey: nt.squeeze(),
     "permute_with_holes": lambda lib, nt, holey: holey.permute(0, 2, 1),
     "expand_other_raggedness": lambda lib, nt, holey: nt.expand(3, 7, FEATURES),
+    "squeeze_ragged_dim": lambda lib, nt, holey: nt.squeeze(1),
+    "unbind_normal_dim": lambda lib, nt, holey: nt.unbind(2),
+    "linear_ragged_last": lambda lib, nt, holey: lib.nn.functional.linear(nt.transpose(1, 2), lib.ones(2, 4)),
 }
 
 
@@ -199,7 +203,7 @@ def test_jagged_refusals_raise_torch_type_and_message(name):
     errors = []
     for lib in (chainrule, torch):
         nested, holey = _jagged(lib)[0], _jagged(lib, holes=True)[0]
-        with pytest.raises((RuntimeError, ValueError)) as caught:
+        with pytest.raises((RuntimeError, ValueError)) as caught:  # NotImplementedError is a RuntimeError
             REFUSALS[name](lib, nested, holey)
         errors.append(caught.value)
     assert type(errors[0]) is type(errors[1])

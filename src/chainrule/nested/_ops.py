@@ -376,11 +376,9 @@ def _unsqueeze(func, name, args, kwargs):
 def _squeeze(func, name, args, kwargs):
     nested = args[0]
     dim = _argument(args, kwargs, 1, "dim")
-    if dim is None or isinstance(dim, (list, tuple)):
-        raise RuntimeError("squeeze(): For nested tensors, squeeze without the dim argument is not supported")
-    dim = _wrap_dim(dim, nested.dim())
-    if dim in (0, nested._ragged_idx):
-        raise RuntimeError(f"squeeze(): not supported for NestedTensor on dim={dim}")
+    if dim is None or isinstance(dim, (list, tuple)):  # torch's NJT has no squeeze of all or several dims
+        raise NotImplementedError("aten.squeeze.default" if dim is None else "aten.squeeze.dims")
+    dim = _inner_dim(nested, dim, "squeeze")
     ragged = nested._ragged_idx - (dim < nested._ragged_idx and nested.shape[dim] == 1)
     return nested._like(nested._values.squeeze(dim - 1), ragged)
 
@@ -526,7 +524,7 @@ def _unbind(func, name, args, kwargs):
     nested = args[0]
     dim = _wrap_dim(_argument(args, kwargs, 1, "dim", 0), nested.dim())
     if dim != 0:
-        raise RuntimeError("unbind(): only supported for NestedTensor on dim=0 currently")
+        raise RuntimeError("unbind(): only supported for NestedTensor on dim=0")
     packed = nested._ragged_idx - 1
     return tuple(nested._values.narrow(packed, start, length) for start, length in nested.component_bounds())
 
@@ -685,7 +683,8 @@ def _linear(func, name, args, kwargs):
     if not isinstance(nested, NestedTensor) or any(isinstance(value, NestedTensor) for value in (*args[1:], *kwargs.values())):
         raise NotImplementedError("aten.linear.default")
     if nested._ragged_idx == nested.dim() - 1:
-        raise RuntimeError(f"linear(): not supported for NestedTensor of shape {_shape_text(nested)} ragged in its last dim")
+        raise ValueError("NestedTensor linear_default(input: jt, weight: t, bias: t?): expected input to be a "
+                         "contiguous jagged layout NestedTensor")
     return nested._like(func(nested._values, *args[1:], **kwargs))
 
 
