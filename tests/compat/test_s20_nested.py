@@ -282,3 +282,13 @@ def test_transformer_encoder_inference_packs_padded_rows_as_torch(case):
             warnings.simplefilter("ignore")  # torch's once-per-process prototype warning for the packing
             outputs.append(model(lib.tensor(source), src_key_padding_mask=lib.tensor(mask_rows)).detach().numpy())
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-4, atol=1e-5)
+
+
+def test_masked_reductions_refuse_a_nested_input_with_torchs_value_error():
+    (ours, _), (theirs, _) = _jagged(chainrule), _jagged(torch)
+    for name in ("sum", "amax", "mean", "var", "softmax"):
+        with pytest.raises(ValueError) as expected:
+            getattr(torch.masked, name)(theirs, 1 if name != "softmax" else -1)
+        with pytest.raises(ValueError) as got:
+            getattr(chainrule.masked, name)(ours, 1 if name != "softmax" else -1)
+        assert str(got.value).replace("chainrule.", "torch.") == str(expected.value)

@@ -58,10 +58,11 @@ def _dims(dim, ndim: int, op: str) -> tuple:
     if isinstance(dim, (list, tuple)):
         if len(dim) == 0:
             return tuple(range(ndim))
-        dims = tuple(sorted(_wrap_dim(d, ndim, op) for d in dim))
-        if len(set(dims)) != len(dims):
-            raise RuntimeError(f"{op}: dim {list(dim)} appears multiple times in the list of dims")
-        return dims if ndim else ()
+        wrapped = [_wrap_dim(d, ndim, op) for d in dim]
+        for i, d in enumerate(wrapped):
+            if d in wrapped[:i]:  # torch names the first wrapped dim seen twice, and no op
+                raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+        return tuple(sorted(wrapped)) if ndim else ()
     wrapped = _wrap_dim(dim, ndim, op)  # checked on 0-d tensors too, which take -1 and 0
     return (wrapped,) if ndim else ()
 
