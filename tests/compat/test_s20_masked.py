@@ -124,3 +124,22 @@ def test_float64_gradcheck_of_masked_reductions_and_normalizations():
 
     assert math.isfinite(composed(x).item())
     assert gradcheck(composed, (x,))
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.masked.softmax(lib.arange(6).reshape(2, 3).int(), 1, mask=lib.tensor([True, False, True])),
+    lambda lib: lib.softmax(lib.ones(2, 3), 1, dtype=lib.int32),
+    lambda lib: lib.nn.functional.log_softmax(lib.ones(2, 3), 0, dtype=lib.int16),
+    lambda lib: lib.nn.functional.softmin(lib.ones(2, 3).short(), 0, dtype=lib.int16),
+], ids=["masked_softmax_of_ints", "softmax_in_int32", "log_softmax_in_int16", "softmin_in_int16"])
+def test_a_softmax_computed_in_an_integer_dtype_raises_torchs_kernel_error(call):
+    with pytest.raises(NotImplementedError) as theirs:
+        call(torch)
+    with pytest.raises(NotImplementedError, match=f"^{theirs.value}$"):
+        call(chainrule)
+
+
+def test_an_empty_softmax_in_an_integer_dtype_comes_back_in_that_dtype():
+    ours = chainrule.softmax(chainrule.zeros(0, 3, dtype=chainrule.int64), 1, dtype=chainrule.int32)
+    theirs = torch.softmax(torch.zeros(0, 3, dtype=torch.int64), 1, dtype=torch.int32)
+    assert tuple(ours.shape) == tuple(theirs.shape) and str(ours.dtype).split(".")[-1] == "int32" == str(theirs.dtype).split(".")[-1]
