@@ -423,6 +423,8 @@ def __getattr__(name: str):
     # builds a nested tensor should not pay for
     if name == "nested":
         return _importlib.import_module(".nested", __name__)
+    if name == "masked":  # torch.masked: also imported on first use, like torch.nested
+        return _importlib.import_module(".masked", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -240,7 +240,7 @@ def _bind_operators() -> None:
     Tensor.__neg__ = ew.neg
     Tensor.__pos__ = lambda self: self
     Tensor.__abs__ = ew.abs
-    Tensor.__invert__ = lambda self: ew.logical_not(self) if self._data.dtype == np.bool_ else ew.bitwise_not(self)
+    Tensor.__invert__ = _invert
     Tensor.div = Tensor.divide = ew.div
     Tensor.multiply = ew.mul
     Tensor.subtract = ew.sub
@@ -250,6 +250,13 @@ def _bind_operators() -> None:
     for name in ("add", "sub", "mul", "div", "divide", "multiply", "subtract", "true_divide", "floor_divide",
                  "remainder"):
         setattr(Tensor, name, _refusing_unbound_number(getattr(Tensor, name), name))
+
+
+def _invert(self: Tensor) -> Tensor:
+    # ``~x`` refuses a floating tensor with a TypeError of its own; torch.bitwise_not(x) with the kernel's error
+    if self._data.dtype.kind in "fcV":
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
+    return ew.logical_not(self) if self._data.dtype == np.bool_ else ew.bitwise_not(self)
 
 
 def _refusing_unbound_number(fn, name: str):

@@ -9,14 +9,18 @@ NotImplementedError naming the aten op, as torch's NJT does.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from .. import return_types
 from .._torch_function import DisableTorchFunctionSubclass
+from ..autograd.grad_mode import is_grad_enabled
 from ..ops.creation import full, tensor
+from ..ops.elementwise import where
 from ..ops.shape import cat
 from ..tensor import Tensor
-from ._jagged import HANDLERS, NestedTensor
+from ._jagged import HANDLERS, NestedTensor, make_nested
 
 __all__ = ["padded", "to_padded_tensor", "unpadded"]
 
@@ -29,16 +33,27 @@ _UNARY = ("abs", "neg", "negative", "pos", "positive", "sin", "cos", "tan", "tan
           "invert", "isnan", "isinf", "isfinite", "dropout", "alpha_dropout", "threshold", "detach", "clone",
           "to", "type", "float", "double", "half", "bfloat16", "long", "int", "short", "bool", "byte", "char",
           "cpu", "cuda", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
-          "fill_", "zero_", "normal_", "uniform_", "type_as")
+          "fill_", "zero_", "normal_", "uniform_", "type_as", "fill", "conj", "conj_physical", "resolve_conj",
+          "resolve_neg", "real", "imag", "angle", "cfloat", "cdouble", "deg2rad", "rad2deg", "sinc", "signbit",
+          "isposinf", "isneginf", "isreal", "frexp", "digamma", "lgamma", "logit", "polygamma", "mvlgamma", "i0",
+          "i0e", "i1", "i1e", "ndtr", "ndtri", "log_ndtr", "entr", "erfcx", "airy_ai", "bessel_j0", "bessel_j1",
+          "bessel_y0", "bessel_y1", "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0",
+          "modified_bessel_k1", "scaled_modified_bessel_k0", "scaled_modified_bessel_k1", "spherical_bessel_j0")
 _BINARY = ("add", "sub", "subtract", "rsub", "mul", "multiply", "div", "divide", "true_divide", "truediv", "floordiv",
            "floor_divide", "remainder", "mod", "fmod", "pow", "float_power", "atan2", "maximum", "minimum", "fmax",
            "fmin", "eq", "ne", "lt", "le", "gt", "ge", "less", "less_equal", "greater", "greater_equal",
            "not_equal", "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
            "and", "or", "xor", "where", "masked_fill", "lerp", "addcmul", "addcdiv", "copysign", "hypot", "xlogy",
-           "rdiv", "rpow", "rfloordiv", "rmod", "rand", "ror", "rxor")
+           "rdiv", "rpow", "rfloordiv", "rmod", "rand", "ror", "rxor", "ldexp", "logaddexp", "logaddexp2",
+           "heaviside", "isclose", "nextafter", "igamma", "igammac", "special_xlog1py", "special_zeta", "gcd", "lcm",
+           "bitwise_left_shift", "bitwise_right_shift", "lshift", "rshift", "rlshift", "rrshift",
+           *(f"{shifted}{kind}_polynomial_{letter}" for shifted in ("", "shifted_") for kind in ("chebyshev",)
+             for letter in "tuvw"),
+           "hermite_polynomial_h", "hermite_polynomial_he", "laguerre_polynomial_l", "legendre_polynomial_p")
 # reductions over the ragged dim pad the gaps with the value that leaves the result unchanged
-_PADDING_FOR = {"sum": 0.0, "mean": 0.0, "nansum": 0.0, "amax": -np.inf, "max": -np.inf, "amin": np.inf,
-                "min": np.inf, "all": True, "any": False, "prod": 1.0}
+_PADDING_FOR = {"sum": 0.0, "mean": 0.0, "nansum": 0.0, "nanmean": np.nan, "amax": -np.inf, "max": -np.inf,
+                "amin": np.inf, "min": np.inf, "argmax": -np.inf, "argmin": np.inf, "all": True, "any": False,
+                "prod": 1.0}
 
 
 def handles(*names):
@@ -57,6 +72,24 @@ def _wrap_dim(dim: int, ndim: int) -> int:
     if not -ndim <= dim < ndim:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {dim})")
     return dim % ndim
+
+
+def _inner_dim(nested: NestedTensor, dim: int, name: str, batch: bool = False) -> int:
+    """``dim`` of ``nested`` wrapped, refused with torch's message when it is the ragged dim (or
+    the batch dim, unless ``batch``)."""
+    dim = _wrap_dim(dim, nested.dim())
+    if dim == nested._ragged_idx:
+        raise RuntimeError(f"{name}(): not supported for NestedTensor on ragged dim")
+    if dim == 0 and not batch:
+        raise RuntimeError(f"{name}(): not supported for NestedTensor on dim=0")
+    return dim
+
+
+def _require_contiguous(nested: NestedTensor, signature: str, argument: str = "self") -> None:
+    """torch's schema check for ops that take only a contiguous NJT ragged in dim 1 ("jt")."""
+    if nested._lengths is not None or nested._ragged_idx != 1:
+        raise ValueError(f"NestedTensor {signature}: expected {argument} to be a contiguous jagged layout "
+                         "NestedTensor")
 
 
 def _first_nested(values) -> NestedTensor:
@@ -89,8 +122,9 @@ def _dense_operand(nested: NestedTensor, dense: Tensor, name: str) -> Tensor:
     if dense.dim() == ndim:
         if dense.shape[0] == 1:
             dense = dense.squeeze(0)
-        elif dense.shape[0] == len(nested) and ragged == 1 and dense.shape[1] == 1:
-            return dense.squeeze(1)[_batch_index(nested)]
+        elif dense.shape[0] == len(nested) and dense.shape[ragged] == 1:
+            # one row per component: each spread over its positions along the packed dim
+            return dense.squeeze(ragged)[_batch_index(nested)].movedim(0, ragged - 1)
         else:
             raise mismatch
     reach = dense.dim() - (ndim - ragged)  # dense's dim aligned with the ragged one, if it reaches it
@@ -116,8 +150,31 @@ def _wrap(first: NestedTensor, result):
     if isinstance(result, Tensor):
         return first._like(result)
     if isinstance(result, tuple):
-        return type(result)(_wrap(first, item) for item in result)
+        items = (_wrap(first, item) for item in result)
+        return type(result)(*items) if hasattr(result, "_fields") else type(result)(items)
     return result
+
+
+def _gap_mask(nested: NestedTensor) -> Tensor:
+    """True at the positions of ``nested``'s values that lie in no component (its holes), shaped to
+    broadcast against the values."""
+    packed = nested._ragged_idx - 1
+    inside = np.zeros(nested._values.shape[packed], dtype=bool)
+    for start, length in nested.component_bounds():
+        inside[start:start + length] = True
+    shape = [1] * nested._values.dim()
+    shape[packed] = len(inside)
+    return tensor(~inside.reshape(shape), device=nested.device)
+
+
+def _outside_gaps(value, gaps: Tensor):
+    """An operand of an elementwise op on values with holes, its gradient kept out of the holes: the
+    op runs there on whatever the gaps hold (log of 0, a negative base's power), and a zero cotangent
+    times an infinite derivative would write NaN into the operand's gradient."""
+    if not (isinstance(value, Tensor) and value.requires_grad):
+        return value
+    full = value.expand(np.broadcast_shapes(tuple(value.shape), tuple(gaps.shape)))
+    return where(gaps, full.detach(), full)
 
 
 @handles(*_UNARY, *_BINARY, *(name + "_" for name in _UNARY + _BINARY if not name.endswith("_")))
@@ -125,6 +182,10 @@ def _elementwise(func, name, args, kwargs):
     first = _first_nested((*args, *kwargs.values()))
     plain_args = tuple(_unwrap(value, first, name) for value in args)
     plain_kwargs = {key: _unwrap(value, first, name) for key, value in kwargs.items()}
+    if first._lengths is not None and not name.endswith("_") and is_grad_enabled():
+        gaps = _gap_mask(first)
+        plain_args = tuple(_outside_gaps(value, gaps) for value in plain_args)
+        plain_kwargs = {key: _outside_gaps(value, gaps) for key, value in plain_kwargs.items()}
     result = func(*plain_args, **plain_kwargs)
     if name.endswith("_") and args and isinstance(args[0], NestedTensor) and result is plain_args[0]:
         args[0]._data = args[0]._values._data  # an in-place op: the nested tensor is the result
@@ -234,7 +295,7 @@ def _replace_argument(args, kwargs, position: int, keyword: str, value):
     return args, {**kwargs, keyword: value}
 
 
-@handles("sum", "mean", "nansum", "amax", "amin", "max", "min", "all", "any", "prod")
+@handles("sum", "mean", "nansum", "nanmean", "amax", "amin", "max", "min", "argmax", "argmin", "all", "any", "prod")
 def _reduction(func, name, args, kwargs):
     nested = args[0]
     dim = _argument(args, kwargs, 1, "dim")
@@ -263,8 +324,8 @@ def _reduction(func, name, args, kwargs):
     args, kwargs = _replace_argument(plain_args, kwargs, 1, "dim", inner[0] if len(inner) == 1 else tuple(inner))
     result = func(*args, **kwargs)
     new_ragged = ragged if keepdim else ragged - sum(d < ragged for d in dims)
-    if isinstance(result, tuple):
-        return type(result)(nested._like(item, new_ragged) for item in result)
+    if isinstance(result, tuple):  # max/min with a dim: (values, indices), both nested
+        return type(result)(*(nested._like(item, new_ragged) for item in result))
     return nested._like(result, new_ragged)
 
 
@@ -279,7 +340,9 @@ def _ragged_reduction(nested: NestedTensor, name: str, ragged: int, keepdim: boo
         shape = (len(counts),) + (1,) * (total.dim() - 1)
         return total / tensor(counts, dtype=total.dtype, device=total.device).reshape(shape)
     reduce = getattr(block, name)
-    return reduce(ragged, keepdim=keepdim, dtype=dtype) if name in ("sum", "nansum", "prod") else reduce(ragged, keepdim)
+    if name in ("sum", "nansum", "nanmean", "prod"):
+        return reduce(ragged, keepdim=keepdim, dtype=dtype)
+    return reduce(ragged, keepdim)
 
 
 @handles("softmax", "log_softmax")
@@ -313,11 +376,9 @@ def _unsqueeze(func, name, args, kwargs):
 def _squeeze(func, name, args, kwargs):
     nested = args[0]
     dim = _argument(args, kwargs, 1, "dim")
-    if dim is None or isinstance(dim, (list, tuple)):
-        raise RuntimeError("squeeze(): For nested tensors, squeeze without the dim argument is not supported")
-    dim = _wrap_dim(dim, nested.dim())
-    if dim in (0, nested._ragged_idx):
-        raise RuntimeError(f"squeeze(): not supported for NestedTensor on dim={dim}")
+    if dim is None or isinstance(dim, (list, tuple)):  # torch's NJT has no squeeze of all or several dims
+        raise NotImplementedError("aten.squeeze.default" if dim is None else "aten.squeeze.dims")
+    dim = _inner_dim(nested, dim, "squeeze")
     ragged = nested._ragged_idx - (dim < nested._ragged_idx and nested.shape[dim] == 1)
     return nested._like(nested._values.squeeze(dim - 1), ragged)
 
@@ -360,14 +421,102 @@ def _unflatten(func, name, args, kwargs):
     return nested._like(nested._values.unflatten(dim - 1, sizes), ragged + (len(sizes) - 1) * (ragged > dim))
 
 
-@handles("chunk", "split")
+@handles("chunk", "split", "split_with_sizes")
 def _split(func, name, args, kwargs):
     nested = args[0]
-    dim = _wrap_dim(_argument(args, kwargs, 2, "dim", 0), nested.dim())
-    if dim in (0, nested._ragged_idx):
-        raise RuntimeError(f"{name}(): not supported for NestedTensor on dim={dim}")
+    signature = {"chunk": "chunk_default(self: jt, chunks: any, dim: any?)",
+                 "split": "split_tensor(self: jt, split_size: any, dim: any?)",
+                 "split_with_sizes": "split_with_sizes_default(self: jt, split_sizes: any, dim: any?)"}[name]
+    _require_contiguous(nested, signature)
+    dim = _inner_dim(nested, _argument(args, kwargs, 2, "dim", 0), name, batch=name == "chunk")
+    if dim == 0:  # chunks of whole components (as dense chunk sizes them), each with offsets of its own
+        size = -(-len(nested) // _argument(args, kwargs, 1, "chunks"))
+        return [_batch_chunk(nested, range(first, min(first + size, len(nested))))
+                for first in range(0, len(nested), size)]
     args, kwargs = _replace_argument((nested._values, *args[1:]), kwargs, 2, "dim", dim - 1)
-    return tuple(nested._like(piece) for piece in func(*args, **kwargs))
+    pieces = tuple(nested._like(piece) for piece in func(*args, **kwargs))
+    return list(pieces) if name == "split_with_sizes" else pieces
+
+
+def _batch_chunk(nested: NestedTensor, group) -> NestedTensor:
+    from . import _offsets_of
+    bounds = [nested.component_bounds()[i] for i in group]
+    start, end = bounds[0][0], bounds[-1][0] + bounds[-1][1]
+    values = nested._values.narrow(0, start, end - start)
+    return make_nested(values, _offsets_of([n for _, n in bounds], values.device), None, 1)
+
+
+@handles("narrow")
+def _narrow(func, name, args, kwargs):
+    nested = args[0]
+    _require_contiguous(nested, "narrow(self: jt, dim: any, start: any, length: any)")
+    dim = _inner_dim(nested, _argument(args, kwargs, 1, "dim"), name)
+    args, kwargs = _replace_argument((nested._values, *args[1:]), kwargs, 1, "dim", dim - 1)
+    return nested._like(func(*args, **kwargs))
+
+
+@handles("select")
+def _select(func, name, args, kwargs):
+    nested = args[0]
+    dim = _inner_dim(nested, _argument(args, kwargs, 1, "dim"), name, batch=True)
+    index = _argument(args, kwargs, 2, "index")
+    if dim == 0:
+        return nested.unbind()[index]
+    if nested._lengths is not None:
+        raise ValueError("select(): not yet supported on dim != 0 for non-contiguous nested tensor with holes")
+    return nested._like(nested._values.select(dim - 1, index), nested._ragged_idx - (dim < nested._ragged_idx))
+
+
+@handles("cat", "concat", "concatenate", "stack")
+def _join(func, name, args, kwargs):
+    tensors = list(_argument(args, kwargs, 0, "tensors"))
+    first = _first_nested(tensors)
+    stacking = name == "stack"
+    for t in tensors:
+        if not isinstance(t, NestedTensor):
+            raise RuntimeError(f"{name}(): expected all nested tensors inputs")
+        if t.dim() != first.dim() or t._ragged is not first._ragged or t._ragged_idx != first._ragged_idx:
+            raise RuntimeError(f"{name}(): expected all nested tensors to have the same nested structure, got "
+                               f"shapes {_shape_text(first)} and {_shape_text(t)}")
+    # stack's dim counts in the result's dims (one more), where torch refuses the ragged dim's index
+    dim = _inner_dim(first._like(first._values.unsqueeze(0)) if stacking else first,
+                     _argument(args, kwargs, 1, "dim", 0), name)
+    if stacking:
+        ragged = first._ragged_idx + (dim < first._ragged_idx)
+        from ..ops.shape import stack
+        return first._like(stack([t._values for t in tensors], dim - 1), ragged)
+    return first._like(cat([t._values for t in tensors], dim - 1))
+
+
+@handles("index_put", "index_put_")
+def _index_put(func, name, args, kwargs):
+    nested = _argument(args, kwargs, 0, "input")
+    indices = list(_argument(args, kwargs, 1, "indices"))
+    source = _argument(args, kwargs, 2, "values")
+    accumulate = bool(_argument(args, kwargs, 3, "accumulate", False))
+    ragged = nested._ragged_idx
+    if len(indices) < ragged + 1:  # the ragged dim not indexed: index the padded block, then repack
+        if not nested.is_contiguous():
+            raise RuntimeError("index_put(): If ragged dimension is not part of indices, this only works on "
+                               "contiguous NJTs")
+        block = padded(nested, 0.0).index_put(tuple(indices), source, accumulate)
+        values = unpadded(nested, block)
+    else:  # batch and ragged indices name one packed position: offsets[batch] + position
+        lengths = np.array([n for _, n in nested.component_bounds()])
+        batch, position = np.asarray(indices[0].tolist()), np.asarray(indices[ragged].tolist())
+        if np.any(position >= lengths[batch]):
+            raise RuntimeError("Some indices in the ragged dimension are out of bounds!")
+        packed = nested._offsets[indices[0]] + indices[ragged]
+        inner = (*indices[1:ragged], packed, *indices[ragged + 1:])
+        if name == "index_put_":
+            nested._values.index_put_(inner, source, accumulate)
+            nested._data = nested._values._data
+            return nested
+        values = nested._values.index_put(inner, source, accumulate)
+    if name == "index_put_":
+        nested._values.copy_(values)
+        return nested
+    return nested._like(values)
 
 
 @handles("unbind")
@@ -375,7 +524,7 @@ def _unbind(func, name, args, kwargs):
     nested = args[0]
     dim = _wrap_dim(_argument(args, kwargs, 1, "dim", 0), nested.dim())
     if dim != 0:
-        raise RuntimeError("unbind(): only supported for NestedTensor on dim=0 currently")
+        raise RuntimeError("unbind(): only supported for NestedTensor on dim=0")
     packed = nested._ragged_idx - 1
     return tuple(nested._values.narrow(packed, start, length) for start, length in nested.component_bounds())
 
@@ -400,10 +549,40 @@ def _getitem(func, name, args, kwargs):
 def _expand(func, name, args, kwargs):
     nested = args[0]
     sizes = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
-    shape = nested.shape
-    if len(sizes) == len(shape) and all(s == -1 or s is shape[i] or s == shape[i] for i, s in enumerate(sizes)):
-        return nested._like(nested._values.view(nested._values.shape))
-    raise NotImplementedError("aten.expand.default")
+    sizes = tuple(kwargs.get("size", sizes))
+    shape, ragged = nested.shape, nested._ragged_idx
+    if len(sizes) != len(shape) or sizes[0] not in (-1, len(nested)) or \
+            not (sizes[ragged] is nested._ragged or sizes[ragged] == -1):
+        raise RuntimeError(f"expand(): cannot expand shape {_shape_text(nested)} -> {list(sizes)}")
+    # the normal dims expand as a dense tensor's do (size-1 dims to any size)
+    return nested._like(nested._values.expand([-1 if d == ragged else sizes[d] for d in range(1, len(shape))]))
+
+
+@handles("expand_as")
+def _expand_as(func, name, args, kwargs):
+    source, other = _argument(args, kwargs, 0, "input"), _argument(args, kwargs, 1, "other")
+    if isinstance(source, NestedTensor):
+        return _expand(func, "expand", (source, tuple(other.shape)), {})
+    # a dense tensor spread over a nested one's values (it broadcasts against each of its rows)
+    return other._like(source.expand_as(other._values))
+
+
+@handles("permute")
+def _permute(func, name, args, kwargs):
+    nested = args[0]
+    dims = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
+    dims = tuple(kwargs.get("dims", dims))
+    if len(dims) != nested.dim():
+        raise ValueError(f"permute(): number of dimensions in the tensor input ({nested.dim()}) does not match the "
+                         f"length of the desired ordering of dimensions ({len(dims)}).")
+    dims = tuple(_wrap_dim(d, nested.dim()) for d in dims)
+    if len(set(dims)) != len(dims):
+        raise ValueError("permute(): duplicate dims are not allowed.")
+    if nested._lengths is not None:
+        raise ValueError("permute(): not supported on jagged layout nested tensor with holes")
+    if dims[0] != 0:
+        raise ValueError("Permute is not supported on the batch dimension for jagged NT")
+    return nested._like(nested._values.permute([d - 1 for d in dims[1:]]), dims.index(nested._ragged_idx))
 
 
 @handles("view", "reshape")
@@ -443,28 +622,119 @@ def _layer_norm(func, name, args, kwargs):
     return nested._like(func(nested._values, *args[1:], **kwargs))
 
 
+@handles("rms_norm")
+def _rms_norm(func, name, args, kwargs):
+    nested = args[0]
+    normalized = _argument(args, kwargs, 1, "normalized_shape")
+    count = 1 if isinstance(normalized, int) else len(normalized)
+    if count > nested.dim() - nested._ragged_idx - 1:
+        raise ValueError("rms_norm(): Normalization over the ragged dim not supported for nested tensors")
+    return nested._like(func(nested._values, *args[1:], **kwargs))
+
+
+@handles("embedding")
+def _embedding(func, name, args, kwargs):
+    indices, weight = _argument(args, kwargs, 0, "input"), _argument(args, kwargs, 1, "weight")
+    if not isinstance(indices, NestedTensor) or isinstance(weight, NestedTensor):
+        raise NotImplementedError("aten.embedding.default")
+    _require_contiguous(indices, "embedding_default(weight: t, indices: jt, padding_idx: any?, "
+                                 "scale_grad_by_freq: any?, sparse: any?)", "indices")
+    rest = {key: value for key, value in kwargs.items() if key not in ("input", "weight")}
+    return indices._like(func(indices._values, weight, *args[2:], **rest))
+
+
+@handles("embedding_bag")
+def _embedding_bag(func, name, args, kwargs):
+    # torch's F.embedding_bag reads a 2-D nested input as its bags: values flattened, offsets with the last
+    bound = inspect.signature(func).bind(*args, **kwargs)
+    given = bound.arguments
+    indices = given["input"]
+    if not (isinstance(indices, NestedTensor) and indices.dim() == 2) or isinstance(given["weight"], NestedTensor):
+        raise NotImplementedError("aten.embedding_bag.default")
+    given["offsets"], given["input"] = indices._offsets, indices._values.reshape(-1)
+    given["include_last_offset"] = True
+    weights = given.get("per_sample_weights")
+    if weights is not None:
+        if not isinstance(weights, NestedTensor):
+            raise ValueError("If input is nested, then per_sample_weights must be nested if specified")
+        given["per_sample_weights"] = weights._values.reshape(-1)
+    return func(*bound.args, **bound.kwargs)
+
+
+@handles("masked_select")
+def _masked_select(func, name, args, kwargs):
+    nested, mask = _argument(args, kwargs, 0, "input"), _argument(args, kwargs, 1, "mask")
+    _require_contiguous(nested, "masked_select_default(self: jt, mask: any)")
+    if nested.dim() > 2:
+        raise RuntimeError("masked_select only support 2-D selections currently")
+    if not isinstance(mask, NestedTensor) or mask._ragged is not nested._ragged:
+        raise RuntimeError(f"Mask with shape {_shape_text(mask)} is not compatible with input's shape "
+                           f"{_shape_text(nested)}")
+    from . import _offsets_of
+    kept = mask._values.reshape(-1)
+    counts = [int(kept[start:start + length].sum()) for start, length in nested.component_bounds()]
+    values = nested._values.masked_select(kept)
+    return make_nested(values, _offsets_of(counts, values.device), None, 1)
+
+
 @handles("linear")
 def _linear(func, name, args, kwargs):
     nested = args[0]
     if not isinstance(nested, NestedTensor) or any(isinstance(value, NestedTensor) for value in (*args[1:], *kwargs.values())):
         raise NotImplementedError("aten.linear.default")
     if nested._ragged_idx == nested.dim() - 1:
-        raise RuntimeError(f"linear(): not supported for NestedTensor of shape {_shape_text(nested)} ragged in its last dim")
+        raise ValueError("NestedTensor linear_default(input: jt, weight: t, bias: t?): expected input to be a "
+                         "contiguous jagged layout NestedTensor")
     return nested._like(func(nested._values, *args[1:], **kwargs))
 
 
 @handles("matmul", "bmm")
 def _matmul(func, name, args, kwargs):
-    left, right = args[0], args[1]
-    if isinstance(left, NestedTensor) and not isinstance(right, NestedTensor) and isinstance(right, Tensor):
-        if name == "matmul" and right.dim() == 2 and left._ragged_idx != left.dim() - 1:
+    left = _argument(args, kwargs, 0, "input")
+    right = _argument(args, kwargs, 1, "mat2" if name == "bmm" else "other")
+    if name == "bmm":
+        if left.dim() != 3:
+            raise ValueError("bmm(): input must be 3D")
+        if right.dim() != 3:
+            raise ValueError("bmm(): mat2 must be 3D")
+    left_nested, right_nested = isinstance(left, NestedTensor), isinstance(right, NestedTensor)
+    if left_nested and not right_nested:
+        ragged_before_last = left._ragged_idx < left.dim() - 1
+        if left.dim() >= 3 and left.dim() == right.dim() and ragged_before_last:  # (B, j, D) @ (B, D, E)
+            return _per_component(left, [piece.matmul(right[i]) for i, piece in enumerate(left.unbind())])
+        if right.dim() == 2 and left.dim() > 2 and ragged_before_last:  # (B, j, D) @ (D, E)
             return left._like(left._values.matmul(right))
-        if right.dim() == left.dim() == 3 and right.shape[0] == len(left):
-            pieces = [piece.matmul(right[i]) for i, piece in enumerate(left.unbind())]
-            from . import as_packed
-            return as_packed(pieces, left._ragged_idx - 1, left._strided_layout)
-    right_shape = _shape_text(right) if isinstance(right, NestedTensor) else repr(right.shape)
-    raise RuntimeError(f"{name}(): not supported between inputs of shapes {_shape_text(left)} and {right_shape}")
+    elif right_nested and not left_nested:
+        if right.dim() >= 3 and right.dim() == left.dim() and right._ragged_idx >= 2:  # (B, D, E) @ (B, E, j)
+            return _per_component(right, [left[i].matmul(piece) for i, piece in enumerate(right.unbind())])
+        if left.dim() == 2 and right.dim() > 2 and right._ragged_idx >= 2:  # (D, E) @ (B, E, j)
+            return right._like(left.matmul(right._values))
+    elif left_nested and right_nested:
+        if left.dim() > 3 and right.dim() > 3 and left._ragged is right._ragged \
+                and left._ragged_idx == right._ragged_idx:  # (B, j, D, E) @ (B, j, E, F)
+            return left._like(left._values.matmul(right._values))
+        if left.dim() == right.dim() == 3 and left._ragged_idx == 2 and right._ragged_idx == 1 \
+                and left._ragged is right._ragged:  # (B, D, j) @ (B, j, E): dense (B, D, E)
+            from ..ops.shape import stack
+            return stack([a.matmul(b) for a, b in zip(left.unbind(), right.unbind())])
+    left_shape = _shape_text(left) if left_nested else str(tuple(left.shape))
+    right_shape = _shape_text(right) if right_nested else str(tuple(right.shape))
+    raise RuntimeError(f"matmul(): not supported between inputs of shapes {left_shape} and {right_shape}")
+
+
+@handles("rmatmul")
+def _rmatmul(func, name, args, kwargs):
+    return _matmul(func, "matmul", (args[1], args[0]), {})
+
+
+def _per_component(nested: NestedTensor, pieces: list) -> NestedTensor:
+    """Per-component results packed again: with ``nested``'s offsets where it has no holes (so the
+    result combines with it elementwise, as torch's does), else end to end with offsets of their own."""
+    packed = nested._ragged_idx - 1
+    if nested._lengths is None:
+        return nested._like(cat(pieces, packed))
+    from . import as_packed
+    return as_packed(pieces, packed, nested._strided_layout)
 
 
 @handles("scaled_dot_product_attention")

@@ -1760,7 +1760,7 @@ def _compare(ufunc, ordered: str = "", aten: str = ""):
         except ValueError as error:
             raise broadcast_error(error, (x, y)) from None
 
-    op.__name__ = ufunc.__name__
+    op.__name__ = aten or ufunc.__name__  # torch.eq.__name__ is "eq", not NumPy's "equal" (torch.equal's)
     return op
 
 
@@ -1775,11 +1775,11 @@ logical_or = _compare(np.logical_or, aten="logical_or")
 logical_xor = _compare(np.logical_xor, aten="logical_xor")
 
 
-def _bitwise(ufunc, symbol: str):
+def _bitwise(ufunc):
     def op(input, other) -> Tensor:
         a, b = _pair(input, other)
-        if a._data.dtype.kind in "fV":
-            raise TypeError(f"'{symbol}' (bitwise) is only defined for integer and bool tensors, got {a.dtype}")
+        if a._data.dtype.kind in "fcV":  # torch has no bitwise kernel for floating or complex dtypes
+            raise NotImplementedError(f"\"{ufunc.__name__}_cpu\" not implemented for '{_dtype.scalar_name(a._data.dtype)}'")
         x, y = a._data, b._data
         if type(x) is not np.ndarray or type(y) is not np.ndarray:
             x, y = on_one_device([x, y], ufunc.__name__)
@@ -1792,16 +1792,16 @@ def _bitwise(ufunc, symbol: str):
     return op
 
 
-bitwise_and = honours_out(_bitwise(np.bitwise_and, "&"))
-bitwise_or = honours_out(_bitwise(np.bitwise_or, "|"))
-bitwise_xor = honours_out(_bitwise(np.bitwise_xor, "^"))
+bitwise_and = honours_out(_bitwise(np.bitwise_and))
+bitwise_or = honours_out(_bitwise(np.bitwise_or))
+bitwise_xor = honours_out(_bitwise(np.bitwise_xor))
 
 
 @honours_out
 def bitwise_not(input: Tensor) -> Tensor:
     xp = array_module(input)
-    if input._data.dtype.kind in "fV":
-        raise TypeError(f"'~' (bitwise_not) is only defined for integer and bool tensors, got {input.dtype}")
+    if input._data.dtype.kind in "fcV":
+        raise NotImplementedError(f"\"bitwise_not_cpu\" not implemented for '{_dtype.scalar_name(input._data.dtype)}'")
     return Tensor._make(xp.invert(input._data))
 
 

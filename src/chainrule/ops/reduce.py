@@ -58,10 +58,11 @@ def _dims(dim, ndim: int, op: str) -> tuple:
     if isinstance(dim, (list, tuple)):
         if len(dim) == 0:
             return tuple(range(ndim))
-        dims = tuple(sorted(_wrap_dim(d, ndim, op) for d in dim))
-        if len(set(dims)) != len(dims):
-            raise RuntimeError(f"{op}: dim {list(dim)} appears multiple times in the list of dims")
-        return dims if ndim else ()
+        wrapped = [_wrap_dim(d, ndim, op) for d in dim]
+        for i, d in enumerate(wrapped):
+            if d in wrapped[:i]:  # torch names the first wrapped dim seen twice, and no op
+                raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+        return tuple(sorted(wrapped)) if ndim else ()
     wrapped = _wrap_dim(dim, ndim, op)  # checked on 0-d tensors too, which take -1 and 0
     return (wrapped,) if ndim else ()
 
@@ -1166,13 +1167,17 @@ def _softmax_dim(op: str, input: Tensor, dim) -> int:
 
 
 def _check_softmax_input(op: str, input: Tensor, d: int, dtype) -> Tensor | None:
-    """torch has no integer softmax kernel (an empty input it returns as it is): pass a float dtype."""
-    if dtype is not None or input._data.dtype.kind in "fVc":
+    """torch has no integer softmax kernel, for an integer input or an integer ``dtype`` to compute in (an
+    empty input it returns as it is, in ``dtype``): pass a float dtype."""
+    if dtype is None and input._data.dtype.kind in "fVc":
+        return None
+    computed = input.dtype if dtype is None else dtype
+    if dtype is not None and (computed.is_floating_point or computed.is_complex):
         return None
     if input._data.size == 0:
-        return input.detach().clone()
+        return input.detach().clone() if dtype is None else input.detach().to(dtype=dtype)
     kernel = f"{op}_lastdim_kernel_impl" if d in (-1, input._data.ndim - 1) else f"{op}_kernel_impl"
-    raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
+    raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(computed)}\'')
 
 
 def _keep_given_dim(out: Tensor, dim, d: int) -> Tensor:

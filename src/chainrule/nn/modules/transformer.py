@@ -7,6 +7,8 @@ import warnings
 
 import numpy as np
 
+from ... import _dtype
+from ...autograd.grad_mode import is_grad_enabled
 from ...ops.creation import empty
 from ...tensor import Tensor
 from .. import functional as F
@@ -181,8 +183,8 @@ class TransformerEncoder(Module):
         self.norm = norm
         self.enable_nested_tensor = enable_nested_tensor
         self.mask_check = mask_check
-        # torch gives nested tensors up, and says why, for layers its fast path cannot run; chainrule
-        # has no nested tensors, but keeps the attribute and the warning old scripts print
+        # torch gives nested tensors up, and says why, for layers its fast path cannot run; the attribute
+        # and the warning are torch's (forward copies what the nested path changes: padded rows are zero)
         reason = _why_not_nested_fast_path(encoder_layer)
         if enable_nested_tensor and reason:
             # stacklevel 3: past the class-naming wrapper every Module's __init__ has (_naming.py)
@@ -196,11 +198,45 @@ class TransformerEncoder(Module):
             # torch's forward reads layers[0] first
             raise IndexError(f"TransformerEncoder has no layers (num_layers={self.num_layers}): index 0 is out of range")
         out = src
+        padded_rows = self._rows_torch_packs_away(src, mask, src_key_padding_mask)
         for layer in self.layers:
             out = layer(out, src_mask=mask, src_key_padding_mask=src_key_padding_mask, is_causal=bool(is_causal))
+        if padded_rows is not None:
+            # torch ran the layers on a nested tensor of the unpadded rows and pads the result with zeros
+            out = out.masked_fill(padded_rows.unsqueeze(-1), 0.0)
         if self.norm is not None:
             out = self.norm(out)
         return out
+
+    def _rows_torch_packs_away(self, src: Tensor, mask, src_key_padding_mask) -> Tensor | None:
+        """The (batch, seq) padding positions when torch's inference fast path would pack ``src`` into
+        a nested tensor (eval mode, batched input, a left-aligned key padding mask and no attention
+        mask, no gradient wanted), else None."""
+        from ...amp import is_autocast_enabled  # (amp imports nn)
+
+        first = self.layers[0]
+        if not self.use_nested_tensor or first.training or src.dim() != 3 or src_key_padding_mask is None \
+                or mask is not None or src.is_nested or is_autocast_enabled():
+            return None
+        if is_grad_enabled() and (src.requires_grad or any(p.requires_grad for p in first.parameters())):
+            return None
+        padded = src_key_padding_mask != 0 if src_key_padding_mask.dtype is not _dtype.bool else src_key_padding_mask
+        valid = ~padded.detach().cpu().numpy()
+        if self.mask_check and not np.all(valid[:, 1:] <= valid[:, :-1]):  # a valid position after padding
+            return None
+        global _NESTED_PROTOTYPE_WARNED
+        if not _NESTED_PROTOTYPE_WARNED:  # torch warns once per process, as it packs the rows
+            _NESTED_PROTOTYPE_WARNED = True
+            warnings.warn(_NESTED_PROTOTYPE_WARNING, UserWarning, stacklevel=2)
+        return padded
+
+
+_NESTED_PROTOTYPE_WARNED = False
+_NESTED_PROTOTYPE_WARNING = (
+    "The PyTorch API of nested tensors is in prototype stage and will change in the near future. We recommend "
+    "specifying layout=torch.jagged when constructing a nested tensor, as this layout receives active development, "
+    "has better operator coverage, and works with torch.compile. (Triggered internally at "
+    "/__w/pytorch/pytorch/aten/src/ATen/NestedTensorImpl.cpp:177.)")
 
 
 def _why_not_nested_fast_path(layer) -> str:

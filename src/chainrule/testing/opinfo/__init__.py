@@ -52,6 +52,7 @@ from . import (
     index,
     linalg,
     loss,
+    masked,
     nn_functional,
     nn_missing,
     nn_toplevel,
@@ -72,7 +73,7 @@ from . import (
 FAMILIES = (elementwise, reduce, shape, index, linalg, activation, pool, conv, creation, loss,
             normalization, nn_functional, special, bucketing, sampling, triplet, decompositions, nn_missing,
             structural, statistics, special_functions, special_polynomials, complex, fft, scatter_views, compat,
-            fractional_pool, nn_toplevel)
+            fractional_pool, nn_toplevel, masked)
 
 op_db: list[OpInfo] = [entry for family in FAMILIES for entry in family.op_db]
 
