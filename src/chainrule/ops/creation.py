@@ -26,7 +26,7 @@ from .._backend import (
 )
 from .._backend import device as _device
 from ..autograd import function as _function
-from ..tensor import Tensor, _check_tensor, _int_sequence, write_out
+from ..tensor import Tensor, _check_out, _check_tensor, _int_sequence, write_out
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "full", "empty",
            "zeros_like", "ones_like", "full_like", "empty_like", "arange", "linspace", "logspace",
@@ -682,13 +682,25 @@ def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dt
     return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
 
 
-def eye(n: builtins.int, m: builtins.int | None = None, *, dtype=None, layout=None, device=None,
+def eye(n: builtins.int, m: builtins.int | None = None, *, out=None, dtype=None, layout=None, device=None,
         requires_grad=False, pin_memory=False) -> Tensor:
     dtype, requires_grad = factory_args("eye", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "eye")
     if n < 0 or (m is not None and m < 0):
         raise RuntimeError(f"{'n' if n < 0 else 'm'} must be greater or equal to 0, got {n if n < 0 else m}")
-    return _finish(_xp(device).eye(n, m, dtype=_dt(dtype)), requires_grad)
+    if out is not None and dtype is None:
+        dtype = out.dtype  # torch fills out in its own dtype (Shampoo's eye(dim, out=grad.new(dim, dim)))
+    result = _finish(_xp(device).eye(n, m, dtype=_dt(dtype)), requires_grad)
+    if out is None:
+        return result
+    # torch's eye resizes out to (n, m) itself, so a mis-shaped out is resized without the usual warning
+    _check_out(result, out, "aten::eye")
+    if out._data.shape != result._data.shape:
+        out._data = np.empty_like(out._data, shape=result._data.shape)
+    return write_out(result, out, "aten::eye")
+
+
+eye.honours_out = True  # writes out= itself: resized silently, as torch's eye_out
 
 
 # --- Tensor.new_* : same dtype and device as self unless given ----------------------------
