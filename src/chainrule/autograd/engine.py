@@ -749,8 +749,14 @@ def _accumulate(variable, grad, create_graph, exposed=()):
     current = variable._grad
     if current is None:
         # (a wrapper subclass's gradient is kept as its handler made it: its values live in the subclass)
-        if create_graph or _is_wrapper(grad):
+        if _is_wrapper(grad):
             variable._grad = grad
+            return
+        if create_graph:
+            # torch's AccumulateGrad keeps a recorded copy (CopyBackwards) under create_graph, never
+            # the graph's own value: a weight's gradient is no transposed view then, and a library's
+            # p.grad.detach_() (torch-optimizer's Adahessian) or in-place update touches only .grad
+            variable._grad = _function.name_node(grad.clone(), "torch::autograd::CopyBackwards")
             return
         array = grad._data
         # Stealing is safe only if no other tensor or view shares this array (its references:
