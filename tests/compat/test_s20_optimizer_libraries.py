@@ -1,0 +1,229 @@
+"""What optimizer and curvature libraries (torch-optimizer, pytorch-ranger, pytorch_optimizer, BackPACK,
+curvlinops, higher) met on chainrule in session 20 (docs/compatibility-trials.md): each test runs the
+same small program on chainrule and on torch 2.13 and compares what it returns."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+_RNG = np.random.default_rng(20)
+_W = _RNG.standard_normal((3, 4)).astype(np.float32)
+_X = _RNG.standard_normal((5, 4)).astype(np.float32)
+
+
+def _linear(lib):
+    model = lib.nn.Linear(4, 3)
+    with lib.no_grad():
+        model.weight.copy_(lib.from_numpy(_W))
+        model.bias.zero_()
+    return model
+
+
+def _int_step_optimizer(lib):
+    """An optimizer written outside torch counting steps in a Python int and passing a number
+    computed from it first, in torch's deprecated overload (torch-optimizer's AdaBelief, Ranger)."""
+
+    class IntStepSGD(lib.optim.Optimizer):
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, dict(lr=lr))
+
+        @lib.no_grad()
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    state = self.state[p]
+                    state["step"] = state.get("step", 0) + 1
+                    p.add_(p.grad, alpha=-group["lr"] / state["step"])
+            return None
+
+    return IntStepSGD
+
+
+def _train_round_trip(lib, make):
+    model = _linear(lib)
+    x = lib.from_numpy(_X)
+    opt = make(model.parameters())
+    for step in range(4):
+        if step == 2:
+            saved = copy.deepcopy(opt.state_dict())
+            opt = make(model.parameters())
+            opt.load_state_dict(saved)
+        opt.zero_grad()
+        model(x).pow(2).mean().backward()
+        opt.step()
+    step = opt.state[model.weight]["step"]
+    return type(step).__name__, float(step), model.weight.detach().numpy().copy()
+
+
+def test_a_loaded_int_step_stays_an_int_outside_torchs_own_optimizers():
+    ours = _train_round_trip(chainrule, _int_step_optimizer(chainrule))
+    theirs = _train_round_trip(torch, _int_step_optimizer(torch))
+    assert ours[:2] == theirs[:2] == ("int", 4.0)
+    np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-6, atol=1e-7)
+
+
+def test_torchs_own_optimizers_still_load_a_number_step_as_a_tensor():
+    def loaded_step(lib):
+        model = _linear(lib)
+        opt = lib.optim.Adam(model.parameters())
+        model(lib.from_numpy(_X)).sum().backward()
+        opt.step()
+        saved = opt.state_dict()
+        saved["state"][0]["step"] = 1  # a step number, as an older torch wrote it
+        opt.load_state_dict(saved)
+        step = opt.state[model.weight]["step"]
+        return type(step).__name__, str(step.dtype).split(".")[-1], float(step)
+
+    assert loaded_step(chainrule) == loaded_step(torch) == ("Tensor", "float32", 1.0)
+
+
+def test_randint_like_takes_high_by_keyword():
+    def draw(lib):
+        lib.manual_seed(3)
+        x = lib.zeros(2, 5)
+        return [lib.randint_like(x, high=2).tolist(), lib.randint_like(x, 4).tolist(),
+                lib.randint_like(x, 2, 6).tolist()]
+
+    assert draw(chainrule) == draw(torch)
+    for lib in (chainrule, torch):
+        with pytest.raises(TypeError, match=r"^randint_like\(\) received an invalid combination of arguments"):
+            lib.randint_like(lib.zeros(2))
+
+
+def test_eye_writes_into_out():
+    def write(lib):
+        out = lib.empty(2, 2, dtype=lib.float64)
+        result = lib.eye(3, out=out)
+        wide = lib.eye(2, 3, out=lib.empty(0, dtype=lib.int32))
+        return result is out, str(out.dtype).split(".")[-1], out.tolist(), wide.tolist()
+
+    assert write(chainrule) == write(torch)
+    messages = []
+    for lib in (chainrule, torch):
+        with pytest.raises(RuntimeError) as refused:
+            lib.eye(2, out=lib.empty(2, 2, requires_grad=True))
+        messages.append(str(refused.value))
+    assert messages[0] == messages[1]
+
+
+def _hessian_diagonal_estimate(lib):
+    """Adahessian's pattern: backward(create_graph=True), then Hessian-vector products from p.grad,
+    then p.grad.detach_() and an in-place update."""
+    model = _linear(lib)
+    x = lib.from_numpy(_X)
+    model(x).tanh().pow(2).sum().backward(create_graph=True)
+    params = list(model.parameters())
+    grads = [p.grad for p in params]
+    names = [type(g.grad_fn).__name__ for g in grads]
+    views = [g._is_view() for g in grads]
+    vs = [lib.ones_like(p) for p in params]
+    hvs = lib.autograd.grad(grads, params, grad_outputs=vs, retain_graph=True)
+    for g in grads:
+        g.detach_()
+    return names, views, [h.detach().numpy() for h in hvs], [g.requires_grad for g in grads]
+
+
+def test_a_create_graph_gradient_is_a_recorded_copy_that_detaches_in_place():
+    import warnings
+
+    ours = _hessian_diagonal_estimate(chainrule)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's reference-cycle warning for backward(create_graph=True)
+        theirs = _hessian_diagonal_estimate(torch)
+    assert ours[0] == theirs[0] == ["CopyBackwards", "CopyBackwards"]
+    assert ours[1] == theirs[1] == [False, False]
+    assert ours[3] == theirs[3] == [False, False]
+    for a, b in zip(ours[2], theirs[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_copy_node_is_named_as_torch_names_its_type_and_its_name():
+    def names(lib):
+        x = lib.ones(3, requires_grad=True)
+        y = lib.zeros(3)
+        y.copy_(x)
+        return type(y.grad_fn).__name__, y.grad_fn.name()
+
+    assert names(chainrule) == names(torch) == ("CopyBackwards", "torch::autograd::CopyBackwards")
+
+
+def _hook_log(lib):
+    from importlib import import_module
+
+    optimizer_module = import_module(f"{lib.__name__}.optim.optimizer")
+    log = []
+    model = _linear(lib)
+    opt = lib.optim.SGD(model.parameters(), lr=0.1)
+    handles = [
+        optimizer_module.register_optimizer_step_pre_hook(lambda o, a, k: log.append("global pre")),
+        optimizer_module.register_optimizer_step_post_hook(lambda o, a, k: log.append("global post")),
+        opt.register_step_pre_hook(lambda o, a, k: log.append(("pre", type(o).__name__, len(a), dict(k)))),
+        opt.register_step_post_hook(lambda o, a, k: log.append("post")),
+        opt.register_state_dict_pre_hook(lambda o: log.append("state_dict pre")),
+        opt.register_state_dict_post_hook(lambda o, sd: {**sd, "extra": 1}),
+        opt.register_state_dict_pre_hook(lambda o: log.append("state_dict pre, prepended"), prepend=True),
+        opt.register_load_state_dict_pre_hook(lambda o, sd: {k: v for k, v in sd.items() if k != "extra"}),
+        opt.register_load_state_dict_post_hook(lambda o: log.append("loaded")),
+    ]
+    try:
+        model(lib.from_numpy(_X)).sum().backward()
+        opt.step()
+        saved = opt.state_dict()
+        log.append(sorted(saved))
+        opt.load_state_dict(saved)
+        handles[2].remove()
+        opt.step()
+        # a pre-hook may replace the arguments: here it hands step a closure
+        opt.register_step_pre_hook(lambda o, a, k: (a, {"closure": lambda: 7.0}))
+        log.append(opt.step())
+        with pytest.raises(RuntimeError) as refused:
+            opt.register_step_pre_hook(lambda o, a, k: "not a pair")
+            opt.step()
+        log.append(str(refused.value).split(" must return")[1])
+        restored = pickle.loads(pickle.dumps(opt))
+        log.append(sorted(k for k in vars(restored) if "hooks" in k))
+        log.append(len(restored._optimizer_step_pre_hooks))
+    finally:
+        for handle in handles[:2]:
+            handle.remove()
+    return log
+
+
+def test_optimizer_hooks_run_as_torchs():
+    assert _hook_log(chainrule) == _hook_log(torch)
+
+
+def test_a_subclass_step_runs_the_hooks_and_one_without_init_has_no_hook_tables():
+    def run(lib):
+        calls = []
+
+        class Plain(lib.optim.Optimizer):
+            def __init__(self, params):
+                super().__init__(params, {"lr": 0.1})
+
+            def step(self, closure=None):
+                calls.append("step")
+
+        opt = Plain([lib.zeros(1, requires_grad=True)])
+        opt.register_step_post_hook(lambda o, a, k: calls.append("post"))
+        opt.step()
+
+        class Wrapper(lib.optim.Optimizer):  # torch-optimizer's Lookahead: no Optimizer.__init__
+            def __init__(self, inner):
+                self.optimizer = inner
+                self.param_groups = inner.param_groups
+                self.state = {}
+
+        with pytest.raises(AttributeError) as missing:
+            Wrapper(opt).state_dict()
+        return calls, str(missing.value)
+
+    assert run(chainrule) == run(torch)
