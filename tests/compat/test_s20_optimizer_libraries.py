@@ -227,3 +227,56 @@ def test_a_subclass_step_runs_the_hooks_and_one_without_init_has_no_hook_tables(
         return calls, str(missing.value)
 
     assert run(chainrule) == run(torch)
+
+
+def _state_beside_the_parameters(lib):
+    """pytorch_optimizer's SPAM and MADGRAD keep counters in ``optimizer.state`` under their own keys."""
+    model = _linear(lib)
+    opt = lib.optim.SGD(model.parameters(), lr=0.1)
+    opt.state["k"] = lib.tensor([3])
+    opt.state["current_step"] = 5
+    opt.state[model.weight]["seen"] = 1
+    saved = opt.state_dict()
+    fresh = lib.optim.SGD(model.parameters(), lr=0.1)
+    fresh.load_state_dict(copy.deepcopy(saved))
+    loaded = {str(k) if not isinstance(k, lib.Tensor) else "weight": (v.tolist() if isinstance(v, lib.Tensor) else v)
+              for k, v in fresh.state.items()}
+    return sorted(map(str, saved["state"])), loaded
+
+
+def test_state_under_keys_that_are_no_parameters_survives_a_round_trip():
+    assert _state_beside_the_parameters(chainrule) == _state_beside_the_parameters(torch)
+
+
+def test_a_dict_saved_without_parameter_names_keeps_the_optimizers_names():
+    def names(lib):
+        model = _linear(lib)
+        named = lib.optim.SGD(model.named_parameters(), lr=0.1)
+        unnamed = lib.optim.SGD(model.parameters(), lr=0.2)
+        named.load_state_dict(unnamed.state_dict())
+        return named.param_groups[0]["param_names"], named.param_groups[0]["lr"]
+
+    assert names(chainrule) == names(torch) == (["weight", "bias"], 0.2)
+
+
+def test_foreach_utils_group_tensors_by_device_and_dtype_as_torch():
+    from torch.utils import _foreach_utils as theirs
+
+    from chainrule.utils import _foreach_utils as ours
+
+    def grouped(lib, utils):
+        first = [lib.zeros(1), lib.zeros(2, dtype=lib.float64), lib.zeros(3)]
+        second = [lib.ones(1), None, lib.ones(3)]
+        result = {}
+        for with_indices in (False, True):
+            groups = utils._group_tensors_by_device_and_dtype([first, second], with_indices)
+            for (device, dtype), (lists, indices) in groups.items():
+                same_objects = all(t is first[i] for t, i in zip(lists[0], indices)) if with_indices else None
+                result[(str(device), str(dtype).split(".")[-1], with_indices)] = (
+                    [[None if t is None else list(t.shape) for t in tensors] for tensors in lists], indices,
+                    same_objects)
+        return result, utils._has_foreach_support(first, lib.device("cpu"))
+
+    assert grouped(chainrule, ours) == grouped(torch, theirs)
+    assert (chainrule.optim.Optimizer._group_tensors_by_device_and_dtype([[chainrule.zeros(1)]], True)
+            [(chainrule.device("cpu"), chainrule.float32)][1] == [0])

@@ -230,6 +230,14 @@ class Optimizer:
             type(self).step = self.profile_hook_step(type(self).step)
             type(self).step.hooked = True
 
+    @staticmethod
+    def _group_tensors_by_device_and_dtype(tensorlistlist, with_indices: bool = False) -> dict:
+        """The foreach grouping torch's optimizers use (torch.utils._foreach_utils'), which optimizers
+        written outside torch call through this class."""
+        from ..utils._foreach_utils import _group_tensors_by_device_and_dtype
+
+        return _group_tensors_by_device_and_dtype(tensorlistlist, with_indices)
+
     def _optimizer_step_code(self) -> None:
         """An empty method called after every step, for profilers and debuggers to trace (torch's)."""
 
@@ -325,7 +333,9 @@ class Optimizer:
             packed["params"] = [index[id(p)] for p in group["params"]]
             start += len(packed["params"])
             groups.append(packed)
-        state = {index[id(p)]: s for p, s in self.state.items() if id(p) in index}
+        # a key that is no parameter (SPAM's 'current_step' beside the per-parameter entries) is kept as it is
+        state = {index[id(p)] if isinstance(p, Tensor) else p: s for p, s in self.state.items()
+                 if id(p) in index or not isinstance(p, Tensor)}
         state_dict = {"state": state, "param_groups": groups}
         for post_hook in self._optimizer_state_dict_post_hooks.values():
             hook_result = post_hook(self, state_dict)
@@ -360,15 +370,19 @@ class Optimizer:
                 if self._step_is_tensor and isinstance(state[p].get("step"), numbers.Real):
                     # an older torch saved the step as a number: now a float32 0-d tensor, as torch's setstate
                     state[p]["step"] = Tensor._make(np.array(state[p]["step"], dtype=np.float32))
+            else:  # state that belongs to no parameter is loaded as it is, as torch's
+                state[key] = value
         self.state = state
         missing_defaults = self._flag_defaults()
         for group, saved in zip(self.param_groups, saved_groups):
-            params = group["params"]
+            params, names = group["params"], group.get("param_names")
             group.clear()
             group.update({k: v for k, v in saved.items() if k != "params"})
             for key, default in missing_defaults.items():  # flags added after the dict was written
                 group.setdefault(key, default)
             group["params"] = params
+            if names is not None and "param_names" not in group:  # a dict saved without names keeps ours
+                group["param_names"] = names
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
 
