@@ -280,3 +280,21 @@ def test_foreach_utils_group_tensors_by_device_and_dtype_as_torch():
     assert grouped(chainrule, ours) == grouped(torch, theirs)
     assert (chainrule.optim.Optimizer._group_tensors_by_device_and_dtype([[chainrule.zeros(1)]], True)
             [(chainrule.device("cpu"), chainrule.float32)][1] == [0])
+
+
+def test_loaded_tensors_inside_lists_and_dicts_take_the_parameters_dtype():
+    def loaded(lib):
+        p = lib.zeros(2, dtype=lib.float64, requires_grad=True)
+        opt = lib.optim.SGD([p])
+        opt.state[p]["Q"] = [lib.ones(2), [], (lib.ones(1),)]  # SOAP keeps its eigenbases in a list
+        opt.state[p]["nested"] = {"step": lib.ones(1), "x": lib.ones(1)}
+        fresh = lib.optim.SGD([p])
+        fresh.load_state_dict(opt.state_dict())
+        state = fresh.state[p]
+        return ([str(state["Q"][0].dtype), state["Q"][1], str(state["Q"][2][0].dtype), type(state["Q"][2]).__name__],
+                {k: str(v.dtype) for k, v in state["nested"].items()})
+
+    def named(result):
+        return repr(result).replace("chainrule.", "torch.")
+
+    assert named(loaded(chainrule)) == named(loaded(torch))

@@ -417,9 +417,14 @@ def _copy_state(value):
     return copy.copy(value)
 
 
-def _cast_state(key: str, value, param: Tensor):
+def _cast_state(key: str | None, value, param: Tensor):
     """Loaded state joins its parameter's device, and a floating-point parameter's dtype, as in torch
-    (``step`` stays as it is; a complex parameter's real state, NAdam's ``mu_product``, stays real)."""
+    (``step`` stays as it is; a complex parameter's real state, NAdam's ``mu_product``, stays real).
+    Tensors inside lists, tuples and dicts (SOAP's list of eigenbases) are cast alike, as torch's."""
+    if isinstance(value, dict):
+        return {k: _cast_state(k, v, param) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast_state(None, v, param) for v in value)
     if key != "step" and isinstance(value, Tensor) and value._data.dtype.kind in _dtype.FLOAT_KINDS:
         if value._data.dtype != param._data.dtype and param._data.dtype.kind in _dtype.FLOAT_KINDS:
             value = Tensor._make(value._data.astype(param._data.dtype))
