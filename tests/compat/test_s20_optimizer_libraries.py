@@ -298,3 +298,42 @@ def test_loaded_tensors_inside_lists_and_dicts_take_the_parameters_dtype():
         return repr(result).replace("chainrule.", "torch.")
 
     assert named(loaded(chainrule)) == named(loaded(torch))
+
+
+def _transforms_under_no_grad(lib):
+    """curvlinops' Hessian and GGN products: torch.func transforms inside an @no_grad() function
+    (vmapped), over parameters that require grad. The transforms still differentiate, but nothing
+    they return is recorded outside."""
+    func = lib.func
+    p = lib.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    v = lib.tensor([1.0, 2.0, 3.0])
+
+    @lib.no_grad()
+    def hvp(v):
+        return func.jvp(func.jacrev(lambda q: (q ** 3).sum()), (p,), (v,))[1]
+
+    @lib.no_grad()
+    def vjp(v):
+        return func.vjp(lambda q: q.sin() * q, p)[1](v)[0]
+
+    @lib.no_grad()
+    def grad(v):
+        return func.grad(lambda q: (q.exp() * v).sum())(p)
+
+    @lib.no_grad()
+    def jacfwd(v):
+        return func.jacfwd(lambda q: q.tanh() * v)(p)
+
+    results = {}
+    for name, fn in (("hvp", hvp), ("vjp", vjp), ("grad", grad), ("jacfwd", jacfwd)):
+        once, mapped = fn(v), func.vmap(fn)(lib.stack([v, 2 * v]))
+        results[name] = (once.requires_grad, mapped.requires_grad, once.numpy().round(5).tolist())
+    with lib.enable_grad():  # recorded as usual when grad mode is on outside
+        results["recorded"] = func.grad(lambda q: (q ** 3).sum())(p).requires_grad
+    return results
+
+
+def test_transforms_called_under_no_grad_return_unrecorded_results():
+    ours = _transforms_under_no_grad(chainrule)
+    assert ours == _transforms_under_no_grad(torch)
+    assert ours["hvp"][:2] == (False, False)
