@@ -756,6 +756,8 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                 frame.index = i
                 if rewind is not None and i:
                     _random.default_generator.set_state(rewind)
+                    for generator, state in frame.rewound_generators.values():
+                        generator.set_state(state)
                 sliced = [rebuild([frame.keep(leaf) if dim is None else frame.cut(leaf, dim, i)
                                    for leaf, dim in zip(leaves, dims)]) for leaves, rebuild, dims in mapped]
                 results.append(func(*sliced, **kwargs))

@@ -337,3 +337,23 @@ def test_transforms_called_under_no_grad_return_unrecorded_results():
     ours = _transforms_under_no_grad(chainrule)
     assert ours == _transforms_under_no_grad(torch)
     assert ours["hvp"][:2] == (False, False)
+
+
+def test_vmap_with_the_same_randomness_rewinds_an_explicit_generator_too():
+    def draws(lib):
+        """curvlinops' MC Fisher: samples from its own seeded Generator inside vmap(randomness="same")."""
+        generator = lib.Generator()
+        generator.manual_seed(2147483647)
+        prob = lib.softmax(lib.tensor([[0.1, 0.5, -0.3], [1.0, 0.0, 0.2]]), dim=1)
+
+        def sample(v):
+            picked = prob.multinomial(num_samples=4, replacement=True, generator=generator).to(v.dtype)
+            return picked * v + lib.normal(lib.zeros(2, 4), 1.0, generator=generator)
+
+        mapped = lib.func.vmap(sample, randomness="same")(lib.ones(3))
+        after = lib.rand(2, generator=generator)  # the generator advanced by one slice's draws
+        return mapped.numpy().round(5).tolist(), after.numpy().round(6).tolist()
+
+    ours, theirs = draws(chainrule), draws(torch)
+    assert ours == theirs
+    assert ours[0][0] == ours[0][1] == ours[0][2]

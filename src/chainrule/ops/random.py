@@ -212,6 +212,9 @@ def _rng(generator, xp=np):
                            "of vmap")
     if xp is _meta.module:
         return _meta.random_stream  # shapes only: no generator advances, as on torch's meta device
+    if generator is not None:
+        for frame in _vmap_frames.running():
+            frame.note_generator(generator)
     if xp is np:
         if generator is None:
             return default_generator._rng
