@@ -357,3 +357,29 @@ def test_vmap_with_the_same_randomness_rewinds_an_explicit_generator_too():
     ours, theirs = draws(chainrule), draws(torch)
     assert ours == theirs
     assert ours[0][0] == ours[0][1] == ours[0][2]
+
+
+def test_cuda_nvtx_imports_and_refuses_as_a_cpu_build():
+    """asdl (laplace-torch's backend) imports torch.cuda.nvtx at package import."""
+    from torch.cuda import nvtx as theirs
+
+    from chainrule.cuda import nvtx as ours
+
+    def outcomes(nvtx):
+        found = []
+        for call in (lambda: nvtx.range_push("a"), nvtx.range_pop, lambda: nvtx.mark("a"),
+                     lambda: nvtx.range_start("a"), lambda: nvtx.range_end(1)):
+            try:
+                found.append(call())
+            except (RuntimeError, AttributeError) as refused:
+                found.append((type(refused).__name__, str(refused)))
+        try:
+            with nvtx.range("step {}", 1):
+                found.append("inside")
+        except RuntimeError as refused:
+            found.append(str(refused))
+        return found
+
+    if chainrule.cuda.is_available() or torch.cuda.is_available():
+        pytest.skip("a GPU machine: NVTX is installed there")
+    assert outcomes(ours) == outcomes(theirs)
