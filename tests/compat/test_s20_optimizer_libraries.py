@@ -383,3 +383,14 @@ def test_cuda_nvtx_imports_and_refuses_as_a_cpu_build():
     if chainrule.cuda.is_available() or torch.cuda.is_available():
         pytest.skip("a GPU machine: NVTX is installed there")
     assert outcomes(ours) == outcomes(theirs)
+
+
+def test_linalg_error_is_named_as_torchs_class():
+    """laplace-torch's full Hessian of an indefinite curvature: the error a user reads is torch._C._LinAlgError."""
+    names = []
+    for lib in (chainrule, torch):
+        with pytest.raises(lib.linalg.LinAlgError) as refused:
+            lib.linalg.cholesky(-lib.eye(2))
+        names.append((type(refused.value).__name__, type(refused.value).__module__.split(".", 1)[1],
+                      lib._C._LinAlgError is lib.linalg.LinAlgError, str(refused.value)))
+    assert names[0] == names[1]
