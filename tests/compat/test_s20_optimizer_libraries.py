@@ -394,3 +394,37 @@ def test_linalg_error_is_named_as_torchs_class():
         names.append((type(refused.value).__name__, type(refused.value).__module__.split(".", 1)[1],
                       lib._C._LinAlgError is lib.linalg.LinAlgError, str(refused.value)))
     assert names[0] == names[1]
+
+
+def test_optimizer_classes_are_named_by_torchs_modules():
+    import inspect
+
+    def modules(lib):
+        optim = lib.optim
+        return {name: getattr(optim, name).__module__.split(".", 1)[1] for name in optim.__all__
+                if inspect.isclass(getattr(optim, name)) and issubclass(getattr(optim, name), optim.Optimizer)}
+
+    assert modules(chainrule) == modules(torch)
+    from chainrule.optim.adamw import AdamW
+
+    assert AdamW is chainrule.optim.AdamW
+
+
+def test_an_assigned_flat_weights_list_is_what_the_rnn_runs_on():
+    """higher's functional LSTM assigns its fast weights to ``_flat_weights`` before the forward."""
+    def outputs(lib):
+        lib.manual_seed(0)
+        lstm = lib.nn.LSTM(3, 2, batch_first=True)
+        with lib.no_grad():
+            for p, values in zip(lstm.parameters(), np.split(np.linspace(-0.5, 0.5, 56, dtype=np.float32),
+                                                             np.cumsum([p.numel() for p in lstm.parameters()])[:-1])):
+                p.copy_(lib.from_numpy(values.reshape(tuple(p.shape))))
+        x = lib.from_numpy(_X[:2, :3].reshape(1, 2, 3).copy())
+        lstm._flat_weights = [2 * w for w in lstm._flat_weights]
+        doubled = lstm(x)[0]
+        lstm.weight_hh_l0 = lib.nn.Parameter(lib.zeros(8, 2))  # kept in step with the assigned list
+        no_recurrence = lstm(x)[0]
+        return doubled.detach().numpy(), no_recurrence.detach().numpy()
+
+    for a, b in zip(outputs(chainrule), outputs(torch)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
