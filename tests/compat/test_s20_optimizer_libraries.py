@@ -428,3 +428,20 @@ def test_an_assigned_flat_weights_list_is_what_the_rnn_runs_on():
 
     for a, b in zip(outputs(chainrule), outputs(torch)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_addcmul_and_addcdiv_multiply_in_the_common_dtype_of_all_operands():
+    """AdaMuon keeps a float32 second moment of a bfloat16 update: ``v.addcmul_(update, update)``."""
+    def run(lib):
+        update = lib.tensor([1.0078125, 3.015625, -0.50390625], dtype=lib.bfloat16, requires_grad=True)
+        moment = lib.zeros(3).addcmul(update, update, value=0.05)
+        ratio = lib.ones(3).addcdiv(update, 3 * update.detach(), value=0.3)
+        (moment.sum() + ratio.sum()).backward()
+        return (moment.detach().numpy(), ratio.detach().numpy(), str(moment.dtype).split(".")[-1],
+                update.grad.float().numpy())
+
+    ours, theirs = run(chainrule), run(torch)
+    assert ours[2] == theirs[2] == "float32"
+    for a, b in zip(ours[:2] + ours[3:], theirs[:2] + theirs[3:]):
+        # torch's CPU kernel fuses the multiply-add (one rounding); a bfloat16 product would be 6e-5 off
+        np.testing.assert_allclose(a, b, rtol=2e-7, atol=0)
