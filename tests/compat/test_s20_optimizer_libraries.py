@@ -134,9 +134,9 @@ def _hessian_diagonal_estimate(lib):
 def test_a_create_graph_gradient_is_a_recorded_copy_that_detaches_in_place():
     import warnings
 
-    ours = _hessian_diagonal_estimate(chainrule)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch's reference-cycle warning for backward(create_graph=True)
+        warnings.simplefilter("ignore")  # the reference-cycle warning for backward(create_graph=True)
+        ours = _hessian_diagonal_estimate(chainrule)
         theirs = _hessian_diagonal_estimate(torch)
     assert ours[0] == theirs[0] == ["CopyBackwards", "CopyBackwards"]
     assert ours[1] == theirs[1] == [False, False]
@@ -445,3 +445,20 @@ def test_addcmul_and_addcdiv_multiply_in_the_common_dtype_of_all_operands():
     for a, b in zip(ours[:2] + ours[3:], theirs[:2] + theirs[3:]):
         # torch's CPU kernel fuses the multiply-add (one rounding); a bfloat16 product would be 6e-5 off
         np.testing.assert_allclose(a, b, rtol=2e-7, atol=0)
+
+
+def test_backward_with_create_graph_warns_of_the_reference_cycle_once(monkeypatch):
+    import warnings
+
+    from chainrule.autograd import engine
+
+    monkeypatch.setattr(engine, "_reference_cycle_warned", False)  # torch warns once per process
+    x = chainrule.ones(2, requires_grad=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (x ** 2).sum().backward(create_graph=True)
+        (x ** 2).sum().backward(create_graph=True)
+        chainrule.autograd.grad((x ** 2).sum(), x, create_graph=True)  # grad() makes no cycle: no warning
+    assert [(w.category, str(w.message)[:69]) for w in caught] == [
+        (UserWarning, "Using backward() with create_graph=True will create a reference cycle")]
+    assert caught[0].filename == __file__  # the user's line

@@ -793,7 +793,26 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         inputs = _as_tuple(inputs)
         if len(inputs) == 0:
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+    if create_graph:
+        _warn_reference_cycle_once()
     run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs=inputs, accumulate=True)
+
+
+_reference_cycle_warned = False
+
+
+def _warn_reference_cycle_once() -> None:
+    """torch's warning for backward(create_graph=True), once per process as torch's engine warns it
+    (each leaf's .grad keeps a graph that holds the leaf)."""
+    global _reference_cycle_warned
+    if _reference_cycle_warned:
+        return
+    _reference_cycle_warned = True
+    warnings.warn("Using backward() with create_graph=True will create a reference cycle between the parameter "
+                  "and its gradient which can cause a memory leak. We recommend using autograd.grad when creating "
+                  "the graph to avoid this. If you have to use this function, make sure to reset the .grad fields "
+                  "of your parameters to None after use to break the cycle and avoid the leak.", UserWarning,
+                  stacklevel=_torch_function.user_stacklevel())
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
