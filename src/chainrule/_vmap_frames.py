@@ -31,6 +31,14 @@ class VmapFrame:
         self._pieces_at: dict[int, list] = {}  # index -> the slices cut for that call
         # id -> a tensor a factory (zeros, ones, full, tensor, ...) made during the calls: unbatched
         self._made = weakref.WeakValueDictionary()
+        # under randomness="same", id -> (generator, its state before its first draw in this vmap): an
+        # explicit generator is rewound before every slice as the default one is (torch draws once)
+        self.rewound_generators: dict[int, tuple] = {}
+
+    def note_generator(self, generator) -> None:
+        """Remember ``generator``'s state before a draw, the first time a slice draws from it."""
+        if self.randomness == "same" and id(generator) not in self.rewound_generators:
+            self.rewound_generators[id(generator)] = (generator, generator.get_state())
 
     def cut(self, batched, dim: int, index: int):
         """Slice ``index`` of ``batched`` along ``dim``, remembered as cut from it."""

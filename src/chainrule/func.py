@@ -34,7 +34,7 @@ from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
 from .autograd import functional as _functional
 from .autograd.function import Function
-from .autograd.grad_mode import enable_grad, no_grad
+from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
 from .ops import random as _random
 from .ops.shape import stack as _stack
 from .tensor import Tensor
@@ -140,6 +140,17 @@ def _tangent_only(x):
     return plain if tangent is None else _forward_ad.make_dual(plain, tangent.detach())
 
 
+def _unrecorded_outside(result, outside_records: bool):
+    """A transform's results as the level it was called at sees them: torch's transforms compute
+    whatever the grad mode outside (grad ignores an outer no_grad), but a call made while grad mode
+    is off records nothing there, so nothing it returns requires grad (curvlinops' Hessian products
+    under @no_grad() go on to out= ops and .numpy()). Tangents of an outer jvp are kept."""
+    if outside_records:
+        return result
+    leaves, rebuild = _flatten(result)
+    return rebuild([_tangent_only(leaf) for leaf in leaves])
+
+
 def _split_aux(result, has_aux: bool, where: str):
     if not has_aux:
         return result, None
@@ -180,6 +191,9 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
 
     @functools.wraps(func)  # torch's wrapper keeps func's name and signature (make_fx names inputs by it)
     def wrapper(*args, **kwargs):
+        return _unrecorded_outside(computed(*args, **kwargs), is_grad_enabled())
+
+    def computed(*args, **kwargs):
         numbers = _argnums_tuple(argnums, len(args), "grad_and_value(f)(*args)")
         with enable_grad(), _transform_running():
             flat_args = {}
@@ -237,6 +251,20 @@ def grad(func, argnums=0, has_aux: bool = False):
 def vjp(func, *primals, has_aux: bool = False):
     """``(func(*primals), vjp_fn)``: ``vjp_fn(cotangents)`` returns the vector-Jacobian
     product with respect to each primal, as a tuple. With ``has_aux`` a third element, aux."""
+    outside_records = is_grad_enabled()
+    result = _vjp(func, *primals, has_aux=has_aux)
+    if outside_records:
+        return result
+    vjp_fn = result[1]
+
+    def unrecorded_vjp_fn(cotangents, retain_graph: bool = True, create_graph: bool | None = None):
+        return _unrecorded_outside(vjp_fn(cotangents, retain_graph, create_graph), False)
+
+    return (_unrecorded_outside(result[0], False), unrecorded_vjp_fn,
+            *(_unrecorded_outside(result[2:], False)))
+
+
+def _vjp(func, *primals, has_aux: bool = False):
     with enable_grad(), _transform_running():
         flat = [_flatten(primal) for primal in primals]
         aliases = [[_alias(leaf) for leaf in leaves] for leaves, _ in flat]
@@ -288,12 +316,13 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
             raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to have the same shape; "
                                f"got a primal of shape {tuple(p.shape)} and a tangent of shape "
                                f"{tuple(getattr(t, 'shape', ()))}")
+    outside_records = is_grad_enabled()
     if _forward_ad._level is not None:  # already inside a dual level (one at a time): the double-vjp way
         with _transform_running():
-            return _jvp_by_double_vjp(func, primals, tangents, has_aux)
+            return _unrecorded_outside(_jvp_by_double_vjp(func, primals, tangents, has_aux), outside_records)
     with _forward_ad.dual_level(), _transform_running():
         output, tangent_out, aux = _run_dual(func, primals, tangents, has_aux, "jvp(f, primals, tangents)")
-    return (output, tangent_out, aux) if has_aux else (output, tangent_out)
+    return _unrecorded_outside((output, tangent_out, aux) if has_aux else (output, tangent_out), outside_records)
 
 
 def _run_dual(func, primals, tangents, has_aux: bool, where: str):
@@ -365,6 +394,9 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
             raise ValueError("jacrev: `chunk_size` should be greater than 0.")
 
     def wrapper(*args):
+        return _unrecorded_outside(computed(*args), is_grad_enabled())
+
+    def computed(*args):
         numbers = _argnums_tuple(argnums, len(args), "jacrev(f)(*args)")
         groups, leaves = [], []  # (argument number, how many leaves, rebuild) and all the leaves
         for number in numbers:
@@ -407,6 +439,9 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
     (shape ``output.shape + input.shape``, as ``jacrev``)."""
 
     def wrapper(*args):
+        return _unrecorded_outside(computed(*args), is_grad_enabled())
+
+    def computed(*args):
         numbers = _argnums_tuple(argnums, len(args), "jacfwd(f)(*args)")
         groups, leaves = [], []  # (argument number, how many leaves, rebuild) and all the leaves
         for number in numbers:
@@ -721,6 +756,8 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                 frame.index = i
                 if rewind is not None and i:
                     _random.default_generator.set_state(rewind)
+                    for generator, state in frame.rewound_generators.values():
+                        generator.set_state(state)
                 sliced = [rebuild([frame.keep(leaf) if dim is None else frame.cut(leaf, dim, i)
                                    for leaf, dim in zip(leaves, dims)]) for leaves, rebuild, dims in mapped]
                 results.append(func(*sliced, **kwargs))

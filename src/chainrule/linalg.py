@@ -22,8 +22,13 @@ _DECOMPOSITIONS = {
 } | {"matrix_exp": _decompositions.matrix_exp}
 
 
-class LinAlgError(RuntimeError):
-    """torch.linalg.LinAlgError: a RuntimeError for singular or non-positive-definite input."""
+class _LinAlgError(RuntimeError):
+    """torch.linalg.LinAlgError: a RuntimeError for singular or non-positive-definite input. Named
+    as torch's class is (``torch._C._LinAlgError``), which tracebacks and ``type(e).__name__`` show."""
+
+
+_LinAlgError.__module__ = "chainrule._C"  # where torch defines it; chainrule._C exports it too
+LinAlgError = _LinAlgError
 
 
 # top-level torch functions ops/linalg.py defines that torch.linalg does not have (its vander and

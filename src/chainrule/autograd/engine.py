@@ -749,8 +749,14 @@ def _accumulate(variable, grad, create_graph, exposed=()):
     current = variable._grad
     if current is None:
         # (a wrapper subclass's gradient is kept as its handler made it: its values live in the subclass)
-        if create_graph or _is_wrapper(grad):
+        if _is_wrapper(grad):
             variable._grad = grad
+            return
+        if create_graph:
+            # torch's AccumulateGrad keeps a recorded copy (CopyBackwards) under create_graph, never
+            # the graph's own value: a weight's gradient is no transposed view then, and a library's
+            # p.grad.detach_() (torch-optimizer's Adahessian) or in-place update touches only .grad
+            variable._grad = _function.name_node(grad.clone(), "torch::autograd::CopyBackwards")
             return
         array = grad._data
         # Stealing is safe only if no other tensor or view shares this array (its references:
@@ -787,7 +793,26 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         inputs = _as_tuple(inputs)
         if len(inputs) == 0:
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+    if create_graph:
+        _warn_reference_cycle_once()
     run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs=inputs, accumulate=True)
+
+
+_reference_cycle_warned = False
+
+
+def _warn_reference_cycle_once() -> None:
+    """torch's warning for backward(create_graph=True), once per process as torch's engine warns it
+    (each leaf's .grad keeps a graph that holds the leaf)."""
+    global _reference_cycle_warned
+    if _reference_cycle_warned:
+        return
+    _reference_cycle_warned = True
+    warnings.warn("Using backward() with create_graph=True will create a reference cycle between the parameter "
+                  "and its gradient which can cause a memory leak. We recommend using autograd.grad when creating "
+                  "the graph to avoid this. If you have to use this function, make sure to reset the .grad fields "
+                  "of your parameters to None after use to break the cycle and avoid the leak.", UserWarning,
+                  stacklevel=_torch_function.user_stacklevel())
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,

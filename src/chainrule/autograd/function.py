@@ -1273,8 +1273,11 @@ def name_node(output, name: str, *, label: str | None = None, rule: str | None =
     fn = output.grad_fn
     if fn is not None and kept is not None:
         fn.torch_kept = kept
-    if fn is None or (type(fn).__name__ == name and label is None and rule is None and formula is None
-                      and saved is None):
+    # torch's C++ nodes (torch::autograd::CopyBackwards) are named in full by name() only: their
+    # type's __name__ is the last part, as users read it (type(y.grad_fn).__name__ == "CopyBackwards")
+    type_name = name.rpartition("::")[2]
+    if fn is None or (type(fn).__name__ == type_name and type(fn).name() == name and label is None and rule is None
+                      and formula is None and saved is None):
         return output
     cls = type(fn)
     key = (cls, name, label, rule, formula, None if saved is None else id(saved))
@@ -1283,8 +1286,10 @@ def name_node(output, name: str, *, label: str | None = None, rule: str | None =
         text = {k: v for k, v in (("label", label), ("rule", rule), ("formula", formula)) if v is not None}
         # the part's torch names do not describe the composite op's node: undeclared unless given
         text["_torch_saved"] = saved if saved is not None or name == cls.__name__ else None
-        renamed = _RENAMED_NODES[key] = type(name, (cls,), {"__slots__": (), "__module__": cls.__module__,
-                                                            **text})
+        if type_name != name:
+            text["name"] = classmethod(lambda _cls: name)
+        renamed = _RENAMED_NODES[key] = type(type_name, (cls,), {"__slots__": (), "__module__": cls.__module__,
+                                                                 **text})
     fn.__class__ = renamed
     return output
 

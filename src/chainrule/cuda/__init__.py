@@ -19,7 +19,7 @@ from .. import _backend
 from .._backend import cuda_available
 from .._backend import device as _device
 from ..ops import random as _random
-from . import amp  # noqa: F401
+from . import amp, nvtx  # noqa: F401
 from .memory import PeakTracker
 
 __all__ = ["OutOfMemoryError", "is_available", "is_initialized", "init", "device_count", "current_device", "set_device", "device",

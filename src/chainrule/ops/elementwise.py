@@ -1646,6 +1646,7 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     if fused is not None:
         return name_node(fused, "AddcmulBackward0", label="addcmul",
                          rule=_LAST_ROUNDING_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED, kept=kept)
+    tensor1, tensor2 = _in_common_dtype(input, tensor1, tensor2)
     product = tensor1 * tensor2
     return name_node(input + (product if value == 1 else value * product), "AddcmulBackward0", label="addcmul",
                      rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED, kept=kept)
@@ -1694,9 +1695,18 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
         return name_node(fused, "AddcdivBackward0", label="addcdiv",
                          rule=_LAST_ROUNDING_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED, kept=kept)
     # torch's kernel: input + (value * tensor1) / tensor2, in that order (1e308 * 2 / 2 is inf)
+    tensor1, tensor2 = _in_common_dtype(input, tensor1, tensor2)
     quotient = tensor1 / tensor2 if value == 1 else value * tensor1 / tensor2
     return name_node(input + quotient, "AddcdivBackward0", label="addcdiv",
                      rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED, kept=kept)
+
+
+def _in_common_dtype(input, tensor1, tensor2) -> tuple:
+    """tensor1 and tensor2 in the dtype of all three operands: torch's kernel casts every operand to
+    it before multiplying, so a float32 input's product of bfloat16 tensors is not rounded to
+    bfloat16 first (pytorch_optimizer's AdaMuon: float32 ``v.addcmul_(update, update)``)."""
+    common = _dtype.result_type(input, tensor1, tensor2)
+    return tuple(_cast(t, common) if isinstance(t, Tensor) and t.dtype != common else t for t in (tensor1, tensor2))
 
 
 def _checked_value(value, *tensors):

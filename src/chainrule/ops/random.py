@@ -215,6 +215,9 @@ def _rng(generator, xp=np):
                            "of vmap")
     if xp is _meta.module:
         return _meta.random_stream  # shapes only: no generator advances, as on torch's meta device
+    if generator is not None:
+        for frame in _vmap_frames.running():
+            frame.note_generator(generator)
     if xp is np:
         if generator is None:
             return default_generator._rng
@@ -383,10 +386,19 @@ def randn_like(input: Tensor, *, generator=None, dtype=None, layout=None, device
         lambda out: normal_(out, 0.0, 1.0, generator=generator))
 
 
-def randint_like(input: Tensor, low, high=None, *, generator=None, dtype=None, layout=None, device=None,
+def randint_like(input: Tensor, low=None, high=None, *, generator=None, dtype=None, layout=None, device=None,
                  requires_grad=False, memory_format=None, pin_memory=False) -> Tensor:
+    # torch's overloads are (input, high) and (input, low, high): high alone may come by keyword
+    # (Adahessian's randint_like(p, high=2)); low alone may not
+    if high is None:
+        if low is None:
+            raise TypeError("randint_like() received an invalid combination of arguments - got (Tensor), "
+                            "but expected one of:\n * (Tensor input, int low, int high)\n * (Tensor input, Tensor high)"
+                            "\n * (Tensor input, int high)")
+        low, high = 0, low
+    elif low is None:
+        low = 0
     _strided_only(layout, "randint_like")
-    low, high = (0, low) if high is None else (low, high)
     return _random_like(
         input, memory_format, dtype, device, requires_grad,
         lambda shape: randint(low, high, shape, generator=generator, dtype=dtype or input.dtype,

@@ -4,8 +4,9 @@ from . import lr_scheduler, swa_utils
 from .adadelta import Adadelta
 from .adafactor import Adafactor
 from .adagrad import Adagrad
-from .adam import Adam, AdamW
+from .adam import Adam
 from .adamax import Adamax
+from .adamw import AdamW
 from .asgd import ASGD
 from .lbfgs import LBFGS
 from .muon import Muon
@@ -20,3 +21,6 @@ from .sparse_adam import SparseAdam
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "LBFGS",
            "Rprop", "ASGD", "Adafactor", "SparseAdam", "Muon",
            "lr_scheduler", "swa_utils"]
+
+# torch defines these two in private modules (_adafactor, _muon) and names them as torch.optim's
+Adafactor.__module__ = Muon.__module__ = __name__

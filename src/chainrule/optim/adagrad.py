@@ -23,6 +23,8 @@ __all__ = ["Adagrad"]
 class Adagrad(Optimizer):
     """torch.optim.Adagrad: ``sum += g^2``; step ``lr / (1 + (t - 1) lr_decay) * g / (sqrt(sum) + eps)``."""
 
+    _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
+
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10, foreach=None, *,
                  maximize: bool = False, differentiable: bool = False, fused=None) -> None:

@@ -25,6 +25,8 @@ __all__ = ["Adam", "AdamW"]
 class Adam(Optimizer):
     """torch.optim.Adam: bias-corrected first and second moments; L2 weight decay added to the gradient."""
 
+    _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
+
     _decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,

@@ -11,7 +11,9 @@ import functools
 import inspect
 import numbers
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from itertools import chain
 
 import numpy as np
 
@@ -21,8 +23,9 @@ from ..accelerator import current_accelerator
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..autograd.profiler import record_function
 from ..tensor import Tensor
+from ..utils.hooks import RemovableHandle
 
-__all__ = ["Optimizer", "required"]
+__all__ = ["Optimizer", "register_optimizer_step_pre_hook", "register_optimizer_step_post_hook", "required"]
 
 
 def _profiled(method):
@@ -36,6 +39,38 @@ def _profiled(method):
             return method(self, *args, **kwargs)
 
     return wrapper
+
+
+# hooks every optimizer's step runs (torch.optim.optimizer's register_optimizer_step_*_hook)
+_global_optimizer_pre_hooks: OrderedDict = OrderedDict()
+_global_optimizer_post_hooks: OrderedDict = OrderedDict()
+
+_HOOK_TABLES = ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks", "_optimizer_state_dict_pre_hooks",
+                "_optimizer_state_dict_post_hooks", "_optimizer_load_state_dict_pre_hooks",
+                "_optimizer_load_state_dict_post_hooks")
+
+
+def register_optimizer_step_pre_hook(hook) -> RemovableHandle:
+    """``hook(optimizer, args, kwargs)`` before every optimizer's step, before its own pre-hooks;
+    it may return replacement ``(args, kwargs)``."""
+    handle = RemovableHandle(_global_optimizer_pre_hooks)
+    _global_optimizer_pre_hooks[handle.id] = hook
+    return handle
+
+
+def register_optimizer_step_post_hook(hook) -> RemovableHandle:
+    """``hook(optimizer, args, kwargs)`` after every optimizer's step, after its own post-hooks."""
+    handle = RemovableHandle(_global_optimizer_post_hooks)
+    _global_optimizer_post_hooks[handle.id] = hook
+    return handle
+
+
+def _register(table: OrderedDict, hook, prepend: bool = False) -> RemovableHandle:
+    handle = RemovableHandle(table)
+    table[handle.id] = hook
+    if prepend:
+        table.move_to_end(handle.id, last=False)
+    return handle
 
 
 class _Required:
@@ -68,6 +103,9 @@ class Optimizer:
             if flag in defaults and not isinstance(defaults[flag], bool):
                 raise TypeError(f"{type(self).__name__}: {flag} must be a bool, got {defaults[flag]!r}")
         self.defaults = defaults
+        for table in _HOOK_TABLES:
+            setattr(self, table, OrderedDict())
+        self._patch_step_function()
         self.state: dict = _ParamState()
         self.param_groups: list[dict] = []
         if isinstance(params, Tensor):
@@ -146,7 +184,87 @@ class Optimizer:
                 else:
                     p.grad._data[...] = 0
 
-    @_profiled
+    def __getstate__(self) -> dict:
+        # torch pickles these three only: hooks (often lambdas, bound methods) are not carried
+        return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for table in _HOOK_TABLES:
+            if table not in self.__dict__:
+                setattr(self, table, OrderedDict())
+        self._patch_step_function()
+        self.defaults.setdefault("differentiable", False)
+
+    # ---------------------------------------------------------------- hooks
+    @staticmethod
+    def profile_hook_step(func):
+        """``func`` (a class's ``step``) running the global and this optimizer's step pre-hooks and
+        post-hooks around it, inside the profiler range torch names ``Optimizer.step#<class>.step``."""
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            self = args[0]
+            with record_function(f"Optimizer.step#{type(self).__name__}.step"):
+                for pre_hook in chain(_global_optimizer_pre_hooks.values(), self._optimizer_step_pre_hooks.values()):
+                    result = pre_hook(self, args, kwargs)
+                    if result is not None:
+                        if isinstance(result, tuple) and len(result) == 2:
+                            args, kwargs = result
+                        else:
+                            raise RuntimeError(f"{func} must return None or a tuple of (new_args, new_kwargs), "
+                                               f"but got {result}.")
+                out = func(*args, **kwargs)
+                self._optimizer_step_code()
+                for post_hook in chain(self._optimizer_step_post_hooks.values(), _global_optimizer_post_hooks.values()):
+                    post_hook(self, args, kwargs)
+                return out
+
+        return wrapper
+
+    def _patch_step_function(self) -> None:
+        """Wrap this class's ``step`` once in ``profile_hook_step``, as torch does at construction:
+        a subclass's own ``step`` (an optimizer written outside chainrule) runs the hooks too."""
+        self._zero_grad_profile_name = f"Optimizer.zero_grad#{type(self).__name__}.zero_grad"
+        if not getattr(type(self).step, "hooked", None):
+            type(self).step = self.profile_hook_step(type(self).step)
+            type(self).step.hooked = True
+
+    @staticmethod
+    def _group_tensors_by_device_and_dtype(tensorlistlist, with_indices: bool = False) -> dict:
+        """The foreach grouping torch's optimizers use (torch.utils._foreach_utils'), which optimizers
+        written outside torch call through this class."""
+        from ..utils._foreach_utils import _group_tensors_by_device_and_dtype
+
+        return _group_tensors_by_device_and_dtype(tensorlistlist, with_indices)
+
+    def _optimizer_step_code(self) -> None:
+        """An empty method called after every step, for profilers and debuggers to trace (torch's)."""
+
+    def register_step_pre_hook(self, hook) -> RemovableHandle:
+        """``hook(optimizer, args, kwargs)`` before each ``step``; it may return ``(new_args, new_kwargs)``."""
+        return _register(self._optimizer_step_pre_hooks, hook)
+
+    def register_step_post_hook(self, hook) -> RemovableHandle:
+        """``hook(optimizer, args, kwargs)`` after each ``step``."""
+        return _register(self._optimizer_step_post_hooks, hook)
+
+    def register_state_dict_pre_hook(self, hook, prepend: bool = False) -> RemovableHandle:
+        """``hook(optimizer)`` before ``state_dict`` builds the dict."""
+        return _register(self._optimizer_state_dict_pre_hooks, hook, prepend)
+
+    def register_state_dict_post_hook(self, hook, prepend: bool = False) -> RemovableHandle:
+        """``hook(optimizer, state_dict)`` after ``state_dict``; a dict it returns is returned instead."""
+        return _register(self._optimizer_state_dict_post_hooks, hook, prepend)
+
+    def register_load_state_dict_pre_hook(self, hook, prepend: bool = False) -> RemovableHandle:
+        """``hook(optimizer, state_dict)`` before ``load_state_dict`` reads it; a dict it returns is loaded instead."""
+        return _register(self._optimizer_load_state_dict_pre_hooks, hook, prepend)
+
+    def register_load_state_dict_post_hook(self, hook, prepend: bool = False) -> RemovableHandle:
+        """``hook(optimizer)`` after ``load_state_dict``."""
+        return _register(self._optimizer_load_state_dict_post_hooks, hook, prepend)
+
     def step(self, closure: Callable | None = None):
         loss = None
         if closure is not None:
@@ -203,6 +321,8 @@ class Optimizer:
     # ---------------------------------------------------------------- state dicts
     def state_dict(self) -> dict:
         """``{'state': {index: {...}}, 'param_groups': [{..., 'params': [indices]}]}`` as torch."""
+        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
+            pre_hook(self)
         index = {}
         groups = []
         start = 0
@@ -213,11 +333,23 @@ class Optimizer:
             packed["params"] = [index[id(p)] for p in group["params"]]
             start += len(packed["params"])
             groups.append(packed)
-        state = {index[id(p)]: s for p, s in self.state.items() if id(p) in index}
-        return {"state": state, "param_groups": groups}
+        # a key that is no parameter (SPAM's 'current_step' beside the per-parameter entries) is kept as it is
+        state = {index[id(p)] if isinstance(p, Tensor) else p: s for p, s in self.state.items()
+                 if id(p) in index or not isinstance(p, Tensor)}
+        state_dict = {"state": state, "param_groups": groups}
+        for post_hook in self._optimizer_state_dict_post_hooks.values():
+            hook_result = post_hook(self, state_dict)
+            if hook_result is not None:
+                state_dict = hook_result
+        return state_dict
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Load a dict from ``state_dict()``; state tensors are copied and cast to each parameter's dtype."""
+        state_dict = state_dict.copy()
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            hook_result = pre_hook(self, state_dict)
+            if hook_result is not None:
+                state_dict = hook_result
         state_dict = _copy_state(state_dict)
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
@@ -238,18 +370,27 @@ class Optimizer:
                 if self._step_is_tensor and isinstance(state[p].get("step"), numbers.Real):
                     # an older torch saved the step as a number: now a float32 0-d tensor, as torch's setstate
                     state[p]["step"] = Tensor._make(np.array(state[p]["step"], dtype=np.float32))
+            else:  # state that belongs to no parameter is loaded as it is, as torch's
+                state[key] = value
         self.state = state
         missing_defaults = self._flag_defaults()
         for group, saved in zip(self.param_groups, saved_groups):
-            params = group["params"]
+            params, names = group["params"], group.get("param_names")
             group.clear()
             group.update({k: v for k, v in saved.items() if k != "params"})
             for key, default in missing_defaults.items():  # flags added after the dict was written
                 group.setdefault(key, default)
             group["params"] = params
+            if names is not None and "param_names" not in group:  # a dict saved without names keeps ours
+                group["param_names"] = names
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)
 
-    # torch counts steps in a float32 0-d tensor (SparseAdam: a Python int)
-    _step_is_tensor = True
+    # torch's own optimizers that count steps in a float32 0-d tensor turn a loaded number into one
+    # (their __setstate__); the base class keeps the state as loaded, so an optimizer written outside
+    # torch that counts in an int (torch-optimizer's, pytorch_optimizer's) still has an int after a
+    # round trip and its `addcdiv_(-step_size, ...)` still gets a Python number
+    _step_is_tensor = False
 
     def _flag_defaults(self) -> dict:
         """The value each option takes in a loaded group that lacks it (a state dict from before the
@@ -276,9 +417,14 @@ def _copy_state(value):
     return copy.copy(value)
 
 
-def _cast_state(key: str, value, param: Tensor):
+def _cast_state(key: str | None, value, param: Tensor):
     """Loaded state joins its parameter's device, and a floating-point parameter's dtype, as in torch
-    (``step`` stays as it is; a complex parameter's real state, NAdam's ``mu_product``, stays real)."""
+    (``step`` stays as it is; a complex parameter's real state, NAdam's ``mu_product``, stays real).
+    Tensors inside lists, tuples and dicts (SOAP's list of eigenbases) are cast alike, as torch's."""
+    if isinstance(value, dict):
+        return {k: _cast_state(k, v, param) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast_state(None, v, param) for v in value)
     if key != "step" and isinstance(value, Tensor) and value._data.dtype.kind in _dtype.FLOAT_KINDS:
         if value._data.dtype != param._data.dtype and param._data.dtype.kind in _dtype.FLOAT_KINDS:
             value = Tensor._make(value._data.astype(param._data.dtype))

@@ -42,8 +42,6 @@ class SparseAdam(Optimizer):
         if complex_:
             raise ValueError(f"Complex params at indices {complex_}: SparseAdam does not support complex parameters")
 
-    _step_is_tensor = False
-
     def _all_params(self) -> list:
         return [p for group in self.param_groups for p in group["params"]]
 

@@ -130,7 +130,39 @@ class RNNBase(Module):
     @property
     def _flat_weights(self) -> list:
         # torch keeps this list for its kernels (torch.lstm(input, hx, module._flat_weights, ...))
+        assigned = self.__dict__.get("_assigned_flat_weights")
+        if assigned is not None:
+            return assigned
         return [getattr(self, name) for name in self._flat_weights_names]
+
+    @_flat_weights.setter
+    def _flat_weights(self, weights) -> None:
+        # torch's forward runs on whatever list is assigned here (higher's functional modules assign
+        # their fast weights), until a weight attribute is replaced or .to()/.double() runs: then its
+        # forward rebuilds the list from the parameters
+        self.__dict__["_assigned_flat_weights"] = list(weights)
+        self.__dict__["_flat_weights_assigned_over"] = [getattr(self, name) for name in self._flat_weights_names]
+
+    def __setattr__(self, name: str, value) -> None:
+        assigned = self.__dict__.get("_assigned_flat_weights")
+        if assigned is not None and name in self.__dict__.get("_flat_weights_names", ()):
+            assigned[self._flat_weights_names.index(name)] = value  # torch keeps its list in step
+        super().__setattr__(name, value)
+
+    def _apply(self, fn, recurse: bool = True):
+        self.__dict__.pop("_assigned_flat_weights", None)
+        return super()._apply(fn, recurse)
+
+    def _weight(self, name: str):
+        """The weight the forward runs on: from an assigned ``_flat_weights`` list while the weight
+        attributes are still those it was assigned over, else the parameter."""
+        assigned = self.__dict__.get("_assigned_flat_weights")
+        if assigned is not None:
+            over = self.__dict__["_flat_weights_assigned_over"]
+            if all(getattr(self, n) is w for n, w in zip(self._flat_weights_names, over)):
+                return assigned[self._flat_weights_names.index(name)]
+            del self.__dict__["_assigned_flat_weights"]  # torch's forward re-reads the parameters
+        return getattr(self, name)
 
     def flatten_parameters(self) -> None:
         """torch packs the weights into one cuDNN buffer here; chainrule reads each weight where
@@ -140,14 +172,14 @@ class RNNBase(Module):
         suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
         if self.bias:
             names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-            return tuple(getattr(self, n + suffix) for n in names)
-        return getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix), None, None
+            return tuple(self._weight(n + suffix) for n in names)
+        return self._weight("weight_ih" + suffix), self._weight("weight_hh" + suffix), None, None
 
     def _projection(self, layer: int, direction: int):
         """An LSTM's weight_hr of (layer, direction) (proj_size, hidden_size), or None without one."""
         if not self.proj_size:
             return None
-        return getattr(self, f"weight_hr_l{layer}" + ("_reverse" if direction == 1 else ""))
+        return self._weight(f"weight_hr_l{layer}" + ("_reverse" if direction == 1 else ""))
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
