@@ -112,7 +112,10 @@ def is_floating_point(input: Tensor) -> bool:
 
 def _assert(condition, message) -> None:
     """torch._assert: an ``assert`` that torch's symbolic tracing can record (torchvision's box
-    checks use it); eagerly, a plain assert."""
+    checks, e3nn's generated shape checks use it): a condition that overrides ``__torch_function__``
+    (an fx Proxy) is handed to it, as torch's; eagerly, a plain assert."""
+    if type(condition) is not Tensor and _torch_function.has_torch_function((condition,)):
+        return _torch_function.handle_torch_function(_assert, (condition,), condition, message)
     assert condition, message
 
 
@@ -414,7 +417,8 @@ from . import _torch_function  # noqa: E402
 from . import overrides  # noqa: E402,F401
 
 _methods.bind_torch_function()
-_torch_function.wrap_module(_sys.modules[__name__], "torch", skip=overrides._UNDISPATCHED_TOP_LEVEL,
+# einsum hands itself to __torch_function__ (ops/linalg.py), after unpacking a list of operands as torch's
+_torch_function.wrap_module(_sys.modules[__name__], "torch", skip=overrides._UNDISPATCHED_TOP_LEVEL | {"einsum"},
                             builtin=lambda name: name not in _torch_function.PYTHON_FUNCTIONS_AT_TOP_LEVEL)
 # the top-level spellings taken from Tensor's methods above stay those methods (built-ins, as torch's)
 for _name in ("detach", "fill_", "zero_", "detach_", "resize_as_", "as_strided_", "get_device", "is_nonzero",
@@ -434,3 +438,4 @@ _torch_function.rewrap_captured(_modules)
 _torch_function.wired = True
 del _modules, _module_class, _namespace, _owner, _name
 from ._C import DisableTorchFunction, DisableTorchFunctionSubclass  # noqa: E402,F401
+from . import functional  # noqa: E402,F401  (torch.functional names the wired top-level objects)

@@ -1,0 +1,77 @@
+"""What scientific and image libraries (e3nn, piq, geomloss, POT, ...) reached for, run unedited on
+torch 2.13 and on chainrule (docs/compatibility-trials.md, session 20): each case here is our own
+small reproduction, compared with torch."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+A = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]], dtype=np.float32)
+B = np.array([[1.0, 0.5], [-2.0, 0.25], [0.75, 3.0]], dtype=np.float32)
+
+
+def test_torch_functional_names_the_top_level_objects():
+    # opt_einsum_fx keys a set on {torch.functional.einsum, torch.einsum}
+    assert sorted(chainrule.functional.__all__) == sorted(torch.functional.__all__)
+    for name in torch.functional.__all__:
+        assert getattr(chainrule.functional, name) is getattr(chainrule, name), name
+
+
+def traced_calls(lib, fn):
+    graph = lib.fx.symbolic_trace(fn).graph
+    return [(str(n.target).rsplit(" at ", 1)[0], [type(a).__name__ for a in n.args])
+            for n in graph.nodes if n.op == "call_function" and n.target in (lib.einsum, lib._assert)]
+
+
+@pytest.mark.parametrize("form", ["varargs", "tuple", "list"])
+def test_fx_records_einsum_with_its_operands_unpacked(form):
+    def fn_of(lib):
+        def fn(a, b):
+            operands = {"varargs": None, "tuple": (a, b), "list": [a, b]}[form]
+            return lib.einsum("ij,jk->ik", a, b) if operands is None else lib.einsum("ij,jk->ik", operands)
+        return fn
+
+    ours, theirs = traced_calls(chainrule, fn_of(chainrule)), traced_calls(torch, fn_of(torch))
+    assert [args for _, args in ours] == [args for _, args in theirs] == [["str", "Node", "Node"]]
+    module = chainrule.fx.symbolic_trace(fn_of(chainrule))
+    np.testing.assert_allclose(module(chainrule.tensor(A), chainrule.tensor(B)).numpy(), A @ B, rtol=1e-6)
+
+
+def test_a_mode_sees_einsums_list_of_operands_as_torchs_does():
+    def seen_by_mode(lib):
+        seen = []
+
+        class Recorder(lib.overrides.TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                if getattr(func, "__name__", "") == "einsum":
+                    seen.append([type(a).__name__ for a in args])
+                return func(*args, **(kwargs or {}))
+
+        with Recorder():
+            out = lib.einsum("ij,jk->ik", [lib.tensor(A), lib.tensor(B)])
+            lib.einsum(lib.tensor(A), [0, 1], lib.tensor(B), [1, 2])
+        return seen, out.numpy()
+
+    (ours, value), (theirs, expected) = seen_by_mode(chainrule), seen_by_mode(torch)
+    assert ours == theirs == [["str", "list"], ["str", "Tensor", "Tensor"]]
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+
+
+def test_fx_records_assert_on_a_traced_condition():
+    def fn_of(lib):
+        def fn(x):
+            lib._assert(x.shape[-1] == 3, "last dimension must be 3")
+            return x * 2
+        return fn
+
+    ours, theirs = traced_calls(chainrule, fn_of(chainrule)), traced_calls(torch, fn_of(torch))
+    assert [args for _, args in ours] == [args for _, args in theirs] == [["Node", "str"]]
+    module = chainrule.fx.symbolic_trace(fn_of(chainrule))
+    np.testing.assert_array_equal(module(chainrule.tensor(A)).numpy(), A * 2)
+    with pytest.raises(AssertionError, match="last dimension must be 3"):
+        module(chainrule.tensor(B))
+    with pytest.raises(AssertionError, match="last dimension must be 3"):
+        fn_of(torch)(torch.tensor(B))
