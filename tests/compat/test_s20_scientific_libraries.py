@@ -75,3 +75,45 @@ def test_fx_records_assert_on_a_traced_condition():
         module(chainrule.tensor(B))
     with pytest.raises(AssertionError, match="last dimension must be 3"):
         fn_of(torch)(torch.tensor(B))
+
+
+def t_warnings(lib, make, times=2):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(times):
+            make(lib).T  # noqa: B018
+    return [str(w.message).split(" (Triggered internally")[0] for w in caught if w.category is UserWarning]
+
+
+@pytest.mark.parametrize("make", [lambda lib: lib.ones(3), lambda lib: lib.ones(2, 3, 4), lambda lib: lib.tensor(1.0)],
+                         ids=["1-D", "3-D", "0-D"])
+def test_tensor_T_off_matrices_warns_once_per_process_as_torchs(make, monkeypatch):
+    # POT's 1-D quantile code reads `.T` of a vector: torch warns once (TORCH_WARN_ONCE), and on
+    # every read under set_warn_always(True); its warn-once memory is the process's, so torch's
+    # message is read with warn_always on
+    from chainrule import _methods
+
+    monkeypatch.setattr(_methods, "_t_deprecations_given", set())
+    torch.set_warn_always(True)
+    try:
+        expected = t_warnings(torch, make, times=1)
+    finally:
+        torch.set_warn_always(False)
+    assert len(expected) == 1
+    assert t_warnings(chainrule, make) == expected  # twice read, once warned
+    assert t_warnings(chainrule, make) == []
+    chainrule.set_warn_always(True)
+    try:
+        assert t_warnings(chainrule, make) == expected * 2
+    finally:
+        chainrule.set_warn_always(False)
+    assert t_warnings(chainrule, lambda lib: lib.ones(2, 3)) == []
+    with pytest.warns(UserWarning):  # (torch's, given once more under warn_always)
+        torch.set_warn_always(True)
+        try:
+            expected_value = make(torch).T.numpy()
+        finally:
+            torch.set_warn_always(False)
+    np.testing.assert_array_equal(make(chainrule).T.numpy(), expected_value)
