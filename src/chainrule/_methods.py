@@ -553,26 +553,20 @@ def _matrix_transpose(self: Tensor) -> Tensor:
     return self.transpose(-2, -1)
 
 
-# torch's two Tensor.T deprecations, each given once per process (TORCH_WARN_ONCE), every time under
-# set_warn_always(True); keyed by whether the tensor was 0-D
+# torch's two Tensor.T deprecations (each once per process, as torch's TORCH_WARN_ONCE), by whether
+# the tensor is 0-D
 _T_DEPRECATIONS = {
     True: "Tensor.T is deprecated on 0-D tensors. This function is the identity in these cases.",
     False: "The use of `x.T` on tensors of dimension other than 2 to reverse their shape is deprecated and it "
            "will throw an error in a future release. Consider `x.mT` to transpose batches of matrices or "
            "`x.permute(*torch.arange(x.ndim - 1, -1, -1))` to reverse the dimensions of a tensor.",
 }
-_t_deprecations_given: set = set()
 
 
 def _reversed_dims(self: Tensor) -> Tensor:
     ndim = self._data.ndim
     if ndim != 2:
-        zero_dim = ndim == 0
-        if zero_dim not in _t_deprecations_given or _config.is_warn_always_enabled():
-            _t_deprecations_given.add(zero_dim)
-            import warnings
-
-            warnings.warn(_T_DEPRECATIONS[zero_dim], UserWarning, stacklevel=_torch_function.user_stacklevel())
+        _config.warn_once(_T_DEPRECATIONS[ndim == 0])
     return self.permute(*reversed(range(ndim)))
 
 

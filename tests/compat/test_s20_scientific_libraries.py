@@ -77,43 +77,54 @@ def test_fx_records_assert_on_a_traced_condition():
         fn_of(torch)(torch.tensor(B))
 
 
-def t_warnings(lib, make, times=2):
+def warnings_of(calls):
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for _ in range(times):
-            make(lib).T  # noqa: B018
+        for call in calls:
+            call()
     return [str(w.message).split(" (Triggered internally")[0] for w in caught if w.category is UserWarning]
+
+
+def torchs_warnings(call):
+    """torch's messages for ``call``: its warn-once memory is the process's, so read with warn_always."""
+    torch.set_warn_always(True)
+    try:
+        return warnings_of([call])
+    finally:
+        torch.set_warn_always(False)
 
 
 @pytest.mark.parametrize("make", [lambda lib: lib.ones(3), lambda lib: lib.ones(2, 3, 4), lambda lib: lib.tensor(1.0)],
                          ids=["1-D", "3-D", "0-D"])
-def test_tensor_T_off_matrices_warns_once_per_process_as_torchs(make, monkeypatch):
+def test_tensor_T_off_matrices_warns_once_per_process_as_torchs(make):
     # POT's 1-D quantile code reads `.T` of a vector: torch warns once (TORCH_WARN_ONCE), and on
-    # every read under set_warn_always(True); its warn-once memory is the process's, so torch's
-    # message is read with warn_always on
-    from chainrule import _methods
-
-    monkeypatch.setattr(_methods, "_t_deprecations_given", set())
-    torch.set_warn_always(True)
-    try:
-        expected = t_warnings(torch, make, times=1)
-    finally:
-        torch.set_warn_always(False)
+    # every read under set_warn_always(True)
+    expected = torchs_warnings(lambda: make(torch).T)
     assert len(expected) == 1
-    assert t_warnings(chainrule, make) == expected  # twice read, once warned
-    assert t_warnings(chainrule, make) == []
+    read_twice = [lambda: make(chainrule).T, lambda: make(chainrule).T]
+    assert warnings_of(read_twice) == expected
+    assert warnings_of(read_twice) == []
     chainrule.set_warn_always(True)
     try:
-        assert t_warnings(chainrule, make) == expected * 2
+        assert warnings_of(read_twice) == expected * 2
     finally:
         chainrule.set_warn_always(False)
-    assert t_warnings(chainrule, lambda lib: lib.ones(2, 3)) == []
-    with pytest.warns(UserWarning):  # (torch's, given once more under warn_always)
-        torch.set_warn_always(True)
-        try:
-            expected_value = make(torch).T.numpy()
-        finally:
-            torch.set_warn_always(False)
-    np.testing.assert_array_equal(make(chainrule).T.numpy(), expected_value)
+    assert warnings_of([lambda: chainrule.ones(2, 3).T]) == []
+    values = []
+    warnings_of([lambda: values.extend([make(chainrule).T.numpy(), make(torch).T.numpy()])])
+    np.testing.assert_array_equal(*values)
+
+
+def test_deprecated_linalg_names_warn_once_from_two_call_sites():
+    # nflows' LU transform calls triangular_solve on two lines: torch warns once, Python's default
+    # filter would have warned once per line
+    def calls(lib):
+        A, b = lib.eye(3) * 2, lib.ones(3, 1)
+        return [lambda: lib.triangular_solve(b, A), lambda: lib.triangular_solve(b, A, upper=False),
+                lambda: lib.cholesky(A), lambda: lib.cholesky(A)]
+
+    expected = [m for call in calls(torch)[::2] for m in torchs_warnings(call)]
+    assert len(expected) == 2
+    assert warnings_of(calls(chainrule)) == expected
