@@ -128,3 +128,33 @@ def test_deprecated_linalg_names_warn_once_from_two_call_sites():
     expected = [m for call in calls(torch)[::2] for m in torchs_warnings(call)]
     assert len(expected) == 2
     assert warnings_of(calls(chainrule)) == expected
+
+
+def test_jit_trace_module_returns_the_module_after_torchs_checks():
+    # e3nn.util.jit.trace(module) calls torch.jit.trace_module(mod, {"forward": inputs})
+    layer = chainrule.nn.Linear(2, 3)
+    x = chainrule.tensor(A[:, :2])
+    with pytest.warns(DeprecationWarning, match=r"`torch.jit.trace_method` is deprecated"):
+        traced = chainrule.jit.trace_module(layer, {"forward": x})
+    assert traced is layer
+    for lib in (chainrule, torch):
+        with pytest.warns(DeprecationWarning):
+            with pytest.raises(AttributeError, match="expected torch.nn.Module as the first argument"):
+                lib.jit.trace_module(lambda v: v, {"forward": lib.ones(1)})
+            with pytest.raises(AttributeError, match=r"expected a dictionary of \(method_name, input\) pairs"):
+                lib.jit.trace_module(lib.nn.Linear(2, 3), lib.ones(1, 2))
+
+
+@pytest.mark.parametrize("name", ["script", "trace"])
+def test_jit_entry_points_say_they_are_deprecated_as_torchs(name):
+    def messages(lib):
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            entry = getattr(lib.jit, name)
+            entry(lib.nn.Linear(2, 2), lib.ones(1, 2)) if name == "trace" else entry(lib.nn.Linear(2, 2))
+        return [str(w.message) for w in caught if w.category is DeprecationWarning]
+
+    assert messages(chainrule)[0] == messages(torch)[0] == (
+        f"`torch.jit.{name}` is deprecated. Please switch to `torch.compile` or `torch.export`.")
