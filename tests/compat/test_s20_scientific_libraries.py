@@ -158,3 +158,25 @@ def test_jit_entry_points_say_they_are_deprecated_as_torchs(name):
 
     assert messages(chainrule)[0] == messages(torch)[0] == (
         f"`torch.jit.{name}` is deprecated. Please switch to `torch.compile` or `torch.export`.")
+
+
+@pytest.mark.parametrize("default", ["float32", "float64"])
+def test_type_of_the_tensor_class_casts_to_the_default_dtype(default):
+    # nflows' LeakyReLU transform: `mask = (inputs < 0).type(torch.Tensor)`
+    values = np.array([1, -2, 0], dtype=np.int64)
+    results = {}
+    for lib in (chainrule, torch):
+        saved = lib.get_default_dtype()
+        lib.set_default_dtype(getattr(lib, default))
+        try:
+            x = lib.tensor(values)
+            cast, mask, named = x.type(lib.Tensor), (x < 0).type(lib.Tensor), x.type("torch.Tensor")
+            doubled = x.double()
+            kept = doubled.type(lib.Tensor) is doubled
+        finally:
+            lib.set_default_dtype(saved)
+        results[lib] = [(str(t.dtype).split(".")[-1], t.tolist()) for t in (cast, mask, named)]
+        assert kept == (default == "float64")  # no cast: the tensor itself, as torch's
+        with pytest.raises(ValueError, match=r"^invalid type: 'Parameter'$"):
+            x.type(lib.nn.Parameter)
+    assert results[chainrule] == results[torch]
