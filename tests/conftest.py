@@ -38,12 +38,3 @@ def _torch_distributions_validation_restored():
     if saved is not None and distributions.Distribution._validate_args is not saved:
         distributions.Distribution.set_default_validate_args(saved)
 
-
-@pytest.fixture(autouse=True)
-def _warn_once_memory_cleared():
-    """chainrule's once-per-process warnings (torch's TORCH_WARN_ONCE: deprecated linalg names,
-    Tensor.T off matrices) are given afresh in every test, as in a process of its own, so a test
-    that expects one does not depend on which tests ran before it in the worker."""
-    from chainrule import _config
-
-    _config._warned_once.clear()

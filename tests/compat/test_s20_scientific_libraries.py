@@ -98,7 +98,8 @@ def torchs_warnings(call):
 
 @pytest.mark.parametrize("make", [lambda lib: lib.ones(3), lambda lib: lib.ones(2, 3, 4), lambda lib: lib.tensor(1.0)],
                          ids=["1-D", "3-D", "0-D"])
-def test_tensor_T_off_matrices_warns_once_per_process_as_torchs(make):
+def test_tensor_T_off_matrices_warns_once_per_process_as_torchs(make, monkeypatch):
+    monkeypatch.setattr(chainrule._config, "_warned_once", set())
     # POT's 1-D quantile code reads `.T` of a vector: torch warns once (TORCH_WARN_ONCE), and on
     # every read under set_warn_always(True)
     expected = torchs_warnings(lambda: make(torch).T)
@@ -117,7 +118,8 @@ def test_tensor_T_off_matrices_warns_once_per_process_as_torchs(make):
     np.testing.assert_array_equal(*values)
 
 
-def test_deprecated_linalg_names_warn_once_from_two_call_sites():
+def test_deprecated_linalg_names_warn_once_from_two_call_sites(monkeypatch):
+    monkeypatch.setattr(chainrule._config, "_warned_once", set())
     # nflows' LU transform calls triangular_solve on two lines: torch warns once, Python's default
     # filter would have warned once per line
     def calls(lib):
