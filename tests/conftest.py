@@ -37,4 +37,3 @@ def _torch_distributions_validation_restored():
     yield
     if saved is not None and distributions.Distribution._validate_args is not saved:
         distributions.Distribution.set_default_validate_args(saved)
-
