@@ -417,8 +417,7 @@ from . import _torch_function  # noqa: E402
 from . import overrides  # noqa: E402,F401
 
 _methods.bind_torch_function()
-# einsum hands itself to __torch_function__ (ops/linalg.py), after unpacking a list of operands as torch's
-_torch_function.wrap_module(_sys.modules[__name__], "torch", skip=overrides._UNDISPATCHED_TOP_LEVEL | {"einsum"},
+_torch_function.wrap_module(_sys.modules[__name__], "torch", skip=overrides._UNDISPATCHED_TOP_LEVEL,
                             builtin=lambda name: name not in _torch_function.PYTHON_FUNCTIONS_AT_TOP_LEVEL)
 # the top-level spellings taken from Tensor's methods above stay those methods (built-ins, as torch's)
 for _name in ("detach", "fill_", "zero_", "detach_", "resize_as_", "as_strided_", "get_device", "is_nonzero",

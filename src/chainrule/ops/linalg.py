@@ -893,8 +893,8 @@ def einsum(equation, *operands) -> Tensor:
     size-1 broadcasting); operands may also be passed as one list, or in torch's sublist form
     ``einsum(a, [0, 1], b, [1, 2], [0, 2])``.
 
-    It hands itself to ``__torch_function__`` as torch.functional.einsum does (the package leaves it
-    unwrapped): after the sublist form is read, and for one list of operands only once the list is
+    It hands itself to ``__torch_function__`` as torch.functional.einsum does (so it is marked as
+    dispatching, and the package's wiring leaves it as it is): after the sublist form is read, and for one list of operands only once the list is
     unpacked, so a handler (an fx Proxy) inside the list sees ``einsum(equation, a, b)``; an active
     mode still sees the list, as torch's."""
     if isinstance(equation, Tensor):
@@ -924,6 +924,10 @@ def einsum(equation, *operands) -> Tensor:
 
         operands = tuple(_cast(t, _dtype.int64) for t in operands)
     return Einsum.apply(*operands, subs=subs, output=output)
+
+
+einsum.__torch_dispatching__ = True
+einsum.__torch_owner__ = "torch"
 
 
 def _sums_a_lone_label(subs: list, output: list, shapes: list) -> bool:
