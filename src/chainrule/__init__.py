@@ -131,7 +131,10 @@ def is_floating_point(input: Tensor) -> bool:
 
 def _assert(condition, message) -> None:
     """torch._assert: an ``assert`` that torch's symbolic tracing can record (torchvision's box
-    checks use it); eagerly, a plain assert."""
+    checks, e3nn's generated shape checks use it): a condition that overrides ``__torch_function__``
+    (an fx Proxy) is handed to it, as torch's; eagerly, a plain assert."""
+    if type(condition) is not Tensor and _torch_function.has_torch_function((condition,)):
+        return _torch_function.handle_torch_function(_assert, (condition,), condition, message)
     assert condition, message
 
 
@@ -458,3 +461,4 @@ _torch_function.rewrap_captured(_modules)
 _torch_function.wired = True
 del _modules, _module_class, _namespace, _owner, _name, _function
 from ._C import DisableTorchFunction, DisableTorchFunctionSubclass  # noqa: E402,F401
+from . import functional  # noqa: E402,F401  (torch.functional names the wired top-level objects)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import warnings
 
+from . import _torch_function
+
 __all__ = ["set_num_threads", "get_num_threads", "set_num_interop_threads", "get_num_interop_threads",
            "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
            "is_deterministic_algorithms_warn_only_enabled", "set_float32_matmul_precision",
@@ -217,6 +219,19 @@ def set_warn_always(b: bool) -> None:
 
 def is_warn_always_enabled() -> bool:
     return _warn_always
+
+
+_warned_once: set = set()
+
+
+def warn_once(message: str, category: type = UserWarning) -> None:
+    """torch's TORCH_WARN_ONCE: ``message`` is given once per process whatever the warnings filters
+    (Python's default filter would repeat it at every new call site), and on every call under
+    set_warn_always(True). Points at the first frame outside chainrule."""
+    if message in _warned_once and not _warn_always:
+        return
+    _warned_once.add(message)
+    warnings.warn(message, category, stacklevel=_torch_function.user_stacklevel())
 
 
 def set_flush_denormal(mode: bool) -> bool:

@@ -587,8 +587,21 @@ def _matrix_transpose(self: Tensor) -> Tensor:
     return self.transpose(-2, -1)
 
 
+# torch's two Tensor.T deprecations (each once per process, as torch's TORCH_WARN_ONCE), by whether
+# the tensor is 0-D
+_T_DEPRECATIONS = {
+    True: "Tensor.T is deprecated on 0-D tensors. This function is the identity in these cases.",
+    False: "The use of `x.T` on tensors of dimension other than 2 to reverse their shape is deprecated and it "
+           "will throw an error in a future release. Consider `x.mT` to transpose batches of matrices or "
+           "`x.permute(*torch.arange(x.ndim - 1, -1, -1))` to reverse the dimensions of a tensor.",
+}
+
+
 def _reversed_dims(self: Tensor) -> Tensor:
-    return self.permute(*reversed(range(self.ndim)))
+    ndim = self._data.ndim
+    if ndim != 2:
+        _config.warn_once(_T_DEPRECATIONS[ndim == 0])
+    return self.permute(*reversed(range(ndim)))
 
 
 def _is_shared(self) -> bool:

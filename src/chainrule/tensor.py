@@ -595,11 +595,14 @@ class Tensor:
             layout = "sparse." if self.is_sparse else ""  # torch.sparse.FloatTensor, torch.cuda.sparse.FloatTensor
             name = _TYPE_NAMES.get(self.dtype.name) or f"UI{self.dtype.name[2:]}Tensor"  # uint16 -> UInt16Tensor
             return f"torch.{'cuda.' if self.is_cuda else ''}{layout}{name}"
+        if dtype is Tensor:  # the default tensor type, as torch.Tensor names it (nflows' `mask.type(torch.Tensor)`)
+            dtype = "torch.Tensor"
         if isinstance(dtype, str) or isinstance(getattr(dtype, "dtype", None), _dtype.dtype):
             target, on_cuda = legacy_type_of(dtype)
             return self.to("cuda" if on_cuda else "cpu", target, non_blocking=non_blocking)
         if isinstance(dtype, type):  # torch's type() takes its own dtypes and legacy types, not float
-            name = dtype.__name__ if dtype.__module__ == "builtins" else f"{dtype.__module__}.{dtype.__qualname__}"
+            plain = dtype.__module__ == "builtins" or issubclass(dtype, Tensor)  # (torch names a subclass bare)
+            name = dtype.__name__ if plain else f"{dtype.__module__}.{dtype.__qualname__}"
             raise ValueError(f"invalid type: '{name}'")
         if not isinstance(dtype, _dtype.dtype):
             raise TypeError("dtype must be a type, str, or dtype object")
@@ -772,6 +775,8 @@ def legacy_type_of(name_or_type) -> tuple[_dtype.dtype, bool]:
     if not isinstance(name_or_type, str):
         return name_or_type.dtype, name_or_type.is_cuda
     prefix, _, name = name_or_type.rpartition(".")
+    if name == "Tensor" and prefix in ("torch", "torch.cuda", "chainrule", "chainrule.cuda"):
+        return _dtype.get_default_dtype(), prefix.endswith("cuda")  # the default tensor type
     dtype_names = {type_name: dtype_name for dtype_name, type_name in _TYPE_NAMES.items()}
     if prefix not in ("torch", "torch.cuda", "chainrule", "chainrule.cuda") or name not in dtype_names:
         raise ValueError(f"invalid type: {name_or_type!r} (expected a name like 'torch.FloatTensor')")

@@ -316,7 +316,8 @@ def test_out_arguments_are_written():
     np.testing.assert_allclose(_numpy(Q @ R), _numpy(A), atol=1e-6)
 
 
-def test_torch_cholesky_warns_it_is_deprecated():
+def test_torch_cholesky_warns_it_is_deprecated(monkeypatch):
+    monkeypatch.setattr(chainrule._config, "_warned_once", set())  # (it warns once per process, as torch's)
     with pytest.warns(UserWarning, match="torch.cholesky is deprecated"):
         chainrule.cholesky(chainrule.eye(2))
 

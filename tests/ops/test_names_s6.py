@@ -274,7 +274,8 @@ def test_inv_ex_and_solve_ex_report_singular_matrices():
         chainrule.linalg.householder_product(chainrule.randn(4, 3), chainrule.randn(4))
 
 
-def test_deprecated_linalg_names_warn_as_torch():
+def test_deprecated_linalg_names_warn_as_torch(monkeypatch):
+    monkeypatch.setattr(chainrule._config, "_warned_once", set())  # (each warns once per process, as torch's)
     A = chainrule.eye(3) * 2
     for call in (lambda: chainrule.lu(A), lambda: chainrule.triangular_solve(chainrule.ones(3, 1), A),
                  lambda: chainrule.lu_solve(chainrule.ones(3, 1), *chainrule.linalg.lu_factor(A))):

@@ -7,6 +7,7 @@ eagerly. A TorchScript file cannot be written or read: ``save`` and ``load`` rai
 NotImplementedError pointing at ``chainrule.save`` (state dicts).
 """
 
+import builtins
 import inspect
 import warnings
 
@@ -17,7 +18,7 @@ from ..nn import Module
 from . import annotations  # noqa: F401
 from ._container_types import isinstance
 
-__all__ = ["script", "trace", "ignore", "unused", "export", "is_scripting", "is_tracing", "save", "load",
+__all__ = ["script", "trace", "trace_module", "ignore", "unused", "export", "is_scripting", "is_tracing", "save", "load",
            "Final", "ScriptModule", "script_method", "annotate", "interface", "TracerWarning", "isinstance"]
 
 _NO_TORCHSCRIPT = ("chainrule.jit.{}: chainrule has no TorchScript format; save the state dict "
@@ -33,14 +34,34 @@ class TracerWarning(Warning):
         warnings.filterwarnings("ignore", category=TracerWarning, module="torch.(?!jit)")
 
 
+# torch 2.10+ deprecates TorchScript; its entry points say so (DeprecationWarning, shown by default
+# only for calls from __main__)
+_DEPRECATED = "`torch.jit.{}` is deprecated. Please switch to `torch.compile` or `torch.export`."
+
+
 def script(obj, optimize=None, _frames_up: int = 0, _rcb=None, example_inputs=None):
     """Returns ``obj`` unchanged: it runs eagerly."""
+    warnings.warn(_DEPRECATED.format("script"), DeprecationWarning, stacklevel=2)
     return obj
 
 
 def trace(func, example_inputs=None, *args, **kwargs):
     """Returns ``func`` unchanged (no graph is recorded): it runs eagerly on any input."""
+    warnings.warn(_DEPRECATED.format("trace"), DeprecationWarning, stacklevel=2)
     return func
+
+
+def trace_module(mod, inputs, optimize=None, check_trace: bool = True, check_inputs=None, check_tolerance: float = 1e-5,
+                 strict: bool = True, _force_outplace: bool = False, _module_class=None, _compilation_unit=None,
+                 example_inputs_is_kwarg: bool = False, _store_inputs: bool = True):
+    """torch.jit.trace_module: ``mod`` comes back unchanged, as ``trace``'s (its methods run eagerly),
+    after torch's checks of the arguments (e3nn's ``trace`` of a module calls it)."""
+    warnings.warn(_DEPRECATED.format("trace_method"), DeprecationWarning, stacklevel=2)
+    if not builtins.isinstance(mod, Module):
+        raise AttributeError("expected torch.nn.Module as the first argument")
+    if not builtins.isinstance(inputs, dict):
+        raise AttributeError("expected a dictionary of (method_name, input) pairs")
+    return mod
 
 
 def ignore(drop=False, **kwargs):

@@ -16,11 +16,10 @@ the ``linalg_*`` functions are exposed by ``chainrule.linalg`` under torch.linal
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
-from .. import _dtype, return_types
+from .. import _config, _dtype, return_types
 from .._backend import array_module, broadcast_solve, checked_linalg
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
@@ -269,8 +268,11 @@ def linalg_cholesky(input: Tensor, *, upper: bool = False, out=None) -> Tensor:
 
 def cholesky(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
     """torch.cholesky (deprecated in torch for torch.linalg.cholesky, and warns once as torch does)."""
-    warnings.warn("torch.cholesky is deprecated in favor of torch.linalg.cholesky and will be removed in a "
-                  "future PyTorch release.", UserWarning, stacklevel=2)
+    _config.warn_once("torch.cholesky is deprecated in favor of torch.linalg.cholesky and will be removed in a "
+                      "future PyTorch release.\nL = torch.cholesky(A)\nshould be replaced with\n"
+                      "L = torch.linalg.cholesky(A)\nand\nU = torch.cholesky(A, upper=True)\nshould be replaced with\n"
+                      "U = torch.linalg.cholesky(A).mH\nThis transform will produce equivalent results for all valid "
+                      "(symmetric positive definite) inputs.")
     _check_square(input, "linalg.cholesky")
     result = name_node(Cholesky.apply(input, upper=bool(upper), raise_errors=True, op="cholesky")[0],
                        "CholeskyBackward0")
@@ -1320,8 +1322,11 @@ def lu_unpack(LU_data: Tensor, LU_pivots: Tensor, unpack_data: bool = True, unpa
 def lu(A: Tensor, pivot: bool = True, get_infos: bool = False, out=None):
     """torch.lu (deprecated): ``(LU, pivots)``, or ``(LU, pivots, infos)`` with ``get_infos``, as
     linalg.lu_factor_ex."""
-    warnings.warn("torch.lu is deprecated in favor of torch.linalg.lu_factor / torch.linalg.lu_factor_ex and will be "
-                  "removed in a future PyTorch release.", UserWarning, stacklevel=2)
+    _config.warn_once("torch.lu is deprecated in favor of torch.linalg.lu_factor / torch.linalg.lu_factor_ex and "
+                      "will be removed in a future PyTorch release.\nLU, pivots = torch.lu(A, compute_pivots)\n"
+                      "should be replaced with\nLU, pivots = torch.linalg.lu_factor(A, compute_pivots)\nand\n"
+                      "LU, pivots, info = torch.lu(A, compute_pivots, get_infos=True)\nshould be replaced with\n"
+                      "LU, pivots, info = torch.linalg.lu_factor_ex(A, compute_pivots)")
     LU, pivots, info = linalg_lu_factor_ex(A, pivot=pivot)
     result = (LU, pivots, info) if get_infos else (LU, pivots)
     if out is None:
@@ -1334,8 +1339,9 @@ def lu(A: Tensor, pivot: bool = True, get_infos: bool = False, out=None):
 def lu_solve(input: Tensor, LU_data: Tensor, LU_pivots: Tensor, *, out=None) -> Tensor:
     """torch.lu_solve (deprecated): linalg.lu_solve with the arguments in the old order."""
     b = input  # torch's Python binding takes these keyword names
-    warnings.warn("torch.lu_solve is deprecated in favor of torch.linalg.lu_solveand will be removed in a future "
-                  "PyTorch release.", UserWarning, stacklevel=2)
+    _config.warn_once("torch.lu_solve is deprecated in favor of torch.linalg.lu_solveand will be removed in a "
+                      "future PyTorch release.\nNote that torch.linalg.lu_solve has its arguments reversed.\n"
+                      "X = torch.lu_solve(B, LU, pivots)\nshould be replaced with\nX = torch.linalg.lu_solve(LU, pivots, B)")
     return _copy_out(linalg_lu_solve(LU_data, LU_pivots, b), out, "lu_solve")
 
 
@@ -1344,8 +1350,10 @@ def triangular_solve(input: Tensor, A: Tensor, upper: bool = True, transpose: bo
     """torch.triangular_solve (deprecated): ``(solution, cloned_coefficient)`` with op(A) X = b,
     op(A) = Aᵀ when ``transpose``."""
     b = input  # torch's Python binding takes these keyword names
-    warnings.warn("torch.triangular_solve is deprecated in favor of torch.linalg.solve_triangularand will be removed "
-                  "in a future PyTorch release.", UserWarning, stacklevel=2)
+    _config.warn_once("torch.triangular_solve is deprecated in favor of torch.linalg.solve_triangularand will be "
+                      "removed in a future PyTorch release.\ntorch.linalg.solve_triangular has its arguments reversed "
+                      "and does not return a copy of one of the inputs.\nX = torch.triangular_solve(B, A).solution\n"
+                      "should be replaced with\nX = torch.linalg.solve_triangular(A, B).")
     if A._data.ndim < 2 or A._data.shape[-1] != A._data.shape[-2]:
         raise RuntimeError(f"A must be batches of square matrices, but they are {A._data.shape[-2]} by "
                            f"{A._data.shape[-1]} matrices")

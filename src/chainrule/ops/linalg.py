@@ -15,7 +15,7 @@ import string
 
 import numpy as np
 
-from .. import _dtype, _opmath, return_types
+from .. import _dtype, _opmath, _torch_function, return_types
 from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg
 from .._opmath import cpu_autocast_policy
 from ..autograd import forward_ad as _forward_ad
@@ -892,11 +892,19 @@ def _sublist_equation(args: tuple) -> tuple:
 def einsum(equation, *operands) -> Tensor:
     """torch.einsum: any equation NumPy accepts (ellipsis, implicit output, repeated subscripts,
     size-1 broadcasting); operands may also be passed as one list, or in torch's sublist form
-    ``einsum(a, [0, 1], b, [1, 2], [0, 2])``."""
+    ``einsum(a, [0, 1], b, [1, 2], [0, 2])``.
+
+    It hands itself to ``__torch_function__`` as torch.functional.einsum does (so it is marked as
+    dispatching, and the package's wiring leaves it as it is): after the sublist form is read, and for one list of operands only once the list is
+    unpacked, so a handler (an fx Proxy) inside the list sees ``einsum(equation, a, b)``; an active
+    mode still sees the list, as torch's."""
     if isinstance(equation, Tensor):
         equation, operands = _sublist_equation((equation,) + operands)
-    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
-        operands = tuple(operands[0])
+    one_list = len(operands) == 1 and isinstance(operands[0], (list, tuple))
+    if _torch_function.has_torch_function(() if one_list else operands):
+        return _torch_function.handle_torch_function(einsum, operands, equation, *operands)
+    if one_list:
+        return einsum(equation, *operands[0])
     for i, t in enumerate(operands):
         if not isinstance(t, Tensor):
             raise TypeError(f"einsum(): operand {i} must be a Tensor, not {type(t).__name__}")
@@ -917,6 +925,10 @@ def einsum(equation, *operands) -> Tensor:
 
         operands = tuple(_cast(t, _dtype.int64) for t in operands)
     return Einsum.apply(*operands, subs=subs, output=output)
+
+
+einsum.__torch_dispatching__ = True
+einsum.__torch_owner__ = "torch"
 
 
 def _sums_a_lone_label(subs: list, output: list, shapes: list) -> bool:
