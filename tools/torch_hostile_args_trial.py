@@ -21,6 +21,9 @@ alike, each under a time limit and a cap on the address space. Kinds per case:
     values_differ       both returned, and something differs (recorded, not this trial's subject)
     same                both raised, chainrule's exception is an instance of torch's builtin class
     class_differs       both raised, another builtin class
+    torch_leaks         torch raised an internal error (its Python code reading ``.size`` off a str:
+                        AttributeError), chainrule one of torch's user-facing classes: torch is the
+                        unreasonable one, chainrule keeps its error
     torch_only_raised   torch refused and chainrule computed something
     chainrule_only_raised
     leak                chainrule raised an internal error torch did not (AttributeError, KeyError,
@@ -58,8 +61,8 @@ SECONDS_PER_CALL = 3
 # asks for gigabytes fails quickly (torch: RuntimeError, NumPy: MemoryError) instead of swapping
 ADDRESS_SPACE_HEADROOM = 3 << 30
 
-KINDS = ("both_ok", "values_differ", "same", "class_differs", "torch_only_raised", "chainrule_only_raised",
-         "leak", "mutated", "skipped")
+KINDS = ("both_ok", "values_differ", "same", "class_differs", "torch_leaks", "torch_only_raised",
+         "chainrule_only_raised", "leak", "mutated", "skipped")
 
 INTERNAL_ERRORS = (AttributeError, KeyError, NameError, UnboundLocalError, AssertionError, ZeroDivisionError,
                    RecursionError, MemoryError)
@@ -234,7 +237,7 @@ def _method(name):
     return lambda lib: getattr(lib.Tensor, name)
 
 
-def _calls():
+def hand_written_calls():
     import numpy as np
 
     def x23(torch):
@@ -341,9 +344,9 @@ def _calls():
 def _to_chainrule(value, storages):
     """torch_value_to_chainrule, also for torch's datasets (rebuilt on chainrule's tensors)."""
     import torch
+    from torch_opinfo_errors_trial import torch_value_to_chainrule
 
     import chainrule
-    from torch_opinfo_errors_trial import torch_value_to_chainrule
 
     if isinstance(value, torch.utils.data.TensorDataset):
         return chainrule.utils.data.TensorDataset(*[_to_chainrule(t, storages) for t in value.tensors])
@@ -378,8 +381,9 @@ def _context(args, kwargs):
 
 def _call(function, args, kwargs, seed):
     """(exception or None, result)."""
-    import chainrule
     import torch
+
+    import chainrule
 
     torch.manual_seed(seed)
     chainrule.manual_seed(seed)
@@ -479,9 +483,11 @@ def classify(torch_function, chainrule_function, torch_args, torch_kwargs, seed,
         return {"kind": "skipped", "reason": str(reason)}
     destination = chainrule_args[0] if inplace and chainrule_args and _is_chainrule_tensor(chainrule_args[0]) else None
     before = _snapshot(destination) if destination is not None else None
+    _calling("torch")
     torch_exc, torch_result = _call(torch_function, torch_args, torch_kwargs, seed)
     if isinstance(torch_exc, CallTimeout):
         return {"kind": "skipped", "reason": "torch ran past the time limit"}
+    _calling("chainrule")
     chainrule_exc, chainrule_result = _call(chainrule_function, chainrule_args, chainrule_kwargs, seed)
     record = {}
     if torch_exc is not None:
@@ -506,6 +512,8 @@ def classify(torch_function, chainrule_function, torch_args, torch_kwargs, seed,
         return {**record, "kind": "torch_only_raised"}
     if isinstance(chainrule_exc, builtin_class(torch_exc)):
         return {**record, "kind": "same"}
+    if is_internal(torch_exc) and not is_internal(chainrule_exc):
+        return {**record, "kind": "torch_leaks"}
     return {**record, "kind": "class_differs"}
 
 
@@ -531,6 +539,25 @@ def _module_pair(base):
     state = {key: _to_chainrule(value, {}) for key, value in torch_module.state_dict().items()}
     chainrule_module.load_state_dict(state)
     return torch_module, chainrule_module
+
+
+def valid_call_fails(base) -> str | None:
+    """Why the base call, unmodified, is no base for hostile variants (it raises on torch or on
+    chainrule: an op chainrule lacks, a sample torch itself refuses), or None."""
+    import torch
+
+    import chainrule
+
+    torch.manual_seed(0)
+    args, kwargs = base.build(torch)
+    if base.module is not None:
+        torch_function, chainrule_function = _module_pair(base)
+    else:
+        torch_function, chainrule_function = base.function(torch), base.function(chainrule)
+    record = classify(torch_function, chainrule_function, args, kwargs, 0, base.inplace, False)
+    if record["kind"] in ("both_ok", "values_differ"):
+        return None
+    return f"the valid call: {record.get('reason') or record.get('torch') or record.get('chainrule')}"
 
 
 def cases_of(base, hostile_names=None):
@@ -588,7 +615,6 @@ def run_case(base, position, hostile_name, seed=0):
 def op_db_bases(pattern=None):
     """A Base per OpInfo's first float32 sample (and its in-place variant), skipped ones with reasons."""
     import torch
-
     from torch_opinfo_errors_trial import full_name, load_op_db, resolve_chainrule_callable
 
     op_db = load_op_db()
@@ -659,34 +685,87 @@ def _cap_address_space():
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
 
 
-def run(out, source="all", pattern=None):
+def _work(out, source, pattern, start):
+    """Run the cases from number ``start`` on, appending each record to ``cases.jsonl`` under ``out``
+    and, before each call, the case's number and which library it is calling to ``progress``: a
+    hostile argument that crashes the interpreter (torch 2.13's lu_unpack given a zero-size pivots
+    tensor segfaults) ends this process, and ``run`` resumes after that case."""
     import chainrule  # noqa: F401  (imported before the address space is capped)
 
-    records, bases = [], []
+    bases, skipped = [], []
     if source in ("all", "calls"):
-        bases += [base for base in _calls() if not pattern or re.search(pattern, base.name)]
+        bases += [base for base in hand_written_calls() if not pattern or re.search(pattern, base.name)]
     if source in ("all", "op_db"):
         found, skipped = op_db_bases(pattern)
         bases += found
-        records += skipped
     _cap_address_space()
-    for base in bases:
-        try:
-            pairs = cases_of(base)
-        except Exception as exc:
-            records.append({"base": base.name, "source": base.source, "kind": "skipped",
-                            "reason": f"building the call raised {_describe(exc)}"})
-            continue
-        for position, hostile in pairs:
+    number = 0
+    with open(os.path.join(out, "cases.jsonl"), "a") as records:
+        def write(record):
+            records.write(json.dumps(record) + "\n")
+            records.flush()
+
+        if start == 0:
+            for record in skipped:
+                write(record)
+        for base in bases:
+            print(f"{base.name}", file=sys.stderr, flush=True)
             try:
-                records.append(run_case(base, position, hostile))
-            except CallTimeout:
-                records.append({"base": base.name, "source": base.source, "position": str(position),
-                                "hostile": hostile, "kind": "skipped", "reason": "building ran past the limit"})
-            except NotComparable as reason:
-                records.append({"base": base.name, "source": base.source, "position": str(position),
-                                "hostile": hostile, "kind": "skipped", "reason": str(reason)})
+                reason = valid_call_fails(base)
+                pairs = [] if reason else cases_of(base)
+            except Exception as exc:
+                pairs, reason = [], f"building the call raised {_describe(exc)}"
+            if reason and start == 0:
+                write({"base": base.name, "source": base.source, "kind": "skipped", "reason": reason})
+            for position, hostile in pairs:
+                number += 1
+                if number <= start:
+                    continue
+                _PROGRESS.update(path=os.path.join(out, "progress"), number=number)
+                head = {"base": base.name, "source": base.source, "position": f"{position[0]}[{position[1]!r}]",
+                        "hostile": hostile}
+                try:
+                    write(run_case(base, position, hostile))
+                except CallTimeout:
+                    write({**head, "kind": "skipped", "reason": "building ran past the limit"})
+                except NotComparable as reason:
+                    write({**head, "kind": "skipped", "reason": str(reason)})
+
+
+_PROGRESS: dict = {}
+
+
+def _calling(library: str) -> None:
+    """Note, before a call, which case and library it is (read back if the call crashes the process)."""
+    if _PROGRESS:
+        with open(_PROGRESS["path"], "w") as handle:
+            handle.write(f"{_PROGRESS['number']} {library}")
+
+
+def run(out, source="all", pattern=None):
+    """Every case, in worker processes that a crash ends; a crashed case is recorded as skipped."""
+    import subprocess
+
     os.makedirs(out, exist_ok=True)
+    for name in ("cases.jsonl", "progress"):
+        if os.path.exists(os.path.join(out, name)):
+            os.remove(os.path.join(out, name))
+    start, crashes = 0, []
+    while True:
+        command = [sys.executable, os.path.abspath(__file__), "work", "--out", out, "--source", source,
+                   "--start", str(start)] + (["--filter", pattern] if pattern else [])
+        finished = subprocess.run(command)
+        if finished.returncode == 0:
+            break
+        with open(os.path.join(out, "progress")) as handle:
+            number, library = handle.read().split()
+        crashes.append({"number": int(number), "library": library, "returncode": finished.returncode})
+        start = int(number)
+    with open(os.path.join(out, "cases.jsonl")) as handle:
+        records = [json.loads(line) for line in handle]
+    for crash in crashes:
+        records.append({"base": f"case {crash['number']}", "source": "crash", "kind": "skipped",
+                        "reason": f"{crash['library']} ended the process (exit status {crash['returncode']})"})
     with open(os.path.join(out, "cases.json"), "w") as handle:
         json.dump(records, handle, indent=1)
     print(count_table(records))
@@ -734,6 +813,11 @@ def main(argv=None):
     run_parser.add_argument("--out", required=True)
     run_parser.add_argument("--source", choices=("all", "calls", "op_db"), default="all")
     run_parser.add_argument("--filter", help="regular expression searched in the base call's name")
+    work_parser = commands.add_parser("work", help="(run's worker process)")
+    work_parser.add_argument("--out", required=True)
+    work_parser.add_argument("--source", default="all")
+    work_parser.add_argument("--filter")
+    work_parser.add_argument("--start", type=int, default=0)
     show_parser = commands.add_parser("show")
     show_parser.add_argument("--out", required=True)
     show_parser.add_argument("--kind", required=True, choices=KINDS)
@@ -741,6 +825,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.out, args.source, args.filter)
+    elif args.command == "work":
+        _work(args.out, args.source, args.filter, args.start)
     else:
         show(args.out, args.kind, args.filter)
 

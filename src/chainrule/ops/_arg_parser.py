@@ -43,12 +43,22 @@ def int_list(value, op: str, name: str, sized: bool = True) -> tuple:
             if as_int is None:
                 raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, but found element of type "
                                 f"{type(item).__name__} at pos {i}")
+            if not _fits_int64(as_int):
+                raise TypeError(f"{op}(): argument '{name}' failed to unpack the object at pos {i + 1} with error "
+                                '"Overflow when unpacking long long"')
             items.append(as_int)
         return tuple(items)
     as_int = _as_int(value) if sized else None
     if as_int is None:
         raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
+    if not _fits_int64(as_int):
+        raise ValueError("Overflow when unpacking long long")
     return (as_int,)
+
+
+def _fits_int64(value: int) -> bool:
+    """Whether torch's parser can unpack ``value`` into its int64_t (2**63 cannot)."""
+    return -2**63 <= value < 2**63
 
 
 def check_int(value, op: str, name: str) -> int:
@@ -56,6 +66,8 @@ def check_int(value, op: str, name: str) -> int:
     as_int = _as_int(value)
     if as_int is None:
         raise TypeError(f"{op}(): argument '{name}' must be int, not {type(value).__name__}")
+    if not _fits_int64(as_int):
+        raise ValueError("Overflow when unpacking long long")
     return as_int
 
 

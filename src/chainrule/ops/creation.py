@@ -316,6 +316,16 @@ def _shape_args(size) -> tuple:
     return shape
 
 
+def _allocated(op: str, make, *args, **kwargs):
+    """``make(*args, **kwargs)``, a NumPy/CuPy allocation, with torch's RuntimeError where the memory
+    is not there (a layer built with a hostile 2**31 features calls these directly, not through
+    the public wrappers that translate NumPy's MemoryError)."""
+    try:
+        return make(*args, **kwargs)
+    except MemoryError as error:
+        raise RuntimeError(f"{op}(): not enough memory: {error}") from None
+
+
 def _xp(device):
     """The array module that creates on ``device`` (the default device when None), with the GPU
     it names made CuPy's current one (CuPy allocates there; see _backend.follow_device)."""
@@ -367,7 +377,8 @@ def zeros(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad
             return made
     if out is not None and dtype is None:
         dtype = out.dtype  # torch fills out in its own dtype
-    result = _finish(_xp(device).zeros(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
+    result = _finish(_allocated("zeros", _xp(device).zeros, _shape_args(_sizes(sizes, size)), dtype=_dt(dtype)),
+                     requires_grad)
     return result if out is None else write_out(result, out, "zeros")
 
 
@@ -382,7 +393,8 @@ def ones(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=
             return made
     if out is not None and dtype is None:
         dtype = out.dtype
-    result = _finish(_xp(device).ones(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)), requires_grad)
+    result = _finish(_allocated("ones", _xp(device).ones, _shape_args(_sizes(sizes, size)), dtype=_dt(dtype)),
+                     requires_grad)
     return result if out is None else write_out(result, out, "ones")
 
 
@@ -402,7 +414,8 @@ def empty(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad
         if made is not _function.RUN_UNDISPATCHED:
             return made
     order = _channels_last_order(name, len(shape))
-    array = _xp(device).empty(shape if order is None else tuple(shape[d] for d in order), dtype=_dt(dtype))
+    array = _allocated("empty", _xp(device).empty, shape if order is None else tuple(shape[d] for d in order),
+                       dtype=_dt(dtype))
     return _finish(array if order is None else array.transpose(_inverse(order)), requires_grad)
 
 
@@ -478,7 +491,7 @@ def full(size, fill_value, *, dtype=None, layout=None, device=None, requires_gra
         dtype = _dtype.scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
     shape = _shape_args((size,))
     fill_value = checked_fill_value(fill_value, _dtype.to_dtype(dtype), math.prod(shape))
-    return _finish(_xp(device).full(shape, fill_value, dtype=_dt(dtype)), requires_grad)
+    return _finish(_allocated("full", _xp(device).full, shape, fill_value, dtype=_dt(dtype)), requires_grad)
 
 
 def checked_fill_value(value, dtype: _dtype.dtype, numel: builtins.int):
