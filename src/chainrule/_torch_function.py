@@ -320,7 +320,10 @@ def _arguments_override(values) -> bool:
 #
 # The fast path reads one flag and looks each argument's class up in a set; keywords (rarer in hot
 # code) take a second function, so the common call passes no empty dict on; the operators name
-# their two operands instead of packing them.
+# their two operands instead of packing them. The op's own call sits in a try (free until it
+# raises): an AttributeError read off a non-tensor argument becomes torch's TypeError, NumPy's
+# MemoryError torch's RuntimeError (argument_refusal, out_of_memory); dispatched calls are the
+# handlers' own business and are left as they raise.
 _WRAPPER_SOURCE = """
 def _binary_wrapper(impl, handed):
     def public(self, other):
@@ -334,16 +337,24 @@ def _binary_wrapper(impl, handed):
 def _general_wrapper(impl, handed, face_type=None):
     face = None
     def public(*args, **kwargs):
-        try:
-            if kwargs:
-                if state.modes_live or arguments_override(args) or arguments_override(kwargs.values()):
-                    return dispatch(handed or face, args, kwargs)
+        if kwargs:
+            if state.modes_live or arguments_override(args) or arguments_override(kwargs.values()):
+                return dispatch(handed or face, args, kwargs)
+            try:
                 return impl(*args, **kwargs)
-            if state.modes_live:
+            except AttributeError as error:
+                refusal = argument_refusal(face, impl, args, kwargs, error)
+                if refusal is None:
+                    raise
+                raise refusal from None
+            except MemoryError as error:
+                raise out_of_memory(face, impl, error) from None
+        if state.modes_live:
+            return dispatch(handed or face, args, None)
+        for value in args:
+            if value.__class__ not in plain and arguments_override(args):
                 return dispatch(handed or face, args, None)
-            for value in args:
-                if value.__class__ not in plain and arguments_override(args):
-                    return dispatch(handed or face, args, None)
+        try:
             return impl(*args)
         except AttributeError as error:
             refusal = argument_refusal(face, impl, args, kwargs, error)
