@@ -849,7 +849,9 @@ def _wrap_dim(dim: int, ndim: int, op: str = "") -> int:
 
 
 def _dim_index(dim, op: str) -> int:
-    """An integer dim from any integer type; floats (and other types) raise torch's TypeError."""
+    """An integer dim from any integer type; floats, bools (and other types) raise torch's TypeError."""
+    if isinstance(dim, (bool, np.bool_)):
+        raise TypeError(f"{op or 'dim'}(): argument 'dim' must be int, not bool")
     try:
         return operator.index(dim)
     except TypeError:

@@ -19,7 +19,7 @@ from tests.compat.trial_tools import load_tool
 
 torch = pytest.importorskip("torch")
 
-SAMPLE = 400
+SAMPLE = 300
 SEED = 20261202
 # what a replayed case must never be: an internal error leaked, or a destination written before raising
 NEVER = ("leak", "mutated")
@@ -128,3 +128,39 @@ def test_a_zero_dim_tensor_in_a_tensor_dataset_is_an_index_error():
     for lib in (torch, chainrule):
         with pytest.raises(IndexError, match="Dimension specified as 0 but tensor has no dimensions"):
             lib.utils.data.TensorDataset(lib.ones(4), lib.tensor(1.0))
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda lib, x: lib.div(x, x, rounding_mode=3), TypeError),
+    (lambda lib, x: lib.div(x, x, rounding_mode="bad"), RuntimeError),
+    (lambda lib, x: lib.meshgrid(x[0], indexing=3), TypeError),
+    (lambda lib, x: lib.scatter_reduce(x, 0, lib.tensor([[0]]), x, reduce=3), TypeError),
+    (lambda lib, x: lib.index_reduce(x, 0, None, x, "prod"), TypeError),
+    (lambda lib, x: x.transpose(True, 0), TypeError),
+    (lambda lib, x: lib.where(None, x, x), TypeError),
+    (lambda lib, x: lib.linalg.multi_dot("ab"), TypeError),
+    (lambda lib, x: lib.nn.functional.cosine_embedding_loss(x, True, lib.ones(2)), TypeError),
+    (lambda lib, x: lib.linalg.matrix_rank(x, hermitian=True), RuntimeError),
+    (lambda lib, x: lib.linspace(0, 1, 2**45), RuntimeError),
+], ids=["rounding-mode-int", "rounding-mode-str", "indexing", "scatter-reduce", "index-reduce-index", "bool-dim",
+        "where-condition", "multi-dot-str", "cosine-embedding-bool", "hermitian-rank-not-square",
+        "linspace-beyond-memory"])
+def test_arguments_of_the_wrong_kind_raise_torchs_class(call, error):
+    for lib in (torch, chainrule):
+        with pytest.raises(error):
+            call(lib, lib.ones(2, 3))
+
+
+def test_an_integer_running_statistic_is_refused_before_either_is_updated():
+    running_mean, running_var = chainrule.zeros(3), chainrule.ones(3, dtype=chainrule.int64)
+    with pytest.raises(RuntimeError, match="expected scalar type Float but found Long"):
+        chainrule.nn.functional.instance_norm(chainrule.randn(2, 3, 4), running_mean, running_var)
+    assert running_mean.tolist() == [0.0, 0.0, 0.0] and running_mean._version == 0
+    with pytest.raises(RuntimeError, match="expected scalar type Float but found Long"):
+        torch.nn.functional.instance_norm(torch.randn(2, 3, 4), torch.zeros(3), torch.ones(3, dtype=torch.int64))
+
+
+def test_geometric_draws_on_the_meta_device():
+    # (as torch's do; its first meta call imports its meta registrations, seconds, so it is not run here)
+    drawn = chainrule.empty(2, 3, device="meta").geometric_(0.5)
+    assert drawn.device.type == "meta" and tuple(drawn.shape) == (2, 3) and drawn.dtype == chainrule.float32

@@ -71,6 +71,14 @@ def check_int(value, op: str, name: str) -> int:
     return as_int
 
 
+def check_str(value, op: str, name: str) -> str:
+    """``value`` of a ``str`` argument (a reduction's name, meshgrid's indexing); torch's TypeError
+    for anything else, before the op checks which strings it takes."""
+    if not isinstance(value, str):
+        raise TypeError(f"{op}(): argument '{name}' must be str, not {type(value).__name__}")
+    return value
+
+
 def check_bool(value, op: str, name: str) -> bool:
     """``value`` of a ``bool`` argument: only a bool is one (``ceil_mode=1`` is refused, as by torch)."""
     if not isinstance(value, (bool, np.bool_)):

@@ -324,6 +324,10 @@ def _allocated(op: str, make, *args, **kwargs):
         return make(*args, **kwargs)
     except MemoryError as error:
         raise RuntimeError(f"{op}(): not enough memory: {error}") from None
+    except ValueError as error:
+        if "array is too big" not in str(error):  # NumPy's refusal of a size beyond any address space
+            raise
+        raise RuntimeError(f"{op}(): not enough memory: {error}") from None
 
 
 def _xp(device):
@@ -664,7 +668,7 @@ def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device
     refuse_dtype(dtype, "linspace_cpu")
     _strided_only(layout, "linspace")
     _check_space_arguments("linspace", start, end, steps)
-    array = np.linspace(builtins.float(start), builtins.float(end), builtins.int(steps))
+    array = _allocated("linspace", np.linspace, builtins.float(start), builtins.float(end), builtins.int(steps))
     low = _dt(dtype)
     if low.itemsize == 2 and low.kind in "fV" and steps > 1:  # float16 or ml_dtypes' bfloat16
         array = _half_linspace(builtins.float(start), builtins.float(end), builtins.int(steps), low)

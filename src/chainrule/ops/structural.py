@@ -23,6 +23,7 @@ from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim, honours_out
 from . import creation
+from ._arg_parser import check_str
 from .elementwise import _cast, ne, sub
 from .index import index_select
 from .shape import cat, clone, contiguous, expand, flip, movedim, narrow, reshape, stack, transpose
@@ -214,6 +215,7 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple:
         warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass the indexing "
                       "argument.", UserWarning, stacklevel=2)
         indexing = "ij"
+    check_str(indexing, "meshgrid", "indexing")
     if indexing not in ("ij", "xy"):
         raise RuntimeError(f'torch.meshgrid: indexing must be one of "xy" or "ij", but received: {indexing}')
     for t in tensors:
