@@ -164,3 +164,21 @@ def test_geometric_draws_on_the_meta_device():
     # (as torch's do; its first meta call imports its meta registrations, seconds, so it is not run here)
     drawn = chainrule.empty(2, 3, device="meta").geometric_(0.5)
     assert drawn.device.type == "meta" and tuple(drawn.shape) == (2, 3) and drawn.dtype == chainrule.float32
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: lib.fft.fft(x, n="a"),
+    lambda lib, x: lib.fft.fft(x, n=2.5),
+    lambda lib, x: lib.fft.fft(x, norm=3),
+    lambda lib, x: lib.fft.fft2(x, dim="ab"),
+    lambda lib, x: x.narrow(0, "a", 1),
+    lambda lib, x: x.select(0, float("nan")),
+    lambda lib, x: lib.randint(0.5, 5, (2,)),
+    lambda lib, x: lib.randint(0, 5, "ab"),
+    lambda lib, x: lib.randperm("a"),
+], ids=["fft-n-str", "fft-n-float", "fft-norm-int", "fft2-dim-str", "narrow-start-str", "select-index-nan",
+        "randint-float-low", "randint-size-str", "randperm-str"])
+def test_a_number_or_size_of_the_wrong_type_is_a_type_error(call):
+    for lib in (torch, chainrule):
+        with pytest.raises(TypeError):
+            call(lib, lib.ones(4, 4))

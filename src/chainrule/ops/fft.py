@@ -26,6 +26,7 @@ from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out
+from ._arg_parser import check_str, int_list
 from .elementwise import _cast
 from .shape import narrow, pad, roll
 
@@ -38,6 +39,7 @@ _DUAL = {"backward": "forward", "forward": "backward", "ortho": "ortho"}
 def _norm(norm, op: str) -> str:
     if norm is None:
         return "backward"
+    check_str(norm, f"fft_{op}", "norm")
     if norm not in _NORMS:
         raise RuntimeError(f"{op}: Invalid normalization mode: \"{norm}\"")
     return norm
@@ -164,12 +166,12 @@ def _dims_and_sizes(x: Tensor, s, dim, op: str, default_dim=None) -> tuple:
     ndim = x._data.ndim
     if dim is None and default_dim is not None:
         dim = default_dim
-    if isinstance(dim, int):
-        dim = (dim,)
+    if dim is not None:  # torch's parser: ints (a bool, a float, a str refused), each within int64
+        dim = int_list(dim, f"fft_{op}", "dim")
     if ndim == 0 and dim:  # torch names the first dim it looked for
         raise IndexError(f"Dimension specified as {dim[0]} but tensor has no dimensions")
     if s is not None:
-        s = tuple(int(n) for n in ([s] if isinstance(s, int) else s))
+        s = int_list(s, f"fft_{op}", "s")
         if dim is None:
             dim = tuple(range(ndim - len(s), ndim))
         elif len(s) != len(dim):
