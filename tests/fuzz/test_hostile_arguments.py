@@ -176,8 +176,12 @@ def test_geometric_draws_on_the_meta_device():
     lambda lib, x: lib.randint(0.5, 5, (2,)),
     lambda lib, x: lib.randint(0, 5, "ab"),
     lambda lib, x: lib.randperm("a"),
+    lambda lib, x: lib.linspace("a", 1, 3),
+    lambda lib, x: lib.clamp_min(x, None),
+    lambda lib, x: lib.gradient(x, edge_order="a"),
 ], ids=["fft-n-str", "fft-n-float", "fft-norm-int", "fft2-dim-str", "narrow-start-str", "select-index-nan",
-        "randint-float-low", "randint-size-str", "randperm-str"])
+        "randint-float-low", "randint-size-str", "randperm-str", "linspace-start-str", "clamp-min-none",
+        "gradient-edge-order-str"])
 def test_a_number_or_size_of_the_wrong_type_is_a_type_error(call):
     for lib in (torch, chainrule):
         with pytest.raises(TypeError):

@@ -654,6 +654,13 @@ def _check_space_arguments(op: str, start, end, steps) -> None:
         raise TypeError(f"{op}() received an invalid combination of arguments - got ({got}), but expected one of:\n"
                         f" * (Tensor start, Tensor end, int steps, ...)\n * (Number start, Tensor end, int steps, ...)"
                         f"\n * (Tensor start, Number end, int steps, ...)\n * (Number start, Number end, int steps, ...)")
+    numbers = (builtins.int, builtins.float, builtins.complex, np.number, np.bool_, Tensor)
+    if not (isinstance(start, numbers) and isinstance(end, numbers)) or not -2**63 <= steps < 2**63:
+        got = ", ".join(_dtype.parser_type_name(value) for value in (start, end, steps))
+        if isinstance(start, numbers) and isinstance(end, numbers):  # steps beyond int64
+            raise ValueError("Overflow when unpacking long long")
+        raise TypeError(f"{op}() received an invalid combination of arguments - got ({got}), but expected one of:\n"
+                        f" * (Tensor start, Tensor end, int steps, ...)\n * (Number start, Number end, int steps, ...)")
     start_dims, end_dims = (value._data.ndim if isinstance(value, Tensor) else 0 for value in (start, end))
     if start_dims or end_dims:
         raise RuntimeError(f"{op} only supports 0-dimensional start and end tensors, but got start with {start_dims} "

@@ -1420,6 +1420,8 @@ def _refuse_complex_bound(bound) -> None:
 
 def clamp_min(input: Tensor, min) -> Tensor:
     _require_tensors("clamp_min", input)
+    if min is None:  # torch's parser: clamp_min takes a Number or a Tensor, never None
+        raise TypeError("clamp_min(): argument 'min' must be Number or Tensor, not NoneType")
     _refuse_complex_bound(min)
     out = clamp(input, min=min)
     if isinstance(min, Tensor) or out is input:
@@ -1429,6 +1431,8 @@ def clamp_min(input: Tensor, min) -> Tensor:
 
 def clamp_max(input: Tensor, max) -> Tensor:
     _require_tensors("clamp_max", input)
+    if max is None:  # torch's parser: clamp_max takes a Number or a Tensor, never None
+        raise TypeError("clamp_max(): argument 'max' must be Number or Tensor, not NoneType")
     _refuse_complex_bound(max)
     out = clamp(input, max=max)
     if isinstance(max, Tensor) or out is input:
