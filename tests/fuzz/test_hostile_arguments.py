@@ -109,6 +109,8 @@ def test_an_allocation_beyond_memory_is_a_runtime_error(call):
     (lambda lib, x: lib.zeros(2, 2**63), TypeError),
     (lambda lib, x: x.view(2**63), TypeError),
     (lambda lib, x: lib.mvlgamma(x, 2**63), ValueError),
+    (lambda lib, x: lib.fft.fft(x, n=2**63), ValueError),
+    (lambda lib, x: lib.nn.functional.unfold(x[None, None], 2, 1, 2**63), TypeError),
     (lambda lib, x: lib.as_strided(x, {"a": 1}, (1,)), TypeError),
 ])
 def test_ints_beyond_int64_and_sizes_of_no_kind_are_refused_as_torch_refuses(call, error):
@@ -149,6 +151,14 @@ def test_arguments_of_the_wrong_kind_raise_torchs_class(call, error):
     for lib in (torch, chainrule):
         with pytest.raises(error):
             call(lib, lib.ones(2, 3))
+
+
+def test_max_unpool_takes_any_python_int_stride_beside_an_output_size():
+    # torch reads max_unpool's stride in Python, for the default output size only
+    for lib in (torch, chainrule):
+        pooled, indices = lib.nn.functional.max_pool1d(lib.arange(8.0)[None, None], 2, return_indices=True)
+        out = lib.nn.functional.max_unpool1d(pooled, indices, 2, stride=2**63, output_size=[8])
+        assert out.shape[-1] == 8
 
 
 def test_an_integer_running_statistic_is_refused_before_either_is_updated():

@@ -26,7 +26,7 @@ from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out
-from ._arg_parser import check_str, int_list
+from ._arg_parser import check_int, check_str, int_list
 from .elementwise import _cast
 from .shape import narrow, pad, roll
 
@@ -161,6 +161,12 @@ def _resize(x: Tensor, dims: tuple, sizes: tuple, op: str) -> Tensor:
     return x
 
 
+def _length(n, op: str):
+    """A 1-D transform's ``n`` as its ``s``: an int (torch's parser refuses a float, a bool, a str, and
+    one beyond int64 with its ValueError), or None."""
+    return None if n is None else (check_int(n, f"fft_{op}", "n"),)
+
+
 def _dims_and_sizes(x: Tensor, s, dim, op: str, default_dim=None) -> tuple:
     """torch's (s, dim) rules: dim None means every dim (or the last len(s)); s None keeps sizes."""
     ndim = x._data.ndim
@@ -220,14 +226,14 @@ def _c2r(input, s, dim, norm, op: str, default_dim=None) -> Tensor:
 @honours_out
 def fft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.fft: the 1-D discrete Fourier transform along ``dim`` (``n`` crops or zero-pads)."""
-    return _c2c(input, None if n is None else (n,), (dim,), norm, False, "fft")
+    return _c2c(input, _length(n, "fft"), (dim,), norm, False, "fft")
 
 
 @cpu_autocast_policy("float32")
 @honours_out
 def ifft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.ifft: the 1-D inverse transform (scaled by 1/n with the default norm)."""
-    return _c2c(input, None if n is None else (n,), (dim,), norm, True, "ifft")
+    return _c2c(input, _length(n, "ifft"), (dim,), norm, True, "ifft")
 
 
 @cpu_autocast_policy("float32")
@@ -259,14 +265,14 @@ def ifftn(input, s=None, dim=None, norm=None) -> Tensor:
 @honours_out
 def rfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.rfft: the one-sided transform of a real signal (n // 2 + 1 bins)."""
-    return _r2c(input, None if n is None else (n,), (dim,), norm, "rfft")
+    return _r2c(input, _length(n, "rfft"), (dim,), norm, "rfft")
 
 
 @cpu_autocast_policy("float32")
 @honours_out
 def irfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.irfft: the real signal (length ``n``, default 2·(bins - 1)) of a one-sided spectrum."""
-    return _c2r(input, None if n is None else (n,), (dim,), norm, "irfft")
+    return _c2r(input, _length(n, "irfft"), (dim,), norm, "irfft")
 
 
 @cpu_autocast_policy("float32")
@@ -298,7 +304,7 @@ def irfftn(input, s=None, dim=None, norm=None) -> Tensor:
 def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.hfft: the real transform of a Hermitian-symmetric signal given by its first half:
     irfft of the conjugate with the dual normalisation."""
-    return _c2r(_as_complex(_input(input, "hfft")).conj(), None if n is None else (n,), (dim,),
+    return _c2r(_as_complex(_input(input, "hfft")).conj(), _length(n, "hfft"), (dim,),
                 _DUAL[_norm(norm, "hfft")], "hfft")
 
 
@@ -306,7 +312,7 @@ def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
 @honours_out
 def ihfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.ihfft: the inverse of hfft, the conjugate of rfft with the dual normalisation."""
-    return _r2c(input, None if n is None else (n,), (dim,), _DUAL[_norm(norm, "ihfft")], "ihfft").conj()
+    return _r2c(input, _length(n, "ihfft"), (dim,), _DUAL[_norm(norm, "ihfft")], "ihfft").conj()
 
 
 @honours_out

@@ -844,7 +844,7 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     for statistic in (running_mean, running_var):
         # checked before either is updated; torch refuses an integer running_var this way (an integer
         # running_mean it updates, truncating: chainrule refuses both)
-        if statistic is not None and statistic._data.dtype.kind not in "fV":
+        if statistic is not None and statistic._data.dtype.kind in "biu":
             raise RuntimeError(f"expected scalar type {_dtype.scalar_name(input._data.dtype)} but found "
                                f"{_dtype.scalar_name(statistic._data.dtype)}")
     c = input.shape[1]
