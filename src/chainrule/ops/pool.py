@@ -947,6 +947,10 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
         if len(plane) != d:
             raise ValueError(f"output_size should be a sequence containing {d} or {d + 2} elements, but it "
                              f"has a length of '{len(tuple(output_size))}'")
+        for i, (wanted, size, step) in enumerate(zip(plane, default, stride)):  # torch's range, before any work
+            if not size - step < wanted < size + step:
+                raise ValueError(f'invalid output_size "{list(plane)}" (dim {i} must be between {size - step} and '
+                                 f"{size + step})")
     _config.alert_not_deterministic(f"max_unpooling{max(d, 2)}d_forward_out")
     size = math.prod(plane)
     if idx._data.size and (idx._data.min() < 0 or idx._data.max() >= size):
