@@ -450,6 +450,9 @@ class _RandomStream:
     def exponential(self, scale=1.0, size=None):
         return self._draw(size, numpy.float64)
 
+    def geometric(self, p, size=None):
+        return self._draw(size, numpy.int64)
+
     def integers(self, low, high=None, size=None, dtype=numpy.int64, endpoint=False):
         return self._draw(size, dtype)
 

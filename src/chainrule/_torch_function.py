@@ -320,7 +320,10 @@ def _arguments_override(values) -> bool:
 #
 # The fast path reads one flag and looks each argument's class up in a set; keywords (rarer in hot
 # code) take a second function, so the common call passes no empty dict on; the operators name
-# their two operands instead of packing them.
+# their two operands instead of packing them. The op's own call sits in a try (free until it
+# raises): an AttributeError read off a non-tensor argument becomes torch's TypeError, NumPy's
+# MemoryError torch's RuntimeError (argument_refusal, out_of_memory); dispatched calls are the
+# handlers' own business and are left as they raise.
 _WRAPPER_SOURCE = """
 def _binary_wrapper(impl, handed):
     def public(self, other):
@@ -343,13 +346,28 @@ def _general_wrapper(impl, handed, face_type=None, numpy_names=False):
                 renamed = numpy_input_names(impl, kwargs, error) if numpy_names else None
                 if renamed is None:
                     raise
+            except AttributeError as error:
+                refusal = argument_refusal(face, impl, args, kwargs, error)
+                if refusal is None:
+                    raise
+                raise refusal from None
+            except MemoryError as error:
+                raise out_of_memory(face, impl, error) from None
             return impl(*args, **renamed)
         if state.modes_live:
             return dispatch(handed or face, args, None)
         for value in args:
             if value.__class__ not in plain and arguments_override(args):
                 return dispatch(handed or face, args, None)
-        return impl(*args)
+        try:
+            return impl(*args)
+        except AttributeError as error:
+            refusal = argument_refusal(face, impl, args, kwargs, error)
+            if refusal is None:
+                raise
+            raise refusal from None
+        except MemoryError as error:
+            raise out_of_memory(face, impl, error) from None
     face = public if face_type is None else face_type(public)
     return face
 """
@@ -397,8 +415,77 @@ def user_stacklevel() -> int:
         stacklevel += frame.f_code.co_filename != WRAPPER_FILE
         frame = frame.f_back
     return stacklevel
+
+
+# the Tensor class, set by tensor.py (this module sits below it)
+TENSOR_TYPE: type = object
+
+
+def _argument_names(impl) -> list:
+    try:
+        parameters = inspect.signature(impl).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def argument_refusal(public, impl, args: tuple, kwargs: dict, error: AttributeError, name: str | None = None):
+    """torch's TypeError for an argument that is no tensor where the op reads one as a tensor, or None.
+
+    An op given None, a str, a list... where it takes a Tensor fails reading a tensor's attribute
+    (``x._data``) off it; torch's argument parser refuses such a call with a TypeError naming the
+    argument. The AttributeError says which object it read (``error.obj``): when that is one of the
+    call's arguments, or an item of a list or tuple argument, and no tensor, the user passed the wrong
+    kind of value and gets torch's TypeError. Any other AttributeError is chainrule's own and
+    propagates unchanged. Runs only when the op raised, so the call itself pays nothing.
+    """
+    if error.name is None:  # raised by hand, not by reading an attribute off an object
+        return None
+    culprit = error.obj
+    if isinstance(culprit, TENSOR_TYPE):
+        return None
+    name = name or getattr(public, "__name__", None) or getattr(impl, "__name__", "op")
+    is_method = getattr(public, "__torch_owner__", None) == "torch.Tensor"
+    kind = type(culprit).__name__
+    if is_method and args and args[0] is culprit:
+        return TypeError(f"descriptor '{name}' for 'Tensor' objects doesn't apply to a '{kind}' object")
+    names = _argument_names(impl)
+    for index, value in enumerate(args):
+        shown = index if is_method else index + 1  # torch counts a method's arguments after self
+        label = f"'{names[index]}' (position {shown})" if index < len(names) else f"(position {shown})"
+        if value is culprit:
+            return TypeError(f"{name}(): argument {label} must be Tensor, not {kind}")
+        item = _item_index(value, culprit)
+        if item is not None:
+            return TypeError(f"{name}(): expected Tensor as element {item} in argument {index}, but got {kind}")
+    for key, value in kwargs.items():
+        if value is culprit:
+            return TypeError(f"{name}(): argument '{key}' must be Tensor, not {kind}")
+        item = _item_index(value, culprit)
+        if item is not None:
+            return TypeError(f"{name}(): expected Tensor as element {item} in argument '{key}', but got {kind}")
+    return None
+
+
+def out_of_memory(public, impl, error: MemoryError) -> RuntimeError:
+    """torch's RuntimeError for an allocation the machine cannot make (a hostile size such as 2**31
+    rows): NumPy raises MemoryError, which torch code does not expect from an op."""
+    name = getattr(public, "__name__", None) or getattr(impl, "__name__", "op")
+    return RuntimeError(f"{name}(): not enough memory: {error or 'the allocation failed'}")
+
+
+def _item_index(value, culprit):
+    """Where ``culprit`` is in a list or tuple argument, or None."""
+    if type(value) in _SEQUENCES:
+        for index, item in enumerate(value):
+            if item is culprit:
+                return index
+    return None
+
+
 _wrapper_namespace = {"state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override,
-                      "numpy_input_names": _numpy_input_names}
+                      "numpy_input_names": _numpy_input_names, "argument_refusal": argument_refusal,
+                      "out_of_memory": out_of_memory}
 exec(compile(_WRAPPER_SOURCE, WRAPPER_FILE, "exec"), _wrapper_namespace)
 _binary_wrapper = _wrapper_namespace["_binary_wrapper"]
 _general_wrapper = _wrapper_namespace["_general_wrapper"]

@@ -735,6 +735,7 @@ class Tensor:
 
 
 _torch_function.PLAIN.add(Tensor)
+_torch_function.TENSOR_TYPE = Tensor
 
 # what Tensor.__torch_function__ returns as the function gives it, unconverted (filled by _methods.py,
 # which makes the dispatching properties that hand these to handlers)
@@ -843,6 +844,8 @@ def _wrap_dim(dim: int, ndim: int, op: str = "") -> int:
         dim = _dim_index(dim, op)
     rank = max(ndim, 1)
     if not -rank <= dim < rank:
+        if not -2**63 <= dim < 2**63:  # torch's argument parser refuses it before the op sees it
+            raise ValueError("Overflow when unpacking long long")
         raise IndexError(
             f"{op + ': ' if op else ''}Dimension out of range (expected to be in range of "
             f"[{-rank}, {rank - 1}], but got {dim})"
@@ -851,7 +854,9 @@ def _wrap_dim(dim: int, ndim: int, op: str = "") -> int:
 
 
 def _dim_index(dim, op: str) -> int:
-    """An integer dim from any integer type; floats (and other types) raise torch's TypeError."""
+    """An integer dim from any integer type; floats, bools (and other types) raise torch's TypeError."""
+    if isinstance(dim, (bool, np.bool_)):
+        raise TypeError(f"{op or 'dim'}(): argument 'dim' must be int, not bool")
     try:
         return operator.index(dim)
     except TypeError:
@@ -1000,6 +1005,10 @@ def _int_sequence(values, op: str, name: str = "size") -> tuple:
     bool first size (``empty((True, 2))``: its parser checks the first element's type, and takes a
     later bool as 0 or 1).
     """
+    if not isinstance(values, (tuple, list)):  # one argument given as is (as_strided's size): an int or a sequence
+        if not hasattr(values, "__index__"):
+            raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {type(values).__name__}")
+        values = (values,)
     if len(values) == 1 and isinstance(values[0], (tuple, list)):
         values = tuple(values[0])
     out = []
@@ -1011,6 +1020,9 @@ def _int_sequence(values, op: str, name: str = "size") -> tuple:
         except TypeError:
             raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, but found element of type "
                             f"{type(v).__name__} at pos {i}") from None
+        if not -2**63 <= out[-1] < 2**63:
+            raise TypeError(f"{op}(): argument '{name}' failed to unpack the object at pos {i + 1} with error "
+                            '"Overflow when unpacking long long"')
     return tuple(out)
 
 

@@ -32,10 +32,11 @@ def _as_int(value, bool_is_int: bool = False):
         return None
 
 
-def int_list(value, op: str, name: str, sized: bool = True) -> tuple:
+def int_list(value, op: str, name: str, sized: bool = True, int64: bool = True) -> tuple:
     """``value`` of an ``int[N]`` argument (an int, or a tuple/list of ints) as a tuple of ints, not
-    yet expanded to the op's dims; torch's TypeError for a float, a string, None or a non-int element.
-    An unsized ``int[]`` (``sized=False``: pad's ``pad``) takes no single int."""
+    yet expanded to the op's dims; torch's TypeError for a float, a string, None or a non-int element,
+    or (``int64``: the value goes through torch's C++ parser) one beyond int64. An unsized ``int[]``
+    (``sized=False``: pad's ``pad``) takes no single int."""
     if isinstance(value, (tuple, list)):
         items = []
         for i, item in enumerate(value):
@@ -43,12 +44,23 @@ def int_list(value, op: str, name: str, sized: bool = True) -> tuple:
             if as_int is None:
                 raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, but found element of type "
                                 f"{type(item).__name__} at pos {i}")
+            if int64 and not _fits_int64(as_int):
+                raise TypeError(f"{op}(): argument '{name}' failed to unpack the object at pos {i + 1} with error "
+                                '"Overflow when unpacking long long"')
             items.append(as_int)
         return tuple(items)
     as_int = _as_int(value) if sized else None
     if as_int is None:
         raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
+    if int64 and not _fits_int64(as_int):
+        raise TypeError(f"{op}(): argument '{name}' failed to unpack the object at pos 1 with error "
+                        '"Overflow when unpacking long long"')
     return (as_int,)
+
+
+def _fits_int64(value: int) -> bool:
+    """Whether torch's parser can unpack ``value`` into its int64_t (2**63 cannot)."""
+    return -2**63 <= value < 2**63
 
 
 def check_int(value, op: str, name: str) -> int:
@@ -56,7 +68,17 @@ def check_int(value, op: str, name: str) -> int:
     as_int = _as_int(value)
     if as_int is None:
         raise TypeError(f"{op}(): argument '{name}' must be int, not {type(value).__name__}")
+    if not _fits_int64(as_int):
+        raise ValueError("Overflow when unpacking long long")
     return as_int
+
+
+def check_str(value, op: str, name: str) -> str:
+    """``value`` of a ``str`` argument (a reduction's name, meshgrid's indexing); torch's TypeError
+    for anything else, before the op checks which strings it takes."""
+    if not isinstance(value, str):
+        raise TypeError(f"{op}(): argument '{name}' must be str, not {type(value).__name__}")
+    return value
 
 
 def check_bool(value, op: str, name: str) -> bool:

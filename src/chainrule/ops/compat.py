@@ -18,8 +18,9 @@ from .. import _dtype, return_types
 from .._backend import array_module, module_for_device
 from ..autograd.function import name_node
 from ..autograd.grad_mode import is_grad_enabled
-from ..tensor import Tensor, _wrap_dim, honours_out
+from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out
 from . import creation, elementwise
+from ._arg_parser import check_str
 from .count_sampling import torch_binomial_draws, torch_poisson_draws
 from .index import nonzero_indices, scatter_reduce
 from .mt19937_stream import from_double
@@ -155,9 +156,11 @@ def index_reduce(input: Tensor, dim: int, index: Tensor, source: Tensor, reduce:
     """torch.index_reduce: reduce slice ``i`` of ``source`` along ``dim`` into slice ``index[i]`` of
     ``input`` with prod / mean / amax / amin (``include_self`` counts input's own values). It is
     scatter_reduce with ``index`` spread over ``source``'s other dims, and shares its rule."""
+    _check_tensor(index, "index_reduce", "index", 3)
+    check_str(reduce, "index_reduce", "reduce")
     if reduce not in ("prod", "mean", "amax", "amin"):
         raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin but got {reduce}.")
-    if not isinstance(index, Tensor) or index._data.ndim > 1:
+    if index._data.ndim > 1:
         raise IndexError("index_reduce_(): Index is supposed to be a vector")
     d = _wrap_dim(dim, max(input._data.ndim, 1), "index_reduce")
     if source._data.ndim and source._data.shape[d] != index._data.size:

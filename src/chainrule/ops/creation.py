@@ -318,6 +318,20 @@ def _shape_args(size) -> tuple:
     return shape
 
 
+def _allocated(op: str, make, *args, **kwargs):
+    """``make(*args, **kwargs)``, a NumPy/CuPy allocation, with torch's RuntimeError where the memory
+    is not there (a layer built with a hostile 2**31 features calls these directly, not through
+    the public wrappers that translate NumPy's MemoryError)."""
+    try:
+        return make(*args, **kwargs)
+    except MemoryError as error:
+        raise RuntimeError(f"{op}(): not enough memory: {error}") from None
+    except ValueError as error:
+        if "array is too big" not in str(error):  # NumPy's refusal of a size beyond any address space
+            raise
+        raise RuntimeError(f"{op}(): not enough memory: {error}") from None
+
+
 def _xp(device):
     """The array module that creates on ``device`` (the default device when None), with the GPU
     it names made CuPy's current one (CuPy allocates there; see _backend.follow_device)."""
@@ -432,7 +446,7 @@ def zeros(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad
             return made
     if out is not None:
         dtype = out_dtype("zeros", out, dtype)
-    result = _finish(_xp(device).zeros(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)),
+    result = _finish(_allocated("zeros", _xp(device).zeros, _shape_args(_sizes(sizes, size)), dtype=_dt(dtype)),
                      requires_grad and out is None)
     return result if out is None else write_factory_out(result, out, "aten::zeros", requires_grad)
 
@@ -448,7 +462,7 @@ def ones(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=
             return made
     if out is not None:
         dtype = out_dtype("ones", out, dtype)
-    result = _finish(_xp(device).ones(_shape_args(_sizes(sizes, size)), dtype=_dt(dtype)),
+    result = _finish(_allocated("ones", _xp(device).ones, _shape_args(_sizes(sizes, size)), dtype=_dt(dtype)),
                      requires_grad and out is None)
     return result if out is None else write_factory_out(result, out, "aten::ones", requires_grad)
 
@@ -470,7 +484,8 @@ def empty(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad
         if made is not _function.RUN_UNDISPATCHED:
             return made
     order = _channels_last_order(name, len(shape))
-    array = _xp(device).empty(shape if order is None else tuple(shape[d] for d in order), dtype=_dt(dtype))
+    array = _allocated("empty", _xp(device).empty, shape if order is None else tuple(shape[d] for d in order),
+                       dtype=_dt(dtype))
     return _finish(array if order is None else array.transpose(_inverse(order)), requires_grad)
 
 
@@ -547,7 +562,7 @@ def full(size, fill_value, *, dtype=None, layout=None, device=None, requires_gra
         dtype = _dtype.scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
     shape = _shape_args((size,))
     fill_value = checked_fill_value(fill_value, _dtype.to_dtype(dtype), math.prod(shape))
-    return _finish(_xp(device).full(shape, fill_value, dtype=_dt(dtype)), requires_grad)
+    return _finish(_allocated("full", _xp(device).full, shape, fill_value, dtype=_dt(dtype)), requires_grad)
 
 
 def checked_fill_value(value, dtype: _dtype.dtype, numel: builtins.int):
@@ -700,6 +715,13 @@ def _check_space_arguments(op: str, start, end, steps) -> None:
         raise TypeError(f"{op}() received an invalid combination of arguments - got ({got}), but expected one of:\n"
                         f" * (Tensor start, Tensor end, int steps, ...)\n * (Number start, Tensor end, int steps, ...)"
                         f"\n * (Tensor start, Number end, int steps, ...)\n * (Number start, Number end, int steps, ...)")
+    numbers = (builtins.int, builtins.float, builtins.complex, np.number, np.bool_, Tensor)
+    if not (isinstance(start, numbers) and isinstance(end, numbers)) or not -2**63 <= steps < 2**63:
+        got = ", ".join(_dtype.parser_type_name(value) for value in (start, end, steps))
+        if isinstance(start, numbers) and isinstance(end, numbers):  # steps beyond int64
+            raise ValueError("Overflow when unpacking long long")
+        raise TypeError(f"{op}() received an invalid combination of arguments - got ({got}), but expected one of:\n"
+                        f" * (Tensor start, Tensor end, int steps, ...)\n * (Number start, Number end, int steps, ...)")
     start_dims, end_dims = (value._data.ndim if isinstance(value, Tensor) else 0 for value in (start, end))
     if start_dims or end_dims:
         raise RuntimeError(f"{op} only supports 0-dimensional start and end tensors, but got start with {start_dims} "
@@ -715,7 +737,7 @@ def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device
     refuse_dtype(dtype, "linspace_cpu")
     _strided_only(layout, "linspace")
     _check_space_arguments("linspace", start, end, steps)
-    array = np.linspace(builtins.float(start), builtins.float(end), builtins.int(steps))
+    array = _allocated("linspace", np.linspace, builtins.float(start), builtins.float(end), builtins.int(steps))
     low = _dt(dtype)
     if low.itemsize == 2 and low.kind in "fV" and steps > 1:  # float16 or ml_dtypes' bfloat16
         array = _half_linspace(builtins.float(start), builtins.float(end), builtins.int(steps), low)

@@ -798,6 +798,8 @@ def linalg_matrix_rank(input: Tensor, tol=None, hermitian: bool = False, *, atol
     if a.size == 0:
         S = xp.zeros(a.shape[:-2] + (0,), dtype=a.real.dtype)
     elif hermitian:
+        if m != n:  # torch's rank of a hermitian matrix goes through eigvalsh
+            raise RuntimeError(f"linalg.eigh: A must be batches of square matrices, but they are {m} by {n} matrices")
         S = xp.flip(xp.sort(xp.abs(xp.linalg.eigvalsh(a)), axis=-1), -1)
     else:
         S = xp.linalg.svd(a, compute_uv=False)

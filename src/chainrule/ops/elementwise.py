@@ -29,7 +29,7 @@ from ..autograd.function import (
 )
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor, _check_tensor, honours_out, write_out
-from ._arg_parser import out_rule, write_out_same_dtype
+from ._arg_parser import check_str, out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -711,8 +711,10 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     if rounding_mode is None:
         a, b = _float_pair(input, other)
         return Div.apply(a, b)
+    check_str(rounding_mode, "div", "rounding_mode")
     if rounding_mode not in ("trunc", "floor"):
-        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+                           f"'{rounding_mode}'")
     a, b = _pair(input, other)
     if a._data.dtype.kind in "bc":
         refuse_kernel(a, f"div_{rounding_mode}_cpu")
@@ -1289,11 +1291,10 @@ class Where(Function):
 
 def where(condition: Tensor, input=None, other=None) -> Tensor:
     """torch.where(condition, input, other); ``where(condition)`` returns nonzero indices."""
-    xp = array_module(condition)
     if input is None and other is None:
         return condition.nonzero(as_tuple=True)
     if not isinstance(condition, Tensor):
-        condition = Tensor._make(xp.asarray(condition))
+        raise TypeError(f"where(): argument 'condition' (position 1) must be Tensor, not {type(condition).__name__}")
     if condition._data.dtype != np.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {condition.dtype.name}")
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
@@ -1423,6 +1424,8 @@ def _refuse_complex_bound(bound) -> None:
 
 def clamp_min(input: Tensor, min) -> Tensor:
     _require_tensors("clamp_min", input)
+    if min is None:  # torch's parser: clamp_min takes a Number or a Tensor, never None
+        raise TypeError("clamp_min(): argument 'min' must be Number or Tensor, not NoneType")
     _refuse_complex_bound(min)
     out = clamp(input, min=min)
     if isinstance(min, Tensor) or out is input:
@@ -1432,6 +1435,8 @@ def clamp_min(input: Tensor, min) -> Tensor:
 
 def clamp_max(input: Tensor, max) -> Tensor:
     _require_tensors("clamp_max", input)
+    if max is None:  # torch's parser: clamp_max takes a Number or a Tensor, never None
+        raise TypeError("clamp_max(): argument 'max' must be Number or Tensor, not NoneType")
     _refuse_complex_bound(max)
     out = clamp(input, max=max)
     if isinstance(max, Tensor) or out is input:

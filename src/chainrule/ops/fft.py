@@ -26,6 +26,7 @@ from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function
 from ..tensor import Tensor, _check_tensor, _wrap_dim, out_keyword_front, write_out
+from ._arg_parser import check_int, check_str, int_list
 from .creation import factory_honours_out
 from .elementwise import _cast
 from .shape import narrow, pad, roll
@@ -39,6 +40,7 @@ _DUAL = {"backward": "forward", "forward": "backward", "ortho": "ortho"}
 def _norm(norm, op: str) -> str:
     if norm is None:
         return "backward"
+    check_str(norm, f"fft_{op}", "norm")
     if norm not in _NORMS:
         raise RuntimeError(f"{op}: Invalid normalization mode: \"{norm}\"")
     return norm
@@ -160,17 +162,23 @@ def _resize(x: Tensor, dims: tuple, sizes: tuple, op: str) -> Tensor:
     return x
 
 
+def _length(n, op: str):
+    """A 1-D transform's ``n`` as its ``s``: an int (torch's parser refuses a float, a bool, a str, and
+    one beyond int64 with its ValueError), or None."""
+    return None if n is None else (check_int(n, f"fft_{op}", "n"),)
+
+
 def _dims_and_sizes(x: Tensor, s, dim, op: str, default_dim=None) -> tuple:
     """torch's (s, dim) rules: dim None means every dim (or the last len(s)); s None keeps sizes."""
     ndim = x._data.ndim
     if dim is None and default_dim is not None:
         dim = default_dim
-    if isinstance(dim, int):
-        dim = (dim,)
+    if dim is not None:  # torch's parser: ints (a bool, a float, a str refused), each within int64
+        dim = int_list(dim, f"fft_{op}", "dim")
     if ndim == 0 and dim:  # torch names the first dim it looked for
         raise IndexError(f"Dimension specified as {dim[0]} but tensor has no dimensions")
     if s is not None:
-        s = tuple(int(n) for n in ([s] if isinstance(s, int) else s))
+        s = int_list(s, f"fft_{op}", "s")
         if dim is None:
             dim = tuple(range(ndim - len(s), ndim))
         elif len(s) != len(dim):
@@ -245,14 +253,14 @@ def _fft_out(kernel: str):
 @_fft_out("fft")
 def fft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.fft: the 1-D discrete Fourier transform along ``dim`` (``n`` crops or zero-pads)."""
-    return _c2c(input, None if n is None else (n,), (dim,), norm, False, "fft")
+    return _c2c(input, _length(n, "fft"), (dim,), norm, False, "fft")
 
 
 @cpu_autocast_policy("float32")
 @_fft_out("ifft")
 def ifft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.ifft: the 1-D inverse transform (scaled by 1/n with the default norm)."""
-    return _c2c(input, None if n is None else (n,), (dim,), norm, True, "ifft")
+    return _c2c(input, _length(n, "ifft"), (dim,), norm, True, "ifft")
 
 
 @cpu_autocast_policy("float32")
@@ -284,14 +292,14 @@ def ifftn(input, s=None, dim=None, norm=None) -> Tensor:
 @_fft_out("rfft")
 def rfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.rfft: the one-sided transform of a real signal (n // 2 + 1 bins)."""
-    return _r2c(input, None if n is None else (n,), (dim,), norm, "rfft")
+    return _r2c(input, _length(n, "rfft"), (dim,), norm, "rfft")
 
 
 @cpu_autocast_policy("float32")
 @_fft_out("irfft")
 def irfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.irfft: the real signal (length ``n``, default 2·(bins - 1)) of a one-sided spectrum."""
-    return _c2r(input, None if n is None else (n,), (dim,), norm, "irfft")
+    return _c2r(input, _length(n, "irfft"), (dim,), norm, "irfft")
 
 
 @cpu_autocast_policy("float32")
@@ -323,7 +331,7 @@ def irfftn(input, s=None, dim=None, norm=None) -> Tensor:
 def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.hfft: the real transform of a Hermitian-symmetric signal given by its first half:
     irfft of the conjugate with the dual normalisation."""
-    return _c2r(_as_complex(_input(input, "hfft")).conj(), None if n is None else (n,), (dim,),
+    return _c2r(_as_complex(_input(input, "hfft")).conj(), _length(n, "hfft"), (dim,),
                 _DUAL[_norm(norm, "hfft")], "hfft")
 
 
@@ -331,7 +339,7 @@ def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
 @_fft_out("ihfft")
 def ihfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.ihfft: the inverse of hfft, the conjugate of rfft with the dual normalisation."""
-    return _r2c(input, None if n is None else (n,), (dim,), _DUAL[_norm(norm, "ihfft")], "ihfft").conj()
+    return _r2c(input, _length(n, "ihfft"), (dim,), _DUAL[_norm(norm, "ihfft")], "ihfft").conj()
 
 
 @_fft_out("hfftn")

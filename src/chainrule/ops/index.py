@@ -20,6 +20,7 @@ from ..autograd.function import Function, InputView, SavedValue, as_uint64, is_r
 from ..autograd.grad_mode import enable_grad, is_grad_enabled
 from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim, honours_out
+from ._arg_parser import check_str
 from .complex import ViewAsReal, view_as_complex, view_as_real
 from .elementwise import on_its_gpu, where, zeros_like_tensor
 from .linear import cpp_type_name
@@ -1374,6 +1375,7 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
     xp = array_module(input)
     from .elementwise import where
 
+    check_str(reduce, "scatter_reduce", "reduce")
     if reduce not in _REDUCTIONS:
         raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
     array = _scatter_gather_index(index, "scatter_reduce")

@@ -1922,6 +1922,9 @@ def matrix_power(input: Tensor, n: int) -> Tensor:
 def multi_dot(tensors) -> Tensor:
     """torch.linalg.multi_dot: the product of a chain of matrices (the first may be a row vector
     and the last a column vector: their added dims are removed), multiplied left to right."""
+    if not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"linalg_multi_dot(): argument 'tensors' (position 1) must be tuple of Tensors, not "
+                        f"{type(tensors).__name__}")
     tensors = list(tensors)
     if len(tensors) < 2:
         raise RuntimeError(f"multi_dot(): expected at least 2 tensors but got {len(tensors)}")

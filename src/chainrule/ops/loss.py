@@ -30,7 +30,7 @@ from ..autograd.function import (
 )
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.second_order import differentiate_rule
-from ..tensor import Tensor
+from ..tensor import Tensor, _check_tensor
 from . import _cuda_kernels
 from . import elementwise as ew
 from ._arg_parser import check_bool, check_float, check_int
@@ -995,6 +995,8 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin
                           size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """F.cosine_embedding_loss: 1 - cos where y == 1, max(0, cos - margin) where y == -1."""
     _check_reduction(reduction)
+    for position, (name, value) in enumerate((("input1", input1), ("input2", input2), ("target", target)), 1):
+        _check_tensor(value, "cosine_embedding_loss", name, position)
     margin = check_float(margin, "cosine_embedding_loss", "margin")
     eps = 1e-12
     dim = input1.dim() - 1

@@ -582,6 +582,8 @@ def fused_multiply_add(a, b, c):
     if a.dtype != np.float64:
         return (a.astype(np.float64) * np.float64(b) + np.float64(c)).astype(a.dtype)
     b, c = np.float64(b), np.float64(c)
+    if not (np.isfinite(b) and np.isfinite(c)):
+        return a * b + c  # an infinite scale or shift (cauchy_(sigma=inf)): no rounding left to get right
     if max(abs(b), abs(c)) > 2.0**960:
         # Veltkamp's split of b would overflow to inf (NaN halves: uniform_ over a range near float64's
         # limit): the same sum, scaled by a power of two (exact both ways), rounds the same

@@ -841,6 +841,12 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         # torch normalises input.contiguous() viewed as one batch of N·C channels: a contiguous output
         return _batch_norm(input.contiguous(), running_mean, running_var, weight, bias, False, momentum, eps)
     _refuse_unbatched_running_stats(input, running_mean, running_var)
+    for statistic in (running_mean, running_var):
+        # checked before either is updated; torch refuses an integer running_var this way (an integer
+        # running_mean it updates, truncating: chainrule refuses both)
+        if statistic is not None and statistic._data.dtype.kind in "biu":
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(input._data.dtype)} but found "
+                               f"{_dtype.scalar_name(statistic._data.dtype)}")
     c = input.shape[1]
     if _is_half_on_cpu(input) and input.numel():  # torch's batch norm of the N·C channels, rounded as it rounds
         n, count = input.shape[0], math.prod(input.shape[2:])

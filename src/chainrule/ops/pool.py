@@ -563,8 +563,8 @@ class FlatGather(Function):
 
 
 # ---------------------------------------------------------------- public functions
-def _tuple(value, d: int, name: str, opname: str) -> tuple:
-    value = int_list(value, opname, name)
+def _tuple(value, d: int, name: str, opname: str, int64: bool = True) -> tuple:
+    value = int_list(value, opname, name, int64=int64)
     if len(value) == 1:
         return value * d
     if len(value) != d:
@@ -935,9 +935,10 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
                            f"({list(x.shape)}) but got indices tensor with shape: {list(idx.shape)}")
     if idx._data.dtype != np.int64:
         raise RuntimeError(f"elements in indices should be type int64 but got: {idx._data.dtype.name}")
-    kernel = _tuple(kernel_size, d, "kernel_size", opname)
-    stride = kernel if stride is None else _tuple(stride, d, "stride", opname)
-    padding = _tuple(padding, d, "padding", opname)
+    # (torch's max_unpool reads these in Python, for the default output size only: any int goes)
+    kernel = _tuple(kernel_size, d, "kernel_size", opname, int64=False)
+    stride = kernel if stride is None else _tuple(stride, d, "stride", opname, int64=False)
+    padding = _tuple(padding, d, "padding", opname, int64=False)
     default = tuple((m - 1) * s - 2 * p + k for m, s, p, k in zip(x.shape[2:], stride, padding, kernel))
     if output_size is None:
         plane = default
@@ -946,6 +947,10 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
         if len(plane) != d:
             raise ValueError(f"output_size should be a sequence containing {d} or {d + 2} elements, but it "
                              f"has a length of '{len(tuple(output_size))}'")
+        for i, (wanted, size, step) in enumerate(zip(plane, default, stride)):  # torch's range, before any work
+            if not size - step < wanted < size + step:
+                raise ValueError(f'invalid output_size "{list(plane)}" (dim {i} must be between {size - step} and '
+                                 f"{size + step})")
     _config.alert_not_deterministic(f"max_unpooling{max(d, 2)}d_forward_out")
     size = math.prod(plane)
     if idx._data.size and (idx._data.min() < 0 or idx._data.max() >= size):

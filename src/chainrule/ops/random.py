@@ -31,6 +31,7 @@ from .._backend import device as _device
 from ..autograd import function as _function
 from ..autograd.function import Function
 from ..tensor import Tensor, out_keyword_front, write_out
+from ._arg_parser import check_int, int_list
 from .creation import (
     _dt,
     _finish,
@@ -326,6 +327,8 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, layout=Non
         low, high, size = 0, low, high
     elif high is None:
         low, high = 0, low
+    low, high = check_int(low, "randint", "low"), check_int(high, "randint", "high")
+    size = int_list(size, "randint", "size")
     if high <= low:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     if dtype is _dtype.bool and high - 1 > 1:
@@ -342,6 +345,7 @@ def randperm(n: int, *, generator=None, dtype=None, layout=None, device=None, re
     dtype, requires_grad = factory_args("randperm", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "randperm")
     refuse_dtype(dtype, "randperm", complex_too=True)
+    n = check_int(n, "randperm", "n")
     xp = _xp(device)
     if xp is np:
         array = _rng(generator).permutation(n)  # torch's CPU Fisher–Yates order

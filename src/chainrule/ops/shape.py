@@ -1100,6 +1100,9 @@ def narrow(input: Tensor, dim: int, start, length: int) -> Tensor:
     """torch.narrow: the view ``input[..., start:start + length, ...]`` along ``dim``."""
     if input._data.ndim == 0:
         raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
+    length = check_int(length, "narrow", "length")
+    if not isinstance(start, Tensor):
+        start = check_int(start, "narrow", "start")
     if length < 0:  # torch checks the length before the dim
         raise RuntimeError("narrow(): length must be non-negative.")
     d = _wrap_dim(dim, input._data.ndim, "narrow")
@@ -1123,7 +1126,7 @@ def select(input: Tensor, dim: int, index: int) -> Tensor:
         raise IndexError("select() cannot be applied to a 0-dim tensor.")
     d = _wrap_dim(dim, input._data.ndim, "select")
     size = input._data.shape[d]
-    index = int(index)
+    index = check_int(index, "select", "index")
     if not -size <= index < size:
         raise IndexError(f"select(): index {index} out of range for tensor of size "
                          f"{list(input._data.shape)} at dimension {d}")

@@ -345,6 +345,8 @@ def mvlgamma(input: Tensor, p: int) -> Tensor:
     """torch.mvlgamma: the log of the p-variate gamma function, p(p-1)/4·log π + Σ_j lgamma(x - j/2)."""
     if not isinstance(p, (builtins.int, np.integer)) or isinstance(p, builtins.bool):
         raise TypeError(f"mvlgamma(): argument 'p' must be int, not {type(p).__name__}")
+    if not -2**63 <= p < 2**63:
+        raise ValueError("Overflow when unpacking long long")
     if p < 1:
         raise RuntimeError("p has to be greater than or equal to 1")
     return Mvlgamma.apply(_float_input(input), p=builtins.int(p))

@@ -20,6 +20,7 @@ from .._backend import accumulate, array_module
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, is_recording, name_node
 from ..tensor import Tensor, _wrap_dim, honours_out
+from ._arg_parser import check_int
 from .elementwise import _cast, where
 from .reduce import MedianAll, _single_dim
 from .shape import cat
@@ -492,6 +493,7 @@ def gradient(input: Tensor, *, spacing=1, dim=None, edge_order: int = 1) -> tupl
     the ends, as numpy.gradient. ``spacing`` is one sample distance, one per dim, or one 1-d
     tensor of coordinates per dim. Returns one tensor per dim."""
     _check_tensor(input, "gradient")
+    edge_order = check_int(edge_order, "gradient", "edge_order")
     if edge_order not in (1, 2):
         raise RuntimeError("torch.gradient only supports edge_order=1 and edge_order=2.")
     ndim = input._data.ndim

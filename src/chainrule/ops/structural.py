@@ -23,6 +23,7 @@ from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim, honours_out
 from . import creation
+from ._arg_parser import check_int, check_str
 from .elementwise import _cast, ne, sub
 from .index import index_select
 from .shape import cat, clone, contiguous, expand, flip, movedim, narrow, reshape, stack, transpose
@@ -171,6 +172,7 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *, ou
             raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
     size = input._data.shape[d]
     if isinstance(repeats, numbers.Integral) and not isinstance(repeats, bool):
+        repeats = check_int(repeats, "repeat_interleave", "repeats")
         if repeats < 0:
             raise RuntimeError("Repeats must be non-negative")
         # each slice gets a new axis after it, expanded ``repeats`` times, then merged: torch's
@@ -214,6 +216,7 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple:
         warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass the indexing "
                       "argument.", UserWarning, stacklevel=2)
         indexing = "ij"
+    check_str(indexing, "meshgrid", "indexing")
     if indexing not in ("ij", "xy"):
         raise RuntimeError(f'torch.meshgrid: indexing must be one of "xy" or "ij", but received: {indexing}')
     for t in tensors:

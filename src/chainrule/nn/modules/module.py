@@ -13,7 +13,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ... import _dtype
+from ... import _dtype, _torch_function
 from ..._naming import naming_the_class
 from ...autograd.function import as_input_view, is_recording
 from ...autograd.grad_mode import no_grad
@@ -779,11 +779,27 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         d = self.__dict__
-        if not (d["_forward_pre_hooks"] or d["_forward_hooks"] or d["_backward_hooks"] or d["_backward_pre_hooks"]
-                or _global_forward_pre_hooks or _global_forward_hooks or _global_backward_hooks
-                or _global_backward_pre_hooks):
-            return self.forward(*args, **kwargs)
-        return self._call_with_hooks(args, kwargs)
+        try:
+            if not (d["_forward_pre_hooks"] or d["_forward_hooks"] or d["_backward_hooks"] or d["_backward_pre_hooks"]
+                    or _global_forward_pre_hooks or _global_forward_hooks or _global_backward_hooks
+                    or _global_backward_pre_hooks):
+                return self.forward(*args, **kwargs)
+            return self._call_with_hooks(args, kwargs)
+        except AttributeError as error:
+            refusal = self._argument_refusal(args, kwargs, error)
+            if refusal is None:
+                raise
+            raise refusal from None
+
+    def _argument_refusal(self, args: tuple, kwargs: dict, error: AttributeError):
+        """torch's TypeError when one of chainrule's own layers (nn.CrossEntropyLoss given a list
+        as its target) read a tensor's attribute off an argument that is no tensor; None for any
+        other AttributeError, and always for a user's own forward, whose arguments may be anything."""
+        forward = type(self).forward
+        if not getattr(forward, "__module__", "").startswith("chainrule."):
+            return None
+        return _torch_function.argument_refusal(forward, self.forward, args, kwargs, error,
+                                                name=f"{type(self).__name__}.forward")
 
     def _backward_hook_lists(self) -> tuple:
         """(full hooks, non-full hooks, pre-hooks) for this call: the global ones first, each kind

@@ -49,6 +49,8 @@ class TensorDataset(Dataset):
         for t in tensors:
             if not isinstance(t, Tensor):
                 raise TypeError(f"TensorDataset expects Tensors, got {type(t).__name__}")
+            if t._data.ndim == 0:  # torch reads t.size(0) of each
+                raise IndexError("Dimension specified as 0 but tensor has no dimensions")
         if any(tensors[0]._data.shape[:1] != t._data.shape[:1] for t in tensors):
             sizes = [t._data.shape[0] if t._data.ndim else None for t in tensors]
             raise AssertionError(f"Size mismatch between tensors: first dimensions are {sizes}")
@@ -149,9 +151,10 @@ def _fancy_index_batcher(dataset):
     Only a TensorDataset, or a Subset of one, qualifies, and only when no subclass has replaced
     ``__getitem__`` / ``__getitems__`` (an augmenting subclass must see every sample)."""
     kind = type(dataset)
-    if kind.__getitem__ is TensorDataset.__getitem__ and not hasattr(kind, "__getitems__"):
+    getitem = getattr(kind, "__getitem__", None)  # a dataset of no kind at all falls to the sampler's len()
+    if getitem is TensorDataset.__getitem__ and not hasattr(kind, "__getitems__"):
         return dataset._get_batch
-    if kind.__getitem__ is Subset.__getitem__ and kind.__getitems__ is Subset.__getitems__:
+    if getitem is Subset.__getitem__ and kind.__getitems__ is Subset.__getitems__:
         inner = _fancy_index_batcher(dataset.dataset)
         if inner is not None:
             positions = np.asarray(getattr(dataset.indices, "_data", dataset.indices), dtype=np.int64)
