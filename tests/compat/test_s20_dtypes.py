@@ -1,0 +1,59 @@
+"""Values and result dtypes in torch's other dtypes (small integers, bool, float16, bfloat16, complex),
+compared with torch 2.13's CPU results: the differences tools/torch_opinfo_dtypes_trial.py found in
+session 20, in our own words."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _ours(t):
+    """torch tensor -> chainrule tensor of the same dtype and values (bfloat16 bit for bit)."""
+    if t.dtype == torch.bfloat16:
+        return chainrule.from_numpy(t.view(torch.int16).numpy().copy()).view(chainrule.bfloat16)
+    return chainrule.from_numpy(t.numpy().copy())
+
+
+def _same(ours, theirs, *, exact=True):
+    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    mine = ours.detach()
+    if theirs.dtype in (torch.float16, torch.bfloat16):
+        mine, theirs = mine.float(), theirs.float()
+    if exact:
+        np.testing.assert_array_equal(mine.numpy(), theirs.detach().numpy())
+    else:
+        np.testing.assert_allclose(mine.numpy(), theirs.detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+# ---- trapezoid: torch's formulas keep an integer y's neighbour sums in its dtype -----------------
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16"])
+@pytest.mark.parametrize("name", ["trapezoid", "cumulative_trapezoid"])
+def test_trapezoid_of_small_integers_wraps_its_sums_as_torch(name, dtype):
+    # 200 + 200 is 144 in uint8: torch adds neighbours in y's dtype before halving (chainrule cast to float first)
+    y = (torch.arange(12).reshape(3, 4) * 37 % 251).to(getattr(torch, dtype))
+    x = torch.tensor([1, 4, 200, 90], dtype=torch.uint8)  # its differences wrap too
+    for args, kwargs in [((), {}), ((), {"dx": 3}), ((), {"dx": 0.5}), ((x,), {}), ((x.float(),), {})]:
+        theirs = getattr(torch, name)(y, *args, **kwargs)
+        ours = getattr(chainrule, name)(_ours(y), *[_ours(a) for a in args], **kwargs)
+        _same(ours, theirs, exact=False)
+
+
+def test_trapezoid_refuses_bool_and_keeps_empty_dtypes_as_torch():
+    flags = torch.tensor([True, False, True])
+    for name in ("trapezoid", "cumulative_trapezoid"):
+        for args in [(flags,), (torch.ones(3), flags)]:
+            with pytest.raises(RuntimeError) as theirs:
+                getattr(torch, name)(*args)
+            with pytest.raises(RuntimeError, match="bool is not supported") as ours:
+                getattr(chainrule, name)(*[_ours(a) for a in args])
+            assert str(ours.value) == str(theirs.value)
+    empty = torch.ones(2, 0, dtype=torch.uint8)
+    _same(chainrule.trapezoid(_ours(empty)), torch.trapezoid(empty))  # uint8 zeros
+    _same(chainrule.cumulative_trapezoid(_ours(empty)), torch.cumulative_trapezoid(empty))  # float32, empty
+    y16 = torch.tensor([[1.5, 2.0]], dtype=torch.float16)
+    _same(chainrule.cumulative_trapezoid(_ours(y16), _ours(torch.tensor([0, 3], dtype=torch.uint8))),
+          torch.cumulative_trapezoid(y16, torch.tensor([0, 3], dtype=torch.uint8)))  # stays float16
