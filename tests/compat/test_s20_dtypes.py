@@ -57,3 +57,19 @@ def test_trapezoid_refuses_bool_and_keeps_empty_dtypes_as_torch():
     y16 = torch.tensor([[1.5, 2.0]], dtype=torch.float16)
     _same(chainrule.cumulative_trapezoid(_ours(y16), _ours(torch.tensor([0, 3], dtype=torch.uint8))),
           torch.cumulative_trapezoid(y16, torch.tensor([0, 3], dtype=torch.uint8)))  # stays float16
+
+
+# ---- linspace in integer dtypes: start and end converted first, each value a truncated fma -------
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int32", "int64"])
+def test_integer_linspace_truncates_its_ends_and_values_as_torch(dtype):
+    cases = [(4.3, 0, 50), (4.3, 50, 50), (-3.7, 50, 50), (0, 4.3, 7), (-128, 7, 1000), (-7, 3, 10001), (5, 9, 1)]
+    for start, end, steps in cases:
+        if dtype == "uint8" and isinstance(start, float) and start < 0:
+            continue  # a negative float does not fit uint8 (refused below)
+        theirs = torch.linspace(start, end, steps, dtype=getattr(torch, dtype))
+        _same(chainrule.linspace(start, end, steps, dtype=getattr(chainrule, dtype)), theirs)
+    with pytest.raises(RuntimeError) as theirs:
+        torch.linspace(-3.7, 5, 1, dtype=torch.uint8)
+    with pytest.raises(RuntimeError) as ours:
+        chainrule.linspace(-3.7, 5, 1, dtype=chainrule.uint8)
+    assert str(ours.value) == str(theirs.value)
