@@ -73,3 +73,22 @@ def test_integer_linspace_truncates_its_ends_and_values_as_torch(dtype):
     with pytest.raises(RuntimeError) as ours:
         chainrule.linspace(-3.7, 5, 1, dtype=chainrule.uint8)
     assert str(ours.value) == str(theirs.value)
+
+
+# ---- uint8 images: torch's fixed-point separable kernel (chainrule computed the weights in uint8) --
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("antialias", [False, True])
+def test_uint8_interpolate_rounds_each_pass_as_torch(mode, antialias):
+    import chainrule.nn.functional as F
+
+    image = torch.randint(0, 256, (2, 3, 7, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    cases = [{"size": (5, 9)}, {"size": (3, 3)}, {"size": (7, 12)}, {"scale_factor": 1.7},
+             {"scale_factor": (1.0, 2.5)}, {"size": (13, 4), "align_corners": True}]
+    for kwargs in cases:
+        theirs = torch.nn.functional.interpolate(image, mode=mode, antialias=antialias, **kwargs)
+        _same(F.interpolate(_ours(image), mode=mode, antialias=antialias, **kwargs), theirs)
+    last = image.contiguous(memory_format=torch.channels_last)
+    ours = F.interpolate(_ours(image).contiguous(memory_format=chainrule.channels_last), size=(4, 6), mode=mode)
+    theirs = torch.nn.functional.interpolate(last, size=(4, 6), mode=mode)
+    _same(ours, theirs)
+    assert ours.stride() == theirs.stride()

@@ -573,6 +573,11 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             raise RuntimeError("Input and output sizes should be greater than 0, but got input ("
                                + ", ".join(f"{k}: {n}" for k, n in zip(names, in_sizes)) + ") output ("
                                + ", ".join(f"{k}: {n}" for k, n in zip(names, out_sizes)) + ")")
+    if input.dtype is _dtype.uint8 and mode in ("bilinear", "bicubic") and type(input._data) is np.ndarray:
+        # torch's CPU kernel resizes uint8 images with fixed-point weights, one axis at a time
+        from ._resample_uint8 import resample_uint8
+
+        return Tensor._make(resample_uint8(input._data, out_sizes, scales, mode, bool(align_corners), antialias))
     if antialias and mode in ("bilinear", "bicubic") and d == 2:
         return _interpolate_antialiased(input, in_sizes, out_sizes, scales, mode, bool(align_corners))
     if antialias and any(o < i for o, i in zip(out_sizes, in_sizes)):
