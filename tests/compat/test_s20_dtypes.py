@@ -92,3 +92,51 @@ def test_uint8_interpolate_rounds_each_pass_as_torch(mode, antialias):
     theirs = torch.nn.functional.interpolate(last, size=(4, 6), mode=mode)
     _same(ours, theirs)
     assert ours.stride() == theirs.stride()
+
+
+# ---- dtypes torch's CPU kernels refuse: the same error, naming torch's kernel and ScalarType -----
+def _same_refusal(torch_call, chainrule_call):
+    with pytest.raises(Exception) as theirs:
+        torch_call()
+    with pytest.raises(Exception) as ours:
+        chainrule_call()
+    assert type(ours.value) is type(theirs.value)
+    assert str(ours.value) == str(theirs.value)
+
+
+POOLS = [("avg_pool1d", 3), ("avg_pool2d", 4), ("avg_pool3d", 5), ("adaptive_avg_pool1d", 3),
+         ("adaptive_avg_pool2d", 4), ("adaptive_avg_pool3d", 5), ("adaptive_max_pool2d", 4), ("max_pool1d", 3),
+         ("max_pool3d", 5)]
+
+
+@pytest.mark.parametrize("name,ndim", POOLS)
+@pytest.mark.parametrize("dtype", ["int8", "bool", "complex64", "float16"])
+def test_pools_refuse_the_dtypes_torch_refuses(name, ndim, dtype):
+    shape = (2, 3, 4, 6, 6)[5 - ndim:]
+    x = torch.ones(shape, dtype=getattr(torch, dtype))
+    try:
+        expected = getattr(torch.nn.functional, name)(x, 2)
+    except NotImplementedError:
+        _same_refusal(lambda: getattr(torch.nn.functional, name)(x, 2),
+                      lambda: getattr(chainrule.nn.functional, name)(_ours(x), 2))
+        if ndim == 4:  # a channels-last input names torch's channels-last kernel
+            last = x.contiguous(memory_format=torch.channels_last)
+            _same_refusal(lambda: getattr(torch.nn.functional, name)(last, 2),
+                          lambda: getattr(chainrule.nn.functional, name)(
+                              _ours(x).contiguous(memory_format=chainrule.channels_last), 2))
+    else:
+        _same(getattr(chainrule.nn.functional, name)(_ours(x), 2), expected)
+
+
+@pytest.mark.parametrize("mode,ndim", [("linear", 3), ("bilinear", 4), ("bicubic", 4), ("trilinear", 5),
+                                       ("nearest", 3), ("nearest", 4), ("nearest-exact", 5), ("area", 4)])
+@pytest.mark.parametrize("dtype", ["int32", "uint8", "bool", "complex64"])
+def test_interpolate_refuses_the_dtypes_torch_refuses(mode, ndim, dtype):
+    x = torch.ones((1, 2, 3, 4, 5)[5 - ndim:], dtype=getattr(torch, dtype))
+    try:
+        expected = torch.nn.functional.interpolate(x, scale_factor=1.5, mode=mode)
+    except NotImplementedError:
+        _same_refusal(lambda: torch.nn.functional.interpolate(x, scale_factor=1.5, mode=mode),
+                      lambda: chainrule.nn.functional.interpolate(_ours(x), scale_factor=1.5, mode=mode))
+    else:
+        _same(chainrule.nn.functional.interpolate(_ours(x), scale_factor=1.5, mode=mode), expected)

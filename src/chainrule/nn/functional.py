@@ -573,6 +573,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             raise RuntimeError("Input and output sizes should be greater than 0, but got input ("
                                + ", ".join(f"{k}: {n}" for k, n in zip(names, in_sizes)) + ") output ("
                                + ", ".join(f"{k}: {n}" for k, n in zip(names, out_sizes)) + ")")
+    _refuse_interpolation_dtype(input, mode, d)
     if input.dtype is _dtype.uint8 and mode in ("bilinear", "bicubic") and type(input._data) is np.ndarray:
         # torch's CPU kernel resizes uint8 images with fixed-point weights, one axis at a time
         from ._resample_uint8 import resample_uint8
@@ -633,6 +634,20 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                       kept={"align_corners": bool(align_corners), "output_size": tuple(out_sizes),
                             "scales": tuple(None if f is None else float(f) for f in scales),
                             "self_sym_sizes": tuple(input.shape)})
+
+
+def _refuse_interpolation_dtype(input: Tensor, mode: str, d: int) -> None:
+    """torch's CPU upsampling kernels are floating only, uint8 images aside (nearest, bilinear,
+    bicubic); the others raise its error naming the kernel. ('area' is adaptive pooling, whose
+    own check says so.)"""
+    kind = input._data.dtype.kind
+    if kind in "fV" or mode == "area" or (kind == "u" and input._data.dtype.itemsize == 1
+                                          and mode not in ("linear", "trilinear")):
+        return
+    kernel = {"linear": "compute_indices_weights_linear", "trilinear": "compute_indices_weights_linear",
+              "bicubic": "compute_indices_weights_cubic", "bilinear": "upsample_bilinear2d_channels_last"}.get(
+        mode, "upsample_nearest2d_channels_last" if d == 2 else "compute_indices_weights_nearest")
+    raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
 
 
 def _half_interpolated(input: Tensor, mode: str):
