@@ -140,3 +140,26 @@ def test_interpolate_refuses_the_dtypes_torch_refuses(mode, ndim, dtype):
                       lambda: chainrule.nn.functional.interpolate(_ours(x), scale_factor=1.5, mode=mode))
     else:
         _same(chainrule.nn.functional.interpolate(_ours(x), scale_factor=1.5, mode=mode), expected)
+
+
+NORMS = [
+    ("layer_norm", lambda F, x: F.layer_norm(x, [4])),
+    ("group_norm", lambda F, x: F.group_norm(x, 1)),
+    ("batch_norm", lambda F, x: F.batch_norm(x, None, None, training=True)),
+    ("instance_norm", lambda F, x: F.instance_norm(x)),
+    ("rms_norm", lambda F, x: F.rms_norm(x, [4])),
+    ("local_response_norm", lambda F, x: F.local_response_norm(x, 2)),
+    ("local_response_norm 4-d", lambda F, x: F.local_response_norm(x.unsqueeze(-1), 2)),
+]
+
+
+@pytest.mark.parametrize("name,call", NORMS, ids=[n for n, _ in NORMS])
+@pytest.mark.parametrize("dtype", ["int32", "int64", "bool", "complex64", "float16"])
+def test_norms_refuse_the_dtypes_torch_refuses(name, call, dtype):
+    x = (torch.arange(24).reshape(2, 3, 4) % 5).to(getattr(torch, dtype))
+    try:
+        expected = call(torch.nn.functional, x)
+    except NotImplementedError:
+        _same_refusal(lambda: call(torch.nn.functional, x), lambda: call(chainrule.nn.functional, _ours(x)))
+    else:
+        _same(call(chainrule.nn.functional, _ours(x)), expected, exact=dtype not in ("float16", "complex64"))

@@ -115,6 +115,7 @@ from ..ops.pool import (
     max_unpool1d,
     max_unpool2d,
 )
+from ..ops.pool import refuse_avg_pool_dtype as _refuse_avg_pool_dtype
 from ..ops.reduce import implicit_softmax_dim as _implicit_softmax_dim
 from ..ops.reduce import log_softmax as _log_softmax
 from ..ops.reduce import softmax as _softmax
@@ -221,6 +222,7 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
     if size <= 0:
         got = f"kH: {size} kW: 1" if dim == 3 else f"kT: {size} kH: 1 kW: 1"
         raise RuntimeError(f"kernel size should be greater than zero, but got {got}")
+    _refuse_avg_pool_dtype(input, 2 if dim == 3 else 3)  # the pool's dtypes are the squares' (the input's)
     windows = sum(padded[:, :, i:i + c] for i in range(size)).reshape(tuple(div.shape)).squeeze(1)
     # averaged first, as torch's pool does (an integer pool truncates: the squares are >= 0, so // is it)
     averaged = windows // size if windows._data.dtype.kind in "iu" else windows / size
@@ -464,6 +466,8 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
     if weight is not None and tuple(weight.shape) != normalized_shape:
         raise RuntimeError(f"Expected weight to be of same shape as normalized_shape, but got weight of shape "
                            f"{list(weight.shape)} and normalized_shape = {list(normalized_shape)}")
+    if input._data.dtype.kind in "biu":
+        raise NotImplementedError(f"\"rms_norm\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     dims = tuple(range(-k, 0))
     # as torch's: a float16/bfloat16 input is normalised in float32 (eps defaults to float32's), the
     # result and its product with the weight are returned in the input's dtype, whatever the weight's

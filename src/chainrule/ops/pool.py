@@ -670,6 +670,12 @@ def _refuse_dtype(input: Tensor, kernel: str, refused: str) -> None:
         raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
 
 
+def refuse_avg_pool_dtype(input: Tensor, d: int) -> None:
+    """torch's average pools take int64 but no other integer, no bool or complex; its 3-d one no half."""
+    other_integer = input._data.dtype.kind in "iu" and input._data.dtype != np.int64
+    _refuse_dtype(input, "avg_pool3d_out_frame" if d == 3 else "avg_pool2d", ("bch" if d == 3 else "bc") + "i" * other_integer)
+
+
 def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, d, opname):
     x, unbatched = _batched(input, d, opname)
     # torch's max pools take every real dtype but bool; the plain 1-d one (no indices) no integers
@@ -718,9 +724,7 @@ def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pa
     check_bool(count_include_pad, opname, "count_include_pad")
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
-    # torch's average pools take int64 but no other integer, no bool or complex; its 3-d one no half
-    other_integer = x._data.dtype.kind in "iu" and x._data.dtype != np.int64
-    _refuse_dtype(input, "avg_pool3d_out_frame" if d == 3 else "avg_pool2d", ("bch" if d == 3 else "bc") + "i" * other_integer)
+    refuse_avg_pool_dtype(input, d)
     if x._data.dtype == np.int64:
         # torch's int64 kernel divides each window's exact sum by the divisor, truncating toward
         # zero; sums of int64 inputs are exact in float64 up to 2**53
