@@ -163,3 +163,27 @@ def test_norms_refuse_the_dtypes_torch_refuses(name, call, dtype):
         _same_refusal(lambda: call(torch.nn.functional, x), lambda: call(chainrule.nn.functional, _ours(x)))
     else:
         _same(call(chainrule.nn.functional, _ours(x)), expected, exact=dtype not in ("float16", "complex64"))
+
+
+ACTIVATIONS = [
+    ("elu", lambda F, x: F.elu(x)), ("selu", lambda F, x: F.selu(x)), ("leaky_relu", lambda F, x: F.leaky_relu(x)),
+    ("gelu", lambda F, x: F.gelu(x)), ("softplus", lambda F, x: F.softplus(x)), ("mish", lambda F, x: F.mish(x)),
+    ("hardshrink", lambda F, x: F.hardshrink(x)), ("hardtanh", lambda F, x: F.hardtanh(x)),
+    ("threshold", lambda F, x: F.threshold(x, 0.5, 0.0)), ("glu", lambda F, x: F.glu(x)),
+    ("prelu", lambda F, x: F.prelu(x, x[0, :, 0])), ("prelu of a float64 weight", lambda F, x: F.prelu(x, x[0, :, 0].double())),
+    ("rrelu eval", lambda F, x: F.rrelu(x)), ("silu", lambda F, x: F.silu(x)),
+    ("softmax", lambda F, x: F.softmax(x, -1)), ("log_softmax dim 0", lambda F, x: F.log_softmax(x, 0)),
+    ("softmax into int64", lambda F, x: F.softmax(x.real if x.is_complex() else x, 0, dtype=x.new_zeros(()).long().dtype)),
+]
+
+
+@pytest.mark.parametrize("name,call", ACTIVATIONS, ids=[n for n, _ in ACTIVATIONS])
+@pytest.mark.parametrize("dtype", ["int8", "bool", "complex64"])
+def test_activations_refuse_the_dtypes_torch_refuses(name, call, dtype):
+    x = (torch.arange(24).reshape(2, 3, 4) % 5 - 2).to(getattr(torch, dtype))
+    try:
+        expected = call(torch.nn.functional, x)
+    except (NotImplementedError, RuntimeError):
+        _same_refusal(lambda: call(torch.nn.functional, x), lambda: call(chainrule.nn.functional, _ours(x)))
+    else:
+        _same(call(chainrule.nn.functional, _ours(x)), expected, exact=False)

@@ -240,10 +240,11 @@ def refuse_kernel(x: Tensor, kernel: str) -> None:
     raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(x.dtype)}'")
 
 
-def float_kernel_input(x: Tensor, kernel: str) -> Tensor:
-    """``x`` for an op whose kernel is defined on floating (and complex) dtypes only: bool and
-    integer tensors raise torch's error naming ``kernel``, where ``_float_input`` would cast them."""
-    if isinstance(x, Tensor) and x._data.dtype.kind in "biu":
+def float_kernel_input(x: Tensor, kernel: str, complex_too: bool = True) -> Tensor:
+    """``x`` for an op whose kernel is defined on real floating dtypes only (``complex_too=False``:
+    and complex ones): other tensors raise torch's error naming ``kernel``, where ``_float_input``
+    would cast them."""
+    if isinstance(x, Tensor) and x._data.dtype.kind in ("biuc" if complex_too else "biu"):
         refuse_kernel(x, kernel)
     return _float_input(x)
 

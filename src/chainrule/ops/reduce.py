@@ -1166,13 +1166,15 @@ def _softmax_dim(op: str, input: Tensor, dim) -> int:
 
 
 def _check_softmax_input(op: str, input: Tensor, d: int, dtype) -> Tensor | None:
-    """torch has no integer softmax kernel (an empty input it returns as it is): pass a float dtype."""
-    if dtype is not None or input._data.dtype.kind in "fVc":
+    """torch has no integer or complex CPU softmax kernel (an empty input it returns as it is):
+    pass a real floating ``dtype``, which the input is converted to first."""
+    target = _dtype.to_dtype(dtype) if dtype is not None else input.dtype
+    if target.is_floating_point or (target.is_complex and type(input._data) is not np.ndarray):
         return None
     if input._data.size == 0:
-        return input.detach().clone()
+        return input.detach().clone() if dtype is None else input.detach().to(target).clone()
     kernel = f"{op}_lastdim_kernel_impl" if d in (-1, input._data.ndim - 1) else f"{op}_kernel_impl"
-    raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
+    raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(target)}\'')
 
 
 def _keep_given_dim(out: Tensor, dim, d: int) -> Tensor:
