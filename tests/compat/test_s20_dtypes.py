@@ -187,3 +187,24 @@ def test_activations_refuse_the_dtypes_torch_refuses(name, call, dtype):
         _same_refusal(lambda: call(torch.nn.functional, x), lambda: call(chainrule.nn.functional, _ours(x)))
     else:
         _same(call(chainrule.nn.functional, _ours(x)), expected, exact=False)
+
+
+SPECIALS = [
+    ("special.bessel_j0", lambda S, x: S.special.bessel_j0(x)),
+    ("special.chebyshev_polynomial_t", lambda S, x: S.special.chebyshev_polynomial_t(x, 3)),
+    ("special.zeta", lambda S, x: S.special.zeta(x, 2.0)), ("special.erfcx", lambda S, x: S.special.erfcx(x)),
+    ("special.ndtri", lambda S, x: S.special.ndtri(x)), ("lgamma", lambda S, x: S.lgamma(x)),
+    ("special.i1e", lambda S, x: S.special.i1e(x)), ("erfc", lambda S, x: S.erfc(x)), ("sinc", lambda S, x: S.sinc(x)),
+]
+
+
+@pytest.mark.parametrize("name,call", SPECIALS, ids=[n for n, _ in SPECIALS])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "complex64", "int16"])
+def test_special_functions_refuse_the_dtypes_torch_refuses(name, call, dtype):
+    x = (torch.arange(6).reshape(2, 3) / 7 + 0.25).to(getattr(torch, dtype))
+    try:
+        expected = call(torch, x)
+    except NotImplementedError:
+        _same_refusal(lambda: call(torch, x), lambda: call(chainrule, _ours(x)))
+    else:
+        _same(call(chainrule, _ours(x)), expected, exact=False)

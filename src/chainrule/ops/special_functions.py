@@ -110,9 +110,21 @@ class _Unary:
         return cls.derivative(grad, x, y)
 
 
-def _unary_op(cls, name: str):
+def _refuse_half_and_complex(x, kernel: str) -> None:
+    """torch's error for a special function whose CPU kernel takes float32 and float64 only."""
+    if isinstance(x, Tensor) and (x._data.dtype.kind in "cV" or (x._data.dtype.kind == "f" and x._data.dtype.itemsize == 2)):
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(x.dtype)}'")
+
+
+def _unary_op(cls, name: str, single_and_double_only: bool = False, real_kernel: str | None = None):
+    """The public function of a unary special op; ``real_kernel``: the name of torch's CPU kernel,
+    which refuses complex inputs (``single_and_double_only``: half ones too)."""
     @honours_out
     def op(input: Tensor) -> Tensor:
+        if single_and_double_only:
+            _refuse_half_and_complex(input, f"{name}_cpu")
+        elif real_kernel is not None and isinstance(input, Tensor) and input._data.dtype.kind == "c":
+            raise NotImplementedError(f"\"{real_kernel}\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
         return cls.apply(_float_input(input))
 
     op.__name__ = op.__qualname__ = name
@@ -255,17 +267,18 @@ class SpecialErfcx(_Unary, Function):
         return (2.0 * x * y - 2.0 / math.sqrt(math.pi)) * grad
 
 
-lgamma = _unary_op(Lgamma, "lgamma")
-digamma = _unary_op(Digamma, "digamma")
-erfinv = _unary_op(Erfinv, "erfinv")
-i0 = _unary_op(I0, "i0")
-special_i0e = _unary_op(SpecialI0E, "i0e")
-special_i1 = _unary_op(SpecialI1, "i1")
-special_i1e = _unary_op(SpecialI1E, "i1e")
-special_entr = _unary_op(SpecialEntr, "entr")
-special_ndtri = _unary_op(SpecialNdtri, "ndtri")
-special_log_ndtr = _unary_op(SpecialLogNdtr, "log_ndtr")
-special_erfcx = _unary_op(SpecialErfcx, "erfcx")
+lgamma = _unary_op(Lgamma, "lgamma", real_kernel="lgamma_vml_cpu")
+digamma = _unary_op(Digamma, "digamma", real_kernel="digamma")
+erfinv = _unary_op(Erfinv, "erfinv", real_kernel="erfinv_vml_cpu")
+i0 = _unary_op(I0, "i0", real_kernel="i0_vml_cpu")
+special_i0e = _unary_op(SpecialI0E, "i0e", real_kernel="i0e_cpu")
+special_i1 = _unary_op(SpecialI1, "i1", real_kernel="i1_cpu")
+special_i1e = _unary_op(SpecialI1E, "i1e", real_kernel="i1e_cpu")
+special_entr = _unary_op(SpecialEntr, "entr", real_kernel="entr_cpu")
+# (torch's kernels of these three take float32 and float64 only)
+special_ndtri = _unary_op(SpecialNdtri, "ndtri", single_and_double_only=True)
+special_log_ndtr = _unary_op(SpecialLogNdtr, "log_ndtr", single_and_double_only=True)
+special_erfcx = _unary_op(SpecialErfcx, "erfcx", single_and_double_only=True)
 
 
 # ---------------------------------------------------------------- polygamma, mvlgamma
@@ -419,7 +432,9 @@ class SpecialZeta(Function):
 @honours_out
 def special_zeta(input, other) -> Tensor:
     """torch.special.zeta: the Hurwitz zeta function Σ_k (k + other)^-input (either may be a number)."""
-    return SpecialZeta.apply(*_float_pair(input, other))
+    pair = _float_pair(input, other)
+    _refuse_half_and_complex(pair[0], "zeta_cpu")  # (the pair's common dtype: torch's kernel takes no half)
+    return SpecialZeta.apply(*pair)
 
 
 # ---------------------------------------------------------------- xlog1py
@@ -552,7 +567,7 @@ class Sinc(_Unary, Function):
 acosh = _unary_op(Acosh, "acosh")
 asinh = _unary_op(Asinh, "asinh")
 atanh = _unary_op(Atanh, "atanh")
-erfc = _unary_op(Erfc, "erfc")
+erfc = _unary_op(Erfc, "erfc", real_kernel="erfc_vml_cpu")
 sinc = _unary_op(Sinc, "sinc")
 
 

@@ -178,19 +178,18 @@ def _result(array, dtype) -> Tensor:
     return Tensor._make(array.astype(dtype, copy=False))
 
 
-# torch names the dtype its kernel refuses by its C++ scalar type
-_COMPLEX_NAMES = {"complex64": "ComplexFloat", "complex128": "ComplexDouble"}
-
-
-def _refuse_complex(op: str, array) -> None:
-    if array.dtype.kind == "c":
-        raise NotImplementedError(f"\"{op}_cpu\" not implemented for '{_COMPLEX_NAMES.get(array.dtype.name)}'")
+def _refuse_dtype(op: str, x: Tensor) -> None:
+    """torch's CPU kernels of these functions take float32 and float64 (integers cast to float):
+    complex, float16 and bfloat16 inputs raise its error naming the kernel and the C++ scalar type."""
+    array = x._data
+    if array.dtype.kind in "cV" or (array.dtype.kind == "f" and array.dtype.itemsize == 2):
+        raise NotImplementedError(f"\"{op}_cpu\" not implemented for '{_dtype.scalar_name(x.dtype)}'")
 
 
 def _unary_input(op: str, input) -> Tensor:
     if not isinstance(input, Tensor):
         raise TypeError(f"special_{op}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
-    _refuse_complex(op, input._data)
+    _refuse_dtype(op, input)
     if input._data.dtype.kind != "f":
         return _cast(input, _dtype.get_default_dtype())
     return input
@@ -213,7 +212,7 @@ def _polynomial_inputs(op: str, input, n):
                         f"({type(input).__name__}, {type(n).__name__}), but expected one of: (Tensor x, Tensor n), "
                         "(Number x, Tensor n) or (Tensor x, Number n)")
     x, n = _float_pair(input, n)
-    _refuse_complex(op, x._data)
+    _refuse_dtype(op, x)
     _check_broadcast(x, n)
     xp = array_module(x._data)
     x_data, n_data = xp.broadcast_arrays(x._data, n._data)
