@@ -208,3 +208,19 @@ def test_special_functions_refuse_the_dtypes_torch_refuses(name, call, dtype):
         _same_refusal(lambda: call(torch, x), lambda: call(chainrule, _ours(x)))
     else:
         _same(call(chainrule, _ours(x)), expected, exact=False)
+
+
+# ---- float16 transposed convolutions: torch's col2im adds each kernel offset's columns in float16 --
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_float16_conv_transpose_rounds_as_torchs_col2im(d):
+    generator = torch.Generator().manual_seed(d)
+    x = torch.randn((2, 4) + (5, 4, 3)[:d], generator=generator).half()
+    w = torch.randn((4, 3) + (3, 2, 3)[:d], generator=generator).half()
+    b = torch.randn(6, generator=generator).half()
+    name = f"conv_transpose{d}d"
+    for kwargs in [{"stride": 2, "padding": 1, "output_padding": 1, "groups": 2}, {"dilation": 2}]:
+        bias = b if kwargs.get("groups") else b[:3]
+        theirs = getattr(torch.nn.functional, name)(x, w, bias, **kwargs)
+        ours = getattr(chainrule.nn.functional, name)(_ours(x).requires_grad_(), _ours(w), _ours(bias), **kwargs)
+        _same(ours, theirs)
+        assert ours.grad_fn is not None
