@@ -2,6 +2,8 @@
 compared with torch 2.13's CPU results: the differences tools/torch_opinfo_dtypes_trial.py found in
 session 20, in our own words."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -224,3 +226,19 @@ def test_float16_conv_transpose_rounds_as_torchs_col2im(d):
         ours = getattr(chainrule.nn.functional, name)(_ours(x).requires_grad_(), _ours(w), _ours(bias), **kwargs)
         _same(ours, theirs)
         assert ours.grad_fn is not None
+
+
+# ---- index_reduce(mean) of half dtypes: torch adds the slices one by one in the dtype --------------
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_half_index_reduce_mean_adds_in_its_dtype(dtype, include_self):
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 6, 2, generator=generator).to(getattr(torch, dtype))
+    source = (torch.randn(3, 7, 2, generator=generator) * 3).to(getattr(torch, dtype))
+    index = torch.tensor([5, 5, 1, 0, 5, 5, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's "index_reduce() is in beta", once per process
+        theirs = x.index_reduce(1, index, source, "mean", include_self=include_self)
+    ours = _ours(x).requires_grad_().index_reduce(1, _ours(index), _ours(source), "mean", include_self=include_self)
+    _same(ours, theirs)
+    assert ours.grad_fn is not None
