@@ -242,3 +242,11 @@ def test_half_index_reduce_mean_adds_in_its_dtype(dtype, include_self):
     ours = _ours(x).requires_grad_().index_reduce(1, _ours(index), _ours(source), "mean", include_self=include_self)
     _same(ours, theirs)
     assert ours.grad_fn is not None
+
+
+def test_clamp_with_tensor_bounds_keeps_the_three_tensors_dtype():
+    # a float16 input with an int32 upper bound is float16 in torch (chainrule's NaN guard made it float32)
+    x = torch.tensor([0.5, -3.0, 7.0], dtype=torch.float16)
+    for low, high in [(torch.zeros(3, dtype=torch.float16), torch.full((3,), 2, dtype=torch.int32)),
+                      (torch.full((3,), -1, dtype=torch.int32), torch.ones(3, dtype=torch.bfloat16))]:
+        _same(chainrule.clamp(_ours(x), _ours(low), _ours(high)), torch.clamp(x, low, high))

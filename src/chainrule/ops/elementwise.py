@@ -1396,7 +1396,9 @@ def _clamp_both(x: Tensor, low: Tensor, high: Tensor) -> Tensor:
     inside = (x >= low) & (x <= high)
     high_value = high
     if any(t._data.dtype.kind in "fVc" for t in (x, low, high)):  # integers have no NaN (nor a float NaN to add)
-        high_value = where(isnan(x) | isnan(low), high + np.nan, high)
+        # a 0-d NaN of the three's dtype: a Python NaN would make an integer high float32
+        nan = Tensor._make(array_module(high._data).asarray(np.nan, dtype=_dtype.result_type(x, low, high).np))
+        high_value = where(isnan(x) | isnan(low), high + nan, high)
     rest = minimum(maximum(x, low), high).detach()
     return where(to_high, high_value, where(to_low, low, where(inside, x, rest)))
 
