@@ -250,3 +250,17 @@ def test_clamp_with_tensor_bounds_keeps_the_three_tensors_dtype():
     for low, high in [(torch.zeros(3, dtype=torch.float16), torch.full((3,), 2, dtype=torch.int32)),
                       (torch.full((3,), -1, dtype=torch.int32), torch.ones(3, dtype=torch.bfloat16))]:
         _same(chainrule.clamp(_ours(x), _ours(low), _ours(high)), torch.clamp(x, low, high))
+
+
+# ---- complex logsumexp: shifted by the real parts' max, its gradient conjugated -----------------
+def test_complex_logsumexp_keeps_torchs_branch_and_conjugate_gradient():
+    z = torch.complex(torch.tensor([[3.0, 1.0, -2.0], [0.5, 4.0, 4.0]], dtype=torch.float64),
+                      torch.tensor([[2.5, -3.0, 1.0], [3.1, -2.9, 3.0]], dtype=torch.float64)).requires_grad_()
+    ours = _ours(z.detach()).requires_grad_()
+    theirs_out, ours_out = torch.logsumexp(z, 1), chainrule.logsumexp(ours, 1)
+    _same(ours_out, theirs_out, exact=False)  # (the imaginary parts differed by 2π)
+    cotangent = torch.tensor([1.0 - 2.0j, 0.5 + 1.0j], dtype=torch.complex128)
+    theirs_out.backward(cotangent)
+    ours_out.backward(_ours(cotangent))
+    _same(ours.grad, z.grad, exact=False)
+    assert chainrule.autograd.gradcheck(lambda t: chainrule.logsumexp(t, 1), (ours.detach().requires_grad_(),))

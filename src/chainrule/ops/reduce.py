@@ -893,9 +893,10 @@ def argmin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 # ---------------------------------------------------------------- logsumexp, softmax
 def _logsumexp_array(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
-    # shift by the max so exp never overflows; an infinite max is not shifted by
+    # shift by the max so exp never overflows; an infinite max is not shifted by. A complex x is
+    # shifted by its real parts' max, as torch's (a complex max would move the log's branch by 2π)
     xp = array_module(x)
-    m = xp.max(x, axis=axis, keepdims=True) if x.size else xp.zeros(
+    m = xp.max(x.real if x.dtype.kind == "c" else x, axis=axis, keepdims=True) if x.size else xp.zeros(
         tuple(1 if i in (axis if isinstance(axis, tuple) else (axis,)) else s for i, s in enumerate(x.shape)), x.dtype)
     m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
     with np.errstate(divide="ignore"):
@@ -920,12 +921,13 @@ class Logsumexp(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # d logsumexp = softmax(x) dx = exp(x - out) dx
+        # d logsumexp = softmax(x) dx = exp(x - out) dx (conjugated for complex x: holomorphic)
         from .elementwise import exp
 
         x, out = ctx.saved_values
         shape, dims = x._data.shape, ctx.dims
-        return _keep(grad, shape, dims, ctx.keepdim) * exp(x - _keep(out, shape, dims, ctx.keepdim))
+        weights = exp(x - _keep(out, shape, dims, ctx.keepdim))
+        return _keep(grad, shape, dims, ctx.keepdim) * (weights.conj() if weights.is_complex() else weights)
 
 
 def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
