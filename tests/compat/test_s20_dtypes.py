@@ -264,3 +264,14 @@ def test_complex_logsumexp_keeps_torchs_branch_and_conjugate_gradient():
     ours_out.backward(_ours(cotangent))
     _same(ours.grad, z.grad, exact=False)
     assert chainrule.autograd.gradcheck(lambda t: chainrule.logsumexp(t, 1), (ours.detach().requires_grad_(),))
+
+
+def test_complex_logaddexp_gradient_is_conjugated_as_torchs():
+    a = torch.tensor([1.0 + 2.0j, -0.5 + 0.3j], dtype=torch.complex128, requires_grad=True)
+    b = torch.tensor([0.2 - 1.0j, 2.0 + 0.0j], dtype=torch.complex128, requires_grad=True)
+    ours_a, ours_b = (_ours(t.detach()).requires_grad_() for t in (a, b))
+    cotangent = torch.tensor([1.0 + 1.0j, 0.5 - 2.0j], dtype=torch.complex128)
+    torch.logaddexp(a, b).backward(cotangent)
+    chainrule.logaddexp(ours_a, ours_b).backward(_ours(cotangent))
+    _same(ours_a.grad, a.grad, exact=False)
+    _same(ours_b.grad, b.grad, exact=False)

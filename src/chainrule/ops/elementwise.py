@@ -1520,6 +1520,7 @@ class Logaddexp(Function):
             return m + xp.log(xp.exp(a - m) + xp.exp(b - m))
 
     @staticmethod
+    @conjugate_rule
     def backward(ctx, grad):
         # torch's 1/(1 + exp(b - a)), not the shifted sum's inf/inf: at (inf, -inf) a gets all of
         # it and b none; written as sigmoid(a - b), whose own derivative does not overflow
