@@ -275,3 +275,14 @@ def test_complex_logaddexp_gradient_is_conjugated_as_torchs():
     chainrule.logaddexp(ours_a, ours_b).backward(_ours(cotangent))
     _same(ours_a.grad, a.grad, exact=False)
     _same(ours_b.grad, b.grad, exact=False)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_embedding_max_norm_takes_torchs_float32_row_norms(dtype):
+    weight = (torch.randn(5, 5, generator=torch.Generator().manual_seed(0)) * 8).to(getattr(torch, dtype))
+    index = torch.tensor([[0, 2], [4, 1]])
+    theirs_weight, ours_weight = weight.clone(), _ours(weight)
+    theirs = torch.nn.functional.embedding_bag(index, theirs_weight, max_norm=1.0, mode="sum")
+    ours = chainrule.nn.functional.embedding_bag(_ours(index), ours_weight, max_norm=1.0, mode="sum")
+    _same(ours_weight, theirs_weight)  # the rows renormalised in place
+    _same(ours, theirs)
