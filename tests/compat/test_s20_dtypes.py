@@ -286,3 +286,20 @@ def test_half_embedding_max_norm_takes_torchs_float32_row_norms(dtype):
     ours = chainrule.nn.functional.embedding_bag(_ours(index), ours_weight, max_norm=1.0, mode="sum")
     _same(ours_weight, theirs_weight)  # the rows renormalised in place
     _same(ours, theirs)
+
+
+@pytest.mark.parametrize("seed", [9, 19, 21])
+def test_float16_attention_weights_add_the_mask_inside_the_product(seed):
+    # torch scores q·sqrt(1/E)·kᵀ with the additive mask inside one baddbmm (one rounding; chainrule
+    # rounded the product, then the sum): op_db's unbatched one-head sample with bias_k/bias_v
+    generator = torch.Generator().manual_seed(seed)  # (seeds where the two roundings differed)
+    q, k, v = ((torch.randn(3, 2, generator=generator) * 4).half() for _ in range(3))
+    w_in, b_in = (torch.randn(6, 2, generator=generator) * 4).half(), (torch.randn(6, generator=generator) * 4).half()
+    bias_k, bias_v = (torch.randn(2, generator=generator) * 4).half(), (torch.randn(2, generator=generator) * 4).half()
+    w_out, b_out = (torch.randn(2, 2, generator=generator) * 4).half(), (torch.randn(2, generator=generator) * 4).half()
+    mask = (torch.randn(3, 3, generator=generator) * 4).half()
+    args = (q, k, v, 2, 1, w_in, b_in, bias_k, bias_v, False, 0.0, w_out, b_out)
+    theirs = torch.nn.functional.multi_head_attention_forward(*args, attn_mask=mask, training=False)
+    ours = chainrule.nn.functional.multi_head_attention_forward(
+        *[_ours(a) if isinstance(a, torch.Tensor) else a for a in args], attn_mask=_ours(mask), training=False)
+    _same(ours[1], theirs[1])

@@ -1003,9 +1003,16 @@ def _attention_heads(q, k, v, mask, head_dim: int, dropout_p: float, safe: bool 
     """multi_head_attention_forward's attention over (batch·heads, L, E): the result and the weights.
     ``safe``: torch's path without weights is scaled_dot_product_attention, whose fully masked rows
     give zeros; the path with weights gives NaN there."""
-    scores = (q * (1.0 / math.sqrt(head_dim))) @ k.transpose(-2, -1)
-    if mask is not None:
-        scores = scores + mask
+    # torch's order: q scaled by sqrt(1 / E), a mask added inside the product (baddbmm: one rounding)
+    q = q * math.sqrt(1.0 / head_dim)
+    if mask is not None and mask.dim() == 3 and q.dim() == 3:
+        from ..ops.linalg import baddbmm
+
+        scores = baddbmm(mask.expand(q.shape[0], q.shape[1], k.shape[1]), q, k.transpose(-2, -1))
+    else:
+        scores = q @ k.transpose(-2, -1)
+        if mask is not None:
+            scores = scores + mask
     weights = _safe_softmax(scores, -1) if safe and mask is not None else _softmax(scores, -1)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, True)
