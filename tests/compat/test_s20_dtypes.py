@@ -303,3 +303,11 @@ def test_float16_attention_weights_add_the_mask_inside_the_product(seed):
     ours = chainrule.nn.functional.multi_head_attention_forward(
         *[_ours(a) if isinstance(a, torch.Tensor) else a for a in args], attn_mask=_ours(mask), training=False)
     _same(ours[1], theirs[1])
+
+
+def test_istft_of_a_full_spectrum_to_a_real_signal_inverts_its_first_half_as_torch():
+    spectrum = torch.randn(10, 3, dtype=torch.complex128, generator=torch.Generator().manual_seed(5))
+    window = torch.ones(10, dtype=torch.float64)
+    for kwargs in [{}, {"center": False}, {"onesided": False}]:
+        theirs = torch.istft(spectrum, n_fft=10, window=window, **kwargs)
+        _same(chainrule.istft(_ours(spectrum), n_fft=10, window=_ours(window), **kwargs), theirs, exact=False)
