@@ -311,3 +311,13 @@ def test_istft_of_a_full_spectrum_to_a_real_signal_inverts_its_first_half_as_tor
     for kwargs in [{}, {"center": False}, {"onesided": False}]:
         theirs = torch.istft(spectrum, n_fft=10, window=window, **kwargs)
         _same(chainrule.istft(_ours(spectrum), n_fft=10, window=_ours(window), **kwargs), theirs, exact=False)
+
+
+def test_multi_dot_multiplies_in_torchs_chain_order():
+    # float16 rounds each product: the order shows (chainrule multiplied left to right)
+    generator = torch.Generator().manual_seed(6)
+    shapes = [(2, 4), (4, 3), (3, 5), (5, 3), (3, 2)]
+    chain = [(torch.randn(s, generator=generator) * 3).half() for s in shapes]
+    _same(chainrule.linalg.multi_dot([_ours(m) for m in chain]), torch.linalg.multi_dot(chain))
+    vectors = [chain[0][0], chain[1], chain[2], chain[3][:, 0]]
+    _same(chainrule.linalg.multi_dot([_ours(m) for m in vectors]), torch.linalg.multi_dot(vectors))

@@ -1901,10 +1901,47 @@ def multi_dot(tensors) -> Tensor:
             position = "first" if i == 0 else "last" if i == len(tensors) - 1 else None
             raise RuntimeError(f"multi_dot(): the {position} tensor must be 1D or 2D but got {ndim}D"
                                if position else f"multi_dot(): tensor {i} must be 2D but got {ndim}D")
-    out = tensors[0]
-    for t in tensors[1:]:
-        out = matmul(out, t)
-    return out
+    # torch multiplies 2-d matrices in the cheapest order (its rounding follows that order): a row
+    # vector first and a column vector last are made matrices and their dims removed at the end
+    first_vector, last_vector = tensors[0]._data.ndim == 1, tensors[-1]._data.ndim == 1
+    if first_vector:
+        tensors[0] = tensors[0].unsqueeze(0)
+    if last_vector:
+        tensors[-1] = tensors[-1].unsqueeze(-1)
+    out = _chain_product(tensors, _chain_order([t._data.shape[0] for t in tensors] + [tensors[-1]._data.shape[1]]),
+                         0, len(tensors) - 1)
+    # (torch ends with a view to the output's shape: its ViewBackward0)
+    return out.view(tuple(n for n, dropped in zip(out._data.shape, (first_vector, last_vector)) if not dropped))
+
+
+def _chain_order(sizes: list) -> list:
+    """split[i][j]: where torch's matrix-chain order splits the product of matrices i..j (matrix k
+    is sizes[k] x sizes[k + 1]); three matrices compare the two costs as torch does."""
+    n = len(sizes) - 1
+    split = [[0] * n for _ in range(n)]
+    if n == 3:
+        a, b, c, d = sizes
+        split[0][2] = 0 if (a * c) * (b + d) > (b * d) * (a + c) else 1
+        split[1][2] = 1
+        split[0][1] = 0
+        return split
+    cost = [[0] * n for _ in range(n)]
+    for length in range(1, n):
+        for i in range(n - length):
+            j = i + length
+            cost[i][j] = None
+            for k in range(i, j):
+                q = cost[i][k] + cost[k + 1][j] + sizes[i] * sizes[k + 1] * sizes[j + 1]
+                if cost[i][j] is None or q < cost[i][j]:
+                    cost[i][j], split[i][j] = q, k
+    return split
+
+
+def _chain_product(tensors: list, split: list, i: int, j: int) -> Tensor:
+    if i == j:
+        return tensors[i]
+    k = split[i][j]
+    return matmul(_chain_product(tensors, split, i, k), _chain_product(tensors, split, k + 1, j))
 
 
 def chain_matmul(*matrices) -> Tensor:
