@@ -207,6 +207,16 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
     return method
 
 
+
+def _invert(self):
+    """``~t``: logical not of a bool tensor, bitwise not of an integer one; torch's operator refuses
+    floating and complex tensors with its own TypeError (torch.bitwise_not: NotImplementedError)."""
+    if self._data.dtype == np.bool_:
+        return ew.logical_not(self)
+    if self._data.dtype.kind in "fVc":
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
+    return ew.bitwise_not(self)
+
 def _bind_operators() -> None:
     operators = {
         "add": ew.add, "sub": ew.sub, "mul": ew.mul, "truediv": ew.div, "floordiv": ew.floor_divide,
@@ -240,7 +250,7 @@ def _bind_operators() -> None:
     Tensor.__neg__ = ew.neg
     Tensor.__pos__ = lambda self: self
     Tensor.__abs__ = ew.abs
-    Tensor.__invert__ = lambda self: ew.logical_not(self) if self._data.dtype == np.bool_ else ew.bitwise_not(self)
+    Tensor.__invert__ = _invert
     Tensor.div = Tensor.divide = ew.div
     Tensor.multiply = ew.mul
     Tensor.subtract = ew.sub

@@ -999,8 +999,9 @@ _NO_BOOL_KERNELS = {name: f"{name.lower()}_vml_cpu" for name in ("Floor", "Ceil"
 _REAL_ONLY = {
     "Erf": "\"erf_vml_cpu\" not implemented for '{dtype}'",
     "Sign": "Unlike NumPy, torch.sign is not intended to support complex numbers. Please use torch.sgn instead.",
-    **{name: f"{name.lower()} is not supported for complex inputs" for name in ("Floor", "Ceil", "Trunc", "Frac")},
-    "Round": "round is not supported for complex inputs",
+    **{name: f"{name.lower()} is not supported for complex inputs" for name in ("Floor", "Ceil", "Trunc")},
+    "Frac": "\"frac_cpu\" not implemented for '{dtype}'",
+    "Round": "\"round_vml_cpu\" not implemented for '{dtype}'",
 }
 
 
@@ -1498,7 +1499,9 @@ class Hypot(Function):
 
 def hypot(input: Tensor, other: Tensor) -> Tensor:
     _require_tensors("hypot", input, other)
-    a, b = _float_pair(input, other)
+    a, b = _pair(input, other)
+    if a._data.dtype.kind in "biuc":  # torch's kernel is real floating only
+        refuse_kernel(a, "hypot_cpu")
     return Hypot.apply(a, b)
 
 
@@ -1565,6 +1568,8 @@ class Xlogy(Function):
 def xlogy(input, other) -> Tensor:
     """x * log(y), defined as 0 where x == 0 and y is not NaN."""
     x, y = _float_pair(input, other)
+    if x._data.dtype.kind == "c":
+        refuse_kernel(x, "xlogy_cpu")
     return Xlogy.apply(x, y)
 
 
@@ -1777,8 +1782,8 @@ logical_xor = _compare(np.logical_xor, aten="logical_xor")
 def _bitwise(ufunc, symbol: str):
     def op(input, other) -> Tensor:
         a, b = _pair(input, other)
-        if a._data.dtype.kind in "fV":
-            raise TypeError(f"'{symbol}' (bitwise) is only defined for integer and bool tensors, got {a.dtype}")
+        if a._data.dtype.kind in "fVc":  # torch's integer-and-bool kernel, named by the common dtype
+            refuse_kernel(a, f"{ufunc.__name__}_cpu")
         x, y = a._data, b._data
         if type(x) is not np.ndarray or type(y) is not np.ndarray:
             x, y = on_one_device([x, y], ufunc.__name__)
@@ -1799,8 +1804,8 @@ bitwise_xor = honours_out(_bitwise(np.bitwise_xor, "^"))
 @honours_out
 def bitwise_not(input: Tensor) -> Tensor:
     xp = array_module(input)
-    if input._data.dtype.kind in "fV":
-        raise TypeError(f"'~' (bitwise_not) is only defined for integer and bool tensors, got {input.dtype}")
+    if input._data.dtype.kind in "fVc":
+        refuse_kernel(input, "bitwise_not_cpu")
     return Tensor._make(xp.invert(input._data))
 
 

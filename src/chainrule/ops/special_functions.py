@@ -405,13 +405,23 @@ def _float_tensors(op: str, input, other):
 @honours_out
 def igamma(input: Tensor, other: Tensor) -> Tensor:
     """torch.igamma: the regularized lower incomplete gamma function P(input, other)."""
+    _refuse_non_floating_pair("igamma_cpu", input, other)
     return Igamma.apply(*_float_tensors("igamma", input, other))
 
 
 @honours_out
 def igammac(input: Tensor, other: Tensor) -> Tensor:
     """torch.igammac: the regularized upper incomplete gamma function Q(input, other) = 1 - P."""
+    _refuse_non_floating_pair("igammac_cpu", input, other)
     return Igammac.apply(*_float_tensors("igammac", input, other))
+
+
+def _refuse_non_floating_pair(kernel: str, input, other) -> None:
+    """torch's error for a binary kernel with real floating instances only, named by the pair's dtype."""
+    if isinstance(input, Tensor) and isinstance(other, Tensor):
+        common = _dtype.result_type(input, other)
+        if not common.is_floating_point:
+            raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(common)}'")
 
 
 class SpecialZeta(Function):
@@ -503,6 +513,8 @@ class Logit(Function):
 @honours_out
 def logit(input: Tensor, eps: float | None = None) -> Tensor:
     """torch.logit: log(p / (1 - p)), with p clamped to [eps, 1 - eps] when ``eps`` is given."""
+    if isinstance(input, Tensor) and input._data.dtype.kind == "c":
+        raise NotImplementedError(f"\"logit_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     return Logit.apply(_float_input(input), eps=None if eps is None else builtins.float(eps))
 
 
@@ -622,6 +634,8 @@ def heaviside(input: Tensor, values: Tensor) -> Tensor:
         raise TypeError("heaviside(): arguments 'input' and 'values' must be Tensors")
     if input.dtype != values.dtype:
         raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes")
+    if input.dtype.is_complex:
+        raise RuntimeError("heaviside is not yet implemented for complex tensors.")
     return Heaviside.apply(input, values)
 
 
@@ -766,6 +780,9 @@ _LOGADDEXP2_SAVED = {"_saved_other": kept_value("other", tensor=True), "_saved_s
 
 def logaddexp2(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.logaddexp2: log2(2^a + 2^b), as logaddexp of a·ln 2 and b·ln 2 over ln 2."""
+    if isinstance(input, Tensor) and isinstance(other, Tensor) and not _dtype.result_type(input, other).is_floating_point:
+        raise NotImplementedError(f"\"logaddexp2_cpu\" not implemented for "
+                                  f"'{_dtype.scalar_name(_dtype.result_type(input, other))}'")
     a, b = _float_pair(input, other)
     ln2 = math.log(2.0)
 
