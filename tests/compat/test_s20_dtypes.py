@@ -343,3 +343,29 @@ def test_elementwise_ops_refuse_the_dtypes_torch_refuses(name, call, dtype):
         _same_refusal(lambda: call(torch, x), lambda: call(chainrule, _ours(x)))
     else:
         _same(call(chainrule, _ours(x)), expected, exact=False)
+
+
+ORDERING = [
+    ("sort", lambda L, x: L.sort(x)), ("argsort", lambda L, x: L.argsort(x)), ("topk", lambda L, x: L.topk(x, 2)),
+    ("argmin", lambda L, x: L.argmin(x)), ("median", lambda L, x: L.median(x)),
+    ("median dim", lambda L, x: L.median(x, 1)), ("nanmedian", lambda L, x: L.nanmedian(x)),
+    ("kthvalue", lambda L, x: L.kthvalue(x, 1)), ("mode", lambda L, x: L.mode(x)),
+    ("cummax", lambda L, x: L.cummax(x, 1)), ("unique", lambda L, x: L.unique(x)),
+    ("isin", lambda L, x: L.isin(x, x)), ("trace", lambda L, x: L.trace(x[:, :2])),
+    ("dot", lambda L, x: L.dot(x[0], x[1])), ("cdist", lambda L, x: L.cdist(x, x)),
+]
+
+
+@pytest.mark.parametrize("name,call", ORDERING, ids=[n for n, _ in ORDERING])
+@pytest.mark.parametrize("dtype", ["complex64", "bool", "int32", "float16"])
+def test_ordering_and_products_refuse_the_dtypes_torch_refuses(name, call, dtype):
+    x = (torch.arange(6).reshape(2, 3) % 4).to(getattr(torch, dtype))
+    try:
+        expected = call(torch, x)
+    except (NotImplementedError, RuntimeError):
+        _same_refusal(lambda: call(torch, x), lambda: call(chainrule, _ours(x)))
+    else:
+        result = call(chainrule, _ours(x))
+        for ours, theirs in zip(result if isinstance(result, tuple) else (result,),
+                                expected if isinstance(expected, tuple) else (expected,)):
+            _same(ours, theirs, exact=False)

@@ -431,6 +431,8 @@ def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
                            f"{_dtype.scalar_name(input.dtype)} and {_dtype.scalar_name(tensor.dtype)}")
     if a.shape[0] != b.shape[0]:
         raise _inconsistent(a.shape[0], b.shape[0])
+    if a.dtype == np.bool_:
+        raise NotImplementedError("\"dot\" not implemented for 'Bool'")
     result = Dot.apply(input, tensor)
     return result if out is None else _exact_out(result, out, "dot", vector_product=True)
 
@@ -590,6 +592,8 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmv: ``beta * input + alpha * (mat @ vec)``."""
     dtype = _dtype.result_type(input, mat, vec)
+    if dtype is _dtype.bool:
+        raise NotImplementedError("\"addmv_impl_cpu\" not implemented for 'Bool'")
     torch_args = (beta, alpha, mat, vec)
     if beta != 0 and _opmath.fused_compute_dtype(dtype) is not None:
         # torch's low-precision gemv takes beta and alpha in the tensors' dtype and rounds
@@ -1003,6 +1007,8 @@ def trace(input: Tensor) -> Tensor:
     xp = array_module(input)
     if input._data.ndim != 2:
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input._data.ndim}")
+    if input._data.dtype == np.bool_:
+        raise NotImplementedError("\"trace\" not implemented for 'Bool'")
     if input._data.dtype.kind in "biu":
         return Tensor._make(xp.asarray(xp.trace(input._data), dtype=np.int64))
     return Trace.apply(input)
@@ -1851,6 +1857,11 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
     if x1._data.shape[-1] != x2._data.shape[-1]:
         raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: {x1._data.shape[-1]} "
                            f"X2: {x2._data.shape[-1]}")
+    for i, x in ((1, x1), (2, x2)):  # torch's dtype checks come after the shapes'
+        if not x.dtype.is_floating_point:
+            raise RuntimeError(f"cdist only supports floating-point dtypes, X{i} got: {_dtype.scalar_name(x.dtype)}")
+    if x1._data.dtype.itemsize == 2:  # float16 / bfloat16: torch's CPU kernel has none
+        raise NotImplementedError(f"\"cdist\" not implemented for '{_dtype.scalar_name(x1.dtype)}'")
     if p < 0:
         raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
     # every pair's difference (..., P, R, M), then its norm over M

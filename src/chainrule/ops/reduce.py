@@ -865,8 +865,8 @@ def _arg_extremum(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> 
             return made
     xp = array_module(input)
     x = input._data
-    if x.dtype.kind == "c":
-        raise RuntimeError(f"{op}(): does not support complex input")
+    if x.dtype.kind in "cb":
+        raise RuntimeError(f"{op}(): does not support {'complex' if x.dtype.kind == 'c' else 'bool'} input")
     _dtype.refuse_float8(x.dtype, f"{op}_cpu")
     find = xp.argmax if largest else xp.argmin
     if dim is None:
@@ -1535,7 +1535,7 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | 
     xp = array_module(input)
     x = input._data
     if x.dtype.kind == "c":
-        raise RuntimeError("Sort does not support complex dtypes on CPU")
+        raise RuntimeError(" Sort does not support complex dtypes on CPU")  # (torch's leading space)
     d = _single_dim(dim, x.ndim, "sort")
     if x.ndim == 0:
         return _select_along(SortValues, input, xp.zeros((), np.int64), 0, True, "sort")
@@ -1555,6 +1555,8 @@ def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool
     """torch.argsort: the indices that sort ``input`` along ``dim``."""
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind == "c":
+        raise RuntimeError(" Sort does not support complex dtypes on CPU")
     d = _single_dim(dim, x.ndim, "argsort")
     if x.ndim == 0:
         return Tensor._make(xp.zeros((), np.int64))
@@ -1566,8 +1568,10 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     """torch.topk: the ``k`` largest (or smallest) values along ``dim`` and their indices."""
     xp = array_module(input)
     x = input._data
-    if x.dtype.kind == "c":
-        raise RuntimeError("topk does not support complex dtypes on CPU")
+    if x.dtype.kind in "cb":
+        # (torch's complex message opens with a space, its bool one does not)
+        raise RuntimeError(" topk does not support complex dtypes on CPU" if x.dtype.kind == "c"
+                           else "topk does not support bool dtypes on CPU")
     d = _single_dim(dim, x.ndim, "topk")
     size = x.shape[d] if x.ndim else 1
     if not 0 <= k <= size:
@@ -1599,12 +1603,19 @@ def _median_index(x: np.ndarray, d: int) -> np.ndarray:
     return index
 
 
+def _refuse(input: Tensor, kernel: str) -> None:
+    """torch's error for a CPU kernel ``kernel`` with no instance for the input's dtype."""
+    raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
+
+
 def median(input: Tensor, dim=None, keepdim: bool = False):
     """torch.median: the lower of the two middle values. ``median()`` splits the gradient evenly
     among elements equal to it (torch's rule); ``median(dim)`` returns ``(values, indices)`` and
     routes the gradient to the returned index."""
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind in "cb":
+        _refuse(input, "median_cpu" if dim is None else "median_out")
     if dim is None:
         if x.size == 0:  # NaN, or the type's minimum for integers, as torch
             return Tensor._make(xp.asarray(np.nan if x.dtype.kind in "fV" else np.iinfo(x.dtype).min
@@ -1644,6 +1655,8 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     """torch.kthvalue: the k-th smallest value (1-based) along ``dim`` and its index."""
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind in "cb":
+        _refuse(input, "kthvalue_cpu")
     d = _single_dim(dim, x.ndim, "kthvalue")
     size = x.shape[d] if x.ndim else 1
     if x.ndim:
@@ -1663,6 +1676,8 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     unstable sort, as cpu_sort_order replays)."""
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind == "c":
+        _refuse(input, "mode_cpu")
     d = _single_dim(dim, x.ndim, "mode")
     if x.ndim == 0:
         return _select_along(ModeValues, input, xp.zeros((), np.int64), 0, keepdim, "mode")
@@ -1730,6 +1745,8 @@ def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
 def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind == "c":
+        _refuse(input, f"{op}_cpu")
     d = _single_dim(dim, x.ndim, op)
     if x.ndim == 0:
         return _select_along(cls, input, xp.zeros((), np.int64), 0, True, op)

@@ -163,6 +163,9 @@ def nanmedian(input: Tensor, dim=None, keepdim: bool = False):
     _check_tensor(input, "nanmedian")
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind in "cb":
+        raise NotImplementedError(f"\"{'median_cpu' if dim is None else 'median_out'}\" not implemented for "
+                                  f"'{_dtype.scalar_name(input.dtype)}'")
     if dim is None:
         if x.size == 0:
             return _constant(xp.asarray(np.nan, dtype=x.dtype))
