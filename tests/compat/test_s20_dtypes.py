@@ -255,26 +255,28 @@ def test_clamp_with_tensor_bounds_keeps_the_three_tensors_dtype():
 # ---- complex logsumexp: shifted by the real parts' max, its gradient conjugated -----------------
 def test_complex_logsumexp_keeps_torchs_branch_and_conjugate_gradient():
     z = torch.complex(torch.tensor([[3.0, 1.0, -2.0], [0.5, 4.0, 4.0]], dtype=torch.float64),
-                      torch.tensor([[2.5, -3.0, 1.0], [3.1, -2.9, 3.0]], dtype=torch.float64)).requires_grad_()
-    ours = _ours(z.detach()).requires_grad_()
+                      torch.tensor([[2.5, -3.0, 1.0], [3.1, -2.9, 3.0]], dtype=torch.float64))
+    ours = _ours(z).requires_grad_()
     theirs_out, ours_out = torch.logsumexp(z, 1), chainrule.logsumexp(ours, 1)
     _same(ours_out, theirs_out, exact=False)  # (the imaginary parts differed by 2π)
     cotangent = torch.tensor([1.0 - 2.0j, 0.5 + 1.0j], dtype=torch.complex128)
-    theirs_out.backward(cotangent)
     ours_out.backward(_ours(cotangent))
-    _same(ours.grad, z.grad, exact=False)
+    # torch's rule (derivatives.yaml, logsumexp_backward): grad · conj(exp(z - out))
+    _same(ours.grad, cotangent[:, None] * (z - theirs_out[:, None]).exp().conj(), exact=False)
     assert chainrule.autograd.gradcheck(lambda t: chainrule.logsumexp(t, 1), (ours.detach().requires_grad_(),))
 
 
 def test_complex_logaddexp_gradient_is_conjugated_as_torchs():
-    a = torch.tensor([1.0 + 2.0j, -0.5 + 0.3j], dtype=torch.complex128, requires_grad=True)
-    b = torch.tensor([0.2 - 1.0j, 2.0 + 0.0j], dtype=torch.complex128, requires_grad=True)
-    ours_a, ours_b = (_ours(t.detach()).requires_grad_() for t in (a, b))
+    a = torch.tensor([1.0 + 2.0j, -0.5 + 0.3j], dtype=torch.complex128)
+    b = torch.tensor([0.2 - 1.0j, 2.0 + 0.0j], dtype=torch.complex128)
+    ours_a, ours_b = (_ours(t).requires_grad_() for t in (a, b))
     cotangent = torch.tensor([1.0 + 1.0j, 0.5 - 2.0j], dtype=torch.complex128)
-    torch.logaddexp(a, b).backward(cotangent)
     chainrule.logaddexp(ours_a, ours_b).backward(_ours(cotangent))
-    _same(ours_a.grad, a.grad, exact=False)
-    _same(ours_b.grad, b.grad, exact=False)
+    # torch's rule: grad · conj(1 / (1 + exp(b - a))) for a, and the same with a and b swapped
+    _same(ours_a.grad, cotangent * (1 / (1 + (b - a).exp())).conj(), exact=False)
+    _same(ours_b.grad, cotangent * (1 / (1 + (a - b).exp())).conj(), exact=False)
+    assert chainrule.autograd.gradcheck(chainrule.logaddexp, (ours_a.detach().requires_grad_(),
+                                                              ours_b.detach().requires_grad_()))
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
