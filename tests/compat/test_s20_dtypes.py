@@ -371,3 +371,31 @@ def test_ordering_and_products_refuse_the_dtypes_torch_refuses(name, call, dtype
         for ours, theirs in zip(result if isinstance(result, tuple) else (result,),
                                 expected if isinstance(expected, tuple) else (expected,)):
             _same(ours, theirs, exact=False)
+
+
+LOSSES_AND_FOLDS = [
+    ("nll_loss", lambda L, x: L.nn.functional.nll_loss(x.reshape(1, 2), L.tensor([0]))),
+    ("cross_entropy", lambda L, x: L.nn.functional.cross_entropy(x.reshape(1, 2), L.tensor([0]))),
+    ("multi_margin_loss", lambda L, x: L.nn.functional.multi_margin_loss(x.reshape(1, 2), L.tensor([0]))),
+    ("multilabel_soft_margin_loss", lambda L, x: L.nn.functional.multilabel_soft_margin_loss(x.reshape(1, 2),
+                                                                                             x.reshape(1, 2))),
+    ("binary_cross_entropy", lambda L, x: L.nn.functional.binary_cross_entropy(x, x)),
+    ("mse_loss", lambda L, x: L.nn.functional.mse_loss(x, x)),
+    ("smooth_l1_loss", lambda L, x: L.nn.functional.smooth_l1_loss(x, x)),
+    ("one_hot", lambda L, x: L.nn.functional.one_hot(x.abs())), ("nansum", lambda L, x: L.nansum(x)),
+    ("unfold", lambda L, x: L.nn.functional.unfold(x.reshape(1, 1, 1, 2), 1)),
+    ("fold", lambda L, x: L.nn.functional.fold(x.reshape(1, 1, 2), (1, 2), 1)),
+    ("max_unpool2d", lambda L, x: L.nn.functional.max_unpool2d(x.reshape(1, 1, 1, 2), L.tensor([[[[1, 3]]]]), 2)),
+]
+
+
+@pytest.mark.parametrize("name,call", LOSSES_AND_FOLDS, ids=[n for n, _ in LOSSES_AND_FOLDS])
+@pytest.mark.parametrize("dtype", ["complex64", "int32", "bool"])
+def test_losses_and_folds_refuse_the_dtypes_torch_refuses(name, call, dtype):
+    x = torch.tensor([1.0, 0.0]).to(getattr(torch, dtype))
+    try:
+        expected = call(torch, x)
+    except (NotImplementedError, RuntimeError):
+        _same_refusal(lambda: call(torch, x), lambda: call(chainrule, _ours(x)))
+    else:
+        _same(call(chainrule, _ours(x)), expected, exact=False)

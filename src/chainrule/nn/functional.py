@@ -233,7 +233,7 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """F.one_hot: int64 (*, num_classes) with a 1 at each index."""
-    if tensor._data.dtype.kind not in "iu":
+    if tensor._data.dtype != np.int64:  # torch takes int64 alone
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     indices = tensor._data
     if indices.size and indices.min() < 0:

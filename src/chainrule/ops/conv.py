@@ -902,6 +902,8 @@ def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tenso
                            f"{_fmt(geo.kernel)}, dilation={_fmt(geo.dilation)}, padding={_fmt(geo.pad_lo)}, "
                            "calculated shape of the array of sliding blocks as "
                            f"{_fmt(geo.out_shape)}, but its components must be at least one.")
+    if input._data.dtype.kind in "iu":  # torch's kernel: floats, complex and bool
+        raise NotImplementedError(f"\"im2col_out_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     out = Im2Col.apply(input, geo=geo)
     return out.squeeze(0) if unbatched else out
 
@@ -926,5 +928,7 @@ def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=
                            f"expected size of input's dimension 2 to match the calculated number of sliding "
                            f"blocks {' * '.join(map(str, geo.out_shape))} = {math.prod(geo.out_shape)}, but got "
                            f"input.size(2)={input.shape[2]}.")
+    if input._data.dtype.kind in "iu":  # torch's kernel: floats, complex and bool
+        raise NotImplementedError(f"\"col2im_out_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     out = Col2Im.apply(input, geo=geo)
     return out.squeeze(0) if unbatched else out

@@ -959,6 +959,8 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
                            f"({list(x.shape)}) but got indices tensor with shape: {list(idx.shape)}")
     if idx._data.dtype != np.int64:
         raise RuntimeError(f"elements in indices should be type int64 but got: {idx._data.dtype.name}")
+    # torch's unpooling kernels are floating only (1-d runs as 2-d)
+    _refuse_dtype(input, "max_unpool3d" if d == 3 else "max_unpool2d", "bci")
     kernel = _tuple(kernel_size, d, "kernel_size", opname)
     stride = kernel if stride is None else _tuple(stride, d, "stride", opname)
     padding = _tuple(padding, d, "padding", opname)

@@ -1707,6 +1707,8 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
     xp = array_module(input)
     from .elementwise import where
 
+    if input._data.dtype.kind == "c":
+        raise RuntimeError("nansum on CPU does not support complex inputs")
     if input._data.dtype.kind in "fV":
         input = where(Tensor._make(xp.isnan(input._data)), 0.0, input)
     return name_node(sum(input, dim, keepdim, dtype=dtype), "NansumBackward0", label="nansum",
