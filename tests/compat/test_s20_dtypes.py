@@ -98,12 +98,20 @@ def test_uint8_interpolate_rounds_each_pass_as_torch(mode, antialias):
 
 # ---- dtypes torch's CPU kernels refuse: the same error, naming torch's kernel and ScalarType -----
 def _same_refusal(torch_call, chainrule_call):
+    """torch's error, raised by chainrule too; except where torch's CPU kernel refuses float16 or
+    bfloat16 and chainrule computes (in float32, rounded once: tests/test_bfloat16.py's documented
+    difference), whose result keeps the dtype."""
     with pytest.raises(Exception) as theirs:
         torch_call()
-    with pytest.raises(Exception) as ours:
-        chainrule_call()
-    assert type(ours.value) is type(theirs.value)
-    assert str(ours.value) == str(theirs.value)
+    try:
+        results = chainrule_call()
+    except Exception as ours:
+        assert type(ours) is type(theirs.value)
+        assert str(ours) == str(theirs.value)
+    else:
+        assert "'Half'" in str(theirs.value) or "'BFloat16'" in str(theirs.value), str(theirs.value)
+        for result in results if isinstance(results, tuple) else (results,):
+            assert str(result.dtype).split(".")[-1] in ("float16", "bfloat16", "int64")
 
 
 POOLS = [("avg_pool1d", 3), ("avg_pool2d", 4), ("avg_pool3d", 5), ("adaptive_avg_pool1d", 3),

@@ -1860,8 +1860,6 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
     for i, x in ((1, x1), (2, x2)):  # torch's dtype checks come after the shapes'
         if not x.dtype.is_floating_point:
             raise RuntimeError(f"cdist only supports floating-point dtypes, X{i} got: {_dtype.scalar_name(x.dtype)}")
-    if x1._data.dtype.itemsize == 2:  # float16 / bfloat16: torch's CPU kernel has none
-        raise NotImplementedError(f"\"cdist\" not implemented for '{_dtype.scalar_name(x1.dtype)}'")
     if p < 0:
         raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
     # every pair's difference (..., P, R, M), then its norm over M
