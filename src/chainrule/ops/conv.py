@@ -778,11 +778,15 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
     geo = _Geometry(kernel, stride, padding, padding, dilation, groups, in_shape, out_shape)
     args = (input, weight) if bias is None else (input, weight, bias)
     out = ConvInput.apply(*args, geo=geo, c=c_out)
-    if input.dtype is _dtype.float16 and type(input._data) is np.ndarray and out.numel():
+    if out.dtype is _dtype.float16 and type(out._data) is np.ndarray and out.numel():
         from .conv_transpose_half import conv_transpose_values
 
-        # the values as torch's CPU kernel rounds them (its col2im adds in float16); the graph is the same
-        out._data[...] = conv_transpose_values(input._data, weight._data, None if bias is None else bias._data,
+        # the values as torch's CPU kernel rounds them (its col2im adds in float16); the graph is the
+        # same. (A float16 output of float32 tensors: CPU autocast cast them on the op's way in.)
+        def half(t):
+            return t._data.astype(np.float16, copy=False)
+
+        out._data[...] = conv_transpose_values(half(input), half(weight), None if bias is None else half(bias),
                                                stride, padding, dilation, groups, in_shape)
     return out.squeeze(0) if unbatched else out
 
