@@ -12,6 +12,12 @@ seeded cotangent) where torch's OpInfo supports complex autograd.
     python tools/torch_opinfo_dtypes_trial.py run --out /tmp/dtypes --filter add    # names containing "add"
     python tools/torch_opinfo_dtypes_trial.py run --out /tmp/dtypes --dtypes uint8,int8
     python tools/torch_opinfo_dtypes_trial.py ledger --out /tmp/dtypes              # write the CI ledger
+    python tools/torch_opinfo_dtypes_trial.py run --out /tmp/dtypes --unsupported   # dtypes torch refuses
+
+``--unsupported`` turns the trial round: each OpInfo runs its first samples in the dtypes (of
+``ALL_DTYPES``) it does *not* list for CPU, where torch mostly refuses ("not implemented for
+'Int'"). ``torch_raised`` then counts samples chainrule computes where torch refuses, and
+``both_raised`` is split by whether the two errors agree in type and message.
 
 bfloat16 tensors need ml_dtypes (chainrule's ``bf16`` extra); without it bfloat16 samples are
 skipped with that reason.
@@ -44,6 +50,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LEDGER = os.path.join(ROOT, "tests", "compat", "data", "torch_op_db_dtypes_ledger.json")
 
 DTYPES = ("float16", "bfloat16", "complex64", "complex128", "int8", "int16", "int32", "uint8")
+# the dtypes the --unsupported round draws from: these, and those the op_db trial compares
+ALL_DTYPES = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128", "int8", "int16", "int32",
+              "int64", "uint8", "bool")
+UNSUPPORTED_SAMPLES = 2
 # the dtype whose gradients are compared (float64's are the op_db trial's)
 GRADIENT_DTYPE = "complex128"
 
@@ -98,6 +108,36 @@ def _gradients_compared():
         op_db_trial.run_sample = original
 
 
+class _EveryDtype:
+    """An OpInfo that lists every dtype as supported, so ``run_op`` draws its samples in the
+    dtypes torch leaves out (its sample generators mostly build them regardless)."""
+
+    def __init__(self, op, torch):
+        self._op, self._torch = op, torch
+
+    def __getattr__(self, name):
+        return getattr(self._op, name)
+
+    def supported_dtypes(self, device):
+        return {getattr(self._torch, name) for name in ALL_DTYPES}
+
+
+def run_unsupported(trial, op):
+    """The records of one OpInfo's first samples in the dtypes it does not support on CPU; a
+    both_raised record whose two errors agree (type and message) is counted same."""
+    supported = {str(d).split(".")[-1] for d in op.supported_dtypes("cpu")}
+    missing = tuple(d for d in ALL_DTYPES if d not in supported)
+    if not missing:
+        return []
+    records = run_op(trial, _EveryDtype(op, trial.torch), dtypes=missing, limit=UNSUPPORTED_SAMPLES)
+    for record in records:
+        if record["kind"] == "both_raised":
+            theirs, _, ours = record["detail"].partition(" | chainrule ")
+            if theirs.removeprefix("torch ") == ours:
+                record["kind"] = "same"
+    return records
+
+
 def supports_complex_gradients(op, torch) -> bool:
     return bool(op.supports_autograd) and torch.complex128 in op.supported_backward_dtypes("cpu")
 
@@ -148,7 +188,8 @@ def command_run(args):
             if (args.filter and args.filter not in name) or (args.only and name not in args.only.split(",")):
                 continue
             op_start = time.time()
-            op_records = run_dtypes(trial, op, dtypes, limit=args.limit)
+            op_records = run_unsupported(trial, op) if args.unsupported else run_dtypes(trial, op, dtypes,
+                                                                                        limit=args.limit)
             for record in op_records:
                 record["seconds"] = round((time.time() - op_start) / len(op_records), 4)
             records += op_records
@@ -165,7 +206,7 @@ def print_dtype_table(records):
         counts[record["dtype"]][record["kind"]] += 1
     kinds = op_db_trial.KINDS
     print("dtype".ljust(11) + "".join(kind[:16].rjust(17) for kind in kinds))
-    for dtype in [*DTYPES, "-"]:
+    for dtype in [*ALL_DTYPES, "-"]:
         if dtype in counts:
             print(dtype.ljust(11) + "".join(str(counts[dtype][kind]).rjust(17) for kind in kinds))
 
@@ -215,6 +256,8 @@ def main(argv=None):
     run.add_argument("--dtypes", default="", help="comma-separated dtype names (default: all eight)")
     run.add_argument("--limit", type=int, default=SAMPLES_PER_DTYPE)
     run.add_argument("--verbose", action="store_true")
+    run.add_argument("--unsupported", action="store_true",
+                     help="run the dtypes each OpInfo does not support (where torch refuses) instead")
     run.set_defaults(handler=command_run)
     ledger = sub.add_parser("ledger")
     ledger.add_argument("--out", required=True)

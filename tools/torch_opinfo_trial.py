@@ -37,12 +37,12 @@ through the OpInfo's ``method_variant`` (forward only, float32) where there is o
 from __future__ import annotations
 
 import argparse
+import cmath
 import collections
 import contextlib
 import functools
 import itertools
 import json
-import math
 import os
 import sys
 import time
@@ -332,8 +332,9 @@ def compare_outputs(expected, actual, torch, values=True, tolerance=None):
                 if isinstance(e, bool) or isinstance(e, int):
                     ok = a_value == e
                 else:
-                    ok = (math.isnan(e) and math.isnan(a_value)) or math.isclose(a_value, e, rel_tol=1.3e-6,
-                                                                                 abs_tol=1e-5)
+                    # (cmath: a complex number too, which math.isnan refuses)
+                    ok = (cmath.isnan(e) and cmath.isnan(a_value)) or cmath.isclose(a_value, e, rel_tol=1.3e-6,
+                                                                                    abs_tol=1e-5)
             except Exception:
                 ok = False
             if not ok:

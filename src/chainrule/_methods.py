@@ -207,6 +207,16 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
     return method
 
 
+
+def _invert(self):
+    """``~t``: logical not of a bool tensor, bitwise not of an integer one; torch's operator refuses
+    floating and complex tensors with its own TypeError (torch.bitwise_not: NotImplementedError)."""
+    if self._data.dtype == np.bool_:
+        return ew.logical_not(self)
+    if self._data.dtype.kind in "fVc":
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
+    return ew.bitwise_not(self)
+
 def _bind_operators() -> None:
     operators = {
         "add": ew.add, "sub": ew.sub, "mul": ew.mul, "truediv": ew.div, "floordiv": ew.floor_divide,

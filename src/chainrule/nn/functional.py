@@ -116,6 +116,7 @@ from ..ops.pool import (
     max_unpool1d,
     max_unpool2d,
 )
+from ..ops.pool import refuse_avg_pool_dtype as _refuse_avg_pool_dtype
 from ..ops.reduce import implicit_softmax_dim as _implicit_softmax_dim
 from ..ops.reduce import log_softmax as _log_softmax
 from ..ops.reduce import softmax as _softmax
@@ -222,6 +223,7 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
     if size <= 0:
         got = f"kH: {size} kW: 1" if dim == 3 else f"kT: {size} kH: 1 kW: 1"
         raise RuntimeError(f"kernel size should be greater than zero, but got {got}")
+    _refuse_avg_pool_dtype(input, 2 if dim == 3 else 3)  # the pool's dtypes are the squares' (the input's)
     windows = sum(padded[:, :, i:i + c] for i in range(size)).reshape(tuple(div.shape)).squeeze(1)
     # averaged first, as torch's pool does (an integer pool truncates: the squares are >= 0, so // is it)
     averaged = windows // size if windows._data.dtype.kind in "iu" else windows / size
@@ -232,7 +234,7 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """F.one_hot: int64 (*, num_classes) with a 1 at each index."""
-    if tensor._data.dtype.kind not in "iu":
+    if tensor._data.dtype != np.int64:  # torch takes int64 alone
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     indices = tensor._data
     if indices.size and indices.min() < 0:
@@ -475,6 +477,8 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
     if weight is not None and tuple(weight.shape) != normalized_shape:
         raise RuntimeError(f"Expected weight to be of same shape as normalized_shape, but got weight of shape "
                            f"{list(weight.shape)} and normalized_shape = {list(normalized_shape)}")
+    if input._data.dtype.kind in "biu":
+        raise NotImplementedError(f"\"rms_norm\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     dims = tuple(range(-k, 0))
     # as torch's: a float16/bfloat16 input is normalised in float32 (eps defaults to float32's), the
     # result and its product with the weight are returned in the input's dtype, whatever the weight's
@@ -584,6 +588,12 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             raise RuntimeError("Input and output sizes should be greater than 0, but got input ("
                                + ", ".join(f"{k}: {n}" for k, n in zip(names, in_sizes)) + ") output ("
                                + ", ".join(f"{k}: {n}" for k, n in zip(names, out_sizes)) + ")")
+    _refuse_interpolation_dtype(input, mode, d)
+    if input.dtype is _dtype.uint8 and mode in ("bilinear", "bicubic") and type(input._data) is np.ndarray:
+        # torch's CPU kernel resizes uint8 images with fixed-point weights, one axis at a time
+        from ._resample_uint8 import resample_uint8
+
+        return Tensor._make(resample_uint8(input._data, out_sizes, scales, mode, bool(align_corners), antialias))
     if antialias and mode in ("bilinear", "bicubic") and d == 2:
         return _interpolate_antialiased(input, in_sizes, out_sizes, scales, mode, bool(align_corners))
     if antialias and any(o < i for o, i in zip(out_sizes, in_sizes)):
@@ -639,6 +649,20 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                       kept={"align_corners": bool(align_corners), "output_size": tuple(out_sizes),
                             "scales": tuple(None if f is None else float(f) for f in scales),
                             "self_sym_sizes": tuple(input.shape)})
+
+
+def _refuse_interpolation_dtype(input: Tensor, mode: str, d: int) -> None:
+    """torch's CPU upsampling kernels are floating only, uint8 images aside (nearest, bilinear,
+    bicubic); the others raise its error naming the kernel. ('area' is adaptive pooling, whose
+    own check says so.)"""
+    kind = input._data.dtype.kind
+    if kind in "fV" or mode == "area" or (kind == "u" and input._data.dtype.itemsize == 1
+                                          and mode not in ("linear", "trilinear")):
+        return
+    kernel = {"linear": "compute_indices_weights_linear", "trilinear": "compute_indices_weights_linear",
+              "bicubic": "compute_indices_weights_cubic", "bilinear": "upsample_bilinear2d_channels_last"}.get(
+        mode, "upsample_nearest2d_channels_last" if d == 2 else "compute_indices_weights_nearest")
+    raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
 
 
 def _half_interpolated(input: Tensor, mode: str):
@@ -990,9 +1014,16 @@ def _attention_heads(q, k, v, mask, head_dim: int, dropout_p: float, safe: bool 
     """multi_head_attention_forward's attention over (batch·heads, L, E): the result and the weights.
     ``safe``: torch's path without weights is scaled_dot_product_attention, whose fully masked rows
     give zeros; the path with weights gives NaN there."""
-    scores = (q * (1.0 / math.sqrt(head_dim))) @ k.transpose(-2, -1)
-    if mask is not None:
-        scores = scores + mask
+    # torch's order: q scaled by sqrt(1 / E), a mask added inside the product (baddbmm: one rounding)
+    q = q * math.sqrt(1.0 / head_dim)
+    if mask is not None and mask.dim() == 3 and q.dim() == 3:
+        from ..ops.linalg import baddbmm
+
+        scores = baddbmm(mask.expand(q.shape[0], q.shape[1], k.shape[1]), q, k.transpose(-2, -1))
+    else:
+        scores = q @ k.transpose(-2, -1)
+        if mask is not None:
+            scores = scores + mask
     weights = _safe_softmax(scores, -1) if safe and mask is not None else _softmax(scores, -1)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, True)

@@ -171,6 +171,8 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
         return _run_inplace(input, hardtanh, min_val, max_val)
     if isinstance(input, Tensor) and input.dtype is _dtype.bool:
         raise RuntimeError("Bool inputs not supported for hardtanh")
+    if isinstance(input, Tensor) and input._data.dtype.kind == "c":
+        raise NotImplementedError("clamp is not supported for complex types")
     if isinstance(input, Tensor) and input.dtype._category == 1:
         # torch clamps an integer tensor in its own dtype, the bounds converted through int64
         min_val, max_val = (_dtype.checked_scalar(v, _dtype.int64) for v in (min_val, max_val))
@@ -214,8 +216,8 @@ def threshold(input: Tensor, threshold: float, value: float, inplace: bool = Fal
     value = check_number(value, "threshold", "value")
     # torch compares in the dtype's compute type (float32 for float16/bfloat16) and writes value
     # in the tensor's own; each refuses a number that overflows it
-    if input.dtype is _dtype.bool:
-        raise NotImplementedError('"threshold_cpu" not implemented for \'Bool\'')
+    if input._data.dtype.kind in "bc":
+        refuse_kernel(input, "threshold_cpu")
     threshold = _dtype.checked_scalar(threshold, _opmath.fused_compute_dtype(input.dtype) or input.dtype)
     value = _dtype.checked_scalar(value, input.dtype)
     if inplace:
@@ -313,6 +315,9 @@ class Prelu(Function):
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """torch.prelu: x if x > 0 else weight * x, one weight per channel (dim 1) or one shared."""
+    if input.dtype is not weight.dtype:  # torch's first check
+        raise RuntimeError(f"prelu: Type promoting not supported. Got {_dtype.scalar_name(input.dtype)} and "
+                           f"{_dtype.scalar_name(weight.dtype)}")
     n = weight._data.size
     if input._data.ndim == 0 and n != 1:  # (a 0-d input with one shared weight runs, as torch's)
         raise RuntimeError("Not allow zero-dim input tensor.")
@@ -324,6 +329,8 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
         )
     if weight._data.ndim > 1:
         raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: ndim = {weight._data.ndim}")
+    if input._data.dtype.kind in "biuc":
+        refuse_kernel(input, "prelu_cpu")
     if n == 1:
         w = weight.reshape(())
     else:
@@ -356,7 +363,7 @@ def randomized_leaky_relu(input: Tensor, lower: float, upper: float, training: b
         out = LeakyRelu.apply(float_kernel_input(input, "leaky_relu_cpu"), negative_slope=float((lower + upper) / 2),
                               second_order_node="RreluWithNoiseBackwardBackward0")
         return name_node(out, "RreluWithNoiseBackward0", label="rrelu")
-    x = _float_input(input)
+    x = float_kernel_input(input, "rrelu_with_noise_out_cpu")
     if xp is np and x._data.dtype == np.float16:  # torch's CPU kernel has no half version
         raise NotImplementedError("\"rrelu_with_noise_out_cpu\" not implemented for 'Half'")
     slopes = _rrelu_slopes(x._data, lower, upper, xp, generator)
@@ -609,7 +616,7 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """F.silu (swish): x * sigmoid(x)."""
     if inplace:
         return _run_inplace(input, silu)
-    return Silu.apply(float_kernel_input(input, "silu_cpu"))
+    return Silu.apply(float_kernel_input(input, "silu_cpu", complex_too=False))
 
 
 def _softplus_array(z: np.ndarray) -> np.ndarray:
@@ -794,6 +801,8 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
     size = input._data.shape[d]
     if size % 2:
         raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {size}")
+    if input._data.dtype.kind in "biuc":
+        refuse_kernel(input, "glu_cpu")
     a, b = input.split(size // 2, d)
     return name_node(a * sigmoid(b), "GluBackward0", label="glu",
                      rule="a·σ(b) for the halves a, b; this last step, the product: ∂/∂a = σ(b), ∂/∂σ(b) = a",

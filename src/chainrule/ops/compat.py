@@ -171,8 +171,28 @@ def index_reduce(input: Tensor, dim: int, index: Tensor, source: Tensor, reduce:
         shape[d] = index._data.size
     _warn_index_reduce_beta_once()
     spread = index.reshape(shape).expand(source.shape) if shape else index.reshape(())
-    return name_node(scatter_reduce(input, d, spread, source, reduce, include_self=include_self),
-                     "IndexReduceBackward0", label="index_reduce")
+    out = scatter_reduce(input, d, spread, source, reduce, include_self=include_self)
+    if reduce == "mean" and input.dtype in (_dtype.float16, _dtype.bfloat16) and type(out._data) is np.ndarray:
+        out._data = _half_index_mean(input._data, d, index._data.reshape(-1), source._data, include_self)
+    return name_node(out, "IndexReduceBackward0", label="index_reduce")
+
+
+def _half_index_mean(x: np.ndarray, d: int, index: np.ndarray, source: np.ndarray, include_self: bool):
+    """index_reduce(mean) of float16/bfloat16 as torch's CPU kernel values it: the slices added one
+    after another in the dtype (each sum rounded; scatter_reduce's mean sums in float32), then
+    divided by the count. The graph is scatter_reduce's."""
+    total = x.copy() if x.ndim else x.reshape(1).copy()
+    moved = np.moveaxis(total, d, 0)
+    counts = np.zeros(moved.shape[0], dtype=x.dtype)
+    hit = np.zeros(moved.shape[0], dtype=bool)
+    hit[index] = True
+    if not include_self:
+        moved[hit] = 0
+    np.add.at(counts, index, np.ones(index.shape, dtype=x.dtype))
+    np.add.at(moved, index, np.moveaxis(source, d, 0) if source.ndim else source.reshape(1))
+    counts = counts + 1 if include_self else np.maximum(counts, 1)
+    moved[hit] = moved[hit] / counts[hit].reshape((-1,) + (1,) * (moved.ndim - 1))
+    return total.reshape(x.shape)
 
 
 _index_reduce_warned = False  # torch warns once a process (index_reduce and index_reduce_ share it)

@@ -778,6 +778,16 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
     geo = _Geometry(kernel, stride, padding, padding, dilation, groups, in_shape, out_shape)
     args = (input, weight) if bias is None else (input, weight, bias)
     out = ConvInput.apply(*args, geo=geo, c=c_out)
+    if out.dtype is _dtype.float16 and type(out._data) is np.ndarray and out.numel():
+        from .conv_transpose_half import conv_transpose_values
+
+        # the values as torch's CPU kernel rounds them (its col2im adds in float16); the graph is the
+        # same. (A float16 output of float32 tensors: CPU autocast cast them on the op's way in.)
+        def half(t):
+            return t._data.astype(np.float16, copy=False)
+
+        out._data[...] = conv_transpose_values(half(input), half(weight), None if bias is None else half(bias),
+                                               stride, padding, dilation, groups, in_shape)
     return out.squeeze(0) if unbatched else out
 
 
@@ -896,6 +906,8 @@ def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tenso
                            f"{_fmt(geo.kernel)}, dilation={_fmt(geo.dilation)}, padding={_fmt(geo.pad_lo)}, "
                            "calculated shape of the array of sliding blocks as "
                            f"{_fmt(geo.out_shape)}, but its components must be at least one.")
+    if input._data.dtype.kind in "iu":  # torch's kernel: floats, complex and bool
+        raise NotImplementedError(f"\"im2col_out_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     out = Im2Col.apply(input, geo=geo)
     return out.squeeze(0) if unbatched else out
 
@@ -920,5 +932,7 @@ def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=
                            f"expected size of input's dimension 2 to match the calculated number of sliding "
                            f"blocks {' * '.join(map(str, geo.out_shape))} = {math.prod(geo.out_shape)}, but got "
                            f"input.size(2)={input.shape[2]}.")
+    if input._data.dtype.kind in "iu":  # torch's kernel: floats, complex and bool
+        raise NotImplementedError(f"\"col2im_out_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     out = Col2Im.apply(input, geo=geo)
     return out.squeeze(0) if unbatched else out

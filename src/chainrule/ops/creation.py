@@ -741,7 +741,45 @@ def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device
     low = _dt(dtype)
     if low.itemsize == 2 and low.kind in "fV" and steps > 1:  # float16 or ml_dtypes' bfloat16
         array = _half_linspace(builtins.float(start), builtins.float(end), builtins.int(steps), low)
+    elif low.kind in "iu" and steps:
+        array = _integer_linspace(start, end, builtins.int(steps), dtype)
     return _finish(_xp(device).asarray(array.astype(low)), requires_grad)
+
+
+def _integer_linspace(start, end, steps: builtins.int, dtype) -> np.ndarray:
+    """torch's CPU linspace in an integer dtype (checked against torch 2.13): start and end are
+    converted to the dtype first (truncated; a negative integer wraps into an unsigned type), the
+    step between them is a double; the first half counts up from start, the rest down from end,
+    each value a fused multiply-add truncated toward zero (4.3 to 0 in 50 steps is 4, 3, 3, ...)."""
+    def converted(value):
+        value = _dtype.checked_scalar(value.item() if isinstance(value, Tensor) else value, dtype)
+        return builtins.float(np.asarray(value).astype(dtype.np))
+
+    first = converted(start)
+    if steps == 1:  # torch fills start alone: end is never converted
+        return np.array([first])
+    last = converted(end)
+    step = (last - first) / (steps - 1)
+    i = np.arange(steps, dtype=np.float64)
+    return np.trunc(np.where(i < steps // 2, _fused_multiply_add(step, i, first),
+                             _fused_multiply_add(-step, steps - 1 - i, last)))
+
+
+def _fused_multiply_add(x, y: np.ndarray, z) -> np.ndarray:
+    """x·y + z rounded once, as a compiled kernel's fma (NumPy rounds the product first): the
+    product's and the sum's rounding errors, recovered exactly (Dekker's split), added back."""
+    def halves(v):
+        scaled = 134217729.0 * v  # 2**27 + 1 splits a double into two 26-bit halves
+        high = scaled - (scaled - v)
+        return high, v - high
+
+    product = x * y
+    (x_high, x_low), (y_high, y_low) = halves(np.float64(x)), halves(y)
+    product_error = ((x_high * y_high - product) + x_high * y_low + x_low * y_high) + x_low * y_low
+    total = product + z
+    z_part = total - product
+    sum_error = (product - (total - z_part)) + (z - z_part)
+    return total + (product_error + sum_error)
 
 
 def _half_linspace(start: builtins.float, end: builtins.float, steps: builtins.int, low) -> np.ndarray:

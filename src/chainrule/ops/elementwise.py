@@ -240,10 +240,11 @@ def refuse_kernel(x: Tensor, kernel: str) -> None:
     raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(x.dtype)}'")
 
 
-def float_kernel_input(x: Tensor, kernel: str) -> Tensor:
-    """``x`` for an op whose kernel is defined on floating (and complex) dtypes only: bool and
-    integer tensors raise torch's error naming ``kernel``, where ``_float_input`` would cast them."""
-    if isinstance(x, Tensor) and x._data.dtype.kind in "biu":
+def float_kernel_input(x: Tensor, kernel: str, complex_too: bool = True) -> Tensor:
+    """``x`` for an op whose kernel is defined on real floating dtypes only (``complex_too=False``:
+    and complex ones): other tensors raise torch's error naming ``kernel``, where ``_float_input``
+    would cast them."""
+    if isinstance(x, Tensor) and x._data.dtype.kind in ("biuc" if complex_too else "biu"):
         refuse_kernel(x, kernel)
     return _float_input(x)
 
@@ -1004,8 +1005,9 @@ _NO_BOOL_KERNELS = {name: f"{name.lower()}_vml_cpu" for name in ("Floor", "Ceil"
 _REAL_ONLY = {
     "Erf": "\"erf_vml_cpu\" not implemented for '{dtype}'",
     "Sign": "Unlike NumPy, torch.sign is not intended to support complex numbers. Please use torch.sgn instead.",
-    **{name: f"{name.lower()} is not supported for complex inputs" for name in ("Floor", "Ceil", "Trunc", "Frac")},
-    "Round": "round is not supported for complex inputs",
+    **{name: f"{name.lower()} is not supported for complex inputs" for name in ("Floor", "Ceil", "Trunc")},
+    "Frac": "\"frac_cpu\" not implemented for '{dtype}'",
+    "Round": "\"round_vml_cpu\" not implemented for '{dtype}'",
 }
 
 
@@ -1400,7 +1402,9 @@ def _clamp_both(x: Tensor, low: Tensor, high: Tensor) -> Tensor:
     inside = (x >= low) & (x <= high)
     high_value = high
     if any(t._data.dtype.kind in "fVc" for t in (x, low, high)):  # integers have no NaN (nor a float NaN to add)
-        high_value = where(isnan(x) | isnan(low), high + np.nan, high)
+        # a 0-d NaN of the three's dtype: a Python NaN would make an integer high float32
+        nan = Tensor._make(array_module(high._data).asarray(np.nan, dtype=_dtype.result_type(x, low, high).np))
+        high_value = where(isnan(x) | isnan(low), high + nan, high)
     rest = minimum(maximum(x, low), high).detach()
     return where(to_high, high_value, where(to_low, low, where(inside, x, rest)))
 
@@ -1504,7 +1508,9 @@ class Hypot(Function):
 
 def hypot(input: Tensor, other: Tensor) -> Tensor:
     _require_tensors("hypot", input, other)
-    a, b = _float_pair(input, other)
+    a, b = _pair(input, other)
+    if a._data.dtype.kind in "biuc":  # torch's kernel is real floating only
+        refuse_kernel(a, "hypot_cpu")
     return Hypot.apply(a, b)
 
 
@@ -1526,6 +1532,7 @@ class Logaddexp(Function):
             return m + xp.log(xp.exp(a - m) + xp.exp(b - m))
 
     @staticmethod
+    @conjugate_rule
     def backward(ctx, grad):
         # torch's 1/(1 + exp(b - a)), not the shifted sum's inf/inf: at (inf, -inf) a gets all of
         # it and b none; written as sigmoid(a - b), whose own derivative does not overflow
@@ -1570,6 +1577,8 @@ class Xlogy(Function):
 def xlogy(input, other) -> Tensor:
     """x * log(y), defined as 0 where x == 0 and y is not NaN."""
     x, y = _float_pair(input, other)
+    if x._data.dtype.kind == "c":
+        refuse_kernel(x, "xlogy_cpu")
     return Xlogy.apply(x, y)
 
 
@@ -1793,8 +1802,8 @@ logical_xor = _compare(np.logical_xor, aten="logical_xor")
 def _bitwise(ufunc):
     def op(input, other) -> Tensor:
         a, b = _pair(input, other)
-        if a._data.dtype.kind in "fcV":  # torch has no bitwise kernel for floating or complex dtypes
-            raise NotImplementedError(f"\"{ufunc.__name__}_cpu\" not implemented for '{_dtype.scalar_name(a._data.dtype)}'")
+        if a._data.dtype.kind in "fVc":  # torch's integer-and-bool kernel, named by the common dtype
+            refuse_kernel(a, f"{ufunc.__name__}_cpu")
         x, y = a._data, b._data
         if type(x) is not np.ndarray or type(y) is not np.ndarray:
             x, y = on_one_device([x, y], ufunc.__name__)
@@ -1815,8 +1824,8 @@ bitwise_xor = honours_out(_bitwise(np.bitwise_xor))
 @honours_out
 def bitwise_not(input: Tensor) -> Tensor:
     xp = array_module(input)
-    if input._data.dtype.kind in "fcV":
-        raise NotImplementedError(f"\"bitwise_not_cpu\" not implemented for '{_dtype.scalar_name(input._data.dtype)}'")
+    if input._data.dtype.kind in "fVc":
+        refuse_kernel(input, "bitwise_not_cpu")
     return Tensor._make(xp.invert(input._data))
 
 

@@ -125,9 +125,15 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
     if max_norm is not None:
         xp = array_module(weight)
         rows = xp.unique(indices)
-        norms = xp.linalg.norm(weight._data[rows], ord=norm_type, axis=1, keepdims=True)
-        scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
-        weight._data[rows] *= scale.astype(weight._data.dtype)
+        data = weight._data
+        picked = data[rows]
+        if data.dtype.itemsize == 2 and data.dtype.kind in "fV":
+            # torch's float16/bfloat16 row norm sums in float32 and rounds to the dtype (NumPy's
+            # float16 norm sums in float16)
+            picked = picked.astype(np.float32)
+        norms = xp.linalg.norm(picked, ord=norm_type, axis=1, keepdims=True).astype(data.dtype)
+        scale = xp.where(norms > max_norm, max_norm / (norms.astype(np.float64) + 1e-7), 1.0)
+        data[rows] *= scale.astype(data.dtype)
     rows = Embedding.apply(weight, indices=indices, padding_idx=padding_idx)
     if scale_grad_by_freq and indices.size:
         # each looked-up row's gradient divided by how often its index occurs in the mini-batch

@@ -497,9 +497,13 @@ def istft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=No
         raise RuntimeError("cannot have onesided output if window or input is complex")
     norm = "ortho" if normalized else "backward"
     columns = spectrum.transpose(-1, -2)
-    frames = irfft(columns, n=n_fft, dim=-1, norm=norm) if onesided else ifft(columns, n=n_fft, dim=-1, norm=norm)
-    if not onesided and not return_complex:
-        frames = frames.real
+    if return_complex:
+        frames = ifft(columns, n=n_fft, dim=-1, norm=norm)
+    else:
+        # a real output inverts the first n_fft / 2 + 1 bins as a Hermitian half-spectrum, as torch
+        # does (the real part of a full inverse differs when the spectrum is not Hermitian)
+        half = columns if onesided else columns.narrow(-1, 0, n_fft // 2 + 1)
+        frames = irfft(half, n=n_fft, dim=-1, norm=norm)
     window = _stft_window(window, n_fft, win_length, frames, "istft")
     frames = mul(frames, window)
     xp = array_module(frames)

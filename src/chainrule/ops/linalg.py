@@ -432,6 +432,8 @@ def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
                            f"{_dtype.scalar_name(input.dtype)} and {_dtype.scalar_name(tensor.dtype)}")
     if a.shape[0] != b.shape[0]:
         raise _inconsistent(a.shape[0], b.shape[0])
+    if a.dtype == np.bool_:
+        raise NotImplementedError("\"dot\" not implemented for 'Bool'")
     result = Dot.apply(input, tensor)
     return result if out is None else _exact_out(result, out, "dot", vector_product=True)
 
@@ -591,6 +593,8 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmv: ``beta * input + alpha * (mat @ vec)``."""
     dtype = _dtype.result_type(input, mat, vec)
+    if dtype is _dtype.bool:
+        raise NotImplementedError("\"addmv_impl_cpu\" not implemented for 'Bool'")
     torch_args = (beta, alpha, mat, vec)
     if beta != 0 and _opmath.fused_compute_dtype(dtype) is not None:
         # torch's low-precision gemv takes beta and alpha in the tensors' dtype and rounds
@@ -1016,6 +1020,8 @@ def trace(input: Tensor) -> Tensor:
     xp = array_module(input)
     if input._data.ndim != 2:
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input._data.ndim}")
+    if input._data.dtype == np.bool_:
+        raise NotImplementedError("\"trace\" not implemented for 'Bool'")
     if input._data.dtype.kind in "biu":
         return Tensor._make(xp.asarray(xp.trace(input._data), dtype=np.int64))
     return Trace.apply(input)
@@ -1881,6 +1887,9 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
     if x1._data.shape[-1] != x2._data.shape[-1]:
         raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: {x1._data.shape[-1]} "
                            f"X2: {x2._data.shape[-1]}")
+    for i, x in ((1, x1), (2, x2)):  # torch's dtype checks come after the shapes'
+        if not x.dtype.is_floating_point:
+            raise RuntimeError(f"cdist only supports floating-point dtypes, X{i} got: {_dtype.scalar_name(x.dtype)}")
     if p < 0:
         raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
     # every pair's difference (..., P, R, M), then its norm over M
@@ -1935,10 +1944,47 @@ def multi_dot(tensors) -> Tensor:
             position = "first" if i == 0 else "last" if i == len(tensors) - 1 else None
             raise RuntimeError(f"multi_dot(): the {position} tensor must be 1D or 2D but got {ndim}D"
                                if position else f"multi_dot(): tensor {i} must be 2D but got {ndim}D")
-    out = tensors[0]
-    for t in tensors[1:]:
-        out = matmul(out, t)
-    return out
+    # torch multiplies 2-d matrices in the cheapest order (its rounding follows that order): a row
+    # vector first and a column vector last are made matrices and their dims removed at the end
+    first_vector, last_vector = tensors[0]._data.ndim == 1, tensors[-1]._data.ndim == 1
+    if first_vector:
+        tensors[0] = tensors[0].unsqueeze(0)
+    if last_vector:
+        tensors[-1] = tensors[-1].unsqueeze(-1)
+    out = _chain_product(tensors, _chain_order([t._data.shape[0] for t in tensors] + [tensors[-1]._data.shape[1]]),
+                         0, len(tensors) - 1)
+    # (torch ends with a view to the output's shape: its ViewBackward0)
+    return out.view(tuple(n for n, dropped in zip(out._data.shape, (first_vector, last_vector)) if not dropped))
+
+
+def _chain_order(sizes: list) -> list:
+    """split[i][j]: where torch's matrix-chain order splits the product of matrices i..j (matrix k
+    is sizes[k] x sizes[k + 1]); three matrices compare the two costs as torch does."""
+    n = len(sizes) - 1
+    split = [[0] * n for _ in range(n)]
+    if n == 3:
+        a, b, c, d = sizes
+        split[0][2] = 0 if (a * c) * (b + d) > (b * d) * (a + c) else 1
+        split[1][2] = 1
+        split[0][1] = 0
+        return split
+    cost = [[0] * n for _ in range(n)]
+    for length in range(1, n):
+        for i in range(n - length):
+            j = i + length
+            cost[i][j] = None
+            for k in range(i, j):
+                q = cost[i][k] + cost[k + 1][j] + sizes[i] * sizes[k + 1] * sizes[j + 1]
+                if cost[i][j] is None or q < cost[i][j]:
+                    cost[i][j], split[i][j] = q, k
+    return split
+
+
+def _chain_product(tensors: list, split: list, i: int, j: int) -> Tensor:
+    if i == j:
+        return tensors[i]
+    k = split[i][j]
+    return matmul(_chain_product(tensors, split, i, k), _chain_product(tensors, split, k + 1, j))
 
 
 @out_rule("same_multi_dot")

@@ -145,10 +145,10 @@ def _in_place_dtype(result: Tensor, dtype) -> Tensor:
 
 
 def _check_float_kernel(input, target, kernel: str) -> None:
-    """torch's pointwise loss kernels run on the promoted dtype of input and target, floats only."""
+    """torch's pointwise loss kernels run on the promoted dtype of input and target, real floats only."""
     if isinstance(input, Tensor) and isinstance(target, Tensor):
         dtype = _dtype.result_type(input, target)
-        if not (dtype.is_floating_point or dtype.is_complex):
+        if not dtype.is_floating_point:
             raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(dtype)}'")
 
 
@@ -237,10 +237,11 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     _check_reduction(reduction)
     if not beta >= 0:  # NaN too
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    if beta != 0:
+        _check_float_kernel(input, target, "smooth_l1_cpu")
     z = ew.abs(input - target)
     if beta == 0:
         return _reduce(z, reduction)
-    _check_float_kernel(input, target, "smooth_l1_cpu")
     loss = ew.where(z < beta, (0.5 / beta) * z * z, z - 0.5 * beta)
     return name_node(_reduce(loss, reduction), "SmoothL1LossBackward0", label="smooth_l1_loss", saved=_SMOOTH_L1_SAVED,
                      kept={"self": input, "target": target, "reduction": _REDUCTIONS.index(reduction),
@@ -607,6 +608,8 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     """F.nll_loss on log-probabilities (N, C, d...) or (C,) with class-index targets."""
     _check_reduction(reduction)
     ignore_index = check_int(ignore_index, "nll_loss", "ignore_index")
+    if isinstance(input, Tensor) and not input.dtype.is_floating_point:  # torch's kernel: real floats only
+        raise NotImplementedError(f"\"nll_loss_out_frame\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     input = _float(input, "nll_loss")
     _class_layout(input, target, "nll_loss")
     C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
@@ -663,6 +666,10 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     # torch smooths only for a positive value: it ignores a negative or NaN one
     label_smoothing = label_smoothing if label_smoothing > 0.0 else 0.0
+    if isinstance(input, Tensor) and not input.dtype.is_floating_point and input._data.ndim:
+        # torch's log_softmax over the classes comes first, and takes real floats only
+        kernel = "log_softmax_lastdim_kernel_impl" if input._data.ndim <= 2 else "log_softmax_kernel_impl"
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     input = _float(input, "cross_entropy")
     if input._data.ndim == 0:
         raise ValueError("Expected 1 or more dimensions (got 0)")
@@ -812,6 +819,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
                          f"({_size(input)}) is deprecated. Please ensure they have the same size.")
     if target.dtype != input.dtype:  # torch's kernel promotes neither
         raise RuntimeError(f"Found dtype {_dtype.scalar_name(target.dtype)} but expected {_dtype.scalar_name(input.dtype)}")
+    if not input.dtype.is_floating_point:  # torch's kernel: real floats only
+        raise NotImplementedError(f"\"binary_cross_entropy\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     data = input._data
     if data.size and (xp.any(data < 0) or xp.any(data > 1) or xp.isnan(data).any()):
         raise RuntimeError("all elements of input should be between 0 and 1")

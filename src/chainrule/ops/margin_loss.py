@@ -62,7 +62,7 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor | float, full: 
 
 def _check_kernel_dtypes(input: Tensor, target: Tensor, kernel: str) -> None:
     """torch's margin kernels run float32 and float64 only, and read the target as int64 as it is."""
-    if input.dtype in (_dtype.float16, _dtype.bfloat16):
+    if input.dtype in (_dtype.float16, _dtype.bfloat16) or not input.dtype.is_floating_point:
         raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
     if target.dtype != _dtype.int64:
         raise RuntimeError(f"expected scalar type Long but found {_dtype.scalar_name(target.dtype)}")
@@ -164,6 +164,8 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
 def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
                                 reduce=None, reduction: str = "mean") -> Tensor:
     """F.multilabel_soft_margin_loss: per sample, the mean over classes of the binary logistic loss."""
+    if isinstance(input, Tensor) and not input.dtype.is_floating_point:  # torch's logsigmoid comes first
+        raise NotImplementedError(f"\"log_sigmoid_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     loss = -(target * _LogSigmoid.apply(input) + (1 - target) * _LogSigmoid.apply(-input))
     if weight is not None:
         loss = loss * weight

@@ -520,6 +520,13 @@ def _float(x: Tensor) -> Tensor:
     return x if x._data.dtype.kind in "fV" else x.to(_dtype.get_default_dtype())
 
 
+def refuse_non_floating(input: Tensor, kernel: str) -> None:
+    """torch's error for a norm whose CPU kernel ``kernel`` is defined on floating dtypes only
+    (bool, integer and complex inputs), raised after its shape checks."""
+    if input._data.dtype.kind in "biuc":
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
+
+
 def _is_half_on_cpu(input: Tensor) -> bool:
     """A float16/bfloat16 input held in a NumPy array, normalised as torch's CPU kernels do
     (``_half_norm``). On a device torch's CUDA norm kernels compute in float32 and round once, as
@@ -693,6 +700,7 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
     c = input.shape[1]
     _check_batch_norm_parameters(c, running_mean, running_var, weight, bias, training)
+    refuse_non_floating(input, "batch_norm")
     # (torch takes an affine parameter of any shape holding one value per channel)
     weight, bias = (p if p is None or p.ndim == 1 else p.reshape(c) for p in (weight, bias))
     if _runs_in_float32(input, weight, bias, running_mean, running_var):
@@ -774,6 +782,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
             f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
             f"[*, {', '.join(str(s) for s in normalized_shape)}], but got input of size{list(input.shape)}"
         )
+    refuse_non_floating(input, "LayerNormKernelImpl")
     if _runs_in_float32(input, weight, bias, on_autocast_float32_list=True):
         return layer_norm(input.to(_dtype.float32), normalized_shape, weight, bias, eps).to(input.dtype)
     dims = tuple(range(input.ndim - k, input.ndim))
@@ -799,6 +808,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
             f"Expected number of channels in input to be divisible by num_groups, but got input of "
             f"shape {list(input.shape)} and num_groups={num_groups}"
         )
+    refuse_non_floating(input, "GroupNormKernelImpl")
     if _runs_in_float32(input, weight, bias, on_autocast_float32_list=True):
         return group_norm(input.to(_dtype.float32), num_groups, weight, bias, eps).to(input.dtype)
     if _is_half_on_cpu(input) and input.numel():
@@ -841,6 +851,7 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         # torch normalises input.contiguous() viewed as one batch of N·C channels: a contiguous output
         return _batch_norm(input.contiguous(), running_mean, running_var, weight, bias, False, momentum, eps)
     _refuse_unbatched_running_stats(input, running_mean, running_var)
+    refuse_non_floating(input, "batch_norm")
     for statistic in (running_mean, running_var):
         # checked before either is updated; torch refuses an integer running_var this way (an integer
         # running_mean it updates, truncating: chainrule refuses both)

@@ -25,14 +25,14 @@ import math
 
 import numpy as np
 
-from .. import _config
+from .. import _config, _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from .._parallel import over_rows
 from ..autograd.function import Function, SavedValue, ctx_value, kept_value, name_node, saved
 from ..tensor import Tensor
 from ._arg_parser import check_bool, int_list
-from .memory_format import in_suggested_format
+from .memory_format import in_suggested_format, suggests_channels_last
 from .second_order import depending_on
 
 __all__ = [
@@ -657,8 +657,31 @@ def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_m
     return geo
 
 
+def _refuse_dtype(input: Tensor, kernel: str, refused: str) -> None:
+    """torch's error for a pooling kernel with no instance for the input's dtype, when its
+    category is among ``refused``: "b" bool, "c" complex, "i" integers, "h" float16/bfloat16.
+    A 2-d kernel given a channels-last (N, C, H, W) input is torch's ``<kernel>_channels_last``."""
+    array = input._data
+    kind = array.dtype.kind
+    category = "i" if kind == "u" else "h" if kind == "V" or (kind == "f" and array.dtype.itemsize == 2) else kind
+    if category in refused:
+        if kernel.endswith("2d") and array.ndim == 4 and suggests_channels_last(array):
+            kernel += "_channels_last"
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
+
+
+def refuse_avg_pool_dtype(input: Tensor, d: int) -> None:
+    """torch's average pools take int64 but no other integer, no bool or complex. (Its 3-d one takes no
+    float16/bfloat16 either, which chainrule computes: the documented difference of tests/test_bfloat16.py.)"""
+    other_integer = input._data.dtype.kind in "iu" and input._data.dtype != np.int64
+    _refuse_dtype(input, "avg_pool3d_out_frame" if d == 3 else "avg_pool2d", "bc" + "i" * other_integer)
+
+
 def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, d, opname):
     x, unbatched = _batched(input, d, opname)
+    # torch's max pools take every real dtype but bool; the plain 1-d one (no indices) no integers
+    _refuse_dtype(input, "max_pool3d" if d == 3 else "max_pool2d" if d == 2 or return_indices else "max_pool1d_impl",
+                  "bc" if d > 1 or return_indices else "bci")
     geo = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, d, opname, given=input)
     # torch's 2-d and 3-d kernels lay a batched output out as the input suggests
     out = _MAX_POOL[d].apply(x, geo=geo, return_indices=bool(return_indices), follow_layout=d > 1 and not unbatched)
@@ -702,14 +725,13 @@ def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pa
     check_bool(count_include_pad, opname, "count_include_pad")
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
+    refuse_avg_pool_dtype(input, d)
     if x._data.dtype == np.int64:
         # torch's int64 kernel divides each window's exact sum by the divisor, truncating toward
         # zero; sums of int64 inputs are exact in float64 up to 2**53
         averaged = _avg_poolnd(x.double(), kernel_size, stride, padding, ceil_mode, count_include_pad,
                                divisor_override, d, opname).trunc().long()
         return averaged.squeeze(0) if unbatched else averaged
-    if x._data.dtype.kind not in "fV":
-        raise RuntimeError(f"\"{opname}\" not implemented for '{x._data.dtype.name}'")
     divisor = _divisor(array_module(x), geo, count_include_pad, divisor_override, x._data.dtype)
     # torch's 2-d kernel lays a batched output out as the input suggests; its 3-d one writes it contiguous
     out = _AVG_POOL[d].apply(x, geo=geo, divisor=divisor, count_include_pad=count_include_pad,
@@ -793,8 +815,7 @@ def _adaptive_avg(input: Tensor, output_size, d: int, opname: str) -> Tensor:
     if isinstance(input, Tensor):
         output_size = _with_kept_sizes(output_size, input, d, opname)
     _adaptive_check(input, d, opname)
-    if input._data.dtype.kind not in "fV":
-        raise RuntimeError(f"\"{opname}\" not implemented for '{input._data.dtype.name}'")
+    _refuse_dtype(input, "adaptive_avg_pool3d_cpu" if d == 3 else "adaptive_avg_pool2d", "bci")
     sizes = _output_size(output_size, input, d, opname)
     if d == 1:  # torch pools a 1-d input as a row of height 1 (its nodes: unsqueeze, 2-d pool, squeeze)
         return _adaptive_avg_of_sizes(input.unsqueeze(-2), [1, *sizes]).squeeze(-2)
@@ -812,12 +833,15 @@ def _adaptive_avg_of_sizes(input: Tensor, sizes: list) -> Tensor:
         # global average pooling: a plain mean over the spatial dims (last first, as torch's)
         return input.mean(dim=tuple(range(-1, -d - 1, -1)), keepdim=True)
     matrices = []
+    low = input._data.dtype.itemsize == 2 and input._data.dtype.kind in "fV"
+    weight_dtype = np.float32 if low else input._data.dtype
     for i, m in enumerate(sizes):
         n = input.shape[input.ndim - d + i]
         start, end = _adaptive_bounds(xp, n, m)
         columns = xp.arange(n)
         averaging = ((columns >= start[:, None]) & (columns < end[:, None])) / xp.maximum(end - start, 1)[:, None]
-        matrices.append(xp.ascontiguousarray(averaging.T.astype(input._data.dtype)))  # (n, m)
+        # float16/bfloat16 windows are averaged in float32 and rounded once, as torch's kernel
+        matrices.append(xp.ascontiguousarray(averaging.T.astype(weight_dtype)))  # (n, m)
     # torch's 2-d kernel lays its output out as the input suggests (an unbatched input never does)
     return name_node(SeparableLinear.apply(input, matrices=tuple(matrices), transpose=False, follow_layout=d == 2),
                      f"AdaptiveAvgPool{d}DBackward0", saved=_ADAPTIVE_AVG_SAVED, kept={"self": input})
@@ -846,7 +870,7 @@ class SeparableLinear(Function):
     def forward(ctx, x, matrices, transpose, follow_layout=False):
         if ctx.needs_input_grad[0]:
             ctx.matrices, ctx.transpose = matrices, transpose
-        out = _apply_matrices(x, matrices, transpose)
+        out = _apply_matrices(x, matrices, transpose).astype(x.dtype, copy=False)  # (float32 for half x)
         return in_suggested_format(out, x) if follow_layout else array_module(x).ascontiguousarray(out)
 
     @staticmethod
@@ -871,6 +895,7 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
     if isinstance(input, Tensor):
         output_size = _with_kept_sizes(output_size, input, d, opname)
     _adaptive_check(input, d, opname)
+    _refuse_dtype(input, "adaptive_max_pool3d_cpu" if d == 3 else "adaptive_max_pool2d", "bci")
     xp = array_module(input)
     x, unbatched = (input.unsqueeze(0), True) if input.ndim == d + 1 else (input, False)
     sizes = _output_size(output_size, x, d, opname)
@@ -935,6 +960,8 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
                            f"({list(x.shape)}) but got indices tensor with shape: {list(idx.shape)}")
     if idx._data.dtype != np.int64:
         raise RuntimeError(f"elements in indices should be type int64 but got: {idx._data.dtype.name}")
+    # torch's unpooling kernels are floating only (1-d runs as 2-d)
+    _refuse_dtype(input, "max_unpool3d" if d == 3 else "max_unpool2d", "bci")
     # (torch's max_unpool reads these in Python, for the default output size only: any int goes)
     kernel = _tuple(kernel_size, d, "kernel_size", opname, int64=False)
     stride = kernel if stride is None else _tuple(stride, d, "stride", opname, int64=False)

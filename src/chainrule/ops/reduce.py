@@ -866,8 +866,8 @@ def _arg_extremum(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> 
             return made
     xp = array_module(input)
     x = input._data
-    if x.dtype.kind == "c":
-        raise RuntimeError(f"{op}(): does not support complex input")
+    if x.dtype.kind in "cb":
+        raise RuntimeError(f"{op}(): does not support {'complex' if x.dtype.kind == 'c' else 'bool'} input")
     _dtype.refuse_float8(x.dtype, f"{op}_cpu")
     find = xp.argmax if largest else xp.argmin
     if dim is None:
@@ -894,9 +894,10 @@ def argmin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 # ---------------------------------------------------------------- logsumexp, softmax
 def _logsumexp_array(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
-    # shift by the max so exp never overflows; an infinite max is not shifted by
+    # shift by the max so exp never overflows; an infinite max is not shifted by. A complex x is
+    # shifted by its real parts' max, as torch's (a complex max would move the log's branch by 2π)
     xp = array_module(x)
-    m = xp.max(x, axis=axis, keepdims=True) if x.size else xp.zeros(
+    m = xp.max(x.real if x.dtype.kind == "c" else x, axis=axis, keepdims=True) if x.size else xp.zeros(
         tuple(1 if i in (axis if isinstance(axis, tuple) else (axis,)) else s for i, s in enumerate(x.shape)), x.dtype)
     m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
     with np.errstate(divide="ignore"):
@@ -921,12 +922,13 @@ class Logsumexp(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # d logsumexp = softmax(x) dx = exp(x - out) dx
+        # d logsumexp = softmax(x) dx = exp(x - out) dx (conjugated for complex x: holomorphic)
         from .elementwise import exp
 
         x, out = ctx.saved_values
         shape, dims = x._data.shape, ctx.dims
-        return _keep(grad, shape, dims, ctx.keepdim) * exp(x - _keep(out, shape, dims, ctx.keepdim))
+        weights = exp(x - _keep(out, shape, dims, ctx.keepdim))
+        return _keep(grad, shape, dims, ctx.keepdim) * (weights.conj() if weights.is_complex() else weights)
 
 
 def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
@@ -1167,17 +1169,15 @@ def _softmax_dim(op: str, input: Tensor, dim) -> int:
 
 
 def _check_softmax_input(op: str, input: Tensor, d: int, dtype) -> Tensor | None:
-    """torch has no integer softmax kernel, for an integer input or an integer ``dtype`` to compute in (an
-    empty input it returns as it is, in ``dtype``): pass a float dtype."""
-    if dtype is None and input._data.dtype.kind in "fVc":
-        return None
-    computed = input.dtype if dtype is None else dtype
-    if dtype is not None and (computed.is_floating_point or computed.is_complex):
+    """torch has no integer or complex CPU softmax kernel (an empty input it returns as it is):
+    pass a real floating ``dtype``, which the input is converted to first."""
+    target = _dtype.to_dtype(dtype) if dtype is not None else input.dtype
+    if target.is_floating_point or (target.is_complex and type(input._data) is not np.ndarray):
         return None
     if input._data.size == 0:
-        return input.detach().clone() if dtype is None else input.detach().to(dtype=dtype)
+        return input.detach().clone() if dtype is None else input.detach().to(target).clone()
     kernel = f"{op}_lastdim_kernel_impl" if d in (-1, input._data.ndim - 1) else f"{op}_kernel_impl"
-    raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(computed)}\'')
+    raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(target)}\'')
 
 
 def _keep_given_dim(out: Tensor, dim, d: int) -> Tensor:
@@ -1536,7 +1536,7 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | 
     xp = array_module(input)
     x = input._data
     if x.dtype.kind == "c":
-        raise RuntimeError("Sort does not support complex dtypes on CPU")
+        raise RuntimeError(" Sort does not support complex dtypes on CPU")  # (torch's leading space)
     d = _single_dim(dim, x.ndim, "sort")
     if x.ndim == 0:
         return _select_along(SortValues, input, xp.zeros((), np.int64), 0, True, "sort")
@@ -1556,6 +1556,8 @@ def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool
     """torch.argsort: the indices that sort ``input`` along ``dim``."""
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind == "c":
+        raise RuntimeError(" Sort does not support complex dtypes on CPU")
     d = _single_dim(dim, x.ndim, "argsort")
     if x.ndim == 0:
         return Tensor._make(xp.zeros((), np.int64))
@@ -1567,8 +1569,10 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     """torch.topk: the ``k`` largest (or smallest) values along ``dim`` and their indices."""
     xp = array_module(input)
     x = input._data
-    if x.dtype.kind == "c":
-        raise RuntimeError("topk does not support complex dtypes on CPU")
+    if x.dtype.kind in "cb":
+        # (torch's complex message opens with a space, its bool one does not)
+        raise RuntimeError(" topk does not support complex dtypes on CPU" if x.dtype.kind == "c"
+                           else "topk does not support bool dtypes on CPU")
     d = _single_dim(dim, x.ndim, "topk")
     size = x.shape[d] if x.ndim else 1
     if not 0 <= k <= size:
@@ -1600,12 +1604,19 @@ def _median_index(x: np.ndarray, d: int) -> np.ndarray:
     return index
 
 
+def _refuse(input: Tensor, kernel: str) -> None:
+    """torch's error for a CPU kernel ``kernel`` with no instance for the input's dtype."""
+    raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
+
+
 def median(input: Tensor, dim=None, keepdim: bool = False):
     """torch.median: the lower of the two middle values. ``median()`` splits the gradient evenly
     among elements equal to it (torch's rule); ``median(dim)`` returns ``(values, indices)`` and
     routes the gradient to the returned index."""
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind in "cb":
+        _refuse(input, "median_cpu" if dim is None else "median_out")
     if dim is None:
         if x.size == 0:  # NaN, or the type's minimum for integers, as torch
             return Tensor._make(xp.asarray(np.nan if x.dtype.kind in "fV" else np.iinfo(x.dtype).min
@@ -1645,6 +1656,8 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     """torch.kthvalue: the k-th smallest value (1-based) along ``dim`` and its index."""
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind in "cb":
+        _refuse(input, "kthvalue_cpu")
     d = _single_dim(dim, x.ndim, "kthvalue")
     size = x.shape[d] if x.ndim else 1
     if x.ndim:
@@ -1664,6 +1677,8 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     unstable sort, as cpu_sort_order replays)."""
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind == "c":
+        _refuse(input, "mode_cpu")
     d = _single_dim(dim, x.ndim, "mode")
     if x.ndim == 0:
         return _select_along(ModeValues, input, xp.zeros((), np.int64), 0, keepdim, "mode")
@@ -1693,6 +1708,8 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
     xp = array_module(input)
     from .elementwise import where
 
+    if input._data.dtype.kind == "c":
+        raise RuntimeError("nansum on CPU does not support complex inputs")
     if input._data.dtype.kind in "fV":
         input = where(Tensor._make(xp.isnan(input._data)), 0.0, input)
     return name_node(sum(input, dim, keepdim, dtype=dtype), "NansumBackward0", label="nansum",
@@ -1731,6 +1748,8 @@ def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
 def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind == "c":
+        _refuse(input, f"{op}_cpu")
     d = _single_dim(dim, x.ndim, op)
     if x.ndim == 0:
         return _select_along(cls, input, xp.zeros((), np.int64), 0, True, op)

@@ -110,9 +110,19 @@ class _Unary:
         return cls.derivative(grad, x, y)
 
 
-def _unary_op(cls, name: str):
+def _refuse_complex(x, kernel: str) -> None:
+    """torch's error for a special function whose CPU kernel takes real dtypes only."""
+    if isinstance(x, Tensor) and x._data.dtype.kind == "c":
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(x.dtype)}'")
+
+
+def _unary_op(cls, name: str, real_kernel: str | None = None):
+    """The public function of a unary special op; ``real_kernel``: the name of torch's CPU kernel,
+    which refuses complex inputs."""
     @honours_out
     def op(input: Tensor) -> Tensor:
+        if real_kernel is not None and isinstance(input, Tensor) and input._data.dtype.kind == "c":
+            raise NotImplementedError(f"\"{real_kernel}\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
         return cls.apply(_float_input(input))
 
     op.__name__ = op.__qualname__ = name
@@ -255,17 +265,19 @@ class SpecialErfcx(_Unary, Function):
         return (2.0 * x * y - 2.0 / math.sqrt(math.pi)) * grad
 
 
-lgamma = _unary_op(Lgamma, "lgamma")
-digamma = _unary_op(Digamma, "digamma")
-erfinv = _unary_op(Erfinv, "erfinv")
-i0 = _unary_op(I0, "i0")
-special_i0e = _unary_op(SpecialI0E, "i0e")
-special_i1 = _unary_op(SpecialI1, "i1")
-special_i1e = _unary_op(SpecialI1E, "i1e")
-special_entr = _unary_op(SpecialEntr, "entr")
-special_ndtri = _unary_op(SpecialNdtri, "ndtri")
-special_log_ndtr = _unary_op(SpecialLogNdtr, "log_ndtr")
-special_erfcx = _unary_op(SpecialErfcx, "erfcx")
+lgamma = _unary_op(Lgamma, "lgamma", real_kernel="lgamma_vml_cpu")
+digamma = _unary_op(Digamma, "digamma", real_kernel="digamma")
+erfinv = _unary_op(Erfinv, "erfinv", real_kernel="erfinv_vml_cpu")
+i0 = _unary_op(I0, "i0", real_kernel="i0_vml_cpu")
+special_i0e = _unary_op(SpecialI0E, "i0e", real_kernel="i0e_cpu")
+special_i1 = _unary_op(SpecialI1, "i1", real_kernel="i1_cpu")
+special_i1e = _unary_op(SpecialI1E, "i1e", real_kernel="i1e_cpu")
+special_entr = _unary_op(SpecialEntr, "entr", real_kernel="entr_cpu")
+# (torch's kernels of these three take float32 and float64 only: its float16/bfloat16 refusals are
+# computed here, as tests/test_bfloat16.py documents)
+special_ndtri = _unary_op(SpecialNdtri, "ndtri", real_kernel="ndtri_cpu")
+special_log_ndtr = _unary_op(SpecialLogNdtr, "log_ndtr", real_kernel="log_ndtr_cpu")
+special_erfcx = _unary_op(SpecialErfcx, "erfcx", real_kernel="erfcx_cpu")
 
 
 # ---------------------------------------------------------------- polygamma, mvlgamma
@@ -394,13 +406,23 @@ def _float_tensors(op: str, input, other):
 @honours_out
 def igamma(input: Tensor, other: Tensor) -> Tensor:
     """torch.igamma: the regularized lower incomplete gamma function P(input, other)."""
+    _refuse_non_floating_pair("igamma_cpu", input, other)
     return Igamma.apply(*_float_tensors("igamma", input, other))
 
 
 @honours_out
 def igammac(input: Tensor, other: Tensor) -> Tensor:
     """torch.igammac: the regularized upper incomplete gamma function Q(input, other) = 1 - P."""
+    _refuse_non_floating_pair("igammac_cpu", input, other)
     return Igammac.apply(*_float_tensors("igammac", input, other))
+
+
+def _refuse_non_floating_pair(kernel: str, input, other) -> None:
+    """torch's error for a binary kernel with real floating instances only, named by the pair's dtype."""
+    if isinstance(input, Tensor) and isinstance(other, Tensor):
+        common = _dtype.result_type(input, other)
+        if not common.is_floating_point:
+            raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(common)}'")
 
 
 class SpecialZeta(Function):
@@ -421,7 +443,9 @@ class SpecialZeta(Function):
 @honours_out
 def special_zeta(input, other) -> Tensor:
     """torch.special.zeta: the Hurwitz zeta function Σ_k (k + other)^-input (either may be a number)."""
-    return SpecialZeta.apply(*_float_pair(input, other))
+    pair = _float_pair(input, other)
+    _refuse_complex(pair[0], "zeta_cpu")  # (the pair's common dtype)
+    return SpecialZeta.apply(*pair)
 
 
 # ---------------------------------------------------------------- xlog1py
@@ -490,6 +514,8 @@ class Logit(Function):
 @honours_out
 def logit(input: Tensor, eps: float | None = None) -> Tensor:
     """torch.logit: log(p / (1 - p)), with p clamped to [eps, 1 - eps] when ``eps`` is given."""
+    if isinstance(input, Tensor) and input._data.dtype.kind == "c":
+        raise NotImplementedError(f"\"logit_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     return Logit.apply(_float_input(input), eps=None if eps is None else builtins.float(eps))
 
 
@@ -554,7 +580,7 @@ class Sinc(_Unary, Function):
 acosh = _unary_op(Acosh, "acosh")
 asinh = _unary_op(Asinh, "asinh")
 atanh = _unary_op(Atanh, "atanh")
-erfc = _unary_op(Erfc, "erfc")
+erfc = _unary_op(Erfc, "erfc", real_kernel="erfc_vml_cpu")
 sinc = _unary_op(Sinc, "sinc")
 
 
@@ -609,6 +635,8 @@ def heaviside(input: Tensor, values: Tensor) -> Tensor:
         raise TypeError("heaviside(): arguments 'input' and 'values' must be Tensors")
     if input.dtype != values.dtype:
         raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes")
+    if input.dtype.is_complex:
+        raise RuntimeError("heaviside is not yet implemented for complex tensors.")
     return Heaviside.apply(input, values)
 
 
@@ -753,6 +781,9 @@ _LOGADDEXP2_SAVED = {"_saved_other": kept_value("other", tensor=True), "_saved_s
 
 def logaddexp2(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.logaddexp2: log2(2^a + 2^b), as logaddexp of a·ln 2 and b·ln 2 over ln 2."""
+    if isinstance(input, Tensor) and isinstance(other, Tensor) and not _dtype.result_type(input, other).is_floating_point:
+        raise NotImplementedError(f"\"logaddexp2_cpu\" not implemented for "
+                                  f"'{_dtype.scalar_name(_dtype.result_type(input, other))}'")
     a, b = _float_pair(input, other)
     ln2 = math.log(2.0)
 

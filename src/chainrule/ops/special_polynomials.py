@@ -179,22 +179,22 @@ def _result(array, dtype) -> Tensor:
     return Tensor._make(array.astype(dtype, copy=False))
 
 
-# torch names the dtype its kernel refuses by its C++ scalar type
-_COMPLEX_NAMES = {"complex64": "ComplexFloat", "complex128": "ComplexDouble"}
-
-
-def _refuse_complex(op: str, array) -> None:
-    if array.dtype.kind == "c":
-        raise NotImplementedError(f"\"{op}_cpu\" not implemented for '{_COMPLEX_NAMES.get(array.dtype.name)}'")
+def _refuse_dtype(op: str, x: Tensor) -> None:
+    """torch's CPU kernels of these functions take real floats (integers cast to float): complex
+    inputs raise its error naming the kernel and the C++ scalar type. (Its kernels take no float16 or
+    bfloat16 either; chainrule computes those in float32 and rounds once, as tests/test_bfloat16.py
+    documents for such ops.)"""
+    if x._data.dtype.kind == "c":
+        raise NotImplementedError(f"\"{op}_cpu\" not implemented for '{_dtype.scalar_name(x.dtype)}'")
 
 
 def _unary_input(op: str, input, parameter: str = "input") -> Tensor:
     if not isinstance(input, Tensor):
         raise TypeError(f"special_{op}(): argument '{parameter}' (position 1) must be Tensor, not "
                         f"{type(input).__name__}")
-    _refuse_complex(op, input._data)
-    if input._data.dtype.kind != "f":
-        return _cast(input, _dtype.get_default_dtype())
+    _refuse_dtype(op, input)
+    if input._data.dtype.kind != "f":  # (bfloat16 kept: its result rounds back to it)
+        return input if input.dtype is _dtype.bfloat16 else _cast(input, _dtype.get_default_dtype())
     return input
 
 
@@ -212,7 +212,8 @@ def _named_parameters(function, *names: str):
 def _unary(op: str, kernel, doc: str, parameter: str = "input"):
     def special_function(input: Tensor) -> Tensor:
         x = _unary_input(op, input, parameter)
-        return _result(kernel(x._data), x._data.dtype)
+        low = x._data.dtype.itemsize == 2  # float16/bfloat16: in float32, rounded once
+        return _result(kernel(x._data.astype(np.float32) if low else x._data), x._data.dtype)
 
     special_function.__name__ = special_function.__qualname__ = op
     special_function.__doc__ = f"torch.special.{op}({parameter}): {doc} (no gradient, as torch)."
@@ -225,7 +226,7 @@ def _polynomial_inputs(op: str, input, n):
                         f"({type(input).__name__}, {type(n).__name__}), but expected one of: (Tensor x, Tensor n), "
                         "(Number x, Tensor n) or (Tensor x, Number n)")
     x, n = _float_pair(input, n)
-    _refuse_complex(op, x._data)
+    _refuse_dtype(op, x)
     _check_broadcast(x, n)
     xp = array_module(x._data)
     x_data, n_data = xp.broadcast_arrays(x._data, n._data)

@@ -165,6 +165,9 @@ def nanmedian(input: Tensor, dim=None, keepdim: bool = False):
     _check_tensor(input, "nanmedian")
     xp = array_module(input)
     x = input._data
+    if x.dtype.kind in "cb":
+        raise NotImplementedError(f"\"{'median_cpu' if dim is None else 'median_out'}\" not implemented for "
+                                  f"'{_dtype.scalar_name(input.dtype)}'")
     if dim is None:
         if x.size == 0:
             return _constant(xp.asarray(np.nan, dtype=x.dtype))
@@ -416,17 +419,27 @@ def _trapezoid(op: str, y: Tensor, x, dx, dim: int, cumulative: bool) -> Tensor:
         raise TypeError(f"{op}() received both x and dx: pass one")
     if isinstance(x, numbers.Number):
         x, dx = None, x
-    if y._data.dtype.kind not in "fV":
-        y = _cast(y, _dtype.get_default_dtype())
+    if y._data.dtype == np.bool_ or (x is not None and x._data.dtype == np.bool_):
+        operands = "`y`" if x is None else "`x` or `y`"
+        raise RuntimeError(f"{op}: received a bool input for {operands}, but bool is not supported")
     n = y._data.shape[d]
+    if isinstance(dx, (bool, complex)):
+        raise RuntimeError(f"{op}: Currently, we only support dx as a real number.")
+    if n == 0 and not cumulative:
+        return (y.sum(d) * 0).to(y.dtype)  # torch's zeros in y's dtype
+    # torch's formulas, step for step: an integer y's neighbour sums (and an integer x's
+    # differences, and their products) stay in their dtype, wrapping around as torch's do, until
+    # a halving makes them floating
+    pairs = y.narrow(d, 1, n - 1) + y.narrow(d, 0, n - 1) if n else y
+    if x is None:
+        dx = 1.0 if dx is None else dx
+        if cumulative:
+            return (dx / 2.0 * pairs).cumsum(d)
+        return (y.sum(d) - (y.select(d, 0) + y.select(d, -1)) * 0.5) * dx
     spacing = _spacing(y, x, dx, d, op)
-    if n == 0:
-        shape = list(y._data.shape)
-        shape[d] = 0 if cumulative else 1
-        return (y.sum(d, keepdim=True) * 0).reshape(tuple(shape)).squeeze(d) if not cumulative else y
-    average = (y.narrow(d, 1, n - 1) + y.narrow(d, 0, n - 1)) * 0.5
-    area = average * spacing
-    return area.cumsum(d) if cumulative else area.sum(d)
+    if cumulative:
+        return (spacing * pairs).cumsum(d) / 2.0
+    return (spacing * pairs / 2.0).sum(d)
 
 
 def trapezoid(y: Tensor, x=None, *, dx=None, dim: int = -1) -> Tensor:

@@ -95,6 +95,8 @@ def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, ret
     _vmap_frames.refuse_dynamic_shape(input, "aten::_unique2" if dim is None else "aten::unique_dim")
     x = input._data
     _dtype.refuse_float8(x.dtype, "unique" if dim is None else "unique_dim")
+    if x.dtype.kind == "c" and dim is None:
+        raise NotImplementedError(f"\"unique\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     if dim is None:
         values, inverse, counts = _unique_flat(x)
     else:
@@ -464,6 +466,9 @@ def isin(elements=None, test_elements=None, *, assume_unique: bool = False, inve
         if not isinstance(value, (Tensor, numbers.Number)):
             raise TypeError(f"isin(): argument '{name}' must be Tensor or Number, not {type(value).__name__}")
     like = elements if isinstance(elements, Tensor) else test_elements
+    for value in (elements, test_elements):
+        if isinstance(value, Tensor) and value._data.dtype.kind in "cb":
+            raise RuntimeError(f"Unsupported input type encountered for isin(): {_dtype.scalar_name(value.dtype)}")
     xp = array_module(like)
     a = elements._data if isinstance(elements, Tensor) else xp.asarray(elements)
     b = test_elements._data if isinstance(test_elements, Tensor) else xp.asarray(test_elements)
