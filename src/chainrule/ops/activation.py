@@ -588,7 +588,8 @@ class Silu(Function):
 
 
 class SiluBackward(Function):
-    """z = g · s (1 + x (1 - s)) with s = sigmoid(x): silu's gradient, with the forward's s."""
+    """z = g · s (1 + x (1 - s)) with s = sigmoid(x): silu's gradient, with the forward's s. Applied only
+    by a plain backward (under create_graph Silu records torch's op-by-op form), so never recorded."""
 
     _array_forward = True
     label = "silu_backward"

@@ -21,7 +21,7 @@ _EMPTY_ROW_MASK = np.array([[True, False, True, True],
                             [True, True, False, True]])
 
 
-def _cases(name: str, call, *, dims=(1,), empty_row: bool = True, base=distinct, gradcheck: bool = True
+def _masked_cases(name: str, call, *, dims=(1,), empty_row: bool = True, base=distinct, gradcheck: bool = True
            ) -> list[OpCase]:
     """``call(lib, x, mask, dim)``: one case per dim, plus a case with a fully masked-out row."""
     x = base(3, 4)
@@ -35,7 +35,7 @@ def _cases(name: str, call, *, dims=(1,), empty_row: bool = True, base=distinct,
 
 def _reduction(name: str, **kw) -> OpInfo:
     def samples():
-        cases = _cases(name, lambda lib, x, m, d: getattr(lib.masked, name)(x, d, mask=m), dims=(0, 1), **kw)
+        cases = _masked_cases(name, lambda lib, x, m, d: getattr(lib.masked, name)(x, d, mask=m), dims=(0, 1), **kw)
         x = distinct(3, 4)
         cases.append(OpCase(f"masked_{name}_all_keepdim",
                             lambda lib, x, m: getattr(lib.masked, name)(x, None, keepdim=True, mask=m[0]),
@@ -46,7 +46,7 @@ def _reduction(name: str, **kw) -> OpInfo:
 
 def _along_dim(name: str, **kw) -> OpInfo:
     return OpInfo(f"masked.{name}", "masked",
-                  lambda: _cases(name, lambda lib, x, m, d: getattr(lib.masked, name)(x, d, mask=m), dims=(0, 1), **kw))
+                  lambda: _masked_cases(name, lambda lib, x, m, d: getattr(lib.masked, name)(x, d, mask=m), dims=(0, 1), **kw))
 
 
 op_db: list[OpInfo] = [
@@ -58,13 +58,13 @@ op_db: list[OpInfo] = [
     _reduction("logsumexp"),
     _reduction("var"),
     _reduction("std"),
-    OpInfo("masked.norm", "masked", lambda: _cases(
+    OpInfo("masked.norm", "masked", lambda: _masked_cases(
         "norm", lambda lib, x, m, d: lib.masked.norm(x, 3.0, d, mask=m), dims=(0, 1))),
-    OpInfo("masked.median", "masked", lambda: _cases(
+    OpInfo("masked.median", "masked", lambda: _masked_cases(
         "median", lambda lib, x, m, d: lib.masked.median(x, d, mask=m), dims=(0, 1))),
-    OpInfo("masked.argmax", "masked", lambda: _cases(
+    OpInfo("masked.argmax", "masked", lambda: _masked_cases(
         "argmax", lambda lib, x, m, d: lib.masked.argmax(x, d, mask=m), dims=(0, 1)), supports_autograd=False),
-    OpInfo("masked.argmin", "masked", lambda: _cases(
+    OpInfo("masked.argmin", "masked", lambda: _masked_cases(
         "argmin", lambda lib, x, m, d: lib.masked.argmin(x, d, mask=m), dims=(0, 1)), supports_autograd=False),
     _along_dim("cumsum"),
     _along_dim("cumprod", base=positive),
@@ -72,7 +72,7 @@ op_db: list[OpInfo] = [
     # the masked-out outputs are -inf, whose finite differences are NaN: gradients compared with torch only
     _along_dim("log_softmax", gradcheck=False),
     _along_dim("softmin"),
-    OpInfo("masked.normalize", "masked", lambda: _cases(
+    OpInfo("masked.normalize", "masked", lambda: _masked_cases(
         "normalize", lambda lib, x, m, d: lib.masked.normalize(x, 2.0, d, mask=m), dims=(0, 1))),
     OpInfo("masked.logaddexp", "masked", lambda: [
         OpCase("masked_logaddexp", lambda lib, x, y, m: lib.masked.logaddexp(x, y, input_mask=m, other_mask=~m),
