@@ -72,9 +72,14 @@ def test_the_mixed_norm_matches_torch(norm, dtype):
     ours = _run(chainrule, norm, dtype, "cpu")
     theirs = _run(torch, norm, dtype, "cpu")
     tolerance = 1e-2 if dtype == "float16" else 4e-2
-    for a, b in zip([ours[0], ours[1], *ours[2], *ours[3]], [theirs[0], theirs[1], *theirs[2], *theirs[3]]):
+    # torch sums layer norm's bfloat16 parameter gradients over the batch in bfloat16, in an order set by its
+    # thread count: bias[2, 0] is 0.4375 with 2 threads, 0.4648 with 1, exactly 0.3988 (chainrule's)
+    summed = 1e-1 if (dtype, norm) == ("bfloat16", "layer_norm") else tolerance
+    tolerances = [tolerance, tolerance] + [summed] * len(ours[2]) + [tolerance] * len(ours[3])
+    for a, b, tol in zip([ours[0], ours[1], *ours[2], *ours[3]], [theirs[0], theirs[1], *theirs[2], *theirs[3]],
+                         tolerances):
         assert str(a.dtype).split(".")[1] == str(b.dtype).split(".")[1]
-        np.testing.assert_allclose(_host(a), b.detach().float().numpy(), rtol=tolerance, atol=tolerance)
+        np.testing.assert_allclose(_host(a), b.detach().float().numpy(), rtol=tol, atol=tol)
 
 
 def test_float16_batch_norm_with_float16_parameters_on_the_device(cuda):
