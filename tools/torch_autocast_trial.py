@@ -717,7 +717,15 @@ def run_beyond(torch, name, program):
 def trial(filter_text="", amp_dtypes=AMP_DTYPES, behaviours=True, skip=None):
     """Every row; ``skip`` maps (entry, amp dtype) to the reason an entry is not run (CI's budget)."""
     torch, autocast_test_lists = _torch()
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:  # (restored: a test process's later torch comparisons would run single-threaded, with other roundings)
+        return _rows(torch, autocast_test_lists, filter_text, amp_dtypes, behaviours, skip)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _rows(torch, autocast_test_lists, filter_text, amp_dtypes, behaviours, skip):
     skip = skip or {}
     rows = []
     for list_name, entry, op, per_dtype, kwargs, out_type in entries(torch, autocast_test_lists, filter_text):

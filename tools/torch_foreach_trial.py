@@ -299,18 +299,22 @@ def run_ledger(ledger: dict) -> list:
     """Run the ledger's samples and error cases; the records of those that no longer agree."""
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    trial = Trial()
-    failures = []
-    with _without_test_function_lookup():
-        for op in load_foreach_db():
-            entry = ledger.get(op.name)
-            if not entry:
-                continue
-            plan = {tuple(key.split("/")): set(indices) for key, indices in entry.items()}
-            failures += [record for record in run_op(trial, op, plan=plan) if record["kind"] != "same"]
-    cases = set(ledger.get("errors", {}).get("cases", []))
-    failures += [record for record in run_errors(trial) if record["index"] in cases and record["kind"] != "same"]
+    try:  # (restored: a test process's later torch comparisons would run single-threaded, with other roundings)
+        trial = Trial()
+        failures = []
+        with _without_test_function_lookup():
+            for op in load_foreach_db():
+                entry = ledger.get(op.name)
+                if not entry:
+                    continue
+                plan = {tuple(key.split("/")): set(indices) for key, indices in entry.items()}
+                failures += [record for record in run_op(trial, op, plan=plan) if record["kind"] != "same"]
+        cases = set(ledger.get("errors", {}).get("cases", []))
+        failures += [record for record in run_errors(trial) if record["index"] in cases and record["kind"] != "same"]
+    finally:
+        torch.set_num_threads(threads)
     return failures
 
 

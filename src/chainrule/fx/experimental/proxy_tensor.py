@@ -283,6 +283,10 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
         if str(func) == "aten.sub.Tensor" and not kwargs and self._is_number(args[0]) and not self._is_number(args[1]):
             # number - tensor: torch's graph has aten.rsub.Scalar(tensor, number)
             func, args = _resolve("aten", "rsub", "Scalar") or func, (args[1], args[0])
+        if str(func) == "aten.where.self" and self._is_number(args[0]):
+            # a where's condition is a Tensor in torch's schema, never a literal (chainrule's fill_ and copy_
+            # write through where(<0-d False>, t, value)): bound first as a constant, it is read as one
+            self._tensor_value(args[0], False, ())
         target, schema_args, schema_kwargs = _torch_form(func, args, kwargs)
         base = args[0] if args and isinstance(args[0], Tensor) else None
         is_view = (isinstance(out, Tensor) and base is not None and base is not out
