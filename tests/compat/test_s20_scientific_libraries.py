@@ -185,3 +185,31 @@ def test_type_of_the_tensor_class_casts_to_the_default_dtype(default):
         with pytest.raises(ValueError, match=r"^invalid type: 'Parameter'$"):
             x.type(lib.nn.Parameter)
     assert results[chainrule] == results[torch]
+
+
+def conv_message(lib, op, input_shape, weight_shape, **kwargs):
+    try:
+        getattr(lib.nn.functional, op)(lib.ones(*input_shape), lib.ones(*weight_shape), **kwargs)
+    except RuntimeError as error:
+        return str(error)
+    raise AssertionError(f"{lib.__name__}.{op} accepted a weight of size {weight_shape}")
+
+
+@pytest.mark.parametrize("op,input_shape,weight_shape,kwargs", [
+    ("conv2d", (1, 1, 5, 5), (2, 1, 3), {}),                   # the stride, read at the weight's rank
+    ("conv2d", (1, 1, 5, 5), (2, 1, 3, 3, 3), {}),
+    ("conv1d", (1, 1, 5), (2, 1, 3, 3), {}),                    # the rank, "weight [2, 1, 3, 3]"
+    ("conv2d", (1, 1, 5, 5), (2, 1), {}),
+    ("conv2d", (1, 1, 5, 5), (2, 1, 3, 3), {"padding": (1, 1, 1), "dilation": (1, 1, 1)}),
+    ("conv2d", (1, 2, 5, 5), (3, 1, 3, 3), {"groups": 2}),
+    ("conv1d", (1, 1, 5), (2, 1, 0), {}),
+    ("conv3d", (1, 1, 5, 5, 5), (2, 1, 0, 3, 3), {}),
+    ("conv_transpose2d", (1, 1, 5, 5), (1, 2, 3), {}),
+    ("conv_transpose1d", (1, 1, 5), (1, 2, 3, 3), {}),
+    ("conv_transpose2d", (1, 1, 5, 5), (1, 2), {}),
+    ("conv_transpose1d", (1, 1, 5), (1, 2, 3), {"output_padding": 2}),
+    ("conv_transpose3d", (1, 1, 5, 5, 5), (1, 2, 3, 3, 3), {"output_padding": 2}),
+])
+def test_conv_argument_checks_read_as_torchs(op, input_shape, weight_shape, kwargs):
+    assert conv_message(chainrule, op, input_shape, weight_shape, **kwargs) == \
+        conv_message(torch, op, input_shape, weight_shape, **kwargs)
