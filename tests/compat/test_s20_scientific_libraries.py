@@ -213,3 +213,39 @@ def conv_message(lib, op, input_shape, weight_shape, **kwargs):
 def test_conv_argument_checks_read_as_torchs(op, input_shape, weight_shape, kwargs):
     assert conv_message(chainrule, op, input_shape, weight_shape, **kwargs) == \
         conv_message(torch, op, input_shape, weight_shape, **kwargs)
+
+
+def error_text(call):
+    try:
+        call()
+    except (TypeError, ValueError, RuntimeError) as error:
+        return f"{type(error).__name__}: {error}"
+    raise AssertionError("no error")
+
+
+@pytest.mark.parametrize("case", [
+    lambda lib: lib.Size([1]) + "a",
+    lambda lib: lib.optim.SGD(lib.ones(1), lr=0.1),
+    lambda lib: setattr(lib.nn.Linear(1, 1), "weight", lib.ones(1)),
+    lambda lib: lib.nn.Linear(1, 1).register_parameter("extra", lib.ones(1)),
+    lambda lib: lib.nn.Linear(1, 1).register_buffer("extra", lib.Size([1])),
+    lambda lib: lib.nn.Linear(1, 1).add_module("extra", lib.ones(1)),
+    lambda lib: lib.nn.Sequential() + lib.nn.Linear(1, 1),
+    lambda lib: lib.nn.functional.embedding_bag(lib.tensor([[0, 1]]), lib.ones(3, 2), lib.tensor([0])),
+    lambda lib: lib.func.grad_and_value(lambda x: x.shape)(lib.ones(2)),
+])
+def test_messages_name_the_types_as_torch_does(case):
+    # torch's messages print torch.typename / repr(type): 'torch.FloatTensor', <class 'torch.Size'>,
+    # never the module chainrule defines a class in
+    assert error_text(lambda: case(chainrule)) == error_text(lambda: case(torch))
+
+
+def test_typename_and_a_state_dicts_wrong_value_name_torchs_types():
+    for make in (lambda lib: lib.Size([1]), lambda lib: lib.device("cpu"), lambda lib: lib.float32,
+                 lambda lib: lib.Generator(), lambda lib: lib.Tensor, lambda lib: lib.nn.Parameter,
+                 lambda lib: lib.nn.Linear(1, 1)):
+        assert chainrule.typename(make(chainrule)) == torch.typename(make(torch))
+
+    def load(lib):
+        return lib.nn.Linear(1, 1).load_state_dict({"weight": lib.Size([1, 1]), "bias": lib.ones(1)})
+    assert error_text(lambda: load(chainrule)) == error_text(lambda: load(torch))
