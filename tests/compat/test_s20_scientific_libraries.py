@@ -209,6 +209,12 @@ def conv_message(lib, op, input_shape, weight_shape, **kwargs):
     ("conv_transpose2d", (1, 1, 5, 5), (1, 2), {}),
     ("conv_transpose1d", (1, 1, 5), (1, 2, 3), {"output_padding": 2}),
     ("conv_transpose3d", (1, 1, 5, 5, 5), (1, 2, 3, 3, 3), {"output_padding": 2}),
+    ("conv_transpose2d", (1, 1, 5, 5), (0, 2, 3, 3), {}),
+    ("conv_transpose1d", (1, 2, 5), (2, 0, 3), {}),
+    ("conv_transpose3d", (1, 2, 5, 5, 5), (2, 0, 3, 3, 3), {}),
+    ("conv_transpose2d", (1, 2, 5, 5), (2, 1, 0, 3), {"output_padding": 2}),
+    ("conv_transpose2d", (1, 1, 5, 5), (1, 2, 3, 3), {"groups": 2}),
+    ("conv_transpose2d", (1, 3, 5, 5), (3, 2, 3, 3), {"groups": 2}),
 ])
 def test_conv_argument_checks_read_as_torchs(op, input_shape, weight_shape, kwargs):
     assert conv_message(chainrule, op, input_shape, weight_shape, **kwargs) == \

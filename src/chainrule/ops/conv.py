@@ -803,23 +803,33 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
         if bias.dtype.is_floating_point:
             bias = bias.to(input.dtype)
     _check_dtypes(input, weight, bias, transposed=True)
-    if weight.numel() == 0:
-        raise RuntimeError(f"{opname}: non-empty {d + 2}D weight tensor expected, but got weight of size "
-                           f"{_fmt(weight.shape)}")
+    if weight.shape[0] < groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, but got "
+                           f"weight of size {_fmt(weight.shape)} instead")
+    if weight.shape[0] % groups:  # torch's message wraps the size in a second pair of brackets
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "
+                           f"but got weight of size [{_fmt(weight.shape)}] instead")
     c_in = input.shape[1]
     if c_in != weight.shape[0]:
         raise RuntimeError(f"Given transposed=1, weight of size {_fmt(weight.shape)}, expected input"
                            f"{_fmt(input.shape)} to have {weight.shape[0]} channels, but got {c_in} channels instead")
-    if c_in % groups:
-        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "
-                           f"but got weight of size {_fmt(weight.shape)} instead")
     c_out = weight.shape[1] * groups
     if bias is not None and (bias.ndim != 1 or bias.shape[0] != c_out):
         raise RuntimeError(f"Given transposed=1, weight of size {_fmt(weight.shape)}, expected bias to be "
                            f"1-dimensional with {c_out} elements, but got bias of size {_fmt(bias.shape)} instead")
+    # torch's CPU kernels: slow_conv_transpose3d checks the weight is not empty first, the 2-d one
+    # (conv_transpose1d runs as it, with a height-1 kernel) checks the kernel and output padding first
+    if d == 3 and weight.numel() == 0:
+        raise RuntimeError("non-empty 5D (n_output_plane x n_input_plane x kernel_depth x kernel_height x "
+                           f"kernel_width) tensor expected for weight, but got: {_fmt(weight.shape)}")
+    if d < 3:
+        _check_kernel_size(weight, d)
     if any(op >= s and op >= dl for op, s, dl in zip(output_padding, stride, dilation)):
         raise RuntimeError("output padding must be smaller than either stride or dilation, but got "
                            + _per_axis(d, output_padding=output_padding, stride=stride, dilation=dilation))
+    if weight.numel() == 0:
+        shape = (*weight.shape[:2], 1, weight.shape[2]) if d == 1 else weight.shape
+        raise RuntimeError(f"non-empty 2D or 4D weight tensor expected, but got: {_fmt(shape)}")
     kernel = tuple(weight.shape[2:])
     out_shape = tuple(input.shape[2:])
     in_shape = tuple((m - 1) * s - 2 * p + dl * (k - 1) + op + 1
