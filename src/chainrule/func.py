@@ -36,6 +36,7 @@ from .autograd import functional as _functional
 from .autograd.function import Function
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
 from .ops import random as _random
+from .ops.compat import class_repr
 from .ops.shape import stack as _stack
 from .tensor import Tensor
 
@@ -209,7 +210,7 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
             output, aux = _split_aux(func(*args, **kwargs), has_aux, "grad_and_value(f)(*args)")
             if not isinstance(output, Tensor):
                 raise RuntimeError("grad_and_value(f)(*args): Expected f(*args) to return a Tensor, got "
-                                   f"{type(output)}")
+                                   f"{class_repr(type(output))}")
             if output.dim() != 0:
                 raise RuntimeError("grad_and_value(f)(*args): Expected f(*args) to return a scalar Tensor, got "
                                    f"tensor with {output.dim()} dims. Maybe you wanted to use the vjp or jacrev "
@@ -735,7 +736,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                     continue
                 if not isinstance(leaf, Tensor):
                     raise ValueError(f"vmap: Got in_dim={dim} for an input but the input is of type "
-                                     f"{type(leaf)}. We cannot vmap over non-Tensor arguments")
+                                     f"{class_repr(type(leaf))}. We cannot vmap over non-Tensor arguments")
                 if not -leaf.dim() <= dim < max(leaf.dim(), 1) or leaf.dim() == 0:
                     raise ValueError(f"vmap: Got in_dim={dim} for some input, but that input is a Tensor of "
                                      f"dimensionality {leaf.dim()} so expected in_dim to satisfy "

@@ -803,7 +803,7 @@ class Size(tuple):
     # sizes joined or repeated stay sizes (BoTorch: ``shape[:i] + Size([1]) + shape[j:]``, then .numel())
     def __add__(self, other):
         if not isinstance(other, tuple):
-            raise TypeError(f"can only concatenate tuple (not {type(other).__name__}) to chainrule.Size")
+            raise TypeError(f"can only concatenate tuple (not {type(other).__name__}) to torch.Size")  # torch's words name its type
         return Size(tuple.__add__(self, other))
 
     def __radd__(self, other):

@@ -185,3 +185,73 @@ def test_type_of_the_tensor_class_casts_to_the_default_dtype(default):
         with pytest.raises(ValueError, match=r"^invalid type: 'Parameter'$"):
             x.type(lib.nn.Parameter)
     assert results[chainrule] == results[torch]
+
+
+def conv_message(lib, op, input_shape, weight_shape, **kwargs):
+    try:
+        getattr(lib.nn.functional, op)(lib.ones(*input_shape), lib.ones(*weight_shape), **kwargs)
+    except RuntimeError as error:
+        return str(error)
+    raise AssertionError(f"{lib.__name__}.{op} accepted a weight of size {weight_shape}")
+
+
+@pytest.mark.parametrize("op,input_shape,weight_shape,kwargs", [
+    ("conv2d", (1, 1, 5, 5), (2, 1, 3), {}),                   # the stride, read at the weight's rank
+    ("conv2d", (1, 1, 5, 5), (2, 1, 3, 3, 3), {}),
+    ("conv1d", (1, 1, 5), (2, 1, 3, 3), {}),                    # the rank, "weight [2, 1, 3, 3]"
+    ("conv2d", (1, 1, 5, 5), (2, 1), {}),
+    ("conv2d", (1, 1, 5, 5), (2, 1, 3, 3), {"padding": (1, 1, 1), "dilation": (1, 1, 1)}),
+    ("conv2d", (1, 2, 5, 5), (3, 1, 3, 3), {"groups": 2}),
+    ("conv1d", (1, 1, 5), (2, 1, 0), {}),
+    ("conv3d", (1, 1, 5, 5, 5), (2, 1, 0, 3, 3), {}),
+    ("conv_transpose2d", (1, 1, 5, 5), (1, 2, 3), {}),
+    ("conv_transpose1d", (1, 1, 5), (1, 2, 3, 3), {}),
+    ("conv_transpose2d", (1, 1, 5, 5), (1, 2), {}),
+    ("conv_transpose1d", (1, 1, 5), (1, 2, 3), {"output_padding": 2}),
+    ("conv_transpose3d", (1, 1, 5, 5, 5), (1, 2, 3, 3, 3), {"output_padding": 2}),
+    ("conv_transpose2d", (1, 1, 5, 5), (0, 2, 3, 3), {}),
+    ("conv_transpose1d", (1, 2, 5), (2, 0, 3), {}),
+    ("conv_transpose3d", (1, 2, 5, 5, 5), (2, 0, 3, 3, 3), {}),
+    ("conv_transpose2d", (1, 2, 5, 5), (2, 1, 0, 3), {"output_padding": 2}),
+    ("conv_transpose2d", (1, 1, 5, 5), (1, 2, 3, 3), {"groups": 2}),
+    ("conv_transpose2d", (1, 3, 5, 5), (3, 2, 3, 3), {"groups": 2}),
+])
+def test_conv_argument_checks_read_as_torchs(op, input_shape, weight_shape, kwargs):
+    assert conv_message(chainrule, op, input_shape, weight_shape, **kwargs) == \
+        conv_message(torch, op, input_shape, weight_shape, **kwargs)
+
+
+def error_text(call):
+    try:
+        call()
+    except (TypeError, ValueError, RuntimeError) as error:
+        return f"{type(error).__name__}: {error}"
+    raise AssertionError("no error")
+
+
+@pytest.mark.parametrize("case", [
+    lambda lib: lib.Size([1]) + "a",
+    lambda lib: lib.optim.SGD(lib.ones(1), lr=0.1),
+    lambda lib: setattr(lib.nn.Linear(1, 1), "weight", lib.ones(1)),
+    lambda lib: lib.nn.Linear(1, 1).register_parameter("extra", lib.ones(1)),
+    lambda lib: lib.nn.Linear(1, 1).register_buffer("extra", lib.Size([1])),
+    lambda lib: lib.nn.Linear(1, 1).add_module("extra", lib.ones(1)),
+    lambda lib: lib.nn.Sequential() + lib.nn.Linear(1, 1),
+    lambda lib: lib.nn.functional.embedding_bag(lib.tensor([[0, 1]]), lib.ones(3, 2), lib.tensor([0])),
+    lambda lib: lib.func.grad_and_value(lambda x: x.shape)(lib.ones(2)),
+])
+def test_messages_name_the_types_as_torch_does(case):
+    # torch's messages print torch.typename / repr(type): 'torch.FloatTensor', <class 'torch.Size'>,
+    # never the module chainrule defines a class in
+    assert error_text(lambda: case(chainrule)) == error_text(lambda: case(torch))
+
+
+def test_typename_and_a_state_dicts_wrong_value_name_torchs_types():
+    for make in (lambda lib: lib.Size([1]), lambda lib: lib.device("cpu"), lambda lib: lib.float32,
+                 lambda lib: lib.Generator(), lambda lib: lib.Tensor, lambda lib: lib.nn.Parameter,
+                 lambda lib: lib.nn.Linear(1, 1)):
+        assert chainrule.typename(make(chainrule)) == torch.typename(make(torch))
+
+    def load(lib):
+        return lib.nn.Linear(1, 1).load_state_dict({"weight": lib.Size([1, 1]), "bias": lib.ones(1)})
+    assert error_text(lambda: load(chainrule)) == error_text(lambda: load(torch))

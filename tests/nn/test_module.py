@@ -89,7 +89,7 @@ def test_setattr_rules():
     m = nn.Module()
     m.w = nn.Parameter(chainrule.ones(2))
     assert "w" in m._parameters
-    with pytest.raises(TypeError, match="cannot assign 'Tensor' as parameter 'w'"):
+    with pytest.raises(TypeError, match="cannot assign 'torch.FloatTensor' as parameter 'w'"):
         m.w = chainrule.ones(2)
     m.w = None
     assert m.w is None and list(m.parameters()) == []
@@ -105,7 +105,7 @@ def test_setattr_rules():
         m.register_buffer("sub", chainrule.zeros(1))
     with pytest.raises(KeyError, match="contain"):
         m.register_parameter("a.b", None)
-    with pytest.raises(TypeError, match="cannot assign 'Tensor' object to parameter 'p'"):
+    with pytest.raises(TypeError, match="cannot assign 'torch.FloatTensor' object to parameter 'p'"):
         m.register_parameter("p", chainrule.ones(1))
     with pytest.raises(AttributeError, match="'Module' object has no attribute 'missing'"):
         getattr(m, "missing")  # noqa: B009

@@ -655,9 +655,29 @@ def typename(obj) -> str:
         return obj.type()
     module = getattr(obj, "__module__", None) or ""
     qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    named = obj
     if qualname is None:
-        module, qualname = type(obj).__module__, type(obj).__qualname__
+        named, module, qualname = type(obj), type(obj).__module__, type(obj).__qualname__
+    if module == "chainrule" or module.startswith("chainrule."):
+        return _torch_name(named, module, qualname)
     return qualname if module in ("", "builtins") else f"{module}.{qualname}"
+
+
+def class_repr(cls: type) -> str:
+    """repr(cls) as torch's messages print it: "<class 'torch.Tensor'>" for chainrule's classes."""
+    return f"<class '{typename(cls)}'>"
+
+
+def _torch_name(named, module: str, qualname: str) -> str:
+    """What torch calls one of chainrule's objects in its messages: the top level's objects by their
+    top-level name ('torch.Size', not the module chainrule defines it in), the Generator where torch
+    keeps it (torch._C), the rest under torch's package of the same path ('torch.nn.parameter.Parameter')."""
+    import chainrule
+    if qualname == "Generator" and getattr(chainrule, "Generator", None) is named:
+        return "torch._C.Generator"
+    if getattr(chainrule, qualname, None) is named:
+        return f"torch.{qualname}"
+    return f"torch{module[len('chainrule'):]}.{qualname}"
 
 
 # ---------------------------------------------------------------- control flow (eager)

@@ -573,6 +573,56 @@ def _tuple(value, d: int, name: str, opname: str) -> tuple:
     return value
 
 
+def _expand_to_weight(value, d: int, dims: int, name: str, opname: str) -> tuple:
+    """torch's expand_param_if_needed: a single int is first read as the op's int[d], then the list
+    is expanded to the weight's spatial rank (not the op's), so a weight of the wrong rank is first
+    reported through its stride."""
+    scalar = not hasattr(value, "__len__")
+    value = int_list(value, opname, name)
+    if scalar:
+        value = value[:1] * d
+    if len(value) == 1:
+        return value * dims
+    if len(value) != dims:
+        raise RuntimeError(f"expected {name} to be a single integer value or a list of {dims} values to "
+                           f"match the convolution dimensions, but got {name}={list(value)}")
+    return value
+
+
+def _check_weight_rank(input: Tensor, weight: Tensor) -> None:
+    """torch's check_shape_forward, after its stride/padding/dilation checks: its message prints the
+    weight's size after a space (the padding='same' path prints it without one)."""
+    if weight.ndim != input.ndim:
+        raise RuntimeError(f"Expected {weight.ndim}-dimensional input for {weight.ndim}-dimensional weight "
+                           f"{_fmt(weight.shape)}, but got {input.ndim}-dimensional input of size "
+                           f"{_fmt(input.shape)} instead")
+
+
+def _check_kernel_size(weight: Tensor, d: int) -> None:
+    """torch's CPU kernels refuse an empty kernel in their own words: conv1d runs as conv2d with a
+    height-1 kernel, conv3d prints T x H x W."""
+    kernel = tuple(weight.shape[2:])
+    if all(k > 0 for k in kernel):
+        return
+    if d == 3:
+        raise RuntimeError(f"kernel size should be greater than zero, but got: {' x '.join(map(str, kernel))} "
+                           "(TxHxW)")
+    height, width = (1, kernel[0]) if d == 1 else kernel
+    raise RuntimeError(f"kernel size should be greater than zero, but got kernel_height: {height} "
+                       f"kernel_width: {width}")
+
+
+def _per_axis(d: int, **params) -> str:
+    """torch's CPU kernels name each axis of their parameters: conv1d runs as conv2d (a height of
+    stride 1, dilation 1, no padding), conv3d adds a depth."""
+    axes = ("depth", "height", "width") if d == 3 else ("height", "width")
+    parts = []
+    for name, values in params.items():
+        values = (0 if name.endswith("padding") else 1, *values) if d == 1 else values
+        parts += [f"{name}_{axis}: {v}" for axis, v in zip(axes, values)]
+    return " ".join(parts)
+
+
 def _fold_tuple(value, name: str, opname: str) -> tuple:
     """An ``int[2]`` of unfold/fold: one int or exactly two (torch's im2col/col2im do not stretch a
     one-element list)."""
@@ -636,26 +686,32 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
     _check_tensor(weight, opname, "weight", 2)
     _check_tensor(bias, opname, "bias", 3, optional=True)
     input, unbatched = _batched(input, d, opname)
-    if weight.ndim != d + 2:  # torch takes the weight's rank as the one the input should have
-        raise RuntimeError("weight should have at least three dimensions" if weight.ndim < 3 else
-                           f"Expected {weight.ndim}-dimensional input for {weight.ndim}-dimensional weight"
-                           f"{_fmt(weight.shape)}, but got {input.ndim}-dimensional input of size "
-                           f"{_fmt(input.shape)} instead")
-    _check_dtypes(input, weight, bias)
-    if weight.shape[0] == 0:
-        raise RuntimeError(f"Given groups={groups}, expected weight to be at least 1 at dimension 0, but got weight "
-                           f"of size {_fmt(weight.shape)} instead")
-    if any(k <= 0 for k in weight.shape[2:]):
-        raise RuntimeError(f"{opname}: kernel size should be greater than zero, but got weight of size "
-                           f"{_fmt(weight.shape)}")
-    stride = _tuple(stride, d, "stride", opname)
-    dilation = _tuple(dilation, d, "dilation", opname)
+    if weight.ndim < 3:
+        raise RuntimeError("weight should have at least three dimensions")
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    if isinstance(padding, str):  # torch's padding-mode path checks the rank first, in its own spacing
+        if weight.ndim != d + 2:
+            raise RuntimeError(f"Expected {weight.ndim}-dimensional input for {weight.ndim}-dimensional weight"
+                               f"{_fmt(weight.shape)}, but got {input.ndim}-dimensional input of size "
+                               f"{_fmt(input.shape)} instead")
+        stride = _tuple(stride, d, "stride", opname)
+        dilation = _tuple(dilation, d, "dilation", opname)
+    else:
+        stride = _expand_to_weight(stride, d, weight.ndim - 2, "stride", opname)
+        padding = _expand_to_weight(padding, d, weight.ndim - 2, "padding", opname)
+        dilation = _expand_to_weight(dilation, d, weight.ndim - 2, "dilation", opname)
+        if any(p < 0 for p in padding):
+            raise RuntimeError("negative padding is not supported")
     if any(s <= 0 for s in stride):
         raise RuntimeError("non-positive stride is not supported")
     if any(dl <= 0 for dl in dilation):
         raise RuntimeError("dilation should be greater than zero")
-    if groups <= 0:
-        raise RuntimeError("non-positive groups is not supported")
+    _check_weight_rank(input, weight)
+    _check_dtypes(input, weight, bias)
+    if weight.shape[0] == 0:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be at least 1 at dimension 0, but got weight "
+                           f"of size {_fmt(weight.shape)} instead")
     kernel = tuple(weight.shape[2:])
     if isinstance(padding, str):
         if padding == "valid":
@@ -669,17 +725,15 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
         else:
             raise RuntimeError(f"Invalid padding string: '{padding}'")
     else:
-        pad_lo = pad_hi = _tuple(padding, d, "padding", opname)
-        if any(p < 0 for p in pad_lo):
-            raise RuntimeError("negative padding is not supported")
+        pad_lo = pad_hi = padding
     c = input.shape[1]
     o = weight.shape[0]
     if o < groups:
         raise RuntimeError(f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, but got "
                            f"weight of size {_fmt(weight.shape)} instead")
-    if o % groups:
+    if o % groups:  # torch's message wraps the size in a second pair of brackets
         raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "
-                           f"but got weight of size {_fmt(weight.shape)} instead")
+                           f"but got weight of size [{_fmt(weight.shape)}] instead")
     if c != weight.shape[1] * groups:
         raise RuntimeError(f"Given groups={groups}, weight of size {_fmt(weight.shape)}, expected "
                            f"input{_fmt(input.shape)} to have {weight.shape[1] * groups} channels, but got "
@@ -694,6 +748,7 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
         raise RuntimeError(f"Calculated padded input size per channel: ({' x '.join(map(str, padded))}). "
                            f"Kernel size: ({' x '.join(map(str, effective))}). Kernel size can't be greater "
                            "than actual input size")
+    _check_kernel_size(weight, d)
     _check_integer_kernel(input, d, False, dilation)
     geo = _Geometry(kernel, stride, pad_lo, pad_hi, dilation, groups, in_shape)
     args = (input, weight) if bias is None else (input, weight, bias)
@@ -724,10 +779,23 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
     _check_tensor(weight, opname, "weight", 2)
     _check_tensor(bias, opname, "bias", 3, optional=True)
     input, unbatched = _batched(input, d, opname)
-    if weight.ndim != d + 2:
-        raise RuntimeError(f"Expected {d + 2}-dimensional weight for {d + 2}-dimensional input "
-                           f"{_fmt(input.shape)}, but got {weight.ndim}-dimensional weight of size "
-                           f"{_fmt(weight.shape)} instead")
+    if weight.ndim < 3:
+        raise RuntimeError("weight should have at least three dimensions")
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    stride = _expand_to_weight(stride, d, weight.ndim - 2, "stride", opname)
+    padding = _expand_to_weight(padding, d, weight.ndim - 2, "padding", opname)
+    dilation = _expand_to_weight(dilation, d, weight.ndim - 2, "dilation", opname)
+    output_padding = _expand_to_weight(output_padding, d, weight.ndim - 2, "output_padding", opname)
+    if any(p < 0 for p in padding):
+        raise RuntimeError("negative padding is not supported")
+    if any(p < 0 for p in output_padding):
+        raise RuntimeError("negative output_padding is not supported")
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(dl <= 0 for dl in dilation):
+        raise RuntimeError("dilation should be greater than zero")
+    _check_weight_rank(input, weight)
     if d < 3 and bias is not None and bias.dtype != input.dtype and input.device.type == "cpu":
         # torch's CPU conv_transpose1d/2d add a bias of any float dtype to the output, in the input's
         # dtype (the bias keeps its own for its gradient); conv_transpose3d refuses it, as conv does
@@ -735,36 +803,33 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
         if bias.dtype.is_floating_point:
             bias = bias.to(input.dtype)
     _check_dtypes(input, weight, bias, transposed=True)
-    stride = _tuple(stride, d, "stride", opname)
-    dilation = _tuple(dilation, d, "dilation", opname)
-    padding = _tuple(padding, d, "padding", opname)
-    output_padding = _tuple(output_padding, d, "output_padding", opname)
-    if weight.numel() == 0:
-        raise RuntimeError(f"{opname}: non-empty {d + 2}D weight tensor expected, but got weight of size "
-                           f"{_fmt(weight.shape)}")
-    if any(s <= 0 for s in stride):
-        raise RuntimeError("non-positive stride is not supported")
-    if any(dl <= 0 for dl in dilation):
-        raise RuntimeError("dilation should be greater than zero")
-    if any(p < 0 for p in padding):
-        raise RuntimeError("negative padding is not supported")
-    if any(op >= s and op >= dl for op, s, dl in zip(output_padding, stride, dilation)):
-        raise RuntimeError("output padding must be smaller than either stride or dilation, but got "
-                           f"output_padding: {_fmt(output_padding)}, stride: {_fmt(stride)}, "
-                           f"dilation: {_fmt(dilation)}")
-    if groups <= 0:
-        raise RuntimeError("non-positive groups is not supported")
+    if weight.shape[0] < groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, but got "
+                           f"weight of size {_fmt(weight.shape)} instead")
+    if weight.shape[0] % groups:  # torch's message wraps the size in a second pair of brackets
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "
+                           f"but got weight of size [{_fmt(weight.shape)}] instead")
     c_in = input.shape[1]
     if c_in != weight.shape[0]:
         raise RuntimeError(f"Given transposed=1, weight of size {_fmt(weight.shape)}, expected input"
                            f"{_fmt(input.shape)} to have {weight.shape[0]} channels, but got {c_in} channels instead")
-    if c_in % groups:
-        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "
-                           f"but got weight of size {_fmt(weight.shape)} instead")
     c_out = weight.shape[1] * groups
     if bias is not None and (bias.ndim != 1 or bias.shape[0] != c_out):
         raise RuntimeError(f"Given transposed=1, weight of size {_fmt(weight.shape)}, expected bias to be "
                            f"1-dimensional with {c_out} elements, but got bias of size {_fmt(bias.shape)} instead")
+    # torch's CPU kernels: slow_conv_transpose3d checks the weight is not empty first, the 2-d one
+    # (conv_transpose1d runs as it, with a height-1 kernel) checks the kernel and output padding first
+    if d == 3 and weight.numel() == 0:
+        raise RuntimeError("non-empty 5D (n_output_plane x n_input_plane x kernel_depth x kernel_height x "
+                           f"kernel_width) tensor expected for weight, but got: {_fmt(weight.shape)}")
+    if d < 3:
+        _check_kernel_size(weight, d)
+    if any(op >= s and op >= dl for op, s, dl in zip(output_padding, stride, dilation)):
+        raise RuntimeError("output padding must be smaller than either stride or dilation, but got "
+                           + _per_axis(d, output_padding=output_padding, stride=stride, dilation=dilation))
+    if weight.numel() == 0:
+        shape = (*weight.shape[:2], 1, weight.shape[2]) if d == 1 else weight.shape
+        raise RuntimeError(f"non-empty 2D or 4D weight tensor expected, but got: {_fmt(shape)}")
     kernel = tuple(weight.shape[2:])
     out_shape = tuple(input.shape[2:])
     in_shape = tuple((m - 1) * s - 2 * p + dl * (k - 1) + op + 1

@@ -18,6 +18,7 @@ from ..autograd.function import name_node
 from ..tensor import Tensor
 from . import creation
 from ._arg_parser import check_bool
+from .compat import class_repr
 from .elementwise import where
 from .embedding import ScaleGradient, embedding
 from .shape import cat
@@ -35,7 +36,7 @@ def _bags(input: Tensor, offsets: Tensor | None, include_last_offset: bool):
         if offsets is not None:
             raise ValueError(
                 "if input is 2D, then offsets has to be None, as input is treated is a mini-batch of fixed "
-                f"length sequences. However, found offsets of type {type(offsets)}"
+                f"length sequences. However, found offsets of type {class_repr(type(offsets))}"
             )
         num_bags, length = input.shape
         indices = input._data.reshape(-1)

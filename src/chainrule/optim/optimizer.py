@@ -22,6 +22,7 @@ from .._backend import array_module, to_device
 from ..accelerator import current_accelerator
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..autograd.profiler import record_function
+from ..ops.compat import typename
 from ..tensor import Tensor
 from ..utils.hooks import RemovableHandle
 
@@ -110,7 +111,7 @@ class Optimizer:
         self.param_groups: list[dict] = []
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
-                            f"but got {type(params).__name__}")
+                            f"but got {typename(params)}")
         param_groups = list(params)
         if len(param_groups) == 0:
             raise ValueError("optimizer got an empty parameter list")

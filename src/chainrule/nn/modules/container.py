@@ -6,6 +6,7 @@ import operator
 from collections import OrderedDict
 from itertools import islice
 
+from ...ops.compat import class_repr
 from ...tensor import Tensor
 from ..parameter import Parameter
 from .module import Module, _addindent
@@ -61,7 +62,7 @@ class Sequential(Module):
     def __add__(self, other: Sequential) -> Sequential:
         if not isinstance(other, Sequential):
             raise ValueError(
-                f"add operator supports only objects of Sequential class, but {type(other)} is given."
+                f"add operator supports only objects of Sequential class, but {class_repr(type(other))} is given."
             )
         out = Sequential()
         for module in itertools_chain(self, other):

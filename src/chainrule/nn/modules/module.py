@@ -18,6 +18,7 @@ from ..._naming import naming_the_class
 from ...autograd.function import as_input_view, is_recording
 from ...autograd.grad_mode import no_grad
 from ...autograd.hooks import BackwardHookFunction
+from ...ops.compat import typename
 from ...ops.creation import empty_like
 from ...tensor import Tensor
 from ..parameter import Buffer, Parameter
@@ -181,8 +182,8 @@ class Module:
             self._parameters[name] = None
         elif not isinstance(param, Parameter):
             raise TypeError(
-                f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
-                "(chainrule.nn.Parameter or None required)"
+                f"cannot assign '{typename(param)}' object to parameter '{name}' "
+                "(torch.nn.Parameter or None required)"
             )
         elif param.grad_fn is not None:
             raise ValueError(
@@ -201,8 +202,8 @@ class Module:
             raise KeyError(f"attribute '{name}' already exists")
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(
-                f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
-                "(chainrule Tensor or None required)"
+                f"cannot assign '{typename(tensor)}' object to buffer '{name}' "
+                "(torch Tensor or None required)"
             )
         if isinstance(tensor, Buffer):
             tensor = _plain(tensor)
@@ -214,7 +215,7 @@ class Module:
 
     def add_module(self, name: str, module: Module | None) -> None:
         if not isinstance(module, Module) and module is not None:
-            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+            raise TypeError(f"{typename(module)} is not a Module subclass")
         if not isinstance(name, str):
             raise TypeError(f"module name should be a string. Got {type(name).__name__}")
         if hasattr(self, name) and name not in self._modules:
@@ -262,8 +263,8 @@ class Module:
         if params is not None and name in params:
             if value is not None:
                 raise TypeError(
-                    f"cannot assign '{type(value).__name__}' as parameter '{name}' "
-                    "(chainrule.nn.Parameter or None expected)"
+                    f"cannot assign '{typename(value)}' as parameter '{name}' "
+                    "(torch.nn.Parameter or None expected)"
                 )
             self.register_parameter(name, value)
             return
@@ -277,8 +278,8 @@ class Module:
         if modules is not None and name in modules:
             if value is not None:
                 raise TypeError(
-                    f"cannot assign '{type(value).__name__}' as child module '{name}' "
-                    "(chainrule.nn.Module or None expected)"
+                    f"cannot assign '{typename(value)}' as child module '{name}' "
+                    "(torch.nn.Module or None expected)"
                 )
             modules[name] = value
             return
@@ -286,8 +287,8 @@ class Module:
         if isinstance(value, Buffer) or (buffers is not None and name in buffers):
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(
-                    f"cannot assign '{type(value).__name__}' as buffer '{name}' "
-                    "(chainrule.Tensor or None expected)"
+                    f"cannot assign '{typename(value)}' as buffer '{name}' "
+                    "(torch.Tensor or None expected)"
                 )
             if isinstance(value, Buffer):
                 persistent = value.persistent
@@ -459,7 +460,7 @@ class Module:
                 else:
                     error_msgs.append(
                         f'While copying the parameter named "{key}", expected torch.Tensor or '
-                        f"Tensor-like object from checkpoint but received {type(input_param)}"
+                        f"Tensor-like object from checkpoint but received <class '{typename(type(input_param))}'>"
                     )
                     continue
             if tuple(input_param.shape) != tuple(param.shape):
