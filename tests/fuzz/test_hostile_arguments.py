@@ -197,3 +197,19 @@ def test_a_number_or_size_of_the_wrong_type_is_a_type_error(call):
     for lib in (torch, chainrule):
         with pytest.raises(TypeError):
             call(lib, lib.ones(4, 4))
+
+
+def test_meta_linalg_solvers_give_shapes_and_import_no_cupyx(monkeypatch):
+    # (torch's own meta kernels are not called here: their first call costs seconds; its CPU results'
+    # shapes are what meta reports). A None in sys.modules makes any cupyx import an ImportError.
+    monkeypatch.setitem(__import__("sys").modules, "cupyx", None)
+    A, B = torch.randn(2, 3, 3, dtype=torch.float64), torch.randn(2, 3, 4, dtype=torch.float64)
+    LU, pivots = torch.linalg.lu_factor(A)
+    meta = {name: chainrule.empty(tuple(t.shape), dtype=chainrule.float64 if t.is_floating_point() else chainrule.int32,
+                                  device="meta") for name, t in [("A", A), ("B", B), ("LU", LU), ("pivots", pivots)]}
+    expected = [torch.linalg.inv(A), torch.linalg.solve(A, B), torch.linalg.lu_solve(LU, pivots, B)]
+    got = [chainrule.linalg.inv(meta["A"]), chainrule.linalg.solve(meta["A"], meta["B"]),
+           chainrule.linalg.lu_solve(meta["LU"], meta["pivots"], meta["B"])]
+    for want, have in zip(expected, got):
+        assert have.device.type == "meta" and tuple(have.shape) == tuple(want.shape)
+        assert have.dtype == chainrule.float64
