@@ -213,3 +213,32 @@ def test_meta_linalg_solvers_give_shapes_and_import_no_cupyx(monkeypatch):
     for want, have in zip(expected, got):
         assert have.device.type == "meta" and tuple(have.shape) == tuple(want.shape)
         assert have.dtype == chainrule.float64
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda lib, x: x.unfold(0, 1.5, 1), TypeError),
+    (lambda lib, x: x.unfold(0, 2, 2**63), ValueError),
+    (lambda lib, x: lib.movedim(x, "ab", [0, 1]), TypeError),
+    (lambda lib, x: lib.movedim(x, [0], 2**63), TypeError),
+    (lambda lib, x: lib.polygamma(-2**63 - 1, x), ValueError),
+    (lambda lib, x: lib.empty_strided("ab", (1,)), TypeError),
+    (lambda lib, x: lib.empty_strided(3, 1), TypeError),
+    (lambda lib, x: x.sum_to_size(None), TypeError),
+    (lambda lib, x: lib.split(lib.tensor(1.0), 1), RuntimeError),
+    (lambda lib, x: lib.split(x, "ab"), TypeError),
+    (lambda lib, x: lib.split(x, -2**63 - 1), ValueError),
+    (lambda lib, x: lib.nn.functional.layer_norm(x, "ab"), TypeError),
+    (lambda lib, x: lib.nn.functional.layer_norm(x, 4), TypeError),
+    (lambda lib, x: lib.native_layer_norm(x, None, None, None, 1e-5), TypeError),
+    (lambda lib, x: lib.baddbmm(lib.ones(2, 3, 3), lib.ones(2, 3, 3), lib.tensor(1.0)), IndexError),
+    (lambda lib, x: lib.nn.functional.grid_sample(lib.tensor(1.0), lib.ones(1, 2, 2, 2), align_corners=False),
+     IndexError),
+    (lambda lib, x: lib.grid_sampler_2d(lib.ones(1, 1, 2, 2), lib.tensor(1.0), 0, 0, False), IndexError),
+], ids=["unfold-size-float", "unfold-step-2**63", "movedim-source-str", "movedim-destination-2**63",
+        "polygamma-n-below-int64", "empty_strided-size-str", "empty_strided-size-int", "sum_to_size-none",
+        "split-0d", "split-str", "split-below-int64", "layer_norm-str", "layer_norm-int", "native_layer_norm-none",
+        "baddbmm-0d-batch2", "grid_sample-0d-input", "grid_sampler_2d-0d-grid"])
+def test_sizes_and_dims_are_parsed_before_any_work_as_by_torch(call, error):
+    for lib in (torch, chainrule):
+        with pytest.raises(error):
+            call(lib, lib.ones(4, 4))

@@ -20,7 +20,7 @@ from ..autograd.function import name_node
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out
 from . import creation, elementwise
-from ._arg_parser import check_str
+from ._arg_parser import check_str, int_list
 from .count_sampling import torch_binomial_draws, torch_poisson_draws
 from .index import nonzero_indices, scatter_reduce
 from .mt19937_stream import from_double
@@ -286,7 +286,8 @@ def empty_strided(size, stride, *, dtype=None, layout=None, device=None, require
                   pin_memory: bool = False) -> Tensor:
     """torch.empty_strided: a tensor of ``size`` laid out with ``stride`` (in elements) over fresh
     storage just large enough for it; its values are unset (zero here)."""
-    size, stride = tuple(builtins.int(s) for s in size), tuple(builtins.int(s) for s in stride)
+    size, stride = (int_list(size, "empty_strided", "size", sized=False),
+                    int_list(stride, "empty_strided", "stride", sized=False))
     if len(size) != len(stride):
         raise RuntimeError(f"mismatch in length of strides and shape: sizes {list(size)}, strides {list(stride)}")
     needed = 0 if 0 in size else 1 + sum((n - 1) * s for n, s in zip(size, stride))

@@ -124,7 +124,7 @@ def native_dropout(input: Tensor, p: float, train: bool | None):
 def native_layer_norm(input: Tensor, normalized_shape, weight: Tensor | None, bias: Tensor | None, eps: float):
     """torch.native_layer_norm: ``(output, mean, rstd)``, mean and 1/sqrt(var + eps) over the
     normalised dims, kept as size-1 dims. The statistics carry no gradient (torch defines none)."""
-    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    normalized_shape = int_list(normalized_shape, "native_layer_norm", "normalized_shape", sized=False)
     output = _normalization.layer_norm(input, normalized_shape, weight, bias, eps)
     mean, rstd = _statistics(input, tuple(range(input.ndim - len(normalized_shape), input.ndim)), eps)
     return output, mean, rstd
@@ -207,6 +207,9 @@ def grid_sampler(input: Tensor, grid: Tensor, interpolation_mode: int, padding_m
 def grid_sampler_2d(input: Tensor, grid: Tensor, interpolation_mode: int, padding_mode: int,
                     align_corners: bool) -> Tensor:
     """torch.grid_sampler_2d: grid_sampler of a 4-D input."""
+    from .sampling import refuse_0d_sampler_arguments
+
+    refuse_0d_sampler_arguments(input, grid)
     if input.ndim != 4:
         raise RuntimeError(f"grid_sampler_2d(): expected 4D input, but got input with sizes {list(input.shape)}")
     return grid_sampler(input, grid, interpolation_mode, padding_mode, align_corners)
@@ -215,6 +218,9 @@ def grid_sampler_2d(input: Tensor, grid: Tensor, interpolation_mode: int, paddin
 def grid_sampler_3d(input: Tensor, grid: Tensor, interpolation_mode: int, padding_mode: int,
                     align_corners: bool) -> Tensor:
     """torch.grid_sampler_3d: grid_sampler of a 5-D input."""
+    from .sampling import refuse_0d_sampler_arguments
+
+    refuse_0d_sampler_arguments(input, grid)
     if input.ndim != 5:
         raise RuntimeError(f"grid_sampler_3d(): expected 5D input, but got input with sizes {list(input.shape)}")
     return grid_sampler(input, grid, interpolation_mode, padding_mode, align_corners)
