@@ -237,11 +237,13 @@ def test_meta_linalg_solvers_give_shapes_and_import_no_cupyx(monkeypatch):
     (lambda lib, x: lib.nn.functional.ctc_loss(x.log_softmax(1), lib.ones(3, dtype=lib.long), 4, [3]), TypeError),
     (lambda lib, x: lib.nn.functional.ctc_loss(x.log_softmax(1), lib.ones(3, dtype=lib.long), [4], [2**63]),
      TypeError),
+    (lambda lib, x: lib.normal(0.0, 1.0, "ab"), TypeError),
+    (lambda lib, x: lib.normal(0.0, 1.0, [-1, 3]), RuntimeError),
 ], ids=["unfold-size-float", "unfold-step-2**63", "movedim-source-str", "movedim-destination-2**63",
         "polygamma-n-below-int64", "empty_strided-size-str", "empty_strided-size-int", "sum_to_size-none",
         "split-0d", "split-str", "split-below-int64", "layer_norm-str", "layer_norm-int", "native_layer_norm-none",
         "baddbmm-0d-batch2", "grid_sample-0d-input", "grid_sampler_2d-0d-grid", "ctc_loss-int-lengths",
-        "ctc_loss-lengths-2**63"])
+        "ctc_loss-lengths-2**63", "normal-size-str", "normal-size-negative"])
 def test_sizes_and_dims_are_parsed_before_any_work_as_by_torch(call, error):
     for lib in (torch, chainrule):
         with pytest.raises(error):

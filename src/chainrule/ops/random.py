@@ -468,6 +468,9 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
         return NormalTensorFloat.apply(mean, std=std, generator=generator)
     if isinstance(std, Tensor):
         return NormalFloatTensor.apply(std, mean=mean, generator=generator)
+    size = int_list(size, "normal", "size", sized=False)  # torch's parser: ints only, not a single int
+    if any(n < 0 for n in size):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(size)}: {list(size)}")
     _strided_only(layout, "normal")
     xp = _xp(device)
     dt = _float_dtype(dtype, "normal")
