@@ -239,12 +239,23 @@ def test_meta_linalg_solvers_give_shapes_and_import_no_cupyx(monkeypatch):
      TypeError),
     (lambda lib, x: lib.normal(0.0, 1.0, "ab"), TypeError),
     (lambda lib, x: lib.normal(0.0, 1.0, [-1, 3]), RuntimeError),
+    (lambda lib, x: x.log_normal_("ab"), TypeError),
+    (lambda lib, x: x.normal_(["a", "b"]), TypeError),
+    (lambda lib, x: lib.normal([[1.0], [1.0, 2.0]], lib.ones(2)), TypeError),
 ], ids=["unfold-size-float", "unfold-step-2**63", "movedim-source-str", "movedim-destination-2**63",
         "polygamma-n-below-int64", "empty_strided-size-str", "empty_strided-size-int", "sum_to_size-none",
         "split-0d", "split-str", "split-below-int64", "layer_norm-str", "layer_norm-int", "native_layer_norm-none",
         "baddbmm-0d-batch2", "grid_sample-0d-input", "grid_sampler_2d-0d-grid", "ctc_loss-int-lengths",
-        "ctc_loss-lengths-2**63", "normal-size-str", "normal-size-negative"])
+        "ctc_loss-lengths-2**63", "normal-size-str", "normal-size-negative",
+        "log_normal_-mean-str", "normal_-mean-list", "normal-ragged-mean"])
 def test_sizes_and_dims_are_parsed_before_any_work_as_by_torch(call, error):
     for lib in (torch, chainrule):
         with pytest.raises(error):
             call(lib, lib.ones(4, 4))
+
+
+def test_normal_fill_takes_a_zero_dim_tensor_as_its_mean():
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+    drawn = [lib.ones(4).normal_(lib.tensor(2.0), 3.0) for lib in (torch, chainrule)]
+    assert drawn[1].tolist() == drawn[0].tolist()
