@@ -242,12 +242,15 @@ def test_meta_linalg_solvers_give_shapes_and_import_no_cupyx(monkeypatch):
     (lambda lib, x: x.log_normal_("ab"), TypeError),
     (lambda lib, x: x.normal_(["a", "b"]), TypeError),
     (lambda lib, x: lib.normal([[1.0], [1.0, 2.0]], lib.ones(2)), TypeError),
+    (lambda lib, x: lib.split_with_sizes(x, ["a"]), TypeError),
+    (lambda lib, x: lib.grid_sampler_2d(lib.ones(1, 1, 2, 2), lib.zeros(1, 2, 2, 2), 2**63, 0, False), ValueError),
 ], ids=["unfold-size-float", "unfold-step-2**63", "movedim-source-str", "movedim-destination-2**63",
         "polygamma-n-below-int64", "empty_strided-size-str", "empty_strided-size-int", "sum_to_size-none",
         "split-0d", "split-str", "split-below-int64", "layer_norm-str", "layer_norm-int", "native_layer_norm-none",
         "baddbmm-0d-batch2", "grid_sample-0d-input", "grid_sampler_2d-0d-grid", "ctc_loss-int-lengths",
         "ctc_loss-lengths-2**63", "normal-size-str", "normal-size-negative",
-        "log_normal_-mean-str", "normal_-mean-list", "normal-ragged-mean"])
+        "log_normal_-mean-str", "normal_-mean-list", "normal-ragged-mean",
+        "split_with_sizes-list-of-str", "grid_sampler_2d-mode-2**63"])
 def test_sizes_and_dims_are_parsed_before_any_work_as_by_torch(call, error):
     for lib in (torch, chainrule):
         with pytest.raises(error):

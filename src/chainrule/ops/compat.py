@@ -115,7 +115,7 @@ def dsplit(input: Tensor, indices_or_sections=None, *spread_indices, sections=No
 
 def split_with_sizes(input: Tensor, split_sizes, dim: int = 0) -> tuple:
     """torch.split_with_sizes: views of the given sizes along ``dim`` (they must add up to its size)."""
-    return split(input, [builtins.int(s) for s in split_sizes], dim)
+    return split(input, list(int_list(split_sizes, "split_with_sizes", "split_sizes", sized=False)), dim)
 
 
 def unsafe_split(input: Tensor, split_size: int, dim: int = 0) -> tuple:

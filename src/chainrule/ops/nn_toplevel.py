@@ -19,7 +19,7 @@ from ..tensor import Tensor
 from . import dropout as _dropout
 from . import embedding as _embedding
 from . import normalization as _normalization
-from ._arg_parser import int_list
+from ._arg_parser import check_int, int_list
 
 __all__ = ["batch_norm", "instance_norm", "layer_norm", "group_norm", "embedding", "dropout", "alpha_dropout",
            "feature_dropout", "dropout_", "alpha_dropout_", "feature_dropout_", "feature_alpha_dropout",
@@ -200,6 +200,8 @@ def grid_sampler(input: Tensor, grid: Tensor, interpolation_mode: int, padding_m
     2 bicubic; padding 0 zeros, 1 border, 2 reflection)."""
     from .sampling import grid_sample
 
+    interpolation_mode = check_int(interpolation_mode, "grid_sampler", "interpolation_mode")
+    padding_mode = check_int(padding_mode, "grid_sampler", "padding_mode")
     output = grid_sample(input, grid, _INTERPOLATION[interpolation_mode], _PADDING[padding_mode], align_corners)
     return name_node(output, f"GridSampler{input.ndim - 2}DBackward0")
 
