@@ -583,8 +583,9 @@ def checked_linalg(xp):
     """A context in which ``xp.linalg``'s inv/solve/cholesky raise LinAlgError on a singular or
     non-positive-definite input, as NumPy's always do. CuPy's do not check by default (it costs a
     device sync; the result is then silently inf/NaN): ``cupyx.errstate(linalg='raise')`` makes
-    them check, as torch's CUDA linalg does (it syncs to raise too)."""
-    if xp is np:
+    them check, as torch's CUDA linalg does (it syncs to raise too). NumPy always checks; the meta
+    device has no values to be singular: neither needs (nor may import) cupyx."""
+    if xp is np or xp is _meta.module:
         return contextlib.nullcontext()
     standin = sys.modules.get("chainrule._standin")
     if standin is not None and xp is standin.module:

@@ -241,10 +241,22 @@ def _wrap(value):
     return value
 
 
-def _call(fn, args, kwargs):
-    """``fn`` on the placeholders; its result as meta arrays. A write into a placeholder (``out=``,
-    copyto, put...) is NumPy's read-only error: a write into a meta array has nowhere to go, so
-    it is a no-op that returns the destination."""
+def _nonsingular(value):
+    """``_unwrap`` for ``numpy.linalg``: a square (batch of) matrices becomes identities, not the
+    zero placeholder, which LAPACK refuses as singular or not positive-definite; a meta tensor has
+    no values to be singular, and torch's meta kernels check shapes only."""
+    if isinstance(value, ndarray) and value.ndim >= 2 and value.shape[-1] == value.shape[-2]:
+        identity = numpy.eye(value.shape[-1], dtype=value.dtype)
+        return numpy.broadcast_to(identity, value.shape)
+    if type(value) is tuple or type(value) is list:
+        return type(value)(_nonsingular(v) for v in value)
+    return _unwrap(value)
+
+
+def _call(fn, args, kwargs, unwrap=_unwrap):
+    """``fn`` on the placeholders (``unwrap``); its result as meta arrays. A write into a placeholder
+    (``out=``, copyto, put...) is NumPy's read-only error: a write into a meta array has nowhere to
+    go, so it is a no-op that returns the destination."""
     name = getattr(fn, "__name__", "")
     if name in _DATA_DEPENDENT:
         raise NotImplementedError(f"{name} on the meta device: its result's shape depends on the data, which a "
@@ -252,7 +264,7 @@ def _call(fn, args, kwargs):
     out = kwargs.pop("out", None)
     with numpy.errstate(all="ignore"):
         try:
-            result = fn(*_unwrap(args), **_unwrap(kwargs))
+            result = fn(*unwrap(args), **unwrap(kwargs))
         except ValueError as error:
             if "read-only" not in str(error):
                 raise
@@ -370,8 +382,10 @@ class _Module(types.ModuleType):
         elif isinstance(attribute, types.ModuleType):
             value = _Module(f"{self.__name__}.{name}", attribute)
         elif callable(attribute) and not isinstance(attribute, type):
-            def value(*args, _fn=attribute, **kwargs):
-                return _call(_fn, args, kwargs)
+            unwrap = _nonsingular if self._numpy is numpy.linalg else _unwrap
+
+            def value(*args, _fn=attribute, _unwrap_args=unwrap, **kwargs):
+                return _call(_fn, args, kwargs, _unwrap_args)
             value.__name__ = name
         else:
             value = attribute

@@ -29,8 +29,8 @@ from .autograd import profiler as _profiler
 from .autograd.function import QUIET, broadcast_error, kept_value, name_node, numpy_errstate
 from .autograd.grad_mode import is_grad_enabled
 from .autograd.grad_mode import state as _grad_state
+from .ops import _arg_parser, creation
 from .ops import complex as _complex
-from .ops import creation
 from .ops import elementwise as ew
 from .ops import index as _index
 from .ops import random as _random
@@ -801,7 +801,7 @@ def _dim_order(self: Tensor, *, ambiguity_check=False) -> tuple:
 def _sum_to_size(self: Tensor, *sizes, size=None) -> Tensor:
     """The sum of self over the dims that broadcasting ``size`` to self's shape would expand."""
     size = _shape._spread_or_keyword(sizes, size, "size", "sum_to_size")
-    size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+    size = _arg_parser.int_list(size[0] if len(size) == 1 else size, "sum_to_size", "size")  # None, a str: TypeError
     shape = tuple(self.shape)
     lead = len(shape) - len(size)
     if lead < 0 or any(s not in (1, d) for s, d in zip(size, shape[lead:])):

@@ -197,3 +197,68 @@ def test_a_number_or_size_of_the_wrong_type_is_a_type_error(call):
     for lib in (torch, chainrule):
         with pytest.raises(TypeError):
             call(lib, lib.ones(4, 4))
+
+
+def test_meta_linalg_solvers_give_shapes_and_import_no_cupyx(monkeypatch):
+    # (torch's own meta kernels are not called here: their first call costs seconds; its CPU results'
+    # shapes are what meta reports). A None in sys.modules makes any cupyx import an ImportError.
+    monkeypatch.setitem(__import__("sys").modules, "cupyx", None)
+    A, B = torch.randn(2, 3, 3, dtype=torch.float64), torch.randn(2, 3, 4, dtype=torch.float64)
+    LU, pivots = torch.linalg.lu_factor(A)
+    meta = {name: chainrule.empty(tuple(t.shape), dtype=chainrule.float64 if t.is_floating_point() else chainrule.int32,
+                                  device="meta") for name, t in [("A", A), ("B", B), ("LU", LU), ("pivots", pivots)]}
+    expected = [torch.linalg.inv(A), torch.linalg.solve(A, B), torch.linalg.lu_solve(LU, pivots, B)]
+    got = [chainrule.linalg.inv(meta["A"]), chainrule.linalg.solve(meta["A"], meta["B"]),
+           chainrule.linalg.lu_solve(meta["LU"], meta["pivots"], meta["B"])]
+    for want, have in zip(expected, got):
+        assert have.device.type == "meta" and tuple(have.shape) == tuple(want.shape)
+        assert have.dtype == chainrule.float64
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda lib, x: x.unfold(0, 1.5, 1), TypeError),
+    (lambda lib, x: x.unfold(0, 2, 2**63), ValueError),
+    (lambda lib, x: lib.movedim(x, "ab", [0, 1]), TypeError),
+    (lambda lib, x: lib.movedim(x, [0], 2**63), TypeError),
+    (lambda lib, x: lib.polygamma(-2**63 - 1, x), ValueError),
+    (lambda lib, x: lib.empty_strided("ab", (1,)), TypeError),
+    (lambda lib, x: lib.empty_strided(3, 1), TypeError),
+    (lambda lib, x: x.sum_to_size(None), TypeError),
+    (lambda lib, x: lib.split(lib.tensor(1.0), 1), RuntimeError),
+    (lambda lib, x: lib.split(x, "ab"), TypeError),
+    (lambda lib, x: lib.split(x, -2**63 - 1), ValueError),
+    (lambda lib, x: lib.nn.functional.layer_norm(x, "ab"), TypeError),
+    (lambda lib, x: lib.nn.functional.layer_norm(x, 4), TypeError),
+    (lambda lib, x: lib.native_layer_norm(x, None, None, None, 1e-5), TypeError),
+    (lambda lib, x: lib.baddbmm(lib.ones(2, 3, 3), lib.ones(2, 3, 3), lib.tensor(1.0)), IndexError),
+    (lambda lib, x: lib.nn.functional.grid_sample(lib.tensor(1.0), lib.ones(1, 2, 2, 2), align_corners=False),
+     IndexError),
+    (lambda lib, x: lib.grid_sampler_2d(lib.ones(1, 1, 2, 2), lib.tensor(1.0), 0, 0, False), IndexError),
+    (lambda lib, x: lib.nn.functional.ctc_loss(x.log_softmax(1), lib.ones(3, dtype=lib.long), 4, [3]), TypeError),
+    (lambda lib, x: lib.nn.functional.ctc_loss(x.log_softmax(1), lib.ones(3, dtype=lib.long), [4], [2**63]),
+     TypeError),
+    (lambda lib, x: lib.normal(0.0, 1.0, "ab"), TypeError),
+    (lambda lib, x: lib.normal(0.0, 1.0, [-1, 3]), RuntimeError),
+    (lambda lib, x: x.log_normal_("ab"), TypeError),
+    (lambda lib, x: x.normal_(["a", "b"]), TypeError),
+    (lambda lib, x: lib.normal([[1.0], [1.0, 2.0]], lib.ones(2)), TypeError),
+    (lambda lib, x: lib.split_with_sizes(x, ["a"]), TypeError),
+    (lambda lib, x: lib.grid_sampler_2d(lib.ones(1, 1, 2, 2), lib.zeros(1, 2, 2, 2), 2**63, 0, False), ValueError),
+], ids=["unfold-size-float", "unfold-step-2**63", "movedim-source-str", "movedim-destination-2**63",
+        "polygamma-n-below-int64", "empty_strided-size-str", "empty_strided-size-int", "sum_to_size-none",
+        "split-0d", "split-str", "split-below-int64", "layer_norm-str", "layer_norm-int", "native_layer_norm-none",
+        "baddbmm-0d-batch2", "grid_sample-0d-input", "grid_sampler_2d-0d-grid", "ctc_loss-int-lengths",
+        "ctc_loss-lengths-2**63", "normal-size-str", "normal-size-negative",
+        "log_normal_-mean-str", "normal_-mean-list", "normal-ragged-mean",
+        "split_with_sizes-list-of-str", "grid_sampler_2d-mode-2**63"])
+def test_sizes_and_dims_are_parsed_before_any_work_as_by_torch(call, error):
+    for lib in (torch, chainrule):
+        with pytest.raises(error):
+            call(lib, lib.ones(4, 4))
+
+
+def test_normal_fill_takes_a_zero_dim_tensor_as_its_mean():
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+    drawn = [lib.ones(4).normal_(lib.tensor(2.0), 3.0) for lib in (torch, chainrule)]
+    assert drawn[1].tolist() == drawn[0].tolist()

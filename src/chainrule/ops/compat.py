@@ -20,7 +20,7 @@ from ..autograd.function import name_node
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out
 from . import creation, elementwise
-from ._arg_parser import check_str
+from ._arg_parser import check_str, int_list
 from .count_sampling import torch_binomial_draws, torch_poisson_draws
 from .index import nonzero_indices, scatter_reduce
 from .mt19937_stream import from_double
@@ -117,7 +117,7 @@ def dsplit(input: Tensor, indices_or_sections=None, *spread_indices, sections=No
 
 def split_with_sizes(input: Tensor, split_sizes, dim: int = 0) -> tuple:
     """torch.split_with_sizes: views of the given sizes along ``dim`` (they must add up to its size)."""
-    return split(input, [builtins.int(s) for s in split_sizes], dim)
+    return split(input, list(int_list(split_sizes, "split_with_sizes", "split_sizes", sized=False)), dim)
 
 
 def unsafe_split(input: Tensor, split_size: int, dim: int = 0) -> tuple:
@@ -323,7 +323,8 @@ def empty_strided(size, stride, *, dtype=None, layout=None, device=None, require
                   pin_memory: bool = False) -> Tensor:
     """torch.empty_strided: a tensor of ``size`` laid out with ``stride`` (in elements) over fresh
     storage just large enough for it; its values are unset (zero here)."""
-    size, stride = tuple(builtins.int(s) for s in size), tuple(builtins.int(s) for s in stride)
+    size, stride = (int_list(size, "empty_strided", "size", sized=False),
+                    int_list(stride, "empty_strided", "stride", sized=False))
     if len(size) != len(stride):
         raise RuntimeError(f"mismatch in length of strides and shape: sizes {list(size)}, strides {list(stride)}")
     needed = 0 if 0 in size else 1 + sum((n - 1) * s for n, s in zip(size, stride))

@@ -18,7 +18,7 @@ import numpy as np
 from .._backend import array_module
 from ..autograd.function import Function
 from ..tensor import Tensor
-from ._arg_parser import check_bool, check_int
+from ._arg_parser import check_bool, check_int, int_list
 from .loss import _check_reduction
 
 __all__ = ["ctc_loss"]
@@ -161,7 +161,8 @@ class CtcGradient(Function):
 def _lengths(value, name: str, xp) -> np.ndarray:
     if isinstance(value, Tensor):
         return xp.asarray(value._data, dtype=np.int64).reshape(-1)
-    return xp.asarray(value if isinstance(value, (list, tuple)) else [value], dtype=np.int64).reshape(-1)
+    # torch's parser: a tuple or list of ints within int64 (a single int, a str, None: TypeError)
+    return xp.asarray(int_list(value, "ctc_loss", name, sized=False), dtype=np.int64).reshape(-1)
 
 
 def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, blank: int = 0,

@@ -611,6 +611,9 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.baddbmm: ``beta * input + alpha * bmm(batch1, batch2)``."""
     _refuse_out_dtype(out_dtype, "baddbmm")
+    for batch, dim in ((batch1, 0), (batch2, 2)):  # torch reads these sizes before bmm's dimension checks
+        if isinstance(batch, Tensor) and batch._data.ndim == 0:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
     result = _scaled_add(input, bmm, (batch1, batch2), beta, alpha, "BaddbmmBackward0", "bmm(batch1, batch2)")
     return result if out is None else _exact_out(result, out, "baddbmm")
 

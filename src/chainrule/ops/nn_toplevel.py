@@ -19,7 +19,7 @@ from ..tensor import Tensor
 from . import dropout as _dropout
 from . import embedding as _embedding
 from . import normalization as _normalization
-from ._arg_parser import int_list
+from ._arg_parser import check_int, int_list
 
 __all__ = ["batch_norm", "instance_norm", "layer_norm", "group_norm", "embedding", "dropout", "alpha_dropout",
            "feature_dropout", "dropout_", "alpha_dropout_", "feature_dropout_", "feature_alpha_dropout",
@@ -124,7 +124,7 @@ def native_dropout(input: Tensor, p: float, train: bool | None):
 def native_layer_norm(input: Tensor, normalized_shape, weight: Tensor | None, bias: Tensor | None, eps: float):
     """torch.native_layer_norm: ``(output, mean, rstd)``, mean and 1/sqrt(var + eps) over the
     normalised dims, kept as size-1 dims. The statistics carry no gradient (torch defines none)."""
-    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    normalized_shape = int_list(normalized_shape, "native_layer_norm", "normalized_shape", sized=False)
     output = _normalization.layer_norm(input, normalized_shape, weight, bias, eps)
     mean, rstd = _statistics(input, tuple(range(input.ndim - len(normalized_shape), input.ndim)), eps)
     return output, mean, rstd
@@ -200,6 +200,8 @@ def grid_sampler(input: Tensor, grid: Tensor, interpolation_mode: int, padding_m
     2 bicubic; padding 0 zeros, 1 border, 2 reflection)."""
     from .sampling import grid_sample
 
+    interpolation_mode = check_int(interpolation_mode, "grid_sampler", "interpolation_mode")
+    padding_mode = check_int(padding_mode, "grid_sampler", "padding_mode")
     output = grid_sample(input, grid, _INTERPOLATION[interpolation_mode], _PADDING[padding_mode], align_corners)
     return name_node(output, f"GridSampler{input.ndim - 2}DBackward0")
 
@@ -207,6 +209,9 @@ def grid_sampler(input: Tensor, grid: Tensor, interpolation_mode: int, padding_m
 def grid_sampler_2d(input: Tensor, grid: Tensor, interpolation_mode: int, padding_mode: int,
                     align_corners: bool) -> Tensor:
     """torch.grid_sampler_2d: grid_sampler of a 4-D input."""
+    from .sampling import refuse_0d_sampler_arguments
+
+    refuse_0d_sampler_arguments(input, grid)
     if input.ndim != 4:
         raise RuntimeError(f"grid_sampler_2d(): expected 4D input, but got input with sizes {list(input.shape)}")
     return grid_sampler(input, grid, interpolation_mode, padding_mode, align_corners)
@@ -215,6 +220,9 @@ def grid_sampler_2d(input: Tensor, grid: Tensor, interpolation_mode: int, paddin
 def grid_sampler_3d(input: Tensor, grid: Tensor, interpolation_mode: int, padding_mode: int,
                     align_corners: bool) -> Tensor:
     """torch.grid_sampler_3d: grid_sampler of a 5-D input."""
+    from .sampling import refuse_0d_sampler_arguments
+
+    refuse_0d_sampler_arguments(input, grid)
     if input.ndim != 5:
         raise RuntimeError(f"grid_sampler_3d(): expected 5D input, but got input with sizes {list(input.shape)}")
     return grid_sampler(input, grid, interpolation_mode, padding_mode, align_corners)

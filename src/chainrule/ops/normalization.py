@@ -19,7 +19,7 @@ from ..autograd.function import Function, SavedValue, ctx_value, leaf_input, nam
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import _cuda_kernels
-from ._arg_parser import check_float
+from ._arg_parser import check_float, int_list
 from .elementwise import rounded_through
 from .memory_format import in_suggested_format, relaid_as_suggested
 from .second_order import gradient_against
@@ -768,7 +768,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
                eps: float = 1e-5) -> Tensor:
     """F.layer_norm: normalise over the trailing ``normalized_shape`` dims."""
     eps = check_float(eps, "layer_norm", "eps")
-    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    normalized_shape = int_list(normalized_shape, "layer_norm", "normalized_shape", sized=False)  # a str, None: TypeError
     k = len(normalized_shape)
     if k == 0:
         raise RuntimeError("Expected normalized_shape to be at least 1-dimensional, i.e., containing at least one "

@@ -31,7 +31,7 @@ from .._backend import device as _device
 from ..autograd import function as _function
 from ..autograd.function import Function
 from ..tensor import Tensor, out_keyword_front, write_out
-from ._arg_parser import check_int, int_list
+from ._arg_parser import check_float, check_int, int_list
 from .creation import (
     _dt,
     _finish,
@@ -465,6 +465,14 @@ class NormalTensorTensor(_NormalSample):
         return zero, zero  # the engine sums each to its input's shape
 
 
+def _check_float_parameters(op: str, **values) -> None:
+    """torch's parser's TypeError for a mean or std that is neither a tensor nor a real number (a
+    str, a list), before the values are checked or anything is drawn."""
+    for name, value in values.items():
+        if not isinstance(value, Tensor):
+            check_float(value, op, name)
+
+
 def _check_std(std) -> None:
     """torch's refusal of a negative (or NaN) standard deviation, before anything is drawn."""
     if isinstance(std, Tensor):
@@ -480,6 +488,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
     """Samples with the given mean(s) and std(s); tensors broadcast, as torch.normal. With float
     mean and std, ``size`` samples drawn on ``device`` (in ``dtype``). A sample from tensors that
     require grad is recorded (NormalBackward1/2/3) with torch's zero gradient for both."""
+    _check_float_parameters("normal", mean=mean, std=std)
     _check_std(std)
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
         _tensor_overloads_only(mean, std, size, dtype=dtype, layout=layout, device=device, pin_memory=pin_memory,
@@ -490,6 +499,9 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
         return NormalTensorFloat.apply(mean, std=std, generator=generator)
     if isinstance(std, Tensor):
         return NormalFloatTensor.apply(std, mean=mean, generator=generator)
+    size = int_list(size, "normal", "size", sized=False)  # torch's parser: ints only, not a single int
+    if any(n < 0 for n in size):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(size)}: {list(size)}")
     _strided_only(layout, "normal")
     xp = _xp(device)
     dt = _float_dtype(dtype, "normal_kernel_cpu")
@@ -780,6 +792,7 @@ def uniform_values(self: Tensor, a, b, generator) -> np.ndarray:
 
 @_asks_a_wrapper
 def normal_(self: Tensor, mean: builtins.float = 0.0, std: builtins.float = 1.0, *, generator=None) -> Tensor:
+    mean, std = check_float(mean, "normal_", "mean"), check_float(std, "normal_", "std")  # a 0-d tensor reads as one
     _check_std(std)
     _floating_only(self, "normal_kernel_cpu")
     return _fill_inplace(self, normal_values(self, mean, std, generator))
@@ -936,6 +949,7 @@ _CAUCHY_TYPE_NAMES = {"int64": "long int", "int32": "int", "int16": "short int",
 
 @_asks_a_wrapper
 def log_normal_(self: Tensor, mean: builtins.float = 1.0, std: builtins.float = 2.0, *, generator=None) -> Tensor:
+    mean, std = check_float(mean, "log_normal_", "mean"), check_float(std, "log_normal_", "std")
     if self._data.dtype.kind not in "fV":
         raise NotImplementedError(f'"log_normal_cpu" not implemented for \'{_dtype.scalar_name(self._data.dtype)}\'')
     if not std > 0:

@@ -126,6 +126,13 @@ def _cubic_coefficients(t: Tensor) -> list[Tensor]:
     return [far(t + 1), near(t), near(opposite), far(opposite + 1)]
 
 
+def refuse_0d_sampler_arguments(input: Tensor, grid: Tensor) -> None:
+    """torch's grid sampler reads ``input.size(0)`` and ``grid.size(0)`` before its dimension checks:
+    a 0-d tensor there is its IndexError, not the RuntimeError naming the expected dims."""
+    if input.ndim == 0 or grid.ndim == 0:
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
+
+
 def _check_grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str) -> None:
     if mode not in ("bilinear", "nearest", "bicubic"):
         raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or 'bicubic', "
@@ -133,6 +140,7 @@ def _check_grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str
     if padding_mode not in ("zeros", "border", "reflection"):
         raise ValueError(f"nn.functional.grid_sample(): expected padding_mode to be 'zeros', 'border', or "
                          f"'reflection', but got: '{padding_mode}'")
+    refuse_0d_sampler_arguments(input, grid)
     if input.ndim not in (4, 5):
         raise RuntimeError(f"grid_sampler(): expected 4D or 5D input and grid with same number of dimensions, "
                            f"but got input with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")

@@ -486,8 +486,8 @@ def t(input: Tensor) -> Tensor:
 def movedim(input: Tensor, source, destination) -> Tensor:
     """torch.movedim: move dims ``source`` to positions ``destination``; the rest keep their order."""
     ndim = input._data.ndim
-    source = [source] if isinstance(source, int) else list(source)
-    destination = [destination] if isinstance(destination, int) else list(destination)
+    source = list(int_list(source, "movedim", "source"))  # torch's parser: an int or ints, within int64
+    destination = list(int_list(destination, "movedim", "destination"))
     if len(source) != len(destination):
         raise RuntimeError(
             f"movedim: Invalid source or destination dims: source ({source} dims) should contain "
@@ -769,6 +769,13 @@ class Stack(Function):
 
 def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     """torch.split: equal chunks of ``split_size`` (last may be smaller) or explicit sizes."""
+    if tensor._data.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
+    if isinstance(split_size_or_sections, int):  # torch's parser: within int64 (ValueError beyond)
+        check_int(split_size_or_sections, "split", "split_size")
+    elif isinstance(split_size_or_sections, (tuple, list)) or not isinstance(split_size_or_sections, Tensor):
+        # anything but an int goes to torch's split_with_sizes, whose parser takes ints only
+        split_size_or_sections = int_list(split_size_or_sections, "split_with_sizes", "split_sizes", sized=False)
     if isinstance(split_size_or_sections, int) and split_size_or_sections < 0:
         raise RuntimeError(f"split expects split_size be non-negative, but got split_size={split_size_or_sections}")
     d = _wrap_dim(dim, tensor._data.ndim, "split")
@@ -1196,6 +1203,7 @@ class UnfoldBackward(Function):
 def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
     """torch.Tensor.unfold: a view of all windows of ``size`` along ``dimension``, ``step`` apart,
     as a new last dim. The gradient sums back over overlapping windows."""
+    size, step = check_int(size, "unfold", "size"), check_int(step, "unfold", "step")
     scalar = input._data.ndim == 0
     if scalar:  # a 0-d tensor unfolds as a vector of one, and its one window is the result: (size,)
         input = reshape(input, 1)

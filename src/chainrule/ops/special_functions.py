@@ -311,6 +311,8 @@ class Polygamma(Function):
 def _check_order(op: str, n) -> None:
     if not isinstance(n, (builtins.int, np.integer)) or isinstance(n, builtins.bool):
         raise TypeError(f"{op}(): argument 'n' must be int, not {type(n).__name__}")
+    if not -2**63 <= n < 2**63:  # torch's parser cannot unpack it into its int64_t
+        raise ValueError("Overflow when unpacking long long")
     if n < 0:
         raise RuntimeError(f"{op}(n, x) does not support negative n.")
 
