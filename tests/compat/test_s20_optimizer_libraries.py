@@ -462,3 +462,30 @@ def test_backward_with_create_graph_warns_of_the_reference_cycle_once(monkeypatc
     assert [(w.category, str(w.message)[:69]) for w in caught] == [
         (UserWarning, "Using backward() with create_graph=True will create a reference cycle")]
     assert caught[0].filename == __file__  # the user's line
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_tensor_times_or_over_a_number_keeps_the_number_in_float32(dtype):
+    # torch's CPU mul and div kernels keep a Python number (the second operand) in float32, their
+    # opmath type, and round the result once: bfloat16 3 * -4.7 is -14.125; a number rounded to
+    # bfloat16 first (-4.6875) gave -14.0625. add and sub round their number to the dtype.
+    rng = np.random.default_rng(3)
+    values = (rng.standard_normal(300) * np.exp(rng.uniform(-6, 6, 300))).astype(np.float32)
+    numbers = [-4.7, 0.1, 1 / 3, 0.999, 257, 7.123456e-3, -1e-6]
+
+    def run(lib):
+        x = lib.tensor(values).to(getattr(lib, dtype))
+        leaf = lib.tensor(values[:5]).to(getattr(lib, dtype)).requires_grad_()
+        results = []
+        for s in numbers:
+            scaled, shrunk = x.clone(), x.clone()
+            scaled.mul_(s)
+            shrunk /= s
+            results += [x * s, s * x, x / s, s / x, x.mul(s), scaled, shrunk, x + s, s - x]
+            (leaf * s + leaf / s).sum().backward()
+        results.append(leaf.grad)
+        return [r.detach().float().numpy() for r in results]
+
+    for i, (ours, theirs) in enumerate(zip(run(chainrule), run(torch))):
+        np.testing.assert_array_equal(ours, theirs, err_msg=f"result {i}")
+    assert float(chainrule.tensor([3.0], dtype=chainrule.bfloat16)[0] * -4.7) == -14.125

@@ -557,7 +557,7 @@ _SCALED_ADD_SAVED = {
 
 def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
     xp = array_module(input)
-    from .elementwise import add, mul, where
+    from .elementwise import add, mul, number_in_dtype, where
 
     if autocast_unifies(input._data) and input.dtype is not product.dtype and input.is_floating_point():
         input = input.to(product.dtype)  # autocast lowered the product: torch casts the added input too
@@ -569,12 +569,12 @@ def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
         as_dtype = builtins.bool if product.dtype is _dtype.bool else builtins.int
         alpha, beta, zero = as_dtype(alpha), as_dtype(beta), as_dtype(0)
     if alpha != 1:
-        product = mul(product, alpha)
+        product = mul(product, number_in_dtype(alpha, product))
     if beta == 0:
         # torch ignores input's values (NaN and inf included) but still gives it a zero gradient
         input = where(Tensor._make(xp.zeros((), dtype=bool)), input, zero)
     elif beta != 1:
-        input = mul(input, beta)
+        input = mul(input, number_in_dtype(beta, input))
     return add(input, product)
 
 
@@ -594,9 +594,9 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
     if beta != 0 and _opmath.fused_compute_dtype(dtype) is not None:
         # torch's low-precision gemv takes beta and alpha in the tensors' dtype and rounds
         # beta·input before adding alpha·(mat @ vec) in float32
-        from .elementwise import mul
+        from .elementwise import mul, number_in_dtype
 
-        input = mul(input, beta) if beta != 1 else input
+        input = mul(input, number_in_dtype(beta, input)) if beta != 1 else input
         beta, alpha = 1, builtins.float(np.asarray(alpha, dtype=dtype.np).astype(np.float32))
     result = _scaled_add(input, mv, (mat, vec), beta, alpha, "AddmvBackward0", "mat @ vec", torch_args)
     return result if out is None else _exact_out(result, out, "addmv")
@@ -640,9 +640,9 @@ def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None
     """
     kept = {"alpha": alpha, "beta": beta, "factors": (vec1, vec2), "needs": (vec1.requires_grad, vec2.requires_grad)}
     if alpha != 1 and vec1.is_floating_point():
-        from .elementwise import mul
+        from .elementwise import mul, number_in_dtype
 
-        vec1, alpha = mul(vec1, alpha), 1
+        vec1, alpha = mul(vec1, number_in_dtype(alpha, vec1)), 1
     result = name_node(_scaled_sum(input, outer(vec1, vec2), beta, alpha), "AddrBackward0", label="addr",
                        rule=_SCALED_ADD_RULE % "outer(vec1, vec2)", saved=_SCALED_ADD_SAVED["AddrBackward0"], kept=kept)
     return result if out is None else write_out(result, out, "addr")
