@@ -489,3 +489,26 @@ def test_half_tensor_times_or_over_a_number_keeps_the_number_in_float32(dtype):
     for i, (ours, theirs) in enumerate(zip(run(chainrule), run(torch))):
         np.testing.assert_array_equal(ours, theirs, err_msg=f"result {i}")
     assert float(chainrule.tensor([3.0], dtype=chainrule.bfloat16)[0] * -4.7) == -14.125
+
+
+def test_einsum_and_tensordot_refuse_contracting_mixed_dtypes_as_torch():
+    # a contraction runs through bmm, which wants one dtype; a pure broadcast product promotes
+    def outcome(lib, fn):
+        try:
+            return str(fn(lib).dtype).split(".")[-1]
+        except RuntimeError as error:
+            return str(error)
+
+    cases = [
+        lambda lib: lib.einsum("ij,jk->ik", lib.ones(2, 3), lib.ones(3, 4, dtype=lib.float64)),
+        lambda lib: lib.einsum("ij,ij->i", lib.ones(2, 3), lib.ones(2, 3, dtype=lib.float64)),
+        lambda lib: lib.einsum("ij,j->i", lib.ones(2, 3), lib.ones(3, dtype=lib.int64)),
+        lambda lib: lib.einsum("ij,jk,kl->il", lib.ones(2, 3), lib.ones(3, 4), lib.ones(4, 2, dtype=lib.float64)),
+        lambda lib: lib.einsum("ij,kl->ijkl", lib.ones(2, 3), lib.ones(3, 4, dtype=lib.float64)),
+        lambda lib: lib.einsum("ij,ij->ij", lib.ones(2, 3), lib.ones(2, 3, dtype=lib.float64)),
+        lambda lib: lib.tensordot(lib.ones(2, 3), lib.ones(3, 4, dtype=lib.float64), 1),
+        lambda lib: lib.tensordot(lib.ones(3), lib.ones(3, dtype=lib.float64), 0),
+    ]
+    ours = [outcome(chainrule, fn) for fn in cases]
+    assert ours == [outcome(torch, fn) for fn in cases]
+    assert ours[0] == "expected scalar type Float but found Double" and ours[4] == "float64"

@@ -904,6 +904,7 @@ def einsum(equation, *operands) -> Tensor:
     subs, output = _parse_einsum(equation, [t._data.shape for t in operands])
     dtypes = {t._data.dtype for t in operands}
     if len(dtypes) > 1:
+        _refuse_contracting_mixed_dtypes(subs, output, operands)
         dtype = operands[0].dtype
         for t in operands[1:]:
             dtype = _dtype.promote_types(dtype, t.dtype)
@@ -916,6 +917,33 @@ def einsum(equation, *operands) -> Tensor:
 
         operands = tuple(_cast(t, _dtype.int64) for t in operands)
     return Einsum.apply(*operands, subs=subs, output=output)
+
+
+def _refuse_contracting_mixed_dtypes(subs: list, output: list, operands) -> None:
+    """torch's einsum folds the operands in from the left; a pair that contracts a shared label
+    goes through bmm, which refuses operands of different dtypes (only a pair with nothing to
+    contract is a broadcast product, which promotes). Labels of size 1 are left alone here (torch
+    may squeeze them away first)."""
+    def sizes(labels, shape) -> dict:
+        if "..." in labels:
+            width = len(shape) - (len(labels) - 1)
+            at = labels.index("...")
+            shape = shape[:at] + shape[at + width:]
+            labels = labels[:at] + labels[at + 1:]
+        return dict(zip(labels, shape))
+
+    seen = sizes(subs[0], operands[0]._data.shape)
+    dtype = operands[0].dtype
+    for i in range(1, len(subs)):
+        later = set(output).union(*subs[i + 1:])
+        mine = sizes(subs[i], operands[i]._data.shape)
+        contracted = [label for label in mine if label in seen and label not in later
+                      and mine[label] != 1 and seen[label] != 1]
+        if contracted and operands[i].dtype is not dtype:
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(dtype)} but found "
+                               f"{_dtype.scalar_name(operands[i].dtype)}")
+        dtype = _dtype.promote_types(dtype, operands[i].dtype)
+        seen.update(mine)
 
 
 def _sums_a_lone_label(subs: list, output: list, shapes: list) -> bool:
@@ -953,6 +981,8 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
             raise RuntimeError("both dimension lists should have same length")
         dims_a = [_wrap_dim(d, a._data.ndim, "tensordot") for d in dims_a]
         dims_b = [_wrap_dim(d, b._data.ndim, "tensordot") for d in dims_b]
+    if a._data.dtype != b._data.dtype:
+        raise RuntimeError("both inputs should have same dtype")
     for da, db in zip(dims_a, dims_b):
         size_a, size_b = a._data.shape[da], b._data.shape[db]
         # torch broadcasts a size-1 contracted dim: the other operand is summed over its dim first
