@@ -119,7 +119,7 @@ def _reflected(fn, name: str = ""):
     return method
 
 
-def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""):
+def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = "", fast_dtypes: str = "fdeE"):
     """A Python operator with a fast path for the common float cases.
 
     A float tensor with a Python number, or two float tensors of one dtype, skip promotion;
@@ -150,8 +150,9 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
             # with NotImplemented
             return NotImplemented
         # float64/32/16 and bfloat16 (by type code): float8 tensors take the general op, which
-        # refuses them as torch does
-        if data.dtype.char in "fdeE":
+        # refuses them as torch does; * and / leave float16 and bfloat16 to it too, which keeps a
+        # number in float32 there as torch's kernels do
+        if data.dtype.char in fast_dtypes:
             kind = type(other)
             if kind is float or kind is int:
                 # _constant's cache, looked up here first: one call less per op
@@ -231,7 +232,8 @@ def _bind_operators() -> None:
         setattr(Tensor, f"__{name}__", _comparison(fn))
     for name, fn, cls, ufunc in (("add", ew.add, ew.Add, np.add), ("sub", ew.sub, ew.Sub, np.subtract),
                                  ("mul", ew.mul, ew.Mul, np.multiply), ("truediv", ew.div, ew.Div, np.true_divide)):
-        setattr(Tensor, f"__{name}__", _arithmetic(fn, cls, ufunc, name=f"__{name}__"))
+        fast_dtypes = "fd" if name in ("mul", "truediv") else "fdeE"
+        setattr(Tensor, f"__{name}__", _arithmetic(fn, cls, ufunc, name=f"__{name}__", fast_dtypes=fast_dtypes))
         _GENERAL_OPERATORS[f"__{name}__"] = _operator(fn, f"__{name}__")
         if name in ("add", "mul"):
             # number + tensor is tensor + number, as torch records it: the tensor's edge first

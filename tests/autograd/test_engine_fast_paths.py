@@ -249,9 +249,10 @@ def test_unrecorded_arithmetic_with_numbers_matches_numpy_and_torch_bit_for_bit(
                 if fn(2.0, 1.0) == 0.5:  # number / tensor: torch's reciprocal(tensor) * number
                     expected = np.reciprocal(values) * number
             assert ours.dtype == expected.dtype == fn(t, number).numpy().dtype
-            np.testing.assert_array_equal(ours, expected)
-            if dtype != "float16":  # (torch's float16 kernels take the number in float32: not matched yet)
-                np.testing.assert_array_equal(ours, fn(t, number).numpy())
+            if dtype != "float16" or fn(2.0, 5.0) in (7.0, 3.0, -3.0):
+                # (torch's float16 * and / keep the number in float32, where NumPy rounds it to float16)
+                np.testing.assert_array_equal(ours, expected)
+            np.testing.assert_array_equal(ours, fn(t, number).numpy())
     with cr.no_grad():
         w = cr.tensor([1.0, 2.0], requires_grad=True)
         np.testing.assert_array_equal((w * 0.9).numpy(), np.float32([1.0, 2.0]) * 0.9)

@@ -462,3 +462,53 @@ def test_backward_with_create_graph_warns_of_the_reference_cycle_once(monkeypatc
     assert [(w.category, str(w.message)[:69]) for w in caught] == [
         (UserWarning, "Using backward() with create_graph=True will create a reference cycle")]
     assert caught[0].filename == __file__  # the user's line
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_tensor_times_or_over_a_number_keeps_the_number_in_float32(dtype):
+    # torch's CPU mul and div kernels keep a Python number (the second operand) in float32, their
+    # opmath type, and round the result once: bfloat16 3 * -4.7 is -14.125; a number rounded to
+    # bfloat16 first (-4.6875) gave -14.0625. add and sub round their number to the dtype.
+    rng = np.random.default_rng(3)
+    values = (rng.standard_normal(300) * np.exp(rng.uniform(-6, 6, 300))).astype(np.float32)
+    numbers = [-4.7, 0.1, 1 / 3, 0.999, 257, 7.123456e-3, -1e-6]
+
+    def run(lib):
+        x = lib.tensor(values).to(getattr(lib, dtype))
+        leaf = lib.tensor(values[:5]).to(getattr(lib, dtype)).requires_grad_()
+        results = []
+        for s in numbers:
+            scaled, shrunk = x.clone(), x.clone()
+            scaled.mul_(s)
+            shrunk /= s
+            results += [x * s, s * x, x / s, s / x, x.mul(s), scaled, shrunk, x + s, s - x]
+            (leaf * s + leaf / s).sum().backward()
+        results.append(leaf.grad)
+        return [r.detach().float().numpy() for r in results]
+
+    for i, (ours, theirs) in enumerate(zip(run(chainrule), run(torch))):
+        np.testing.assert_array_equal(ours, theirs, err_msg=f"result {i}")
+    assert float(chainrule.tensor([3.0], dtype=chainrule.bfloat16)[0] * -4.7) == -14.125
+
+
+def test_einsum_and_tensordot_refuse_contracting_mixed_dtypes_as_torch():
+    # a contraction runs through bmm, which wants one dtype; a pure broadcast product promotes
+    def outcome(lib, fn):
+        try:
+            return str(fn(lib).dtype).split(".")[-1]
+        except RuntimeError as error:
+            return str(error)
+
+    cases = [
+        lambda lib: lib.einsum("ij,jk->ik", lib.ones(2, 3), lib.ones(3, 4, dtype=lib.float64)),
+        lambda lib: lib.einsum("ij,ij->i", lib.ones(2, 3), lib.ones(2, 3, dtype=lib.float64)),
+        lambda lib: lib.einsum("ij,j->i", lib.ones(2, 3), lib.ones(3, dtype=lib.int64)),
+        lambda lib: lib.einsum("ij,jk,kl->il", lib.ones(2, 3), lib.ones(3, 4), lib.ones(4, 2, dtype=lib.float64)),
+        lambda lib: lib.einsum("ij,kl->ijkl", lib.ones(2, 3), lib.ones(3, 4, dtype=lib.float64)),
+        lambda lib: lib.einsum("ij,ij->ij", lib.ones(2, 3), lib.ones(2, 3, dtype=lib.float64)),
+        lambda lib: lib.tensordot(lib.ones(2, 3), lib.ones(3, 4, dtype=lib.float64), 1),
+        lambda lib: lib.tensordot(lib.ones(3), lib.ones(3, dtype=lib.float64), 0),
+    ]
+    ours = [outcome(chainrule, fn) for fn in cases]
+    assert ours == [outcome(torch, fn) for fn in cases]
+    assert ours[0] == "expected scalar type Float but found Double" and ours[4] == "float64"

@@ -701,8 +701,36 @@ def rsub(input, other, alpha=1) -> Tensor:
 @accepts_two_numbers
 @honours_out
 def mul(input, other, *, out=None) -> Tensor:
+    if _is_real_number(other) and _is_half(input):
+        return _with_number_in_float32(input, lambda x: x * other, "MulBackward0")
     a, b = _pair(input, other)
     return Mul.apply(a, b)
+
+
+def _is_half(x) -> builtins.bool:
+    return isinstance(x, Tensor) and x._data.dtype.char in "eE"
+
+
+def _is_real_number(value) -> builtins.bool:
+    return isinstance(value, (builtins.int, builtins.float, np.integer, np.floating)) and not isinstance(value, Tensor)
+
+
+def number_in_dtype(number, tensor: Tensor):
+    """``number`` rounded to ``tensor``'s bfloat16/float16 dtype, for the composites whose torch
+    kernels take a number in the tensors' dtype (addmv's and addr's beta and alpha), where ``mul``
+    would keep it in float32; any other number or dtype unchanged."""
+    if _is_half(tensor) and _is_real_number(number):
+        return builtins.float(np.asarray(number, dtype=tensor._data.dtype).astype(np.float32))
+    return number
+
+
+def _with_number_in_float32(tensor: Tensor, compute, node_name: str) -> Tensor:
+    """``tensor * number`` or ``tensor / number`` on bfloat16/float16 as torch's CPU kernels compute
+    them: the number (the second operand) kept in float32, the op's opmath type, not rounded to the
+    tensor's dtype first (bfloat16 ``3 * -4.7`` is -14.125, not -14.0625), the result rounded once.
+    add and sub round their number to the tensor's dtype, as torch's do (the plain path)."""
+    with np.errstate(all="ignore"):  # silent as torch's: a number beyond the dtype's range gives inf
+        return name_node(rounded_once(compute, tensor), node_name)
 
 
 @accepts_two_numbers
@@ -710,6 +738,8 @@ def mul(input, other, *, out=None) -> Tensor:
 def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     """torch.div: true division (ints give floats); rounding_mode 'trunc' or 'floor' rounds."""
     if rounding_mode is None:
+        if _is_real_number(other) and _is_half(input):
+            return _with_number_in_float32(input, lambda x: x / other, "DivBackward0")
         a, b = _float_pair(input, other)
         return Div.apply(a, b)
     check_str(rounding_mode, "div", "rounding_mode")

@@ -560,7 +560,7 @@ _SCALED_ADD_SAVED = {
 
 def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
     xp = array_module(input)
-    from .elementwise import add, mul, where
+    from .elementwise import add, mul, number_in_dtype, where
 
     if autocast_unifies(input._data) and input.dtype is not product.dtype and input.is_floating_point():
         input = input.to(product.dtype)  # autocast lowered the product: torch casts the added input too
@@ -572,12 +572,12 @@ def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
         as_dtype = builtins.bool if product.dtype is _dtype.bool else builtins.int
         alpha, beta, zero = as_dtype(alpha), as_dtype(beta), as_dtype(0)
     if alpha != 1:
-        product = mul(product, alpha)
+        product = mul(product, number_in_dtype(alpha, product))
     if beta == 0:
         # torch ignores input's values (NaN and inf included) but still gives it a zero gradient
         input = where(Tensor._make(xp.zeros((), dtype=bool)), input, zero)
     elif beta != 1:
-        input = mul(input, beta)
+        input = mul(input, number_in_dtype(beta, input))
     return add(input, product)
 
 
@@ -599,9 +599,9 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
     if beta != 0 and _opmath.fused_compute_dtype(dtype) is not None:
         # torch's low-precision gemv takes beta and alpha in the tensors' dtype and rounds
         # beta·input before adding alpha·(mat @ vec) in float32
-        from .elementwise import mul
+        from .elementwise import mul, number_in_dtype
 
-        input = mul(input, beta) if beta != 1 else input
+        input = mul(input, number_in_dtype(beta, input)) if beta != 1 else input
         beta, alpha = 1, builtins.float(np.asarray(alpha, dtype=dtype.np).astype(np.float32))
     result = _scaled_add(input, mv, (mat, vec), beta, alpha, "AddmvBackward0", "mat @ vec", torch_args)
     return result if out is None else _exact_out(result, out, "addmv")
@@ -648,9 +648,9 @@ def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None
     """
     kept = {"alpha": alpha, "beta": beta, "factors": (vec1, vec2), "needs": (vec1.requires_grad, vec2.requires_grad)}
     if alpha != 1 and vec1.is_floating_point():
-        from .elementwise import mul
+        from .elementwise import mul, number_in_dtype
 
-        vec1, alpha = mul(vec1, alpha), 1
+        vec1, alpha = mul(vec1, number_in_dtype(alpha, vec1)), 1
     result = name_node(_scaled_sum(input, outer(vec1, vec2), beta, alpha), "AddrBackward0", label="addr",
                        rule=_SCALED_ADD_RULE % "outer(vec1, vec2)", saved=_SCALED_ADD_SAVED["AddrBackward0"], kept=kept)
     return result if out is None else write_out(result, out, "addr")
@@ -920,6 +920,7 @@ def einsum(equation, *operands) -> Tensor:
     subs, output = _parse_einsum(equation, [t._data.shape for t in operands])
     dtypes = {t._data.dtype for t in operands}
     if len(dtypes) > 1:
+        _refuse_contracting_mixed_dtypes(subs, output, operands)
         dtype = operands[0].dtype
         for t in operands[1:]:
             dtype = _dtype.promote_types(dtype, t.dtype)
@@ -936,6 +937,33 @@ def einsum(equation, *operands) -> Tensor:
 
 einsum.__torch_dispatching__ = True
 einsum.__torch_owner__ = "torch"
+
+
+def _refuse_contracting_mixed_dtypes(subs: list, output: list, operands) -> None:
+    """torch's einsum folds the operands in from the left; a pair that contracts a shared label
+    goes through bmm, which refuses operands of different dtypes (only a pair with nothing to
+    contract is a broadcast product, which promotes). Labels of size 1 are left alone here (torch
+    may squeeze them away first)."""
+    def sizes(labels, shape) -> dict:
+        if "..." in labels:
+            width = len(shape) - (len(labels) - 1)
+            at = labels.index("...")
+            shape = shape[:at] + shape[at + width:]
+            labels = labels[:at] + labels[at + 1:]
+        return dict(zip(labels, shape))
+
+    seen = sizes(subs[0], operands[0]._data.shape)
+    dtype = operands[0].dtype
+    for i in range(1, len(subs)):
+        later = set(output).union(*subs[i + 1:])
+        mine = sizes(subs[i], operands[i]._data.shape)
+        contracted = [label for label in mine if label in seen and label not in later
+                      and mine[label] != 1 and seen[label] != 1]
+        if contracted and operands[i].dtype is not dtype:
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(dtype)} but found "
+                               f"{_dtype.scalar_name(operands[i].dtype)}")
+        dtype = _dtype.promote_types(dtype, operands[i].dtype)
+        seen.update(mine)
 
 
 def _sums_a_lone_label(subs: list, output: list, shapes: list) -> bool:
@@ -973,6 +1001,8 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
             raise RuntimeError("both dimension lists should have same length")
         dims_a = [_wrap_dim(d, a._data.ndim, "tensordot") for d in dims_a]
         dims_b = [_wrap_dim(d, b._data.ndim, "tensordot") for d in dims_b]
+    if a._data.dtype != b._data.dtype:
+        raise RuntimeError("both inputs should have same dtype")
     for da, db in zip(dims_a, dims_b):
         size_a, size_b = a._data.shape[da], b._data.shape[db]
         # torch broadcasts a size-1 contracted dim: the other operand is summed over its dim first
