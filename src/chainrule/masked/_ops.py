@@ -289,31 +289,28 @@ def std(input: Tensor, dim=None, unbiased: bool | None = None, *, correction=Non
     return _std_var(input, dim, unbiased, correction, keepdim, dtype, mask, take_sqrt=True)
 
 
-def softmax(input: Tensor, dim: int, *, dtype=None, mask: Tensor | None = None) -> Tensor:
-    """torch.masked.softmax: masked-out elements count as -inf (0 probability; a NaN row where all are out)."""
+def _normalized(name: str, fill: str, function, input: Tensor, dim: int, dtype, mask) -> Tensor:
+    """``function`` (F.softmax, ...) along ``dim`` with the masked-out elements filled as ``fill``'s identity."""
     dtype = input.dtype if dtype is None else dtype
     d = _canonical_dims(dim, input.ndim)[0]
-    filled = _masked_input("amax", input, mask)
-    _strided_only(filled, "softmax")
-    return F.softmax(filled, d, dtype=dtype)
+    filled = _masked_input(fill, input, mask)
+    _strided_only(filled, name)
+    return function(filled, d, dtype=dtype)
+
+
+def softmax(input: Tensor, dim: int, *, dtype=None, mask: Tensor | None = None) -> Tensor:
+    """torch.masked.softmax: masked-out elements count as -inf (0 probability; a NaN row where all are out)."""
+    return _normalized("softmax", "amax", F.softmax, input, dim, dtype, mask)
 
 
 def log_softmax(input: Tensor, dim: int, *, dtype=None, mask: Tensor | None = None) -> Tensor:
     """torch.masked.log_softmax: masked-out elements count as -inf."""
-    dtype = input.dtype if dtype is None else dtype
-    d = _canonical_dims(dim, input.ndim)[0]
-    filled = _masked_input("amax", input, mask)
-    _strided_only(filled, "log_softmax")
-    return F.log_softmax(filled, d, dtype=dtype)
+    return _normalized("log_softmax", "amax", F.log_softmax, input, dim, dtype, mask)
 
 
 def softmin(input: Tensor, dim: int, *, dtype=None, mask: Tensor | None = None) -> Tensor:
     """torch.masked.softmin: masked-out elements count as +inf."""
-    dtype = input.dtype if dtype is None else dtype
-    d = _canonical_dims(dim, input.ndim)[0]
-    filled = _masked_input("amin", input, mask)
-    _strided_only(filled, "softmin")
-    return F.softmin(filled, d, dtype=dtype)
+    return _normalized("softmin", "amin", F.softmin, input, dim, dtype, mask)
 
 
 def normalize(input: Tensor, ord: float, dim: int, *, eps: float = 1e-12, dtype=None,
