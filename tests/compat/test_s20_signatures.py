@@ -520,3 +520,22 @@ def test_index_reduce_warns_once_that_it_is_in_beta(monkeypatch):
         chainrule.index_reduce(chainrule.zeros(3), 0, chainrule.tensor([1]), chainrule.ones(1), "amax")
     assert [(w.category, str(w.message), w.filename) for w in caught] == [
         (UserWarning, "index_reduce() is in beta and the API may change at any time.", __file__)]
+
+
+@pytest.mark.parametrize("dtype, bounds", [
+    ("bool", (2, None)), ("bool", (0, 3)), ("bool", (0, None)), ("bool", (1, None)), ("bool", (-1, 1)), ("bool", (5,)),
+    ("int8", (0, 300)), ("int8", (-300, 3)), ("int8", (200, None)), ("int8", (300, 2)), ("int8", (0,)), ("int8", (-3,)),
+    ("uint8", (-1, 3)), ("uint8", (256,)), ("uint8", (255,)), ("int16", (0, 40000)), ("int16", (-40000, None)),
+    ("uint16", (-1, 3)), ("uint32", (-1, 3)), ("int32", (0, 2**31 + 1)), ("int16", (-5, 5)),
+])
+def test_random_bounds_are_values_of_the_dtype_as_torchs_check(dtype, bounds):
+    # torch's check_from_to_in_range: from and to - 1 must fit an integral or bool tensor (named by its C++
+    # type), from < to; a bool tensor drew from up to 2**24 + 1 for random_(0, None) (all True)
+    outcomes = []
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        try:
+            outcomes.append(lib.zeros(6, dtype=getattr(lib, dtype)).random_(*bounds).tolist())
+        except RuntimeError as error:
+            outcomes.append(str(error))
+    assert outcomes[0] == outcomes[1]

@@ -858,19 +858,44 @@ def random_(self: Tensor, *bounds, **keywords) -> Tensor:
             or ("from" in keywords and "to" not in keywords) or (given and given[0] is None):
         raise _random_refusal(bounds, keywords)
     xp = array_module(self)
-    if (not given or len(given) == 1 and not given[0]) and xp is np:
+    if not given and xp is np:
         stream = _rng(generator)
         return _fill_inplace(self, _in_memory_order(
             self._data, lambda shape: _full_range_values(self._data.dtype, shape, stream)))
     if len(given) == 2:
         low, high = given
+        dt = np.dtype(self._data.dtype)
+        if high is not None and low >= high:
+            raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
         if high is None:  # from up to the dtype's largest exact integer
-            dt = np.dtype(self._data.dtype)
-            high = builtins.int(np.iinfo(dt).max) + 1 if dt.kind in "iu" else (1 << _dtype_digits(dt)) + 1
+            high = (2 if dt.kind == "b" else builtins.int(np.iinfo(dt).max) + 1 if dt.kind in "iu"
+                    else (1 << _dtype_digits(dt)) + 1)
+        _check_integral_range(dt, low, high - 1)
     else:
-        low, high = 0, given[0] if given and given[0] else 2**24
+        low, high = 0, given[0] if given else 2**24
+        if given:
+            if high <= 0:
+                raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from=0 >= to={high}")
+            _check_integral_range(np.dtype(self._data.dtype), 0, high - 1)
     stream = _rng(generator, xp)
     return _fill_inplace(self, _in_memory_order(self._data, lambda shape: stream.integers(low, high, shape)))
+
+
+# torch names an integral dtype by its C++ type in random_'s range errors
+_CPP_INTEGRAL_NAMES = {"bool": "bool", "int8": "signed char", "uint8": "unsigned char", "int16": "short int",
+                       "uint16": "short unsigned int", "int32": "int", "uint32": "unsigned int",
+                       "int64": "long int", "uint64": "long unsigned int"}
+
+
+def _check_integral_range(dt: np.dtype, low: int, highest: int) -> None:
+    """torch's check_from_to_in_range for an integral or bool tensor: ``from`` and ``to - 1`` must be
+    values of the dtype (the draws are written without wrapping)."""
+    if dt.kind not in "biu":
+        return
+    least, most = (0, 1) if dt.kind == "b" else (builtins.int(np.iinfo(dt).min), builtins.int(np.iinfo(dt).max))
+    for value, name in ((low, "from"), (highest, "to - 1")):
+        if not least <= value <= most:
+            raise RuntimeError(f"{name} is out of bounds for {_CPP_INTEGRAL_NAMES.get(dt.name, dt.name)}")
 
 
 def _full_range_values(dt, shape, stream) -> np.ndarray:
