@@ -501,3 +501,19 @@ def test_training_rrelu_refuses_half_as_torch(function):
         getattr(cr.nn.functional, function)(x, training=True)
     assert str(ours.value) == str(theirs.value)
     assert cr.equal(x, cr.ones(3, dtype=cr.float16))  # refused before anything was written
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "float64"])
+@pytest.mark.parametrize("low, high", [(0, 2**28 - 1), (0, 2**28), (-5, 2**30), (0, 2**31 - 2), (7, 2**32 + 9)])
+def test_random_over_a_wide_range_draws_torchs_values(dtype, low, high):
+    # torch 2.13's CPU kernel takes a 64-bit word once the range reaches 2**28 (not 2**32)
+    if dtype == "int32" and high > 2**31:
+        pytest.skip("beyond int32")
+    drawn = []
+    for lib in (torch, cr):
+        lib.manual_seed(3)
+        drawn.append(lib.zeros(9, dtype=getattr(lib, dtype)).random_(low, high).tolist())
+    assert drawn[0] == drawn[1]
+    torch.manual_seed(4)
+    cr.manual_seed(4)
+    assert torch.randint(low, high, (6,)).tolist() == cr.randint(low, high, (6,)).tolist()

@@ -272,13 +272,14 @@ class MT19937Stream:
 
     def integers(self, low, high=None, size=None, dtype=np.int64, endpoint=False):
         """torch's random_(low, high): ``word % (high - low) + low``, a random64 word when the range
-        reaches 2**32, else a 32-bit one. ``integers(n)`` is [0, n), as NumPy's."""
+        reaches 2**28 (torch 2.13's CPU kernel; measured: 2**28 - 1 takes a 32-bit word, 2**28 a 64-bit
+        one, in every integer and double dtype), else a 32-bit one. ``integers(n)`` is [0, n), as NumPy's."""
         if high is None:
             low, high = 0, low
         low, high = int(low), int(high) + bool(endpoint)
         span = high - low
         count = math.prod(_shape(size))
-        draws = self.words64(count) if span >= 2**32 else self.words(count)
+        draws = self.words64(count) if span >= 2**28 else self.words(count)
         draws %= draws.dtype.type(span)
         if high > 2**63:  # past int64: Python ints
             values = np.asarray(draws.astype(object) + low)
