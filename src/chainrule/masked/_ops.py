@@ -139,19 +139,13 @@ def prod(input: Tensor, dim=None, *, keepdim: bool | None = False, dtype=None, m
 def cumsum(input: Tensor, dim: int, *, dtype=None, mask: Tensor | None = None) -> Tensor:
     """torch.masked.cumsum: masked-out elements add 0."""
     dtype = input.dtype if dtype is None else dtype
-    d = _canonical_dims(dim, input.ndim)[0]
-    filled = _masked_input("sum", input, mask)
-    _strided_only(filled, "cumsum")
-    return _cumsum(filled, d, dtype=dtype).to(dtype=dtype)
+    return _filled_along_dim("cumsum", "sum", _cumsum, input, dim, dtype, mask).to(dtype=dtype)
 
 
 def cumprod(input: Tensor, dim: int, *, dtype=None, mask: Tensor | None = None) -> Tensor:
     """torch.masked.cumprod: masked-out elements multiply by 1."""
     dtype = input.dtype if dtype is None else dtype
-    d = _canonical_dims(dim, input.ndim)[0]
-    filled = _masked_input("prod", input, mask)
-    _strided_only(filled, "cumprod")
-    return _cumprod(filled, d, dtype=dtype).to(dtype=dtype)
+    return _filled_along_dim("cumprod", "prod", _cumprod, input, dim, dtype, mask).to(dtype=dtype)
 
 
 def amax(input: Tensor, dim=None, *, keepdim: bool | None = False, dtype=None, mask: Tensor | None = None) -> Tensor:
@@ -289,8 +283,9 @@ def std(input: Tensor, dim=None, unbiased: bool | None = None, *, correction=Non
     return _std_var(input, dim, unbiased, correction, keepdim, dtype, mask, take_sqrt=True)
 
 
-def _normalized(name: str, fill: str, function, input: Tensor, dim: int, dtype, mask) -> Tensor:
-    """``function`` (F.softmax, ...) along ``dim`` with the masked-out elements filled as ``fill``'s identity."""
+def _filled_along_dim(name: str, fill: str, function, input: Tensor, dim: int, dtype, mask) -> Tensor:
+    """``function`` (F.softmax, cumsum, ...) along ``dim`` with the masked-out elements filled with ``fill``'s
+    identity."""
     dtype = input.dtype if dtype is None else dtype
     d = _canonical_dims(dim, input.ndim)[0]
     filled = _masked_input(fill, input, mask)
@@ -300,17 +295,17 @@ def _normalized(name: str, fill: str, function, input: Tensor, dim: int, dtype, 
 
 def softmax(input: Tensor, dim: int, *, dtype=None, mask: Tensor | None = None) -> Tensor:
     """torch.masked.softmax: masked-out elements count as -inf (0 probability; a NaN row where all are out)."""
-    return _normalized("softmax", "amax", F.softmax, input, dim, dtype, mask)
+    return _filled_along_dim("softmax", "amax", F.softmax, input, dim, dtype, mask)
 
 
 def log_softmax(input: Tensor, dim: int, *, dtype=None, mask: Tensor | None = None) -> Tensor:
     """torch.masked.log_softmax: masked-out elements count as -inf."""
-    return _normalized("log_softmax", "amax", F.log_softmax, input, dim, dtype, mask)
+    return _filled_along_dim("log_softmax", "amax", F.log_softmax, input, dim, dtype, mask)
 
 
 def softmin(input: Tensor, dim: int, *, dtype=None, mask: Tensor | None = None) -> Tensor:
     """torch.masked.softmin: masked-out elements count as +inf."""
-    return _normalized("softmin", "amin", F.softmin, input, dim, dtype, mask)
+    return _filled_along_dim("softmin", "amin", F.softmin, input, dim, dtype, mask)
 
 
 def normalize(input: Tensor, ord: float, dim: int, *, eps: float = 1e-12, dtype=None,

@@ -589,6 +589,14 @@ def _expand_to_weight(value, d: int, dims: int, name: str, opname: str) -> tuple
     return value
 
 
+def _check_stride_and_dilation(stride: tuple, dilation: tuple) -> None:
+    """torch's checks of a convolution's (or transposed convolution's) stride and dilation, in its order."""
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(dl <= 0 for dl in dilation):
+        raise RuntimeError("dilation should be greater than zero")
+
+
 def _check_weight_rank(input: Tensor, weight: Tensor) -> None:
     """torch's check_shape_forward, after its stride/padding/dilation checks: its message prints the
     weight's size after a space (the padding='same' path prints it without one)."""
@@ -703,10 +711,7 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
         dilation = _expand_to_weight(dilation, d, weight.ndim - 2, "dilation", opname)
         if any(p < 0 for p in padding):
             raise RuntimeError("negative padding is not supported")
-    if any(s <= 0 for s in stride):
-        raise RuntimeError("non-positive stride is not supported")
-    if any(dl <= 0 for dl in dilation):
-        raise RuntimeError("dilation should be greater than zero")
+    _check_stride_and_dilation(stride, dilation)
     _check_weight_rank(input, weight)
     _check_dtypes(input, weight, bias)
     if weight.shape[0] == 0:
@@ -791,10 +796,7 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
         raise RuntimeError("negative padding is not supported")
     if any(p < 0 for p in output_padding):
         raise RuntimeError("negative output_padding is not supported")
-    if any(s <= 0 for s in stride):
-        raise RuntimeError("non-positive stride is not supported")
-    if any(dl <= 0 for dl in dilation):
-        raise RuntimeError("dilation should be greater than zero")
+    _check_stride_and_dilation(stride, dilation)
     _check_weight_rank(input, weight)
     if d < 3 and bias is not None and bias.dtype != input.dtype and input.device.type == "cpu":
         # torch's CPU conv_transpose1d/2d add a bias of any float dtype to the output, in the input's
