@@ -1,6 +1,7 @@
 """Session 21's torch.distributions trial (tools/torch_distributions_trial.py): the differences it
 found, each fixed and pinned here against torch."""
 
+import math
 
 import numpy as np
 import pytest
@@ -71,3 +72,73 @@ def test_kl_between_binomials_with_more_trials_in_q_is_refused_as_torch():
         kl(cr)
     with pytest.raises(NotImplementedError, match="q.total_count > p.total_count"):
         kl(torch)
+
+
+# ---- transforms -------------------------------------------------------------------------------
+
+def test_affine_log_det_with_a_number_scale_counts_every_event_element():
+    # log|det| of y = 0.5 + 3 x over event_dim=1 rows of 3 is 3 log 3; chainrule summed one log 3
+    def log_det(lib):
+        x = _t(lib, [[0.3, -1.0, 1.0], [2.0, 1.0, 0.0]])
+        transform = lib.distributions.AffineTransform(0.5, 3.0, event_dim=1)
+        return transform.log_abs_det_jacobian(x, transform(x))
+
+    ours, theirs = _both(log_det)
+    _assert_close(ours, theirs)
+    _assert_close(ours, torch.full((2,), 3 * math.log(3.0), dtype=torch.float64))
+
+
+def test_identity_transform_log_det_has_the_shape_of_x():
+    def log_dets(lib):
+        x = _t(lib, [[1.0, 2.0], [3.0, 4.0]])
+        return [transform.log_abs_det_jacobian(x, x) for transform in (
+            lib.distributions.identity_transform, lib.distributions.ComposeTransform([]))]
+
+    for ours, theirs in zip(*_both(log_dets)):
+        _assert_close(ours, theirs)
+        assert tuple(ours.shape) == (2, 2)
+
+
+def test_signs_of_number_scales_are_ints_and_the_inverse_repr_names_the_transform():
+    D = cr.distributions
+    signs = [D.AffineTransform(0.0, -2.0).sign, D.AffineTransform(1.0, 2.0).sign,
+             D.ComposeTransform([D.AffineTransform(1.0, 2.0), D.ExpTransform()]).sign,
+             D.biject_to(D.constraints.interval(-1.0, 3.0)).sign]
+    assert signs == [-1, 1, 1, 1] and all(type(sign) is int for sign in signs)
+    assert repr(D.ExpTransform().inv) == repr(torch.distributions.ExpTransform().inv) == \
+        "_InverseTransform(ExpTransform())"
+    exponent = D.PowerTransform(2.5).exponent  # a number becomes a tensor, as torch's
+    assert isinstance(exponent, cr.Tensor) and exponent.item() == 2.5
+
+
+def test_affine_and_power_transforms_compare_by_value():
+    D = cr.distributions
+    assert D.AffineTransform(cr.tensor([1.0, 2.0]), 3.0) == D.AffineTransform(cr.tensor([1.0, 2.0]), 3.0)
+    assert D.AffineTransform(1.0, 3.0) != D.AffineTransform(1.0, cr.tensor([3.0, 4.0]))
+    assert D.PowerTransform(cr.tensor(2.0)) == D.PowerTransform(2.0) != D.PowerTransform(-1.0)
+
+
+@pytest.mark.parametrize("family", ["Weibull", "Kumaraswamy", "InverseGamma", "Gumbel"])
+def test_kl_of_transformed_families_with_equal_transforms_is_the_base_kl(family):
+    # torch compares the transforms by value: equal parameters (and InverseGamma's fixed power
+    # transform, whatever the parameters) give KL of the base distributions; chainrule compared
+    # the transform objects and raised NotImplementedError
+    def kl(lib):
+        D = lib.distributions
+        first, second = _t(lib, [1.0, 2.0, 0.5]), _t(lib, [0.5, 3.0, 1.0])
+        p = getattr(D, family)(first, second)
+        q = getattr(D, family)(first.clone(), (second if family != "InverseGamma" else first).clone())
+        return D.kl_divergence(p, q)
+
+    ours, theirs = _both(kl)
+    _assert_close(ours, theirs)
+
+
+def test_transform_to_positive_is_exp_then_a_shift_as_torch():
+    # torch's greater_than registration covers positive and nonnegative too: exp, then x + 0
+    for name in ("positive", "nonnegative"):
+        ours = cr.distributions.transform_to(getattr(cr.distributions.constraints, name))
+        theirs = torch.distributions.transform_to(getattr(torch.distributions.constraints, name))
+        assert repr(ours) == repr(theirs)
+        assert repr(ours.codomain) == repr(theirs.codomain) == "Real()"
+        _assert_close(ours(_t(cr, [-1.0, 2.0])), theirs(_t(torch, [-1.0, 2.0])))
