@@ -142,3 +142,65 @@ def test_transform_to_positive_is_exp_then_a_shift_as_torch():
         assert repr(ours) == repr(theirs)
         assert repr(ours.codomain) == repr(theirs.codomain) == "Real()"
         _assert_close(ours(_t(cr, [-1.0, 2.0])), theirs(_t(torch, [-1.0, 2.0])))
+
+
+# ---- properties and methods chainrule lacked --------------------------------------------------
+
+def _nan_equal(ours, theirs):
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    np.testing.assert_array_equal(ours.detach().numpy(), theirs.detach().numpy())
+
+
+def test_bernoulli_mode_categorical_variance_and_uniform_mode_are_torchs():
+    # torch answers NaN where no single value is the answer (p = 1/2, class labels, a flat density)
+    def answers(lib):
+        D = lib.distributions
+        return [D.Bernoulli(probs=_t(lib, [0.2, 0.5, 0.9])).mode,
+                D.Categorical(probs=_t(lib, [[0.1, 0.2, 0.7], [0.3, 0.3, 0.4]])).variance,
+                D.Categorical(logits=_t(lib, [0.5, -1.0])).stddev,
+                D.Uniform(_t(lib, [0.0, -1.0]), _t(lib, [1.0, 2.0])).mode]
+
+    for ours, theirs in zip(*_both(answers)):
+        _nan_equal(ours, theirs)
+    assert np.isnan(cr.distributions.Bernoulli(probs=cr.tensor([0.5])).mode.item())
+
+
+@pytest.mark.parametrize("total_count", [1, 4, 10])
+def test_multinomial_entropy_and_its_gradient_are_torchs(total_count):
+    # chainrule raised NotImplementedError; torch sums n H(Categorical) - log n! and E[log x_i!]
+    def entropy_and_grad(lib):
+        logits = _t(lib, [[1.0, 2.0, -1.0, 0.0], [0.0, 0.0, 3.0, 1.0]]).requires_grad_()
+        entropy = lib.distributions.Multinomial(total_count, logits=logits).entropy()
+        entropy.sum().backward()
+        return entropy, logits.grad
+
+    for ours, theirs in zip(*_both(entropy_and_grad)):
+        _assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize("family", ["HalfNormal", "HalfCauchy"])
+def test_half_families_invert_their_cdf(family):
+    # chainrule's icdf went through the absolute value's sign (none): NotImplementedError
+    def icdf(lib):
+        dist = getattr(lib.distributions, family)(_t(lib, [1.0, 2.0]))
+        return dist.icdf(_t(lib, [0.1, 0.75])), dist.cdf(dist.icdf(_t(lib, [0.3, 0.9])))
+
+    (ours, round_trip), (theirs, _) = _both(icdf)
+    _assert_close(ours, theirs)
+    _assert_close(round_trip, torch.tensor([0.3, 0.9], dtype=torch.float64))
+
+
+def test_independent_support_reads_the_reinterpreted_dims_as_event_dims():
+    def supports(lib):
+        D = lib.distributions
+        normal = D.Independent(D.Normal(_t(lib, [[0.0, 1.0]]), _t(lib, [[1.0, 1.0]])), 1)
+        bernoulli = D.Independent(D.Bernoulli(probs=_t(lib, [[0.1, 0.9], [0.5, 0.5]])), 2)
+        unchanged = D.Independent(D.Normal(_t(lib, [0.0]), _t(lib, [1.0])), 0)
+        return normal.support, bernoulli.support, unchanged.support
+
+    for ours, theirs in zip(*_both(supports)):
+        assert repr(ours) == repr(theirs)
+    bernoulli_support = supports(cr)[1]
+    assert bernoulli_support.event_dim == 2
+    # one answer per (empty) batch: all four entries must be 0 or 1
+    assert bernoulli_support.check(cr.tensor([[1.0, 0.0], [1.0, 0.5]])).tolist() is False
