@@ -204,3 +204,40 @@ def test_independent_support_reads_the_reinterpreted_dims_as_event_dims():
     assert bernoulli_support.event_dim == 2
     # one answer per (empty) batch: all four entries must be 0 or 1
     assert bernoulli_support.check(cr.tensor([[1.0, 0.0], [1.0, 0.5]])).tolist() is False
+
+
+# ---- constraints ------------------------------------------------------------------------------
+
+def _constraint_outcome(lib, build, values, dtype=None):
+    constraint = build(lib.distributions.constraints)
+    try:
+        return constraint.check(lib.tensor(values, dtype=dtype))
+    except Exception as exc:  # the class is the answer compared
+        return type(exc)
+
+
+@pytest.mark.parametrize("build, values, dtype", [
+    # chainrule leaked NumPy's ValueError and AxisError, or IndexError, where torch raises its own
+    (lambda C: C.lower_cholesky, [1.0, 2.0], None),
+    (lambda C: C.lower_triangular, [1.0, 2.0], None),
+    (lambda C: C.corr_cholesky, [1.0, 2.0], None),
+    (lambda C: C.corr_cholesky, [[1, 0], [0, 1]], "int64"),
+    (lambda C: C.cat([C.real, C.positive], 1, [1, 2]), [1.0, 2.0], None),
+    (lambda C: C.cat([C.real, C.positive], 1, [1, 2]), [[1.0, 2.0], [3.0, 4.0]], None),
+    (lambda C: C.stack([C.real, C.positive, C.unit_interval], 1), [1.0, 2.0], None),
+], ids=["lower_cholesky_vector", "lower_triangular_vector", "corr_cholesky_vector", "corr_cholesky_int",
+        "cat_dim", "cat_lengths", "stack_dim"])
+def test_constraint_checks_refuse_as_torch(build, values, dtype):
+    ours = _constraint_outcome(cr, build, values, dtype and getattr(cr, dtype))
+    theirs = _constraint_outcome(torch, build, values, dtype and getattr(torch, dtype))
+    assert isinstance(theirs, type) and ours is theirs
+
+
+def test_stack_constraint_checks_as_many_slices_as_there_are_constraints_and_slices():
+    # three constraints, two slices: torch checks the two (zip), chainrule indexed a third
+    def check(lib):
+        C = lib.distributions.constraints
+        return C.stack([C.real, C.positive, C.unit_interval], 1).check(lib.tensor([[1.0, -2.0], [0.5, 3.0]]))
+
+    ours, theirs = _both(check)
+    assert ours.tolist() == theirs.tolist() == [[True, False], [True, True]]
