@@ -241,3 +241,22 @@ def test_stack_constraint_checks_as_many_slices_as_there_are_constraints_and_sli
 
     ours, theirs = _both(check)
     assert ours.tolist() == theirs.tolist() == [[True, False], [True, True]]
+
+
+# ---- seeded samples ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 7])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_von_mises_samples_are_torchs(seed, dtype):
+    # torch's rejection loop redraws every element each round and an element accepted again takes
+    # the new angle; chainrule kept the first acceptance, so its angles left torch's stream
+    def draw(lib):
+        lib.manual_seed(seed)
+        dist = lib.distributions.VonMises(lib.tensor([0.0, 1.0, -2.0, 3.0], dtype=getattr(lib, dtype)),
+                                          lib.tensor([0.5, 4.0, 1e-4, 50.0], dtype=getattr(lib, dtype)))
+        return dist.sample((25,)), lib.rand(2)
+
+    for ours, theirs in zip(*_both(draw)):
+        assert str(ours.dtype).rpartition(".")[2] == str(theirs.dtype).rpartition(".")[2]
+        # the same draws; float64 angles may part in the last bit (NumPy's cos/acos and torch's)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-14, atol=1e-15)
