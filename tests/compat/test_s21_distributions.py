@@ -260,3 +260,18 @@ def test_von_mises_samples_are_torchs(seed, dtype):
         assert str(ours.dtype).rpartition(".")[2] == str(theirs.dtype).rpartition(".")[2]
         # the same draws; float64 angles may part in the last bit (NumPy's cos/acos and torch's)
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_wishart_bartlett_factors_draw_torchs_normals(dtype):
+    # torch draws one normal per entry below the diagonal, row by row; chainrule drew a whole
+    # matrix of normals and kept its lower triangle, which left torch's stream
+    def draw(lib):
+        lib.manual_seed(3)
+        dist = lib.distributions.Wishart(lib.tensor([4.0, 6.5], dtype=getattr(lib, dtype)),
+                                         scale_tril=lib.tensor([[1.0, 0.0, 0.0], [0.3, 0.7, 0.0], [0.1, -0.2, 2.0]],
+                                                               dtype=getattr(lib, dtype)))
+        return dist._bartlett_sampling((5,)), lib.rand(2)
+
+    for ours, theirs in zip(*_both(draw)):
+        _assert_close(ours, theirs, rtol=1e-5 if dtype == "float32" else 1e-12, atol=0)
