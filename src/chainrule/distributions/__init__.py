@@ -89,8 +89,10 @@ __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "Ind
            "Weibull", "CatTransform", "CorrCholeskyTransform", "CumulativeDistributionTransform",
            "LowerCholeskyTransform", "PositiveDefiniteTransform", "StackTransform", "LKJCholesky", "Wishart"]
 
-# torch binds each family's module as an attribute after ``import torch`` (torch.distributions.beta.Beta)
+# torch binds each family's module as an attribute after ``import torch`` (torch.distributions.beta.Beta);
+# _kl_cross_families registers the KL pairs across families (normal, gamma, Gumbel, ... targets)
 from . import (  # noqa: E402,F401
+    _kl_cross_families,
     beta,
     binomial,
     cauchy,

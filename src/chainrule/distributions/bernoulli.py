@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..autograd.grad_mode import enable_grad
 from ..nn.functional import binary_cross_entropy_with_logits
 from ..ops.elementwise import sigmoid
@@ -55,6 +57,12 @@ class Bernoulli(ProbsOrLogits, ExponentialFamily):
     @property
     def mean(self) -> Tensor:
         return self.probs
+
+    @property
+    def mode(self) -> Tensor:
+        # the likelier outcome; at p = 1/2 neither is, and torch answers NaN
+        probs = self.probs
+        return (probs >= 0.5).to(probs.dtype).masked_fill(probs == 0.5, math.nan)
 
     @property
     def variance(self) -> Tensor:

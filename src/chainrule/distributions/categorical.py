@@ -71,6 +71,11 @@ class Categorical(Distribution):
     def mode(self) -> Tensor:
         return self.probs.argmax(-1)
 
+    @property
+    def variance(self) -> Tensor:
+        # class indices are labels, not quantities: NaN, as torch's (and as the mean)
+        return Tensor._make(np.full(tuple(self.batch_shape), np.nan, dtype=self.probs._data.dtype))
+
     def sample(self, sample_shape=()) -> Tensor:
         """Class indices (int64) of shape ``sample_shape + batch_shape``, drawn as torch draws them:
         ``multinomial`` with replacement of every draw from each row of probabilities, so the

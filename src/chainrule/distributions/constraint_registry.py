@@ -62,10 +62,6 @@ def _independent_transform(constraint):
     return IndependentTransform(transform_to(constraint.base_constraint), constraint.reinterpreted_batch_ndims)
 
 
-def _positive(constraint):
-    return ExpTransform()
-
-
 def _greater_than(constraint):
     return ComposeTransform([ExpTransform(), AffineTransform(constraint.lower_bound, 1)])
 
@@ -83,9 +79,10 @@ def _interval(constraint):
 
 for _registry in (biject_to, transform_to):
     _registry.register(constraints._Real, _real)
-    _registry.register(constraints._GreaterThan, lambda c: _positive(c) if _is_zero(c.lower_bound) else _greater_than(c))
-    _registry.register(constraints._GreaterThanEq,
-                       lambda c: _positive(c) if _is_zero(c.lower_bound) else _greater_than(c))
+    # positive and nonnegative too: torch registers them by their classes, which greater_than's own
+    # registration then takes over (so torch gives exp followed by x + 0, never a bare ExpTransform)
+    _registry.register(constraints._GreaterThan, _greater_than)
+    _registry.register(constraints._GreaterThanEq, _greater_than)
     _registry.register(constraints._LessThan, _less_than)
     _registry.register(constraints._Interval, _interval)
     _registry.register(constraints._HalfOpenInterval, _interval)
@@ -93,10 +90,6 @@ biject_to.register(constraints._IndependentConstraint, _independent_bijection)
 transform_to.register(constraints._IndependentConstraint, _independent_transform)
 biject_to.register(constraints._Simplex, lambda c: StickBreakingTransform())
 transform_to.register(constraints._Simplex, lambda c: SoftmaxTransform())
-
-
-def _is_zero(bound) -> bool:
-    return isinstance(bound, (int, float)) and bound == 0
 
 
 # the matrix constraints and the sliced ones, as torch registers them (biject_to takes the

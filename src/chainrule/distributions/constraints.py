@@ -197,10 +197,23 @@ class _Simplex(Constraint):
         return xp.all(a >= 0, axis=-1) & (xp.abs(a.sum(-1) - 1) < 1e-6)
 
 
+def _require_matrices(a) -> None:
+    # torch's matrix checks start with tril, which refuses fewer than two dims in its own words
+    if a.ndim < 2:
+        raise RuntimeError("tril: input tensor must have at least 2 dimensions")
+
+
+def _require_dim(a, dim: int) -> None:
+    # torch's cat and stack constraints assert the dim (an AssertionError, as there)
+    if not -a.ndim <= dim < a.ndim:
+        raise AssertionError(f"dim {dim} out of range for value with {a.ndim} dimensions")
+
+
 class _LowerTriangular(Constraint):
     event_dim = 2
 
     def _holds(self, a):
+        _require_matrices(a)
         xp = array_module(a)
         return xp.all(xp.tril(a) == a, axis=(-2, -1))
 
@@ -209,6 +222,7 @@ class _LowerCholesky(Constraint):
     event_dim = 2
 
     def _holds(self, a):
+        _require_matrices(a)
         xp = array_module(a)
         return xp.all(xp.tril(a) == a, axis=(-2, -1)) & xp.all(xp.diagonal(a, axis1=-2, axis2=-1) > 0, axis=-1)
 
@@ -221,6 +235,10 @@ class _CorrCholesky(Constraint):
 
     def _holds(self, a):
         xp = array_module(a)
+        if a.dtype.kind not in "fc":  # the tolerance comes from the dtype's eps, first, as torch's
+            raise TypeError("torch.finfo() requires a floating point input type. Use torch.iinfo to handle "
+                            "'torch.finfo'")
+        _require_matrices(a)
         tolerance = float(np.finfo(a.dtype).eps) * a.shape[-1] * 10
         unit_rows = xp.all(xp.abs(xp.linalg.norm(a, axis=-1) - 1) <= tolerance, axis=-1)
         return _LowerCholesky()._holds(a) & unit_rows
@@ -333,9 +351,13 @@ class _Cat(Constraint):
         self.lengths = list(lengths) if lengths is not None else [1] * len(self.cseq)
 
     def _holds(self, a):
+        _require_dim(a, self.dim)
         xp = array_module(a)
         pieces, start = [], 0
         for constraint, length in zip(self.cseq, self.lengths):
+            if start + length > a.shape[self.dim]:
+                raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
+                                   f"({a.shape[self.dim]}).")
             pieces.append(constraint._holds(xp.take(a, xp.arange(start, start + length), axis=self.dim)))
             start += length
         return xp.concatenate(pieces, self.dim)
@@ -349,8 +371,11 @@ class _Stack(Constraint):
         self.cseq, self.dim = list(cseq), dim
 
     def _holds(self, a):
+        _require_dim(a, self.dim)
         xp = array_module(a)
-        return xp.stack([c._holds(xp.take(a, i, axis=self.dim)) for i, c in enumerate(self.cseq)], self.dim)
+        # as torch's zip of the constraints with the slices: the shorter of the two decides
+        slices = range(min(len(self.cseq), a.shape[self.dim]))
+        return xp.stack([self.cseq[i]._holds(xp.take(a, i, axis=self.dim)) for i in slices], self.dim)
 
 
 dependent = _Dependent()

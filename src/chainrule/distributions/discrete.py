@@ -11,6 +11,7 @@ import numpy as np
 from ..autograd.grad_mode import no_grad
 from ..nn.functional import binary_cross_entropy_with_logits, one_hot
 from ..ops.compat import binomial, poisson
+from ..ops.creation import arange
 from ..ops.elementwise import log, log1p, xlogy
 from ..ops.random import rand
 from ..tensor import Tensor
@@ -230,7 +231,14 @@ class Multinomial(Distribution):
         return log_factorial_n - log_factorial_xs + (logits * value).sum(-1)
 
     def entropy(self) -> Tensor:
-        raise NotImplementedError("Multinomial.entropy is not implemented in chainrule")
+        # H = n H(Categorical) - log n! + Σ_i E[log x_i!], each count x_i ~ Binomial(n, p_i): the
+        # expectation summed over k = 1..n (log 0! = 0)
+        n = self.total_count
+        probs = self.probs
+        counts = arange(1, n + 1, dtype=probs.dtype, device=probs.device).reshape((n,) + (1,) * probs.dim())
+        count_probs = Binomial(n, probs=probs, validate_args=False).log_prob(counts).exp()
+        expected_log_factorials = (count_probs * (counts + 1).lgamma()).sum((0, -1))
+        return n * self._categorical.entropy() - math.lgamma(n + 1) + expected_log_factorials
 
 
 class OneHotCategorical(Distribution):

@@ -5,6 +5,7 @@ so ``log_prob`` and ``entropy`` sum over them (a diagonal Gaussian policy in RL 
 from __future__ import annotations
 
 from ..tensor import Tensor
+from . import constraints
 from .distribution import Distribution
 
 __all__ = ["Independent"]
@@ -32,7 +33,11 @@ class Independent(Distribution):
 
     @property
     def support(self):
-        return self.base_dist.support
+        # the reinterpreted dims belong to the event: a value is in the support when all of them are
+        support = self.base_dist.support
+        if self.reinterpreted_batch_ndims:
+            support = constraints.independent(support, self.reinterpreted_batch_ndims)
+        return support
 
     @property
     def mean(self) -> Tensor:

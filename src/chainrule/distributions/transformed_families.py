@@ -133,6 +133,10 @@ class _Half(TransformedDistribution):
         self._validate_sample(value)
         return 2 * self.base_dist.cdf(value) - 1
 
+    def icdf(self, prob: Tensor) -> Tensor:
+        # |X| ≤ x has probability F(x) - F(-x) = 2 F(x) - 1 for the symmetric base
+        return self.base_dist.icdf((prob + 1) / 2)
+
     def entropy(self) -> Tensor:
         return self.base_dist.entropy() - math.log(2)
 

@@ -182,7 +182,7 @@ class _InverseTransform(Transform):
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        return f"{type(self._inv).__name__}().inv"
+        return f"_InverseTransform({self._inv!r})"
 
 
 class ComposeTransform(Transform):
@@ -250,7 +250,7 @@ class ComposeTransform(Transform):
 
     def log_abs_det_jacobian(self, x, y):
         if not self.parts:
-            return x.new_zeros(()) if isinstance(x, Tensor) else 0.0
+            return x.new_zeros(tuple(x.shape)) if isinstance(x, Tensor) else 0.0  # log 1 at every element
         xs = [x]
         for part in self.parts[:-1]:
             xs.append(part(xs[-1]))
@@ -390,12 +390,20 @@ class PowerTransform(Transform):
     bijective = True
 
     def __init__(self, exponent, cache_size: int = 0) -> None:
+        from .distribution import broadcast_all
+
         super().__init__(cache_size=cache_size)
-        self.exponent = exponent
+        self.exponent, = broadcast_all(exponent)  # a number becomes a tensor, as torch's
 
     @property
     def sign(self):
-        return self.exponent.sign() if isinstance(self.exponent, Tensor) else math.copysign(1, self.exponent)
+        return self.exponent.sign()
+
+    def __eq__(self, other) -> bool:
+        # equal exponents, compared by value (a TransformedDistribution's KL needs equal transforms)
+        return isinstance(other, PowerTransform) and bool(self.exponent.eq(other.exponent).all())
+
+    __hash__ = object.__hash__
 
     def with_cache(self, cache_size: int = 1) -> Transform:
         return self if self._cache_size == cache_size else PowerTransform(self.exponent, cache_size)
@@ -481,6 +489,12 @@ class AbsTransform(_ParameterFree):
         return y
 
 
+def _same_value(a, b) -> bool:
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        return a == b
+    return bool((a == b).all()) if isinstance(a, Tensor) else bool((b == a).all())
+
+
 class AffineTransform(Transform):
     """y = loc + scale · x; log|dy/dx| = log|scale|, summed over ``event_dim`` rightmost dims."""
 
@@ -504,7 +518,14 @@ class AffineTransform(Transform):
     def sign(self):
         if isinstance(self.scale, Tensor):
             return self.scale.sign()
-        return math.copysign(1, self.scale)
+        return (self.scale > 0) - (self.scale < 0)  # an int, as torch's
+
+    def __eq__(self, other) -> bool:
+        # loc and scale compared by value, numbers as numbers and tensors elementwise
+        return isinstance(other, AffineTransform) and _same_value(self.loc, other.loc) and \
+            _same_value(self.scale, other.scale)
+
+    __hash__ = object.__hash__
 
     def with_cache(self, cache_size: int = 1) -> Transform:
         return self if self._cache_size == cache_size else AffineTransform(self.loc, self.scale, self._event_dim,
@@ -520,8 +541,8 @@ class AffineTransform(Transform):
         scale = self.scale
         if isinstance(scale, Tensor):
             result = scale.abs().log()
-        else:
-            result = x.new_full((), math.log(abs(scale)))
+        else:  # one term per element of x, so that event_dim sums them
+            result = x.new_full(tuple(x.shape), math.log(abs(scale)))
         shape = tuple(x.shape)
         if self._event_dim:
             result_size = tuple(result.shape[:result.dim() - self._event_dim]) + (-1,)

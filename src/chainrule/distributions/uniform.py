@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..ops.elementwise import log
@@ -35,6 +37,11 @@ class Uniform(Distribution):
     @property
     def mean(self) -> Tensor:
         return (self.high + self.low) / 2
+
+    @property
+    def mode(self) -> Tensor:
+        # every point of [low, high] is one: NaN, as torch's (in the graph of high, as there)
+        return self.high * math.nan
 
     @property
     def variance(self) -> Tensor:

@@ -42,7 +42,9 @@ def _log_modified_bessel_fn(x: Tensor, order: int = 0) -> Tensor:
 
 
 def _rejection_sample(loc: Tensor, concentration: Tensor, proposal_r: Tensor, shape: tuple) -> Tensor:
-    """Best & Fisher (1979): draw until every element is accepted, keeping each first acceptance."""
+    """Best & Fisher (1979): draw until every element is accepted. Each round draws for every
+    element and an element accepted again takes the new angle, as torch's loop does, so that a
+    seeded draw is torch's (any accepted angle has the right law)."""
     x = loc.new_zeros(shape)
     done = x != x  # all False
     while not bool(done.all()):
@@ -51,7 +53,7 @@ def _rejection_sample(loc: Tensor, concentration: Tensor, proposal_r: Tensor, sh
         f = (1 + proposal_r * z) / (proposal_r + z)
         c = concentration * (proposal_r - f)
         accept = ((c * (2 - c) - u2) > 0) | ((c / u2).log() + 1 - c >= 0)
-        x = where(accept & ~done, (u3 - 0.5).sign() * f.acos(), x)
+        x = where(accept, (u3 - 0.5).sign() * f.acos(), x)
         done = done | accept
     return (x + math.pi + loc) % (2 * math.pi) - math.pi
 

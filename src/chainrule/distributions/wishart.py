@@ -20,7 +20,7 @@ from . import constraints
 from .exp_family import ExponentialFamily
 from .gamma import Chi2
 from .multivariate_normal import _precision_to_scale_tril
-from .utils import lazy_property
+from .utils import lazy_property, vec_to_tril_matrix
 
 __all__ = ["Wishart"]
 
@@ -122,7 +122,12 @@ class Wishart(ExponentialFamily):
     def _bartlett_sampling(self, sample_shape=()) -> Tensor:
         eps = float(np.finfo(self._unbroadcasted_scale_tril._data.dtype).eps)
         diagonal = self._dist_chi2.rsample(sample_shape).sqrt().clamp(min=eps)
-        below = randn(tuple(sample_shape) + self._matrix_shape(), dtype=diagonal.dtype, device=diagonal.device).tril(-1)
+        # one normal per entry below the diagonal, drawn row by row, as torch draws them (a draw for
+        # every entry of the matrix would leave torch's stream)
+        p = self._event_shape[-1]
+        normals = randn(tuple(sample_shape) + tuple(self._batch_shape) + (p * (p - 1) // 2,), dtype=diagonal.dtype,
+                        device=diagonal.device)
+        below = vec_to_tril_matrix(normals, diag=-1)
         chol = self._unbroadcasted_scale_tril @ (below + diagonal.diag_embed())
         return chol @ chol.transpose(-2, -1)
 
