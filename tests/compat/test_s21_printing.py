@@ -26,3 +26,30 @@ def test_optimizer_repr_matches_torch_with_groups():
         return lib.optim.AdamW([{"params": [weight]}, {"params": [bias], "lr": 1e-2, "weight_decay": 0.0}], lr=1e-3)
 
     assert repr(build(chainrule)) == repr(build(torch))
+
+
+def test_linalg_slogdet_result_is_named_linalg_slogdet_and_slogdet_keeps_its_name():
+    a = chainrule.tensor([[2.0, 1.0], [1.0, 3.0]])
+    assert repr(chainrule.linalg.slogdet(a)) == (
+        "chainrule.return_types.linalg_slogdet(\nsign=tensor(1.),\nlogabsdet=tensor(1.6094))")
+    assert type(chainrule.slogdet(a)).__name__ == "slogdet"
+    sign, logabsdet = chainrule.linalg.slogdet(a)
+    assert float(sign) == 1.0
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2",
+                                  "float8_e4m3fnuz", "float8_e5m2fnuz"])
+def test_finfo_repr_matches_torch(name):
+    torch = _torch()
+    assert repr(chainrule.finfo(getattr(chainrule, name))) == repr(torch.finfo(getattr(torch, name)))
+
+
+def test_finfo_of_float8_reports_a_resolution_of_one():
+    assert chainrule.finfo(chainrule.float8_e4m3fn).resolution == 1.0
+    assert chainrule.finfo(chainrule.float8_e5m2fnuz).eps == 0.125
+
+
+@pytest.mark.parametrize("name", ["bool", "float32", "complex64"])
+def test_iinfo_refuses_bool_and_floating_dtypes_with_type_error(name):
+    with pytest.raises(TypeError, match="iinfo"):
+        chainrule.iinfo(getattr(chainrule, name))
