@@ -53,3 +53,14 @@ def test_finfo_of_float8_reports_a_resolution_of_one():
 def test_iinfo_refuses_bool_and_floating_dtypes_with_type_error(name):
     with pytest.raises(TypeError, match="iinfo"):
         chainrule.iinfo(getattr(chainrule, name))
+
+
+def test_format_of_a_0d_tensor_uses_its_number_only_for_plain_tensors_with_values():
+    assert format(chainrule.tensor(2.71828), ".3f") == "2.718"
+    assert f"{chainrule.tensor(42):>5}" == "   42"
+    parameter = chainrule.nn.Parameter(chainrule.tensor(2.5))
+    assert format(parameter, "") == "Parameter containing:\ntensor(2.5000, requires_grad=True)"
+    with pytest.raises(TypeError, match="unsupported format string passed to Parameter.__format__"):
+        format(parameter, ".2f")
+    assert format(chainrule.empty((), device="meta"), "") == "tensor(..., device='meta', size=())"
+
