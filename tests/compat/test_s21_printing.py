@@ -64,3 +64,18 @@ def test_format_of_a_0d_tensor_uses_its_number_only_for_plain_tensors_with_value
         format(parameter, ".2f")
     assert format(chainrule.empty((), device="meta"), "") == "tensor(..., device='meta', size=())"
 
+
+def test_parameter_of_a_users_class_prints_wrapped_in_parameter():
+    class MyTensor(chainrule.Tensor):
+        pass
+
+    class MyParameter(chainrule.nn.Parameter):
+        pass
+
+    assert repr(MyParameter(chainrule.ones(2), requires_grad=False)) == (
+        "Parameter containing:\nParameter(MyParameter([1., 1.]))")
+    assert repr(chainrule.nn.Parameter(chainrule.ones(2).as_subclass(MyTensor))) == (
+        "Parameter(MyTensor([1., 1.], requires_grad=True))")
+    assert repr(chainrule.nn.Parameter(chainrule.ones(2))) == "Parameter containing:\ntensor([1., 1.], requires_grad=True)"
+    assert repr(chainrule.nn.LazyLinear(3).weight) == "<UninitializedParameter>"
+
