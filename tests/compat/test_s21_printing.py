@@ -79,3 +79,12 @@ def test_parameter_of_a_users_class_prints_wrapped_in_parameter():
     assert repr(chainrule.nn.Parameter(chainrule.ones(2))) == "Parameter containing:\ntensor([1., 1.], requires_grad=True)"
     assert repr(chainrule.nn.LazyLinear(3).weight) == "<UninitializedParameter>"
 
+
+def test_dual_tensor_prints_its_tangent_inside_its_level_only():
+    forward_ad = chainrule.autograd.forward_ad
+    with forward_ad.dual_level():
+        dual = forward_ad.make_dual(chainrule.tensor([1.0, 2.0]), chainrule.tensor([0.5, 0.25]))
+        assert repr(dual) == "tensor([1., 2.], tangent=tensor([0.5000, 0.2500]))"
+        assert repr(dual * 2) == "tensor([2., 4.], tangent=tensor([1.0000, 0.5000]))"
+        assert repr(forward_ad.unpack_dual(dual).primal) == "tensor([1., 2.])"
+    assert repr(dual) == "tensor([1., 2.])"
