@@ -175,6 +175,11 @@ from . import _C  # noqa: E402,F401  (the few torch._C helpers libraries call fr
 from ._C import PyTorchFileReader, PyTorchFileWriter, ScriptModule  # noqa: E402,F401  (torch exports them at the top level)
 from . import profiler  # noqa: E402
 from ._layout import jagged, layout, sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr, strided  # noqa: E402,F401
+
+# the public types print under the package's name as torch's do (print(type(x)) shows <class
+# 'torch.Tensor'>, not the defining module); pickles name them there too, and the old names still load
+for _public_type in (Tensor, Size, dtype, device, layout):
+    _public_type.__module__ = __name__
 from .sparse import sparse_coo_tensor, sparse_csr_tensor, spmm  # noqa: E402,F401
 # torch.utils.checkpoint is reachable right after `import torch`; importing it binds utils.checkpoint
 from .utils import checkpoint as _checkpoint  # noqa: E402,F401

@@ -88,3 +88,25 @@ def test_dual_tensor_prints_its_tangent_inside_its_level_only():
         assert repr(dual * 2) == "tensor([2., 4.], tangent=tensor([1.0000, 0.5000]))"
         assert repr(forward_ad.unpack_dual(dual).primal) == "tensor([1., 2.])"
     assert repr(dual) == "tensor([1., 2.])"
+
+
+def test_public_types_print_under_the_package_name():
+    assert repr(type(chainrule.zeros(1))) == "<class 'chainrule.Tensor'>"
+    assert repr(chainrule.Size) == "<class 'chainrule.Size'>"
+    assert repr(type(chainrule.float32)) == "<class 'chainrule.dtype'>"
+    assert repr(type(chainrule.device("cpu"))) == "<class 'chainrule.device'>"
+    assert repr(type(chainrule.strided)) == "<class 'chainrule.layout'>"
+
+
+def test_public_types_still_pickle_and_a_subclass_still_finds_its_own_slots():
+    import pickle
+
+    from chainrule._subclass_copy import own_slots
+
+    for value in (chainrule.Size([2, 3]), chainrule.float64, chainrule.device("cpu"), chainrule.strided):
+        assert pickle.loads(pickle.dumps(value)) == value
+
+    class Tagged(chainrule.Tensor):
+        __slots__ = ("tag",)
+
+    assert own_slots(Tagged) == ["tag"]
