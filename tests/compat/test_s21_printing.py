@@ -110,3 +110,13 @@ def test_public_types_still_pickle_and_a_subclass_still_finds_its_own_slots():
         __slots__ = ("tag",)
 
     assert own_slots(Tagged) == ["tag"]
+
+
+def test_generator_is_chainrule_c_generator_and_still_pickles():
+    import pickle
+
+    generator = chainrule.Generator().manual_seed(3)
+    assert repr(type(generator)) == "<class 'chainrule._C.Generator'>"
+    assert repr(generator).startswith("<chainrule._C.Generator object at 0x")
+    assert chainrule._C.Generator is chainrule.Generator
+    assert pickle.loads(pickle.dumps(generator)).initial_seed() == 3
