@@ -488,6 +488,15 @@ OBJECTS = {
     "hook_handle": "re_address(repr(torch.ones(1, requires_grad=True).register_hook(lambda g: g)))",
     "packed_sequence": "repr(torch.nn.utils.rnn.pack_sequence([torch.tensor([1.0, 2.0]), torch.tensor([3.0])]))",
     "grad_mode_enabled": "repr(torch.is_grad_enabled())",
+    "class_of_size": "repr(type(torch.Size([1])))",
+    "class_of_dtype": "repr(type(torch.float32))",
+    "class_of_device": "repr(type(torch.device('cpu')))",
+    "class_of_layout": "repr(type(torch.strided))",
+    "class_of_generator": "repr(type(torch.Generator()))",
+    "class_of_parameter": "repr(torch.nn.Parameter)",
+    "class_of_grad_fn": "repr(type(torch.ones(1, requires_grad=True).sum().grad_fn))",
+    "class_of_return_type": "repr(type(torch.sort(torch.ones(2))))",
+    "isinstance_names": "type(torch.ones(1)).__name__ + type(torch.Size([1])).__name__",
 }
 OBJECT_HELPERS = """
 def _seeded_linear(torch):
