@@ -45,7 +45,11 @@ class _Annotations:
     """Rewrites annotation text into names the stub defines or imports."""
 
     def __init__(self, tensor_cls: type, size_cls: type, class_names: set[str]) -> None:
-        self.known = {tensor_cls: "Tensor", size_cls: "Size"}
+        from chainrule import _backend, _dtype
+
+        # named through the module that defines them (they print as chainrule.dtype, chainrule.device)
+        self.known = {tensor_cls: "Tensor", size_cls: "Size", _dtype.dtype: "_dtype.dtype",
+                      _backend.device: "_backend.device"}
         self.class_names = class_names  # names a method could shadow inside `class Tensor`
 
     def render(self, annotation, namespace: dict, in_class: bool) -> str | None:
@@ -179,15 +183,16 @@ def _origin(value) -> str:
     return getattr(function, "__module__", None) or "builtins"
 
 
-def _class_lines(cls: type, annotations: _Annotations, in_class: bool) -> list[str]:
-    """One stub entry per attribute in ``cls.__dict__``: ``cls``'s own first (source order), then
-    the bound ones grouped by the module that defines them."""
+def _class_lines(cls: type, annotations: _Annotations, in_class: bool, home: str = "chainrule.tensor") -> list[str]:
+    """One stub entry per attribute in ``cls.__dict__``: ``cls``'s own first (source order: those
+    defined in ``home``, the module that defines the class, which ``cls.__module__`` does not say for
+    the public types printed under the package's name), then the bound ones grouped by their module."""
     own, bound = [], {}
     for name, value in vars(cls).items():
         if name in ("__module__", "__doc__", "__slots__", "__weakref__", "__dict__", "__qualname__"):
             continue
         origin = _origin(value)
-        if origin == cls.__module__ or isinstance(value, types.MemberDescriptorType) or not callable(
+        if origin == home or isinstance(value, types.MemberDescriptorType) or not callable(
                 getattr(value, "fget", value)) or origin == "builtins":
             own.append(name)
         else:

@@ -175,6 +175,11 @@ from . import _C  # noqa: E402,F401  (the few torch._C helpers libraries call fr
 from ._C import PyTorchFileReader, PyTorchFileWriter, ScriptModule  # noqa: E402,F401  (torch exports them at the top level)
 from . import profiler  # noqa: E402
 from ._layout import jagged, layout, sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr, strided  # noqa: E402,F401
+
+# the public types print under the package's name as torch's do (print(type(x)) shows <class
+# 'torch.Tensor'>, not the defining module); pickles name them there too, and the old names still load
+for _public_type in (Tensor, Size, dtype, device, layout):
+    _public_type.__module__ = __name__
 from .sparse import sparse_coo_tensor, sparse_csr_tensor, spmm  # noqa: E402,F401
 # torch.utils.checkpoint is reachable right after `import torch`; importing it binds utils.checkpoint
 from .utils import checkpoint as _checkpoint  # noqa: E402,F401
@@ -280,11 +285,14 @@ class finfo:
             raise TypeError(f"finfo: expected a floating point dtype, got {self.dtype!r}")
         limits = _dtype.finfo_of(self.dtype.np)
         self.bits = limits.bits
-        self.eps = _builtins.float(limits.eps)
+        # c10 gives float8_e5m2fnuz an epsilon of 2^-3 (ml_dtypes the spacing above 1, 2^-2): torch's is reported
+        self.eps = 0.125 if self.dtype.name == "float8_e5m2fnuz" else _builtins.float(limits.eps)
         self.max = _builtins.float(limits.max)
         self.min = _builtins.float(limits.min)
         self.tiny = self.smallest_normal = _builtins.float(limits.smallest_normal)
-        self.resolution = 10.0 ** -limits.precision  # exactly 10^-digits, as torch reports it
+        # exactly 10^-digits, the digits floor(-log10(eps)), as torch reports it (ml_dtypes' precision
+        # for the float8 types is one digit more)
+        self.resolution = 10.0 ** -_math.floor(-_math.log10(self.eps))
 
     def __repr__(self) -> str:
         return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "
@@ -296,8 +304,10 @@ class iinfo:
 
     def __init__(self, type) -> None:
         self.dtype = _dtype.to_dtype(type)
-        if self.dtype.is_floating_point:
-            raise TypeError(f"iinfo: expected an integer dtype, got {self.dtype!r}")
+        if self.dtype is bool:
+            raise TypeError(f"iinfo: {self.dtype!r} is not supported, only the integer dtypes are")
+        if self.dtype.is_floating_point or self.dtype.is_complex:
+            raise TypeError(f"iinfo: expected an integer dtype, got {self.dtype!r} (finfo takes it)")
         limits = _np.iinfo(self.dtype.np)
         self.bits = limits.bits
         self.max = _builtins.int(limits.max)

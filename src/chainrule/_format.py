@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from . import _dtype
+from .autograd import forward_ad
 
 __all__ = ["set_printoptions", "get_printoptions", "printoptions"]
 
@@ -259,5 +260,18 @@ def format_tensor(t, tensor_contents: str | None = None) -> str:
         suffixes.append(f"grad_fn=<{node.name()}>")
     elif t.requires_grad and not suffixes[-1:] == ["grad_fn=<Invalid>"]:
         suffixes.append("requires_grad=True")
+    tangent = forward_ad.unpack_dual(t).tangent
+    if tangent is not None:  # a dual tensor of forward AD's current level
+        suffixes.append(f"tangent={tangent}")
     text = add_suffixes(prefix + body, suffixes, indent)
-    return ("Parameter containing:\n" + text) if type(t).__name__ == "Parameter" else text
+    # a parameter of a user's class (a Parameter subclass, or a tensor subclass made a Parameter) says
+    # so around its own name; nn.Parameter's __repr__ adds "Parameter containing:" above
+    return f"Parameter({text})" if not own_class and _is_parameter(t) else text
+
+
+def _is_parameter(t) -> bool:
+    """``isinstance(t, nn.Parameter)`` without importing nn (a layer above): a class named Parameter
+    among chainrule's, or a tensor of a user's subclass that ``nn.Parameter`` marked as one."""
+    if t.__dict__.get("_is_param", False):
+        return True
+    return any(cls.__name__ == "Parameter" and cls.__module__.startswith("chainrule.") for cls in type(t).__mro__)

@@ -1195,7 +1195,7 @@ def _arm_properties(armed: bool) -> None:
 
 
 def _method_home(name: str) -> tuple[str, str]:
-    return Tensor.__module__, f"Tensor.{name}"
+    return "chainrule.tensor", f"Tensor.{name}"  # where they are defined (Tensor itself prints as chainrule.Tensor)
 
 
 def bind_torch_function() -> None:

@@ -22,7 +22,8 @@ def own_slots(cls) -> list[str]:
     the user's state: torch's Tensor has none)."""
     names = []
     for klass in cls.__mro__:
-        if klass.__module__ == "chainrule.tensor":  # Tensor (named, not imported: tensor.py imports this module)
+        # Tensor, named, not imported (tensor.py imports this module); it prints as chainrule.Tensor
+        if klass.__qualname__ == "Tensor" and klass.__module__ in ("chainrule", "chainrule.tensor"):
             break
         declared = klass.__dict__.get("__slots__", ())
         for name in (declared,) if isinstance(declared, str) else declared:

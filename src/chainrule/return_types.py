@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 
 __all__ = ["max", "min", "sort", "topk", "kthvalue", "mode", "median", "nanmedian", "cummax", "cummin",
-           "aminmax", "slogdet", "histogram", "linalg_cholesky_ex", "linalg_qr", "qr", "linalg_eigh", "linalg_svd",
+           "aminmax", "slogdet", "linalg_slogdet", "histogram", "linalg_cholesky_ex", "linalg_qr", "qr", "linalg_eigh", "linalg_svd",
            "svd", "linalg_lstsq", "linalg_lu_factor", "linalg_lu_factor_ex", "linalg_lu"]
 
 
@@ -38,6 +38,7 @@ cummax = _structseq("cummax", _VALUES_INDICES)
 cummin = _structseq("cummin", _VALUES_INDICES)
 aminmax = _structseq("aminmax", ("min", "max"))
 slogdet = _structseq("slogdet", ("sign", "logabsdet"))
+linalg_slogdet = _structseq("linalg_slogdet", ("sign", "logabsdet"))
 histogram = _structseq("histogram", ("hist", "bin_edges"))
 linalg_cholesky_ex = _structseq("linalg_cholesky_ex", ("L", "info"))
 linalg_qr = _structseq("linalg_qr", ("Q", "R"))

@@ -704,7 +704,9 @@ class Tensor:
         return format_tensor(self, tensor_contents)
 
     def __format__(self, spec: str) -> str:
-        if self._data.ndim == 0:
+        # as torch: only a plain 0-d tensor with values formats as its number; a Parameter, a subclass's
+        # tensor or a meta tensor formats as its repr (and refuses a format spec, as object's does)
+        if self._data.ndim == 0 and type(self) is Tensor and self.device.type != "meta":
             return self.item().__format__(spec)
         return object.__format__(self, spec)
 

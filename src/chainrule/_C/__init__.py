@@ -19,6 +19,7 @@ import types
 from .. import _backend, _dtype
 from .._torch_file import PyTorchFileReader, PyTorchFileWriter  # noqa: F401  (torch._C's names for them)
 from ..linalg import _LinAlgError  # noqa: F401  (torch.linalg.LinAlgError is torch._C._LinAlgError)
+from ..ops.random import Generator  # noqa: F401  (torch.Generator is torch._C.Generator)
 from ..tensor import Tensor
 
 __all__: list[str] = []

@@ -59,6 +59,9 @@ class Parameter(Tensor, metaclass=_ParameterMeta):
     def __init__(self, data: Tensor | None = None, requires_grad: bool = True) -> None:
         pass
 
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]

@@ -1205,10 +1205,11 @@ def linalg_det(A: Tensor) -> Tensor:
 
 @out_rule("same")
 def linalg_slogdet(A: Tensor):
-    """torch.linalg.slogdet: torch.slogdet under the keyword name torch.linalg's binding takes (A)."""
+    """torch.linalg.slogdet: torch.slogdet under the keyword name torch.linalg's binding takes (A), its
+    result named ``linalg_slogdet`` as torch's is."""
     from .linalg import slogdet
 
-    return slogdet(A)
+    return return_types.linalg_slogdet(*slogdet(A))
 
 
 def linalg_tensorinv(input: Tensor, ind: int = 2, *, out=None) -> Tensor:

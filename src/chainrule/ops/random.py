@@ -136,9 +136,9 @@ class Generator:
         self._offset += 1
         return stream[1]
 
-    def __repr__(self) -> str:
-        # torch's Generator has no repr of its own: the default one of its C class, torch._C.Generator
-        return f"<chainrule._C.Generator object at {hex(id(self))}>"
+
+# torch's Generator is its C class torch._C.Generator: its default repr and type() name that home
+Generator.__module__ = "chainrule._C"
 
 
 def _checked_seed(seed) -> int:

@@ -121,14 +121,12 @@ class Optimizer:
             self.add_param_group(group)
 
     def __repr__(self) -> str:
-        lines = [self.__class__.__name__ + " ("]
+        blocks = []
         for i, group in enumerate(self.param_groups):
-            lines.append(f"Parameter Group {i}")
-            for key in sorted(group):
-                if key != "params":
-                    lines.append(f"    {key}: {group[key]}")
-        lines.append(")")
-        return "\n".join(lines)
+            options = [f"    {key}: {group[key]}" for key in sorted(group) if key != "params"]
+            blocks.append("\n".join([f"Parameter Group {i}", *options]))
+        # torch leaves an empty line between two groups
+        return f"{type(self).__name__} (\n" + "\n\n".join(blocks) + "\n)"
 
     def add_param_group(self, param_group: dict) -> None:
         """Add a group of parameters (with its own options) to ``param_groups``."""
