@@ -1120,6 +1120,265 @@ def register_layer_reprs():
             break
 
 
+# ================================================================================================ more corners
+@case("rnn.unpad_sequence[bf=False, non-leaf]")
+def _(torch):
+    _seed(torch)
+    leaf = torch.randn(4, 3, 2, requires_grad=True)
+    padded = leaf * 1
+    parts = torch.nn.utils.rnn.unpad_sequence(padded, torch.tensor([4, 1, 3]))
+    sum(p.sum() * (i + 1) for i, p in enumerate(parts)).backward()
+    return {"parts": parts, "grad": leaf.grad, "padded_shape_after": padded.shape}
+
+
+@case("rnn.PackedSequence methods")
+def _(torch):
+    _seed(torch)
+    packed = torch.nn.utils.rnn.pack_sequence(_sequences(torch, (3, 1, 2)), enforce_sorted=False)
+    return {"float": packed.float().data.dtype, "cpu": _packed_fields(packed.cpu()),
+            "long": packed.long().data.dtype, "is_pinned": packed.is_pinned(),
+            "to_kwarg": packed.to(dtype=torch.float64).data.dtype, "index": packed[1], "count": packed.count(None),
+            "fields": list(packed._fields), "asdict": sorted(packed._asdict())}
+
+
+def packed_rnn_relu_case(torch, mode):
+    _seed(torch)
+    layer = torch.nn.RNN(3, 4, nonlinearity="relu") if mode == "RNN" else getattr(torch.nn, mode)(3, 4, bias=False)
+    packed = torch.nn.utils.rnn.pack_sequence([torch.randn(4, 3), torch.randn(2, 3), torch.randn(3, 3)],
+                                              enforce_sorted=False)
+    output, state = layer(packed)
+    unpacked = torch.nn.utils.rnn.unpack_sequence(output)
+    return {"unpacked": unpacked, "state": state}
+
+
+for _mode in ("RNN", "LSTM", "GRU"):
+    register(f"rnn.{_mode}(pack_sequence)->unpack_sequence", packed_rnn_relu_case, mode=_mode)
+
+
+@case("rnn.packed input errors")
+def _(torch):
+    _seed(torch)
+    layer = torch.nn.LSTM(3, 4)
+    packed = torch.nn.utils.rnn.pack_sequence([torch.randn(4, 3), torch.randn(2, 3)])
+    return {"wrong_hx": caught(lambda: layer(packed, (torch.zeros(1, 3, 4), torch.zeros(1, 3, 4)))),
+            "msg_wrong_hx": caught(lambda: layer(packed, (torch.zeros(1, 3, 4), torch.zeros(1, 3, 4)))),
+            "wrong_features": caught(lambda: layer(torch.nn.utils.rnn.pack_sequence([torch.randn(2, 5)]))),
+            "msg_wrong_features": caught(lambda: layer(torch.nn.utils.rnn.pack_sequence([torch.randn(2, 5)])))}
+
+
+@case("parametrize.right_inverse returning a tuple")
+def _(torch):
+    P = torch.nn.utils.parametrize
+
+    class Split(torch.nn.Module):
+        def forward(self, a, b):
+            return a + b
+
+        def right_inverse(self, x):
+            return x / 2, x / 2
+
+    layer = _linear(torch)
+    P.register_parametrization(layer, "weight", Split())
+    return {**_names(layer), **_forward_and_grads(torch, layer), "repr": repr(layer)}
+
+
+@case("parametrize.unsafe shape change")
+def _(torch):
+    P = torch.nn.utils.parametrize
+
+    class Transposed(torch.nn.Module):
+        def forward(self, x):
+            return x.T
+
+    layer = _linear(torch, 3, 4)
+    P.register_parametrization(layer, "weight", Transposed(), unsafe=True)
+    return {**_names(layer), "shape": layer.weight.shape,
+            "original_shape": layer.parametrizations.weight.original.shape}
+
+
+@case("parametrize.state_dict round trip and deepcopy")
+def _(torch):
+    import copy
+
+    P = torch.nn.utils.parametrize
+    layer = _linear(torch)
+    P.register_parametrization(layer, "weight", _symmetric(torch)())
+    other = _linear(torch)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        other.weight.normal_()
+    P.register_parametrization(other, "weight", _symmetric(torch)())
+    result = other.load_state_dict(layer.state_dict())
+    clone = copy.deepcopy(layer)
+    return {"missing": list(result.missing_keys), "weight": other.weight, "clone_weight": clone.weight,
+            "keys_clone": list(clone.state_dict())}
+
+
+@case("parametrize.transfer_parametrizations_and_params")
+def _(torch):
+    P = torch.nn.utils.parametrize
+    source = _linear(torch)
+    P.register_parametrization(source, "weight", _symmetric(torch)())
+    target = torch.nn.Linear(4, 4)
+    P.transfer_parametrizations_and_params(source, target)
+    return {**_names(target), "weight": target.weight, "parametrized": P.is_parametrized(target, "weight")}
+
+
+@case("prune.importance_scores + conv ln_structured")
+def _(torch):
+    P = torch.nn.utils.prune
+    _seed(torch)
+    conv = torch.nn.Conv2d(2, 4, 3)
+    P.ln_structured(conv, "weight", amount=2, n=1, dim=0)
+    layer = _linear(torch, 5, 4)
+    P.l1_unstructured(layer, "weight", amount=5, importance_scores=torch.arange(20.0).reshape(4, 5))
+    P.l1_unstructured(layer, "bias", amount=0.5)
+    return {"conv_mask": conv.weight_mask, "keys_conv": _names(conv), "linear_masks": _names(layer),
+            "weight_mask": layer.weight_mask, "bias_mask": layer.bias_mask, "repr": repr(layer)}
+
+
+@case("prune.method classes")
+def _(torch):
+    P = torch.nn.utils.prune
+    _seed(torch)
+    t = torch.randn(3, 4)
+    default = torch.ones(3, 4)
+    return {"l1": P.L1Unstructured(amount=3).compute_mask(t, default),
+            "ln": P.LnStructured(amount=1, n=2, dim=1).compute_mask(t, default),
+            "identity": P.Identity().compute_mask(t, default), "prune": P.L1Unstructured(amount=0.25).prune(t),
+            "type": P.L1Unstructured.PRUNING_TYPE, "ln_type": P.LnStructured.PRUNING_TYPE,
+            "applied": type(P.L1Unstructured.apply(_linear(torch), "weight", amount=2)).__name__}
+
+
+@case("clip.clip_grad_norm_[norm 0, tensor max_norm, mixed dtypes]")
+def _(torch):
+    clip = torch.nn.utils.clip_grad_norm_
+    params = _params_with_grads(torch)
+    zero = clip(params, 1.0, norm_type=0)
+    mixed = [torch.ones(2, requires_grad=True), torch.ones(3, dtype=torch.float64, requires_grad=True)]
+    for p in mixed:
+        p.grad = torch.full_like(p, 2.0)
+    return {"zero": zero, "grads": grads(params), "mixed": clip(mixed, 1.0), "mixed_grads": grads(mixed),
+            "tensor_max": clip(_params_with_grads(torch), torch.tensor(0.5))}
+
+
+@case("module.containers API")
+def _(torch):
+    nn = torch.nn
+    _seed(torch)
+    seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    sliced = seq[1:]
+    seq.append(nn.Tanh())
+    seq.insert(0, nn.Identity())
+    popped = seq.pop(1)
+    del seq[0]
+    added = seq + nn.Sequential(nn.ReLU())
+    mlist = nn.ModuleList([nn.ReLU()])
+    mlist.extend([nn.Tanh(), nn.Sigmoid()])
+    mlist.insert(1, nn.Identity())
+    mlist += nn.ModuleList([nn.ReLU()])
+    del mlist[0]
+    mdict = nn.ModuleDict({"b": nn.ReLU(), "a": nn.Tanh()})
+    mdict.update({"c": nn.Identity()})
+    removed = mdict.pop("b")
+    plist = nn.ParameterList([torch.ones(2)])
+    plist.append(torch.zeros(1))
+    return {"keys_seq": [n for n, _ in seq.named_children()], "sliced": type(sliced).__name__,
+            "keys_sliced": [n for n, _ in sliced.named_children()], "popped": type(popped).__name__,
+            "keys_added": [n for n, _ in added.named_children()], "keys_mlist": [n for n, _ in mlist.named_children()],
+            "mlist_types": [type(m).__name__ for m in mlist], "keys_mdict": list(mdict.keys()),
+            "removed": type(removed).__name__, "keys_plist": [n for n, _ in plist.named_parameters()],
+            "plist_is_param": [isinstance(p, nn.Parameter) for p in plist], "negative": type(seq[-1]).__name__,
+            "out_of_range": caught(lambda: seq[10]), "msg_out_of_range": caught(lambda: seq[10]),
+            "mul": [type(m).__name__ for m in (nn.Sequential(nn.ReLU()) * 2)],
+            "repr": repr(seq), "repr_mlist": repr(mlist)}
+
+
+@case("module.extra state, to_empty, type, cpu")
+def _(torch):
+    class WithState(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.value = 1
+            self.lin = torch.nn.Linear(2, 2)
+
+        def get_extra_state(self):
+            return {"value": self.value}
+
+        def set_extra_state(self, state):
+            self.value = state["value"]
+
+    source, target = WithState(), WithState()
+    source.value = 7
+    target.load_state_dict(source.state_dict())
+    empty = torch.nn.Linear(2, 3).to_empty(device="cpu")
+    typed = torch.nn.Linear(2, 3).type(torch.float64)
+    return {"keys_state": list(source.state_dict()), "extra": target.value, "empty_shape": empty.weight.shape,
+            "typed": typed.weight.dtype, "cpu": type(torch.nn.Linear(2, 2).cpu()).__name__,
+            "keys_after_load": list(target.state_dict())}
+
+
+@case("module.full backward hooks")
+def _(torch):
+    _seed(torch)
+    layer = torch.nn.Linear(3, 2)
+    seen = []
+
+    def pre(module, grad_output):
+        seen.append(("pre", [g.shape for g in grad_output]))
+        return (grad_output[0] * 2,)
+
+    def post(module, grad_input, grad_output):
+        seen.append(("post", [None if g is None else g.shape for g in grad_input]))
+
+    layer.register_full_backward_pre_hook(pre)
+    layer.register_full_backward_hook(post)
+    x = torch.randn(4, 3, requires_grad=True)
+    layer(x).sum().backward()
+    return {"seen": seen, "grad_x": x.grad, "grad_w": layer.weight.grad}
+
+
+@case("module.global forward hooks")
+def _(torch):
+    modules = torch.nn.modules.module
+    calls = []
+    pre = modules.register_module_forward_pre_hook(lambda m, a: calls.append(("pre", type(m).__name__)))
+    post = modules.register_module_forward_hook(lambda m, a, o: calls.append(("post", type(m).__name__)))
+    try:
+        torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Tanh())(torch.ones(2))
+    finally:
+        pre.remove()
+        post.remove()
+    return {"calls": calls}
+
+
+@case("module.add_module / register_module errors")
+def _(torch):
+    module = torch.nn.Module()
+    module.add_module("a", torch.nn.ReLU())
+    module.register_module("b", None)
+    return {"keys_children": [n for n, _ in module.named_children()],
+            "not_module": caught(lambda: module.add_module("c", 3)), "msg_not_module": caught(lambda: module.add_module("c", 3)),
+            "dot": caught(lambda: module.add_module("c.d", torch.nn.ReLU())),
+            "msg_dot": caught(lambda: module.add_module("c.d", torch.nn.ReLU())),
+            "empty": caught(lambda: module.add_module("", torch.nn.ReLU())),
+            "attr_exists": caught(lambda: module.add_module("training", torch.nn.ReLU())),
+            "repr": repr(module)}
+
+
+@case("module.load_state_dict tied weights and num_batches_tracked")
+def _(torch):
+    _seed(torch)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    model[1].weight = model[0].weight
+    state = model.state_dict()
+    del state["2.num_batches_tracked"]
+    result = model.load_state_dict(state, strict=False)
+    return {"keys_state": list(model.state_dict()), "missing": list(result.missing_keys),
+            "tied": model[1].weight is model[0].weight}
+
+
+
 # ================================================================================================ running
 def encode(value, lib):
     """What a case returned as JSON: tensors as dtype, shape and values, exceptions as class and message."""
