@@ -404,6 +404,23 @@ for _shape in ((4, 4), (3, 5), (5, 3)):
                  map_name=_map)
 
 
+@case("parametrizations.orthogonal[no trivialization, assign, errors]")
+def _(torch):
+    O = torch.nn.utils.parametrizations.orthogonal
+    layer = O(_linear(torch, 3, 5), orthogonal_map="householder", use_trivialization=False)
+    with torch.no_grad():
+        layer.weight = torch.linalg.qr(torch.randn(5, 3))[0]
+    trivial = O(_linear(torch, 4, 4))
+    with torch.no_grad():
+        trivial.weight = torch.linalg.qr(torch.randn(4, 4))[0] * 2
+    return {**_names(layer), "weight": layer.weight, **_forward_and_grads(torch, layer, (2, 3)),
+            "assigned": trivial.weight, "keys_trivial": _names(trivial),
+            "exp_assign": caught(lambda: setattr(O(_linear(torch), use_trivialization=False), "weight", torch.eye(4))),
+            "vector": caught(lambda: O(_linear(torch), "bias")), "msg_vector": caught(lambda: O(_linear(torch), "bias")),
+            "bad_map": caught(lambda: O(_linear(torch), orthogonal_map="qr")),
+            "msg_bad_map": caught(lambda: O(_linear(torch), orthogonal_map="qr"))}
+
+
 def new_spectral_norm_case(torch, module_kind):
     _seed(torch)
     layer = torch.nn.Linear(4, 3) if module_kind == "linear" else torch.nn.Conv2d(2, 3, 3)

@@ -1,0 +1,64 @@
+"""Session 21's nn.utils and nn.Module API fixes, each against torch (tools/torch_nn_utils_trial.py
+found them): the same seeded code run on both libraries gives the same values, names and errors."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _both(build):
+    """``build(lib)`` on chainrule and on torch, each seeded alike."""
+    results = []
+    for lib in (chainrule, torch):
+        lib.manual_seed(0)
+        results.append(build(lib))
+    return results
+
+
+def _close(mine, theirs, atol=1e-5):
+    np.testing.assert_allclose(mine.detach().numpy(), theirs.detach().numpy(), rtol=1e-4, atol=atol)
+
+
+@pytest.mark.parametrize(("shape", "orthogonal_map"), [((4, 4), None), ((3, 5), "cayley"), ((5, 3), None),
+                                                       ((5, 3), "matrix_exp")])
+def test_orthogonal_parametrization_matches_torch(shape, orthogonal_map):
+    def build(lib):
+        layer = lib.nn.Linear(shape[1], shape[0])
+        lib.nn.utils.parametrizations.orthogonal(layer, orthogonal_map=orthogonal_map)
+        x = lib.randn(2, shape[1])
+        out = layer(x)
+        (out * out).sum().backward()
+        return layer, out
+
+    (mine, mine_out), (theirs, theirs_out) = _both(build)
+    assert list(mine.state_dict()) == list(theirs.state_dict()) == [
+        "bias", "parametrizations.weight.original", "parametrizations.weight.0.base"]
+    _close(mine.weight, theirs.weight)
+    _close(mine_out, theirs_out)
+    _close(mine.parametrizations.weight.original.grad, theirs.parametrizations.weight.original.grad)
+    w = mine.weight.detach().numpy()
+    gram = w @ w.T if shape[0] <= shape[1] else w.T @ w
+    np.testing.assert_allclose(gram, np.eye(min(shape)), atol=1e-5)
+
+
+def test_orthogonal_householder_without_trivialization_and_errors():
+    def build(lib):
+        layer = lib.nn.utils.parametrizations.orthogonal(lib.nn.Linear(3, 5), orthogonal_map="householder",
+                                                         use_trivialization=False)
+        with lib.no_grad():
+            layer.weight = lib.linalg.qr(lib.randn(5, 3))[0]
+        return layer
+
+    mine, theirs = _both(build)
+    assert [n for n, _ in mine.named_buffers()] == [n for n, _ in theirs.named_buffers()] == []
+    _close(mine.weight, theirs.weight)
+    orthogonal = chainrule.nn.utils.parametrizations.orthogonal
+    with pytest.raises(ValueError, match="Expected a matrix or batch of matrices. Got a tensor of 1 dimensions"):
+        orthogonal(chainrule.nn.Linear(2, 2), "bias")
+    with pytest.raises(ValueError, match='orthogonal_map has to be one of "matrix_exp", "cayley", "householder"'):
+        orthogonal(chainrule.nn.Linear(2, 2), orthogonal_map="qr")
+    with pytest.raises(NotImplementedError, match="use_trivialization=False"):
+        orthogonal(chainrule.nn.Linear(2, 2), use_trivialization=False)
