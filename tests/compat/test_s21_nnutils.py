@@ -62,3 +62,20 @@ def test_orthogonal_householder_without_trivialization_and_errors():
         orthogonal(chainrule.nn.Linear(2, 2), orthogonal_map="qr")
     with pytest.raises(NotImplementedError, match="use_trivialization=False"):
         orthogonal(chainrule.nn.Linear(2, 2), use_trivialization=False)
+
+
+@pytest.mark.parametrize(("method", "kwargs"), [("random_unstructured", {"amount": 0.3}),
+                                                ("random_unstructured", {"amount": 7}),
+                                                ("random_structured", {"amount": 0.5, "dim": 0}),
+                                                ("random_structured", {"amount": 2, "dim": 1})])
+def test_seeded_random_pruning_chooses_torchs_entries(method, kwargs):
+    def build(lib):
+        layer = lib.nn.Linear(5, 4)
+        lib.manual_seed(3)
+        getattr(lib.nn.utils.prune, method)(layer, "weight", **kwargs)
+        # pruning again chooses among what is left: the container's draw is seeded alike too
+        lib.nn.utils.prune.random_unstructured(layer, "weight", amount=2)
+        return layer.weight_mask
+
+    mine, theirs = _both(build)
+    np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
