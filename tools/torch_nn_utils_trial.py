@@ -233,6 +233,15 @@ def _(torch):
     return {**_packed_fields(packed), "padded": torch.nn.utils.rnn.pad_packed_sequence(packed)[0]}
 
 
+@case("rnn.PackedSequence(sorted_indices only, pair)")
+def _(torch):
+    PS = torch.nn.utils.rnn.PackedSequence
+    packed = PS(torch.arange(6.0), torch.tensor([3, 2, 1]), torch.tensor([2, 0, 1]))
+    pair = PS((torch.arange(3.0), torch.tensor([2, 1])))
+    return {"fields": _packed_fields(packed), "pair": _packed_fields(pair),
+            "padded": torch.nn.utils.rnn.pad_packed_sequence(packed)[0]}
+
+
 def packed_rnn_case(torch, mode, num_layers, bidirectional, batch_first, proj_size, enforce_sorted, with_hx):
     _seed(torch)
     kwargs = {"proj_size": proj_size} if proj_size else {}

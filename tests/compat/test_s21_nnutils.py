@@ -7,6 +7,7 @@ import pytest
 import chainrule
 
 torch = pytest.importorskip("torch")
+pytest.importorskip("torch.nn.utils.prune")  # a submodule torch.nn.utils does not import itself
 
 
 def _both(build):
@@ -79,3 +80,22 @@ def test_seeded_random_pruning_chooses_torchs_entries(method, kwargs):
 
     mine, theirs = _both(build)
     np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_packed_sequence_conversions_and_constructor_match_torch():
+    def build(lib):
+        rnn = lib.nn.utils.rnn
+        packed = rnn.pack_sequence([lib.randn(1, 2), lib.randn(3, 2)], enforce_sorted=False)
+        as_double = packed.to(lib.float64)
+        inferred = rnn.PackedSequence(lib.arange(6.0), lib.tensor([3, 2, 1]), lib.tensor([2, 0, 1]))
+        pair = rnn.PackedSequence((lib.arange(3.0), lib.tensor([2, 1])))
+        return {"type": type(as_double).__name__, "same": packed.to(lib.float32) is packed,
+                "dtypes": [str(p.data.dtype).rpartition(".")[2] for p in (as_double, packed.double(), packed.half(),
+                                                                          packed.float(), packed.long(), packed.cpu())],
+                "double_data": as_double.data.tolist(), "indices": as_double.sorted_indices.tolist(),
+                "is_cuda": packed.is_cuda, "is_pinned": packed.is_pinned(),
+                "inferred": inferred.unsorted_indices.tolist(), "pair": [pair.data.tolist(), pair.batch_sizes.tolist()]}
+
+    mine, theirs = _both(build)
+    assert mine == theirs
+    assert mine["inferred"] == [1, 2, 0] and mine["dtypes"][0] == "float64"

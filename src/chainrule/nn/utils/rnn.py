@@ -21,15 +21,85 @@ __all__ = ["PackedSequence", "pack_padded_sequence", "pad_packed_sequence", "pad
            "pack_sequence", "unpack_sequence"]
 
 
-class PackedSequence(NamedTuple):
-    """torch.nn.utils.rnn.PackedSequence: ``data`` (sum of lengths, *), ``batch_sizes`` (max length,)
-    int64, and the permutation from the caller's batch order to decreasing length
-    (``sorted_indices``) and back (``unsorted_indices``), both None when the batch came sorted."""
-
+class _PackedSequenceFields(NamedTuple):
     data: Tensor
     batch_sizes: Tensor
-    sorted_indices: Tensor | None = None
-    unsorted_indices: Tensor | None = None
+    sorted_indices: Tensor | None
+    unsorted_indices: Tensor | None
+
+
+class PackedSequence(_PackedSequenceFields):
+    """torch.nn.utils.rnn.PackedSequence: ``data`` (sum of lengths, *), ``batch_sizes`` (max length,)
+    int64, and the permutation from the caller's batch order to decreasing length
+    (``sorted_indices``) and back (``unsorted_indices``), both None when the batch came sorted.
+
+    ``unsorted_indices`` left out is the inverse of ``sorted_indices``; ``data`` may be the pair
+    ``(data, batch_sizes)`` when ``batch_sizes`` is left out, as torch's. Conversions (``to``,
+    ``double``, ``cpu``, ...) convert ``data`` and move the permutations with it; ``batch_sizes``
+    stays where it is, as torch keeps it on the CPU."""
+
+    __slots__ = ()
+
+    def __new__(cls, data, batch_sizes=None, sorted_indices=None, unsorted_indices=None):
+        if unsorted_indices is None and sorted_indices is not None:
+            unsorted_indices = sorted_indices.argsort()
+        if batch_sizes is None:
+            if not (isinstance(data, (list, tuple)) and len(data) == 2):
+                raise TypeError("PackedSequence: without batch_sizes, data must be the pair (data, batch_sizes); "
+                                f"got {type(data).__name__}")
+            data, batch_sizes = data
+        return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
+
+    def to(self, *args, **kwargs) -> PackedSequence:
+        data = self.data.to(*args, **kwargs)
+        if data is self.data:
+            return self
+        # the permutations follow data's device, keeping their own dtype
+        options = {key: value for key, value in kwargs.items() if key not in ("device", "dtype")}
+        return type(self)(data, self.batch_sizes, *(None if index is None else index.to(data.device, **options)
+                                                    for index in (self.sorted_indices, self.unsorted_indices)))
+
+    def cpu(self, *args, **kwargs) -> PackedSequence:
+        return self.to(*args, device="cpu", **kwargs)
+
+    def cuda(self, *args, **kwargs) -> PackedSequence:
+        return self.to(*args, device="cuda", **kwargs)
+
+    def pin_memory(self) -> PackedSequence:
+        return type(self)(self.data.pin_memory(), self.batch_sizes,
+                          *(None if index is None else index.pin_memory()
+                            for index in (self.sorted_indices, self.unsorted_indices)))
+
+    def double(self) -> PackedSequence:
+        return self.to(dtype=_dtype.float64)
+
+    def float(self) -> PackedSequence:
+        return self.to(dtype=_dtype.float32)
+
+    def half(self) -> PackedSequence:
+        return self.to(dtype=_dtype.float16)
+
+    def long(self) -> PackedSequence:
+        return self.to(dtype=_dtype.int64)
+
+    def int(self) -> PackedSequence:
+        return self.to(dtype=_dtype.int32)
+
+    def short(self) -> PackedSequence:
+        return self.to(dtype=_dtype.int16)
+
+    def char(self) -> PackedSequence:
+        return self.to(dtype=_dtype.int8)
+
+    def byte(self) -> PackedSequence:
+        return self.to(dtype=_dtype.uint8)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.data.is_cuda
+
+    def is_pinned(self) -> bool:
+        return self.data.is_pinned()
 
 
 def _lengths_array(lengths) -> np.ndarray:
