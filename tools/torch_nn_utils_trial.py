@@ -899,8 +899,15 @@ def _(torch):
 def _(torch):
     net = _net(torch)
     net.set_submodule("body.2", torch.nn.Tanh())
-    return {"repr": repr(net.body), "missing": caught(lambda: net.set_submodule("nope.x", torch.nn.Tanh())),
-            "strict": caught(lambda: net.set_submodule("newone", torch.nn.Tanh(), strict=True))}
+    net.set_submodule("extra", torch.nn.ReLU())
+    tanh = torch.nn.Tanh()
+    return {"repr": repr(net), "msg_missing": caught(lambda: net.set_submodule("nope.x", tanh)),
+            "msg_strict": caught(lambda: net.set_submodule("newone", tanh, strict=True)),
+            "msg_empty": caught(lambda: net.set_submodule("", tanh)),
+            "msg_not_module": caught(lambda: net.set_submodule("head", 3)),
+            "msg_not_module_parent": caught(lambda: net.set_submodule("head.weight.x", tanh)),
+            "msg_replace_parameter": caught(lambda: net.set_submodule("head.weight", tanh)),
+            "msg_replace_attribute": caught(lambda: net.set_submodule("training", tanh))}
 
 
 @case("module.apply order")

@@ -99,3 +99,36 @@ def test_packed_sequence_conversions_and_constructor_match_torch():
     mine, theirs = _both(build)
     assert mine == theirs
     assert mine["inferred"] == [1, 2, 0] and mine["dtypes"][0] == "float64"
+
+
+def _net(lib):
+    net = lib.nn.Sequential(lib.nn.Linear(2, 2), lib.nn.BatchNorm1d(2))
+    net.register_buffer("steps", lib.tensor(0))
+    return net
+
+
+def _raised(call):
+    try:
+        call()
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+    return None
+
+
+def test_get_and_set_submodule_errors_match_torch():
+    def build(lib):
+        net, tanh = _net(lib), lib.nn.Tanh()
+        calls = [lambda: net.get_submodule("0.weight"), lambda: net.get_submodule("7"),
+                 lambda: net.get_parameter("0.nope"), lambda: net.get_parameter("steps"),
+                 lambda: net.get_buffer("0.weight"), lambda: net.set_submodule("", tanh),
+                 lambda: net.set_submodule("0", 3), lambda: net.set_submodule("x.y", tanh),
+                 lambda: net.set_submodule("0.weight", tanh), lambda: net.set_submodule("2", tanh, strict=True)]
+        raised = [_raised(call) for call in calls]
+        net.set_submodule("1", tanh)
+        net.set_submodule("extra", lib.nn.ReLU())
+        return raised + [[name for name, _ in net.named_children()], type(net[1]).__name__]
+
+    mine, theirs = _both(build)
+    assert mine == theirs
+    assert mine[0] == ("AttributeError", "`weight` is not an nn.Module")
+    assert mine[-2:] == [["0", "1", "extra"], "Tanh"]

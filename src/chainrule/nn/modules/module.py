@@ -132,6 +132,16 @@ def _addindent(text: str, spaces: int) -> str:
     return first + "\n" + "\n".join(" " * spaces + line for line in lines)
 
 
+
+def _attribute_module(module, item: str):
+    """``module.<item>`` when it is a module, else torch's AttributeError for a dotted-path step."""
+    if not hasattr(module, item):
+        raise AttributeError(f"{module._get_name()} has no attribute `{item}`")
+    value = getattr(module, item)
+    if not isinstance(value, Module):
+        raise AttributeError(f"`{item}` is not an nn.Module")
+    return value
+
 class Module:
     """Base class for all neural-network modules (``torch.nn.Module``)."""
 
@@ -229,27 +239,49 @@ class Module:
     register_module = add_module
 
     def get_submodule(self, target: str) -> Module:
+        """The submodule at the dotted path ``target`` ("" is ``self``); AttributeError naming the
+        step that is missing or is not a module, in torch's words."""
         module = self
         if target == "":
             return module
         for item in target.split("."):
-            if item not in module._modules:
-                raise AttributeError(f"{module._get_name()} has no attribute `{item}`")
-            module = module._modules[item]
+            module = _attribute_module(module, item)
         return module
+
+    def set_submodule(self, target: str, module: Module, strict: bool = False) -> None:
+        """Put ``module`` at the dotted path ``target``: its parent must exist; with ``strict`` the
+        submodule replaced must exist too. torch.nn.Module.set_submodule."""
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        if not isinstance(module, Module):
+            raise ValueError(f"`module` is not an nn.Module, found {type(module)}")
+        *path, name = target.split(".")
+        parent = self
+        for item in path:
+            parent = _attribute_module(parent, item)
+        if strict and not hasattr(parent, name):
+            raise AttributeError(f"{parent._get_name()} has no attribute `{name}`")
+        if hasattr(parent, name) and not isinstance(getattr(parent, name), Module):
+            raise AttributeError(f"`{name}` is not an nn.Module")
+        setattr(parent, name, module)
 
     def get_parameter(self, target: str) -> Parameter:
         module_path, _, name = target.rpartition(".")
         module = self.get_submodule(module_path)
-        if name not in module._parameters:
-            raise AttributeError(f"{module._get_name()} has no parameter `{name}`")
-        return module._parameters[name]
+        if not hasattr(module, name):
+            raise AttributeError(f"{module._get_name()} has no attribute `{name}`")
+        parameter = getattr(module, name)
+        if not isinstance(parameter, Parameter):
+            raise AttributeError(f"`{name}` is not an nn.Parameter")
+        return parameter
 
     def get_buffer(self, target: str) -> Tensor:
         module_path, _, name = target.rpartition(".")
         module = self.get_submodule(module_path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{module._get_name()} has no attribute `{name}`")
         if name not in module._buffers:
-            raise AttributeError(f"{module._get_name()} has no buffer `{name}`")
+            raise AttributeError(f"`{name}` is not a buffer")
         return module._buffers[name]
 
     def __setattr__(self, name: str, value) -> None:
