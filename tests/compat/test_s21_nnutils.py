@@ -132,3 +132,19 @@ def test_get_and_set_submodule_errors_match_torch():
     assert mine == theirs
     assert mine[0] == ("AttributeError", "`weight` is not an nn.Module")
     assert mine[-2:] == [["0", "1", "extra"], "Tanh"]
+
+
+def test_sequential_multiplication_matches_torch():
+    def build(lib):
+        seq = lib.nn.Sequential(lib.nn.ReLU(), lib.nn.Tanh())
+        doubled, tripled = seq * 2, 3 * seq
+        shares = doubled[2] is seq[0]
+        errors = [_raised(lambda: seq * "a"), _raised(lambda: seq * 0), _raised(lambda: seq * 2.0)]
+        seq *= 2
+        return [repr(doubled), len(tripled), shares, repr(seq), errors]
+
+    mine, theirs = _both(build)
+    mine[-1] = [(cls, message.replace("chainrule", "torch")) for cls, message in mine[-1]]
+    assert mine == theirs
+    assert mine[1] == 6 and mine[-1][1] == (
+        "ValueError", "Non-positive multiplication factor 0 for <class 'torch.nn.modules.container.Sequential'>")
